@@ -1,0 +1,221 @@
+/**
+ * Configuration: config/default.yaml, then config/<NODE_ENV>.yaml, then the file named by
+ * CONFIG_FILE, then environment variables. Validated once; the result is frozen.
+ * Every leaf of default.yaml is a setting, and its env var is derived from its path, so a
+ * setting cannot exist without an env var (see envName).
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { isAbsolute, join } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { ROOT } from './paths.js';
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+const seconds = z.number().int().positive();
+const hostPort = z.string().regex(/^[^\s:]+:\d{1,5}$/, 'expected host:port');
+const scopeToken = z.string().regex(/^[\x21\x23-\x5B\x5D-\x7E]+$/, 'expected a scope token (RFC 6749 §3.3)');
+
+const issuer = z
+  .url({ protocol: /^https?$/ })
+  .refine((value) => !value.endsWith('/'), 'must not end with a slash')
+  .refine((value) => !/[?#]/.test(value), 'must not have a query or fragment');
+
+const resourceServer = z.strictObject({
+  identifier: z.url(),
+  scopes: z.array(scopeToken).default([]),
+  format: z.enum(['jwt', 'opaque']).default('jwt'),
+  accessTokenTTL: seconds.optional(),
+});
+
+const schema = z.strictObject({
+  issuer: z.union([z.literal(''), issuer]),
+  port: z.number().int().min(0).max(65535),
+  host: z.string().min(1),
+  proxy: z.boolean(),
+  redis: z.strictObject({
+    url: z.union([z.literal(''), z.url({ protocol: /^rediss?$/ })]),
+    mode: z.enum(['standalone', 'sentinel', 'cluster']),
+    sentinels: z.array(hostPort),
+    sentinelName: z.string().min(1),
+    clusterNodes: z.array(hostPort),
+    keyPrefix: z.string(),
+    commandTimeout: z.number().int().positive(),
+  }),
+  embedded: z.strictObject({ file: z.string().min(1) }),
+  cookie: z.strictObject({ keys: z.array(z.string().min(1)).min(1) }),
+  keys: z.strictObject({ dir: z.string().min(1), rsaBits: z.number().int().min(2048).multipleOf(1024) }),
+  ttl: z.strictObject({
+    accessToken: seconds,
+    clientCredentials: seconds,
+    authorizationCode: seconds.max(600, 'RFC 6749 §4.1.2 recommends at most 10 minutes'),
+    idToken: seconds,
+    refreshToken: seconds,
+    session: seconds,
+    interaction: seconds,
+    grant: seconds,
+  }),
+  accounts: z.strictObject({
+    argon2: z.strictObject({
+      memoryCost: z.number().int().min(19456, 'OWASP minimum for argon2id is 19456 KiB'),
+      timeCost: z.number().int().min(2, 'OWASP minimum for argon2id at 19 MiB is 2'),
+      parallelism: z.number().int().min(1).max(16),
+    }),
+  }),
+  clients: z.array(z.looseObject({ client_id: z.string().min(1) })),
+  resourceServers: z.array(resourceServer),
+  log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']) }),
+});
+
+export type Config = z.infer<typeof schema> & { readonly env: string; readonly production: boolean };
+export type ResourceServerConfig = z.infer<typeof resourceServer>;
+
+/** The cookie key shipped in default.yaml: public, so production refuses it. */
+const DEFAULT_COOKIE_KEY = 'insecure-development-cookie-key';
+const LOOPBACK = new Set(['localhost', '127.0.0.1', '[::1]']);
+
+type Tree = { [key: string]: unknown };
+const isTree = (value: unknown): value is Tree =>
+  typeof value === 'object' && value !== null && !Array.isArray(value);
+
+/** `ttl.accessToken` → `TTL_ACCESS_TOKEN`. */
+export function envName(path: readonly string[]): string {
+  return path.map((segment) => segment.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()).join('_');
+}
+
+/** Every setting path, with its default value: the leaves of default.yaml. */
+export function settings(tree: Tree = readYaml(join(ROOT, 'config', 'default.yaml')), prefix: string[] = []) {
+  const out: { path: string[]; value: unknown }[] = [];
+  for (const [key, value] of Object.entries(tree)) {
+    if (isTree(value)) out.push(...settings(value, [...prefix, key]));
+    else out.push({ path: [...prefix, key], value });
+  }
+  return out;
+}
+
+function readYaml(file: string): Tree {
+  let parsed: unknown;
+  try {
+    parsed = parseYaml(readFileSync(file, 'utf8'));
+  } catch (error) {
+    throw new ConfigError(`${file}: ${(error as Error).message.split('\n')[0]}`);
+  }
+  if (parsed == null) return {};
+  if (!isTree(parsed)) throw new ConfigError(`${file}: expected a mapping of settings`);
+  return parsed;
+}
+
+function merge(base: Tree, over: Tree): Tree {
+  const out: Tree = { ...base };
+  for (const [key, value] of Object.entries(over)) {
+    const current = out[key];
+    out[key] = isTree(current) && isTree(value) ? merge(current, value) : value;
+  }
+  return out;
+}
+
+/** Env vars are strings; convert by the type of the setting's default. */
+function fromEnv(raw: string, fallback: unknown, label: string): unknown {
+  if (typeof fallback === 'number') return raw.trim() === '' ? raw : Number(raw);
+  if (typeof fallback === 'boolean') {
+    if (/^(true|1|yes|on)$/i.test(raw)) return true;
+    if (/^(false|0|no|off)$/i.test(raw)) return false;
+    return raw;
+  }
+  if (Array.isArray(fallback)) {
+    if (raw.trim().startsWith('[')) {
+      try {
+        return JSON.parse(raw);
+      } catch (error) {
+        throw new ConfigError(`${label}: not valid JSON (${(error as Error).message})`);
+      }
+    }
+    return raw.split(',').map((item) => item.trim()).filter(Boolean);
+  }
+  return raw;
+}
+
+function setPath(tree: Tree, path: readonly string[], value: unknown): void {
+  let node = tree;
+  for (const key of path.slice(0, -1)) {
+    if (!isTree(node[key])) node[key] = {};
+    node = node[key] as Tree;
+  }
+  node[path[path.length - 1]!] = value;
+}
+
+function label(path: readonly (string | number | symbol)[]): string {
+  const keys = path.filter((key): key is string => typeof key === 'string');
+  const name = path.map(String).join('.');
+  return keys.length ? `${name} (${envName(keys)})` : name || '(root)';
+}
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null) {
+    for (const child of Object.values(value)) deepFreeze(child);
+    Object.freeze(value);
+  }
+  return value;
+}
+
+/** Refusals that only apply in production: each names the setting to fix. */
+function productionProblems(config: z.infer<typeof schema> & { issuer: string }): string[] {
+  const problems: string[] = [];
+  if (!config.redis.url && config.redis.mode === 'standalone') {
+    problems.push('redis.url (REDIS_URL): required in production; the embedded store is for development only');
+  }
+  const url = new URL(config.issuer);
+  if (url.protocol === 'http:' && !LOOPBACK.has(url.hostname)) {
+    problems.push('issuer (ISSUER): must be https in production (http is allowed only for localhost)');
+  }
+  if (config.cookie.keys.includes(DEFAULT_COOKIE_KEY)) {
+    problems.push('cookie.keys (COOKIE_KEYS): the default key is public; set your own secret keys');
+  }
+  if (config.cookie.keys.some((key) => key.length < 32)) {
+    problems.push('cookie.keys (COOKIE_KEYS): each key must be at least 32 characters');
+  }
+  return problems;
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, dir = join(ROOT, 'config')): Config {
+  const defaults = readYaml(join(dir, 'default.yaml'));
+  const nodeEnv = env.NODE_ENV || 'development';
+  let tree = defaults;
+  for (const file of [join(dir, `${nodeEnv}.yaml`), env.CONFIG_FILE]) {
+    if (!file) continue;
+    const path = isAbsolute(file) ? file : join(process.cwd(), file);
+    if (file === env.CONFIG_FILE && !existsSync(path)) throw new ConfigError(`CONFIG_FILE: ${path} does not exist`);
+    if (existsSync(path)) tree = merge(tree, readYaml(path));
+  }
+  tree = structuredClone(tree);
+  for (const { path, value } of settings(defaults)) {
+    const raw = env[envName(path)];
+    if (raw !== undefined) setPath(tree, path, fromEnv(raw, value, label(path)));
+  }
+
+  const result = schema.safeParse(tree);
+  if (!result.success) {
+    const issue = result.error.issues[0]!;
+    const path = issue.code === 'unrecognized_keys' ? [...issue.path, issue.keys[0]!] : issue.path;
+    const what = issue.code === 'unrecognized_keys' ? 'unknown setting' : issue.message;
+    throw new ConfigError(`${label(path)}: ${what}`);
+  }
+  const config = { ...result.data, issuer: result.data.issuer || `http://localhost:${result.data.port}` };
+  if (config.ttl.grant < config.ttl.refreshToken) {
+    throw new ConfigError(`${label(['ttl', 'grant'])}: must not be shorter than ttl.refreshToken`);
+  }
+  if (config.redis.mode === 'sentinel' && !config.redis.sentinels.length) {
+    throw new ConfigError(`${label(['redis', 'sentinels'])}: required when redis.mode is sentinel`);
+  }
+  if (config.redis.mode === 'cluster' && !config.redis.clusterNodes.length) {
+    throw new ConfigError(`${label(['redis', 'clusterNodes'])}: required when redis.mode is cluster`);
+  }
+  const production = nodeEnv === 'production';
+  if (production) {
+    const problems = productionProblems(config);
+    if (problems.length) throw new ConfigError(`refusing to start in production: ${problems.join('; ')}`);
+  }
+  return deepFreeze({ ...config, env: nodeEnv, production });
+}

@@ -1,0 +1,129 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { isMap, isPair, isScalar, parseDocument, type Pair } from 'yaml';
+import { ConfigError, envName, loadConfig, settings } from '../../src/config.js';
+import { ROOT } from '../../src/paths.js';
+
+const SAFE_KEYS = 'a-production-cookie-key-of-enough-length-1,another-production-cookie-key-xyz-2';
+
+function expectConfigError(env: NodeJS.ProcessEnv, pattern: RegExp) {
+  assert.throws(() => loadConfig(env), (error: Error) => {
+    assert.ok(error instanceof ConfigError, String(error));
+    assert.match(error.message, pattern);
+    assert.ok(!error.message.includes('\n'), 'one line');
+    return true;
+  });
+}
+
+describe('configuration', () => {
+  it('loads the defaults; the issuer follows the port when unset', () => {
+    const config = loadConfig({});
+    assert.equal(config.port, 3000);
+    assert.equal(config.issuer, 'http://localhost:3000');
+    assert.equal(config.redis.url, '');
+    assert.equal(config.production, false);
+    assert.equal(loadConfig({ PORT: '4100' }).issuer, 'http://localhost:4100');
+    assert.ok(Object.isFrozen(config) && Object.isFrozen(config.ttl));
+  });
+
+  it('env vars override files, converted by the type of the setting', () => {
+    const config = loadConfig({
+      PORT: '8080',
+      ISSUER: 'https://id.example.com',
+      REDIS_URL: 'rediss://user:pw@redis.example.com:6380',
+      COOKIE_KEYS: 'one-key, two-key',
+      TTL_ACCESS_TOKEN: '300',
+      PROXY: 'true',
+      RESOURCE_SERVERS: '[{"identifier":"https://api.example.com","scopes":["read"]}]',
+    });
+    assert.equal(config.port, 8080);
+    assert.equal(config.issuer, 'https://id.example.com');
+    assert.equal(config.redis.url, 'rediss://user:pw@redis.example.com:6380');
+    assert.deepEqual(config.cookie.keys, ['one-key', 'two-key']);
+    assert.equal(config.ttl.accessToken, 300);
+    assert.equal(config.proxy, true);
+    assert.deepEqual(config.resourceServers, [{ identifier: 'https://api.example.com', scopes: ['read'], format: 'jwt' }]);
+  });
+
+  it('NODE_ENV selects an overlay file and CONFIG_FILE adds one; env still wins', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'latchkey-config-'));
+    try {
+      const file = join(dir, 'extra.yaml');
+      writeFileSync(file, 'port: 5000\nttl:\n  idToken: 120\n');
+      const config = loadConfig({ CONFIG_FILE: file, TTL_ID_TOKEN: '90' });
+      assert.equal(config.port, 5000);
+      assert.equal(config.ttl.idToken, 90);
+      assert.equal(config.ttl.accessToken, 900, 'untouched siblings keep their defaults');
+      expectConfigError({ CONFIG_FILE: join(dir, 'missing.yaml') }, /CONFIG_FILE: .* does not exist/);
+      writeFileSync(file, 'ttl:\n  acessToken: 5\n');
+      expectConfigError({ CONFIG_FILE: file }, /^ttl\.acessToken .*unknown setting/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('names the setting and its env var when a value is invalid', () => {
+    expectConfigError({ TTL_ACCESS_TOKEN: 'soon' }, /^ttl\.accessToken \(TTL_ACCESS_TOKEN\): /);
+    expectConfigError({ PORT: '70000' }, /^port \(PORT\): /);
+    expectConfigError({ ISSUER: 'id.example.com' }, /^issuer \(ISSUER\): /);
+    expectConfigError({ ISSUER: 'https://id.example.com/' }, /^issuer \(ISSUER\): must not end with a slash/);
+    expectConfigError({ REDIS_URL: 'http://redis' }, /^redis\.url \(REDIS_URL\): /);
+    expectConfigError({ PROXY: 'maybe' }, /^proxy \(PROXY\): /);
+    expectConfigError({ TTL_AUTHORIZATION_CODE: '3600' }, /^ttl\.authorizationCode .*10 minutes/);
+    expectConfigError({ ACCOUNTS_ARGON2_MEMORY_COST: '4096' }, /^accounts\.argon2\.memoryCost .*OWASP/);
+    expectConfigError({ RESOURCE_SERVERS: '[{' }, /^resourceServers \(RESOURCE_SERVERS\): not valid JSON/);
+    expectConfigError({ RESOURCE_SERVERS: '[{"identifier":"api"}]' }, /^resourceServers\.0\.identifier/);
+    expectConfigError({ REDIS_MODE: 'cluster' }, /^redis\.clusterNodes \(REDIS_CLUSTER_NODES\): required/);
+    expectConfigError({ TTL_GRANT: '60' }, /^ttl\.grant .*refreshToken/);
+  });
+
+  it('production refuses to start without Redis, with a public http issuer, or with the default cookie keys', () => {
+    const good = { NODE_ENV: 'production', REDIS_URL: 'redis://127.0.0.1:6379', ISSUER: 'https://id.example.com', COOKIE_KEYS: SAFE_KEYS };
+    assert.equal(loadConfig(good).production, true);
+    expectConfigError({ ...good, REDIS_URL: '' }, /refusing to start in production: redis\.url \(REDIS_URL\): required/);
+    expectConfigError({ ...good, ISSUER: 'http://id.example.com' }, /issuer \(ISSUER\): must be https/);
+    expectConfigError({ ...good, COOKIE_KEYS: '' }, /cookie\.keys/);
+    expectConfigError({ ...good, COOKIE_KEYS: undefined }, /cookie\.keys \(COOKIE_KEYS\): the default key is public/);
+    expectConfigError({ ...good, COOKIE_KEYS: 'short' }, /at least 32 characters/);
+    assert.equal(loadConfig({ ...good, ISSUER: 'http://localhost:3000' }).production, true, 'localhost may be http');
+  });
+
+  it('every setting in config/default.yaml has a comment and a distinct env var', () => {
+    const document = parseDocument(readFileSync(join(ROOT, 'config', 'default.yaml'), 'utf8'));
+    const undocumented: string[] = [];
+    const walk = (node: unknown, path: string[]) => {
+      if (!isMap(node)) return;
+      node.items.forEach((pair: Pair, index: number) => {
+        if (!isPair(pair) || !isScalar(pair.key)) return;
+        const here = [...path, String(pair.key.value)];
+        // A comment before a key is stored on the key, or on the map for its first item.
+        const comment = pair.key.commentBefore ?? (index === 0 ? node.commentBefore : undefined);
+        if (!isMap(pair.value) && !comment) undocumented.push(here.join('.'));
+        walk(pair.value, here);
+      });
+    };
+    walk(document.contents, []);
+    assert.deepEqual(undocumented, []);
+    const names = settings().map(({ path }) => envName(path));
+    assert.equal(new Set(names).size, names.length);
+    for (const expected of ['PORT', 'ISSUER', 'REDIS_URL', 'COOKIE_KEYS', 'TTL_ACCESS_TOKEN', 'TTL_REFRESH_TOKEN']) {
+      assert.ok(names.includes(expected), expected);
+    }
+  });
+
+  it('the CLI exits non-zero with one line naming the bad setting', function () {
+    this.timeout(20_000);
+    const result = spawnSync(process.execPath, ['--import', 'tsx', join(ROOT, 'src', 'cli.ts'), 'keys', 'list'], {
+      env: { PATH: process.env.PATH, TTL_ACCESS_TOKEN: 'ten', NODE_NO_WARNINGS: '1' },
+      encoding: 'utf8',
+    });
+    assert.equal(result.status, 1);
+    assert.equal(result.stdout, '');
+    const lines = result.stderr.trim().split('\n');
+    assert.equal(lines.length, 1, result.stderr);
+    assert.match(lines[0]!, /^latchkey: ttl\.accessToken \(TTL_ACCESS_TOKEN\): /);
+  });
+});
