@@ -1,0 +1,114 @@
+/**
+ * oidc-provider's Adapter contract over the Kv store, for every model.
+ *
+ * Layout (all under the configured key prefix):
+ *   oidc:<Model>:<id>       record (payload + consumed mark), expiring with the model
+ *   oidc:grant:<grantId>    set of the record keys issued under a grant, for revokeByGrantId
+ *   oidc:uid:<uid>          Session uid → session id
+ *   oidc:usercode:<code>    device flow user code → device code id
+ *   oidc:clients            set of stored client ids (durable, like the clients themselves)
+ * No operation spans two keys, so the layout works unchanged on Redis Cluster.
+ */
+import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
+import type { Kv } from './kv.js';
+
+/** Models whose records belong to a grant and die with it. */
+const GRANTABLE = new Set([
+  'AccessToken',
+  'AuthorizationCode',
+  'RefreshToken',
+  'DeviceCode',
+  'BackchannelAuthenticationRequest',
+  'PreAuthorizedCode',
+]);
+
+/** What a replayed single-use artifact is called in the invalid_grant description. */
+const REPLAY_DESCRIPTION: Record<string, string> = {
+  AuthorizationCode: 'authorization code already consumed',
+  RefreshToken: 'refresh token already used',
+  DeviceCode: 'device code already consumed',
+  BackchannelAuthenticationRequest: 'backchannel authentication request already consumed',
+  PreAuthorizedCode: 'pre-authorized code already consumed',
+  PushedAuthorizationRequest: 'request_uri already used',
+};
+
+export const CLIENTS_KEY = 'oidc:clients';
+export const recordKey = (model: string, id: string) => `oidc:${model}:${id}`;
+const grantKey = (grantId: string) => `oidc:grant:${grantId}`;
+const uidKey = (uid: string) => `oidc:uid:${uid}`;
+const userCodeKey = (userCode: string) => `oidc:usercode:${userCode}`;
+
+const epochSeconds = () => Math.floor(Date.now() / 1000);
+
+class KvAdapter implements Adapter {
+  constructor(
+    private readonly model: string,
+    private readonly kv: Kv,
+    /** Seconds a record outlives its expiry, so that late use reads as "expired", not "not found". */
+    private readonly grace: number,
+  ) {}
+
+  async upsert(id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {
+    const key = recordKey(this.model, id);
+    const ttl = expiresIn ? expiresIn + this.grace : undefined;
+    const writes = [this.kv.putRecord(key, JSON.stringify(payload), ttl)];
+    if (GRANTABLE.has(this.model) && payload.grantId) writes.push(this.kv.addToSet(grantKey(payload.grantId), key, ttl));
+    if (this.model === 'Session' && payload.uid) writes.push(this.kv.set(uidKey(payload.uid), id, { ttl }).then(() => {}));
+    if (payload.userCode) writes.push(this.kv.set(userCodeKey(payload.userCode), id, { ttl }).then(() => {}));
+    if (this.model === 'Client') writes.push(this.kv.addToSet(CLIENTS_KEY, id));
+    await Promise.all(writes);
+  }
+
+  async find(id: string): Promise<AdapterPayload | undefined> {
+    const record = await this.kv.getRecord(recordKey(this.model, id));
+    if (!record) return undefined;
+    const payload = JSON.parse(record.payload) as AdapterPayload;
+    return record.consumed === undefined ? payload : { ...payload, consumed: record.consumed };
+  }
+
+  async findByUid(uid: string): Promise<AdapterPayload | undefined> {
+    const id = await this.kv.get(uidKey(uid));
+    return id ? this.find(id) : undefined;
+  }
+
+  async findByUserCode(userCode: string): Promise<AdapterPayload | undefined> {
+    const id = await this.kv.get(userCodeKey(userCode));
+    return id ? this.find(id) : undefined;
+  }
+
+  /**
+   * Atomic: oidc-provider checks `consumed` and then calls consume(), so two concurrent
+   * redemptions would both pass its check. Here exactly one wins; the other is a replay, which
+   * revokes the grant (RFC 6749 §4.1.2, RFC 9700 §4.14.2) and fails with invalid_grant.
+   */
+  async consume(id: string): Promise<void> {
+    const outcome = await this.kv.consumeRecord(recordKey(this.model, id), epochSeconds());
+    if (outcome === 'consumed') return;
+    const description = REPLAY_DESCRIPTION[this.model] ?? `${this.model} already consumed`;
+    if (outcome === 'already-consumed') {
+      const payload = await this.find(id);
+      if (payload?.grantId) await this.revokeGrant(payload.grantId);
+      throw new errors.InvalidGrant(description);
+    }
+    throw new errors.InvalidGrant(`${description.replace(/ already .*/, '')} not found`);
+  }
+
+  async destroy(id: string): Promise<void> {
+    await this.kv.del([recordKey(this.model, id)]);
+    if (this.model === 'Client') await this.kv.removeFromSet(CLIENTS_KEY, id);
+  }
+
+  async revokeByGrantId(grantId: string): Promise<void> {
+    const members = await this.kv.members(grantKey(grantId));
+    await this.kv.del([...members, grantKey(grantId)]);
+  }
+
+  private async revokeGrant(grantId: string) {
+    await Promise.all([this.revokeByGrantId(grantId), this.kv.del([recordKey('Grant', grantId)])]);
+  }
+}
+
+/** The `adapter` setting of oidc-provider: one adapter per model, all on one store. */
+export function adapterFactory(kv: Kv, grace = 0): (model: string) => Adapter {
+  return (model) => new KvAdapter(model, kv, grace);
+}

@@ -1,0 +1,167 @@
+/**
+ * The embedded store: the Kv operations in process, for a zero-setup development start.
+ *
+ * Data written with a TTL (sessions, tokens, codes) lives in memory only. Durable data (clients,
+ * users) is also written to a JSON file (mode 0600: it holds client secrets), and the file is
+ * watched, so a `latchkey clients add` in another process is seen by a running server within a
+ * second. It is one process's store: it does not share sessions between instances. Use Redis for that.
+ */
+import { mkdirSync, readFileSync, renameSync, statSync, unwatchFile, watchFile, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { ConsumeOutcome, Kv, StoredRecord } from './kv.js';
+
+type Value =
+  | { type: 'string'; value: string }
+  | { type: 'record'; payload: string; consumed?: number }
+  | { type: 'set'; members: string[] };
+type Entry = Value & { expiresAt?: number };
+
+const SWEEP_INTERVAL_MS = 60_000;
+const WATCH_INTERVAL_MS = 500;
+
+export class EmbeddedKv implements Kv {
+  readonly kind = 'embedded';
+  readonly #entries = new Map<string, Entry>();
+  readonly #file: string | undefined;
+  readonly #sweeper: NodeJS.Timeout;
+  #writtenAt = 0;
+
+  constructor(file?: string) {
+    this.#file = file;
+    this.#sweeper = setInterval(() => this.#sweep(), SWEEP_INTERVAL_MS).unref();
+    if (file) {
+      this.#load();
+      watchFile(file, { interval: WATCH_INTERVAL_MS, persistent: false }, (current) => {
+        if (current.mtimeMs && current.mtimeMs !== this.#writtenAt) this.#load();
+      });
+    }
+  }
+
+  async get(key: string) {
+    const entry = this.#read(key, 'string');
+    return entry?.value;
+  }
+
+  async set(key: string, value: string, options: { ttl?: number; onlyIfAbsent?: boolean } = {}) {
+    if (options.onlyIfAbsent && this.#live(key)) return false;
+    this.#write(key, { type: 'string', value }, options.ttl);
+    return true;
+  }
+
+  async del(keys: readonly string[]) {
+    let durable = false;
+    for (const key of keys) {
+      const entry = this.#live(key);
+      if (entry && entry.expiresAt === undefined) durable = true;
+      this.#entries.delete(key);
+    }
+    if (durable) this.#persist();
+  }
+
+  async getRecord(key: string): Promise<StoredRecord | undefined> {
+    const entry = this.#read(key, 'record');
+    if (!entry) return undefined;
+    return entry.consumed === undefined ? { payload: entry.payload } : { payload: entry.payload, consumed: entry.consumed };
+  }
+
+  async putRecord(key: string, payload: string, ttl?: number) {
+    this.#write(key, { type: 'record', payload }, ttl);
+  }
+
+  async consumeRecord(key: string, at: number): Promise<ConsumeOutcome> {
+    const entry = this.#read(key, 'record');
+    if (!entry) return 'missing';
+    if (entry.consumed !== undefined) return 'already-consumed';
+    entry.consumed = at;
+    if (entry.expiresAt === undefined) this.#persist();
+    return 'consumed';
+  }
+
+  async addToSet(key: string, member: string, ttl?: number) {
+    const entry = this.#read(key, 'set');
+    const members = new Set(entry?.members);
+    members.add(member);
+    // As in Redis: the TTL only grows, and a durable set stays durable.
+    let expiresAt: number | undefined;
+    if (ttl) {
+      const wanted = Date.now() + ttl * 1000;
+      expiresAt = !entry ? wanted : entry.expiresAt === undefined ? undefined : Math.max(entry.expiresAt, wanted);
+    }
+    this.#entries.set(key, { type: 'set', members: [...members], ...(expiresAt ? { expiresAt } : {}) });
+    if (!expiresAt) this.#persist();
+  }
+
+  async removeFromSet(key: string, member: string) {
+    const entry = this.#read(key, 'set');
+    if (!entry) return;
+    entry.members = entry.members.filter((m) => m !== member);
+    if (!entry.members.length) this.#entries.delete(key);
+    if (entry.expiresAt === undefined) this.#persist();
+  }
+
+  async members(key: string) {
+    return [...(this.#read(key, 'set')?.members ?? [])];
+  }
+
+  async ping() {}
+
+  async close() {
+    clearInterval(this.#sweeper);
+    if (this.#file) unwatchFile(this.#file);
+  }
+
+  #live(key: string): Entry | undefined {
+    const entry = this.#entries.get(key);
+    if (entry?.expiresAt !== undefined && entry.expiresAt <= Date.now()) {
+      this.#entries.delete(key);
+      return undefined;
+    }
+    return entry;
+  }
+
+  #read<T extends Value['type']>(key: string, type: T): Extract<Entry, { type: T }> | undefined {
+    const entry = this.#live(key);
+    if (!entry) return undefined;
+    // Same answer as Redis's WRONGTYPE: a programming error, not a missing key.
+    if (entry.type !== type) throw new Error(`embedded store: ${key} holds a ${entry.type}, not a ${type}`);
+    return entry as Extract<Entry, { type: T }>;
+  }
+
+  #write(key: string, value: Value, ttl?: number) {
+    const previous = this.#live(key);
+    this.#entries.set(key, ttl ? { ...value, expiresAt: Date.now() + ttl * 1000 } : value);
+    if (!ttl || (previous && previous.expiresAt === undefined)) this.#persist();
+  }
+
+  #sweep() {
+    for (const key of this.#entries.keys()) this.#live(key);
+  }
+
+  #durable(): Record<string, Value> {
+    const out: Record<string, Value> = {};
+    for (const [key, entry] of this.#entries) if (entry.expiresAt === undefined) out[key] = entry;
+    return out;
+  }
+
+  #persist() {
+    if (!this.#file) return;
+    mkdirSync(dirname(this.#file), { recursive: true, mode: 0o700 });
+    const temporary = `${this.#file}.${process.pid}.tmp`;
+    writeFileSync(temporary, JSON.stringify(this.#durable(), null, 1), { mode: 0o600 });
+    renameSync(temporary, this.#file);
+    this.#writtenAt = statSync(this.#file).mtimeMs;
+  }
+
+  /** Replaces the durable entries with the file's (the file is their source of truth). */
+  #load() {
+    let stored: Record<string, Value>;
+    try {
+      stored = JSON.parse(readFileSync(this.#file!, 'utf8')) as Record<string, Value>;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw new Error(`embedded store: cannot read ${this.#file}: ${(error as Error).message}`, { cause: error });
+    }
+    for (const [key, entry] of this.#entries) if (entry.expiresAt === undefined) this.#entries.delete(key);
+    for (const [key, value] of Object.entries(stored)) this.#entries.set(key, value);
+  }
+}

@@ -1,0 +1,17 @@
+/** Opens the store the configuration asks for: Redis when configured, else the embedded one. */
+import { resolve } from 'node:path';
+import type { Config } from '../config.js';
+import { EmbeddedKv } from './embedded.js';
+import type { Kv } from './kv.js';
+import { connect, RedisKv } from './redis.js';
+
+export type { Kv } from './kv.js';
+
+export function usesRedis(config: Config): boolean {
+  return Boolean(config.redis.url) || config.redis.mode !== 'standalone';
+}
+
+export function openStore(config: Config): Kv {
+  if (usesRedis(config)) return new RedisKv(connect(config.redis));
+  return new EmbeddedKv(resolve(config.embedded.file));
+}

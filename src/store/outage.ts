@@ -1,0 +1,27 @@
+/**
+ * Recognises "the store is unreachable" among errors, so that callers answer 503 with
+ * Retry-After (and recover when it returns) instead of reporting a server bug.
+ */
+const OUTAGE_MESSAGES = [
+  'Connection is closed',
+  'Command timed out',
+  'Stream isn\'t writeable',
+  'Reached the max retries per request limit',
+  'connect ECONNREFUSED',
+  'CLUSTERDOWN',
+  'LOADING',
+  'MASTERDOWN',
+  'None of startup nodes is available',
+  'Failed to refresh slots cache',
+];
+
+export function isStoreOutage(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  if (OUTAGE_MESSAGES.some((text) => error.message.includes(text))) return true;
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code === 'ECONNREFUSED' || code === 'ECONNRESET' || code === 'ETIMEDOUT') return true;
+  return error.cause !== undefined && isStoreOutage(error.cause);
+}
+
+/** Seconds a client should wait before retrying while the store is away. */
+export const RETRY_AFTER_SECONDS = 2;

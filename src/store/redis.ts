@@ -1,0 +1,167 @@
+/**
+ * The Redis store: an ioredis connection (standalone, Sentinel or Cluster) and the Kv operations
+ * on it. Composite operations are Lua scripts on a single key, so they are atomic and cluster-safe.
+ */
+import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
+import type { Config } from '../config.js';
+import type { ConsumeOutcome, Kv, StoredRecord } from './kv.js';
+
+type RedisSettings = Config['redis'];
+
+// Records are hashes: p = payload, c = consumed-at (absent until consumed).
+const SCRIPTS = {
+  putRecord: {
+    numberOfKeys: 1,
+    lua: `redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'p', ARGV[1])
+if tonumber(ARGV[2]) > 0 then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
+return 1`,
+  },
+  consumeRecord: {
+    numberOfKeys: 1,
+    lua: `if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+return redis.call('HSETNX', KEYS[1], 'c', ARGV[1])`,
+  },
+  // A set's TTL only ever grows; a member added without TTL makes the set durable.
+  addToSet: {
+    numberOfKeys: 1,
+    lua: `local existed = redis.call('EXISTS', KEYS[1])
+redis.call('SADD', KEYS[1], ARGV[1])
+local ttl = tonumber(ARGV[2])
+if ttl <= 0 then redis.call('PERSIST', KEYS[1]) return 1 end
+local current = redis.call('TTL', KEYS[1])
+if existed == 0 or (current >= 0 and current < ttl) then redis.call('EXPIRE', KEYS[1], ttl) end
+return 1`,
+  },
+} as const;
+
+type Scripted = {
+  putRecord(key: string, payload: string, ttl: number): Promise<number>;
+  consumeRecord(key: string, at: number): Promise<number>;
+  addToSet(key: string, member: string, ttl: number): Promise<number>;
+};
+type Client = (Redis | Cluster) & Scripted;
+
+function hostPort(value: string) {
+  const at = value.lastIndexOf(':');
+  return { host: value.slice(0, at), port: Number(value.slice(at + 1)) };
+}
+
+/** Credentials and TLS from REDIS_URL, for the topologies that are not given a URL directly. */
+function urlOptions(url: string): RedisOptions {
+  if (!url) return {};
+  const parsed = new URL(url);
+  return {
+    ...(parsed.username ? { username: decodeURIComponent(parsed.username) } : {}),
+    ...(parsed.password ? { password: decodeURIComponent(parsed.password) } : {}),
+    ...(parsed.protocol === 'rediss:' ? { tls: {} } : {}),
+  };
+}
+
+/**
+ * Tuned for a request path: commands fail after commandTimeout instead of queueing forever while
+ * Redis is away, and reconnection backs off up to two seconds.
+ */
+export function connect(settings: RedisSettings): Redis | Cluster {
+  const common: RedisOptions = {
+    keyPrefix: settings.keyPrefix,
+    enableAutoPipelining: true,
+    maxRetriesPerRequest: 1,
+    commandTimeout: settings.commandTimeout,
+    connectTimeout: 5000,
+    retryStrategy: (attempt: number) => Math.min(attempt * 100, 2000),
+  };
+  switch (settings.mode) {
+    case 'sentinel':
+      return new Redis({
+        ...common,
+        ...urlOptions(settings.url),
+        sentinels: settings.sentinels.map(hostPort),
+        name: settings.sentinelName,
+      });
+    case 'cluster': {
+      const { keyPrefix, ...redisOptions } = common;
+      const options: ClusterOptions = {
+        keyPrefix,
+        enableAutoPipelining: true,
+        redisOptions: { ...redisOptions, ...urlOptions(settings.url) },
+        clusterRetryStrategy: (attempt: number) => Math.min(attempt * 100, 2000),
+      };
+      return new Cluster(settings.clusterNodes.map(hostPort), options);
+    }
+    default:
+      return new Redis(settings.url, common);
+  }
+}
+
+export class RedisKv implements Kv {
+  readonly kind = 'redis';
+  readonly #client: Client;
+
+  constructor(client: Redis | Cluster) {
+    for (const [name, { numberOfKeys, lua }] of Object.entries(SCRIPTS)) {
+      client.defineCommand(name, { numberOfKeys, lua });
+    }
+    this.#client = client as Client;
+  }
+
+  /** The underlying connection, for the few modules (rate limiting) whose libraries take one. */
+  get connection(): Redis | Cluster {
+    return this.#client;
+  }
+
+  async get(key: string) {
+    return (await this.#client.get(key)) ?? undefined;
+  }
+
+  async set(key: string, value: string, options: { ttl?: number; onlyIfAbsent?: boolean } = {}) {
+    const { ttl, onlyIfAbsent } = options;
+    let reply: string | null;
+    if (ttl && onlyIfAbsent) reply = await this.#client.set(key, value, 'EX', ttl, 'NX');
+    else if (ttl) reply = await this.#client.set(key, value, 'EX', ttl);
+    else if (onlyIfAbsent) reply = await this.#client.set(key, value, 'NX');
+    else reply = await this.#client.set(key, value);
+    return reply === 'OK';
+  }
+
+  async del(keys: readonly string[]) {
+    // One DEL per key: a multi-key DEL would be a cross-slot error on Cluster. Auto-pipelining
+    // still sends them together.
+    await Promise.all(keys.map((key) => this.#client.del(key)));
+  }
+
+  async getRecord(key: string): Promise<StoredRecord | undefined> {
+    const hash = await this.#client.hgetall(key);
+    if (hash.p === undefined) return undefined;
+    return hash.c === undefined ? { payload: hash.p } : { payload: hash.p, consumed: Number(hash.c) };
+  }
+
+  async putRecord(key: string, payload: string, ttl?: number) {
+    await this.#client.putRecord(key, payload, ttl ?? 0);
+  }
+
+  async consumeRecord(key: string, at: number): Promise<ConsumeOutcome> {
+    const reply = await this.#client.consumeRecord(key, at);
+    return reply === 1 ? 'consumed' : reply === 0 ? 'already-consumed' : 'missing';
+  }
+
+  async addToSet(key: string, member: string, ttl?: number) {
+    await this.#client.addToSet(key, member, ttl ?? 0);
+  }
+
+  async removeFromSet(key: string, member: string) {
+    await this.#client.srem(key, member);
+  }
+
+  async members(key: string) {
+    return this.#client.smembers(key);
+  }
+
+  async ping() {
+    await this.#client.ping();
+  }
+
+  async close() {
+    await this.#client.quit().catch(() => this.#client.disconnect());
+  }
+}
