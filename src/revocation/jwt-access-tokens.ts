@@ -1,0 +1,91 @@
+/**
+ * Introspection (RFC 7662) and revocation (RFC 7009) of JWT access tokens (RFC 9068).
+ *
+ * oidc-provider does not store JWT access tokens and answers both endpoints with
+ * `unsupported_token_type` for them. It does so only after the caller's client authentication
+ * has succeeded, so this middleware (installed with provider.use) takes over exactly that
+ * answer: the provider's own client authentication stays the gate, and we verify the token's
+ * signature and consult the revocation list.
+ */
+import type { Middleware } from 'koa';
+import { errors as joseErrors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import type { KoaContextWithOIDC } from 'oidc-provider';
+import type { RevocationList } from './list.js';
+
+interface Options {
+  readonly issuer: string;
+  /** Our public keys (a function, so that it follows key rotation). */
+  readonly keys: JWTVerifyGetKey;
+  readonly list: RevocationList;
+  readonly clockTolerance: number;
+}
+
+type AccessTokenClaims = JWTPayload & { client_id?: string; scope?: string; cnf?: Record<string, unknown> };
+type Verified = { claims: AccessTokenClaims } | { expired: AccessTokenClaims } | undefined;
+
+export function jwtAccessTokenEndpoints({ issuer, keys, list, clockTolerance }: Options): Middleware {
+  async function verify(token: string): Promise<Verified> {
+    try {
+      const { payload } = await jwtVerify<AccessTokenClaims>(token, keys, {
+        issuer,
+        algorithms: ['RS256'],
+        typ: 'at+jwt',
+        clockTolerance,
+      });
+      return { claims: payload };
+    } catch (error) {
+      if (error instanceof joseErrors.JWTExpired) return { expired: error.payload as AccessTokenClaims };
+      if (error instanceof joseErrors.JOSEError) return undefined; // not ours, malformed, tampered
+      throw error;
+    }
+  }
+
+  return async function jwtAccessTokens(ctx, next) {
+    await next();
+    const { oidc } = ctx as unknown as KoaContextWithOIDC;
+    const route = oidc?.route;
+    if (route !== 'introspection' && route !== 'revocation') return;
+    if (ctx.status !== 400 || (ctx.body as { error?: string })?.error !== 'unsupported_token_type') return;
+    const caller = oidc.client;
+    const token = oidc.params?.token;
+    if (!caller || typeof token !== 'string') return;
+
+    const verified = await verify(token);
+    ctx.status = 200;
+
+    if (route === 'introspection') {
+      ctx.body = { active: false };
+      if (!verified || !('claims' in verified)) return;
+      const { claims } = verified;
+      const ownToken = claims.client_id === caller.clientId;
+      if (caller.clientAuthMethod === 'none' && !ownToken) return;
+      if (claims.jti && (await list.isRevoked(claims.jti))) return;
+      ctx.body = {
+        active: true,
+        iss: claims.iss,
+        sub: claims.sub,
+        aud: claims.aud,
+        client_id: claims.client_id,
+        scope: claims.scope,
+        exp: claims.exp,
+        iat: claims.iat,
+        jti: claims.jti,
+        token_type: claims.cnf?.jkt ? 'DPoP' : 'Bearer',
+        ...(claims.cnf ? { cnf: claims.cnf } : {}),
+      };
+      return;
+    }
+
+    // Revocation: an unknown or expired token is "revoked" already (RFC 7009 §2.2).
+    ctx.body = '';
+    if (!verified || !('claims' in verified)) return;
+    const { claims } = verified;
+    if (claims.client_id !== caller.clientId) {
+      if (caller.clientAuthMethod === 'none') return;
+      ctx.status = 400;
+      ctx.body = { error: 'invalid_request', error_description: 'client is not authorized to revoke the presented token' };
+      return;
+    }
+    if (claims.jti && claims.exp) await list.revoke(claims.jti, claims.exp);
+  };
+}
