@@ -1,0 +1,128 @@
+/**
+ * The HTTP application: request ids and logs, error answers, security headers, health, our own
+ * routes, then oidc-provider mounted at the root (its documented way: koa-mount).
+ */
+import { randomUUID } from 'node:crypto';
+import Koa, { type Middleware } from 'koa';
+import helmet from 'koa-helmet';
+import mount from 'koa-mount';
+import type { Provider } from 'oidc-provider';
+import type { Config } from './config.js';
+import { respondWithError } from './interactions/errors.js';
+import { stylesheet } from './interactions/views.js';
+import type { Keyring } from './keyring/keyring.js';
+import { health } from './ops/health.js';
+import type { Logger } from './ops/logger.js';
+import type { Kv } from './store/kv.js';
+import { isStoreOutage, RETRY_AFTER_SECONDS } from './store/outage.js';
+
+export interface AppParts {
+  readonly config: Config;
+  readonly provider: Provider;
+  readonly kv: Kv;
+  readonly keyring: () => Keyring | undefined;
+  readonly logger: Logger;
+  /** Our own routes (interactions, developer pages), tried before the provider's. */
+  readonly routes?: readonly Middleware[];
+}
+
+const REQUEST_ID = /^[\w.-]{1,128}$/;
+
+function storeOutage(ctx: Koa.Context) {
+  ctx.set('Retry-After', String(RETRY_AFTER_SECONDS));
+  respondWithError(ctx, 503, {
+    error: 'temporarily_unavailable',
+    error_description: 'the service is temporarily unavailable, retry shortly',
+  });
+}
+
+/** Logs each request and turns anything thrown by our own routes into a clean error answer. */
+function requestContext(config: Config, logger: Logger): Middleware {
+  return async (ctx, next) => {
+    const started = process.hrtime.bigint();
+    const offered = config.proxy ? ctx.get('X-Request-Id') : '';
+    const requestId = REQUEST_ID.test(offered) ? offered : randomUUID();
+    ctx.state.requestId = requestId;
+    ctx.set('X-Request-Id', requestId);
+    try {
+      await next();
+      if (ctx.state.storeOutage) storeOutage(ctx);
+    } catch (error) {
+      const status = (error as { status?: number; expose?: boolean }).status;
+      if (status && status >= 400 && status < 500 && (error as { expose?: boolean }).expose) {
+        // Body parser refusals (413, malformed forms): the client's fault, said plainly.
+        respondWithError(ctx, status, {
+          error: 'invalid_request',
+          error_description: status === 413 ? 'the request body is too large' : 'the request body could not be read',
+        });
+      } else if (isStoreOutage(error)) {
+        ctx.state.storeOutage = true;
+        storeOutage(ctx);
+      } else {
+        logger.error({ err: error, requestId, path: ctx.path }, 'unhandled error');
+        respondWithError(ctx, 500, { error: 'server_error', error_description: 'an unexpected error occurred' });
+      }
+    } finally {
+      const oidc = (ctx as unknown as { oidc?: { client?: { clientId: string }; route?: string } }).oidc;
+      logger.info(
+        {
+          requestId,
+          method: ctx.method,
+          path: ctx.path,
+          status: ctx.status,
+          ms: Number(process.hrtime.bigint() - started) / 1e6,
+          route: oidc?.route,
+          client_id: oidc?.client?.clientId,
+          ...(ctx.state.storeOutage ? { outage: 'store' } : {}),
+        },
+        'request',
+      );
+    }
+  };
+}
+
+function securityHeaders(config: Config): Middleware {
+  return helmet({
+    contentSecurityPolicy: {
+      useDefaults: false,
+      directives: {
+        defaultSrc: ["'none'"],
+        // We serve no scripts; the directive exists so that oidc-provider's form_post page can add
+        // its inline script's hash to it (it does so only when script-src is present).
+        scriptSrc: ["'self'"],
+        styleSrc: ["'self'"],
+        imgSrc: ["'self'", 'data:'],
+        frameAncestors: ["'none'"],
+        baseUri: ["'none'"],
+        // No form-action: after a login form is posted, the browser follows redirects to the
+        // client's redirect_uri, and Chromium applies form-action to that whole chain.
+      },
+    },
+    strictTransportSecurity: config.issuer.startsWith('https:') ? { maxAge: 31_536_000, includeSubDomains: true } : false,
+    referrerPolicy: { policy: 'no-referrer' },
+    frameguard: { action: 'deny' },
+    // Discovery and JWKS are read cross-origin by browser apps (with CORS).
+    crossOriginResourcePolicy: { policy: 'cross-origin' },
+  }) as unknown as Middleware;
+}
+
+export function createApp({ config, provider, kv, keyring, logger, routes = [] }: AppParts): Koa {
+  const app = new Koa({ proxy: config.proxy, keys: [...config.cookie.keys] });
+  app.silent = true; // errors are logged by requestContext, with the request id
+
+  provider.on('server_error', (ctx: Koa.Context, error: unknown) => {
+    if (isStoreOutage(error)) ctx.state.storeOutage = true;
+    else logger.error({ err: error, requestId: ctx.state.requestId, path: ctx.path }, 'provider server_error');
+  });
+
+  app.use(requestContext(config, logger));
+  app.use(securityHeaders(config));
+  app.use(health(kv, keyring));
+  app.use(stylesheet());
+  for (const route of routes) app.use(route);
+  app.use(mount(provider as unknown as Koa));
+  app.use(async (ctx) => {
+    respondWithError(ctx, 404, { error: 'not_found', error_description: 'no such endpoint' });
+  });
+  return app;
+}

@@ -1,0 +1,270 @@
+#!/usr/bin/env node
+/**
+ * The `latchkey` command. Every subcommand reads the same configuration (config/ + env), so it
+ * talks to the same store as the server: Redis when REDIS_URL is set, else the embedded store file.
+ */
+import { resolve } from 'node:path';
+import { Command, Option } from 'commander';
+import { AccountError, Accounts } from './accounts/accounts.js';
+import { ConfigError, loadConfig, type Config } from './config.js';
+import { FileKeyStore } from './keyring/keyring.js';
+import { createLogger } from './ops/logger.js';
+import type { Clients, ClientMetadata } from './registration/clients.js';
+import { RevocationList } from './revocation/list.js';
+import { openStore, type Kv } from './store/index.js';
+import { isStoreOutage } from './store/outage.js';
+
+/** Failures a user can fix (by class name: ClientError's module is loaded lazily): one line, exit 1. */
+const USER_ERRORS = new Set([ConfigError.name, AccountError.name, 'ClientError', 'UsageError']);
+
+class UsageError extends Error {
+  override name = 'UsageError';
+}
+
+function fail(error: unknown): never {
+  if (error instanceof Error && USER_ERRORS.has(error.name)) {
+    console.error(`latchkey: ${(error as Error).message}`);
+  } else if (isStoreOutage(error)) {
+    console.error(`latchkey: the store is unreachable (${(error as Error).message})`);
+  } else {
+    console.error(`latchkey: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+  }
+  process.exit(1);
+}
+
+function config(): Config {
+  try {
+    return loadConfig();
+  } catch (error) {
+    fail(error);
+  }
+}
+
+/** Runs a command against the store, closing it afterwards. */
+async function withStore<T>(run: (kv: Kv, settings: Config) => Promise<T>): Promise<void> {
+  const settings = config();
+  const kv = openStore(settings);
+  try {
+    await run(kv, settings);
+  } catch (error) {
+    await kv.close().catch(() => {});
+    fail(error);
+  }
+  await kv.close();
+}
+
+/** oidc-provider is imported only by the commands that need it: the rest start faster. */
+async function clientsOn(kv: Kv, settings: Config): Promise<Clients> {
+  const { CLOCK_TOLERANCE, createProvider } = await import('./provider/provider.js');
+  const { Clients } = await import('./registration/clients.js');
+  const keyring = await new FileKeyStore(resolve(settings.keys.dir)).load(settings.keys.rsaBits);
+  const accounts = new Accounts(kv, settings.accounts.argon2);
+  const provider = createProvider({
+    config: settings,
+    kv,
+    keyring,
+    accounts,
+    revocations: new RevocationList(kv, CLOCK_TOLERANCE),
+    renderError: async () => {},
+  });
+  return new Clients(kv, provider);
+}
+
+async function readStdin(): Promise<string> {
+  if (process.stdin.isTTY) throw new AccountError('--password-stdin reads the password from standard input; pipe it in');
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+}
+
+const print = (value: unknown) => console.log(JSON.stringify(value, null, 2));
+const collect = (value: string, previous: string[] = []) => [...previous, value];
+
+const program = new Command('latchkey')
+  .description('Latchkey: a self-hosted OAuth 2.0 / OpenID Connect provider')
+  .showHelpAfterError();
+
+program
+  .command('serve')
+  .description('run the provider (settings from config/ and env; see config/default.yaml)')
+  .action(async () => {
+    const settings = config();
+    const logger = createLogger(settings.log.level);
+    const { serve } = await import('./main.js');
+    const running = await serve(settings, logger).catch(fail);
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      logger.info({ signal }, 'shutting down');
+      running.close().then(
+        () => process.exit(0),
+        (error) => fail(error),
+      );
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+
+const clients = program.command('clients').description('manage OAuth clients kept in the store');
+
+clients
+  .command('add')
+  .description('register a client and print it as JSON (a generated secret is shown only this once)')
+  .requiredOption('--client-id <id>', 'the client_id')
+  .option('--secret <secret>', 'use this client secret instead of generating one')
+  .option('--public', 'a public client (native or browser app): no secret, PKCE only')
+  .option('--redirect-uri <uri>', 'a redirect URI, exact (repeat for several)', collect)
+  .option('--post-logout-redirect-uri <uri>', 'where RP-initiated logout may return (repeat)', collect)
+  .option('--grant-type <type>', 'authorization_code, refresh_token, client_credentials (repeat)', collect)
+  .option('--scope <scope>', 'scopes the client may request, space-separated')
+  .option('--name <name>', 'the name shown to people on the consent page')
+  .addOption(
+    new Option('--auth-method <method>', 'token endpoint authentication').choices([
+      'client_secret_basic',
+      'client_secret_post',
+      'private_key_jwt',
+      'none',
+    ]),
+  )
+  .option('--jwks-uri <uri>', 'for private_key_jwt: where the client publishes its keys')
+  .action(async (options) =>
+    withStore(async (kv, settings) => {
+      if (options.public && options.secret) throw new UsageError('--public and --secret exclude each other');
+      const { generateSecret } = await import('./registration/clients.js');
+      const grantTypes: string[] = options.grantType ?? ['authorization_code', 'refresh_token'];
+      const method: string = options.public ? 'none' : (options.authMethod ?? 'client_secret_basic');
+      const metadata: ClientMetadata = {
+        client_id: options.clientId,
+        grant_types: grantTypes,
+        response_types: grantTypes.includes('authorization_code') ? ['code'] : [],
+        redirect_uris: options.redirectUri ?? [],
+        token_endpoint_auth_method: method,
+        ...(options.postLogoutRedirectUri ? { post_logout_redirect_uris: options.postLogoutRedirectUri } : {}),
+        ...(options.scope ? { scope: options.scope } : {}),
+        ...(options.name ? { client_name: options.name } : {}),
+        ...(options.jwksUri ? { jwks_uri: options.jwksUri } : {}),
+        ...(method === 'client_secret_basic' || method === 'client_secret_post'
+          ? { client_secret: options.secret ?? generateSecret() }
+          : {}),
+      };
+      print(await (await clientsOn(kv, settings)).add(metadata));
+    }),
+  );
+
+clients
+  .command('list')
+  .description('list stored clients (secrets are not shown)')
+  .action(async () =>
+    withStore(async (kv, settings) => {
+      const all = await (await clientsOn(kv, settings)).list();
+      print(all.map(({ client_secret: _secret, ...rest }) => rest));
+    }),
+  );
+
+clients
+  .command('remove <client_id>')
+  .description('delete a stored client')
+  .action(async (clientId: string) =>
+    withStore(async (kv, settings) => {
+      await (await clientsOn(kv, settings)).remove(clientId);
+      console.log(`removed client ${clientId}`);
+    }),
+  );
+
+const keys = program.command('keys').description('manage signing keys');
+
+keys
+  .command('generate')
+  .description('create a new signing key; it signs from the next start, the previous one stays published')
+  .action(async () => {
+    const settings = config();
+    const key = await new FileKeyStore(resolve(settings.keys.dir)).addKey(settings.keys.rsaBits).catch(fail);
+    print({ kid: key.kid, alg: 'RS256', state: key.state, createdAt: key.createdAt });
+  });
+
+keys
+  .command('list')
+  .description('list signing keys: kid, state, creation date')
+  .action(async () => {
+    const settings = config();
+    const store = new FileKeyStore(resolve(settings.keys.dir));
+    if (!store.exists()) return print([]);
+    print(store.read().keys.map(({ kid, state, createdAt, jwk }) => ({ kid, alg: jwk.alg, state, createdAt })));
+  });
+
+const users = program.command('users').description('manage user accounts');
+
+users
+  .command('add <username>')
+  .description('create a user; the password is read from standard input')
+  .requiredOption('--password-stdin', 'read the password from standard input')
+  .option('--email <email>', 'email address')
+  .option('--email-verified', 'mark the email address as verified')
+  .option('--name <name>', 'full name')
+  .option('--given-name <name>', 'given name')
+  .option('--family-name <name>', 'family name')
+  .option('--locale <locale>', 'BCP 47 locale, e.g. en-GB')
+  .action(async (username: string, options) =>
+    withStore(async (kv, settings) => {
+      const password = await readStdin();
+      const accounts = new Accounts(kv, settings.accounts.argon2);
+      const account = await accounts.create(username, password, {
+        ...(options.email ? { email: options.email, email_verified: Boolean(options.emailVerified) } : {}),
+        ...(options.name ? { name: options.name } : {}),
+        ...(options.givenName ? { given_name: options.givenName } : {}),
+        ...(options.familyName ? { family_name: options.familyName } : {}),
+        ...(options.locale ? { locale: options.locale } : {}),
+      });
+      print({ sub: account.sub, username: account.username, ...account.claims });
+    }),
+  );
+
+users
+  .command('list')
+  .description('list users')
+  .action(async () =>
+    withStore(async (kv, settings) => {
+      const all = await new Accounts(kv, settings.accounts.argon2).list();
+      print(all.map(({ sub, username, disabled, claims }) => ({ sub, username, disabled, ...claims })));
+    }),
+  );
+
+users
+  .command('passwd <username>')
+  .description("set a user's password, read from standard input")
+  .requiredOption('--password-stdin', 'read the password from standard input')
+  .action(async (username: string) =>
+    withStore(async (kv, settings) => {
+      const password = await readStdin();
+      await new Accounts(kv, settings.accounts.argon2).setPassword(username, password);
+      console.log(`password changed for ${username}`);
+    }),
+  );
+
+for (const [name, disabled] of [
+  ['disable', true],
+  ['enable', false],
+] as const) {
+  users
+    .command(`${name} <username>`)
+    .description(disabled ? 'stop a user from signing in' : 'allow a disabled user to sign in again')
+    .action(async (username: string) =>
+      withStore(async (kv, settings) => {
+        await new Accounts(kv, settings.accounts.argon2).setDisabled(username, disabled);
+        console.log(`${name}d ${username}`);
+      }),
+    );
+}
+
+users
+  .command('remove <username>')
+  .description('delete a user')
+  .action(async (username: string) =>
+    withStore(async (kv, settings) => {
+      await new Accounts(kv, settings.accounts.argon2).remove(username);
+      console.log(`removed ${username}`);
+    }),
+  );
+
+program.parseAsync().catch(fail);

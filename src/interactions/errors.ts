@@ -1,0 +1,89 @@
+/**
+ * Error answers for people and for programs. A person gets a page that says what happened in
+ * words; a program gets the protocol's JSON error. Neither ever gets a stack trace.
+ */
+import type { Context } from 'koa';
+import { render } from './views.js';
+
+const FRIENDLY: Record<string, { title: string; message: string }> = {
+  invalid_client: {
+    title: 'Unknown application',
+    message: 'The application that sent you here is not registered with this sign-in service.',
+  },
+  invalid_redirect_uri: {
+    title: 'Unsafe return address',
+    message:
+      'The application asked to send you back to an address it has not registered. For your safety you have not been sent there.',
+  },
+  invalid_request: {
+    title: 'Invalid sign-in request',
+    message: 'The application sent a sign-in request that is not valid. Go back to the application and try again.',
+  },
+  invalid_scope: {
+    title: 'Invalid permissions requested',
+    message: 'The application asked for permissions that it may not ask for.',
+  },
+  unauthorized_client: {
+    title: 'Application not allowed',
+    message: 'This application is not allowed to sign you in this way.',
+  },
+  unsupported_response_type: {
+    title: 'Unsupported request',
+    message: 'The application asked for a kind of sign-in this service does not offer.',
+  },
+  invalid_target: {
+    title: 'Unknown service',
+    message: 'The application asked for access to a service this provider does not know.',
+  },
+  session_not_found: {
+    title: 'Sign-in expired',
+    message: 'This sign-in took too long or was already finished. Go back to the application and start again.',
+  },
+  temporarily_unavailable: {
+    title: 'Temporarily unavailable',
+    message: 'The sign-in service cannot be reached for a moment. Please try again in a few seconds.',
+  },
+  not_found: { title: 'Page not found', message: 'There is nothing at this address.' },
+  server_error: {
+    title: 'Something went wrong',
+    message: 'The sign-in service hit an unexpected problem. Please try again; if it keeps happening, tell its operator.',
+  },
+};
+
+export function friendly(error: string) {
+  return FRIENDLY[error] ?? FRIENDLY.invalid_request!;
+}
+
+export interface ErrorOut {
+  error: string;
+  error_description?: string | undefined;
+}
+
+export function wantsHtml(ctx: Context): boolean {
+  return ctx.accepts('json', 'html') === 'html';
+}
+
+/** Writes an error as a page or as JSON, by what the caller accepts. */
+export function respondWithError(ctx: Context, status: number, out: ErrorOut): void {
+  ctx.status = status;
+  ctx.set('Cache-Control', 'no-store');
+  if (wantsHtml(ctx)) {
+    ctx.type = 'html';
+    ctx.body = errorPage(out, ctx.state.requestId as string | undefined);
+  } else {
+    ctx.body = out.error_description === undefined ? { error: out.error } : out;
+  }
+}
+
+export function errorPage(out: ErrorOut, requestId?: string): string {
+  const { title, message } = friendly(out.error);
+  // server_error descriptions are generic already; others help the application's developer.
+  const detail = out.error === 'server_error' ? undefined : out.error_description;
+  return render('error', { title, message, error: out.error, detail, requestId });
+}
+
+/** oidc-provider's renderError hook: its errors for people, on our page. */
+export async function renderProviderError(ctx: Context, out: ErrorOut): Promise<void> {
+  ctx.type = 'html';
+  ctx.body = errorPage(out, ctx.state.requestId as string | undefined);
+}

@@ -1,0 +1,207 @@
+/**
+ * What a person sees during an authorization request: the login and consent pages, and cancel.
+ * oidc-provider decides which prompt is due; these routes render it and report the result back.
+ *
+ * Every form carries a CSRF token that is an HMAC of the interaction's uid, so it is bound to
+ * that interaction and cannot be made without the server's key.
+ */
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import { bodyParser } from '@koa/bodyparser';
+import Router from '@koa/router';
+import type { Context, Middleware } from 'koa';
+import type { Provider } from 'oidc-provider';
+import type { Accounts } from '../accounts/accounts.js';
+import type { Logger } from '../ops/logger.js';
+import { respondWithError } from './errors.js';
+import { render } from './views.js';
+
+interface Options {
+  readonly provider: Provider;
+  readonly accounts: Accounts;
+  readonly logger: Logger;
+  /** Secret for CSRF tokens. */
+  readonly csrfKey: string;
+}
+
+type Interaction = Awaited<ReturnType<Provider['interactionDetails']>>;
+type Form = Record<string, string | string[] | undefined>;
+
+const SCOPE_WORDS: Record<string, string> = {
+  openid: 'Know who you are (your account identifier)',
+  profile: 'See your name and profile details',
+  email: 'See your email address',
+  offline_access: 'Stay connected while you are not using it',
+};
+
+/** A form field as one string; a repeated field counts as missing. */
+function field(form: Form, name: string): string {
+  const value = form[name];
+  return typeof value === 'string' ? value : '';
+}
+
+function permissions(details: Record<string, unknown>): string[] {
+  const out: string[] = [];
+  for (const scope of (details.missingOIDCScope as string[] | undefined) ?? []) {
+    out.push(SCOPE_WORDS[scope] ?? `Use the "${scope}" permission`);
+  }
+  const claims = (details.missingOIDCClaims as string[] | undefined) ?? [];
+  if (claims.length) out.push(`See these details about you: ${claims.join(', ')}`);
+  const resources = (details.missingResourceScopes as Record<string, string[]> | undefined) ?? {};
+  for (const [resource, scopes] of Object.entries(resources)) {
+    out.push(`Act on ${resource} with: ${scopes.join(', ') || 'basic access'}`);
+  }
+  return out.length ? out : ['Sign you in'];
+}
+
+export function interactionRoutes({ provider, accounts, logger, csrfKey }: Options): Middleware {
+  const router = new Router({ prefix: '/interaction' });
+  const form = bodyParser({ enableTypes: ['form'], formLimit: '16kb', encoding: 'utf-8' });
+
+  const csrfFor = (uid: string) => createHmac('sha256', csrfKey).update(`interaction:${uid}`).digest('base64url');
+  const csrfValid = (uid: string, offered: string) => {
+    const expected = Buffer.from(csrfFor(uid));
+    const actual = Buffer.from(offered);
+    return actual.length === expected.length && timingSafeEqual(actual, expected);
+  };
+
+  /** The interaction this request belongs to, or an error page when it is gone or not this one. */
+  async function load(ctx: Context): Promise<Interaction | undefined> {
+    let interaction: Interaction;
+    try {
+      interaction = await provider.interactionDetails(ctx.req, ctx.res);
+    } catch (error) {
+      if ((error as { error?: string }).error !== 'session_not_found') throw error;
+      respondWithError(ctx, 400, { error: 'session_not_found', error_description: 'the sign-in request expired or was already completed' });
+      return undefined;
+    }
+    if (interaction.uid !== ctx.params.uid) {
+      respondWithError(ctx, 400, { error: 'session_not_found', error_description: 'this page belongs to another sign-in request' });
+      return undefined;
+    }
+    ctx.set('Cache-Control', 'no-store');
+    return interaction;
+  }
+
+  async function clientName(interaction: Interaction): Promise<string> {
+    const client = await provider.Client.find(String(interaction.params.client_id));
+    return client?.clientName ?? String(interaction.params.client_id);
+  }
+
+  async function showLogin(ctx: Context, interaction: Interaction, state: { error?: string; username?: string; remember?: boolean } = {}) {
+    ctx.type = 'html';
+    ctx.body = render('login', {
+      title: 'Sign in',
+      clientName: await clientName(interaction),
+      action: `/interaction/${interaction.uid}/login`,
+      abort: `/interaction/${interaction.uid}/abort`,
+      csrf: csrfFor(interaction.uid),
+      username: state.username ?? (typeof interaction.params.login_hint === 'string' ? interaction.params.login_hint : ''),
+      remember: state.remember ?? false,
+      error: state.error,
+    });
+  }
+
+  /** Parses the form and checks its CSRF token; answers the request itself when either fails. */
+  async function submitted(ctx: Context): Promise<{ interaction: Interaction; body: Form } | undefined> {
+    const interaction = await load(ctx);
+    if (!interaction) return undefined;
+    const body = (ctx.request.body ?? {}) as Form;
+    if (!csrfValid(interaction.uid, field(body, 'csrf'))) {
+      respondWithError(ctx, 403, { error: 'invalid_request', error_description: 'the form was not sent from this sign-in page; go back and try again' });
+      return undefined;
+    }
+    return { interaction, body };
+  }
+
+  router.get('/:uid', async (ctx) => {
+    const interaction = await load(ctx);
+    if (!interaction) return;
+    if (interaction.prompt.name === 'login') return showLogin(ctx, interaction);
+    const account = await accounts.find(String(interaction.session?.accountId));
+    ctx.type = 'html';
+    ctx.body = render('consent', {
+      title: 'Allow access',
+      clientName: await clientName(interaction),
+      permissions: permissions(interaction.prompt.details),
+      username: account?.username ?? '',
+      action: `/interaction/${interaction.uid}/confirm`,
+      abort: `/interaction/${interaction.uid}/abort`,
+      csrf: csrfFor(interaction.uid),
+    });
+  });
+
+  router.post('/:uid/login', form, async (ctx) => {
+    const found = await submitted(ctx);
+    if (!found) return;
+    const { interaction, body } = found;
+    if (interaction.prompt.name !== 'login') {
+      respondWithError(ctx, 400, { error: 'invalid_request', error_description: 'this sign-in request is not waiting for a password' });
+      return;
+    }
+    const username = field(body, 'username');
+    const password = field(body, 'password');
+    const remember = field(body, 'remember') === 'yes';
+    if (!username || !password) {
+      ctx.status = 400;
+      return showLogin(ctx, interaction, { error: 'Enter your username and password.', username, remember });
+    }
+    const account = await accounts.verify(username, password);
+    if (!account) {
+      logger.info({ event: 'login.failed', client_id: interaction.params.client_id }, 'login failed');
+      ctx.status = 401;
+      return showLogin(ctx, interaction, { error: 'That username and password do not match. Try again.', username, remember });
+    }
+    logger.info({ event: 'login.succeeded', sub: account.sub, client_id: interaction.params.client_id }, 'login succeeded');
+    await provider.interactionFinished(
+      ctx.req,
+      ctx.res,
+      { login: { accountId: account.sub, remember, amr: ['pwd'] } },
+      { mergeWithLastSubmission: false },
+    );
+    ctx.respond = false;
+  });
+
+  router.post('/:uid/confirm', form, async (ctx) => {
+    const found = await submitted(ctx);
+    if (!found) return;
+    const { interaction } = found;
+    if (interaction.prompt.name !== 'consent' || !interaction.session) {
+      respondWithError(ctx, 400, { error: 'invalid_request', error_description: 'this sign-in request is not waiting for consent' });
+      return;
+    }
+    const details = interaction.prompt.details as {
+      missingOIDCScope?: string[];
+      missingOIDCClaims?: string[];
+      missingResourceScopes?: Record<string, string[]>;
+    };
+    const grant = interaction.grantId
+      ? await provider.Grant.find(interaction.grantId)
+      : new provider.Grant({ accountId: interaction.session.accountId, clientId: String(interaction.params.client_id) });
+    if (!grant) {
+      respondWithError(ctx, 400, { error: 'session_not_found', error_description: 'the earlier consent was withdrawn; start again' });
+      return;
+    }
+    if (details.missingOIDCScope) grant.addOIDCScope(details.missingOIDCScope.join(' '));
+    if (details.missingOIDCClaims) grant.addOIDCClaims(details.missingOIDCClaims);
+    for (const [indicator, scopes] of Object.entries(details.missingResourceScopes ?? {})) {
+      grant.addResourceScope(indicator, scopes.join(' '));
+    }
+    const grantId = await grant.save();
+    await provider.interactionFinished(ctx.req, ctx.res, { consent: { grantId } }, { mergeWithLastSubmission: true });
+    ctx.respond = false;
+  });
+
+  router.post('/:uid/abort', form, async (ctx) => {
+    const found = await submitted(ctx);
+    if (!found) return;
+    await provider.interactionFinished(
+      ctx.req,
+      ctx.res,
+      { error: 'access_denied', error_description: 'the user cancelled the request' },
+      { mergeWithLastSubmission: false },
+    );
+    ctx.respond = false;
+  });
+
+  return router.routes() as Middleware;
+}

@@ -1,0 +1,84 @@
+/**
+ * `serve`: configuration → store → keys → accounts → provider → app → listen.
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { resolve } from 'node:path';
+import type { Provider } from 'oidc-provider';
+import { Accounts } from './accounts/accounts.js';
+import { createApp } from './app.js';
+import type { Config } from './config.js';
+import { renderProviderError } from './interactions/errors.js';
+import { interactionRoutes } from './interactions/routes.js';
+import { FileKeyStore } from './keyring/keyring.js';
+import { createLogger, type Logger } from './ops/logger.js';
+import { CLOCK_TOLERANCE, createProvider } from './provider/provider.js';
+import { RevocationList } from './revocation/list.js';
+import { openStore, type Kv } from './store/index.js';
+
+export interface Running {
+  /** Where it listens, e.g. http://127.0.0.1:3000 (not the issuer, which may be a proxy's URL). */
+  readonly url: string;
+  readonly port: number;
+  readonly provider: Provider;
+  readonly kv: Kv;
+  readonly accounts: Accounts;
+  /** Stops accepting connections, lets in-flight requests finish, closes the store. */
+  close(): Promise<void>;
+}
+
+export async function serve(config: Config, logger: Logger = createLogger(config.log.level)): Promise<Running> {
+  const kv = openStore(config);
+  if (kv.kind === 'embedded') {
+    logger.warn(
+      { file: resolve(config.embedded.file) },
+      'REDIS_URL is not set: using the embedded in-process store (development only; sessions do not survive a restart)',
+    );
+  }
+  const keyring = await new FileKeyStore(resolve(config.keys.dir)).load(config.keys.rsaBits);
+  const accounts = new Accounts(kv, config.accounts.argon2);
+  const revocations = new RevocationList(kv, CLOCK_TOLERANCE);
+  const provider = createProvider({
+    config,
+    kv,
+    keyring,
+    accounts,
+    revocations,
+    renderError: (ctx, out) => renderProviderError(ctx, out),
+  });
+  const app = createApp({
+    config,
+    provider,
+    kv,
+    keyring: () => keyring,
+    logger,
+    routes: [interactionRoutes({ provider, accounts, logger, csrfKey: config.cookie.keys[0]! })],
+  });
+
+  const server: Server = createServer(app.callback());
+  // Slow clients cannot hold a connection open forever.
+  server.requestTimeout = 30_000;
+  server.headersTimeout = 10_000;
+  await new Promise<void>((done, fail) => {
+    server.once('error', fail);
+    server.listen(config.port, config.host, done);
+  });
+  const { port } = server.address() as AddressInfo;
+  const host = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
+  logger.info({ port, issuer: config.issuer, store: kv.kind }, 'latchkey is listening');
+
+  return {
+    url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
+    port,
+    provider,
+    kv,
+    accounts,
+    async close() {
+      await new Promise<void>((done) => {
+        server.close(() => done());
+        server.closeIdleConnections();
+      });
+      await kv.close();
+    },
+  };
+}

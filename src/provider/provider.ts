@@ -1,0 +1,117 @@
+/**
+ * The oidc-provider instance: which protocol features are on, and the policy choices Latchkey
+ * makes on top of the library's defaults (each commented with its reason).
+ */
+import { createLocalJWKSet } from 'jose';
+import { errors, Provider, type AccountClaims, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
+import { claimsFor, type Accounts } from '../accounts/accounts.js';
+import type { Config } from '../config.js';
+import type { Keyring } from '../keyring/keyring.js';
+import { jwtAccessTokenEndpoints } from '../revocation/jwt-access-tokens.js';
+import type { RevocationList } from '../revocation/list.js';
+import { adapterFactory } from '../store/adapter.js';
+import type { Kv } from '../store/kv.js';
+import { resourceServerInfo } from './resource-servers.js';
+
+/** Seconds of clock skew tolerated when validating JWTs from others (client assertions, hints). */
+export const CLOCK_TOLERANCE = 15;
+
+export const SCOPE_CLAIMS = {
+  openid: ['sub'],
+  profile: ['name', 'given_name', 'family_name', 'locale', 'updated_at'],
+  email: ['email', 'email_verified'],
+} as const;
+
+export interface ProviderDependencies {
+  readonly config: Config;
+  readonly kv: Kv;
+  readonly keyring: Keyring;
+  readonly accounts: Accounts;
+  readonly revocations: RevocationList;
+  readonly renderError: NonNullable<Configuration['renderError']>;
+}
+
+export function createProvider({ config, kv, keyring, accounts, revocations, renderError }: ProviderDependencies): Provider {
+  const configuration: Configuration = {
+    adapter: adapterFactory(kv, CLOCK_TOLERANCE),
+    clients: config.clients.map((client) => ({ ...client })),
+    jwks: keyring.signingJwks() as Configuration['jwks'],
+    cookies: {
+      keys: [...config.cookie.keys],
+      names: { session: 'lk_session', interaction: 'lk_interaction', resume: 'lk_resume' },
+      long: { httpOnly: true, sameSite: 'lax' },
+      short: { httpOnly: true, sameSite: 'lax' },
+    },
+    clockTolerance: CLOCK_TOLERANCE,
+    // Only what the product offers: the code flow, with PKCE S256 for every client (RFC 9700 §2.1.1).
+    responseTypes: ['code'],
+    pkce: { required: () => true },
+    clientAuthMethods: ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'],
+    clientDefaults: {
+      grant_types: ['authorization_code', 'refresh_token'],
+      response_types: ['code'],
+      token_endpoint_auth_method: 'client_secret_basic',
+      id_token_signed_response_alg: 'RS256',
+    },
+    enabledJWA: {
+      idTokenSigningAlgValues: ['RS256'],
+      userinfoSigningAlgValues: ['RS256'],
+      introspectionSigningAlgValues: ['RS256'],
+      authorizationSigningAlgValues: ['RS256'],
+      // Algorithms clients may sign private_key_jwt assertions with: asymmetric only.
+      clientAuthSigningAlgValues: ['RS256', 'PS256', 'ES256', 'EdDSA'],
+    },
+    // Every refresh token is single-use: a rotated one presented again revokes the grant.
+    rotateRefreshToken: true,
+    scopes: ['openid', 'offline_access', ...Object.keys(SCOPE_CLAIMS).filter((scope) => scope !== 'openid')],
+    claims: Object.fromEntries(Object.entries(SCOPE_CLAIMS).map(([scope, claims]) => [scope, [...claims]])),
+    ttl: {
+      AccessToken: config.ttl.accessToken,
+      ClientCredentials: config.ttl.clientCredentials,
+      AuthorizationCode: config.ttl.authorizationCode,
+      IdToken: config.ttl.idToken,
+      RefreshToken: config.ttl.refreshToken,
+      Session: config.ttl.session,
+      Interaction: config.ttl.interaction,
+      Grant: config.ttl.grant,
+    },
+    features: {
+      devInteractions: { enabled: false },
+      clientCredentials: { enabled: true },
+      claimsParameter: { enabled: true },
+      introspection: {
+        enabled: true,
+        // A public client learns only about its own tokens; confidential clients (resource servers) about any.
+        allowedPolicy: async (_ctx, caller, token) => caller.clientAuthMethod !== 'none' || token.clientId === caller.clientId,
+      },
+      revocation: { enabled: true },
+      rpInitiatedLogout: { enabled: true },
+      resourceIndicators: {
+        enabled: true,
+        getResourceServerInfo: (_ctx, indicator) => resourceServerInfo(config.resourceServers, indicator),
+      },
+    },
+    interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
+    findAccount: async (_ctx, sub) => {
+      const account = await accounts.find(sub);
+      if (!account || account.disabled) return undefined;
+      return { accountId: account.sub, claims: () => ({ ...claimsFor(account) }) as AccountClaims };
+    },
+    renderError,
+  };
+
+  const provider = new Provider(config.issuer, configuration);
+  provider.proxy = config.proxy;
+  provider.use(
+    jwtAccessTokenEndpoints({
+      issuer: config.issuer,
+      keys: createLocalJWKSet(keyring.publicJwks()),
+      list: revocations,
+      clockTolerance: CLOCK_TOLERANCE,
+    }),
+  );
+  return provider;
+}
+
+export type { KoaContextWithOIDC };
+export { errors };
