@@ -3,10 +3,10 @@
  *
  * Data written with a TTL (sessions, tokens, codes) lives in memory only. Durable data (clients,
  * users) is also written to a JSON file (mode 0600: it holds client secrets), and the file is
- * watched, so a `latchkey clients add` in another process is seen by a running server within a
+ * polled, so a `latchkey clients add` in another process is seen by a running server within a
  * second. It is one process's store: it does not share sessions between instances. Use Redis for that.
  */
-import { mkdirSync, readFileSync, renameSync, statSync, unwatchFile, watchFile, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { ConsumeOutcome, Kv, StoredRecord } from './kv.js';
 
@@ -23,17 +23,17 @@ export class EmbeddedKv implements Kv {
   readonly kind = 'embedded';
   readonly #entries = new Map<string, Entry>();
   readonly #file: string | undefined;
-  readonly #sweeper: NodeJS.Timeout;
-  #writtenAt = 0;
+  readonly #timers: NodeJS.Timeout[] = [];
+  /** mtime of the file as this instance last wrote or read it. */
+  #seenAt = 0;
 
   constructor(file?: string) {
     this.#file = file;
-    this.#sweeper = setInterval(() => this.#sweep(), SWEEP_INTERVAL_MS).unref();
+    this.#timers.push(setInterval(() => this.#sweep(), SWEEP_INTERVAL_MS).unref());
     if (file) {
       this.#load();
-      watchFile(file, { interval: WATCH_INTERVAL_MS, persistent: false }, (current) => {
-        if (current.mtimeMs && current.mtimeMs !== this.#writtenAt) this.#load();
-      });
+      // Polling the mtime (rather than fs.watch) behaves the same on every platform and filesystem.
+      this.#timers.push(setInterval(() => this.#reloadIfChanged(), WATCH_INTERVAL_MS).unref());
     }
   }
 
@@ -106,8 +106,7 @@ export class EmbeddedKv implements Kv {
   async ping() {}
 
   async close() {
-    clearInterval(this.#sweeper);
-    if (this.#file) unwatchFile(this.#file);
+    for (const timer of this.#timers) clearInterval(timer);
   }
 
   #live(key: string): Entry | undefined {
@@ -149,13 +148,24 @@ export class EmbeddedKv implements Kv {
     const temporary = `${this.#file}.${process.pid}.tmp`;
     writeFileSync(temporary, JSON.stringify(this.#durable(), null, 1), { mode: 0o600 });
     renameSync(temporary, this.#file);
-    this.#writtenAt = statSync(this.#file).mtimeMs;
+    this.#seenAt = statSync(this.#file).mtimeMs;
+  }
+
+  #reloadIfChanged() {
+    let mtime: number;
+    try {
+      mtime = statSync(this.#file!).mtimeMs;
+    } catch {
+      return; // not written yet, or removed: keep what we have
+    }
+    if (mtime !== this.#seenAt) this.#load();
   }
 
   /** Replaces the durable entries with the file's (the file is their source of truth). */
   #load() {
     let stored: Record<string, Value>;
     try {
+      this.#seenAt = statSync(this.#file!).mtimeMs;
       stored = JSON.parse(readFileSync(this.#file!, 'utf8')) as Record<string, Value>;
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;

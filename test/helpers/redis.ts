@@ -1,0 +1,182 @@
+/**
+ * Throwaway real Redis servers for tests: a single redis-server (optionally with AOF, and able to
+ * be killed and restarted on the same port), or an N-master Redis Cluster. Loopback only, each in
+ * its own temp dir; every process is killed when the test process exits.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer, Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const REDIS_SERVER = process.env.REDIS_SERVER_BIN ?? 'redis-server';
+const REDIS_CLI = process.env.REDIS_CLI_BIN ?? 'redis-cli';
+const READY_TIMEOUT_MS = 10_000;
+
+const children = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const child of children) child.kill('SIGKILL');
+});
+
+const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
+
+/** A port the OS says is free right now. */
+export function freePort(): Promise<number> {
+  return new Promise((done, fail) => {
+    const server = createServer();
+    server.once('error', fail);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => done(port));
+    });
+  });
+}
+
+/** Sends one inline command over raw TCP and returns the reply text (or throws). */
+function command(port: number, line: string): Promise<string> {
+  return new Promise((done, fail) => {
+    const socket = new Socket();
+    let reply = '';
+    const timer = setTimeout(() => {
+      socket.destroy();
+      fail(new Error('timeout'));
+    }, 1000);
+    socket.once('error', (error) => {
+      clearTimeout(timer);
+      fail(error);
+    });
+    socket.connect(port, '127.0.0.1', () => socket.write(`${line}\r\n`));
+    socket.on('data', (chunk) => {
+      reply += chunk.toString();
+      // A bulk string ($n\r\n...\r\n) or a simple line.
+      const bulk = /^\$(\d+)\r\n/.exec(reply);
+      if (!bulk ? reply.endsWith('\r\n') : reply.length >= bulk[0].length + Number(bulk[1]) + 2) {
+        clearTimeout(timer);
+        socket.end();
+        done(reply);
+      }
+    });
+  });
+}
+
+async function waitFor(check: () => Promise<boolean>, what: string, log: string): Promise<void> {
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  while (Date.now() < deadline) {
+    if (await check().catch(() => false)) return;
+    await sleep(50);
+  }
+  let tail = '';
+  try {
+    tail = readFileSync(log, 'utf8').split('\n').slice(-15).join('\n');
+  } catch {
+    tail = '(no log)';
+  }
+  throw new Error(`redis: ${what} within ${READY_TIMEOUT_MS} ms; log tail:\n${tail}`);
+}
+
+function launch(args: string[]): ChildProcess {
+  const child = spawn(REDIS_SERVER, args, { stdio: 'ignore' });
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  return child;
+}
+
+function exited(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((done) => child.once('exit', () => done()));
+}
+
+export interface RedisServer {
+  readonly port: number;
+  /** redis://127.0.0.1:PORT */
+  readonly url: string;
+  /** SIGTERM, wait for exit, remove its directory. */
+  stop(): Promise<void>;
+  /** SIGKILL (a crash); the port and directory stay for restart(). */
+  kill(): Promise<void>;
+  /** Starts again on the same port and directory (AOF data survives when appendonly). */
+  restart(): Promise<void>;
+}
+
+export async function startRedisServer(options: { appendonly?: boolean } = {}): Promise<RedisServer> {
+  const dir = mkdtempSync(join(tmpdir(), 'latchkey-redis-'));
+  const port = await freePort();
+  const log = join(dir, 'redis.log');
+  const args = [
+    '--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--logfile', log, '--save', '',
+    '--appendonly', options.appendonly ? 'yes' : 'no', '--appendfsync', 'always',
+  ];
+  let child: ChildProcess;
+  const start = async () => {
+    child = launch(args);
+    await waitFor(async () => (await command(port, 'PING')).startsWith('+PONG'), `no PONG on port ${port}`, log);
+  };
+  await start();
+  return {
+    port,
+    url: `redis://127.0.0.1:${port}`,
+    async stop() {
+      child.kill('SIGTERM');
+      await exited(child);
+      rmSync(dir, { recursive: true, force: true });
+    },
+    async kill() {
+      child.kill('SIGKILL');
+      await exited(child);
+    },
+    restart: start,
+  };
+}
+
+export interface RedisCluster {
+  /** The masters. */
+  readonly nodes: { host: string; port: number }[];
+  stop(): Promise<void>;
+}
+
+export async function startRedisCluster(masters = 3): Promise<RedisCluster> {
+  const started: { port: number; dir: string; child: ChildProcess; log: string }[] = [];
+  const stop = async () => {
+    for (const node of started) node.child.kill('SIGTERM');
+    await Promise.all(started.map((node) => exited(node.child)));
+    for (const node of started) rmSync(node.dir, { recursive: true, force: true });
+  };
+  try {
+    for (let i = 0; i < masters; i += 1) {
+      const dir = mkdtempSync(join(tmpdir(), 'latchkey-cluster-'));
+      const port = await freePort();
+      const log = join(dir, 'redis.log');
+      const child = launch([
+        '--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--logfile', log, '--save', '',
+        '--appendonly', 'no', '--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf',
+        '--cluster-node-timeout', '2000',
+      ]);
+      started.push({ port, dir, child, log });
+      await waitFor(async () => (await command(port, 'PING')).startsWith('+PONG'), `no PONG on port ${port}`, log);
+    }
+    const create = spawn(
+      REDIS_CLI,
+      ['--cluster', 'create', ...started.map((node) => `127.0.0.1:${node.port}`), '--cluster-replicas', '0', '--cluster-yes'],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let output = '';
+    create.stdout!.on('data', (chunk) => (output += chunk));
+    create.stderr!.on('data', (chunk) => (output += chunk));
+    const status = await new Promise<number | null>((done) => create.once('exit', done));
+    if (status !== 0) throw new Error(`redis-cli --cluster create failed (${status}):\n${output}`);
+    for (const node of started) {
+      await waitFor(
+        async () => {
+          const info = await command(node.port, 'CLUSTER INFO');
+          return info.includes('cluster_state:ok') && info.includes('cluster_slots_assigned:16384');
+        },
+        `cluster not ok on port ${node.port}`,
+        node.log,
+      );
+    }
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  return { nodes: started.map(({ port }) => ({ host: '127.0.0.1', port })), stop };
+}

@@ -1,0 +1,273 @@
+/**
+ * oidc-provider's Adapter contract, run unchanged against every store: the embedded one, a single
+ * redis-server, and a 3-master Redis Cluster (which rejects any cross-slot multi-key command).
+ */
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { rmSync } from 'node:fs';
+import { Cluster, Redis } from 'ioredis';
+import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
+import type { Config } from '../../src/config.js';
+import { adapterFactory } from '../../src/store/adapter.js';
+import { EmbeddedKv } from '../../src/store/embedded.js';
+import type { Kv } from '../../src/store/kv.js';
+import { connect, RedisKv } from '../../src/store/redis.js';
+import { startRedisCluster, startRedisServer, type RedisCluster, type RedisServer } from '../helpers/redis.js';
+import { testDir } from '../helpers/server.js';
+
+const PREFIX = 'lk:';
+
+interface Backend {
+  readonly name: string;
+  /** Whether the test can read TTLs back through a raw client (Redis only). */
+  readonly redis: boolean;
+  open(): Promise<{ kv: Kv; raw?: Redis | Cluster; stop(): Promise<void> }>;
+}
+
+const backends: Backend[] = [
+  {
+    name: 'embedded store',
+    redis: false,
+    async open() {
+      const dir = testDir();
+      const kv = new EmbeddedKv(`${dir}/store.json`);
+      return { kv, stop: async () => { await kv.close(); rmSync(dir, { recursive: true, force: true }); } };
+    },
+  },
+  {
+    name: 'single redis-server',
+    redis: true,
+    async open() {
+      const server: RedisServer = await startRedisServer();
+      const settings: Config['redis'] = { url: server.url, mode: 'standalone', sentinels: [], sentinelName: 'x', clusterNodes: [], keyPrefix: PREFIX, commandTimeout: 2000 };
+      const kv = new RedisKv(connect(settings));
+      const raw = new Redis(server.url);
+      return { kv, raw, stop: async () => { await kv.close(); raw.disconnect(); await server.stop(); } };
+    },
+  },
+  {
+    name: '3-master Redis Cluster',
+    redis: true,
+    async open() {
+      const cluster: RedisCluster = await startRedisCluster(3);
+      const nodes = cluster.nodes.map(({ host, port }) => `${host}:${port}`);
+      const settings: Config['redis'] = { url: '', mode: 'cluster', sentinels: [], sentinelName: 'x', clusterNodes: nodes, keyPrefix: PREFIX, commandTimeout: 2000 };
+      const kv = new RedisKv(connect(settings));
+      const raw = new Cluster(cluster.nodes);
+      return { kv, raw, stop: async () => { await kv.close(); raw.disconnect(); await cluster.stop(); } };
+    },
+  },
+];
+
+const payload = (extra: Partial<AdapterPayload> = {}): AdapterPayload => ({
+  jti: randomUUID(),
+  iat: Math.floor(Date.now() / 1000),
+  exp: Math.floor(Date.now() / 1000) + 60,
+  kind: 'AccessToken',
+  clientId: 'client',
+  ...extra,
+});
+
+/** Every key in the store, from every master when it is a cluster. */
+async function allKeys(raw: Redis | Cluster): Promise<string[]> {
+  const nodes = raw instanceof Cluster ? raw.nodes('master') : [raw];
+  const keys = await Promise.all(nodes.map((node) => node.keys(`${PREFIX}*`)));
+  return keys.flat();
+}
+
+for (const backend of backends) {
+  describe(`adapter contract: ${backend.name}`, function () {
+    this.timeout(30_000);
+    let kv: Kv;
+    let raw: Redis | Cluster | undefined;
+    let stop: () => Promise<void>;
+    let adapter: (model: string) => Adapter;
+
+    before(async () => {
+      ({ kv, raw, stop } = await backend.open());
+      adapter = adapterFactory(kv, 0);
+    });
+    after(async () => stop?.());
+
+    it('upsert then find returns the payload; an unknown id finds nothing', async () => {
+      const tokens = adapter('AccessToken');
+      const token = payload({ accountId: 'sub-1', scope: 'openid' });
+      await tokens.upsert(token.jti!, token, 60);
+      assert.deepEqual(await tokens.find(token.jti!), token);
+      assert.equal(await tokens.find('no-such-id'), undefined);
+    });
+
+    it('upsert replaces a record, including a consumed mark', async () => {
+      const codes = adapter('AuthorizationCode');
+      const id = randomUUID();
+      await codes.upsert(id, payload({ kind: 'AuthorizationCode', scope: 'a' }), 60);
+      await codes.consume(id);
+      await codes.upsert(id, payload({ kind: 'AuthorizationCode', scope: 'b' }), 60);
+      const found = await codes.find(id);
+      assert.equal(found?.scope, 'b');
+      assert.equal(found?.consumed, undefined);
+    });
+
+    it('records expire with their model: a TTL on every key', async function () {
+      const id = randomUUID();
+      await adapter('Session').upsert(id, payload({ kind: 'Session', uid: randomUUID() }), 1);
+      await adapter('AccessToken').upsert(randomUUID(), payload({ grantId: randomUUID() }), 1);
+      await new Promise((done) => setTimeout(done, 2100));
+      assert.equal(await adapter('Session').find(id), undefined);
+      if (!raw) return;
+      for (const key of await allKeys(raw)) {
+        const ttl = await raw.ttl(key);
+        const durable = key === `${PREFIX}oidc:clients` || key.startsWith(`${PREFIX}oidc:Client:`);
+        assert.ok(durable || ttl > 0, `${key} has no TTL (${ttl})`);
+      }
+    });
+
+    // The embedded store has no TTL to read back; the expiry test above covers it.
+    if (backend.redis) it('sets the TTL it was given on Redis keys (record, grant index, uid index)', async function () {
+      if (!raw) throw new Error('no raw client');
+      const grantId = randomUUID();
+      const uid = randomUUID();
+      const id = randomUUID();
+      await adapter('RefreshToken').upsert(id, payload({ kind: 'RefreshToken', grantId }), 300);
+      await adapter('Session').upsert('s-' + id, payload({ kind: 'Session', uid }), 120);
+      const recordTtl = await raw.ttl(`${PREFIX}oidc:RefreshToken:${id}`);
+      const grantTtl = await raw.ttl(`${PREFIX}oidc:grant:${grantId}`);
+      const uidTtl = await raw.ttl(`${PREFIX}oidc:uid:${uid}`);
+      assert.ok(recordTtl > 290 && recordTtl <= 300, `record ttl ${recordTtl}`);
+      assert.ok(grantTtl > 290 && grantTtl <= 300, `grant ttl ${grantTtl}`);
+      assert.ok(uidTtl > 110 && uidTtl <= 120, `uid ttl ${uidTtl}`);
+      // A shorter-lived member never shortens the grant index.
+      await adapter('AccessToken').upsert(randomUUID(), payload({ grantId }), 10);
+      assert.ok((await raw.ttl(`${PREFIX}oidc:grant:${grantId}`)) > 290);
+    });
+
+    it('findByUid finds the session; findByUserCode finds the device code', async () => {
+      const uid = randomUUID();
+      const sessionId = randomUUID();
+      const session = payload({ kind: 'Session', uid, accountId: 'sub' });
+      await adapter('Session').upsert(sessionId, session, 60);
+      assert.deepEqual(await adapter('Session').findByUid(uid), session);
+      assert.equal(await adapter('Session').findByUid('unknown'), undefined);
+
+      const deviceId = randomUUID();
+      const device = payload({ kind: 'DeviceCode', userCode: 'ABCD-EFGH' });
+      await adapter('DeviceCode').upsert(deviceId, device, 60);
+      assert.deepEqual(await adapter('DeviceCode').findByUserCode('ABCD-EFGH'), device);
+      assert.equal(await adapter('DeviceCode').findByUserCode('ZZZZ-ZZZZ'), undefined);
+    });
+
+    it('consume marks the record consumed with a timestamp', async () => {
+      const codes = adapter('AuthorizationCode');
+      const id = randomUUID();
+      await codes.upsert(id, payload({ kind: 'AuthorizationCode' }), 60);
+      await codes.consume(id);
+      const found = await codes.find(id);
+      assert.equal(typeof found?.consumed, 'number');
+      assert.ok(Math.abs((found!.consumed as number) - Date.now() / 1000) < 5);
+    });
+
+    it('50 concurrent redemptions of one code: exactly one wins, the rest get invalid_grant', async () => {
+      const codes = adapter('AuthorizationCode');
+      const id = randomUUID();
+      await codes.upsert(id, payload({ kind: 'AuthorizationCode', grantId: randomUUID() }), 60);
+      const outcomes = await Promise.allSettled(Array.from({ length: 50 }, () => codes.consume(id)));
+      const won = outcomes.filter((o) => o.status === 'fulfilled');
+      const lost = outcomes.filter((o): o is PromiseRejectedResult => o.status === 'rejected');
+      assert.equal(won.length, 1);
+      assert.equal(lost.length, 49);
+      for (const { reason } of lost) {
+        assert.ok(reason instanceof errors.InvalidGrant, String(reason));
+        assert.equal(reason.error_detail, 'authorization code already consumed');
+      }
+    });
+
+    it('a lost race revokes the grant (it is a replay)', async () => {
+      const grantId = randomUUID();
+      const codeId = randomUUID();
+      const tokenId = randomUUID();
+      await adapter('AuthorizationCode').upsert(codeId, payload({ kind: 'AuthorizationCode', grantId }), 60);
+      await adapter('AccessToken').upsert(tokenId, payload({ grantId }), 60);
+      await adapter('Grant').upsert(grantId, payload({ kind: 'Grant', jti: grantId }), 60);
+      await adapter('AuthorizationCode').consume(codeId);
+      await assert.rejects(adapter('AuthorizationCode').consume(codeId), errors.InvalidGrant);
+      assert.equal(await adapter('AccessToken').find(tokenId), undefined);
+      assert.equal(await adapter('Grant').find(grantId), undefined);
+    });
+
+    it('consuming a record that is gone fails with invalid_grant', async () => {
+      await assert.rejects(adapter('RefreshToken').consume(randomUUID()), (error: Error) => {
+        assert.ok(error instanceof errors.InvalidGrant);
+        assert.equal((error as errors.InvalidGrant).error_detail, 'refresh token not found');
+        return true;
+      });
+    });
+
+    it('destroy removes the record', async () => {
+      const id = randomUUID();
+      await adapter('Interaction').upsert(id, payload({ kind: 'Interaction' }), 60);
+      await adapter('Interaction').destroy(id);
+      assert.equal(await adapter('Interaction').find(id), undefined);
+    });
+
+    it('revokeByGrantId removes every artifact of the grant and nothing else', async () => {
+      const grant = randomUUID();
+      const other = randomUUID();
+      const mine = [
+        ['AccessToken', randomUUID()],
+        ['RefreshToken', randomUUID()],
+        ['AuthorizationCode', randomUUID()],
+      ] as const;
+      const theirs = [
+        ['AccessToken', randomUUID()],
+        ['RefreshToken', randomUUID()],
+      ] as const;
+      for (const [model, id] of mine) await adapter(model).upsert(id, payload({ kind: model, grantId: grant }), 60);
+      for (const [model, id] of theirs) await adapter(model).upsert(id, payload({ kind: model, grantId: other }), 60);
+      const unrelated = randomUUID();
+      await adapter('ClientCredentials').upsert(unrelated, payload({ kind: 'ClientCredentials' }), 60);
+
+      await adapter('AccessToken').revokeByGrantId(grant);
+
+      for (const [model, id] of mine) assert.equal(await adapter(model).find(id), undefined, `${model} survived`);
+      for (const [model, id] of theirs) assert.ok(await adapter(model).find(id), `${model} of another grant was removed`);
+      assert.ok(await adapter('ClientCredentials').find(unrelated));
+    });
+
+    it('clients are durable and listed', async () => {
+      const id = `client-${randomUUID()}`;
+      await adapter('Client').upsert(id, { client_id: id, redirect_uris: [] }, 0);
+      assert.deepEqual(await adapter('Client').find(id), { client_id: id, redirect_uris: [] });
+      assert.ok((await kv.members('oidc:clients')).includes(id));
+      if (raw) assert.equal(await raw.ttl(`${PREFIX}oidc:Client:${id}`), -1);
+      await adapter('Client').destroy(id);
+      assert.ok(!(await kv.members('oidc:clients')).includes(id));
+    });
+  });
+}
+
+describe('embedded store: durable data is shared through its file', () => {
+  it('a second instance (another process, e.g. the CLI) sees clients written by the first, live', async function () {
+    this.timeout(10_000);
+    const dir = testDir();
+    const server = new EmbeddedKv(`${dir}/store.json`);
+    const cli = new EmbeddedKv(`${dir}/store.json`);
+    try {
+      await adapterFactory(cli)('Client').upsert('from-cli', { client_id: 'from-cli' }, 0);
+      await adapterFactory(cli)('Session').upsert('ephemeral', payload({ kind: 'Session' }), 60);
+      let seen: AdapterPayload | undefined | void;
+      for (let i = 0; i < 40 && !seen; i += 1) {
+        seen = await adapterFactory(server)('Client').find('from-cli');
+        if (!seen) await new Promise((done) => setTimeout(done, 100));
+      }
+      assert.deepEqual(seen, { client_id: 'from-cli' });
+      assert.equal(await adapterFactory(server)('Session').find('ephemeral'), undefined, 'only durable data is shared');
+      const reopened = new EmbeddedKv(`${dir}/store.json`);
+      assert.deepEqual(await adapterFactory(reopened)('Client').find('from-cli'), { client_id: 'from-cli' });
+      await reopened.close();
+    } finally {
+      await server.close();
+      await cli.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
