@@ -11,6 +11,7 @@ import { jwtAccessTokenEndpoints } from '../revocation/jwt-access-tokens.js';
 import type { RevocationList } from '../revocation/list.js';
 import { adapterFactory } from '../store/adapter.js';
 import type { Kv } from '../store/kv.js';
+import { clientAuthenticationRequired } from './client-auth-required.js';
 import { resourceServerInfo } from './resource-servers.js';
 
 /** Seconds of clock skew tolerated when validating JWTs from others (client assertions, hints). */
@@ -84,11 +85,20 @@ export function createProvider({ config, kv, keyring, accounts, revocations, ren
         // A public client learns only about its own tokens; confidential clients (resource servers) about any.
         allowedPolicy: async (_ctx, caller, token) => caller.clientAuthMethod !== 'none' || token.clientId === caller.clientId,
       },
-      revocation: { enabled: true },
+      revocation: {
+        enabled: true,
+        // RFC 7009 §2.1: a client revokes only its own tokens. For a confidential client asking for
+        // another's that is an error; a public client is not told whether the token exists.
+        allowedPolicy: async (_ctx, caller, token) => {
+          if (token.clientId === caller.clientId) return true;
+          if (caller.clientAuthMethod === 'none') return false;
+          throw new errors.InvalidRequest('client is not authorized to revoke the presented token');
+        },
+      },
       rpInitiatedLogout: { enabled: true },
       resourceIndicators: {
         enabled: true,
-        getResourceServerInfo: (_ctx, indicator) => resourceServerInfo(config.resourceServers, indicator),
+        getResourceServerInfo: (ctx, indicator, client) => resourceServerInfo(config.resourceServers, ctx, indicator, client),
       },
     },
     interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
@@ -102,6 +112,7 @@ export function createProvider({ config, kv, keyring, accounts, revocations, ren
 
   const provider = new Provider(config.issuer, configuration);
   provider.proxy = config.proxy;
+  provider.use(clientAuthenticationRequired(new URL(config.issuer).host));
   provider.use(
     jwtAccessTokenEndpoints({
       issuer: config.issuer,

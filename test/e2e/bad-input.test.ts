@@ -1,0 +1,200 @@
+/**
+ * Bad input gets the protocol's error and status, or a page for a person; never a 500, never a
+ * stack trace, never a redirect to an unregistered URI.
+ */
+import assert from 'node:assert/strict';
+import * as oidc from 'openid-client';
+import { Agent } from '../helpers/agent.js';
+import { startRedisServer, type RedisServer } from '../helpers/redis.js';
+import { startServer, type TestServer } from '../helpers/server.js';
+
+const REDIRECT = 'https://app.example.test/callback';
+const SECRET = 'web-app-secret-with-plenty-of-entropy-0123456789';
+const CHALLENGE = 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM';
+
+describe('e2e: bad input gets a clean protocol error', function () {
+  this.timeout(30_000);
+  let redis: RedisServer;
+  let server: TestServer;
+
+  before(async () => {
+    redis = await startRedisServer();
+    server = await startServer({
+      redisUrl: redis.url,
+      env: {
+        CLIENTS: JSON.stringify([
+          { client_id: 'web', client_secret: SECRET, redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token', 'client_credentials'] },
+        ]),
+      },
+    });
+  });
+  after(async () => {
+    await server?.stop();
+    await redis?.stop();
+  });
+
+  const basic = (id: string, secret: string) => `Basic ${Buffer.from(`${encodeURIComponent(id)}:${encodeURIComponent(secret)}`).toString('base64')}`;
+
+  async function token(body: string | URLSearchParams, headers: Record<string, string> = {}) {
+    const response = await fetch(`${server.url}/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json', ...headers },
+      body,
+    });
+    const text = await response.text();
+    assert.doesNotMatch(text, /\bat [\w.<>]+ \(|node_modules|\.ts:\d+/, 'no stack trace');
+    return { status: response.status, json: JSON.parse(text) as { error?: string; error_description?: string }, headers: response.headers };
+  }
+
+  function authorize(params: Record<string, string>) {
+    const url = new URL('/auth', server.url);
+    for (const [k, v] of Object.entries(params)) url.searchParams.set(k, v);
+    return new Agent().follow(url.href, {}, REDIRECT);
+  }
+
+  it('unknown client → 401 invalid_client', async () => {
+    const { status, json, headers } = await token('grant_type=client_credentials', { authorization: basic('nobody', 'x') });
+    assert.equal(status, 401);
+    assert.equal(json.error, 'invalid_client');
+    assert.match(headers.get('www-authenticate') ?? '', /Basic/);
+  });
+
+  it('wrong secret → 401 invalid_client', async () => {
+    const { status, json } = await token('grant_type=client_credentials', { authorization: basic('web', 'wrong') });
+    assert.equal(status, 401);
+    assert.equal(json.error, 'invalid_client');
+  });
+
+  it('unsupported grant type → 400 unsupported_grant_type', async () => {
+    const { status, json } = await token('grant_type=password&username=a&password=b', { authorization: basic('web', SECRET) });
+    assert.equal(status, 400);
+    assert.equal(json.error, 'unsupported_grant_type');
+  });
+
+  it('missing grant_type → 400 invalid_request', async () => {
+    const { status, json } = await token('', { authorization: basic('web', SECRET) });
+    assert.equal(status, 400);
+    assert.equal(json.error, 'invalid_request');
+  });
+
+  it('an unknown code → 400 invalid_grant', async () => {
+    const { status, json } = await token(new URLSearchParams({ grant_type: 'authorization_code', code: 'forged', redirect_uri: REDIRECT, code_verifier: 'a'.repeat(43) }), {
+      authorization: basic('web', SECRET),
+    });
+    assert.equal(status, 400);
+    assert.equal(json.error, 'invalid_grant');
+  });
+
+  it('malformed form body → 400 invalid_request', async () => {
+    const { status, json } = await token('%%%=%E0%A4%A', { authorization: basic('web', SECRET) });
+    assert.equal(status, 400);
+    assert.equal(json.error, 'invalid_request');
+  });
+
+  it('JSON where a form is required → 400 invalid_request', async () => {
+    const { status, json } = await token('{"grant_type":"client_credentials"}', { authorization: basic('web', SECRET), 'content-type': 'application/json' });
+    assert.equal(status, 400);
+    assert.equal(json.error, 'invalid_request');
+  });
+
+  it('oversized body (1 MB) → 400 invalid_request, not a 500', async () => {
+    const { status, json } = await token(`grant_type=client_credentials&scope=${'a'.repeat(1024 * 1024)}`, { authorization: basic('web', SECRET) });
+    assert.equal(status, 400);
+    assert.equal(json.error, 'invalid_request');
+  });
+
+  it('duplicated parameters → 400 invalid_request', async () => {
+    const { status, json } = await token('grant_type=client_credentials&grant_type=client_credentials', { authorization: basic('web', SECRET) });
+    assert.equal(status, 400);
+    assert.equal(json.error, 'invalid_request');
+  });
+
+  it('an authorization request without PKCE is refused at the client with invalid_request', async () => {
+    const page = await authorize({ client_id: 'web', response_type: 'code', redirect_uri: REDIRECT, scope: 'openid', state: 's1' });
+    const params = new URL(page.url).searchParams;
+    assert.ok(page.url.startsWith(REDIRECT));
+    assert.equal(params.get('error'), 'invalid_request');
+    assert.match(params.get('error_description') ?? '', /PKCE/);
+    assert.equal(params.get('state'), 's1');
+  });
+
+  it('PKCE with the plain method is refused (S256 only)', async () => {
+    const page = await authorize({ client_id: 'web', response_type: 'code', redirect_uri: REDIRECT, scope: 'openid', code_challenge: 'x'.repeat(43), code_challenge_method: 'plain' });
+    assert.equal(new URL(page.url).searchParams.get('error'), 'invalid_request');
+  });
+
+  it('an implicit response type is refused', async () => {
+    const page = await authorize({ client_id: 'web', response_type: 'id_token', redirect_uri: REDIRECT, scope: 'openid', nonce: 'n', code_challenge: CHALLENGE, code_challenge_method: 'S256' });
+    assert.ok(page.url.startsWith(REDIRECT));
+    assert.equal(new URL(page.url).searchParams.get('error') ?? new URLSearchParams(new URL(page.url).hash.slice(1)).get('error'), 'unsupported_response_type');
+  });
+
+  it('an unregistered redirect_uri shows an error page and never redirects', async () => {
+    for (const redirect of ['https://evil.example/callback', `${REDIRECT}/extra`, `${REDIRECT}?x=1`, REDIRECT.toUpperCase()]) {
+      const page = await authorize({ client_id: 'web', response_type: 'code', redirect_uri: redirect, scope: 'openid', code_challenge: CHALLENGE, code_challenge_method: 'S256' });
+      assert.equal(page.status, 400, redirect);
+      assert.ok(page.url.startsWith(server.url), `stayed on the provider for ${redirect}`);
+      assert.match(page.html, /Unsafe return address/);
+      assert.ok(!page.html.includes('evil.example') || page.html.includes('redirect_uri'), 'no link to the attacker');
+    }
+  });
+
+  it('an unknown client at the authorization endpoint shows an error page', async () => {
+    const page = await authorize({ client_id: 'nobody', response_type: 'code', redirect_uri: REDIRECT, scope: 'openid', code_challenge: CHALLENGE, code_challenge_method: 'S256' });
+    assert.equal(page.status, 400);
+    assert.match(page.html, /Unknown application/);
+  });
+
+  it('an unknown path → 404 JSON for programs, a page for people', async () => {
+    const json = await fetch(`${server.url}/no/such/thing`, { headers: { accept: 'application/json' } });
+    assert.equal(json.status, 404);
+    assert.deepEqual(await json.json(), { error: 'not_found', error_description: 'no such endpoint' });
+    const html = await fetch(`${server.url}/no/such/thing`, { headers: { accept: 'text/html' } });
+    assert.equal(html.status, 404);
+    assert.match(await html.text(), /Page not found/);
+  });
+
+  it('userinfo without a valid token → 401 with WWW-Authenticate', async () => {
+    const response = await fetch(`${server.url}/me`, { headers: { authorization: 'Bearer not-a-token' } });
+    assert.equal(response.status, 401);
+    assert.match(response.headers.get('www-authenticate') ?? '', /Bearer.*error="invalid_token"/);
+  });
+
+  it('token, introspection and revocation without any client authentication → 401 invalid_client (RFC 6749 §5.2)', async () => {
+    for (const [path, body] of [['/token', 'grant_type=client_credentials'], ['/token/introspection', 'token=abc'], ['/token/revocation', 'token=abc']]) {
+      const response = await fetch(`${server.url}${path}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
+        body,
+      });
+      assert.equal(response.status, 401, path);
+      assert.match(response.headers.get('www-authenticate') ?? '', /^Basic realm=/);
+      assert.equal(((await response.json()) as { error: string }).error, 'invalid_client');
+    }
+  });
+
+  it('login form: an oversized password gets a clear page (413), a missing CSRF token a 403 page', async () => {
+    const verifier = oidc.randomPKCECodeVerifier();
+    const agent = new Agent();
+    const url = new URL('/auth', server.url);
+    url.search = new URLSearchParams({
+      client_id: 'web', response_type: 'code', redirect_uri: REDIRECT, scope: 'openid',
+      code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256',
+    }).toString();
+    const login = await agent.follow(url.href, {}, REDIRECT);
+    assert.match(login.html, /name="username"/);
+
+    const huge = await agent.submit(login, '/login', { username: 'alice', password: 'x'.repeat(10 * 1024 * 1024) }, REDIRECT);
+    assert.equal(huge.status, 413);
+    assert.match(huge.html, /too large/);
+
+    const forged = await agent.submit(login, '/login', { username: 'alice', password: 'whatever', csrf: 'forged' }, REDIRECT);
+    assert.equal(forged.status, 403);
+    assert.match(forged.html, /not sent from this sign-in page/);
+  });
+
+  it('the server still answers after all of the above', async () => {
+    const response = await fetch(`${server.url}/.well-known/openid-configuration`);
+    assert.equal(response.status, 200);
+  });
+});

@@ -1,0 +1,64 @@
+/**
+ * Starts Latchkey in process for a test, on a free port, with its own keys directory and (unless
+ * a Redis URL is given) its own embedded store file.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadConfig, type Config } from '../../src/config.js';
+import { serve, type Running } from '../../src/main.js';
+import { createLogger } from '../../src/ops/logger.js';
+import { freePort } from './redis.js';
+
+export interface TestServer extends Running {
+  readonly config: Config;
+  readonly issuer: string;
+  /** Stops the server and removes its temporary files (unless keepFiles). */
+  stop(): Promise<void>;
+}
+
+export interface TestServerOptions {
+  readonly redisUrl?: string;
+  /** Extra env-style settings, e.g. { RESOURCE_SERVERS: '[...]' }. */
+  readonly env?: Record<string, string>;
+  /** Reuse a directory (keys, embedded store) from an earlier server, e.g. to test restarts. */
+  readonly dir?: string;
+  readonly port?: number;
+}
+
+export function testDir(): string {
+  return mkdtempSync(join(tmpdir(), 'latchkey-test-'));
+}
+
+/** The env a test server (or a CLI run next to it) reads its configuration from. */
+export function testEnv(dir: string, port: number, options: TestServerOptions = {}): Record<string, string> {
+  return {
+    NODE_ENV: 'test',
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    ISSUER: `http://localhost:${port}`,
+    KEYS_DIR: join(dir, 'keys'),
+    EMBEDDED_FILE: join(dir, 'store.json'),
+    LOG_LEVEL: 'silent',
+    // Fast hashing for tests that are not about hashing; OWASP minimums still apply.
+    ACCOUNTS_ARGON2_MEMORY_COST: '19456',
+    ...(options.redisUrl ? { REDIS_URL: options.redisUrl } : {}),
+    ...options.env,
+  };
+}
+
+export async function startServer(options: TestServerOptions = {}): Promise<TestServer> {
+  const dir = options.dir ?? testDir();
+  const port = options.port ?? (await freePort());
+  const config = loadConfig(testEnv(dir, port, options));
+  const running = await serve(config, createLogger('silent'));
+  return {
+    ...running,
+    config,
+    issuer: config.issuer,
+    async stop() {
+      await running.close();
+      if (!options.dir) rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
