@@ -28,7 +28,7 @@ export interface Running {
 }
 
 export async function serve(config: Config, logger: Logger = createLogger(config.log.level)): Promise<Running> {
-  const kv = openStore(config);
+  const kv = openStore(config, logger);
   if (kv.kind === 'embedded') {
     logger.warn(
       { file: resolve(config.embedded.file) },

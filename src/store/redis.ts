@@ -94,14 +94,32 @@ export function connect(settings: RedisSettings): Redis | Cluster {
   }
 }
 
+/** Connection news, for the log: lost (once per outage, not once per retry) and back. */
+export interface ConnectionEvents {
+  lost(error: Error): void;
+  restored(): void;
+}
+
 export class RedisKv implements Kv {
   readonly kind = 'redis';
   readonly #client: Client;
 
-  constructor(client: Redis | Cluster) {
+  constructor(client: Redis | Cluster, events?: ConnectionEvents) {
     for (const [name, { numberOfKeys, lua }] of Object.entries(SCRIPTS)) {
       client.defineCommand(name, { numberOfKeys, lua });
     }
+    let down = false;
+    // Without an error listener ioredis reports every failed reconnect as an unhandled error.
+    client.on('error', (error: Error) => {
+      if (down) return;
+      down = true;
+      events?.lost(error);
+    });
+    client.on('ready', () => {
+      if (!down) return;
+      down = false;
+      events?.restored();
+    });
     this.#client = client as Client;
   }
 
