@@ -65,7 +65,7 @@ async function waitFor(check: () => Promise<boolean>, what: string, log: string)
     if (await check().catch(() => false)) return;
     await sleep(50);
   }
-  let tail = '';
+  let tail: string;
   try {
     tail = readFileSync(log, 'utf8').split('\n').slice(-15).join('\n');
   } catch {

@@ -77,7 +77,8 @@ describe('server: health, JWKS, restarts and Redis outages', function () {
       });
       return { verifier, page: await agent.follow(url.href, {}, REDIRECT) };
     };
-    let { verifier, page } = await start('consent');
+    const { verifier, page: first } = await start('consent');
+    let page = first;
     page = await agent.submit(page, '/login', { username: 'carol', password: 'carol has a long password' }, REDIRECT);
     page = await agent.submit(page, '/confirm', {}, REDIRECT);
     const tokens = await oidc.authorizationCodeGrant(config, new URL(page.url), { pkceCodeVerifier: verifier, idTokenExpected: true });
@@ -88,8 +89,8 @@ describe('server: health, JWKS, restarts and Redis outages', function () {
 
     const refreshed = await oidc.refreshTokenGrant(config, tokens.refresh_token!);
     assert.equal(refreshed.claims()!.sub, sub);
-    ({ verifier, page } = await start('none'));
-    assert.ok(new URL(page.url).searchParams.get('code'), `silent sign-in after restart: ${page.url}`);
+    const silent = await start('none');
+    assert.ok(new URL(silent.page.url).searchParams.get('code'), `silent sign-in after restart: ${silent.page.url}`);
   });
 
   it('while Redis is down: 503 with Retry-After, /readyz not ready, discovery and JWKS still served; then it recovers', async () => {
