@@ -128,12 +128,21 @@ export class Accounts {
     const hash = account?.passwordHash ?? (await this.#dummyHash);
     const ok = await argon2.verify(hash, password);
     if (!account || !ok || account.disabled) return undefined;
-    if (argon2.needsRehash(account.passwordHash, this.#options)) {
+    if (this.#weakerThanConfigured(account.passwordHash)) {
       const upgraded = { ...account, passwordHash: await argon2.hash(password, this.#options) };
       await this.#save(upgraded);
       return upgraded;
     }
     return account;
+  }
+
+  /** True for a hash made with less memory, fewer passes or fewer lanes than configured (never downgrade). */
+  #weakerThanConfigured(hash: string): boolean {
+    // PHC string: $argon2id$v=19$m=19456,p=1,t=2$salt$hash
+    const [, type, , params = ''] = hash.split('$');
+    const { m = 0, t = 0, p = 0 } = Object.fromEntries(params.split(',').map((pair) => pair.split('=')));
+    const { memoryCost = 0, timeCost = 0, parallelism = 0 } = this.#options;
+    return type !== 'argon2id' || +m < memoryCost || +t < timeCost || +p < parallelism;
   }
 
   async setPassword(username: string, password: string): Promise<Account> {
