@@ -115,6 +115,10 @@ export function createApp({ config, provider, kv, keyring, logger, routes = [] }
     else logger.error({ err: error, requestId: ctx.state.requestId, path: ctx.path }, 'provider server_error');
   });
 
+  provider.on('backchannel.error', (_ctx: unknown, error: Error, client: { clientId: string }) => {
+    logger.warn({ client_id: client.clientId, err: { message: error.message } }, 'back-channel logout delivery failed');
+  });
+
   app.use(requestContext(config, logger));
   app.use(securityHeaders(config));
   app.use(health(kv, keyring));

@@ -10,7 +10,6 @@ import { ConfigError, loadConfig, type Config } from './config.js';
 import { FileKeyStore } from './keyring/keyring.js';
 import { createLogger } from './ops/logger.js';
 import type { Clients, ClientMetadata } from './registration/clients.js';
-import { RevocationList } from './revocation/list.js';
 import { openStore, type Kv } from './store/index.js';
 import { isStoreOutage } from './store/outage.js';
 
@@ -55,18 +54,9 @@ async function withStore<T>(run: (kv: Kv, settings: Config) => Promise<T>): Prom
 
 /** oidc-provider is imported only by the commands that need it: the rest start faster. */
 async function clientsOn(kv: Kv, settings: Config): Promise<Clients> {
-  const { CLOCK_TOLERANCE, createProvider } = await import('./provider/provider.js');
+  const { assemble } = await import('./main.js');
   const { Clients } = await import('./registration/clients.js');
-  const keyring = await new FileKeyStore(resolve(settings.keys.dir)).load(settings.keys.rsaBits);
-  const accounts = new Accounts(kv, settings.accounts.argon2);
-  const provider = createProvider({
-    config: settings,
-    kv,
-    keyring,
-    accounts,
-    revocations: new RevocationList(kv, CLOCK_TOLERANCE),
-    renderError: async () => {},
-  });
+  const { provider } = await assemble(settings, kv);
   return new Clients(kv, provider);
 }
 
@@ -128,6 +118,7 @@ clients
     ]),
   )
   .option('--jwks-uri <uri>', 'for private_key_jwt: where the client publishes its keys')
+  .option('--backchannel-logout-uri <uri>', 'where a signed logout token is posted when the person signs out elsewhere')
   .action(async (options) =>
     withStore(async (kv, settings) => {
       if (options.public && options.secret) throw new UsageError('--public and --secret exclude each other');
@@ -144,6 +135,9 @@ clients
         ...(options.scope ? { scope: options.scope } : {}),
         ...(options.name ? { client_name: options.name } : {}),
         ...(options.jwksUri ? { jwks_uri: options.jwksUri } : {}),
+        ...(options.backchannelLogoutUri
+          ? { backchannel_logout_uri: options.backchannelLogoutUri, backchannel_logout_session_required: true }
+          : {}),
         ...(method === 'client_secret_basic' || method === 'client_secret_post'
           ? { client_secret: options.secret ?? generateSecret() }
           : {}),

@@ -63,9 +63,17 @@ const schema = z.strictObject({
       timeCost: z.number().int().min(2, 'OWASP minimum for argon2id at 19 MiB is 2'),
       parallelism: z.number().int().min(1).max(16),
     }),
+    throttle: z.strictObject({
+      maxFailures: z.number().int().min(1),
+      maxFailuresPerIp: z.number().int().min(1),
+      window: seconds,
+      baseDelay: seconds,
+      maxDelay: seconds,
+    }),
   }),
   clients: z.array(z.looseObject({ client_id: z.string().min(1) })),
   resourceServers: z.array(resourceServer),
+  outbound: z.strictObject({ allowPrivateNetworks: z.boolean() }),
   log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']) }),
 });
 

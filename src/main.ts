@@ -6,6 +6,9 @@ import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
 import type { Provider } from 'oidc-provider';
 import { Accounts } from './accounts/accounts.js';
+import { LoginThrottle } from './accounts/throttle.js';
+import { logoutPages } from './interactions/logout.js';
+import { Consents } from './provider/consents.js';
 import { createApp } from './app.js';
 import type { Config } from './config.js';
 import { renderProviderError } from './interactions/errors.js';
@@ -27,6 +30,24 @@ export interface Running {
   close(): Promise<void>;
 }
 
+/** The provider and what it stands on: for the server, and for CLI commands that validate clients. */
+export async function assemble(config: Config, kv: Kv) {
+  const keyring = await new FileKeyStore(resolve(config.keys.dir)).load(config.keys.rsaBits);
+  const accounts = new Accounts(kv, config.accounts.argon2);
+  const consents = new Consents(kv, config.ttl.grant);
+  const provider = createProvider({
+    config,
+    kv,
+    keyring,
+    accounts,
+    revocations: new RevocationList(kv, CLOCK_TOLERANCE),
+    consents,
+    renderError: (ctx, out) => renderProviderError(ctx, out),
+    logoutPages,
+  });
+  return { keyring, accounts, consents, provider };
+}
+
 export async function serve(config: Config, logger: Logger = createLogger(config.log.level)): Promise<Running> {
   const kv = openStore(config, logger);
   if (kv.kind === 'embedded') {
@@ -35,24 +56,23 @@ export async function serve(config: Config, logger: Logger = createLogger(config
       'REDIS_URL is not set: using the embedded in-process store (development only; sessions do not survive a restart)',
     );
   }
-  const keyring = await new FileKeyStore(resolve(config.keys.dir)).load(config.keys.rsaBits);
-  const accounts = new Accounts(kv, config.accounts.argon2);
-  const revocations = new RevocationList(kv, CLOCK_TOLERANCE);
-  const provider = createProvider({
-    config,
-    kv,
-    keyring,
-    accounts,
-    revocations,
-    renderError: (ctx, out) => renderProviderError(ctx, out),
-  });
+  const { keyring, accounts, consents, provider } = await assemble(config, kv);
   const app = createApp({
     config,
     provider,
     kv,
     keyring: () => keyring,
     logger,
-    routes: [interactionRoutes({ provider, accounts, logger, csrfKey: config.cookie.keys[0]! })],
+    routes: [
+      interactionRoutes({
+        provider,
+        accounts,
+        throttle: new LoginThrottle(kv, config.accounts.throttle),
+        consents,
+        logger,
+        csrfKey: config.cookie.keys[0]!,
+      }),
+    ],
   });
 
   const server: Server = createServer(app.callback());

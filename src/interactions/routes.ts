@@ -11,13 +11,17 @@ import Router from '@koa/router';
 import type { Context, Middleware } from 'koa';
 import type { Provider } from 'oidc-provider';
 import type { Accounts } from '../accounts/accounts.js';
+import type { LoginThrottle } from '../accounts/throttle.js';
 import type { Logger } from '../ops/logger.js';
+import type { Consents } from '../provider/consents.js';
 import { respondWithError } from './errors.js';
 import { render } from './views.js';
 
 interface Options {
   readonly provider: Provider;
   readonly accounts: Accounts;
+  readonly throttle: LoginThrottle;
+  readonly consents: Consents;
   readonly logger: Logger;
   /** Secret for CSRF tokens. */
   readonly csrfKey: string;
@@ -53,7 +57,14 @@ function permissions(details: Record<string, unknown>): string[] {
   return out.length ? out : ['Sign you in'];
 }
 
-export function interactionRoutes({ provider, accounts, logger, csrfKey }: Options): Middleware {
+/** "30 seconds", "2 minutes": how long a pause lasts, in words. */
+function duration(seconds: number): string {
+  if (seconds < 90) return `${seconds} second${seconds === 1 ? '' : 's'}`;
+  const minutes = Math.ceil(seconds / 60);
+  return `${minutes} minutes`;
+}
+
+export function interactionRoutes({ provider, accounts, throttle, consents, logger, csrfKey }: Options): Middleware {
   const router = new Router({ prefix: '/interaction' });
   const form = bodyParser({ enableTypes: ['form'], formLimit: '16kb', encoding: 'utf-8' });
 
@@ -145,12 +156,25 @@ export function interactionRoutes({ provider, accounts, logger, csrfKey }: Optio
       ctx.status = 400;
       return showLogin(ctx, interaction, { error: 'Enter your username and password.', username, remember });
     }
+    const paused = async (seconds: number) => {
+      logger.warn({ event: 'login.throttled', ip: ctx.ip, client_id: interaction.params.client_id }, 'sign-in paused after repeated failures');
+      ctx.status = 429;
+      ctx.set('Retry-After', String(seconds));
+      const error = `Too many failed attempts. For your security, sign-in is paused for ${duration(seconds)}; try again after that.`;
+      return showLogin(ctx, interaction, { error, username, remember });
+    };
+    // While paused, the password is not even checked: a right guess must look like a wrong one.
+    const pause = await throttle.pause(username, ctx.ip);
+    if (pause) return paused(pause);
     const account = await accounts.verify(username, password);
     if (!account) {
       logger.info({ event: 'login.failed', client_id: interaction.params.client_id }, 'login failed');
+      const started = await throttle.failed(username, ctx.ip);
+      if (started) return paused(started);
       ctx.status = 401;
       return showLogin(ctx, interaction, { error: 'That username and password do not match. Try again.', username, remember });
     }
+    await throttle.succeeded(username);
     logger.info({ event: 'login.succeeded', sub: account.sub, client_id: interaction.params.client_id }, 'login succeeded');
     await provider.interactionFinished(
       ctx.req,
@@ -187,6 +211,7 @@ export function interactionRoutes({ provider, accounts, logger, csrfKey }: Optio
       grant.addResourceScope(indicator, scopes.join(' '));
     }
     const grantId = await grant.save();
+    await consents.remember(grant);
     await provider.interactionFinished(ctx.req, ctx.res, { consent: { grantId } }, { mergeWithLastSubmission: true });
     ctx.respond = false;
   });

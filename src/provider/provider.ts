@@ -12,6 +12,7 @@ import type { RevocationList } from '../revocation/list.js';
 import { adapterFactory } from '../store/adapter.js';
 import type { Kv } from '../store/kv.js';
 import { clientAuthenticationRequired } from './client-auth-required.js';
+import type { Consents } from './consents.js';
 import { resourceServerInfo } from './resource-servers.js';
 
 /** Seconds of clock skew tolerated when validating JWTs from others (client assertions, hints). */
@@ -29,10 +30,16 @@ export interface ProviderDependencies {
   readonly keyring: Keyring;
   readonly accounts: Accounts;
   readonly revocations: RevocationList;
+  readonly consents: Consents;
   readonly renderError: NonNullable<Configuration['renderError']>;
+  /** The pages of RP-initiated logout. */
+  readonly logoutPages: {
+    logoutSource(ctx: KoaContextWithOIDC, form: string): Promise<void>;
+    postLogoutSuccessSource(ctx: KoaContextWithOIDC): Promise<void>;
+  };
 }
 
-export function createProvider({ config, kv, keyring, accounts, revocations, renderError }: ProviderDependencies): Provider {
+export function createProvider({ config, kv, keyring, accounts, revocations, consents, renderError, logoutPages }: ProviderDependencies): Provider {
   const configuration: Configuration = {
     adapter: adapterFactory(kv, CLOCK_TOLERANCE),
     clients: config.clients.map((client) => ({ ...client })),
@@ -95,12 +102,16 @@ export function createProvider({ config, kv, keyring, accounts, revocations, ren
           throw new errors.InvalidRequest('client is not authorized to revoke the presented token');
         },
       },
-      rpInitiatedLogout: { enabled: true },
+      rpInitiatedLogout: { enabled: true, ...logoutPages },
+      // Signing out at one app signs the person out of every other app of the session that
+      // registered a backchannel_logout_uri, with a signed logout token (OIDC Back-Channel Logout 1.0).
+      backchannelLogout: { enabled: true },
       resourceIndicators: {
         enabled: true,
         getResourceServerInfo: (ctx, indicator, client) => resourceServerInfo(config.resourceServers, ctx, indicator, client),
       },
     },
+    loadExistingGrant: (ctx) => consents.loadExistingGrant(ctx),
     interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
     findAccount: async (_ctx, sub) => {
       const account = await accounts.find(sub);
@@ -108,6 +119,15 @@ export function createProvider({ config, kv, keyring, accounts, revocations, ren
       return { accountId: account.sub, claims: () => ({ ...claimsFor(account) }) as AccountClaims };
     },
     renderError,
+    // oidc-provider passes a dispatcher that refuses special-use addresses; dropping it lets
+    // requests reach apps on private networks, when the operator says so.
+    ...(config.outbound.allowPrivateNetworks && {
+      fetch: (url, options) => {
+        const unguarded: RequestInit & { dispatcher?: unknown } = { ...options };
+        delete unguarded.dispatcher;
+        return fetch(url, unguarded);
+      },
+    }),
   };
 
   const provider = new Provider(config.issuer, configuration);

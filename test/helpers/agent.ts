@@ -11,6 +11,8 @@ export interface Page {
 
 export class Agent {
   readonly #cookies = new Map<string, Map<string, string>>();
+  /** Every Set-Cookie line received, in order, with its attributes. */
+  readonly setCookies: string[] = [];
 
   cookieNames(host: string): string[] {
     return [...(this.#cookies.get(host)?.keys() ?? [])];
@@ -28,6 +30,7 @@ export class Agent {
     if (!headers.has('accept')) headers.set('accept', 'text/html');
     const response = await fetch(target, { ...init, headers, redirect: 'manual' });
     for (const line of response.headers.getSetCookie()) {
+      this.setCookies.push(line);
       const [pair = '', ...attributes] = line.split(';');
       const at = pair.indexOf('=');
       const name = pair.slice(0, at).trim();

@@ -1,0 +1,59 @@
+/**
+ * A person's consent to a client, remembered per user and client beyond any one session.
+ *
+ * oidc-provider keeps consent in a Grant tied to the sign-in session, and signing out revokes
+ * that grant with its tokens (unless offline access was granted). What the person allowed is
+ * worth keeping longer than the session: it is recorded here as scopes, and a later sign-in
+ * starts a fresh grant with them, so the same request skips the consent screen and only new
+ * permissions are asked for.
+ *
+ * Layout: consent:<sub>:<client_id> → JSON, expiring ttl.grant after the last decision.
+ */
+import type { Grant, KoaContextWithOIDC } from 'oidc-provider';
+import type { Kv } from '../store/kv.js';
+
+interface Remembered {
+  readonly scope: string;
+  readonly claims: string[];
+  readonly resources: Record<string, string>;
+}
+
+const key = (accountId: string, clientId: string) => `consent:${accountId}:${clientId}`;
+
+export class Consents {
+  constructor(
+    private readonly kv: Kv,
+    private readonly ttl: number,
+  ) {}
+
+  async remember(grant: Grant): Promise<void> {
+    const resources = Object.fromEntries(
+      Object.keys(grant.resources ?? {}).map((indicator) => [indicator, grant.getResourceScope(indicator)]),
+    );
+    const remembered: Remembered = { scope: grant.getOIDCScope(), claims: grant.getOIDCClaims(), resources };
+    await this.kv.set(key(grant.accountId!, grant.clientId!), JSON.stringify(remembered), { ttl: this.ttl });
+  }
+
+  /**
+   * oidc-provider's loadExistingGrant: the session's grant for this client when it has one (and
+   * it is this person's), else a new grant holding what the person allowed before.
+   */
+  async loadExistingGrant(ctx: KoaContextWithOIDC): Promise<Grant | undefined> {
+    const { client, session, provider, result } = ctx.oidc;
+    if (!client || !session?.accountId) return undefined;
+    const grantId = (result?.consent as { grantId?: string } | undefined)?.grantId ?? session.grantIdFor(client.clientId);
+    if (grantId) {
+      const grant = await provider.Grant.find(grantId);
+      if (grant && grant.accountId === session.accountId && grant.clientId === client.clientId) return grant;
+    }
+    const json = await this.kv.get(key(session.accountId, client.clientId));
+    if (!json) return undefined;
+    const remembered = JSON.parse(json) as Remembered;
+    const grant = new provider.Grant({ accountId: session.accountId, clientId: client.clientId });
+    if (remembered.scope) grant.addOIDCScope(remembered.scope);
+    if (remembered.claims.length) grant.addOIDCClaims(remembered.claims);
+    for (const [indicator, scope] of Object.entries(remembered.resources)) grant.addResourceScope(indicator, scope);
+    await grant.save();
+    return grant;
+  }
+}

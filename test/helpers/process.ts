@@ -1,0 +1,67 @@
+/**
+ * The latchkey CLI as a separate process (`node --import tsx src/cli.ts …`): one-shot commands,
+ * and `serve` as a second server process next to an in-process one.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
+import { ROOT } from '../../src/paths.js';
+import { eventually } from './eventually.js';
+
+export interface Run {
+  readonly status: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+function start(env: Record<string, string>, args: string[]): ChildProcess {
+  return spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src', 'cli.ts'), ...args], {
+    env: { PATH: process.env.PATH, NODE_NO_WARNINGS: '1', ...env },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+}
+
+export function latchkey(env: Record<string, string>, args: string[], stdin?: string): Promise<Run> {
+  return new Promise((done, fail) => {
+    const child = start(env, args);
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.on('data', (chunk) => (stdout += chunk));
+    child.stderr!.on('data', (chunk) => (stderr += chunk));
+    child.on('error', fail);
+    child.on('close', (status) => done({ status, stdout, stderr }));
+    child.stdin!.end(stdin ?? '');
+  });
+}
+
+export interface ServerProcess {
+  readonly url: string;
+  stop(): Promise<void>;
+}
+
+/** `latchkey serve` in its own process, ready when /healthz answers. */
+export async function serveProcess(env: Record<string, string>): Promise<ServerProcess> {
+  const child = start(env, ['serve']);
+  let stderr = '';
+  child.stderr!.on('data', (chunk) => (stderr += chunk));
+  child.stdin!.end();
+  const exited = new Promise<void>((done) => child.once('exit', () => done()));
+  process.once('exit', () => child.kill('SIGKILL'));
+  const url = `http://127.0.0.1:${env.PORT}`;
+  try {
+    await eventually(async () => {
+      if (child.exitCode !== null) throw new Error(`latchkey serve exited: ${stderr}`);
+      const response = await fetch(`${url}/healthz`);
+      if (!response.ok) throw new Error(`healthz ${response.status}`);
+    }, 100);
+  } catch (error) {
+    child.kill('SIGKILL');
+    throw error;
+  }
+  return {
+    url,
+    async stop() {
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}

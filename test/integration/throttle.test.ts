@@ -1,0 +1,115 @@
+/**
+ * Brute-force protection: counted in Redis, so two instances share one count; the attempt after
+ * the limit is paused without checking the password; pauses grow; an IP spraying many usernames
+ * is paused too.
+ */
+import assert from 'node:assert/strict';
+import { rmSync } from 'node:fs';
+import { LoginThrottle } from '../../src/accounts/throttle.js';
+import { connect, RedisKv } from '../../src/store/redis.js';
+import { Agent, type Page } from '../helpers/agent.js';
+import { eventually } from '../helpers/eventually.js';
+import { startRedisServer, type RedisServer } from '../helpers/redis.js';
+import { startServer, testDir, type TestServer } from '../helpers/server.js';
+
+const PASSWORD = 'the right password';
+const REDIRECT = 'https://app.example.test/cb';
+
+describe('brute-force protection', function () {
+  this.timeout(60_000);
+  let redis: RedisServer;
+  const dir = testDir();
+  let first: TestServer;
+  let second: TestServer;
+
+  before(async () => {
+    redis = await startRedisServer();
+    const env = {
+      CLIENTS: JSON.stringify([{ client_id: 'app', token_endpoint_auth_method: 'none', redirect_uris: [REDIRECT] }]),
+      ACCOUNTS_THROTTLE_MAX_FAILURES: '3',
+      ACCOUNTS_THROTTLE_MAX_FAILURES_PER_IP: '8',
+    };
+    first = await startServer({ redisUrl: redis.url, dir, env });
+    second = await startServer({ redisUrl: redis.url, dir, env });
+    await first.accounts.create('victim', PASSWORD);
+    await first.accounts.create('bystander', PASSWORD);
+  });
+  after(async () => {
+    await first?.stop();
+    await second?.stop();
+    await redis?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** A fresh login page at `server` (its own agent, so its own interaction). */
+  async function loginPage(server: TestServer): Promise<{ agent: Agent; page: Page }> {
+    const agent = new Agent();
+    const url = new URL(`${server.url}/auth`);
+    url.search = new URLSearchParams({
+      client_id: 'app',
+      response_type: 'code',
+      scope: 'openid',
+      redirect_uri: REDIRECT,
+      code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM',
+      code_challenge_method: 'S256',
+    }).toString();
+    return { agent, page: await agent.follow(url.href, {}, REDIRECT) };
+  }
+
+  async function attempt(server: TestServer, username: string, password: string): Promise<Page> {
+    const { agent, page } = await loginPage(server);
+    return agent.submit(page, '/login', { username, password }, REDIRECT);
+  }
+
+  it('pauses a username after N failures, counted across two instances; the right password then gets the same answer', async () => {
+    assert.equal((await attempt(first, 'victim', 'guess 1')).status, 401);
+    assert.equal((await attempt(second, 'victim', 'guess 2')).status, 401);
+    const third = await attempt(first, 'Victim', 'guess 3');
+    assert.equal(third.status, 429, 'the Nth failure starts the pause (usernames compare case-insensitively)');
+    assert.match(third.html, /sign-in is paused for 30 seconds/);
+
+    const wrong = await attempt(second, 'victim', 'guess 4');
+    const right = await attempt(second, 'victim', PASSWORD);
+    for (const paused of [wrong, right]) {
+      assert.equal(paused.status, 429);
+      assert.ok(Number(paused.headers.get('retry-after')) > 0);
+      assert.match(paused.html, /Too many failed attempts/);
+      assert.ok(!paused.url.startsWith(REDIRECT), 'no redirect to the app');
+    }
+    assert.equal(
+      wrong.html.replace(/name="csrf" value="[^"]*"|\/interaction\/[\w-]+/g, ''),
+      right.html.replace(/name="csrf" value="[^"]*"|\/interaction\/[\w-]+/g, ''),
+      'a right guess looks exactly like a wrong one',
+    );
+
+    const other = await attempt(first, 'bystander', PASSWORD);
+    assert.match(other.html, /Allow access/, 'other usernames are unaffected: signed in, on to consent');
+  });
+
+  it('pauses an IP address that fails on many usernames', async () => {
+    // 3 failures on "victim" above, 5 more on different names reach the per-IP limit of 8.
+    for (let n = 0; n < 4; n += 1) assert.equal((await attempt(first, `spray-${n}`, 'guess')).status, 401);
+    assert.equal((await attempt(second, 'spray-4', 'guess')).status, 429);
+    assert.equal((await attempt(first, 'bystander', PASSWORD)).status, 429, 'even for a correct password from that IP');
+  });
+
+  it('each further pause lasts twice as long, and a pause ends by itself', async () => {
+    const kv = new RedisKv(connect({ url: redis.url, mode: 'standalone', sentinels: [], sentinelName: 'x', clusterNodes: [], keyPrefix: 'throttle-unit:', commandTimeout: 2000 }));
+    try {
+      const throttle = new LoginThrottle(kv, { maxFailures: 2, maxFailuresPerIp: 100, window: 60, baseDelay: 1, maxDelay: 4 });
+      assert.equal(await throttle.failed('zoe', '192.0.2.1'), 0);
+      assert.equal(await throttle.failed('zoe', '192.0.2.1'), 1, 'first pause: baseDelay');
+      assert.ok((await throttle.pause('ZOE', '192.0.2.9')) > 0);
+      await eventually(async () => assert.equal(await throttle.pause('zoe', '192.0.2.1'), 0), 50, 100);
+      assert.equal(await throttle.failed('zoe', '192.0.2.1'), 0, 'the count starts afresh after a pause');
+      assert.equal(await throttle.failed('zoe', '192.0.2.1'), 2, 'second pause: doubled');
+      await eventually(async () => assert.equal(await throttle.pause('zoe', '192.0.2.1'), 0), 50, 100);
+      await throttle.failed('zoe', '192.0.2.1');
+      assert.equal(await throttle.failed('zoe', '192.0.2.1'), 4, 'third pause: doubled again');
+      await throttle.succeeded('zoe');
+      assert.equal(await throttle.pause('zoe', '192.0.2.1'), 0, 'a success clears the username');
+    } finally {
+      await kv.close();
+    }
+  });
+});
