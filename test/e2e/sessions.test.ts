@@ -273,7 +273,7 @@ describe('e2e: sessions and single sign-on across two instances on one Redis', f
 
   it('a disabled person cannot sign in, and their refresh tokens stop working', async () => {
     const agent = new Agent();
-    let flow = await authorize(agent, apps.app2, { scope: 'openid offline_access', prompt: 'consent' });
+    const flow = await authorize(agent, apps.app2, { scope: 'openid offline_access', prompt: 'consent' });
     flow.page = await login(agent, flow.page, apps.app2, 'bob');
     flow.page = await agent.submit(flow.page, '/confirm', {}, apps.app2.redirect);
     const tokens = await redeem(apps.app2, flow);
