@@ -9,7 +9,7 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import { bodyParser } from '@koa/bodyparser';
 import Router from '@koa/router';
 import type { Context, Middleware } from 'koa';
-import type { Provider } from 'oidc-provider';
+import { errors, type Provider } from 'oidc-provider';
 import type { Accounts } from '../accounts/accounts.js';
 import type { LoginThrottle } from '../accounts/throttle.js';
 import type { Logger } from '../ops/logger.js';
@@ -81,7 +81,7 @@ export function interactionRoutes({ provider, accounts, throttle, consents, logg
     try {
       interaction = await provider.interactionDetails(ctx.req, ctx.res);
     } catch (error) {
-      if ((error as { error?: string }).error !== 'session_not_found') throw error;
+      if (!(error instanceof errors.SessionNotFound)) throw error;
       respondWithError(ctx, 400, { error: 'session_not_found', error_description: 'the sign-in request expired or was already completed' });
       return undefined;
     }
