@@ -1,0 +1,199 @@
+/**
+ * A sample relying party ("an app that trusts Latchkey"), written with openid-client: sign in
+ * with the authorization code flow + PKCE, sign out with RP-initiated logout, and accept
+ * back-channel logout tokens (verified with jose against Latchkey's JWKS).
+ *
+ * Used by the browser tests, and runnable on its own for the README walkthrough:
+ *   ISSUER=http://localhost:3000 CLIENT_ID=demo CLIENT_SECRET=… PORT=8080 npm run sample-rp
+ */
+import { randomBytes } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { pathToFileURL } from 'node:url';
+import { createRemoteJWKSet, jwtVerify } from 'jose';
+import * as oidc from 'openid-client';
+
+export interface RelyingPartyOptions {
+  readonly issuer: string;
+  readonly clientId: string;
+  readonly clientSecret: string;
+  /** The app's own origin as browsers see it, e.g. http://app1.localhost:8080 */
+  readonly publicUrl: (port: number) => string;
+  readonly title: string;
+  readonly port?: number;
+}
+
+export interface RelyingParty {
+  readonly url: string;
+  readonly port: number;
+  /** Logout tokens this app accepted (their sid), in order. */
+  readonly loggedOut: string[];
+  close(): Promise<void>;
+}
+
+interface Session {
+  pending?: { state: string; nonce: string; verifier: string };
+  user?: { sub: string; name?: string; sid?: string; idToken: string };
+}
+
+const BACKCHANNEL_EVENT = 'http://schemas.openid.net/event/backchannel-logout';
+
+const escape = (text: string) =>
+  text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+
+function page(res: ServerResponse, title: string, body: string, status = 200) {
+  res.writeHead(status, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
+  res.end(`<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${escape(title)}</title>
+<style>body{font:16px system-ui;margin:3rem auto;max-width:32rem;color:#1c2430}a.button{display:inline-block;padding:.6rem 1rem;border-radius:8px;background:#1f5fbf;color:#fff;text-decoration:none}</style>
+</head><body><h1>${escape(title)}</h1>${body}</body></html>`);
+}
+
+async function readForm(req: IncomingMessage): Promise<URLSearchParams> {
+  let body = '';
+  for await (const chunk of req) {
+    body += chunk;
+    if (body.length > 64 * 1024) throw new Error('body too large');
+  }
+  return new URLSearchParams(body);
+}
+
+export async function startRelyingParty(options: RelyingPartyOptions): Promise<RelyingParty> {
+  const config = await oidc.discovery(new URL(options.issuer), options.clientId, options.clientSecret, undefined, {
+    execute: options.issuer.startsWith('http:') ? [oidc.allowInsecureRequests] : [],
+  });
+  const jwks = createRemoteJWKSet(new URL(config.serverMetadata().jwks_uri!));
+  const sessions = new Map<string, Session>();
+  const loggedOut: string[] = [];
+  let base = '';
+
+  function session(req: IncomingMessage, res: ServerResponse): Session {
+    const id = /(?:^|;\s*)rp_session=([\w-]+)/.exec(req.headers.cookie ?? '')?.[1];
+    if (id && sessions.has(id)) return sessions.get(id)!;
+    const fresh = randomBytes(16).toString('base64url');
+    sessions.set(fresh, {});
+    res.setHeader('set-cookie', `rp_session=${fresh}; Path=/; HttpOnly; SameSite=Lax`);
+    return sessions.get(fresh)!;
+  }
+
+  async function handle(req: IncomingMessage, res: ServerResponse) {
+    const url = new URL(req.url ?? '/', base);
+    if (req.method === 'POST' && url.pathname === '/backchannel-logout') {
+      // OpenID Connect Back-Channel Logout 1.0 §2.6: verify, then end the sessions of that sid.
+      try {
+        const token = (await readForm(req)).get('logout_token') ?? '';
+        const { payload } = await jwtVerify(token, jwks, {
+          issuer: config.serverMetadata().issuer,
+          audience: options.clientId,
+          typ: 'logout+jwt',
+          algorithms: ['RS256'],
+          requiredClaims: ['iat', 'jti', 'sid'],
+        });
+        if (!(payload.events as Record<string, unknown> | undefined)?.[BACKCHANNEL_EVENT] || 'nonce' in payload) throw new Error('not a logout token');
+        for (const [id, s] of sessions) if (s.user?.sid === payload.sid) sessions.delete(id);
+        loggedOut.push(String(payload.sid));
+        res.writeHead(200, { 'cache-control': 'no-store' }).end();
+      } catch {
+        res.writeHead(400, { 'content-type': 'application/json' }).end('{"error":"invalid_request"}');
+      }
+      return;
+    }
+
+    const s = session(req, res);
+    switch (url.pathname) {
+      case '/': {
+        const body = s.user
+          ? `<p id="status">Signed in as <strong>${escape(s.user.name ?? s.user.sub)}</strong></p><p><a class="button" id="signout" href="/logout">Sign out</a></p>`
+          : `<p id="status">Not signed in${url.searchParams.has('error') ? ` (${escape(url.searchParams.get('error')!)})` : ''}</p><p><a class="button" id="signin" href="/login">Sign in with Latchkey</a></p>`;
+        return page(res, options.title, body);
+      }
+      case '/login': {
+        const pending = { state: oidc.randomState(), nonce: oidc.randomNonce(), verifier: oidc.randomPKCECodeVerifier() };
+        s.pending = pending;
+        const prompt = url.searchParams.get('prompt');
+        const target = oidc.buildAuthorizationUrl(config, {
+          redirect_uri: `${base}/callback`,
+          scope: 'openid profile email',
+          state: pending.state,
+          nonce: pending.nonce,
+          code_challenge: await oidc.calculatePKCECodeChallenge(pending.verifier),
+          code_challenge_method: 'S256',
+          ...(prompt ? { prompt } : {}),
+        });
+        res.writeHead(302, { location: target.href }).end();
+        return;
+      }
+      case '/callback': {
+        const pending = s.pending;
+        s.pending = undefined;
+        if (url.searchParams.has('error') || !pending) {
+          res.writeHead(302, { location: `/?error=${encodeURIComponent(url.searchParams.get('error') ?? 'no_pending_request')}` }).end();
+          return;
+        }
+        const tokens = await oidc.authorizationCodeGrant(config, url, {
+          pkceCodeVerifier: pending.verifier,
+          expectedState: pending.state,
+          expectedNonce: pending.nonce,
+        });
+        const claims = tokens.claims()!;
+        // Profile claims come from userinfo; the ID token carries identity and session (sub, sid).
+        const profile = await oidc.fetchUserInfo(config, tokens.access_token, claims.sub);
+        s.user = { sub: claims.sub, name: profile.name, sid: claims.sid as string | undefined, idToken: tokens.id_token! };
+        res.writeHead(302, { location: '/' }).end();
+        return;
+      }
+      case '/logout': {
+        const idToken = s.user?.idToken;
+        s.user = undefined;
+        if (!idToken) {
+          res.writeHead(302, { location: '/' }).end();
+          return;
+        }
+        const target = oidc.buildEndSessionUrl(config, { id_token_hint: idToken, post_logout_redirect_uri: `${base}/signed-out` });
+        res.writeHead(302, { location: target.href }).end();
+        return;
+      }
+      case '/signed-out':
+        return page(res, options.title, '<p id="status">You are signed out.</p><p><a class="button" href="/">Home</a></p>');
+      default:
+        return page(res, 'Not found', '<p>Nothing here.</p>', 404);
+    }
+  }
+
+  const server: Server = createServer((req, res) => {
+    handle(req, res).catch((error: unknown) => {
+      if (!res.headersSent) page(res, 'Sign-in failed', `<p id="status">${escape(error instanceof Error ? error.message : String(error))}</p>`, 500);
+    });
+  });
+  await new Promise<void>((done) => server.listen(options.port ?? 0, '127.0.0.1', done));
+  const { port } = server.address() as AddressInfo;
+  base = options.publicUrl(port);
+  return {
+    url: base,
+    port,
+    loggedOut,
+    close: () =>
+      new Promise<void>((done) => {
+        server.close(() => done());
+        server.closeAllConnections();
+      }),
+  };
+}
+
+// `npm run sample-rp`: one app, configured by the environment.
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const env = (name: string, fallback?: string) => {
+    const value = process.env[name] ?? fallback;
+    if (value === undefined) throw new Error(`set ${name}`);
+    return value;
+  };
+  const port = Number(env('PORT', '8080'));
+  const rp = await startRelyingParty({
+    issuer: env('ISSUER', 'http://localhost:3000'),
+    clientId: env('CLIENT_ID', 'demo'),
+    clientSecret: env('CLIENT_SECRET'),
+    publicUrl: () => env('PUBLIC_URL', `http://localhost:${port}`),
+    title: env('TITLE', 'Sample app'),
+    port,
+  });
+  console.log(`sample app on ${rp.url} (redirect URI ${rp.url}/callback)`);
+}
