@@ -4,7 +4,7 @@
  * trust Latchkey, on its own origin. Screenshots of every page go to test/artifacts/browser/.
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { ROOT } from '../../src/paths.js';
@@ -64,8 +64,10 @@ describe('e2e (Chromium): sign in once, signed in everywhere; sign out once, sig
     app1 = await rp('app1', 'Notes', port1);
     app2 = await rp('app2', 'Photos', port2);
 
+    const executablePath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+    if (!existsSync(executablePath)) throw new Error(`Chromium is not at ${executablePath}: apt-get install chromium, or set CHROMIUM_PATH`);
     browser = await chromium.launch({
-      executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
+      executablePath,
       args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking'],
     });
     context = await browser.newContext({ viewport: { width: 900, height: 760 } });
