@@ -49,8 +49,9 @@ function requestContext(config: Config, logger: Logger): Middleware {
       if (ctx.state.storeOutage) storeOutage(ctx);
     } catch (error) {
       const status = (error as { status?: number; expose?: boolean }).status;
-      if (status && status >= 400 && status < 500 && (error as { expose?: boolean }).expose) {
-        // Body parser refusals (413, malformed forms): the client's fault, said plainly.
+      if (status && status >= 400 && status < 500) {
+        // Body parser refusals (413, malformed forms or JSON): the client's fault, said plainly
+        // (co-body marks a JSON syntax error 400 without `expose`; its message is never echoed).
         respondWithError(ctx, status, {
           error: 'invalid_request',
           error_description: status === 413 ? 'the request body is too large' : 'the request body could not be read',

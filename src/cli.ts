@@ -166,6 +166,24 @@ clients
     }),
   );
 
+const registration = program.command('registration').description('dynamic client registration (RFC 7591)');
+registration
+  .command('token')
+  .description('initial access tokens')
+  .command('create')
+  .description('create an initial access token that lets a developer register one client; prints it once')
+  .option('--expires-in <seconds>', 'lifetime in seconds (default: registration.initialAccessTokenTTL)')
+  .action(async (options) =>
+    withStore(async (kv, settings) => {
+      const expiresIn = options.expiresIn === undefined ? settings.registration.initialAccessTokenTTL : Number(options.expiresIn);
+      if (!Number.isSafeInteger(expiresIn) || expiresIn <= 0) throw new UsageError('--expires-in takes a positive number of seconds');
+      const { assemble } = await import('./main.js');
+      const { provider } = await assemble(settings, kv);
+      const token = await new provider.InitialAccessToken({ expiresIn }).save();
+      print({ initial_access_token: token, expires_in: expiresIn, registration_endpoint: `${settings.issuer}/reg` });
+    }),
+  );
+
 const keys = program.command('keys').description('manage signing keys');
 
 keys

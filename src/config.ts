@@ -74,6 +74,12 @@ const schema = z.strictObject({
   clients: z.array(z.looseObject({ client_id: z.string().min(1) })),
   resourceServers: z.array(resourceServer),
   outbound: z.strictObject({ allowPrivateNetworks: z.boolean() }),
+  registration: z.strictObject({
+    open: z.boolean(),
+    authMethods: z.array(z.enum(['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'])).min(1),
+    initialAccessTokenTTL: seconds,
+    secretRotationGrace: z.number().int().min(0),
+  }),
   log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']) }),
 });
 

@@ -9,6 +9,9 @@ import { Accounts } from './accounts/accounts.js';
 import { LoginThrottle } from './accounts/throttle.js';
 import { logoutPages } from './interactions/logout.js';
 import { Consents } from './provider/consents.js';
+import { adminApi } from './registration/admin-api.js';
+import { Clients } from './registration/clients.js';
+import { developerPages } from './registration/developer-pages.js';
 import { createApp } from './app.js';
 import type { Config } from './config.js';
 import { renderProviderError } from './interactions/errors.js';
@@ -57,6 +60,7 @@ export async function serve(config: Config, logger: Logger = createLogger(config
     );
   }
   const { keyring, accounts, consents, provider } = await assemble(config, kv);
+  const clients = new Clients(kv, provider);
   const app = createApp({
     config,
     provider,
@@ -64,6 +68,14 @@ export async function serve(config: Config, logger: Logger = createLogger(config
     keyring: () => keyring,
     logger,
     routes: [
+      adminApi({ issuer: config.issuer, provider, clients, accounts, secretRotationGrace: config.registration.secretRotationGrace }),
+      developerPages({
+        issuer: config.issuer,
+        provider,
+        clients,
+        csrfKey: config.cookie.keys[0]!,
+        secretRotationGrace: config.registration.secretRotationGrace,
+      }),
       interactionRoutes({
         provider,
         accounts,

@@ -13,7 +13,11 @@ import { adapterFactory } from '../store/adapter.js';
 import type { Kv } from '../store/kv.js';
 import { clientAuthenticationRequired } from './client-auth-required.js';
 import type { Consents } from './consents.js';
-import { resourceServerInfo } from './resource-servers.js';
+import { ADMIN_SCOPES, adminResourceServer } from '../registration/admin-api.js';
+import { acceptPreviousSecrets } from '../registration/clients.js';
+import { developerClient } from '../registration/developer-pages.js';
+import { enforcePolicy, type RegistrationPolicy } from '../registration/policy.js';
+import { resourceServerInfo, type ResourceServerDefinition } from './resource-servers.js';
 
 /** Seconds of clock skew tolerated when validating JWTs from others (client assertions, hints). */
 export const CLOCK_TOLERANCE = 15;
@@ -39,10 +43,19 @@ export interface ProviderDependencies {
   };
 }
 
+/** The OpenID scopes we offer; every client may register them. */
+const OIDC_SCOPES = ['openid', 'offline_access', ...Object.keys(SCOPE_CLAIMS).filter((scope) => scope !== 'openid')];
+
 export function createProvider({ config, kv, keyring, accounts, revocations, consents, renderError, logoutPages }: ProviderDependencies): Provider {
+  const resourceServers: ResourceServerDefinition[] = [...config.resourceServers, adminResourceServer(config.issuer)];
+  const policy: RegistrationPolicy = {
+    authMethods: config.registration.authMethods,
+    scopes: [...new Set([...OIDC_SCOPES, ...resourceServers.flatMap((server) => server.scopes)])],
+    privilegedScopes: ADMIN_SCOPES,
+  };
   const configuration: Configuration = {
     adapter: adapterFactory(kv, CLOCK_TOLERANCE),
-    clients: config.clients.map((client) => ({ ...client })),
+    clients: [...config.clients.map((client) => ({ ...client })), developerClient(config.issuer)],
     jwks: keyring.signingJwks() as Configuration['jwks'],
     cookies: {
       keys: [...config.cookie.keys],
@@ -71,7 +84,9 @@ export function createProvider({ config, kv, keyring, accounts, revocations, con
     },
     // Every refresh token is single-use: a rotated one presented again revokes the grant.
     rotateRefreshToken: true,
-    scopes: ['openid', 'offline_access', ...Object.keys(SCOPE_CLAIMS).filter((scope) => scope !== 'openid')],
+    // Resource servers' scopes too: oidc-provider accepts in a client's `scope` metadata only
+    // scopes listed here, and that metadata is what bounds a client at each resource server.
+    scopes: policy.scopes,
     claims: Object.fromEntries(Object.entries(SCOPE_CLAIMS).map(([scope, claims]) => [scope, [...claims]])),
     ttl: {
       AccessToken: config.ttl.accessToken,
@@ -102,13 +117,31 @@ export function createProvider({ config, kv, keyring, accounts, revocations, con
           throw new errors.InvalidRequest('client is not authorized to revoke the presented token');
         },
       },
+      // RFC 7591 / RFC 7592. Without open registration, an initial access token is required.
+      registration: { enabled: true, initialAccessToken: !config.registration.open, issueRegistrationAccessToken: true },
+      registrationManagement: { enabled: true, rotateRegistrationAccessToken: true },
       rpInitiatedLogout: { enabled: true, ...logoutPages },
       // Signing out at one app signs the person out of every other app of the session that
       // registered a backchannel_logout_uri, with a signed logout token (OIDC Back-Channel Logout 1.0).
       backchannelLogout: { enabled: true },
       resourceIndicators: {
         enabled: true,
-        getResourceServerInfo: (ctx, indicator, client) => resourceServerInfo(config.resourceServers, ctx, indicator, client),
+        getResourceServerInfo: (ctx, indicator, client) => resourceServerInfo(resourceServers, ctx, indicator, client),
+      },
+    },
+    extraClientMetadata: {
+      // `owner`: the account that registered the client on the developer page.
+      properties: ['owner'],
+      // Called once per client validation (for its one extra property), on every path that
+      // creates or loads a client: the place to enforce the registration policy on all of it.
+      validator(ctx, _key, owner, metadata) {
+        const route = (ctx as KoaContextWithOIDC | undefined)?.oidc?.route;
+        const selfService = route === 'registration' || route === 'client_update';
+        const existingOwner = (ctx as KoaContextWithOIDC | undefined)?.oidc?.client?.metadata().owner;
+        if (selfService && owner !== undefined && owner !== existingOwner) {
+          throw new errors.InvalidClientMetadata('owner is set by Latchkey, not in a registration request');
+        }
+        enforcePolicy(policy, metadata as Record<string, unknown>, selfService);
       },
     },
     loadExistingGrant: (ctx) => consents.loadExistingGrant(ctx),
@@ -131,6 +164,7 @@ export function createProvider({ config, kv, keyring, accounts, revocations, con
   };
 
   const provider = new Provider(config.issuer, configuration);
+  acceptPreviousSecrets(provider, kv);
   provider.proxy = config.proxy;
   provider.use(clientAuthenticationRequired(new URL(config.issuer).host));
   provider.use(

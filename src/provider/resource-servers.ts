@@ -7,6 +7,9 @@
 import { errors, type Client, type KoaContextWithOIDC, type ResourceServer } from 'oidc-provider';
 import type { ResourceServerConfig } from '../config.js';
 
+/** A resource server; a privileged one (the admin API) gives a client only the scopes registered for it. */
+export type ResourceServerDefinition = ResourceServerConfig & { readonly privileged?: boolean };
+
 /**
  * What `client` may have at the resource server `indicator`: the server's scopes, narrowed to the
  * client's registered `scope` when it has one (oidc-provider applies a client's `scope` only to
@@ -14,7 +17,7 @@ import type { ResourceServerConfig } from '../config.js';
  * invalid_scope rather than silently narrowed: there is no person to have declined it.
  */
 export function resourceServerInfo(
-  servers: readonly ResourceServerConfig[],
+  servers: readonly ResourceServerDefinition[],
   ctx: KoaContextWithOIDC,
   indicator: string,
   client: Client,
@@ -22,7 +25,7 @@ export function resourceServerInfo(
   const server = servers.find((candidate) => candidate.identifier === indicator);
   if (!server) throw new errors.InvalidTarget(`unknown resource server: ${indicator}`);
   const registered = client.scope ? new Set(client.scope.split(' ')) : undefined;
-  const allowed = registered ? server.scopes.filter((scope) => registered.has(scope)) : server.scopes;
+  const allowed = registered ? server.scopes.filter((scope) => registered.has(scope)) : server.privileged ? [] : server.scopes;
 
   const { params, route } = ctx.oidc;
   if (route === 'token' && params?.grant_type === 'client_credentials' && typeof params.scope === 'string') {

@@ -1,22 +1,56 @@
 /**
- * Clients kept in the store (as opposed to static ones in config): add, list, remove. Metadata is
- * validated by oidc-provider's own client schema before it is stored, so what the CLI accepts is
- * exactly what the provider will load.
+ * Clients kept in the store (as opposed to static ones in config): add, update, rotate a
+ * secret, list, remove. Metadata is validated by oidc-provider's own client schema (which runs
+ * our registration policy) before it is stored, so what the CLI, the admin API and the
+ * developer page accept is exactly what the provider will load.
+ *
+ * A rotated secret's predecessor is kept (client:previous-secret:<id>) for a grace period, and
+ * client authentication accepts it until then.
  */
-import { randomBytes } from 'node:crypto';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Provider } from 'oidc-provider';
 import { adapterFactory, CLIENTS_KEY } from '../store/adapter.js';
 import type { Kv } from '../store/kv.js';
 
 export type ClientMetadata = Record<string, unknown> & { client_id: string };
 
+/** A refused change to the client registry, with the error code and HTTP status an API answers with. */
 export class ClientError extends Error {
   override name = 'ClientError';
+  constructor(
+    message: string,
+    readonly error: string,
+    readonly status: number,
+    readonly description: string = message,
+  ) {
+    super(message);
+  }
 }
 
 /** 256 bits from the CSPRNG, base64url: a secret worth comparing with a plain constant-time compare. */
 export function generateSecret(): string {
   return randomBytes(32).toString('base64url');
+}
+
+const previousSecretKey = (id: string) => `client:previous-secret:${id}`;
+
+function sameSecret(a: string, b: string): boolean {
+  const [x, y] = [Buffer.from(a), Buffer.from(b)];
+  return x.length === y.length && timingSafeEqual(x, y);
+}
+
+/**
+ * Lets client authentication accept a rotated-out secret during its grace period. The store is
+ * read only when the current secret did not match, so the token endpoint's usual path is untouched.
+ */
+export function acceptPreviousSecrets(provider: Provider, kv: Kv): void {
+  const prototype = provider.Client.prototype as unknown as { compareClientSecret(actual: string): Promise<boolean> | boolean };
+  const compareCurrent = prototype.compareClientSecret;
+  prototype.compareClientSecret = async function (this: { clientId: string }, actual: string) {
+    if (await compareCurrent.call(this, actual)) return true;
+    const previous = await kv.get(previousSecretKey(this.clientId));
+    return previous !== undefined && sameSecret(previous, actual);
+  };
 }
 
 export class Clients {
@@ -31,17 +65,51 @@ export class Clients {
 
   async add(metadata: ClientMetadata): Promise<ClientMetadata> {
     const id = metadata.client_id;
-    if (await this.#adapter.find(id)) throw new ClientError(`a client "${id}" exists already`);
+    if (await this.#adapter.find(id)) throw new ClientError(`a client "${id}" exists already`, 'conflict', 409);
+    await this.#validate(metadata);
+    await this.#adapter.upsert(id, metadata, 0);
+    return metadata;
+  }
+
+  /** Replaces a client's metadata; its secret stays unless the new metadata names one. */
+  async update(id: string, metadata: Record<string, unknown>): Promise<ClientMetadata> {
+    const existing = await this.#require(id);
+    const updated: ClientMetadata = {
+      ...metadata,
+      client_id: id,
+      ...(existing.client_secret && metadata.client_secret === undefined ? { client_secret: existing.client_secret } : {}),
+      ...(existing.owner !== undefined ? { owner: existing.owner } : {}),
+    };
+    await this.#validate(updated);
+    await this.#adapter.upsert(id, updated, 0);
+    return updated;
+  }
+
+  /** A new secret, returned this once; the old one keeps working for `grace` seconds. */
+  async rotateSecret(id: string, grace: number): Promise<ClientMetadata> {
+    const existing = await this.#require(id);
+    if (typeof existing.client_secret !== 'string') throw new ClientError(`client "${id}" has no secret (a public client)`, 'invalid_request', 400);
+    if (grace > 0) await this.kv.set(previousSecretKey(id), existing.client_secret, { ttl: grace });
+    const rotated = { ...existing, client_secret: generateSecret() };
+    await this.#adapter.upsert(id, rotated, 0);
+    return rotated;
+  }
+
+  async #require(id: string): Promise<ClientMetadata> {
+    const existing = await this.get(id);
+    if (!existing) throw new ClientError(`no client "${id}"`, 'not_found', 404);
+    return existing;
+  }
+
+  async #validate(metadata: ClientMetadata): Promise<void> {
     try {
       // Throws InvalidClientMetadata / InvalidRedirectUri with the provider's own description.
       await (this.provider.Client as unknown as { validate(m: unknown): Promise<unknown> }).validate(metadata);
     } catch (error) {
       const { error: code, error_description: description } = error as { error?: string; error_description?: string };
-      if (code) throw new ClientError(`${code}: ${description ?? ''}`.trim());
+      if (code) throw new ClientError(`${code}: ${description ?? ''}`.trim(), code, 400, description ?? code);
       throw error;
     }
-    await this.#adapter.upsert(id, metadata, 0);
-    return metadata;
   }
 
   async get(id: string): Promise<ClientMetadata | undefined> {
@@ -54,8 +122,13 @@ export class Clients {
     return found.filter((client): client is ClientMetadata => !!client);
   }
 
+  async ownedBy(accountId: string): Promise<ClientMetadata[]> {
+    return (await this.list()).filter((client) => client.owner === accountId);
+  }
+
   async remove(id: string): Promise<void> {
-    if (!(await this.#adapter.find(id))) throw new ClientError(`no client "${id}"`);
+    await this.#require(id);
     await this.#adapter.destroy(id);
+    await this.kv.del([previousSecretKey(id)]);
   }
 }

@@ -4,16 +4,14 @@
  * trust Latchkey, on its own origin. Screenshots of every page go to test/artifacts/browser/.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
-import { ROOT } from '../../src/paths.js';
+import { rmSync } from 'node:fs';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { launchChromium, screenshots } from '../helpers/browser.js';
 import { eventually } from '../helpers/eventually.js';
 import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
 import { startRelyingParty, type RelyingParty } from '../helpers/relying-party.js';
 import { startServer, testDir, type TestServer } from '../helpers/server.js';
 
-const ARTIFACTS = join(ROOT, 'test', 'artifacts', 'browser');
 const SECRET = 'browser-test-client-secret-with-plenty-of-entropy';
 const PASSWORD = 'a passphrase for the browser';
 
@@ -30,16 +28,10 @@ describe('e2e (Chromium): sign in once, signed in everywhere; sign out once, sig
   let context: BrowserContext;
   let page: Page;
   const cspViolations: string[] = [];
-  let shot = 0;
-
-  async function screenshot(name: string) {
-    shot += 1;
-    await page.screenshot({ path: join(ARTIFACTS, `${String(shot).padStart(2, '0')}-${name}.png`), fullPage: true });
-  }
+  const shot = screenshots('browser');
+  const screenshot = (name: string) => shot(page, name);
 
   before(async () => {
-    rmSync(ARTIFACTS, { recursive: true, force: true });
-    mkdirSync(ARTIFACTS, { recursive: true });
     redis = await startRedisServer();
     latchkeyPort = await freePort();
     const [port1, port2] = [await freePort(), await freePort()];
@@ -64,12 +56,7 @@ describe('e2e (Chromium): sign in once, signed in everywhere; sign out once, sig
     app1 = await rp('app1', 'Notes', port1);
     app2 = await rp('app2', 'Photos', port2);
 
-    const executablePath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-    if (!existsSync(executablePath)) throw new Error(`Chromium is not at ${executablePath}: apt-get install chromium, or set CHROMIUM_PATH`);
-    browser = await chromium.launch({
-      executablePath,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking'],
-    });
+    browser = await launchChromium();
     context = await browser.newContext({ viewport: { width: 900, height: 760 } });
     page = await context.newPage();
     page.on('console', (message) => {

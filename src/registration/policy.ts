@@ -1,0 +1,83 @@
+/**
+ * The registration policy: what a client may look like, whoever registers it (dynamic
+ * registration, the admin API, the developer page, the CLI, static configuration).
+ *
+ * It runs inside oidc-provider's client validation (extraClientMetadata.validator), so every path
+ * that creates or loads a client goes through it, on top of the library's own checks (which
+ * already refuse fragments in redirect URIs and require PKCE through our configuration).
+ * Each refusal is the RFC 7591 §3.2.2 error with a description a developer can act on.
+ */
+import { errors } from 'oidc-provider';
+
+export interface RegistrationPolicy {
+  /** token_endpoint_auth_method values a client may use. */
+  readonly authMethods: readonly string[];
+  /** Scopes a client may list in its `scope` metadata. */
+  readonly scopes: readonly string[];
+  /** Scopes that only operators grant (admin API, CLI, config): refused on self-service paths. */
+  readonly privilegedScopes: readonly string[];
+}
+
+/** Client metadata that holds a URL a person may be sent to or shown. */
+const WEB_URIS = ['client_uri', 'logo_uri', 'policy_uri', 'tos_uri'] as const;
+
+/** RFC 6761 §6.3 / RFC 8252 §7.3: names and addresses that can only be this machine. */
+export function isLoopback(hostname: string): boolean {
+  return hostname === 'localhost' || hostname.endsWith('.localhost') || hostname === '[::1]' || /^127(\.\d{1,3}){3}$/.test(hostname);
+}
+
+function redirectUriProblem(uri: string, native: boolean): string | undefined {
+  if (uri.includes('*')) return `${uri}: wildcards are not allowed; register each redirect URI exactly`;
+  let url: URL;
+  try {
+    url = new URL(uri);
+  } catch {
+    return `${uri}: not an absolute URI`;
+  }
+  if (url.hash || uri.includes('#')) return `${uri}: a redirect URI must not have a fragment`;
+  if (url.protocol === 'https:') return undefined;
+  if (url.protocol === 'http:') {
+    return isLoopback(url.hostname) ? undefined : `${uri}: use https (http is allowed only for localhost and loopback addresses)`;
+  }
+  if (!native) return `${uri}: a custom scheme is allowed only for native apps (application_type "native")`;
+  // RFC 8252 §7.1: private-use schemes are reverse domain names, e.g. com.example.app:/callback
+  if (!url.protocol.slice(0, -1).includes('.')) return `${uri}: a native app's custom scheme must be a reverse domain name, e.g. com.example.app`;
+  return undefined;
+}
+
+/** Throws the RFC 7591 error for the first rule the metadata breaks. */
+export function enforcePolicy(policy: RegistrationPolicy, metadata: Record<string, unknown>, selfService: boolean): void {
+  const native = metadata.application_type === 'native';
+  for (const uri of (metadata.redirect_uris as string[] | undefined) ?? []) {
+    const problem = redirectUriProblem(uri, native);
+    // oidc-provider answers invalid_redirect_uri for a description that starts with "redirect_uris".
+    if (problem) throw new errors.InvalidClientMetadata(`redirect_uris: ${problem}`);
+  }
+  for (const uri of (metadata.post_logout_redirect_uris as string[] | undefined) ?? []) {
+    const problem = redirectUriProblem(uri, native);
+    if (problem) throw new errors.InvalidClientMetadata(`post_logout_redirect_uris: ${problem}`);
+  }
+  const method = metadata.token_endpoint_auth_method;
+  if (typeof method === 'string' && !policy.authMethods.includes(method)) {
+    throw new errors.InvalidClientMetadata(`token_endpoint_auth_method must be one of: ${policy.authMethods.join(', ')}`);
+  }
+  for (const scope of typeof metadata.scope === 'string' ? metadata.scope.split(' ') : []) {
+    if (!policy.scopes.includes(scope)) throw new errors.InvalidClientMetadata(`scope "${scope}" is not offered here; allowed: ${policy.scopes.join(' ')}`);
+    if (selfService && policy.privilegedScopes.includes(scope)) {
+      throw new errors.InvalidClientMetadata(`scope "${scope}" is granted only by an operator`);
+    }
+  }
+  for (const name of WEB_URIS) {
+    const value = metadata[name];
+    if (value === undefined) continue;
+    let url: URL | undefined;
+    try {
+      url = new URL(String(value));
+    } catch {
+      url = undefined;
+    }
+    if (!url || !(url.protocol === 'https:' || (url.protocol === 'http:' && isLoopback(url.hostname)))) {
+      throw new errors.InvalidClientMetadata(`${name} must be an https URL`);
+    }
+  }
+}

@@ -1,0 +1,303 @@
+/**
+ * Developers registering clients without an operator: RFC 7591 dynamic registration with
+ * openid-client, RFC 7592 management, the registration policy on every path, and the admin API.
+ */
+import assert from 'node:assert/strict';
+import { Validator } from '@seriousme/openapi-schema-validator';
+import * as oidc from 'openid-client';
+import { Agent } from '../helpers/agent.js';
+import { latchkey } from '../helpers/process.js';
+import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
+import { startServer, testDir, testEnv, type TestServer } from '../helpers/server.js';
+
+const REDIRECT = 'https://dev.example.test/callback';
+const PASSWORD = 'registration test password';
+const OPS_SECRET = 'ops-client-secret-with-plenty-of-entropy-0123456789';
+
+describe('e2e: client registration (RFC 7591/7592), its policy, and the admin API', function () {
+  this.timeout(60_000);
+  const dir = testDir();
+  let redis: RedisServer;
+  let server: TestServer;
+  let env: Record<string, string>;
+  const options = { execute: [oidc.allowInsecureRequests] };
+
+  before(async () => {
+    redis = await startRedisServer();
+    const operator = (id: string, scope?: string) => ({
+      client_id: id,
+      client_secret: OPS_SECRET,
+      grant_types: ['client_credentials'],
+      response_types: [],
+      redirect_uris: [],
+      ...(scope ? { scope } : {}),
+    });
+    const port = await freePort();
+    const settings = { redisUrl: redis.url, dir, port, env: { CLIENTS: JSON.stringify([operator('ops', 'admin'), operator('auditor', 'admin:read'), operator('plain')]) } };
+    env = testEnv(dir, port, settings);
+    server = await startServer(settings);
+    await server.accounts.create('dana', PASSWORD);
+  });
+  after(async () => {
+    await server?.stop();
+    await redis?.stop();
+  });
+
+  /** One token per registration, made in process (the CLI way is proven once, below). */
+  const initialAccessToken = () => new server.provider.InitialAccessToken({ expiresIn: 600 }).save();
+
+  async function initialAccessTokenFromCli(): Promise<string> {
+    const run = await latchkey(env, ['registration', 'token', 'create', '--expires-in', '600']);
+    assert.equal(run.status, 0, run.stderr);
+    const { initial_access_token: token, expires_in } = JSON.parse(run.stdout) as { initial_access_token: string; expires_in: number };
+    assert.equal(expires_in, 600);
+    return token;
+  }
+
+  async function register(metadata: Record<string, unknown>, token?: string): Promise<Response> {
+    return fetch(`${server.url}/reg`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+      body: JSON.stringify(metadata),
+    });
+  }
+
+  async function signIn(config: oidc.Configuration) {
+    const verifier = oidc.randomPKCECodeVerifier();
+    const url = oidc.buildAuthorizationUrl(config, {
+      redirect_uri: REDIRECT,
+      scope: 'openid offline_access',
+      prompt: 'consent',
+      code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
+      code_challenge_method: 'S256',
+    });
+    const agent = new Agent();
+    let page = await agent.follow(url.href, {}, REDIRECT);
+    page = await agent.submit(page, '/login', { username: 'dana', password: PASSWORD }, REDIRECT);
+    page = await agent.submit(page, '/confirm', {}, REDIRECT);
+    return oidc.authorizationCodeGrant(config, new URL(page.url), { pkceCodeVerifier: verifier });
+  }
+
+  it('openid-client registers with an initial access token, signs a person in, then RFC 7592 read/update/delete; the deleted client’s tokens stop working', async () => {
+    const config = await oidc.dynamicClientRegistration(
+      new URL(server.issuer),
+      { redirect_uris: [REDIRECT], client_name: 'Registered by openid-client', grant_types: ['authorization_code', 'refresh_token'] },
+      undefined,
+      { ...options, initialAccessToken: await initialAccessTokenFromCli() },
+    );
+    const metadata = config.clientMetadata() as Record<string, string>;
+    assert.ok(Buffer.from(metadata.client_secret!, 'base64url').length >= 32, 'a secret of at least 256 bits');
+    assert.ok(metadata.registration_access_token && metadata.registration_client_uri);
+
+    const tokens = await signIn(config);
+    assert.ok(tokens.claims()?.sub);
+
+    const management = (init: RequestInit = {}) =>
+      fetch(metadata.registration_client_uri!, {
+        ...init,
+        headers: { authorization: `Bearer ${metadata.registration_access_token}`, 'content-type': 'application/json', ...init.headers },
+      });
+    const read = await management();
+    assert.equal(read.status, 200);
+    const current = (await read.json()) as Record<string, unknown>;
+    assert.equal(current.client_name, 'Registered by openid-client');
+
+    const updated = await management({
+      method: 'PUT',
+      // RFC 7592 §2.2: everything but the server-managed fields.
+      body: JSON.stringify({
+        ...current,
+        registration_access_token: undefined,
+        registration_client_uri: undefined,
+        client_secret_expires_at: undefined,
+        client_id_issued_at: undefined,
+        client_name: 'Renamed',
+      }),
+    });
+    assert.equal(updated.status, 200, await updated.clone().text());
+    const after = (await updated.json()) as Record<string, string>;
+    assert.equal(after.client_name, 'Renamed');
+    assert.notEqual(after.registration_access_token, metadata.registration_access_token, 'the management token rotates');
+
+    const removed = await fetch(metadata.registration_client_uri!, { method: 'DELETE', headers: { authorization: `Bearer ${after.registration_access_token}` } });
+    assert.equal(removed.status, 204);
+
+    const userinfo = await fetch(`${server.url}/me`, { headers: { authorization: `Bearer ${tokens.access_token}` } });
+    assert.equal(userinfo.status, 401, 'its access token stops working');
+    await assert.rejects(oidc.refreshTokenGrant(config, tokens.refresh_token!), (error: oidc.ResponseBodyError) => error.error === 'invalid_client');
+  });
+
+  it('registration without an initial access token is refused', async () => {
+    const response = await register({ redirect_uris: [REDIRECT] });
+    assert.equal(response.status, 401);
+    assert.equal(((await response.json()) as { error: string }).error, 'invalid_token');
+  });
+
+  describe('the registration policy: one refused example per rule', () => {
+    const rules: [string, Record<string, unknown>, string, RegExp][] = [
+      ['a wildcard redirect URI', { redirect_uris: ['https://*.example.test/cb'] }, 'invalid_redirect_uri', /wildcard/],
+      ['a fragment', { redirect_uris: ['https://dev.example.test/cb#frag'] }, 'invalid_redirect_uri', /fragment/],
+      ['http on a public host', { redirect_uris: ['http://dev.example.test/cb'] }, 'invalid_redirect_uri', /use https/],
+      ['a custom scheme for a web app', { redirect_uris: ['com.example.app:/cb'] }, 'invalid_redirect_uri', /only for native apps/],
+      ['a native scheme that is not a reverse domain', { application_type: 'native', redirect_uris: ['myapp:/cb'] }, 'invalid_redirect_uri', /reverse domain/],
+      ['a relative redirect URI', { redirect_uris: ['/callback'] }, 'invalid_redirect_uri', /absolute/],
+      ['an unsupported auth method', { redirect_uris: [REDIRECT], token_endpoint_auth_method: 'client_secret_jwt' }, 'invalid_client_metadata', /token_endpoint_auth_method/],
+      ['a scope not offered', { redirect_uris: [REDIRECT], scope: 'openid everything' }, 'invalid_client_metadata', /scope "everything"/],
+      ['an operator-only scope', { redirect_uris: [REDIRECT], scope: 'openid admin' }, 'invalid_client_metadata', /granted only by an operator/],
+      ['an http logo', { redirect_uris: [REDIRECT], logo_uri: 'http://cdn.example.test/logo.png' }, 'invalid_client_metadata', /logo_uri/],
+      ['a policy URI that is not a URL', { redirect_uris: [REDIRECT], policy_uri: 'see our website' }, 'invalid_client_metadata', /policy_uri/],
+      ['setting an owner', { redirect_uris: [REDIRECT], owner: 'someone-else' }, 'invalid_client_metadata', /owner/],
+      ['an implicit response type', { redirect_uris: [REDIRECT], response_types: ['id_token token'] }, 'invalid_client_metadata', /response_types/],
+    ];
+    for (const [name, metadata, error, description] of rules) {
+      it(`refuses ${name}: ${error}`, async () => {
+        const response = await register(metadata, await initialAccessToken());
+        const body = (await response.json()) as { error: string; error_description: string };
+        assert.equal(response.status, 400);
+        assert.equal(body.error, error);
+        assert.match(body.error_description, description);
+      });
+    }
+
+    it('accepts loopback http and a reverse-domain scheme for a native app, and still requires PKCE of it', async () => {
+      const response = await register(
+        { application_type: 'native', token_endpoint_auth_method: 'none', redirect_uris: ['http://127.0.0.1:8123/cb', 'com.example.app:/oauth'] },
+        await initialAccessToken(),
+      );
+      assert.equal(response.status, 201, await response.clone().text());
+      const { client_id } = (await response.json()) as { client_id: string };
+      const withoutPkce = await new Agent().follow(
+        `${server.url}/auth?client_id=${client_id}&response_type=code&scope=openid&redirect_uri=${encodeURIComponent('http://127.0.0.1:8123/cb')}`,
+        {},
+        'http://127.0.0.1:8123/cb',
+      );
+      assert.equal(new URL(withoutPkce.url).searchParams.get('error'), 'invalid_request');
+      assert.match(new URL(withoutPkce.url).searchParams.get('error_description') ?? '', /PKCE/);
+    });
+
+    it('the same policy holds for the CLI', async () => {
+      const run = await latchkey(env, ['clients', 'add', '--client-id', 'cli-wild', '--redirect-uri', 'https://*.example.test/cb']);
+      assert.equal(run.status, 1);
+      assert.match(run.stderr, /^latchkey: invalid_redirect_uri: .*wildcard/m);
+    });
+  });
+
+  describe('admin API', () => {
+    async function adminToken(client: string, scope?: string): Promise<string> {
+      const response = await fetch(`${server.url}/token`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`${client}:${OPS_SECRET}`).toString('base64')}` },
+        body: new URLSearchParams({ grant_type: 'client_credentials', resource: `${server.issuer}/admin`, ...(scope ? { scope } : {}) }),
+      });
+      assert.equal(response.status, 200, await response.clone().text());
+      return ((await response.json()) as { access_token: string }).access_token;
+    }
+    const admin = (path: string, token: string | undefined, init: RequestInit = {}) =>
+      fetch(`${server.url}/admin${path}`, {
+        ...init,
+        headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}), ...init.headers },
+      });
+
+    it('without a token 401 with a Bearer challenge; with a token lacking the scope 403', async () => {
+      const none = await admin('/clients', undefined);
+      assert.equal(none.status, 401);
+      assert.match(none.headers.get('www-authenticate') ?? '', /^Bearer realm=/);
+      const garbage = await admin('/clients', 'not-a-token');
+      assert.equal(garbage.status, 401);
+
+      const reader = await adminToken('auditor', 'admin:read');
+      assert.equal((await admin('/clients', reader)).status, 200, 'admin:read reads');
+      const write = await admin('/users', reader, { method: 'POST', body: JSON.stringify({ username: 'x', password: 'xxxxxxxxxx' }) });
+      assert.equal(write.status, 403, 'admin:read does not write');
+      assert.match(write.headers.get('www-authenticate') ?? '', /insufficient_scope/);
+
+      const plain = await adminToken('plain');
+      assert.equal((await admin('/clients', plain)).status, 403, 'a client without an admin scope gets no admin rights');
+      const escalate = await fetch(`${server.url}/token`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`plain:${OPS_SECRET}`).toString('base64')}` },
+        body: new URLSearchParams({ grant_type: 'client_credentials', resource: `${server.issuer}/admin`, scope: 'admin' }),
+      });
+      assert.equal(escalate.status, 400);
+      assert.equal(((await escalate.json()) as { error: string }).error, 'invalid_scope');
+    });
+
+    it('with the admin token: create, read, update, rotate the secret (the old one keeps working for the grace period), delete', async () => {
+      const token = await adminToken('ops', 'admin');
+      const created = await admin('/clients', token, {
+        method: 'POST',
+        body: JSON.stringify({ client_id: 'billing', client_name: 'Billing', grant_types: ['client_credentials'], response_types: [], redirect_uris: [] }),
+      });
+      assert.equal(created.status, 201, await created.clone().text());
+      const { client_secret: firstSecret } = (await created.json()) as { client_secret: string };
+      const cc = (secret: string) =>
+        fetch(`${server.url}/token`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`billing:${secret}`).toString('base64')}` },
+          body: 'grant_type=client_credentials',
+        }).then((r) => r.status);
+      assert.equal(await cc(firstSecret), 200);
+
+      const got = (await (await admin('/clients/billing', token)).json()) as Record<string, unknown>;
+      assert.equal(got.client_name, 'Billing');
+      assert.equal(got.client_secret, undefined, 'secrets are never read back');
+
+      const put = await admin('/clients/billing', token, { method: 'PUT', body: JSON.stringify({ client_name: 'Billing v2', grant_types: ['client_credentials'], response_types: [], redirect_uris: [] }) });
+      assert.equal(put.status, 200);
+      assert.equal(((await put.json()) as { client_name: string }).client_name, 'Billing v2');
+      assert.equal(await cc(firstSecret), 200, 'an update keeps the secret');
+
+      const rotated = await admin('/clients/billing/secret', token, { method: 'POST' });
+      const { client_secret: secondSecret, previous_secret_valid_for } = (await rotated.json()) as { client_secret: string; previous_secret_valid_for: number };
+      assert.notEqual(secondSecret, firstSecret);
+      assert.equal(previous_secret_valid_for, 86400);
+      assert.equal(await cc(secondSecret), 200);
+      assert.equal(await cc(firstSecret), 200, 'the previous secret works during the grace period');
+      assert.equal(await cc('a-wrong-secret'), 401);
+
+      const bad = await admin('/clients', token, { method: 'POST', body: JSON.stringify({ client_id: 'evil', redirect_uris: ['https://*.evil.test/cb'] }) });
+      assert.equal(bad.status, 400);
+      assert.equal(((await bad.json()) as { error: string }).error, 'invalid_redirect_uri');
+      assert.equal((await admin('/clients', token, { method: 'POST', body: '{"client_id": ' })).status, 400, 'malformed JSON');
+
+      assert.equal((await admin('/clients/billing', token, { method: 'DELETE' })).status, 204);
+      assert.equal((await admin('/clients/billing', token)).status, 404);
+      assert.equal(await cc(secondSecret), 401);
+      assert.equal(await cc(firstSecret), 401, 'no previous secret outlives its client');
+    });
+
+    it('users: create (duplicates refused), list without hashes, disable', async () => {
+      const token = await adminToken('ops', 'admin');
+      const created = await admin('/users', token, { method: 'POST', body: JSON.stringify({ username: 'erin', password: 'erin has a password', email: 'erin@example.test' }) });
+      assert.equal(created.status, 201, await created.clone().text());
+      assert.equal((await admin('/users', token, { method: 'POST', body: JSON.stringify({ username: 'ERIN', password: 'another password' }) })).status, 409);
+      assert.equal((await admin('/users', token, { method: 'POST', body: JSON.stringify({ username: 'short', password: 'short' }) })).status, 400);
+      const list = (await (await admin('/users', token)).json()) as Record<string, unknown>[];
+      const erin = list.find((user) => user.username === 'erin')!;
+      assert.equal(erin.email, 'erin@example.test');
+      assert.ok(!JSON.stringify(list).includes('argon2'), 'no password hashes');
+      const disabled = await admin('/users/erin/disable', token, { method: 'POST' });
+      assert.equal(((await disabled.json()) as { disabled: boolean }).disabled, true);
+      assert.equal(await server.accounts.verify('erin', 'erin has a password'), undefined);
+      assert.equal((await admin('/users/nobody/disable', token, { method: 'POST' })).status, 404);
+    });
+
+    it('the OpenAPI document is valid and lists every route of the admin API', async () => {
+      const document = (await (await admin('/openapi.json', undefined)).json()) as { paths: Record<string, Record<string, unknown>> };
+      const validator = new Validator();
+      const result = await validator.validate(document);
+      assert.ok(result.valid, JSON.stringify(result.errors));
+
+      const { adminApi } = await import('../../src/registration/admin-api.js');
+      const middleware = adminApi({ issuer: server.issuer, provider: server.provider, clients: undefined!, accounts: server.accounts, secretRotationGrace: 0 });
+      const stack = (middleware as unknown as { router: { stack: { path: string; methods: string[] }[] } }).router.stack;
+      for (const layer of stack) {
+        const path = layer.path.replace(/^\/admin/, '').replace(/:(\w+)/g, '{$1}');
+        for (const method of layer.methods.filter((m) => m !== 'HEAD')) {
+          assert.ok(document.paths[path]?.[method.toLowerCase()], `${method} ${path} is documented`);
+        }
+      }
+      assert.ok(stack.length >= 9);
+    });
+  });
+});

@@ -1,0 +1,26 @@
+/**
+ * Debian's Chromium driven by playwright-core, as the person in browser tests, with numbered
+ * screenshots into test/artifacts/<name>/.
+ */
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { ROOT } from '../../src/paths.js';
+
+export async function launchChromium(): Promise<Browser> {
+  const executablePath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+  if (!existsSync(executablePath)) throw new Error(`Chromium is not at ${executablePath}: apt-get install chromium, or set CHROMIUM_PATH`);
+  return chromium.launch({ executablePath, args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
+}
+
+/** Returns shot(page, name): saves NN-name.png of the whole page in a fresh test/artifacts/<folder>/. */
+export function screenshots(folder: string): (page: Page, name: string) => Promise<void> {
+  const dir = join(ROOT, 'test', 'artifacts', folder);
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  let count = 0;
+  return async (page, name) => {
+    count += 1;
+    await page.screenshot({ path: join(dir, `${String(count).padStart(2, '0')}-${name}.png`), fullPage: true });
+  };
+}
