@@ -3,19 +3,24 @@
  * The `latchkey` command. Every subcommand reads the same configuration (config/ + env), so it
  * talks to the same store as the server: Redis when REDIS_URL is set, else the embedded store file.
  */
-import { resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { AccountError, Accounts } from './accounts/accounts.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
-import { FileKeyStore } from './keyring/keyring.js';
+import { ringStore, rotationPolicy } from './keyring/index.js';
+import { generateKey, Keyring } from './keyring/keyring.js';
+import { describeRing, RotationError } from './keyring/lifecycle.js';
+import { SealError } from './keyring/sealing.js';
+import { rotateRing } from './keyring/service.js';
+import { readRing } from './keyring/stores.js';
 import { createLogger } from './ops/logger.js';
+import { CLOCK_TOLERANCE } from './provider/lifetimes.js';
 import type { Clients, ClientMetadata } from './registration/clients.js';
 import { RevocationList } from './revocation/list.js';
 import { openStore, type Kv } from './store/index.js';
 import { isStoreOutage } from './store/outage.js';
 
 /** Failures a user can fix (by class name: ClientError's module is loaded lazily): one line, exit 1. */
-const USER_ERRORS = new Set([ConfigError.name, AccountError.name, 'ClientError', 'UsageError']);
+const USER_ERRORS = new Set([ConfigError.name, AccountError.name, 'ClientError', 'UsageError', RotationError.name, SealError.name]);
 
 class UsageError extends Error {
   override name = 'UsageError';
@@ -53,11 +58,14 @@ async function withStore<T>(run: (kv: Kv, settings: Config) => Promise<T>): Prom
   await kv.close();
 }
 
+
 /** oidc-provider is imported only by the commands that need it: the rest start faster. */
 async function clientsOn(kv: Kv, settings: Config): Promise<Clients> {
-  const { CLOCK_TOLERANCE, createProvider } = await import('./provider/provider.js');
+  const { createProvider } = await import('./provider/provider.js');
   const { Clients } = await import('./registration/clients.js');
-  const keyring = await new FileKeyStore(resolve(settings.keys.dir)).load(settings.keys.rsaBits);
+  // The provider only validates client metadata here and signs nothing: a throwaway key will do,
+  // and the real ring (sealed in Redis) is not opened.
+  const keyring = new Keyring([await generateKey(2048, 'current')]);
   const accounts = new Accounts(kv, settings.accounts.argon2);
   const provider = createProvider({
     config: settings,
@@ -172,26 +180,33 @@ clients
     }),
   );
 
-const keys = program.command('keys').description('manage signing keys');
-
-keys
-  .command('generate')
-  .description('create a new signing key; it signs from the next start, the previous one stays published')
-  .action(async () => {
-    const settings = config();
-    const key = await new FileKeyStore(resolve(settings.keys.dir)).addKey(settings.keys.rsaBits).catch(fail);
-    print({ kid: key.kid, alg: 'RS256', state: key.state, createdAt: key.createdAt });
-  });
+const keys = program.command('keys').description('manage signing keys (next → current → retired → removed)');
 
 keys
   .command('list')
-  .description('list signing keys: kid, state, creation date')
-  .action(async () => {
-    const settings = config();
-    const store = new FileKeyStore(resolve(settings.keys.dir));
-    if (!store.exists()) return print([]);
-    print(store.read().keys.map(({ kid, state, createdAt, jwk }) => ({ kid, alg: jwk.alg, state, createdAt })));
-  });
+  .description('list signing keys: kid, state and dates (made, current since, retired, when the schedule moves them)')
+  .action(async () =>
+    withStore(async (kv, settings) => {
+      const snapshot = await readRing(ringStore(settings, kv));
+      print(snapshot ? describeRing(snapshot.ring, rotationPolicy(settings)) : []);
+    }),
+  );
+
+keys
+  .command('rotate')
+  .description('make the next key current now (once it has been published for keys.publishLead) and publish a new next key')
+  .option('--now', 'do not wait for the publish lead: for a compromised current key (verifiers refetch the JWKS on the new kid)')
+  .action(async (options: { now?: boolean }) =>
+    withStore(async (kv, settings) => {
+      const { before, after } = await rotateRing(ringStore(settings, kv), rotationPolicy(settings), settings.keys.rsaBits, Boolean(options.now));
+      print({
+        current: after.current?.kid,
+        retired: before.current?.kid,
+        next: after.next?.kid,
+        keys: describeRing(after, rotationPolicy(settings)),
+      });
+    }),
+  );
 
 const users = program.command('users').description('manage user accounts');
 

@@ -1,5 +1,7 @@
 /**
- * `serve`: configuration → store → keys → accounts → provider → app → listen.
+ * `serve`: configuration → store → keys → accounts → provider → app → listen. The key ring is
+ * followed while serving: each change (a rotation here, on another instance, or by the CLI)
+ * builds a new provider that takes over new requests.
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -10,9 +12,14 @@ import { createApp } from './app.js';
 import type { Config } from './config.js';
 import { renderProviderError } from './interactions/errors.js';
 import { interactionRoutes } from './interactions/routes.js';
-import { FileKeyStore } from './keyring/keyring.js';
+import { openKeyring } from './keyring/index.js';
+import { jwksEndpoint } from './keyring/jwks-endpoint.js';
+import type { Keyring } from './keyring/keyring.js';
+import type { KeyringService } from './keyring/service.js';
 import { createLogger, type Logger } from './ops/logger.js';
-import { CLOCK_TOLERANCE, createProvider } from './provider/provider.js';
+import { ProviderHost } from './provider/host.js';
+import { CLOCK_TOLERANCE } from './provider/lifetimes.js';
+import { createProvider } from './provider/provider.js';
 import { RevocationList } from './revocation/list.js';
 import { openStore, type Kv } from './store/index.js';
 
@@ -20,9 +27,12 @@ export interface Running {
   /** Where it listens, e.g. http://127.0.0.1:3000 (not the issuer, which may be a proxy's URL). */
   readonly url: string;
   readonly port: number;
+  /** The provider in service now (it is replaced when the key ring changes). */
   readonly provider: Provider;
+  readonly providers: ProviderHost;
   readonly kv: Kv;
   readonly accounts: Accounts;
+  readonly keys: KeyringService;
   /** Stops accepting connections, lets in-flight requests finish, closes the store. */
   close(): Promise<void>;
 }
@@ -35,24 +45,30 @@ export async function serve(config: Config, logger: Logger = createLogger(config
       'REDIS_URL is not set: using the embedded in-process store (development only; sessions do not survive a restart)',
     );
   }
-  const keyring = await new FileKeyStore(resolve(config.keys.dir)).load(config.keys.rsaBits);
+  const keys = await openKeyring(config, kv, logger).catch(async (error: unknown) => {
+    await kv.close();
+    throw error;
+  });
   const accounts = new Accounts(kv, config.accounts.argon2);
   const revocations = new RevocationList(kv, CLOCK_TOLERANCE);
-  const provider = createProvider({
-    config,
-    kv,
-    keyring,
-    accounts,
-    revocations,
-    renderError: (ctx, out) => renderProviderError(ctx, out),
-  });
+  const build = (keyring: Keyring) =>
+    createProvider({ config, kv, keyring, accounts, revocations, renderError: (ctx, out) => renderProviderError(ctx, out) });
+  const providers = new ProviderHost(build(keys.ring));
+  keys.onChange((ring) => providers.replace(build(ring)));
+  keys.start();
+
   const app = createApp({
     config,
-    provider,
+    providers,
     kv,
-    keyring: () => keyring,
+    keyring: () => keys.ring,
     logger,
-    routes: [interactionRoutes({ provider, accounts, logger, csrfKey: config.cookie.keys[0]! })],
+    routes: [
+      jwksEndpoint(providers.current.pathFor('jwks'), () => keys.jwks),
+      // The interaction routes keep the first provider: what they call on it (interaction details
+      // and results, grants, clients) lives in the store and involves no signing key.
+      interactionRoutes({ provider: providers.current, accounts, logger, csrfKey: config.cookie.keys[0]! }),
+    ],
   });
 
   const server: Server = createServer(app.callback());
@@ -70,10 +86,15 @@ export async function serve(config: Config, logger: Logger = createLogger(config
   return {
     url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
     port,
-    provider,
+    get provider() {
+      return providers.current;
+    },
+    providers,
     kv,
     accounts,
+    keys,
     async close() {
+      await keys.close();
       await new Promise<void>((done) => {
         server.close(() => done());
         server.closeIdleConnections();

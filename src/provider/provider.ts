@@ -12,10 +12,10 @@ import type { RevocationList } from '../revocation/list.js';
 import { adapterFactory } from '../store/adapter.js';
 import type { Kv } from '../store/kv.js';
 import { clientAuthenticationRequired } from './client-auth-required.js';
+import { CLOCK_TOLERANCE } from './lifetimes.js';
 import { resourceServerInfo } from './resource-servers.js';
 
-/** Seconds of clock skew tolerated when validating JWTs from others (client assertions, hints). */
-export const CLOCK_TOLERANCE = 15;
+export { CLOCK_TOLERANCE };
 
 export const SCOPE_CLAIMS = {
   openid: ['sub'],
@@ -32,6 +32,10 @@ export interface ProviderDependencies {
   readonly renderError: NonNullable<Configuration['renderError']>;
 }
 
+/**
+ * Builds a provider for a key ring. Called again with each new ring (see host.ts): everything here
+ * must be cheap and free of side effects beyond the instance it returns.
+ */
 export function createProvider({ config, kv, keyring, accounts, revocations, renderError }: ProviderDependencies): Provider {
   const configuration: Configuration = {
     adapter: adapterFactory(kv, CLOCK_TOLERANCE),
