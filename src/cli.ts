@@ -13,8 +13,9 @@ import { SealError } from './keyring/sealing.js';
 import { rotateRing } from './keyring/service.js';
 import { readRing } from './keyring/stores.js';
 import { createLogger } from './ops/logger.js';
-import { CLOCK_TOLERANCE } from './provider/lifetimes.js';
+import { CLOCK_TOLERANCE, longestAccessTokenLifetime } from './provider/lifetimes.js';
 import type { Clients, ClientMetadata } from './registration/clients.js';
+import type { GrantRevocation } from './revocation/grants.js';
 import { RevocationList } from './revocation/list.js';
 import { openStore, type Kv } from './store/index.js';
 import { isStoreOutage } from './store/outage.js';
@@ -58,6 +59,15 @@ async function withStore<T>(run: (kv: Kv, settings: Config) => Promise<T>): Prom
   await kv.close();
 }
 
+function revocationList(kv: Kv, settings: Config): RevocationList {
+  return new RevocationList(kv, { skew: CLOCK_TOLERANCE, accessTokenLifetime: longestAccessTokenLifetime(settings) });
+}
+
+/** Revoking grants goes through the oidc-provider adapter, so it is loaded only when needed. */
+async function grantRevocation(kv: Kv, settings: Config): Promise<GrantRevocation> {
+  const { GrantRevocation } = await import('./revocation/grants.js');
+  return new GrantRevocation(kv, revocationList(kv, settings));
+}
 
 /** oidc-provider is imported only by the commands that need it: the rest start faster. */
 async function clientsOn(kv: Kv, settings: Config): Promise<Clients> {
@@ -72,7 +82,7 @@ async function clientsOn(kv: Kv, settings: Config): Promise<Clients> {
     kv,
     keyring,
     accounts,
-    revocations: new RevocationList(kv, CLOCK_TOLERANCE),
+    revocations: revocationList(kv, settings),
     renderError: async () => {},
   });
   return new Clients(kv, provider);
@@ -172,10 +182,11 @@ clients
 
 clients
   .command('remove <client_id>')
-  .description('delete a stored client')
+  .description('delete a stored client and revoke every grant it holds')
   .action(async (clientId: string) =>
     withStore(async (kv, settings) => {
       await (await clientsOn(kv, settings)).remove(clientId);
+      await (await grantRevocation(kv, settings)).revokeClient(clientId);
       console.log(`removed client ${clientId}`);
     }),
   );
@@ -205,6 +216,28 @@ keys
         next: after.next?.kid,
         keys: describeRing(after, rotationPolicy(settings)),
       });
+    }),
+  );
+
+const grants = program.command('grants').description("revoke people's grants to clients, with every token issued under them");
+
+grants
+  .command('revoke')
+  .description('revoke every grant of a user or of a client: refresh tokens, opaque and JWT access tokens stop working')
+  .option('--user <username-or-sub>', 'the grants this person has given')
+  .option('--client <client_id>', 'the grants this client holds')
+  .action(async (options: { user?: string; client?: string }) =>
+    withStore(async (kv, settings) => {
+      if (Boolean(options.user) === Boolean(options.client)) throw new UsageError('give exactly one of --user or --client');
+      const revocation = await grantRevocation(kv, settings);
+      if (options.client) {
+        print({ client_id: options.client, revoked: await revocation.revokeClient(options.client) });
+        return;
+      }
+      const accounts = new Accounts(kv, settings.accounts.argon2);
+      const account = (await accounts.findByUsername(options.user!)) ?? (await accounts.find(options.user!));
+      if (!account) throw new AccountError(`no user "${options.user}" (give a username or a sub)`);
+      print({ sub: account.sub, username: account.username, revoked: await revocation.revokeAccount(account.sub) });
     }),
   );
 
@@ -263,10 +296,11 @@ for (const [name, disabled] of [
 ] as const) {
   users
     .command(`${name} <username>`)
-    .description(disabled ? 'stop a user from signing in' : 'allow a disabled user to sign in again')
+    .description(disabled ? 'stop a user from signing in and revoke their grants and tokens' : 'allow a disabled user to sign in again')
     .action(async (username: string) =>
       withStore(async (kv, settings) => {
-        await new Accounts(kv, settings.accounts.argon2).setDisabled(username, disabled);
+        const account = await new Accounts(kv, settings.accounts.argon2).setDisabled(username, disabled);
+        if (disabled) await (await grantRevocation(kv, settings)).revokeAccount(account.sub);
         console.log(`${name}d ${username}`);
       }),
     );
@@ -274,10 +308,11 @@ for (const [name, disabled] of [
 
 users
   .command('remove <username>')
-  .description('delete a user')
+  .description('delete a user and revoke their grants and tokens')
   .action(async (username: string) =>
     withStore(async (kv, settings) => {
-      await new Accounts(kv, settings.accounts.argon2).remove(username);
+      const account = await new Accounts(kv, settings.accounts.argon2).remove(username);
+      await (await grantRevocation(kv, settings)).revokeAccount(account.sub);
       console.log(`removed ${username}`);
     }),
   );

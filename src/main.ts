@@ -6,6 +6,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
+import { createLocalJWKSet, type JWTVerifyGetKey } from 'jose';
 import type { Provider } from 'oidc-provider';
 import { Accounts } from './accounts/accounts.js';
 import { createApp } from './app.js';
@@ -18,8 +19,10 @@ import type { Keyring } from './keyring/keyring.js';
 import type { KeyringService } from './keyring/service.js';
 import { createLogger, type Logger } from './ops/logger.js';
 import { ProviderHost } from './provider/host.js';
-import { CLOCK_TOLERANCE } from './provider/lifetimes.js';
+import { CLOCK_TOLERANCE, longestAccessTokenLifetime } from './provider/lifetimes.js';
 import { createProvider } from './provider/provider.js';
+import { revocationFeed } from './revocation/feed.js';
+import { GrantRevocation } from './revocation/grants.js';
 import { RevocationList } from './revocation/list.js';
 import { openStore, type Kv } from './store/index.js';
 
@@ -33,6 +36,9 @@ export interface Running {
   readonly kv: Kv;
   readonly accounts: Accounts;
   readonly keys: KeyringService;
+  readonly revocations: RevocationList;
+  /** Revokes grants (and their JWT access tokens): for sign-out, disabling a person, admin tools. */
+  readonly grants: GrantRevocation;
   /** Stops accepting connections, lets in-flight requests finish, closes the store. */
   close(): Promise<void>;
 }
@@ -50,11 +56,15 @@ export async function serve(config: Config, logger: Logger = createLogger(config
     throw error;
   });
   const accounts = new Accounts(kv, config.accounts.argon2);
-  const revocations = new RevocationList(kv, CLOCK_TOLERANCE);
+  const revocations = new RevocationList(kv, { skew: CLOCK_TOLERANCE, accessTokenLifetime: longestAccessTokenLifetime(config) });
   const build = (keyring: Keyring) =>
     createProvider({ config, kv, keyring, accounts, revocations, renderError: (ctx, out) => renderProviderError(ctx, out) });
   const providers = new ProviderHost(build(keys.ring));
-  keys.onChange((ring) => providers.replace(build(ring)));
+  let verificationKeys: JWTVerifyGetKey = createLocalJWKSet(keys.ring.publicJwks());
+  keys.onChange((ring) => {
+    verificationKeys = createLocalJWKSet(ring.publicJwks());
+    providers.replace(build(ring));
+  });
   keys.start();
 
   const app = createApp({
@@ -65,6 +75,7 @@ export async function serve(config: Config, logger: Logger = createLogger(config
     logger,
     routes: [
       jwksEndpoint(providers.current.pathFor('jwks'), () => keys.jwks),
+      revocationFeed({ issuer: config.issuer, keys: () => verificationKeys, list: revocations, clockTolerance: CLOCK_TOLERANCE }),
       // The interaction routes keep the first provider: what they call on it (interaction details
       // and results, grants, clients) lives in the store and involves no signing key.
       interactionRoutes({ provider: providers.current, accounts, logger, csrfKey: config.cookie.keys[0]! }),
@@ -93,6 +104,8 @@ export async function serve(config: Config, logger: Logger = createLogger(config
     kv,
     accounts,
     keys,
+    revocations,
+    grants: new GrantRevocation(kv, revocations),
     async close() {
       await keys.close();
       await new Promise<void>((done) => {

@@ -3,13 +3,14 @@
  * published) and the revocation list (how long an entry must live) are derived from.
  */
 import type { Config, ResourceServerConfig } from '../config.js';
+import { feedResourceServer } from '../revocation/feed-server.js';
 
 /** Seconds of clock skew tolerated when validating JWTs (ours and others'). */
 export const CLOCK_TOLERANCE = 15;
 
-/** The configured resource servers. */
+/** The configured resource servers and the built-in one, the revocation feed. */
 export function resourceServers(config: Config): ResourceServerConfig[] {
-  return [...config.resourceServers];
+  return [...config.resourceServers, feedResourceServer(config.issuer)];
 }
 
 /** The longest lifetime any access token can have, in seconds. */

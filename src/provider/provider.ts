@@ -7,12 +7,13 @@ import { errors, Provider, type AccountClaims, type Configuration, type KoaConte
 import { claimsFor, type Accounts } from '../accounts/accounts.js';
 import type { Config } from '../config.js';
 import type { Keyring } from '../keyring/keyring.js';
+import { FEED_PATH } from '../revocation/feed-server.js';
 import { jwtAccessTokenEndpoints } from '../revocation/jwt-access-tokens.js';
-import type { RevocationList } from '../revocation/list.js';
+import { GRANT_CLAIM, grantHandle, type RevocationList } from '../revocation/list.js';
 import { adapterFactory } from '../store/adapter.js';
 import type { Kv } from '../store/kv.js';
 import { clientAuthenticationRequired } from './client-auth-required.js';
-import { CLOCK_TOLERANCE } from './lifetimes.js';
+import { CLOCK_TOLERANCE, resourceServers } from './lifetimes.js';
 import { resourceServerInfo } from './resource-servers.js';
 
 export { CLOCK_TOLERANCE };
@@ -37,8 +38,11 @@ export interface ProviderDependencies {
  * must be cheap and free of side effects beyond the instance it returns.
  */
 export function createProvider({ config, kv, keyring, accounts, revocations, renderError }: ProviderDependencies): Provider {
+  const servers = resourceServers(config);
   const configuration: Configuration = {
-    adapter: adapterFactory(kv, CLOCK_TOLERANCE),
+    // Whenever oidc-provider revokes a grant (refresh token reuse, code replay, sign-out, the
+    // revocation endpoint), its JWT access tokens go on the revocation list too.
+    adapter: adapterFactory(kv, CLOCK_TOLERANCE, { grantRevoked: (grantId) => revocations.revokeGrant(grantId) }),
     clients: config.clients.map((client) => ({ ...client })),
     jwks: keyring.signingJwks() as Configuration['jwks'],
     cookies: {
@@ -102,9 +106,20 @@ export function createProvider({ config, kv, keyring, accounts, revocations, ren
       rpInitiatedLogout: { enabled: true },
       resourceIndicators: {
         enabled: true,
-        getResourceServerInfo: (ctx, indicator, client) => resourceServerInfo(config.resourceServers, ctx, indicator, client),
+        getResourceServerInfo: (ctx, indicator, client) => resourceServerInfo(servers, ctx, indicator, client),
       },
     },
+    formats: {
+      customizers: {
+        // Links each JWT access token to its grant, so revoking the grant revokes the token without
+        // any bookkeeping at issuance (client_credentials tokens have no grant).
+        jwt: (_ctx, token, jwt) => {
+          if ('grantId' in token && token.grantId) jwt.payload[GRANT_CLAIM] = grantHandle(token.grantId);
+        },
+      },
+    },
+    // Where resource servers learn about revocations of JWTs they verify locally.
+    discovery: { revocation_feed_endpoint: `${config.issuer}${FEED_PATH}` },
     interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
     findAccount: async (_ctx, sub) => {
       const account = await accounts.find(sub);

@@ -165,5 +165,17 @@ for (const mode of ['redis', 'embedded'] as const) {
         assert.equal(server.keys.ring.current?.kid, result.current);
       });
     });
+
+    it('grants revoke needs exactly one of --user and --client, and a known user', async () => {
+      const neither = await latchkey(env, ['grants', 'revoke']);
+      assert.equal(neither.status, 1);
+      assert.match(neither.stderr, /^latchkey: give exactly one of --user or --client$/m);
+      const unknown = await latchkey(env, ['grants', 'revoke', '--user', 'nobody']);
+      assert.equal(unknown.status, 1);
+      assert.match(unknown.stderr, /no user "nobody"/);
+      const client = await latchkey(env, ['grants', 'revoke', '--client', 'spa']);
+      assert.equal(client.status, 0, client.stderr);
+      assert.deepEqual(JSON.parse(client.stdout), { client_id: 'spa', revoked: 0 });
+    });
   });
 }
