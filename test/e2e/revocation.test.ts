@@ -5,12 +5,13 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { decodeJwt } from 'jose';
 import * as oidc from 'openid-client';
 import { ROOT } from '../../src/paths.js';
-import { GRANT_CLAIM } from '../../src/revocation/list.js';
+import { GRANT_CLAIM, grantHandle } from '../../src/revocation/list.js';
 import { createResourceServer, TokenRejected, type ResourceServer } from '../../src/resource-server/index.js';
 import { Agent, type Page } from '../helpers/agent.js';
 import { eventually } from '../helpers/eventually.js';
@@ -203,6 +204,7 @@ describe('e2e: revocation reaches JWT access tokens (introspection and latchkey/
   });
 
   it('the feed serves the current list, then only what is new after a cursor', async () => {
+    assert.equal(config.serverMetadata().revocation_feed_endpoint, `${server.issuer}/revocations`, 'advertised in discovery');
     const feedToken = await clientCredentialsToken(server.url, RS, `${server.issuer}/revocations`, 'revocations');
     const read = async (after?: string) => {
       const url = new URL('/revocations', server.url);
@@ -212,8 +214,13 @@ describe('e2e: revocation reaches JWT access tokens (introspection and latchkey/
       assert.equal(response.headers.get('cache-control'), 'no-store');
       return (await response.json()) as { entries: { type: string; jti?: string; gid?: string; exp: number }[]; cursor: string; more: boolean };
     };
+    const earlier = await clientCredentialsToken(server.url, MACHINE);
+    await tokenEndpoint(server.url, '/token/revocation', MACHINE, earlier);
+    const grantId = randomUUID();
+    await server.revocations.revokeGrant(grantId);
     const all = await read();
-    assert.ok(all.entries.some((entry) => entry.type === 'jti') && all.entries.some((entry) => entry.type === 'grant'));
+    assert.ok(all.entries.some((entry) => entry.type === 'jti' && entry.jti === decodeJwt(earlier).jti));
+    assert.ok(all.entries.some((entry) => entry.type === 'grant' && entry.gid === grantHandle(grantId)));
     assert.equal(all.more, false);
     assert.deepEqual((await read(all.cursor)).entries, []);
 
