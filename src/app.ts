@@ -5,20 +5,20 @@
 import { randomUUID } from 'node:crypto';
 import Koa, { type Middleware } from 'koa';
 import helmet from 'koa-helmet';
-import mount from 'koa-mount';
-import type { Provider } from 'oidc-provider';
 import type { Config } from './config.js';
 import { respondWithError } from './interactions/errors.js';
 import { stylesheet } from './interactions/views.js';
 import type { Keyring } from './keyring/keyring.js';
 import { health } from './ops/health.js';
 import type { Logger } from './ops/logger.js';
+import type { ProviderHost } from './provider/host.js';
 import type { Kv } from './store/kv.js';
 import { isStoreOutage, RETRY_AFTER_SECONDS } from './store/outage.js';
 
 export interface AppParts {
   readonly config: Config;
-  readonly provider: Provider;
+  /** The provider in service (replaced when the key ring changes). */
+  readonly providers: ProviderHost;
   readonly kv: Kv;
   readonly keyring: () => Keyring | undefined;
   readonly logger: Logger;
@@ -107,17 +107,18 @@ function securityHeaders(config: Config): Middleware {
   }) as unknown as Middleware;
 }
 
-export function createApp({ config, provider, kv, keyring, logger, routes = [] }: AppParts): Koa {
+export function createApp({ config, providers, kv, keyring, logger, routes = [] }: AppParts): Koa {
   const app = new Koa({ proxy: config.proxy, keys: [...config.cookie.keys] });
   app.silent = true; // errors are logged by requestContext, with the request id
 
-  provider.on('server_error', (ctx: Koa.Context, error: unknown) => {
-    if (isStoreOutage(error)) ctx.state.storeOutage = true;
-    else logger.error({ err: error, requestId: ctx.state.requestId, path: ctx.path }, 'provider server_error');
-  });
-
-  provider.on('backchannel.error', (_ctx: unknown, error: Error, client: { clientId: string }) => {
-    logger.warn({ client_id: client.clientId, err: { message: error.message } }, 'back-channel logout delivery failed');
+  providers.forEach((provider) => {
+    provider.on('server_error', (ctx: Koa.Context, error: unknown) => {
+      if (isStoreOutage(error)) ctx.state.storeOutage = true;
+      else logger.error({ err: error, requestId: ctx.state.requestId, path: ctx.path }, 'provider server_error');
+    });
+    provider.on('backchannel.error', (_ctx: unknown, error: Error, client: { clientId: string }) => {
+      logger.warn({ client_id: client.clientId, err: { message: error.message } }, 'back-channel logout delivery failed');
+    });
   });
 
   app.use(requestContext(config, logger));
@@ -125,7 +126,7 @@ export function createApp({ config, provider, kv, keyring, logger, routes = [] }
   app.use(health(kv, keyring));
   app.use(stylesheet());
   for (const route of routes) app.use(route);
-  app.use(mount(provider as unknown as Koa));
+  app.use(providers.middleware());
   app.use(async (ctx) => {
     respondWithError(ctx, 404, { error: 'not_found', error_description: 'no such endpoint' });
   });

@@ -3,18 +3,25 @@
  * The `latchkey` command. Every subcommand reads the same configuration (config/ + env), so it
  * talks to the same store as the server: Redis when REDIS_URL is set, else the embedded store file.
  */
-import { resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { AccountError, Accounts } from './accounts/accounts.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
-import { FileKeyStore } from './keyring/keyring.js';
+import { ringStore, rotationPolicy } from './keyring/index.js';
+import { generateKey, Keyring } from './keyring/keyring.js';
+import { describeRing, RotationError } from './keyring/lifecycle.js';
+import { SealError } from './keyring/sealing.js';
+import { rotateRing } from './keyring/service.js';
+import { readRing } from './keyring/stores.js';
 import { createLogger } from './ops/logger.js';
+import { CLOCK_TOLERANCE, longestAccessTokenLifetime } from './provider/lifetimes.js';
 import type { Clients, ClientMetadata } from './registration/clients.js';
+import type { GrantRevocation } from './revocation/grants.js';
+import { RevocationList } from './revocation/list.js';
 import { openStore, type Kv } from './store/index.js';
 import { isStoreOutage } from './store/outage.js';
 
 /** Failures a user can fix (by class name: ClientError's module is loaded lazily): one line, exit 1. */
-const USER_ERRORS = new Set([ConfigError.name, AccountError.name, 'ClientError', 'UsageError']);
+const USER_ERRORS = new Set([ConfigError.name, AccountError.name, 'ClientError', 'UsageError', RotationError.name, SealError.name]);
 
 class UsageError extends Error {
   override name = 'UsageError';
@@ -52,12 +59,29 @@ async function withStore<T>(run: (kv: Kv, settings: Config) => Promise<T>): Prom
   await kv.close();
 }
 
+function revocationList(kv: Kv, settings: Config): RevocationList {
+  return new RevocationList(kv, { skew: CLOCK_TOLERANCE, accessTokenLifetime: longestAccessTokenLifetime(settings) });
+}
+
+/** Revoking grants goes through the oidc-provider adapter, so it is loaded only when needed. */
+async function grantRevocation(kv: Kv, settings: Config): Promise<GrantRevocation> {
+  const { GrantRevocation } = await import('./revocation/grants.js');
+  return new GrantRevocation(kv, revocationList(kv, settings));
+}
+
 /** oidc-provider is imported only by the commands that need it: the rest start faster. */
 async function clientsOn(kv: Kv, settings: Config): Promise<Clients> {
-  const { assemble } = await import('./main.js');
   const { Clients } = await import('./registration/clients.js');
-  const { provider } = await assemble(settings, kv);
-  return new Clients(kv, provider);
+  return new Clients(kv, await validatingProvider(kv, settings));
+}
+
+/**
+ * A provider for commands that validate client metadata or store tokens and sign nothing: a
+ * throwaway key will do, and the real ring (sealed in Redis) is not opened.
+ */
+async function validatingProvider(kv: Kv, settings: Config) {
+  const { providerFactory } = await import('./main.js');
+  return providerFactory(settings, kv).build(new Keyring([await generateKey(2048, 'current')]));
 }
 
 async function readStdin(): Promise<string> {
@@ -158,10 +182,11 @@ clients
 
 clients
   .command('remove <client_id>')
-  .description('delete a stored client')
+  .description('delete a stored client and revoke every grant it holds')
   .action(async (clientId: string) =>
     withStore(async (kv, settings) => {
       await (await clientsOn(kv, settings)).remove(clientId);
+      await (await grantRevocation(kv, settings)).revokeClient(clientId);
       console.log(`removed client ${clientId}`);
     }),
   );
@@ -177,33 +202,61 @@ registration
     withStore(async (kv, settings) => {
       const expiresIn = options.expiresIn === undefined ? settings.registration.initialAccessTokenTTL : Number(options.expiresIn);
       if (!Number.isSafeInteger(expiresIn) || expiresIn <= 0) throw new UsageError('--expires-in takes a positive number of seconds');
-      const { assemble } = await import('./main.js');
-      const { provider } = await assemble(settings, kv);
+      const provider = await validatingProvider(kv, settings);
       const token = await new provider.InitialAccessToken({ expiresIn }).save();
       print({ initial_access_token: token, expires_in: expiresIn, registration_endpoint: `${settings.issuer}/reg` });
     }),
   );
 
-const keys = program.command('keys').description('manage signing keys');
-
-keys
-  .command('generate')
-  .description('create a new signing key; it signs from the next start, the previous one stays published')
-  .action(async () => {
-    const settings = config();
-    const key = await new FileKeyStore(resolve(settings.keys.dir)).addKey(settings.keys.rsaBits).catch(fail);
-    print({ kid: key.kid, alg: 'RS256', state: key.state, createdAt: key.createdAt });
-  });
+const keys = program.command('keys').description('manage signing keys (next → current → retired → removed)');
 
 keys
   .command('list')
-  .description('list signing keys: kid, state, creation date')
-  .action(async () => {
-    const settings = config();
-    const store = new FileKeyStore(resolve(settings.keys.dir));
-    if (!store.exists()) return print([]);
-    print(store.read().keys.map(({ kid, state, createdAt, jwk }) => ({ kid, alg: jwk.alg, state, createdAt })));
-  });
+  .description('list signing keys: kid, state and dates (made, current since, retired, when the schedule moves them)')
+  .action(async () =>
+    withStore(async (kv, settings) => {
+      const snapshot = await readRing(ringStore(settings, kv));
+      print(snapshot ? describeRing(snapshot.ring, rotationPolicy(settings)) : []);
+    }),
+  );
+
+keys
+  .command('rotate')
+  .description('make the next key current now (once it has been published for keys.publishLead) and publish a new next key')
+  .option('--now', 'do not wait for the publish lead: for a compromised current key (verifiers refetch the JWKS on the new kid)')
+  .action(async (options: { now?: boolean }) =>
+    withStore(async (kv, settings) => {
+      const { before, after } = await rotateRing(ringStore(settings, kv), rotationPolicy(settings), settings.keys.rsaBits, Boolean(options.now));
+      print({
+        current: after.current?.kid,
+        retired: before.current?.kid,
+        next: after.next?.kid,
+        keys: describeRing(after, rotationPolicy(settings)),
+      });
+    }),
+  );
+
+const grants = program.command('grants').description("revoke people's grants to clients, with every token issued under them");
+
+grants
+  .command('revoke')
+  .description('revoke every grant of a user or of a client: refresh tokens, opaque and JWT access tokens stop working')
+  .option('--user <username-or-sub>', 'the grants this person has given')
+  .option('--client <client_id>', 'the grants this client holds')
+  .action(async (options: { user?: string; client?: string }) =>
+    withStore(async (kv, settings) => {
+      if (Boolean(options.user) === Boolean(options.client)) throw new UsageError('give exactly one of --user or --client');
+      const revocation = await grantRevocation(kv, settings);
+      if (options.client) {
+        print({ client_id: options.client, revoked: await revocation.revokeClient(options.client) });
+        return;
+      }
+      const accounts = new Accounts(kv, settings.accounts.argon2);
+      const account = (await accounts.findByUsername(options.user!)) ?? (await accounts.find(options.user!));
+      if (!account) throw new AccountError(`no user "${options.user}" (give a username or a sub)`);
+      print({ sub: account.sub, username: account.username, revoked: await revocation.revokeAccount(account.sub) });
+    }),
+  );
 
 const users = program.command('users').description('manage user accounts');
 
@@ -260,10 +313,11 @@ for (const [name, disabled] of [
 ] as const) {
   users
     .command(`${name} <username>`)
-    .description(disabled ? 'stop a user from signing in' : 'allow a disabled user to sign in again')
+    .description(disabled ? 'stop a user from signing in and revoke their grants and tokens' : 'allow a disabled user to sign in again')
     .action(async (username: string) =>
       withStore(async (kv, settings) => {
-        await new Accounts(kv, settings.accounts.argon2).setDisabled(username, disabled);
+        const account = await new Accounts(kv, settings.accounts.argon2).setDisabled(username, disabled);
+        if (disabled) await (await grantRevocation(kv, settings)).revokeAccount(account.sub);
         console.log(`${name}d ${username}`);
       }),
     );
@@ -271,10 +325,11 @@ for (const [name, disabled] of [
 
 users
   .command('remove <username>')
-  .description('delete a user')
+  .description('delete a user and revoke their grants and tokens')
   .action(async (username: string) =>
     withStore(async (kv, settings) => {
-      await new Accounts(kv, settings.accounts.argon2).remove(username);
+      const account = await new Accounts(kv, settings.accounts.argon2).remove(username);
+      await (await grantRevocation(kv, settings)).revokeAccount(account.sub);
       console.log(`removed ${username}`);
     }),
   );

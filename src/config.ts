@@ -46,7 +46,14 @@ const schema = z.strictObject({
   }),
   embedded: z.strictObject({ file: z.string().min(1) }),
   cookie: z.strictObject({ keys: z.array(z.string().min(1)).min(1) }),
-  keys: z.strictObject({ dir: z.string().min(1), rsaBits: z.number().int().min(2048).multipleOf(1024) }),
+  keys: z.strictObject({
+    dir: z.string().min(1),
+    rsaBits: z.number().int().min(2048).multipleOf(1024),
+    secrets: z.array(z.string().min(1)).min(1),
+    rotationInterval: z.number().int().min(0),
+    publishLead: seconds,
+    refreshInterval: z.number().positive().max(300),
+  }),
   ttl: z.strictObject({
     accessToken: seconds,
     clientCredentials: seconds,
@@ -88,6 +95,8 @@ export type ResourceServerConfig = z.infer<typeof resourceServer>;
 
 /** The cookie key shipped in default.yaml: public, so production refuses it. */
 const DEFAULT_COOKIE_KEY = 'insecure-development-cookie-key';
+/** The key ring secret shipped in default.yaml: public, so production refuses it. */
+const DEFAULT_KEYRING_SECRET = 'insecure-development-keyring-secret';
 const LOOPBACK = new Set(['localhost', '127.0.0.1', '[::1]']);
 
 type Tree = { [key: string]: unknown };
@@ -190,6 +199,12 @@ function productionProblems(config: z.infer<typeof schema> & { issuer: string })
   if (config.cookie.keys.some((key) => key.length < 32)) {
     problems.push('cookie.keys (COOKIE_KEYS): each key must be at least 32 characters');
   }
+  if (config.keys.secrets.includes(DEFAULT_KEYRING_SECRET)) {
+    problems.push('keys.secrets (KEYS_SECRETS): the default secret is public; set your own to encrypt the signing keys in Redis');
+  }
+  if (config.keys.secrets.some((secret) => secret.length < 32)) {
+    problems.push('keys.secrets (KEYS_SECRETS): each secret must be at least 32 characters');
+  }
   return problems;
 }
 
@@ -219,6 +234,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, dir = join(ROOT
   const config = { ...result.data, issuer: result.data.issuer || `http://localhost:${result.data.port}` };
   if (config.ttl.grant < config.ttl.refreshToken) {
     throw new ConfigError(`${label(['ttl', 'grant'])}: must not be shorter than ttl.refreshToken`);
+  }
+  if (config.keys.publishLead < 2 * config.keys.refreshInterval) {
+    throw new ConfigError(`${label(['keys', 'publishLead'])}: must be at least twice keys.refreshInterval, so every instance publishes a key before it signs`);
   }
   if (config.redis.mode === 'sentinel' && !config.redis.sentinels.length) {
     throw new ConfigError(`${label(['redis', 'sentinels'])}: required when redis.mode is sentinel`);

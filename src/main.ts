@@ -1,9 +1,12 @@
 /**
- * `serve`: configuration → store → keys → accounts → provider → app → listen.
+ * `serve`: configuration → store → keys → accounts → provider → app → listen. The key ring is
+ * followed while serving: each change (a rotation here, on another instance, or by the CLI)
+ * builds a new provider that takes over new requests.
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
+import { createLocalJWKSet, type JWTVerifyGetKey } from 'jose';
 import type { Provider } from 'oidc-provider';
 import { Accounts } from './accounts/accounts.js';
 import { LoginThrottle } from './accounts/throttle.js';
@@ -16,9 +19,16 @@ import { createApp } from './app.js';
 import type { Config } from './config.js';
 import { renderProviderError } from './interactions/errors.js';
 import { interactionRoutes } from './interactions/routes.js';
-import { FileKeyStore } from './keyring/keyring.js';
+import { openKeyring } from './keyring/index.js';
+import { jwksEndpoint } from './keyring/jwks-endpoint.js';
+import type { Keyring } from './keyring/keyring.js';
+import type { KeyringService } from './keyring/service.js';
 import { createLogger, type Logger } from './ops/logger.js';
-import { CLOCK_TOLERANCE, createProvider } from './provider/provider.js';
+import { ProviderHost } from './provider/host.js';
+import { CLOCK_TOLERANCE, longestAccessTokenLifetime } from './provider/lifetimes.js';
+import { createProvider } from './provider/provider.js';
+import { revocationFeed } from './revocation/feed.js';
+import { GrantRevocation } from './revocation/grants.js';
 import { RevocationList } from './revocation/list.js';
 import { openStore, type Kv } from './store/index.js';
 
@@ -26,29 +36,30 @@ export interface Running {
   /** Where it listens, e.g. http://127.0.0.1:3000 (not the issuer, which may be a proxy's URL). */
   readonly url: string;
   readonly port: number;
+  /** The provider in service now (it is replaced when the key ring changes). */
   readonly provider: Provider;
+  readonly providers: ProviderHost;
   readonly kv: Kv;
   readonly accounts: Accounts;
+  readonly keys: KeyringService;
+  readonly revocations: RevocationList;
+  /** Revokes grants (and their JWT access tokens): for sign-out, disabling a person, admin tools. */
+  readonly grants: GrantRevocation;
   /** Stops accepting connections, lets in-flight requests finish, closes the store. */
   close(): Promise<void>;
 }
 
-/** The provider and what it stands on: for the server, and for CLI commands that validate clients. */
-export async function assemble(config: Config, kv: Kv) {
-  const keyring = await new FileKeyStore(resolve(config.keys.dir)).load(config.keys.rsaBits);
+/**
+ * What the provider stands on, and how to build one for a key ring: for the server (again at each
+ * ring change), and for CLI commands that only validate client metadata or store tokens.
+ */
+export function providerFactory(config: Config, kv: Kv) {
   const accounts = new Accounts(kv, config.accounts.argon2);
   const consents = new Consents(kv, config.ttl.grant);
-  const provider = createProvider({
-    config,
-    kv,
-    keyring,
-    accounts,
-    revocations: new RevocationList(kv, CLOCK_TOLERANCE),
-    consents,
-    renderError: (ctx, out) => renderProviderError(ctx, out),
-    logoutPages,
-  });
-  return { keyring, accounts, consents, provider };
+  const revocations = new RevocationList(kv, { skew: CLOCK_TOLERANCE, accessTokenLifetime: longestAccessTokenLifetime(config) });
+  const build = (keyring: Keyring) =>
+    createProvider({ config, kv, keyring, accounts, revocations, consents, renderError: (ctx, out) => renderProviderError(ctx, out), logoutPages });
+  return { accounts, consents, revocations, build };
 }
 
 export async function serve(config: Config, logger: Logger = createLogger(config.log.level)): Promise<Running> {
@@ -59,20 +70,39 @@ export async function serve(config: Config, logger: Logger = createLogger(config
       'REDIS_URL is not set: using the embedded in-process store (development only; sessions do not survive a restart)',
     );
   }
-  const { keyring, accounts, consents, provider } = await assemble(config, kv);
+  const keys = await openKeyring(config, kv, logger).catch(async (error: unknown) => {
+    await kv.close();
+    throw error;
+  });
+  const { accounts, consents, revocations, build } = providerFactory(config, kv);
+  const providers = new ProviderHost(build(keys.ring));
+  let verificationKeys: JWTVerifyGetKey = createLocalJWKSet(keys.ring.publicJwks());
+  keys.onChange((ring) => {
+    verificationKeys = createLocalJWKSet(ring.publicJwks());
+    providers.replace(build(ring));
+  });
+  keys.start();
+  // Our own routes keep the first provider: what they call on it (interactions, sessions, grants,
+  // clients, opaque tokens) lives in the store and involves no signing key.
+  const provider = providers.current;
   const clients = new Clients(kv, provider);
+  const grants = new GrantRevocation(kv, revocations);
+
   const app = createApp({
     config,
-    provider,
+    providers,
     kv,
-    keyring: () => keyring,
+    keyring: () => keys.ring,
     logger,
     routes: [
-      adminApi({ issuer: config.issuer, provider, clients, accounts, secretRotationGrace: config.registration.secretRotationGrace }),
+      jwksEndpoint(providers.current.pathFor('jwks'), () => keys.jwks),
+      revocationFeed({ issuer: config.issuer, keys: () => verificationKeys, list: revocations, clockTolerance: CLOCK_TOLERANCE }),
+      adminApi({ issuer: config.issuer, provider, clients, accounts, grants, secretRotationGrace: config.registration.secretRotationGrace }),
       developerPages({
         issuer: config.issuer,
         provider,
         clients,
+        grants,
         csrfKey: config.cookie.keys[0]!,
         secretRotationGrace: config.registration.secretRotationGrace,
       }),
@@ -102,10 +132,17 @@ export async function serve(config: Config, logger: Logger = createLogger(config
   return {
     url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
     port,
-    provider,
+    get provider() {
+      return providers.current;
+    },
+    providers,
     kv,
     accounts,
+    keys,
+    revocations,
+    grants,
     async close() {
+      await keys.close();
       await new Promise<void>((done) => {
         server.close(() => done());
         server.closeIdleConnections();

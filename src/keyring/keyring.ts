@@ -1,43 +1,64 @@
 /**
- * Signing keys: RS256 key pairs whose `kid` is their JWK thumbprint (RFC 7638), kept in
- * keys/keyring.json with mode 0600. The newest key is `current` and signs; older keys are
- * `retired` and stay published so tokens they signed still verify.
- * This is the only module that reads or writes private keys.
+ * Signing keys: RS256 key pairs whose `kid` is their JWK thumbprint (RFC 7638). Each key moves
+ * through states:
+ *
+ *   next     published in the JWKS, signs nothing yet (so verifiers learn it before they meet it)
+ *   current  signs every new token (exactly one key)
+ *   retired  signs nothing, stays published until every token it signed has expired
+ *   removed  gone from the ring
+ *
+ * This folder is the only code that reads or writes private keys; they leave it unencrypted only
+ * into keys/keyring.json (mode 0600), and encrypted into the shared store (see sealing.ts).
  */
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, type JWK } from 'jose';
 
-export type KeyState = 'current' | 'retired';
+export type KeyState = 'next' | 'current' | 'retired';
 
 export interface StoredKey {
   readonly kid: string;
   readonly state: KeyState;
-  /** ISO 8601 */
+  /** ISO 8601: when the key was made and published. */
   readonly createdAt: string;
+  /** ISO 8601: when it became current. */
+  readonly activatedAt?: string;
+  /** ISO 8601: when it stopped signing. */
+  readonly retiredAt?: string;
+  /** The private JWK (with kid, alg, use). */
   readonly jwk: JWK;
 }
 
-interface KeyringFile {
-  readonly version: 1;
-  readonly keys: StoredKey[];
-}
+/** Private members of RSA/EC/OKP/oct/AKP JWKs (RFC 7518 §6): none of these may ever be published. */
+export const PRIVATE_JWK_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k', 'priv'] as const;
 
-/** Private members of RSA/EC/OKP/oct JWKs (RFC 7518 §6): none of these may ever be published. */
-export const PRIVATE_JWK_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'] as const;
+const ORDER: Record<KeyState, number> = { current: 0, next: 1, retired: 2 };
 
 export class Keyring {
-  constructor(readonly keys: readonly StoredKey[]) {}
+  readonly keys: readonly StoredKey[];
+
+  constructor(keys: readonly StoredKey[]) {
+    // Current first (oidc-provider signs with the first matching key), then next, then retired
+    // newest first. Array.prototype.sort is stable, so equal keys keep their order.
+    this.keys = [...keys].sort(
+      (a, b) => ORDER[a.state] - ORDER[b.state] || Date.parse(b.retiredAt ?? b.createdAt) - Date.parse(a.retiredAt ?? a.createdAt),
+    );
+  }
+
+  get current(): StoredKey | undefined {
+    return this.keys.find((key) => key.state === 'current');
+  }
+
+  get next(): StoredKey | undefined {
+    return this.keys.find((key) => key.state === 'next');
+  }
 
   /** The private JWKS for oidc-provider: the current key first, so it is the one that signs. */
   signingJwks(): { keys: JWK[] } {
-    const ordered = [...this.keys].sort((a, b) => Number(b.state === 'current') - Number(a.state === 'current'));
-    return { keys: ordered.map(({ jwk }) => ({ ...jwk })) };
+    return { keys: this.keys.map(({ jwk }) => ({ ...jwk })) };
   }
 
-  /** The public JWKS: what resource servers verify against. */
+  /** The public JWKS: what resource servers verify against (next, current and retired keys). */
   publicJwks(): { keys: JWK[] } {
-    return { keys: this.signingJwks().keys.map(toPublic) };
+    return { keys: this.keys.map(({ jwk }) => toPublic(jwk)) };
   }
 }
 
@@ -47,56 +68,28 @@ export function toPublic(jwk: JWK): JWK {
   return copy as JWK;
 }
 
-export async function generateKey(rsaBits: number): Promise<StoredKey> {
+/** A new RS256 key pair in the given state, made now. */
+export async function generateKey(rsaBits: number, state: KeyState, now = Date.now()): Promise<StoredKey> {
   const { privateKey } = await generateKeyPair('RS256', { modulusLength: rsaBits, extractable: true });
-  const jwk = await exportJWK(privateKey);
-  const kid = await calculateJwkThumbprint(jwk, 'sha256');
-  return { kid, state: 'current', createdAt: new Date().toISOString(), jwk: { ...jwk, kid, alg: 'RS256', use: 'sig' } };
+  const exported = await exportJWK(privateKey);
+  const kid = await calculateJwkThumbprint(exported, 'sha256');
+  const at = new Date(now).toISOString();
+  return {
+    kid,
+    state,
+    createdAt: at,
+    ...(state === 'current' ? { activatedAt: at } : {}),
+    jwk: { ...exported, kid, alg: 'RS256', use: 'sig' },
+  };
 }
 
-/** The key ring kept in a directory (keys/ by default). */
-export class FileKeyStore {
-  readonly file: string;
-
-  constructor(dir: string) {
-    this.file = join(dir, 'keyring.json');
+/** Checks that a private JWK is an RS256 signing key whose kid is its thumbprint (nothing swapped). */
+export async function checkKey(key: StoredKey): Promise<void> {
+  const { jwk } = key;
+  if (jwk.kty !== 'RSA' || typeof jwk.n !== 'string' || typeof jwk.d !== 'string') {
+    throw new Error(`key ${key.kid} is not an RSA private key`);
   }
-
-  exists(): boolean {
-    return existsSync(this.file);
-  }
-
-  read(): Keyring {
-    const mode = statSync(this.file).mode & 0o777;
-    if (mode & 0o077) chmodSync(this.file, 0o600); // never leave private keys readable by others
-    const parsed = JSON.parse(readFileSync(this.file, 'utf8')) as KeyringFile;
-    if (parsed.version !== 1 || !Array.isArray(parsed.keys) || !parsed.keys.length) {
-      throw new Error(`${this.file} is not a Latchkey key ring`);
-    }
-    return new Keyring(parsed.keys);
-  }
-
-  write(keyring: Keyring): void {
-    mkdirSync(join(this.file, '..'), { recursive: true, mode: 0o700 });
-    const temporary = `${this.file}.${process.pid}.tmp`;
-    const body: KeyringFile = { version: 1, keys: [...keyring.keys] };
-    writeFileSync(temporary, `${JSON.stringify(body, null, 2)}\n`, { mode: 0o600 });
-    renameSync(temporary, this.file);
-  }
-
-  /** Reads the key ring, creating one with a fresh key on first start. */
-  async load(rsaBits: number): Promise<Keyring> {
-    if (this.exists()) return this.read();
-    const keyring = new Keyring([await generateKey(rsaBits)]);
-    this.write(keyring);
-    return keyring;
-  }
-
-  /** Adds a new current key; the previous current key is retired (still published). */
-  async addKey(rsaBits: number): Promise<StoredKey> {
-    const existing = this.exists() ? this.read().keys : [];
-    const key = await generateKey(rsaBits);
-    this.write(new Keyring([key, ...existing.map((k) => ({ ...k, state: 'retired' as const }))]));
-    return key;
+  if (jwk.kid !== key.kid || (await calculateJwkThumbprint(jwk, 'sha256')) !== key.kid) {
+    throw new Error(`key ${key.kid}: kid is not the thumbprint of the key`);
   }
 }

@@ -7,20 +7,21 @@ import { errors, Provider, type AccountClaims, type Configuration, type KoaConte
 import { claimsFor, type Accounts } from '../accounts/accounts.js';
 import type { Config } from '../config.js';
 import type { Keyring } from '../keyring/keyring.js';
+import { FEED_PATH } from '../revocation/feed-server.js';
 import { jwtAccessTokenEndpoints } from '../revocation/jwt-access-tokens.js';
-import type { RevocationList } from '../revocation/list.js';
+import { GRANT_CLAIM, grantHandle, type RevocationList } from '../revocation/list.js';
 import { adapterFactory } from '../store/adapter.js';
 import type { Kv } from '../store/kv.js';
 import { clientAuthenticationRequired } from './client-auth-required.js';
-import type { Consents } from './consents.js';
-import { ADMIN_SCOPES, adminResourceServer } from '../registration/admin-api.js';
+import { ADMIN_SCOPES } from '../registration/admin-resource.js';
 import { acceptPreviousSecrets } from '../registration/clients.js';
 import { developerClient } from '../registration/developer-pages.js';
 import { enforcePolicy, type RegistrationPolicy } from '../registration/policy.js';
-import { resourceServerInfo, type ResourceServerDefinition } from './resource-servers.js';
+import type { Consents } from './consents.js';
+import { CLOCK_TOLERANCE, resourceServers } from './lifetimes.js';
+import { resourceServerInfo } from './resource-servers.js';
 
-/** Seconds of clock skew tolerated when validating JWTs from others (client assertions, hints). */
-export const CLOCK_TOLERANCE = 15;
+export { CLOCK_TOLERANCE };
 
 export const SCOPE_CLAIMS = {
   openid: ['sub'],
@@ -46,15 +47,21 @@ export interface ProviderDependencies {
 /** The OpenID scopes we offer; every client may register them. */
 const OIDC_SCOPES = ['openid', 'offline_access', ...Object.keys(SCOPE_CLAIMS).filter((scope) => scope !== 'openid')];
 
+/**
+ * Builds a provider for a key ring. Called again with each new ring (see host.ts): everything here
+ * must be cheap and free of side effects beyond the instance it returns.
+ */
 export function createProvider({ config, kv, keyring, accounts, revocations, consents, renderError, logoutPages }: ProviderDependencies): Provider {
-  const resourceServers: ResourceServerDefinition[] = [...config.resourceServers, adminResourceServer(config.issuer)];
+  const servers = resourceServers(config);
   const policy: RegistrationPolicy = {
     authMethods: config.registration.authMethods,
-    scopes: [...new Set([...OIDC_SCOPES, ...resourceServers.flatMap((server) => server.scopes)])],
+    scopes: [...new Set([...OIDC_SCOPES, ...servers.flatMap((server) => server.scopes)])],
     privilegedScopes: ADMIN_SCOPES,
   };
   const configuration: Configuration = {
-    adapter: adapterFactory(kv, CLOCK_TOLERANCE),
+    // Whenever oidc-provider revokes a grant (refresh token reuse, code replay, sign-out, the
+    // revocation endpoint), its JWT access tokens go on the revocation list too.
+    adapter: adapterFactory(kv, CLOCK_TOLERANCE, { grantRevoked: (grantId) => revocations.revokeGrant(grantId) }),
     clients: [...config.clients.map((client) => ({ ...client })), developerClient(config.issuer)],
     jwks: keyring.signingJwks() as Configuration['jwks'],
     cookies: {
@@ -126,7 +133,7 @@ export function createProvider({ config, kv, keyring, accounts, revocations, con
       backchannelLogout: { enabled: true },
       resourceIndicators: {
         enabled: true,
-        getResourceServerInfo: (ctx, indicator, client) => resourceServerInfo(resourceServers, ctx, indicator, client),
+        getResourceServerInfo: (ctx, indicator, client) => resourceServerInfo(servers, ctx, indicator, client),
       },
     },
     extraClientMetadata: {
@@ -145,6 +152,17 @@ export function createProvider({ config, kv, keyring, accounts, revocations, con
       },
     },
     loadExistingGrant: (ctx) => consents.loadExistingGrant(ctx),
+    formats: {
+      customizers: {
+        // Links each JWT access token to its grant, so revoking the grant revokes the token without
+        // any bookkeeping at issuance (client_credentials tokens have no grant).
+        jwt: (_ctx, token, jwt) => {
+          if ('grantId' in token && token.grantId) jwt.payload[GRANT_CLAIM] = grantHandle(token.grantId);
+        },
+      },
+    },
+    // Where resource servers learn about revocations of JWTs they verify locally.
+    discovery: { revocation_feed_endpoint: `${config.issuer}${FEED_PATH}` },
     interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
     findAccount: async (_ctx, sub) => {
       const account = await accounts.find(sub);

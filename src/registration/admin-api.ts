@@ -14,20 +14,18 @@ import type { Context, Middleware, Next } from 'koa';
 import type { Provider } from 'oidc-provider';
 import { z } from 'zod';
 import { AccountError, type Accounts, type Claims } from '../accounts/accounts.js';
+import type { GrantRevocation } from '../revocation/grants.js';
 import { ClientError, generateSecret, type ClientMetadata, type Clients } from './clients.js';
+import { adminResourceServer } from './admin-resource.js';
 import { openApiDocument } from './openapi.js';
-
-export const ADMIN_SCOPES = ['admin', 'admin:read'];
-
-export function adminResourceServer(issuer: string) {
-  return { identifier: `${issuer}/admin`, scopes: [...ADMIN_SCOPES], format: 'opaque' as const, privileged: true };
-}
 
 interface Options {
   readonly issuer: string;
   readonly provider: Provider;
   readonly clients: Clients;
   readonly accounts: Accounts;
+  /** Revokes what a deleted client or a disabled person held. */
+  readonly grants: GrantRevocation;
   readonly secretRotationGrace: number;
 }
 
@@ -56,7 +54,7 @@ function withoutSecret({ client_secret: _secret, ...metadata }: ClientMetadata):
 
 const confidential = (method: unknown) => method === undefined || method === 'client_secret_basic' || method === 'client_secret_post';
 
-export function adminApi({ issuer, provider, clients, accounts, secretRotationGrace }: Options): Middleware {
+export function adminApi({ issuer, provider, clients, accounts, grants, secretRotationGrace }: Options): Middleware {
   const audience = adminResourceServer(issuer).identifier;
   const router = new Router({ prefix: '/admin' });
   const json = bodyParser({ enableTypes: ['json'], jsonLimit: '64kb', encoding: 'utf-8' });
@@ -144,6 +142,7 @@ export function adminApi({ issuer, provider, clients, accounts, secretRotationGr
   router.delete('/clients/:id', write, async (ctx) => {
     await registry(ctx, async () => {
       await clients.remove(ctx.params.id!);
+      await grants.revokeClient(ctx.params.id!);
       ctx.status = 204;
     });
   });
@@ -179,7 +178,9 @@ export function adminApi({ issuer, provider, clients, accounts, secretRotationGr
   for (const [action, disabled] of [['disable', true], ['enable', false]] as const) {
     router.post(`/users/:username/${action}`, write, async (ctx) => {
       try {
-        ctx.body = publicAccount(await accounts.setDisabled(ctx.params.username!, disabled));
+        const account = await accounts.setDisabled(ctx.params.username!, disabled);
+        if (disabled) await grants.revokeAccount(account.sub);
+        ctx.body = publicAccount(account);
       } catch (error) {
         if (!(error instanceof AccountError)) throw error;
         fail(ctx, 404, 'not_found', error.message);

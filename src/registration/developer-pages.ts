@@ -14,6 +14,7 @@ import type { Context, Middleware } from 'koa';
 import type { ClientMetadata as ClientMetadataInput, Provider } from 'oidc-provider';
 import { respondWithError } from '../interactions/errors.js';
 import { render } from '../interactions/views.js';
+import type { GrantRevocation } from '../revocation/grants.js';
 import { ClientError, generateSecret, type ClientMetadata, type Clients } from './clients.js';
 
 export const DEVELOPER_CLIENT_ID = 'latchkey-developer';
@@ -52,6 +53,8 @@ interface Options {
   readonly issuer: string;
   readonly provider: Provider;
   readonly clients: Clients;
+  /** Revokes what a deleted app held. */
+  readonly grants: GrantRevocation;
   readonly csrfKey: string;
   readonly secretRotationGrace: number;
 }
@@ -59,7 +62,7 @@ interface Options {
 type Form = Record<string, string | string[] | undefined>;
 const field = (form: Form, name: string) => (typeof form[name] === 'string' ? (form[name] as string) : '');
 
-export function developerPages({ issuer, provider, clients, csrfKey, secretRotationGrace }: Options): Middleware {
+export function developerPages({ issuer, provider, clients, grants, csrfKey, secretRotationGrace }: Options): Middleware {
   const router = new Router({ prefix: '/developer' });
   const form = bodyParser({ enableTypes: ['form'], formLimit: '32kb', encoding: 'utf-8' });
   const csrfFor = (sessionId: string) => createHmac('sha256', csrfKey).update(`developer:${sessionId}`).digest('base64url');
@@ -200,6 +203,7 @@ export function developerPages({ issuer, provider, clients, csrfKey, secretRotat
     const found = await submitted(ctx);
     if (!found || !(await ownApp(ctx, found.who.accountId))) return;
     await clients.remove(ctx.params.id!);
+    await grants.revokeClient(ctx.params.id!);
     ctx.status = 303;
     ctx.redirect('/developer');
   });

@@ -59,7 +59,7 @@ export function jwtAccessTokenEndpoints({ issuer, keys, list, clockTolerance }: 
       const { claims } = verified;
       const ownToken = claims.client_id === caller.clientId;
       if (caller.clientAuthMethod === 'none' && !ownToken) return;
-      if (claims.jti && (await list.isRevoked(claims.jti))) return;
+      if (await list.isRevoked(claims)) return;
       ctx.body = {
         active: true,
         iss: claims.iss,
@@ -80,12 +80,18 @@ export function jwtAccessTokenEndpoints({ issuer, keys, list, clockTolerance }: 
     ctx.body = '';
     if (!verified || !('claims' in verified)) return;
     const { claims } = verified;
+    // RFC 7009 §2.1: a client revokes only its own tokens. Answered exactly as oidc-provider answers
+    // for opaque tokens under our revocation.allowedPolicy (provider.ts), so a caller cannot tell a
+    // JWT from an opaque token by the answer: a confidential client gets invalid_request; a public
+    // client gets 200 and nothing happens (it is not told whether the token exists). The token
+    // stays valid either way. Revoking a JWT revokes that token only (its jti); oidc-provider, for
+    // an opaque access token, also revokes the other tokens of its grant.
     if (claims.client_id !== caller.clientId) {
       if (caller.clientAuthMethod === 'none') return;
       ctx.status = 400;
       ctx.body = { error: 'invalid_request', error_description: 'client is not authorized to revoke the presented token' };
       return;
     }
-    if (claims.jti && claims.exp) await list.revoke(claims.jti, claims.exp);
+    if (claims.jti && claims.exp) await list.revokeToken(claims.jti, claims.exp);
   };
 }

@@ -7,6 +7,8 @@
  *   oidc:uid:<uid>          Session uid → session id
  *   oidc:usercode:<code>    device flow user code → device code id
  *   oidc:clients            set of stored client ids (durable, like the clients themselves)
+ *   oidc:grants:account:<accountId>, oidc:grants:client:<clientId>
+ *                           sets of grant ids, so that every grant of a person or a client can be revoked
  * No operation spans two keys, so the layout works unchanged on Redis Cluster.
  */
 import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
@@ -37,6 +39,14 @@ export const recordKey = (model: string, id: string) => `oidc:${model}:${id}`;
 const grantKey = (grantId: string) => `oidc:grant:${grantId}`;
 const uidKey = (uid: string) => `oidc:uid:${uid}`;
 const userCodeKey = (userCode: string) => `oidc:usercode:${userCode}`;
+export const accountGrantsKey = (accountId: string) => `oidc:grants:account:${accountId}`;
+export const clientGrantsKey = (clientId: string) => `oidc:grants:client:${clientId}`;
+
+/** What the store tells the rest of Latchkey about (the adapter itself knows nothing of JWTs). */
+export interface AdapterHooks {
+  /** Every artifact of a grant is being revoked (reuse, replay, sign-out, revocation endpoint). */
+  grantRevoked?(grantId: string): Promise<unknown>;
+}
 
 const epochSeconds = () => Math.floor(Date.now() / 1000);
 
@@ -46,6 +56,7 @@ class KvAdapter implements Adapter {
     private readonly kv: Kv,
     /** Seconds a record outlives its expiry, so that late use reads as "expired", not "not found". */
     private readonly grace: number,
+    private readonly hooks: AdapterHooks,
   ) {}
 
   async upsert(id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {
@@ -56,6 +67,10 @@ class KvAdapter implements Adapter {
     if (this.model === 'Session' && payload.uid) writes.push(this.kv.set(uidKey(payload.uid), id, { ttl }).then(() => {}));
     if (payload.userCode) writes.push(this.kv.set(userCodeKey(payload.userCode), id, { ttl }).then(() => {}));
     if (this.model === 'Client') writes.push(this.kv.addToSet(CLIENTS_KEY, id));
+    if (this.model === 'Grant') {
+      if (typeof payload.accountId === 'string') writes.push(this.kv.addToSet(accountGrantsKey(payload.accountId), id, ttl));
+      if (typeof payload.clientId === 'string') writes.push(this.kv.addToSet(clientGrantsKey(payload.clientId), id, ttl));
+    }
     await Promise.all(writes);
   }
 
@@ -98,9 +113,10 @@ class KvAdapter implements Adapter {
     if (this.model === 'Client') await this.kv.removeFromSet(CLIENTS_KEY, id);
   }
 
+  /** oidc-provider calls this once per model for the same grant; the hook is idempotent. */
   async revokeByGrantId(grantId: string): Promise<void> {
     const members = await this.kv.members(grantKey(grantId));
-    await this.kv.del([...members, grantKey(grantId)]);
+    await Promise.all([this.kv.del([...members, grantKey(grantId)]), this.hooks.grantRevoked?.(grantId)]);
   }
 
   private async revokeGrant(grantId: string) {
@@ -109,6 +125,6 @@ class KvAdapter implements Adapter {
 }
 
 /** The `adapter` setting of oidc-provider: one adapter per model, all on one store. */
-export function adapterFactory(kv: Kv, grace = 0): (model: string) => Adapter {
-  return (model) => new KvAdapter(model, kv, grace);
+export function adapterFactory(kv: Kv, grace = 0, hooks: AdapterHooks = {}): (model: string) => Adapter {
+  return (model) => new KvAdapter(model, kv, grace, hooks);
 }

@@ -8,12 +8,13 @@
  */
 import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import type { ConsumeOutcome, Kv, StoredRecord } from './kv.js';
+import type { ConsumeOutcome, Kv, LogEntry, StoredRecord } from './kv.js';
 
 type Value =
   | { type: 'string'; value: string }
   | { type: 'record'; payload: string; consumed?: number }
-  | { type: 'set'; members: string[] };
+  | { type: 'set'; members: string[] }
+  | { type: 'log'; entries: LogEntry[]; last: [number, number] };
 type Entry = Value & { expiresAt?: number };
 
 const SWEEP_INTERVAL_MS = 60_000;
@@ -101,6 +102,54 @@ export class EmbeddedKv implements Kv {
 
   async members(key: string) {
     return [...(this.#read(key, 'set')?.members ?? [])];
+  }
+
+  async compareAndSet(key: string, expected: string | undefined, value: string) {
+    const current = this.#read(key, 'string')?.value;
+    if (current !== expected) return false;
+    this.#write(key, { type: 'string', value });
+    return true;
+  }
+
+  async deleteIfEquals(key: string, value: string) {
+    if (this.#read(key, 'string')?.value !== value) return false;
+    await this.del([key]);
+    return true;
+  }
+
+  async raiseMarkAndLog(
+    mark: string,
+    value: number,
+    ttl: number,
+    log: string,
+    fields: Readonly<Record<string, string>>,
+    retain: number,
+  ) {
+    const current = Number(this.#read(mark, 'string')?.value);
+    if (Number.isFinite(current) && current >= value) return undefined;
+    this.#write(mark, { type: 'string', value: String(value) }, Math.max(1, Math.ceil(ttl)));
+    const now = Date.now();
+    const existing = this.#read(log, 'log');
+    // As XADD: the id is the time in ms, or the last id's time with the next sequence number.
+    const [lastMs, lastSeq] = existing?.last ?? [0, 0];
+    const next: [number, number] = now > lastMs ? [now, 0] : [lastMs, lastSeq + 1];
+    const id = `${next[0]}-${next[1]}`;
+    const oldest = now - retain * 1000;
+    const entries = (existing?.entries ?? []).filter((entry) => Number(entry.id.split('-')[0]) >= oldest);
+    entries.push({ id, fields: { ...fields } });
+    this.#entries.set(log, { type: 'log', entries, last: next, expiresAt: now + Math.max(1, Math.ceil(retain)) * 1000 });
+    return id;
+  }
+
+  async readLog(log: string, after: string | undefined, count: number) {
+    const entries = this.#read(log, 'log')?.entries ?? [];
+    const [ms, seq] = after === undefined ? [-1, -1] : after.split('-').map(Number) as [number, number];
+    return entries
+      .filter((entry) => {
+        const [entryMs, entrySeq] = entry.id.split('-').map(Number) as [number, number];
+        return entryMs > ms || (entryMs === ms && entrySeq > seq);
+      })
+      .slice(0, count);
   }
 
   async ping() {}

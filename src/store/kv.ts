@@ -2,9 +2,11 @@
  * The key-value operations Latchkey needs from its store. Redis implements them over ioredis
  * (standalone, Sentinel, Cluster); the embedded store implements them in process.
  *
- * Every operation touches exactly one key, so each one works unchanged on Redis Cluster, and the
- * ones that must be atomic (consumeRecord, addToSet) are atomic on their key. TTLs are in seconds;
- * a key written without one is durable data (clients, accounts).
+ * Every operation but one touches exactly one key, so each works unchanged on Redis Cluster, and the
+ * ones that must be atomic (consumeRecord, addToSet, compareAndSet, ...) are atomic on their key.
+ * The exception, raiseMarkAndLog, spans two keys that the caller gives one hash tag (`{tag}`), so
+ * they share a cluster slot. TTLs are in seconds; a key written without one is durable data
+ * (clients, accounts, the key ring).
  */
 export interface StoredRecord {
   /** The JSON payload as written. */
@@ -14,6 +16,15 @@ export interface StoredRecord {
 }
 
 export type ConsumeOutcome = 'consumed' | 'already-consumed' | 'missing';
+
+/** One entry of an append-only log. Ids (`<milliseconds>-<sequence>`) grow with every append. */
+export interface LogEntry {
+  readonly id: string;
+  readonly fields: Readonly<Record<string, string>>;
+}
+
+/** Log ids look like Redis stream ids; anything else is not a cursor. */
+export const LOG_ID = /^\d{1,16}-\d{1,16}$/;
 
 export interface Kv {
   /** Which implementation this is, for logs and /readyz. */
@@ -36,6 +47,32 @@ export interface Kv {
   addToSet(key: string, member: string, ttl?: number): Promise<void>;
   removeFromSet(key: string, member: string): Promise<void>;
   members(key: string): Promise<string[]>;
+
+  /**
+   * Replaces a durable string only if it still holds `expected` (`undefined`: only if it is absent).
+   * Atomic; false when someone else changed it first.
+   */
+  compareAndSet(key: string, expected: string | undefined, value: string): Promise<boolean>;
+  /** Deletes a key only if it holds `value` (how the holder of a lock releases it, and no one else). */
+  deleteIfEquals(key: string, value: string): Promise<boolean>;
+
+  /**
+   * Atomically: when `mark` is absent or holds a number below `value`, sets it to `value` with `ttl`
+   * and appends `fields` to the log `log`, dropping log entries older than `retain` seconds (the log
+   * itself expires `retain` seconds after its last append). Returns the appended entry's id, or
+   * undefined when the mark already stood at `value` or above (then nothing is written).
+   * `mark` and `log` must share a hash tag, so they share a cluster slot.
+   */
+  raiseMarkAndLog(
+    mark: string,
+    value: number,
+    ttl: number,
+    log: string,
+    fields: Readonly<Record<string, string>>,
+    retain: number,
+  ): Promise<string | undefined>;
+  /** Up to `count` entries of a log, oldest first, after the entry `after` (exclusive), or from its start. */
+  readLog(log: string, after: string | undefined, count: number): Promise<LogEntry[]>;
 
   /** Round trip to the store; throws when it is unreachable. */
   ping(): Promise<void>;

@@ -4,7 +4,7 @@
  */
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 import type { Config } from '../config.js';
-import type { ConsumeOutcome, Kv, StoredRecord } from './kv.js';
+import type { ConsumeOutcome, Kv, LogEntry, StoredRecord } from './kv.js';
 
 type RedisSettings = Config['redis'];
 
@@ -33,12 +33,45 @@ local current = redis.call('TTL', KEYS[1])
 if existed == 0 or (current >= 0 and current < ttl) then redis.call('EXPIRE', KEYS[1], ttl) end
 return 1`,
   },
+  compareAndSet: {
+    numberOfKeys: 1,
+    lua: `local current = redis.call('GET', KEYS[1])
+if ARGV[1] == '0' then
+  if current then return 0 end
+elseif current ~= ARGV[2] then
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[3])
+return 1`,
+  },
+  deleteIfEquals: {
+    numberOfKeys: 1,
+    lua: `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0`,
+  },
+  // KEYS: mark, log. ARGV: value, ttl, retain, then field/value pairs. MINID trims by the ids'
+  // millisecond part, i.e. by time of append (Redis >= 6.2).
+  raiseMarkAndLog: {
+    numberOfKeys: 2,
+    lua: `local current = redis.call('GET', KEYS[1])
+if current and tonumber(current) and tonumber(current) >= tonumber(ARGV[1]) then return false end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+local retain = tonumber(ARGV[3])
+local now = redis.call('TIME')
+local oldest = math.max(0, tonumber(now[1]) - retain) * 1000
+local id = redis.call('XADD', KEYS[2], 'MINID', '~', string.format('%d', oldest), '*', unpack(ARGV, 4))
+redis.call('EXPIRE', KEYS[2], retain)
+return id`,
+  },
 } as const;
 
 type Scripted = {
   putRecord(key: string, payload: string, ttl: number): Promise<number>;
   consumeRecord(key: string, at: number): Promise<number>;
   addToSet(key: string, member: string, ttl: number): Promise<number>;
+  compareAndSet(key: string, hasExpected: '0' | '1', expected: string, value: string): Promise<number>;
+  deleteIfEquals(key: string, value: string): Promise<number>;
+  raiseMarkAndLog(mark: string, log: string, value: number, ttl: number, retain: number, ...fields: string[]): Promise<string | null>;
 };
 type Client = (Redis | Cluster) & Scripted;
 
@@ -173,6 +206,36 @@ export class RedisKv implements Kv {
 
   async members(key: string) {
     return this.#client.smembers(key);
+  }
+
+  async compareAndSet(key: string, expected: string | undefined, value: string) {
+    return (await this.#client.compareAndSet(key, expected === undefined ? '0' : '1', expected ?? '', value)) === 1;
+  }
+
+  async deleteIfEquals(key: string, value: string) {
+    return (await this.#client.deleteIfEquals(key, value)) === 1;
+  }
+
+  async raiseMarkAndLog(
+    mark: string,
+    value: number,
+    ttl: number,
+    log: string,
+    fields: Readonly<Record<string, string>>,
+    retain: number,
+  ) {
+    const pairs = Object.entries(fields).flat();
+    const id = await this.#client.raiseMarkAndLog(mark, log, value, Math.max(1, Math.ceil(ttl)), Math.max(1, Math.ceil(retain)), ...pairs);
+    return id ?? undefined;
+  }
+
+  async readLog(log: string, after: string | undefined, count: number): Promise<LogEntry[]> {
+    const rows = await this.#client.xrange(log, after === undefined ? '-' : `(${after}`, '+', 'COUNT', count);
+    return rows.map(([id, flat]) => {
+      const fields: Record<string, string> = {};
+      for (let i = 0; i + 1 < flat.length; i += 2) fields[flat[i]!] = flat[i + 1]!;
+      return { id, fields };
+    });
   }
 
   async ping() {

@@ -2,7 +2,7 @@
  * The latchkey CLI, run as a separate process against the same store as a running server.
  */
 import assert from 'node:assert/strict';
-import { rmSync, statSync } from 'node:fs';
+import { existsSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { eventually } from '../helpers/eventually.js';
 import { latchkey } from '../helpers/process.js';
@@ -111,18 +111,48 @@ for (const mode of ['redis', 'embedded'] as const) {
       await eventually(async () => assert.equal(await server.accounts.findByUsername('bob'), undefined));
     });
 
-    it('keys list shows the key made at first start; keys generate adds a current key and retires the old one', async () => {
-      const before = JSON.parse((await latchkey(env, ['keys', 'list'])).stdout) as { kid: string; state: string }[];
-      assert.equal(before.length, 1);
-      assert.equal(before[0]!.state, 'current');
-      assert.equal(statSync(join(dir, 'keys', 'keyring.json')).mode & 0o777, 0o600);
+    it('keys list shows the current key and the next one, made at first start', async () => {
+      const run = await latchkey(env, ['keys', 'list']);
+      assert.equal(run.status, 0, run.stderr);
+      const keys = JSON.parse(run.stdout) as { kid: string; state: string; usableFrom?: string; rotatesAt?: string }[];
+      assert.deepEqual(keys.map((k) => k.state), ['current', 'next']);
+      assert.ok(keys[1]!.usableFrom && keys[1]!.rotatesAt, 'the next key says when it may sign and when the schedule promotes it');
+      if (mode === 'embedded') assert.equal(statSync(join(dir, 'keys', 'keyring.json')).mode & 0o777, 0o600);
+      else assert.ok(!existsSync(join(dir, 'keys', 'keyring.json')), 'with Redis the ring lives in Redis, not in keys/');
+    });
 
-      const generated = await latchkey(env, ['keys', 'generate']);
-      assert.equal(generated.status, 0, generated.stderr);
+    it('keys rotate waits for the publish lead unless --now; the running server signs with the new key without a restart', async () => {
+      const before = JSON.parse((await latchkey(env, ['keys', 'list'])).stdout) as { kid: string; state: string }[];
+      const early = await latchkey(env, ['keys', 'rotate']);
+      assert.equal(early.status, 1);
+      assert.match(early.stderr, /^latchkey: the next key .* may sign from .*keys\.publishLead.*--now/);
+      assert.equal(early.stderr.trim().split('\n').length, 1);
+
+      const rotated = await latchkey(env, ['keys', 'rotate', '--now']);
+      assert.equal(rotated.status, 0, rotated.stderr);
+      const result = JSON.parse(rotated.stdout) as { current: string; retired: string; next: string };
+      assert.equal(result.current, before[1]!.kid, 'the next key became current');
+      assert.equal(result.retired, before[0]!.kid);
       const after = JSON.parse((await latchkey(env, ['keys', 'list'])).stdout) as { kid: string; state: string }[];
-      assert.deepEqual(after.map((k) => k.state), ['current', 'retired']);
-      assert.equal(after[1]!.kid, before[0]!.kid);
-      assert.equal(after[0]!.kid, (JSON.parse(generated.stdout) as { kid: string }).kid);
+      assert.deepEqual(after.map((k) => [k.state, k.kid]), [['current', result.current], ['next', result.next], ['retired', result.retired]]);
+
+      await eventually(async () => {
+        const jwks = (await (await fetch(`${server.url}/jwks`)).json()) as { keys: { kid: string }[] };
+        assert.deepEqual(new Set(jwks.keys.map((k) => k.kid)), new Set([result.current, result.next, result.retired]));
+        assert.equal(server.keys.ring.current?.kid, result.current);
+      });
+    });
+
+    it('grants revoke needs exactly one of --user and --client, and a known user', async () => {
+      const neither = await latchkey(env, ['grants', 'revoke']);
+      assert.equal(neither.status, 1);
+      assert.match(neither.stderr, /^latchkey: give exactly one of --user or --client$/m);
+      const unknown = await latchkey(env, ['grants', 'revoke', '--user', 'nobody']);
+      assert.equal(unknown.status, 1);
+      assert.match(unknown.stderr, /no user "nobody"/);
+      const client = await latchkey(env, ['grants', 'revoke', '--client', 'spa']);
+      assert.equal(client.status, 0, client.stderr);
+      assert.deepEqual(JSON.parse(client.stdout), { client_id: 'spa', revoked: 0 });
     });
   });
 }

@@ -8,6 +8,7 @@ import { ConfigError, envName, loadConfig, settings } from '../../src/config.js'
 import { ROOT } from '../../src/paths.js';
 
 const SAFE_KEYS = 'a-production-cookie-key-of-enough-length-1,another-production-cookie-key-xyz-2';
+const SAFE_SECRET = 'a-production-keyring-secret-of-enough-length';
 
 function expectConfigError(env: NodeJS.ProcessEnv, pattern: RegExp) {
   assert.throws(() => loadConfig(env), (error: Error) => {
@@ -78,10 +79,15 @@ describe('configuration', () => {
     expectConfigError({ RESOURCE_SERVERS: '[{"identifier":"api"}]' }, /^resourceServers\.0\.identifier/);
     expectConfigError({ REDIS_MODE: 'cluster' }, /^redis\.clusterNodes \(REDIS_CLUSTER_NODES\): required/);
     expectConfigError({ TTL_GRANT: '60' }, /^ttl\.grant .*refreshToken/);
+    expectConfigError({ KEYS_PUBLISH_LEAD: '3', KEYS_REFRESH_INTERVAL: '2' }, /^keys\.publishLead \(KEYS_PUBLISH_LEAD\): must be at least twice keys\.refreshInterval/);
+    expectConfigError({ KEYS_ROTATION_INTERVAL: '-1' }, /^keys\.rotationInterval \(KEYS_ROTATION_INTERVAL\): /);
+    expectConfigError({ KEYS_SECRETS: '' }, /^keys\.secrets \(KEYS_SECRETS\): /);
   });
 
   it('production refuses to start without Redis, with a public http issuer, or with the default cookie keys', () => {
-    const good = { NODE_ENV: 'production', REDIS_URL: 'redis://127.0.0.1:6379', ISSUER: 'https://id.example.com', COOKIE_KEYS: SAFE_KEYS };
+    const good = {
+      NODE_ENV: 'production', REDIS_URL: 'redis://127.0.0.1:6379', ISSUER: 'https://id.example.com', COOKIE_KEYS: SAFE_KEYS, KEYS_SECRETS: SAFE_SECRET,
+    };
     assert.equal(loadConfig(good).production, true);
     expectConfigError({ ...good, REDIS_URL: '' }, /refusing to start in production: redis\.url \(REDIS_URL\): required/);
     expectConfigError({ ...good, ISSUER: 'http://id.example.com' }, /issuer \(ISSUER\): must be https/);
@@ -89,6 +95,16 @@ describe('configuration', () => {
     expectConfigError({ ...good, COOKIE_KEYS: undefined }, /cookie\.keys \(COOKIE_KEYS\): the default key is public/);
     expectConfigError({ ...good, COOKIE_KEYS: 'short' }, /at least 32 characters/);
     assert.equal(loadConfig({ ...good, ISSUER: 'http://localhost:3000' }).production, true, 'localhost may be http');
+  });
+
+  it('production refuses a missing, default or short secret for the signing keys kept in Redis', () => {
+    const good = {
+      NODE_ENV: 'production', REDIS_URL: 'redis://127.0.0.1:6379', ISSUER: 'https://id.example.com', COOKIE_KEYS: SAFE_KEYS, KEYS_SECRETS: SAFE_SECRET,
+    };
+    expectConfigError({ ...good, KEYS_SECRETS: undefined }, /keys\.secrets \(KEYS_SECRETS\): the default secret is public/);
+    expectConfigError({ ...good, KEYS_SECRETS: '' }, /^keys\.secrets \(KEYS_SECRETS\): /);
+    expectConfigError({ ...good, KEYS_SECRETS: `${SAFE_SECRET},short` }, /keys\.secrets \(KEYS_SECRETS\): each secret must be at least 32 characters/);
+    assert.deepEqual(loadConfig({ ...good, KEYS_SECRETS: `${SAFE_SECRET}, ${SAFE_SECRET}-old` }).keys.secrets, [SAFE_SECRET, `${SAFE_SECRET}-old`]);
   });
 
   it('every setting in config/default.yaml has a comment and a distinct env var', () => {

@@ -1,0 +1,36 @@
+/** The key ring as configured: where it lives, its schedule, and the running service. */
+import { resolve } from 'node:path';
+import type { Config } from '../config.js';
+import type { Logger } from '../ops/logger.js';
+import { CLOCK_TOLERANCE, longestSignedLifetime } from '../provider/lifetimes.js';
+import type { Kv } from '../store/kv.js';
+import type { RotationPolicy } from './lifecycle.js';
+import { Sealer } from './sealing.js';
+import { KeyringService } from './service.js';
+import { FileRingStore, KvRingStore, type RingStore } from './stores.js';
+
+export function rotationPolicy(config: Config): RotationPolicy {
+  return {
+    interval: config.keys.rotationInterval,
+    lead: config.keys.publishLead,
+    // A just-retired key may still sign on an instance that has not noticed yet (refreshInterval),
+    // and what it signed stays valid for the longest lifetime, plus the skew verifiers allow.
+    retention: longestSignedLifetime(config) + CLOCK_TOLERANCE + Math.ceil(config.keys.refreshInterval),
+  };
+}
+
+/** Redis when the store is Redis (sealed), else keys/keyring.json. */
+export function ringStore(config: Config, kv: Kv): RingStore {
+  return kv.kind === 'redis' ? new KvRingStore(kv, new Sealer(config.keys.secrets)) : new FileRingStore(resolve(config.keys.dir));
+}
+
+export async function openKeyring(config: Config, kv: Kv, logger?: Logger): Promise<KeyringService> {
+  return KeyringService.open({
+    store: ringStore(config, kv),
+    policy: rotationPolicy(config),
+    rsaBits: config.keys.rsaBits,
+    refreshInterval: config.keys.refreshInterval,
+    ...(kv.kind === 'redis' ? { importFrom: new FileRingStore(resolve(config.keys.dir)) } : {}),
+    ...(logger ? { logger } : {}),
+  });
+}

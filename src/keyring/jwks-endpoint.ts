@@ -1,0 +1,32 @@
+/**
+ * The JWKS endpoint, answered from memory ahead of oidc-provider (whose copy is fixed when it is
+ * constructed): the ring's public keys, with `Cache-Control: max-age` tied to the publish lead and
+ * an ETag, so that a verifier revalidating with If-None-Match gets 304 without a body.
+ */
+import type { Middleware } from 'koa';
+import type { PublishedJwks } from './service.js';
+
+/** RFC 9110 §13.1.2: If-None-Match compares weakly; `*` matches any current representation. */
+function matches(header: string, etag: string): boolean {
+  if (header.trim() === '*') return true;
+  const strip = (tag: string) => tag.trim().replace(/^W\//, '');
+  return header.split(',').some((candidate) => strip(candidate) === strip(etag));
+}
+
+export function jwksEndpoint(path: string, published: () => PublishedJwks): Middleware {
+  return async function jwks(ctx, next) {
+    if (ctx.path !== path || (ctx.method !== 'GET' && ctx.method !== 'HEAD')) return next();
+    const { body, etag, maxAge } = published();
+    ctx.set('Cache-Control', `public, max-age=${maxAge}`);
+    ctx.set('ETag', etag);
+    // Read by browser apps and verifiers anywhere, like oidc-provider's own JWKS route.
+    ctx.set('Access-Control-Allow-Origin', '*');
+    const conditional = ctx.get('If-None-Match');
+    if (conditional && matches(conditional, etag)) {
+      ctx.status = 304;
+      return;
+    }
+    ctx.type = 'application/jwk-set+json; charset=utf-8';
+    ctx.body = body;
+  };
+}

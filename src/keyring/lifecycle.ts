@@ -1,0 +1,130 @@
+/**
+ * The rotation schedule as pure functions of (key ring, time, policy), so that the rules can be
+ * read in one place and tested without waiting:
+ *
+ * - There is always one `current` key and one `next` key. A ring without a next key gets one,
+ *   published at once.
+ * - The next key becomes current when the current one has signed for `interval` seconds (on a
+ *   schedule; 0 = only on demand), and never before it has been published for `lead` seconds:
+ *   a verifier that caches our JWKS for less than that has seen it before it meets a token it
+ *   signed. The current key becomes retired at the same moment, and a new next key is made.
+ * - A retired key is removed `retention` seconds after it retired: the longest lifetime of a
+ *   token it could have signed, plus clock skew and the time instances take to notice.
+ */
+import { generateKey, Keyring, type StoredKey } from './keyring.js';
+
+export interface RotationPolicy {
+  /** Seconds a key signs before the next one replaces it; 0: only on demand. */
+  readonly interval: number;
+  /** Seconds a new key is published before it may sign. */
+  readonly lead: number;
+  /** Seconds a retired key stays published. */
+  readonly retention: number;
+}
+
+export interface Plan {
+  /** Make a current key (an empty ring). */
+  readonly bootstrap: boolean;
+  /** next → current, current → retired. */
+  readonly promote: boolean;
+  /** kids of retired keys to remove. */
+  readonly remove: readonly string[];
+  /** Make a next key (none exists, or promotion uses it up). */
+  readonly addNext: boolean;
+}
+
+export class RotationError extends Error {
+  override name = 'RotationError';
+}
+
+const at = (iso: string | undefined) => (iso ? Date.parse(iso) : Number.NaN);
+
+/** When a next key may start signing: `lead` seconds after it was published. */
+export function usableFrom(key: StoredKey, policy: RotationPolicy): number {
+  return at(key.createdAt) + policy.lead * 1000;
+}
+
+/** When a retired key leaves the JWKS. */
+export function removeAfter(key: StoredKey, policy: RotationPolicy): number {
+  return at(key.retiredAt) + policy.retention * 1000;
+}
+
+/** When the scheduled rotation will promote the next key (undefined: on demand only). */
+export function rotatesAt(ring: Keyring, policy: RotationPolicy): number | undefined {
+  const { current, next } = ring;
+  if (!policy.interval || !current) return undefined;
+  const due = at(current.activatedAt ?? current.createdAt) + policy.interval * 1000;
+  return next ? Math.max(due, usableFrom(next, policy)) : due;
+}
+
+/** What the schedule asks for at `now` (epoch ms). */
+export function plan(ring: Keyring | undefined, now: number, policy: RotationPolicy): Plan {
+  const keys = ring?.keys ?? [];
+  const current = ring?.current;
+  const next = ring?.next;
+  const due = ring ? rotatesAt(ring, policy) : undefined;
+  const promote = Boolean(current && next && due !== undefined && now >= due);
+  const remove = keys.filter((key) => key.state === 'retired' && now >= removeAfter(key, policy)).map((key) => key.kid);
+  return { bootstrap: !current, promote, remove, addNext: !next || promote };
+}
+
+export function isEmpty(work: Plan): boolean {
+  return !work.bootstrap && !work.promote && !work.addNext && work.remove.length === 0;
+}
+
+/**
+ * The plan for `latchkey keys rotate`: promote the next key now. Refused while the next key has
+ * been published for less than `lead` (verifiers may not know it yet) unless `force`, which is
+ * for a compromised current key: verifiers that cached the JWKS then refetch it on the unknown kid.
+ */
+export function planRotation(ring: Keyring, now: number, policy: RotationPolicy, force: boolean): Plan {
+  const { next } = ring;
+  if (!force && !next) throw new RotationError('no next key is published yet; pass --now if the current key is compromised');
+  if (!force && next && now < usableFrom(next, policy)) {
+    throw new RotationError(
+      `the next key ${next.kid} has been published since ${next.createdAt}; it may sign from ` +
+        `${new Date(usableFrom(next, policy)).toISOString()} (keys.publishLead), so verifiers that cache the JWKS know it. ` +
+        'Run again then, or pass --now if the current key is compromised',
+    );
+  }
+  const base = plan(ring, now, policy);
+  return { ...base, bootstrap: !ring.current, promote: Boolean(ring.current), addNext: true };
+}
+
+/** Carries out a plan: returns the new ring (the input is not changed). */
+export async function apply(ring: Keyring | undefined, work: Plan, now: number, rsaBits: number): Promise<Keyring> {
+  const iso = new Date(now).toISOString();
+  let keys: StoredKey[] = [...(ring?.keys ?? [])];
+  if (work.bootstrap) {
+    keys = keys.filter((key) => key.state !== 'current');
+    keys.push(await generateKey(rsaBits, 'current', now));
+  }
+  if (work.promote) {
+    const next = keys.find((key) => key.state === 'next');
+    // A forced rotation without a published next key has to sign with a brand new one.
+    const successor = next ?? (await generateKey(rsaBits, 'current', now));
+    keys = keys
+      .filter((key) => key !== next)
+      .map((key) => (key.state === 'current' ? { ...key, state: 'retired' as const, retiredAt: iso } : key));
+    keys.push({ ...successor, state: 'current', activatedAt: iso });
+  }
+  keys = keys.filter((key) => !work.remove.includes(key.kid));
+  if (work.addNext && !keys.some((key) => key.state === 'next')) keys.push(await generateKey(rsaBits, 'next', now));
+  return new Keyring(keys);
+}
+
+/** A key as `latchkey keys list` shows it, with the dates the schedule gives it. */
+export function describeRing(ring: Keyring, policy: RotationPolicy) {
+  const rotation = rotatesAt(ring, policy);
+  return ring.keys.map((key) => ({
+    kid: key.kid,
+    alg: key.jwk.alg,
+    state: key.state,
+    createdAt: key.createdAt,
+    ...(key.activatedAt ? { activatedAt: key.activatedAt } : {}),
+    ...(key.retiredAt ? { retiredAt: key.retiredAt } : {}),
+    ...(key.state === 'next' ? { usableFrom: new Date(usableFrom(key, policy)).toISOString() } : {}),
+    ...(key.state === 'next' && rotation !== undefined ? { rotatesAt: new Date(rotation).toISOString() } : {}),
+    ...(key.state === 'retired' ? { removeAfter: new Date(removeAfter(key, policy)).toISOString() } : {}),
+  }));
+}

@@ -1,0 +1,213 @@
+/**
+ * The key ring of a running instance: held in memory (signing and JWKS never wait for the store),
+ * refreshed from the store every `refreshInterval` seconds so that a rotation made by another
+ * instance or by `latchkey keys rotate` is used within seconds, without a restart. The same timer
+ * runs the rotation schedule; the work is done under the ring's lock, so of many instances exactly
+ * one performs a due rotation, and the others pick its result up.
+ */
+import { createHash } from 'node:crypto';
+import type { Logger } from '../ops/logger.js';
+import type { Keyring } from './keyring.js';
+import { apply, isEmpty, plan, planRotation, RotationError, type RotationPolicy } from './lifecycle.js';
+import { LOCKED, readRing, type RingSnapshot, type RingStore } from './stores.js';
+
+export interface KeyringServiceOptions {
+  readonly store: RingStore;
+  readonly policy: RotationPolicy;
+  readonly rsaBits: number;
+  /** Seconds between looks at the stored ring (and checks of the schedule). */
+  readonly refreshInterval: number;
+  /** Where the ring lived before, imported once when the store has none (keys/ when moving to Redis). */
+  readonly importFrom?: RingStore;
+  readonly logger?: Logger;
+}
+
+/** The public JWKS as served: body, validator and cache lifetime, computed once per ring. */
+export interface PublishedJwks {
+  readonly body: string;
+  readonly etag: string;
+  /** Seconds verifiers may cache it: half the publish lead (the other half covers instances noticing). */
+  readonly maxAge: number;
+}
+
+/** How long a writer waits for a lock held by someone else before giving up. */
+const LOCK_WAIT_MS = 30_000;
+const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
+
+/**
+ * Reads the ring, lets `change` compute a new one from it, and writes that back, holding the lock
+ * and with compare-and-set; waits while someone else holds the lock. Returns what is stored after.
+ */
+export async function updateRing(
+  store: RingStore,
+  change: (current: RingSnapshot | undefined, now: number) => Promise<Keyring | undefined>,
+  waitMs = LOCK_WAIT_MS,
+): Promise<RingSnapshot | undefined> {
+  const deadline = Date.now() + waitMs;
+  for (;;) {
+    const outcome = await store.locked(async () => {
+      const latest = await readRing(store);
+      const ring = await change(latest, Date.now());
+      if (!ring) return { done: latest };
+      const written = await store.write(ring, latest?.raw);
+      return written ? { done: written } : undefined; // lost a race with a lock-less writer: again
+    });
+    if (outcome !== LOCKED && outcome) return outcome.done;
+    if (Date.now() > deadline) throw new RotationError(`the key ring in ${store.description} stayed locked by another process; try again`);
+    await sleep(100 + Math.random() * 100);
+  }
+}
+
+/** `latchkey keys rotate`: next → current now (see planRotation for when that is refused). */
+export async function rotateRing(store: RingStore, policy: RotationPolicy, rsaBits: number, force: boolean): Promise<{ before: Keyring; after: Keyring }> {
+  let before: Keyring | undefined;
+  const after = await updateRing(store, async (latest, now) => {
+    if (!latest) throw new RotationError('there is no key ring yet: `latchkey serve` creates it at its first start');
+    before = latest.ring;
+    return apply(latest.ring, planRotation(latest.ring, now, policy, force), now, rsaBits);
+  });
+  return { before: before!, after: after!.ring };
+}
+
+export class KeyringService {
+  readonly #options: KeyringServiceOptions;
+  #snapshot: RingSnapshot;
+  #jwks: PublishedJwks;
+  readonly #listeners: ((ring: Keyring) => void)[] = [];
+  #timer: NodeJS.Timeout | undefined;
+  #running: Promise<void> | undefined;
+  #closed = false;
+  #failing = false;
+  #changesMade = 0;
+
+  private constructor(options: KeyringServiceOptions, snapshot: RingSnapshot) {
+    this.#options = options;
+    this.#snapshot = snapshot;
+    this.#jwks = publish(snapshot.ring, options.policy);
+  }
+
+  /** Loads the ring, creating it (or importing it) when the store has none. */
+  static async open(options: KeyringServiceOptions): Promise<KeyringService> {
+    const { store, importFrom, policy, rsaBits, logger } = options;
+    let snapshot = await readRing(store);
+    if (!snapshot) {
+      snapshot = await updateRing(store, async (latest, now) => {
+        if (latest) return undefined; // another instance made it while we waited
+        const imported = importFrom ? (await readRing(importFrom))?.ring : undefined;
+        if (imported) logger?.info({ from: importFrom!.description, to: store.description }, 'importing the signing keys');
+        return apply(imported, plan(imported, now, policy), now, rsaBits);
+      });
+    }
+    const service = new KeyringService(options, snapshot!);
+    await service.maintain();
+    return service;
+  }
+
+  get ring(): Keyring {
+    return this.#snapshot.ring;
+  }
+
+  get jwks(): PublishedJwks {
+    return this.#jwks;
+  }
+
+  /** How many scheduled changes this instance has written (others' are picked up, not counted). */
+  get changesMade(): number {
+    return this.#changesMade;
+  }
+
+  /** Called with the new ring after every change (rotation here or elsewhere). */
+  onChange(listener: (ring: Keyring) => void): void {
+    this.#listeners.push(listener);
+  }
+
+  /** Starts following the store and running the schedule. */
+  start(): void {
+    if (this.#timer || this.#closed) return;
+    const tick = () => {
+      this.#running = this.#tick().finally(() => {
+        this.#running = undefined;
+        if (!this.#closed) this.#timer = setTimeout(tick, this.#options.refreshInterval * 1000).unref();
+      });
+    };
+    this.#timer = setTimeout(tick, this.#options.refreshInterval * 1000).unref();
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    clearTimeout(this.#timer);
+    await this.#running;
+  }
+
+  /** Picks up the stored ring if it changed; true when it did. */
+  async refresh(): Promise<boolean> {
+    const raw = await this.#options.store.readRaw();
+    if (raw === undefined || raw === this.#snapshot.raw) return false;
+    return this.#adopt({ raw, ring: await this.#options.store.parse(raw) });
+  }
+
+  /** Does what the schedule asks for now, if anything (under the lock; another instance may do it). */
+  async maintain(): Promise<boolean> {
+    const { store, policy, rsaBits } = this.#options;
+    if (isEmpty(plan(this.ring, Date.now(), policy)) && !store.needsRewrite(this.#snapshot.raw)) return false;
+    const outcome = await store.locked(async () => {
+      const latest = await readRing(store);
+      if (!latest) return undefined;
+      const now = Date.now();
+      const work = plan(latest.ring, now, policy);
+      if (isEmpty(work) && !store.needsRewrite(latest.raw)) return latest;
+      const ring = isEmpty(work) ? latest.ring : await apply(latest.ring, work, now, rsaBits);
+      const written = await store.write(ring, latest.raw);
+      if (written && !isEmpty(work)) this.#changesMade += 1;
+      return written ?? latest;
+    });
+    return outcome !== LOCKED && outcome !== undefined && this.#adopt(outcome);
+  }
+
+  /** On-demand rotation from this instance (the CLI uses rotateRing directly). */
+  async rotate(force = false): Promise<Keyring> {
+    const { after } = await rotateRing(this.#options.store, this.#options.policy, this.#options.rsaBits, force);
+    await this.refresh();
+    return after;
+  }
+
+  async #tick() {
+    try {
+      await this.refresh();
+      await this.maintain();
+      if (this.#failing) this.#options.logger?.info('key ring: store reachable again');
+      this.#failing = false;
+    } catch (error) {
+      // Keep signing with what we have; say so once per outage, not once per tick.
+      if (!this.#failing) this.#options.logger?.error({ err: { message: (error as Error).message } }, 'key ring: cannot refresh from the store');
+      this.#failing = true;
+    }
+  }
+
+  #adopt(snapshot: RingSnapshot): boolean {
+    if (snapshot.raw === this.#snapshot.raw) return false;
+    const before = this.#snapshot.ring;
+    this.#snapshot = snapshot;
+    this.#jwks = publish(snapshot.ring, this.#options.policy);
+    if (before.current?.kid !== snapshot.ring.current?.kid || before.keys.length !== snapshot.ring.keys.length) {
+      this.#options.logger?.info(
+        { current: snapshot.ring.current?.kid, keys: snapshot.ring.keys.map(({ kid, state }) => `${kid}:${state}`) },
+        'key ring changed',
+      );
+    }
+    for (const listener of this.#listeners) {
+      try {
+        listener(snapshot.ring);
+      } catch (error) {
+        this.#options.logger?.error({ err: error }, 'key ring: a listener failed');
+      }
+    }
+    return true;
+  }
+}
+
+function publish(ring: Keyring, policy: RotationPolicy): PublishedJwks {
+  const body = JSON.stringify(ring.publicJwks());
+  const etag = `"${createHash('sha256').update(body).digest('base64url').slice(0, 32)}"`;
+  return { body, etag, maxAge: Math.floor(policy.lead / 2) };
+}

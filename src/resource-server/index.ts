@@ -1,0 +1,248 @@
+/**
+ * latchkey/resource-server — verifies Latchkey access tokens in a resource server (an API).
+ *
+ *   import { createResourceServer } from 'latchkey/resource-server';
+ *   const tokens = await createResourceServer({
+ *     issuer: 'https://id.example.com', audience: 'https://api.example.com',
+ *     clientId: 'api', clientSecret: process.env.API_CLIENT_SECRET,
+ *   });
+ *   const claims = await tokens.verify(request.headers.authorization); // throws TokenRejected
+ *
+ * It checks the signature against Latchkey's JWKS (jose's createRemoteJWKSet, cached as long as
+ * the JWKS's Cache-Control allows), the RFC 9068 claims (iss, aud, typ at+jwt, exp), and the
+ * revocation list, which it follows from Latchkey's revocation feed every `pollInterval` (500 ms),
+ * so a revocation reaches it within about a second. When the feed cannot be reached for
+ * `maxStaleness` (10 s) it refuses every token (fails closed) rather than accept revoked ones.
+ *
+ * Depends on jose only; runs on Node.js 20 and later (global fetch).
+ */
+import { createRemoteJWKSet, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+
+export interface ResourceServerOptions {
+  /** Latchkey's issuer URL, exactly as in its discovery document (no trailing slash). */
+  readonly issuer: string;
+  /** This API's resource identifier: the `aud` of the tokens it accepts. */
+  readonly audience: string;
+  /**
+   * Client credentials of this API at Latchkey (a confidential client allowed the
+   * client_credentials grant), used to read the revocation feed with client_secret_basic.
+   */
+  readonly clientId?: string;
+  readonly clientSecret?: string;
+  /** Instead of clientId/clientSecret: returns an access token for the feed (audience `<issuer>/revocations`, scope `revocations`). */
+  readonly feedToken?: () => Promise<string>;
+  /** Milliseconds between polls of the revocation feed. Default 500. */
+  readonly pollInterval?: number;
+  /** Milliseconds without a successful poll after which every token is refused. Default 10 000. */
+  readonly maxStaleness?: number;
+  /** Seconds of clock skew tolerated on exp/iat. Default 15. */
+  readonly clockTolerance?: number;
+  /** Called when a poll fails (the helper keeps polling). */
+  readonly onError?: (error: Error) => void;
+}
+
+/** Claims of a Latchkey access token (RFC 9068), with `gid`, the grant it was issued under. */
+export interface AccessTokenClaims extends JWTPayload {
+  readonly iss: string;
+  readonly sub: string;
+  readonly aud: string | string[];
+  readonly exp: number;
+  readonly iat: number;
+  readonly jti: string;
+  readonly client_id: string;
+  readonly scope?: string;
+  readonly gid?: string;
+}
+
+/** A token this API must refuse. `code` is the RFC 6750 error to answer with (401, or 403 for insufficient_scope). */
+export class TokenRejected extends Error {
+  override name = 'TokenRejected';
+  constructor(
+    message: string,
+    readonly code: 'invalid_token' | 'insufficient_scope' = 'invalid_token',
+  ) {
+    super(message);
+  }
+}
+
+type FeedEntry =
+  | { type: 'jti'; jti: string; exp: number }
+  | { type: 'grant'; gid: string; revoked_at: number; exp: number };
+
+interface Metadata {
+  readonly issuer: string;
+  readonly jwks_uri: string;
+  readonly token_endpoint: string;
+  readonly revocation_feed_endpoint?: string;
+}
+
+const FEED_SCOPE = 'revocations';
+/** Never cache the JWKS longer than jose's default, whatever max-age says. */
+const JWKS_CACHE_CEILING_MS = 600_000;
+
+async function json<T>(response: Response, what: string): Promise<T> {
+  if (!response.ok) throw new Error(`${what}: HTTP ${response.status}`);
+  return (await response.json()) as T;
+}
+
+export class ResourceServer {
+  readonly #options: Required<Pick<ResourceServerOptions, 'issuer' | 'audience' | 'pollInterval' | 'maxStaleness' | 'clockTolerance'>> &
+    ResourceServerOptions;
+  readonly #metadata: Metadata;
+  readonly #keys: JWTVerifyGetKey;
+  /** jti → exp */
+  readonly #jtis = new Map<string, number>();
+  /** gid → { revokedAt, exp } */
+  readonly #grants = new Map<string, { revokedAt: number; exp: number }>();
+  #cursor: string | undefined;
+  #lastSync: number | undefined;
+  #accessToken: { value: string; renewAt: number } | undefined;
+  #queue: Promise<void> = Promise.resolve();
+  #timer: NodeJS.Timeout | undefined;
+  #closed = false;
+
+  private constructor(options: ResourceServerOptions, metadata: Metadata, keys: JWTVerifyGetKey) {
+    this.#options = { pollInterval: 500, maxStaleness: 10_000, clockTolerance: 15, ...options };
+    this.#metadata = metadata;
+    this.#keys = keys;
+  }
+
+  /** Reads Latchkey's discovery document and the current revocation list, then keeps following it. */
+  static async create(options: ResourceServerOptions): Promise<ResourceServer> {
+    if (!options.feedToken && !(options.clientId && options.clientSecret)) {
+      throw new TypeError('latchkey/resource-server: give clientId and clientSecret, or feedToken, to read the revocation feed');
+    }
+    const metadata = await json<Metadata>(await fetch(`${options.issuer}/.well-known/openid-configuration`), 'discovery');
+    if (metadata.issuer !== options.issuer) throw new Error(`discovery: issuer is ${metadata.issuer}, not ${options.issuer}`);
+    // Cache the JWKS as long as Latchkey says (its max-age is tied to how early new keys are published).
+    const probe = await fetch(metadata.jwks_uri);
+    await json<unknown>(probe, 'JWKS');
+    const maxAge = Number(/max-age=(\d+)/.exec(probe.headers.get('cache-control') ?? '')?.[1] ?? NaN);
+    const cacheMaxAge = Number.isFinite(maxAge) ? Math.min(maxAge * 1000, JWKS_CACHE_CEILING_MS) : JWKS_CACHE_CEILING_MS;
+    const server = new ResourceServer(options, metadata, createRemoteJWKSet(new URL(metadata.jwks_uri), { cacheMaxAge }));
+    await server.sync();
+    server.#schedule();
+    return server;
+  }
+
+  /**
+   * Verifies a bearer token (the token, or the whole Authorization header value). Resolves with its
+   * claims; rejects with TokenRejected when it is not a valid, unrevoked token for this API (with
+   * every scope in `scopes`, if given).
+   */
+  async verify(tokenOrHeader: string | undefined, { scopes = [] }: { scopes?: readonly string[] } = {}): Promise<AccessTokenClaims> {
+    const token = (tokenOrHeader ?? '').replace(/^Bearer\s+/i, '').trim();
+    if (!token) throw new TokenRejected('no access token');
+    const staleFor = this.#lastSync === undefined ? Infinity : Date.now() - this.#lastSync;
+    if (staleFor > this.#options.maxStaleness) {
+      throw new TokenRejected(`revocation status unknown: the revocation feed has not been reached for ${Math.round(staleFor)} ms`);
+    }
+    let claims: AccessTokenClaims;
+    try {
+      ({ payload: claims } = await jwtVerify<AccessTokenClaims>(token, this.#keys, {
+        issuer: this.#options.issuer,
+        audience: this.#options.audience,
+        typ: 'at+jwt',
+        algorithms: ['RS256'],
+        clockTolerance: this.#options.clockTolerance,
+        requiredClaims: ['jti', 'exp', 'iat', 'sub', 'client_id'],
+      }));
+    } catch (error) {
+      if (error instanceof errors.JOSEError) throw new TokenRejected(error.message);
+      throw error;
+    }
+    if (claims.cnf !== undefined) throw new TokenRejected('a sender-constrained token needs its proof verified; this helper does not do that');
+    if (this.isRevoked(claims)) throw new TokenRejected('the access token has been revoked');
+    const granted = new Set(typeof claims.scope === 'string' ? claims.scope.split(' ') : []);
+    const missing = scopes.filter((scope) => !granted.has(scope));
+    if (missing.length) throw new TokenRejected(`missing scope: ${missing.join(' ')}`, 'insufficient_scope');
+    return claims;
+  }
+
+  /** Whether verified claims are on the revocation list as last synced. */
+  isRevoked(claims: Pick<AccessTokenClaims, 'jti' | 'iat' | 'gid'>): boolean {
+    if (this.#jtis.has(claims.jti)) return true;
+    const grant = claims.gid === undefined ? undefined : this.#grants.get(claims.gid);
+    return grant !== undefined && claims.iat <= grant.revokedAt;
+  }
+
+  /** Epoch ms of the last successful poll of the feed. */
+  get lastSync(): number | undefined {
+    return this.#lastSync;
+  }
+
+  /** Polls the feed now (after any poll in flight), until it has nothing more. */
+  sync(): Promise<void> {
+    const run = this.#queue.then(() => this.#pull());
+    this.#queue = run.catch(() => {});
+    return run;
+  }
+
+  close(): void {
+    this.#closed = true;
+    clearTimeout(this.#timer);
+  }
+
+  #schedule() {
+    if (this.#closed) return;
+    this.#timer = setTimeout(() => {
+      this.sync()
+        .catch((error: Error) => this.#options.onError?.(error))
+        .finally(() => this.#schedule());
+    }, this.#options.pollInterval);
+    this.#timer.unref();
+  }
+
+  async #pull(): Promise<void> {
+    const endpoint = this.#metadata.revocation_feed_endpoint ?? `${this.#options.issuer}/revocations`;
+    for (let page = 0; page < 100; page += 1) {
+      const url = new URL(endpoint);
+      if (this.#cursor) url.searchParams.set('after', this.#cursor);
+      let response = await fetch(url, { headers: { authorization: `Bearer ${await this.#token()}` } });
+      if (response.status === 401) {
+        this.#accessToken = undefined; // expired or revoked: get a new one, once
+        response = await fetch(url, { headers: { authorization: `Bearer ${await this.#token()}` } });
+      }
+      const body = await json<{ entries: FeedEntry[]; cursor: string | null; more: boolean }>(response, 'revocation feed');
+      for (const entry of body.entries) {
+        if (entry.type === 'jti') this.#jtis.set(entry.jti, entry.exp);
+        else if (entry.type === 'grant') {
+          const known = this.#grants.get(entry.gid);
+          if (!known || known.revokedAt < entry.revoked_at) this.#grants.set(entry.gid, { revokedAt: entry.revoked_at, exp: entry.exp });
+        }
+      }
+      if (body.cursor) this.#cursor = body.cursor;
+      if (!body.more) break;
+    }
+    this.#lastSync = Date.now();
+    this.#forgetExpired();
+  }
+
+  /** Entries outlive the tokens they revoke by the clock tolerance, then go. */
+  #forgetExpired() {
+    const horizon = Date.now() / 1000 - this.#options.clockTolerance;
+    for (const [jti, exp] of this.#jtis) if (exp < horizon) this.#jtis.delete(jti);
+    for (const [gid, { exp }] of this.#grants) if (exp < horizon) this.#grants.delete(gid);
+  }
+
+  async #token(): Promise<string> {
+    if (this.#options.feedToken) return this.#options.feedToken();
+    if (this.#accessToken && Date.now() < this.#accessToken.renewAt) return this.#accessToken.value;
+    const { clientId, clientSecret } = this.#options;
+    const credentials = Buffer.from(`${encodeURIComponent(clientId!)}:${encodeURIComponent(clientSecret!)}`).toString('base64');
+    const response = await fetch(this.#metadata.token_endpoint, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${credentials}` },
+      body: new URLSearchParams({ grant_type: 'client_credentials', resource: `${this.#options.issuer}/revocations`, scope: FEED_SCOPE }),
+    });
+    const body = await json<{ access_token: string; expires_in?: number }>(response, 'token for the revocation feed');
+    // Renew at 80% of its life, so a poll never goes out with a token about to expire.
+    this.#accessToken = { value: body.access_token, renewAt: Date.now() + (body.expires_in ?? 60) * 800 };
+    return body.access_token;
+  }
+}
+
+/** See ResourceServer.create. */
+export function createResourceServer(options: ResourceServerOptions): Promise<ResourceServer> {
+  return ResourceServer.create(options);
+}

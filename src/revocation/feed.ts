@@ -1,0 +1,80 @@
+/**
+ * GET /revocations — the revocation feed, for resource servers that verify our JWTs locally.
+ *
+ *   GET /revocations                  every revocation that still matters, oldest first
+ *   GET /revocations?after=<cursor>   only what was added since that page
+ *   Authorization: Bearer <access token for aud <issuer>/revocations, scope "revocations">
+ *
+ * Answers `{ entries, cursor, more }` (see RevocationEntry). A resource server polls it with the
+ * last cursor (the helper latchkey/resource-server does, twice a second), so a revocation reaches
+ * it within a poll interval. Entries are listed for as long as a token they revoke could be
+ * valid; a cursor stays usable as long as that (older parts of the feed hold nothing that matters).
+ */
+import type { Middleware } from 'koa';
+import { jwtVerify, type JWTVerifyGetKey } from 'jose';
+import { LOG_ID } from '../store/kv.js';
+import { FEED_PATH, FEED_SCOPE, feedAudience } from './feed-server.js';
+import type { RevocationList } from './list.js';
+
+export const FEED_PAGE_LIMIT = 1000;
+
+interface Options {
+  readonly issuer: string;
+  /** Our public keys now (a function: it follows key rotation). */
+  readonly keys: () => JWTVerifyGetKey;
+  readonly list: RevocationList;
+  readonly clockTolerance: number;
+}
+
+export function revocationFeed({ issuer, keys, list, clockTolerance }: Options): Middleware {
+  const realm = new URL(issuer).host;
+  const audience = feedAudience(issuer);
+
+  return async function feed(ctx, next) {
+    if (ctx.path !== FEED_PATH) return next();
+    ctx.set('Cache-Control', 'no-store');
+    if (ctx.method !== 'GET' && ctx.method !== 'HEAD') {
+      ctx.set('Allow', 'GET, HEAD');
+      ctx.status = 405;
+      ctx.body = { error: 'invalid_request', error_description: 'the revocation feed is read with GET' };
+      return;
+    }
+
+    // RFC 6750: no credentials → a bare challenge; bad credentials → invalid_token.
+    const challenge = (status: number, error?: string, description?: string) => {
+      ctx.status = status;
+      ctx.set('WWW-Authenticate', `Bearer realm="${realm}"${error ? `, error="${error}"` : ''}, scope="${FEED_SCOPE}"`);
+      ctx.body = error ? { error, error_description: description } : { error: 'invalid_token', error_description: 'an access token is required' };
+    };
+    const header = ctx.get('Authorization');
+    const match = /^Bearer ([\w.~+/-]+=*)$/i.exec(header);
+    if (!match) return challenge(401);
+    let claims;
+    try {
+      ({ payload: claims } = await jwtVerify(match[1]!, keys(), {
+        issuer,
+        audience,
+        algorithms: ['RS256'],
+        typ: 'at+jwt',
+        clockTolerance,
+      }));
+    } catch {
+      return challenge(401, 'invalid_token', `not a valid access token for ${audience}`);
+    }
+    if (typeof claims.scope !== 'string' || !claims.scope.split(' ').includes(FEED_SCOPE)) {
+      return challenge(403, 'insufficient_scope', `the token lacks the scope "${FEED_SCOPE}"`);
+    }
+    if (await list.isRevoked(claims)) return challenge(401, 'invalid_token', 'the access token is revoked');
+
+    const after = ctx.query.after;
+    const limit = ctx.query.limit;
+    if ((after !== undefined && (typeof after !== 'string' || !LOG_ID.test(after))) || (limit !== undefined && !/^\d{1,4}$/.test(String(limit)))) {
+      ctx.status = 400;
+      ctx.body = { error: 'invalid_request', error_description: 'after must be a cursor from this feed; limit a number up to 1000' };
+      return;
+    }
+    const size = Math.min(FEED_PAGE_LIMIT, Math.max(1, Number(limit ?? FEED_PAGE_LIMIT)));
+    const page = await list.feed(after, size);
+    ctx.body = { entries: page.entries, cursor: page.cursor ?? null, more: page.more };
+  };
+}

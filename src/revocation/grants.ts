@@ -1,0 +1,49 @@
+/**
+ * Revoking grants from outside a protocol request: `latchkey grants revoke`, a person disabled,
+ * and (for whoever builds them) sign-out with revocation or an admin page. Revoking a grant
+ * deletes its stored artifacts (refresh tokens, opaque access tokens, codes) and the grant
+ * itself, and puts it on the revocation list so that its JWT access tokens stop working too.
+ *
+ * oidc-provider's own revocations (refresh token reuse, code replay, end_session, the revocation
+ * endpoint) reach the list through the adapter's revokeByGrantId hook, set up in provider.ts.
+ */
+import { accountGrantsKey, adapterFactory, clientGrantsKey } from '../store/adapter.js';
+import type { Kv } from '../store/kv.js';
+import type { RevocationList } from './list.js';
+
+export class GrantRevocation {
+  readonly #kv: Kv;
+  readonly #adapter: ReturnType<typeof adapterFactory>;
+
+  constructor(kv: Kv, list: RevocationList) {
+    this.#kv = kv;
+    this.#adapter = adapterFactory(kv, 0, { grantRevoked: (grantId) => list.revokeGrant(grantId) });
+  }
+
+  /** Revokes one grant: its artifacts, the grant, and its JWT access tokens. False if the grant was gone already. */
+  async revoke(grantId: string): Promise<boolean> {
+    const existed = (await this.#adapter('Grant').find(grantId)) !== undefined;
+    // The adapter keeps one set of artifact keys per grant, whatever the model asked. A grant that
+    // is gone may still have live JWT access tokens, so the list entry is written regardless.
+    await this.#adapter('AccessToken').revokeByGrantId!(grantId);
+    await this.#adapter('Grant').destroy(grantId);
+    return existed;
+  }
+
+  /** Revokes every grant a person has given (to any client). Returns how many there were. */
+  async revokeAccount(accountId: string): Promise<number> {
+    return this.#revokeAll(accountGrantsKey(accountId));
+  }
+
+  /** Revokes every grant a client holds (from any person). Returns how many there were. */
+  async revokeClient(clientId: string): Promise<number> {
+    return this.#revokeAll(clientGrantsKey(clientId));
+  }
+
+  async #revokeAll(index: string): Promise<number> {
+    const grantIds = await this.#kv.members(index);
+    const existed = await Promise.all(grantIds.map((grantId) => this.revoke(grantId)));
+    await this.#kv.del([index]);
+    return existed.filter(Boolean).length;
+  }
+}

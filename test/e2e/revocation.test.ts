@@ -1,0 +1,262 @@
+/**
+ * Revocation that reaches JWT access tokens, seen from both sides: introspection (RFC 7662) as a
+ * resource server asks it, and latchkey/resource-server, which verifies locally and follows the
+ * revocation feed. The person's side is driven by openid-client and a cookie-keeping agent.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import { decodeJwt } from 'jose';
+import * as oidc from 'openid-client';
+import { ROOT } from '../../src/paths.js';
+import { GRANT_CLAIM, grantHandle } from '../../src/revocation/list.js';
+import { createResourceServer, TokenRejected, type ResourceServer } from '../../src/resource-server/index.js';
+import { Agent, type Page } from '../helpers/agent.js';
+import { eventually } from '../helpers/eventually.js';
+import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
+import { startServer, testDir, testEnv, type TestServer } from '../helpers/server.js';
+import { API, clientCredentialsToken, introspect, machineClient, RESOURCE_SERVERS, tokenEndpoint } from '../helpers/tokens.js';
+
+const REDIRECT = 'https://app.example.test/callback';
+const WEB = { id: 'web', secret: 'web-app-secret-with-plenty-of-entropy-0123456789' };
+const MACHINE = { id: 'machine', secret: 'machine-secret-with-plenty-of-entropy-0123456789' };
+const RS = { id: 'api', secret: 'api-resource-server-secret-with-entropy-012345' };
+const PASSWORD = 'correct horse battery staple';
+export const CLIENTS = JSON.stringify([
+  { client_id: WEB.id, client_secret: WEB.secret, redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'] },
+  machineClient(MACHINE),
+  machineClient(RS),
+]);
+
+/** Runs a command of the latchkey CLI against the same store as `env`. */
+function latchkey(env: Record<string, string>, args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((done, fail) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src', 'cli.ts'), ...args], {
+      env: { PATH: process.env.PATH, NODE_NO_WARNINGS: '1', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk) => (stdout += chunk));
+    child.stderr.on('data', (chunk) => (stderr += chunk));
+    child.on('error', fail);
+    child.on('close', (status) => done({ status, stdout, stderr }));
+  });
+}
+
+describe('e2e: revocation reaches JWT access tokens (introspection and latchkey/resource-server)', function () {
+  this.timeout(60_000);
+  let redis: RedisServer;
+  let raw: Redis;
+  let server: TestServer;
+  let env: Record<string, string>;
+  let config: oidc.Configuration;
+  let helper: ResourceServer;
+  const dir = testDir();
+
+  before(async () => {
+    redis = await startRedisServer();
+    raw = new Redis(redis.url);
+    const port = await freePort();
+    const options = { redisUrl: redis.url, dir, port, env: { CLIENTS, RESOURCE_SERVERS } };
+    env = testEnv(dir, port, options);
+    server = await startServer(options);
+    await server.accounts.create('alice', PASSWORD);
+    config = await oidc.discovery(new URL(server.issuer), WEB.id, WEB.secret, oidc.ClientSecretBasic(WEB.secret), {
+      execute: [oidc.allowInsecureRequests],
+    });
+    helper = await createResourceServer({ issuer: server.issuer, audience: API, clientId: RS.id, clientSecret: RS.secret });
+  });
+  after(async () => {
+    helper?.close();
+    await server?.stop();
+    raw?.disconnect();
+    await redis?.stop();
+  });
+
+  /** Front channel for alice: authorization request for API → login → consent → the callback URL. */
+  async function signIn() {
+    const verifier = oidc.randomPKCECodeVerifier();
+    const url = oidc.buildAuthorizationUrl(config, {
+      redirect_uri: REDIRECT,
+      scope: 'openid offline_access read',
+      resource: API,
+      prompt: 'consent',
+      code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
+      code_challenge_method: 'S256',
+    });
+    const agent = new Agent();
+    let page: Page = await agent.follow(url.href, {}, REDIRECT);
+    if (page.html.includes('name="password"')) page = await agent.submit(page, '/login', { username: 'alice', password: PASSWORD }, REDIRECT);
+    if (page.html.includes('/confirm')) page = await agent.submit(page, '/confirm', {}, REDIRECT);
+    assert.ok(page.url.startsWith(REDIRECT), page.url);
+    return { callback: new URL(page.url), verifier };
+  }
+  const redeem = (flow: { callback: URL; verifier: string }) =>
+    oidc.authorizationCodeGrant(config, flow.callback, { pkceCodeVerifier: flow.verifier }, { resource: API });
+  const refresh = (refreshToken: string) => oidc.refreshTokenGrant(config, refreshToken, { resource: API });
+  const active = async (token: string) => (await introspect(server.url, RS, token)).active;
+  /** The helper refuses it once its poll of the feed has brought the revocation in (no forced sync). */
+  const helperRejects = (token: string) =>
+    eventually(async () => assert.rejects(helper.verify(`Bearer ${token}`), (error: Error) => error instanceof TokenRejected && /revoked/.test(error.message)));
+
+  it('revoking one JWT access token: inactive at introspection, refused by the helper; other tokens unaffected', async () => {
+    const revoked = await clientCredentialsToken(server.url, MACHINE);
+    const kept = await clientCredentialsToken(server.url, MACHINE);
+    assert.equal((await helper.verify(revoked)).client_id, MACHINE.id);
+    assert.equal(await active(revoked), true);
+
+    const { status } = await tokenEndpoint(server.url, '/token/revocation', MACHINE, revoked);
+    assert.equal(status, 200);
+    assert.equal(await active(revoked), false);
+    await helperRejects(revoked);
+
+    assert.equal(await active(kept), true);
+    assert.equal((await helper.verify(kept)).jti, decodeJwt(kept).jti);
+  });
+
+  it('JWT access tokens of a grant carry gid; client_credentials tokens, which have no grant, do not', async () => {
+    const tokens = await redeem(await signIn());
+    const claims = decodeJwt(tokens.access_token);
+    assert.equal(claims.aud, API);
+    assert.match(String(claims[GRANT_CLAIM]), /^[\w-]{22}$/);
+    assert.equal(decodeJwt(await clientCredentialsToken(server.url, MACHINE))[GRANT_CLAIM], undefined);
+  });
+
+  it('refresh token reuse: every token of the grant becomes inactive, JWT access tokens included', async () => {
+    const first = await redeem(await signIn());
+    const second = await refresh(first.refresh_token!);
+    const bystander = await clientCredentialsToken(server.url, MACHINE);
+    for (const token of [first.access_token, second.access_token]) {
+      assert.equal(await active(token), true);
+      await helper.verify(token);
+    }
+
+    await assert.rejects(refresh(first.refresh_token!), (error: Error) => {
+      assert.ok(error instanceof oidc.ResponseBodyError);
+      assert.equal(error.error, 'invalid_grant');
+      return true;
+    });
+
+    for (const token of [first.access_token, second.access_token]) {
+      assert.equal(await active(token), false);
+      await helperRejects(token);
+    }
+    assert.equal(await active(second.refresh_token!), false);
+    await assert.rejects(refresh(second.refresh_token!), oidc.ResponseBodyError);
+    assert.equal(await active(bystander), true, 'tokens of other grants and clients are unaffected');
+    await helper.verify(bystander);
+  });
+
+  it('code replay: the tokens issued from the first redemption become inactive', async () => {
+    const flow = await signIn();
+    const tokens = await redeem(flow);
+    assert.equal(await active(tokens.access_token), true);
+    await assert.rejects(redeem(flow), (error: Error) => {
+      assert.ok(error instanceof oidc.ResponseBodyError);
+      assert.equal(error.error, 'invalid_grant');
+      return true;
+    });
+    assert.equal(await active(tokens.access_token), false);
+    await helperRejects(tokens.access_token);
+    await assert.rejects(refresh(tokens.refresh_token!), oidc.ResponseBodyError);
+  });
+
+  it('latchkey grants revoke --user and --client revoke every grant, with their JWT access tokens', async () => {
+    const one = await redeem(await signIn());
+    const two = await redeem(await signIn());
+    const byUser = await latchkey(env, ['grants', 'revoke', '--user', 'alice']);
+    assert.equal(byUser.status, 0, byUser.stderr);
+    assert.ok((JSON.parse(byUser.stdout) as { revoked: number }).revoked >= 2);
+    for (const tokens of [one, two]) {
+      assert.equal(await active(tokens.access_token), false);
+      await helperRejects(tokens.access_token);
+      await assert.rejects(refresh(tokens.refresh_token!), oidc.ResponseBodyError);
+    }
+
+    const three = await redeem(await signIn());
+    assert.equal(await active(three.access_token), true, 'a new grant after the revocation works');
+    const byClient = await latchkey(env, ['grants', 'revoke', '--client', WEB.id]);
+    assert.equal(byClient.status, 0, byClient.stderr);
+    assert.deepEqual(JSON.parse(byClient.stdout), { client_id: WEB.id, revoked: 1 });
+    assert.equal(await active(three.access_token), false);
+    await helperRejects(three.access_token);
+  });
+
+  it('list entries live as long as the token they revoke could (TTLs), and the feed as long as the longest', async () => {
+    const token = await clientCredentialsToken(server.url, MACHINE);
+    const { jti, exp } = decodeJwt(token);
+    await tokenEndpoint(server.url, '/token/revocation', MACHINE, token);
+    const jtiTtl = await raw.ttl(`lk:revoked:{rv}:jti:${jti}`);
+    const remaining = exp! - Math.floor(Date.now() / 1000);
+    assert.ok(jtiTtl > 0 && jtiTtl <= remaining + 15 && jtiTtl >= remaining - 5, `jti entry TTL ${jtiTtl}, token has ${remaining} s left`);
+
+    const grants = await raw.keys('lk:revoked:{rv}:grant:*');
+    assert.ok(grants.length >= 1, 'earlier tests revoked grants');
+    for (const key of grants) {
+      const ttl = await raw.ttl(key);
+      assert.ok(ttl > 0 && ttl <= 900 + 15, `${key} TTL ${ttl}: one access token lifetime plus skew`);
+    }
+    const feedTtl = await raw.ttl('lk:revoked:{rv}:feed');
+    assert.ok(feedTtl > 0 && feedTtl <= 900 + 15, `feed TTL ${feedTtl}`);
+  });
+
+  it('the feed serves the current list, then only what is new after a cursor', async () => {
+    assert.equal(config.serverMetadata().revocation_feed_endpoint, `${server.issuer}/revocations`, 'advertised in discovery');
+    const feedToken = await clientCredentialsToken(server.url, RS, `${server.issuer}/revocations`, 'revocations');
+    const read = async (after?: string) => {
+      const url = new URL('/revocations', server.url);
+      if (after) url.searchParams.set('after', after);
+      const response = await fetch(url, { headers: { authorization: `Bearer ${feedToken}` } });
+      assert.equal(response.status, 200);
+      assert.equal(response.headers.get('cache-control'), 'no-store');
+      return (await response.json()) as { entries: { type: string; jti?: string; gid?: string; exp: number }[]; cursor: string; more: boolean };
+    };
+    const earlier = await clientCredentialsToken(server.url, MACHINE);
+    await tokenEndpoint(server.url, '/token/revocation', MACHINE, earlier);
+    const grantId = randomUUID();
+    await server.revocations.revokeGrant(grantId);
+    const all = await read();
+    assert.ok(all.entries.some((entry) => entry.type === 'jti' && entry.jti === decodeJwt(earlier).jti));
+    assert.ok(all.entries.some((entry) => entry.type === 'grant' && entry.gid === grantHandle(grantId)));
+    assert.equal(all.more, false);
+    assert.deepEqual((await read(all.cursor)).entries, []);
+
+    const token = await clientCredentialsToken(server.url, MACHINE);
+    await tokenEndpoint(server.url, '/token/revocation', MACHINE, token);
+    const news = await read(all.cursor);
+    assert.deepEqual(news.entries, [{ type: 'jti', jti: decodeJwt(token).jti, exp: decodeJwt(token).exp }]);
+    assert.notEqual(news.cursor, all.cursor);
+  });
+});
+
+describe('e2e: latchkey/resource-server fails closed when the feed is out of reach', function () {
+  this.timeout(60_000);
+  let redis: RedisServer;
+  let server: TestServer;
+  let helper: ResourceServer;
+
+  before(async () => {
+    redis = await startRedisServer();
+    server = await startServer({ redisUrl: redis.url, env: { CLIENTS, RESOURCE_SERVERS } });
+    helper = await createResourceServer({
+      issuer: server.issuer, audience: API, clientId: RS.id, clientSecret: RS.secret, pollInterval: 100, maxStaleness: 1000, onError: () => {},
+    });
+  });
+  after(async () => {
+    helper?.close();
+    await server?.stop();
+    await redis?.stop();
+  });
+
+  it('refuses valid tokens while it cannot learn about revocations, and accepts them again once it can', async () => {
+    const token = await clientCredentialsToken(server.url, MACHINE);
+    await helper.verify(token);
+    await redis.kill(); // the feed answers 503
+    await eventually(async () => assert.rejects(helper.verify(token), /revocation status unknown/), 100);
+    await redis.restart();
+    await eventually(async () => assert.equal((await helper.verify(token)).client_id, MACHINE.id), 100);
+  });
+});

@@ -1,0 +1,98 @@
+/**
+ * Every store a Kv test runs against: the embedded one, a single redis-server, and a 3-master
+ * Redis Cluster (which rejects any cross-slot multi-key command). Redis backends come with a raw
+ * ioredis client so that tests can look at what was really written (TTLs, key names).
+ */
+import { rmSync } from 'node:fs';
+import { Cluster, Redis } from 'ioredis';
+import type { Config } from '../../src/config.js';
+import { EmbeddedKv } from '../../src/store/embedded.js';
+import type { Kv } from '../../src/store/kv.js';
+import { connect, RedisKv } from '../../src/store/redis.js';
+import { startRedisCluster, startRedisServer } from './redis.js';
+import { testDir } from './server.js';
+
+export const PREFIX = 'lk:';
+
+export interface OpenBackend {
+  readonly kv: Kv;
+  readonly raw?: Redis | Cluster;
+  stop(): Promise<void>;
+}
+
+export interface Backend {
+  readonly name: string;
+  readonly redis: boolean;
+  open(): Promise<OpenBackend>;
+}
+
+const settings = (overrides: Partial<Config['redis']>): Config['redis'] => ({
+  url: '',
+  mode: 'standalone',
+  sentinels: [],
+  sentinelName: 'x',
+  clusterNodes: [],
+  keyPrefix: PREFIX,
+  commandTimeout: 2000,
+  ...overrides,
+});
+
+export const backends: Backend[] = [
+  {
+    name: 'embedded store',
+    redis: false,
+    async open() {
+      const dir = testDir();
+      const kv = new EmbeddedKv(`${dir}/store.json`);
+      return { kv, stop: async () => { await kv.close(); rmSync(dir, { recursive: true, force: true }); } };
+    },
+  },
+  {
+    name: 'single redis-server',
+    redis: true,
+    async open() {
+      const server = await startRedisServer();
+      const kv = new RedisKv(connect(settings({ url: server.url })));
+      const raw = new Redis(server.url);
+      return { kv, raw, stop: async () => { await kv.close(); raw.disconnect(); await server.stop(); } };
+    },
+  },
+  {
+    name: '3-master Redis Cluster',
+    redis: true,
+    async open() {
+      const cluster = await startRedisCluster(3);
+      const nodes = cluster.nodes.map(({ host, port }) => `${host}:${port}`);
+      const kv = new RedisKv(connect(settings({ mode: 'cluster', clusterNodes: nodes })));
+      const raw = new Cluster(cluster.nodes);
+      return { kv, raw, stop: async () => { await kv.close(); raw.disconnect(); await cluster.stop(); } };
+    },
+  },
+];
+
+/** Every key in a Redis store, from every master when it is a cluster. */
+export async function allKeys(raw: Redis | Cluster, pattern = `${PREFIX}*`): Promise<string[]> {
+  const nodes = raw instanceof Cluster ? raw.nodes('master') : [raw];
+  const keys = await Promise.all(nodes.map((node) => node.keys(pattern)));
+  return keys.flat();
+}
+
+/** Everything stored under a key, flattened to text, whatever its type. */
+export async function dumpValue(raw: Redis | Cluster, key: string): Promise<string> {
+  switch (await raw.type(key)) {
+    case 'string':
+      return (await raw.get(key)) ?? '';
+    case 'hash':
+      return JSON.stringify(await raw.hgetall(key));
+    case 'set':
+      return JSON.stringify(await raw.smembers(key));
+    case 'stream':
+      return JSON.stringify(await raw.xrange(key, '-', '+'));
+    case 'list':
+      return JSON.stringify(await raw.lrange(key, 0, -1));
+    case 'zset':
+      return JSON.stringify(await raw.zrange(key, '0', '-1'));
+    default:
+      return '';
+  }
+}

@@ -1,0 +1,62 @@
+/** Small token-endpoint calls shared by the key and revocation suites (plain fetch, no client library). */
+import assert from 'node:assert/strict';
+
+export const API = 'https://api.example.test';
+export const OPAQUE_API = 'https://ledger.example.test';
+export const RESOURCE_SERVERS = JSON.stringify([
+  { identifier: API, scopes: ['read', 'write'], format: 'jwt' },
+  { identifier: OPAQUE_API, scopes: ['read'], format: 'opaque' },
+]);
+
+export interface ClientCredentials {
+  readonly id: string;
+  readonly secret: string;
+}
+
+export const basic = ({ id, secret }: ClientCredentials) =>
+  `Basic ${Buffer.from(`${encodeURIComponent(id)}:${encodeURIComponent(secret)}`).toString('base64')}`;
+
+/** A machine client's static metadata, as CLIENTS entries. */
+export function machineClient({ id, secret }: ClientCredentials, extra: Record<string, unknown> = {}) {
+  return { client_id: id, client_secret: secret, grant_types: ['client_credentials'], response_types: [], redirect_uris: [], ...extra };
+}
+
+/** client_credentials for a resource server; returns the access token. */
+export async function clientCredentialsToken(baseUrl: string, client: ClientCredentials, resource = API, scope = 'read'): Promise<string> {
+  const response = await fetch(`${baseUrl}/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(client) },
+    body: new URLSearchParams({ grant_type: 'client_credentials', resource, scope }),
+  });
+  const body = (await response.json()) as { access_token?: string; error?: string; error_description?: string };
+  assert.equal(response.status, 200, `token endpoint: ${body.error} ${body.error_description}`);
+  return body.access_token!;
+}
+
+/** Calls introspection or revocation as `client`. */
+export async function tokenEndpoint(
+  baseUrl: string,
+  path: '/token/introspection' | '/token/revocation',
+  client: ClientCredentials,
+  token: string,
+): Promise<{ status: number; body: Record<string, unknown> | string }> {
+  const response = await fetch(`${baseUrl}${path}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json', authorization: basic(client) },
+    body: new URLSearchParams({ token }),
+  });
+  const text = await response.text();
+  let body: Record<string, unknown> | string = text;
+  try {
+    body = JSON.parse(text) as Record<string, unknown>;
+  } catch {
+    // empty body (revocation)
+  }
+  return { status: response.status, body };
+}
+
+export async function introspect(baseUrl: string, client: ClientCredentials, token: string): Promise<Record<string, unknown>> {
+  const { status, body } = await tokenEndpoint(baseUrl, '/token/introspection', client, token);
+  assert.equal(status, 200, JSON.stringify(body));
+  return body as Record<string, unknown>;
+}

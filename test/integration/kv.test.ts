@@ -1,0 +1,97 @@
+/**
+ * The Kv operations the key ring and the revocation list rely on, run unchanged against every
+ * store: compare-and-set, holder-only delete (locks), and the atomic mark + log append that a
+ * revocation is (on Cluster its two keys share a hash tag, so it is one slot).
+ */
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import type { Kv } from '../../src/store/kv.js';
+import { backends, PREFIX, type OpenBackend } from '../helpers/backends.js';
+
+for (const backend of backends) {
+  describe(`Kv operations: ${backend.name}`, function () {
+    this.timeout(30_000);
+    let open: OpenBackend;
+    let kv: Kv;
+
+    before(async () => {
+      open = await backend.open();
+      kv = open.kv;
+    });
+    after(async () => open?.stop());
+
+    it('compareAndSet writes only over the expected value, or only when absent', async () => {
+      const key = `cas:${randomUUID()}`;
+      assert.equal(await kv.compareAndSet(key, 'something', 'v1'), false, 'absent is not "something"');
+      assert.equal(await kv.compareAndSet(key, undefined, 'v1'), true);
+      assert.equal(await kv.compareAndSet(key, undefined, 'v2'), false, 'present now');
+      assert.equal(await kv.compareAndSet(key, 'stale', 'v2'), false);
+      assert.equal(await kv.get(key), 'v1');
+      assert.equal(await kv.compareAndSet(key, 'v1', 'v2'), true);
+      assert.equal(await kv.get(key), 'v2');
+      if (open.raw) assert.equal(await open.raw.ttl(`${PREFIX}${key}`), -1, 'durable');
+    });
+
+    it('compareAndSet lets exactly one of concurrent writers win', async () => {
+      const key = `cas:${randomUUID()}`;
+      const outcomes = await Promise.all(Array.from({ length: 10 }, (_, i) => kv.compareAndSet(key, undefined, `w${i}`)));
+      assert.equal(outcomes.filter(Boolean).length, 1);
+    });
+
+    it('deleteIfEquals releases a lock only for its holder', async () => {
+      const key = `lock:${randomUUID()}`;
+      assert.equal(await kv.set(key, 'holder', { ttl: 30, onlyIfAbsent: true }), true);
+      assert.equal(await kv.set(key, 'other', { ttl: 30, onlyIfAbsent: true }), false);
+      assert.equal(await kv.deleteIfEquals(key, 'other'), false);
+      assert.equal(await kv.get(key), 'holder');
+      assert.equal(await kv.deleteIfEquals(key, 'holder'), true);
+      assert.equal(await kv.get(key), undefined);
+      assert.equal(await kv.deleteIfEquals(key, 'holder'), false);
+    });
+
+    it('raiseMarkAndLog appends once per raise, keeps ids increasing, and sets TTLs', async () => {
+      const tag = `{t${randomUUID().slice(0, 8)}}`;
+      const log = `${tag}:log`;
+      const first = await kv.raiseMarkAndLog(`${tag}:a`, 1, 60, log, { type: 'jti', value: 'a' }, 120);
+      assert.ok(first);
+      assert.equal(await kv.raiseMarkAndLog(`${tag}:a`, 1, 60, log, { type: 'jti', value: 'a' }, 120), undefined, 'same value: no-op');
+      const second = await kv.raiseMarkAndLog(`${tag}:b`, 100, 60, log, { type: 'grant', value: 'b', at: '100' }, 120);
+      assert.equal(await kv.raiseMarkAndLog(`${tag}:b`, 50, 60, log, { type: 'grant', value: 'b', at: '50' }, 120), undefined, 'lower: no-op');
+      const third = await kv.raiseMarkAndLog(`${tag}:b`, 200, 60, log, { type: 'grant', value: 'b', at: '200' }, 120);
+      assert.ok(second && third);
+      assert.equal(await kv.get(`${tag}:b`), '200');
+
+      const all = await kv.readLog(log, undefined, 100);
+      assert.deepEqual(all.map((entry) => entry.id), [first, second, third]);
+      assert.deepEqual(all[0]!.fields, { type: 'jti', value: 'a' });
+      assert.deepEqual(all[2]!.fields, { type: 'grant', value: 'b', at: '200' });
+      assert.deepEqual((await kv.readLog(log, first, 100)).map((entry) => entry.id), [second, third]);
+      assert.deepEqual((await kv.readLog(log, first, 1)).map((entry) => entry.id), [second]);
+      assert.deepEqual(await kv.readLog(log, third, 100), []);
+      assert.deepEqual(await kv.readLog(`${tag}:nothing`, undefined, 100), []);
+
+      if (open.raw) {
+        const markTtl = await open.raw.ttl(`${PREFIX}${tag}:a`);
+        assert.ok(markTtl > 0 && markTtl <= 60, `mark TTL ${markTtl}`);
+        const logTtl = await open.raw.ttl(`${PREFIX}${log}`);
+        assert.ok(logTtl > 60 && logTtl <= 120, `log TTL ${logTtl}`);
+      }
+    });
+
+    it('raiseMarkAndLog orders concurrent appends and loses none', async () => {
+      const tag = `{c${randomUUID().slice(0, 8)}}`;
+      const ids = await Promise.all(
+        Array.from({ length: 50 }, (_, i) => kv.raiseMarkAndLog(`${tag}:m${i}`, 1, 60, `${tag}:log`, { n: String(i) }, 60)),
+      );
+      const read = await kv.readLog(`${tag}:log`, undefined, 1000);
+      assert.equal(read.length, 50);
+      assert.deepEqual(new Set(read.map((entry) => entry.id)), new Set(ids));
+      const order = read.map((entry) => entry.id.split('-').map(Number) as [number, number]);
+      for (let i = 1; i < order.length; i += 1) {
+        const [ms, seq] = order[i]!;
+        const [previousMs, previousSeq] = order[i - 1]!;
+        assert.ok(ms > previousMs || (ms === previousMs && seq > previousSeq), 'ids increase');
+      }
+    });
+  });
+}

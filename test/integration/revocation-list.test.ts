@@ -1,0 +1,76 @@
+/**
+ * The revocation list on every store, Redis Cluster included (an entry and its feed line are one
+ * atomic step, so they share a hash tag): what counts as revoked, how long entries live, and how
+ * the feed pages.
+ */
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { grantHandle, RevocationList } from '../../src/revocation/list.js';
+import { backends, PREFIX, type OpenBackend } from '../helpers/backends.js';
+
+const now = () => Math.floor(Date.now() / 1000);
+
+for (const backend of backends) {
+  describe(`revocation list: ${backend.name}`, function () {
+    this.timeout(30_000);
+    let open: OpenBackend;
+    let list: RevocationList;
+
+    before(async () => {
+      open = await backend.open();
+      list = new RevocationList(open.kv, { skew: 15, accessTokenLifetime: 900 });
+    });
+    after(async () => open?.stop());
+
+    it('a revoked jti is revoked until its token expires (plus skew); an expired token needs no entry', async () => {
+      const jti = randomUUID();
+      assert.equal(await list.isRevoked({ jti, iat: now() }), false);
+      assert.equal(await list.revokeToken(jti, now() + 300), true);
+      assert.equal(await list.revokeToken(jti, now() + 300), false, 'once');
+      assert.equal(await list.isRevoked({ jti, iat: now() }), true);
+      assert.equal(await list.isRevoked({ jti: randomUUID(), iat: now() }), false);
+      assert.equal(await list.revokeToken(randomUUID(), now() - 60), false);
+      if (open.raw) {
+        const ttl = await open.raw.ttl(`${PREFIX}revoked:{rv}:jti:${jti}`);
+        assert.ok(ttl > 300 && ttl <= 315, `TTL ${ttl}`);
+      }
+    });
+
+    it('a revoked grant revokes its tokens issued up to the revocation, not those issued after', async () => {
+      const grantId = randomUUID();
+      const gid = grantHandle(grantId);
+      const before = { jti: randomUUID(), iat: now() - 10, gid };
+      assert.equal(await list.isRevoked(before), false);
+      // oidc-provider revokes a grant once per model: one entry, one feed line.
+      const outcomes = await Promise.all([1, 2, 3, 4].map(() => list.revokeGrant(grantId)));
+      assert.equal(outcomes.filter(Boolean).length, 1);
+      assert.equal(await list.isRevoked(before), true);
+      assert.equal(await list.isRevoked({ jti: randomUUID(), iat: now() + 5, gid }), false, 'issued after the revocation');
+      assert.equal(await list.isRevoked({ jti: randomUUID(), iat: now(), gid: grantHandle(randomUUID()) }), false, 'another grant');
+      if (open.raw) {
+        const ttl = await open.raw.ttl(`${PREFIX}revoked:{rv}:grant:${gid}`);
+        assert.ok(ttl > 900 && ttl <= 915, `TTL ${ttl}`);
+      }
+    });
+
+    it('the feed lists every entry once, oldest first, and pages from a cursor', async () => {
+      const start = await list.feed(undefined, 1000);
+      const jtis = Array.from({ length: 5 }, () => randomUUID());
+      for (const jti of jtis) await list.revokeToken(jti, now() + 600);
+      const grantId = randomUUID();
+      await list.revokeGrant(grantId);
+
+      const first = await list.feed(start.cursor, 3);
+      assert.equal(first.more, true);
+      assert.deepEqual(first.entries.map((entry) => entry.type === 'jti' && entry.jti), jtis.slice(0, 3));
+      const rest = await list.feed(first.cursor, 3);
+      assert.equal(rest.more, true, 'a full page: maybe more');
+      assert.deepEqual(rest.entries.map((entry) => (entry.type === 'jti' ? entry.jti : entry.gid)), [...jtis.slice(3), grantHandle(grantId)]);
+      const grant = rest.entries[2]!;
+      assert.ok(grant.type === 'grant' && grant.revoked_at >= now() - 1 && grant.exp === grant.revoked_at + 900);
+      const end = await list.feed(rest.cursor, 3);
+      assert.deepEqual(end, { entries: [], cursor: rest.cursor, more: false });
+      await assert.rejects(list.feed('not-a-cursor', 10), RangeError);
+    });
+  });
+}

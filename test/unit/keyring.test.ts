@@ -1,0 +1,137 @@
+/**
+ * The rotation schedule (next → current → retired → removed) as pure functions of time, and the
+ * sealing of private keys for the shared store.
+ */
+import assert from 'node:assert/strict';
+import { generateKey, Keyring, PRIVATE_JWK_MEMBERS, type StoredKey } from '../../src/keyring/keyring.js';
+import { apply, describeRing, isEmpty, plan, planRotation, RotationError, type RotationPolicy } from '../../src/keyring/lifecycle.js';
+import { Sealer, SealError } from '../../src/keyring/sealing.js';
+
+const DAY = 86_400_000;
+const T0 = Date.parse('2030-01-01T00:00:00Z');
+const POLICY: RotationPolicy = { interval: 30 * 86_400, lead: 86_400, retention: 3_600 };
+const iso = (ms: number) => new Date(ms).toISOString();
+
+describe('key ring: the rotation schedule', function () {
+  this.timeout(20_000);
+  let first: Keyring;
+
+  before(async () => {
+    first = await apply(undefined, plan(undefined, T0, POLICY), T0, 2048);
+  });
+
+  it('an empty ring gets a current key and a next key, published at once', () => {
+    assert.deepEqual(plan(undefined, T0, POLICY), { bootstrap: true, promote: false, remove: [], addNext: true });
+    assert.deepEqual(first.keys.map((key) => key.state), ['current', 'next']);
+    assert.equal(first.current!.activatedAt, iso(T0));
+    assert.equal(first.next!.createdAt, iso(T0));
+    assert.notEqual(first.current!.kid, first.next!.kid);
+    assert.equal(first.signingJwks().keys[0]!.kid, first.current!.kid, 'the current key is the one oidc-provider signs with');
+  });
+
+  it('the next key becomes current after the interval, the current one retires, a new next key appears', async () => {
+    assert.ok(isEmpty(plan(first, T0 + 29 * DAY, POLICY)), 'nothing to do before the interval');
+    const due = plan(first, T0 + 30 * DAY, POLICY);
+    assert.deepEqual(due, { bootstrap: false, promote: true, remove: [], addNext: true });
+    const second = await apply(first, due, T0 + 30 * DAY, 2048);
+    assert.deepEqual(second.keys.map((key) => [key.state, key.kid]), [
+      ['current', first.next!.kid],
+      ['next', second.next!.kid],
+      ['retired', first.current!.kid],
+    ]);
+    assert.equal(second.current!.activatedAt, iso(T0 + 30 * DAY));
+    assert.equal(second.keys.find((key) => key.state === 'retired')!.retiredAt, iso(T0 + 30 * DAY));
+    assert.ok(isEmpty(plan(second, T0 + 30 * DAY, POLICY)));
+  });
+
+  it('a retired key is removed once no token it signed can still be valid', async () => {
+    const second = await apply(first, plan(first, T0 + 30 * DAY, POLICY), T0 + 30 * DAY, 2048);
+    const retired = second.keys.find((key) => key.state === 'retired')!;
+    assert.deepEqual(plan(second, T0 + 30 * DAY + 3_599_000, POLICY).remove, []);
+    const later = plan(second, T0 + 30 * DAY + 3_600_000, POLICY);
+    assert.deepEqual(later.remove, [retired.kid]);
+    const third = await apply(second, later, T0 + 30 * DAY + 3_600_000, 2048);
+    assert.ok(!third.keys.some((key) => key.kid === retired.kid), 'removed');
+    assert.deepEqual(third.keys.map((key) => key.state), ['current', 'next']);
+  });
+
+  it('a next key never signs before it has been published for the lead, even when the interval is due', () => {
+    const young: StoredKey = { ...first.next!, createdAt: iso(T0 + 29.5 * DAY) };
+    const ring = new Keyring([first.current!, young]);
+    assert.equal(plan(ring, T0 + 30 * DAY, POLICY).promote, false);
+    assert.equal(plan(ring, T0 + 30.5 * DAY, POLICY).promote, true);
+    assert.equal(describeRing(ring, POLICY).find((key) => key.state === 'next')!.rotatesAt, iso(T0 + 30.5 * DAY));
+  });
+
+  it('with interval 0 keys rotate only on demand', () => {
+    assert.ok(isEmpty(plan(first, T0 + 3650 * DAY, { ...POLICY, interval: 0 })));
+    assert.equal(describeRing(first, { ...POLICY, interval: 0 }).find((key) => key.state === 'next')!.rotatesAt, undefined);
+  });
+
+  it('on-demand rotation is refused before the lead, allowed after it, and forced with --now', async () => {
+    assert.throws(() => planRotation(first, T0 + 3_600_000, POLICY, false), (error: Error) => {
+      assert.ok(error instanceof RotationError);
+      assert.match(error.message, new RegExp(`may sign from ${iso(T0 + DAY).replace(/[.]/g, '\\.')}`));
+      return true;
+    });
+    assert.equal(planRotation(first, T0 + DAY, POLICY, false).promote, true);
+    const forced = await apply(first, planRotation(first, T0 + 1000, POLICY, true), T0 + 1000, 2048);
+    assert.equal(forced.current!.kid, first.next!.kid);
+
+    const withoutNext = new Keyring([first.current!]);
+    assert.throws(() => planRotation(withoutNext, T0 + DAY, POLICY, false), /no next key/);
+    const emergency = await apply(withoutNext, planRotation(withoutNext, T0 + DAY, POLICY, true), T0 + DAY, 2048);
+    assert.deepEqual(emergency.keys.map((key) => key.state), ['current', 'next', 'retired']);
+    assert.notEqual(emergency.current!.kid, first.current!.kid);
+  });
+
+  it('keys list dates: when a next key may sign, when a retired key goes', async () => {
+    const second = await apply(first, plan(first, T0 + 30 * DAY, POLICY), T0 + 30 * DAY, 2048);
+    const listed = describeRing(second, POLICY);
+    assert.deepEqual(listed.map((key) => key.state), ['current', 'next', 'retired']);
+    assert.equal(listed[1]!.usableFrom, iso(T0 + 31 * DAY));
+    assert.equal(listed[2]!.removeAfter, iso(T0 + 30 * DAY + 3_600_000));
+    assert.equal(listed[0]!.alg, 'RS256');
+  });
+});
+
+describe('key ring: sealing private keys for the shared store', () => {
+  let key: StoredKey;
+  const secret = 'a-keyring-secret-of-enough-length-0123456789';
+
+  before(async () => {
+    key = await generateKey(2048, 'current');
+  });
+
+  it('round-trips, and the sealed text holds no private member', () => {
+    const sealer = new Sealer([secret]);
+    const sealed = sealer.seal(key.kid, key.jwk);
+    assert.match(sealed, /^v1\.[\w-]+\.[\w-]+\.[\w-]+\.[\w-]+$/);
+    for (const member of PRIVATE_JWK_MEMBERS) {
+      const value = (key.jwk as Record<string, unknown>)[member];
+      if (typeof value === 'string') assert.ok(!sealed.includes(value), `${member} in the clear`);
+    }
+    assert.deepEqual(sealer.open(key.kid, sealed), key.jwk);
+    assert.notEqual(sealer.seal(key.kid, key.jwk), sealed, 'a fresh IV each time');
+  });
+
+  it('refuses another kid, tampering, and an unknown secret', () => {
+    const sealed = new Sealer([secret]).seal(key.kid, key.jwk);
+    assert.throws(() => new Sealer([secret]).open('another-kid', sealed), SealError);
+    const parts = sealed.split('.');
+    const flipped = Buffer.from(parts[3]!, 'base64url');
+    flipped[0] = flipped[0]! ^ 1;
+    parts[3] = flipped.toString('base64url');
+    assert.throws(() => new Sealer([secret]).open(key.kid, parts.join('.')), /cannot be opened/);
+    assert.throws(() => new Sealer(['another-secret-of-enough-length-0123456789']).open(key.kid, sealed), /not in keys\.secrets/);
+    assert.throws(() => new Sealer([secret]).open(key.kid, 'garbage'), /not a sealed key/);
+  });
+
+  it('the first secret seals and every secret opens, so the secret can be rotated', () => {
+    const old = new Sealer([secret]).seal(key.kid, key.jwk);
+    const rotated = new Sealer(['the-new-keyring-secret-of-enough-length-42', secret]);
+    assert.deepEqual(rotated.open(key.kid, old), key.jwk);
+    assert.equal(rotated.isCurrent(old), false, 'to be re-sealed');
+    assert.equal(rotated.isCurrent(rotated.seal(key.kid, key.jwk)), true);
+  });
+});
