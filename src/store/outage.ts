@@ -11,6 +11,7 @@ const OUTAGE_MESSAGES = [
   'CLUSTERDOWN',
   'LOADING',
   'MASTERDOWN',
+  'READONLY',
   'None of startup nodes is available',
   'Failed to refresh slots cache',
 ];

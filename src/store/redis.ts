@@ -103,6 +103,9 @@ export function connect(settings: RedisSettings): Redis | Cluster {
     commandTimeout: settings.commandTimeout,
     connectTimeout: 5000,
     retryStrategy: (attempt: number) => Math.min(attempt * 100, 2000),
+    // After a failover the old master comes back as a replica: reconnect (to the new master,
+    // through Sentinel) and resend the command instead of failing writes with READONLY.
+    reconnectOnError: (error: Error) => (error.message.startsWith('READONLY') ? 2 : false),
   };
   switch (settings.mode) {
     case 'sentinel':
