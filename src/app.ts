@@ -9,7 +9,9 @@ import type { Config } from './config.js';
 import { respondWithError } from './interactions/errors.js';
 import { stylesheet } from './interactions/views.js';
 import type { Keyring } from './keyring/keyring.js';
+import { observeProviderEvents } from './ops/events.js';
 import { health } from './ops/health.js';
+import { metrics } from './ops/metrics.js';
 import type { Logger } from './ops/logger.js';
 import type { ProviderHost } from './provider/host.js';
 import type { Kv } from './store/kv.js';
@@ -64,16 +66,23 @@ function requestContext(config: Config, logger: Logger): Middleware {
         respondWithError(ctx, 500, { error: 'server_error', error_description: 'an unexpected error occurred' });
       }
     } finally {
-      const oidc = (ctx as unknown as { oidc?: { client?: { clientId: string }; route?: string } }).oidc;
+      const oidc = (ctx as unknown as { oidc?: { client?: { clientId: string }; route?: string; params?: { grant_type?: unknown } } }).oidc;
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      // Route names, never paths, keep the label set bounded.
+      const route = oidc?.route ?? (ctx as unknown as { _matchedRoute?: string })._matchedRoute ?? 'other';
+      metrics.requestDuration.observe({ route: String(route), method: ctx.method, status: `${Math.floor(ctx.status / 100)}xx` }, seconds);
+      const error = (ctx.body as { error?: unknown } | undefined)?.error;
       logger.info(
         {
           requestId,
           method: ctx.method,
           path: ctx.path,
           status: ctx.status,
-          ms: Number(process.hrtime.bigint() - started) / 1e6,
+          ms: seconds * 1000,
           route: oidc?.route,
           client_id: oidc?.client?.clientId,
+          grant_type: typeof oidc?.params?.grant_type === 'string' ? oidc.params.grant_type : undefined,
+          outcome: ctx.status < 400 ? 'ok' : typeof error === 'string' ? error : `http_${ctx.status}`,
           ...(ctx.state.storeOutage ? { outage: 'store' } : {}),
         },
         'request',
@@ -116,9 +125,7 @@ export function createApp({ config, providers, kv, keyring, logger, routes = [] 
       if (isStoreOutage(error)) ctx.state.storeOutage = true;
       else logger.error({ err: error, requestId: ctx.state.requestId, path: ctx.path }, 'provider server_error');
     });
-    provider.on('backchannel.error', (_ctx: unknown, error: Error, client: { clientId: string }) => {
-      logger.warn({ client_id: client.clientId, err: { message: error.message } }, 'back-channel logout delivery failed');
-    });
+    observeProviderEvents(provider, logger);
   });
 
   app.use(requestContext(config, logger));

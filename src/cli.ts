@@ -101,23 +101,15 @@ const program = new Command('latchkey')
 program
   .command('serve')
   .description('run the provider (settings from config/ and env; see config/default.yaml)')
-  .action(async () => {
+  .option('--workers <n>', 'worker processes sharing the port (default: the workers setting)')
+  .action(async (options) => {
     const settings = config();
+    const workers = options.workers === undefined ? settings.workers : Number(options.workers);
+    if (!Number.isSafeInteger(workers) || workers < 0) fail(new UsageError('--workers takes a number of processes (0: one per core)'));
     const logger = createLogger(settings.log.level);
     const { serve } = await import('./main.js');
-    const running = await serve(settings, logger).catch(fail);
-    let stopping = false;
-    const stop = (signal: string) => {
-      if (stopping) return;
-      stopping = true;
-      logger.info({ signal }, 'shutting down');
-      running.close().then(
-        () => process.exit(0),
-        (error) => fail(error),
-      );
-    };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
+    const { runServer } = await import('./ops/workers.js');
+    await runServer({ ...settings, workers }, logger, () => serve(settings, logger)).catch(fail);
   });
 
 const clients = program.command('clients').description('manage OAuth clients kept in the store');

@@ -33,6 +33,8 @@ const resourceServer = z.strictObject({
 const schema = z.strictObject({
   issuer: z.union([z.literal(''), issuer]),
   port: z.number().int().min(0).max(65535),
+  workers: z.number().int().min(0).max(256),
+  shutdownTimeout: seconds,
   host: z.string().min(1),
   proxy: z.boolean(),
   redis: z.strictObject({
@@ -81,6 +83,13 @@ const schema = z.strictObject({
   clients: z.array(z.looseObject({ client_id: z.string().min(1) })),
   resourceServers: z.array(resourceServer),
   outbound: z.strictObject({ allowPrivateNetworks: z.boolean() }),
+  metrics: z.strictObject({ enabled: z.boolean(), host: z.string().min(1), port: z.number().int().min(0).max(65535) }),
+  rateLimit: z.strictObject({
+    window: seconds,
+    perIp: z.number().int().min(0),
+    perClient: z.number().int().min(0),
+    registrationPerIp: z.number().int().min(0),
+  }),
   registration: z.strictObject({
     open: z.boolean(),
     authMethods: z.array(z.enum(['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'])).min(1),

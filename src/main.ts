@@ -3,6 +3,7 @@
  * followed while serving: each change (a rotation here, on another instance, or by the CLI)
  * builds a new provider that takes over new requests.
  */
+import cluster from 'node:cluster';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
@@ -24,6 +25,8 @@ import { jwksEndpoint } from './keyring/jwks-endpoint.js';
 import type { Keyring } from './keyring/keyring.js';
 import type { KeyringService } from './keyring/service.js';
 import { createLogger, type Logger } from './ops/logger.js';
+import { observeSigningKeys, serveMetrics } from './ops/metrics.js';
+import { rateLimits } from './ops/rate-limits.js';
 import { ProviderHost } from './provider/host.js';
 import { CLOCK_TOLERANCE, longestAccessTokenLifetime } from './provider/lifetimes.js';
 import { createProvider } from './provider/provider.js';
@@ -45,6 +48,8 @@ export interface Running {
   readonly revocations: RevocationList;
   /** Revokes grants (and their JWT access tokens): for sign-out, disabling a person, admin tools. */
   readonly grants: GrantRevocation;
+  /** Where Prometheus scrapes this process, when it serves metrics itself. */
+  readonly metricsUrl: string | undefined;
   /** Stops accepting connections, lets in-flight requests finish, closes the store. */
   close(): Promise<void>;
 }
@@ -57,8 +62,19 @@ export function providerFactory(config: Config, kv: Kv) {
   const accounts = new Accounts(kv, config.accounts.argon2);
   const consents = new Consents(kv, config.ttl.grant);
   const revocations = new RevocationList(kv, { skew: CLOCK_TOLERANCE, accessTokenLifetime: longestAccessTokenLifetime(config) });
+  const limits = rateLimits(kv, config.rateLimit);
   const build = (keyring: Keyring) =>
-    createProvider({ config, kv, keyring, accounts, revocations, consents, renderError: (ctx, out) => renderProviderError(ctx, out), logoutPages });
+    createProvider({
+      config,
+      kv,
+      keyring,
+      accounts,
+      revocations,
+      consents,
+      rateLimits: limits,
+      renderError: (ctx, out) => renderProviderError(ctx, out),
+      logoutPages,
+    });
   return { accounts, consents, revocations, build };
 }
 
@@ -128,6 +144,10 @@ export async function serve(config: Config, logger: Logger = createLogger(config
   const { port } = server.address() as AddressInfo;
   const host = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
   logger.info({ port, issuer: config.issuer, store: kv.kind }, 'latchkey is listening');
+  observeSigningKeys(() => keys.ring.keys);
+  // In a cluster the primary serves every worker's metrics; a single process serves its own.
+  const metricsListener =
+    config.metrics.enabled && !cluster.isWorker ? await serveMetrics(config.metrics.host, config.metrics.port, logger) : undefined;
 
   return {
     url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
@@ -141,12 +161,17 @@ export async function serve(config: Config, logger: Logger = createLogger(config
     keys,
     revocations,
     grants,
+    metricsUrl: metricsListener?.url,
     async close() {
       await keys.close();
+      // Stop accepting; requests in flight get shutdownTimeout seconds, then their connections go.
+      const deadline = setTimeout(() => server.closeAllConnections(), config.shutdownTimeout * 1000);
       await new Promise<void>((done) => {
         server.close(() => done());
         server.closeIdleConnections();
       });
+      clearTimeout(deadline);
+      await metricsListener?.close();
       await kv.close();
     },
   };

@@ -13,6 +13,7 @@ import { errors, type Provider } from 'oidc-provider';
 import type { Accounts } from '../accounts/accounts.js';
 import type { LoginThrottle } from '../accounts/throttle.js';
 import type { Logger } from '../ops/logger.js';
+import { metrics } from '../ops/metrics.js';
 import type { Consents } from '../provider/consents.js';
 import { respondWithError } from './errors.js';
 import { render } from './views.js';
@@ -157,6 +158,7 @@ export function interactionRoutes({ provider, accounts, throttle, consents, logg
       return showLogin(ctx, interaction, { error: 'Enter your username and password.', username, remember });
     }
     const paused = async (seconds: number) => {
+      metrics.logins.inc({ outcome: 'throttled' });
       logger.warn({ event: 'login.throttled', ip: ctx.ip, client_id: interaction.params.client_id }, 'sign-in paused after repeated failures');
       ctx.status = 429;
       ctx.set('Retry-After', String(seconds));
@@ -169,12 +171,14 @@ export function interactionRoutes({ provider, accounts, throttle, consents, logg
     const account = await accounts.verify(username, password);
     if (!account) {
       logger.info({ event: 'login.failed', client_id: interaction.params.client_id }, 'login failed');
+      metrics.logins.inc({ outcome: 'failure' });
       const started = await throttle.failed(username, ctx.ip);
       if (started) return paused(started);
       ctx.status = 401;
       return showLogin(ctx, interaction, { error: 'That username and password do not match. Try again.', username, remember });
     }
     await throttle.succeeded(username);
+    metrics.logins.inc({ outcome: 'success' });
     logger.info({ event: 'login.succeeded', sub: account.sub, client_id: interaction.params.client_id }, 'login succeeded');
     await provider.interactionFinished(
       ctx.req,

@@ -3,21 +3,24 @@
  * bodies can hold codes, tokens and hints. The redact list is a second line of defence for
  * anything that logs an object by mistake.
  */
-import { pino, type Logger } from 'pino';
+import { pino, type DestinationStream, type Logger } from 'pino';
 
 export type { Logger };
 
-export function createLogger(level: string): Logger {
-  return pino({
-    level,
-    base: { service: 'latchkey' },
-    redact: {
-      paths: [
-        'password', '*.password', 'client_secret', '*.client_secret', 'token', '*.token',
-        'code', '*.code', 'refresh_token', '*.refresh_token', 'access_token', '*.access_token',
-        'headers.authorization', 'headers.cookie', 'req.headers.authorization', 'req.headers.cookie',
-      ],
-      censor: '[redacted]',
-    },
-  });
+const options = (level: string) => ({
+  level,
+  base: { service: 'latchkey', pid: process.pid },
+  redact: {
+    paths: [
+      'password', '*.password', 'client_secret', '*.client_secret', 'token', '*.token',
+      'code', '*.code', 'refresh_token', '*.refresh_token', 'access_token', '*.access_token',
+      'headers.authorization', 'headers.cookie', 'req.headers.authorization', 'req.headers.cookie',
+    ],
+    censor: '[redacted]',
+  },
+});
+
+/** A JSON logger at `level`, to stdout unless a destination is given (tests read their own). */
+export function createLogger(level: string, destination?: DestinationStream): Logger {
+  return destination ? pino(options(level), destination) : pino(options(level));
 }

@@ -2,6 +2,7 @@
  * The oidc-provider instance: which protocol features are on, and the policy choices Latchkey
  * makes on top of the library's defaults (each commented with its reason).
  */
+import type { Middleware } from 'koa';
 import { createLocalJWKSet } from 'jose';
 import { errors, Provider, type AccountClaims, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 import { claimsFor, type Accounts } from '../accounts/accounts.js';
@@ -36,6 +37,8 @@ export interface ProviderDependencies {
   readonly accounts: Accounts;
   readonly revocations: RevocationList;
   readonly consents: Consents;
+  /** Rate limits, shared by every provider built for this process (provider.use middleware). */
+  readonly rateLimits: Middleware;
   readonly renderError: NonNullable<Configuration['renderError']>;
   /** The pages of RP-initiated logout. */
   readonly logoutPages: {
@@ -51,7 +54,7 @@ const OIDC_SCOPES = ['openid', 'offline_access', ...Object.keys(SCOPE_CLAIMS).fi
  * Builds a provider for a key ring. Called again with each new ring (see host.ts): everything here
  * must be cheap and free of side effects beyond the instance it returns.
  */
-export function createProvider({ config, kv, keyring, accounts, revocations, consents, renderError, logoutPages }: ProviderDependencies): Provider {
+export function createProvider({ config, kv, keyring, accounts, revocations, consents, rateLimits, renderError, logoutPages }: ProviderDependencies): Provider {
   const servers = resourceServers(config);
   const policy: RegistrationPolicy = {
     authMethods: config.registration.authMethods,
@@ -183,6 +186,7 @@ export function createProvider({ config, kv, keyring, accounts, revocations, con
 
   const provider = new Provider(config.issuer, configuration);
   acceptPreviousSecrets(provider, kv);
+  provider.use(rateLimits);
   provider.proxy = config.proxy;
   provider.use(clientAuthenticationRequired(new URL(config.issuer).host));
   provider.use(

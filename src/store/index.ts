@@ -3,6 +3,7 @@ import { resolve } from 'node:path';
 import type { Config } from '../config.js';
 import type { Logger } from '../ops/logger.js';
 import { EmbeddedKv } from './embedded.js';
+import { instrumented } from './instrumented.js';
 import type { Kv } from './kv.js';
 import { connect, RedisKv } from './redis.js';
 
@@ -14,10 +15,12 @@ export function usesRedis(config: Config): boolean {
 
 export function openStore(config: Config, logger?: Logger): Kv {
   if (usesRedis(config)) {
-    return new RedisKv(connect(config.redis), {
-      lost: (error) => logger?.error({ err: { message: error.message } }, 'redis unreachable: answering 503 until it returns'),
-      restored: () => logger?.info('redis reachable again'),
-    });
+    return instrumented(
+      new RedisKv(connect(config.redis), {
+        lost: (error) => logger?.error({ err: { message: error.message } }, 'redis unreachable: answering 503 until it returns'),
+        restored: () => logger?.info('redis reachable again'),
+      }),
+    );
   }
-  return new EmbeddedKv(resolve(config.embedded.file));
+  return instrumented(new EmbeddedKv(resolve(config.embedded.file)));
 }

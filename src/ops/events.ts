@@ -1,0 +1,70 @@
+/**
+ * oidc-provider's events as log lines and counters (latchkey_provider_events_total). What is
+ * logged is the client, the grant type, the account and the error code: never a token, a code,
+ * a secret or a parameter value.
+ */
+import type { KoaContextWithOIDC, Provider } from 'oidc-provider';
+import type { Logger } from './logger.js';
+import { metrics } from './metrics.js';
+
+/** Events worth a line; "error" events carry the protocol error, the others succeed. */
+const EVENTS = [
+  'authorization.success',
+  'authorization.error',
+  'grant.success',
+  'grant.error',
+  'grant.revoked',
+  'end_session.success',
+  'end_session.error',
+  'backchannel.success',
+  'backchannel.error',
+  'introspection.error',
+  'revocation.error',
+  'userinfo.error',
+  'registration_create.success',
+  'registration_create.error',
+  'registration_update.success',
+  'registration_delete.success',
+] as const;
+
+type EventError = { error?: string; error_description?: string; message?: string; status?: number };
+
+function fields(ctx: KoaContextWithOIDC | undefined) {
+  const oidc = ctx?.oidc;
+  const grantType = oidc?.params?.grant_type;
+  return {
+    requestId: (ctx?.state as { requestId?: string } | undefined)?.requestId,
+    client_id: oidc?.client?.clientId,
+    ...(typeof grantType === 'string' ? { grant_type: grantType } : {}),
+    ...(oidc?.session?.accountId ? { sub: oidc.session.accountId } : {}),
+  };
+}
+
+export function observeProviderEvents(provider: Provider, logger: Logger): void {
+  for (const event of EVENTS) {
+    (provider as unknown as NodeJS.EventEmitter).on(event, (...args: unknown[]) => {
+      metrics.providerEvents.inc({ event });
+      const ctx = args[0] as KoaContextWithOIDC | undefined;
+      if (event === 'grant.success') {
+        const grantType = ctx?.oidc?.params?.grant_type;
+        metrics.tokensIssued.inc({ grant_type: typeof grantType === 'string' ? grantType : 'unknown' });
+      }
+      if (event === 'grant.revoked') {
+        logger.info({ event, grantId: args[1] }, 'grant revoked');
+        return;
+      }
+      if (event.endsWith('.error')) {
+        // backchannel.error passes (ctx, error, client, ...); the others (ctx, error).
+        const error = args[1] as EventError | undefined;
+        const client = (args[2] as { clientId?: string } | undefined)?.clientId;
+        const status = error?.status ?? 500;
+        logger[status >= 500 || event === 'backchannel.error' ? 'warn' : 'info'](
+          { event, ...fields(ctx), ...(client ? { client_id: client } : {}), error: error?.error ?? error?.message, error_description: error?.error_description },
+          event,
+        );
+        return;
+      }
+      logger.info({ event, ...fields(ctx) }, event);
+    });
+  }
+}

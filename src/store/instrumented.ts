@@ -1,0 +1,36 @@
+/**
+ * Every store operation timed into latchkey_store_command_duration_seconds, by operation and
+ * outcome: one wrapper around whichever Kv is in use, instead of timing code in each backend.
+ */
+import { metrics } from '../ops/metrics.js';
+import type { Kv } from './kv.js';
+
+export function instrumented<T extends Kv>(kv: T): T {
+  const wrappers = new Map<PropertyKey, unknown>();
+  return new Proxy(kv, {
+    get(target, property) {
+      // Read with the real object as receiver: backends keep their connection in private fields.
+      const value: unknown = Reflect.get(target, property, target);
+      if (typeof value !== 'function' || property === 'constructor') return value;
+      if (!wrappers.has(property)) {
+        const operation = String(property);
+        wrappers.set(property, (...args: unknown[]) => {
+          const end = metrics.storeCommands.startTimer({ operation });
+          try {
+            const result = (value as (...a: unknown[]) => unknown).apply(target, args);
+            if (result instanceof Promise) {
+              result.then(() => end({ outcome: 'ok' }), () => end({ outcome: 'error' }));
+            } else {
+              end({ outcome: 'ok' });
+            }
+            return result;
+          } catch (error) {
+            end({ outcome: 'error' });
+            throw error;
+          }
+        });
+      }
+      return wrappers.get(property);
+    },
+  });
+}
