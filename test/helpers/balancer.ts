@@ -1,7 +1,6 @@
 /**
  * A TCP front door for several Latchkey instances sharing one issuer URL, like a load balancer:
- * `route(url)` sends every new connection to that instance and closes the open ones, so the
- * next request (keep-alive or not) lands there.
+ * `route(url)` sends every new connection to that instance.
  */
 import { connect, createServer, type Socket } from 'node:net';
 import { freePort } from './redis.js';
@@ -9,7 +8,11 @@ import { freePort } from './redis.js';
 export interface Balancer {
   readonly port: number;
   readonly url: string;
-  route(backendUrl: string): void;
+  /**
+   * New connections go to `backendUrl`. Open ones are closed, unless `drain`: then they stay with
+   * their backend, as a load balancer drains an instance it takes out of rotation.
+   */
+  route(backendUrl: string, options?: { drain?: boolean }): void;
   close(): Promise<void>;
 }
 
@@ -18,25 +21,37 @@ export async function startBalancer(): Promise<Balancer> {
   const open = new Set<Socket>();
   let target: URL | undefined;
   const server = createServer((client) => {
-    if (!target) return client.destroy();
-    const upstream = connect(Number(target.port), target.hostname);
-    for (const socket of [client, upstream]) {
-      open.add(socket);
-      socket.once('close', () => open.delete(socket));
-      socket.on('error', () => {
-        client.destroy();
-        upstream.destroy();
+    open.add(client);
+    client.once('close', () => open.delete(client));
+    client.on('error', () => client.destroy());
+    // Like a load balancer's connect retries: a backend that refuses the connection (it is
+    // shutting down) is tried again on the current target; no byte has been sent yet.
+    const connectUpstream = (attempt: number) => {
+      if (!target || client.destroyed) return client.destroy();
+      const upstream = connect(Number(target.port), target.hostname);
+      upstream.once('error', () => {
+        if (!upstream.readyState.startsWith('open') && attempt < 5) setTimeout(() => connectUpstream(attempt + 1), 20);
+        else client.destroy();
       });
-    }
-    client.pipe(upstream).pipe(client);
+      upstream.once('connect', () => {
+        open.add(upstream);
+        upstream.once('close', () => {
+          open.delete(upstream);
+          client.destroy();
+        });
+        client.once('close', () => upstream.destroy());
+        client.pipe(upstream).pipe(client);
+      });
+    };
+    connectUpstream(1);
   });
   await new Promise<void>((done) => server.listen(port, '127.0.0.1', done));
   return {
     port,
     url: `http://localhost:${port}`,
-    route(backendUrl) {
+    route(backendUrl, { drain = false } = {}) {
       target = new URL(backendUrl);
-      for (const socket of open) socket.destroy();
+      if (!drain) for (const socket of open) socket.destroy();
     },
     close() {
       for (const socket of open) socket.destroy();

@@ -35,16 +35,21 @@ export function latchkey(env: Record<string, string>, args: string[], stdin?: st
 
 export interface ServerProcess {
   readonly url: string;
-  stop(): Promise<void>;
+  /** Everything it wrote to stdout so far (JSON log lines). */
+  stdout(): string;
+  /** SIGTERM, then its exit code. */
+  stop(): Promise<number | null>;
 }
 
-/** `latchkey serve` in its own process, ready when /healthz answers. */
-export async function serveProcess(env: Record<string, string>): Promise<ServerProcess> {
-  const child = start(env, ['serve']);
+/** `latchkey serve [args]` in its own process, ready when /healthz answers. */
+export async function serveProcess(env: Record<string, string>, args: string[] = []): Promise<ServerProcess> {
+  const child = start(env, ['serve', ...args]);
   let stderr = '';
+  let stdout = '';
   child.stderr!.on('data', (chunk) => (stderr += chunk));
+  child.stdout!.on('data', (chunk) => (stdout += chunk));
   child.stdin!.end();
-  const exited = new Promise<void>((done) => child.once('exit', () => done()));
+  const exited = new Promise<number | null>((done) => child.once('exit', (code) => done(code)));
   process.once('exit', () => child.kill('SIGKILL'));
   const url = `http://127.0.0.1:${env.PORT}`;
   try {
@@ -52,16 +57,17 @@ export async function serveProcess(env: Record<string, string>): Promise<ServerP
       if (child.exitCode !== null) throw new Error(`latchkey serve exited: ${stderr}`);
       const response = await fetch(`${url}/healthz`);
       if (!response.ok) throw new Error(`healthz ${response.status}`);
-    }, 100);
+    }, 300);
   } catch (error) {
     child.kill('SIGKILL');
     throw error;
   }
   return {
     url,
+    stdout: () => stdout,
     async stop() {
       child.kill('SIGTERM');
-      await exited;
+      return exited;
     },
   };
 }

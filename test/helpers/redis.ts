@@ -4,7 +4,7 @@
  * its own temp dir; every process is killed when the test process exits.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -179,4 +179,81 @@ export async function startRedisCluster(masters = 3): Promise<RedisCluster> {
     throw error;
   }
   return { nodes: started.map(({ port }) => ({ host: '127.0.0.1', port })), stop };
+}
+
+export interface RedisSentinelGroup {
+  /** host:port of each sentinel. */
+  readonly sentinels: string[];
+  readonly masterName: string;
+  /** Port of the master at start (the replica is promoted when it dies). */
+  readonly masterPort: number;
+  /** SIGKILL the current master. */
+  killMaster(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/**
+ * One master, one replica and three sentinels (quorum 2), quick to notice a dead master
+ * (down-after 1 s) so a failover test takes seconds.
+ */
+export async function startRedisSentinel(masterName = 'mymaster'): Promise<RedisSentinelGroup> {
+  const started: { dir: string; child: ChildProcess; port: number }[] = [];
+  const stop = async () => {
+    for (const node of started) node.child.kill('SIGTERM');
+    await Promise.all(started.map((node) => exited(node.child)));
+    for (const node of started) rmSync(node.dir, { recursive: true, force: true });
+  };
+  const node = async (extra: string[], what: string, ready: (port: number) => Promise<boolean>) => {
+    const dir = mkdtempSync(join(tmpdir(), 'latchkey-sentinel-'));
+    const port = await freePort();
+    const log = join(dir, 'redis.log');
+    const child = launch(['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--logfile', log, '--save', '', ...extra]);
+    started.push({ dir, child, port });
+    await waitFor(() => ready(port), `${what} not ready on port ${port}`, log);
+    return { dir, port };
+  };
+  const pong = async (port: number) => (await command(port, 'PING')).startsWith('+PONG');
+  try {
+    const master = await node(['--appendonly', 'no'], 'master', pong);
+    await node(['--appendonly', 'no', '--replicaof', '127.0.0.1', String(master.port)], 'replica', async (port) =>
+      (await command(port, 'INFO replication')).includes('master_link_status:up'),
+    );
+    const sentinels: string[] = [];
+    for (let i = 0; i < 3; i += 1) {
+      const dir = mkdtempSync(join(tmpdir(), 'latchkey-sentinel-'));
+      const port = await freePort();
+      const conf = join(dir, 'sentinel.conf');
+      writeFileSync(
+        conf,
+        [
+          `port ${port}`,
+          'bind 127.0.0.1',
+          `dir ${dir}`,
+          `logfile ${join(dir, 'sentinel.log')}`,
+          `sentinel monitor ${masterName} 127.0.0.1 ${master.port} 2`,
+          `sentinel down-after-milliseconds ${masterName} 1000`,
+          `sentinel failover-timeout ${masterName} 5000`,
+          `sentinel parallel-syncs ${masterName} 1`,
+        ].join('\n') + '\n',
+      );
+      const child = launch([conf, '--sentinel']);
+      started.push({ dir, child, port });
+      await waitFor(async () => (await command(port, 'PING')).startsWith('+PONG'), `sentinel not ready on ${port}`, join(dir, 'sentinel.log'));
+      sentinels.push(`127.0.0.1:${port}`);
+    }
+    return {
+      sentinels,
+      masterName,
+      masterPort: master.port,
+      async killMaster() {
+        const current = started.find((n) => n.port === master.port)!;
+        current.child.kill('SIGKILL');
+        await exited(current.child);
+      },
+      stop,
+    };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
 }

@@ -179,8 +179,9 @@ export async function startRelyingParty(options: RelyingPartyOptions): Promise<R
   };
 }
 
-// `npm run sample-rp`: one app, configured by the environment.
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+// `npm run sample-rp`: one app, configured by the environment. (No top-level await: test files
+// import this module, and mocha may load them through require().)
+async function main() {
   const env = (name: string, fallback?: string) => {
     const value = process.env[name] ?? fallback;
     if (value === undefined) throw new Error(`set ${name}`);
@@ -196,4 +197,11 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
     port,
   });
   console.log(`sample app on ${rp.url} (redirect URI ${rp.url}/callback)`);
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  main().catch((error: unknown) => {
+    console.error(error instanceof Error ? error.message : error);
+    process.exit(1);
+  });
 }

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig, type Config } from '../../src/config.js';
 import { serve, type Running } from '../../src/main.js';
-import { createLogger } from '../../src/ops/logger.js';
+import { createLogger, type Logger } from '../../src/ops/logger.js';
 import { freePort } from './redis.js';
 
 export interface TestServer extends Running {
@@ -24,6 +24,8 @@ export interface TestServerOptions {
   /** Reuse a directory (keys, embedded store) from an earlier server, e.g. to test restarts. */
   readonly dir?: string;
   readonly port?: number;
+  /** Where the server logs (silent by default). */
+  readonly logger?: Logger;
 }
 
 export function testDir(): string {
@@ -40,6 +42,7 @@ export function testEnv(dir: string, port: number, options: TestServerOptions = 
     KEYS_DIR: join(dir, 'keys'),
     EMBEDDED_FILE: join(dir, 'store.json'),
     LOG_LEVEL: 'silent',
+    METRICS_PORT: '0',
     // Fast hashing for tests that are not about hashing; OWASP minimums still apply.
     ACCOUNTS_ARGON2_MEMORY_COST: '19456',
     ...(options.redisUrl ? { REDIS_URL: options.redisUrl } : {}),
@@ -51,7 +54,7 @@ export async function startServer(options: TestServerOptions = {}): Promise<Test
   const dir = options.dir ?? testDir();
   const port = options.port ?? (await freePort());
   const config = loadConfig(testEnv(dir, port, options));
-  const running = await serve(config, createLogger('silent'));
+  const running = await serve(config, options.logger ?? createLogger('silent'));
   return {
     ...running,
     config,

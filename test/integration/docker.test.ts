@@ -1,0 +1,141 @@
+/**
+ * The container, without a Docker engine (this machine has none): the Dockerfile and compose file
+ * checked against hadolint-style rules, and the production bundle the image holds — compiled
+ * dist/, views, config and production dependencies only — installed in a fresh directory and
+ * started in production mode against Redis.
+ */
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { ROOT } from '../../src/paths.js';
+import { eventually } from '../helpers/eventually.js';
+import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
+
+const dockerfile = readFileSync(join(ROOT, 'Dockerfile'), 'utf8');
+/** Instructions with their continuation lines joined, comments dropped. */
+const instructions = dockerfile
+  .replace(/\\\n/g, ' ')
+  .split('\n')
+  .map((line) => line.trim())
+  .filter((line) => line && !line.startsWith('#'))
+  .map((line) => ({ op: line.split(/\s+/)[0]!.toUpperCase(), args: line.slice(line.indexOf(' ') + 1) }));
+const stages = instructions.reduce<(typeof instructions)[]>((all, instruction) => {
+  if (instruction.op === 'FROM') all.push([]);
+  all.at(-1)?.push(instruction);
+  return all;
+}, []);
+const runtime = stages.at(-1)!;
+
+describe('Docker: the Dockerfile and compose file, statically', () => {
+  it('is multi-stage, every base pinned to a Node 24 LTS tag (DL3006/DL3007)', () => {
+    const bases = instructions.filter((i) => i.op === 'FROM').map((i) => i.args.split(/\s+/)[0]!);
+    assert.ok(bases.length >= 2, 'a build stage and a runtime stage');
+    for (const base of bases) assert.match(base, /^node:24-[\w.-]+$/, base);
+  });
+
+  it('runs as a non-root user in the runtime stage, with a HEALTHCHECK on /healthz', () => {
+    const user = runtime.filter((i) => i.op === 'USER').at(-1);
+    assert.ok(user && !/^(root|0)(:|$)/.test(user.args), 'USER is not root');
+    const healthcheck = runtime.find((i) => i.op === 'HEALTHCHECK');
+    assert.ok(healthcheck && healthcheck.args.includes('/healthz'));
+  });
+
+  it('follows the usual rules: COPY not ADD (DL3020), npm ci (DL3016), exec-form CMD (DL3025), absolute WORKDIR (DL3000), no recommends (DL3015)', () => {
+    assert.equal(instructions.filter((i) => i.op === 'ADD').length, 0);
+    for (const run of instructions.filter((i) => i.op === 'RUN')) {
+      assert.doesNotMatch(run.args, /npm install(?!-)/, run.args);
+      if (/apt-get install/.test(run.args)) assert.match(run.args, /--no-install-recommends/);
+      assert.doesNotMatch(run.args, /sudo /, 'DL3004');
+    }
+    const cmd = runtime.filter((i) => i.op === 'CMD').at(-1)!;
+    assert.ok(Array.isArray(JSON.parse(cmd.args)), 'CMD in JSON exec form');
+    for (const workdir of instructions.filter((i) => i.op === 'WORKDIR')) assert.match(workdir.args, /^\//);
+  });
+
+  it('bakes in no secret and takes every setting from the environment', () => {
+    for (const env of instructions.filter((i) => i.op === 'ENV' || i.op === 'ARG')) {
+      assert.doesNotMatch(env.args, /COOKIE_KEYS|KEYS_SECRETS|PASSWORD|SECRET/i, env.args);
+    }
+    assert.ok(runtime.some((i) => i.op === 'ENV' && /NODE_ENV=production/.test(i.args)));
+    const ignored = readFileSync(join(ROOT, '.dockerignore'), 'utf8').split('\n');
+    for (const path of ['node_modules', 'keys/*', '.git', 'data', '.env']) assert.ok(ignored.includes(path), `.dockerignore: ${path}`);
+  });
+
+  it('compose runs Latchkey with Redis (AOF on, a named volume) and requires the secrets', () => {
+    const compose = parseYaml(readFileSync(join(ROOT, 'docker-compose.yml'), 'utf8')) as {
+      services: Record<string, { command?: string[]; volumes?: string[]; environment?: Record<string, string>; depends_on?: Record<string, unknown> }>;
+      volumes: Record<string, unknown>;
+    };
+    const redis = compose.services.redis!;
+    assert.deepEqual(redis.command?.slice(-2), ['--appendonly', 'yes']);
+    const volume = redis.volumes![0]!.split(':')[0]!;
+    assert.ok(volume in compose.volumes, 'a named volume');
+    const latchkey = compose.services.latchkey!;
+    assert.match(latchkey.environment!.REDIS_URL!, /^redis:\/\/redis:/);
+    assert.match(latchkey.environment!.COOKIE_KEYS!, /:\?/, 'compose refuses to start without COOKIE_KEYS');
+    assert.match(latchkey.environment!.KEYS_SECRETS!, /:\?/);
+    assert.ok(latchkey.depends_on && 'redis' in latchkey.depends_on);
+  });
+});
+
+describe('Docker: the production bundle the image holds', function () {
+  this.timeout(180_000);
+  const dir = mkdtempSync(join(tmpdir(), 'latchkey-bundle-'));
+  let redis: RedisServer;
+
+  before(async () => {
+    redis = await startRedisServer();
+    // What the image copies: compiled dist/ (npm test builds it first), package files, config, views.
+    for (const path of ['dist', 'views', 'config', 'package.json', 'package-lock.json']) cpSync(join(ROOT, path), join(dir, path), { recursive: true });
+    const npm = (args: string[]) => spawnSync('npm', args, { cwd: dir, encoding: 'utf8' });
+    const install = npm(['ci', '--omit=dev', '--ignore-scripts', '--no-audit', '--no-fund', '--prefer-offline']);
+    assert.equal(install.status, 0, install.stderr);
+    // The image runs argon2's prebuilt binary on Node 24; the Node running this test may need its
+    // own build of it (the package's install script), as `npm ci` would have made.
+    const rebuild = npm(['rebuild', 'argon2']);
+    assert.equal(rebuild.status, 0, rebuild.stderr);
+  });
+  after(async () => {
+    await redis?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('starts in production mode with only production dependencies, answers, and stops on SIGTERM with exit 0', async () => {
+    const port = await freePort();
+    const child = spawn(process.execPath, ['dist/cli.js', 'serve'], {
+      cwd: dir,
+      env: {
+        PATH: process.env.PATH,
+        NODE_ENV: 'production',
+        PORT: String(port),
+        ISSUER: 'https://id.example.test',
+        REDIS_URL: redis.url,
+        COOKIE_KEYS: 'a-production-cookie-key-that-is-long-enough-0123456789',
+        KEYS_SECRETS: 'a-production-key-ring-secret-that-is-long-enough-012345',
+        KEYS_DIR: join(dir, 'keys'),
+        METRICS_PORT: '0',
+        WORKERS: '1',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    child.stdout.on('data', (chunk) => (output += chunk));
+    child.stderr.on('data', (chunk) => (output += chunk));
+    const exited = new Promise<number | null>((done) => child.once('exit', (code) => done(code)));
+    try {
+      await eventually(async () => {
+        assert.equal(child.exitCode, null, `exited early: ${output}`);
+        assert.equal((await fetch(`http://127.0.0.1:${port}/readyz`)).status, 200);
+      }, 200);
+      const discovery = (await (await fetch(`http://127.0.0.1:${port}/.well-known/openid-configuration`)).json()) as { issuer: string };
+      assert.equal(discovery.issuer, 'https://id.example.test');
+      assert.ok(existsSync(join(dir, 'node_modules', 'oidc-provider')) && !existsSync(join(dir, 'node_modules', 'mocha')), 'production dependencies only');
+    } finally {
+      child.kill('SIGTERM');
+    }
+    assert.equal(await exited, 0, output);
+  });
+});

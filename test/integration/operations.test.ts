@@ -1,0 +1,283 @@
+/**
+ * Running Latchkey in production: Redis outages under load, rolling restarts, worker processes,
+ * metrics, logs that keep secrets, and rate limits. Real redis-server processes throughout.
+ */
+import assert from 'node:assert/strict';
+import { rmSync } from 'node:fs';
+import { request } from 'node:http';
+import * as oidc from 'openid-client';
+import { createLogger } from '../../src/ops/logger.js';
+import { Agent } from '../helpers/agent.js';
+import { startBalancer } from '../helpers/balancer.js';
+import { eventually } from '../helpers/eventually.js';
+import { serveProcess } from '../helpers/process.js';
+import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
+import { startServer, testDir, testEnv, type TestServer } from '../helpers/server.js';
+
+const SECRET = 'operations-test-secret-with-plenty-of-entropy-0123';
+const PASSWORD = 'operations test password';
+const REDIRECT = 'https://ops.example.test/callback';
+const CLIENTS = JSON.stringify([
+  { client_id: 'svc', client_secret: SECRET, grant_types: ['client_credentials'], response_types: [], redirect_uris: [] },
+  { client_id: 'svc2', client_secret: SECRET, grant_types: ['client_credentials'], response_types: [], redirect_uris: [] },
+  { client_id: 'web', client_secret: SECRET, redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'] },
+]);
+const basic = (id: string) => `Basic ${Buffer.from(`${id}:${SECRET}`).toString('base64')}`;
+
+/** One POST on a fresh connection (no keep-alive), as many clients behind a load balancer do. */
+function post(url: string, body: string, headers: Record<string, string>): Promise<{ status: number; text: string }> {
+  return new Promise((done, fail) => {
+    const req = request(url, { method: 'POST', agent: false, headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers } }, (res) => {
+      let text = '';
+      res.on('data', (chunk) => (text += chunk));
+      res.on('end', () => done({ status: res.statusCode ?? 0, text }));
+    });
+    req.on('error', fail);
+    req.end(body);
+  });
+}
+const clientCredentials = (base: string, client = 'svc') => post(`${base}/token`, 'grant_type=client_credentials', { authorization: basic(client) });
+
+/** Runs `once` in `concurrency` loops until stopped; records every outcome ('error' for a failed connection). */
+function load(once: () => Promise<{ status: number }>, concurrency = 3) {
+  const outcomes: (number | string)[] = [];
+  let running = true;
+  const loops = Array.from({ length: concurrency }, async () => {
+    while (running) {
+      try {
+        outcomes.push((await once()).status);
+      } catch (error) {
+        outcomes.push(`error: ${(error as Error).message}`);
+        await new Promise((done) => setTimeout(done, 20));
+      }
+    }
+  });
+  return {
+    outcomes,
+    async stop() {
+      running = false;
+      await Promise.all(loops);
+      return outcomes;
+    },
+  };
+}
+
+/** Signs a person in and returns the tokens (with a refresh token) and the agent holding the session. */
+async function signIn(base: string, issuer: string) {
+  const config = await oidc.discovery(new URL(issuer), 'web', SECRET, oidc.ClientSecretBasic(SECRET), { execute: [oidc.allowInsecureRequests] });
+  const agent = new Agent();
+  const authorize = async (prompt: string) => {
+    const verifier = oidc.randomPKCECodeVerifier();
+    const url = oidc.buildAuthorizationUrl(config, {
+      redirect_uri: REDIRECT, scope: 'openid offline_access', prompt,
+      code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256',
+    });
+    let page = await agent.follow(url.href.replace(issuer, base), {}, REDIRECT);
+    if (page.html.includes('name="password"')) page = await agent.submit(page, '/login', { username: 'ops', password: PASSWORD }, REDIRECT);
+    if (page.html.includes('/confirm')) page = await agent.submit(page, '/confirm', {}, REDIRECT);
+    return { page, verifier };
+  };
+  const { page, verifier } = await authorize('consent');
+  const tokens = await oidc.authorizationCodeGrant(config, new URL(page.url), { pkceCodeVerifier: verifier });
+  return { config, agent, authorize, tokens };
+}
+
+describe('operations', function () {
+  this.timeout(120_000);
+
+  describe('a Redis outage under load (AOF on)', () => {
+    let redis: RedisServer;
+    let server: TestServer;
+    before(async () => {
+      redis = await startRedisServer({ appendonly: true });
+      server = await startServer({ redisUrl: redis.url, env: { CLIENTS, REDIS_COMMAND_TIMEOUT: '500' } });
+      await server.accounts.create('ops', PASSWORD);
+    });
+    after(async () => {
+      await server?.stop();
+      await redis?.stop();
+    });
+
+    it('no crash, 503 only while Redis is down, recovery by itself, and sessions and refresh tokens from before still work', async () => {
+      const before = await signIn(server.url, server.issuer);
+      const traffic = load(() => clientCredentials(server.url));
+      await eventually(async () => assert.ok(traffic.outcomes.filter((s) => s === 200).length >= 5));
+
+      await redis.kill();
+      await eventually(async () => assert.ok(traffic.outcomes.includes(503), 'answers 503 while Redis is down'), 100);
+      await redis.restart();
+      const mark = traffic.outcomes.length;
+      await eventually(async () => assert.ok(traffic.outcomes.slice(mark).filter((s) => s === 200).length >= 5, 'recovered'), 100);
+      const outcomes = await traffic.stop();
+
+      assert.deepEqual([...new Set(outcomes)].sort(), [200, 503], `only 200 and 503: ${[...new Set(outcomes)]}`);
+      const refreshed = await oidc.refreshTokenGrant(before.config, before.tokens.refresh_token!);
+      assert.ok(refreshed.access_token, 'the refresh token issued before the outage works');
+      const silent = await before.authorize('none');
+      assert.ok(new URL(silent.page.url).searchParams.get('code'), 'the session from before the outage signs in silently');
+    });
+  });
+
+  describe('two instances behind a load balancer', () => {
+    let redis: RedisServer;
+    const dir = testDir();
+    before(async () => {
+      redis = await startRedisServer();
+    });
+    after(async () => {
+      await redis?.stop();
+      rmSync(dir, { recursive: true, force: true });
+    });
+
+    it('a rolling restart fails no request', async () => {
+      const balancer = await startBalancer();
+      const options = { redisUrl: redis.url, dir, env: { CLIENTS, ISSUER: balancer.url } };
+      let a = await startServer(options);
+      let b = await startServer(options);
+      balancer.route(a.url);
+      const traffic = load(() => clientCredentials(balancer.url));
+      const served = async () => {
+        const mark = traffic.outcomes.length;
+        await eventually(async () => assert.ok(traffic.outcomes.length >= mark + 10));
+      };
+      await served();
+      for (const step of ['a', 'b'] as const) {
+        const [leaving, staying] = step === 'a' ? [a, b] : [b, a];
+        balancer.route(staying.url, { drain: true });
+        await leaving.close(); // graceful: requests in flight finish
+        const replacement = await startServer(options);
+        if (step === 'a') a = replacement;
+        else b = replacement;
+        balancer.route(replacement.url, { drain: true });
+        await served();
+      }
+      const outcomes = await traffic.stop();
+      assert.ok(outcomes.length > 30);
+      assert.deepEqual(outcomes.filter((s) => s !== 200), [], 'zero failed requests');
+      await a.close();
+      await b.close();
+      await balancer.close();
+    });
+  });
+
+  describe('serve --workers 2', () => {
+    let redis: RedisServer;
+    const dir = testDir();
+    before(async () => {
+      redis = await startRedisServer();
+    });
+    after(async () => {
+      await redis?.stop();
+      rmSync(dir, { recursive: true, force: true });
+    });
+
+    it('two worker processes answer on one port, the primary serves their summed metrics, and SIGTERM exits 0', async () => {
+      const [port, metricsPort] = [await freePort(), await freePort()];
+      const env = { ...testEnv(dir, port, { redisUrl: redis.url, env: { CLIENTS, LOG_LEVEL: 'info', METRICS_PORT: String(metricsPort) } }) };
+      const server = await serveProcess(env, ['--workers', '2']);
+      const lines = () => server.stdout().split('\n').filter(Boolean).map((line) => JSON.parse(line) as Record<string, unknown>);
+      await eventually(async () => assert.equal(lines().filter((l) => l.msg === 'latchkey is listening').length, 2), 100);
+
+      for (let n = 0; n < 20; n += 1) assert.equal((await clientCredentials(server.url)).status, 200);
+      const pids = new Set(lines().filter((l) => l.msg === 'request' && l.route === 'token').map((l) => l.pid));
+      assert.equal(pids.size, 2, 'both workers served requests');
+
+      const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+      assert.match(metrics, /^latchkey_tokens_issued_total\{grant_type="client_credentials"\} 20$/m);
+
+      assert.equal(await server.stop(), 0);
+      assert.ok(lines().filter((l) => l.msg === 'shutting down').length >= 3, 'the primary and both workers shut down');
+    });
+  });
+
+  describe('metrics, logs and rate limits', () => {
+    let redis: RedisServer;
+    let server: TestServer;
+    const logLines: string[] = [];
+    before(async () => {
+      redis = await startRedisServer();
+      server = await startServer({
+        redisUrl: redis.url,
+        env: { CLIENTS, RATE_LIMIT_PER_CLIENT: '5', RATE_LIMIT_REGISTRATION_PER_IP: '2', LOG_LEVEL: 'info' },
+        logger: createLogger('debug', { write: (line: string) => void logLines.push(line) }),
+      });
+      await server.accounts.create('ops', PASSWORD);
+    });
+    after(async () => {
+      await server?.stop();
+      await redis?.stop();
+    });
+
+    const scrape = async () => (await (await fetch(server.metricsUrl!)).text()).split('\n');
+    const value = (lines: string[], series: string) => Number(lines.find((line) => line.startsWith(`${series} `))?.split(' ')[1] ?? 0);
+
+    it('metrics expose the listed series with the right counts after a known workload', async () => {
+      const before = await scrape();
+      for (let n = 0; n < 3; n += 1) assert.equal((await clientCredentials(server.url, 'svc2')).status, 200);
+      await signIn(server.url, server.issuer); // one successful login, one authorization_code grant
+      const failed = new Agent();
+      const verifier = oidc.randomPKCECodeVerifier();
+      const page = await failed.follow(
+        `${server.url}/auth?client_id=web&response_type=code&scope=openid&redirect_uri=${encodeURIComponent(REDIRECT)}&code_challenge=${await oidc.calculatePKCECodeChallenge(verifier)}&code_challenge_method=S256`,
+      );
+      await failed.submit(page, '/login', { username: 'ops', password: 'wrong password' }, REDIRECT);
+
+      const after = await scrape();
+      const delta = (series: string) => value(after, series) - value(before, series);
+      assert.equal(delta('latchkey_tokens_issued_total{grant_type="client_credentials"}'), 3);
+      assert.equal(delta('latchkey_tokens_issued_total{grant_type="authorization_code"}'), 1);
+      assert.equal(delta('latchkey_logins_total{outcome="success"}'), 1);
+      assert.equal(delta('latchkey_logins_total{outcome="failure"}'), 1);
+      assert.ok(delta('latchkey_http_request_duration_seconds_count{route="token",method="POST",status="2xx"}') >= 4);
+      assert.ok(after.some((line) => /^latchkey_store_command_duration_seconds_count\{operation="[a-zA-Z]+",outcome="ok"\} \d+/.test(line)));
+      assert.equal(value(after, 'latchkey_signing_keys{state="current"}'), 1);
+      assert.ok(delta('latchkey_provider_events_total{event="grant.success"}') >= 4);
+      assert.ok(after.some((line) => line.startsWith('latchkey_process_resident_memory_bytes')));
+    });
+
+    it('logs carry request ids, clients, grant types and outcomes, and never a token, code, secret or password', async () => {
+      logLines.length = 0;
+      const flow = await signIn(server.url, server.issuer);
+      const refreshed = await oidc.refreshTokenGrant(flow.config, flow.tokens.refresh_token!);
+      await oidc.tokenIntrospection(flow.config, refreshed.access_token);
+      await oidc.tokenRevocation(flow.config, refreshed.refresh_token!);
+      const secrets = [
+        PASSWORD, SECRET, flow.tokens.access_token, flow.tokens.refresh_token!, flow.tokens.id_token!,
+        refreshed.access_token, refreshed.refresh_token!, refreshed.id_token!,
+      ];
+      // The session cookie's value is a bearer secret too (interaction ids are in URLs by design).
+      const codes = flow.agent.setCookies.filter((line) => line.startsWith('lk_session=')).map((line) => line.split(';')[0]!.slice('lk_session='.length)).filter(Boolean);
+      assert.ok(codes.length > 0);
+      assert.ok(logLines.length > 10, 'the flow was logged');
+      for (const line of logLines) {
+        for (const secret of [...secrets, ...codes]) assert.ok(!line.includes(secret), `a secret in the log: ${line}`);
+        assert.doesNotMatch(line, /[?&](code|state|nonce|code_verifier|client_secret|refresh_token)=/, line);
+      }
+      const requests = logLines.map((line) => JSON.parse(line) as Record<string, unknown>).filter((entry) => entry.msg === 'request');
+      const refresh = requests.find((entry) => entry.grant_type === 'refresh_token');
+      assert.ok(refresh && refresh.client_id === 'web' && refresh.outcome === 'ok' && typeof refresh.requestId === 'string' && typeof refresh.ms === 'number');
+    });
+
+    it('rate limits: the client over its allowance gets 429 with Retry-After; other clients and registration limits are separate', async () => {
+      const statuses: number[] = [];
+      for (let n = 0; n < 7; n += 1) statuses.push((await clientCredentials(server.url, 'svc')).status);
+      assert.deepEqual(statuses.slice(0, 5), [200, 200, 200, 200, 200]);
+      assert.equal(statuses[6], 429);
+      const refused = await clientCredentials(server.url, 'svc');
+      assert.equal(refused.status, 429);
+      assert.equal((JSON.parse(refused.text) as { error: string }).error, 'temporarily_unavailable');
+      const response = await fetch(`${server.url}/token`, { method: 'POST', headers: { authorization: basic('svc'), 'content-type': 'application/x-www-form-urlencoded' }, body: 'grant_type=client_credentials' });
+      assert.ok(Number(response.headers.get('retry-after')) > 0);
+
+      // Sending another client's client_id without its secret does not use up its allowance.
+      for (let n = 0; n < 8; n += 1) await post(`${server.url}/token`, 'grant_type=client_credentials', { authorization: `Basic ${Buffer.from('svc2:wrong').toString('base64')}` });
+      assert.equal((await clientCredentials(server.url, 'svc2')).status, 200);
+
+      const register = () => fetch(`${server.url}/reg`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"redirect_uris":["https://x.example.test/cb"]}' });
+      assert.equal((await register()).status, 401, 'no initial access token');
+      assert.equal((await register()).status, 401);
+      assert.equal((await register()).status, 429, 'registration is limited per IP');
+      assert.match((await scrape()).join('\n'), /latchkey_rate_limited_total\{endpoint="\/token",limit="client"\} [1-9]/);
+    });
+  });
+});
