@@ -12,6 +12,9 @@ const OUTAGE_MESSAGES = [
   'LOADING',
   'MASTERDOWN',
   'READONLY',
+  // Refused credentials: as unusable as an unreachable server, and said in the message.
+  'WRONGPASS',
+  'NOAUTH',
   'None of startup nodes is available',
   'Failed to refresh slots cache',
 ];

@@ -130,8 +130,9 @@ describe('Docker: the production bundle the image holds', function () {
         assert.equal(child.exitCode, null, `exited early: ${output}`);
         assert.equal((await fetch(`http://127.0.0.1:${port}/readyz`)).status, 200);
       }, 200);
-      const discovery = (await (await fetch(`http://127.0.0.1:${port}/.well-known/openid-configuration`)).json()) as { issuer: string };
-      assert.equal(discovery.issuer, 'https://id.example.test');
+      const response = await fetch(`http://127.0.0.1:${port}/.well-known/openid-configuration`);
+      assert.equal(((await response.json()) as { issuer: string }).issuer, 'https://id.example.test');
+      assert.match(response.headers.get('strict-transport-security') ?? '', /max-age=\d+/, 'HSTS with an https issuer');
       assert.ok(existsSync(join(dir, 'node_modules', 'oidc-provider')) && !existsSync(join(dir, 'node_modules', 'mocha')), 'production dependencies only');
     } finally {
       child.kill('SIGTERM');
