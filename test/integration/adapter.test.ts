@@ -4,60 +4,12 @@
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { rmSync } from 'node:fs';
-import { Cluster, Redis } from 'ioredis';
 import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
-import type { Config } from '../../src/config.js';
 import { adapterFactory } from '../../src/store/adapter.js';
+import { rmSync } from 'node:fs';
 import { EmbeddedKv } from '../../src/store/embedded.js';
-import type { Kv } from '../../src/store/kv.js';
-import { connect, RedisKv } from '../../src/store/redis.js';
-import { startRedisCluster, startRedisServer, type RedisCluster, type RedisServer } from '../helpers/redis.js';
+import { allKeys, backends, PREFIX, type OpenBackend } from '../helpers/backends.js';
 import { testDir } from '../helpers/server.js';
-
-const PREFIX = 'lk:';
-
-interface Backend {
-  readonly name: string;
-  /** Whether the test can read TTLs back through a raw client (Redis only). */
-  readonly redis: boolean;
-  open(): Promise<{ kv: Kv; raw?: Redis | Cluster; stop(): Promise<void> }>;
-}
-
-const backends: Backend[] = [
-  {
-    name: 'embedded store',
-    redis: false,
-    async open() {
-      const dir = testDir();
-      const kv = new EmbeddedKv(`${dir}/store.json`);
-      return { kv, stop: async () => { await kv.close(); rmSync(dir, { recursive: true, force: true }); } };
-    },
-  },
-  {
-    name: 'single redis-server',
-    redis: true,
-    async open() {
-      const server: RedisServer = await startRedisServer();
-      const settings: Config['redis'] = { url: server.url, mode: 'standalone', sentinels: [], sentinelName: 'x', clusterNodes: [], keyPrefix: PREFIX, commandTimeout: 2000 };
-      const kv = new RedisKv(connect(settings));
-      const raw = new Redis(server.url);
-      return { kv, raw, stop: async () => { await kv.close(); raw.disconnect(); await server.stop(); } };
-    },
-  },
-  {
-    name: '3-master Redis Cluster',
-    redis: true,
-    async open() {
-      const cluster: RedisCluster = await startRedisCluster(3);
-      const nodes = cluster.nodes.map(({ host, port }) => `${host}:${port}`);
-      const settings: Config['redis'] = { url: '', mode: 'cluster', sentinels: [], sentinelName: 'x', clusterNodes: nodes, keyPrefix: PREFIX, commandTimeout: 2000 };
-      const kv = new RedisKv(connect(settings));
-      const raw = new Cluster(cluster.nodes);
-      return { kv, raw, stop: async () => { await kv.close(); raw.disconnect(); await cluster.stop(); } };
-    },
-  },
-];
 
 const payload = (extra: Partial<AdapterPayload> = {}): AdapterPayload => ({
   jti: randomUUID(),
@@ -68,18 +20,11 @@ const payload = (extra: Partial<AdapterPayload> = {}): AdapterPayload => ({
   ...extra,
 });
 
-/** Every key in the store, from every master when it is a cluster. */
-async function allKeys(raw: Redis | Cluster): Promise<string[]> {
-  const nodes = raw instanceof Cluster ? raw.nodes('master') : [raw];
-  const keys = await Promise.all(nodes.map((node) => node.keys(`${PREFIX}*`)));
-  return keys.flat();
-}
-
 for (const backend of backends) {
   describe(`adapter contract: ${backend.name}`, function () {
     this.timeout(30_000);
-    let kv: Kv;
-    let raw: Redis | Cluster | undefined;
+    let kv: OpenBackend['kv'];
+    let raw: OpenBackend['raw'];
     let stop: () => Promise<void>;
     let adapter: (model: string) => Adapter;
 
