@@ -41,6 +41,11 @@ export interface Step {
   request(ctx: Context): Request | undefined;
   /** Checks the answer and keeps what later steps need; returns a description of what is wrong. */
   check(response: Response, ctx: Context): string | undefined;
+  /**
+   * Open loop only: waits for what request() needs (an idle refresh-token chain), so that an
+   * arrival queues rather than fails when the server is behind. The wait counts as latency.
+   */
+  acquire?(ctx: Context): Promise<void>;
 }
 
 export interface Workload {
@@ -236,9 +241,10 @@ const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
 async function iterate(pool: ConnectionPool, workload: Workload, recorder: Recorder, scheduled: number) {
   const ctx: Context = {};
   for (const [index, step] of workload.steps.entries()) {
+    const start = index === 0 ? scheduled : performance.now();
+    await step.acquire?.(ctx);
     const request = step.request(ctx);
     if (!request) return;
-    const start = index === 0 ? scheduled : performance.now();
     let response: Response;
     try {
       response = await pool.request(request);
@@ -310,6 +316,7 @@ export async function sequential(base: string, workload: Workload, iterations: n
     const iterationStart = performance.now();
     let ok = true;
     for (const step of workload.steps) {
+      await step.acquire?.(ctx);
       const request = step.request(ctx);
       if (!request) {
         ok = false;

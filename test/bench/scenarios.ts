@@ -165,11 +165,20 @@ function revocation(tokens: readonly string[], cycle: boolean): Step {
   };
 }
 
-/** Refresh-token chains: each request takes an idle chain, and its answer moves the chain on. */
+/**
+ * Refresh-token chains: each request takes an idle chain, and its answer moves the chain on. A
+ * chain whose request got no answer (a run stopped with it in flight) is never used again: its
+ * token may have been rotated, and presenting it again would revoke the whole grant.
+ */
 function refresh(chains: string[]): Step {
   const idle = chains.map((_, index) => index);
+  const waiting: (() => void)[] = [];
   return {
     name: 'refresh',
+    acquire: async (ctx) => {
+      while (!idle.length) await new Promise<void>((ready) => waiting.push(ready));
+      ctx.chain = String(idle.pop());
+    },
     request: (ctx) => {
       if (ctx.chain === undefined) ctx.chain = String(idle.pop() ?? -1);
       const token = chains[Number(ctx.chain)] ?? 'no-idle-chain';
@@ -184,6 +193,7 @@ function refresh(chains: string[]): Step {
       if (!token || !field(response.body, 'access_token') || !field(response.body, 'id_token')) return 'missing tokens in the refresh answer';
       chains[chain] = token;
       idle.push(chain);
+      waiting.shift()?.();
       return undefined;
     },
   };
