@@ -168,14 +168,20 @@ export async function probeRedis(inspector: RedisInspector, base: string, worklo
     }
     if (infos >= 3) segments[segments.length - 1]!.push(event);
   }
+  // "HGETALL AuthorizationCode", "EVALSHA(del hset expire) AccessToken": the command, the kind of its key.
   const commandsOf = (segment: Monitored[] = []) => {
-    const out: { name: string; inner: string[] }[] = [];
+    const out: { name: string; key: string; inner: string[] }[] = [];
     for (const { source, args } of segment) {
       const name = (args[0] ?? '').toLowerCase();
-      if (source === 'lua') out[out.length - 1]?.inner.push(name);
-      else out.push({ name: name.toUpperCase(), inner: [] });
+      if (source === 'lua') {
+        out[out.length - 1]?.inner.push(name);
+        continue;
+      }
+      const scripted = name === 'evalsha' || name === 'eval';
+      const key = scripted ? (Number(args[2]) > 0 ? args[3] : undefined) : args[1];
+      out.push({ name: name.toUpperCase(), key: key && name !== 'multi' && name !== 'exec' ? ` ${kindOf(key, prefix)}` : '', inner: [] });
     }
-    return out.map(({ name, inner }) => (inner.length ? `${name}(${inner.join(' ')})` : name));
+    return out.map(({ name, key, inner }) => `${name}${inner.length ? `(${inner.join(' ')})` : ''}${key}`);
   };
 
   const perStep = new Map<string, { trips: number[]; commands: number[]; sample?: string[] }>();

@@ -375,7 +375,14 @@ export function markdown(report: Report): string {
           `${fmt(p.processCpuMs / Math.max(1, p.iterations), 3)} ms process CPU each (profiling adds overhead). ` +
           `The JavaScript thread was busy ${fmt(p.busyMs, 0)} ms of ${fmt(p.sampledMs, 0)} ms sampled; the process used ${fmt(p.processCpuMs, 0)} ms CPU in all, ` +
           `so about ${fmt(elsewhere, 0)} ms ran on other threads (libuv's pool: WebCrypto RSA signing, argon2; V8's GC helpers), which a CPU profile does not sample. ` +
+          'Samples are taken on the wall clock: on a busy machine, time the thread spent waiting for a core is counted where it was waiting. ' +
           `File: \`${p.file}\` (open it in Chrome DevTools → Performance).`,
+        '',
+      );
+      out.push(
+        'Inclusive: share of JS-thread busy time with the component anywhere on the stack. Koa middleware (koa, koa-compose, @koa/router, latchkey) ' +
+          'calls the rest of the chain from inside itself, so its inclusive share contains everything after it; for libraries that do not call back ' +
+          '(jose, ioredis, pino, node:crypto) it is their own cost.',
         '',
       );
       // "node core" and "native" sit under nearly every stack: only their self time says anything.

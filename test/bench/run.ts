@@ -6,7 +6,8 @@
  *   npm run bench -- --smoke        about a second per scenario (also BENCH_SMOKE=1)
  *
  * Options (or env): --out DIR (BENCH_OUT), --scenarios id,id (BENCH_SCENARIOS), --server dist|src
- * (BENCH_SERVER), --log-level L (BENCH_LOG_LEVEL, default info, as shipped), --no-bare,
+ * (BENCH_SERVER), --log-level L (BENCH_LOG_LEVEL, default info, as shipped), --profile id,id
+ * (BENCH_PROFILE: profile these scenarios as well as those of missed goals), --no-bare,
  * --no-limits, --no-profile. A run with errors still writes its results and exits with status 2.
  */
 import { mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
@@ -43,6 +44,8 @@ interface Options {
   readonly bare: boolean;
   readonly limits: boolean;
   readonly profile: boolean;
+  /** Profile these scenarios too, missed goal or not. */
+  readonly profileAlso: readonly string[];
 }
 
 interface Timing {
@@ -105,6 +108,7 @@ function parseOptions(argv: readonly string[], env: NodeJS.ProcessEnv): Options 
     bare: !argv.includes('--no-bare'),
     limits: !argv.includes('--no-limits'),
     profile: !argv.includes('--no-profile'),
+    profileAlso: (value('--profile') ?? env.BENCH_PROFILE ?? '').split(',').map((id) => id.trim()).filter(Boolean),
   };
 }
 
@@ -334,7 +338,10 @@ async function main(): Promise<number> {
     const profiles: Report['profiles'] = [];
     if (options.profile) {
       const profileDir = join(options.out, 'profiles');
-      for (const [id, goalIds] of profileTargets({ goals }, timing.maxProfiles)) {
+      const wanted = profileTargets({ goals }, timing.maxProfiles);
+      for (const id of options.profileAlso) if (!wanted.has(id)) wanted.set(id, ['asked for']);
+      for (const [id, goalIds] of wanted) {
+        if (!find(results, id)) continue;
         const scenario = SCENARIOS.find((s) => s.id === id)!;
         const scratch = join(profileDir, `.${id}`);
         rmSync(scratch, { recursive: true, force: true });
