@@ -230,9 +230,9 @@ function random(seed: number): () => number {
   };
 }
 
-export function connectionPool(base: string): ConnectionPool {
+export function connectionPool(base: string, max = Infinity): ConnectionPool {
   const url = new URL(base);
-  return new ConnectionPool(url.hostname, Number(url.port));
+  return new ConnectionPool(url.hostname, Number(url.port), max);
 }
 
 const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
@@ -265,12 +265,21 @@ async function iterate(pool: ConnectionPool, workload: Workload, recorder: Recor
 }
 
 /**
+ * Connections of the open-loop generator, like a client's pool or a reverse proxy's upstream
+ * pool. Without a bound, every stall opens more connections, each costing the server a handshake
+ * and its own reads, and a short hiccup at 80% load turns into seconds of backlog.
+ */
+export const PACED_CONNECTIONS = 32;
+
+/**
  * Open loop: iterations arrive at `rate` per second (exponential gaps), each on its own regardless
  * of how many are still running, for `seconds`. Latency runs from the scheduled start, so a
- * server (or generator) that falls behind shows up in it rather than silently lowering the rate.
+ * server (or generator) that falls behind shows up in it rather than silently lowering the rate;
+ * that includes waiting for one of the PACED_CONNECTIONS connections.
  */
-export async function paced(base: string, workload: Workload, rate: number, seconds: number): Promise<PhaseResult> {
-  const pool = connectionPool(base);
+export async function paced(base: string, workload: Workload, rate: number, seconds: number, maxConnections = PACED_CONNECTIONS): Promise<PhaseResult> {
+  const pool = connectionPool(base, maxConnections);
+  await pool.open(maxConnections);
   const recorder = new Recorder(workload);
   const next = random(0x1a7c4e);
   const running = new Set<Promise<void>>();

@@ -103,15 +103,22 @@ class Connection {
   }
 }
 
-/** Keep-alive connections to one server, opened as needed. */
+/**
+ * Keep-alive connections to one server, opened as needed up to `max`; beyond that a request
+ * waits for a connection, as it would in any client's pool (and the wait is part of its latency).
+ */
 export class ConnectionPool {
   readonly #idle: Connection[] = [];
   readonly #all = new Set<Connection>();
+  readonly #waiting: ((connection: Connection | undefined) => void)[] = [];
   readonly #hostHeader: string;
+  /** The most connections open at once. */
+  peak = 0;
 
   constructor(
     private readonly host: string,
     private readonly port: number,
+    private readonly max = Infinity,
   ) {
     this.#hostHeader = `${host}:${port}`;
   }
@@ -120,16 +127,51 @@ export class ConnectionPool {
     return this.#all.size;
   }
 
-  async request(request: Request, timeoutMs = 10_000): Promise<Response> {
+  /** Opens connections up front (up to `max`), so that a run does not start with a burst of handshakes. */
+  async open(count: number): Promise<void> {
+    const opened: Connection[] = [];
+    while (this.#all.size < Math.min(count, this.max)) {
+      const connection = new Connection(this.host, this.port);
+      this.#all.add(connection);
+      opened.push(connection);
+    }
+    await Promise.all(opened.map((c) => new Promise<void>((ready) => c.socket.once('connect', ready).once('error', () => ready()))));
+    for (const connection of opened) if (!connection.closed) this.#idle.push(connection);
+    this.peak = Math.max(this.peak, this.#all.size);
+  }
+
+  async #connection(): Promise<Connection> {
     let connection = this.#idle.pop();
     while (connection?.closed) {
       this.#all.delete(connection);
       connection = this.#idle.pop();
     }
-    if (!connection) {
-      connection = new Connection(this.host, this.port);
-      this.#all.add(connection);
+    if (connection) return connection;
+    if (this.#all.size >= this.max) {
+      const handed = await new Promise<Connection | undefined>((ready) => this.#waiting.push(ready));
+      if (handed) return handed;
+      return this.#connection();
     }
+    connection = new Connection(this.host, this.port);
+    this.#all.add(connection);
+    this.peak = Math.max(this.peak, this.#all.size);
+    return connection;
+  }
+
+  #release(connection: Connection, usable: boolean) {
+    if (!usable) {
+      connection.socket.destroy();
+      this.#all.delete(connection);
+      this.#waiting.shift()?.(undefined);
+      return;
+    }
+    const waiter = this.#waiting.shift();
+    if (waiter) waiter(connection);
+    else this.#idle.push(connection);
+  }
+
+  async request(request: Request, timeoutMs = 10_000): Promise<Response> {
+    const connection = await this.#connection();
     const body = request.body ?? '';
     let text = `${request.method} ${request.path} HTTP/1.1\r\nHost: ${this.#hostHeader}\r\nConnection: keep-alive\r\n`;
     for (const [name, value] of Object.entries(request.headers ?? {})) text += `${name}: ${value}\r\n`;
@@ -137,16 +179,10 @@ export class ConnectionPool {
     text += `\r\n${body}`;
     try {
       const response = await connection.send(text, timeoutMs);
-      if (connection.closed) {
-        connection.socket.destroy();
-        this.#all.delete(connection);
-      } else {
-        this.#idle.push(connection);
-      }
+      this.#release(connection, !connection.closed);
       return response;
     } catch (error) {
-      connection.socket.destroy();
-      this.#all.delete(connection);
+      this.#release(connection, false);
       throw error;
     }
   }
@@ -155,5 +191,6 @@ export class ConnectionPool {
     for (const connection of this.#all) connection.socket.destroy();
     this.#all.clear();
     this.#idle.length = 0;
+    for (const waiter of this.#waiting.splice(0)) waiter(undefined);
   }
 }
