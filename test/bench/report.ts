@@ -17,6 +17,9 @@ export interface Machine {
   readonly os: string;
   readonly loadAverageAtStart: number[];
   readonly loadAverageAtEnd: number[];
+  /** Wall time of one fixed CPU job (SHA-256 of 20 MB), several times at the start and at the end. */
+  readonly steadinessAtStart: { minMs: number; medianMs: number; maxMs: number };
+  readonly steadinessAtEnd: { minMs: number; medianMs: number; maxMs: number };
 }
 
 export interface ScenarioResult {
@@ -274,6 +277,16 @@ export function markdown(report: Report): string {
       `Load average at start ${m.loadAverageAtStart.map((v) => v.toFixed(2)).join(' ')}, at end ${m.loadAverageAtEnd.map((v) => v.toFixed(2)).join(' ')}.`,
     '',
   );
+  const steady = (x: Machine['steadinessAtStart']) => `${fmt(x.minMs)}/${fmt(x.medianMs)}/${fmt(x.maxMs)} ms`;
+  out.push(
+    `Steadiness: a fixed CPU job (SHA-256 of 20 MB) took ${steady(m.steadinessAtStart)} (min/median/max) at the start and ${steady(m.steadinessAtEnd)} at the end; ` +
+      'on a quiet machine these agree within a few percent.',
+    '',
+  );
+  const spread = Math.max(m.steadinessAtStart.maxMs, m.steadinessAtEnd.maxMs) / Math.min(m.steadinessAtStart.minMs, m.steadinessAtEnd.minMs);
+  if (spread > 1.3) {
+    out.push(`> **The machine was not steady**: the same CPU job took up to ${fmt(spread, 2)}× its fastest time. Latency percentiles (p99 above all) and ratios between runs made minutes apart are inflated and shaky; re-run on an idle machine before quoting them.`, '');
+  }
   const busiest = Math.max(0, ...report.scenarios.flatMap((s) => [s.foreignCpuShare, s.load80?.foreignCpuShare ?? 0]));
   if (busiest > 0.1) {
     out.push(`> **Other processes were using the machine**: up to ${fmt(busiest * 100, 0)}% of its cores during a measured run (see \`foreignCpuShare\` in latest.json). Treat these figures as provisional.`, '');

@@ -10,6 +10,7 @@
  * (BENCH_PROFILE: profile these scenarios as well as those of missed goals), --no-bare,
  * --no-limits, --no-profile. A run with errors still writes its results and exits with status 2.
  */
+import { createHash } from 'node:crypto';
 import { mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, release, totalmem, type } from 'node:os';
 import { join, relative } from 'node:path';
@@ -18,7 +19,7 @@ import { loadConfig } from '../../src/config.js';
 import { ROOT } from '../../src/paths.js';
 import { startRedisServer } from '../helpers/redis.js';
 import { argon2Limit, redisLimit, rs256Limit } from './limits.js';
-import { closedLoop, paced, type PhaseResult, type Workload } from './load.js';
+import { closedLoop, PACED_CONNECTIONS, paced, type PhaseResult, type Workload } from './load.js';
 import { summarizeProfile } from './profile.js';
 import { probeRedis, RedisInspector } from './redis-probe.js';
 import { attachLimits, evaluateGoals, find, markdown, terminal, type Report, type ScenarioResult } from './report.js';
@@ -116,6 +117,24 @@ const log = (line: string) => console.log(line);
 const r = (value: number, digits = 1) => Math.round(value * 10 ** digits) / 10 ** digits;
 const describe = (p: PhaseResult) =>
   `${r(p.iterationsPerSecond)}/s p50 ${r(p.latency.p50, 2)} ms p99 ${r(p.latency.p99, 2)} ms errors ${p.errors}${p.errorSamples[0] ? ` (${p.errorSamples[0]})` : ''}`;
+
+/**
+ * How steady the machine is: the wall time of a fixed CPU job (SHA-256 of 20 MB) a few times
+ * over. On a quiet machine the times agree; when other processes or the host take the cores
+ * they spread, and so will every latency percentile measured meanwhile.
+ */
+async function steadiness(samples: number): Promise<{ minMs: number; medianMs: number; maxMs: number }> {
+  const buffer = Buffer.alloc(65_536, 7);
+  const times: number[] = [];
+  for (let i = 0; i < samples; i += 1) {
+    const started = performance.now();
+    for (let j = 0; j < 300; j += 1) createHash('sha256').update(buffer).digest();
+    times.push(performance.now() - started);
+    await new Promise((done) => setTimeout(done, 50));
+  }
+  times.sort((a, b) => a - b);
+  return { minMs: r(times[0]!), medianMs: r(times[Math.floor(times.length / 2)]!), maxMs: r(times.at(-1)!) };
+}
 
 /** A closed-loop run with the server's CPU time, and the CPU other processes took meanwhile. */
 async function measured(target: ProcessTarget, inspector: RedisInspector, run: () => Promise<PhaseResult>) {
@@ -288,6 +307,7 @@ async function main(): Promise<number> {
   const startedAt = new Date();
   const started = performance.now();
   const loadAverageAtStart = loadavg().map((v) => r(v, 2));
+  const steadinessAtStart = await steadiness(options.mode === 'smoke' ? 3 : 15);
   log(`latchkey bench (${options.mode}): results to ${relative(process.cwd(), options.out) || '.'}`);
 
   const redisServer = await startRedisServer();
@@ -392,6 +412,8 @@ async function main(): Promise<number> {
         os: `${type()} ${release()}`,
         loadAverageAtStart,
         loadAverageAtEnd: loadavg().map((v) => r(v, 2)),
+        steadinessAtStart,
+        steadinessAtEnd: await steadiness(options.mode === 'smoke' ? 3 : 15),
       },
       settings: {
         server: options.build === 'dist' ? 'node dist/cli.js serve (compiled)' : 'node --import tsx src/cli.ts serve',
@@ -410,7 +432,7 @@ async function main(): Promise<number> {
         'Every server runs in its own process; the load generator (autocannon as a library, closed loop) runs in the bench process, Redis in a redis-server the bench starts (no persistence). All on this one machine.',
         "Server CPU: utime + stime of the server process from /proc/<pid>/stat across the measured run, so the load generator's CPU is not counted.",
         'Throughput and latency: closed loop (each connection sends its next request when the answer arrives) at the connection count of the ramp step (1, 4, 16 connections) that gave the highest rate; login, discovery and JWKS use a fixed count.',
-        "p99 at 80% of peak: open loop, Poisson arrivals at 0.8 × the measured rate, latency from each request's scheduled start (so a server that falls behind cannot hide it). autocannon's rate limit is not used: it sends each connection's per-second quota back to back, which is a saturated burst.",
+        `p99 at 80% of peak: open loop, Poisson arrivals at 0.8 × the measured rate on at most ${PACED_CONNECTIONS} keep-alive connections (like a client's pool or a proxy's upstream pool), latency from each request's scheduled start, so time spent queued, for the server or for a connection, is counted. autocannon's rate limit is not used: it sends each connection's per-second quota back to back, which is a saturated burst.`,
         'Raw RS256: jose SignJWT of an access-token-sized payload with the same 2048-bit key Latchkey signs with, on one worker thread per core; CPU per signature from a one-thread run (process CPU ÷ signatures).',
         'argon2id: the argon2 package at Latchkey\'s configured parameters, as many hashes in flight as cores.',
         'Bare oidc-provider: the same oidc-provider version with its MemoryAdapter (over a larger LRU so pooled tokens are not evicted), the same clients, resource servers, key and TTLs, its development login pages, no Redis, no middleware and no request log. It cannot introspect or revoke JWT access tokens, so those rows are held against its opaque equivalents.',
