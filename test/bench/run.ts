@@ -23,7 +23,7 @@ import { closedLoop, PACED_CONNECTIONS, paced, type PhaseResult, type Workload }
 import { summarizeProfile } from './profile.js';
 import { probeRedis, RedisInspector } from './redis-probe.js';
 import { attachLimits, evaluateGoals, find, markdown, terminal, type Report, type ScenarioResult } from './report.js';
-import { SCENARIOS, type Scenario, type Sizes, type TargetKind } from './scenarios.js';
+import { SCENARIOS, type Scenario, type Sizes } from './scenarios.js';
 import {
   addUser,
   machineBusySeconds,
@@ -281,11 +281,16 @@ async function runScenario(scenario: Scenario, target: ProcessTarget, context: R
   };
 }
 
-async function runAll(target: ProcessTarget, kind: TargetKind, context: RunContext) {
+/**
+ * Scenario by scenario, Latchkey and then the bare provider back to back (both servers are up;
+ * the idle one costs nothing), so that a ratio compares two runs a few seconds apart.
+ */
+async function runAll(targets: readonly ProcessTarget[], context: RunContext) {
   for (const scenario of SCENARIOS) {
-    if (!scenario.targets.includes(kind)) continue;
     if (context.options.only && !context.options.only.has(scenario.id)) continue;
-    context.results.push(await runScenario(scenario, target, context));
+    for (const target of targets) {
+      if (scenario.targets.includes(target.kind)) context.results.push(await runScenario(scenario, target, context));
+    }
   }
 }
 
@@ -335,19 +340,15 @@ async function main(): Promise<number> {
       log(`limit    redis: ${limits.redis.available ? `GET ${limits.redis.getPerSecond}/s SET ${limits.redis.setPerSecond}/s, one connection ${limits.redis.getPerSecondOneConnection}/s` : limits.redis.note}`);
     }
 
-    await runAll(latchkey, 'latchkey', context);
-    memory.latchkeyPeakMiB = processMemory(latchkey.pid).peakMiB;
-    await latchkey.stop();
-
-    if (options.bare) {
-      const bare = await startBare({ signingKey });
-      try {
-        await runAll(bare, 'bare', context);
-        memory.barePeakMiB = processMemory(bare.pid).peakMiB;
-      } finally {
-        await bare.stop();
-      }
+    const bare = options.bare ? await startBare({ signingKey }) : undefined;
+    try {
+      await runAll(bare ? [latchkey, bare] : [latchkey], context);
+      memory.latchkeyPeakMiB = processMemory(latchkey.pid).peakMiB;
+      if (bare) memory.barePeakMiB = processMemory(bare.pid).peakMiB;
+    } finally {
+      await bare?.stop();
     }
+    await latchkey.stop();
 
     attachLimits(results, limits);
     const byId = (pick: (s: Scenario) => boolean) => SCENARIOS.filter(pick).map((s) => s.id);
