@@ -1,0 +1,83 @@
+/**
+ * The baseline: a bare oidc-provider with its own in-memory adapter, configured like Latchkey
+ * where the scenarios can tell (clients, resource servers and their token formats, PKCE, refresh
+ * rotation, introspection, revocation, the same RS256 key and TTLs) and with nothing else: no
+ * Redis, no Koa middleware of ours, no request log, oidc-provider's development login pages.
+ *
+ * Run by the bench in its own process: PORT, ISSUER, JWKS, CLIENTS, RESOURCE_SERVERS (JSON).
+ *
+ * The in-memory adapter is oidc-provider's MemoryAdapter, but over a larger LRU than its default
+ * (1,000 entries per generation): the bench keeps pools of thousands of tokens, and an evicted
+ * token would be answered from the cheap "not found" path.
+ */
+import { randomBytes } from 'node:crypto';
+import { Provider, type Configuration } from 'oidc-provider';
+// @ts-expect-error: an internal module without types (the package has no exports map).
+import MemoryAdapter from 'oidc-provider/lib/adapters/memory_adapter.js';
+// @ts-expect-error: as above.
+import LRU from 'oidc-provider/lib/helpers/lru.js';
+
+interface ResourceServerSetting {
+  identifier: string;
+  scopes: string[];
+  format: 'jwt' | 'opaque';
+}
+
+const env = (name: string) => {
+  const value = process.env[name];
+  if (!value) throw new Error(`${name} is required`);
+  return value;
+};
+
+const CLOCK_TOLERANCE = 15;
+const resourceServers = JSON.parse(env('RESOURCE_SERVERS')) as ResourceServerSetting[];
+const store = new LRU({ maxSize: 2_000_000 });
+
+const configuration: Configuration = {
+  adapter: (model: string) => new MemoryAdapter(model, store, CLOCK_TOLERANCE),
+  clients: JSON.parse(env('CLIENTS')),
+  jwks: JSON.parse(env('JWKS')),
+  cookies: { keys: [randomBytes(32).toString('base64url')] },
+  clockTolerance: CLOCK_TOLERANCE,
+  responseTypes: ['code'],
+  pkce: { required: () => true },
+  rotateRefreshToken: true,
+  scopes: ['openid', 'offline_access', 'profile', 'email'],
+  ttl: {
+    AccessToken: 900,
+    ClientCredentials: 900,
+    AuthorizationCode: 60,
+    IdToken: 3600,
+    RefreshToken: 1_209_600,
+    Session: 1_209_600,
+    Interaction: 3600,
+    Grant: 1_209_600,
+  },
+  features: {
+    clientCredentials: { enabled: true },
+    introspection: { enabled: true },
+    revocation: { enabled: true },
+    resourceIndicators: {
+      enabled: true,
+      getResourceServerInfo: (_ctx, indicator) => {
+        const server = resourceServers.find((candidate) => candidate.identifier === indicator);
+        if (!server) throw new Error(`unknown resource server ${indicator}`);
+        return {
+          audience: server.identifier,
+          scope: server.scopes.join(' '),
+          accessTokenFormat: server.format,
+          ...(server.format === 'jwt' ? { jwt: { sign: { alg: 'RS256' } } } : {}),
+        };
+      },
+    },
+  },
+};
+
+const provider = new Provider(env('ISSUER'), configuration);
+const server = provider.listen(Number(env('PORT')), '127.0.0.1');
+const stop = () => {
+  server.close(() => process.exit(0));
+  server.closeAllConnections();
+};
+process.once('SIGTERM', stop);
+process.once('SIGINT', stop);

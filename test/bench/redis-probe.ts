@@ -1,0 +1,237 @@
+/**
+ * What a scenario costs Redis, found by running it one iteration at a time on one connection:
+ *
+ * - round trips per request: Redis's own count of socket reads (INFO stats total_reads_processed)
+ *   between two INFO calls around each request. With ioredis auto-pipelining, commands sent in
+ *   one tick share a read, so this counts what the request waits for, not the commands;
+ * - commands per request and which: MONITOR, cut into requests at the INFO calls (commands run
+ *   inside Lua scripts are listed under their EVALSHA);
+ * - state: the keys the iterations created (SCAN before and after), their MEMORY USAGE and TTL.
+ */
+import { Redis } from 'ioredis';
+import { sequential, type PhaseResult, type Step, type Workload } from './load.js';
+
+export class RedisInspector {
+  readonly client: Redis;
+  readonly url: string;
+
+  constructor(url: string) {
+    this.url = url;
+    this.client = new Redis(url, { enableAutoPipelining: false, maxRetriesPerRequest: 1 });
+  }
+
+  async info(section: string): Promise<Record<string, string>> {
+    const text = await this.client.info(section);
+    const out: Record<string, string> = {};
+    for (const line of text.split('\r\n')) {
+      const at = line.indexOf(':');
+      if (at > 0) out[line.slice(0, at)] = line.slice(at + 1);
+    }
+    return out;
+  }
+
+  async reads(): Promise<number> {
+    return Number((await this.info('stats')).total_reads_processed);
+  }
+
+  async cpuSeconds(): Promise<number> {
+    const cpu = await this.info('cpu');
+    return Number(cpu.used_cpu_sys) + Number(cpu.used_cpu_user);
+  }
+
+  async version(): Promise<string> {
+    return (await this.info('server')).redis_version ?? 'unknown';
+  }
+
+  async keys(prefix: string): Promise<Set<string>> {
+    const keys = new Set<string>();
+    let cursor = '0';
+    do {
+      const [next, batch] = await this.client.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+      cursor = next;
+      for (const key of batch) keys.add(key);
+    } while (cursor !== '0');
+    return keys;
+  }
+
+  /** MEMORY USAGE (all samples) and TTL of each key. */
+  async sizes(keys: readonly string[]): Promise<Map<string, { bytes: number; ttl: number }>> {
+    const out = new Map<string, { bytes: number; ttl: number }>();
+    for (let i = 0; i < keys.length; i += 500) {
+      const batch = keys.slice(i, i + 500);
+      const pipeline = this.client.pipeline();
+      for (const key of batch) pipeline.memory('USAGE', key, 'SAMPLES', 0).ttl(key);
+      const replies = (await pipeline.exec()) ?? [];
+      batch.forEach((key, index) => {
+        const bytes = Number(replies[index * 2]?.[1] ?? 0);
+        const ttl = Number(replies[index * 2 + 1]?.[1] ?? -2);
+        if (bytes > 0) out.set(key, { bytes, ttl });
+      });
+    }
+    return out;
+  }
+
+  async close(): Promise<void> {
+    await this.client.quit().catch(() => this.client.disconnect());
+  }
+}
+
+/** A key's kind: the oidc-provider model, or the first segment of our own keys. */
+export function kindOf(key: string, prefix: string): string {
+  const name = key.startsWith(prefix) ? key.slice(prefix.length) : key;
+  if (name.startsWith('oidc:grant:')) return 'grant index (set of token keys)';
+  if (name.startsWith('oidc:uid:')) return 'session uid index';
+  const model = /^oidc:([A-Za-z]+):/.exec(name);
+  if (model) return model[1]!;
+  if (name.startsWith('revoked:jti:')) return 'revoked jti';
+  return name.split(':')[0] ?? name;
+}
+
+export interface KindState {
+  readonly kind: string;
+  readonly keysPerIteration: number;
+  readonly bytesPerIteration: number;
+  readonly bytesPerKey: number;
+  /** Seconds left on the keys when measured (the larger of them). */
+  readonly ttlSeconds: number;
+}
+
+export interface StepRedis {
+  readonly roundTrips: number;
+  readonly commands: number;
+  /** The commands of one request, e.g. ["HGETALL", "EVALSHA(del hset expire)"]. */
+  readonly sample: string[];
+}
+
+export interface RedisProbe {
+  readonly iterations: number;
+  readonly roundTripsPerIteration: number;
+  readonly commandsPerIteration: number;
+  readonly steps: Record<string, StepRedis>;
+  readonly keysCreatedPerIteration: number;
+  readonly keysDeletedPerIteration: number;
+  readonly bytesPerIteration: number;
+  readonly state: KindState[];
+  readonly errors: number;
+  readonly errorSamples: string[];
+}
+
+interface Monitored {
+  readonly source: string;
+  readonly args: string[];
+}
+
+const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
+const round = (value: number, digits = 2) => Math.round(value * 10 ** digits) / 10 ** digits;
+
+/** Runs `iterations` iterations of `workload` one request at a time and reports what Redis saw. */
+export async function probeRedis(inspector: RedisInspector, base: string, workload: Workload, iterations: number, prefix: string): Promise<RedisProbe> {
+  const before = await inspector.keys(prefix);
+  const monitor = await inspector.client.monitor();
+  const events: Monitored[] = [];
+  monitor.on('monitor', (_time: string, args: string[], source: string) => events.push({ source, args }));
+  await sleep(50);
+
+  // Two INFO calls back to back: the reads one INFO adds.
+  const first = await inspector.reads();
+  const overhead = (await inspector.reads()) - first;
+  const executed: Step[] = [];
+  const trips: number[] = [];
+  let last = await inspector.reads();
+  const settle = async () => {
+    await sleep(3); // let anything the server does after answering reach Redis
+    const now = await inspector.reads();
+    trips.push(now - last - overhead);
+    last = now;
+  };
+  let result: PhaseResult;
+  try {
+    result = await sequential(base, workload, iterations, {
+      before: async (step) => {
+        executed.push(step);
+      },
+      after: settle,
+    });
+  } finally {
+    await sleep(100);
+    monitor.disconnect();
+  }
+
+  // Cut the MONITOR stream at our INFO calls: the first three are the calibration and the start.
+  const segments: Monitored[][] = [];
+  let infos = 0;
+  for (const event of events) {
+    if ((event.args[0] ?? '').toLowerCase() === 'info' && event.source !== 'lua') {
+      infos += 1;
+      if (infos >= 3) segments.push([]);
+      continue;
+    }
+    if (infos >= 3) segments[segments.length - 1]!.push(event);
+  }
+  // "HGETALL AuthorizationCode", "EVALSHA(del hset expire) AccessToken": the command, the kind of its key.
+  const commandsOf = (segment: Monitored[] = []) => {
+    const out: { name: string; key: string; inner: string[] }[] = [];
+    for (const { source, args } of segment) {
+      const name = (args[0] ?? '').toLowerCase();
+      if (source === 'lua') {
+        out[out.length - 1]?.inner.push(name);
+        continue;
+      }
+      const scripted = name === 'evalsha' || name === 'eval';
+      const key = scripted ? (Number(args[2]) > 0 ? args[3] : undefined) : args[1];
+      out.push({ name: name.toUpperCase(), key: key && name !== 'multi' && name !== 'exec' ? ` ${kindOf(key, prefix)}` : '', inner: [] });
+    }
+    return out.map(({ name, key, inner }) => `${name}${inner.length ? `(${inner.join(' ')})` : ''}${key}`);
+  };
+
+  const perStep = new Map<string, { trips: number[]; commands: number[]; sample?: string[] }>();
+  executed.forEach((step, index) => {
+    const entry = perStep.get(step.name) ?? { trips: [], commands: [] };
+    const commands = commandsOf(segments[index]);
+    entry.trips.push(trips[index] ?? 0);
+    entry.commands.push(commands.length);
+    entry.sample = commands; // the last iteration: the first may load scripts
+    perStep.set(step.name, entry);
+  });
+  const mean = (values: number[]) => (values.length ? values.reduce((a, b) => a + b, 0) / values.length : 0);
+  const steps: Record<string, StepRedis> = {};
+  for (const [name, entry] of perStep) {
+    steps[name] = { roundTrips: round(mean(entry.trips)), commands: round(mean(entry.commands)), sample: entry.sample ?? [] };
+  }
+
+  const after = await inspector.keys(prefix);
+  const created = [...after].filter((key) => !before.has(key));
+  const deleted = [...before].filter((key) => !after.has(key)).length;
+  const sizes = await inspector.sizes(created);
+  const kinds = new Map<string, { keys: number; bytes: number; ttl: number }>();
+  for (const [key, { bytes, ttl }] of sizes) {
+    const kind = kindOf(key, prefix);
+    const entry = kinds.get(kind) ?? { keys: 0, bytes: 0, ttl: -1 };
+    entry.keys += 1;
+    entry.bytes += bytes;
+    entry.ttl = Math.max(entry.ttl, ttl);
+    kinds.set(kind, entry);
+  }
+  const n = Math.max(1, result.iterations);
+  const state = [...kinds]
+    .map(([kind, entry]) => ({
+      kind,
+      keysPerIteration: round(entry.keys / n),
+      bytesPerIteration: Math.round(entry.bytes / n),
+      bytesPerKey: Math.round(entry.bytes / entry.keys),
+      ttlSeconds: entry.ttl,
+    }))
+    .sort((a, b) => b.bytesPerIteration - a.bytesPerIteration);
+  return {
+    iterations: result.iterations,
+    roundTripsPerIteration: round(trips.reduce((a, b) => a + b, 0) / n),
+    commandsPerIteration: round(executed.reduce((sum, _step, index) => sum + commandsOf(segments[index]).length, 0) / n),
+    steps,
+    keysCreatedPerIteration: round(created.length / n),
+    keysDeletedPerIteration: round(deleted / n),
+    bytesPerIteration: Math.round([...sizes.values()].reduce((sum, { bytes }) => sum + bytes, 0) / n),
+    state,
+    errors: result.errors,
+    errorSamples: result.errorSamples,
+  };
+}

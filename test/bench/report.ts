@@ -1,0 +1,432 @@
+/**
+ * The results: their shape (latest.json), the goals of issue #7 with PASS/MISS, and the Markdown
+ * and terminal tables.
+ */
+import type { Argon2Limit, RedisLimit, Rs256Limit } from './limits.js';
+import type { Latency, PhaseResult } from './load.js';
+import type { ProfileSummary } from './profile.js';
+import type { RedisProbe } from './redis-probe.js';
+import type { TargetKind } from './scenarios.js';
+
+export interface Machine {
+  readonly cpuModel: string;
+  readonly cores: number;
+  readonly memoryGiB: number;
+  readonly node: string;
+  readonly redis: string;
+  readonly os: string;
+  readonly loadAverageAtStart: number[];
+  readonly loadAverageAtEnd: number[];
+  /** Wall time of one fixed CPU job (SHA-256 of 20 MB), several times at the start and at the end. */
+  readonly steadinessAtStart: { minMs: number; medianMs: number; maxMs: number };
+  readonly steadinessAtEnd: { minMs: number; medianMs: number; maxMs: number };
+}
+
+export interface ScenarioResult {
+  readonly id: string;
+  readonly number: string;
+  readonly title: string;
+  readonly target: TargetKind;
+  readonly connections: number;
+  readonly ramp: { connections: number; iterationsPerSecond: number; p99: number; errors: number; foreignCpuShare: number }[];
+  readonly measure: PhaseResult;
+  /** Iterations (tokens, flows, documents) per second in the measured run. */
+  readonly throughput: number;
+  readonly latency: Latency;
+  /** The token request's own latency in a multi-step flow. */
+  readonly tokenStepLatency?: Latency;
+  readonly server: { cpuMsPerIteration: number; cpuMsPerRequest: number; cpuUtilization: number; rssMiB: number };
+  /** The load generator's (bench process's) and Redis's CPU per request in the measured run, ms. */
+  readonly generatorCpuMsPerRequest: number;
+  readonly redisCpuMsPerRequest: number;
+  /** Share of the machine's cores busy with other processes during the measured run. */
+  readonly foreignCpuShare: number;
+  readonly load80?: {
+    readonly targetRate: number;
+    readonly achievedRate: number;
+    readonly p50: number;
+    readonly p99: number;
+    readonly tokenStepP99?: number;
+    readonly errors: number;
+    readonly generatorCpuMsPerRequest: number;
+    readonly foreignCpuShare: number;
+  };
+  readonly redis?: RedisProbe;
+  readonly errors: number;
+  readonly errorSamples: string[];
+  /** What this figure is held against in the table. */
+  limit?: { name: string; value: number; ratio: number };
+}
+
+export interface Goal {
+  readonly id: string;
+  readonly goal: string;
+  readonly scenario: string;
+  readonly measured: number | null;
+  readonly limit: number | null;
+  readonly ratio: number | null;
+  /** e.g. "≤ 1.3×", "< 50 ms" */
+  readonly target: string;
+  readonly unit: string;
+  /** null: not measured in this run. */
+  readonly pass: boolean | null;
+  readonly note?: string;
+}
+
+export interface Report {
+  readonly schema: 1;
+  readonly mode: 'full' | 'smoke';
+  readonly startedAt: string;
+  readonly wallSeconds: number;
+  readonly machine: Machine;
+  readonly settings: Record<string, unknown>;
+  readonly limits: { rs256?: Rs256Limit; argon2id?: Argon2Limit; redis?: RedisLimit };
+  readonly scenarios: ScenarioResult[];
+  readonly memory: { latchkeyPeakMiB?: number; barePeakMiB?: number };
+  readonly goals: Goal[];
+  readonly profiles: (ProfileSummary & {
+    scenario: string;
+    goals: string[];
+    iterations: number;
+    /** The process's CPU time (all threads) during the profiled load. */
+    processCpuMs: number;
+    errors: number;
+  })[];
+  readonly notes: string[];
+  readonly errors: number;
+}
+
+const r = (value: number, digits = 2) => Math.round(value * 10 ** digits) / 10 ** digits;
+
+export function find(scenarios: readonly ScenarioResult[], id: string, target: TargetKind = 'latchkey') {
+  return scenarios.find((s) => s.id === id && s.target === target);
+}
+
+/** The baseline or limit each Latchkey figure is held against in the scenario table. */
+export function attachLimits(scenarios: ScenarioResult[], limits: Report['limits']): void {
+  const nearest: Record<string, string> = { 'introspect-jwt': 'introspect-opaque', 'revoke-jwt': 'revoke-opaque' };
+  for (const scenario of scenarios) {
+    if (scenario.target !== 'latchkey') continue;
+    if (scenario.id === 'login') {
+      if (limits.argon2id) {
+        const value = limits.argon2id.hashesPerSecond;
+        scenario.limit = { name: 'argon2id hashes/s (all cores)', value, ratio: r(scenario.throughput / value) };
+      }
+      continue;
+    }
+    const baseId = nearest[scenario.id] ?? scenario.id;
+    const base = find(scenarios, baseId, 'bare');
+    if (base) {
+      const name = baseId === scenario.id ? 'bare oidc-provider, same scenario' : `bare oidc-provider, ${baseId} (nearest)`;
+      scenario.limit = { name, value: base.throughput, ratio: r(scenario.throughput / base.throughput) };
+    }
+  }
+}
+
+export function evaluateGoals(scenarios: readonly ScenarioResult[], limits: Report['limits'], tokenEndpointIds: readonly string[], hotPathIds: readonly string[], tokenSteps: Record<string, string>): Goal[] {
+  const goals: Goal[] = [];
+  const ratioGoal = (id: string, goal: string, scenario: string, measured: number | undefined, limit: number | undefined, min: number, note?: string) => {
+    const ratio = measured !== undefined && limit ? r(measured / limit) : null;
+    goals.push({
+      id,
+      goal,
+      scenario,
+      measured: measured ?? null,
+      limit: limit ?? null,
+      ratio,
+      target: `≥ ${min}×`,
+      unit: '/s',
+      pass: ratio === null ? null : ratio >= min,
+      ...(note ? { note } : {}),
+    });
+  };
+
+  const ccJwt = find(scenarios, 'cc-jwt');
+  const cpu = ccJwt?.server.cpuMsPerIteration;
+  const signature = limits.rs256?.cpuMsPerSignature;
+  const cpuRatio = cpu !== undefined && signature ? r(cpu / signature) : null;
+  const bareCpu = find(scenarios, 'cc-jwt', 'bare')?.server.cpuMsPerIteration;
+  goals.push({
+    id: 'G1',
+    goal: 'client_credentials JWT: server CPU per token ≤ 1.3 × one raw RS256 signature',
+    scenario: 'cc-jwt',
+    measured: cpu ?? null,
+    limit: signature ?? null,
+    ratio: cpuRatio,
+    target: '≤ 1.3×',
+    unit: 'ms CPU',
+    pass: cpuRatio === null ? null : cpuRatio <= 1.3,
+    ...(bareCpu !== undefined && signature
+      ? { note: `the bare oidc-provider spends ${r(bareCpu, 3)} ms CPU per token in the same run (${r(bareCpu / signature)}× a signature)` }
+      : {}),
+  });
+  ratioGoal('G2', 'client_credentials JWT: throughput ≥ bare oidc-provider', 'cc-jwt', ccJwt?.throughput, find(scenarios, 'cc-jwt', 'bare')?.throughput, 1);
+
+  for (const [id, base] of [
+    ['cc-opaque', 'cc-opaque'],
+    ['introspect-opaque', 'introspect-opaque'],
+    ['introspect-jwt', 'introspect-opaque'],
+  ] as const) {
+    const note = id === base ? undefined : 'the bare provider cannot introspect JWT access tokens; held against its opaque introspection';
+    ratioGoal('G3', `${id}: ≥ 0.8 × bare oidc-provider (in-memory) while using Redis`, id, find(scenarios, id)?.throughput, find(scenarios, base, 'bare')?.throughput, 0.8, note);
+  }
+  for (const id of ['discovery', 'jwks']) {
+    ratioGoal('G4', `${id}: ≥ 10 × the token endpoint rate (client_credentials JWT)`, id, find(scenarios, id)?.throughput, ccJwt?.throughput, 10);
+  }
+  for (const id of tokenEndpointIds) {
+    const s = find(scenarios, id);
+    const p99 = s?.load80 ? (s.load80.tokenStepP99 ?? s.load80.p99) : undefined;
+    goals.push({
+      id: 'G5',
+      goal: `${id}: p99 latency at 80% of peak < 50 ms${tokenSteps[id] ? ` (the ${tokenSteps[id]} request)` : ''}`,
+      scenario: id,
+      measured: p99 ?? null,
+      limit: 50,
+      ratio: p99 !== undefined ? r(p99 / 50) : null,
+      target: '< 50 ms',
+      unit: 'ms',
+      pass: p99 === undefined ? null : p99 < 50,
+    });
+  }
+  for (const id of hotPathIds) {
+    const s = find(scenarios, id);
+    const step = tokenSteps[id];
+    const trips = s?.redis ? (step ? s.redis.steps[step]?.roundTrips : s.redis.roundTripsPerIteration) : undefined;
+    goals.push({
+      id: 'G6',
+      goal: `${id}: ≤ 3 Redis round trips per token request${step ? ` (the ${step} request)` : ''}`,
+      scenario: id,
+      measured: trips ?? null,
+      limit: 3,
+      ratio: trips !== undefined ? r(trips / 3) : null,
+      target: '≤ 3',
+      unit: 'round trips',
+      pass: trips === undefined ? null : trips <= 3,
+    });
+  }
+  const login = find(scenarios, 'login')?.redis?.state;
+  const session = login?.find((k) => k.kind === 'Session')?.bytesPerKey;
+  const grant = login?.find((k) => k.kind === 'Grant')?.bytesPerKey;
+  goals.push({
+    id: 'G7',
+    goal: 'Redis state per session and per grant measured (bytes, MEMORY USAGE)',
+    scenario: 'login',
+    measured: session ?? null,
+    limit: grant ?? null,
+    ratio: null,
+    target: 'measured',
+    unit: 'bytes (session / grant)',
+    pass: session !== undefined && grant !== undefined ? true : null,
+  });
+  return goals;
+}
+
+// --- Rendering -------------------------------------------------------------------------------------
+
+const fmt = (value: number | null | undefined, digits = 1) => {
+  if (value === null || value === undefined || Number.isNaN(value)) return '–';
+  if (Math.abs(value) >= 1000) return Math.round(value).toLocaleString('en-US');
+  return String(r(value, digits));
+};
+const verdict = (pass: boolean | null) => (pass === null ? 'n/a' : pass ? 'PASS' : 'MISS');
+
+function table(headers: string[], rows: string[][]): string {
+  const line = (cells: string[]) => `| ${cells.map((c) => c.replace(/\|/g, '\\|')).join(' | ')} |`;
+  return [line(headers), line(headers.map(() => '---')), ...rows.map(line)].join('\n');
+}
+
+function scenarioRows(report: Report): string[][] {
+  return report.scenarios.map((s) => [
+    s.number,
+    s.id,
+    s.target,
+    String(s.connections),
+    fmt(s.throughput),
+    fmt(s.latency.p50, 2),
+    fmt(s.latency.p99, 2),
+    String(s.errors),
+    fmt(s.server.cpuMsPerIteration, 3),
+    s.limit ? `${fmt(s.limit.value)} (${s.limit.name})` : '–',
+    s.limit ? `${fmt(s.limit.ratio, 2)}×` : '–',
+    s.load80 ? `${fmt(s.load80.tokenStepP99 ?? s.load80.p99, 2)} @ ${fmt(s.load80.achievedRate)}/s` : '–',
+    `${fmt(Math.max(s.foreignCpuShare, s.load80?.foreignCpuShare ?? 0) * 100, 0)}%`,
+  ]);
+}
+
+const SCENARIO_HEADERS = ['#', 'scenario', 'server', 'conns', 'per s', 'p50 ms', 'p99 ms', 'errors', 'server CPU ms/iter', 'limit (same run)', 'ratio', 'p99 ms at 80% of peak', 'CPU taken by others'];
+
+function goalRows(goals: readonly Goal[]): string[][] {
+  return goals.map((g) => [
+    g.id,
+    g.goal,
+    `${fmt(g.measured, 3)} ${g.unit}`,
+    g.id === 'G7' ? `grant ${fmt(g.limit, 0)} bytes` : fmt(g.limit, 3),
+    g.ratio === null ? '–' : `${fmt(g.ratio, 2)}×`,
+    g.target,
+    verdict(g.pass),
+  ]);
+}
+
+export function markdown(report: Report): string {
+  const m = report.machine;
+  const out: string[] = [];
+  out.push('# Latchkey benchmark results', '');
+  out.push(
+    `Run ${report.startedAt} (${report.mode} mode, ${fmt(report.wallSeconds, 0)} s) with \`npm run bench\`. ` +
+      `Machine: ${m.cpuModel}, ${m.cores} cores, ${fmt(m.memoryGiB, 0)} GiB; Node ${m.node}; Redis ${m.redis}; ${m.os}. ` +
+      `Load average at start ${m.loadAverageAtStart.map((v) => v.toFixed(2)).join(' ')}, at end ${m.loadAverageAtEnd.map((v) => v.toFixed(2)).join(' ')}.`,
+    '',
+  );
+  const steady = (x: Machine['steadinessAtStart']) => `${fmt(x.minMs)}/${fmt(x.medianMs)}/${fmt(x.maxMs)} ms`;
+  out.push(
+    `Steadiness: a fixed CPU job (SHA-256 of 20 MB) took ${steady(m.steadinessAtStart)} (min/median/max) at the start and ${steady(m.steadinessAtEnd)} at the end; ` +
+      'on a quiet machine these agree within a few percent.',
+    '',
+  );
+  const spread = Math.max(m.steadinessAtStart.maxMs, m.steadinessAtEnd.maxMs) / Math.min(m.steadinessAtStart.minMs, m.steadinessAtEnd.minMs);
+  if (spread > 1.3) {
+    out.push(`> **The machine was not steady**: the same CPU job took up to ${fmt(spread, 2)}× its fastest time. Latency percentiles (p99 above all) and ratios between runs made minutes apart are inflated and shaky; re-run on an idle machine before quoting them.`, '');
+  }
+  const busiest = Math.max(0, ...report.scenarios.flatMap((s) => [s.foreignCpuShare, s.load80?.foreignCpuShare ?? 0]));
+  if (busiest > 0.1) {
+    out.push(`> **Other processes were using the machine**: up to ${fmt(busiest * 100, 0)}% of its cores during a measured run (see \`foreignCpuShare\` in latest.json). Treat these figures as provisional.`, '');
+  }
+  if (report.mode === 'smoke') out.push('> Smoke run: about a second per scenario. It proves the harness works; its figures mean little.', '');
+
+  const passed = report.goals.filter((g) => g.pass === true).length;
+  const missed = report.goals.filter((g) => g.pass === false).length;
+  out.push('## Goals (issue #7)', '', `${passed} met, ${missed} missed, ${report.goals.length - passed - missed} not measured.`, '');
+  out.push(table(['', 'goal', 'measured', 'limit', 'ratio', 'target', 'result'], goalRows(report.goals)), '');
+  const notes = report.goals.filter((g) => g.note);
+  for (const g of notes) out.push(`- ${g.id} ${g.scenario}: ${g.note}.`);
+  if (notes.length) out.push('');
+
+  out.push('## Scenarios', '');
+  out.push(
+    '"per s" is iterations per second: tokens, documents, or whole flows for the multi-step scenarios (5: authorize + token; 6: four requests). ' +
+      'Latency is per iteration, measured closed-loop at the connection count that gave the peak. ' +
+      '"server CPU" is the server process\'s CPU time (user + system, all its threads) per iteration. ' +
+      '"p99 at 80% of peak" is the token request\'s p99 in an open-loop run at 80% of the peak rate (Poisson arrivals), and the rate achieved. ' +
+      '"CPU taken by others": the share of the machine\'s cores that processes other than the server, the bench and Redis used during the measured runs (from /proc/stat); above a few percent, the row is not a clean measurement.',
+    '',
+  );
+  out.push(table(SCENARIO_HEADERS, scenarioRows(report)), '');
+  const multi = report.scenarios.filter((s) => Object.keys(s.measure.steps).length > 1);
+  if (multi.length) {
+    out.push('Per request in the multi-step scenarios (closed loop):', '');
+    const rows = multi.flatMap((s) =>
+      Object.entries(s.measure.steps).map(([step, l]) => [s.id, s.target, step, fmt(l.p50, 2), fmt(l.p99, 2), String(l.errors)]),
+    );
+    out.push(table(['scenario', 'server', 'request', 'p50 ms', 'p99 ms', 'errors'], rows), '');
+  }
+
+  out.push('## Limits, measured in the same run', '');
+  const l = report.limits;
+  const limitRows: string[][] = [];
+  if (l.rs256) {
+    limitRows.push(['RS256 signatures/s, jose, all cores', `${fmt(l.rs256.signaturesPerSecond)} (${l.rs256.threads} worker threads)`]);
+    limitRows.push(['RS256 signature, CPU time (one thread)', `${fmt(l.rs256.cpuMsPerSignature, 3)} ms (${fmt(l.rs256.singleThreadSignaturesPerSecond)}/s on one thread)`]);
+    limitRows.push(['RS256 verifications/s, jose, all cores', fmt(l.rs256.verificationsPerSecond)]);
+  }
+  if (l.argon2id) {
+    limitRows.push([
+      `argon2id hashes/s (m=${l.argon2id.memoryCost} KiB, t=${l.argon2id.timeCost}, p=${l.argon2id.parallelism})`,
+      `${fmt(l.argon2id.hashesPerSecond)} (${l.argon2id.concurrency} at a time)`,
+    ]);
+  }
+  if (l.redis) {
+    if (l.redis.available) {
+      limitRows.push(['redis-benchmark GET/s, 50 connections', fmt(l.redis.getPerSecond)]);
+      limitRows.push(['redis-benchmark SET/s, 50 connections', fmt(l.redis.setPerSecond)]);
+      limitRows.push(['redis-benchmark GET/s, one connection (round trip)', `${fmt(l.redis.getPerSecondOneConnection)} (p50 ${fmt(l.redis.roundTripMs, 3)} ms)`]);
+    } else {
+      limitRows.push(['redis-benchmark', l.redis.note ?? 'not measured']);
+    }
+  }
+  out.push(table(['limit', 'value'], limitRows), '');
+  out.push('The bare oidc-provider baselines are the `bare` rows of the scenario table.', '');
+
+  const probed = report.scenarios.filter((s) => s.redis);
+  if (probed.length) {
+    out.push('## Redis per request', '');
+    out.push(
+      'One iteration at a time on one connection. Round trips: Redis socket reads per request (commands that ioredis pipelines together count once). ' +
+        'Commands: what MONITOR saw (commands inside a Lua script in parentheses). ' +
+        'Stored: keys the iterations created, by MEMORY USAGE. Redis-bound ceiling: redis-benchmark GET/s ÷ commands per iteration.',
+      '',
+    );
+    const rows = probed.map((s) => {
+      const p = s.redis!;
+      const steps = Object.entries(p.steps);
+      const trips = steps.length > 1 ? steps.map(([name, st]) => `${name} ${fmt(st.roundTrips)}`).join(', ') : fmt(p.roundTripsPerIteration);
+      const mix = steps.map(([name, st]) => (steps.length > 1 ? `${name}: ` : '') + (st.sample.join(', ') || 'none')).join('; ');
+      const ceiling = l.redis?.getPerSecond && p.commandsPerIteration ? fmt(l.redis.getPerSecond / p.commandsPerIteration) : '–';
+      return [s.id, trips, fmt(p.commandsPerIteration), mix, fmt(p.keysCreatedPerIteration), fmt(p.bytesPerIteration, 0), ceiling];
+    });
+    out.push(table(['scenario', 'round trips', 'commands', 'commands of one iteration', 'keys created', 'bytes stored', 'Redis-bound ceiling /s'], rows), '');
+
+    out.push('## State stored in Redis', '', 'Per kind of key, from the scenario that creates it (bytes by MEMORY USAGE, TTL when measured).', '');
+    const seen = new Map<string, string[]>();
+    for (const s of probed) {
+      for (const k of s.redis!.state) {
+        if (!seen.has(k.kind)) seen.set(k.kind, [k.kind, fmt(k.bytesPerKey, 0), k.ttlSeconds < 0 ? 'none' : `${fmt(k.ttlSeconds, 0)} s`, s.id]);
+      }
+    }
+    out.push(table(['kind', 'bytes per key', 'TTL', 'measured in'], [...seen.values()]), '');
+  }
+
+  out.push('## Memory', '');
+  out.push(`Peak resident set (VmHWM) of the server process over the whole run: Latchkey ${fmt(report.memory.latchkeyPeakMiB)} MiB, bare oidc-provider ${fmt(report.memory.barePeakMiB)} MiB.`, '');
+
+  if (report.profiles.length) {
+    out.push('## Profiles of the missed goals', '');
+    for (const p of report.profiles) {
+      out.push(`### ${p.scenario} (${p.goals.join(', ')})`, '');
+      const elsewhere = Math.max(0, p.processCpuMs - p.busyMs);
+      out.push(
+        `\`node --cpu-prof\` of the Latchkey process under the scenario's closed-loop load: ${fmt(p.iterations, 0)} iterations, ` +
+          `${fmt(p.processCpuMs / Math.max(1, p.iterations), 3)} ms process CPU each (profiling adds overhead). ` +
+          `The JavaScript thread was busy ${fmt(p.busyMs, 0)} ms of ${fmt(p.sampledMs, 0)} ms sampled; the process used ${fmt(p.processCpuMs, 0)} ms CPU in all, ` +
+          `so about ${fmt(elsewhere, 0)} ms ran on other threads (libuv's pool: WebCrypto RSA signing, argon2; V8's GC helpers), which a CPU profile does not sample. ` +
+          'Samples are taken on the wall clock: on a busy machine, time the thread spent waiting for a core is counted where it was waiting. ' +
+          `File: \`${p.file}\` (open it in Chrome DevTools → Performance).`,
+        '',
+      );
+      out.push(
+        'Inclusive: share of JS-thread busy time with the component anywhere on the stack. Koa middleware (koa, koa-compose, @koa/router, latchkey) ' +
+          'calls the rest of the chain from inside itself, so its inclusive share contains everything after it; for libraries that do not call back ' +
+          '(jose, ioredis, pino, node:crypto) it is their own cost.',
+        '',
+      );
+      // "node core" and "native" sit under nearly every stack: only their self time says anything.
+      const components = p.components.filter((c) => c.inclusivePct >= 1 || c.selfPct >= 1).slice(0, 14);
+      out.push(
+        table(
+          ['component', 'inclusive % of JS-thread busy', 'self %'],
+          components.map((c) => [c.component, ['node core', 'native'].includes(c.component) ? '–' : fmt(c.inclusivePct), fmt(c.selfPct)]),
+        ),
+        '',
+      );
+      out.push(table(['top frames by self time', 'component', 'self %'], p.topFrames.map((f) => [f.frame, f.component, fmt(f.selfPct)])), '');
+    }
+  }
+
+  out.push('## How it is measured', '');
+  for (const note of report.notes) out.push(`- ${note}`);
+  out.push('');
+  return out.join('\n');
+}
+
+/** The same tables for the terminal. */
+export function terminal(report: Report): string {
+  const render = (headers: string[], rows: string[][]) => {
+    const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] ?? '').length)));
+    const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ');
+    return [line(headers), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
+  };
+  return [
+    render(SCENARIO_HEADERS, scenarioRows(report)),
+    '',
+    render(['', 'goal', 'measured', 'limit', 'ratio', 'target', 'result'], goalRows(report.goals)),
+  ].join('\n');
+}

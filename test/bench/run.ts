@@ -1,0 +1,472 @@
+/**
+ * `npm run bench`: Latchkey against a real Redis, every scenario of issue #7, each figure next to a
+ * limit measured in the same run, written to bench/results/latest.{json,md}.
+ *
+ *   npm run bench                   the full run (a few minutes)
+ *   npm run bench -- --smoke        about a second per scenario (also BENCH_SMOKE=1)
+ *
+ * Options (or env): --out DIR (BENCH_OUT), --scenarios id,id (BENCH_SCENARIOS), --server dist|src
+ * (BENCH_SERVER), --log-level L (BENCH_LOG_LEVEL, default info, as shipped), --profile id,id
+ * (BENCH_PROFILE: profile these scenarios as well as those of missed goals), --no-bare,
+ * --no-limits, --no-profile. A run with errors still writes its results and exits with status 2.
+ */
+import { createHash } from 'node:crypto';
+import { mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { availableParallelism, cpus, loadavg, release, totalmem, type } from 'node:os';
+import { join, relative } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { loadConfig } from '../../src/config.js';
+import { ROOT } from '../../src/paths.js';
+import { startRedisServer } from '../helpers/redis.js';
+import { argon2Limit, redisLimit, rs256Limit } from './limits.js';
+import { closedLoop, PACED_CONNECTIONS, paced, type PhaseResult, type Workload } from './load.js';
+import { summarizeProfile } from './profile.js';
+import { probeRedis, RedisInspector } from './redis-probe.js';
+import { attachLimits, evaluateGoals, find, markdown, terminal, type Report, type ScenarioResult } from './report.js';
+import { SCENARIOS, type Scenario, type Sizes } from './scenarios.js';
+import {
+  addUser,
+  machineBusySeconds,
+  processCpuSeconds,
+  processMemory,
+  removeDir,
+  startBare,
+  startLatchkey,
+  type ProcessTarget,
+  type ServerBuild,
+} from './targets.js';
+
+interface Options {
+  readonly mode: 'full' | 'smoke';
+  readonly out: string;
+  readonly only?: Set<string>;
+  readonly build: ServerBuild;
+  readonly logLevel: string;
+  readonly bare: boolean;
+  readonly limits: boolean;
+  readonly profile: boolean;
+  /** Profile these scenarios too, missed goal or not. */
+  readonly profileAlso: readonly string[];
+}
+
+interface Timing {
+  readonly rampSeconds: number;
+  readonly warmupSeconds: number;
+  readonly measureSeconds: number;
+  readonly loadSeconds: number;
+  readonly probeIterations: number;
+  readonly limitSeconds: number;
+  readonly redisBenchmarkRequests: number;
+  readonly profileSeconds: number;
+  readonly maxProfiles: number;
+  readonly sizes: Sizes;
+}
+
+const TIMING: Record<Options['mode'], Timing> = {
+  full: {
+    rampSeconds: 1,
+    warmupSeconds: 1,
+    measureSeconds: 5,
+    loadSeconds: 5,
+    probeIterations: 20,
+    limitSeconds: 2,
+    redisBenchmarkRequests: 100_000,
+    profileSeconds: 5,
+    maxProfiles: 3,
+    sizes: { introspectionPool: 512, jwtRevocationPool: 1024, sessions: 16, chains: 128 },
+  },
+  smoke: {
+    rampSeconds: 0.3,
+    warmupSeconds: 0.3,
+    measureSeconds: 1,
+    loadSeconds: 1,
+    probeIterations: 3,
+    limitSeconds: 0.5,
+    redisBenchmarkRequests: 5000,
+    profileSeconds: 1,
+    maxProfiles: 1,
+    sizes: { introspectionPool: 64, jwtRevocationPool: 64, sessions: 4, chains: 64 },
+  },
+};
+
+function parseOptions(argv: readonly string[], env: NodeJS.ProcessEnv): Options {
+  const value = (flag: string) => {
+    const at = argv.indexOf(flag);
+    if (at >= 0) return argv[at + 1];
+    return argv.find((arg) => arg.startsWith(`${flag}=`))?.slice(flag.length + 1);
+  };
+  const smoke = argv.includes('--smoke') || env.BENCH_SMOKE === '1';
+  const mode = smoke ? 'smoke' : 'full';
+  const only = value('--scenarios') ?? env.BENCH_SCENARIOS;
+  const build = (value('--server') ?? env.BENCH_SERVER ?? (smoke ? 'src' : 'dist')) as ServerBuild;
+  if (build !== 'dist' && build !== 'src') throw new Error(`--server is dist or src, not ${build}`);
+  return {
+    mode,
+    out: value('--out') ?? env.BENCH_OUT ?? join(ROOT, 'bench', 'results', ...(smoke ? ['smoke'] : [])),
+    ...(only ? { only: new Set(only.split(',').map((id) => id.trim())) } : {}),
+    build,
+    logLevel: value('--log-level') ?? env.BENCH_LOG_LEVEL ?? 'info',
+    bare: !argv.includes('--no-bare'),
+    limits: !argv.includes('--no-limits'),
+    profile: !argv.includes('--no-profile'),
+    profileAlso: (value('--profile') ?? env.BENCH_PROFILE ?? '').split(',').map((id) => id.trim()).filter(Boolean),
+  };
+}
+
+const log = (line: string) => console.log(line);
+const r = (value: number, digits = 1) => Math.round(value * 10 ** digits) / 10 ** digits;
+const describe = (p: PhaseResult) =>
+  `${r(p.iterationsPerSecond)}/s p50 ${r(p.latency.p50, 2)} ms p99 ${r(p.latency.p99, 2)} ms errors ${p.errors}${p.errorSamples[0] ? ` (${p.errorSamples[0]})` : ''}`;
+
+/**
+ * How steady the machine is: the wall time of a fixed CPU job (SHA-256 of 20 MB) a few times
+ * over. On a quiet machine the times agree; when other processes or the host take the cores
+ * they spread, and so will every latency percentile measured meanwhile.
+ */
+async function steadiness(samples: number): Promise<{ minMs: number; medianMs: number; maxMs: number }> {
+  const buffer = Buffer.alloc(65_536, 7);
+  const times: number[] = [];
+  for (let i = 0; i < samples; i += 1) {
+    const started = performance.now();
+    for (let j = 0; j < 300; j += 1) createHash('sha256').update(buffer).digest();
+    times.push(performance.now() - started);
+    await new Promise((done) => setTimeout(done, 50));
+  }
+  times.sort((a, b) => a - b);
+  return { minMs: r(times[0]!), medianMs: r(times[Math.floor(times.length / 2)]!), maxMs: r(times.at(-1)!) };
+}
+
+/** A closed-loop run with the server's CPU time, and the CPU other processes took meanwhile. */
+async function measured(target: ProcessTarget, inspector: RedisInspector, run: () => Promise<PhaseResult>) {
+  const cores = availableParallelism();
+  const server = processCpuSeconds(target.pid);
+  const machine = machineBusySeconds();
+  const self = process.cpuUsage();
+  const redis = await inspector.cpuSeconds();
+  const started = performance.now();
+  const result = await run();
+  const elapsed = (performance.now() - started) / 1000;
+  const serverCpu = processCpuSeconds(target.pid) - server;
+  const selfUsage = process.cpuUsage(self);
+  const generatorCpu = (selfUsage.user + selfUsage.system) / 1e6;
+  const redisCpu = (await inspector.cpuSeconds()) - redis;
+  const foreign = Math.max(0, machineBusySeconds() - machine - serverCpu - generatorCpu - redisCpu) / (cores * elapsed);
+  return {
+    result,
+    serverCpu,
+    elapsed,
+    /** The bench process's own CPU (the load generator) per request, ms. */
+    generatorCpuMsPerRequest: r((generatorCpu * 1000) / Math.max(1, result.requests), 3),
+    redisCpuMsPerRequest: r((redisCpu * 1000) / Math.max(1, result.requests), 3),
+    foreignCpuShare: r(foreign, 3),
+  };
+}
+
+interface RunContext {
+  readonly options: Options;
+  readonly timing: Timing;
+  readonly inspector: RedisInspector;
+  readonly prefix: string;
+  readonly results: ScenarioResult[];
+}
+
+/** The connection count of the ramp step that reached (within 3%) the highest rate. */
+function bestConnections(ramp: readonly PhaseResult[]): number {
+  const top = Math.max(...ramp.map((p) => p.iterationsPerSecond));
+  return ramp.find((p) => p.iterationsPerSecond >= top * 0.97)!.connections!;
+}
+
+async function runScenario(scenario: Scenario, target: ProcessTarget, context: RunContext): Promise<ScenarioResult> {
+  const { timing, inspector, results } = context;
+  const name = `${target.kind.padEnd(8)} ${scenario.id.padEnd(17)}`;
+  const errorSamples: string[] = [];
+  let errors = 0;
+  const count = (phase: PhaseResult) => {
+    errors += phase.errors;
+    for (const sample of phase.errorSamples) if (errorSamples.length < 5) errorSamples.push(sample);
+    return phase;
+  };
+
+  // Revocation of opaque tokens uses each token once: every phase gets its own fresh pool.
+  const opaqueRate = find(results, 'cc-opaque', target.kind)?.throughput ?? 1000;
+  const prepare = (needed?: number) => scenario.prepare(target, timing.sizes, needed);
+  const workload: Workload | undefined = scenario.consumesTokens ? undefined : await prepare();
+
+  let redis;
+  if (target.kind === 'latchkey') {
+    const probeWorkload = workload ?? (await prepare(timing.probeIterations));
+    redis = await probeRedis(inspector, target.url, probeWorkload, timing.probeIterations, context.prefix);
+    errors += redis.errors;
+    errorSamples.push(...redis.errorSamples.slice(0, 5 - errorSamples.length));
+  }
+
+  const ramp: PhaseResult[] = [];
+  const rampForeign: number[] = [];
+  let connections = scenario.connections ?? 16;
+  if (scenario.ramp) {
+    for (const c of scenario.ramp) {
+      const step = await measured(target, inspector, () => closedLoop(target.url, workload!, { connections: c, seconds: timing.rampSeconds }));
+      ramp.push(count(step.result));
+      rampForeign.push(step.foreignCpuShare);
+      log(`${name} ramp    c=${String(c).padEnd(3)} ${describe(step.result)}`);
+    }
+    connections = bestConnections(ramp);
+  } else if (workload) {
+    count(await closedLoop(target.url, workload, { connections, seconds: timing.warmupSeconds }));
+  }
+
+  let measure: Awaited<ReturnType<typeof measured>>;
+  if (scenario.consumesTokens) {
+    const needed = Math.max(connections * 4, Math.min(60_000, Math.ceil(opaqueRate * 1.5 * timing.measureSeconds)));
+    const fresh = await prepare(needed);
+    measure = await measured(target, inspector, () => closedLoop(target.url, fresh, { connections, seconds: timing.measureSeconds, amount: needed }));
+  } else {
+    measure = await measured(target, inspector, () => closedLoop(target.url, workload!, { connections, seconds: timing.measureSeconds }));
+  }
+  count(measure.result);
+  log(`${name} measure c=${String(connections).padEnd(3)} ${describe(measure.result)}`);
+  const m = measure.result;
+
+  let load80: ScenarioResult['load80'];
+  if (scenario.tokenEndpoint && target.kind === 'latchkey') {
+    const rate = 0.8 * m.iterationsPerSecond;
+    const paceWorkload = scenario.consumesTokens ? await prepare(Math.ceil(rate * timing.loadSeconds * 1.1) + 50) : workload!;
+    const run = await measured(target, inspector, () => paced(target.url, paceWorkload, rate, timing.loadSeconds));
+    const p = count(run.result);
+    const step = scenario.tokenStep ? p.steps[scenario.tokenStep] : undefined;
+    load80 = {
+      targetRate: r(rate),
+      achievedRate: p.iterationsPerSecond,
+      p50: p.latency.p50,
+      p99: p.latency.p99,
+      ...(step ? { tokenStepP99: step.p99 } : {}),
+      errors: p.errors,
+      generatorCpuMsPerRequest: run.generatorCpuMsPerRequest,
+      foreignCpuShare: run.foreignCpuShare,
+    };
+    log(`${name} 80%     ${r(rate)}/s → ${describe(p)}${step ? ` (token request p99 ${step.p99} ms)` : ''}`);
+  }
+
+  const tokenStep = scenario.tokenStep ? m.steps[scenario.tokenStep] : undefined;
+  return {
+    id: scenario.id,
+    number: scenario.number,
+    title: scenario.title,
+    target: target.kind,
+    connections,
+    ramp: ramp.map((p, i) => ({
+      connections: p.connections!,
+      iterationsPerSecond: p.iterationsPerSecond,
+      p99: p.latency.p99,
+      errors: p.errors,
+      foreignCpuShare: rampForeign[i]!,
+    })),
+    measure: m,
+    throughput: m.iterationsPerSecond,
+    latency: m.latency,
+    ...(tokenStep ? { tokenStepLatency: tokenStep } : {}),
+    server: {
+      cpuMsPerIteration: r((measure.serverCpu * 1000) / Math.max(1, m.iterations), 3),
+      cpuMsPerRequest: r((measure.serverCpu * 1000) / Math.max(1, m.requests), 3),
+      cpuUtilization: r(measure.serverCpu / measure.elapsed, 2),
+      rssMiB: processMemory(target.pid).rssMiB,
+    },
+    generatorCpuMsPerRequest: measure.generatorCpuMsPerRequest,
+    redisCpuMsPerRequest: measure.redisCpuMsPerRequest,
+    foreignCpuShare: measure.foreignCpuShare,
+    ...(load80 ? { load80 } : {}),
+    ...(redis ? { redis } : {}),
+    errors,
+    errorSamples,
+  };
+}
+
+/**
+ * Scenario by scenario, Latchkey and then the bare provider back to back (both servers are up;
+ * the idle one costs nothing), so that a ratio compares two runs a few seconds apart.
+ */
+async function runAll(targets: readonly ProcessTarget[], context: RunContext) {
+  for (const scenario of SCENARIOS) {
+    if (context.options.only && !context.options.only.has(scenario.id)) continue;
+    for (const target of targets) {
+      if (scenario.targets.includes(target.kind)) context.results.push(await runScenario(scenario, target, context));
+    }
+  }
+}
+
+/** Which scenarios to profile, for which missed goals (in the goals' order). */
+function profileTargets(report: Pick<Report, 'goals'>, max: number): Map<string, string[]> {
+  const wanted = new Map<string, string[]>();
+  for (const goal of report.goals) {
+    // G6 (round trips) is explained by the command list, G7 is documentation: no profile needed.
+    if (goal.pass !== false || goal.id === 'G6' || goal.id === 'G7') continue;
+    if (!wanted.has(goal.scenario) && wanted.size >= max) continue;
+    wanted.set(goal.scenario, [...new Set([...(wanted.get(goal.scenario) ?? []), goal.id])]);
+  }
+  return wanted;
+}
+
+async function main(): Promise<number> {
+  const options = parseOptions(process.argv.slice(2), process.env);
+  const timing = TIMING[options.mode];
+  const startedAt = new Date();
+  const started = performance.now();
+  const loadAverageAtStart = loadavg().map((v) => r(v, 2));
+  const steadinessAtStart = await steadiness(options.mode === 'smoke' ? 3 : 15);
+  log(`latchkey bench (${options.mode}): results to ${relative(process.cwd(), options.out) || '.'}`);
+
+  const redisServer = await startRedisServer();
+  const inspector = new RedisInspector(redisServer.url);
+  const results: ScenarioResult[] = [];
+  const limits: Report['limits'] = {};
+  const memory: Report['memory'] = {};
+  const dirs: string[] = [];
+  let latchkey = await startLatchkey({ redisUrl: redisServer.url, build: options.build, logLevel: options.logLevel });
+  dirs.push(latchkey.dir);
+  const config = loadConfig(latchkey.env);
+  const context: RunContext = { options, timing, inspector, prefix: config.redis.keyPrefix, results };
+  const signingKey = await latchkey.signingKey();
+  try {
+    await addUser(latchkey, options.build);
+
+    if (options.limits) {
+      const cores = availableParallelism();
+      limits.rs256 = await rs256Limit(signingKey, cores, timing.limitSeconds);
+      log(`limit    RS256: ${limits.rs256.signaturesPerSecond} signatures/s on ${cores} threads, ${limits.rs256.cpuMsPerSignature} ms CPU each; ${limits.rs256.verificationsPerSecond} verifications/s`);
+      limits.argon2id = await argon2Limit(config.accounts.argon2, Math.max(cores, 2), Math.max(timing.limitSeconds, 1));
+      log(`limit    argon2id: ${limits.argon2id.hashesPerSecond} hashes/s`);
+      limits.redis = await redisLimit(redisServer.port, timing.redisBenchmarkRequests);
+      await inspector.client.del('key:__rand_int__');
+      log(`limit    redis: ${limits.redis.available ? `GET ${limits.redis.getPerSecond}/s SET ${limits.redis.setPerSecond}/s, one connection ${limits.redis.getPerSecondOneConnection}/s` : limits.redis.note}`);
+    }
+
+    const bare = options.bare ? await startBare({ signingKey }) : undefined;
+    try {
+      await runAll(bare ? [latchkey, bare] : [latchkey], context);
+      memory.latchkeyPeakMiB = processMemory(latchkey.pid).peakMiB;
+      if (bare) memory.barePeakMiB = processMemory(bare.pid).peakMiB;
+    } finally {
+      await bare?.stop();
+    }
+    await latchkey.stop();
+
+    attachLimits(results, limits);
+    const byId = (pick: (s: Scenario) => boolean) => SCENARIOS.filter(pick).map((s) => s.id);
+    const tokenSteps = Object.fromEntries(SCENARIOS.filter((s) => s.tokenStep).map((s) => [s.id, s.tokenStep!]));
+    const goals = evaluateGoals(results, limits, byId((s) => s.tokenEndpoint), byId((s) => s.hotPath), tokenSteps);
+
+    // Where a goal is missed: a CPU profile of Latchkey under that scenario's load.
+    const profiles: Report['profiles'] = [];
+    if (options.profile) {
+      const profileDir = join(options.out, 'profiles');
+      const wanted = profileTargets({ goals }, timing.maxProfiles);
+      for (const id of options.profileAlso) if (!wanted.has(id)) wanted.set(id, ['asked for']);
+      for (const [id, goalIds] of wanted) {
+        if (!find(results, id)) continue;
+        const scenario = SCENARIOS.find((s) => s.id === id)!;
+        const scratch = join(profileDir, `.${id}`);
+        rmSync(scratch, { recursive: true, force: true });
+        mkdirSync(scratch, { recursive: true });
+        latchkey = await startLatchkey({ redisUrl: redisServer.url, build: options.build, logLevel: options.logLevel, dir: latchkey.dir, profileDir: scratch });
+        const connections = find(results, id)?.connections ?? 16;
+        const needed = scenario.consumesTokens ? Math.ceil((find(results, 'cc-opaque')?.throughput ?? 1000) * timing.profileSeconds) : undefined;
+        const workload = await scenario.prepare(latchkey, timing.sizes, needed);
+        const loadStarted = performance.now();
+        const cpuBefore = processCpuSeconds(latchkey.pid);
+        const run = await closedLoop(latchkey.url, workload, { connections, seconds: timing.profileSeconds, ...(needed ? { amount: needed } : {}) });
+        const processCpuMs = Math.round((processCpuSeconds(latchkey.pid) - cpuBefore) * 1000);
+        await latchkey.stop();
+        const windowMs = performance.now() - loadStarted;
+        const written = readdirSync(scratch).find((file) => file.endsWith('.cpuprofile'));
+        if (!written) {
+          log(`profile  ${id}: no profile was written`);
+          continue;
+        }
+        const file = join(profileDir, `${id}.cpuprofile`);
+        renameSync(join(scratch, written), file);
+        rmSync(scratch, { recursive: true, force: true });
+        const summary = summarizeProfile(file, windowMs);
+        profiles.push({
+          ...summary,
+          file: relative(ROOT, file),
+          scenario: id,
+          goals: goalIds,
+          iterations: run.iterations,
+          processCpuMs,
+          errors: run.errors,
+        });
+        log(`profile  ${id}: ${describe(run)}; top: ${summary.topFrames.slice(0, 3).map((f) => `${f.frame} ${f.selfPct}%`).join(', ')}`);
+      }
+    }
+
+    const report: Report = {
+      schema: 1,
+      mode: options.mode,
+      startedAt: startedAt.toISOString(),
+      wallSeconds: r((performance.now() - started) / 1000),
+      machine: {
+        cpuModel: cpus()[0]?.model.trim() ?? 'unknown',
+        cores: availableParallelism(),
+        memoryGiB: r(totalmem() / 2 ** 30),
+        node: process.version,
+        redis: await inspector.version(),
+        os: `${type()} ${release()}`,
+        loadAverageAtStart,
+        loadAverageAtEnd: loadavg().map((v) => r(v, 2)),
+        steadinessAtStart,
+        steadinessAtEnd: await steadiness(options.mode === 'smoke' ? 3 : 15),
+      },
+      settings: {
+        server: options.build === 'dist' ? 'node dist/cli.js serve (compiled)' : 'node --import tsx src/cli.ts serve',
+        nodeEnv: 'production',
+        logLevel: options.logLevel,
+        rsaBits: config.keys.rsaBits,
+        argon2: config.accounts.argon2,
+        ...timing,
+      },
+      limits,
+      scenarios: results,
+      memory,
+      goals,
+      profiles,
+      notes: [
+        'Every server runs in its own process; the load generator (autocannon as a library, closed loop) runs in the bench process, Redis in a redis-server the bench starts (no persistence). All on this one machine.',
+        "Server CPU: utime + stime of the server process from /proc/<pid>/stat across the measured run, so the load generator's CPU is not counted.",
+        'Throughput and latency: closed loop (each connection sends its next request when the answer arrives) at the connection count of the ramp step (1, 4, 16 connections) that gave the highest rate; login, discovery and JWKS use a fixed count.',
+        `p99 at 80% of peak: open loop, Poisson arrivals at 0.8 × the measured rate on at most ${PACED_CONNECTIONS} keep-alive connections (like a client's pool or a proxy's upstream pool), latency from each request's scheduled start, so time spent queued, for the server or for a connection, is counted. autocannon's rate limit is not used: it sends each connection's per-second quota back to back, which is a saturated burst.`,
+        'Raw RS256: jose SignJWT of an access-token-sized payload with the same 2048-bit key Latchkey signs with, on one worker thread per core; CPU per signature from a one-thread run (process CPU ÷ signatures).',
+        'argon2id: the argon2 package at Latchkey\'s configured parameters, as many hashes in flight as cores.',
+        'Bare oidc-provider: the same oidc-provider version with its MemoryAdapter (over a larger LRU so pooled tokens are not evicted), the same clients, resource servers, key and TTLs, its development login pages, no Redis, no middleware and no request log. It cannot introspect or revoke JWT access tokens, so those rows are held against its opaque equivalents.',
+        `Latchkey runs with NODE_ENV=production and LOG_LEVEL=${options.logLevel} (one JSON request log line per request, written to /dev/null).`,
+        'Revocation of opaque tokens revokes each token once (fresh tokens per run); JWT revocation revokes a pool of JWTs in turn (a repeat costs the same: verify + SET).',
+        'Figures from a machine where other processes compete for the CPU are not final; foreignCpuShare in latest.json says how much they took during each measured run.',
+      ],
+      errors: results.reduce((sum, s) => sum + s.errors, 0),
+    };
+    mkdirSync(options.out, { recursive: true });
+    writeFileSync(join(options.out, 'latest.json'), `${JSON.stringify(report, null, 2)}\n`);
+    writeFileSync(join(options.out, 'latest.md'), markdown(report));
+    log('');
+    log(terminal(report));
+    log('');
+    log(`wrote ${relative(process.cwd(), join(options.out, 'latest.md'))} and latest.json in ${r(report.wallSeconds, 0)} s`);
+    if (report.errors) {
+      log(`${report.errors} errors: ${results.filter((s) => s.errors).map((s) => `${s.target}/${s.id}: ${s.errorSamples[0] ?? ''}`).join('; ')}`);
+      return 2;
+    }
+    return 0;
+  } finally {
+    await latchkey.stop().catch(() => {});
+    await inspector.close();
+    await redisServer.stop();
+    for (const dir of dirs) removeDir(dir);
+  }
+}
+
+main().then(
+  (status) => process.exit(status),
+  (error) => {
+    console.error(error);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,219 @@
+/**
+ * The servers under test, each in its own process so that its CPU time (from /proc) is its own and
+ * not the load generator's: Latchkey (`node dist/cli.js serve`, or src/ through tsx for the smoke
+ * run) on a real Redis, and a bare oidc-provider with its in-memory adapter (bare-provider.ts).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { exportJWK, generateKeyPair, type JWK } from 'jose';
+import { ROOT } from '../../src/paths.js';
+import type { Agent, Page } from '../helpers/agent.js';
+import { freePort } from '../helpers/redis.js';
+import { CLIENTS, RESOURCE_SERVERS, USER, WEB, type Target, type TargetKind } from './scenarios.js';
+
+export type ServerBuild = 'dist' | 'src';
+
+export interface ProcessTarget extends Target {
+  readonly pid: number;
+  /** Stops the process (SIGTERM) and waits for it; a --cpu-prof profile is written on the way out. */
+  stop(): Promise<void>;
+}
+
+const CLK_TCK = 100; // USER_HZ: 100 on every Linux that Node supports
+
+/** User + system CPU seconds of a process so far. */
+export function processCpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
+}
+
+/** VmHWM (peak resident set) and VmRSS of a process, MiB. */
+export function processMemory(pid: number): { peakMiB: number; rssMiB: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kib = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? 0);
+  return { peakMiB: Math.round(kib('VmHWM') / 102.4) / 10, rssMiB: Math.round(kib('VmRSS') / 102.4) / 10 };
+}
+
+/** Busy CPU seconds of the whole machine (all cores) so far, from /proc/stat. */
+export function machineBusySeconds(): number {
+  const line = readFileSync('/proc/stat', 'utf8').split('\n')[0]!;
+  const [, ...values] = line.trim().split(/\s+/).map(Number);
+  const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0, steal = 0] = values;
+  return (user + nice + system + irq + softirq + steal) / CLK_TCK;
+}
+
+const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
+
+function spawnServer(args: string[], env: Record<string, string>, profileDir?: string): { child: ChildProcess; stderr: () => string } {
+  const child = spawn(process.execPath, [...(profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : []), ...args], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH ?? '', NODE_NO_WARNINGS: '1', ...env },
+    // Request logs go to /dev/null: written (that cost is Latchkey's), not read.
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr!.on('data', (chunk: Buffer) => {
+    stderr = (stderr + chunk.toString()).slice(-8000);
+  });
+  process.once('exit', () => child.kill('SIGKILL'));
+  return { child, stderr: () => stderr };
+}
+
+async function ready(child: ChildProcess, url: string, stderr: () => string): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`the server exited (${child.exitCode}): ${stderr()}`);
+    try {
+      if ((await fetch(url)).ok) return;
+    } catch {
+      // not listening yet
+    }
+    await sleep(100);
+  }
+  child.kill('SIGKILL');
+  throw new Error(`no answer from ${url} within 30 s: ${stderr()}`);
+}
+
+function stopper(child: ChildProcess): () => Promise<void> {
+  return async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise<void>((done) => child.once('exit', () => done()));
+    child.kill('SIGTERM');
+    await Promise.race([exited, sleep(15_000).then(() => child.kill('SIGKILL'))]);
+    await exited;
+  };
+}
+
+/** The `latchkey` command line for a build: compiled, or the sources through tsx. */
+function command(build: ServerBuild): string[] {
+  return build === 'dist' ? [join(ROOT, 'dist', 'cli.js')] : ['--import', 'tsx', join(ROOT, 'src', 'cli.ts')];
+}
+
+export interface LatchkeyOptions {
+  readonly redisUrl: string;
+  readonly build: ServerBuild;
+  readonly logLevel: string;
+  /** Keys directory of an earlier start (the same signing key across restarts). */
+  readonly dir?: string;
+  readonly profileDir?: string;
+}
+
+export interface LatchkeyTarget extends ProcessTarget {
+  readonly dir: string;
+  readonly env: Record<string, string>;
+  /**
+   * A private RS256 key of the size Latchkey signs with, for the raw-signing limit and the bare
+   * provider. (Latchkey's own key is sealed in Redis; any key of the same size costs the same.)
+   */
+  signingKey(): Promise<JWK>;
+}
+
+/** One set per bench run: a Latchkey restarted on the same Redis must open the key ring it sealed. */
+const RUN_SECRETS = { cookie: randomBytes(32).toString('base64url'), keyRing: randomBytes(32).toString('base64url') };
+
+export async function startLatchkey(options: LatchkeyOptions): Promise<LatchkeyTarget> {
+  const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'latchkey-bench-'));
+  const port = await freePort();
+  const env = {
+    NODE_ENV: 'production',
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    ISSUER: `http://localhost:${port}`,
+    KEYS_DIR: join(dir, 'keys'),
+    REDIS_URL: options.redisUrl,
+    COOKIE_KEYS: RUN_SECRETS.cookie,
+    LOG_LEVEL: options.logLevel,
+    CLIENTS: JSON.stringify(CLIENTS),
+    RESOURCE_SERVERS: JSON.stringify(RESOURCE_SERVERS),
+    // The bench signs in thousands of times from one address; nothing here is a brute-force attack.
+    ACCOUNTS_THROTTLE_MAX_FAILURES: '1000000',
+    ACCOUNTS_THROTTLE_MAX_FAILURES_PER_IP: '1000000',
+    // One client from one address at thousands of requests a second: the limits would measure themselves.
+    RATE_LIMIT_PER_IP: '0',
+    RATE_LIMIT_PER_CLIENT: '0',
+    RATE_LIMIT_REGISTRATION_PER_IP: '0',
+    // One process, like the bare provider it is compared with; scale-out is `serve --workers N`.
+    WORKERS: '1',
+    METRICS_PORT: '0',
+    KEYS_SECRETS: RUN_SECRETS.keyRing,
+  };
+  const { child, stderr } = spawnServer([...command(options.build), 'serve'], env, options.profileDir);
+  const url = `http://127.0.0.1:${port}`;
+  await ready(child, `${url}/healthz`, stderr);
+  return {
+    kind: 'latchkey',
+    url,
+    issuer: env.ISSUER,
+    pid: child.pid!,
+    dir,
+    env,
+    signIn: latchkeySignIn,
+    async signingKey() {
+      const { privateKey } = await generateKeyPair('RS256', { modulusLength: 2048, extractable: true });
+      return { ...(await exportJWK(privateKey)), kid: 'bench', alg: 'RS256', use: 'sig' };
+    },
+    stop: stopper(child),
+  };
+}
+
+export function removeDir(dir: string): void {
+  rmSync(dir, { recursive: true, force: true });
+}
+
+/** Creates the bench's person with `latchkey users add` (the CLI on the same store). */
+export async function addUser(target: LatchkeyTarget, build: ServerBuild): Promise<void> {
+  const child = spawn(process.execPath, [...command(build), 'users', 'add', USER.username, '--password-stdin', '--name', 'Alice'], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH ?? '', NODE_NO_WARNINGS: '1', ...target.env },
+    stdio: ['pipe', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  child.stdin!.end(USER.password);
+  const status = await new Promise<number | null>((done) => child.once('exit', done));
+  if (status !== 0 && !/exists/i.test(stderr)) throw new Error(`latchkey users add failed (${status}): ${stderr}`);
+}
+
+async function latchkeySignIn(agent: Agent, start: Page): Promise<Page> {
+  let page = start;
+  for (let i = 0; i < 3 && page.url.includes('/interaction/'); i += 1) {
+    if (page.html.includes('name="password"')) {
+      page = await agent.submit(page, '/login', { username: USER.username, password: USER.password }, WEB.redirect);
+    } else if (page.html.includes('/confirm')) {
+      page = await agent.submit(page, '/confirm', {}, WEB.redirect);
+    } else {
+      break;
+    }
+  }
+  return page;
+}
+
+/** oidc-provider's development interactions: any login, then "Continue" on the consent page. */
+async function bareSignIn(agent: Agent, start: Page): Promise<Page> {
+  let page = start;
+  for (let i = 0; i < 3 && page.url.includes('/interaction/'); i += 1) {
+    const fields: Record<string, string> = page.html.includes('name="login"') ? { login: USER.username, password: USER.password } : {};
+    page = await agent.submit(page, '/interaction/', fields, WEB.redirect);
+  }
+  return page;
+}
+
+export async function startBare(options: { signingKey: JWK; profileDir?: string }): Promise<ProcessTarget> {
+  const port = await freePort();
+  const env = {
+    NODE_ENV: 'production',
+    PORT: String(port),
+    ISSUER: `http://localhost:${port}`,
+    JWKS: JSON.stringify({ keys: [options.signingKey] }),
+    CLIENTS: JSON.stringify(CLIENTS),
+    RESOURCE_SERVERS: JSON.stringify(RESOURCE_SERVERS),
+  };
+  const { child, stderr } = spawnServer(['--import', 'tsx', join(ROOT, 'test', 'bench', 'bare-provider.ts')], env, options.profileDir);
+  const url = `http://127.0.0.1:${port}`;
+  await ready(child, `${url}/.well-known/openid-configuration`, stderr);
+  return { kind: 'bare' satisfies TargetKind, url, issuer: env.ISSUER, pid: child.pid!, signIn: bareSignIn, stop: stopper(child) };
+}

@@ -1,0 +1,90 @@
+/**
+ * The benchmark harness in smoke mode (about a second per scenario): it must run every scenario
+ * against Latchkey and the bare oidc-provider without a single error and write well-formed
+ * results. Nothing here asserts on speed.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ROOT } from '../../src/paths.js';
+import type { Report } from '../bench/report.js';
+import { SCENARIOS } from '../bench/scenarios.js';
+
+describe('bench: npm run bench -- --smoke', function () {
+  this.timeout(600_000);
+  const out = mkdtempSync(join(tmpdir(), 'latchkey-bench-smoke-'));
+  let status: number | null;
+  let output = '';
+  let report: Report;
+  let md: string;
+
+  before(async () => {
+    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'test', 'bench', 'run.ts'), '--smoke', '--out', out], {
+      cwd: ROOT,
+      env: { ...process.env, NODE_NO_WARNINGS: '1' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    status = await new Promise<number | null>((done) => child.once('exit', done));
+    report = JSON.parse(readFileSync(join(out, 'latest.json'), 'utf8')) as Report;
+    md = readFileSync(join(out, 'latest.md'), 'utf8');
+  });
+
+  after(() => rmSync(out, { recursive: true, force: true }));
+
+  it('finishes with status 0', () => {
+    assert.equal(status, 0, output.slice(-4000));
+  });
+
+  it('describes the machine and the limits measured in the same run', () => {
+    assert.equal(report.schema, 1);
+    assert.equal(report.mode, 'smoke');
+    const { machine, limits } = report;
+    assert.ok(machine.cpuModel && machine.cores >= 1 && machine.memoryGiB > 0);
+    assert.match(machine.node, /^v\d+\./);
+    assert.match(machine.redis, /^\d+\.\d+/);
+    assert.ok(limits.rs256!.signaturesPerSecond > 0 && limits.rs256!.cpuMsPerSignature > 0 && limits.rs256!.verificationsPerSecond > 0);
+    assert.ok(limits.argon2id!.hashesPerSecond > 0);
+    if (limits.redis!.available) assert.ok(limits.redis!.getPerSecond! > 0 && limits.redis!.setPerSecond! > 0);
+    else assert.match(limits.redis!.note!, /redis-benchmark/);
+  });
+
+  it('ran every scenario on every server it applies to, with zero errors', () => {
+    for (const scenario of SCENARIOS) {
+      for (const target of scenario.targets) {
+        const result = report.scenarios.find((s) => s.id === scenario.id && s.target === target);
+        assert.ok(result, `${target}/${scenario.id} is missing`);
+        assert.equal(result.errors, 0, `${target}/${scenario.id}: ${result.errorSamples.join('; ')}`);
+        assert.ok(result.measure.iterations > 0 && result.throughput > 0, `${target}/${scenario.id} completed nothing`);
+        assert.ok(result.latency.p50 <= result.latency.p99);
+        assert.ok(result.server.cpuMsPerIteration >= 0);
+        if (target === 'latchkey') {
+          assert.ok(result.redis && result.redis.iterations > 0, `${scenario.id}: no Redis probe`);
+          if (scenario.tokenEndpoint) assert.equal(result.load80?.errors, 0, `${scenario.id}: no clean run at 80% of peak`);
+        }
+      }
+    }
+    assert.equal(report.errors, 0);
+  });
+
+  it('holds figures against their limits and says PASS or MISS for every goal of the issue', () => {
+    assert.deepEqual([...new Set(report.goals.map((g) => g.id))], ['G1', 'G2', 'G3', 'G4', 'G5', 'G6', 'G7']);
+    for (const goal of report.goals) {
+      assert.ok(goal.pass === true || goal.pass === false, `${goal.id} ${goal.scenario} was not evaluated`);
+      assert.equal(typeof goal.measured, 'number');
+    }
+    for (const s of report.scenarios.filter((s) => s.target === 'latchkey')) assert.ok(s.limit && s.limit.value > 0, `${s.id} has no limit`);
+    assert.ok(report.memory.latchkeyPeakMiB! > 0 && report.memory.barePeakMiB! > 0);
+  });
+
+  it('writes the Markdown table with every scenario and the goals', () => {
+    for (const heading of ['## Goals (issue #7)', '## Scenarios', '## Limits, measured in the same run', '## Redis per request', '## State stored in Redis']) {
+      assert.ok(md.includes(heading), heading);
+    }
+    for (const scenario of SCENARIOS) assert.ok(md.includes(`| ${scenario.id} |`), scenario.id);
+    assert.match(md, /\| (PASS|MISS) \|/);
+  });
+});
