@@ -17,6 +17,7 @@ import { postAsGet } from './post-methods.js';
 import { ADMIN_SCOPES } from '../registration/admin-resource.js';
 import { acceptPreviousSecrets } from '../registration/clients.js';
 import { developerClient } from '../registration/developer-pages.js';
+import { singleUseInitialAccessTokens } from '../registration/initial-access-tokens.js';
 import { enforcePolicy, type RegistrationPolicy } from '../registration/policy.js';
 import type { Consents } from './consents.js';
 import { CLOCK_TOLERANCE, resourceServers } from './lifetimes.js';
@@ -188,6 +189,7 @@ export function createProvider({ config, kv, keyring, accounts, revocations, con
   // OIDC Core §3.1.2.1 and RP-Initiated Logout §2: POST too, with SameSite=Lax cookies kept (see post-methods.ts).
   provider.use(postAsGet([provider.pathFor('authorization'), provider.pathFor('end_session')]));
   provider.use(clientAuthenticationRequired(new URL(config.issuer).host));
+  if (!config.registration.open) provider.use(singleUseInitialAccessTokens(provider, kv, config.issuer));
   provider.use(
     jwtAccessTokenEndpoints({
       issuer: config.issuer,
