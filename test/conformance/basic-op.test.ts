@@ -25,7 +25,7 @@ describe('OpenID Connect Basic OP (authorization code flow)', function () {
   let other: RelyingParty;
   let spa: RelyingParty;
   let pkjwt: RelyingParty;
-  let pkjwtKey: CryptoKey;
+  let pkjwtKey: Awaited<ReturnType<typeof generateKeyPair>>['privateKey'];
   /** One signed-in person (alice) for the session-dependent checks. */
   let alice: Agent;
 
