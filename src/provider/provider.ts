@@ -13,6 +13,7 @@ import { GRANT_CLAIM, grantHandle, type RevocationList } from '../revocation/lis
 import { adapterFactory } from '../store/adapter.js';
 import type { Kv } from '../store/kv.js';
 import { clientAuthenticationRequired } from './client-auth-required.js';
+import { onlyIdTokensAsHints } from './id-token-hints.js';
 import { postAsGet } from './post-methods.js';
 import { ADMIN_SCOPES } from '../registration/admin-resource.js';
 import { acceptPreviousSecrets } from '../registration/clients.js';
@@ -185,6 +186,7 @@ export function createProvider({ config, kv, keyring, accounts, revocations, con
 
   const provider = new Provider(config.issuer, configuration);
   acceptPreviousSecrets(provider, kv);
+  onlyIdTokensAsHints(provider);
   provider.proxy = config.proxy;
   // OIDC Core §3.1.2.1 and RP-Initiated Logout §2: POST too, with SameSite=Lax cookies kept (see post-methods.ts).
   provider.use(postAsGet([provider.pathFor('authorization'), provider.pathFor('end_session')]));
