@@ -15,6 +15,7 @@ import type { Kv } from '../store/kv.js';
 import { clientAuthenticationRequired } from './client-auth-required.js';
 import { onlyIdTokensAsHints } from './id-token-hints.js';
 import { postAsGet } from './post-methods.js';
+import { rotateRefreshTokenAfterChecks } from './refresh-rotation.js';
 import { ADMIN_SCOPES } from '../registration/admin-resource.js';
 import { acceptPreviousSecrets } from '../registration/clients.js';
 import { developerClient } from '../registration/developer-pages.js';
@@ -92,8 +93,9 @@ export function createProvider({ config, kv, keyring, accounts, revocations, con
       // Algorithms clients may sign private_key_jwt assertions with: asymmetric only.
       clientAuthSigningAlgValues: ['RS256', 'PS256', 'ES256', 'EdDSA'],
     },
-    // Every refresh token is single-use: a rotated one presented again revokes the grant.
-    rotateRefreshToken: true,
+    // Every refresh token is single-use: a rotated one presented again revokes the grant. The
+    // request's resource is checked before the token is spent (see refresh-rotation.ts).
+    rotateRefreshToken: rotateRefreshTokenAfterChecks(() => servers.map((server) => server.identifier)),
     // Resource servers' scopes too: oidc-provider accepts in a client's `scope` metadata only
     // scopes listed here, and that metadata is what bounds a client at each resource server.
     scopes: policy.scopes,
