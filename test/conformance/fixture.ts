@@ -9,14 +9,17 @@
  * claims it likes (expired, wrong audience, wrong type) and prove that each is refused.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { calculateJwkThumbprint, createRemoteJWKSet, exportJWK, generateKeyPair, type JWK } from 'jose';
 import * as oidc from 'openid-client';
 import { Agent, type Page } from '../helpers/agent.js';
+import { eventually } from '../helpers/eventually.js';
 import { latchkey } from '../helpers/process.js';
 import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
-import { startServer, testDir, testEnv, type TestServer } from '../helpers/server.js';
+import { startServer, testDir, testEnv } from '../helpers/server.js';
 
 export interface Person {
   readonly username: string;
@@ -46,6 +49,8 @@ export interface OpOptions {
   readonly people?: readonly Person[];
   /** Provision the signing key (keys/keyring.json) before the first start, and keep its private JWK. */
   readonly provisionKey?: boolean;
+  /** Run `latchkey serve` as its own process and keep every line it logs (stdout and stderr). */
+  readonly ownProcess?: boolean;
 }
 
 export interface Op {
@@ -59,6 +64,8 @@ export interface Op {
   readonly jwks: ReturnType<typeof createRemoteJWKSet>;
   /** `sub` of each person, as the CLI printed it. */
   readonly subs: Record<string, string>;
+  /** What the server logged, when it runs in its own process (ownProcess). */
+  readonly logs: string[];
   stop(): Promise<void>;
 }
 
@@ -81,7 +88,8 @@ export async function provisionKeyring(keysDir: string): Promise<JWK> {
 export async function startOp(options: OpOptions = {}): Promise<Op> {
   const dir = testDir();
   let redis: RedisServer | undefined;
-  let server: TestServer | undefined;
+  let server: { stop(): Promise<void>; issuer: string } | undefined;
+  const logs: string[] = [];
   try {
     redis = await startRedisServer();
     const port = await freePort();
@@ -93,7 +101,7 @@ export async function startOp(options: OpOptions = {}): Promise<Op> {
     };
     const env = testEnv(dir, port, settings);
     const signingKey = options.provisionKey ? await provisionKeyring(env.KEYS_DIR!) : undefined;
-    server = await startServer(settings);
+    server = options.ownProcess ? await serveLogged(env, logs) : await startServer(settings);
     const subs: Record<string, string> = {};
     for (const person of options.people ?? []) subs[person.username] = await addPerson(env, person);
     const issuer = server.issuer;
@@ -109,6 +117,7 @@ export async function startOp(options: OpOptions = {}): Promise<Op> {
       signingKey,
       jwks: createRemoteJWKSet(new URL(metadata.jwks_uri!)),
       subs,
+      logs,
       async stop() {
         await running.stop();
         await store.stop();
@@ -121,6 +130,38 @@ export async function startOp(options: OpOptions = {}): Promise<Op> {
     rmSync(dir, { recursive: true, force: true });
     throw error;
   }
+}
+
+/** `latchkey serve` in its own process, every output line kept in `logs`; ready when /healthz answers. */
+async function serveLogged(env: Record<string, string>, logs: string[]): Promise<{ stop(): Promise<void>; issuer: string }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('../../src/cli.ts', import.meta.url)), 'serve'], {
+    env: { PATH: process.env.PATH, NODE_NO_WARNINGS: '1', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const exited = new Promise<void>((done) => child.once('exit', () => done()));
+  process.once('exit', () => child.kill('SIGKILL'));
+  for (const stream of [child.stdout!, child.stderr!]) {
+    let partial = '';
+    stream.on('data', (chunk: Buffer) => {
+      const lines = (partial + chunk.toString()).split('\n');
+      partial = lines.pop() ?? '';
+      logs.push(...lines.filter(Boolean));
+    });
+  }
+  const stop = async () => {
+    child.kill('SIGTERM');
+    await exited;
+  };
+  try {
+    await eventually(async () => {
+      if (child.exitCode !== null) throw new Error(`latchkey serve exited:\n${logs.join('\n')}`);
+      assert.equal((await fetch(`http://127.0.0.1:${env.PORT}/healthz`)).status, 200);
+    }, 150);
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  return { stop, issuer: env.ISSUER! };
 }
 
 /** `latchkey users add`, as an operator would; returns the new person's sub. */
