@@ -14,6 +14,11 @@ import { respondWithError } from '../interactions/errors.js';
 
 /** Form bodies larger than this are refused; the parameters of an authorization request are small. */
 export const POST_BODY_LIMIT = 64 * 1024;
+/**
+ * The longest URL we send the browser on to. Servers and proxies refuse longer request lines and
+ * headers (Node's own limit for all headers is 16 KiB), and so do HTTP clients for a Location.
+ */
+export const LOCATION_LIMIT = 8 * 1024;
 
 async function readForm(ctx: Context): Promise<URLSearchParams | undefined> {
   const declared = Number(ctx.get('content-length') || 0);
@@ -41,7 +46,12 @@ export function postAsGet(paths: readonly string[]): Middleware {
       respondWithError(ctx, 413, { error: 'invalid_request', error_description: 'the request body is too large' });
       return;
     }
+    const location = `${ctx.path}?${form.toString()}`;
+    if (location.length > LOCATION_LIMIT) {
+      respondWithError(ctx, 413, { error: 'invalid_request', error_description: 'the request is too large; send fewer or shorter parameters' });
+      return;
+    }
     ctx.status = 303;
-    ctx.redirect(`${ctx.path}?${form.toString()}`);
+    ctx.redirect(location);
   };
 }

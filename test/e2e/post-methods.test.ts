@@ -112,4 +112,17 @@ describe('e2e: POST at the authorization and end-session endpoints', function ()
     assert.equal(huge.status, 413);
     assert.match(await huge.text(), /too large/);
   });
+
+  it('a form that would make a URL longer than servers accept (8 KiB) gets 413, not a Location clients cannot follow', async () => {
+    // 12 KiB of invalid UTF-8 fits the body limit, but re-encoded (each byte as U+FFFD, %EF%BF%BD) it is a 36 KiB URL.
+    const response = await fetch(`${server.url}/auth`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
+      body: `client_id=app&acr_values=${'%FF'.repeat(4 * 1024)}`,
+      redirect: 'manual',
+    });
+    assert.equal(response.status, 413);
+    assert.equal(response.headers.get('location'), null);
+    assert.equal(((await response.json()) as { error: string }).error, 'invalid_request');
+  });
 });
