@@ -12,6 +12,7 @@ import { jwtAccessTokenEndpoints } from '../revocation/jwt-access-tokens.js';
 import { GRANT_CLAIM, grantHandle, type RevocationList } from '../revocation/list.js';
 import { adapterFactory } from '../store/adapter.js';
 import type { Kv } from '../store/kv.js';
+import { bareNotFound } from './bare-not-found.js';
 import { clientAuthenticationRequired } from './client-auth-required.js';
 import { onlyIdTokensAsHints } from './id-token-hints.js';
 import { postAsGet } from './post-methods.js';
@@ -190,6 +191,7 @@ export function createProvider({ config, kv, keyring, accounts, revocations, con
   acceptPreviousSecrets(provider, kv);
   onlyIdTokensAsHints(provider);
   provider.proxy = config.proxy;
+  provider.use(bareNotFound());
   // OIDC Core §3.1.2.1 and RP-Initiated Logout §2: POST too, with SameSite=Lax cookies kept (see post-methods.ts).
   provider.use(postAsGet([provider.pathFor('authorization'), provider.pathFor('end_session')]));
   provider.use(clientAuthenticationRequired(new URL(config.issuer).host));
