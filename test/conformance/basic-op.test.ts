@@ -379,9 +379,11 @@ describe('OpenID Connect Basic OP (authorization code flow)', function () {
       const agent = new Agent();
       const first = await verifyIdToken((await web.redeem(await web.signIn(agent, ALICE, { max_age: '3600' }))).id_token!, 'web');
       assert.equal(typeof first.auth_time, 'number');
-      await sleep(1500);
+      // Authentication times are whole seconds: only after two seconds has more than one second
+      // passed by every clock reading (a sign-in at 100.0 is 100; 101.9 - 100 is still 1).
+      await sleep(2100);
       const flow = await web.authorize(agent, { max_age: '1' });
-      assert.ok(isLogin(flow.page), 'the login page is shown again');
+      assert.ok(isLogin(flow.page), `the login page is shown again, got ${flow.page.status} ${flow.page.url} ${flow.page.html.slice(0, 300)}`);
       const page = await agent.submit(flow.page, '/login', { username: ALICE.username, password: ALICE.password }, web.redirectUri);
       const second = await verifyIdToken((await web.redeem({ ...flow, page })).id_token!, 'web');
       assert.equal(typeof second.auth_time, 'number');
@@ -692,6 +694,13 @@ describe('OpenID Connect Basic OP (authorization code flow)', function () {
       assert.equal(after.iss, before.iss);
       assert.deepEqual(after.aud, before.aud);
       assert.equal((await userinfo(refreshed.access_token)).status, 200);
+    });
+
+    it('a refresh token is issued only when offline_access was asked for and consented (Core §11, RFC 9700 §4.14.2)', async () => {
+      const without = await web.redeem(await web.signIn(alice, ALICE, { scope: 'openid profile' }));
+      assert.equal(without.refresh_token, undefined);
+      const withOffline = await web.redeem(await web.signIn(alice, ALICE, { scope: 'openid offline_access', prompt: 'consent' }));
+      assert.ok(withOffline.refresh_token);
     });
 
     it('refresh tokens rotate: each use returns a new one and retires the old (RFC 9700 §4.14.2)', async () => {

@@ -49,6 +49,21 @@ describe('OpenID Connect Config OP (discovery and keys)', function () {
     assert.equal(config.serverMetadata().issuer, op.issuer);
   });
 
+  it('OAuth 2.0 Authorization Server Metadata is published too, with the same issuer and endpoints (RFC 8414 §3, RFC 9700 §2.6)', async () => {
+    const response = await fetch(new URL('/.well-known/oauth-authorization-server', op.issuer));
+    assert.equal(response.status, 200);
+    const oauth = (await response.json()) as Record<string, unknown>;
+    assert.equal(oauth.issuer, op.issuer);
+    assert.equal(oauth.token_endpoint, metadata.token_endpoint);
+    assert.equal(oauth.authorization_endpoint, metadata.authorization_endpoint);
+  });
+
+  it('sender-constrained tokens are discoverable: DPoP signing algorithms, asymmetric only (RFC 9449 §5.1, RFC 9700 §2.2.1)', () => {
+    const algs = metadata.dpop_signing_alg_values_supported as string[];
+    assert.ok(algs.length > 0);
+    assert.ok(algs.every((alg) => alg !== 'none' && !alg.startsWith('HS')));
+  });
+
   it('has every REQUIRED provider metadata field (Discovery §3)', () => {
     for (const field of ['issuer', 'authorization_endpoint', 'token_endpoint', 'jwks_uri', 'response_types_supported', 'subject_types_supported', 'id_token_signing_alg_values_supported']) {
       assert.ok(metadata[field] !== undefined, `${field} is present`);
