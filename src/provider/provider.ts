@@ -13,10 +13,15 @@ import { jwtAccessTokenEndpoints } from '../revocation/jwt-access-tokens.js';
 import { GRANT_CLAIM, grantHandle, type RevocationList } from '../revocation/list.js';
 import { adapterFactory } from '../store/adapter.js';
 import type { Kv } from '../store/kv.js';
+import { bareNotFound } from './bare-not-found.js';
 import { clientAuthenticationRequired } from './client-auth-required.js';
+import { onlyIdTokensAsHints } from './id-token-hints.js';
+import { postAsGet } from './post-methods.js';
+import { rotateRefreshTokenAfterChecks } from './refresh-rotation.js';
 import { ADMIN_SCOPES } from '../registration/admin-resource.js';
 import { acceptPreviousSecrets } from '../registration/clients.js';
 import { developerClient } from '../registration/developer-pages.js';
+import { singleUseInitialAccessTokens } from '../registration/initial-access-tokens.js';
 import { enforcePolicy, type RegistrationPolicy } from '../registration/policy.js';
 import type { Consents } from './consents.js';
 import { CLOCK_TOLERANCE, resourceServers } from './lifetimes.js';
@@ -92,8 +97,9 @@ export function createProvider({ config, kv, keyring, accounts, revocations, con
       // Algorithms clients may sign private_key_jwt assertions with: asymmetric only.
       clientAuthSigningAlgValues: ['RS256', 'PS256', 'ES256', 'EdDSA'],
     },
-    // Every refresh token is single-use: a rotated one presented again revokes the grant.
-    rotateRefreshToken: true,
+    // Every refresh token is single-use: a rotated one presented again revokes the grant. The
+    // request's resource is checked before the token is spent (see refresh-rotation.ts).
+    rotateRefreshToken: rotateRefreshTokenAfterChecks(() => servers.map((server) => server.identifier)),
     // Resource servers' scopes too: oidc-provider accepts in a client's `scope` metadata only
     // scopes listed here, and that metadata is what bounds a client at each resource server.
     scopes: policy.scopes,
@@ -186,9 +192,14 @@ export function createProvider({ config, kv, keyring, accounts, revocations, con
 
   const provider = new Provider(config.issuer, configuration);
   acceptPreviousSecrets(provider, kv);
+  onlyIdTokensAsHints(provider);
   provider.use(rateLimits);
   provider.proxy = config.proxy;
+  provider.use(bareNotFound());
+  // OIDC Core §3.1.2.1 and RP-Initiated Logout §2: POST too, with SameSite=Lax cookies kept (see post-methods.ts).
+  provider.use(postAsGet([provider.pathFor('authorization'), provider.pathFor('end_session')]));
   provider.use(clientAuthenticationRequired(new URL(config.issuer).host));
+  if (!config.registration.open) provider.use(singleUseInitialAccessTokens(provider, kv, config.issuer));
   provider.use(
     jwtAccessTokenEndpoints({
       issuer: config.issuer,

@@ -45,15 +45,28 @@ function redirectUriProblem(uri: string, native: boolean): string | undefined {
   return undefined;
 }
 
+/**
+ * A list of URIs as registered. This runs before oidc-provider's own type checks, so it checks the
+ * type itself: anything but an array of strings is refused here, never iterated.
+ */
+function uris(metadata: Record<string, unknown>, name: string): string[] {
+  const value = metadata[name];
+  if (value === undefined) return [];
+  if (!Array.isArray(value) || !value.every((uri) => typeof uri === 'string')) {
+    throw new errors.InvalidClientMetadata(`${name} must be an array of URI strings`);
+  }
+  return value;
+}
+
 /** Throws the RFC 7591 error for the first rule the metadata breaks. */
 export function enforcePolicy(policy: RegistrationPolicy, metadata: Record<string, unknown>, selfService: boolean): void {
   const native = metadata.application_type === 'native';
-  for (const uri of (metadata.redirect_uris as string[] | undefined) ?? []) {
+  for (const uri of uris(metadata, 'redirect_uris')) {
     const problem = redirectUriProblem(uri, native);
     // oidc-provider answers invalid_redirect_uri for a description that starts with "redirect_uris".
     if (problem) throw new errors.InvalidClientMetadata(`redirect_uris: ${problem}`);
   }
-  for (const uri of (metadata.post_logout_redirect_uris as string[] | undefined) ?? []) {
+  for (const uri of uris(metadata, 'post_logout_redirect_uris')) {
     const problem = redirectUriProblem(uri, native);
     if (problem) throw new errors.InvalidClientMetadata(`post_logout_redirect_uris: ${problem}`);
   }

@@ -22,6 +22,11 @@ export class Agent {
     this.#cookies.clear();
   }
 
+  /** The Cookie header this agent would send to `url` (e.g. to replay its session in a raw request). */
+  cookieHeader(url: string): string {
+    return [...(this.#cookies.get(new URL(url).host) ?? [])].map(([k, v]) => `${k}=${v}`).join('; ');
+  }
+
   async request(url: string, init: RequestInit = {}): Promise<Response> {
     const target = new URL(url);
     const jar = this.#cookies.get(target.host) ?? new Map<string, string>();

@@ -1,0 +1,17 @@
+/**
+ * oidc-provider answers an OPTIONS request that is not a CORS preflight (no
+ * Access-Control-Request-Method), at its CORS-enabled routes (token, userinfo, JWKS, discovery,
+ * introspection, revocation, PAR), with a 404 and no body, which Koa then fills with a text/plain
+ * "Not Found". Every other 404 is our JSON error or error page (by Accept); so is this one.
+ */
+import type { Middleware } from 'koa';
+import { respondWithError } from '../interactions/errors.js';
+
+export function bareNotFound(): Middleware {
+  return async function notFound(ctx, next) {
+    await next();
+    if (ctx.status === 404 && ctx.body == null) {
+      respondWithError(ctx, 404, { error: 'not_found', error_description: 'no such endpoint' });
+    }
+  };
+}

@@ -1,0 +1,277 @@
+/**
+ * The conformance suite's view of Latchkey: a running OP reached over HTTP only. The fixture
+ * starts it (real redis-server, Latchkey in process), configures clients the way an operator does
+ * (static CLIENTS metadata, or the CLI), creates people with the CLI, and from then on the tests
+ * know nothing but the issuer URL: discovery tells them every endpoint.
+ *
+ * An operator may provision the signing key ring (keys/keyring.json, imported at first start, see
+ * keys/README.md). The JWT attack suite does, so that it can sign tokens "as the OP" with any
+ * claims it likes (expired, wrong audience, wrong type) and prove that each is refused.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { calculateJwkThumbprint, createRemoteJWKSet, exportJWK, generateKeyPair, type JWK } from 'jose';
+import * as oidc from 'openid-client';
+import { Agent, type Page } from '../helpers/agent.js';
+import { eventually } from '../helpers/eventually.js';
+import { latchkey } from '../helpers/process.js';
+import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
+import { startServer, testDir, testEnv } from '../helpers/server.js';
+
+export interface Person {
+  readonly username: string;
+  readonly password: string;
+  readonly name?: string;
+  readonly givenName?: string;
+  readonly familyName?: string;
+  readonly email?: string;
+  readonly locale?: string;
+}
+
+export const ALICE: Person = {
+  username: 'alice',
+  password: 'conformance passphrase for alice',
+  name: 'Alice Liddell',
+  givenName: 'Alice',
+  familyName: 'Liddell',
+  email: 'alice@example.test',
+  locale: 'en-GB',
+};
+export const BOB: Person = { username: 'bob', password: 'conformance passphrase for bob', name: 'Bob Builder' };
+
+export interface OpOptions {
+  /** Static clients (RFC 7591 metadata), as an operator configures them. */
+  readonly clients?: readonly Record<string, unknown>[];
+  readonly env?: Record<string, string>;
+  readonly people?: readonly Person[];
+  /** Provision the signing key (keys/keyring.json) before the first start, and keep its private JWK. */
+  readonly provisionKey?: boolean;
+  /** Run `latchkey serve` as its own process and keep every line it logs (stdout and stderr). */
+  readonly ownProcess?: boolean;
+}
+
+export interface Op {
+  /** The issuer; every other URL comes from its discovery document. */
+  readonly issuer: string;
+  readonly metadata: oidc.ServerMetadata;
+  /** The environment the server was configured with, for CLI runs against the same store. */
+  readonly env: Record<string, string>;
+  /** The private signing JWK, when the test provisioned it (provisionKey). */
+  readonly signingKey: JWK | undefined;
+  readonly jwks: ReturnType<typeof createRemoteJWKSet>;
+  /** `sub` of each person, as the CLI printed it. */
+  readonly subs: Record<string, string>;
+  /** What the server logged, when it runs in its own process (ownProcess). */
+  readonly logs: string[];
+  stop(): Promise<void>;
+}
+
+/** A key ring as an operator provisions it: one current RS256 key whose kid is its thumbprint. */
+export async function provisionKeyring(keysDir: string): Promise<JWK> {
+  const { privateKey } = await generateKeyPair('RS256', { modulusLength: 2048, extractable: true });
+  const exported = await exportJWK(privateKey);
+  const kid = await calculateJwkThumbprint(exported, 'sha256');
+  const jwk: JWK = { ...exported, kid, alg: 'RS256', use: 'sig' };
+  const at = new Date().toISOString();
+  mkdirSync(keysDir, { recursive: true, mode: 0o700 });
+  writeFileSync(
+    join(keysDir, 'keyring.json'),
+    `${JSON.stringify({ version: 1, keys: [{ kid, state: 'current', createdAt: at, activatedAt: at, jwk }] }, null, 2)}\n`,
+    { mode: 0o600 },
+  );
+  return jwk;
+}
+
+export async function startOp(options: OpOptions = {}): Promise<Op> {
+  const dir = testDir();
+  let redis: RedisServer | undefined;
+  let server: { stop(): Promise<void>; issuer: string } | undefined;
+  const logs: string[] = [];
+  try {
+    redis = await startRedisServer();
+    const port = await freePort();
+    const settings = {
+      redisUrl: redis.url,
+      dir,
+      port,
+      env: { CLIENTS: JSON.stringify(options.clients ?? []), OUTBOUND_ALLOW_PRIVATE_NETWORKS: 'true', ...options.env },
+    };
+    const env = testEnv(dir, port, settings);
+    const signingKey = options.provisionKey ? await provisionKeyring(env.KEYS_DIR!) : undefined;
+    server = options.ownProcess ? await serveLogged(env, logs) : await startServer(settings);
+    const subs: Record<string, string> = {};
+    for (const person of options.people ?? []) subs[person.username] = await addPerson(env, person);
+    const issuer = server.issuer;
+    const response = await fetch(new URL('/.well-known/openid-configuration', issuer));
+    assert.equal(response.status, 200);
+    const metadata = (await response.json()) as oidc.ServerMetadata;
+    const running = server;
+    const store = redis;
+    return {
+      issuer,
+      metadata,
+      env,
+      signingKey,
+      jwks: createRemoteJWKSet(new URL(metadata.jwks_uri!)),
+      subs,
+      logs,
+      async stop() {
+        await running.stop();
+        await store.stop();
+        rmSync(dir, { recursive: true, force: true });
+      },
+    };
+  } catch (error) {
+    await server?.stop();
+    await redis?.stop();
+    rmSync(dir, { recursive: true, force: true });
+    throw error;
+  }
+}
+
+/** `latchkey serve` in its own process, every output line kept in `logs`; ready when /healthz answers. */
+async function serveLogged(env: Record<string, string>, logs: string[]): Promise<{ stop(): Promise<void>; issuer: string }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('../../src/cli.ts', import.meta.url)), 'serve'], {
+    env: { PATH: process.env.PATH, NODE_NO_WARNINGS: '1', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const exited = new Promise<void>((done) => child.once('exit', () => done()));
+  process.once('exit', () => child.kill('SIGKILL'));
+  for (const stream of [child.stdout!, child.stderr!]) {
+    let partial = '';
+    stream.on('data', (chunk: Buffer) => {
+      const lines = (partial + chunk.toString()).split('\n');
+      partial = lines.pop() ?? '';
+      logs.push(...lines.filter(Boolean));
+    });
+  }
+  const stop = async () => {
+    child.kill('SIGTERM');
+    await exited;
+  };
+  try {
+    await eventually(async () => {
+      if (child.exitCode !== null) throw new Error(`latchkey serve exited:\n${logs.join('\n')}`);
+      assert.equal((await fetch(`http://127.0.0.1:${env.PORT}/healthz`)).status, 200);
+    }, 150);
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  return { stop, issuer: env.ISSUER! };
+}
+
+/** `latchkey users add`, as an operator would; returns the new person's sub. */
+export async function addPerson(env: Record<string, string>, person: Person): Promise<string> {
+  const args = ['users', 'add', person.username, '--password-stdin'];
+  if (person.name) args.push('--name', person.name);
+  if (person.givenName) args.push('--given-name', person.givenName);
+  if (person.familyName) args.push('--family-name', person.familyName);
+  if (person.email) args.push('--email', person.email, '--email-verified');
+  if (person.locale) args.push('--locale', person.locale);
+  const run = await latchkey(env, args, person.password);
+  assert.equal(run.status, 0, run.stderr);
+  const created = JSON.parse(run.stdout) as { sub: string };
+  return created.sub;
+}
+
+/** A confidential web client's static metadata. */
+export function webClient(id: string, secret: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    client_id: id,
+    client_secret: secret,
+    client_name: `Conformance ${id}`,
+    redirect_uris: [`https://${id}.example.test/callback`],
+    post_logout_redirect_uris: [`https://${id}.example.test/signed-out`],
+    grant_types: ['authorization_code', 'refresh_token'],
+    ...extra,
+  };
+}
+
+export interface Flow {
+  /** Where the front channel ended: the client's redirect URI (with code or error), or a page of ours. */
+  readonly page: Page;
+  readonly verifier: string;
+  readonly state: string;
+  readonly nonce: string;
+  readonly redirectUri: string;
+}
+
+/**
+ * A relying party as the conformance suite's test client plays it: openid-client for everything
+ * a client library does, and an Agent (cookies, redirects, our HTML forms) as the person.
+ */
+export class RelyingParty {
+  private constructor(
+    readonly op: Op,
+    readonly clientId: string,
+    readonly config: oidc.Configuration,
+    readonly redirectUri: string,
+  ) {}
+
+  static async create(
+    op: Op,
+    clientId: string,
+    auth: { secret?: string; method?: oidc.ClientAuth } = {},
+    redirectUri = `https://${clientId}.example.test/callback`,
+    metadata: Partial<oidc.ClientMetadata> = {},
+  ): Promise<RelyingParty> {
+    const method = auth.method ?? (auth.secret ? oidc.ClientSecretBasic(auth.secret) : oidc.None());
+    const config = await oidc.discovery(new URL(op.issuer), clientId, { client_secret: auth.secret, ...metadata }, method, {
+      execute: [oidc.allowInsecureRequests],
+    });
+    return new RelyingParty(op, clientId, config, redirectUri);
+  }
+
+  /** An authorization request (PKCE S256, state and nonce unless overridden), followed to our page or back to the client. */
+  async authorize(agent: Agent, params: Record<string, string | undefined> = {}): Promise<Flow> {
+    const verifier = oidc.randomPKCECodeVerifier();
+    const state = params.state ?? oidc.randomState();
+    const nonce = params.nonce ?? oidc.randomNonce();
+    const redirectUri = params.redirect_uri ?? this.redirectUri;
+    const all: Record<string, string | undefined> = {
+      redirect_uri: redirectUri,
+      scope: 'openid',
+      state,
+      nonce,
+      code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
+      code_challenge_method: 'S256',
+      ...params,
+    };
+    const defined = Object.fromEntries(Object.entries(all).filter((entry): entry is [string, string] => entry[1] !== undefined));
+    const url = oidc.buildAuthorizationUrl(this.config, defined);
+    const page = await agent.follow(url.href, {}, redirectUri);
+    return { page, verifier, state, nonce, redirectUri };
+  }
+
+  /** The whole front channel: authorize, sign in if asked, allow if asked; ends at the redirect URI. */
+  async signIn(agent: Agent, person: Person, params: Record<string, string | undefined> = {}, extra: Record<string, string> = {}): Promise<Flow> {
+    const flow = await this.authorize(agent, params);
+    let page = flow.page;
+    if (isLogin(page)) page = await agent.submit(page, '/login', { username: person.username, password: person.password, ...extra }, flow.redirectUri);
+    if (isConsent(page)) page = await agent.submit(page, '/confirm', {}, flow.redirectUri);
+    assert.ok(page.url.startsWith(flow.redirectUri), `expected a redirect to ${flow.redirectUri}, got ${page.status} ${page.url}`);
+    return { ...flow, page };
+  }
+
+  /** The code exchange with every check openid-client makes (state, iss, nonce, ID token). */
+  redeem(flow: Flow, options: { nonce?: string | typeof oidc.skipStateCheck } = {}) {
+    return oidc.authorizationCodeGrant(this.config, new URL(flow.page.url), {
+      pkceCodeVerifier: flow.verifier,
+      expectedState: flow.state,
+      expectedNonce: typeof options.nonce === 'string' ? options.nonce : flow.nonce,
+      idTokenExpected: true,
+    });
+  }
+}
+
+export const isLogin = (page: Page) => page.url.includes('/interaction/') && page.html.includes('name="password"');
+export const isConsent = (page: Page) => page.url.includes('/interaction/') && page.html.includes('/confirm');
+
+/** The query parameters the front channel brought back to the client. */
+export const callbackParams = (flow: Flow) => new URL(flow.page.url).searchParams;
+
+export { Agent };

@@ -1,0 +1,65 @@
+/**
+ * An initial access token from `latchkey registration token create` registers one client: the
+ * first successful registration spends it, a refused one does not, and of concurrent
+ * registrations with one token exactly one succeeds.
+ */
+import assert from 'node:assert/strict';
+import { latchkey } from '../helpers/process.js';
+import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
+import { startServer, testDir, testEnv, type TestServer } from '../helpers/server.js';
+
+const METADATA = { client_name: 'One registration', redirect_uris: ['https://dev.example.test/callback'] };
+
+describe('e2e: an initial access token registers one client', function () {
+  this.timeout(60_000);
+  let redis: RedisServer;
+  let server: TestServer;
+  let env: Record<string, string>;
+
+  before(async () => {
+    redis = await startRedisServer();
+    const settings = { redisUrl: redis.url, dir: testDir(), port: await freePort() };
+    env = testEnv(settings.dir, settings.port, settings);
+    server = await startServer(settings);
+  });
+  after(async () => {
+    await server?.stop();
+    await redis?.stop();
+  });
+
+  async function token(): Promise<string> {
+    const run = await latchkey(env, ['registration', 'token', 'create', '--expires-in', '600']);
+    assert.equal(run.status, 0, run.stderr);
+    return (JSON.parse(run.stdout) as { initial_access_token: string }).initial_access_token;
+  }
+
+  const register = (iat: string, metadata: Record<string, unknown> = METADATA) =>
+    fetch(`${server.url}/reg`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${iat}` },
+      body: JSON.stringify(metadata),
+    });
+
+  it('registers once; the same token again → 401 invalid_token', async () => {
+    const iat = await token();
+    assert.equal((await register(iat)).status, 201);
+    const again = await register(iat);
+    assert.equal(again.status, 401);
+    assert.match(again.headers.get('www-authenticate') ?? '', /^Bearer .*error="invalid_token"/);
+    assert.equal(((await again.json()) as { error: string }).error, 'invalid_token');
+  });
+
+  it('a refused registration does not spend the token', async () => {
+    const iat = await token();
+    const refused = await register(iat, { redirect_uris: ['https://dev.example.test/callback#fragment'] });
+    assert.equal(refused.status, 400);
+    assert.equal((await register(iat)).status, 201);
+    assert.equal((await register(iat)).status, 401);
+  });
+
+  it('of concurrent registrations with one token exactly one succeeds', async () => {
+    const iat = await token();
+    const statuses = (await Promise.all(Array.from({ length: 5 }, () => register(iat)))).map((response) => response.status).sort();
+    assert.deepEqual(statuses, [201, 401, 401, 401, 401]);
+  });
+});
