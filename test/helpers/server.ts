@@ -43,6 +43,8 @@ export function testEnv(dir: string, port: number, options: TestServerOptions = 
     EMBEDDED_FILE: join(dir, 'store.json'),
     LOG_LEVEL: 'silent',
     METRICS_PORT: '0',
+    // Suites register many clients from one address; the limit has its own test (operations).
+    RATE_LIMIT_REGISTRATION_PER_IP: '0',
     // Fast hashing for tests that are not about hashing; OWASP minimums still apply.
     ACCOUNTS_ARGON2_MEMORY_COST: '19456',
     ...(options.redisUrl ? { REDIS_URL: options.redisUrl } : {}),
