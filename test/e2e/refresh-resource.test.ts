@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import * as oidc from 'openid-client';
-import { Agent } from '../helpers/agent.js';
+import { frontChannel } from '../helpers/front-channel.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 
 const REDIRECT = 'https://app.example.test/callback';
@@ -35,20 +35,13 @@ describe('e2e: a refused refresh does not spend the refresh token', function () 
   after(() => server?.stop());
 
   async function refreshToken(): Promise<string> {
-    const verifier = oidc.randomPKCECodeVerifier();
-    const url = oidc.buildAuthorizationUrl(config, {
-      redirect_uri: REDIRECT,
-      scope: 'openid offline_access read',
-      resource: API,
-      prompt: 'consent',
-      code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
-      code_challenge_method: 'S256',
+    const { callback, verifier } = await frontChannel(config, {
+      redirectUri: REDIRECT,
+      username: 'refresher',
+      password: PASSWORD,
+      params: { scope: 'openid offline_access read', resource: API, prompt: 'consent' },
     });
-    const agent = new Agent();
-    let page = await agent.follow(url.href, {}, REDIRECT);
-    page = await agent.submit(page, '/login', { username: 'refresher', password: PASSWORD }, REDIRECT);
-    page = await agent.submit(page, '/confirm', {}, REDIRECT);
-    const tokens = await oidc.authorizationCodeGrant(config, new URL(page.url), { pkceCodeVerifier: verifier }, { resource: API });
+    const tokens = await oidc.authorizationCodeGrant(config, callback, { pkceCodeVerifier: verifier }, { resource: API });
     return tokens.refresh_token!;
   }
 

@@ -13,7 +13,7 @@ import * as oidc from 'openid-client';
 import { ROOT } from '../../src/paths.js';
 import { GRANT_CLAIM, grantHandle } from '../../src/revocation/list.js';
 import { createResourceServer, TokenRejected, type ResourceServer } from '../../src/resource-server/index.js';
-import { Agent, type Page } from '../helpers/agent.js';
+import { frontChannel } from '../helpers/front-channel.js';
 import { eventually } from '../helpers/eventually.js';
 import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
 import { startServer, testDir, testEnv, type TestServer } from '../helpers/server.js';
@@ -78,21 +78,12 @@ describe('e2e: revocation reaches JWT access tokens (introspection and latchkey/
 
   /** Front channel for alice: authorization request for API → login → consent → the callback URL. */
   async function signIn() {
-    const verifier = oidc.randomPKCECodeVerifier();
-    const url = oidc.buildAuthorizationUrl(config, {
-      redirect_uri: REDIRECT,
-      scope: 'openid offline_access read',
-      resource: API,
-      prompt: 'consent',
-      code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
-      code_challenge_method: 'S256',
+    return frontChannel(config, {
+      redirectUri: REDIRECT,
+      username: 'alice',
+      password: PASSWORD,
+      params: { scope: 'openid offline_access read', resource: API, prompt: 'consent' },
     });
-    const agent = new Agent();
-    let page: Page = await agent.follow(url.href, {}, REDIRECT);
-    if (page.html.includes('name="password"')) page = await agent.submit(page, '/login', { username: 'alice', password: PASSWORD }, REDIRECT);
-    if (page.html.includes('/confirm')) page = await agent.submit(page, '/confirm', {}, REDIRECT);
-    assert.ok(page.url.startsWith(REDIRECT), page.url);
-    return { callback: new URL(page.url), verifier };
   }
   const redeem = (flow: { callback: URL; verifier: string }) =>
     oidc.authorizationCodeGrant(config, flow.callback, { pkceCodeVerifier: flow.verifier }, { resource: API });

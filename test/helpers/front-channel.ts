@@ -1,0 +1,33 @@
+/**
+ * The code flow's front channel as a person: an authorization request with PKCE S256, the login
+ * page if it is shown, the consent page if it is shown, back at the redirect URI.
+ */
+import assert from 'node:assert/strict';
+import * as oidc from 'openid-client';
+import { Agent, type Page } from './agent.js';
+
+export interface FrontChannel {
+  readonly agent: Agent;
+  readonly callback: URL;
+  readonly verifier: string;
+}
+
+export async function frontChannel(
+  config: oidc.Configuration,
+  options: { redirectUri: string; username: string; password: string; params?: Record<string, string>; agent?: Agent },
+): Promise<FrontChannel> {
+  const verifier = oidc.randomPKCECodeVerifier();
+  const url = oidc.buildAuthorizationUrl(config, {
+    redirect_uri: options.redirectUri,
+    code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
+    code_challenge_method: 'S256',
+    ...options.params,
+  });
+  const agent = options.agent ?? new Agent();
+  const stop = options.redirectUri;
+  let page: Page = await agent.follow(url.href, {}, stop);
+  if (page.html.includes('name="password"')) page = await agent.submit(page, '/login', { username: options.username, password: options.password }, stop);
+  if (page.html.includes('/confirm')) page = await agent.submit(page, '/confirm', {}, stop);
+  assert.ok(page.url.startsWith(stop), `expected a redirect to ${stop}, got ${page.url}`);
+  return { agent, callback: new URL(page.url), verifier };
+}
