@@ -28,6 +28,17 @@ const resourceServer = z.strictObject({
   scopes: z.array(scopeToken).default([]),
   format: z.enum(['jwt', 'opaque']).default('jwt'),
   accessTokenTTL: seconds.optional(),
+  // Operator grants from configuration (see src/apis/): client_credentials scopes, introspection, default API.
+  grants: z
+    .array(
+      z.strictObject({
+        client_id: z.string().min(1),
+        scopes: z.array(scopeToken).default([]),
+        introspect: z.boolean().optional(),
+        default: z.boolean().optional(),
+      }),
+    )
+    .optional(),
 });
 
 const schema = z.strictObject({
@@ -65,6 +76,7 @@ const schema = z.strictObject({
     session: seconds,
     interaction: seconds,
     grant: seconds,
+    apiAccessTokenMax: seconds,
   }),
   accounts: z.strictObject({
     argon2: z.strictObject({
