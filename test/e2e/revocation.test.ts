@@ -231,7 +231,8 @@ describe('e2e: latchkey/resource-server fails closed when the feed is out of rea
   let helper: ResourceServer;
 
   before(async () => {
-    redis = await startRedisServer();
+    // Durable data (the operator's feed grant) survives the crash, as on a real Redis.
+    redis = await startRedisServer({ appendonly: true });
     server = await startServer({ redisUrl: redis.url, env: { CLIENTS, RESOURCE_SERVERS } });
     await grantFeed(server, RS.id);
     helper = await createResourceServer({
