@@ -157,18 +157,7 @@ export class Apis {
    * (introspection), being the client's default API (which stops any other being its default).
    */
   async grant(clientId: string, identifier: string, addition: ClientGrant): Promise<ClientGrant> {
-    const api = await this.find(identifier);
-    if (!api) throw new ApiError(`no API ${identifier}`, 'not_found', 404);
-    const unknown = addition.scopes.filter((scope) => !api.scopes.includes(scope));
-    if (unknown.length) throw new ApiError(`${identifier} has no scope ${unknown.join(', ')} (it has: ${api.scopes.join(' ') || 'none'})`, 'invalid_request', 400);
-    await this.kv.addToSet(granteesKey(identifier), clientId);
-    const grants = await this.#change(clientId, (grants) => {
-      const next: Record<string, ClientGrant> = {};
-      for (const [other, grant] of Object.entries(grants)) next[other] = addition.default && grant.default ? plain(grant) : grant;
-      next[identifier] = union(grants[identifier], addition);
-      return next;
-    });
-    return grants[identifier]!;
+    return this.#write(clientId, identifier, addition, (current) => union(current, addition));
   }
 
   /** Removes scopes from a client's grant at an API, or (no scopes given) the whole grant. */
@@ -184,8 +173,24 @@ export class Apis {
 
   /** Replaces a client's grant at an API (the admin API's PUT). */
   async setGrant(clientId: string, identifier: string, grant: ClientGrant): Promise<ClientGrant> {
-    await this.#change(clientId, (grants) => without(grants, identifier));
-    return this.grant(clientId, identifier, grant);
+    return this.#write(clientId, identifier, grant, () => union(undefined, grant));
+  }
+
+  /** Checks a grant against the API, then writes what `next` makes of the current one. */
+  async #write(clientId: string, identifier: string, grant: ClientGrant, next: (current: ClientGrant | undefined) => ClientGrant): Promise<ClientGrant> {
+    const api = await this.find(identifier);
+    if (!api) throw new ApiError(`no API ${identifier}`, 'not_found', 404);
+    const unknown = grant.scopes.filter((scope) => !api.scopes.includes(scope));
+    if (unknown.length) throw new ApiError(`${identifier} has no scope ${unknown.join(', ')} (it has: ${api.scopes.join(' ') || 'none'})`, 'invalid_request', 400);
+    await this.kv.addToSet(granteesKey(identifier), clientId);
+    const grants = await this.#change(clientId, (grants) => {
+      const changed: Record<string, ClientGrant> = {};
+      // A client has at most one default API.
+      for (const [other, held] of Object.entries(grants)) changed[other] = grant.default && held.default ? plain(held) : held;
+      changed[identifier] = next(grants[identifier]);
+      return changed;
+    });
+    return grants[identifier]!;
   }
 
   /** Forgets every grant a client held (when the client is deleted). */

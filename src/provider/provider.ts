@@ -108,8 +108,9 @@ export function createProvider({ config, kv, keyring, accounts, apis, revocation
     scopes: policy.scopes,
     claims: Object.fromEntries(Object.entries(SCOPE_CLAIMS).map(([scope, claims]) => [scope, [...claims]])),
     ttl: {
-      AccessToken: config.ttl.accessToken,
-      ClientCredentials: config.ttl.clientCredentials,
+      // An API's own accessTokenTTL wins (oidc-provider's default does this; a number would not).
+      AccessToken: (_ctx, token) => token.resourceServer?.accessTokenTTL ?? config.ttl.accessToken,
+      ClientCredentials: (_ctx, token) => token.resourceServer?.accessTokenTTL ?? config.ttl.clientCredentials,
       AuthorizationCode: config.ttl.authorizationCode,
       IdToken: config.ttl.idToken,
       RefreshToken: config.ttl.refreshToken,

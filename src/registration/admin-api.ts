@@ -81,8 +81,10 @@ export function adminApi({ issuer, provider, clients, accounts, apis, grants, se
       return fail(ctx, 401, 'invalid_token', 'the access token is not valid for the admin API');
     }
     // What the token carries, bounded by what the operator grants its client now.
+    // ("admin" includes reading: a token for "admin" still reads when the grant is cut to "admin:read").
     const current = new Set((await apis.grantAt(token.clientId!, audience))?.scopes ?? []);
-    const granted = new Set((token.scope ?? '').split(' ').filter((held) => current.has(held)));
+    const held = (token.scope ?? '').split(' ').flatMap((scope) => (scope === 'admin' ? ['admin', 'admin:read'] : [scope]));
+    const granted = new Set(held.filter((scope) => current.has(scope)));
     if (!granted.has('admin') && !(scope === 'admin:read' && granted.has('admin:read'))) {
       challenge(`, error="insufficient_scope", scope="${scope}"`);
       return fail(ctx, 403, 'insufficient_scope', `this needs the "${scope}" scope`);
