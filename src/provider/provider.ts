@@ -126,7 +126,10 @@ export function createProvider({ config, kv, keyring, accounts, apis, revocation
         enabled: true,
         // RFC 7662 §4: a client learns only about its own tokens and those meant for an API it serves
         // as by an operator's grant; for any other token the answer is {"active": false}.
-        allowedPolicy: async (_ctx, caller, token) => mayIntrospect(apis, caller.clientId, token as { clientId?: string; aud?: unknown }),
+        allowedPolicy: async (_ctx, caller, token) => {
+          const { clientId, aud, scope, kind } = token as unknown as { clientId?: string; aud?: unknown; scope?: string; kind: string };
+          return mayIntrospect(apis, caller.clientId, { clientId, aud, scope, clientCredentials: kind === 'ClientCredentials' });
+        },
       },
       revocation: {
         enabled: true,
@@ -212,7 +215,14 @@ export function createProvider({ config, kv, keyring, accounts, apis, revocation
       keys: createLocalJWKSet(keyring.publicJwks()),
       list: revocations,
       clockTolerance: CLOCK_TOLERANCE,
-      mayIntrospect: (callerId, claims) => mayIntrospect(apis, callerId, { clientId: claims.client_id, aud: claims.aud }),
+      mayIntrospect: (callerId, claims) =>
+        mayIntrospect(apis, callerId, {
+          clientId: claims.client_id,
+          aud: claims.aud,
+          scope: claims.scope,
+          // A person's token carries the grant claim and their sub; a client's own carries neither.
+          clientCredentials: claims[GRANT_CLAIM] === undefined && claims.sub === claims.client_id,
+        }),
     }),
   );
   return provider;

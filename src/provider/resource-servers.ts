@@ -76,13 +76,29 @@ export function defaultResource(apis: Apis, oidcScopes: readonly string[]) {
   };
 }
 
+/** A token as introspection sees it: opaque (oidc-provider's model) or a JWT's claims. */
+export interface IntrospectedToken {
+  readonly clientId?: string;
+  readonly aud?: unknown;
+  readonly scope?: string;
+  /** Issued by client_credentials: the client acting for itself, under an operator's grant. */
+  readonly clientCredentials: boolean;
+}
+
 /**
  * RFC 7662 §4: who may learn about a token at introspection. The client it was issued to, and a
  * client that serves as the token's audience (an operator granted it `introspect` at that API).
+ * A client_credentials token for an API is active only while its client still holds the grant
+ * for every scope it carries: revoking a grant ends the opaque tokens issued under it at once.
  */
-export async function mayIntrospect(apis: Apis, callerId: string, token: { clientId?: string; aud?: unknown }): Promise<boolean> {
-  if (token.clientId !== undefined && token.clientId === callerId) return true;
+export async function mayIntrospect(apis: Apis, callerId: string, token: IntrospectedToken): Promise<boolean> {
   const audiences = [token.aud].flat().filter((aud): aud is string => typeof aud === 'string');
+  if (token.clientCredentials && token.clientId && audiences.length) {
+    const grants = await apis.grantsOf(token.clientId);
+    const scopes = (token.scope ?? '').split(' ').filter(Boolean);
+    if (!audiences.every((aud) => grants[aud] && scopes.every((scope) => grants[aud]!.scopes.includes(scope)))) return false;
+  }
+  if (token.clientId !== undefined && token.clientId === callerId) return true;
   if (!audiences.length) return false;
   const grants = await apis.grantsOf(callerId);
   return audiences.some((aud) => grants[aud]?.introspect === true);

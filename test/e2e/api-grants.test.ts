@@ -265,6 +265,22 @@ describe('e2e: APIs and operator grants (client_credentials, privileged APIs, in
       assert.deepEqual(await introspect(RS, opaque), { active: false }, "the introspector of one API learns nothing of another API's tokens");
     });
 
+    it("revoking a client's grant makes its tokens under that grant inactive at introspection at once (opaque and JWT)", async () => {
+      await server.apis.grant(OTHER.id, API, { scopes: ['write'] });
+      const jwt = (await token(OTHER, { resource: API, scope: 'read write' })).body.access_token!;
+      const readOnly = (await token(OTHER, { resource: API, scope: 'read' })).body.access_token!;
+      const opaque = (await token(OTHER, { resource: OPAQUE_API, scope: 'read' })).body.access_token!;
+      assert.equal((await introspect(RS, jwt)).active, true);
+      await server.apis.revoke(OTHER.id, API, ['write']);
+      assert.deepEqual(await introspect(RS, jwt), { active: false }, 'a token carrying a revoked scope');
+      assert.deepEqual(await introspect(OTHER, jwt), { active: false }, '... for its own client too');
+      assert.equal((await introspect(RS, readOnly)).active, true, 'a token within what is still granted');
+      assert.equal((await introspect(OTHER, opaque)).active, true);
+      await server.apis.revoke(OTHER.id, OPAQUE_API);
+      assert.deepEqual(await introspect(OTHER, opaque), { active: false }, 'an opaque token whose grant is revoked');
+      await server.apis.grant(OTHER.id, OPAQUE_API, { scopes: ['read'] });
+    });
+
     it("a person's tokens: the API's introspector sees the access token for its API; other clients and tokens without that audience stay inactive", async () => {
       const config = await oidc.discovery(new URL(server.issuer), CONSOLE.id, CONSOLE.secret, oidc.ClientSecretBasic(CONSOLE.secret), { execute: [oidc.allowInsecureRequests] });
       const flow = await frontChannel(config, { redirectUri: REDIRECT, username: 'olga', password: PASSWORD, params: { scope: 'openid offline_access read', resource: API, prompt: 'consent' } });
