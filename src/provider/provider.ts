@@ -9,7 +9,7 @@ import { claimsFor, type Accounts } from '../accounts/accounts.js';
 import type { Apis } from '../apis/apis.js';
 import type { Config } from '../config.js';
 import type { Keyring } from '../keyring/keyring.js';
-import { FEED_PATH } from '../revocation/feed-server.js';
+import { FEED_PATH, FEED_SCOPE } from '../revocation/feed-server.js';
 import { jwtAccessTokenEndpoints } from '../revocation/jwt-access-tokens.js';
 import { GRANT_CLAIM, grantHandle, type RevocationList } from '../revocation/list.js';
 import { adapterFactory } from '../store/adapter.js';
@@ -67,7 +67,8 @@ export function createProvider({ config, kv, keyring, accounts, apis, revocation
   const policy: RegistrationPolicy = {
     authMethods: config.registration.authMethods,
     scopes: [...new Set([...OIDC_SCOPES, ...servers.flatMap((server) => server.scopes)])],
-    privilegedScopes: ADMIN_SCOPES,
+    // The privileged APIs' scopes: granted only by operators, never registered self-service.
+    privilegedScopes: [...ADMIN_SCOPES, FEED_SCOPE],
   };
   const configuration: Configuration = {
     // Whenever oidc-provider revokes a grant (refresh token reuse, code replay, sign-out, the

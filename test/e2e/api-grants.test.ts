@@ -127,6 +127,15 @@ describe('e2e: APIs and operator grants (client_credentials, privileged APIs, in
       assertRefused(await token(app, { resource: admin, scope: 'admin' }), 'invalid_scope', 'DCR app, admin API');
       assertRefused(await token(app, { resource: feed, scope: 'revocations' }), 'invalid_scope', 'DCR app, the feed');
       assertRefused(await token(app, { resource: 'https://unknown.example.test', scope: 'read' }), 'invalid_target', 'DCR app, unknown API');
+      for (const scope of ['admin', 'admin:read', 'revocations']) {
+        const privileged = await fetch(`${server.url}/reg`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ grant_types: ['client_credentials'], response_types: [], redirect_uris: [], scope }),
+        });
+        assert.equal(privileged.status, 400, scope);
+        assert.match(((await privileged.json()) as { error_description: string }).error_description, /granted only by an operator/);
+      }
     });
 
     it('an app registered on the developer page gets invalid_scope for the API, the admin API and the feed', async () => {
