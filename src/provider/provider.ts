@@ -129,7 +129,7 @@ export function createProvider({ config, kv, keyring, accounts, apis, revocation
         // as by an operator's grant; for any other token the answer is {"active": false}.
         allowedPolicy: async (_ctx, caller, token) => {
           const { clientId, aud, scope, kind } = token as unknown as { clientId?: string; aud?: unknown; scope?: string; kind: string };
-          return mayIntrospect(apis, caller.clientId, { clientId, aud, scope, clientCredentials: kind === 'ClientCredentials' });
+          return mayIntrospect(apis, caller, { clientId, aud, scope, clientCredentials: kind === 'ClientCredentials' });
         },
       },
       revocation: {
@@ -216,8 +216,8 @@ export function createProvider({ config, kv, keyring, accounts, apis, revocation
       keys: createLocalJWKSet(keyring.publicJwks()),
       list: revocations,
       clockTolerance: CLOCK_TOLERANCE,
-      mayIntrospect: (callerId, claims) =>
-        mayIntrospect(apis, callerId, {
+      mayIntrospect: (caller, claims) =>
+        mayIntrospect(apis, caller, {
           clientId: claims.client_id,
           aud: claims.aud,
           scope: claims.scope,

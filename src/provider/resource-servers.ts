@@ -87,11 +87,13 @@ export interface IntrospectedToken {
 
 /**
  * RFC 7662 §4: who may learn about a token at introspection. The client it was issued to, and a
- * client that serves as the token's audience (an operator granted it `introspect` at that API).
+ * client that serves as the token's audience (an operator granted it `introspect` at that API, and
+ * it authenticated: not a public client).
  * A client_credentials token for an API is active only while its client still holds the grant
  * for every scope it carries: revoking a grant ends the opaque tokens issued under it at once.
  */
-export async function mayIntrospect(apis: Apis, callerId: string, token: IntrospectedToken): Promise<boolean> {
+export async function mayIntrospect(apis: Apis, caller: { clientId: string; clientAuthMethod?: string }, token: IntrospectedToken): Promise<boolean> {
+  const callerId = caller.clientId;
   const audiences = [token.aud].flat().filter((aud): aud is string => typeof aud === 'string');
   if (token.clientCredentials && token.clientId && audiences.length) {
     const grants = await apis.grantsOf(token.clientId);
@@ -99,7 +101,8 @@ export async function mayIntrospect(apis: Apis, callerId: string, token: Introsp
     if (!audiences.every((aud) => grants[aud] && scopes.every((scope) => grants[aud]!.scopes.includes(scope)))) return false;
   }
   if (token.clientId !== undefined && token.clientId === callerId) return true;
-  if (!audiences.length) return false;
+  // Serving as an API takes client authentication: a public client's client_id proves nothing.
+  if (!audiences.length || caller.clientAuthMethod === 'none') return false;
   const grants = await apis.grantsOf(callerId);
   return audiences.some((aud) => grants[aud]?.introspect === true);
 }

@@ -19,7 +19,7 @@ interface Options {
   readonly list: RevocationList;
   readonly clockTolerance: number;
   /** RFC 7662 §4: whether the caller may learn about a token with these claims (see provider.ts). */
-  readonly mayIntrospect: (callerId: string, claims: AccessTokenClaims) => Promise<boolean>;
+  readonly mayIntrospect: (caller: { clientId: string; clientAuthMethod?: string }, claims: AccessTokenClaims) => Promise<boolean>;
 }
 
 type AccessTokenClaims = JWTPayload & { client_id?: string; scope?: string; cnf?: Record<string, unknown> };
@@ -59,7 +59,7 @@ export function jwtAccessTokenEndpoints({ issuer, keys, list, clockTolerance, ma
       ctx.body = { active: false };
       if (!verified || !('claims' in verified)) return;
       const { claims } = verified;
-      if (!(await mayIntrospect(caller.clientId, claims))) return;
+      if (!(await mayIntrospect(caller, claims))) return;
       if (await list.isRevoked(claims)) return;
       ctx.body = {
         active: true,

@@ -57,7 +57,8 @@ describe('e2e: APIs and operator grants (client_credentials, privileged APIs, in
       env: {
         REGISTRATION_OPEN: 'true',
         RESOURCE_SERVERS: JSON.stringify([
-          { identifier: API, scopes: ['read', 'write', 'delete'], format: 'jwt', grants: [{ client_id: RS.id, introspect: true }] },
+          // The operator (mistakenly) names a public client as an introspector too: it proves nothing.
+          { identifier: API, scopes: ['read', 'write', 'delete'], format: 'jwt', grants: [{ client_id: RS.id, introspect: true }, { client_id: 'spa', introspect: true }] },
           { identifier: OPAQUE_API, scopes: ['read'], format: 'opaque' },
         ]),
         CLIENTS: JSON.stringify([
@@ -272,6 +273,12 @@ describe('e2e: APIs and operator grants (client_credentials, privileged APIs, in
       assert.equal(seen.active, true, 'the client an operator made the API introspector');
       assert.equal(seen.client_id, OTHER.id);
       assert.deepEqual(await introspect(RS, opaque), { active: false }, "the introspector of one API learns nothing of another API's tokens");
+      const asPublic = await fetch(`${server.url}/token/introspection`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
+        body: new URLSearchParams({ token: jwt, client_id: 'spa' }),
+      });
+      assert.deepEqual(await asPublic.json(), { active: false }, 'a public client named as introspector: its client_id is not authentication');
     });
 
     it("revoking a client's grant makes its tokens under that grant inactive at introspection at once (opaque and JWT)", async () => {
