@@ -18,6 +18,7 @@ import { clientAuthenticationRequired } from './client-auth-required.js';
 import { onlyIdTokensAsHints } from './id-token-hints.js';
 import { postAsGet } from './post-methods.js';
 import { rotateRefreshTokenAfterChecks } from './refresh-rotation.js';
+import { emptyJsonRevocationAnswer } from './revocation-response.js';
 import { ADMIN_SCOPES } from '../registration/admin-resource.js';
 import { acceptPreviousSecrets } from '../registration/clients.js';
 import { developerClient } from '../registration/developer-pages.js';
@@ -200,6 +201,7 @@ export function createProvider({ config, kv, keyring, accounts, revocations, con
   provider.use(postAsGet([provider.pathFor('authorization'), provider.pathFor('end_session')]));
   provider.use(clientAuthenticationRequired(new URL(config.issuer).host));
   if (!config.registration.open) provider.use(singleUseInitialAccessTokens(provider, kv, config.issuer));
+  provider.use(emptyJsonRevocationAnswer());
   provider.use(
     jwtAccessTokenEndpoints({
       issuer: config.issuer,
