@@ -66,6 +66,7 @@ const schema = z.strictObject({
     interaction: seconds,
     grant: seconds,
   }),
+  idToken: z.strictObject({ scopeClaims: z.boolean() }),
   accounts: z.strictObject({
     argon2: z.strictObject({
       memoryCost: z.number().int().min(19456, 'OWASP minimum for argon2id is 19456 KiB'),

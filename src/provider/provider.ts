@@ -17,6 +17,7 @@ import { bareNotFound } from './bare-not-found.js';
 import { clientAuthenticationRequired } from './client-auth-required.js';
 import { onlyIdTokensAsHints } from './id-token-hints.js';
 import { postAsGet } from './post-methods.js';
+import { accountClaims, ID_TOKEN_CLAIMS_PROPERTY, validateIdTokenClaimsSetting } from './id-token-claims.js';
 import { rotateRefreshTokenAfterChecks } from './refresh-rotation.js';
 import { emptyJsonRevocationAnswer } from './revocation-response.js';
 import { ADMIN_SCOPES } from '../registration/admin-resource.js';
@@ -105,6 +106,8 @@ export function createProvider({ config, kv, keyring, accounts, revocations, con
     // scopes listed here, and that metadata is what bounds a client at each resource server.
     scopes: policy.scopes,
     claims: Object.fromEntries(Object.entries(SCOPE_CLAIMS).map(([scope, claims]) => [scope, [...claims]])),
+    // ID tokens carry the granted scopes' claims; clients that want only `sub` say so (id-token-claims.ts).
+    conformIdTokenClaims: false,
     ttl: {
       AccessToken: config.ttl.accessToken,
       ClientCredentials: config.ttl.clientCredentials,
@@ -148,10 +151,12 @@ export function createProvider({ config, kv, keyring, accounts, revocations, con
     },
     extraClientMetadata: {
       // `owner`: the account that registered the client on the developer page.
-      properties: ['owner'],
-      // Called once per client validation (for its one extra property), on every path that
-      // creates or loads a client: the place to enforce the registration policy on all of it.
-      validator(ctx, _key, owner, metadata) {
+      // `id_token_scope_claims`: whether its ID tokens carry the granted scopes' claims (id-token-claims.ts).
+      properties: ['owner', ID_TOKEN_CLAIMS_PROPERTY],
+      // Called once per client validation for each extra property, on every path that creates or
+      // loads a client: at `owner`, the place to enforce the registration policy on all of it.
+      validator(ctx, key, owner, metadata) {
+        if (key === ID_TOKEN_CLAIMS_PROPERTY) return validateIdTokenClaimsSetting(owner);
         const route = (ctx as KoaContextWithOIDC | undefined)?.oidc?.route;
         const selfService = route === 'registration' || route === 'client_update';
         const existingOwner = (ctx as KoaContextWithOIDC | undefined)?.oidc?.client?.metadata().owner;
@@ -174,10 +179,10 @@ export function createProvider({ config, kv, keyring, accounts, revocations, con
     // Where resource servers learn about revocations of JWTs they verify locally.
     discovery: { revocation_feed_endpoint: `${config.issuer}${FEED_PATH}` },
     interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
-    findAccount: async (_ctx, sub) => {
+    findAccount: async (ctx, sub) => {
       const account = await accounts.find(sub);
       if (!account || account.disabled) return undefined;
-      return { accountId: account.sub, claims: () => ({ ...claimsFor(account) }) as AccountClaims };
+      return { accountId: account.sub, claims: accountClaims(ctx, config.idToken.scopeClaims, { ...claimsFor(account) } as AccountClaims) };
     },
     renderError,
     // oidc-provider passes a dispatcher that refuses special-use addresses; dropping it lets
