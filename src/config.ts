@@ -62,6 +62,7 @@ const schema = z.strictObject({
     authorizationCode: seconds.max(600, 'RFC 6749 §4.1.2 recommends at most 10 minutes'),
     idToken: seconds,
     refreshToken: seconds,
+    refreshReuseGrace: z.number().int().min(0).max(60, 'a reuse window longer than a minute defeats refresh token rotation'),
     session: seconds,
     interaction: seconds,
     grant: seconds,

@@ -71,7 +71,14 @@ export function createProvider({ config, kv, keyring, accounts, revocations, con
   const configuration: Configuration = {
     // Whenever oidc-provider revokes a grant (refresh token reuse, code replay, sign-out, the
     // revocation endpoint), its JWT access tokens go on the revocation list too.
-    adapter: adapterFactory(kv, CLOCK_TOLERANCE, { grantRevoked: (grantId) => revocations.revokeGrant(grantId) }),
+    // A just-rotated refresh token presented again within ttl.refreshReuseGrace is a concurrent
+    // refresh, not a replay (see refreshReuseGrace in store/adapter.ts).
+    adapter: adapterFactory(
+      kv,
+      CLOCK_TOLERANCE,
+      { grantRevoked: (grantId) => revocations.revokeGrant(grantId) },
+      { refreshReuseGrace: config.ttl.refreshReuseGrace },
+    ),
     clients: [...config.clients.map((client) => ({ ...client })), developerClient(config.issuer)],
     jwks: keyring.signingJwks() as Configuration['jwks'],
     cookies: {
@@ -99,8 +106,8 @@ export function createProvider({ config, kv, keyring, accounts, revocations, con
       // Algorithms clients may sign private_key_jwt assertions with: asymmetric only.
       clientAuthSigningAlgValues: ['RS256', 'PS256', 'ES256', 'EdDSA'],
     },
-    // Every refresh token is single-use: a rotated one presented again revokes the grant. The
-    // request's resource is checked before the token is spent (see refresh-rotation.ts).
+    // Every refresh token is single-use: a rotated one presented again (after the reuse grace)
+    // revokes the grant. The request's resource is checked before the token is spent (see refresh-rotation.ts).
     rotateRefreshToken: rotateRefreshTokenAfterChecks(() => servers.map((server) => server.identifier)),
     // Resource servers' scopes too: oidc-provider accepts in a client's `scope` metadata only
     // scopes listed here, and that metadata is what bounds a client at each resource server.
