@@ -35,7 +35,7 @@ const SCOPE_WORDS: Record<string, string> = {
   openid: 'Know who you are (your account identifier)',
   profile: 'See your name and profile details',
   email: 'See your email address',
-  offline_access: 'Stay connected while you are not using it',
+  offline_access: 'Keep access while you are not using it (offline access): it can act for you after you close it or sign out, until that access expires or is revoked',
 };
 
 /** A form field as one string; a repeated field counts as missing. */

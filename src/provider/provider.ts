@@ -18,6 +18,7 @@ import { clientAuthenticationRequired } from './client-auth-required.js';
 import { onlyIdTokensAsHints } from './id-token-hints.js';
 import { postAsGet } from './post-methods.js';
 import { accountClaims, ID_TOKEN_CLAIMS_PROPERTY, validateIdTokenClaimsSetting } from './id-token-claims.js';
+import { consentOnlyIfNeeded, CONSENT_IF_NEEDED, offlineAccessPrompt } from './offline-access.js';
 import { rotateRefreshTokenAfterChecks } from './refresh-rotation.js';
 import { emptyJsonRevocationAnswer } from './revocation-response.js';
 import { ADMIN_SCOPES } from '../registration/admin-resource.js';
@@ -185,7 +186,9 @@ export function createProvider({ config, kv, keyring, accounts, revocations, con
     },
     // Where resource servers learn about revocations of JWTs they verify locally.
     discovery: { revocation_feed_endpoint: `${config.issuer}${FEED_PATH}` },
-    interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
+    // offline_access with remembered consent needs no prompt=consent (offline-access.ts).
+    interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}`, policy: consentOnlyIfNeeded() },
+    extraParams: [CONSENT_IF_NEEDED],
     findAccount: async (ctx, sub) => {
       const account = await accounts.find(sub);
       if (!account || account.disabled) return undefined;
@@ -211,6 +214,7 @@ export function createProvider({ config, kv, keyring, accounts, revocations, con
   provider.use(bareNotFound());
   // OIDC Core §3.1.2.1 and RP-Initiated Logout §2: POST too, with SameSite=Lax cookies kept (see post-methods.ts).
   provider.use(postAsGet([provider.pathFor('authorization'), provider.pathFor('end_session')]));
+  provider.use(offlineAccessPrompt(provider.pathFor('authorization')));
   provider.use(clientAuthenticationRequired(new URL(config.issuer).host));
   if (!config.registration.open) provider.use(singleUseInitialAccessTokens(provider, kv, config.issuer));
   provider.use(emptyJsonRevocationAnswer());
