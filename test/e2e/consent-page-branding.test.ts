@@ -127,7 +127,11 @@ describe('e2e: the client\'s logo, privacy policy and terms on the login and con
     page.on('console', (message) => {
       if (/Content Security Policy/i.test(message.text())) violations.push(message.text());
     });
-    const logoLoaded = (on: BrowserPage) => on.locator('img.client-logo').evaluate((img: HTMLImageElement) => img.complete && img.naturalWidth > 0);
+    const logoLoaded = (on: BrowserPage) =>
+      on.locator('img.client-logo').evaluate((img) => {
+        const image = img as unknown as { complete: boolean; naturalWidth: number };
+        return image.complete && image.naturalWidth > 0;
+      });
 
     await page.goto(await authorizationUrl('local'));
     await page.waitForSelector('input[name="password"]');
@@ -138,7 +142,9 @@ describe('e2e: the client\'s logo, privacy policy and terms on the login and con
     await page.click('button:has-text("Sign in")');
     await page.waitForSelector('text=Allow access?');
     assert.ok(await logoLoaded(page), 'the logo loads on the consent page');
-    const links = await page.locator('.client-links a').evaluateAll((anchors: HTMLAnchorElement[]) => anchors.map((a) => [a.href, a.rel, a.target]));
+    const links = await page.locator('.client-links a').evaluateAll((anchors) =>
+      (anchors as unknown as { href: string; rel: string; target: string }[]).map((a) => [a.href, a.rel, a.target]),
+    );
     assert.deepEqual(links, [
       ['https://notes.example.test/privacy', 'noopener noreferrer', '_blank'],
       ['https://notes.example.test/terms', 'noopener noreferrer', '_blank'],
