@@ -28,6 +28,17 @@ const resourceServer = z.strictObject({
   scopes: z.array(scopeToken).default([]),
   format: z.enum(['jwt', 'opaque']).default('jwt'),
   accessTokenTTL: seconds.optional(),
+  // Operator grants from configuration (see src/apis/): client_credentials scopes, introspection, default API.
+  grants: z
+    .array(
+      z.strictObject({
+        client_id: z.string().min(1),
+        scopes: z.array(scopeToken).default([]),
+        introspect: z.boolean().optional(),
+        default: z.boolean().optional(),
+      }),
+    )
+    .optional(),
 });
 
 const schema = z.strictObject({
@@ -66,6 +77,7 @@ const schema = z.strictObject({
     session: seconds,
     interaction: seconds,
     grant: seconds,
+    apiAccessTokenMax: seconds,
   }),
   idToken: z.strictObject({ scopeClaims: z.boolean() }),
   accounts: z.strictObject({

@@ -10,6 +10,7 @@ import { resolve } from 'node:path';
 import { createLocalJWKSet, type JWTVerifyGetKey } from 'jose';
 import type { Provider } from 'oidc-provider';
 import { Accounts } from './accounts/accounts.js';
+import { Apis } from './apis/apis.js';
 import { LoginThrottle } from './accounts/throttle.js';
 import { logoutPages } from './interactions/logout.js';
 import { Consents } from './provider/consents.js';
@@ -28,7 +29,7 @@ import { createLogger, type Logger } from './ops/logger.js';
 import { observeSigningKeys, serveMetrics } from './ops/metrics.js';
 import { rateLimits } from './ops/rate-limits.js';
 import { ProviderHost } from './provider/host.js';
-import { CLOCK_TOLERANCE, longestAccessTokenLifetime } from './provider/lifetimes.js';
+import { builtinResourceServers, CLOCK_TOLERANCE, longestAccessTokenLifetime } from './provider/lifetimes.js';
 import { createProvider } from './provider/provider.js';
 import { revocationFeed } from './revocation/feed.js';
 import { GrantRevocation } from './revocation/grants.js';
@@ -44,6 +45,8 @@ export interface Running {
   readonly providers: ProviderHost;
   readonly kv: Kv;
   readonly accounts: Accounts;
+  /** APIs and operator grants. */
+  readonly apis: Apis;
   readonly keys: KeyringService;
   readonly revocations: RevocationList;
   /** Revokes grants (and their JWT access tokens): for sign-out, disabling a person, admin tools. */
@@ -60,6 +63,11 @@ export interface Running {
  */
 export function providerFactory(config: Config, kv: Kv) {
   const accounts = new Accounts(kv, config.accounts.argon2);
+  const apis = new Apis(kv, {
+    builtin: builtinResourceServers(config),
+    configured: config.resourceServers,
+    maxAccessTokenTTL: config.ttl.apiAccessTokenMax,
+  });
   const consents = new Consents(kv, config.ttl.grant);
   const revocations = new RevocationList(kv, { skew: CLOCK_TOLERANCE, accessTokenLifetime: longestAccessTokenLifetime(config) });
   const limits = rateLimits(kv, config.rateLimit);
@@ -69,13 +77,14 @@ export function providerFactory(config: Config, kv: Kv) {
       kv,
       keyring,
       accounts,
+      apis,
       revocations,
       consents,
       rateLimits: limits,
       renderError: (ctx, out) => renderProviderError(ctx, out),
       logoutPages,
     });
-  return { accounts, consents, revocations, build };
+  return { accounts, apis, consents, revocations, build };
 }
 
 export async function serve(config: Config, logger: Logger = createLogger(config.log.level)): Promise<Running> {
@@ -90,7 +99,7 @@ export async function serve(config: Config, logger: Logger = createLogger(config
     await kv.close();
     throw error;
   });
-  const { accounts, consents, revocations, build } = providerFactory(config, kv);
+  const { accounts, apis, consents, revocations, build } = providerFactory(config, kv);
   const providers = new ProviderHost(build(keys.ring));
   let verificationKeys: JWTVerifyGetKey = createLocalJWKSet(keys.ring.publicJwks());
   keys.onChange((ring) => {
@@ -112,8 +121,8 @@ export async function serve(config: Config, logger: Logger = createLogger(config
     logger,
     routes: [
       jwksEndpoint(providers.current.pathFor('jwks'), () => keys.jwks),
-      revocationFeed({ issuer: config.issuer, keys: () => verificationKeys, list: revocations, clockTolerance: CLOCK_TOLERANCE }),
-      adminApi({ issuer: config.issuer, provider, clients, accounts, grants, secretRotationGrace: config.registration.secretRotationGrace }),
+      revocationFeed({ issuer: config.issuer, keys: () => verificationKeys, list: revocations, apis, clockTolerance: CLOCK_TOLERANCE }),
+      adminApi({ issuer: config.issuer, provider, clients, accounts, apis, grants, secretRotationGrace: config.registration.secretRotationGrace }),
       developerPages({
         issuer: config.issuer,
         provider,
@@ -158,6 +167,7 @@ export async function serve(config: Config, logger: Logger = createLogger(config
     providers,
     kv,
     accounts,
+    apis,
     keys,
     revocations,
     grants,

@@ -6,9 +6,10 @@ import type { Middleware } from 'koa';
 import { createLocalJWKSet } from 'jose';
 import { errors, Provider, type AccountClaims, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 import { claimsFor, type Accounts } from '../accounts/accounts.js';
+import type { Apis } from '../apis/apis.js';
 import type { Config } from '../config.js';
 import type { Keyring } from '../keyring/keyring.js';
-import { FEED_PATH } from '../revocation/feed-server.js';
+import { FEED_PATH, FEED_SCOPE } from '../revocation/feed-server.js';
 import { jwtAccessTokenEndpoints } from '../revocation/jwt-access-tokens.js';
 import { GRANT_CLAIM, grantHandle, type RevocationList } from '../revocation/list.js';
 import { adapterFactory } from '../store/adapter.js';
@@ -28,7 +29,7 @@ import { singleUseInitialAccessTokens } from '../registration/initial-access-tok
 import { enforcePolicy, type RegistrationPolicy } from '../registration/policy.js';
 import type { Consents } from './consents.js';
 import { CLOCK_TOLERANCE, resourceServers } from './lifetimes.js';
-import { resourceServerInfo } from './resource-servers.js';
+import { defaultResource, mayIntrospect, resourceServerInfo } from './resource-servers.js';
 
 export { CLOCK_TOLERANCE };
 
@@ -43,6 +44,8 @@ export interface ProviderDependencies {
   readonly kv: Kv;
   readonly keyring: Keyring;
   readonly accounts: Accounts;
+  /** APIs and operator grants (src/apis/). */
+  readonly apis: Apis;
   readonly revocations: RevocationList;
   readonly consents: Consents;
   /** Rate limits, shared by every provider built for this process (provider.use middleware). */
@@ -62,12 +65,13 @@ const OIDC_SCOPES = ['openid', 'offline_access', ...Object.keys(SCOPE_CLAIMS).fi
  * Builds a provider for a key ring. Called again with each new ring (see host.ts): everything here
  * must be cheap and free of side effects beyond the instance it returns.
  */
-export function createProvider({ config, kv, keyring, accounts, revocations, consents, rateLimits, renderError, logoutPages }: ProviderDependencies): Provider {
+export function createProvider({ config, kv, keyring, accounts, apis, revocations, consents, rateLimits, renderError, logoutPages }: ProviderDependencies): Provider {
   const servers = resourceServers(config);
   const policy: RegistrationPolicy = {
     authMethods: config.registration.authMethods,
     scopes: [...new Set([...OIDC_SCOPES, ...servers.flatMap((server) => server.scopes)])],
-    privilegedScopes: ADMIN_SCOPES,
+    // The privileged APIs' scopes: granted only by operators, never registered self-service.
+    privilegedScopes: [...ADMIN_SCOPES, FEED_SCOPE],
   };
   const configuration: Configuration = {
     // Whenever oidc-provider revokes a grant (refresh token reuse, code replay, sign-out, the
@@ -109,16 +113,17 @@ export function createProvider({ config, kv, keyring, accounts, revocations, con
     },
     // Every refresh token is single-use: a rotated one presented again (after the reuse grace)
     // revokes the grant. The request's resource is checked before the token is spent (see refresh-rotation.ts).
-    rotateRefreshToken: rotateRefreshTokenAfterChecks(() => servers.map((server) => server.identifier)),
-    // Resource servers' scopes too: oidc-provider accepts in a client's `scope` metadata only
-    // scopes listed here, and that metadata is what bounds a client at each resource server.
+    rotateRefreshToken: rotateRefreshTokenAfterChecks(async (resource) => (await apis.find(resource)) !== undefined),
+    // Configured resource servers' scopes too: oidc-provider accepts in a client's `scope` metadata
+    // only scopes listed here, and that metadata is what bounds a person's delegation to a client.
     scopes: policy.scopes,
     claims: Object.fromEntries(Object.entries(SCOPE_CLAIMS).map(([scope, claims]) => [scope, [...claims]])),
     // ID tokens carry the granted scopes' claims; clients that want only `sub` say so (id-token-claims.ts).
     conformIdTokenClaims: false,
     ttl: {
-      AccessToken: config.ttl.accessToken,
-      ClientCredentials: config.ttl.clientCredentials,
+      // An API's own accessTokenTTL wins (oidc-provider's default does this; a number would not).
+      AccessToken: (_ctx, token) => token.resourceServer?.accessTokenTTL ?? config.ttl.accessToken,
+      ClientCredentials: (_ctx, token) => token.resourceServer?.accessTokenTTL ?? config.ttl.clientCredentials,
       AuthorizationCode: config.ttl.authorizationCode,
       IdToken: config.ttl.idToken,
       RefreshToken: config.ttl.refreshToken,
@@ -132,8 +137,12 @@ export function createProvider({ config, kv, keyring, accounts, revocations, con
       claimsParameter: { enabled: true },
       introspection: {
         enabled: true,
-        // A public client learns only about its own tokens; confidential clients (resource servers) about any.
-        allowedPolicy: async (_ctx, caller, token) => caller.clientAuthMethod !== 'none' || token.clientId === caller.clientId,
+        // RFC 7662 §4: a client learns only about its own tokens and those meant for an API it serves
+        // as by an operator's grant; for any other token the answer is {"active": false}.
+        allowedPolicy: async (_ctx, caller, token) => {
+          const { clientId, aud, scope, kind } = token as unknown as { clientId?: string; aud?: unknown; scope?: string; kind: string };
+          return mayIntrospect(apis, caller, { clientId, aud, scope, clientCredentials: kind === 'ClientCredentials' });
+        },
       },
       revocation: {
         enabled: true,
@@ -154,7 +163,8 @@ export function createProvider({ config, kv, keyring, accounts, revocations, con
       backchannelLogout: { enabled: true },
       resourceIndicators: {
         enabled: true,
-        getResourceServerInfo: (ctx, indicator, client) => resourceServerInfo(servers, ctx, indicator, client),
+        getResourceServerInfo: (ctx, indicator, client) => resourceServerInfo(apis, ctx, indicator, client),
+        defaultResource: defaultResource(apis, OIDC_SCOPES) as NonNullable<NonNullable<Configuration['features']>['resourceIndicators']>['defaultResource'],
       },
     },
     extraClientMetadata: {
@@ -224,6 +234,14 @@ export function createProvider({ config, kv, keyring, accounts, revocations, con
       keys: createLocalJWKSet(keyring.publicJwks()),
       list: revocations,
       clockTolerance: CLOCK_TOLERANCE,
+      mayIntrospect: (caller, claims) =>
+        mayIntrospect(apis, caller, {
+          clientId: claims.client_id,
+          aud: claims.aud,
+          scope: claims.scope,
+          // A person's token carries the grant claim and their sub; a client's own carries neither.
+          clientCredentials: claims[GRANT_CLAIM] === undefined && claims.sub === claims.client_id,
+        }),
     }),
   );
   return provider;

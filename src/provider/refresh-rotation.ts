@@ -22,15 +22,15 @@ interface RefreshTokenWithResources {
   readonly resourceIndicators?: Set<string>;
 }
 
-export function rotateRefreshTokenAfterChecks(knownResources: () => readonly string[]) {
-  return (ctx: KoaContextWithOIDC): boolean => {
+export function rotateRefreshTokenAfterChecks(isKnownResource: (resource: string) => Promise<boolean>) {
+  return async (ctx: KoaContextWithOIDC): Promise<boolean> => {
     const requested = ctx.oidc.params?.resource;
     if (requested === undefined) return true;
     const token = ctx.oidc.entities.RefreshToken as RefreshTokenWithResources | undefined;
     const resources: unknown[] = Array.isArray(requested) ? requested : [requested];
     if (resources.length !== 1) throw new errors.InvalidTarget('only a single resource indicator value must be requested');
     const [resource] = resources;
-    if (typeof resource !== 'string' || !token?.resourceIndicators?.has(resource) || !knownResources().includes(resource)) {
+    if (typeof resource !== 'string' || !token?.resourceIndicators?.has(resource) || !(await isKnownResource(resource))) {
       throw new errors.InvalidTarget('the refresh token was not issued for this resource');
     }
     return true;
