@@ -37,6 +37,7 @@ const schema = z.strictObject({
   shutdownTimeout: seconds,
   host: z.string().min(1),
   proxy: z.boolean(),
+  proxyHops: z.number().int().min(1).max(16),
   redis: z.strictObject({
     url: z.union([z.literal(''), z.url({ protocol: /^rediss?$/ })]),
     mode: z.enum(['standalone', 'sentinel', 'cluster']),
@@ -89,7 +90,9 @@ const schema = z.strictObject({
     perIp: z.number().int().min(0),
     perClient: z.number().int().min(0),
     registrationPerIp: z.number().int().min(0),
+    metadataPerIp: z.number().int().min(0),
   }),
+  clientAssertions: z.strictObject({ maxLifetime: z.number().int().min(1).max(3600) }),
   registration: z.strictObject({
     open: z.boolean(),
     authMethods: z.array(z.enum(['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'])).min(1),
@@ -190,6 +193,17 @@ function deepFreeze<T>(value: T): T {
     Object.freeze(value);
   }
   return value;
+}
+
+/**
+ * The settings still holding the public development secrets (production refuses them; on Redis,
+ * outside production, `serve` warns, since that store is shared and durable).
+ */
+export function publicDefaultSecrets(config: Pick<Config, 'cookie' | 'keys'>): string[] {
+  const found: string[] = [];
+  if (config.cookie.keys.includes(DEFAULT_COOKIE_KEY)) found.push('cookie.keys (COOKIE_KEYS)');
+  if (config.keys.secrets.includes(DEFAULT_KEYRING_SECRET)) found.push('keys.secrets (KEYS_SECRETS)');
+  return found;
 }
 
 /** Refusals that only apply in production: each names the setting to fix. */
