@@ -103,7 +103,8 @@ export class RateLimits {
   async clientWait(clientId: string): Promise<number> {
     if (!this.#perClient) return 0;
     const res = await this.#perClient.get(clientId);
-    return res && res.consumedPoints > this.#perClient.points ? Math.ceil(res.msBeforeNext / 1000) : 0;
+    // Its allowance is `points` requests: once they are spent, the next one waits.
+    return res && res.consumedPoints >= this.#perClient.points ? Math.ceil(res.msBeforeNext / 1000) : 0;
   }
 
   /** The 429 answer for a client over its allowance (used before it is authenticated). */
