@@ -249,6 +249,11 @@ describe('rate limits, client addresses and the issuer host', function () {
       assert.equal(page.status, 200);
       assert.match(page.text, /name="password"/);
       assert.doesNotMatch(page.text, /evil\.example/);
+      // After the sign-in, the way back into the provider (its resume URL) is the issuer's too.
+      const login = formIn(page.text, '/login');
+      const signedIn = await raw(portOf(server), 'POST', new URL(login.action, server.issuer).pathname, { host: 'evil.example', cookie }, form({ ...login.hidden, username: 'victim', password: PASSWORD }));
+      assert.ok([302, 303].includes(signedIn.status), signedIn.text);
+      assert.ok(String(signedIn.headers.location).startsWith(`${server.issuer}/auth/`), String(signedIn.headers.location));
     });
   });
 
@@ -348,7 +353,7 @@ describe('rate limits, client addresses and the issuer host', function () {
       assert.notEqual(document.require_pushed_authorization_requests, true, 'PAR is optional');
       assert.ok(Array.isArray(document.dpop_signing_alg_values_supported));
       assert.ok(document.userinfo_endpoint);
-      assert.equal(document.request_parameter_supported, false);
+      assert.notEqual(document.request_parameter_supported, true, 'request objects are off');
       for (const absent of ['device_authorization_endpoint', 'backchannel_authentication_endpoint', 'authorization_signing_alg_values_supported', 'id_token_encryption_alg_values_supported', 'mtls_endpoint_aliases', 'authorization_details_types_supported']) {
         assert.equal(document[absent], undefined, absent);
       }
