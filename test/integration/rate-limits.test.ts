@@ -244,7 +244,7 @@ describe('rate limits, client addresses and the issuer host', function () {
       assert.ok([302, 303].includes(started.status), String(started.status));
       const location = String(started.headers.location);
       assert.doesNotMatch(location, /evil/);
-      const cookie = (started.headers['set-cookie'] ?? []).map((line) => line.split(';')[0]).join('; ');
+      const cookie = ([started.headers['set-cookie'] ?? []].flat()).map((line: string) => line.split(';')[0]).join('; ');
       const page = await raw(portOf(server), 'GET', new URL(location, server.issuer).pathname, { host: 'evil.example', cookie, accept: 'text/html' });
       assert.equal(page.status, 200);
       assert.match(page.text, /name="password"/);
