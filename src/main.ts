@@ -31,6 +31,7 @@ import { ProviderHost } from './provider/host.js';
 import { CLOCK_TOLERANCE, longestAccessTokenLifetime } from './provider/lifetimes.js';
 import { createProvider } from './provider/provider.js';
 import { revocationFeed } from './revocation/feed.js';
+import { FEED_PATH } from './revocation/feed-server.js';
 import { GrantRevocation } from './revocation/grants.js';
 import { RevocationList } from './revocation/list.js';
 import { openStore, type Kv } from './store/index.js';
@@ -118,8 +119,8 @@ export async function serve(config: Config, logger: Logger = createLogger(config
     keyring: () => keys.ring,
     logger,
     routes: [
-      // Per-address limits on every endpoint the provider serves (the JWKS too, answered just below).
-      limits.middleware(providers.current),
+      // Per-address limits on every endpoint the provider serves (the JWKS too, answered just below) and the feed.
+      limits.middleware(providers.current, { revocation_feed: FEED_PATH }),
       jwksEndpoint(providers.current.pathFor('jwks'), () => keys.jwks),
       revocationFeed({ issuer: config.issuer, keys: () => verificationKeys, list: revocations, clockTolerance: CLOCK_TOLERANCE }),
       adminApi({ issuer: config.issuer, provider, clients, accounts, grants, secretRotationGrace: config.registration.secretRotationGrace }),

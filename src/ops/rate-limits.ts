@@ -45,6 +45,9 @@ const HOT_ROUTES = new Set(['discovery', 'jwks']);
 export const CLIENT_AUTH_ROUTES = new Set(['token', 'introspection', 'revocation', 'pushed_authorization_request']);
 
 const PARAM = 'latchkeyparam';
+const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+/** A path's pattern as oidc-provider's router matches it: any case, with or without a trailing slash. */
+const exactly = (path: string) => new RegExp(`^${path}/?$`, 'i');
 
 /** [route name, pattern] for every route the provider serves, parameters matching one path segment. */
 export function routeTable(provider: Provider): [string, RegExp][] {
@@ -56,10 +59,9 @@ export function routeTable(provider: Provider): [string, RegExp][] {
     } catch {
       continue; // a feature that is off
     }
-    const pattern = path.split(PARAM).map((part) => part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('[^/]+');
-    table.push([name, new RegExp(`^${pattern}/?$`)]);
+    table.push([name, exactly(path.split(PARAM).map(escape).join('[^/]+'))]);
   }
-  table.push(['discovery', new RegExp(`^${OPENID_DISCOVERY.replace(/\./g, '\\.')}$`)]);
+  table.push(['discovery', exactly(escape(OPENID_DISCOVERY))]);
   return table;
 }
 
@@ -112,9 +114,13 @@ export class RateLimits {
     refuse(ctx, seconds, route, 'client');
   }
 
-  /** App middleware, in front of our routes and the provider: see the top of this file. */
-  middleware(provider: Provider): Middleware {
+  /**
+   * App middleware, in front of our routes and the provider: see the top of this file. `also`:
+   * endpoints of our own that discovery advertises beside the provider's (name → path).
+   */
+  middleware(provider: Provider, also: Record<string, string> = {}): Middleware {
     const table = routeTable(provider);
+    for (const [name, path] of Object.entries(also)) table.push([name, exactly(escape(path))]);
     return async (ctx, next) => {
       const route = table.find(([, pattern]) => pattern.test(ctx.path))?.[0];
       if (!route) return next();

@@ -297,12 +297,11 @@ describe('rate limits, client addresses and the issuer host', function () {
       const document = (await (await fetch(`${proxied.url}/.well-known/openid-configuration`)).json()) as Record<string, unknown>;
       const endpoints = Object.entries(document)
         .filter(([field, value]) => (field.endsWith('_endpoint') || field === 'jwks_uri') && typeof value === 'string')
-        // Served by Latchkey's own routes, not the provider.
-        .filter(([field]) => field !== 'revocation_feed_endpoint')
         .map(([field, value]) => [field, new URL(String(value)).pathname] as const);
-      endpoints.push(['discovery', '/.well-known/openid-configuration'], ['oauth discovery', '/.well-known/oauth-authorization-server'], ['client configuration', '/reg/some-client'], ['resume', '/auth/some-interaction']);
+      endpoints.push(['discovery', '/.well-known/openid-configuration'], ['oauth discovery', '/.well-known/oauth-authorization-server'], ['client configuration', '/reg/some-client'], ['resume', '/auth/some-interaction'], ['token in capitals', '/TOKEN/'], ['PAR in mixed case', '/Request']);
       assert.ok(endpoints.some(([field]) => field === 'pushed_authorization_request_endpoint'));
-      const reads = new Set(['/jwks', '/.well-known/openid-configuration', '/.well-known/oauth-authorization-server', '/auth', '/session/end', '/reg/some-client', '/auth/some-interaction']);
+      assert.ok(endpoints.some(([field]) => field === 'revocation_feed_endpoint'));
+      const reads = new Set(['/jwks', '/revocations', '/.well-known/openid-configuration', '/.well-known/oauth-authorization-server', '/auth', '/session/end', '/reg/some-client', '/auth/some-interaction']);
       let address = 0;
       for (const [field, path] of endpoints) {
         address += 1;
