@@ -261,6 +261,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, dir = join(ROOT
   if (config.keys.publishLead < 2 * config.keys.refreshInterval) {
     throw new ConfigError(`${label(['keys', 'publishLead'])}: must be at least twice keys.refreshInterval, so every instance publishes a key before it signs`);
   }
+  if (config.proxyHops !== 1 && !config.proxy) {
+    throw new ConfigError(`${label(['proxyHops'])}: counts reverse proxies, so it needs proxy (PROXY=true); without it X-Forwarded-For is ignored`);
+  }
   if (config.redis.mode === 'sentinel' && !config.redis.sentinels.length) {
     throw new ConfigError(`${label(['redis', 'sentinels'])}: required when redis.mode is sentinel`);
   }
