@@ -48,6 +48,7 @@ const schema = z.strictObject({
   shutdownTimeout: seconds,
   host: z.string().min(1),
   proxy: z.boolean(),
+  proxyHops: z.number().int().min(1).max(16),
   redis: z.strictObject({
     url: z.union([z.literal(''), z.url({ protocol: /^rediss?$/ })]),
     mode: z.enum(['standalone', 'sentinel', 'cluster']),
@@ -103,7 +104,9 @@ const schema = z.strictObject({
     perIp: z.number().int().min(0),
     perClient: z.number().int().min(0),
     registrationPerIp: z.number().int().min(0),
+    metadataPerIp: z.number().int().min(0),
   }),
+  clientAssertions: z.strictObject({ maxLifetime: z.number().int().min(1).max(3600) }),
   registration: z.strictObject({
     open: z.boolean(),
     authMethods: z.array(z.enum(['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'])).min(1),
@@ -206,6 +209,17 @@ function deepFreeze<T>(value: T): T {
   return value;
 }
 
+/**
+ * The settings still holding the public development secrets (production refuses them; on Redis,
+ * outside production, `serve` warns, since that store is shared and durable).
+ */
+export function publicDefaultSecrets(config: Pick<Config, 'cookie' | 'keys'>): string[] {
+  const found: string[] = [];
+  if (config.cookie.keys.includes(DEFAULT_COOKIE_KEY)) found.push('cookie.keys (COOKIE_KEYS)');
+  if (config.keys.secrets.includes(DEFAULT_KEYRING_SECRET)) found.push('keys.secrets (KEYS_SECRETS)');
+  return found;
+}
+
 /** Refusals that only apply in production: each names the setting to fix. */
 function productionProblems(config: z.infer<typeof schema> & { issuer: string }): string[] {
   const problems: string[] = [];
@@ -260,6 +274,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, dir = join(ROOT
   }
   if (config.keys.publishLead < 2 * config.keys.refreshInterval) {
     throw new ConfigError(`${label(['keys', 'publishLead'])}: must be at least twice keys.refreshInterval, so every instance publishes a key before it signs`);
+  }
+  if (config.proxyHops !== 1 && !config.proxy) {
+    throw new ConfigError(`${label(['proxyHops'])}: counts reverse proxies, so it needs proxy (PROXY=true); without it X-Forwarded-For is ignored`);
   }
   if (config.redis.mode === 'sentinel' && !config.redis.sentinels.length) {
     throw new ConfigError(`${label(['redis', 'sentinels'])}: required when redis.mode is sentinel`);

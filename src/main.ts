@@ -18,7 +18,7 @@ import { adminApi } from './registration/admin-api.js';
 import { Clients } from './registration/clients.js';
 import { developerPages } from './registration/developer-pages.js';
 import { createApp } from './app.js';
-import type { Config } from './config.js';
+import { publicDefaultSecrets, type Config } from './config.js';
 import { renderProviderError } from './interactions/errors.js';
 import { interactionRoutes } from './interactions/routes.js';
 import { openKeyring } from './keyring/index.js';
@@ -27,11 +27,12 @@ import type { Keyring } from './keyring/keyring.js';
 import type { KeyringService } from './keyring/service.js';
 import { createLogger, type Logger } from './ops/logger.js';
 import { observeSigningKeys, serveMetrics } from './ops/metrics.js';
-import { rateLimits } from './ops/rate-limits.js';
+import { RateLimits } from './ops/rate-limits.js';
 import { ProviderHost } from './provider/host.js';
 import { builtinResourceServers, CLOCK_TOLERANCE, longestAccessTokenLifetime } from './provider/lifetimes.js';
 import { createProvider } from './provider/provider.js';
 import { revocationFeed } from './revocation/feed.js';
+import { FEED_PATH } from './revocation/feed-server.js';
 import { GrantRevocation } from './revocation/grants.js';
 import { RevocationList } from './revocation/list.js';
 import { openStore, type Kv } from './store/index.js';
@@ -70,7 +71,7 @@ export function providerFactory(config: Config, kv: Kv) {
   });
   const consents = new Consents(kv, config.ttl.grant);
   const revocations = new RevocationList(kv, { skew: CLOCK_TOLERANCE, accessTokenLifetime: longestAccessTokenLifetime(config) });
-  const limits = rateLimits(kv, config.rateLimit);
+  const limits = new RateLimits(kv, config.rateLimit);
   const build = (keyring: Keyring) =>
     createProvider({
       config,
@@ -84,7 +85,7 @@ export function providerFactory(config: Config, kv: Kv) {
       renderError: (ctx, out) => renderProviderError(ctx, out),
       logoutPages,
     });
-  return { accounts, apis, consents, revocations, build };
+  return { accounts, apis, consents, revocations, limits, build };
 }
 
 export async function serve(config: Config, logger: Logger = createLogger(config.log.level)): Promise<Running> {
@@ -95,11 +96,18 @@ export async function serve(config: Config, logger: Logger = createLogger(config
       'REDIS_URL is not set: using the embedded in-process store (development only; sessions do not survive a restart)',
     );
   }
+  const publicSecrets = publicDefaultSecrets(config);
+  if (kv.kind !== 'embedded' && publicSecrets.length) {
+    logger.warn(
+      { settings: publicSecrets },
+      `INSECURE: ${publicSecrets.join(' and ')} still hold the public development default; anyone can forge cookies or decrypt the signing keys kept in Redis. Set your own secrets (openssl rand -base64 48)`,
+    );
+  }
   const keys = await openKeyring(config, kv, logger).catch(async (error: unknown) => {
     await kv.close();
     throw error;
   });
-  const { accounts, apis, consents, revocations, build } = providerFactory(config, kv);
+  const { accounts, apis, consents, revocations, limits, build } = providerFactory(config, kv);
   const providers = new ProviderHost(build(keys.ring));
   let verificationKeys: JWTVerifyGetKey = createLocalJWKSet(keys.ring.publicJwks());
   keys.onChange((ring) => {
@@ -120,6 +128,8 @@ export async function serve(config: Config, logger: Logger = createLogger(config
     keyring: () => keys.ring,
     logger,
     routes: [
+      // Per-address limits on every endpoint the provider serves (the JWKS too, answered just below) and the feed.
+      limits.middleware(providers.current, { revocation_feed: FEED_PATH }),
       jwksEndpoint(providers.current.pathFor('jwks'), () => keys.jwks),
       revocationFeed({ issuer: config.issuer, keys: () => verificationKeys, list: revocations, apis, clockTolerance: CLOCK_TOLERANCE }),
       adminApi({ issuer: config.issuer, provider, clients, accounts, apis, grants, secretRotationGrace: config.registration.secretRotationGrace }),

@@ -2,7 +2,6 @@
  * The oidc-provider instance: which protocol features are on, and the policy choices Latchkey
  * makes on top of the library's defaults (each commented with its reason).
  */
-import type { Middleware } from 'koa';
 import { createLocalJWKSet } from 'jose';
 import { errors, Provider, type AccountClaims, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 import { claimsFor, type Accounts } from '../accounts/accounts.js';
@@ -14,8 +13,11 @@ import { jwtAccessTokenEndpoints } from '../revocation/jwt-access-tokens.js';
 import { GRANT_CLAIM, grantHandle, type RevocationList } from '../revocation/list.js';
 import { adapterFactory } from '../store/adapter.js';
 import type { Kv } from '../store/kv.js';
+import type { RateLimits } from '../ops/rate-limits.js';
+import { limitAnnouncedClients } from './announced-client-limit.js';
 import { bareNotFound } from './bare-not-found.js';
 import { clientAuthenticationRequired } from './client-auth-required.js';
+import { boundedClientAssertions } from './client-assertions.js';
 import { onlyIdTokensAsHints } from './id-token-hints.js';
 import { postAsGet } from './post-methods.js';
 import { accountClaims, ID_TOKEN_CLAIMS_PROPERTY, validateIdTokenClaimsSetting } from './id-token-claims.js';
@@ -48,8 +50,8 @@ export interface ProviderDependencies {
   readonly apis: Apis;
   readonly revocations: RevocationList;
   readonly consents: Consents;
-  /** Rate limits, shared by every provider built for this process (provider.use middleware). */
-  readonly rateLimits: Middleware;
+  /** Rate limits, shared by every provider built for this process (see announced-client-limit.ts). */
+  readonly rateLimits: RateLimits;
   readonly renderError: NonNullable<Configuration['renderError']>;
   /** The pages of RP-initiated logout. */
   readonly logoutPages: {
@@ -111,6 +113,8 @@ export function createProvider({ config, kv, keyring, accounts, apis, revocation
       // Algorithms clients may sign private_key_jwt assertions with: asymmetric only.
       clientAuthSigningAlgValues: ['RS256', 'PS256', 'ES256', 'EdDSA'],
     },
+    // private_key_jwt assertions: iat required, short-lived (oidc-provider already refuses replays).
+    assertJwtClientAuthClaimsAndHeader: boundedClientAssertions(config.clientAssertions.maxLifetime, CLOCK_TOLERANCE),
     // Every refresh token is single-use: a rotated one presented again (after the reuse grace)
     // revokes the grant. The request's resource is checked before the token is spent (see refresh-rotation.ts).
     rotateRefreshToken: rotateRefreshTokenAfterChecks(async (resource) => (await apis.find(resource)) !== undefined),
@@ -131,8 +135,32 @@ export function createProvider({ config, kv, keyring, accounts, apis, revocation
       Interaction: config.ttl.interaction,
       Grant: config.ttl.grant,
     },
+    // Every feature of oidc-provider is named here, on or off, so that a library upgrade that turns a
+    // default on changes nothing (the README's "What it speaks" lists what is offered).
     features: {
       devInteractions: { enabled: false },
+      // Offered: PAR (RFC 9126, optional for clients), DPoP (RFC 9449), userinfo (OIDC Core §5.3).
+      pushedAuthorizationRequests: { enabled: true, requirePushedAuthorizationRequests: false, allowUnregisteredRedirectUris: false },
+      dPoP: { enabled: true },
+      userinfo: { enabled: true },
+      // Not offered. Request objects (JAR): PAR carries the same parameters without client-signed
+      // JWTs; the rest are profiles and extensions Latchkey does not implement or test.
+      requestObjects: { enabled: false },
+      rpMetadataChoices: { enabled: false },
+      richAuthorizationRequests: { enabled: false },
+      jwtResponseModes: { enabled: false },
+      jwtIntrospection: { enabled: false },
+      jwtUserinfo: { enabled: false },
+      encryption: { enabled: false },
+      webMessageResponseMode: { enabled: false },
+      deviceFlow: { enabled: false },
+      ciba: { enabled: false },
+      mTLS: { enabled: false },
+      fapi: { enabled: false },
+      attestClientAuth: { enabled: false },
+      clientIdMetadataDocument: { enabled: false },
+      externalSigningSupport: { enabled: false },
+      openid4vci: { enabled: false },
       clientCredentials: { enabled: true },
       claimsParameter: { enabled: true },
       introspection: {
@@ -219,8 +247,9 @@ export function createProvider({ config, kv, keyring, accounts, apis, revocation
   const provider = new Provider(config.issuer, configuration);
   acceptPreviousSecrets(provider, kv);
   onlyIdTokensAsHints(provider);
-  provider.use(rateLimits);
-  provider.proxy = config.proxy;
+  limitAnnouncedClients(provider, rateLimits);
+  // No provider.proxy here: koa-mount runs the provider with the app's own ctx, so the app's proxy
+  // settings (createApp) decide ctx.ip and ctx.protocol, and the issuer decides every URL (app.ts).
   provider.use(bareNotFound());
   // OIDC Core §3.1.2.1 and RP-Initiated Logout §2: POST too, with SameSite=Lax cookies kept (see post-methods.ts).
   provider.use(postAsGet([provider.pathFor('authorization'), provider.pathFor('end_session')]));
