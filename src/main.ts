@@ -16,6 +16,7 @@ import { Consents } from './provider/consents.js';
 import { adminApi } from './registration/admin-api.js';
 import { Clients } from './registration/clients.js';
 import { developerPages } from './registration/developer-pages.js';
+import { checkConfiguredClients } from './registration/policy.js';
 import { createApp } from './app.js';
 import type { Config } from './config.js';
 import { renderProviderError } from './interactions/errors.js';
@@ -92,6 +93,11 @@ export async function serve(config: Config, logger: Logger = createLogger(config
   });
   const { accounts, consents, revocations, build } = providerFactory(config, kv);
   const providers = new ProviderHost(build(keys.ring));
+  await checkConfiguredClients(providers.current, config.clients.map((client) => client.client_id)).catch(async (error: unknown) => {
+    await keys.close();
+    await kv.close();
+    throw error;
+  });
   let verificationKeys: JWTVerifyGetKey = createLocalJWKSet(keys.ring.publicJwks());
   keys.onChange((ring) => {
     verificationKeys = createLocalJWKSet(ring.publicJwks());
