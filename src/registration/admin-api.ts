@@ -171,7 +171,8 @@ export function adminApi({ issuer, provider, clients, accounts, grants, secretRo
       ctx.body = publicAccount(await accounts.create(username, password, claims));
     } catch (error) {
       if (!(error instanceof AccountError)) throw error;
-      fail(ctx, 400, 'invalid_request', error.message);
+      if (error.conflict) fail(ctx, 409, 'conflict', error.message);
+      else fail(ctx, 400, 'invalid_request', error.message);
     }
   });
 
