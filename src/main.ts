@@ -10,6 +10,7 @@ import { resolve } from 'node:path';
 import { createLocalJWKSet, type JWTVerifyGetKey } from 'jose';
 import type { Provider } from 'oidc-provider';
 import { Accounts } from './accounts/accounts.js';
+import { AccountSessions } from './accounts/sessions.js';
 import { LoginThrottle } from './accounts/throttle.js';
 import { logoutPages } from './interactions/logout.js';
 import { Consents } from './provider/consents.js';
@@ -109,6 +110,7 @@ export async function serve(config: Config, logger: Logger = createLogger(config
   const provider = providers.current;
   const clients = new Clients(kv, provider);
   const grants = new GrantRevocation(kv, revocations);
+  const sessions = new AccountSessions(kv, () => providers.current, accounts);
 
   const app = createApp({
     config,
@@ -119,12 +121,13 @@ export async function serve(config: Config, logger: Logger = createLogger(config
     routes: [
       jwksEndpoint(providers.current.pathFor('jwks'), () => keys.jwks),
       revocationFeed({ issuer: config.issuer, keys: () => verificationKeys, list: revocations, clockTolerance: CLOCK_TOLERANCE }),
-      adminApi({ issuer: config.issuer, provider, clients, accounts, grants, secretRotationGrace: config.registration.secretRotationGrace }),
+      adminApi({ issuer: config.issuer, provider, clients, accounts, grants, sessions, secretRotationGrace: config.registration.secretRotationGrace }),
       developerPages({
         issuer: config.issuer,
         provider,
         clients,
         grants,
+        sessions,
         csrfKey: config.cookie.keys[0]!,
         secretRotationGrace: config.registration.secretRotationGrace,
       }),
