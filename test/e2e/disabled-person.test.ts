@@ -67,7 +67,7 @@ describe('e2e: disabling a person ends their sessions everywhere (issue 19.2)', 
     const settings = { redisUrl: redis.url, dir, port, env: { CLIENTS: JSON.stringify(clients), OUTBOUND_ALLOW_PRIVATE_NETWORKS: 'true' } };
     env = testEnv(dir, port, settings);
     server = await startServer(settings);
-    for (const name of ['alice', 'bob', 'carol', 'dora', 'erin']) await server.accounts.create(name, PASSWORD);
+    for (const name of ['alice', 'bob', 'carol', 'dora', 'erin', 'frank']) await server.accounts.create(name, PASSWORD);
     app = await oidc.discovery(new URL(server.issuer), 'app', APP_SECRET, undefined, { execute: [oidc.allowInsecureRequests] });
   });
   after(async () => {
@@ -180,6 +180,16 @@ describe('e2e: disabling a person ends their sessions everywhere (issue 19.2)', 
     await server.accounts.setDisabled('carol', true);
     await signedOutEverywhere(agent, developerPage, 'carol', accountId);
     assert.ok(await logoutTokenFor(accountId), 'ended at first use, with a logout token to the app');
+  });
+
+  it('deleted with the CLI: the same, and the name is free again', async () => {
+    const { agent, developerPage } = await signedInEverywhere('frank');
+    const accountId = await sub('frank');
+    const run = await latchkey(env, ['users', 'remove', 'frank']);
+    assert.equal(run.status, 0, run.stderr);
+    assert.ok(await logoutTokenFor(accountId), 'a logout token for frank reached the app');
+    await signedOutEverywhere(agent, developerPage, 'frank', accountId);
+    assert.notEqual((await server.accounts.create('frank', PASSWORD)).sub, accountId);
   });
 
   it('a stale session the index does not know, first at the developer page: no apps shown, none created', async () => {
