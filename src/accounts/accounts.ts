@@ -93,28 +93,10 @@ export class Accounts {
     const problem = validatePassword(password);
     if (problem) throw new AccountError(problem);
     await this.#indexSkeletons();
-    const sub = randomUUID();
-    const taken = () => new AccountError(`the username "${username}" is taken`, true);
-    if (enforced.username !== legacyUsernameForm(username) && (await this.kv.get(nameKey(legacyUsernameForm(username))))) throw taken();
-    const skeletons = usernameSkeletons(username).map(skeletonKey);
-    const release = () => Promise.all(skeletons.map((key) => this.kv.deleteIfEquals(key, sub)));
-    for (const key of skeletons) {
-      if (await this.#claimSkeleton(key, sub)) continue;
-      await release();
-      const holder = await this.find((await this.kv.get(key)) ?? '');
-      if (holder && normalizeUsername(holder.username) === enforced.username) throw taken();
-      const differs = nonAscii(username);
-      throw new AccountError(
-        `the username "${username}" looks like the existing username "${holder?.username ?? ''}"${differs.length ? ` (it has ${differs.join(', ')})` : ''}; choose one that does not`,
-        true,
-      );
-    }
-    if (!(await this.kv.set(nameKey(enforced.username), sub, { onlyIfAbsent: true }))) {
-      await release();
-      throw taken();
-    }
+    // The record is written first, so that a skeleton or name key always names a stored account
+    // (or one being made); a key whose account is gone is stale (see #claimSkeleton).
     const account: Account = {
-      sub,
+      sub: randomUUID(),
       username,
       passwordHash: await argon2.hash(password, this.#options),
       disabled: false,
@@ -122,8 +104,37 @@ export class Accounts {
       updatedAt: now(),
     };
     await this.#save(account);
-    await this.kv.addToSet(ACCOUNTS_KEY, sub);
+    try {
+      await this.#claimUsername(account.sub, username, enforced.username);
+    } catch (error) {
+      await this.kv.del([accountKey(account.sub)]);
+      throw error;
+    }
+    await this.kv.addToSet(ACCOUNTS_KEY, account.sub);
     return account;
+  }
+
+  /** Takes the username's skeletons and its name for `sub`, or explains whose they are. */
+  async #claimUsername(sub: string, username: string, enforced: string): Promise<void> {
+    const taken = () => new AccountError(`the username "${username}" is taken`, true);
+    if (enforced !== legacyUsernameForm(username) && (await this.kv.get(nameKey(legacyUsernameForm(username))))) throw taken();
+    const skeletons = usernameSkeletons(username).map(skeletonKey);
+    const release = () => Promise.all(skeletons.map((key) => this.kv.deleteIfEquals(key, sub)));
+    for (const key of skeletons) {
+      if (await this.#claimSkeleton(key, sub)) continue;
+      await release();
+      const holder = await this.find((await this.kv.get(key)) ?? '');
+      if (holder && normalizeUsername(holder.username) === enforced) throw taken();
+      const differs = nonAscii(username);
+      throw new AccountError(
+        `the username "${username}" looks like the existing username "${holder?.username ?? ''}"${differs.length ? ` (it has ${differs.join(', ')})` : ''}; choose one that does not`,
+        true,
+      );
+    }
+    if (!(await this.kv.set(nameKey(enforced), sub, { onlyIfAbsent: true }))) {
+      await release();
+      throw taken();
+    }
   }
 
   /** Takes a skeleton for `sub`; false when an account that still exists holds it. */

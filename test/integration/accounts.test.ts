@@ -83,6 +83,13 @@ describe('accounts (redis)', function () {
     await accounts.remove('аlice');
   });
 
+  it('of lookalikes created at the same time, exactly one becomes an account', async () => {
+    const names = ['quinn', 'QUINN', 'qu\u0456nn' /* Cyrillic і */, 'quınn', 'ｑｕｉｎｎ'];
+    const outcomes = await Promise.allSettled(names.map((name) => accounts.create(name, PASSWORD)));
+    assert.equal(outcomes.filter((outcome) => outcome.status === 'fulfilled').length, 1, JSON.stringify(outcomes.map((o) => o.status)));
+    for (const outcome of outcomes) if (outcome.status === 'rejected') assert.ok(outcome.reason instanceof AccountError && outcome.reason.conflict);
+  });
+
   it('accounts made before PRECIS (keyed by NFKC + lowercase) still sign in, and their lookalikes are refused', async () => {
     // The layout an earlier version wrote, on a store of its own.
     const legacy = new RedisKv(connect({ url: redis.url, mode: 'standalone', sentinels: [], sentinelName: 'x', clusterNodes: [], keyPrefix: 'legacy:', commandTimeout: 2000 }));
