@@ -18,7 +18,10 @@ import { bareNotFound } from './bare-not-found.js';
 import { clientAuthenticationRequired } from './client-auth-required.js';
 import { onlyIdTokensAsHints } from './id-token-hints.js';
 import { postAsGet } from './post-methods.js';
+import { accountClaims, ID_TOKEN_CLAIMS_PROPERTY, validateIdTokenClaimsSetting } from './id-token-claims.js';
+import { consentOnlyIfNeeded, CONSENT_IF_NEEDED, offlineAccessPrompt } from './offline-access.js';
 import { rotateRefreshTokenAfterChecks } from './refresh-rotation.js';
+import { emptyJsonRevocationAnswer } from './revocation-response.js';
 import { ADMIN_SCOPES } from '../registration/admin-resource.js';
 import { acceptPreviousSecrets } from '../registration/clients.js';
 import { developerClient } from '../registration/developer-pages.js';
@@ -70,7 +73,14 @@ export function createProvider({ config, kv, keyring, accounts, revocations, con
   const configuration: Configuration = {
     // Whenever oidc-provider revokes a grant (refresh token reuse, code replay, sign-out, the
     // revocation endpoint), its JWT access tokens go on the revocation list too.
-    adapter: adapterFactory(kv, CLOCK_TOLERANCE, { grantRevoked: (grantId) => revocations.revokeGrant(grantId) }),
+    // A just-rotated refresh token presented again within ttl.refreshReuseGrace is a concurrent
+    // refresh, not a replay (see refreshReuseGrace in store/adapter.ts).
+    adapter: adapterFactory(
+      kv,
+      CLOCK_TOLERANCE,
+      { grantRevoked: (grantId) => revocations.revokeGrant(grantId) },
+      { refreshReuseGrace: config.ttl.refreshReuseGrace },
+    ),
     clients: [...config.clients.map((client) => ({ ...client })), developerClient(config.issuer)],
     jwks: keyring.signingJwks() as Configuration['jwks'],
     cookies: {
@@ -98,13 +108,15 @@ export function createProvider({ config, kv, keyring, accounts, revocations, con
       // Algorithms clients may sign private_key_jwt assertions with: asymmetric only.
       clientAuthSigningAlgValues: ['RS256', 'PS256', 'ES256', 'EdDSA'],
     },
-    // Every refresh token is single-use: a rotated one presented again revokes the grant. The
-    // request's resource is checked before the token is spent (see refresh-rotation.ts).
+    // Every refresh token is single-use: a rotated one presented again (after the reuse grace)
+    // revokes the grant. The request's resource is checked before the token is spent (see refresh-rotation.ts).
     rotateRefreshToken: rotateRefreshTokenAfterChecks(() => servers.map((server) => server.identifier)),
     // Resource servers' scopes too: oidc-provider accepts in a client's `scope` metadata only
     // scopes listed here, and that metadata is what bounds a client at each resource server.
     scopes: policy.scopes,
     claims: Object.fromEntries(Object.entries(SCOPE_CLAIMS).map(([scope, claims]) => [scope, [...claims]])),
+    // ID tokens carry the granted scopes' claims; clients that want only `sub` say so (id-token-claims.ts).
+    conformIdTokenClaims: false,
     ttl: {
       AccessToken: config.ttl.accessToken,
       ClientCredentials: config.ttl.clientCredentials,
@@ -148,10 +160,12 @@ export function createProvider({ config, kv, keyring, accounts, revocations, con
     },
     extraClientMetadata: {
       // `owner`: the account that registered the client on the developer page.
-      properties: ['owner'],
-      // Called once per client validation (for its one extra property), on every path that
-      // creates or loads a client: the place to enforce the registration policy on all of it.
-      validator(ctx, _key, owner, metadata) {
+      // `id_token_scope_claims`: whether its ID tokens carry the granted scopes' claims (id-token-claims.ts).
+      properties: ['owner', ID_TOKEN_CLAIMS_PROPERTY],
+      // Called once per client validation for each extra property, on every path that creates or
+      // loads a client: at `owner`, the place to enforce the registration policy on all of it.
+      validator(ctx, key, owner, metadata) {
+        if (key === ID_TOKEN_CLAIMS_PROPERTY) return validateIdTokenClaimsSetting(owner);
         const route = (ctx as KoaContextWithOIDC | undefined)?.oidc?.route;
         const selfService = route === 'registration' || route === 'client_update';
         const existingOwner = (ctx as KoaContextWithOIDC | undefined)?.oidc?.client?.metadata().owner;
@@ -173,11 +187,13 @@ export function createProvider({ config, kv, keyring, accounts, revocations, con
     },
     // Where resource servers learn about revocations of JWTs they verify locally.
     discovery: { revocation_feed_endpoint: `${config.issuer}${FEED_PATH}` },
-    interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
-    findAccount: async (_ctx, sub) => {
+    // offline_access with remembered consent needs no prompt=consent (offline-access.ts).
+    interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}`, policy: consentOnlyIfNeeded() },
+    extraParams: [CONSENT_IF_NEEDED],
+    findAccount: async (ctx, sub) => {
       const account = await accounts.find(sub);
       if (!account || account.disabled) return undefined;
-      return { accountId: account.sub, claims: () => ({ ...claimsFor(account) }) as AccountClaims };
+      return { accountId: account.sub, claims: accountClaims(ctx, config.idToken.scopeClaims, { ...claimsFor(account) } as AccountClaims) };
     },
     renderError,
     // oidc-provider passes a dispatcher that refuses special-use addresses; dropping it lets
@@ -201,8 +217,10 @@ export function createProvider({ config, kv, keyring, accounts, revocations, con
   provider.use(postAsGet([provider.pathFor('authorization'), provider.pathFor('end_session')]));
   // A session whose person was disabled or deleted is ended before the engine reads it (see accounts/sessions.ts).
   provider.use(new AccountSessions(kv, () => provider, accounts).recheckAtAuthorization(provider));
+  provider.use(offlineAccessPrompt(provider.pathFor('authorization')));
   provider.use(clientAuthenticationRequired(new URL(config.issuer).host));
   if (!config.registration.open) provider.use(singleUseInitialAccessTokens(provider, kv, config.issuer));
+  provider.use(emptyJsonRevocationAnswer());
   provider.use(
     jwtAccessTokenEndpoints({
       issuer: config.issuer,
