@@ -85,6 +85,19 @@ async function validatingProvider(kv: Kv, settings: Config) {
   return providerFactory(settings, kv).build(new Keyring([await generateKey(2048, 'current')]));
 }
 
+/**
+ * Ends a person's sessions. Apps with back-channel logout get a logout token signed with the
+ * current key, so this opens the real ring (none yet: no server ever ran, so no sessions either).
+ */
+async function endSessions(kv: Kv, settings: Config, sub: string): Promise<void> {
+  const snapshot = await readRing(ringStore(settings, kv));
+  if (!snapshot) return;
+  const [{ providerFactory }, { AccountSessions }] = await Promise.all([import('./main.js'), import('./accounts/sessions.js')]);
+  const factory = providerFactory(settings, kv);
+  const provider = factory.build(snapshot.ring);
+  await new AccountSessions(kv, () => provider, factory.accounts).endAll(sub);
+}
+
 async function readStdin(): Promise<string> {
   if (process.stdin.isTTY) throw new AccountError('--password-stdin reads the password from standard input; pipe it in');
   const chunks: Buffer[] = [];
@@ -401,11 +414,14 @@ for (const [name, disabled] of [
 ] as const) {
   users
     .command(`${name} <username>`)
-    .description(disabled ? 'stop a user from signing in and revoke their grants and tokens' : 'allow a disabled user to sign in again')
+    .description(disabled ? 'stop a user from signing in, end their sessions and revoke their grants and tokens' : 'allow a disabled user to sign in again')
     .action(async (username: string) =>
       withStore(async (kv, settings) => {
         const account = await new Accounts(kv, settings.accounts.argon2).setDisabled(username, disabled);
-        if (disabled) await (await grantRevocation(kv, settings)).revokeAccount(account.sub);
+        if (disabled) {
+          await (await grantRevocation(kv, settings)).revokeAccount(account.sub);
+          await endSessions(kv, settings, account.sub);
+        }
         console.log(`${name}d ${username}`);
       }),
     );
@@ -413,11 +429,12 @@ for (const [name, disabled] of [
 
 users
   .command('remove <username>')
-  .description('delete a user and revoke their grants and tokens')
+  .description('delete a user, end their sessions and revoke their grants and tokens')
   .action(async (username: string) =>
     withStore(async (kv, settings) => {
       const account = await new Accounts(kv, settings.accounts.argon2).remove(username);
       await (await grantRevocation(kv, settings)).revokeAccount(account.sub);
+      await endSessions(kv, settings, account.sub);
       console.log(`removed ${username}`);
     }),
   );

@@ -11,12 +11,14 @@ import { createLocalJWKSet, type JWTVerifyGetKey } from 'jose';
 import type { Provider } from 'oidc-provider';
 import { Accounts } from './accounts/accounts.js';
 import { Apis } from './apis/apis.js';
+import { AccountSessions } from './accounts/sessions.js';
 import { LoginThrottle } from './accounts/throttle.js';
 import { logoutPages } from './interactions/logout.js';
 import { Consents } from './provider/consents.js';
 import { adminApi } from './registration/admin-api.js';
 import { Clients } from './registration/clients.js';
 import { developerPages } from './registration/developer-pages.js';
+import { checkConfiguredClients } from './registration/policy.js';
 import { createApp } from './app.js';
 import { publicDefaultSecrets, type Config } from './config.js';
 import { renderProviderError } from './interactions/errors.js';
@@ -109,6 +111,11 @@ export async function serve(config: Config, logger: Logger = createLogger(config
   });
   const { accounts, apis, consents, revocations, limits, build } = providerFactory(config, kv);
   const providers = new ProviderHost(build(keys.ring));
+  await checkConfiguredClients(providers.current, config.clients.map((client) => client.client_id)).catch(async (error: unknown) => {
+    await keys.close();
+    await kv.close();
+    throw error;
+  });
   let verificationKeys: JWTVerifyGetKey = createLocalJWKSet(keys.ring.publicJwks());
   keys.onChange((ring) => {
     verificationKeys = createLocalJWKSet(ring.publicJwks());
@@ -120,6 +127,7 @@ export async function serve(config: Config, logger: Logger = createLogger(config
   const provider = providers.current;
   const clients = new Clients(kv, provider);
   const grants = new GrantRevocation(kv, revocations);
+  const sessions = new AccountSessions(kv, () => providers.current, accounts);
 
   const app = createApp({
     config,
@@ -132,12 +140,13 @@ export async function serve(config: Config, logger: Logger = createLogger(config
       limits.middleware(providers.current, { revocation_feed: FEED_PATH }),
       jwksEndpoint(providers.current.pathFor('jwks'), () => keys.jwks),
       revocationFeed({ issuer: config.issuer, keys: () => verificationKeys, list: revocations, apis, clockTolerance: CLOCK_TOLERANCE }),
-      adminApi({ issuer: config.issuer, provider, clients, accounts, apis, grants, secretRotationGrace: config.registration.secretRotationGrace }),
+      adminApi({ issuer: config.issuer, provider, clients, accounts, apis, grants, sessions, secretRotationGrace: config.registration.secretRotationGrace }),
       developerPages({
         issuer: config.issuer,
         provider,
         clients,
         grants,
+        sessions,
         csrfKey: config.cookie.keys[0]!,
         secretRotationGrace: config.registration.secretRotationGrace,
       }),

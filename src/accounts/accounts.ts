@@ -1,13 +1,19 @@
 /**
- * Users: a stable opaque `sub`, a case-insensitive unique username, an argon2id password hash and
- * standard claims. The only module that hashes or verifies passwords.
+ * Users: a stable opaque `sub`, a unique username, an argon2id password hash and standard
+ * claims. The only module that hashes or verifies passwords.
  *
- * Layout: account:<sub> (JSON), account:name:<normalized username> → sub, accounts (set of subs).
- * All durable (no TTL).
+ * Usernames are compared in their PRECIS UsernameCaseMapped form (RFC 8265) and a new one is
+ * refused when it looks like an existing one (TR 39 skeleton); see usernames.ts.
+ *
+ * Layout: account:<sub> (JSON), account:name:<enforced username> → sub,
+ * account:skeleton:<skeleton> → sub, accounts (set of subs). All durable (no TTL).
+ * Accounts made before PRECIS are keyed account:name:<NFKC, lowercase>; lookups fall back to
+ * that form, and their skeletons are indexed once (accounts:skeletons marks it done).
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import argon2 from 'argon2';
 import type { Kv } from '../store/kv.js';
+import { enforceUsername, legacyUsernameForm, MAX_USERNAME_LENGTH, nonAscii, usernameSkeletons } from './usernames.js';
 
 export interface Argon2Settings {
   readonly memoryCost: number;
@@ -36,30 +42,30 @@ export interface Account {
 
 export class AccountError extends Error {
   override name = 'AccountError';
+  constructor(
+    message: string,
+    /** The username is taken, or looks like one that is: a conflict, not bad input. */
+    readonly conflict = false,
+  ) {
+    super(message);
+  }
 }
 
 /** The longest password we hash; longer input is rejected before argon2 sees it. */
 export const MAX_PASSWORD_LENGTH = 1024;
-export const MAX_USERNAME_LENGTH = 128;
 
 const accountKey = (sub: string) => `account:${sub}`;
-const nameKey = (username: string) => `account:name:${normalizeUsername(username)}`;
+const nameKey = (form: string) => `account:name:${form}`;
+const skeletonKey = (skeleton: string) => `account:skeleton:${skeleton}`;
 const ACCOUNTS_KEY = 'accounts';
+/** Set once every account made before skeletons existed has its skeleton indexed. */
+const SKELETONS_INDEXED_KEY = 'accounts:skeletons';
 const now = () => Math.floor(Date.now() / 1000);
 
-/** Usernames compare case-insensitively and by Unicode compatibility form (NFKC). */
+/** The form usernames compare in: the PRECIS enforced form, or (for names it refuses) the old one. */
 export function normalizeUsername(username: string): string {
-  return username.normalize('NFKC').toLowerCase();
-}
-
-export function validateUsername(username: string): string | undefined {
-  const trimmed = username.trim();
-  if (!trimmed) return 'a username is required';
-  if (trimmed !== username) return 'a username cannot start or end with spaces';
-  if ([...username].length > MAX_USERNAME_LENGTH) return `a username has at most ${MAX_USERNAME_LENGTH} characters`;
-  // eslint-disable-next-line no-control-regex
-  if (/[\u0000-\u001f\u007f]/.test(username)) return 'a username cannot contain control characters';
-  return undefined;
+  const enforced = enforceUsername(username);
+  return enforced.ok ? enforced.username : legacyUsernameForm(username);
 }
 
 export function validatePassword(password: string): string | undefined {
@@ -82,14 +88,15 @@ export class Accounts {
   }
 
   async create(username: string, password: string, claims: Claims = {}): Promise<Account> {
-    const problem = validateUsername(username) ?? validatePassword(password);
+    const enforced = enforceUsername(username);
+    if (!enforced.ok) throw new AccountError(enforced.problem);
+    const problem = validatePassword(password);
     if (problem) throw new AccountError(problem);
-    const sub = randomUUID();
-    if (!(await this.kv.set(nameKey(username), sub, { onlyIfAbsent: true }))) {
-      throw new AccountError(`the username "${username}" is taken`);
-    }
+    await this.#indexSkeletons();
+    // The record is written first, so that a skeleton or name key always names a stored account
+    // (or one being made); a key whose account is gone is stale (see #claimSkeleton).
     const account: Account = {
-      sub,
+      sub: randomUUID(),
       username,
       passwordHash: await argon2.hash(password, this.#options),
       disabled: false,
@@ -97,8 +104,69 @@ export class Accounts {
       updatedAt: now(),
     };
     await this.#save(account);
-    await this.kv.addToSet(ACCOUNTS_KEY, sub);
+    try {
+      await this.#claimUsername(account.sub, username, enforced.username);
+    } catch (error) {
+      await this.kv.del([accountKey(account.sub)]);
+      throw error;
+    }
+    await this.kv.addToSet(ACCOUNTS_KEY, account.sub);
     return account;
+  }
+
+  /** Takes the username's skeletons and its name for `sub`, or explains whose they are. */
+  async #claimUsername(sub: string, username: string, enforced: string): Promise<void> {
+    const taken = () => new AccountError(`the username "${username}" is taken`, true);
+    if (enforced !== legacyUsernameForm(username) && (await this.kv.get(nameKey(legacyUsernameForm(username))))) throw taken();
+    const skeletons = usernameSkeletons(username).map(skeletonKey);
+    const release = () => Promise.all(skeletons.map((key) => this.kv.deleteIfEquals(key, sub)));
+    for (const key of skeletons) {
+      if (await this.#claimSkeleton(key, sub)) continue;
+      await release();
+      const holder = await this.find((await this.kv.get(key)) ?? '');
+      if (holder && normalizeUsername(holder.username) === enforced) throw taken();
+      const differs = nonAscii(username);
+      throw new AccountError(
+        `the username "${username}" looks like the existing username "${holder?.username ?? ''}"${differs.length ? ` (it has ${differs.join(', ')})` : ''}; choose one that does not`,
+        true,
+      );
+    }
+    if (!(await this.kv.set(nameKey(enforced), sub, { onlyIfAbsent: true }))) {
+      await release();
+      throw taken();
+    }
+  }
+
+  /** Takes a skeleton for `sub`; false when an account that still exists holds it. */
+  async #claimSkeleton(key: string, sub: string): Promise<boolean> {
+    if (await this.kv.set(key, sub, { onlyIfAbsent: true })) return true;
+    const holder = await this.kv.get(key);
+    // A skeleton left behind by an account that is gone (e.g. removal interrupted) is free again.
+    return holder !== undefined && !(await this.find(holder)) && this.kv.compareAndSet(key, holder, sub);
+  }
+
+  #skeletonsIndexed: Promise<void> | undefined;
+
+  /**
+   * Accounts made before skeletons were indexed get theirs (and the key of their enforced form)
+   * once, so a lookalike of an old username is refused too. Idempotent: instances racing to do
+   * it write the same keys.
+   */
+  #indexSkeletons(): Promise<void> {
+    this.#skeletonsIndexed ??= (async () => {
+      if (await this.kv.get(SKELETONS_INDEXED_KEY)) return;
+      for (const sub of await this.kv.members(ACCOUNTS_KEY)) {
+        const account = await this.find(sub);
+        if (!account) continue;
+        for (const skeleton of usernameSkeletons(account.username)) await this.kv.set(skeletonKey(skeleton), sub, { onlyIfAbsent: true });
+        await this.kv.set(nameKey(normalizeUsername(account.username)), sub, { onlyIfAbsent: true });
+      }
+      await this.kv.set(SKELETONS_INDEXED_KEY, '1');
+    })().catch((error: unknown) => {
+      this.#skeletonsIndexed = undefined;
+      throw error;
+    });
+    return this.#skeletonsIndexed;
   }
 
   async find(sub: string): Promise<Account | undefined> {
@@ -106,9 +174,11 @@ export class Accounts {
     return json ? (JSON.parse(json) as Account) : undefined;
   }
 
+  /** By the enforced form, else by the pre-PRECIS form that accounts made before it are keyed by. */
   async findByUsername(username: string): Promise<Account | undefined> {
-    if (validateUsername(username)) return undefined;
-    const sub = await this.kv.get(nameKey(username));
+    if (typeof username !== 'string' || !username || [...username].length > MAX_USERNAME_LENGTH) return undefined;
+    const enforced = enforceUsername(username);
+    const sub = (enforced.ok ? await this.kv.get(nameKey(enforced.username)) : undefined) ?? (await this.kv.get(nameKey(legacyUsernameForm(username))));
     return sub ? this.find(sub) : undefined;
   }
 
@@ -163,7 +233,10 @@ export class Accounts {
 
   async remove(username: string): Promise<Account> {
     const account = await this.#require(username);
-    await this.kv.del([accountKey(account.sub), nameKey(account.username)]);
+    const forms = new Set([normalizeUsername(account.username), legacyUsernameForm(account.username)]);
+    await this.kv.del([accountKey(account.sub)]);
+    for (const form of forms) await this.kv.deleteIfEquals(nameKey(form), account.sub);
+    for (const skeleton of usernameSkeletons(account.username)) await this.kv.deleteIfEquals(skeletonKey(skeleton), account.sub);
     await this.kv.removeFromSet(ACCOUNTS_KEY, account.sub);
     return account;
   }

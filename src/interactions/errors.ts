@@ -44,6 +44,10 @@ const FRIENDLY: Record<string, { title: string; message: string }> = {
     message: 'The sign-in service cannot be reached for a moment. Please try again in a few seconds.',
   },
   not_found: { title: 'Page not found', message: 'There is nothing at this address.' },
+  access_denied: {
+    title: 'Access denied',
+    message: 'This account cannot continue here. If you think that is a mistake, ask the operator of this sign-in service.',
+  },
   server_error: {
     title: 'Something went wrong',
     message: 'The sign-in service hit an unexpected problem. Please try again; if it keeps happening, tell its operator.',

@@ -117,6 +117,17 @@ export function interactionRoutes({ provider, accounts, throttle, consents, logg
     });
   }
 
+  /**
+   * The person of a sign-in waiting for consent, unless they were disabled or deleted since they
+   * signed in: then an error page, and nothing is granted.
+   */
+  async function activeAccount(ctx: Context, interaction: Interaction) {
+    const account = await accounts.find(String(interaction.session?.accountId));
+    if (account && !account.disabled) return account;
+    respondWithError(ctx, 403, { error: 'access_denied', error_description: 'this account cannot sign in' });
+    return undefined;
+  }
+
   /** Parses the form and checks its CSRF token; answers the request itself when either fails. */
   async function submitted(ctx: Context): Promise<{ interaction: Interaction; body: Form } | undefined> {
     const interaction = await load(ctx);
@@ -133,13 +144,14 @@ export function interactionRoutes({ provider, accounts, throttle, consents, logg
     const interaction = await load(ctx);
     if (!interaction) return;
     if (interaction.prompt.name === 'login') return showLogin(ctx, interaction);
-    const account = await accounts.find(String(interaction.session?.accountId));
+    const account = await activeAccount(ctx, interaction);
+    if (!account) return;
     ctx.type = 'html';
     ctx.body = render('consent', {
       title: 'Allow access',
       client: await clientBranding(ctx, interaction),
       permissions: permissions(interaction.prompt.details),
-      username: account?.username ?? '',
+      username: account.username,
       action: `/interaction/${interaction.uid}/confirm`,
       abort: `/interaction/${interaction.uid}/abort`,
       csrf: csrfFor(interaction.uid),
@@ -201,6 +213,7 @@ export function interactionRoutes({ provider, accounts, throttle, consents, logg
       respondWithError(ctx, 400, { error: 'invalid_request', error_description: 'this sign-in request is not waiting for consent' });
       return;
     }
+    if (!(await activeAccount(ctx, interaction))) return;
     const details = interaction.prompt.details as {
       missingOIDCScope?: string[];
       missingOIDCClaims?: string[];

@@ -3,15 +3,27 @@
  * 401 and a WWW-Authenticate challenge. oidc-provider answers that case with 400 invalid_request;
  * this middleware (installed with provider.use) corrects exactly that answer, on every endpoint
  * that authenticates clients (token, introspection, revocation, pushed authorization requests).
+ *
+ * Also there: a stored client whose metadata no longer passes the registration policy (say, a
+ * public client with client_credentials written before that rule) fails to load with
+ * invalid_client_metadata; to a program authenticating as it, that is simply invalid_client.
  */
 import type { Middleware } from 'koa';
 
 const NO_MECHANISM = 'no client authentication mechanism provided';
+const AUTHENTICATING_ROUTES = new Set(['token', 'introspection', 'revocation', 'pushed_authorization_request', 'backchannel_authentication', 'device_authorization']);
 
 export function clientAuthenticationRequired(realm: string): Middleware {
   return async function clientAuthRequired(ctx, next) {
     await next();
     const body = ctx.body as { error?: string; error_description?: string } | undefined;
+    const route = (ctx as { oidc?: { route?: string } }).oidc?.route;
+    if (body?.error === 'invalid_client_metadata' && route && AUTHENTICATING_ROUTES.has(route)) {
+      ctx.status = 401;
+      ctx.set('WWW-Authenticate', `Basic realm="${realm}"`);
+      ctx.body = { error: 'invalid_client', error_description: 'client authentication failed: its registration is not valid any more' };
+      return;
+    }
     if (ctx.status !== 400 || body?.error !== 'invalid_request' || body.error_description !== NO_MECHANISM) return;
     ctx.status = 401;
     ctx.set('WWW-Authenticate', `Basic realm="${realm}"`);

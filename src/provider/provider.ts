@@ -6,6 +6,7 @@ import { createLocalJWKSet } from 'jose';
 import { errors, Provider, type AccountClaims, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 import { claimsFor, type Accounts } from '../accounts/accounts.js';
 import type { Apis } from '../apis/apis.js';
+import { AccountSessions } from '../accounts/sessions.js';
 import type { Config } from '../config.js';
 import type { Keyring } from '../keyring/keyring.js';
 import { FEED_PATH, FEED_SCOPE } from '../revocation/feed-server.js';
@@ -253,6 +254,8 @@ export function createProvider({ config, kv, keyring, accounts, apis, revocation
   provider.use(bareNotFound());
   // OIDC Core §3.1.2.1 and RP-Initiated Logout §2: POST too, with SameSite=Lax cookies kept (see post-methods.ts).
   provider.use(postAsGet([provider.pathFor('authorization'), provider.pathFor('end_session')]));
+  // A session whose person was disabled or deleted is ended before the engine reads it (see accounts/sessions.ts).
+  provider.use(new AccountSessions(kv, () => provider, accounts).recheckAtAuthorization(provider));
   provider.use(offlineAccessPrompt(provider.pathFor('authorization')));
   provider.use(clientAuthenticationRequired(new URL(config.issuer).host));
   if (!config.registration.open) provider.use(singleUseInitialAccessTokens(provider, kv, config.issuer));

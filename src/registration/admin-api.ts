@@ -17,6 +17,7 @@ import type { Provider } from 'oidc-provider';
 import { z } from 'zod';
 import { AccountError, type Accounts, type Claims } from '../accounts/accounts.js';
 import type { Apis } from '../apis/apis.js';
+import type { AccountSessions } from '../accounts/sessions.js';
 import type { GrantRevocation } from '../revocation/grants.js';
 import { ClientError, generateSecret, type ClientMetadata, type Clients } from './clients.js';
 import { adminResourceServer } from './admin-resource.js';
@@ -31,6 +32,8 @@ interface Options {
   readonly apis: Apis;
   /** Revokes what a deleted client or a disabled person held. */
   readonly grants: GrantRevocation;
+  /** Ends a disabled person's sessions (with back-channel logout to their apps). */
+  readonly sessions: AccountSessions;
   readonly secretRotationGrace: number;
 }
 
@@ -59,7 +62,7 @@ function withoutSecret({ client_secret: _secret, ...metadata }: ClientMetadata):
 
 const confidential = (method: unknown) => method === undefined || method === 'client_secret_basic' || method === 'client_secret_post';
 
-export function adminApi({ issuer, provider, clients, accounts, apis, grants, secretRotationGrace }: Options): Middleware {
+export function adminApi({ issuer, provider, clients, accounts, apis, grants, sessions, secretRotationGrace }: Options): Middleware {
   const audience = adminResourceServer(issuer).identifier;
   const router = new Router({ prefix: '/admin' });
   const json = bodyParser({ enableTypes: ['json'], jsonLimit: '64kb', encoding: 'utf-8' });
@@ -182,7 +185,8 @@ export function adminApi({ issuer, provider, clients, accounts, apis, grants, se
       ctx.body = publicAccount(await accounts.create(username, password, claims));
     } catch (error) {
       if (!(error instanceof AccountError)) throw error;
-      fail(ctx, 400, 'invalid_request', error.message);
+      if (error.conflict) fail(ctx, 409, 'conflict', error.message);
+      else fail(ctx, 400, 'invalid_request', error.message);
     }
   });
 
@@ -190,7 +194,10 @@ export function adminApi({ issuer, provider, clients, accounts, apis, grants, se
     router.post(`/users/:username/${action}`, write, async (ctx) => {
       try {
         const account = await accounts.setDisabled(ctx.params.username!, disabled);
-        if (disabled) await grants.revokeAccount(account.sub);
+        if (disabled) {
+          await grants.revokeAccount(account.sub);
+          await sessions.endAll(account.sub);
+        }
         ctx.body = publicAccount(account);
       } catch (error) {
         if (!(error instanceof AccountError)) throw error;

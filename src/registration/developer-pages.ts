@@ -12,6 +12,7 @@ import { bodyParser } from '@koa/bodyparser';
 import Router from '@koa/router';
 import type { Context, Middleware } from 'koa';
 import type { ClientMetadata as ClientMetadataInput, Provider } from 'oidc-provider';
+import type { AccountSessions } from '../accounts/sessions.js';
 import { respondWithError } from '../interactions/errors.js';
 import { render } from '../interactions/views.js';
 import type { GrantRevocation } from '../revocation/grants.js';
@@ -55,6 +56,8 @@ interface Options {
   readonly clients: Clients;
   /** Revokes what a deleted app held. */
   readonly grants: GrantRevocation;
+  /** Re-checks the session's person on every request. */
+  readonly sessions: AccountSessions;
   readonly csrfKey: string;
   readonly secretRotationGrace: number;
 }
@@ -62,15 +65,15 @@ interface Options {
 type Form = Record<string, string | string[] | undefined>;
 const field = (form: Form, name: string) => (typeof form[name] === 'string' ? (form[name] as string) : '');
 
-export function developerPages({ issuer, provider, clients, grants, csrfKey, secretRotationGrace }: Options): Middleware {
+export function developerPages({ issuer, provider, clients, grants, sessions, csrfKey, secretRotationGrace }: Options): Middleware {
   const router = new Router({ prefix: '/developer' });
   const form = bodyParser({ enableTypes: ['form'], formLimit: '32kb', encoding: 'utf-8' });
   const csrfFor = (sessionId: string) => createHmac('sha256', csrfKey).update(`developer:${sessionId}`).digest('base64url');
 
-  /** The signed-in person's sub and session id, or undefined. */
+  /** The signed-in person's sub and session id, or undefined (also when they were disabled or deleted since). */
   async function signedIn(ctx: Context): Promise<{ accountId: string; sessionId: string } | undefined> {
-    const session = await provider.Session.get(ctx);
-    return session.accountId ? { accountId: session.accountId, sessionId: session.jti } : undefined;
+    const found = await sessions.signedIn(provider, ctx);
+    return found && { accountId: found.accountId, sessionId: found.session.jti };
   }
 
   function page(ctx: Context, view: string, data: Record<string, unknown>, status = 200) {

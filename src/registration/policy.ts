@@ -7,7 +7,8 @@
  * already refuse fragments in redirect URIs and require PKCE through our configuration).
  * Each refusal is the RFC 7591 §3.2.2 error with a description a developer can act on.
  */
-import { errors } from 'oidc-provider';
+import { errors, type Provider } from 'oidc-provider';
+import { ConfigError } from '../config.js';
 
 export interface RegistrationPolicy {
   /** token_endpoint_auth_method values a client may use. */
@@ -74,6 +75,13 @@ export function enforcePolicy(policy: RegistrationPolicy, metadata: Record<strin
   if (typeof method === 'string' && !policy.authMethods.includes(method)) {
     throw new errors.InvalidClientMetadata(`token_endpoint_auth_method must be one of: ${policy.authMethods.join(', ')}`);
   }
+  // client_credentials is the client acting as itself: with no way to authenticate, anyone who
+  // knows a public client's client_id would be that client (RFC 6749 §4.4: confidential clients only).
+  if (method === 'none' && Array.isArray(metadata.grant_types) && metadata.grant_types.includes('client_credentials')) {
+    throw new errors.InvalidClientMetadata(
+      'grant_types: client_credentials is only for clients that authenticate; a public client (token_endpoint_auth_method "none") cannot use it',
+    );
+  }
   for (const scope of typeof metadata.scope === 'string' ? metadata.scope.split(' ') : []) {
     if (!policy.scopes.includes(scope)) throw new errors.InvalidClientMetadata(`scope "${scope}" is not offered here; allowed: ${policy.scopes.join(' ')}`);
     if (selfService && policy.privilegedScopes.includes(scope)) {
@@ -91,6 +99,22 @@ export function enforcePolicy(policy: RegistrationPolicy, metadata: Record<strin
     }
     if (!url || !(url.protocol === 'https:' || (url.protocol === 'http:' && isLoopback(url.hostname)))) {
       throw new errors.InvalidClientMetadata(`${name} must be an https URL`);
+    }
+  }
+}
+
+/**
+ * oidc-provider validates clients from the configuration only when one is first used; this loads
+ * each at start, so a configured client that breaks the policy stops the server with one line
+ * instead of failing a request later.
+ */
+export async function checkConfiguredClients(provider: Provider, clientIds: readonly string[]): Promise<void> {
+  for (const id of clientIds) {
+    try {
+      await provider.Client.find(id);
+    } catch (error) {
+      const description = (error as { error_description?: string }).error_description ?? (error as Error).message;
+      throw new ConfigError(`clients (CLIENTS): client "${id}": ${description}`);
     }
   }
 }

@@ -9,6 +9,9 @@
  *   oidc:clients            set of stored client ids (durable, like the clients themselves)
  *   oidc:grants:account:<accountId>, oidc:grants:client:<clientId>
  *                           sets of grant ids, so that every grant of a person or a client can be revoked
+ *   oidc:sessions:account:{<accountId>}
+ *                           set of a person's session ids, so that disabling them ends every session
+ *                           (expiring with the longest; ids of sessions ended otherwise linger until then)
  * No operation spans two keys, so the layout works unchanged on Redis Cluster.
  */
 import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
@@ -41,6 +44,7 @@ const uidKey = (uid: string) => `oidc:uid:${uid}`;
 const userCodeKey = (userCode: string) => `oidc:usercode:${userCode}`;
 export const accountGrantsKey = (accountId: string) => `oidc:grants:account:${accountId}`;
 export const clientGrantsKey = (clientId: string) => `oidc:grants:client:${clientId}`;
+export const accountSessionsKey = (accountId: string) => `oidc:sessions:account:{${accountId}}`;
 
 /** What the store tells the rest of Latchkey about (the adapter itself knows nothing of JWTs). */
 export interface AdapterHooks {
@@ -86,6 +90,7 @@ class KvAdapter implements Adapter {
     const writes = [this.kv.putRecord(key, JSON.stringify(payload), ttl)];
     if (GRANTABLE.has(this.model) && payload.grantId) writes.push(this.kv.addToSet(grantKey(payload.grantId), key, ttl));
     if (this.model === 'Session' && payload.uid) writes.push(this.kv.set(uidKey(payload.uid), id, { ttl }).then(() => {}));
+    if (this.model === 'Session' && typeof payload.accountId === 'string') writes.push(this.kv.addToSet(accountSessionsKey(payload.accountId), id, ttl));
     if (payload.userCode) writes.push(this.kv.set(userCodeKey(payload.userCode), id, { ttl }).then(() => {}));
     if (this.model === 'Client') writes.push(this.kv.addToSet(CLIENTS_KEY, id));
     if (this.model === 'Grant') {

@@ -62,6 +62,54 @@ describe('accounts (redis)', function () {
     await assert.rejects(accounts.create('huge', 'x'.repeat(2000)), /at most/);
   });
 
+  it('refuses lookalikes of an existing username: invisible characters with their own line, confusables naming the code point', async () => {
+    await accounts.create('alice', PASSWORD);
+    const before = (await accounts.list()).length;
+    await assert.rejects(accounts.create('ali\u200bce', PASSWORD), { message: 'a username cannot contain invisible or text-direction characters (found U+200B)' });
+    await assert.rejects(accounts.create('\u202ealice', PASSWORD), /invisible or text-direction characters \(found U\+202E\)/);
+    for (const [lookalike, code] of [['аlice', 'U+0430'], ['alıce', 'U+0131'], ['a1ice', ''], ['aIice', '']] as const) {
+      await assert.rejects(accounts.create(lookalike, PASSWORD), (error: AccountError) => {
+        assert.ok(error instanceof AccountError && error.conflict);
+        assert.match(error.message, new RegExp(`^the username "${lookalike}" looks like the existing username "alice"${code ? ` \\(it has ${code.replace('+', '\\+')}\\)` : ''}; choose one that does not$`));
+        return true;
+      });
+    }
+    assert.equal((await accounts.list()).length, before, 'no account was made');
+    assert.equal(await accounts.findByUsername('аlice'), undefined, 'a lookalike does not find alice');
+    // Removing alice frees her name and its lookalikes.
+    await accounts.remove('alice');
+    const cyrillic = await accounts.create('аlice', PASSWORD);
+    assert.equal((await accounts.findByUsername('аlice'))?.sub, cyrillic.sub);
+    await accounts.remove('аlice');
+  });
+
+  it('of lookalikes created at the same time, exactly one becomes an account', async () => {
+    const names = ['quinn', 'QUINN', 'qu\u0456nn' /* Cyrillic і */, 'quınn', 'ｑｕｉｎｎ'];
+    const outcomes = await Promise.allSettled(names.map((name) => accounts.create(name, PASSWORD)));
+    assert.equal(outcomes.filter((outcome) => outcome.status === 'fulfilled').length, 1, JSON.stringify(outcomes.map((o) => o.status)));
+    for (const outcome of outcomes) if (outcome.status === 'rejected') assert.ok(outcome.reason instanceof AccountError && outcome.reason.conflict);
+  });
+
+  it('accounts made before PRECIS (keyed by NFKC + lowercase) still sign in, and their lookalikes are refused', async () => {
+    // The layout an earlier version wrote, on a store of its own.
+    const legacy = new RedisKv(connect({ url: redis.url, mode: 'standalone', sentinels: [], sentinelName: 'x', clusterNodes: [], keyPrefix: 'legacy:', commandTimeout: 2000 }));
+    try {
+      const old = { sub: 'old-sub-1', username: 'Ｍallory', passwordHash: await argon2.hash(PASSWORD, { type: argon2.argon2id, ...OWASP }), disabled: false, claims: {}, updatedAt: 1 };
+      await legacy.set(`account:${old.sub}`, JSON.stringify(old));
+      await legacy.set('account:name:mallory', old.sub);
+      await legacy.addToSet('accounts', old.sub);
+      const upgraded = new Accounts(legacy, OWASP);
+      assert.equal((await upgraded.verify('MALLORY', PASSWORD))?.sub, old.sub, 'found by the enforced form');
+      assert.equal((await upgraded.verify('ｍａｌｌｏｒｙ', PASSWORD))?.sub, old.sub);
+      await assert.rejects(upgraded.create('mallory', PASSWORD), /is taken/);
+      await assert.rejects(upgraded.create('rnallory', PASSWORD), /looks like the existing username "Ｍallory"/);
+      await assert.rejects(upgraded.create('maIlory', PASSWORD), /looks like/);
+      assert.equal((await upgraded.list()).length, 1);
+    } finally {
+      await legacy.close();
+    }
+  });
+
   it('a disabled account cannot sign in, even with the right password', async () => {
     await accounts.create('frank', PASSWORD);
     await accounts.setDisabled('frank', true);

@@ -1,0 +1,93 @@
+/**
+ * Ending a person's sessions when they may no longer sign in (disabled or deleted).
+ *
+ * - From outside a request (admin API, CLI): every session of the person, found through the
+ *   store's index of sessions by account, is ended.
+ * - At use: a session that reaches the authorization endpoint or one of our own pages is
+ *   re-checked against the account, and ended when its person is disabled or gone. This also
+ *   covers sessions the index does not know (made before it existed). Without it, oidc-provider
+ *   takes such a session as signed in, its findAccount answers nothing, and its consent step
+ *   fails with a TypeError (a 500); once ended, the person gets the sign-in page (or
+ *   login_required for prompt=none).
+ *
+ * Ending a session is what sign-out does (oidc-provider's end_session): each app of the session
+ * that registered a backchannel_logout_uri is sent a logout token (OpenID Connect Back-Channel
+ * Logout 1.0), then the session is destroyed, so its cookie signs no one in any more. The
+ * person's grants and tokens are revoked separately (GrantRevocation.revokeAccount).
+ */
+import type { Context, Middleware } from 'koa';
+import type { Provider } from 'oidc-provider';
+import type { Accounts } from './accounts.js';
+import { accountSessionsKey } from '../store/adapter.js';
+import type { Kv } from '../store/kv.js';
+
+type Session = Awaited<ReturnType<Provider['Session']['get']>>;
+
+/** oidc-provider's own Client#backchannelLogout (what end_session calls), missing from its types. */
+interface LogsOut {
+  backchannelLogout(sub: string, sid: string): Promise<void>;
+}
+
+export class AccountSessions {
+  constructor(
+    private readonly kv: Kv,
+    /** The provider in service: logout tokens are signed with its current key. */
+    private readonly provider: () => Provider,
+    private readonly accounts: Accounts,
+  ) {}
+
+  /** Ends every session of a person. Returns how many there were. */
+  async endAll(accountId: string): Promise<number> {
+    const index = accountSessionsKey(accountId);
+    let ended = 0;
+    for (const id of await this.kv.members(index)) {
+      const session = await this.provider().Session.find(id);
+      if (session?.accountId === accountId) {
+        await this.end(session);
+        ended += 1;
+      }
+      await this.kv.removeFromSet(index, id);
+    }
+    return ended;
+  }
+
+  /** Back-channel logout to each app of the session that asked for it, then the session goes. */
+  async end(session: Session): Promise<void> {
+    const provider = this.provider();
+    const accountId = session.accountId!;
+    const emit = (event: string, ...args: unknown[]) => (provider as unknown as NodeJS.EventEmitter).emit(event, undefined, ...args);
+    await Promise.all(
+      Object.entries(session.authorizations ?? {}).map(async ([clientId, { sid }]) => {
+        const client = await provider.Client.find(clientId).catch(() => undefined);
+        if (!client?.backchannelLogoutUri || !sid) return;
+        await (client as unknown as LogsOut).backchannelLogout(accountId, sid).then(
+          () => emit('backchannel.success', client, accountId, sid),
+          (error: unknown) => emit('backchannel.error', error, client, accountId, sid),
+        );
+      }),
+    );
+    await session.destroy();
+  }
+
+  /** The session's person when they may still be signed in; otherwise the session is ended. */
+  async signedIn(provider: Provider, ctx: Context): Promise<{ accountId: string; session: Session } | undefined> {
+    const session = await provider.Session.get(ctx);
+    if (!session.accountId) return undefined;
+    const account = await this.accounts.find(session.accountId);
+    if (account && !account.disabled) return { accountId: account.sub, session };
+    await this.end(session);
+    return undefined;
+  }
+
+  /**
+   * provider.use middleware: at the authorization endpoint (and its resume path), a session whose
+   * person is disabled or gone is ended before oidc-provider reads it.
+   */
+  recheckAtAuthorization(provider: Provider): Middleware {
+    const path = provider.pathFor('authorization');
+    return async (ctx, next) => {
+      if (ctx.path === path || ctx.path.startsWith(`${path}/`)) await this.signedIn(provider, ctx);
+      return next();
+    };
+  }
+}

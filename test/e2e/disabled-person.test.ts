@@ -1,0 +1,223 @@
+/**
+ * Issue 19.2, performed: a person signs in (developer page and an app with back-channel logout),
+ * an operator disables them (CLI, admin API), and the same browser session then tries the
+ * developer page, its create-app form and /auth (prompt=none and normal). Every try finds no one
+ * signed in — never a 500 — the app receives a signed logout token, and re-enabling the person
+ * lets them sign in again. Also the former 500 itself: a stale session the index does not know
+ * (made before it existed) reaching /auth and the consent page.
+ */
+import assert from 'node:assert/strict';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createRemoteJWKSet, jwtVerify } from 'jose';
+import * as oidc from 'openid-client';
+import { Agent, type Page } from '../helpers/agent.js';
+import { developerSignIn } from '../helpers/developer.js';
+import { frontChannel } from '../helpers/front-channel.js';
+import { latchkey } from '../helpers/process.js';
+import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
+import { startServer, testDir, testEnv, type TestServer } from '../helpers/server.js';
+import { Clients } from '../../src/registration/clients.js';
+import { accountSessionsKey } from '../../src/store/adapter.js';
+
+const PASSWORD = 'disabled person test password';
+const APP_SECRET = 'app-client-secret-with-plenty-of-entropy-0123456789';
+const OPS_SECRET = 'ops-client-secret-with-plenty-of-entropy-0123456789';
+const REDIRECT = 'https://app.example.test/callback';
+const BACKCHANNEL_EVENT = 'http://schemas.openid.net/event/backchannel-logout';
+
+/** Collects the logout tokens posted to it. */
+async function startReceiver(): Promise<{ url: string; tokens: string[]; server: Server }> {
+  const tokens: string[] = [];
+  const server = createServer((req, res) => {
+    let body = '';
+    req.on('data', (chunk) => (body += chunk));
+    req.on('end', () => {
+      const token = new URLSearchParams(body).get('logout_token');
+      if (token) tokens.push(token);
+      res.writeHead(token ? 200 : 400).end();
+    });
+  });
+  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/logout`, tokens, server };
+}
+
+describe('e2e: disabling a person ends their sessions everywhere (issue 19.2)', function () {
+  this.timeout(90_000);
+  const dir = testDir();
+  let redis: RedisServer;
+  let receiver: Awaited<ReturnType<typeof startReceiver>>;
+  let server: TestServer;
+  let env: Record<string, string>;
+  let app: oidc.Configuration;
+
+  before(async () => {
+    [redis, receiver] = await Promise.all([startRedisServer(), startReceiver()]);
+    const clients = [
+      {
+        client_id: 'app',
+        client_secret: APP_SECRET,
+        redirect_uris: [REDIRECT],
+        backchannel_logout_uri: receiver.url,
+        backchannel_logout_session_required: true,
+      },
+      { client_id: 'ops', client_secret: OPS_SECRET, grant_types: ['client_credentials'], response_types: [], redirect_uris: [], scope: 'admin' },
+    ];
+    const port = await freePort();
+    const settings = { redisUrl: redis.url, dir, port, env: { CLIENTS: JSON.stringify(clients), OUTBOUND_ALLOW_PRIVATE_NETWORKS: 'true' } };
+    env = testEnv(dir, port, settings);
+    server = await startServer(settings);
+    for (const name of ['alice', 'bob', 'carol', 'dora', 'erin', 'frank']) await server.accounts.create(name, PASSWORD);
+    app = await oidc.discovery(new URL(server.issuer), 'app', APP_SECRET, undefined, { execute: [oidc.allowInsecureRequests] });
+  });
+  after(async () => {
+    await server?.stop();
+    receiver?.server.close();
+    await redis?.stop();
+  });
+
+  /** One browser: signed in to the developer page and to the app (one session, two clients). */
+  async function signedInEverywhere(username: string) {
+    const { agent, page } = await developerSignIn(server.issuer, username, PASSWORD);
+    await frontChannel(app, { redirectUri: REDIRECT, username, password: PASSWORD, params: { scope: 'openid' }, agent });
+    return { agent, developerPage: page };
+  }
+
+  const sub = async (username: string) => (await server.accounts.findByUsername(username))!.sub;
+
+  async function adminToken(): Promise<string> {
+    const response = await fetch(`${server.url}/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`ops:${OPS_SECRET}`).toString('base64')}` },
+      body: new URLSearchParams({ grant_type: 'client_credentials', resource: `${server.issuer}/admin`, scope: 'admin' }),
+    });
+    assert.equal(response.status, 200, await response.clone().text());
+    return ((await response.json()) as { access_token: string }).access_token;
+  }
+
+  /** The authorization request as the app makes it, with this browser's cookies, stopped at the app. */
+  async function authorize(agent: Agent, params: Record<string, string> = {}): Promise<Page> {
+    const url = oidc.buildAuthorizationUrl(app, {
+      redirect_uri: REDIRECT,
+      scope: 'openid',
+      code_challenge: await oidc.calculatePKCECodeChallenge(oidc.randomPKCECodeVerifier()),
+      code_challenge_method: 'S256',
+      ...params,
+    });
+    return agent.follow(url.href, {}, REDIRECT);
+  }
+
+  /** What a stale session must get everywhere (/auth first: that is where the engine failed): nobody signed in, and never a 5xx. */
+  async function signedOutEverywhere(agent: Agent, developerPage: Page, who: string, accountId: string) {
+    const normal = await authorize(agent);
+    assert.equal(normal.status, 200, `${who}: /auth answers ${normal.status}`);
+    assert.ok(normal.html.includes('name="password"'), `${who}: /auth shows the sign-in page`);
+
+    const silent = await authorize(agent, { prompt: 'none' });
+    assert.ok(silent.url.startsWith(REDIRECT), `${who}: prompt=none returns to the app (${silent.status} ${silent.url})`);
+    assert.equal(new URL(silent.url).searchParams.get('error'), 'login_required');
+
+    const developer = await agent.follow(`${server.issuer}/developer`);
+    assert.equal(developer.status, 200);
+    assert.match(developer.html, /Developer sign-in|Register your apps/, `${who}: the developer page asks to sign in`);
+    assert.doesNotMatch(developer.html, /Your apps/);
+
+    // The create-app form as it was before the person was disabled (its CSRF token included).
+    const create = await agent.submit(developerPage, '/developer/apps', { name: 'After disable', type: 'web', redirect_uris: 'https://late.example.test/cb' });
+    assert.equal(create.status, 401, `${who}: no app is created`);
+    assert.doesNotMatch(create.html, /client_secret|App registered/);
+    assert.deepEqual(await developerApps(accountId), [], `${who}: owns no app`);
+  }
+
+  async function logoutTokenFor(accountId: string) {
+    const keys = createRemoteJWKSet(new URL(app.serverMetadata().jwks_uri!));
+    for (const token of receiver.tokens) {
+      const { payload } = await jwtVerify(token, keys, { issuer: server.issuer, audience: 'app', typ: 'logout+jwt' });
+      if (payload.sub === accountId) return payload;
+    }
+    return undefined;
+  }
+
+  it('disabled with the CLI: the same cookie opens nothing, creates no app, gets the sign-in page at /auth; the app gets a logout token', async () => {
+    const { agent, developerPage } = await signedInEverywhere('alice');
+    const accountId = await sub('alice');
+    const run = await latchkey(env, ['users', 'disable', 'alice']);
+    assert.equal(run.status, 0, run.stderr);
+
+    const token = await logoutTokenFor(accountId);
+    assert.ok(token, 'a logout token for alice reached the app');
+    assert.ok(token.sid, 'with the session id (backchannel_logout_session_required)');
+    assert.deepEqual(token.events, { [BACKCHANNEL_EVENT]: {} });
+    assert.deepEqual(await server.kv.members(accountSessionsKey(accountId)), [], 'the index is emptied');
+
+    await signedOutEverywhere(agent, developerPage, 'alice', accountId);
+  });
+
+  it('disabled with the admin API: the same, and re-enabling lets the person sign in again', async () => {
+    const { agent, developerPage } = await signedInEverywhere('bob');
+    const accountId = await sub('bob');
+    const token = await adminToken();
+    const admin = (action: string) => fetch(`${server.url}/admin/users/bob/${action}`, { method: 'POST', headers: { authorization: `Bearer ${token}` } });
+    assert.equal((await admin('disable')).status, 200);
+    assert.ok(await logoutTokenFor(accountId), 'a logout token for bob reached the app');
+    await signedOutEverywhere(agent, developerPage, 'bob', accountId);
+
+    // The sign-in page refuses him while disabled…
+    const refused = await agent.submit(await authorize(agent), '/login', { username: 'bob', password: PASSWORD }, REDIRECT);
+    assert.equal(refused.status, 401);
+    // …and lets him in once an operator enables him again (here with the CLI).
+    assert.equal((await latchkey(env, ['users', 'enable', 'bob'])).status, 0);
+    const { callback } = await frontChannel(app, { redirectUri: REDIRECT, username: 'bob', password: PASSWORD, params: { scope: 'openid' } });
+    assert.ok(callback.searchParams.get('code'));
+    await developerSignIn(server.issuer, 'bob', PASSWORD);
+  });
+
+  it('regression (was a 500): a stale session the index does not know, first at /auth, then the developer page', async () => {
+    const { agent, developerPage } = await signedInEverywhere('carol');
+    const accountId = await sub('carol');
+    // A session made before sessions were indexed, then the person disabled: nothing ended it.
+    await server.kv.del([accountSessionsKey(accountId)]);
+    await server.accounts.setDisabled('carol', true);
+    await signedOutEverywhere(agent, developerPage, 'carol', accountId);
+    assert.ok(await logoutTokenFor(accountId), 'ended at first use, with a logout token to the app');
+  });
+
+  it('deleted with the CLI: the same, and the name is free again', async () => {
+    const { agent, developerPage } = await signedInEverywhere('frank');
+    const accountId = await sub('frank');
+    const run = await latchkey(env, ['users', 'remove', 'frank']);
+    assert.equal(run.status, 0, run.stderr);
+    assert.ok(await logoutTokenFor(accountId), 'a logout token for frank reached the app');
+    await signedOutEverywhere(agent, developerPage, 'frank', accountId);
+    assert.notEqual((await server.accounts.create('frank', PASSWORD)).sub, accountId);
+  });
+
+  it('a stale session the index does not know, first at the developer page: no apps shown, none created', async () => {
+    const { agent, developerPage } = await signedInEverywhere('erin');
+    const accountId = await sub('erin');
+    await server.kv.del([accountSessionsKey(accountId)]);
+    await server.accounts.setDisabled('erin', true);
+    const create = await agent.submit(developerPage, '/developer/apps', { name: 'After disable', type: 'web', redirect_uris: 'https://late.example.test/cb' });
+    assert.equal(create.status, 401);
+    assert.deepEqual(await developerApps(accountId), []);
+    assert.doesNotMatch((await agent.follow(`${server.issuer}/developer`)).html, /Your apps/);
+    assert.ok((await authorize(agent)).html.includes('name="password"'));
+  });
+
+  it('a person disabled while the consent page is open gets an error page, and nothing is granted', async () => {
+    const agent = new Agent();
+    const login = await authorize(agent);
+    const consent = await agent.submit(login, '/login', { username: 'dora', password: PASSWORD }, REDIRECT);
+    assert.match(consent.html, /\/confirm/, 'dora is asked for consent');
+    await server.accounts.setDisabled('dora', true);
+
+    const shown = await agent.follow(consent.url);
+    assert.equal(shown.status, 403);
+    assert.match(shown.html, /Access denied/);
+    const confirmed = await agent.submit(consent, '/confirm', {}, REDIRECT);
+    assert.equal(confirmed.status, 403);
+    assert.ok(!confirmed.url.startsWith(REDIRECT), 'no code reaches the app');
+  });
+
+  const developerApps = (accountId: string) => new Clients(server.kv, server.provider).ownedBy(accountId);
+});
