@@ -67,6 +67,7 @@ describe('e2e: disabling a person ends their sessions everywhere (issue 19.2)', 
     const settings = { redisUrl: redis.url, dir, port, env: { CLIENTS: JSON.stringify(clients), OUTBOUND_ALLOW_PRIVATE_NETWORKS: 'true' } };
     env = testEnv(dir, port, settings);
     server = await startServer(settings);
+    await server.apis.grant('ops', `${server.issuer}/admin`, { scopes: ['admin'] });
     for (const name of ['alice', 'bob', 'carol', 'dora', 'erin', 'frank']) await server.accounts.create(name, PASSWORD);
     app = await oidc.discovery(new URL(server.issuer), 'app', APP_SECRET, undefined, { execute: [oidc.allowInsecureRequests] });
   });

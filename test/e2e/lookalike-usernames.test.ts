@@ -47,6 +47,7 @@ describe('e2e: lookalike usernames are refused (issue 12.8)', function () {
     const settings = { redisUrl: redis.url, dir, port, env: { CLIENTS: JSON.stringify(clients) } };
     env = testEnv(dir, port, settings);
     server = await startServer(settings);
+    await server.apis.grant('ops', `${server.issuer}/admin`, { scopes: ['admin'] });
     await server.accounts.create('alice', PASSWORD);
     const response = await fetch(`${server.url}/token`, {
       method: 'POST',

@@ -35,6 +35,7 @@ describe('e2e: a public client never gets client_credentials (issue 12.5)', func
     const settings = { redisUrl: redis.url, dir, port, env: { CLIENTS: JSON.stringify([ops]) } };
     env = testEnv(dir, port, settings);
     server = await startServer(settings);
+    await server.apis.grant('ops', `${server.issuer}/admin`, { scopes: ['admin'] });
   });
   after(async () => {
     await server?.stop();
