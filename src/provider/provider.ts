@@ -9,8 +9,10 @@ import { claimsFor, type Accounts } from '../accounts/accounts.js';
 import type { Config } from '../config.js';
 import type { Keyring } from '../keyring/keyring.js';
 import { FEED_PATH } from '../revocation/feed-server.js';
+import { GrantRevocation } from '../revocation/grants.js';
 import { jwtAccessTokenEndpoints } from '../revocation/jwt-access-tokens.js';
 import { GRANT_CLAIM, grantHandle, type RevocationList } from '../revocation/list.js';
+import { deletedClientsAtIntrospection } from '../revocation/opaque-introspection.js';
 import { adapterFactory } from '../store/adapter.js';
 import type { Kv } from '../store/kv.js';
 import { bareNotFound } from './bare-not-found.js';
@@ -66,10 +68,16 @@ export function createProvider({ config, kv, keyring, accounts, revocations, con
     scopes: [...new Set([...OIDC_SCOPES, ...servers.flatMap((server) => server.scopes)])],
     privilegedScopes: ADMIN_SCOPES,
   };
+  const grants = new GrantRevocation(kv, revocations);
   const configuration: Configuration = {
     // Whenever oidc-provider revokes a grant (refresh token reuse, code replay, sign-out, the
-    // revocation endpoint), its JWT access tokens go on the revocation list too.
-    adapter: adapterFactory(kv, CLOCK_TOLERANCE, { grantRevoked: (grantId) => revocations.revokeGrant(grantId) }),
+    // revocation endpoint), its JWT access tokens go on the revocation list too. Whenever a client
+    // is deleted (RFC 7592 DELETE, and the admin API, developer page and CLI through Clients, which
+    // use this adapter), everything it held ends: see GrantRevocation.clientRemoved.
+    adapter: adapterFactory(kv, CLOCK_TOLERANCE, {
+      grantRevoked: (grantId) => revocations.revokeGrant(grantId),
+      clientRemoved: (clientId) => grants.clientRemoved(clientId),
+    }),
     clients: [...config.clients.map((client) => ({ ...client })), developerClient(config.issuer)],
     jwks: keyring.signingJwks() as Configuration['jwks'],
     cookies: {
@@ -208,6 +216,7 @@ export function createProvider({ config, kv, keyring, accounts, revocations, con
       clockTolerance: CLOCK_TOLERANCE,
     }),
   );
+  provider.use(deletedClientsAtIntrospection(revocations));
   return provider;
 }
 

@@ -24,7 +24,7 @@ interface Options {
   readonly provider: Provider;
   readonly clients: Clients;
   readonly accounts: Accounts;
-  /** Revokes what a deleted client or a disabled person held. */
+  /** Revokes what a disabled person held. */
   readonly grants: GrantRevocation;
   readonly secretRotationGrace: number;
 }
@@ -141,8 +141,8 @@ export function adminApi({ issuer, provider, clients, accounts, grants, secretRo
 
   router.delete('/clients/:id', write, async (ctx) => {
     await registry(ctx, async () => {
+      // Ends everything the client held (the store's client removal hook, see provider.ts).
       await clients.remove(ctx.params.id!);
-      await grants.revokeClient(ctx.params.id!);
       ctx.status = 204;
     });
   });

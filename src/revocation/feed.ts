@@ -49,9 +49,9 @@ export function revocationFeed({ issuer, keys, list, clockTolerance }: Options):
     const header = ctx.get('Authorization');
     const match = /^Bearer ([\w.~+/-]+=*)$/i.exec(header);
     if (!match) return challenge(401);
-    let claims;
+    let claims, signedBy;
     try {
-      ({ payload: claims } = await jwtVerify(match[1]!, keys(), {
+      ({ payload: claims, protectedHeader: signedBy } = await jwtVerify(match[1]!, keys(), {
         issuer,
         audience,
         algorithms: ['RS256'],
@@ -64,7 +64,7 @@ export function revocationFeed({ issuer, keys, list, clockTolerance }: Options):
     if (typeof claims.scope !== 'string' || !claims.scope.split(' ').includes(FEED_SCOPE)) {
       return challenge(403, 'insufficient_scope', `the token lacks the scope "${FEED_SCOPE}"`);
     }
-    if (await list.isRevoked(claims)) return challenge(401, 'invalid_token', 'the access token is revoked');
+    if (await list.isRevoked(claims, signedBy)) return challenge(401, 'invalid_token', 'the access token is revoked');
 
     const after = ctx.query.after;
     const limit = ctx.query.limit;

@@ -9,6 +9,8 @@
  *   oidc:clients            set of stored client ids (durable, like the clients themselves)
  *   oidc:grants:account:<accountId>, oidc:grants:client:<clientId>
  *                           sets of grant ids, so that every grant of a person or a client can be revoked
+ *   oidc:rat:client:<clientId>
+ *                           record keys of a client's registration access tokens, deleted with the client
  * No operation spans two keys, so the layout works unchanged on Redis Cluster.
  */
 import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
@@ -41,11 +43,17 @@ const uidKey = (uid: string) => `oidc:uid:${uid}`;
 const userCodeKey = (userCode: string) => `oidc:usercode:${userCode}`;
 export const accountGrantsKey = (accountId: string) => `oidc:grants:account:${accountId}`;
 export const clientGrantsKey = (clientId: string) => `oidc:grants:client:${clientId}`;
+const registrationTokensKey = (clientId: string) => `oidc:rat:client:${clientId}`;
 
 /** What the store tells the rest of Latchkey about (the adapter itself knows nothing of JWTs). */
 export interface AdapterHooks {
   /** Every artifact of a grant is being revoked (reuse, replay, sign-out, revocation endpoint). */
   grantRevoked?(grantId: string): Promise<unknown>;
+  /**
+   * A client was deleted (its record and registration access tokens are gone already): whichever
+   * way it was removed (RFC 7592, admin API, developer page, CLI), it goes through here.
+   */
+  clientRemoved?(clientId: string): Promise<unknown>;
 }
 
 const epochSeconds = () => Math.floor(Date.now() / 1000);
@@ -67,6 +75,9 @@ class KvAdapter implements Adapter {
     if (this.model === 'Session' && payload.uid) writes.push(this.kv.set(uidKey(payload.uid), id, { ttl }).then(() => {}));
     if (payload.userCode) writes.push(this.kv.set(userCodeKey(payload.userCode), id, { ttl }).then(() => {}));
     if (this.model === 'Client') writes.push(this.kv.addToSet(CLIENTS_KEY, id));
+    if (this.model === 'RegistrationAccessToken' && typeof payload.clientId === 'string') {
+      writes.push(this.kv.addToSet(registrationTokensKey(payload.clientId), key, ttl));
+    }
     if (this.model === 'Grant') {
       if (typeof payload.accountId === 'string') writes.push(this.kv.addToSet(accountGrantsKey(payload.accountId), id, ttl));
       if (typeof payload.clientId === 'string') writes.push(this.kv.addToSet(clientGrantsKey(payload.clientId), id, ttl));
@@ -110,7 +121,14 @@ class KvAdapter implements Adapter {
 
   async destroy(id: string): Promise<void> {
     await this.kv.del([recordKey(this.model, id)]);
-    if (this.model === 'Client') await this.kv.removeFromSet(CLIENTS_KEY, id);
+    if (this.model === 'Client') await this.clientRemoved(id);
+  }
+
+  /** A registration access token outliving its client would manage a client later made with the same id. */
+  private async clientRemoved(clientId: string) {
+    const registrationTokens = await this.kv.members(registrationTokensKey(clientId));
+    await Promise.all([this.kv.removeFromSet(CLIENTS_KEY, clientId), this.kv.del([...registrationTokens, registrationTokensKey(clientId)])]);
+    await this.hooks.clientRemoved?.(clientId);
   }
 
   /** oidc-provider calls this once per model for the same grant; the hook is idempotent. */
