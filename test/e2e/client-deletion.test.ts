@@ -180,6 +180,22 @@ describe('e2e: deleting a client ends its grants and tokens, whichever way it is
     await assertDeleted(armed);
   });
 
+  it('a self-registered client deleted by an operator: its registration access token does not manage a client made again with the id', async () => {
+    const registered = await fetch(`${server.url}/reg`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${await new server.provider.InitialAccessToken({ expiresIn: 600 }).save()}` },
+      body: JSON.stringify({ redirect_uris: [REDIRECT], grant_types: GRANT_TYPES, response_types: ['code'] }),
+    });
+    const body = (await registered.json()) as { client_id: string; client_secret: string; registration_access_token: string; registration_client_uri: string };
+    const manage = () => fetch(body.registration_client_uri, { headers: { authorization: `Bearer ${body.registration_access_token}` } });
+    assert.equal((await manage()).status, 200);
+    const adminToken = await clientCredentialsToken(server.url, OPS, `${server.issuer}/admin`, 'admin');
+    const removed = await fetch(`${server.url}/admin/clients/${body.client_id}`, { method: 'DELETE', headers: { authorization: `Bearer ${adminToken}` } });
+    assert.equal(removed.status, 204);
+    await clients.add(metadata(body.client_id, 'a-new-secret-for-the-same-id-with-plenty-of-entropy'));
+    assert.equal((await manage()).status, 401);
+  });
+
   it('the developer page: its owner deletes the app', async () => {
     const client = { id: 'app-deleted-on-the-page', secret: 'app-deleted-on-the-page-secret-with-entropy-0123' };
     await clients.add(metadata(client.id, client.secret, { owner: alice }));
