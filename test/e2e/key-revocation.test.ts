@@ -155,6 +155,29 @@ describe('e2e: latchkey keys revoke, for a compromised signing key', function ()
     assert.equal((await helper.verify(refreshed.access_token)).sub, decodeJwt(tokens.access_token).sub);
   });
 
+  it('keys rotate --now --revoke-current does the same for the current key', async () => {
+    const current = server.keys.ring.current!.kid;
+    const next = server.keys.ring.next!.kid;
+    const signed = await clientCredentialsToken(server.url, MACHINE);
+    assert.equal(decodeProtectedHeader(signed).kid, current);
+    const without = await latchkey(env, ['keys', 'rotate', '--revoke-current']);
+    assert.equal(without.status, 1);
+    assert.match(without.stderr, /--revoke-current goes with --now/);
+
+    const run = await latchkey(env, ['keys', 'rotate', '--now', '--revoke-current']);
+    assert.equal(run.status, 0, run.stderr);
+    assert.deepEqual((JSON.parse(run.stdout) as { revoked: string[] }).revoked, [current]);
+    assert.deepEqual(await introspect(server.url, RS, signed), { active: false });
+    await helperRejects(signed);
+    await eventually(async () => assert.ok(!(await jwks()).includes(current)), 100);
+    const fresh = await clientCredentialsToken(server.url, MACHINE);
+    assert.equal(decodeProtectedHeader(fresh).kid, next);
+    assert.equal((await introspect(server.url, RS, fresh)).active, true);
+    // This next key was made by the first revocation, seconds ago: a verifier fetching the JWKS has it.
+    const published = createLocalJWKSet((await (await fetch(`${server.url}/jwks`)).json()) as { keys: JWK[] });
+    await jwtVerify(fresh, published, { issuer: server.issuer, audience: API, typ: 'at+jwt' });
+  });
+
   it('refuses an unknown kid without writing anything; keys rotate --now says to revoke instead', async () => {
     const before = await jwks();
     const run = await latchkey(env, ['keys', 'revoke', 'no-such-kid']);
