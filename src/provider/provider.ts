@@ -20,6 +20,7 @@ import { clientAuthenticationRequired } from './client-auth-required.js';
 import { onlyIdTokensAsHints } from './id-token-hints.js';
 import { postAsGet } from './post-methods.js';
 import { rotateRefreshTokenAfterChecks } from './refresh-rotation.js';
+import { refuseHintsOfRevokedKeys } from './revoked-key-hints.js';
 import { ADMIN_SCOPES } from '../registration/admin-resource.js';
 import { acceptPreviousSecrets } from '../registration/clients.js';
 import { developerClient } from '../registration/developer-pages.js';
@@ -201,6 +202,7 @@ export function createProvider({ config, kv, keyring, accounts, revocations, con
   const provider = new Provider(config.issuer, configuration);
   acceptPreviousSecrets(provider, kv);
   onlyIdTokensAsHints(provider);
+  refuseHintsOfRevokedKeys(provider, revocations);
   provider.use(rateLimits);
   provider.proxy = config.proxy;
   provider.use(bareNotFound());

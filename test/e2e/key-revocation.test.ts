@@ -115,6 +115,11 @@ describe('e2e: latchkey keys revoke, for a compromised signing key', function ()
     }
     assert.equal(await feedStatus(forgedFeed), 401);
     assert.equal(await feedStatus(feedToken), 401);
+    for (const hint of [tokens.id_token!, forgedIdToken]) {
+      const refused = await endSession(hint);
+      assert.equal(refused.status, 400);
+      assert.match(refused.html, /id_token_hint/);
+    }
 
     // Within keys.refreshInterval every instance follows the ring: the key leaves the JWKS and signing.
     await eventually(async () => assert.ok(!(await jwks()).includes(stolen.kid)), 100);
@@ -186,5 +191,43 @@ describe('e2e: latchkey keys revoke, for a compromised signing key', function ()
     assert.deepEqual(await jwks(), before);
     const help = await latchkey(env, ['keys', 'rotate', '--help']);
     assert.match(help.stdout, /keys revoke/);
+  });
+});
+
+describe('e2e: a kid entry alone (before any instance follows the ring) is refused on every path', function () {
+  this.timeout(60_000);
+  let server: TestServer;
+
+  before(async () => {
+    const CLIENTS = JSON.stringify([
+      { client_id: WEB.id, client_secret: WEB.secret, redirect_uris: [REDIRECT], post_logout_redirect_uris: [SIGNED_OUT], grant_types: ['authorization_code', 'refresh_token'] },
+      machineClient(MACHINE),
+      machineClient(RS),
+    ]);
+    server = await startServer({ env: { CLIENTS, RESOURCE_SERVERS } });
+    await server.accounts.create('alice', PASSWORD);
+  });
+  after(async () => server?.stop());
+
+  it('introspection, the feed and id_token_hint consult the list, though the key is still in the ring and the engine keystore', async () => {
+    const config = await oidc.discovery(new URL(server.issuer), WEB.id, WEB.secret, oidc.ClientSecretBasic(WEB.secret), { execute: [oidc.allowInsecureRequests] });
+    const flow = await frontChannel(config, { redirectUri: REDIRECT, username: 'alice', password: PASSWORD, params: { scope: 'openid' } });
+    const { id_token: idToken } = await oidc.authorizationCodeGrant(config, flow.callback, { pkceCodeVerifier: flow.verifier });
+    const access = await clientCredentialsToken(server.url, MACHINE);
+    const feedToken = await clientCredentialsToken(server.url, RS, `${server.issuer}/revocations`, 'revocations');
+    const hint = () => new Agent().follow(`${server.issuer}/session/end?${new URLSearchParams({ id_token_hint: idToken!, post_logout_redirect_uri: SIGNED_OUT })}`);
+    const feed = () => fetch(`${server.url}/revocations`, { headers: { authorization: `Bearer ${feedToken}` } });
+    assert.equal((await hint()).status, 200);
+    assert.equal((await feed()).status, 200);
+    assert.equal((await introspect(server.url, RS, access)).active, true);
+
+    const kid = server.keys.ring.current!.kid;
+    await server.revocations.revokeKey(kid, 60);
+    assert.equal(server.keys.ring.current!.kid, kid, 'the ring is unchanged');
+    const refused = await hint();
+    assert.equal(refused.status, 400);
+    assert.match(refused.html, /id_token_hint/);
+    assert.equal((await feed()).status, 401);
+    assert.deepEqual(await introspect(server.url, RS, access), { active: false });
   });
 });
