@@ -62,10 +62,12 @@ const schema = z.strictObject({
     authorizationCode: seconds.max(600, 'RFC 6749 §4.1.2 recommends at most 10 minutes'),
     idToken: seconds,
     refreshToken: seconds,
+    refreshReuseGrace: z.number().int().min(0).max(60, 'a reuse window longer than a minute defeats refresh token rotation'),
     session: seconds,
     interaction: seconds,
     grant: seconds,
   }),
+  idToken: z.strictObject({ scopeClaims: z.boolean() }),
   accounts: z.strictObject({
     argon2: z.strictObject({
       memoryCost: z.number().int().min(19456, 'OWASP minimum for argon2id is 19456 KiB'),

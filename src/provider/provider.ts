@@ -19,7 +19,10 @@ import { bareNotFound } from './bare-not-found.js';
 import { clientAuthenticationRequired } from './client-auth-required.js';
 import { onlyIdTokensAsHints } from './id-token-hints.js';
 import { postAsGet } from './post-methods.js';
+import { accountClaims, ID_TOKEN_CLAIMS_PROPERTY, validateIdTokenClaimsSetting } from './id-token-claims.js';
+import { consentOnlyIfNeeded, CONSENT_IF_NEEDED, offlineAccessPrompt } from './offline-access.js';
 import { rotateRefreshTokenAfterChecks } from './refresh-rotation.js';
+import { emptyJsonRevocationAnswer } from './revocation-response.js';
 import { refuseHintsOfRevokedKeys } from './revoked-key-hints.js';
 import { ADMIN_SCOPES } from '../registration/admin-resource.js';
 import { acceptPreviousSecrets } from '../registration/clients.js';
@@ -75,10 +78,17 @@ export function createProvider({ config, kv, keyring, accounts, revocations, con
     // revocation endpoint), its JWT access tokens go on the revocation list too. Whenever a client
     // is deleted (RFC 7592 DELETE, and the admin API, developer page and CLI through Clients, which
     // use this adapter), everything it held ends: see GrantRevocation.clientRemoved.
-    adapter: adapterFactory(kv, CLOCK_TOLERANCE, {
-      grantRevoked: (grantId) => revocations.revokeGrant(grantId),
-      clientRemoved: (clientId) => grants.clientRemoved(clientId),
-    }),
+    // A just-rotated refresh token presented again within ttl.refreshReuseGrace is a concurrent
+    // refresh, not a replay (see refreshReuseGrace in store/adapter.ts).
+    adapter: adapterFactory(
+      kv,
+      CLOCK_TOLERANCE,
+      {
+        grantRevoked: (grantId) => revocations.revokeGrant(grantId),
+        clientRemoved: (clientId) => grants.clientRemoved(clientId),
+      },
+      { refreshReuseGrace: config.ttl.refreshReuseGrace },
+    ),
     clients: [...config.clients.map((client) => ({ ...client })), developerClient(config.issuer)],
     jwks: keyring.signingJwks() as Configuration['jwks'],
     cookies: {
@@ -106,13 +116,15 @@ export function createProvider({ config, kv, keyring, accounts, revocations, con
       // Algorithms clients may sign private_key_jwt assertions with: asymmetric only.
       clientAuthSigningAlgValues: ['RS256', 'PS256', 'ES256', 'EdDSA'],
     },
-    // Every refresh token is single-use: a rotated one presented again revokes the grant. The
-    // request's resource is checked before the token is spent (see refresh-rotation.ts).
+    // Every refresh token is single-use: a rotated one presented again (after the reuse grace)
+    // revokes the grant. The request's resource is checked before the token is spent (see refresh-rotation.ts).
     rotateRefreshToken: rotateRefreshTokenAfterChecks(() => servers.map((server) => server.identifier)),
     // Resource servers' scopes too: oidc-provider accepts in a client's `scope` metadata only
     // scopes listed here, and that metadata is what bounds a client at each resource server.
     scopes: policy.scopes,
     claims: Object.fromEntries(Object.entries(SCOPE_CLAIMS).map(([scope, claims]) => [scope, [...claims]])),
+    // ID tokens carry the granted scopes' claims; clients that want only `sub` say so (id-token-claims.ts).
+    conformIdTokenClaims: false,
     ttl: {
       AccessToken: config.ttl.accessToken,
       ClientCredentials: config.ttl.clientCredentials,
@@ -156,10 +168,12 @@ export function createProvider({ config, kv, keyring, accounts, revocations, con
     },
     extraClientMetadata: {
       // `owner`: the account that registered the client on the developer page.
-      properties: ['owner'],
-      // Called once per client validation (for its one extra property), on every path that
-      // creates or loads a client: the place to enforce the registration policy on all of it.
-      validator(ctx, _key, owner, metadata) {
+      // `id_token_scope_claims`: whether its ID tokens carry the granted scopes' claims (id-token-claims.ts).
+      properties: ['owner', ID_TOKEN_CLAIMS_PROPERTY],
+      // Called once per client validation for each extra property, on every path that creates or
+      // loads a client: at `owner`, the place to enforce the registration policy on all of it.
+      validator(ctx, key, owner, metadata) {
+        if (key === ID_TOKEN_CLAIMS_PROPERTY) return validateIdTokenClaimsSetting(owner);
         const route = (ctx as KoaContextWithOIDC | undefined)?.oidc?.route;
         const selfService = route === 'registration' || route === 'client_update';
         const existingOwner = (ctx as KoaContextWithOIDC | undefined)?.oidc?.client?.metadata().owner;
@@ -181,11 +195,13 @@ export function createProvider({ config, kv, keyring, accounts, revocations, con
     },
     // Where resource servers learn about revocations of JWTs they verify locally.
     discovery: { revocation_feed_endpoint: `${config.issuer}${FEED_PATH}` },
-    interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
-    findAccount: async (_ctx, sub) => {
+    // offline_access with remembered consent needs no prompt=consent (offline-access.ts).
+    interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}`, policy: consentOnlyIfNeeded() },
+    extraParams: [CONSENT_IF_NEEDED],
+    findAccount: async (ctx, sub) => {
       const account = await accounts.find(sub);
       if (!account || account.disabled) return undefined;
-      return { accountId: account.sub, claims: () => ({ ...claimsFor(account) }) as AccountClaims };
+      return { accountId: account.sub, claims: accountClaims(ctx, config.idToken.scopeClaims, { ...claimsFor(account) } as AccountClaims) };
     },
     renderError,
     // oidc-provider passes a dispatcher that refuses special-use addresses; dropping it lets
@@ -208,8 +224,10 @@ export function createProvider({ config, kv, keyring, accounts, revocations, con
   provider.use(bareNotFound());
   // OIDC Core §3.1.2.1 and RP-Initiated Logout §2: POST too, with SameSite=Lax cookies kept (see post-methods.ts).
   provider.use(postAsGet([provider.pathFor('authorization'), provider.pathFor('end_session')]));
+  provider.use(offlineAccessPrompt(provider.pathFor('authorization')));
   provider.use(clientAuthenticationRequired(new URL(config.issuer).host));
   if (!config.registration.open) provider.use(singleUseInitialAccessTokens(provider, kv, config.issuer));
+  provider.use(emptyJsonRevocationAnswer());
   provider.use(
     jwtAccessTokenEndpoints({
       issuer: config.issuer,
