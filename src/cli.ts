@@ -7,11 +7,11 @@ import { Command, Option } from 'commander';
 import { AccountError, Accounts } from './accounts/accounts.js';
 import { Apis } from './apis/apis.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
-import { ringStore, rotationPolicy } from './keyring/index.js';
+import { keyRevocationHorizon, ringStore, rotationPolicy } from './keyring/index.js';
 import { generateKey, Keyring } from './keyring/keyring.js';
-import { describeRing, RotationError } from './keyring/lifecycle.js';
+import { describeRing, planRevocation, RotationError } from './keyring/lifecycle.js';
 import { SealError } from './keyring/sealing.js';
-import { rotateRing } from './keyring/service.js';
+import { revokeFromRing, rotateRing } from './keyring/service.js';
 import { readRing } from './keyring/stores.js';
 import { createLogger } from './ops/logger.js';
 import { builtinResourceServers, CLOCK_TOLERANCE, longestAccessTokenLifetime } from './provider/lifetimes.js';
@@ -188,12 +188,10 @@ clients
 
 clients
   .command('remove <client_id>')
-  .description('delete a stored client and revoke every grant it holds')
+  .description('delete a stored client: its grants, refresh tokens and access tokens (opaque and JWT) stop working')
   .action(async (clientId: string) =>
     withStore(async (kv, settings) => {
       await (await clientsOn(kv, settings)).remove(clientId);
-      await apisOn(kv, settings).forgetClient(clientId);
-      await (await grantRevocation(kv, settings)).revokeClient(clientId);
       console.log(`removed client ${clientId}`);
     }),
   );
@@ -309,6 +307,24 @@ registration
     }),
   );
 
+/** `keys revoke`: kid entries on the revocation list first (if the ring cannot be written, running again finishes the job), then the ring. */
+async function revokeKeys(kv: Kv, settings: Config, kids: readonly string[]): Promise<void> {
+  const store = ringStore(settings, kv);
+  const snapshot = await readRing(store);
+  if (!snapshot) throw new RotationError('there is no key ring yet: `latchkey serve` creates it at its first start');
+  planRevocation(snapshot.ring, kids); // refuses an unknown kid before anything is written
+  const list = revocationList(kv, settings);
+  for (const kid of new Set(kids)) await list.revokeKey(kid, keyRevocationHorizon(settings));
+  const { before, after } = await revokeFromRing(store, kids, settings.keys.rsaBits);
+  print({
+    revoked: [...new Set(kids)],
+    current: after.current?.kid,
+    ...(before.current?.kid !== after.current?.kid ? { previous: before.current?.kid } : {}),
+    next: after.next?.kid,
+    keys: describeRing(after, rotationPolicy(settings)),
+  });
+}
+
 const keys = program.command('keys').description('manage signing keys (next → current → retired → removed)');
 
 keys
@@ -324,9 +340,16 @@ keys
 keys
   .command('rotate')
   .description('make the next key current now (once it has been published for keys.publishLead) and publish a new next key')
-  .option('--now', 'do not wait for the publish lead: for a compromised current key (verifiers refetch the JWKS on the new kid)')
-  .action(async (options: { now?: boolean }) =>
+  .option('--now', 'do not wait for the publish lead (the old key stays published and trusted; for a compromised key use `keys revoke`)')
+  .option('--revoke-current', 'with --now: the current key is compromised, revoke it (the same as `keys revoke <current kid>`)')
+  .action(async (options: { now?: boolean; revokeCurrent?: boolean }) =>
     withStore(async (kv, settings) => {
+      if (options.revokeCurrent) {
+        if (!options.now) throw new UsageError('--revoke-current goes with --now');
+        const current = (await readRing(ringStore(settings, kv)))?.ring.current?.kid;
+        if (!current) throw new RotationError('there is no key ring yet: `latchkey serve` creates it at its first start');
+        return revokeKeys(kv, settings, [current]);
+      }
       const { before, after } = await rotateRing(ringStore(settings, kv), rotationPolicy(settings), settings.keys.rsaBits, Boolean(options.now));
       print({
         current: after.current?.kid,
@@ -336,6 +359,14 @@ keys
       });
     }),
   );
+
+keys
+  .command('revoke <kid...>')
+  .description(
+    'a compromised signing key: remove it from the JWKS and from verification now, refuse every token it signed ' +
+      '(revocation list and feed); if it was the current key, the next key signs now',
+  )
+  .action(async (kids: string[]) => withStore((kv, settings) => revokeKeys(kv, settings, kids)));
 
 const grants = program.command('grants').description("revoke people's grants to clients, with every token issued under them");
 

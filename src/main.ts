@@ -145,7 +145,6 @@ export async function serve(config: Config, logger: Logger = createLogger(config
         issuer: config.issuer,
         provider,
         clients,
-        grants,
         sessions,
         csrfKey: config.cookie.keys[0]!,
         secretRotationGrace: config.registration.secretRotationGrace,

@@ -2,7 +2,7 @@
 import { resolve } from 'node:path';
 import type { Config } from '../config.js';
 import type { Logger } from '../ops/logger.js';
-import { CLOCK_TOLERANCE, longestSignedLifetime } from '../provider/lifetimes.js';
+import { CLOCK_TOLERANCE, longestAccessTokenLifetime, longestSignedLifetime } from '../provider/lifetimes.js';
 import type { Kv } from '../store/kv.js';
 import type { RotationPolicy } from './lifecycle.js';
 import { Sealer } from './sealing.js';
@@ -17,6 +17,16 @@ export function rotationPolicy(config: Config): RotationPolicy {
     // and what it signed stays valid for the longest lifetime, plus the skew verifiers allow.
     retention: longestSignedLifetime(config) + CLOCK_TOLERANCE + Math.ceil(config.keys.refreshInterval),
   };
+}
+
+/**
+ * Seconds a revoked key's entry on the revocation list must last: until every token it signed has
+ * expired, and every verifier that follows the feed has dropped the key from its cached JWKS (we
+ * serve it with max-age publishLead/2), and every instance has followed the ring; plus skew (added
+ * by the list).
+ */
+export function keyRevocationHorizon(config: Config): number {
+  return Math.max(longestAccessTokenLifetime(config), Math.floor(config.keys.publishLead / 2)) + Math.ceil(config.keys.refreshInterval);
 }
 
 /** Redis when the store is Redis (sealed), else keys/keyring.json. */

@@ -10,6 +10,9 @@
  *   signed. The current key becomes retired at the same moment, and a new next key is made.
  * - A retired key is removed `retention` seconds after it retired: the longest lifetime of a
  *   token it could have signed, plus clock skew and the time instances take to notice.
+ * - A revoked key (compromised: `latchkey keys revoke`) leaves the ring at once, whatever its
+ *   state. If it was the current key, the next key signs at once (it is published, so verifiers
+ *   know it), or a brand-new key if the next key is revoked too; a new next key is made.
  */
 import { generateKey, Keyring, type StoredKey } from './keyring.js';
 
@@ -27,7 +30,7 @@ export interface Plan {
   readonly bootstrap: boolean;
   /** next → current, current → retired. */
   readonly promote: boolean;
-  /** kids of retired keys to remove. */
+  /** kids of keys to remove: retired ones on schedule, any revoked one. */
   readonly remove: readonly string[];
   /** Make a next key (none exists, or promotion uses it up). */
   readonly addNext: boolean;
@@ -74,27 +77,49 @@ export function isEmpty(work: Plan): boolean {
 
 /**
  * The plan for `latchkey keys rotate`: promote the next key now. Refused while the next key has
- * been published for less than `lead` (verifiers may not know it yet) unless `force`, which is
- * for a compromised current key: verifiers that cached the JWKS then refetch it on the unknown kid.
+ * been published for less than `lead` (verifiers may not know it yet) unless `force` (--now):
+ * verifiers that cached the JWKS then refetch it on the unknown kid. Either way the old key stays
+ * published and trusted until it is removed on schedule; a compromised key is revoked instead.
  */
 export function planRotation(ring: Keyring, now: number, policy: RotationPolicy, force: boolean): Plan {
   const { next } = ring;
-  if (!force && !next) throw new RotationError('no next key is published yet; pass --now if the current key is compromised');
+  const compromised = 'If the current key is compromised, run `latchkey keys revoke <kid>` instead';
+  if (!force && !next) throw new RotationError(`no next key is published yet; pass --now to rotate anyway. ${compromised}`);
   if (!force && next && now < usableFrom(next, policy)) {
     throw new RotationError(
       `the next key ${next.kid} has been published since ${next.createdAt}; it may sign from ` +
         `${new Date(usableFrom(next, policy)).toISOString()} (keys.publishLead), so verifiers that cache the JWKS know it. ` +
-        'Run again then, or pass --now if the current key is compromised',
+        `Run again then, or pass --now. ${compromised}`,
     );
   }
   const base = plan(ring, now, policy);
   return { ...base, bootstrap: !ring.current, promote: Boolean(ring.current), addNext: true };
 }
 
+/**
+ * The plan for `latchkey keys revoke`: the keys leave the ring at once. Refused for a kid the ring
+ * does not hold (a typo must not look like success). The rest of the schedule is left for later.
+ */
+export function planRevocation(ring: Keyring, kids: readonly string[]): Plan {
+  const unknown = kids.filter((kid) => !ring.keys.some((key) => key.kid === kid));
+  if (unknown.length) throw new RotationError(`no key ${unknown.join(', ')} in the ring (\`latchkey keys list\` shows the kids)`);
+  const revoked = (key: StoredKey | undefined) => key !== undefined && kids.includes(key.kid);
+  const { current, next } = ring;
+  const replaceCurrent = !current || revoked(current);
+  return {
+    // The published next key takes over; a brand-new one when the next key goes too.
+    bootstrap: replaceCurrent && (!next || revoked(next)),
+    promote: replaceCurrent && next !== undefined && !revoked(next),
+    remove: [...new Set(kids)],
+    addNext: true,
+  };
+}
+
 /** Carries out a plan: returns the new ring (the input is not changed). */
 export async function apply(ring: Keyring | undefined, work: Plan, now: number, rsaBits: number): Promise<Keyring> {
   const iso = new Date(now).toISOString();
-  let keys: StoredKey[] = [...(ring?.keys ?? [])];
+  // Removed first, so that a revoked current or next key is never promoted.
+  let keys: StoredKey[] = (ring?.keys ?? []).filter((key) => !work.remove.includes(key.kid));
   if (work.bootstrap) {
     keys = keys.filter((key) => key.state !== 'current');
     keys.push(await generateKey(rsaBits, 'current', now));
@@ -108,7 +133,6 @@ export async function apply(ring: Keyring | undefined, work: Plan, now: number, 
       .map((key) => (key.state === 'current' ? { ...key, state: 'retired' as const, retiredAt: iso } : key));
     keys.push({ ...successor, state: 'current', activatedAt: iso });
   }
-  keys = keys.filter((key) => !work.remove.includes(key.kid));
   if (work.addNext && !keys.some((key) => key.state === 'next')) keys.push(await generateKey(rsaBits, 'next', now));
   return new Keyring(keys);
 }

@@ -8,7 +8,7 @@
 import { createHash } from 'node:crypto';
 import type { Logger } from '../ops/logger.js';
 import type { Keyring } from './keyring.js';
-import { apply, isEmpty, plan, planRotation, RotationError, type RotationPolicy } from './lifecycle.js';
+import { apply, isEmpty, plan, planRevocation, planRotation, RotationError, type RotationPolicy } from './lifecycle.js';
 import { LOCKED, readRing, type RingSnapshot, type RingStore } from './stores.js';
 
 export interface KeyringServiceOptions {
@@ -65,6 +65,21 @@ export async function rotateRing(store: RingStore, policy: RotationPolicy, rsaBi
     if (!latest) throw new RotationError('there is no key ring yet: `latchkey serve` creates it at its first start');
     before = latest.ring;
     return apply(latest.ring, planRotation(latest.ring, now, policy, force), now, rsaBits);
+  });
+  return { before: before!, after: after!.ring };
+}
+
+/**
+ * `latchkey keys revoke`: the keys leave the ring now (see planRevocation). Every instance follows
+ * within keys.refreshInterval: its JWKS, signing and verification drop them. Tokens they signed are
+ * refused through the revocation list (the caller writes its kid entries first).
+ */
+export async function revokeFromRing(store: RingStore, kids: readonly string[], rsaBits: number): Promise<{ before: Keyring; after: Keyring }> {
+  let before: Keyring | undefined;
+  const after = await updateRing(store, async (latest, now) => {
+    if (!latest) throw new RotationError('there is no key ring yet: `latchkey serve` creates it at its first start');
+    before = latest.ring;
+    return apply(latest.ring, planRevocation(latest.ring, kids), now, rsaBits);
   });
   return { before: before!, after: after!.ring };
 }

@@ -10,8 +10,10 @@ import { AccountSessions } from '../accounts/sessions.js';
 import type { Config } from '../config.js';
 import type { Keyring } from '../keyring/keyring.js';
 import { FEED_PATH, FEED_SCOPE } from '../revocation/feed-server.js';
+import { GrantRevocation } from '../revocation/grants.js';
 import { jwtAccessTokenEndpoints } from '../revocation/jwt-access-tokens.js';
 import { GRANT_CLAIM, grantHandle, type RevocationList } from '../revocation/list.js';
+import { deletedClientsAtIntrospection } from '../revocation/opaque-introspection.js';
 import { adapterFactory } from '../store/adapter.js';
 import type { Kv } from '../store/kv.js';
 import type { RateLimits } from '../ops/rate-limits.js';
@@ -25,6 +27,7 @@ import { accountClaims, ID_TOKEN_CLAIMS_PROPERTY, validateIdTokenClaimsSetting }
 import { consentOnlyIfNeeded, CONSENT_IF_NEEDED, offlineAccessPrompt } from './offline-access.js';
 import { rotateRefreshTokenAfterChecks } from './refresh-rotation.js';
 import { emptyJsonRevocationAnswer } from './revocation-response.js';
+import { refuseHintsOfRevokedKeys } from './revoked-key-hints.js';
 import { ADMIN_SCOPES } from '../registration/admin-resource.js';
 import { acceptPreviousSecrets } from '../registration/clients.js';
 import { developerClient } from '../registration/developer-pages.js';
@@ -76,15 +79,25 @@ export function createProvider({ config, kv, keyring, accounts, apis, revocation
     // The privileged APIs' scopes: granted only by operators, never registered self-service.
     privilegedScopes: [...ADMIN_SCOPES, FEED_SCOPE],
   };
+  const grants = new GrantRevocation(kv, revocations);
   const configuration: Configuration = {
     // Whenever oidc-provider revokes a grant (refresh token reuse, code replay, sign-out, the
-    // revocation endpoint), its JWT access tokens go on the revocation list too.
+    // revocation endpoint), its JWT access tokens go on the revocation list too. Whenever a client
+    // is deleted (RFC 7592 DELETE, and the admin API, developer page and CLI through Clients, which
+    // use this adapter), everything it held ends: see GrantRevocation.clientRemoved.
     // A just-rotated refresh token presented again within ttl.refreshReuseGrace is a concurrent
     // refresh, not a replay (see refreshReuseGrace in store/adapter.ts).
     adapter: adapterFactory(
       kv,
       CLOCK_TOLERANCE,
-      { grantRevoked: (grantId) => revocations.revokeGrant(grantId) },
+      {
+        grantRevoked: (grantId) => revocations.revokeGrant(grantId),
+        // ...and its operator grants at APIs go, so a client made again with the id starts with none.
+        clientRemoved: async (clientId) => {
+          await grants.clientRemoved(clientId);
+          await apis.forgetClient(clientId);
+        },
+      },
       { refreshReuseGrace: config.ttl.refreshReuseGrace },
     ),
     clients: [...config.clients.map((client) => ({ ...client })), developerClient(config.issuer)],
@@ -248,6 +261,7 @@ export function createProvider({ config, kv, keyring, accounts, apis, revocation
   const provider = new Provider(config.issuer, configuration);
   acceptPreviousSecrets(provider, kv);
   onlyIdTokensAsHints(provider);
+  refuseHintsOfRevokedKeys(provider, revocations);
   limitAnnouncedClients(provider, rateLimits);
   // No provider.proxy here: koa-mount runs the provider with the app's own ctx, so the app's proxy
   // settings (createApp) decide ctx.ip and ctx.protocol, and the issuer decides every URL (app.ts).
@@ -276,6 +290,7 @@ export function createProvider({ config, kv, keyring, accounts, apis, revocation
         }),
     }),
   );
+  provider.use(deletedClientsAtIntrospection(revocations));
   return provider;
 }
 

@@ -30,7 +30,7 @@ interface Options {
   readonly clients: Clients;
   readonly accounts: Accounts;
   readonly apis: Apis;
-  /** Revokes what a deleted client or a disabled person held. */
+  /** Revokes what a disabled person held. */
   readonly grants: GrantRevocation;
   /** Ends a disabled person's sessions (with back-channel logout to their apps). */
   readonly sessions: AccountSessions;
@@ -154,9 +154,8 @@ export function adminApi({ issuer, provider, clients, accounts, apis, grants, se
 
   router.delete('/clients/:id', write, async (ctx) => {
     await registry(ctx, async () => {
+      // Ends everything the client held (the store's client removal hook, see provider.ts).
       await clients.remove(ctx.params.id!);
-      await apis.forgetClient(ctx.params.id!);
-      await grants.revokeClient(ctx.params.id!);
       ctx.status = 204;
     });
   });

@@ -8,8 +8,8 @@
  * client authentication accepts it until then.
  */
 import { randomBytes, timingSafeEqual } from 'node:crypto';
-import type { Provider } from 'oidc-provider';
-import { adapterFactory, CLIENTS_KEY } from '../store/adapter.js';
+import type { Adapter, Provider } from 'oidc-provider';
+import { CLIENTS_KEY } from '../store/adapter.js';
 import type { Kv } from '../store/kv.js';
 
 export type ClientMetadata = Record<string, unknown> & { client_id: string };
@@ -60,7 +60,8 @@ export class Clients {
     private readonly kv: Kv,
     private readonly provider: Provider,
   ) {
-    this.#adapter = adapterFactory(kv)('Client');
+    // The provider's own adapter: removing a client here runs the same hook as RFC 7592's DELETE.
+    this.#adapter = (provider.Client as unknown as { adapter: Adapter }).adapter;
   }
 
   async add(metadata: ClientMetadata): Promise<ClientMetadata> {

@@ -15,7 +15,6 @@ import type { ClientMetadata as ClientMetadataInput, Provider } from 'oidc-provi
 import type { AccountSessions } from '../accounts/sessions.js';
 import { respondWithError } from '../interactions/errors.js';
 import { render } from '../interactions/views.js';
-import type { GrantRevocation } from '../revocation/grants.js';
 import { ClientError, generateSecret, type ClientMetadata, type Clients } from './clients.js';
 
 export const DEVELOPER_CLIENT_ID = 'latchkey-developer';
@@ -54,8 +53,6 @@ interface Options {
   readonly issuer: string;
   readonly provider: Provider;
   readonly clients: Clients;
-  /** Revokes what a deleted app held. */
-  readonly grants: GrantRevocation;
   /** Re-checks the session's person on every request. */
   readonly sessions: AccountSessions;
   readonly csrfKey: string;
@@ -65,7 +62,7 @@ interface Options {
 type Form = Record<string, string | string[] | undefined>;
 const field = (form: Form, name: string) => (typeof form[name] === 'string' ? (form[name] as string) : '');
 
-export function developerPages({ issuer, provider, clients, grants, sessions, csrfKey, secretRotationGrace }: Options): Middleware {
+export function developerPages({ issuer, provider, clients, sessions, csrfKey, secretRotationGrace }: Options): Middleware {
   const router = new Router({ prefix: '/developer' });
   const form = bodyParser({ enableTypes: ['form'], formLimit: '32kb', encoding: 'utf-8' });
   const csrfFor = (sessionId: string) => createHmac('sha256', csrfKey).update(`developer:${sessionId}`).digest('base64url');
@@ -205,8 +202,8 @@ export function developerPages({ issuer, provider, clients, grants, sessions, cs
   router.post('/apps/:id/delete', form, async (ctx) => {
     const found = await submitted(ctx);
     if (!found || !(await ownApp(ctx, found.who.accountId))) return;
+    // Ends everything the app held (the store's client removal hook, see provider.ts).
     await clients.remove(ctx.params.id!);
-    await grants.revokeClient(ctx.params.id!);
     ctx.status = 303;
     ctx.redirect('/developer');
   });

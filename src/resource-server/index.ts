@@ -11,12 +11,14 @@
  * It checks the signature against Latchkey's JWKS (jose's createRemoteJWKSet, cached as long as
  * the JWKS's Cache-Control allows), the RFC 9068 claims (iss, aud, typ at+jwt, exp), and the
  * revocation list, which it follows from Latchkey's revocation feed every `pollInterval` (500 ms),
- * so a revocation reaches it within about a second. When the feed cannot be reached for
+ * so a revocation reaches it within about a second: one token (jti), a grant's tokens (gid), a
+ * deleted client's tokens (client_id), and every token signed by a revoked key (kid), which it
+ * refuses even while its cached JWKS still holds that key. When the feed cannot be reached for
  * `maxStaleness` (10 s) it refuses every token (fails closed) rather than accept revoked ones.
  *
  * Depends on jose only; runs on Node.js 20 and later (global fetch).
  */
-import { createRemoteJWKSet, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import { createRemoteJWKSet, decodeProtectedHeader, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 
 export interface ResourceServerOptions {
   /** Latchkey's issuer URL, exactly as in its discovery document (no trailing slash). */
@@ -69,7 +71,15 @@ export class TokenRejected extends Error {
 
 type FeedEntry =
   | { type: 'jti'; jti: string; exp: number }
-  | { type: 'grant'; gid: string; revoked_at: number; exp: number };
+  | { type: 'grant'; gid: string; revoked_at: number; exp: number }
+  | { type: 'client'; client_id: string; revoked_at: number; exp: number }
+  | { type: 'kid'; kid: string; revoked_at: number; exp: number };
+
+/** "Tokens issued up to revokedAt are revoked", until exp. */
+interface UpTo {
+  readonly revokedAt: number;
+  readonly exp: number;
+}
 
 interface Metadata {
   readonly issuer: string;
@@ -95,7 +105,11 @@ export class ResourceServer {
   /** jti → exp */
   readonly #jtis = new Map<string, number>();
   /** gid → { revokedAt, exp } */
-  readonly #grants = new Map<string, { revokedAt: number; exp: number }>();
+  readonly #grants = new Map<string, UpTo>();
+  /** client_id → { revokedAt, exp }: deleted clients */
+  readonly #clients = new Map<string, UpTo>();
+  /** kid → exp: revoked signing keys */
+  readonly #kids = new Map<string, number>();
   #cursor: string | undefined;
   #lastSync: number | undefined;
   #accessToken: { value: string; renewAt: number } | undefined;
@@ -141,6 +155,9 @@ export class ResourceServer {
     }
     let claims: AccessTokenClaims;
     try {
+      // Before the signature: a revoked key may still be in the cached JWKS, and a forgery made with it verifies.
+      const { kid } = decodeProtectedHeader(token);
+      if (kid !== undefined && this.#kids.has(kid)) throw new TokenRejected('the access token has been revoked (its signing key was revoked)');
       ({ payload: claims } = await jwtVerify<AccessTokenClaims>(token, this.#keys, {
         issuer: this.#options.issuer,
         audience: this.#options.audience,
@@ -151,6 +168,7 @@ export class ResourceServer {
       }));
     } catch (error) {
       if (error instanceof errors.JOSEError) throw new TokenRejected(error.message);
+      if (error instanceof TypeError) throw new TokenRejected('not a JWT'); // decodeProtectedHeader
       throw error;
     }
     if (claims.cnf !== undefined) throw new TokenRejected('a sender-constrained token needs its proof verified; this helper does not do that');
@@ -162,10 +180,11 @@ export class ResourceServer {
   }
 
   /** Whether verified claims are on the revocation list as last synced. */
-  isRevoked(claims: Pick<AccessTokenClaims, 'jti' | 'iat' | 'gid'>): boolean {
+  isRevoked(claims: Pick<AccessTokenClaims, 'jti' | 'iat' | 'gid' | 'client_id'>, header: { kid?: string } = {}): boolean {
     if (this.#jtis.has(claims.jti)) return true;
-    const grant = claims.gid === undefined ? undefined : this.#grants.get(claims.gid);
-    return grant !== undefined && claims.iat <= grant.revokedAt;
+    if (header.kid !== undefined && this.#kids.has(header.kid)) return true;
+    const issuedUpTo = (entry: UpTo | undefined) => entry !== undefined && claims.iat <= entry.revokedAt;
+    return issuedUpTo(claims.gid === undefined ? undefined : this.#grants.get(claims.gid)) || issuedUpTo(this.#clients.get(claims.client_id));
   }
 
   /** Epoch ms of the last successful poll of the feed. */
@@ -206,12 +225,15 @@ export class ResourceServer {
         response = await fetch(url, { headers: { authorization: `Bearer ${await this.#token()}` } });
       }
       const body = await json<{ entries: FeedEntry[]; cursor: string | null; more: boolean }>(response, 'revocation feed');
+      const raise = (map: Map<string, UpTo>, key: string, entry: { revoked_at: number; exp: number }) => {
+        const known = map.get(key);
+        if (!known || known.revokedAt < entry.revoked_at) map.set(key, { revokedAt: entry.revoked_at, exp: entry.exp });
+      };
       for (const entry of body.entries) {
         if (entry.type === 'jti') this.#jtis.set(entry.jti, entry.exp);
-        else if (entry.type === 'grant') {
-          const known = this.#grants.get(entry.gid);
-          if (!known || known.revokedAt < entry.revoked_at) this.#grants.set(entry.gid, { revokedAt: entry.revoked_at, exp: entry.exp });
-        }
+        else if (entry.type === 'grant') raise(this.#grants, entry.gid, entry);
+        else if (entry.type === 'client') raise(this.#clients, entry.client_id, entry);
+        else if (entry.type === 'kid') this.#kids.set(entry.kid, Math.max(entry.exp, this.#kids.get(entry.kid) ?? 0));
       }
       if (body.cursor) this.#cursor = body.cursor;
       if (!body.more) break;
@@ -225,6 +247,8 @@ export class ResourceServer {
     const horizon = Date.now() / 1000 - this.#options.clockTolerance;
     for (const [jti, exp] of this.#jtis) if (exp < horizon) this.#jtis.delete(jti);
     for (const [gid, { exp }] of this.#grants) if (exp < horizon) this.#grants.delete(gid);
+    for (const [clientId, { exp }] of this.#clients) if (exp < horizon) this.#clients.delete(clientId);
+    for (const [kid, exp] of this.#kids) if (exp < horizon) this.#kids.delete(kid);
   }
 
   async #token(): Promise<string> {

@@ -52,9 +52,9 @@ export function revocationFeed({ issuer, keys, list, apis, clockTolerance }: Opt
     const header = ctx.get('Authorization');
     const match = /^Bearer ([\w.~+/-]+=*)$/i.exec(header);
     if (!match) return challenge(401);
-    let claims;
+    let claims, signedBy;
     try {
-      ({ payload: claims } = await jwtVerify(match[1]!, keys(), {
+      ({ payload: claims, protectedHeader: signedBy } = await jwtVerify(match[1]!, keys(), {
         issuer,
         audience,
         algorithms: ['RS256'],
@@ -67,7 +67,7 @@ export function revocationFeed({ issuer, keys, list, apis, clockTolerance }: Opt
     if (typeof claims.scope !== 'string' || !claims.scope.split(' ').includes(FEED_SCOPE)) {
       return challenge(403, 'insufficient_scope', `the token lacks the scope "${FEED_SCOPE}"`);
     }
-    if (await list.isRevoked(claims)) return challenge(401, 'invalid_token', 'the access token is revoked');
+    if (await list.isRevoked(claims, signedBy)) return challenge(401, 'invalid_token', 'the access token is revoked');
     // A privileged API: only a client's own token (client_credentials: sub is the client, no
     // person's grant behind it) whose client an operator granted the feed, still granted now.
     const clientId = claims.client_id;

@@ -1,6 +1,6 @@
 /**
- * Revoking grants from outside a protocol request: `latchkey grants revoke`, a person disabled,
- * and (for whoever builds them) sign-out with revocation or an admin page. Revoking a grant
+ * Revoking grants from outside a protocol request: `latchkey grants revoke`, a person disabled, a
+ * client deleted, and (for whoever builds them) sign-out with revocation or an admin page. Revoking a grant
  * deletes its stored artifacts (refresh tokens, opaque access tokens, codes) and the grant
  * itself, and puts it on the revocation list so that its JWT access tokens stop working too.
  *
@@ -13,21 +13,41 @@ import type { RevocationList } from './list.js';
 
 export class GrantRevocation {
   readonly #kv: Kv;
+  readonly #list: RevocationList;
   readonly #adapter: ReturnType<typeof adapterFactory>;
+  /** Deletes a grant's artifacts without a list entry per grant (a client entry covers them). */
+  readonly #unlisted: ReturnType<typeof adapterFactory>;
 
   constructor(kv: Kv, list: RevocationList) {
     this.#kv = kv;
+    this.#list = list;
     this.#adapter = adapterFactory(kv, 0, { grantRevoked: (grantId) => list.revokeGrant(grantId) });
+    this.#unlisted = adapterFactory(kv);
   }
 
   /** Revokes one grant: its artifacts, the grant, and its JWT access tokens. False if the grant was gone already. */
-  async revoke(grantId: string): Promise<boolean> {
-    const existed = (await this.#adapter('Grant').find(grantId)) !== undefined;
+  revoke(grantId: string): Promise<boolean> {
+    return this.#revoke(grantId, this.#adapter);
+  }
+
+  async #revoke(grantId: string, adapter: ReturnType<typeof adapterFactory>): Promise<boolean> {
+    const existed = (await adapter('Grant').find(grantId)) !== undefined;
     // The adapter keeps one set of artifact keys per grant, whatever the model asked. A grant that
     // is gone may still have live JWT access tokens, so the list entry is written regardless.
-    await this.#adapter('AccessToken').revokeByGrantId!(grantId);
-    await this.#adapter('Grant').destroy(grantId);
+    await adapter('AccessToken').revokeByGrantId!(grantId);
+    await adapter('Grant').destroy(grantId);
     return existed;
+  }
+
+  /**
+   * A client was deleted (the store's clientRemoved hook, whichever way it was removed): every
+   * access token issued to it up to now goes on the list as one client entry (JWTs of people and
+   * its own client_credentials JWTs; introspection checks opaque ones against it too), then every
+   * grant it holds is deleted with its refresh tokens, opaque access tokens and codes.
+   */
+  async clientRemoved(clientId: string): Promise<void> {
+    await this.#list.revokeClient(clientId);
+    await this.#revokeAll(clientGrantsKey(clientId), this.#unlisted);
   }
 
   /** Revokes every grant a person has given (to any client). Returns how many there were. */
@@ -40,9 +60,9 @@ export class GrantRevocation {
     return this.#revokeAll(clientGrantsKey(clientId));
   }
 
-  async #revokeAll(index: string): Promise<number> {
+  async #revokeAll(index: string, adapter = this.#adapter): Promise<number> {
     const grantIds = await this.#kv.members(index);
-    const existed = await Promise.all(grantIds.map((grantId) => this.revoke(grantId)));
+    const existed = await Promise.all(grantIds.map((grantId) => this.#revoke(grantId, adapter)));
     await this.#kv.del([index]);
     return existed.filter(Boolean).length;
   }

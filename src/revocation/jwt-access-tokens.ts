@@ -8,7 +8,7 @@
  * signature and consult the revocation list.
  */
 import type { Middleware } from 'koa';
-import { errors as joseErrors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import { errors as joseErrors, jwtVerify, type JWTHeaderParameters, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import type { RevocationList } from './list.js';
 
@@ -23,18 +23,18 @@ interface Options {
 }
 
 type AccessTokenClaims = JWTPayload & { client_id?: string; scope?: string; cnf?: Record<string, unknown> };
-type Verified = { claims: AccessTokenClaims } | { expired: AccessTokenClaims } | undefined;
+type Verified = { claims: AccessTokenClaims; header: JWTHeaderParameters } | { expired: AccessTokenClaims } | undefined;
 
 export function jwtAccessTokenEndpoints({ issuer, keys, list, clockTolerance, mayIntrospect }: Options): Middleware {
   async function verify(token: string): Promise<Verified> {
     try {
-      const { payload } = await jwtVerify<AccessTokenClaims>(token, keys, {
+      const { payload, protectedHeader } = await jwtVerify<AccessTokenClaims>(token, keys, {
         issuer,
         algorithms: ['RS256'],
         typ: 'at+jwt',
         clockTolerance,
       });
-      return { claims: payload };
+      return { claims: payload, header: protectedHeader };
     } catch (error) {
       if (error instanceof joseErrors.JWTExpired) return { expired: error.payload as AccessTokenClaims };
       if (error instanceof joseErrors.JOSEError) return undefined; // not ours, malformed, tampered
@@ -58,9 +58,9 @@ export function jwtAccessTokenEndpoints({ issuer, keys, list, clockTolerance, ma
     if (route === 'introspection') {
       ctx.body = { active: false };
       if (!verified || !('claims' in verified)) return;
-      const { claims } = verified;
+      const { claims, header } = verified;
       if (!(await mayIntrospect(caller, claims))) return;
-      if (await list.isRevoked(claims)) return;
+      if (await list.isRevoked(claims, header)) return;
       ctx.body = {
         active: true,
         iss: claims.iss,

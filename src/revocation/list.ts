@@ -1,22 +1,31 @@
 /**
  * The revocation list. A signed JWT cannot be recalled, so whoever accepts one asks this list
- * (introspection does; resource servers follow its feed). Two kinds of entry:
+ * (introspection does; resource servers follow its feed). Four kinds of entry:
  *
- *   jti    one access token, until its `exp`
- *   grant  every access token of a grant issued up to a moment: tokens carry the claim `gid`, a
- *          hash of their grant's id (grantHandle), so revoking a grant (refresh token reuse, code
- *          replay, sign-out, `latchkey grants revoke`) costs one entry however many tokens it
- *          issued, and issuing a token costs no store access at all.
+ *   jti     one access token, until its `exp`
+ *   grant   every access token of a grant issued up to a moment: tokens carry the claim `gid`, a
+ *           hash of their grant's id (grantHandle), so revoking a grant (refresh token reuse, code
+ *           replay, sign-out, `latchkey grants revoke`) costs one entry however many tokens it
+ *           issued, and issuing a token costs no store access at all.
+ *   client  every access token of a client issued up to a moment (tokens carry `client_id`): the
+ *           client was deleted, so neither a person's tokens issued to it nor its own
+ *           client_credentials tokens may work, and a client later made with the same id starts
+ *           clean (its tokens are issued after the moment).
+ *   kid     every token signed by a signing key, whenever it was issued (`latchkey keys revoke`):
+ *           the key is compromised, so a forgery made with it may carry any `iat`.
  *
  * Each entry lives only as long as a token it revokes could: its TTL ends at the token's `exp`
- * (jti) or one access token lifetime after the revocation (grant), plus clock skew. Every new
- * entry is appended, in the same atomic step, to a feed (a log trimmed to the same horizon) that
- * resource servers read from a cursor. Layout, all in one hash tag ({rv}) so that the entry and
- * its feed line are one slot on Redis Cluster:
+ * (jti) or one access token lifetime after the revocation (grant, client), plus clock skew; a kid
+ * entry lives as long as its revoker says (until no verifier can still hold the key). Every new
+ * entry is appended, in the same atomic step, to a feed (a log trimmed to the access token
+ * horizon) that resource servers read from a cursor. Layout, all in one hash tag ({rv}) so that
+ * the entry and its feed line are one slot on Redis Cluster:
  *
- *   revoked:{rv}:jti:<jti>     "1"
- *   revoked:{rv}:grant:<gid>   epoch seconds of the latest revocation of the grant
- *   revoked:{rv}:feed          the feed (a Redis stream)
+ *   revoked:{rv}:jti:<jti>          "1"
+ *   revoked:{rv}:grant:<gid>        epoch seconds of the latest revocation of the grant
+ *   revoked:{rv}:client:<client_id> epoch seconds of the latest removal of the client
+ *   revoked:{rv}:kid:<kid>          epoch seconds of the key's revocation
+ *   revoked:{rv}:feed               the feed (a Redis stream)
  */
 import { createHash } from 'node:crypto';
 import { LOG_ID, type Kv, type LogEntry } from '../store/kv.js';
@@ -26,6 +35,8 @@ export const GRANT_CLAIM = 'gid';
 
 const jtiKey = (jti: string) => `revoked:{rv}:jti:${jti}`;
 const grantKey = (gid: string) => `revoked:{rv}:grant:${gid}`;
+const clientKey = (clientId: string) => `revoked:{rv}:client:${clientId}`;
+const kidKey = (kid: string) => `revoked:{rv}:kid:${kid}`;
 const FEED_KEY = 'revoked:{rv}:feed';
 
 const epochSeconds = () => Math.floor(Date.now() / 1000);
@@ -43,7 +54,11 @@ export type RevocationEntry =
   /** Reject the token whose `jti` this is. Matters until `exp`. */
   | { readonly type: 'jti'; readonly jti: string; readonly exp: number }
   /** Reject tokens whose `gid` this is and whose `iat` is at or before `revoked_at`. Matters until `exp`. */
-  | { readonly type: 'grant'; readonly gid: string; readonly revoked_at: number; readonly exp: number };
+  | { readonly type: 'grant'; readonly gid: string; readonly revoked_at: number; readonly exp: number }
+  /** Reject tokens whose `client_id` this is and whose `iat` is at or before `revoked_at` (the client was deleted). Matters until `exp`. */
+  | { readonly type: 'client'; readonly client_id: string; readonly revoked_at: number; readonly exp: number }
+  /** Reject every token whose JWS header names this `kid`, whatever its `iat` (the key is compromised). Matters until `exp`. */
+  | { readonly type: 'kid'; readonly kid: string; readonly revoked_at: number; readonly exp: number };
 
 export interface FeedPage {
   readonly entries: RevocationEntry[];
@@ -57,7 +72,13 @@ export interface FeedPage {
 export interface RevocableClaims {
   readonly jti?: unknown;
   readonly iat?: unknown;
+  readonly client_id?: unknown;
   readonly [GRANT_CLAIM]?: unknown;
+}
+
+/** The JWS header of a verified token: which key signed it. */
+export interface RevocableHeader {
+  readonly kid?: unknown;
 }
 
 export interface RevocationListOptions {
@@ -71,6 +92,8 @@ function toEntry({ fields }: LogEntry): RevocationEntry | undefined {
   const exp = Number(fields.exp);
   if (fields.type === 'jti' && fields.value) return { type: 'jti', jti: fields.value, exp };
   if (fields.type === 'grant' && fields.value) return { type: 'grant', gid: fields.value, revoked_at: Number(fields.at), exp };
+  if (fields.type === 'client' && fields.value) return { type: 'client', client_id: fields.value, revoked_at: Number(fields.at), exp };
+  if (fields.type === 'kid' && fields.value) return { type: 'kid', kid: fields.value, revoked_at: Number(fields.at), exp };
   return undefined;
 }
 
@@ -103,23 +126,51 @@ export class RevocationList {
    * is revoked once per model by oidc-provider): false when nothing new was recorded.
    */
   async revokeGrant(grantId: string): Promise<boolean> {
-    const gid = grantHandle(grantId);
-    const at = epochSeconds();
-    const exp = at + this.#lifetime;
-    const fields = { type: 'grant', value: gid, at: String(at), exp: String(exp) };
-    return (await this.#kv.raiseMarkAndLog(grantKey(gid), at, this.#lifetime + this.#skew, FEED_KEY, fields, this.#retain)) !== undefined;
+    return this.#revokeUpToNow('grant', grantKey, grantHandle(grantId), this.#lifetime);
   }
 
-  /** Whether a verified token is revoked: by its jti, or by its grant (one round trip). */
-  async isRevoked(claims: RevocableClaims): Promise<boolean> {
-    const { jti, iat } = claims;
+  /**
+   * Revokes every access token issued to a client up to now (the client is being deleted): a
+   * person's tokens issued to it and its own client_credentials tokens, JWT ones; the store deletes
+   * the opaque ones. A client made later with the same id gets tokens issued after this moment, so
+   * they work; tokens issued within the same second are refused too. False if already recorded.
+   */
+  async revokeClient(clientId: string): Promise<boolean> {
+    return this.#revokeUpToNow('client', clientKey, clientId, this.#lifetime);
+  }
+
+  /**
+   * Revokes every token signed by a key, whatever its `iat` (the key is compromised), for `horizon`
+   * seconds: until no verifier can still hold the key (its cached JWKS) nor a token it signed.
+   */
+  async revokeKey(kid: string, horizon: number): Promise<boolean> {
+    return this.#revokeUpToNow('kid', kidKey, kid, horizon);
+  }
+
+  async #revokeUpToNow(type: string, key: (value: string) => string, value: string, horizon: number): Promise<boolean> {
+    const at = epochSeconds();
+    const fields = { type, value, at: String(at), exp: String(at + horizon) };
+    return (await this.#kv.raiseMarkAndLog(key(value), at, horizon + this.#skew, FEED_KEY, fields, this.#retain)) !== undefined;
+  }
+
+  /**
+   * Whether a verified token is revoked: by its jti, its grant, its client, or the key that signed
+   * it (`header.kid`). One round trip (the store pipelines the reads).
+   */
+  async isRevoked(claims: RevocableClaims, header: RevocableHeader = {}): Promise<boolean> {
+    const { jti, iat, client_id: clientId } = claims;
     const gid = claims[GRANT_CLAIM];
-    const [byJti, byGrant] = await Promise.all([
-      typeof jti === 'string' ? this.#kv.get(jtiKey(jti)) : undefined,
-      typeof gid === 'string' ? this.#kv.get(grantKey(gid)) : undefined,
+    const { kid } = header;
+    const read = (value: unknown, key: (value: string) => string) => (typeof value === 'string' ? this.#kv.get(key(value)) : undefined);
+    const [byJti, byGrant, byClient, byKid] = await Promise.all([
+      read(jti, jtiKey),
+      read(gid, grantKey),
+      read(clientId, clientKey),
+      read(kid, kidKey),
     ]);
-    if (byJti !== undefined) return true;
-    return byGrant !== undefined && (typeof iat !== 'number' || iat <= Number(byGrant));
+    if (byJti !== undefined || byKid !== undefined) return true;
+    const issuedBy = (mark: string | undefined) => mark !== undefined && (typeof iat !== 'number' || iat <= Number(mark));
+    return issuedBy(byGrant) || issuedBy(byClient);
   }
 
   /**

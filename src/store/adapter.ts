@@ -12,6 +12,8 @@
  *   oidc:sessions:account:{<accountId>}
  *                           set of a person's session ids, so that disabling them ends every session
  *                           (expiring with the longest; ids of sessions ended otherwise linger until then)
+ *   oidc:rat:client:<clientId>
+ *                           record keys of a client's registration access tokens, deleted with the client
  * No operation spans two keys, so the layout works unchanged on Redis Cluster.
  */
 import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
@@ -45,11 +47,17 @@ const userCodeKey = (userCode: string) => `oidc:usercode:${userCode}`;
 export const accountGrantsKey = (accountId: string) => `oidc:grants:account:${accountId}`;
 export const clientGrantsKey = (clientId: string) => `oidc:grants:client:${clientId}`;
 export const accountSessionsKey = (accountId: string) => `oidc:sessions:account:{${accountId}}`;
+const registrationTokensKey = (clientId: string) => `oidc:rat:client:${clientId}`;
 
 /** What the store tells the rest of Latchkey about (the adapter itself knows nothing of JWTs). */
 export interface AdapterHooks {
   /** Every artifact of a grant is being revoked (reuse, replay, sign-out, revocation endpoint). */
   grantRevoked?(grantId: string): Promise<unknown>;
+  /**
+   * A client was deleted (its record and registration access tokens are gone already): whichever
+   * way it was removed (RFC 7592, admin API, developer page, CLI), it goes through here.
+   */
+  clientRemoved?(clientId: string): Promise<unknown>;
 }
 
 /** Epoch seconds with milliseconds: when a record is consumed (the reuse grace is measured in it). */
@@ -93,6 +101,9 @@ class KvAdapter implements Adapter {
     if (this.model === 'Session' && typeof payload.accountId === 'string') writes.push(this.kv.addToSet(accountSessionsKey(payload.accountId), id, ttl));
     if (payload.userCode) writes.push(this.kv.set(userCodeKey(payload.userCode), id, { ttl }).then(() => {}));
     if (this.model === 'Client') writes.push(this.kv.addToSet(CLIENTS_KEY, id));
+    if (this.model === 'RegistrationAccessToken' && typeof payload.clientId === 'string') {
+      writes.push(this.kv.addToSet(registrationTokensKey(payload.clientId), key, ttl));
+    }
     if (this.model === 'Grant') {
       if (typeof payload.accountId === 'string') writes.push(this.kv.addToSet(accountGrantsKey(payload.accountId), id, ttl));
       if (typeof payload.clientId === 'string') writes.push(this.kv.addToSet(clientGrantsKey(payload.clientId), id, ttl));
@@ -142,7 +153,14 @@ class KvAdapter implements Adapter {
 
   async destroy(id: string): Promise<void> {
     await this.kv.del([recordKey(this.model, id)]);
-    if (this.model === 'Client') await this.kv.removeFromSet(CLIENTS_KEY, id);
+    if (this.model === 'Client') await this.clientRemoved(id);
+  }
+
+  /** A registration access token outliving its client would manage a client later made with the same id. */
+  private async clientRemoved(clientId: string) {
+    const registrationTokens = await this.kv.members(registrationTokensKey(clientId));
+    await Promise.all([this.kv.removeFromSet(CLIENTS_KEY, clientId), this.kv.del([...registrationTokens, registrationTokensKey(clientId)])]);
+    await this.hooks.clientRemoved?.(clientId);
   }
 
   /** oidc-provider calls this once per model for the same grant; the hook is idempotent. */

@@ -53,6 +53,45 @@ for (const backend of backends) {
       }
     });
 
+    it('a deleted client revokes its tokens issued up to the deletion, on the list and in the feed; a client made later with the id starts clean', async () => {
+      const clientId = `client-${randomUUID()}`;
+      const start = await list.feed(undefined, 1000);
+      const issued = { jti: randomUUID(), iat: now() - 10, client_id: clientId };
+      assert.equal(await list.isRevoked(issued), false);
+      const outcomes = await Promise.all([1, 2, 3].map(() => list.revokeClient(clientId)));
+      assert.equal(outcomes.filter(Boolean).length, 1, 'one entry, one feed line');
+      assert.equal(await list.isRevoked(issued), true);
+      assert.equal(await list.isRevoked({ ...issued, iat: now() }), true, 'issued in the second of the deletion');
+      assert.equal(await list.isRevoked({ ...issued, iat: now() + 2 }), false, 'issued after: a client made again with the id');
+      assert.equal(await list.isRevoked({ ...issued, client_id: `${clientId}-other` }), false, 'another client');
+      assert.equal(await list.isRevoked({ jti: randomUUID(), client_id: clientId }), true, 'no iat: revoked');
+      const { entries } = await list.feed(start.cursor, 1000);
+      const entry = entries.find((line) => line.type === 'client' && line.client_id === clientId);
+      assert.ok(entry && entry.type === 'client' && entry.revoked_at >= now() - 1 && entry.exp === entry.revoked_at + 900, JSON.stringify(entries));
+      if (open.raw) {
+        const ttl = await open.raw.ttl(`${PREFIX}revoked:{rv}:client:${clientId}`);
+        assert.ok(ttl > 900 && ttl <= 915, `TTL ${ttl}`);
+      }
+    });
+
+    it('a revoked key revokes every token it signed, whatever its iat (a forgery may claim any), for the horizon given', async () => {
+      const kid = randomUUID();
+      const start = await list.feed(undefined, 1000);
+      const signed = { jti: randomUUID(), iat: now() };
+      assert.equal(await list.isRevoked(signed, { kid }), false);
+      assert.equal(await list.revokeKey(kid, 3600), true);
+      assert.equal(await list.isRevoked(signed, { kid }), true);
+      assert.equal(await list.isRevoked({ ...signed, iat: now() + 86_400 }, { kid }), true, 'a forged future iat');
+      assert.equal(await list.isRevoked(signed, { kid: randomUUID() }), false, 'another key');
+      assert.equal(await list.isRevoked(signed), false, 'no header given');
+      const { entries } = await list.feed(start.cursor, 1000);
+      assert.ok(entries.some((line) => line.type === 'kid' && line.kid === kid && line.exp === line.revoked_at + 3600), JSON.stringify(entries));
+      if (open.raw) {
+        const ttl = await open.raw.ttl(`${PREFIX}revoked:{rv}:kid:${kid}`);
+        assert.ok(ttl > 3600 && ttl <= 3615, `TTL ${ttl}`);
+      }
+    });
+
     it('the feed lists every entry once, oldest first, and pages from a cursor', async () => {
       const start = await list.feed(undefined, 1000);
       const jtis = Array.from({ length: 5 }, () => randomUUID());
@@ -65,7 +104,7 @@ for (const backend of backends) {
       assert.deepEqual(first.entries.map((entry) => entry.type === 'jti' && entry.jti), jtis.slice(0, 3));
       const rest = await list.feed(first.cursor, 3);
       assert.equal(rest.more, true, 'a full page: maybe more');
-      assert.deepEqual(rest.entries.map((entry) => (entry.type === 'jti' ? entry.jti : entry.gid)), [...jtis.slice(3), grantHandle(grantId)]);
+      assert.deepEqual(rest.entries.map((entry) => (entry.type === 'jti' ? entry.jti : entry.type === 'grant' ? entry.gid : undefined)), [...jtis.slice(3), grantHandle(grantId)]);
       const grant = rest.entries[2]!;
       assert.ok(grant.type === 'grant' && grant.revoked_at >= now() - 1 && grant.exp === grant.revoked_at + 900);
       const end = await list.feed(rest.cursor, 3);

@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { generateKey, Keyring, PRIVATE_JWK_MEMBERS, type StoredKey } from '../../src/keyring/keyring.js';
-import { apply, describeRing, isEmpty, plan, planRotation, RotationError, type RotationPolicy } from '../../src/keyring/lifecycle.js';
+import { apply, describeRing, isEmpty, plan, planRevocation, planRotation, RotationError, type RotationPolicy } from '../../src/keyring/lifecycle.js';
 import { Sealer, SealError } from '../../src/keyring/sealing.js';
 
 const DAY = 86_400_000;
@@ -83,6 +83,60 @@ describe('key ring: the rotation schedule', function () {
     const emergency = await apply(withoutNext, planRotation(withoutNext, T0 + DAY, POLICY, true), T0 + DAY, 2048);
     assert.deepEqual(emergency.keys.map((key) => key.state), ['current', 'next', 'retired']);
     assert.notEqual(emergency.current!.kid, first.current!.kid);
+  });
+
+  it('revoking the current key: it leaves at once, the published next key signs now (no lead), a new next key appears', async () => {
+    const revoked = first.current!.kid;
+    const work = planRevocation(first, [revoked]);
+    assert.deepEqual(work, { bootstrap: false, promote: true, remove: [revoked], addNext: true });
+    const after = await apply(first, work, T0 + 1000, 2048);
+    assert.deepEqual(after.keys.map((key) => key.state), ['current', 'next']);
+    assert.equal(after.current!.kid, first.next!.kid, 'verifiers know the published next key already');
+    assert.equal(after.current!.activatedAt, iso(T0 + 1000));
+    assert.ok(!after.keys.some((key) => key.kid === revoked), 'not retired: gone from the JWKS and the signing keys');
+    assert.ok(!after.publicJwks().keys.some((key) => key.kid === revoked));
+    assert.equal(after.signingJwks().keys[0]!.kid, after.current!.kid);
+  });
+
+  it('revoking the current and the next key: a brand-new key signs; revoking only the next key or a retired one keeps the current', async () => {
+    const both = await apply(first, planRevocation(first, [first.current!.kid, first.next!.kid]), T0 + 1000, 2048);
+    assert.deepEqual(both.keys.map((key) => key.state), ['current', 'next']);
+    assert.ok(![first.current!.kid, first.next!.kid].includes(both.current!.kid));
+    assert.ok(![first.current!.kid, first.next!.kid].includes(both.next!.kid));
+
+    const nextOnly = await apply(first, planRevocation(first, [first.next!.kid]), T0 + 1000, 2048);
+    assert.equal(nextOnly.current!.kid, first.current!.kid);
+    assert.notEqual(nextOnly.next!.kid, first.next!.kid);
+    assert.equal(nextOnly.next!.createdAt, iso(T0 + 1000), 'the new next key waits its lead before it signs');
+
+    const second = await apply(first, plan(first, T0 + 30 * DAY, POLICY), T0 + 30 * DAY, 2048);
+    const retired = second.keys.find((key) => key.state === 'retired')!.kid;
+    const third = await apply(second, planRevocation(second, [retired]), T0 + 30 * DAY + 1000, 2048);
+    assert.deepEqual(third.keys.map((key) => [key.state, key.kid]), [
+      ['current', second.current!.kid],
+      ['next', second.next!.kid],
+    ]);
+  });
+
+  it('revoking a kid the ring does not hold is refused (a typo must not look like success)', () => {
+    assert.throws(() => planRevocation(first, [first.current!.kid, 'no-such-kid']), (error: Error) => {
+      assert.ok(error instanceof RotationError);
+      assert.match(error.message, /no key no-such-kid in the ring/);
+      return true;
+    });
+  });
+
+  it('a scheduled rotation is unchanged by removal coming first: a due retired key goes, the current one retires', async () => {
+    const second = await apply(first, plan(first, T0 + 30 * DAY, POLICY), T0 + 30 * DAY, 2048);
+    const due = plan(second, T0 + 60 * DAY, POLICY);
+    assert.equal(due.promote, true);
+    assert.equal(due.remove.length, 1);
+    const third = await apply(second, due, T0 + 60 * DAY, 2048);
+    assert.deepEqual(third.keys.map((key) => [key.state, key.kid]), [
+      ['current', second.next!.kid],
+      ['next', third.next!.kid],
+      ['retired', second.current!.kid],
+    ]);
   });
 
   it('keys list dates: when a next key may sign, when a retired key goes', async () => {
