@@ -14,7 +14,7 @@ import { frontChannel } from '../helpers/front-channel.js';
 import { latchkey } from '../helpers/process.js';
 import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
 import { startServer, testDir, testEnv, type TestServer } from '../helpers/server.js';
-import { API, basic, clientCredentialsToken, introspect, machineClient, OPAQUE_API, RESOURCE_SERVERS, type ClientCredentials } from '../helpers/tokens.js';
+import { API, basic, clientCredentialsToken, grantFeed, introspect, machineClient, OPAQUE_API, RESOURCE_SERVERS, type ClientCredentials } from '../helpers/tokens.js';
 import { Clients } from '../../src/registration/clients.js';
 import { createResourceServer, TokenRejected, type ResourceServer } from '../../src/resource-server/index.js';
 
@@ -55,6 +55,8 @@ describe('e2e: deleting a client ends its grants and tokens, whichever way it is
     const settings = { redisUrl: redis.url, dir, port, env: { CLIENTS, RESOURCE_SERVERS } };
     env = testEnv(dir, port, settings);
     server = await startServer(settings);
+    await grantFeed(server, RS.id);
+    await server.apis.grant(OPS.id, `${server.issuer}/admin`, { scopes: ['admin'] });
     alice = (await server.accounts.create('alice', PASSWORD)).sub;
     clients = new Clients(server.kv, server.provider);
     helper = await createResourceServer({ issuer: server.issuer, audience: API, clientId: RS.id, clientSecret: RS.secret });
@@ -76,6 +78,9 @@ describe('e2e: deleting a client ends its grants and tokens, whichever way it is
 
   /** What an attacker holding the client's tokens has: a person's tokens and the client's own. */
   async function arm(client: ClientCredentials): Promise<Armed> {
+    // An operator grants the client its own API access (client_credentials), as a service would have.
+    await server.apis.grant(client.id, API, { scopes: ['read'] });
+    await server.apis.grant(client.id, OPAQUE_API, { scopes: ['read'] });
     const config = await oidc.discovery(new URL(server.issuer), client.id, client.secret, oidc.ClientSecretBasic(client.secret), {
       execute: [oidc.allowInsecureRequests],
     });
@@ -93,9 +98,11 @@ describe('e2e: deleting a client ends its grants and tokens, whichever way it is
       ownJwt: await clientCredentialsToken(server.url, client),
       ownOpaque: await clientCredentialsToken(server.url, client, OPAQUE_API, 'read'),
     };
-    for (const token of [armed.person.access_token, armed.person.refresh_token, armed.ownJwt, armed.ownOpaque]) {
+    // The API's introspector sees what is meant for its API; a refresh token only its own client may introspect (RFC 7662 §4).
+    for (const token of [armed.person.access_token, armed.ownJwt, armed.ownOpaque]) {
       assert.equal((await introspect(server.url, RS, token)).active, true, 'live before the deletion');
     }
+    assert.equal((await introspect(server.url, client, armed.person.refresh_token)).active, true, 'live before the deletion');
     assert.equal((await helper.verify(armed.person.access_token)).client_id, client.id);
     assert.equal((await helper.verify(armed.ownJwt)).client_id, client.id);
     return armed;
@@ -142,10 +149,13 @@ describe('e2e: deleting a client ends its grants and tokens, whichever way it is
     assert.ok(entry?.revoked_at, 'the feed carries the deletion');
 
     await clients.add(metadata(client.id, client.secret, extra));
+    assert.deepEqual(await server.apis.grantsOf(client.id), {}, 'the operator grants went with the client');
     assert.equal(await refreshError(armed), 'invalid_grant', 'the old refresh token does not come back with the id');
     await assertEnded(armed);
     // Tokens issued in the second of the deletion count as issued before it.
     while (Math.floor(Date.now() / 1000) <= entry.revoked_at) await new Promise((done) => setTimeout(done, 50));
+    await server.apis.grant(client.id, API, { scopes: ['read'] });
+    await server.apis.grant(client.id, OPAQUE_API, { scopes: ['read'] });
     const fresh = await clientCredentialsToken(server.url, client);
     assert.ok(decodeJwt(fresh).iat! > entry.revoked_at);
     assert.equal((await introspect(server.url, RS, fresh)).active, true, 'a new token of the new client works');
@@ -228,9 +238,10 @@ describe('e2e: deleting a client ends its grants and tokens, whichever way it is
     const doomed = { id: 'doomed', secret: 'doomed-secret-with-plenty-of-entropy-0123456789ab' };
     await clients.add(metadata(doomed.id, doomed.secret));
     await clients.remove(doomed.id);
-    for (const token of [armed.person.access_token, armed.person.refresh_token, armed.ownJwt, armed.ownOpaque]) {
+    for (const token of [armed.person.access_token, armed.ownJwt, armed.ownOpaque]) {
       assert.equal((await introspect(server.url, RS, token)).active, true);
     }
+    assert.equal((await introspect(server.url, bystander, armed.person.refresh_token)).active, true);
     await helper.sync();
     await helper.verify(armed.ownJwt);
     const refreshed = await oidc.refreshTokenGrant(armed.config, armed.person.refresh_token, { resource: API });

@@ -15,7 +15,7 @@ import { frontChannel } from '../helpers/front-channel.js';
 import { latchkey } from '../helpers/process.js';
 import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
 import { startServer, testDir, testEnv, type TestServer } from '../helpers/server.js';
-import { API, clientCredentialsToken, introspect, machineClient, RESOURCE_SERVERS } from '../helpers/tokens.js';
+import { API, clientCredentialsToken, grantFeed, introspect, machineClient, RESOURCE_SERVERS } from '../helpers/tokens.js';
 import { createResourceServer, TokenRejected, type ResourceServer } from '../../src/resource-server/index.js';
 
 const REDIRECT = 'https://app.example.test/callback';
@@ -45,6 +45,7 @@ describe('e2e: latchkey keys revoke, for a compromised signing key', function ()
     const settings = { redisUrl: redis.url, dir, port, env: { CLIENTS, RESOURCE_SERVERS } };
     env = testEnv(dir, port, settings);
     server = await startServer(settings);
+    await grantFeed(server, RS.id);
     await server.accounts.create('alice', PASSWORD);
     config = await oidc.discovery(new URL(server.issuer), WEB.id, WEB.secret, oidc.ClientSecretBasic(WEB.secret), { execute: [oidc.allowInsecureRequests] });
     helper = await createResourceServer({ issuer: server.issuer, audience: API, clientId: RS.id, clientSecret: RS.secret, pollInterval: 100 });
@@ -205,6 +206,7 @@ describe('e2e: a kid entry alone (before any instance follows the ring) is refus
       machineClient(RS),
     ]);
     server = await startServer({ env: { CLIENTS, RESOURCE_SERVERS } });
+    await grantFeed(server, RS.id);
     await server.accounts.create('alice', PASSWORD);
   });
   after(async () => server?.stop());
