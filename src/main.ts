@@ -25,6 +25,7 @@ import { jwksEndpoint } from './keyring/jwks-endpoint.js';
 import type { Keyring } from './keyring/keyring.js';
 import type { KeyringService } from './keyring/service.js';
 import { createLogger, type Logger } from './ops/logger.js';
+import { listen } from './ops/listen.js';
 import { observeSigningKeys, serveMetrics } from './ops/metrics.js';
 import { rateLimits } from './ops/rate-limits.js';
 import { ProviderHost } from './provider/host.js';
@@ -33,6 +34,7 @@ import { createProvider } from './provider/provider.js';
 import { revocationFeed } from './revocation/feed.js';
 import { GrantRevocation } from './revocation/grants.js';
 import { RevocationList } from './revocation/list.js';
+import { announceServer } from './store/control.js';
 import { openStore, type Kv } from './store/index.js';
 
 export interface Running {
@@ -137,10 +139,18 @@ export async function serve(config: Config, logger: Logger = createLogger(config
   // Slow clients cannot hold a connection open forever.
   server.requestTimeout = 30_000;
   server.headersTimeout = 10_000;
-  await new Promise<void>((done, fail) => {
-    server.once('error', fail);
-    server.listen(config.port, config.host, done);
-  });
+  let unannounce: () => Promise<void>;
+  try {
+    await listen(server, { port: config.port, host: config.host, names: { port: 'PORT', host: 'HOST' } });
+    // The CLI finds this server (and, on the embedded store, its live state) through these.
+    const pid = cluster.isWorker ? process.ppid : process.pid;
+    unannounce = await announceServer(config, kv, pid, (message) => logger.warn(message));
+  } catch (error) {
+    server.close();
+    await keys.close();
+    await kv.close();
+    throw error;
+  }
   const { port } = server.address() as AddressInfo;
   const host = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
   logger.info({ port, issuer: config.issuer, store: kv.kind }, 'latchkey is listening');
@@ -163,6 +173,7 @@ export async function serve(config: Config, logger: Logger = createLogger(config
     grants,
     metricsUrl: metricsListener?.url,
     async close() {
+      await unannounce();
       await keys.close();
       // Stop accepting; requests in flight get shutdownTimeout seconds, then their connections go.
       const deadline = setTimeout(() => server.closeAllConnections(), config.shutdownTimeout * 1000);
