@@ -29,7 +29,7 @@ import { ROOT } from './paths.js';
 
 /** Failures a user can fix (by class name: ClientError's module is loaded lazily): one line, exit 1. */
 const USER_ERRORS = new Set([
-  ConfigError.name, AccountError.name, 'ClientError', RotationError.name, SealError.name, StoreAccessError.name,
+  ConfigError.name, AccountError.name, 'ClientError', RotationError.name, SealError.name, StoreAccessError.name, 'StartupError',
 ]);
 
 class UsageError extends Error {
@@ -40,16 +40,16 @@ class UsageError extends Error {
 let commandPath = '';
 const seeHelp = () => `see latchkey ${commandPath ? `${commandPath} ` : ''}--help`;
 
+/** What went wrong, in one line (a stack trace only for what is a bug). */
+function oneLine(error: unknown): string {
+  if (error instanceof UsageError) return `${error.message}; ${seeHelp()}`;
+  if (error instanceof Error && USER_ERRORS.has(error.name)) return error.message;
+  if (isStoreOutage(error)) return `the store is unreachable (${(error as Error).message})`;
+  return error instanceof Error ? (error.stack ?? error.message) : String(error);
+}
+
 function fail(error: unknown): never {
-  if (error instanceof UsageError) {
-    console.error(`latchkey: ${error.message}; ${seeHelp()}`);
-  } else if (error instanceof Error && USER_ERRORS.has(error.name)) {
-    console.error(`latchkey: ${(error as Error).message}`);
-  } else if (isStoreOutage(error)) {
-    console.error(`latchkey: the store is unreachable (${(error as Error).message})`);
-  } else {
-    console.error(`latchkey: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
-  }
+  console.error(`latchkey: ${oneLine(error)}`);
   process.exit(1);
 }
 
@@ -164,7 +164,7 @@ program
     const logger = createLogger(settings.log.level);
     const { serve } = await import('./main.js');
     const { runServer } = await import('./ops/workers.js');
-    await runServer({ ...settings, workers }, logger, () => serve(settings, logger)).catch(fail);
+    await runServer({ ...settings, workers }, logger, () => serve(settings, logger), oneLine).catch(fail);
   });
 
 const clients = program.command('clients').description('manage OAuth clients kept in the store');

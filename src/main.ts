@@ -34,8 +34,9 @@ import { createProvider } from './provider/provider.js';
 import { revocationFeed } from './revocation/feed.js';
 import { GrantRevocation } from './revocation/grants.js';
 import { RevocationList } from './revocation/list.js';
-import { announceServer } from './store/control.js';
-import { openStore, type Kv } from './store/index.js';
+import { announceServer, StoreAccessError, storeLocation } from './store/control.js';
+import { connectionError, openStore, type Kv } from './store/index.js';
+import { isStoreOutage } from './store/outage.js';
 
 export interface Running {
   /** Where it listens, e.g. http://127.0.0.1:3000 (not the issuer, which may be a proxy's URL). */
@@ -80,6 +81,13 @@ export function providerFactory(config: Config, kv: Kv) {
   return { accounts, consents, revocations, build };
 }
 
+/** The setting that says where Redis is, for an error that names it. */
+function storeSetting(config: Config): string {
+  if (config.redis.mode === 'sentinel') return 'REDIS_SENTINELS';
+  if (config.redis.mode === 'cluster') return 'REDIS_CLUSTER_NODES';
+  return 'REDIS_URL';
+}
+
 export async function serve(config: Config, logger: Logger = createLogger(config.log.level)): Promise<Running> {
   const kv = openStore(config, logger);
   if (kv.kind === 'embedded') {
@@ -90,6 +98,10 @@ export async function serve(config: Config, logger: Logger = createLogger(config
   }
   const keys = await openKeyring(config, kv, logger).catch(async (error: unknown) => {
     await kv.close();
+    const cause = connectionError(kv);
+    if (cause && isStoreOutage(error)) {
+      throw new StoreAccessError(`${storeSetting(config)}: cannot reach ${storeLocation(config)} (${cause.message}); expected a running Redis that accepts these credentials`);
+    }
     throw error;
   });
   const { accounts, consents, revocations, build } = providerFactory(config, kv);
