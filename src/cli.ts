@@ -117,8 +117,8 @@ async function readStdin(): Promise<string> {
 /** Reads one line from the terminal without echoing it (raw mode); Ctrl-C or Ctrl-D give up. */
 function promptHidden(prompt: string): Promise<string> {
   const input = process.stdin;
+  input.setRawMode(true); // before the prompt: what is typed after it is never echoed
   process.stderr.write(prompt);
-  input.setRawMode(true);
   input.resume();
   input.setEncoding('utf8');
   let typed = '';

@@ -19,6 +19,7 @@ import { developerPages } from './registration/developer-pages.js';
 import { createApp } from './app.js';
 import type { Config } from './config.js';
 import { renderProviderError } from './interactions/errors.js';
+import { homePage } from './interactions/home.js';
 import { interactionRoutes } from './interactions/routes.js';
 import { openKeyring } from './keyring/index.js';
 import { jwksEndpoint } from './keyring/jwks-endpoint.js';
@@ -125,6 +126,7 @@ export async function serve(config: Config, logger: Logger = createLogger(config
     keyring: () => keys.ring,
     logger,
     routes: [
+      homePage({ issuer: config.issuer, jwksPath: providers.current.pathFor('jwks') }),
       jwksEndpoint(providers.current.pathFor('jwks'), () => keys.jwks),
       revocationFeed({ issuer: config.issuer, keys: () => verificationKeys, list: revocations, clockTolerance: CLOCK_TOLERANCE }),
       adminApi({ issuer: config.issuer, provider, clients, accounts, grants, secretRotationGrace: config.registration.secretRotationGrace }),

@@ -1,8 +1,9 @@
 /**
- * The latchkey CLI as a separate process (`node --import tsx src/cli.ts …`): one-shot commands,
- * and `serve` as a second server process next to an in-process one.
+ * The latchkey CLI as a separate process (the built `dist/cli.js`, as `npx latchkey` runs it):
+ * one-shot commands, and `serve` as a second server process next to an in-process one.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT } from '../../src/paths.js';
 import { eventually } from './eventually.js';
@@ -13,8 +14,29 @@ export interface Run {
   readonly stderr: string;
 }
 
+export const CLI = join(ROOT, 'dist', 'cli.js');
+
+/** dist/ must be built from the sources under test (`npm test` builds it first). */
+function assertBuilt(): void {
+  let built: number;
+  try {
+    built = statSync(CLI).mtimeMs;
+  } catch {
+    throw new Error('dist/cli.js is missing: run npm run build');
+  }
+  const newest = (readdirSync(join(ROOT, 'src'), { recursive: true, withFileTypes: true }) as import('node:fs').Dirent[])
+    .filter((entry) => entry.isFile() && entry.name.endsWith('.ts'))
+    .reduce((latest, entry) => Math.max(latest, statSync(join(entry.parentPath, entry.name)).mtimeMs), 0);
+  if (newest > built) throw new Error('dist/ is older than src/: run npm run build');
+}
+let checked = false;
+
 function start(env: Record<string, string>, args: string[]): ChildProcess {
-  return spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src', 'cli.ts'), ...args], {
+  if (!checked) {
+    assertBuilt();
+    checked = true;
+  }
+  return spawn(process.execPath, [CLI, ...args], {
     env: { PATH: process.env.PATH, NODE_NO_WARNINGS: '1', ...env },
     stdio: ['pipe', 'pipe', 'pipe'],
   });
