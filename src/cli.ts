@@ -7,7 +7,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Command, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { z } from 'zod';
 import { AccountError, Accounts } from './accounts/accounts.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
@@ -142,6 +142,13 @@ function promptHidden(prompt: string): Promise<string> {
   });
 }
 
+/** Parses an option's number of seconds (commander reports a refusal as a usage error). */
+function positiveSeconds(value: string): number {
+  const seconds = Number(value);
+  if (!Number.isSafeInteger(seconds) || seconds <= 0) throw new InvalidArgumentError('expected a positive number of seconds.');
+  return seconds;
+}
+
 const print = (value: unknown) => console.log(JSON.stringify(value, null, 2));
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
@@ -244,11 +251,10 @@ registration
   .description('initial access tokens')
   .command('create')
   .description('create an initial access token that lets a developer register one client; prints it once')
-  .option('--expires-in <seconds>', 'lifetime in seconds (default: registration.initialAccessTokenTTL)')
-  .action(async (options) =>
+  .option('--expires-in <seconds>', 'lifetime in seconds (default: registration.initialAccessTokenTTL)', positiveSeconds)
+  .action(async (options: { expiresIn?: number }) =>
     withStore(async (kv, settings) => {
-      const expiresIn = options.expiresIn === undefined ? settings.registration.initialAccessTokenTTL : Number(options.expiresIn);
-      if (!Number.isSafeInteger(expiresIn) || expiresIn <= 0) throw new UsageError(`--expires-in: expected a positive number of seconds, got "${options.expiresIn}"`);
+      const expiresIn = options.expiresIn ?? settings.registration.initialAccessTokenTTL;
       const provider = await validatingProvider(kv, settings);
       const token = await new provider.InitialAccessToken({ expiresIn }).save();
       print({ initial_access_token: token, expires_in: expiresIn, registration_endpoint: `${settings.issuer}/reg` });
@@ -418,7 +424,7 @@ function oneLineErrors(command: Command): void {
   command.configureOutput({
     outputError: (message, write) => {
       const path = names(command);
-      write(`latchkey: ${message.trim().replace(/^error: /, '')}; see latchkey ${path ? `${path} ` : ''}--help\n`);
+      write(`latchkey: ${message.trim().replace(/^error: /, '').replace(/\.$/, '')}; see latchkey ${path ? `${path} ` : ''}--help\n`);
     },
   });
   for (const sub of command.commands) oneLineErrors(sub);
