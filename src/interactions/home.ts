@@ -16,7 +16,7 @@ export function homePage({ issuer, jwksPath }: { issuer: string; jwksPath: strin
     if (ctx.method !== 'GET' && ctx.method !== 'HEAD') return next();
     if (ctx.path === '/') {
       ctx.type = 'text/html; charset=utf-8';
-      ctx.body = render('home', { title: 'Latchkey', issuer, jwks: jwksPath });
+      ctx.body = render('home', { title: 'Sign-in provider', issuer, jwks: jwksPath });
       return;
     }
     // Browsers ask for /favicon.ico on their own; pages name /favicon.svg. Both are the SVG.
@@ -24,6 +24,7 @@ export function homePage({ issuer, jwksPath }: { issuer: string; jwksPath: strin
       ctx.set('Cache-Control', 'public, max-age=86400');
       ctx.etag = etag;
       ctx.type = 'image/svg+xml';
+      ctx.status = 200; // ctx.fresh compares validators only on a 2xx answer
       if (ctx.fresh) {
         ctx.status = 304;
         return;
