@@ -105,7 +105,8 @@ export async function announceServer(config: Config, kv: Kv, pid: number, warn: 
   try {
     writeFileSync(paths.run, JSON.stringify(info), { mode: 0o600 });
   } catch (error) {
-    warn(`cannot write ${paths.run} (${(error as Error).message}): the CLI cannot tell that this server runs`);
+    // On Redis (e.g. in the image, where only keys/ is writable) the CLI is given REDIS_URL anyway.
+    if (kv.kind === 'embedded') warn(`cannot write ${paths.run} (${(error as Error).message}): the CLI cannot tell that this server runs`);
   }
   return async () => {
     if (readRunInfo(config)?.pid === pid) rmSync(paths.run, { force: true });
