@@ -8,9 +8,9 @@
  * per call; the CLI then uses a RemoteKv on that socket instead of opening the file, so every
  * command acts on the live state (tokens, grants, sessions live in the server's memory).
  */
-import { chmodSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
-import { resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Config } from '../config.js';
 import { openStore, usesRedis } from './index.js';
@@ -89,6 +89,11 @@ export async function announceServer(config: Config, kv: Kv, pid: number, warn: 
   const paths = controlPaths(config);
   const info: RunInfo = { pid, store: kv.kind, issuer: config.issuer, location: storeLocation(config) };
   let server: Server | undefined;
+  try {
+    mkdirSync(dirname(paths.run), { recursive: true, mode: 0o700 }); // a first start has not written the store yet
+  } catch {
+    // reported below, by what needs it
+  }
   if (kv.kind === 'embedded') {
     if (await answers(paths.socket)) {
       throw new StoreAccessError(
