@@ -91,6 +91,36 @@ function requestContext(config: Config, logger: Logger): Middleware {
   };
 }
 
+/**
+ * Every URL Latchkey produces or expects comes from the configured issuer, never from the request:
+ * not from Host, X-Forwarded-Host or an absolute-form request target (`GET http://evil.example/token`).
+ * oidc-provider builds discovery, redirects, form actions, DPoP's expected `htu` and the audiences
+ * it accepts in client assertions from the request's href; a request naming another host would
+ * otherwise make it accept an assertion made for that host (the OpenID Foundation's 2025
+ * client-assertion audience injection) and print that host in discovery.
+ *
+ * A request for another host is served as the issuer's host rather than refused: behind a reverse
+ * proxy the Host that reaches us is often the upstream's own name or address (and health checks use
+ * an IP), so refusing would break ordinary deployments, while nothing that matters depends on the
+ * Host any more. ctx.protocol and ctx.secure keep describing the connection itself (cookies'
+ * Secure flag), and ctx.ip is untouched (see the proxy settings).
+ */
+export function servedAsIssuer(issuer: string): Middleware {
+  const { origin, host, hostname } = new URL(issuer);
+  return async (ctx, next) => {
+    const target = ctx.originalUrl;
+    // The path and query only: an absolute-form target's own origin is ignored like a Host header.
+    const local = /^[a-z][a-z0-9+.-]*:\/\//i.test(target) ? target.replace(/^[a-z][a-z0-9+.-]*:\/\/[^/?#]*/i, '') || '/' : target;
+    Object.defineProperties(ctx.request, {
+      origin: { value: origin },
+      host: { value: host },
+      hostname: { value: hostname },
+      href: { value: `${origin}${local}` },
+    });
+    await next();
+  };
+}
+
 function securityHeaders(config: Config): Middleware {
   return helmet({
     contentSecurityPolicy: {
@@ -117,7 +147,9 @@ function securityHeaders(config: Config): Middleware {
 }
 
 export function createApp({ config, providers, kv, keyring, logger, routes = [] }: AppParts): Koa {
-  const app = new Koa({ proxy: config.proxy, keys: [...config.cookie.keys] });
+  // Behind `proxyHops` proxies, the client address is that many entries from the right of
+  // X-Forwarded-For (Koa's maxIpsCount); what a client wrote further left is never its address.
+  const app = new Koa({ proxy: config.proxy, maxIpsCount: config.proxyHops, keys: [...config.cookie.keys] });
   app.silent = true; // errors are logged by requestContext, with the request id
 
   providers.forEach((provider) => {
@@ -128,6 +160,7 @@ export function createApp({ config, providers, kv, keyring, logger, routes = [] 
     observeProviderEvents(provider, logger);
   });
 
+  app.use(servedAsIssuer(config.issuer));
   app.use(requestContext(config, logger));
   app.use(securityHeaders(config));
   app.use(health(kv, keyring));

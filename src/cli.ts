@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { z } from 'zod';
 import { AccountError, Accounts } from './accounts/accounts.js';
+import { Apis } from './apis/apis.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { ringStore, rotationPolicy } from './keyring/index.js';
 import { generateKey, Keyring } from './keyring/keyring.js';
@@ -18,7 +19,7 @@ import { SealError } from './keyring/sealing.js';
 import { rotateRing } from './keyring/service.js';
 import { readRing } from './keyring/stores.js';
 import { createLogger } from './ops/logger.js';
-import { CLOCK_TOLERANCE, longestAccessTokenLifetime } from './provider/lifetimes.js';
+import { builtinResourceServers, CLOCK_TOLERANCE, longestAccessTokenLifetime } from './provider/lifetimes.js';
 import type { Clients, ClientMetadata } from './registration/clients.js';
 import type { GrantRevocation } from './revocation/grants.js';
 import { RevocationList } from './revocation/list.js';
@@ -29,7 +30,7 @@ import { ROOT } from './paths.js';
 
 /** Failures a user can fix (by class name: ClientError's module is loaded lazily): one line, exit 1. */
 const USER_ERRORS = new Set([
-  ConfigError.name, AccountError.name, 'ClientError', RotationError.name, SealError.name, StoreAccessError.name, 'StartupError',
+  ConfigError.name, AccountError.name, 'ClientError', 'ApiError', RotationError.name, SealError.name, StoreAccessError.name, 'StartupError',
 ]);
 
 class UsageError extends Error {
@@ -240,8 +241,103 @@ clients
   .action(async (clientId: string) =>
     withStore(async (kv, settings) => {
       await (await clientsOn(kv, settings)).remove(clientId);
+      await apisOn(kv, settings).forgetClient(clientId);
       await (await grantRevocation(kv, settings)).revokeClient(clientId);
       console.log(`removed client ${clientId}`);
+    }),
+  );
+
+/** APIs and operator grants (configuration and store together, as the server sees them). */
+function apisOn(kv: Kv, settings: Config): Apis {
+  return new Apis(kv, { builtin: builtinResourceServers(settings), configured: settings.resourceServers, maxAccessTokenTTL: settings.ttl.apiAccessTokenMax });
+}
+
+/** `--scope a --scope "b c"` → [a, b, c]. */
+const scopesOf = (values: string[] | undefined) => (values ?? []).flatMap((value) => value.split(' ')).filter(Boolean);
+
+const apis = program.command('apis').description('APIs (resource servers) and what operators grant clients at them, kept in the store');
+
+apis
+  .command('list')
+  .description('list APIs: built in (admin API, revocation feed), from configuration, and stored')
+  .action(async () =>
+    withStore(async (kv, settings) => {
+      print(await apisOn(kv, settings).list());
+    }),
+  );
+
+apis
+  .command('add <identifier>')
+  .description('register an API by its identifier (the aud of its tokens); no client gets its scopes until granted')
+  .option('--scope <scope>', 'a scope the API defines (repeat, or space-separated)', collect)
+  .addOption(new Option('--format <format>', 'access token format').choices(['jwt', 'opaque']).default('jwt'))
+  .option('--access-token-ttl <seconds>', 'lifetime of its access tokens (at most ttl.apiAccessTokenMax)')
+  .action(async (identifier: string, options: { scope?: string[]; format: 'jwt' | 'opaque'; accessTokenTtl?: string }) =>
+    withStore(async (kv, settings) => {
+      const ttl = options.accessTokenTtl === undefined ? undefined : Number(options.accessTokenTtl);
+      if (ttl !== undefined && !Number.isSafeInteger(ttl)) throw new UsageError('--access-token-ttl takes a number of seconds');
+      const api = await apisOn(kv, settings).add({
+        identifier,
+        scopes: scopesOf(options.scope),
+        format: options.format,
+        ...(ttl !== undefined ? { accessTokenTTL: ttl } : {}),
+      });
+      print(api);
+    }),
+  );
+
+apis
+  .command('remove <identifier>')
+  .description('remove a stored API and every grant at it')
+  .action(async (identifier: string) =>
+    withStore(async (kv, settings) => {
+      await apisOn(kv, settings).remove(identifier);
+      console.log(`removed API ${identifier}`);
+    }),
+  );
+
+apis
+  .command('grants')
+  .description('show what a client is granted, per API')
+  .requiredOption('--client <client_id>', 'the client')
+  .action(async (options: { client: string }) =>
+    withStore(async (kv, settings) => {
+      print(await apisOn(kv, settings).grantsOf(options.client));
+    }),
+  );
+
+apis
+  .command('grant')
+  .description("grant a client an API's scopes for client_credentials (adds to what it holds there)")
+  .requiredOption('--client <client_id>', 'the client (a confidential one)')
+  .requiredOption('--api <identifier>', 'the API')
+  .option('--scope <scope>', 'a scope of the API (repeat, or space-separated)', collect)
+  .option('--introspect', 'the client serves as this API: it may introspect tokens meant for it')
+  .option('--default', "client_credentials without resource is for this API (the client's default audience)")
+  .action(async (options: { client: string; api: string; scope?: string[]; introspect?: boolean; default?: boolean }) =>
+    withStore(async (kv, settings) => {
+      const { grantableClient } = await import('./registration/admin-apis.js');
+      const problem = await grantableClient(await validatingProvider(kv, settings), options.client);
+      if (problem) throw new UsageError(problem);
+      const grant = await apisOn(kv, settings).grant(options.client, options.api, {
+        scopes: scopesOf(options.scope),
+        ...(options.introspect ? { introspect: true } : {}),
+        ...(options.default ? { default: true } : {}),
+      });
+      print({ client_id: options.client, api: options.api, ...grant });
+    }),
+  );
+
+apis
+  .command('revoke')
+  .description("revoke scopes of a client's grant at an API, or (without --scope) the whole grant")
+  .requiredOption('--client <client_id>', 'the client')
+  .requiredOption('--api <identifier>', 'the API')
+  .option('--scope <scope>', 'only this scope (repeat, or space-separated)', collect)
+  .action(async (options: { client: string; api: string; scope?: string[] }) =>
+    withStore(async (kv, settings) => {
+      const grant = await apisOn(kv, settings).revoke(options.client, options.api, scopesOf(options.scope));
+      print({ client_id: options.client, api: options.api, ...(grant ?? { revoked: true }) });
     }),
   );
 

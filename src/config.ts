@@ -28,6 +28,17 @@ const resourceServer = z.strictObject({
   scopes: z.array(scopeToken).default([]),
   format: z.enum(['jwt', 'opaque']).default('jwt'),
   accessTokenTTL: seconds.optional(),
+  // Operator grants from configuration (see src/apis/): client_credentials scopes, introspection, default API.
+  grants: z
+    .array(
+      z.strictObject({
+        client_id: z.string().min(1),
+        scopes: z.array(scopeToken).default([]),
+        introspect: z.boolean().optional(),
+        default: z.boolean().optional(),
+      }),
+    )
+    .optional(),
 });
 
 const schema = z.strictObject({
@@ -37,6 +48,7 @@ const schema = z.strictObject({
   shutdownTimeout: seconds,
   host: z.string().min(1),
   proxy: z.boolean(),
+  proxyHops: z.number().int().min(1).max(16),
   redis: z.strictObject({
     url: z.union([z.literal(''), z.url({ protocol: /^rediss?$/, error: 'expected a redis:// or rediss:// URL (or nothing: the embedded store)' })]),
     mode: z.enum(['standalone', 'sentinel', 'cluster']),
@@ -62,10 +74,13 @@ const schema = z.strictObject({
     authorizationCode: seconds.max(600, 'RFC 6749 §4.1.2 recommends at most 10 minutes'),
     idToken: seconds,
     refreshToken: seconds,
+    refreshReuseGrace: z.number().int().min(0).max(60, 'a reuse window longer than a minute defeats refresh token rotation'),
     session: seconds,
     interaction: seconds,
     grant: seconds,
+    apiAccessTokenMax: seconds,
   }),
+  idToken: z.strictObject({ scopeClaims: z.boolean() }),
   accounts: z.strictObject({
     argon2: z.strictObject({
       memoryCost: z.number().int().min(19456, 'OWASP minimum for argon2id is 19456 KiB'),
@@ -89,7 +104,9 @@ const schema = z.strictObject({
     perIp: z.number().int().min(0),
     perClient: z.number().int().min(0),
     registrationPerIp: z.number().int().min(0),
+    metadataPerIp: z.number().int().min(0),
   }),
+  clientAssertions: z.strictObject({ maxLifetime: z.number().int().min(1).max(3600) }),
   registration: z.strictObject({
     open: z.boolean(),
     authMethods: z.array(z.enum(['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'])).min(1),
@@ -213,6 +230,17 @@ function deepFreeze<T>(value: T): T {
   return value;
 }
 
+/**
+ * The settings still holding the public development secrets (production refuses them; on Redis,
+ * outside production, `serve` warns, since that store is shared and durable).
+ */
+export function publicDefaultSecrets(config: Pick<Config, 'cookie' | 'keys'>): string[] {
+  const found: string[] = [];
+  if (config.cookie.keys.includes(DEFAULT_COOKIE_KEY)) found.push('cookie.keys (COOKIE_KEYS)');
+  if (config.keys.secrets.includes(DEFAULT_KEYRING_SECRET)) found.push('keys.secrets (KEYS_SECRETS)');
+  return found;
+}
+
 /** Refusals that only apply in production: each names the setting to fix. */
 function productionProblems(config: z.infer<typeof schema> & { issuer: string }): string[] {
   const problems: string[] = [];
@@ -267,6 +295,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, dir = join(ROOT
   }
   if (config.keys.publishLead < 2 * config.keys.refreshInterval) {
     throw new ConfigError(`${label(['keys', 'publishLead'])}: must be at least twice keys.refreshInterval, so every instance publishes a key before it signs`);
+  }
+  if (config.proxyHops !== 1 && !config.proxy) {
+    throw new ConfigError(`${label(['proxyHops'])}: counts reverse proxies, so it needs proxy (PROXY=true); without it X-Forwarded-For is ignored`);
   }
   if (config.redis.mode === 'sentinel' && !config.redis.sentinels.length) {
     throw new ConfigError(`${label(['redis', 'sentinels'])}: required when redis.mode is sentinel`);

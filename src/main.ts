@@ -10,6 +10,7 @@ import { resolve } from 'node:path';
 import { createLocalJWKSet, type JWTVerifyGetKey } from 'jose';
 import type { Provider } from 'oidc-provider';
 import { Accounts } from './accounts/accounts.js';
+import { Apis } from './apis/apis.js';
 import { LoginThrottle } from './accounts/throttle.js';
 import { logoutPages } from './interactions/logout.js';
 import { Consents } from './provider/consents.js';
@@ -17,7 +18,7 @@ import { adminApi } from './registration/admin-api.js';
 import { Clients } from './registration/clients.js';
 import { developerPages } from './registration/developer-pages.js';
 import { createApp } from './app.js';
-import type { Config } from './config.js';
+import { publicDefaultSecrets, type Config } from './config.js';
 import { renderProviderError } from './interactions/errors.js';
 import { homePage } from './interactions/home.js';
 import { interactionRoutes } from './interactions/routes.js';
@@ -28,11 +29,12 @@ import type { KeyringService } from './keyring/service.js';
 import { createLogger, type Logger } from './ops/logger.js';
 import { listen } from './ops/listen.js';
 import { observeSigningKeys, serveMetrics } from './ops/metrics.js';
-import { rateLimits } from './ops/rate-limits.js';
+import { RateLimits } from './ops/rate-limits.js';
 import { ProviderHost } from './provider/host.js';
-import { CLOCK_TOLERANCE, longestAccessTokenLifetime } from './provider/lifetimes.js';
+import { builtinResourceServers, CLOCK_TOLERANCE, longestAccessTokenLifetime } from './provider/lifetimes.js';
 import { createProvider } from './provider/provider.js';
 import { revocationFeed } from './revocation/feed.js';
+import { FEED_PATH } from './revocation/feed-server.js';
 import { GrantRevocation } from './revocation/grants.js';
 import { RevocationList } from './revocation/list.js';
 import { announceServer, StoreAccessError, storeLocation } from './store/control.js';
@@ -48,6 +50,8 @@ export interface Running {
   readonly providers: ProviderHost;
   readonly kv: Kv;
   readonly accounts: Accounts;
+  /** APIs and operator grants. */
+  readonly apis: Apis;
   readonly keys: KeyringService;
   readonly revocations: RevocationList;
   /** Revokes grants (and their JWT access tokens): for sign-out, disabling a person, admin tools. */
@@ -64,22 +68,28 @@ export interface Running {
  */
 export function providerFactory(config: Config, kv: Kv) {
   const accounts = new Accounts(kv, config.accounts.argon2);
+  const apis = new Apis(kv, {
+    builtin: builtinResourceServers(config),
+    configured: config.resourceServers,
+    maxAccessTokenTTL: config.ttl.apiAccessTokenMax,
+  });
   const consents = new Consents(kv, config.ttl.grant);
   const revocations = new RevocationList(kv, { skew: CLOCK_TOLERANCE, accessTokenLifetime: longestAccessTokenLifetime(config) });
-  const limits = rateLimits(kv, config.rateLimit);
+  const limits = new RateLimits(kv, config.rateLimit);
   const build = (keyring: Keyring) =>
     createProvider({
       config,
       kv,
       keyring,
       accounts,
+      apis,
       revocations,
       consents,
       rateLimits: limits,
       renderError: (ctx, out) => renderProviderError(ctx, out),
       logoutPages,
     });
-  return { accounts, consents, revocations, build };
+  return { accounts, apis, consents, revocations, limits, build };
 }
 
 /** The setting that says where Redis is, for an error that names it. */
@@ -97,6 +107,13 @@ export async function serve(config: Config, logger: Logger = createLogger(config
       'REDIS_URL is not set: using the embedded in-process store (development only; sessions do not survive a restart)',
     );
   }
+  const publicSecrets = publicDefaultSecrets(config);
+  if (kv.kind !== 'embedded' && publicSecrets.length) {
+    logger.warn(
+      { settings: publicSecrets },
+      `INSECURE: ${publicSecrets.join(' and ')} still hold the public development default; anyone can forge cookies or decrypt the signing keys kept in Redis. Set your own secrets (openssl rand -base64 48)`,
+    );
+  }
   const keys = await openKeyring(config, kv, logger).catch(async (error: unknown) => {
     await kv.close();
     const cause = connectionError(kv);
@@ -105,7 +122,7 @@ export async function serve(config: Config, logger: Logger = createLogger(config
     }
     throw error;
   });
-  const { accounts, consents, revocations, build } = providerFactory(config, kv);
+  const { accounts, apis, consents, revocations, limits, build } = providerFactory(config, kv);
   const providers = new ProviderHost(build(keys.ring));
   let verificationKeys: JWTVerifyGetKey = createLocalJWKSet(keys.ring.publicJwks());
   keys.onChange((ring) => {
@@ -126,10 +143,12 @@ export async function serve(config: Config, logger: Logger = createLogger(config
     keyring: () => keys.ring,
     logger,
     routes: [
+      // Per-address limits on every endpoint the provider serves (the JWKS too, answered just below) and the feed.
+      limits.middleware(providers.current, { revocation_feed: FEED_PATH }),
       homePage({ issuer: config.issuer, jwksPath: providers.current.pathFor('jwks') }),
       jwksEndpoint(providers.current.pathFor('jwks'), () => keys.jwks),
-      revocationFeed({ issuer: config.issuer, keys: () => verificationKeys, list: revocations, clockTolerance: CLOCK_TOLERANCE }),
-      adminApi({ issuer: config.issuer, provider, clients, accounts, grants, secretRotationGrace: config.registration.secretRotationGrace }),
+      revocationFeed({ issuer: config.issuer, keys: () => verificationKeys, list: revocations, apis, clockTolerance: CLOCK_TOLERANCE }),
+      adminApi({ issuer: config.issuer, provider, clients, accounts, apis, grants, secretRotationGrace: config.registration.secretRotationGrace }),
       developerPages({
         issuer: config.issuer,
         provider,
@@ -182,6 +201,7 @@ export async function serve(config: Config, logger: Logger = createLogger(config
     providers,
     kv,
     accounts,
+    apis,
     keys,
     revocations,
     grants,

@@ -15,6 +15,7 @@ import type { LoginThrottle } from '../accounts/throttle.js';
 import type { Logger } from '../ops/logger.js';
 import { metrics } from '../ops/metrics.js';
 import type { Consents } from '../provider/consents.js';
+import { allowLogo, brandingOf, type ClientBranding } from './client-branding.js';
 import { respondWithError } from './errors.js';
 import { render } from './views.js';
 
@@ -35,7 +36,7 @@ const SCOPE_WORDS: Record<string, string> = {
   openid: 'Know who you are (your account identifier)',
   profile: 'See your name and profile details',
   email: 'See your email address',
-  offline_access: 'Stay connected while you are not using it',
+  offline_access: 'Keep access while you are not using it (offline access): it can act for you after you close it or sign out, until that access expires or is revoked',
 };
 
 /** A form field as one string; a repeated field counts as missing. */
@@ -94,16 +95,19 @@ export function interactionRoutes({ provider, accounts, throttle, consents, logg
     return interaction;
   }
 
-  async function clientName(interaction: Interaction): Promise<string> {
-    const client = await provider.Client.find(String(interaction.params.client_id));
-    return client?.clientName ?? String(interaction.params.client_id);
+  /** The client's name, logo and links for the page; lets this response load that logo. */
+  async function clientBranding(ctx: Context, interaction: Interaction): Promise<ClientBranding> {
+    const clientId = String(interaction.params.client_id);
+    const branding = brandingOf(await provider.Client.find(clientId), clientId);
+    allowLogo(ctx, branding);
+    return branding;
   }
 
   async function showLogin(ctx: Context, interaction: Interaction, state: { error?: string; username?: string; remember?: boolean } = {}) {
     ctx.type = 'html';
     ctx.body = render('login', {
       title: 'Sign in',
-      clientName: await clientName(interaction),
+      client: await clientBranding(ctx, interaction),
       action: `/interaction/${interaction.uid}/login`,
       abort: `/interaction/${interaction.uid}/abort`,
       csrf: csrfFor(interaction.uid),
@@ -133,7 +137,7 @@ export function interactionRoutes({ provider, accounts, throttle, consents, logg
     ctx.type = 'html';
     ctx.body = render('consent', {
       title: 'Allow access',
-      clientName: await clientName(interaction),
+      client: await clientBranding(ctx, interaction),
       permissions: permissions(interaction.prompt.details),
       username: account?.username ?? '',
       action: `/interaction/${interaction.uid}/confirm`,

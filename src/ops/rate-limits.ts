@@ -1,95 +1,142 @@
 /**
- * Rate limits on the endpoints programs hammer: token, introspection and revocation (per IP and
- * per client) and dynamic registration (per IP). Counted in the store, so every instance shares
- * them; over the limit: 429 with Retry-After.
+ * Rate limits on every endpoint the provider serves, over 429 with Retry-After.
  *
- * The per-client count is charged only after the client has authenticated, so nobody can use up
- * another client's allowance by sending its client_id. The refusal happens before the next
- * request is processed when the client is recognisable up front (HTTP Basic, the default
- * method); clients using other methods are bounded per IP and their over-limit requests are
- * answered 429 once counted.
+ * Per address: every request to one of the provider's routes (the paths come from the provider,
+ * see routeTable) is counted per client address and route, BEFORE it is processed, so that a
+ * refusal never follows a state change. Discovery and the JWKS are hot paths: they are counted in
+ * this process's memory, with no store round trip; every other route is counted in the store,
+ * shared by every instance.
+ *
+ * Per client: only requests that authenticated as a confidential client are charged to it, after
+ * they were processed, and that response is never turned into a 429 (its code or refresh token may
+ * already be spent). A later request that announces the client (HTTP Basic, client_id, or a client
+ * assertion's subject, as oidc-provider reads them) is refused before the client is even
+ * authenticated while the client's own requests have exhausted its allowance (see
+ * provider/announced-client-limit.ts). A public client's client_id proves nothing, so public
+ * clients are bounded by the per-address limit only: nobody can spend a client's allowance by
+ * naming it.
  */
-import type { Context, Middleware } from 'koa';
-import type { KoaContextWithOIDC } from 'oidc-provider';
-import type { RateLimiterAbstract } from 'rate-limiter-flexible';
+import type { Middleware } from 'koa';
+import type { KoaContextWithOIDC, Provider } from 'oidc-provider';
+import { RateLimiterMemory, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { Config } from '../config.js';
 import type { Kv } from '../store/kv.js';
 import { rateLimiter } from '../store/rate-limit.js';
 import { metrics } from './metrics.js';
 
-// oidc-provider's default routes, which we keep.
-const TOKEN_ENDPOINTS = new Set(['/token', '/token/introspection', '/token/revocation']);
-const REGISTRATION = '/reg';
-
 type Settings = Config['rateLimit'];
 
-function refuse(ctx: Context, seconds: number, endpoint: string, limit: 'ip' | 'client') {
+/**
+ * oidc-provider's route names (lib/helpers/initialize_app.js). A name whose feature is off has no
+ * path (pathFor throws) and is skipped; the paths themselves always come from the provider.
+ */
+const ROUTE_NAMES = [
+  'authorization', 'resume', 'userinfo', 'token', 'jwks', 'discovery', 'registration', 'client',
+  'revocation', 'introspection', 'end_session', 'end_session_confirm', 'end_session_success',
+  'pushed_authorization_request', 'device_authorization', 'code_verification', 'device_resume',
+  'backchannel_authentication', 'challenge', 'credential', 'openid_credential_issuer',
+] as const;
+/** oidc-provider registers its second discovery route under the same name as the first: this one is fixed by OpenID Connect Discovery §4. */
+const OPENID_DISCOVERY = '/.well-known/openid-configuration';
+
+/** Served from memory and read by every verifier: limited in process, never a store round trip. */
+const HOT_ROUTES = new Set(['discovery', 'jwks']);
+/** Routes where clients authenticate (so where a client may be charged). */
+export const CLIENT_AUTH_ROUTES = new Set(['token', 'introspection', 'revocation', 'pushed_authorization_request']);
+
+const PARAM = 'latchkeyparam';
+const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+/** A path's pattern as oidc-provider's router matches it: any case, with or without a trailing slash. */
+const exactly = (path: string) => new RegExp(`^${path}/?$`, 'i');
+
+/** [route name, pattern] for every route the provider serves, parameters matching one path segment. */
+export function routeTable(provider: Provider): [string, RegExp][] {
+  const table: [string, RegExp][] = [];
+  for (const name of ROUTE_NAMES) {
+    let path: string;
+    try {
+      path = provider.pathFor(name, { uid: PARAM, clientId: PARAM } as never);
+    } catch {
+      continue; // a feature that is off
+    }
+    table.push([name, exactly(path.split(PARAM).map(escape).join('[^/]+'))]);
+  }
+  table.push(['discovery', exactly(escape(OPENID_DISCOVERY))]);
+  return table;
+}
+
+function refuse(ctx: Parameters<Middleware>[0], seconds: number, endpoint: string, limit: 'ip' | 'client') {
+  const wait = Math.max(1, seconds);
   metrics.rateLimited.inc({ endpoint, limit });
   ctx.status = 429;
-  ctx.set('Retry-After', String(Math.max(1, seconds)));
+  ctx.set('Retry-After', String(wait));
   ctx.set('Cache-Control', 'no-store');
-  ctx.body = { error: 'temporarily_unavailable', error_description: `too many requests; retry in ${Math.max(1, seconds)} s` };
+  ctx.body = { error: 'temporarily_unavailable', error_description: `too many requests; retry in ${wait} s` };
 }
 
-/** The client_id of an HTTP Basic client (RFC 6749 §2.3.1: form-urlencoded, then base64). */
-function basicClientId(ctx: Context): string | undefined {
-  const match = /^Basic ([A-Za-z0-9+/]+=*)$/.exec(ctx.get('authorization'));
-  if (!match) return undefined;
-  const decoded = Buffer.from(match[1]!, 'base64').toString('utf8');
-  const colon = decoded.indexOf(':');
-  if (colon <= 0) return undefined;
-  try {
-    return decodeURIComponent(decoded.slice(0, colon).replace(/\+/g, ' '));
-  } catch {
-    return undefined;
-  }
+/** Charges `key`; returns seconds to wait when that went over the limit, else 0. */
+async function charge(limiter: RateLimiterAbstract, key: string): Promise<number> {
+  const res = await limiter.penalty(key, 1);
+  return res.consumedPoints > limiter.points ? Math.ceil(res.msBeforeNext / 1000) : 0;
 }
 
-/** Seconds until `key` may be charged again at `limiter` (limit `points`), or 0. */
-async function blockedFor(limiter: RateLimiterAbstract, points: number, key: string): Promise<number> {
-  const res = await limiter.get(key);
-  return res && res.consumedPoints > points ? Math.ceil(res.msBeforeNext / 1000) : 0;
-}
+export class RateLimits {
+  readonly #perIp: RateLimiterAbstract | undefined;
+  readonly #hotPerIp: RateLimiterAbstract | undefined;
+  readonly #registrationPerIp: RateLimiterAbstract | undefined;
+  readonly #perClient: RateLimiterAbstract | undefined;
 
-/** For provider.use(): runs around every oidc-provider request. */
-export function rateLimits(kv: Kv, settings: Settings): Middleware {
-  const limiter = (name: string, points: number) =>
-    points > 0 ? rateLimiter(kv, { keyPrefix: `http-${name}`, points, duration: settings.window }) : undefined;
-  const perIp = limiter('ip', settings.perIp);
-  const perClient = limiter('client', settings.perClient);
-  const registrationPerIp = limiter('registration-ip', settings.registrationPerIp);
-
-  /** Charges `key`; returns seconds to wait when that went over the limit, else 0. */
-  async function charge(l: RateLimiterAbstract, key: string): Promise<number> {
-    const res = await l.penalty(key, 1);
-    return res.consumedPoints > l.points ? Math.ceil(res.msBeforeNext / 1000) : 0;
+  constructor(kv: Kv, settings: Settings) {
+    const stored = (name: string, points: number) =>
+      points > 0 ? rateLimiter(kv, { keyPrefix: `http-${name}`, points, duration: settings.window }) : undefined;
+    this.#perIp = stored('ip', settings.perIp);
+    this.#registrationPerIp = stored('registration-ip', settings.registrationPerIp);
+    this.#perClient = stored('client', settings.perClient);
+    this.#hotPerIp =
+      settings.metadataPerIp > 0
+        ? new RateLimiterMemory({ keyPrefix: 'http-metadata-ip', points: settings.metadataPerIp, duration: settings.window })
+        : undefined;
   }
 
-  return async (ctx, next) => {
-    const tokenEndpoint = ctx.method === 'POST' && TOKEN_ENDPOINTS.has(ctx.path);
-    const registration = ctx.method === 'POST' && ctx.path === REGISTRATION;
-    if (!tokenEndpoint && !registration) return next();
-    const endpoint = tokenEndpoint ? ctx.path : REGISTRATION;
+  /**
+   * Seconds until the client `clientId` may be served again (0: now), when its own authenticated
+   * requests have used up its allowance. Nothing is charged.
+   */
+  async clientWait(clientId: string): Promise<number> {
+    if (!this.#perClient) return 0;
+    const res = await this.#perClient.get(clientId);
+    // Its allowance is `points` requests: once they are spent, the next one waits.
+    return res && res.consumedPoints >= this.#perClient.points ? Math.ceil(res.msBeforeNext / 1000) : 0;
+  }
 
-    const ipLimiter = tokenEndpoint ? perIp : registrationPerIp;
-    if (ipLimiter) {
-      const wait = await charge(ipLimiter, `${endpoint === REGISTRATION ? 'reg' : 'token'}:${ctx.ip}`);
-      if (wait) return refuse(ctx, wait, endpoint, 'ip');
-    }
-    const announced = tokenEndpoint && perClient ? basicClientId(ctx) : undefined;
-    if (announced && perClient) {
-      const wait = await blockedFor(perClient, perClient.points, announced);
-      if (wait) return refuse(ctx, wait, endpoint, 'client');
-    }
+  /** The 429 answer for a client over its allowance (used before it is authenticated). */
+  refuseClient(ctx: Parameters<Middleware>[0], seconds: number, route: string): void {
+    refuse(ctx, seconds, route, 'client');
+  }
 
-    await next();
+  /**
+   * App middleware, in front of our routes and the provider: see the top of this file. `also`:
+   * endpoints of our own that discovery advertises beside the provider's (name → path).
+   */
+  middleware(provider: Provider, also: Record<string, string> = {}): Middleware {
+    const table = routeTable(provider);
+    for (const [name, path] of Object.entries(also)) table.push([name, exactly(escape(path))]);
+    return async (ctx, next) => {
+      const route = table.find(([, pattern]) => pattern.test(ctx.path))?.[0];
+      if (!route) return next();
 
-    // oidc-provider knows the client before checking its credentials: a 401 was not this client.
-    const client = ctx.status === 401 ? undefined : (ctx as unknown as KoaContextWithOIDC).oidc?.client;
-    if (tokenEndpoint && perClient && client) {
-      const wait = await charge(perClient, client.clientId);
-      // Over the limit with this request: refuse it unless it was refused anyway.
-      if (wait && !announced && ctx.status < 400) refuse(ctx, wait, endpoint, 'client');
-    }
-  };
+      const limiter = HOT_ROUTES.has(route) ? this.#hotPerIp : route === 'registration' ? this.#registrationPerIp : this.#perIp;
+      if (limiter) {
+        const wait = await charge(limiter, `${route}:${ctx.ip}`);
+        if (wait) return refuse(ctx, wait, route, 'ip');
+      }
+
+      await next();
+
+      if (!CLIENT_AUTH_ROUTES.has(route) || !this.#perClient) return;
+      // oidc-provider knows the client before checking its credentials: a 401 was not this client.
+      const client = ctx.status === 401 ? undefined : (ctx as unknown as KoaContextWithOIDC).oidc?.client;
+      if (client && client.clientAuthMethod !== 'none') await this.#perClient.penalty(client.clientId, 1);
+    };
+  }
 }

@@ -2,22 +2,28 @@
  * The oidc-provider instance: which protocol features are on, and the policy choices Latchkey
  * makes on top of the library's defaults (each commented with its reason).
  */
-import type { Middleware } from 'koa';
 import { createLocalJWKSet } from 'jose';
 import { errors, Provider, type AccountClaims, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 import { claimsFor, type Accounts } from '../accounts/accounts.js';
+import type { Apis } from '../apis/apis.js';
 import type { Config } from '../config.js';
 import type { Keyring } from '../keyring/keyring.js';
-import { FEED_PATH } from '../revocation/feed-server.js';
+import { FEED_PATH, FEED_SCOPE } from '../revocation/feed-server.js';
 import { jwtAccessTokenEndpoints } from '../revocation/jwt-access-tokens.js';
 import { GRANT_CLAIM, grantHandle, type RevocationList } from '../revocation/list.js';
 import { adapterFactory } from '../store/adapter.js';
 import type { Kv } from '../store/kv.js';
+import type { RateLimits } from '../ops/rate-limits.js';
+import { limitAnnouncedClients } from './announced-client-limit.js';
 import { bareNotFound } from './bare-not-found.js';
 import { clientAuthenticationRequired } from './client-auth-required.js';
+import { boundedClientAssertions } from './client-assertions.js';
 import { onlyIdTokensAsHints } from './id-token-hints.js';
 import { postAsGet } from './post-methods.js';
+import { accountClaims, ID_TOKEN_CLAIMS_PROPERTY, validateIdTokenClaimsSetting } from './id-token-claims.js';
+import { consentOnlyIfNeeded, CONSENT_IF_NEEDED, offlineAccessPrompt } from './offline-access.js';
 import { rotateRefreshTokenAfterChecks } from './refresh-rotation.js';
+import { emptyJsonRevocationAnswer } from './revocation-response.js';
 import { ADMIN_SCOPES } from '../registration/admin-resource.js';
 import { acceptPreviousSecrets } from '../registration/clients.js';
 import { developerClient } from '../registration/developer-pages.js';
@@ -25,7 +31,7 @@ import { singleUseInitialAccessTokens } from '../registration/initial-access-tok
 import { enforcePolicy, type RegistrationPolicy } from '../registration/policy.js';
 import type { Consents } from './consents.js';
 import { CLOCK_TOLERANCE, resourceServers } from './lifetimes.js';
-import { resourceServerInfo } from './resource-servers.js';
+import { defaultResource, mayIntrospect, resourceServerInfo } from './resource-servers.js';
 
 export { CLOCK_TOLERANCE };
 
@@ -40,10 +46,12 @@ export interface ProviderDependencies {
   readonly kv: Kv;
   readonly keyring: Keyring;
   readonly accounts: Accounts;
+  /** APIs and operator grants (src/apis/). */
+  readonly apis: Apis;
   readonly revocations: RevocationList;
   readonly consents: Consents;
-  /** Rate limits, shared by every provider built for this process (provider.use middleware). */
-  readonly rateLimits: Middleware;
+  /** Rate limits, shared by every provider built for this process (see announced-client-limit.ts). */
+  readonly rateLimits: RateLimits;
   readonly renderError: NonNullable<Configuration['renderError']>;
   /** The pages of RP-initiated logout. */
   readonly logoutPages: {
@@ -59,17 +67,25 @@ const OIDC_SCOPES = ['openid', 'offline_access', ...Object.keys(SCOPE_CLAIMS).fi
  * Builds a provider for a key ring. Called again with each new ring (see host.ts): everything here
  * must be cheap and free of side effects beyond the instance it returns.
  */
-export function createProvider({ config, kv, keyring, accounts, revocations, consents, rateLimits, renderError, logoutPages }: ProviderDependencies): Provider {
+export function createProvider({ config, kv, keyring, accounts, apis, revocations, consents, rateLimits, renderError, logoutPages }: ProviderDependencies): Provider {
   const servers = resourceServers(config);
   const policy: RegistrationPolicy = {
     authMethods: config.registration.authMethods,
     scopes: [...new Set([...OIDC_SCOPES, ...servers.flatMap((server) => server.scopes)])],
-    privilegedScopes: ADMIN_SCOPES,
+    // The privileged APIs' scopes: granted only by operators, never registered self-service.
+    privilegedScopes: [...ADMIN_SCOPES, FEED_SCOPE],
   };
   const configuration: Configuration = {
     // Whenever oidc-provider revokes a grant (refresh token reuse, code replay, sign-out, the
     // revocation endpoint), its JWT access tokens go on the revocation list too.
-    adapter: adapterFactory(kv, CLOCK_TOLERANCE, { grantRevoked: (grantId) => revocations.revokeGrant(grantId) }),
+    // A just-rotated refresh token presented again within ttl.refreshReuseGrace is a concurrent
+    // refresh, not a replay (see refreshReuseGrace in store/adapter.ts).
+    adapter: adapterFactory(
+      kv,
+      CLOCK_TOLERANCE,
+      { grantRevoked: (grantId) => revocations.revokeGrant(grantId) },
+      { refreshReuseGrace: config.ttl.refreshReuseGrace },
+    ),
     clients: [...config.clients.map((client) => ({ ...client })), developerClient(config.issuer)],
     jwks: keyring.signingJwks() as Configuration['jwks'],
     cookies: {
@@ -97,16 +113,21 @@ export function createProvider({ config, kv, keyring, accounts, revocations, con
       // Algorithms clients may sign private_key_jwt assertions with: asymmetric only.
       clientAuthSigningAlgValues: ['RS256', 'PS256', 'ES256', 'EdDSA'],
     },
-    // Every refresh token is single-use: a rotated one presented again revokes the grant. The
-    // request's resource is checked before the token is spent (see refresh-rotation.ts).
-    rotateRefreshToken: rotateRefreshTokenAfterChecks(() => servers.map((server) => server.identifier)),
-    // Resource servers' scopes too: oidc-provider accepts in a client's `scope` metadata only
-    // scopes listed here, and that metadata is what bounds a client at each resource server.
+    // private_key_jwt assertions: iat required, short-lived (oidc-provider already refuses replays).
+    assertJwtClientAuthClaimsAndHeader: boundedClientAssertions(config.clientAssertions.maxLifetime, CLOCK_TOLERANCE),
+    // Every refresh token is single-use: a rotated one presented again (after the reuse grace)
+    // revokes the grant. The request's resource is checked before the token is spent (see refresh-rotation.ts).
+    rotateRefreshToken: rotateRefreshTokenAfterChecks(async (resource) => (await apis.find(resource)) !== undefined),
+    // Configured resource servers' scopes too: oidc-provider accepts in a client's `scope` metadata
+    // only scopes listed here, and that metadata is what bounds a person's delegation to a client.
     scopes: policy.scopes,
     claims: Object.fromEntries(Object.entries(SCOPE_CLAIMS).map(([scope, claims]) => [scope, [...claims]])),
+    // ID tokens carry the granted scopes' claims; clients that want only `sub` say so (id-token-claims.ts).
+    conformIdTokenClaims: false,
     ttl: {
-      AccessToken: config.ttl.accessToken,
-      ClientCredentials: config.ttl.clientCredentials,
+      // An API's own accessTokenTTL wins (oidc-provider's default does this; a number would not).
+      AccessToken: (_ctx, token) => token.resourceServer?.accessTokenTTL ?? config.ttl.accessToken,
+      ClientCredentials: (_ctx, token) => token.resourceServer?.accessTokenTTL ?? config.ttl.clientCredentials,
       AuthorizationCode: config.ttl.authorizationCode,
       IdToken: config.ttl.idToken,
       RefreshToken: config.ttl.refreshToken,
@@ -114,14 +135,42 @@ export function createProvider({ config, kv, keyring, accounts, revocations, con
       Interaction: config.ttl.interaction,
       Grant: config.ttl.grant,
     },
+    // Every feature of oidc-provider is named here, on or off, so that a library upgrade that turns a
+    // default on changes nothing (the README's "What it speaks" lists what is offered).
     features: {
       devInteractions: { enabled: false },
+      // Offered: PAR (RFC 9126, optional for clients), DPoP (RFC 9449), userinfo (OIDC Core §5.3).
+      pushedAuthorizationRequests: { enabled: true, requirePushedAuthorizationRequests: false, allowUnregisteredRedirectUris: false },
+      dPoP: { enabled: true },
+      userinfo: { enabled: true },
+      // Not offered. Request objects (JAR): PAR carries the same parameters without client-signed
+      // JWTs; the rest are profiles and extensions Latchkey does not implement or test.
+      requestObjects: { enabled: false },
+      rpMetadataChoices: { enabled: false },
+      richAuthorizationRequests: { enabled: false },
+      jwtResponseModes: { enabled: false },
+      jwtIntrospection: { enabled: false },
+      jwtUserinfo: { enabled: false },
+      encryption: { enabled: false },
+      webMessageResponseMode: { enabled: false },
+      deviceFlow: { enabled: false },
+      ciba: { enabled: false },
+      mTLS: { enabled: false },
+      fapi: { enabled: false },
+      attestClientAuth: { enabled: false },
+      clientIdMetadataDocument: { enabled: false },
+      externalSigningSupport: { enabled: false },
+      openid4vci: { enabled: false },
       clientCredentials: { enabled: true },
       claimsParameter: { enabled: true },
       introspection: {
         enabled: true,
-        // A public client learns only about its own tokens; confidential clients (resource servers) about any.
-        allowedPolicy: async (_ctx, caller, token) => caller.clientAuthMethod !== 'none' || token.clientId === caller.clientId,
+        // RFC 7662 §4: a client learns only about its own tokens and those meant for an API it serves
+        // as by an operator's grant; for any other token the answer is {"active": false}.
+        allowedPolicy: async (_ctx, caller, token) => {
+          const { clientId, aud, scope, kind } = token as unknown as { clientId?: string; aud?: unknown; scope?: string; kind: string };
+          return mayIntrospect(apis, caller, { clientId, aud, scope, clientCredentials: kind === 'ClientCredentials' });
+        },
       },
       revocation: {
         enabled: true,
@@ -142,15 +191,18 @@ export function createProvider({ config, kv, keyring, accounts, revocations, con
       backchannelLogout: { enabled: true },
       resourceIndicators: {
         enabled: true,
-        getResourceServerInfo: (ctx, indicator, client) => resourceServerInfo(servers, ctx, indicator, client),
+        getResourceServerInfo: (ctx, indicator, client) => resourceServerInfo(apis, ctx, indicator, client),
+        defaultResource: defaultResource(apis, OIDC_SCOPES) as NonNullable<NonNullable<Configuration['features']>['resourceIndicators']>['defaultResource'],
       },
     },
     extraClientMetadata: {
       // `owner`: the account that registered the client on the developer page.
-      properties: ['owner'],
-      // Called once per client validation (for its one extra property), on every path that
-      // creates or loads a client: the place to enforce the registration policy on all of it.
-      validator(ctx, _key, owner, metadata) {
+      // `id_token_scope_claims`: whether its ID tokens carry the granted scopes' claims (id-token-claims.ts).
+      properties: ['owner', ID_TOKEN_CLAIMS_PROPERTY],
+      // Called once per client validation for each extra property, on every path that creates or
+      // loads a client: at `owner`, the place to enforce the registration policy on all of it.
+      validator(ctx, key, owner, metadata) {
+        if (key === ID_TOKEN_CLAIMS_PROPERTY) return validateIdTokenClaimsSetting(owner);
         const route = (ctx as KoaContextWithOIDC | undefined)?.oidc?.route;
         const selfService = route === 'registration' || route === 'client_update';
         const existingOwner = (ctx as KoaContextWithOIDC | undefined)?.oidc?.client?.metadata().owner;
@@ -172,11 +224,13 @@ export function createProvider({ config, kv, keyring, accounts, revocations, con
     },
     // Where resource servers learn about revocations of JWTs they verify locally.
     discovery: { revocation_feed_endpoint: `${config.issuer}${FEED_PATH}` },
-    interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
-    findAccount: async (_ctx, sub) => {
+    // offline_access with remembered consent needs no prompt=consent (offline-access.ts).
+    interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}`, policy: consentOnlyIfNeeded() },
+    extraParams: [CONSENT_IF_NEEDED],
+    findAccount: async (ctx, sub) => {
       const account = await accounts.find(sub);
       if (!account || account.disabled) return undefined;
-      return { accountId: account.sub, claims: () => ({ ...claimsFor(account) }) as AccountClaims };
+      return { accountId: account.sub, claims: accountClaims(ctx, config.idToken.scopeClaims, { ...claimsFor(account) } as AccountClaims) };
     },
     renderError,
     // oidc-provider passes a dispatcher that refuses special-use addresses; dropping it lets
@@ -193,19 +247,30 @@ export function createProvider({ config, kv, keyring, accounts, revocations, con
   const provider = new Provider(config.issuer, configuration);
   acceptPreviousSecrets(provider, kv);
   onlyIdTokensAsHints(provider);
-  provider.use(rateLimits);
-  provider.proxy = config.proxy;
+  limitAnnouncedClients(provider, rateLimits);
+  // No provider.proxy here: koa-mount runs the provider with the app's own ctx, so the app's proxy
+  // settings (createApp) decide ctx.ip and ctx.protocol, and the issuer decides every URL (app.ts).
   provider.use(bareNotFound());
   // OIDC Core §3.1.2.1 and RP-Initiated Logout §2: POST too, with SameSite=Lax cookies kept (see post-methods.ts).
   provider.use(postAsGet([provider.pathFor('authorization'), provider.pathFor('end_session')]));
+  provider.use(offlineAccessPrompt(provider.pathFor('authorization')));
   provider.use(clientAuthenticationRequired(new URL(config.issuer).host));
   if (!config.registration.open) provider.use(singleUseInitialAccessTokens(provider, kv, config.issuer));
+  provider.use(emptyJsonRevocationAnswer());
   provider.use(
     jwtAccessTokenEndpoints({
       issuer: config.issuer,
       keys: createLocalJWKSet(keyring.publicJwks()),
       list: revocations,
       clockTolerance: CLOCK_TOLERANCE,
+      mayIntrospect: (caller, claims) =>
+        mayIntrospect(apis, caller, {
+          clientId: claims.client_id,
+          aud: claims.aud,
+          scope: claims.scope,
+          // A person's token carries the grant claim and their sub; a client's own carries neither.
+          clientCredentials: claims[GRANT_CLAIM] === undefined && claims.sub === claims.client_id,
+        }),
     }),
   );
   return provider;

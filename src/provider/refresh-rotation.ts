@@ -9,6 +9,12 @@
  * before it consumes, so that is where the resource is checked (the way oidc-provider itself checks
  * it later): a resource the token was not issued for, or one no longer configured, is refused with
  * invalid_target while the token is still unspent.
+ *
+ * Concurrent refreshes (two tabs, a retry after a timeout) present the same token twice. Within
+ * ttl.refreshReuseGrace seconds of its rotation, the second presentation by the same client is
+ * rotated again into a sibling under the same grant instead of counting as a replay; that
+ * decision needs the store's atomic consumption mark, so it lives in the adapter
+ * (store/adapter.ts, withinReuseGrace). Later reuse revokes the grant as before.
  */
 import { errors, type KoaContextWithOIDC } from 'oidc-provider';
 
@@ -16,15 +22,15 @@ interface RefreshTokenWithResources {
   readonly resourceIndicators?: Set<string>;
 }
 
-export function rotateRefreshTokenAfterChecks(knownResources: () => readonly string[]) {
-  return (ctx: KoaContextWithOIDC): boolean => {
+export function rotateRefreshTokenAfterChecks(isKnownResource: (resource: string) => Promise<boolean>) {
+  return async (ctx: KoaContextWithOIDC): Promise<boolean> => {
     const requested = ctx.oidc.params?.resource;
     if (requested === undefined) return true;
     const token = ctx.oidc.entities.RefreshToken as RefreshTokenWithResources | undefined;
     const resources: unknown[] = Array.isArray(requested) ? requested : [requested];
     if (resources.length !== 1) throw new errors.InvalidTarget('only a single resource indicator value must be requested');
     const [resource] = resources;
-    if (typeof resource !== 'string' || !token?.resourceIndicators?.has(resource) || !knownResources().includes(resource)) {
+    if (typeof resource !== 'string' || !token?.resourceIndicators?.has(resource) || !(await isKnownResource(resource))) {
       throw new errors.InvalidTarget('the refresh token was not issued for this resource');
     }
     return true;

@@ -1,45 +1,108 @@
 /**
- * Resource servers (RFC 8707 resource indicators): the APIs our access tokens are for. Each is
- * configured by its identifier, which becomes the token's `aud`, its scopes and its token format.
- * JWT access tokens follow RFC 9068 (oidc-provider sets `typ: at+jwt`) and are signed with our
- * current RS256 key.
+ * Resource servers (RFC 8707 resource indicators): the APIs our access tokens are for, and what a
+ * client may have at each (src/apis/ keeps APIs and operator grants). Each API's identifier becomes
+ * the token's `aud`. JWT access tokens follow RFC 9068 (oidc-provider sets `typ: at+jwt`) and are
+ * signed with our current RS256 key.
+ *
+ * Two ways to get an API's scopes:
+ * - client_credentials (the client acts for itself): exactly the scopes an operator granted this
+ *   client at this API. Anything beyond is refused with invalid_scope, never silently narrowed.
+ * - a person delegating (authorization_code, refresh_token): the API's scopes, within the client's
+ *   registered `scope` when it has one; the consent page asks the person. Privileged APIs (the admin
+ *   API, the revocation feed) are never delegated through a person.
  */
 import { errors, type Client, type KoaContextWithOIDC, type ResourceServer } from 'oidc-provider';
-import type { ResourceServerConfig } from '../config.js';
+import type { Apis } from '../apis/apis.js';
 
-/** A resource server; a privileged one (the admin API) gives a client only the scopes registered for it. */
-export type ResourceServerDefinition = ResourceServerConfig & { readonly privileged?: boolean };
+/** True for a token request in which the client acts for itself. */
+function clientCredentials(ctx: KoaContextWithOIDC): boolean {
+  return ctx.oidc.route === 'token' && ctx.oidc.params?.grant_type === 'client_credentials';
+}
 
-/**
- * What `client` may have at the resource server `indicator`: the server's scopes, narrowed to the
- * client's registered `scope` when it has one (oidc-provider applies a client's `scope` only to
- * OpenID scopes). A client_credentials request for anything beyond that is refused with
- * invalid_scope rather than silently narrowed: there is no person to have declined it.
- */
-export function resourceServerInfo(
-  servers: readonly ResourceServerDefinition[],
-  ctx: KoaContextWithOIDC,
-  indicator: string,
-  client: Client,
-): ResourceServer {
-  const server = servers.find((candidate) => candidate.identifier === indicator);
-  if (!server) throw new errors.InvalidTarget(`unknown resource server: ${indicator}`);
-  const registered = client.scope ? new Set(client.scope.split(' ')) : undefined;
-  const allowed = registered ? server.scopes.filter((scope) => registered.has(scope)) : server.privileged ? [] : server.scopes;
+function requestedScopes(ctx: KoaContextWithOIDC): string[] {
+  const scope = ctx.oidc.params?.scope;
+  return typeof scope === 'string' ? scope.split(' ').filter(Boolean) : [];
+}
 
-  const { params, route } = ctx.oidc;
-  if (route === 'token' && params?.grant_type === 'client_credentials' && typeof params.scope === 'string') {
-    const refused = params.scope.split(' ').filter((scope) => scope && !allowed.includes(scope));
-    if (refused.length) {
-      throw new errors.InvalidScope(`scope not available to this client at ${indicator}: ${refused.join(' ')}`, refused.join(' '));
+/** oidc-provider's features.resourceIndicators.getResourceServerInfo. */
+export async function resourceServerInfo(apis: Apis, ctx: KoaContextWithOIDC, indicator: string, client: Client): Promise<ResourceServer> {
+  const api = await apis.find(indicator);
+  if (!api) throw new errors.InvalidTarget(`unknown resource server: ${indicator}`);
+
+  let allowed: readonly string[];
+  if (clientCredentials(ctx)) {
+    const grant = await apis.grantAt(client.clientId, indicator);
+    const requested = requestedScopes(ctx);
+    if (!grant) {
+      throw new errors.InvalidScope(`this client holds no grant at ${indicator} (an operator grants one: latchkey apis grant)`, requested.join(' '));
     }
+    allowed = api.scopes.filter((scope) => grant.scopes.includes(scope));
+    const refused = requested.filter((scope) => !allowed.includes(scope));
+    if (refused.length) {
+      throw new errors.InvalidScope(`scope not granted to this client at ${indicator}: ${refused.join(' ')}`, refused.join(' '));
+    }
+  } else {
+    if (api.privileged) throw new errors.InvalidTarget(`${indicator} accepts only client_credentials tokens of clients an operator granted it`);
+    const registered = client.scope ? new Set(client.scope.split(' ')) : undefined;
+    allowed = registered ? api.scopes.filter((scope) => registered.has(scope)) : api.scopes;
   }
 
   return {
-    audience: server.identifier,
+    audience: api.identifier,
     scope: allowed.join(' '),
-    accessTokenFormat: server.format,
-    ...(server.accessTokenTTL ? { accessTokenTTL: server.accessTokenTTL } : {}),
-    ...(server.format === 'jwt' ? { jwt: { sign: { alg: 'RS256' } } } : {}),
+    accessTokenFormat: api.format,
+    ...(api.accessTokenTTL ? { accessTokenTTL: api.accessTokenTTL } : {}),
+    ...(api.format === 'jwt' ? { jwt: { sign: { alg: 'RS256' } } } : {}),
   };
+}
+
+/**
+ * oidc-provider's features.resourceIndicators.defaultResource: client_credentials without
+ * `resource` is for the client's default API when an operator set one with its grant. Without one,
+ * a request naming an API's scopes is refused: oidc-provider would otherwise issue a token with no
+ * audience that still carries the scope.
+ */
+export function defaultResource(apis: Apis, oidcScopes: readonly string[]) {
+  return async (ctx: KoaContextWithOIDC, client: Client, oneOf?: string[]): Promise<string | string[] | undefined> => {
+    if (oneOf) return oneOf;
+    if (!clientCredentials(ctx)) return undefined;
+    const api = await apis.defaultApiOf(client.clientId);
+    if (api) return api;
+    const foreign = requestedScopes(ctx).filter((scope) => !oidcScopes.includes(scope));
+    if (foreign.length) {
+      throw new errors.InvalidScope(`scope ${foreign.join(' ')} is an API's: name the API with the resource parameter (RFC 8707)`, foreign.join(' '));
+    }
+    return undefined;
+  };
+}
+
+/** A token as introspection sees it: opaque (oidc-provider's model) or a JWT's claims. */
+export interface IntrospectedToken {
+  readonly clientId?: string;
+  readonly aud?: unknown;
+  readonly scope?: string;
+  /** Issued by client_credentials: the client acting for itself, under an operator's grant. */
+  readonly clientCredentials: boolean;
+}
+
+/**
+ * RFC 7662 §4: who may learn about a token at introspection. The client it was issued to, and a
+ * client that serves as the token's audience (an operator granted it `introspect` at that API, and
+ * it authenticated: not a public client).
+ * A client_credentials token for an API is active only while its client still holds the grant
+ * for every scope it carries: revoking a grant ends the opaque tokens issued under it at once.
+ */
+export async function mayIntrospect(apis: Apis, caller: { clientId: string; clientAuthMethod?: string }, token: IntrospectedToken): Promise<boolean> {
+  const callerId = caller.clientId;
+  const audiences = [token.aud].flat().filter((aud): aud is string => typeof aud === 'string');
+  if (token.clientCredentials && token.clientId && audiences.length) {
+    const grants = await apis.grantsOf(token.clientId);
+    const scopes = (token.scope ?? '').split(' ').filter(Boolean);
+    if (!audiences.every((aud) => grants[aud] && scopes.every((scope) => grants[aud]!.scopes.includes(scope)))) return false;
+  }
+  if (token.clientId !== undefined && token.clientId === callerId) return true;
+  // Serving as an API takes client authentication: a public client's client_id proves nothing.
+  if (!audiences.length || caller.clientAuthMethod === 'none') return false;
+  const grants = await apis.grantsOf(callerId);
+  return audiences.some((aud) => grants[aud]?.introspect === true);
 }

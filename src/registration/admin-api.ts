@@ -2,9 +2,11 @@
  * The admin API (/admin/…): JSON for operators' tooling — clients and users.
  *
  * Callers present an access token for the admin resource server (`<issuer>/admin`, RFC 8707),
- * obtained with client_credentials by a client that an operator registered with an admin scope:
- * `admin:read` reads, `admin` also writes. No static shared password exists. Admin tokens are
- * opaque, so revoking one (RFC 7009) or deleting its client ends it at once.
+ * obtained with client_credentials by a client that an operator granted an admin scope
+ * (`latchkey apis grant --api <issuer>/admin --scope admin`): `admin:read` reads, `admin` also
+ * writes. A token issued to a person never reaches it. The grant is checked at every call, so
+ * revoking it ends access at once; admin tokens are opaque, so revoking one (RFC 7009) or deleting
+ * its client does too. No static shared password exists.
  * The routes are described by the OpenAPI document at /admin/openapi.json.
  */
 import { randomUUID } from 'node:crypto';
@@ -14,9 +16,11 @@ import type { Context, Middleware, Next } from 'koa';
 import type { Provider } from 'oidc-provider';
 import { z } from 'zod';
 import { AccountError, type Accounts, type Claims } from '../accounts/accounts.js';
+import type { Apis } from '../apis/apis.js';
 import type { GrantRevocation } from '../revocation/grants.js';
 import { ClientError, generateSecret, type ClientMetadata, type Clients } from './clients.js';
 import { adminResourceServer } from './admin-resource.js';
+import { apiRoutes } from './admin-apis.js';
 import { openApiDocument } from './openapi.js';
 
 interface Options {
@@ -24,6 +28,7 @@ interface Options {
   readonly provider: Provider;
   readonly clients: Clients;
   readonly accounts: Accounts;
+  readonly apis: Apis;
   /** Revokes what a deleted client or a disabled person held. */
   readonly grants: GrantRevocation;
   readonly secretRotationGrace: number;
@@ -54,7 +59,7 @@ function withoutSecret({ client_secret: _secret, ...metadata }: ClientMetadata):
 
 const confidential = (method: unknown) => method === undefined || method === 'client_secret_basic' || method === 'client_secret_post';
 
-export function adminApi({ issuer, provider, clients, accounts, grants, secretRotationGrace }: Options): Middleware {
+export function adminApi({ issuer, provider, clients, accounts, apis, grants, secretRotationGrace }: Options): Middleware {
   const audience = adminResourceServer(issuer).identifier;
   const router = new Router({ prefix: '/admin' });
   const json = bodyParser({ enableTypes: ['json'], jsonLimit: '64kb', encoding: 'utf-8' });
@@ -68,13 +73,18 @@ export function adminApi({ issuer, provider, clients, accounts, grants, secretRo
       challenge();
       return fail(ctx, 401, 'invalid_token', 'an admin access token is required (Authorization: Bearer …)');
     }
-    const token = (await provider.ClientCredentials.find(presented)) ?? (await provider.AccessToken.find(presented));
+    // Only client_credentials tokens: a token issued to a person (AccessToken) is not even looked up.
+    const token = await provider.ClientCredentials.find(presented);
     const audiences = [token?.aud].flat();
     if (!token || token.isExpired || !audiences.includes(audience) || !(await provider.Client.find(token.clientId!))) {
       challenge(', error="invalid_token"');
       return fail(ctx, 401, 'invalid_token', 'the access token is not valid for the admin API');
     }
-    const granted = new Set((token.scope ?? '').split(' '));
+    // What the token carries, bounded by what the operator grants its client now.
+    // ("admin" includes reading: a token for "admin" still reads when the grant is cut to "admin:read").
+    const current = new Set((await apis.grantAt(token.clientId!, audience))?.scopes ?? []);
+    const held = (token.scope ?? '').split(' ').flatMap((scope) => (scope === 'admin' ? ['admin', 'admin:read'] : [scope]));
+    const granted = new Set(held.filter((scope) => current.has(scope)));
     if (!granted.has('admin') && !(scope === 'admin:read' && granted.has('admin:read'))) {
       challenge(`, error="insufficient_scope", scope="${scope}"`);
       return fail(ctx, 403, 'insufficient_scope', `this needs the "${scope}" scope`);
@@ -142,6 +152,7 @@ export function adminApi({ issuer, provider, clients, accounts, grants, secretRo
   router.delete('/clients/:id', write, async (ctx) => {
     await registry(ctx, async () => {
       await clients.remove(ctx.params.id!);
+      await apis.forgetClient(ctx.params.id!);
       await grants.revokeClient(ctx.params.id!);
       ctx.status = 204;
     });
@@ -187,6 +198,8 @@ export function adminApi({ issuer, provider, clients, accounts, grants, secretRo
       }
     });
   }
+
+  apiRoutes(router, { provider, apis, read, write, json });
 
   return router.routes() as Middleware;
 }

@@ -1,6 +1,6 @@
 /**
- * The admin API as a resource server (RFC 8707): its identifier and scopes. A privileged resource
- * server gives a client only the scopes an operator registered for it.
+ * The admin API as a resource server (RFC 8707): its identifier and scopes. It is privileged: only
+ * clients an operator granted a scope here reach it, with client_credentials tokens (src/apis/).
  */
 export const ADMIN_SCOPES = ['admin', 'admin:read'];
 

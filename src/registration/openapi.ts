@@ -7,6 +7,8 @@ const notFound = { $ref: '#/components/responses/NotFound' };
 const read = [{ adminToken: ['admin:read'] }];
 const write = [{ adminToken: ['admin'] }];
 const clientId = { name: 'id', in: 'path', required: true, schema: { type: 'string' }, description: 'the client_id' };
+const identifier = { name: 'identifier', in: 'path', required: true, schema: { type: 'string' }, description: "the API's identifier (a URI), URL-encoded" };
+const apiParameter = { name: 'api', in: 'path', required: true, schema: { type: 'string' }, description: "the API's identifier (a URI), URL-encoded" };
 const username = { name: 'username', in: 'path', required: true, schema: { type: 'string' } };
 const json = (schema: object, description = 'OK') => ({ description, content: { 'application/json': { schema } } });
 
@@ -17,9 +19,9 @@ export function openApiDocument(issuer: string) {
       title: 'Latchkey admin API',
       version: '1',
       description:
-        'Clients and users of this Latchkey. Authenticate with an access token for the resource ' +
-        `"${issuer}/admin", obtained with the client_credentials grant by a client registered with ` +
-        'the "admin" (read and write) or "admin:read" scope.',
+        'Clients, users, APIs and client grants of this Latchkey. Authenticate with an access token for the resource ' +
+        `"${issuer}/admin", obtained with the client_credentials grant by a client an operator granted ` +
+        'the "admin" (read and write) or "admin:read" scope at that API (latchkey apis grant). Tokens issued to people are never accepted.',
     },
     servers: [{ url: `${issuer}/admin` }],
     security: read,
@@ -64,6 +66,45 @@ export function openApiDocument(issuer: string) {
             404: notFound,
           },
         },
+      },
+      '/clients/{id}/grants': {
+        parameters: [clientId],
+        get: {
+          operationId: 'listClientGrants',
+          summary: 'What an operator granted this client, per API identifier',
+          security: read,
+          responses: { 200: json({ type: 'object', additionalProperties: { $ref: '#/components/schemas/Grant' } }), 401: unauthorized, 403: forbidden, 404: notFound },
+        },
+      },
+      '/clients/{id}/grants/{api}': {
+        parameters: [clientId, apiParameter],
+        put: {
+          operationId: 'setClientGrant',
+          summary: "Set the client's grant at an API: client_credentials scopes, introspection, default API",
+          security: write,
+          requestBody: { required: true, content: { 'application/json': { schema: { $ref: '#/components/schemas/Grant' } } } },
+          responses: { 200: json({ $ref: '#/components/schemas/Grant' }), 400: error, 401: unauthorized, 403: forbidden, 404: notFound },
+        },
+        delete: {
+          operationId: 'revokeClientGrant',
+          summary: "Revoke the client's grant at an API; its next token request and privileged calls are refused",
+          security: write,
+          responses: { 204: { description: 'revoked' }, 401: unauthorized, 403: forbidden, 404: notFound },
+        },
+      },
+      '/apis': {
+        get: { operationId: 'listApis', summary: 'List APIs (built in, configured, stored)', security: read, responses: { 200: json({ type: 'array', items: { $ref: '#/components/schemas/Api' } }), 401: unauthorized, 403: forbidden } },
+        post: {
+          operationId: 'createApi',
+          summary: 'Register an API (resource server); no client gets its scopes until granted',
+          security: write,
+          requestBody: { required: true, content: { 'application/json': { schema: { $ref: '#/components/schemas/Api' } } } },
+          responses: { 201: json({ $ref: '#/components/schemas/Api' }), 400: error, 401: unauthorized, 403: forbidden, 409: error },
+        },
+      },
+      '/apis/{identifier}': {
+        parameters: [identifier],
+        delete: { operationId: 'deleteApi', summary: 'Remove a stored API and every grant at it', security: write, responses: { 204: { description: 'removed' }, 401: unauthorized, 403: forbidden, 404: notFound, 409: error } },
       },
       '/users': {
         get: { operationId: 'listUsers', summary: 'List users', security: read, responses: { 200: json({ type: 'array', items: { $ref: '#/components/schemas/User' } }), 401: unauthorized, 403: forbidden } },
@@ -114,6 +155,27 @@ export function openApiDocument(issuer: string) {
           },
           additionalProperties: true,
         },
+        Api: {
+          type: 'object',
+          required: ['identifier'],
+          properties: {
+            identifier: { type: 'string', format: 'uri', description: 'the resource indicator (RFC 8707), the aud of its tokens' },
+            scopes: { type: 'array', items: { type: 'string' } },
+            format: { type: 'string', enum: ['jwt', 'opaque'], default: 'jwt' },
+            accessTokenTTL: { type: 'integer', minimum: 1, description: 'seconds, at most ttl.apiAccessTokenMax' },
+            privileged: { type: 'boolean', readOnly: true },
+            source: { type: 'string', enum: ['builtin', 'config', 'store'], readOnly: true },
+          },
+        },
+        Grant: {
+          type: 'object',
+          properties: {
+            scopes: { type: 'array', items: { type: 'string' }, description: "the API's scopes this client gets with client_credentials" },
+            introspect: { type: 'boolean', description: 'the client serves as this API: it may introspect tokens meant for it' },
+            default: { type: 'boolean', description: 'client_credentials without resource is for this API' },
+          },
+          additionalProperties: false,
+        },
         NewUser: {
           type: 'object',
           required: ['username', 'password'],
@@ -151,7 +213,7 @@ export function openApiDocument(issuer: string) {
         Error: json({ $ref: '#/components/schemas/Error' }, 'refused, with an RFC 6749 / RFC 7591 error code'),
         Unauthorized: json({ $ref: '#/components/schemas/Error' }, 'no valid admin access token'),
         Forbidden: json({ $ref: '#/components/schemas/Error' }, 'the token lacks the scope this needs'),
-        NotFound: json({ $ref: '#/components/schemas/Error' }, 'no such client or user'),
+        NotFound: json({ $ref: '#/components/schemas/Error' }, 'no such client, user, API or grant'),
       },
     },
   };

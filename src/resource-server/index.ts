@@ -25,7 +25,9 @@ export interface ResourceServerOptions {
   readonly audience: string;
   /**
    * Client credentials of this API at Latchkey (a confidential client allowed the
-   * client_credentials grant), used to read the revocation feed with client_secret_basic.
+   * client_credentials grant), used to read the revocation feed with client_secret_basic. An
+   * operator must grant this client the feed (`latchkey apis grant --api <issuer>/revocations
+   * --scope revocations`); without that grant the helper cannot start.
    */
   readonly clientId?: string;
   readonly clientSecret?: string;

@@ -1,7 +1,8 @@
 /**
- * The revocation feed is itself a protected resource of ours: a resource server reads it with an
- * access token it gets by client_credentials for this audience and scope, so it authenticates with
- * whatever client authentication it uses at the token endpoint (secret, private_key_jwt).
+ * The revocation feed is itself a protected resource of ours, and a privileged one: a resource
+ * server reads it with an access token it gets by client_credentials for this audience and scope,
+ * once an operator granted its client the feed (src/apis/), so it authenticates with whatever
+ * client authentication it uses at the token endpoint (secret, private_key_jwt).
  */
 import type { ResourceServerConfig } from '../config.js';
 

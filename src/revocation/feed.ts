@@ -12,9 +12,10 @@
  */
 import type { Middleware } from 'koa';
 import { jwtVerify, type JWTVerifyGetKey } from 'jose';
+import type { Apis } from '../apis/apis.js';
 import { LOG_ID } from '../store/kv.js';
 import { FEED_PATH, FEED_SCOPE, feedAudience } from './feed-server.js';
-import type { RevocationList } from './list.js';
+import { GRANT_CLAIM, type RevocationList } from './list.js';
 
 export const FEED_PAGE_LIMIT = 1000;
 
@@ -23,10 +24,12 @@ interface Options {
   /** Our public keys now (a function: it follows key rotation). */
   readonly keys: () => JWTVerifyGetKey;
   readonly list: RevocationList;
+  /** Operator grants: the feed is read only by clients granted it, checked at every read. */
+  readonly apis: Apis;
   readonly clockTolerance: number;
 }
 
-export function revocationFeed({ issuer, keys, list, clockTolerance }: Options): Middleware {
+export function revocationFeed({ issuer, keys, list, apis, clockTolerance }: Options): Middleware {
   const realm = new URL(issuer).host;
   const audience = feedAudience(issuer);
 
@@ -65,6 +68,15 @@ export function revocationFeed({ issuer, keys, list, clockTolerance }: Options):
       return challenge(403, 'insufficient_scope', `the token lacks the scope "${FEED_SCOPE}"`);
     }
     if (await list.isRevoked(claims)) return challenge(401, 'invalid_token', 'the access token is revoked');
+    // A privileged API: only a client's own token (client_credentials: sub is the client, no
+    // person's grant behind it) whose client an operator granted the feed, still granted now.
+    const clientId = claims.client_id;
+    if (typeof clientId !== 'string' || claims.sub !== clientId || claims[GRANT_CLAIM] !== undefined) {
+      return challenge(403, 'insufficient_scope', 'the feed is read only with a client_credentials token');
+    }
+    if (!(await apis.grantAt(clientId, audience))?.scopes.includes(FEED_SCOPE)) {
+      return challenge(403, 'insufficient_scope', `client ${clientId} is not granted the feed (latchkey apis grant)`);
+    }
 
     const after = ctx.query.after;
     const limit = ctx.query.limit;

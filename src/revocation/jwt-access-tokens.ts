@@ -18,12 +18,14 @@ interface Options {
   readonly keys: JWTVerifyGetKey;
   readonly list: RevocationList;
   readonly clockTolerance: number;
+  /** RFC 7662 §4: whether the caller may learn about a token with these claims (see provider.ts). */
+  readonly mayIntrospect: (caller: { clientId: string; clientAuthMethod?: string }, claims: AccessTokenClaims) => Promise<boolean>;
 }
 
 type AccessTokenClaims = JWTPayload & { client_id?: string; scope?: string; cnf?: Record<string, unknown> };
 type Verified = { claims: AccessTokenClaims } | { expired: AccessTokenClaims } | undefined;
 
-export function jwtAccessTokenEndpoints({ issuer, keys, list, clockTolerance }: Options): Middleware {
+export function jwtAccessTokenEndpoints({ issuer, keys, list, clockTolerance, mayIntrospect }: Options): Middleware {
   async function verify(token: string): Promise<Verified> {
     try {
       const { payload } = await jwtVerify<AccessTokenClaims>(token, keys, {
@@ -57,8 +59,7 @@ export function jwtAccessTokenEndpoints({ issuer, keys, list, clockTolerance }: 
       ctx.body = { active: false };
       if (!verified || !('claims' in verified)) return;
       const { claims } = verified;
-      const ownToken = claims.client_id === caller.clientId;
-      if (caller.clientAuthMethod === 'none' && !ownToken) return;
+      if (!(await mayIntrospect(caller, claims))) return;
       if (await list.isRevoked(claims)) return;
       ctx.body = {
         active: true,

@@ -48,7 +48,17 @@ export interface AdapterHooks {
   grantRevoked?(grantId: string): Promise<unknown>;
 }
 
-const epochSeconds = () => Math.floor(Date.now() / 1000);
+/** Epoch seconds with milliseconds: when a record is consumed (the reuse grace is measured in it). */
+const now = () => Date.now() / 1000;
+
+export interface AdapterOptions {
+  /**
+   * Seconds after a refresh token was rotated during which presenting it again is a concurrent
+   * refresh (two tabs, a retry), not a replay: it is rotated again, into a sibling under the same
+   * grant, instead of revoking the grant. 0: every reuse revokes (RFC 9700 §4.14.2, strict).
+   */
+  readonly refreshReuseGrace?: number;
+}
 
 class KvAdapter implements Adapter {
   constructor(
@@ -57,7 +67,18 @@ class KvAdapter implements Adapter {
     /** Seconds a record outlives its expiry, so that late use reads as "expired", not "not found". */
     private readonly grace: number,
     private readonly hooks: AdapterHooks,
+    private readonly options: AdapterOptions,
   ) {}
+
+  /**
+   * A refresh token consumed less than refreshReuseGrace seconds ago. The moment of consumption
+   * is in the store, set once and atomically (consumeRecord), so every instance and worker
+   * decides alike; the client was checked by oidc-provider before (a token presented by another
+   * client is refused before it gets here, and never revokes or rotates anything).
+   */
+  private withinReuseGrace(consumed: number): boolean {
+    return this.model === 'RefreshToken' && now() - consumed < (this.options.refreshReuseGrace ?? 0);
+  }
 
   async upsert(id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {
     const key = recordKey(this.model, id);
@@ -78,7 +99,10 @@ class KvAdapter implements Adapter {
     const record = await this.kv.getRecord(recordKey(this.model, id));
     if (!record) return undefined;
     const payload = JSON.parse(record.payload) as AdapterPayload;
-    return record.consumed === undefined ? payload : { ...payload, consumed: record.consumed };
+    // Within the reuse grace, oidc-provider is shown an unspent token, so it rotates it again
+    // (consume() below lets it) instead of treating it as a replay.
+    if (record.consumed === undefined || this.withinReuseGrace(record.consumed)) return payload;
+    return { ...payload, consumed: record.consumed };
   }
 
   async findByUid(uid: string): Promise<AdapterPayload | undefined> {
@@ -94,13 +118,16 @@ class KvAdapter implements Adapter {
   /**
    * Atomic: oidc-provider checks `consumed` and then calls consume(), so two concurrent
    * redemptions would both pass its check. Here exactly one wins; the other is a replay, which
-   * revokes the grant (RFC 6749 §4.1.2, RFC 9700 §4.14.2) and fails with invalid_grant.
+   * revokes the grant (RFC 6749 §4.1.2, RFC 9700 §4.14.2) and fails with invalid_grant — unless
+   * it is a refresh token within the reuse grace: then the other one goes on to a sibling token.
    */
   async consume(id: string): Promise<void> {
-    const outcome = await this.kv.consumeRecord(recordKey(this.model, id), epochSeconds());
+    const outcome = await this.kv.consumeRecord(recordKey(this.model, id), now());
     if (outcome === 'consumed') return;
     const description = REPLAY_DESCRIPTION[this.model] ?? `${this.model} already consumed`;
     if (outcome === 'already-consumed') {
+      const record = await this.kv.getRecord(recordKey(this.model, id));
+      if (record?.consumed !== undefined && this.withinReuseGrace(record.consumed)) return;
       const payload = await this.find(id);
       if (payload?.grantId) await this.revokeGrant(payload.grantId);
       throw new errors.InvalidGrant(description);
@@ -125,6 +152,6 @@ class KvAdapter implements Adapter {
 }
 
 /** The `adapter` setting of oidc-provider: one adapter per model, all on one store. */
-export function adapterFactory(kv: Kv, grace = 0, hooks: AdapterHooks = {}): (model: string) => Adapter {
-  return (model) => new KvAdapter(model, kv, grace, hooks);
+export function adapterFactory(kv: Kv, grace = 0, hooks: AdapterHooks = {}, options: AdapterOptions = {}): (model: string) => Adapter {
+  return (model) => new KvAdapter(model, kv, grace, hooks, options);
 }

@@ -11,7 +11,7 @@
 export interface StoredRecord {
   /** The JSON payload as written. */
   readonly payload: string;
-  /** Epoch seconds at which the record was consumed, if it was. */
+  /** Epoch seconds (with milliseconds) at which the record was consumed, if it was. */
   readonly consumed?: number;
 }
 

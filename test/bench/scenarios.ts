@@ -22,9 +22,10 @@ export const CLIENTS = [
     grant_types: ['authorization_code', 'refresh_token'],
   },
 ];
+/** The APIs, with the operator's grants to the machine client (Latchkey reads them; the bare provider ignores them). */
 export const RESOURCE_SERVERS = [
-  { identifier: API, scopes: ['read', 'write'], format: 'jwt' as const },
-  { identifier: LEDGER, scopes: ['read'], format: 'opaque' as const },
+  { identifier: API, scopes: ['read', 'write'], format: 'jwt' as const, grants: [{ client_id: MACHINE.id, scopes: ['read', 'write'] }] },
+  { identifier: LEDGER, scopes: ['read'], format: 'opaque' as const, grants: [{ client_id: MACHINE.id, scopes: ['read'] }] },
 ];
 
 export type TargetKind = 'latchkey' | 'bare';

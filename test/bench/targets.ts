@@ -136,6 +136,7 @@ export async function startLatchkey(options: LatchkeyOptions): Promise<LatchkeyT
     RATE_LIMIT_PER_IP: '0',
     RATE_LIMIT_PER_CLIENT: '0',
     RATE_LIMIT_REGISTRATION_PER_IP: '0',
+    RATE_LIMIT_METADATA_PER_IP: '0',
     // One process, like the bare provider it is compared with; scale-out is `serve --workers N`.
     WORKERS: '1',
     METRICS_PORT: '0',

@@ -178,6 +178,12 @@ export async function addPerson(env: Record<string, string>, person: Person): Pr
   return created.sub;
 }
 
+/** An operator's grant, the way an operator gives it: `latchkey apis grant` against the OP's store. */
+export async function grantApi(env: Record<string, string>, clientId: string, api: string, scopes: readonly string[], ...flags: ('--introspect' | '--default')[]): Promise<void> {
+  const run = await latchkey(env, ['apis', 'grant', '--client', clientId, '--api', api, ...scopes.flatMap((scope) => ['--scope', scope]), ...flags]);
+  assert.equal(run.status, 0, run.stderr);
+}
+
 /** A confidential web client's static metadata. */
 export function webClient(id: string, secret: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
   return {

@@ -22,7 +22,7 @@ import { decodeJwt, decodeProtectedHeader, exportJWK, generateKeyPair, importJWK
 import * as oidc from 'openid-client';
 import { createResourceServer, TokenRejected, type ResourceServer } from '../../src/resource-server/index.js';
 import './checks.js';
-import { Agent, ALICE, callbackParams, RelyingParty, startOp, webClient, type Op } from './fixture.js';
+import { Agent, ALICE, callbackParams, grantApi, RelyingParty, startOp, webClient, type Op } from './fixture.js';
 
 const API = 'https://api.example.test';
 const OTHER_API = 'https://other-api.example.test';
@@ -101,8 +101,8 @@ describe('JWT attacks at every place a JWT is accepted (RFC 8725, RFC 7515, RFC 
       people: [ALICE],
       env: {
         RESOURCE_SERVERS: JSON.stringify([
-          { identifier: API, scopes: ['read'], format: 'jwt' },
-          { identifier: OTHER_API, scopes: ['read'], format: 'jwt' },
+          { identifier: API, scopes: ['read'], format: 'jwt', grants: [{ client_id: 'machine', scopes: ['read'] }, { client_id: 'api', introspect: true }] },
+          { identifier: OTHER_API, scopes: ['read'], format: 'jwt', grants: [{ client_id: 'machine', scopes: ['read'] }] },
         ]),
       },
       clients: [
@@ -124,6 +124,7 @@ describe('JWT attacks at every place a JWT is accepted (RFC 8725, RFC 7515, RFC 
     web = await RelyingParty.create(op, 'web', { secret: SECRET });
     alice = new Agent();
     aliceIdToken = (await web.redeem(await web.signIn(alice, ALICE))).id_token!;
+    await grantApi(op.env, api.id, `${op.issuer}/revocations`, ['revocations']);
     helper = await createResourceServer({ issuer: op.issuer, audience: API, clientId: api.id, clientSecret: api.secret });
   });
 

@@ -28,8 +28,8 @@ describe('RFC 9700 OAuth 2.0 Security BCP (authorization server)', function () {
       env: {
         LOG_LEVEL: 'debug',
         RESOURCE_SERVERS: JSON.stringify([
-          { identifier: API, scopes: ['read'], format: 'jwt' },
-          { identifier: OTHER_API, scopes: ['read'], format: 'jwt' },
+          { identifier: API, scopes: ['read'], format: 'jwt', grants: [{ client_id: 'web', scopes: ['read'] }] },
+          { identifier: OTHER_API, scopes: ['read'], format: 'jwt', grants: [{ client_id: 'web', scopes: ['read'] }] },
         ]),
       },
       clients: [

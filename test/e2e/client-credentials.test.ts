@@ -13,9 +13,10 @@ const API = 'https://api.example.test';
 const OPAQUE_API = 'https://ledger.example.test';
 const SECRET = 'machine-secret-with-plenty-of-entropy-0123456789';
 
+/** Two APIs; the operator grants `machine` their scopes (no client gets any otherwise). */
 export const resourceServersEnv = JSON.stringify([
-  { identifier: API, scopes: ['read', 'write'], format: 'jwt' },
-  { identifier: OPAQUE_API, scopes: ['read'], format: 'opaque' },
+  { identifier: API, scopes: ['read', 'write'], format: 'jwt', grants: [{ client_id: 'machine', scopes: ['read', 'write'] }] },
+  { identifier: OPAQUE_API, scopes: ['read'], format: 'opaque', grants: [{ client_id: 'machine', scopes: ['read'] }] },
 ]);
 
 describe('e2e: client_credentials, JWT verification, introspection and revocation (openid-client)', function () {

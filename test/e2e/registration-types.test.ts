@@ -21,6 +21,7 @@ describe('e2e: client metadata of the wrong type', function () {
         CLIENTS: JSON.stringify([{ client_id: 'ops', client_secret: OPS_SECRET, grant_types: ['client_credentials'], response_types: [], redirect_uris: [], scope: 'admin' }]),
       },
     });
+    await server.apis.grant('ops', `${server.issuer}/admin`, { scopes: ['admin'] });
     const response = await fetch(`${server.url}/token`, {
       method: 'POST',
       headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`ops:${OPS_SECRET}`).toString('base64')}` },

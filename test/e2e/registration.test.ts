@@ -36,6 +36,9 @@ describe('e2e: client registration (RFC 7591/7592), its policy, and the admin AP
     const settings = { redisUrl: redis.url, dir, port, env: { CLIENTS: JSON.stringify([operator('ops', 'admin'), operator('auditor', 'admin:read'), operator('plain')]) } };
     env = testEnv(dir, port, settings);
     server = await startServer(settings);
+    // What the admin API accepts comes from operator grants, not from client metadata.
+    await server.apis.grant('ops', `${server.issuer}/admin`, { scopes: ['admin'] });
+    await server.apis.grant('auditor', `${server.issuer}/admin`, { scopes: ['admin:read'] });
     await server.accounts.create('dana', PASSWORD);
   });
   after(async () => {
@@ -211,8 +214,12 @@ describe('e2e: client registration (RFC 7591/7592), its policy, and the admin AP
       assert.equal(write.status, 403, 'admin:read does not write');
       assert.match(write.headers.get('www-authenticate') ?? '', /insufficient_scope/);
 
-      const plain = await adminToken('plain');
-      assert.equal((await admin('/clients', plain)).status, 403, 'a client without an admin scope gets no admin rights');
+      const ungranted = await fetch(`${server.url}/token`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`plain:${OPS_SECRET}`).toString('base64')}` },
+        body: new URLSearchParams({ grant_type: 'client_credentials', resource: `${server.issuer}/admin` }),
+      });
+      assert.equal(((await ungranted.json()) as { error: string }).error, 'invalid_scope', 'a client without an admin grant gets no admin token');
       const escalate = await fetch(`${server.url}/token`, {
         method: 'POST',
         headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`plain:${OPS_SECRET}`).toString('base64')}` },
@@ -289,7 +296,7 @@ describe('e2e: client registration (RFC 7591/7592), its policy, and the admin AP
       assert.ok(result.valid, JSON.stringify(result.errors));
 
       const { adminApi } = await import('../../src/registration/admin-api.js');
-      const middleware = adminApi({ issuer: server.issuer, provider: server.provider, clients: undefined!, accounts: server.accounts, grants: server.grants, secretRotationGrace: 0 });
+      const middleware = adminApi({ issuer: server.issuer, provider: server.provider, clients: undefined!, accounts: server.accounts, apis: server.apis, grants: server.grants, secretRotationGrace: 0 });
       const stack = (middleware as unknown as { router: { stack: { path: string; methods: string[] }[] } }).router.stack;
       for (const layer of stack) {
         const path = layer.path.replace(/^\/admin/, '').replace(/:(\w+)/g, '{$1}');

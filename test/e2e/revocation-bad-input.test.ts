@@ -10,7 +10,7 @@ import { decodeJwt, importJWK, SignJWT } from 'jose';
 import { createResourceServer, TokenRejected, type ResourceServer } from '../../src/resource-server/index.js';
 import { startRedisServer, type RedisServer } from '../helpers/redis.js';
 import { startServer, type TestServer } from '../helpers/server.js';
-import { API, basic, clientCredentialsToken, introspect, machineClient, OPAQUE_API, RESOURCE_SERVERS, tokenEndpoint } from '../helpers/tokens.js';
+import { API, basic, clientCredentialsToken, introspect, machineClient, OPAQUE_API, RESOURCE_SERVERS, tokenEndpoint, grantFeed } from '../helpers/tokens.js';
 
 const MACHINE = { id: 'machine', secret: 'machine-secret-with-plenty-of-entropy-0123456789' };
 const OTHER = { id: 'other', secret: 'other-client-secret-with-plenty-of-entropy-0123' };
@@ -40,6 +40,7 @@ describe('e2e: bad input at introspection, revocation, the feed and the resource
         ]),
       },
     });
+    await grantFeed(server, RS.id);
     helper = await createResourceServer({ issuer: server.issuer, audience: API, clientId: RS.id, clientSecret: RS.secret });
     genuine = await clientCredentialsToken(server.url, MACHINE);
     opaque = await clientCredentialsToken(server.url, MACHINE, OPAQUE_API);

@@ -15,7 +15,7 @@ import { eventually } from '../helpers/eventually.js';
 import { latchkey } from '../helpers/process.js';
 import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
 import { startServer, testDir, testEnv, type TestServer } from '../helpers/server.js';
-import { API, clientCredentialsToken, introspect, machineClient, RESOURCE_SERVERS, tokenEndpoint } from '../helpers/tokens.js';
+import { API, clientCredentialsToken, introspect, machineClient, RESOURCE_SERVERS, grantFeed, tokenEndpoint } from '../helpers/tokens.js';
 
 const REDIRECT = 'https://app.example.test/callback';
 const WEB = { id: 'web', secret: 'web-app-secret-with-plenty-of-entropy-0123456789' };
@@ -49,6 +49,7 @@ describe('e2e: revocation reaches JWT access tokens (introspection and latchkey/
     config = await oidc.discovery(new URL(server.issuer), WEB.id, WEB.secret, oidc.ClientSecretBasic(WEB.secret), {
       execute: [oidc.allowInsecureRequests],
     });
+    await grantFeed(server, RS.id);
     helper = await createResourceServer({ issuer: server.issuer, audience: API, clientId: RS.id, clientSecret: RS.secret });
   });
   after(async () => {
@@ -212,8 +213,10 @@ describe('e2e: latchkey/resource-server fails closed when the feed is out of rea
   let helper: ResourceServer;
 
   before(async () => {
-    redis = await startRedisServer();
+    // Durable data (the operator's feed grant) survives the crash, as on a real Redis.
+    redis = await startRedisServer({ appendonly: true });
     server = await startServer({ redisUrl: redis.url, env: { CLIENTS, RESOURCE_SERVERS } });
+    await grantFeed(server, RS.id);
     helper = await createResourceServer({
       issuer: server.issuer, audience: API, clientId: RS.id, clientSecret: RS.secret, pollInterval: 100, maxStaleness: 1000, onError: () => {},
     });

@@ -21,7 +21,7 @@ import assert from 'node:assert/strict';
 import { resolve } from 'node:path';
 import fc from 'fast-check';
 import { Agent, formIn, type Page } from '../helpers/agent.js';
-import { ALICE, RelyingParty, startOp, webClient, type Op, type Person } from '../conformance/fixture.js';
+import { ALICE, grantApi, RelyingParty, startOp, webClient, type Op, type Person } from '../conformance/fixture.js';
 
 const SECRET = 'fuzzing-client-secret-with-plenty-of-entropy-0123456';
 const ADMIN_SECRET = 'fuzzing-admin-secret-with-plenty-of-entropy-0123456';
@@ -433,7 +433,7 @@ export class FuzzBench {
         REGISTRATION_OPEN: 'true',
         // Fuzzed logins fail all day long from one address; the harness's own sign-ins must not be paused.
         ACCOUNTS_THROTTLE_MAX_FAILURES_PER_IP: '100000000',
-        RESOURCE_SERVERS: JSON.stringify([{ identifier: API, scopes: ['read'], format: 'jwt' }]),
+        RESOURCE_SERVERS: JSON.stringify([{ identifier: API, scopes: ['read'], format: 'jwt', grants: [{ client_id: 'web', scopes: ['read'] }] }]),
       },
       clients: [
         webClient('web', SECRET, { grant_types: ['authorization_code', 'refresh_token', 'client_credentials'], post_logout_redirect_uris: ['https://web.example.test/signed-out'] }),
@@ -441,6 +441,9 @@ export class FuzzBench {
         { client_id: 'ops', client_secret: ADMIN_SECRET, grant_types: ['client_credentials'], response_types: [], redirect_uris: [], scope: 'admin revocations' },
       ],
     });
+    // The operator grants `ops` the privileged APIs; `web` gets the API's scope (config above).
+    await grantApi(op.env, 'ops', `${op.issuer}/admin`, ['admin']);
+    await grantApi(op.env, 'ops', `${op.issuer}/revocations`, ['revocations']);
     const bench = new FuzzBench(op, await RelyingParty.create(op, 'web', { secret: SECRET }));
     return bench;
   }

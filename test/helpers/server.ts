@@ -59,6 +59,10 @@ export async function startServer(options: TestServerOptions = {}): Promise<Test
   const running = await serve(config, options.logger ?? createLogger('silent'));
   return {
     ...running,
+    // Tests talk to the server by the host name of the default test issuer, as people and apps use
+    // the issuer's: the server builds every URL (redirects included) from the issuer, whatever host
+    // a request names, and the test agents keep cookies per host.
+    url: `http://localhost:${port}`,
     config,
     issuer: config.issuer,
     async stop() {

@@ -3,10 +3,19 @@ import assert from 'node:assert/strict';
 
 export const API = 'https://api.example.test';
 export const OPAQUE_API = 'https://ledger.example.test';
+/**
+ * Two APIs and the operator grants the suites rely on: the client `machine` gets their scopes with
+ * client_credentials, the client `api` serves as both (it introspects their tokens).
+ */
 export const RESOURCE_SERVERS = JSON.stringify([
-  { identifier: API, scopes: ['read', 'write'], format: 'jwt' },
-  { identifier: OPAQUE_API, scopes: ['read'], format: 'opaque' },
+  { identifier: API, scopes: ['read', 'write'], format: 'jwt', grants: [{ client_id: 'machine', scopes: ['read', 'write'] }, { client_id: 'api', introspect: true }] },
+  { identifier: OPAQUE_API, scopes: ['read'], format: 'opaque', grants: [{ client_id: 'machine', scopes: ['read'] }, { client_id: 'api', introspect: true }] },
 ]);
+
+/** The operator's grant that lets a client read the revocation feed (as latchkey/resource-server does). */
+export async function grantFeed(server: { apis: { grant(client: string, api: string, grant: { scopes: string[] }): Promise<unknown> }; issuer: string }, clientId: string) {
+  await server.apis.grant(clientId, `${server.issuer}/revocations`, { scopes: ['revocations'] });
+}
 
 export interface ClientCredentials {
   readonly id: string;

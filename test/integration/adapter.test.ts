@@ -126,6 +126,30 @@ for (const backend of backends) {
       }
     });
 
+    it('refresh reuse grace: within it a rotated refresh token reads unspent and concurrent consumes all pass; after it, reuse revokes; other models stay strict', async () => {
+      const graced = adapterFactory(kv, 0, {}, { refreshReuseGrace: 1 });
+      const grantId = randomUUID();
+      const id = randomUUID();
+      const accessTokenId = randomUUID();
+      await graced('RefreshToken').upsert(id, payload({ kind: 'RefreshToken', grantId }), 60);
+      await graced('AccessToken').upsert(accessTokenId, payload({ grantId }), 60);
+      await graced('RefreshToken').consume(id);
+      assert.equal((await graced('RefreshToken').find(id))?.consumed, undefined, 'reads unspent within the grace');
+      const outcomes = await Promise.allSettled(Array.from({ length: 10 }, () => graced('RefreshToken').consume(id)));
+      assert.deepEqual(outcomes.filter((o) => o.status === 'rejected'), []);
+      assert.ok(await graced('AccessToken').find(accessTokenId), 'nothing of the grant was revoked');
+
+      const code = randomUUID();
+      await graced('AuthorizationCode').upsert(code, payload({ kind: 'AuthorizationCode', grantId: randomUUID() }), 60);
+      await graced('AuthorizationCode').consume(code);
+      await assert.rejects(graced('AuthorizationCode').consume(code), errors.InvalidGrant);
+
+      await new Promise((done) => setTimeout(done, 1_100));
+      assert.equal(typeof (await graced('RefreshToken').find(id))?.consumed, 'number', 'consumed once the grace is over');
+      await assert.rejects(graced('RefreshToken').consume(id), errors.InvalidGrant);
+      assert.equal(await graced('AccessToken').find(accessTokenId), undefined, 'reuse after the grace revoked the grant');
+    });
+
     it('a lost race revokes the grant (it is a replay)', async () => {
       const grantId = randomUUID();
       const codeId = randomUUID();

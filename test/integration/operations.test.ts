@@ -323,7 +323,7 @@ describe('operations', function () {
       assert.equal((await register()).status, 401, 'no initial access token');
       assert.equal((await register()).status, 401);
       assert.equal((await register()).status, 429, 'registration is limited per IP');
-      assert.match((await scrape()).join('\n'), /latchkey_rate_limited_total\{endpoint="\/token",limit="client"\} [1-9]/);
+      assert.match((await scrape()).join('\n'), /latchkey_rate_limited_total\{endpoint="token",limit="client"\} [1-9]/);
     });
   });
 });

@@ -1,0 +1,240 @@
+/**
+ * APIs (resource servers, RFC 8707) and client grants: which API a client may get tokens for with
+ * client_credentials, with which scopes, which APIs a client serves as (and so may introspect
+ * tokens for), and which API is a client's default.
+ *
+ * An API comes from one of three places: built in (the admin API and the revocation feed, which are
+ * privileged), the configuration (`resourceServers`), or the store (`latchkey apis add`, the admin
+ * API). Config APIs and their `grants` are read-only here; what an operator adds at runtime lives in
+ * the store, so the CLI and every instance see the same thing. Nothing is cached: each check reads
+ * the store, so a revoked grant stops working with the next request.
+ *
+ * Layout (all durable): api:<identifier> → JSON, apis (set of identifiers),
+ * api-grants:<client_id> → JSON { <identifier>: Grant }, api-grantees:<identifier> (set of client_ids).
+ */
+import type { ResourceServerConfig } from '../config.js';
+import type { Kv } from '../store/kv.js';
+
+export interface ApiDefinition {
+  readonly identifier: string;
+  readonly scopes: readonly string[];
+  readonly format: 'jwt' | 'opaque';
+  readonly accessTokenTTL?: number;
+  /** Built-in APIs that only operator-granted clients reach, never a person's token. */
+  readonly privileged?: boolean;
+}
+
+export type ApiSource = 'builtin' | 'config' | 'store';
+
+/** What an operator granted one client at one API. */
+export interface ClientGrant {
+  /** Scopes the client gets with client_credentials. */
+  readonly scopes: readonly string[];
+  /** The client serves as this API: it may introspect tokens meant for it. */
+  readonly introspect?: boolean;
+  /** client_credentials without `resource` gets a token for this API. */
+  readonly default?: boolean;
+}
+
+export type ClientGrants = Readonly<Record<string, ClientGrant>>;
+
+/** A refused change, with the status and error code an API answers with. */
+export class ApiError extends Error {
+  override name = 'ApiError';
+  constructor(
+    message: string,
+    readonly error: 'invalid_request' | 'not_found' | 'conflict',
+    readonly status: 400 | 404 | 409,
+  ) {
+    super(message);
+  }
+}
+
+const apiKey = (identifier: string) => `api:${identifier}`;
+const APIS_KEY = 'apis';
+export const clientGrantsKey = (clientId: string) => `api-grants:${clientId}`;
+const granteesKey = (identifier: string) => `api-grantees:${identifier}`;
+const SCOPE_TOKEN = /^[\x21\x23-\x5B\x5D-\x7E]+$/;
+
+export interface ApisOptions {
+  readonly builtin: readonly ApiDefinition[];
+  readonly configured: readonly (ResourceServerConfig & { grants?: readonly ({ client_id: string } & ClientGrant)[] })[];
+  /** The longest accessTokenTTL a runtime API may have (it bounds how long revocations are kept). */
+  readonly maxAccessTokenTTL: number;
+}
+
+export class Apis {
+  readonly #static: Map<string, { api: ApiDefinition; source: ApiSource }>;
+  /** Grants from configuration, by client then API. */
+  readonly #staticGrants = new Map<string, Record<string, ClientGrant>>();
+
+  constructor(
+    private readonly kv: Kv,
+    private readonly options: ApisOptions,
+  ) {
+    this.#static = new Map<string, { api: ApiDefinition; source: ApiSource }>([
+      ...options.configured.map(({ grants: _grants, ...api }) => [api.identifier, { api, source: 'config' as const }] as const),
+      ...options.builtin.map((api) => [api.identifier, { api, source: 'builtin' as const }] as const),
+    ]);
+    for (const { identifier, grants = [] } of options.configured) {
+      for (const { client_id, ...grant } of grants) {
+        this.#staticGrants.set(client_id, { ...this.#staticGrants.get(client_id), [identifier]: grant });
+      }
+    }
+  }
+
+  /** An API by identifier, wherever it is defined. */
+  async find(identifier: string): Promise<ApiDefinition | undefined> {
+    const fixed = this.#static.get(identifier);
+    if (fixed) return fixed.api;
+    const json = await this.kv.get(apiKey(identifier));
+    return json ? (JSON.parse(json) as ApiDefinition) : undefined;
+  }
+
+  async list(): Promise<(ApiDefinition & { source: ApiSource })[]> {
+    const stored = await Promise.all((await this.kv.members(APIS_KEY)).map((identifier) => this.find(identifier)));
+    return [
+      ...[...this.#static.values()].map(({ api, source }) => ({ ...api, source })),
+      ...stored.filter((api): api is ApiDefinition => !!api && !this.#static.has(api.identifier)).map((api) => ({ ...api, source: 'store' as const })),
+    ].sort((a, b) => a.identifier.localeCompare(b.identifier));
+  }
+
+  async add(input: { identifier: string; scopes?: readonly string[]; format?: 'jwt' | 'opaque'; accessTokenTTL?: number }): Promise<ApiDefinition> {
+    const api: ApiDefinition = {
+      identifier: checkIdentifier(input.identifier),
+      scopes: [...new Set(checkScopes(input.scopes ?? []))],
+      format: input.format ?? 'jwt',
+      ...(input.accessTokenTTL !== undefined ? { accessTokenTTL: input.accessTokenTTL } : {}),
+    };
+    if (api.format !== 'jwt' && api.format !== 'opaque') throw new ApiError('format is jwt or opaque', 'invalid_request', 400);
+    const ttl = api.accessTokenTTL;
+    if (ttl !== undefined && (!Number.isSafeInteger(ttl) || ttl <= 0 || ttl > this.options.maxAccessTokenTTL)) {
+      throw new ApiError(`accessTokenTTL is a number of seconds from 1 to ${this.options.maxAccessTokenTTL} (ttl.apiAccessTokenMax)`, 'invalid_request', 400);
+    }
+    if (this.#static.has(api.identifier)) throw new ApiError(`the API ${api.identifier} is defined in the configuration`, 'conflict', 409);
+    if (!(await this.kv.set(apiKey(api.identifier), JSON.stringify(api), { onlyIfAbsent: true }))) {
+      throw new ApiError(`an API ${api.identifier} exists already`, 'conflict', 409);
+    }
+    await this.kv.addToSet(APIS_KEY, api.identifier);
+    return api;
+  }
+
+  /** Deletes a stored API and every grant at it. */
+  async remove(identifier: string): Promise<void> {
+    if (this.#static.has(identifier)) throw new ApiError(`the API ${identifier} is defined in the configuration; it cannot be removed here`, 'conflict', 409);
+    if (!(await this.kv.get(apiKey(identifier)))) throw new ApiError(`no API ${identifier}`, 'not_found', 404);
+    // Grants first: an API re-added under the same identifier starts with none.
+    for (const clientId of await this.kv.members(granteesKey(identifier))) {
+      await this.#change(clientId, (grants) => without(grants, identifier));
+    }
+    await this.kv.del([apiKey(identifier), granteesKey(identifier)]);
+    await this.kv.removeFromSet(APIS_KEY, identifier);
+  }
+
+  /** What an operator granted a client, at every API (configuration and store together). */
+  async grantsOf(clientId: string): Promise<ClientGrants> {
+    const json = await this.kv.get(clientGrantsKey(clientId));
+    const stored = json ? (JSON.parse(json) as Record<string, ClientGrant>) : {};
+    const fixed = this.#staticGrants.get(clientId);
+    if (!fixed) return stored;
+    const merged: Record<string, ClientGrant> = { ...stored };
+    for (const [identifier, grant] of Object.entries(fixed)) merged[identifier] = union(stored[identifier], grant);
+    return merged;
+  }
+
+  /** The client's grant at one API, if it has one. */
+  async grantAt(clientId: string, identifier: string): Promise<ClientGrant | undefined> {
+    return (await this.grantsOf(clientId))[identifier];
+  }
+
+  /** The API a client's client_credentials requests default to (only while it holds a grant there). */
+  async defaultApiOf(clientId: string): Promise<string | undefined> {
+    return Object.entries(await this.grantsOf(clientId)).find(([, grant]) => grant.default)?.[0];
+  }
+
+  /**
+   * Adds to a client's grant at an API: scopes (each one of the API's), serving as the API
+   * (introspection), being the client's default API (which stops any other being its default).
+   */
+  async grant(clientId: string, identifier: string, addition: ClientGrant): Promise<ClientGrant> {
+    return this.#write(clientId, identifier, addition, (current) => union(current, addition));
+  }
+
+  /** Removes scopes from a client's grant at an API, or (no scopes given) the whole grant. */
+  async revoke(clientId: string, identifier: string, scopes?: readonly string[]): Promise<ClientGrant | undefined> {
+    const grants = await this.#change(clientId, (grants) => {
+      const current = grants[identifier];
+      if (!current) throw new ApiError(`client ${clientId} holds no grant at ${identifier} in the store`, 'not_found', 404);
+      if (!scopes?.length) return without(grants, identifier);
+      return { ...grants, [identifier]: { ...current, scopes: current.scopes.filter((scope) => !scopes.includes(scope)) } };
+    });
+    return grants[identifier];
+  }
+
+  /** Replaces a client's grant at an API (the admin API's PUT). */
+  async setGrant(clientId: string, identifier: string, grant: ClientGrant): Promise<ClientGrant> {
+    return this.#write(clientId, identifier, grant, () => union(undefined, grant));
+  }
+
+  /** Checks a grant against the API, then writes what `next` makes of the current one. */
+  async #write(clientId: string, identifier: string, grant: ClientGrant, next: (current: ClientGrant | undefined) => ClientGrant): Promise<ClientGrant> {
+    const api = await this.find(identifier);
+    if (!api) throw new ApiError(`no API ${identifier}`, 'not_found', 404);
+    const unknown = grant.scopes.filter((scope) => !api.scopes.includes(scope));
+    if (unknown.length) throw new ApiError(`${identifier} has no scope ${unknown.join(', ')} (it has: ${api.scopes.join(' ') || 'none'})`, 'invalid_request', 400);
+    await this.kv.addToSet(granteesKey(identifier), clientId);
+    const grants = await this.#change(clientId, (grants) => {
+      const changed: Record<string, ClientGrant> = {};
+      // A client has at most one default API.
+      for (const [other, held] of Object.entries(grants)) changed[other] = grant.default && held.default ? plain(held) : held;
+      changed[identifier] = next(grants[identifier]);
+      return changed;
+    });
+    return grants[identifier]!;
+  }
+
+  /** Forgets every grant a client held (when the client is deleted). */
+  async forgetClient(clientId: string): Promise<void> {
+    await this.kv.del([clientGrantsKey(clientId)]);
+  }
+
+  /** Read-modify-write of a client's stored grants, retried when another writer got there first. */
+  async #change(clientId: string, change: (grants: Record<string, ClientGrant>) => Record<string, ClientGrant>) {
+    for (;;) {
+      const before = await this.kv.get(clientGrantsKey(clientId));
+      const next = change(before ? (JSON.parse(before) as Record<string, ClientGrant>) : {});
+      if (await this.kv.compareAndSet(clientGrantsKey(clientId), before, JSON.stringify(next))) return next;
+    }
+  }
+}
+
+function union(a: ClientGrant | undefined, b: ClientGrant): ClientGrant {
+  return {
+    scopes: [...new Set([...(a?.scopes ?? []), ...b.scopes])],
+    ...(a?.introspect || b.introspect ? { introspect: true } : {}),
+    ...(a?.default || b.default ? { default: true } : {}),
+  };
+}
+
+function plain({ default: _default, ...grant }: ClientGrant): ClientGrant {
+  return grant;
+}
+
+function without(grants: Record<string, ClientGrant>, identifier: string): Record<string, ClientGrant> {
+  const { [identifier]: _gone, ...rest } = grants;
+  return rest;
+}
+
+function checkIdentifier(identifier: unknown): string {
+  if (typeof identifier !== 'string' || identifier.length > 512) throw new ApiError('identifier is an absolute URI', 'invalid_request', 400);
+  const url = URL.parse(identifier);
+  if (!url || identifier.includes('#')) throw new ApiError(`identifier: ${identifier} is not an absolute URI without a fragment (RFC 8707)`, 'invalid_request', 400);
+  return identifier;
+}
+
+function checkScopes(scopes: readonly unknown[]): string[] {
+  for (const scope of scopes) {
+    if (typeof scope !== 'string' || !SCOPE_TOKEN.test(scope)) throw new ApiError(`scope ${JSON.stringify(scope)} is not a scope token (RFC 6749 §3.3)`, 'invalid_request', 400);
+  }
+  return scopes as string[];
+}

@@ -1,0 +1,52 @@
+/**
+ * What the login and consent pages show about the client (OpenID Connect Registration §2): its
+ * name, its logo (`logo_uri`), and links to its privacy policy (`policy_uri`) and terms of
+ * service (`tos_uri`), so the person sees who asks before signing in or allowing access.
+ *
+ * The site-wide Content-Security-Policy (app.ts) allows images only from ourselves. A page that
+ * shows a client's logo widens img-src, on that response only, by exactly the origin of that
+ * client's registered logo_uri. The registration policy (registration/policy.ts) admits only
+ * https URLs there, and http for loopback hosts (development); anything else is not shown.
+ */
+import type { Context } from 'koa';
+import type { Provider } from 'oidc-provider';
+
+type Client = NonNullable<Awaited<ReturnType<Provider['Client']['find']>>>;
+
+export interface ClientBranding {
+  readonly name: string;
+  readonly logoUri?: string;
+  readonly policyUri?: string;
+  readonly tosUri?: string;
+}
+
+/** A registered web URL we may put in a page: http(s) only, never javascript: or data:. */
+function webUrl(value: unknown): URL | undefined {
+  if (typeof value !== 'string') return undefined;
+  try {
+    const url = new URL(value);
+    return url.protocol === 'https:' || url.protocol === 'http:' ? url : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export function brandingOf(client: Client | undefined, clientId: string): ClientBranding {
+  const metadata: Record<string, unknown> = client?.metadata() ?? {};
+  return {
+    name: client?.clientName ?? clientId,
+    logoUri: webUrl(metadata.logo_uri)?.href,
+    policyUri: webUrl(metadata.policy_uri)?.href,
+    tosUri: webUrl(metadata.tos_uri)?.href,
+  };
+}
+
+/** Adds the logo's origin to img-src of this response's Content-Security-Policy. */
+export function allowLogo(ctx: Context, branding: ClientBranding): void {
+  const csp = ctx.response.get('Content-Security-Policy');
+  if (!branding.logoUri || !csp) return;
+  const { origin } = new URL(branding.logoUri);
+  const directives = csp.split(';').map((directive) => directive.trim());
+  const widened = directives.map((directive) => (directive.split(' ')[0] === 'img-src' ? `${directive} ${origin}` : directive));
+  ctx.set('Content-Security-Policy', widened.join(';'));
+}

@@ -1,0 +1,41 @@
+/**
+ * Refuses a request for a client that has used up its allowance, before the request changes
+ * anything: at the moment oidc-provider looks up the client it announces, during client
+ * authentication, which comes before every grant, revocation, introspection or pushed request.
+ *
+ * What it changes in oidc-provider: provider.Client.find is wrapped. On the client-authenticating
+ * routes, the first lookup of a request (the announced client: from HTTP Basic, the client_id
+ * parameter or the client assertion's subject, read by oidc-provider itself from the parsed body)
+ * first asks the rate limits whether that client is over its allowance; if so the request ends
+ * with 429 there. Nothing is charged here: only requests that then authenticate are charged (see
+ * ops/rate-limits.ts), so naming a client costs it nothing. Pinned by
+ * test/integration/rate-limits.test.ts.
+ */
+import { errors, Provider } from 'oidc-provider';
+import { CLIENT_AUTH_ROUTES, type RateLimits } from '../ops/rate-limits.js';
+
+class TooManyRequests extends errors.OIDCProviderError {
+  constructor(seconds: number) {
+    super(429, 'temporarily_unavailable');
+    this.error_description = `too many requests; retry in ${seconds} s`;
+  }
+}
+
+export function limitAnnouncedClients(provider: Provider, limits: RateLimits): void {
+  const Client = provider.Client as unknown as { find(id: string, ...rest: unknown[]): Promise<unknown> };
+  const find = Client.find.bind(Client);
+  Client.find = async (id: string, ...rest: unknown[]) => {
+    const ctx = Provider.ctx;
+    const route = ctx?.oidc?.route;
+    // Only the announced client: later lookups (an introspected token's client) are not the caller.
+    if (ctx && route && CLIENT_AUTH_ROUTES.has(route) && !ctx.oidc.client && !ctx.state.clientLimitChecked) {
+      ctx.state.clientLimitChecked = true;
+      const wait = typeof id === 'string' ? await limits.clientWait(id) : 0;
+      if (wait) {
+        limits.refuseClient(ctx, wait, route);
+        throw new TooManyRequests(Math.max(1, wait));
+      }
+    }
+    return find(id, ...rest);
+  };
+}

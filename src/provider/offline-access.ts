@@ -1,0 +1,58 @@
+/**
+ * Refresh tokens for `offline_access` without `prompt=consent` on every sign-in, once the person
+ * has consented to offline access for that client (OIDC Core §11 lets "other conditions for
+ * processing the request permitting offline access" stand in for prompt=consent; a consent the
+ * person gave before, remembered in consents.ts, is such a condition).
+ *
+ * oidc-provider 9 drops `offline_access` from a code-flow request whose `prompt` lacks `consent`
+ * (actions/authorization/scopes.js, checkScope), so a single-page app that wants a refresh token
+ * had to show the consent page every time. The policy change, in two parts:
+ *
+ * 1. offlineAccessPrompt (a provider middleware): an authorization request (GET; POST arrives as
+ *    GET, see post-methods.ts) that asks for `offline_access` with no `prompt`, or one without
+ *    `consent` and `none`, gets `consent` added to its prompt, so the scope is kept, and the
+ *    marker parameter CONSENT_IF_NEEDED (declared in extraParams, so it stays with the request
+ *    through login and resume).
+ * 2. consentOnlyIfNeeded (the interaction policy): with the marker, the consent prompt's
+ *    `consent_prompt` check (prompt=consent forces the page) is skipped; its other checks still
+ *    ask whenever a requested scope, claim or resource scope is not yet granted. So the first
+ *    time (and whenever offline_access was never consented) the consent page asks, and says
+ *    what offline access means; with remembered consent it does not.
+ *
+ * A client sending the marker itself only turns its own prompt=consent into "consent if needed":
+ * it cannot obtain offline_access without the person's consent. prompt=none and pushed
+ * authorization requests are left as oidc-provider handles them (offline_access is dropped).
+ */
+import type { Middleware } from 'koa';
+import { interactionPolicy, type KoaContextWithOIDC } from 'oidc-provider';
+
+export const CONSENT_IF_NEEDED = 'latchkey_consent_if_needed';
+
+export function offlineAccessPrompt(authorizationPath: string): Middleware {
+  return async function offlineAccess(ctx, next) {
+    if (ctx.method !== 'GET' || ctx.path !== authorizationPath) return next();
+    const query = { ...ctx.query };
+    delete query[CONSENT_IF_NEEDED];
+    const { scope, prompt } = query;
+    const scopes = typeof scope === 'string' ? scope.split(' ') : [];
+    const prompts = typeof prompt === 'string' ? prompt.split(' ').filter(Boolean) : prompt === undefined ? [] : undefined;
+    // A repeated prompt is left for oidc-provider to refuse.
+    if (scopes.includes('offline_access') && prompts && !prompts.includes('consent') && !prompts.includes('none')) {
+      query.prompt = [...prompts, 'consent'].join(' ');
+      query[CONSENT_IF_NEEDED] = '1';
+    }
+    ctx.query = query;
+    return next();
+  };
+}
+
+/** oidc-provider's default policy, with prompt=consent not forcing the page when we implied it. */
+export function consentOnlyIfNeeded(): interactionPolicy.DefaultPolicy {
+  const policy = interactionPolicy.base();
+  const forced = policy.get('consent')?.checks.get('consent_prompt');
+  // Fails loudly at start if an upgrade renamed the check this relies on.
+  if (!forced) throw new Error('oidc-provider has no consent_prompt check: review src/provider/offline-access.ts');
+  const original = forced.check;
+  forced.check = (ctx: KoaContextWithOIDC) => (ctx.oidc.params?.[CONSENT_IF_NEEDED] === '1' ? false : original(ctx));
+  return policy;
+}

@@ -1,0 +1,416 @@
+/**
+ * The authorization model for APIs, attacked over HTTP: a client gets an API's scopes with
+ * client_credentials only where an operator granted them; self-service (developer page) and
+ * dynamically registered apps start with none; the admin API and the revocation feed take only
+ * client_credentials tokens of granted clients, re-checking the grant at every call; introspection
+ * tells a client only about its own tokens and tokens meant for an API it serves as.
+ */
+import assert from 'node:assert/strict';
+import { decodeJwt } from 'jose';
+import * as oidc from 'openid-client';
+import { createResourceServer, TokenRejected } from '../../src/resource-server/index.js';
+import { Agent, type Page } from '../helpers/agent.js';
+import { frontChannel } from '../helpers/front-channel.js';
+import { latchkey } from '../helpers/process.js';
+import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
+import { startServer, testDir, testEnv, type TestServer } from '../helpers/server.js';
+import { API, basic, OPAQUE_API, tokenEndpoint, type ClientCredentials } from '../helpers/tokens.js';
+
+const PASSWORD = 'api grants passphrase for people';
+const REDIRECT = 'https://ops-console.example.test/callback';
+const secret = (name: string) => `${name}-secret-with-plenty-of-entropy-0123456789abcdef`;
+const SERVICE: ClientCredentials = { id: 'billing', secret: secret('billing') };
+const OTHER: ClientCredentials = { id: 'reports', secret: secret('reports') };
+const RS: ClientCredentials = { id: 'api-server', secret: secret('api-server') };
+const OPS: ClientCredentials = { id: 'ops', secret: secret('ops') };
+/** An operator's client that people sign in through, with the admin scopes in its metadata. */
+const CONSOLE: ClientCredentials = { id: 'console', secret: secret('console') };
+const machine = ({ id, secret: clientSecret }: ClientCredentials) => ({
+  client_id: id,
+  client_secret: clientSecret,
+  grant_types: ['client_credentials'],
+  response_types: [],
+  redirect_uris: [],
+});
+
+interface TokenAnswer {
+  readonly status: number;
+  readonly body: { access_token?: string; scope?: string; error?: string; error_description?: string; token_type?: string };
+}
+
+describe('e2e: APIs and operator grants (client_credentials, privileged APIs, introspection)', function () {
+  this.timeout(90_000);
+  let redis: RedisServer;
+  let server: TestServer;
+  let env: Record<string, string>;
+  const dir = testDir();
+  let admin: string;
+  let feed: string;
+
+  before(async () => {
+    redis = await startRedisServer();
+    const port = await freePort();
+    const settings = {
+      redisUrl: redis.url,
+      dir,
+      port,
+      env: {
+        REGISTRATION_OPEN: 'true',
+        RESOURCE_SERVERS: JSON.stringify([
+          // The operator (mistakenly) names a public client as an introspector too: it proves nothing.
+          { identifier: API, scopes: ['read', 'write', 'delete'], format: 'jwt', grants: [{ client_id: RS.id, introspect: true }, { client_id: 'spa', introspect: true }] },
+          { identifier: OPAQUE_API, scopes: ['read'], format: 'opaque' },
+        ]),
+        CLIENTS: JSON.stringify([
+          machine(SERVICE),
+          machine(OTHER),
+          machine(RS),
+          machine(OPS),
+          { client_id: 'spa', token_endpoint_auth_method: 'none', redirect_uris: ['http://localhost:5173/cb'], grant_types: ['authorization_code'] },
+          {
+            client_id: CONSOLE.id,
+            client_secret: CONSOLE.secret,
+            redirect_uris: [REDIRECT],
+            grant_types: ['authorization_code', 'refresh_token', 'client_credentials'],
+            scope: 'openid offline_access admin admin:read revocations read',
+          },
+        ]),
+      },
+    };
+    env = testEnv(dir, port, settings);
+    server = await startServer(settings);
+    admin = `${server.issuer}/admin`;
+    feed = `${server.issuer}/revocations`;
+    await server.accounts.create('olga', PASSWORD);
+    await server.apis.grant(OPS.id, admin, { scopes: ['admin'] });
+    await server.apis.grant(SERVICE.id, API, { scopes: ['read', 'write'] });
+    await server.apis.grant(OTHER.id, API, { scopes: ['read'] });
+    await server.apis.grant(OTHER.id, OPAQUE_API, { scopes: ['read'] });
+  });
+  after(async () => {
+    await server?.stop();
+    await redis?.stop();
+  });
+
+  async function token(client: ClientCredentials, params: Record<string, string>): Promise<TokenAnswer> {
+    const response = await fetch(`${server.url}/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json', authorization: basic(client) },
+      body: new URLSearchParams({ grant_type: 'client_credentials', ...params }),
+    });
+    return { status: response.status, body: (await response.json()) as TokenAnswer['body'] };
+  }
+  function assertRefused(answer: TokenAnswer, error: 'invalid_scope' | 'invalid_target', what: string) {
+    assert.equal(answer.status, 400, `${what}: ${JSON.stringify(answer.body)}`);
+    assert.equal(answer.body.error, error, what);
+    assert.equal(answer.body.access_token, undefined, what);
+  }
+  const adminCall = (path: string, bearer: string, init: RequestInit = {}) =>
+    fetch(`${server.url}/admin${path}`, { ...init, headers: { 'content-type': 'application/json', authorization: `Bearer ${bearer}`, ...init.headers } });
+  const feedCall = (bearer: string) => fetch(`${server.url}/revocations`, { headers: { authorization: `Bearer ${bearer}` } });
+  const introspect = async (caller: ClientCredentials, value: string) => (await tokenEndpoint(server.url, '/token/introspection', caller, value)).body as Record<string, unknown>;
+
+  describe('self-service apps start with no API scopes', () => {
+    it('a dynamically registered app asking for an API and its scopes gets invalid_scope, even with the scopes in its metadata', async () => {
+      const registered = await fetch(`${server.url}/reg`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ grant_types: ['client_credentials'], response_types: [], redirect_uris: [], scope: 'read write' }),
+      });
+      assert.equal(registered.status, 201, await registered.clone().text());
+      const { client_id: id, client_secret: clientSecret } = (await registered.json()) as { client_id: string; client_secret: string };
+      const app = { id, secret: clientSecret };
+      assertRefused(await token(app, { resource: API, scope: 'read' }), 'invalid_scope', 'DCR app, one scope');
+      assertRefused(await token(app, { resource: API, scope: 'read write' }), 'invalid_scope', 'DCR app, two scopes');
+      assertRefused(await token(app, { resource: API }), 'invalid_scope', 'DCR app, the API without scopes');
+      assertRefused(await token(app, { resource: OPAQUE_API, scope: 'read' }), 'invalid_scope', 'DCR app, opaque API');
+      assertRefused(await token(app, { scope: 'read' }), 'invalid_scope', 'DCR app, an API scope without resource');
+      assertRefused(await token(app, { resource: admin, scope: 'admin' }), 'invalid_scope', 'DCR app, admin API');
+      assertRefused(await token(app, { resource: feed, scope: 'revocations' }), 'invalid_scope', 'DCR app, the feed');
+      assertRefused(await token(app, { resource: 'https://unknown.example.test', scope: 'read' }), 'invalid_target', 'DCR app, unknown API');
+      for (const scope of ['admin', 'admin:read', 'revocations']) {
+        const privileged = await fetch(`${server.url}/reg`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ grant_types: ['client_credentials'], response_types: [], redirect_uris: [], scope }),
+        });
+        assert.equal(privileged.status, 400, scope);
+        assert.match(((await privileged.json()) as { error_description: string }).error_description, /granted only by an operator/);
+      }
+    });
+
+    it('an app registered on the developer page gets invalid_scope for the API, the admin API and the feed', async () => {
+      const agent = new Agent();
+      let page: Page = await agent.follow(`${server.issuer}/developer/sign-in`);
+      page = await agent.submit(page, '/login', { username: 'olga', password: PASSWORD });
+      if (/Allow access/.test(page.html)) page = await agent.submit(page, '/confirm', {});
+      assert.match(page.html, /Your apps/);
+      page = await agent.submit(page, '/developer/apps', { name: 'Olga Reports', type: 'web', redirect_uris: 'https://olga.example.test/callback' });
+      const id = /id="client-id">([^<]+)</.exec(page.html)?.[1];
+      const clientSecret = /id="client-secret">([^<]+)</.exec(page.html)?.[1];
+      assert.ok(id && clientSecret, 'the page shows the new client');
+      const app = { id, secret: clientSecret };
+      assert.equal((await token(app, {})).status, 200, 'the app authenticates and may use client_credentials');
+      assertRefused(await token(app, { resource: API, scope: 'read' }), 'invalid_scope', 'developer app, read');
+      assertRefused(await token(app, { resource: API, scope: 'write' }), 'invalid_scope', 'developer app, write');
+      assertRefused(await token(app, { resource: admin, scope: 'admin' }), 'invalid_scope', 'developer app, admin API');
+      assertRefused(await token(app, { resource: feed, scope: 'revocations' }), 'invalid_scope', 'developer app, the feed');
+    });
+  });
+
+  describe('a granted client gets exactly its grant', () => {
+    it('its granted scopes, each and together; anything beyond is refused, never narrowed', async () => {
+      const both = await token(SERVICE, { resource: API, scope: 'read write' });
+      assert.equal(both.status, 200);
+      assert.equal(both.body.scope, 'read write');
+      const claims = decodeJwt(both.body.access_token!);
+      assert.equal(claims.aud, API);
+      assert.equal(claims.scope, 'read write');
+      assert.equal((await token(SERVICE, { resource: API, scope: 'read' })).body.scope, 'read');
+      assertRefused(await token(SERVICE, { resource: API, scope: 'read delete' }), 'invalid_scope', 'a scope of the API not granted');
+      assertRefused(await token(SERVICE, { resource: API, scope: 'admin' }), 'invalid_scope', 'a scope the API does not have');
+      assertRefused(await token(SERVICE, { resource: OPAQUE_API, scope: 'read' }), 'invalid_scope', 'another API');
+      assertRefused(await token(SERVICE, { resource: admin, scope: 'admin' }), 'invalid_scope', 'the admin API');
+      assertRefused(await token(SERVICE, { scope: 'read' }), 'invalid_scope', 'an API scope without resource (no default API)');
+      const none = await token(SERVICE, { resource: API });
+      assert.equal(none.status, 200);
+      assert.equal(decodeJwt(none.body.access_token!).scope, undefined, 'no scope asked, none given');
+    });
+
+    it('revoking a grant: the next token request is refused; granting again restores it', async () => {
+      await server.apis.grant(OTHER.id, API, { scopes: ['write'] });
+      assert.equal((await token(OTHER, { resource: API, scope: 'write' })).status, 200);
+      await server.apis.revoke(OTHER.id, API, ['write']);
+      assertRefused(await token(OTHER, { resource: API, scope: 'write' }), 'invalid_scope', 'a revoked scope');
+      assert.equal((await token(OTHER, { resource: API, scope: 'read' })).status, 200, 'the rest of the grant holds');
+      await server.apis.revoke(OTHER.id, API);
+      assertRefused(await token(OTHER, { resource: API, scope: 'read' }), 'invalid_scope', 'a revoked grant');
+      await server.apis.grant(OTHER.id, API, { scopes: ['read'] });
+      assert.equal((await token(OTHER, { resource: API, scope: 'read' })).status, 200);
+    });
+  });
+
+  describe('the admin API and the revocation feed are privileged', () => {
+    it('a granted client reaches the admin API; revoking the grant ends access with the token it holds', async () => {
+      const held = (await token(OPS, { resource: admin, scope: 'admin' })).body.access_token!;
+      assert.equal((await adminCall('/clients', held)).status, 200);
+      await server.apis.revoke(OPS.id, admin);
+      assert.equal((await adminCall('/clients', held)).status, 403, 'the grant is checked at every call');
+      assertRefused(await token(OPS, { resource: admin, scope: 'admin' }), 'invalid_scope', 'no new admin token');
+      await server.apis.grant(OPS.id, admin, { scopes: ['admin:read'] });
+      assert.equal((await adminCall('/clients', held)).status, 200, 'admin:read granted: the token reads');
+      assert.equal((await adminCall('/users', held, { method: 'POST', body: '{"username":"x","password":"xxxxxxxxxx"}' })).status, 403, 'but no longer writes');
+      await server.apis.grant(OPS.id, admin, { scopes: ['admin'] });
+    });
+
+    it('the feed: only clients granted it; revoking the grant refuses the feed token it holds', async () => {
+      assertRefused(await token(RS, { resource: feed, scope: 'revocations' }), 'invalid_scope', 'not granted the feed');
+      await server.apis.grant(RS.id, feed, { scopes: ['revocations'] });
+      const held = (await token(RS, { resource: feed, scope: 'revocations' })).body.access_token!;
+      assert.equal((await feedCall(held)).status, 200);
+      await server.apis.revoke(RS.id, feed);
+      assert.equal((await feedCall(held)).status, 403);
+      await server.apis.grant(RS.id, feed, { scopes: ['revocations'] });
+      assert.equal((await feedCall(held)).status, 200);
+    });
+
+    it("a person's tokens through an operator's client with the admin scopes registered never reach the admin API or the feed", async () => {
+      // Even with an operator's client_credentials grant for the client itself.
+      await server.apis.grant(CONSOLE.id, admin, { scopes: ['admin'] });
+      await server.apis.grant(CONSOLE.id, feed, { scopes: ['revocations'] });
+      const own = (await token(CONSOLE, { resource: admin, scope: 'admin' })).body.access_token!;
+      assert.equal((await adminCall('/clients', own)).status, 200, "the client's own token works (the baseline)");
+
+      const config = await oidc.discovery(new URL(server.issuer), CONSOLE.id, CONSOLE.secret, oidc.ClientSecretBasic(CONSOLE.secret), { execute: [oidc.allowInsecureRequests] });
+      for (const resource of [admin, feed]) {
+        const agent = new Agent();
+        const url = oidc.buildAuthorizationUrl(config, {
+          redirect_uri: REDIRECT,
+          scope: 'openid admin revocations',
+          resource,
+          code_challenge: await oidc.calculatePKCECodeChallenge(oidc.randomPKCECodeVerifier()),
+          code_challenge_method: 'S256',
+        });
+        const answer = await agent.follow(url.href, {}, REDIRECT);
+        const returned = new URL(answer.url);
+        assert.ok(answer.url.startsWith(REDIRECT), `the authorization request for ${resource} is refused before sign-in`);
+        assert.equal(returned.searchParams.get('error'), 'invalid_target', resource);
+        assert.equal(returned.searchParams.get('code'), null);
+      }
+
+      // A person's tokens without a resource (admin scope in the grant) and for an ordinary API.
+      const flow = await frontChannel(config, { redirectUri: REDIRECT, username: 'olga', password: PASSWORD, params: { scope: 'openid offline_access admin admin:read revocations', prompt: 'consent' } });
+      const tokens = await oidc.authorizationCodeGrant(config, flow.callback, { pkceCodeVerifier: flow.verifier });
+      const forApi = await frontChannel(config, { redirectUri: REDIRECT, username: 'olga', password: PASSWORD, params: { scope: 'openid read', resource: API, prompt: 'consent' } });
+      const apiTokens = await oidc.authorizationCodeGrant(config, forApi.callback, { pkceCodeVerifier: forApi.verifier }, { resource: API });
+      const refreshed = await oidc.refreshTokenGrant(config, tokens.refresh_token!);
+      for (const [what, bearer] of Object.entries({ 'access token': tokens.access_token, 'API access token': apiTokens.access_token, 'refreshed access token': refreshed.access_token, 'ID token': tokens.id_token!, 'refresh token': tokens.refresh_token! })) {
+        const adminStatus = (await adminCall('/users', bearer, { method: 'POST', body: '{"username":"mallory","password":"mallory password"}' })).status;
+        assert.ok([401, 403].includes(adminStatus), `${what} at the admin API: ${adminStatus}`);
+        assert.ok([401, 403].includes((await adminCall('/clients', bearer)).status), `${what} reads nothing`);
+        const feedStatus = (await feedCall(bearer)).status;
+        assert.ok([401, 403].includes(feedStatus), `${what} at the feed: ${feedStatus}`);
+      }
+      assert.equal(await server.accounts.findByUsername('mallory'), undefined);
+      // A refresh asking for the privileged APIs is refused without spending the token.
+      for (const resource of [admin, feed]) {
+        await assert.rejects(oidc.refreshTokenGrant(config, refreshed.refresh_token!, { resource }), (error: Error) => error instanceof oidc.ResponseBodyError && error.error === 'invalid_target');
+      }
+    });
+  });
+
+  describe('introspection (RFC 7662 §4)', () => {
+    it("client A learns nothing about client B's tokens, opaque or JWT; the API's introspector and the owner do", async () => {
+      const jwt = (await token(OTHER, { resource: API, scope: 'read' })).body.access_token!;
+      const opaque = (await token(OTHER, { resource: OPAQUE_API, scope: 'read' })).body.access_token!;
+      assert.throws(() => decodeJwt(opaque));
+      for (const [what, value] of Object.entries({ jwt, opaque })) {
+        assert.deepEqual(await introspect(SERVICE, value), { active: false }, `another client, ${what}`);
+        assert.deepEqual(await introspect(OPS, value), { active: false }, `an admin client, ${what}`);
+        assert.equal((await introspect(OTHER, value)).active, true, `the owner, ${what}`);
+      }
+      const seen = await introspect(RS, jwt);
+      assert.equal(seen.active, true, 'the client an operator made the API introspector');
+      assert.equal(seen.client_id, OTHER.id);
+      assert.deepEqual(await introspect(RS, opaque), { active: false }, "the introspector of one API learns nothing of another API's tokens");
+      const asPublic = await fetch(`${server.url}/token/introspection`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
+        body: new URLSearchParams({ token: jwt, client_id: 'spa' }),
+      });
+      assert.deepEqual(await asPublic.json(), { active: false }, 'a public client named as introspector: its client_id is not authentication');
+    });
+
+    it("revoking a client's grant makes its tokens under that grant inactive at introspection at once (opaque and JWT)", async () => {
+      await server.apis.grant(OTHER.id, API, { scopes: ['write'] });
+      const jwt = (await token(OTHER, { resource: API, scope: 'read write' })).body.access_token!;
+      const readOnly = (await token(OTHER, { resource: API, scope: 'read' })).body.access_token!;
+      const opaque = (await token(OTHER, { resource: OPAQUE_API, scope: 'read' })).body.access_token!;
+      assert.equal((await introspect(RS, jwt)).active, true);
+      await server.apis.revoke(OTHER.id, API, ['write']);
+      assert.deepEqual(await introspect(RS, jwt), { active: false }, 'a token carrying a revoked scope');
+      assert.deepEqual(await introspect(OTHER, jwt), { active: false }, '... for its own client too');
+      assert.equal((await introspect(RS, readOnly)).active, true, 'a token within what is still granted');
+      assert.equal((await introspect(OTHER, opaque)).active, true);
+      await server.apis.revoke(OTHER.id, OPAQUE_API);
+      assert.deepEqual(await introspect(OTHER, opaque), { active: false }, 'an opaque token whose grant is revoked');
+      await server.apis.grant(OTHER.id, OPAQUE_API, { scopes: ['read'] });
+    });
+
+    it("a person's tokens: the API's introspector sees the access token for its API; other clients and tokens without that audience stay inactive", async () => {
+      const config = await oidc.discovery(new URL(server.issuer), CONSOLE.id, CONSOLE.secret, oidc.ClientSecretBasic(CONSOLE.secret), { execute: [oidc.allowInsecureRequests] });
+      const flow = await frontChannel(config, { redirectUri: REDIRECT, username: 'olga', password: PASSWORD, params: { scope: 'openid offline_access read', resource: API, prompt: 'consent' } });
+      const tokens = await oidc.authorizationCodeGrant(config, flow.callback, { pkceCodeVerifier: flow.verifier }, { resource: API });
+      const seen = await introspect(RS, tokens.access_token);
+      assert.equal(seen.active, true);
+      assert.equal(seen.sub, server.accounts && (await server.accounts.findByUsername('olga'))!.sub);
+      assert.deepEqual(await introspect(SERVICE, tokens.access_token), { active: false });
+      assert.deepEqual(await introspect(RS, tokens.refresh_token!), { active: false }, 'a refresh token has no audience: only its client learns of it');
+      assert.equal((await introspect(CONSOLE, tokens.refresh_token!)).active, true);
+    });
+  });
+
+  describe('runtime APIs: the CLI and the admin API, seen by the server at once', () => {
+    const ledger = 'https://ledger-two.example.test';
+
+    it('latchkey apis add / grant --default / revoke / remove, and a default API for client_credentials without resource', async () => {
+      const run = async (...args: string[]) => {
+        const result = await latchkey(env, ['apis', ...args]);
+        assert.equal(result.status, 0, result.stderr);
+        return result.stdout;
+      };
+      const added = JSON.parse(await run('add', ledger, '--scope', 'entries:read', '--scope', 'entries:write', '--access-token-ttl', '300')) as { identifier: string; scopes: string[] };
+      assert.deepEqual(added.scopes, ['entries:read', 'entries:write']);
+      assertRefused(await token(SERVICE, { resource: ledger, scope: 'entries:read' }), 'invalid_scope', 'added, not granted');
+      await run('grant', '--client', SERVICE.id, '--api', ledger, '--scope', 'entries:read', '--default');
+
+      const explicit = await token(SERVICE, { resource: ledger, scope: 'entries:read' });
+      assert.equal(explicit.status, 200);
+      const defaulted = await token(SERVICE, { scope: 'entries:read' });
+      assert.equal(defaulted.status, 200, JSON.stringify(defaulted.body));
+      const claims = decodeJwt(defaulted.body.access_token!);
+      assert.equal(claims.aud, ledger, 'without resource: a JWT for the default API');
+      assert.equal(claims.scope, 'entries:read');
+      assert.equal(claims.exp! - claims.iat!, 300);
+      assertRefused(await token(SERVICE, { scope: 'entries:write' }), 'invalid_scope', 'the default API, a scope not granted');
+
+      const listed = JSON.parse(await run('list')) as { identifier: string; source: string }[];
+      assert.deepEqual(Object.fromEntries(listed.map((api) => [api.identifier, api.source])), { [admin]: 'builtin', [feed]: 'builtin', [API]: 'config', [OPAQUE_API]: 'config', [ledger]: 'store' });
+
+      await run('revoke', '--client', SERVICE.id, '--api', ledger);
+      assertRefused(await token(SERVICE, { resource: ledger, scope: 'entries:read' }), 'invalid_scope', 'revoked from the CLI');
+      const fallback = await token(SERVICE, {});
+      assert.equal(fallback.status, 200);
+      assert.equal(fallback.body.access_token!.split('.').length, 1, 'no default any more: an opaque token with no audience');
+
+      await server.apis.grant(SERVICE.id, ledger, { scopes: ['entries:read'] });
+      await run('remove', ledger);
+      assertRefused(await token(SERVICE, { resource: ledger, scope: 'entries:read' }), 'invalid_target', 'removed API');
+      await server.apis.add({ identifier: ledger, scopes: ['entries:read'] });
+      assertRefused(await token(SERVICE, { resource: ledger, scope: 'entries:read' }), 'invalid_scope', 're-added: the old grants are gone');
+      await server.apis.remove(ledger);
+    });
+
+    it('the CLI refuses a grant to an unknown client, an API lifetime beyond the bound, and removing a configured API, in one line', async () => {
+      const runs = [
+        ['grant', '--client', 'nobody', '--api', API, '--scope', 'read'],
+        ['add', 'https://long.example.test', '--access-token-ttl', '86400'],
+        ['remove', API],
+      ];
+      for (const args of runs) {
+        const result = await latchkey(env, ['apis', ...args]);
+        assert.equal(result.status, 1, args.join(' '));
+        assert.equal(result.stderr.trim().split('\n').length, 1, `${args.join(' ')}: ${result.stderr}`);
+      }
+    });
+
+    it('the admin API: add an API, grant and revoke through it; bad input is a 4xx', async () => {
+      const ops = (await token(OPS, { resource: admin, scope: 'admin' })).body.access_token!;
+      const encoded = encodeURIComponent(ledger);
+      const created = await adminCall('/apis', ops, { method: 'POST', body: JSON.stringify({ identifier: ledger, scopes: ['entries:read'], format: 'opaque' }) });
+      assert.equal(created.status, 201, await created.clone().text());
+      assert.equal((await adminCall('/apis', ops, { method: 'POST', body: JSON.stringify({ identifier: ledger }) })).status, 409);
+      assert.equal((await adminCall('/apis', ops, { method: 'POST', body: JSON.stringify({ identifier: 'https://x.example.test', accessTokenTTL: 999999 }) })).status, 400);
+      assert.equal((await adminCall('/apis', ops, { method: 'POST', body: '[]' })).status, 400);
+
+      const put = await adminCall(`/clients/${SERVICE.id}/grants/${encoded}`, ops, { method: 'PUT', body: JSON.stringify({ scopes: ['entries:read'] }) });
+      assert.equal(put.status, 200, await put.clone().text());
+      assert.deepEqual(((await (await adminCall(`/clients/${SERVICE.id}/grants`, ops)).json()) as Record<string, unknown>)[ledger], { scopes: ['entries:read'] });
+      const issued = await token(SERVICE, { resource: ledger, scope: 'entries:read' });
+      assert.equal(issued.status, 200);
+      assert.equal((await introspect(SERVICE, issued.body.access_token!)).aud, ledger);
+
+      assert.equal((await adminCall(`/clients/${SERVICE.id}/grants/${encoded}`, ops, { method: 'PUT', body: JSON.stringify({ scopes: ['entries:write'] }) })).status, 400, 'a scope the API lacks');
+      assert.equal((await adminCall(`/clients/nobody/grants/${encoded}`, ops, { method: 'PUT', body: JSON.stringify({ scopes: [] }) })).status, 404);
+      assert.equal((await adminCall(`/clients/spa/grants/${encoded}`, ops, { method: 'PUT', body: JSON.stringify({ scopes: ['entries:read'] }) })).status, 400, 'a public client holds no grant');
+      assert.equal((await adminCall(`/clients/${SERVICE.id}/grants/${encodeURIComponent('https://nowhere.example.test')}`, ops, { method: 'PUT', body: JSON.stringify({ scopes: [] }) })).status, 404);
+      assert.equal((await adminCall(`/clients/${SERVICE.id}/grants/${encoded}`, ops, { method: 'PUT', body: JSON.stringify({ scopes: 'entries:read' }) })).status, 400);
+
+      assert.equal((await adminCall(`/clients/${SERVICE.id}/grants/${encoded}`, ops, { method: 'DELETE' })).status, 204);
+      assertRefused(await token(SERVICE, { resource: ledger, scope: 'entries:read' }), 'invalid_scope', 'revoked through the admin API');
+      assert.equal((await adminCall(`/apis/${encoded}`, ops, { method: 'DELETE' })).status, 204);
+      assert.equal((await adminCall(`/apis/${encodeURIComponent(API)}`, ops, { method: 'DELETE' })).status, 409, 'a configured API stays');
+
+      const reader = (await token(OPS, { resource: admin, scope: 'admin' })).body.access_token!;
+      await server.apis.revoke(OPS.id, admin);
+      assert.equal((await adminCall('/apis', reader, { method: 'POST', body: JSON.stringify({ identifier: 'https://sneaky.example.test' }) })).status, 403);
+      await server.apis.grant(OPS.id, admin, { scopes: ['admin'] });
+    });
+  });
+
+  describe('latchkey/resource-server with a granted client', () => {
+    it('reads the feed with the operator-granted client and accepts a granted token; without the feed grant it does not start', async () => {
+      await server.apis.grant(RS.id, feed, { scopes: ['revocations'] });
+      const helper = await createResourceServer({ issuer: server.issuer, audience: API, clientId: RS.id, clientSecret: RS.secret });
+      try {
+        const granted = (await token(SERVICE, { resource: API, scope: 'write' })).body.access_token!;
+        assert.equal((await helper.verify(`Bearer ${granted}`, { scopes: ['write'] })).client_id, SERVICE.id);
+        const readOnly = (await token(OTHER, { resource: API, scope: 'read' })).body.access_token!;
+        await assert.rejects(helper.verify(readOnly, { scopes: ['write'] }), (error: Error) => error instanceof TokenRejected && error.code === 'insufficient_scope');
+      } finally {
+        helper.close();
+      }
+      await assert.rejects(createResourceServer({ issuer: server.issuer, audience: API, clientId: OTHER.id, clientSecret: OTHER.secret }), /invalid_scope|feed/);
+    });
+  });
+});

@@ -1,0 +1,90 @@
+/**
+ * The APIs and grants store (src/apis/) on every store: two instances (as two servers, or the CLI
+ * and a server) see each other's changes at once; concurrent grants lose nothing; removing an API
+ * takes its grants with it; configured APIs and grants are merged in and cannot be changed here.
+ */
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { ApiError, Apis } from '../../src/apis/apis.js';
+import { backends, type OpenBackend } from '../helpers/backends.js';
+
+const CONFIGURED = 'https://configured.example.test';
+const BUILTIN = 'https://id.example.test/admin';
+
+for (const backend of backends) {
+  describe(`APIs and grants: ${backend.name}`, function () {
+    this.timeout(30_000);
+    let open: OpenBackend;
+    let one: Apis;
+    let two: Apis;
+
+    before(async () => {
+      open = await backend.open();
+      const options = {
+        builtin: [{ identifier: BUILTIN, scopes: ['admin'], format: 'opaque' as const, privileged: true }],
+        configured: [{ identifier: CONFIGURED, scopes: ['read', 'write'], format: 'jwt' as const, grants: [{ client_id: 'svc', scopes: ['read'] }] }],
+        maxAccessTokenTTL: 900,
+      };
+      one = new Apis(open.kv, options);
+      two = new Apis(open.kv, options);
+    });
+    after(async () => open?.stop());
+
+    it('an API added by one instance is seen by the other; a grant too, and its revocation', async () => {
+      const api = `https://api-${randomUUID()}.example.test`;
+      await one.add({ identifier: api, scopes: ['a', 'b'] });
+      assert.deepEqual((await two.find(api))?.scopes, ['a', 'b']);
+      await two.grant('svc', api, { scopes: ['a'] });
+      assert.deepEqual((await one.grantAt('svc', api))?.scopes, ['a']);
+      await one.revoke('svc', api);
+      assert.equal(await two.grantAt('svc', api), undefined);
+    });
+
+    it('concurrent grants to one client from two instances are all kept', async () => {
+      const client = `c-${randomUUID()}`;
+      const apis = await Promise.all([0, 1, 2, 3, 4, 5].map(async (n) => {
+        const identifier = `https://api-${n}-${randomUUID()}.example.test`;
+        await one.add({ identifier, scopes: ['x'] });
+        return identifier;
+      }));
+      await Promise.all(apis.map((identifier, n) => (n % 2 ? one : two).grant(client, identifier, { scopes: ['x'] })));
+      assert.deepEqual(Object.keys(await one.grantsOf(client)).sort(), [...apis].sort());
+    });
+
+    it('removing an API removes every grant at it, so re-adding it starts with none; a default moves, one per client', async () => {
+      const api = `https://gone-${randomUUID()}.example.test`;
+      await one.add({ identifier: api, scopes: ['x'] });
+      await one.grant('a', api, { scopes: ['x'], default: true });
+      assert.equal(await two.defaultApiOf('a'), api);
+      await one.grant('a', CONFIGURED, { scopes: ['write'], default: true });
+      assert.equal(await two.defaultApiOf('a'), CONFIGURED, 'the newer default replaces the older');
+      await two.remove(api);
+      await one.add({ identifier: api, scopes: ['x'] });
+      assert.equal(await one.grantAt('a', api), undefined);
+      await one.remove(api);
+    });
+
+    it('configured and built-in APIs: listed with their source, granted like others, never removed or redefined here', async () => {
+      const sources = Object.fromEntries((await one.list()).map((api) => [api.identifier, api.source]));
+      assert.equal(sources[CONFIGURED], 'config');
+      assert.equal(sources[BUILTIN], 'builtin');
+      assert.deepEqual((await one.grantAt('svc', CONFIGURED))?.scopes, ['read'], 'a grant from the configuration');
+      await assert.rejects(one.revoke('svc', CONFIGURED), (error: Error) => error instanceof ApiError && error.status === 404, 'a configured grant is not revoked here');
+      await one.grant('svc', CONFIGURED, { scopes: ['write'] });
+      assert.deepEqual([...(await two.grantAt('svc', CONFIGURED))!.scopes].sort(), ['read', 'write'], 'merged with the stored one');
+      for (const change of [() => one.remove(CONFIGURED), () => one.remove(BUILTIN), () => one.add({ identifier: CONFIGURED }), () => one.add({ identifier: BUILTIN })]) {
+        await assert.rejects(change(), (error: Error) => error instanceof ApiError && error.status === 409);
+      }
+    });
+
+    it('refuses a scope the API lacks, an unknown API, a lifetime beyond the bound, and a malformed identifier', async () => {
+      await assert.rejects(one.grant('svc', CONFIGURED, { scopes: ['delete'] }), (error: Error) => error instanceof ApiError && error.status === 400);
+      await assert.rejects(one.grant('svc', 'https://nowhere.example.test', { scopes: [] }), (error: Error) => error instanceof ApiError && error.status === 404);
+      await assert.rejects(one.add({ identifier: 'https://long.example.test', accessTokenTTL: 901 }), (error: Error) => error instanceof ApiError && error.status === 400);
+      for (const identifier of ['not a uri', 'https://x.example.test/#frag']) {
+        await assert.rejects(one.add({ identifier }), (error: Error) => error instanceof ApiError && error.status === 400, identifier);
+      }
+      await assert.rejects(one.add({ identifier: 'https://bad-scope.example.test', scopes: ['a b'] }), ApiError);
+    });
+  });
+}
