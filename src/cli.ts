@@ -1,9 +1,14 @@
 #!/usr/bin/env node
 /**
  * The `latchkey` command. Every subcommand reads the same configuration (config/ + env), so it
- * talks to the same store as the server: Redis when REDIS_URL is set, else the embedded store file.
+ * talks to the same store as the server: Redis when REDIS_URL is set, else the embedded store — a
+ * running server's, through its control socket, so the command acts on its live state (see
+ * src/store/control.ts). Each command says on stderr which store it acted on.
  */
-import { Command, Option } from 'commander';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { z } from 'zod';
 import { AccountError, Accounts } from './accounts/accounts.js';
 import { Apis } from './apis/apis.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
@@ -18,24 +23,34 @@ import { builtinResourceServers, CLOCK_TOLERANCE, longestAccessTokenLifetime } f
 import type { Clients, ClientMetadata } from './registration/clients.js';
 import type { GrantRevocation } from './revocation/grants.js';
 import { RevocationList } from './revocation/list.js';
-import { openStore, type Kv } from './store/index.js';
+import type { Kv } from './store/index.js';
+import { openTarget, StoreAccessError } from './store/control.js';
 import { isStoreOutage } from './store/outage.js';
+import { ROOT } from './paths.js';
 
 /** Failures a user can fix (by class name: ClientError's module is loaded lazily): one line, exit 1. */
-const USER_ERRORS = new Set([ConfigError.name, AccountError.name, 'ClientError', 'ApiError', 'UsageError', RotationError.name, SealError.name]);
+const USER_ERRORS = new Set([
+  ConfigError.name, AccountError.name, 'ClientError', 'ApiError', RotationError.name, SealError.name, StoreAccessError.name, 'StartupError',
+]);
 
 class UsageError extends Error {
   override name = 'UsageError';
 }
 
+/** The command being run, e.g. `users add`, for "see latchkey users add --help". */
+let commandPath = '';
+const seeHelp = () => `see latchkey ${commandPath ? `${commandPath} ` : ''}--help`;
+
+/** What went wrong, in one line (a stack trace only for what is a bug). */
+function oneLine(error: unknown): string {
+  if (error instanceof UsageError) return `${error.message}; ${seeHelp()}`;
+  if (error instanceof Error && USER_ERRORS.has(error.name)) return error.message;
+  if (isStoreOutage(error)) return `the store is unreachable (${(error as Error).message})`;
+  return error instanceof Error ? (error.stack ?? error.message) : String(error);
+}
+
 function fail(error: unknown): never {
-  if (error instanceof Error && USER_ERRORS.has(error.name)) {
-    console.error(`latchkey: ${(error as Error).message}`);
-  } else if (isStoreOutage(error)) {
-    console.error(`latchkey: the store is unreachable (${(error as Error).message})`);
-  } else {
-    console.error(`latchkey: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
-  }
+  console.error(`latchkey: ${oneLine(error)}`);
   process.exit(1);
 }
 
@@ -47,10 +62,17 @@ function config(): Config {
   }
 }
 
-/** Runs a command against the store, closing it afterwards. */
-async function withStore<T>(run: (kv: Kv, settings: Config) => Promise<T>): Promise<void> {
-  const settings = config();
-  const kv = openStore(settings);
+/**
+ * Runs a command against the store a running server serves (or the configured one when none
+ * runs), says which on stderr, and closes it afterwards. The settings carry that server's issuer.
+ * `needsServer`: what the command makes lives in a server's memory on the embedded store.
+ */
+async function withStore<T>(run: (kv: Kv, settings: Config) => Promise<T>, needsServer = false): Promise<void> {
+  const configured = config();
+  const target = await openTarget(configured, { needsServer, command: commandPath }).catch(fail);
+  console.error(`latchkey: acting on ${target.description}`);
+  const { kv } = target;
+  const settings: Config = { ...configured, issuer: target.issuer };
   try {
     await run(kv, settings);
   } catch (error) {
@@ -98,19 +120,57 @@ async function endSessions(kv: Kv, settings: Config, sub: string): Promise<void>
   await new AccountSessions(kv, () => provider, factory.accounts).endAll(sub);
 }
 
+/** The password: typed at a terminal (not echoed), or piped in. */
 async function readStdin(): Promise<string> {
-  if (process.stdin.isTTY) throw new AccountError('--password-stdin reads the password from standard input; pipe it in');
+  if (process.stdin.isTTY) return promptHidden('Password: ');
   const chunks: Buffer[] = [];
   for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
   return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
 }
 
+/** Reads one line from the terminal without echoing it (raw mode); Ctrl-C or Ctrl-D give up. */
+function promptHidden(prompt: string): Promise<string> {
+  const input = process.stdin;
+  input.setRawMode(true); // before the prompt: what is typed after it is never echoed
+  process.stderr.write(prompt);
+  input.resume();
+  input.setEncoding('utf8');
+  let typed = '';
+  return new Promise((done, fail) => {
+    const finish = (outcome: () => void) => {
+      input.setRawMode(false);
+      input.pause();
+      input.off('data', onData);
+      process.stderr.write('\n');
+      outcome();
+    };
+    const onData = (chunk: string) => {
+      for (const char of chunk) {
+        if (char === '\r' || char === '\n') return finish(() => done(typed));
+        if (char === '\u0003' || char === '\u0004') return finish(() => fail(new AccountError('no password given')));
+        if (char === '\u007f' || char === '\b') typed = [...typed].slice(0, -1).join('');
+        else if (char >= ' ') typed += char;
+      }
+    };
+    input.on('data', onData);
+  });
+}
+
+/** Parses an option's number of seconds (commander reports a refusal as a usage error). */
+function positiveSeconds(value: string): number {
+  const seconds = Number(value);
+  if (!Number.isSafeInteger(seconds) || seconds <= 0) throw new InvalidArgumentError('expected a positive number of seconds.');
+  return seconds;
+}
+
 const print = (value: unknown) => console.log(JSON.stringify(value, null, 2));
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
+const { version } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
+
 const program = new Command('latchkey')
   .description('Latchkey: a self-hosted OAuth 2.0 / OpenID Connect provider')
-  .showHelpAfterError();
+  .version(version, '-V, --version', 'print the version');
 
 program
   .command('serve')
@@ -119,11 +179,13 @@ program
   .action(async (options) => {
     const settings = config();
     const workers = options.workers === undefined ? settings.workers : Number(options.workers);
-    if (!Number.isSafeInteger(workers) || workers < 0) fail(new UsageError('--workers takes a number of processes (0: one per core)'));
+    if (!Number.isSafeInteger(workers) || workers < 0) {
+      fail(new UsageError(`--workers: expected a number of processes (0: one per core), got "${options.workers}"`));
+    }
     const logger = createLogger(settings.log.level);
     const { serve } = await import('./main.js');
     const { runServer } = await import('./ops/workers.js');
-    await runServer({ ...settings, workers }, logger, () => serve(settings, logger)).catch(fail);
+    await runServer({ ...settings, workers }, logger, () => serve(settings, logger), oneLine).catch(fail);
   });
 
 const clients = program.command('clients').description('manage OAuth clients kept in the store');
@@ -296,15 +358,14 @@ registration
   .description('initial access tokens')
   .command('create')
   .description('create an initial access token that lets a developer register one client; prints it once')
-  .option('--expires-in <seconds>', 'lifetime in seconds (default: registration.initialAccessTokenTTL)')
-  .action(async (options) =>
+  .option('--expires-in <seconds>', 'lifetime in seconds (default: registration.initialAccessTokenTTL)', positiveSeconds)
+  .action(async (options: { expiresIn?: number }) =>
     withStore(async (kv, settings) => {
-      const expiresIn = options.expiresIn === undefined ? settings.registration.initialAccessTokenTTL : Number(options.expiresIn);
-      if (!Number.isSafeInteger(expiresIn) || expiresIn <= 0) throw new UsageError('--expires-in takes a positive number of seconds');
+      const expiresIn = options.expiresIn ?? settings.registration.initialAccessTokenTTL;
       const provider = await validatingProvider(kv, settings);
       const token = await new provider.InitialAccessToken({ expiresIn }).save();
       print({ initial_access_token: token, expires_in: expiresIn, registration_endpoint: `${settings.issuer}/reg` });
-    }),
+    }, true),
   );
 
 /** `keys revoke`: kid entries on the revocation list first (if the ring cannot be written, running again finishes the job), then the ring. */
@@ -380,7 +441,11 @@ grants
       if (Boolean(options.user) === Boolean(options.client)) throw new UsageError('give exactly one of --user or --client');
       const revocation = await grantRevocation(kv, settings);
       if (options.client) {
-        print({ client_id: options.client, revoked: await revocation.revokeClient(options.client) });
+        const revoked = await revocation.revokeClient(options.client);
+        // As for --user: an unknown client is an error (a typo must not look like "nothing to revoke").
+        const known = settings.clients.some((c) => c.client_id === options.client) || (await (await clientsOn(kv, settings)).get(options.client));
+        if (!revoked && !known) throw new ClientMissing(`no client "${options.client}" (and no grants held by it)`);
+        print({ client_id: options.client, revoked });
         return;
       }
       const accounts = new Accounts(kv, settings.accounts.argon2);
@@ -404,6 +469,12 @@ users
   .option('--locale <locale>', 'BCP 47 locale, e.g. en-GB')
   .action(async (username: string, options) =>
     withStore(async (kv, settings) => {
+      if (options.email !== undefined && !z.email().safeParse(options.email).success) {
+        throw new UsageError(`--email: expected an email address, got "${options.email}"`);
+      }
+      if (options.locale !== undefined && !isLocale(options.locale)) {
+        throw new UsageError(`--locale: expected a BCP 47 language tag such as en-GB, got "${options.locale}"`);
+      }
       const password = await readStdin();
       const accounts = new Accounts(kv, settings.accounts.argon2);
       const account = await accounts.create(username, password, {
@@ -433,8 +504,10 @@ users
   .requiredOption('--password-stdin', 'read the password from standard input')
   .action(async (username: string) =>
     withStore(async (kv, settings) => {
+      const accounts = new Accounts(kv, settings.accounts.argon2);
+      if (!(await accounts.findByUsername(username))) throw new AccountError(`no user "${username}"`);
       const password = await readStdin();
-      await new Accounts(kv, settings.accounts.argon2).setPassword(username, password);
+      await accounts.setPassword(username, password);
       console.log(`password changed for ${username}`);
     }),
   );
@@ -469,5 +542,40 @@ users
       console.log(`removed ${username}`);
     }),
   );
+
+/** A BCP 47 tag that Intl accepts (it refuses what is not well-formed, e.g. xx_yy). */
+function isLocale(tag: string): boolean {
+  try {
+    return Intl.getCanonicalLocales(tag).length === 1;
+  } catch {
+    return false;
+  }
+}
+
+class ClientMissing extends Error {
+  override name = 'ClientError';
+}
+
+/** `users add`, for "see latchkey users add --help". */
+function names(command: Command): string {
+  const path: string[] = [];
+  for (let at: Command | null = command; at?.parent; at = at.parent) path.unshift(at.name());
+  return path.join(' ');
+}
+
+// Usage errors are one line that ends with where to read more, instead of the whole help.
+function oneLineErrors(command: Command): void {
+  command.configureOutput({
+    outputError: (message, write) => {
+      const path = names(command);
+      write(`latchkey: ${message.trim().replace(/^error: /, '').replace(/\.$/, '')}; see latchkey ${path ? `${path} ` : ''}--help\n`);
+    },
+  });
+  for (const sub of command.commands) oneLineErrors(sub);
+}
+oneLineErrors(program);
+program.hook('preAction', (_, action) => {
+  commandPath = names(action);
+});
 
 program.parseAsync().catch(fail);

@@ -50,7 +50,7 @@ const schema = z.strictObject({
   proxy: z.boolean(),
   proxyHops: z.number().int().min(1).max(16),
   redis: z.strictObject({
-    url: z.union([z.literal(''), z.url({ protocol: /^rediss?$/ })]),
+    url: z.union([z.literal(''), z.url({ protocol: /^rediss?$/, error: 'expected a redis:// or rediss:// URL (or nothing: the embedded store)' })]),
     mode: z.enum(['standalone', 'sentinel', 'cluster']),
     sentinels: z.array(hostPort),
     sentinelName: z.string().min(1),
@@ -165,9 +165,15 @@ function merge(base: Tree, over: Tree): Tree {
   return out;
 }
 
+/** Lists of objects: their env vars take JSON only. */
+const JSON_LISTS = new Set(['clients', 'resourceServers']);
+
 /** Env vars are strings; convert by the type of the setting's default. */
-function fromEnv(raw: string, fallback: unknown, label: string): unknown {
-  if (typeof fallback === 'number') return raw.trim() === '' ? raw : Number(raw);
+function fromEnv(raw: string, fallback: unknown, label: string, jsonOnly: boolean): unknown {
+  if (typeof fallback === 'number') {
+    if (raw.trim() === '' || Number.isNaN(Number(raw))) throw new ConfigError(`${label}: expected a number, got ${JSON.stringify(raw)}`);
+    return Number(raw);
+  }
   if (typeof fallback === 'boolean') {
     if (/^(true|1|yes|on)$/i.test(raw)) return true;
     if (/^(false|0|no|off)$/i.test(raw)) return false;
@@ -181,6 +187,7 @@ function fromEnv(raw: string, fallback: unknown, label: string): unknown {
         throw new ConfigError(`${label}: not valid JSON (${(error as Error).message})`);
       }
     }
+    if (jsonOnly) throw new ConfigError(`${label}: expected a JSON array of objects (see config/default.yaml), got text that does not start with [`);
     return raw.split(',').map((item) => item.trim()).filter(Boolean);
   }
   return raw;
@@ -196,9 +203,23 @@ function setPath(tree: Tree, path: readonly string[], value: unknown): void {
 }
 
 function label(path: readonly (string | number | symbol)[]): string {
-  const keys = path.filter((key): key is string => typeof key === 'string');
+  // The env var is the setting's (RESOURCE_SERVERS for resourceServers.0.identifier).
+  const index = path.findIndex((key) => typeof key !== 'string');
+  const keys = (index < 0 ? path : path.slice(0, index)) as string[];
   const name = path.map(String).join('.');
   return keys.length ? `${name} (${envName(keys)})` : name || '(root)';
+}
+
+/** ", got <value>" for an error message, except for values that may hold secrets. */
+function given(path: readonly PropertyKey[], tree: Tree): string {
+  const name = path.map(String).join('.');
+  if (/^(clients|cookie|keys\.secrets)/.test(name)) return '';
+  let value: unknown = tree;
+  for (const key of path) value = isTree(value) || Array.isArray(value) ? (value as Record<PropertyKey, unknown>)[key] : undefined;
+  if (value === undefined) return '';
+  if (name === 'redis.url' && typeof value === 'string') value = value.replace(/\/\/[^/@]*@/, '//***@');
+  const text = JSON.stringify(value);
+  return `, got ${text.length > 80 ? `${text.slice(0, 77)}...` : text}`;
 }
 
 function deepFreeze<T>(value: T): T {
@@ -258,15 +279,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, dir = join(ROOT
   tree = structuredClone(tree);
   for (const { path, value } of settings(defaults)) {
     const raw = env[envName(path)];
-    if (raw !== undefined) setPath(tree, path, fromEnv(raw, value, label(path)));
+    if (raw !== undefined) setPath(tree, path, fromEnv(raw, value, label(path), JSON_LISTS.has(path.join('.'))));
   }
 
   const result = schema.safeParse(tree);
   if (!result.success) {
     const issue = result.error.issues[0]!;
     const path = issue.code === 'unrecognized_keys' ? [...issue.path, issue.keys[0]!] : issue.path;
-    const what = issue.code === 'unrecognized_keys' ? 'unknown setting' : issue.message;
-    throw new ConfigError(`${label(path)}: ${what}`);
+    const what = issue.code === 'unrecognized_keys' ? 'unknown setting' : issue.message.replace(/^(Invalid input|Too big|Too small|Invalid option): /, '');
+    throw new ConfigError(`${label(path)}: ${what}${given(path, tree)}`);
   }
   const config = { ...result.data, issuer: result.data.issuer || `http://localhost:${result.data.port}` };
   if (config.ttl.grant < config.ttl.refreshToken) {

@@ -22,12 +22,14 @@ import { checkConfiguredClients } from './registration/policy.js';
 import { createApp } from './app.js';
 import { publicDefaultSecrets, type Config } from './config.js';
 import { renderProviderError } from './interactions/errors.js';
+import { homePage } from './interactions/home.js';
 import { interactionRoutes } from './interactions/routes.js';
 import { openKeyring } from './keyring/index.js';
 import { jwksEndpoint } from './keyring/jwks-endpoint.js';
 import type { Keyring } from './keyring/keyring.js';
 import type { KeyringService } from './keyring/service.js';
 import { createLogger, type Logger } from './ops/logger.js';
+import { listen } from './ops/listen.js';
 import { observeSigningKeys, serveMetrics } from './ops/metrics.js';
 import { RateLimits } from './ops/rate-limits.js';
 import { ProviderHost } from './provider/host.js';
@@ -37,7 +39,9 @@ import { revocationFeed } from './revocation/feed.js';
 import { FEED_PATH } from './revocation/feed-server.js';
 import { GrantRevocation } from './revocation/grants.js';
 import { RevocationList } from './revocation/list.js';
-import { openStore, type Kv } from './store/index.js';
+import { announceServer, StoreAccessError, storeLocation } from './store/control.js';
+import { connectionError, openStore, type Kv } from './store/index.js';
+import { isStoreOutage } from './store/outage.js';
 
 export interface Running {
   /** Where it listens, e.g. http://127.0.0.1:3000 (not the issuer, which may be a proxy's URL). */
@@ -90,6 +94,13 @@ export function providerFactory(config: Config, kv: Kv) {
   return { accounts, apis, consents, revocations, limits, build };
 }
 
+/** The setting that says where Redis is, for an error that names it. */
+function storeSetting(config: Config): string {
+  if (config.redis.mode === 'sentinel') return 'REDIS_SENTINELS';
+  if (config.redis.mode === 'cluster') return 'REDIS_CLUSTER_NODES';
+  return 'REDIS_URL';
+}
+
 export async function serve(config: Config, logger: Logger = createLogger(config.log.level)): Promise<Running> {
   const kv = openStore(config, logger);
   if (kv.kind === 'embedded') {
@@ -107,6 +118,10 @@ export async function serve(config: Config, logger: Logger = createLogger(config
   }
   const keys = await openKeyring(config, kv, logger).catch(async (error: unknown) => {
     await kv.close();
+    const cause = connectionError(kv);
+    if (cause && isStoreOutage(error)) {
+      throw new StoreAccessError(`${storeSetting(config)}: cannot reach ${storeLocation(config)} (${cause.message}); expected a running Redis that accepts these credentials`);
+    }
     throw error;
   });
   const { accounts, apis, consents, revocations, limits, build } = providerFactory(config, kv);
@@ -138,6 +153,7 @@ export async function serve(config: Config, logger: Logger = createLogger(config
     routes: [
       // Per-address limits on every endpoint the provider serves (the JWKS too, answered just below) and the feed.
       limits.middleware(providers.current, { revocation_feed: FEED_PATH }),
+      homePage({ issuer: config.issuer, jwksPath: providers.current.pathFor('jwks') }),
       jwksEndpoint(providers.current.pathFor('jwks'), () => keys.jwks),
       revocationFeed({ issuer: config.issuer, keys: () => verificationKeys, list: revocations, apis, clockTolerance: CLOCK_TOLERANCE }),
       adminApi({ issuer: config.issuer, provider, clients, accounts, apis, grants, sessions, secretRotationGrace: config.registration.secretRotationGrace }),
@@ -164,10 +180,18 @@ export async function serve(config: Config, logger: Logger = createLogger(config
   // Slow clients cannot hold a connection open forever.
   server.requestTimeout = 30_000;
   server.headersTimeout = 10_000;
-  await new Promise<void>((done, fail) => {
-    server.once('error', fail);
-    server.listen(config.port, config.host, done);
-  });
+  let unannounce: () => Promise<void>;
+  try {
+    await listen(server, { port: config.port, host: config.host, names: { port: 'PORT', host: 'HOST' } });
+    // The CLI finds this server (and, on the embedded store, its live state) through these.
+    const pid = cluster.isWorker ? process.ppid : process.pid;
+    unannounce = await announceServer(config, kv, pid, (message) => logger.warn(message));
+  } catch (error) {
+    server.close();
+    await keys.close();
+    await kv.close();
+    throw error;
+  }
   const { port } = server.address() as AddressInfo;
   const host = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
   logger.info({ port, issuer: config.issuer, store: kv.kind }, 'latchkey is listening');
@@ -191,6 +215,7 @@ export async function serve(config: Config, logger: Logger = createLogger(config
     grants,
     metricsUrl: metricsListener?.url,
     async close() {
+      await unannounce();
       await keys.close();
       // Stop accepting; requests in flight get shutdownTimeout seconds, then their connections go.
       const deadline = setTimeout(() => server.closeAllConnections(), config.shutdownTimeout * 1000);

@@ -10,6 +10,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import client from 'prom-client';
 import type { Logger } from './logger.js';
+import { listen } from './listen.js';
 
 const { Counter, Gauge, Histogram, register } = client;
 
@@ -87,10 +88,7 @@ export async function serveMetrics(host: string, port: number, logger: Logger, a
       },
     );
   });
-  await new Promise<void>((done, fail) => {
-    server.once('error', fail);
-    server.listen(port, host, done);
-  });
+  await listen(server, { port, host, names: { port: 'METRICS_PORT', host: 'METRICS_HOST' } });
   const address = server.address() as AddressInfo;
   logger.info({ port: address.port, host }, 'metrics listener');
   return {

@@ -13,14 +13,28 @@ export function usesRedis(config: Config): boolean {
   return Boolean(config.redis.url) || config.redis.mode !== 'standalone';
 }
 
+/** The connection error of a Redis store that has not answered yet, for a start-up failure's reason. */
+const connectionErrors = new WeakMap<Kv, Error>();
+export function connectionError(kv: Kv): Error | undefined {
+  return connectionErrors.get(kv);
+}
+
 export function openStore(config: Config, logger?: Logger): Kv {
   if (usesRedis(config)) {
-    return instrumented(
-      new RedisKv(connect(config.redis), {
-        lost: (error) => logger?.error({ err: { message: error.message } }, 'redis unreachable: answering 503 until it returns'),
+    const client = connect(config.redis);
+    // Until Redis has answered once there is nothing being served: the server is still starting.
+    let reached = false;
+    client.once('ready', () => (reached = true));
+    const kv: Kv = instrumented(
+      new RedisKv(client, {
+        lost: (error) => {
+          if (!reached) connectionErrors.set(kv, error);
+          logger?.error({ err: { message: error.message } }, reached ? 'redis unreachable: answering 503 until it returns' : 'redis unreachable at start');
+        },
         restored: () => logger?.info('redis reachable again'),
       }),
     );
+    return kv;
   }
   return instrumented(new EmbeddedKv(resolve(config.embedded.file)));
 }

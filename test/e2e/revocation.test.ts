@@ -4,17 +4,15 @@
  * revocation feed. The person's side is driven by openid-client and a cookie-keeping agent.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { decodeJwt } from 'jose';
 import * as oidc from 'openid-client';
-import { ROOT } from '../../src/paths.js';
 import { GRANT_CLAIM, grantHandle } from '../../src/revocation/list.js';
 import { createResourceServer, TokenRejected, type ResourceServer } from '../../src/resource-server/index.js';
 import { frontChannel } from '../helpers/front-channel.js';
 import { eventually } from '../helpers/eventually.js';
+import { latchkey } from '../helpers/process.js';
 import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
 import { startServer, testDir, testEnv, type TestServer } from '../helpers/server.js';
 import { API, clientCredentialsToken, introspect, machineClient, RESOURCE_SERVERS, grantFeed, tokenEndpoint } from '../helpers/tokens.js';
@@ -29,22 +27,6 @@ export const CLIENTS = JSON.stringify([
   machineClient(MACHINE),
   machineClient(RS),
 ]);
-
-/** Runs a command of the latchkey CLI against the same store as `env`. */
-function latchkey(env: Record<string, string>, args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((done, fail) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src', 'cli.ts'), ...args], {
-      env: { PATH: process.env.PATH, NODE_NO_WARNINGS: '1', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk) => (stdout += chunk));
-    child.stderr.on('data', (chunk) => (stderr += chunk));
-    child.on('error', fail);
-    child.on('close', (status) => done({ status, stdout, stderr }));
-  });
-}
 
 describe('e2e: revocation reaches JWT access tokens (introspection and latchkey/resource-server)', function () {
   this.timeout(60_000);

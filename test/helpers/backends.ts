@@ -5,12 +5,13 @@
  */
 import { rmSync } from 'node:fs';
 import { Cluster, Redis } from 'ioredis';
-import type { Config } from '../../src/config.js';
+import { loadConfig, type Config } from '../../src/config.js';
+import { announceServer, controlPaths, RemoteKv } from '../../src/store/control.js';
 import { EmbeddedKv } from '../../src/store/embedded.js';
 import type { Kv } from '../../src/store/kv.js';
 import { connect, RedisKv } from '../../src/store/redis.js';
 import { startRedisCluster, startRedisServer } from './redis.js';
-import { testDir } from './server.js';
+import { testDir, testEnv } from './server.js';
 
 export const PREFIX = 'lk:';
 
@@ -69,6 +70,34 @@ export const backends: Backend[] = [
     },
   },
 ];
+
+/**
+ * The embedded store as the CLI sees it next to a running server: a RemoteKv on the control
+ * socket, every operation one JSON line each way (so the Kv tests check the protocol keeps
+ * undefined, numbers, arrays and errors as they are).
+ */
+export const remoteEmbedded: Backend = {
+  name: 'embedded store through the control socket',
+  redis: false,
+  async open() {
+    const dir = testDir();
+    const config = loadConfig(testEnv(dir, 0));
+    const served = new EmbeddedKv(config.embedded.file);
+    const unannounce = await announceServer(config, served, process.pid, (message) => {
+      throw new Error(message);
+    });
+    const kv = await RemoteKv.connect(controlPaths(config).socket);
+    return {
+      kv,
+      stop: async () => {
+        await kv.close();
+        await unannounce();
+        await served.close();
+        rmSync(dir, { recursive: true, force: true });
+      },
+    };
+  },
+};
 
 /** Every key in a Redis store, from every master when it is a cluster. */
 export async function allKeys(raw: Redis | Cluster, pattern = `${PREFIX}*`): Promise<string[]> {

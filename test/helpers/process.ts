@@ -1,8 +1,9 @@
 /**
- * The latchkey CLI as a separate process (`node --import tsx src/cli.ts …`): one-shot commands,
- * and `serve` as a second server process next to an in-process one.
+ * The latchkey CLI as a separate process (the built `dist/cli.js`, as `npx latchkey` runs it):
+ * one-shot commands, and `serve` as a second server process next to an in-process one.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT } from '../../src/paths.js';
 import { eventually } from './eventually.js';
@@ -13,8 +14,20 @@ export interface Run {
   readonly stderr: string;
 }
 
+export const CLI = join(ROOT, 'dist', 'cli.js');
+
+/** The built CLI must be there (`npm test` builds it first; after editing src/, run npm run build). */
+function assertBuilt(): void {
+  if (!existsSync(CLI)) throw new Error('dist/cli.js is missing: run npm run build');
+}
+let checked = false;
+
 function start(env: Record<string, string>, args: string[]): ChildProcess {
-  return spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src', 'cli.ts'), ...args], {
+  if (!checked) {
+    assertBuilt();
+    checked = true;
+  }
+  return spawn(process.execPath, [CLI, ...args], {
     env: { PATH: process.env.PATH, NODE_NO_WARNINGS: '1', ...env },
     stdio: ['pipe', 'pipe', 'pipe'],
   });

@@ -188,15 +188,27 @@ async function main() {
     return value;
   };
   const port = Number(env('PORT', '8080'));
+  const issuer = env('ISSUER', 'http://localhost:3000');
   const rp = await startRelyingParty({
-    issuer: env('ISSUER', 'http://localhost:3000'),
+    issuer,
     clientId: env('CLIENT_ID', 'demo'),
     clientSecret: env('CLIENT_SECRET'),
     publicUrl: () => env('PUBLIC_URL', `http://localhost:${port}`),
     title: env('TITLE', 'Sample app'),
     port,
+  }).catch((error: unknown) => {
+    throw unreachable(error) ? new Error(`cannot reach Latchkey at ${issuer} (${unreachable(error)}): start it (npm start), or set ISSUER to where it runs`) : error;
   });
   console.log(`sample app on ${rp.url} (redirect URI ${rp.url}/callback)`);
+}
+
+/** Why a fetch failed to connect (e.g. ECONNREFUSED), from the error or its causes. */
+function unreachable(error: unknown): string | undefined {
+  for (let at = error; at instanceof Error; at = at.cause) {
+    const code = (at as NodeJS.ErrnoException).code;
+    if (code && /^(ECONNREFUSED|ENOTFOUND|EAI_AGAIN|ECONNRESET|ETIMEDOUT|EHOSTUNREACH)$/.test(code)) return code;
+  }
+  return undefined;
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {

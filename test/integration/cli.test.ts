@@ -1,13 +1,27 @@
 /**
- * The latchkey CLI, run as a separate process against the same store as a running server.
+ * The latchkey CLI, run as a separate process against the same store as a running server: every
+ * command has its effect on the running server (on the embedded store through its control
+ * socket), and says on stderr which store it acted on.
  */
 import assert from 'node:assert/strict';
-import { existsSync, rmSync, statSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import * as oidc from 'openid-client';
+import { ROOT } from '../../src/paths.js';
 import { eventually } from '../helpers/eventually.js';
-import { latchkey } from '../helpers/process.js';
+import { frontChannel } from '../helpers/front-channel.js';
+import { CLI, latchkey } from '../helpers/process.js';
 import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
 import { startServer, testDir, testEnv, type TestServer } from '../helpers/server.js';
+import { introspect } from '../helpers/tokens.js';
+
+const REDIRECT = 'http://localhost:8080/callback';
+const PASSWORD = 'a long enough password';
+
+/** The env without the settings that say where the server is (as a second terminal would have it). */
+const without = (env: Record<string, string>, ...names: string[]) =>
+  Object.fromEntries(Object.entries(env).filter(([name]) => !names.includes(name)));
 
 async function clientCredentials(server: TestServer, id: string, secret: string) {
   const response = await fetch(`${server.url}/token`, {
@@ -42,9 +56,15 @@ for (const mode of ['redis', 'embedded'] as const) {
       rmSync(dir, { recursive: true, force: true });
     });
 
+    const actingOn = () =>
+      mode === 'redis'
+        ? `latchkey: acting on Redis ${redis!.url.replace(/\/$/, '')} (issuer ${server.issuer})`
+        : `latchkey: acting on the embedded store of the server at ${server.issuer} (${env.EMBEDDED_FILE})`;
+
     it('clients add prints the client with a generated 256-bit secret, and the running server accepts it', async () => {
       const run = await latchkey(env, ['clients', 'add', '--client-id', 'batch', '--grant-type', 'client_credentials']);
       assert.equal(run.status, 0, run.stderr);
+      assert.equal(run.stderr.trim(), actingOn(), 'one line on stderr says which store and issuer it acted on');
       const client = JSON.parse(run.stdout) as { client_id: string; client_secret: string };
       assert.equal(client.client_id, 'batch');
       assert.ok(Buffer.from(client.client_secret, 'base64url').length >= 32, 'at least 256 bits');
@@ -88,7 +108,7 @@ for (const mode of ['redis', 'embedded'] as const) {
     });
 
     it('users add (password from stdin), list, duplicate refused, disable/enable, passwd, remove', async () => {
-      const add = await latchkey(env, ['users', 'add', 'Bob', '--password-stdin', '--email', 'bob@example.test', '--name', 'Bob'], 'a long enough password\n');
+      const add = await latchkey(env, ['users', 'add', 'Bob', '--password-stdin', '--email', 'bob@example.test', '--name', 'Bob', '--locale', 'en-GB'], 'a long enough password\n');
       assert.equal(add.status, 0, add.stderr);
       const bob = JSON.parse(add.stdout) as { sub: string; username: string };
       assert.equal(bob.username, 'Bob');
@@ -125,8 +145,9 @@ for (const mode of ['redis', 'embedded'] as const) {
       const before = JSON.parse((await latchkey(env, ['keys', 'list'])).stdout) as { kid: string; state: string }[];
       const early = await latchkey(env, ['keys', 'rotate']);
       assert.equal(early.status, 1);
-      assert.match(early.stderr, /^latchkey: the next key .* may sign from .*keys\.publishLead.*--now/);
-      assert.equal(early.stderr.trim().split('\n').length, 1);
+      assert.deepEqual(early.stderr.trim().split('\n')[0], actingOn());
+      assert.match(early.stderr.trim().split('\n')[1]!, /^latchkey: the next key .* may sign from .*keys\.publishLead.*--now/);
+      assert.equal(early.stderr.trim().split('\n').length, 2, 'which store, then one line');
 
       const rotated = await latchkey(env, ['keys', 'rotate', '--now']);
       assert.equal(rotated.status, 0, rotated.stderr);
@@ -146,13 +167,174 @@ for (const mode of ['redis', 'embedded'] as const) {
     it('grants revoke needs exactly one of --user and --client, and a known user', async () => {
       const neither = await latchkey(env, ['grants', 'revoke']);
       assert.equal(neither.status, 1);
-      assert.match(neither.stderr, /^latchkey: give exactly one of --user or --client$/m);
+      assert.match(neither.stderr, /^latchkey: give exactly one of --user or --client; see latchkey grants revoke --help$/m);
       const unknown = await latchkey(env, ['grants', 'revoke', '--user', 'nobody']);
       assert.equal(unknown.status, 1);
       assert.match(unknown.stderr, /no user "nobody"/);
       const client = await latchkey(env, ['grants', 'revoke', '--client', 'spa']);
       assert.equal(client.status, 0, client.stderr);
       assert.deepEqual(JSON.parse(client.stdout), { client_id: 'spa', revoked: 0 });
+      const unknownClient = await latchkey(env, ['grants', 'revoke', '--client', 'nosuch']);
+      assert.equal(unknownClient.status, 1, 'like --user nosuch');
+      assert.match(unknownClient.stderr, /^latchkey: no client "nosuch"/m);
     });
+
+    it('registration token create, run without PORT or ISSUER, prints the server\'s registration endpoint, and /reg takes the token', async () => {
+      const run = await latchkey(without(env, 'PORT', 'ISSUER'), ['registration', 'token', 'create', '--expires-in', '600']);
+      assert.equal(run.status, 0, run.stderr);
+      assert.equal(run.stderr.trim(), actingOn());
+      const { initial_access_token: token, registration_endpoint: endpoint } = JSON.parse(run.stdout) as Record<string, string>;
+      assert.equal(endpoint, `${server.issuer}/reg`, 'the running server\'s port, not 3000');
+      const response = await fetch(`${server.url}/reg`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ redirect_uris: ['https://app.example.test/cb'] }),
+      });
+      assert.equal(response.status, 201, await response.text());
+    });
+
+    it('grants revoke --user and users disable end the person\'s tokens on the running server', async () => {
+      const web = await latchkey(env, ['clients', 'add', '--client-id', 'live', '--redirect-uri', REDIRECT]);
+      assert.equal(web.status, 0, web.stderr);
+      const secret = (JSON.parse(web.stdout) as { client_secret: string }).client_secret;
+      assert.equal((await latchkey(env, ['users', 'add', 'carol', '--password-stdin'], PASSWORD)).status, 0);
+      const config = await oidc.discovery(new URL(server.issuer), 'live', secret, oidc.ClientSecretBasic(secret), { execute: [oidc.allowInsecureRequests] });
+      const signIn = async () => {
+        const flow = await frontChannel(config, { redirectUri: REDIRECT, username: 'carol', password: PASSWORD, params: { scope: 'openid' } });
+        return (await oidc.authorizationCodeGrant(config, flow.callback, { pkceCodeVerifier: flow.verifier })).access_token;
+      };
+      const active = async (token: string) => (await introspect(server.url, { id: 'live', secret }, token)).active;
+
+      const first = await signIn();
+      assert.equal(await active(first), true);
+      const revoke = await latchkey(env, ['grants', 'revoke', '--user', 'carol']);
+      assert.equal(revoke.status, 0, revoke.stderr);
+      assert.equal((JSON.parse(revoke.stdout) as { revoked: number }).revoked, 1);
+      assert.equal(await active(first), false, 'revoked on the running server');
+
+      const second = await signIn();
+      assert.equal(await active(second), true);
+      assert.equal((await latchkey(env, ['users', 'disable', 'carol'])).status, 0);
+      assert.equal(await active(second), false, 'disabled on the running server');
+    });
+
+    if (mode === 'redis') {
+      it('without REDIS_URL the CLI refuses (one line) instead of acting on the embedded file', async () => {
+        const run = await latchkey(without(env, 'REDIS_URL'), ['users', 'list']);
+        assert.equal(run.status, 1);
+        assert.equal(run.stderr.trim().split('\n').length, 1);
+        assert.match(run.stderr, new RegExp(`^latchkey: the server at ${server.issuer} \\(pid \\d+\\) runs on Redis redis://127\\.0\\.0\\.1:\\d+, not on the embedded store: set REDIS_URL`));
+        assert.equal(run.stdout, '');
+      });
+    } else {
+      it('a second server on the same embedded store is refused; a busy PORT or metrics port and an unknown HOST are one line', async () => {
+        const cases: [Record<string, string>, RegExp][] = [
+          [{ PORT: String(await freePort()) }, /^latchkey: EMBEDDED_FILE: .*store\.json is already served by another latchkey process/],
+          [{}, new RegExp(`^latchkey: PORT: port ${server.port} on 127\\.0\\.0\\.1 is in use by another process; expected a free port`)],
+          // (another embedded file, so that only the port is in the way)
+          [{ PORT: '0', METRICS_PORT: String(server.port), EMBEDDED_FILE: join(dir, 'other.json') }, new RegExp(`^latchkey: METRICS_PORT: port ${server.port} on 127\\.0\\.0\\.1 is in use`)],
+          [{ PORT: '0', HOST: 'no-such-host.invalid', EMBEDDED_FILE: join(dir, 'other.json') }, /^latchkey: HOST: "no-such-host\.invalid" is not a known host name; expected an address of this machine/],
+        ];
+        for (const [extra, pattern] of cases) {
+          const run = await latchkey({ ...env, LOG_LEVEL: 'silent', ...extra }, ['serve']);
+          assert.equal(run.status, 1, JSON.stringify(extra));
+          assert.match(run.stderr, pattern);
+          assert.equal(run.stderr.trim().split('\n').length, 1, run.stderr);
+        }
+        assert.ok(existsSync(`${env.EMBEDDED_FILE}.sock`), 'the running server keeps its control socket');
+        assert.equal(statSync(`${env.EMBEDDED_FILE}.sock`).mode & 0o777, 0o600);
+      });
+
+      it('with no server running, a command says so, and one whose effect lives in a server\'s memory refuses', async () => {
+        const idle = testDir();
+        try {
+          const idleEnv = testEnv(idle, await freePort());
+          const token = await latchkey(idleEnv, ['registration', 'token', 'create']);
+          assert.equal(token.status, 1);
+          assert.equal(token.stderr.trim(), 'latchkey: registration token create needs a running server: on the embedded store what it makes lives in the server\'s memory; start it (npm start) or set REDIS_URL');
+          const list = await latchkey(idleEnv, ['users', 'list']);
+          assert.equal(list.status, 0, list.stderr);
+          assert.equal(list.stderr.trim(), `latchkey: acting on the embedded store file ${idleEnv.EMBEDDED_FILE} (no server is running on it)`);
+        } finally {
+          rmSync(idle, { recursive: true, force: true });
+        }
+      });
+
+      it('--password-stdin at a terminal prompts without echo (a pseudo-terminal through script(1))', async () => {
+        const typed = 'typed at a terminal';
+        const output = await new Promise<string>((done, fail) => {
+          const command = `${process.execPath} ${CLI} users add dora --password-stdin`;
+          const child = spawn('script', ['-qec', command, '/dev/null'], { env: { PATH: process.env.PATH, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
+          let out = '';
+          child.stdout.on('data', (chunk) => {
+            out += chunk;
+            if (out.includes('Password: ') && !child.stdin.writableEnded) child.stdin.end(`${typed}\r`);
+          });
+          child.on('error', fail);
+          child.on('close', () => done(out));
+        });
+        assert.match(output, /Password: /);
+        assert.ok(!output.includes(typed), `the password was echoed: ${output}`);
+        assert.match(output, /"username": "dora"/);
+        await eventually(async () => assert.ok(await server.accounts.verify('dora', typed)));
+      });
+    }
   });
 }
+
+describe('latchkey CLI: usage', function () {
+  this.timeout(30_000);
+  const dir = testDir();
+  let env: Record<string, string>;
+  before(async () => {
+    env = testEnv(dir, await freePort());
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('usage errors are one line ending with "see latchkey <command> --help", not the whole help', async () => {
+    const cases: [string[], RegExp][] = [
+      [['users', 'add', '--password-stdin'], /^latchkey: missing required argument 'username'; see latchkey users add --help$/],
+      [['clients', 'add', '--client-id', 'x', '--bogus'], /^latchkey: unknown option '--bogus'; see latchkey clients add --help$/],
+      [['frob'], /^latchkey: unknown command 'frob'; see latchkey --help$/],
+      [['grants', 'revoke'], /^latchkey: give exactly one of --user or --client; see latchkey grants revoke --help$/],
+      [['registration', 'token', 'create', '--expires-in', 'soon'], /^latchkey: option '--expires-in <seconds>' argument 'soon' is invalid\. expected a positive number of seconds; see latchkey registration token create --help$/],
+      [['users', 'add', 'eve', '--password-stdin', '--email', 'notanemail'], /^latchkey: --email: expected an email address, got "notanemail"; see latchkey users add --help$/],
+      [['users', 'add', 'eve', '--password-stdin', '--locale', 'xx_yy!!'], /^latchkey: --locale: expected a BCP 47 language tag such as en-GB, got "xx_yy!!"; see latchkey users add --help$/],
+    ];
+    for (const [args, pattern] of cases) {
+      const run = await latchkey(env, args, 'a long enough password');
+      assert.equal(run.status, 1, args.join(' '));
+      const lines = run.stderr.trim().split('\n').filter((line) => !line.startsWith('latchkey: acting on'));
+      assert.equal(lines.length, 1, run.stderr);
+      assert.match(lines[0]!, pattern);
+    }
+    const users = JSON.parse((await latchkey(env, ['users', 'list'])).stdout) as unknown[];
+    assert.deepEqual(users, [], 'nothing was created by a refused command');
+  });
+
+  it('latchkey --version prints the package version', async () => {
+    const run = await latchkey(env, ['--version']);
+    assert.equal(run.status, 0);
+    assert.equal(run.stdout.trim(), (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version);
+  });
+
+  it('users passwd for an unknown user says so before anything about the password', async () => {
+    const run = await latchkey(env, ['users', 'passwd', 'nosuch', '--password-stdin'], 'short');
+    assert.equal(run.status, 1);
+    assert.match(run.stderr, /^latchkey: no user "nosuch"$/m);
+  });
+
+  it('npm run sample-rp says clearly when Latchkey is unreachable', async () => {
+    const port = await freePort();
+    const run = await new Promise<{ status: number | null; stderr: string }>((done) => {
+      const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'test', 'helpers', 'relying-party.ts')], {
+        env: { PATH: process.env.PATH, NODE_NO_WARNINGS: '1', ISSUER: `http://localhost:${port}`, CLIENT_SECRET: 'x', PORT: '0' },
+      });
+      let stderr = '';
+      child.stderr.on('data', (chunk) => (stderr += chunk));
+      child.on('close', (status) => done({ status, stderr }));
+    });
+    assert.equal(run.status, 1);
+    assert.equal(run.stderr.trim(), `cannot reach Latchkey at http://localhost:${port} (ECONNREFUSED): start it (npm start), or set ISSUER to where it runs`);
+  });
+});

@@ -64,6 +64,13 @@ describe('Docker: the Dockerfile and compose file, statically', () => {
     for (const path of ['node_modules', 'keys/*', '.git', 'data', '.env']) assert.ok(ignored.includes(path), `.dockerignore: ${path}`);
   });
 
+  it('the README runs it one way: secrets made once into .env, never a new KEYS_SECRETS per run', () => {
+    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+    assert.doesNotMatch(readme, /KEYS_SECRETS=\$\(openssl[^\n]*\n?[^\n]*docker compose up/, 'a one-liner makes a new secret at each start');
+    const made = readme.match(/^printf .*KEYS_SECRETS=.*> \.env$/gm) ?? [];
+    assert.equal(made.length, 1, 'one .env recipe');
+  });
+
   it('compose runs Latchkey with Redis (AOF on, a named volume) and requires the secrets', () => {
     const compose = parseYaml(readFileSync(join(ROOT, 'docker-compose.yml'), 'utf8')) as {
       services: Record<string, { command?: string[]; volumes?: string[]; environment?: Record<string, string>; depends_on?: Record<string, unknown> }>;

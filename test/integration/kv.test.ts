@@ -6,9 +6,9 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import type { Kv } from '../../src/store/kv.js';
-import { backends, PREFIX, type OpenBackend } from '../helpers/backends.js';
+import { backends, PREFIX, remoteEmbedded, type OpenBackend } from '../helpers/backends.js';
 
-for (const backend of backends) {
+for (const backend of [...backends, remoteEmbedded]) {
   describe(`Kv operations: ${backend.name}`, function () {
     this.timeout(30_000);
     let open: OpenBackend;

@@ -1,0 +1,44 @@
+/**
+ * Listening on a port, with a failure said in one line that names the setting to change (a busy
+ * port, an address that is not this machine's), instead of a stack trace.
+ */
+import type { Server } from 'node:http';
+import { ConfigError } from '../config.js';
+
+export interface ListenSettings {
+  readonly port: number;
+  readonly host: string;
+  /** The settings' env var names, e.g. PORT and HOST, or METRICS_PORT and METRICS_HOST. */
+  readonly names: { readonly port: string; readonly host: string };
+}
+
+export async function listen(server: Server, { port, host, names }: ListenSettings): Promise<void> {
+  try {
+    await new Promise<void>((done, fail) => {
+      server.once('error', fail);
+      server.listen(port, host, () => {
+        server.off('error', fail);
+        done();
+      });
+    });
+  } catch (error) {
+    throw listenError(error as NodeJS.ErrnoException, { port, host, names });
+  }
+}
+
+function listenError(error: NodeJS.ErrnoException, { port, host, names }: ListenSettings): Error {
+  switch (error.code) {
+    case 'EADDRINUSE':
+      return new ConfigError(`${names.port}: port ${port} on ${host} is in use by another process; expected a free port (or stop the other process)`);
+    case 'EACCES':
+      return new ConfigError(`${names.port}: port ${port} needs privileges this process does not have; expected a port above 1023`);
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+    case 'EAI_NONAME':
+      return new ConfigError(`${names.host}: "${host}" is not a known host name; expected an address of this machine, e.g. 0.0.0.0 (every interface) or 127.0.0.1`);
+    case 'EADDRNOTAVAIL':
+      return new ConfigError(`${names.host}: "${host}" is not an address of this machine; expected e.g. 0.0.0.0 (every interface) or 127.0.0.1`);
+    default:
+      return error;
+  }
+}

@@ -1,0 +1,281 @@
+/**
+ * How the CLI finds the state of a running server, so that its commands act on what the server
+ * serves (not on a copy of it).
+ *
+ * A running server writes a run file next to the embedded store file (`<embedded.file>.server`):
+ * which store it runs on and its issuer. On the embedded store it also listens on a control
+ * socket (`<embedded.file>.sock`, mode 0600) that serves the store's Kv operations, one JSON line
+ * per call; the CLI then uses a RemoteKv on that socket instead of opening the file, so every
+ * command acts on the live state (tokens, grants, sessions live in the server's memory).
+ */
+import { chmodSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { connect, createServer, type Server, type Socket } from 'node:net';
+import { dirname, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import type { Config } from '../config.js';
+import { openStore, usesRedis } from './index.js';
+import type { Kv } from './kv.js';
+
+/** The Kv operations the socket serves (not close: the CLI's close ends its connection only). */
+const OPERATIONS = [
+  'get', 'set', 'del', 'getRecord', 'putRecord', 'consumeRecord', 'addToSet', 'removeFromSet', 'members',
+  'compareAndSet', 'deleteIfEquals', 'raiseMarkAndLog', 'readLog', 'ping',
+] as const;
+type Operation = (typeof OPERATIONS)[number];
+const isOperation = (name: unknown): name is Operation => OPERATIONS.includes(name as Operation);
+
+/** What a running server records about itself. */
+export interface RunInfo {
+  readonly pid: number;
+  readonly store: 'redis' | 'embedded';
+  readonly issuer: string;
+  /** Where the store is, for people: the Redis URL without its password, or the embedded file. */
+  readonly location: string;
+}
+
+export class StoreAccessError extends Error {
+  override name = 'StoreAccessError';
+}
+
+export function controlPaths(config: Config) {
+  const file = resolve(config.embedded.file);
+  return { run: `${file}.server`, socket: `${file}.sock` };
+}
+
+/** A Redis URL for people: no password, no user name. */
+export function redactUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = '***';
+    return parsed.href.replace(/\/$/, '');
+  } catch {
+    return '(a URL that does not parse)';
+  }
+}
+
+export function storeLocation(config: Config): string {
+  const { redis } = config;
+  if (redis.mode === 'sentinel') return `Redis Sentinel ${redis.sentinels.join(',')} (${redis.sentinelName})`;
+  if (redis.mode === 'cluster') return `Redis Cluster ${redis.clusterNodes.join(',')}`;
+  if (redis.url) return `Redis ${redactUrl(redis.url)}`;
+  return config.embedded.file;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** The run file of a server that is still running, if there is one. */
+export function readRunInfo(config: Config): RunInfo | undefined {
+  let info: RunInfo;
+  try {
+    info = JSON.parse(readFileSync(controlPaths(config).run, 'utf8')) as RunInfo;
+  } catch {
+    return undefined;
+  }
+  return Number.isSafeInteger(info.pid) && alive(info.pid) ? info : undefined;
+}
+
+/**
+ * Serves `kv` on the control socket (embedded store only) and writes the run file; returns what
+ * removes both. A server that cannot write them (a read-only directory) still runs: `warn` says so.
+ */
+export async function announceServer(config: Config, kv: Kv, pid: number, warn: (message: string) => void): Promise<() => Promise<void>> {
+  const paths = controlPaths(config);
+  const info: RunInfo = { pid, store: kv.kind, issuer: config.issuer, location: storeLocation(config) };
+  let server: Server | undefined;
+  try {
+    mkdirSync(dirname(paths.run), { recursive: true, mode: 0o700 }); // a first start has not written the store yet
+  } catch {
+    // reported below, by what needs it
+  }
+  if (kv.kind === 'embedded') {
+    if (await answers(paths.socket)) {
+      throw new StoreAccessError(
+        `EMBEDDED_FILE: ${config.embedded.file} is already served by another latchkey process; the embedded store is one process's store (stop that one, or set REDIS_URL)`,
+      );
+    }
+    rmSync(paths.socket, { force: true }); // left behind by a server that did not stop cleanly
+    try {
+      server = await listenControl(paths.socket, kv);
+    } catch (error) {
+      warn(`cannot listen on the control socket ${paths.socket} (${(error as Error).message}): the CLI will not reach this server`);
+    }
+  }
+  try {
+    writeFileSync(paths.run, JSON.stringify(info), { mode: 0o600 });
+  } catch (error) {
+    // On Redis (e.g. in the image, where only keys/ is writable) the CLI is given REDIS_URL anyway.
+    if (kv.kind === 'embedded') warn(`cannot write ${paths.run} (${(error as Error).message}): the CLI cannot tell that this server runs`);
+  }
+  return async () => {
+    if (readRunInfo(config)?.pid === pid) rmSync(paths.run, { force: true });
+    if (server) {
+      await new Promise<void>((done) => server.close(() => done()));
+      rmSync(paths.socket, { force: true });
+    }
+  };
+}
+
+function answers(path: string): Promise<boolean> {
+  return new Promise((done) => {
+    const socket = connect(path);
+    socket.once('connect', () => {
+      socket.destroy();
+      done(true);
+    });
+    socket.once('error', () => done(false));
+  });
+}
+
+async function listenControl(path: string, kv: Kv): Promise<Server> {
+  const connections = new Set<Socket>();
+  const server = createServer((socket) => {
+    connections.add(socket);
+    socket.once('close', () => connections.delete(socket));
+    socket.on('error', () => socket.destroy());
+    createInterface({ input: socket, crlfDelay: Infinity }).on('line', (line) => void answer(socket, kv, line));
+  });
+  // Nobody but the owner may connect: the socket gives what the store file gives.
+  const umask = process.umask(0o177);
+  try {
+    await new Promise<void>((done, fail) => {
+      server.once('error', fail);
+      server.listen(path, () => done());
+    });
+  } finally {
+    process.umask(umask);
+  }
+  chmodSync(path, 0o600);
+  server.unref();
+  const close = server.close.bind(server);
+  server.close = (callback) => {
+    for (const socket of connections) socket.destroy();
+    return close(callback);
+  };
+  return server;
+}
+
+async function answer(socket: Socket, kv: Kv, line: string): Promise<void> {
+  let id: unknown;
+  try {
+    const call = JSON.parse(line) as { id: unknown; op: unknown; args: unknown };
+    id = call.id;
+    if (!isOperation(call.op) || !Array.isArray(call.args)) throw new Error('not a store operation');
+    // JSON has no undefined: a null argument stands for an omitted one (no Kv argument is null).
+    const args = call.args.map((arg: unknown) => (arg === null ? undefined : arg));
+    const result: unknown = await (kv[call.op] as (...a: unknown[]) => Promise<unknown>).apply(kv, args);
+    socket.write(`${JSON.stringify({ id, result })}\n`);
+  } catch (error) {
+    socket.write(`${JSON.stringify({ id, error: { name: (error as Error).name, message: (error as Error).message } })}\n`);
+  }
+}
+
+/** The Kv of a running server, through its control socket. */
+export class RemoteKv implements Kv {
+  readonly kind = 'embedded';
+  readonly #socket: Socket;
+  readonly #pending = new Map<number, { done: (value: unknown) => void; fail: (error: Error) => void }>();
+  #next = 0;
+
+  private constructor(socket: Socket) {
+    this.#socket = socket;
+    createInterface({ input: socket, crlfDelay: Infinity }).on('line', (line) => {
+      const reply = JSON.parse(line) as { id: number; result?: unknown; error?: { name: string; message: string } };
+      const call = this.#pending.get(reply.id);
+      this.#pending.delete(reply.id);
+      if (!call) return;
+      if (reply.error) call.fail(Object.assign(new Error(reply.error.message), { name: reply.error.name }));
+      else call.done(reply.result);
+    });
+    socket.once('close', () => {
+      for (const call of this.#pending.values()) call.fail(new StoreAccessError('the server closed its control socket (did it stop?)'));
+      this.#pending.clear();
+    });
+  }
+
+  static connect(path: string): Promise<RemoteKv> {
+    return new Promise((done, fail) => {
+      const socket = connect(path);
+      socket.once('connect', () => {
+        socket.removeAllListeners('error');
+        socket.on('error', () => socket.destroy());
+        done(new RemoteKv(socket));
+      });
+      socket.once('error', (error) => fail(error));
+    });
+  }
+
+  #call<T>(op: Operation, ...args: unknown[]): Promise<T> {
+    const id = (this.#next += 1);
+    return new Promise<T>((done, fail) => {
+      this.#pending.set(id, { done: done as (value: unknown) => void, fail });
+      this.#socket.write(`${JSON.stringify({ id, op, args })}\n`);
+    });
+  }
+
+  get(key: string) { return this.#call<string | undefined>('get', key); }
+  set(key: string, value: string, options?: { ttl?: number; onlyIfAbsent?: boolean }) { return this.#call<boolean>('set', key, value, options); }
+  del(keys: readonly string[]) { return this.#call<void>('del', keys); }
+  getRecord(key: string) { return this.#call<Awaited<ReturnType<Kv['getRecord']>>>('getRecord', key); }
+  putRecord(key: string, payload: string, ttl?: number) { return this.#call<void>('putRecord', key, payload, ttl); }
+  consumeRecord(key: string, at: number) { return this.#call<Awaited<ReturnType<Kv['consumeRecord']>>>('consumeRecord', key, at); }
+  addToSet(key: string, member: string, ttl?: number) { return this.#call<void>('addToSet', key, member, ttl); }
+  removeFromSet(key: string, member: string) { return this.#call<void>('removeFromSet', key, member); }
+  members(key: string) { return this.#call<string[]>('members', key); }
+  compareAndSet(key: string, expected: string | undefined, value: string) { return this.#call<boolean>('compareAndSet', key, expected, value); }
+  deleteIfEquals(key: string, value: string) { return this.#call<boolean>('deleteIfEquals', key, value); }
+  raiseMarkAndLog(...args: Parameters<Kv['raiseMarkAndLog']>) { return this.#call<string | undefined>('raiseMarkAndLog', ...args); }
+  readLog(log: string, after: string | undefined, count: number) { return this.#call<Awaited<ReturnType<Kv['readLog']>>>('readLog', log, after, count); }
+  ping() { return this.#call<void>('ping'); }
+
+  async close() {
+    await new Promise<void>((done) => this.#socket.end(() => done()));
+    this.#socket.destroy();
+  }
+}
+
+/** The store a CLI command acts on, and a line saying which, for stderr. */
+export interface Target {
+  readonly kv: Kv;
+  /** The issuer of the server that serves this store (the configured one when none runs). */
+  readonly issuer: string;
+  readonly description: string;
+}
+
+/**
+ * Opens the store a CLI command should act on: the running server's (its control socket on the
+ * embedded store), or, when none runs, the configured one. `needsServer`: the command's effect
+ * lives in a server's memory on the embedded store (e.g. an initial access token).
+ */
+export async function openTarget(config: Config, options: { needsServer?: boolean; command?: string } = {}): Promise<Target> {
+  const running = readRunInfo(config);
+  if (usesRedis(config)) {
+    const location = storeLocation(config);
+    const issuer = running?.store === 'redis' && running.location === location ? running.issuer : config.issuer;
+    return { kv: openStore(config), issuer, description: `${location} (issuer ${issuer})` };
+  }
+  if (running?.store === 'redis') {
+    throw new StoreAccessError(
+      `the server at ${running.issuer} (pid ${running.pid}) runs on ${running.location}, not on the embedded store: set REDIS_URL (and the other redis settings it uses) to act on its store`,
+    );
+  }
+  if (running?.store === 'embedded') {
+    const { socket } = controlPaths(config);
+    const kv = await RemoteKv.connect(socket).catch((error: Error) => {
+      throw new StoreAccessError(`cannot reach the server at ${running.issuer} (pid ${running.pid}) on its control socket ${socket}: ${error.message}`);
+    });
+    return { kv, issuer: running.issuer, description: `the embedded store of the server at ${running.issuer} (${config.embedded.file})` };
+  }
+  if (options.needsServer) {
+    throw new StoreAccessError(
+      `${options.command ?? 'this command'} needs a running server: on the embedded store what it makes lives in the server's memory; start it (npm start) or set REDIS_URL`,
+    );
+  }
+  return { kv: openStore(config), issuer: config.issuer, description: `the embedded store file ${config.embedded.file} (no server is running on it)` };
+}

@@ -1,0 +1,87 @@
+/**
+ * The embedded store's control socket (src/store/control.ts): it serves only the Kv operations,
+ * only to its owner, and what a server that did not stop cleanly leaves behind misleads no one.
+ */
+import assert from 'node:assert/strict';
+import { rmSync, statSync, writeFileSync } from 'node:fs';
+import { connect, createServer } from 'node:net';
+import { createInterface } from 'node:readline';
+import { loadConfig, type Config } from '../../src/config.js';
+import { EmbeddedKv } from '../../src/store/embedded.js';
+import { announceServer, controlPaths, readRunInfo } from '../../src/store/control.js';
+import { testDir, testEnv } from '../helpers/server.js';
+
+/** Sends raw lines on the socket and returns the parsed replies, in order. */
+async function exchange(path: string, lines: string[]): Promise<Record<string, unknown>[]> {
+  const socket = connect(path);
+  const replies: Record<string, unknown>[] = [];
+  const reader = createInterface({ input: socket });
+  const done = new Promise<void>((resolve) =>
+    reader.on('line', (line) => {
+      replies.push(JSON.parse(line) as Record<string, unknown>);
+      if (replies.length === lines.length) resolve();
+    }),
+  );
+  for (const line of lines) socket.write(`${line}\n`);
+  await done;
+  socket.destroy();
+  return replies;
+}
+
+describe('the embedded store\'s control socket', () => {
+  const dir = testDir();
+  let config: Config;
+  before(() => {
+    config = loadConfig(testEnv(dir, 0));
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('answers Kv operations only: not close, not inherited properties, not garbage; the store keeps working', async () => {
+    const kv = new EmbeddedKv(config.embedded.file);
+    const unannounce = await announceServer(config, kv, process.pid, (message) => assert.fail(message));
+    try {
+      const { socket, run } = controlPaths(config);
+      assert.equal(statSync(socket).mode & 0o777, 0o600, 'only the owner may connect');
+      assert.equal(statSync(run).mode & 0o777, 0o600);
+      const replies = await exchange(socket, [
+        '{"id":1,"op":"close","args":[]}',
+        '{"id":2,"op":"constructor","args":[]}',
+        '{"id":3,"op":"__proto__","args":[]}',
+        'not json',
+        '{"id":5,"op":"set","args":["k","v",null]}',
+        '{"id":6,"op":"get","args":["k"]}',
+        '{"id":7,"op":"get","args":["absent"]}',
+      ]);
+      for (const reply of replies.slice(0, 4)) assert.ok(reply.error, JSON.stringify(reply));
+      assert.deepEqual(replies.slice(4), [{ id: 5, result: true }, { id: 6, result: 'v' }, { id: 7 }]);
+      assert.equal(await kv.get('k'), 'v', 'the server\'s own store, not a copy');
+    } finally {
+      await unannounce();
+      await kv.close();
+    }
+    assert.equal(readRunInfo(config), undefined, 'the run file is gone after a clean stop');
+  });
+
+  it('a stale socket and a run file of a dead process are replaced or ignored; a live socket refuses a second server', async () => {
+    const { socket, run } = controlPaths(config);
+    // What a killed server leaves: a socket file nobody listens on, and its run file.
+    const stale = createServer();
+    await new Promise<void>((done) => stale.listen(socket, done));
+    await new Promise<void>((done) => stale.close(() => done()));
+    writeFileSync(socket, '');
+    writeFileSync(run, JSON.stringify({ pid: 2 ** 22 + 12345, store: 'redis', issuer: 'http://gone', location: 'Redis redis://gone' }));
+    assert.equal(readRunInfo(config), undefined, 'a dead pid does not count as a running server');
+
+    const kv = new EmbeddedKv(config.embedded.file);
+    const unannounce = await announceServer(config, kv, process.pid, (message) => assert.fail(message));
+    try {
+      assert.equal(readRunInfo(config)?.store, 'embedded');
+      const other = new EmbeddedKv(config.embedded.file);
+      await assert.rejects(announceServer(config, other, process.pid, () => {}), /already served by another latchkey process/);
+      await other.close();
+    } finally {
+      await unannounce();
+      await kv.close();
+    }
+  });
+});

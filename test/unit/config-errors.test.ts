@@ -1,0 +1,46 @@
+/**
+ * A bad setting is one line that names the setting (and its env var), what was given, and what is
+ * expected — never a library's message about NaN, "Invalid URL" or a received type, and never a
+ * secret.
+ */
+import assert from 'node:assert/strict';
+import { ConfigError, loadConfig } from '../../src/config.js';
+
+function message(env: NodeJS.ProcessEnv): string {
+  try {
+    loadConfig(env);
+  } catch (error) {
+    assert.ok(error instanceof ConfigError, String(error));
+    assert.ok(!error.message.includes('\n'), 'one line');
+    return error.message;
+  }
+  assert.fail('loadConfig accepted it');
+}
+
+describe('configuration errors say the setting, the value given and what is expected', () => {
+  it('PORT=abc: a number is expected, not "received NaN"', () => {
+    assert.equal(message({ PORT: 'abc' }), 'port (PORT): expected a number, got "abc"');
+    assert.equal(message({ PORT: '70000' }), 'port (PORT): expected number to be <=65535, got 70000');
+    assert.equal(message({ METRICS_PORT: '' }), 'metrics.port (METRICS_PORT): expected a number, got ""');
+  });
+
+  it('REDIS_URL=http://…: a redis:// URL is expected, not "Invalid URL"; the password is not repeated', () => {
+    const text = message({ REDIS_URL: 'http://user:hunter2-secret@redis.example:6379' });
+    assert.match(text, /^redis\.url \(REDIS_URL\): expected a redis:\/\/ or rediss:\/\/ URL .*, got "http:\/\/\*\*\*@redis\.example:6379"$/);
+    assert.ok(!text.includes('hunter2'));
+  });
+
+  it('RESOURCE_SERVERS that is not JSON: a JSON array of objects is expected, not "expected object, received string"', () => {
+    assert.match(message({ RESOURCE_SERVERS: 'https://api.example.com' }), /^resourceServers \(RESOURCE_SERVERS\): expected a JSON array of objects/);
+    assert.match(message({ CLIENTS: 'web' }), /^clients \(CLIENTS\): expected a JSON array of objects/);
+    // An object inside names the list's env var, not a made-up one.
+    assert.match(message({ RESOURCE_SERVERS: '[{"scopes":[]}]' }), /^resourceServers\.0\.identifier \(RESOURCE_SERVERS\): /);
+  });
+
+  it('enumerations say the choices and the value; secrets are never echoed', () => {
+    assert.equal(message({ LOG_LEVEL: 'loud' }), 'log.level (LOG_LEVEL): expected one of "fatal"|"error"|"warn"|"info"|"debug"|"trace"|"silent", got "loud"');
+    const clients = message({ CLIENTS: '[{"client_id":"","client_secret":"do-not-print-me"}]' });
+    assert.match(clients, /^clients\.0\.client_id \(CLIENTS\): /);
+    assert.ok(!clients.includes('do-not-print-me'));
+  });
+});

@@ -1,0 +1,48 @@
+/**
+ * What package.json promises about the runtime and the install: the Node versions claimed are
+ * ones the dependencies support, and every dependency install script that `npm ci` runs is
+ * declared in allowScripts (npm 11.16+ warns about the others; npm 12 will not run them).
+ */
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ROOT } from '../../src/paths.js';
+
+type Manifest = { name: string; engines?: { node?: string }; scripts?: Record<string, string>; allowScripts?: Record<string, boolean> };
+const read = (file: string) => JSON.parse(readFileSync(file, 'utf8')) as Manifest;
+const pkg = read(join(ROOT, 'package.json'));
+
+/** Every installed package's manifest (node_modules and @scope/ folders, nested ones included). */
+function installed(dir = join(ROOT, 'node_modules')): Manifest[] {
+  const out: Manifest[] = [];
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    if (!entry.isDirectory() || entry.name.startsWith('.')) continue;
+    const path = join(dir, entry.name);
+    if (entry.name.startsWith('@')) {
+      out.push(...installed(path));
+      continue;
+    }
+    if (existsSync(join(path, 'package.json'))) out.push(read(join(path, 'package.json')));
+    if (existsSync(join(path, 'node_modules'))) out.push(...installed(join(path, 'node_modules')));
+  }
+  return out;
+}
+
+describe('package.json: runtime and install scripts', () => {
+  it('engines claims Node 24 LTS or later, which oidc-provider supports (it warns below Node 22 LTS, "Jod")', () => {
+    assert.equal(pkg.engines?.node, '>=24');
+    const source = readFileSync(join(ROOT, 'node_modules', 'oidc-provider', 'lib', 'index.js'), 'utf8');
+    assert.match(source, /const minimal = 'Jod';/, 'oidc-provider changed its runtime check: revisit engines');
+    assert.ok(Number(process.versions.node.split('.')[0]) >= 24, `tests run on Node ${process.versions.node}`);
+  });
+
+  it('every dependency with an install script is declared in allowScripts, and nothing else is', () => {
+    const withScripts = new Set(
+      installed()
+        .filter((manifest) => ['preinstall', 'install', 'postinstall'].some((name) => manifest.scripts?.[name]))
+        .map((manifest) => manifest.name),
+    );
+    assert.deepEqual(Object.keys(pkg.allowScripts ?? {}).sort(), [...withScripts].sort());
+    assert.ok(Object.values(pkg.allowScripts ?? {}).every((allowed) => allowed === true));
+  });
+});
