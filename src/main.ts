@@ -21,7 +21,7 @@ import { developerPages } from './registration/developer-pages.js';
 import { checkConfiguredClients } from './registration/policy.js';
 import { createApp } from './app.js';
 import { publicDefaultSecrets, type Config } from './config.js';
-import { renderProviderError } from './interactions/errors.js';
+import { renderProviderError } from './http/errors.js';
 import { homePage } from './interactions/home.js';
 import { interactionRoutes } from './interactions/routes.js';
 import { openKeyring } from './keyring/index.js';

@@ -5,7 +5,6 @@
  * Every form carries a CSRF token that is an HMAC of the interaction's uid, so it is bound to
  * that interaction and cannot be made without the server's key.
  */
-import { createHmac, timingSafeEqual } from 'node:crypto';
 import { bodyParser } from '@koa/bodyparser';
 import Router from '@koa/router';
 import type { Context, Middleware } from 'koa';
@@ -16,8 +15,9 @@ import type { Logger } from '../ops/logger.js';
 import { metrics } from '../ops/metrics.js';
 import type { Consents } from '../provider/consents.js';
 import { allowLogo, brandingOf, type ClientBranding } from './client-branding.js';
-import { respondWithError } from './errors.js';
-import { render } from './views.js';
+import { csrfTokens } from '../http/csrf.js';
+import { respondWithError } from '../http/errors.js';
+import { render } from '../http/views.js';
 
 interface Options {
   readonly provider: Provider;
@@ -70,12 +70,7 @@ export function interactionRoutes({ provider, accounts, throttle, consents, logg
   const router = new Router({ prefix: '/interaction' });
   const form = bodyParser({ enableTypes: ['form'], formLimit: '16kb', encoding: 'utf-8' });
 
-  const csrfFor = (uid: string) => createHmac('sha256', csrfKey).update(`interaction:${uid}`).digest('base64url');
-  const csrfValid = (uid: string, offered: string) => {
-    const expected = Buffer.from(csrfFor(uid));
-    const actual = Buffer.from(offered);
-    return actual.length === expected.length && timingSafeEqual(actual, expected);
-  };
+  const csrf = csrfTokens(csrfKey, 'interaction');
 
   /** The interaction this request belongs to, or an error page when it is gone or not this one. */
   async function load(ctx: Context): Promise<Interaction | undefined> {
@@ -110,7 +105,7 @@ export function interactionRoutes({ provider, accounts, throttle, consents, logg
       client: await clientBranding(ctx, interaction),
       action: `/interaction/${interaction.uid}/login`,
       abort: `/interaction/${interaction.uid}/abort`,
-      csrf: csrfFor(interaction.uid),
+      csrf: csrf.token(interaction.uid),
       username: state.username ?? (typeof interaction.params.login_hint === 'string' ? interaction.params.login_hint : ''),
       remember: state.remember ?? false,
       error: state.error,
@@ -133,7 +128,7 @@ export function interactionRoutes({ provider, accounts, throttle, consents, logg
     const interaction = await load(ctx);
     if (!interaction) return undefined;
     const body = (ctx.request.body ?? {}) as Form;
-    if (!csrfValid(interaction.uid, field(body, 'csrf'))) {
+    if (!csrf.valid(interaction.uid, field(body, 'csrf'))) {
       respondWithError(ctx, 403, { error: 'invalid_request', error_description: 'the form was not sent from this sign-in page; go back and try again' });
       return undefined;
     }
@@ -154,7 +149,7 @@ export function interactionRoutes({ provider, accounts, throttle, consents, logg
       username: account.username,
       action: `/interaction/${interaction.uid}/confirm`,
       abort: `/interaction/${interaction.uid}/abort`,
-      csrf: csrfFor(interaction.uid),
+      csrf: csrf.token(interaction.uid),
     });
   });
 

@@ -20,6 +20,7 @@ import type { Middleware } from 'koa';
 import type { KoaContextWithOIDC, Provider } from 'oidc-provider';
 import { RateLimiterMemory, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { Config } from '../config.js';
+import { jsonError } from '../http/errors.js';
 import type { Kv } from '../store/kv.js';
 import { rateLimiter } from '../store/rate-limit.js';
 import { metrics } from './metrics.js';
@@ -68,10 +69,9 @@ export function routeTable(provider: Provider): [string, RegExp][] {
 function refuse(ctx: Parameters<Middleware>[0], seconds: number, endpoint: string, limit: 'ip' | 'client') {
   const wait = Math.max(1, seconds);
   metrics.rateLimited.inc({ endpoint, limit });
-  ctx.status = 429;
   ctx.set('Retry-After', String(wait));
   ctx.set('Cache-Control', 'no-store');
-  ctx.body = { error: 'temporarily_unavailable', error_description: `too many requests; retry in ${wait} s` };
+  jsonError(ctx, 429, 'temporarily_unavailable', `too many requests; retry in ${wait} s`);
 }
 
 /** Charges `key`; returns seconds to wait when that went over the limit, else 0. */

@@ -15,6 +15,8 @@ import Router from '@koa/router';
 import type { Context, Middleware, Next } from 'koa';
 import type { Provider } from 'oidc-provider';
 import { z } from 'zod';
+import { bearerToken } from '../http/bearer.js';
+import { jsonError } from '../http/errors.js';
 import { AccountError, type Accounts, type Claims } from '../accounts/accounts.js';
 import type { Apis } from '../apis/apis.js';
 import type { AccountSessions } from '../accounts/sessions.js';
@@ -50,11 +52,6 @@ const newUser = z.strictObject({
 
 const clientBody = z.looseObject({ client_id: z.string().min(1).max(128).optional() });
 
-function fail(ctx: Context, status: number, error: string, description: string): void {
-  ctx.status = status;
-  ctx.body = { error, error_description: description };
-}
-
 /** Client metadata as the API shows it: never the secret, except once when it is made. */
 function withoutSecret({ client_secret: _secret, ...metadata }: ClientMetadata): Omit<ClientMetadata, 'client_secret'> {
   return metadata;
@@ -70,18 +67,18 @@ export function adminApi({ issuer, provider, clients, accounts, apis, grants, se
   /** RFC 6750 bearer authentication with the admin scope this route needs. */
   const requireScope = (scope: 'admin' | 'admin:read') => async (ctx: Context, next: Next) => {
     ctx.set('Cache-Control', 'no-store');
-    const presented = /^Bearer ([\w.~+/-]+=*)$/i.exec(ctx.get('authorization'))?.[1];
+    const presented = bearerToken(ctx);
     const challenge = (extra = '') => ctx.set('WWW-Authenticate', `Bearer realm="${audience}"${extra}`);
     if (!presented) {
       challenge();
-      return fail(ctx, 401, 'invalid_token', 'an admin access token is required (Authorization: Bearer …)');
+      return jsonError(ctx, 401, 'invalid_token', 'an admin access token is required (Authorization: Bearer …)');
     }
     // Only client_credentials tokens: a token issued to a person (AccessToken) is not even looked up.
     const token = await provider.ClientCredentials.find(presented);
     const audiences = [token?.aud].flat();
     if (!token || token.isExpired || !audiences.includes(audience) || !(await provider.Client.find(token.clientId!))) {
       challenge(', error="invalid_token"');
-      return fail(ctx, 401, 'invalid_token', 'the access token is not valid for the admin API');
+      return jsonError(ctx, 401, 'invalid_token', 'the access token is not valid for the admin API');
     }
     // What the token carries, bounded by what the operator grants its client now.
     // ("admin" includes reading: a token for "admin" still reads when the grant is cut to "admin:read").
@@ -90,7 +87,7 @@ export function adminApi({ issuer, provider, clients, accounts, apis, grants, se
     const granted = new Set(held.filter((scope) => current.has(scope)));
     if (!granted.has('admin') && !(scope === 'admin:read' && granted.has('admin:read'))) {
       challenge(`, error="insufficient_scope", scope="${scope}"`);
-      return fail(ctx, 403, 'insufficient_scope', `this needs the "${scope}" scope`);
+      return jsonError(ctx, 403, 'insufficient_scope', `this needs the "${scope}" scope`);
     }
     ctx.state.adminClient = token.clientId;
     return next();
@@ -104,7 +101,7 @@ export function adminApi({ issuer, provider, clients, accounts, apis, grants, se
       await change();
     } catch (error) {
       if (!(error instanceof ClientError)) throw error;
-      fail(ctx, error.status, error.error, error.description);
+      jsonError(ctx, error.status, error.error, error.description);
     }
   }
 
@@ -118,13 +115,13 @@ export function adminApi({ issuer, provider, clients, accounts, apis, grants, se
 
   router.get('/clients/:id', read, async (ctx) => {
     const client = await clients.get(ctx.params.id!);
-    if (!client) return fail(ctx, 404, 'not_found', `no client "${ctx.params.id}"`);
+    if (!client) return jsonError(ctx, 404, 'not_found', `no client "${ctx.params.id}"`);
     ctx.body = withoutSecret(client);
   });
 
   router.post('/clients', write, json, async (ctx) => {
     const parsed = clientBody.safeParse(ctx.request.body);
-    if (!parsed.success) return fail(ctx, 400, 'invalid_client_metadata', 'the body must be a JSON object of client metadata');
+    if (!parsed.success) return jsonError(ctx, 400, 'invalid_client_metadata', 'the body must be a JSON object of client metadata');
     const { client_id: id = randomUUID(), ...metadata } = parsed.data;
     const client: ClientMetadata = {
       ...metadata,
@@ -139,7 +136,7 @@ export function adminApi({ issuer, provider, clients, accounts, apis, grants, se
 
   router.put('/clients/:id', write, json, async (ctx) => {
     const parsed = clientBody.safeParse(ctx.request.body);
-    if (!parsed.success) return fail(ctx, 400, 'invalid_client_metadata', 'the body must be a JSON object of client metadata');
+    if (!parsed.success) return jsonError(ctx, 400, 'invalid_client_metadata', 'the body must be a JSON object of client metadata');
     await registry(ctx, async () => {
       ctx.body = withoutSecret(await clients.update(ctx.params.id!, parsed.data));
     });
@@ -175,17 +172,17 @@ export function adminApi({ issuer, provider, clients, accounts, apis, grants, se
     const parsed = newUser.safeParse(ctx.request.body);
     if (!parsed.success) {
       const issue = parsed.error.issues[0]!;
-      return fail(ctx, 400, 'invalid_request', `${issue.path.join('.') || 'body'}: ${issue.message}`);
+      return jsonError(ctx, 400, 'invalid_request', `${issue.path.join('.') || 'body'}: ${issue.message}`);
     }
     const { username, password, ...claims } = parsed.data;
-    if (await accounts.findByUsername(username)) return fail(ctx, 409, 'conflict', `the username "${username}" is taken`);
+    if (await accounts.findByUsername(username)) return jsonError(ctx, 409, 'conflict', `the username "${username}" is taken`);
     try {
       ctx.status = 201;
       ctx.body = publicAccount(await accounts.create(username, password, claims));
     } catch (error) {
       if (!(error instanceof AccountError)) throw error;
-      if (error.conflict) fail(ctx, 409, 'conflict', error.message);
-      else fail(ctx, 400, 'invalid_request', error.message);
+      if (error.conflict) jsonError(ctx, 409, 'conflict', error.message);
+      else jsonError(ctx, 400, 'invalid_request', error.message);
     }
   });
 
@@ -200,7 +197,7 @@ export function adminApi({ issuer, provider, clients, accounts, apis, grants, se
         ctx.body = publicAccount(account);
       } catch (error) {
         if (!(error instanceof AccountError)) throw error;
-        fail(ctx, 404, 'not_found', error.message);
+        jsonError(ctx, 404, 'not_found', error.message);
       }
     });
   }
