@@ -10,7 +10,7 @@ import { respondWithError } from './http/errors.js';
 import { stylesheet } from './http/views.js';
 import type { Keyring } from './keyring/keyring.js';
 import { observeProviderEvents } from './ops/events.js';
-import { health } from './ops/health.js';
+import { health } from './http/health.js';
 import { metrics } from './ops/metrics.js';
 import type { Logger } from './ops/logger.js';
 import type { ProviderHost } from './provider/host.js';

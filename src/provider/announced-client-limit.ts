@@ -12,7 +12,7 @@
  * test/integration/rate-limits.test.ts.
  */
 import { errors, Provider } from 'oidc-provider';
-import { CLIENT_AUTH_ROUTES, type RateLimits } from '../ops/rate-limits.js';
+import { CLIENT_AUTH_ROUTES, type RateLimits } from '../http/rate-limits.js';
 
 class TooManyRequests extends errors.OIDCProviderError {
   constructor(seconds: number) {

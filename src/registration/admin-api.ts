@@ -22,7 +22,7 @@ import type { Apis } from '../apis/apis.js';
 import type { AccountSessions } from '../accounts/sessions.js';
 import type { GrantRevocation } from '../revocation/grants.js';
 import { ClientError, generateSecret, type ClientMetadata, type Clients } from './clients.js';
-import { adminResourceServer } from './admin-resource.js';
+import { adminResourceServer } from '../apis/admin-resource.js';
 import { apiRoutes } from './admin-apis.js';
 import { openApiDocument } from './openapi.js';
 

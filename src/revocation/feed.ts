@@ -16,7 +16,7 @@ import type { Apis } from '../apis/apis.js';
 import { bearerToken } from '../http/bearer.js';
 import { jsonError } from '../http/errors.js';
 import { LOG_ID } from '../store/kv.js';
-import { FEED_PATH, FEED_SCOPE, feedAudience } from './feed-server.js';
+import { FEED_PATH, FEED_SCOPE, feedAudience } from '../apis/feed-server.js';
 import { GRANT_CLAIM, type RevocationList } from './list.js';
 
 export const FEED_PAGE_LIMIT = 1000;

@@ -20,10 +20,10 @@ import type { Middleware } from 'koa';
 import type { KoaContextWithOIDC, Provider } from 'oidc-provider';
 import { RateLimiterMemory, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { Config } from '../config.js';
-import { jsonError } from '../http/errors.js';
+import { jsonError } from './errors.js';
 import type { Kv } from '../store/kv.js';
 import { rateLimiter } from '../store/rate-limit.js';
-import { metrics } from './metrics.js';
+import { metrics } from '../ops/metrics.js';
 
 type Settings = Config['rateLimit'];
 
