@@ -9,7 +9,7 @@
  */
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Adapter, Provider } from 'oidc-provider';
-import { CLIENTS_KEY } from '../store/adapter.js';
+import { AdapterIndexes } from '../store/adapter.js';
 import type { Kv } from '../store/kv.js';
 
 export type ClientMetadata = Record<string, unknown> & { client_id: string };
@@ -118,7 +118,7 @@ export class Clients {
   }
 
   async list(): Promise<ClientMetadata[]> {
-    const ids = (await this.kv.members(CLIENTS_KEY)).sort();
+    const ids = (await new AdapterIndexes(this.kv).clientIds()).sort();
     const found = await Promise.all(ids.map((id) => this.get(id)));
     return found.filter((client): client is ClientMetadata => !!client);
   }
