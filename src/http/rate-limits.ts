@@ -12,7 +12,7 @@
  * already be spent). A later request that announces the client (HTTP Basic, client_id, or a client
  * assertion's subject, as oidc-provider reads them) is refused before the client is even
  * authenticated while the client's own requests have exhausted its allowance (see
- * provider/announced-client-limit.ts). A public client's client_id proves nothing, so public
+ * provider/patches/announced-client-limit.ts). A public client's client_id proves nothing, so public
  * clients are bounded by the per-address limit only: nobody can spend a client's allowance by
  * naming it.
  */

@@ -9,7 +9,7 @@
  * invalid_client_metadata; to a program authenticating as it, that is simply invalid_client.
  */
 import type { Middleware } from 'koa';
-import { jsonError } from '../http/errors.js';
+import { jsonError } from '../../http/errors.js';
 
 const NO_MECHANISM = 'no client authentication mechanism provided';
 const AUTHENTICATING_ROUTES = new Set(['token', 'introspection', 'revocation', 'pushed_authorization_request', 'backchannel_authentication', 'device_authorization']);

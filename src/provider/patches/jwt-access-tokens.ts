@@ -10,8 +10,8 @@
 import type { Middleware } from 'koa';
 import { errors as joseErrors, jwtVerify, type JWTHeaderParameters, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import type { KoaContextWithOIDC } from 'oidc-provider';
-import { jsonError } from '../http/errors.js';
-import type { RevocationList } from './list.js';
+import { jsonError } from '../../http/errors.js';
+import type { RevocationList } from '../../revocation/list.js';
 
 interface Options {
   readonly issuer: string;
