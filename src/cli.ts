@@ -330,7 +330,7 @@ apis
     withStore(async (kv, settings) => {
       const { grantableClient } = await import('./registration/admin-apis.js');
       const problem = await grantableClient(await validatingProvider(kv, settings), options.client);
-      if (problem) throw new UsageError(problem);
+      if (problem) throw new ClientMissing(problem);
       const grant = await apisOn(kv, settings).grant(options.client, options.api, {
         scopes: scopesOf(options.scope),
         ...(options.introspect ? { introspect: true } : {}),
@@ -553,6 +553,7 @@ function isLocale(tag: string): boolean {
   }
 }
 
+/** A client that is missing or cannot take what the command asks (one line, exit 1: not a usage error). */
 class ClientMissing extends Error {
   override name = 'ClientError';
 }

@@ -152,8 +152,14 @@ export async function serve(config: Config, logger: Logger = createLogger(config
     keyring: () => keys.ring,
     logger,
     routes: [
-      // Per-address limits on every endpoint the provider serves (the JWKS too, answered just below) and the feed.
-      limits.middleware(providers.current, { revocation_feed: FEED_PATH }),
+      // Per-address limits on every endpoint the provider serves (the JWKS too, answered just below),
+      // the feed, and our own surfaces: the admin API, the developer page and the sign-in pages.
+      limits.middleware(providers.current, {
+        revocation_feed: FEED_PATH,
+        admin: /^\/admin(?:\/|$)/i,
+        developer: /^\/developer(?:\/|$)/i,
+        interaction: /^\/interaction\//i,
+      }),
       homePage({ issuer: config.issuer, jwksPath: providers.current.pathFor('jwks') }),
       jwksEndpoint(providers.current.pathFor('jwks'), () => keys.jwks),
       revocationFeed({ issuer: config.issuer, keys: () => verificationKeys, list: revocations, apis, clockTolerance: CLOCK_TOLERANCE }),

@@ -116,11 +116,12 @@ export class RateLimits {
 
   /**
    * App middleware, in front of our routes and the provider: see the top of this file. `also`:
-   * endpoints of our own that discovery advertises beside the provider's (name → path).
+   * our own surfaces, limited per address like the provider's routes (name → an exact path, or a
+   * pattern for a surface with sub-paths such as the admin API).
    */
-  middleware(provider: Provider, also: Record<string, string> = {}): Middleware {
+  middleware(provider: Provider, also: Record<string, string | RegExp> = {}): Middleware {
     const table = routeTable(provider);
-    for (const [name, path] of Object.entries(also)) table.push([name, exactly(escape(path))]);
+    for (const [name, path] of Object.entries(also)) table.push([name, typeof path === 'string' ? exactly(escape(path)) : path]);
     return async (ctx, next) => {
       const route = table.find(([, pattern]) => pattern.test(ctx.path))?.[0];
       if (!route) return next();

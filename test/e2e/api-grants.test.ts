@@ -360,7 +360,10 @@ describe('e2e: APIs and operator grants (client_credentials, privileged APIs, in
       for (const args of runs) {
         const result = await latchkey(env, ['apis', ...args]);
         assert.equal(result.status, 1, args.join(' '));
-        assert.equal(result.stderr.trim().split('\n').length, 1, `${args.join(' ')}: ${result.stderr}`);
+        // One line of error, after the line that says which store the CLI acted on.
+        const errors = result.stderr.trim().split('\n').filter((line) => !line.startsWith('latchkey: acting on'));
+        assert.equal(errors.length, 1, `${args.join(' ')}: ${result.stderr}`);
+        assert.doesNotMatch(errors[0]!, /--help/, 'not a usage error');
       }
     });
 

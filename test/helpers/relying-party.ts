@@ -161,10 +161,10 @@ export async function startRelyingParty(options: RelyingPartyOptions): Promise<R
 
   const server: Server = createServer((req, res) => {
     handle(req, res).catch((error: unknown) => {
-      if (!res.headersSent) page(res, 'Sign-in failed', `<p id="status">${escape(error instanceof Error ? error.message : String(error))}</p>`, 500);
+      if (!res.headersSent) page(res, 'Sign-in failed', `<p id="status">${escape(error instanceof oidc.ResponseBodyError ? `${error.error}: ${error.error_description ?? error.message}` : error instanceof Error ? error.message : String(error))}</p>`, 500);
     });
   });
-  await new Promise<void>((done) => server.listen(options.port ?? 0, '127.0.0.1', done));
+  await new Promise<void>((done, fail) => server.once('error', fail).listen(options.port ?? 0, '127.0.0.1', done));
   const { port } = server.address() as AddressInfo;
   base = options.publicUrl(port);
   return {

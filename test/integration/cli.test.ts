@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import * as oidc from 'openid-client';
 import { ROOT } from '../../src/paths.js';
@@ -336,5 +337,27 @@ describe('latchkey CLI: usage', function () {
     });
     assert.equal(run.status, 1);
     assert.equal(run.stderr.trim(), `cannot reach Latchkey at http://localhost:${port} (ECONNREFUSED): start it (npm start), or set ISSUER to where it runs`);
+  });
+
+  it('npm run sample-rp on a busy PORT says so in one line, without a stack trace', async () => {
+    const latchkeyServer = await startServer();
+    const busy = createServer();
+    await new Promise<void>((done) => busy.listen(0, '127.0.0.1', done));
+    const port = (busy.address() as AddressInfo).port;
+    try {
+      const run = await new Promise<{ status: number | null; stderr: string }>((done) => {
+        const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'test', 'helpers', 'relying-party.ts')], {
+          env: { PATH: process.env.PATH, NODE_NO_WARNINGS: '1', ISSUER: latchkeyServer.url, CLIENT_SECRET: 'x', PORT: String(port) },
+        });
+        let stderr = '';
+        child.stderr.on('data', (chunk) => (stderr += chunk));
+        child.on('close', (status) => done({ status, stderr }));
+      });
+      assert.equal(run.status, 1);
+      assert.equal(run.stderr.trim(), `listen EADDRINUSE: address already in use 127.0.0.1:${port}`);
+    } finally {
+      busy.close();
+      await latchkeyServer.stop();
+    }
   });
 });

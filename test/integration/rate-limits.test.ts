@@ -293,15 +293,15 @@ describe('rate limits, client addresses and the issuer host', function () {
   });
 
   describe('every endpoint the provider serves is limited per address', () => {
-    it('each endpoint in discovery (PAR, userinfo, registration, JWKS, discovery itself, ...) answers 429 after its allowance', async () => {
+    it('each endpoint in discovery (PAR, userinfo, registration, JWKS, discovery itself, ...) and our own surfaces answer 429 after their allowance', async () => {
       const document = (await (await fetch(`${proxied.url}/.well-known/openid-configuration`)).json()) as Record<string, unknown>;
       const endpoints = Object.entries(document)
         .filter(([field, value]) => (field.endsWith('_endpoint') || field === 'jwks_uri') && typeof value === 'string')
         .map(([field, value]) => [field, new URL(String(value)).pathname] as const);
-      endpoints.push(['discovery', '/.well-known/openid-configuration'], ['oauth discovery', '/.well-known/oauth-authorization-server'], ['client configuration', '/reg/some-client'], ['resume', '/auth/some-interaction'], ['token in capitals', '/TOKEN/'], ['PAR in mixed case', '/Request']);
+      endpoints.push(['discovery', '/.well-known/openid-configuration'], ['oauth discovery', '/.well-known/oauth-authorization-server'], ['client configuration', '/reg/some-client'], ['resume', '/auth/some-interaction'], ['token in capitals', '/TOKEN/'], ['PAR in mixed case', '/Request'], ['admin API', '/admin/clients'], ['developer page', '/developer'], ['sign-in page', '/interaction/some-interaction']);
       assert.ok(endpoints.some(([field]) => field === 'pushed_authorization_request_endpoint'));
       assert.ok(endpoints.some(([field]) => field === 'revocation_feed_endpoint'));
-      const reads = new Set(['/jwks', '/revocations', '/.well-known/openid-configuration', '/.well-known/oauth-authorization-server', '/auth', '/session/end', '/reg/some-client', '/auth/some-interaction']);
+      const reads = new Set(['/jwks', '/revocations', '/.well-known/openid-configuration', '/.well-known/oauth-authorization-server', '/auth', '/session/end', '/reg/some-client', '/auth/some-interaction', '/admin/clients', '/developer', '/interaction/some-interaction']);
       let address = 0;
       for (const [field, path] of endpoints) {
         address += 1;
@@ -317,8 +317,9 @@ describe('rate limits, client addresses and the issuer host', function () {
     });
 
     it('a pushed authorization request works end to end (openid-client: PAR, sign-in, code exchange)', async () => {
-      const config = await oidc.discovery(new URL(proxied.issuer), 'spa', { token_endpoint_auth_method: 'none' }, oidc.None(), insecure);
-      await proxied.accounts.create('pusher', PASSWORD).catch(() => undefined);
+      // On the server with the default allowances: the proxied one's per-address allowance of 5 also counts the sign-in pages.
+      const config = await oidc.discovery(new URL(server.issuer), 'spa', { token_endpoint_auth_method: 'none' }, oidc.None(), insecure);
+      await server.accounts.create('pusher', PASSWORD).catch(() => undefined);
       const verifier = oidc.randomPKCECodeVerifier();
       const url = await oidc.buildAuthorizationUrlWithPAR(config, {
         redirect_uri: REDIRECT, scope: 'openid', code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256',
