@@ -6,14 +6,15 @@ import { randomUUID } from 'node:crypto';
 import Koa, { type Middleware } from 'koa';
 import helmet from 'koa-helmet';
 import type { Config } from './config.js';
-import { respondWithError } from './interactions/errors.js';
-import { stylesheet } from './interactions/views.js';
+import { respondWithError } from './http/errors.js';
+import { stylesheet } from './http/views.js';
 import type { Keyring } from './keyring/keyring.js';
 import { observeProviderEvents } from './ops/events.js';
-import { health } from './ops/health.js';
+import { health } from './http/health.js';
 import { metrics } from './ops/metrics.js';
 import type { Logger } from './ops/logger.js';
 import type { ProviderHost } from './provider/host.js';
+import { matchedRoute } from './provider/patches/matched-route.js';
 import type { Kv } from './store/kv.js';
 import { isStoreOutage, RETRY_AFTER_SECONDS } from './store/outage.js';
 
@@ -68,9 +69,8 @@ function requestContext(config: Config, logger: Logger): Middleware {
     } finally {
       const oidc = (ctx as unknown as { oidc?: { client?: { clientId: string }; route?: string; params?: { grant_type?: unknown } } }).oidc;
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-      // Route names, never paths, keep the label set bounded.
-      const route = oidc?.route ?? (ctx as unknown as { _matchedRoute?: string })._matchedRoute ?? 'other';
-      metrics.requestDuration.observe({ route: String(route), method: ctx.method, status: `${Math.floor(ctx.status / 100)}xx` }, seconds);
+      const route = matchedRoute(ctx);
+      metrics.requestDuration.observe({ route, method: ctx.method, status: `${Math.floor(ctx.status / 100)}xx` }, seconds);
       const error = (ctx.body as { error?: unknown } | undefined)?.error;
       logger.info(
         {

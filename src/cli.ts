@@ -19,7 +19,8 @@ import { SealError } from './keyring/sealing.js';
 import { revokeFromRing, rotateRing } from './keyring/service.js';
 import { readRing } from './keyring/stores.js';
 import { createLogger } from './ops/logger.js';
-import { builtinResourceServers, CLOCK_TOLERANCE, longestAccessTokenLifetime } from './provider/lifetimes.js';
+import { builtinResourceServers } from './apis/builtin.js';
+import { CLOCK_TOLERANCE, longestAccessTokenLifetime } from './lifetimes.js';
 import type { Clients, ClientMetadata } from './registration/clients.js';
 import type { GrantRevocation } from './revocation/grants.js';
 import { RevocationList } from './revocation/list.js';
@@ -184,7 +185,7 @@ program
     }
     const logger = createLogger(settings.log.level);
     const { serve } = await import('./main.js');
-    const { runServer } = await import('./ops/workers.js');
+    const { runServer } = await import('./workers.js');
     await runServer({ ...settings, workers }, logger, () => serve(settings, logger), oneLine).catch(fail);
   });
 

@@ -18,7 +18,7 @@
 import type { Context, Middleware } from 'koa';
 import type { Provider } from 'oidc-provider';
 import type { Accounts } from './accounts.js';
-import { accountSessionsKey } from '../store/adapter.js';
+import { AdapterIndexes } from '../store/adapter.js';
 import type { Kv } from '../store/kv.js';
 
 type Session = Awaited<ReturnType<Provider['Session']['get']>>;
@@ -38,15 +38,15 @@ export class AccountSessions {
 
   /** Ends every session of a person. Returns how many there were. */
   async endAll(accountId: string): Promise<number> {
-    const index = accountSessionsKey(accountId);
+    const index = new AdapterIndexes(this.kv);
     let ended = 0;
-    for (const id of await this.kv.members(index)) {
+    for (const id of await index.sessionIds(accountId)) {
       const session = await this.provider().Session.find(id);
       if (session?.accountId === accountId) {
         await this.end(session);
         ended += 1;
       }
-      await this.kv.removeFromSet(index, id);
+      await index.forgetSession(accountId, id);
     }
     return ended;
   }

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Middleware } from 'koa';
 import { ROOT } from '../paths.js';
-import { render } from './views.js';
+import { render } from '../http/views.js';
 
 export function homePage({ issuer, jwksPath }: { issuer: string; jwksPath: string }): Middleware {
   const icon = readFileSync(join(ROOT, 'views', 'static', 'favicon.svg'));

@@ -4,7 +4,7 @@
  * xsrf token) and the page shown when no post_logout_redirect_uri was given.
  */
 import type { KoaContextWithOIDC } from 'oidc-provider';
-import { render } from './views.js';
+import { render } from '../http/views.js';
 
 function clientName(ctx: KoaContextWithOIDC): string | undefined {
   const client = ctx.oidc.client;

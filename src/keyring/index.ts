@@ -2,7 +2,7 @@
 import { resolve } from 'node:path';
 import type { Config } from '../config.js';
 import type { Logger } from '../ops/logger.js';
-import { CLOCK_TOLERANCE, longestAccessTokenLifetime, longestSignedLifetime } from '../provider/lifetimes.js';
+import { CLOCK_TOLERANCE, longestAccessTokenLifetime, longestSignedLifetime } from '../lifetimes.js';
 import type { Kv } from '../store/kv.js';
 import type { RotationPolicy } from './lifecycle.js';
 import { Sealer } from './sealing.js';

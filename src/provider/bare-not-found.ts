@@ -5,7 +5,7 @@
  * "Not Found". Every other 404 is our JSON error or error page (by Accept); so is this one.
  */
 import type { Middleware } from 'koa';
-import { respondWithError } from '../interactions/errors.js';
+import { respondWithError } from '../http/errors.js';
 
 export function bareNotFound(): Middleware {
   return async function notFound(ctx, next) {

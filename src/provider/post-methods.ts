@@ -10,7 +10,7 @@
  * handler does the rest. 303 (not 307) is what RFC 9700 §4.12 asks for after a POST.
  */
 import type { Context, Middleware } from 'koa';
-import { respondWithError } from '../interactions/errors.js';
+import { respondWithError } from '../http/errors.js';
 
 /** Form bodies larger than this are refused; the parameters of an authorization request are small. */
 export const POST_BODY_LIMIT = 64 * 1024;

@@ -9,32 +9,33 @@ import type { Apis } from '../apis/apis.js';
 import { AccountSessions } from '../accounts/sessions.js';
 import type { Config } from '../config.js';
 import type { Keyring } from '../keyring/keyring.js';
-import { FEED_PATH, FEED_SCOPE } from '../revocation/feed-server.js';
+import { FEED_PATH, FEED_SCOPE } from '../apis/feed-server.js';
 import { GrantRevocation } from '../revocation/grants.js';
-import { jwtAccessTokenEndpoints } from '../revocation/jwt-access-tokens.js';
+import { jwtAccessTokenEndpoints } from './patches/jwt-access-tokens.js';
 import { GRANT_CLAIM, grantHandle, type RevocationList } from '../revocation/list.js';
 import { deletedClientsAtIntrospection } from '../revocation/opaque-introspection.js';
 import { adapterFactory } from '../store/adapter.js';
 import type { Kv } from '../store/kv.js';
-import type { RateLimits } from '../ops/rate-limits.js';
-import { limitAnnouncedClients } from './announced-client-limit.js';
+import type { RateLimits } from '../http/rate-limits.js';
+import { limitAnnouncedClients } from './patches/announced-client-limit.js';
 import { bareNotFound } from './bare-not-found.js';
-import { clientAuthenticationRequired } from './client-auth-required.js';
+import { clientAuthenticationRequired } from './patches/client-auth-required.js';
 import { boundedClientAssertions } from './client-assertions.js';
-import { onlyIdTokensAsHints } from './id-token-hints.js';
+import { onlyIdTokensAsHints } from './patches/id-token-hints.js';
 import { postAsGet } from './post-methods.js';
 import { accountClaims, ID_TOKEN_CLAIMS_PROPERTY, validateIdTokenClaimsSetting } from './id-token-claims.js';
-import { consentOnlyIfNeeded, CONSENT_IF_NEEDED, offlineAccessPrompt } from './offline-access.js';
+import { consentOnlyIfNeeded, CONSENT_IF_NEEDED, offlineAccessPrompt } from './patches/offline-access.js';
 import { rotateRefreshTokenAfterChecks } from './refresh-rotation.js';
-import { emptyJsonRevocationAnswer } from './revocation-response.js';
-import { refuseHintsOfRevokedKeys } from './revoked-key-hints.js';
-import { ADMIN_SCOPES } from '../registration/admin-resource.js';
-import { acceptPreviousSecrets } from '../registration/clients.js';
+import { emptyJsonRevocationAnswer } from './patches/revocation-response.js';
+import { refuseHintsOfRevokedKeys } from './patches/revoked-key-hints.js';
+import { ADMIN_SCOPES } from '../apis/admin-resource.js';
+import { acceptPreviousSecrets } from './patches/previous-secrets.js';
 import { developerClient } from '../registration/developer-pages.js';
 import { singleUseInitialAccessTokens } from '../registration/initial-access-tokens.js';
 import { enforcePolicy, type RegistrationPolicy } from '../registration/policy.js';
 import type { Consents } from './consents.js';
-import { CLOCK_TOLERANCE, resourceServers } from './lifetimes.js';
+import { resourceServers } from '../apis/builtin.js';
+import { CLOCK_TOLERANCE } from '../lifetimes.js';
 import { defaultResource, mayIntrospect, resourceServerInfo } from './resource-servers.js';
 
 export { CLOCK_TOLERANCE };
@@ -54,7 +55,7 @@ export interface ProviderDependencies {
   readonly apis: Apis;
   readonly revocations: RevocationList;
   readonly consents: Consents;
-  /** Rate limits, shared by every provider built for this process (see announced-client-limit.ts). */
+  /** Rate limits, shared by every provider built for this process (see patches/announced-client-limit.ts). */
   readonly rateLimits: RateLimits;
   readonly renderError: NonNullable<Configuration['renderError']>;
   /** The pages of RP-initiated logout. */
@@ -238,7 +239,7 @@ export function createProvider({ config, kv, keyring, accounts, apis, revocation
     },
     // Where resource servers learn about revocations of JWTs they verify locally.
     discovery: { revocation_feed_endpoint: `${config.issuer}${FEED_PATH}` },
-    // offline_access with remembered consent needs no prompt=consent (offline-access.ts).
+    // offline_access with remembered consent needs no prompt=consent (patches/offline-access.ts).
     interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}`, policy: consentOnlyIfNeeded() },
     extraParams: [CONSENT_IF_NEEDED],
     findAccount: async (ctx, sub) => {

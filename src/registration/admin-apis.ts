@@ -12,6 +12,7 @@ import type Router from '@koa/router';
 import type { Context, Middleware } from 'koa';
 import type { Provider } from 'oidc-provider';
 import { z } from 'zod';
+import { jsonError } from '../http/errors.js';
 import { ApiError, type Apis } from '../apis/apis.js';
 
 interface Options {
@@ -35,14 +36,9 @@ const grantBody = z.strictObject({
   default: z.boolean().optional(),
 });
 
-function fail(ctx: Context, status: number, error: string, description: string): void {
-  ctx.status = status;
-  ctx.body = { error, error_description: description };
-}
-
 function invalid(ctx: Context, error: z.ZodError): void {
   const issue = error.issues[0]!;
-  fail(ctx, 400, 'invalid_request', `${issue.path.join('.') || 'body'}: ${issue.message}`);
+  jsonError(ctx, 400, 'invalid_request', `${issue.path.join('.') || 'body'}: ${issue.message}`);
 }
 
 /** A client an operator may grant an API: it exists and can authenticate (not a public client). */
@@ -59,7 +55,7 @@ export function apiRoutes(router: Router, { provider, apis, read, write, json }:
       await run();
     } catch (error) {
       if (!(error instanceof ApiError)) throw error;
-      fail(ctx, error.status, error.error, error.message);
+      jsonError(ctx, error.status, error.error, error.message);
     }
   }
 
@@ -84,7 +80,7 @@ export function apiRoutes(router: Router, { provider, apis, read, write, json }:
   });
 
   router.get('/clients/:id/grants', read, async (ctx) => {
-    if (!(await provider.Client.find(ctx.params.id!).catch(() => undefined))) return fail(ctx, 404, 'not_found', `no client "${ctx.params.id}"`);
+    if (!(await provider.Client.find(ctx.params.id!).catch(() => undefined))) return jsonError(ctx, 404, 'not_found', `no client "${ctx.params.id}"`);
     ctx.body = await apis.grantsOf(ctx.params.id!);
   });
 
@@ -92,7 +88,7 @@ export function apiRoutes(router: Router, { provider, apis, read, write, json }:
     const parsed = grantBody.safeParse(ctx.request.body);
     if (!parsed.success) return invalid(ctx, parsed.error);
     const problem = await grantableClient(provider, ctx.params.id!);
-    if (problem) return fail(ctx, problem.startsWith('no client') ? 404 : 400, problem.startsWith('no client') ? 'not_found' : 'invalid_request', problem);
+    if (problem) return jsonError(ctx, problem.startsWith('no client') ? 404 : 400, problem.startsWith('no client') ? 'not_found' : 'invalid_request', problem);
     await answer(ctx, async () => {
       ctx.body = await apis.setGrant(ctx.params.id!, ctx.params.api!, parsed.data);
     });

@@ -5,11 +5,11 @@
  * developer page accept is exactly what the provider will load.
  *
  * A rotated secret's predecessor is kept (client:previous-secret:<id>) for a grace period, and
- * client authentication accepts it until then.
+ * client authentication accepts it until then (provider/patches/previous-secrets.ts).
  */
-import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type { Adapter, Provider } from 'oidc-provider';
-import { CLIENTS_KEY } from '../store/adapter.js';
+import { AdapterIndexes } from '../store/adapter.js';
 import type { Kv } from '../store/kv.js';
 
 export type ClientMetadata = Record<string, unknown> & { client_id: string };
@@ -34,23 +34,9 @@ export function generateSecret(): string {
 
 const previousSecretKey = (id: string) => `client:previous-secret:${id}`;
 
-function sameSecret(a: string, b: string): boolean {
-  const [x, y] = [Buffer.from(a), Buffer.from(b)];
-  return x.length === y.length && timingSafeEqual(x, y);
-}
-
-/**
- * Lets client authentication accept a rotated-out secret during its grace period. The store is
- * read only when the current secret did not match, so the token endpoint's usual path is untouched.
- */
-export function acceptPreviousSecrets(provider: Provider, kv: Kv): void {
-  const prototype = provider.Client.prototype as unknown as { compareClientSecret(actual: string): Promise<boolean> | boolean };
-  const compareCurrent = prototype.compareClientSecret;
-  prototype.compareClientSecret = async function (this: { clientId: string }, actual: string) {
-    if (await compareCurrent.call(this, actual)) return true;
-    const previous = await kv.get(previousSecretKey(this.clientId));
-    return previous !== undefined && sameSecret(previous, actual);
-  };
+/** The rotated-out secret of a client, while its grace period lasts (provider/patches/previous-secrets.ts). */
+export async function previousSecret(kv: Kv, clientId: string): Promise<string | undefined> {
+  return kv.get(previousSecretKey(clientId));
 }
 
 export class Clients {
@@ -118,7 +104,7 @@ export class Clients {
   }
 
   async list(): Promise<ClientMetadata[]> {
-    const ids = (await this.kv.members(CLIENTS_KEY)).sort();
+    const ids = (await new AdapterIndexes(this.kv).clientIds()).sort();
     const found = await Promise.all(ids.map((id) => this.get(id)));
     return found.filter((client): client is ClientMetadata => !!client);
   }

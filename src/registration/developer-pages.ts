@@ -7,14 +7,15 @@
  * starts an ordinary authorization request; once the person is back, the page reads the
  * provider's session. Forms carry a CSRF token bound to that session.
  */
-import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { bodyParser } from '@koa/bodyparser';
 import Router from '@koa/router';
 import type { Context, Middleware } from 'koa';
 import type { ClientMetadata as ClientMetadataInput, Provider } from 'oidc-provider';
 import type { AccountSessions } from '../accounts/sessions.js';
-import { respondWithError } from '../interactions/errors.js';
-import { render } from '../interactions/views.js';
+import { csrfTokens } from '../http/csrf.js';
+import { respondWithError } from '../http/errors.js';
+import { render } from '../http/views.js';
 import { ClientError, generateSecret, type ClientMetadata, type Clients } from './clients.js';
 
 export const DEVELOPER_CLIENT_ID = 'latchkey-developer';
@@ -65,7 +66,7 @@ const field = (form: Form, name: string) => (typeof form[name] === 'string' ? (f
 export function developerPages({ issuer, provider, clients, sessions, csrfKey, secretRotationGrace }: Options): Middleware {
   const router = new Router({ prefix: '/developer' });
   const form = bodyParser({ enableTypes: ['form'], formLimit: '32kb', encoding: 'utf-8' });
-  const csrfFor = (sessionId: string) => createHmac('sha256', csrfKey).update(`developer:${sessionId}`).digest('base64url');
+  const csrf = csrfTokens(csrfKey, 'developer');
 
   /** The signed-in person's sub and session id, or undefined (also when they were disabled or deleted since). */
   async function signedIn(ctx: Context): Promise<{ accountId: string; sessionId: string } | undefined> {
@@ -92,7 +93,7 @@ export function developerPages({ issuer, provider, clients, sessions, csrfKey, s
       title: 'Your apps',
       apps,
       types: Object.entries(APP_TYPES).map(([value, { label }]) => ({ value, label })),
-      csrf: csrfFor(who.sessionId),
+      csrf: csrf.token(who.sessionId),
       error: state.error,
       values: { name: field(state.values ?? {}, 'name'), redirect_uris: field(state.values ?? {}, 'redirect_uris'), type: field(state.values ?? {}, 'type') || 'web' },
     }, status);
@@ -106,9 +107,7 @@ export function developerPages({ issuer, provider, clients, sessions, csrfKey, s
       return undefined;
     }
     const body = (ctx.request.body ?? {}) as Form;
-    const expected = Buffer.from(csrfFor(who.sessionId));
-    const offered = Buffer.from(field(body, 'csrf'));
-    if (offered.length !== expected.length || !timingSafeEqual(offered, expected)) {
+    if (!csrf.valid(who.sessionId, field(body, 'csrf'))) {
       respondWithError(ctx, 403, { error: 'invalid_request', error_description: 'the form was not sent from your developer page; reload it and try again' });
       return undefined;
     }

@@ -11,6 +11,8 @@
 import { createHash } from 'node:crypto';
 import type { Middleware } from 'koa';
 import type { Provider } from 'oidc-provider';
+import { bearerToken } from '../http/bearer.js';
+import { jsonError } from '../http/errors.js';
 import type { Kv } from '../store/kv.js';
 
 /** Seconds a claim outlives a registration that never finished (a crash mid-request). */
@@ -20,15 +22,13 @@ export function singleUseInitialAccessTokens(provider: Provider, kv: Kv, realm: 
   const path = provider.pathFor('registration');
   return async function initialAccessTokens(ctx, next) {
     if (ctx.method !== 'POST' || ctx.path !== path) return next();
-    const token = /^Bearer\s+(\S+)$/i.exec(ctx.get('authorization'))?.[1];
+    const token = bearerToken(ctx);
     if (!token) return next(); // oidc-provider answers the missing token
     const claim = `registration:initial-access-token:${createHash('sha256').update(token).digest('base64url')}`;
     if (!(await kv.set(claim, String(Date.now()), { ttl: CLAIM_TTL, onlyIfAbsent: true }))) {
-      ctx.status = 401;
       ctx.set('Cache-Control', 'no-store');
       ctx.set('WWW-Authenticate', `Bearer realm="${realm}", error="invalid_token", error_description="initial access token already used"`);
-      ctx.body = { error: 'invalid_token', error_description: 'this initial access token has already been used' };
-      return;
+      return jsonError(ctx, 401, 'invalid_token', 'this initial access token has already been used');
     }
     let registered = false;
     try {

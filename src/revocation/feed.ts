@@ -13,8 +13,10 @@
 import type { Middleware } from 'koa';
 import { jwtVerify, type JWTVerifyGetKey } from 'jose';
 import type { Apis } from '../apis/apis.js';
+import { bearerToken } from '../http/bearer.js';
+import { jsonError } from '../http/errors.js';
 import { LOG_ID } from '../store/kv.js';
-import { FEED_PATH, FEED_SCOPE, feedAudience } from './feed-server.js';
+import { FEED_PATH, FEED_SCOPE, feedAudience } from '../apis/feed-server.js';
 import { GRANT_CLAIM, type RevocationList } from './list.js';
 
 export const FEED_PAGE_LIMIT = 1000;
@@ -38,23 +40,20 @@ export function revocationFeed({ issuer, keys, list, apis, clockTolerance }: Opt
     ctx.set('Cache-Control', 'no-store');
     if (ctx.method !== 'GET' && ctx.method !== 'HEAD') {
       ctx.set('Allow', 'GET, HEAD');
-      ctx.status = 405;
-      ctx.body = { error: 'invalid_request', error_description: 'the revocation feed is read with GET' };
-      return;
+      return jsonError(ctx, 405, 'invalid_request', 'the revocation feed is read with GET');
     }
 
     // RFC 6750: no credentials → a bare challenge; bad credentials → invalid_token.
     const challenge = (status: number, error?: string, description?: string) => {
-      ctx.status = status;
       ctx.set('WWW-Authenticate', `Bearer realm="${realm}"${error ? `, error="${error}"` : ''}, scope="${FEED_SCOPE}"`);
-      ctx.body = error ? { error, error_description: description } : { error: 'invalid_token', error_description: 'an access token is required' };
+      if (error) jsonError(ctx, status, error, description);
+      else jsonError(ctx, status, 'invalid_token', 'an access token is required');
     };
-    const header = ctx.get('Authorization');
-    const match = /^Bearer ([\w.~+/-]+=*)$/i.exec(header);
-    if (!match) return challenge(401);
+    const presented = bearerToken(ctx);
+    if (!presented) return challenge(401);
     let claims, signedBy;
     try {
-      ({ payload: claims, protectedHeader: signedBy } = await jwtVerify(match[1]!, keys(), {
+      ({ payload: claims, protectedHeader: signedBy } = await jwtVerify(presented, keys(), {
         issuer,
         audience,
         algorithms: ['RS256'],
@@ -81,9 +80,7 @@ export function revocationFeed({ issuer, keys, list, apis, clockTolerance }: Opt
     const after = ctx.query.after;
     const limit = ctx.query.limit;
     if ((after !== undefined && (typeof after !== 'string' || !LOG_ID.test(after))) || (limit !== undefined && !/^\d{1,4}$/.test(String(limit)))) {
-      ctx.status = 400;
-      ctx.body = { error: 'invalid_request', error_description: 'after must be a cursor from this feed; limit a number up to 1000' };
-      return;
+      return jsonError(ctx, 400, 'invalid_request', 'after must be a cursor from this feed; limit a number up to 1000');
     }
     const size = Math.min(FEED_PAGE_LIMIT, Math.max(1, Number(limit ?? FEED_PAGE_LIMIT)));
     const page = await list.feed(after, size);

@@ -7,19 +7,19 @@
  * oidc-provider's own revocations (refresh token reuse, code replay, end_session, the revocation
  * endpoint) reach the list through the adapter's revokeByGrantId hook, set up in provider.ts.
  */
-import { accountGrantsKey, adapterFactory, clientGrantsKey } from '../store/adapter.js';
+import { adapterFactory, AdapterIndexes, type GrantOwner } from '../store/adapter.js';
 import type { Kv } from '../store/kv.js';
 import type { RevocationList } from './list.js';
 
 export class GrantRevocation {
-  readonly #kv: Kv;
+  readonly #indexes: AdapterIndexes;
   readonly #list: RevocationList;
   readonly #adapter: ReturnType<typeof adapterFactory>;
   /** Deletes a grant's artifacts without a list entry per grant (a client entry covers them). */
   readonly #unlisted: ReturnType<typeof adapterFactory>;
 
   constructor(kv: Kv, list: RevocationList) {
-    this.#kv = kv;
+    this.#indexes = new AdapterIndexes(kv);
     this.#list = list;
     this.#adapter = adapterFactory(kv, 0, { grantRevoked: (grantId) => list.revokeGrant(grantId) });
     this.#unlisted = adapterFactory(kv);
@@ -47,23 +47,23 @@ export class GrantRevocation {
    */
   async clientRemoved(clientId: string): Promise<void> {
     await this.#list.revokeClient(clientId);
-    await this.#revokeAll(clientGrantsKey(clientId), this.#unlisted);
+    await this.#revokeAll({ clientId }, this.#unlisted);
   }
 
   /** Revokes every grant a person has given (to any client). Returns how many there were. */
   async revokeAccount(accountId: string): Promise<number> {
-    return this.#revokeAll(accountGrantsKey(accountId));
+    return this.#revokeAll({ accountId });
   }
 
   /** Revokes every grant a client holds (from any person). Returns how many there were. */
   async revokeClient(clientId: string): Promise<number> {
-    return this.#revokeAll(clientGrantsKey(clientId));
+    return this.#revokeAll({ clientId });
   }
 
-  async #revokeAll(index: string, adapter = this.#adapter): Promise<number> {
-    const grantIds = await this.#kv.members(index);
+  async #revokeAll(owner: GrantOwner, adapter = this.#adapter): Promise<number> {
+    const grantIds = await this.#indexes.grantIds(owner);
     const existed = await Promise.all(grantIds.map((grantId) => this.#revoke(grantId, adapter)));
-    await this.#kv.del([index]);
+    await this.#indexes.forgetGrants(owner);
     return existed.filter(Boolean).length;
   }
 }

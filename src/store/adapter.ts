@@ -39,14 +39,14 @@ const REPLAY_DESCRIPTION: Record<string, string> = {
   PushedAuthorizationRequest: 'request_uri already used',
 };
 
-export const CLIENTS_KEY = 'oidc:clients';
-export const recordKey = (model: string, id: string) => `oidc:${model}:${id}`;
+const CLIENTS_KEY = 'oidc:clients';
+const recordKey = (model: string, id: string) => `oidc:${model}:${id}`;
 const grantKey = (grantId: string) => `oidc:grant:${grantId}`;
 const uidKey = (uid: string) => `oidc:uid:${uid}`;
 const userCodeKey = (userCode: string) => `oidc:usercode:${userCode}`;
-export const accountGrantsKey = (accountId: string) => `oidc:grants:account:${accountId}`;
-export const clientGrantsKey = (clientId: string) => `oidc:grants:client:${clientId}`;
-export const accountSessionsKey = (accountId: string) => `oidc:sessions:account:{${accountId}}`;
+const accountGrantsKey = (accountId: string) => `oidc:grants:account:${accountId}`;
+const clientGrantsKey = (clientId: string) => `oidc:grants:client:${clientId}`;
+const accountSessionsKey = (accountId: string) => `oidc:sessions:account:{${accountId}}`;
 const registrationTokensKey = (clientId: string) => `oidc:rat:client:${clientId}`;
 
 /** What the store tells the rest of Latchkey about (the adapter itself knows nothing of JWTs). */
@@ -178,3 +178,46 @@ class KvAdapter implements Adapter {
 export function adapterFactory(kv: Kv, grace = 0, hooks: AdapterHooks = {}, options: AdapterOptions = {}): (model: string) => Adapter {
   return (model) => new KvAdapter(model, kv, grace, hooks, options);
 }
+
+/** Whose grants: a person's (to any client) or a client's (from any person). */
+export type GrantOwner = { readonly accountId: string } | { readonly clientId: string };
+
+/**
+ * The adapter's indexes, for modules that act on many records at once (listing clients, revoking
+ * every grant of a person or a client, ending a person's sessions): only store/ knows key names.
+ */
+export class AdapterIndexes {
+  constructor(private readonly kv: Kv) {}
+
+  /** Ids of every stored client. */
+  clientIds(): Promise<string[]> {
+    return this.kv.members(CLIENTS_KEY);
+  }
+
+  /** Ids of the grants of a person or a client (some may have expired or been revoked since). */
+  grantIds(owner: GrantOwner): Promise<string[]> {
+    return this.kv.members(grantsKey(owner));
+  }
+
+  /** Drops the index of a person's or a client's grants (once they are revoked). */
+  async forgetGrants(owner: GrantOwner): Promise<void> {
+    await this.kv.del([grantsKey(owner)]);
+  }
+
+  /** Ids of a person's sessions (some may have ended otherwise since). */
+  sessionIds(accountId: string): Promise<string[]> {
+    return this.kv.members(accountSessionsKey(accountId));
+  }
+
+  /** Drops one session id from a person's index. */
+  async forgetSession(accountId: string, sessionId: string): Promise<void> {
+    await this.kv.removeFromSet(accountSessionsKey(accountId), sessionId);
+  }
+
+  /** Drops a person's whole session index (the sessions themselves stay). */
+  async forgetSessions(accountId: string): Promise<void> {
+    await this.kv.del([accountSessionsKey(accountId)]);
+  }
+}
+
+const grantsKey = (owner: GrantOwner) => ('accountId' in owner ? accountGrantsKey(owner.accountId) : clientGrantsKey(owner.clientId));

@@ -18,7 +18,7 @@ import { latchkey } from '../helpers/process.js';
 import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
 import { startServer, testDir, testEnv, type TestServer } from '../helpers/server.js';
 import { Clients } from '../../src/registration/clients.js';
-import { accountSessionsKey } from '../../src/store/adapter.js';
+import { AdapterIndexes } from '../../src/store/adapter.js';
 
 const PASSWORD = 'disabled person test password';
 const APP_SECRET = 'app-client-secret-with-plenty-of-entropy-0123456789';
@@ -149,7 +149,7 @@ describe('e2e: disabling a person ends their sessions everywhere (issue 19.2)', 
     assert.ok(token, 'a logout token for alice reached the app');
     assert.ok(token.sid, 'with the session id (backchannel_logout_session_required)');
     assert.deepEqual(token.events, { [BACKCHANNEL_EVENT]: {} });
-    assert.deepEqual(await server.kv.members(accountSessionsKey(accountId)), [], 'the index is emptied');
+    assert.deepEqual(await new AdapterIndexes(server.kv).sessionIds(accountId), [], 'the index is emptied');
 
     await signedOutEverywhere(agent, developerPage, 'alice', accountId);
   });
@@ -177,7 +177,7 @@ describe('e2e: disabling a person ends their sessions everywhere (issue 19.2)', 
     const { agent, developerPage } = await signedInEverywhere('carol');
     const accountId = await sub('carol');
     // A session made before sessions were indexed, then the person disabled: nothing ended it.
-    await server.kv.del([accountSessionsKey(accountId)]);
+    await new AdapterIndexes(server.kv).forgetSessions(accountId);
     await server.accounts.setDisabled('carol', true);
     await signedOutEverywhere(agent, developerPage, 'carol', accountId);
     assert.ok(await logoutTokenFor(accountId), 'ended at first use, with a logout token to the app');
@@ -196,7 +196,7 @@ describe('e2e: disabling a person ends their sessions everywhere (issue 19.2)', 
   it('a stale session the index does not know, first at the developer page: no apps shown, none created', async () => {
     const { agent, developerPage } = await signedInEverywhere('erin');
     const accountId = await sub('erin');
-    await server.kv.del([accountSessionsKey(accountId)]);
+    await new AdapterIndexes(server.kv).forgetSessions(accountId);
     await server.accounts.setDisabled('erin', true);
     const create = await agent.submit(developerPage, '/developer/apps', { name: 'After disable', type: 'web', redirect_uris: 'https://late.example.test/cb' });
     assert.equal(create.status, 401);

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
-import { adapterFactory } from '../../src/store/adapter.js';
+import { adapterFactory, AdapterIndexes } from '../../src/store/adapter.js';
 import { rmSync } from 'node:fs';
 import { EmbeddedKv } from '../../src/store/embedded.js';
 import { allKeys, backends, PREFIX, type OpenBackend } from '../helpers/backends.js';
@@ -206,10 +206,10 @@ for (const backend of backends) {
       const id = `client-${randomUUID()}`;
       await adapter('Client').upsert(id, { client_id: id, redirect_uris: [] }, 0);
       assert.deepEqual(await adapter('Client').find(id), { client_id: id, redirect_uris: [] });
-      assert.ok((await kv.members('oidc:clients')).includes(id));
+      assert.ok((await new AdapterIndexes(kv).clientIds()).includes(id));
       if (raw) assert.equal(await raw.ttl(`${PREFIX}oidc:Client:${id}`), -1);
       await adapter('Client').destroy(id);
-      assert.ok(!(await kv.members('oidc:clients')).includes(id));
+      assert.ok(!(await new AdapterIndexes(kv).clientIds()).includes(id));
     });
   });
 }

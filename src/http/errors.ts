@@ -79,6 +79,15 @@ export function respondWithError(ctx: Context, status: number, out: ErrorOut): v
   }
 }
 
+/**
+ * Writes a protocol error as JSON whatever the caller accepts: for endpoints only programs call
+ * (token-authenticated APIs, the feed, rate limits, patched provider answers).
+ */
+export function jsonError(ctx: { status: number; body: unknown }, status: number, error: string, description?: string): void {
+  ctx.status = status;
+  ctx.body = description === undefined ? { error } : { error, error_description: description };
+}
+
 export function errorPage(out: ErrorOut, requestId?: string): string {
   const { title, message } = friendly(out.error);
   // server_error descriptions are generic already; others help the application's developer.

@@ -9,7 +9,7 @@
  * had to show the consent page every time. The policy change, in two parts:
  *
  * 1. offlineAccessPrompt (a provider middleware): an authorization request (GET; POST arrives as
- *    GET, see post-methods.ts) that asks for `offline_access` with no `prompt`, or one without
+ *    GET, see ../post-methods.ts) that asks for `offline_access` with no `prompt`, or one without
  *    `consent` and `none`, gets `consent` added to its prompt, so the scope is kept, and the
  *    marker parameter CONSENT_IF_NEEDED (declared in extraParams, so it stays with the request
  *    through login and resume).
@@ -51,7 +51,7 @@ export function consentOnlyIfNeeded(): interactionPolicy.DefaultPolicy {
   const policy = interactionPolicy.base();
   const forced = policy.get('consent')?.checks.get('consent_prompt');
   // Fails loudly at start if an upgrade renamed the check this relies on.
-  if (!forced) throw new Error('oidc-provider has no consent_prompt check: review src/provider/offline-access.ts');
+  if (!forced) throw new Error('oidc-provider has no consent_prompt check: review src/provider/patches/offline-access.ts');
   const original = forced.check;
   forced.check = (ctx: KoaContextWithOIDC) => (ctx.oidc.params?.[CONSENT_IF_NEEDED] === '1' ? false : original(ctx));
   return policy;

@@ -10,11 +10,11 @@
  */
 import cluster, { type Worker } from 'node:cluster';
 import { availableParallelism } from 'node:os';
-import type { Config } from '../config.js';
-import type { Running } from '../main.js';
-import { usesRedis } from '../store/index.js';
-import type { Logger } from './logger.js';
-import { serveMetrics } from './metrics.js';
+import type { Config } from './config.js';
+import type { Running } from './main.js';
+import { usesRedis } from './store/index.js';
+import type { Logger } from './ops/logger.js';
+import { serveMetrics } from './ops/metrics.js';
 
 /** Why `latchkey serve` could not start, in one line (a worker's reason, passed to the primary). */
 export class StartupError extends Error {

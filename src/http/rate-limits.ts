@@ -12,7 +12,7 @@
  * already be spent). A later request that announces the client (HTTP Basic, client_id, or a client
  * assertion's subject, as oidc-provider reads them) is refused before the client is even
  * authenticated while the client's own requests have exhausted its allowance (see
- * provider/announced-client-limit.ts). A public client's client_id proves nothing, so public
+ * provider/patches/announced-client-limit.ts). A public client's client_id proves nothing, so public
  * clients are bounded by the per-address limit only: nobody can spend a client's allowance by
  * naming it.
  */
@@ -20,9 +20,10 @@ import type { Middleware } from 'koa';
 import type { KoaContextWithOIDC, Provider } from 'oidc-provider';
 import { RateLimiterMemory, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { Config } from '../config.js';
+import { jsonError } from './errors.js';
 import type { Kv } from '../store/kv.js';
 import { rateLimiter } from '../store/rate-limit.js';
-import { metrics } from './metrics.js';
+import { metrics } from '../ops/metrics.js';
 
 type Settings = Config['rateLimit'];
 
@@ -68,10 +69,9 @@ export function routeTable(provider: Provider): [string, RegExp][] {
 function refuse(ctx: Parameters<Middleware>[0], seconds: number, endpoint: string, limit: 'ip' | 'client') {
   const wait = Math.max(1, seconds);
   metrics.rateLimited.inc({ endpoint, limit });
-  ctx.status = 429;
   ctx.set('Retry-After', String(wait));
   ctx.set('Cache-Control', 'no-store');
-  ctx.body = { error: 'temporarily_unavailable', error_description: `too many requests; retry in ${wait} s` };
+  jsonError(ctx, 429, 'temporarily_unavailable', `too many requests; retry in ${wait} s`);
 }
 
 /** Charges `key`; returns seconds to wait when that went over the limit, else 0. */

@@ -10,7 +10,7 @@
  */
 import { decodeProtectedHeader } from 'jose';
 import type { Provider } from 'oidc-provider';
-import type { RevocationList } from '../revocation/list.js';
+import type { RevocationList } from '../../revocation/list.js';
 
 export function refuseHintsOfRevokedKeys(provider: Provider, revocations: RevocationList): void {
   const IdToken = provider.IdToken as unknown as { validate(jwt: string, client: unknown): Promise<unknown> };

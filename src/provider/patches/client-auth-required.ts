@@ -9,6 +9,7 @@
  * invalid_client_metadata; to a program authenticating as it, that is simply invalid_client.
  */
 import type { Middleware } from 'koa';
+import { jsonError } from '../../http/errors.js';
 
 const NO_MECHANISM = 'no client authentication mechanism provided';
 const AUTHENTICATING_ROUTES = new Set(['token', 'introspection', 'revocation', 'pushed_authorization_request', 'backchannel_authentication', 'device_authorization']);
@@ -19,14 +20,11 @@ export function clientAuthenticationRequired(realm: string): Middleware {
     const body = ctx.body as { error?: string; error_description?: string } | undefined;
     const route = (ctx as { oidc?: { route?: string } }).oidc?.route;
     if (body?.error === 'invalid_client_metadata' && route && AUTHENTICATING_ROUTES.has(route)) {
-      ctx.status = 401;
       ctx.set('WWW-Authenticate', `Basic realm="${realm}"`);
-      ctx.body = { error: 'invalid_client', error_description: 'client authentication failed: its registration is not valid any more' };
-      return;
+      return jsonError(ctx, 401, 'invalid_client', 'client authentication failed: its registration is not valid any more');
     }
     if (ctx.status !== 400 || body?.error !== 'invalid_request' || body.error_description !== NO_MECHANISM) return;
-    ctx.status = 401;
     ctx.set('WWW-Authenticate', `Basic realm="${realm}"`);
-    ctx.body = { error: 'invalid_client', error_description: 'client authentication is required' };
+    jsonError(ctx, 401, 'invalid_client', 'client authentication is required');
   };
 }

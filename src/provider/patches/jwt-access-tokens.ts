@@ -10,7 +10,8 @@
 import type { Middleware } from 'koa';
 import { errors as joseErrors, jwtVerify, type JWTHeaderParameters, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import type { KoaContextWithOIDC } from 'oidc-provider';
-import type { RevocationList } from './list.js';
+import { jsonError } from '../../http/errors.js';
+import type { RevocationList } from '../../revocation/list.js';
 
 interface Options {
   readonly issuer: string;
@@ -89,9 +90,7 @@ export function jwtAccessTokenEndpoints({ issuer, keys, list, clockTolerance, ma
     // an opaque access token, also revokes the other tokens of its grant.
     if (claims.client_id !== caller.clientId) {
       if (caller.clientAuthMethod === 'none') return;
-      ctx.status = 400;
-      ctx.body = { error: 'invalid_request', error_description: 'client is not authorized to revoke the presented token' };
-      return;
+      return jsonError(ctx, 400, 'invalid_request', 'client is not authorized to revoke the presented token');
     }
     if (claims.jti && claims.exp) await list.revokeToken(claims.jti, claims.exp);
   };

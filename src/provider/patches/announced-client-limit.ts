@@ -8,11 +8,11 @@
  * parameter or the client assertion's subject, read by oidc-provider itself from the parsed body)
  * first asks the rate limits whether that client is over its allowance; if so the request ends
  * with 429 there. Nothing is charged here: only requests that then authenticate are charged (see
- * ops/rate-limits.ts), so naming a client costs it nothing. Pinned by
- * test/integration/rate-limits.test.ts.
+ * http/rate-limits.ts), so naming a client costs it nothing. Pinned by
+ * test/integration/rate-limits.test.ts and test/unit/provider-patches.test.ts.
  */
 import { errors, Provider } from 'oidc-provider';
-import { CLIENT_AUTH_ROUTES, type RateLimits } from '../ops/rate-limits.js';
+import { CLIENT_AUTH_ROUTES, type RateLimits } from '../../http/rate-limits.js';
 
 class TooManyRequests extends errors.OIDCProviderError {
   constructor(seconds: number) {

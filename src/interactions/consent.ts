@@ -1,0 +1,81 @@
+/**
+ * The consent step: what the application asks for, in words, and the grant the person gives by
+ * confirming it (remembered in provider/consents.ts, so that offline access needs no page later).
+ */
+import type { Context } from 'koa';
+import { respondWithError } from '../http/errors.js';
+import { render } from '../http/views.js';
+import type { Consents } from '../provider/consents.js';
+import type { Interaction, Interactions } from './interaction.js';
+
+const SCOPE_WORDS: Record<string, string> = {
+  openid: 'Know who you are (your account identifier)',
+  profile: 'See your name and profile details',
+  email: 'See your email address',
+  offline_access: 'Keep access while you are not using it (offline access): it can act for you after you close it or sign out, until that access expires or is revoked',
+};
+
+function permissions(details: Record<string, unknown>): string[] {
+  const out: string[] = [];
+  for (const scope of (details.missingOIDCScope as string[] | undefined) ?? []) {
+    out.push(SCOPE_WORDS[scope] ?? `Use the "${scope}" permission`);
+  }
+  const claims = (details.missingOIDCClaims as string[] | undefined) ?? [];
+  if (claims.length) out.push(`See these details about you: ${claims.join(', ')}`);
+  const resources = (details.missingResourceScopes as Record<string, string[]> | undefined) ?? {};
+  for (const [resource, scopes] of Object.entries(resources)) {
+    out.push(`Act on ${resource} with: ${scopes.join(', ') || 'basic access'}`);
+  }
+  return out.length ? out : ['Sign you in'];
+}
+
+/** The consent page of an interaction waiting for consent. */
+export async function showConsent({ csrf, clientBranding, activeAccount }: Interactions, ctx: Context, interaction: Interaction): Promise<void> {
+  const account = await activeAccount(ctx, interaction);
+  if (!account) return;
+  ctx.type = 'html';
+  ctx.body = render('consent', {
+    title: 'Allow access',
+    client: await clientBranding(ctx, interaction),
+    permissions: permissions(interaction.prompt.details),
+    username: account.username,
+    action: `/interaction/${interaction.uid}/confirm`,
+    abort: `/interaction/${interaction.uid}/abort`,
+    csrf: csrf.token(interaction.uid),
+  });
+}
+
+/** POST /interaction/:uid/confirm */
+export function confirmConsent({ provider, submitted, activeAccount }: Interactions, consents: Consents) {
+  return async (ctx: Context): Promise<void> => {
+    const found = await submitted(ctx);
+    if (!found) return;
+    const { interaction } = found;
+    if (interaction.prompt.name !== 'consent' || !interaction.session) {
+      respondWithError(ctx, 400, { error: 'invalid_request', error_description: 'this sign-in request is not waiting for consent' });
+      return;
+    }
+    if (!(await activeAccount(ctx, interaction))) return;
+    const details = interaction.prompt.details as {
+      missingOIDCScope?: string[];
+      missingOIDCClaims?: string[];
+      missingResourceScopes?: Record<string, string[]>;
+    };
+    const grant = interaction.grantId
+      ? await provider.Grant.find(interaction.grantId)
+      : new provider.Grant({ accountId: interaction.session.accountId, clientId: String(interaction.params.client_id) });
+    if (!grant) {
+      respondWithError(ctx, 400, { error: 'session_not_found', error_description: 'the earlier consent was withdrawn; start again' });
+      return;
+    }
+    if (details.missingOIDCScope) grant.addOIDCScope(details.missingOIDCScope.join(' '));
+    if (details.missingOIDCClaims) grant.addOIDCClaims(details.missingOIDCClaims);
+    for (const [indicator, scopes] of Object.entries(details.missingResourceScopes ?? {})) {
+      grant.addResourceScope(indicator, scopes.join(' '));
+    }
+    const grantId = await grant.save();
+    await consents.remember(grant);
+    await provider.interactionFinished(ctx.req, ctx.res, { consent: { grantId } }, { mergeWithLastSubmission: true });
+    ctx.respond = false;
+  };
+}

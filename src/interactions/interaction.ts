@@ -1,0 +1,85 @@
+/**
+ * What every step of a sign-in shares: the interaction a request belongs to, its form checked
+ * against the CSRF token bound to it, the client's branding, and the person still allowed in.
+ * The steps (login.ts, consent.ts) and routes.ts build on it; a new step (a second factor, an
+ * upstream provider) is a module of its own next to them.
+ */
+import type { Context } from 'koa';
+import { errors, type Provider } from 'oidc-provider';
+import type { Accounts } from '../accounts/accounts.js';
+import { csrfTokens, type CsrfTokens } from '../http/csrf.js';
+import { respondWithError } from '../http/errors.js';
+import { allowLogo, brandingOf, type ClientBranding } from './client-branding.js';
+
+export type Interaction = Awaited<ReturnType<Provider['interactionDetails']>>;
+export type Form = Record<string, string | string[] | undefined>;
+
+/** A form field as one string; a repeated field counts as missing. */
+export function field(form: Form, name: string): string {
+  const value = form[name];
+  return typeof value === 'string' ? value : '';
+}
+
+export interface Interactions {
+  readonly provider: Provider;
+  readonly csrf: CsrfTokens;
+  /** The interaction this request belongs to, or an error page when it is gone or not this one. */
+  load(ctx: Context): Promise<Interaction | undefined>;
+  /** Parses the form and checks its CSRF token; answers the request itself when either fails. */
+  submitted(ctx: Context): Promise<{ interaction: Interaction; body: Form } | undefined>;
+  /** The client's name, logo and links for the page; lets this response load that logo. */
+  clientBranding(ctx: Context, interaction: Interaction): Promise<ClientBranding>;
+  /**
+   * The person of a sign-in waiting for consent, unless they were disabled or deleted since they
+   * signed in: then an error page, and nothing is granted.
+   */
+  activeAccount(ctx: Context, interaction: Interaction): ReturnType<Accounts['find']>;
+}
+
+export function interactions(provider: Provider, accounts: Accounts, csrfKey: string): Interactions {
+  const csrf = csrfTokens(csrfKey, 'interaction');
+
+  async function load(ctx: Context): Promise<Interaction | undefined> {
+    let interaction: Interaction;
+    try {
+      interaction = await provider.interactionDetails(ctx.req, ctx.res);
+    } catch (error) {
+      if (!(error instanceof errors.SessionNotFound)) throw error;
+      respondWithError(ctx, 400, { error: 'session_not_found', error_description: 'the sign-in request expired or was already completed' });
+      return undefined;
+    }
+    if (interaction.uid !== ctx.params.uid) {
+      respondWithError(ctx, 400, { error: 'session_not_found', error_description: 'this page belongs to another sign-in request' });
+      return undefined;
+    }
+    ctx.set('Cache-Control', 'no-store');
+    return interaction;
+  }
+
+  async function clientBranding(ctx: Context, interaction: Interaction): Promise<ClientBranding> {
+    const clientId = String(interaction.params.client_id);
+    const branding = brandingOf(await provider.Client.find(clientId), clientId);
+    allowLogo(ctx, branding);
+    return branding;
+  }
+
+  async function activeAccount(ctx: Context, interaction: Interaction) {
+    const account = await accounts.find(String(interaction.session?.accountId));
+    if (account && !account.disabled) return account;
+    respondWithError(ctx, 403, { error: 'access_denied', error_description: 'this account cannot sign in' });
+    return undefined;
+  }
+
+  async function submitted(ctx: Context): Promise<{ interaction: Interaction; body: Form } | undefined> {
+    const interaction = await load(ctx);
+    if (!interaction) return undefined;
+    const body = (ctx.request.body ?? {}) as Form;
+    if (!csrf.valid(interaction.uid, field(body, 'csrf'))) {
+      respondWithError(ctx, 403, { error: 'invalid_request', error_description: 'the form was not sent from this sign-in page; go back and try again' });
+      return undefined;
+    }
+    return { interaction, body };
+  }
+
+  return { provider, csrf, load, submitted, clientBranding, activeAccount };
+}

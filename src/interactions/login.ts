@@ -1,0 +1,90 @@
+/**
+ * The login step: the password form, and its submission checked against the brute-force
+ * throttle. A correct password finishes the step with the person's sub (amr pwd).
+ */
+import type { Context } from 'koa';
+import type { Accounts } from '../accounts/accounts.js';
+import type { LoginThrottle } from '../accounts/throttle.js';
+import { respondWithError } from '../http/errors.js';
+import { render } from '../http/views.js';
+import type { Logger } from '../ops/logger.js';
+import { metrics } from '../ops/metrics.js';
+import { field, type Interaction, type Interactions } from './interaction.js';
+
+/** "30 seconds", "2 minutes": how long a pause lasts, in words. */
+function duration(seconds: number): string {
+  if (seconds < 90) return `${seconds} second${seconds === 1 ? '' : 's'}`;
+  const minutes = Math.ceil(seconds / 60);
+  return `${minutes} minutes`;
+}
+
+/** The login page, with what was typed and why it failed, if it did. */
+export async function showLogin(
+  { csrf, clientBranding }: Interactions,
+  ctx: Context,
+  interaction: Interaction,
+  state: { error?: string; username?: string; remember?: boolean } = {},
+): Promise<void> {
+  ctx.type = 'html';
+  ctx.body = render('login', {
+    title: 'Sign in',
+    client: await clientBranding(ctx, interaction),
+    action: `/interaction/${interaction.uid}/login`,
+    abort: `/interaction/${interaction.uid}/abort`,
+    csrf: csrf.token(interaction.uid),
+    username: state.username ?? (typeof interaction.params.login_hint === 'string' ? interaction.params.login_hint : ''),
+    remember: state.remember ?? false,
+    error: state.error,
+  });
+}
+
+/** POST /interaction/:uid/login */
+export function submitLogin(steps: Interactions, { accounts, throttle, logger }: { accounts: Accounts; throttle: LoginThrottle; logger: Logger }) {
+  const { provider, submitted } = steps;
+  return async (ctx: Context): Promise<void> => {
+    const found = await submitted(ctx);
+    if (!found) return;
+    const { interaction, body } = found;
+    if (interaction.prompt.name !== 'login') {
+      respondWithError(ctx, 400, { error: 'invalid_request', error_description: 'this sign-in request is not waiting for a password' });
+      return;
+    }
+    const username = field(body, 'username');
+    const password = field(body, 'password');
+    const remember = field(body, 'remember') === 'yes';
+    if (!username || !password) {
+      ctx.status = 400;
+      return showLogin(steps, ctx, interaction, { error: 'Enter your username and password.', username, remember });
+    }
+    const paused = async (seconds: number) => {
+      metrics.logins.inc({ outcome: 'throttled' });
+      logger.warn({ event: 'login.throttled', ip: ctx.ip, client_id: interaction.params.client_id }, 'sign-in paused after repeated failures');
+      ctx.status = 429;
+      ctx.set('Retry-After', String(seconds));
+      const error = `Too many failed attempts. For your security, sign-in is paused for ${duration(seconds)}; try again after that.`;
+      return showLogin(steps, ctx, interaction, { error, username, remember });
+    };
+    // While paused, the password is not even checked: a right guess must look like a wrong one.
+    const pause = await throttle.pause(username, ctx.ip);
+    if (pause) return paused(pause);
+    const account = await accounts.verify(username, password);
+    if (!account) {
+      logger.info({ event: 'login.failed', client_id: interaction.params.client_id }, 'login failed');
+      metrics.logins.inc({ outcome: 'failure' });
+      const started = await throttle.failed(username, ctx.ip);
+      if (started) return paused(started);
+      ctx.status = 401;
+      return showLogin(steps, ctx, interaction, { error: 'That username and password do not match. Try again.', username, remember });
+    }
+    await throttle.succeeded(username);
+    metrics.logins.inc({ outcome: 'success' });
+    logger.info({ event: 'login.succeeded', sub: account.sub, client_id: interaction.params.client_id }, 'login succeeded');
+    await provider.interactionFinished(
+      ctx.req,
+      ctx.res,
+      { login: { accountId: account.sub, remember, amr: ['pwd'] } },
+      { mergeWithLastSubmission: false },
+    );
+    ctx.respond = false;
+  };
+}

@@ -1,0 +1,93 @@
+/**
+ * The admin API's routes for clients (src/registration/clients.ts, the one registry):
+ *
+ *   GET    /admin/clients               every stored client, without secrets
+ *   GET    /admin/clients/{id}          one
+ *   POST   /admin/clients               add one (a confidential client gets a secret, shown once)
+ *   PUT    /admin/clients/{id}          replace its metadata
+ *   POST   /admin/clients/{id}/secret   rotate its secret (the previous one stays valid for the grace)
+ *   DELETE /admin/clients/{id}          delete it, ending everything it held
+ */
+import { randomUUID } from 'node:crypto';
+import type Router from '@koa/router';
+import type { Context, Middleware } from 'koa';
+import { z } from 'zod';
+import { jsonError } from '../http/errors.js';
+import { ClientError, generateSecret, type ClientMetadata, type Clients } from './clients.js';
+
+interface Options {
+  readonly clients: Clients;
+  readonly secretRotationGrace: number;
+  readonly read: Middleware;
+  readonly write: Middleware;
+  readonly json: Middleware;
+}
+
+const clientBody = z.looseObject({ client_id: z.string().min(1).max(128).optional() });
+
+/** Client metadata as the API shows it: never the secret, except once when it is made. */
+function withoutSecret({ client_secret: _secret, ...metadata }: ClientMetadata): Omit<ClientMetadata, 'client_secret'> {
+  return metadata;
+}
+
+const confidential = (method: unknown) => method === undefined || method === 'client_secret_basic' || method === 'client_secret_post';
+
+/** Runs a change, answering the client registry's refusals as RFC 7591 errors. */
+async function registry(ctx: Context, change: () => Promise<void>) {
+  try {
+    await change();
+  } catch (error) {
+    if (!(error instanceof ClientError)) throw error;
+    jsonError(ctx, error.status, error.error, error.description);
+  }
+}
+
+export function clientRoutes(router: Router, { clients, secretRotationGrace, read, write, json }: Options): void {
+  router.get('/clients', read, async (ctx) => {
+    ctx.body = (await clients.list()).map(withoutSecret);
+  });
+
+  router.get('/clients/:id', read, async (ctx) => {
+    const client = await clients.get(ctx.params.id!);
+    if (!client) return jsonError(ctx, 404, 'not_found', `no client "${ctx.params.id}"`);
+    ctx.body = withoutSecret(client);
+  });
+
+  router.post('/clients', write, json, async (ctx) => {
+    const parsed = clientBody.safeParse(ctx.request.body);
+    if (!parsed.success) return jsonError(ctx, 400, 'invalid_client_metadata', 'the body must be a JSON object of client metadata');
+    const { client_id: id = randomUUID(), ...metadata } = parsed.data;
+    const client: ClientMetadata = {
+      ...metadata,
+      client_id: id,
+      ...(confidential(metadata.token_endpoint_auth_method) && metadata.client_secret === undefined ? { client_secret: generateSecret() } : {}),
+    };
+    await registry(ctx, async () => {
+      ctx.status = 201;
+      ctx.body = await clients.add(client);
+    });
+  });
+
+  router.put('/clients/:id', write, json, async (ctx) => {
+    const parsed = clientBody.safeParse(ctx.request.body);
+    if (!parsed.success) return jsonError(ctx, 400, 'invalid_client_metadata', 'the body must be a JSON object of client metadata');
+    await registry(ctx, async () => {
+      ctx.body = withoutSecret(await clients.update(ctx.params.id!, parsed.data));
+    });
+  });
+
+  router.post('/clients/:id/secret', write, async (ctx) => {
+    await registry(ctx, async () => {
+      const { client_id, client_secret } = await clients.rotateSecret(ctx.params.id!, secretRotationGrace);
+      ctx.body = { client_id, client_secret, previous_secret_valid_for: secretRotationGrace };
+    });
+  });
+
+  router.delete('/clients/:id', write, async (ctx) => {
+    await registry(ctx, async () => {
+      // Ends everything the client held (the store's client removal hook, see provider.ts).
+      await clients.remove(ctx.params.id!);
+      ctx.status = 204;
+    });
+  });
+}

@@ -1,0 +1,84 @@
+/**
+ * The admin API's routes for people (src/accounts/):
+ *
+ *   GET    /admin/users                       every account (sub, username, disabled, claims)
+ *   POST   /admin/users                       create one {username, password, claims…}
+ *   POST   /admin/users/{username}/disable    disable it: its grants are revoked, its sessions end
+ *   POST   /admin/users/{username}/enable     enable it again
+ */
+import type Router from '@koa/router';
+import type { Middleware } from 'koa';
+import { z } from 'zod';
+import { AccountError, type Accounts, type Claims } from '../accounts/accounts.js';
+import type { AccountSessions } from '../accounts/sessions.js';
+import { jsonError } from '../http/errors.js';
+import type { GrantRevocation } from '../revocation/grants.js';
+
+interface Options {
+  readonly accounts: Accounts;
+  /** Revokes what a disabled person held. */
+  readonly grants: GrantRevocation;
+  /** Ends a disabled person's sessions (with back-channel logout to their apps). */
+  readonly sessions: AccountSessions;
+  readonly read: Middleware;
+  readonly write: Middleware;
+  readonly json: Middleware;
+}
+
+const newUser = z.strictObject({
+  username: z.string(),
+  password: z.string(),
+  name: z.string().max(256).optional(),
+  given_name: z.string().max(256).optional(),
+  family_name: z.string().max(256).optional(),
+  email: z.email().optional(),
+  email_verified: z.boolean().optional(),
+  locale: z.string().max(35).optional(),
+});
+
+const publicAccount = ({ sub, username, disabled, claims }: { sub: string; username: string; disabled: boolean; claims: Claims }) => ({
+  sub,
+  username,
+  disabled,
+  ...claims,
+});
+
+export function userRoutes(router: Router, { accounts, grants, sessions, read, write, json }: Options): void {
+  router.get('/users', read, async (ctx) => {
+    ctx.body = (await accounts.list()).map(publicAccount);
+  });
+
+  router.post('/users', write, json, async (ctx) => {
+    const parsed = newUser.safeParse(ctx.request.body);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0]!;
+      return jsonError(ctx, 400, 'invalid_request', `${issue.path.join('.') || 'body'}: ${issue.message}`);
+    }
+    const { username, password, ...claims } = parsed.data;
+    if (await accounts.findByUsername(username)) return jsonError(ctx, 409, 'conflict', `the username "${username}" is taken`);
+    try {
+      ctx.status = 201;
+      ctx.body = publicAccount(await accounts.create(username, password, claims));
+    } catch (error) {
+      if (!(error instanceof AccountError)) throw error;
+      if (error.conflict) jsonError(ctx, 409, 'conflict', error.message);
+      else jsonError(ctx, 400, 'invalid_request', error.message);
+    }
+  });
+
+  for (const [action, disabled] of [['disable', true], ['enable', false]] as const) {
+    router.post(`/users/:username/${action}`, write, async (ctx) => {
+      try {
+        const account = await accounts.setDisabled(ctx.params.username!, disabled);
+        if (disabled) {
+          await grants.revokeAccount(account.sub);
+          await sessions.endAll(account.sub);
+        }
+        ctx.body = publicAccount(account);
+      } catch (error) {
+        if (!(error instanceof AccountError)) throw error;
+        jsonError(ctx, 404, 'not_found', error.message);
+      }
+    });
+  }
+}

@@ -1,0 +1,103 @@
+/**
+ * What the patches in src/provider/patches/ rely on in oidc-provider (and @koa/router), pinned to
+ * the versions they were checked against. An upgrade fails here first, loudly, naming the patch to
+ * review; the e2e and conformance suites then show whether its behaviour still holds.
+ */
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import Router from '@koa/router';
+import { exportJWK, generateKeyPair } from 'jose';
+import Koa from 'koa';
+import { interactionPolicy, Provider } from 'oidc-provider';
+import { ROOT } from '../../src/paths.js';
+import { CLIENT_AUTH_ROUTES } from '../../src/http/rate-limits.js';
+import { matchedRoute } from '../../src/provider/patches/matched-route.js';
+import { adapterFactory } from '../../src/store/adapter.js';
+import type { Kv } from '../../src/store/kv.js';
+
+/** The versions every patch was last checked against. Change only after re-checking each patch below. */
+const PINNED = { 'oidc-provider': '9.13.3', '@koa/router': '15.7.0' };
+
+const installed = (pkg: string) => (JSON.parse(readFileSync(join(ROOT, 'node_modules', pkg, 'package.json'), 'utf8')) as { version: string }).version;
+const source = (file: string) => readFileSync(join(ROOT, 'node_modules', 'oidc-provider', 'lib', file), 'utf8');
+
+describe('patches on oidc-provider internals (src/provider/patches/)', () => {
+  // Never asked for anything: given only so that oidc-provider does not warn about its dev defaults.
+  const adapter = adapterFactory({} as Kv);
+  let provider: Provider;
+  before(async () => {
+    const { privateKey } = await generateKeyPair('ES256', { extractable: true });
+    const jwks = { keys: [{ ...(await exportJWK(privateKey)), alg: 'ES256', use: 'sig' }] };
+    provider = new Provider('http://localhost:3000', { clients: [], adapter, jwks, features: { devInteractions: { enabled: false } } });
+  });
+
+  for (const [pkg, version] of Object.entries(PINNED)) {
+    it(`are pinned to ${pkg} ${version}`, () => {
+      assert.equal(
+        installed(pkg),
+        version,
+        `${pkg} is now ${installed(pkg)}: re-check every patch in src/provider/patches/ against it (this file names what each relies on), then update PINNED`,
+      );
+    });
+  }
+
+  it('previous-secrets.ts: client secret authentication goes through Client#compareClientSecret', () => {
+    assert.equal(typeof (provider.Client.prototype as unknown as Record<string, unknown>).compareClientSecret, 'function');
+    assert.match(source('shared/client_auth.js'), /ctx\.oidc\.client\.compareClientSecret\(/);
+  });
+
+  it('id-token-hints.ts, revoked-key-hints.ts: both readers of id_token_hint call IdToken.validate', () => {
+    assert.equal(typeof (provider.IdToken as unknown as Record<string, unknown>).validate, 'function');
+    assert.match(source('actions/authorization/claims.js'), /provider\.IdToken\.validate\(/);
+    assert.match(source('actions/end_session.js'), /provider\.IdToken\.validate\(/);
+  });
+
+  it('client-auth-required.ts: a request without client authentication fails with the description it matches', () => {
+    assert.match(source('shared/client_auth.js'), /new InvalidRequest\('no client authentication mechanism provided'\)/);
+  });
+
+  it('announced-client-limit.ts: Client.find and Provider.ctx exist, and the routes it watches are oidc-provider route names', () => {
+    assert.equal(typeof (provider.Client as unknown as Record<string, unknown>).find, 'function');
+    assert.ok(Object.getOwnPropertyDescriptor(Provider, 'ctx')?.get, 'Provider.ctx is a getter');
+    for (const route of CLIENT_AUTH_ROUTES) assert.match(source('helpers/initialize_app.js'), new RegExp(`post\\('${route}', routes\\.${route},`), route);
+  });
+
+  it('offline-access.ts: the consent prompt has the consent_prompt check, and the code flow drops offline_access without prompt=consent', () => {
+    assert.ok(interactionPolicy.base().get('consent')?.checks.get('consent_prompt'));
+    assert.match(source('actions/authorization/scopes.js'), /scopes\.splice\(scopes\.indexOf\('offline_access'\), 1\)/);
+  });
+
+  it('jwt-access-tokens.ts: introspection and revocation answer unsupported_token_type for JWT access tokens', () => {
+    assert.match(source('shared/reject_structured_tokens.js'), /throw new UnsupportedTokenType\(/);
+  });
+
+  it('revocation-response.ts: the revocation endpoint answers an empty body', () => {
+    assert.match(source('actions/revocation.js'), /ctx\.body = '';/);
+  });
+
+  it('registration/clients.ts reads the Client model\'s adapter (Client.adapter)', () => {
+    assert.equal(typeof (provider.Client as unknown as { adapter?: { find?: unknown } }).adapter?.find, 'function');
+  });
+
+  it('matched-route.ts: @koa/router leaves the matched path pattern on ctx._matchedRoute', async () => {
+    const app = new Koa();
+    const router = new Router();
+    let seen: string | undefined;
+    router.get('/things/:id', (ctx) => {
+      seen = matchedRoute(ctx);
+      ctx.body = 'ok';
+    });
+    app.use(router.routes());
+    const server = app.listen(0, '127.0.0.1');
+    await new Promise((resolve) => server.once('listening', resolve));
+    try {
+      const response = await fetch(`http://127.0.0.1:${(server.address() as AddressInfo).port}/things/42`);
+      assert.equal(response.status, 200);
+      assert.equal(seen, '/things/:id');
+    } finally {
+      server.close();
+    }
+  });
+});

@@ -1,0 +1,83 @@
+/**
+ * The registration policy (src/registration/policy.ts) as a pure function of client metadata: what
+ * it refuses, with which RFC 7591 description, and what it lets through. The HTTP paths that run it
+ * (RFC 7591, the admin API, the developer page, the CLI) are covered in test/e2e/registration*.
+ */
+import assert from 'node:assert/strict';
+import { errors } from 'oidc-provider';
+import { enforcePolicy, isLoopback, type RegistrationPolicy } from '../../src/registration/policy.js';
+
+const POLICY: RegistrationPolicy = {
+  authMethods: ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'],
+  scopes: ['openid', 'profile', 'email', 'offline_access', 'admin'],
+  privilegedScopes: ['admin'],
+};
+
+const web = (extra: Record<string, unknown> = {}) => ({ redirect_uris: ['https://app.example.com/cb'], ...extra });
+
+/** The description of the InvalidClientMetadata the metadata is refused with (fails if it passes). */
+function refusal(metadata: Record<string, unknown>, selfService = false): string {
+  try {
+    enforcePolicy(POLICY, metadata, selfService);
+  } catch (error) {
+    assert.ok(error instanceof errors.InvalidClientMetadata, `refused with ${String(error)}`);
+    return error.error_description!;
+  }
+  assert.fail(`accepted: ${JSON.stringify(metadata)}`);
+}
+
+describe('registration policy', () => {
+  it('accepts an ordinary web client, a loopback http redirect and a native app with a reverse-domain scheme', () => {
+    enforcePolicy(POLICY, web({ scope: 'openid profile', logo_uri: 'https://app.example.com/logo.png' }), true);
+    enforcePolicy(POLICY, { redirect_uris: ['http://localhost:8080/cb', 'http://127.0.0.1/cb', 'http://[::1]:9/cb', 'http://app.localhost/cb'] }, true);
+    enforcePolicy(POLICY, { application_type: 'native', redirect_uris: ['com.example.app:/callback'], token_endpoint_auth_method: 'none' }, true);
+  });
+
+  it('refuses wildcards, fragments, relative URIs and http off loopback in redirect URIs, naming the field', () => {
+    assert.match(refusal(web({ redirect_uris: ['https://*.example.com/cb'] })), /^redirect_uris: .*wildcards are not allowed/);
+    assert.match(refusal(web({ redirect_uris: ['https://app.example.com/cb#x'] })), /^redirect_uris: .*must not have a fragment/);
+    assert.match(refusal(web({ redirect_uris: ['/cb'] })), /^redirect_uris: .*not an absolute URI/);
+    assert.match(refusal(web({ redirect_uris: ['http://app.example.com/cb'] })), /^redirect_uris: .*use https/);
+    assert.match(refusal(web({ post_logout_redirect_uris: ['http://app.example.com/bye'] })), /^post_logout_redirect_uris: .*use https/);
+  });
+
+  it('allows custom schemes only for native apps, and only reverse domain names', () => {
+    assert.match(refusal(web({ redirect_uris: ['com.example.app:/cb'] })), /custom scheme is allowed only for native apps/);
+    assert.match(refusal({ application_type: 'native', redirect_uris: ['myapp:/cb'] }), /must be a reverse domain name/);
+  });
+
+  it('refuses URI lists that are not arrays of strings before reading them', () => {
+    assert.equal(refusal({ redirect_uris: 'https://app.example.com/cb' }), 'redirect_uris must be an array of URI strings');
+    assert.equal(refusal({ redirect_uris: [42] }), 'redirect_uris must be an array of URI strings');
+    assert.equal(refusal(web({ post_logout_redirect_uris: { 0: 'x' } })), 'post_logout_redirect_uris must be an array of URI strings');
+  });
+
+  it('refuses a client authentication method not offered', () => {
+    assert.match(refusal(web({ token_endpoint_auth_method: 'client_secret_jwt' })), /^token_endpoint_auth_method must be one of: client_secret_basic, /);
+  });
+
+  it('refuses client_credentials for a public client (RFC 6749 §4.4)', () => {
+    assert.match(refusal(web({ token_endpoint_auth_method: 'none', grant_types: ['authorization_code', 'client_credentials'] })), /^grant_types: client_credentials is only for clients that authenticate/);
+    enforcePolicy(POLICY, web({ token_endpoint_auth_method: 'client_secret_basic', grant_types: ['client_credentials'] }), false);
+  });
+
+  it('refuses scopes not offered, and privileged scopes on self-service paths only', () => {
+    assert.match(refusal(web({ scope: 'openid payroll' })), /^scope "payroll" is not offered here/);
+    assert.equal(refusal(web({ scope: 'openid admin' }), true), 'scope "admin" is granted only by an operator');
+    enforcePolicy(POLICY, web({ scope: 'openid admin' }), false);
+  });
+
+  it('requires https (or loopback http) for the URLs a person is shown', () => {
+    for (const name of ['client_uri', 'logo_uri', 'policy_uri', 'tos_uri']) {
+      assert.equal(refusal(web({ [name]: 'http://app.example.com/x' })), `${name} must be an https URL`);
+      assert.equal(refusal(web({ [name]: 'javascript:alert(1)' })), `${name} must be an https URL`);
+      assert.equal(refusal(web({ [name]: 'not a url' })), `${name} must be an https URL`);
+      enforcePolicy(POLICY, web({ [name]: 'http://localhost:8080/x' }), true);
+    }
+  });
+
+  it('knows loopback names and addresses (RFC 6761 §6.3, RFC 8252 §7.3)', () => {
+    for (const host of ['localhost', 'app.localhost', '127.0.0.1', '127.1.2.3', '[::1]']) assert.ok(isLoopback(host), host);
+    for (const host of ['localhost.example.com', '128.0.0.1', '::1', 'example.com', '127.0.0']) assert.ok(!isLoopback(host), host);
+  });
+});
