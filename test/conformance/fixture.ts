@@ -14,6 +14,7 @@ import * as oidc from 'openid-client';
 import { Agent, type Page } from '../helpers/agent.js';
 import { latchkey } from '../helpers/process.js';
 import { startServer, startServerProcess } from '../helpers/server.js';
+import { isConsent, isLogin, signIn } from '../helpers/sign-in.js';
 
 export interface Person {
   readonly username: string;
@@ -188,9 +189,7 @@ export class RelyingParty {
   /** The whole front channel: authorize, sign in if asked, allow if asked; ends at the redirect URI. */
   async signIn(agent: Agent, person: Person, params: Record<string, string | undefined> = {}, extra: Record<string, string> = {}): Promise<Flow> {
     const flow = await this.authorize(agent, params);
-    let page = flow.page;
-    if (isLogin(page)) page = await agent.submit(page, '/login', { username: person.username, password: person.password, ...extra }, flow.redirectUri);
-    if (isConsent(page)) page = await agent.submit(page, '/confirm', {}, flow.redirectUri);
+    const page = await signIn(agent, flow.page, { username: person.username, password: person.password, fields: extra, stopAt: flow.redirectUri });
     assert.ok(page.url.startsWith(flow.redirectUri), `expected a redirect to ${flow.redirectUri}, got ${page.status} ${page.url}`);
     return { ...flow, page };
   }
@@ -206,10 +205,8 @@ export class RelyingParty {
   }
 }
 
-export const isLogin = (page: Page) => page.url.includes('/interaction/') && page.html.includes('name="password"');
-export const isConsent = (page: Page) => page.url.includes('/interaction/') && page.html.includes('/confirm');
 
 /** The query parameters the front channel brought back to the client. */
 export const callbackParams = (flow: Flow) => new URL(flow.page.url).searchParams;
 
-export { Agent };
+export { Agent, isConsent, isLogin };
