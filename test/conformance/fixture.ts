@@ -14,7 +14,7 @@ import * as oidc from 'openid-client';
 import { Agent, type Page } from '../helpers/agent.js';
 import { latchkey } from '../helpers/process.js';
 import { startServer, startServerProcess } from '../helpers/server.js';
-import { isConsent, isLogin, signIn } from '../helpers/sign-in.js';
+import { isConsent, isLogin, signInSteps } from '../helpers/sign-in.js';
 
 export interface Person {
   readonly username: string;
@@ -189,7 +189,7 @@ export class RelyingParty {
   /** The whole front channel: authorize, sign in if asked, allow if asked; ends at the redirect URI. */
   async signIn(agent: Agent, person: Person, params: Record<string, string | undefined> = {}, extra: Record<string, string> = {}): Promise<Flow> {
     const flow = await this.authorize(agent, params);
-    const page = await signIn(agent, flow.page, { username: person.username, password: person.password, fields: extra, stopAt: flow.redirectUri });
+    const page = await signInSteps(agent, flow.page, { username: person.username, password: person.password, fields: extra, stopAt: flow.redirectUri });
     assert.ok(page.url.startsWith(flow.redirectUri), `expected a redirect to ${flow.redirectUri}, got ${page.status} ${page.url}`);
     return { ...flow, page };
   }

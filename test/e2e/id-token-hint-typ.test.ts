@@ -10,7 +10,7 @@ import { decodeJwt, decodeProtectedHeader, importJWK, SignJWT } from 'jose';
 import * as oidc from 'openid-client';
 import { Agent } from '../helpers/agent.js';
 import { startServer, type TestServer } from '../helpers/server.js';
-import { signIn as signInSteps } from '../helpers/sign-in.js';
+import { signInSteps } from '../helpers/sign-in.js';
 
 const REDIRECT = 'https://app.example.test/callback';
 const SIGNED_OUT = 'https://app.example.test/bye';

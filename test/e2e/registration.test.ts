@@ -9,7 +9,7 @@ import { Agent } from '../helpers/agent.js';
 import { latchkey } from '../helpers/process.js';
 import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
 import { startServer, testDir, testEnv, type TestServer } from '../helpers/server.js';
-import { signIn as signInSteps } from '../helpers/sign-in.js';
+import { signInSteps } from '../helpers/sign-in.js';
 
 const REDIRECT = 'https://dev.example.test/callback';
 const PASSWORD = 'registration test password';

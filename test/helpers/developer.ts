@@ -4,10 +4,10 @@
  */
 import assert from 'node:assert/strict';
 import { Agent, type Page } from './agent.js';
-import { signIn } from './sign-in.js';
+import { signInSteps } from './sign-in.js';
 
 export async function developerSignIn(issuer: string, username: string, password: string, agent = new Agent()): Promise<{ agent: Agent; page: Page }> {
-  const page = await signIn(agent, await agent.follow(`${issuer}/developer/sign-in`), { username, password, login: 'required' });
+  const page = await signInSteps(agent, await agent.follow(`${issuer}/developer/sign-in`), { username, password, login: 'required' });
   assert.equal(page.url, `${issuer}/developer`, `expected the developer page, got ${page.url} (${page.status})`);
   return { agent, page };
 }

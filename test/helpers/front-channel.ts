@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import * as oidc from 'openid-client';
 import { Agent } from './agent.js';
-import { signIn } from './sign-in.js';
+import { signInSteps } from './sign-in.js';
 
 export interface FrontChannel {
   readonly agent: Agent;
@@ -26,7 +26,7 @@ export async function frontChannel(
   });
   const agent = options.agent ?? new Agent();
   const stop = options.redirectUri;
-  const page = await signIn(agent, await agent.follow(url.href, {}, stop), { username: options.username, password: options.password, stopAt: stop });
+  const page = await signInSteps(agent, await agent.follow(url.href, {}, stop), { username: options.username, password: options.password, stopAt: stop });
   assert.ok(page.url.startsWith(stop), `expected a redirect to ${stop}, got ${page.url}`);
   return { agent, callback: new URL(page.url), verifier };
 }

@@ -1,8 +1,9 @@
 /**
- * The one sign-in driver: a person's steps on our pages once an authorization request has shown
- * one of them (the login form, then the consent page), each step with an option. frontChannel
- * (openid-client), the conformance RelyingParty and developerSignIn start the request and call it;
- * a suite that tests a step itself (a wrong password, a forged CSRF token) submits that form by hand.
+ * The one sign-in driver (signInSteps): a person's steps on our pages once an authorization
+ * request has shown one of them (the login form, then the consent page), each step with an option.
+ * frontChannel (openid-client), the conformance RelyingParty and developerSignIn start the request
+ * and call it; a suite that tests a step itself (a wrong password, a forged CSRF token) submits
+ * that form by hand.
  */
 import assert from 'node:assert/strict';
 import type { Agent, Page } from './agent.js';
@@ -10,7 +11,7 @@ import type { Agent, Page } from './agent.js';
 export const isLogin = (page: Page) => page.url.includes('/interaction/') && page.html.includes('name="password"');
 export const isConsent = (page: Page) => page.url.includes('/interaction/') && page.html.includes('/confirm');
 
-export interface SignInSteps {
+export interface SignInOptions {
   readonly username: string;
   readonly password: string;
   /** Login form fields on top of username and password. */
@@ -24,7 +25,7 @@ export interface SignInSteps {
 }
 
 /** From `page` (where the authorization request led), the login and consent steps as asked; returns the last page. */
-export async function signIn(agent: Agent, page: Page, steps: SignInSteps): Promise<Page> {
+export async function signInSteps(agent: Agent, page: Page, steps: SignInOptions): Promise<Page> {
   const { login = 'if-shown', consent = 'if-shown', stopAt } = steps;
   if (login === 'required') assert.ok(isLogin(page), `expected the login page, got ${page.status} ${page.url}`);
   if (isLogin(page)) page = await agent.submit(page, '/login', { username: steps.username, password: steps.password, ...steps.fields }, stopAt);

@@ -13,7 +13,7 @@ import { eventually } from '../helpers/eventually.js';
 import { latchkey, serveProcess } from '../helpers/process.js';
 import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
 import { startServer, testDir, testEnv, type TestServer } from '../helpers/server.js';
-import { signIn as signInSteps } from '../helpers/sign-in.js';
+import { signInSteps } from '../helpers/sign-in.js';
 
 const SECRET = 'operations-test-secret-with-plenty-of-entropy-0123';
 const PASSWORD = 'operations test password';

@@ -13,7 +13,7 @@ import { Agent, formIn } from '../helpers/agent.js';
 import { frontChannel } from '../helpers/front-channel.js';
 import { startRedisServer, type RedisServer } from '../helpers/redis.js';
 import { startServer, type TestServer } from '../helpers/server.js';
-import { signIn as signInSteps } from '../helpers/sign-in.js';
+import { signInSteps } from '../helpers/sign-in.js';
 
 const SECRET = 'rate-limits-test-secret-with-plenty-of-entropy-0123';
 const PASSWORD = 'rate limits test password';

@@ -10,7 +10,7 @@ import { Agent } from '../helpers/agent.js';
 import { eventually } from '../helpers/eventually.js';
 import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
 import { startServer, testDir, type TestServer } from '../helpers/server.js';
-import { signIn } from '../helpers/sign-in.js';
+import { signInSteps } from '../helpers/sign-in.js';
 
 const REDIRECT = 'https://app.example.test/callback';
 const SECRET = 'web-app-secret-with-plenty-of-entropy-0123456789';
@@ -79,7 +79,7 @@ describe('server: health, JWKS, restarts and Redis outages', function () {
       return { verifier, page: await agent.follow(url.href, {}, REDIRECT) };
     };
     const { verifier, page: first } = await start('consent');
-    const page = await signIn(agent, first, { username: 'carol', password: 'carol has a long password', login: 'required', consent: 'required', stopAt: REDIRECT });
+    const page = await signInSteps(agent, first, { username: 'carol', password: 'carol has a long password', login: 'required', consent: 'required', stopAt: REDIRECT });
     const tokens = await oidc.authorizationCodeGrant(config, new URL(page.url), { pkceCodeVerifier: verifier, idTokenExpected: true });
     assert.equal(tokens.claims()!.sub, sub);
 
