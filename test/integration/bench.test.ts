@@ -21,9 +21,7 @@ describe('bench: npm run bench -- --smoke', function () {
   let md: string;
 
   before(async () => {
-    // The harness is a TypeScript program (tsx); the Latchkey it measures is the built dist/cli.js,
-    // as in a real run: starting src/ through tsx costs seconds per start and is not what is tested.
-    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'test', 'bench', 'run.ts'), '--smoke', '--server', 'dist', '--out', out], {
+    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'test', 'bench', 'run.ts'), '--smoke', '--out', out], {
       cwd: ROOT,
       env: { ...process.env, NODE_NO_WARNINGS: '1' },
       stdio: ['ignore', 'pipe', 'pipe'],
