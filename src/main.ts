@@ -79,11 +79,16 @@ export function providerFactory(config: Config, kv: Kv) {
   const consents = new Consents(kv, config.ttl.grant);
   const revocations = new RevocationList(kv, { skew: CLOCK_TOLERANCE, accessTokenLifetime: longestAccessTokenLifetime(config) });
   const limits = new RateLimits(kv, config.rateLimit);
-  const build = (keyring: Keyring) =>
+  /**
+   * `verifier` is the key ring service's (the server's); without one (CLI commands that only
+   * validate metadata or store tokens), the ring's own public keys.
+   */
+  const build = (keyring: Keyring, verifier: JWTVerifyGetKey = createLocalJWKSet(keyring.publicJwks())) =>
     createProvider({
       config,
       kv,
       keyring,
+      verifier,
       accounts,
       apis,
       revocations,
@@ -126,24 +131,19 @@ export async function serve(config: Config, logger: Logger = createLogger(config
     throw error;
   });
   const { accounts, apis, consents, revocations, limits, build } = providerFactory(config, kv);
-  const providers = new ProviderHost(build(keys.ring));
+  const verifier = keys.verifier();
+  const providers = new ProviderHost(build(keys.ring, verifier));
   await checkConfiguredClients(providers.current, config.clients.map((client) => client.client_id)).catch(async (error: unknown) => {
     await keys.close();
     await kv.close();
     throw error;
   });
-  let verificationKeys: JWTVerifyGetKey = createLocalJWKSet(keys.ring.publicJwks());
-  keys.onChange((ring) => {
-    verificationKeys = createLocalJWKSet(ring.publicJwks());
-    providers.replace(build(ring));
-  });
+  keys.onChange((ring) => providers.replace(build(ring, verifier)));
   keys.start();
-  // Our own routes keep the first provider: what they call on it (interactions, sessions, grants,
-  // clients, opaque tokens) lives in the store and involves no signing key.
-  const provider = providers.current;
-  const clients = new Clients(kv, provider);
+  // Our own routes take the host and use the provider in service per request.
+  const clients = new Clients(kv, providers);
   const grants = new GrantRevocation(kv, revocations);
-  const sessions = new AccountSessions(kv, () => providers.current, accounts);
+  const sessions = new AccountSessions(kv, providers, accounts);
 
   const app = createApp({
     config,
@@ -162,18 +162,18 @@ export async function serve(config: Config, logger: Logger = createLogger(config
       }),
       homePage({ issuer: config.issuer, jwksPath: providers.current.pathFor('jwks') }),
       jwksEndpoint(providers.current.pathFor('jwks'), () => keys.jwks),
-      revocationFeed({ issuer: config.issuer, keys: () => verificationKeys, list: revocations, apis, clockTolerance: CLOCK_TOLERANCE }),
-      adminApi({ issuer: config.issuer, provider, clients, accounts, apis, grants, sessions, secretRotationGrace: config.registration.secretRotationGrace }),
+      revocationFeed({ issuer: config.issuer, keys: verifier, list: revocations, apis, clockTolerance: CLOCK_TOLERANCE }),
+      adminApi({ issuer: config.issuer, providers, clients, accounts, apis, grants, sessions, secretRotationGrace: config.registration.secretRotationGrace }),
       developerPages({
         issuer: config.issuer,
-        provider,
+        providers,
         clients,
         sessions,
         csrfKey: config.cookie.keys[0]!,
         secretRotationGrace: config.registration.secretRotationGrace,
       }),
       interactionRoutes({
-        provider,
+        providers,
         accounts,
         throttle: new LoginThrottle(kv, config.accounts.throttle),
         consents,

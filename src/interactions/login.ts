@@ -40,7 +40,7 @@ export async function showLogin(
 
 /** POST /interaction/:uid/login */
 export function submitLogin(steps: Interactions, { accounts, throttle, logger }: { accounts: Accounts; throttle: LoginThrottle; logger: Logger }) {
-  const { provider, submitted } = steps;
+  const { providers, submitted } = steps;
   return async (ctx: Context): Promise<void> => {
     const found = await submitted(ctx);
     if (!found) return;
@@ -79,7 +79,7 @@ export function submitLogin(steps: Interactions, { accounts, throttle, logger }:
     await throttle.succeeded(username);
     metrics.logins.inc({ outcome: 'success' });
     logger.info({ event: 'login.succeeded', sub: account.sub, client_id: interaction.params.client_id }, 'login succeeded');
-    await provider.interactionFinished(
+    await providers.current.interactionFinished(
       ctx.req,
       ctx.res,
       { login: { accountId: account.sub, remember, amr: ['pwd'] } },

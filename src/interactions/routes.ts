@@ -8,17 +8,18 @@
 import { bodyParser } from '@koa/bodyparser';
 import Router from '@koa/router';
 import type { Middleware } from 'koa';
-import type { Provider } from 'oidc-provider';
 import type { Accounts } from '../accounts/accounts.js';
 import type { LoginThrottle } from '../accounts/throttle.js';
 import type { Logger } from '../ops/logger.js';
 import type { Consents } from '../provider/consents.js';
+import type { ProviderInService } from '../provider-in-service.js';
 import { confirmConsent, showConsent } from './consent.js';
 import { interactions } from './interaction.js';
 import { showLogin, submitLogin } from './login.js';
 
 interface Options {
-  readonly provider: Provider;
+  /** The provider in service, read per request (it is replaced when the key ring changes). */
+  readonly providers: ProviderInService;
   readonly accounts: Accounts;
   readonly throttle: LoginThrottle;
   readonly consents: Consents;
@@ -27,10 +28,10 @@ interface Options {
   readonly csrfKey: string;
 }
 
-export function interactionRoutes({ provider, accounts, throttle, consents, logger, csrfKey }: Options): Middleware {
+export function interactionRoutes({ providers, accounts, throttle, consents, logger, csrfKey }: Options): Middleware {
   const router = new Router({ prefix: '/interaction' });
   const form = bodyParser({ enableTypes: ['form'], formLimit: '16kb', encoding: 'utf-8' });
-  const steps = interactions(provider, accounts, csrfKey);
+  const steps = interactions(providers, accounts, csrfKey);
   const { load, submitted } = steps;
 
   router.get('/:uid', async (ctx) => {
@@ -47,7 +48,7 @@ export function interactionRoutes({ provider, accounts, throttle, consents, logg
   router.post('/:uid/abort', form, async (ctx) => {
     const found = await submitted(ctx);
     if (!found) return;
-    await provider.interactionFinished(
+    await providers.current.interactionFinished(
       ctx.req,
       ctx.res,
       { error: 'access_denied', error_description: 'the user cancelled the request' },

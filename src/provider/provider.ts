@@ -2,7 +2,7 @@
  * The oidc-provider instance: which protocol features are on, and the policy choices Latchkey
  * makes on top of the library's defaults (each commented with its reason).
  */
-import { createLocalJWKSet } from 'jose';
+import type { JWTVerifyGetKey } from 'jose';
 import { errors, Provider, type AccountClaims, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 import { claimsFor, type Accounts } from '../accounts/accounts.js';
 import type { Apis } from '../apis/apis.js';
@@ -49,7 +49,10 @@ export const SCOPE_CLAIMS = {
 export interface ProviderDependencies {
   readonly config: Config;
   readonly kv: Kv;
+  /** The ring this instance signs with. */
   readonly keyring: Keyring;
+  /** Verifies what we signed against the keys published now (KeyringService.verifier). */
+  readonly verifier: JWTVerifyGetKey;
   readonly accounts: Accounts;
   /** APIs and operator grants (src/apis/). */
   readonly apis: Apis;
@@ -72,7 +75,7 @@ const OIDC_SCOPES = ['openid', 'offline_access', ...Object.keys(SCOPE_CLAIMS).fi
  * Builds a provider for a key ring. Called again with each new ring (see host.ts): everything here
  * must be cheap and free of side effects beyond the instance it returns.
  */
-export function createProvider({ config, kv, keyring, accounts, apis, revocations, consents, rateLimits, renderError, logoutPages }: ProviderDependencies): Provider {
+export function createProvider({ config, kv, keyring, verifier, accounts, apis, revocations, consents, rateLimits, renderError, logoutPages }: ProviderDependencies): Provider {
   const servers = resourceServers(config);
   const policy: RegistrationPolicy = {
     authMethods: config.registration.authMethods,
@@ -270,7 +273,7 @@ export function createProvider({ config, kv, keyring, accounts, apis, revocation
   // OIDC Core §3.1.2.1 and RP-Initiated Logout §2: POST too, with SameSite=Lax cookies kept (see post-methods.ts).
   provider.use(postAsGet([provider.pathFor('authorization'), provider.pathFor('end_session')]));
   // A session whose person was disabled or deleted is ended before the engine reads it (see accounts/sessions.ts).
-  provider.use(new AccountSessions(kv, () => provider, accounts).recheckAtAuthorization(provider));
+  provider.use(new AccountSessions(kv, { current: provider }, accounts).recheckAtAuthorization(provider));
   provider.use(offlineAccessPrompt(provider.pathFor('authorization')));
   provider.use(clientAuthenticationRequired(new URL(config.issuer).host));
   if (!config.registration.open) provider.use(singleUseInitialAccessTokens(provider, kv, config.issuer));
@@ -278,7 +281,7 @@ export function createProvider({ config, kv, keyring, accounts, apis, revocation
   provider.use(
     jwtAccessTokenEndpoints({
       issuer: config.issuer,
-      keys: createLocalJWKSet(keyring.publicJwks()),
+      keys: verifier,
       list: revocations,
       clockTolerance: CLOCK_TOLERANCE,
       mayIntrospect: (caller, claims) =>

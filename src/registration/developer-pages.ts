@@ -11,7 +11,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import { bodyParser } from '@koa/bodyparser';
 import Router from '@koa/router';
 import type { Context, Middleware } from 'koa';
-import type { ClientMetadata as ClientMetadataInput, Provider } from 'oidc-provider';
+import type { ClientMetadata as ClientMetadataInput } from 'oidc-provider';
+import type { ProviderInService } from '../provider-in-service.js';
 import type { AccountSessions } from '../accounts/sessions.js';
 import { csrfTokens } from '../http/csrf.js';
 import { respondWithError } from '../http/errors.js';
@@ -52,7 +53,8 @@ type AppType = keyof typeof APP_TYPES;
 
 interface Options {
   readonly issuer: string;
-  readonly provider: Provider;
+  /** The provider in service, read per request (it is replaced when the key ring changes). */
+  readonly providers: ProviderInService;
   readonly clients: Clients;
   /** Re-checks the session's person on every request. */
   readonly sessions: AccountSessions;
@@ -63,14 +65,14 @@ interface Options {
 type Form = Record<string, string | string[] | undefined>;
 const field = (form: Form, name: string) => (typeof form[name] === 'string' ? (form[name] as string) : '');
 
-export function developerPages({ issuer, provider, clients, sessions, csrfKey, secretRotationGrace }: Options): Middleware {
+export function developerPages({ issuer, providers, clients, sessions, csrfKey, secretRotationGrace }: Options): Middleware {
   const router = new Router({ prefix: '/developer' });
   const form = bodyParser({ enableTypes: ['form'], formLimit: '32kb', encoding: 'utf-8' });
   const csrf = csrfTokens(csrfKey, 'developer');
 
   /** The signed-in person's sub and session id, or undefined (also when they were disabled or deleted since). */
   async function signedIn(ctx: Context): Promise<{ accountId: string; sessionId: string } | undefined> {
-    const found = await sessions.signedIn(provider, ctx);
+    const found = await sessions.signedIn(providers.current, ctx);
     return found && { accountId: found.accountId, sessionId: found.session.jti };
   }
 
