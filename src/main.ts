@@ -30,7 +30,7 @@ import type { Keyring } from './keyring/keyring.js';
 import type { KeyringService } from './keyring/service.js';
 import { createLogger, type Logger } from './ops/logger.js';
 import { listen } from './ops/listen.js';
-import { observeSigningKeys, serveMetrics } from './ops/metrics.js';
+import { Metrics, serveMetrics } from './ops/metrics.js';
 import { RateLimits } from './http/rate-limits.js';
 import { ProviderHost } from './provider/host.js';
 import { builtinResourceServers } from './apis/builtin.js';
@@ -69,7 +69,7 @@ export interface Running {
  * What the provider stands on, and how to build one for a key ring: for the server (again at each
  * ring change), and for CLI commands that only validate client metadata or store tokens.
  */
-export function providerFactory(config: Config, kv: Kv) {
+export function providerFactory(config: Config, kv: Kv, metrics?: Metrics) {
   const accounts = new Accounts(kv, config.accounts.argon2);
   const apis = new Apis(kv, {
     builtin: builtinResourceServers(config),
@@ -78,7 +78,7 @@ export function providerFactory(config: Config, kv: Kv) {
   });
   const consents = new Consents(kv, config.ttl.grant);
   const revocations = new RevocationList(kv, { skew: CLOCK_TOLERANCE, accessTokenLifetime: longestAccessTokenLifetime(config) });
-  const limits = new RateLimits(kv, config.rateLimit);
+  const limits = new RateLimits(kv, config.rateLimit, metrics);
   /**
    * `verifier` is the key ring service's (the server's); without one (CLI commands that only
    * validate metadata or store tokens), the ring's own public keys.
@@ -108,7 +108,11 @@ function storeSetting(config: Config): string {
 }
 
 export async function serve(config: Config, logger: Logger = createLogger(config.log.level)): Promise<Running> {
-  const kv = openStore(config, logger);
+  // This server's metrics. A worker answers its primary's scrapes from the start, as it did when
+  // the answerer was installed at import time.
+  const metrics = new Metrics();
+  if (cluster.isWorker) metrics.reportToPrimary();
+  const kv = openStore(config, logger, metrics);
   if (kv.kind === 'embedded') {
     logger.warn(
       { file: resolve(config.embedded.file) },
@@ -130,7 +134,7 @@ export async function serve(config: Config, logger: Logger = createLogger(config
     }
     throw error;
   });
-  const { accounts, apis, consents, revocations, limits, build } = providerFactory(config, kv);
+  const { accounts, apis, consents, revocations, limits, build } = providerFactory(config, kv, metrics);
   const verifier = keys.verifier();
   const providers = new ProviderHost(build(keys.ring, verifier));
   await checkConfiguredClients(providers.current, config.clients.map((client) => client.client_id)).catch(async (error: unknown) => {
@@ -151,6 +155,7 @@ export async function serve(config: Config, logger: Logger = createLogger(config
     kv,
     keyring: () => keys.ring,
     logger,
+    metrics,
     routes: [
       // Per-address limits on every endpoint the provider serves (the JWKS too, answered just below),
       // the feed, and our own surfaces: the admin API, the developer page and the sign-in pages.
@@ -178,6 +183,7 @@ export async function serve(config: Config, logger: Logger = createLogger(config
         throttle: new LoginThrottle(kv, config.accounts.throttle),
         consents,
         logger,
+        metrics,
         csrfKey: config.cookie.keys[0]!,
       }),
     ],
@@ -202,10 +208,10 @@ export async function serve(config: Config, logger: Logger = createLogger(config
   const { port } = server.address() as AddressInfo;
   const host = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
   logger.info({ port, issuer: config.issuer, store: kv.kind }, 'latchkey is listening');
-  observeSigningKeys(() => keys.ring.keys);
+  metrics.observeSigningKeys(() => keys.ring.keys);
   // In a cluster the primary serves every worker's metrics; a single process serves its own.
   const metricsListener =
-    config.metrics.enabled && !cluster.isWorker ? await serveMetrics(config.metrics.host, config.metrics.port, logger) : undefined;
+    config.metrics.enabled && !cluster.isWorker ? await serveMetrics(config.metrics.host, config.metrics.port, logger, metrics) : undefined;
 
   return {
     url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,

@@ -11,6 +11,7 @@ import type { Middleware } from 'koa';
 import type { Accounts } from '../accounts/accounts.js';
 import type { LoginThrottle } from '../accounts/throttle.js';
 import type { Logger } from '../ops/logger.js';
+import type { Metrics } from '../ops/metrics.js';
 import type { Consents } from '../provider/consents.js';
 import type { ProviderInService } from '../provider-in-service.js';
 import { confirmConsent, showConsent } from './consent.js';
@@ -24,11 +25,13 @@ interface Options {
   readonly throttle: LoginThrottle;
   readonly consents: Consents;
   readonly logger: Logger;
+  /** The running server's: counts sign-ins by outcome. */
+  readonly metrics: Metrics;
   /** Secret for CSRF tokens. */
   readonly csrfKey: string;
 }
 
-export function interactionRoutes({ providers, accounts, throttle, consents, logger, csrfKey }: Options): Middleware {
+export function interactionRoutes({ providers, accounts, throttle, consents, logger, metrics, csrfKey }: Options): Middleware {
   const router = new Router({ prefix: '/interaction' });
   const form = bodyParser({ enableTypes: ['form'], formLimit: '16kb', encoding: 'utf-8' });
   const steps = interactions(providers, accounts, csrfKey);
@@ -41,7 +44,7 @@ export function interactionRoutes({ providers, accounts, throttle, consents, log
     return showConsent(steps, ctx, interaction);
   });
 
-  router.post('/:uid/login', form, submitLogin(steps, { accounts, throttle, logger }));
+  router.post('/:uid/login', form, submitLogin(steps, { accounts, throttle, logger, metrics }));
 
   router.post('/:uid/confirm', form, confirmConsent(steps, consents));
 
