@@ -11,7 +11,7 @@ import { stylesheet } from './http/views.js';
 import type { Keyring } from './keyring/keyring.js';
 import { observeProviderEvents } from './ops/events.js';
 import { health } from './http/health.js';
-import { metrics } from './ops/metrics.js';
+import type { Metrics } from './ops/metrics.js';
 import type { Logger } from './ops/logger.js';
 import type { ProviderHost } from './provider/host.js';
 import { matchedRoute } from './provider/patches/matched-route.js';
@@ -25,6 +25,8 @@ export interface AppParts {
   readonly kv: Kv;
   readonly keyring: () => Keyring | undefined;
   readonly logger: Logger;
+  /** The running server's metrics: request durations and provider events are recorded here. */
+  readonly metrics: Metrics;
   /** Our own routes (interactions, developer pages), tried before the provider's. */
   readonly routes?: readonly Middleware[];
 }
@@ -40,7 +42,7 @@ function storeOutage(ctx: Koa.Context) {
 }
 
 /** Logs each request and turns anything thrown by our own routes into a clean error answer. */
-function requestContext(config: Config, logger: Logger): Middleware {
+function requestContext(config: Config, logger: Logger, metrics: Metrics): Middleware {
   return async (ctx, next) => {
     const started = process.hrtime.bigint();
     const offered = config.proxy ? ctx.get('X-Request-Id') : '';
@@ -146,7 +148,7 @@ function securityHeaders(config: Config): Middleware {
   }) as unknown as Middleware;
 }
 
-export function createApp({ config, providers, kv, keyring, logger, routes = [] }: AppParts): Koa {
+export function createApp({ config, providers, kv, keyring, logger, metrics, routes = [] }: AppParts): Koa {
   // Behind `proxyHops` proxies, the client address is that many entries from the right of
   // X-Forwarded-For (Koa's maxIpsCount); what a client wrote further left is never its address.
   const app = new Koa({ proxy: config.proxy, maxIpsCount: config.proxyHops, keys: [...config.cookie.keys] });
@@ -157,11 +159,11 @@ export function createApp({ config, providers, kv, keyring, logger, routes = [] 
       if (isStoreOutage(error)) ctx.state.storeOutage = true;
       else logger.error({ err: error, requestId: ctx.state.requestId, path: ctx.path }, 'provider server_error');
     });
-    observeProviderEvents(provider, logger);
+    observeProviderEvents(provider, logger, metrics);
   });
 
   app.use(servedAsIssuer(config.issuer));
-  app.use(requestContext(config, logger));
+  app.use(requestContext(config, logger, metrics));
   app.use(securityHeaders(config));
   app.use(health(kv, keyring));
   app.use(stylesheet());

@@ -96,7 +96,7 @@ async function grantRevocation(kv: Kv, settings: Config): Promise<GrantRevocatio
 /** oidc-provider is imported only by the commands that need it: the rest start faster. */
 async function clientsOn(kv: Kv, settings: Config): Promise<Clients> {
   const { Clients } = await import('./registration/clients.js');
-  return new Clients(kv, await validatingProvider(kv, settings));
+  return new Clients(kv, { current: await validatingProvider(kv, settings) });
 }
 
 /**
@@ -118,7 +118,7 @@ async function endSessions(kv: Kv, settings: Config, sub: string): Promise<void>
   const [{ providerFactory }, { AccountSessions }] = await Promise.all([import('./main.js'), import('./accounts/sessions.js')]);
   const factory = providerFactory(settings, kv);
   const provider = factory.build(snapshot.ring);
-  await new AccountSessions(kv, () => provider, factory.accounts).endAll(sub);
+  await new AccountSessions(kv, { current: provider }, factory.accounts).endAll(sub);
 }
 
 /** The password: typed at a terminal (not echoed), or piped in. */

@@ -30,7 +30,7 @@ import type { Keyring } from './keyring/keyring.js';
 import type { KeyringService } from './keyring/service.js';
 import { createLogger, type Logger } from './ops/logger.js';
 import { listen } from './ops/listen.js';
-import { observeSigningKeys, serveMetrics } from './ops/metrics.js';
+import { Metrics, serveMetrics } from './ops/metrics.js';
 import { RateLimits } from './http/rate-limits.js';
 import { ProviderHost } from './provider/host.js';
 import { builtinResourceServers } from './apis/builtin.js';
@@ -69,7 +69,7 @@ export interface Running {
  * What the provider stands on, and how to build one for a key ring: for the server (again at each
  * ring change), and for CLI commands that only validate client metadata or store tokens.
  */
-export function providerFactory(config: Config, kv: Kv) {
+export function providerFactory(config: Config, kv: Kv, metrics?: Metrics) {
   const accounts = new Accounts(kv, config.accounts.argon2);
   const apis = new Apis(kv, {
     builtin: builtinResourceServers(config),
@@ -78,12 +78,17 @@ export function providerFactory(config: Config, kv: Kv) {
   });
   const consents = new Consents(kv, config.ttl.grant);
   const revocations = new RevocationList(kv, { skew: CLOCK_TOLERANCE, accessTokenLifetime: longestAccessTokenLifetime(config) });
-  const limits = new RateLimits(kv, config.rateLimit);
-  const build = (keyring: Keyring) =>
+  const limits = new RateLimits(kv, config.rateLimit, metrics);
+  /**
+   * `verifier` is the key ring service's (the server's); without one (CLI commands that only
+   * validate metadata or store tokens), the ring's own public keys.
+   */
+  const build = (keyring: Keyring, verifier: JWTVerifyGetKey = createLocalJWKSet(keyring.publicJwks())) =>
     createProvider({
       config,
       kv,
       keyring,
+      verifier,
       accounts,
       apis,
       revocations,
@@ -103,7 +108,11 @@ function storeSetting(config: Config): string {
 }
 
 export async function serve(config: Config, logger: Logger = createLogger(config.log.level)): Promise<Running> {
-  const kv = openStore(config, logger);
+  // This server's metrics. A worker answers its primary's scrapes from the start, as it did when
+  // the answerer was installed at import time.
+  const metrics = new Metrics();
+  if (cluster.isWorker) metrics.reportToPrimary();
+  const kv = openStore(config, logger, metrics);
   if (kv.kind === 'embedded') {
     logger.warn(
       { file: resolve(config.embedded.file) },
@@ -125,25 +134,20 @@ export async function serve(config: Config, logger: Logger = createLogger(config
     }
     throw error;
   });
-  const { accounts, apis, consents, revocations, limits, build } = providerFactory(config, kv);
-  const providers = new ProviderHost(build(keys.ring));
+  const { accounts, apis, consents, revocations, limits, build } = providerFactory(config, kv, metrics);
+  const verifier = keys.verifier();
+  const providers = new ProviderHost(build(keys.ring, verifier));
   await checkConfiguredClients(providers.current, config.clients.map((client) => client.client_id)).catch(async (error: unknown) => {
     await keys.close();
     await kv.close();
     throw error;
   });
-  let verificationKeys: JWTVerifyGetKey = createLocalJWKSet(keys.ring.publicJwks());
-  keys.onChange((ring) => {
-    verificationKeys = createLocalJWKSet(ring.publicJwks());
-    providers.replace(build(ring));
-  });
+  keys.onChange((ring) => providers.replace(build(ring, verifier)));
   keys.start();
-  // Our own routes keep the first provider: what they call on it (interactions, sessions, grants,
-  // clients, opaque tokens) lives in the store and involves no signing key.
-  const provider = providers.current;
-  const clients = new Clients(kv, provider);
+  // Our own routes take the host and use the provider in service per request.
+  const clients = new Clients(kv, providers);
   const grants = new GrantRevocation(kv, revocations);
-  const sessions = new AccountSessions(kv, () => providers.current, accounts);
+  const sessions = new AccountSessions(kv, providers, accounts);
 
   const app = createApp({
     config,
@@ -151,6 +155,7 @@ export async function serve(config: Config, logger: Logger = createLogger(config
     kv,
     keyring: () => keys.ring,
     logger,
+    metrics,
     routes: [
       // Per-address limits on every endpoint the provider serves (the JWKS too, answered just below),
       // the feed, and our own surfaces: the admin API, the developer page and the sign-in pages.
@@ -162,22 +167,23 @@ export async function serve(config: Config, logger: Logger = createLogger(config
       }),
       homePage({ issuer: config.issuer, jwksPath: providers.current.pathFor('jwks') }),
       jwksEndpoint(providers.current.pathFor('jwks'), () => keys.jwks),
-      revocationFeed({ issuer: config.issuer, keys: () => verificationKeys, list: revocations, apis, clockTolerance: CLOCK_TOLERANCE }),
-      adminApi({ issuer: config.issuer, provider, clients, accounts, apis, grants, sessions, secretRotationGrace: config.registration.secretRotationGrace }),
+      revocationFeed({ issuer: config.issuer, keys: verifier, list: revocations, apis, clockTolerance: CLOCK_TOLERANCE }),
+      adminApi({ issuer: config.issuer, providers, clients, accounts, apis, grants, sessions, secretRotationGrace: config.registration.secretRotationGrace }),
       developerPages({
         issuer: config.issuer,
-        provider,
+        providers,
         clients,
         sessions,
         csrfKey: config.cookie.keys[0]!,
         secretRotationGrace: config.registration.secretRotationGrace,
       }),
       interactionRoutes({
-        provider,
+        providers,
         accounts,
         throttle: new LoginThrottle(kv, config.accounts.throttle),
         consents,
         logger,
+        metrics,
         csrfKey: config.cookie.keys[0]!,
       }),
     ],
@@ -202,10 +208,10 @@ export async function serve(config: Config, logger: Logger = createLogger(config
   const { port } = server.address() as AddressInfo;
   const host = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
   logger.info({ port, issuer: config.issuer, store: kv.kind }, 'latchkey is listening');
-  observeSigningKeys(() => keys.ring.keys);
+  metrics.observeSigningKeys(() => keys.ring.keys);
   // In a cluster the primary serves every worker's metrics; a single process serves its own.
   const metricsListener =
-    config.metrics.enabled && !cluster.isWorker ? await serveMetrics(config.metrics.host, config.metrics.port, logger) : undefined;
+    config.metrics.enabled && !cluster.isWorker ? await serveMetrics(config.metrics.host, config.metrics.port, logger, metrics) : undefined;
 
   return {
     url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,

@@ -144,7 +144,7 @@ async function runPrimary(config: Config, logger: Logger, count: number): Promis
     });
   };
 
-  const metrics = config.metrics.enabled ? await serveMetrics(config.metrics.host, config.metrics.port, logger, true) : undefined;
+  const metrics = config.metrics.enabled ? await serveMetrics(config.metrics.host, config.metrics.port, logger, 'workers') : undefined;
   onSignals(logger, async () => {
     stopping = true;
     await stopWorkers();

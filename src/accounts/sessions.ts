@@ -17,6 +17,7 @@
  */
 import type { Context, Middleware } from 'koa';
 import type { Provider } from 'oidc-provider';
+import type { ProviderInService } from '../provider-in-service.js';
 import type { Accounts } from './accounts.js';
 import { AdapterIndexes } from '../store/adapter.js';
 import type { Kv } from '../store/kv.js';
@@ -32,7 +33,7 @@ export class AccountSessions {
   constructor(
     private readonly kv: Kv,
     /** The provider in service: logout tokens are signed with its current key. */
-    private readonly provider: () => Provider,
+    private readonly providers: ProviderInService,
     private readonly accounts: Accounts,
   ) {}
 
@@ -41,7 +42,7 @@ export class AccountSessions {
     const index = new AdapterIndexes(this.kv);
     let ended = 0;
     for (const id of await index.sessionIds(accountId)) {
-      const session = await this.provider().Session.find(id);
+      const session = await this.providers.current.Session.find(id);
       if (session?.accountId === accountId) {
         await this.end(session);
         ended += 1;
@@ -53,7 +54,7 @@ export class AccountSessions {
 
   /** Back-channel logout to each app of the session that asked for it, then the session goes. */
   async end(session: Session): Promise<void> {
-    const provider = this.provider();
+    const provider = this.providers.current;
     const accountId = session.accountId!;
     const emit = (event: string, ...args: unknown[]) => (provider as unknown as NodeJS.EventEmitter).emit(event, undefined, ...args);
     await Promise.all(

@@ -23,7 +23,7 @@ import type { Config } from '../config.js';
 import { jsonError } from './errors.js';
 import type { Kv } from '../store/kv.js';
 import { rateLimiter } from '../store/rate-limit.js';
-import { metrics } from '../ops/metrics.js';
+import type { Metrics } from '../ops/metrics.js';
 
 type Settings = Config['rateLimit'];
 
@@ -66,9 +66,9 @@ export function routeTable(provider: Provider): [string, RegExp][] {
   return table;
 }
 
-function refuse(ctx: Parameters<Middleware>[0], seconds: number, endpoint: string, limit: 'ip' | 'client') {
+function refuse(ctx: Parameters<Middleware>[0], seconds: number, endpoint: string, limit: 'ip' | 'client', metrics: Metrics | undefined) {
   const wait = Math.max(1, seconds);
-  metrics.rateLimited.inc({ endpoint, limit });
+  metrics?.rateLimited.inc({ endpoint, limit });
   ctx.set('Retry-After', String(wait));
   ctx.set('Cache-Control', 'no-store');
   jsonError(ctx, 429, 'temporarily_unavailable', `too many requests; retry in ${wait} s`);
@@ -85,8 +85,11 @@ export class RateLimits {
   readonly #hotPerIp: RateLimiterAbstract | undefined;
   readonly #registrationPerIp: RateLimiterAbstract | undefined;
   readonly #perClient: RateLimiterAbstract | undefined;
+  readonly #metrics: Metrics | undefined;
 
-  constructor(kv: Kv, settings: Settings) {
+  /** `metrics`: the running server's, which counts refusals (CLI commands pass none). */
+  constructor(kv: Kv, settings: Settings, metrics?: Metrics) {
+    this.#metrics = metrics;
     const stored = (name: string, points: number) =>
       points > 0 ? rateLimiter(kv, { keyPrefix: `http-${name}`, points, duration: settings.window }) : undefined;
     this.#perIp = stored('ip', settings.perIp);
@@ -111,7 +114,7 @@ export class RateLimits {
 
   /** The 429 answer for a client over its allowance (used before it is authenticated). */
   refuseClient(ctx: Parameters<Middleware>[0], seconds: number, route: string): void {
-    refuse(ctx, seconds, route, 'client');
+    refuse(ctx, seconds, route, 'client', this.#metrics);
   }
 
   /**
@@ -129,7 +132,7 @@ export class RateLimits {
       const limiter = HOT_ROUTES.has(route) ? this.#hotPerIp : route === 'registration' ? this.#registrationPerIp : this.#perIp;
       if (limiter) {
         const wait = await charge(limiter, `${route}:${ctx.ip}`);
-        if (wait) return refuse(ctx, wait, route, 'ip');
+        if (wait) return refuse(ctx, wait, route, 'ip', this.#metrics);
       }
 
       await next();

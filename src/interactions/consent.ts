@@ -46,7 +46,7 @@ export async function showConsent({ csrf, clientBranding, activeAccount }: Inter
 }
 
 /** POST /interaction/:uid/confirm */
-export function confirmConsent({ provider, submitted, activeAccount }: Interactions, consents: Consents) {
+export function confirmConsent({ providers, submitted, activeAccount }: Interactions, consents: Consents) {
   return async (ctx: Context): Promise<void> => {
     const found = await submitted(ctx);
     if (!found) return;
@@ -61,6 +61,7 @@ export function confirmConsent({ provider, submitted, activeAccount }: Interacti
       missingOIDCClaims?: string[];
       missingResourceScopes?: Record<string, string[]>;
     };
+    const provider = providers.current;
     const grant = interaction.grantId
       ? await provider.Grant.find(interaction.grantId)
       : new provider.Grant({ accountId: interaction.session.accountId, clientId: String(interaction.params.client_id) });

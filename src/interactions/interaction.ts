@@ -7,6 +7,7 @@
 import type { Context } from 'koa';
 import { errors, type Provider } from 'oidc-provider';
 import type { Accounts } from '../accounts/accounts.js';
+import type { ProviderInService } from '../provider-in-service.js';
 import { csrfTokens, type CsrfTokens } from '../http/csrf.js';
 import { respondWithError } from '../http/errors.js';
 import { allowLogo, brandingOf, type ClientBranding } from './client-branding.js';
@@ -21,7 +22,8 @@ export function field(form: Form, name: string): string {
 }
 
 export interface Interactions {
-  readonly provider: Provider;
+  /** The provider in service, read per request (it is replaced when the key ring changes). */
+  readonly providers: ProviderInService;
   readonly csrf: CsrfTokens;
   /** The interaction this request belongs to, or an error page when it is gone or not this one. */
   load(ctx: Context): Promise<Interaction | undefined>;
@@ -36,13 +38,13 @@ export interface Interactions {
   activeAccount(ctx: Context, interaction: Interaction): ReturnType<Accounts['find']>;
 }
 
-export function interactions(provider: Provider, accounts: Accounts, csrfKey: string): Interactions {
+export function interactions(providers: ProviderInService, accounts: Accounts, csrfKey: string): Interactions {
   const csrf = csrfTokens(csrfKey, 'interaction');
 
   async function load(ctx: Context): Promise<Interaction | undefined> {
     let interaction: Interaction;
     try {
-      interaction = await provider.interactionDetails(ctx.req, ctx.res);
+      interaction = await providers.current.interactionDetails(ctx.req, ctx.res);
     } catch (error) {
       if (!(error instanceof errors.SessionNotFound)) throw error;
       respondWithError(ctx, 400, { error: 'session_not_found', error_description: 'the sign-in request expired or was already completed' });
@@ -58,7 +60,7 @@ export function interactions(provider: Provider, accounts: Accounts, csrfKey: st
 
   async function clientBranding(ctx: Context, interaction: Interaction): Promise<ClientBranding> {
     const clientId = String(interaction.params.client_id);
-    const branding = brandingOf(await provider.Client.find(clientId), clientId);
+    const branding = brandingOf(await providers.current.Client.find(clientId), clientId);
     allowLogo(ctx, branding);
     return branding;
   }
@@ -81,5 +83,5 @@ export function interactions(provider: Provider, accounts: Accounts, csrfKey: st
     return { interaction, body };
   }
 
-  return { provider, csrf, load, submitted, clientBranding, activeAccount };
+  return { providers, csrf, load, submitted, clientBranding, activeAccount };
 }

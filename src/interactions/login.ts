@@ -8,7 +8,7 @@ import type { LoginThrottle } from '../accounts/throttle.js';
 import { respondWithError } from '../http/errors.js';
 import { render } from '../http/views.js';
 import type { Logger } from '../ops/logger.js';
-import { metrics } from '../ops/metrics.js';
+import type { Metrics } from '../ops/metrics.js';
 import { field, type Interaction, type Interactions } from './interaction.js';
 
 /** "30 seconds", "2 minutes": how long a pause lasts, in words. */
@@ -39,8 +39,11 @@ export async function showLogin(
 }
 
 /** POST /interaction/:uid/login */
-export function submitLogin(steps: Interactions, { accounts, throttle, logger }: { accounts: Accounts; throttle: LoginThrottle; logger: Logger }) {
-  const { provider, submitted } = steps;
+export function submitLogin(
+  steps: Interactions,
+  { accounts, throttle, logger, metrics }: { accounts: Accounts; throttle: LoginThrottle; logger: Logger; metrics: Metrics },
+) {
+  const { providers, submitted } = steps;
   return async (ctx: Context): Promise<void> => {
     const found = await submitted(ctx);
     if (!found) return;
@@ -79,7 +82,7 @@ export function submitLogin(steps: Interactions, { accounts, throttle, logger }:
     await throttle.succeeded(username);
     metrics.logins.inc({ outcome: 'success' });
     logger.info({ event: 'login.succeeded', sub: account.sub, client_id: interaction.params.client_id }, 'login succeeded');
-    await provider.interactionFinished(
+    await providers.current.interactionFinished(
       ctx.req,
       ctx.res,
       { login: { accountId: account.sub, remember, amr: ['pwd'] } },

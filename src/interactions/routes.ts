@@ -8,29 +8,33 @@
 import { bodyParser } from '@koa/bodyparser';
 import Router from '@koa/router';
 import type { Middleware } from 'koa';
-import type { Provider } from 'oidc-provider';
 import type { Accounts } from '../accounts/accounts.js';
 import type { LoginThrottle } from '../accounts/throttle.js';
 import type { Logger } from '../ops/logger.js';
+import type { Metrics } from '../ops/metrics.js';
 import type { Consents } from '../provider/consents.js';
+import type { ProviderInService } from '../provider-in-service.js';
 import { confirmConsent, showConsent } from './consent.js';
 import { interactions } from './interaction.js';
 import { showLogin, submitLogin } from './login.js';
 
 interface Options {
-  readonly provider: Provider;
+  /** The provider in service, read per request (it is replaced when the key ring changes). */
+  readonly providers: ProviderInService;
   readonly accounts: Accounts;
   readonly throttle: LoginThrottle;
   readonly consents: Consents;
   readonly logger: Logger;
+  /** The running server's: counts sign-ins by outcome. */
+  readonly metrics: Metrics;
   /** Secret for CSRF tokens. */
   readonly csrfKey: string;
 }
 
-export function interactionRoutes({ provider, accounts, throttle, consents, logger, csrfKey }: Options): Middleware {
+export function interactionRoutes({ providers, accounts, throttle, consents, logger, metrics, csrfKey }: Options): Middleware {
   const router = new Router({ prefix: '/interaction' });
   const form = bodyParser({ enableTypes: ['form'], formLimit: '16kb', encoding: 'utf-8' });
-  const steps = interactions(provider, accounts, csrfKey);
+  const steps = interactions(providers, accounts, csrfKey);
   const { load, submitted } = steps;
 
   router.get('/:uid', async (ctx) => {
@@ -40,14 +44,14 @@ export function interactionRoutes({ provider, accounts, throttle, consents, logg
     return showConsent(steps, ctx, interaction);
   });
 
-  router.post('/:uid/login', form, submitLogin(steps, { accounts, throttle, logger }));
+  router.post('/:uid/login', form, submitLogin(steps, { accounts, throttle, logger, metrics }));
 
   router.post('/:uid/confirm', form, confirmConsent(steps, consents));
 
   router.post('/:uid/abort', form, async (ctx) => {
     const found = await submitted(ctx);
     if (!found) return;
-    await provider.interactionFinished(
+    await providers.current.interactionFinished(
       ctx.req,
       ctx.res,
       { error: 'access_denied', error_description: 'the user cancelled the request' },

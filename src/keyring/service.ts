@@ -6,6 +6,7 @@
  * one performs a due rotation, and the others pick its result up.
  */
 import { createHash } from 'node:crypto';
+import { createLocalJWKSet, type JSONWebKeySet, type JWTVerifyGetKey } from 'jose';
 import type { Logger } from '../ops/logger.js';
 import type { Keyring } from './keyring.js';
 import { apply, isEmpty, plan, planRevocation, planRotation, RotationError, type RotationPolicy } from './lifecycle.js';
@@ -88,6 +89,7 @@ export class KeyringService {
   readonly #options: KeyringServiceOptions;
   #snapshot: RingSnapshot;
   #jwks: PublishedJwks;
+  #verificationKeys: JWTVerifyGetKey;
   readonly #listeners: ((ring: Keyring) => void)[] = [];
   #timer: NodeJS.Timeout | undefined;
   #running: Promise<void> | undefined;
@@ -99,6 +101,7 @@ export class KeyringService {
     this.#options = options;
     this.#snapshot = snapshot;
     this.#jwks = publish(snapshot.ring, options.policy);
+    this.#verificationKeys = createLocalJWKSet(snapshot.ring.publicJwks());
   }
 
   /** Loads the ring, creating it (or importing it) when the store has none. */
@@ -124,6 +127,26 @@ export class KeyringService {
 
   get jwks(): PublishedJwks {
     return this.#jwks;
+  }
+
+  /** The public keys of the ring in service now: every published key (next, current, retired). */
+  publicKeys(): JSONWebKeySet {
+    return this.ring.publicJwks();
+  }
+
+  /**
+   * The one verifier of what we signed, for everyone (the revocation feed, JWT introspection):
+   * it looks a token's key up among the keys published now, reading the ring at call time.
+   * Before, each provider instance and main.ts built their own from the ring of their time. The
+   * sets are the same: a ring change publishes the new ring here at the moment it replaces the
+   * provider, and a request still inside the replaced provider now verifies against the ring in
+   * service, which differs from the old one only by keys added (a new next key, which signs
+   * nothing yet) and keys removed because everything they signed has expired, or because they
+   * were revoked (`latchkey keys revoke` lists their kids on the revocation list first, so their
+   * tokens were refused either way).
+   */
+  verifier(): JWTVerifyGetKey {
+    return (header, token) => this.#verificationKeys(header, token);
   }
 
   /** How many scheduled changes this instance has written (others' are picked up, not counted). */
@@ -204,6 +227,7 @@ export class KeyringService {
     const before = this.#snapshot.ring;
     this.#snapshot = snapshot;
     this.#jwks = publish(snapshot.ring, this.#options.policy);
+    this.#verificationKeys = createLocalJWKSet(snapshot.ring.publicJwks());
     if (before.current?.kid !== snapshot.ring.current?.kid || before.keys.length !== snapshot.ring.keys.length) {
       this.#options.logger?.info(
         { current: snapshot.ring.current?.kid, keys: snapshot.ring.keys.map(({ kid, state }) => `${kid}:${state}`) },

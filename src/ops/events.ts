@@ -5,7 +5,7 @@
  */
 import type { KoaContextWithOIDC, Provider } from 'oidc-provider';
 import type { Logger } from './logger.js';
-import { metrics } from './metrics.js';
+import type { Metrics } from './metrics.js';
 
 /** Events worth a line; "error" events carry the protocol error, the others succeed. */
 const EVENTS = [
@@ -40,7 +40,7 @@ function fields(ctx: KoaContextWithOIDC | undefined) {
   };
 }
 
-export function observeProviderEvents(provider: Provider, logger: Logger): void {
+export function observeProviderEvents(provider: Provider, logger: Logger, metrics: Metrics): void {
   for (const event of EVENTS) {
     (provider as unknown as NodeJS.EventEmitter).on(event, (...args: unknown[]) => {
       metrics.providerEvents.inc({ event });

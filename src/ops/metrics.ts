@@ -5,66 +5,89 @@
  *
  * Labels are bounded: routes are oidc-provider's route names or our own route names, never paths.
  */
-import cluster from 'node:cluster';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import client from 'prom-client';
 import type { Logger } from './logger.js';
 import { listen } from './listen.js';
 
-const { Counter, Gauge, Histogram, register } = client;
+const { Counter, Gauge, Histogram, Registry, AggregatorRegistry } = client;
 
-client.collectDefaultMetrics({ prefix: 'latchkey_' });
-// A worker answers its primary's requests for metrics once an AggregatorRegistry exists in it.
-if (cluster.isWorker) new client.AggregatorRegistry();
+/**
+ * The metrics of one running server, in a registry of its own: serve() makes one and hands it to
+ * what records into it (request log, provider events, rate limits, logins, store timing, the key
+ * ring gauge). Nothing is registered at import time, so two servers in one process (the tests
+ * start several) each count their own.
+ */
+export class Metrics {
+  readonly registry = new Registry();
 
-export const metrics = {
-  requestDuration: new Histogram({
+  readonly requestDuration = new Histogram({
     name: 'latchkey_http_request_duration_seconds',
     help: 'HTTP requests by route, method and status class',
     labelNames: ['route', 'method', 'status'] as const,
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
-  }),
-  tokensIssued: new Counter({
+    registers: [this.registry],
+  });
+  readonly tokensIssued = new Counter({
     name: 'latchkey_tokens_issued_total',
     help: 'Successful token endpoint grants, by grant type',
     labelNames: ['grant_type'] as const,
-  }),
-  logins: new Counter({
+    registers: [this.registry],
+  });
+  readonly logins = new Counter({
     name: 'latchkey_logins_total',
     help: 'Password sign-ins by outcome: success, failure, throttled',
     labelNames: ['outcome'] as const,
-  }),
-  providerEvents: new Counter({
+    registers: [this.registry],
+  });
+  readonly providerEvents = new Counter({
     name: 'latchkey_provider_events_total',
     help: 'oidc-provider events (grant.success, grant.revoked, authorization.error, ...)',
     labelNames: ['event'] as const,
-  }),
-  storeCommands: new Histogram({
+    registers: [this.registry],
+  });
+  readonly storeCommands = new Histogram({
     name: 'latchkey_store_command_duration_seconds',
     help: 'Store (Redis) operations by operation and outcome',
     labelNames: ['operation', 'outcome'] as const,
     buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 0.5, 2],
-  }),
-  rateLimited: new Counter({
+    registers: [this.registry],
+  });
+  readonly rateLimited = new Counter({
     name: 'latchkey_rate_limited_total',
     help: 'Requests refused with 429, by endpoint and limit (ip or client)',
     labelNames: ['endpoint', 'limit'] as const,
-  }),
-};
-
-/** Signing keys by state (next, current, retired), read from `keys()` at each scrape. */
-export function observeSigningKeys(keys: () => readonly { state: string }[]): void {
-  register.removeSingleMetric('latchkey_signing_keys');
-  new Gauge({
-    name: 'latchkey_signing_keys',
-    help: 'Signing keys in the key ring, by state',
-    labelNames: ['state'] as const,
-    collect() {
-      this.reset();
-      for (const key of keys()) this.inc({ state: key.state });
-    },
+    registers: [this.registry],
   });
+
+  constructor() {
+    client.collectDefaultMetrics({ prefix: 'latchkey_', register: this.registry });
+  }
+
+  /** Signing keys by state (next, current, retired), read from `keys()` at each scrape. */
+  observeSigningKeys(keys: () => readonly { state: string }[]): void {
+    new Gauge({
+      name: 'latchkey_signing_keys',
+      help: 'Signing keys in the key ring, by state',
+      labelNames: ['state'] as const,
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const key of keys()) this.inc({ state: key.state });
+      },
+    });
+  }
+
+  /**
+   * In a worker process: answer the primary's requests for metrics (which it sums, see
+   * serveMetrics) with this registry. prom-client keeps one such answerer per process, installed
+   * by the first AggregatorRegistry made in it; a worker runs one server.
+   */
+  reportToPrimary(): void {
+    AggregatorRegistry.setRegistries([this.registry]);
+    new AggregatorRegistry();
+  }
 }
 
 export interface MetricsListener {
@@ -72,16 +95,17 @@ export interface MetricsListener {
   close(): Promise<void>;
 }
 
-/** GET /metrics on its own port; `aggregate` in a cluster primary sums its workers. */
-export async function serveMetrics(host: string, port: number, logger: Logger, aggregate = false): Promise<MetricsListener> {
-  const aggregator = aggregate ? new client.AggregatorRegistry() : undefined;
+/** GET /metrics on its own port: a server's own `metrics`, or (a cluster primary's) the sum of its workers'. */
+export async function serveMetrics(host: string, port: number, logger: Logger, metrics: Metrics | 'workers'): Promise<MetricsListener> {
+  const aggregator = metrics === 'workers' ? new AggregatorRegistry() : undefined;
+  const registry = metrics === 'workers' ? aggregator! : metrics.registry;
   const server: Server = createServer((req, res) => {
     if (req.method !== 'GET' || req.url !== '/metrics') {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
       return;
     }
-    (aggregator ? aggregator.clusterMetrics() : register.metrics()).then(
-      (body) => res.writeHead(200, { 'content-type': register.contentType }).end(body),
+    (aggregator ? aggregator.clusterMetrics() : registry.metrics()).then(
+      (body) => res.writeHead(200, { 'content-type': registry.contentType }).end(body),
       (error: unknown) => {
         logger.error({ err: error }, 'metrics collection failed');
         res.writeHead(500, { 'content-type': 'text/plain' }).end('metrics unavailable\n');

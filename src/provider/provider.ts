@@ -2,7 +2,7 @@
  * The oidc-provider instance: which protocol features are on, and the policy choices Latchkey
  * makes on top of the library's defaults (each commented with its reason).
  */
-import { createLocalJWKSet } from 'jose';
+import type { JWTVerifyGetKey } from 'jose';
 import { errors, Provider, type AccountClaims, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 import { claimsFor, type Accounts } from '../accounts/accounts.js';
 import type { Apis } from '../apis/apis.js';
@@ -49,7 +49,10 @@ export const SCOPE_CLAIMS = {
 export interface ProviderDependencies {
   readonly config: Config;
   readonly kv: Kv;
+  /** The ring this instance signs with. */
   readonly keyring: Keyring;
+  /** Verifies what we signed against the keys published now (KeyringService.verifier). */
+  readonly verifier: JWTVerifyGetKey;
   readonly accounts: Accounts;
   /** APIs and operator grants (src/apis/). */
   readonly apis: Apis;
@@ -68,20 +71,21 @@ export interface ProviderDependencies {
 /** The OpenID scopes we offer; every client may register them. */
 const OIDC_SCOPES = ['openid', 'offline_access', ...Object.keys(SCOPE_CLAIMS).filter((scope) => scope !== 'openid')];
 
-/**
- * Builds a provider for a key ring. Called again with each new ring (see host.ts): everything here
- * must be cheap and free of side effects beyond the instance it returns.
- */
-export function createProvider({ config, kv, keyring, accounts, apis, revocations, consents, rateLimits, renderError, logoutPages }: ProviderDependencies): Provider {
+/** Who may register what: the registration policy (registration/policy.ts) for these APIs. */
+function registrationPolicy(config: Config): RegistrationPolicy {
   const servers = resourceServers(config);
-  const policy: RegistrationPolicy = {
+  return {
     authMethods: config.registration.authMethods,
     scopes: [...new Set([...OIDC_SCOPES, ...servers.flatMap((server) => server.scopes)])],
     // The privileged APIs' scopes: granted only by operators, never registered self-service.
     privilegedScopes: [...ADMIN_SCOPES, FEED_SCOPE],
   };
+}
+
+/** Where everything persists, and what ends with a grant or a client. */
+function storage({ config, kv, apis, revocations }: ProviderDependencies): Configuration {
   const grants = new GrantRevocation(kv, revocations);
-  const configuration: Configuration = {
+  return {
     // Whenever oidc-provider revokes a grant (refresh token reuse, code replay, sign-out, the
     // revocation endpoint), its JWT access tokens go on the revocation list too. Whenever a client
     // is deleted (RFC 7592 DELETE, and the admin API, developer page and CLI through Clients, which
@@ -101,6 +105,12 @@ export function createProvider({ config, kv, keyring, accounts, apis, revocation
       },
       { refreshReuseGrace: config.ttl.refreshReuseGrace },
     ),
+  };
+}
+
+/** Clients, signing keys, cookies, and the protocol choices: response types, PKCE, client authentication, algorithms. */
+function protocol({ config, keyring }: ProviderDependencies): Configuration {
+  return {
     clients: [...config.clients.map((client) => ({ ...client })), developerClient(config.issuer)],
     jwks: keyring.signingJwks() as Configuration['jwks'],
     cookies: {
@@ -130,15 +140,15 @@ export function createProvider({ config, kv, keyring, accounts, apis, revocation
     },
     // private_key_jwt assertions: iat required, short-lived (oidc-provider already refuses replays).
     assertJwtClientAuthClaimsAndHeader: boundedClientAssertions(config.clientAssertions.maxLifetime, CLOCK_TOLERANCE),
+  };
+}
+
+/** How tokens live: refresh rotation, lifetimes, and what JWT access tokens carry. */
+function tokens({ config, apis }: ProviderDependencies): Configuration {
+  return {
     // Every refresh token is single-use: a rotated one presented again (after the reuse grace)
     // revokes the grant. The request's resource is checked before the token is spent (see refresh-rotation.ts).
     rotateRefreshToken: rotateRefreshTokenAfterChecks(async (resource) => (await apis.find(resource)) !== undefined),
-    // Configured resource servers' scopes too: oidc-provider accepts in a client's `scope` metadata
-    // only scopes listed here, and that metadata is what bounds a person's delegation to a client.
-    scopes: policy.scopes,
-    claims: Object.fromEntries(Object.entries(SCOPE_CLAIMS).map(([scope, claims]) => [scope, [...claims]])),
-    // ID tokens carry the granted scopes' claims; clients that want only `sub` say so (id-token-claims.ts).
-    conformIdTokenClaims: false,
     ttl: {
       // An API's own accessTokenTTL wins (oidc-provider's default does this; a number would not).
       AccessToken: (_ctx, token) => token.resourceServer?.accessTokenTTL ?? config.ttl.accessToken,
@@ -150,6 +160,43 @@ export function createProvider({ config, kv, keyring, accounts, apis, revocation
       Interaction: config.ttl.interaction,
       Grant: config.ttl.grant,
     },
+    formats: {
+      customizers: {
+        // Links each JWT access token to its grant, so revoking the grant revokes the token without
+        // any bookkeeping at issuance (client_credentials tokens have no grant).
+        jwt: (_ctx, token, jwt) => {
+          if ('grantId' in token && token.grantId) jwt.payload[GRANT_CLAIM] = grantHandle(token.grantId);
+        },
+      },
+    },
+  };
+}
+
+/** Scopes and claims, the people behind them, consent and the sign-in pages. */
+function accountsAndConsent({ config, accounts, consents }: ProviderDependencies, policy: RegistrationPolicy): Configuration {
+  return {
+    // Configured resource servers' scopes too: oidc-provider accepts in a client's `scope` metadata
+    // only scopes listed here, and that metadata is what bounds a person's delegation to a client.
+    scopes: policy.scopes,
+    claims: Object.fromEntries(Object.entries(SCOPE_CLAIMS).map(([scope, claims]) => [scope, [...claims]])),
+    // ID tokens carry the granted scopes' claims; clients that want only `sub` say so (id-token-claims.ts).
+    conformIdTokenClaims: false,
+    loadExistingGrant: (ctx) => consents.loadExistingGrant(ctx),
+    // Where resource servers learn about revocations of JWTs they verify locally.
+    discovery: { revocation_feed_endpoint: `${config.issuer}${FEED_PATH}` },
+    // offline_access with remembered consent needs no prompt=consent (patches/offline-access.ts).
+    interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}`, policy: consentOnlyIfNeeded() },
+    extraParams: [CONSENT_IF_NEEDED],
+    findAccount: async (ctx, sub) => {
+      const account = await accounts.find(sub);
+      if (!account || account.disabled) return undefined;
+      return { accountId: account.sub, claims: accountClaims(ctx, config.idToken.scopeClaims, { ...claimsFor(account) } as AccountClaims) };
+    },
+  };
+}
+
+function features({ config, apis, logoutPages }: ProviderDependencies): Configuration {
+  return {
     // Every feature of oidc-provider is named here, on or off, so that a library upgrade that turns a
     // default on changes nothing (the README's "What it speaks" lists what is offered).
     features: {
@@ -210,6 +257,12 @@ export function createProvider({ config, kv, keyring, accounts, apis, revocation
         defaultResource: defaultResource(apis, OIDC_SCOPES) as NonNullable<NonNullable<Configuration['features']>['resourceIndicators']>['defaultResource'],
       },
     },
+  };
+}
+
+/** Extra client metadata, and where the registration policy is enforced on every client. */
+function clientMetadata(policy: RegistrationPolicy): Configuration {
+  return {
     extraClientMetadata: {
       // `owner`: the account that registered the client on the developer page.
       // `id_token_scope_claims`: whether its ID tokens carry the granted scopes' claims (id-token-claims.ts).
@@ -227,27 +280,11 @@ export function createProvider({ config, kv, keyring, accounts, apis, revocation
         enforcePolicy(policy, metadata as Record<string, unknown>, selfService);
       },
     },
-    loadExistingGrant: (ctx) => consents.loadExistingGrant(ctx),
-    formats: {
-      customizers: {
-        // Links each JWT access token to its grant, so revoking the grant revokes the token without
-        // any bookkeeping at issuance (client_credentials tokens have no grant).
-        jwt: (_ctx, token, jwt) => {
-          if ('grantId' in token && token.grantId) jwt.payload[GRANT_CLAIM] = grantHandle(token.grantId);
-        },
-      },
-    },
-    // Where resource servers learn about revocations of JWTs they verify locally.
-    discovery: { revocation_feed_endpoint: `${config.issuer}${FEED_PATH}` },
-    // offline_access with remembered consent needs no prompt=consent (patches/offline-access.ts).
-    interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}`, policy: consentOnlyIfNeeded() },
-    extraParams: [CONSENT_IF_NEEDED],
-    findAccount: async (ctx, sub) => {
-      const account = await accounts.find(sub);
-      if (!account || account.disabled) return undefined;
-      return { accountId: account.sub, claims: accountClaims(ctx, config.idToken.scopeClaims, { ...claimsFor(account) } as AccountClaims) };
-    },
-    renderError,
+  };
+}
+
+function outbound(config: Config): Configuration {
+  return {
     // oidc-provider passes a dispatcher that refuses special-use addresses; dropping it lets
     // requests reach apps on private networks, when the operator says so.
     ...(config.outbound.allowPrivateNetworks && {
@@ -258,8 +295,10 @@ export function createProvider({ config, kv, keyring, accounts, apis, revocation
       },
     }),
   };
+}
 
-  const provider = new Provider(config.issuer, configuration);
+/** The changes Latchkey makes to the instance itself: patches of its internals and middleware in front of its routes. */
+function applyPatches(provider: Provider, { config, kv, verifier, accounts, apis, revocations, rateLimits }: ProviderDependencies): void {
   acceptPreviousSecrets(provider, kv);
   onlyIdTokensAsHints(provider);
   refuseHintsOfRevokedKeys(provider, revocations);
@@ -270,7 +309,7 @@ export function createProvider({ config, kv, keyring, accounts, apis, revocation
   // OIDC Core §3.1.2.1 and RP-Initiated Logout §2: POST too, with SameSite=Lax cookies kept (see post-methods.ts).
   provider.use(postAsGet([provider.pathFor('authorization'), provider.pathFor('end_session')]));
   // A session whose person was disabled or deleted is ended before the engine reads it (see accounts/sessions.ts).
-  provider.use(new AccountSessions(kv, () => provider, accounts).recheckAtAuthorization(provider));
+  provider.use(new AccountSessions(kv, { current: provider }, accounts).recheckAtAuthorization(provider));
   provider.use(offlineAccessPrompt(provider.pathFor('authorization')));
   provider.use(clientAuthenticationRequired(new URL(config.issuer).host));
   if (!config.registration.open) provider.use(singleUseInitialAccessTokens(provider, kv, config.issuer));
@@ -278,7 +317,7 @@ export function createProvider({ config, kv, keyring, accounts, apis, revocation
   provider.use(
     jwtAccessTokenEndpoints({
       issuer: config.issuer,
-      keys: createLocalJWKSet(keyring.publicJwks()),
+      keys: verifier,
       list: revocations,
       clockTolerance: CLOCK_TOLERANCE,
       mayIntrospect: (caller, claims) =>
@@ -292,6 +331,26 @@ export function createProvider({ config, kv, keyring, accounts, apis, revocation
     }),
   );
   provider.use(deletedClientsAtIntrospection(revocations));
+}
+
+/**
+ * Builds a provider for a key ring. Called again with each new ring (see host.ts): everything here
+ * must be cheap and free of side effects beyond the instance it returns.
+ */
+export function createProvider(deps: ProviderDependencies): Provider {
+  const policy = registrationPolicy(deps.config);
+  const configuration: Configuration = {
+    ...storage(deps),
+    ...protocol(deps),
+    ...tokens(deps),
+    ...accountsAndConsent(deps, policy),
+    ...features(deps),
+    ...clientMetadata(policy),
+    renderError: deps.renderError,
+    ...outbound(deps.config),
+  };
+  const provider = new Provider(deps.config.issuer, configuration);
+  applyPatches(provider, deps);
   return provider;
 }
 

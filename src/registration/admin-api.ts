@@ -12,7 +12,6 @@
 import { bodyParser } from '@koa/bodyparser';
 import Router from '@koa/router';
 import type { Context, Middleware, Next } from 'koa';
-import type { Provider } from 'oidc-provider';
 import { bearerToken } from '../http/bearer.js';
 import { jsonError } from '../http/errors.js';
 import type { Accounts } from '../accounts/accounts.js';
@@ -21,6 +20,7 @@ import type { AccountSessions } from '../accounts/sessions.js';
 import type { GrantRevocation } from '../revocation/grants.js';
 import type { Clients } from './clients.js';
 import { adminResourceServer } from '../apis/admin-resource.js';
+import type { ProviderInService } from '../provider-in-service.js';
 import { apiRoutes } from './admin-apis.js';
 import { clientRoutes } from './admin-clients.js';
 import { userRoutes } from './admin-users.js';
@@ -28,7 +28,8 @@ import { openApiDocument } from './openapi.js';
 
 interface Options {
   readonly issuer: string;
-  readonly provider: Provider;
+  /** The provider in service, read per request (it is replaced when the key ring changes). */
+  readonly providers: ProviderInService;
   readonly clients: Clients;
   readonly accounts: Accounts;
   readonly apis: Apis;
@@ -39,7 +40,7 @@ interface Options {
   readonly secretRotationGrace: number;
 }
 
-export function adminApi({ issuer, provider, clients, accounts, apis, grants, sessions, secretRotationGrace }: Options): Middleware {
+export function adminApi({ issuer, providers, clients, accounts, apis, grants, sessions, secretRotationGrace }: Options): Middleware {
   const audience = adminResourceServer(issuer).identifier;
   const router = new Router({ prefix: '/admin' });
   const json = bodyParser({ enableTypes: ['json'], jsonLimit: '64kb', encoding: 'utf-8' });
@@ -54,6 +55,7 @@ export function adminApi({ issuer, provider, clients, accounts, apis, grants, se
       return jsonError(ctx, 401, 'invalid_token', 'an admin access token is required (Authorization: Bearer …)');
     }
     // Only client_credentials tokens: a token issued to a person (AccessToken) is not even looked up.
+    const provider = providers.current;
     const token = await provider.ClientCredentials.find(presented);
     const audiences = [token?.aud].flat();
     if (!token || token.isExpired || !audiences.includes(audience) || !(await provider.Client.find(token.clientId!))) {
@@ -81,7 +83,7 @@ export function adminApi({ issuer, provider, clients, accounts, apis, grants, se
 
   clientRoutes(router, { clients, secretRotationGrace, read, write, json });
   userRoutes(router, { accounts, grants, sessions, read, write, json });
-  apiRoutes(router, { provider, apis, read, write, json });
+  apiRoutes(router, { providers, apis, read, write, json });
 
   return router.routes() as Middleware;
 }

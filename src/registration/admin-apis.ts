@@ -11,12 +11,13 @@
 import type Router from '@koa/router';
 import type { Context, Middleware } from 'koa';
 import type { Provider } from 'oidc-provider';
+import type { ProviderInService } from '../provider-in-service.js';
 import { z } from 'zod';
 import { jsonError } from '../http/errors.js';
 import { ApiError, type Apis } from '../apis/apis.js';
 
 interface Options {
-  readonly provider: Provider;
+  readonly providers: ProviderInService;
   readonly apis: Apis;
   readonly read: Middleware;
   readonly write: Middleware;
@@ -49,7 +50,7 @@ export async function grantableClient(provider: Provider, clientId: string): Pro
   return undefined;
 }
 
-export function apiRoutes(router: Router, { provider, apis, read, write, json }: Options): void {
+export function apiRoutes(router: Router, { providers, apis, read, write, json }: Options): void {
   async function answer(ctx: Context, run: () => Promise<void>) {
     try {
       await run();
@@ -80,14 +81,14 @@ export function apiRoutes(router: Router, { provider, apis, read, write, json }:
   });
 
   router.get('/clients/:id/grants', read, async (ctx) => {
-    if (!(await provider.Client.find(ctx.params.id!).catch(() => undefined))) return jsonError(ctx, 404, 'not_found', `no client "${ctx.params.id}"`);
+    if (!(await providers.current.Client.find(ctx.params.id!).catch(() => undefined))) return jsonError(ctx, 404, 'not_found', `no client "${ctx.params.id}"`);
     ctx.body = await apis.grantsOf(ctx.params.id!);
   });
 
   router.put('/clients/:id/grants/:api', write, json, async (ctx) => {
     const parsed = grantBody.safeParse(ctx.request.body);
     if (!parsed.success) return invalid(ctx, parsed.error);
-    const problem = await grantableClient(provider, ctx.params.id!);
+    const problem = await grantableClient(providers.current, ctx.params.id!);
     if (problem) return jsonError(ctx, problem.startsWith('no client') ? 404 : 400, problem.startsWith('no client') ? 'not_found' : 'invalid_request', problem);
     await answer(ctx, async () => {
       ctx.body = await apis.setGrant(ctx.params.id!, ctx.params.api!, parsed.data);

@@ -8,7 +8,8 @@
  * client authentication accepts it until then (provider/patches/previous-secrets.ts).
  */
 import { randomBytes } from 'node:crypto';
-import type { Adapter, Provider } from 'oidc-provider';
+import type { Adapter } from 'oidc-provider';
+import type { ProviderInService } from '../provider-in-service.js';
 import { AdapterIndexes } from '../store/adapter.js';
 import type { Kv } from '../store/kv.js';
 
@@ -40,14 +41,14 @@ export async function previousSecret(kv: Kv, clientId: string): Promise<string |
 }
 
 export class Clients {
-  readonly #adapter;
-
   constructor(
     private readonly kv: Kv,
-    private readonly provider: Provider,
-  ) {
-    // The provider's own adapter: removing a client here runs the same hook as RFC 7592's DELETE.
-    this.#adapter = (provider.Client as unknown as { adapter: Adapter }).adapter;
+    private readonly providers: ProviderInService,
+  ) {}
+
+  /** The provider's own adapter: removing a client here runs the same hook as RFC 7592's DELETE. */
+  get #adapter(): Adapter {
+    return (this.providers.current.Client as unknown as { adapter: Adapter }).adapter;
   }
 
   async add(metadata: ClientMetadata): Promise<ClientMetadata> {
@@ -91,7 +92,7 @@ export class Clients {
   async #validate(metadata: ClientMetadata): Promise<void> {
     try {
       // Throws InvalidClientMetadata / InvalidRedirectUri with the provider's own description.
-      await (this.provider.Client as unknown as { validate(m: unknown): Promise<unknown> }).validate(metadata);
+      await (this.providers.current.Client as unknown as { validate(m: unknown): Promise<unknown> }).validate(metadata);
     } catch (error) {
       const { error: code, error_description: description } = error as { error?: string; error_description?: string };
       if (code) throw new ClientError(`${code}: ${description ?? ''}`.trim(), code, 400, description ?? code);

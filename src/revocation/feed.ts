@@ -23,8 +23,8 @@ export const FEED_PAGE_LIMIT = 1000;
 
 interface Options {
   readonly issuer: string;
-  /** Our public keys now (a function: it follows key rotation). */
-  readonly keys: () => JWTVerifyGetKey;
+  /** Our published keys (KeyringService.verifier: it follows key rotation). */
+  readonly keys: JWTVerifyGetKey;
   readonly list: RevocationList;
   /** Operator grants: the feed is read only by clients granted it, checked at every read. */
   readonly apis: Apis;
@@ -53,7 +53,7 @@ export function revocationFeed({ issuer, keys, list, apis, clockTolerance }: Opt
     if (!presented) return challenge(401);
     let claims, signedBy;
     try {
-      ({ payload: claims, protectedHeader: signedBy } = await jwtVerify(presented, keys(), {
+      ({ payload: claims, protectedHeader: signedBy } = await jwtVerify(presented, keys, {
         issuer,
         audience,
         algorithms: ['RS256'],

@@ -4,6 +4,7 @@ import type { Config } from '../config.js';
 import type { Logger } from '../ops/logger.js';
 import { EmbeddedKv } from './embedded.js';
 import { instrumented } from './instrumented.js';
+import type { Metrics } from '../ops/metrics.js';
 import type { Kv } from './kv.js';
 import { connect, RedisKv } from './redis.js';
 
@@ -19,13 +20,15 @@ export function connectionError(kv: Kv): Error | undefined {
   return connectionErrors.get(kv);
 }
 
-export function openStore(config: Config, logger?: Logger): Kv {
+/** `metrics`: the running server's, which times every operation (the CLI's stores are not timed). */
+export function openStore(config: Config, logger?: Logger, metrics?: Metrics): Kv {
+  const timed = <T extends Kv>(kv: T): T => (metrics ? instrumented(kv, metrics) : kv);
   if (usesRedis(config)) {
     const client = connect(config.redis);
     // Until Redis has answered once there is nothing being served: the server is still starting.
     let reached = false;
     client.once('ready', () => (reached = true));
-    const kv: Kv = instrumented(
+    const kv: Kv = timed(
       new RedisKv(client, {
         lost: (error) => {
           if (!reached) connectionErrors.set(kv, error);
@@ -36,5 +39,5 @@ export function openStore(config: Config, logger?: Logger): Kv {
     );
     return kv;
   }
-  return instrumented(new EmbeddedKv(resolve(config.embedded.file)));
+  return timed(new EmbeddedKv(resolve(config.embedded.file)));
 }

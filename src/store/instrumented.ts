@@ -2,10 +2,10 @@
  * Every store operation timed into latchkey_store_command_duration_seconds, by operation and
  * outcome: one wrapper around whichever Kv is in use, instead of timing code in each backend.
  */
-import { metrics } from '../ops/metrics.js';
+import type { Metrics } from '../ops/metrics.js';
 import type { Kv } from './kv.js';
 
-export function instrumented<T extends Kv>(kv: T): T {
+export function instrumented<T extends Kv>(kv: T, metrics: Metrics): T {
   const wrappers = new Map<PropertyKey, unknown>();
   return new Proxy(kv, {
     get(target, property) {

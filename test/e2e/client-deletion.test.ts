@@ -59,7 +59,7 @@ describe('e2e: deleting a client ends its grants and tokens, whichever way it is
     await grantFeed(server, RS.id);
     await server.apis.grant(OPS.id, `${server.issuer}/admin`, { scopes: ['admin'] });
     alice = (await server.accounts.create('alice', PASSWORD)).sub;
-    clients = new Clients(server.kv, server.provider);
+    clients = new Clients(server.kv, server.providers);
     helper = await createResourceServer({ issuer: server.issuer, audience: API, clientId: RS.id, clientSecret: RS.secret });
   });
   after(async () => {

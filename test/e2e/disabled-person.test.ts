@@ -220,5 +220,5 @@ describe('e2e: disabling a person ends their sessions everywhere (issue 19.2)', 
     assert.ok(!confirmed.url.startsWith(REDIRECT), 'no code reaches the app');
   });
 
-  const developerApps = (accountId: string) => new Clients(server.kv, server.provider).ownedBy(accountId);
+  const developerApps = (accountId: string) => new Clients(server.kv, server.providers).ownedBy(accountId);
 });

@@ -1,0 +1,92 @@
+/**
+ * The developer page itself (GET /developer): a person's apps, or the sign-in page when nobody is
+ * signed in; and registering an app (POST /developer/apps), with the new secret shown once.
+ */
+import { randomBytes } from 'node:crypto';
+import type Router from '@koa/router';
+import type { Context, Middleware } from 'koa';
+import { ClientError, generateSecret, type ClientMetadata, type Clients } from './clients.js';
+import { field, type DeveloperPage, type Form, type SignedIn } from './developer-page.js';
+
+const APP_TYPES = {
+  // A web app's server may also call APIs as itself (client_credentials).
+  web: {
+    label: 'Web app (has a server that keeps a secret)',
+    metadata: { token_endpoint_auth_method: 'client_secret_basic', application_type: 'web', grant_types: ['authorization_code', 'refresh_token', 'client_credentials'] },
+  },
+  spa: {
+    label: 'Single-page app (runs in the browser; no secret)',
+    metadata: { token_endpoint_auth_method: 'none', application_type: 'web', grant_types: ['authorization_code', 'refresh_token'] },
+  },
+  native: {
+    label: 'Native or mobile app (no secret)',
+    metadata: { token_endpoint_auth_method: 'none', application_type: 'native', grant_types: ['authorization_code', 'refresh_token'] },
+  },
+} as const;
+type AppType = keyof typeof APP_TYPES;
+
+interface Options {
+  readonly issuer: string;
+  readonly clients: Clients;
+  /** Parses the page's forms. */
+  readonly form: Middleware;
+}
+
+export function appsPage(router: Router, { signedIn, page, submitted, csrf }: DeveloperPage, { issuer, clients, form }: Options): void {
+  async function showApps(ctx: Context, who: SignedIn, state: { error?: string; values?: Form } = {}, status = 200) {
+    const apps = (await clients.ownedBy(who.accountId)).map((app) => ({
+      id: app.client_id,
+      name: app.client_name ?? app.client_id,
+      confidential: typeof app.client_secret === 'string',
+      redirectUris: (app.redirect_uris as string[] | undefined) ?? [],
+      type: app.token_endpoint_auth_method === 'none' ? (app.application_type === 'native' ? 'Native' : 'Single-page') : 'Web',
+    }));
+    page(ctx, 'developer', {
+      title: 'Your apps',
+      apps,
+      types: Object.entries(APP_TYPES).map(([value, { label }]) => ({ value, label })),
+      csrf: csrf.token(who.sessionId),
+      error: state.error,
+      values: { name: field(state.values ?? {}, 'name'), redirect_uris: field(state.values ?? {}, 'redirect_uris'), type: field(state.values ?? {}, 'type') || 'web' },
+    }, status);
+  }
+
+  router.get('/', async (ctx) => {
+    const who = await signedIn(ctx);
+    if (!who) return page(ctx, 'developer-signin', { title: 'Developer sign-in' });
+    await showApps(ctx, who);
+  });
+
+  router.post('/apps', form, async (ctx) => {
+    const found = await submitted(ctx);
+    if (!found) return;
+    const { who, body } = found;
+    const name = field(body, 'name').trim();
+    const type = field(body, 'type') as AppType;
+    const redirectUris = field(body, 'redirect_uris').split(/\s+/).filter(Boolean);
+    const problem =
+      !name || name.length > 80 ? 'Give the app a name of at most 80 characters.'
+      : !(type in APP_TYPES) ? 'Choose what kind of app this is.'
+      : !redirectUris.length ? 'Add at least one redirect URI (where people return after signing in).'
+      : undefined;
+    if (problem) return showApps(ctx, who, { error: problem, values: body }, 400);
+
+    const { metadata } = APP_TYPES[type];
+    const client: ClientMetadata = {
+      client_id: `app-${randomBytes(9).toString('base64url')}`,
+      client_name: name,
+      redirect_uris: redirectUris,
+      response_types: ['code'],
+      ...metadata,
+      ...(metadata.token_endpoint_auth_method === 'none' ? {} : { client_secret: generateSecret() }),
+      owner: who.accountId,
+    };
+    try {
+      await clients.add(client);
+    } catch (error) {
+      if (!(error instanceof ClientError)) throw error;
+      return showApps(ctx, who, { error: `This app cannot be registered: ${error.description}`, values: body }, 400);
+    }
+    page(ctx, 'developer-secret', { title: 'App registered', app: client, issuer, rotated: false });
+  });
+}
