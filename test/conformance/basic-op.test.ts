@@ -7,8 +7,9 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { exportJWK, generateKeyPair, jwtVerify, type JWTPayload } from 'jose';
 import * as oidc from 'openid-client';
+import { signInSteps } from '../helpers/sign-in.js';
 import './checks.js';
-import { Agent, ALICE, BOB, callbackParams, isConsent, isLogin, RelyingParty, startOp, webClient, type Flow, type Op } from './fixture.js';
+import { Agent, ALICE, BOB, callbackParams, isLogin, RelyingParty, startOp, webClient, type Flow, type Op } from './fixture.js';
 
 const SECRET = 'basic-op-client-secret-with-plenty-of-entropy-0123';
 const OTHER_SECRET = 'another-client-secret-with-plenty-of-entropy-0123';
@@ -139,8 +140,7 @@ describe('OpenID Connect Basic OP (authorization code flow)', function () {
         web.redirectUri,
       );
       assert.ok(isLogin(page), `the login page, got ${page.status} ${page.url}`);
-      let next = await agent.submit(page, '/login', { username: ALICE.username, password: ALICE.password }, web.redirectUri);
-      if (isConsent(next)) next = await agent.submit(next, '/confirm', {}, web.redirectUri);
+      const next = await signInSteps(agent, page, { username: ALICE.username, password: ALICE.password, stopAt: web.redirectUri });
       assert.equal(new URL(next.url).searchParams.get('state'), 'posted');
       assert.ok(new URL(next.url).searchParams.get('code'));
     });
@@ -369,8 +369,7 @@ describe('OpenID Connect Basic OP (authorization code flow)', function () {
       await sleep(1100);
       const again = await web.authorize(agent, { prompt: 'login', claims });
       assert.ok(isLogin(again.page), 'the login page is shown again');
-      let page = await agent.submit(again.page, '/login', { username: ALICE.username, password: ALICE.password }, web.redirectUri);
-      if (isConsent(page)) page = await agent.submit(page, '/confirm', {}, web.redirectUri);
+      const page = await signInSteps(agent, again.page, { username: ALICE.username, password: ALICE.password, stopAt: web.redirectUri });
       const second = await verifyIdToken((await web.redeem({ ...again, page })).id_token!, 'web');
       assert.ok(Number(second.auth_time) > Number(first.auth_time), `${String(second.auth_time)} > ${String(first.auth_time)}`);
     });
@@ -384,7 +383,7 @@ describe('OpenID Connect Basic OP (authorization code flow)', function () {
       await sleep(2100);
       const flow = await web.authorize(agent, { max_age: '1' });
       assert.ok(isLogin(flow.page), `the login page is shown again, got ${flow.page.status} ${flow.page.url} ${flow.page.html.slice(0, 300)}`);
-      const page = await agent.submit(flow.page, '/login', { username: ALICE.username, password: ALICE.password }, web.redirectUri);
+      const page = await signInSteps(agent, flow.page, { username: ALICE.username, password: ALICE.password, consent: 'stop', stopAt: web.redirectUri });
       const second = await verifyIdToken((await web.redeem({ ...flow, page })).id_token!, 'web');
       assert.equal(typeof second.auth_time, 'number');
       assert.ok(Number(second.auth_time) > Number(first.auth_time));

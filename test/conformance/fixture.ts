@@ -9,17 +9,12 @@
  * claims it likes (expired, wrong audience, wrong type) and prove that each is refused.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { calculateJwkThumbprint, createRemoteJWKSet, exportJWK, generateKeyPair, type JWK } from 'jose';
+import { createRemoteJWKSet, type JWK } from 'jose';
 import * as oidc from 'openid-client';
 import { Agent, type Page } from '../helpers/agent.js';
-import { eventually } from '../helpers/eventually.js';
 import { latchkey } from '../helpers/process.js';
-import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
-import { startServer, testDir, testEnv } from '../helpers/server.js';
+import { startServer, startServerProcess } from '../helpers/server.js';
+import { isConsent, isLogin, signInSteps } from '../helpers/sign-in.js';
 
 export interface Person {
   readonly username: string;
@@ -69,99 +64,37 @@ export interface Op {
   stop(): Promise<void>;
 }
 
-/** A key ring as an operator provisions it: one current RS256 key whose kid is its thumbprint. */
-export async function provisionKeyring(keysDir: string): Promise<JWK> {
-  const { privateKey } = await generateKeyPair('RS256', { modulusLength: 2048, extractable: true });
-  const exported = await exportJWK(privateKey);
-  const kid = await calculateJwkThumbprint(exported, 'sha256');
-  const jwk: JWK = { ...exported, kid, alg: 'RS256', use: 'sig' };
-  const at = new Date().toISOString();
-  mkdirSync(keysDir, { recursive: true, mode: 0o700 });
-  writeFileSync(
-    join(keysDir, 'keyring.json'),
-    `${JSON.stringify({ version: 1, keys: [{ kid, state: 'current', createdAt: at, activatedAt: at, jwk }] }, null, 2)}\n`,
-    { mode: 0o600 },
-  );
-  return jwk;
-}
-
+/** The OP as the conformance suite starts it: startServer (or startServerProcess) with a redis-server of its own, then its people. */
 export async function startOp(options: OpOptions = {}): Promise<Op> {
-  const dir = testDir();
-  let redis: RedisServer | undefined;
-  let server: { stop(): Promise<void>; issuer: string } | undefined;
-  const logs: string[] = [];
+  const settings = {
+    ownRedis: true,
+    clients: options.clients ?? [],
+    provisionKey: options.provisionKey,
+    env: { OUTBOUND_ALLOW_PRIVATE_NETWORKS: 'true', ...options.env },
+  };
+  const server = options.ownProcess ? await startServerProcess(settings) : await startServer(settings);
   try {
-    redis = await startRedisServer();
-    const port = await freePort();
-    const settings = {
-      redisUrl: redis.url,
-      dir,
-      port,
-      env: { CLIENTS: JSON.stringify(options.clients ?? []), OUTBOUND_ALLOW_PRIVATE_NETWORKS: 'true', ...options.env },
-    };
-    const env = testEnv(dir, port, settings);
-    const signingKey = options.provisionKey ? await provisionKeyring(env.KEYS_DIR!) : undefined;
-    server = options.ownProcess ? await serveLogged(env, logs) : await startServer(settings);
     const subs: Record<string, string> = {};
-    for (const person of options.people ?? []) subs[person.username] = await addPerson(env, person);
-    const issuer = server.issuer;
-    const response = await fetch(new URL('/.well-known/openid-configuration', issuer));
+    for (const person of options.people ?? []) subs[person.username] = await addPerson(server.env, person);
+    const response = await fetch(new URL('/.well-known/openid-configuration', server.issuer));
     assert.equal(response.status, 200);
     const metadata = (await response.json()) as oidc.ServerMetadata;
-    const running = server;
-    const store = redis;
     return {
-      issuer,
+      issuer: server.issuer,
       metadata,
-      env,
-      signingKey,
+      env: server.env,
+      signingKey: server.signingKey,
       jwks: createRemoteJWKSet(new URL(metadata.jwks_uri!)),
       subs,
-      logs,
-      async stop() {
-        await running.stop();
-        await store.stop();
-        rmSync(dir, { recursive: true, force: true });
+      get logs() {
+        return 'logs' in server ? server.logs : [];
       },
+      stop: () => server.stop(),
     };
   } catch (error) {
-    await server?.stop();
-    await redis?.stop();
-    rmSync(dir, { recursive: true, force: true });
+    await server.stop();
     throw error;
   }
-}
-
-/** `latchkey serve` in its own process, every output line kept in `logs`; ready when /healthz answers. */
-async function serveLogged(env: Record<string, string>, logs: string[]): Promise<{ stop(): Promise<void>; issuer: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('../../src/cli.ts', import.meta.url)), 'serve'], {
-    env: { PATH: process.env.PATH, NODE_NO_WARNINGS: '1', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const exited = new Promise<void>((done) => child.once('exit', () => done()));
-  process.once('exit', () => child.kill('SIGKILL'));
-  for (const stream of [child.stdout!, child.stderr!]) {
-    let partial = '';
-    stream.on('data', (chunk: Buffer) => {
-      const lines = (partial + chunk.toString()).split('\n');
-      partial = lines.pop() ?? '';
-      logs.push(...lines.filter(Boolean));
-    });
-  }
-  const stop = async () => {
-    child.kill('SIGTERM');
-    await exited;
-  };
-  try {
-    await eventually(async () => {
-      if (child.exitCode !== null) throw new Error(`latchkey serve exited:\n${logs.join('\n')}`);
-      assert.equal((await fetch(`http://127.0.0.1:${env.PORT}/healthz`)).status, 200);
-    }, 150);
-  } catch (error) {
-    await stop();
-    throw error;
-  }
-  return { stop, issuer: env.ISSUER! };
 }
 
 /** `latchkey users add`, as an operator would; returns the new person's sub. */
@@ -256,9 +189,7 @@ export class RelyingParty {
   /** The whole front channel: authorize, sign in if asked, allow if asked; ends at the redirect URI. */
   async signIn(agent: Agent, person: Person, params: Record<string, string | undefined> = {}, extra: Record<string, string> = {}): Promise<Flow> {
     const flow = await this.authorize(agent, params);
-    let page = flow.page;
-    if (isLogin(page)) page = await agent.submit(page, '/login', { username: person.username, password: person.password, ...extra }, flow.redirectUri);
-    if (isConsent(page)) page = await agent.submit(page, '/confirm', {}, flow.redirectUri);
+    const page = await signInSteps(agent, flow.page, { username: person.username, password: person.password, fields: extra, stopAt: flow.redirectUri });
     assert.ok(page.url.startsWith(flow.redirectUri), `expected a redirect to ${flow.redirectUri}, got ${page.status} ${page.url}`);
     return { ...flow, page };
   }
@@ -274,10 +205,8 @@ export class RelyingParty {
   }
 }
 
-export const isLogin = (page: Page) => page.url.includes('/interaction/') && page.html.includes('name="password"');
-export const isConsent = (page: Page) => page.url.includes('/interaction/') && page.html.includes('/confirm');
 
 /** The query parameters the front channel brought back to the client. */
 export const callbackParams = (flow: Flow) => new URL(flow.page.url).searchParams;
 
-export { Agent };
+export { Agent, isConsent, isLogin };

@@ -14,6 +14,7 @@ import { frontChannel } from '../helpers/front-channel.js';
 import { latchkey } from '../helpers/process.js';
 import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
 import { startServer, testDir, testEnv, type TestServer } from '../helpers/server.js';
+import { signInSteps } from '../helpers/sign-in.js';
 import { API, basic, OPAQUE_API, tokenEndpoint, type ClientCredentials } from '../helpers/tokens.js';
 
 const PASSWORD = 'api grants passphrase for people';
@@ -141,9 +142,7 @@ describe('e2e: APIs and operator grants (client_credentials, privileged APIs, in
 
     it('an app registered on the developer page gets invalid_scope for the API, the admin API and the feed', async () => {
       const agent = new Agent();
-      let page: Page = await agent.follow(`${server.issuer}/developer/sign-in`);
-      page = await agent.submit(page, '/login', { username: 'olga', password: PASSWORD });
-      if (/Allow access/.test(page.html)) page = await agent.submit(page, '/confirm', {});
+      let page: Page = await signInSteps(agent, await agent.follow(`${server.issuer}/developer/sign-in`), { username: 'olga', password: PASSWORD, login: 'required' });
       assert.match(page.html, /Your apps/);
       page = await agent.submit(page, '/developer/apps', { name: 'Olga Reports', type: 'web', redirect_uris: 'https://olga.example.test/callback' });
       const id = /id="client-id">([^<]+)</.exec(page.html)?.[1];

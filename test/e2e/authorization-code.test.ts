@@ -8,6 +8,7 @@ import * as oidc from 'openid-client';
 import { Agent, type Page } from '../helpers/agent.js';
 import { startRedisServer, type RedisServer } from '../helpers/redis.js';
 import { startServer, type TestServer } from '../helpers/server.js';
+import { isLogin, signInSteps } from '../helpers/sign-in.js';
 
 const REDIRECT = 'https://app.example.test/callback';
 const SECRET = 'web-app-secret-with-plenty-of-entropy-0123456789';
@@ -70,13 +71,8 @@ describe('e2e: authorization code + PKCE with openid-client', function () {
       ...extra,
     });
     let page: Page = await agent.follow(url.href, {}, REDIRECT);
-    if (page.url.includes('/interaction/') && page.html.includes('name="password"')) {
-      assert.match(page.html, /Example Web App/);
-      page = await agent.submit(page, '/login', { username: 'alice', password: PASSWORD }, REDIRECT);
-    }
-    if (page.url.includes('/interaction/') && page.html.includes('/confirm')) {
-      page = await agent.submit(page, '/confirm', {}, REDIRECT);
-    }
+    if (isLogin(page)) assert.match(page.html, /Example Web App/);
+    page = await signInSteps(agent, page, { username: 'alice', password: PASSWORD, stopAt: REDIRECT });
     assert.ok(page.url.startsWith(REDIRECT), `expected a redirect to the client, got ${page.url} ${page.status}`);
     return { callback: new URL(page.url), verifier, state, nonce };
   }

@@ -14,6 +14,7 @@ import { frontChannel } from '../helpers/front-channel.js';
 import { latchkey } from '../helpers/process.js';
 import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
 import { startServer, testDir, testEnv, type TestServer } from '../helpers/server.js';
+import { signInSteps } from '../helpers/sign-in.js';
 import { API, basic, clientCredentialsToken, grantFeed, introspect, machineClient, OPAQUE_API, RESOURCE_SERVERS, type ClientCredentials } from '../helpers/tokens.js';
 import { Clients } from '../../src/registration/clients.js';
 import { createResourceServer, TokenRejected, type ResourceServer } from '../../src/resource-server/index.js';
@@ -212,9 +213,7 @@ describe('e2e: deleting a client ends its grants and tokens, whichever way it is
     const armed = await arm(client);
 
     const agent = new Agent();
-    let page = await agent.follow(`${server.issuer}/developer/sign-in`);
-    if (page.html.includes('name="password"')) page = await agent.submit(page, '/login', { username: 'alice', password: PASSWORD });
-    if (page.html.includes('/confirm')) page = await agent.submit(page, '/confirm', {});
+    const page = await signInSteps(agent, await agent.follow(`${server.issuer}/developer/sign-in`), { username: 'alice', password: PASSWORD });
     assert.match(page.html, new RegExp(client.id), 'the app is listed on its owner\'s page');
     const after = await agent.submit(page, `/developer/apps/${client.id}/delete`, {});
     assert.equal(after.status, 200);

@@ -10,6 +10,7 @@ import { decodeJwt, decodeProtectedHeader, importJWK, SignJWT } from 'jose';
 import * as oidc from 'openid-client';
 import { Agent } from '../helpers/agent.js';
 import { startServer, type TestServer } from '../helpers/server.js';
+import { signInSteps } from '../helpers/sign-in.js';
 
 const REDIRECT = 'https://app.example.test/callback';
 const SIGNED_OUT = 'https://app.example.test/bye';
@@ -64,9 +65,7 @@ describe('e2e: id_token_hint takes ID tokens only', function () {
       code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
       code_challenge_method: 'S256',
     });
-    let page = await agent.follow(url.href, {}, REDIRECT);
-    if (page.html.includes('name="password"')) page = await agent.submit(page, '/login', { username: 'hinted', password: PASSWORD }, REDIRECT);
-    if (page.html.includes('/confirm')) page = await agent.submit(page, '/confirm', {}, REDIRECT);
+    const page = await signInSteps(agent, await agent.follow(url.href, {}, REDIRECT), { username: 'hinted', password: PASSWORD, stopAt: REDIRECT });
     const tokens = await oidc.authorizationCodeGrant(config, new URL(page.url), { pkceCodeVerifier: verifier });
     return tokens.id_token!;
   }

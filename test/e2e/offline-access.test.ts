@@ -10,6 +10,7 @@ import * as oidc from 'openid-client';
 import { Agent, type Page } from '../helpers/agent.js';
 import { startRedisServer, type RedisServer } from '../helpers/redis.js';
 import { startServer, type TestServer } from '../helpers/server.js';
+import { signInSteps } from '../helpers/sign-in.js';
 
 const REDIRECT = 'https://spa.example.test/callback';
 const PASSWORD = 'correct horse battery staple';
@@ -43,8 +44,7 @@ describe('e2e: offline_access with remembered consent needs no prompt=consent', 
       code_challenge_method: 'S256',
       ...params,
     });
-    let page: Page = await agent.follow(url.href, {}, REDIRECT);
-    if (page.html.includes('name="password"')) page = await agent.submit(page, '/login', { username: 'alice', password: PASSWORD }, REDIRECT);
+    const page = await signInSteps(agent, await agent.follow(url.href, {}, REDIRECT), { username: 'alice', password: PASSWORD, consent: 'stop', stopAt: REDIRECT });
     return { page, verifier, clientId };
   }
   const isConsent = (page: Page) => page.html.includes('/confirm');

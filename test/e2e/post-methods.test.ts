@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import * as oidc from 'openid-client';
 import { Agent } from '../helpers/agent.js';
 import { startServer, type TestServer } from '../helpers/server.js';
+import { signInSteps } from '../helpers/sign-in.js';
 
 const REDIRECT = 'https://app.example.test/callback';
 const SIGNED_OUT = 'https://app.example.test/bye';
@@ -65,8 +66,7 @@ describe('e2e: POST at the authorization and end-session endpoints', function ()
     const first = await authorizationParams();
     const login = await agent.follow(`${server.url}/auth`, form(first.params), REDIRECT);
     assert.match(login.html, /name="password"/);
-    let page = await agent.submit(login, '/login', { username: 'poster', password: PASSWORD }, REDIRECT);
-    page = await agent.submit(page, '/confirm', {}, REDIRECT);
+    const page = await signInSteps(agent, login, { username: 'poster', password: PASSWORD, login: 'required', consent: 'required', stopAt: REDIRECT });
     assert.equal(new URL(page.url).searchParams.get('state'), 'posted state');
     assert.ok(new URL(page.url).searchParams.get('code'));
 

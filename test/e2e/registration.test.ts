@@ -9,6 +9,7 @@ import { Agent } from '../helpers/agent.js';
 import { latchkey } from '../helpers/process.js';
 import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
 import { startServer, testDir, testEnv, type TestServer } from '../helpers/server.js';
+import { signInSteps } from '../helpers/sign-in.js';
 
 const REDIRECT = 'https://dev.example.test/callback';
 const PASSWORD = 'registration test password';
@@ -75,9 +76,7 @@ describe('e2e: client registration (RFC 7591/7592), its policy, and the admin AP
       code_challenge_method: 'S256',
     });
     const agent = new Agent();
-    let page = await agent.follow(url.href, {}, REDIRECT);
-    page = await agent.submit(page, '/login', { username: 'dana', password: PASSWORD }, REDIRECT);
-    page = await agent.submit(page, '/confirm', {}, REDIRECT);
+    const page = await signInSteps(agent, await agent.follow(url.href, {}, REDIRECT), { username: 'dana', password: PASSWORD, login: 'required', consent: 'required', stopAt: REDIRECT });
     return oidc.authorizationCodeGrant(config, new URL(page.url), { pkceCodeVerifier: verifier });
   }
 

@@ -14,6 +14,7 @@ import { startBalancer, type Balancer } from '../helpers/balancer.js';
 import { serveProcess, type ServerProcess } from '../helpers/process.js';
 import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
 import { startServer, testDir, testEnv, type TestServer } from '../helpers/server.js';
+import { signInSteps } from '../helpers/sign-in.js';
 
 const PASSWORD = 'a passphrase long enough';
 const SECRET = 'relying-party-secret-with-plenty-of-entropy-0123456789';
@@ -133,8 +134,7 @@ describe('e2e: sessions and single sign-on across two instances on one Redis', f
   const isConsent = (page: Page) => page.url.includes('/interaction/') && page.html.includes('/confirm');
 
   async function login(agent: Agent, page: Page, app: App, username = 'alice', extra: Record<string, string> = {}) {
-    assert.ok(isLogin(page), `expected the login page, got ${page.url}`);
-    return agent.submit(page, '/login', { username, password: PASSWORD, ...extra }, app.redirect);
+    return signInSteps(agent, page, { username, password: PASSWORD, fields: extra, login: 'required', consent: 'stop', stopAt: app.redirect });
   }
 
   it('a session made through one instance signs the person in through the other', async () => {
@@ -169,8 +169,7 @@ describe('e2e: sessions and single sign-on across two instances on one Redis', f
   it('prompt=login and max_age force the password again; an id_token_hint for someone else is not answered silently', async () => {
     const agent = new Agent();
     let flow = await authorize(agent, apps.app1);
-    flow.page = await login(agent, flow.page, apps.app1);
-    if (isConsent(flow.page)) flow.page = await agent.submit(flow.page, '/confirm', {}, apps.app1.redirect);
+    flow.page = await signInSteps(agent, flow.page, { username: 'alice', password: PASSWORD, login: 'required', stopAt: apps.app1.redirect });
     const alice = await redeem(apps.app1, flow);
 
     assert.ok(isLogin((await authorize(agent, apps.app1, { prompt: 'login' })).page), 'prompt=login');
@@ -182,8 +181,7 @@ describe('e2e: sessions and single sign-on across two instances on one Redis', f
     // Bob signs in on his own device; his ID token is no hint for Alice's session.
     const bobAgent = new Agent();
     flow = await authorize(bobAgent, apps.app1);
-    flow.page = await login(bobAgent, flow.page, apps.app1, 'bob');
-    if (isConsent(flow.page)) flow.page = await bobAgent.submit(flow.page, '/confirm', {}, apps.app1.redirect);
+    flow.page = await signInSteps(bobAgent, flow.page, { username: 'bob', password: PASSWORD, login: 'required', stopAt: apps.app1.redirect });
     const bob = await redeem(apps.app1, flow);
     const mismatch = await authorize(agent, apps.app1, { prompt: 'none', id_token_hint: bob.idToken });
     assert.equal(new URL(mismatch.page.url).searchParams.get('error'), 'login_required');
@@ -205,8 +203,7 @@ describe('e2e: sessions and single sign-on across two instances on one Redis', f
   it('remembers consent per person and client, also after signing out; only new permissions are asked for', async () => {
     const agent = new Agent();
     let flow = await authorize(agent, apps.app1);
-    flow.page = await login(agent, flow.page, apps.app1);
-    if (isConsent(flow.page)) flow.page = await agent.submit(flow.page, '/confirm', {}, apps.app1.redirect);
+    flow.page = await signInSteps(agent, flow.page, { username: 'alice', password: PASSWORD, login: 'required', stopAt: apps.app1.redirect });
     const tokens = await redeem(apps.app1, flow);
     await signOut(agent, apps.app1, tokens.idToken);
 
@@ -235,8 +232,7 @@ describe('e2e: sessions and single sign-on across two instances on one Redis', f
   it('signing out at one app sends the other a signed logout token, ends the session and revokes non-offline tokens', async () => {
     const agent = new Agent();
     let flow = await authorize(agent, apps.app1);
-    flow.page = await login(agent, flow.page, apps.app1);
-    if (isConsent(flow.page)) flow.page = await agent.submit(flow.page, '/confirm', {}, apps.app1.redirect);
+    flow.page = await signInSteps(agent, flow.page, { username: 'alice', password: PASSWORD, login: 'required', stopAt: apps.app1.redirect });
     const app1 = await redeem(apps.app1, flow);
 
     balancer.route(separate.url);

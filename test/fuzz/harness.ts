@@ -21,6 +21,7 @@ import assert from 'node:assert/strict';
 import { resolve } from 'node:path';
 import fc from 'fast-check';
 import { Agent, formIn, type Page } from '../helpers/agent.js';
+import { signInSteps } from '../helpers/sign-in.js';
 import { ALICE, grantApi, RelyingParty, startOp, webClient, type Op, type Person } from '../conformance/fixture.js';
 
 const SECRET = 'fuzzing-client-secret-with-plenty-of-entropy-0123456';
@@ -469,9 +470,7 @@ export class FuzzBench {
 
   async #freshSession(): Promise<{ agent: Agent; csrf: string; appId: string; logoutXsrf: string }> {
     const agent = new Agent();
-    let page = await agent.follow(`${this.op.issuer}/developer/sign-in`);
-    page = await agent.submit(page, '/login', { username: FUZZER.username, password: FUZZER.password });
-    if (page.html.includes('/confirm')) page = await agent.submit(page, '/confirm', {});
+    const page = await signInSteps(agent, await agent.follow(`${this.op.issuer}/developer/sign-in`), { username: FUZZER.username, password: FUZZER.password, login: 'required' });
     const csrf = formIn(page.html, '/developer/apps').hidden.csrf ?? '';
     const made = await agent.submit(page, '/developer/apps', { name: 'Fuzz target app', type: 'web', redirect_uris: 'https://fuzz-app.example.test/cb' });
     const appId = /app-[\w-]+/.exec(made.html)?.[0] ?? 'app-none';

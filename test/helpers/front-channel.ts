@@ -4,7 +4,8 @@
  */
 import assert from 'node:assert/strict';
 import * as oidc from 'openid-client';
-import { Agent, type Page } from './agent.js';
+import { Agent } from './agent.js';
+import { signInSteps } from './sign-in.js';
 
 export interface FrontChannel {
   readonly agent: Agent;
@@ -25,9 +26,7 @@ export async function frontChannel(
   });
   const agent = options.agent ?? new Agent();
   const stop = options.redirectUri;
-  let page: Page = await agent.follow(url.href, {}, stop);
-  if (page.html.includes('name="password"')) page = await agent.submit(page, '/login', { username: options.username, password: options.password }, stop);
-  if (page.html.includes('/confirm')) page = await agent.submit(page, '/confirm', {}, stop);
+  const page = await signInSteps(agent, await agent.follow(url.href, {}, stop), { username: options.username, password: options.password, stopAt: stop });
   assert.ok(page.url.startsWith(stop), `expected a redirect to ${stop}, got ${page.url}`);
   return { agent, callback: new URL(page.url), verifier };
 }

@@ -50,6 +50,8 @@ export interface ServerProcess {
   readonly url: string;
   /** Everything it wrote to stdout so far (JSON log lines). */
   stdout(): string;
+  /** Everything it wrote to stderr so far. */
+  stderr(): string;
   /** SIGTERM, then its exit code. */
   stop(): Promise<number | null>;
 }
@@ -78,6 +80,7 @@ export async function serveProcess(env: Record<string, string>, args: string[] =
   return {
     url,
     stdout: () => stdout,
+    stderr: () => stderr,
     async stop() {
       child.kill('SIGTERM');
       return exited;

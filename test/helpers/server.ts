@@ -1,24 +1,37 @@
 /**
- * Starts Latchkey in process for a test, on a free port, with its own keys directory and (unless
- * a Redis URL is given) its own embedded store file.
+ * The one way tests start Latchkey: in process (startServer) or as its own `latchkey serve`
+ * process (startServerProcess), on a free port, with its own keys directory and (unless a Redis
+ * URL is given, or a redis-server of its own is asked for) its own embedded store file.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { calculateJwkThumbprint, exportJWK, generateKeyPair, type JWK } from 'jose';
 import { loadConfig, type Config } from '../../src/config.js';
 import { serve, type Running } from '../../src/main.js';
 import { createLogger, type Logger } from '../../src/ops/logger.js';
-import { freePort } from './redis.js';
+import { serveProcess } from './process.js';
+import { freePort, startRedisServer, type RedisServer } from './redis.js';
 
 export interface TestServer extends Running {
   readonly config: Config;
   readonly issuer: string;
-  /** Stops the server and removes its temporary files (unless keepFiles). */
+  /** The env the server was configured with, for CLI runs against the same store. */
+  readonly env: Record<string, string>;
+  /** The private signing JWK, when the test provisioned it (provisionKey). */
+  readonly signingKey: JWK | undefined;
+  /** Stops the server (and its own redis-server) and removes its temporary files (unless keepFiles). */
   stop(): Promise<void>;
 }
 
 export interface TestServerOptions {
   readonly redisUrl?: string;
+  /** Start a redis-server of its own for this server, stopped with it (instead of redisUrl or the embedded store). */
+  readonly ownRedis?: boolean;
+  /** Static clients (RFC 7591 metadata), as an operator configures them (CLIENTS). */
+  readonly clients?: readonly Record<string, unknown>[];
+  /** Provision the signing key ring (keys/keyring.json) before the first start, and keep its private JWK. */
+  readonly provisionKey?: boolean;
   /** Extra env-style settings, e.g. { RESOURCE_SERVERS: '[...]' }. */
   readonly env?: Record<string, string>;
   /** Reuse a directory (keys, embedded store) from an earlier server, e.g. to test restarts. */
@@ -48,26 +61,109 @@ export function testEnv(dir: string, port: number, options: TestServerOptions = 
     // Fast hashing for tests that are not about hashing; OWASP minimums still apply.
     ACCOUNTS_ARGON2_MEMORY_COST: '19456',
     ...(options.redisUrl ? { REDIS_URL: options.redisUrl } : {}),
+    ...(options.clients ? { CLIENTS: JSON.stringify(options.clients) } : {}),
     ...options.env,
   };
 }
 
-export async function startServer(options: TestServerOptions = {}): Promise<TestServer> {
+/** A key ring as an operator provisions it: one current RS256 key whose kid is its thumbprint. */
+export async function provisionKeyring(keysDir: string): Promise<JWK> {
+  const { privateKey } = await generateKeyPair('RS256', { modulusLength: 2048, extractable: true });
+  const exported = await exportJWK(privateKey);
+  const kid = await calculateJwkThumbprint(exported, 'sha256');
+  const jwk: JWK = { ...exported, kid, alg: 'RS256', use: 'sig' };
+  const at = new Date().toISOString();
+  mkdirSync(keysDir, { recursive: true, mode: 0o700 });
+  writeFileSync(
+    join(keysDir, 'keyring.json'),
+    `${JSON.stringify({ version: 1, keys: [{ kid, state: 'current', createdAt: at, activatedAt: at, jwk }] }, null, 2)}\n`,
+    { mode: 0o600 },
+  );
+  return jwk;
+}
+
+/** What both ways of starting share: directory, port, own redis-server, env, provisioned key; and how to clean up. */
+interface Prepared {
+  readonly env: Record<string, string>;
+  readonly signingKey: JWK | undefined;
+  cleanup(): Promise<void>;
+}
+
+async function prepare(options: TestServerOptions): Promise<Prepared> {
   const dir = options.dir ?? testDir();
-  const port = options.port ?? (await freePort());
-  const config = loadConfig(testEnv(dir, port, options));
-  const running = await serve(config, options.logger ?? createLogger('silent'));
-  return {
-    ...running,
-    // Tests talk to the server by the host name of the default test issuer, as people and apps use
-    // the issuer's: the server builds every URL (redirects included) from the issuer, whatever host
-    // a request names, and the test agents keep cookies per host.
-    url: `http://localhost:${port}`,
-    config,
-    issuer: config.issuer,
-    async stop() {
-      await running.close();
-      if (!options.dir) rmSync(dir, { recursive: true, force: true });
-    },
+  let redis: RedisServer | undefined;
+  const cleanup = async () => {
+    await redis?.stop();
+    if (!options.dir) rmSync(dir, { recursive: true, force: true });
   };
+  try {
+    if (options.ownRedis) redis = await startRedisServer();
+    const port = options.port ?? (await freePort());
+    const env = testEnv(dir, port, redis ? { ...options, redisUrl: redis.url } : options);
+    const signingKey = options.provisionKey ? await provisionKeyring(env.KEYS_DIR!) : undefined;
+    return { env, signingKey, cleanup };
+  } catch (error) {
+    await cleanup();
+    throw error;
+  }
+}
+
+export async function startServer(options: TestServerOptions = {}): Promise<TestServer> {
+  const prepared = await prepare(options);
+  const { env, signingKey } = prepared;
+  try {
+    const config = loadConfig(env);
+    const running = await serve(config, options.logger ?? createLogger('silent'));
+    return {
+      ...running,
+      // Tests talk to the server by the host name of the default test issuer, as people and apps use
+      // the issuer's: the server builds every URL (redirects included) from the issuer, whatever host
+      // a request names, and the test agents keep cookies per host.
+      url: `http://localhost:${env.PORT}`,
+      config,
+      issuer: config.issuer,
+      env,
+      signingKey,
+      async stop() {
+        await running.close();
+        await prepared.cleanup();
+      },
+    };
+  } catch (error) {
+    await prepared.cleanup();
+    throw error;
+  }
+}
+
+export interface TestServerProcess {
+  readonly issuer: string;
+  readonly env: Record<string, string>;
+  readonly signingKey: JWK | undefined;
+  /** Every line the process wrote so far (stdout, then stderr). */
+  readonly logs: string[];
+  stop(): Promise<void>;
+}
+
+/** `latchkey serve` (the built CLI) in its own process, with the same options as startServer (but no logger). */
+export async function startServerProcess(options: Omit<TestServerOptions, 'logger'> = {}): Promise<TestServerProcess> {
+  const prepared = await prepare(options);
+  const { env, signingKey } = prepared;
+  try {
+    const child = await serveProcess(env);
+    return {
+      issuer: env.ISSUER!,
+      env,
+      signingKey,
+      get logs() {
+        return `${child.stdout()}\n${child.stderr()}`.split('\n').filter(Boolean);
+      },
+      async stop() {
+        await child.stop();
+        await prepared.cleanup();
+      },
+    };
+  } catch (error) {
+    await prepared.cleanup();
+    throw error;
+  }
 }

@@ -13,6 +13,7 @@ import { eventually } from '../helpers/eventually.js';
 import { latchkey, serveProcess } from '../helpers/process.js';
 import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
 import { startServer, testDir, testEnv, type TestServer } from '../helpers/server.js';
+import { signInSteps } from '../helpers/sign-in.js';
 
 const SECRET = 'operations-test-secret-with-plenty-of-entropy-0123';
 const PASSWORD = 'operations test password';
@@ -72,9 +73,7 @@ async function signIn(base: string, issuer: string) {
       redirect_uri: REDIRECT, scope: 'openid offline_access', prompt,
       code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256',
     });
-    let page = await agent.follow(url.href.replace(issuer, base), {}, REDIRECT);
-    if (page.html.includes('name="password"')) page = await agent.submit(page, '/login', { username: 'ops', password: PASSWORD }, REDIRECT);
-    if (page.html.includes('/confirm')) page = await agent.submit(page, '/confirm', {}, REDIRECT);
+    const page = await signInSteps(agent, await agent.follow(url.href.replace(issuer, base), {}, REDIRECT), { username: 'ops', password: PASSWORD, stopAt: REDIRECT });
     return { page, verifier };
   };
   const { page, verifier } = await authorize('consent');

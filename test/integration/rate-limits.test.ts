@@ -13,6 +13,7 @@ import { Agent, formIn } from '../helpers/agent.js';
 import { frontChannel } from '../helpers/front-channel.js';
 import { startRedisServer, type RedisServer } from '../helpers/redis.js';
 import { startServer, type TestServer } from '../helpers/server.js';
+import { signInSteps } from '../helpers/sign-in.js';
 
 const SECRET = 'rate-limits-test-secret-with-plenty-of-entropy-0123';
 const PASSWORD = 'rate limits test password';
@@ -326,9 +327,7 @@ describe('rate limits, client addresses and the issuer host', function () {
       });
       assert.match(url.searchParams.get('request_uri') ?? '', /^urn:ietf:params:oauth:request_uri:/);
       const agent = new Agent();
-      let page = await agent.follow(url.href, {}, REDIRECT);
-      page = await agent.submit(page, '/login', { username: 'pusher', password: PASSWORD }, REDIRECT);
-      if (page.html.includes('/confirm')) page = await agent.submit(page, '/confirm', {}, REDIRECT);
+      const page = await signInSteps(agent, await agent.follow(url.href, {}, REDIRECT), { username: 'pusher', password: PASSWORD, login: 'required', stopAt: REDIRECT });
       const tokens = await oidc.authorizationCodeGrant(config, new URL(page.url), { pkceCodeVerifier: verifier });
       assert.ok(tokens.id_token);
     });

@@ -10,6 +10,7 @@ import { Agent } from '../helpers/agent.js';
 import { eventually } from '../helpers/eventually.js';
 import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
 import { startServer, testDir, type TestServer } from '../helpers/server.js';
+import { signInSteps } from '../helpers/sign-in.js';
 
 const REDIRECT = 'https://app.example.test/callback';
 const SECRET = 'web-app-secret-with-plenty-of-entropy-0123456789';
@@ -78,9 +79,7 @@ describe('server: health, JWKS, restarts and Redis outages', function () {
       return { verifier, page: await agent.follow(url.href, {}, REDIRECT) };
     };
     const { verifier, page: first } = await start('consent');
-    let page = first;
-    page = await agent.submit(page, '/login', { username: 'carol', password: 'carol has a long password' }, REDIRECT);
-    page = await agent.submit(page, '/confirm', {}, REDIRECT);
+    const page = await signInSteps(agent, first, { username: 'carol', password: 'carol has a long password', login: 'required', consent: 'required', stopAt: REDIRECT });
     const tokens = await oidc.authorizationCodeGrant(config, new URL(page.url), { pkceCodeVerifier: verifier, idTokenExpected: true });
     assert.equal(tokens.claims()!.sub, sub);
 

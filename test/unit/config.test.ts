@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isMap, isPair, isScalar, parseDocument, type Pair } from 'yaml';
 import { ConfigError, envName, loadConfig, settings } from '../../src/config.js';
 import { ROOT } from '../../src/paths.js';
+import { latchkey } from '../helpers/process.js';
 
 const SAFE_KEYS = 'a-production-cookie-key-of-enough-length-1,another-production-cookie-key-xyz-2';
 const SAFE_SECRET = 'a-production-keyring-secret-of-enough-length';
@@ -130,12 +130,9 @@ describe('configuration', () => {
     }
   });
 
-  it('the CLI exits non-zero with one line naming the bad setting', function () {
+  it('the CLI exits non-zero with one line naming the bad setting', async function () {
     this.timeout(20_000);
-    const result = spawnSync(process.execPath, ['--import', 'tsx', join(ROOT, 'src', 'cli.ts'), 'keys', 'list'], {
-      env: { PATH: process.env.PATH, TTL_ACCESS_TOKEN: 'ten', NODE_NO_WARNINGS: '1' },
-      encoding: 'utf8',
-    });
+    const result = await latchkey({ TTL_ACCESS_TOKEN: 'ten' }, ['keys', 'list']);
     assert.equal(result.status, 1);
     assert.equal(result.stdout, '');
     const lines = result.stderr.trim().split('\n');

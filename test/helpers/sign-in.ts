@@ -1,0 +1,36 @@
+/**
+ * The one sign-in driver (signInSteps): a person's steps on our pages once an authorization
+ * request has shown one of them (the login form, then the consent page), each step with an option.
+ * frontChannel (openid-client), the conformance RelyingParty and developerSignIn start the request
+ * and call it; a suite that tests a step itself (a wrong password, a forged CSRF token) submits
+ * that form by hand.
+ */
+import assert from 'node:assert/strict';
+import type { Agent, Page } from './agent.js';
+
+export const isLogin = (page: Page) => page.url.includes('/interaction/') && page.html.includes('name="password"');
+export const isConsent = (page: Page) => page.url.includes('/interaction/') && page.html.includes('/confirm');
+
+export interface SignInOptions {
+  readonly username: string;
+  readonly password: string;
+  /** Login form fields on top of username and password. */
+  readonly fields?: Record<string, string>;
+  /** 'if-shown' (default): sign in when the login page is shown; 'required': fail unless it is. */
+  readonly login?: 'if-shown' | 'required';
+  /** 'if-shown' (default): allow when the consent page is shown; 'required': fail unless it is; 'stop': leave the person on it. */
+  readonly consent?: 'if-shown' | 'required' | 'stop';
+  /** Where the front channel ends (a URL prefix, the client's redirect URI): a redirect there is returned unvisited. */
+  readonly stopAt?: string;
+}
+
+/** From `page` (where the authorization request led), the login and consent steps as asked; returns the last page. */
+export async function signInSteps(agent: Agent, page: Page, steps: SignInOptions): Promise<Page> {
+  const { login = 'if-shown', consent = 'if-shown', stopAt } = steps;
+  if (login === 'required') assert.ok(isLogin(page), `expected the login page, got ${page.status} ${page.url}`);
+  if (isLogin(page)) page = await agent.submit(page, '/login', { username: steps.username, password: steps.password, ...steps.fields }, stopAt);
+  if (consent === 'stop') return page;
+  if (consent === 'required') assert.ok(isConsent(page), `expected the consent page, got ${page.status} ${page.url}`);
+  if (isConsent(page)) page = await agent.submit(page, '/confirm', {}, stopAt);
+  return page;
+}
