@@ -143,6 +143,10 @@ describe('operations', function () {
       for (const step of ['a', 'b'] as const) {
         const [leaving, staying] = step === 'a' ? [a, b] : [b, a];
         balancer.route(staying.url, { drain: true });
+        // A load balancer drains before the instance stops (its deregistration delay): a connection it
+        // opened to the leaving instance just before the switch gets to send its request. Node's
+        // server.close() closes connections that have not sent one yet as idle.
+        await new Promise((done) => setTimeout(done, 250));
         await leaving.close(); // graceful: requests in flight finish
         const replacement = await startServer(options);
         if (step === 'a') a = replacement;
