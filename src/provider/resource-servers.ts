@@ -26,12 +26,13 @@ function requestedScopes(ctx: KoaContextWithOIDC): string[] {
 
 /** oidc-provider's features.resourceIndicators.getResourceServerInfo. */
 export async function resourceServerInfo(apis: Apis, ctx: KoaContextWithOIDC, indicator: string, client: Client): Promise<ResourceServer> {
-  const api = await apis.find(indicator);
+  const ownBehalf = clientCredentials(ctx);
+  // The token endpoint is hot: the API and the client's grant at it are read together.
+  const [api, grant] = await Promise.all([apis.find(indicator), ownBehalf ? apis.grantAt(client.clientId, indicator) : undefined]);
   if (!api) throw new errors.InvalidTarget(`unknown resource server: ${indicator}`);
 
   let allowed: readonly string[];
-  if (clientCredentials(ctx)) {
-    const grant = await apis.grantAt(client.clientId, indicator);
+  if (ownBehalf) {
     const requested = requestedScopes(ctx);
     if (!grant) {
       throw new errors.InvalidScope(`this client holds no grant at ${indicator} (an operator grants one: latchkey apis grant)`, requested.join(' '));
@@ -95,14 +96,19 @@ export interface IntrospectedToken {
 export async function mayIntrospect(apis: Apis, caller: { clientId: string; clientAuthMethod?: string }, token: IntrospectedToken): Promise<boolean> {
   const callerId = caller.clientId;
   const audiences = [token.aud].flat().filter((aud): aud is string => typeof aud === 'string');
-  if (token.clientCredentials && token.clientId && audiences.length) {
-    const grants = await apis.grantsOf(token.clientId);
-    const scopes = (token.scope ?? '').split(' ').filter(Boolean);
-    if (!audiences.every((aud) => grants[aud] && scopes.every((scope) => grants[aud]!.scopes.includes(scope)))) return false;
-  }
-  if (token.clientId !== undefined && token.clientId === callerId) return true;
+  const own = token.clientId !== undefined && token.clientId === callerId;
   // Serving as an API takes client authentication: a public client's client_id proves nothing.
-  if (!audiences.length || caller.clientAuthMethod === 'none') return false;
-  const grants = await apis.grantsOf(callerId);
-  return audiences.some((aud) => grants[aud]?.introspect === true);
+  const servesAsApi = !own && audiences.length > 0 && caller.clientAuthMethod !== 'none';
+  const issuedUnderGrant = token.clientCredentials && !!token.clientId && audiences.length > 0;
+  // Introspection is hot: both clients' grants are read together.
+  const [ownerGrants, callerGrants] = await Promise.all([
+    issuedUnderGrant ? apis.grantsOf(token.clientId!) : undefined,
+    servesAsApi ? apis.grantsOf(callerId) : undefined,
+  ]);
+  if (ownerGrants) {
+    const scopes = (token.scope ?? '').split(' ').filter(Boolean);
+    if (!audiences.every((aud) => ownerGrants[aud] && scopes.every((scope) => ownerGrants[aud]!.scopes.includes(scope)))) return false;
+  }
+  if (own) return true;
+  return !!callerGrants && audiences.some((aud) => callerGrants[aud]?.introspect === true);
 }
