@@ -131,7 +131,8 @@ const isTree = (value: unknown): value is Tree =>
 
 /** `ttl.accessToken` → `TTL_ACCESS_TOKEN`. */
 export function envName(path: readonly string[]): string {
-  return path.map((segment) => segment.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()).join('_');
+  // An acronym stays one word: `initialAccessTokenTTL` → INITIAL_ACCESS_TOKEN_TTL, as the README says.
+  return path.map((segment) => segment.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase()).join('_');
 }
 
 /** Every setting path, with its default value: the leaves of default.yaml. */

@@ -107,6 +107,13 @@ describe('configuration', () => {
     assert.deepEqual(loadConfig({ ...good, KEYS_SECRETS: `${SAFE_SECRET}, ${SAFE_SECRET}-old` }).keys.secrets, [SAFE_SECRET, `${SAFE_SECRET}-old`]);
   });
 
+  it("every setting's env var is the one the README's configuration reference names", () => {
+    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+    const unnamed = settings().map(({ path }) => envName(path)).filter((name) => !readme.includes(`| \`${name}\` |`));
+    assert.deepEqual(unnamed, []);
+    assert.equal(envName(['registration', 'initialAccessTokenTTL']), 'REGISTRATION_INITIAL_ACCESS_TOKEN_TTL');
+  });
+
   it('every setting in config/default.yaml has a comment and a distinct env var', () => {
     const document = parseDocument(readFileSync(join(ROOT, 'config', 'default.yaml'), 'utf8'));
     const undocumented: string[] = [];
