@@ -64,6 +64,8 @@ export interface Challenge {
   readonly error?: 'invalid_request' | 'invalid_token' | 'insufficient_scope' | (string & {});
   readonly description?: string;
   readonly scope?: readonly string[];
+  /** The authentication scheme the challenge is for (RFC 9449's `DPoP` for a DPoP-bound token's failure). Default `Bearer`. */
+  readonly scheme?: 'Bearer' | 'DPoP';
 }
 
 /** A response to send: status, headers and body, for any framework. */
@@ -88,8 +90,8 @@ function isLoopbackHost(hostname: string): boolean {
 /** A TokenRejected from ResourceServer.verify (or anything shaped like it) as a Challenge. */
 function asChallenge(error: unknown): Challenge | undefined {
   if (!(error instanceof Error) || error.name !== 'TokenRejected') return undefined;
-  const code = (error as Error & { code?: unknown }).code;
-  return { error: typeof code === 'string' ? code : 'invalid_token', description: error.message };
+  const { code, scheme } = error as Error & { code?: unknown; scheme?: unknown };
+  return { error: typeof code === 'string' ? code : 'invalid_token', description: error.message, scheme: scheme === 'DPoP' ? 'DPoP' : 'Bearer' };
 }
 
 export class ProtectedResource {
@@ -154,16 +156,17 @@ export class ProtectedResource {
 
   /**
    * The WWW-Authenticate value (RFC 6750 §3, RFC 9728 §5.1). Without a challenge (the request had
-   * no token) it carries no error, as RFC 6750 §3.1 asks; a TokenRejected is taken as it is.
+   * no token) it carries no error, as RFC 6750 §3.1 asks; a TokenRejected is taken as it is (its
+   * `scheme`, when it has one, names the challenge's scheme).
    */
   challenge(challenge?: Challenge | Error): string {
-    const { error, description, scope } = (challenge instanceof Error ? asChallenge(challenge) : challenge) ?? {};
+    const { error, description, scope, scheme = 'Bearer' } = (challenge instanceof Error ? asChallenge(challenge) : challenge) ?? {};
     const scopes = scope ?? this.#options.scopesRequired;
     const params = [`resource_metadata=${quoted(this.metadataUrl)}`];
     if (error) params.push(`error=${quoted(error)}`);
     if (error && description) params.push(`error_description=${quoted(description)}`);
     if (scopes?.length) params.push(`scope=${quoted(scopes.join(' '))}`);
-    return `Bearer ${params.join(', ')}`;
+    return `${scheme} ${params.join(', ')}`;
   }
 
   /** The whole refusal: 401 (403 for insufficient_scope, 400 for invalid_request), the challenge, a JSON body. */

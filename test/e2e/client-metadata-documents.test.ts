@@ -107,10 +107,19 @@ describe('client ID metadata documents', () => {
     assert.equal(metadata.client_id_metadata_document_supported, true);
   });
 
-  it('accepts a client by its document, fetched once while cached', async () => {
+  it('accepts a client by its document, fetched once while cached, by every instance sharing the store', async () => {
     const clientId = serve('/good.json', document('/good.json'), { headers: { 'cache-control': 'max-age=600' } });
     await assertAccepted(clientId);
     await assertAccepted(clientId);
+    assert.equal(hits.get('/good.json'), 1);
+    // Another instance on the same store: it reads the cached document, and does not fetch it.
+    const otherInstance = new ClientMetadataDocuments(
+      server.config.clientMetadataDocuments,
+      createOutboundFetch({ allowPrivateNetworks: true }),
+      new ClientMetadataDocumentCache(server.kv),
+      { authMethods: ['none'], scopes: ['openid'], privilegedScopes: [] },
+    );
+    assert.equal((await otherInstance.metadata(clientId)).client_name, 'Agent');
     assert.equal(hits.get('/good.json'), 1);
   });
 

@@ -64,6 +64,9 @@ describe('protected resource metadata (RFC 9728)', () => {
     const scope = api.unauthorized({ error: 'insufficient_scope', description: 'missing scope: tools:call', scope: ['tools:call'] });
     assert.equal(scope.status, 403);
     assert.match(scope.headers['www-authenticate']!, /error="insufficient_scope", error_description="missing scope: tools:call", scope="tools:call"$/);
+    const dpop = api.unauthorized({ error: 'invalid_dpop_proof', description: 'bad proof', scheme: 'DPoP' });
+    assert.equal(dpop.status, 401);
+    assert.match(dpop.headers['www-authenticate']!, /^DPoP resource_metadata="[^"]+", error="invalid_dpop_proof"/);
   });
 
   it('Koa: serves the metadata and turns a TokenRejected into the challenge, plain when no token was sent', async () => {
