@@ -66,12 +66,13 @@ describe('client ID metadata documents', () => {
     assert.match(response.headers.get('location') ?? '', /\/interaction\//);
   }
 
-  /** The error page, with its status and the reason in it. */
-  async function assertRefused(response: Response, reason: RegExp) {
+  /** The error page (by default the unknown application's), with its status and the reason in it. */
+  async function assertRefused(response: Response, reason: RegExp, page = /registration could not be checked/) {
     const html = await response.text();
     assert.equal(response.status, 400, html);
     assert.match(response.headers.get('content-type') ?? '', /text\/html/);
     assert.match(html, reason);
+    assert.match(html, page);
     assert.doesNotMatch(html, /at .*\.(ts|js):\d+/, 'no stack trace');
   }
 
@@ -140,7 +141,7 @@ describe('client ID metadata documents', () => {
 
   it('refuses a redirect_uri the document does not list', async () => {
     const clientId = serve('/redirect.json', document('/redirect.json'));
-    await assertRefused(await authorize(clientId, 'https://attacker.example/callback'), /redirect_uri did not match/);
+    await assertRefused(await authorize(clientId, 'https://attacker.example/callback'), /redirect_uri did not match/, /Unsafe return address/);
   });
 
   it('refuses a document with a client secret, shared-secret authentication or an HMAC algorithm', async () => {
@@ -186,7 +187,7 @@ describe('client ID metadata documents', () => {
     serve('/cached.json', document('/cached.json', { redirect_uris: ['http://127.0.0.1:9/moved'] }), { headers: { 'cache-control': 'max-age=3' } });
     await assertAccepted(clientId);
     assert.equal(hits.get('/cached.json'), 1);
-    await eventually(async () => assertRefused(await authorize(clientId), /redirect_uri did not match/), 50, 200);
+    await eventually(async () => assertRefused(await authorize(clientId), /redirect_uri did not match/, /Unsafe return address/), 50, 200);
     assert.equal(hits.get('/cached.json'), 2);
   });
 });
