@@ -113,6 +113,15 @@ const schema = z.strictObject({
     initialAccessTokenTTL: seconds,
     secretRotationGrace: z.number().int().min(0),
   }),
+  clientMetadataDocuments: z
+    .strictObject({
+      enabled: z.boolean(),
+      cacheMin: z.number().int().min(1),
+      cacheMax: seconds,
+      timeoutMs: z.number().int().min(100).max(30_000),
+      maxBytes: z.number().int().min(512).max(1_048_576),
+    })
+    .refine((value) => value.cacheMin <= value.cacheMax, { message: 'cacheMin must not exceed cacheMax' }),
   log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']) }),
 });
 

@@ -8,7 +8,8 @@ import { render } from './views.js';
 const FRIENDLY: Record<string, { title: string; message: string }> = {
   invalid_client: {
     title: 'Unknown application',
-    message: 'The application that sent you here is not registered with this sign-in service.',
+    // Also a client metadata document that could not be fetched or was refused (registration/client-metadata-documents.ts).
+    message: 'The application that sent you here is not registered with this sign-in service, or its registration could not be checked.',
   },
   invalid_redirect_uri: {
     title: 'Unsafe return address',

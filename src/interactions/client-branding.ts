@@ -7,6 +7,10 @@
  * shows a client's logo widens img-src, on that response only, by exactly the origin of that
  * client's registered logo_uri. The registration policy (registration/policy.ts) admits only
  * https URLs there, and http for loopback hosts (development); anything else is not shown.
+ *
+ * A client whose client_id is a URL (a Client ID Metadata Document, registration/
+ * client-metadata-documents.ts) names itself: its name and logo are whatever its document says.
+ * What is proven is the host that served the document, so the pages show that `domain` first.
  */
 import type { Context } from 'koa';
 import type { Provider } from 'oidc-provider';
@@ -18,6 +22,8 @@ export interface ClientBranding {
   readonly logoUri?: string;
   readonly policyUri?: string;
   readonly tosUri?: string;
+  /** The host of a URL client_id: the one thing about such a client that is not self-asserted. */
+  readonly domain?: string;
 }
 
 /** A registered web URL we may put in a page: http(s) only, never javascript: or data:. */
@@ -38,6 +44,7 @@ export function brandingOf(client: Client | undefined, clientId: string): Client
     logoUri: webUrl(metadata.logo_uri)?.href,
     policyUri: webUrl(metadata.policy_uri)?.href,
     tosUri: webUrl(metadata.tos_uri)?.href,
+    domain: webUrl(clientId)?.host,
   };
 }
 

@@ -30,6 +30,10 @@ import { emptyJsonRevocationAnswer } from './patches/revocation-response.js';
 import { refuseHintsOfRevokedKeys } from './patches/revoked-key-hints.js';
 import { ADMIN_SCOPES } from '../apis/admin-resource.js';
 import { acceptPreviousSecrets } from './patches/previous-secrets.js';
+import { resolveClientMetadataDocuments } from './patches/client-metadata-documents.js';
+import { ClientMetadataDocuments } from '../registration/client-metadata-documents.js';
+import { ClientMetadataDocumentCache } from '../store/client-metadata-documents.js';
+import { createOutboundFetch } from '../http/outbound.js';
 import { developerClient } from '../registration/developer-pages.js';
 import { singleUseInitialAccessTokens } from '../registration/initial-access-tokens.js';
 import { enforcePolicy, type RegistrationPolicy } from '../registration/policy.js';
@@ -183,7 +187,11 @@ function accountsAndConsent({ config, accounts, consents }: ProviderDependencies
     conformIdTokenClaims: false,
     loadExistingGrant: (ctx) => consents.loadExistingGrant(ctx),
     // Where resource servers learn about revocations of JWTs they verify locally.
-    discovery: { revocation_feed_endpoint: `${config.issuer}${FEED_PATH}` },
+    // client_id_metadata_document_supported: MCP clients look for it (registration/client-metadata-documents.ts).
+    discovery: {
+      revocation_feed_endpoint: `${config.issuer}${FEED_PATH}`,
+      ...(config.clientMetadataDocuments.enabled && { client_id_metadata_document_supported: true }),
+    },
     // offline_access with remembered consent needs no prompt=consent (patches/offline-access.ts).
     interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}`, policy: consentOnlyIfNeeded() },
     extraParams: [CONSENT_IF_NEEDED],
@@ -220,6 +228,7 @@ function features({ config, apis, logoutPages }: ProviderDependencies): Configur
       mTLS: { enabled: false },
       fapi: { enabled: false },
       attestClientAuth: { enabled: false },
+      // Client ID Metadata Documents are Latchkey's own (patches/client-metadata-documents.ts): cached in the store, shared.
       clientIdMetadataDocument: { enabled: false },
       externalSigningSupport: { enabled: false },
       openid4vci: { enabled: false },
@@ -298,8 +307,17 @@ function outbound(config: Config): Configuration {
 }
 
 /** The changes Latchkey makes to the instance itself: patches of its internals and middleware in front of its routes. */
-function applyPatches(provider: Provider, { config, kv, verifier, accounts, apis, revocations, rateLimits }: ProviderDependencies): void {
+function applyPatches(
+  provider: Provider,
+  { config, kv, verifier, accounts, apis, revocations, rateLimits }: ProviderDependencies,
+  policy: RegistrationPolicy,
+): void {
   acceptPreviousSecrets(provider, kv);
+  if (config.clientMetadataDocuments.enabled) {
+    const outbound = createOutboundFetch(config.outbound);
+    const documents = new ClientMetadataDocuments(config.clientMetadataDocuments, outbound, new ClientMetadataDocumentCache(kv), policy);
+    resolveClientMetadataDocuments(provider, documents, config.outbound.allowPrivateNetworks);
+  }
   onlyIdTokensAsHints(provider);
   refuseHintsOfRevokedKeys(provider, revocations);
   limitAnnouncedClients(provider, rateLimits);
@@ -350,7 +368,7 @@ export function createProvider(deps: ProviderDependencies): Provider {
     ...outbound(deps.config),
   };
   const provider = new Provider(deps.config.issuer, configuration);
-  applyPatches(provider, deps);
+  applyPatches(provider, deps, policy);
   return provider;
 }
 

@@ -16,9 +16,12 @@
  * refuses even while its cached JWKS still holds that key. When the feed cannot be reached for
  * `maxStaleness` (10 s) it refuses every token (fails closed) rather than accept revoked ones.
  *
- * Depends on jose only; runs on Node.js 20 and later (global fetch).
+ * Depends on jose only; runs on Node.js 20 and later (global fetch). RFC 9728 Protected Resource
+ * Metadata and its challenge: protected-resource.ts.
  */
 import { createRemoteJWKSet, decodeProtectedHeader, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+
+export * from './protected-resource.js';
 
 export interface ResourceServerOptions {
   /** Latchkey's issuer URL, exactly as in its discovery document (no trailing slash). */

@@ -77,6 +77,14 @@ describe('patches on oidc-provider internals (src/provider/patches/)', () => {
     assert.match(source('actions/revocation.js'), /ctx\.body = '';/);
   });
 
+  it('client-metadata-documents.ts: the Client constructor takes { cimd }, which filters unsupported values, and the library\'s own CIMD is a feature flag', () => {
+    assert.equal(typeof (provider.Client as unknown as Record<string, unknown>).find, 'function');
+    assert.match(source('models/client.js'), /constructor\(metadata, ctx, \{ cimd \} = \{\}\) \{\s+const schema = new Client\.Schema\(metadata, ctx, undefined, cimd\);/);
+    assert.match(source('helpers/client_schema.js'), /if \(this\.#cimd && length\) \{\s+this\[prop\] = this\[prop\]\.filter/);
+    // Our own lookup comes after the library's: with its feature on, it would fetch documents itself, uncached in the store.
+    assert.match(source('models/client.js'), /features\.clientIdMetadataDocument\.enabled\s+&& isValidClientIdUrl\(id\)/);
+  });
+
   it('registration/clients.ts reads the Client model\'s adapter (Client.adapter)', () => {
     assert.equal(typeof (provider.Client as unknown as { adapter?: { find?: unknown } }).adapter?.find, 'function');
   });

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { ROOT } from '../../src/paths.js';
 
 describe('package export: latchkey/resource-server', () => {
-  it('resolves to dist/, with declarations, exports createResourceServer and TokenRejected, and imports only jose', function () {
+  it('resolves to dist/, with declarations, exports createResourceServer, TokenRejected and the RFC 9728 helper, and imports only jose', function () {
     this.timeout(20_000);
     const built = join(ROOT, 'dist', 'resource-server', 'index.js');
     assert.ok(existsSync(join(ROOT, 'dist', 'resource-server', 'index.d.ts')), 'declarations are built');
@@ -18,9 +18,11 @@ describe('package export: latchkey/resource-server', () => {
     const result = spawnSync(process.execPath, ['--input-type=module', '-e', script], { cwd: ROOT, encoding: 'utf8' });
     assert.equal(result.status, 0, result.stderr);
     const { exports, resolved } = JSON.parse(result.stdout) as { exports: string[]; resolved: string };
-    assert.deepEqual(exports, ['ResourceServer', 'TokenRejected', 'createResourceServer']);
+    assert.deepEqual(exports, ['ProtectedResource', 'ResourceServer', 'TokenRejected', 'createProtectedResource', 'createResourceServer']);
     assert.equal(new URL(resolved).pathname, built);
     const imports = [...readFileSync(built, 'utf8').matchAll(/^import .* from '([^']+)';$/gm)].map((match) => match[1]);
     assert.deepEqual(imports, ['jose']);
+    // RFC 9728 (protected-resource.ts) comes along and imports nothing at all.
+    assert.doesNotMatch(readFileSync(join(ROOT, 'dist', 'resource-server', 'protected-resource.js'), 'utf8'), /^import /m);
   });
 });

@@ -1,0 +1,54 @@
+/**
+ * Resolves a client_id that is a metadata document's URL (registration/client-metadata-documents.ts)
+ * inside oidc-provider's client lookup, so every route that names a client (authorization, PAR,
+ * token, introspection, the interaction pages) sees such a client like a registered one.
+ *
+ * What it changes in oidc-provider: provider.Client.find is wrapped. When the original lookup
+ * (static and stored clients) finds nothing and the id is a document URL, the checked metadata
+ * is turned into a client with `new provider.Client(metadata, undefined, { cimd: true })`, as the
+ * library's own (per-process, here unused) Client ID Metadata Document support does: `cimd` drops
+ * array values this server does not support instead of refusing the document. A refused or
+ * unreachable document is oidc-provider's invalid_client, with the reason as its description
+ * (the authorization endpoint shows it on the error page; never a 500). Built clients are kept
+ * per metadata, so an unchanged document is validated once per process.
+ *
+ * Pinned by test/unit/provider-patches.test.ts and test/e2e/client-metadata-documents.test.ts.
+ */
+import { errors, type Provider } from 'oidc-provider';
+import { DocumentRefused, documentUrl, type ClientMetadataDocuments } from '../../registration/client-metadata-documents.js';
+
+type Client = InstanceType<Provider['Client']>;
+type ClientConstructor = new (metadata: Record<string, unknown>, ctx: undefined, options: { cimd: boolean }) => Client;
+
+/** Built clients kept per process; an entry is replaced when its document's metadata changes. */
+const BUILT_LIMIT = 1000;
+
+export function resolveClientMetadataDocuments(provider: Provider, documents: ClientMetadataDocuments, allowLoopbackHttp: boolean): void {
+  const Client = provider.Client as unknown as { find(id: string, ...rest: unknown[]): Promise<Client | undefined> };
+  const find = Client.find.bind(Client);
+  const built = new Map<string, { json: string; client: Client }>();
+  Client.find = async (id: string, ...rest: unknown[]) => {
+    const found = await find(id, ...rest);
+    if (found || typeof id !== 'string' || !documentUrl(id, allowLoopbackHttp)) return found;
+    let metadata: Record<string, unknown>;
+    try {
+      metadata = await documents.metadata(id);
+    } catch (error) {
+      if (error instanceof DocumentRefused) throw new errors.InvalidClient(error.message);
+      throw error;
+    }
+    const json = JSON.stringify(metadata);
+    const known = built.get(id);
+    if (known?.json === json) return known.client;
+    let client: Client;
+    try {
+      client = new (provider.Client as unknown as ClientConstructor)(metadata, undefined, { cimd: true });
+    } catch (error) {
+      if (error instanceof errors.InvalidClientMetadata) throw new errors.InvalidClient(`client metadata document: ${error.error_description}`);
+      throw error;
+    }
+    if (built.size >= BUILT_LIMIT) built.delete(built.keys().next().value!);
+    built.set(id, { json, client });
+    return client;
+  };
+}

@@ -1,0 +1,180 @@
+/**
+ * Client ID Metadata Documents (draft-ietf-oauth-client-id-metadata-document, as the MCP
+ * authorization specification uses it): a client_id that is an https URL with a path names a JSON
+ * document, served there by the client's owner, that holds its metadata. Latchkey fetches it
+ * when the client first appears, with the outbound guard (http/outbound.ts: https only, no
+ * private addresses unless allowed, bounded size and time, no redirects), and accepts it only when
+ *
+ * - its `client_id` is exactly the URL it was fetched from;
+ * - it holds no client secret and uses no shared-secret authentication: `token_endpoint_auth_method`
+ *   is `none` (the default here) or `private_key_jwt` with a `jwks_uri`, and no HMAC or symmetric
+ *   encryption algorithm;
+ * - it passes the registration policy as a self-service registration would (registration/policy.ts:
+ *   redirect URIs, scopes, web URIs), and names no `owner` or `sector_identifier_uri`.
+ *
+ * Its grant types are kept to the code flow (authorization_code, refresh_token): such a client
+ * acts for people, never as itself. The document, or the reason it was refused, is cached in the
+ * store (store/client-metadata-documents.ts) for the time HTTP caching allows (s-maxage, max-age,
+ * or Expires), bounded by clientMetadataDocuments.cacheMin/cacheMax: every instance shares it, and
+ * a changed document is read again only when the cached one expires. A refusal is remembered for
+ * cacheMin seconds, so a failing document costs its server one request per cacheMin, whatever the
+ * traffic naming it.
+ */
+import { errors } from 'oidc-provider';
+import type { Config } from '../config.js';
+import { OutboundError, type OutboundFetch } from '../http/outbound.js';
+import type { ClientMetadataDocumentCache } from '../store/client-metadata-documents.js';
+import { enforcePolicy, isLoopback, type RegistrationPolicy } from './policy.js';
+
+/** Why a client_id URL does not name a usable client; the description is shown to the person and the developer. */
+export class DocumentRefused extends Error {
+  override name = 'DocumentRefused';
+}
+
+const AUTH_METHODS = new Set(['none', 'private_key_jwt']);
+const GRANT_TYPES = new Set(['authorization_code', 'refresh_token']);
+/** JWA values that need a shared secret: HMAC signatures, direct and AES key wrap encryption. */
+const SYMMETRIC_ALG = /^(HS\d+|dir|A\d+(GCM)?KW)$/;
+
+/**
+ * The URL a client_id names when it is a metadata document's: https (or, when private networks
+ * are allowed, http to loopback: tests and local development), with a path, in canonical form
+ * (so no dot segments, default port, credentials or fragment hide in it). Undefined otherwise.
+ */
+export function documentUrl(clientId: string, allowLoopbackHttp: boolean): URL | undefined {
+  if (clientId.length > 2048 || !/^https?:\/\//i.test(clientId)) return undefined;
+  let url: URL;
+  try {
+    url = new URL(clientId);
+  } catch {
+    return undefined;
+  }
+  if (url.href !== clientId || url.username || url.password || url.hash || url.pathname === '/') return undefined;
+  if (url.protocol === 'https:') return url;
+  return allowLoopbackHttp && url.protocol === 'http:' && isLoopback(url.hostname) ? url : undefined;
+}
+
+/** Seconds a response may be cached (RFC 9111 §4.2.1, as a shared cache), within [min, max]. */
+export function cacheLifetime(headers: Headers, min: number, max: number): number {
+  const control = headers.get('cache-control') ?? '';
+  const directive = (name: string) => new RegExp(`(?:^|,)\\s*${name}\\s*=\\s*"?(\\d+)"?`, 'i').exec(control)?.[1];
+  let seconds: number | undefined;
+  if (/(?:^|,)\s*(no-store|no-cache|private)\b/i.test(control)) seconds = 0;
+  else {
+    const maxAge = directive('s-maxage') ?? directive('max-age');
+    if (maxAge !== undefined) seconds = Number(maxAge) - (Number(headers.get('age')) || 0);
+    else if (headers.has('expires')) {
+      const expires = Date.parse(headers.get('expires')!);
+      const date = Date.parse(headers.get('date') ?? '') || Date.now();
+      seconds = Number.isNaN(expires) ? 0 : Math.floor((expires - date) / 1000);
+    }
+  }
+  return Math.max(min, Math.min(max, seconds ?? min));
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** The metadata Latchkey uses for the document at `url`, or DocumentRefused saying why not. */
+export function checkDocument(url: string, document: unknown, policy: RegistrationPolicy): Record<string, unknown> {
+  if (!isObject(document)) throw new DocumentRefused('the client metadata document is not a JSON object');
+  if (document.client_id !== url) throw new DocumentRefused('the client_id in the client metadata document is not the URL it was fetched from');
+  if ('client_secret' in document || 'client_secret_expires_at' in document) {
+    throw new DocumentRefused('a client metadata document must not hold a client secret');
+  }
+  const method = document.token_endpoint_auth_method ?? 'none';
+  if (typeof method !== 'string' || !AUTH_METHODS.has(method)) {
+    throw new DocumentRefused(`token_endpoint_auth_method "${String(method)}": a client metadata document client authenticates with "none" or "private_key_jwt", never a shared secret`);
+  }
+  if (method === 'private_key_jwt' && typeof document.jwks_uri !== 'string') {
+    throw new DocumentRefused('private_key_jwt needs the client\'s keys at jwks_uri');
+  }
+  for (const [name, value] of Object.entries(document)) {
+    if (/_(alg|enc)$/.test(name) && typeof value === 'string' && SYMMETRIC_ALG.test(value)) {
+      throw new DocumentRefused(`${name} "${value}" needs a shared secret, which a client metadata document client does not have`);
+    }
+  }
+  for (const name of ['owner', 'sector_identifier_uri']) {
+    if (name in document) throw new DocumentRefused(`${name} is not accepted in a client metadata document`);
+  }
+  const metadata: Record<string, unknown> = { ...document, token_endpoint_auth_method: method };
+  if (document.grant_types !== undefined) {
+    if (!Array.isArray(document.grant_types)) throw new DocumentRefused('grant_types must be an array');
+    metadata.grant_types = document.grant_types.filter((grant) => GRANT_TYPES.has(grant as string));
+    if (!(metadata.grant_types as unknown[]).includes('authorization_code')) {
+      throw new DocumentRefused('grant_types: a client metadata document client uses authorization_code');
+    }
+  }
+  try {
+    enforcePolicy(policy, metadata, true);
+  } catch (error) {
+    if (error instanceof errors.InvalidClientMetadata) throw new DocumentRefused(error.error_description ?? error.message);
+    throw error;
+  }
+  return metadata;
+}
+
+/** Fetches, checks and caches documents; one fetch per URL at a time in this process. */
+export class ClientMetadataDocuments {
+  readonly #pending = new Map<string, Promise<Record<string, unknown>>>();
+
+  constructor(
+    private readonly settings: Config['clientMetadataDocuments'],
+    private readonly outbound: OutboundFetch,
+    private readonly cache: ClientMetadataDocumentCache,
+    private readonly policy: RegistrationPolicy,
+  ) {}
+
+  /** The checked metadata for a document URL (from the cache when fresh), or DocumentRefused. */
+  async metadata(url: string): Promise<Record<string, unknown>> {
+    const cached = await this.cache.get(url);
+    if (cached) {
+      if ('refused' in cached) throw new DocumentRefused(cached.refused);
+      return cached.metadata;
+    }
+    let pending = this.#pending.get(url);
+    if (!pending) {
+      pending = this.#fetchAndCache(url).finally(() => this.#pending.delete(url));
+      this.#pending.set(url, pending);
+    }
+    return pending;
+  }
+
+  async #fetchAndCache(url: string): Promise<Record<string, unknown>> {
+    const { cacheMin, cacheMax } = this.settings;
+    let metadata: Record<string, unknown>;
+    let ttl: number;
+    try {
+      const response = await this.#fetch(url);
+      ttl = cacheLifetime(response.headers, cacheMin, cacheMax);
+      metadata = checkDocument(url, response.document, this.policy);
+    } catch (error) {
+      if (!(error instanceof DocumentRefused)) throw error;
+      await this.cache.put(url, { refused: error.message }, cacheMin);
+      throw error;
+    }
+    await this.cache.put(url, { metadata }, ttl);
+    return metadata;
+  }
+
+  async #fetch(url: string): Promise<{ headers: Headers; document: unknown }> {
+    let response: Response;
+    try {
+      response = await this.outbound(url, {
+        headers: { accept: 'application/json' },
+        maxBytes: this.settings.maxBytes,
+        timeoutMs: this.settings.timeoutMs,
+      });
+    } catch (error) {
+      if (error instanceof OutboundError) throw new DocumentRefused(`the client metadata document could not be fetched: ${error.message}`);
+      throw error;
+    }
+    if (response.status !== 200) throw new DocumentRefused(`the client metadata document could not be fetched: HTTP ${response.status}`);
+    try {
+      return { headers: response.headers, document: JSON.parse(await response.text()) };
+    } catch {
+      throw new DocumentRefused('the client metadata document is not JSON');
+    }
+  }
+}

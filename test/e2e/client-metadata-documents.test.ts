@@ -1,0 +1,193 @@
+/**
+ * Client ID Metadata Documents, black box: Latchkey (real Redis) fetches a client's document from a
+ * local server when a client_id URL first appears at the authorization endpoint, and refuses it,
+ * with the error page and never a 500, when it is not the client's (client_id mismatch), too big,
+ * too slow, holds a secret or symmetric authentication, or does not list the redirect URI; a
+ * private address is refused when private networks are not allowed; and the cache follows the
+ * document's max-age. The full MCP flow with a browser is in mcp-server.test.ts.
+ */
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createHash, randomBytes } from 'node:crypto';
+import { createOutboundFetch } from '../../src/http/outbound.js';
+import { ClientMetadataDocuments, DocumentRefused } from '../../src/registration/client-metadata-documents.js';
+import { ClientMetadataDocumentCache } from '../../src/store/client-metadata-documents.js';
+import { eventually } from '../helpers/eventually.js';
+import { startServer, type TestServer } from '../helpers/server.js';
+
+interface Served {
+  body: string;
+  headers?: Record<string, string>;
+  /** Never answer. */
+  hang?: boolean;
+}
+
+describe('client ID metadata documents', () => {
+  let server: TestServer;
+  let documents: http.Server;
+  let base: string;
+  const served = new Map<string, Served>();
+  const hits = new Map<string, number>();
+
+  const redirectUri = 'http://127.0.0.1:9/callback';
+  const document = (path: string, extra: Record<string, unknown> = {}) => ({
+    client_id: `${base}${path}`,
+    client_name: 'Agent',
+    redirect_uris: [redirectUri],
+    token_endpoint_auth_method: 'none',
+    ...extra,
+  });
+  const serve = (path: string, body: unknown, extra: Omit<Served, 'body'> = {}) => {
+    served.set(path, { body: typeof body === 'string' ? body : JSON.stringify(body), ...extra });
+    return `${base}${path}`;
+  };
+
+  /** GET /auth for a client_id, as a browser would (no redirects followed). */
+  async function authorize(clientId: string, redirect = redirectUri): Promise<Response> {
+    const verifier = randomBytes(32).toString('base64url');
+    const url = new URL(`${server.issuer}/auth`);
+    url.search = new URLSearchParams({
+      client_id: clientId,
+      redirect_uri: redirect,
+      response_type: 'code',
+      scope: 'openid',
+      code_challenge: createHash('sha256').update(verifier).digest('base64url'),
+      code_challenge_method: 'S256',
+      state: 'xyz',
+    }).toString();
+    return fetch(url, { redirect: 'manual', headers: { accept: 'text/html' } });
+  }
+
+  /** The request reached the sign-in step: the client was accepted. */
+  async function assertAccepted(clientId: string) {
+    const response = await authorize(clientId);
+    assert.equal(response.status, 303, await response.text());
+    assert.match(response.headers.get('location') ?? '', /\/interaction\//);
+  }
+
+  /** The error page (by default the unknown application's), with its status and the reason in it. */
+  async function assertRefused(response: Response, reason: RegExp, page = /registration could not be checked/) {
+    const html = await response.text();
+    assert.equal(response.status, 400, html);
+    assert.match(response.headers.get('content-type') ?? '', /text\/html/);
+    assert.match(html, reason);
+    assert.match(html, page);
+    assert.doesNotMatch(html, /at .*\.(ts|js):\d+/, 'no stack trace');
+  }
+
+  before(async () => {
+    documents = http.createServer((req, res) => {
+      const path = req.url ?? '/';
+      hits.set(path, (hits.get(path) ?? 0) + 1);
+      const entry = served.get(path);
+      if (!entry) return res.writeHead(404).end();
+      if (entry.hang) return;
+      res.writeHead(200, { 'content-type': 'application/json', ...entry.headers }).end(entry.body);
+    });
+    await new Promise<void>((resolve) => documents.listen(0, '127.0.0.1', resolve));
+    base = `http://127.0.0.1:${(documents.address() as AddressInfo).port}`;
+    server = await startServer({
+      ownRedis: true,
+      env: {
+        // The documents are served from loopback over http: allowed only with private networks.
+        OUTBOUND_ALLOW_PRIVATE_NETWORKS: 'true',
+        CLIENT_METADATA_DOCUMENTS_CACHE_MIN: '1',
+        CLIENT_METADATA_DOCUMENTS_TIMEOUT_MS: '500',
+      },
+    });
+  });
+  after(async () => {
+    await server?.stop();
+    documents.closeAllConnections();
+    documents.close();
+  });
+
+  it('advertises client_id_metadata_document_supported in discovery', async () => {
+    const metadata = (await (await fetch(`${server.issuer}/.well-known/oauth-authorization-server`)).json()) as Record<string, unknown>;
+    assert.equal(metadata.client_id_metadata_document_supported, true);
+  });
+
+  it('accepts a client by its document, fetched once while cached, by every instance sharing the store', async () => {
+    const clientId = serve('/good.json', document('/good.json'), { headers: { 'cache-control': 'max-age=600' } });
+    await assertAccepted(clientId);
+    await assertAccepted(clientId);
+    assert.equal(hits.get('/good.json'), 1);
+    // Another instance on the same store: it reads the cached document, and does not fetch it.
+    const otherInstance = new ClientMetadataDocuments(
+      server.config.clientMetadataDocuments,
+      createOutboundFetch({ allowPrivateNetworks: true }),
+      new ClientMetadataDocumentCache(server.kv),
+      { authMethods: ['none'], scopes: ['openid'], privilegedScopes: [] },
+    );
+    assert.equal((await otherInstance.metadata(clientId)).client_name, 'Agent');
+    assert.equal(hits.get('/good.json'), 1);
+  });
+
+  it('refuses a document whose client_id is not its URL', async () => {
+    const clientId = serve('/mismatch.json', document('/other.json'));
+    await assertRefused(await authorize(clientId), /client_id in the client metadata document is not the URL/);
+  });
+
+  it('refuses a document over the size limit, and one that does not arrive in time', async () => {
+    const big = serve('/big.json', document('/big.json', { client_name: 'x'.repeat(6000) }));
+    await assertRefused(await authorize(big), /could not be fetched: response .*exceeds 5120/);
+    const slow = serve('/slow.json', '', { hang: true });
+    await assertRefused(await authorize(slow), /could not be fetched: .* did not answer in time/);
+    // The refusal is remembered: naming the slow client again costs its server nothing.
+    await assertRefused(await authorize(slow), /did not answer in time/);
+    assert.equal(hits.get('/slow.json'), 1);
+  });
+
+  it('refuses a redirect_uri the document does not list', async () => {
+    const clientId = serve('/redirect.json', document('/redirect.json'));
+    await assertRefused(await authorize(clientId, 'https://attacker.example/callback'), /redirect_uri did not match/, /Unsafe return address/);
+  });
+
+  it('refuses a document with a client secret, shared-secret authentication or an HMAC algorithm', async () => {
+    const secret = serve('/secret.json', document('/secret.json', { client_secret: 'shh' }));
+    await assertRefused(await authorize(secret), /must not hold a client secret/);
+    const basic = serve('/basic.json', document('/basic.json', { token_endpoint_auth_method: 'client_secret_basic' }));
+    await assertRefused(await authorize(basic), /authenticates with &quot;none&quot; or &quot;private_key_jwt&quot;/);
+    const hmac = serve('/hmac.json', document('/hmac.json', { id_token_signed_response_alg: 'HS256' }));
+    await assertRefused(await authorize(hmac), /needs a shared secret/);
+  });
+
+  it('refuses a document that breaks the registration policy, or asks for an operator-only scope', async () => {
+    const wild = serve('/wild.json', document('/wild.json', { redirect_uris: ['http://app.example/cb'] }));
+    await assertRefused(await authorize(wild), /use https/);
+    const admin = serve('/admin.json', document('/admin.json', { scope: 'openid admin' }));
+    await assertRefused(await authorize(admin), /granted only by an operator/);
+  });
+
+  it('refuses a client_id whose document is not there, or not JSON', async () => {
+    await assertRefused(await authorize(`${base}/missing.json`), /could not be fetched: HTTP 404/);
+    await assertRefused(await authorize(serve('/html.json', '<html>')), /is not JSON/);
+  });
+
+  it('refuses private addresses when private networks are not allowed, before connecting', async () => {
+    const guarded = new ClientMetadataDocuments(
+      server.config.clientMetadataDocuments,
+      createOutboundFetch({ allowPrivateNetworks: false }),
+      new ClientMetadataDocumentCache(server.kv),
+      { authMethods: ['none'], scopes: ['openid'], privilegedScopes: [] },
+    );
+    const port = new URL(base).port;
+    serve('/private.json', document('/private.json'));
+    for (const url of [`https://127.0.0.1:${port}/private.json`, `https://localhost:${port}/private.json`]) {
+      await assert.rejects(guarded.metadata(url), (error: Error) => error instanceof DocumentRefused && /private or special-use address/.test(error.message));
+    }
+    assert.equal(hits.get('/private.json'), undefined);
+  });
+
+  it('reads a changed document again only after its max-age', async () => {
+    const clientId = serve('/cached.json', document('/cached.json'), { headers: { 'cache-control': 'max-age=3' } });
+    await assertAccepted(clientId);
+    // The client moves its redirect URI: until the cached document expires, the old one still works.
+    serve('/cached.json', document('/cached.json', { redirect_uris: ['http://127.0.0.1:9/moved'] }), { headers: { 'cache-control': 'max-age=3' } });
+    await assertAccepted(clientId);
+    assert.equal(hits.get('/cached.json'), 1);
+    await eventually(async () => assertRefused(await authorize(clientId), /redirect_uri did not match/, /Unsafe return address/), 50, 200);
+    assert.equal(hits.get('/cached.json'), 2);
+  });
+});
