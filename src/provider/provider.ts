@@ -9,6 +9,7 @@ import type { Apis } from '../apis/apis.js';
 import { AccountSessions } from '../accounts/sessions.js';
 import type { Config } from '../config.js';
 import type { Keyring } from '../keyring/keyring.js';
+import { dpopNonceSecret } from '../keyring/dpop-nonces.js';
 import { FEED_PATH, FEED_SCOPE } from '../apis/feed-server.js';
 import { GrantRevocation } from '../revocation/grants.js';
 import { jwtAccessTokenEndpoints } from './patches/jwt-access-tokens.js';
@@ -137,6 +138,8 @@ function protocol({ config, keyring }: ProviderDependencies): Configuration {
       authorizationSigningAlgValues: ['RS256'],
       // Algorithms clients may sign private_key_jwt assertions with: asymmetric only.
       clientAuthSigningAlgValues: ['RS256', 'PS256', 'ES256', 'EdDSA'],
+      // Algorithms of DPoP proofs: asymmetric only (RFC 9449 §4.2), as discovery's dpop_signing_alg_values_supported.
+      dPoPSigningAlgValues: ['ES256', 'EdDSA', 'Ed25519'],
     },
     // private_key_jwt assertions: iat required, short-lived (oidc-provider already refuses replays).
     assertJwtClientAuthClaimsAndHeader: boundedClientAssertions(config.clientAssertions.maxLifetime, CLOCK_TOLERANCE),
@@ -201,9 +204,23 @@ function features({ config, apis, logoutPages }: ProviderDependencies): Configur
     // default on changes nothing (the README's "What it speaks" lists what is offered).
     features: {
       devInteractions: { enabled: false },
-      // Offered: PAR (RFC 9126, optional for clients), DPoP (RFC 9449), userinfo (OIDC Core §5.3).
-      pushedAuthorizationRequests: { enabled: true, requirePushedAuthorizationRequests: false, allowUnregisteredRedirectUris: false },
-      dPoP: { enabled: true },
+      // Offered: PAR (RFC 9126; required of every client with par.required, else of those registered
+      // with require_pushed_authorization_requests), DPoP (RFC 9449; dpop_bound_access_tokens makes it
+      // required of a client), userinfo (OIDC Core §5.3).
+      pushedAuthorizationRequests: {
+        enabled: true,
+        requirePushedAuthorizationRequests: config.par.required,
+        allowUnregisteredRedirectUris: false,
+      },
+      // Server nonces (§8) from a secret every instance derives alike (keyring/dpop-nonces.ts), so a
+      // nonce from one instance or worker is good at all; required in every proof with dpop.requireNonce.
+      // A proof's jti is single-use within its window (the engine's replay store, in Redis).
+      dPoP: {
+        enabled: true,
+        nonceSecret: dpopNonceSecret(config.keys.secrets),
+        requireNonce: () => config.dpop.requireNonce,
+        allowReplay: false,
+      },
       userinfo: { enabled: true },
       // Not offered. Request objects (JAR): PAR carries the same parameters without client-signed
       // JWTs; the rest are profiles and extensions Latchkey does not implement or test.
