@@ -64,7 +64,7 @@ describe('e2e: DPoP-bound tokens and pushed authorization requests', function ()
 
   before(async () => {
     redis = await startRedisServer();
-    const env = { RESOURCE_SERVERS, DPOP_REQUIRE_NONCE: 'true' };
+    const env = { RESOURCE_SERVERS, DPOP_REQUIRE_NONCE: 'true', REGISTRATION_OPEN: 'true' };
     server = await startServer({ redisUrl: redis.url, clients: CLIENTS, env });
     other = await startServer({ redisUrl: redis.url, clients: CLIENTS, env: { ...env, PAR_REQUIRED: 'true' } });
     await server.accounts.create('dora', PASSWORD);
@@ -124,6 +124,11 @@ describe('e2e: DPoP-bound tokens and pushed authorization requests', function ()
   it('PAR + DPoP code flow with openid-client: a DPoP-bound token, accepted by the resource server with its proof', async () => {
     const dpop = oidc.getDPoPHandle(config, key);
     const flow = await signIn(dpop);
+    // dpop_bound_access_tokens: the code is not redeemed without a proof (and not spent by the attempt).
+    await assert.rejects(oidc.authorizationCodeGrant(config, flow.callback, { pkceCodeVerifier: flow.verifier }, { resource: API }), (error: oidc.ResponseBodyError) => {
+      assert.equal(error.error, 'invalid_grant');
+      return true;
+    });
     tokens = await oidc.authorizationCodeGrant(config, flow.callback, { pkceCodeVerifier: flow.verifier }, { resource: API }, { DPoP: dpop });
     assert.equal(tokens.token_type.toLowerCase(), 'dpop');
     const claims = JSON.parse(Buffer.from(tokens.access_token.split('.')[1]!, 'base64url').toString()) as { cnf?: { jkt?: string } };
@@ -262,6 +267,34 @@ describe('e2e: DPoP-bound tokens and pushed authorization requests', function ()
       const page = await new Agent().follow(`${server.url}/auth?${params}`, {}, REDIRECT);
       assert.ok(page.url.startsWith(REDIRECT), page.url);
       assert.equal(new URL(page.url).searchParams.get('error'), 'invalid_request');
+    });
+
+    it('dynamic registration takes both settings, RFC 7592 changes them, and a value that is not a boolean is invalid_client_metadata', async () => {
+      const metadata = { redirect_uris: [REDIRECT], token_endpoint_auth_method: 'none', require_pushed_authorization_requests: true, dpop_bound_access_tokens: true };
+      const register = (body: Record<string, unknown>) =>
+        fetch(`${server.url}/reg`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      const created = await register(metadata);
+      assert.equal(created.status, 201);
+      const client = (await created.json()) as Record<string, unknown> & { client_id: string; registration_client_uri: string; registration_access_token: string };
+      assert.equal(client.require_pushed_authorization_requests, true);
+      assert.equal(client.dpop_bound_access_tokens, true);
+      const params = new URLSearchParams({ client_id: client.client_id, response_type: 'code', redirect_uri: REDIRECT, scope: 'openid', code_challenge: 'x'.repeat(43), code_challenge_method: 'S256' });
+      assert.equal(new URL((await new Agent().follow(`${server.url}/auth?${params}`, {}, REDIRECT)).url).searchParams.get('error'), 'invalid_request');
+
+      const updated = await fetch(client.registration_client_uri, {
+        method: 'PUT',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${client.registration_access_token}` },
+        body: JSON.stringify({ ...metadata, client_id: client.client_id, require_pushed_authorization_requests: false, dpop_bound_access_tokens: false }),
+      });
+      assert.equal(updated.status, 200, await updated.clone().text());
+      assert.equal(((await updated.json()) as Record<string, unknown>).require_pushed_authorization_requests, false);
+      assert.match((await new Agent().follow(`${server.url}/auth?${params}`, {}, REDIRECT)).url, /\/interaction\//);
+
+      for (const bad of [{ dpop_bound_access_tokens: 'yes' }, { require_pushed_authorization_requests: 1 }]) {
+        const refused = await register({ ...metadata, ...bad });
+        assert.equal(refused.status, 400);
+        assert.equal(((await refused.json()) as { error: string }).error, 'invalid_client_metadata');
+      }
     });
 
     it('par.required: discovery says so and every client must push; without it, only the clients that registered so', async () => {
