@@ -144,6 +144,33 @@ describe('e2e: DPoP-bound tokens and pushed authorization requests', function ()
     assert.equal(new URL(again.url).searchParams.get('error'), 'invalid_request_uri');
   });
 
+  it('a code pushed with a DPoP proof is bound to that key: another key cannot redeem it (RFC 9449 §10, §11.9)', async () => {
+    const flow = await signIn(oidc.getDPoPHandle(config, key));
+    const thief = oidc.getDPoPHandle(config, await generateKeyPair('ES256', { extractable: true }));
+    await assert.rejects(oidc.authorizationCodeGrant(config, flow.callback, { pkceCodeVerifier: flow.verifier }, { resource: API }, { DPoP: thief }), (error: oidc.ResponseBodyError) => {
+      assert.equal(error.error, 'invalid_grant');
+      return true;
+    });
+  });
+
+  it('a request_uri is good only for the client that pushed it, and an unknown one is refused (RFC 9126 §7.1, §7.5)', async () => {
+    const pushed = await oidc.buildAuthorizationUrlWithPAR(
+      config,
+      { redirect_uri: REDIRECT, scope: 'openid', code_challenge: 'x'.repeat(43), code_challenge_method: 'S256' },
+      { DPoP: oidc.getDPoPHandle(config, key) },
+    );
+    const requestUri = pushed.searchParams.get('request_uri')!;
+    const cases = [
+      [WEB.id, requestUri, 'invalid_request_object'],
+      ['spa', `${requestUri.slice(0, -4)}AAAA`, 'invalid_request_uri'],
+    ] as const;
+    for (const [clientId, uri, expected] of cases) {
+      const page = await new Agent().follow(`${server.url}/auth?${new URLSearchParams({ client_id: clientId, request_uri: uri })}`, {}, REDIRECT);
+      assert.ok(page.url.startsWith(REDIRECT), `${clientId}: ${page.status} ${page.url}`);
+      assert.equal(new URL(page.url).searchParams.get('error'), expected, page.url);
+    }
+  });
+
   it('introspection shows cnf.jkt and token_type DPoP to the API that introspects it (RFC 9449 §6.2)', async () => {
     const answer = await introspect(server.url, RS, tokens.access_token);
     assert.equal(answer.active, true);
