@@ -31,9 +31,9 @@ import { emptyJsonRevocationAnswer } from './patches/revocation-response.js';
 import { refuseHintsOfRevokedKeys } from './patches/revoked-key-hints.js';
 import { ADMIN_SCOPES } from '../apis/admin-resource.js';
 import { acceptPreviousSecrets } from './patches/previous-secrets.js';
-import { developerClient } from '../registration/developer-pages.js';
+import { DEVELOPER_CLIENT_ID, developerClient } from '../registration/developer-pages.js';
 import { singleUseInitialAccessTokens } from '../registration/initial-access-tokens.js';
-import { enforcePolicy, type RegistrationPolicy } from '../registration/policy.js';
+import { applyRequirements, enforcePolicy, type RegistrationPolicy } from '../registration/policy.js';
 import type { Consents } from './consents.js';
 import { resourceServers } from '../apis/builtin.js';
 import { CLOCK_TOLERANCE } from '../lifetimes.js';
@@ -80,6 +80,7 @@ function registrationPolicy(config: Config): RegistrationPolicy {
     scopes: [...new Set([...OIDC_SCOPES, ...servers.flatMap((server) => server.scopes)])],
     // The privileged APIs' scopes: granted only by operators, never registered self-service.
     privilegedScopes: [...ADMIN_SCOPES, FEED_SCOPE],
+    ...(config.par.required ? { requirePushedRequests: { except: [DEVELOPER_CLIENT_ID] } } : {}),
   };
 }
 
@@ -186,7 +187,12 @@ function accountsAndConsent({ config, accounts, consents }: ProviderDependencies
     conformIdTokenClaims: false,
     loadExistingGrant: (ctx) => consents.loadExistingGrant(ctx),
     // Where resource servers learn about revocations of JWTs they verify locally.
-    discovery: { revocation_feed_endpoint: `${config.issuer}${FEED_PATH}` },
+    // par.required is enforced per client (registration/policy.ts applyRequirements), so discovery
+    // says it here rather than through the engine's global switch, which would lock out our own pages.
+    discovery: {
+      revocation_feed_endpoint: `${config.issuer}${FEED_PATH}`,
+      ...(config.par.required ? { require_pushed_authorization_requests: true } : {}),
+    },
     // offline_access with remembered consent needs no prompt=consent (patches/offline-access.ts).
     interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}`, policy: consentOnlyIfNeeded() },
     extraParams: [CONSENT_IF_NEEDED],
@@ -204,12 +210,12 @@ function features({ config, apis, logoutPages }: ProviderDependencies): Configur
     // default on changes nothing (the README's "What it speaks" lists what is offered).
     features: {
       devInteractions: { enabled: false },
-      // Offered: PAR (RFC 9126; required of every client with par.required, else of those registered
-      // with require_pushed_authorization_requests), DPoP (RFC 9449; dpop_bound_access_tokens makes it
-      // required of a client), userinfo (OIDC Core §5.3).
+      // Offered: PAR (RFC 9126; required of clients registered with require_pushed_authorization_requests,
+      // and with par.required of every client but our own pages: see registration/policy.ts),
+      // DPoP (RFC 9449; dpop_bound_access_tokens makes it required of a client), userinfo (OIDC Core §5.3).
       pushedAuthorizationRequests: {
         enabled: true,
-        requirePushedAuthorizationRequests: config.par.required,
+        requirePushedAuthorizationRequests: false,
         allowUnregisteredRedirectUris: false,
       },
       // Server nonces (§8) from a secret every instance derives alike (keyring/dpop-nonces.ts), so a
@@ -295,6 +301,7 @@ function clientMetadata(policy: RegistrationPolicy): Configuration {
           throw new errors.InvalidClientMetadata('owner is set by Latchkey, not in a registration request');
         }
         enforcePolicy(policy, metadata as Record<string, unknown>, selfService);
+        applyRequirements(policy, metadata as Record<string, unknown>);
       },
     },
   };

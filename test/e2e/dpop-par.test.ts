@@ -324,7 +324,7 @@ describe('e2e: DPoP-bound tokens and pushed authorization requests', function ()
       }
     });
 
-    it('par.required: discovery says so and every client must push; without it, only the clients that registered so', async () => {
+    it("par.required: discovery says so and every client must push, except Latchkey's own pages; without it, only the clients that registered so", async () => {
       const meta = async (base: string) => (await (await fetch(`${base}/.well-known/openid-configuration`)).json()) as Record<string, unknown>;
       const [plain, required] = await Promise.all([meta(server.url), meta(other.url)]);
       assert.equal(plain.require_pushed_authorization_requests, undefined);
@@ -336,6 +336,10 @@ describe('e2e: DPoP-bound tokens and pushed authorization requests', function ()
       assert.equal(new URL(refused.url).searchParams.get('error'), 'invalid_request');
       const allowed = await new Agent().follow(`${server.url}/auth?${params}`, {}, REDIRECT);
       assert.match(allowed.url, /\/interaction\//);
+      // Latchkey's own pages build their requests themselves: the developer page still signs people in.
+      const developer = await new Agent().follow(`${other.url}/developer/sign-in`);
+      assert.match(developer.url, /\/interaction\//, developer.url);
+      assert.match(developer.html, /name="password"/);
     });
   });
 });
