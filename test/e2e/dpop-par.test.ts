@@ -17,12 +17,13 @@ import { Agent } from '../helpers/agent.js';
 import { startRedisServer, type RedisServer } from '../helpers/redis.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { signInSteps } from '../helpers/sign-in.js';
-import { API, grantFeed, introspect, machineClient, RESOURCE_SERVERS } from '../helpers/tokens.js';
+import { API, clientCredentialsToken, grantFeed, introspect, machineClient, RESOURCE_SERVERS } from '../helpers/tokens.js';
 
 const REDIRECT = 'https://spa.example.test/callback';
 const PASSWORD = 'dpop and par test password';
 const RS = { id: 'api', secret: 'api-resource-server-secret-with-entropy-012345' };
 const WEB = { id: 'web', secret: 'web-app-secret-with-plenty-of-entropy-0123456789' };
+const OPS = { id: 'ops', secret: 'ops-admin-client-secret-with-entropy-0123456789' };
 const CLIENTS = [
   {
     client_id: 'spa',
@@ -35,6 +36,7 @@ const CLIENTS = [
   },
   { client_id: WEB.id, client_secret: WEB.secret, redirect_uris: [REDIRECT], grant_types: ['authorization_code'] },
   machineClient(RS),
+  machineClient(OPS),
 ];
 
 type KeyPair = { publicKey: CryptoKey; privateKey: CryptoKey };
@@ -322,6 +324,29 @@ describe('e2e: DPoP-bound tokens and pushed authorization requests', function ()
         assert.equal(refused.status, 400);
         assert.equal(((await refused.json()) as { error: string }).error, 'invalid_client_metadata');
       }
+    });
+
+    it('the admin API creates and updates clients with both settings', async () => {
+      await server.apis.grant(OPS.id, `${server.issuer}/admin`, { scopes: ['admin'] });
+      const token = await clientCredentialsToken(server.url, OPS, `${server.issuer}/admin`, 'admin');
+      const call = async (method: string, path: string, body: Record<string, unknown>) => {
+        const response = await fetch(`${server.url}/admin/clients${path}`, {
+          method,
+          headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+          body: JSON.stringify(body),
+        });
+        return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+      };
+      const metadata = { client_id: 'managed', redirect_uris: [REDIRECT], token_endpoint_auth_method: 'none', require_pushed_authorization_requests: true, dpop_bound_access_tokens: true };
+      const created = await call('POST', '', metadata);
+      assert.equal(created.status, 201, JSON.stringify(created.body));
+      assert.equal(created.body.dpop_bound_access_tokens, true);
+      const updated = await call('PUT', '/managed', { ...metadata, dpop_bound_access_tokens: false });
+      assert.equal(updated.status, 200, JSON.stringify(updated.body));
+      assert.deepEqual([updated.body.require_pushed_authorization_requests, updated.body.dpop_bound_access_tokens], [true, false]);
+      const bad = await call('PUT', '/managed', { ...metadata, require_pushed_authorization_requests: 'always' });
+      assert.equal(bad.status, 400);
+      assert.equal(bad.body.error, 'invalid_client_metadata');
     });
 
     it("par.required: discovery says so and every client must push, except Latchkey's own pages; without it, only the clients that registered so", async () => {
