@@ -15,8 +15,10 @@
  * deleted client's tokens (client_id), and every token signed by a revoked key (kid), which it
  * refuses even while its cached JWKS still holds that key. When the feed cannot be reached for
  * `maxStaleness` (10 s) it refuses every token (fails closed) rather than accept revoked ones.
+ * A DPoP-bound token (cnf.jkt) is accepted only with the DPoP scheme and a valid proof for the
+ * request (RFC 9449; the checks are in dpop.ts).
  *
- * Depends on jose only; runs on Node.js 20 and later (global fetch).
+ * Depends on jose only (and node:crypto); runs on Node.js 20 and later (global fetch).
  */
 import { createRemoteJWKSet, decodeProtectedHeader, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import { challenge, DPoPProblem, DPoPVerifier, type DPoPOptions, type DPoPRequest } from './dpop.js';
@@ -168,8 +170,8 @@ export class ResourceServer {
     { scopes = [], dpop }: { scopes?: readonly string[]; dpop?: DPoPRequest } = {},
   ): Promise<AccessTokenClaims> {
     const presented = (tokenOrHeader ?? '').trim();
-    const scheme = /^dpop\s/i.test(presented) ? 'DPoP' : 'Bearer';
-    const token = presented.replace(/^(Bearer|DPoP)\s+/i, '').trim();
+    const scheme = /^dpop(\s|$)/i.test(presented) ? 'DPoP' : 'Bearer';
+    const token = presented.replace(/^(Bearer|DPoP)(\s+|$)/i, '');
     if (!token) throw new TokenRejected('no access token', 'invalid_token', scheme);
     const staleFor = this.#lastSync === undefined ? Infinity : Date.now() - this.#lastSync;
     if (staleFor > this.#options.maxStaleness) {
