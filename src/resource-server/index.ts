@@ -105,6 +105,7 @@ interface Metadata {
 }
 
 const FEED_SCOPE = 'revocations';
+const NO_TOKEN = 'no access token';
 /** Never cache the JWKS longer than jose's default, whatever max-age says. */
 const JWKS_CACHE_CEILING_MS = 600_000;
 
@@ -172,7 +173,7 @@ export class ResourceServer {
     const presented = (tokenOrHeader ?? '').trim();
     const scheme = /^dpop(\s|$)/i.test(presented) ? 'DPoP' : 'Bearer';
     const token = presented.replace(/^(Bearer|DPoP)(\s+|$)/i, '');
-    if (!token) throw new TokenRejected('no access token', 'invalid_token', scheme);
+    if (!token) throw new TokenRejected(NO_TOKEN, 'invalid_token', scheme);
     const staleFor = this.#lastSync === undefined ? Infinity : Date.now() - this.#lastSync;
     if (staleFor > this.#options.maxStaleness) {
       throw new TokenRejected(`revocation status unknown: the revocation feed has not been reached for ${Math.round(staleFor)} ms`, 'invalid_token', scheme);
@@ -222,10 +223,11 @@ export class ResourceServer {
 
   /**
    * The WWW-Authenticate value to answer a refused request with (RFC 6750 §3, RFC 9449 §7.1): the
-   * failing scheme's challenge with its error, and the other scheme's; without an error, both plain.
+   * failing scheme's challenge with its error, and the other scheme's; without an error or a token, both plain.
    */
   challenge(error?: TokenRejected): string {
-    return challenge(this.#dpop.algorithms, error);
+    // RFC 6750 §3.1: a request with no token at all gets the challenges without an error code.
+    return challenge(this.#dpop.algorithms, error?.message === NO_TOKEN ? undefined : error);
   }
 
   /** Whether verified claims are on the revocation list as last synced. */
