@@ -184,7 +184,7 @@ describe('e2e: DPoP-bound tokens and pushed authorization requests', function ()
     const another = await generateKeyPair('ES256', { extractable: true });
     for (const options of [undefined, { DPoP: oidc.getDPoPHandle(config, another) }]) {
       await assert.rejects(oidc.refreshTokenGrant(config, tokens.refresh_token!, undefined, options), (error: oidc.ResponseBodyError) => {
-        assert.ok(['invalid_grant', 'invalid_dpop_proof'].includes(error.error), error.error);
+        assert.equal(error.error, 'invalid_grant');
         return true;
       });
     }
