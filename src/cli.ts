@@ -212,6 +212,8 @@ clients
   )
   .option('--jwks-uri <uri>', 'for private_key_jwt: where the client publishes its keys')
   .option('--backchannel-logout-uri <uri>', 'where a signed logout token is posted when the person signs out elsewhere')
+  .option('--require-par', 'its authorization requests must be pushed first (RFC 9126 require_pushed_authorization_requests)')
+  .option('--dpop-bound-access-tokens', 'its tokens must be DPoP-bound: every token request needs a DPoP proof (RFC 9449)')
   .action(async (options) =>
     withStore(async (kv, settings) => {
       if (options.public && options.secret) throw new UsageError('--public and --secret exclude each other');
@@ -234,8 +236,35 @@ clients
         ...(method === 'client_secret_basic' || method === 'client_secret_post'
           ? { client_secret: options.secret ?? generateSecret() }
           : {}),
+        ...senderConstraints(options),
       };
       print(await (await clientsOn(kv, settings)).add(metadata));
+    }),
+  );
+
+/** The PAR and DPoP flags of `clients add` and `clients update`, as client metadata (only those given). */
+function senderConstraints(options: { requirePar?: boolean; dpopBoundAccessTokens?: boolean }): Record<string, boolean> {
+  return {
+    ...(options.requirePar !== undefined ? { require_pushed_authorization_requests: options.requirePar } : {}),
+    ...(options.dpopBoundAccessTokens !== undefined ? { dpop_bound_access_tokens: options.dpopBoundAccessTokens } : {}),
+  };
+}
+
+clients
+  .command('update <client_id>')
+  .description("change a stored client's PAR and DPoP requirements (the rest of its metadata stays); prints it without its secret")
+  .option('--require-par', 'its authorization requests must be pushed first (RFC 9126)')
+  .option('--no-require-par', 'pushing authorization requests is optional for it (unless par.required)')
+  .option('--dpop-bound-access-tokens', 'every token request needs a DPoP proof; its tokens are DPoP-bound (RFC 9449)')
+  .option('--no-dpop-bound-access-tokens', 'DPoP is optional for it')
+  .action(async (clientId: string, options) =>
+    withStore(async (kv, settings) => {
+      const changes = senderConstraints(options);
+      if (!Object.keys(changes).length) throw new UsageError('nothing to change: give --require-par or --dpop-bound-access-tokens (or their --no- forms)');
+      const store = await clientsOn(kv, settings);
+      const existing = await store.get(clientId);
+      const { client_secret: _secret, ...updated } = await store.update(clientId, { ...existing, ...changes });
+      print(updated);
     }),
   );
 

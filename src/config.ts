@@ -98,6 +98,8 @@ const schema = z.strictObject({
   clients: z.array(z.looseObject({ client_id: z.string().min(1) })),
   resourceServers: z.array(resourceServer),
   outbound: z.strictObject({ allowPrivateNetworks: z.boolean() }),
+  par: z.strictObject({ required: z.boolean() }),
+  dpop: z.strictObject({ requireNonce: z.boolean() }),
   metrics: z.strictObject({ enabled: z.boolean(), host: z.string().min(1), port: z.number().int().min(0).max(65535) }),
   rateLimit: z.strictObject({
     window: seconds,

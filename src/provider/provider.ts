@@ -9,6 +9,7 @@ import type { Apis } from '../apis/apis.js';
 import { AccountSessions } from '../accounts/sessions.js';
 import type { Config } from '../config.js';
 import type { Keyring } from '../keyring/keyring.js';
+import { dpopNonceSecret } from '../keyring/dpop-nonces.js';
 import { FEED_PATH, FEED_SCOPE } from '../apis/feed-server.js';
 import { GrantRevocation } from '../revocation/grants.js';
 import { jwtAccessTokenEndpoints } from './patches/jwt-access-tokens.js';
@@ -34,9 +35,9 @@ import { resolveClientMetadataDocuments } from './patches/client-metadata-docume
 import { ClientMetadataDocuments } from '../registration/client-metadata-documents.js';
 import { ClientMetadataDocumentCache } from '../store/client-metadata-documents.js';
 import { createOutboundFetch } from '../http/outbound.js';
-import { developerClient } from '../registration/developer-pages.js';
+import { DEVELOPER_CLIENT_ID, developerClient } from '../registration/developer-pages.js';
 import { singleUseInitialAccessTokens } from '../registration/initial-access-tokens.js';
-import { enforcePolicy, type RegistrationPolicy } from '../registration/policy.js';
+import { applyRequirements, enforcePolicy, type RegistrationPolicy } from '../registration/policy.js';
 import type { Consents } from './consents.js';
 import { resourceServers } from '../apis/builtin.js';
 import { CLOCK_TOLERANCE } from '../lifetimes.js';
@@ -83,6 +84,7 @@ function registrationPolicy(config: Config): RegistrationPolicy {
     scopes: [...new Set([...OIDC_SCOPES, ...servers.flatMap((server) => server.scopes)])],
     // The privileged APIs' scopes: granted only by operators, never registered self-service.
     privilegedScopes: [...ADMIN_SCOPES, FEED_SCOPE],
+    ...(config.par.required ? { requirePushedRequests: { except: [DEVELOPER_CLIENT_ID] } } : {}),
   };
 }
 
@@ -141,6 +143,8 @@ function protocol({ config, keyring }: ProviderDependencies): Configuration {
       authorizationSigningAlgValues: ['RS256'],
       // Algorithms clients may sign private_key_jwt assertions with: asymmetric only.
       clientAuthSigningAlgValues: ['RS256', 'PS256', 'ES256', 'EdDSA'],
+      // Algorithms of DPoP proofs: asymmetric only (RFC 9449 §4.2), as discovery's dpop_signing_alg_values_supported.
+      dPoPSigningAlgValues: ['ES256', 'EdDSA', 'Ed25519'],
     },
     // private_key_jwt assertions: iat required, short-lived (oidc-provider already refuses replays).
     assertJwtClientAuthClaimsAndHeader: boundedClientAssertions(config.clientAssertions.maxLifetime, CLOCK_TOLERANCE),
@@ -188,9 +192,12 @@ function accountsAndConsent({ config, accounts, consents }: ProviderDependencies
     loadExistingGrant: (ctx) => consents.loadExistingGrant(ctx),
     // Where resource servers learn about revocations of JWTs they verify locally.
     // client_id_metadata_document_supported: MCP clients look for it (registration/client-metadata-documents.ts).
+    // par.required is enforced per client (registration/policy.ts applyRequirements), so discovery
+    // says it here rather than through the engine's global switch, which would lock out our own pages.
     discovery: {
       revocation_feed_endpoint: `${config.issuer}${FEED_PATH}`,
       ...(config.clientMetadataDocuments.enabled && { client_id_metadata_document_supported: true }),
+      ...(config.par.required && { require_pushed_authorization_requests: true }),
     },
     // offline_access with remembered consent needs no prompt=consent (patches/offline-access.ts).
     interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}`, policy: consentOnlyIfNeeded() },
@@ -209,9 +216,23 @@ function features({ config, apis, logoutPages }: ProviderDependencies): Configur
     // default on changes nothing (the README's "What it speaks" lists what is offered).
     features: {
       devInteractions: { enabled: false },
-      // Offered: PAR (RFC 9126, optional for clients), DPoP (RFC 9449), userinfo (OIDC Core §5.3).
-      pushedAuthorizationRequests: { enabled: true, requirePushedAuthorizationRequests: false, allowUnregisteredRedirectUris: false },
-      dPoP: { enabled: true },
+      // Offered: PAR (RFC 9126; required of clients registered with require_pushed_authorization_requests,
+      // and with par.required of every client but our own pages: see registration/policy.ts),
+      // DPoP (RFC 9449; dpop_bound_access_tokens makes it required of a client), userinfo (OIDC Core §5.3).
+      pushedAuthorizationRequests: {
+        enabled: true,
+        requirePushedAuthorizationRequests: false,
+        allowUnregisteredRedirectUris: false,
+      },
+      // Server nonces (§8) from a secret every instance derives alike (keyring/dpop-nonces.ts), so a
+      // nonce from one instance or worker is good at all; required in every proof with dpop.requireNonce.
+      // A proof's jti is single-use within its window (the engine's replay store, in Redis).
+      dPoP: {
+        enabled: true,
+        nonceSecret: dpopNonceSecret(config.keys.secrets),
+        requireNonce: () => config.dpop.requireNonce,
+        allowReplay: false,
+      },
       userinfo: { enabled: true },
       // Not offered. Request objects (JAR): PAR carries the same parameters without client-signed
       // JWTs; the rest are profiles and extensions Latchkey does not implement or test.
@@ -287,6 +308,7 @@ function clientMetadata(policy: RegistrationPolicy): Configuration {
           throw new errors.InvalidClientMetadata('owner is set by Latchkey, not in a registration request');
         }
         enforcePolicy(policy, metadata as Record<string, unknown>, selfService);
+        applyRequirements(policy, metadata as Record<string, unknown>);
       },
     },
   };

@@ -25,6 +25,12 @@ const APP_TYPES = {
 } as const;
 type AppType = keyof typeof APP_TYPES;
 
+/** Optional protections a developer may switch on for an app (checkboxes), as client metadata. */
+const PROTECTIONS = [
+  { field: 'par', metadata: 'require_pushed_authorization_requests', label: 'Require pushed authorization requests (PAR, RFC 9126)', shown: 'PAR required' },
+  { field: 'dpop', metadata: 'dpop_bound_access_tokens', label: "Bind its tokens to the app's key (DPoP, RFC 9449)", shown: 'DPoP-bound tokens' },
+] as const;
+
 interface Options {
   readonly issuer: string;
   readonly clients: Clients;
@@ -40,11 +46,13 @@ export function appsPage(router: Router, { signedIn, page, submitted, csrf }: De
       confidential: typeof app.client_secret === 'string',
       redirectUris: (app.redirect_uris as string[] | undefined) ?? [],
       type: app.token_endpoint_auth_method === 'none' ? (app.application_type === 'native' ? 'Native' : 'Single-page') : 'Web',
+      protections: PROTECTIONS.filter((protection) => app[protection.metadata] === true).map((protection) => protection.shown),
     }));
     page(ctx, 'developer', {
       title: 'Your apps',
       apps,
       types: Object.entries(APP_TYPES).map(([value, { label }]) => ({ value, label })),
+      protections: PROTECTIONS.map(({ field: name, label }) => ({ name, label, checked: field(state.values ?? {}, name) === 'on' })),
       csrf: csrf.token(who.sessionId),
       error: state.error,
       values: { name: field(state.values ?? {}, 'name'), redirect_uris: field(state.values ?? {}, 'redirect_uris'), type: field(state.values ?? {}, 'type') || 'web' },
@@ -79,6 +87,7 @@ export function appsPage(router: Router, { signedIn, page, submitted, csrf }: De
       response_types: ['code'],
       ...metadata,
       ...(metadata.token_endpoint_auth_method === 'none' ? {} : { client_secret: generateSecret() }),
+      ...Object.fromEntries(PROTECTIONS.filter((protection) => field(body, protection.field) === 'on').map((protection) => [protection.metadata, true])),
       owner: who.accountId,
     };
     try {

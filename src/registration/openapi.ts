@@ -152,6 +152,8 @@ export function openApiDocument(issuer: string) {
             application_type: { type: 'string', enum: ['web', 'native'] },
             scope: { type: 'string' },
             owner: { type: 'string', description: 'the sub of the developer who registered it on the developer page' },
+            require_pushed_authorization_requests: { type: 'boolean', description: 'its authorization requests must be pushed first (RFC 9126)' },
+            dpop_bound_access_tokens: { type: 'boolean', description: 'every token request needs a DPoP proof; its tokens are DPoP-bound (RFC 9449)' },
           },
           additionalProperties: true,
         },

@@ -17,6 +17,8 @@ export interface RegistrationPolicy {
   readonly scopes: readonly string[];
   /** Scopes that only operators grant (admin API, CLI, config): refused on self-service paths. */
   readonly privilegedScopes: readonly string[];
+  /** par.required: every client must push its authorization requests (RFC 9126), except these clients. */
+  readonly requirePushedRequests?: { readonly except: readonly string[] };
 }
 
 /** Client metadata that holds a URL a person may be sent to or shown. */
@@ -117,4 +119,15 @@ export async function checkConfiguredClients(provider: Provider, clientIds: read
       throw new ConfigError(`clients (CLIENTS): client "${id}": ${description}`);
     }
   }
+}
+
+/**
+ * par.required: the client must push its authorization requests, whatever its metadata says (as
+ * oidc-provider's own global switch would do). Latchkey's own pages are the exception: their
+ * requests are made by Latchkey itself, to its own redirect URIs, and they could not sign anyone in
+ * otherwise. The engine takes changes to the metadata made during validation.
+ */
+export function applyRequirements(policy: RegistrationPolicy, metadata: Record<string, unknown>): void {
+  const par = policy.requirePushedRequests;
+  if (par && !par.except.includes(String(metadata.client_id))) metadata.require_pushed_authorization_requests = true;
 }

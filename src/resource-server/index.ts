@@ -15,11 +15,16 @@
  * deleted client's tokens (client_id), and every token signed by a revoked key (kid), which it
  * refuses even while its cached JWKS still holds that key. When the feed cannot be reached for
  * `maxStaleness` (10 s) it refuses every token (fails closed) rather than accept revoked ones.
+ * A DPoP-bound token (cnf.jkt) is accepted only with the DPoP scheme and a valid proof for the
+ * request (RFC 9449; the checks are in dpop.ts).
  *
- * Depends on jose only; runs on Node.js 20 and later (global fetch). RFC 9728 Protected Resource
+ * Depends on jose only (and node:crypto); uses the global fetch. RFC 9728 Protected Resource
  * Metadata and its challenge: protected-resource.ts.
  */
 import { createRemoteJWKSet, decodeProtectedHeader, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import { challenge, DPoPProblem, DPoPVerifier, type DPoPOptions, type DPoPRequest } from './dpop.js';
+
+export { MemoryReplayStore, RotatingNonces, type DPoPOptions, type DPoPRequest, type NonceSource, type ReplayStore } from './dpop.js';
 
 export * from './protected-resource.js';
 
@@ -46,6 +51,8 @@ export interface ResourceServerOptions {
   readonly clockTolerance?: number;
   /** Called when a poll fails (the helper keeps polling). */
   readonly onError?: (error: Error) => void;
+  /** How DPoP proofs for DPoP-bound tokens are checked (see dpop.ts): proof lifetime, jti store, nonces. */
+  readonly dpop?: DPoPOptions;
 }
 
 /** Claims of a Latchkey access token (RFC 9068), with `gid`, the grant it was issued under. */
@@ -59,14 +66,22 @@ export interface AccessTokenClaims extends JWTPayload {
   readonly client_id: string;
   readonly scope?: string;
   readonly gid?: string;
+  /** RFC 9449 §6.1: the thumbprint of the key a DPoP-bound token is bound to. */
+  readonly cnf?: { readonly jkt?: string };
 }
 
-/** A token this API must refuse. `code` is the RFC 6750 error to answer with (401, or 403 for insufficient_scope). */
+/**
+ * A token this API must refuse. `code` is the RFC 6750 / RFC 9449 error to answer with (401, or 403
+ * for insufficient_scope); `scheme` the challenge it belongs to; `dpopNonce` a DPoP-Nonce header to send.
+ * ResourceServer.challenge(error) is the WWW-Authenticate value.
+ */
 export class TokenRejected extends Error {
   override name = 'TokenRejected';
   constructor(
     message: string,
-    readonly code: 'invalid_token' | 'insufficient_scope' = 'invalid_token',
+    readonly code: 'invalid_token' | 'insufficient_scope' | 'invalid_dpop_proof' | 'use_dpop_nonce' = 'invalid_token',
+    readonly scheme: 'Bearer' | 'DPoP' = 'Bearer',
+    readonly dpopNonce?: string,
   ) {
     super(message);
   }
@@ -89,9 +104,11 @@ interface Metadata {
   readonly jwks_uri: string;
   readonly token_endpoint: string;
   readonly revocation_feed_endpoint?: string;
+  readonly dpop_signing_alg_values_supported?: string[];
 }
 
 const FEED_SCOPE = 'revocations';
+const NO_TOKEN = 'no access token';
 /** Never cache the JWKS longer than jose's default, whatever max-age says. */
 const JWKS_CACHE_CEILING_MS = 600_000;
 
@@ -105,6 +122,7 @@ export class ResourceServer {
     ResourceServerOptions;
   readonly #metadata: Metadata;
   readonly #keys: JWTVerifyGetKey;
+  readonly #dpop: DPoPVerifier;
   /** jti → exp */
   readonly #jtis = new Map<string, number>();
   /** gid → { revokedAt, exp } */
@@ -124,6 +142,7 @@ export class ResourceServer {
     this.#options = { pollInterval: 500, maxStaleness: 10_000, clockTolerance: 15, ...options };
     this.#metadata = metadata;
     this.#keys = keys;
+    this.#dpop = new DPoPVerifier(metadata.dpop_signing_alg_values_supported ?? ['ES256'], this.#options.clockTolerance, options.dpop);
   }
 
   /** Reads Latchkey's discovery document and the current revocation list, then keeps following it. */
@@ -145,22 +164,28 @@ export class ResourceServer {
   }
 
   /**
-   * Verifies a bearer token (the token, or the whole Authorization header value). Resolves with its
-   * claims; rejects with TokenRejected when it is not a valid, unrevoked token for this API (with
-   * every scope in `scopes`, if given).
+   * Verifies an access token (the whole Authorization header value, `Bearer …` or `DPoP …`, or the
+   * token). Resolves with its claims; rejects with TokenRejected when it is not a valid, unrevoked
+   * token for this API (with every scope in `scopes`, if given). A DPoP-bound token is accepted only
+   * with the DPoP scheme and a valid proof for `dpop` (the request's DPoP header, method and URL).
    */
-  async verify(tokenOrHeader: string | undefined, { scopes = [] }: { scopes?: readonly string[] } = {}): Promise<AccessTokenClaims> {
-    const token = (tokenOrHeader ?? '').replace(/^Bearer\s+/i, '').trim();
-    if (!token) throw new TokenRejected('no access token');
+  async verify(
+    tokenOrHeader: string | undefined,
+    { scopes = [], dpop }: { scopes?: readonly string[]; dpop?: DPoPRequest } = {},
+  ): Promise<AccessTokenClaims> {
+    const presented = (tokenOrHeader ?? '').trim();
+    const scheme = /^dpop(\s|$)/i.test(presented) ? 'DPoP' : 'Bearer';
+    const token = presented.replace(/^(Bearer|DPoP)(\s+|$)/i, '');
+    if (!token) throw new TokenRejected(NO_TOKEN, 'invalid_token', scheme);
     const staleFor = this.#lastSync === undefined ? Infinity : Date.now() - this.#lastSync;
     if (staleFor > this.#options.maxStaleness) {
-      throw new TokenRejected(`revocation status unknown: the revocation feed has not been reached for ${Math.round(staleFor)} ms`);
+      throw new TokenRejected(`revocation status unknown: the revocation feed has not been reached for ${Math.round(staleFor)} ms`, 'invalid_token', scheme);
     }
     let claims: AccessTokenClaims;
     try {
       // Before the signature: a revoked key may still be in the cached JWKS, and a forgery made with it verifies.
       const { kid } = decodeProtectedHeader(token);
-      if (kid !== undefined && this.#kids.has(kid)) throw new TokenRejected('the access token has been revoked (its signing key was revoked)');
+      if (kid !== undefined && this.#kids.has(kid)) throw new TokenRejected('the access token has been revoked (its signing key was revoked)', 'invalid_token', scheme);
       ({ payload: claims } = await jwtVerify<AccessTokenClaims>(token, this.#keys, {
         issuer: this.#options.issuer,
         audience: this.#options.audience,
@@ -170,16 +195,42 @@ export class ResourceServer {
         requiredClaims: ['jti', 'exp', 'iat', 'sub', 'client_id'],
       }));
     } catch (error) {
-      if (error instanceof errors.JOSEError) throw new TokenRejected(error.message);
-      if (error instanceof TypeError) throw new TokenRejected('not a JWT'); // decodeProtectedHeader
+      if (error instanceof errors.JOSEError) throw new TokenRejected(error.message, 'invalid_token', scheme);
+      if (error instanceof TypeError) throw new TokenRejected('not a JWT', 'invalid_token', scheme); // decodeProtectedHeader
       throw error;
     }
-    if (claims.cnf !== undefined) throw new TokenRejected('a sender-constrained token needs its proof verified; this helper does not do that');
-    if (this.isRevoked(claims)) throw new TokenRejected('the access token has been revoked');
+    await this.#checkBinding(claims, token, scheme, dpop);
+    if (this.isRevoked(claims)) throw new TokenRejected('the access token has been revoked', 'invalid_token', scheme);
     const granted = new Set(typeof claims.scope === 'string' ? claims.scope.split(' ') : []);
     const missing = scopes.filter((scope) => !granted.has(scope));
-    if (missing.length) throw new TokenRejected(`missing scope: ${missing.join(' ')}`, 'insufficient_scope');
+    if (missing.length) throw new TokenRejected(`missing scope: ${missing.join(' ')}`, 'insufficient_scope', scheme);
     return claims;
+  }
+
+  /** RFC 9449 §7.1: a DPoP-bound token only with the DPoP scheme and its key's proof; DPoP only for a bound token. */
+  async #checkBinding(claims: AccessTokenClaims, token: string, scheme: 'Bearer' | 'DPoP', request: DPoPRequest | undefined) {
+    const jkt = claims.cnf?.jkt;
+    if (claims.cnf !== undefined && typeof jkt !== 'string') throw new TokenRejected('the token is bound to a key this helper cannot check');
+    if (jkt === undefined) {
+      if (scheme === 'DPoP') throw new TokenRejected('the DPoP scheme is for DPoP-bound tokens; this one is a bearer token', 'invalid_token', 'DPoP');
+      return;
+    }
+    if (scheme !== 'DPoP') throw new TokenRejected('a DPoP-bound token must be presented with the DPoP scheme and a proof', 'invalid_token', 'DPoP');
+    try {
+      await this.#dpop.check(request, token, jkt);
+    } catch (error) {
+      if (error instanceof DPoPProblem) throw new TokenRejected(error.message, error.code, 'DPoP', error.nonce);
+      throw error;
+    }
+  }
+
+  /**
+   * The WWW-Authenticate value to answer a refused request with (RFC 6750 §3, RFC 9449 §7.1): the
+   * failing scheme's challenge with its error, and the other scheme's; without an error or a token, both plain.
+   */
+  challenge(error?: TokenRejected): string {
+    // RFC 6750 §3.1: a request with no token at all gets the challenges without an error code.
+    return challenge(this.#dpop.algorithms, error?.message === NO_TOKEN ? undefined : error);
   }
 
   /** Whether verified claims are on the revocation list as last synced. */

@@ -113,6 +113,25 @@ describe('e2e (Chromium): the developer page', function () {
     await bob.context.close();
   });
 
+  it('registers a single-page app with PAR and DPoP required; the page lists them and the server enforces PAR', async () => {
+    await alice.page.goto(`${server.issuer}/developer`);
+    await alice.page.fill('#name', 'Alice Notes');
+    await alice.page.check('input[name="type"][value="spa"]');
+    await alice.page.fill('#redirect_uris', 'https://notes.example.test/callback');
+    await alice.page.check('input[name="par"]');
+    await alice.page.check('input[name="dpop"]');
+    await alice.page.click('button:has-text("Register app")');
+    await alice.page.waitForSelector('#client-id');
+    const notesId = await alice.page.locator('#client-id').innerText();
+    await alice.page.goto(`${server.issuer}/developer`);
+    const section = alice.page.locator('section.app', { hasText: 'Alice Notes' });
+    assert.equal(await section.locator('dd.protections').innerText(), 'PAR required, DPoP-bound tokens');
+    await shot(alice.page, 'developer-protections');
+    const params = new URLSearchParams({ client_id: notesId, response_type: 'code', redirect_uri: 'https://notes.example.test/callback', scope: 'openid', code_challenge: 'x'.repeat(43), code_challenge_method: 'S256' });
+    const location = (await fetch(`${server.url}/auth?${params}`, { redirect: 'manual' })).headers.get('location') ?? '';
+    assert.equal(new URL(location).searchParams.get('error'), 'invalid_request', location);
+  });
+
   it('deletes the app: its secrets stop working', async () => {
     await alice.page.goto(`${server.issuer}/developer`);
     await alice.page.click('button:has-text("Delete Alice Analytics")');

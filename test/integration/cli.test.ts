@@ -36,6 +36,16 @@ async function clientCredentials(server: TestServer, id: string, secret: string)
   return response.status;
 }
 
+const pick = ({ require_pushed_authorization_requests, dpop_bound_access_tokens }: Record<string, unknown>) => ({ require_pushed_authorization_requests, dpop_bound_access_tokens });
+
+/** The `error` an authorization request without PAR is redirected with, if any. */
+async function authorizationError(server: TestServer, clientId: string) {
+  const params = new URLSearchParams({ client_id: clientId, response_type: 'code', redirect_uri: REDIRECT, scope: 'openid', code_challenge: 'x'.repeat(43), code_challenge_method: 'S256' });
+  const response = await fetch(`${server.url}/auth?${params}`, { redirect: 'manual' });
+  const location = response.headers.get('location') ?? '';
+  return location.startsWith(REDIRECT) ? (new URL(location).searchParams.get('error') ?? undefined) : undefined;
+}
+
 for (const mode of ['redis', 'embedded'] as const) {
   describe(`latchkey CLI (${mode} store)`, function () {
     this.timeout(60_000);
@@ -94,6 +104,22 @@ for (const mode of ['redis', 'embedded'] as const) {
       const bad = await latchkey(env, ['clients', 'add', '--client-id', 'bad', '--redirect-uri', 'https://app.example/cb#fragment']);
       assert.equal(bad.status, 1);
       assert.match(bad.stderr, /^latchkey: invalid_(redirect_uri|client_metadata): .*fragment/m);
+    });
+
+    it('clients add --require-par --dpop-bound-access-tokens, clients update turns one off; the running server follows', async () => {
+      const added = await latchkey(env, ['clients', 'add', '--client-id', 'bound', '--public', '--redirect-uri', REDIRECT, '--require-par', '--dpop-bound-access-tokens']);
+      assert.equal(added.status, 0, added.stderr);
+      assert.deepEqual(pick(JSON.parse(added.stdout)), { require_pushed_authorization_requests: true, dpop_bound_access_tokens: true });
+      // Without PAR the authorization request is refused (RFC 9126 §5), then accepted once PAR is optional.
+      await eventually(async () => assert.equal(await authorizationError(server, 'bound'), 'invalid_request'));
+      const updated = await latchkey(env, ['clients', 'update', 'bound', '--no-require-par']);
+      assert.equal(updated.status, 0, updated.stderr);
+      assert.deepEqual(pick(JSON.parse(updated.stdout)), { require_pushed_authorization_requests: false, dpop_bound_access_tokens: true });
+      await eventually(async () => assert.equal(await authorizationError(server, 'bound'), undefined));
+      const nothing = await latchkey(env, ['clients', 'update', 'bound']);
+      assert.equal(nothing.status, 1);
+      assert.match(nothing.stderr, /nothing to change/);
+      assert.equal((await latchkey(env, ['clients', 'update', 'nobody', '--require-par'])).status, 1);
     });
 
     it('clients remove deletes a client and the running server stops accepting it', async () => {

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { generateKey, Keyring, PRIVATE_JWK_MEMBERS, type StoredKey } from '../../src/keyring/keyring.js';
 import { apply, describeRing, isEmpty, plan, planRevocation, planRotation, RotationError, type RotationPolicy } from '../../src/keyring/lifecycle.js';
 import { Sealer, SealError } from '../../src/keyring/sealing.js';
+import { dpopNonceSecret } from '../../src/keyring/dpop-nonces.js';
 
 const DAY = 86_400_000;
 const T0 = Date.parse('2030-01-01T00:00:00Z');
@@ -187,5 +188,16 @@ describe('key ring: sealing private keys for the shared store', () => {
     assert.deepEqual(rotated.open(key.kid, old), key.jwk);
     assert.equal(rotated.isCurrent(old), false, 'to be re-sealed');
     assert.equal(rotated.isCurrent(rotated.seal(key.kid, key.jwk)), true);
+  });
+});
+
+describe('key ring: the DPoP nonce secret', () => {
+  it('is 32 bytes derived from the first keys.secrets entry: the same on every instance, another for another secret', () => {
+    const secret = dpopNonceSecret(['first-secret-of-at-least-32-characters', 'older-secret-of-at-least-32-characters']);
+    assert.equal(secret.length, 32, 'oidc-provider takes a 32-byte secret');
+    assert.deepEqual(dpopNonceSecret(['first-secret-of-at-least-32-characters']), secret, 'only the first secret counts');
+    assert.notDeepEqual(dpopNonceSecret(['older-secret-of-at-least-32-characters']), secret);
+    assert.ok(!secret.equals(Buffer.from('first-secret-of-at-least-32-characters').subarray(0, 32)), 'not the secret itself');
+    assert.throws(() => dpopNonceSecret([]), TypeError);
   });
 });

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { errors } from 'oidc-provider';
-import { enforcePolicy, isLoopback, type RegistrationPolicy } from '../../src/registration/policy.js';
+import { applyRequirements, enforcePolicy, isLoopback, type RegistrationPolicy } from '../../src/registration/policy.js';
 
 const POLICY: RegistrationPolicy = {
   authMethods: ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'],
@@ -79,5 +79,20 @@ describe('registration policy', () => {
   it('knows loopback names and addresses (RFC 6761 §6.3, RFC 8252 §7.3)', () => {
     for (const host of ['localhost', 'app.localhost', '127.0.0.1', '127.1.2.3', '[::1]']) assert.ok(isLoopback(host), host);
     for (const host of ['localhost.example.com', '128.0.0.1', '::1', 'example.com', '127.0.0']) assert.ok(!isLoopback(host), host);
+  });
+
+  it('par.required sets require_pushed_authorization_requests on every client, even one that says false, except the exempted', () => {
+    const required: RegistrationPolicy = { ...POLICY, requirePushedRequests: { except: ['latchkey-developer'] } };
+    for (const given of [undefined, false, true]) {
+      const metadata: Record<string, unknown> = web({ client_id: 'app', require_pushed_authorization_requests: given });
+      applyRequirements(required, metadata);
+      assert.equal(metadata.require_pushed_authorization_requests, true, String(given));
+    }
+    const own: Record<string, unknown> = web({ client_id: 'latchkey-developer' });
+    applyRequirements(required, own);
+    assert.equal(own.require_pushed_authorization_requests, undefined);
+    const optional: Record<string, unknown> = web({ client_id: 'app', require_pushed_authorization_requests: false });
+    applyRequirements(POLICY, optional);
+    assert.equal(optional.require_pushed_authorization_requests, false, 'without par.required the metadata decides');
   });
 });

@@ -1,7 +1,7 @@
 /**
  * `latchkey/resource-server` is importable by package name (package.json "exports"), from the
  * compiled dist/ (npm test builds it first), with type declarations beside it, and it imports
- * jose and nothing else: a resource server does not load the provider.
+ * jose, node: built-ins and its own modules, nothing else: a resource server does not load the provider.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { ROOT } from '../../src/paths.js';
 
 describe('package export: latchkey/resource-server', () => {
-  it('resolves to dist/, with declarations, exports createResourceServer, TokenRejected and the RFC 9728 helper, and imports only jose', function () {
+  it('resolves to dist/, with declarations, exports createResourceServer, TokenRejected, the DPoP stores and the RFC 9728 helper, and imports only jose and node:crypto', function () {
     this.timeout(20_000);
     const built = join(ROOT, 'dist', 'resource-server', 'index.js');
     assert.ok(existsSync(join(ROOT, 'dist', 'resource-server', 'index.d.ts')), 'declarations are built');
@@ -18,10 +18,11 @@ describe('package export: latchkey/resource-server', () => {
     const result = spawnSync(process.execPath, ['--input-type=module', '-e', script], { cwd: ROOT, encoding: 'utf8' });
     assert.equal(result.status, 0, result.stderr);
     const { exports, resolved } = JSON.parse(result.stdout) as { exports: string[]; resolved: string };
-    assert.deepEqual(exports, ['ProtectedResource', 'ResourceServer', 'TokenRejected', 'createProtectedResource', 'createResourceServer']);
+    assert.deepEqual(exports, ['MemoryReplayStore', 'ProtectedResource', 'ResourceServer', 'RotatingNonces', 'TokenRejected', 'createProtectedResource', 'createResourceServer']);
     assert.equal(new URL(resolved).pathname, built);
-    const imports = [...readFileSync(built, 'utf8').matchAll(/^import .* from '([^']+)';$/gm)].map((match) => match[1]);
-    assert.deepEqual(imports, ['jose']);
+    const importsOf = (file: string) => [...readFileSync(file, 'utf8').matchAll(/^import .* from '([^']+)';$/gm)].map((match) => match[1]);
+    assert.deepEqual(importsOf(built), ['jose', './dpop.js']);
+    assert.deepEqual(importsOf(join(ROOT, 'dist', 'resource-server', 'dpop.js')), ['node:crypto', 'jose']);
     // RFC 9728 (protected-resource.ts) comes along and imports nothing at all.
     assert.doesNotMatch(readFileSync(join(ROOT, 'dist', 'resource-server', 'protected-resource.js'), 'utf8'), /^import /m);
   });

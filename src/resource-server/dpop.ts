@@ -1,0 +1,189 @@
+/**
+ * DPoP (RFC 9449) at a resource server: the checks of §4.3 and §7.1 for a DPoP-bound access token,
+ * with jose verifying the proof's signature against the public key it embeds.
+ *
+ * A proof is accepted when it is a JWT with `typ` dpop+jwt, an allowed asymmetric `alg` (the
+ * provider's dpop_signing_alg_values_supported), a public `jwk` whose RFC 7638 thumbprint is the
+ * token's `cnf.jkt`, `htm` the request's method, `htu` the request's URL (both normalised, query and
+ * fragment ignored: §4.3 step 9), `ath` the SHA-256 of the access token, an `iat` within the window,
+ * a `jti` not seen before within that window, and, when the caller issues nonces, one of them.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { calculateJwkThumbprint, EmbeddedJWK, errors, jwtVerify, type JWTPayload } from 'jose';
+
+/** The request a proof must be for: its method and the absolute URL the client called. */
+export interface DPoPRequest {
+  /** The DPoP header's value (a second DPoP header, as an array, is refused: §4.3 step 1). */
+  readonly proof: string | readonly string[] | undefined;
+  readonly method: string;
+  /** The URL as the client sees it (your public origin, not one behind a proxy). */
+  readonly url: string | URL;
+}
+
+/** Single use of a proof's jti: true the first time a key is seen before `expiresAt` (epoch seconds). */
+export interface ReplayStore {
+  unique(key: string, expiresAt: number): boolean | Promise<boolean>;
+}
+
+/** Server nonces (§9): what to tell clients to use, and whether a proof's nonce is one of ours. */
+export interface NonceSource {
+  issue(): string;
+  check(nonce: string): boolean;
+}
+
+export interface DPoPOptions {
+  /** Seconds a proof is good for after its iat (and so how long its jti is remembered). Default 60. */
+  readonly proofMaxAge?: number;
+  /** Where jtis are remembered. Default: a bounded store in this process's memory (see MemoryReplayStore). */
+  readonly replay?: ReplayStore;
+  /** Nonces every proof must carry. Default: none asked for. See RotatingNonces. */
+  readonly nonces?: NonceSource;
+}
+
+export type DPoPErrorCode = 'invalid_token' | 'invalid_dpop_proof' | 'use_dpop_nonce';
+
+export class DPoPProblem extends Error {
+  constructor(
+    readonly code: DPoPErrorCode,
+    message: string,
+    readonly nonce?: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * jtis in this process's memory, each until its proof expires. Bounded: when `max` unexpired jtis are
+ * held, the oldest is forgotten first, so a replay of it would be accepted; size `max` above the
+ * proofs your API takes per proof lifetime, or give a shared ReplayStore (several instances of an
+ * API need one anyway: this one sees only its own process's proofs).
+ */
+export class MemoryReplayStore implements ReplayStore {
+  readonly #seen = new Map<string, number>();
+  constructor(readonly max = 100_000) {}
+
+  unique(key: string, expiresAt: number): boolean {
+    const now = Date.now() / 1000;
+    const known = this.#seen.get(key);
+    if (known !== undefined && known > now) return false;
+    this.#seen.delete(key);
+    // Insertion order is expiry order give or take the skew, so the front holds what goes first.
+    for (const [oldKey, exp] of this.#seen) {
+      if (exp > now && this.#seen.size < this.max) break;
+      this.#seen.delete(oldKey);
+    }
+    this.#seen.set(key, expiresAt);
+    return true;
+  }
+}
+
+/** Random nonces that change every `rotateEvery` seconds; the previous one is still accepted. One process's. */
+export class RotatingNonces implements NonceSource {
+  #current = randomBytes(16).toString('base64url');
+  #previous: string | undefined;
+  #rotatedAt = Date.now();
+  constructor(readonly rotateEvery = 60) {}
+
+  issue(): string {
+    if (Date.now() - this.#rotatedAt >= this.rotateEvery * 1000) {
+      this.#previous = this.#current;
+      this.#current = randomBytes(16).toString('base64url');
+      this.#rotatedAt = Date.now();
+    }
+    return this.#current;
+  }
+
+  check(nonce: string): boolean {
+    return nonce === this.issue() || nonce === this.#previous;
+  }
+}
+
+/** §4.3 step 9: scheme and host lower-cased, default port dropped, dot segments resolved; no query, no fragment. */
+function normalisedUrl(value: string | URL): string | undefined {
+  const url = URL.parse(String(value));
+  if (!url) return undefined;
+  return `${url.origin}${url.pathname}`;
+}
+
+const sha256 = (value: string) => createHash('sha256').update(value).digest('base64url');
+
+interface ProofClaims extends JWTPayload {
+  htm?: unknown;
+  htu?: unknown;
+  ath?: unknown;
+  nonce?: unknown;
+}
+
+export class DPoPVerifier {
+  readonly #maxAge: number;
+  readonly #replay: ReplayStore;
+  readonly #nonces: NonceSource | undefined;
+
+  constructor(
+    readonly algorithms: readonly string[],
+    readonly clockTolerance: number,
+    options: DPoPOptions = {},
+  ) {
+    this.#maxAge = options.proofMaxAge ?? 60;
+    this.#replay = options.replay ?? new MemoryReplayStore();
+    this.#nonces = options.nonces;
+  }
+
+  /** Checks the proof of a request that presented `accessToken`, bound to the key with thumbprint `jkt`. Throws DPoPProblem. */
+  async check(request: DPoPRequest | undefined, accessToken: string, jkt: string): Promise<void> {
+    const proof = request?.proof;
+    if (proof === undefined || proof === '') throw new DPoPProblem('invalid_dpop_proof', 'a DPoP-bound token needs a DPoP proof');
+    if (typeof proof !== 'string') throw new DPoPProblem('invalid_dpop_proof', 'exactly one DPoP header is allowed');
+    let payload: ProofClaims;
+    let jwk: Parameters<typeof calculateJwkThumbprint>[0];
+    try {
+      const verified = await jwtVerify<ProofClaims>(proof, EmbeddedJWK, {
+        typ: 'dpop+jwt',
+        algorithms: [...this.algorithms],
+        requiredClaims: ['jti', 'htm', 'htu', 'iat'],
+        // iat is checked below against the proof's own window; no exp is expected.
+        clockTolerance: this.clockTolerance,
+      });
+      payload = verified.payload;
+      jwk = verified.protectedHeader.jwk!;
+    } catch (error) {
+      if (error instanceof errors.JOSEError || error instanceof TypeError) {
+        throw new DPoPProblem('invalid_dpop_proof', `DPoP proof: ${error.message}`);
+      }
+      throw error;
+    }
+    if (typeof payload.jti !== 'string' || !payload.jti) throw new DPoPProblem('invalid_dpop_proof', 'DPoP proof: jti must be a string');
+    if (payload.htm !== request!.method.toUpperCase()) throw new DPoPProblem('invalid_dpop_proof', 'DPoP proof: htm is not the request method');
+    const htu = typeof payload.htu === 'string' ? normalisedUrl(payload.htu) : undefined;
+    if (htu === undefined || htu !== normalisedUrl(request!.url)) throw new DPoPProblem('invalid_dpop_proof', 'DPoP proof: htu is not the request URL');
+    if (payload.ath !== sha256(accessToken)) throw new DPoPProblem('invalid_dpop_proof', 'DPoP proof: ath is not the hash of the access token');
+    if ((await calculateJwkThumbprint(jwk)) !== jkt) throw new DPoPProblem('invalid_token', 'the DPoP proof is signed by another key than the token is bound to');
+    const now = Math.floor(Date.now() / 1000);
+    const iat = payload.iat!;
+    if (iat > now + this.clockTolerance || iat < now - this.#maxAge - this.clockTolerance) {
+      throw new DPoPProblem('invalid_dpop_proof', 'DPoP proof: iat is outside the accepted window', this.#nonces?.issue());
+    }
+    if (this.#nonces) {
+      if (typeof payload.nonce !== 'string' || !this.#nonces.check(payload.nonce)) {
+        throw new DPoPProblem('use_dpop_nonce', 'DPoP proof: use the nonce this resource server issued', this.#nonces.issue());
+      }
+    }
+    // Last, so a refused proof does not use up its jti.
+    if (!(await this.#replay.unique(`${jkt}:${payload.jti}`, iat + this.#maxAge + this.clockTolerance))) {
+      throw new DPoPProblem('invalid_dpop_proof', 'DPoP proof: replayed (its jti was seen before)');
+    }
+  }
+
+  /** The nonce to send in a DPoP-Nonce header, when this API asks for nonces. */
+  nonce(): string | undefined {
+    return this.#nonces?.issue();
+  }
+}
+
+/** A WWW-Authenticate value (RFC 6750 §3, RFC 9449 §7.1): both schemes' challenges, the failing one with its error. */
+export function challenge(algorithms: readonly string[], failure?: { code: string; scheme: 'Bearer' | 'DPoP' }): string {
+  const algs = `algs="${algorithms.join(' ')}"`;
+  if (!failure) return `Bearer, DPoP ${algs}`;
+  if (failure.scheme === 'DPoP') return `DPoP error="${failure.code}", ${algs}`;
+  return `Bearer error="${failure.code}", DPoP ${algs}`;
+}
