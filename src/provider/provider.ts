@@ -30,6 +30,8 @@ import { emptyJsonRevocationAnswer } from './patches/revocation-response.js';
 import { refuseHintsOfRevokedKeys } from './patches/revoked-key-hints.js';
 import { ADMIN_SCOPES } from '../apis/admin-resource.js';
 import { acceptPreviousSecrets } from './patches/previous-secrets.js';
+import { DevicePolling, pacedDevicePolling } from './patches/device-polling.js';
+import { UserCodeThrottle, userCodeEntry } from './patches/user-code-entry.js';
 import { developerClient } from '../registration/developer-pages.js';
 import { singleUseInitialAccessTokens } from '../registration/initial-access-tokens.js';
 import { enforcePolicy, type RegistrationPolicy } from '../registration/policy.js';
@@ -65,6 +67,12 @@ export interface ProviderDependencies {
   readonly logoutPages: {
     logoutSource(ctx: KoaContextWithOIDC, form: string): Promise<void>;
     postLogoutSuccessSource(ctx: KoaContextWithOIDC): Promise<void>;
+  };
+  /** The pages of the device authorization grant at /device (interactions/device.ts). */
+  readonly devicePages: {
+    userCodeInputSource(ctx: KoaContextWithOIDC, form: string, out?: unknown, err?: unknown): Promise<void>;
+    userCodeConfirmSource(ctx: KoaContextWithOIDC, form: string, client: never, deviceInfo: unknown, userCode: string): Promise<void>;
+    successSource(ctx: KoaContextWithOIDC): Promise<void>;
   };
 }
 
@@ -158,6 +166,7 @@ function tokens({ config, apis }: ProviderDependencies): Configuration {
       RefreshToken: config.ttl.refreshToken,
       Session: config.ttl.session,
       Interaction: config.ttl.interaction,
+      DeviceCode: config.ttl.deviceCode,
       Grant: config.ttl.grant,
     },
     formats: {
@@ -195,13 +204,14 @@ function accountsAndConsent({ config, accounts, consents }: ProviderDependencies
   };
 }
 
-function features({ config, apis, logoutPages }: ProviderDependencies): Configuration {
+function features({ config, apis, logoutPages, devicePages }: ProviderDependencies): Configuration {
   return {
     // Every feature of oidc-provider is named here, on or off, so that a library upgrade that turns a
     // default on changes nothing (the README's "What it speaks" lists what is offered).
     features: {
       devInteractions: { enabled: false },
-      // Offered: PAR (RFC 9126, optional for clients), DPoP (RFC 9449), userinfo (OIDC Core §5.3).
+      // Offered: PAR (RFC 9126, optional for clients), DPoP (RFC 9449), userinfo (OIDC Core §5.3),
+      // the device authorization grant (RFC 8628) for native clients registered with it (registration/policy.ts).
       pushedAuthorizationRequests: { enabled: true, requirePushedAuthorizationRequests: false, allowUnregisteredRedirectUris: false },
       dPoP: { enabled: true },
       userinfo: { enabled: true },
@@ -215,7 +225,14 @@ function features({ config, apis, logoutPages }: ProviderDependencies): Configur
       jwtUserinfo: { enabled: false },
       encryption: { enabled: false },
       webMessageResponseMode: { enabled: false },
-      deviceFlow: { enabled: false },
+      deviceFlow: {
+        enabled: true,
+        // RFC 8628 §6.1: 20 consonants (no vowels, so no words; no 0/O or 1/I), 8 of them:
+        // 20^8 ≈ 2^34.6 codes, against wrong entries throttled per address and per code (patches/user-code-entry.ts).
+        charset: 'base-20',
+        mask: '****-****',
+        ...(devicePages as unknown as Pick<NonNullable<NonNullable<Configuration['features']>['deviceFlow']>, 'userCodeInputSource' | 'userCodeConfirmSource' | 'successSource'>),
+      },
       ciba: { enabled: false },
       mTLS: { enabled: false },
       fapi: { enabled: false },
@@ -300,6 +317,9 @@ function outbound(config: Config): Configuration {
 /** The changes Latchkey makes to the instance itself: patches of its internals and middleware in front of its routes. */
 function applyPatches(provider: Provider, { config, kv, verifier, accounts, apis, revocations, rateLimits }: ProviderDependencies): void {
   acceptPreviousSecrets(provider, kv);
+  // RFC 8628: `interval` and `slow_down` (device-polling.ts); /device entry throttled and without script (user-code-entry.ts).
+  pacedDevicePolling(provider, new DevicePolling(kv, config.deviceFlow.pollInterval, config.ttl.deviceCode + CLOCK_TOLERANCE));
+  userCodeEntry(provider, new UserCodeThrottle(kv, config.deviceFlow));
   onlyIdTokensAsHints(provider);
   refuseHintsOfRevokedKeys(provider, revocations);
   limitAnnouncedClients(provider, rateLimits);

@@ -77,6 +77,23 @@ describe('patches on oidc-provider internals (src/provider/patches/)', () => {
     assert.match(source('actions/revocation.js'), /ctx\.body = '';/);
   });
 
+  it('device-polling.ts: DeviceCode.find is how the device_code grant finds its code, the engine never answers slow_down nor interval itself', () => {
+    assert.equal(typeof (provider.DeviceCode as unknown as Record<string, unknown>).find, 'function');
+    assert.match(source('actions/grants/device_code.js'), /findGrantSource\(\s*ctx,\s*provider\.DeviceCode,/);
+    assert.match(source('helpers/grant_source.js'), /Model\.find\(value, \{ ignoreExpiration: true \}\)/);
+    assert.doesNotMatch(source('actions/grants/device_code.js'), /SlowDown/);
+    assert.doesNotMatch(source('actions/authorization/device.js'), /interval/);
+  });
+
+  it('user-code-entry.ts: the code is looked up with DeviceCode.findByUserCode before any change, and ?user_code= is posted by an inline script', () => {
+    assert.equal(typeof (provider.DeviceCode as unknown as Record<string, unknown>).findByUserCode, 'function');
+    const verification = source('actions/code_verification.js');
+    const lookup = verification.indexOf('DeviceCode.findByUserCode(');
+    assert.ok(lookup > 0 && lookup < verification.indexOf('await code.save()'), 'the lookup comes before the first save');
+    assert.match(verification, /if \(ctx\.oidc\.params\.user_code\) \{\s*formPost\(/);
+    assert.match(source('helpers/user_codes.js'), /replace\(\/\\W\/g/, 'entry ignores dashes and spaces');
+  });
+
   it('registration/clients.ts reads the Client model\'s adapter (Client.adapter)', () => {
     assert.equal(typeof (provider.Client as unknown as { adapter?: { find?: unknown } }).adapter?.find, 'function');
   });
