@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Page } from '../helpers/agent.js';
 import './checks.js';
+import { latchkey } from '../helpers/process.js';
 import { Agent, ALICE, startOp, webClient, type Op } from './fixture.js';
 
 const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
@@ -151,6 +152,7 @@ describe('RFC 8628 device authorization grant', function () {
       assert.match(confirm.html, /See your name and profile details/);
       assert.match(confirm.html, /offline access/);
       assert.match(confirm.html, /name="abort"/);
+      assert.ok(!confirm.html.includes(device_code), 'the device code never reaches the browser (§5.5)');
       const login = await agent.submit(confirm, '/device', { confirm: 'yes' });
       assert.match(login.url, /\/interaction\//);
       const consent = await agent.submit(login, '/login', { username: ALICE.username, password: ALICE.password });
@@ -238,6 +240,20 @@ describe('RFC 8628 device authorization grant', function () {
       const body = (await web.json()) as { error: string; error_description: string };
       assert.equal(body.error, 'invalid_client_metadata');
       assert.match(body.error_description, /application_type "native"/);
+    });
+
+    it('`latchkey clients add --device` registers a public native device client that can start the grant', async () => {
+      const run = await latchkey(op.env, ['clients', 'add', '--client-id', 'printer', '--device', '--name', 'Office printer']);
+      assert.equal(run.status, 0, run.stderr);
+      const client = JSON.parse(run.stdout) as Record<string, unknown>;
+      assert.equal(client.application_type, 'native');
+      assert.equal(client.token_endpoint_auth_method, 'none');
+      assert.deepEqual(client.grant_types, [DEVICE_GRANT, 'refresh_token']);
+      assert.equal(client.client_secret, undefined);
+      assert.match((await authorize({ client_id: 'printer' })).user_code, USER_CODE);
+      const web = await latchkey(op.env, ['clients', 'add', '--client-id', 'kiosk', '--grant-type', 'device_code', '--redirect-uri', 'https://kiosk.example.test/cb', '--grant-type', 'authorization_code']);
+      assert.equal(web.status, 0, web.stderr);
+      assert.equal((JSON.parse(web.stdout) as Record<string, unknown>).application_type, 'native', 'device_code makes it native');
     });
   });
 
