@@ -69,10 +69,17 @@ export const devicePages = {
     const said = problem(err as EngineError | undefined);
     const typed = (err as { userCode?: unknown } | undefined)?.userCode;
     const prefilled = ctx.state[PREFILLED_USER_CODE] as string | undefined;
+    const session = ctx.oidc.session as unknown as { exp?: unknown; touched?: boolean; state?: { secret?: string } } | undefined;
+    // After an error, the engine puts a fresh xsrf secret in the browser's session even when that
+    // session was never stored (a request without cookies), and then fails to store it (a 500).
+    // Such a page gets no form, only the way to a fresh one.
+    const unstored = err !== undefined && session !== undefined && typeof session.exp !== 'number';
+    if (unstored) session.touched = false;
     page(ctx, 'device', {
       title: 'Connect a device',
       action: ctx.oidc.urlFor('code_verification'),
-      xsrf: (ctx.oidc.session?.state as { secret?: string } | undefined)?.secret ?? '',
+      fresh: unstored,
+      xsrf: session?.state?.secret ?? '',
       userCode: typeof typed === 'string' ? typed : (prefilled ?? ''),
       prefilled: prefilled !== undefined,
       ...said,

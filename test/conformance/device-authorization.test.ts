@@ -209,7 +209,21 @@ describe('RFC 8628 device authorization grant', function () {
       assert.doesNotMatch(forged.html, /at .*\.js:\d+/);
       assert.equal((await poll(device_code)).body.error, 'authorization_pending', 'the forged deny changed nothing');
       const resume = await agent.follow(`${op.issuer}/device/no-such-interaction`);
-      assert.ok(resume.status < 500, `device resume of an unknown interaction: ${resume.status}`);
+      assert.equal(resume.status, 400, 'device resume of an unknown interaction');
+      assert.match(resume.html, /Connect a device/);
+    });
+
+    it('without any cookie (no session yet), a posted code or an unknown resume is the entry page with a way to a fresh form, not a 500', async () => {
+      const posted = await new Agent().follow(`${op.issuer}/device`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ user_code: 'BCDF-GHJK', xsrf: 'x' }),
+      });
+      const resumed = await new Agent().follow(`${op.issuer}/device/no-such-interaction`);
+      for (const page of [posted, resumed]) {
+        assert.equal(page.status, 400);
+        assert.match(page.html, /<a class="button" href="[^"]*\/device">Enter a code<\/a>/);
+      }
     });
   });
 
