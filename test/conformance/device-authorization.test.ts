@@ -195,6 +195,16 @@ describe('RFC 8628 device authorization grant', function () {
       assert.match(reused.html, /already used/);
     });
 
+    it('cancelling at the sign-in page denies too: the device is told access_denied', async () => {
+      const { device_code, user_code } = await authorize();
+      const agent = new Agent();
+      const login = await agent.submit(await enter(agent, user_code), '/device', { confirm: 'yes' });
+      assert.match(login.html, /name="password"/);
+      const cancelled = await agent.submit(login, '/abort', {});
+      assert.match(cancelled.html, /Access denied/);
+      assert.equal((await poll(device_code)).body.error, 'access_denied');
+    });
+
     it('a form without the engine’s xsrf token is refused with the entry page, not a stack trace', async () => {
       const { device_code, user_code } = await authorize();
       const agent = new Agent();
