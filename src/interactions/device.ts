@@ -14,7 +14,7 @@
 import type { Context } from 'koa';
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import { render } from '../http/views.js';
-import { PREFILLED_USER_CODE } from '../provider/patches/user-code-entry.js';
+import { forgetUnstoredXsrf, PREFILLED_USER_CODE } from '../provider/patches/user-code-entry.js';
 import { allowLogo, brandingOf } from './client-branding.js';
 import { describeScopes } from './consent.js';
 
@@ -69,17 +69,13 @@ export const devicePages = {
     const said = problem(err as EngineError | undefined);
     const typed = (err as { userCode?: unknown } | undefined)?.userCode;
     const prefilled = ctx.state[PREFILLED_USER_CODE] as string | undefined;
-    const session = ctx.oidc.session as unknown as { exp?: unknown; touched?: boolean; state?: { secret?: string } } | undefined;
-    // After an error, the engine puts a fresh xsrf secret in the browser's session even when that
-    // session was never stored (a request without cookies), and then fails to store it (a 500).
-    // Such a page gets no form, only the way to a fresh one.
-    const unstored = err !== undefined && session !== undefined && typeof session.exp !== 'number';
-    if (unstored) session.touched = false;
+    // A browser session that was never stored cannot hold an xsrf secret: no form, a way to a fresh one.
+    const unstored = err !== undefined && forgetUnstoredXsrf(ctx);
     page(ctx, 'device', {
       title: 'Connect a device',
       action: ctx.oidc.urlFor('code_verification'),
       fresh: unstored,
-      xsrf: session?.state?.secret ?? '',
+      xsrf: (ctx.oidc.session?.state as { secret?: string } | undefined)?.secret ?? '',
       userCode: typeof typed === 'string' ? typed : (prefilled ?? ''),
       prefilled: prefilled !== undefined,
       ...said,

@@ -10,11 +10,17 @@
  *   is refused with 429 while the address has typed too many wrong codes, or the code was tried
  *   wrongly too often (mistyped, expired, already used), within the window. Each such miss is
  *   then counted against both. The page says so (see interactions/device.ts).
- * Pinned by test/unit/provider-patches.test.ts and test/e2e/device-flow.test.ts.
+ * - After an error on the device pages, the engine's error handler puts a fresh xsrf secret in the
+ *   browser's session and its outermost middleware then persists the session; a session that was
+ *   never stored (a request without cookies) cannot be persisted, and the request ended in a 500.
+ *   forgetUnstoredXsrf, called by the entry page, leaves such a session untouched (the page then
+ *   offers a link to a fresh form instead of one that could not be checked).
+ * Pinned by test/unit/provider-patches.test.ts, test/conformance/device-authorization.test.ts and
+ * test/e2e/device-flow.test.ts.
  */
 import { createHash } from 'node:crypto';
 import type { Context } from 'koa';
-import { errors, Provider } from 'oidc-provider';
+import { errors, Provider, type KoaContextWithOIDC } from 'oidc-provider';
 import type { RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { Kv } from '../../store/kv.js';
 import { rateLimiter } from '../../store/rate-limit.js';
@@ -72,6 +78,14 @@ export class UserCodeThrottle {
 
 /** Codes are keyed by a hash: a live code is a credential for a moment, and never stored in clear here. */
 const codeKey = (code: string) => createHash('sha256').update(code).digest('base64url');
+
+/** True when this request's browser session was never stored: then its xsrf secret is dropped, not persisted. */
+export function forgetUnstoredXsrf(ctx: KoaContextWithOIDC): boolean {
+  const session = ctx.oidc.session as unknown as { exp?: unknown; touched?: boolean } | undefined;
+  if (!session || typeof session.exp === 'number') return false;
+  session.touched = false;
+  return true;
+}
 
 export function userCodeEntry(provider: Provider, throttle: UserCodeThrottle): void {
   const path = provider.pathFor('code_verification').toLowerCase();
