@@ -13,12 +13,12 @@
  */
 import type { Context } from 'koa';
 import type { KoaContextWithOIDC } from 'oidc-provider';
+import type { DevicePages } from '../provider/provider.js';
 import { render } from '../http/views.js';
 import { forgetUnstoredXsrf, PREFILLED_USER_CODE } from '../provider/patches/user-code-entry.js';
 import { allowLogo, brandingOf } from './client-branding.js';
 import { describeScopes } from './consent.js';
 
-type Client = Parameters<typeof brandingOf>[0];
 interface EngineError {
   readonly name?: string;
   readonly error?: string;
@@ -64,8 +64,8 @@ function scopesOf(ctx: KoaContextWithOIDC): string[] {
 }
 
 /** features.deviceFlow's page hooks. The engine's own `form` markup is not used: its fields are. */
-export const devicePages = {
-  async userCodeInputSource(ctx: KoaContextWithOIDC, _form: string, _out?: unknown, err?: unknown): Promise<void> {
+export const devicePages: DevicePages = {
+  async userCodeInputSource(ctx, _form, _out, err) {
     const said = problem(err as EngineError | undefined);
     const typed = (err as { userCode?: unknown } | undefined)?.userCode;
     const prefilled = ctx.state[PREFILLED_USER_CODE] as string | undefined;
@@ -82,8 +82,8 @@ export const devicePages = {
     });
   },
 
-  async userCodeConfirmSource(ctx: KoaContextWithOIDC, _form: string, client: Client, deviceInfo: unknown, userCode: string): Promise<void> {
-    const branding = brandingOf(client, client?.clientId ?? '');
+  async userCodeConfirmSource(ctx, _form, client, deviceInfo, userCode) {
+    const branding = brandingOf(client, client.clientId);
     allowLogo(ctx as unknown as Context, branding);
     const device = (deviceInfo ?? {}) as { ip?: unknown; ua?: unknown };
     page(ctx, 'device-confirm', {
@@ -98,7 +98,7 @@ export const devicePages = {
     });
   },
 
-  async successSource(ctx: KoaContextWithOIDC): Promise<void> {
+  async successSource(ctx) {
     const client = ctx.oidc.client;
     page(ctx, 'device-done', { title: 'Device connected', clientName: client ? (client.clientName ?? client.clientId) : 'The application' });
   },

@@ -69,12 +69,12 @@ export interface ProviderDependencies {
     postLogoutSuccessSource(ctx: KoaContextWithOIDC): Promise<void>;
   };
   /** The pages of the device authorization grant at /device (interactions/device.ts). */
-  readonly devicePages: {
-    userCodeInputSource(ctx: KoaContextWithOIDC, form: string, out?: unknown, err?: unknown): Promise<void>;
-    userCodeConfirmSource(ctx: KoaContextWithOIDC, form: string, client: never, deviceInfo: unknown, userCode: string): Promise<void>;
-    successSource(ctx: KoaContextWithOIDC): Promise<void>;
-  };
+  readonly devicePages: DevicePages;
 }
+
+type DeviceFlow = NonNullable<NonNullable<Configuration['features']>['deviceFlow']>;
+/** features.deviceFlow's page hooks. */
+export type DevicePages = Required<Pick<DeviceFlow, 'userCodeInputSource' | 'userCodeConfirmSource' | 'successSource'>>;
 
 /** The OpenID scopes we offer; every client may register them. */
 const OIDC_SCOPES = ['openid', 'offline_access', ...Object.keys(SCOPE_CLAIMS).filter((scope) => scope !== 'openid')];
@@ -231,7 +231,7 @@ function features({ config, apis, logoutPages, devicePages }: ProviderDependenci
         // 20^8 ≈ 2^34.6 codes, against wrong entries throttled per address and per code (patches/user-code-entry.ts).
         charset: 'base-20',
         mask: '****-****',
-        ...(devicePages as unknown as Pick<NonNullable<NonNullable<Configuration['features']>['deviceFlow']>, 'userCodeInputSource' | 'userCodeConfirmSource' | 'successSource'>),
+        ...devicePages,
       },
       ciba: { enabled: false },
       mTLS: { enabled: false },
