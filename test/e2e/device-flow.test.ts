@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import * as oidc from 'openid-client';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { createLogger } from '../../src/ops/logger.js';
 import { launchChromium, screenshots } from '../helpers/browser.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 
@@ -22,13 +23,17 @@ describe('e2e (Chromium + openid-client): a CLI signs in with the device authori
   let page: Page;
   let config: oidc.Configuration;
   const cspViolations: string[] = [];
+  const logLines: string[] = [];
+  /** Every device code and user code handed out, none of which may reach the log. */
+  const codes: string[] = [];
   const shot = screenshots('browser/device');
 
   before(async () => {
     latchkey = await startServer({
       ownRedis: true,
       // One second between polls keeps the test short; the grant's default is five.
-      env: { DEVICE_FLOW_POLL_INTERVAL: '1' },
+      env: { DEVICE_FLOW_POLL_INTERVAL: '1', LOG_LEVEL: 'info' },
+      logger: createLogger('info', { write: (line: string) => void logLines.push(line) }),
       clients: [
         {
           client_id: 'ledger-cli',
@@ -58,6 +63,7 @@ describe('e2e (Chromium + openid-client): a CLI signs in with the device authori
 
   it('the person types the code (lower case, with a space), sees the app and its scopes, signs in and allows; the polling CLI gets tokens', async () => {
     const device = await oidc.initiateDeviceAuthorization(config, { scope: 'openid profile offline_access' });
+    codes.push(device.device_code, device.user_code);
     assert.equal(device.interval, 1);
     const polling = oidc.pollDeviceAuthorizationGrant(config, device);
 
@@ -90,6 +96,7 @@ describe('e2e (Chromium + openid-client): a CLI signs in with the device authori
 
   it('verification_uri_complete fills the code in; the person denies; the polling CLI gets access_denied', async () => {
     const device = await oidc.initiateDeviceAuthorization(config, { scope: 'openid' });
+    codes.push(device.device_code, device.user_code);
     const polling = oidc.pollDeviceAuthorizationGrant(config, device).then(
       () => assert.fail('no tokens after a denial'),
       (error: unknown) => error,
@@ -113,5 +120,13 @@ describe('e2e (Chromium + openid-client): a CLI signs in with the device authori
     assert.match(await page.locator('.error').innerText(), /not right/);
     await shot(page, 'wrong-code');
     assert.deepEqual(cspViolations, []);
+  });
+
+  it('the log names the client of each device authorization, and holds no device code or user code', () => {
+    const events = logLines.map((line) => JSON.parse(line) as { event?: string; client_id?: string });
+    assert.ok(events.some((entry) => entry.event === 'device_authorization.success' && entry.client_id === 'ledger-cli'));
+    for (const code of codes) {
+      assert.ok(!logLines.some((line) => line.includes(code) || line.includes(code.replace('-', ''))), 'a code reached the log');
+    }
   });
 });
