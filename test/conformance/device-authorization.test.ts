@@ -9,6 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Page } from '../helpers/agent.js';
 import './checks.js';
 import { latchkey } from '../helpers/process.js';
+import { startServer } from '../helpers/server.js';
 import { Agent, ALICE, startOp, webClient, type Op } from './fixture.js';
 
 const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
@@ -264,6 +265,11 @@ describe('RFC 8628 device authorization grant', function () {
       const body = (await web.json()) as { error: string; error_description: string };
       assert.equal(body.error, 'invalid_client_metadata');
       assert.match(body.error_description, /application_type "native"/);
+    });
+
+    it('a configured web client with the device grant stops the server at start, with one line naming it', async () => {
+      const webTv = { client_id: 'webtv', client_secret: WEB_SECRET, grant_types: [DEVICE_GRANT], response_types: [], redirect_uris: [] };
+      await assert.rejects(startServer({ clients: [webTv] }), /clients \(CLIENTS\): client "webtv": grant_types: .*application_type "native"/);
     });
 
     it('`latchkey clients add --device` registers a public native device client that can start the grant', async () => {
