@@ -48,12 +48,15 @@ describe('RFC 8628 device authorization grant', function () {
         {
           client_id: 'tv',
           client_name: 'Living-room TV',
+          logo_uri: 'https://tv.example.test/logo.png',
+          policy_uri: 'https://tv.example.test/privacy',
           application_type: 'native',
           token_endpoint_auth_method: 'none',
           grant_types: [DEVICE_GRANT, 'refresh_token'],
           response_types: [],
           redirect_uris: [],
         },
+        { client_id: 'hub', client_secret: WEB_SECRET, application_type: 'native', grant_types: [DEVICE_GRANT], response_types: [], redirect_uris: [] },
         { client_id: 'console', application_type: 'native', token_endpoint_auth_method: 'none', grant_types: [DEVICE_GRANT], response_types: [], redirect_uris: [] },
         webClient('web', WEB_SECRET),
       ],
@@ -137,6 +140,18 @@ describe('RFC 8628 device authorization grant', function () {
       assert.equal((await poll(device_code)).body.error, 'authorization_pending', 'its own first poll is not slowed down');
     });
 
+    it('a confidential device client authenticates at both endpoints; without its secret it is invalid_client', async () => {
+      const hubAuth = { authorization: `Basic ${Buffer.from(`hub:${WEB_SECRET}`).toString('base64')}` };
+      const started = await post(op.metadata.device_authorization_endpoint as string, { scope: 'openid' }, hubAuth);
+      assert.equal(started.status, 200);
+      const { device_code } = (await started.json()) as DeviceAuthorization;
+      const pending = await post(op.metadata.token_endpoint!, { grant_type: DEVICE_GRANT, device_code }, hubAuth);
+      assert.equal(((await pending.json()) as { error: string }).error, 'authorization_pending');
+      const anonymous = await post(op.metadata.token_endpoint!, { grant_type: DEVICE_GRANT, device_code, client_id: 'hub' });
+      assert.equal(anonymous.status, 401);
+      assert.equal(((await anonymous.json()) as { error: string }).error, 'invalid_client');
+    });
+
     it('a made-up device code is invalid_grant', async () => {
       assert.equal((await poll('not-a-device-code')).body.error, 'invalid_grant');
     });
@@ -153,6 +168,9 @@ describe('RFC 8628 device authorization grant', function () {
       assert.match(confirm.html, /See your name and profile details/);
       assert.match(confirm.html, /offline access/);
       assert.match(confirm.html, /name="abort"/);
+      assert.match(confirm.html, /<img class="client-logo" src="https:\/\/tv\.example\.test\/logo\.png"/);
+      assert.match(confirm.headers.get('content-security-policy') ?? '', /img-src 'self' data: https:\/\/tv\.example\.test/);
+      assert.match(confirm.html, /Privacy policy of Living-room TV/);
       assert.ok(!confirm.html.includes(device_code), 'the device code never reaches the browser (§5.5)');
       const login = await agent.submit(confirm, '/device', { confirm: 'yes' });
       assert.match(login.url, /\/interaction\//);
