@@ -12,6 +12,7 @@
  *   and worker sees it; a code already approved, denied or expired is answered at once.
  * Pinned by test/unit/provider-patches.test.ts and test/conformance/device-authorization.test.ts.
  */
+import { createHash } from 'node:crypto';
 import { errors, Provider } from 'oidc-provider';
 import type { RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { Kv } from '../../store/kv.js';
@@ -49,12 +50,14 @@ export class DevicePolling {
    * pushes it further.
    */
   async tooSoon(id: string): Promise<boolean> {
+    // The code's id is its value, a credential until redeemed: counters are keyed by its hash.
+    const key = createHash('sha256').update(id).digest('base64url');
     // Keyed to the code's first poll in an interval: a device waits that long after our answer, so
     // its next poll always finds the key gone.
-    const polled = await this.#polls.penalty(id, 1);
+    const polled = await this.#polls.penalty(key, 1);
     if (polled.consumedPoints <= 1) return false;
-    const slowDowns = await this.#slowDowns.penalty(id, 1);
-    await this.#polls.block(id, this.interval + SLOW_DOWN_STEP * slowDowns.consumedPoints);
+    const slowDowns = await this.#slowDowns.penalty(key, 1);
+    await this.#polls.block(key, this.interval + SLOW_DOWN_STEP * slowDowns.consumedPoints);
     return true;
   }
 }
