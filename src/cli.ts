@@ -199,7 +199,8 @@ clients
   .option('--public', 'a public client (native or browser app): no secret, PKCE only')
   .option('--redirect-uri <uri>', 'a redirect URI, exact (repeat for several)', collect)
   .option('--post-logout-redirect-uri <uri>', 'where RP-initiated logout may return (repeat)', collect)
-  .option('--grant-type <type>', 'authorization_code, refresh_token, client_credentials (repeat)', collect)
+  .option('--grant-type <type>', 'authorization_code, refresh_token, client_credentials, device_code (repeat)', collect)
+  .option('--device', 'a device or command-line tool signing people in with a code (RFC 8628): native, public unless --secret or --auth-method, grant types device_code and refresh_token')
   .option('--scope <scope>', 'scopes the client may request, space-separated')
   .option('--name <name>', 'the name shown to people on the consent page')
   .addOption(
@@ -218,10 +219,17 @@ clients
     withStore(async (kv, settings) => {
       if (options.public && options.secret) throw new UsageError('--public and --secret exclude each other');
       const { generateSecret } = await import('./registration/clients.js');
-      const grantTypes: string[] = options.grantType ?? ['authorization_code', 'refresh_token'];
-      const method: string = options.public ? 'none' : (options.authMethod ?? 'client_secret_basic');
+      const { DEVICE_CODE_GRANT } = await import('./registration/policy.js');
+      // `device_code` is short for RFC 8628's grant type URN.
+      const named: string[] | undefined = options.grantType?.map((type: string) => (type === 'device_code' ? DEVICE_CODE_GRANT : type));
+      const grantTypes: string[] = named ?? (options.device ? [DEVICE_CODE_GRANT, 'refresh_token'] : ['authorization_code', 'refresh_token']);
+      const device = grantTypes.includes(DEVICE_CODE_GRANT);
+      const publicByDefault = options.public || (options.device && !options.secret && !options.authMethod);
+      const method: string = publicByDefault ? 'none' : (options.authMethod ?? 'client_secret_basic');
       const metadata: ClientMetadata = {
         client_id: options.clientId,
+        // The device grant is for native clients only (registration/policy.ts).
+        ...(device ? { application_type: 'native' } : {}),
         grant_types: grantTypes,
         response_types: grantTypes.includes('authorization_code') ? ['code'] : [],
         redirect_uris: options.redirectUri ?? [],

@@ -77,6 +77,7 @@ const schema = z.strictObject({
     refreshReuseGrace: z.number().int().min(0).max(60, 'a reuse window longer than a minute defeats refresh token rotation'),
     session: seconds,
     interaction: seconds,
+    deviceCode: seconds.max(1800, 'RFC 8628 §5.2: a user code must expire soon; at most 30 minutes'),
     grant: seconds,
     apiAccessTokenMax: seconds,
   }),
@@ -107,6 +108,12 @@ const schema = z.strictObject({
     perClient: z.number().int().min(0),
     registrationPerIp: z.number().int().min(0),
     metadataPerIp: z.number().int().min(0),
+  }),
+  deviceFlow: z.strictObject({
+    pollInterval: seconds.max(60),
+    maxFailuresPerIp: z.number().int().min(1),
+    maxFailuresPerCode: z.number().int().min(1),
+    window: seconds,
   }),
   clientAssertions: z.strictObject({ maxLifetime: z.number().int().min(1).max(3600) }),
   registration: z.strictObject({

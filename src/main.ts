@@ -14,6 +14,7 @@ import { Apis } from './apis/apis.js';
 import { AccountSessions } from './accounts/sessions.js';
 import { LoginThrottle } from './accounts/throttle.js';
 import { logoutPages } from './interactions/logout.js';
+import { devicePages } from './interactions/device.js';
 import { Consents } from './provider/consents.js';
 import { adminApi } from './registration/admin-api.js';
 import { Clients } from './registration/clients.js';
@@ -96,6 +97,7 @@ export function providerFactory(config: Config, kv: Kv, metrics?: Metrics) {
       rateLimits: limits,
       renderError: (ctx, out) => renderProviderError(ctx, out),
       logoutPages,
+      devicePages,
     });
   return { accounts, apis, consents, revocations, limits, build };
 }

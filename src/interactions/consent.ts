@@ -15,11 +15,13 @@ const SCOPE_WORDS: Record<string, string> = {
   offline_access: 'Keep access while you are not using it (offline access): it can act for you after you close it or sign out, until that access expires or is revoked',
 };
 
+/** What each scope lets an application do, in words (also on the device pages, interactions/device.ts). */
+export function describeScopes(scopes: readonly string[]): string[] {
+  return scopes.map((scope) => SCOPE_WORDS[scope] ?? `Use the "${scope}" permission`);
+}
+
 function permissions(details: Record<string, unknown>): string[] {
-  const out: string[] = [];
-  for (const scope of (details.missingOIDCScope as string[] | undefined) ?? []) {
-    out.push(SCOPE_WORDS[scope] ?? `Use the "${scope}" permission`);
-  }
+  const out = describeScopes((details.missingOIDCScope as string[] | undefined) ?? []);
   const claims = (details.missingOIDCClaims as string[] | undefined) ?? [];
   if (claims.length) out.push(`See these details about you: ${claims.join(', ')}`);
   const resources = (details.missingResourceScopes as Record<string, string[]> | undefined) ?? {};

@@ -25,6 +25,11 @@ const EVENTS = [
   'registration_create.error',
   'registration_update.success',
   'registration_delete.success',
+  // RFC 8628: a device asked for a code; code entry refused (bad xsrf, too many wrong codes). The
+  // device_authorization.success event also carries the codes: only the client is logged.
+  'device_authorization.success',
+  'device_authorization.error',
+  'code_verification.error',
 ] as const;
 
 type EventError = { error?: string; error_description?: string; message?: string; status?: number };

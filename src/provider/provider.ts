@@ -36,6 +36,8 @@ import { ClientMetadataDocuments } from '../registration/client-metadata-documen
 import { ClientMetadataDocumentCache } from '../store/client-metadata-documents.js';
 import { createOutboundFetch } from '../http/outbound.js';
 import { DEVELOPER_CLIENT_ID, developerClient } from '../registration/developer-pages.js';
+import { DevicePolling, pacedDevicePolling } from './patches/device-polling.js';
+import { UserCodeThrottle, userCodeEntry } from './patches/user-code-entry.js';
 import { singleUseInitialAccessTokens } from '../registration/initial-access-tokens.js';
 import { applyRequirements, enforcePolicy, type RegistrationPolicy } from '../registration/policy.js';
 import type { Consents } from './consents.js';
@@ -71,7 +73,13 @@ export interface ProviderDependencies {
     logoutSource(ctx: KoaContextWithOIDC, form: string): Promise<void>;
     postLogoutSuccessSource(ctx: KoaContextWithOIDC): Promise<void>;
   };
+  /** The pages of the device authorization grant at /device (interactions/device.ts). */
+  readonly devicePages: DevicePages;
 }
+
+type DeviceFlow = NonNullable<NonNullable<Configuration['features']>['deviceFlow']>;
+/** features.deviceFlow's page hooks. */
+export type DevicePages = Required<Pick<DeviceFlow, 'userCodeInputSource' | 'userCodeConfirmSource' | 'successSource'>>;
 
 /** The OpenID scopes we offer; every client may register them. */
 const OIDC_SCOPES = ['openid', 'offline_access', ...Object.keys(SCOPE_CLAIMS).filter((scope) => scope !== 'openid')];
@@ -166,6 +174,7 @@ function tokens({ config, apis }: ProviderDependencies): Configuration {
       RefreshToken: config.ttl.refreshToken,
       Session: config.ttl.session,
       Interaction: config.ttl.interaction,
+      DeviceCode: config.ttl.deviceCode,
       Grant: config.ttl.grant,
     },
     formats: {
@@ -210,7 +219,7 @@ function accountsAndConsent({ config, accounts, consents }: ProviderDependencies
   };
 }
 
-function features({ config, apis, logoutPages }: ProviderDependencies): Configuration {
+function features({ config, apis, logoutPages, devicePages }: ProviderDependencies): Configuration {
   return {
     // Every feature of oidc-provider is named here, on or off, so that a library upgrade that turns a
     // default on changes nothing (the README's "What it speaks" lists what is offered).
@@ -218,7 +227,8 @@ function features({ config, apis, logoutPages }: ProviderDependencies): Configur
       devInteractions: { enabled: false },
       // Offered: PAR (RFC 9126; required of clients registered with require_pushed_authorization_requests,
       // and with par.required of every client but our own pages: see registration/policy.ts),
-      // DPoP (RFC 9449; dpop_bound_access_tokens makes it required of a client), userinfo (OIDC Core §5.3).
+      // DPoP (RFC 9449; dpop_bound_access_tokens makes it required of a client), userinfo (OIDC Core §5.3),
+      // the device authorization grant (RFC 8628) for native clients registered with it (registration/policy.ts).
       pushedAuthorizationRequests: {
         enabled: true,
         requirePushedAuthorizationRequests: false,
@@ -244,7 +254,14 @@ function features({ config, apis, logoutPages }: ProviderDependencies): Configur
       jwtUserinfo: { enabled: false },
       encryption: { enabled: false },
       webMessageResponseMode: { enabled: false },
-      deviceFlow: { enabled: false },
+      deviceFlow: {
+        enabled: true,
+        // RFC 8628 §6.1: 20 consonants (no vowels, so no words; no 0/O or 1/I), 8 of them:
+        // 20^8 ≈ 2^34.6 codes, against wrong entries throttled per address and per code (patches/user-code-entry.ts).
+        charset: 'base-20',
+        mask: '****-****',
+        ...devicePages,
+      },
       ciba: { enabled: false },
       mTLS: { enabled: false },
       fapi: { enabled: false },
@@ -340,6 +357,9 @@ function applyPatches(
     const documents = new ClientMetadataDocuments(config.clientMetadataDocuments, outbound, new ClientMetadataDocumentCache(kv), policy);
     resolveClientMetadataDocuments(provider, documents, config.outbound.allowPrivateNetworks);
   }
+  // RFC 8628: `interval` and `slow_down` (device-polling.ts); /device entry throttled and without script (user-code-entry.ts).
+  pacedDevicePolling(provider, new DevicePolling(kv, config.deviceFlow.pollInterval, config.ttl.deviceCode + CLOCK_TOLERANCE));
+  userCodeEntry(provider, new UserCodeThrottle(kv, config.deviceFlow));
   onlyIdTokensAsHints(provider);
   refuseHintsOfRevokedKeys(provider, revocations);
   limitAnnouncedClients(provider, rateLimits);

@@ -21,6 +21,9 @@ export interface RegistrationPolicy {
   readonly requirePushedRequests?: { readonly except: readonly string[] };
 }
 
+/** RFC 8628's grant type. */
+export const DEVICE_CODE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
+
 /** Client metadata that holds a URL a person may be sent to or shown. */
 const WEB_URIS = ['client_uri', 'logo_uri', 'policy_uri', 'tos_uri'] as const;
 
@@ -82,6 +85,15 @@ export function enforcePolicy(policy: RegistrationPolicy, metadata: Record<strin
   if (method === 'none' && Array.isArray(metadata.grant_types) && metadata.grant_types.includes('client_credentials')) {
     throw new errors.InvalidClientMetadata(
       'grant_types: client_credentials is only for clients that authenticate; a public client (token_endpoint_auth_method "none") cannot use it',
+    );
+  }
+  // The device grant is for what has no browser of its own: devices and command-line tools, which are
+  // native apps (public, or confidential with credentials provisioned on the device). A web app
+  // has a browser and redirect URIs, and the code flow protects it better (RFC 8628 §5.4:
+  // remote phishing is this grant's own risk, so it is not handed to clients that do not need it).
+  if (Array.isArray(metadata.grant_types) && metadata.grant_types.includes(DEVICE_CODE_GRANT) && !native) {
+    throw new errors.InvalidClientMetadata(
+      `grant_types: ${DEVICE_CODE_GRANT} is only for devices and command-line tools; register them with application_type "native"`,
     );
   }
   for (const scope of typeof metadata.scope === 'string' ? metadata.scope.split(' ') : []) {

@@ -328,6 +328,19 @@ const REGISTRATION_FIELDS: Record<string, readonly string[]> = {
   post_logout_redirect_uris: [], sector_identifier_uri: ['https://evil.example/s'], subject_type: ['public', 'pairwise'], client_id: ['web'],
   id_token_signed_response_alg: ['none', 'HS256', 'RS256'], owner: ['x'], contacts: [], default_max_age: ['-1'], request_uris: [], tls_client_auth_subject_dn: ['x'],
 };
+const DEVICE_PARAMS: Record<string, readonly string[]> = {
+  client_id: ['tv', 'web', 'spa', 'nobody'],
+  client_secret: [SECRET, 'wrong'],
+  scope: SCOPES,
+  resource: [API, 'https://unknown.example', 'not a url'],
+  claims: ['{"userinfo":{"email":null}}', '{'],
+};
+const USER_CODE_FIELDS: Record<string, readonly string[]> = {
+  user_code: ['BCDF-GHJK', 'bcdf ghjk', '', 'x'.repeat(300), '%00', '<script>'],
+  xsrf: ['forged', ''],
+  confirm: ['yes', ''],
+  abort: ['yes', ''],
+};
 const ADMIN_FIELDS: Record<string, readonly string[]> = {
   ...REGISTRATION_FIELDS,
   username: ['alice', 'fuzz-user', ''], password: ['short', 'a long enough password for a fuzz user'], email: ['x@example.test', 'not an email'], email_verified: ['true'],
@@ -345,6 +358,9 @@ export function targets(): Target[] {
     { name: 'login form', arbitrary: requests({ methods: ['POST'], paths: uidPath('/interaction', '/login'), params: LOGIN_FIELDS, carry: 'form', credentials: ['interaction', 'consent'], csrf: true }) },
     { name: 'consent form', arbitrary: requests({ methods: ['POST'], paths: uidPath('/interaction', '/confirm'), params: q({ csrf: ['forged'], scope: SCOPES }), carry: 'form', credentials: ['consent', 'interaction'], csrf: true }) },
     { name: 'cancel form', arbitrary: requests({ methods: ['POST'], paths: uidPath('/interaction', '/abort'), params: q({ csrf: ['forged'] }), carry: 'form', credentials: ['interaction', 'consent'], csrf: true }) },
+    { name: 'device authorization', arbitrary: requests({ methods: ['POST'], paths: fc.constant('/device/auth'), params: DEVICE_PARAMS, carry: 'form', credentials: ['client'] }) },
+    { name: 'device code entry', arbitrary: requests({ methods: ['GET', 'POST'], paths: fc.constant('/device'), params: USER_CODE_FIELDS, carry: 'either', credentials: ['session'] }) },
+    { name: 'device resume', arbitrary: requests({ methods: ['GET'], paths: uidPath('/device'), params: q({}), carry: 'query', credentials: ['interaction', 'session'] }) },
     { name: 'token endpoint', arbitrary: requests({ methods: ['POST'], paths: fc.constant('/token'), params: TOKEN_PARAMS, carry: 'form', credentials: ['client'] }) },
     { name: 'userinfo', arbitrary: requests({ methods: ['GET', 'POST'], paths: fc.constant('/me'), params: q({ access_token: ['x', '{access-token}'], claims: ['{}'] }), carry: 'either', credentials: ['access-token'] }) },
     { name: 'introspection', arbitrary: requests({ methods: ['POST'], paths: fc.constant('/token/introspection'), params: TOKEN_TYPE_PARAMS, carry: 'form', credentials: ['client'] }) },
@@ -434,12 +450,14 @@ export class FuzzBench {
         REGISTRATION_OPEN: 'true',
         // Fuzzed logins fail all day long from one address; the harness's own sign-ins must not be paused.
         ACCOUNTS_THROTTLE_MAX_FAILURES_PER_IP: '100000000',
+        DEVICE_FLOW_MAX_FAILURES_PER_IP: '100000000',
         RESOURCE_SERVERS: JSON.stringify([{ identifier: API, scopes: ['read'], format: 'jwt', grants: [{ client_id: 'web', scopes: ['read'] }] }]),
       },
       clients: [
         webClient('web', SECRET, { grant_types: ['authorization_code', 'refresh_token', 'client_credentials'], post_logout_redirect_uris: ['https://web.example.test/signed-out'] }),
         { client_id: 'spa', token_endpoint_auth_method: 'none', redirect_uris: ['https://spa.example.test/callback'], grant_types: ['authorization_code', 'refresh_token'] },
         { client_id: 'ops', client_secret: ADMIN_SECRET, grant_types: ['client_credentials'], response_types: [], redirect_uris: [], scope: 'admin revocations' },
+        { client_id: 'tv', application_type: 'native', token_endpoint_auth_method: 'none', grant_types: ['urn:ietf:params:oauth:grant-type:device_code', 'refresh_token'], response_types: [], redirect_uris: [] },
       ],
     });
     // The operator grants `ops` the privileged APIs; `web` gets the API's scope (config above).

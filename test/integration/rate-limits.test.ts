@@ -299,10 +299,11 @@ describe('rate limits, client addresses and the issuer host', function () {
       const endpoints = Object.entries(document)
         .filter(([field, value]) => (field.endsWith('_endpoint') || field === 'jwks_uri') && typeof value === 'string')
         .map(([field, value]) => [field, new URL(String(value)).pathname] as const);
-      endpoints.push(['discovery', '/.well-known/openid-configuration'], ['oauth discovery', '/.well-known/oauth-authorization-server'], ['client configuration', '/reg/some-client'], ['resume', '/auth/some-interaction'], ['token in capitals', '/TOKEN/'], ['PAR in mixed case', '/Request'], ['admin API', '/admin/clients'], ['developer page', '/developer'], ['sign-in page', '/interaction/some-interaction']);
+      endpoints.push(['discovery', '/.well-known/openid-configuration'], ['oauth discovery', '/.well-known/oauth-authorization-server'], ['client configuration', '/reg/some-client'], ['resume', '/auth/some-interaction'], ['token in capitals', '/TOKEN/'], ['PAR in mixed case', '/Request'], ['admin API', '/admin/clients'], ['developer page', '/developer'], ['sign-in page', '/interaction/some-interaction'], ['device code entry', '/device'], ['device resume', '/device/some-interaction']);
       assert.ok(endpoints.some(([field]) => field === 'pushed_authorization_request_endpoint'));
       assert.ok(endpoints.some(([field]) => field === 'revocation_feed_endpoint'));
-      const reads = new Set(['/jwks', '/revocations', '/.well-known/openid-configuration', '/.well-known/oauth-authorization-server', '/auth', '/session/end', '/reg/some-client', '/auth/some-interaction', '/admin/clients', '/developer', '/interaction/some-interaction']);
+      assert.ok(endpoints.some(([field]) => field === 'device_authorization_endpoint'));
+      const reads = new Set(['/jwks', '/revocations', '/.well-known/openid-configuration', '/.well-known/oauth-authorization-server', '/auth', '/session/end', '/reg/some-client', '/auth/some-interaction', '/admin/clients', '/developer', '/interaction/some-interaction', '/device', '/device/some-interaction']);
       let address = 0;
       for (const [field, path] of endpoints) {
         address += 1;
@@ -352,8 +353,10 @@ describe('rate limits, client addresses and the issuer host', function () {
       assert.notEqual(document.require_pushed_authorization_requests, true, 'PAR is optional');
       assert.ok(Array.isArray(document.dpop_signing_alg_values_supported));
       assert.ok(document.userinfo_endpoint);
+      assert.ok(document.device_authorization_endpoint, 'the device authorization grant (RFC 8628)');
+      assert.ok((document.grant_types_supported as string[]).includes('urn:ietf:params:oauth:grant-type:device_code'));
       assert.notEqual(document.request_parameter_supported, true, 'request objects are off');
-      for (const absent of ['device_authorization_endpoint', 'backchannel_authentication_endpoint', 'authorization_signing_alg_values_supported', 'id_token_encryption_alg_values_supported', 'mtls_endpoint_aliases', 'authorization_details_types_supported']) {
+      for (const absent of ['backchannel_authentication_endpoint', 'authorization_signing_alg_values_supported', 'id_token_encryption_alg_values_supported', 'mtls_endpoint_aliases', 'authorization_details_types_supported']) {
         assert.equal(document[absent], undefined, absent);
       }
     });

@@ -85,6 +85,27 @@ describe('patches on oidc-provider internals (src/provider/patches/)', () => {
     assert.match(source('models/client.js'), /features\.clientIdMetadataDocument\.enabled\s+&& isValidClientIdUrl\(id\)/);
   });
 
+  it('device-polling.ts: DeviceCode.find is how the device_code grant finds its code, the engine never answers slow_down nor interval itself', () => {
+    assert.equal(typeof (provider.DeviceCode as unknown as Record<string, unknown>).find, 'function');
+    assert.match(source('actions/grants/device_code.js'), /findGrantSource\(\s*ctx,\s*provider\.DeviceCode,/);
+    assert.match(source('helpers/grant_source.js'), /Model\.find\(value, \{ ignoreExpiration: true \}\)/);
+    assert.doesNotMatch(source('actions/grants/device_code.js'), /SlowDown/);
+    assert.doesNotMatch(source('actions/authorization/device.js'), /interval/);
+  });
+
+  it('user-code-entry.ts: the code is looked up with DeviceCode.findByUserCode before any change, ?user_code= is posted by an inline script, and an error page persists the session', () => {
+    assert.equal(typeof (provider.DeviceCode as unknown as Record<string, unknown>).findByUserCode, 'function');
+    const verification = source('actions/code_verification.js');
+    const lookup = verification.indexOf('DeviceCode.findByUserCode(');
+    assert.ok(lookup > 0 && lookup < verification.indexOf('await code.save()'), 'the lookup comes before the first save');
+    assert.match(verification, /if \(ctx\.oidc\.params\.user_code\) \{\s*formPost\(/);
+    assert.match(source('helpers/user_codes.js'), /replace\(\/\\W\/g/, 'entry ignores dashes and spaces');
+    // forgetUnstoredXsrf: the error handler sets a fresh secret before rendering, the outermost middleware persists touched sessions, and persist needs a stored one.
+    assert.match(source('shared/error_handler.js'), /generateXsrf\(ctx, \(\) => \{\}\);[\s\S]*userCodeInputSource\(/);
+    assert.match(source('helpers/initialize_app.js'), /if \(ctx\.oidc\.session\?\.touched && !ctx\.oidc\.session\.destroyed\) \{\s*await ctx\.oidc\.session\.persist\(\);/);
+    assert.match(source('models/session.js'), /if \(typeof this\.exp !== 'number'\) \{\s*throw new TypeError\('persist can only be called on previously persisted Sessions'\);/);
+  });
+
   it('registration/clients.ts reads the Client model\'s adapter (Client.adapter)', () => {
     assert.equal(typeof (provider.Client as unknown as { adapter?: { find?: unknown } }).adapter?.find, 'function');
   });

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { errors } from 'oidc-provider';
-import { applyRequirements, enforcePolicy, isLoopback, type RegistrationPolicy } from '../../src/registration/policy.js';
+import { applyRequirements, DEVICE_CODE_GRANT, enforcePolicy, isLoopback, type RegistrationPolicy } from '../../src/registration/policy.js';
 
 const POLICY: RegistrationPolicy = {
   authMethods: ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'],
@@ -73,6 +73,16 @@ describe('registration policy', () => {
       assert.equal(refusal(web({ [name]: 'javascript:alert(1)' })), `${name} must be an https URL`);
       assert.equal(refusal(web({ [name]: 'not a url' })), `${name} must be an https URL`);
       enforcePolicy(POLICY, web({ [name]: 'http://localhost:8080/x' }), true);
+    }
+  });
+
+  it('lets only native clients, public or confidential, use the device grant (RFC 8628), on every path', () => {
+    const device = { grant_types: [DEVICE_CODE_GRANT, 'refresh_token'], response_types: [], redirect_uris: [] };
+    for (const selfService of [true, false]) {
+      enforcePolicy(POLICY, { ...device, application_type: 'native', token_endpoint_auth_method: 'none' }, selfService);
+      enforcePolicy(POLICY, { ...device, application_type: 'native', token_endpoint_auth_method: 'private_key_jwt' }, selfService);
+      assert.match(refusal(device, selfService), /^grant_types: .*device_code is only for devices and command-line tools; register them with application_type "native"/);
+      assert.match(refusal({ ...device, application_type: 'web', token_endpoint_auth_method: 'none' }, selfService), /application_type "native"/);
     }
   });
 

@@ -1,0 +1,105 @@
+/**
+ * The pages of the device authorization grant (RFC 8628 §3.3) at /device, rendered by
+ * oidc-provider through these hooks (features.deviceFlow), in the look of the sign-in pages:
+ *
+ * - entry: the person types the code their device shows (any case; dashes and spaces ignored, as
+ *   the engine normalises it), or finds it filled in from verification_uri_complete;
+ * - confirmation: which application asks (name, logo, links), for what (its scopes in words), the
+ *   code to compare with the device, and where the request came from; Continue or Deny;
+ * - then our own sign-in and consent steps, as for any authorization request;
+ * - done: the device may go on; or, on the entry page, why not (denied, expired, throttled).
+ *
+ * The forms carry the engine's xsrf token (bound to the browser's session). No page has script.
+ */
+import type { Context } from 'koa';
+import type { KoaContextWithOIDC } from 'oidc-provider';
+import type { DevicePages } from '../provider/provider.js';
+import { render } from '../http/views.js';
+import { forgetUnstoredXsrf, PREFILLED_USER_CODE } from '../provider/patches/user-code-entry.js';
+import { allowLogo, brandingOf } from './client-branding.js';
+import { describeScopes } from './consent.js';
+
+interface EngineError {
+  readonly name?: string;
+  readonly error?: string;
+  readonly seconds?: number;
+}
+
+/** "30 seconds", "2 minutes". */
+function duration(seconds: number): string {
+  if (seconds < 90) return `${seconds} second${seconds === 1 ? '' : 's'}`;
+  return `${Math.ceil(seconds / 60)} minutes`;
+}
+
+/** What the entry page says after the engine refused something (ReRenderError names, our 429). */
+function problem(err: EngineError | undefined): { error?: string; notice?: string } {
+  if (!err) return {};
+  switch (err.name) {
+    case 'NoCodeError':
+      return { error: 'Enter the code shown on your device.' };
+    case 'NotFoundError':
+      return { error: 'That code is not right. Check it on your device and type it again.' };
+    case 'ExpiredError':
+      return { error: 'That code has expired. Start again on your device to get a new one.' };
+    case 'AlreadyUsedError':
+      return { error: 'That code was already used. Start again on your device if it is not connected.' };
+    case 'AbortedError':
+      return { notice: 'Access denied. The device was told, and it got nothing. You can close this page.' };
+  }
+  if (err.error === 'temporarily_unavailable') {
+    return { error: `Too many wrong codes. For your security, code entry is paused for ${duration(err.seconds ?? 60)}; try again after that.` };
+  }
+  return { error: 'This page expired or the request could not be completed. Enter the code again.' };
+}
+
+function page(ctx: Context, view: string, data: Record<string, unknown>): void {
+  ctx.set('Cache-Control', 'no-store');
+  ctx.type = 'html';
+  ctx.body = render(view, data);
+}
+
+function scopesOf(ctx: KoaContextWithOIDC): string[] {
+  const scope = (ctx.oidc.entities.DeviceCode as { params?: { scope?: unknown } } | undefined)?.params?.scope;
+  return typeof scope === 'string' ? scope.split(' ').filter(Boolean) : [];
+}
+
+/** features.deviceFlow's page hooks. The engine's own `form` markup is not used: its fields are. */
+export const devicePages: DevicePages = {
+  async userCodeInputSource(ctx, _form, _out, err) {
+    const said = problem(err as EngineError | undefined);
+    const typed = (err as { userCode?: unknown } | undefined)?.userCode;
+    const prefilled = ctx.state[PREFILLED_USER_CODE] as string | undefined;
+    // A browser session that was never stored cannot hold an xsrf secret: no form, a way to a fresh one.
+    const unstored = err !== undefined && forgetUnstoredXsrf(ctx);
+    page(ctx, 'device', {
+      title: 'Connect a device',
+      action: ctx.oidc.urlFor('code_verification'),
+      fresh: unstored,
+      xsrf: (ctx.oidc.session?.state as { secret?: string } | undefined)?.secret ?? '',
+      userCode: typeof typed === 'string' ? typed : (prefilled ?? ''),
+      prefilled: prefilled !== undefined,
+      ...said,
+    });
+  },
+
+  async userCodeConfirmSource(ctx, _form, client, deviceInfo, userCode) {
+    const branding = brandingOf(client, client.clientId);
+    allowLogo(ctx as unknown as Context, branding);
+    const device = (deviceInfo ?? {}) as { ip?: unknown; ua?: unknown };
+    page(ctx, 'device-confirm', {
+      title: 'Connect a device',
+      client: branding,
+      permissions: describeScopes(scopesOf(ctx)),
+      userCode,
+      deviceIp: typeof device.ip === 'string' ? device.ip : undefined,
+      deviceAgent: typeof device.ua === 'string' && device.ua ? device.ua.slice(0, 200) : undefined,
+      action: ctx.oidc.urlFor('code_verification'),
+      xsrf: (ctx.oidc.session?.state as { secret?: string } | undefined)?.secret ?? '',
+    });
+  },
+
+  async successSource(ctx) {
+    const client = ctx.oidc.client;
+    page(ctx, 'device-done', { title: 'Device connected', clientName: client ? (client.clientName ?? client.clientId) : 'The application' });
+  },
+};

@@ -1,0 +1,119 @@
+/**
+ * Entering a user code at /device (RFC 8628 §3.3), as oidc-provider serves it, with two changes:
+ *
+ * - verification_uri_complete (`/device?user_code=…`) shows the entry page with the code filled in,
+ *   for the person to check against their device and continue, instead of the engine's page that
+ *   posts the code at once with an inline script (no script runs on our pages, and §3.3.1 wants
+ *   the person to compare the codes). The code is taken out of the query before the engine reads it.
+ * - Wrong codes are throttled (§5.1, §5.2): provider.DeviceCode.findByUserCode is wrapped so that,
+ *   before the engine looks a code up (and so before it marks the code in use or denied), entry
+ *   is refused with 429 while the address has typed too many wrong codes, or the code was tried
+ *   wrongly too often (mistyped, expired, already used), within the window. Each such miss is
+ *   then counted against both. The page says so (see interactions/device.ts).
+ * - After an error on the device pages, the engine's error handler puts a fresh xsrf secret in the
+ *   browser's session and its outermost middleware then persists the session; a session that was
+ *   never stored (a request without cookies) cannot be persisted, and the request ended in a 500.
+ *   forgetUnstoredXsrf, called by the entry page, leaves such a session untouched (the page then
+ *   offers a link to a fresh form instead of one that could not be checked).
+ * Pinned by test/unit/provider-patches.test.ts, test/conformance/device-authorization.test.ts and
+ * test/e2e/device-flow.test.ts.
+ */
+import { createHash } from 'node:crypto';
+import type { Context } from 'koa';
+import { errors, Provider, type KoaContextWithOIDC } from 'oidc-provider';
+import type { RateLimiterAbstract } from 'rate-limiter-flexible';
+import type { Kv } from '../../store/kv.js';
+import { rateLimiter } from '../../store/rate-limit.js';
+
+/** Where interactions/device.ts finds the code of a verification_uri_complete to fill in. */
+export const PREFILLED_USER_CODE = 'prefilledUserCode';
+
+export interface UserCodeLimits {
+  readonly maxFailuresPerIp: number;
+  readonly maxFailuresPerCode: number;
+  readonly window: number;
+}
+
+class TooManyCodes extends errors.OIDCProviderError {
+  constructor(readonly seconds: number) {
+    super(429, 'temporarily_unavailable');
+    this.error_description = `too many wrong codes; retry in ${seconds} s`;
+  }
+}
+
+interface FoundCode {
+  readonly isExpired: boolean;
+  readonly accountId?: string;
+  readonly error?: string;
+  readonly inFlight?: boolean;
+}
+
+export class UserCodeThrottle {
+  readonly #perIp: RateLimiterAbstract;
+  readonly #perCode: RateLimiterAbstract;
+
+  constructor(kv: Kv, limits: UserCodeLimits) {
+    this.#perIp = rateLimiter(kv, { keyPrefix: 'user-code-ip', points: limits.maxFailuresPerIp, duration: limits.window });
+    this.#perCode = rateLimiter(kv, { keyPrefix: 'user-code', points: limits.maxFailuresPerCode, duration: limits.window });
+  }
+
+  /** Seconds until a code may be entered from `ip`, or `code` entered at all; 0: now. Charges nothing. */
+  async wait(ip: string, code: string): Promise<number> {
+    const waits = await Promise.all(
+      ([
+        [this.#perIp, ip],
+        [this.#perCode, codeKey(code)],
+      ] as const).map(async ([limiter, key]) => {
+        const res = await limiter.get(key);
+        return res && res.consumedPoints >= limiter.points ? Math.ceil(res.msBeforeNext / 1000) : 0;
+      }),
+    );
+    return Math.max(...waits);
+  }
+
+  async missed(ip: string, code: string): Promise<void> {
+    await Promise.all([this.#perIp.penalty(ip, 1), this.#perCode.penalty(codeKey(code), 1)]);
+  }
+}
+
+/** Codes are keyed by a hash: a live code is a credential for a moment, and never stored in clear here. */
+const codeKey = (code: string) => createHash('sha256').update(code).digest('base64url');
+
+/** True when this request's browser session was never stored: then its xsrf secret is dropped, not persisted. */
+export function forgetUnstoredXsrf(ctx: KoaContextWithOIDC): boolean {
+  const session = ctx.oidc.session as unknown as { exp?: unknown; touched?: boolean } | undefined;
+  if (!session || typeof session.exp === 'number') return false;
+  session.touched = false;
+  return true;
+}
+
+export function userCodeEntry(provider: Provider, throttle: UserCodeThrottle): void {
+  const path = provider.pathFor('code_verification').toLowerCase();
+  provider.use(async (ctx, next) => {
+    const prefilled = ctx.query.user_code;
+    if (ctx.method === 'GET' && ctx.path.toLowerCase().replace(/\/$/, '') === path && prefilled !== undefined) {
+      if (typeof prefilled === 'string') ctx.state[PREFILLED_USER_CODE] = prefilled;
+      const { user_code: _dropped, ...rest } = ctx.query;
+      ctx.query = rest;
+    }
+    await next();
+  });
+
+  const DeviceCode = provider.DeviceCode as unknown as {
+    findByUserCode(code: string, ...rest: unknown[]): Promise<FoundCode | undefined>;
+  };
+  const findByUserCode = DeviceCode.findByUserCode.bind(DeviceCode);
+  DeviceCode.findByUserCode = async (code: string, ...rest: unknown[]) => {
+    const ctx = Provider.ctx as unknown as Context | undefined;
+    if (!ctx) return findByUserCode(code, ...rest);
+    const wait = await throttle.wait(ctx.ip, code);
+    if (wait) {
+      ctx.set('Retry-After', String(wait));
+      throw new TooManyCodes(wait);
+    }
+    const found = await findByUserCode(code, ...rest);
+    // What the engine refuses next (code_verification.js): unknown, expired, or already used.
+    if (!found || found.isExpired || found.error || found.accountId || found.inFlight) await throttle.missed(ctx.ip, code);
+    return found;
+  };
+}
