@@ -31,6 +31,7 @@ import { refuseHintsOfRevokedKeys } from './patches/revoked-key-hints.js';
 import { ADMIN_SCOPES } from '../apis/admin-resource.js';
 import { acceptPreviousSecrets } from './patches/previous-secrets.js';
 import { developerClient } from '../registration/developer-pages.js';
+import { accountClient } from '../accounts/page/account-pages.js';
 import { singleUseInitialAccessTokens } from '../registration/initial-access-tokens.js';
 import { enforcePolicy, type RegistrationPolicy } from '../registration/policy.js';
 import type { Consents } from './consents.js';
@@ -111,7 +112,7 @@ function storage({ config, kv, apis, revocations }: ProviderDependencies): Confi
 /** Clients, signing keys, cookies, and the protocol choices: response types, PKCE, client authentication, algorithms. */
 function protocol({ config, keyring }: ProviderDependencies): Configuration {
   return {
-    clients: [...config.clients.map((client) => ({ ...client })), developerClient(config.issuer)],
+    clients: [...config.clients.map((client) => ({ ...client })), developerClient(config.issuer), accountClient(config.issuer)],
     jwks: keyring.signingJwks() as Configuration['jwks'],
     cookies: {
       keys: [...config.cookie.keys],
