@@ -13,6 +13,7 @@ import { Accounts } from './accounts/accounts.js';
 import { Apis } from './apis/apis.js';
 import { AccountSessions } from './accounts/sessions.js';
 import { LoginThrottle } from './accounts/throttle.js';
+import { SessionActivity } from './accounts/session-activity.js';
 import { logoutPages } from './interactions/logout.js';
 import { Consents } from './provider/consents.js';
 import { adminApi } from './registration/admin-api.js';
@@ -187,6 +188,11 @@ export async function serve(config: Config, logger: Logger = createLogger(config
         accounts,
         sessions,
         csrfKey: config.cookie.keys[0]!,
+        throttle: new LoginThrottle(kv, config.accounts.throttle),
+        grants,
+        consents,
+        activity: new SessionActivity(kv, config.ttl.session),
+        logger,
       }),
       interactionRoutes({
         providers,

@@ -17,6 +17,15 @@ export interface FirstPartyPage {
   readonly path: string;
 }
 
+/** Latchkey's own pages that sign people in, each with its own client. */
+export const FIRST_PARTY_PAGES = {
+  developer: { clientId: 'latchkey-developer', clientName: 'Latchkey developer page', path: '/developer' },
+  account: { clientId: 'latchkey-account', clientName: 'Latchkey account page', path: '/account' },
+} as const satisfies Record<string, FirstPartyPage>;
+
+/** Their clients' ids (e.g. not listed among the apps a person gave access to: these are Latchkey itself). */
+export const FIRST_PARTY_CLIENT_IDS: readonly string[] = Object.values(FIRST_PARTY_PAGES).map((page) => page.clientId);
+
 /** The page's own client: public, code + PKCE, back to <path>/callback. */
 export function firstPartyClient(issuer: string, { clientId, clientName, path }: FirstPartyPage): ClientMetadataInput {
   return {

@@ -7,6 +7,7 @@ import { errors, Provider, type AccountClaims, type Configuration, type KoaConte
 import { claimsFor, type Accounts } from '../accounts/accounts.js';
 import type { Apis } from '../apis/apis.js';
 import { AccountSessions } from '../accounts/sessions.js';
+import { SessionActivity } from '../accounts/session-activity.js';
 import type { Config } from '../config.js';
 import type { Keyring } from '../keyring/keyring.js';
 import { FEED_PATH, FEED_SCOPE } from '../apis/feed-server.js';
@@ -311,6 +312,8 @@ function applyPatches(provider: Provider, { config, kv, verifier, accounts, apis
   provider.use(postAsGet([provider.pathFor('authorization'), provider.pathFor('end_session')]));
   // A session whose person was disabled or deleted is ended before the engine reads it (see accounts/sessions.ts).
   provider.use(new AccountSessions(kv, { current: provider }, accounts).recheckAtAuthorization(provider));
+  // Where each session was last seen, for the account page (see accounts/session-activity.ts).
+  provider.use(new SessionActivity(kv, config.ttl.session).recordAtAuthorization(provider));
   provider.use(offlineAccessPrompt(provider.pathFor('authorization')));
   provider.use(clientAuthenticationRequired(new URL(config.issuer).host));
   if (!config.registration.open) provider.use(singleUseInitialAccessTokens(provider, kv, config.issuer));

@@ -5,11 +5,10 @@
  */
 import type Router from '@koa/router';
 import type { ClientMetadata as ClientMetadataInput } from 'oidc-provider';
-import { firstPartyClient, firstPartySignIn, type FirstPartyPage } from '../http/first-party-sign-in.js';
+import { FIRST_PARTY_PAGES, firstPartyClient, firstPartySignIn } from '../http/first-party-sign-in.js';
 
-export const DEVELOPER_CLIENT_ID = 'latchkey-developer';
-
-const DEVELOPER_PAGE: FirstPartyPage = { clientId: DEVELOPER_CLIENT_ID, clientName: 'Latchkey developer page', path: '/developer' };
+const DEVELOPER_PAGE = FIRST_PARTY_PAGES.developer;
+export const DEVELOPER_CLIENT_ID = DEVELOPER_PAGE.clientId;
 
 /** The page's own client: public, code + PKCE, back to /developer/callback. */
 export function developerClient(issuer: string): ClientMetadataInput {

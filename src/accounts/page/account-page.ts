@@ -45,6 +45,8 @@ export interface Person {
   readonly accountId: string;
   /** The provider's session id (what CSRF tokens are bound to). */
   readonly sessionId: string;
+  /** The session's uid: unlike its id (the cookie's value), it may be shown on a page. */
+  readonly sessionUid: string;
   readonly account: Account;
 }
 
@@ -92,6 +94,13 @@ export interface AccountPage {
   page(ctx: Context, view: string, data: Record<string, unknown>, status?: number): void;
 }
 
+const dateTime = new Intl.DateTimeFormat('en-GB', { dateStyle: 'medium', timeStyle: 'short', timeZone: 'UTC' });
+
+/** When something happened (epoch seconds), as the page says it: "30 Nov 2026, 08:12 UTC". */
+export function when(epochSeconds: number): string {
+  return `${dateTime.format(new Date(epochSeconds * 1000))} UTC`;
+}
+
 interface Options {
   /** The provider in service, read per request (it is replaced when the key ring changes). */
   readonly providers: ProviderInService;
@@ -111,7 +120,7 @@ export function accountPage({ providers, accounts, sessions, csrfKey }: Options)
     const found = await sessions.signedIn(providers.current, ctx);
     if (!found) return undefined;
     const account = await accounts.find(found.accountId);
-    return account && { accountId: account.sub, sessionId: found.session.jti, account };
+    return account && { accountId: account.sub, sessionId: found.session.jti, sessionUid: found.session.uid, account };
   }
 
   const { page, submitted } = signedInPages({ signedIn, csrf, where: 'your account page' });
