@@ -160,6 +160,8 @@ describe('e2e: the account page', function () {
     assert.ok(isConsent(again.page), `the app must ask for consent again, got ${again.page.url}`);
   });
 
+  let bobs: { refreshToken: string; sessionUid: string };
+
   it('signing out another session: back-channel logout to its apps, and that browser must sign in again', async () => {
     const phone = new Agent();
     const tokens = await notesSignIn(phone, 'bob');
@@ -184,8 +186,29 @@ describe('e2e: the account page', function () {
     assert.deepEqual(logout.map((claims) => claims.sid), [sid], 'a logout token for the session signed out');
     assert.ok(isLogin((await authorize(phone)).page), 'that browser is asked to sign in again');
     // Notes asked for offline access, which outlives signing out (as at end_session).
-    await oidc.refreshTokenGrant(notes, tokens.refresh_token!, { resource: API });
+    const refreshed = await oidc.refreshTokenGrant(notes, tokens.refresh_token!, { resource: API });
     assert.ok(isLogin(await phone.follow(`${server.issuer}/account`)), 'the account page too');
+    bobs = { refreshToken: refreshed.refresh_token!, sessionUid: listed.find((session) => session.current)!.uid };
+  });
+
+  it('a person acts only on their own sessions and apps: another person’s are “not found”, and keep working', async () => {
+    const { agent, page } = await signIn('dave');
+    const { hidden } = formIn(page.html, '/password');
+    const post = (path: string, fields: Record<string, string>) =>
+      agent.follow(`${server.issuer}/account${path}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ csrf: hidden.csrf!, ...fields }),
+      });
+    const session = await post('/sessions/sign-out', { session: bobs.sessionUid });
+    assert.equal(session.status, 404);
+    assert.match(session.html, /That session is not signed in any more/);
+    const app = await post('/apps/withdraw', { client: NOTES.id });
+    assert.equal(app.status, 404, 'dave never gave Notes access');
+    assert.match(app.html, /That app has no access to withdraw/);
+    assert.match((await agent.follow(`${server.issuer}/account`)).html, /No app has access to your account/, 'nor does he see anyone else’s');
+    await oidc.refreshTokenGrant(notes, bobs.refreshToken, { resource: API });
+    assert.equal(sessionsOn((await signIn('bob')).page).length, 2, 'bob’s session is still there (and the one just made)');
   });
 
   it('refuses a form without its CSRF token, or with another session’s, and any POST from a stranger', async () => {
@@ -214,17 +237,16 @@ describe('e2e: the account page', function () {
 
   it('answers bad requests with the page and a message, never a 500', async () => {
     const { agent, page } = await signIn('dave');
-    const unknownApp = await agent.submit(page, '/sessions/sign-out', { session: 'no-such-session' });
-    assert.equal(unknownApp.status, 404);
-    assert.match(unknownApp.html, /That session is not signed in any more/);
+    const unknownSession = await agent.submit(page, '/sessions/sign-out', { session: 'no-such-session' });
+    assert.equal(unknownSession.status, 404);
+    assert.match(unknownSession.html, /That session is not signed in any more/);
     const { hidden } = formIn(page.html, '/password');
-    const withdraw = await agent.follow(`${server.issuer}/account/apps/withdraw`, {
+    const noApp = await agent.follow(`${server.issuer}/account/apps/withdraw`, {
       method: 'POST',
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ csrf: hidden.csrf!, client: NOTES.id }),
+      body: new URLSearchParams({ csrf: hidden.csrf! }),
     });
-    assert.equal(withdraw.status, 404, 'dave never gave Notes access');
-    assert.match(withdraw.html, /That app has no access to withdraw/);
+    assert.equal(noApp.status, 404, 'no app named');
     const mismatch = await agent.submit(page, '/password', { current_password: PASSWORD, new_password: 'one new password', confirm_password: 'another' });
     assert.equal(mismatch.status, 400);
     assert.match(mismatch.html, /are not the same/);
