@@ -253,6 +253,11 @@ describe('e2e: the account page', function () {
     const short = await agent.submit(page, '/password', { current_password: PASSWORD, new_password: 'short', confirm_password: 'short' });
     assert.equal(short.status, 400);
     assert.match(short.html, /Choose another new password: a password has at least 8 characters/);
+    for (const done of ['password.constructor', 'password.__proto__', 'apps.toString', '<b>.changed']) {
+      const shown = await agent.follow(`${server.issuer}/account?done=${encodeURIComponent(done)}`);
+      assert.equal(shown.status, 200, done);
+      assert.doesNotMatch(shown.html, /class="notice"/, `${done}: only a section's own notices are shown`);
+    }
     const huge = await agent.request(`${server.issuer}/account/password`, {
       method: 'POST',
       headers: { 'content-type': 'application/x-www-form-urlencoded' },

@@ -51,7 +51,7 @@ interface Options {
 }
 
 export function accountPages({ issuer, providers, accounts, sessions, csrfKey, extensions = [], throttle, grants, consents, activity, logger }: Options): Middleware {
-  const page = accountPage({ providers, accounts, sessions, csrfKey });
+  const page = accountPage({ providers, sessions, csrfKey });
   firstPartySignIn(page.router, issuer, ACCOUNT_PAGE);
   const own = [
     passwordSection({ accounts, throttle, logger }),
