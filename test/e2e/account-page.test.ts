@@ -59,7 +59,7 @@ describe('e2e: the account page', function () {
       machineClient(RS),
     ];
     server = await startServer({ ownRedis: true, clients, env: { RESOURCE_SERVERS, OUTBOUND_ALLOW_PRIVATE_NETWORKS: 'true' } });
-    for (const name of ['alice', 'bob', 'carol', 'dave']) await server.accounts.create(name, PASSWORD, { name: name[0]!.toUpperCase() + name.slice(1) });
+    for (const name of ['alice', 'bob', 'carol', 'dave', 'erin']) await server.accounts.create(name, PASSWORD, { name: name[0]!.toUpperCase() + name.slice(1) });
     await grantFeed(server, RS.id);
     notes = await oidc.discovery(new URL(server.issuer), NOTES.id, NOTES.secret, oidc.ClientSecretBasic(NOTES.secret), { execute: [oidc.allowInsecureRequests] });
   });
@@ -209,6 +209,23 @@ describe('e2e: the account page', function () {
     assert.match((await agent.follow(`${server.issuer}/account`)).html, /No app has access to your account/, 'nor does he see anyone else’s');
     await oidc.refreshTokenGrant(notes, bobs.refreshToken, { resource: API });
     assert.equal(sessionsOn((await signIn('bob')).page).length, 2, 'bob’s session is still there (and the one just made)');
+  });
+
+  it('changing the password: the old one stops working, and the other sessions are signed out unless the person unticks it', async () => {
+    const kept = await signIn('erin');
+    const { agent, page } = await signIn('erin');
+    const first = await agent.submit(page, '/password', { current_password: PASSWORD, new_password: 'second password', confirm_password: 'second password', });
+    assert.equal(first.url, `${server.issuer}/account?done=password.changed#password`);
+    assert.match(first.html, /Your password has been changed\./);
+    assert.equal(await server.accounts.verify('erin', PASSWORD), undefined, 'the old password no longer signs in');
+    assert.ok(await server.accounts.verify('erin', 'second password'));
+    assert.equal(sessionsOn(await kept.agent.follow(`${server.issuer}/account`)).length, 2, 'unticked: the other session stays');
+
+    assert.match(first.html, /name="sign_out_others" value="yes" checked/, 'ticked unless the person unticks it');
+    const second = await agent.submit(first, '/password', { current_password: 'second password', new_password: 'third password', confirm_password: 'third password', sign_out_others: 'yes' });
+    assert.match(second.html, /Your password has been changed, and every other session is signed out/);
+    assert.equal(sessionsOn(second).length, 1);
+    assert.ok(isLogin(await kept.agent.follow(`${server.issuer}/account`)), 'the other browser must sign in again');
   });
 
   it('refuses a form without its CSRF token, or with another session’s, and any POST from a stranger', async () => {

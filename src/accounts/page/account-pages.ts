@@ -54,7 +54,7 @@ export function accountPages({ issuer, providers, accounts, sessions, csrfKey, e
   const page = accountPage({ providers, sessions, csrfKey });
   firstPartySignIn(page.router, issuer, ACCOUNT_PAGE);
   const own = [
-    passwordSection({ accounts, throttle, logger }),
+    passwordSection({ accounts, throttle, sessions, grants, logger }),
     appsSection({ providers, grants, consents, firstParty: FIRST_PARTY_CLIENT_IDS, logger }),
     sessionsSection({ sessions, activity, grants, logger }),
   ];
