@@ -7,6 +7,7 @@ import { errors, Provider, type AccountClaims, type Configuration, type KoaConte
 import { claimsFor, type Accounts } from '../accounts/accounts.js';
 import type { Apis } from '../apis/apis.js';
 import { AccountSessions } from '../accounts/sessions.js';
+import { SessionActivity } from '../accounts/session-activity.js';
 import type { Config } from '../config.js';
 import type { Keyring } from '../keyring/keyring.js';
 import { dpopNonceSecret } from '../keyring/dpop-nonces.js';
@@ -35,9 +36,11 @@ import { resolveClientMetadataDocuments } from './patches/client-metadata-docume
 import { ClientMetadataDocuments } from '../registration/client-metadata-documents.js';
 import { ClientMetadataDocumentCache } from '../store/client-metadata-documents.js';
 import { createOutboundFetch } from '../http/outbound.js';
-import { DEVELOPER_CLIENT_ID, developerClient } from '../registration/developer-pages.js';
+import { developerClient } from '../registration/developer-pages.js';
 import { DevicePolling, pacedDevicePolling } from './patches/device-polling.js';
 import { UserCodeThrottle, userCodeEntry } from './patches/user-code-entry.js';
+import { accountClient } from '../accounts/page/account-pages.js';
+import { FIRST_PARTY_CLIENT_IDS } from '../http/first-party-sign-in.js';
 import { singleUseInitialAccessTokens } from '../registration/initial-access-tokens.js';
 import { applyRequirements, enforcePolicy, type RegistrationPolicy } from '../registration/policy.js';
 import type { Consents } from './consents.js';
@@ -92,7 +95,7 @@ function registrationPolicy(config: Config): RegistrationPolicy {
     scopes: [...new Set([...OIDC_SCOPES, ...servers.flatMap((server) => server.scopes)])],
     // The privileged APIs' scopes: granted only by operators, never registered self-service.
     privilegedScopes: [...ADMIN_SCOPES, FEED_SCOPE],
-    ...(config.par.required ? { requirePushedRequests: { except: [DEVELOPER_CLIENT_ID] } } : {}),
+    ...(config.par.required ? { requirePushedRequests: { except: FIRST_PARTY_CLIENT_IDS } } : {}),
   };
 }
 
@@ -125,7 +128,7 @@ function storage({ config, kv, apis, revocations }: ProviderDependencies): Confi
 /** Clients, signing keys, cookies, and the protocol choices: response types, PKCE, client authentication, algorithms. */
 function protocol({ config, keyring }: ProviderDependencies): Configuration {
   return {
-    clients: [...config.clients.map((client) => ({ ...client })), developerClient(config.issuer)],
+    clients: [...config.clients.map((client) => ({ ...client })), developerClient(config.issuer), accountClient(config.issuer)],
     jwks: keyring.signingJwks() as Configuration['jwks'],
     cookies: {
       keys: [...config.cookie.keys],
@@ -370,6 +373,8 @@ function applyPatches(
   provider.use(postAsGet([provider.pathFor('authorization'), provider.pathFor('end_session')]));
   // A session whose person was disabled or deleted is ended before the engine reads it (see accounts/sessions.ts).
   provider.use(new AccountSessions(kv, { current: provider }, accounts).recheckAtAuthorization(provider));
+  // Where each session was last seen, for the account page (see accounts/session-activity.ts).
+  provider.use(new SessionActivity(kv, config.ttl.session).recordAtAuthorization(provider));
   provider.use(offlineAccessPrompt(provider.pathFor('authorization')));
   provider.use(clientAuthenticationRequired(new URL(config.issuer).host));
   if (!config.registration.open) provider.use(singleUseInitialAccessTokens(provider, kv, config.issuer));

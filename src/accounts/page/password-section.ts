@@ -1,0 +1,87 @@
+/**
+ * The account page's "Password" section: a person changes their password by typing the current
+ * one. Wrong guesses share the sign-in brute-force throttle (same counts per username and address),
+ * so the page is no way around it. Unless the person unticks it, their other sessions are signed
+ * out with it (as "Sign out" in the sessions section does), so whoever learned the old password
+ * and signed in with it is out too.
+ */
+import type { Logger } from '../../ops/logger.js';
+import type { GrantRevocation } from '../../revocation/grants.js';
+import { AccountError, type Accounts } from '../accounts.js';
+import type { AccountSessions } from '../sessions.js';
+import type { LoginThrottle } from '../throttle.js';
+import { field, type AccountPage } from './account-page.js';
+
+const SECTION = 'password';
+
+/** "30 seconds", "2 minutes". */
+const inWords = (seconds: number) => (seconds < 90 ? `${seconds} seconds` : `${Math.ceil(seconds / 60)} minutes`);
+
+interface Options {
+  readonly accounts: Accounts;
+  readonly throttle: LoginThrottle;
+  /** Signs the other sessions out, revoking what they made as sign-out does. */
+  readonly sessions: AccountSessions;
+  readonly grants: GrantRevocation;
+  readonly logger: Logger;
+}
+
+export function passwordSection({ accounts, throttle, sessions, grants, logger }: Options) {
+  return (page: AccountPage): void => {
+    page.addSection({
+      id: SECTION,
+      title: 'Password',
+      order: 10,
+      view: 'account-password',
+      data: async (_ctx, person) => ({ username: person.account.username }),
+      notices: {
+        changed: 'Your password has been changed.',
+        'changed-everywhere': 'Your password has been changed, and every other session is signed out.',
+      },
+    });
+
+    page.router.post('/password', page.form, async (ctx) => {
+      const found = await page.submitted(ctx);
+      if (!found) return;
+      const { who, body } = found;
+      const refuse = (error: string, status: number) => page.show(ctx, who, { section: SECTION, error }, status);
+      const current = field(body, 'current_password');
+      const next = field(body, 'new_password');
+      if (!current || !next) return refuse('Enter your current password and a new one.', 400);
+      if (next !== field(body, 'confirm_password')) return refuse('The new password and its confirmation are not the same. Type them again.', 400);
+
+      const { username } = who.account;
+      const paused = (seconds: number) => {
+        logger.warn({ event: 'account.password_throttled', ip: ctx.ip }, 'password change paused after repeated failures');
+        ctx.set('Retry-After', String(seconds));
+        return refuse(`Too many wrong passwords. For your security, changing it is paused for ${inWords(seconds)}; try again after that.`, 429);
+      };
+      // While paused, the current password is not even checked (as at sign-in).
+      const pause = await throttle.pause(username, ctx.ip);
+      if (pause) return paused(pause);
+      let changed: boolean;
+      try {
+        changed = await accounts.changePassword(who.accountId, current, next);
+      } catch (error) {
+        if (!(error instanceof AccountError)) throw error;
+        return refuse(`Choose another new password: ${error.message}.`, 400);
+      }
+      if (!changed) {
+        logger.info({ event: 'account.password_change_failed', sub: who.accountId }, 'password change: wrong current password');
+        const started = await throttle.failed(username, ctx.ip);
+        if (started) return paused(started);
+        return refuse('That is not your current password. Try again.', 400);
+      }
+      await throttle.succeeded(username);
+      const everywhere = field(body, 'sign_out_others') === 'yes';
+      let signedOut = 0;
+      if (everywhere) {
+        const others = (await sessions.list(who.accountId)).filter((session) => session.uid !== who.sessionUid);
+        const ended = await Promise.all(others.map((session) => sessions.signOut(who.accountId, session.uid, (grantId) => grants.revoke(grantId))));
+        signedOut = ended.filter(Boolean).length;
+      }
+      logger.info({ event: 'account.password_changed', sub: who.accountId, sessions_signed_out: signedOut }, 'password changed on the account page');
+      page.done(ctx, SECTION, everywhere ? 'changed-everywhere' : 'changed');
+    });
+  };
+}
