@@ -98,6 +98,7 @@ const schema = z.strictObject({
   clients: z.array(z.looseObject({ client_id: z.string().min(1) })),
   resourceServers: z.array(resourceServer),
   outbound: z.strictObject({ allowPrivateNetworks: z.boolean() }),
+  upstreams: z.strictObject({ timeout: z.number().int().min(1).max(60), stateTtl: seconds }),
   metrics: z.strictObject({ enabled: z.boolean(), host: z.string().min(1), port: z.number().int().min(0).max(65535) }),
   rateLimit: z.strictObject({
     window: seconds,

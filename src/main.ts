@@ -40,6 +40,11 @@ import { revocationFeed } from './revocation/feed.js';
 import { FEED_PATH } from './apis/feed-server.js';
 import { GrantRevocation } from './revocation/grants.js';
 import { RevocationList } from './revocation/list.js';
+import { UpstreamLinks } from './accounts/links.js';
+import { UpstreamClients } from './upstreams/client.js';
+import { PendingSignIns } from './upstreams/pending.js';
+import { Upstreams } from './upstreams/registry.js';
+import { FederatedSessions } from './upstreams/sessions.js';
 import { announceServer, StoreAccessError, storeLocation } from './store/control.js';
 import { connectionError, openStore, type Kv } from './store/index.js';
 import { isStoreOutage } from './store/outage.js';
@@ -79,6 +84,7 @@ export function providerFactory(config: Config, kv: Kv, metrics?: Metrics) {
   const consents = new Consents(kv, config.ttl.grant);
   const revocations = new RevocationList(kv, { skew: CLOCK_TOLERANCE, accessTokenLifetime: longestAccessTokenLifetime(config) });
   const limits = new RateLimits(kv, config.rateLimit, metrics);
+  const federated = new FederatedSessions(kv, config.ttl.session);
   /**
    * `verifier` is the key ring service's (the server's); without one (CLI commands that only
    * validate metadata or store tokens), the ring's own public keys.
@@ -96,8 +102,9 @@ export function providerFactory(config: Config, kv: Kv, metrics?: Metrics) {
       rateLimits: limits,
       renderError: (ctx, out) => renderProviderError(ctx, out),
       logoutPages,
+      federated,
     });
-  return { accounts, apis, consents, revocations, limits, build };
+  return { accounts, apis, consents, revocations, limits, federated, build };
 }
 
 /** The setting that says where Redis is, for an error that names it. */
@@ -134,7 +141,7 @@ export async function serve(config: Config, logger: Logger = createLogger(config
     }
     throw error;
   });
-  const { accounts, apis, consents, revocations, limits, build } = providerFactory(config, kv, metrics);
+  const { accounts, apis, consents, revocations, limits, federated, build } = providerFactory(config, kv, metrics);
   const verifier = keys.verifier();
   const providers = new ProviderHost(build(keys.ring, verifier));
   await checkConfiguredClients(providers.current, config.clients.map((client) => client.client_id)).catch(async (error: unknown) => {
@@ -148,6 +155,7 @@ export async function serve(config: Config, logger: Logger = createLogger(config
   const clients = new Clients(kv, providers);
   const grants = new GrantRevocation(kv, revocations);
   const sessions = new AccountSessions(kv, providers, accounts);
+  const upstreams = new Upstreams(kv, config.keys.secrets);
 
   const app = createApp({
     config,
@@ -164,11 +172,12 @@ export async function serve(config: Config, logger: Logger = createLogger(config
         admin: /^\/admin(?:\/|$)/i,
         developer: /^\/developer(?:\/|$)/i,
         interaction: /^\/interaction\//i,
+        upstream: /^\/upstream\//i,
       }),
       homePage({ issuer: config.issuer, jwksPath: providers.current.pathFor('jwks') }),
       jwksEndpoint(providers.current.pathFor('jwks'), () => keys.jwks),
       revocationFeed({ issuer: config.issuer, keys: verifier, list: revocations, apis, clockTolerance: CLOCK_TOLERANCE }),
-      adminApi({ issuer: config.issuer, providers, clients, accounts, apis, grants, sessions, secretRotationGrace: config.registration.secretRotationGrace }),
+      adminApi({ issuer: config.issuer, providers, clients, accounts, apis, grants, sessions, upstreams, secretRotationGrace: config.registration.secretRotationGrace }),
       developerPages({
         issuer: config.issuer,
         providers,
@@ -177,7 +186,7 @@ export async function serve(config: Config, logger: Logger = createLogger(config
         csrfKey: config.cookie.keys[0]!,
         secretRotationGrace: config.registration.secretRotationGrace,
       }),
-      interactionRoutes({
+      ...interactionRoutes({
         providers,
         accounts,
         throttle: new LoginThrottle(kv, config.accounts.throttle),
@@ -185,6 +194,18 @@ export async function serve(config: Config, logger: Logger = createLogger(config
         logger,
         metrics,
         csrfKey: config.cookie.keys[0]!,
+        upstream: {
+          upstreams,
+          clients: new UpstreamClients(
+            { timeout: config.upstreams.timeout * 1000, maxBytes: 1024 * 1024, allowPrivateNetworks: config.outbound.allowPrivateNetworks },
+            (id) => `${config.issuer}/upstream/${id}/callback`,
+          ),
+          pending: new PendingSignIns(kv, config.upstreams.stateTtl),
+          links: new UpstreamLinks(kv, accounts),
+          federated,
+          sessions,
+          stateTtl: config.upstreams.stateTtl,
+        },
       }),
     ],
   });

@@ -295,7 +295,7 @@ describe('e2e: client registration (RFC 7591/7592), its policy, and the admin AP
       assert.ok(result.valid, JSON.stringify(result.errors));
 
       const { adminApi } = await import('../../src/registration/admin-api.js');
-      const middleware = adminApi({ issuer: server.issuer, providers: server.providers, clients: undefined!, accounts: server.accounts, apis: server.apis, grants: server.grants, sessions: undefined!, secretRotationGrace: 0 });
+      const middleware = adminApi({ issuer: server.issuer, providers: server.providers, clients: undefined!, accounts: server.accounts, apis: server.apis, grants: server.grants, sessions: undefined!, upstreams: undefined!, secretRotationGrace: 0 });
       const stack = (middleware as unknown as { router: { stack: { path: string; methods: string[] }[] } }).router.stack;
       for (const layer of stack) {
         const path = layer.path.replace(/^\/admin/, '').replace(/:(\w+)/g, '{$1}');
