@@ -4,11 +4,12 @@
  * validation (issuer, audience, signature against the upstream's JWKS, expiry, nonce, and the
  * RFC 9207 `iss` response parameter when the upstream offers it), userinfo; and the upstream's
  * back-channel logout tokens, verified with jose against the same JWKS. Nothing is validated by
- * hand. Every request goes through the bounded fetch (outbound.ts).
+ * hand. Every request goes through the guarded fetch (http/outbound.ts): bounded in time and size,
+ * kept off private addresses unless outbound.allowPrivateNetworks.
  */
 import { createRemoteJWKSet, customFetch as joseFetch, jwtVerify, type JWTPayload } from 'jose';
 import * as oidc from 'openid-client';
-import { boundedFetch, type OutboundSettings } from './outbound.js';
+import { createOutboundFetch } from '../http/outbound.js';
 import type { Upstream } from './registry.js';
 
 /** How long a discovered configuration is reused before the upstream is asked again. */
@@ -45,8 +46,16 @@ interface Cached {
   readonly at: number;
 }
 
+export interface OutboundSettings {
+  /** Milliseconds a request (connection, answer and body) may take. */
+  readonly timeout: number;
+  /** Bytes a response body may have. */
+  readonly maxBytes: number;
+  readonly allowPrivateNetworks: boolean;
+}
+
 export class UpstreamClients {
-  readonly #fetch: typeof fetch;
+  readonly #fetch: (url: string, options: RequestInit) => Promise<Response>;
   readonly #cache = new Map<string, Cached>();
 
   constructor(
@@ -54,7 +63,9 @@ export class UpstreamClients {
     /** Where each upstream sends people back: `<issuer>/upstream/<id>/callback`. */
     private readonly callbackUrl: (id: string) => string,
   ) {
-    this.#fetch = boundedFetch(outbound);
+    const guarded = createOutboundFetch({ allowPrivateNetworks: outbound.allowPrivateNetworks });
+    // openid-client and jose ask for redirect: 'manual'; the guarded fetch follows none anyway.
+    this.#fetch = (url, { redirect: _, ...options }) => guarded(url, { ...options, timeoutMs: outbound.timeout, maxBytes: outbound.maxBytes });
   }
 
   async #discover(upstream: Upstream): Promise<Cached> {

@@ -25,7 +25,6 @@ import { freePort } from '../helpers/redis.js';
 import { startRelyingParty, type RelyingParty } from '../helpers/relying-party.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { UpstreamLinks } from '../../src/accounts/links.js';
-import { boundedFetch, OutboundError } from '../../src/upstreams/outbound.js';
 import { Upstreams } from '../../src/upstreams/registry.js';
 
 const SECRET = 'upstream-test-client-secret-with-plenty-of-entropy';
@@ -58,10 +57,6 @@ async function startFakeUpstream() {
       });
     }
     if (url.pathname === '/jwks') return json({ keys: [jwk] });
-    if (url.pathname === '/big') {
-      res.writeHead(200).end(Buffer.alloc(2 * 1024 * 1024));
-      return;
-    }
     if (url.pathname === '/authorize') {
       state.nonce = url.searchParams.get('nonce') ?? '';
       const back = new URL(url.searchParams.get('redirect_uri')!);
@@ -379,17 +374,6 @@ describe('e2e: sign in through an upstream OpenID Connect provider', function ()
       assert.doesNotMatch(await silent(), /error=login_required/, 'still signed in');
       assert.equal(await post(await fake.logoutToken({ sid: 'fake-sid-1' })), 200);
       assert.match(await silent(), /error=login_required/, 'signed out');
-    });
-  });
-
-  describe('the bounded outbound fetch', () => {
-    it('refuses loopback addresses unless private networks are allowed, and bodies over the size bound', async () => {
-      const guarded = boundedFetch({ timeout: 2000, maxBytes: 1024, allowPrivateNetworks: false });
-      await assert.rejects(guarded(`${fake.state.issuer}/jwks`), OutboundError);
-      await assert.rejects(guarded(fake.state.issuer.replace('127.0.0.1', 'localhost') + '/jwks'), (error: Error) => error instanceof OutboundError || error.cause instanceof OutboundError);
-      const open = boundedFetch({ timeout: 2000, maxBytes: 1024, allowPrivateNetworks: true });
-      assert.equal((await open(`${fake.state.issuer}/jwks`)).status, 200);
-      await assert.rejects(open(`${fake.state.issuer}/big`), OutboundError);
     });
   });
 });
