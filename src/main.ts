@@ -42,6 +42,7 @@ import { GrantRevocation } from './revocation/grants.js';
 import { RevocationList } from './revocation/list.js';
 import { UpstreamLinks } from './accounts/links.js';
 import { UpstreamClients } from './upstreams/client.js';
+import { UpstreamLogout } from './upstreams/logout.js';
 import { PendingSignIns } from './upstreams/pending.js';
 import { Upstreams } from './upstreams/registry.js';
 import { FederatedSessions } from './upstreams/sessions.js';
@@ -85,6 +86,12 @@ export function providerFactory(config: Config, kv: Kv, metrics?: Metrics) {
   const revocations = new RevocationList(kv, { skew: CLOCK_TOLERANCE, accessTokenLifetime: longestAccessTokenLifetime(config) });
   const limits = new RateLimits(kv, config.rateLimit, metrics);
   const federated = new FederatedSessions(kv, config.ttl.session);
+  const upstreams = new Upstreams(kv, config.keys.secrets);
+  const upstreamClients = new UpstreamClients(
+    { timeout: config.upstreams.timeout * 1000, maxBytes: 1024 * 1024, allowPrivateNetworks: config.outbound.allowPrivateNetworks },
+    (id) => `${config.issuer}/upstream/${id}/callback`,
+  );
+  const upstreamLogout = new UpstreamLogout(kv, upstreams, upstreamClients, federated, config.issuer, config.upstreams.stateTtl);
   /**
    * `verifier` is the key ring service's (the server's); without one (CLI commands that only
    * validate metadata or store tokens), the ring's own public keys.
@@ -103,8 +110,9 @@ export function providerFactory(config: Config, kv: Kv, metrics?: Metrics) {
       renderError: (ctx, out) => renderProviderError(ctx, out),
       logoutPages,
       federated,
+      upstreamLogout,
     });
-  return { accounts, apis, consents, revocations, limits, federated, build };
+  return { accounts, apis, consents, revocations, limits, federated, upstreams, upstreamClients, upstreamLogout, build };
 }
 
 /** The setting that says where Redis is, for an error that names it. */
@@ -141,7 +149,7 @@ export async function serve(config: Config, logger: Logger = createLogger(config
     }
     throw error;
   });
-  const { accounts, apis, consents, revocations, limits, federated, build } = providerFactory(config, kv, metrics);
+  const { accounts, apis, consents, revocations, limits, federated, upstreams, upstreamClients, upstreamLogout, build } = providerFactory(config, kv, metrics);
   const verifier = keys.verifier();
   const providers = new ProviderHost(build(keys.ring, verifier));
   await checkConfiguredClients(providers.current, config.clients.map((client) => client.client_id)).catch(async (error: unknown) => {
@@ -155,7 +163,6 @@ export async function serve(config: Config, logger: Logger = createLogger(config
   const clients = new Clients(kv, providers);
   const grants = new GrantRevocation(kv, revocations);
   const sessions = new AccountSessions(kv, providers, accounts);
-  const upstreams = new Upstreams(kv, config.keys.secrets);
 
   const app = createApp({
     config,
@@ -196,10 +203,8 @@ export async function serve(config: Config, logger: Logger = createLogger(config
         csrfKey: config.cookie.keys[0]!,
         upstream: {
           upstreams,
-          clients: new UpstreamClients(
-            { timeout: config.upstreams.timeout * 1000, maxBytes: 1024 * 1024, allowPrivateNetworks: config.outbound.allowPrivateNetworks },
-            (id) => `${config.issuer}/upstream/${id}/callback`,
-          ),
+          clients: upstreamClients,
+          logout: upstreamLogout,
           pending: new PendingSignIns(kv, config.upstreams.stateTtl),
           links: new UpstreamLinks(kv, accounts),
           federated,

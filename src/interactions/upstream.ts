@@ -6,6 +6,7 @@
  *   GET  /upstream/:id/callback                 the upstream sends the person back here
  *   POST /interaction/:uid/upstream-cancel      from the error page: back to the app with its error
  *   POST /upstream/:id/backchannel-logout       the upstream's logout token ends our sessions
+ *   GET  /upstream/:id/signed-out               back from the upstream's end_session_endpoint (upstreams/logout.ts)
  *
  * The state, nonce and PKCE verifier stay server-side (pending.ts), consumed once; the browser
  * holds only a signed cookie with the state, scoped to /upstream/, so a callback reaching another
@@ -24,6 +25,7 @@ import { respondWithError } from '../http/errors.js';
 import { render } from '../http/views.js';
 import type { Logger } from '../ops/logger.js';
 import { UpstreamRefused, UpstreamUnavailable, type UpstreamClients } from '../upstreams/client.js';
+import type { UpstreamLogout } from '../upstreams/logout.js';
 import type { PendingSignIns } from '../upstreams/pending.js';
 import { MAPPED_CLAIMS, type Upstream, type Upstreams } from '../upstreams/registry.js';
 import type { FederatedSessions } from '../upstreams/sessions.js';
@@ -40,6 +42,7 @@ export interface UpstreamStepOptions {
   readonly links: UpstreamLinks;
   readonly federated: FederatedSessions;
   readonly sessions: AccountSessions;
+  readonly logout: UpstreamLogout;
   readonly logger: Logger;
   /** Seconds a pending sign-in (and its cookie) lives. */
   readonly stateTtl: number;
@@ -93,7 +96,7 @@ function mapClaims(upstream: Upstream, from: Record<string, unknown>): Claims {
 }
 
 export function upstreamStep(steps: Interactions, options: UpstreamStepOptions) {
-  const { upstreams, clients, pending, links, federated, sessions, logger, stateTtl } = options;
+  const { upstreams, clients, pending, links, federated, sessions, logout, logger, stateTtl } = options;
   const { providers, csrf } = steps;
 
   /** An error page with the way back to the login page and, to give up, back to the app. */
@@ -275,6 +278,13 @@ export function upstreamStep(steps: Interactions, options: UpstreamStepOptions) 
     const router = new Router({ prefix: '/upstream' });
     router.get('/:id/callback', callback);
     router.post('/:id/backchannel-logout', form, backchannelLogout);
+    router.get('/:id/signed-out', async (ctx) => {
+      ctx.set('Cache-Control', 'no-store');
+      const destination = await logout.destination(typeof ctx.query.state === 'string' ? ctx.query.state : '');
+      if (destination) return ctx.redirect(destination);
+      ctx.type = 'html';
+      ctx.body = render('signed-out', { title: 'Signed out' });
+    });
     return router.routes() as Middleware;
   }
 

@@ -16,6 +16,8 @@ import { GRANT_CLAIM, grantHandle, type RevocationList } from '../revocation/lis
 import { deletedClientsAtIntrospection } from '../revocation/opaque-introspection.js';
 import { adapterFactory } from '../store/adapter.js';
 import { recordFederatedSessions, type FederatedSessions } from '../upstreams/sessions.js';
+import type { UpstreamLogout } from '../upstreams/logout.js';
+import { upstreamEndSession } from './patches/upstream-end-session.js';
 import type { Kv } from '../store/kv.js';
 import type { RateLimits } from '../http/rate-limits.js';
 import { limitAnnouncedClients } from './patches/announced-client-limit.js';
@@ -64,6 +66,8 @@ export interface ProviderDependencies {
   readonly renderError: NonNullable<Configuration['renderError']>;
   /** Sessions signed in through an upstream provider: their `idp` claim. */
   readonly federated: FederatedSessions;
+  /** Signing out of Latchkey everywhere goes on to end the upstream session, where configured. */
+  readonly upstreamLogout: UpstreamLogout;
   /** The pages of RP-initiated logout. */
   readonly logoutPages: {
     logoutSource(ctx: KoaContextWithOIDC, form: string): Promise<void>;
@@ -309,7 +313,7 @@ function outbound(config: Config): Configuration {
 }
 
 /** The changes Latchkey makes to the instance itself: patches of its internals and middleware in front of its routes. */
-function applyPatches(provider: Provider, { config, kv, verifier, accounts, apis, revocations, rateLimits, federated }: ProviderDependencies): void {
+function applyPatches(provider: Provider, { config, kv, verifier, accounts, apis, revocations, rateLimits, federated, upstreamLogout }: ProviderDependencies): void {
   acceptPreviousSecrets(provider, kv);
   onlyIdTokensAsHints(provider);
   refuseHintsOfRevokedKeys(provider, revocations);
@@ -323,6 +327,8 @@ function applyPatches(provider: Provider, { config, kv, verifier, accounts, apis
   provider.use(new AccountSessions(kv, { current: provider }, accounts).recheckAtAuthorization(provider));
   // A sign-in through an upstream records which upstream signed the session in (upstreams/sessions.ts).
   provider.use(recordFederatedSessions(provider.pathFor('authorization'), federated));
+  // ...and signing out of Latchkey everywhere goes on to the upstream's end_session_endpoint (see the patch).
+  provider.use(upstreamEndSession((uid, destination) => upstreamLogout.redirectFor(uid, destination)));
   provider.use(offlineAccessPrompt(provider.pathFor('authorization')));
   provider.use(clientAuthenticationRequired(new URL(config.issuer).host));
   if (!config.registration.open) provider.use(singleUseInitialAccessTokens(provider, kv, config.issuer));

@@ -126,6 +126,7 @@ describe('e2e: sign in through an upstream OpenID Connect provider', function ()
           client_secret: SECRET,
           client_name: 'Latchkey downstream',
           redirect_uris: [`${downstream}/upstream/corp/callback`],
+          post_logout_redirect_uris: [`${downstream}/upstream/corp/signed-out`],
           backchannel_logout_uri: `${downstream}/upstream/corp/backchannel-logout`,
           backchannel_logout_session_required: true,
         },
@@ -158,7 +159,7 @@ describe('e2e: sign in through an upstream OpenID Connect provider', function ()
     const upstreams = new Upstreams(latchkey.kv, latchkey.config.keys.secrets);
     const common = { clientId: 'latchkey', clientSecret: SECRET, scope: 'openid email profile', endSession: false };
     // `name` is read from the upstream's given_name: the mapping is configurable.
-    await upstreams.add({ ...common, id: 'corp', issuer: upstream.issuer, displayName: 'Corp SSO', linkByEmail: true, claims: { name: 'given_name' } });
+    await upstreams.add({ ...common, id: 'corp', issuer: upstream.issuer, displayName: 'Corp SSO', linkByEmail: true, endSession: true, claims: { name: 'given_name' } });
     await upstreams.add({ ...common, id: 'fake', issuer: fake.state.issuer, displayName: 'Fake', linkByEmail: false });
     await upstreams.add({ ...common, id: 'down', issuer: `http://127.0.0.1:${await freePort()}`, displayName: 'Down Inc', linkByEmail: false });
 
@@ -251,7 +252,7 @@ describe('e2e: sign in through an upstream OpenID Connect provider', function ()
       await page.waitForURL(/error=login_required/);
     });
 
-    it('RP-initiated logout at Latchkey signs the person out of the other app too', async () => {
+    it('RP-initiated logout at Latchkey signs the person out of the other app, and of the upstream', async () => {
       await page.goto(app1.url);
       await page.click('#signin');
       await throughCorp('alice');
@@ -263,8 +264,18 @@ describe('e2e: sign in through an upstream OpenID Connect provider', function ()
       await page.goto(app1.url);
       await page.click('#signout');
       await page.click('button:has-text("Sign out everywhere")');
+      // Latchkey's logout is done, and the browser goes on to the upstream's own sign-out.
+      await page.waitForURL((url) => url.hostname === '127.0.0.1');
+      await screenshot('upstream-end-session');
+      await page.click('button:has-text("Sign out everywhere")');
       await page.waitForURL(`${app1.url}/signed-out`);
       await eventually(async () => assert.ok(app2.loggedOut.length > before2));
+      // Signed out at the upstream too: it asks for the password again.
+      await page.goto(app1.url);
+      await page.click('#signin');
+      await page.click('button:has-text("Continue with Corp SSO")');
+      await page.waitForSelector('input[name="password"]');
+      assert.equal(new URL(page.url()).hostname, '127.0.0.1');
     });
 
     it('an upstream that is down: an error page with the way back, and the app gets temporarily_unavailable', async () => {
@@ -348,6 +359,15 @@ describe('e2e: sign in through an upstream OpenID Connect provider', function ()
       const page = await agent.follow(callback.href);
       assert.equal(page.status, 400);
       assert.match(page.html, /does not belong to a sign-in started in this browser/);
+    });
+
+    it("refuses a state issued for one upstream at another upstream's callback (mix-up)", async () => {
+      fake.state.mode = 'good';
+      const callback = new URL(await toCallback());
+      callback.pathname = '/upstream/corp/callback';
+      const page = await agent.follow(callback.href);
+      assert.equal(page.status, 400);
+      assert.match(page.html, /expired or was not started here/);
     });
 
     it('signs in with a good ID token, and refuses the same callback replayed', async () => {
