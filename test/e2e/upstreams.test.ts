@@ -31,7 +31,7 @@ const SECRET = 'upstream-test-client-secret-with-plenty-of-entropy';
 const PASSWORD = 'a passphrase for the upstream';
 const BACKCHANNEL_EVENT = 'http://schemas.openid.net/event/backchannel-logout';
 
-type Mode = 'good' | 'forged' | 'expired' | 'audience' | 'nonce';
+type Mode = 'good' | 'forged' | 'expired' | 'audience' | 'nonce' | 'deny';
 
 /** An upstream we control: discovery, authorize (straight back), token (an ID token as `mode` says), JWKS. */
 async function startFakeUpstream() {
@@ -43,6 +43,8 @@ async function startFakeUpstream() {
     new SignJWT(payload).setProtectedHeader({ alg: 'RS256', kid: 'fake-key', ...(typ && { typ }) }).sign(key);
   const server: Server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', state.issuer);
+    // A slow upstream: never answers (Latchkey's bound, upstreams.timeout, ends the wait).
+    if (url.pathname.startsWith('/slow/')) return;
     const json = (body: unknown, status = 200) => res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
     if (url.pathname === '/.well-known/openid-configuration') {
       return json({
@@ -60,7 +62,8 @@ async function startFakeUpstream() {
     if (url.pathname === '/authorize') {
       state.nonce = url.searchParams.get('nonce') ?? '';
       const back = new URL(url.searchParams.get('redirect_uri')!);
-      back.searchParams.set('code', 'a-code');
+      if (state.mode === 'deny') back.searchParams.set('error', 'access_denied');
+      else back.searchParams.set('code', 'a-code');
       back.searchParams.set('state', url.searchParams.get('state') ?? '');
       return res.writeHead(302, { location: back.href }).end();
     }
@@ -149,7 +152,7 @@ describe('e2e: sign in through an upstream OpenID Connect provider', function ()
       ownRedis: true,
       port: latchkeyPort,
       clients: [client('app1', 'Notes', port1), client('app2', 'Photos', port2)],
-      env: { OUTBOUND_ALLOW_PRIVATE_NETWORKS: 'true', UPSTREAMS_TIMEOUT: '2' },
+      env: { OUTBOUND_ALLOW_PRIVATE_NETWORKS: 'true', UPSTREAMS_TIMEOUT: '1' },
     });
     // Local accounts whose emails the upstream's bob and carol share.
     await latchkey.accounts.create('bob', 'bob has a local password', { email: 'bob@local.example', email_verified: true });
@@ -161,6 +164,7 @@ describe('e2e: sign in through an upstream OpenID Connect provider', function ()
     // `name` is read from the upstream's given_name: the mapping is configurable.
     await upstreams.add({ ...common, id: 'corp', issuer: upstream.issuer, displayName: 'Corp SSO', linkByEmail: true, endSession: true, claims: { name: 'given_name' } });
     await upstreams.add({ ...common, id: 'fake', issuer: fake.state.issuer, displayName: 'Fake', linkByEmail: false });
+    await upstreams.add({ ...common, id: 'slow', issuer: `${fake.state.issuer}/slow`, displayName: 'Slow', linkByEmail: false });
     await upstreams.add({ ...common, id: 'down', issuer: `http://127.0.0.1:${await freePort()}`, displayName: 'Down Inc', linkByEmail: false });
 
     const rp = (id: string, title: string, port: number) =>
@@ -351,6 +355,22 @@ describe('e2e: sign in through an upstream OpenID Connect provider', function ()
         assert.equal(await new UpstreamLinks(latchkey.kv, latchkey.accounts).find('fake', fake.state.sub), undefined);
       });
     }
+
+    it('an upstream that answers with an error: the error page, and access_denied for the app', async () => {
+      fake.state.mode = 'deny';
+      const page = await agent.follow(await toCallback());
+      assert.equal(page.status, 403);
+      assert.match(page.html, /did not confirm who you are/);
+      const cancelled = await agent.submit(page, '/upstream-cancel', {}, app1Redirect());
+      assert.match(cancelled.url, /error=access_denied/);
+    });
+
+    it('an upstream too slow to answer: the error page once upstreams.timeout has passed', async () => {
+      const params = new URLSearchParams({ client_id: 'app1', response_type: 'code', scope: 'openid', redirect_uri: app1Redirect(), code_challenge: 'x'.repeat(43), code_challenge_method: 'S256', upstream: 'slow' });
+      const page = await agent.follow(`${latchkey.issuer}/auth?${params}`);
+      assert.equal(page.status, 502);
+      assert.match(page.html, /Slow is not answering/);
+    });
 
     it('refuses a callback whose state is not the one this browser was given', async () => {
       fake.state.mode = 'good';
