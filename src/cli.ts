@@ -570,6 +570,7 @@ upstreams
   .option('--link-by-email', 'link a first sign-in to the local account with the same email, when the upstream says email_verified')
   .option('--end-session', "signing out at Latchkey also ends the upstream session (when it has an end_session_endpoint)")
   .option('--claim <mapping...>', 'read one of our claims from another upstream claim, e.g. --claim name=display_name')
+  .option('--domain <domain...>', 'email domains of its people: a login_hint at one of them goes straight to this upstream')
   .action(async (options) =>
     withStore(async (kv, settings) => {
       const { Upstreams, MAPPED_CLAIMS } = await import('./upstreams/registry.js');
@@ -584,6 +585,7 @@ upstreams
         displayName: options.displayName ?? '',
         linkByEmail: Boolean(options.linkByEmail),
         endSession: Boolean(options.endSession),
+        domains: options.domain ?? [],
         claims,
       });
       print({ ...added, redirect_uri: `${settings.issuer}/upstream/${added.id}/callback`, backchannel_logout_uri: `${settings.issuer}/upstream/${added.id}/backchannel-logout` });

@@ -2,7 +2,8 @@
  * The upstream step: signing in through another OpenID Connect provider.
  *
  *   POST /interaction/:uid/upstream/:id        "Continue with <upstream>" (CSRF-protected form)
- *   (GET /interaction/:uid with upstream=<id>)  the app's own request sends the person straight there
+ *   (GET /interaction/:uid with upstream=<id>,  the app's own request sends the person straight there
+ *    or a login_hint at an upstream's domain)
  *   GET  /upstream/:id/callback                 the upstream sends the person back here
  *   POST /interaction/:uid/upstream-cancel      from the error page: back to the app with its error
  *   POST /upstream/:id/backchannel-logout       the upstream's logout token ends our sessions
@@ -142,10 +143,15 @@ export function upstreamStep(steps: Interactions, options: UpstreamStepOptions) 
     ctx.redirect(url.href);
   }
 
-  /** GET /interaction/:uid with the `upstream` parameter: straight to that upstream. True when it answered. */
+  /**
+   * GET /interaction/:uid with the `upstream` parameter, or a login_hint whose email domain an
+   * upstream signs in: straight to that upstream. True when it answered.
+   */
   async function direct(ctx: Context, interaction: Interaction): Promise<boolean> {
-    const id = interaction.params[UPSTREAM_PARAMETER];
-    if (typeof id !== 'string' || !id || interaction.prompt.name !== 'login') return false;
+    if (interaction.prompt.name !== 'login') return false;
+    const { [UPSTREAM_PARAMETER]: named, login_hint: hint } = interaction.params;
+    const id = typeof named === 'string' && named ? named : typeof hint === 'string' ? (await upstreams.forEmail(hint))?.id : undefined;
+    if (!id) return false;
     await start(ctx, interaction, id);
     return true;
   }

@@ -28,6 +28,7 @@ const newUpstream = z.strictObject({
   display_name: z.string().max(64).optional(),
   link_by_email: z.boolean().default(false),
   end_session: z.boolean().default(false),
+  domains: z.array(z.string().max(253)).max(50).default([]),
   claims: z.partialRecord(z.enum(MAPPED_CLAIMS), z.string().min(1).max(128)).optional(),
 });
 
@@ -39,6 +40,7 @@ const publicUpstream = (issuer: string, u: UpstreamSettings) => ({
   display_name: u.displayName,
   link_by_email: u.linkByEmail,
   end_session: u.endSession,
+  domains: u.domains,
   claims: u.claims,
   redirect_uri: `${issuer}/upstream/${u.id}/callback`,
   backchannel_logout_uri: `${issuer}/upstream/${u.id}/backchannel-logout`,
@@ -66,6 +68,7 @@ export function upstreamRoutes(router: Router, { upstreams, issuer, read, write,
         displayName: body.display_name ?? '',
         linkByEmail: body.link_by_email,
         endSession: body.end_session,
+        domains: body.domains,
         claims: body.claims ?? {},
       });
       ctx.status = 201;

@@ -24,6 +24,8 @@ export interface UpstreamSettings {
   readonly linkByEmail: boolean;
   /** RP-initiated logout at Latchkey also ends the upstream session (when it offers end_session_endpoint). */
   readonly endSession: boolean;
+  /** Email domains whose people this upstream signs in: a login_hint at one of them goes straight there. */
+  readonly domains: readonly string[];
   /** Our claim → the upstream's claim it is read from. */
   readonly claims: Readonly<Record<MappedClaim, string>>;
 }
@@ -50,6 +52,7 @@ export class UpstreamError extends Error {
 const ID = /^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$/;
 const key = (id: string) => `upstream:${id}`;
 const ALL = 'upstreams';
+const DOMAIN = /^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/;
 const LOOPBACK = /^(localhost|127\.0\.0\.1|\[::1\]|[a-z0-9-]+\.localhost)$/i;
 
 /** https, or http on a loopback host (development and tests); no query, fragment or credentials. */
@@ -79,8 +82,13 @@ export class Upstreams {
     this.#sealer = new Sealer(secrets);
   }
 
-  async add(settings: Omit<UpstreamSettings, 'claims'> & { claims?: Partial<Record<MappedClaim, string>>; clientSecret: string }): Promise<UpstreamSettings> {
+  async add(
+    settings: Omit<UpstreamSettings, 'claims' | 'domains'> & { claims?: Partial<Record<MappedClaim, string>>; domains?: readonly string[]; clientSecret: string },
+  ): Promise<UpstreamSettings> {
     const { clientSecret, ...rest } = settings;
+    const domains = [...new Set((rest.domains ?? []).map((domain) => domain.toLowerCase()))];
+    const badDomain = domains.find((domain) => !DOMAIN.test(domain));
+    if (badDomain !== undefined) throw new UpstreamError(`"${badDomain}" is not an email domain`);
     if (!ID.test(rest.id)) throw new UpstreamError('the id is 1 to 32 lowercase letters, digits and inner hyphens');
     const problem = checkIssuer(rest.issuer);
     if (problem) throw new UpstreamError(problem);
@@ -91,6 +99,7 @@ export class Upstreams {
       ...rest,
       issuer: rest.issuer.replace(/\/$/, ''),
       displayName: rest.displayName || rest.id,
+      domains,
       claims: { ...defaultClaims(), ...rest.claims },
       sealedSecret: this.#sealer.seal(key(rest.id), { kty: 'oct', k: Buffer.from(clientSecret).toString('base64url') }),
       createdAt: Math.floor(Date.now() / 1000),
@@ -121,6 +130,12 @@ export class Upstreams {
       .sort((a, b) => a.displayName.localeCompare(b.displayName));
   }
 
+  /** The upstream that signs in people of this email's domain, if one does. */
+  async forEmail(email: string): Promise<UpstreamSettings | undefined> {
+    const domain = /^[^@\s]+@([^@\s]+)$/.exec(email)?.[1]?.toLowerCase();
+    return domain ? (await this.list()).find((upstream) => upstream.domains.includes(domain)) : undefined;
+  }
+
   async remove(id: string): Promise<void> {
     if (!ID.test(id) || !(await this.kv.get(key(id)))) throw new UpstreamError(`no upstream "${id}"`);
     await this.kv.del([key(id)]);
@@ -128,6 +143,6 @@ export class Upstreams {
   }
 }
 
-function publicSettings({ id, issuer, clientId, scope, displayName, linkByEmail, endSession, claims }: Stored): UpstreamSettings {
-  return { id, issuer, clientId, scope, displayName, linkByEmail, endSession, claims };
+function publicSettings({ id, issuer, clientId, scope, displayName, linkByEmail, endSession, domains, claims }: Stored): UpstreamSettings {
+  return { id, issuer, clientId, scope, displayName, linkByEmail, endSession, domains: domains ?? [], claims };
 }

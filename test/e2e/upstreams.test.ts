@@ -163,7 +163,7 @@ describe('e2e: sign in through an upstream OpenID Connect provider', function ()
     const common = { clientId: 'latchkey', clientSecret: SECRET, scope: 'openid email profile', endSession: false };
     // `name` is read from the upstream's given_name: the mapping is configurable.
     await upstreams.add({ ...common, id: 'corp', issuer: upstream.issuer, displayName: 'Corp SSO', linkByEmail: true, endSession: true, claims: { name: 'given_name' } });
-    await upstreams.add({ ...common, id: 'fake', issuer: fake.state.issuer, displayName: 'Fake', linkByEmail: false });
+    await upstreams.add({ ...common, id: 'fake', issuer: fake.state.issuer, displayName: 'Fake', linkByEmail: false, domains: ['Fake.Example'] });
     await upstreams.add({ ...common, id: 'slow', issuer: `${fake.state.issuer}/slow`, displayName: 'Slow', linkByEmail: false });
     await upstreams.add({ ...common, id: 'down', issuer: `http://127.0.0.1:${await freePort()}`, displayName: 'Down Inc', linkByEmail: false });
 
@@ -370,6 +370,14 @@ describe('e2e: sign in through an upstream OpenID Connect provider', function ()
       const page = await agent.follow(`${latchkey.issuer}/auth?${params}`);
       assert.equal(page.status, 502);
       assert.match(page.html, /Slow is not answering/);
+    });
+
+    it("sends a login_hint at an upstream's email domain straight to that upstream, hint included", async () => {
+      const params = new URLSearchParams({ client_id: 'app1', response_type: 'code', scope: 'openid', redirect_uri: app1Redirect(), code_challenge: 'x'.repeat(43), code_challenge_method: 'S256', login_hint: 'someone@fake.example' });
+      const page = await new Agent().follow(`${latchkey.issuer}/auth?${params}`, {}, `${fake.state.issuer}/authorize`);
+      assert.equal(new URL(page.url).searchParams.get('login_hint'), 'someone@fake.example');
+      const local = await new Agent().follow(`${latchkey.issuer}/auth?${params.toString().replace('fake.example', 'elsewhere.example')}`);
+      assert.match(local.html, /name="password"/, 'another domain gets the login page');
     });
 
     it('refuses a callback whose state is not the one this browser was given', async () => {
