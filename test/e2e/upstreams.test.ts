@@ -378,6 +378,9 @@ describe('e2e: sign in through an upstream OpenID Connect provider', function ()
       assert.equal(new URL(page.url).searchParams.get('login_hint'), 'someone@fake.example');
       const local = await new Agent().follow(`${latchkey.issuer}/auth?${params.toString().replace('fake.example', 'elsewhere.example')}`);
       assert.match(local.html, /name="password"/, 'another domain gets the login page');
+      const unknown = await new Agent().follow(`${latchkey.issuer}/auth?${params}&upstream=nope`);
+      assert.equal(unknown.status, 400, 'an unknown upstream: the error page');
+      assert.match(unknown.html, /there is no upstream provider/);
     });
 
     it('refuses a callback whose state is not the one this browser was given', async () => {
@@ -418,6 +421,8 @@ describe('e2e: sign in through an upstream OpenID Connect provider', function ()
       assert.equal(await post(await fake.logoutToken({ sid: 'fake-sid-1', nonce: 'x' })), 400, 'a nonce');
       assert.equal(await post(await fake.logoutToken({ sid: 'fake-sid-1', events: {} })), 400, 'no logout event');
       assert.equal(await post(await fake.logoutToken({})), 400, 'neither sid nor sub');
+      assert.equal(await post(''), 400, 'no token');
+      assert.equal((await fetch(`${latchkey.issuer}/upstream/nope/backchannel-logout`, { method: 'POST', body: new URLSearchParams({ logout_token: await fake.logoutToken({ sid: 'fake-sid-1' }) }) })).status, 400, 'an unknown upstream');
       const silent = async () => (await agent.follow(`${latchkey.issuer}/auth?${new URLSearchParams({ client_id: 'app1', response_type: 'code', scope: 'openid', redirect_uri: app1Redirect(), code_challenge: 'x'.repeat(43), code_challenge_method: 'S256', prompt: 'none' })}`, {}, app1Redirect())).url;
       assert.doesNotMatch(await silent(), /error=login_required/, 'still signed in');
       assert.equal(await post(await fake.logoutToken({ sid: 'fake-sid-1' })), 200);
