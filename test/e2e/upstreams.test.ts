@@ -256,11 +256,16 @@ describe('e2e: sign in through an upstream OpenID Connect provider', function ()
       await page.waitForURL(/error=login_required/);
     });
 
-    it('RP-initiated logout at Latchkey signs the person out of the other app, and of the upstream', async () => {
+    it('a later sign-in updates the claims; RP-initiated logout at Latchkey signs the person out of the other app, and of the upstream', async () => {
+      // The upstream's claims changed since: this sign-in updates them.
+      const alice = (await upstream.accounts.findByUsername('alice'))!;
+      await upstream.accounts.updateClaims(alice.sub, { ...alice.claims, given_name: 'Alicia' });
       await page.goto(app1.url);
       await page.click('#signin');
       await throughCorp('alice');
       await page.waitForURL(`${app1.url}/`);
+      assert.equal(app1.idTokens.at(-1)!.name, 'Alicia');
+      assert.equal((await latchkey.accounts.find(app1.idTokens.at(-1)!.sub as string))?.claims.name, 'Alicia', 'claims updated at a later sign-in');
       await page.goto(app2.url);
       await page.click('#signin');
       await page.waitForURL(`${app2.url}/`);
