@@ -5,7 +5,7 @@
  * update its claims from the upstream's. Any other email match is refused, never merged silently.
  *
  * Layout (durable): account:link:<upstream>:<upstream sub> → JSON {sub, how, at};
- * account:links:<sub> → set of "<upstream>:<upstream sub>".
+ * account:links:<sub> → set of "<upstream>:<upstream sub>" (for the account page to show them).
  */
 import { createHash } from 'node:crypto';
 import type { Account, Accounts, Claims } from './accounts.js';
@@ -35,11 +35,6 @@ export class UpstreamLinks {
   async find(upstream: string, upstreamSub: string): Promise<Link | undefined> {
     const json = await this.kv.get(linkKey(upstream, upstreamSub));
     return json ? (JSON.parse(json) as Link) : undefined;
-  }
-
-  /** "<upstream>:<upstream sub>" for each link of an account. */
-  linksOf(sub: string): Promise<string[]> {
-    return this.kv.members(linksKey(sub));
   }
 
   /**

@@ -32,7 +32,8 @@ import { MAPPED_CLAIMS, type Upstream, type Upstreams } from '../upstreams/regis
 import type { FederatedSessions } from '../upstreams/sessions.js';
 import { field, type Interaction, type Interactions } from './interaction.js';
 
-export const UPSTREAM_PARAMETER = 'upstream';
+/** The request parameter (an extraParam, see provider.ts) that names the upstream to go to. */
+const UPSTREAM_PARAMETER = 'upstream';
 const STATE_COOKIE = 'lk_upstream';
 const CANCEL_REASONS = new Set(['access_denied', 'temporarily_unavailable']);
 
@@ -297,4 +298,3 @@ export function upstreamStep(steps: Interactions, options: UpstreamStepOptions) 
   return { choices, direct, interactionRoutes, outerRoutes };
 }
 
-export type UpstreamStep = ReturnType<typeof upstreamStep>;

@@ -56,7 +56,7 @@ const DOMAIN = /^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,6
 const LOOPBACK = /^(localhost|127\.0\.0\.1|\[::1\]|[a-z0-9-]+\.localhost)$/i;
 
 /** https, or http on a loopback host (development and tests); no query, fragment or credentials. */
-export function checkIssuer(issuer: string): string | undefined {
+function checkIssuer(issuer: string): string | undefined {
   let url: URL;
   try {
     url = new URL(issuer);
@@ -68,7 +68,7 @@ export function checkIssuer(issuer: string): string | undefined {
   return undefined;
 }
 
-export function defaultClaims(): Record<MappedClaim, string> {
+function defaultClaims(): Record<MappedClaim, string> {
   return Object.fromEntries(MAPPED_CLAIMS.map((claim) => [claim, claim])) as Record<MappedClaim, string>;
 }
 
