@@ -388,6 +388,15 @@ describe('e2e: sign in through an upstream OpenID Connect provider', function ()
       assert.match(unknown.html, /there is no upstream provider/);
     });
 
+    it("the login page's upstream buttons are CSRF-protected forms", async () => {
+      const params = new URLSearchParams({ client_id: 'app1', response_type: 'code', scope: 'openid', redirect_uri: app1Redirect(), code_challenge: 'x'.repeat(43), code_challenge_method: 'S256' });
+      const login = await agent.follow(`${latchkey.issuer}/auth?${params}`);
+      const forged = await agent.submit(login, '/upstream/fake', { csrf: 'forged' });
+      assert.equal(forged.status, 403);
+      const genuine = await agent.submit(login, '/upstream/fake', {}, `${fake.state.issuer}/authorize`);
+      assert.ok(genuine.url.startsWith(`${fake.state.issuer}/authorize`), 'the genuine form goes to the upstream');
+    });
+
     it('refuses a callback whose state is not the one this browser was given', async () => {
       fake.state.mode = 'good';
       const callback = new URL(await toCallback());
