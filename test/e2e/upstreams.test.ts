@@ -427,6 +427,24 @@ describe('e2e: sign in through an upstream OpenID Connect provider', function ()
       assert.match(await replay.text(), /already used/);
     });
 
+    it('after its account was removed, the upstream identity gets a new account (the stale link is replaced)', async () => {
+      fake.state.mode = 'good';
+      fake.state.sub = 'fake-person-2';
+      const links = new UpstreamLinks(latchkey.kv, latchkey.accounts);
+      const fresh = new Agent();
+      const signIn = async () => {
+        const params = new URLSearchParams({ client_id: 'app1', response_type: 'code', scope: 'openid', redirect_uri: app1Redirect(), code_challenge: 'x'.repeat(43), code_challenge_method: 'S256', upstream: 'fake' });
+        fresh.clearCookies();
+        await fresh.follow(`${latchkey.issuer}/auth?${params}`, {}, app1Redirect());
+        return (await links.find('fake', 'fake-person-2'))!.sub;
+      };
+      const first = await signIn();
+      await latchkey.accounts.remove((await latchkey.accounts.find(first))!.username);
+      const second = await signIn();
+      assert.notEqual(second, first);
+      assert.ok(await latchkey.accounts.find(second));
+    });
+
     it("refuses forged or malformed logout tokens, and ends the session for the upstream's valid one", async () => {
       const endpoint = `${latchkey.issuer}/upstream/fake/backchannel-logout`;
       const post = async (token: string) => (await fetch(endpoint, { method: 'POST', body: new URLSearchParams({ logout_token: token }) })).status;
