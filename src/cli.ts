@@ -32,6 +32,7 @@ import { ROOT } from './paths.js';
 /** Failures a user can fix (by class name: ClientError's module is loaded lazily): one line, exit 1. */
 const USER_ERRORS = new Set([
   ConfigError.name, AccountError.name, 'ClientError', 'ApiError', RotationError.name, SealError.name, StoreAccessError.name, 'StartupError',
+  'UpstreamError',
 ]);
 
 class UsageError extends Error {
@@ -578,6 +579,74 @@ users
       await (await grantRevocation(kv, settings)).revokeAccount(account.sub);
       await endSessions(kv, settings, account.sub);
       console.log(`removed ${username}`);
+    }),
+  );
+
+const upstreams = program.command('upstreams').description('upstream OpenID Connect providers people may sign in with, kept in the store');
+
+/** `--claim email=mail --claim name=display_name` → { email: 'mail', name: 'display_name' }. */
+function claimMapping(values: string[] | undefined, mapped: readonly string[]): Record<string, string> {
+  return Object.fromEntries(
+    (values ?? []).map((value) => {
+      const [ours = '', theirs = ''] = value.split('=');
+      if (!mapped.includes(ours) || !theirs) throw new UsageError(`--claim: expected <claim>=<upstream claim> with <claim> one of ${mapped.join(', ')}, got "${value}"`);
+      return [ours, theirs];
+    }),
+  );
+}
+
+upstreams
+  .command('add')
+  .description('add an upstream provider; its client secret is read from standard input')
+  .requiredOption('--id <id>', 'short name: in its callback URL <issuer>/upstream/<id>/callback, the upstream request parameter and the idp claim')
+  .requiredOption('--issuer <url>', "the upstream's issuer (discovered at <issuer>/.well-known/openid-configuration)")
+  .requiredOption('--client-id <id>', "Latchkey's client_id at the upstream")
+  .requiredOption('--client-secret-stdin', "read Latchkey's client secret at the upstream from standard input")
+  .option('--scope <scope>', 'scopes asked of the upstream', 'openid email profile')
+  .option('--display-name <name>', 'shown on the login page: "Continue with <name>"')
+  .option('--link-by-email', 'link a first sign-in to the local account with the same email, when the upstream says email_verified')
+  .option('--end-session', "signing out at Latchkey also ends the upstream session (when it has an end_session_endpoint)")
+  .option('--claim <mapping...>', 'read one of our claims from another upstream claim, e.g. --claim name=display_name')
+  .option('--domain <domain...>', 'email domains of its people: a login_hint at one of them goes straight to this upstream')
+  .action(async (options) =>
+    withStore(async (kv, settings) => {
+      const { Upstreams, MAPPED_CLAIMS } = await import('./upstreams/registry.js');
+      const claims = claimMapping(options.claim, MAPPED_CLAIMS);
+      const clientSecret = await readStdin();
+      const added = await new Upstreams(kv, settings.keys.secrets).add({
+        id: options.id,
+        issuer: options.issuer,
+        clientId: options.clientId,
+        clientSecret,
+        scope: options.scope,
+        displayName: options.displayName ?? '',
+        linkByEmail: Boolean(options.linkByEmail),
+        endSession: Boolean(options.endSession),
+        domains: options.domain ?? [],
+        claims,
+      });
+      print({ ...added, redirect_uri: `${settings.issuer}/upstream/${added.id}/callback`, backchannel_logout_uri: `${settings.issuer}/upstream/${added.id}/backchannel-logout` });
+    }),
+  );
+
+upstreams
+  .command('list')
+  .description('list upstream providers, without secrets')
+  .action(async () =>
+    withStore(async (kv, settings) => {
+      const { Upstreams } = await import('./upstreams/registry.js');
+      print(await new Upstreams(kv, settings.keys.secrets).list());
+    }),
+  );
+
+upstreams
+  .command('remove <id>')
+  .description('remove an upstream provider (accounts it made stay, and sign in another way)')
+  .action(async (id: string) =>
+    withStore(async (kv, settings) => {
+      const { Upstreams } = await import('./upstreams/registry.js');
+      await new Upstreams(kv, settings.keys.secrets).remove(id);
+      console.log(`removed upstream ${id}`);
     }),
   );
 

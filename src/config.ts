@@ -101,6 +101,7 @@ const schema = z.strictObject({
   outbound: z.strictObject({ allowPrivateNetworks: z.boolean() }),
   par: z.strictObject({ required: z.boolean() }),
   dpop: z.strictObject({ requireNonce: z.boolean() }),
+  upstreams: z.strictObject({ timeout: z.number().int().min(1).max(60), stateTtl: seconds }),
   metrics: z.strictObject({ enabled: z.boolean(), host: z.string().min(1), port: z.number().int().min(0).max(65535) }),
   rateLimit: z.strictObject({
     window: seconds,

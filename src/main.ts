@@ -43,6 +43,12 @@ import { revocationFeed } from './revocation/feed.js';
 import { FEED_PATH } from './apis/feed-server.js';
 import { GrantRevocation } from './revocation/grants.js';
 import { RevocationList } from './revocation/list.js';
+import { UpstreamLinks } from './accounts/links.js';
+import { UpstreamClients } from './upstreams/client.js';
+import { UpstreamLogout } from './upstreams/logout.js';
+import { PendingSignIns } from './upstreams/pending.js';
+import { Upstreams } from './upstreams/registry.js';
+import { FederatedSessions } from './upstreams/sessions.js';
 import { announceServer, StoreAccessError, storeLocation } from './store/control.js';
 import { connectionError, openStore, type Kv } from './store/index.js';
 import { isStoreOutage } from './store/outage.js';
@@ -82,6 +88,13 @@ export function providerFactory(config: Config, kv: Kv, metrics?: Metrics) {
   const consents = new Consents(kv, config.ttl.grant);
   const revocations = new RevocationList(kv, { skew: CLOCK_TOLERANCE, accessTokenLifetime: longestAccessTokenLifetime(config) });
   const limits = new RateLimits(kv, config.rateLimit, metrics);
+  const federated = new FederatedSessions(kv, config.ttl.session);
+  const upstreams = new Upstreams(kv, config.keys.secrets);
+  const upstreamClients = new UpstreamClients(
+    { timeout: config.upstreams.timeout * 1000, maxBytes: 1024 * 1024, allowPrivateNetworks: config.outbound.allowPrivateNetworks },
+    (id) => `${config.issuer}/upstream/${id}/callback`,
+  );
+  const upstreamLogout = new UpstreamLogout(kv, upstreams, upstreamClients, federated, config.issuer, config.upstreams.stateTtl);
   /**
    * `verifier` is the key ring service's (the server's); without one (CLI commands that only
    * validate metadata or store tokens), the ring's own public keys.
@@ -100,8 +113,10 @@ export function providerFactory(config: Config, kv: Kv, metrics?: Metrics) {
       renderError: (ctx, out) => renderProviderError(ctx, out),
       logoutPages,
       devicePages,
+      federated,
+      upstreamLogout,
     });
-  return { accounts, apis, consents, revocations, limits, build };
+  return { accounts, apis, consents, revocations, limits, federated, upstreams, upstreamClients, upstreamLogout, build };
 }
 
 /** The setting that says where Redis is, for an error that names it. */
@@ -138,7 +153,7 @@ export async function serve(config: Config, logger: Logger = createLogger(config
     }
     throw error;
   });
-  const { accounts, apis, consents, revocations, limits, build } = providerFactory(config, kv, metrics);
+  const { accounts, apis, consents, revocations, limits, federated, upstreams, upstreamClients, upstreamLogout, build } = providerFactory(config, kv, metrics);
   const verifier = keys.verifier();
   const providers = new ProviderHost(build(keys.ring, verifier));
   await checkConfiguredClients(providers.current, config.clients.map((client) => client.client_id)).catch(async (error: unknown) => {
@@ -169,11 +184,12 @@ export async function serve(config: Config, logger: Logger = createLogger(config
         developer: /^\/developer(?:\/|$)/i,
         account: /^\/account(?:\/|$)/i,
         interaction: /^\/interaction\//i,
+        upstream: /^\/upstream\//i,
       }),
       homePage({ issuer: config.issuer, jwksPath: providers.current.pathFor('jwks') }),
       jwksEndpoint(providers.current.pathFor('jwks'), () => keys.jwks),
       revocationFeed({ issuer: config.issuer, keys: verifier, list: revocations, apis, clockTolerance: CLOCK_TOLERANCE }),
-      adminApi({ issuer: config.issuer, providers, clients, accounts, apis, grants, sessions, secretRotationGrace: config.registration.secretRotationGrace }),
+      adminApi({ issuer: config.issuer, providers, clients, accounts, apis, grants, sessions, upstreams, secretRotationGrace: config.registration.secretRotationGrace }),
       developerPages({
         issuer: config.issuer,
         providers,
@@ -196,7 +212,7 @@ export async function serve(config: Config, logger: Logger = createLogger(config
         activity: new SessionActivity(kv, config.ttl.session),
         logger,
       }),
-      interactionRoutes({
+      ...interactionRoutes({
         providers,
         accounts,
         throttle: new LoginThrottle(kv, config.accounts.throttle),
@@ -204,6 +220,16 @@ export async function serve(config: Config, logger: Logger = createLogger(config
         logger,
         metrics,
         csrfKey: config.cookie.keys[0]!,
+        upstream: {
+          upstreams,
+          clients: upstreamClients,
+          logout: upstreamLogout,
+          pending: new PendingSignIns(kv, config.upstreams.stateTtl),
+          links: new UpstreamLinks(kv, accounts),
+          federated,
+          sessions,
+          stateTtl: config.upstreams.stateTtl,
+        },
       }),
     ],
   });

@@ -33,6 +33,7 @@ export interface Claims {
 export interface Account {
   readonly sub: string;
   readonly username: string;
+  /** Empty for an account made by an upstream sign-in, until a password is set. */
   readonly passwordHash: string;
   readonly disabled: boolean;
   readonly claims: Claims;
@@ -88,17 +89,26 @@ export class Accounts {
   }
 
   async create(username: string, password: string, claims: Claims = {}): Promise<Account> {
-    const enforced = enforceUsername(username);
-    if (!enforced.ok) throw new AccountError(enforced.problem);
     const problem = validatePassword(password);
     if (problem) throw new AccountError(problem);
+    return this.#make(username, await argon2.hash(password, this.#options), claims);
+  }
+
+  /** An account without a password, for a person who signs in through an upstream provider (links.ts). */
+  async createWithoutPassword(username: string, claims: Claims): Promise<Account> {
+    return this.#make(username, '', claims);
+  }
+
+  async #make(username: string, passwordHash: string, claims: Claims): Promise<Account> {
+    const enforced = enforceUsername(username);
+    if (!enforced.ok) throw new AccountError(enforced.problem);
     await this.#indexSkeletons();
     // The record is written first, so that a skeleton or name key always names a stored account
     // (or one being made); a key whose account is gone is stale (see #claimSkeleton).
     const account: Account = {
       sub: randomUUID(),
       username,
-      passwordHash: await argon2.hash(password, this.#options),
+      passwordHash,
       disabled: false,
       claims,
       updatedAt: now(),
@@ -195,9 +205,10 @@ export class Accounts {
   async verify(username: string, password: string): Promise<Account | undefined> {
     if (password.length > MAX_PASSWORD_LENGTH) return undefined;
     const account = await this.findByUsername(username);
-    const hash = account?.passwordHash ?? (await this.#dummyHash);
+    // An account without a password (made by an upstream sign-in) costs the same and never matches.
+    const hash = account?.passwordHash || (await this.#dummyHash);
     const ok = await argon2.verify(hash, password);
-    if (!account || !ok || account.disabled) return undefined;
+    if (!account?.passwordHash || !ok || account.disabled) return undefined;
     if (this.#weakerThanConfigured(account.passwordHash)) {
       const upgraded = { ...account, passwordHash: await argon2.hash(password, this.#options) };
       await this.#save(upgraded);
@@ -237,6 +248,22 @@ export class Accounts {
     const updated = { ...account, passwordHash: await argon2.hash(password, this.#options) };
     await this.#save(updated);
     return updated;
+  }
+
+  /** Replaces the claims (e.g. those an upstream sends at each sign-in); a no-op when they are the same. */
+  async updateClaims(sub: string, claims: Claims): Promise<Account | undefined> {
+    const account = await this.find(sub);
+    if (!account) return undefined;
+    if (JSON.stringify(account.claims) === JSON.stringify(claims)) return account;
+    const updated = { ...account, claims, updatedAt: now() };
+    await this.#save(updated);
+    return updated;
+  }
+
+  /** The accounts whose email is this one (case-insensitive). Scans every account: used only at a first upstream sign-in. */
+  async findByEmail(email: string): Promise<Account[]> {
+    const wanted = email.toLowerCase();
+    return (await this.list()).filter((account) => account.claims.email?.toLowerCase() === wanted);
   }
 
   async setDisabled(username: string, disabled: boolean): Promise<Account> {

@@ -35,6 +35,9 @@ export async function showLogin(
     username: state.username ?? (typeof interaction.params.login_hint === 'string' ? interaction.params.login_hint : ''),
     remember: state.remember ?? false,
     error: state.error,
+    // "Continue with <upstream>" buttons (upstream.ts puts the upstreams in ctx.state).
+    upstreams: (ctx.state.upstreams as { id: string; displayName: string }[] | undefined) ?? [],
+    upstreamAction: `/interaction/${interaction.uid}/upstream`,
   });
 }
 

@@ -17,6 +17,7 @@ import type { ProviderInService } from '../provider-in-service.js';
 import { confirmConsent, showConsent } from './consent.js';
 import { interactions } from './interaction.js';
 import { showLogin, submitLogin } from './login.js';
+import { upstreamStep, type UpstreamStepOptions } from './upstream.js';
 
 interface Options {
   /** The provider in service, read per request (it is replaced when the key ring changes). */
@@ -29,22 +30,30 @@ interface Options {
   readonly metrics: Metrics;
   /** Secret for CSRF tokens. */
   readonly csrfKey: string;
+  /** Signing in through upstream providers (upstream.ts). */
+  readonly upstream: Omit<UpstreamStepOptions, 'logger'>;
 }
 
-export function interactionRoutes({ providers, accounts, throttle, consents, logger, metrics, csrfKey }: Options): Middleware {
+/** The interaction routes, and the upstream step's routes outside /interaction (its callback, its logout). */
+export function interactionRoutes({ providers, accounts, throttle, consents, logger, metrics, csrfKey, upstream: upstreamOptions }: Options): Middleware[] {
   const router = new Router({ prefix: '/interaction' });
   const form = bodyParser({ enableTypes: ['form'], formLimit: '16kb', encoding: 'utf-8' });
   const steps = interactions(providers, accounts, csrfKey);
   const { load, submitted } = steps;
+  const upstream = upstreamStep(steps, { ...upstreamOptions, logger });
+  router.use(upstream.choices);
 
   router.get('/:uid', async (ctx) => {
     const interaction = await load(ctx);
     if (!interaction) return;
+    if (await upstream.direct(ctx, interaction)) return;
     if (interaction.prompt.name === 'login') return showLogin(steps, ctx, interaction);
     return showConsent(steps, ctx, interaction);
   });
 
   router.post('/:uid/login', form, submitLogin(steps, { accounts, throttle, logger, metrics }));
+
+  upstream.interactionRoutes(router);
 
   router.post('/:uid/confirm', form, confirmConsent(steps, consents));
 
@@ -60,5 +69,5 @@ export function interactionRoutes({ providers, accounts, throttle, consents, log
     ctx.respond = false;
   });
 
-  return router.routes() as Middleware;
+  return [router.routes() as Middleware, upstream.outerRoutes()];
 }

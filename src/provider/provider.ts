@@ -17,6 +17,9 @@ import { jwtAccessTokenEndpoints } from './patches/jwt-access-tokens.js';
 import { GRANT_CLAIM, grantHandle, type RevocationList } from '../revocation/list.js';
 import { deletedClientsAtIntrospection } from '../revocation/opaque-introspection.js';
 import { adapterFactory } from '../store/adapter.js';
+import { recordFederatedSessions, type FederatedSessions } from '../upstreams/sessions.js';
+import type { UpstreamLogout } from '../upstreams/logout.js';
+import { upstreamEndSession } from './patches/upstream-end-session.js';
 import type { Kv } from '../store/kv.js';
 import type { RateLimits } from '../http/rate-limits.js';
 import { limitAnnouncedClients } from './patches/announced-client-limit.js';
@@ -71,6 +74,10 @@ export interface ProviderDependencies {
   /** Rate limits, shared by every provider built for this process (see patches/announced-client-limit.ts). */
   readonly rateLimits: RateLimits;
   readonly renderError: NonNullable<Configuration['renderError']>;
+  /** Sessions signed in through an upstream provider: their `idp` claim. */
+  readonly federated: FederatedSessions;
+  /** Signing out of Latchkey everywhere goes on to end the upstream session, where configured. */
+  readonly upstreamLogout: UpstreamLogout;
   /** The pages of RP-initiated logout. */
   readonly logoutPages: {
     logoutSource(ctx: KoaContextWithOIDC, form: string): Promise<void>;
@@ -193,12 +200,14 @@ function tokens({ config, apis }: ProviderDependencies): Configuration {
 }
 
 /** Scopes and claims, the people behind them, consent and the sign-in pages. */
-function accountsAndConsent({ config, accounts, consents }: ProviderDependencies, policy: RegistrationPolicy): Configuration {
+function accountsAndConsent({ config, accounts, consents, federated }: ProviderDependencies, policy: RegistrationPolicy): Configuration {
   return {
     // Configured resource servers' scopes too: oidc-provider accepts in a client's `scope` metadata
     // only scopes listed here, and that metadata is what bounds a person's delegation to a client.
     scopes: policy.scopes,
-    claims: Object.fromEntries(Object.entries(SCOPE_CLAIMS).map(([scope, claims]) => [scope, [...claims]])),
+    // `amr`: how the session signed in (["pwd"], or ["fed"] through an upstream provider), in every ID token.
+    // `idp`: the upstream provider that signed the session in (ID tokens of such sessions only).
+    claims: { ...Object.fromEntries(Object.entries(SCOPE_CLAIMS).map(([scope, claims]) => [scope, [...claims]])), openid: ['sub', 'amr', 'idp'] },
     // ID tokens carry the granted scopes' claims; clients that want only `sub` say so (id-token-claims.ts).
     conformIdTokenClaims: false,
     loadExistingGrant: (ctx) => consents.loadExistingGrant(ctx),
@@ -213,11 +222,17 @@ function accountsAndConsent({ config, accounts, consents }: ProviderDependencies
     },
     // offline_access with remembered consent needs no prompt=consent (patches/offline-access.ts).
     interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}`, policy: consentOnlyIfNeeded() },
-    extraParams: [CONSENT_IF_NEEDED],
-    findAccount: async (ctx, sub) => {
+    // `upstream`: send the person straight to that upstream provider (interactions/upstream.ts).
+    extraParams: [CONSENT_IF_NEEDED, 'upstream'],
+    findAccount: async (ctx, sub, token) => {
       const account = await accounts.find(sub);
       if (!account || account.disabled) return undefined;
-      return { accountId: account.sub, claims: accountClaims(ctx, config.idToken.scopeClaims, { ...claimsFor(account) } as AccountClaims) };
+      const claims = accountClaims(ctx, config.idToken.scopeClaims, { ...claimsFor(account) } as AccountClaims);
+      // Only a session signed in through an upstream (amr "fed") costs the extra read.
+      const { amr, sessionUid } = (token ?? {}) as { amr?: string[]; sessionUid?: string };
+      const idp = amr?.includes('fed') && sessionUid ? (await federated.find(sessionUid))?.upstream : undefined;
+      if (!idp) return { accountId: account.sub, claims };
+      return { accountId: account.sub, claims: async (use, scope, requested) => ({ ...(await claims(use, scope, requested)), ...(use === 'id_token' && { idp }) }) };
     },
   };
 }
@@ -351,7 +366,7 @@ function outbound(config: Config): Configuration {
 /** The changes Latchkey makes to the instance itself: patches of its internals and middleware in front of its routes. */
 function applyPatches(
   provider: Provider,
-  { config, kv, verifier, accounts, apis, revocations, rateLimits }: ProviderDependencies,
+  { config, kv, verifier, accounts, apis, revocations, rateLimits, federated, upstreamLogout }: ProviderDependencies,
   policy: RegistrationPolicy,
 ): void {
   acceptPreviousSecrets(provider, kv);
@@ -375,6 +390,10 @@ function applyPatches(
   provider.use(new AccountSessions(kv, { current: provider }, accounts).recheckAtAuthorization(provider));
   // Where each session was last seen, for the account page (see accounts/session-activity.ts).
   provider.use(new SessionActivity(kv, config.ttl.session).recordAtAuthorization(provider));
+  // A sign-in through an upstream records which upstream signed the session in (upstreams/sessions.ts).
+  provider.use(recordFederatedSessions(provider.pathFor('authorization'), federated));
+  // ...and signing out of Latchkey everywhere goes on to the upstream's end_session_endpoint (see the patch).
+  provider.use(upstreamEndSession((uid, destination) => upstreamLogout.redirectFor(uid, destination)));
   provider.use(offlineAccessPrompt(provider.pathFor('authorization')));
   provider.use(clientAuthenticationRequired(new URL(config.issuer).host));
   if (!config.registration.open) provider.use(singleUseInitialAccessTokens(provider, kv, config.issuer));

@@ -1,5 +1,5 @@
 /**
- * The admin API (/admin/…): JSON for operators' tooling — clients and users.
+ * The admin API (/admin/…): JSON for operators' tooling — clients, users, APIs and upstream providers.
  *
  * Callers present an access token for the admin resource server (`<issuer>/admin`, RFC 8707),
  * obtained with client_credentials by a client that an operator granted an admin scope
@@ -24,6 +24,8 @@ import type { ProviderInService } from '../provider-in-service.js';
 import { apiRoutes } from './admin-apis.js';
 import { clientRoutes } from './admin-clients.js';
 import { userRoutes } from './admin-users.js';
+import { upstreamRoutes } from './admin-upstreams.js';
+import type { Upstreams } from '../upstreams/registry.js';
 import { openApiDocument } from './openapi.js';
 
 interface Options {
@@ -38,9 +40,10 @@ interface Options {
   /** Ends a disabled person's sessions (with back-channel logout to their apps). */
   readonly sessions: AccountSessions;
   readonly secretRotationGrace: number;
+  readonly upstreams: Upstreams;
 }
 
-export function adminApi({ issuer, providers, clients, accounts, apis, grants, sessions, secretRotationGrace }: Options): Middleware {
+export function adminApi({ issuer, providers, clients, accounts, apis, grants, sessions, secretRotationGrace, upstreams }: Options): Middleware {
   const audience = adminResourceServer(issuer).identifier;
   const router = new Router({ prefix: '/admin' });
   const json = bodyParser({ enableTypes: ['json'], jsonLimit: '64kb', encoding: 'utf-8' });
@@ -84,6 +87,7 @@ export function adminApi({ issuer, providers, clients, accounts, apis, grants, s
   clientRoutes(router, { clients, secretRotationGrace, read, write, json });
   userRoutes(router, { accounts, grants, sessions, read, write, json });
   apiRoutes(router, { providers, apis, read, write, json });
+  upstreamRoutes(router, { upstreams, issuer, read, write, json });
 
   return router.routes() as Middleware;
 }

@@ -19,7 +19,7 @@ export function openApiDocument(issuer: string) {
       title: 'Latchkey admin API',
       version: '1',
       description:
-        'Clients, users, APIs and client grants of this Latchkey. Authenticate with an access token for the resource ' +
+        'Clients, users, APIs, client grants and upstream identity providers of this Latchkey. Authenticate with an access token for the resource ' +
         `"${issuer}/admin", obtained with the client_credentials grant by a client an operator granted ` +
         'the "admin" (read and write) or "admin:read" scope at that API (latchkey apis grant). Tokens issued to people are never accepted.',
     },
@@ -124,6 +124,20 @@ export function openApiDocument(issuer: string) {
         parameters: [username],
         post: { operationId: 'enableUser', summary: 'Allow a disabled user to sign in again', security: write, responses: { 200: json({ $ref: '#/components/schemas/User' }), 401: unauthorized, 403: forbidden, 404: notFound } },
       },
+      '/upstreams': {
+        get: { operationId: 'listUpstreams', summary: 'List upstream identity providers (without secrets)', security: read, responses: { 200: json({ type: 'array', items: { $ref: '#/components/schemas/Upstream' } }), 401: unauthorized, 403: forbidden } },
+        post: {
+          operationId: 'createUpstream',
+          summary: 'Add an upstream identity provider; its client secret is sealed at rest and never returned',
+          security: write,
+          requestBody: { required: true, content: { 'application/json': { schema: { $ref: '#/components/schemas/NewUpstream' } } } },
+          responses: { 201: json({ $ref: '#/components/schemas/Upstream' }), 400: error, 401: unauthorized, 403: forbidden, 409: error },
+        },
+      },
+      '/upstreams/{id}': {
+        parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' }, description: "the upstream's id" }],
+        delete: { operationId: 'deleteUpstream', summary: 'Remove an upstream identity provider (the accounts it made stay)', security: write, responses: { 204: { description: 'removed' }, 401: unauthorized, 403: forbidden, 404: notFound } },
+      },
       '/openapi.json': {
         get: { operationId: 'openApi', summary: 'This document', security: [], responses: { 200: json({ type: 'object' }) } },
       },
@@ -203,6 +217,40 @@ export function openApiDocument(issuer: string) {
             name: { type: 'string' },
             email: { type: 'string' },
             email_verified: { type: 'boolean' },
+          },
+        },
+        NewUpstream: {
+          type: 'object',
+          required: ['id', 'issuer', 'client_id', 'client_secret'],
+          additionalProperties: false,
+          properties: {
+            id: { type: 'string', pattern: '^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$' },
+            issuer: { type: 'string', format: 'uri', description: 'https (or http on a loopback host); discovered at <issuer>/.well-known/openid-configuration' },
+            client_id: { type: 'string' },
+            client_secret: { type: 'string' },
+            scope: { type: 'string', default: 'openid email profile' },
+            display_name: { type: 'string', description: 'the login page shows "Continue with <display_name>"' },
+            link_by_email: { type: 'boolean', default: false, description: 'link a first sign-in to the local account with the same (verified) email' },
+            end_session: { type: 'boolean', default: false, description: "signing out at Latchkey also ends the upstream session" },
+            domains: { type: 'array', items: { type: 'string' }, description: 'email domains of its people: a login_hint at one of them goes straight to this upstream' },
+            claims: { type: 'object', description: 'our claim → the upstream claim it is read from', additionalProperties: { type: 'string' } },
+          },
+        },
+        Upstream: {
+          type: 'object',
+          required: ['id', 'issuer', 'client_id', 'redirect_uri'],
+          properties: {
+            id: { type: 'string' },
+            issuer: { type: 'string', format: 'uri' },
+            client_id: { type: 'string' },
+            scope: { type: 'string' },
+            display_name: { type: 'string' },
+            link_by_email: { type: 'boolean' },
+            end_session: { type: 'boolean' },
+            domains: { type: 'array', items: { type: 'string' } },
+            claims: { type: 'object', additionalProperties: { type: 'string' } },
+            redirect_uri: { type: 'string', format: 'uri', description: 'register this at the upstream' },
+            backchannel_logout_uri: { type: 'string', format: 'uri', description: "register this at the upstream for its back-channel logout" },
           },
         },
         Error: {

@@ -288,6 +288,28 @@ describe('e2e: client registration (RFC 7591/7592), its policy, and the admin AP
       assert.equal((await admin('/users/nobody/disable', token, { method: 'POST' })).status, 404);
     });
 
+    it('upstreams: add (secret sealed, never returned; bad input and duplicates refused), list, remove', async () => {
+      const token = await adminToken('ops', 'admin');
+      const body = { id: 'corp', issuer: 'https://idp.example.com', client_id: 'latchkey', client_secret: 'an-upstream-secret-of-some-length', display_name: 'Corp SSO', domains: ['corp.example'] };
+      const created = await admin('/upstreams', token, { method: 'POST', body: JSON.stringify(body) });
+      assert.equal(created.status, 201, await created.clone().text());
+      const upstream = (await created.json()) as Record<string, unknown>;
+      assert.equal(upstream.redirect_uri, `${server.issuer}/upstream/corp/callback`);
+      assert.ok(!JSON.stringify(upstream).includes(body.client_secret), 'the secret is not returned');
+      const stored = (await server.kv.get('upstream:corp'))!;
+      assert.ok(!stored.includes(body.client_secret), 'the secret is sealed at rest');
+      assert.equal((await admin('/upstreams', token, { method: 'POST', body: JSON.stringify(body) })).status, 409);
+      for (const bad of [{ issuer: 'http://idp.example.com' }, { id: 'Not An Id' }, { scope: 'email' }, { domains: ['not a domain'] }, { claims: { sub: 'x' } }]) {
+        const refused = await admin('/upstreams', token, { method: 'POST', body: JSON.stringify({ ...body, id: 'other', ...bad }) });
+        assert.equal(refused.status, 400, JSON.stringify(bad));
+        assert.equal(((await refused.json()) as { error: string }).error, 'invalid_request');
+      }
+      const list = (await (await admin('/upstreams', token)).json()) as Record<string, unknown>[];
+      assert.deepEqual(list.map((u) => [u.id, u.display_name]), [['corp', 'Corp SSO']]);
+      assert.equal((await admin('/upstreams/corp', token, { method: 'DELETE' })).status, 204);
+      assert.equal((await admin('/upstreams/corp', token, { method: 'DELETE' })).status, 404);
+    });
+
     it('the OpenAPI document is valid and lists every route of the admin API', async () => {
       const document = (await (await admin('/openapi.json', undefined)).json()) as { paths: Record<string, Record<string, unknown>> };
       const validator = new Validator();
@@ -295,7 +317,7 @@ describe('e2e: client registration (RFC 7591/7592), its policy, and the admin AP
       assert.ok(result.valid, JSON.stringify(result.errors));
 
       const { adminApi } = await import('../../src/registration/admin-api.js');
-      const middleware = adminApi({ issuer: server.issuer, providers: server.providers, clients: undefined!, accounts: server.accounts, apis: server.apis, grants: server.grants, sessions: undefined!, secretRotationGrace: 0 });
+      const middleware = adminApi({ issuer: server.issuer, providers: server.providers, clients: undefined!, accounts: server.accounts, apis: server.apis, grants: server.grants, sessions: undefined!, upstreams: undefined!, secretRotationGrace: 0 });
       const stack = (middleware as unknown as { router: { stack: { path: string; methods: string[] }[] } }).router.stack;
       for (const layer of stack) {
         const path = layer.path.replace(/^\/admin/, '').replace(/:(\w+)/g, '{$1}');

@@ -28,6 +28,8 @@ export interface RelyingParty {
   readonly port: number;
   /** Logout tokens this app accepted (their sid), in order. */
   readonly loggedOut: string[];
+  /** The claims of each ID token this app accepted, in order. */
+  readonly idTokens: Record<string, unknown>[];
   close(): Promise<void>;
 }
 
@@ -64,6 +66,7 @@ export async function startRelyingParty(options: RelyingPartyOptions): Promise<R
   const jwks = createRemoteJWKSet(new URL(config.serverMetadata().jwks_uri!));
   const sessions = new Map<string, Session>();
   const loggedOut: string[] = [];
+  const idTokens: Record<string, unknown>[] = [];
   let base = '';
 
   function session(req: IncomingMessage, res: ServerResponse): Session {
@@ -135,6 +138,7 @@ export async function startRelyingParty(options: RelyingPartyOptions): Promise<R
           expectedNonce: pending.nonce,
         });
         const claims = tokens.claims()!;
+        idTokens.push({ ...claims });
         // Profile claims come from userinfo; the ID token carries identity and session (sub, sid).
         const profile = await oidc.fetchUserInfo(config, tokens.access_token, claims.sub);
         s.user = { sub: claims.sub, name: profile.name, sid: claims.sid as string | undefined, idToken: tokens.id_token! };
@@ -171,6 +175,7 @@ export async function startRelyingParty(options: RelyingPartyOptions): Promise<R
     url: base,
     port,
     loggedOut,
+    idTokens,
     close: () =>
       new Promise<void>((done) => {
         server.close(() => done());

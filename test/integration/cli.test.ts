@@ -158,6 +158,26 @@ for (const mode of ['redis', 'embedded'] as const) {
       await eventually(async () => assert.equal(await server.accounts.findByUsername('bob'), undefined));
     });
 
+    it('upstreams add (client secret from stdin, sealed), list without secrets, duplicate refused, remove', async () => {
+      const secret = 'an-upstream-client-secret';
+      const add = await latchkey(env, ['upstreams', 'add', '--id', 'corp', '--issuer', 'https://idp.example.com', '--client-id', 'latchkey', '--client-secret-stdin', '--display-name', 'Corp SSO', '--claim', 'name=display_name'], `${secret}\n`);
+      assert.equal(add.status, 0, add.stderr);
+      const added = JSON.parse(add.stdout) as { id: string; redirect_uri: string; claims: Record<string, string> };
+      assert.equal(added.redirect_uri, `${server.issuer}/upstream/corp/callback`);
+      assert.equal(added.claims.name, 'display_name');
+      assert.ok(!add.stdout.includes(secret));
+      const { Upstreams } = await import('../../src/upstreams/registry.js');
+      await eventually(async () => assert.equal((await new Upstreams(server.kv, server.config.keys.secrets).find('corp'))?.clientSecret, secret, 'the server opens it, newline stripped'));
+      const duplicate = await latchkey(env, ['upstreams', 'add', '--id', 'corp', '--issuer', 'https://idp.example.com', '--client-id', 'x', '--client-secret-stdin'], 'x\n');
+      assert.equal(duplicate.status, 1);
+      assert.match(duplicate.stderr, /^latchkey: an upstream "corp" exists already$/m);
+      const list = await latchkey(env, ['upstreams', 'list']);
+      assert.deepEqual((JSON.parse(list.stdout) as { id: string }[]).map((u) => u.id), ['corp']);
+      assert.ok(!list.stdout.includes(secret));
+      assert.equal((await latchkey(env, ['upstreams', 'remove', 'corp'])).status, 0);
+      assert.equal((await latchkey(env, ['upstreams', 'remove', 'corp'])).status, 1);
+    });
+
     it('keys list shows the current key and the next one, made at first start', async () => {
       const run = await latchkey(env, ['keys', 'list']);
       assert.equal(run.status, 0, run.stderr);

@@ -299,11 +299,11 @@ describe('rate limits, client addresses and the issuer host', function () {
       const endpoints = Object.entries(document)
         .filter(([field, value]) => (field.endsWith('_endpoint') || field === 'jwks_uri') && typeof value === 'string')
         .map(([field, value]) => [field, new URL(String(value)).pathname] as const);
-      endpoints.push(['discovery', '/.well-known/openid-configuration'], ['oauth discovery', '/.well-known/oauth-authorization-server'], ['client configuration', '/reg/some-client'], ['resume', '/auth/some-interaction'], ['token in capitals', '/TOKEN/'], ['PAR in mixed case', '/Request'], ['admin API', '/admin/clients'], ['developer page', '/developer'], ['sign-in page', '/interaction/some-interaction'], ['device code entry', '/device'], ['device resume', '/device/some-interaction']);
+      endpoints.push(['discovery', '/.well-known/openid-configuration'], ['oauth discovery', '/.well-known/oauth-authorization-server'], ['client configuration', '/reg/some-client'], ['resume', '/auth/some-interaction'], ['token in capitals', '/TOKEN/'], ['PAR in mixed case', '/Request'], ['admin API', '/admin/clients'], ['developer page', '/developer'], ['sign-in page', '/interaction/some-interaction'], ['device code entry', '/device'], ['device resume', '/device/some-interaction'], ['upstream callback', '/upstream/corp/callback'], ['upstream back-channel logout', '/upstream/corp/backchannel-logout']);
       assert.ok(endpoints.some(([field]) => field === 'pushed_authorization_request_endpoint'));
       assert.ok(endpoints.some(([field]) => field === 'revocation_feed_endpoint'));
       assert.ok(endpoints.some(([field]) => field === 'device_authorization_endpoint'));
-      const reads = new Set(['/jwks', '/revocations', '/.well-known/openid-configuration', '/.well-known/oauth-authorization-server', '/auth', '/session/end', '/reg/some-client', '/auth/some-interaction', '/admin/clients', '/developer', '/interaction/some-interaction', '/device', '/device/some-interaction']);
+      const reads = new Set(['/jwks', '/revocations', '/.well-known/openid-configuration', '/.well-known/oauth-authorization-server', '/auth', '/session/end', '/reg/some-client', '/auth/some-interaction', '/admin/clients', '/developer', '/interaction/some-interaction', '/device', '/device/some-interaction', '/upstream/corp/callback']);
       let address = 0;
       for (const [field, path] of endpoints) {
         address += 1;

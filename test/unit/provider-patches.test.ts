@@ -106,6 +106,13 @@ describe('patches on oidc-provider internals (src/provider/patches/)', () => {
     assert.match(source('models/session.js'), /if \(typeof this\.exp !== 'number'\) \{\s*throw new TypeError\('persist can only be called on previously persisted Sessions'\);/);
   });
 
+  it('upstream-end-session.ts: end_session_confirm ends the session, then answers 303 with a Location it may replace', () => {
+    const confirm = source('actions/end_session.js');
+    assert.match(confirm, /paramsMiddleware\.bind\(undefined, new Set\(\['xsrf', 'logout'\]\)\)/);
+    assert.match(confirm, /await session\.destroy\(\);[\s\S]*ctx\.status = 303;\s*ctx\.redirect\(uri\);/);
+    assert.match(source('helpers/initialize_app.js'), /post\('end_session_confirm'/);
+  });
+
   it('registration/clients.ts reads the Client model\'s adapter (Client.adapter)', () => {
     assert.equal(typeof (provider.Client as unknown as { adapter?: { find?: unknown } }).adapter?.find, 'function');
   });

@@ -1,0 +1,87 @@
+/**
+ * Accounts linked to an upstream identity (upstream id, upstream `sub`): the first sign-in through
+ * an upstream makes the account (just in time) or, only when the upstream verified the email and
+ * the upstream is configured to allow it, links the local account with that email; later sign-ins
+ * update its claims from the upstream's. Any other email match is refused, never merged silently.
+ *
+ * Layout (durable): account:link:<upstream>:<upstream sub> → JSON {sub, how, at};
+ * account:links:<sub> → set of "<upstream>:<upstream sub>" (for the account page to show them).
+ */
+import { createHash } from 'node:crypto';
+import type { Account, Accounts, Claims } from './accounts.js';
+import type { Kv } from '../store/kv.js';
+
+export interface Link {
+  /** The local account. */
+  readonly sub: string;
+  /** How it was linked: a new account, or the existing one with the same verified email. */
+  readonly how: 'created' | 'email';
+  readonly at: number;
+}
+
+export type LinkOutcome =
+  | { readonly account: Account; readonly link: Link }
+  | { readonly refused: 'disabled' | 'email-unverified' | 'email-linking-off' };
+
+const linkKey = (upstream: string, upstreamSub: string) => `account:link:${upstream}:${upstreamSub}`;
+const linksKey = (sub: string) => `account:links:${sub}`;
+
+export class UpstreamLinks {
+  constructor(
+    private readonly kv: Kv,
+    private readonly accounts: Accounts,
+  ) {}
+
+  async find(upstream: string, upstreamSub: string): Promise<Link | undefined> {
+    const json = await this.kv.get(linkKey(upstream, upstreamSub));
+    return json ? (JSON.parse(json) as Link) : undefined;
+  }
+
+  /**
+   * The account an upstream sign-in belongs to, made or linked on the first one, its claims
+   * refreshed on every one; or why it may not sign in.
+   */
+  async signIn(upstream: { id: string; linkByEmail: boolean }, upstreamSub: string, claims: Claims): Promise<LinkOutcome> {
+    const existing = await this.find(upstream.id, upstreamSub);
+    if (existing) {
+      const account = await this.accounts.find(existing.sub);
+      if (account) {
+        if (account.disabled) return { refused: 'disabled' };
+        return { account: (await this.accounts.updateClaims(account.sub, { ...account.claims, ...claims }))!, link: existing };
+      }
+      // The account was removed: the link is stale, and this sign-in starts afresh.
+      await this.kv.del([linkKey(upstream.id, upstreamSub)]);
+    }
+    const sameEmail = claims.email ? await this.accounts.findByEmail(claims.email) : [];
+    if (sameEmail.length) {
+      if (!upstream.linkByEmail) return { refused: 'email-linking-off' };
+      const local = sameEmail.length === 1 ? sameEmail[0]! : undefined;
+      // Both sides must vouch for the address: the upstream now, and the local account itself.
+      if (claims.email_verified !== true || !local?.claims.email_verified) return { refused: 'email-unverified' };
+      if (local.disabled) return { refused: 'disabled' };
+      const link = await this.#link(upstream.id, upstreamSub, local.sub, 'email');
+      if (!link) return this.signIn(upstream, upstreamSub, claims);
+      return { account: (await this.accounts.updateClaims(local.sub, { ...local.claims, ...claims }))!, link };
+    }
+    const account = await this.accounts.createWithoutPassword(usernameFor(upstream.id, upstreamSub), claims);
+    const link = await this.#link(upstream.id, upstreamSub, account.sub, 'created');
+    if (!link) {
+      // Another sign-in of the same person linked first: nothing half-made stays behind.
+      await this.accounts.remove(account.username);
+      return this.signIn(upstream, upstreamSub, claims);
+    }
+    return { account, link };
+  }
+
+  async #link(upstream: string, upstreamSub: string, sub: string, how: Link['how']): Promise<Link | undefined> {
+    const link: Link = { sub, how, at: Math.floor(Date.now() / 1000) };
+    if (!(await this.kv.set(linkKey(upstream, upstreamSub), JSON.stringify(link), { onlyIfAbsent: true }))) return undefined;
+    await this.kv.addToSet(linksKey(sub), `${upstream}:${upstreamSub}`);
+    return link;
+  }
+}
+
+/** A stable username for an account made by an upstream: "<upstream>-<hash of its sub>". */
+function usernameFor(upstream: string, upstreamSub: string): string {
+  return `${upstream}-${createHash('sha256').update(upstreamSub).digest('hex').slice(0, 12)}`;
+}

@@ -1,0 +1,300 @@
+/**
+ * The upstream step: signing in through another OpenID Connect provider.
+ *
+ *   POST /interaction/:uid/upstream/:id        "Continue with <upstream>" (CSRF-protected form)
+ *   (GET /interaction/:uid with upstream=<id>,  the app's own request sends the person straight there
+ *    or a login_hint at an upstream's domain)
+ *   GET  /upstream/:id/callback                 the upstream sends the person back here
+ *   POST /interaction/:uid/upstream-cancel      from the error page: back to the app with its error
+ *   POST /upstream/:id/backchannel-logout       the upstream's logout token ends our sessions
+ *   GET  /upstream/:id/signed-out               back from the upstream's end_session_endpoint (upstreams/logout.ts)
+ *
+ * The state, nonce and PKCE verifier stay server-side (pending.ts), consumed once; the browser
+ * holds only a signed cookie with the state, scoped to /upstream/, so a callback reaching another
+ * browser (login CSRF, an injected code) is refused. Each upstream has its own callback URL, and
+ * the state record names the upstream it was issued for (mix-up defence, with openid-client's
+ * check of the RFC 9207 `iss` parameter). After the callback the interaction is finished with
+ * amr ["fed"] and the upstream recorded for the session (upstreams/sessions.ts: the `idp` claim).
+ */
+import { bodyParser } from '@koa/bodyparser';
+import Router from '@koa/router';
+import type { Context, Middleware } from 'koa';
+import type { Claims } from '../accounts/accounts.js';
+import type { UpstreamLinks } from '../accounts/links.js';
+import type { AccountSessions } from '../accounts/sessions.js';
+import { respondWithError } from '../http/errors.js';
+import { render } from '../http/views.js';
+import type { Logger } from '../ops/logger.js';
+import { UpstreamRefused, UpstreamUnavailable, type UpstreamClients } from '../upstreams/client.js';
+import type { UpstreamLogout } from '../upstreams/logout.js';
+import type { PendingSignIns } from '../upstreams/pending.js';
+import { MAPPED_CLAIMS, type Upstream, type Upstreams } from '../upstreams/registry.js';
+import type { FederatedSessions } from '../upstreams/sessions.js';
+import { field, type Interaction, type Interactions } from './interaction.js';
+
+/** The request parameter (an extraParam, see provider.ts) that names the upstream to go to. */
+const UPSTREAM_PARAMETER = 'upstream';
+const STATE_COOKIE = 'lk_upstream';
+const CANCEL_REASONS = new Set(['access_denied', 'temporarily_unavailable']);
+
+export interface UpstreamStepOptions {
+  readonly upstreams: Upstreams;
+  readonly clients: UpstreamClients;
+  readonly pending: PendingSignIns;
+  readonly links: UpstreamLinks;
+  readonly federated: FederatedSessions;
+  readonly sessions: AccountSessions;
+  readonly logout: UpstreamLogout;
+  readonly logger: Logger;
+  /** Seconds a pending sign-in (and its cookie) lives. */
+  readonly stateTtl: number;
+}
+
+interface Failure {
+  readonly title: string;
+  readonly message: string;
+  /** What the app is told if the person gives up here. */
+  readonly reason: 'access_denied' | 'temporarily_unavailable';
+  readonly status: number;
+}
+
+const unavailable = (upstream: { displayName: string }): Failure => ({
+  title: `${upstream.displayName} is not answering`,
+  message: `Signing in with ${upstream.displayName} is not possible right now: it could not be reached or did not answer in time. Try again in a moment, or sign in another way.`,
+  reason: 'temporarily_unavailable',
+  status: 502,
+});
+const refused = (upstream: { displayName: string }): Failure => ({
+  title: 'Sign-in not completed',
+  message: `${upstream.displayName} did not confirm who you are: it refused the sign-in, or its answer could not be verified. Nothing was changed. Try again, or sign in another way.`,
+  reason: 'access_denied',
+  status: 403,
+});
+const REFUSALS: Record<'disabled' | 'email-unverified' | 'email-linking-off', (upstream: Upstream) => Failure> = {
+  disabled: () => ({ title: 'Access denied', message: 'This account cannot sign in. If you think that is a mistake, ask the operator of this sign-in service.', reason: 'access_denied', status: 403 }),
+  'email-unverified': (upstream) => ({
+    title: 'Account not linked',
+    message: `An account with your email address already exists here, and ${upstream.displayName} did not confirm that the address is yours, so the two were not linked. Sign in with your username and password, or ask the operator of this sign-in service.`,
+    reason: 'access_denied',
+    status: 409,
+  }),
+  'email-linking-off': (upstream) => ({
+    title: 'Account not linked',
+    message: `An account with your email address already exists here. It is not linked to ${upstream.displayName}, and accounts are not linked by email for it. Sign in with your username and password, or ask the operator of this sign-in service.`,
+    reason: 'access_denied',
+    status: 409,
+  }),
+};
+
+/** Our claims from the upstream's, through the upstream's mapping; values of the wrong type are left out. */
+function mapClaims(upstream: Upstream, from: Record<string, unknown>): Claims {
+  const claims: Record<string, unknown> = {};
+  for (const ours of MAPPED_CLAIMS) {
+    const value = from[upstream.claims[ours]];
+    if (ours === 'email_verified' ? typeof value === 'boolean' : typeof value === 'string' && value.length <= 256) claims[ours] = value;
+  }
+  if (claims.email && claims.email_verified === undefined) claims.email_verified = false;
+  return claims as Claims;
+}
+
+export function upstreamStep(steps: Interactions, options: UpstreamStepOptions) {
+  const { upstreams, clients, pending, links, federated, sessions, logout, logger, stateTtl } = options;
+  const { providers, csrf } = steps;
+
+  /** An error page with the way back to the login page and, to give up, back to the app. */
+  function fail(ctx: Context, uid: string | undefined, failure: Failure): void {
+    ctx.status = failure.status;
+    ctx.type = 'html';
+    ctx.set('Cache-Control', 'no-store');
+    ctx.body = render('upstream-error', {
+      title: failure.title,
+      message: failure.message,
+      back: uid && `/interaction/${uid}`,
+      cancel: uid && `/interaction/${uid}/upstream-cancel`,
+      csrf: uid && csrf.token(uid),
+      reason: failure.reason,
+      requestId: ctx.state.requestId,
+    });
+  }
+
+  /** To the upstream, with a fresh pending sign-in. */
+  async function start(ctx: Context, interaction: Interaction, id: string): Promise<void> {
+    const upstream = await upstreams.find(id);
+    if (!upstream) {
+      respondWithError(ctx, 400, { error: 'invalid_request', error_description: `there is no upstream provider "${id}"` });
+      return;
+    }
+    if (interaction.prompt.name !== 'login') {
+      respondWithError(ctx, 400, { error: 'invalid_request', error_description: 'this sign-in request is not waiting for a sign-in' });
+      return;
+    }
+    let started: Awaited<ReturnType<UpstreamClients['start']>>;
+    try {
+      const hint = interaction.params.login_hint;
+      started = await clients.start(upstream, typeof hint === 'string' && hint.length <= 256 ? hint : undefined);
+    } catch (error) {
+      if (!(error instanceof UpstreamUnavailable)) throw error;
+      logger.warn({ event: 'upstream.unavailable', upstream: id, err: error.cause }, 'upstream provider unavailable');
+      return fail(ctx, interaction.uid, unavailable(upstream));
+    }
+    const { url, pending: p } = started;
+    await pending.save(p.state, { upstream: id, uid: interaction.uid, nonce: p.nonce, verifier: p.verifier });
+    ctx.cookies.set(STATE_COOKIE, p.state, { path: '/upstream/', httpOnly: true, sameSite: 'lax', signed: true, maxAge: stateTtl * 1000, overwrite: true });
+    ctx.set('Cache-Control', 'no-store');
+    ctx.redirect(url.href);
+  }
+
+  /**
+   * GET /interaction/:uid with the `upstream` parameter, or a login_hint whose email domain an
+   * upstream signs in: straight to that upstream. True when it answered.
+   */
+  async function direct(ctx: Context, interaction: Interaction): Promise<boolean> {
+    if (interaction.prompt.name !== 'login') return false;
+    const { [UPSTREAM_PARAMETER]: named, login_hint: hint } = interaction.params;
+    const id = typeof named === 'string' && named ? named : typeof hint === 'string' ? (await upstreams.forEmail(hint))?.id : undefined;
+    if (!id) return false;
+    await start(ctx, interaction, id);
+    return true;
+  }
+
+  /** Puts the upstreams on the login page (ctx.state.upstreams, read by showLogin). */
+  const choices: Middleware = async (ctx, next) => {
+    ctx.state.upstreams = (await upstreams.list()).map(({ id, displayName }) => ({ id, displayName }));
+    return next();
+  };
+
+  async function callback(ctx: Context): Promise<void> {
+    ctx.set('Cache-Control', 'no-store');
+    const id = ctx.params.id!;
+    const state = typeof ctx.query.state === 'string' ? ctx.query.state : '';
+    const bound = ctx.cookies.get(STATE_COOKIE, { signed: true });
+    if (!state || state !== bound) {
+      logger.warn({ event: 'upstream.state_mismatch', upstream: id }, 'upstream callback refused: state does not match this browser');
+      respondWithError(ctx, 400, { error: 'invalid_request', error_description: 'this answer from the sign-in provider does not belong to a sign-in started in this browser' });
+      return;
+    }
+    ctx.cookies.set(STATE_COOKIE, null, { path: '/upstream/', signed: true });
+    const taken = await pending.take(state);
+    if (taken === 'spent' || taken === 'unknown' || taken.upstream !== id) {
+      logger.warn({ event: 'upstream.state_refused', upstream: id, outcome: typeof taken === 'string' ? taken : 'other-upstream' }, 'upstream callback refused');
+      respondWithError(ctx, 400, { error: 'session_not_found', error_description: taken === 'spent' ? 'this answer from the sign-in provider was already used' : 'this sign-in expired or was not started here' });
+      return;
+    }
+    const provider = providers.current;
+    const interaction = await provider.Interaction.find(taken.uid);
+    const upstream = await upstreams.find(id);
+    if (!interaction || interaction.result || !upstream) {
+      respondWithError(ctx, 400, { error: 'session_not_found', error_description: 'the sign-in request expired or was already completed' });
+      return;
+    }
+    let signedIn: Awaited<ReturnType<UpstreamClients['finish']>>;
+    try {
+      signedIn = await clients.finish(upstream, new URL(ctx.href), { state, nonce: taken.nonce, verifier: taken.verifier });
+    } catch (error) {
+      if (error instanceof UpstreamUnavailable) {
+        logger.warn({ event: 'upstream.unavailable', upstream: id, err: error.cause }, 'upstream provider unavailable');
+        return fail(ctx, taken.uid, unavailable(upstream));
+      }
+      if (error instanceof UpstreamRefused) {
+        logger.warn({ event: 'upstream.refused', upstream: id, reason: (error.cause as Error | undefined)?.message }, 'upstream sign-in refused');
+        return fail(ctx, taken.uid, refused(upstream));
+      }
+      throw error;
+    }
+    const outcome = await links.signIn(upstream, signedIn.sub, mapClaims(upstream, signedIn.claims));
+    if ('refused' in outcome) {
+      logger.info({ event: 'upstream.link_refused', upstream: id, reason: outcome.refused }, 'upstream sign-in not linked');
+      return fail(ctx, taken.uid, REFUSALS[outcome.refused](upstream));
+    }
+    logger.info({ event: 'login.succeeded', sub: outcome.account.sub, upstream: id, linked: outcome.link.how }, 'login succeeded through upstream');
+    // What interactionFinished does, for an interaction found by its uid: this request carries no
+    // interaction cookie (it is scoped to /interaction/<uid>), the pending sign-in bound it instead.
+    interaction.result = {
+      login: { accountId: outcome.account.sub, amr: ['fed'], remember: false },
+      [UPSTREAM_PARAMETER]: { upstream: id, sub: signedIn.sub, sid: signedIn.sid, idToken: signedIn.idToken },
+    };
+    await interaction.save(interaction.exp - Math.floor(Date.now() / 1000));
+    ctx.status = 303;
+    ctx.redirect(interaction.returnTo);
+  }
+
+  async function backchannelLogout(ctx: Context): Promise<void> {
+    ctx.set('Cache-Control', 'no-store');
+    const upstream = await upstreams.find(ctx.params.id!);
+    const token = field((ctx.request.body ?? {}) as Record<string, string>, 'logout_token');
+    const refuse = (description: string) => {
+      ctx.status = 400;
+      ctx.body = { error: 'invalid_request', error_description: description };
+    };
+    if (!upstream || !token) return refuse('a logout_token from a known upstream is required');
+    let named: { sid?: string; sub?: string };
+    try {
+      named = await clients.verifyLogoutToken(upstream, token);
+    } catch (error) {
+      if (error instanceof UpstreamUnavailable) {
+        ctx.status = 503;
+        ctx.body = { error: 'temporarily_unavailable', error_description: 'the upstream keys could not be read' };
+        return;
+      }
+      if (!(error instanceof UpstreamRefused)) throw error;
+      logger.warn({ event: 'upstream.logout_refused', upstream: upstream.id, reason: error.message }, 'upstream logout token refused');
+      return refuse(error.message);
+    }
+    const provider = providers.current;
+    let ended = 0;
+    for (const uid of await federated.sessionsOf(upstream.id, named)) {
+      const session = await provider.Session.findByUid(uid);
+      if (session?.accountId) {
+        await sessions.end(session);
+        ended += 1;
+      }
+      await federated.forget(uid);
+    }
+    logger.info({ event: 'upstream.logout', upstream: upstream.id, ended }, 'upstream back-channel logout');
+    ctx.status = 200;
+    ctx.body = '';
+  }
+
+  const form = bodyParser({ enableTypes: ['form'], formLimit: '16kb', encoding: 'utf-8' });
+
+  /** Routes under /interaction (mounted on the interaction router). */
+  function interactionRoutes(router: Router): void {
+    router.post('/:uid/upstream/:id', form, async (ctx) => {
+      const found = await steps.submitted(ctx);
+      if (found) await start(ctx, found.interaction, ctx.params.id!);
+    });
+    router.post('/:uid/upstream-cancel', form, async (ctx) => {
+      const found = await steps.submitted(ctx);
+      if (!found) return;
+      const reason = field(found.body, 'reason');
+      await providers.current.interactionFinished(
+        ctx.req,
+        ctx.res,
+        {
+          error: CANCEL_REASONS.has(reason) ? reason : 'access_denied',
+          error_description: reason === 'temporarily_unavailable' ? 'the upstream identity provider is unavailable' : 'the sign-in through the upstream identity provider did not complete',
+        },
+        { mergeWithLastSubmission: false },
+      );
+      ctx.respond = false;
+    });
+  }
+
+  /** Routes under /upstream (the upstream's callback and back-channel logout). */
+  function outerRoutes(): Middleware {
+    const router = new Router({ prefix: '/upstream' });
+    router.get('/:id/callback', callback);
+    router.post('/:id/backchannel-logout', form, backchannelLogout);
+    router.get('/:id/signed-out', async (ctx) => {
+      ctx.set('Cache-Control', 'no-store');
+      const destination = await logout.destination(typeof ctx.query.state === 'string' ? ctx.query.state : '');
+      if (destination) return ctx.redirect(destination);
+      ctx.type = 'html';
+      ctx.body = render('signed-out', { title: 'Signed out' });
+    });
+    return router.routes() as Middleware;
+  }
+
+  return { choices, direct, interactionRoutes, outerRoutes };
+}
+

@@ -1,0 +1,192 @@
+/**
+ * Latchkey as a relying party of its upstreams, through openid-client: discovery by issuer,
+ * the authorization request (PKCE S256, state, nonce), the code exchange with ID token
+ * validation (issuer, audience, signature against the upstream's JWKS, expiry, nonce, and the
+ * RFC 9207 `iss` response parameter when the upstream offers it), userinfo; and the upstream's
+ * back-channel logout tokens, verified with jose against the same JWKS. Nothing is validated by
+ * hand. Every request goes through the guarded fetch (http/outbound.ts): bounded in time and size,
+ * kept off private addresses unless outbound.allowPrivateNetworks.
+ */
+import { createRemoteJWKSet, customFetch as joseFetch, jwtVerify, type JWTPayload } from 'jose';
+import * as oidc from 'openid-client';
+import { createOutboundFetch } from '../http/outbound.js';
+import type { Upstream } from './registry.js';
+
+/** How long a discovered configuration is reused before the upstream is asked again. */
+const DISCOVERY_CACHE_MS = 5 * 60_000;
+const BACKCHANNEL_EVENT = 'http://schemas.openid.net/event/backchannel-logout';
+
+/** The upstream could not be reached, was too slow, or answered something unusable. */
+export class UpstreamUnavailable extends Error {
+  override name = 'UpstreamUnavailable';
+}
+/** The upstream's answer was refused: an error response, or an ID token that does not verify. */
+export class UpstreamRefused extends Error {
+  override name = 'UpstreamRefused';
+}
+
+export interface Pending {
+  readonly state: string;
+  readonly nonce: string;
+  readonly verifier: string;
+}
+
+export interface SignedIn {
+  readonly sub: string;
+  /** The upstream session (ID token `sid`), for its back-channel logout. */
+  readonly sid: string | undefined;
+  /** ID token claims, with userinfo's where the upstream offers it. */
+  readonly claims: Record<string, unknown>;
+  readonly idToken: string;
+}
+
+interface Cached {
+  readonly config: oidc.Configuration;
+  readonly jwks: ReturnType<typeof createRemoteJWKSet>;
+  readonly at: number;
+}
+
+export interface OutboundSettings {
+  /** Milliseconds a request (connection, answer and body) may take. */
+  readonly timeout: number;
+  /** Bytes a response body may have. */
+  readonly maxBytes: number;
+  readonly allowPrivateNetworks: boolean;
+}
+
+export class UpstreamClients {
+  readonly #fetch: (url: string, options: RequestInit) => Promise<Response>;
+  readonly #cache = new Map<string, Cached>();
+
+  constructor(
+    private readonly outbound: OutboundSettings,
+    /** Where each upstream sends people back: `<issuer>/upstream/<id>/callback`. */
+    private readonly callbackUrl: (id: string) => string,
+  ) {
+    const guarded = createOutboundFetch({ allowPrivateNetworks: outbound.allowPrivateNetworks });
+    // openid-client and jose ask for redirect: 'manual'; the guarded fetch follows none anyway.
+    this.#fetch = (url, { redirect: _, ...options }) => guarded(url, { ...options, timeoutMs: outbound.timeout, maxBytes: outbound.maxBytes });
+  }
+
+  async #discover(upstream: Upstream): Promise<Cached> {
+    const cacheKey = `${upstream.id}\n${upstream.issuer}\n${upstream.clientId}\n${upstream.clientSecret}`;
+    const cached = this.#cache.get(cacheKey);
+    if (cached && Date.now() - cached.at < DISCOVERY_CACHE_MS) return cached;
+    const config = await unavailableOnFailure(() =>
+      oidc.discovery(new URL(upstream.issuer), upstream.clientId, upstream.clientSecret, oidc.ClientSecretBasic(upstream.clientSecret), {
+        [oidc.customFetch]: this.#fetch as oidc.CustomFetch,
+        timeout: Math.ceil(this.outbound.timeout / 1000),
+        // ID token signatures are checked against the upstream's JWKS too (openid-client by default
+        // relies on TLS to the token endpoint alone, which OIDC Core §3.1.3.7 allows).
+        execute: [oidc.enableNonRepudiationChecks, ...(upstream.issuer.startsWith('http:') ? [oidc.allowInsecureRequests] : [])],
+      }),
+    );
+    config[oidc.customFetch] = this.#fetch as oidc.CustomFetch;
+    const jwksUri = config.serverMetadata().jwks_uri;
+    if (!jwksUri) throw new UpstreamUnavailable('the upstream publishes no jwks_uri');
+    const jwks = createRemoteJWKSet(new URL(jwksUri), {
+      timeoutDuration: this.outbound.timeout,
+      [joseFetch]: (url: string, options: RequestInit) => this.#fetch(url, options),
+    });
+    for (const [other] of this.#cache) if (other.startsWith(`${upstream.id}\n`)) this.#cache.delete(other);
+    const entry = { config, jwks, at: Date.now() };
+    this.#cache.set(cacheKey, entry);
+    return entry;
+  }
+
+  /** A fresh state, nonce and PKCE verifier, and where to send the person. */
+  async start(upstream: Upstream, loginHint?: string): Promise<{ url: URL; pending: Pending }> {
+    const { config } = await this.#discover(upstream);
+    const pending = { state: oidc.randomState(), nonce: oidc.randomNonce(), verifier: oidc.randomPKCECodeVerifier() };
+    const url = oidc.buildAuthorizationUrl(config, {
+      redirect_uri: this.callbackUrl(upstream.id),
+      scope: upstream.scope,
+      state: pending.state,
+      nonce: pending.nonce,
+      code_challenge: await oidc.calculatePKCECodeChallenge(pending.verifier),
+      code_challenge_method: 'S256',
+      ...(loginHint ? { login_hint: loginHint } : {}),
+    });
+    return { url, pending };
+  }
+
+  /** The callback: code for tokens, ID token validated, userinfo read. */
+  async finish(upstream: Upstream, callback: URL, pending: Pending): Promise<SignedIn> {
+    const { config } = await this.#discover(upstream);
+    const tokens = await refusedOrUnavailable(() =>
+      oidc.authorizationCodeGrant(config, callback, {
+        pkceCodeVerifier: pending.verifier,
+        expectedState: pending.state,
+        expectedNonce: pending.nonce,
+        idTokenExpected: true,
+      }),
+    );
+    const claims = tokens.claims()!;
+    let profile: Record<string, unknown> = {};
+    if (config.serverMetadata().userinfo_endpoint) {
+      profile = await refusedOrUnavailable(() => oidc.fetchUserInfo(config, tokens.access_token, claims.sub));
+    }
+    return { sub: claims.sub, sid: typeof claims.sid === 'string' ? claims.sid : undefined, claims: { ...profile, ...claims }, idToken: tokens.id_token! };
+  }
+
+  /** The upstream's end_session_endpoint, when it has one. */
+  async endSessionUrl(upstream: Upstream, idToken: string): Promise<URL | undefined> {
+    const { config } = await this.#discover(upstream);
+    if (!config.serverMetadata().end_session_endpoint) return undefined;
+    return oidc.buildEndSessionUrl(config, { id_token_hint: idToken, client_id: upstream.clientId });
+  }
+
+  /**
+   * OpenID Connect Back-Channel Logout 1.0 §2.6: a logout token signed by the upstream (its JWKS),
+   * for us (aud), with iat, the logout event, sid and/or sub, and no nonce.
+   */
+  async verifyLogoutToken(upstream: Upstream, token: string): Promise<{ sid?: string; sub?: string }> {
+    const { config, jwks } = await this.#discover(upstream);
+    let payload: JWTPayload;
+    try {
+      ({ payload } = await jwtVerify(token, jwks, {
+        issuer: config.serverMetadata().issuer,
+        audience: upstream.clientId,
+        requiredClaims: ['iat', 'jti'],
+        maxTokenAge: '10 minutes',
+        clockTolerance: 30,
+        algorithms: (config.serverMetadata().id_token_signing_alg_values_supported as string[] | undefined) ?? ['RS256'],
+      }));
+    } catch (error) {
+      throw new UpstreamRefused('the logout token does not verify', { cause: error });
+    }
+    const events = payload.events as Record<string, unknown> | undefined;
+    if (typeof events !== 'object' || events === null || typeof events[BACKCHANNEL_EVENT] !== 'object') throw new UpstreamRefused('not a logout token (events)');
+    if ('nonce' in payload) throw new UpstreamRefused('a logout token has no nonce');
+    const sid = typeof payload.sid === 'string' ? payload.sid : undefined;
+    const sub = typeof payload.sub === 'string' ? payload.sub : undefined;
+    if (!sid && !sub) throw new UpstreamRefused('a logout token names a sid or a sub');
+    return { ...(sid && { sid }), ...(sub && { sub }) };
+  }
+}
+
+/** Network failures and timeouts: the upstream is unavailable. */
+async function unavailableOnFailure<T>(run: () => Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (error) {
+    throw new UpstreamUnavailable('the upstream provider could not be reached or answered something unusable', { cause: error });
+  }
+}
+
+/** Protocol refusals (error responses, failed validation) apart from network failures. */
+async function refusedOrUnavailable<T>(run: () => Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (error) {
+    if (error instanceof oidc.ResponseBodyError || error instanceof oidc.AuthorizationResponseError || error instanceof oidc.WWWAuthenticateChallengeError) {
+      throw new UpstreamRefused(`the upstream provider refused: ${error.code}`, { cause: error });
+    }
+    // openid-client's own validation failures (ID token, state, nonce, iss) are its ClientErrors.
+    const code = (error as { code?: unknown }).code;
+    if (typeof code === 'string' && code.startsWith('OAUTH_') && code !== 'OAUTH_RESPONSE_IS_NOT_JSON' && code !== 'OAUTH_RESPONSE_IS_NOT_CONFORM') {
+      throw new UpstreamRefused('the upstream provider sent an answer that does not verify', { cause: error });
+    }
+    throw new UpstreamUnavailable('the upstream provider could not be reached or answered something unusable', { cause: error });
+  }
+}

@@ -1,0 +1,38 @@
+/**
+ * Sign-ins waiting for their upstream to send the person back, kept server-side by `state` for
+ * upstreams.stateTtl seconds and consumed once: a replayed callback finds its state spent.
+ *
+ * Layout: upstream:state:<state> → record {upstream, uid, nonce, verifier, loginHint}, with a TTL.
+ */
+import type { Kv } from '../store/kv.js';
+
+export interface PendingSignIn {
+  readonly upstream: string;
+  /** The interaction (Latchkey's own authorization request) that continues after the upstream. */
+  readonly uid: string;
+  readonly nonce: string;
+  readonly verifier: string;
+}
+
+const key = (state: string) => `upstream:state:${state}`;
+const STATE = /^[\w-]{16,128}$/;
+
+export class PendingSignIns {
+  constructor(
+    private readonly kv: Kv,
+    private readonly ttl: number,
+  ) {}
+
+  async save(state: string, pending: PendingSignIn): Promise<void> {
+    await this.kv.putRecord(key(state), JSON.stringify(pending), this.ttl);
+  }
+
+  /** The pending sign-in of this state, taken once; 'spent' for a replay, 'unknown' for a state never issued or expired. */
+  async take(state: string): Promise<PendingSignIn | 'spent' | 'unknown'> {
+    if (!STATE.test(state)) return 'unknown';
+    const outcome = await this.kv.consumeRecord(key(state), Date.now() / 1000);
+    if (outcome === 'already-consumed') return 'spent';
+    const record = outcome === 'consumed' ? await this.kv.getRecord(key(state)) : undefined;
+    return record ? (JSON.parse(record.payload) as PendingSignIn) : 'unknown';
+  }
+}

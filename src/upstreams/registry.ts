@@ -1,0 +1,148 @@
+/**
+ * The upstream OpenID Connect providers people may sign in with, configured at runtime (CLI, admin
+ * API) and kept in the store. The client secret Latchkey holds at each upstream is sealed like the
+ * signing keys (keyring/sealing.ts, AES-256-GCM under keys.secrets), with the upstream's id as the
+ * authenticated data, so it is never at rest in the clear and cannot be moved to another upstream.
+ *
+ * Layout: upstream:<id> (JSON, durable), upstreams (set of ids, durable).
+ */
+import { Sealer } from '../keyring/sealing.js';
+import type { Kv } from '../store/kv.js';
+
+/** Our claims an upstream's claims are mapped to (default: the claim of the same name). */
+export const MAPPED_CLAIMS = ['email', 'email_verified', 'name', 'given_name', 'family_name', 'locale'] as const;
+export type MappedClaim = (typeof MAPPED_CLAIMS)[number];
+
+export interface UpstreamSettings {
+  /** Short name: in URLs (callback, back-channel logout), the `upstream` request parameter and the `idp` claim. */
+  readonly id: string;
+  readonly issuer: string;
+  readonly clientId: string;
+  readonly scope: string;
+  readonly displayName: string;
+  /** Link a first sign-in to the local account with the same email, when the upstream verified that email. */
+  readonly linkByEmail: boolean;
+  /** RP-initiated logout at Latchkey also ends the upstream session (when it offers end_session_endpoint). */
+  readonly endSession: boolean;
+  /** Email domains whose people this upstream signs in: a login_hint at one of them goes straight there. */
+  readonly domains: readonly string[];
+  /** Our claim → the upstream's claim it is read from. */
+  readonly claims: Readonly<Record<MappedClaim, string>>;
+}
+
+export interface Upstream extends UpstreamSettings {
+  readonly clientSecret: string;
+}
+
+interface Stored extends UpstreamSettings {
+  readonly sealedSecret: string;
+  readonly createdAt: number;
+}
+
+export class UpstreamError extends Error {
+  override name = 'UpstreamError';
+  constructor(
+    message: string,
+    readonly conflict = false,
+  ) {
+    super(message);
+  }
+}
+
+const ID = /^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$/;
+const key = (id: string) => `upstream:${id}`;
+const ALL = 'upstreams';
+const DOMAIN = /^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/;
+const LOOPBACK = /^(localhost|127\.0\.0\.1|\[::1\]|[a-z0-9-]+\.localhost)$/i;
+
+/** https, or http on a loopback host (development and tests); no query, fragment or credentials. */
+function checkIssuer(issuer: string): string | undefined {
+  let url: URL;
+  try {
+    url = new URL(issuer);
+  } catch {
+    return 'the issuer must be a URL';
+  }
+  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && LOOPBACK.test(url.hostname))) return 'the issuer must be an https URL';
+  if (url.search || url.hash || url.username || url.password) return 'the issuer has no query, fragment or credentials';
+  return undefined;
+}
+
+function defaultClaims(): Record<MappedClaim, string> {
+  return Object.fromEntries(MAPPED_CLAIMS.map((claim) => [claim, claim])) as Record<MappedClaim, string>;
+}
+
+export class Upstreams {
+  readonly #sealer: Sealer;
+
+  constructor(
+    private readonly kv: Kv,
+    secrets: readonly string[],
+  ) {
+    this.#sealer = new Sealer(secrets);
+  }
+
+  async add(
+    settings: Omit<UpstreamSettings, 'claims' | 'domains'> & { claims?: Partial<Record<MappedClaim, string>>; domains?: readonly string[]; clientSecret: string },
+  ): Promise<UpstreamSettings> {
+    const { clientSecret, ...rest } = settings;
+    const domains = [...new Set((rest.domains ?? []).map((domain) => domain.toLowerCase()))];
+    const badDomain = domains.find((domain) => !DOMAIN.test(domain));
+    if (badDomain !== undefined) throw new UpstreamError(`"${badDomain}" is not an email domain`);
+    if (!ID.test(rest.id)) throw new UpstreamError('the id is 1 to 32 lowercase letters, digits and inner hyphens');
+    const problem = checkIssuer(rest.issuer);
+    if (problem) throw new UpstreamError(problem);
+    if (!rest.clientId) throw new UpstreamError('the client id is required');
+    if (!clientSecret) throw new UpstreamError('the client secret is required');
+    if (!rest.scope.split(' ').includes('openid')) throw new UpstreamError('the scope must include openid');
+    const stored: Stored = {
+      ...rest,
+      issuer: rest.issuer.replace(/\/$/, ''),
+      displayName: rest.displayName || rest.id,
+      domains,
+      claims: { ...defaultClaims(), ...rest.claims },
+      sealedSecret: this.#sealer.seal(key(rest.id), { kty: 'oct', k: Buffer.from(clientSecret).toString('base64url') }),
+      createdAt: Math.floor(Date.now() / 1000),
+    };
+    if (!(await this.kv.set(key(rest.id), JSON.stringify(stored), { onlyIfAbsent: true }))) {
+      throw new UpstreamError(`an upstream "${rest.id}" exists already`, true);
+    }
+    await this.kv.addToSet(ALL, rest.id);
+    return publicSettings(stored);
+  }
+
+  /** The upstream with its client secret opened. */
+  async find(id: string): Promise<Upstream | undefined> {
+    if (!ID.test(id)) return undefined;
+    const json = await this.kv.get(key(id));
+    if (!json) return undefined;
+    const stored = JSON.parse(json) as Stored;
+    const jwk = this.#sealer.open(key(id), stored.sealedSecret);
+    return { ...publicSettings(stored), clientSecret: Buffer.from(String(jwk.k), 'base64url').toString('utf8') };
+  }
+
+  /** Every upstream, without secrets, by display name. */
+  async list(): Promise<UpstreamSettings[]> {
+    const all = await Promise.all((await this.kv.members(ALL)).map((id) => this.kv.get(key(id))));
+    return all
+      .filter((json): json is string => !!json)
+      .map((json) => publicSettings(JSON.parse(json) as Stored))
+      .sort((a, b) => a.displayName.localeCompare(b.displayName));
+  }
+
+  /** The upstream that signs in people of this email's domain, if one does. */
+  async forEmail(email: string): Promise<UpstreamSettings | undefined> {
+    const domain = /^[^@\s]+@([^@\s]+)$/.exec(email)?.[1]?.toLowerCase();
+    return domain ? (await this.list()).find((upstream) => upstream.domains.includes(domain)) : undefined;
+  }
+
+  async remove(id: string): Promise<void> {
+    if (!ID.test(id) || !(await this.kv.get(key(id)))) throw new UpstreamError(`no upstream "${id}"`);
+    await this.kv.del([key(id)]);
+    await this.kv.removeFromSet(ALL, id);
+  }
+}
+
+function publicSettings({ id, issuer, clientId, scope, displayName, linkByEmail, endSession, domains, claims }: Stored): UpstreamSettings {
+  return { id, issuer, clientId, scope, displayName, linkByEmail, endSession, domains: domains ?? [], claims };
+}

@@ -1,0 +1,75 @@
+/**
+ * Which Latchkey sessions an upstream signed in, so that the session can name its upstream (the
+ * `idp` claim), RP-initiated logout can end the upstream session too, and the upstream's
+ * back-channel logout can find the sessions it ends.
+ *
+ * Layout (each with the session's lifetime): upstream:session:<session uid> → JSON record;
+ * upstream:sid:<upstream>:<upstream sid> and upstream:sub:<upstream>:<upstream sub> → sets of
+ * session uids.
+ */
+import type { Kv } from '../store/kv.js';
+
+export interface FederatedSession {
+  readonly upstream: string;
+  readonly sub: string;
+  readonly sid: string | undefined;
+  /** The upstream's ID token, the id_token_hint of its end_session_endpoint. */
+  readonly idToken: string;
+}
+
+const sessionKey = (uid: string) => `upstream:session:${uid}`;
+const bySid = (upstream: string, sid: string) => `upstream:sid:${upstream}:${sid}`;
+const bySub = (upstream: string, sub: string) => `upstream:sub:${upstream}:${sub}`;
+
+export class FederatedSessions {
+  constructor(
+    private readonly kv: Kv,
+    /** Seconds: the longest a Latchkey session lives. */
+    private readonly ttl: number,
+  ) {}
+
+  async record(sessionUid: string, session: FederatedSession): Promise<void> {
+    await this.kv.set(sessionKey(sessionUid), JSON.stringify(session), { ttl: this.ttl });
+    await this.kv.addToSet(bySub(session.upstream, session.sub), sessionUid, this.ttl);
+    if (session.sid) await this.kv.addToSet(bySid(session.upstream, session.sid), sessionUid, this.ttl);
+  }
+
+  async find(sessionUid: string): Promise<FederatedSession | undefined> {
+    const json = await this.kv.get(sessionKey(sessionUid));
+    return json ? (JSON.parse(json) as FederatedSession) : undefined;
+  }
+
+  /** The uids of the sessions an upstream logout names (by its sid, else by its sub). */
+  async sessionsOf(upstream: string, { sid, sub }: { sid?: string; sub?: string }): Promise<string[]> {
+    const uids = sid ? await this.kv.members(bySid(upstream, sid)) : await this.kv.members(bySub(upstream, sub!));
+    const records = await Promise.all(uids.map(async (uid) => [uid, await this.find(uid)] as const));
+    // With both, the session must match both (OIDC Back-Channel Logout §2.4).
+    return records.filter(([, record]) => record && record.upstream === upstream && (!sub || record.sub === sub)).map(([uid]) => uid);
+  }
+
+  async forget(sessionUid: string): Promise<void> {
+    const record = await this.find(sessionUid);
+    if (!record) return;
+    await this.kv.del([sessionKey(sessionUid)]);
+    await this.kv.removeFromSet(bySub(record.upstream, record.sub), sessionUid);
+    if (record.sid) await this.kv.removeFromSet(bySid(record.upstream, record.sid), sessionUid);
+  }
+}
+
+/**
+ * provider.use middleware: when a sign-in through an upstream resumes the authorization request
+ * (the interaction result carries `upstream`, see interactions/upstream.ts), the session it signed
+ * in is recorded with its upstream, once the engine has saved it.
+ */
+export function recordFederatedSessions(authorizationPath: string, federated: FederatedSessions) {
+  return async (ctx: { path: string; oidc?: unknown }, next: () => Promise<unknown>): Promise<void> => {
+    await next();
+    if (!ctx.path.startsWith(`${authorizationPath}/`)) return;
+    const oidc = ctx.oidc as { result?: { login?: { accountId?: string }; upstream?: FederatedSession }; session?: { uid?: string; accountId?: string } } | undefined;
+    const upstream = oidc?.result?.upstream;
+    const session = oidc?.session;
+    if (upstream && session?.uid && session.accountId && session.accountId === oidc.result?.login?.accountId) {
+      await federated.record(session.uid, upstream);
+    }
+  };
+}

@@ -1,0 +1,464 @@
+/**
+ * Signing in through an upstream OpenID Connect provider (issue 16), end to end.
+ *
+ * In Chromium: a second Latchkey (its own store) is the upstream, on 127.0.0.1, while Latchkey
+ * itself is on localhost and two apps on app1.localhost / app2.localhost; Latchkey talks to the
+ * upstream with openid-client. The person signs in to an app through the upstream (just-in-time
+ * account, mapped claims, amr "fed" and idp in the ID token), then to a second app without the
+ * upstream; the upstream's own sign-out ends Latchkey's session through back-channel logout (and
+ * the apps'); an upstream that is down, and email linking refused, show their pages.
+ *
+ * With a cookie-keeping agent: a fake upstream we control (jose signs what it is told to) sends
+ * forged, expired and wrong-audience ID tokens and logout tokens, and callbacks are replayed or
+ * carry another state.
+ */
+import assert from 'node:assert/strict';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { exportJWK, generateKeyPair, SignJWT, type JWK, type JWTPayload } from 'jose';
+import * as oidc from 'openid-client';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { Agent } from '../helpers/agent.js';
+import { launchChromium, screenshots } from '../helpers/browser.js';
+import { eventually } from '../helpers/eventually.js';
+import { freePort } from '../helpers/redis.js';
+import { startRelyingParty, type RelyingParty } from '../helpers/relying-party.js';
+import { startServer, type TestServer } from '../helpers/server.js';
+import { UpstreamLinks } from '../../src/accounts/links.js';
+import { Upstreams } from '../../src/upstreams/registry.js';
+
+const SECRET = 'upstream-test-client-secret-with-plenty-of-entropy';
+const PASSWORD = 'a passphrase for the upstream';
+const BACKCHANNEL_EVENT = 'http://schemas.openid.net/event/backchannel-logout';
+
+type Mode = 'good' | 'forged' | 'expired' | 'audience' | 'nonce' | 'deny';
+
+/** An upstream we control: discovery, authorize (straight back), token (an ID token as `mode` says), JWKS. */
+async function startFakeUpstream() {
+  const { privateKey, publicKey } = await generateKeyPair('RS256');
+  const other = await generateKeyPair('RS256');
+  const jwk: JWK = { ...(await exportJWK(publicKey)), kid: 'fake-key', alg: 'RS256', use: 'sig' };
+  const state = { mode: 'good' as Mode, nonce: '', issuer: '', sub: 'fake-person-1', sid: 'fake-sid-1' };
+  const sign = (payload: JWTPayload, key = privateKey, typ?: string) =>
+    new SignJWT(payload).setProtectedHeader({ alg: 'RS256', kid: 'fake-key', ...(typ && { typ }) }).sign(key);
+  const server: Server = createServer((req, res) => {
+    const url = new URL(req.url ?? '/', state.issuer);
+    // A slow upstream: never answers (Latchkey's bound, upstreams.timeout, ends the wait).
+    if (url.pathname.startsWith('/slow/')) return;
+    const json = (body: unknown, status = 200) => res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+    if (url.pathname === '/.well-known/openid-configuration') {
+      return json({
+        issuer: state.issuer,
+        authorization_endpoint: `${state.issuer}/authorize`,
+        token_endpoint: `${state.issuer}/token`,
+        jwks_uri: `${state.issuer}/jwks`,
+        response_types_supported: ['code'],
+        subject_types_supported: ['public'],
+        id_token_signing_alg_values_supported: ['RS256'],
+        code_challenge_methods_supported: ['S256'],
+      });
+    }
+    if (url.pathname === '/jwks') return json({ keys: [jwk] });
+    if (url.pathname === '/authorize') {
+      state.nonce = url.searchParams.get('nonce') ?? '';
+      const back = new URL(url.searchParams.get('redirect_uri')!);
+      if (state.mode === 'deny') back.searchParams.set('error', 'access_denied');
+      else back.searchParams.set('code', 'a-code');
+      back.searchParams.set('state', url.searchParams.get('state') ?? '');
+      return res.writeHead(302, { location: back.href }).end();
+    }
+    if (url.pathname === '/token') {
+      const now = Math.floor(Date.now() / 1000);
+      const claims: JWTPayload = {
+        iss: state.issuer,
+        sub: state.sub,
+        aud: state.mode === 'audience' ? 'someone-else' : 'latchkey',
+        iat: state.mode === 'expired' ? now - 7200 : now,
+        exp: state.mode === 'expired' ? now - 3600 : now + 300,
+        nonce: state.mode === 'nonce' ? 'another-nonce' : state.nonce,
+        sid: state.sid,
+        email: `${state.sub}@fake.example`,
+        email_verified: true,
+        name: 'Fake Person',
+      };
+      void sign(claims, state.mode === 'forged' ? other.privateKey : privateKey).then((idToken) => {
+        json({ access_token: 'an-access-token', token_type: 'Bearer', expires_in: 60, id_token: idToken });
+      });
+      return;
+    }
+    res.writeHead(404).end();
+  });
+  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
+  state.issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return {
+    state,
+    /** A logout token as the fake upstream (or a forger, with `key`) would send it. */
+    logoutToken: (claims: JWTPayload, key = privateKey) =>
+      sign({ iss: state.issuer, aud: 'latchkey', iat: Math.floor(Date.now() / 1000), jti: crypto.randomUUID(), events: { [BACKCHANNEL_EVENT]: {} }, ...claims }, key, 'logout+jwt'),
+    otherKey: other.privateKey,
+    close: () => new Promise<void>((done) => server.close(() => done())),
+  };
+}
+
+describe('e2e: sign in through an upstream OpenID Connect provider', function () {
+  this.timeout(90_000);
+  let latchkey: TestServer;
+  let upstream: TestServer;
+  let fake: Awaited<ReturnType<typeof startFakeUpstream>>;
+  let app1: RelyingParty;
+  let app2: RelyingParty;
+  let browser: Browser;
+  let context: BrowserContext;
+  let page: Page;
+  let upstreamRequests = 0;
+  const cspViolations: string[] = [];
+  const shot = screenshots('upstreams');
+  const screenshot = (name: string) => shot(page, name);
+  const app1Redirect = () => `${app1.url}/callback`;
+
+  before(async () => {
+    const [latchkeyPort, upstreamPort, port1, port2] = [await freePort(), await freePort(), await freePort(), await freePort()];
+    const downstream = `http://localhost:${latchkeyPort}`;
+    // The upstream: another Latchkey, where Latchkey is the client "latchkey".
+    upstream = await startServer({
+      port: upstreamPort,
+      env: { ISSUER: `http://127.0.0.1:${upstreamPort}`, OUTBOUND_ALLOW_PRIVATE_NETWORKS: 'true' },
+      clients: [
+        {
+          client_id: 'latchkey',
+          client_secret: SECRET,
+          client_name: 'Latchkey downstream',
+          redirect_uris: [`${downstream}/upstream/corp/callback`],
+          post_logout_redirect_uris: [`${downstream}/upstream/corp/signed-out`],
+          backchannel_logout_uri: `${downstream}/upstream/corp/backchannel-logout`,
+          backchannel_logout_session_required: true,
+        },
+      ],
+    });
+    await upstream.accounts.create('alice', PASSWORD, { name: 'Alice Upstream', given_name: 'Alice', email: 'alice@corp.example', email_verified: true, locale: 'en-GB' });
+    await upstream.accounts.create('bob', PASSWORD, { name: 'Bob Upstream', email: 'bob@local.example', email_verified: false });
+    await upstream.accounts.create('carol', PASSWORD, { name: 'Carol Upstream', email: 'carol@local.example', email_verified: true });
+
+    const client = (id: string, name: string, port: number) => ({
+      client_id: id,
+      client_secret: SECRET,
+      client_name: name,
+      redirect_uris: [`http://${id}.localhost:${port}/callback`],
+      post_logout_redirect_uris: [`http://${id}.localhost:${port}/signed-out`],
+      backchannel_logout_uri: `http://127.0.0.1:${port}/backchannel-logout`,
+      backchannel_logout_session_required: true,
+    });
+    latchkey = await startServer({
+      ownRedis: true,
+      port: latchkeyPort,
+      clients: [client('app1', 'Notes', port1), client('app2', 'Photos', port2)],
+      env: { OUTBOUND_ALLOW_PRIVATE_NETWORKS: 'true', UPSTREAMS_TIMEOUT: '1' },
+    });
+    // Local accounts whose emails the upstream's bob and carol share.
+    await latchkey.accounts.create('bob', 'bob has a local password', { email: 'bob@local.example', email_verified: true });
+    await latchkey.accounts.create('carol', 'carol has a local password', { email: 'carol@local.example', email_verified: true });
+
+    fake = await startFakeUpstream();
+    const upstreams = new Upstreams(latchkey.kv, latchkey.config.keys.secrets);
+    const common = { clientId: 'latchkey', clientSecret: SECRET, scope: 'openid email profile', endSession: false };
+    // `name` is read from the upstream's given_name: the mapping is configurable.
+    await upstreams.add({ ...common, id: 'corp', issuer: upstream.issuer, displayName: 'Corp SSO', linkByEmail: true, endSession: true, claims: { name: 'given_name' } });
+    await upstreams.add({ ...common, id: 'fake', issuer: fake.state.issuer, displayName: 'Fake', linkByEmail: false, domains: ['Fake.Example'] });
+    await upstreams.add({ ...common, id: 'slow', issuer: `${fake.state.issuer}/slow`, displayName: 'Slow', linkByEmail: false });
+    await upstreams.add({ ...common, id: 'down', issuer: `http://127.0.0.1:${await freePort()}`, displayName: 'Down Inc', linkByEmail: false });
+
+    const rp = (id: string, title: string, port: number) =>
+      startRelyingParty({ issuer: latchkey.issuer, clientId: id, clientSecret: SECRET, title, port, publicUrl: (p) => `http://${id}.localhost:${p}` });
+    app1 = await rp('app1', 'Notes', port1);
+    app2 = await rp('app2', 'Photos', port2);
+
+    browser = await launchChromium();
+    context = await browser.newContext({ viewport: { width: 900, height: 820 } });
+    page = await context.newPage();
+    page.on('request', (request) => {
+      if (new URL(request.url()).port === String(upstreamPort)) upstreamRequests += 1;
+    });
+    page.on('console', (message) => {
+      if (/Content Security Policy/i.test(message.text())) cspViolations.push(message.text());
+    });
+  });
+
+  after(async () => {
+    await browser?.close();
+    await app1?.close();
+    await app2?.close();
+    await fake?.close();
+    await latchkey?.stop();
+    await upstream?.stop();
+  });
+
+  const status = () => page.locator('#status').innerText();
+
+  /** From an app's sign-in, through "Continue with Corp SSO", to the upstream's login page and past it. */
+  async function throughCorp(username: string) {
+    await page.click('button:has-text("Continue with Corp SSO")');
+    await page.waitForSelector('input[name="password"]');
+    assert.equal(new URL(page.url()).hostname, '127.0.0.1', 'on the upstream');
+    await page.fill('input[name="username"]', username);
+    await page.fill('input[name="password"]', PASSWORD);
+    await page.click('button:has-text("Sign in")');
+    // The upstream asks once whether Latchkey may have the person's profile.
+    if (await page.locator('text=Allow access?').count()) await page.click('button:has-text("Allow")');
+  }
+
+  describe('in Chromium, with another Latchkey as the upstream', () => {
+    it('signs in to an app through the upstream: a just-in-time account with mapped claims, amr fed and idp', async () => {
+      await page.goto(app1.url);
+      await page.click('#signin');
+      await page.waitForSelector('button:has-text("Continue with Corp SSO")');
+      assert.match(await page.locator('main').innerText(), /Continue with Fake[\s\S]*Continue with Down Inc|Continue with Down Inc/);
+      await screenshot('login-with-upstreams');
+      await throughCorp('alice');
+      await page.waitForSelector('text=Allow access?');
+      assert.equal(new URL(page.url()).hostname, 'localhost', 'back on Latchkey, at its consent page for the app');
+      await page.click('button:has-text("Allow")');
+      await page.waitForURL(`${app1.url}/`);
+      assert.match(await status(), /Signed in as Alice$/m, 'name mapped from the upstream given_name');
+
+      const claims = app1.idTokens.at(-1)!;
+      assert.deepEqual(claims.amr, ['fed']);
+      assert.equal(claims.idp, 'corp');
+      assert.equal(claims.email, 'alice@corp.example');
+      assert.equal(claims.email_verified, true);
+      const link = await new UpstreamLinks(latchkey.kv, latchkey.accounts).find('corp', (await upstream.accounts.findByUsername('alice'))!.sub);
+      assert.equal(link?.how, 'created');
+      const account = await latchkey.accounts.find(claims.sub as string);
+      assert.equal(account?.sub, link.sub);
+      assert.deepEqual(account?.claims, { email: 'alice@corp.example', email_verified: true, name: 'Alice', given_name: 'Alice', locale: 'en-GB' });
+      assert.equal(account?.passwordHash, '', 'no password: it cannot sign in with one');
+    });
+
+    it('signs in to a second app without the upstream (single sign-on)', async () => {
+      const before = upstreamRequests;
+      await page.goto(app2.url);
+      await page.click('#signin');
+      await page.waitForSelector('text=Allow access?');
+      await page.click('button:has-text("Allow")');
+      await page.waitForURL(`${app2.url}/`);
+      assert.match(await status(), /Signed in as Alice/);
+      assert.equal(upstreamRequests, before, 'the upstream was not visited');
+      assert.equal(app2.idTokens.at(-1)!.idp, 'corp');
+    });
+
+    it("signing out at the upstream ends Latchkey's session (upstream back-channel logout) and the apps'", async () => {
+      const [before1, before2] = [app1.loggedOut.length, app2.loggedOut.length];
+      await page.goto(`${upstream.issuer}/session/end`);
+      await screenshot('upstream-sign-out');
+      await page.click('button:has-text("Sign out everywhere")');
+      await eventually(async () => assert.ok(app1.loggedOut.length > before1 && app2.loggedOut.length > before2, 'both apps got a logout token'));
+      // Latchkey's session is gone: the app's next sign-in asks again.
+      await page.goto(`${app1.url}/login?prompt=none`);
+      await page.waitForURL(/error=login_required/);
+    });
+
+    it('a later sign-in updates the claims; RP-initiated logout at Latchkey signs the person out of the other app, and of the upstream', async () => {
+      // The upstream's claims changed since: this sign-in updates them.
+      const alice = (await upstream.accounts.findByUsername('alice'))!;
+      await upstream.accounts.updateClaims(alice.sub, { ...alice.claims, given_name: 'Alicia' });
+      await page.goto(app1.url);
+      await page.click('#signin');
+      await throughCorp('alice');
+      await page.waitForURL(`${app1.url}/`);
+      assert.equal(app1.idTokens.at(-1)!.name, 'Alicia');
+      assert.equal((await latchkey.accounts.find(app1.idTokens.at(-1)!.sub as string))?.claims.name, 'Alicia', 'claims updated at a later sign-in');
+      await page.goto(app2.url);
+      await page.click('#signin');
+      await page.waitForURL(`${app2.url}/`);
+      const before2 = app2.loggedOut.length;
+      await page.goto(app1.url);
+      await page.click('#signout');
+      await page.click('button:has-text("Sign out everywhere")');
+      // Latchkey's logout is done, and the browser goes on to the upstream's own sign-out.
+      await page.waitForURL((url) => url.hostname === '127.0.0.1');
+      await screenshot('upstream-end-session');
+      await page.click('button:has-text("Sign out everywhere")');
+      await page.waitForURL(`${app1.url}/signed-out`);
+      await eventually(async () => assert.ok(app2.loggedOut.length > before2));
+      // Signed out at the upstream too: it asks for the password again.
+      await page.goto(app1.url);
+      await page.click('#signin');
+      await page.click('button:has-text("Continue with Corp SSO")');
+      await page.waitForSelector('input[name="password"]');
+      assert.equal(new URL(page.url()).hostname, '127.0.0.1');
+    });
+
+    it('an upstream that is down: an error page with the way back, and the app gets temporarily_unavailable', async () => {
+      await page.goto(app1.url);
+      await page.click('#signin');
+      await page.click('button:has-text("Continue with Down Inc")');
+      await page.waitForSelector('text=Down Inc is not answering');
+      await screenshot('upstream-down');
+      assert.equal(await page.locator('a:has-text("Back to sign-in")').count(), 1);
+      await page.click('button:has-text("Return to the application")');
+      await page.waitForURL(`${app1.url}/?error=temporarily_unavailable`);
+    });
+
+    it('refuses to link to a local account by email when the upstream did not verify it; links when it did', async () => {
+      await context.clearCookies();
+      const accountsBefore = (await latchkey.accounts.list()).length;
+      await page.goto(app1.url);
+      await page.click('#signin');
+      await throughCorp('bob');
+      await page.waitForSelector('text=Account not linked');
+      await screenshot('email-link-refused');
+      assert.match(await page.locator('main').innerText(), /did not confirm that the address is yours/);
+      assert.equal((await latchkey.accounts.list()).length, accountsBefore, 'no account made');
+      assert.equal(await new UpstreamLinks(latchkey.kv, latchkey.accounts).find('corp', (await upstream.accounts.findByUsername('bob'))!.sub), undefined);
+
+      await context.clearCookies();
+      await page.goto(app1.url);
+      await page.click('#signin');
+      await throughCorp('carol');
+      await page.waitForSelector('text=Allow access?');
+      await page.click('button:has-text("Allow")');
+      await page.waitForURL(`${app1.url}/`);
+      const localCarol = await latchkey.accounts.findByUsername('carol');
+      assert.equal(app1.idTokens.at(-1)!.sub, localCarol!.sub, 'signed in as the local carol');
+      const link = await new UpstreamLinks(latchkey.kv, latchkey.accounts).find('corp', (await upstream.accounts.findByUsername('carol'))!.sub);
+      assert.deepEqual([link?.sub, link?.how], [localCarol!.sub, 'email'], 'the link is recorded');
+    });
+
+    it('keeps the strict CSP on the new pages', () => {
+      assert.deepEqual(cspViolations, []);
+    });
+  });
+
+  describe('with a fake upstream we control', () => {
+    const agent = new Agent();
+    const callbackPrefix = () => `${latchkey.issuer}/upstream/fake/callback`;
+
+    /** An authorization request for app1 sent straight to the fake upstream; stops at Latchkey's callback. */
+    async function toCallback(extra: Record<string, string> = {}) {
+      const params = new URLSearchParams({
+        client_id: 'app1',
+        response_type: 'code',
+        scope: 'openid email',
+        redirect_uri: app1Redirect(),
+        code_challenge: await oidc.calculatePKCECodeChallenge(oidc.randomPKCECodeVerifier()),
+        code_challenge_method: 'S256',
+        upstream: 'fake',
+        ...extra,
+      });
+      const page = await agent.follow(`${latchkey.issuer}/auth?${params}`, {}, callbackPrefix());
+      assert.ok(page.url.startsWith(callbackPrefix()), `expected the callback, got ${page.status} ${page.url}`);
+      return page.url;
+    }
+
+    for (const mode of ['forged', 'expired', 'audience', 'nonce'] as const) {
+      it(`refuses an ID token that is ${mode === 'audience' ? 'for another audience' : mode === 'nonce' ? 'for another nonce' : mode}, and makes no account`, async () => {
+        fake.state.mode = mode;
+        fake.state.sub = `refused-${mode}`;
+        const page = await agent.follow(await toCallback());
+        assert.equal(page.status, 403);
+        assert.match(page.html, /Sign-in not completed/);
+        assert.match(page.html, /Back to sign-in/);
+        assert.equal(await new UpstreamLinks(latchkey.kv, latchkey.accounts).find('fake', fake.state.sub), undefined);
+      });
+    }
+
+    it('an upstream that answers with an error: the error page, and access_denied for the app', async () => {
+      fake.state.mode = 'deny';
+      const page = await agent.follow(await toCallback());
+      assert.equal(page.status, 403);
+      assert.match(page.html, /did not confirm who you are/);
+      const cancelled = await agent.submit(page, '/upstream-cancel', {}, app1Redirect());
+      assert.match(cancelled.url, /error=access_denied/);
+    });
+
+    it('an upstream too slow to answer: the error page once upstreams.timeout has passed', async () => {
+      const params = new URLSearchParams({ client_id: 'app1', response_type: 'code', scope: 'openid', redirect_uri: app1Redirect(), code_challenge: 'x'.repeat(43), code_challenge_method: 'S256', upstream: 'slow' });
+      const page = await agent.follow(`${latchkey.issuer}/auth?${params}`);
+      assert.equal(page.status, 502);
+      assert.match(page.html, /Slow is not answering/);
+    });
+
+    it("sends a login_hint at an upstream's email domain straight to that upstream, hint included", async () => {
+      const params = new URLSearchParams({ client_id: 'app1', response_type: 'code', scope: 'openid', redirect_uri: app1Redirect(), code_challenge: 'x'.repeat(43), code_challenge_method: 'S256', login_hint: 'someone@fake.example' });
+      const page = await new Agent().follow(`${latchkey.issuer}/auth?${params}`, {}, `${fake.state.issuer}/authorize`);
+      assert.equal(new URL(page.url).searchParams.get('login_hint'), 'someone@fake.example');
+      const local = await new Agent().follow(`${latchkey.issuer}/auth?${params.toString().replace('fake.example', 'elsewhere.example')}`);
+      assert.match(local.html, /name="password"/, 'another domain gets the login page');
+      const unknown = await new Agent().follow(`${latchkey.issuer}/auth?${params}&upstream=nope`);
+      assert.equal(unknown.status, 400, 'an unknown upstream: the error page');
+      assert.match(unknown.html, /there is no upstream provider/);
+    });
+
+    it("the login page's upstream buttons are CSRF-protected forms", async () => {
+      const params = new URLSearchParams({ client_id: 'app1', response_type: 'code', scope: 'openid', redirect_uri: app1Redirect(), code_challenge: 'x'.repeat(43), code_challenge_method: 'S256' });
+      const login = await agent.follow(`${latchkey.issuer}/auth?${params}`);
+      const forged = await agent.submit(login, '/upstream/fake', { csrf: 'forged' });
+      assert.equal(forged.status, 403);
+      const genuine = await agent.submit(login, '/upstream/fake', {}, `${fake.state.issuer}/authorize`);
+      assert.ok(genuine.url.startsWith(`${fake.state.issuer}/authorize`), 'the genuine form goes to the upstream');
+    });
+
+    it('refuses a callback whose state is not the one this browser was given', async () => {
+      fake.state.mode = 'good';
+      const callback = new URL(await toCallback());
+      callback.searchParams.set('state', 'an-attackers-state-0123456789');
+      const page = await agent.follow(callback.href);
+      assert.equal(page.status, 400);
+      assert.match(page.html, /does not belong to a sign-in started in this browser/);
+    });
+
+    it("refuses a state issued for one upstream at another upstream's callback (mix-up)", async () => {
+      fake.state.mode = 'good';
+      const callback = new URL(await toCallback());
+      callback.pathname = '/upstream/corp/callback';
+      const page = await agent.follow(callback.href);
+      assert.equal(page.status, 400);
+      assert.match(page.html, /expired or was not started here/);
+    });
+
+    it('signs in with a good ID token, and refuses the same callback replayed', async () => {
+      fake.state.mode = 'good';
+      fake.state.sub = 'fake-person-1';
+      const callback = await toCallback();
+      const cookies = agent.cookieHeader(callback);
+      const page = await agent.follow(callback, {}, app1Redirect());
+      assert.ok(page.url.startsWith(app1Redirect()) || page.html.includes('/confirm'), `signed in: ${page.status} ${page.url}`);
+      const replay = await fetch(callback, { headers: { cookie: cookies, accept: 'text/html' }, redirect: 'manual' });
+      assert.equal(replay.status, 400);
+      assert.match(await replay.text(), /already used/);
+    });
+
+    it('after its account was removed, the upstream identity gets a new account (the stale link is replaced)', async () => {
+      fake.state.mode = 'good';
+      fake.state.sub = 'fake-person-2';
+      const links = new UpstreamLinks(latchkey.kv, latchkey.accounts);
+      const fresh = new Agent();
+      const signIn = async () => {
+        const params = new URLSearchParams({ client_id: 'app1', response_type: 'code', scope: 'openid', redirect_uri: app1Redirect(), code_challenge: 'x'.repeat(43), code_challenge_method: 'S256', upstream: 'fake' });
+        fresh.clearCookies();
+        await fresh.follow(`${latchkey.issuer}/auth?${params}`, {}, app1Redirect());
+        return (await links.find('fake', 'fake-person-2'))!.sub;
+      };
+      const first = await signIn();
+      await latchkey.accounts.remove((await latchkey.accounts.find(first))!.username);
+      const second = await signIn();
+      assert.notEqual(second, first);
+      assert.ok(await latchkey.accounts.find(second));
+    });
+
+    it("refuses forged or malformed logout tokens, and ends the session for the upstream's valid one", async () => {
+      const endpoint = `${latchkey.issuer}/upstream/fake/backchannel-logout`;
+      const post = async (token: string) => (await fetch(endpoint, { method: 'POST', body: new URLSearchParams({ logout_token: token }) })).status;
+      assert.equal(await post(await fake.logoutToken({ sid: 'fake-sid-1' }, fake.otherKey)), 400, 'forged signature');
+      assert.equal(await post(await fake.logoutToken({ sid: 'fake-sid-1', aud: 'someone-else' })), 400, 'another audience');
+      assert.equal(await post(await fake.logoutToken({ sid: 'fake-sid-1', nonce: 'x' })), 400, 'a nonce');
+      assert.equal(await post(await fake.logoutToken({ sid: 'fake-sid-1', events: {} })), 400, 'no logout event');
+      assert.equal(await post(await fake.logoutToken({})), 400, 'neither sid nor sub');
+      assert.equal(await post(''), 400, 'no token');
+      assert.equal((await fetch(`${latchkey.issuer}/upstream/nope/backchannel-logout`, { method: 'POST', body: new URLSearchParams({ logout_token: await fake.logoutToken({ sid: 'fake-sid-1' }) }) })).status, 400, 'an unknown upstream');
+      const silent = async () => (await agent.follow(`${latchkey.issuer}/auth?${new URLSearchParams({ client_id: 'app1', response_type: 'code', scope: 'openid', redirect_uri: app1Redirect(), code_challenge: 'x'.repeat(43), code_challenge_method: 'S256', prompt: 'none' })}`, {}, app1Redirect())).url;
+      assert.doesNotMatch(await silent(), /error=login_required/, 'still signed in');
+      assert.equal(await post(await fake.logoutToken({ sid: 'fake-sid-1' })), 200);
+      assert.match(await silent(), /error=login_required/, 'signed out');
+    });
+  });
+});
