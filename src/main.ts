@@ -13,6 +13,8 @@ import { Accounts } from './accounts/accounts.js';
 import { Apis } from './apis/apis.js';
 import { AccountSessions } from './accounts/sessions.js';
 import { LoginThrottle } from './accounts/throttle.js';
+import { SecondFactors } from './accounts/second-factors.js';
+import { Sealer } from './keyring/sealing.js';
 import { logoutPages } from './interactions/logout.js';
 import { Consents } from './provider/consents.js';
 import { adminApi } from './registration/admin-api.js';
@@ -53,6 +55,8 @@ export interface Running {
   readonly providers: ProviderHost;
   readonly kv: Kv;
   readonly accounts: Accounts;
+  /** Passkeys, authenticator apps and recovery codes. */
+  readonly secondFactors: SecondFactors;
   /** APIs and operator grants. */
   readonly apis: Apis;
   readonly keys: KeyringService;
@@ -71,6 +75,8 @@ export interface Running {
  */
 export function providerFactory(config: Config, kv: Kv, metrics?: Metrics) {
   const accounts = new Accounts(kv, config.accounts.argon2);
+  // TOTP secrets are sealed under the same secrets as the signing keys kept in the store.
+  const secondFactors = new SecondFactors(kv, new Sealer(config.keys.secrets), config.issuer);
   const apis = new Apis(kv, {
     builtin: builtinResourceServers(config),
     configured: config.resourceServers,
@@ -97,7 +103,7 @@ export function providerFactory(config: Config, kv: Kv, metrics?: Metrics) {
       renderError: (ctx, out) => renderProviderError(ctx, out),
       logoutPages,
     });
-  return { accounts, apis, consents, revocations, limits, build };
+  return { accounts, secondFactors, apis, consents, revocations, limits, build };
 }
 
 /** The setting that says where Redis is, for an error that names it. */
@@ -134,7 +140,7 @@ export async function serve(config: Config, logger: Logger = createLogger(config
     }
     throw error;
   });
-  const { accounts, apis, consents, revocations, limits, build } = providerFactory(config, kv, metrics);
+  const { accounts, secondFactors, apis, consents, revocations, limits, build } = providerFactory(config, kv, metrics);
   const verifier = keys.verifier();
   const providers = new ProviderHost(build(keys.ring, verifier));
   await checkConfiguredClients(providers.current, config.clients.map((client) => client.client_id)).catch(async (error: unknown) => {
@@ -222,6 +228,7 @@ export async function serve(config: Config, logger: Logger = createLogger(config
     providers,
     kv,
     accounts,
+    secondFactors,
     apis,
     keys,
     revocations,
