@@ -191,6 +191,9 @@ export async function serve(config: Config, logger: Logger = createLogger(config
         logger,
         metrics,
         csrfKey: config.cookie.keys[0]!,
+        secondFactors,
+        mfaRequired: config.accounts.mfa.required,
+        accountPage: '/account',
       }),
     ],
   });
