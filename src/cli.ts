@@ -212,6 +212,7 @@ clients
   )
   .option('--jwks-uri <uri>', 'for private_key_jwt: where the client publishes its keys')
   .option('--backchannel-logout-uri <uri>', 'where a signed logout token is posted when the person signs out elsewhere')
+  .option('--require-mfa', "its people must sign in with a second factor (a passkey, or a password and a code)")
   .action(async (options) =>
     withStore(async (kv, settings) => {
       if (options.public && options.secret) throw new UsageError('--public and --secret exclude each other');
@@ -228,6 +229,7 @@ clients
         ...(options.scope ? { scope: options.scope } : {}),
         ...(options.name ? { client_name: options.name } : {}),
         ...(options.jwksUri ? { jwks_uri: options.jwksUri } : {}),
+        ...(options.requireMfa ? { require_mfa: true } : {}),
         ...(options.backchannelLogoutUri
           ? { backchannel_logout_uri: options.backchannelLogoutUri, backchannel_logout_session_required: true }
           : {}),
@@ -246,6 +248,22 @@ clients
     withStore(async (kv, settings) => {
       const all = await (await clientsOn(kv, settings)).list();
       print(all.map(({ client_secret: _secret, ...rest }) => rest));
+    }),
+  );
+
+clients
+  .command('update <client_id>')
+  .description("change a stored client's settings and print it (without its secret)")
+  .option('--require-mfa', 'its people must sign in with a second factor')
+  .option('--no-require-mfa', 'a password alone is enough again (unless accounts.mfa.required)')
+  .action(async (clientId: string, options: { requireMfa?: boolean }) =>
+    withStore(async (kv, settings) => {
+      if (options.requireMfa === undefined) throw new UsageError('nothing to change: give --require-mfa or --no-require-mfa');
+      const registry = await clientsOn(kv, settings);
+      const existing = await registry.get(clientId);
+      if (!existing) throw new ClientMissing(`no client "${clientId}"`);
+      const { client_secret: _secret, ...updated } = await registry.update(clientId, { ...existing, require_mfa: options.requireMfa });
+      print(updated);
     }),
   );
 
@@ -537,10 +555,43 @@ users
   .description('delete a user, end their sessions and revoke their grants and tokens')
   .action(async (username: string) =>
     withStore(async (kv, settings) => {
+      const { factors } = await secondFactorsOf(kv, settings, username);
       const account = await new Accounts(kv, settings.accounts.argon2).remove(username);
+      await factors.reset(account.sub);
       await (await grantRevocation(kv, settings)).revokeAccount(account.sub);
       await endSessions(kv, settings, account.sub);
       console.log(`removed ${username}`);
+    }),
+  );
+
+const mfa = users.command('mfa').description("a person's second factors: passkeys, authenticator app, recovery codes");
+
+/** The second factors of the person named `username` (one line, exit 1, when there is none). */
+async function secondFactorsOf(kv: Kv, settings: Config, username: string) {
+  const account = await new Accounts(kv, settings.accounts.argon2).findByUsername(username);
+  if (!account) throw new AccountError(`no user "${username}"`);
+  const [{ SecondFactors }, { Sealer }] = await Promise.all([import('./accounts/second-factors.js'), import('./keyring/sealing.js')]);
+  return { account, factors: new SecondFactors(kv, new Sealer(settings.keys.secrets), settings.issuer) };
+}
+
+mfa
+  .command('list <username>')
+  .description('what second factors a person has (names and dates, never a secret)')
+  .action(async (username: string) =>
+    withStore(async (kv, settings) => {
+      const { account, factors } = await secondFactorsOf(kv, settings, username);
+      print({ sub: account.sub, username: account.username, ...(await factors.summary(account.sub)) });
+    }),
+  );
+
+mfa
+  .command('reset <username>')
+  .description('remove every second factor of a person (e.g. a lost phone): they sign in with their password and set one up again')
+  .action(async (username: string) =>
+    withStore(async (kv, settings) => {
+      const { account, factors } = await secondFactorsOf(kv, settings, username);
+      await factors.reset(account.sub);
+      console.log(`reset the second factors of ${account.username}`);
     }),
   );
 

@@ -174,7 +174,21 @@ export async function serve(config: Config, logger: Logger = createLogger(config
       homePage({ issuer: config.issuer, jwksPath: providers.current.pathFor('jwks') }),
       jwksEndpoint(providers.current.pathFor('jwks'), () => keys.jwks),
       revocationFeed({ issuer: config.issuer, keys: verifier, list: revocations, apis, clockTolerance: CLOCK_TOLERANCE }),
-      adminApi({ issuer: config.issuer, providers, clients, accounts, apis, grants, sessions, secretRotationGrace: config.registration.secretRotationGrace }),
+      adminApi({
+        issuer: config.issuer,
+        providers,
+        clients,
+        accounts,
+        apis,
+        grants,
+        sessions,
+        secretRotationGrace: config.registration.secretRotationGrace,
+        secondFactors,
+        onSecondFactorsReset: (sub) => {
+          metrics.secondFactorEnrolments.inc({ method: 'all', action: 'reset' });
+          logger.info({ event: 'second_factor.reset', sub, by: 'admin_api' }, "an operator reset a person's second factors");
+        },
+      }),
       developerPages({
         issuer: config.issuer,
         providers,

@@ -24,6 +24,7 @@ import type { ProviderInService } from '../provider-in-service.js';
 import { apiRoutes } from './admin-apis.js';
 import { clientRoutes } from './admin-clients.js';
 import { userRoutes } from './admin-users.js';
+import type { SecondFactors } from '../accounts/second-factors.js';
 import { openApiDocument } from './openapi.js';
 
 interface Options {
@@ -38,9 +39,13 @@ interface Options {
   /** Ends a disabled person's sessions (with back-channel logout to their apps). */
   readonly sessions: AccountSessions;
   readonly secretRotationGrace: number;
+  /** Passkeys, authenticator apps, recovery codes: listed and reset by operators. */
+  readonly secondFactors: SecondFactors;
+  /** Called after an operator reset a person's second factors (for the log and metrics). */
+  readonly onSecondFactorsReset: (sub: string) => void;
 }
 
-export function adminApi({ issuer, providers, clients, accounts, apis, grants, sessions, secretRotationGrace }: Options): Middleware {
+export function adminApi({ issuer, providers, clients, accounts, apis, grants, sessions, secretRotationGrace, secondFactors, onSecondFactorsReset }: Options): Middleware {
   const audience = adminResourceServer(issuer).identifier;
   const router = new Router({ prefix: '/admin' });
   const json = bodyParser({ enableTypes: ['json'], jsonLimit: '64kb', encoding: 'utf-8' });
@@ -82,7 +87,7 @@ export function adminApi({ issuer, providers, clients, accounts, apis, grants, s
   });
 
   clientRoutes(router, { clients, secretRotationGrace, read, write, json });
-  userRoutes(router, { accounts, grants, sessions, read, write, json });
+  userRoutes(router, { accounts, grants, sessions, secondFactors, onReset: onSecondFactorsReset, read, write, json });
   apiRoutes(router, { providers, apis, read, write, json });
 
   return router.routes() as Middleware;

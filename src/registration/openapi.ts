@@ -124,6 +124,14 @@ export function openApiDocument(issuer: string) {
         parameters: [username],
         post: { operationId: 'enableUser', summary: 'Allow a disabled user to sign in again', security: write, responses: { 200: json({ $ref: '#/components/schemas/User' }), 401: unauthorized, 403: forbidden, 404: notFound } },
       },
+      '/users/{username}/mfa': {
+        parameters: [username],
+        get: { operationId: 'getUserSecondFactors', summary: "A user's second factors (passkeys, authenticator app, recovery codes left), without secrets", security: read, responses: { 200: json({ $ref: '#/components/schemas/SecondFactors' }), 401: unauthorized, 403: forbidden, 404: notFound } },
+      },
+      '/users/{username}/mfa/reset': {
+        parameters: [username],
+        post: { operationId: 'resetUserSecondFactors', summary: "Remove every second factor of a user (e.g. a lost phone): they sign in with their password and set one up again", security: write, responses: { 200: json({ $ref: '#/components/schemas/SecondFactors' }), 401: unauthorized, 403: forbidden, 404: notFound } },
+      },
       '/openapi.json': {
         get: { operationId: 'openApi', summary: 'This document', security: [], responses: { 200: json({ type: 'object' }) } },
       },
@@ -152,6 +160,7 @@ export function openApiDocument(issuer: string) {
             application_type: { type: 'string', enum: ['web', 'native'] },
             scope: { type: 'string' },
             owner: { type: 'string', description: 'the sub of the developer who registered it on the developer page' },
+            require_mfa: { type: 'boolean', description: 'its people must sign in with a second factor (ID token acr mfa or phr)' },
           },
           additionalProperties: true,
         },
@@ -189,6 +198,25 @@ export function openApiDocument(issuer: string) {
             email: { type: 'string', format: 'email' },
             email_verified: { type: 'boolean' },
             locale: { type: 'string' },
+          },
+        },
+        SecondFactors: {
+          type: 'object',
+          description: "a person's second factors: names and dates (epoch seconds), never a secret",
+          required: ['sub', 'username', 'passkeys', 'recoveryCodesLeft'],
+          properties: {
+            sub: { type: 'string' },
+            username: { type: 'string' },
+            passkeys: {
+              type: 'array',
+              items: {
+                type: 'object',
+                required: ['id', 'name', 'createdAt'],
+                properties: { id: { type: 'string' }, name: { type: 'string' }, createdAt: { type: 'integer' }, lastUsedAt: { type: 'integer' } },
+              },
+            },
+            totp: { type: 'object', description: 'the authenticator app, when set up', properties: { createdAt: { type: 'integer' }, lastUsedAt: { type: 'integer' } } },
+            recoveryCodesLeft: { type: 'integer', minimum: 0 },
           },
         },
         User: {
