@@ -15,11 +15,13 @@ import { AccountSessions } from './accounts/sessions.js';
 import { LoginThrottle } from './accounts/throttle.js';
 import { SecondFactors } from './accounts/second-factors.js';
 import { Sealer } from './keyring/sealing.js';
+import { SessionActivity } from './accounts/session-activity.js';
 import { logoutPages } from './interactions/logout.js';
 import { Consents } from './provider/consents.js';
 import { adminApi } from './registration/admin-api.js';
 import { Clients } from './registration/clients.js';
 import { developerPages } from './registration/developer-pages.js';
+import { accountPages } from './accounts/page/account-pages.js';
 import { checkConfiguredClients } from './registration/policy.js';
 import { createApp } from './app.js';
 import { publicDefaultSecrets, type Config } from './config.js';
@@ -164,11 +166,12 @@ export async function serve(config: Config, logger: Logger = createLogger(config
     metrics,
     routes: [
       // Per-address limits on every endpoint the provider serves (the JWKS too, answered just below),
-      // the feed, and our own surfaces: the admin API, the developer page and the sign-in pages.
+      // the feed, and our own surfaces: the admin API, the developer and account pages and the sign-in pages.
       limits.middleware(providers.current, {
         revocation_feed: FEED_PATH,
         admin: /^\/admin(?:\/|$)/i,
         developer: /^\/developer(?:\/|$)/i,
+        account: /^\/account(?:\/|$)/i,
         interaction: /^\/interaction\//i,
       }),
       homePage({ issuer: config.issuer, jwksPath: providers.current.pathFor('jwks') }),
@@ -196,6 +199,20 @@ export async function serve(config: Config, logger: Logger = createLogger(config
         sessions,
         csrfKey: config.cookie.keys[0]!,
         secretRotationGrace: config.registration.secretRotationGrace,
+      }),
+      accountPages({
+        // Sections of other modules (passkeys, authenticator app, recovery codes): see accounts/page/account-page.ts.
+        extensions: [],
+        issuer: config.issuer,
+        providers,
+        accounts,
+        sessions,
+        csrfKey: config.cookie.keys[0]!,
+        throttle: new LoginThrottle(kv, config.accounts.throttle),
+        grants,
+        consents,
+        activity: new SessionActivity(kv, config.ttl.session),
+        logger,
       }),
       interactionRoutes({
         providers,

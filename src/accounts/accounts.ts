@@ -215,6 +215,21 @@ export class Accounts {
     return type !== 'argon2id' || +m < memoryCost || +t < timeCost || +p < parallelism;
   }
 
+  /**
+   * A person changing their own password: `current` must be theirs (one argon2id verification, as
+   * at sign-in). False when it is not (or the account is gone or disabled); AccountError when the
+   * new password is not acceptable, checked first so that no verification is spent on it.
+   */
+  async changePassword(sub: string, current: string, next: string): Promise<boolean> {
+    const problem = validatePassword(next);
+    if (problem) throw new AccountError(problem);
+    const account = await this.find(sub);
+    if (!account?.passwordHash || account.disabled || current.length > MAX_PASSWORD_LENGTH) return false;
+    if (!(await argon2.verify(account.passwordHash, current))) return false;
+    await this.#save({ ...account, passwordHash: await argon2.hash(next, this.#options) });
+    return true;
+  }
+
   async setPassword(username: string, password: string): Promise<Account> {
     const problem = validatePassword(password);
     if (problem) throw new AccountError(problem);

@@ -70,6 +70,31 @@ export class AccountSessions {
     await session.destroy();
   }
 
+  /** A person's live sessions (ids in the index whose session is gone are dropped from it). */
+  async list(accountId: string): Promise<Session[]> {
+    const index = new AdapterIndexes(this.kv);
+    const ids = await index.sessionIds(accountId);
+    const sessions = await Promise.all(ids.map((id) => this.providers.current.Session.find(id)));
+    await Promise.all(ids.map((id, at) => (sessions[at] ? undefined : index.forgetSession(accountId, id))));
+    return sessions.filter((session): session is Session => session?.accountId === accountId);
+  }
+
+  /**
+   * Signs one of a person's sessions out (the account page), by its uid, as signing out of every app
+   * on that device does (end_session with logout=yes): back-channel logout to its apps, each grant
+   * it made revoked with its tokens unless it outlives sign-out (offline access), then the session
+   * goes. False when the person has no such session.
+   */
+  async signOut(accountId: string, uid: string, revokeGrant: (grantId: string) => Promise<unknown>): Promise<boolean> {
+    const session = await this.providers.current.Session.findByUid(uid);
+    if (!session || session.accountId !== accountId) return false;
+    const grants = Object.values(session.authorizations ?? {}) as { grantId?: string; persistsLogout?: boolean }[];
+    await Promise.all(grants.map(({ grantId, persistsLogout }) => (grantId && !persistsLogout ? revokeGrant(grantId) : undefined)));
+    await this.end(session);
+    await new AdapterIndexes(this.kv).forgetSession(accountId, session.jti);
+    return true;
+  }
+
   /** The session's person when they may still be signed in; otherwise the session is ended. */
   async signedIn(provider: Provider, ctx: Context): Promise<{ accountId: string; session: Session } | undefined> {
     const session = await provider.Session.get(ctx);

@@ -7,18 +7,32 @@
  * starts a fresh grant with them, so the same request skips the consent screen and only new
  * permissions are asked for.
  *
- * Layout: consent:<sub>:<client_id> → JSON, expiring ttl.grant after the last decision.
+ * Layout: consent:<sub>:<client_id> → JSON, expiring ttl.grant after the last decision;
+ * consents:<sub> → set of those client ids (for the account page's list of apps), expiring with the
+ * last of them. Consents remembered before the set existed are not in it; their apps are still
+ * listed while their grants live (see accounts/page/apps-section.ts).
  */
 import type { Grant, KoaContextWithOIDC } from 'oidc-provider';
 import type { Kv } from '../store/kv.js';
 
 interface Remembered {
   readonly scope: string;
+  /** Epoch seconds of the person's last decision (absent in consents remembered before it was kept). */
+  readonly at?: number;
   readonly claims: string[];
   readonly resources: Record<string, string>;
 }
 
 const key = (accountId: string, clientId: string) => `consent:${accountId}:${clientId}`;
+const indexKey = (accountId: string) => `consents:${accountId}`;
+
+/** What a person allowed an app, as the account page lists it. */
+export interface RememberedConsent {
+  readonly clientId: string;
+  /** The OpenID scopes and every API's scopes. */
+  readonly scopes: string[];
+  readonly at: number | undefined;
+}
 
 export class Consents {
   constructor(
@@ -30,8 +44,28 @@ export class Consents {
     const resources = Object.fromEntries(
       Object.keys(grant.resources ?? {}).map((indicator) => [indicator, grant.getResourceScope(indicator)]),
     );
-    const remembered: Remembered = { scope: grant.getOIDCScope(), claims: grant.getOIDCClaims(), resources };
-    await this.kv.set(key(grant.accountId!, grant.clientId!), JSON.stringify(remembered), { ttl: this.ttl });
+    const remembered: Remembered = { scope: grant.getOIDCScope(), at: Math.floor(Date.now() / 1000), claims: grant.getOIDCClaims(), resources };
+    await Promise.all([
+      this.kv.set(key(grant.accountId!, grant.clientId!), JSON.stringify(remembered), { ttl: this.ttl }),
+      this.kv.addToSet(indexKey(grant.accountId!), grant.clientId!, this.ttl),
+    ]);
+  }
+
+  /** The apps a person's remembered consents are for. */
+  async rememberedBy(accountId: string): Promise<RememberedConsent[]> {
+    const clientIds = await this.kv.members(indexKey(accountId));
+    const found = await Promise.all(clientIds.map(async (clientId) => ({ clientId, json: await this.kv.get(key(accountId, clientId)) })));
+    return found.flatMap(({ clientId, json }) => {
+      if (!json) return [];
+      const { scope, at, resources } = JSON.parse(json) as Remembered;
+      const scopes = [scope, ...Object.values(resources)].join(' ').split(' ').filter(Boolean);
+      return [{ clientId, scopes, at }];
+    });
+  }
+
+  /** Forgets what a person allowed an app: its next request asks for consent again. */
+  async forget(accountId: string, clientId: string): Promise<void> {
+    await Promise.all([this.kv.del([key(accountId, clientId)]), this.kv.removeFromSet(indexKey(accountId), clientId)]);
   }
 
   /**

@@ -7,6 +7,7 @@ import { errors, Provider, type AccountClaims, type Configuration, type KoaConte
 import { claimsFor, type Accounts } from '../accounts/accounts.js';
 import type { Apis } from '../apis/apis.js';
 import { AccountSessions } from '../accounts/sessions.js';
+import { SessionActivity } from '../accounts/session-activity.js';
 import type { Config } from '../config.js';
 import type { Keyring } from '../keyring/keyring.js';
 import { FEED_PATH, FEED_SCOPE } from '../apis/feed-server.js';
@@ -33,6 +34,7 @@ import { refuseHintsOfRevokedKeys } from './patches/revoked-key-hints.js';
 import { ADMIN_SCOPES } from '../apis/admin-resource.js';
 import { acceptPreviousSecrets } from './patches/previous-secrets.js';
 import { developerClient } from '../registration/developer-pages.js';
+import { accountClient } from '../accounts/page/account-pages.js';
 import { singleUseInitialAccessTokens } from '../registration/initial-access-tokens.js';
 import { enforcePolicy, type RegistrationPolicy } from '../registration/policy.js';
 import type { Consents } from './consents.js';
@@ -113,7 +115,7 @@ function storage({ config, kv, apis, revocations }: ProviderDependencies): Confi
 /** Clients, signing keys, cookies, and the protocol choices: response types, PKCE, client authentication, algorithms. */
 function protocol({ config, keyring }: ProviderDependencies): Configuration {
   return {
-    clients: [...config.clients.map((client) => ({ ...client })), developerClient(config.issuer)],
+    clients: [...config.clients.map((client) => ({ ...client })), developerClient(config.issuer), accountClient(config.issuer)],
     jwks: keyring.signingJwks() as Configuration['jwks'],
     cookies: {
       keys: [...config.cookie.keys],
@@ -319,6 +321,8 @@ function applyPatches(provider: Provider, { config, kv, verifier, accounts, apis
   provider.use(postAsGet([provider.pathFor('authorization'), provider.pathFor('end_session')]));
   // A session whose person was disabled or deleted is ended before the engine reads it (see accounts/sessions.ts).
   provider.use(new AccountSessions(kv, { current: provider }, accounts).recheckAtAuthorization(provider));
+  // Where each session was last seen, for the account page (see accounts/session-activity.ts).
+  provider.use(new SessionActivity(kv, config.ttl.session).recordAtAuthorization(provider));
   provider.use(offlineAccessPrompt(provider.pathFor('authorization')));
   provider.use(clientAuthenticationRequired(new URL(config.issuer).host));
   if (!config.registration.open) provider.use(singleUseInitialAccessTokens(provider, kv, config.issuer));

@@ -1,23 +1,18 @@
 /**
  * What every developer page and action shares (see developer-pages.ts): who is signed in (the
- * provider's session, re-checked on every request), rendering a page, a form checked against the
- * CSRF token bound to the session, and an app that must belong to the person.
+ * provider's session, re-checked on every request), rendering a page and a form checked against the
+ * CSRF token bound to the session (http/signed-in-pages.ts, shared with the account page), and an
+ * app that must belong to the person.
  */
 import type { Context } from 'koa';
 import type { AccountSessions } from '../accounts/sessions.js';
 import { csrfTokens, type CsrfTokens } from '../http/csrf.js';
 import { respondWithError } from '../http/errors.js';
-import { render } from '../http/views.js';
+import { signedInPages, type Form, type SignedIn } from '../http/signed-in-pages.js';
 import type { ProviderInService } from '../provider-in-service.js';
 import type { ClientMetadata, Clients } from './clients.js';
 
-export type Form = Record<string, string | string[] | undefined>;
-export const field = (form: Form, name: string) => (typeof form[name] === 'string' ? (form[name] as string) : '');
-
-export interface SignedIn {
-  readonly accountId: string;
-  readonly sessionId: string;
-}
+export { field, type Form, type SignedIn } from '../http/signed-in-pages.js';
 
 export interface DeveloperPage {
   readonly csrf: CsrfTokens;
@@ -43,32 +38,12 @@ export function developerPage({ providers, clients, sessions, csrfKey }: Options
   const csrf = csrfTokens(csrfKey, 'developer');
 
   /** The signed-in person's sub and session id, or undefined (also when they were disabled or deleted since). */
-  async function signedIn(ctx: Context): Promise<{ accountId: string; sessionId: string } | undefined> {
+  async function signedIn(ctx: Context): Promise<SignedIn | undefined> {
     const found = await sessions.signedIn(providers.current, ctx);
     return found && { accountId: found.accountId, sessionId: found.session.jti };
   }
 
-  function page(ctx: Context, view: string, data: Record<string, unknown>, status = 200) {
-    ctx.status = status;
-    ctx.type = 'html';
-    ctx.set('Cache-Control', 'no-store');
-    ctx.body = render(view, { wide: true, ...data });
-  }
-
-  /** A POST from a signed-in person with a valid CSRF token; answers the request itself otherwise. */
-  async function submitted(ctx: Context) {
-    const who = await signedIn(ctx);
-    if (!who) {
-      respondWithError(ctx, 401, { error: 'login_required', error_description: 'sign in on the developer page first' });
-      return undefined;
-    }
-    const body = (ctx.request.body ?? {}) as Form;
-    if (!csrf.valid(who.sessionId, field(body, 'csrf'))) {
-      respondWithError(ctx, 403, { error: 'invalid_request', error_description: 'the form was not sent from your developer page; reload it and try again' });
-      return undefined;
-    }
-    return { who, body };
-  }
+  const { page, submitted } = signedInPages({ signedIn, csrf, where: 'the developer page' });
 
   /** The app, when it belongs to this person; a 404 page otherwise (never "exists but not yours"). */
   async function ownApp(ctx: Context, accountId: string): Promise<ClientMetadata | undefined> {

@@ -1,6 +1,7 @@
 /**
  * Revoking grants from outside a protocol request: `latchkey grants revoke`, a person disabled, a
- * client deleted, and (for whoever builds them) sign-out with revocation or an admin page. Revoking a grant
+ * client deleted, a person withdrawing an app's access on the account page (which lists their grants
+ * from here), and (for whoever builds them) sign-out with revocation or an admin page. Revoking a grant
  * deletes its stored artifacts (refresh tokens, opaque access tokens, codes) and the grant
  * itself, and puts it on the revocation list so that its JWT access tokens stop working too.
  *
@@ -10,6 +11,23 @@
 import { adapterFactory, AdapterIndexes, type GrantOwner } from '../store/adapter.js';
 import type { Kv } from '../store/kv.js';
 import type { RevocationList } from './list.js';
+
+/** The parts of oidc-provider's stored Grant that say who allowed what. */
+interface StoredGrant {
+  readonly accountId?: string;
+  readonly clientId?: string;
+  readonly openid?: { scope?: string };
+  readonly resources?: Record<string, string>;
+  readonly iat?: number;
+}
+
+export interface GrantSummary {
+  readonly grantId: string;
+  readonly clientId: string;
+  readonly scopes: string[];
+  /** Epoch seconds the grant was made. */
+  readonly iat: number | undefined;
+}
 
 export class GrantRevocation {
   readonly #indexes: AdapterIndexes;
@@ -48,6 +66,24 @@ export class GrantRevocation {
   async clientRemoved(clientId: string): Promise<void> {
     await this.#list.revokeClient(clientId);
     await this.#revokeAll({ clientId }, this.#unlisted);
+  }
+
+  /** The live grants a person has given: to which client, what scopes (OpenID and APIs'), since when. */
+  async ofAccount(accountId: string): Promise<GrantSummary[]> {
+    const grantIds = await this.#indexes.grantIds({ accountId });
+    const grants = await Promise.all(grantIds.map(async (grantId) => ({ grantId, payload: (await this.#adapter('Grant').find(grantId)) as StoredGrant | undefined })));
+    return grants.flatMap(({ grantId, payload }) => {
+      if (payload?.accountId !== accountId || !payload.clientId) return [];
+      const scopes = [payload.openid?.scope ?? '', ...Object.values(payload.resources ?? {})].join(' ').split(' ').filter(Boolean);
+      return [{ grantId, clientId: payload.clientId, scopes, iat: payload.iat }];
+    });
+  }
+
+  /** Revokes every grant a person has given one client (withdrawing its access). Returns how many there were. */
+  async revokeAccountClient(accountId: string, clientId: string): Promise<number> {
+    const grants = (await this.ofAccount(accountId)).filter((grant) => grant.clientId === clientId);
+    await Promise.all(grants.map((grant) => this.revoke(grant.grantId)));
+    return grants.length;
   }
 
   /** Revokes every grant a person has given (to any client). Returns how many there were. */

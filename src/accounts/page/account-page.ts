@@ -1,0 +1,164 @@
+/**
+ * The account page's frame (/account): who is signed in, the page itself as a list of sections,
+ * and what every section's forms share.
+ *
+ * Signing in here is signing in to Latchkey (http/first-party-sign-in.ts, as the developer page
+ * does): the page reads the provider's session, re-checked on every request, so a disabled or
+ * deleted person is signed out instead of served. Forms carry a CSRF token bound to that session.
+ *
+ * Adding a section (what the password, apps and sessions sections do, and passkeys, the
+ * authenticator app and recovery codes): a module exports an AccountPageExtension, a function of
+ * the AccountPage below, listed in `extensions` where main.ts wires accountPages. In it:
+ *
+ *   page.addSection({ id: 'passkeys', title: 'Passkeys', order: 20, view: 'account-passkeys',
+ *     notices: { added: 'Passkey added.' }, data: async (ctx, person) => ({ passkeys: … }) });
+ *   page.router.post('/passkeys/add', page.form, async (ctx) => {
+ *     const found = await page.submitted(ctx);       // 401 for a stranger, 403 without the CSRF token
+ *     if (!found) return;
+ *     …                                               // a problem: return page.show(ctx, found.who, { section: 'passkeys', error: '…' }, 400)
+ *     page.done(ctx, 'passkeys', 'added');            // 303 to /account, the notice shown in the section
+ *   });
+ *
+ * The section's view (views/account-passkeys.eta, no layout) gets `it.csrf` for its forms' hidden
+ * `csrf` field and `it.state` ({ error, notice, values }); the frame shows the error or notice
+ * above the section (views/account.eta). A JSON POST (WebAuthn) passes the same
+ * token as its `csrf` member; GET routes of a section use `page.personRequired` (the person is then
+ * in ctx.state.person). Every path under /account is rate-limited per address (main.ts).
+ * Paths taken: /sign-in, /callback, /password, /apps/…, /sessions/….
+ */
+import Router from '@koa/router';
+import { bodyParser } from '@koa/bodyparser';
+import type { Context, Middleware } from 'koa';
+import { csrfTokens, type CsrfTokens } from '../../http/csrf.js';
+import { render } from '../../http/views.js';
+import { signedInPages, type Form } from '../../http/signed-in-pages.js';
+import type { ProviderInService } from '../../provider-in-service.js';
+import type { Account, Accounts } from '../accounts.js';
+import type { AccountSessions } from '../sessions.js';
+
+export { field, type Form } from '../../http/signed-in-pages.js';
+
+export const ACCOUNT_PATH = '/account';
+
+/** The signed-in person, as every account page handler gets them. */
+export interface Person {
+  readonly accountId: string;
+  /** The provider's session id (what CSRF tokens are bound to). */
+  readonly sessionId: string;
+  /** The session's uid: unlike its id (the cookie's value), it may be shown on a page. */
+  readonly sessionUid: string;
+  readonly account: Account;
+}
+
+/** What a section shows after one of its forms: a message, and what was typed (never a secret). */
+export interface SectionState {
+  readonly error?: string;
+  readonly notice?: string;
+  readonly values?: Record<string, string>;
+}
+
+/** One part of the account page. */
+export interface AccountSection {
+  /** Its anchor on the page and its name in `done`/`show`: 'password', 'passkeys', … */
+  readonly id: string;
+  readonly title: string;
+  /** Its place on the page, lowest first (password 10, passkeys 20, authenticator app 30, recovery codes 40, apps 50, sessions 60). */
+  readonly order: number;
+  /** views/<view>.eta, a partial (no layout): rendered with `data`, `csrf` (the form token) and `state`. */
+  readonly view: string;
+  /** What the view shows for this person. */
+  data?(ctx: Context, person: Person): Promise<Record<string, unknown>>;
+  /** Messages `done(ctx, id, key)` can show after a redirect (by key, so nothing is echoed from the URL). */
+  readonly notices?: Readonly<Record<string, string>>;
+}
+
+/** How a section module extends the page (see accountPages' `extensions`). */
+export interface AccountPage {
+  /** Routes under /account (prefixed): add actions as router.post('/passkeys/add', form, …). */
+  readonly router: Router;
+  /** Parses a urlencoded form body (use it on each POST route). */
+  readonly form: Middleware;
+  readonly csrf: CsrfTokens;
+  addSection(section: AccountSection): void;
+  /** The signed-in person, or undefined (a disabled or deleted person's session is ended). */
+  signedIn(ctx: Context): Promise<Person | undefined>;
+  /** GET middleware: puts the signed-in person in ctx.state.person, or sends the browser to sign in. */
+  readonly personRequired: Middleware;
+  /** A POST from the signed-in person with a valid CSRF token; answers 401/403 itself otherwise. */
+  submitted(ctx: Context): Promise<{ who: Person; body: Form } | undefined>;
+  /** Shows the whole account page; `state` goes to the section named `section` (an error: pass a 4xx status). */
+  show(ctx: Context, person: Person, result?: { section: string } & SectionState, status?: number): Promise<void>;
+  /** After a successful POST: back to the page (303), showing the section's notice `key`. */
+  done(ctx: Context, section: string, key: string): void;
+  /** A page of its own in the same look (e.g. something shown once): views/<view>.eta with the layout. */
+  page(ctx: Context, view: string, data: Record<string, unknown>, status?: number): void;
+}
+
+const dateTime = new Intl.DateTimeFormat('en-GB', { dateStyle: 'medium', timeStyle: 'short', timeZone: 'UTC' });
+
+/** When something happened (epoch seconds), as the page says it: "30 Nov 2026, 08:12 UTC". */
+export function when(epochSeconds: number): string {
+  return `${dateTime.format(new Date(epochSeconds * 1000))} UTC`;
+}
+
+interface Options {
+  /** The provider in service, read per request (it is replaced when the key ring changes). */
+  readonly providers: ProviderInService;
+  readonly accounts: Accounts;
+  /** Re-checks the session's person on every request. */
+  readonly sessions: AccountSessions;
+  readonly csrfKey: string;
+}
+
+export function accountPage({ providers, accounts, sessions, csrfKey }: Options): AccountPage {
+  const router = new Router({ prefix: ACCOUNT_PATH });
+  const form = bodyParser({ enableTypes: ['form'], formLimit: '16kb', encoding: 'utf-8' });
+  const csrf = csrfTokens(csrfKey, 'account');
+  const sections: AccountSection[] = [];
+
+  async function signedIn(ctx: Context): Promise<Person | undefined> {
+    const found = await sessions.signedIn(providers.current, ctx);
+    if (!found) return undefined;
+    const account = await accounts.find(found.accountId);
+    return account && { accountId: account.sub, sessionId: found.session.jti, sessionUid: found.session.uid, account };
+  }
+
+  const { page, submitted } = signedInPages({ signedIn, csrf, where: 'your account page' });
+
+  const personRequired: Middleware = async (ctx, next) => {
+    const person = await signedIn(ctx);
+    if (!person) {
+      ctx.set('Cache-Control', 'no-store');
+      ctx.redirect(`${ACCOUNT_PATH}/sign-in`);
+      return;
+    }
+    ctx.state.person = person;
+    await next();
+  };
+
+  async function show(ctx: Context, person: Person, result?: { section: string } & SectionState, status = 200) {
+    const token = csrf.token(person.sessionId);
+    const doneKey = typeof ctx.query.done === 'string' ? ctx.query.done : '';
+    const rendered = await Promise.all(
+      sections.map(async (section) => {
+        const notice = doneKey.startsWith(`${section.id}.`) ? section.notices?.[doneKey.slice(section.id.length + 1)] : undefined;
+        const state: SectionState = result?.section === section.id ? result : notice ? { notice } : {};
+        const data = (await section.data?.(ctx, person)) ?? {};
+        return { id: section.id, title: section.title, state, html: render(section.view, { ...data, csrf: token, state }) };
+      }),
+    );
+    page(ctx, 'account', { title: 'Your account', username: person.account.username, name: person.account.claims.name, sections: rendered }, status);
+  }
+
+  function done(ctx: Context, section: string, key: string) {
+    ctx.status = 303;
+    ctx.redirect(`${ACCOUNT_PATH}?done=${encodeURIComponent(`${section}.${key}`)}#${encodeURIComponent(section)}`);
+  }
+
+  function addSection(section: AccountSection) {
+    sections.push(section);
+    sections.sort((a, b) => a.order - b.order);
+  }
+
+  return { router, form, csrf, addSection, signedIn, personRequired, submitted: submitted as AccountPage['submitted'], show, done, page };
+}

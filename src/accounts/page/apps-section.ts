@@ -1,0 +1,95 @@
+/**
+ * The account page's "Apps with access" section: every app the person allowed (the consent they gave,
+ * remembered in provider/consents.ts, and the live grants of their sessions and offline access),
+ * with its name, logo, what it may do and since when; and withdrawing that access.
+ *
+ * Withdrawing revokes each of the person's grants to the app with every token under it (refresh
+ * tokens and opaque access tokens deleted, JWT access tokens put on the revocation list that
+ * introspection and the revocation feed read: revocation/grants.ts), and forgets the remembered
+ * consent, so that the app must ask again before it can act for the person.
+ */
+import type { Provider } from 'oidc-provider';
+import { allowImagesFrom, imageUrl } from '../../http/image-origins.js';
+import type { Logger } from '../../ops/logger.js';
+import type { ProviderInService } from '../../provider-in-service.js';
+import type { GrantRevocation } from '../../revocation/grants.js';
+import { field, when, type AccountPage } from './account-page.js';
+
+const SECTION = 'apps';
+
+/** What the page needs of the remembered consents (provider/consents.ts's Consents, which accounts/ may not import). */
+export interface RememberedConsents {
+  rememberedBy(accountId: string): Promise<{ clientId: string; scopes: string[]; at: number | undefined }[]>;
+  forget(accountId: string, clientId: string): Promise<void>;
+}
+
+const SCOPE_WORDS: Record<string, string> = {
+  openid: 'know who you are',
+  profile: 'see your name and profile',
+  email: 'see your email address',
+  offline_access: 'keep access while you are away',
+};
+
+interface Options {
+  readonly providers: ProviderInService;
+  readonly grants: GrantRevocation;
+  readonly consents: RememberedConsents;
+  /** Latchkey's own pages (developer, account): not listed, nothing to withdraw there. */
+  readonly firstParty: readonly string[];
+  readonly logger: Logger;
+}
+
+type Client = NonNullable<Awaited<ReturnType<Provider['Client']['find']>>>;
+
+export function appsSection({ providers, grants, consents, firstParty, logger }: Options) {
+  return (page: AccountPage): void => {
+    page.addSection({
+      id: SECTION,
+      title: 'Apps with access',
+      order: 50,
+      view: 'account-apps',
+      notices: { withdrawn: 'Access withdrawn. The app’s tokens no longer work, and it must ask you again before it can act for you.' },
+      async data(ctx, person) {
+        const [given, remembered] = await Promise.all([grants.ofAccount(person.accountId), consents.rememberedBy(person.accountId)]);
+        const byClient = new Map<string, { scopes: Set<string>; at: number | undefined }>();
+        for (const { clientId, scopes, at } of [...remembered, ...given.map((grant) => ({ ...grant, at: grant.iat }))]) {
+          if (firstParty.includes(clientId)) continue;
+          const entry = byClient.get(clientId) ?? { scopes: new Set<string>(), at: undefined };
+          for (const scope of scopes) entry.scopes.add(scope);
+          entry.at = Math.max(entry.at ?? 0, at ?? 0) || undefined;
+          byClient.set(clientId, entry);
+        }
+        const apps = await Promise.all(
+          [...byClient].map(async ([clientId, { scopes, at }]) => {
+            const client: Client | undefined = await providers.current.Client.find(clientId).catch(() => undefined);
+            // A deleted app's grants went with it; one left in the index is not shown.
+            if (!client) return undefined;
+            return {
+              clientId,
+              name: client.clientName ?? clientId,
+              logoUri: imageUrl(client.metadata().logo_uri),
+              permissions: [...scopes].map((scope) => SCOPE_WORDS[scope] ?? scope),
+              since: at && when(at),
+            };
+          }),
+        );
+        const shown = apps.filter((app) => app !== undefined).sort((a, b) => a.name.localeCompare(b.name));
+        allowImagesFrom(ctx, shown.flatMap((app) => (app.logoUri ? [app.logoUri] : [])));
+        return { apps: shown };
+      },
+    });
+
+    page.router.post('/apps/withdraw', page.form, async (ctx) => {
+      const found = await page.submitted(ctx);
+      if (!found) return;
+      const { who, body } = found;
+      const clientId = field(body, 'client');
+      const remembered = (await consents.rememberedBy(who.accountId)).some((consent) => consent.clientId === clientId);
+      const revoked = clientId && !firstParty.includes(clientId) ? await grants.revokeAccountClient(who.accountId, clientId) : 0;
+      if (!revoked && !remembered) return page.show(ctx, who, { section: SECTION, error: 'That app has no access to withdraw.' }, 404);
+      await consents.forget(who.accountId, clientId);
+      logger.info({ event: 'account.access_withdrawn', sub: who.accountId, client_id: clientId, grants: revoked }, 'access withdrawn on the account page');
+      page.done(ctx, SECTION, 'withdrawn');
+    });
+  };
+}

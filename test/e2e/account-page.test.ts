@@ -1,0 +1,257 @@
+/**
+ * The account page (/account) without a browser, against a real Redis and an app driven by
+ * openid-client: signing in to the page with Latchkey itself; withdrawing an app's access (its
+ * refresh token refused, its JWT access token inactive at introspection and on the revocation
+ * feed, its consent asked again); signing out another session (back-channel logout to its apps,
+ * that browser asked to sign in again); and every kind of bad request the page handles.
+ */
+import assert from 'node:assert/strict';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { decodeJwt } from 'jose';
+import * as oidc from 'openid-client';
+import { GRANT_CLAIM } from '../../src/revocation/list.js';
+import { Agent, formIn, type Page } from '../helpers/agent.js';
+import { isConsent, isLogin, signInSteps } from '../helpers/sign-in.js';
+import { startServer, type TestServer } from '../helpers/server.js';
+import { API, clientCredentialsToken, grantFeed, introspect, machineClient, RESOURCE_SERVERS } from '../helpers/tokens.js';
+
+const PASSWORD = 'account page password';
+const REDIRECT = 'https://notes.example.test/callback';
+const NOTES = { id: 'notes', secret: 'notes-app-secret-with-plenty-of-entropy-0123456789' };
+const RS = { id: 'api', secret: 'api-resource-server-secret-with-entropy-012345' };
+
+/** Collects the logout tokens posted to it. */
+async function startReceiver(): Promise<{ url: string; tokens: string[]; server: Server }> {
+  const tokens: string[] = [];
+  const server = createServer((req, res) => {
+    let body = '';
+    req.on('data', (chunk) => (body += chunk));
+    req.on('end', () => {
+      const token = new URLSearchParams(body).get('logout_token');
+      if (token) tokens.push(token);
+      res.writeHead(token ? 200 : 400).end();
+    });
+  });
+  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/logout`, tokens, server };
+}
+
+describe('e2e: the account page', function () {
+  this.timeout(60_000);
+  let server: TestServer;
+  let receiver: Awaited<ReturnType<typeof startReceiver>>;
+  let notes: oidc.Configuration;
+
+  before(async () => {
+    receiver = await startReceiver();
+    const clients = [
+      {
+        client_id: NOTES.id,
+        client_secret: NOTES.secret,
+        client_name: 'Orange Notes',
+        logo_uri: 'https://cdn.notes.example.test/logo.png',
+        redirect_uris: [REDIRECT],
+        grant_types: ['authorization_code', 'refresh_token'],
+        backchannel_logout_uri: receiver.url,
+        backchannel_logout_session_required: true,
+      },
+      machineClient(RS),
+    ];
+    server = await startServer({ ownRedis: true, clients, env: { RESOURCE_SERVERS, OUTBOUND_ALLOW_PRIVATE_NETWORKS: 'true' } });
+    for (const name of ['alice', 'bob', 'carol', 'dave']) await server.accounts.create(name, PASSWORD, { name: name[0]!.toUpperCase() + name.slice(1) });
+    await grantFeed(server, RS.id);
+    notes = await oidc.discovery(new URL(server.issuer), NOTES.id, NOTES.secret, oidc.ClientSecretBasic(NOTES.secret), { execute: [oidc.allowInsecureRequests] });
+  });
+  after(async () => {
+    await server?.stop();
+    receiver?.server.close();
+  });
+
+  async function signIn(username: string, agent = new Agent()): Promise<{ agent: Agent; page: Page }> {
+    const page = await signInSteps(agent, await agent.follow(`${server.issuer}/account`), { username, password: PASSWORD, login: 'required' });
+    assert.equal(page.url, `${server.issuer}/account`, `expected the account page, got ${page.url} (${page.status})`);
+    return { agent, page };
+  }
+
+  /** Notes asks for access to the API with offline access (consent is asked only when it is not remembered: patches/offline-access.ts). */
+  async function authorize(agent: Agent) {
+    const verifier = oidc.randomPKCECodeVerifier();
+    const url = oidc.buildAuthorizationUrl(notes, {
+      redirect_uri: REDIRECT,
+      scope: 'openid offline_access read',
+      resource: API,
+      code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
+      code_challenge_method: 'S256',
+    });
+    return { page: await agent.follow(url.href, {}, REDIRECT), verifier };
+  }
+  async function notesSignIn(agent: Agent, username: string) {
+    const flow = await authorize(agent);
+    const page = await signInSteps(agent, flow.page, { username, password: PASSWORD, stopAt: REDIRECT });
+    return oidc.authorizationCodeGrant(notes, new URL(page.url), { pkceCodeVerifier: flow.verifier }, { resource: API });
+  }
+
+  const readFeed = async () => {
+    const token = await clientCredentialsToken(server.url, RS, `${server.issuer}/revocations`, 'revocations');
+    const response = await fetch(`${server.url}/revocations`, { headers: { authorization: `Bearer ${token}` } });
+    return ((await response.json()) as { entries: { type: string; gid?: string }[] }).entries;
+  };
+
+  /** The sessions listed on the page: each one's uid, and whether it is this browser. */
+  const sessionsOn = (page: Page) =>
+    page.html
+      .split('<div class="listed">')
+      .filter((block) => block.includes('name="session"'))
+      .map((block) => ({ uid: block.match(/name="session" value="([^"]+)"/)![1]!, current: block.includes('This browser') }));
+
+  it('sends a stranger to sign in, and a person who signs in reaches their page', async () => {
+    const agent = new Agent();
+    const first = await agent.request(`${server.issuer}/account`);
+    assert.equal(first.status, 302);
+    assert.equal(first.headers.get('location'), '/account/sign-in');
+    const { page } = await signIn('alice', agent);
+    assert.equal(page.status, 200);
+    assert.match(page.html, /<h1>Your account<\/h1>/);
+    assert.match(page.html, /Signed in as <strong>alice<\/strong> \(Alice\)/);
+    for (const section of ['Password', 'Apps with access', 'Where you’re signed in']) assert.ok(page.html.includes(`<h2>${section}</h2>`), section);
+    assert.match(page.html, /No app has access to your account/);
+    assert.equal(page.headers.get('cache-control'), 'no-store');
+    assert.match(page.headers.get('content-security-policy') ?? '', /script-src 'self'/);
+    assert.doesNotMatch(page.html, /<script/);
+  });
+
+  it('signs out a person who was disabled since, and sends them to sign in', async () => {
+    const { agent } = await signIn('carol');
+    await server.accounts.setDisabled('carol', true);
+    const again = await agent.request(`${server.issuer}/account`);
+    assert.equal(again.status, 302);
+    assert.equal(again.headers.get('location'), '/account/sign-in');
+    await server.accounts.setDisabled('carol', false);
+    assert.ok(isLogin(await agent.follow(`${server.issuer}/account`)), 'the session was ended: the login page is shown again');
+  });
+
+  it('withdrawing an app’s access: its refresh token is refused, its JWT access token inactive and on the feed, and it must ask again', async () => {
+    const browser = new Agent();
+    const tokens = await notesSignIn(browser, 'alice');
+    const grant = String(decodeJwt(tokens.access_token)[GRANT_CLAIM]);
+    assert.equal((await introspect(server.url, RS, tokens.access_token)).active, true);
+
+    const { agent, page } = await signIn('alice');
+    assert.match(page.html, /<strong>Orange Notes<\/strong>/);
+    assert.match(page.html, /May know who you are, keep access while you are away, read\./);
+    assert.match(page.html, /src="https:\/\/cdn\.notes\.example\.test\/logo\.png"/);
+    assert.match(page.headers.get('content-security-policy') ?? '', /img-src 'self' data: https:\/\/cdn\.notes\.example\.test(;|$)/);
+
+    const done = await agent.submit(page, '/apps/withdraw', {});
+    assert.equal(done.url, `${server.issuer}/account?done=apps.withdrawn#apps`);
+    assert.match(done.html, /Access withdrawn/);
+    assert.match(done.html, /No app has access to your account/);
+
+    await assert.rejects(oidc.refreshTokenGrant(notes, tokens.refresh_token!, { resource: API }), (error: Error) => {
+      assert.ok(error instanceof oidc.ResponseBodyError);
+      assert.equal(error.error, 'invalid_grant');
+      return true;
+    });
+    assert.equal((await introspect(server.url, RS, tokens.access_token)).active, false);
+    assert.ok((await readFeed()).some((entry) => entry.type === 'grant' && entry.gid === grant), 'the grant is on the revocation feed');
+
+    const again = await authorize(browser);
+    assert.ok(isConsent(again.page), `the app must ask for consent again, got ${again.page.url}`);
+  });
+
+  it('signing out another session: back-channel logout to its apps, and that browser must sign in again', async () => {
+    const phone = new Agent();
+    const tokens = await notesSignIn(phone, 'bob');
+    const sid = String(tokens.claims()!.sid);
+    const { agent, page } = await signIn('bob');
+    const listed = sessionsOn(page);
+    assert.equal(listed.length, 2, page.html);
+    const other = listed.find((session) => !session.current)!;
+    assert.ok(other);
+
+    const before = receiver.tokens.length;
+    const form = formIn(page.html, '/sessions/sign-out');
+    const done = await agent.follow(new URL(form.action, page.url).href, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ csrf: form.hidden.csrf!, session: other.uid }),
+    });
+    assert.match(done.html, /That session is signed out/);
+    assert.equal(sessionsOn(done).length, 1);
+
+    const logout = receiver.tokens.slice(before).map((token) => decodeJwt(token));
+    assert.deepEqual(logout.map((claims) => claims.sid), [sid], 'a logout token for the session signed out');
+    assert.ok(isLogin((await authorize(phone)).page), 'that browser is asked to sign in again');
+    // Notes asked for offline access, which outlives signing out (as at end_session).
+    await oidc.refreshTokenGrant(notes, tokens.refresh_token!, { resource: API });
+    assert.ok(isLogin(await phone.follow(`${server.issuer}/account`)), 'the account page too');
+  });
+
+  it('refuses a form without its CSRF token, or with another session’s, and any POST from a stranger', async () => {
+    const { agent, page } = await signIn('dave');
+    const other = await signIn('dave');
+    const post = (who: Agent, path: string, fields: Record<string, string>) =>
+      who.request(`${server.issuer}/account${path}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams(fields),
+      });
+    const { hidden } = formIn(page.html, '/password');
+    const change = { current_password: PASSWORD, new_password: 'a new password', confirm_password: 'a new password' };
+    for (const path of ['/password', '/apps/withdraw', '/sessions/sign-out']) {
+      const missing = await post(agent, path, { ...change, client: NOTES.id, session: 'x' });
+      assert.equal(missing.status, 403, path);
+      assert.match(await missing.text(), /not sent from your account page/);
+      const borrowed = await post(other.agent, path, { ...change, csrf: hidden.csrf!, client: NOTES.id, session: 'x' });
+      assert.equal(borrowed.status, 403, `${path}: another session's token`);
+      const stranger = await post(new Agent(), path, { ...change, csrf: hidden.csrf!, client: NOTES.id, session: 'x' });
+      assert.equal(stranger.status, 401, path);
+      assert.match(await stranger.text(), /sign in on your account page first/);
+    }
+    assert.ok(await server.accounts.verify('dave', PASSWORD), 'nothing changed');
+  });
+
+  it('answers bad requests with the page and a message, never a 500', async () => {
+    const { agent, page } = await signIn('dave');
+    const unknownApp = await agent.submit(page, '/sessions/sign-out', { session: 'no-such-session' });
+    assert.equal(unknownApp.status, 404);
+    assert.match(unknownApp.html, /That session is not signed in any more/);
+    const { hidden } = formIn(page.html, '/password');
+    const withdraw = await agent.follow(`${server.issuer}/account/apps/withdraw`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ csrf: hidden.csrf!, client: NOTES.id }),
+    });
+    assert.equal(withdraw.status, 404, 'dave never gave Notes access');
+    assert.match(withdraw.html, /That app has no access to withdraw/);
+    const mismatch = await agent.submit(page, '/password', { current_password: PASSWORD, new_password: 'one new password', confirm_password: 'another' });
+    assert.equal(mismatch.status, 400);
+    assert.match(mismatch.html, /are not the same/);
+    const short = await agent.submit(page, '/password', { current_password: PASSWORD, new_password: 'short', confirm_password: 'short' });
+    assert.equal(short.status, 400);
+    assert.match(short.html, /Choose another new password: a password has at least 8 characters/);
+    const huge = await agent.request(`${server.issuer}/account/password`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: `csrf=${hidden.csrf}&current_password=${'x'.repeat(40_000)}`,
+    });
+    assert.equal(huge.status, 413);
+  });
+
+  it('wrong current passwords count against the sign-in throttle, which then pauses changing it', async () => {
+    const { agent, page } = await signIn('dave');
+    const wrong = { current_password: 'not the password', new_password: 'a new password', confirm_password: 'a new password' };
+    const first = await agent.submit(page, '/password', wrong);
+    assert.equal(first.status, 400);
+    assert.match(first.html, /That is not your current password/);
+    let last = first;
+    for (let attempt = 2; attempt <= 5; attempt += 1) last = await agent.submit(page, '/password', wrong);
+    assert.equal(last.status, 429);
+    assert.match(last.html, /changing it is paused for 30 seconds/);
+    // While paused, even the right password is not checked.
+    const right = await agent.submit(page, '/password', { ...wrong, current_password: PASSWORD });
+    assert.equal(right.status, 429);
+    assert.ok(await server.accounts.verify('dave', PASSWORD), 'the password is unchanged');
+  });
+});
