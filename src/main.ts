@@ -22,6 +22,9 @@ import { adminApi } from './registration/admin-api.js';
 import { Clients } from './registration/clients.js';
 import { developerPages } from './registration/developer-pages.js';
 import { accountPages } from './accounts/page/account-pages.js';
+import { passkeysSection } from './accounts/page/passkeys-section.js';
+import { authenticatorSection } from './accounts/page/authenticator-section.js';
+import { recoveryCodesSection } from './accounts/page/recovery-codes-section.js';
 import { checkConfiguredClients } from './registration/policy.js';
 import { createApp } from './app.js';
 import { publicDefaultSecrets, type Config } from './config.js';
@@ -157,6 +160,7 @@ export async function serve(config: Config, logger: Logger = createLogger(config
   const grants = new GrantRevocation(kv, revocations);
   const sessions = new AccountSessions(kv, providers, accounts);
 
+  const mfaSections = { secondFactors, logger, metrics };
   const app = createApp({
     config,
     providers,
@@ -202,7 +206,8 @@ export async function serve(config: Config, logger: Logger = createLogger(config
       }),
       accountPages({
         // Sections of other modules (passkeys, authenticator app, recovery codes): see accounts/page/account-page.ts.
-        extensions: [],
+        // Passkeys, authenticator app and recovery codes (src/accounts/page/, issue 15).
+        extensions: [passkeysSection(mfaSections), authenticatorSection(mfaSections), recoveryCodesSection(mfaSections)],
         issuer: config.issuer,
         providers,
         accounts,
