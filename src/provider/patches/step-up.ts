@@ -12,6 +12,7 @@
  */
 import { errors, interactionPolicy, type KoaContextWithOIDC } from 'oidc-provider';
 import { requiredAcr, satisfies, type Acr } from '../../accounts/assurance.js';
+import { FIRST_PARTY_PAGES } from '../../http/first-party-sign-in.js';
 
 /** Client metadata: this client's people must use a second factor. */
 export const REQUIRE_MFA_PROPERTY = 'require_mfa';
@@ -20,11 +21,16 @@ export function validateRequireMfa(value: unknown): void {
   if (value !== undefined && typeof value !== 'boolean') throw new errors.InvalidClientMetadata(`${REQUIRE_MFA_PROPERTY} must be a boolean`);
 }
 
-type ClientLike = { metadata(): Record<string, unknown> } | undefined;
+type ClientLike = { clientId: string; metadata(): Record<string, unknown> } | undefined;
 
-/** The level a request of `client` with `params` needs. */
+/**
+ * The level a request of `client` with `params` needs. The operator's requirement everywhere spares
+ * the account page, where a person without a second factor sets one up (someone who has one is
+ * asked for it there too, as everywhere).
+ */
 export function requiredAcrFor(client: ClientLike, params: Record<string, unknown>, mfaEverywhere: boolean): Acr {
-  return requiredAcr(params.acr_values, mfaEverywhere || client?.metadata()[REQUIRE_MFA_PROPERTY] === true);
+  const everywhere = mfaEverywhere && client?.clientId !== FIRST_PARTY_PAGES.account.clientId;
+  return requiredAcr(params.acr_values, everywhere || client?.metadata()[REQUIRE_MFA_PROPERTY] === true);
 }
 
 /** `policy` with the acr_level check on its login prompt. */
