@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict';
 import * as oidc from 'openid-client';
 import { Secret, TOTP } from 'otpauth';
-import { Agent, type Page } from '../helpers/agent.js';
+import { Agent, formIn, type Page } from '../helpers/agent.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { isConsent, isLogin, signInSteps } from '../helpers/sign-in.js';
 
@@ -198,11 +198,41 @@ describe('e2e: second factor after a password, and step-up (openid-client)', fun
     assert.match(early.html, /not waiting for a second factor/);
     const forged = await post('second-factor', { csrf: 'forged', method: 'totp', code: '123456' });
     assert.equal(forged.status, 403);
-    const garbage = await post('passkey', { csrf, credential: '{not json' });
-    assert.equal(garbage.status, 401);
-    assert.match(garbage.html, /passkey was not accepted/);
+    for (const credential of ['{not json', 'null', '[]', '{"id":"x","response":{"userHandle":"../x"}}', '{"id":"x","type":"public-key","response":{"userHandle":"eA","clientDataJSON":"e30","authenticatorData":"AA","signature":"AA"}}']) {
+      const garbage = await post('passkey', { csrf, credential });
+      assert.equal(garbage.status, 401, credential);
+      assert.match(garbage.html, /passkey was not accepted/);
+    }
+    const second = await password(new Agent(), 'app', 'alice');
+    const badMethod = await new Agent().follow(second.page.url); // another browser: not its interaction
+    assert.equal(badMethod.status, 400);
 
-    const { page: second } = await password(new Agent(), 'app', 'alice');
-    assert.ok(isSecondFactor(second));
+    const owner = new Agent();
+    const { page: factorPage } = await password(owner, 'app', 'alice');
+    assert.ok(isSecondFactor(factorPage));
+    const unknownMethod = await owner.submit(factorPage, '/second-factor', { method: 'sms', code: '123456' }, REDIRECT);
+    assert.equal(unknownMethod.status, 400);
+    assert.match(unknownMethod.html, /Enter the code/);
+  });
+
+  it('bad input on the account page: a broken passkey, a passkey that is not yours, a code without a pending set-up', async () => {
+    const agent = new Agent();
+    const page = await signInSteps(agent, await agent.follow(`${server.issuer}/account`), { username: 'bob', password: PASSWORD, login: 'required' });
+    assert.equal(page.url, `${server.issuer}/account`);
+    const csrf = formIn(page.html, '/account/recovery-codes').hidden.csrf!;
+    const post = (path: string, fields: Record<string, string>) =>
+      agent.follow(`${server.issuer}/account${path}`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ csrf, ...fields }) });
+    const broken = await post('/passkeys/add', { name: 'x', credential: '{"id":"x","response":{}}' });
+    assert.equal(broken.status, 400);
+    assert.match(broken.html, /could not be added/);
+    assert.equal((await post('/passkeys/add', { name: 'x', credential: 'not json' })).status, 400);
+    const notYours = await post('/passkeys/remove', { id: 'someone-elses' });
+    assert.equal(notYours.status, 404);
+    const noSetup = await post('/authenticator/confirm', { code: '123456' });
+    assert.equal(noSetup.status, 400);
+    assert.match(noSetup.html, /Start again/);
+    const forged = await agent.follow(`${server.issuer}/account/recovery-codes`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'csrf=forged' });
+    assert.equal(forged.status, 403);
+    assert.equal((await server.secondFactors.summary((await server.accounts.findByUsername('bob'))!.sub)).recoveryCodesLeft, 0);
   });
 });
