@@ -9,7 +9,7 @@
  * could still be accepted (RFC 6238 §5.2).
  */
 import { Secret, TOTP } from 'otpauth';
-import type { Sealer } from '../keyring/sealing.js';
+import { SealError, type Sealer } from '../keyring/sealing.js';
 import type { Kv } from '../store/kv.js';
 import { epochSeconds, type CredentialRecords } from './credentials.js';
 
@@ -22,7 +22,8 @@ const pendingKey = (sub: string) => `mfa:totp-pending:${sub}`;
 const usedKey = (sub: string, step: number) => `mfa:totp-used:${sub}:${step}`;
 const aad = (sub: string) => `totp:${sub}`;
 
-export type TotpOutcome = 'ok' | 'wrong' | 'replayed';
+/** `unreadable`: the secret was sealed under a secret no longer in keys.secrets (an operator must reset it). */
+export type TotpOutcome = 'ok' | 'wrong' | 'replayed' | 'unreadable';
 
 export class TotpCredentials {
   constructor(
@@ -74,11 +75,21 @@ export class TotpCredentials {
   async verify(sub: string, code: string): Promise<TotpOutcome> {
     const { totp } = await this.records.read(sub);
     if (!totp) return 'wrong';
-    const step = this.#matchingStep(this.#open(sub, totp.sealed), code);
+    let secret: string;
+    try {
+      secret = this.#open(sub, totp.sealed);
+    } catch (error) {
+      if (error instanceof SealError) return 'unreadable';
+      throw error;
+    }
+    const step = this.#matchingStep(secret, code);
     if (step === undefined) return 'wrong';
     if (!(await this.#spend(sub, step))) return 'replayed';
+    // A secret sealed under an older keys.secrets entry is sealed again under the first one, so the
+    // old entry can be retired once every person has signed in (as the key ring is re-sealed).
+    const sealed = this.sealer.isCurrent(totp.sealed) ? totp.sealed : this.#seal(sub, secret);
     await this.records.update(sub, (current) =>
-      current.totp ? { next: { ...current, totp: { ...current.totp, lastUsedAt: epochSeconds() } }, result: true } : undefined,
+      current.totp ? { next: { ...current, totp: { ...current.totp, sealed, lastUsedAt: epochSeconds() } }, result: true } : undefined,
     );
     return 'ok';
   }

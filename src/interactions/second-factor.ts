@@ -150,6 +150,12 @@ export function submitSecondFactor(steps: Interactions, options: SecondFactorOpt
 
     const outcome =
       method === 'totp' ? await secondFactors.totp.verify(account.sub, code) : (await secondFactors.recoveryCodes.use(account.sub, code)) ? 'ok' : 'wrong';
+    if (outcome === 'unreadable') {
+      metrics.secondFactors.inc({ method: metricMethod, outcome: 'failure' });
+      logger.error({ event: 'second_factor.unreadable', sub: account.sub }, 'authenticator-app secret sealed under a secret no longer in keys.secrets: reset it (latchkey users mfa reset)');
+      ctx.status = 401;
+      return showSecondFactor(steps, options, ctx, interaction, passed, 'Your authenticator app cannot be checked right now. Use another way, or ask your administrator.');
+    }
     if (outcome !== 'ok') {
       metrics.secondFactors.inc({ method: metricMethod, outcome: outcome === 'replayed' ? 'replayed' : 'failure' });
       logger.info({ event: 'second_factor.failed', method: metricMethod, reason: outcome, sub: account.sub, client_id: interaction.params.client_id }, 'second factor refused');

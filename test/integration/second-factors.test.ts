@@ -51,6 +51,21 @@ describe('second-factor credentials (real Redis)', function () {
     for (const key of markers) assert.ok((await store.raw!.ttl(key)) > 0);
   });
 
+  it('TOTP secrets follow a rotation of keys.secrets: sealed again under the new first secret at use; unreadable (not a crash) once the old one is gone', async () => {
+    const sub = `${SUB}-rotation`;
+    const { secret } = await factors.totp.begin(sub, 'rotating');
+    assert.ok(await factors.totp.confirm(sub, codeFor(secret, -1)));
+    const rotated = new SecondFactors(store.kv, new Sealer(['a new secret that came first', 'a test secret long enough for the sealer']), 'http://localhost:3000');
+    const before = (await rotated.records.read(sub)).totp!.sealed;
+    assert.equal(await rotated.totp.verify(sub, codeFor(secret)), 'ok');
+    const after = (await rotated.records.read(sub)).totp!.sealed;
+    assert.notEqual(after, before, 'sealed again');
+    const retired = new SecondFactors(store.kv, new Sealer(['a new secret that came first']), 'http://localhost:3000');
+    assert.equal(await retired.totp.verify(sub, codeFor(secret, 1)), 'ok', 'the new secret alone opens it');
+    const lost = new SecondFactors(store.kv, new Sealer(['a secret that never sealed it']), 'http://localhost:3000');
+    assert.equal(await lost.totp.verify(sub, codeFor(secret, 1)), 'unreadable');
+  });
+
   it('recovery codes: ten, stored hashed, each works once even when two uses race', async () => {
     const codes = await factors.recoveryCodes.generate(SUB);
     assert.equal(codes.length, 10);

@@ -14,7 +14,7 @@
     if (!form) return;
     var options = JSON.parse(form.getAttribute('data-options'));
     var button = document.getElementById(buttonId);
-    var error = form.querySelector('.error');
+    var error = form.querySelector('.passkey-error');
     function send(response) {
       form.elements.credential.value = JSON.stringify(response);
       form.submit();
