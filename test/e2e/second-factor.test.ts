@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import * as oidc from 'openid-client';
 import { Secret, TOTP } from 'otpauth';
 import { Agent, formIn, type Page } from '../helpers/agent.js';
+import { createLogger } from '../../src/ops/logger.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { isConsent, isLogin, signInSteps } from '../helpers/sign-in.js';
 
@@ -17,8 +18,12 @@ const REDIRECT = 'https://app.example.test/callback';
 const SECRET = 'client-secret-with-plenty-of-entropy-0123456789';
 const PASSWORD = 'correct horse battery staple';
 
-const codeFor = (secret: string, steps = 0) =>
-  TOTP.generate({ secret: Secret.fromBase32(secret), algorithm: 'SHA1', digits: 6, period: 30, timestamp: Date.now() + steps * 30_000 });
+const typed = new Set<string>();
+const codeFor = (secret: string, steps = 0) => {
+  const code = TOTP.generate({ secret: Secret.fromBase32(secret), algorithm: 'SHA1', digits: 6, period: 30, timestamp: Date.now() + steps * 30_000 });
+  typed.add(code).add(secret);
+  return code;
+};
 
 const isSecondFactor = (page: Page) => page.url.includes('/interaction/') && page.html.includes('/second-factor');
 
@@ -36,9 +41,12 @@ describe('e2e: second factor after a password, and step-up (openid-client)', fun
     return secret;
   }
 
+  const logLines: string[] = [];
+
   before(async () => {
     server = await startServer({
       ownRedis: true,
+      logger: createLogger('info', { write: (line: string) => void logLines.push(line) }),
       env: { ACCOUNTS_THROTTLE_MAX_FAILURES: '3' },
       clients: [
         { client_id: 'app', client_secret: SECRET, redirect_uris: [REDIRECT] },
@@ -128,6 +136,7 @@ describe('e2e: second factor after a password, and step-up (openid-client)', fun
   it('a recovery code works once, not twice', async () => {
     const sub = (await server.accounts.findByUsername('alice'))!.sub;
     const [code] = await server.secondFactors.recoveryCodes.generate(sub);
+    typed.add(code!);
     const agent = new Agent();
     const { page, verifier } = await password(agent, 'app', 'alice');
     const done = await agent.submit(page, '/second-factor', { method: 'recovery', code: code! }, REDIRECT);
@@ -234,5 +243,22 @@ describe('e2e: second factor after a password, and step-up (openid-client)', fun
     const forged = await agent.follow(`${server.issuer}/account/recovery-codes`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'csrf=forged' });
     assert.equal(forged.status, 403);
     assert.equal((await server.secondFactors.summary((await server.accounts.findByUsername('bob'))!.sub)).recoveryCodesLeft, 0);
+  });
+
+  it('metrics count uses and failures by method and outcome; log events name the person, never a code or secret', async () => {
+    const metrics = await (await fetch(server.metricsUrl!)).text();
+    const count = (series: string) => Number(metrics.split('\n').find((line) => line.startsWith(`${series} `))?.split(' ')[1] ?? 0);
+    assert.ok(count('latchkey_second_factor_total{method="totp",outcome="success"}') >= 3);
+    assert.ok(count('latchkey_second_factor_total{method="totp",outcome="replayed"}') >= 1);
+    assert.ok(count('latchkey_second_factor_total{method="totp",outcome="failure"}') >= 1);
+    assert.ok(count('latchkey_second_factor_total{method="totp",outcome="throttled"}') >= 1);
+    assert.ok(count('latchkey_second_factor_total{method="recovery_code",outcome="success"}') >= 1);
+    assert.ok(count('latchkey_second_factor_total{method="passkey",outcome="failure"}') >= 1);
+    const events = logLines.map((line) => (JSON.parse(line) as { event?: string }).event);
+    for (const event of ['second_factor.succeeded', 'second_factor.failed', 'second_factor.throttled', 'passkey.failed']) assert.ok(events.includes(event), event);
+    const everything = logLines.join('\n');
+    // A six-digit code counts only as a number of its own (not inside a longer one, such as a time).
+    const leaked = [...typed].filter((secret) => new RegExp(/^\d{6}$/.test(secret) ? `(?<!\\d)${secret}(?!\\d)` : secret).test(everything));
+    assert.deepEqual(leaked, [], 'no code or secret in the logs');
   });
 });
