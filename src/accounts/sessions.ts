@@ -18,7 +18,7 @@
 import type { Context, Middleware } from 'koa';
 import type { Provider } from 'oidc-provider';
 import type { ProviderInService } from '../provider-in-service.js';
-import type { Accounts } from './accounts.js';
+import type { Account, Accounts } from './accounts.js';
 import { AdapterIndexes } from '../store/adapter.js';
 import type { Kv } from '../store/kv.js';
 
@@ -96,11 +96,11 @@ export class AccountSessions {
   }
 
   /** The session's person when they may still be signed in; otherwise the session is ended. */
-  async signedIn(provider: Provider, ctx: Context): Promise<{ accountId: string; session: Session } | undefined> {
+  async signedIn(provider: Provider, ctx: Context): Promise<{ accountId: string; account: Account; session: Session } | undefined> {
     const session = await provider.Session.get(ctx);
     if (!session.accountId) return undefined;
     const account = await this.accounts.find(session.accountId);
-    if (account && !account.disabled) return { accountId: account.sub, session };
+    if (account && !account.disabled) return { accountId: account.sub, account, session };
     await this.end(session);
     return undefined;
   }

@@ -54,8 +54,11 @@ describe('RFC 9700 OAuth 2.0 Security BCP (authorization server)', function () {
     const error = await agent.follow(`${op.metadata.authorization_endpoint!}?client_id=nobody&response_type=code`);
     const logout = await agent.follow(op.metadata.end_session_endpoint!);
     const developer = await agent.follow(`${op.issuer}/developer`);
+    // The account page of a person signed in (alice signed in to the web app in before()).
+    const account = await alice.follow(`${op.issuer}/account`);
+    assert.match(account.html, /<h1>Your account<\/h1>/);
     const formPost = await (await web.authorize(alice, { response_mode: 'form_post' })).page;
-    const pages = { login, consent, error, logout, developer, 'form_post response': formPost };
+    const pages = { login, consent, error, logout, developer, account, 'form_post response': formPost };
     return Object.fromEntries(Object.entries(pages).map(([name, page]) => [name, { page, headers: page.headers }]));
   }
 

@@ -59,7 +59,7 @@ describe('e2e: the account page', function () {
       machineClient(RS),
     ];
     server = await startServer({ ownRedis: true, clients, env: { RESOURCE_SERVERS, OUTBOUND_ALLOW_PRIVATE_NETWORKS: 'true' } });
-    for (const name of ['alice', 'bob', 'carol', 'dave']) await server.accounts.create(name, PASSWORD, { name: name[0]!.toUpperCase() + name.slice(1) });
+    for (const name of ['alice', 'bob', 'carol', 'dave', 'erin']) await server.accounts.create(name, PASSWORD, { name: name[0]!.toUpperCase() + name.slice(1) });
     await grantFeed(server, RS.id);
     notes = await oidc.discovery(new URL(server.issuer), NOTES.id, NOTES.secret, oidc.ClientSecretBasic(NOTES.secret), { execute: [oidc.allowInsecureRequests] });
   });
@@ -161,6 +161,8 @@ describe('e2e: the account page', function () {
     assert.ok(isConsent(again.page), `the app must ask for consent again, got ${again.page.url}`);
   });
 
+  let bobs: { refreshToken: string; sessionUid: string };
+
   it('signing out another session: back-channel logout to its apps, and that browser must sign in again', async () => {
     const phone = new Agent();
     const tokens = await notesSignIn(phone, 'bob');
@@ -185,8 +187,46 @@ describe('e2e: the account page', function () {
     assert.deepEqual(logout.map((claims) => claims.sid), [sid], 'a logout token for the session signed out');
     assert.ok(isLogin((await authorize(phone)).page), 'that browser is asked to sign in again');
     // Notes asked for offline access, which outlives signing out (as at end_session).
-    await oidc.refreshTokenGrant(notes, tokens.refresh_token!, { resource: API });
+    const refreshed = await oidc.refreshTokenGrant(notes, tokens.refresh_token!, { resource: API });
     assert.ok(isLogin(await phone.follow(`${server.issuer}/account`)), 'the account page too');
+    bobs = { refreshToken: refreshed.refresh_token!, sessionUid: listed.find((session) => session.current)!.uid };
+  });
+
+  it('a person acts only on their own sessions and apps: another person’s are “not found”, and keep working', async () => {
+    const { agent, page } = await signIn('dave');
+    const { hidden } = formIn(page.html, '/password');
+    const post = (path: string, fields: Record<string, string>) =>
+      agent.follow(`${server.issuer}/account${path}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ csrf: hidden.csrf!, ...fields }),
+      });
+    const session = await post('/sessions/sign-out', { session: bobs.sessionUid });
+    assert.equal(session.status, 404);
+    assert.match(session.html, /That session is not signed in any more/);
+    const app = await post('/apps/withdraw', { client: NOTES.id });
+    assert.equal(app.status, 404, 'dave never gave Notes access');
+    assert.match(app.html, /That app has no access to withdraw/);
+    assert.match((await agent.follow(`${server.issuer}/account`)).html, /No app has access to your account/, 'nor does he see anyone else’s');
+    await oidc.refreshTokenGrant(notes, bobs.refreshToken, { resource: API });
+    assert.equal(sessionsOn((await signIn('bob')).page).length, 2, 'bob’s session is still there (and the one just made)');
+  });
+
+  it('changing the password: the old one stops working, and the other sessions are signed out unless the person unticks it', async () => {
+    const kept = await signIn('erin');
+    const { agent, page } = await signIn('erin');
+    const first = await agent.submit(page, '/password', { current_password: PASSWORD, new_password: 'second password', confirm_password: 'second password', });
+    assert.equal(first.url, `${server.issuer}/account?done=password.changed#password`);
+    assert.match(first.html, /Your password has been changed\./);
+    assert.equal(await server.accounts.verify('erin', PASSWORD), undefined, 'the old password no longer signs in');
+    assert.ok(await server.accounts.verify('erin', 'second password'));
+    assert.equal(sessionsOn(await kept.agent.follow(`${server.issuer}/account`)).length, 2, 'unticked: the other session stays');
+
+    assert.match(first.html, /name="sign_out_others" value="yes" checked/, 'ticked unless the person unticks it');
+    const second = await agent.submit(first, '/password', { current_password: 'second password', new_password: 'third password', confirm_password: 'third password', sign_out_others: 'yes' });
+    assert.match(second.html, /Your password has been changed, and every other session is signed out/);
+    assert.equal(sessionsOn(second).length, 1);
+    assert.ok(isLogin(await kept.agent.follow(`${server.issuer}/account`)), 'the other browser must sign in again');
   });
 
   it('refuses a form without its CSRF token, or with another session’s, and any POST from a stranger', async () => {
@@ -215,23 +255,27 @@ describe('e2e: the account page', function () {
 
   it('answers bad requests with the page and a message, never a 500', async () => {
     const { agent, page } = await signIn('dave');
-    const unknownApp = await agent.submit(page, '/sessions/sign-out', { session: 'no-such-session' });
-    assert.equal(unknownApp.status, 404);
-    assert.match(unknownApp.html, /That session is not signed in any more/);
+    const unknownSession = await agent.submit(page, '/sessions/sign-out', { session: 'no-such-session' });
+    assert.equal(unknownSession.status, 404);
+    assert.match(unknownSession.html, /That session is not signed in any more/);
     const { hidden } = formIn(page.html, '/password');
-    const withdraw = await agent.follow(`${server.issuer}/account/apps/withdraw`, {
+    const noApp = await agent.follow(`${server.issuer}/account/apps/withdraw`, {
       method: 'POST',
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ csrf: hidden.csrf!, client: NOTES.id }),
+      body: new URLSearchParams({ csrf: hidden.csrf! }),
     });
-    assert.equal(withdraw.status, 404, 'dave never gave Notes access');
-    assert.match(withdraw.html, /That app has no access to withdraw/);
+    assert.equal(noApp.status, 404, 'no app named');
     const mismatch = await agent.submit(page, '/password', { current_password: PASSWORD, new_password: 'one new password', confirm_password: 'another' });
     assert.equal(mismatch.status, 400);
     assert.match(mismatch.html, /are not the same/);
     const short = await agent.submit(page, '/password', { current_password: PASSWORD, new_password: 'short', confirm_password: 'short' });
     assert.equal(short.status, 400);
     assert.match(short.html, /Choose another new password: a password has at least 8 characters/);
+    for (const done of ['password.constructor', 'password.__proto__', 'apps.toString', '<b>.changed']) {
+      const shown = await agent.follow(`${server.issuer}/account?done=${encodeURIComponent(done)}`);
+      assert.equal(shown.status, 200, done);
+      assert.doesNotMatch(shown.html, /class="notice"/, `${done}: only a section's own notices are shown`);
+    }
     const huge = await agent.request(`${server.issuer}/account/password`, {
       method: 'POST',
       headers: { 'content-type': 'application/x-www-form-urlencoded' },

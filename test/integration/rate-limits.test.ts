@@ -317,6 +317,17 @@ describe('rate limits, client addresses and the issuer host', function () {
       }
     });
 
+    it('the account page, its sign-in and its forms answer 429 after their allowance', async () => {
+      const paths: [string, 'GET' | 'POST'][] = [['/account', 'GET'], ['/account/sign-in', 'GET'], ['/account/password', 'POST'], ['/account/sessions/sign-out', 'POST']];
+      for (const [at, [path, method]] of paths.entries()) {
+        const headers = { 'x-forwarded-for': `203.0.114.${at + 1}`, accept: 'text/html' };
+        const statuses: number[] = [];
+        for (let n = 0; n < 6; n += 1) statuses.push((await raw(portOf(proxied), method, path, headers, method === 'POST' ? form({ csrf: 'x' }) : undefined)).status);
+        assert.ok(!statuses.slice(0, 5).includes(429), `${path}: ${statuses.join(' ')}`);
+        assert.equal(statuses[5], 429, `${path} is limited: ${statuses.join(' ')}`);
+      }
+    });
+
     it('a pushed authorization request works end to end (openid-client: PAR, sign-in, code exchange)', async () => {
       // On the server with the default allowances: the proxied one's per-address allowance of 5 also counts the sign-in pages.
       const config = await oidc.discovery(new URL(server.issuer), 'spa', { token_endpoint_auth_method: 'none' }, oidc.None(), insecure);

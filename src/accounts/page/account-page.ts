@@ -33,7 +33,7 @@ import { csrfTokens, type CsrfTokens } from '../../http/csrf.js';
 import { render } from '../../http/views.js';
 import { signedInPages, type Form } from '../../http/signed-in-pages.js';
 import type { ProviderInService } from '../../provider-in-service.js';
-import type { Account, Accounts } from '../accounts.js';
+import type { Account } from '../accounts.js';
 import type { AccountSessions } from '../sessions.js';
 
 export { field, type Form } from '../../http/signed-in-pages.js';
@@ -106,13 +106,12 @@ export function when(epochSeconds: number): string {
 interface Options {
   /** The provider in service, read per request (it is replaced when the key ring changes). */
   readonly providers: ProviderInService;
-  readonly accounts: Accounts;
   /** Re-checks the session's person on every request. */
   readonly sessions: AccountSessions;
   readonly csrfKey: string;
 }
 
-export function accountPage({ providers, accounts, sessions, csrfKey }: Options): AccountPage {
+export function accountPage({ providers, sessions, csrfKey }: Options): AccountPage {
   const router = new Router({ prefix: ACCOUNT_PATH });
   const form = bodyParser({ enableTypes: ['form'], formLimit: '16kb', encoding: 'utf-8' });
   const csrf = csrfTokens(csrfKey, 'account');
@@ -120,9 +119,7 @@ export function accountPage({ providers, accounts, sessions, csrfKey }: Options)
 
   async function signedIn(ctx: Context): Promise<Person | undefined> {
     const found = await sessions.signedIn(providers.current, ctx);
-    if (!found) return undefined;
-    const account = await accounts.find(found.accountId);
-    return account && { accountId: account.sub, sessionId: found.session.jti, sessionUid: found.session.uid, account };
+    return found && { accountId: found.accountId, sessionId: found.session.jti, sessionUid: found.session.uid, account: found.account };
   }
 
   const { page, submitted } = signedInPages({ signedIn, csrf, where: 'your account page' });
@@ -143,7 +140,8 @@ export function accountPage({ providers, accounts, sessions, csrfKey }: Options)
     const doneKey = typeof ctx.query.done === 'string' ? ctx.query.done : '';
     const rendered = await Promise.all(
       sections.map(async (section) => {
-        const notice = doneKey.startsWith(`${section.id}.`) ? section.notices?.[doneKey.slice(section.id.length + 1)] : undefined;
+        const key = doneKey.startsWith(`${section.id}.`) ? doneKey.slice(section.id.length + 1) : '';
+        const notice = section.notices && Object.hasOwn(section.notices, key) ? section.notices[key] : undefined;
         const state: SectionState = result?.section === section.id ? result : notice ? { notice } : {};
         const data = (await section.data?.(ctx, person)) ?? {};
         return { id: section.id, title: section.title, state, html: render(section.view, { ...data, csrf: token, state }) };
@@ -163,5 +161,5 @@ export function accountPage({ providers, accounts, sessions, csrfKey }: Options)
     sections.sort((a, b) => a.order - b.order);
   }
 
-  return { router, form, csrf, addSection, signedIn, personRequired, submitted: submitted as AccountPage['submitted'], show, done, page };
+  return { router, form, csrf, addSection, signedIn, personRequired, submitted, show, done, page };
 }

@@ -51,10 +51,10 @@ interface Options {
 }
 
 export function accountPages({ issuer, providers, accounts, sessions, csrfKey, extensions = [], throttle, grants, consents, activity, logger }: Options): Middleware {
-  const page = accountPage({ providers, accounts, sessions, csrfKey });
+  const page = accountPage({ providers, sessions, csrfKey });
   firstPartySignIn(page.router, issuer, ACCOUNT_PAGE);
   const own = [
-    passwordSection({ accounts, throttle, logger }),
+    passwordSection({ accounts, throttle, sessions, grants, logger }),
     appsSection({ providers, grants, consents, firstParty: FIRST_PARTY_CLIENT_IDS, logger }),
     sessionsSection({ sessions, activity, grants, logger }),
   ];

@@ -1,10 +1,14 @@
 /**
  * The account page's "Password" section: a person changes their password by typing the current
  * one. Wrong guesses share the sign-in brute-force throttle (same counts per username and address),
- * so the page is no way around it.
+ * so the page is no way around it. Unless the person unticks it, their other sessions are signed
+ * out with it (as "Sign out" in the sessions section does), so whoever learned the old password
+ * and signed in with it is out too.
  */
 import type { Logger } from '../../ops/logger.js';
+import type { GrantRevocation } from '../../revocation/grants.js';
 import { AccountError, type Accounts } from '../accounts.js';
+import type { AccountSessions } from '../sessions.js';
 import type { LoginThrottle } from '../throttle.js';
 import { field, type AccountPage } from './account-page.js';
 
@@ -13,7 +17,16 @@ const SECTION = 'password';
 /** "30 seconds", "2 minutes". */
 const inWords = (seconds: number) => (seconds < 90 ? `${seconds} seconds` : `${Math.ceil(seconds / 60)} minutes`);
 
-export function passwordSection({ accounts, throttle, logger }: { accounts: Accounts; throttle: LoginThrottle; logger: Logger }) {
+interface Options {
+  readonly accounts: Accounts;
+  readonly throttle: LoginThrottle;
+  /** Signs the other sessions out, revoking what they made as sign-out does. */
+  readonly sessions: AccountSessions;
+  readonly grants: GrantRevocation;
+  readonly logger: Logger;
+}
+
+export function passwordSection({ accounts, throttle, sessions, grants, logger }: Options) {
   return (page: AccountPage): void => {
     page.addSection({
       id: SECTION,
@@ -21,7 +34,10 @@ export function passwordSection({ accounts, throttle, logger }: { accounts: Acco
       order: 10,
       view: 'account-password',
       data: async (_ctx, person) => ({ username: person.account.username }),
-      notices: { changed: 'Your password has been changed.' },
+      notices: {
+        changed: 'Your password has been changed.',
+        'changed-everywhere': 'Your password has been changed, and every other session is signed out.',
+      },
     });
 
     page.router.post('/password', page.form, async (ctx) => {
@@ -57,8 +73,15 @@ export function passwordSection({ accounts, throttle, logger }: { accounts: Acco
         return refuse('That is not your current password. Try again.', 400);
       }
       await throttle.succeeded(username);
-      logger.info({ event: 'account.password_changed', sub: who.accountId }, 'password changed on the account page');
-      page.done(ctx, SECTION, 'changed');
+      const everywhere = field(body, 'sign_out_others') === 'yes';
+      let signedOut = 0;
+      if (everywhere) {
+        const others = (await sessions.list(who.accountId)).filter((session) => session.uid !== who.sessionUid);
+        const ended = await Promise.all(others.map((session) => sessions.signOut(who.accountId, session.uid, (grantId) => grants.revoke(grantId))));
+        signedOut = ended.filter(Boolean).length;
+      }
+      logger.info({ event: 'account.password_changed', sub: who.accountId, sessions_signed_out: signedOut }, 'password changed on the account page');
+      page.done(ctx, SECTION, everywhere ? 'changed-everywhere' : 'changed');
     });
   };
 }
