@@ -148,16 +148,19 @@ describe('e2e (Chromium, virtual authenticator): passkeys, authenticator app and
     assert.equal(claims.acr, 'phr');
   });
 
-  it('the login page\'s passkey button signs in too', async () => {
+  it('the login page\'s passkey button signs in too, keeping "Keep me signed in"', async () => {
     await context.clearCookies();
     await presence(false);
     const finish = await authorize(notes, { prompt: 'login' });
     await page.waitForSelector('#passkey-button:not([hidden])');
     assert.equal(await page.getAttribute('#username', 'autocomplete'), 'username webauthn', 'autofill offers passkeys');
     await screenshot('login-with-passkey');
+    await page.check('input[name="remember"]');
     await presence(true);
     await page.click('#passkey-button');
     assert.equal((await finish()).acr, 'phr');
+    const session = (await context.cookies()).find((cookie) => cookie.name === 'lk_session');
+    assert.ok(session && session.expires > 0, '"Keep me signed in" makes the session cookie persistent for a passkey sign-in too');
   });
 
   it('a password sign-in now asks for a second factor; the passkey answers it (amr pwd hwk mfa); a recovery code works once', async () => {

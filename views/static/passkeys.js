@@ -17,6 +17,9 @@
     var error = form.querySelector('.passkey-error');
     function send(response) {
       form.elements.credential.value = JSON.stringify(response);
+      // "Keep me signed in" of the login page applies to a passkey sign-in too.
+      var remember = document.querySelector('input[type=checkbox][name=remember]');
+      if (form.elements.remember && remember && remember.checked) form.elements.remember.value = 'yes';
       form.submit();
     }
     function failed(reason) {
