@@ -320,7 +320,7 @@ describe('e2e: client registration (RFC 7591/7592), its policy, and the admin AP
       assert.match(unknown.stderr, /no user "nobody"/);
     });
 
-    it('clients add --require-mfa and clients update --no-require-mfa set the require_mfa metadata', async () => {
+    it('clients add --require-mfa, clients update --no-require-mfa and the admin API set the require_mfa metadata (a non-boolean refused)', async () => {
       const added = await latchkey(env, ['clients', 'add', '--client-id', 'strict-cli', '--redirect-uri', REDIRECT, '--require-mfa']);
       assert.equal(added.status, 0, added.stderr);
       assert.equal((JSON.parse(added.stdout) as { require_mfa?: boolean }).require_mfa, true);
@@ -332,6 +332,15 @@ describe('e2e: client registration (RFC 7591/7592), its policy, and the admin AP
       const nothing = await latchkey(env, ['clients', 'update', 'strict-cli']);
       assert.equal(nothing.status, 1);
       assert.match(nothing.stderr, /nothing to change/);
+
+      // The same metadata through the admin API, checked by the same policy.
+      const token = await adminToken('ops', 'admin');
+      const put = (requireMfa: unknown) =>
+        admin('/clients/strict-cli', token, { method: 'PUT', body: JSON.stringify({ redirect_uris: [REDIRECT], require_mfa: requireMfa }) });
+      const refused = await put('yes');
+      assert.equal(refused.status, 400);
+      assert.equal(((await refused.json()) as { error: string }).error, 'invalid_client_metadata');
+      assert.equal(((await (await put(true)).json()) as { require_mfa?: boolean }).require_mfa, true);
     });
 
     it('the OpenAPI document is valid and lists every route of the admin API', async () => {
