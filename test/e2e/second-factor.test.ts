@@ -173,6 +173,21 @@ describe('e2e: second factor after a password, and step-up (openid-client)', fun
     assert.equal((await claimsAt('app', done, verifier, alice)).acr, 'mfa');
   });
 
+  it('an app asking acr_values=phr (phishing-resistant) is offered no codes: an authenticator-app code is refused', async () => {
+    const agent = new Agent();
+    const { page } = await password(agent, 'app', 'alice', { acr_values: 'phr' });
+    assert.ok(isSecondFactor(page), `got ${page.url}`);
+    assert.doesNotMatch(page.html, /name="method" value="totp"/);
+    assert.match(page.html, /asks for a passkey/);
+    const refused = await agent.follow(`${server.url}${new URL(page.url).pathname}/second-factor`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ csrf: page.html.match(/name="csrf" value="([^"]+)"/)![1]!, method: 'totp', code: codeFor(totpSecrets.alice!, -1) }),
+    });
+    assert.equal(refused.status, 400);
+    assert.match(refused.html, /This application asks for a passkey\./);
+  });
+
   it('step-up: a password session is asked to sign in again for a client requiring MFA; an MFA session is not, unless prompt=login', async () => {
     const agent = new Agent();
     const first = await password(agent, 'app', 'carol');
