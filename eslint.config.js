@@ -12,6 +12,11 @@ export default tseslint.config(
     },
   },
   {
+    // The one script our pages run (passkeys), in the browser.
+    files: ['views/static/**/*.js'],
+    languageOptions: { globals: { window: 'readonly', document: 'readonly' } },
+  },
+  {
     files: ['src/cli.ts', 'test/**', 'bench/**', '.ci/**'],
     rules: { 'no-console': 'off' },
   },

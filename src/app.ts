@@ -8,6 +8,7 @@ import helmet from 'koa-helmet';
 import type { Config } from './config.js';
 import { respondWithError } from './http/errors.js';
 import { stylesheet } from './http/views.js';
+import { scripts } from './http/scripts.js';
 import type { Keyring } from './keyring/keyring.js';
 import { observeProviderEvents } from './ops/events.js';
 import { health } from './http/health.js';
@@ -129,8 +130,8 @@ function securityHeaders(config: Config): Middleware {
       useDefaults: false,
       directives: {
         defaultSrc: ["'none'"],
-        // We serve no scripts; the directive exists so that oidc-provider's form_post page can add
-        // its inline script's hash to it (it does so only when script-src is present).
+        // Only our own script files (http/scripts.ts: passkeys); oidc-provider's form_post page adds
+        // its inline script's hash to this directive (it does so only when script-src is present).
         scriptSrc: ["'self'"],
         styleSrc: ["'self'"],
         imgSrc: ["'self'", 'data:'],
@@ -167,6 +168,7 @@ export function createApp({ config, providers, kv, keyring, logger, metrics, rou
   app.use(securityHeaders(config));
   app.use(health(kv, keyring));
   app.use(stylesheet());
+  app.use(scripts());
   for (const route of routes) app.use(route);
   app.use(providers.middleware());
   app.use(async (ctx) => {

@@ -216,6 +216,7 @@ clients
   .option('--backchannel-logout-uri <uri>', 'where a signed logout token is posted when the person signs out elsewhere')
   .option('--require-par', 'its authorization requests must be pushed first (RFC 9126 require_pushed_authorization_requests)')
   .option('--dpop-bound-access-tokens', 'its tokens must be DPoP-bound: every token request needs a DPoP proof (RFC 9449)')
+  .option('--require-mfa', "its people must sign in with a second factor (a passkey, or a password and a code)")
   .action(async (options) =>
     withStore(async (kv, settings) => {
       if (options.public && options.secret) throw new UsageError('--public and --secret exclude each other');
@@ -245,33 +246,39 @@ clients
         ...(method === 'client_secret_basic' || method === 'client_secret_post'
           ? { client_secret: options.secret ?? generateSecret() }
           : {}),
-        ...senderConstraints(options),
+        ...requirements(options),
       };
       print(await (await clientsOn(kv, settings)).add(metadata));
     }),
   );
 
-/** The PAR and DPoP flags of `clients add` and `clients update`, as client metadata (only those given). */
-function senderConstraints(options: { requirePar?: boolean; dpopBoundAccessTokens?: boolean }): Record<string, boolean> {
+/** The PAR, DPoP and second-factor flags of `clients add` and `clients update`, as client metadata (only those given). */
+function requirements(options: { requirePar?: boolean; dpopBoundAccessTokens?: boolean; requireMfa?: boolean }): Record<string, boolean> {
   return {
     ...(options.requirePar !== undefined ? { require_pushed_authorization_requests: options.requirePar } : {}),
     ...(options.dpopBoundAccessTokens !== undefined ? { dpop_bound_access_tokens: options.dpopBoundAccessTokens } : {}),
+    ...(options.requireMfa !== undefined ? { require_mfa: options.requireMfa } : {}),
   };
 }
 
 clients
   .command('update <client_id>')
-  .description("change a stored client's PAR and DPoP requirements (the rest of its metadata stays); prints it without its secret")
+  .description("change a stored client's PAR, DPoP and second-factor requirements (the rest of its metadata stays); prints it without its secret")
   .option('--require-par', 'its authorization requests must be pushed first (RFC 9126)')
   .option('--no-require-par', 'pushing authorization requests is optional for it (unless par.required)')
   .option('--dpop-bound-access-tokens', 'every token request needs a DPoP proof; its tokens are DPoP-bound (RFC 9449)')
   .option('--no-dpop-bound-access-tokens', 'DPoP is optional for it')
+  .option('--require-mfa', 'its people must sign in with a second factor')
+  .option('--no-require-mfa', 'a password alone is enough again (unless accounts.mfa.required)')
   .action(async (clientId: string, options) =>
     withStore(async (kv, settings) => {
-      const changes = senderConstraints(options);
-      if (!Object.keys(changes).length) throw new UsageError('nothing to change: give --require-par or --dpop-bound-access-tokens (or their --no- forms)');
+      const changes = requirements(options);
+      if (!Object.keys(changes).length) {
+        throw new UsageError('nothing to change: give --require-par, --dpop-bound-access-tokens or --require-mfa (or their --no- forms)');
+      }
       const store = await clientsOn(kv, settings);
       const existing = await store.get(clientId);
+      if (!existing) throw new ClientMissing(`no client "${clientId}"`);
       const { client_secret: _secret, ...updated } = await store.update(clientId, { ...existing, ...changes });
       print(updated);
     }),
@@ -575,7 +582,9 @@ users
   .description('delete a user, end their sessions and revoke their grants and tokens')
   .action(async (username: string) =>
     withStore(async (kv, settings) => {
+      const { factors } = await secondFactorsOf(kv, settings, username);
       const account = await new Accounts(kv, settings.accounts.argon2).remove(username);
+      await factors.reset(account.sub);
       await (await grantRevocation(kv, settings)).revokeAccount(account.sub);
       await endSessions(kv, settings, account.sub);
       console.log(`removed ${username}`);
@@ -647,6 +656,37 @@ upstreams
       const { Upstreams } = await import('./upstreams/registry.js');
       await new Upstreams(kv, settings.keys.secrets).remove(id);
       console.log(`removed upstream ${id}`);
+    }),
+  );
+
+const mfa = users.command('mfa').description("a person's second factors: passkeys, authenticator app, recovery codes");
+
+/** The second factors of the person named `username` (one line, exit 1, when there is none). */
+async function secondFactorsOf(kv: Kv, settings: Config, username: string) {
+  const account = await new Accounts(kv, settings.accounts.argon2).findByUsername(username);
+  if (!account) throw new AccountError(`no user "${username}"`);
+  const [{ SecondFactors }, { Sealer }] = await Promise.all([import('./accounts/second-factors.js'), import('./keyring/sealing.js')]);
+  return { account, factors: new SecondFactors(kv, new Sealer(settings.keys.secrets), settings.issuer) };
+}
+
+mfa
+  .command('list <username>')
+  .description('what second factors a person has (names and dates, never a secret)')
+  .action(async (username: string) =>
+    withStore(async (kv, settings) => {
+      const { account, factors } = await secondFactorsOf(kv, settings, username);
+      print({ sub: account.sub, username: account.username, ...(await factors.summary(account.sub)) });
+    }),
+  );
+
+mfa
+  .command('reset <username>')
+  .description('remove every second factor of a person (e.g. a lost phone): they sign in with their password and set one up again')
+  .action(async (username: string) =>
+    withStore(async (kv, settings) => {
+      const { account, factors } = await secondFactorsOf(kv, settings, username);
+      await factors.reset(account.sub);
+      console.log(`reset the second factors of ${account.username}`);
     }),
   );
 

@@ -95,6 +95,7 @@ const schema = z.strictObject({
       baseDelay: seconds,
       maxDelay: seconds,
     }),
+    mfa: z.strictObject({ required: z.boolean() }),
   }),
   clients: z.array(z.looseObject({ client_id: z.string().min(1) })),
   resourceServers: z.array(resourceServer),

@@ -13,6 +13,8 @@ import { Accounts } from './accounts/accounts.js';
 import { Apis } from './apis/apis.js';
 import { AccountSessions } from './accounts/sessions.js';
 import { LoginThrottle } from './accounts/throttle.js';
+import { SecondFactors } from './accounts/second-factors.js';
+import { Sealer } from './keyring/sealing.js';
 import { SessionActivity } from './accounts/session-activity.js';
 import { logoutPages } from './interactions/logout.js';
 import { devicePages } from './interactions/device.js';
@@ -21,6 +23,9 @@ import { adminApi } from './registration/admin-api.js';
 import { Clients } from './registration/clients.js';
 import { developerPages } from './registration/developer-pages.js';
 import { accountPages } from './accounts/page/account-pages.js';
+import { passkeysSection } from './accounts/page/passkeys-section.js';
+import { authenticatorSection } from './accounts/page/authenticator-section.js';
+import { recoveryCodesSection } from './accounts/page/recovery-codes-section.js';
 import { checkConfiguredClients } from './registration/policy.js';
 import { createApp } from './app.js';
 import { publicDefaultSecrets, type Config } from './config.js';
@@ -62,6 +67,8 @@ export interface Running {
   readonly providers: ProviderHost;
   readonly kv: Kv;
   readonly accounts: Accounts;
+  /** Passkeys, authenticator apps and recovery codes. */
+  readonly secondFactors: SecondFactors;
   /** APIs and operator grants. */
   readonly apis: Apis;
   readonly keys: KeyringService;
@@ -80,6 +87,8 @@ export interface Running {
  */
 export function providerFactory(config: Config, kv: Kv, metrics?: Metrics) {
   const accounts = new Accounts(kv, config.accounts.argon2);
+  // TOTP secrets are sealed under the same secrets as the signing keys kept in the store.
+  const secondFactors = new SecondFactors(kv, new Sealer(config.keys.secrets), config.issuer);
   const apis = new Apis(kv, {
     builtin: builtinResourceServers(config),
     configured: config.resourceServers,
@@ -116,7 +125,7 @@ export function providerFactory(config: Config, kv: Kv, metrics?: Metrics) {
       federated,
       upstreamLogout,
     });
-  return { accounts, apis, consents, revocations, limits, federated, upstreams, upstreamClients, upstreamLogout, build };
+  return { accounts, secondFactors, apis, consents, revocations, limits, federated, upstreams, upstreamClients, upstreamLogout, build };
 }
 
 /** The setting that says where Redis is, for an error that names it. */
@@ -153,7 +162,7 @@ export async function serve(config: Config, logger: Logger = createLogger(config
     }
     throw error;
   });
-  const { accounts, apis, consents, revocations, limits, federated, upstreams, upstreamClients, upstreamLogout, build } = providerFactory(config, kv, metrics);
+  const { accounts, secondFactors, apis, consents, revocations, limits, federated, upstreams, upstreamClients, upstreamLogout, build } = providerFactory(config, kv, metrics);
   const verifier = keys.verifier();
   const providers = new ProviderHost(build(keys.ring, verifier));
   await checkConfiguredClients(providers.current, config.clients.map((client) => client.client_id)).catch(async (error: unknown) => {
@@ -168,6 +177,7 @@ export async function serve(config: Config, logger: Logger = createLogger(config
   const grants = new GrantRevocation(kv, revocations);
   const sessions = new AccountSessions(kv, providers, accounts);
 
+  const mfaSections = { secondFactors, logger, metrics };
   const app = createApp({
     config,
     providers,
@@ -189,7 +199,22 @@ export async function serve(config: Config, logger: Logger = createLogger(config
       homePage({ issuer: config.issuer, jwksPath: providers.current.pathFor('jwks') }),
       jwksEndpoint(providers.current.pathFor('jwks'), () => keys.jwks),
       revocationFeed({ issuer: config.issuer, keys: verifier, list: revocations, apis, clockTolerance: CLOCK_TOLERANCE }),
-      adminApi({ issuer: config.issuer, providers, clients, accounts, apis, grants, sessions, upstreams, secretRotationGrace: config.registration.secretRotationGrace }),
+      adminApi({
+        issuer: config.issuer,
+        providers,
+        clients,
+        accounts,
+        apis,
+        grants,
+        sessions,
+        upstreams,
+        secretRotationGrace: config.registration.secretRotationGrace,
+        secondFactors,
+        onSecondFactorsReset: (sub) => {
+          metrics.secondFactorEnrolments.inc({ method: 'all', action: 'reset' });
+          logger.info({ event: 'second_factor.reset', sub, by: 'admin_api' }, "an operator reset a person's second factors");
+        },
+      }),
       developerPages({
         issuer: config.issuer,
         providers,
@@ -200,7 +225,8 @@ export async function serve(config: Config, logger: Logger = createLogger(config
       }),
       accountPages({
         // Sections of other modules (passkeys, authenticator app, recovery codes): see accounts/page/account-page.ts.
-        extensions: [],
+        // Passkeys, authenticator app and recovery codes (src/accounts/page/, issue 15).
+        extensions: [passkeysSection(mfaSections), authenticatorSection(mfaSections), recoveryCodesSection(mfaSections)],
         issuer: config.issuer,
         providers,
         accounts,
@@ -230,6 +256,9 @@ export async function serve(config: Config, logger: Logger = createLogger(config
           sessions,
           stateTtl: config.upstreams.stateTtl,
         },
+        secondFactors,
+        mfaRequired: config.accounts.mfa.required,
+        accountPage: '/account',
       }),
     ],
   });
@@ -267,6 +296,7 @@ export async function serve(config: Config, logger: Logger = createLogger(config
     providers,
     kv,
     accounts,
+    secondFactors,
     apis,
     keys,
     revocations,

@@ -36,9 +36,14 @@ export interface Interactions {
    * signed in: then an error page, and nothing is granted.
    */
   activeAccount(ctx: Context, interaction: Interaction): ReturnType<Accounts['find']>;
+  /** What other sign-in ways add to the login page's view data (e.g. passkey.ts). */
+  loginPageExtras(interaction: Interaction): Promise<Record<string, unknown>>;
 }
 
-export function interactions(providers: ProviderInService, accounts: Accounts, csrfKey: string): Interactions {
+/** A sign-in way's contribution to the login page: view data merged into it. */
+export type LoginPageExtra = (interaction: Interaction) => Promise<Record<string, unknown>>;
+
+export function interactions(providers: ProviderInService, accounts: Accounts, csrfKey: string, extras: readonly LoginPageExtra[] = []): Interactions {
   const csrf = csrfTokens(csrfKey, 'interaction');
 
   async function load(ctx: Context): Promise<Interaction | undefined> {
@@ -83,5 +88,9 @@ export function interactions(providers: ProviderInService, accounts: Accounts, c
     return { interaction, body };
   }
 
-  return { providers, csrf, load, submitted, clientBranding, activeAccount };
+  async function loginPageExtras(interaction: Interaction) {
+    return Object.assign({}, ...(await Promise.all(extras.map((extra) => extra(interaction))))) as Record<string, unknown>;
+  }
+
+  return { providers, csrf, load, submitted, clientBranding, activeAccount, loginPageExtras };
 }

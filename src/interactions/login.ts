@@ -1,15 +1,17 @@
 /**
  * The login step: the password form, and its submission checked against the brute-force
- * throttle. A correct password finishes the step with the person's sub (amr pwd).
+ * throttle. A correct password finishes the step with the person's sub (amr pwd, acr pwd), unless
+ * the next step (a second factor, second-factor.ts) takes over.
  */
 import type { Context } from 'koa';
-import type { Accounts } from '../accounts/accounts.js';
+import type { Account, Accounts } from '../accounts/accounts.js';
 import type { LoginThrottle } from '../accounts/throttle.js';
 import { respondWithError } from '../http/errors.js';
 import { render } from '../http/views.js';
 import type { Logger } from '../ops/logger.js';
 import type { Metrics } from '../ops/metrics.js';
 import { field, type Interaction, type Interactions } from './interaction.js';
+import { finishSignIn } from './sign-in-result.js';
 
 /** "30 seconds", "2 minutes": how long a pause lasts, in words. */
 function duration(seconds: number): string {
@@ -20,7 +22,7 @@ function duration(seconds: number): string {
 
 /** The login page, with what was typed and why it failed, if it did. */
 export async function showLogin(
-  { csrf, clientBranding }: Interactions,
+  { csrf, clientBranding, loginPageExtras }: Interactions,
   ctx: Context,
   interaction: Interaction,
   state: { error?: string; username?: string; remember?: boolean } = {},
@@ -38,15 +40,29 @@ export async function showLogin(
     // "Continue with <upstream>" buttons (upstream.ts puts the upstreams in ctx.state).
     upstreams: (ctx.state.upstreams as { id: string; displayName: string }[] | undefined) ?? [],
     upstreamAction: `/interaction/${interaction.uid}/upstream`,
+    ...(await loginPageExtras(interaction)),
   });
 }
 
 /** POST /interaction/:uid/login */
 export function submitLogin(
   steps: Interactions,
-  { accounts, throttle, logger, metrics }: { accounts: Accounts; throttle: LoginThrottle; logger: Logger; metrics: Metrics },
+  {
+    accounts,
+    throttle,
+    logger,
+    metrics,
+    afterPassword,
+  }: {
+    accounts: Accounts;
+    throttle: LoginThrottle;
+    logger: Logger;
+    metrics: Metrics;
+    /** The next step after a right password (a second factor): true when it answered the request. */
+    afterPassword?: (ctx: Context, interaction: Interaction, account: Account, remember: boolean) => Promise<boolean>;
+  },
 ) {
-  const { providers, submitted } = steps;
+  const { submitted } = steps;
   return async (ctx: Context): Promise<void> => {
     const found = await submitted(ctx);
     if (!found) return;
@@ -85,12 +101,7 @@ export function submitLogin(
     await throttle.succeeded(username);
     metrics.logins.inc({ outcome: 'success' });
     logger.info({ event: 'login.succeeded', sub: account.sub, client_id: interaction.params.client_id }, 'login succeeded');
-    await providers.current.interactionFinished(
-      ctx.req,
-      ctx.res,
-      { login: { accountId: account.sub, remember, amr: ['pwd'] } },
-      { mergeWithLastSubmission: false },
-    );
-    ctx.respond = false;
+    if (await afterPassword?.(ctx, interaction, account, remember)) return;
+    await finishSignIn(steps, ctx, account.sub, remember, ['password']);
   };
 }

@@ -10,6 +10,7 @@ import Router from '@koa/router';
 import type { Middleware } from 'koa';
 import type { Accounts } from '../accounts/accounts.js';
 import type { LoginThrottle } from '../accounts/throttle.js';
+import type { SecondFactors } from '../accounts/second-factors.js';
 import type { Logger } from '../ops/logger.js';
 import type { Metrics } from '../ops/metrics.js';
 import type { Consents } from '../provider/consents.js';
@@ -18,6 +19,8 @@ import { confirmConsent, showConsent } from './consent.js';
 import { interactions } from './interaction.js';
 import { showLogin, submitLogin } from './login.js';
 import { upstreamStep, type UpstreamStepOptions } from './upstream.js';
+import { passkeyOnLoginPage, submitPasskey } from './passkey.js';
+import { afterPassword, passwordPassed, showSecondFactor, submitSecondFactor, unmetRequirements } from './second-factor.js';
 
 interface Options {
   /** The provider in service, read per request (it is replaced when the key ring changes). */
@@ -30,15 +33,22 @@ interface Options {
   readonly metrics: Metrics;
   /** Secret for CSRF tokens. */
   readonly csrfKey: string;
+  /** Passkeys, authenticator apps, recovery codes (the second-factor and passkey steps). */
+  readonly secondFactors: SecondFactors;
+  /** accounts.mfa.required */
+  readonly mfaRequired: boolean;
+  /** Where a person sets up a second factor. */
+  readonly accountPage: string;
   /** Signing in through upstream providers (upstream.ts). */
   readonly upstream: Omit<UpstreamStepOptions, 'logger'>;
 }
 
 /** The interaction routes, and the upstream step's routes outside /interaction (its callback, its logout). */
-export function interactionRoutes({ providers, accounts, throttle, consents, logger, metrics, csrfKey, upstream: upstreamOptions }: Options): Middleware[] {
+export function interactionRoutes(options: Options): Middleware[] {
+  const { providers, accounts, throttle, consents, logger, metrics, csrfKey, secondFactors, upstream: upstreamOptions } = options;
   const router = new Router({ prefix: '/interaction' });
   const form = bodyParser({ enableTypes: ['form'], formLimit: '16kb', encoding: 'utf-8' });
-  const steps = interactions(providers, accounts, csrfKey);
+  const steps = interactions(providers, accounts, csrfKey, [passkeyOnLoginPage(secondFactors)]);
   const { load, submitted } = steps;
   const upstream = upstreamStep(steps, { ...upstreamOptions, logger });
   router.use(upstream.choices);
@@ -46,12 +56,17 @@ export function interactionRoutes({ providers, accounts, throttle, consents, log
   router.get('/:uid', async (ctx) => {
     const interaction = await load(ctx);
     if (!interaction) return;
+    const passed = passwordPassed(interaction);
+    if (interaction.prompt.name === 'login' && passed) return showSecondFactor(steps, options, ctx, interaction, passed);
     if (await upstream.direct(ctx, interaction)) return;
     if (interaction.prompt.name === 'login') return showLogin(steps, ctx, interaction);
     return showConsent(steps, ctx, interaction);
   });
 
-  router.post('/:uid/login', form, submitLogin(steps, { accounts, throttle, logger, metrics }));
+  router.post('/:uid/login', form, submitLogin(steps, { accounts, throttle, logger, metrics, afterPassword: afterPassword(steps, options) }));
+  router.post('/:uid/second-factor', form, submitSecondFactor(steps, options));
+  router.post('/:uid/passkey', form, submitPasskey(steps, options));
+  router.post('/:uid/unmet', form, unmetRequirements(steps));
 
   upstream.interactionRoutes(router);
 

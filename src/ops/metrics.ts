@@ -41,6 +41,18 @@ export class Metrics {
     labelNames: ['outcome'] as const,
     registers: [this.registry],
   });
+  readonly secondFactors = new Counter({
+    name: 'latchkey_second_factor_total',
+    help: 'Second-factor and passkey uses by method (totp, recovery_code, passkey) and outcome (success, failure, replayed, throttled)',
+    labelNames: ['method', 'outcome'] as const,
+    registers: [this.registry],
+  });
+  readonly secondFactorEnrolments = new Counter({
+    name: 'latchkey_second_factor_enrolments_total',
+    help: 'Second-factor changes by method (totp, recovery_codes, passkey) and action (added, removed, reset, failed)',
+    labelNames: ['method', 'action'] as const,
+    registers: [this.registry],
+  });
   readonly providerEvents = new Counter({
     name: 'latchkey_provider_events_total',
     help: 'oidc-provider events (grant.success, grant.revoked, authorization.error, ...)',

@@ -31,6 +31,8 @@ import { postAsGet } from './post-methods.js';
 import { accountClaims, ID_TOKEN_CLAIMS_PROPERTY, validateIdTokenClaimsSetting } from './id-token-claims.js';
 import { consentOnlyIfNeeded, CONSENT_IF_NEEDED, offlineAccessPrompt } from './patches/offline-access.js';
 import { rotateRefreshTokenAfterChecks } from './refresh-rotation.js';
+import { REQUIRE_MFA_PROPERTY, validateRequireMfa, withStepUp } from './patches/step-up.js';
+import { ACR_VALUES } from '../accounts/assurance.js';
 import { emptyJsonRevocationAnswer } from './patches/revocation-response.js';
 import { refuseHintsOfRevokedKeys } from './patches/revoked-key-hints.js';
 import { ADMIN_SCOPES } from '../apis/admin-resource.js';
@@ -205,9 +207,10 @@ function accountsAndConsent({ config, accounts, consents, federated }: ProviderD
     // Configured resource servers' scopes too: oidc-provider accepts in a client's `scope` metadata
     // only scopes listed here, and that metadata is what bounds a person's delegation to a client.
     scopes: policy.scopes,
-    // `amr`: how the session signed in (["pwd"], or ["fed"] through an upstream provider), in every ID token.
-    // `idp`: the upstream provider that signed the session in (ID tokens of such sessions only).
-    claims: { ...Object.fromEntries(Object.entries(SCOPE_CLAIMS).map(([scope, claims]) => [scope, [...claims]])), openid: ['sub', 'amr', 'idp'] },
+    // How and when the person signed in (acr, amr, auth_time: accounts/assurance.ts) is in every ID
+    // token, not only when the app asks for it; `amr` is ["fed"] through an upstream provider, and
+    // `idp` names the upstream provider that signed the session in (ID tokens of such sessions only).
+    claims: { ...Object.fromEntries(Object.entries(SCOPE_CLAIMS).map(([scope, claims]) => [scope, [...claims]])), openid: ['sub', 'acr', 'amr', 'auth_time', 'idp'] },
     // ID tokens carry the granted scopes' claims; clients that want only `sub` say so (id-token-claims.ts).
     conformIdTokenClaims: false,
     loadExistingGrant: (ctx) => consents.loadExistingGrant(ctx),
@@ -220,8 +223,11 @@ function accountsAndConsent({ config, accounts, consents, federated }: ProviderD
       ...(config.clientMetadataDocuments.enabled && { client_id_metadata_document_supported: true }),
       ...(config.par.required && { require_pushed_authorization_requests: true }),
     },
-    // offline_access with remembered consent needs no prompt=consent (patches/offline-access.ts).
-    interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}`, policy: consentOnlyIfNeeded() },
+    // offline_access with remembered consent needs no prompt=consent (patches/offline-access.ts);
+    // a session weaker than the request needs signs in again (patches/step-up.ts).
+    interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}`, policy: withStepUp(consentOnlyIfNeeded(), config.accounts.mfa.required) },
+    // The levels a sign-in reaches (accounts/assurance.ts): advertised, and the ID token's acr.
+    acrValues: [...ACR_VALUES],
     // `upstream`: send the person straight to that upstream provider (interactions/upstream.ts).
     extraParams: [CONSENT_IF_NEEDED, 'upstream'],
     findAccount: async (ctx, sub, token) => {
@@ -331,11 +337,13 @@ function clientMetadata(policy: RegistrationPolicy): Configuration {
     extraClientMetadata: {
       // `owner`: the account that registered the client on the developer page.
       // `id_token_scope_claims`: whether its ID tokens carry the granted scopes' claims (id-token-claims.ts).
-      properties: ['owner', ID_TOKEN_CLAIMS_PROPERTY],
+      // `require_mfa`: its people must use a second factor (patches/step-up.ts).
+      properties: ['owner', ID_TOKEN_CLAIMS_PROPERTY, REQUIRE_MFA_PROPERTY],
       // Called once per client validation for each extra property, on every path that creates or
       // loads a client: at `owner`, the place to enforce the registration policy on all of it.
       validator(ctx, key, owner, metadata) {
         if (key === ID_TOKEN_CLAIMS_PROPERTY) return validateIdTokenClaimsSetting(owner);
+        if (key === REQUIRE_MFA_PROPERTY) return validateRequireMfa(owner);
         const route = (ctx as KoaContextWithOIDC | undefined)?.oidc?.route;
         const selfService = route === 'registration' || route === 'client_update';
         const existingOwner = (ctx as KoaContextWithOIDC | undefined)?.oidc?.client?.metadata().owner;

@@ -26,6 +26,7 @@ import { clientRoutes } from './admin-clients.js';
 import { userRoutes } from './admin-users.js';
 import { upstreamRoutes } from './admin-upstreams.js';
 import type { Upstreams } from '../upstreams/registry.js';
+import type { SecondFactors } from '../accounts/second-factors.js';
 import { openApiDocument } from './openapi.js';
 
 interface Options {
@@ -41,9 +42,13 @@ interface Options {
   readonly sessions: AccountSessions;
   readonly secretRotationGrace: number;
   readonly upstreams: Upstreams;
+  /** Passkeys, authenticator apps, recovery codes: listed and reset by operators. */
+  readonly secondFactors: SecondFactors;
+  /** Called after an operator reset a person's second factors (for the log and metrics). */
+  readonly onSecondFactorsReset: (sub: string) => void;
 }
 
-export function adminApi({ issuer, providers, clients, accounts, apis, grants, sessions, secretRotationGrace, upstreams }: Options): Middleware {
+export function adminApi({ issuer, providers, clients, accounts, apis, grants, sessions, secretRotationGrace, upstreams, secondFactors, onSecondFactorsReset }: Options): Middleware {
   const audience = adminResourceServer(issuer).identifier;
   const router = new Router({ prefix: '/admin' });
   const json = bodyParser({ enableTypes: ['json'], jsonLimit: '64kb', encoding: 'utf-8' });
@@ -85,7 +90,7 @@ export function adminApi({ issuer, providers, clients, accounts, apis, grants, s
   });
 
   clientRoutes(router, { clients, secretRotationGrace, read, write, json });
-  userRoutes(router, { accounts, grants, sessions, read, write, json });
+  userRoutes(router, { accounts, grants, sessions, secondFactors, onReset: onSecondFactorsReset, read, write, json });
   apiRoutes(router, { providers, apis, read, write, json });
   upstreamRoutes(router, { upstreams, issuer, read, write, json });
 

@@ -5,11 +5,14 @@
  *   POST   /admin/users                       create one {username, password, claims…}
  *   POST   /admin/users/{username}/disable    disable it: its grants are revoked, its sessions end
  *   POST   /admin/users/{username}/enable     enable it again
+ *   GET    /admin/users/{username}/mfa        their second factors (names and dates, no secrets)
+ *   POST   /admin/users/{username}/mfa/reset  remove every second factor (e.g. a lost phone)
  */
 import type Router from '@koa/router';
 import type { Middleware } from 'koa';
 import { z } from 'zod';
 import { AccountError, type Accounts, type Claims } from '../accounts/accounts.js';
+import type { SecondFactors } from '../accounts/second-factors.js';
 import type { AccountSessions } from '../accounts/sessions.js';
 import { jsonError } from '../http/errors.js';
 import type { GrantRevocation } from '../revocation/grants.js';
@@ -20,6 +23,9 @@ interface Options {
   readonly grants: GrantRevocation;
   /** Ends a disabled person's sessions (with back-channel logout to their apps). */
   readonly sessions: AccountSessions;
+  readonly secondFactors: SecondFactors;
+  /** Logs operators' resets (the event, never a secret). */
+  readonly onReset: (sub: string) => void;
   readonly read: Middleware;
   readonly write: Middleware;
   readonly json: Middleware;
@@ -43,7 +49,7 @@ const publicAccount = ({ sub, username, disabled, claims }: { sub: string; usern
   ...claims,
 });
 
-export function userRoutes(router: Router, { accounts, grants, sessions, read, write, json }: Options): void {
+export function userRoutes(router: Router, { accounts, grants, sessions, secondFactors, onReset, read, write, json }: Options): void {
   router.get('/users', read, async (ctx) => {
     ctx.body = (await accounts.list()).map(publicAccount);
   });
@@ -81,4 +87,18 @@ export function userRoutes(router: Router, { accounts, grants, sessions, read, w
       }
     });
   }
+
+  router.get('/users/:username/mfa', read, async (ctx) => {
+    const account = await accounts.findByUsername(ctx.params.username!);
+    if (!account) return jsonError(ctx, 404, 'not_found', `no user "${ctx.params.username}"`);
+    ctx.body = { sub: account.sub, username: account.username, ...(await secondFactors.summary(account.sub)) };
+  });
+
+  router.post('/users/:username/mfa/reset', write, async (ctx) => {
+    const account = await accounts.findByUsername(ctx.params.username!);
+    if (!account) return jsonError(ctx, 404, 'not_found', `no user "${ctx.params.username}"`);
+    await secondFactors.reset(account.sub);
+    onReset(account.sub);
+    ctx.body = { sub: account.sub, username: account.username, ...(await secondFactors.summary(account.sub)) };
+  });
 }

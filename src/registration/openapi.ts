@@ -138,6 +138,14 @@ export function openApiDocument(issuer: string) {
         parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' }, description: "the upstream's id" }],
         delete: { operationId: 'deleteUpstream', summary: 'Remove an upstream identity provider (the accounts it made stay)', security: write, responses: { 204: { description: 'removed' }, 401: unauthorized, 403: forbidden, 404: notFound } },
       },
+      '/users/{username}/mfa': {
+        parameters: [username],
+        get: { operationId: 'getUserSecondFactors', summary: "A user's second factors (passkeys, authenticator app, recovery codes left), without secrets", security: read, responses: { 200: json({ $ref: '#/components/schemas/SecondFactors' }), 401: unauthorized, 403: forbidden, 404: notFound } },
+      },
+      '/users/{username}/mfa/reset': {
+        parameters: [username],
+        post: { operationId: 'resetUserSecondFactors', summary: "Remove every second factor of a user (e.g. a lost phone): they sign in with their password and set one up again", security: write, responses: { 200: json({ $ref: '#/components/schemas/SecondFactors' }), 401: unauthorized, 403: forbidden, 404: notFound } },
+      },
       '/openapi.json': {
         get: { operationId: 'openApi', summary: 'This document', security: [], responses: { 200: json({ type: 'object' }) } },
       },
@@ -168,6 +176,7 @@ export function openApiDocument(issuer: string) {
             owner: { type: 'string', description: 'the sub of the developer who registered it on the developer page' },
             require_pushed_authorization_requests: { type: 'boolean', description: 'its authorization requests must be pushed first (RFC 9126)' },
             dpop_bound_access_tokens: { type: 'boolean', description: 'every token request needs a DPoP proof; its tokens are DPoP-bound (RFC 9449)' },
+            require_mfa: { type: 'boolean', description: 'its people must sign in with a second factor (ID token acr mfa or phr)' },
           },
           additionalProperties: true,
         },
@@ -205,6 +214,25 @@ export function openApiDocument(issuer: string) {
             email: { type: 'string', format: 'email' },
             email_verified: { type: 'boolean' },
             locale: { type: 'string' },
+          },
+        },
+        SecondFactors: {
+          type: 'object',
+          description: "a person's second factors: names and dates (epoch seconds), never a secret",
+          required: ['sub', 'username', 'passkeys', 'recoveryCodesLeft'],
+          properties: {
+            sub: { type: 'string' },
+            username: { type: 'string' },
+            passkeys: {
+              type: 'array',
+              items: {
+                type: 'object',
+                required: ['id', 'name', 'createdAt'],
+                properties: { id: { type: 'string' }, name: { type: 'string' }, createdAt: { type: 'integer' }, lastUsedAt: { type: 'integer' } },
+              },
+            },
+            totp: { type: 'object', description: 'the authenticator app, when set up', properties: { createdAt: { type: 'integer' }, lastUsedAt: { type: 'integer' } } },
+            recoveryCodesLeft: { type: 'integer', minimum: 0 },
           },
         },
         User: {

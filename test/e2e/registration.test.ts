@@ -149,6 +149,7 @@ describe('e2e: client registration (RFC 7591/7592), its policy, and the admin AP
       ['an http logo', { redirect_uris: [REDIRECT], logo_uri: 'http://cdn.example.test/logo.png' }, 'invalid_client_metadata', /logo_uri/],
       ['a policy URI that is not a URL', { redirect_uris: [REDIRECT], policy_uri: 'see our website' }, 'invalid_client_metadata', /policy_uri/],
       ['setting an owner', { redirect_uris: [REDIRECT], owner: 'someone-else' }, 'invalid_client_metadata', /owner/],
+      ['a require_mfa that is not a boolean', { redirect_uris: [REDIRECT], require_mfa: 'yes' }, 'invalid_client_metadata', /require_mfa must be a boolean/],
       ['an implicit response type', { redirect_uris: [REDIRECT], response_types: ['id_token token'] }, 'invalid_client_metadata', /response_types/],
     ];
     for (const [name, metadata, error, description] of rules) {
@@ -310,6 +311,60 @@ describe('e2e: client registration (RFC 7591/7592), its policy, and the admin AP
       assert.equal((await admin('/upstreams/corp', token, { method: 'DELETE' })).status, 404);
     });
 
+    it("users' second factors: listed without secrets (admin:read), reset by an operator (admin); the CLI does the same", async () => {
+      const sub = (await server.accounts.findByUsername('dana'))!.sub;
+      const { secret } = await server.secondFactors.totp.begin(sub, 'dana');
+      const { TOTP, Secret } = await import('otpauth');
+      assert.ok(await server.secondFactors.totp.confirm(sub, TOTP.generate({ secret: Secret.fromBase32(secret) })));
+      const codes = await server.secondFactors.recoveryCodes.generate(sub);
+      const listed = await admin('/users/dana/mfa', await adminToken('auditor', 'admin:read'));
+      const body = (await listed.json()) as { totp?: { createdAt: number }; recoveryCodesLeft: number; passkeys: unknown[] };
+      assert.equal(listed.status, 200);
+      assert.ok(body.totp?.createdAt);
+      assert.equal(body.recoveryCodesLeft, 10);
+      assert.ok(!JSON.stringify(body).includes(secret) && !JSON.stringify(body).includes(codes[0]!), 'no secret, no code');
+      assert.equal((await admin('/users/dana/mfa/reset', await adminToken('auditor', 'admin:read'), { method: 'POST' })).status, 403);
+      assert.equal((await admin('/users/nobody/mfa', await adminToken('auditor', 'admin:read'))).status, 404);
+
+      const cliList = await latchkey(env, ['users', 'mfa', 'list', 'dana']);
+      assert.equal(cliList.status, 0, cliList.stderr);
+      assert.equal((JSON.parse(cliList.stdout) as { recoveryCodesLeft: number }).recoveryCodesLeft, 10);
+      const reset = await admin('/users/dana/mfa/reset', await adminToken('ops', 'admin'), { method: 'POST' });
+      assert.deepEqual(((await reset.json()) as { totp?: unknown; recoveryCodesLeft: number }).recoveryCodesLeft, 0);
+      assert.equal((await server.secondFactors.summary(sub)).totp, undefined);
+
+      await server.secondFactors.recoveryCodes.generate(sub);
+      const cliReset = await latchkey(env, ['users', 'mfa', 'reset', 'dana']);
+      assert.equal(cliReset.status, 0, cliReset.stderr);
+      assert.equal((await server.secondFactors.summary(sub)).recoveryCodesLeft, 0);
+      const unknown = await latchkey(env, ['users', 'mfa', 'reset', 'nobody']);
+      assert.equal(unknown.status, 1);
+      assert.match(unknown.stderr, /no user "nobody"/);
+    });
+
+    it('clients add --require-mfa, clients update --no-require-mfa and the admin API set the require_mfa metadata (a non-boolean refused)', async () => {
+      const added = await latchkey(env, ['clients', 'add', '--client-id', 'strict-cli', '--redirect-uri', REDIRECT, '--require-mfa']);
+      assert.equal(added.status, 0, added.stderr);
+      assert.equal((JSON.parse(added.stdout) as { require_mfa?: boolean }).require_mfa, true);
+      const updated = await latchkey(env, ['clients', 'update', 'strict-cli', '--no-require-mfa']);
+      assert.equal(updated.status, 0, updated.stderr);
+      const client = JSON.parse(updated.stdout) as Record<string, unknown>;
+      assert.equal(client.require_mfa, false);
+      assert.equal(client.client_secret, undefined, 'the secret is not printed again');
+      const nothing = await latchkey(env, ['clients', 'update', 'strict-cli']);
+      assert.equal(nothing.status, 1);
+      assert.match(nothing.stderr, /nothing to change/);
+
+      // The same metadata through the admin API, checked by the same policy.
+      const token = await adminToken('ops', 'admin');
+      const put = (requireMfa: unknown) =>
+        admin('/clients/strict-cli', token, { method: 'PUT', body: JSON.stringify({ redirect_uris: [REDIRECT], require_mfa: requireMfa }) });
+      const refused = await put('yes');
+      assert.equal(refused.status, 400);
+      assert.equal(((await refused.json()) as { error: string }).error, 'invalid_client_metadata');
+      assert.equal(((await (await put(true)).json()) as { require_mfa?: boolean }).require_mfa, true);
+    });
+
     it('the OpenAPI document is valid and lists every route of the admin API', async () => {
       const document = (await (await admin('/openapi.json', undefined)).json()) as { paths: Record<string, Record<string, unknown>> };
       const validator = new Validator();
@@ -317,7 +372,7 @@ describe('e2e: client registration (RFC 7591/7592), its policy, and the admin AP
       assert.ok(result.valid, JSON.stringify(result.errors));
 
       const { adminApi } = await import('../../src/registration/admin-api.js');
-      const middleware = adminApi({ issuer: server.issuer, providers: server.providers, clients: undefined!, accounts: server.accounts, apis: server.apis, grants: server.grants, sessions: undefined!, upstreams: undefined!, secretRotationGrace: 0 });
+      const middleware = adminApi({ issuer: server.issuer, providers: server.providers, clients: undefined!, accounts: server.accounts, apis: server.apis, grants: server.grants, sessions: undefined!, upstreams: undefined!, secretRotationGrace: 0, secondFactors: server.secondFactors, onSecondFactorsReset: () => {} });
       const stack = (middleware as unknown as { router: { stack: { path: string; methods: string[] }[] } }).router.stack;
       for (const layer of stack) {
         const path = layer.path.replace(/^\/admin/, '').replace(/:(\w+)/g, '{$1}');

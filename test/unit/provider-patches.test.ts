@@ -69,6 +69,14 @@ describe('patches on oidc-provider internals (src/provider/patches/)', () => {
     assert.match(source('actions/authorization/scopes.js'), /scopes\.splice\(scopes\.indexOf\('offline_access'\), 1\)/);
   });
 
+  it('step-up.ts: the login prompt takes an extra Check, reads the session acr as ctx.oidc.acr, and the login result carries acr and amr to the session', () => {
+    const login = interactionPolicy.base().get('login');
+    assert.ok(login && typeof login.checks.add === 'function');
+    assert.equal(new interactionPolicy.Check('x', 'y', () => false).error, undefined, 'a Check without an error takes its prompt\'s (login_required)');
+    assert.match(source('helpers/oidc_context.js'), /get acr\(\) \{\s*return this\.session\.acr;/);
+    assert.match(source('actions/authorization/resume.js'), /accountId, loginTs, amr, acr, transient: !remember,/);
+  });
+
   it('jwt-access-tokens.ts: introspection and revocation answer unsupported_token_type for JWT access tokens', () => {
     assert.match(source('shared/reject_structured_tokens.js'), /throw new UnsupportedTokenType\(/);
   });

@@ -70,6 +70,8 @@ export interface AccountSection {
   data?(ctx: Context, person: Person): Promise<Record<string, unknown>>;
   /** Messages `done(ctx, id, key)` can show after a redirect (by key, so nothing is echoed from the URL). */
   readonly notices?: Readonly<Record<string, string>>;
+  /** Script files of ours (script-src 'self') the page loads for this section, e.g. WebAuthn's. */
+  readonly scripts?: readonly string[];
 }
 
 /** How a section module extends the page (see accountPages' `extensions`). */
@@ -145,7 +147,8 @@ export function accountPage({ providers, sessions, csrfKey }: Options): AccountP
         return { id: section.id, title: section.title, state, html: render(section.view, { ...data, csrf: token, state }) };
       }),
     );
-    page(ctx, 'account', { title: 'Your account', username: person.account.username, name: person.account.claims.name, sections: rendered }, status);
+    const scripts = [...new Set(sections.flatMap((section) => section.scripts ?? []))];
+    page(ctx, 'account', { title: 'Your account', username: person.account.username, name: person.account.claims.name, sections: rendered, scripts }, status);
   }
 
   function done(ctx: Context, section: string, key: string) {

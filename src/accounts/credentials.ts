@@ -1,0 +1,60 @@
+/**
+ * A person's second-factor credentials: one durable record per person (`mfa:<sub>`), changed only
+ * by compare-and-set, so that concurrent sign-ins cannot both spend one recovery code or roll a
+ * passkey's sign counter back. The TOTP secret in it is sealed (see totp.ts); recovery codes are
+ * hashes (recovery-codes.ts); passkeys hold only public keys.
+ */
+import type { Kv } from '../store/kv.js';
+
+export interface StoredPasskey {
+  /** The credential id, base64url. */
+  readonly id: string;
+  /** The COSE public key, base64url. */
+  readonly publicKey: string;
+  readonly counter: number;
+  readonly transports?: string[];
+  readonly name: string;
+  /** singleDevice (bound to one authenticator) or multiDevice (synced): `hwk` or `swk` in amr. */
+  readonly deviceType: 'singleDevice' | 'multiDevice';
+  readonly createdAt: number;
+  readonly lastUsedAt?: number;
+}
+
+export interface StoredCredentials {
+  readonly totp?: { readonly sealed: string; readonly createdAt: number; readonly lastUsedAt?: number };
+  readonly passkeys: readonly StoredPasskey[];
+  readonly recovery?: { readonly hashes: readonly string[]; readonly createdAt: number };
+}
+
+const EMPTY: StoredCredentials = { passkeys: [] };
+const recordKey = (sub: string) => `mfa:${sub}`;
+
+export const epochSeconds = () => Math.floor(Date.now() / 1000);
+
+export class CredentialRecords {
+  constructor(private readonly kv: Kv) {}
+
+  async read(sub: string): Promise<StoredCredentials> {
+    const json = await this.kv.get(recordKey(sub));
+    return json ? (JSON.parse(json) as StoredCredentials) : EMPTY;
+  }
+
+  /**
+   * Applies `change` to the current record and writes it only if nobody changed it meanwhile
+   * (retrying on a race). `change` returns undefined to write nothing; update returns what it did.
+   */
+  async update<T>(sub: string, change: (current: StoredCredentials) => { next: StoredCredentials; result: T } | undefined): Promise<T | undefined> {
+    for (let attempt = 0; attempt < 10; attempt += 1) {
+      const json = await this.kv.get(recordKey(sub));
+      const outcome = change(json ? (JSON.parse(json) as StoredCredentials) : EMPTY);
+      if (!outcome) return undefined;
+      if (await this.kv.compareAndSet(recordKey(sub), json, JSON.stringify(outcome.next))) return outcome.result;
+    }
+    throw new Error('second-factor record kept changing; try again');
+  }
+
+  /** Forgets every second factor of a person (an operator's reset, or the account's removal). */
+  async remove(sub: string): Promise<void> {
+    await this.kv.del([recordKey(sub)]);
+  }
+}

@@ -1,0 +1,77 @@
+/**
+ * The account page's "Authenticator app" section: setting one up (a page with the secret as a QR
+ * code, an SVG rendered here by `qrcode`, and as text; confirmed with a code from the app) and
+ * removing it.
+ */
+import QRCode from 'qrcode';
+import type { Context } from 'koa';
+import { ENROLMENT_TTL } from '../totp.js';
+import { field, when, type AccountPage, type Person } from './account-page.js';
+import type { SecondFactorSectionOptions } from './passkeys-section.js';
+
+const SECTION = 'authenticator';
+
+export function authenticatorSection({ secondFactors, logger, metrics }: SecondFactorSectionOptions) {
+  return (page: AccountPage): void => {
+    page.addSection({
+      id: SECTION,
+      title: 'Authenticator app',
+      order: 30,
+      view: 'account-authenticator',
+      notices: { added: 'Authenticator app set up: sign-in with your password now asks for its code.', removed: 'Authenticator app removed.' },
+      async data(_ctx, person) {
+        const { totp } = await secondFactors.summary(person.accountId);
+        return { totp: totp && { added: when(totp.createdAt), lastUsed: totp.lastUsedAt ? when(totp.lastUsedAt) : undefined } };
+      },
+    });
+
+    /** The setup page: the pending secret as a QR code and as text, and the form for the first code. */
+    async function setupPage(ctx: Context, who: Person, secret: { uri: string; secret: string }, error?: string) {
+      const svg = await QRCode.toString(secret.uri, { type: 'svg', margin: 2, errorCorrectionLevel: 'M' });
+      page.page(
+        ctx,
+        'account-authenticator-setup',
+        {
+          title: 'Set up an authenticator app',
+          // An <img> of the SVG: no markup of ours is built from it, and img-src allows data:.
+          qr: `data:image/svg+xml;base64,${Buffer.from(svg).toString('base64')}`,
+          secret: secret.secret.match(/.{1,4}/g)!.join(' '),
+          minutes: Math.round(ENROLMENT_TTL / 60),
+          csrf: page.csrf.token(who.sessionId),
+          error,
+        },
+        error ? 400 : 200,
+      );
+    }
+
+    page.router.post('/authenticator/start', page.form, async (ctx) => {
+      const found = await page.submitted(ctx);
+      if (!found) return;
+      await setupPage(ctx, found.who, await secondFactors.totp.begin(found.who.accountId, found.who.account.username));
+    });
+
+    page.router.post('/authenticator/confirm', page.form, async (ctx) => {
+      const found = await page.submitted(ctx);
+      if (!found) return;
+      const { who, body } = found;
+      if (await secondFactors.totp.confirm(who.accountId, field(body, 'code'))) {
+        metrics.secondFactorEnrolments.inc({ method: 'totp', action: 'added' });
+        logger.info({ event: 'totp.added', sub: who.accountId }, 'authenticator app set up');
+        return page.done(ctx, SECTION, 'added');
+      }
+      metrics.secondFactorEnrolments.inc({ method: 'totp', action: 'failed' });
+      const pending = await secondFactors.totp.pending(who.accountId, who.account.username);
+      if (!pending) return page.show(ctx, who, { section: SECTION, error: 'Setting up took too long. Start again.' }, 400);
+      await setupPage(ctx, who, pending, 'That code does not match. Type the code your app shows now.');
+    });
+
+    page.router.post('/authenticator/remove', page.form, async (ctx) => {
+      const found = await page.submitted(ctx);
+      if (!found) return;
+      await secondFactors.totp.remove(found.who.accountId);
+      metrics.secondFactorEnrolments.inc({ method: 'totp', action: 'removed' });
+      logger.info({ event: 'totp.removed', sub: found.who.accountId }, 'authenticator app removed');
+      page.done(ctx, SECTION, 'removed');
+    });
+  };
+}

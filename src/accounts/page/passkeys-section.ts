@@ -1,0 +1,71 @@
+/**
+ * The account page's "Passkeys" section: the person's passkeys (name, added, last used), adding one
+ * (named; the browser creates it with views/static/passkeys.js and @simplewebauthn/browser, the
+ * server verifies it in accounts/passkeys.ts) and removing one.
+ */
+import { PASSKEY_SCRIPTS } from '../../http/scripts.js';
+import type { Logger } from '../../ops/logger.js';
+import type { Metrics } from '../../ops/metrics.js';
+import type { SecondFactors } from '../second-factors.js';
+import { field, when, type AccountPage } from './account-page.js';
+
+const SECTION = 'passkeys';
+
+export interface SecondFactorSectionOptions {
+  readonly secondFactors: SecondFactors;
+  readonly logger: Logger;
+  readonly metrics: Metrics;
+}
+
+export function passkeysSection({ secondFactors, logger, metrics }: SecondFactorSectionOptions) {
+  return (page: AccountPage): void => {
+    page.addSection({
+      id: SECTION,
+      title: 'Passkeys',
+      order: 20,
+      view: 'account-passkeys',
+      scripts: PASSKEY_SCRIPTS,
+      notices: { added: 'Passkey added. You can sign in with it alone.', removed: 'Passkey removed.' },
+      async data(_ctx, person) {
+        const { passkeys } = await secondFactors.summary(person.accountId);
+        return {
+          passkeys: passkeys.map((p) => ({ id: p.id, name: p.name, added: when(p.createdAt), lastUsed: p.lastUsedAt ? when(p.lastUsedAt) : undefined })),
+          options: JSON.stringify(await secondFactors.passkeys.registrationOptions(person.accountId, person.account.username)),
+        };
+      },
+    });
+
+    page.router.post('/passkeys/add', page.form, async (ctx) => {
+      const found = await page.submitted(ctx);
+      if (!found) return;
+      const { who, body } = found;
+      let response: unknown;
+      try {
+        response = JSON.parse(field(body, 'credential'));
+      } catch {
+        response = undefined;
+      }
+      const added = response === undefined ? undefined : await secondFactors.passkeys.register(who.accountId, field(body, 'name'), response);
+      if (!added) {
+        metrics.secondFactorEnrolments.inc({ method: 'passkey', action: 'failed' });
+        logger.info({ event: 'passkey.enrolment_failed', sub: who.accountId }, 'passkey not added');
+        return page.show(ctx, who, { section: SECTION, error: 'The passkey could not be added. Try again.' }, 400);
+      }
+      metrics.secondFactorEnrolments.inc({ method: 'passkey', action: 'added' });
+      logger.info({ event: 'passkey.added', sub: who.accountId, device_type: added.deviceType }, 'passkey added');
+      page.done(ctx, SECTION, 'added');
+    });
+
+    page.router.post('/passkeys/remove', page.form, async (ctx) => {
+      const found = await page.submitted(ctx);
+      if (!found) return;
+      const { who, body } = found;
+      if (!(await secondFactors.passkeys.remove(who.accountId, field(body, 'id')))) {
+        return page.show(ctx, who, { section: SECTION, error: 'That passkey is not yours, or was already removed.' }, 404);
+      }
+      metrics.secondFactorEnrolments.inc({ method: 'passkey', action: 'removed' });
+      logger.info({ event: 'passkey.removed', sub: who.accountId }, 'passkey removed');
+      page.done(ctx, SECTION, 'removed');
+    });
+  };
+}

@@ -1,0 +1,38 @@
+/**
+ * The account page's "Recovery codes" section: how many are left, and making ten new ones (the old
+ * ones stop working), shown once on a page of their own with a download.
+ */
+import { RECOVERY_CODE_COUNT } from '../recovery-codes.js';
+import { type AccountPage } from './account-page.js';
+import type { SecondFactorSectionOptions } from './passkeys-section.js';
+
+const SECTION = 'recovery-codes';
+
+export function recoveryCodesSection({ secondFactors, logger, metrics }: SecondFactorSectionOptions) {
+  return (page: AccountPage): void => {
+    page.addSection({
+      id: SECTION,
+      title: 'Recovery codes',
+      order: 40,
+      view: 'account-recovery-codes',
+      async data(_ctx, person) {
+        const { recoveryCodesLeft } = await secondFactors.summary(person.accountId);
+        return { left: recoveryCodesLeft, count: RECOVERY_CODE_COUNT };
+      },
+    });
+
+    page.router.post('/recovery-codes', page.form, async (ctx) => {
+      const found = await page.submitted(ctx);
+      if (!found) return;
+      const codes = await secondFactors.recoveryCodes.generate(found.who.accountId);
+      metrics.secondFactorEnrolments.inc({ method: 'recovery_codes', action: 'added' });
+      logger.info({ event: 'recovery_codes.generated', sub: found.who.accountId }, 'recovery codes made');
+      const text = `Latchkey recovery codes for ${found.who.account.username}\nEach works once.\n\n${codes.join('\n')}\n`;
+      page.page(ctx, 'account-recovery-codes-shown', {
+        title: 'Your recovery codes',
+        codes,
+        download: `data:text/plain;charset=utf-8,${encodeURIComponent(text)}`,
+      });
+    });
+  };
+}

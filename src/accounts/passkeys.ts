@@ -1,0 +1,172 @@
+/**
+ * Passkeys (WebAuthn, through @simplewebauthn/server): registration on the account page, and
+ * authentication on the login page, with discoverable credentials (the authenticator names the
+ * person: the user handle is their sub) or, as a second factor, the person's own credentials.
+ * The relying-party ID and origin are the issuer's host and origin. User verification is required,
+ * so a passkey alone is two factors (possession and the PIN or biometric that unlocked it).
+ *
+ * Each ceremony's challenge is kept in the store for CHALLENGE_TTL and is single-use: it is
+ * consumed (atomically) before the response is verified.
+ */
+import {
+  generateAuthenticationOptions,
+  generateRegistrationOptions,
+  verifyAuthenticationResponse,
+  verifyRegistrationResponse,
+  type AuthenticationResponseJSON,
+  type PublicKeyCredentialCreationOptionsJSON,
+  type PublicKeyCredentialRequestOptionsJSON,
+  type RegistrationResponseJSON,
+} from '@simplewebauthn/server';
+import type { Kv } from '../store/kv.js';
+import { epochSeconds, type CredentialRecords, type StoredPasskey } from './credentials.js';
+
+const CHALLENGE_TTL = 300;
+const MAX_NAME_LENGTH = 64;
+const challengeKey = (ceremony: string) => `mfa:webauthn-challenge:${ceremony}`;
+
+export interface PasskeySignIn {
+  readonly sub: string;
+  readonly passkey: StoredPasskey;
+}
+
+export class Passkeys {
+  readonly #rpId: string;
+  readonly #origin: string;
+
+  constructor(
+    private readonly kv: Kv,
+    private readonly records: CredentialRecords,
+    issuer: string,
+  ) {
+    const url = new URL(issuer);
+    this.#rpId = url.hostname;
+    this.#origin = url.origin;
+  }
+
+  async #remember(ceremony: string, challenge: string): Promise<void> {
+    await this.kv.putRecord(challengeKey(ceremony), challenge, CHALLENGE_TTL);
+  }
+
+  /** The ceremony's challenge, once: undefined when it expired or was used. */
+  async #spend(ceremony: string): Promise<string | undefined> {
+    const key = challengeKey(ceremony);
+    if ((await this.kv.consumeRecord(key, Date.now() / 1000)) !== 'consumed') return undefined;
+    return (await this.kv.getRecord(key))?.payload;
+  }
+
+  /** Options for navigator.credentials.create(), for a new passkey of `sub`. */
+  async registrationOptions(sub: string, username: string): Promise<PublicKeyCredentialCreationOptionsJSON> {
+    const { passkeys } = await this.records.read(sub);
+    const options = await generateRegistrationOptions({
+      rpName: 'Latchkey',
+      rpID: this.#rpId,
+      userName: username,
+      userID: new TextEncoder().encode(sub),
+      attestationType: 'none',
+      excludeCredentials: passkeys.map(({ id, transports }) => ({ id, transports })),
+      authenticatorSelection: { residentKey: 'required', userVerification: 'required' },
+    });
+    await this.#remember(`register:${sub}`, options.challenge);
+    return options;
+  }
+
+  /** Verifies and stores a new passkey; undefined when the response does not verify. */
+  async register(sub: string, name: string, response: unknown): Promise<StoredPasskey | undefined> {
+    const expectedChallenge = await this.#spend(`register:${sub}`);
+    if (!expectedChallenge || !isObject(response)) return undefined;
+    let verified;
+    try {
+      verified = await verifyRegistrationResponse({
+        response: response as unknown as RegistrationResponseJSON,
+        expectedChallenge,
+        expectedOrigin: this.#origin,
+        expectedRPID: this.#rpId,
+        requireUserVerification: true,
+      });
+    } catch {
+      return undefined;
+    }
+    if (!verified.verified) return undefined;
+    const { credential, credentialDeviceType } = verified.registrationInfo;
+    const passkey: StoredPasskey = {
+      id: credential.id,
+      publicKey: Buffer.from(credential.publicKey).toString('base64url'),
+      counter: credential.counter,
+      ...(credential.transports ? { transports: [...credential.transports] } : {}),
+      name: name.trim().slice(0, MAX_NAME_LENGTH) || 'Passkey',
+      deviceType: credentialDeviceType,
+      createdAt: epochSeconds(),
+    };
+    const added = await this.records.update(sub, (current) =>
+      current.passkeys.some((p) => p.id === passkey.id) ? undefined : { next: { ...current, passkeys: [...current.passkeys, passkey] }, result: passkey },
+    );
+    return added;
+  }
+
+  /**
+   * Options for navigator.credentials.get() in a sign-in ceremony `ceremony` (an interaction's uid):
+   * without `sub`, any discoverable credential (the login page); with it, only theirs (second factor).
+   */
+  async authenticationOptions(ceremony: string, sub?: string): Promise<PublicKeyCredentialRequestOptionsJSON> {
+    const allowCredentials = sub ? (await this.records.read(sub)).passkeys.map(({ id, transports }) => ({ id, transports })) : undefined;
+    const options = await generateAuthenticationOptions({ rpID: this.#rpId, userVerification: 'required', ...(allowCredentials ? { allowCredentials } : {}) });
+    await this.#remember(`signin:${ceremony}`, options.challenge);
+    return options;
+  }
+
+  /**
+   * Verifies a sign-in assertion for the ceremony; with `sub`, only that person's passkey counts.
+   * Records the new sign counter and the time of use. Undefined when it does not verify.
+   */
+  async authenticate(ceremony: string, response: unknown, sub?: string): Promise<PasskeySignIn | undefined> {
+    const expectedChallenge = await this.#spend(`signin:${ceremony}`);
+    if (!expectedChallenge || !isObject(response)) return undefined;
+    const assertion = response as unknown as AuthenticationResponseJSON;
+    const owner = sub ?? userHandleSub(assertion);
+    if (!owner || typeof assertion.id !== 'string') return undefined;
+    const passkey = (await this.records.read(owner)).passkeys.find((p) => p.id === assertion.id);
+    if (!passkey) return undefined;
+    let verified;
+    try {
+      verified = await verifyAuthenticationResponse({
+        response: assertion,
+        expectedChallenge,
+        expectedOrigin: this.#origin,
+        expectedRPID: this.#rpId,
+        credential: { id: passkey.id, publicKey: Buffer.from(passkey.publicKey, 'base64url'), counter: passkey.counter, transports: passkey.transports },
+        requireUserVerification: true,
+      });
+    } catch {
+      return undefined; // a cloned authenticator's counter going backwards lands here too
+    }
+    if (!verified.verified) return undefined;
+    const used = await this.records.update(owner, (current) => {
+      const stored = current.passkeys.find((p) => p.id === passkey.id);
+      // Removed meanwhile, or another sign-in moved the counter past this one: refused.
+      if (!stored || (stored.counter > 0 && verified.authenticationInfo.newCounter <= stored.counter)) return undefined;
+      const updated: StoredPasskey = { ...stored, counter: verified.authenticationInfo.newCounter, lastUsedAt: epochSeconds() };
+      return { next: { ...current, passkeys: current.passkeys.map((p) => (p.id === stored.id ? updated : p)) }, result: updated };
+    });
+    return used ? { sub: owner, passkey: used } : undefined;
+  }
+
+  /** Removes one of the person's passkeys; false when they have none with that id. */
+  async remove(sub: string, id: string): Promise<boolean> {
+    const removed = await this.records.update(sub, (current) =>
+      current.passkeys.some((p) => p.id === id) ? { next: { ...current, passkeys: current.passkeys.filter((p) => p.id !== id) }, result: true } : undefined,
+    );
+    return removed === true;
+  }
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** The sub a discoverable credential's user handle names (the userID set at registration). */
+function userHandleSub(assertion: AuthenticationResponseJSON): string | undefined {
+  const handle = assertion.response?.userHandle;
+  if (typeof handle !== 'string' || !/^[\w-]{1,200}$/.test(handle)) return undefined;
+  return Buffer.from(handle, 'base64url').toString('utf8');
+}

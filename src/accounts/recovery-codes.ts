@@ -1,0 +1,57 @@
+/**
+ * Recovery codes: ten one-time codes, shown once, stored as SHA-256 hashes. Each code is 80 random
+ * bits, so (as for client secrets) a fast hash is right: there is no dictionary to try, and argon2
+ * over ten codes per attempt would make sign-in slow. A code is spent by removing its hash from the
+ * person's record with compare-and-set: of two concurrent uses exactly one succeeds.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { epochSeconds, type CredentialRecords } from './credentials.js';
+
+export const RECOVERY_CODE_COUNT = 10;
+const ALPHABET = 'abcdefghjkmnpqrstuvwxyz23456789'; // no 0/o, 1/l/i: read from paper
+
+function newCode(): string {
+  // 16 characters from 31 symbols ≈ 79 bits; grouped by four for reading aloud or typing.
+  const bytes = randomBytes(32);
+  let code = '';
+  for (const byte of bytes) {
+    if (byte >= 248) continue; // 248 = 8 × 31: keeps the choice uniform
+    code += ALPHABET[byte % ALPHABET.length];
+    if (code.length === 16) break;
+  }
+  return code.length === 16 ? code.match(/.{4}/g)!.join('-') : newCode();
+}
+
+/** What a person types, in the form the hash is of: no spaces or dashes, lower case. */
+const canonical = (code: string) => code.replace(/[\s-]/g, '').toLowerCase();
+const hash = (code: string) => createHash('sha256').update(`latchkey recovery code:${canonical(code)}`).digest('base64url');
+
+export class RecoveryCodes {
+  constructor(private readonly records: CredentialRecords) {}
+
+  /** Ten new codes (replacing any earlier ones): returned this once, stored only as hashes. */
+  async generate(sub: string): Promise<string[]> {
+    const codes = Array.from({ length: RECOVERY_CODE_COUNT }, newCode);
+    await this.records.update(sub, (current) => ({ next: { ...current, recovery: { hashes: codes.map(hash), createdAt: epochSeconds() } }, result: true }));
+    return codes;
+  }
+
+  /** Spends a code: true once per code, false for anything else. */
+  async use(sub: string, code: string): Promise<boolean> {
+    if (typeof code !== 'string' || canonical(code).length !== 16) return false;
+    const offered = hash(code);
+    const spent = await this.records.update(sub, (current) => {
+      if (!current.recovery?.hashes.includes(offered)) return undefined;
+      return { next: { ...current, recovery: { ...current.recovery, hashes: current.recovery.hashes.filter((h) => h !== offered) } }, result: true };
+    });
+    return spent === true;
+  }
+
+  async remove(sub: string): Promise<void> {
+    await this.records.update(sub, (current) => {
+      if (!current.recovery) return undefined;
+      const { recovery: _removed, ...rest } = current;
+      return { next: rest, result: true };
+    });
+  }
+}

@@ -1,0 +1,49 @@
+/**
+ * A person's second factors together: passkeys, the authenticator app (TOTP) and recovery codes,
+ * over one credential record each (credentials.ts). What sign-in asks and what operators see.
+ */
+import type { Sealer } from '../keyring/sealing.js';
+import type { Kv } from '../store/kv.js';
+import { CredentialRecords } from './credentials.js';
+import { Passkeys } from './passkeys.js';
+import { RecoveryCodes } from './recovery-codes.js';
+import { TotpCredentials } from './totp.js';
+
+/** What a person has enrolled, without any secret: for sign-in, the account page and operators. */
+export interface SecondFactorSummary {
+  readonly passkeys: readonly { id: string; name: string; createdAt: number; lastUsedAt?: number }[];
+  readonly totp: { createdAt: number; lastUsedAt?: number } | undefined;
+  /** How many unused recovery codes are left (0 when none were made). */
+  readonly recoveryCodesLeft: number;
+}
+
+/** True when a password alone is not enough for this person: they have a passkey or an authenticator app. */
+export const hasSecondFactor = (summary: SecondFactorSummary) => summary.passkeys.length > 0 || summary.totp !== undefined;
+
+export class SecondFactors {
+  readonly records: CredentialRecords;
+  readonly totp: TotpCredentials;
+  readonly passkeys: Passkeys;
+  readonly recoveryCodes: RecoveryCodes;
+
+  constructor(kv: Kv, sealer: Sealer, issuer: string) {
+    this.records = new CredentialRecords(kv);
+    this.totp = new TotpCredentials(kv, this.records, sealer, new URL(issuer).host);
+    this.passkeys = new Passkeys(kv, this.records, issuer);
+    this.recoveryCodes = new RecoveryCodes(this.records);
+  }
+
+  async summary(sub: string): Promise<SecondFactorSummary> {
+    const { passkeys, totp, recovery } = await this.records.read(sub);
+    return {
+      passkeys: passkeys.map(({ id, name, createdAt, lastUsedAt }) => ({ id, name, createdAt, ...(lastUsedAt ? { lastUsedAt } : {}) })),
+      totp: totp ? { createdAt: totp.createdAt, ...(totp.lastUsedAt ? { lastUsedAt: totp.lastUsedAt } : {}) } : undefined,
+      recoveryCodesLeft: recovery?.hashes.length ?? 0,
+    };
+  }
+
+  /** Removes every second factor (a lost phone): the person signs in with their password again. */
+  async reset(sub: string): Promise<void> {
+    await this.records.remove(sub);
+  }
+}

@@ -1,0 +1,117 @@
+/**
+ * Authenticator apps (TOTP, RFC 6238, through `otpauth`): SHA-1, 6 digits, 30 s, as every app
+ * understands. The secret is sealed at rest like the signing keys (keyring/sealing.ts), with the
+ * person's sub as its additional data, so a sealed secret cannot be moved to another person.
+ *
+ * Enrolment is two steps: begin() makes a secret kept (sealed, for ENROLMENT_TTL) until the person
+ * proves with a code that their app has it (confirm()). A code is accepted one step either side of
+ * now (clock drift) and only once: its time step is marked used in the store for as long as it
+ * could still be accepted (RFC 6238 §5.2).
+ */
+import { Secret, TOTP } from 'otpauth';
+import { SealError, type Sealer } from '../keyring/sealing.js';
+import type { Kv } from '../store/kv.js';
+import { epochSeconds, type CredentialRecords } from './credentials.js';
+
+const PERIOD = 30;
+const WINDOW = 1;
+/** How long a person has to type the first code after the QR code is shown. */
+export const ENROLMENT_TTL = 600;
+
+const pendingKey = (sub: string) => `mfa:totp-pending:${sub}`;
+const usedKey = (sub: string, step: number) => `mfa:totp-used:${sub}:${step}`;
+const aad = (sub: string) => `totp:${sub}`;
+
+/** `unreadable`: the secret was sealed under a secret no longer in keys.secrets (an operator must reset it). */
+export type TotpOutcome = 'ok' | 'wrong' | 'replayed' | 'unreadable';
+
+export class TotpCredentials {
+  constructor(
+    private readonly kv: Kv,
+    private readonly records: CredentialRecords,
+    private readonly sealer: Sealer,
+    /** What authenticator apps show the entry as (the issuer's host). */
+    private readonly label: string,
+  ) {}
+
+  #totp(secret: string, account = ''): TOTP {
+    return new TOTP({ issuer: this.label, label: account, algorithm: 'SHA1', digits: 6, period: PERIOD, secret: Secret.fromBase32(secret) });
+  }
+
+  #seal(sub: string, secret: string): string {
+    return this.sealer.seal(aad(sub), { kty: 'oct', k: secret });
+  }
+
+  #open(sub: string, sealed: string): string {
+    return String(this.sealer.open(aad(sub), sealed).k);
+  }
+
+  /** A new secret for `sub`, pending until confirmed: its otpauth:// URI (for the QR code) and base32 text. */
+  async begin(sub: string, username: string): Promise<{ uri: string; secret: string }> {
+    const secret = new Secret({ size: 20 }).base32;
+    await this.kv.set(pendingKey(sub), this.#seal(sub, secret), { ttl: ENROLMENT_TTL });
+    return { uri: this.#totp(secret, username).toString(), secret };
+  }
+
+  /** The pending secret's otpauth:// URI and text again (a page reload), or undefined. */
+  async pending(sub: string, username: string): Promise<{ uri: string; secret: string } | undefined> {
+    const sealed = await this.kv.get(pendingKey(sub));
+    if (!sealed) return undefined;
+    const secret = this.#open(sub, sealed);
+    return { uri: this.#totp(secret, username).toString(), secret };
+  }
+
+  /** Makes the pending secret the person's when `code` fits it; false when it does not (or nothing is pending). */
+  async confirm(sub: string, code: string): Promise<boolean> {
+    const sealed = await this.kv.get(pendingKey(sub));
+    if (!sealed) return false;
+    const step = this.#matchingStep(this.#open(sub, sealed), code);
+    if (step === undefined || !(await this.#spend(sub, step))) return false;
+    await this.records.update(sub, (current) => ({ next: { ...current, totp: { sealed, createdAt: epochSeconds() } }, result: true }));
+    await this.kv.del([pendingKey(sub)]);
+    return true;
+  }
+
+  async verify(sub: string, code: string): Promise<TotpOutcome> {
+    const { totp } = await this.records.read(sub);
+    if (!totp) return 'wrong';
+    let secret: string;
+    try {
+      secret = this.#open(sub, totp.sealed);
+    } catch (error) {
+      if (error instanceof SealError) return 'unreadable';
+      throw error;
+    }
+    const step = this.#matchingStep(secret, code);
+    if (step === undefined) return 'wrong';
+    if (!(await this.#spend(sub, step))) return 'replayed';
+    // A secret sealed under an older keys.secrets entry is sealed again under the first one, so the
+    // old entry can be retired once every person has signed in (as the key ring is re-sealed).
+    const sealed = this.sealer.isCurrent(totp.sealed) ? totp.sealed : this.#seal(sub, secret);
+    await this.records.update(sub, (current) =>
+      current.totp ? { next: { ...current, totp: { ...current.totp, sealed, lastUsedAt: epochSeconds() } }, result: true } : undefined,
+    );
+    return 'ok';
+  }
+
+  async remove(sub: string): Promise<void> {
+    await this.records.update(sub, (current) => {
+      if (!current.totp) return undefined;
+      const { totp: _removed, ...rest } = current;
+      return { next: rest, result: true };
+    });
+  }
+
+  /** The time step the code belongs to (within the window), or undefined. */
+  #matchingStep(secret: string, code: string): number | undefined {
+    const token = code.replace(/\s/g, '');
+    if (!/^\d{6}$/.test(token)) return undefined;
+    const delta = this.#totp(secret).validate({ token, window: WINDOW });
+    return delta === null ? undefined : TOTP.counter({ period: PERIOD }) + delta;
+  }
+
+  /** Marks the time step used; false when it already was (a replay). Kept while the code could be accepted. */
+  #spend(sub: string, step: number): Promise<boolean> {
+    return this.kv.set(usedKey(sub, step), '1', { ttl: PERIOD * (2 * WINDOW + 2), onlyIfAbsent: true });
+  }
+}

@@ -1,0 +1,72 @@
+/**
+ * The passkey step: on the login page, sign-in with a passkey alone (a discoverable credential,
+ * offered by the browser's autofill where it can, and by a button), so a person with only a passkey
+ * never types a password; on the second-factor page, one of the person's own passkeys after their
+ * password. The browser side is views/static/passkeys.js with @simplewebauthn/browser, both served
+ * from ourselves (http/scripts.ts); the assertion comes back as a form field, with the CSRF token.
+ */
+import type { Context } from 'koa';
+import type { Accounts } from '../accounts/accounts.js';
+import type { Method } from '../accounts/assurance.js';
+import type { SecondFactors } from '../accounts/second-factors.js';
+import { respondWithError } from '../http/errors.js';
+import { PASSKEY_SCRIPTS } from '../http/scripts.js';
+import type { Logger } from '../ops/logger.js';
+import type { Metrics } from '../ops/metrics.js';
+import { field, type Interaction, type Interactions } from './interaction.js';
+import { showLogin } from './login.js';
+import { passwordPassed, showSecondFactor } from './second-factor.js';
+import { finishSignIn } from './sign-in-result.js';
+
+interface PasskeyOptions {
+  readonly accounts: Accounts;
+  readonly secondFactors: SecondFactors;
+  readonly logger: Logger;
+  readonly metrics: Metrics;
+  readonly mfaRequired: boolean;
+}
+
+/** What the login page needs to offer a passkey: the ceremony's options, and where to send the assertion. */
+export function passkeyOnLoginPage(secondFactors: SecondFactors) {
+  return async (interaction: Interaction): Promise<Record<string, unknown>> => ({
+    passkey: {
+      options: JSON.stringify(await secondFactors.passkeys.authenticationOptions(interaction.uid)),
+      action: `/interaction/${interaction.uid}/passkey`,
+    },
+    scripts: PASSKEY_SCRIPTS,
+  });
+}
+
+/** POST /interaction/:uid/passkey (field `credential`: the assertion as JSON). */
+export function submitPasskey(steps: Interactions, options: PasskeyOptions) {
+  const { accounts, secondFactors, logger, metrics } = options;
+  return async (ctx: Context): Promise<void> => {
+    const found = await steps.submitted(ctx);
+    if (!found) return;
+    const { interaction, body } = found;
+    if (interaction.prompt.name !== 'login') {
+      respondWithError(ctx, 400, { error: 'invalid_request', error_description: 'this sign-in request is not waiting for a sign-in' });
+      return;
+    }
+    const passed = passwordPassed(interaction);
+    let credential: unknown;
+    try {
+      credential = JSON.parse(field(body, 'credential'));
+    } catch {
+      credential = undefined;
+    }
+    const signedIn = credential === undefined ? undefined : await secondFactors.passkeys.authenticate(interaction.uid, credential, passed?.sub);
+    const account = signedIn && (await accounts.find(signedIn.sub));
+    if (!signedIn || !account || account.disabled) {
+      metrics.secondFactors.inc({ method: 'passkey', outcome: 'failure' });
+      logger.info({ event: 'passkey.failed', client_id: interaction.params.client_id }, 'passkey refused');
+      ctx.status = 401;
+      const error = 'That passkey was not accepted. Try again, or use another way to sign in.';
+      return passed ? showSecondFactor(steps, options, ctx, interaction, passed, error) : showLogin(steps, ctx, interaction, { error });
+    }
+    metrics.secondFactors.inc({ method: 'passkey', outcome: 'success' });
+    logger.info({ event: 'passkey.succeeded', sub: account.sub, second_factor: Boolean(passed), client_id: interaction.params.client_id }, 'passkey accepted');
+    const kind: Method = signedIn.passkey.deviceType === 'singleDevice' ? 'passkey-device-bound' : 'passkey-synced';
+    await finishSignIn(steps, ctx, account.sub, passed?.remember ?? field(body, 'remember') === 'yes', passed ? ['password', kind] : [kind]);
+  };
+}

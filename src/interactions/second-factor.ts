@@ -1,0 +1,197 @@
+/**
+ * The second-factor step. After a right password, a person with a passkey or an authenticator app
+ * is asked for one of them, or for a recovery code, before the sign-in finishes; the password step
+ * leaves in the interaction (whose cookie only this browser holds) that the password was right.
+ * A person without one, facing a request that needs more than a password (patches/step-up.ts), is
+ * asked to set one up on their account page, or sends the app back unmet_authentication_requirements.
+ *
+ * Codes share the password's brute-force throttle (accounts/throttle.ts): a wrong code counts as a
+ * failed sign-in of that username and address, and while paused no code is checked.
+ */
+import type { Context } from 'koa';
+import type { Account, Accounts } from '../accounts/accounts.js';
+import type { Method } from '../accounts/assurance.js';
+import { hasSecondFactor, type SecondFactors } from '../accounts/second-factors.js';
+import type { LoginThrottle } from '../accounts/throttle.js';
+import { respondWithError } from '../http/errors.js';
+import { PASSKEY_SCRIPTS } from '../http/scripts.js';
+import { render } from '../http/views.js';
+import type { Logger } from '../ops/logger.js';
+import type { Metrics } from '../ops/metrics.js';
+import { requiredAcrFor } from '../provider/patches/step-up.js';
+import { field, type Interaction, type Interactions } from './interaction.js';
+import { finishSignIn } from './sign-in-result.js';
+
+/** Where, in the interaction's result, the password step leaves who passed it. */
+const PASSWORD_PASSED = 'latchkey_password_passed';
+
+export interface PasswordPassed {
+  readonly sub: string;
+  readonly username: string;
+  readonly remember: boolean;
+}
+
+export interface SecondFactorOptions {
+  readonly accounts: Accounts;
+  readonly secondFactors: SecondFactors;
+  readonly throttle: LoginThrottle;
+  readonly logger: Logger;
+  readonly metrics: Metrics;
+  /** accounts.mfa.required: every sign-in needs a second factor. */
+  readonly mfaRequired: boolean;
+  /** Where a person sets up a second factor. */
+  readonly accountPage: string;
+}
+
+/** Who passed the password step of this interaction, when someone did. */
+export function passwordPassed(interaction: Interaction): PasswordPassed | undefined {
+  const value = (interaction.result as Record<string, unknown> | undefined)?.[PASSWORD_PASSED] as Partial<PasswordPassed> | undefined;
+  if (!value || typeof value.sub !== 'string' || typeof value.username !== 'string') return undefined;
+  return { sub: value.sub, username: value.username, remember: value.remember === true };
+}
+
+async function requiredLevel({ providers }: Interactions, interaction: Interaction, mfaRequired: boolean) {
+  const client = await providers.current.Client.find(String(interaction.params.client_id));
+  return requiredAcrFor(client as never, interaction.params, mfaRequired);
+}
+
+/**
+ * After a right password: asks for a second factor when the person has one (true), asks them to set
+ * one up when the request needs it and they have none (true), or lets the password finish (false).
+ */
+export function afterPassword(steps: Interactions, { secondFactors, mfaRequired, accountPage }: SecondFactorOptions) {
+  return async (ctx: Context, interaction: Interaction, account: Account, remember: boolean): Promise<boolean> => {
+    const summary = await secondFactors.summary(account.sub);
+    if (hasSecondFactor(summary)) {
+      const passed: PasswordPassed = { sub: account.sub, username: account.username, remember };
+      interaction.result = { [PASSWORD_PASSED]: passed };
+      await interaction.persist();
+      ctx.status = 303;
+      ctx.redirect(`/interaction/${interaction.uid}`);
+      return true;
+    }
+    if ((await requiredLevel(steps, interaction, mfaRequired)) === 'pwd') return false;
+    await showEnrolmentNeeded(steps, ctx, interaction, accountPage);
+    return true;
+  };
+}
+
+async function showEnrolmentNeeded({ csrf, clientBranding }: Interactions, ctx: Context, interaction: Interaction, accountPage: string) {
+  ctx.status = 403;
+  ctx.type = 'html';
+  ctx.body = render('mfa-required', {
+    title: 'Second factor required',
+    client: await clientBranding(ctx, interaction),
+    accountPage,
+    unmet: `/interaction/${interaction.uid}/unmet`,
+    csrf: csrf.token(interaction.uid),
+  });
+}
+
+/** The second-factor page: the methods the person has that the request accepts. */
+export async function showSecondFactor(
+  steps: Interactions,
+  { secondFactors, mfaRequired }: Pick<SecondFactorOptions, 'secondFactors' | 'mfaRequired'>,
+  ctx: Context,
+  interaction: Interaction,
+  passed: PasswordPassed,
+  error?: string,
+): Promise<void> {
+  const summary = await secondFactors.summary(passed.sub);
+  // Only a passkey is phishing-resistant: a request that needs it is not offered codes.
+  const codes = (await requiredLevel(steps, interaction, mfaRequired)) !== 'phr';
+  const passkey = summary.passkeys.length ? await secondFactors.passkeys.authenticationOptions(interaction.uid, passed.sub) : undefined;
+  ctx.type = 'html';
+  ctx.body = render('second-factor', {
+    title: 'Confirm it is you',
+    client: await steps.clientBranding(ctx, interaction),
+    username: passed.username,
+    totp: codes && summary.totp !== undefined,
+    recovery: codes && summary.recoveryCodesLeft > 0,
+    passkey: passkey && { options: JSON.stringify(passkey), action: `/interaction/${interaction.uid}/passkey` },
+    scripts: passkey ? PASSKEY_SCRIPTS : [],
+    action: `/interaction/${interaction.uid}/second-factor`,
+    abort: `/interaction/${interaction.uid}/abort`,
+    csrf: steps.csrf.token(interaction.uid),
+    error,
+  });
+}
+
+/** POST /interaction/:uid/second-factor: an authenticator-app code (method=totp) or a recovery code (method=recovery). */
+export function submitSecondFactor(steps: Interactions, options: SecondFactorOptions) {
+  const { accounts, secondFactors, throttle, logger, metrics, mfaRequired } = options;
+  return async (ctx: Context): Promise<void> => {
+    const found = await steps.submitted(ctx);
+    if (!found) return;
+    const { interaction, body } = found;
+    const passed = passwordPassed(interaction);
+    if (interaction.prompt.name !== 'login' || !passed) {
+      respondWithError(ctx, 400, { error: 'invalid_request', error_description: 'this sign-in request is not waiting for a second factor' });
+      return;
+    }
+    const method = field(body, 'method');
+    const code = field(body, 'code');
+    const metricMethod = method === 'totp' ? 'totp' : 'recovery_code';
+    if ((method !== 'totp' && method !== 'recovery') || !code) {
+      ctx.status = 400;
+      return showSecondFactor(steps, options, ctx, interaction, passed, 'Enter the code.');
+    }
+    if ((await requiredLevel(steps, interaction, mfaRequired)) === 'phr') {
+      ctx.status = 400;
+      return showSecondFactor(steps, options, ctx, interaction, passed, 'This application asks for a passkey.');
+    }
+    const account = await accounts.find(passed.sub);
+    if (!account || account.disabled) {
+      respondWithError(ctx, 403, { error: 'access_denied', error_description: 'this account cannot sign in' });
+      return;
+    }
+    const pause = await throttle.pause(passed.username, ctx.ip);
+    if (pause) return paused(ctx, pause);
+
+    const outcome =
+      method === 'totp' ? await secondFactors.totp.verify(account.sub, code) : (await secondFactors.recoveryCodes.use(account.sub, code)) ? 'ok' : 'wrong';
+    if (outcome === 'unreadable') {
+      metrics.secondFactors.inc({ method: metricMethod, outcome: 'failure' });
+      logger.error({ event: 'second_factor.unreadable', sub: account.sub }, 'authenticator-app secret sealed under a secret no longer in keys.secrets: reset it (latchkey users mfa reset)');
+      ctx.status = 401;
+      return showSecondFactor(steps, options, ctx, interaction, passed, 'Your authenticator app cannot be checked right now. Use another way, or ask your administrator.');
+    }
+    if (outcome !== 'ok') {
+      metrics.secondFactors.inc({ method: metricMethod, outcome: outcome === 'replayed' ? 'replayed' : 'failure' });
+      logger.info({ event: 'second_factor.failed', method: metricMethod, reason: outcome, sub: account.sub, client_id: interaction.params.client_id }, 'second factor refused');
+      const started = await throttle.failed(passed.username, ctx.ip);
+      if (started) return paused(ctx, started);
+      ctx.status = 401;
+      const error = outcome === 'replayed' ? 'That code was already used. Wait for the next one.' : 'That code is not right. Try again.';
+      return showSecondFactor(steps, options, ctx, interaction, passed, error);
+    }
+    await throttle.succeeded(passed.username);
+    metrics.secondFactors.inc({ method: metricMethod, outcome: 'success' });
+    logger.info({ event: 'second_factor.succeeded', method: metricMethod, sub: account.sub, client_id: interaction.params.client_id }, 'second factor accepted');
+    const methods: Method[] = ['password', method === 'totp' ? 'totp' : 'recovery-code'];
+    await finishSignIn(steps, ctx, account.sub, passed.remember, methods);
+
+    async function paused(ctx: Context, seconds: number) {
+      metrics.secondFactors.inc({ method: metricMethod, outcome: 'throttled' });
+      logger.warn({ event: 'second_factor.throttled', ip: ctx.ip, client_id: interaction.params.client_id }, 'second factor paused after repeated failures');
+      ctx.status = 429;
+      ctx.set('Retry-After', String(seconds));
+      return showSecondFactor(steps, options, ctx, interaction, passed!, `Too many failed attempts. Try again in ${seconds} seconds.`);
+    }
+  };
+}
+
+/** POST /interaction/:uid/unmet: the person will not set up a second factor now; the app is told. */
+export function unmetRequirements({ providers, submitted }: Interactions) {
+  return async (ctx: Context): Promise<void> => {
+    const found = await submitted(ctx);
+    if (!found) return;
+    await providers.current.interactionFinished(
+      ctx.req,
+      ctx.res,
+      { error: 'unmet_authentication_requirements', error_description: 'the application requires a second factor, which this account has not set up' },
+      { mergeWithLastSubmission: false },
+    );
+    ctx.respond = false;
+  };
+}

@@ -1,0 +1,50 @@
+/**
+ * Step-up: an authorization request that needs a stronger sign-in than the session's asks the
+ * person to sign in again. What it needs (accounts/assurance.ts): the lowest level the app names in
+ * `acr_values`, raised to `mfa` when the client was registered with `require_mfa` or the operator
+ * requires it everywhere (accounts.mfa.required).
+ *
+ * oidc-provider's login prompt asks only when there is no session, max_age has passed, or a hint or
+ * an essential `acr` claim does not match; it treats `acr_values` as voluntary (OIDC Core §3.1.2.1).
+ * This adds one check to the login prompt (`acr_level`, after the library's own ones): a session
+ * whose `acr` is below what the request needs is sent to the login step. With prompt=none the app
+ * gets login_required, as for any other reason to log in.
+ */
+import { errors, interactionPolicy, type KoaContextWithOIDC } from 'oidc-provider';
+import { requiredAcr, satisfies, type Acr } from '../../accounts/assurance.js';
+import { FIRST_PARTY_PAGES } from '../../http/first-party-sign-in.js';
+
+/** Client metadata: this client's people must use a second factor. */
+export const REQUIRE_MFA_PROPERTY = 'require_mfa';
+
+export function validateRequireMfa(value: unknown): void {
+  if (value !== undefined && typeof value !== 'boolean') throw new errors.InvalidClientMetadata(`${REQUIRE_MFA_PROPERTY} must be a boolean`);
+}
+
+type ClientLike = { clientId: string; metadata(): Record<string, unknown> } | undefined;
+
+/**
+ * The level a request of `client` with `params` needs. The operator's requirement everywhere spares
+ * the account page, where a person without a second factor sets one up (someone who has one is
+ * asked for it there too, as everywhere).
+ */
+export function requiredAcrFor(client: ClientLike, params: Record<string, unknown>, mfaEverywhere: boolean): Acr {
+  const everywhere = mfaEverywhere && client?.clientId !== FIRST_PARTY_PAGES.account.clientId;
+  return requiredAcr(params.acr_values, everywhere || client?.metadata()[REQUIRE_MFA_PROPERTY] === true);
+}
+
+/** `policy` with the acr_level check on its login prompt. */
+export function withStepUp(policy: interactionPolicy.DefaultPolicy, mfaEverywhere: boolean): interactionPolicy.DefaultPolicy {
+  const login = policy.get('login');
+  // Fails loudly at start if an upgrade renamed the prompt this relies on.
+  if (!login) throw new Error('oidc-provider has no login prompt: review src/provider/patches/step-up.ts');
+  login.checks.add(
+    new interactionPolicy.Check('acr_level', 'a stronger sign-in is required', (ctx: KoaContextWithOIDC) => {
+      const { oidc } = ctx;
+      if (!oidc.session?.accountId) return interactionPolicy.Check.NO_NEED_TO_PROMPT; // no_session asks already
+      const required = requiredAcrFor(oidc.client as unknown as ClientLike, oidc.params ?? {}, mfaEverywhere);
+      return satisfies(oidc.acr, required) ? interactionPolicy.Check.NO_NEED_TO_PROMPT : interactionPolicy.Check.REQUEST_PROMPT;
+    }),
+  );
+  return policy;
+}

@@ -1,0 +1,279 @@
+/**
+ * The second-factor step and step-up, with openid-client as the app and a cookie-keeping agent as
+ * the person, on a real Redis: a password-only person gets amr pwd; after enrolling an authenticator
+ * app, a password sign-in asks for a code (computed here with otpauth), refuses a wrong or replayed
+ * one and charges wrong ones to the brute-force throttle; a recovery code works once; a client that
+ * requires MFA (require_mfa) or an app asking acr_values=mfa gets acr mfa and amr with mfa, or, for
+ * a password-only person, the enrolment prompt and unmet_authentication_requirements.
+ */
+import assert from 'node:assert/strict';
+import * as oidc from 'openid-client';
+import { Secret, TOTP } from 'otpauth';
+import { Agent, formIn, type Page } from '../helpers/agent.js';
+import { createLogger } from '../../src/ops/logger.js';
+import { startServer, type TestServer } from '../helpers/server.js';
+import { isConsent, isLogin, signInSteps } from '../helpers/sign-in.js';
+
+const REDIRECT = 'https://app.example.test/callback';
+const SECRET = 'client-secret-with-plenty-of-entropy-0123456789';
+const PASSWORD = 'correct horse battery staple';
+
+const typed = new Set<string>();
+const codeFor = (secret: string, steps = 0) => {
+  const code = TOTP.generate({ secret: Secret.fromBase32(secret), algorithm: 'SHA1', digits: 6, period: 30, timestamp: Date.now() + steps * 30_000 });
+  typed.add(code).add(secret);
+  return code;
+};
+
+const isSecondFactor = (page: Page) => page.url.includes('/interaction/') && page.html.includes('/second-factor');
+
+describe('e2e: second factor after a password, and step-up (openid-client)', function () {
+  this.timeout(30_000);
+  let server: TestServer;
+  const configs: Record<string, oidc.Configuration> = {};
+  const totpSecrets: Record<string, string> = {};
+
+  /** Enrols an authenticator app for `username` as the account page does (begin, then a code). */
+  async function enrolTotp(username: string): Promise<string> {
+    const account = (await server.accounts.findByUsername(username))!;
+    const { secret } = await server.secondFactors.totp.begin(account.sub, username);
+    assert.equal(await server.secondFactors.totp.confirm(account.sub, codeFor(secret, -1)), true);
+    return secret;
+  }
+
+  const logLines: string[] = [];
+
+  before(async () => {
+    server = await startServer({
+      ownRedis: true,
+      logger: createLogger('info', { write: (line: string) => void logLines.push(line) }),
+      env: { ACCOUNTS_THROTTLE_MAX_FAILURES: '3' },
+      clients: [
+        { client_id: 'app', client_secret: SECRET, redirect_uris: [REDIRECT] },
+        { client_id: 'strict', client_secret: SECRET, redirect_uris: [REDIRECT], require_mfa: true },
+      ],
+    });
+    for (const name of ['alice', 'bob', 'carol', 'dave']) await server.accounts.create(name, PASSWORD);
+    totpSecrets.alice = await enrolTotp('alice');
+    totpSecrets.dave = await enrolTotp('dave');
+    for (const id of ['app', 'strict']) {
+      configs[id] = await oidc.discovery(new URL(server.issuer), id, SECRET, oidc.ClientSecretBasic(SECRET), { execute: [oidc.allowInsecureRequests] });
+    }
+  });
+  after(() => server?.stop());
+
+  /** An authorization request of `client`, followed to our first page (or straight back to the app). */
+  async function authorize(agent: Agent, client: string, params: Record<string, string> = {}) {
+    const verifier = oidc.randomPKCECodeVerifier();
+    const url = oidc.buildAuthorizationUrl(configs[client]!, {
+      redirect_uri: REDIRECT,
+      scope: 'openid',
+      code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
+      code_challenge_method: 'S256',
+      ...params,
+    });
+    return { page: await agent.follow(url.href, {}, REDIRECT), verifier };
+  }
+
+  async function claimsAt(client: string, page: Page, verifier: string, agent?: Agent) {
+    if (agent && isConsent(page)) page = await agent.submit(page, '/confirm', {}, REDIRECT);
+    assert.ok(page.url.startsWith(REDIRECT), `expected to be back at the app, got ${page.status} ${page.url}\n${page.html.slice(0, 500)}`);
+    const tokens = await oidc.authorizationCodeGrant(configs[client]!, new URL(page.url), { pkceCodeVerifier: verifier });
+    return tokens.claims()!;
+  }
+
+  /** Password step of `username`: returns the page after it (the second-factor page, or back at the app). */
+  async function password(agent: Agent, client: string, username: string, params: Record<string, string> = {}) {
+    const { page, verifier } = await authorize(agent, client, params);
+    return { page: await signInSteps(agent, page, { username, password: PASSWORD, login: 'required', stopAt: REDIRECT }), verifier };
+  }
+
+  it('advertises the acr values; a password-only person gets amr pwd and acr pwd', async () => {
+    const metadata = configs.app!.serverMetadata();
+    assert.deepEqual(metadata.acr_values_supported, ['pwd', 'mfa', 'phr']);
+    const { page, verifier } = await password(new Agent(), 'app', 'bob');
+    const claims = await claimsAt('app', page, verifier);
+    assert.deepEqual(claims.amr, ['pwd']);
+    assert.equal(claims.acr, 'pwd');
+    assert.equal(typeof claims.auth_time, 'number');
+  });
+
+  it('with an authenticator app: the password asks for a code; a wrong one is refused, the right one signs in with amr pwd otp mfa', async () => {
+    const agent = new Agent();
+    const { page, verifier } = await password(agent, 'app', 'alice');
+    assert.ok(isSecondFactor(page), `expected the second-factor page, got ${page.url}`);
+    const wrong = await agent.submit(page, '/second-factor', { method: 'totp', code: codeFor(totpSecrets.alice!, 20) }, REDIRECT);
+    assert.equal(wrong.status, 401);
+    assert.match(wrong.html, /That code is not right/);
+    const before = Math.floor(Date.now() / 1000);
+    const done = await agent.submit(wrong, '/second-factor', { method: 'totp', code: codeFor(totpSecrets.alice!) }, REDIRECT);
+    const claims = await claimsAt('app', done, verifier, agent);
+    assert.deepEqual(claims.amr, ['pwd', 'otp', 'mfa']);
+    assert.equal(claims.acr, 'mfa');
+    assert.ok((claims.auth_time as number) >= before - 1);
+  });
+
+  it('a code already used is refused (replay), in another sign-in', async () => {
+    const agent = new Agent();
+    const { page } = await password(agent, 'app', 'alice');
+    const replay = await agent.submit(page, '/second-factor', { method: 'totp', code: codeFor(totpSecrets.alice!) }, REDIRECT);
+    assert.equal(replay.status, 401);
+    assert.match(replay.html, /already used/);
+  });
+
+  it('wrong codes share the brute-force throttle: the third pauses sign-in, and then even a right code is not checked', async () => {
+    const agent = new Agent();
+    let { page } = await password(agent, 'app', 'dave');
+    for (let i = 0; i < 2; i += 1) page = await agent.submit(page, '/second-factor', { method: 'totp', code: codeFor(totpSecrets.dave!, 40 + i) }, REDIRECT);
+    assert.equal(page.status, 401);
+    page = await agent.submit(page, '/second-factor', { method: 'totp', code: codeFor(totpSecrets.dave!, 60) }, REDIRECT);
+    assert.equal(page.status, 429);
+    assert.ok(Number(page.headers.get('retry-after')) > 0);
+    const right = await agent.submit(page, '/second-factor', { method: 'totp', code: codeFor(totpSecrets.dave!) }, REDIRECT);
+    assert.equal(right.status, 429);
+  });
+
+  it('a recovery code works once, not twice', async () => {
+    const sub = (await server.accounts.findByUsername('alice'))!.sub;
+    const [code] = await server.secondFactors.recoveryCodes.generate(sub);
+    typed.add(code!);
+    const agent = new Agent();
+    const { page, verifier } = await password(agent, 'app', 'alice');
+    const done = await agent.submit(page, '/second-factor', { method: 'recovery', code: code! }, REDIRECT);
+    const claims = await claimsAt('app', done, verifier, agent);
+    assert.deepEqual(claims.amr, ['pwd', 'mfa']);
+    assert.equal(claims.acr, 'mfa');
+
+    const again = new Agent();
+    const second = await password(again, 'app', 'alice');
+    const refused = await again.submit(second.page, '/second-factor', { method: 'recovery', code: code! }, REDIRECT);
+    assert.equal(refused.status, 401);
+  });
+
+  it('a client requiring MFA: a password-only person is asked to enrol, and the app gets unmet_authentication_requirements', async () => {
+    const agent = new Agent();
+    const { page } = await password(agent, 'strict', 'bob');
+    assert.equal(page.status, 403);
+    assert.match(page.html, /href="\/account"/);
+    const back = await agent.submit(page, '/unmet', {}, REDIRECT);
+    const params = new URL(back.url).searchParams;
+    assert.equal(params.get('error'), 'unmet_authentication_requirements');
+  });
+
+  it('an app asking acr_values=mfa is treated the same; a person with a second factor gets acr mfa', async () => {
+    const bob = new Agent();
+    const { page } = await password(bob, 'app', 'bob', { acr_values: 'mfa' });
+    assert.equal(page.status, 403);
+    const back = await bob.submit(page, '/unmet', {}, REDIRECT);
+    assert.equal(new URL(back.url).searchParams.get('error'), 'unmet_authentication_requirements');
+
+    const alice = new Agent();
+    const { page: second, verifier } = await password(alice, 'app', 'alice', { acr_values: 'mfa' });
+    const done = await alice.submit(second, '/second-factor', { method: 'totp', code: codeFor(totpSecrets.alice!, 1) }, REDIRECT);
+    assert.equal((await claimsAt('app', done, verifier, alice)).acr, 'mfa');
+  });
+
+  it('an app asking acr_values=phr (phishing-resistant) is offered no codes: an authenticator-app code is refused', async () => {
+    const agent = new Agent();
+    const { page } = await password(agent, 'app', 'alice', { acr_values: 'phr' });
+    assert.match(page.html, /Confirm it is you/, `got ${page.url}`);
+    assert.doesNotMatch(page.html, /name="method" value="totp"/);
+    assert.match(page.html, /asks for a passkey/);
+    const refused = await agent.follow(`${server.url}${new URL(page.url).pathname}/second-factor`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ csrf: page.html.match(/name="csrf" value="([^"]+)"/)![1]!, method: 'totp', code: codeFor(totpSecrets.alice!, -1) }),
+    });
+    assert.equal(refused.status, 400);
+    assert.match(refused.html, /This application asks for a passkey\./);
+  });
+
+  it('step-up: a password session is asked to sign in again for a client requiring MFA; an MFA session is not, unless prompt=login', async () => {
+    const agent = new Agent();
+    const first = await password(agent, 'app', 'carol');
+    assert.equal((await claimsAt('app', first.page, first.verifier)).acr, 'pwd');
+    const carolSecret = await enrolTotp('carol');
+
+    const stepUp = await authorize(agent, 'strict');
+    assert.ok(isLogin(stepUp.page), 'the pwd session is not enough: the login page again');
+    const second = await signInSteps(agent, stepUp.page, { username: 'carol', password: PASSWORD, stopAt: REDIRECT });
+    const done = await agent.submit(second, '/second-factor', { method: 'totp', code: codeFor(carolSecret) }, REDIRECT);
+    const claims = await claimsAt('strict', done, stepUp.verifier, agent);
+    assert.equal(claims.acr, 'mfa');
+    assert.ok((claims.amr as string[]).includes('mfa'));
+
+    const sso = await authorize(agent, 'strict');
+    assert.equal((await claimsAt('strict', sso.page, sso.verifier, agent)).acr, 'mfa', 'the MFA session serves the strict client without a page');
+    const forced = await authorize(agent, 'strict', { prompt: 'login' });
+    assert.ok(isLogin(forced.page), 'prompt=login still forces a fresh sign-in');
+    const aged = await authorize(agent, 'app', { max_age: '0' });
+    assert.ok(isLogin(aged.page), 'max_age=0 still forces a fresh sign-in');
+  });
+
+  it('bad input: a second-factor form without the password step, with a bad method, or a forged CSRF token', async () => {
+    const agent = new Agent();
+    const { page } = await authorize(agent, 'app');
+    const uid = new URL(page.url).pathname.split('/')[2];
+    const csrf = page.html.match(/name="csrf" value="([^"]+)"/)![1]!;
+    const post = (path: string, fields: Record<string, string>) =>
+      agent.follow(`${server.url}/interaction/${uid}/${path}`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(fields) });
+    const early = await post('second-factor', { csrf, method: 'totp', code: '123456' });
+    assert.equal(early.status, 400);
+    assert.match(early.html, /not waiting for a second factor/);
+    const forged = await post('second-factor', { csrf: 'forged', method: 'totp', code: '123456' });
+    assert.equal(forged.status, 403);
+    for (const credential of ['{not json', 'null', '[]', '{"id":"x","response":{"userHandle":"../x"}}', '{"id":"x","type":"public-key","response":{"userHandle":"eA","clientDataJSON":"e30","authenticatorData":"AA","signature":"AA"}}']) {
+      const garbage = await post('passkey', { csrf, credential });
+      assert.equal(garbage.status, 401, credential);
+      assert.match(garbage.html, /passkey was not accepted/);
+    }
+    const second = await password(new Agent(), 'app', 'alice');
+    const badMethod = await new Agent().follow(second.page.url); // another browser: not its interaction
+    assert.equal(badMethod.status, 400);
+
+    const owner = new Agent();
+    const { page: factorPage } = await password(owner, 'app', 'alice');
+    assert.ok(isSecondFactor(factorPage));
+    const unknownMethod = await owner.submit(factorPage, '/second-factor', { method: 'sms', code: '123456' }, REDIRECT);
+    assert.equal(unknownMethod.status, 400);
+    assert.match(unknownMethod.html, /Enter the code/);
+  });
+
+  it('bad input on the account page: a broken passkey, a passkey that is not yours, a code without a pending set-up', async () => {
+    const agent = new Agent();
+    const page = await signInSteps(agent, await agent.follow(`${server.issuer}/account`), { username: 'bob', password: PASSWORD, login: 'required' });
+    assert.equal(page.url, `${server.issuer}/account`);
+    const csrf = formIn(page.html, '/account/recovery-codes').hidden.csrf!;
+    const post = (path: string, fields: Record<string, string>) =>
+      agent.follow(`${server.issuer}/account${path}`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ csrf, ...fields }) });
+    const broken = await post('/passkeys/add', { name: 'x', credential: '{"id":"x","response":{}}' });
+    assert.equal(broken.status, 400);
+    assert.match(broken.html, /could not be added/);
+    assert.equal((await post('/passkeys/add', { name: 'x', credential: 'not json' })).status, 400);
+    const notYours = await post('/passkeys/remove', { id: 'someone-elses' });
+    assert.equal(notYours.status, 404);
+    const noSetup = await post('/authenticator/confirm', { code: '123456' });
+    assert.equal(noSetup.status, 400);
+    assert.match(noSetup.html, /Start again/);
+    const forged = await agent.follow(`${server.issuer}/account/recovery-codes`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'csrf=forged' });
+    assert.equal(forged.status, 403);
+    assert.equal((await server.secondFactors.summary((await server.accounts.findByUsername('bob'))!.sub)).recoveryCodesLeft, 0);
+  });
+
+  it('metrics count uses and failures by method and outcome; log events name the person, never a code or secret', async () => {
+    const metrics = await (await fetch(server.metricsUrl!)).text();
+    const count = (series: string) => Number(metrics.split('\n').find((line) => line.startsWith(`${series} `))?.split(' ')[1] ?? 0);
+    assert.ok(count('latchkey_second_factor_total{method="totp",outcome="success"}') >= 3);
+    assert.ok(count('latchkey_second_factor_total{method="totp",outcome="replayed"}') >= 1);
+    assert.ok(count('latchkey_second_factor_total{method="totp",outcome="failure"}') >= 1);
+    assert.ok(count('latchkey_second_factor_total{method="totp",outcome="throttled"}') >= 1);
+    assert.ok(count('latchkey_second_factor_total{method="recovery_code",outcome="success"}') >= 1);
+    assert.ok(count('latchkey_second_factor_total{method="passkey",outcome="failure"}') >= 1);
+    const events = logLines.map((line) => (JSON.parse(line) as { event?: string }).event);
+    for (const event of ['second_factor.succeeded', 'second_factor.failed', 'second_factor.throttled', 'passkey.failed']) assert.ok(events.includes(event), event);
+    const everything = logLines.join('\n');
+    // A six-digit code counts only as a number of its own (not inside a longer one, such as a time).
+    const leaked = [...typed].filter((secret) => new RegExp(/^\d{6}$/.test(secret) ? `(?<!\\d)${secret}(?!\\d)` : secret).test(everything));
+    assert.deepEqual(leaked, [], 'no code or secret in the logs');
+  });
+});
