@@ -22,6 +22,7 @@ import type { RateLimits } from '../http/rate-limits.js';
 import { limitAnnouncedClients } from './patches/announced-client-limit.js';
 import { bareNotFound } from './bare-not-found.js';
 import { clientAuthenticationRequired } from './patches/client-auth-required.js';
+import { unauthorizedClientAnswers } from './patches/unauthorized-client.js';
 import { boundedClientAssertions } from './client-assertions.js';
 import { onlyIdTokensAsHints } from './patches/id-token-hints.js';
 import { postAsGet } from './post-methods.js';
@@ -377,6 +378,8 @@ function applyPatches(
   provider.use(new SessionActivity(kv, config.ttl.session).recordAtAuthorization(provider));
   provider.use(offlineAccessPrompt(provider.pathFor('authorization')));
   provider.use(clientAuthenticationRequired(new URL(config.issuer).host));
+  // RFC 6749 §5.2, §4.1.2.1: unauthorized_client for a grant or response type the client is not registered for.
+  provider.use(unauthorizedClientAnswers(provider));
   if (!config.registration.open) provider.use(singleUseInitialAccessTokens(provider, kv, config.issuer));
   provider.use(emptyJsonRevocationAnswer());
   provider.use(

@@ -4,6 +4,7 @@
  * review; the e2e and conformance suites then show whether its behaviour still holds.
  */
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -56,6 +57,16 @@ describe('patches on oidc-provider internals (src/provider/patches/)', () => {
 
   it('client-auth-required.ts: a request without client authentication fails with the description it matches', () => {
     assert.match(source('shared/client_auth.js'), /new InvalidRequest\('no client authentication mechanism provided'\)/);
+  });
+
+  it('unauthorized-client.ts: the grant-type refusals it rewrites, and Client#responseTypeAllowed is called only by the response_type check', () => {
+    assert.match(source('actions/token.js'), /if \(!ctx\.oidc\.client\.grantTypeAllowed\(ctx\.oidc\.params\.grant_type\)\) \{\s*throw new InvalidRequest\('requested grant type is not allowed for this client'\);/);
+    assert.match(source('actions/authorization/client.js'), /throw new InvalidRequest\(`\$\{grantType\} is not allowed for this client`\);/);
+    assert.equal(typeof (provider.Client.prototype as unknown as Record<string, unknown>).responseTypeAllowed, 'function');
+    const checks = source('actions/authorization/response_parameters.js');
+    assert.match(checks, /if \(!supported\.includes\(params\.response_type\)\) \{\s*throw new UnsupportedResponseType\(\);\s*\}\s*if \(!ctx\.oidc\.client\.responseTypeAllowed\(params\.response_type\)\)/);
+    const callers = execFileSync('grep', ['-rl', 'responseTypeAllowed(', join(ROOT, 'node_modules', 'oidc-provider', 'lib')], { encoding: 'utf8' }).trim().split('\n');
+    assert.deepEqual(callers.map((file) => file.split('/lib/')[1]).sort(), ['actions/authorization/response_parameters.js', 'models/client.js']);
   });
 
   it('announced-client-limit.ts: Client.find and Provider.ctx exist, and the routes it watches are oidc-provider route names', () => {
