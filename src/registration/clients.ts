@@ -9,6 +9,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Adapter } from 'oidc-provider';
+import { FIRST_PARTY_CLIENT_IDS } from '../http/first-party-sign-in.js';
 import type { ProviderInService } from '../provider-in-service.js';
 import { AdapterIndexes } from '../store/adapter.js';
 import type { Kv } from '../store/kv.js';
@@ -53,6 +54,8 @@ export class Clients {
 
   async add(metadata: ClientMetadata): Promise<ClientMetadata> {
     const id = metadata.client_id;
+    // Latchkey's own pages' clients, configured statically (and trusted without consent: provider/consents.ts).
+    if (FIRST_PARTY_CLIENT_IDS.includes(id)) throw new ClientError(`"${id}" is Latchkey's own client id`, 'conflict', 409);
     if (await this.#adapter.find(id)) throw new ClientError(`a client "${id}" exists already`, 'conflict', 409);
     await this.#validate(metadata);
     await this.#adapter.upsert(id, metadata, 0);
