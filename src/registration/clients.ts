@@ -9,7 +9,9 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Adapter } from 'oidc-provider';
+import type { Apis } from '../apis/apis.js';
 import { FIRST_PARTY_CLIENT_IDS } from '../http/first-party-sign-in.js';
+import { OFFERED_API_SCOPES } from './policy.js';
 import type { ProviderInService } from '../provider-in-service.js';
 import { AdapterIndexes } from '../store/adapter.js';
 import type { Kv } from '../store/kv.js';
@@ -45,6 +47,8 @@ export class Clients {
   constructor(
     private readonly kv: Kv,
     private readonly providers: ProviderInService,
+    /** The APIs whose scopes a client may register (runtime APIs); without it, only the static scopes. */
+    private readonly apis?: Pick<Apis, 'delegableScopes'>,
   ) {}
 
   /** The provider's own adapter: removing a client here runs the same hook as RFC 7592's DELETE. */
@@ -95,7 +99,11 @@ export class Clients {
   async #validate(metadata: ClientMetadata): Promise<void> {
     try {
       // Throws InvalidClientMetadata / InvalidRedirectUri with the provider's own description.
-      await (this.providers.current.Client as unknown as { validate(m: unknown): Promise<unknown> }).validate(metadata);
+      const Client = this.providers.current.Client as unknown as { new (metadata: unknown, ctx: unknown): unknown; validate(metadata: unknown): Promise<unknown> };
+      // The registration policy with the runtime APIs' scopes, which Client.validate cannot pass it
+      // (it gives the schema no context): see provider/patches/api-scopes-in-metadata.ts.
+      new Client(metadata, { state: { [OFFERED_API_SCOPES]: (await this.apis?.delegableScopes()) ?? [] } });
+      await Client.validate(metadata);
     } catch (error) {
       const { error: code, error_description: description } = error as { error?: string; error_description?: string };
       if (code) throw new ClientError(`${code}: ${description ?? ''}`.trim(), code, 400, description ?? code);

@@ -69,6 +69,17 @@ describe('patches on oidc-provider internals (src/provider/patches/)', () => {
     assert.deepEqual(callers.map((file) => file.split('/lib/')[1]).sort(), ['actions/authorization/response_parameters.js', 'models/client.js']);
   });
 
+  it('api-scopes-in-metadata.ts: the schema runs extraClientMetadata.validator before its checks, and scopes() refuses anything not static', () => {
+    const schema = source('helpers/client_schema.js');
+    assert.match(schema, /if \(processCustomMetadata\) \{\s*this\.#assign\(metadata\);\s*this\.processCustomMetadata\(ctx\);\s*this\.#initialize\(this\);/);
+    assert.match(schema, /scopes\(\) \{\s*if \(this\.scope\) \{\s*const parsed = new Set\(this\.scope\.split\(' '\)\);\s*parsed\.forEach\(\(scope\) => \{\s*if \(!scopes\.has\(scope\)\)/);
+    assert.equal(typeof (provider.Client as unknown as { Schema: { prototype: Record<string, unknown> } }).Schema.prototype.scopes, 'function');
+    // Loading a client passes no context (policy: already checked); registration passes the request's.
+    assert.match(source('models/client.js'), /static async find\(id\)[\s\S]*client = await addClient\(provider, properties\);/);
+    assert.match(source('actions/registration.js'), /addClient\(provider, properties, \{ store: true, ctx \}\)/);
+    assert.match(source('models/client.js'), /static async validate\(metadata\) \{\s*const client = new Client\(metadata\);/);
+  });
+
   it('announced-client-limit.ts: Client.find and Provider.ctx exist, and the routes it watches are oidc-provider route names', () => {
     assert.equal(typeof (provider.Client as unknown as Record<string, unknown>).find, 'function');
     assert.ok(Object.getOwnPropertyDescriptor(Provider, 'ctx')?.get, 'Provider.ctx is a getter');
