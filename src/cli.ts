@@ -97,7 +97,7 @@ async function grantRevocation(kv: Kv, settings: Config): Promise<GrantRevocatio
 /** oidc-provider is imported only by the commands that need it: the rest start faster. */
 async function clientsOn(kv: Kv, settings: Config): Promise<Clients> {
   const { Clients } = await import('./registration/clients.js');
-  return new Clients(kv, { current: await validatingProvider(kv, settings) });
+  return new Clients(kv, { current: await validatingProvider(kv, settings) }, apisOn(kv, settings));
 }
 
 /**

@@ -165,7 +165,7 @@ export async function serve(config: Config, logger: Logger = createLogger(config
   const { accounts, secondFactors, apis, consents, revocations, limits, federated, upstreams, upstreamClients, upstreamLogout, build } = providerFactory(config, kv, metrics);
   const verifier = keys.verifier();
   const providers = new ProviderHost(build(keys.ring, verifier));
-  await checkConfiguredClients(providers.current, config.clients.map((client) => client.client_id)).catch(async (error: unknown) => {
+  await checkConfiguredClients(providers.current, config.clients, await apis.delegableScopes()).catch(async (error: unknown) => {
     await keys.close();
     await kv.close();
     throw error;
@@ -173,7 +173,7 @@ export async function serve(config: Config, logger: Logger = createLogger(config
   keys.onChange((ring) => providers.replace(build(ring, verifier)));
   keys.start();
   // Our own routes take the host and use the provider in service per request.
-  const clients = new Clients(kv, providers);
+  const clients = new Clients(kv, providers, apis);
   const grants = new GrantRevocation(kv, revocations);
   const sessions = new AccountSessions(kv, providers, accounts);
 

@@ -3,7 +3,7 @@
  *
  * - From outside a request (admin API, CLI): every session of the person, found through the
  *   store's index of sessions by account, is ended.
- * - At use: a session that reaches the authorization endpoint or one of our own pages is
+ * - At use: a session that reaches the authorization endpoint, the device verification pages or one of our own pages is
  *   re-checked against the account, and ended when its person is disabled or gone. This also
  *   covers sessions the index does not know (made before it existed). Without it, oidc-provider
  *   takes such a session as signed in, its findAccount answers nothing, and its consent step
@@ -106,13 +106,16 @@ export class AccountSessions {
   }
 
   /**
-   * provider.use middleware: at the authorization endpoint (and its resume path), a session whose
-   * person is disabled or gone is ended before oidc-provider reads it.
+   * provider.use middleware: at the authorization endpoint and the device verification pages
+   * (RFC 8628 /device, each with its resume path), a session whose person is disabled or gone is
+   * ended before oidc-provider reads it: both sign a person in to an app from the session.
    */
   recheckAtAuthorization(provider: Provider): Middleware {
-    const path = provider.pathFor('authorization');
+    const paths = [provider.pathFor('authorization'), provider.pathFor('code_verification')];
+    // Under /device too, but a device's own endpoint, which no browser session reaches.
+    const deviceAuthorization = provider.pathFor('device_authorization');
     return async (ctx, next) => {
-      if (ctx.path === path || ctx.path.startsWith(`${path}/`)) await this.signedIn(provider, ctx);
+      if (ctx.path !== deviceAuthorization && paths.some((path) => ctx.path === path || ctx.path.startsWith(`${path}/`))) await this.signedIn(provider, ctx);
       return next();
     };
   }

@@ -91,6 +91,11 @@ export class Apis {
     return json ? (JSON.parse(json) as ApiDefinition) : undefined;
   }
 
+  /** The scopes a client may register in its `scope` metadata for APIs that are not privileged (those only operators grant). */
+  async delegableScopes(): Promise<string[]> {
+    return [...new Set((await this.list()).filter((api) => !api.privileged).flatMap((api) => api.scopes))];
+  }
+
   async list(): Promise<(ApiDefinition & { source: ApiSource })[]> {
     const stored = await Promise.all((await this.kv.members(APIS_KEY)).map((identifier) => this.find(identifier)));
     return [

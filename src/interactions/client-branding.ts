@@ -5,7 +5,7 @@
  *
  * The site-wide Content-Security-Policy (app.ts) allows images only from ourselves. A page that
  * shows a client's logo widens img-src, on that response only, by exactly the origin of that
- * client's registered logo_uri. The registration policy (registration/policy.ts) admits only
+ * client's registered logo_uri (http/image-origins.ts, which the account page uses too). The registration policy (registration/policy.ts) admits only
  * https URLs there, and http for loopback hosts (development); anything else is not shown.
  *
  * A client whose client_id is a URL (a Client ID Metadata Document, registration/
@@ -14,6 +14,7 @@
  */
 import type { Context } from 'koa';
 import type { Provider } from 'oidc-provider';
+import { allowImagesFrom, webUrl } from '../http/image-origins.js';
 
 type Client = NonNullable<Awaited<ReturnType<Provider['Client']['find']>>>;
 
@@ -24,17 +25,6 @@ export interface ClientBranding {
   readonly tosUri?: string;
   /** The host of a URL client_id: the one thing about such a client that is not self-asserted. */
   readonly domain?: string;
-}
-
-/** A registered web URL we may put in a page: http(s) only, never javascript: or data:. */
-function webUrl(value: unknown): URL | undefined {
-  if (typeof value !== 'string') return undefined;
-  try {
-    const url = new URL(value);
-    return url.protocol === 'https:' || url.protocol === 'http:' ? url : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 export function brandingOf(client: Client | undefined, clientId: string): ClientBranding {
@@ -50,10 +40,5 @@ export function brandingOf(client: Client | undefined, clientId: string): Client
 
 /** Adds the logo's origin to img-src of this response's Content-Security-Policy. */
 export function allowLogo(ctx: Context, branding: ClientBranding): void {
-  const csp = ctx.response.get('Content-Security-Policy');
-  if (!branding.logoUri || !csp) return;
-  const { origin } = new URL(branding.logoUri);
-  const directives = csp.split(';').map((directive) => directive.trim());
-  const widened = directives.map((directive) => (directive.split(' ')[0] === 'img-src' ? `${directive} ${origin}` : directive));
-  ctx.set('Content-Security-Policy', widened.join(';'));
+  allowImagesFrom(ctx, branding.logoUri ? [branding.logoUri] : []);
 }

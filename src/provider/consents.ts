@@ -13,6 +13,7 @@
  * listed while their grants live (see accounts/page/apps-section.ts).
  */
 import type { Grant, KoaContextWithOIDC } from 'oidc-provider';
+import { FIRST_PARTY_CLIENT_IDS } from '../http/first-party-sign-in.js';
 import type { Kv } from '../store/kv.js';
 
 interface Remembered {
@@ -71,6 +72,13 @@ export class Consents {
   /**
    * oidc-provider's loadExistingGrant: the session's grant for this client when it has one (and
    * it is this person's), else a new grant holding what the person allowed before.
+   *
+   * Latchkey's own pages (FIRST_PARTY_CLIENT_IDS) are Latchkey itself: signing in to them asks
+   * no consent, their grant is implicit, for exactly the OpenID scopes they requested (which
+   * the engine has already bounded by their `scope` metadata). Those ids are statically
+   * configured clients, and the engine resolves static clients before stored ones: a registered
+   * or CLI-added client cannot take one (registration/clients.ts refuses them; dynamic
+   * registration picks its own ids; a metadata document's id is a URL).
    */
   async loadExistingGrant(ctx: KoaContextWithOIDC): Promise<Grant | undefined> {
     const { client, session, provider, result } = ctx.oidc;
@@ -79,6 +87,12 @@ export class Consents {
     if (grantId) {
       const grant = await provider.Grant.find(grantId);
       if (grant && grant.accountId === session.accountId && grant.clientId === client.clientId) return grant;
+    }
+    if (FIRST_PARTY_CLIENT_IDS.includes(client.clientId)) {
+      const grant = new provider.Grant({ accountId: session.accountId, clientId: client.clientId });
+      grant.addOIDCScope([...ctx.oidc.requestParamOIDCScopes].join(' '));
+      await grant.save();
+      return grant;
     }
     const json = await this.kv.get(key(session.accountId, client.clientId));
     if (!json) return undefined;

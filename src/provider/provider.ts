@@ -25,6 +25,8 @@ import type { RateLimits } from '../http/rate-limits.js';
 import { limitAnnouncedClients } from './patches/announced-client-limit.js';
 import { bareNotFound } from './bare-not-found.js';
 import { clientAuthenticationRequired } from './patches/client-auth-required.js';
+import { unauthorizedClientAnswers } from './patches/unauthorized-client.js';
+import { apiScopesInMetadata } from './patches/api-scopes-in-metadata.js';
 import { boundedClientAssertions } from './client-assertions.js';
 import { onlyIdTokensAsHints } from './patches/id-token-hints.js';
 import { postAsGet } from './post-methods.js';
@@ -47,7 +49,7 @@ import { UserCodeThrottle, userCodeEntry } from './patches/user-code-entry.js';
 import { accountClient } from '../accounts/page/account-pages.js';
 import { FIRST_PARTY_CLIENT_IDS } from '../http/first-party-sign-in.js';
 import { singleUseInitialAccessTokens } from '../registration/initial-access-tokens.js';
-import { applyRequirements, enforcePolicy, type RegistrationPolicy } from '../registration/policy.js';
+import { ALREADY_CHECKED, applyRequirements, enforcePolicy, OFFERED_API_SCOPES, type RegistrationPolicy } from '../registration/policy.js';
 import type { Consents } from './consents.js';
 import { resourceServers } from '../apis/builtin.js';
 import { CLOCK_TOLERANCE } from '../lifetimes.js';
@@ -350,7 +352,10 @@ function clientMetadata(policy: RegistrationPolicy): Configuration {
         if (selfService && owner !== undefined && owner !== existingOwner) {
           throw new errors.InvalidClientMetadata('owner is set by Latchkey, not in a registration request');
         }
-        enforcePolicy(policy, metadata as Record<string, unknown>, selfService);
+        // A client being written is checked against the runtime APIs' scopes its writer read
+        // (patches/api-scopes-in-metadata.ts); one being loaded was checked when it was written.
+        const apiScopes = ctx === undefined ? ALREADY_CHECKED : (((ctx as { state?: Record<symbol, unknown> }).state?.[OFFERED_API_SCOPES] as string[] | undefined) ?? []);
+        enforcePolicy(policy, metadata as Record<string, unknown>, selfService, apiScopes);
         applyRequirements(policy, metadata as Record<string, unknown>);
       },
     },
@@ -380,7 +385,7 @@ function applyPatches(
   acceptPreviousSecrets(provider, kv);
   if (config.clientMetadataDocuments.enabled) {
     const outbound = createOutboundFetch(config.outbound);
-    const documents = new ClientMetadataDocuments(config.clientMetadataDocuments, outbound, new ClientMetadataDocumentCache(kv), policy);
+    const documents = new ClientMetadataDocuments(config.clientMetadataDocuments, outbound, new ClientMetadataDocumentCache(kv), policy, apis);
     resolveClientMetadataDocuments(provider, documents, config.outbound.allowPrivateNetworks);
   }
   // RFC 8628: `interval` and `slow_down` (device-polling.ts); /device entry throttled and without script (user-code-entry.ts).
@@ -404,6 +409,10 @@ function applyPatches(
   provider.use(upstreamEndSession((uid, destination) => upstreamLogout.redirectFor(uid, destination)));
   provider.use(offlineAccessPrompt(provider.pathFor('authorization')));
   provider.use(clientAuthenticationRequired(new URL(config.issuer).host));
+  // Runtime APIs' scopes in `scope` metadata, checked where dynamic registration writes a client.
+  provider.use(apiScopesInMetadata(provider, apis));
+  // RFC 6749 §5.2, §4.1.2.1: unauthorized_client for a grant or response type the client is not registered for.
+  provider.use(unauthorizedClientAnswers(provider));
   if (!config.registration.open) provider.use(singleUseInitialAccessTokens(provider, kv, config.issuer));
   provider.use(emptyJsonRevocationAnswer());
   provider.use(

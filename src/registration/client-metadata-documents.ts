@@ -21,6 +21,7 @@
  * traffic naming it.
  */
 import { errors } from 'oidc-provider';
+import type { Apis } from '../apis/apis.js';
 import type { Config } from '../config.js';
 import { OutboundError, type OutboundFetch } from '../http/outbound.js';
 import type { ClientMetadataDocumentCache } from '../store/client-metadata-documents.js';
@@ -77,7 +78,7 @@ function isObject(value: unknown): value is Record<string, unknown> {
 }
 
 /** The metadata Latchkey uses for the document at `url`, or DocumentRefused saying why not. */
-export function checkDocument(url: string, document: unknown, policy: RegistrationPolicy): Record<string, unknown> {
+export function checkDocument(url: string, document: unknown, policy: RegistrationPolicy, apiScopes: readonly string[] = []): Record<string, unknown> {
   if (!isObject(document)) throw new DocumentRefused('the client metadata document is not a JSON object');
   if (document.client_id !== url) throw new DocumentRefused('the client_id in the client metadata document is not the URL it was fetched from');
   if ('client_secret' in document || 'client_secret_expires_at' in document) {
@@ -107,7 +108,7 @@ export function checkDocument(url: string, document: unknown, policy: Registrati
     }
   }
   try {
-    enforcePolicy(policy, metadata, true);
+    enforcePolicy(policy, metadata, true, apiScopes);
   } catch (error) {
     if (error instanceof errors.InvalidClientMetadata) throw new DocumentRefused(error.error_description ?? error.message);
     throw error;
@@ -124,6 +125,8 @@ export class ClientMetadataDocuments {
     private readonly outbound: OutboundFetch,
     private readonly cache: ClientMetadataDocumentCache,
     private readonly policy: RegistrationPolicy,
+    /** Runtime APIs, whose scopes a document may name too (registration/policy.ts). */
+    private readonly apis?: Pick<Apis, 'delegableScopes'>,
   ) {}
 
   /** The checked metadata for a document URL (from the cache when fresh), or DocumentRefused. */
@@ -148,7 +151,7 @@ export class ClientMetadataDocuments {
     try {
       const response = await this.#fetch(url);
       ttl = cacheLifetime(response.headers, cacheMin, cacheMax);
-      metadata = checkDocument(url, response.document, this.policy);
+      metadata = checkDocument(url, response.document, this.policy, (await this.apis?.delegableScopes()) ?? []);
     } catch (error) {
       if (!(error instanceof DocumentRefused)) throw error;
       await this.cache.put(url, { refused: error.message }, cacheMin);

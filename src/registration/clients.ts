@@ -9,6 +9,9 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Adapter } from 'oidc-provider';
+import type { Apis } from '../apis/apis.js';
+import { FIRST_PARTY_CLIENT_IDS } from '../http/first-party-sign-in.js';
+import { OFFERED_API_SCOPES } from './policy.js';
 import type { ProviderInService } from '../provider-in-service.js';
 import { AdapterIndexes } from '../store/adapter.js';
 import type { Kv } from '../store/kv.js';
@@ -44,6 +47,8 @@ export class Clients {
   constructor(
     private readonly kv: Kv,
     private readonly providers: ProviderInService,
+    /** The APIs whose scopes a client may register (runtime APIs); without it, only the static scopes. */
+    private readonly apis?: Pick<Apis, 'delegableScopes'>,
   ) {}
 
   /** The provider's own adapter: removing a client here runs the same hook as RFC 7592's DELETE. */
@@ -53,6 +58,8 @@ export class Clients {
 
   async add(metadata: ClientMetadata): Promise<ClientMetadata> {
     const id = metadata.client_id;
+    // Latchkey's own pages' clients, configured statically (and trusted without consent: provider/consents.ts).
+    if (FIRST_PARTY_CLIENT_IDS.includes(id)) throw new ClientError(`"${id}" is Latchkey's own client id`, 'conflict', 409);
     if (await this.#adapter.find(id)) throw new ClientError(`a client "${id}" exists already`, 'conflict', 409);
     await this.#validate(metadata);
     await this.#adapter.upsert(id, metadata, 0);
@@ -92,7 +99,11 @@ export class Clients {
   async #validate(metadata: ClientMetadata): Promise<void> {
     try {
       // Throws InvalidClientMetadata / InvalidRedirectUri with the provider's own description.
-      await (this.providers.current.Client as unknown as { validate(m: unknown): Promise<unknown> }).validate(metadata);
+      const Client = this.providers.current.Client as unknown as { new (metadata: unknown, ctx: unknown): unknown; validate(metadata: unknown): Promise<unknown> };
+      // The registration policy with the runtime APIs' scopes, which Client.validate cannot pass it
+      // (it gives the schema no context): see provider/patches/api-scopes-in-metadata.ts.
+      new Client(metadata, { state: { [OFFERED_API_SCOPES]: (await this.apis?.delegableScopes()) ?? [] } });
+      await Client.validate(metadata);
     } catch (error) {
       const { error: code, error_description: description } = error as { error?: string; error_description?: string };
       if (code) throw new ClientError(`${code}: ${description ?? ''}`.trim(), code, 400, description ?? code);

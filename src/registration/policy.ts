@@ -64,8 +64,27 @@ function uris(metadata: Record<string, unknown>, name: string): string[] {
   return value;
 }
 
+/**
+ * Scopes in `scope` metadata beyond policy.scopes (the static ones oidc-provider knows): the
+ * scopes of APIs added at runtime (`latchkey apis add`), which live in the store. Where a client
+ * is written (dynamic registration, CLI, admin API, developer page) they are read and passed to
+ * enforcePolicy; a client loaded from the store or the configuration was checked when it was
+ * written (ALREADY_CHECKED). enforcePolicy leaves the runtime scopes it accepted on the metadata
+ * under API_SCOPES_SET_ASIDE, for provider/patches/api-scopes-in-metadata.ts to keep them past
+ * the engine's check of `scope` against its static scopes.
+ */
+export const ALREADY_CHECKED = 'already-checked';
+export const API_SCOPES_SET_ASIDE = Symbol('latchkey: runtime API scopes in scope metadata');
+/** Where a write path leaves the runtime APIs' scopes for the validator (on ctx.state, or a context of its own). */
+export const OFFERED_API_SCOPES = Symbol('latchkey: runtime API scopes offered');
+
 /** Throws the RFC 7591 error for the first rule the metadata breaks. */
-export function enforcePolicy(policy: RegistrationPolicy, metadata: Record<string, unknown>, selfService: boolean): void {
+export function enforcePolicy(
+  policy: RegistrationPolicy,
+  metadata: Record<string, unknown>,
+  selfService: boolean,
+  apiScopes: readonly string[] | typeof ALREADY_CHECKED = [],
+): void {
   const native = metadata.application_type === 'native';
   for (const uri of uris(metadata, 'redirect_uris')) {
     const problem = redirectUriProblem(uri, native);
@@ -96,12 +115,20 @@ export function enforcePolicy(policy: RegistrationPolicy, metadata: Record<strin
       `grant_types: ${DEVICE_CODE_GRANT} is only for devices and command-line tools; register them with application_type "native"`,
     );
   }
+  const setAside: string[] = [];
   for (const scope of typeof metadata.scope === 'string' ? metadata.scope.split(' ') : []) {
-    if (!policy.scopes.includes(scope)) throw new errors.InvalidClientMetadata(`scope "${scope}" is not offered here; allowed: ${policy.scopes.join(' ')}`);
-    if (selfService && policy.privilegedScopes.includes(scope)) {
-      throw new errors.InvalidClientMetadata(`scope "${scope}" is granted only by an operator`);
+    if (policy.scopes.includes(scope)) {
+      if (selfService && policy.privilegedScopes.includes(scope)) {
+        throw new errors.InvalidClientMetadata(`scope "${scope}" is granted only by an operator`);
+      }
+      continue;
     }
+    if (apiScopes !== ALREADY_CHECKED && !apiScopes.includes(scope)) {
+      throw new errors.InvalidClientMetadata(`scope "${scope}" is not offered here; allowed: ${[...policy.scopes, ...apiScopes].join(' ')}`);
+    }
+    setAside.push(scope);
   }
+  Object.defineProperty(metadata, API_SCOPES_SET_ASIDE, { value: setAside, configurable: true, enumerable: false });
   for (const name of WEB_URIS) {
     const value = metadata[name];
     if (value === undefined) continue;
@@ -120,11 +147,15 @@ export function enforcePolicy(policy: RegistrationPolicy, metadata: Record<strin
 /**
  * oidc-provider validates clients from the configuration only when one is first used; this loads
  * each at start, so a configured client that breaks the policy stops the server with one line
- * instead of failing a request later.
+ * instead of failing a request later. Its `scope` may name the runtime APIs' scopes (apiScopes):
+ * loading takes a client's scope as checked, so they are checked here first.
  */
-export async function checkConfiguredClients(provider: Provider, clientIds: readonly string[]): Promise<void> {
-  for (const id of clientIds) {
+export async function checkConfiguredClients(provider: Provider, clients: readonly Record<string, unknown>[], apiScopes: readonly string[]): Promise<void> {
+  const Client = provider.Client as unknown as new (metadata: Record<string, unknown>, ctx: unknown) => unknown;
+  for (const metadata of clients) {
+    const id = String(metadata.client_id);
     try {
+      new Client({ ...metadata }, { state: { [OFFERED_API_SCOPES]: apiScopes } });
       await provider.Client.find(id);
     } catch (error) {
       const description = (error as { error_description?: string }).error_description ?? (error as Error).message;

@@ -179,11 +179,3 @@ export class DPoPVerifier {
     return this.#nonces?.issue();
   }
 }
-
-/** A WWW-Authenticate value (RFC 6750 §3, RFC 9449 §7.1): both schemes' challenges, the failing one with its error. */
-export function challenge(algorithms: readonly string[], failure?: { code: string; scheme: 'Bearer' | 'DPoP' }): string {
-  const algs = `algs="${algorithms.join(' ')}"`;
-  if (!failure) return `Bearer, DPoP ${algs}`;
-  if (failure.scheme === 'DPoP') return `DPoP error="${failure.code}", ${algs}`;
-  return `Bearer error="${failure.code}", DPoP ${algs}`;
-}

@@ -22,7 +22,8 @@
  * Metadata and its challenge: protected-resource.ts.
  */
 import { createRemoteJWKSet, decodeProtectedHeader, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
-import { challenge, DPoPProblem, DPoPVerifier, type DPoPOptions, type DPoPRequest } from './dpop.js';
+import { wwwAuthenticate } from './challenge.js';
+import { DPoPProblem, DPoPVerifier, type DPoPOptions, type DPoPRequest } from './dpop.js';
 
 export { MemoryReplayStore, RotatingNonces, type DPoPOptions, type DPoPRequest, type NonceSource, type ReplayStore } from './dpop.js';
 
@@ -230,7 +231,13 @@ export class ResourceServer {
    */
   challenge(error?: TokenRejected): string {
     // RFC 6750 §3.1: a request with no token at all gets the challenges without an error code.
-    return challenge(this.#dpop.algorithms, error?.message === NO_TOKEN ? undefined : error);
+    const failure = error?.message === NO_TOKEN ? undefined : error;
+    return wwwAuthenticate({ error: failure?.code, scheme: failure?.scheme, dpopAlgorithms: this.#dpop.algorithms });
+  }
+
+  /** The DPoP algorithms this API accepts (Latchkey's): give them to createProtectedResource so that its challenges offer DPoP too. */
+  get dpopAlgorithms(): readonly string[] {
+    return this.#dpop.algorithms;
   }
 
   /** Whether verified claims are on the revocation list as last synced. */

@@ -16,9 +16,10 @@
  *   // node:http: if (api.serve(req, res)) return; ... api.reject(res, error, req)
  *   // Koa: app.use(api.koa()) serves the metadata and turns a TokenRejected thrown below into the challenge
  *
- * Framework-agnostic, no dependencies.
+ * Framework-agnostic, no dependencies (the challenge is built by challenge.ts, which has none either).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { wwwAuthenticate } from './challenge.js';
 
 export interface ProtectedResourceOptions {
   /**
@@ -40,7 +41,14 @@ export interface ProtectedResourceOptions {
   readonly resourceDocumentation?: string;
   readonly resourcePolicyUri?: string;
   readonly resourceTosUri?: string;
-  /** Further metadata members, e.g. `dpop_bound_access_tokens_required`. */
+  /**
+   * DPoP algorithms this API accepts (`dpop_signing_alg_values_supported`; ResourceServer's
+   * `dpopAlgorithms`): its challenges then offer the DPoP scheme beside Bearer (RFC 9449 §7.1).
+   */
+  readonly dpopSigningAlgValuesSupported?: readonly string[];
+  /** Only DPoP-bound tokens are accepted (`dpop_bound_access_tokens_required`): no Bearer challenge. */
+  readonly dpopBoundAccessTokensRequired?: boolean;
+  /** Further metadata members. */
   readonly extra?: Readonly<Record<string, unknown>>;
   /** Seconds clients may cache the metadata (Cache-Control max-age). Default 3600. */
   readonly maxAge?: number;
@@ -77,11 +85,6 @@ export interface HttpAnswer {
 
 const WELL_KNOWN = '/.well-known/oauth-protected-resource';
 const STATUS: Record<string, number> = { invalid_request: 400, invalid_token: 401, insufficient_scope: 403 };
-
-/** RFC 6750 §3: a quoted-string value may hold only %x20-21 / %x23-5B / %x5D-7E. */
-function quoted(value: string): string {
-  return `"${value.replace(/[^\x20\x21\x23-\x5b\x5d-\x7e]/g, ' ')}"`;
-}
 
 function isLoopbackHost(hostname: string): boolean {
   return hostname === 'localhost' || hostname === '[::1]' || /^127(\.\d{1,3}){3}$/.test(hostname);
@@ -123,6 +126,8 @@ export class ProtectedResource {
       resource_documentation: options.resourceDocumentation,
       resource_policy_uri: options.resourcePolicyUri,
       resource_tos_uri: options.resourceTosUri,
+      dpop_signing_alg_values_supported: options.dpopSigningAlgValuesSupported?.length ? [...options.dpopSigningAlgValuesSupported] : undefined,
+      dpop_bound_access_tokens_required: options.dpopBoundAccessTokensRequired,
     };
     this.metadata = {
       ...options.extra,
@@ -155,18 +160,23 @@ export class ProtectedResource {
   }
 
   /**
-   * The WWW-Authenticate value (RFC 6750 §3, RFC 9728 §5.1). Without a challenge (the request had
-   * no token) it carries no error, as RFC 6750 §3.1 asks; a TokenRejected is taken as it is (its
-   * `scheme`, when it has one, names the challenge's scheme).
+   * The WWW-Authenticate value (RFC 6750 §3, RFC 9728 §5.1, RFC 9449 §7.1; built in challenge.ts):
+   * Bearer, and DPoP when this API accepts it, each with resource_metadata. Without a challenge
+   * (the request had no token) it carries no error, as RFC 6750 §3.1 asks; a TokenRejected is
+   * taken as it is (its `scheme`, when it has one, names the failing scheme).
    */
   challenge(challenge?: Challenge | Error): string {
-    const { error, description, scope, scheme = 'Bearer' } = (challenge instanceof Error ? asChallenge(challenge) : challenge) ?? {};
-    const scopes = scope ?? this.#options.scopesRequired;
-    const params = [`resource_metadata=${quoted(this.metadataUrl)}`];
-    if (error) params.push(`error=${quoted(error)}`);
-    if (error && description) params.push(`error_description=${quoted(description)}`);
-    if (scopes?.length) params.push(`scope=${quoted(scopes.join(' '))}`);
-    return `${scheme} ${params.join(', ')}`;
+    const { error, description, scope, scheme } = (challenge instanceof Error ? asChallenge(challenge) : challenge) ?? {};
+    const dpopAlgorithms = this.#options.dpopSigningAlgValuesSupported ?? [];
+    return wwwAuthenticate({
+      error,
+      description,
+      scheme,
+      dpopAlgorithms,
+      bearer: !(this.#options.dpopBoundAccessTokensRequired && dpopAlgorithms.length),
+      resourceMetadata: this.metadataUrl,
+      scope: scope ?? this.#options.scopesRequired,
+    });
   }
 
   /** The whole refusal: 401 (403 for insufficient_scope, 400 for invalid_request), the challenge, a JSON body. */

@@ -107,11 +107,11 @@ describe('RFC 8628 device authorization grant', function () {
       assert.equal(answer.interval, INTERVAL);
     });
 
-    it('refuses a client not registered for the grant (invalid_request, as oidc-provider answers it), an unknown client (invalid_client)', async () => {
+    it('refuses a client not registered for the grant (unauthorized_client, RFC 6749 §5.2), an unknown client (invalid_client)', async () => {
       const web = await post(op.metadata.device_authorization_endpoint as string, {}, webAuth);
       assert.equal(web.status, 400);
       const refusal = (await web.json()) as { error: string; error_description: string };
-      assert.equal(refusal.error, 'invalid_request');
+      assert.equal(refusal.error, 'unauthorized_client');
       assert.match(refusal.error_description, /not allowed for this client/);
       const unknown = await post(op.metadata.device_authorization_endpoint as string, { client_id: 'nobody' });
       assert.equal(unknown.status, 401);
@@ -131,12 +131,12 @@ describe('RFC 8628 device authorization grant', function () {
       assert.equal((await poll(device_code)).body.error, 'slow_down');
     });
 
-    it('another client cannot poll, or slow down, a code: invalid_grant (invalid_request when not registered for the grant)', async () => {
+    it('another client cannot poll, or slow down, a code: invalid_grant (unauthorized_client when not registered for the grant)', async () => {
       const { device_code } = await authorize();
       const other = await post(op.metadata.token_endpoint!, { grant_type: DEVICE_GRANT, device_code, client_id: 'console' });
       assert.equal(((await other.json()) as { error: string }).error, 'invalid_grant');
       const web = await post(op.metadata.token_endpoint!, { grant_type: DEVICE_GRANT, device_code }, webAuth);
-      assert.equal(((await web.json()) as { error: string }).error, 'invalid_request');
+      assert.equal(((await web.json()) as { error: string }).error, 'unauthorized_client');
       assert.equal((await poll(device_code)).body.error, 'authorization_pending', 'its own first poll is not slowed down');
     });
 

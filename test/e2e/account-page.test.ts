@@ -10,6 +10,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { decodeJwt } from 'jose';
 import * as oidc from 'openid-client';
+import { ClientError, Clients } from '../../src/registration/clients.js';
 import { GRANT_CLAIM } from '../../src/revocation/list.js';
 import { Agent, formIn, type Page } from '../helpers/agent.js';
 import { isConsent, isLogin, signInSteps } from '../helpers/sign-in.js';
@@ -58,7 +59,7 @@ describe('e2e: the account page', function () {
       },
       machineClient(RS),
     ];
-    server = await startServer({ ownRedis: true, clients, env: { RESOURCE_SERVERS, OUTBOUND_ALLOW_PRIVATE_NETWORKS: 'true' } });
+    server = await startServer({ ownRedis: true, clients, env: { RESOURCE_SERVERS, OUTBOUND_ALLOW_PRIVATE_NETWORKS: 'true', REGISTRATION_OPEN: 'true' } });
     for (const name of ['alice', 'bob', 'carol', 'dave', 'erin']) await server.accounts.create(name, PASSWORD, { name: name[0]!.toUpperCase() + name.slice(1) });
     await grantFeed(server, RS.id);
     notes = await oidc.discovery(new URL(server.issuer), NOTES.id, NOTES.secret, oidc.ClientSecretBasic(NOTES.secret), { execute: [oidc.allowInsecureRequests] });
@@ -69,7 +70,8 @@ describe('e2e: the account page', function () {
   });
 
   async function signIn(username: string, agent = new Agent()): Promise<{ agent: Agent; page: Page }> {
-    const page = await signInSteps(agent, await agent.follow(`${server.issuer}/account`), { username, password: PASSWORD, login: 'required' });
+    // No consent step: the account page is Latchkey itself (provider/consents.ts).
+    const page = await signInSteps(agent, await agent.follow(`${server.issuer}/account`), { username, password: PASSWORD, login: 'required', consent: 'stop' });
     assert.equal(page.url, `${server.issuer}/account`, `expected the account page, got ${page.url} (${page.status})`);
     return { agent, page };
   }
@@ -120,6 +122,27 @@ describe('e2e: the account page', function () {
     assert.match(page.headers.get('content-security-policy') ?? '', /script-src 'self'/);
     // Only our own script files (passkey enrolment): no inline script, nothing from elsewhere.
     assert.doesNotMatch(page.html, /<script(?![^>]*\ssrc="\/static\/[\w-]+\.js")/);
+  });
+
+  it('signing in to the account page asks no consent, an app still does, and nobody can take the page\'s client id', async () => {
+    const { agent } = await signIn('dave');
+    const app = await authorize(agent);
+    assert.ok(isConsent(app.page), `an app asks for consent, got ${app.page.url}`);
+
+    await assert.rejects(new Clients(server.kv, server.providers).add({ client_id: 'latchkey-account', redirect_uris: [REDIRECT] }), (error: Error) => {
+      assert.ok(error instanceof ClientError);
+      assert.equal(error.status, 409);
+      return true;
+    });
+    const registered = await fetch(`${server.url}/reg`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ client_id: 'latchkey-account', redirect_uris: [REDIRECT], token_endpoint_auth_method: 'none' }),
+    });
+    assert.equal(registered.status, 201);
+    assert.notEqual(((await registered.json()) as { client_id: string }).client_id, 'latchkey-account');
+    // Whatever the store holds, the configured first-party client is the one the provider resolves.
+    assert.deepEqual(((await server.provider.Client.find('latchkey-account'))?.redirectUris), [`${server.issuer}/account/callback`]);
   });
 
   it('signs out a person who was disabled since, and sends them to sign in', async () => {

@@ -43,8 +43,7 @@ describe('e2e (Chromium): the developer page', function () {
     await page.fill('input[name="username"]', username);
     await page.fill('input[name="password"]', PASSWORD);
     await page.click('button:has-text("Sign in")');
-    await page.waitForSelector('text=Allow access?');
-    await page.click('button:has-text("Allow")');
+    // Straight back, no consent page: the developer page is Latchkey itself (provider/consents.ts).
     await page.waitForURL(`${server.issuer}/developer`);
     assert.match(await page.locator('h1').innerText(), /Your apps/);
     return { context, page };

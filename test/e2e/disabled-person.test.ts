@@ -25,6 +25,7 @@ const APP_SECRET = 'app-client-secret-with-plenty-of-entropy-0123456789';
 const OPS_SECRET = 'ops-client-secret-with-plenty-of-entropy-0123456789';
 const REDIRECT = 'https://app.example.test/callback';
 const BACKCHANNEL_EVENT = 'http://schemas.openid.net/event/backchannel-logout';
+const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
 
 /** Collects the logout tokens posted to it. */
 async function startReceiver(): Promise<{ url: string; tokens: string[]; server: Server }> {
@@ -62,13 +63,14 @@ describe('e2e: disabling a person ends their sessions everywhere (issue 19.2)', 
         backchannel_logout_session_required: true,
       },
       { client_id: 'ops', client_secret: OPS_SECRET, grant_types: ['client_credentials'], response_types: [], redirect_uris: [], scope: 'admin' },
+      { client_id: 'tv', application_type: 'native', token_endpoint_auth_method: 'none', grant_types: [DEVICE_GRANT], response_types: [], redirect_uris: [] },
     ];
     const port = await freePort();
     const settings = { redisUrl: redis.url, dir, port, env: { CLIENTS: JSON.stringify(clients), OUTBOUND_ALLOW_PRIVATE_NETWORKS: 'true' } };
     env = testEnv(dir, port, settings);
     server = await startServer(settings);
     await server.apis.grant('ops', `${server.issuer}/admin`, { scopes: ['admin'] });
-    for (const name of ['alice', 'bob', 'carol', 'dora', 'erin', 'frank']) await server.accounts.create(name, PASSWORD);
+    for (const name of ['alice', 'bob', 'carol', 'dora', 'erin', 'frank', 'gina']) await server.accounts.create(name, PASSWORD);
     app = await oidc.discovery(new URL(server.issuer), 'app', APP_SECRET, undefined, { execute: [oidc.allowInsecureRequests] });
   });
   after(async () => {
@@ -203,6 +205,26 @@ describe('e2e: disabling a person ends their sessions everywhere (issue 19.2)', 
     assert.deepEqual(await developerApps(accountId), []);
     assert.doesNotMatch((await agent.follow(`${server.issuer}/developer`)).html, /Your apps/);
     assert.ok((await authorize(agent)).html.includes('name="password"'));
+  });
+
+  it('a stale session the index does not know, at /device: ended there, the device is connected only after signing in again', async () => {
+    const { agent } = await signedInEverywhere('gina');
+    const accountId = await sub('gina');
+    await new AdapterIndexes(server.kv).forgetSessions(accountId);
+    await server.accounts.setDisabled('gina', true);
+    const started = await fetch(`${server.url}/device/auth`, { method: 'POST', body: new URLSearchParams({ client_id: 'tv', scope: 'openid' }) });
+    const { user_code } = (await started.json()) as { user_code: string };
+
+    // The entry page re-checks the session as /auth does: gina is signed out there.
+    const entry = await agent.follow(`${server.issuer}/device`);
+    assert.equal(entry.status, 200);
+    assert.ok(await logoutTokenFor(accountId), 'ended at /device, with a logout token to the app');
+    await server.accounts.setDisabled('gina', false);
+    const confirm = await agent.submit(entry, '/device', { user_code });
+    assert.match(confirm.html, /name="confirm"/, `the confirmation page, got ${confirm.status} ${confirm.url}`);
+    const next = await agent.submit(confirm, '/device', { confirm: 'yes' });
+    assert.equal(next.status, 200, `${next.status} ${next.url}`);
+    assert.ok(next.html.includes('name="password"'), `asked to sign in again, got ${next.url}`);
   });
 
   it('a person disabled while the consent page is open gets an error page, and nothing is granted', async () => {

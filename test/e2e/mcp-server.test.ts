@@ -95,6 +95,10 @@ describe('e2e: an MCP client discovers Latchkey from a 401 and registers both wa
       () => assert.fail('expected a challenge'),
       (error: unknown) => {
         assert.ok(error instanceof oauth.WWWAuthenticateChallengeError);
+        // DPoP is accepted too (RFC 9449 §7.1): its challenge names its algorithms and the same metadata.
+        const dpop = error.cause.find((c) => c.scheme === 'dpop');
+        assert.ok(dpop?.parameters.algs, JSON.stringify(error.cause));
+        assert.equal(dpop.parameters.resource_metadata, error.cause.find((c) => c.scheme === 'bearer')?.parameters.resource_metadata);
         return error.cause.find((c) => c.scheme === 'bearer')!;
       },
     );

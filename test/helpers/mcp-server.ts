@@ -56,6 +56,8 @@ export async function startMcpServer(options: McpServerOptions): Promise<McpServ
     scopesSupported: [MCP_SCOPE],
     scopesRequired: [MCP_SCOPE],
     resourceName: 'Example MCP server',
+    // DPoP-bound tokens are verified too: the challenges offer DPoP beside Bearer.
+    dpopSigningAlgValuesSupported: tokens.dpopAlgorithms,
   });
 
   const server: Server = createServer((req, res) => {

@@ -69,6 +69,29 @@ describe('protected resource metadata (RFC 9728)', () => {
     assert.match(dpop.headers['www-authenticate']!, /^DPoP resource_metadata="[^"]+", error="invalid_dpop_proof"/);
   });
 
+  it('with DPoP accepted, the 401 offers both schemes, each with resource_metadata; a DPoP failure only the DPoP one (RFC 9449 §7.1)', () => {
+    const both = createProtectedResource({
+      resource: 'https://mcp.example.com/mcp',
+      authorizationServers: ['https://id.example.com'],
+      scopesRequired: ['tools:read'],
+      dpopSigningAlgValuesSupported: ['ES256', 'EdDSA'],
+    });
+    assert.deepEqual(JSON.parse(both.answer('GET', both.metadataPath)!.body).dpop_signing_alg_values_supported, ['ES256', 'EdDSA']);
+    const metadata = 'resource_metadata="https://mcp.example.com/.well-known/oauth-protected-resource/mcp"';
+    assert.equal(both.unauthorized().headers['www-authenticate'], `Bearer ${metadata}, scope="tools:read", DPoP ${metadata}, scope="tools:read", algs="ES256 EdDSA"`);
+    assert.equal(
+      both.unauthorized(new TokenRejected('expired')).headers['www-authenticate'],
+      `Bearer ${metadata}, error="invalid_token", error_description="expired", scope="tools:read", DPoP ${metadata}, scope="tools:read", algs="ES256 EdDSA"`,
+    );
+    assert.equal(
+      both.unauthorized(new TokenRejected('DPoP proof: replayed', 'invalid_dpop_proof', 'DPoP')).headers['www-authenticate'],
+      `DPoP ${metadata}, error="invalid_dpop_proof", error_description="DPoP proof: replayed", scope="tools:read", algs="ES256 EdDSA"`,
+    );
+    const bound = createProtectedResource({ resource: 'https://mcp.example.com/mcp', authorizationServers: ['https://id.example.com'], dpopSigningAlgValuesSupported: ['ES256'], dpopBoundAccessTokensRequired: true });
+    assert.equal(JSON.parse(bound.answer('GET', bound.metadataPath)!.body).dpop_bound_access_tokens_required, true);
+    assert.equal(bound.unauthorized().headers['www-authenticate'], `DPoP ${metadata}, algs="ES256"`);
+  });
+
   it('Koa: serves the metadata and turns a TokenRejected into the challenge, plain when no token was sent', async () => {
     const app = new Koa();
     app.use(api.koa());

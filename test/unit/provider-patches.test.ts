@@ -4,6 +4,7 @@
  * review; the e2e and conformance suites then show whether its behaviour still holds.
  */
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -56,6 +57,27 @@ describe('patches on oidc-provider internals (src/provider/patches/)', () => {
 
   it('client-auth-required.ts: a request without client authentication fails with the description it matches', () => {
     assert.match(source('shared/client_auth.js'), /new InvalidRequest\('no client authentication mechanism provided'\)/);
+  });
+
+  it('unauthorized-client.ts: the grant-type refusals it rewrites, and Client#responseTypeAllowed is called only by the response_type check', () => {
+    assert.match(source('actions/token.js'), /if \(!ctx\.oidc\.client\.grantTypeAllowed\(ctx\.oidc\.params\.grant_type\)\) \{\s*throw new InvalidRequest\('requested grant type is not allowed for this client'\);/);
+    assert.match(source('actions/authorization/client.js'), /throw new InvalidRequest\(`\$\{grantType\} is not allowed for this client`\);/);
+    assert.equal(typeof (provider.Client.prototype as unknown as Record<string, unknown>).responseTypeAllowed, 'function');
+    const checks = source('actions/authorization/response_parameters.js');
+    assert.match(checks, /if \(!supported\.includes\(params\.response_type\)\) \{\s*throw new UnsupportedResponseType\(\);\s*\}\s*if \(!ctx\.oidc\.client\.responseTypeAllowed\(params\.response_type\)\)/);
+    const callers = execFileSync('grep', ['-rl', 'responseTypeAllowed(', join(ROOT, 'node_modules', 'oidc-provider', 'lib')], { encoding: 'utf8' }).trim().split('\n');
+    assert.deepEqual(callers.map((file) => file.split('/lib/')[1]).sort(), ['actions/authorization/response_parameters.js', 'models/client.js']);
+  });
+
+  it('api-scopes-in-metadata.ts: the schema runs extraClientMetadata.validator before its checks, and scopes() refuses anything not static', () => {
+    const schema = source('helpers/client_schema.js');
+    assert.match(schema, /if \(processCustomMetadata\) \{\s*this\.#assign\(metadata\);\s*this\.processCustomMetadata\(ctx\);\s*this\.#initialize\(this\);/);
+    assert.match(schema, /scopes\(\) \{\s*if \(this\.scope\) \{\s*const parsed = new Set\(this\.scope\.split\(' '\)\);\s*parsed\.forEach\(\(scope\) => \{\s*if \(!scopes\.has\(scope\)\)/);
+    assert.equal(typeof (provider.Client as unknown as { Schema: { prototype: Record<string, unknown> } }).Schema.prototype.scopes, 'function');
+    // Loading a client passes no context (policy: already checked); registration passes the request's.
+    assert.match(source('models/client.js'), /static async find\(id\)[\s\S]*client = await addClient\(provider, properties\);/);
+    assert.match(source('actions/registration.js'), /addClient\(provider, properties, \{ store: true, ctx \}\)/);
+    assert.match(source('models/client.js'), /static async validate\(metadata\) \{\s*const client = new Client\(metadata\);/);
   });
 
   it('announced-client-limit.ts: Client.find and Provider.ctx exist, and the routes it watches are oidc-provider route names', () => {

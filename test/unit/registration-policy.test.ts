@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { errors } from 'oidc-provider';
-import { applyRequirements, DEVICE_CODE_GRANT, enforcePolicy, isLoopback, type RegistrationPolicy } from '../../src/registration/policy.js';
+import { ALREADY_CHECKED, API_SCOPES_SET_ASIDE, applyRequirements, DEVICE_CODE_GRANT, enforcePolicy, isLoopback, type RegistrationPolicy } from '../../src/registration/policy.js';
 
 const POLICY: RegistrationPolicy = {
   authMethods: ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'],
@@ -65,6 +65,18 @@ describe('registration policy', () => {
     assert.match(refusal(web({ scope: 'openid payroll' })), /^scope "payroll" is not offered here/);
     assert.equal(refusal(web({ scope: 'openid admin' }), true), 'scope "admin" is granted only by an operator');
     enforcePolicy(POLICY, web({ scope: 'openid admin' }), false);
+  });
+
+  it('takes the runtime APIs\' scopes it is given, and sets them aside for the engine; a loaded client\'s scope was checked before', () => {
+    const metadata = web({ scope: 'openid ledger:read' });
+    enforcePolicy(POLICY, metadata, true, ['ledger:read']);
+    assert.deepEqual((metadata as Record<symbol, unknown>)[API_SCOPES_SET_ASIDE], ['ledger:read']);
+    assert.throws(
+      () => enforcePolicy(POLICY, web({ scope: 'openid ledger:write' }), true, ['ledger:read']),
+      (error: errors.InvalidClientMetadata) => /^scope "ledger:write" is not offered here/.test(error.error_description ?? ''),
+    );
+    enforcePolicy(POLICY, web({ scope: 'openid payroll' }), true, ALREADY_CHECKED);
+    assert.equal(refusal(web({ scope: 'openid admin' }), true), 'scope "admin" is granted only by an operator');
   });
 
   it('requires https (or loopback http) for the URLs a person is shown', () => {

@@ -4,7 +4,11 @@
  * exercised end to end in test/e2e/dpop-par.test.ts.
  */
 import assert from 'node:assert/strict';
-import { challenge, MemoryReplayStore, RotatingNonces } from '../../src/resource-server/dpop.js';
+import { wwwAuthenticate } from '../../src/resource-server/challenge.js';
+import { MemoryReplayStore, RotatingNonces } from '../../src/resource-server/dpop.js';
+
+const challenge = (algorithms: readonly string[], failure?: { code: string; scheme: 'Bearer' | 'DPoP' }) =>
+  wwwAuthenticate({ dpopAlgorithms: algorithms, error: failure?.code, scheme: failure?.scheme });
 
 const later = () => Math.floor(Date.now() / 1000) + 600;
 

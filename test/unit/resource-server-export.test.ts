@@ -21,9 +21,10 @@ describe('package export: latchkey/resource-server', () => {
     assert.deepEqual(exports, ['MemoryReplayStore', 'ProtectedResource', 'ResourceServer', 'RotatingNonces', 'TokenRejected', 'createProtectedResource', 'createResourceServer']);
     assert.equal(new URL(resolved).pathname, built);
     const importsOf = (file: string) => [...readFileSync(file, 'utf8').matchAll(/^import .* from '([^']+)';$/gm)].map((match) => match[1]);
-    assert.deepEqual(importsOf(built), ['jose', './dpop.js']);
+    assert.deepEqual(importsOf(built), ['jose', './challenge.js', './dpop.js']);
     assert.deepEqual(importsOf(join(ROOT, 'dist', 'resource-server', 'dpop.js')), ['node:crypto', 'jose']);
-    // RFC 9728 (protected-resource.ts) comes along and imports nothing at all.
-    assert.doesNotMatch(readFileSync(join(ROOT, 'dist', 'resource-server', 'protected-resource.js'), 'utf8'), /^import /m);
+    // RFC 9728 (protected-resource.ts) comes along and imports only the shared challenge builder, which imports nothing at all.
+    assert.deepEqual(importsOf(join(ROOT, 'dist', 'resource-server', 'protected-resource.js')), ['./challenge.js']);
+    assert.doesNotMatch(readFileSync(join(ROOT, 'dist', 'resource-server', 'challenge.js'), 'utf8'), /^import /m);
   });
 });

@@ -9,7 +9,7 @@
  * consent, so that the app must ask again before it can act for the person.
  */
 import type { Provider } from 'oidc-provider';
-import { allowImagesFrom, imageUrl } from '../../http/image-origins.js';
+import { allowImagesFrom, webUrl } from '../../http/image-origins.js';
 import type { Logger } from '../../ops/logger.js';
 import type { ProviderInService } from '../../provider-in-service.js';
 import type { GrantRevocation } from '../../revocation/grants.js';
@@ -67,7 +67,7 @@ export function appsSection({ providers, grants, consents, firstParty, logger }:
             return {
               clientId,
               name: client.clientName ?? clientId,
-              logoUri: imageUrl(client.metadata().logo_uri),
+              logoUri: webUrl(client.metadata().logo_uri)?.href,
               permissions: [...scopes].map((scope) => SCOPE_WORDS[scope] ?? scope),
               since: at && when(at),
             };

@@ -1,0 +1,46 @@
+/**
+ * Other sites' images under the strict CSP (src/http/image-origins.ts), the one place both the
+ * account page's app logos and the login, consent and device pages' logo (interactions/
+ * client-branding.ts) go through: only http(s) URLs, and img-src widened by exactly their origins.
+ */
+import assert from 'node:assert/strict';
+import { IncomingMessage, ServerResponse } from 'node:http';
+import { Socket } from 'node:net';
+import Koa, { type Context } from 'koa';
+import { allowImagesFrom, webUrl } from '../../src/http/image-origins.js';
+import { allowLogo } from '../../src/interactions/client-branding.js';
+
+const CSP = "default-src 'self'; img-src 'self' data:; script-src 'self'";
+
+function context(csp = CSP): Context {
+  const req = new IncomingMessage(new Socket());
+  const ctx = new Koa().createContext(req, new ServerResponse(req));
+  if (csp) ctx.set('Content-Security-Policy', csp);
+  return ctx;
+}
+
+describe('image origins under the CSP', () => {
+  it('shows only http(s) URLs', () => {
+    assert.equal(webUrl('https://cdn.example.test/logo.png')?.href, 'https://cdn.example.test/logo.png');
+    assert.equal(webUrl('http://127.0.0.1:8080/logo.png')?.origin, 'http://127.0.0.1:8080');
+    for (const bad of ['javascript:alert(1)', 'data:image/png;base64,AAAA', 'not a url', 42, undefined]) assert.equal(webUrl(bad), undefined, String(bad));
+  });
+
+  it('widens img-src alone, by each origin once', () => {
+    const ctx = context();
+    allowImagesFrom(ctx, ['https://a.example.test/1.png', 'https://a.example.test/2.png', 'https://b.example.test/x.svg']);
+    assert.equal(ctx.response.get('Content-Security-Policy'), "default-src 'self';img-src 'self' data: https://a.example.test https://b.example.test;script-src 'self'");
+    const none = context();
+    allowImagesFrom(none, []);
+    assert.equal(none.response.get('Content-Security-Policy'), CSP);
+  });
+
+  it('a client logo on the sign-in pages goes through the same widening', () => {
+    const ctx = context();
+    allowLogo(ctx, { name: 'Notes', logoUri: 'https://cdn.notes.example.test/logo.png' });
+    assert.equal(ctx.response.get('Content-Security-Policy'), "default-src 'self';img-src 'self' data: https://cdn.notes.example.test;script-src 'self'");
+    const without = context();
+    allowLogo(without, { name: 'Notes' });
+    assert.equal(without.response.get('Content-Security-Policy'), CSP);
+  });
+});
