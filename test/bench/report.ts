@@ -351,7 +351,7 @@ export function markdown(report: Report): string {
     out.push('## Redis per request', '');
     out.push(
       'One iteration at a time on one connection. Round trips: Redis socket reads per request (commands that ioredis pipelines together count once). ' +
-        'Commands: what MONITOR saw (commands inside a Lua script in parentheses). ' +
+        'Commands: what Redis ran (INFO commandstats deltas; the commands a Lua script runs are counted as well as its EVALSHA). ' +
         'Stored: keys the iterations created, by MEMORY USAGE. Redis-bound ceiling: redis-benchmark GET/s ÷ commands per iteration.',
       '',
     );
