@@ -83,7 +83,7 @@ function registrationPolicy(config: Config): RegistrationPolicy {
 }
 
 /** Where everything persists, and what ends with a grant or a client. */
-function storage({ config, kv, apis, revocations }: ProviderDependencies): Configuration {
+function storage({ config, kv, apis, revocations, accounts }: ProviderDependencies): Configuration {
   const grants = new GrantRevocation(kv, revocations);
   return {
     // Whenever oidc-provider revokes a grant (refresh token reuse, code replay, sign-out, the
@@ -102,6 +102,8 @@ function storage({ config, kv, apis, revocations }: ProviderDependencies): Confi
           await grants.clientRemoved(clientId);
           await apis.forgetClient(clientId);
         },
+        // A token request's code or refresh token names the account it will look up next.
+        accountAhead: (accountId) => accounts.readAhead(accountId),
       },
       { refreshReuseGrace: config.ttl.refreshReuseGrace },
     ),

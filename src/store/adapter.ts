@@ -16,7 +16,7 @@
  *                           record keys of a client's registration access tokens, deleted with the client
  * No operation spans two keys, so the layout works unchanged on Redis Cluster.
  */
-import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
+import { errors, Provider, type Adapter, type AdapterPayload } from 'oidc-provider';
 import type { Kv } from './kv.js';
 
 /** Models whose records belong to a grant and die with it. */
@@ -58,6 +58,11 @@ export interface AdapterHooks {
    * way it was removed (RFC 7592, admin API, developer page, CLI), it goes through here.
    */
   clientRemoved?(clientId: string): Promise<unknown>;
+  /**
+   * A token request presented a record of this person: start reading what the request will read
+   * of them (their account), alongside the record's grant and session (see readAheadFor).
+   */
+  accountAhead?(accountId: string): void;
 }
 
 /** Epoch seconds with milliseconds: when a record is consumed (the reuse grace is measured in it). */
@@ -111,10 +116,25 @@ class KvAdapter implements Adapter {
     await Promise.all(writes);
   }
 
+  /**
+   * On the token endpoint, a code or refresh token (or any grant's single-use artifact) is followed
+   * by reads of its session (by uid), its grant and its account, one after another in
+   * oidc-provider: start them now, together (store/read-ahead.ts).
+   */
+  private readAheadFor(payload: AdapterPayload) {
+    if (!this.kv.readAhead || !GRANTABLE.has(this.model) || Provider.ctx?.oidc?.route !== 'token') return;
+    this.kv.readAhead({
+      ...(payload.grantId ? { records: [recordKey('Grant', payload.grantId)] } : {}),
+      ...(payload.sessionUid && payload.expiresWithSession ? { indexed: [{ index: uidKey(payload.sessionUid), prefix: recordKey('Session', '') }] } : {}),
+    });
+    if (typeof payload.accountId === 'string') this.hooks.accountAhead?.(payload.accountId);
+  }
+
   async find(id: string): Promise<AdapterPayload | undefined> {
     const record = await this.kv.getRecord(recordKey(this.model, id));
     if (!record) return undefined;
     const payload = JSON.parse(record.payload) as AdapterPayload;
+    this.readAheadFor(payload);
     // Within the reuse grace, oidc-provider is shown an unspent token, so it rotates it again
     // (consume() below lets it) instead of treating it as a replay.
     if (record.consumed === undefined || this.withinReuseGrace(record.consumed)) return payload;
