@@ -27,6 +27,7 @@ import { accountClaims, ID_TOKEN_CLAIMS_PROPERTY, validateIdTokenClaimsSetting }
 import { consentOnlyIfNeeded, CONSENT_IF_NEEDED, offlineAccessPrompt } from './patches/offline-access.js';
 import { rotateRefreshTokenAfterChecks } from './refresh-rotation.js';
 import { emptyJsonRevocationAnswer } from './patches/revocation-response.js';
+import { settleDeferredConsumption } from './patches/deferred-consumption.js';
 import { refuseHintsOfRevokedKeys } from './patches/revoked-key-hints.js';
 import { ADMIN_SCOPES } from '../apis/admin-resource.js';
 import { acceptPreviousSecrets } from './patches/previous-secrets.js';
@@ -333,6 +334,8 @@ function applyPatches(provider: Provider, { config, kv, verifier, accounts, apis
     }),
   );
   provider.use(deletedClientsAtIntrospection(revocations));
+  // Innermost: a token request's consumption and new records go out together (see the patch).
+  provider.use(settleDeferredConsumption(provider));
 }
 
 /**

@@ -17,7 +17,7 @@
  * No operation spans two keys, so the layout works unchanged on Redis Cluster.
  */
 import { errors, Provider, type Adapter, type AdapterPayload } from 'oidc-provider';
-import type { Kv } from './kv.js';
+import type { ConsumeOutcome, Kv } from './kv.js';
 
 /** Models whose records belong to a grant and die with it. */
 const GRANTABLE = new Set([
@@ -65,6 +65,23 @@ export interface AdapterHooks {
   accountAhead?(accountId: string): void;
 }
 
+/**
+ * A token request's consumption of its code or refresh token, and the records it then writes, held
+ * back until the request's answer is ready and sent to the store together (one round trip):
+ * see settleTokenRequest.
+ */
+interface Deferred {
+  readonly consumptions: { readonly adapter: KvAdapter; readonly id: string; readonly at: number }[];
+  readonly writes: { readonly keys: readonly string[]; readonly write: () => Promise<unknown> }[];
+}
+const deferredByRequest = new WeakMap<object, Deferred>();
+
+/** The token request in progress (oidc-provider's context), where consumption is deferred. */
+function tokenRequest(): object | undefined {
+  const ctx = Provider.ctx;
+  return ctx?.oidc?.route === 'token' ? ctx : undefined;
+}
+
 /** Epoch seconds with milliseconds: when a record is consumed (the reuse grace is measured in it). */
 const now = () => Date.now() / 1000;
 
@@ -97,7 +114,8 @@ class KvAdapter implements Adapter {
     return this.model === 'RefreshToken' && now() - consumed < (this.options.refreshReuseGrace ?? 0);
   }
 
-  async upsert(id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {
+  /** The store writes of an upsert, started now. */
+  private write(id: string, payload: AdapterPayload, expiresIn: number): Promise<unknown> {
     const key = recordKey(this.model, id);
     const ttl = expiresIn ? expiresIn + this.grace : undefined;
     const writes = [this.kv.putRecord(key, JSON.stringify(payload), ttl)];
@@ -113,7 +131,17 @@ class KvAdapter implements Adapter {
       if (typeof payload.accountId === 'string') writes.push(this.kv.addToSet(accountGrantsKey(payload.accountId), id, ttl));
       if (typeof payload.clientId === 'string') writes.push(this.kv.addToSet(clientGrantsKey(payload.clientId), id, ttl));
     }
-    await Promise.all(writes);
+    return Promise.all(writes);
+  }
+
+  async upsert(id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {
+    // After the request consumed its code or refresh token: held back to go out with that.
+    const deferred = deferredFor(tokenRequest());
+    if (deferred) {
+      deferred.writes.push({ keys: [recordKey(this.model, id)], write: () => this.write(id, payload, expiresIn) });
+      return;
+    }
+    await this.write(id, payload, expiresIn);
   }
 
   /**
@@ -131,6 +159,7 @@ class KvAdapter implements Adapter {
   }
 
   async find(id: string): Promise<AdapterPayload | undefined> {
+    await settleFirst();
     const record = await this.kv.getRecord(recordKey(this.model, id));
     if (!record) return undefined;
     const payload = JSON.parse(record.payload) as AdapterPayload;
@@ -142,11 +171,13 @@ class KvAdapter implements Adapter {
   }
 
   async findByUid(uid: string): Promise<AdapterPayload | undefined> {
+    await settleFirst();
     const id = await this.kv.get(uidKey(uid));
     return id ? this.find(id) : undefined;
   }
 
   async findByUserCode(userCode: string): Promise<AdapterPayload | undefined> {
+    await settleFirst();
     const id = await this.kv.get(userCodeKey(userCode));
     return id ? this.find(id) : undefined;
   }
@@ -156,22 +187,47 @@ class KvAdapter implements Adapter {
    * redemptions would both pass its check. Here exactly one wins; the other is a replay, which
    * revokes the grant (RFC 6749 §4.1.2, RFC 9700 §4.14.2) and fails with invalid_grant — unless
    * it is a refresh token within the reuse grace: then the other one goes on to a sibling token.
+   *
+   * On the token endpoint the consumption is deferred: oidc-provider goes on to make the new
+   * tokens, whose records are held back too, and settleTokenRequest sends all of it together before
+   * the answer leaves. A request that lost the race then answers invalid_grant instead, and what it
+   * wrote is deleted with the grant (or on its own when the code or token was gone).
    */
   async consume(id: string): Promise<void> {
-    const outcome = await this.kv.consumeRecord(recordKey(this.model, id), now());
+    const request = tokenRequest();
+    if (request) {
+      let deferred = deferredByRequest.get(request);
+      if (!deferred) deferredByRequest.set(request, (deferred = { consumptions: [], writes: [] }));
+      deferred.consumptions.push({ adapter: this, id, at: now() });
+      return;
+    }
+    await this.consumed(id, await this.kv.consumeRecord(recordKey(this.model, id), now()), []);
+  }
+
+  /** Marks this model's record `id` consumed at `at`. */
+  consumeRecord(id: string, at: number): Promise<ConsumeOutcome> {
+    return this.kv.consumeRecord(recordKey(this.model, id), at);
+  }
+
+  /** What a consumption's outcome means; `written`: record keys the request wrote after it. */
+  async consumed(id: string, outcome: ConsumeOutcome, written: readonly string[]): Promise<void> {
     if (outcome === 'consumed') return;
     const description = REPLAY_DESCRIPTION[this.model] ?? `${this.model} already consumed`;
     if (outcome === 'already-consumed') {
       const record = await this.kv.getRecord(recordKey(this.model, id));
       if (record?.consumed !== undefined && this.withinReuseGrace(record.consumed)) return;
       const payload = await this.find(id);
+      // The grant's index holds what this request wrote too: it goes with the grant.
       if (payload?.grantId) await this.revokeGrant(payload.grantId);
+      else if (written.length) await this.kv.del(written);
       throw new errors.InvalidGrant(description);
     }
+    if (written.length) await this.kv.del(written);
     throw new errors.InvalidGrant(`${description.replace(/ already .*/, '')} not found`);
   }
 
   async destroy(id: string): Promise<void> {
+    await settleFirst();
     await this.kv.del([recordKey(this.model, id)]);
     if (this.model === 'Client') await this.clientRemoved(id);
   }
@@ -185,6 +241,7 @@ class KvAdapter implements Adapter {
 
   /** oidc-provider calls this once per model for the same grant; the hook is idempotent. */
   async revokeByGrantId(grantId: string): Promise<void> {
+    await settleFirst();
     const members = await this.kv.members(grantKey(grantId));
     await Promise.all([this.kv.del([...members, grantKey(grantId)]), this.hooks.grantRevoked?.(grantId)]);
   }
@@ -192,6 +249,37 @@ class KvAdapter implements Adapter {
   private async revokeGrant(grantId: string) {
     await Promise.all([this.revokeByGrantId(grantId), this.kv.del([recordKey('Grant', grantId)])]);
   }
+}
+
+/** The deferred work of `request` while it has some (only once it consumed something). */
+function deferredFor(request: object | undefined): Deferred | undefined {
+  return request ? deferredByRequest.get(request) : undefined;
+}
+
+/** Before the token request in progress reads or deletes anything more: what it held back. */
+async function settleFirst(): Promise<void> {
+  const request = tokenRequest();
+  if (request && deferredByRequest.has(request)) await settleTokenRequest(request);
+}
+
+/**
+ * Sends what a token request held back (the consumption of its code or refresh token, and the
+ * records it wrote since) in one tick, so one round trip, and then judges the consumption as
+ * consume() would have. Throws invalid_grant when the request lost (a replay or a code or token
+ * that is gone: nothing it made may then be answered); a store failure throws as it would have.
+ * Called before the answer leaves (provider/patches/deferred-consumption.ts) and before the
+ * request reads anything more from the store.
+ */
+export async function settleTokenRequest(request: object): Promise<void> {
+  const deferred = deferredByRequest.get(request);
+  if (!deferred) return;
+  deferredByRequest.delete(request);
+  const { consumptions, writes } = deferred;
+  const outcomes = consumptions.map(({ adapter, id, at }) => adapter.consumeRecord(id, at));
+  const written = writes.map(({ write }) => write());
+  const [results] = await Promise.all([Promise.all(outcomes), Promise.all(written)]);
+  const keys = writes.flatMap(({ keys }) => keys);
+  for (const [index, { adapter, id }] of consumptions.entries()) await adapter.consumed(id, results[index]!, keys);
 }
 
 /** The `adapter` setting of oidc-provider: one adapter per model, all on one store. */
