@@ -48,6 +48,11 @@ export interface Kv {
 
   /** Reads a record written by putRecord. */
   getRecord(key: string): Promise<StoredRecord | undefined>;
+  /**
+   * The string at `index` (an id) and the record at `prefix` + that id, in one round trip where
+   * the store can (Redis, but not Cluster, where the two may live on different servers).
+   */
+  getRecordVia?(index: string, prefix: string): Promise<{ id: string; record: StoredRecord | undefined } | undefined>;
   /** Replaces a record (dropping any consumed mark) and sets or clears its TTL. */
   putRecord(key: string, payload: string, ttl?: number): Promise<void>;
   /** Marks a record consumed unless it already is: of concurrent callers exactly one gets 'consumed'. */

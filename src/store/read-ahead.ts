@@ -65,9 +65,17 @@ export function withReadAhead<T extends Kv>(kv: T, request: () => object | undef
     for (const key of strings) start(reads, STRING + key, () => kv.get(key));
     for (const key of records) start(reads, RECORD + key, () => kv.getRecord(key));
     for (const { index, prefix } of indexed) {
-      start(reads, STRING + index, () => kv.get(index))?.then((id) => {
-        if (id) start(reads, RECORD + prefix + id, () => kv.getRecord(prefix + id));
-      }, () => {});
+      if (reads.has(STRING + index)) continue;
+      // Both in one round trip where the store can; else the record as soon as its id is known.
+      const both = kv.getRecordVia
+        ? kv.getRecordVia(index, prefix)
+        : kv.get(index).then(async (id) => (id === undefined ? undefined : { id, record: await kv.getRecord(prefix + id) }));
+      start(reads, STRING + index, () =>
+        both.then((found) => {
+          if (found) start(reads, RECORD + prefix + found.id, () => Promise.resolve(found.record));
+          return found?.id;
+        }),
+      );
     }
   };
   const overrides: Partial<Kv> & { readAhead(reads: ReadsAhead): void } = {
