@@ -335,7 +335,7 @@ function applyPatches(provider: Provider, { config, kv, verifier, accounts, apis
   );
   provider.use(deletedClientsAtIntrospection(revocations));
   // Innermost: a token request's consumption and new records go out together (see the patch).
-  provider.use(settleDeferredConsumption(provider));
+  provider.use(settleDeferredConsumption(provider, rateLimits));
 }
 
 /**

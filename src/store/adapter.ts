@@ -66,7 +66,7 @@ export interface AdapterHooks {
 }
 
 /**
- * A token request's consumption of its code or refresh token, and the records it then writes, held
+ * A token request's consumption of its code or refresh token, and the records it writes, held
  * back until the request's answer is ready and sent to the store together (one round trip):
  * see settleTokenRequest.
  */
@@ -135,10 +135,11 @@ class KvAdapter implements Adapter {
   }
 
   async upsert(id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {
-    // After the request consumed its code or refresh token: held back to go out with that.
-    const deferred = deferredFor(tokenRequest());
-    if (deferred) {
-      deferred.writes.push({ keys: [recordKey(this.model, id)], write: () => this.write(id, payload, expiresIn) });
+    // On the token endpoint: held back, to go out with the consumption of the code or refresh
+    // token, or at least with the rest of what the request does as it settles.
+    const request = tokenRequest();
+    if (request) {
+      deferredOf(request).writes.push({ keys: [recordKey(this.model, id)], write: () => this.write(id, payload, expiresIn) });
       return;
     }
     await this.write(id, payload, expiresIn);
@@ -189,16 +190,14 @@ class KvAdapter implements Adapter {
    * it is a refresh token within the reuse grace: then the other one goes on to a sibling token.
    *
    * On the token endpoint the consumption is deferred: oidc-provider goes on to make the new
-   * tokens, whose records are held back too, and settleTokenRequest sends all of it together before
-   * the answer leaves. A request that lost the race then answers invalid_grant instead, and what it
+   * tokens, whose records are held back too (every record a token request writes is), and
+   * settleTokenRequest sends all of it together before the answer leaves. A request that lost the race then answers invalid_grant instead, and what it
    * wrote is deleted with the grant (or on its own when the code or token was gone).
    */
   async consume(id: string): Promise<void> {
     const request = tokenRequest();
     if (request) {
-      let deferred = deferredByRequest.get(request);
-      if (!deferred) deferredByRequest.set(request, (deferred = { consumptions: [], writes: [] }));
-      deferred.consumptions.push({ adapter: this, id, at: now() });
+      deferredOf(request).consumptions.push({ adapter: this, id, at: now() });
       return;
     }
     await this.consumed(id, await this.kv.consumeRecord(recordKey(this.model, id), now()), []);
@@ -251,9 +250,11 @@ class KvAdapter implements Adapter {
   }
 }
 
-/** The deferred work of `request` while it has some (only once it consumed something). */
-function deferredFor(request: object | undefined): Deferred | undefined {
-  return request ? deferredByRequest.get(request) : undefined;
+/** What `request` holds back. */
+function deferredOf(request: object): Deferred {
+  let deferred = deferredByRequest.get(request);
+  if (!deferred) deferredByRequest.set(request, (deferred = { consumptions: [], writes: [] }));
+  return deferred;
 }
 
 /** Before the token request in progress reads or deletes anything more: what it held back. */

@@ -100,6 +100,8 @@ export interface LatchkeyOptions {
   /** Keys directory of an earlier start (the same signing key across restarts). */
   readonly dir?: string;
   readonly profileDir?: string;
+  /** Settings over the bench's (e.g. the rate limits of the default configuration). */
+  readonly env?: Record<string, string>;
 }
 
 export interface LatchkeyTarget extends ProcessTarget {
@@ -141,6 +143,7 @@ export async function startLatchkey(options: LatchkeyOptions): Promise<LatchkeyT
     WORKERS: '1',
     METRICS_PORT: '0',
     KEYS_SECRETS: RUN_SECRETS.keyRing,
+    ...options.env,
   };
   const { child, stderr } = spawnServer([...command(options.build), 'serve'], env, options.profileDir);
   const url = `http://127.0.0.1:${port}`;
