@@ -20,7 +20,14 @@ const options = (level: string) => ({
   },
 });
 
-/** A JSON logger at `level`, to stdout unless a destination is given (tests read their own). */
+/**
+ * A JSON logger at `level`, to stdout unless a destination is given (tests read their own).
+ *
+ * Stdout is written asynchronously: a line per request written synchronously is a write(2) per
+ * request on the request path (a quarter of the CPU of a discovery request in a profile). Lines
+ * written while a write is in flight go out together with the next one; pino flushes what is
+ * left when the process exits (its exit handler for asynchronous destinations).
+ */
 export function createLogger(level: string, destination?: DestinationStream): Logger {
-  return destination ? pino(options(level), destination) : pino(options(level));
+  return pino(options(level), destination ?? pino.destination({ dest: 1, sync: false }));
 }
