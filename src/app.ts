@@ -72,7 +72,7 @@ function requestContext(config: Config, logger: Logger, metrics: Metrics): Middl
       const oidc = (ctx as unknown as { oidc?: { client?: { clientId: string }; route?: string; params?: { grant_type?: unknown } } }).oidc;
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       const route = matchedRoute(ctx);
-      metrics.requestDuration.observe({ route, method: ctx.method, status: `${Math.floor(ctx.status / 100)}xx` }, seconds);
+      metrics.observeRequest(route, ctx.method, `${Math.floor(ctx.status / 100)}xx`, seconds);
       const error = (ctx.body as { error?: unknown } | undefined)?.error;
       logger.info(
         {
