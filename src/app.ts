@@ -4,7 +4,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import Koa, { type Middleware } from 'koa';
-import helmet from 'koa-helmet';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import helmet from 'helmet';
 import type { Config } from './config.js';
 import { respondWithError } from './http/errors.js';
 import { stylesheet } from './http/views.js';
@@ -123,8 +124,14 @@ export function servedAsIssuer(issuer: string): Middleware {
   };
 }
 
+/**
+ * Helmet's headers, computed once: they depend on the configuration only (no nonces), so helmet
+ * runs once at start against a recording response, and each request gets the recorded headers.
+ */
 function securityHeaders(config: Config): Middleware {
-  return helmet({
+  const headers: [string, string][] = [];
+  const recorder = { setHeader: (name: string, value: unknown) => headers.push([name, String(value)]), removeHeader: () => {} };
+  helmet({
     contentSecurityPolicy: {
       useDefaults: false,
       directives: {
@@ -145,7 +152,12 @@ function securityHeaders(config: Config): Middleware {
     frameguard: { action: 'deny' },
     // Discovery and JWKS are read cross-origin by browser apps (with CORS).
     crossOriginResourcePolicy: { policy: 'cross-origin' },
-  }) as unknown as Middleware;
+  })({} as IncomingMessage, recorder as unknown as ServerResponse, () => {});
+  if (!headers.length) throw new Error('helmet set no headers');
+  return async (ctx, next) => {
+    for (const [name, value] of headers) ctx.res.setHeader(name, value);
+    await next();
+  };
 }
 
 export function createApp({ config, providers, kv, keyring, logger, metrics, routes = [] }: AppParts): Koa {
