@@ -44,6 +44,10 @@ function storeOutage(ctx: Koa.Context) {
 
 /** Logs each request and turns anything thrown by our own routes into a clean error answer. */
 function requestContext(config: Config, logger: Logger, metrics: Metrics): Middleware {
+  // The request line holds fixed fields only (the path, never the query; ids, a route, an error
+  // code), none of which can carry a secret: it skips the redaction pass, which cost five times
+  // the rest of writing the line. Errors logged here still go through the redacting logger.
+  const requestLog = logger.child({}, { redact: { paths: [], censor: '[redacted]' } });
   return async (ctx, next) => {
     const started = process.hrtime.bigint();
     const offered = config.proxy ? ctx.get('X-Request-Id') : '';
@@ -75,7 +79,7 @@ function requestContext(config: Config, logger: Logger, metrics: Metrics): Middl
       const route = matchedRoute(ctx);
       metrics.observeRequest(route, ctx.method, `${Math.floor(ctx.status / 100)}xx`, seconds);
       const error = (ctx.body as { error?: unknown } | undefined)?.error;
-      logger.info(
+      requestLog.info(
         {
           requestId,
           method: ctx.method,
