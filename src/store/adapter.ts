@@ -191,8 +191,9 @@ class KvAdapter implements Adapter {
    *
    * On the token endpoint the consumption is deferred: oidc-provider goes on to make the new
    * tokens, whose records are held back too (every record a token request writes is), and
-   * settleTokenRequest sends all of it together before the answer leaves. A request that lost the race then answers invalid_grant instead, and what it
-   * wrote is deleted with the grant (or on its own when the code or token was gone).
+   * settleTokenRequest sends all of it together before the answer leaves. A request that lost the
+   * race then answers invalid_grant instead, and what it wrote is deleted with the grant (or on
+   * its own when the code or token was gone).
    */
   async consume(id: string): Promise<void> {
     const request = tokenRequest();
