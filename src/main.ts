@@ -44,6 +44,7 @@ import { ProviderHost } from './provider/host.js';
 import { builtinResourceServers } from './apis/builtin.js';
 import { CLOCK_TOLERANCE, longestAccessTokenLifetime } from './lifetimes.js';
 import { createProvider } from './provider/provider.js';
+import { discoveryDocuments } from './provider/discovery.js';
 import { revocationFeed } from './revocation/feed.js';
 import { FEED_PATH } from './apis/feed-server.js';
 import { GrantRevocation } from './revocation/grants.js';
@@ -198,6 +199,7 @@ export async function serve(config: Config, logger: Logger = createLogger(config
       }),
       homePage({ issuer: config.issuer, jwksPath: providers.current.pathFor('jwks') }),
       jwksEndpoint(providers.current.pathFor('jwks'), () => keys.jwks),
+      discoveryDocuments(providers),
       revocationFeed({ issuer: config.issuer, keys: verifier, list: revocations, apis, clockTolerance: CLOCK_TOLERANCE }),
       adminApi({
         issuer: config.issuer,

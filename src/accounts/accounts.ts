@@ -179,6 +179,11 @@ export class Accounts {
     return this.#skeletonsIndexed;
   }
 
+  /** Starts reading an account the request in progress is about to look up (store/read-ahead.ts). */
+  readAhead(sub: string): void {
+    this.kv.readAhead?.({ strings: [accountKey(sub)] });
+  }
+
   async find(sub: string): Promise<Account | undefined> {
     const json = await this.kv.get(accountKey(sub));
     return json ? (JSON.parse(json) as Account) : undefined;

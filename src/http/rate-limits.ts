@@ -22,7 +22,7 @@ import { RateLimiterMemory, type RateLimiterAbstract } from 'rate-limiter-flexib
 import type { Config } from '../config.js';
 import { jsonError } from './errors.js';
 import type { Kv } from '../store/kv.js';
-import { rateLimiter } from '../store/rate-limit.js';
+import { peek, rateLimiter } from '../store/rate-limit.js';
 import type { Metrics } from '../ops/metrics.js';
 
 type Settings = Config['rateLimit'];
@@ -74,6 +74,29 @@ function refuse(ctx: Parameters<Middleware>[0], seconds: number, endpoint: strin
   jsonError(ctx, 429, 'temporarily_unavailable', `too many requests; retry in ${wait} s`);
 }
 
+/**
+ * The client a request announces by HTTP Basic (RFC 6749 §2.3.1: the id form-urlencoded, then
+ * base64), read the way oidc-provider reads it; undefined for anything else. Only a hint: what
+ * oidc-provider then looks up is what counts (see provider/patches/announced-client-limit.ts).
+ */
+function announcedByBasic(header: string): string | undefined {
+  if (header.length < 7 || header.slice(0, 6).toLowerCase() !== 'basic ') return undefined;
+  const decoded = Buffer.from(header.slice(6).trim(), 'base64').toString('utf8');
+  const colon = decoded.indexOf(':');
+  if (colon <= 0) return undefined;
+  try {
+    return decodeURIComponent(decoded.slice(0, colon).replace(/\+/g, '%20'));
+  } catch {
+    return undefined;
+  }
+}
+
+/** A client's wait, read together with the per-address charge (one round trip), for the client lookup. */
+export interface AnnouncedClientWait {
+  readonly clientId: string;
+  readonly wait: number;
+}
+
 /** Charges `key`; returns seconds to wait when that went over the limit, else 0. */
 async function charge(limiter: RateLimiterAbstract, key: string): Promise<number> {
   const res = await limiter.penalty(key, 1);
@@ -107,9 +130,26 @@ export class RateLimits {
    */
   async clientWait(clientId: string): Promise<number> {
     if (!this.#perClient) return 0;
-    const res = await this.#perClient.get(clientId);
+    const res = await peek(this.#perClient, clientId);
     // Its allowance is `points` requests: once they are spent, the next one waits.
     return res && res.consumedPoints >= this.#perClient.points ? Math.ceil(res.msBeforeNext / 1000) : 0;
+  }
+
+  /**
+   * Charges the client the request authenticated as (a confidential one, on the client-authenticating
+   * routes), once; undefined when there is nothing to charge. Called as the answer is settled
+   * (provider/patches/deferred-consumption.ts, in the same round trip as what the request writes),
+   * else by the middleware after the request.
+   */
+  chargeAuthenticatedClient(ctx: Parameters<Middleware>[0]): Promise<unknown> | undefined {
+    if (!this.#perClient || ctx.state.clientCharged) return undefined;
+    const oidc = (ctx as unknown as KoaContextWithOIDC).oidc;
+    if (!oidc?.route || !CLIENT_AUTH_ROUTES.has(oidc.route)) return undefined;
+    // oidc-provider knows the client before checking its credentials: a 401 was not this client.
+    const client = ctx.status === 401 ? undefined : oidc.client;
+    if (!client || client.clientAuthMethod === 'none') return undefined;
+    ctx.state.clientCharged = true;
+    return this.#perClient.penalty(client.clientId, 1);
   }
 
   /** The 429 answer for a client over its allowance (used before it is authenticated). */
@@ -130,17 +170,21 @@ export class RateLimits {
       if (!route) return next();
 
       const limiter = HOT_ROUTES.has(route) ? this.#hotPerIp : route === 'registration' ? this.#registrationPerIp : this.#perIp;
-      if (limiter) {
-        const wait = await charge(limiter, `${route}:${ctx.ip}`);
+      // A client announced by HTTP Basic: its allowance is read in the same round trip as the
+      // per-address charge, for the client lookup to decide on (announced-client-limit.ts).
+      const announced = this.#perClient && CLIENT_AUTH_ROUTES.has(route) ? announcedByBasic(ctx.get('Authorization')) : undefined;
+      if (limiter || announced !== undefined) {
+        const [wait, clientWait] = await Promise.all([
+          limiter ? charge(limiter, `${route}:${ctx.ip}`) : 0,
+          announced !== undefined ? this.clientWait(announced) : undefined,
+        ]);
         if (wait) return refuse(ctx, wait, route, 'ip', this.#metrics);
+        if (announced !== undefined) ctx.state.announcedClientWait = { clientId: announced, wait: clientWait! } satisfies AnnouncedClientWait;
       }
 
       await next();
 
-      if (!CLIENT_AUTH_ROUTES.has(route) || !this.#perClient) return;
-      // oidc-provider knows the client before checking its credentials: a 401 was not this client.
-      const client = ctx.status === 401 ? undefined : (ctx as unknown as KoaContextWithOIDC).oidc?.client;
-      if (client && client.clientAuthMethod !== 'none') await this.#perClient.penalty(client.clientId, 1);
+      await this.chargeAuthenticatedClient(ctx);
     };
   }
 }

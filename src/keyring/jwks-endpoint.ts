@@ -7,7 +7,7 @@ import type { Middleware } from 'koa';
 import type { PublishedJwks } from './service.js';
 
 /** RFC 9110 §13.1.2: If-None-Match compares weakly; `*` matches any current representation. */
-function matches(header: string, etag: string): boolean {
+export function matches(header: string, etag: string): boolean {
   if (header.trim() === '*') return true;
   const strip = (tag: string) => tag.trim().replace(/^W\//, '');
   return header.split(',').some((candidate) => strip(candidate) === strip(etag));

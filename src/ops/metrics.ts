@@ -73,8 +73,19 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  /** requestDuration's children by label set, bound once (the label sets are few: routes × methods × status classes). */
+  readonly #requestSeries = new Map<string, { observe(seconds: number): void }>();
+
   constructor() {
     client.collectDefaultMetrics({ prefix: 'latchkey_', register: this.registry });
+  }
+
+  /** Records one request's duration, on a label set bound at its first use instead of hashed per request. */
+  observeRequest(route: string, method: string, status: string, seconds: number): void {
+    const key = `${route} ${method} ${status}`;
+    let series = this.#requestSeries.get(key);
+    if (!series) this.#requestSeries.set(key, (series = this.requestDuration.labels(route, method, status)));
+    series.observe(seconds);
   }
 
   /** Signing keys by state (next, current, retired), read from `keys()` at each scrape. */

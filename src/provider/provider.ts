@@ -15,7 +15,7 @@ import { FEED_PATH, FEED_SCOPE } from '../apis/feed-server.js';
 import { GrantRevocation } from '../revocation/grants.js';
 import { jwtAccessTokenEndpoints } from './patches/jwt-access-tokens.js';
 import { GRANT_CLAIM, grantHandle, type RevocationList } from '../revocation/list.js';
-import { deletedClientsAtIntrospection } from '../revocation/opaque-introspection.js';
+import { ofDeletedClient } from '../revocation/opaque-introspection.js';
 import { adapterFactory } from '../store/adapter.js';
 import { recordFederatedSessions, type FederatedSessions } from '../upstreams/sessions.js';
 import type { UpstreamLogout } from '../upstreams/logout.js';
@@ -36,6 +36,7 @@ import { rotateRefreshTokenAfterChecks } from './refresh-rotation.js';
 import { REQUIRE_MFA_PROPERTY, validateRequireMfa, withStepUp } from './patches/step-up.js';
 import { ACR_VALUES } from '../accounts/assurance.js';
 import { emptyJsonRevocationAnswer } from './patches/revocation-response.js';
+import { settleDeferredConsumption } from './patches/deferred-consumption.js';
 import { refuseHintsOfRevokedKeys } from './patches/revoked-key-hints.js';
 import { ADMIN_SCOPES } from '../apis/admin-resource.js';
 import { acceptPreviousSecrets } from './patches/previous-secrets.js';
@@ -111,7 +112,7 @@ function registrationPolicy(config: Config): RegistrationPolicy {
 }
 
 /** Where everything persists, and what ends with a grant or a client. */
-function storage({ config, kv, apis, revocations }: ProviderDependencies): Configuration {
+function storage({ config, kv, apis, revocations, accounts }: ProviderDependencies): Configuration {
   const grants = new GrantRevocation(kv, revocations);
   return {
     // Whenever oidc-provider revokes a grant (refresh token reuse, code replay, sign-out, the
@@ -130,6 +131,8 @@ function storage({ config, kv, apis, revocations }: ProviderDependencies): Confi
           await grants.clientRemoved(clientId);
           await apis.forgetClient(clientId);
         },
+        // A token request's code or refresh token names the account it will look up next.
+        accountAhead: (accountId) => accounts.readAhead(accountId),
       },
       { refreshReuseGrace: config.ttl.refreshReuseGrace },
     ),
@@ -245,7 +248,7 @@ function accountsAndConsent({ config, accounts, consents, federated }: ProviderD
   };
 }
 
-function features({ config, apis, logoutPages, devicePages }: ProviderDependencies): Configuration {
+function features({ config, apis, revocations, logoutPages, devicePages }: ProviderDependencies): Configuration {
   return {
     // Every feature of oidc-provider is named here, on or off, so that a library upgrade that turns a
     // default on changes nothing (the README's "What it speaks" lists what is offered).
@@ -302,9 +305,15 @@ function features({ config, apis, logoutPages, devicePages }: ProviderDependenci
         enabled: true,
         // RFC 7662 §4: a client learns only about its own tokens and those meant for an API it serves
         // as by an operator's grant; for any other token the answer is {"active": false}.
+        // A token of a deleted client is not introspectable either (revocation/opaque-introspection.ts);
+        // both are read in one round trip.
         allowedPolicy: async (_ctx, caller, token) => {
-          const { clientId, aud, scope, kind } = token as unknown as { clientId?: string; aud?: unknown; scope?: string; kind: string };
-          return mayIntrospect(apis, caller, { clientId, aud, scope, clientCredentials: kind === 'ClientCredentials' });
+          const { clientId, aud, scope, kind, iat } = token as unknown as { clientId?: string; aud?: unknown; scope?: string; kind: string; iat?: number };
+          const [allowed, deleted] = await Promise.all([
+            mayIntrospect(apis, caller, { clientId, aud, scope, clientCredentials: kind === 'ClientCredentials' }),
+            ofDeletedClient(revocations, clientId, iat),
+          ]);
+          return allowed && !deleted;
         },
       },
       revocation: {
@@ -431,7 +440,8 @@ function applyPatches(
         }),
     }),
   );
-  provider.use(deletedClientsAtIntrospection(revocations));
+  // Innermost: a token request's consumption and new records go out together (see the patch).
+  provider.use(settleDeferredConsumption(provider, rateLimits));
 }
 
 /**

@@ -4,20 +4,14 @@
  * oidc-provider answers active for an opaque client_credentials token as long as its record lives,
  * even when its client is gone: it looks the client up only to compute pairwise subjects. Tokens
  * under a grant are deleted with the client's grants, but client_credentials tokens belong to no
- * grant. So this middleware (installed with provider.use after jwtAccessTokenEndpoints, so that it
- * sees only the provider's own answers, i.e. opaque tokens) checks an active answer against the
- * revocation list, whose client entry says "every token of this client issued up to the deletion".
+ * grant. So introspection's allowedPolicy (provider.ts) also asks the revocation list, whose client
+ * entry says "every token of this client issued up to the deletion", in the same round trip as it
+ * reads the operator grants: a token of a deleted client is not introspectable, so oidc-provider
+ * answers it inactive.
  */
-import type { Middleware } from 'koa';
-import type { KoaContextWithOIDC } from 'oidc-provider';
 import type { RevocationList } from './list.js';
 
-export function deletedClientsAtIntrospection(list: RevocationList): Middleware {
-  return async function opaqueOfDeletedClients(ctx, next) {
-    await next();
-    if ((ctx as unknown as KoaContextWithOIDC).oidc?.route !== 'introspection' || ctx.status !== 200) return;
-    const body = ctx.body as { active?: unknown; client_id?: unknown; iat?: unknown } | undefined;
-    if (body?.active !== true) return;
-    if (await list.isRevoked({ client_id: body.client_id, iat: body.iat })) ctx.body = { active: false };
-  };
+/** Whether the opaque token of `clientId` issued at `iat` belongs to a client deleted since. */
+export function ofDeletedClient(list: RevocationList, clientId: unknown, iat: unknown): Promise<boolean> {
+  return list.isRevoked({ client_id: clientId, iat });
 }

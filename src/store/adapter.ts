@@ -16,8 +16,8 @@
  *                           record keys of a client's registration access tokens, deleted with the client
  * No operation spans two keys, so the layout works unchanged on Redis Cluster.
  */
-import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
-import type { Kv } from './kv.js';
+import { errors, Provider, type Adapter, type AdapterPayload } from 'oidc-provider';
+import type { ConsumeOutcome, Kv } from './kv.js';
 
 /** Models whose records belong to a grant and die with it. */
 const GRANTABLE = new Set([
@@ -58,6 +58,28 @@ export interface AdapterHooks {
    * way it was removed (RFC 7592, admin API, developer page, CLI), it goes through here.
    */
   clientRemoved?(clientId: string): Promise<unknown>;
+  /**
+   * A token request presented a record of this person: start reading what the request will read
+   * of them (their account), alongside the record's grant and session (see readAheadFor).
+   */
+  accountAhead?(accountId: string): void;
+}
+
+/**
+ * A token request's consumption of its code or refresh token, and the records it writes, held
+ * back until the request's answer is ready and sent to the store together (one round trip):
+ * see settleTokenRequest.
+ */
+interface Deferred {
+  readonly consumptions: { readonly adapter: KvAdapter; readonly id: string; readonly at: number }[];
+  readonly writes: { readonly keys: readonly string[]; readonly write: () => Promise<unknown> }[];
+}
+const deferredByRequest = new WeakMap<object, Deferred>();
+
+/** The token request in progress (oidc-provider's context), where consumption is deferred. */
+function tokenRequest(): object | undefined {
+  const ctx = Provider.ctx;
+  return ctx?.oidc?.route === 'token' ? ctx : undefined;
 }
 
 /** Epoch seconds with milliseconds: when a record is consumed (the reuse grace is measured in it). */
@@ -92,7 +114,8 @@ class KvAdapter implements Adapter {
     return this.model === 'RefreshToken' && now() - consumed < (this.options.refreshReuseGrace ?? 0);
   }
 
-  async upsert(id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {
+  /** The store writes of an upsert, started now. */
+  private write(id: string, payload: AdapterPayload, expiresIn: number): Promise<unknown> {
     const key = recordKey(this.model, id);
     const ttl = expiresIn ? expiresIn + this.grace : undefined;
     const writes = [this.kv.putRecord(key, JSON.stringify(payload), ttl)];
@@ -108,13 +131,40 @@ class KvAdapter implements Adapter {
       if (typeof payload.accountId === 'string') writes.push(this.kv.addToSet(accountGrantsKey(payload.accountId), id, ttl));
       if (typeof payload.clientId === 'string') writes.push(this.kv.addToSet(clientGrantsKey(payload.clientId), id, ttl));
     }
-    await Promise.all(writes);
+    return Promise.all(writes);
+  }
+
+  async upsert(id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {
+    // On the token endpoint: held back, to go out with the consumption of the code or refresh
+    // token, or at least with the rest of what the request does as it settles.
+    const request = tokenRequest();
+    if (request) {
+      deferredOf(request).writes.push({ keys: [recordKey(this.model, id)], write: () => this.write(id, payload, expiresIn) });
+      return;
+    }
+    await this.write(id, payload, expiresIn);
+  }
+
+  /**
+   * On the token endpoint, a code or refresh token (or any grant's single-use artifact) is followed
+   * by reads of its session (by uid), its grant and its account, one after another in
+   * oidc-provider: start them now, together (store/read-ahead.ts).
+   */
+  private readAheadFor(payload: AdapterPayload) {
+    if (!this.kv.readAhead || !GRANTABLE.has(this.model) || Provider.ctx?.oidc?.route !== 'token') return;
+    this.kv.readAhead({
+      ...(payload.grantId ? { records: [recordKey('Grant', payload.grantId)] } : {}),
+      ...(payload.sessionUid && payload.expiresWithSession ? { indexed: [{ index: uidKey(payload.sessionUid), prefix: recordKey('Session', '') }] } : {}),
+    });
+    if (typeof payload.accountId === 'string') this.hooks.accountAhead?.(payload.accountId);
   }
 
   async find(id: string): Promise<AdapterPayload | undefined> {
+    await settleFirst();
     const record = await this.kv.getRecord(recordKey(this.model, id));
     if (!record) return undefined;
     const payload = JSON.parse(record.payload) as AdapterPayload;
+    this.readAheadFor(payload);
     // Within the reuse grace, oidc-provider is shown an unspent token, so it rotates it again
     // (consume() below lets it) instead of treating it as a replay.
     if (record.consumed === undefined || this.withinReuseGrace(record.consumed)) return payload;
@@ -122,11 +172,13 @@ class KvAdapter implements Adapter {
   }
 
   async findByUid(uid: string): Promise<AdapterPayload | undefined> {
+    await settleFirst();
     const id = await this.kv.get(uidKey(uid));
     return id ? this.find(id) : undefined;
   }
 
   async findByUserCode(userCode: string): Promise<AdapterPayload | undefined> {
+    await settleFirst();
     const id = await this.kv.get(userCodeKey(userCode));
     return id ? this.find(id) : undefined;
   }
@@ -136,22 +188,46 @@ class KvAdapter implements Adapter {
    * redemptions would both pass its check. Here exactly one wins; the other is a replay, which
    * revokes the grant (RFC 6749 §4.1.2, RFC 9700 §4.14.2) and fails with invalid_grant — unless
    * it is a refresh token within the reuse grace: then the other one goes on to a sibling token.
+   *
+   * On the token endpoint the consumption is deferred: oidc-provider goes on to make the new
+   * tokens, whose records are held back too (every record a token request writes is), and
+   * settleTokenRequest sends all of it together before the answer leaves. A request that lost the
+   * race then answers invalid_grant instead, and what it wrote is deleted with the grant (or on
+   * its own when the code or token was gone).
    */
   async consume(id: string): Promise<void> {
-    const outcome = await this.kv.consumeRecord(recordKey(this.model, id), now());
+    const request = tokenRequest();
+    if (request) {
+      deferredOf(request).consumptions.push({ adapter: this, id, at: now() });
+      return;
+    }
+    await this.consumed(id, await this.kv.consumeRecord(recordKey(this.model, id), now()), []);
+  }
+
+  /** Marks this model's record `id` consumed at `at`. */
+  consumeRecord(id: string, at: number): Promise<ConsumeOutcome> {
+    return this.kv.consumeRecord(recordKey(this.model, id), at);
+  }
+
+  /** What a consumption's outcome means; `written`: record keys the request wrote after it. */
+  async consumed(id: string, outcome: ConsumeOutcome, written: readonly string[]): Promise<void> {
     if (outcome === 'consumed') return;
     const description = REPLAY_DESCRIPTION[this.model] ?? `${this.model} already consumed`;
     if (outcome === 'already-consumed') {
       const record = await this.kv.getRecord(recordKey(this.model, id));
       if (record?.consumed !== undefined && this.withinReuseGrace(record.consumed)) return;
       const payload = await this.find(id);
+      // The grant's index holds what this request wrote too: it goes with the grant.
       if (payload?.grantId) await this.revokeGrant(payload.grantId);
+      else if (written.length) await this.kv.del(written);
       throw new errors.InvalidGrant(description);
     }
+    if (written.length) await this.kv.del(written);
     throw new errors.InvalidGrant(`${description.replace(/ already .*/, '')} not found`);
   }
 
   async destroy(id: string): Promise<void> {
+    await settleFirst();
     await this.kv.del([recordKey(this.model, id)]);
     if (this.model === 'Client') await this.clientRemoved(id);
   }
@@ -165,6 +241,7 @@ class KvAdapter implements Adapter {
 
   /** oidc-provider calls this once per model for the same grant; the hook is idempotent. */
   async revokeByGrantId(grantId: string): Promise<void> {
+    await settleFirst();
     const members = await this.kv.members(grantKey(grantId));
     await Promise.all([this.kv.del([...members, grantKey(grantId)]), this.hooks.grantRevoked?.(grantId)]);
   }
@@ -172,6 +249,39 @@ class KvAdapter implements Adapter {
   private async revokeGrant(grantId: string) {
     await Promise.all([this.revokeByGrantId(grantId), this.kv.del([recordKey('Grant', grantId)])]);
   }
+}
+
+/** What `request` holds back. */
+function deferredOf(request: object): Deferred {
+  let deferred = deferredByRequest.get(request);
+  if (!deferred) deferredByRequest.set(request, (deferred = { consumptions: [], writes: [] }));
+  return deferred;
+}
+
+/** Before the token request in progress reads or deletes anything more: what it held back. */
+async function settleFirst(): Promise<void> {
+  const request = tokenRequest();
+  if (request && deferredByRequest.has(request)) await settleTokenRequest(request);
+}
+
+/**
+ * Sends what a token request held back (the consumption of its code or refresh token, and the
+ * records it wrote since) in one tick, so one round trip, and then judges the consumption as
+ * consume() would have. Throws invalid_grant when the request lost (a replay or a code or token
+ * that is gone: nothing it made may then be answered); a store failure throws as it would have.
+ * Called before the answer leaves (provider/patches/deferred-consumption.ts) and before the
+ * request reads anything more from the store.
+ */
+export async function settleTokenRequest(request: object): Promise<void> {
+  const deferred = deferredByRequest.get(request);
+  if (!deferred) return;
+  deferredByRequest.delete(request);
+  const { consumptions, writes } = deferred;
+  const outcomes = consumptions.map(({ adapter, id, at }) => adapter.consumeRecord(id, at));
+  const written = writes.map(({ write }) => write());
+  const [results] = await Promise.all([Promise.all(outcomes), Promise.all(written)]);
+  const keys = writes.flatMap(({ keys }) => keys);
+  for (const [index, { adapter, id }] of consumptions.entries()) await adapter.consumed(id, results[index]!, keys);
 }
 
 /** The `adapter` setting of oidc-provider: one adapter per model, all on one store. */

@@ -7,6 +7,7 @@ import { instrumented } from './instrumented.js';
 import type { Metrics } from '../ops/metrics.js';
 import type { Kv } from './kv.js';
 import { connect, RedisKv } from './redis.js';
+import { withReadAhead } from './read-ahead.js';
 
 export type { Kv } from './kv.js';
 
@@ -20,9 +21,12 @@ export function connectionError(kv: Kv): Error | undefined {
   return connectionErrors.get(kv);
 }
 
-/** `metrics`: the running server's, which times every operation (the CLI's stores are not timed). */
+/**
+ * `metrics`: the running server's, which times every operation (the CLI's stores are not timed).
+ * The server's store also reads ahead for the request in progress (read-ahead.ts).
+ */
 export function openStore(config: Config, logger?: Logger, metrics?: Metrics): Kv {
-  const timed = <T extends Kv>(kv: T): T => (metrics ? instrumented(kv, metrics) : kv);
+  const timed = <T extends Kv>(kv: T): T => (metrics ? withReadAhead(instrumented(kv, metrics)) : kv);
   if (usesRedis(config)) {
     const client = connect(config.redis);
     // Until Redis has answered once there is nothing being served: the server is still starting.

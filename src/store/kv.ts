@@ -26,6 +26,16 @@ export interface LogEntry {
 /** Log ids look like Redis stream ids; anything else is not a cursor. */
 export const LOG_ID = /^\d{1,16}-\d{1,16}$/;
 
+/** Reads a request will make soon (see read-ahead.ts). */
+export interface ReadsAhead {
+  /** Strings (`get`) the request will read. */
+  readonly strings?: readonly string[];
+  /** Records (`getRecord`) the request will read. */
+  readonly records?: readonly string[];
+  /** Records whose id is the string at `index`, keyed `prefix` + id (an index and what it points to). */
+  readonly indexed?: readonly { readonly index: string; readonly prefix: string }[];
+}
+
 export interface Kv {
   /** Which implementation this is, for logs and /readyz. */
   readonly kind: 'redis' | 'embedded';
@@ -38,6 +48,11 @@ export interface Kv {
 
   /** Reads a record written by putRecord. */
   getRecord(key: string): Promise<StoredRecord | undefined>;
+  /**
+   * The string at `index` (an id) and the record at `prefix` + that id, in one round trip where
+   * the store can (Redis, but not Cluster, where the two may live on different servers).
+   */
+  getRecordVia?(index: string, prefix: string): Promise<{ id: string; record: StoredRecord | undefined } | undefined>;
   /** Replaces a record (dropping any consumed mark) and sets or clears its TTL. */
   putRecord(key: string, payload: string, ttl?: number): Promise<void>;
   /** Marks a record consumed unless it already is: of concurrent callers exactly one gets 'consumed'. */
@@ -73,6 +88,12 @@ export interface Kv {
   ): Promise<string | undefined>;
   /** Up to `count` entries of a log, oldest first, after the entry `after` (exclusive), or from its start. */
   readLog(log: string, after: string | undefined, count: number): Promise<LogEntry[]>;
+
+  /**
+   * Starts reads the request in progress will make soon, so that they share a round trip; its
+   * reads of those keys are then answered by them (the server's store; see read-ahead.ts).
+   */
+  readAhead?(reads: ReadsAhead): void;
 
   /** Round trip to the store; throws when it is unreachable. */
   ping(): Promise<void>;

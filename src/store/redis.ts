@@ -63,6 +63,14 @@ local id = redis.call('XADD', KEYS[2], 'MINID', '~', string.format('%d', oldest)
 redis.call('EXPIRE', KEYS[2], retain)
 return id`,
   },
+  // An index and the record it points to, in one round trip. The record's key is derived from the
+  // index's value, so it cannot be declared: only where every key lives on one server (not Cluster).
+  getRecordVia: {
+    numberOfKeys: 1,
+    lua: `local id = redis.call('GET', KEYS[1])
+if not id then return false end
+return {id, redis.call('HGETALL', ARGV[1] .. id)}`,
+  },
 } as const;
 
 type Scripted = {
@@ -72,6 +80,7 @@ type Scripted = {
   compareAndSet(key: string, hasExpected: '0' | '1', expected: string, value: string): Promise<number>;
   deleteIfEquals(key: string, value: string): Promise<number>;
   raiseMarkAndLog(mark: string, log: string, value: number, ttl: number, retain: number, ...fields: string[]): Promise<string | null>;
+  getRecordVia(index: string, recordPrefix: string): Promise<[string, string[]] | null>;
 };
 type Client = (Redis | Cluster) & Scripted;
 
@@ -130,6 +139,12 @@ export function connect(settings: RedisSettings): Redis | Cluster {
   }
 }
 
+/** A record from its hash: p = payload, c = consumed-at. */
+function recordOf(hash: Record<string, string>): StoredRecord | undefined {
+  if (hash.p === undefined) return undefined;
+  return hash.c === undefined ? { payload: hash.p } : { payload: hash.p, consumed: Number(hash.c) };
+}
+
 /** Connection news, for the log: lost (once per outage, not once per retry) and back. */
 export interface ConnectionEvents {
   lost(error: Error): void;
@@ -185,9 +200,20 @@ export class RedisKv implements Kv {
   }
 
   async getRecord(key: string): Promise<StoredRecord | undefined> {
-    const hash = await this.#client.hgetall(key);
-    if (hash.p === undefined) return undefined;
-    return hash.c === undefined ? { payload: hash.p } : { payload: hash.p, consumed: Number(hash.c) };
+    return recordOf(await this.#client.hgetall(key));
+  }
+
+  async getRecordVia(index: string, prefix: string): Promise<{ id: string; record: StoredRecord | undefined } | undefined> {
+    if (this.#client instanceof Cluster) {
+      const id = await this.get(index);
+      return id === undefined ? undefined : { id, record: await this.getRecord(prefix + id) };
+    }
+    const reply = await this.#client.getRecordVia(index, `${this.#client.options.keyPrefix ?? ''}${prefix}`);
+    if (!reply) return undefined;
+    const [id, flat] = reply;
+    const hash: Record<string, string> = {};
+    for (let i = 0; i + 1 < flat.length; i += 2) hash[flat[i]!] = flat[i + 1]!;
+    return { id, record: recordOf(hash) };
   }
 
   async putRecord(key: string, payload: string, ttl?: number) {

@@ -4,12 +4,15 @@
  * - round trips per request: Redis's own count of socket reads (INFO stats total_reads_processed)
  *   between two INFO calls around each request. With ioredis auto-pipelining, commands sent in
  *   one tick share a read, so this counts what the request waits for, not the commands;
- * - commands per request and which: MONITOR, cut into requests at the INFO calls (commands run
- *   inside Lua scripts are listed under their EVALSHA);
+ * - commands per request and which: INFO commandstats deltas over the same interval (Redis counts
+ *   the commands a Lua script runs as well as the EVALSHA that ran it, so both are listed);
  * - state: the keys the iterations created (SCAN before and after), their MEMORY USAGE and TTL.
+ *
+ * Both counts come from one INFO call on the inspector's own connection: no MONITOR stream, whose
+ * second connection (and its teardown under load) made the harness die now and then.
  */
 import { Redis } from 'ioredis';
-import { sequential, type PhaseResult, type Step, type Workload } from './load.js';
+import { sequential, type Step, type Workload } from './load.js';
 
 export class RedisInspector {
   readonly client: Redis;
@@ -20,8 +23,8 @@ export class RedisInspector {
     this.client = new Redis(url, { enableAutoPipelining: false, maxRetriesPerRequest: 1 });
   }
 
-  async info(section: string): Promise<Record<string, string>> {
-    const text = await this.client.info(section);
+  async info(...sections: string[]): Promise<Record<string, string>> {
+    const text = await (this.client.info as (...args: string[]) => Promise<string>)(...sections);
     const out: Record<string, string> = {};
     for (const line of text.split('\r\n')) {
       const at = line.indexOf(':');
@@ -30,8 +33,15 @@ export class RedisInspector {
     return out;
   }
 
-  async reads(): Promise<number> {
-    return Number((await this.info('stats')).total_reads_processed);
+  /** Socket reads and calls per command so far, from one INFO call. */
+  async counters(): Promise<Counters> {
+    const info = await this.info('stats', 'commandstats');
+    const calls = new Map<string, number>();
+    for (const [field, value] of Object.entries(info)) {
+      if (!field.startsWith('cmdstat_')) continue;
+      calls.set(field.slice('cmdstat_'.length).toUpperCase(), Number(/calls=(\d+)/.exec(value)?.[1] ?? 0));
+    }
+    return { reads: Number(info.total_reads_processed), calls };
   }
 
   async cpuSeconds(): Promise<number> {
@@ -99,7 +109,7 @@ export interface KindState {
 export interface StepRedis {
   readonly roundTrips: number;
   readonly commands: number;
-  /** The commands of one request, e.g. ["HGETALL", "EVALSHA(del hset expire)"]. */
+  /** The commands of one request, e.g. ["HGETALL×2", "EVALSHA", "HSET"] (scripts' inner commands included). */
   readonly sample: string[];
 }
 
@@ -116,9 +126,20 @@ export interface RedisProbe {
   readonly errorSamples: string[];
 }
 
-interface Monitored {
-  readonly source: string;
-  readonly args: string[];
+export interface Counters {
+  readonly reads: number;
+  /** Calls per command name (upper case), scripts' inner commands included. */
+  readonly calls: Map<string, number>;
+}
+
+/** Commands run between two counter snapshots, less the `infos` INFO calls that took them. */
+function commandsBetween(before: Counters, after: Counters, infos: number): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const [name, calls] of after.calls) {
+    const delta = calls - (before.calls.get(name) ?? 0) - (name === 'INFO' ? infos : 0);
+    if (delta > 0) out.set(name, delta);
+  }
+  return out;
 }
 
 const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
@@ -127,70 +148,39 @@ const round = (value: number, digits = 2) => Math.round(value * 10 ** digits) / 
 /** Runs `iterations` iterations of `workload` one request at a time and reports what Redis saw. */
 export async function probeRedis(inspector: RedisInspector, base: string, workload: Workload, iterations: number, prefix: string): Promise<RedisProbe> {
   const before = await inspector.keys(prefix);
-  const monitor = await inspector.client.monitor();
-  const events: Monitored[] = [];
-  monitor.on('monitor', (_time: string, args: string[], source: string) => events.push({ source, args }));
-  await sleep(50);
 
   // Two INFO calls back to back: the reads one INFO adds.
-  const first = await inspector.reads();
-  const overhead = (await inspector.reads()) - first;
+  const first = await inspector.counters();
+  const overhead = (await inspector.counters()).reads - first.reads;
   const executed: Step[] = [];
   const trips: number[] = [];
-  let last = await inspector.reads();
+  const commands: Map<string, number>[] = [];
+  let last = await inspector.counters();
   const settle = async () => {
     await sleep(3); // let anything the server does after answering reach Redis
-    const now = await inspector.reads();
-    trips.push(now - last - overhead);
+    const now = await inspector.counters();
+    trips.push(now.reads - last.reads - overhead);
+    commands.push(commandsBetween(last, now, 1));
     last = now;
   };
-  let result: PhaseResult;
-  try {
-    result = await sequential(base, workload, iterations, {
-      before: async (step) => {
-        executed.push(step);
-      },
-      after: settle,
-    });
-  } finally {
-    await sleep(100);
-    monitor.disconnect();
-  }
+  const result = await sequential(base, workload, iterations, {
+    before: async (step) => {
+      executed.push(step);
+    },
+    after: settle,
+  });
 
-  // Cut the MONITOR stream at our INFO calls: the first three are the calibration and the start.
-  const segments: Monitored[][] = [];
-  let infos = 0;
-  for (const event of events) {
-    if ((event.args[0] ?? '').toLowerCase() === 'info' && event.source !== 'lua') {
-      infos += 1;
-      if (infos >= 3) segments.push([]);
-      continue;
-    }
-    if (infos >= 3) segments[segments.length - 1]!.push(event);
-  }
-  // "HGETALL AuthorizationCode", "EVALSHA(del hset expire) AccessToken": the command, the kind of its key.
-  const commandsOf = (segment: Monitored[] = []) => {
-    const out: { name: string; key: string; inner: string[] }[] = [];
-    for (const { source, args } of segment) {
-      const name = (args[0] ?? '').toLowerCase();
-      if (source === 'lua') {
-        out[out.length - 1]?.inner.push(name);
-        continue;
-      }
-      const scripted = name === 'evalsha' || name === 'eval';
-      const key = scripted ? (Number(args[2]) > 0 ? args[3] : undefined) : args[1];
-      out.push({ name: name.toUpperCase(), key: key && name !== 'multi' && name !== 'exec' ? ` ${kindOf(key, prefix)}` : '', inner: [] });
-    }
-    return out.map(({ name, key, inner }) => `${name}${inner.length ? `(${inner.join(' ')})` : ''}${key}`);
-  };
+  // "HGETALL×3, EVALSHA×2, HSET×2": which commands, how often (scripts' inner commands included).
+  const describe = (counts: Map<string, number> = new Map()) =>
+    [...counts].sort((x, y) => y[1] - x[1] || x[0].localeCompare(y[0])).map(([name, n]) => (n > 1 ? `${name}×${n}` : name));
+  const total = (counts: Map<string, number> = new Map()) => [...counts.values()].reduce((a, b) => a + b, 0);
 
   const perStep = new Map<string, { trips: number[]; commands: number[]; sample?: string[] }>();
   executed.forEach((step, index) => {
     const entry = perStep.get(step.name) ?? { trips: [], commands: [] };
-    const commands = commandsOf(segments[index]);
     entry.trips.push(trips[index] ?? 0);
-    entry.commands.push(commands.length);
-    entry.sample = commands; // the last iteration: the first may load scripts
+    entry.commands.push(total(commands[index]));
+    entry.sample = describe(commands[index]); // the last iteration: the first may load scripts
     perStep.set(step.name, entry);
   });
   const mean = (values: number[]) => (values.length ? values.reduce((a, b) => a + b, 0) / values.length : 0);
@@ -225,7 +215,7 @@ export async function probeRedis(inspector: RedisInspector, base: string, worklo
   return {
     iterations: result.iterations,
     roundTripsPerIteration: round(trips.reduce((a, b) => a + b, 0) / n),
-    commandsPerIteration: round(executed.reduce((sum, _step, index) => sum + commandsOf(segments[index]).length, 0) / n),
+    commandsPerIteration: round(commands.reduce((sum, counts) => sum + total(counts), 0) / n),
     steps,
     keysCreatedPerIteration: round(created.length / n),
     keysDeletedPerIteration: round(deleted / n),

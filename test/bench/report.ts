@@ -83,6 +83,8 @@ export interface Report {
   readonly limits: { rs256?: Rs256Limit; argon2id?: Argon2Limit; redis?: RedisLimit };
   readonly scenarios: ScenarioResult[];
   readonly memory: { latchkeyPeakMiB?: number; barePeakMiB?: number };
+  /** `serve --workers 2` against one worker, iterations per second on the same scenario. */
+  readonly scaling?: { scenario: string; connections: number; oneWorker: number; twoWorkers: number; ratio: number; errors: number };
   readonly goals: Goal[];
   readonly profiles: (ProfileSummary & {
     scenario: string;
@@ -106,7 +108,7 @@ export function find(scenarios: readonly ScenarioResult[], id: string, target: T
 export function attachLimits(scenarios: ScenarioResult[], limits: Report['limits']): void {
   const nearest: Record<string, string> = { 'introspect-jwt': 'introspect-opaque', 'revoke-jwt': 'revoke-opaque' };
   for (const scenario of scenarios) {
-    if (scenario.target !== 'latchkey') continue;
+    if (scenario.target === 'bare') continue;
     if (scenario.id === 'login') {
       if (limits.argon2id) {
         const value = limits.argon2id.hashesPerSecond;
@@ -202,6 +204,31 @@ export function evaluateGoals(scenarios: readonly ScenarioResult[], limits: Repo
       target: '≤ 3',
       unit: 'round trips',
       pass: trips === undefined ? null : trips <= 3,
+    });
+  }
+  // Issue 18: the default configuration (rate limits on) against the bare provider, and what the
+  // rate limits add to a token request's round trips.
+  for (const s of scenarios.filter((x) => x.target === 'defaults' && x.id !== 'login')) {
+    const nearest: Record<string, string> = { 'introspect-jwt': 'introspect-opaque', 'revoke-jwt': 'revoke-opaque' };
+    ratioGoal('G8', `${s.id}: default configuration (rate limits on) ≥ 0.9 × bare oidc-provider`, s.id, s.throughput, find(scenarios, nearest[s.id] ?? s.id, 'bare')?.throughput, 0.9);
+  }
+  for (const id of tokenEndpointIds) {
+    const step = tokenSteps[id];
+    const tripsOf = (s: ScenarioResult | undefined) => (s?.redis ? (step ? s.redis.steps[step]?.roundTrips : s.redis.roundTripsPerIteration) : undefined);
+    const on = tripsOf(find(scenarios, id, 'defaults'));
+    const off = tripsOf(find(scenarios, id));
+    const extra = on !== undefined && off !== undefined ? r(on - off) : undefined;
+    if (on === undefined) continue;
+    goals.push({
+      id: 'G9',
+      goal: `${id}: rate limits on add ≤ 1 Redis round trip per token request${step ? ` (the ${step} request)` : ''}`,
+      scenario: id,
+      measured: extra ?? null,
+      limit: 1,
+      ratio: null,
+      target: '≤ 1',
+      unit: 'round trips',
+      pass: extra === undefined ? null : extra <= 1,
     });
   }
   const login = find(scenarios, 'login')?.redis?.state;
@@ -351,7 +378,7 @@ export function markdown(report: Report): string {
     out.push('## Redis per request', '');
     out.push(
       'One iteration at a time on one connection. Round trips: Redis socket reads per request (commands that ioredis pipelines together count once). ' +
-        'Commands: what MONITOR saw (commands inside a Lua script in parentheses). ' +
+        'Commands: what Redis ran (INFO commandstats deltas; the commands a Lua script runs are counted as well as its EVALSHA). ' +
         'Stored: keys the iterations created, by MEMORY USAGE. Redis-bound ceiling: redis-benchmark GET/s ÷ commands per iteration.',
       '',
     );
@@ -361,18 +388,29 @@ export function markdown(report: Report): string {
       const trips = steps.length > 1 ? steps.map(([name, st]) => `${name} ${fmt(st.roundTrips)}`).join(', ') : fmt(p.roundTripsPerIteration);
       const mix = steps.map(([name, st]) => (steps.length > 1 ? `${name}: ` : '') + (st.sample.join(', ') || 'none')).join('; ');
       const ceiling = l.redis?.getPerSecond && p.commandsPerIteration ? fmt(l.redis.getPerSecond / p.commandsPerIteration) : '–';
-      return [s.id, trips, fmt(p.commandsPerIteration), mix, fmt(p.keysCreatedPerIteration), fmt(p.bytesPerIteration, 0), ceiling];
+      return [s.target === 'defaults' ? `${s.id} (defaults)` : s.id, trips, fmt(p.commandsPerIteration), mix, fmt(p.keysCreatedPerIteration), fmt(p.bytesPerIteration, 0), ceiling];
     });
     out.push(table(['scenario', 'round trips', 'commands', 'commands of one iteration', 'keys created', 'bytes stored', 'Redis-bound ceiling /s'], rows), '');
 
     out.push('## State stored in Redis', '', 'Per kind of key, from the scenario that creates it (bytes by MEMORY USAGE, TTL when measured).', '');
     const seen = new Map<string, string[]>();
-    for (const s of probed) {
+    for (const s of probed.filter((x) => x.target === 'latchkey')) {
       for (const k of s.redis!.state) {
         if (!seen.has(k.kind)) seen.set(k.kind, [k.kind, fmt(k.bytesPerKey, 0), k.ttlSeconds < 0 ? 'none' : `${fmt(k.ttlSeconds, 0)} s`, s.id]);
       }
     }
     out.push(table(['kind', 'bytes per key', 'TTL', 'measured in'], [...seen.values()]), '');
+  }
+
+  if (report.scaling) {
+    const sc = report.scaling;
+    out.push('## Scaling', '');
+    out.push(
+      `\`serve --workers 2\` against one worker, ${sc.scenario} at ${sc.connections} connections (closed loop, not pinned): ` +
+        `${fmt(sc.oneWorker)}/s with one worker, ${fmt(sc.twoWorkers)}/s with two: **${fmt(sc.ratio, 2)}×**` +
+        `${sc.errors ? ` (${sc.errors} errors)` : ''}. The load generator runs on the same cores, so two workers cannot reach 2×.`,
+      '',
+    );
   }
 
   out.push('## Memory', '');

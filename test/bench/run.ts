@@ -8,7 +8,9 @@
  * Options (or env): --out DIR (BENCH_OUT), --scenarios id,id (BENCH_SCENARIOS), --server dist|src
  * (BENCH_SERVER), --log-level L (BENCH_LOG_LEVEL, default info, as shipped), --profile id,id
  * (BENCH_PROFILE: profile these scenarios as well as those of missed goals), --no-bare,
- * --no-limits, --no-profile. A run with errors still writes its results and exits with status 2.
+ * --no-limits, --no-profile, --no-defaults (skip the default configuration's runs), --no-pin
+ * (leave the servers unpinned), --no-scaling (skip `serve --workers 2` against one worker).
+ * A run with errors still writes its results and exits with status 2.
  */
 import { createHash } from 'node:crypto';
 import { mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
@@ -26,7 +28,9 @@ import { attachLimits, evaluateGoals, find, markdown, terminal, type Report, typ
 import { SCENARIOS, type Scenario, type Sizes } from './scenarios.js';
 import {
   addUser,
+  canPin,
   machineBusySeconds,
+  pin,
   processCpuSeconds,
   processMemory,
   removeDir,
@@ -47,6 +51,12 @@ interface Options {
   readonly profile: boolean;
   /** Profile these scenarios too, missed goal or not. */
   readonly profileAlso: readonly string[];
+  /** Also run Latchkey in its default configuration (rate limits on). */
+  readonly defaults: boolean;
+  /** Pin the servers to core 0, the bench and Redis to core 1 (needs two cores and taskset). */
+  readonly pin: boolean;
+  /** Measure `serve --workers 2` against one worker. */
+  readonly scaling: boolean;
 }
 
 interface Timing {
@@ -110,10 +120,15 @@ function parseOptions(argv: readonly string[], env: NodeJS.ProcessEnv): Options 
     limits: !argv.includes('--no-limits'),
     profile: !argv.includes('--no-profile'),
     profileAlso: (value('--profile') ?? env.BENCH_PROFILE ?? '').split(',').map((id) => id.trim()).filter(Boolean),
+    defaults: !argv.includes('--no-defaults'),
+    pin: !argv.includes('--no-pin'),
+    scaling: !argv.includes('--no-scaling'),
   };
 }
 
 const log = (line: string) => console.log(line);
+/** The scenario `serve --workers 2` is measured on against one worker. */
+const SCALING_SCENARIO = 'cc-jwt';
 const r = (value: number, digits = 1) => Math.round(value * 10 ** digits) / 10 ** digits;
 const describe = (p: PhaseResult) =>
   `${r(p.iterationsPerSecond)}/s p50 ${r(p.latency.p50, 2)} ms p99 ${r(p.latency.p99, 2)} ms errors ${p.errors}${p.errorSamples[0] ? ` (${p.errorSamples[0]})` : ''}`;
@@ -193,7 +208,7 @@ async function runScenario(scenario: Scenario, target: ProcessTarget, context: R
   const workload: Workload | undefined = scenario.consumesTokens ? undefined : await prepare();
 
   let redis;
-  if (target.kind === 'latchkey') {
+  if (target.kind !== 'bare') {
     const probeWorkload = workload ?? (await prepare(timing.probeIterations));
     redis = await probeRedis(inspector, target.url, probeWorkload, timing.probeIterations, context.prefix);
     errors += redis.errors;
@@ -203,7 +218,12 @@ async function runScenario(scenario: Scenario, target: ProcessTarget, context: R
   const ramp: PhaseResult[] = [];
   const rampForeign: number[] = [];
   let connections = scenario.connections ?? 16;
-  if (scenario.ramp) {
+  // The default configuration is measured at the connection count Latchkey peaked at.
+  const peaked = target.kind === 'defaults' ? find(results, scenario.id, 'latchkey')?.connections : undefined;
+  if (peaked) {
+    connections = peaked;
+    if (workload) count(await closedLoop(target.url, workload, { connections, seconds: timing.warmupSeconds }));
+  } else if (scenario.ramp) {
     for (const c of scenario.ramp) {
       const step = await measured(target, inspector, () => closedLoop(target.url, workload!, { connections: c, seconds: timing.rampSeconds }));
       ramp.push(count(step.result));
@@ -295,7 +315,9 @@ async function runAll(targets: readonly ProcessTarget[], context: RunContext) {
   for (const scenario of SCENARIOS) {
     if (context.options.only && !context.options.only.has(scenario.id)) continue;
     for (const target of targets) {
-      if (scenario.targets.includes(target.kind)) context.results.push(await runScenario(scenario, target, context));
+      // The default configuration runs wherever Latchkey does.
+      const kind = target.kind === 'defaults' ? 'latchkey' : target.kind;
+      if (scenario.targets.includes(kind)) context.results.push(await runScenario(scenario, target, context));
     }
   }
 }
@@ -346,15 +368,52 @@ async function main(): Promise<number> {
       log(`limit    redis: ${limits.redis.available ? `GET ${limits.redis.getPerSecond}/s SET ${limits.redis.setPerSecond}/s, one connection ${limits.redis.getPerSecondOneConnection}/s` : limits.redis.note}`);
     }
 
-    const bare = options.bare ? await startBare({ signingKey }) : undefined;
+    // Servers on core 0, the load generator (this process) and Redis on core 1, so that a server's
+    // CPU and throughput per core are its own. After the limits, which use every core.
+    const pinned = options.pin && availableParallelism() >= 2 && canPin();
+    const serverCpus = pinned ? '0' : undefined;
+    if (pinned) {
+      pin(process.pid, '1');
+      pin(Number((await inspector.info('server')).process_id), '1');
+      pin(latchkey.pid, '0');
+    }
+    const bare = options.bare ? await startBare({ signingKey, ...(serverCpus ? { cpus: serverCpus } : {}) }) : undefined;
+    const defaults = options.defaults
+      ? await startLatchkey({ redisUrl: redisServer.url, build: options.build, logLevel: options.logLevel, dir: latchkey.dir, defaults: true, ...(serverCpus ? { cpus: serverCpus } : {}) })
+      : undefined;
     try {
-      await runAll(bare ? [latchkey, bare] : [latchkey], context);
+      await runAll([latchkey, ...(defaults ? [defaults] : []), ...(bare ? [bare] : [])], context);
       memory.latchkeyPeakMiB = processMemory(latchkey.pid).peakMiB;
       if (bare) memory.barePeakMiB = processMemory(bare.pid).peakMiB;
     } finally {
       await bare?.stop();
+      await defaults?.stop();
     }
     await latchkey.stop();
+
+    // `serve --workers 2` against one worker on the same scenario, neither pinned.
+    let scaling: Report['scaling'];
+    let scalingErrors = 0;
+    if (options.scaling && (!options.only || options.only.has(SCALING_SCENARIO))) {
+      if (pinned) pin(process.pid, `0-${availableParallelism() - 1}`);
+      const scenario = SCENARIOS.find((s) => s.id === SCALING_SCENARIO)!;
+      const rates: number[] = [];
+      for (const workers of [1, 2]) {
+        const server = await startLatchkey({ redisUrl: redisServer.url, build: options.build, logLevel: options.logLevel, dir: latchkey.dir, workers });
+        try {
+          const workload = await scenario.prepare(server, timing.sizes);
+          await closedLoop(server.url, workload, { connections: 16, seconds: timing.warmupSeconds });
+          const run = await closedLoop(server.url, workload, { connections: 16, seconds: timing.measureSeconds });
+          scalingErrors += run.errors;
+          rates.push(run.iterationsPerSecond);
+          log(`scaling  ${SCALING_SCENARIO} --workers ${workers}: ${describe(run)}`);
+        } finally {
+          await server.stop();
+        }
+      }
+      if (pinned) pin(process.pid, '1');
+      scaling = { scenario: SCALING_SCENARIO, connections: 16, oneWorker: rates[0]!, twoWorkers: rates[1]!, ratio: r(rates[1]! / rates[0]!, 2), errors: scalingErrors };
+    }
 
     attachLimits(results, limits);
     const byId = (pick: (s: Scenario) => boolean) => SCENARIOS.filter(pick).map((s) => s.id);
@@ -373,7 +432,7 @@ async function main(): Promise<number> {
         const scratch = join(profileDir, `.${id}`);
         rmSync(scratch, { recursive: true, force: true });
         mkdirSync(scratch, { recursive: true });
-        latchkey = await startLatchkey({ redisUrl: redisServer.url, build: options.build, logLevel: options.logLevel, dir: latchkey.dir, profileDir: scratch });
+        latchkey = await startLatchkey({ redisUrl: redisServer.url, build: options.build, logLevel: options.logLevel, dir: latchkey.dir, profileDir: scratch, ...(serverCpus ? { cpus: serverCpus } : {}) });
         const connections = find(results, id)?.connections ?? 16;
         const needed = scenario.consumesTokens ? Math.ceil((find(results, 'cc-opaque')?.throughput ?? 1000) * timing.profileSeconds) : undefined;
         const workload = await scenario.prepare(latchkey, timing.sizes, needed);
@@ -426,6 +485,7 @@ async function main(): Promise<number> {
         server: options.build === 'dist' ? 'node dist/cli.js serve (compiled)' : 'node --import tsx src/cli.ts serve',
         nodeEnv: 'production',
         logLevel: options.logLevel,
+        pinned: pinned ? 'servers on core 0; the load generator and Redis on core 1' : 'not pinned',
         rsaBits: config.keys.rsaBits,
         argon2: config.accounts.argon2,
         ...timing,
@@ -433,6 +493,7 @@ async function main(): Promise<number> {
       limits,
       scenarios: results,
       memory,
+      ...(scaling ? { scaling } : {}),
       goals,
       profiles,
       notes: [
@@ -443,11 +504,15 @@ async function main(): Promise<number> {
         'Raw RS256: jose SignJWT of an access-token-sized payload with the same 2048-bit key Latchkey signs with, on one worker thread per core; CPU per signature from a one-thread run (process CPU ÷ signatures).',
         'argon2id: the argon2 package at Latchkey\'s configured parameters, as many hashes in flight as cores.',
         'Bare oidc-provider: the same oidc-provider version with its MemoryAdapter (over a larger LRU so pooled tokens are not evicted), the same clients, resource servers, key and TTLs, its development login pages, no Redis, no middleware and no request log. It cannot introspect or revoke JWT access tokens, so those rows are held against its opaque equivalents.',
-        `Latchkey runs with NODE_ENV=production and LOG_LEVEL=${options.logLevel} (one JSON request log line per request, written to /dev/null).`,
+        `Latchkey runs with NODE_ENV=production and LOG_LEVEL=${options.logLevel} (one JSON request log line per request, written to /dev/null) and its metrics listener on; the bench configuration ("latchkey" rows) turns the rate limits off, the default configuration ("defaults" rows) keeps them on as shipped, counting in Redis, with allowances one client at bench rates cannot exhaust. "defaults" runs at the connection count where "latchkey" peaked, without its own ramp or 80% run.`,
+        pinned
+          ? 'Pinned (taskset): every server runs on core 0, the bench process (the load generator) and Redis on core 1, so server CPU and throughput are per core and not mixed with the load generator\'s. The limits (RS256, argon2id, redis-benchmark) are measured before pinning, on every core.'
+          : 'Not pinned: the servers, the load generator and Redis share every core.',
+        `Scaling: \`serve --workers 2\` against one worker on ${SCALING_SCENARIO} at 16 connections, neither pinned (the load generator shares the cores), a closed-loop run each.`,
         'Revocation of opaque tokens revokes each token once (fresh tokens per run); JWT revocation revokes a pool of JWTs in turn (a repeat costs the same: verify + SET).',
         'Figures from a machine where other processes compete for the CPU are not final; foreignCpuShare in latest.json says how much they took during each measured run.',
       ],
-      errors: results.reduce((sum, s) => sum + s.errors, 0),
+      errors: results.reduce((sum, s) => sum + s.errors, 0) + scalingErrors,
     };
     mkdirSync(options.out, { recursive: true });
     writeFileSync(join(options.out, 'latest.json'), `${JSON.stringify(report, null, 2)}\n`);

@@ -28,7 +28,8 @@ export const RESOURCE_SERVERS = [
   { identifier: LEDGER, scopes: ['read'], format: 'opaque' as const, grants: [{ client_id: MACHINE.id, scopes: ['read'] }] },
 ];
 
-export type TargetKind = 'latchkey' | 'bare';
+/** Latchkey as the bench runs it, Latchkey in its default configuration (rate limits on), the bare oidc-provider. */
+export type TargetKind = 'latchkey' | 'defaults' | 'bare';
 
 /** A running authorization server the scenarios talk to. */
 export interface Target {

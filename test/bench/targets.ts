@@ -3,7 +3,7 @@
  * not the load generator's: Latchkey (`node dist/cli.js serve`, or src/ through tsx for the smoke
  * run) on a real Redis, and a bare oidc-provider with its in-memory adapter (bare-provider.ts).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -48,8 +48,25 @@ export function machineBusySeconds(): number {
 
 const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
 
-function spawnServer(args: string[], env: Record<string, string>, profileDir?: string): { child: ChildProcess; stderr: () => string } {
-  const child = spawn(process.execPath, [...(profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : []), ...args], {
+/** `taskset` is there to pin servers to a core (util-linux). */
+export function canPin(): boolean {
+  try {
+    execFileSync('taskset', ['-p', String(process.pid)], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Pins a running process (all its threads) to `cpus` (taskset's list syntax, e.g. "1" or "0,1"). */
+export function pin(pid: number, cpus: string): void {
+  execFileSync('taskset', ['-apc', cpus, String(pid)], { stdio: 'ignore' });
+}
+
+/** `cpus`: run the server pinned to these cores (taskset execs it, so the pid is the server's). */
+function spawnServer(args: string[], env: Record<string, string>, profileDir?: string, cpus?: string): { child: ChildProcess; stderr: () => string } {
+  const argv = [...(profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : []), ...args];
+  const child = spawn(cpus ? 'taskset' : process.execPath, cpus ? ['-c', cpus, process.execPath, ...argv] : argv, {
     cwd: ROOT,
     env: { PATH: process.env.PATH ?? '', NODE_NO_WARNINGS: '1', ...env },
     // Request logs go to /dev/null: written (that cost is Latchkey's), not read.
@@ -100,7 +117,27 @@ export interface LatchkeyOptions {
   /** Keys directory of an earlier start (the same signing key across restarts). */
   readonly dir?: string;
   readonly profileDir?: string;
+  /** Settings over the bench's. */
+  readonly env?: Record<string, string>;
+  /** The default configuration: rate limits on (with allowances this one client cannot exhaust). */
+  readonly defaults?: boolean;
+  /** Worker processes (`serve --workers N`); 1 unless given. */
+  readonly workers?: number;
+  /** Pin the server to these cores. */
+  readonly cpus?: string;
 }
+
+/**
+ * What the default configuration adds to the bench's: the rate limits, on and counting in Redis
+ * as shipped, with allowances one client on one address cannot exhaust at bench rates (the request
+ * log at info and the metrics are on in both).
+ */
+const DEFAULT_LIMITS = {
+  RATE_LIMIT_PER_IP: '1000000000',
+  RATE_LIMIT_PER_CLIENT: '1000000000',
+  RATE_LIMIT_REGISTRATION_PER_IP: '1000000000',
+  RATE_LIMIT_METADATA_PER_IP: '1000000000',
+};
 
 export interface LatchkeyTarget extends ProcessTarget {
   readonly dir: string;
@@ -138,15 +175,17 @@ export async function startLatchkey(options: LatchkeyOptions): Promise<LatchkeyT
     RATE_LIMIT_REGISTRATION_PER_IP: '0',
     RATE_LIMIT_METADATA_PER_IP: '0',
     // One process, like the bare provider it is compared with; scale-out is `serve --workers N`.
-    WORKERS: '1',
+    WORKERS: String(options.workers ?? 1),
     METRICS_PORT: '0',
     KEYS_SECRETS: RUN_SECRETS.keyRing,
+    ...(options.defaults ? DEFAULT_LIMITS : {}),
+    ...options.env,
   };
-  const { child, stderr } = spawnServer([...command(options.build), 'serve'], env, options.profileDir);
+  const { child, stderr } = spawnServer([...command(options.build), 'serve'], env, options.profileDir, options.cpus);
   const url = `http://127.0.0.1:${port}`;
   await ready(child, `${url}/healthz`, stderr);
   return {
-    kind: 'latchkey',
+    kind: options.defaults ? 'defaults' : 'latchkey',
     url,
     issuer: env.ISSUER,
     pid: child.pid!,
@@ -203,7 +242,7 @@ async function bareSignIn(agent: Agent, start: Page): Promise<Page> {
   return page;
 }
 
-export async function startBare(options: { signingKey: JWK; profileDir?: string }): Promise<ProcessTarget> {
+export async function startBare(options: { signingKey: JWK; profileDir?: string; cpus?: string }): Promise<ProcessTarget> {
   const port = await freePort();
   const env = {
     NODE_ENV: 'production',
@@ -213,7 +252,7 @@ export async function startBare(options: { signingKey: JWK; profileDir?: string 
     CLIENTS: JSON.stringify(CLIENTS),
     RESOURCE_SERVERS: JSON.stringify(RESOURCE_SERVERS),
   };
-  const { child, stderr } = spawnServer(['--import', 'tsx', join(ROOT, 'test', 'bench', 'bare-provider.ts')], env, options.profileDir);
+  const { child, stderr } = spawnServer(['--import', 'tsx', join(ROOT, 'test', 'bench', 'bare-provider.ts')], env, options.profileDir, options.cpus);
   const url = `http://127.0.0.1:${port}`;
   await ready(child, `${url}/.well-known/openid-configuration`, stderr);
   return { kind: 'bare' satisfies TargetKind, url, issuer: env.ISSUER, pid: child.pid!, signIn: bareSignIn, stop: stopper(child) };

@@ -93,5 +93,31 @@ for (const backend of [...backends, remoteEmbedded]) {
         assert.ok(ms > previousMs || (ms === previousMs && seq > previousSeq), 'ids increase');
       }
     });
+
+  });
+}
+
+// Redis only (on Cluster in two steps, elsewhere in one script): the embedded store reads in process.
+for (const backend of backends.filter((b) => b.name !== 'embedded store')) {
+  describe(`Kv getRecordVia: ${backend.name}`, function () {
+    this.timeout(30_000);
+    let open: OpenBackend;
+    let kv: Kv;
+
+    before(async () => {
+      open = await backend.open();
+      kv = open.kv;
+    });
+    after(async () => open?.stop());
+
+    it('reads an index and the record it points to', async () => {
+      const id = randomUUID();
+      await kv.set(`via:index:${id}`, id);
+      await kv.putRecord(`via:record:${id}`, '{"x":1}', 60);
+      assert.deepEqual(await kv.getRecordVia!(`via:index:${id}`, 'via:record:'), { id, record: { payload: '{"x":1}' } });
+      assert.equal(await kv.getRecordVia!(`via:index:${randomUUID()}`, 'via:record:'), undefined, 'no index');
+      await kv.set(`via:index:dangling`, 'gone');
+      assert.deepEqual(await kv.getRecordVia!('via:index:dangling', 'via:record:'), { id: 'gone', record: undefined }, 'an index to nothing');
+    });
   });
 }

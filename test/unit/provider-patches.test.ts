@@ -103,6 +103,17 @@ describe('patches on oidc-provider internals (src/provider/patches/)', () => {
     assert.match(source('shared/reject_structured_tokens.js'), /throw new UnsupportedTokenType\(/);
   });
 
+  it('deferred-consumption.ts: token grants consume through the model, emit grant.success after the handler, and provider.use runs before the routes', () => {
+    // Codes, device codes, CIBA requests: consumeGrantSource; refresh tokens: their own consume().
+    assert.match(source('helpers/grant_source.js'), /await source\.consume\(\);/);
+    assert.match(source('actions/grants/refresh_token.js'), /await refreshToken\.consume\(\);/);
+    assert.match(source('actions/token.js'), /await grantTypeHandlers\.get\(grantType\)\(ctx\);\s*ctx\.oidc\.provider\.emit\('grant\.success', ctx\);/);
+    // The adapter recognises the request by Provider.ctx (set by the route's ensureOIDC) and its route name.
+    assert.match(source('helpers/initialize_app.js'), /post\('token', routes\.token, error\('grant\.error'\)/);
+    assert.match(source('helpers/initialize_app.js'), /return als\.run\(ctx, \(\) => next\(\)\);/);
+    assert.match(source('provider.js'), /this\.middleware\.splice\(this\.middleware\.indexOf\(this\.#exec\), 0, this\.middleware\.pop\(\)\);/);
+  });
+
   it('revocation-response.ts: the revocation endpoint answers an empty body', () => {
     assert.match(source('actions/revocation.js'), /ctx\.body = '';/);
   });

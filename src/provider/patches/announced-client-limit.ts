@@ -7,12 +7,13 @@
  * routes, the first lookup of a request (the announced client: from HTTP Basic, the client_id
  * parameter or the client assertion's subject, read by oidc-provider itself from the parsed body)
  * first asks the rate limits whether that client is over its allowance; if so the request ends
- * with 429 there. Nothing is charged here: only requests that then authenticate are charged (see
+ * with 429 there (for a client announced by HTTP Basic, from what http/rate-limits.ts read in the
+ * same round trip as the per-address charge). Nothing is charged here: only requests that then authenticate are charged (see
  * http/rate-limits.ts), so naming a client costs it nothing. Pinned by
  * test/integration/rate-limits.test.ts and test/unit/provider-patches.test.ts.
  */
 import { errors, Provider } from 'oidc-provider';
-import { CLIENT_AUTH_ROUTES, type RateLimits } from '../../http/rate-limits.js';
+import { CLIENT_AUTH_ROUTES, type AnnouncedClientWait, type RateLimits } from '../../http/rate-limits.js';
 
 class TooManyRequests extends errors.OIDCProviderError {
   constructor(seconds: number) {
@@ -30,7 +31,9 @@ export function limitAnnouncedClients(provider: Provider, limits: RateLimits): v
     // Only the announced client: later lookups (an introspected token's client) are not the caller.
     if (ctx && route && CLIENT_AUTH_ROUTES.has(route) && !ctx.oidc.client && !ctx.state.clientLimitChecked) {
       ctx.state.clientLimitChecked = true;
-      const wait = typeof id === 'string' ? await limits.clientWait(id) : 0;
+      // Read already, with the per-address charge, when the request announced it by HTTP Basic.
+      const peeked = ctx.state.announcedClientWait as AnnouncedClientWait | undefined;
+      const wait = typeof id !== 'string' ? 0 : peeked?.clientId === id ? peeked.wait : await limits.clientWait(id);
       if (wait) {
         limits.refuseClient(ctx, wait, route);
         throw new TooManyRequests(Math.max(1, wait));

@@ -60,8 +60,9 @@ export function jwtAccessTokenEndpoints({ issuer, keys, list, clockTolerance, ma
       ctx.body = { active: false };
       if (!verified || !('claims' in verified)) return;
       const { claims, header } = verified;
-      if (!(await mayIntrospect(caller, claims))) return;
-      if (await list.isRevoked(claims, header)) return;
+      // Whether the caller may see it and whether it was revoked: read together, one round trip.
+      const [allowed, revoked] = await Promise.all([mayIntrospect(caller, claims), list.isRevoked(claims, header)]);
+      if (!allowed || revoked) return;
       ctx.body = {
         active: true,
         iss: claims.iss,

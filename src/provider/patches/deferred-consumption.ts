@@ -1,0 +1,34 @@
+/**
+ * A token request's code or refresh token is consumed together with the tokens it makes: one
+ * Redis round trip instead of one for the consumption and one per new record.
+ *
+ * What it changes in oidc-provider: on the token endpoint the adapter's consume() returns at once
+ * and the records the request saves are held back (store/adapter.ts); this middleware, the
+ * innermost around oidc-provider's routes, sends them together once the grant handler has made its
+ * answer, and before that answer leaves. When the consumption lost (another request spent the code
+ * or token first: a replay, which revokes the grant as before; or the code or token is gone), the
+ * answer becomes that invalid_grant and what the request wrote is deleted, so no token it made is
+ * ever handed out or left usable. Store failures surface as they would have (503). oidc-provider
+ * has emitted grant.success by then; grant.error follows for the same request. The per-client
+ * rate-limit charge of the authenticated client goes out in the same tick (http/rate-limits.ts).
+ * Pinned by test/unit/provider-patches.test.ts and test/e2e/deferred-consumption.test.ts.
+ */
+import type { Middleware } from 'koa';
+import { errors, type KoaContextWithOIDC, type Provider } from 'oidc-provider';
+import type { RateLimits } from '../../http/rate-limits.js';
+import { settleTokenRequest } from '../../store/adapter.js';
+
+/** `limits`: the authenticated client's charge goes out in the same round trip. */
+export function settleDeferredConsumption(provider: Provider, limits?: RateLimits): Middleware {
+  return async function deferredConsumption(ctx, next) {
+    await next();
+    try {
+      await Promise.all([settleTokenRequest(ctx), limits?.chargeAuthenticatedClient(ctx)]);
+    } catch (error) {
+      if (!(error instanceof errors.InvalidGrant)) throw error;
+      provider.emit('grant.error', ctx as unknown as KoaContextWithOIDC, error);
+      ctx.status = error.statusCode;
+      ctx.body = { error: error.error, error_description: error.error_description };
+    }
+  };
+}

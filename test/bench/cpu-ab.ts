@@ -1,0 +1,100 @@
+/**
+ * Server CPU per iteration of two builds side by side, for measuring one change on a machine that
+ * is not idle: both servers run at once on the same Redis, pinned to core 0, with the load
+ * generator (this process) and Redis on core 1, and their runs alternate (before, after, before,
+ * after, ...) so that whatever else the machine does weighs on both alike. CPU time (utime + stime
+ * of each server, all threads) is counted for a fixed number of iterations; the minimum of the runs
+ * is the figure (the median is printed too). Throughput is not reported: on a busy machine it
+ * means nothing.
+ *
+ *   cp -r dist dist-before            # the build before the change (npm run build first)
+ *   npm run build                     # the build after it, in dist/
+ *   node --import tsx test/bench/cpu-ab.ts discovery,cc-jwt [iterations=2000] [runs=4]
+ *
+ * The "before" build is read from dist-before/ (BENCH_BEFORE to change it), which must sit in the
+ * package root so that it finds node_modules/, config/ and views/.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { ROOT } from '../../src/paths.js';
+import { freePort, startRedisServer } from '../helpers/redis.js';
+import { closedLoop } from './load.js';
+import { SCENARIOS } from './scenarios.js';
+import { addUser, pin, processCpuSeconds, startLatchkey } from './targets.js';
+
+const ids = (process.argv[2] ?? 'discovery').split(',');
+const iterations = Number(process.argv[3] ?? 2000);
+const runs = Number(process.argv[4] ?? 4);
+const builds = { before: process.env.BENCH_BEFORE ?? 'dist-before', after: 'dist' };
+for (const dir of Object.values(builds)) {
+  if (!existsSync(join(ROOT, dir, 'cli.js'))) throw new Error(`${dir}/cli.js is missing: see the top of test/bench/cpu-ab.ts`);
+}
+const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
+
+pin(process.pid, '1');
+const redis = await startRedisServer();
+const { RedisInspector } = await import('./redis-probe.js');
+const inspector = new RedisInspector(redis.url);
+pin(Number((await inspector.info('server')).process_id), '1');
+// One start of the current build makes the key ring and the bench's person; both builds share them.
+const prepared = await startLatchkey({ redisUrl: redis.url, build: 'dist', logLevel: 'info' });
+await addUser(prepared, 'dist');
+await prepared.stop();
+
+async function start(dir: string) {
+  const port = await freePort();
+  const env = { ...prepared.env, PORT: String(port), ISSUER: `http://localhost:${port}` };
+  const child = spawn('taskset', ['-c', '0', process.execPath, join(ROOT, dir, 'cli.js'), 'serve'], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH ?? '', NODE_NO_WARNINGS: '1', ...env },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  const url = `http://127.0.0.1:${port}`;
+  for (let i = 0; i < 150; i += 1) {
+    try {
+      if ((await fetch(`${url}/healthz`)).ok) return { ...prepared, url, issuer: env.ISSUER, pid: child.pid!, child };
+    } catch {
+      // not listening yet
+    }
+    await sleep(200);
+  }
+  throw new Error(`${dir}: no answer from ${url}`);
+}
+
+const servers = { before: await start(builds.before), after: await start(builds.after) };
+try {
+  for (const id of ids) {
+    const scenario = SCENARIOS.find((s) => s.id === id);
+    if (!scenario) throw new Error(`no scenario ${id}`);
+    const cpu: Record<string, number[]> = { before: [], after: [] };
+    const workloads = new Map<string, Awaited<ReturnType<typeof scenario.prepare>>>();
+    let errors = 0;
+    for (const [side, server] of Object.entries(servers)) {
+      const needed = scenario.consumesTokens ? iterations * runs + 500 : undefined;
+      workloads.set(side, await scenario.prepare(server, { introspectionPool: 256, jwtRevocationPool: 256, sessions: 4, chains: 64 }, needed));
+      await closedLoop(server.url, workloads.get(side)!, { connections: 4, seconds: 60, amount: Math.min(iterations, 500) }); // warm-up
+    }
+    for (let run = 0; run < runs; run += 1) {
+      for (const [side, server] of Object.entries(servers)) {
+        const before = processCpuSeconds(server.pid);
+        const result = await closedLoop(server.url, workloads.get(side)!, { connections: 4, seconds: 120, amount: iterations });
+        errors += result.errors;
+        cpu[side]!.push(((processCpuSeconds(server.pid) - before) * 1000) / Math.max(1, result.iterations));
+      }
+    }
+    const min = (values: number[]) => Math.min(...values);
+    const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+    const show = (values: number[]) => `${min(values).toFixed(3)} (median ${median(values).toFixed(3)})`;
+    console.log(
+      `${id.padEnd(18)} before ${show(cpu.before!)}  after ${show(cpu.after!)} ms CPU/iteration  ratio ${(min(cpu.after!) / min(cpu.before!)).toFixed(2)}` +
+        (errors ? `  ${errors} ERRORS` : ''),
+    );
+  }
+} finally {
+  for (const server of Object.values(servers)) server.child.kill('SIGTERM');
+  await sleep(500);
+  await inspector.close();
+  await redis.stop();
+}
+process.exit(0);

@@ -1,0 +1,91 @@
+/**
+ * Reads started ahead (src/store/read-ahead.ts) on a real redis-server through the server's
+ * connection settings (auto-pipelining): they share one round trip, each answers at most one
+ * read of its request, a write in the request drops it, and outside a request nothing is kept.
+ */
+import assert from 'node:assert/strict';
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { Redis } from 'ioredis';
+import { loadConfig } from '../../src/config.js';
+import { withReadAhead } from '../../src/store/read-ahead.js';
+import { connect, RedisKv } from '../../src/store/redis.js';
+import { startRedisServer, type RedisServer } from '../helpers/redis.js';
+
+describe('store: reads started ahead for a request', function () {
+  this.timeout(30_000);
+  let server: RedisServer;
+  let raw: Redis;
+  let base: RedisKv;
+  const requests = new AsyncLocalStorage<object>();
+  let kv: ReturnType<typeof withReadAhead<RedisKv>>;
+  const inRequest = <T>(fn: () => Promise<T>) => requests.run({}, fn);
+  /** Socket reads Redis has processed so far (INFO's own read included). */
+  const reads = async () => Number(/total_reads_processed:(\d+)/.exec(await raw.info('stats'))![1]);
+
+  before(async () => {
+    server = await startRedisServer();
+    raw = new Redis(server.url);
+    const config = loadConfig({ REDIS_URL: server.url });
+    base = new RedisKv(connect(config.redis));
+    kv = withReadAhead(base, () => requests.getStore());
+  });
+  after(async () => {
+    await base?.close();
+    raw?.disconnect();
+    await server?.stop();
+  });
+
+  it('answers the reads of a request from one round trip started ahead', async () => {
+    await base.set('ra:account', 'alice');
+    await base.putRecord('ra:grant', '{"g":1}', 60);
+    await base.set('ra:uid', 'S1');
+    await base.putRecord('ra:session:S1', '{"s":1}', 60);
+    const [account, grant, session] = await inRequest(async () => {
+      const before = await reads();
+      kv.readAhead({ strings: ['ra:account'], records: ['ra:grant'], indexed: [{ index: 'ra:uid', prefix: 'ra:session:' }] });
+      const account = await kv.get('ra:account');
+      const grant = await kv.getRecord('ra:grant');
+      const id = await kv.get('ra:uid');
+      const session = await kv.getRecord(`ra:session:${id}`);
+      // One read for the three started together (the session with its uid index, in one script),
+      // and the closing INFO: four reads one after another would have been five.
+      assert.equal((await reads()) - before, 2);
+      return [account, grant, session];
+    });
+    assert.equal(account, 'alice');
+    assert.deepEqual(grant, { payload: '{"g":1}' });
+    assert.deepEqual(session, { payload: '{"s":1}' });
+  });
+
+  it('uses a read started ahead once: a second read of the key goes to Redis', async () => {
+    await base.set('ra:once', 'v1');
+    await inRequest(async () => {
+      kv.readAhead({ strings: ['ra:once'] });
+      assert.equal(await kv.get('ra:once'), 'v1');
+      await raw.set('lk:ra:once', 'v2');
+      assert.equal(await kv.get('ra:once'), 'v2');
+    });
+  });
+
+  it('drops a read started ahead when the request writes or consumes the key', async () => {
+    await base.set('ra:written', 'old');
+    await base.putRecord('ra:consumed', '{}', 60);
+    await inRequest(async () => {
+      kv.readAhead({ strings: ['ra:written'], records: ['ra:consumed'] });
+      await kv.set('ra:written', 'new');
+      assert.equal(await kv.get('ra:written'), 'new');
+      assert.equal(await kv.consumeRecord('ra:consumed', 1234.5), 'consumed');
+      assert.deepEqual(await kv.getRecord('ra:consumed'), { payload: '{}', consumed: 1234.5 });
+    });
+  });
+
+  it('keeps nothing outside a request, and nothing from one request for another', async () => {
+    await base.set('ra:outside', 'v1');
+    kv.readAhead({ strings: ['ra:outside'] });
+    await raw.set('lk:ra:outside', 'v2');
+    assert.equal(await kv.get('ra:outside'), 'v2');
+    await inRequest(async () => kv.readAhead({ strings: ['ra:outside'] }));
+    await raw.set('lk:ra:outside', 'v3');
+    assert.equal(await inRequest(() => kv.get('ra:outside')), 'v3');
+  });
+});
