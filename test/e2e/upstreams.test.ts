@@ -18,12 +18,14 @@ import type { AddressInfo } from 'node:net';
 import { exportJWK, generateKeyPair, SignJWT, type JWK, type JWTPayload } from 'jose';
 import * as oidc from 'openid-client';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { Secret, TOTP } from 'otpauth';
 import { Agent } from '../helpers/agent.js';
 import { launchChromium, screenshots } from '../helpers/browser.js';
 import { eventually } from '../helpers/eventually.js';
 import { freePort } from '../helpers/redis.js';
 import { startRelyingParty, type RelyingParty } from '../helpers/relying-party.js';
 import { startServer, type TestServer } from '../helpers/server.js';
+import { isConsent } from '../helpers/sign-in.js';
 import { UpstreamLinks } from '../../src/accounts/links.js';
 import { Upstreams } from '../../src/upstreams/registry.js';
 
@@ -38,7 +40,7 @@ async function startFakeUpstream() {
   const { privateKey, publicKey } = await generateKeyPair('RS256');
   const other = await generateKeyPair('RS256');
   const jwk: JWK = { ...(await exportJWK(publicKey)), kid: 'fake-key', alg: 'RS256', use: 'sig' };
-  const state = { mode: 'good' as Mode, nonce: '', issuer: '', sub: 'fake-person-1', sid: 'fake-sid-1' };
+  const state = { mode: 'good' as Mode, nonce: '', issuer: '', sub: 'fake-person-1', sid: 'fake-sid-1', authorizations: 0 };
   const sign = (payload: JWTPayload, key = privateKey, typ?: string) =>
     new SignJWT(payload).setProtectedHeader({ alg: 'RS256', kid: 'fake-key', ...(typ && { typ }) }).sign(key);
   const server: Server = createServer((req, res) => {
@@ -60,6 +62,7 @@ async function startFakeUpstream() {
     }
     if (url.pathname === '/jwks') return json({ keys: [jwk] });
     if (url.pathname === '/authorize') {
+      state.authorizations += 1;
       state.nonce = url.searchParams.get('nonce') ?? '';
       const back = new URL(url.searchParams.get('redirect_uri')!);
       if (state.mode === 'deny') back.searchParams.set('error', 'access_denied');
@@ -151,7 +154,8 @@ describe('e2e: sign in through an upstream OpenID Connect provider', function ()
     latchkey = await startServer({
       ownRedis: true,
       port: latchkeyPort,
-      clients: [client('app1', 'Notes', port1), client('app2', 'Photos', port2)],
+      // `strict`: an app whose people must use a second factor (require_mfa), at app1's address.
+      clients: [client('app1', 'Notes', port1), client('app2', 'Photos', port2), { ...client('app1', 'Notes', port1), client_id: 'strict', require_mfa: true }],
       env: { OUTBOUND_ALLOW_PRIVATE_NETWORKS: 'true', UPSTREAMS_TIMEOUT: '1' },
     });
     // Local accounts whose emails the upstream's bob and carol share.
@@ -443,6 +447,57 @@ describe('e2e: sign in through an upstream OpenID Connect provider', function ()
       const second = await signIn();
       assert.notEqual(second, first);
       assert.ok(await latchkey.accounts.find(second));
+    });
+
+    /** An authorization request of `client` sent to the fake upstream as `sub`, in a fresh browser; where it stops, and its PKCE verifier. */
+    async function throughFake(client: string, sub: string) {
+      fake.state.mode = 'good';
+      fake.state.sub = sub;
+      const verifier = oidc.randomPKCECodeVerifier();
+      const params = new URLSearchParams({
+        client_id: client,
+        response_type: 'code',
+        scope: 'openid',
+        redirect_uri: app1Redirect(),
+        code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
+        code_challenge_method: 'S256',
+        upstream: 'fake',
+      });
+      const browser = new Agent();
+      const before = fake.state.authorizations;
+      const page = await browser.follow(`${latchkey.issuer}/auth?${params}`, {}, app1Redirect());
+      return { browser, page, verifier, authorizations: fake.state.authorizations - before };
+    }
+
+    it("an upstream sign-in is a first factor: a person with an authenticator app is asked for its code; amr fed otp mfa, acr mfa, idp", async () => {
+      const sub = 'fake-person-totp';
+      const { account } = (await new UpstreamLinks(latchkey.kv, latchkey.accounts).signIn({ id: 'fake', linkByEmail: false }, sub, {})) as { account: { sub: string; username: string } };
+      const { secret } = await latchkey.secondFactors.totp.begin(account.sub, account.username);
+      assert.ok(await latchkey.secondFactors.totp.confirm(account.sub, TOTP.generate({ secret: Secret.fromBase32(secret), timestamp: Date.now() - 30_000 })));
+
+      const { browser, page, verifier, authorizations } = await throughFake('app1', sub);
+      assert.equal(authorizations, 1);
+      assert.ok(page.url.includes('/interaction/') && page.html.includes('/second-factor'), `expected the second-factor page, got ${page.status} ${page.url}`);
+      let done = await browser.submit(page, '/second-factor', { method: 'totp', code: TOTP.generate({ secret: Secret.fromBase32(secret) }) }, app1Redirect());
+      if (isConsent(done)) done = await browser.submit(done, '/confirm', {}, app1Redirect());
+      assert.ok(done.url.startsWith(app1Redirect()), `expected to be back at the app, got ${done.status} ${done.url}`);
+      const config = await oidc.discovery(new URL(latchkey.issuer), 'app1', SECRET, oidc.ClientSecretBasic(SECRET), { execute: [oidc.allowInsecureRequests] });
+      const claims = (await oidc.authorizationCodeGrant(config, new URL(done.url), { pkceCodeVerifier: verifier })).claims()!;
+      assert.equal(claims.sub, account.sub);
+      assert.deepEqual([...(claims.amr as string[])].sort(), ['fed', 'mfa', 'otp']);
+      assert.equal(claims.acr, 'mfa');
+      assert.equal(claims.idp, 'fake', 'the session names its upstream after the second factor too');
+    });
+
+    it('a person without a second factor at an app that requires one: the enrolment prompt, then unmet_authentication_requirements; no loop back to the upstream', async () => {
+      const { browser, page, authorizations } = await throughFake('strict', 'fake-person-no-factor');
+      assert.equal(authorizations, 1, 'the upstream was visited once');
+      const visits = fake.state.authorizations;
+      assert.equal(page.status, 403);
+      assert.match(page.html, /\/unmet/, `expected the enrolment prompt, got ${page.status} ${page.url}`);
+      const unmet = await browser.submit(page, '/unmet', {}, app1Redirect());
+      assert.match(unmet.url, /error=unmet_authentication_requirements/);
+      assert.equal(fake.state.authorizations, visits, 'and not again');
     });
 
     it("refuses forged or malformed logout tokens, and ends the session for the upstream's valid one", async () => {
