@@ -237,6 +237,7 @@ export async function serve(config: Config, logger: Logger = createLogger(config
         consents,
         activity: new SessionActivity(kv, config.ttl.session),
         logger,
+        reauthenticateAfter: config.accounts.reauthenticateAfter,
       }),
       ...interactionRoutes({
         providers,

@@ -47,13 +47,14 @@ describe('e2e: second factor after a password, and step-up (openid-client)', fun
     server = await startServer({
       ownRedis: true,
       logger: createLogger('info', { write: (line: string) => void logLines.push(line) }),
-      env: { ACCOUNTS_THROTTLE_MAX_FAILURES: '3' },
+      // A short bound for the account page's "sign in again" (the default is 300 s).
+      env: { ACCOUNTS_THROTTLE_MAX_FAILURES: '3', ACCOUNTS_REAUTHENTICATE_AFTER: '2' },
       clients: [
         { client_id: 'app', client_secret: SECRET, redirect_uris: [REDIRECT] },
         { client_id: 'strict', client_secret: SECRET, redirect_uris: [REDIRECT], require_mfa: true },
       ],
     });
-    for (const name of ['alice', 'bob', 'carol', 'dave']) await server.accounts.create(name, PASSWORD);
+    for (const name of ['alice', 'bob', 'carol', 'dave', 'erin']) await server.accounts.create(name, PASSWORD);
     totpSecrets.alice = await enrolTotp('alice');
     totpSecrets.dave = await enrolTotp('dave');
     for (const id of ['app', 'strict']) {
@@ -258,6 +259,33 @@ describe('e2e: second factor after a password, and step-up (openid-client)', fun
     const forged = await agent.follow(`${server.issuer}/account/recovery-codes`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'csrf=forged' });
     assert.equal(forged.status, 403);
     assert.equal((await server.secondFactors.summary((await server.accounts.findByUsername('bob'))!.sub)).recoveryCodesLeft, 0);
+  });
+
+  it('the account page asks a session signed in longer ago than accounts.reauthenticateAfter to sign in again before removing the authenticator app; a fresh one is not asked', async () => {
+    const secret = await enrolTotp('erin');
+    const sub = (await server.accounts.findByUsername('erin'))!.sub;
+    const agent = new Agent();
+    /** The password and an authenticator-app code (`steps` windows ahead, each code used once), from the page asking for them. */
+    const signIn = async (from: Page, steps: number) => {
+      const factor = await signInSteps(agent, from, { username: 'erin', password: PASSWORD, login: 'required' });
+      assert.ok(isSecondFactor(factor), `expected the second-factor page, got ${factor.url}`);
+      const after = await agent.submit(factor, '/second-factor', { method: 'totp', code: codeFor(secret, steps) });
+      return isConsent(after) ? agent.submit(after, '/confirm', {}) : after; // the account page's consent, asked once
+    };
+    let page = await signIn(await agent.follow(`${server.issuer}/account`), 0);
+    assert.equal(page.url, `${server.issuer}/account`);
+    // The sign-in becomes older than the bound (2 s in this suite's configuration).
+    await new Promise((done) => setTimeout(done, 3_100));
+    const stale = await agent.submit(page, '/account/authenticator/remove', {});
+    assert.ok(isLogin(stale), `expected to be asked to sign in again, got ${stale.status} ${stale.url}`);
+    assert.ok((await server.secondFactors.summary(sub)).totp, 'the authenticator app is still there');
+
+    page = await signIn(stale, 1);
+    assert.equal(page.url, `${server.issuer}/account?done=authenticator.signed-in-again#authenticator`, 'back at the section');
+    assert.match(page.html, /You signed in again/);
+    const removed = await agent.submit(page, '/account/authenticator/remove', {});
+    assert.equal(removed.url, `${server.issuer}/account?done=authenticator.removed#authenticator`);
+    assert.equal((await server.secondFactors.summary(sub)).totp, undefined, 'removed after a fresh sign-in');
   });
 
   it('metrics count uses and failures by method and outcome; log events name the person, never a code or secret', async () => {

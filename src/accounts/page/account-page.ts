@@ -24,12 +24,19 @@
  * above the section (views/account.eta). A JSON POST (WebAuthn) passes the same
  * token as its `csrf` member; GET routes of a section use `page.personRequired` (the person is then
  * in ctx.state.person). Every path under /account is rate-limited per address (main.ts).
+ *
+ * An action that changes how the person signs in (a passkey, the authenticator app, recovery codes,
+ * an upstream link, setting a password) uses `page.recentlySubmitted(ctx, section)` instead of
+ * `submitted`: when the session's sign-in is older than accounts.reauthenticateAfter, the person is
+ * sent to sign in again (/sign-in?again=<section>: prompt=login) and back to the section, so a
+ * stolen session cookie alone cannot change their credentials.
  * Paths taken: /sign-in, /callback, /password, /apps/…, /sessions/….
  */
 import Router from '@koa/router';
 import { bodyParser } from '@koa/bodyparser';
 import type { Context, Middleware } from 'koa';
 import { csrfTokens, type CsrfTokens } from '../../http/csrf.js';
+import { SIGNED_IN_AGAIN } from '../../http/first-party-sign-in.js';
 import { render } from '../../http/views.js';
 import { signedInPages, type Form } from '../../http/signed-in-pages.js';
 import type { ProviderInService } from '../../provider-in-service.js';
@@ -47,6 +54,8 @@ export interface Person {
   readonly sessionId: string;
   /** The session's uid: unlike its id (the cookie's value), it may be shown on a page. */
   readonly sessionUid: string;
+  /** When the session's person last signed in (epoch seconds): its auth_time. */
+  readonly authTime: number;
   readonly account: Account;
 }
 
@@ -88,6 +97,11 @@ export interface AccountPage {
   readonly personRequired: Middleware;
   /** A POST from the signed-in person with a valid CSRF token; answers 401/403 itself otherwise. */
   submitted(ctx: Context): Promise<{ who: Person; body: Form } | undefined>;
+  /**
+   * `submitted`, for an action that changes how the person signs in: also needs a recent sign-in,
+   * else sends the person to sign in again and back to `section` (303) and answers undefined.
+   */
+  recentlySubmitted(ctx: Context, section: string): Promise<{ who: Person; body: Form } | undefined>;
   /** Shows the whole account page; `state` goes to the section named `section` (an error: pass a 4xx status). */
   show(ctx: Context, person: Person, result?: { section: string } & SectionState, status?: number): Promise<void>;
   /** After a successful POST: back to the page (303), showing the section's notice `key`. */
@@ -109,9 +123,11 @@ interface Options {
   /** Re-checks the session's person on every request. */
   readonly sessions: AccountSessions;
   readonly csrfKey: string;
+  /** accounts.reauthenticateAfter: seconds a sign-in counts as recent. */
+  readonly reauthenticateAfter: number;
 }
 
-export function accountPage({ providers, sessions, csrfKey }: Options): AccountPage {
+export function accountPage({ providers, sessions, csrfKey, reauthenticateAfter }: Options): AccountPage {
   const router = new Router({ prefix: ACCOUNT_PATH });
   const form = bodyParser({ enableTypes: ['form'], formLimit: '16kb', encoding: 'utf-8' });
   const csrf = csrfTokens(csrfKey, 'account');
@@ -119,10 +135,21 @@ export function accountPage({ providers, sessions, csrfKey }: Options): AccountP
 
   async function signedIn(ctx: Context): Promise<Person | undefined> {
     const found = await sessions.signedIn(providers.current, ctx);
-    return found && { accountId: found.accountId, sessionId: found.session.jti, sessionUid: found.session.uid, account: found.account };
+    return (
+      found && { accountId: found.accountId, sessionId: found.session.jti, sessionUid: found.session.uid, authTime: found.session.authTime() ?? 0, account: found.account }
+    );
   }
 
   const { page, submitted } = signedInPages({ signedIn, csrf, where: 'your account page' });
+
+  async function recentlySubmitted(ctx: Context, section: string) {
+    const found = await submitted(ctx);
+    if (!found || Math.floor(Date.now() / 1000) - found.who.authTime <= reauthenticateAfter) return found;
+    ctx.status = 303;
+    ctx.set('Cache-Control', 'no-store');
+    ctx.redirect(`${ACCOUNT_PATH}/sign-in?again=${encodeURIComponent(section)}`);
+    return undefined;
+  }
 
   const personRequired: Middleware = async (ctx, next) => {
     const person = await signedIn(ctx);
@@ -141,7 +168,8 @@ export function accountPage({ providers, sessions, csrfKey }: Options): AccountP
     const rendered = await Promise.all(
       sections.map(async (section) => {
         const key = doneKey.startsWith(`${section.id}.`) ? doneKey.slice(section.id.length + 1) : '';
-        const notice = section.notices && Object.hasOwn(section.notices, key) ? section.notices[key] : undefined;
+        const notice =
+          key === SIGNED_IN_AGAIN ? 'You signed in again: go ahead.' : section.notices && Object.hasOwn(section.notices, key) ? section.notices[key] : undefined;
         const state: SectionState = result?.section === section.id ? result : notice ? { notice } : {};
         const data = (await section.data?.(ctx, person)) ?? {};
         return { id: section.id, title: section.title, state, html: render(section.view, { ...data, csrf: token, state }) };
@@ -161,5 +189,5 @@ export function accountPage({ providers, sessions, csrfKey }: Options): AccountP
     sections.sort((a, b) => a.order - b.order);
   }
 
-  return { router, form, csrf, addSection, signedIn, personRequired, submitted, show, done, page };
+  return { router, form, csrf, addSection, signedIn, personRequired, submitted, recentlySubmitted, show, done, page };
 }

@@ -36,7 +36,7 @@ export function passkeysSection({ secondFactors, logger, metrics }: SecondFactor
     });
 
     page.router.post('/passkeys/add', page.form, async (ctx) => {
-      const found = await page.submitted(ctx);
+      const found = await page.recentlySubmitted(ctx, SECTION);
       if (!found) return;
       const { who, body } = found;
       let response: unknown;
@@ -57,7 +57,7 @@ export function passkeysSection({ secondFactors, logger, metrics }: SecondFactor
     });
 
     page.router.post('/passkeys/remove', page.form, async (ctx) => {
-      const found = await page.submitted(ctx);
+      const found = await page.recentlySubmitted(ctx, SECTION);
       if (!found) return;
       const { who, body } = found;
       if (!(await secondFactors.passkeys.remove(who.accountId, field(body, 'id')))) {
