@@ -500,6 +500,36 @@ describe('e2e: sign in through an upstream OpenID Connect provider', function ()
       assert.equal(fake.state.authorizations, visits, 'and not again');
     });
 
+    /** A person made just in time through the fake upstream, on their account page (signed in through it). */
+    async function accountPageThroughFake(sub: string) {
+      const { browser } = await throughFake('app1', sub);
+      let page = await browser.follow(`${latchkey.issuer}/account`);
+      if (isConsent(page)) page = await browser.submit(page, '/confirm', {});
+      assert.equal(new URL(page.url).pathname, '/account', `expected the account page, got ${page.status} ${page.url}`);
+      const account = (await latchkey.accounts.find((await new UpstreamLinks(latchkey.kv, latchkey.accounts).find('fake', sub))!.sub))!;
+      return { browser, page, account };
+    }
+
+    it('the account page lists the upstream links and removes one, but not the last way to sign in', async () => {
+      const { browser, page, account } = await accountPageThroughFake('fake-person-links');
+      const links = new UpstreamLinks(latchkey.kv, latchkey.accounts);
+      assert.match(page.html, /Sign in with another provider[\s\S]*<strong>Fake<\/strong>[\s\S]*made when you first signed in with it/);
+      const refused = await browser.submit(page, '/account/links/remove', {});
+      assert.equal(refused.status, 409, 'no password, no passkey, one link: it stays');
+      assert.match(refused.html, /only way you can sign in/);
+      assert.ok(await links.find('fake', 'fake-person-links'));
+      const forged = await browser.submit(page, '/account/links/remove', { csrf: 'forged' });
+      assert.equal(forged.status, 403);
+      const notYours = await browser.submit(page, '/account/links/remove', { id: 'fake:fake-person-1' });
+      assert.equal(notYours.status, 404);
+
+      await latchkey.accounts.setPassword(account.username, 'now a password of its own');
+      const removed = await browser.submit(page, '/account/links/remove', {});
+      assert.equal(new URL(removed.url).search, '?done=links.removed');
+      assert.match(removed.html, /No other provider signs you in/);
+      assert.equal(await links.find('fake', 'fake-person-links'), undefined, 'the link is gone');
+    });
+
     it("refuses forged or malformed logout tokens, and ends the session for the upstream's valid one", async () => {
       const endpoint = `${latchkey.issuer}/upstream/fake/backchannel-logout`;
       const post = async (token: string) => (await fetch(endpoint, { method: 'POST', body: new URLSearchParams({ logout_token: token }) })).status;

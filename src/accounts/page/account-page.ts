@@ -30,7 +30,8 @@
  * `submitted`: when the session's sign-in is older than accounts.reauthenticateAfter, the person is
  * sent to sign in again (/sign-in?again=<section>: prompt=login) and back to the section, so a
  * stolen session cookie alone cannot change their credentials.
- * Paths taken: /sign-in, /callback, /password, /apps/…, /sessions/….
+ * Paths taken: /sign-in, /callback, /password, /password/set, /apps/…, /sessions/…, /passkeys/…,
+ * /authenticator/…, /recovery-codes, /links/….
  */
 import Router from '@koa/router';
 import { bodyParser } from '@koa/bodyparser';
@@ -71,7 +72,7 @@ export interface AccountSection {
   /** Its anchor on the page and its name in `done`/`show`: 'password', 'passkeys', … */
   readonly id: string;
   readonly title: string;
-  /** Its place on the page, lowest first (password 10, passkeys 20, authenticator app 30, recovery codes 40, apps 50, sessions 60). */
+  /** Its place on the page, lowest first (password 10, passkeys 20, authenticator app 30, recovery codes 40, upstream links 45, apps 50, sessions 60). */
   readonly order: number;
   /** views/<view>.eta, a partial (no layout): rendered with `data`, `csrf` (the form token) and `state`. */
   readonly view: string;
