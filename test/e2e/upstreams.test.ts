@@ -19,7 +19,7 @@ import { exportJWK, generateKeyPair, SignJWT, type JWK, type JWTPayload } from '
 import * as oidc from 'openid-client';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { Secret, TOTP } from 'otpauth';
-import { Agent } from '../helpers/agent.js';
+import { Agent, formIn } from '../helpers/agent.js';
 import { launchChromium, screenshots } from '../helpers/browser.js';
 import { eventually } from '../helpers/eventually.js';
 import { freePort } from '../helpers/redis.js';
@@ -528,6 +528,27 @@ describe('e2e: sign in through an upstream OpenID Connect provider', function ()
       assert.equal(new URL(removed.url).search, '?done=links.removed');
       assert.match(removed.html, /No other provider signs you in/);
       assert.equal(await links.find('fake', 'fake-person-links'), undefined, 'the link is gone');
+    });
+
+    it('a person made just in time (no password) sets one on the account page, without a current password', async () => {
+      const { browser, page, account } = await accountPageThroughFake('fake-person-set-password');
+      assert.doesNotMatch(page.html, /name="current_password"/);
+      assert.match(page.html, /action="\/account\/password\/set"/);
+      const csrf = formIn(page.html, '/account/password/set').hidden.csrf!;
+      const change = await browser.follow(`${latchkey.issuer}/account/password`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ csrf, current_password: 'a guess', new_password: 'a new passphrase here', confirm_password: 'a new passphrase here' }),
+      });
+      assert.equal(change.status, 409, 'no current password to change');
+      const mismatch = await browser.submit(page, '/account/password/set', { new_password: 'a new passphrase here', confirm_password: 'another one' });
+      assert.equal(mismatch.status, 400);
+      const set = await browser.submit(page, '/account/password/set', { new_password: 'a new passphrase here', confirm_password: 'a new passphrase here' });
+      assert.equal(new URL(set.url).search, '?done=password.set');
+      assert.equal((await latchkey.accounts.verify(account.username, 'a new passphrase here'))?.sub, account.sub, 'signs in with it (argon2id)');
+      assert.match(set.html, /name="current_password"/, 'from now on, changing it asks for the current one');
+      const again = await browser.submit(page, '/account/password/set', { new_password: 'a third passphrase', confirm_password: 'a third passphrase' });
+      assert.equal(again.status, 409, 'setting is only for a person without one');
     });
 
     it("refuses forged or malformed logout tokens, and ends the session for the upstream's valid one", async () => {
