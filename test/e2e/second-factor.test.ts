@@ -276,6 +276,13 @@ describe('e2e: second factor after a password, and step-up (openid-client)', fun
     assert.equal(page.url, `${server.issuer}/account`);
     // The sign-in becomes older than the bound (2 s in this suite's configuration).
     await new Promise((done) => setTimeout(done, 3_100));
+    // Every action that changes how erin signs in sends her to sign in again, and changes nothing.
+    const csrf = formIn(page.html, '/account/recovery-codes').hidden.csrf!;
+    for (const [path, fields] of [['/passkeys/remove', { id: 'any' }], ['/passkeys/add', { name: 'x', credential: '{}' }], ['/authenticator/start', {}], ['/recovery-codes', {}], ['/links/remove', { id: 'corp:x' }], ['/password/set', {}]] as const) {
+      const asked = await agent.follow(`${server.issuer}/account${path}`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ csrf, ...fields }) });
+      assert.ok(isLogin(asked), `${path}: expected to be asked to sign in again, got ${asked.status} ${asked.url}`);
+    }
+    assert.equal((await server.secondFactors.summary(sub)).recoveryCodesLeft, 0);
     const stale = await agent.submit(page, '/account/authenticator/remove', {});
     assert.ok(isLogin(stale), `expected to be asked to sign in again, got ${stale.status} ${stale.url}`);
     assert.ok((await server.secondFactors.summary(sub)).totp, 'the authenticator app is still there');
@@ -286,6 +293,13 @@ describe('e2e: second factor after a password, and step-up (openid-client)', fun
     const removed = await agent.submit(page, '/account/authenticator/remove', {});
     assert.equal(removed.url, `${server.issuer}/account?done=authenticator.removed#authenticator`);
     assert.equal((await server.secondFactors.summary(sub)).totp, undefined, 'removed after a fresh sign-in');
+
+    // Bad input: a section name that is not a plain name is ignored, going out and coming back.
+    const odd = new URL((await agent.request(`${server.issuer}/account/sign-in?again=${encodeURIComponent('x"><b')}`)).headers.get('location')!);
+    assert.equal(odd.searchParams.get('prompt'), null);
+    assert.doesNotMatch(odd.searchParams.get('state')!, /\./);
+    const back = await agent.request(`${server.issuer}/account/callback?code=x&state=${encodeURIComponent('abc./evil.example')}`);
+    assert.equal(back.headers.get('location'), '/account');
   });
 
   it('metrics count uses and failures by method and outcome; log events name the person, never a code or secret', async () => {
