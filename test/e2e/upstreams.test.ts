@@ -327,6 +327,17 @@ describe('e2e: sign in through an upstream OpenID Connect provider', function ()
       assert.deepEqual([link?.sub, link?.how], [localCarol!.sub, 'email'], 'the link is recorded');
     });
 
+    it("the account page shows the person's upstream link", async () => {
+      await page.goto(`${latchkey.issuer}/account`);
+      if (await page.locator('text=Allow access?').count()) await page.click('button:has-text("Allow")');
+      await page.waitForSelector('#links');
+      const section = await page.locator('#links').innerText();
+      assert.match(section, /Corp SSO/);
+      assert.match(section, /joined to this account by your verified email address/);
+      await page.locator('#links').scrollIntoViewIfNeeded();
+      await screenshot('account-links');
+    });
+
     it('keeps the strict CSP on the new pages', () => {
       assert.deepEqual(cspViolations, []);
     });
