@@ -133,8 +133,11 @@ export function upstreamStep(steps: Interactions, options: UpstreamStepOptions) 
     }
     let started: Awaited<ReturnType<UpstreamClients['start']>>;
     try {
-      const hint = interaction.params.login_hint;
-      started = await clients.start(upstream, typeof hint === 'string' && hint.length <= 256 ? hint : undefined);
+      const { login_hint: hint, prompt, max_age: maxAge } = interaction.params;
+      // A fresh sign-in asked of us (an app's prompt=login or max_age=0, the account page's "sign in
+      // again") is asked of the upstream too, so its session alone does not answer for the person.
+      const fresh = (typeof prompt === 'string' && prompt.split(' ').includes('login')) || String(maxAge) === '0';
+      started = await clients.start(upstream, typeof hint === 'string' && hint.length <= 256 ? hint : undefined, fresh);
     } catch (error) {
       if (!(error instanceof UpstreamUnavailable)) throw error;
       logger.warn({ event: 'upstream.unavailable', upstream: id, err: error.cause }, 'upstream provider unavailable');

@@ -40,7 +40,7 @@ async function startFakeUpstream() {
   const { privateKey, publicKey } = await generateKeyPair('RS256');
   const other = await generateKeyPair('RS256');
   const jwk: JWK = { ...(await exportJWK(publicKey)), kid: 'fake-key', alg: 'RS256', use: 'sig' };
-  const state = { mode: 'good' as Mode, nonce: '', issuer: '', sub: 'fake-person-1', sid: 'fake-sid-1', authorizations: 0 };
+  const state = { mode: 'good' as Mode, nonce: '', issuer: '', sub: 'fake-person-1', sid: 'fake-sid-1', authorizations: 0, prompt: null as string | null };
   const sign = (payload: JWTPayload, key = privateKey, typ?: string) =>
     new SignJWT(payload).setProtectedHeader({ alg: 'RS256', kid: 'fake-key', ...(typ && { typ }) }).sign(key);
   const server: Server = createServer((req, res) => {
@@ -63,6 +63,7 @@ async function startFakeUpstream() {
     if (url.pathname === '/jwks') return json({ keys: [jwk] });
     if (url.pathname === '/authorize') {
       state.authorizations += 1;
+      state.prompt = url.searchParams.get('prompt');
       state.nonce = url.searchParams.get('nonce') ?? '';
       const back = new URL(url.searchParams.get('redirect_uri')!);
       if (state.mode === 'deny') back.searchParams.set('error', 'access_denied');
@@ -461,7 +462,7 @@ describe('e2e: sign in through an upstream OpenID Connect provider', function ()
     });
 
     /** An authorization request of `client` sent to the fake upstream as `sub`, in a fresh browser; where it stops, and its PKCE verifier. */
-    async function throughFake(client: string, sub: string) {
+    async function throughFake(client: string, sub: string, extra: Record<string, string> = {}) {
       fake.state.mode = 'good';
       fake.state.sub = sub;
       const verifier = oidc.randomPKCECodeVerifier();
@@ -473,6 +474,7 @@ describe('e2e: sign in through an upstream OpenID Connect provider', function ()
         code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
         code_challenge_method: 'S256',
         upstream: 'fake',
+        ...extra,
       });
       const browser = new Agent();
       const before = fake.state.authorizations;
@@ -560,6 +562,15 @@ describe('e2e: sign in through an upstream OpenID Connect provider', function ()
       assert.match(set.html, /name="current_password"/, 'from now on, changing it asks for the current one');
       const again = await browser.submit(page, '/account/password/set', { new_password: 'a third passphrase', confirm_password: 'a third passphrase' });
       assert.equal(again.status, 409, 'setting is only for a person without one');
+    });
+
+    it('a fresh sign-in asked of Latchkey (prompt=login, max_age=0) is asked of the upstream too', async () => {
+      await throughFake('app1', 'fake-person-fresh');
+      assert.equal(fake.state.prompt, null);
+      await throughFake('app1', 'fake-person-fresh', { prompt: 'login' });
+      assert.equal(fake.state.prompt, 'login');
+      await throughFake('app1', 'fake-person-fresh', { max_age: '0' });
+      assert.equal(fake.state.prompt, 'login');
     });
 
     it("refuses forged or malformed logout tokens, and ends the session for the upstream's valid one", async () => {
