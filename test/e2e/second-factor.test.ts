@@ -276,6 +276,9 @@ describe('e2e: second factor after a password, and step-up (openid-client)', fun
     assert.equal(page.url, `${server.issuer}/account`);
     // The sign-in becomes older than the bound (2 s in this suite's configuration).
     await new Promise((done) => setTimeout(done, 3_100));
+    const stalePage = await agent.follow(`${server.issuer}/account`);
+    assert.match(stalePage.html, /href="\/account\/sign-in\?again=passkeys"/, 'adding a passkey offers "sign in again" first');
+    assert.doesNotMatch(stalePage.html, /passkey-enrol-form/);
     // Every action that changes how erin signs in sends her to sign in again, and changes nothing.
     const csrf = formIn(page.html, '/account/recovery-codes').hidden.csrf!;
     for (const [path, fields] of [['/passkeys/remove', { id: 'any' }], ['/passkeys/add', { name: 'x', credential: '{}' }], ['/authenticator/start', {}], ['/recovery-codes', {}], ['/links/remove', { id: 'corp:x' }], ['/password/set', {}]] as const) {
@@ -290,6 +293,7 @@ describe('e2e: second factor after a password, and step-up (openid-client)', fun
     page = await signIn(stale, 1);
     assert.equal(page.url, `${server.issuer}/account?done=authenticator.signed-in-again#authenticator`, 'back at the section');
     assert.match(page.html, /You signed in again/);
+    assert.match(page.html, /passkey-enrol-form/, 'a fresh session can add a passkey');
     const removed = await agent.submit(page, '/account/authenticator/remove', {});
     assert.equal(removed.url, `${server.issuer}/account?done=authenticator.removed#authenticator`);
     assert.equal((await server.secondFactors.summary(sub)).totp, undefined, 'removed after a fresh sign-in');

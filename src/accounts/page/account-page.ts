@@ -103,6 +103,8 @@ export interface AccountPage {
    * else sends the person to sign in again and back to `section` (303) and answers undefined.
    */
   recentlySubmitted(ctx: Context, section: string): Promise<{ who: Person; body: Form } | undefined>;
+  /** Whether the person signed in recently enough to change credentials (what recentlySubmitted checks). */
+  recent(person: Person): boolean;
   /** Shows the whole account page; `state` goes to the section named `section` (an error: pass a 4xx status). */
   show(ctx: Context, person: Person, result?: { section: string } & SectionState, status?: number): Promise<void>;
   /** After a successful POST: back to the page (303), showing the section's notice `key`. */
@@ -143,9 +145,11 @@ export function accountPage({ providers, sessions, csrfKey, reauthenticateAfter 
 
   const { page, submitted } = signedInPages({ signedIn, csrf, where: 'your account page' });
 
+  const recent = (person: Person) => Math.floor(Date.now() / 1000) - person.authTime <= reauthenticateAfter;
+
   async function recentlySubmitted(ctx: Context, section: string) {
     const found = await submitted(ctx);
-    if (!found || Math.floor(Date.now() / 1000) - found.who.authTime <= reauthenticateAfter) return found;
+    if (!found || recent(found.who)) return found;
     ctx.status = 303;
     ctx.set('Cache-Control', 'no-store');
     ctx.redirect(`${ACCOUNT_PATH}/sign-in?again=${encodeURIComponent(section)}`);
@@ -190,5 +194,5 @@ export function accountPage({ providers, sessions, csrfKey, reauthenticateAfter 
     sections.sort((a, b) => a.order - b.order);
   }
 
-  return { router, form, csrf, addSection, signedIn, personRequired, submitted, recentlySubmitted, show, done, page };
+  return { router, form, csrf, addSection, signedIn, personRequired, submitted, recentlySubmitted, recent, show, done, page };
 }
