@@ -556,6 +556,9 @@ describe('e2e: sign in through an upstream OpenID Connect provider', function ()
       assert.equal(change.status, 409, 'no current password to change');
       const mismatch = await browser.submit(page, '/account/password/set', { new_password: 'a new passphrase here', confirm_password: 'another one' });
       assert.equal(mismatch.status, 400);
+      const short = await browser.submit(page, '/account/password/set', { new_password: 'short', confirm_password: 'short' });
+      assert.equal(short.status, 400);
+      assert.match(short.html, /Choose another password/);
       const set = await browser.submit(page, '/account/password/set', { new_password: 'a new passphrase here', confirm_password: 'a new passphrase here' });
       assert.equal(new URL(set.url).search, '?done=password.set');
       assert.equal((await latchkey.accounts.verify(account.username, 'a new passphrase here'))?.sub, account.sub, 'signs in with it (argon2id)');

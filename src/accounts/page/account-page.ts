@@ -78,6 +78,8 @@ export interface AccountSection {
   readonly view: string;
   /** What the view shows for this person. */
   data?(ctx: Context, person: Person): Promise<Record<string, unknown>>;
+  /** Whether the section is on the page for this person (always, without it). */
+  shown?(person: Person): Promise<boolean>;
   /** Messages `done(ctx, id, key)` can show after a redirect (by key, so nothing is echoed from the URL). */
   readonly notices?: Readonly<Record<string, string>>;
   /** Script files of ours (script-src 'self') the page loads for this section, e.g. WebAuthn's. */
@@ -170,8 +172,11 @@ export function accountPage({ providers, sessions, csrfKey, reauthenticateAfter 
   async function show(ctx: Context, person: Person, result?: { section: string } & SectionState, status = 200) {
     const token = csrf.token(person.sessionId);
     const doneKey = typeof ctx.query.done === 'string' ? ctx.query.done : '';
+    const visible = (await Promise.all(sections.map(async (section) => ((await section.shown?.(person)) === false ? undefined : section)))).filter(
+      (section) => section !== undefined,
+    );
     const rendered = await Promise.all(
-      sections.map(async (section) => {
+      visible.map(async (section) => {
         const key = doneKey.startsWith(`${section.id}.`) ? doneKey.slice(section.id.length + 1) : '';
         const notice =
           key === SIGNED_IN_AGAIN ? 'You signed in again: go ahead.' : section.notices && Object.hasOwn(section.notices, key) ? section.notices[key] : undefined;

@@ -16,12 +16,14 @@ interface Options {
   readonly secondFactors: SecondFactors;
   /** An upstream's display name (undefined when it was removed since). */
   displayName(upstream: string): Promise<string | undefined>;
+  /** Whether any upstream is configured: without one, and without links, the section is left out. */
+  anyUpstream(): Promise<boolean>;
   readonly logger: Logger;
 }
 
 const HOW = { created: 'made when you first signed in with it', email: 'joined to this account by your verified email address' } as const;
 
-export function linksSection({ links, secondFactors, displayName, logger }: Options) {
+export function linksSection({ links, secondFactors, displayName, anyUpstream, logger }: Options) {
   return (page: AccountPage): void => {
     page.addSection({
       id: SECTION,
@@ -29,6 +31,7 @@ export function linksSection({ links, secondFactors, displayName, logger }: Opti
       order: 45,
       view: 'account-links',
       notices: { removed: 'Link removed: that provider no longer signs you in to this account.' },
+      shown: async (person) => (await anyUpstream()) || (await links.list(person.accountId)).length > 0,
       async data(_ctx, person) {
         const listed = await links.list(person.accountId);
         return {
