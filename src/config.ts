@@ -96,6 +96,7 @@ const schema = z.strictObject({
       maxDelay: seconds,
     }),
     mfa: z.strictObject({ required: z.boolean() }),
+    reauthenticateAfter: seconds,
   }),
   clients: z.array(z.looseObject({ client_id: z.string().min(1) })),
   resourceServers: z.array(resourceServer),

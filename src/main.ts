@@ -26,6 +26,7 @@ import { accountPages } from './accounts/page/account-pages.js';
 import { passkeysSection } from './accounts/page/passkeys-section.js';
 import { authenticatorSection } from './accounts/page/authenticator-section.js';
 import { recoveryCodesSection } from './accounts/page/recovery-codes-section.js';
+import { linksSection } from './accounts/page/links-section.js';
 import { checkConfiguredClients } from './registration/policy.js';
 import { createApp } from './app.js';
 import { publicDefaultSecrets, type Config } from './config.js';
@@ -179,6 +180,7 @@ export async function serve(config: Config, logger: Logger = createLogger(config
   const sessions = new AccountSessions(kv, providers, accounts);
 
   const mfaSections = { secondFactors, logger, metrics };
+  const links = new UpstreamLinks(kv, accounts);
   const app = createApp({
     config,
     providers,
@@ -227,8 +229,19 @@ export async function serve(config: Config, logger: Logger = createLogger(config
       }),
       accountPages({
         // Sections of other modules (passkeys, authenticator app, recovery codes): see accounts/page/account-page.ts.
-        // Passkeys, authenticator app and recovery codes (src/accounts/page/, issue 15).
-        extensions: [passkeysSection(mfaSections), authenticatorSection(mfaSections), recoveryCodesSection(mfaSections)],
+        // Passkeys, authenticator app and recovery codes (src/accounts/page/, issue 15); upstream links (issue 16).
+        extensions: [
+          passkeysSection(mfaSections),
+          authenticatorSection(mfaSections),
+          recoveryCodesSection(mfaSections),
+          linksSection({
+            links,
+            secondFactors,
+            logger,
+            displayName: async (id) => (await upstreams.find(id))?.displayName,
+            anyUpstream: async () => (await upstreams.list()).length > 0,
+          }),
+        ],
         issuer: config.issuer,
         providers,
         accounts,
@@ -239,6 +252,7 @@ export async function serve(config: Config, logger: Logger = createLogger(config
         consents,
         activity: new SessionActivity(kv, config.ttl.session),
         logger,
+        reauthenticateAfter: config.accounts.reauthenticateAfter,
       }),
       ...interactionRoutes({
         providers,
@@ -253,7 +267,7 @@ export async function serve(config: Config, logger: Logger = createLogger(config
           clients: upstreamClients,
           logout: upstreamLogout,
           pending: new PendingSignIns(kv, config.upstreams.stateTtl),
-          links: new UpstreamLinks(kv, accounts),
+          links,
           federated,
           sessions,
           stateTtl: config.upstreams.stateTtl,

@@ -2,7 +2,8 @@
  * How a sign-in was made, as the ID token says it: `amr` (RFC 8176 values) and `acr`, one of three
  * levels, weakest first:
  *
- * - `pwd`: a password alone;
+ * - `pwd`: one factor: a password, or a sign-in through an upstream provider (`fed`: one factor
+ *   Latchkey can vouch for, whatever the upstream did);
  * - `mfa`: two factors, at least one of them phishable (password and an authenticator-app code or a
  *   recovery code);
  * - `phr`: phishing-resistant: a passkey was used (alone, with user verification, or after a
@@ -14,7 +15,9 @@
 export const ACR_VALUES = ['pwd', 'mfa', 'phr'] as const;
 export type Acr = (typeof ACR_VALUES)[number];
 
-export type Method = 'password' | 'totp' | 'recovery-code' | 'passkey-device-bound' | 'passkey-synced';
+/** A first factor: a password, or a sign-in through an upstream provider (interactions/upstream.ts). */
+export type FirstFactor = 'password' | 'federated';
+export type Method = FirstFactor | 'totp' | 'recovery-code' | 'passkey-device-bound' | 'passkey-synced';
 
 const rank = (acr: string | undefined) => ACR_VALUES.indexOf(acr as Acr);
 
@@ -22,6 +25,7 @@ export function assurance(methods: readonly Method[]): { acr: Acr; amr: string[]
   const amr = new Set<string>();
   for (const method of methods) {
     if (method === 'password') amr.add('pwd');
+    if (method === 'federated') amr.add('fed');
     if (method === 'totp') amr.add('otp');
     if (method === 'passkey-device-bound') amr.add('hwk');
     if (method === 'passkey-synced') amr.add('swk');

@@ -5,7 +5,7 @@
  * update its claims from the upstream's. Any other email match is refused, never merged silently.
  *
  * Layout (durable): account:link:<upstream>:<upstream sub> → JSON {sub, how, at};
- * account:links:<sub> → set of "<upstream>:<upstream sub>" (for the account page to show them).
+ * account:links:<sub> → set of "<upstream>:<upstream sub>" (the account page lists and removes them).
  */
 import { createHash } from 'node:crypto';
 import type { Account, Accounts, Claims } from './accounts.js';
@@ -17,6 +17,12 @@ export interface Link {
   /** How it was linked: a new account, or the existing one with the same verified email. */
   readonly how: 'created' | 'email';
   readonly at: number;
+}
+
+/** One of a person's links, as the account page lists it: `id` ("<upstream>:<upstream sub>") names it in a form. */
+export interface ListedLink extends Link {
+  readonly id: string;
+  readonly upstream: string;
 }
 
 export type LinkOutcome =
@@ -35,6 +41,30 @@ export class UpstreamLinks {
   async find(upstream: string, upstreamSub: string): Promise<Link | undefined> {
     const json = await this.kv.get(linkKey(upstream, upstreamSub));
     return json ? (JSON.parse(json) as Link) : undefined;
+  }
+
+  /** The links of the local account `sub`, oldest first. */
+  async list(sub: string): Promise<ListedLink[]> {
+    const listed = await Promise.all(
+      (await this.kv.members(linksKey(sub))).map(async (id) => {
+        const at = id.indexOf(':');
+        const link = at > 0 ? await this.find(id.slice(0, at), id.slice(at + 1)) : undefined;
+        return link?.sub === sub ? { ...link, id, upstream: id.slice(0, at) } : undefined;
+      }),
+    );
+    return listed.filter((link) => link !== undefined).sort((a, b) => a.at - b.at);
+  }
+
+  /** Removes the link `id` of the account `sub` (the next sign-in through it starts afresh); false when it is not theirs. */
+  async remove(sub: string, id: string): Promise<boolean> {
+    const at = id.indexOf(':');
+    if (at <= 0) return false;
+    const key = linkKey(id.slice(0, at), id.slice(at + 1));
+    const json = await this.kv.get(key);
+    if (!json || (JSON.parse(json) as Link).sub !== sub) return false;
+    const removed = await this.kv.deleteIfEquals(key, json);
+    await this.kv.removeFromSet(linksKey(sub), id);
+    return removed;
   }
 
   /**

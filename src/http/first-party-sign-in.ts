@@ -3,6 +3,10 @@
  * itself: the page is a first-party public client that starts an ordinary authorization request
  * (GET <page>/sign-in) and, once the person is back (GET <page>/callback), reads the provider's
  * session instead of redeeming the code.
+ *
+ * GET <page>/sign-in?again=<section> asks the person to sign in again even with a session
+ * (prompt=login, max_age=0), for an action that needs a recent sign-in, and comes back to that
+ * section of the page (<page>/callback carries it in `state`, checked to be a plain name).
  */
 import { createHash, randomBytes } from 'node:crypto';
 import type Router from '@koa/router';
@@ -39,6 +43,11 @@ export function firstPartyClient(issuer: string, { clientId, clientName, path }:
   };
 }
 
+/** A section's name, as `again` may carry it. */
+const SECTION_NAME = /^[a-z][a-z-]{0,31}$/;
+/** The query key of the page's notice after signing in again (account-page.ts shows it). */
+export const SIGNED_IN_AGAIN = 'signed-in-again';
+
 /** GET /sign-in and GET /callback on a router prefixed with the page's path. */
 export function firstPartySignIn(router: Router, issuer: string, { clientId, clientName, path }: FirstPartyPage): void {
   router.get('/sign-in', async (ctx) => {
@@ -46,6 +55,7 @@ export function firstPartySignIn(router: Router, issuer: string, { clientId, cli
     // PKCE is required of every client; the page never redeems the code (it reads the session),
     // so the verifier is not kept. An unredeemed code simply expires (ttl.authorizationCode).
     const challenge = createHash('sha256').update(randomBytes(32).toString('base64url')).digest('base64url');
+    const again = typeof ctx.query.again === 'string' && SECTION_NAME.test(ctx.query.again) ? ctx.query.again : undefined;
     url.search = new URLSearchParams({
       client_id: clientId,
       response_type: 'code',
@@ -53,8 +63,10 @@ export function firstPartySignIn(router: Router, issuer: string, { clientId, cli
       redirect_uri: `${issuer}${path}/callback`,
       code_challenge: challenge,
       code_challenge_method: 'S256',
-      state: randomBytes(16).toString('base64url'),
+      state: `${randomBytes(16).toString('base64url')}${again ? `.${again}` : ''}`,
+      ...(again && { prompt: 'login', max_age: '0' }),
     }).toString();
+    ctx.set('Cache-Control', 'no-store');
     ctx.redirect(url.href);
   });
 
@@ -63,6 +75,8 @@ export function firstPartySignIn(router: Router, issuer: string, { clientId, cli
       respondWithError(ctx, 400, { error: 'access_denied', error_description: `signing in to the ${clientName.replace(/^Latchkey /, '')} was cancelled` });
       return;
     }
+    const again = typeof ctx.query.state === 'string' ? ctx.query.state.split('.')[1] : undefined;
+    if (again && SECTION_NAME.test(again)) return ctx.redirect(`${path}?done=${again}.${SIGNED_IN_AGAIN}#${again}`);
     ctx.redirect(path);
   });
 }

@@ -1,7 +1,7 @@
 /**
  * The login step: the password form, and its submission checked against the brute-force
- * throttle. A correct password finishes the step with the person's sub (amr pwd, acr pwd), unless
- * the next step (a second factor, second-factor.ts) takes over.
+ * throttle. A correct password is a first factor: what follows it (a second factor, or the end of
+ * the sign-in with amr pwd) is second-factor.ts's afterFirstFactor.
  */
 import type { Context } from 'koa';
 import type { Account, Accounts } from '../accounts/accounts.js';
@@ -11,7 +11,6 @@ import { render } from '../http/views.js';
 import type { Logger } from '../ops/logger.js';
 import type { Metrics } from '../ops/metrics.js';
 import { field, type Interaction, type Interactions } from './interaction.js';
-import { finishSignIn } from './sign-in-result.js';
 
 /** "30 seconds", "2 minutes": how long a pause lasts, in words. */
 function duration(seconds: number): string {
@@ -58,8 +57,8 @@ export function submitLogin(
     throttle: LoginThrottle;
     logger: Logger;
     metrics: Metrics;
-    /** The next step after a right password (a second factor): true when it answered the request. */
-    afterPassword?: (ctx: Context, interaction: Interaction, account: Account, remember: boolean) => Promise<boolean>;
+    /** What follows a right password (second-factor.ts): it answers the request. */
+    afterPassword: (ctx: Context, interaction: Interaction, account: Account, remember: boolean) => Promise<void>;
   },
 ) {
   const { submitted } = steps;
@@ -101,7 +100,6 @@ export function submitLogin(
     await throttle.succeeded(username);
     metrics.logins.inc({ outcome: 'success' });
     logger.info({ event: 'login.succeeded', sub: account.sub, client_id: interaction.params.client_id }, 'login succeeded');
-    if (await afterPassword?.(ctx, interaction, account, remember)) return;
-    await finishSignIn(steps, ctx, account.sub, remember, ['password']);
+    await afterPassword(ctx, interaction, account, remember);
   };
 }

@@ -15,7 +15,7 @@ import type { Logger } from '../ops/logger.js';
 import type { Metrics } from '../ops/metrics.js';
 import { field, type Interaction, type Interactions } from './interaction.js';
 import { showLogin } from './login.js';
-import { passwordPassed, showSecondFactor } from './second-factor.js';
+import { firstFactorPassed, showSecondFactor } from './second-factor.js';
 import { finishSignIn } from './sign-in-result.js';
 
 interface PasskeyOptions {
@@ -48,7 +48,7 @@ export function submitPasskey(steps: Interactions, options: PasskeyOptions) {
       respondWithError(ctx, 400, { error: 'invalid_request', error_description: 'this sign-in request is not waiting for a sign-in' });
       return;
     }
-    const passed = passwordPassed(interaction);
+    const passed = firstFactorPassed(interaction);
     let credential: unknown;
     try {
       credential = JSON.parse(field(body, 'credential'));
@@ -67,6 +67,6 @@ export function submitPasskey(steps: Interactions, options: PasskeyOptions) {
     metrics.secondFactors.inc({ method: 'passkey', outcome: 'success' });
     logger.info({ event: 'passkey.succeeded', sub: account.sub, second_factor: Boolean(passed), client_id: interaction.params.client_id }, 'passkey accepted');
     const kind: Method = signedIn.passkey.deviceType === 'singleDevice' ? 'passkey-device-bound' : 'passkey-synced';
-    await finishSignIn(steps, ctx, account.sub, passed?.remember ?? field(body, 'remember') === 'yes', passed ? ['password', kind] : [kind]);
+    await finishSignIn(steps, ctx, account.sub, passed?.remember ?? field(body, 'remember') === 'yes', passed ? [passed.method, kind] : [kind], passed?.upstream);
   };
 }

@@ -7,8 +7,8 @@
  */
 import { bodyParser } from '@koa/bodyparser';
 import Router from '@koa/router';
-import type { Middleware } from 'koa';
-import type { Accounts } from '../accounts/accounts.js';
+import type { Context, Middleware } from 'koa';
+import type { Account, Accounts } from '../accounts/accounts.js';
 import type { LoginThrottle } from '../accounts/throttle.js';
 import type { SecondFactors } from '../accounts/second-factors.js';
 import type { Logger } from '../ops/logger.js';
@@ -16,11 +16,11 @@ import type { Metrics } from '../ops/metrics.js';
 import type { Consents } from '../provider/consents.js';
 import type { ProviderInService } from '../provider-in-service.js';
 import { confirmConsent, showConsent } from './consent.js';
-import { interactions } from './interaction.js';
+import { interactions, type Interaction } from './interaction.js';
 import { showLogin, submitLogin } from './login.js';
 import { upstreamStep, type UpstreamStepOptions } from './upstream.js';
 import { passkeyOnLoginPage, submitPasskey } from './passkey.js';
-import { afterPassword, passwordPassed, showSecondFactor, submitSecondFactor, unmetRequirements } from './second-factor.js';
+import { afterFirstFactor, firstFactorPassed, submitSecondFactor, unmetRequirements } from './second-factor.js';
 
 interface Options {
   /** The provider in service, read per request (it is replaced when the key ring changes). */
@@ -51,19 +51,23 @@ export function interactionRoutes(options: Options): Middleware[] {
   const steps = interactions(providers, accounts, csrfKey, [passkeyOnLoginPage(secondFactors)]);
   const { load, submitted } = steps;
   const upstream = upstreamStep(steps, { ...upstreamOptions, logger });
+  const afterFirst = afterFirstFactor(steps, options);
   router.use(upstream.choices);
 
   router.get('/:uid', async (ctx) => {
     const interaction = await load(ctx);
     if (!interaction) return;
-    const passed = passwordPassed(interaction);
-    if (interaction.prompt.name === 'login' && passed) return showSecondFactor(steps, options, ctx, interaction, passed);
+    // A first factor passed (a password, or an upstream's sign-in): the second factor, or the end.
+    const passed = firstFactorPassed(interaction);
+    if (interaction.prompt.name === 'login' && passed) return afterFirst(ctx, interaction, passed);
     if (await upstream.direct(ctx, interaction)) return;
     if (interaction.prompt.name === 'login') return showLogin(steps, ctx, interaction);
     return showConsent(steps, ctx, interaction);
   });
 
-  router.post('/:uid/login', form, submitLogin(steps, { accounts, throttle, logger, metrics, afterPassword: afterPassword(steps, options) }));
+  const afterPassword = (ctx: Context, interaction: Interaction, account: Account, remember: boolean) =>
+    afterFirst(ctx, interaction, { sub: account.sub, username: account.username, remember, method: 'password' });
+  router.post('/:uid/login', form, submitLogin(steps, { accounts, throttle, logger, metrics, afterPassword }));
   router.post('/:uid/second-factor', form, submitSecondFactor(steps, options));
   router.post('/:uid/passkey', form, submitPasskey(steps, options));
   router.post('/:uid/unmet', form, unmetRequirements(steps));

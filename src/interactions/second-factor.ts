@@ -1,16 +1,18 @@
 /**
- * The second-factor step. After a right password, a person with a passkey or an authenticator app
- * is asked for one of them, or for a recovery code, before the sign-in finishes; the password step
- * leaves in the interaction (whose cookie only this browser holds) that the password was right.
- * A person without one, facing a request that needs more than a password (patches/step-up.ts), is
- * asked to set one up on their account page, or sends the app back unmet_authentication_requirements.
+ * The second-factor step. After a right first factor (a password, or a sign-in through an upstream
+ * provider: upstream.ts), a person with a passkey or an authenticator app is asked for one of them,
+ * or for a recovery code, before the sign-in finishes; the first step leaves in the interaction
+ * (whose cookie only this browser holds, or which the upstream's one-time state bound) who passed
+ * it. So an upstream account taken over does not bypass the factor the person set up here. A person
+ * without one, facing a request that needs more than one factor (patches/step-up.ts), is asked to
+ * set one up on their account page, or sends the app back unmet_authentication_requirements.
  *
  * Codes share the password's brute-force throttle (accounts/throttle.ts): a wrong code counts as a
  * failed sign-in of that username and address, and while paused no code is checked.
  */
 import type { Context } from 'koa';
-import type { Account, Accounts } from '../accounts/accounts.js';
-import type { Method } from '../accounts/assurance.js';
+import type { Accounts } from '../accounts/accounts.js';
+import type { FirstFactor, Method } from '../accounts/assurance.js';
 import { hasSecondFactor, type SecondFactors } from '../accounts/second-factors.js';
 import type { LoginThrottle } from '../accounts/throttle.js';
 import { respondWithError } from '../http/errors.js';
@@ -19,16 +21,20 @@ import { render } from '../http/views.js';
 import type { Logger } from '../ops/logger.js';
 import type { Metrics } from '../ops/metrics.js';
 import { requiredAcrFor } from '../provider/patches/step-up.js';
+import type { FederatedSession } from '../upstreams/sessions.js';
 import { field, type Interaction, type Interactions } from './interaction.js';
 import { finishSignIn } from './sign-in-result.js';
 
-/** Where, in the interaction's result, the password step leaves who passed it. */
-const PASSWORD_PASSED = 'latchkey_password_passed';
+/** Where, in the interaction's result, the first step leaves who passed it. */
+const FIRST_FACTOR_PASSED = 'latchkey_first_factor_passed';
 
-export interface PasswordPassed {
+export interface FirstFactorPassed {
   readonly sub: string;
   readonly username: string;
   readonly remember: boolean;
+  readonly method: FirstFactor;
+  /** For a sign-in through an upstream: which one, for the session's record (the `idp` claim, logout). */
+  readonly upstream?: FederatedSession;
 }
 
 export interface SecondFactorOptions {
@@ -43,12 +49,16 @@ export interface SecondFactorOptions {
   readonly accountPage: string;
 }
 
-/** Who passed the password step of this interaction, when someone did. */
-export function passwordPassed(interaction: Interaction): PasswordPassed | undefined {
-  const value = (interaction.result as Record<string, unknown> | undefined)?.[PASSWORD_PASSED] as Partial<PasswordPassed> | undefined;
+/** Who passed the first step of this interaction, when someone did. */
+export function firstFactorPassed(interaction: Interaction): FirstFactorPassed | undefined {
+  const value = (interaction.result as Record<string, unknown> | undefined)?.[FIRST_FACTOR_PASSED] as Partial<FirstFactorPassed> | undefined;
   if (!value || typeof value.sub !== 'string' || typeof value.username !== 'string') return undefined;
-  return { sub: value.sub, username: value.username, remember: value.remember === true };
+  const method: FirstFactor = value.method === 'federated' ? 'federated' : 'password';
+  return { sub: value.sub, username: value.username, remember: value.remember === true, method, ...(value.upstream && { upstream: value.upstream }) };
 }
+
+/** The interaction result that records `passed` (for the upstream's callback, which saves it itself). */
+export const firstFactorResult = (passed: FirstFactorPassed) => ({ [FIRST_FACTOR_PASSED]: passed });
 
 async function requiredLevel({ providers }: Interactions, interaction: Interaction, mfaRequired: boolean) {
   const client = await providers.current.Client.find(String(interaction.params.client_id));
@@ -56,23 +66,24 @@ async function requiredLevel({ providers }: Interactions, interaction: Interacti
 }
 
 /**
- * After a right password: asks for a second factor when the person has one (true), asks them to set
- * one up when the request needs it and they have none (true), or lets the password finish (false).
+ * After a right first factor: asks for a second factor when the person has one, asks them to set
+ * one up when the request needs it and they have none, or finishes the sign-in with the first
+ * factor alone. Where the first step was this very request (a password), the second-factor page
+ * comes after a redirect (303), so reloading it does not send the password again.
  */
-export function afterPassword(steps: Interactions, { secondFactors, mfaRequired, accountPage }: SecondFactorOptions) {
-  return async (ctx: Context, interaction: Interaction, account: Account, remember: boolean): Promise<boolean> => {
-    const summary = await secondFactors.summary(account.sub);
-    if (hasSecondFactor(summary)) {
-      const passed: PasswordPassed = { sub: account.sub, username: account.username, remember };
-      interaction.result = { [PASSWORD_PASSED]: passed };
+export function afterFirstFactor(steps: Interactions, options: SecondFactorOptions) {
+  const { secondFactors, mfaRequired, accountPage } = options;
+  return async (ctx: Context, interaction: Interaction, passed: FirstFactorPassed): Promise<void> => {
+    if (hasSecondFactor(await secondFactors.summary(passed.sub))) {
+      if (firstFactorPassed(interaction)) return showSecondFactor(steps, options, ctx, interaction, passed);
+      interaction.result = firstFactorResult(passed);
       await interaction.persist();
       ctx.status = 303;
       ctx.redirect(`/interaction/${interaction.uid}`);
-      return true;
+      return;
     }
-    if ((await requiredLevel(steps, interaction, mfaRequired)) === 'pwd') return false;
-    await showEnrolmentNeeded(steps, ctx, interaction, accountPage);
-    return true;
+    if ((await requiredLevel(steps, interaction, mfaRequired)) === 'pwd') return finishSignIn(steps, ctx, passed.sub, passed.remember, [passed.method], passed.upstream);
+    return showEnrolmentNeeded(steps, ctx, interaction, accountPage);
   };
 }
 
@@ -94,7 +105,7 @@ export async function showSecondFactor(
   { secondFactors, mfaRequired }: Pick<SecondFactorOptions, 'secondFactors' | 'mfaRequired'>,
   ctx: Context,
   interaction: Interaction,
-  passed: PasswordPassed,
+  passed: FirstFactorPassed,
   error?: string,
 ): Promise<void> {
   const summary = await secondFactors.summary(passed.sub);
@@ -124,7 +135,7 @@ export function submitSecondFactor(steps: Interactions, options: SecondFactorOpt
     const found = await steps.submitted(ctx);
     if (!found) return;
     const { interaction, body } = found;
-    const passed = passwordPassed(interaction);
+    const passed = firstFactorPassed(interaction);
     if (interaction.prompt.name !== 'login' || !passed) {
       respondWithError(ctx, 400, { error: 'invalid_request', error_description: 'this sign-in request is not waiting for a second factor' });
       return;
@@ -168,8 +179,8 @@ export function submitSecondFactor(steps: Interactions, options: SecondFactorOpt
     await throttle.succeeded(passed.username);
     metrics.secondFactors.inc({ method: metricMethod, outcome: 'success' });
     logger.info({ event: 'second_factor.succeeded', method: metricMethod, sub: account.sub, client_id: interaction.params.client_id }, 'second factor accepted');
-    const methods: Method[] = ['password', method === 'totp' ? 'totp' : 'recovery-code'];
-    await finishSignIn(steps, ctx, account.sub, passed.remember, methods);
+    const methods: Method[] = [passed.method, method === 'totp' ? 'totp' : 'recovery-code'];
+    await finishSignIn(steps, ctx, account.sub, passed.remember, methods, passed.upstream);
 
     async function paused(ctx: Context, seconds: number) {
       metrics.secondFactors.inc({ method: metricMethod, outcome: 'throttled' });

@@ -4,10 +4,20 @@
  */
 import type { Context } from 'koa';
 import { assurance, type Method } from '../accounts/assurance.js';
+import type { FederatedSession } from '../upstreams/sessions.js';
 import type { Interactions } from './interaction.js';
 
-export async function finishSignIn({ providers }: Interactions, ctx: Context, sub: string, remember: boolean, methods: Method[]): Promise<void> {
+/** `upstream`: the upstream that signed the person in, recorded with the session (upstreams/sessions.ts). */
+export async function finishSignIn(
+  { providers }: Interactions,
+  ctx: Context,
+  sub: string,
+  remember: boolean,
+  methods: Method[],
+  upstream?: FederatedSession,
+): Promise<void> {
   const { acr, amr } = assurance(methods);
-  await providers.current.interactionFinished(ctx.req, ctx.res, { login: { accountId: sub, remember, amr, acr } }, { mergeWithLastSubmission: false });
+  const result = { login: { accountId: sub, remember, amr, acr }, ...(upstream && { upstream }) };
+  await providers.current.interactionFinished(ctx.req, ctx.res, result, { mergeWithLastSubmission: false });
   ctx.respond = false;
 }

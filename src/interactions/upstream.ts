@@ -13,8 +13,10 @@
  * holds only a signed cookie with the state, scoped to /upstream/, so a callback reaching another
  * browser (login CSRF, an injected code) is refused. Each upstream has its own callback URL, and
  * the state record names the upstream it was issued for (mix-up defence, with openid-client's
- * check of the RFC 9207 `iss` parameter). After the callback the interaction is finished with
- * amr ["fed"] and the upstream recorded for the session (upstreams/sessions.ts: the `idp` claim).
+ * check of the RFC 9207 `iss` parameter). The upstream's sign-in is a first factor, as a right
+ * password is: the callback records it in the interaction and the interaction page goes on as after
+ * a password (second-factor.ts: the person's second factor, the enrolment prompt, or the end with
+ * amr ["fed"]), the upstream then recorded for the session (upstreams/sessions.ts: the `idp` claim).
  */
 import { bodyParser } from '@koa/bodyparser';
 import Router from '@koa/router';
@@ -31,6 +33,7 @@ import type { PendingSignIns } from '../upstreams/pending.js';
 import { MAPPED_CLAIMS, type Upstream, type Upstreams } from '../upstreams/registry.js';
 import type { FederatedSessions } from '../upstreams/sessions.js';
 import { field, type Interaction, type Interactions } from './interaction.js';
+import { firstFactorResult } from './second-factor.js';
 
 /** The request parameter (an extraParam, see provider.ts) that names the upstream to go to. */
 const UPSTREAM_PARAMETER = 'upstream';
@@ -130,8 +133,11 @@ export function upstreamStep(steps: Interactions, options: UpstreamStepOptions) 
     }
     let started: Awaited<ReturnType<UpstreamClients['start']>>;
     try {
-      const hint = interaction.params.login_hint;
-      started = await clients.start(upstream, typeof hint === 'string' && hint.length <= 256 ? hint : undefined);
+      const { login_hint: hint, prompt, max_age: maxAge } = interaction.params;
+      // A fresh sign-in asked of us (an app's prompt=login or max_age=0, the account page's "sign in
+      // again") is asked of the upstream too, so its session alone does not answer for the person.
+      const fresh = (typeof prompt === 'string' && prompt.split(' ').includes('login')) || String(maxAge) === '0';
+      started = await clients.start(upstream, typeof hint === 'string' && hint.length <= 256 ? hint : undefined, fresh);
     } catch (error) {
       if (!(error instanceof UpstreamUnavailable)) throw error;
       logger.warn({ event: 'upstream.unavailable', upstream: id, err: error.cause }, 'upstream provider unavailable');
@@ -207,15 +213,19 @@ export function upstreamStep(steps: Interactions, options: UpstreamStepOptions) 
       return fail(ctx, taken.uid, REFUSALS[outcome.refused](upstream));
     }
     logger.info({ event: 'login.succeeded', sub: outcome.account.sub, upstream: id, linked: outcome.link.how }, 'login succeeded through upstream');
-    // What interactionFinished does, for an interaction found by its uid: this request carries no
-    // interaction cookie (it is scoped to /interaction/<uid>), the pending sign-in bound it instead.
-    interaction.result = {
-      login: { accountId: outcome.account.sub, amr: ['fed'], remember: false },
-      [UPSTREAM_PARAMETER]: { upstream: id, sub: signedIn.sub, sid: signedIn.sid, idToken: signedIn.idToken },
-    };
+    // This request carries no interaction cookie (it is scoped to /interaction/<uid>), the pending
+    // sign-in bound it instead: the first factor is recorded here, and the interaction page, which
+    // has the cookie, goes on from it (a second factor, or the end of the sign-in).
+    interaction.result = firstFactorResult({
+      sub: outcome.account.sub,
+      username: outcome.account.username,
+      remember: false,
+      method: 'federated',
+      upstream: { upstream: id, sub: signedIn.sub, sid: signedIn.sid, idToken: signedIn.idToken },
+    });
     await interaction.save(interaction.exp - Math.floor(Date.now() / 1000));
     ctx.status = 303;
-    ctx.redirect(interaction.returnTo);
+    ctx.redirect(`/interaction/${interaction.uid}`);
   }
 
   async function backchannelLogout(ctx: Context): Promise<void> {

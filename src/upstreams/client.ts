@@ -95,7 +95,8 @@ export class UpstreamClients {
   }
 
   /** A fresh state, nonce and PKCE verifier, and where to send the person. */
-  async start(upstream: Upstream, loginHint?: string): Promise<{ url: URL; pending: Pending }> {
+  /** `fresh`: the request asked for a fresh sign-in (prompt=login, max_age=0), which the upstream is asked for too. */
+  async start(upstream: Upstream, loginHint?: string, fresh = false): Promise<{ url: URL; pending: Pending }> {
     const { config } = await this.#discover(upstream);
     const pending = { state: oidc.randomState(), nonce: oidc.randomNonce(), verifier: oidc.randomPKCECodeVerifier() };
     const url = oidc.buildAuthorizationUrl(config, {
@@ -106,6 +107,7 @@ export class UpstreamClients {
       code_challenge: await oidc.calculatePKCECodeChallenge(pending.verifier),
       code_challenge_method: 'S256',
       ...(loginHint ? { login_hint: loginHint } : {}),
+      ...(fresh ? { prompt: 'login' } : {}),
     });
     return { url, pending };
   }

@@ -118,6 +118,7 @@ describe('e2e: the account page', function () {
     assert.match(page.html, /Signed in as <strong>alice<\/strong> \(Alice\)/);
     for (const section of ['Password', 'Apps with access', 'Where you’re signed in']) assert.ok(page.html.includes(`<h2>${section}</h2>`), section);
     assert.match(page.html, /No app has access to your account/);
+    assert.ok(!page.html.includes('Sign in with another provider'), 'no upstream configured and no link: no links section');
     assert.equal(page.headers.get('cache-control'), 'no-store');
     assert.match(page.headers.get('content-security-policy') ?? '', /script-src 'self'/);
     // Only our own script files (passkey enrolment): no inline script, nothing from elsewhere.

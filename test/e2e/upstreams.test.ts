@@ -18,12 +18,14 @@ import type { AddressInfo } from 'node:net';
 import { exportJWK, generateKeyPair, SignJWT, type JWK, type JWTPayload } from 'jose';
 import * as oidc from 'openid-client';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { Agent } from '../helpers/agent.js';
+import { Secret, TOTP } from 'otpauth';
+import { Agent, formIn } from '../helpers/agent.js';
 import { launchChromium, screenshots } from '../helpers/browser.js';
 import { eventually } from '../helpers/eventually.js';
 import { freePort } from '../helpers/redis.js';
 import { startRelyingParty, type RelyingParty } from '../helpers/relying-party.js';
 import { startServer, type TestServer } from '../helpers/server.js';
+import { isConsent } from '../helpers/sign-in.js';
 import { UpstreamLinks } from '../../src/accounts/links.js';
 import { Upstreams } from '../../src/upstreams/registry.js';
 
@@ -38,7 +40,7 @@ async function startFakeUpstream() {
   const { privateKey, publicKey } = await generateKeyPair('RS256');
   const other = await generateKeyPair('RS256');
   const jwk: JWK = { ...(await exportJWK(publicKey)), kid: 'fake-key', alg: 'RS256', use: 'sig' };
-  const state = { mode: 'good' as Mode, nonce: '', issuer: '', sub: 'fake-person-1', sid: 'fake-sid-1' };
+  const state = { mode: 'good' as Mode, nonce: '', issuer: '', sub: 'fake-person-1', sid: 'fake-sid-1', authorizations: 0, prompt: null as string | null };
   const sign = (payload: JWTPayload, key = privateKey, typ?: string) =>
     new SignJWT(payload).setProtectedHeader({ alg: 'RS256', kid: 'fake-key', ...(typ && { typ }) }).sign(key);
   const server: Server = createServer((req, res) => {
@@ -60,6 +62,8 @@ async function startFakeUpstream() {
     }
     if (url.pathname === '/jwks') return json({ keys: [jwk] });
     if (url.pathname === '/authorize') {
+      state.authorizations += 1;
+      state.prompt = url.searchParams.get('prompt');
       state.nonce = url.searchParams.get('nonce') ?? '';
       const back = new URL(url.searchParams.get('redirect_uri')!);
       if (state.mode === 'deny') back.searchParams.set('error', 'access_denied');
@@ -151,7 +155,8 @@ describe('e2e: sign in through an upstream OpenID Connect provider', function ()
     latchkey = await startServer({
       ownRedis: true,
       port: latchkeyPort,
-      clients: [client('app1', 'Notes', port1), client('app2', 'Photos', port2)],
+      // `strict`: an app whose people must use a second factor (require_mfa), at app1's address.
+      clients: [client('app1', 'Notes', port1), client('app2', 'Photos', port2), { ...client('app1', 'Notes', port1), client_id: 'strict', require_mfa: true }],
       env: { OUTBOUND_ALLOW_PRIVATE_NETWORKS: 'true', UPSTREAMS_TIMEOUT: '1' },
     });
     // Local accounts whose emails the upstream's bob and carol share.
@@ -323,6 +328,17 @@ describe('e2e: sign in through an upstream OpenID Connect provider', function ()
       assert.deepEqual([link?.sub, link?.how], [localCarol!.sub, 'email'], 'the link is recorded');
     });
 
+    it("the account page shows the person's upstream link", async () => {
+      await page.goto(`${latchkey.issuer}/account`);
+      if (await page.locator('text=Allow access?').count()) await page.click('button:has-text("Allow")');
+      await page.waitForSelector('#links');
+      const section = await page.locator('#links').innerText();
+      assert.match(section, /Corp SSO/);
+      assert.match(section, /joined to this account by your verified email address/);
+      await page.locator('#links').scrollIntoViewIfNeeded();
+      await screenshot('account-links');
+    });
+
     it('keeps the strict CSP on the new pages', () => {
       assert.deepEqual(cspViolations, []);
     });
@@ -443,6 +459,121 @@ describe('e2e: sign in through an upstream OpenID Connect provider', function ()
       const second = await signIn();
       assert.notEqual(second, first);
       assert.ok(await latchkey.accounts.find(second));
+    });
+
+    /** An authorization request of `client` sent to the fake upstream as `sub`, in a fresh browser; where it stops, and its PKCE verifier. */
+    async function throughFake(client: string, sub: string, extra: Record<string, string> = {}) {
+      fake.state.mode = 'good';
+      fake.state.sub = sub;
+      const verifier = oidc.randomPKCECodeVerifier();
+      const params = new URLSearchParams({
+        client_id: client,
+        response_type: 'code',
+        scope: 'openid',
+        redirect_uri: app1Redirect(),
+        code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
+        code_challenge_method: 'S256',
+        upstream: 'fake',
+        ...extra,
+      });
+      const browser = new Agent();
+      const before = fake.state.authorizations;
+      const page = await browser.follow(`${latchkey.issuer}/auth?${params}`, {}, app1Redirect());
+      return { browser, page, verifier, authorizations: fake.state.authorizations - before };
+    }
+
+    it("an upstream sign-in is a first factor: a person with an authenticator app is asked for its code; amr fed otp mfa, acr mfa, idp", async () => {
+      const sub = 'fake-person-totp';
+      const { account } = (await new UpstreamLinks(latchkey.kv, latchkey.accounts).signIn({ id: 'fake', linkByEmail: false }, sub, {})) as { account: { sub: string; username: string } };
+      const { secret } = await latchkey.secondFactors.totp.begin(account.sub, account.username);
+      assert.ok(await latchkey.secondFactors.totp.confirm(account.sub, TOTP.generate({ secret: Secret.fromBase32(secret), timestamp: Date.now() - 30_000 })));
+
+      const { browser, page, verifier, authorizations } = await throughFake('app1', sub);
+      assert.equal(authorizations, 1);
+      assert.ok(page.url.includes('/interaction/') && page.html.includes('/second-factor'), `expected the second-factor page, got ${page.status} ${page.url}`);
+      let done = await browser.submit(page, '/second-factor', { method: 'totp', code: TOTP.generate({ secret: Secret.fromBase32(secret) }) }, app1Redirect());
+      if (isConsent(done)) done = await browser.submit(done, '/confirm', {}, app1Redirect());
+      assert.ok(done.url.startsWith(app1Redirect()), `expected to be back at the app, got ${done.status} ${done.url}`);
+      const config = await oidc.discovery(new URL(latchkey.issuer), 'app1', SECRET, oidc.ClientSecretBasic(SECRET), { execute: [oidc.allowInsecureRequests] });
+      const claims = (await oidc.authorizationCodeGrant(config, new URL(done.url), { pkceCodeVerifier: verifier })).claims()!;
+      assert.equal(claims.sub, account.sub);
+      assert.deepEqual([...(claims.amr as string[])].sort(), ['fed', 'mfa', 'otp']);
+      assert.equal(claims.acr, 'mfa');
+      assert.equal(claims.idp, 'fake', 'the session names its upstream after the second factor too');
+    });
+
+    it('a person without a second factor at an app that requires one: the enrolment prompt, then unmet_authentication_requirements; no loop back to the upstream', async () => {
+      const { browser, page, authorizations } = await throughFake('strict', 'fake-person-no-factor');
+      assert.equal(authorizations, 1, 'the upstream was visited once');
+      const visits = fake.state.authorizations;
+      assert.equal(page.status, 403);
+      assert.match(page.html, /\/unmet/, `expected the enrolment prompt, got ${page.status} ${page.url}`);
+      const unmet = await browser.submit(page, '/unmet', {}, app1Redirect());
+      assert.match(unmet.url, /error=unmet_authentication_requirements/);
+      assert.equal(fake.state.authorizations, visits, 'and not again');
+    });
+
+    /** A person made just in time through the fake upstream, on their account page (signed in through it). */
+    async function accountPageThroughFake(sub: string) {
+      const { browser } = await throughFake('app1', sub);
+      let page = await browser.follow(`${latchkey.issuer}/account`);
+      if (isConsent(page)) page = await browser.submit(page, '/confirm', {});
+      assert.equal(new URL(page.url).pathname, '/account', `expected the account page, got ${page.status} ${page.url}`);
+      const account = (await latchkey.accounts.find((await new UpstreamLinks(latchkey.kv, latchkey.accounts).find('fake', sub))!.sub))!;
+      return { browser, page, account };
+    }
+
+    it('the account page lists the upstream links and removes one, but not the last way to sign in', async () => {
+      const { browser, page, account } = await accountPageThroughFake('fake-person-links');
+      const links = new UpstreamLinks(latchkey.kv, latchkey.accounts);
+      assert.match(page.html, /Sign in with another provider[\s\S]*<strong>Fake<\/strong>[\s\S]*made when you first signed in with it/);
+      const refused = await browser.submit(page, '/account/links/remove', {});
+      assert.equal(refused.status, 409, 'no password, no passkey, one link: it stays');
+      assert.match(refused.html, /only way you can sign in/);
+      assert.ok(await links.find('fake', 'fake-person-links'));
+      const forged = await browser.submit(page, '/account/links/remove', { csrf: 'forged' });
+      assert.equal(forged.status, 403);
+      const notYours = await browser.submit(page, '/account/links/remove', { id: 'fake:fake-person-1' });
+      assert.equal(notYours.status, 404);
+
+      await latchkey.accounts.setPassword(account.username, 'now a password of its own');
+      const removed = await browser.submit(page, '/account/links/remove', {});
+      assert.equal(new URL(removed.url).search, '?done=links.removed');
+      assert.match(removed.html, /No other provider signs you in/);
+      assert.equal(await links.find('fake', 'fake-person-links'), undefined, 'the link is gone');
+    });
+
+    it('a person made just in time (no password) sets one on the account page, without a current password', async () => {
+      const { browser, page, account } = await accountPageThroughFake('fake-person-set-password');
+      assert.doesNotMatch(page.html, /name="current_password"/);
+      assert.match(page.html, /action="\/account\/password\/set"/);
+      const csrf = formIn(page.html, '/account/password/set').hidden.csrf!;
+      const change = await browser.follow(`${latchkey.issuer}/account/password`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ csrf, current_password: 'a guess', new_password: 'a new passphrase here', confirm_password: 'a new passphrase here' }),
+      });
+      assert.equal(change.status, 409, 'no current password to change');
+      const mismatch = await browser.submit(page, '/account/password/set', { new_password: 'a new passphrase here', confirm_password: 'another one' });
+      assert.equal(mismatch.status, 400);
+      const short = await browser.submit(page, '/account/password/set', { new_password: 'short', confirm_password: 'short' });
+      assert.equal(short.status, 400);
+      assert.match(short.html, /Choose another password/);
+      const set = await browser.submit(page, '/account/password/set', { new_password: 'a new passphrase here', confirm_password: 'a new passphrase here' });
+      assert.equal(new URL(set.url).search, '?done=password.set');
+      assert.equal((await latchkey.accounts.verify(account.username, 'a new passphrase here'))?.sub, account.sub, 'signs in with it (argon2id)');
+      assert.match(set.html, /name="current_password"/, 'from now on, changing it asks for the current one');
+      const again = await browser.submit(page, '/account/password/set', { new_password: 'a third passphrase', confirm_password: 'a third passphrase' });
+      assert.equal(again.status, 409, 'setting is only for a person without one');
+    });
+
+    it('a fresh sign-in asked of Latchkey (prompt=login, max_age=0) is asked of the upstream too', async () => {
+      await throughFake('app1', 'fake-person-fresh');
+      assert.equal(fake.state.prompt, null);
+      await throughFake('app1', 'fake-person-fresh', { prompt: 'login' });
+      assert.equal(fake.state.prompt, 'login');
+      await throughFake('app1', 'fake-person-fresh', { max_age: '0' });
+      assert.equal(fake.state.prompt, 'login');
     });
 
     it("refuses forged or malformed logout tokens, and ends the session for the upstream's valid one", async () => {

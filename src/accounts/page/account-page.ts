@@ -24,12 +24,20 @@
  * above the section (views/account.eta). A JSON POST (WebAuthn) passes the same
  * token as its `csrf` member; GET routes of a section use `page.personRequired` (the person is then
  * in ctx.state.person). Every path under /account is rate-limited per address (main.ts).
- * Paths taken: /sign-in, /callback, /password, /apps/…, /sessions/….
+ *
+ * An action that changes how the person signs in (a passkey, the authenticator app, recovery codes,
+ * an upstream link, setting a password) uses `page.recentlySubmitted(ctx, section)` instead of
+ * `submitted`: when the session's sign-in is older than accounts.reauthenticateAfter, the person is
+ * sent to sign in again (/sign-in?again=<section>: prompt=login) and back to the section, so a
+ * stolen session cookie alone cannot change their credentials.
+ * Paths taken: /sign-in, /callback, /password, /password/set, /apps/…, /sessions/…, /passkeys/…,
+ * /authenticator/…, /recovery-codes, /links/….
  */
 import Router from '@koa/router';
 import { bodyParser } from '@koa/bodyparser';
 import type { Context, Middleware } from 'koa';
 import { csrfTokens, type CsrfTokens } from '../../http/csrf.js';
+import { SIGNED_IN_AGAIN } from '../../http/first-party-sign-in.js';
 import { render } from '../../http/views.js';
 import { signedInPages, type Form } from '../../http/signed-in-pages.js';
 import type { ProviderInService } from '../../provider-in-service.js';
@@ -47,6 +55,8 @@ export interface Person {
   readonly sessionId: string;
   /** The session's uid: unlike its id (the cookie's value), it may be shown on a page. */
   readonly sessionUid: string;
+  /** When the session's person last signed in (epoch seconds): its auth_time. */
+  readonly authTime: number;
   readonly account: Account;
 }
 
@@ -62,12 +72,14 @@ export interface AccountSection {
   /** Its anchor on the page and its name in `done`/`show`: 'password', 'passkeys', … */
   readonly id: string;
   readonly title: string;
-  /** Its place on the page, lowest first (password 10, passkeys 20, authenticator app 30, recovery codes 40, apps 50, sessions 60). */
+  /** Its place on the page, lowest first (password 10, passkeys 20, authenticator app 30, recovery codes 40, upstream links 45, apps 50, sessions 60). */
   readonly order: number;
   /** views/<view>.eta, a partial (no layout): rendered with `data`, `csrf` (the form token) and `state`. */
   readonly view: string;
   /** What the view shows for this person. */
   data?(ctx: Context, person: Person): Promise<Record<string, unknown>>;
+  /** Whether the section is on the page for this person (always, without it). */
+  shown?(person: Person): Promise<boolean>;
   /** Messages `done(ctx, id, key)` can show after a redirect (by key, so nothing is echoed from the URL). */
   readonly notices?: Readonly<Record<string, string>>;
   /** Script files of ours (script-src 'self') the page loads for this section, e.g. WebAuthn's. */
@@ -88,6 +100,13 @@ export interface AccountPage {
   readonly personRequired: Middleware;
   /** A POST from the signed-in person with a valid CSRF token; answers 401/403 itself otherwise. */
   submitted(ctx: Context): Promise<{ who: Person; body: Form } | undefined>;
+  /**
+   * `submitted`, for an action that changes how the person signs in: also needs a recent sign-in,
+   * else sends the person to sign in again and back to `section` (303) and answers undefined.
+   */
+  recentlySubmitted(ctx: Context, section: string): Promise<{ who: Person; body: Form } | undefined>;
+  /** Whether the person signed in recently enough to change credentials (what recentlySubmitted checks). */
+  recent(person: Person): boolean;
   /** Shows the whole account page; `state` goes to the section named `section` (an error: pass a 4xx status). */
   show(ctx: Context, person: Person, result?: { section: string } & SectionState, status?: number): Promise<void>;
   /** After a successful POST: back to the page (303), showing the section's notice `key`. */
@@ -109,9 +128,11 @@ interface Options {
   /** Re-checks the session's person on every request. */
   readonly sessions: AccountSessions;
   readonly csrfKey: string;
+  /** accounts.reauthenticateAfter: seconds a sign-in counts as recent. */
+  readonly reauthenticateAfter: number;
 }
 
-export function accountPage({ providers, sessions, csrfKey }: Options): AccountPage {
+export function accountPage({ providers, sessions, csrfKey, reauthenticateAfter }: Options): AccountPage {
   const router = new Router({ prefix: ACCOUNT_PATH });
   const form = bodyParser({ enableTypes: ['form'], formLimit: '16kb', encoding: 'utf-8' });
   const csrf = csrfTokens(csrfKey, 'account');
@@ -119,10 +140,23 @@ export function accountPage({ providers, sessions, csrfKey }: Options): AccountP
 
   async function signedIn(ctx: Context): Promise<Person | undefined> {
     const found = await sessions.signedIn(providers.current, ctx);
-    return found && { accountId: found.accountId, sessionId: found.session.jti, sessionUid: found.session.uid, account: found.account };
+    return (
+      found && { accountId: found.accountId, sessionId: found.session.jti, sessionUid: found.session.uid, authTime: found.session.authTime() ?? 0, account: found.account }
+    );
   }
 
   const { page, submitted } = signedInPages({ signedIn, csrf, where: 'your account page' });
+
+  const recent = (person: Person) => Math.floor(Date.now() / 1000) - person.authTime <= reauthenticateAfter;
+
+  async function recentlySubmitted(ctx: Context, section: string) {
+    const found = await submitted(ctx);
+    if (!found || recent(found.who)) return found;
+    ctx.status = 303;
+    ctx.set('Cache-Control', 'no-store');
+    ctx.redirect(`${ACCOUNT_PATH}/sign-in?again=${encodeURIComponent(section)}`);
+    return undefined;
+  }
 
   const personRequired: Middleware = async (ctx, next) => {
     const person = await signedIn(ctx);
@@ -138,10 +172,14 @@ export function accountPage({ providers, sessions, csrfKey }: Options): AccountP
   async function show(ctx: Context, person: Person, result?: { section: string } & SectionState, status = 200) {
     const token = csrf.token(person.sessionId);
     const doneKey = typeof ctx.query.done === 'string' ? ctx.query.done : '';
+    const visible = (await Promise.all(sections.map(async (section) => ((await section.shown?.(person)) === false ? undefined : section)))).filter(
+      (section) => section !== undefined,
+    );
     const rendered = await Promise.all(
-      sections.map(async (section) => {
+      visible.map(async (section) => {
         const key = doneKey.startsWith(`${section.id}.`) ? doneKey.slice(section.id.length + 1) : '';
-        const notice = section.notices && Object.hasOwn(section.notices, key) ? section.notices[key] : undefined;
+        const notice =
+          key === SIGNED_IN_AGAIN ? 'You signed in again: go ahead.' : section.notices && Object.hasOwn(section.notices, key) ? section.notices[key] : undefined;
         const state: SectionState = result?.section === section.id ? result : notice ? { notice } : {};
         const data = (await section.data?.(ctx, person)) ?? {};
         return { id: section.id, title: section.title, state, html: render(section.view, { ...data, csrf: token, state }) };
@@ -161,5 +199,5 @@ export function accountPage({ providers, sessions, csrfKey }: Options): AccountP
     sections.sort((a, b) => a.order - b.order);
   }
 
-  return { router, form, csrf, addSection, signedIn, personRequired, submitted, show, done, page };
+  return { router, form, csrf, addSection, signedIn, personRequired, submitted, recentlySubmitted, recent, show, done, page };
 }

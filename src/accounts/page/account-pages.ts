@@ -48,10 +48,13 @@ interface Options {
   readonly consents: RememberedConsents;
   readonly activity: SessionActivity;
   readonly logger: Logger;
+  /** accounts.reauthenticateAfter: seconds a sign-in counts as recent for changing credentials. */
+  readonly reauthenticateAfter: number;
 }
 
-export function accountPages({ issuer, providers, accounts, sessions, csrfKey, extensions = [], throttle, grants, consents, activity, logger }: Options): Middleware {
-  const page = accountPage({ providers, sessions, csrfKey });
+export function accountPages(options: Options): Middleware {
+  const { issuer, providers, accounts, sessions, csrfKey, extensions = [], throttle, grants, consents, activity, logger, reauthenticateAfter } = options;
+  const page = accountPage({ providers, sessions, csrfKey, reauthenticateAfter });
   firstPartySignIn(page.router, issuer, ACCOUNT_PAGE);
   const own = [
     passwordSection({ accounts, throttle, sessions, grants, logger }),

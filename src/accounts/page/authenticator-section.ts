@@ -45,7 +45,7 @@ export function authenticatorSection({ secondFactors, logger, metrics }: SecondF
     }
 
     page.router.post('/authenticator/start', page.form, async (ctx) => {
-      const found = await page.submitted(ctx);
+      const found = await page.recentlySubmitted(ctx, SECTION);
       if (!found) return;
       await setupPage(ctx, found.who, await secondFactors.totp.begin(found.who.accountId, found.who.account.username));
     });
@@ -66,7 +66,7 @@ export function authenticatorSection({ secondFactors, logger, metrics }: SecondF
     });
 
     page.router.post('/authenticator/remove', page.form, async (ctx) => {
-      const found = await page.submitted(ctx);
+      const found = await page.recentlySubmitted(ctx, SECTION);
       if (!found) return;
       await secondFactors.totp.remove(found.who.accountId);
       metrics.secondFactorEnrolments.inc({ method: 'totp', action: 'removed' });

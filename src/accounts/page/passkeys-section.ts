@@ -28,15 +28,19 @@ export function passkeysSection({ secondFactors, logger, metrics }: SecondFactor
       notices: { added: 'Passkey added. You can sign in with it alone.', removed: 'Passkey removed.' },
       async data(_ctx, person) {
         const { passkeys } = await secondFactors.summary(person.accountId);
+        // Adding one needs a recent sign-in: a stale session is offered "sign in again" before the
+        // browser creates a passkey that the server would then not register.
+        const recent = page.recent(person);
         return {
           passkeys: passkeys.map((p) => ({ id: p.id, name: p.name, added: when(p.createdAt), lastUsed: p.lastUsedAt ? when(p.lastUsedAt) : undefined })),
-          options: JSON.stringify(await secondFactors.passkeys.registrationOptions(person.accountId, person.account.username)),
+          options: recent ? JSON.stringify(await secondFactors.passkeys.registrationOptions(person.accountId, person.account.username)) : undefined,
+          signInAgain: recent ? undefined : `/account/sign-in?again=${SECTION}`,
         };
       },
     });
 
     page.router.post('/passkeys/add', page.form, async (ctx) => {
-      const found = await page.submitted(ctx);
+      const found = await page.recentlySubmitted(ctx, SECTION);
       if (!found) return;
       const { who, body } = found;
       let response: unknown;
@@ -57,7 +61,7 @@ export function passkeysSection({ secondFactors, logger, metrics }: SecondFactor
     });
 
     page.router.post('/passkeys/remove', page.form, async (ctx) => {
-      const found = await page.submitted(ctx);
+      const found = await page.recentlySubmitted(ctx, SECTION);
       if (!found) return;
       const { who, body } = found;
       if (!(await secondFactors.passkeys.remove(who.accountId, field(body, 'id')))) {

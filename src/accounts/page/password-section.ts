@@ -4,6 +4,10 @@
  * so the page is no way around it. Unless the person unticks it, their other sessions are signed
  * out with it (as "Sign out" in the sessions section does), so whoever learned the old password
  * and signed in with it is out too.
+ *
+ * A person without a password (an account made just in time by an upstream provider) has none to
+ * type: they get "Set a password" instead, which needs a recent sign-in (page.recentlySubmitted)
+ * in place of the current password.
  */
 import type { Logger } from '../../ops/logger.js';
 import type { GrantRevocation } from '../../revocation/grants.js';
@@ -33,11 +37,31 @@ export function passwordSection({ accounts, throttle, sessions, grants, logger }
       title: 'Password',
       order: 10,
       view: 'account-password',
-      data: async (_ctx, person) => ({ username: person.account.username }),
+      data: async (_ctx, person) => ({ username: person.account.username, hasPassword: Boolean(person.account.passwordHash) }),
       notices: {
+        set: 'Your password is set: you can now sign in with your username and it.',
         changed: 'Your password has been changed.',
         'changed-everywhere': 'Your password has been changed, and every other session is signed out.',
       },
+    });
+
+    page.router.post('/password/set', page.form, async (ctx) => {
+      const found = await page.recentlySubmitted(ctx, SECTION);
+      if (!found) return;
+      const { who, body } = found;
+      const refuse = (error: string, status: number) => page.show(ctx, who, { section: SECTION, error }, status);
+      if (who.account.passwordHash) return refuse('You already have a password: change it with your current one.', 409);
+      const next = field(body, 'new_password');
+      if (!next) return refuse('Enter a new password.', 400);
+      if (next !== field(body, 'confirm_password')) return refuse('The new password and its confirmation are not the same. Type them again.', 400);
+      try {
+        await accounts.setPassword(who.account.username, next);
+      } catch (error) {
+        if (!(error instanceof AccountError)) throw error;
+        return refuse(`Choose another password: ${error.message}.`, 400);
+      }
+      logger.info({ event: 'account.password_set', sub: who.accountId }, 'first password set on the account page');
+      page.done(ctx, SECTION, 'set');
     });
 
     page.router.post('/password', page.form, async (ctx) => {
@@ -45,6 +69,7 @@ export function passwordSection({ accounts, throttle, sessions, grants, logger }
       if (!found) return;
       const { who, body } = found;
       const refuse = (error: string, status: number) => page.show(ctx, who, { section: SECTION, error }, status);
+      if (!who.account.passwordHash) return refuse('You have no password yet: set one below.', 409);
       const current = field(body, 'current_password');
       const next = field(body, 'new_password');
       if (!current || !next) return refuse('Enter your current password and a new one.', 400);

@@ -22,7 +22,7 @@ export function recoveryCodesSection({ secondFactors, logger, metrics }: SecondF
     });
 
     page.router.post('/recovery-codes', page.form, async (ctx) => {
-      const found = await page.submitted(ctx);
+      const found = await page.recentlySubmitted(ctx, SECTION);
       if (!found) return;
       const codes = await secondFactors.recoveryCodes.generate(found.who.accountId);
       metrics.secondFactorEnrolments.inc({ method: 'recovery_codes', action: 'added' });
