@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { launchChromium, screenshots } from '../helpers/browser.js';
+import { launchChromium, screenshots, watchCsp } from '../helpers/browser.js';
 import { eventually } from '../helpers/eventually.js';
 import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
 import { startRelyingParty, type RelyingParty } from '../helpers/relying-party.js';
@@ -59,9 +59,7 @@ describe('e2e (Chromium): sign in once, signed in everywhere; sign out once, sig
     browser = await launchChromium();
     context = await browser.newContext({ viewport: { width: 900, height: 760 } });
     page = await context.newPage();
-    page.on('console', (message) => {
-      if (/Content Security Policy/i.test(message.text())) cspViolations.push(message.text());
-    });
+    watchCsp(page, cspViolations);
   });
 
   after(async () => {

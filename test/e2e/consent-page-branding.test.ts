@@ -12,7 +12,7 @@ import type { AddressInfo } from 'node:net';
 import type { Browser, Page as BrowserPage } from 'playwright-core';
 import * as oidc from 'openid-client';
 import { Agent, type Page } from '../helpers/agent.js';
-import { launchChromium, screenshots } from '../helpers/browser.js';
+import { launchChromium, screenshots, watchCsp } from '../helpers/browser.js';
 import { startRedisServer, type RedisServer } from '../helpers/redis.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 
@@ -124,9 +124,7 @@ describe('e2e: the client\'s logo, privacy policy and terms on the login and con
     const context = await browser.newContext({ viewport: { width: 720, height: 760 } });
     const page = await context.newPage();
     const violations: string[] = [];
-    page.on('console', (message) => {
-      if (/Content Security Policy/i.test(message.text())) violations.push(message.text());
-    });
+    watchCsp(page, violations);
     const logoLoaded = (on: BrowserPage) =>
       on.locator('img.client-logo').evaluate((img) => {
         const image = img as unknown as { complete: boolean; naturalWidth: number };

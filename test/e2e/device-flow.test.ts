@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import * as oidc from 'openid-client';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { createLogger } from '../../src/ops/logger.js';
-import { launchChromium, screenshots } from '../helpers/browser.js';
+import { launchChromium, screenshots, watchCsp } from '../helpers/browser.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 
 const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
@@ -51,9 +51,7 @@ describe('e2e (Chromium + openid-client): a CLI signs in with the device authori
     browser = await launchChromium();
     context = await browser.newContext({ viewport: { width: 900, height: 760 } });
     page = await context.newPage();
-    page.on('console', (message) => {
-      if (/Content Security Policy/i.test(message.text())) cspViolations.push(message.text());
-    });
+    watchCsp(page, cspViolations);
   });
 
   after(async () => {

@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import * as oidc from 'openid-client';
 import { Secret, TOTP } from 'otpauth';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { launchChromium, screenshots } from '../helpers/browser.js';
+import { launchChromium, screenshots, watchCsp } from '../helpers/browser.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 
 const REDIRECT = 'https://notes.example.test/callback';
@@ -47,9 +47,7 @@ describe('e2e (Chromium, virtual authenticator): passkeys, authenticator app and
     browser = await launchChromium();
     context = await browser.newContext({ viewport: { width: 900, height: 900 } });
     page = await context.newPage();
-    page.on('console', (message) => {
-      if (/Content Security Policy/i.test(message.text())) cspViolations.push(message.text());
-    });
+    watchCsp(page, cspViolations);
     const cdp = await context.newCDPSession(page);
     await cdp.send('WebAuthn.enable');
     const { authenticatorId } = await cdp.send('WebAuthn.addVirtualAuthenticator', {

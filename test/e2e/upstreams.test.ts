@@ -20,7 +20,7 @@ import * as oidc from 'openid-client';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { Secret, TOTP } from 'otpauth';
 import { Agent, formIn } from '../helpers/agent.js';
-import { launchChromium, screenshots } from '../helpers/browser.js';
+import { launchChromium, screenshots, watchCsp } from '../helpers/browser.js';
 import { eventually } from '../helpers/eventually.js';
 import { freePort } from '../helpers/redis.js';
 import { startRelyingParty, type RelyingParty } from '../helpers/relying-party.js';
@@ -183,9 +183,7 @@ describe('e2e: sign in through an upstream OpenID Connect provider', function ()
     page.on('request', (request) => {
       if (new URL(request.url()).port === String(upstreamPort)) upstreamRequests += 1;
     });
-    page.on('console', (message) => {
-      if (/Content Security Policy/i.test(message.text())) cspViolations.push(message.text());
-    });
+    watchCsp(page, cspViolations);
   });
 
   after(async () => {

@@ -24,3 +24,11 @@ export function screenshots(folder: string): (page: Page, name: string) => Promi
     await page.screenshot({ path: join(dir, `${String(count).padStart(2, '0')}-${name}.png`), fullPage: true });
   };
 }
+
+/** Records the Content-Security-Policy violations Chromium reports on `page` into `violations` (a test asserts it stays empty). */
+export function watchCsp(page: Page, violations: string[]): Page {
+  page.on('console', (message) => {
+    if (/Content Security Policy/i.test(message.text())) violations.push(message.text());
+  });
+  return page;
+}
