@@ -2,7 +2,7 @@
  * Debian's Chromium driven by playwright-core, as the person in browser tests, with numbered
  * screenshots into test/artifacts/<name>/.
  */
-import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { ROOT } from '../../src/paths.js';
@@ -13,11 +13,15 @@ export async function launchChromium(): Promise<Browser> {
   return chromium.launch({ executablePath, args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
 }
 
-/** Returns shot(page, name): saves NN-name.png of the whole page in a fresh test/artifacts/<folder>/. */
+/**
+ * Returns shot(page, name): saves NN-name.png of the whole page in test/artifacts/<folder>/, after
+ * removing the screenshots a previous run left there (only its own: other suites keep theirs in
+ * subfolders, e.g. browser/ and browser/passkeys/).
+ */
 export function screenshots(folder: string): (page: Page, name: string) => Promise<void> {
   const dir = join(ROOT, 'test', 'artifacts', folder);
-  rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
+  for (const file of readdirSync(dir)) if (file.endsWith('.png')) rmSync(join(dir, file));
   let count = 0;
   return async (page, name) => {
     count += 1;
