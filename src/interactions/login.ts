@@ -98,10 +98,12 @@ export function submitLogin(
       ctx.status = 401;
       return showLogin(steps, ctx, interaction, { error: 'That username and password do not match. Try again.', username, remember });
     }
-    await throttle.succeeded(username);
     metrics.logins.inc({ outcome: 'success' });
     logger.info({ event: 'login.succeeded', sub: account.sub, client_id: interaction.params.client_id }, 'login succeeded');
+    // The username's failure count is cleared only when the sign-in is complete: a second factor
+    // still to come shares it, so a known password must not reset the count of wrong codes.
     if (await afterPassword?.(ctx, interaction, account, remember)) return;
+    await throttle.succeeded(username);
     await finishSignIn(steps, ctx, account.sub, remember, ['password']);
   };
 }
