@@ -10,7 +10,7 @@ import * as oidc from 'openid-client';
 import { Secret, TOTP } from 'otpauth';
 import { Agent, type Page } from '../helpers/agent.js';
 import { startServer, type TestServer } from '../helpers/server.js';
-import { signInSteps } from '../helpers/sign-in.js';
+import { isConsent, signInSteps } from '../helpers/sign-in.js';
 
 const REDIRECT = 'https://app.example.test/callback';
 const SECRET = 'client-secret-with-plenty-of-entropy-0123456789';
@@ -44,6 +44,18 @@ describe('attacks: second factor, step-up and the new endpoints (black box)', fu
     return secret;
   }
 
+  async function adminToken(): Promise<string> {
+    const response = await fetch(`${server.url}/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`ops:${OPS_SECRET}`).toString('base64')}` },
+      body: new URLSearchParams({ grant_type: 'client_credentials', resource: `${server.issuer}/admin`, scope: 'admin' }),
+    });
+    assert.equal(response.status, 200, await response.clone().text());
+    return ((await response.json()) as { access_token: string }).access_token;
+  }
+  const admin = async (path: string, init: RequestInit = {}) =>
+    fetch(`${server.url}/admin${path}`, { ...init, headers: { 'content-type': 'application/json', authorization: `Bearer ${await adminToken()}` } });
+
   const discover = (id: string, secret?: string) =>
     oidc.discovery(new URL(server.issuer), id, secret, secret ? oidc.ClientSecretBasic(secret) : oidc.None(), { execute: [oidc.allowInsecureRequests] });
 
@@ -74,6 +86,11 @@ describe('attacks: second factor, step-up and the new endpoints (black box)', fu
     return { page: await agent.follow(url.href, {}, REDIRECT), verifier };
   }
 
+  async function tokensAt(client: string, page: Page, verifier: string, agent: Agent) {
+    if (isConsent(page)) page = await agent.submit(page, '/confirm', {}, REDIRECT);
+    assert.ok(page.url.startsWith(REDIRECT), `expected to be back at the app, got ${page.status} ${page.url}`);
+    return oidc.authorizationCodeGrant(configs[client]!, new URL(page.url), { pkceCodeVerifier: verifier });
+  }
 
   it('TOTP brute force across sign-ins: a right password does not reset the wrong-code count of the username (RFC 6238 §5.2, NIST SP 800-63B §5.2.2)', async () => {
     const secret = await enrolTotp('alice');
@@ -102,5 +119,33 @@ describe('attacks: second factor, step-up and the new endpoints (black box)', fu
     }
     assert.ok(paused, `${guesses} wrong codes over several sign-ins, and sign-in for the username never paused`);
     assert.ok(guesses <= MAX_FAILURES, `${guesses} wrong codes were checked before the pause (limit ${MAX_FAILURES})`);
+  });
+
+  it('step-up downgrade by refresh: a refresh token from a password-only sign-in stops working once the client requires MFA (OIDC Core §12, RFC 6749 §5.2 invalid_grant)', async () => {
+    const created = await admin('/clients', {
+      method: 'POST',
+      body: JSON.stringify({ client_id: 'later-strict', token_endpoint_auth_method: 'none', redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'] }),
+    });
+    assert.equal(created.status, 201, await created.clone().text());
+    configs['later-strict'] = await discover('later-strict');
+    const agent = new Agent();
+    const { page, verifier } = await authorize(agent, 'later-strict', { scope: 'openid offline_access', prompt: 'consent' });
+    const signedIn = await signInSteps(agent, page, { username: 'bob', password: PASSWORD, login: 'required', stopAt: REDIRECT });
+    const tokens = await tokensAt('later-strict', signedIn, verifier, agent);
+    assert.equal(tokens.claims()?.acr, 'pwd');
+    assert.ok(tokens.refresh_token, 'a refresh token');
+    const refreshed = await oidc.refreshTokenGrant(configs['later-strict']!, tokens.refresh_token);
+    assert.ok(refreshed.access_token, 'it refreshes while the client does not require MFA');
+
+    const updated = await admin('/clients/later-strict', {
+      method: 'PUT',
+      body: JSON.stringify({ token_endpoint_auth_method: 'none', redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'], require_mfa: true }),
+    });
+    assert.equal(updated.status, 200, await updated.clone().text());
+    configs['later-strict'] = await discover('later-strict');
+    await assert.rejects(oidc.refreshTokenGrant(configs['later-strict']!, refreshed.refresh_token!), (error: oidc.ResponseBodyError) => {
+      assert.equal(error.error, 'invalid_grant');
+      return true;
+    });
   });
 });

@@ -99,6 +99,12 @@ describe('patches on oidc-provider internals (src/provider/patches/)', () => {
     assert.match(source('actions/authorization/resume.js'), /accountId, loginTs, amr, acr, transient: !remember,/);
   });
 
+  it('step-up.ts: the refresh_token grant finds its token through RefreshToken.find, after client authentication, and keeps its acr', () => {
+    assert.equal(typeof (provider.RefreshToken as unknown as Record<string, unknown>).find, 'function');
+    assert.match(source('actions/grants/refresh_token.js'), /const \{ client \} = ctx\.oidc;[\s\S]*await RefreshToken\.find\(refreshTokenValue, \{ ignoreExpiration: true \}\)/);
+    assert.match(source('actions/grants/refresh_token.js'), /acr: refreshToken\.acr,/);
+  });
+
   it('jwt-access-tokens.ts: introspection and revocation answer unsupported_token_type for JWT access tokens', () => {
     assert.match(source('shared/reject_structured_tokens.js'), /throw new UnsupportedTokenType\(/);
   });

@@ -9,8 +9,14 @@
  * This adds one check to the login prompt (`acr_level`, after the library's own ones): a session
  * whose `acr` is below what the request needs is sent to the login step. With prompt=none the app
  * gets login_required, as for any other reason to log in.
+ *
+ * A refresh token keeps the `acr` of the sign-in it came from (OIDC Core §12.2), and the engine
+ * renews it whatever the client requires now. requireLevelOnRefresh wraps provider.RefreshToken.find:
+ * on the token endpoint, a refresh token of the authenticated client whose `acr` is below what that
+ * client requires (require_mfa set after it was issued, or accounts.mfa.required turned on) is
+ * invalid_grant (RFC 6749 §5.2), so the app sends the person to sign in again with the stronger factor.
  */
-import { errors, interactionPolicy, type KoaContextWithOIDC } from 'oidc-provider';
+import { errors, interactionPolicy, Provider, type KoaContextWithOIDC } from 'oidc-provider';
 import { requiredAcr, satisfies, type Acr } from '../../accounts/assurance.js';
 import { FIRST_PARTY_PAGES } from '../../http/first-party-sign-in.js';
 
@@ -47,4 +53,19 @@ export function withStepUp(policy: interactionPolicy.DefaultPolicy, mfaEverywher
     }),
   );
   return policy;
+}
+
+/** Refresh tokens from a sign-in weaker than their client now requires are refused (see above). */
+export function requireLevelOnRefresh(provider: Provider, mfaEverywhere: boolean): void {
+  const RefreshToken = provider.RefreshToken as unknown as { find(value: string, ...rest: unknown[]): Promise<{ clientId?: string; acr?: string } | undefined> };
+  const find = RefreshToken.find.bind(RefreshToken);
+  RefreshToken.find = async (value: string, ...rest: unknown[]) => {
+    const token = await find(value, ...rest);
+    const ctx = Provider.ctx;
+    const client = ctx?.oidc?.client as unknown as ClientLike;
+    if (token && ctx?.oidc?.route === 'token' && client && token.clientId === client.clientId && !satisfies(token.acr, requiredAcrFor(client, {}, mfaEverywhere))) {
+      throw new errors.InvalidGrant('the client requires a stronger sign-in than this refresh token was issued for');
+    }
+    return token;
+  };
 }
