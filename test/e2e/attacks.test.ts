@@ -17,6 +17,7 @@ const SECRET = 'client-secret-with-plenty-of-entropy-0123456789';
 const OPS_SECRET = 'ops-client-secret-with-plenty-of-entropy-0123456789';
 const PASSWORD = 'correct horse battery staple';
 const MAX_FAILURES = 3;
+const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
 
 const codeFor = (secret: string, steps = 0) =>
   TOTP.generate({ secret: Secret.fromBase32(secret), algorithm: 'SHA1', digits: 6, period: 30, timestamp: Date.now() + steps * 30_000 });
@@ -65,6 +66,7 @@ describe('attacks: second factor, step-up and the new endpoints (black box)', fu
       env: { ACCOUNTS_THROTTLE_MAX_FAILURES: String(MAX_FAILURES) },
       clients: [
         { client_id: 'app', client_secret: SECRET, redirect_uris: [REDIRECT] },
+        { client_id: 'strict-tv', application_type: 'native', token_endpoint_auth_method: 'none', grant_types: [DEVICE_GRANT], response_types: [], redirect_uris: [], require_mfa: true },
         { client_id: 'ops', client_secret: OPS_SECRET, redirect_uris: [], grant_types: ['client_credentials'], response_types: [] },
       ],
     });
@@ -147,5 +149,60 @@ describe('attacks: second factor, step-up and the new endpoints (black box)', fu
       assert.equal(error.error, 'invalid_grant');
       return true;
     });
+  });
+
+  it('acr asked as an essential claim (claims parameter) is required like acr_values: a password-only person is not signed in at pwd, the app gets unmet_authentication_requirements (OIDC Core §5.5.1.1)', async () => {
+    const agent = new Agent();
+    const claims = JSON.stringify({ id_token: { acr: { essential: true, value: 'mfa' } } });
+    const { page } = await authorize(agent, 'app', { claims });
+    const afterPassword = await signInSteps(agent, page, { username: 'erin', password: PASSWORD, login: 'required', stopAt: REDIRECT });
+    assert.equal(afterPassword.status, 403, `expected the set-up-a-second-factor page, got ${afterPassword.status} ${afterPassword.url}`);
+    const back = await agent.submit(afterPassword, '/unmet', {}, REDIRECT);
+    assert.equal(new URL(back.url).searchParams.get('error'), 'unmet_authentication_requirements');
+
+    // With the second factor, the essential acr is met and the ID token says so; a forged value (not ours) is ignored.
+    const secret = await enrolTotp('erin');
+    const again = new Agent();
+    const flow = await authorize(again, 'app', { claims });
+    const second = await signInSteps(again, flow.page, { username: 'erin', password: PASSWORD, login: 'required', stopAt: REDIRECT });
+    assert.ok(isSecondFactor(second), `expected the second-factor page, got ${second.url}`);
+    const done = await again.submit(second, '/second-factor', { method: 'totp', code: codeFor(secret) }, REDIRECT);
+    assert.equal((await tokensAt('app', done, flow.verifier, again)).claims()?.acr, 'mfa');
+  });
+
+  it('step-up downgrade through the device flow: a password-only session approving a code for a client requiring MFA is asked to sign in again, the device gets nothing (RFC 8628 §5, OIDC Core §3.1.2.1)', async () => {
+    const agent = new Agent();
+    const { page } = await authorize(agent, 'app');
+    const signedIn = await signInSteps(agent, page, { username: 'bob', password: PASSWORD, login: 'required', stopAt: REDIRECT });
+    assert.ok(signedIn.url.startsWith(REDIRECT) || isConsent(signedIn), 'a password-only session at another app (SSO)');
+    const metadata = configs.app!.serverMetadata();
+    const form = (params: Record<string, string>) => ({ method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(params) });
+    const started = (await (await fetch(metadata.device_authorization_endpoint!, form({ client_id: 'strict-tv', scope: 'openid' }))).json()) as Record<string, string>;
+    const entry = await agent.follow(`${server.issuer}/device`);
+    const confirm = await agent.submit(entry, '/device', { user_code: started.user_code! });
+    const next = await agent.submit(confirm, '/device', { confirm: 'yes' });
+    assert.match(next.url, /\/interaction\//);
+    assert.match(next.html, /name="password"/, 'the login page again, not an approval');
+    const poll = await fetch(metadata.token_endpoint!, form({ grant_type: DEVICE_GRANT, device_code: started.device_code!, client_id: 'strict-tv' }));
+    assert.equal(((await poll.json()) as { error: string }).error, 'authorization_pending');
+  });
+
+  it('PAR: parameters added next to request_uri at /auth do not override the pushed ones (RFC 9126 §4)', async () => {
+    const verifier = oidc.randomPKCECodeVerifier();
+    const pushed = await fetch(configs.app!.serverMetadata().pushed_authorization_request_endpoint!, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`app:${SECRET}`).toString('base64')}` },
+      body: new URLSearchParams({ client_id: 'app', response_type: 'code', redirect_uri: REDIRECT, scope: 'openid', state: 'pushed', code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256' }),
+    });
+    assert.equal(pushed.status, 201, await pushed.clone().text());
+    const { request_uri } = (await pushed.json()) as { request_uri: string };
+    const agent = new Agent();
+    const url = new URL(configs.app!.serverMetadata().authorization_endpoint!);
+    url.search = new URLSearchParams({ client_id: 'app', request_uri, state: 'injected', scope: 'openid email profile', prompt: 'none', acr_values: 'pwd' }).toString();
+    const page = await signInSteps(agent, await agent.follow(url.href, {}, REDIRECT), { username: 'bob', password: PASSWORD, login: 'required', stopAt: REDIRECT });
+    const done = isConsent(page) ? await agent.submit(page, '/confirm', {}, REDIRECT) : page;
+    const back = new URL(done.url);
+    assert.equal(back.searchParams.get('state'), 'pushed', 'the pushed state, and no prompt=none error');
+    assert.ok(back.searchParams.get('code'));
   });
 });

@@ -17,7 +17,7 @@
  * invalid_grant (RFC 6749 §5.2), so the app sends the person to sign in again with the stronger factor.
  */
 import { errors, interactionPolicy, Provider, type KoaContextWithOIDC } from 'oidc-provider';
-import { requiredAcr, satisfies, type Acr } from '../../accounts/assurance.js';
+import { ACR_VALUES, requiredAcr, satisfies, type Acr } from '../../accounts/assurance.js';
 import { FIRST_PARTY_PAGES } from '../../http/first-party-sign-in.js';
 
 /** Client metadata: this client's people must use a second factor. */
@@ -36,7 +36,28 @@ type ClientLike = { clientId: string; metadata(): Record<string, unknown> } | un
  */
 export function requiredAcrFor(client: ClientLike, params: Record<string, unknown>, mfaEverywhere: boolean): Acr {
   const everywhere = mfaEverywhere && client?.clientId !== FIRST_PARTY_PAGES.account.clientId;
-  return requiredAcr(params.acr_values, everywhere || client?.metadata()[REQUIRE_MFA_PROPERTY] === true);
+  const asked = requiredAcr(params.acr_values, everywhere || client?.metadata()[REQUIRE_MFA_PROPERTY] === true);
+  const essential = requiredAcr(essentialAcrValues(params.claims), false);
+  return ACR_VALUES.indexOf(essential) > ACR_VALUES.indexOf(asked) ? essential : asked;
+}
+
+/**
+ * The values of an essential `acr` in the claims parameter's id_token member, space-separated.
+ * OIDC Core §5.5.1.1: an essential acr that cannot be met is a failed authentication, so it counts
+ * like acr_values (a person without the factor is asked to set one up or the app gets
+ * unmet_authentication_requirements) instead of sending the person back to the login page forever.
+ */
+function essentialAcrValues(claims: unknown): string {
+  let parsed: unknown;
+  try {
+    parsed = typeof claims === 'string' ? JSON.parse(claims) : claims;
+  } catch {
+    return '';
+  }
+  const acr = (parsed as { id_token?: { acr?: { essential?: unknown; value?: unknown; values?: unknown } } } | null)?.id_token?.acr;
+  if (!acr || acr.essential !== true) return '';
+  const values = Array.isArray(acr.values) ? acr.values : [acr.value];
+  return values.filter((value): value is string => typeof value === 'string').join(' ');
 }
 
 /** `policy` with the acr_level check on its login prompt. */
