@@ -6,6 +6,7 @@
  * threat model points here.
  */
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import * as oidc from 'openid-client';
 import { Secret, TOTP } from 'otpauth';
 import { Agent, type Page } from '../helpers/agent.js';
@@ -71,7 +72,7 @@ describe('attacks: second factor, step-up and the new endpoints (black box)', fu
       ],
     });
     await server.apis.grant('ops', `${server.issuer}/admin`, { scopes: ['admin'] });
-    for (const name of ['alice', 'bob', 'erin']) await server.accounts.create(name, PASSWORD);
+    for (const name of ['alice', 'bob', 'erin', 'frank']) await server.accounts.create(name, PASSWORD);
     configs.app = await discover('app', SECRET);
   });
   after(() => server?.stop());
@@ -204,5 +205,116 @@ describe('attacks: second factor, step-up and the new endpoints (black box)', fu
     const back = new URL(done.url);
     assert.equal(back.searchParams.get('state'), 'pushed', 'the pushed state, and no prompt=none error');
     assert.ok(back.searchParams.get('code'));
+  });
+
+  it("second factor skipped: after the password, consent, the engine's resume URL and another sign-in's form do not finish the sign-in (OIDC Core §3.1.2.3)", async () => {
+    const secret = await enrolTotp('bob');
+    const agent = new Agent();
+    const { page } = await authorize(agent, 'app');
+    const second = await signInSteps(agent, page, { username: 'bob', password: PASSWORD, login: 'required', stopAt: REDIRECT });
+    assert.ok(isSecondFactor(second), `expected the second-factor page, got ${second.url}`);
+    const csrf = second.html.match(/name="csrf" value="([^"]+)"/)![1]!;
+    const post = (path: string, fields: Record<string, string>) =>
+      agent.follow(`${server.url}${new URL(second.url).pathname}${path}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ csrf, ...fields }),
+      }, REDIRECT);
+    // Straight to consent: the request is still waiting for a sign-in.
+    const confirm = await post('/confirm', {});
+    assert.equal(confirm.status, 400);
+    assert.ok(!confirm.url.startsWith(REDIRECT));
+    // The engine's resume URL (the browser holds its cookie): the login prompt is asked again.
+    const resumed = await agent.follow(`${server.url}/auth/${new URL(second.url).pathname.split('/').pop()}`, {}, REDIRECT);
+    assert.ok(!resumed.url.startsWith(REDIRECT) || new URL(resumed.url).searchParams.get('error'), 'no code by resuming');
+    assert.ok(!new URL(resumed.url).searchParams.get('code'));
+    // A right code typed into another browser's sign-in of the same person: that interaction is not its own.
+    const other = new Agent();
+    const stranger = await other.follow(`${server.url}${new URL(second.url).pathname}/second-factor`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ csrf, method: 'totp', code: codeFor(secret) }),
+    }, REDIRECT);
+    assert.ok(stranger.status === 400 || stranger.status === 403, `got ${stranger.status}`);
+    assert.ok(!stranger.url.startsWith(REDIRECT));
+  });
+
+  it("another person's recovery code does not pass someone's second factor (issue 15)", async () => {
+    const aliceSub = (await server.accounts.findByUsername('alice'))!.sub;
+    const [aliceCode] = await server.secondFactors.recoveryCodes.generate(aliceSub);
+    const agent = new Agent();
+    const { page } = await authorize(agent, 'app');
+    const second = await signInSteps(agent, page, { username: 'bob', password: PASSWORD, login: 'required', stopAt: REDIRECT });
+    const refused = await agent.submit(second, '/second-factor', { method: 'recovery', code: aliceCode! }, REDIRECT);
+    assert.equal(refused.status, 401);
+  });
+
+  it('CIMD SSRF: a client_id URL naming a loopback address, by name, literal, IPv6, IPv4-mapped or decimal form, is never fetched (draft-ietf-oauth-client-id-metadata-document §6, RFC 9700 §4.16)', async () => {
+    let connections = 0;
+    const listener = net.createServer((socket) => {
+      connections += 1;
+      socket.destroy();
+    });
+    await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve));
+    const port = (listener.address() as net.AddressInfo).port;
+    try {
+      for (const host of ['localhost', '127.0.0.1', '[::1]', '[::ffff:127.0.0.1]', '[::ffff:7f00:1]', '2130706433', '0x7f000001', '127.1', 'localhost.']) {
+        const clientId = `https://${host}:${port}/client.json`;
+        const url = new URL(`${server.issuer}/auth`);
+        url.search = new URLSearchParams({ client_id: clientId, response_type: 'code', scope: 'openid', redirect_uri: `https://${host}:${port}/cb`, code_challenge: 'x'.repeat(43), code_challenge_method: 'S256' }).toString();
+        const page = await new Agent().follow(url.href, {}, 'https://');
+        assert.ok(page.status >= 400 && page.status < 500, `${host}: ${page.status}`);
+        assert.ok(page.url.startsWith(server.url), `${host}: never redirected (${page.url})`);
+      }
+      assert.equal(connections, 0, 'no connection reached the loopback listener');
+    } finally {
+      listener.close();
+    }
+  });
+
+  it('phishing through client_name on the device confirmation and consent pages: the name is text, never markup (RFC 8628 §5.4)', async () => {
+    const name = '<b>Your bank</b><a href="https://evil.example/">verify</a><script>alert(1)</script>';
+    const created = await admin('/clients', {
+      method: 'POST',
+      body: JSON.stringify({ client_id: 'shady-tv', client_name: name, application_type: 'native', token_endpoint_auth_method: 'none', grant_types: [DEVICE_GRANT], response_types: [], redirect_uris: [] }),
+    });
+    assert.equal(created.status, 201, await created.clone().text());
+    const metadata = configs.app!.serverMetadata();
+    const started = (await (
+      await fetch(metadata.device_authorization_endpoint!, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ client_id: 'shady-tv', scope: 'openid' }) })
+    ).json()) as Record<string, string>;
+    const agent = new Agent();
+    const confirm = await agent.submit(await agent.follow(`${server.issuer}/device`), '/device', { user_code: started.user_code! });
+    assert.equal(confirm.status, 200);
+    assert.ok(!confirm.html.includes('<b>Your bank</b>') && !confirm.html.includes('<script>alert') && !confirm.html.includes('href="https://evil.example/"'));
+    assert.ok(confirm.html.includes('&lt;b&gt;Your bank&lt;/b&gt;'), 'shown as text');
+  });
+
+  it("first-party pages: a client copying the account page's name and redirect URI gets no implicit consent; the page's own client cannot be sent elsewhere (issue 15)", async () => {
+    const created = await admin('/clients', {
+      method: 'POST',
+      body: JSON.stringify({ client_id: 'copycat', client_name: 'Latchkey account page', token_endpoint_auth_method: 'none', redirect_uris: [`${server.issuer}/account/callback`, REDIRECT] }),
+    });
+    assert.equal(created.status, 201, await created.clone().text());
+    configs.copycat = await discover('copycat');
+    const agent = new Agent();
+    const { page } = await authorize(agent, 'copycat');
+    const signedIn = await signInSteps(agent, page, { username: 'frank', password: PASSWORD, login: 'if-shown', consent: 'stop', stopAt: REDIRECT });
+    assert.ok(isConsent(signedIn), `the copy asks consent, got ${signedIn.url}`);
+    // The account page's own client, with an app's redirect URI: an error page, no redirect.
+    const url = new URL(`${server.issuer}/auth`);
+    url.search = new URLSearchParams({ client_id: 'latchkey-account', response_type: 'code', scope: 'openid', redirect_uri: REDIRECT, code_challenge: 'x'.repeat(43), code_challenge_method: 'S256' }).toString();
+    const elsewhere = await agent.follow(url.href, {}, REDIRECT);
+    assert.equal(elsewhere.status, 400);
+    assert.ok(!elsewhere.url.startsWith(REDIRECT));
+  });
+
+  it('clickjacking: the account, second-factor and device pages cannot be framed', async () => {
+    const agent = new Agent();
+    for (const path of ['/account', '/device']) {
+      const page = await agent.follow(`${server.url}${path}`, {}, 'never');
+      const csp = page.headers.get('content-security-policy') ?? '';
+      assert.match(csp, /frame-ancestors 'none'/, `${path}: ${csp}`);
+    }
   });
 });
