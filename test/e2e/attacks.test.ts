@@ -67,6 +67,7 @@ describe('attacks: second factor, step-up and the new endpoints (black box)', fu
       env: { ACCOUNTS_THROTTLE_MAX_FAILURES: String(MAX_FAILURES) },
       clients: [
         { client_id: 'app', client_secret: SECRET, redirect_uris: [REDIRECT] },
+        { client_id: 'strict', client_secret: SECRET, redirect_uris: [REDIRECT], require_mfa: true },
         { client_id: 'strict-tv', application_type: 'native', token_endpoint_auth_method: 'none', grant_types: [DEVICE_GRANT], response_types: [], redirect_uris: [], require_mfa: true },
         { client_id: 'ops', client_secret: OPS_SECRET, redirect_uris: [], grant_types: ['client_credentials'], response_types: [] },
       ],
@@ -74,6 +75,7 @@ describe('attacks: second factor, step-up and the new endpoints (black box)', fu
     await server.apis.grant('ops', `${server.issuer}/admin`, { scopes: ['admin'] });
     for (const name of ['alice', 'bob', 'erin', 'frank']) await server.accounts.create(name, PASSWORD);
     configs.app = await discover('app', SECRET);
+    configs.strict = await discover('strict', SECRET);
   });
   after(() => server?.stop());
 
@@ -186,6 +188,23 @@ describe('attacks: second factor, step-up and the new endpoints (black box)', fu
     assert.match(next.html, /name="password"/, 'the login page again, not an approval');
     const poll = await fetch(metadata.token_endpoint!, form({ grant_type: DEVICE_GRANT, device_code: started.device_code!, client_id: 'strict-tv' }));
     assert.equal(((await poll.json()) as { error: string }).error, 'authorization_pending');
+  });
+
+  it('step-up downgrade by SSO: a password-only session made at another app gets no code for a client requiring MFA with prompt=none, nor by naming unknown acr values (OIDC Core §3.1.2.1, §3.1.2.6)', async () => {
+    const agent = new Agent();
+    const { page } = await authorize(agent, 'app');
+    await signInSteps(agent, page, { username: 'frank', password: PASSWORD, login: 'required', stopAt: REDIRECT });
+    const silent = await authorize(agent, 'strict', { prompt: 'none' });
+    const params = new URL(silent.page.url).searchParams;
+    assert.equal(params.get('error'), 'login_required');
+    assert.equal(params.get('code'), null);
+    // Unknown values are not ours to honour (acr_values is voluntary); the known one still counts.
+    const named = await authorize(agent, 'app', { acr_values: 'urn:example:gold mfa', prompt: 'none' });
+    assert.equal(new URL(named.page.url).searchParams.get('error'), 'login_required');
+    const unknownOnly = await authorize(agent, 'app', { acr_values: 'urn:example:gold', prompt: 'none' });
+    const code = new URL(unknownOnly.page.url);
+    const tokens = await oidc.authorizationCodeGrant(configs.app!, code, { pkceCodeVerifier: unknownOnly.verifier });
+    assert.equal(tokens.claims()?.acr, 'pwd', 'the ID token says what happened, never the value asked for');
   });
 
   it('PAR: parameters added next to request_uri at /auth do not override the pushed ones (RFC 9126 §4)', async () => {
@@ -316,5 +335,47 @@ describe('attacks: second factor, step-up and the new endpoints (black box)', fu
       const csp = page.headers.get('content-security-policy') ?? '';
       assert.match(csp, /frame-ancestors 'none'/, `${path}: ${csp}`);
     }
+  });
+
+  it('odd input at every new endpoint (passkey, second factor, upstream, device, account page, CIMD ids, acr in claims): an answer, never a 500 (RFC 6749 §4.1.2.1)', async () => {
+    const agent = new Agent();
+    const { page } = await authorize(agent, 'app');
+    const uid = new URL(page.url).pathname.split('/').pop()!;
+    const csrf = page.html.match(/name="csrf" value="([^"]+)"/)![1]!;
+    const results: { status: number; what: string }[] = [];
+    const send = async (path: string, body: string, type = 'application/x-www-form-urlencoded', method = 'POST') => {
+      const r = await agent.follow(`${server.url}${path}`, method === 'GET' ? {} : { method, headers: { 'content-type': type }, body }, 'https://app.example.test');
+      results.push({ status: r.status, what: `${path} ${type} ${body.slice(0, 80)}` });
+    };
+    const creds = ['[]', 'null', '1', '"x"', '{}', '{"id":1}', '{"id":"a","response":null}', '{"id":"a","response":{"userHandle":"AAAA"}}', '{"id":"a","response":{"userHandle":"X19wcm90b19f","clientDataJSON":1,"authenticatorData":[],"signature":{}},"type":"public-key","rawId":"a"}', '{"id":"a","rawId":"a","type":"public-key","response":{"userHandle":"' + Buffer.from('constructor').toString('base64url') + '","clientDataJSON":"e30","authenticatorData":"","signature":""}}'];
+    for (const c of creds) await send(`/interaction/${uid}/passkey`, new URLSearchParams({ csrf, credential: c }).toString());
+    await send(`/interaction/${uid}/passkey`, `csrf=${csrf}&credential=` + 'a'.repeat(20000));
+    await send(`/interaction/${uid}/passkey`, JSON.stringify({ csrf, credential: '{}' }), 'application/json');
+    await send(`/interaction/${uid}/second-factor`, `csrf=${csrf}&method=totp&code=1&code=2`);
+    await send(`/interaction/${uid}/second-factor`, `csrf=${csrf}&method[]=totp&code=123456`);
+    await send(`/interaction/${uid}/upstream/%2e%2e`, `csrf=${csrf}`);
+    await send(`/interaction/${uid}/upstream/__proto__`, `csrf=${csrf}`);
+    await send(`/interaction/${uid}/upstream/constructor`, `csrf=${csrf}`);
+    await send(`/interaction/${uid}/unmet`, `csrf=${csrf}&x=1`, 'text/plain');
+    await send(`/upstream/__proto__/callback?state=a&code=b`, '', 'text/plain', 'GET');
+    await send(`/upstream/constructor/callback?state[]=a&code=b`, '', 'text/plain', 'GET');
+    await send(`/upstream/x/callback?state=a&state=b`, '', 'text/plain', 'GET');
+    await send(`/upstream/__proto__/backchannel-logout`, 'logout_token=a.b.c');
+    await send(`/upstream/x/signed-out?handle[]=a`, '', 'text/plain', 'GET');
+    await send(`/device?user_code[]=a`, '', 'text/plain', 'GET');
+    await send(`/device`, 'user_code=a&user_code=b');
+    await send(`/device`, '{"user_code":1}', 'application/json');
+    await send(`/account/passkeys/add`, 'a=b');
+    await send(`/account/sessions/sign-out`, '{"session":[1]}', 'application/json');
+    await send(`/account/sign-in?x=1`, '', 'text/plain', 'GET');
+    await send(`/account/callback?error[]=1`, '', 'text/plain', 'GET');
+    await send(`/auth?client_id=https%3A%2F%2Fexample.com%2F%25zz&response_type=code&scope=openid&redirect_uri=https%3A%2F%2Fexample.com&code_challenge=${'x'.repeat(43)}&code_challenge_method=S256`, '', 'text/plain', 'GET');
+    await send(`/auth?client_id=https%3A%2F%2F%5B%3A%3A1%5D%3A1%2Fa&response_type=code`, '', 'text/plain', 'GET');
+    await send(`/auth?client_id=app&response_type=code&scope=openid&redirect_uri=${encodeURIComponent(REDIRECT)}&code_challenge=${'x'.repeat(43)}&code_challenge_method=S256&claims=%7B%22id_token%22%3A%7B%22acr%22%3A%7B%22essential%22%3Atrue%2C%22values%22%3A%22mfa%22%7D%7D%7D`, '', 'text/plain', 'GET');
+    await send(`/auth?client_id=app&response_type=code&scope=openid&redirect_uri=${encodeURIComponent(REDIRECT)}&code_challenge=${'x'.repeat(43)}&code_challenge_method=S256&claims=%7B%22id_token%22%3A%7B%22acr%22%3Anull%7D%7D`, '', 'text/plain', 'GET');
+    await send(`/auth?client_id=app&response_type=code&scope=openid&redirect_uri=${encodeURIComponent(REDIRECT)}&code_challenge=${'x'.repeat(43)}&code_challenge_method=S256&acr_values=__proto__%20constructor`, '', 'text/plain', 'GET');
+    const failed = results.filter(({ status }) => status >= 500);
+    assert.deepEqual(failed, [], 'no 500');
+    assert.ok(results.length > 30);
   });
 });

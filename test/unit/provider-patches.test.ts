@@ -94,7 +94,9 @@ describe('patches on oidc-provider internals (src/provider/patches/)', () => {
   it('step-up.ts: the login prompt takes an extra Check, reads the session acr as ctx.oidc.acr, and the login result carries acr and amr to the session', () => {
     const login = interactionPolicy.base().get('login');
     assert.ok(login && typeof login.checks.add === 'function');
-    assert.equal(new interactionPolicy.Check('x', 'y', () => false).error, undefined, 'a Check without an error takes its prompt\'s (login_required)');
+    // A Check added after its prompt was made keeps the error it is given; without one, prompt=none answers interaction_required.
+    assert.equal(new interactionPolicy.Check('x', 'y', 'login_required', () => false).error, 'login_required');
+    assert.match(source('actions/authorization/interactions.js'), /error: error \|\| 'interaction_required',/);
     assert.match(source('helpers/oidc_context.js'), /get acr\(\) \{\s*return this\.session\.acr;/);
     assert.match(source('actions/authorization/resume.js'), /accountId, loginTs, amr, acr, transient: !remember,/);
   });

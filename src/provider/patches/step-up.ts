@@ -66,7 +66,9 @@ export function withStepUp(policy: interactionPolicy.DefaultPolicy, mfaEverywher
   // Fails loudly at start if an upgrade renamed the prompt this relies on.
   if (!login) throw new Error('oidc-provider has no login prompt: review src/provider/patches/step-up.ts');
   login.checks.add(
-    new interactionPolicy.Check('acr_level', 'a stronger sign-in is required', (ctx: KoaContextWithOIDC) => {
+    // The error is named: a Check added after the prompt was made does not take the prompt's
+    // (login_required), and prompt=none would answer the generic interaction_required.
+    new interactionPolicy.Check('acr_level', 'a stronger sign-in is required', 'login_required', (ctx: KoaContextWithOIDC) => {
       const { oidc } = ctx;
       if (!oidc.session?.accountId) return interactionPolicy.Check.NO_NEED_TO_PROMPT; // no_session asks already
       const required = requiredAcrFor(oidc.client as unknown as ClientLike, oidc.params ?? {}, mfaEverywhere);
