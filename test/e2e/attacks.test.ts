@@ -378,4 +378,16 @@ describe('attacks: second factor, step-up and the new endpoints (black box)', fu
     assert.deepEqual(failed, [], 'no 500');
     assert.ok(results.length > 30);
   });
+
+  it('an essential acr none of whose values is offered is a failed authentication at once, not a login page forever (OIDC Core §5.5.1.1)', async () => {
+    const agent = new Agent();
+    const { page } = await authorize(agent, 'app', { claims: JSON.stringify({ id_token: { acr: { essential: true, values: ['urn:example:gold', 'urn:example:silver'] } } }) });
+    assert.ok(page.url.startsWith(REDIRECT), `expected the app to be told, got ${page.status} ${page.url}`);
+    const params = new URL(page.url).searchParams;
+    assert.equal(params.get('error'), 'unmet_authentication_requirements');
+    assert.equal(params.get('code'), null);
+    // Voluntary (not essential) unknown values are ignored: the sign-in goes ahead.
+    const voluntary = await authorize(new Agent(), 'app', { claims: JSON.stringify({ id_token: { acr: { values: ['urn:example:gold'] } } }) });
+    assert.match(voluntary.page.html, /name="password"/);
+  });
 });

@@ -70,6 +70,12 @@ export function withStepUp(policy: interactionPolicy.DefaultPolicy, mfaEverywher
     // (login_required), and prompt=none would answer the generic interaction_required.
     new interactionPolicy.Check('acr_level', 'a stronger sign-in is required', 'login_required', (ctx: KoaContextWithOIDC) => {
       const { oidc } = ctx;
+      // An essential acr none of whose values we offer can never be met: a failed authentication
+      // now (OIDC Core §5.5.1.1), rather than the engine's essential_acr check asking to log in forever.
+      const essential = essentialAcrValues(oidc.params?.claims);
+      if (essential && !essential.split(' ').some((value) => (ACR_VALUES as readonly string[]).includes(value))) {
+        throw new errors.UnmetAuthenticationRequirements('none of the essential acr values is offered (see acr_values_supported)');
+      }
       if (!oidc.session?.accountId) return interactionPolicy.Check.NO_NEED_TO_PROMPT; // no_session asks already
       const required = requiredAcrFor(oidc.client as unknown as ClientLike, oidc.params ?? {}, mfaEverywhere);
       return satisfies(oidc.acr, required) ? interactionPolicy.Check.NO_NEED_TO_PROMPT : interactionPolicy.Check.REQUEST_PROMPT;
