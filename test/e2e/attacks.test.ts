@@ -6,6 +6,7 @@
  * threat model points here.
  */
 import assert from 'node:assert/strict';
+import { createHash, generateKeyPairSync, randomBytes, sign, type KeyObject } from 'node:crypto';
 import net from 'node:net';
 import * as oidc from 'openid-client';
 import { Secret, TOTP } from 'otpauth';
@@ -30,6 +31,44 @@ const wrongCode = (secret: string, i: number) => {
     const guess = String((123_457 * (n + 1)) % 1_000_000).padStart(6, '0');
     if (!valid.has(guess)) return guess;
   }
+};
+
+
+/** A software authenticator's passkey: a P-256 key, its COSE public key, and assertions it signs. */
+function softPasskey() {
+  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const jwk = publicKey.export({ format: 'jwk' }) as { x: string; y: string };
+  const [x, y] = [Buffer.from(jwk.x, 'base64url'), Buffer.from(jwk.y, 'base64url')];
+  // COSE_Key {1: 2 (EC2), 3: -7 (ES256), -1: 1 (P-256), -2: x, -3: y}, CBOR by hand.
+  const cose = Buffer.concat([Buffer.from([0xa5, 0x01, 0x02, 0x03, 0x26, 0x20, 0x01, 0x21, 0x58, 0x20]), x, Buffer.from([0x22, 0x58, 0x20]), y]);
+  return { id: randomBytes(16).toString('base64url'), publicKey: cose.toString('base64url'), privateKey };
+}
+
+/** An assertion for `challenge` at `origin`, signed by `key`, naming `userHandle`, with sign counter `counter`. */
+function assertion(key: { id: string; privateKey: KeyObject }, origin: string, challenge: string, userHandle: string, counter: number) {
+  const clientData = Buffer.from(JSON.stringify({ type: 'webauthn.get', challenge, origin, crossOrigin: false }));
+  const counterBytes = Buffer.alloc(4);
+  counterBytes.writeUInt32BE(counter);
+  // rpIdHash, flags UP|UV (0x05), counter.
+  const authData = Buffer.concat([createHash('sha256').update(new URL(origin).hostname).digest(), Buffer.from([0x05]), counterBytes]);
+  const signature = sign('sha256', Buffer.concat([authData, createHash('sha256').update(clientData).digest()]), key.privateKey);
+  return JSON.stringify({
+    id: key.id,
+    rawId: key.id,
+    type: 'public-key',
+    clientExtensionResults: {},
+    response: {
+      clientDataJSON: clientData.toString('base64url'),
+      authenticatorData: authData.toString('base64url'),
+      signature: signature.toString('base64url'),
+      userHandle: Buffer.from(userHandle).toString('base64url'),
+    },
+  });
+}
+
+const passkeyChallenge = (page: Page) => {
+  const options = page.html.match(/data-options="([^"]+)"/)![1]!.replace(/&quot;/g, '"').replace(/&amp;/g, '&');
+  return (JSON.parse(options) as { challenge: string }).challenge;
 };
 
 const isSecondFactor = (page: Page) => page.url.includes('/interaction/') && page.html.includes('/second-factor');
@@ -389,5 +428,52 @@ describe('attacks: second factor, step-up and the new endpoints (black box)', fu
     // Voluntary (not essential) unknown values are ignored: the sign-in goes ahead.
     const voluntary = await authorize(new Agent(), 'app', { claims: JSON.stringify({ id_token: { acr: { values: ['urn:example:gold'] } } }) });
     assert.match(voluntary.page.html, /name="password"/);
+  });
+
+  it("passkeys: a replayed assertion, another person's passkey after a password, a userHandle naming someone else, and a counter going back are refused (WebAuthn L3 §7.2, §6.1.1)", async () => {
+    const gina = await server.accounts.create('gina', PASSWORD);
+    const hank = await server.accounts.create('hank', PASSWORD);
+    const ginaKey = softPasskey();
+    const hankKey = softPasskey();
+    for (const [sub, key] of [[gina.sub, ginaKey], [hank.sub, hankKey]] as const) {
+      await server.secondFactors.records.update(sub, (current) => ({
+        next: { ...current, passkeys: [...current.passkeys, { id: key.id, publicKey: key.publicKey, counter: 0, name: 'soft', deviceType: 'singleDevice', createdAt: 0 }] },
+        result: true,
+      }));
+    }
+    const origin = new URL(server.issuer).origin;
+
+    // The genuine use: the passkey alone signs in (the authenticator is what the test says it is).
+    const agent = new Agent();
+    const { page, verifier } = await authorize(agent, 'app');
+    const genuine = assertion(ginaKey, origin, passkeyChallenge(page), gina.sub, 1);
+    const done = await agent.submit(page, '/passkey', { credential: genuine }, REDIRECT);
+    assert.equal((await tokensAt('app', done, verifier, agent)).claims()?.acr, 'phr');
+
+    // The same assertion replayed in another sign-in: its challenge is not that sign-in's.
+    const thief = new Agent();
+    const stolen = await authorize(thief, 'app');
+    const replayed = await thief.submit(stolen.page, '/passkey', { credential: genuine }, REDIRECT);
+    assert.equal(replayed.status, 401);
+    // Signed by gina's key but naming hank (userHandle): checked against hank's passkeys, refused.
+    const named = await authorize(thief, 'app');
+    const swapped = await thief.submit(named.page, '/passkey', { credential: assertion(ginaKey, origin, passkeyChallenge(named.page), hank.sub, 5) }, REDIRECT);
+    assert.equal(swapped.status, 401);
+    // A cloned authenticator: a counter not past the stored one.
+    const clone = await authorize(thief, 'app');
+    const cloned = await thief.submit(clone.page, '/passkey', { credential: assertion(ginaKey, origin, passkeyChallenge(clone.page), gina.sub, 1) }, REDIRECT);
+    assert.equal(cloned.status, 401);
+    // Made for another origin (a look-alike site relaying the challenge).
+    const relay = await authorize(thief, 'app');
+    const relayed = await thief.submit(relay.page, '/passkey', { credential: assertion(ginaKey, 'https://latchkey.example.evil', passkeyChallenge(relay.page), gina.sub, 9) }, REDIRECT);
+    assert.equal(relayed.status, 401);
+
+    // After gina's password (stolen), hank's own passkey does not pass as her second factor.
+    const second = await authorize(thief, 'app');
+    const factor = await signInSteps(thief, second.page, { username: 'gina', password: PASSWORD, login: 'required', stopAt: REDIRECT });
+    assert.match(factor.html, /Confirm it is you/, 'the second-factor page (passkey only)');
+    const other = await thief.submit(factor, '/passkey', { credential: assertion(hankKey, origin, passkeyChallenge(factor), hank.sub, 1) }, REDIRECT);
+    assert.equal(other.status, 401);
+    assert.ok(!other.url.startsWith(REDIRECT));
   });
 });
