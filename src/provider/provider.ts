@@ -33,7 +33,7 @@ import { postAsGet } from './post-methods.js';
 import { accountClaims, ID_TOKEN_CLAIMS_PROPERTY, validateIdTokenClaimsSetting } from './id-token-claims.js';
 import { consentOnlyIfNeeded, CONSENT_IF_NEEDED, offlineAccessPrompt } from './patches/offline-access.js';
 import { rotateRefreshTokenAfterChecks } from './refresh-rotation.js';
-import { REQUIRE_MFA_PROPERTY, requireLevelOnRefresh, validateRequireMfa, withStepUp } from './patches/step-up.js';
+import { keepRequireMfa, REQUIRE_MFA_PROPERTY, requireLevelOnRefresh, validateRequireMfa, withStepUp } from './patches/step-up.js';
 import { ACR_VALUES } from '../accounts/assurance.js';
 import { emptyJsonRevocationAnswer } from './patches/revocation-response.js';
 import { refuseHintsOfRevokedKeys } from './patches/revoked-key-hints.js';
@@ -345,7 +345,10 @@ function clientMetadata(policy: RegistrationPolicy): Configuration {
       // loads a client: at `owner`, the place to enforce the registration policy on all of it.
       validator(ctx, key, owner, metadata) {
         if (key === ID_TOKEN_CLAIMS_PROPERTY) return validateIdTokenClaimsSetting(owner);
-        if (key === REQUIRE_MFA_PROPERTY) return validateRequireMfa(owner);
+        if (key === REQUIRE_MFA_PROPERTY) {
+          validateRequireMfa(owner);
+          return keepRequireMfa(ctx, metadata as Record<string, unknown>);
+        }
         const route = (ctx as KoaContextWithOIDC | undefined)?.oidc?.route;
         const selfService = route === 'registration' || route === 'client_update';
         const existingOwner = (ctx as KoaContextWithOIDC | undefined)?.oidc?.client?.metadata().owner;

@@ -103,7 +103,7 @@ describe('attacks: second factor, step-up and the new endpoints (black box)', fu
   before(async () => {
     server = await startServer({
       ownRedis: true,
-      env: { ACCOUNTS_THROTTLE_MAX_FAILURES: String(MAX_FAILURES) },
+      env: { ACCOUNTS_THROTTLE_MAX_FAILURES: String(MAX_FAILURES), REGISTRATION_OPEN: 'true' },
       clients: [
         { client_id: 'app', client_secret: SECRET, redirect_uris: [REDIRECT] },
         { client_id: 'strict', client_secret: SECRET, redirect_uris: [REDIRECT], require_mfa: true },
@@ -475,5 +475,37 @@ describe('attacks: second factor, step-up and the new endpoints (black box)', fu
     const other = await thief.submit(factor, '/passkey', { credential: assertion(hankKey, origin, passkeyChallenge(factor), hank.sub, 1) }, REDIRECT);
     assert.equal(other.status, 401);
     assert.ok(!other.url.startsWith(REDIRECT));
+  });
+
+  it("a client cannot lift its second-factor requirement itself: an RFC 7592 update without require_mfa keeps it (RFC 7592 §2.2, only an operator lowers it)", async () => {
+    const metadata = { redirect_uris: [REDIRECT], token_endpoint_auth_method: 'none' };
+    const created = await fetch(`${server.url}/reg`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(metadata) });
+    assert.equal(created.status, 201, await created.clone().text());
+    const client = (await created.json()) as { client_id: string; registration_client_uri: string; registration_access_token: string };
+    // An operator requires a second factor for this app's people.
+    const required = await admin(`/clients/${encodeURIComponent(client.client_id)}`, { method: 'PUT', body: JSON.stringify({ ...metadata, require_mfa: true }) });
+    assert.equal(required.status, 200, await required.clone().text());
+    // The app (or whoever holds its registration access token) writes itself back without it, or with false.
+    for (const lifted of [{}, { require_mfa: false }]) {
+      const updated = await fetch(client.registration_client_uri, {
+        method: 'PUT',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${client.registration_access_token}` },
+        body: JSON.stringify({ ...metadata, ...lifted, client_id: client.client_id }),
+      });
+      assert.equal(updated.status, 200, await updated.clone().text());
+      const answer = (await updated.json()) as { require_mfa?: boolean; registration_access_token?: string };
+      assert.equal(answer.require_mfa, true, `still required after ${JSON.stringify(lifted)}`);
+      // The engine rotates the registration access token on every update.
+      client.registration_access_token = answer.registration_access_token ?? client.registration_access_token;
+    }
+    // And it holds at sign-in: a password-only person is asked to set up a second factor.
+    configs.selfish = await discover(client.client_id);
+    const agent = new Agent();
+    const { page } = await authorize(agent, 'selfish');
+    const afterPassword = await signInSteps(agent, page, { username: 'frank', password: PASSWORD, login: 'if-shown', stopAt: REDIRECT });
+    assert.equal(afterPassword.status, 403, `got ${afterPassword.status} ${afterPassword.url}`);
+    // An operator can still lift it.
+    const lifted = await admin(`/clients/${encodeURIComponent(client.client_id)}`, { method: 'PUT', body: JSON.stringify({ ...metadata, require_mfa: false }) });
+    assert.equal(((await lifted.json()) as { require_mfa?: boolean }).require_mfa, false);
   });
 });
