@@ -330,7 +330,7 @@ describe('attacks: second factor, step-up and the new endpoints (black box)', fu
     }
   });
 
-  it('phishing through client_name on the device confirmation and consent pages: the name is text, never markup (RFC 8628 §5.4)', async () => {
+  it('phishing through client_name on the device confirmation page: the name is text, never markup (RFC 8628 §5.4)', async () => {
     const name = '<b>Your bank</b><a href="https://evil.example/">verify</a><script>alert(1)</script>';
     const created = await admin('/clients', {
       method: 'POST',
@@ -367,7 +367,7 @@ describe('attacks: second factor, step-up and the new endpoints (black box)', fu
     assert.ok(!elsewhere.url.startsWith(REDIRECT));
   });
 
-  it('clickjacking: the account, second-factor and device pages cannot be framed', async () => {
+  it("clickjacking: the account and device pages cannot be framed (frame-ancestors 'none')", async () => {
     const agent = new Agent();
     for (const path of ['/account', '/device']) {
       const page = await agent.follow(`${server.url}${path}`, {}, 'never');
