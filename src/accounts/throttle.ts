@@ -60,7 +60,10 @@ export class LoginThrottle {
     return Math.max(...pauses);
   }
 
-  /** A successful sign-in clears the username's count (not the IP's: one success must not reset a spray). */
+  /**
+   * A completed sign-in clears the username's count (not the IP's: one success must not reset a
+   * spray). A right password followed by a second-factor step is not complete yet.
+   */
   async succeeded(username: string): Promise<void> {
     await this.#user.failures.delete(userKey(username));
   }

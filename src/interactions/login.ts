@@ -97,9 +97,10 @@ export function submitLogin(
       ctx.status = 401;
       return showLogin(steps, ctx, interaction, { error: 'That username and password do not match. Try again.', username, remember });
     }
-    await throttle.succeeded(username);
     metrics.logins.inc({ outcome: 'success' });
     logger.info({ event: 'login.succeeded', sub: account.sub, client_id: interaction.params.client_id }, 'login succeeded');
+    // The username's failure count is cleared only when the sign-in is complete (second-factor.ts):
+    // a second factor still to come shares it, so a known password must not reset the count of wrong codes.
     await afterPassword(ctx, interaction, account, remember);
   };
 }

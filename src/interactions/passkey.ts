@@ -9,6 +9,7 @@ import type { Context } from 'koa';
 import type { Accounts } from '../accounts/accounts.js';
 import type { Method } from '../accounts/assurance.js';
 import type { SecondFactors } from '../accounts/second-factors.js';
+import type { LoginThrottle } from '../accounts/throttle.js';
 import { respondWithError } from '../http/errors.js';
 import { PASSKEY_SCRIPTS } from '../http/scripts.js';
 import type { Logger } from '../ops/logger.js';
@@ -21,6 +22,8 @@ import { finishSignIn } from './sign-in-result.js';
 interface PasskeyOptions {
   readonly accounts: Accounts;
   readonly secondFactors: SecondFactors;
+  /** A passkey after a password completes the sign-in: the username's failure count is cleared then. */
+  readonly throttle: LoginThrottle;
   readonly logger: Logger;
   readonly metrics: Metrics;
   readonly mfaRequired: boolean;
@@ -39,7 +42,7 @@ export function passkeyOnLoginPage(secondFactors: SecondFactors) {
 
 /** POST /interaction/:uid/passkey (field `credential`: the assertion as JSON). */
 export function submitPasskey(steps: Interactions, options: PasskeyOptions) {
-  const { accounts, secondFactors, logger, metrics } = options;
+  const { accounts, secondFactors, throttle, logger, metrics } = options;
   return async (ctx: Context): Promise<void> => {
     const found = await steps.submitted(ctx);
     if (!found) return;
@@ -64,6 +67,7 @@ export function submitPasskey(steps: Interactions, options: PasskeyOptions) {
       const error = 'That passkey was not accepted. Try again, or use another way to sign in.';
       return passed ? showSecondFactor(steps, options, ctx, interaction, passed, error) : showLogin(steps, ctx, interaction, { error });
     }
+    if (passed) await throttle.succeeded(passed.username);
     metrics.secondFactors.inc({ method: 'passkey', outcome: 'success' });
     logger.info({ event: 'passkey.succeeded', sub: account.sub, second_factor: Boolean(passed), client_id: interaction.params.client_id }, 'passkey accepted');
     const kind: Method = signedIn.passkey.deviceType === 'singleDevice' ? 'passkey-device-bound' : 'passkey-synced';

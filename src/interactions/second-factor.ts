@@ -82,7 +82,11 @@ export function afterFirstFactor(steps: Interactions, options: SecondFactorOptio
       ctx.redirect(`/interaction/${interaction.uid}`);
       return;
     }
-    if ((await requiredLevel(steps, interaction, mfaRequired)) === 'pwd') return finishSignIn(steps, ctx, passed.sub, passed.remember, [passed.method], passed.upstream);
+    if ((await requiredLevel(steps, interaction, mfaRequired)) === 'pwd') {
+      // Complete with the first factor alone: only now is the username's failure count cleared.
+      if (passed.method === 'password') await options.throttle.succeeded(passed.username);
+      return finishSignIn(steps, ctx, passed.sub, passed.remember, [passed.method], passed.upstream);
+    }
     return showEnrolmentNeeded(steps, ctx, interaction, accountPage);
   };
 }

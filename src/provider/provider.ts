@@ -33,7 +33,7 @@ import { postAsGet } from './post-methods.js';
 import { accountClaims, ID_TOKEN_CLAIMS_PROPERTY, validateIdTokenClaimsSetting } from './id-token-claims.js';
 import { consentOnlyIfNeeded, CONSENT_IF_NEEDED, offlineAccessPrompt } from './patches/offline-access.js';
 import { rotateRefreshTokenAfterChecks } from './refresh-rotation.js';
-import { REQUIRE_MFA_PROPERTY, validateRequireMfa, withStepUp } from './patches/step-up.js';
+import { keepRequireMfa, REQUIRE_MFA_PROPERTY, requireLevelOnRefresh, validateRequireMfa, withStepUp } from './patches/step-up.js';
 import { ACR_VALUES } from '../accounts/assurance.js';
 import { emptyJsonRevocationAnswer } from './patches/revocation-response.js';
 import { settleDeferredConsumption } from './patches/deferred-consumption.js';
@@ -354,7 +354,10 @@ function clientMetadata(policy: RegistrationPolicy): Configuration {
       // loads a client: at `owner`, the place to enforce the registration policy on all of it.
       validator(ctx, key, owner, metadata) {
         if (key === ID_TOKEN_CLAIMS_PROPERTY) return validateIdTokenClaimsSetting(owner);
-        if (key === REQUIRE_MFA_PROPERTY) return validateRequireMfa(owner);
+        if (key === REQUIRE_MFA_PROPERTY) {
+          validateRequireMfa(owner);
+          return keepRequireMfa(ctx, metadata as Record<string, unknown>);
+        }
         const route = (ctx as KoaContextWithOIDC | undefined)?.oidc?.route;
         const selfService = route === 'registration' || route === 'client_update';
         const existingOwner = (ctx as KoaContextWithOIDC | undefined)?.oidc?.client?.metadata().owner;
@@ -401,6 +404,8 @@ function applyPatches(
   pacedDevicePolling(provider, new DevicePolling(kv, config.deviceFlow.pollInterval, config.ttl.deviceCode + CLOCK_TOLERANCE));
   userCodeEntry(provider, new UserCodeThrottle(kv, config.deviceFlow));
   onlyIdTokensAsHints(provider);
+  // Step-up holds at the token endpoint too: no refresh from a sign-in weaker than the client requires.
+  requireLevelOnRefresh(provider, config.accounts.mfa.required);
   refuseHintsOfRevokedKeys(provider, revocations);
   limitAnnouncedClients(provider, rateLimits);
   // No provider.proxy here: koa-mount runs the provider with the app's own ctx, so the app's proxy

@@ -94,9 +94,17 @@ describe('patches on oidc-provider internals (src/provider/patches/)', () => {
   it('step-up.ts: the login prompt takes an extra Check, reads the session acr as ctx.oidc.acr, and the login result carries acr and amr to the session', () => {
     const login = interactionPolicy.base().get('login');
     assert.ok(login && typeof login.checks.add === 'function');
-    assert.equal(new interactionPolicy.Check('x', 'y', () => false).error, undefined, 'a Check without an error takes its prompt\'s (login_required)');
+    // A Check added after its prompt was made keeps the error it is given; without one, prompt=none answers interaction_required.
+    assert.equal(new interactionPolicy.Check('x', 'y', 'login_required', () => false).error, 'login_required');
+    assert.match(source('actions/authorization/interactions.js'), /error: error \|\| 'interaction_required',/);
     assert.match(source('helpers/oidc_context.js'), /get acr\(\) \{\s*return this\.session\.acr;/);
     assert.match(source('actions/authorization/resume.js'), /accountId, loginTs, amr, acr, transient: !remember,/);
+  });
+
+  it('step-up.ts: the refresh_token grant finds its token through RefreshToken.find, after client authentication, and keeps its acr', () => {
+    assert.equal(typeof (provider.RefreshToken as unknown as Record<string, unknown>).find, 'function');
+    assert.match(source('actions/grants/refresh_token.js'), /const \{ client \} = ctx\.oidc;[\s\S]*await RefreshToken\.find\(refreshTokenValue, \{ ignoreExpiration: true \}\)/);
+    assert.match(source('actions/grants/refresh_token.js'), /acr: refreshToken\.acr,/);
   });
 
   it('jwt-access-tokens.ts: introspection and revocation answer unsupported_token_type for JWT access tokens', () => {

@@ -9,9 +9,15 @@
  * This adds one check to the login prompt (`acr_level`, after the library's own ones): a session
  * whose `acr` is below what the request needs is sent to the login step. With prompt=none the app
  * gets login_required, as for any other reason to log in.
+ *
+ * A refresh token keeps the `acr` of the sign-in it came from (OIDC Core §12.2), and the engine
+ * renews it whatever the client requires now. requireLevelOnRefresh wraps provider.RefreshToken.find:
+ * on the token endpoint, a refresh token of the authenticated client whose `acr` is below what that
+ * client requires (require_mfa set after it was issued, or accounts.mfa.required turned on) is
+ * invalid_grant (RFC 6749 §5.2), so the app sends the person to sign in again with the stronger factor.
  */
-import { errors, interactionPolicy, type KoaContextWithOIDC } from 'oidc-provider';
-import { requiredAcr, satisfies, type Acr } from '../../accounts/assurance.js';
+import { errors, interactionPolicy, Provider, type KoaContextWithOIDC } from 'oidc-provider';
+import { ACR_VALUES, requiredAcr, satisfies, type Acr } from '../../accounts/assurance.js';
 import { FIRST_PARTY_PAGES } from '../../http/first-party-sign-in.js';
 
 /** Client metadata: this client's people must use a second factor. */
@@ -19,6 +25,18 @@ export const REQUIRE_MFA_PROPERTY = 'require_mfa';
 
 export function validateRequireMfa(value: unknown): void {
   if (value !== undefined && typeof value !== 'boolean') throw new errors.InvalidClientMetadata(`${REQUIRE_MFA_PROPERTY} must be a boolean`);
+}
+
+/**
+ * RFC 7592 §2.2: the server may keep values of its own in an update. A client writing its own
+ * registration (client_update) cannot lift a second-factor requirement it has, whoever set it: a
+ * leaked registration access token must not turn a password into enough for that app's people.
+ * Only an operator lifts it (CLI, admin API). `metadata` is the one being validated; the engine keeps
+ * what is set on it.
+ */
+export function keepRequireMfa(ctx: unknown, metadata: Record<string, unknown>): void {
+  const oidc = (ctx as KoaContextWithOIDC | undefined)?.oidc;
+  if (oidc?.route === 'client_update' && oidc.client?.metadata()[REQUIRE_MFA_PROPERTY] === true) metadata[REQUIRE_MFA_PROPERTY] = true;
 }
 
 type ClientLike = { clientId: string; metadata(): Record<string, unknown> } | undefined;
@@ -30,7 +48,28 @@ type ClientLike = { clientId: string; metadata(): Record<string, unknown> } | un
  */
 export function requiredAcrFor(client: ClientLike, params: Record<string, unknown>, mfaEverywhere: boolean): Acr {
   const everywhere = mfaEverywhere && client?.clientId !== FIRST_PARTY_PAGES.account.clientId;
-  return requiredAcr(params.acr_values, everywhere || client?.metadata()[REQUIRE_MFA_PROPERTY] === true);
+  const asked = requiredAcr(params.acr_values, everywhere || client?.metadata()[REQUIRE_MFA_PROPERTY] === true);
+  const essential = requiredAcr(essentialAcrValues(params.claims), false);
+  return ACR_VALUES.indexOf(essential) > ACR_VALUES.indexOf(asked) ? essential : asked;
+}
+
+/**
+ * The values of an essential `acr` in the claims parameter's id_token member, space-separated.
+ * OIDC Core §5.5.1.1: an essential acr that cannot be met is a failed authentication, so it counts
+ * like acr_values (a person without the factor is asked to set one up or the app gets
+ * unmet_authentication_requirements) instead of sending the person back to the login page forever.
+ */
+function essentialAcrValues(claims: unknown): string {
+  let parsed: unknown;
+  try {
+    parsed = typeof claims === 'string' ? JSON.parse(claims) : claims;
+  } catch {
+    return '';
+  }
+  const acr = (parsed as { id_token?: { acr?: { essential?: unknown; value?: unknown; values?: unknown } } } | null)?.id_token?.acr;
+  if (!acr || acr.essential !== true) return '';
+  const values = Array.isArray(acr.values) ? acr.values : [acr.value];
+  return values.filter((value): value is string => typeof value === 'string').join(' ');
 }
 
 /** `policy` with the acr_level check on its login prompt. */
@@ -39,12 +78,35 @@ export function withStepUp(policy: interactionPolicy.DefaultPolicy, mfaEverywher
   // Fails loudly at start if an upgrade renamed the prompt this relies on.
   if (!login) throw new Error('oidc-provider has no login prompt: review src/provider/patches/step-up.ts');
   login.checks.add(
-    new interactionPolicy.Check('acr_level', 'a stronger sign-in is required', (ctx: KoaContextWithOIDC) => {
+    // The error is named: a Check added after the prompt was made does not take the prompt's
+    // (login_required), and prompt=none would answer the generic interaction_required.
+    new interactionPolicy.Check('acr_level', 'a stronger sign-in is required', 'login_required', (ctx: KoaContextWithOIDC) => {
       const { oidc } = ctx;
+      // An essential acr none of whose values we offer can never be met: a failed authentication
+      // now (OIDC Core §5.5.1.1), rather than the engine's essential_acr check asking to log in forever.
+      const essential = essentialAcrValues(oidc.params?.claims);
+      if (essential && !essential.split(' ').some((value) => (ACR_VALUES as readonly string[]).includes(value))) {
+        throw new errors.UnmetAuthenticationRequirements('none of the essential acr values is offered (see acr_values_supported)');
+      }
       if (!oidc.session?.accountId) return interactionPolicy.Check.NO_NEED_TO_PROMPT; // no_session asks already
       const required = requiredAcrFor(oidc.client as unknown as ClientLike, oidc.params ?? {}, mfaEverywhere);
       return satisfies(oidc.acr, required) ? interactionPolicy.Check.NO_NEED_TO_PROMPT : interactionPolicy.Check.REQUEST_PROMPT;
     }),
   );
   return policy;
+}
+
+/** Refresh tokens from a sign-in weaker than their client now requires are refused (see above). */
+export function requireLevelOnRefresh(provider: Provider, mfaEverywhere: boolean): void {
+  const RefreshToken = provider.RefreshToken as unknown as { find(value: string, ...rest: unknown[]): Promise<{ clientId?: string; acr?: string } | undefined> };
+  const find = RefreshToken.find.bind(RefreshToken);
+  RefreshToken.find = async (value: string, ...rest: unknown[]) => {
+    const token = await find(value, ...rest);
+    const ctx = Provider.ctx;
+    const client = ctx?.oidc?.client as unknown as ClientLike;
+    if (token && ctx?.oidc?.route === 'token' && client && token.clientId === client.clientId && !satisfies(token.acr, requiredAcrFor(client, {}, mfaEverywhere))) {
+      throw new errors.InvalidGrant('the client requires a stronger sign-in than this refresh token was issued for');
+    }
+    return token;
+  };
 }

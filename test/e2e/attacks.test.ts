@@ -1,0 +1,511 @@
+/**
+ * An attacker's review of the second factor, step-up, device, CIMD, DPoP/PAR and account-page
+ * surfaces, black box: each test performs one attack against a running Latchkey on a real Redis,
+ * with openid-client as the app and a cookie-keeping agent as the browser, and asserts that it
+ * fails. Each title names the attack and the section of the spec it is about; docs/security.md's
+ * threat model points here.
+ */
+import assert from 'node:assert/strict';
+import { createHash, generateKeyPairSync, randomBytes, sign, type KeyObject } from 'node:crypto';
+import net from 'node:net';
+import * as oidc from 'openid-client';
+import { Secret, TOTP } from 'otpauth';
+import { Agent, type Page } from '../helpers/agent.js';
+import { startServer, type TestServer } from '../helpers/server.js';
+import { isConsent, signInSteps } from '../helpers/sign-in.js';
+
+const REDIRECT = 'https://app.example.test/callback';
+const SECRET = 'client-secret-with-plenty-of-entropy-0123456789';
+const OPS_SECRET = 'ops-client-secret-with-plenty-of-entropy-0123456789';
+const PASSWORD = 'correct horse battery staple';
+const MAX_FAILURES = 3;
+const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
+
+const codeFor = (secret: string, steps = 0) =>
+  TOTP.generate({ secret: Secret.fromBase32(secret), algorithm: 'SHA1', digits: 6, period: 30, timestamp: Date.now() + steps * 30_000 });
+
+/** A code that is none of the ones valid now (±1 step): a wrong guess. */
+const wrongCode = (secret: string, i: number) => {
+  const valid = new Set([-1, 0, 1].map((step) => codeFor(secret, step)));
+  for (let n = i; ; n += 1) {
+    const guess = String((123_457 * (n + 1)) % 1_000_000).padStart(6, '0');
+    if (!valid.has(guess)) return guess;
+  }
+};
+
+
+/** A software authenticator's passkey: a P-256 key, its COSE public key, and assertions it signs. */
+function softPasskey() {
+  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const jwk = publicKey.export({ format: 'jwk' }) as { x: string; y: string };
+  const [x, y] = [Buffer.from(jwk.x, 'base64url'), Buffer.from(jwk.y, 'base64url')];
+  // COSE_Key {1: 2 (EC2), 3: -7 (ES256), -1: 1 (P-256), -2: x, -3: y}, CBOR by hand.
+  const cose = Buffer.concat([Buffer.from([0xa5, 0x01, 0x02, 0x03, 0x26, 0x20, 0x01, 0x21, 0x58, 0x20]), x, Buffer.from([0x22, 0x58, 0x20]), y]);
+  return { id: randomBytes(16).toString('base64url'), publicKey: cose.toString('base64url'), privateKey };
+}
+
+/** An assertion for `challenge` at `origin`, signed by `key`, naming `userHandle`, with sign counter `counter`. */
+function assertion(key: { id: string; privateKey: KeyObject }, origin: string, challenge: string, userHandle: string, counter: number) {
+  const clientData = Buffer.from(JSON.stringify({ type: 'webauthn.get', challenge, origin, crossOrigin: false }));
+  const counterBytes = Buffer.alloc(4);
+  counterBytes.writeUInt32BE(counter);
+  // rpIdHash, flags UP|UV (0x05), counter.
+  const authData = Buffer.concat([createHash('sha256').update(new URL(origin).hostname).digest(), Buffer.from([0x05]), counterBytes]);
+  const signature = sign('sha256', Buffer.concat([authData, createHash('sha256').update(clientData).digest()]), key.privateKey);
+  return JSON.stringify({
+    id: key.id,
+    rawId: key.id,
+    type: 'public-key',
+    clientExtensionResults: {},
+    response: {
+      clientDataJSON: clientData.toString('base64url'),
+      authenticatorData: authData.toString('base64url'),
+      signature: signature.toString('base64url'),
+      userHandle: Buffer.from(userHandle).toString('base64url'),
+    },
+  });
+}
+
+const passkeyChallenge = (page: Page) => {
+  const options = page.html.match(/data-options="([^"]+)"/)![1]!.replace(/&quot;/g, '"').replace(/&amp;/g, '&');
+  return (JSON.parse(options) as { challenge: string }).challenge;
+};
+
+const isSecondFactor = (page: Page) => page.url.includes('/interaction/') && page.html.includes('/second-factor');
+
+describe('attacks: second factor, step-up and the new endpoints (black box)', function () {
+  this.timeout(30_000);
+  let server: TestServer;
+  const configs: Record<string, oidc.Configuration> = {};
+
+  async function enrolTotp(username: string): Promise<string> {
+    const account = (await server.accounts.findByUsername(username))!;
+    const { secret } = await server.secondFactors.totp.begin(account.sub, username);
+    assert.equal(await server.secondFactors.totp.confirm(account.sub, codeFor(secret, -1)), true);
+    return secret;
+  }
+
+  async function adminToken(): Promise<string> {
+    const response = await fetch(`${server.url}/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`ops:${OPS_SECRET}`).toString('base64')}` },
+      body: new URLSearchParams({ grant_type: 'client_credentials', resource: `${server.issuer}/admin`, scope: 'admin' }),
+    });
+    assert.equal(response.status, 200, await response.clone().text());
+    return ((await response.json()) as { access_token: string }).access_token;
+  }
+  const admin = async (path: string, init: RequestInit = {}) =>
+    fetch(`${server.url}/admin${path}`, { ...init, headers: { 'content-type': 'application/json', authorization: `Bearer ${await adminToken()}` } });
+
+  const discover = (id: string, secret?: string) =>
+    oidc.discovery(new URL(server.issuer), id, secret, secret ? oidc.ClientSecretBasic(secret) : oidc.None(), { execute: [oidc.allowInsecureRequests] });
+
+  before(async () => {
+    server = await startServer({
+      ownRedis: true,
+      env: { ACCOUNTS_THROTTLE_MAX_FAILURES: String(MAX_FAILURES), REGISTRATION_OPEN: 'true' },
+      clients: [
+        { client_id: 'app', client_secret: SECRET, redirect_uris: [REDIRECT] },
+        { client_id: 'strict', client_secret: SECRET, redirect_uris: [REDIRECT], require_mfa: true },
+        { client_id: 'strict-tv', application_type: 'native', token_endpoint_auth_method: 'none', grant_types: [DEVICE_GRANT], response_types: [], redirect_uris: [], require_mfa: true },
+        { client_id: 'ops', client_secret: OPS_SECRET, redirect_uris: [], grant_types: ['client_credentials'], response_types: [] },
+      ],
+    });
+    await server.apis.grant('ops', `${server.issuer}/admin`, { scopes: ['admin'] });
+    for (const name of ['alice', 'bob', 'erin', 'frank']) await server.accounts.create(name, PASSWORD);
+    configs.app = await discover('app', SECRET);
+    configs.strict = await discover('strict', SECRET);
+  });
+  after(() => server?.stop());
+
+  async function authorize(agent: Agent, client: string, params: Record<string, string> = {}) {
+    const verifier = oidc.randomPKCECodeVerifier();
+    const url = oidc.buildAuthorizationUrl(configs[client]!, {
+      redirect_uri: REDIRECT,
+      scope: 'openid',
+      code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
+      code_challenge_method: 'S256',
+      ...params,
+    });
+    return { page: await agent.follow(url.href, {}, REDIRECT), verifier };
+  }
+
+  async function tokensAt(client: string, page: Page, verifier: string, agent: Agent) {
+    if (isConsent(page)) page = await agent.submit(page, '/confirm', {}, REDIRECT);
+    assert.ok(page.url.startsWith(REDIRECT), `expected to be back at the app, got ${page.status} ${page.url}`);
+    return oidc.authorizationCodeGrant(configs[client]!, new URL(page.url), { pkceCodeVerifier: verifier });
+  }
+
+  it('TOTP brute force across sign-ins: a right password does not reset the wrong-code count of the username (RFC 6238 §5.2, NIST SP 800-63B §5.2.2)', async () => {
+    const secret = await enrolTotp('alice');
+    // Each round: a fresh sign-in, the (stolen) right password, then wrong codes just under the limit.
+    // Without the fix the password's success cleared the username's count, so rounds never ended.
+    let guesses = 0;
+    let paused: Page | undefined;
+    for (let round = 0; round < 3 && !paused; round += 1) {
+      const agent = new Agent();
+      const { page } = await authorize(agent, 'app');
+      let current = await signInSteps(agent, page, { username: 'alice', password: PASSWORD, login: 'required', stopAt: REDIRECT });
+      if (current.status === 429) {
+        paused = current;
+        break;
+      }
+      assert.ok(isSecondFactor(current), `round ${round}: expected the second-factor page, got ${current.status} ${current.url}`);
+      for (let i = 0; i < MAX_FAILURES - 1; i += 1) {
+        current = await agent.submit(current, '/second-factor', { method: 'totp', code: wrongCode(secret, guesses) }, REDIRECT);
+        guesses += 1;
+        if (current.status === 429) {
+          paused = current;
+          break;
+        }
+        assert.equal(current.status, 401);
+      }
+    }
+    assert.ok(paused, `${guesses} wrong codes over several sign-ins, and sign-in for the username never paused`);
+    assert.ok(guesses <= MAX_FAILURES, `${guesses} wrong codes were checked before the pause (limit ${MAX_FAILURES})`);
+  });
+
+  it('step-up downgrade by refresh: a refresh token from a password-only sign-in stops working once the client requires MFA (OIDC Core §12, RFC 6749 §5.2 invalid_grant)', async () => {
+    const created = await admin('/clients', {
+      method: 'POST',
+      body: JSON.stringify({ client_id: 'later-strict', token_endpoint_auth_method: 'none', redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'] }),
+    });
+    assert.equal(created.status, 201, await created.clone().text());
+    configs['later-strict'] = await discover('later-strict');
+    const agent = new Agent();
+    const { page, verifier } = await authorize(agent, 'later-strict', { scope: 'openid offline_access', prompt: 'consent' });
+    const signedIn = await signInSteps(agent, page, { username: 'bob', password: PASSWORD, login: 'required', stopAt: REDIRECT });
+    const tokens = await tokensAt('later-strict', signedIn, verifier, agent);
+    assert.equal(tokens.claims()?.acr, 'pwd');
+    assert.ok(tokens.refresh_token, 'a refresh token');
+    const refreshed = await oidc.refreshTokenGrant(configs['later-strict']!, tokens.refresh_token);
+    assert.ok(refreshed.access_token, 'it refreshes while the client does not require MFA');
+
+    const updated = await admin('/clients/later-strict', {
+      method: 'PUT',
+      body: JSON.stringify({ token_endpoint_auth_method: 'none', redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'], require_mfa: true }),
+    });
+    assert.equal(updated.status, 200, await updated.clone().text());
+    configs['later-strict'] = await discover('later-strict');
+    await assert.rejects(oidc.refreshTokenGrant(configs['later-strict']!, refreshed.refresh_token!), (error: oidc.ResponseBodyError) => {
+      assert.equal(error.error, 'invalid_grant');
+      return true;
+    });
+  });
+
+  it('acr asked as an essential claim (claims parameter) is required like acr_values: a password-only person is not signed in at pwd, the app gets unmet_authentication_requirements (OIDC Core §5.5.1.1)', async () => {
+    const agent = new Agent();
+    const claims = JSON.stringify({ id_token: { acr: { essential: true, value: 'mfa' } } });
+    const { page } = await authorize(agent, 'app', { claims });
+    const afterPassword = await signInSteps(agent, page, { username: 'erin', password: PASSWORD, login: 'required', stopAt: REDIRECT });
+    assert.equal(afterPassword.status, 403, `expected the set-up-a-second-factor page, got ${afterPassword.status} ${afterPassword.url}`);
+    const back = await agent.submit(afterPassword, '/unmet', {}, REDIRECT);
+    assert.equal(new URL(back.url).searchParams.get('error'), 'unmet_authentication_requirements');
+
+    // With the second factor, the essential acr is met and the ID token says so; a forged value (not ours) is ignored.
+    const secret = await enrolTotp('erin');
+    const again = new Agent();
+    const flow = await authorize(again, 'app', { claims });
+    const second = await signInSteps(again, flow.page, { username: 'erin', password: PASSWORD, login: 'required', stopAt: REDIRECT });
+    assert.ok(isSecondFactor(second), `expected the second-factor page, got ${second.url}`);
+    const done = await again.submit(second, '/second-factor', { method: 'totp', code: codeFor(secret) }, REDIRECT);
+    assert.equal((await tokensAt('app', done, flow.verifier, again)).claims()?.acr, 'mfa');
+  });
+
+  it('step-up downgrade through the device flow: a password-only session approving a code for a client requiring MFA is asked to sign in again, the device gets nothing (RFC 8628 §5, OIDC Core §3.1.2.1)', async () => {
+    const agent = new Agent();
+    const { page } = await authorize(agent, 'app');
+    const signedIn = await signInSteps(agent, page, { username: 'bob', password: PASSWORD, login: 'required', stopAt: REDIRECT });
+    assert.ok(signedIn.url.startsWith(REDIRECT) || isConsent(signedIn), 'a password-only session at another app (SSO)');
+    const metadata = configs.app!.serverMetadata();
+    const form = (params: Record<string, string>) => ({ method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(params) });
+    const started = (await (await fetch(metadata.device_authorization_endpoint!, form({ client_id: 'strict-tv', scope: 'openid' }))).json()) as Record<string, string>;
+    const entry = await agent.follow(`${server.issuer}/device`);
+    const confirm = await agent.submit(entry, '/device', { user_code: started.user_code! });
+    const next = await agent.submit(confirm, '/device', { confirm: 'yes' });
+    assert.match(next.url, /\/interaction\//);
+    assert.match(next.html, /name="password"/, 'the login page again, not an approval');
+    const poll = await fetch(metadata.token_endpoint!, form({ grant_type: DEVICE_GRANT, device_code: started.device_code!, client_id: 'strict-tv' }));
+    assert.equal(((await poll.json()) as { error: string }).error, 'authorization_pending');
+  });
+
+  it('step-up downgrade by SSO: a password-only session made at another app gets no code for a client requiring MFA with prompt=none, nor by naming unknown acr values (OIDC Core §3.1.2.1, §3.1.2.6)', async () => {
+    const agent = new Agent();
+    const { page } = await authorize(agent, 'app');
+    await signInSteps(agent, page, { username: 'frank', password: PASSWORD, login: 'required', stopAt: REDIRECT });
+    const silent = await authorize(agent, 'strict', { prompt: 'none' });
+    const params = new URL(silent.page.url).searchParams;
+    assert.equal(params.get('error'), 'login_required');
+    assert.equal(params.get('code'), null);
+    // Unknown values are not ours to honour (acr_values is voluntary); the known one still counts.
+    const named = await authorize(agent, 'app', { acr_values: 'urn:example:gold mfa', prompt: 'none' });
+    assert.equal(new URL(named.page.url).searchParams.get('error'), 'login_required');
+    const unknownOnly = await authorize(agent, 'app', { acr_values: 'urn:example:gold', prompt: 'none' });
+    const code = new URL(unknownOnly.page.url);
+    const tokens = await oidc.authorizationCodeGrant(configs.app!, code, { pkceCodeVerifier: unknownOnly.verifier });
+    assert.equal(tokens.claims()?.acr, 'pwd', 'the ID token says what happened, never the value asked for');
+  });
+
+  it('PAR: parameters added next to request_uri at /auth do not override the pushed ones (RFC 9126 §4)', async () => {
+    const verifier = oidc.randomPKCECodeVerifier();
+    const pushed = await fetch(configs.app!.serverMetadata().pushed_authorization_request_endpoint!, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`app:${SECRET}`).toString('base64')}` },
+      body: new URLSearchParams({ client_id: 'app', response_type: 'code', redirect_uri: REDIRECT, scope: 'openid', state: 'pushed', code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256' }),
+    });
+    assert.equal(pushed.status, 201, await pushed.clone().text());
+    const { request_uri } = (await pushed.json()) as { request_uri: string };
+    const agent = new Agent();
+    const url = new URL(configs.app!.serverMetadata().authorization_endpoint!);
+    url.search = new URLSearchParams({ client_id: 'app', request_uri, state: 'injected', scope: 'openid email profile', prompt: 'none', acr_values: 'pwd' }).toString();
+    const page = await signInSteps(agent, await agent.follow(url.href, {}, REDIRECT), { username: 'bob', password: PASSWORD, login: 'required', stopAt: REDIRECT });
+    const done = isConsent(page) ? await agent.submit(page, '/confirm', {}, REDIRECT) : page;
+    const back = new URL(done.url);
+    assert.equal(back.searchParams.get('state'), 'pushed', 'the pushed state, and no prompt=none error');
+    assert.ok(back.searchParams.get('code'));
+  });
+
+  it("second factor skipped: after the password, consent, the engine's resume URL and another sign-in's form do not finish the sign-in (OIDC Core §3.1.2.3)", async () => {
+    const secret = await enrolTotp('bob');
+    const agent = new Agent();
+    const { page } = await authorize(agent, 'app');
+    const second = await signInSteps(agent, page, { username: 'bob', password: PASSWORD, login: 'required', stopAt: REDIRECT });
+    assert.ok(isSecondFactor(second), `expected the second-factor page, got ${second.url}`);
+    const csrf = second.html.match(/name="csrf" value="([^"]+)"/)![1]!;
+    const post = (path: string, fields: Record<string, string>) =>
+      agent.follow(`${server.url}${new URL(second.url).pathname}${path}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ csrf, ...fields }),
+      }, REDIRECT);
+    // Straight to consent: the request is still waiting for a sign-in.
+    const confirm = await post('/confirm', {});
+    assert.equal(confirm.status, 400);
+    assert.ok(!confirm.url.startsWith(REDIRECT));
+    // The engine's resume URL (the browser holds its cookie): the login prompt is asked again.
+    const resumed = await agent.follow(`${server.url}/auth/${new URL(second.url).pathname.split('/').pop()}`, {}, REDIRECT);
+    assert.ok(!resumed.url.startsWith(REDIRECT) || new URL(resumed.url).searchParams.get('error'), 'no code by resuming');
+    assert.ok(!new URL(resumed.url).searchParams.get('code'));
+    // A right code typed into another browser's sign-in of the same person: that interaction is not its own.
+    const other = new Agent();
+    const stranger = await other.follow(`${server.url}${new URL(second.url).pathname}/second-factor`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ csrf, method: 'totp', code: codeFor(secret) }),
+    }, REDIRECT);
+    assert.ok(stranger.status === 400 || stranger.status === 403, `got ${stranger.status}`);
+    assert.ok(!stranger.url.startsWith(REDIRECT));
+  });
+
+  it("another person's recovery code does not pass someone's second factor (issue 15)", async () => {
+    const aliceSub = (await server.accounts.findByUsername('alice'))!.sub;
+    const [aliceCode] = await server.secondFactors.recoveryCodes.generate(aliceSub);
+    const agent = new Agent();
+    const { page } = await authorize(agent, 'app');
+    const second = await signInSteps(agent, page, { username: 'bob', password: PASSWORD, login: 'required', stopAt: REDIRECT });
+    const refused = await agent.submit(second, '/second-factor', { method: 'recovery', code: aliceCode! }, REDIRECT);
+    assert.equal(refused.status, 401);
+  });
+
+  it('CIMD SSRF: a client_id URL naming a loopback address, by name, literal, IPv6, IPv4-mapped or decimal form, is never fetched (draft-ietf-oauth-client-id-metadata-document §6, RFC 9700 §4.16)', async () => {
+    let connections = 0;
+    const listener = net.createServer((socket) => {
+      connections += 1;
+      socket.destroy();
+    });
+    await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve));
+    const port = (listener.address() as net.AddressInfo).port;
+    try {
+      for (const host of ['localhost', '127.0.0.1', '[::1]', '[::ffff:127.0.0.1]', '[::ffff:7f00:1]', '2130706433', '0x7f000001', '127.1', 'localhost.']) {
+        const clientId = `https://${host}:${port}/client.json`;
+        const url = new URL(`${server.issuer}/auth`);
+        url.search = new URLSearchParams({ client_id: clientId, response_type: 'code', scope: 'openid', redirect_uri: `https://${host}:${port}/cb`, code_challenge: 'x'.repeat(43), code_challenge_method: 'S256' }).toString();
+        const page = await new Agent().follow(url.href, {}, 'https://');
+        assert.ok(page.status >= 400 && page.status < 500, `${host}: ${page.status}`);
+        assert.ok(page.url.startsWith(server.url), `${host}: never redirected (${page.url})`);
+      }
+      assert.equal(connections, 0, 'no connection reached the loopback listener');
+    } finally {
+      listener.close();
+    }
+  });
+
+  it('phishing through client_name on the device confirmation page: the name is text, never markup (RFC 8628 §5.4)', async () => {
+    const name = '<b>Your bank</b><a href="https://evil.example/">verify</a><script>alert(1)</script>';
+    const created = await admin('/clients', {
+      method: 'POST',
+      body: JSON.stringify({ client_id: 'shady-tv', client_name: name, application_type: 'native', token_endpoint_auth_method: 'none', grant_types: [DEVICE_GRANT], response_types: [], redirect_uris: [] }),
+    });
+    assert.equal(created.status, 201, await created.clone().text());
+    const metadata = configs.app!.serverMetadata();
+    const started = (await (
+      await fetch(metadata.device_authorization_endpoint!, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ client_id: 'shady-tv', scope: 'openid' }) })
+    ).json()) as Record<string, string>;
+    const agent = new Agent();
+    const confirm = await agent.submit(await agent.follow(`${server.issuer}/device`), '/device', { user_code: started.user_code! });
+    assert.equal(confirm.status, 200);
+    assert.ok(!confirm.html.includes('<b>Your bank</b>') && !confirm.html.includes('<script>alert') && !confirm.html.includes('href="https://evil.example/"'));
+    assert.ok(confirm.html.includes('&lt;b&gt;Your bank&lt;/b&gt;'), 'shown as text');
+  });
+
+  it("first-party pages: a client copying the account page's name and redirect URI gets no implicit consent; the page's own client cannot be sent elsewhere (issue 15)", async () => {
+    const created = await admin('/clients', {
+      method: 'POST',
+      body: JSON.stringify({ client_id: 'copycat', client_name: 'Latchkey account page', token_endpoint_auth_method: 'none', redirect_uris: [`${server.issuer}/account/callback`, REDIRECT] }),
+    });
+    assert.equal(created.status, 201, await created.clone().text());
+    configs.copycat = await discover('copycat');
+    const agent = new Agent();
+    const { page } = await authorize(agent, 'copycat');
+    const signedIn = await signInSteps(agent, page, { username: 'frank', password: PASSWORD, login: 'if-shown', consent: 'stop', stopAt: REDIRECT });
+    assert.ok(isConsent(signedIn), `the copy asks consent, got ${signedIn.url}`);
+    // The account page's own client, with an app's redirect URI: an error page, no redirect.
+    const url = new URL(`${server.issuer}/auth`);
+    url.search = new URLSearchParams({ client_id: 'latchkey-account', response_type: 'code', scope: 'openid', redirect_uri: REDIRECT, code_challenge: 'x'.repeat(43), code_challenge_method: 'S256' }).toString();
+    const elsewhere = await agent.follow(url.href, {}, REDIRECT);
+    assert.equal(elsewhere.status, 400);
+    assert.ok(!elsewhere.url.startsWith(REDIRECT));
+  });
+
+  it("clickjacking: the account and device pages cannot be framed (frame-ancestors 'none')", async () => {
+    const agent = new Agent();
+    for (const path of ['/account', '/device']) {
+      const page = await agent.follow(`${server.url}${path}`, {}, 'never');
+      const csp = page.headers.get('content-security-policy') ?? '';
+      assert.match(csp, /frame-ancestors 'none'/, `${path}: ${csp}`);
+    }
+  });
+
+  it('odd input at every new endpoint (passkey, second factor, upstream, device, account page, CIMD ids, acr in claims): an answer, never a 500 (RFC 6749 §4.1.2.1)', async () => {
+    const agent = new Agent();
+    const { page } = await authorize(agent, 'app');
+    const uid = new URL(page.url).pathname.split('/').pop()!;
+    const csrf = page.html.match(/name="csrf" value="([^"]+)"/)![1]!;
+    const results: { status: number; what: string }[] = [];
+    const send = async (path: string, body: string, type = 'application/x-www-form-urlencoded', method = 'POST') => {
+      const r = await agent.follow(`${server.url}${path}`, method === 'GET' ? {} : { method, headers: { 'content-type': type }, body }, 'https://app.example.test');
+      results.push({ status: r.status, what: `${path} ${type} ${body.slice(0, 80)}` });
+    };
+    const creds = ['[]', 'null', '1', '"x"', '{}', '{"id":1}', '{"id":"a","response":null}', '{"id":"a","response":{"userHandle":"AAAA"}}', '{"id":"a","response":{"userHandle":"X19wcm90b19f","clientDataJSON":1,"authenticatorData":[],"signature":{}},"type":"public-key","rawId":"a"}', '{"id":"a","rawId":"a","type":"public-key","response":{"userHandle":"' + Buffer.from('constructor').toString('base64url') + '","clientDataJSON":"e30","authenticatorData":"","signature":""}}'];
+    for (const c of creds) await send(`/interaction/${uid}/passkey`, new URLSearchParams({ csrf, credential: c }).toString());
+    await send(`/interaction/${uid}/passkey`, `csrf=${csrf}&credential=` + 'a'.repeat(20000));
+    await send(`/interaction/${uid}/passkey`, JSON.stringify({ csrf, credential: '{}' }), 'application/json');
+    await send(`/interaction/${uid}/second-factor`, `csrf=${csrf}&method=totp&code=1&code=2`);
+    await send(`/interaction/${uid}/second-factor`, `csrf=${csrf}&method[]=totp&code=123456`);
+    await send(`/interaction/${uid}/upstream/%2e%2e`, `csrf=${csrf}`);
+    await send(`/interaction/${uid}/upstream/__proto__`, `csrf=${csrf}`);
+    await send(`/interaction/${uid}/upstream/constructor`, `csrf=${csrf}`);
+    await send(`/interaction/${uid}/unmet`, `csrf=${csrf}&x=1`, 'text/plain');
+    await send(`/upstream/__proto__/callback?state=a&code=b`, '', 'text/plain', 'GET');
+    await send(`/upstream/constructor/callback?state[]=a&code=b`, '', 'text/plain', 'GET');
+    await send(`/upstream/x/callback?state=a&state=b`, '', 'text/plain', 'GET');
+    await send(`/upstream/__proto__/backchannel-logout`, 'logout_token=a.b.c');
+    await send(`/upstream/x/signed-out?handle[]=a`, '', 'text/plain', 'GET');
+    await send(`/device?user_code[]=a`, '', 'text/plain', 'GET');
+    await send(`/device`, 'user_code=a&user_code=b');
+    await send(`/device`, '{"user_code":1}', 'application/json');
+    await send(`/account/passkeys/add`, 'a=b');
+    await send(`/account/sessions/sign-out`, '{"session":[1]}', 'application/json');
+    await send(`/account/sign-in?x=1`, '', 'text/plain', 'GET');
+    await send(`/account/callback?error[]=1`, '', 'text/plain', 'GET');
+    await send(`/auth?client_id=https%3A%2F%2Fexample.com%2F%25zz&response_type=code&scope=openid&redirect_uri=https%3A%2F%2Fexample.com&code_challenge=${'x'.repeat(43)}&code_challenge_method=S256`, '', 'text/plain', 'GET');
+    await send(`/auth?client_id=https%3A%2F%2F%5B%3A%3A1%5D%3A1%2Fa&response_type=code`, '', 'text/plain', 'GET');
+    await send(`/auth?client_id=app&response_type=code&scope=openid&redirect_uri=${encodeURIComponent(REDIRECT)}&code_challenge=${'x'.repeat(43)}&code_challenge_method=S256&claims=%7B%22id_token%22%3A%7B%22acr%22%3A%7B%22essential%22%3Atrue%2C%22values%22%3A%22mfa%22%7D%7D%7D`, '', 'text/plain', 'GET');
+    await send(`/auth?client_id=app&response_type=code&scope=openid&redirect_uri=${encodeURIComponent(REDIRECT)}&code_challenge=${'x'.repeat(43)}&code_challenge_method=S256&claims=%7B%22id_token%22%3A%7B%22acr%22%3Anull%7D%7D`, '', 'text/plain', 'GET');
+    await send(`/auth?client_id=app&response_type=code&scope=openid&redirect_uri=${encodeURIComponent(REDIRECT)}&code_challenge=${'x'.repeat(43)}&code_challenge_method=S256&acr_values=__proto__%20constructor`, '', 'text/plain', 'GET');
+    const failed = results.filter(({ status }) => status >= 500);
+    assert.deepEqual(failed, [], 'no 500');
+    assert.ok(results.length > 30);
+  });
+
+  it('an essential acr none of whose values is offered is a failed authentication at once, not a login page forever (OIDC Core §5.5.1.1)', async () => {
+    const agent = new Agent();
+    const { page } = await authorize(agent, 'app', { claims: JSON.stringify({ id_token: { acr: { essential: true, values: ['urn:example:gold', 'urn:example:silver'] } } }) });
+    assert.ok(page.url.startsWith(REDIRECT), `expected the app to be told, got ${page.status} ${page.url}`);
+    const params = new URL(page.url).searchParams;
+    assert.equal(params.get('error'), 'unmet_authentication_requirements');
+    assert.equal(params.get('code'), null);
+    // Voluntary (not essential) unknown values are ignored: the sign-in goes ahead.
+    const voluntary = await authorize(new Agent(), 'app', { claims: JSON.stringify({ id_token: { acr: { values: ['urn:example:gold'] } } }) });
+    assert.match(voluntary.page.html, /name="password"/);
+  });
+
+  it("passkeys: a replayed assertion, another person's passkey after a password, a userHandle naming someone else, and a counter going back are refused (WebAuthn L3 §7.2, §6.1.1)", async () => {
+    const gina = await server.accounts.create('gina', PASSWORD);
+    const hank = await server.accounts.create('hank', PASSWORD);
+    const ginaKey = softPasskey();
+    const hankKey = softPasskey();
+    for (const [sub, key] of [[gina.sub, ginaKey], [hank.sub, hankKey]] as const) {
+      await server.secondFactors.records.update(sub, (current) => ({
+        next: { ...current, passkeys: [...current.passkeys, { id: key.id, publicKey: key.publicKey, counter: 0, name: 'soft', deviceType: 'singleDevice', createdAt: 0 }] },
+        result: true,
+      }));
+    }
+    const origin = new URL(server.issuer).origin;
+
+    // The genuine use: the passkey alone signs in (the authenticator is what the test says it is).
+    const agent = new Agent();
+    const { page, verifier } = await authorize(agent, 'app');
+    const genuine = assertion(ginaKey, origin, passkeyChallenge(page), gina.sub, 1);
+    const done = await agent.submit(page, '/passkey', { credential: genuine }, REDIRECT);
+    assert.equal((await tokensAt('app', done, verifier, agent)).claims()?.acr, 'phr');
+
+    // The same assertion replayed in another sign-in: its challenge is not that sign-in's.
+    const thief = new Agent();
+    const stolen = await authorize(thief, 'app');
+    const replayed = await thief.submit(stolen.page, '/passkey', { credential: genuine }, REDIRECT);
+    assert.equal(replayed.status, 401);
+    // Signed by gina's key but naming hank (userHandle): checked against hank's passkeys, refused.
+    const named = await authorize(thief, 'app');
+    const swapped = await thief.submit(named.page, '/passkey', { credential: assertion(ginaKey, origin, passkeyChallenge(named.page), hank.sub, 5) }, REDIRECT);
+    assert.equal(swapped.status, 401);
+    // A cloned authenticator: a counter not past the stored one.
+    const clone = await authorize(thief, 'app');
+    const cloned = await thief.submit(clone.page, '/passkey', { credential: assertion(ginaKey, origin, passkeyChallenge(clone.page), gina.sub, 1) }, REDIRECT);
+    assert.equal(cloned.status, 401);
+    // Made for another origin (a look-alike site relaying the challenge).
+    const relay = await authorize(thief, 'app');
+    const relayed = await thief.submit(relay.page, '/passkey', { credential: assertion(ginaKey, 'https://latchkey.example.evil', passkeyChallenge(relay.page), gina.sub, 9) }, REDIRECT);
+    assert.equal(relayed.status, 401);
+
+    // After gina's password (stolen), hank's own passkey does not pass as her second factor.
+    const second = await authorize(thief, 'app');
+    const factor = await signInSteps(thief, second.page, { username: 'gina', password: PASSWORD, login: 'required', stopAt: REDIRECT });
+    assert.match(factor.html, /Confirm it is you/, 'the second-factor page (passkey only)');
+    const other = await thief.submit(factor, '/passkey', { credential: assertion(hankKey, origin, passkeyChallenge(factor), hank.sub, 1) }, REDIRECT);
+    assert.equal(other.status, 401);
+    assert.ok(!other.url.startsWith(REDIRECT));
+  });
+
+  it("a client cannot lift its second-factor requirement itself: an RFC 7592 update without require_mfa keeps it (RFC 7592 §2.2, only an operator lowers it)", async () => {
+    const metadata = { redirect_uris: [REDIRECT], token_endpoint_auth_method: 'none' };
+    const created = await fetch(`${server.url}/reg`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(metadata) });
+    assert.equal(created.status, 201, await created.clone().text());
+    const client = (await created.json()) as { client_id: string; registration_client_uri: string; registration_access_token: string };
+    // An operator requires a second factor for this app's people.
+    const required = await admin(`/clients/${encodeURIComponent(client.client_id)}`, { method: 'PUT', body: JSON.stringify({ ...metadata, require_mfa: true }) });
+    assert.equal(required.status, 200, await required.clone().text());
+    // The app (or whoever holds its registration access token) writes itself back without it, or with false.
+    for (const lifted of [{}, { require_mfa: false }]) {
+      const updated = await fetch(client.registration_client_uri, {
+        method: 'PUT',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${client.registration_access_token}` },
+        body: JSON.stringify({ ...metadata, ...lifted, client_id: client.client_id }),
+      });
+      assert.equal(updated.status, 200, await updated.clone().text());
+      const answer = (await updated.json()) as { require_mfa?: boolean; registration_access_token?: string };
+      assert.equal(answer.require_mfa, true, `still required after ${JSON.stringify(lifted)}`);
+      // The engine rotates the registration access token on every update.
+      client.registration_access_token = answer.registration_access_token ?? client.registration_access_token;
+    }
+    // And it holds at sign-in: a password-only person is asked to set up a second factor.
+    configs.selfish = await discover(client.client_id);
+    const agent = new Agent();
+    const { page } = await authorize(agent, 'selfish');
+    const afterPassword = await signInSteps(agent, page, { username: 'frank', password: PASSWORD, login: 'if-shown', stopAt: REDIRECT });
+    assert.equal(afterPassword.status, 403, `got ${afterPassword.status} ${afterPassword.url}`);
+    // An operator can still lift it.
+    const lifted = await admin(`/clients/${encodeURIComponent(client.client_id)}`, { method: 'PUT', body: JSON.stringify({ ...metadata, require_mfa: false }) });
+    assert.equal(((await lifted.json()) as { require_mfa?: boolean }).require_mfa, false);
+  });
+});
