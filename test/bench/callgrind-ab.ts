@@ -3,8 +3,8 @@
  * figure that does not move with whatever else the machine runs, unlike CPU time. Each server runs
  * under `valgrind --tool=callgrind` with instrumentation off; after a warm-up, instrumentation is
  * switched on for a fixed number of iterations only (callgrind_control), and the dump's total of
- * instructions is divided by them. Slow (a few minutes per build); the same build differs by well
- * under 1% between runs.
+ * instructions is divided by them. Slow (a few minutes per build). The same build differs by up to
+ * about 1.5% between runs (JIT and GC timing): trust only larger differences, or repeat.
  *
  *   cp -r dist dist-before && npm run build
  *   node --import tsx test/bench/callgrind-ab.ts cc-jwt,introspect-jwt dist-before,dist,bare [iterations=300]
