@@ -8,6 +8,7 @@
 import { bodyParser } from '@koa/bodyparser';
 import Router from '@koa/router';
 import type { Context, Middleware } from 'koa';
+import { underPrefix } from '../http/under-prefix.js';
 import type { Account, Accounts } from '../accounts/accounts.js';
 import type { LoginThrottle } from '../accounts/throttle.js';
 import type { SecondFactors } from '../accounts/second-factors.js';
@@ -88,5 +89,5 @@ export function interactionRoutes(options: Options): Middleware[] {
     ctx.respond = false;
   });
 
-  return [router.routes() as Middleware, upstream.outerRoutes()];
+  return [underPrefix('/interaction', router.routes() as Middleware), underPrefix('/upstream', upstream.outerRoutes())];
 }

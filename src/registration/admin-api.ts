@@ -14,6 +14,7 @@ import Router from '@koa/router';
 import type { Context, Middleware, Next } from 'koa';
 import { bearerToken } from '../http/bearer.js';
 import { jsonError } from '../http/errors.js';
+import { underPrefix } from '../http/under-prefix.js';
 import type { Accounts } from '../accounts/accounts.js';
 import type { Apis } from '../apis/apis.js';
 import type { AccountSessions } from '../accounts/sessions.js';
@@ -94,5 +95,5 @@ export function adminApi({ issuer, providers, clients, accounts, apis, grants, s
   apiRoutes(router, { providers, apis, read, write, json });
   upstreamRoutes(router, { upstreams, issuer, read, write, json });
 
-  return router.routes() as Middleware;
+  return underPrefix('/admin', router.routes() as Middleware);
 }

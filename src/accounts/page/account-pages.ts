@@ -8,6 +8,7 @@
 import type { Middleware } from 'koa';
 import type { ClientMetadata as ClientMetadataInput } from 'oidc-provider';
 import { FIRST_PARTY_CLIENT_IDS, FIRST_PARTY_PAGES, firstPartyClient, firstPartySignIn } from '../../http/first-party-sign-in.js';
+import { underPrefix } from '../../http/under-prefix.js';
 import type { Logger } from '../../ops/logger.js';
 import type { ProviderInService } from '../../provider-in-service.js';
 import type { GrantRevocation } from '../../revocation/grants.js';
@@ -15,7 +16,7 @@ import type { Accounts } from '../accounts.js';
 import type { SessionActivity } from '../session-activity.js';
 import type { AccountSessions } from '../sessions.js';
 import type { LoginThrottle } from '../throttle.js';
-import { accountPage, type AccountPage, type Person } from './account-page.js';
+import { ACCOUNT_PATH, accountPage, type AccountPage, type Person } from './account-page.js';
 import { appsSection, type RememberedConsents } from './apps-section.js';
 import { passwordSection } from './password-section.js';
 import { sessionsSection } from './sessions-section.js';
@@ -63,5 +64,5 @@ export function accountPages(options: Options): Middleware {
   ];
   for (const extend of [...own, ...extensions]) extend(page);
   page.router.get('/', page.personRequired, async (ctx) => page.show(ctx, ctx.state.person as Person));
-  return page.router.routes() as Middleware;
+  return underPrefix(ACCOUNT_PATH, page.router.routes() as Middleware);
 }

@@ -1,0 +1,110 @@
+/**
+ * Server instructions per iteration of builds (and the bare oidc-provider) under callgrind: a
+ * figure that does not move with whatever else the machine runs, unlike CPU time. Each server runs
+ * under `valgrind --tool=callgrind` with instrumentation off; after a warm-up, instrumentation is
+ * switched on for a fixed number of iterations only (callgrind_control), and the dump's total of
+ * instructions is divided by them. Slow (a few minutes per build). The same build differs by up to
+ * about 1.5% between runs (JIT and GC timing): trust only larger differences, or repeat.
+ *
+ *   cp -r dist dist-before && npm run build
+ *   node --import tsx test/bench/callgrind-ab.ts cc-jwt,introspect-jwt dist-before,dist,bare [iterations=300]
+ *
+ * Needs valgrind (callgrind_control). Builds sit in the package root; `bare` is
+ * test/bench/bare-provider.ts, for the scenarios it can do (not the SSO ones).
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ROOT } from '../../src/paths.js';
+import { freePort, startRedisServer } from '../helpers/redis.js';
+import { closedLoop } from './load.js';
+import { SCENARIOS, type Target } from './scenarios.js';
+import { addUser, startLatchkey } from './targets.js';
+
+const ids = (process.argv[2] ?? 'cc-jwt').split(',');
+const builds = (process.argv[3] ?? 'dist-before,dist').split(',');
+const iterations = Number(process.argv[4] ?? 300);
+const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
+
+const redis = await startRedisServer();
+// One start of the current build makes the key ring and the bench's person; every build shares them.
+const prepared = await startLatchkey({ redisUrl: redis.url, build: 'dist', logLevel: 'info', defaults: process.env.BENCH_DEFAULTS === '1' });
+await addUser(prepared, 'dist');
+const signingKey = await prepared.signingKey();
+await prepared.stop();
+const out = mkdtempSync(join(tmpdir(), 'latchkey-callgrind-'));
+
+try {
+  for (const build of builds) {
+    const port = await freePort();
+    const bare = build === 'bare';
+    const env: Record<string, string> = bare
+      ? {
+          NODE_ENV: 'production',
+          PORT: String(port),
+          ISSUER: `http://localhost:${port}`,
+          JWKS: JSON.stringify({ keys: [signingKey] }),
+          CLIENTS: prepared.env.CLIENTS!,
+          RESOURCE_SERVERS: prepared.env.RESOURCE_SERVERS!,
+        }
+      : { ...prepared.env, PORT: String(port), ISSUER: `http://localhost:${port}` };
+    const args = bare ? ['--import', 'tsx', join(ROOT, 'test', 'bench', 'bare-provider.ts')] : [join(ROOT, build, 'cli.js'), 'serve'];
+    const file = join(out, `${build}.out`);
+    // vgdb's pipes are named after HOST, which Latchkey's settings use too: callgrind_control must see the server's.
+    const prefix = `--vgdb-prefix=${file}-vgdb`;
+    const child = spawn('valgrind', ['--tool=callgrind', '--instr-atstart=no', prefix, `--callgrind-out-file=${file}`, process.execPath, ...args], {
+      cwd: ROOT,
+      env: { PATH: process.env.PATH ?? '', NODE_NO_WARNINGS: '1', ...env },
+      stdio: 'ignore',
+    });
+    const control = (...command: string[]) =>
+      execFileSync('callgrind_control', [prefix, ...command, String(child.pid)], { stdio: 'ignore', env: { ...process.env, ...(env.HOST ? { HOST: env.HOST } : {}) } });
+    const url = `http://127.0.0.1:${port}`;
+    const target: Target = {
+      kind: bare ? 'bare' : 'latchkey',
+      url,
+      issuer: env.ISSUER!,
+      signIn: bare
+        ? () => {
+            throw new Error('callgrind-ab does not sign in at the bare provider');
+          }
+        : prepared.signIn,
+    };
+    for (let attempt = 0; ; attempt += 1) {
+      try {
+        if ((await fetch(`${url}${bare ? '/.well-known/openid-configuration' : '/healthz'}`)).ok) break;
+      } catch {
+        // not listening yet
+      }
+      if (attempt > 600) throw new Error(`${build}: no answer from ${url}`);
+      await sleep(500);
+    }
+    for (const id of ids) {
+      const scenario = SCENARIOS.find((s) => s.id === id);
+      if (!scenario) throw new Error(`no scenario ${id}`);
+      if (!scenario.targets.includes(target.kind)) continue;
+      const workload = await scenario.prepare(target, { introspectionPool: 64, jwtRevocationPool: 64, sessions: 2, chains: 16 }, scenario.consumesTokens ? iterations + 400 : undefined);
+      await closedLoop(url, workload, { connections: 2, seconds: 600, amount: 300 }); // warm-up, not counted
+      control('-z');
+      control('-i', 'on');
+      const result = await closedLoop(url, workload, { connections: 2, seconds: 600, amount: iterations });
+      control('-i', 'off');
+      control('-d', id);
+      await sleep(500);
+      const dumps = readdirSync(out)
+        .filter((name) => name.startsWith(`${build}.out.`) && /\.\d+$/.test(name))
+        .map((name) => join(out, name))
+        .sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs);
+      const total = Number(/^totals: (\d+)/m.exec(readFileSync(dumps[0]!, 'utf8'))?.[1]);
+      console.log(
+        `${id.padEnd(18)} ${build.padEnd(12)} ${(total / Math.max(1, result.iterations) / 1e6).toFixed(3)} M instructions/iteration` +
+          ` (${result.iterations} iterations${result.errors ? `, ${result.errors} ERRORS` : ''})`,
+      );
+    }
+    child.kill('SIGKILL');
+  }
+} finally {
+  await redis.stop();
+}
+process.exit(0);
