@@ -49,7 +49,12 @@ interface Options {
   readonly onSecondFactorsReset: (sub: string) => void;
 }
 
-export function adminApi({ issuer, providers, clients, accounts, apis, grants, sessions, secretRotationGrace, upstreams, secondFactors, onSecondFactorsReset }: Options): Middleware {
+export function adminApi(options: Options): Middleware {
+  return underPrefix('/admin', adminRouter(options).routes() as Middleware);
+}
+
+/** The admin API's routes (its OpenAPI test lists them). */
+export function adminRouter({ issuer, providers, clients, accounts, apis, grants, sessions, secretRotationGrace, upstreams, secondFactors, onSecondFactorsReset }: Options): Router {
   const audience = adminResourceServer(issuer).identifier;
   const router = new Router({ prefix: '/admin' });
   const json = bodyParser({ enableTypes: ['json'], jsonLimit: '64kb', encoding: 'utf-8' });
@@ -95,5 +100,5 @@ export function adminApi({ issuer, providers, clients, accounts, apis, grants, s
   apiRoutes(router, { providers, apis, read, write, json });
   upstreamRoutes(router, { upstreams, issuer, read, write, json });
 
-  return underPrefix('/admin', router.routes() as Middleware);
+  return router;
 }
