@@ -18,11 +18,10 @@
  */
 import type { Middleware } from 'koa';
 import type { KoaContextWithOIDC, Provider } from 'oidc-provider';
-import { RateLimiterMemory, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { Config } from '../config.js';
 import { jsonError } from './errors.js';
 import type { Kv } from '../store/kv.js';
-import { peek, rateLimiter } from '../store/rate-limit.js';
+import { fixedWindows, memoryWindows, type FixedWindows, type WindowCount, type WindowHit } from '../store/rate-limit.js';
 import type { Metrics } from '../ops/metrics.js';
 
 type Settings = Config['rateLimit'];
@@ -97,31 +96,41 @@ export interface AnnouncedClientWait {
   readonly wait: number;
 }
 
-/** Charges `key`; returns seconds to wait when that went over the limit, else 0. */
-async function charge(limiter: RateLimiterAbstract, key: string): Promise<number> {
-  const res = await limiter.penalty(key, 1);
-  return res.consumedPoints > limiter.points ? Math.ceil(res.msBeforeNext / 1000) : 0;
+/** One fixed-window limit: its counter family, and how many requests each window allows. */
+interface Limit {
+  readonly limiter: string;
+  readonly points: number;
 }
 
 export class RateLimits {
-  readonly #perIp: RateLimiterAbstract | undefined;
-  readonly #hotPerIp: RateLimiterAbstract | undefined;
-  readonly #registrationPerIp: RateLimiterAbstract | undefined;
-  readonly #perClient: RateLimiterAbstract | undefined;
+  readonly #stored: FixedWindows;
+  readonly #inMemory = memoryWindows();
+  readonly #window: number;
+  readonly #perIp: Limit | undefined;
+  readonly #hotPerIp: Limit | undefined;
+  readonly #registrationPerIp: Limit | undefined;
+  readonly #perClient: Limit | undefined;
   readonly #metrics: Metrics | undefined;
 
   /** `metrics`: the running server's, which counts refusals (CLI commands pass none). */
   constructor(kv: Kv, settings: Settings, metrics?: Metrics) {
     this.#metrics = metrics;
-    const stored = (name: string, points: number) =>
-      points > 0 ? rateLimiter(kv, { keyPrefix: `http-${name}`, points, duration: settings.window }) : undefined;
-    this.#perIp = stored('ip', settings.perIp);
-    this.#registrationPerIp = stored('registration-ip', settings.registrationPerIp);
-    this.#perClient = stored('client', settings.perClient);
-    this.#hotPerIp =
-      settings.metadataPerIp > 0
-        ? new RateLimiterMemory({ keyPrefix: 'http-metadata-ip', points: settings.metadataPerIp, duration: settings.window })
-        : undefined;
+    this.#stored = fixedWindows(kv);
+    this.#window = settings.window;
+    const limit = (limiter: string, points: number) => (points > 0 ? { limiter, points } : undefined);
+    this.#perIp = limit('http-ip', settings.perIp);
+    this.#registrationPerIp = limit('http-registration-ip', settings.registrationPerIp);
+    this.#perClient = limit('http-client', settings.perClient);
+    this.#hotPerIp = limit('http-metadata-ip', settings.metadataPerIp);
+  }
+
+  #hit(limit: Limit, key: string, by: number): WindowHit {
+    return { limiter: limit.limiter, key, by, window: this.#window };
+  }
+
+  /** Seconds to wait for a client whose allowance `count` is (0: none); its allowance is `points` requests. */
+  #clientWaitOf(count: WindowCount): number {
+    return count.count >= this.#perClient!.points ? Math.ceil(count.ms / 1000) : 0;
   }
 
   /**
@@ -130,9 +139,8 @@ export class RateLimits {
    */
   async clientWait(clientId: string): Promise<number> {
     if (!this.#perClient) return 0;
-    const res = await peek(this.#perClient, clientId);
-    // Its allowance is `points` requests: once they are spent, the next one waits.
-    return res && res.consumedPoints >= this.#perClient.points ? Math.ceil(res.msBeforeNext / 1000) : 0;
+    const [count] = await this.#stored.hit([this.#hit(this.#perClient, clientId, 0)]);
+    return this.#clientWaitOf(count!);
   }
 
   /**
@@ -149,7 +157,7 @@ export class RateLimits {
     const client = ctx.status === 401 ? undefined : oidc.client;
     if (!client || client.clientAuthMethod === 'none') return undefined;
     ctx.state.clientCharged = true;
-    return this.#perClient.penalty(client.clientId, 1);
+    return this.#stored.hit([this.#hit(this.#perClient, client.clientId, 1)]);
   }
 
   /** The 429 answer for a client over its allowance (used before it is authenticated). */
@@ -169,17 +177,21 @@ export class RateLimits {
       const route = table.find(([, pattern]) => pattern.test(ctx.path))?.[0];
       if (!route) return next();
 
-      const limiter = HOT_ROUTES.has(route) ? this.#hotPerIp : route === 'registration' ? this.#registrationPerIp : this.#perIp;
-      // A client announced by HTTP Basic: its allowance is read in the same round trip as the
+      const hot = HOT_ROUTES.has(route);
+      const limit = hot ? this.#hotPerIp : route === 'registration' ? this.#registrationPerIp : this.#perIp;
+      // A client announced by HTTP Basic: its allowance is read in the same script as the
       // per-address charge, for the client lookup to decide on (announced-client-limit.ts).
       const announced = this.#perClient && CLIENT_AUTH_ROUTES.has(route) ? announcedByBasic(ctx.get('Authorization')) : undefined;
-      if (limiter || announced !== undefined) {
-        const [wait, clientWait] = await Promise.all([
-          limiter ? charge(limiter, `${route}:${ctx.ip}`) : 0,
-          announced !== undefined ? this.clientWait(announced) : undefined,
-        ]);
-        if (wait) return refuse(ctx, wait, route, 'ip', this.#metrics);
-        if (announced !== undefined) ctx.state.announcedClientWait = { clientId: announced, wait: clientWait! } satisfies AnnouncedClientWait;
+      const hits: WindowHit[] = [];
+      if (limit) hits.push(this.#hit(limit, `${route}:${ctx.ip}`, 1));
+      if (announced !== undefined) hits.push(this.#hit(this.#perClient!, announced, 0));
+      if (hits.length) {
+        const counts = await (hot ? this.#inMemory : this.#stored).hit(hits);
+        const charged = limit ? counts[0]! : undefined;
+        if (charged && charged.count > limit!.points) return refuse(ctx, Math.ceil(charged.ms / 1000), route, 'ip', this.#metrics);
+        if (announced !== undefined) {
+          ctx.state.announcedClientWait = { clientId: announced, wait: this.#clientWaitOf(counts[hits.length - 1]!) } satisfies AnnouncedClientWait;
+        }
       }
 
       await next();
