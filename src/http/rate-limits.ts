@@ -178,7 +178,7 @@ export class RateLimits {
   chargeAuthenticatedClient(ctx: Parameters<Middleware>[0]): void {
     if (!this.#perClient || ctx.state.clientCharged) return;
     const oidc = (ctx as unknown as KoaContextWithOIDC).oidc;
-    if (!oidc?.route || !CLIENT_AUTH_ROUTES.has(oidc.route)) return undefined;
+    if (!oidc?.route || !CLIENT_AUTH_ROUTES.has(oidc.route)) return;
     // oidc-provider knows the client before checking its credentials: a 401 was not this client.
     const client = ctx.status === 401 ? undefined : oidc.client;
     if (!client || client.clientAuthMethod === 'none') return;
