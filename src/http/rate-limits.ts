@@ -7,6 +7,9 @@
  * this process's memory, with no store round trip; every other route is counted in the store,
  * shared by every instance.
  *
+ * Every counter a request checks before it is processed goes to the store in one script (one round
+ * trip, see store/rate-limit.ts fixedWindows), with the client charges this process still owes.
+ *
  * Per client: only requests that authenticated as a confidential client are charged to it, after
  * they were processed, and that response is never turned into a 429 (its code or refresh token may
  * already be spent). A later request that announces the client (HTTP Basic, client_id, or a client
@@ -18,11 +21,10 @@
  */
 import type { Middleware } from 'koa';
 import type { KoaContextWithOIDC, Provider } from 'oidc-provider';
-import { RateLimiterMemory, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { Config } from '../config.js';
 import { jsonError } from './errors.js';
 import type { Kv } from '../store/kv.js';
-import { peek, rateLimiter } from '../store/rate-limit.js';
+import { fixedWindows, memoryWindows, type FixedWindows, type WindowCount, type WindowHit } from '../store/rate-limit.js';
 import type { Metrics } from '../ops/metrics.js';
 
 type Settings = Config['rateLimit'];
@@ -97,31 +99,62 @@ export interface AnnouncedClientWait {
   readonly wait: number;
 }
 
-/** Charges `key`; returns seconds to wait when that went over the limit, else 0. */
-async function charge(limiter: RateLimiterAbstract, key: string): Promise<number> {
-  const res = await limiter.penalty(key, 1);
-  return res.consumedPoints > limiter.points ? Math.ceil(res.msBeforeNext / 1000) : 0;
+/** Longest an authenticated client's charge waits for a script to ride with (ms). */
+const CHARGE_DELAY = 10;
+
+/** One fixed-window limit: its counter family, and how many requests each window allows. */
+interface Limit {
+  readonly limiter: string;
+  readonly points: number;
 }
 
 export class RateLimits {
-  readonly #perIp: RateLimiterAbstract | undefined;
-  readonly #hotPerIp: RateLimiterAbstract | undefined;
-  readonly #registrationPerIp: RateLimiterAbstract | undefined;
-  readonly #perClient: RateLimiterAbstract | undefined;
+  readonly #stored: FixedWindows;
+  readonly #inMemory = memoryWindows();
+  readonly #window: number;
+  readonly #perIp: Limit | undefined;
+  readonly #hotPerIp: Limit | undefined;
+  readonly #registrationPerIp: Limit | undefined;
+  readonly #perClient: Limit | undefined;
   readonly #metrics: Metrics | undefined;
+  /** Authenticated clients' charges not sent yet, by counter (see chargeAuthenticatedClient). */
+  #owed = new Map<string, WindowHit>();
+  #flushTimer: NodeJS.Timeout | undefined;
 
   /** `metrics`: the running server's, which counts refusals (CLI commands pass none). */
   constructor(kv: Kv, settings: Settings, metrics?: Metrics) {
     this.#metrics = metrics;
-    const stored = (name: string, points: number) =>
-      points > 0 ? rateLimiter(kv, { keyPrefix: `http-${name}`, points, duration: settings.window }) : undefined;
-    this.#perIp = stored('ip', settings.perIp);
-    this.#registrationPerIp = stored('registration-ip', settings.registrationPerIp);
-    this.#perClient = stored('client', settings.perClient);
-    this.#hotPerIp =
-      settings.metadataPerIp > 0
-        ? new RateLimiterMemory({ keyPrefix: 'http-metadata-ip', points: settings.metadataPerIp, duration: settings.window })
-        : undefined;
+    this.#stored = fixedWindows(kv);
+    this.#window = settings.window;
+    const limit = (limiter: string, points: number) => (points > 0 ? { limiter, points } : undefined);
+    this.#perIp = limit('http-ip', settings.perIp);
+    this.#registrationPerIp = limit('http-registration-ip', settings.registrationPerIp);
+    this.#perClient = limit('http-client', settings.perClient);
+    this.#hotPerIp = limit('http-metadata-ip', settings.metadataPerIp);
+  }
+
+  #hit(limit: Limit, key: string, by: number): WindowHit {
+    return { limiter: limit.limiter, key, by, window: this.#window };
+  }
+
+  /** `hits` in the store, after the charges owed (one script); the counts of `hits`. */
+  async #storedHit(hits: readonly WindowHit[]): Promise<WindowCount[]> {
+    const owed = this.#takeOwed();
+    const counts = await this.#stored.hit([...owed, ...hits]);
+    return counts.slice(owed.length);
+  }
+
+  #takeOwed(): WindowHit[] {
+    clearTimeout(this.#flushTimer);
+    this.#flushTimer = undefined;
+    const owed = [...this.#owed.values()];
+    this.#owed.clear();
+    return owed;
+  }
+
+  /** Seconds to wait for a client whose allowance `count` is (0: none); its allowance is `points` requests. */
+  #clientWaitOf(count: WindowCount): number {
+    return count.count >= this.#perClient!.points ? Math.ceil(count.ms / 1000) : 0;
   }
 
   /**
@@ -130,26 +163,32 @@ export class RateLimits {
    */
   async clientWait(clientId: string): Promise<number> {
     if (!this.#perClient) return 0;
-    const res = await peek(this.#perClient, clientId);
-    // Its allowance is `points` requests: once they are spent, the next one waits.
-    return res && res.consumedPoints >= this.#perClient.points ? Math.ceil(res.msBeforeNext / 1000) : 0;
+    const [count] = await this.#storedHit([this.#hit(this.#perClient, clientId, 0)]);
+    return this.#clientWaitOf(count!);
   }
 
   /**
    * Charges the client the request authenticated as (a confidential one, on the client-authenticating
-   * routes), once; undefined when there is nothing to charge. Called as the answer is settled
-   * (provider/patches/deferred-consumption.ts, in the same round trip as what the request writes),
-   * else by the middleware after the request.
+   * routes), once. Called as the answer is settled (provider/patches/deferred-consumption.ts), else
+   * by the middleware after the request. The answer does not wait for the charge: it rides with the
+   * next script this process sends (which applies it before reading any counter, so every later
+   * decision here sees it), or goes alone after CHARGE_DELAY ms when no request comes. Other
+   * instances see it that much later at most.
    */
-  chargeAuthenticatedClient(ctx: Parameters<Middleware>[0]): Promise<unknown> | undefined {
-    if (!this.#perClient || ctx.state.clientCharged) return undefined;
+  chargeAuthenticatedClient(ctx: Parameters<Middleware>[0]): void {
+    if (!this.#perClient || ctx.state.clientCharged) return;
     const oidc = (ctx as unknown as KoaContextWithOIDC).oidc;
-    if (!oidc?.route || !CLIENT_AUTH_ROUTES.has(oidc.route)) return undefined;
+    if (!oidc?.route || !CLIENT_AUTH_ROUTES.has(oidc.route)) return;
     // oidc-provider knows the client before checking its credentials: a 401 was not this client.
     const client = ctx.status === 401 ? undefined : oidc.client;
-    if (!client || client.clientAuthMethod === 'none') return undefined;
+    if (!client || client.clientAuthMethod === 'none') return;
     ctx.state.clientCharged = true;
-    return this.#perClient.penalty(client.clientId, 1);
+    const owed = this.#owed.get(client.clientId);
+    this.#owed.set(client.clientId, this.#hit(this.#perClient, client.clientId, (owed?.by ?? 0) + 1));
+    this.#flushTimer ??= setTimeout(() => {
+      // When the store is down the charges are lost with it (requests fail with 503 meanwhile).
+      this.#stored.hit(this.#takeOwed()).catch(() => {});
+    }, CHARGE_DELAY).unref();
   }
 
   /** The 429 answer for a client over its allowance (used before it is authenticated). */
@@ -169,22 +208,26 @@ export class RateLimits {
       const route = table.find(([, pattern]) => pattern.test(ctx.path))?.[0];
       if (!route) return next();
 
-      const limiter = HOT_ROUTES.has(route) ? this.#hotPerIp : route === 'registration' ? this.#registrationPerIp : this.#perIp;
-      // A client announced by HTTP Basic: its allowance is read in the same round trip as the
+      const hot = HOT_ROUTES.has(route);
+      const limit = hot ? this.#hotPerIp : route === 'registration' ? this.#registrationPerIp : this.#perIp;
+      // A client announced by HTTP Basic: its allowance is read in the same script as the
       // per-address charge, for the client lookup to decide on (announced-client-limit.ts).
       const announced = this.#perClient && CLIENT_AUTH_ROUTES.has(route) ? announcedByBasic(ctx.get('Authorization')) : undefined;
-      if (limiter || announced !== undefined) {
-        const [wait, clientWait] = await Promise.all([
-          limiter ? charge(limiter, `${route}:${ctx.ip}`) : 0,
-          announced !== undefined ? this.clientWait(announced) : undefined,
-        ]);
-        if (wait) return refuse(ctx, wait, route, 'ip', this.#metrics);
-        if (announced !== undefined) ctx.state.announcedClientWait = { clientId: announced, wait: clientWait! } satisfies AnnouncedClientWait;
+      const hits: WindowHit[] = [];
+      if (limit) hits.push(this.#hit(limit, `${route}:${ctx.ip}`, 1));
+      if (announced !== undefined) hits.push(this.#hit(this.#perClient!, announced, 0));
+      if (hits.length) {
+        const counts = await (hot ? this.#inMemory.hit(hits) : this.#storedHit(hits));
+        const charged = limit ? counts[0]! : undefined;
+        if (charged && charged.count > limit!.points) return refuse(ctx, Math.ceil(charged.ms / 1000), route, 'ip', this.#metrics);
+        if (announced !== undefined) {
+          ctx.state.announcedClientWait = { clientId: announced, wait: this.#clientWaitOf(counts[hits.length - 1]!) } satisfies AnnouncedClientWait;
+        }
       }
 
       await next();
 
-      await this.chargeAuthenticatedClient(ctx);
+      this.chargeAuthenticatedClient(ctx);
     };
   }
 }

@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import type { Kv } from '../../src/store/kv.js';
+import { fixedWindows } from '../../src/store/rate-limit.js';
 import { backends, PREFIX, remoteEmbedded, type OpenBackend } from '../helpers/backends.js';
 
 for (const backend of [...backends, remoteEmbedded]) {
@@ -92,6 +93,34 @@ for (const backend of [...backends, remoteEmbedded]) {
         const [previousMs, previousSeq] = order[i - 1]!;
         assert.ok(ms > previousMs || (ms === previousMs && seq > previousSeq), 'ids increase');
       }
+    });
+
+    it('fixedWindows charges and reads several counters at once, each with its own window', async () => {
+      const windows = fixedWindows(kv);
+      const id = randomUUID();
+      const hit = (key: string, by: number, window = 60) => ({ limiter: 'kv-test', key: `${key}:${id}`, by, window });
+      assert.deepEqual(await windows.hit([hit('peeked', 0)]), [{ count: 0, ms: 0 }], 'a read starts no window');
+      const [first, second] = await windows.hit([hit('a', 1), hit('b', 3, 30)]);
+      assert.equal(first!.count, 1);
+      assert.ok(first!.ms > 30_000 && first!.ms <= 60_000, `a's window ${first!.ms}`);
+      assert.equal(second!.count, 3);
+      assert.ok(second!.ms > 0 && second!.ms <= 30_000, `b's window ${second!.ms}`);
+      const [again, peeked, untouched] = await windows.hit([hit('a', 1), hit('b', 0), hit('peeked', 0)]);
+      assert.equal(again!.count, 2);
+      assert.ok(again!.ms <= first!.ms, 'a charge does not extend the window');
+      assert.equal(peeked!.count, 3, 'a read charges nothing');
+      assert.deepEqual(untouched, { count: 0, ms: 0 });
+      const concurrent = await Promise.all(Array.from({ length: 20 }, () => windows.hit([hit('c', 1)])));
+      assert.deepEqual(concurrent.map(([count]) => count!.count).sort((x, y) => x - y), Array.from({ length: 20 }, (_, i) => i + 1));
+      if (open.raw) {
+        const ttl = await open.raw.pttl(`${PREFIX}ratelimit:kv-test:c:${id}`);
+        assert.ok(ttl > 0 && ttl <= 60_000, `the counter expires: ${ttl}`);
+      }
+      const [short] = await windows.hit([hit('short', 1, 0.05)]);
+      assert.equal(short!.count, 1);
+      await new Promise((resolve) => setTimeout(resolve, 120));
+      assert.deepEqual(await windows.hit([hit('short', 0, 0.05)]), [{ count: 0, ms: 0 }], 'an ended window counts nothing');
+      assert.equal((await windows.hit([hit('short', 1, 0.05)]))[0]!.count, 1, 'a new window starts from 1');
     });
 
   });

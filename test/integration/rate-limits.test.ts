@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
+import { Redis } from 'ioredis';
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey } from 'jose';
 import * as oidc from 'openid-client';
 import { createLogger } from '../../src/ops/logger.js';
@@ -175,6 +176,26 @@ describe('rate limits, client addresses and the issuer host', function () {
       const jwt = await assertion(jwtKey, {}, server.issuer);
       assert.equal((await raw(portOf(server), 'POST', '/token', {}, assertionBody(jwt))).status, 429);
       assert.equal((await raw(portOf(server), 'POST', '/request', { authorization: basic('svc') }, form({ response_type: 'code' }))).status, 429, 'the pushed authorization request endpoint charges the same allowance');
+    });
+  });
+
+  describe('the per-client charge, which the answer does not wait for', () => {
+    it('reaches the store, shared with every instance, even when no request of this process follows', async () => {
+      const store = new Redis(redis.url);
+      try {
+        const answer = await raw(portOf(proxied), 'POST', '/token', { authorization: basic('svc'), 'x-forwarded-for': '198.51.100.199' }, form({ grant_type: 'client_credentials' }));
+        assert.equal(answer.status, 200, answer.text);
+        let charged: string | null = null;
+        for (let tries = 0; tries < 100 && charged === null; tries += 1) {
+          charged = await store.get('proxied:ratelimit:http-client:svc');
+          if (charged === null) await new Promise((resolve) => setTimeout(resolve, 20));
+        }
+        assert.equal(charged, '1', 'the authenticated request was charged once');
+        const ttl = await store.pttl('proxied:ratelimit:http-client:svc');
+        assert.ok(ttl > 0, `the counter has its window: ${ttl}`);
+      } finally {
+        store.disconnect();
+      }
     });
   });
 

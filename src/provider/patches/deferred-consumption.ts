@@ -9,8 +9,8 @@
  * or token first: a replay, which revokes the grant as before; or the code or token is gone), the
  * answer becomes that invalid_grant and what the request wrote is deleted, so no token it made is
  * ever handed out or left usable. Store failures surface as they would have (503). oidc-provider
- * has emitted grant.success by then; grant.error follows for the same request. The per-client
- * rate-limit charge of the authenticated client goes out in the same tick (http/rate-limits.ts).
+ * has emitted grant.success by then; grant.error follows for the same request. The authenticated
+ * client's rate-limit charge is made here too (http/rate-limits.ts).
  * Pinned by test/unit/provider-patches.test.ts and test/e2e/deferred-consumption.test.ts.
  */
 import type { Middleware } from 'koa';
@@ -18,12 +18,13 @@ import { errors, type KoaContextWithOIDC, type Provider } from 'oidc-provider';
 import type { RateLimits } from '../../http/rate-limits.js';
 import { settleTokenRequest } from '../../store/adapter.js';
 
-/** `limits`: the authenticated client's charge goes out in the same round trip. */
+/** `limits`: the authenticated client is charged as the answer is settled. */
 export function settleDeferredConsumption(provider: Provider, limits?: RateLimits): Middleware {
   return async function deferredConsumption(ctx, next) {
     await next();
     try {
-      await Promise.all([settleTokenRequest(ctx), limits?.chargeAuthenticatedClient(ctx)]);
+      limits?.chargeAuthenticatedClient(ctx);
+      await settleTokenRequest(ctx);
     } catch (error) {
       if (!(error instanceof errors.InvalidGrant)) throw error;
       provider.emit('grant.error', ctx as unknown as KoaContextWithOIDC, error);
