@@ -6,28 +6,17 @@
  * from ourselves (http/scripts.ts); the assertion comes back as a form field, with the CSRF token.
  */
 import type { Context } from 'koa';
-import type { Accounts } from '../accounts/accounts.js';
 import type { Method } from '../accounts/assurance.js';
 import type { SecondFactors } from '../accounts/second-factors.js';
-import type { LoginThrottle } from '../accounts/throttle.js';
 import { respondWithError } from '../http/errors.js';
 import { PASSKEY_SCRIPTS } from '../http/scripts.js';
-import type { Logger } from '../ops/logger.js';
-import type { Metrics } from '../ops/metrics.js';
 import { field, type Interaction, type Interactions } from './interaction.js';
 import { showLogin } from './login.js';
-import { firstFactorPassed, showSecondFactor } from './second-factor.js';
+import { firstFactorPassed, showSecondFactor, type SecondFactorOptions } from './second-factor.js';
 import { finishSignIn } from './sign-in-result.js';
 
-interface PasskeyOptions {
-  readonly accounts: Accounts;
-  readonly secondFactors: SecondFactors;
-  /** A passkey after a password completes the sign-in: the username's failure count is cleared then. */
-  readonly throttle: LoginThrottle;
-  readonly logger: Logger;
-  readonly metrics: Metrics;
-  readonly mfaRequired: boolean;
-}
+/** The second-factor step's options, but where to set up a factor: a passkey is one. */
+type PasskeyOptions = Omit<SecondFactorOptions, 'accountPage'>;
 
 /** What the login page needs to offer a passkey: the ceremony's options, and where to send the assertion. */
 export function passkeyOnLoginPage(secondFactors: SecondFactors) {
