@@ -6,14 +6,13 @@
  * that browser asked to sign in again); and every kind of bad request the page handles.
  */
 import assert from 'node:assert/strict';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { decodeJwt } from 'jose';
 import * as oidc from 'openid-client';
 import { ClientError, Clients } from '../../src/registration/clients.js';
 import { GRANT_CLAIM } from '../../src/revocation/list.js';
 import { Agent, formIn, type Page } from '../helpers/agent.js';
 import { isConsent, isLogin, signInSteps } from '../helpers/sign-in.js';
+import { startLogoutReceiver, type LogoutReceiver } from '../helpers/logout-receiver.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { API, clientCredentialsToken, grantFeed, introspect, machineClient, RESOURCE_SERVERS } from '../helpers/tokens.js';
 
@@ -22,30 +21,14 @@ const REDIRECT = 'https://notes.example.test/callback';
 const NOTES = { id: 'notes', secret: 'notes-app-secret-with-plenty-of-entropy-0123456789' };
 const RS = { id: 'api', secret: 'api-resource-server-secret-with-entropy-012345' };
 
-/** Collects the logout tokens posted to it. */
-async function startReceiver(): Promise<{ url: string; tokens: string[]; server: Server }> {
-  const tokens: string[] = [];
-  const server = createServer((req, res) => {
-    let body = '';
-    req.on('data', (chunk) => (body += chunk));
-    req.on('end', () => {
-      const token = new URLSearchParams(body).get('logout_token');
-      if (token) tokens.push(token);
-      res.writeHead(token ? 200 : 400).end();
-    });
-  });
-  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/logout`, tokens, server };
-}
-
 describe('e2e: the account page', function () {
   this.timeout(60_000);
   let server: TestServer;
-  let receiver: Awaited<ReturnType<typeof startReceiver>>;
+  let receiver: LogoutReceiver;
   let notes: oidc.Configuration;
 
   before(async () => {
-    receiver = await startReceiver();
+    receiver = await startLogoutReceiver();
     const clients = [
       {
         client_id: NOTES.id,

@@ -11,8 +11,9 @@ import net from 'node:net';
 import * as oidc from 'openid-client';
 import { Secret, TOTP } from 'otpauth';
 import { Agent, type Page } from '../helpers/agent.js';
+import { clientCredentialsToken } from '../helpers/tokens.js';
 import { startServer, type TestServer } from '../helpers/server.js';
-import { isConsent, signInSteps } from '../helpers/sign-in.js';
+import { isConsent, signInSteps, startAuthorization } from '../helpers/sign-in.js';
 
 const REDIRECT = 'https://app.example.test/callback';
 const SECRET = 'client-secret-with-plenty-of-entropy-0123456789';
@@ -85,15 +86,7 @@ describe('attacks: second factor, step-up and the new endpoints (black box)', fu
     return secret;
   }
 
-  async function adminToken(): Promise<string> {
-    const response = await fetch(`${server.url}/token`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`ops:${OPS_SECRET}`).toString('base64')}` },
-      body: new URLSearchParams({ grant_type: 'client_credentials', resource: `${server.issuer}/admin`, scope: 'admin' }),
-    });
-    assert.equal(response.status, 200, await response.clone().text());
-    return ((await response.json()) as { access_token: string }).access_token;
-  }
+  const adminToken = () => clientCredentialsToken(server.url, { id: 'ops', secret: OPS_SECRET }, `${server.issuer}/admin`, 'admin');
   const admin = async (path: string, init: RequestInit = {}) =>
     fetch(`${server.url}/admin${path}`, { ...init, headers: { 'content-type': 'application/json', authorization: `Bearer ${await adminToken()}` } });
 
@@ -118,17 +111,8 @@ describe('attacks: second factor, step-up and the new endpoints (black box)', fu
   });
   after(() => server?.stop());
 
-  async function authorize(agent: Agent, client: string, params: Record<string, string> = {}) {
-    const verifier = oidc.randomPKCECodeVerifier();
-    const url = oidc.buildAuthorizationUrl(configs[client]!, {
-      redirect_uri: REDIRECT,
-      scope: 'openid',
-      code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
-      code_challenge_method: 'S256',
-      ...params,
-    });
-    return { page: await agent.follow(url.href, {}, REDIRECT), verifier };
-  }
+  /** An authorization request of `client`, followed to our first page (or straight back to the app). */
+  const authorize = (agent: Agent, client: string, params: Record<string, string> = {}) => startAuthorization(agent, configs[client]!, REDIRECT, params);
 
   async function tokensAt(client: string, page: Page, verifier: string, agent: Agent) {
     if (isConsent(page)) page = await agent.submit(page, '/confirm', {}, REDIRECT);

@@ -7,8 +7,6 @@
  * (made before it existed) reaching /auth and the consent page.
  */
 import assert from 'node:assert/strict';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
 import * as oidc from 'openid-client';
 import { Agent, type Page } from '../helpers/agent.js';
@@ -16,6 +14,8 @@ import { developerSignIn } from '../helpers/developer.js';
 import { frontChannel } from '../helpers/front-channel.js';
 import { latchkey } from '../helpers/process.js';
 import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
+import { startLogoutReceiver, type LogoutReceiver } from '../helpers/logout-receiver.js';
+import { clientCredentialsToken } from '../helpers/tokens.js';
 import { startServer, testDir, testEnv, type TestServer } from '../helpers/server.js';
 import { Clients } from '../../src/registration/clients.js';
 import { AdapterIndexes } from '../../src/store/adapter.js';
@@ -27,33 +27,17 @@ const REDIRECT = 'https://app.example.test/callback';
 const BACKCHANNEL_EVENT = 'http://schemas.openid.net/event/backchannel-logout';
 const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
 
-/** Collects the logout tokens posted to it. */
-async function startReceiver(): Promise<{ url: string; tokens: string[]; server: Server }> {
-  const tokens: string[] = [];
-  const server = createServer((req, res) => {
-    let body = '';
-    req.on('data', (chunk) => (body += chunk));
-    req.on('end', () => {
-      const token = new URLSearchParams(body).get('logout_token');
-      if (token) tokens.push(token);
-      res.writeHead(token ? 200 : 400).end();
-    });
-  });
-  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/logout`, tokens, server };
-}
-
 describe('e2e: disabling a person ends their sessions everywhere (issue 19.2)', function () {
   this.timeout(90_000);
   const dir = testDir();
   let redis: RedisServer;
-  let receiver: Awaited<ReturnType<typeof startReceiver>>;
+  let receiver: LogoutReceiver;
   let server: TestServer;
   let env: Record<string, string>;
   let app: oidc.Configuration;
 
   before(async () => {
-    [redis, receiver] = await Promise.all([startRedisServer(), startReceiver()]);
+    [redis, receiver] = await Promise.all([startRedisServer(), startLogoutReceiver()]);
     const clients = [
       {
         client_id: 'app',
@@ -88,15 +72,7 @@ describe('e2e: disabling a person ends their sessions everywhere (issue 19.2)', 
 
   const sub = async (username: string) => (await server.accounts.findByUsername(username))!.sub;
 
-  async function adminToken(): Promise<string> {
-    const response = await fetch(`${server.url}/token`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`ops:${OPS_SECRET}`).toString('base64')}` },
-      body: new URLSearchParams({ grant_type: 'client_credentials', resource: `${server.issuer}/admin`, scope: 'admin' }),
-    });
-    assert.equal(response.status, 200, await response.clone().text());
-    return ((await response.json()) as { access_token: string }).access_token;
-  }
+  const adminToken = () => clientCredentialsToken(server.url, { id: 'ops', secret: OPS_SECRET }, `${server.issuer}/admin`, 'admin');
 
   /** The authorization request as the app makes it, with this browser's cookies, stopped at the app. */
   async function authorize(agent: Agent, params: Record<string, string> = {}): Promise<Page> {

@@ -12,7 +12,7 @@ import { Secret, TOTP } from 'otpauth';
 import { Agent, formIn, type Page } from '../helpers/agent.js';
 import { createLogger } from '../../src/ops/logger.js';
 import { startServer, type TestServer } from '../helpers/server.js';
-import { isConsent, isLogin, signInSteps } from '../helpers/sign-in.js';
+import { isConsent, isLogin, signInSteps, startAuthorization } from '../helpers/sign-in.js';
 
 const REDIRECT = 'https://app.example.test/callback';
 const SECRET = 'client-secret-with-plenty-of-entropy-0123456789';
@@ -64,17 +64,7 @@ describe('e2e: second factor after a password, and step-up (openid-client)', fun
   after(() => server?.stop());
 
   /** An authorization request of `client`, followed to our first page (or straight back to the app). */
-  async function authorize(agent: Agent, client: string, params: Record<string, string> = {}) {
-    const verifier = oidc.randomPKCECodeVerifier();
-    const url = oidc.buildAuthorizationUrl(configs[client]!, {
-      redirect_uri: REDIRECT,
-      scope: 'openid',
-      code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
-      code_challenge_method: 'S256',
-      ...params,
-    });
-    return { page: await agent.follow(url.href, {}, REDIRECT), verifier };
-  }
+  const authorize = (agent: Agent, client: string, params: Record<string, string> = {}) => startAuthorization(agent, configs[client]!, REDIRECT, params);
 
   async function claimsAt(client: string, page: Page, verifier: string, agent?: Agent) {
     if (agent && isConsent(page)) page = await agent.submit(page, '/confirm', {}, REDIRECT);

@@ -6,6 +6,7 @@
  * that form by hand.
  */
 import assert from 'node:assert/strict';
+import * as oidc from 'openid-client';
 import type { Agent, Page } from './agent.js';
 
 export const isLogin = (page: Page) => page.url.includes('/interaction/') && page.html.includes('name="password"');
@@ -33,4 +34,20 @@ export async function signInSteps(agent: Agent, page: Page, steps: SignInOptions
   if (consent === 'required') assert.ok(isConsent(page), `expected the consent page, got ${page.status} ${page.url}`);
   if (isConsent(page)) page = await agent.submit(page, '/confirm', {}, stopAt);
   return page;
+}
+
+/**
+ * An authorization request of `config`'s client (scope openid, PKCE S256, `params` on top),
+ * followed to Latchkey's first page, or straight back to `redirectUri`.
+ */
+export async function startAuthorization(agent: Agent, config: oidc.Configuration, redirectUri: string, params: Record<string, string> = {}): Promise<{ page: Page; verifier: string }> {
+  const verifier = oidc.randomPKCECodeVerifier();
+  const url = oidc.buildAuthorizationUrl(config, {
+    redirect_uri: redirectUri,
+    scope: 'openid',
+    code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
+    code_challenge_method: 'S256',
+    ...params,
+  });
+  return { page: await agent.follow(url.href, {}, redirectUri), verifier };
 }
