@@ -11,7 +11,7 @@ import { respondWithError } from './http/errors.js';
 import { stylesheet } from './http/views.js';
 import { scripts } from './http/scripts.js';
 import type { Keyring } from './keyring/keyring.js';
-import { observeProviderEvents } from './ops/events.js';
+import { observeProviderEvents, REQUEST_EVENT, REQUEST_LINE, type RequestEvent } from './ops/events.js';
 import { health } from './http/health.js';
 import type { Metrics } from './ops/metrics.js';
 import type { Logger } from './ops/logger.js';
@@ -54,6 +54,7 @@ function requestContext(config: Config, logger: Logger, metrics: Metrics): Middl
     const offered = config.proxy ? ctx.get('X-Request-Id') : '';
     const requestId = REQUEST_ID.test(offered) ? offered : randomUUID();
     ctx.state.requestId = requestId;
+    (ctx.state as Record<symbol, unknown>)[REQUEST_LINE] = true;
     ctx.set('X-Request-Id', requestId);
     try {
       await next();
@@ -80,6 +81,7 @@ function requestContext(config: Config, logger: Logger, metrics: Metrics): Middl
       const route = matchedRoute(ctx);
       metrics.observeRequest(route, ctx.method, `${Math.floor(ctx.status / 100)}xx`, seconds);
       const error = (ctx.body as { error?: unknown } | undefined)?.error;
+      const event = (ctx.state as Record<symbol, unknown>)[REQUEST_EVENT] as RequestEvent | undefined;
       requestLog.info(
         {
           requestId,
@@ -92,6 +94,7 @@ function requestContext(config: Config, logger: Logger, metrics: Metrics): Middl
           grant_type: typeof oidc?.params?.grant_type === 'string' ? oidc.params.grant_type : undefined,
           outcome: ctx.status < 400 ? 'ok' : typeof error === 'string' ? error : `http_${ctx.status}`,
           ...(ctx.state.storeOutage ? { outage: 'store' } : {}),
+          ...event,
         },
         'request',
       );

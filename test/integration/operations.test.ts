@@ -305,6 +305,9 @@ describe('operations', function () {
       const requests = logLines.map((line) => JSON.parse(line) as Record<string, unknown>).filter((entry) => entry.msg === 'request');
       const refresh = requests.find((entry) => entry.grant_type === 'refresh_token');
       assert.ok(refresh && refresh.client_id === 'web' && refresh.outcome === 'ok' && typeof refresh.requestId === 'string' && typeof refresh.ms === 'number');
+      // The engine's event of a request is on that request's line: one line per token request.
+      assert.equal(refresh.event, 'grant.success');
+      assert.equal(logLines.filter((line) => line.includes(`"requestId":"${refresh.requestId as string}"`)).length, 1);
     });
 
     it('rate limits: the client over its allowance gets 429 with Retry-After; other clients and registration limits are separate', async () => {
