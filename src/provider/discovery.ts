@@ -3,7 +3,7 @@
  *
  * oidc-provider builds its discovery document anew for every request from its configuration,
  * which does not change while an instance serves (and every URL in it is the issuer's, see
- * servedAsIssuer in app.ts). So the first request for a discovery path on each provider instance
+ * serveAsIssuer in app.ts). So the first request for a discovery path on each provider instance
  * goes through oidc-provider, and its answer is kept, serialised once, for that instance: a key
  * ring change brings a new instance and so a fresh document (it holds no keys, only jwks_uri).
  * A verifier revalidating with If-None-Match gets 304 without a body.
