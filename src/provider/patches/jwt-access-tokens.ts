@@ -12,6 +12,7 @@ import { errors as joseErrors, jwtVerify, type JWTHeaderParameters, type JWTPayl
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import { jsonError } from '../../http/errors.js';
 import type { RevocationList } from '../../revocation/list.js';
+import { VerifiedTokens } from '../verified-tokens.js';
 
 interface Options {
   readonly issuer: string;
@@ -24,10 +25,18 @@ interface Options {
 }
 
 type AccessTokenClaims = JWTPayload & { client_id?: string; scope?: string; cnf?: Record<string, unknown> };
-type Verified = { claims: AccessTokenClaims; header: JWTHeaderParameters } | { expired: AccessTokenClaims } | undefined;
+type Valid = { claims: AccessTokenClaims; header: JWTHeaderParameters };
+type Verified = Valid | { expired: AccessTokenClaims } | undefined;
+
+/** How many verified tokens one provider instance remembers (a few KiB each). */
+const REMEMBERED_TOKENS = 10_000;
 
 export function jwtAccessTokenEndpoints({ issuer, keys, list, clockTolerance, mayIntrospect }: Options): Middleware {
+  const remembered = new VerifiedTokens<Valid & { exp?: number }>(REMEMBERED_TOKENS, clockTolerance);
+
   async function verify(token: string): Promise<Verified> {
+    const known = remembered.get(token);
+    if (known) return known;
     try {
       const { payload, protectedHeader } = await jwtVerify<AccessTokenClaims>(token, keys, {
         issuer,
@@ -35,7 +44,9 @@ export function jwtAccessTokenEndpoints({ issuer, keys, list, clockTolerance, ma
         typ: 'at+jwt',
         clockTolerance,
       });
-      return { claims: payload, header: protectedHeader };
+      const valid = { claims: payload, header: protectedHeader, exp: payload.exp };
+      remembered.set(token, valid);
+      return valid;
     } catch (error) {
       if (error instanceof joseErrors.JWTExpired) return { expired: error.payload as AccessTokenClaims };
       if (error instanceof joseErrors.JOSEError) return undefined; // not ours, malformed, tampered

@@ -1,0 +1,39 @@
+/**
+ * JWT access tokens whose signature was checked, remembered by their exact text: a resource server
+ * introspects the same token on every call it receives, and the RS256 verification is most of what
+ * such an introspection costs. Only what cannot change is remembered (the token is ours, signed by
+ * a key of this provider instance's ring, and parses to these claims); whether it expired is checked
+ * again at each use, and whether it was revoked is never remembered (the revocation list is read
+ * every time). A new key ring builds a new provider instance, and with it a new memo.
+ *
+ * Bounded: past `maxEntries`, the oldest entries go first.
+ */
+export class VerifiedTokens<Verified extends { readonly exp?: number }> {
+  readonly #entries = new Map<string, Verified>();
+
+  constructor(
+    private readonly maxEntries: number,
+    /** Seconds a token is still accepted after its exp, as the verifier allows. */
+    private readonly clockTolerance: number,
+  ) {}
+
+  /** The token's verified claims, if it was verified before and has not expired since. */
+  get(token: string, now = Date.now() / 1000): Verified | undefined {
+    const verified = this.#entries.get(token);
+    if (!verified) return undefined;
+    if (verified.exp !== undefined && verified.exp + this.clockTolerance <= now) {
+      this.#entries.delete(token);
+      return undefined;
+    }
+    return verified;
+  }
+
+  set(token: string, verified: Verified): void {
+    if (this.#entries.size >= this.maxEntries) this.#entries.delete(this.#entries.keys().next().value!);
+    this.#entries.set(token, verified);
+  }
+
+  get size(): number {
+    return this.#entries.size;
+  }
+}

@@ -1,0 +1,28 @@
+/**
+ * The memo of verified JWT access tokens (src/provider/verified-tokens.ts): it forgets a token once
+ * it expired (with the verifier's clock tolerance), and holds at most its bound. That a revoked
+ * token is refused although remembered is shown end to end (test/e2e/revocation.test.ts introspects
+ * each token before revoking it).
+ */
+import assert from 'node:assert/strict';
+import { VerifiedTokens } from '../../src/provider/verified-tokens.js';
+
+describe('VerifiedTokens', () => {
+  it('answers for a token until its exp plus the clock tolerance, then forgets it', () => {
+    const memo = new VerifiedTokens<{ exp?: number; sub: string }>(10, 5);
+    memo.set('a', { exp: 1000, sub: 'x' });
+    assert.equal(memo.get('a', 900)?.sub, 'x');
+    assert.equal(memo.get('a', 1004.9)?.sub, 'x');
+    assert.equal(memo.get('a', 1005), undefined);
+    assert.equal(memo.size, 0, 'an expired token is dropped, not kept');
+    assert.equal(memo.get('b', 900), undefined);
+  });
+
+  it('holds at most its bound, dropping the oldest first', () => {
+    const memo = new VerifiedTokens<{ exp?: number }>(3, 0);
+    for (const token of ['t1', 't2', 't3', 't4']) memo.set(token, { exp: 2000 });
+    assert.equal(memo.size, 3);
+    assert.equal(memo.get('t1', 1000), undefined);
+    assert.ok(memo.get('t4', 1000));
+  });
+});
