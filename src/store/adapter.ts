@@ -284,6 +284,14 @@ export async function settleTokenRequest(request: object): Promise<void> {
   for (const [index, { adapter, id }] of consumptions.entries()) await adapter.consumed(id, results[index]!, keys);
 }
 
+/**
+ * Starts reading the grant `grantId` for `request`, which is about to load it (its session names
+ * it for the client asking): see store/read-ahead.ts.
+ */
+export function readGrantAhead(kv: Kv, grantId: string, request: object): void {
+  kv.readAhead?.({ records: [recordKey('Grant', grantId)] }, request);
+}
+
 /** The `adapter` setting of oidc-provider: one adapter per model, all on one store. */
 export function adapterFactory(kv: Kv, grace = 0, hooks: AdapterHooks = {}, options: AdapterOptions = {}): (model: string) => Adapter {
   return (model) => new KvAdapter(model, kv, grace, hooks, options);

@@ -122,6 +122,12 @@ describe('patches on oidc-provider internals (src/provider/patches/)', () => {
     assert.match(source('provider.js'), /this\.middleware\.splice\(this\.middleware\.indexOf\(this\.#exec\), 0, this\.middleware\.pop\(\)\);/);
   });
 
+  it('session-loaded-once.ts: the authorization stack loads its session with Session.get(ctx), which reads through this.find', () => {
+    assert.match(source('shared/session.js'), /new Proxy\(await ctx\.oidc\.provider\.Session\.get\(ctx\)/);
+    assert.match(source('models/session.js'), /static async get\(ctx\) \{[\s\S]*?session = await this\.find\(cookieSessionId\);/);
+    assert.match(source('actions/authorization/index.js'), /use\(sessionMiddleware, +A, +R, +DR +\);/);
+  });
+
   it('revocation-response.ts: the revocation endpoint answers an empty body', () => {
     assert.match(source('actions/revocation.js'), /ctx\.body = '';/);
   });
