@@ -419,8 +419,6 @@ function applyPatches(
   // which then goes on with the session read there rather than reading it again.
   provider.use(new AccountSessions(kv, { current: provider }, accounts).recheckAtAuthorization(provider));
   sessionLoadedOnce(provider);
-  // Where each session was last seen, for the account page (see accounts/session-activity.ts).
-  provider.use(new SessionActivity(kv, config.ttl.session).recordAtAuthorization(provider));
   // A sign-in through an upstream records which upstream signed the session in (upstreams/sessions.ts).
   provider.use(recordFederatedSessions(provider.pathFor('authorization'), federated));
   // ...and signing out of Latchkey everywhere goes on to the upstream's end_session_endpoint (see the patch).
@@ -449,8 +447,10 @@ function applyPatches(
         }),
     }),
   );
-  // Innermost: a token request's consumption and new records go out together (see the patch).
-  provider.use(settleDeferredConsumption(provider, rateLimits));
+  // Innermost: a token request's consumption and new records go out together (see the patch), and
+  // an authorization request's records with where its session was last seen (accounts/session-activity.ts).
+  const activity = new SessionActivity(kv, config.ttl.session);
+  provider.use(settleDeferredConsumption(provider, rateLimits, [activity.recordAtAuthorization(provider)]));
 }
 
 /**

@@ -122,6 +122,11 @@ describe('patches on oidc-provider internals (src/provider/patches/)', () => {
     assert.match(source('provider.js'), /this\.middleware\.splice\(this\.middleware\.indexOf\(this\.#exec\), 0, this\.middleware\.pop\(\)\);/);
   });
 
+  it('deferred-consumption.ts: the authorization endpoint is the route named authorization, its answer a redirect set before the route returns', () => {
+    assert.match(source('helpers/initialize_app.js'), /get\('authorization', routes\.authorization, authError, \.\.\.authorization\);/);
+    assert.match(source('response_modes/query.js'), /ctx\.status = 303;\s*ctx\.redirect\(uri\);/);
+  });
+
   it('session-loaded-once.ts: the authorization stack loads its session with Session.get(ctx), which reads through this.find', () => {
     assert.match(source('shared/session.js'), /new Proxy\(await ctx\.oidc\.provider\.Session\.get\(ctx\)/);
     assert.match(source('models/session.js'), /static async get\(ctx\) \{[\s\S]*?session = await this\.find\(cookieSessionId\);/);
