@@ -38,6 +38,7 @@ import { ACR_VALUES } from '../accounts/assurance.js';
 import { emptyJsonRevocationAnswer } from './patches/revocation-response.js';
 import { settleDeferredConsumption } from './patches/deferred-consumption.js';
 import { sessionLoadedOnce } from './patches/session-loaded-once.js';
+import { extendUnchangedSessionsInSteps } from './patches/unchanged-sessions.js';
 import { refuseHintsOfRevokedKeys } from './patches/revoked-key-hints.js';
 import { ADMIN_SCOPES } from '../apis/admin-resource.js';
 import { acceptPreviousSecrets } from './patches/previous-secrets.js';
@@ -419,6 +420,8 @@ function applyPatches(
   // which then goes on with the session read there rather than reading it again.
   provider.use(new AccountSessions(kv, { current: provider }, accounts).recheckAtAuthorization(provider));
   sessionLoadedOnce(provider);
+  // An unchanged session's expiry moves on once a minute (at most 1% of its lifetime), not at every request.
+  extendUnchangedSessionsInSteps(provider, Math.min(60, Math.floor(config.ttl.session / 100)));
   // A sign-in through an upstream records which upstream signed the session in (upstreams/sessions.ts).
   provider.use(recordFederatedSessions(provider.pathFor('authorization'), federated));
   // ...and signing out of Latchkey everywhere goes on to the upstream's end_session_endpoint (see the patch).
