@@ -157,6 +157,10 @@ describe('e2e: an SSO authorization request in three Redis round trips', functio
     const moved = await storedSession(agent);
     assert.ok(moved.exp >= stored.exp - 1, `expiry moved on: ${stored.exp - 120} → ${moved.exp}`);
     assert.ok((await raw.ttl(sessionKey(agent))) > server.config.ttl.session - 60);
+    // As if ttl.session was longer when it was written: brought back to the setting now.
+    await raw.hset(sessionKey(agent), 'p', JSON.stringify({ ...moved, exp: moved.exp + 3600 }));
+    codeOf(await authorize(agent));
+    assert.ok((await storedSession(agent)).exp <= moved.exp + 60, 'expiry brought back to ttl.session from now');
 
     // Another browser, signed in at Notes, then at the app, whose consent carol gave before: no
     // consent page, a grant made from it, and the session's new app, all written with the code.

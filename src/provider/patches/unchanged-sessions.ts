@@ -6,8 +6,9 @@
  * session indexes: three writes). What it changes: Session#save skips the write when the session
  * holds what it held when it was loaded and the write would move its expiry on by less than `step`
  * seconds; the session keeps the expiry it has (and the cookie, set from it, says the same). Any
- * change (a sign-in, a new app's sid or grant, a renewed id) is written at once, and the expiry
- * never moves back: a session lives ttl.session after its last use, at most `step` seconds less.
+ * change (a sign-in, a new app's sid or grant, a renewed id) is written at once, and so is an expiry
+ * that would move earlier (ttl.session lowered since): a session lives ttl.session after its last
+ * use, at most `step` seconds less.
  * Pinned by test/unit/provider-patches.test.ts and test/e2e/authorization-round-trips.test.ts.
  */
 import type { Provider } from 'oidc-provider';
