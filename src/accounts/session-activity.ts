@@ -5,11 +5,15 @@
  *
  * Kept beside the provider's session record rather than in it, keyed by the session's uid (which,
  * unlike its id, stays the same when the id is renewed at sign-in): one write of a small string per
- * authorization request, nothing on the token, introspection or JWKS paths.
+ * authorization request, sent with the code and the session (one round trip: see
+ * provider/patches/deferred-consumption.ts), nothing on the token, introspection or JWKS paths.
+ * It is written at every visit, not only once a while: a visit from another address or browser
+ * must show at once (a stolen session cookie is what the list is for), and knowing whether the
+ * stored one differs would cost a read, which costs what the write does.
  *
  * Layout: session-seen:<session uid> → JSON, expiring with the longest session (ttl.session).
  */
-import type { Context, Middleware } from 'koa';
+import type { Context } from 'koa';
 import type { KoaContextWithOIDC, Provider } from 'oidc-provider';
 import type { Kv } from '../store/kv.js';
 
@@ -47,14 +51,18 @@ export class SessionActivity {
     await this.kv.del([key(sessionUid)]);
   }
 
-  /** provider.use middleware: after the authorization endpoint (and its resume path) ran, records a signed-in session's visit. */
-  recordAtAuthorization(provider: Provider): Middleware {
+  /**
+   * Once the authorization endpoint (or its resume path) has answered: records a signed-in
+   * session's visit, started at once (settleDeferredConsumption's `alongside`); undefined when there
+   * is nothing to record.
+   */
+  recordAtAuthorization(provider: Provider): (ctx: Context) => Promise<void> | undefined {
     const path = provider.pathFor('authorization');
-    return async (ctx, next) => {
-      await next();
-      if (ctx.path !== path && !ctx.path.startsWith(`${path}/`)) return;
+    return (ctx) => {
+      if (ctx.path !== path && !ctx.path.startsWith(`${path}/`)) return undefined;
       const session = (ctx as unknown as KoaContextWithOIDC).oidc?.session;
-      if (session?.accountId && session.uid && !(session as { destroyed?: boolean }).destroyed) await this.seen(session.uid, ctx);
+      if (!session?.accountId || !session.uid || (session as { destroyed?: boolean }).destroyed) return undefined;
+      return this.seen(session.uid, ctx);
     };
   }
 }

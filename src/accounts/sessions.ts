@@ -19,10 +19,24 @@ import type { Context, Middleware } from 'koa';
 import type { Provider } from 'oidc-provider';
 import type { ProviderInService } from '../provider-in-service.js';
 import type { Account, Accounts } from './accounts.js';
-import { AdapterIndexes } from '../store/adapter.js';
+import { AdapterIndexes, readGrantAhead } from '../store/adapter.js';
 import type { Kv } from '../store/kv.js';
 
 type Session = Awaited<ReturnType<Provider['Session']['get']>>;
+
+/**
+ * The account each authorization request's recheck read, for the same request's findAccount
+ * (provider.ts) to take once instead of reading it again. Keyed by the request's Koa context, so
+ * nothing outlives the request: a person disabled since is seen by the next one.
+ */
+const checkedAccounts = new WeakMap<object, Account>();
+
+/** The account `sub` as this request's recheck read it, once; undefined when it read no such account. */
+export function accountCheckedFor(ctx: object, sub: string): Account | undefined {
+  const account = checkedAccounts.get(ctx);
+  checkedAccounts.delete(ctx);
+  return account?.sub === sub ? account : undefined;
+}
 
 /** oidc-provider's own Client#backchannelLogout (what end_session calls), missing from its types. */
 interface LogsOut {
@@ -95,10 +109,18 @@ export class AccountSessions {
     return true;
   }
 
-  /** The session's person when they may still be signed in; otherwise the session is ended. */
-  async signedIn(provider: Provider, ctx: Context): Promise<{ accountId: string; account: Account; session: Session } | undefined> {
+  /**
+   * The session's person when they may still be signed in; otherwise the session is ended.
+   * `alongside`: reads that need the session too, started with the account's (one round trip).
+   */
+  async signedIn(
+    provider: Provider,
+    ctx: Context,
+    alongside?: (session: Session) => void,
+  ): Promise<{ accountId: string; account: Account; session: Session } | undefined> {
     const session = await provider.Session.get(ctx);
     if (!session.accountId) return undefined;
+    alongside?.(session);
     const account = await this.accounts.find(session.accountId);
     if (account && !account.disabled) return { accountId: account.sub, account, session };
     await this.end(session);
@@ -109,13 +131,26 @@ export class AccountSessions {
    * provider.use middleware: at the authorization endpoint and the device verification pages
    * (RFC 8628 /device, each with its resume path), a session whose person is disabled or gone is
    * ended before oidc-provider reads it: both sign a person in to an app from the session.
+   *
+   * What it reads, oidc-provider does not read again (patches/session-loaded-once.ts, and
+   * accountCheckedFor for findAccount); at the authorization endpoint, the grant the session holds
+   * for the client asking is read with the account, for provider/consents.ts to find.
    */
   recheckAtAuthorization(provider: Provider): Middleware {
-    const paths = [provider.pathFor('authorization'), provider.pathFor('code_verification')];
+    const authorization = provider.pathFor('authorization');
+    const paths = [authorization, provider.pathFor('code_verification')];
     // Under /device too, but a device's own endpoint, which no browser session reaches.
     const deviceAuthorization = provider.pathFor('device_authorization');
+    const grantAhead = (ctx: Context) => (session: Session) => {
+      const clientId = ctx.query.client_id;
+      const grantId = typeof clientId === 'string' ? session.authorizations?.[clientId]?.grantId : undefined;
+      if (grantId) readGrantAhead(this.kv, grantId, ctx);
+    };
     return async (ctx, next) => {
-      if (ctx.path !== deviceAuthorization && paths.some((path) => ctx.path === path || ctx.path.startsWith(`${path}/`))) await this.signedIn(provider, ctx);
+      if (ctx.path !== deviceAuthorization && paths.some((path) => ctx.path === path || ctx.path.startsWith(`${path}/`))) {
+        const found = await this.signedIn(provider, ctx, ctx.path === authorization ? grantAhead(ctx) : undefined);
+        if (found) checkedAccounts.set(ctx, found.account);
+      }
       return next();
     };
   }

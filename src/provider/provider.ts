@@ -6,7 +6,7 @@ import type { JWTVerifyGetKey } from 'jose';
 import { errors, Provider, type AccountClaims, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 import { claimsFor, type Accounts } from '../accounts/accounts.js';
 import type { Apis } from '../apis/apis.js';
-import { AccountSessions } from '../accounts/sessions.js';
+import { accountCheckedFor, AccountSessions } from '../accounts/sessions.js';
 import { SessionActivity } from '../accounts/session-activity.js';
 import type { Config } from '../config.js';
 import type { Keyring } from '../keyring/keyring.js';
@@ -37,6 +37,8 @@ import { keepRequireMfa, REQUIRE_MFA_PROPERTY, requireLevelOnRefresh, validateRe
 import { ACR_VALUES } from '../accounts/assurance.js';
 import { emptyJsonRevocationAnswer } from './patches/revocation-response.js';
 import { settleDeferredConsumption } from './patches/deferred-consumption.js';
+import { sessionLoadedOnce } from './patches/session-loaded-once.js';
+import { extendUnchangedSessionsInSteps } from './patches/unchanged-sessions.js';
 import { refuseHintsOfRevokedKeys } from './patches/revoked-key-hints.js';
 import { ADMIN_SCOPES } from '../apis/admin-resource.js';
 import { acceptPreviousSecrets } from './patches/previous-secrets.js';
@@ -236,7 +238,8 @@ function accountsAndConsent({ config, accounts, consents, federated }: ProviderD
     // `upstream`: send the person straight to that upstream provider (interactions/upstream.ts).
     extraParams: [CONSENT_IF_NEEDED, 'upstream'],
     findAccount: async (ctx, sub, token) => {
-      const account = await accounts.find(sub);
+      // At the authorization endpoint the session's recheck has just read the account (accounts/sessions.ts).
+      const account = accountCheckedFor(ctx, sub) ?? (await accounts.find(sub));
       if (!account || account.disabled) return undefined;
       const claims = accountClaims(ctx, config.idToken.scopeClaims, { ...claimsFor(account) } as AccountClaims);
       // Only a session signed in through an upstream (amr "fed") costs the extra read.
@@ -413,10 +416,12 @@ function applyPatches(
   provider.use(bareNotFound());
   // OIDC Core §3.1.2.1 and RP-Initiated Logout §2: POST too, with SameSite=Lax cookies kept (see post-methods.ts).
   provider.use(postAsGet([provider.pathFor('authorization'), provider.pathFor('end_session')]));
-  // A session whose person was disabled or deleted is ended before the engine reads it (see accounts/sessions.ts).
+  // A session whose person was disabled or deleted is ended before the engine reads it (see accounts/sessions.ts),
+  // which then goes on with the session read there rather than reading it again.
   provider.use(new AccountSessions(kv, { current: provider }, accounts).recheckAtAuthorization(provider));
-  // Where each session was last seen, for the account page (see accounts/session-activity.ts).
-  provider.use(new SessionActivity(kv, config.ttl.session).recordAtAuthorization(provider));
+  sessionLoadedOnce(provider);
+  // An unchanged session's expiry moves on once a minute (at most 1% of its lifetime), not at every request.
+  extendUnchangedSessionsInSteps(provider, Math.min(60, Math.floor(config.ttl.session / 100)));
   // A sign-in through an upstream records which upstream signed the session in (upstreams/sessions.ts).
   provider.use(recordFederatedSessions(provider.pathFor('authorization'), federated));
   // ...and signing out of Latchkey everywhere goes on to the upstream's end_session_endpoint (see the patch).
@@ -445,8 +450,10 @@ function applyPatches(
         }),
     }),
   );
-  // Innermost: a token request's consumption and new records go out together (see the patch).
-  provider.use(settleDeferredConsumption(provider, rateLimits));
+  // Innermost: a token request's consumption and new records go out together (see the patch), and
+  // an authorization request's records with where its session was last seen (accounts/session-activity.ts).
+  const activity = new SessionActivity(kv, config.ttl.session);
+  provider.use(settleDeferredConsumption(provider, rateLimits, [activity.recordAtAuthorization(provider)]));
 }
 
 /**

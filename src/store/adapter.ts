@@ -66,9 +66,9 @@ export interface AdapterHooks {
 }
 
 /**
- * A token request's consumption of its code or refresh token, and the records it writes, held
- * back until the request's answer is ready and sent to the store together (one round trip):
- * see settleTokenRequest.
+ * A token request's consumption of its code or refresh token, and the records a token or an
+ * authorization request writes, held back until the request's answer is ready and sent to the
+ * store together (one round trip): see settleRequest.
  */
 interface Deferred {
   readonly consumptions: { readonly adapter: KvAdapter; readonly id: string; readonly at: number }[];
@@ -80,6 +80,17 @@ const deferredByRequest = new WeakMap<object, Deferred>();
 function tokenRequest(): object | undefined {
   const ctx = Provider.ctx;
   return ctx?.oidc?.route === 'token' ? ctx : undefined;
+}
+
+/**
+ * The token or authorization request in progress, whose writes are deferred. At the authorization
+ * endpoint that is the code, the session (and a grant made from remembered consent, or an
+ * interaction): written one after another by oidc-provider as it answers, sent together instead.
+ */
+function deferringRequest(): object | undefined {
+  const ctx = Provider.ctx;
+  const route = ctx?.oidc?.route;
+  return route === 'token' || route === 'authorization' ? ctx : undefined;
 }
 
 /** Epoch seconds with milliseconds: when a record is consumed (the reuse grace is measured in it). */
@@ -136,8 +147,9 @@ class KvAdapter implements Adapter {
 
   async upsert(id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {
     // On the token endpoint: held back, to go out with the consumption of the code or refresh
-    // token, or at least with the rest of what the request does as it settles.
-    const request = tokenRequest();
+    // token, or at least with the rest of what the request does as it settles; at the
+    // authorization endpoint, with the rest of what the request writes.
+    const request = deferringRequest();
     if (request) {
       deferredOf(request).writes.push({ keys: [recordKey(this.model, id)], write: () => this.write(id, payload, expiresIn) });
       return;
@@ -201,6 +213,7 @@ class KvAdapter implements Adapter {
       deferredOf(request).consumptions.push({ adapter: this, id, at: now() });
       return;
     }
+    await settleFirst();
     await this.consumed(id, await this.kv.consumeRecord(recordKey(this.model, id), now()), []);
   }
 
@@ -258,21 +271,21 @@ function deferredOf(request: object): Deferred {
   return deferred;
 }
 
-/** Before the token request in progress reads or deletes anything more: what it held back. */
+/** Before the request in progress reads, consumes or deletes anything more: what it held back. */
 async function settleFirst(): Promise<void> {
-  const request = tokenRequest();
-  if (request && deferredByRequest.has(request)) await settleTokenRequest(request);
+  const request = deferringRequest();
+  if (request && deferredByRequest.has(request)) await settleRequest(request);
 }
 
 /**
- * Sends what a token request held back (the consumption of its code or refresh token, and the
- * records it wrote since) in one tick, so one round trip, and then judges the consumption as
+ * Sends what a request held back (the consumption of a token request's code or refresh token, and
+ * the records it wrote) in one tick, so one round trip, and then judges the consumption as
  * consume() would have. Throws invalid_grant when the request lost (a replay or a code or token
  * that is gone: nothing it made may then be answered); a store failure throws as it would have.
  * Called before the answer leaves (provider/patches/deferred-consumption.ts) and before the
  * request reads anything more from the store.
  */
-export async function settleTokenRequest(request: object): Promise<void> {
+export async function settleRequest(request: object): Promise<void> {
   const deferred = deferredByRequest.get(request);
   if (!deferred) return;
   deferredByRequest.delete(request);
@@ -282,6 +295,14 @@ export async function settleTokenRequest(request: object): Promise<void> {
   const [results] = await Promise.all([Promise.all(outcomes), Promise.all(written)]);
   const keys = writes.flatMap(({ keys }) => keys);
   for (const [index, { adapter, id }] of consumptions.entries()) await adapter.consumed(id, results[index]!, keys);
+}
+
+/**
+ * Starts reading the grant `grantId` for `request`, which is about to load it (its session names
+ * it for the client asking): see store/read-ahead.ts.
+ */
+export function readGrantAhead(kv: Kv, grantId: string, request: object): void {
+  kv.readAhead?.({ records: [recordKey('Grant', grantId)] }, request);
 }
 
 /** The `adapter` setting of oidc-provider: one adapter per model, all on one store. */

@@ -92,8 +92,10 @@ export interface Kv {
   /**
    * Starts reads the request in progress will make soon, so that they share a round trip; its
    * reads of those keys are then answered by them (the server's store; see read-ahead.ts).
+   * `request`: the request they are for (its Koa context), when the caller runs in front of
+   * oidc-provider, before the request in progress is known to the store.
    */
-  readAhead?(reads: ReadsAhead): void;
+  readAhead?(reads: ReadsAhead, request?: object): void;
 
   /** Round trip to the store; throws when it is unreachable. */
   ping(): Promise<void>;

@@ -10,7 +10,9 @@
  * What keeps this from ever serving something stale: a read started ahead belongs to the request
  * in progress (oidc-provider's `Provider.ctx`, the Koa context of the request) and is used at most
  * once, by the first read of the same key in that request; a write to a key in that request drops
- * its read; nothing outlives the request. A read started ahead is issued after the request
+ * its read; nothing outlives the request. A middleware in front of oidc-provider (before its
+ * request context exists) names the request explicitly: the same Koa context, which oidc-provider
+ * then runs the request in. A read started ahead is issued after the request
  * arrived, like the read it replaces, so anything revoked before then is seen as revoked.
  */
 import { Provider } from 'oidc-provider';
@@ -28,10 +30,10 @@ const RECORD = 'r:';
  * `kv` with `readAhead`, and get/getRecord answered by a read started ahead when there is one.
  * `request`: the request in progress (an object living as long as it), undefined outside one.
  */
-export function withReadAhead<T extends Kv>(kv: T, request: () => object | undefined = providerRequest): T & { readAhead(reads: ReadsAhead): void } {
+export function withReadAhead<T extends Kv>(kv: T, request: () => object | undefined = providerRequest): T & { readAhead(reads: ReadsAhead, of?: object): void } {
   const byRequest = new WeakMap<object, Pending>();
-  const pending = (create: boolean): Pending | undefined => {
-    const ctx = request();
+  const pending = (create: boolean, of?: object): Pending | undefined => {
+    const ctx = of ?? request();
     if (!ctx) return undefined;
     let reads = byRequest.get(ctx);
     if (!reads && create) byRequest.set(ctx, (reads = new Map()));
@@ -59,8 +61,8 @@ export function withReadAhead<T extends Kv>(kv: T, request: () => object | undef
       reads.delete(RECORD + key);
     }
   };
-  const readAhead = ({ strings = [], records = [], indexed = [] }: ReadsAhead) => {
-    const reads = pending(true);
+  const readAhead = ({ strings = [], records = [], indexed = [] }: ReadsAhead, of?: object) => {
+    const reads = pending(true, of);
     if (!reads) return;
     for (const key of strings) start(reads, STRING + key, () => kv.get(key));
     for (const key of records) start(reads, RECORD + key, () => kv.getRecord(key));
@@ -78,7 +80,7 @@ export function withReadAhead<T extends Kv>(kv: T, request: () => object | undef
       );
     }
   };
-  const overrides: Partial<Kv> & { readAhead(reads: ReadsAhead): void } = {
+  const overrides: Partial<Kv> & { readAhead(reads: ReadsAhead, of?: object): void } = {
     readAhead,
     get: (key) => take(STRING + key, () => kv.get(key)),
     getRecord: (key) => take<StoredRecord | undefined>(RECORD + key, () => kv.getRecord(key)),
@@ -98,5 +100,5 @@ export function withReadAhead<T extends Kv>(kv: T, request: () => object | undef
       if (!bound.has(property)) bound.set(property, (value as (...a: unknown[]) => unknown).bind(target));
       return bound.get(property);
     },
-  }) as T & { readAhead(reads: ReadsAhead): void };
+  }) as T & { readAhead(reads: ReadsAhead, of?: object): void };
 }

@@ -1,5 +1,5 @@
 /**
- * The store side of deferred consumption (store/adapter.ts, settleTokenRequest), on a real
+ * The store side of deferred consumption (store/adapter.ts, settleRequest), on a real
  * redis-server: inside a token request, consume() and the records written after it reach Redis
  * only when the request settles, together in one round trip; a consumption that lost makes the
  * settlement throw invalid_grant and deletes what the request wrote.
@@ -9,7 +9,7 @@ import type { AsyncLocalStorage } from 'node:async_hooks';
 import { Redis } from 'ioredis';
 import { errors } from 'oidc-provider';
 import { loadConfig } from '../../src/config.js';
-import { adapterFactory, settleTokenRequest } from '../../src/store/adapter.js';
+import { adapterFactory, settleRequest } from '../../src/store/adapter.js';
 import { connect, RedisKv } from '../../src/store/redis.js';
 import { startRedisServer, type RedisServer } from '../helpers/redis.js';
 
@@ -54,7 +54,7 @@ describe('store: a token request consumes together with what it writes', functio
       assert.equal(await raw.hget('lk:oidc:AuthorizationCode:code-1', 'c'), null, 'not consumed before settling');
       assert.equal(await raw.exists('lk:oidc:AccessToken:at-1'), 0, 'not written before settling');
       const before = await reads();
-      await settleTokenRequest(request);
+      await settleRequest(request);
       assert.equal((await reads()) - before, 2, 'one round trip, and the INFO');
     });
     assert.notEqual(await raw.hget('lk:oidc:AuthorizationCode:code-1', 'c'), null);
@@ -67,7 +67,7 @@ describe('store: a token request consumes together with what it writes', functio
       await adapter('AuthorizationCode').consume('code-2');
       await adapter('AccessToken').upsert('at-2', { iat: now(), exp: now() + 60, grantId: 'grant-2', clientId: 'c' }, 60);
       await raw.del('lk:oidc:AuthorizationCode:code-2');
-      await assert.rejects(settleTokenRequest(request), (error) => error instanceof errors.InvalidGrant && /not found/.test(error.error_detail!));
+      await assert.rejects(settleRequest(request), (error) => error instanceof errors.InvalidGrant && /not found/.test(error.error_detail!));
     });
     assert.equal(await raw.exists('lk:oidc:AccessToken:at-2'), 0);
   });
@@ -78,7 +78,7 @@ describe('store: a token request consumes together with what it writes', functio
       await adapter('AuthorizationCode').consume('code-3');
       await adapter('AccessToken').upsert('at-3', { iat: now(), exp: now() + 60, grantId: 'grant-3', clientId: 'c' }, 60);
       await raw.hset('lk:oidc:AuthorizationCode:code-3', 'c', String(Date.now() / 1000));
-      await assert.rejects(settleTokenRequest(request), (error) => error instanceof errors.InvalidGrant && /already consumed/.test(error.error_detail!));
+      await assert.rejects(settleRequest(request), (error) => error instanceof errors.InvalidGrant && /already consumed/.test(error.error_detail!));
     });
     assert.equal(await raw.exists('lk:oidc:AccessToken:at-3'), 0);
     assert.equal(await raw.exists('lk:oidc:Grant:grant-3'), 0);

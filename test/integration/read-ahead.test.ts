@@ -1,7 +1,8 @@
 /**
  * Reads started ahead (src/store/read-ahead.ts) on a real redis-server through the server's
  * connection settings (auto-pipelining): they share one round trip, each answers at most one
- * read of its request, a write in the request drops it, and outside a request nothing is kept.
+ * read of its request (the one in progress, or one its caller names), a write in the request
+ * drops it, and outside a request nothing is kept.
  */
 import assert from 'node:assert/strict';
 import { AsyncLocalStorage } from 'node:async_hooks';
@@ -77,6 +78,16 @@ describe('store: reads started ahead for a request', function () {
       assert.equal(await kv.consumeRecord('ra:consumed', 1234.5), 'consumed');
       assert.deepEqual(await kv.getRecord('ra:consumed'), { payload: '{}', consumed: 1234.5 });
     });
+  });
+
+  it('reads started ahead for a request named by its caller (in front of oidc-provider) answer that request, and no other', async () => {
+    await base.putRecord('ra:named', '{"g":2}', 60);
+    const request = {};
+    kv.readAhead({ records: ['ra:named'] }, request);
+    await new Promise((done) => setTimeout(done, 20)); // read by now (another connection's write would race it)
+    await raw.hset('lk:ra:named', 'p', '{"g":3}');
+    assert.deepEqual(await inRequest(() => kv.getRecord('ra:named')), { payload: '{"g":3}' }, 'another request reads the store');
+    assert.deepEqual(await requests.run(request, () => kv.getRecord('ra:named')), { payload: '{"g":2}' }, 'the named request takes the read started for it');
   });
 
   it('keeps nothing outside a request, and nothing from one request for another', async () => {

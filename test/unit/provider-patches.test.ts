@@ -122,6 +122,35 @@ describe('patches on oidc-provider internals (src/provider/patches/)', () => {
     assert.match(source('provider.js'), /this\.middleware\.splice\(this\.middleware\.indexOf\(this\.#exec\), 0, this\.middleware\.pop\(\)\);/);
   });
 
+  it('deferred-consumption.ts: the authorization endpoint is the route named authorization, its answer a redirect set before the route returns', () => {
+    assert.match(source('helpers/initialize_app.js'), /get\('authorization', routes\.authorization, authError, \.\.\.authorization\);/);
+    assert.match(source('response_modes/query.js'), /ctx\.status = 303;\s*ctx\.redirect\(uri\);/);
+  });
+
+  it('session-loaded-once.ts: the authorization stack loads its session with Session.get(ctx), which reads through this.find', () => {
+    assert.match(source('shared/session.js'), /new Proxy\(await ctx\.oidc\.provider\.Session\.get\(ctx\)/);
+    assert.match(source('models/session.js'), /static async get\(ctx\) \{[\s\S]*?session = await this\.find\(cookieSessionId\);/);
+    assert.match(source('actions/authorization/index.js'), /use\(sessionMiddleware, +A, +R, +DR +\);/);
+  });
+
+  it('unchanged-sessions.ts: every loaded session is saved at the end of the request, its expiry moved to now + ttl, its cookie set from it', () => {
+    const middleware = source('shared/session.js');
+    assert.match(middleware, /if \(\(!ctx\.oidc\.session\.new \|\| ctx\.oidc\.session\.touched\) && !ctx\.oidc\.session\.destroyed\) \{/);
+    assert.match(middleware, /await ctx\.oidc\.session\.save\(ttl\);/);
+    assert.match(middleware, /ary\[index\] \+= `; expires=\$\{new Date\(ctx\.oidc\.session\.exp \* 1000\)\.toUTCString\(\)\}`;/);
+    const base = source('models/base_model.js');
+    assert.match(base, /this\.exp = epochTime\(\) \+ ttl;/);
+    assert.match(base, /return this\.instantiate\(payload\);/);
+    // A renewed id is written (oldId), and a saved session is no longer touched (ensureSessionSave persists a touched one).
+    assert.match(source('models/session.js'), /if \(this\.oldId\) \{[\s\S]*?this\.touched = false;/);
+    assert.match(source('helpers/initialize_app.js'), /if \(ctx\.oidc\.session\?\.touched && !ctx\.oidc\.session\.destroyed\) \{\s*await ctx\.oidc\.session\.persist\(\);/);
+    // What it compares: everything a session stores but iat and exp.
+    assert.deepEqual(
+      [...provider.Session.IN_PAYLOAD].sort(),
+      ['accountId', 'acr', 'amr', 'authorizations', 'exp', 'iat', 'jti', 'kind', 'loginTs', 'state', 'transient', 'uid'],
+    );
+  });
+
   it('revocation-response.ts: the revocation endpoint answers an empty body', () => {
     assert.match(source('actions/revocation.js'), /ctx\.body = '';/);
   });

@@ -11,22 +11,39 @@
  * ever handed out or left usable. Store failures surface as they would have (503). oidc-provider
  * has emitted grant.success by then; grant.error follows for the same request. The authenticated
  * client's rate-limit charge is made here too (http/rate-limits.ts).
- * Pinned by test/unit/provider-patches.test.ts and test/e2e/deferred-consumption.test.ts.
+ *
+ * At the authorization endpoint the records the request saves (the code, the session, a grant made
+ * from remembered consent, an interaction) are held back the same way and sent together, with the
+ * writes of `alongside` (where the session was last seen), before the redirect leaves. A read,
+ * consumption or deletion in between sends what was held back first, so the request still reads
+ * its own writes.
+ * Pinned by test/unit/provider-patches.test.ts, test/e2e/deferred-consumption.test.ts and
+ * test/e2e/authorization-round-trips.test.ts.
  */
-import type { Middleware } from 'koa';
+import type { Context, Middleware } from 'koa';
 import { errors, type KoaContextWithOIDC, type Provider } from 'oidc-provider';
 import type { RateLimits } from '../../http/rate-limits.js';
-import { settleTokenRequest } from '../../store/adapter.js';
+import { settleRequest } from '../../store/adapter.js';
 
-/** `limits`: the authenticated client is charged as the answer is settled. */
-export function settleDeferredConsumption(provider: Provider, limits?: RateLimits): Middleware {
+/** What a request writes once its answer is ready, if anything: started when called. */
+export type WriteAlongside = (ctx: Context) => Promise<unknown> | undefined;
+
+/**
+ * `limits`: the authenticated client is charged as the answer is settled. `alongside`: writes
+ * started in the same tick as what the request held back, so that all go in one round trip.
+ */
+export function settleDeferredConsumption(provider: Provider, limits?: RateLimits, alongside: readonly WriteAlongside[] = []): Middleware {
   return async function deferredConsumption(ctx, next) {
     await next();
     try {
       limits?.chargeAuthenticatedClient(ctx);
-      await settleTokenRequest(ctx);
+      await Promise.all([settleRequest(ctx), ...alongside.map((write) => write(ctx))]);
     } catch (error) {
-      if (!(error instanceof errors.InvalidGrant)) throw error;
+      if (!(error instanceof errors.InvalidGrant)) {
+        // A redirect made before its writes failed (an authorization's code): it does not leave with the error.
+        ctx.remove('Location');
+        throw error;
+      }
       provider.emit('grant.error', ctx as unknown as KoaContextWithOIDC, error);
       ctx.status = error.statusCode;
       ctx.body = { error: error.error, error_description: error.error_description };

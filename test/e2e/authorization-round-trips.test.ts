@@ -1,0 +1,220 @@
+/**
+ * The authorization request of a person already signed in (consent remembered), as the store sees
+ * it: its session, account and grant read once each (the recheck's reads go on into oidc-provider:
+ * patches/session-loaded-once.ts, accounts/sessions.ts), its writes (the code, where the session was
+ * last seen) sent together (patches/deferred-consumption.ts), an unchanged session not written back
+ * (patches/unchanged-sessions.ts): three Redis round trips. And that none of it costs correctness:
+ * codes redeem, a changed session is written at once, its expiry still moves on, the account page
+ * shows the visit, a person disabled since is noticed at the next request, and a Redis that stops
+ * taking writes halfway through gets 503, then the server recovers.
+ */
+import assert from 'node:assert/strict';
+import { Redis } from 'ioredis';
+import * as oidc from 'openid-client';
+import { Agent } from '../helpers/agent.js';
+import { eventually } from '../helpers/eventually.js';
+import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
+import { startServer, type TestServer } from '../helpers/server.js';
+import { signInSteps } from '../helpers/sign-in.js';
+
+const REDIRECT = 'https://app.example.test/callback';
+const WEB = { id: 'web', secret: 'web-app-secret-with-plenty-of-entropy-0123456789' };
+const NOTES = { id: 'notes', secret: 'notes-app-secret-with-plenty-of-entropy-0123456789' };
+const PASSWORD = 'authorization round trips password';
+const FIREFOX = 'Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0';
+const SAFARI = 'Mozilla/5.0 (Macintosh; Intel Mac OS X 14_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Safari/605.1.15';
+const VERIFIER = oidc.randomPKCECodeVerifier();
+
+describe('e2e: an SSO authorization request in three Redis round trips', function () {
+  this.timeout(60_000);
+  let redis: RedisServer;
+  let raw: Redis;
+  let server: TestServer;
+  let web: oidc.Configuration;
+  let notes: oidc.Configuration;
+
+  before(async () => {
+    redis = await startRedisServer();
+    raw = new Redis(redis.url);
+    const clients = [WEB, NOTES].map(({ id, secret }) => ({ client_id: id, client_secret: secret, redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'] }));
+    // Rate limits off, as the bench runs: on, they add their one scripted round trip (http/rate-limits.ts).
+    server = await startServer({ redisUrl: redis.url, clients, env: { REDIS_COMMAND_TIMEOUT: '500', RATE_LIMIT_PER_IP: '0', RATE_LIMIT_PER_CLIENT: '0' } });
+    for (const name of ['alice', 'bob', 'carol', 'dave', 'erin']) await server.accounts.create(name, PASSWORD);
+    web = await oidc.discovery(new URL(server.issuer), WEB.id, WEB.secret, oidc.ClientSecretBasic(WEB.secret), { execute: [oidc.allowInsecureRequests] });
+    notes = await oidc.discovery(new URL(server.issuer), NOTES.id, NOTES.secret, oidc.ClientSecretBasic(NOTES.secret), { execute: [oidc.allowInsecureRequests] });
+  });
+  after(async () => {
+    raw?.disconnect();
+    await server?.stop();
+    await redis?.stop();
+  });
+
+  const authorizeUrl = async (params: Record<string, string> = {}, app = web) =>
+    oidc.buildAuthorizationUrl(app, {
+      redirect_uri: REDIRECT,
+      scope: 'openid',
+      code_challenge: await oidc.calculatePKCECodeChallenge(VERIFIER),
+      code_challenge_method: 'S256',
+      ...params,
+    }).href;
+
+  /** A person signed in at the app (password, consent): their browser. */
+  async function signedIn(username: string, { userAgent = SAFARI, app = web, fields = {} as Record<string, string> } = {}): Promise<Agent> {
+    const agent = new Agent();
+    const first = await agent.follow(await authorizeUrl({}, app), { headers: { 'user-agent': userAgent } }, REDIRECT);
+    const done = await signInSteps(agent, first, { username, password: PASSWORD, fields, stopAt: REDIRECT });
+    assert.ok(new URL(done.url).searchParams.get('code'), `signed in: ${done.url}`);
+    return agent;
+  }
+
+  /** The authorization request again with the session: the answer, unfollowed. */
+  const authorize = async (agent: Agent, userAgent = SAFARI, params: Record<string, string> = {}) =>
+    agent.request(await authorizeUrl(params), { headers: { 'user-agent': userAgent } });
+
+  /** The app's callback URL the answer sends the browser to, with a code. */
+  const codeOf = (response: Response) => {
+    const location = response.headers.get('location') ?? '';
+    assert.ok(location.startsWith(REDIRECT), `expected a redirect to the app, got ${response.status} ${location}`);
+    const callback = new URL(location);
+    assert.ok(callback.searchParams.get('code'));
+    return callback;
+  };
+
+  const redeem = (callback: URL, app = web) => oidc.authorizationCodeGrant(app, callback, { pkceCodeVerifier: VERIFIER });
+
+  const sessionKey = (agent: Agent) => `lk:oidc:Session:${/lk_session=([^;]+)/.exec(agent.cookieHeader(server.issuer))![1]}`;
+  const storedSession = async (agent: Agent) => JSON.parse((await raw.hget(sessionKey(agent), 'p'))!) as { exp: number; uid: string; accountId: string; authorizations: Record<string, { grantId?: string }> };
+  /** Socket reads Redis has processed so far (the INFO that asks included). */
+  const reads = async () => Number(/total_reads_processed:(\d+)/.exec(await raw.info('stats'))![1]);
+
+  /** The commands Redis got while `fn` ran, from MONITOR, each as its words. */
+  async function commandsDuring(fn: () => Promise<unknown>): Promise<string[][]> {
+    const monitor = await raw.duplicate().monitor();
+    const seen: string[][] = [];
+    monitor.on('monitor', (_time: string, args: string[]) => seen.push(args));
+    try {
+      await fn();
+      await new Promise((done) => setTimeout(done, 50));
+    } finally {
+      monitor.disconnect();
+    }
+    return seen;
+  }
+
+  it('reads the session, its account and grant once each, writes the code with where it was seen, and does not write the unchanged session', async () => {
+    const agent = await signedIn('alice');
+    const session = await storedSession(agent);
+    const commands = await commandsDuring(async () => codeOf(await authorize(agent)));
+    const on = (verb: string, prefix: string) => commands.filter(([command, key]) => command!.toLowerCase() === verb && key!.startsWith(prefix)).length;
+    const mentions = (prefix: string) => commands.filter((args) => args.some((arg) => arg.startsWith(prefix)));
+    assert.equal(on('hgetall', 'lk:oidc:Session:'), 1, 'the session read once');
+    assert.equal(on('get', `lk:account:${session.accountId}`), 1, 'the account read once');
+    assert.equal(on('hgetall', 'lk:oidc:Grant:'), 1, 'the grant read once');
+    assert.equal(on('set', `lk:session-seen:${session.uid}`), 1, 'where the session was seen, written');
+    assert.equal(mentions('lk:oidc:AuthorizationCode:').length > 0, true, 'the code written');
+    assert.deepEqual(
+      mentions('lk:oidc:Session:').map(([command]) => command!.toLowerCase()),
+      ['hgetall'],
+      'the session, unchanged and saved a moment ago, is not written back',
+    );
+
+    // Three round trips (and the closing INFO); the least of a few tries, as the server does other things now and then.
+    const trips: number[] = [];
+    for (let i = 0; i < 4; i += 1) {
+      const before = await reads();
+      codeOf(await authorize(agent));
+      await new Promise((done) => setTimeout(done, 20));
+      trips.push((await reads()) - before - 1);
+    }
+    assert.ok(Math.min(...trips) <= 3, `round trips per authorization: ${trips.join(', ')}`);
+  });
+
+  it('two authorizations in a row each give a code that redeems, and the session keeps its expiry', async () => {
+    // "Keep me signed in": a cookie with an expiry.
+    const agent = await signedIn('bob', { fields: { remember: 'yes' } });
+    // As if it was last written half a minute ago: moving its expiry on by that is not worth a write.
+    const stored = await storedSession(agent);
+    await raw.hset(sessionKey(agent), 'p', JSON.stringify({ ...stored, exp: stored.exp - 30 }));
+    const before = await storedSession(agent);
+    const first = codeOf(await authorize(agent));
+    const second = codeOf(await authorize(agent));
+    assert.notEqual(first.searchParams.get('code'), second.searchParams.get('code'));
+    const [one, two] = [await redeem(first), await redeem(second)];
+    assert.equal(one.claims()!.sub, two.claims()!.sub);
+    assert.equal(one.claims()!.sid, two.claims()!.sid);
+    assert.deepEqual(await storedSession(agent), before, 'nothing in the session changed, so it was not written');
+    // The cookie says the expiry the store has.
+    const cookie = agent.setCookies.filter((line) => line.startsWith('lk_session=')).at(-1)!;
+    assert.equal(Date.parse(/expires=([^;]+)/i.exec(cookie)![1]!) / 1000, before.exp);
+  });
+
+  it('a session whose expiry would move on by a minute or more is written again, and a change at once', async () => {
+    const agent = await signedIn('carol');
+    const stored = await storedSession(agent);
+    // As if it was last written two minutes ago.
+    await raw.hset(sessionKey(agent), 'p', JSON.stringify({ ...stored, exp: stored.exp - 120 }));
+    codeOf(await authorize(agent));
+    const moved = await storedSession(agent);
+    assert.ok(moved.exp >= stored.exp - 1, `expiry moved on: ${stored.exp - 120} → ${moved.exp}`);
+    assert.ok((await raw.ttl(sessionKey(agent))) > server.config.ttl.session - 60);
+    // As if ttl.session was longer when it was written: brought back to the setting now.
+    await raw.hset(sessionKey(agent), 'p', JSON.stringify({ ...moved, exp: moved.exp + 3600 }));
+    codeOf(await authorize(agent));
+    assert.ok((await storedSession(agent)).exp <= moved.exp + 60, 'expiry brought back to ttl.session from now');
+
+    // Another browser, signed in at Notes, then at the app, whose consent carol gave before: no
+    // consent page, a grant made from it, and the session's new app, all written with the code.
+    const other = await signedIn('carol', { app: notes });
+    const callback = codeOf(await authorize(other));
+    const changed = await storedSession(other);
+    assert.deepEqual(Object.keys(changed.authorizations).sort(), [NOTES.id, WEB.id]);
+    const grantId = changed.authorizations[WEB.id]!.grantId!;
+    assert.equal(await raw.exists(`lk:oidc:Grant:${grantId}`), 1);
+    const tokens = await redeem(callback);
+    assert.equal(tokens.claims()!.sid, (await redeem(codeOf(await authorize(other)))).claims()!.sid);
+  });
+
+  it('the account page shows where the other browser was last seen: its authorization just now', async () => {
+    const laptop = await signedIn('dave', { userAgent: SAFARI });
+    codeOf(await authorize(laptop, FIREFOX));
+    const phone = new Agent();
+    const page = await signInSteps(phone, await phone.follow(`${server.issuer}/account`), { username: 'dave', password: PASSWORD });
+    assert.equal(page.url, `${server.issuer}/account`);
+    const other = page.html.split('<div class="listed">').find((block) => block.includes('name="session"') && !block.includes('This browser'));
+    assert.ok(other, page.html);
+    assert.match(other, /Firefox 133 on Linux/, 'the browser of its last visit, not of its sign-in');
+    assert.doesNotMatch(other, /Safari/);
+  });
+
+  it('a person disabled since their last authorization is noticed at the next one: the session ends, the sign-in page shows', async () => {
+    const agent = await signedIn('erin');
+    codeOf(await authorize(agent));
+    const key = sessionKey(agent);
+    // Disabled without their sessions being ended (as a session the index does not know).
+    await server.accounts.setDisabled('erin', true);
+    const silent = await authorize(agent, SAFARI, { prompt: 'none' });
+    assert.equal(new URL(silent.headers.get('location')!).searchParams.get('error'), 'login_required');
+    assert.equal(await raw.exists(key), 0, 'the session is gone');
+    const page = await agent.follow(await authorizeUrl(), {}, REDIRECT);
+    assert.match(page.html, /name="password"/);
+    await server.accounts.setDisabled('erin', false);
+  });
+
+  it('a Redis that stops taking writes after the reads: 503 with Retry-After, no code; then it recovers', async () => {
+    const agent = await signedIn('alice');
+    codeOf(await authorize(agent));
+    // A replica of nothing: reads are served, every write is refused (READONLY).
+    await raw.replicaof('127.0.0.1', await freePort());
+    try {
+      const down = await authorize(agent);
+      assert.equal(down.status, 503);
+      assert.ok(Number(down.headers.get('retry-after')) > 0);
+      assert.equal(down.headers.get('location'), null);
+    } finally {
+      await raw.replicaof('NO', 'ONE');
+    }
+    await eventually(async () => assert.equal((await authorize(agent)).status, 303), 100);
+    const tokens = await redeem(codeOf(await authorize(agent)));
+    assert.ok(tokens.access_token);
+  });
+});
