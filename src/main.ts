@@ -53,6 +53,7 @@ import { RevocationList } from './revocation/list.js';
 import { UpstreamLinks } from './accounts/links.js';
 import { UpstreamClients } from './upstreams/client.js';
 import { UpstreamLogout } from './upstreams/logout.js';
+import { LogoutTokenReplays } from './upstreams/logout-tokens.js';
 import { PendingSignIns } from './upstreams/pending.js';
 import { Upstreams } from './upstreams/registry.js';
 import { FederatedSessions } from './upstreams/sessions.js';
@@ -270,6 +271,8 @@ export async function serve(config: Config, logger: Logger = createLogger(config
           links,
           federated,
           sessions,
+          logoutTokens: new LogoutTokenReplays(kv),
+          revokeGrant: (grantId) => grants.revoke(grantId),
           stateTtl: config.upstreams.stateTtl,
         },
         secondFactors,

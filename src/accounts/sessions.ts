@@ -23,6 +23,7 @@ import { AdapterIndexes } from '../store/adapter.js';
 import type { Kv } from '../store/kv.js';
 
 type Session = Awaited<ReturnType<Provider['Session']['get']>>;
+type RevokeGrant = (grantId: string) => Promise<unknown>;
 
 /** oidc-provider's own Client#backchannelLogout (what end_session calls), missing from its types. */
 interface LogsOut {
@@ -81,18 +82,26 @@ export class AccountSessions {
 
   /**
    * Signs one of a person's sessions out (the account page), by its uid, as signing out of every app
-   * on that device does (end_session with logout=yes): back-channel logout to its apps, each grant
-   * it made revoked with its tokens unless it outlives sign-out (offline access), then the session
-   * goes. False when the person has no such session.
+   * on that device does (end_session with logout=yes). False when the person has no such session.
    */
-  async signOut(accountId: string, uid: string, revokeGrant: (grantId: string) => Promise<unknown>): Promise<boolean> {
+  async signOut(accountId: string, uid: string, revokeGrant: RevokeGrant): Promise<boolean> {
     const session = await this.providers.current.Session.findByUid(uid);
     if (!session || session.accountId !== accountId) return false;
-    const grants = Object.values(session.authorizations ?? {}) as { grantId?: string; persistsLogout?: boolean }[];
-    await Promise.all(grants.map(({ grantId, persistsLogout }) => (grantId && !persistsLogout ? revokeGrant(grantId) : undefined)));
-    await this.end(session);
-    await new AdapterIndexes(this.kv).forgetSession(accountId, session.jti);
+    await this.signOutSession(session, revokeGrant);
     return true;
+  }
+
+  /**
+   * Ends a session as end_session does: each grant it made is revoked with its tokens unless it
+   * outlives sign-out (offline access; with `everyGrant`, those too: what was granted on the
+   * strength of a sign-in that is no longer trusted), back-channel logout to its apps, then the
+   * session goes.
+   */
+  async signOutSession(session: Session, revokeGrant: RevokeGrant, everyGrant = false): Promise<void> {
+    const grants = Object.values(session.authorizations ?? {}) as { grantId?: string; persistsLogout?: boolean }[];
+    await Promise.all(grants.map(({ grantId, persistsLogout }) => (grantId && (everyGrant || !persistsLogout) ? revokeGrant(grantId) : undefined)));
+    await this.end(session);
+    if (session.accountId) await new AdapterIndexes(this.kv).forgetSession(session.accountId, session.jti);
   }
 
   /** The session's person when they may still be signed in; otherwise the session is ended. */

@@ -26,12 +26,14 @@ import { freePort } from '../helpers/redis.js';
 import { startRelyingParty, type RelyingParty } from '../helpers/relying-party.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { isConsent } from '../helpers/sign-in.js';
+import { API, introspect, machineClient, RESOURCE_SERVERS } from '../helpers/tokens.js';
 import { UpstreamLinks } from '../../src/accounts/links.js';
 import { Upstreams } from '../../src/upstreams/registry.js';
 
 const SECRET = 'upstream-test-client-secret-with-plenty-of-entropy';
 const PASSWORD = 'a passphrase for the upstream';
 const BACKCHANNEL_EVENT = 'http://schemas.openid.net/event/backchannel-logout';
+const RS = { id: 'api', secret: 'api-resource-server-secret-with-entropy-012345' };
 
 type Mode = 'good' | 'forged' | 'expired' | 'audience' | 'nonce' | 'deny';
 
@@ -156,8 +158,9 @@ describe('e2e: sign in through an upstream OpenID Connect provider', function ()
       ownRedis: true,
       port: latchkeyPort,
       // `strict`: an app whose people must use a second factor (require_mfa), at app1's address.
-      clients: [client('app1', 'Notes', port1), client('app2', 'Photos', port2), { ...client('app1', 'Notes', port1), client_id: 'strict', require_mfa: true }],
-      env: { OUTBOUND_ALLOW_PRIVATE_NETWORKS: 'true', UPSTREAMS_TIMEOUT: '1' },
+      // `api` introspects the JWT access tokens of the API the apps may ask for (tokens.ts).
+      clients: [client('app1', 'Notes', port1), client('app2', 'Photos', port2), { ...client('app1', 'Notes', port1), client_id: 'strict', require_mfa: true }, machineClient(RS)],
+      env: { OUTBOUND_ALLOW_PRIVATE_NETWORKS: 'true', UPSTREAMS_TIMEOUT: '1', RESOURCE_SERVERS },
     });
     // Local accounts whose emails the upstream's bob and carol share.
     await latchkey.accounts.create('bob', 'bob has a local password', { email: 'bob@local.example', email_verified: true });
@@ -588,6 +591,52 @@ describe('e2e: sign in through an upstream OpenID Connect provider', function ()
       assert.doesNotMatch(await silent(), /error=login_required/, 'still signed in');
       assert.equal(await post(await fake.logoutToken({ sid: 'fake-sid-1' })), 200);
       assert.match(await silent(), /error=login_required/, 'signed out');
+    });
+
+    /**
+     * Signed in to app1 through the fake upstream as `sub` in upstream session `sid`: the browser,
+     * app1's tokens (a JWT access token for the API), and checks of what still works.
+     */
+    async function tokensThroughFake(sub: string, sid: string) {
+      fake.state.sid = sid;
+      const { browser, page, verifier } = await throughFake('app1', sub, { scope: 'openid read', resource: API });
+      const done = isConsent(page) ? await browser.submit(page, '/confirm', {}, app1Redirect()) : page;
+      assert.ok(done.url.startsWith(app1Redirect()), `expected to be back at the app, got ${done.status} ${done.url}`);
+      const config = await oidc.discovery(new URL(latchkey.issuer), 'app1', SECRET, oidc.ClientSecretBasic(SECRET), { execute: [oidc.allowInsecureRequests] });
+      const tokens = await oidc.authorizationCodeGrant(config, new URL(done.url), { pkceCodeVerifier: verifier }, { resource: API });
+      const active = async () => (await introspect(latchkey.url, RS, tokens.access_token)).active;
+      const silent = async () => {
+        const params = new URLSearchParams({ client_id: 'app1', response_type: 'code', scope: 'openid', redirect_uri: app1Redirect(), code_challenge: 'x'.repeat(43), code_challenge_method: 'S256', prompt: 'none' });
+        return (await browser.follow(`${latchkey.issuer}/auth?${params}`, {}, app1Redirect())).url;
+      };
+      return { browser, tokens, config, active, silent };
+    }
+
+    it("an upstream's logout token ends the session's access tokens too, as signing out there would (Back-Channel Logout §2.7)", async () => {
+      const { active, silent } = await tokensThroughFake('fake-person-bcl-tokens', 'fake-sid-tokens');
+      assert.equal(await active(), true);
+      const post = await fetch(`${latchkey.issuer}/upstream/fake/backchannel-logout`, { method: 'POST', body: new URLSearchParams({ logout_token: await fake.logoutToken({ sid: 'fake-sid-tokens' }) }) });
+      assert.equal(post.status, 200);
+      assert.match(await silent(), /error=login_required/, 'signed out');
+      assert.equal(await active(), false, 'the JWT access token issued in the session is revoked with its grant');
+    });
+
+    it('a logout token works once: its replay (same jti) is refused and a later session with the same upstream sid stays (Back-Channel Logout §2.6)', async () => {
+      const endpoint = `${latchkey.issuer}/upstream/fake/backchannel-logout`;
+      const post = async (token: string) => fetch(endpoint, { method: 'POST', body: new URLSearchParams({ logout_token: token }) });
+      const first = await tokensThroughFake('fake-person-replay', 'fake-sid-replay');
+      const token = await fake.logoutToken({ sid: 'fake-sid-replay' });
+      assert.equal((await post(token)).status, 200);
+      assert.match(await first.silent(), /error=login_required/, 'the first session ended');
+
+      const later = await tokensThroughFake('fake-person-replay', 'fake-sid-replay');
+      const replay = await post(token);
+      assert.equal(replay.status, 400);
+      assert.equal(((await replay.json()) as { error: string }).error, 'invalid_request');
+      assert.doesNotMatch(await later.silent(), /error=login_required/, 'the later session is still signed in');
+      assert.equal(await later.active(), true);
+      assert.equal((await post(await fake.logoutToken({ sid: 'fake-sid-replay' }))).status, 200, 'a new token (another jti) still works');
+      assert.match(await later.silent(), /error=login_required/);
     });
   });
 });
