@@ -213,6 +213,7 @@ export async function serve(config: Config, logger: Logger = createLogger(config
         grants,
         sessions,
         upstreams,
+        federated,
         secretRotationGrace: config.registration.secretRotationGrace,
         secondFactors,
         onSecondFactorsReset: (sub) => {

@@ -26,7 +26,7 @@ import { freePort } from '../helpers/redis.js';
 import { startRelyingParty, type RelyingParty } from '../helpers/relying-party.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { isConsent } from '../helpers/sign-in.js';
-import { API, introspect, machineClient, RESOURCE_SERVERS } from '../helpers/tokens.js';
+import { API, clientCredentialsToken, introspect, machineClient, RESOURCE_SERVERS } from '../helpers/tokens.js';
 import { UpstreamLinks } from '../../src/accounts/links.js';
 import { Upstreams } from '../../src/upstreams/registry.js';
 
@@ -34,6 +34,7 @@ const SECRET = 'upstream-test-client-secret-with-plenty-of-entropy';
 const PASSWORD = 'a passphrase for the upstream';
 const BACKCHANNEL_EVENT = 'http://schemas.openid.net/event/backchannel-logout';
 const RS = { id: 'api', secret: 'api-resource-server-secret-with-entropy-012345' };
+const OPS = { id: 'ops', secret: 'ops-client-secret-with-plenty-of-entropy-0123456789' };
 
 type Mode = 'good' | 'forged' | 'expired' | 'audience' | 'nonce' | 'deny';
 
@@ -150,6 +151,7 @@ describe('e2e: sign in through an upstream OpenID Connect provider', function ()
       client_secret: SECRET,
       client_name: name,
       redirect_uris: [`http://${id}.localhost:${port}/callback`],
+      grant_types: ['authorization_code', 'refresh_token'],
       post_logout_redirect_uris: [`http://${id}.localhost:${port}/signed-out`],
       backchannel_logout_uri: `http://127.0.0.1:${port}/backchannel-logout`,
       backchannel_logout_session_required: true,
@@ -159,9 +161,10 @@ describe('e2e: sign in through an upstream OpenID Connect provider', function ()
       port: latchkeyPort,
       // `strict`: an app whose people must use a second factor (require_mfa), at app1's address.
       // `api` introspects the JWT access tokens of the API the apps may ask for (tokens.ts).
-      clients: [client('app1', 'Notes', port1), client('app2', 'Photos', port2), { ...client('app1', 'Notes', port1), client_id: 'strict', require_mfa: true }, machineClient(RS)],
+      clients: [client('app1', 'Notes', port1), client('app2', 'Photos', port2), { ...client('app1', 'Notes', port1), client_id: 'strict', require_mfa: true }, machineClient(RS), machineClient(OPS, { scope: 'admin' })],
       env: { OUTBOUND_ALLOW_PRIVATE_NETWORKS: 'true', UPSTREAMS_TIMEOUT: '1', RESOURCE_SERVERS },
     });
+    await latchkey.apis.grant(OPS.id, `${latchkey.issuer}/admin`, { scopes: ['admin'] });
     // Local accounts whose emails the upstream's bob and carol share.
     await latchkey.accounts.create('bob', 'bob has a local password', { email: 'bob@local.example', email_verified: true });
     await latchkey.accounts.create('carol', 'carol has a local password', { email: 'carol@local.example', email_verified: true });
@@ -594,12 +597,13 @@ describe('e2e: sign in through an upstream OpenID Connect provider', function ()
     });
 
     /**
-     * Signed in to app1 through the fake upstream as `sub` in upstream session `sid`: the browser,
+     * Signed in to app1 through the fake upstream (or another id for it) as `sub` in upstream session `sid`: the browser,
      * app1's tokens (a JWT access token for the API), and checks of what still works.
      */
-    async function tokensThroughFake(sub: string, sid: string) {
+    async function tokensThroughFake(sub: string, sid: string, { upstream = 'fake', offline = false } = {}) {
       fake.state.sid = sid;
-      const { browser, page, verifier } = await throughFake('app1', sub, { scope: 'openid read', resource: API });
+      const scope = offline ? 'openid offline_access read' : 'openid read';
+      const { browser, page, verifier } = await throughFake('app1', sub, { scope, resource: API, upstream });
       const done = isConsent(page) ? await browser.submit(page, '/confirm', {}, app1Redirect()) : page;
       assert.ok(done.url.startsWith(app1Redirect()), `expected to be back at the app, got ${done.status} ${done.url}`);
       const config = await oidc.discovery(new URL(latchkey.issuer), 'app1', SECRET, oidc.ClientSecretBasic(SECRET), { execute: [oidc.allowInsecureRequests] });
@@ -637,6 +641,41 @@ describe('e2e: sign in through an upstream OpenID Connect provider', function ()
       assert.equal(await later.active(), true);
       assert.equal((await post(await fake.logoutToken({ sid: 'fake-sid-replay' }))).status, 200, 'a new token (another jti) still works');
       assert.match(await later.silent(), /error=login_required/);
+    });
+
+    it('removing an upstream (admin API) ends the sessions it signed in with every grant they made, offline access included; other sessions and the accounts stay', async () => {
+      const upstreams = new Upstreams(latchkey.kv, latchkey.config.keys.secrets);
+      await upstreams.add({ id: 'gone', issuer: fake.state.issuer, clientId: 'latchkey', clientSecret: SECRET, scope: 'openid', displayName: 'Gone', linkByEmail: false, endSession: false });
+      const through = await tokensThroughFake('fake-person-gone', 'fake-sid-gone', { upstream: 'gone', offline: true });
+      const elsewhere = await tokensThroughFake('fake-person-stays', 'fake-sid-stays', { offline: true });
+      assert.ok(through.tokens.refresh_token, 'offline access was granted');
+      assert.equal(await through.active(), true);
+
+      const token = await clientCredentialsToken(latchkey.url, OPS, `${latchkey.issuer}/admin`, 'admin');
+      const removed = await fetch(`${latchkey.url}/admin/upstreams/gone`, { method: 'DELETE', headers: { authorization: `Bearer ${token}` } });
+      assert.equal(removed.status, 204);
+
+      assert.match(await through.silent(), /error=login_required/, 'its session ended');
+      assert.equal(await through.active(), false, 'the JWT access token is revoked');
+      await assert.rejects(oidc.refreshTokenGrant(through.config, through.tokens.refresh_token!, { resource: API }), (error: Error) => {
+        assert.ok(error instanceof oidc.ResponseBodyError);
+        assert.equal(error.error, 'invalid_grant', 'the offline refresh token is revoked');
+        return true;
+      });
+      assert.doesNotMatch(await elsewhere.silent(), /error=login_required/, "another upstream's session stays");
+      assert.equal(await elsewhere.active(), true);
+      assert.ok(await oidc.refreshTokenGrant(elsewhere.config, elsewhere.tokens.refresh_token!, { resource: API }));
+
+      const link = await new UpstreamLinks(latchkey.kv, latchkey.accounts).find('gone', 'fake-person-gone');
+      assert.ok(link && (await latchkey.accounts.find(link.sub)), 'the account it made stays');
+      const params = new URLSearchParams({ client_id: 'app1', response_type: 'code', scope: 'openid', redirect_uri: app1Redirect(), code_challenge: 'x'.repeat(43), code_challenge_method: 'S256', upstream: 'gone' });
+      const signIn = await new Agent().follow(`${latchkey.issuer}/auth?${params}`);
+      assert.equal(signIn.status, 400, 'no sign-in through it');
+      assert.match(signIn.html, /there is no upstream provider/);
+      const logout = await fetch(`${latchkey.issuer}/upstream/gone/backchannel-logout`, { method: 'POST', body: new URLSearchParams({ logout_token: await fake.logoutToken({ sid: 'fake-sid-stays' }) }) });
+      assert.equal(logout.status, 400, 'nor logout through it');
+      const again = await fetch(`${latchkey.url}/admin/upstreams/gone`, { method: 'DELETE', headers: { authorization: `Bearer ${token}` } });
+      assert.equal(again.status, 404);
     });
   });
 });
