@@ -67,6 +67,29 @@ function assertion(key: { id: string; privateKey: KeyObject }, origin: string, c
   });
 }
 
+/**
+ * A registration response ("none" attestation) for `challenge` at `origin`, for the passkey `key`
+ * under the credential id `id` (its own, or one the attacker copied from someone else).
+ */
+function attestation(key: { publicKey: string }, id: string, origin: string, challenge: string) {
+  const clientData = Buffer.from(JSON.stringify({ type: 'webauthn.create', challenge, origin, crossOrigin: false }));
+  const credentialId = Buffer.from(id, 'base64url');
+  const idLength = Buffer.alloc(2);
+  idLength.writeUInt16BE(credentialId.length);
+  // rpIdHash, flags UP|UV|AT (0x45), counter 0, AAGUID (zeros), credential id, COSE public key.
+  const authData = Buffer.concat([createHash('sha256').update(new URL(origin).hostname).digest(), Buffer.from([0x45, 0, 0, 0, 0]), Buffer.alloc(16), idLength, credentialId, Buffer.from(key.publicKey, 'base64url')]);
+  assert.ok(authData.length < 256);
+  // CBOR by hand: {"fmt": "none", "attStmt": {}, "authData": bytes}.
+  const cbor = Buffer.concat([Buffer.from([0xa3, 0x63]), Buffer.from('fmt'), Buffer.from([0x64]), Buffer.from('none'), Buffer.from([0x67]), Buffer.from('attStmt'), Buffer.from([0xa0, 0x68]), Buffer.from('authData'), Buffer.from([0x58, authData.length]), authData]);
+  return JSON.stringify({
+    id,
+    rawId: id,
+    type: 'public-key',
+    clientExtensionResults: {},
+    response: { clientDataJSON: clientData.toString('base64url'), attestationObject: cbor.toString('base64url'), transports: ['internal'] },
+  });
+}
+
 const passkeyChallenge = (page: Page) => {
   const options = page.html.match(/data-options="([^"]+)"/)![1]!.replace(/&quot;/g, '"').replace(/&amp;/g, '&');
   return (JSON.parse(options) as { challenge: string }).challenge;
@@ -459,6 +482,52 @@ describe('attacks: second factor, step-up and the new endpoints (black box)', fu
     const other = await thief.submit(factor, '/passkey', { credential: assertion(hankKey, origin, passkeyChallenge(factor), hank.sub, 1) }, REDIRECT);
     assert.equal(other.status, 401);
     assert.ok(!other.url.startsWith(REDIRECT));
+  });
+
+  it("passkeys: a credential id already registered, to another person or to oneself, is refused at registration (WebAuthn L3 §7.1 step 26)", async () => {
+    const ivy = await server.accounts.create('ivy', PASSWORD);
+    await server.accounts.create('jack', PASSWORD);
+    const ivyKey = softPasskey();
+    await server.secondFactors.records.update(ivy.sub, (current) => ({
+      next: { ...current, passkeys: [...current.passkeys, { id: ivyKey.id, publicKey: ivyKey.publicKey, counter: 0, name: 'soft', deviceType: 'singleDevice', createdAt: 0 }] },
+      result: true,
+    }));
+    const origin = new URL(server.issuer).origin;
+    // ivy's credential id is known to anyone who gets her second-factor page (allowCredentials);
+    // she uses it once, as passkeys registered before the owner index existed are claimed then.
+    const agent = new Agent();
+    const { page } = await authorize(agent, 'app');
+    const used = await agent.submit(page, '/passkey', { credential: assertion(ivyKey, origin, passkeyChallenge(page), ivy.sub, 1) }, REDIRECT);
+    assert.ok(used.url.startsWith(REDIRECT) || isConsent(used), `ivy signed in with her passkey: ${used.status} ${used.url}`);
+
+    const jack = new Agent();
+    const accountPage = async () => {
+      const shown = await jack.follow(`${server.issuer}/account`);
+      return shown.url.endsWith('/account') ? shown : signInSteps(jack, shown, { username: 'jack', password: PASSWORD, login: 'required', consent: 'stop' });
+    };
+    const jackKey = softPasskey();
+    // jack's attacker key under ivy's credential id: a 409 with the account page, never a 500.
+    let shown = await accountPage();
+    const copied = await jack.submit(shown, '/account/passkeys/add', { name: 'copied', credential: attestation(jackKey, ivyKey.id, origin, passkeyChallenge(shown)) });
+    assert.equal(copied.status, 409);
+    assert.match(copied.html, /This passkey is registered already/);
+    const jackSub = (await server.accounts.findByUsername('jack'))!.sub;
+    assert.deepEqual((await server.secondFactors.records.read(jackSub)).passkeys, [], 'nothing was added to jack');
+    // The same attestation under a fresh id is a genuine registration: the refusal was the id's.
+    shown = await accountPage();
+    const own = await jack.submit(shown, '/account/passkeys/add', { name: 'own', credential: attestation(jackKey, jackKey.id, origin, passkeyChallenge(shown)) });
+    assert.equal(own.status, 200, own.html.slice(0, 300));
+    assert.match(own.html, /Passkey added/);
+    // Registering the same credential again on one's own account is refused too.
+    shown = await accountPage();
+    const twice = await jack.submit(shown, '/account/passkeys/add', { name: 'again', credential: attestation(jackKey, jackKey.id, origin, passkeyChallenge(shown)) });
+    assert.equal(twice.status, 409);
+    assert.equal((await server.secondFactors.records.read(jackSub)).passkeys.length, 1);
+    // Once ivy removes her passkey (here by an operator's reset), its id is free again.
+    await server.secondFactors.reset(ivy.sub);
+    shown = await accountPage();
+    const freed = await jack.submit(shown, '/account/passkeys/add', { name: 'freed', credential: attestation(jackKey, ivyKey.id, origin, passkeyChallenge(shown)) });
+    assert.equal(freed.status, 200, freed.html.slice(0, 300));
   });
 
   it("a client cannot lift its second-factor requirement itself: an RFC 7592 update without require_mfa keeps it (RFC 7592 §2.2, only an operator lowers it)", async () => {

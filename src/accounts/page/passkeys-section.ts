@@ -49,10 +49,13 @@ export function passkeysSection({ secondFactors, logger, metrics }: SecondFactor
       } catch {
         response = undefined;
       }
-      const added = response === undefined ? undefined : await secondFactors.passkeys.register(who.accountId, field(body, 'name'), response);
-      if (!added) {
+      const added = response === undefined ? 'unverified' : await secondFactors.passkeys.register(who.accountId, field(body, 'name'), response);
+      if (typeof added === 'string') {
         metrics.secondFactorEnrolments.inc({ method: 'passkey', action: 'failed' });
-        logger.info({ event: 'passkey.enrolment_failed', sub: who.accountId }, 'passkey not added');
+        logger.info({ event: 'passkey.enrolment_failed', sub: who.accountId, reason: added }, 'passkey not added');
+        if (added === 'already-registered') {
+          return page.show(ctx, who, { section: SECTION, error: 'This passkey is registered already. Each passkey can be added once: create a new one on your device.' }, 409);
+        }
         return page.show(ctx, who, { section: SECTION, error: 'The passkey could not be added. Try again.' }, 400);
       }
       metrics.secondFactorEnrolments.inc({ method: 'passkey', action: 'added' });
