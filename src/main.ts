@@ -12,6 +12,7 @@ import type { Provider } from 'oidc-provider';
 import { Accounts } from './accounts/accounts.js';
 import { Apis } from './apis/apis.js';
 import { AccountSessions } from './accounts/sessions.js';
+import { SessionCredentials } from './accounts/session-credentials.js';
 import { LoginThrottle } from './accounts/throttle.js';
 import { SecondFactors } from './accounts/second-factors.js';
 import { Sealer } from './keyring/sealing.js';
@@ -253,6 +254,7 @@ export async function serve(config: Config, logger: Logger = createLogger(config
         grants,
         consents,
         activity: new SessionActivity(kv, config.ttl.session),
+        credentials: new SessionCredentials(kv, config.ttl.session),
         logger,
         reauthenticateAfter: config.accounts.reauthenticateAfter,
       }),

@@ -7,6 +7,7 @@ import { errors, Provider, type AccountClaims, type Configuration, type KoaConte
 import { claimsFor, type Accounts } from '../accounts/accounts.js';
 import type { Apis } from '../apis/apis.js';
 import { AccountSessions } from '../accounts/sessions.js';
+import { SessionCredentials } from '../accounts/session-credentials.js';
 import { SessionActivity } from '../accounts/session-activity.js';
 import type { Config } from '../config.js';
 import type { Keyring } from '../keyring/keyring.js';
@@ -417,6 +418,8 @@ function applyPatches(
   provider.use(new AccountSessions(kv, { current: provider }, accounts).recheckAtAuthorization(provider));
   // Where each session was last seen, for the account page (see accounts/session-activity.ts).
   provider.use(new SessionActivity(kv, config.ttl.session).recordAtAuthorization(provider));
+  // Which credentials signed each session in, so that removing one ends them (see accounts/session-credentials.ts).
+  provider.use(new SessionCredentials(kv, config.ttl.session).recordAtSignIn(provider));
   // A sign-in through an upstream records which upstream signed the session in (upstreams/sessions.ts).
   provider.use(recordFederatedSessions(provider.pathFor('authorization'), federated));
   // ...and signing out of Latchkey everywhere goes on to the upstream's end_session_endpoint (see the patch).

@@ -530,6 +530,85 @@ describe('attacks: second factor, step-up and the new endpoints (black box)', fu
     assert.equal(freed.status, 200, freed.html.slice(0, 300));
   });
 
+  /** Whether `agent`'s session still signs it in to the app silently (prompt=none): "signed in", or the error. */
+  const silently = async (agent: Agent) => new URL((await authorize(agent, 'app', { prompt: 'none' })).page.url).searchParams.get('error') ?? 'signed in';
+  const userinfo = async (accessToken: string) => (await fetch(`${server.url}/me`, { headers: { authorization: `Bearer ${accessToken}` } })).status;
+
+  it('a stolen passkey removed on the account page: the other sessions it signed in end with their tokens; those of another passkey or a password stay (WebAuthn L3 §13.4.6)', async () => {
+    const kim = await server.accounts.create('kim', PASSWORD);
+    const origin = new URL(server.issuer).origin;
+    // A password-only session, from before kim had a passkey.
+    const byPassword = new Agent();
+    await signInSteps(byPassword, (await authorize(byPassword, 'app')).page, { username: 'kim', password: PASSWORD, login: 'required', stopAt: REDIRECT });
+    assert.equal(await silently(byPassword), 'signed in');
+    const [stolen, kept] = [softPasskey(), softPasskey()];
+    for (const key of [stolen, kept]) {
+      await server.secondFactors.records.update(kim.sub, (current) => ({
+        next: { ...current, passkeys: [...current.passkeys, { id: key.id, publicKey: key.publicKey, counter: 0, name: 'soft', deviceType: 'singleDevice', createdAt: 0 }] },
+        result: true,
+      }));
+    }
+    let counter = 1;
+    const withPasskey = async (key: ReturnType<typeof softPasskey>, agent: Agent, start: Promise<{ page: Page; verifier: string }>) => {
+      const { page, verifier } = await start;
+      // The password step is not shown: kim's passkey alone signs in (discoverable credential).
+      const done = await agent.submit(page, '/passkey', { credential: assertion(key, origin, passkeyChallenge(page), kim.sub, (counter += 1)) }, REDIRECT);
+      return { done, verifier };
+    };
+    // The thief's session, with the stolen passkey, and its access token.
+    const thief = new Agent();
+    const signedIn = await withPasskey(stolen, thief, authorize(thief, 'app'));
+    const thiefTokens = await tokensAt('app', signedIn.done, signedIn.verifier, thief);
+    assert.equal(await userinfo(thiefTokens.access_token), 200);
+    // kim's other device, with the other passkey; and kim on the account page, with it too.
+    const otherDevice = new Agent();
+    const other = await withPasskey(kept, otherDevice, authorize(otherDevice, 'app'));
+    await tokensAt('app', other.done, other.verifier, otherDevice);
+    const owner = new Agent();
+    const login = await owner.follow(`${server.issuer}/account`);
+    const account = await owner.submit(login, '/passkey', { credential: assertion(kept, origin, passkeyChallenge(login), kim.sub, (counter += 1)) });
+    assert.equal(new URL(account.url).pathname, '/account', `expected the account page, got ${account.status} ${account.url}`);
+
+    const removed = await owner.submit(account, '/account/passkeys/remove', { id: stolen.id });
+    assert.match(removed.url, /done=passkeys\.removed/);
+    assert.equal(await silently(thief), 'login_required', "the stolen passkey's session ended");
+    assert.equal(await userinfo(thiefTokens.access_token), 401, 'and its access token');
+    assert.equal(await silently(otherDevice), 'signed in', "the other passkey's session stays");
+    assert.equal(await silently(byPassword), 'signed in', 'the password session stays');
+    assert.equal(new URL((await owner.follow(`${server.issuer}/account`)).url).pathname, '/account', 'the session that removed it stays');
+  });
+
+  it('an authenticator app removed, or recovery codes made anew, on the account page: the other sessions its codes signed in end; others stay', async () => {
+    const lee = await server.accounts.create('lee', PASSWORD);
+    const secret = await enrolTotp('lee');
+    const [recoveryCode] = await server.secondFactors.recoveryCodes.generate(lee.sub);
+    /** Password and `factor` from the page `start` leads to; past the consent page, if one is shown. */
+    const withFactor = async (agent: Agent, start: Promise<Page>, factor: Record<string, string>) => {
+      const second = await signInSteps(agent, await start, { username: 'lee', password: PASSWORD, login: 'required', stopAt: REDIRECT });
+      const done = await agent.submit(second, '/second-factor', factor, REDIRECT);
+      return isConsent(done) ? agent.submit(done, '/confirm', {}, REDIRECT) : done;
+    };
+    const byCode = new Agent();
+    await withFactor(byCode, authorize(byCode, 'app').then(({ page }) => page), { method: 'totp', code: codeFor(secret, 0) });
+    const byRecovery = new Agent();
+    await withFactor(byRecovery, authorize(byRecovery, 'app').then(({ page }) => page), { method: 'recovery', code: recoveryCode! });
+    assert.equal(await silently(byCode), 'signed in');
+    assert.equal(await silently(byRecovery), 'signed in');
+    const owner = new Agent();
+    const account = await withFactor(owner, owner.follow(`${server.issuer}/account`), { method: 'totp', code: codeFor(secret, 1) });
+    assert.equal(new URL(account.url).pathname, '/account', `expected the account page, got ${account.status} ${account.url}`);
+
+    const removed = await owner.submit(account, '/account/authenticator/remove', {});
+    assert.match(removed.url, /done=authenticator\.removed/);
+    assert.equal(await silently(byCode), 'login_required', 'the session its code signed in ended');
+    assert.equal(await silently(byRecovery), 'signed in', "a recovery code's session stays");
+
+    const made = await owner.submit(removed, '/account/recovery-codes', {});
+    assert.equal(made.status, 200);
+    assert.equal(await silently(byRecovery), 'login_required', 'the session an old recovery code signed in ended');
+    assert.equal(new URL((await owner.follow(`${server.issuer}/account`)).url).pathname, '/account', 'the session that acted stays');
+  });
+
   it("a client cannot lift its second-factor requirement itself: an RFC 7592 update without require_mfa keeps it (RFC 7592 §2.2, only an operator lowers it)", async () => {
     const metadata = { redirect_uris: [REDIRECT], token_endpoint_auth_method: 'none' };
     const created = await fetch(`${server.url}/reg`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(metadata) });

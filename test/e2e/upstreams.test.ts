@@ -643,6 +643,17 @@ describe('e2e: sign in through an upstream OpenID Connect provider', function ()
       assert.match(await later.silent(), /error=login_required/);
     });
 
+    it('removing an upstream link on the account page ends the other sessions it signed in, with their tokens', async () => {
+      const other = await tokensThroughFake('fake-person-unlink', 'fake-sid-unlink');
+      const { browser, page, account } = await accountPageThroughFake('fake-person-unlink');
+      await latchkey.accounts.setPassword(account.username, 'a password of its own now');
+      const removed = await browser.submit(page, '/account/links/remove', {});
+      assert.equal(new URL(removed.url).search, '?done=links.removed');
+      assert.match(await other.silent(), /error=login_required/, 'the other session the link signed in ended');
+      assert.equal(await other.active(), false, 'and its access token');
+      assert.equal(new URL((await browser.follow(`${latchkey.issuer}/account`)).url).pathname, '/account', 'the session that removed it stays');
+    });
+
     it('removing an upstream (admin API) ends the sessions it signed in with every grant they made, offline access included; other sessions and the accounts stay', async () => {
       const upstreams = new Upstreams(latchkey.kv, latchkey.config.keys.secrets);
       await upstreams.add({ id: 'gone', issuer: fake.state.issuer, clientId: 'latchkey', clientSecret: SECRET, scope: 'openid', displayName: 'Gone', linkByEmail: false, endSession: false });

@@ -42,6 +42,7 @@ import { render } from '../../http/views.js';
 import { signedInPages, type Form } from '../../http/signed-in-pages.js';
 import type { ProviderInService } from '../../provider-in-service.js';
 import type { Account } from '../accounts.js';
+import type { SessionCredential, SessionCredentials } from '../session-credentials.js';
 import type { AccountSessions } from '../sessions.js';
 
 export { field, type Form } from '../../http/signed-in-pages.js';
@@ -113,6 +114,13 @@ export interface AccountPage {
   done(ctx: Context, section: string, key: string): void;
   /** A page of its own in the same look (e.g. something shown once): views/<view>.eta with the layout. */
   page(ctx: Context, view: string, data: Record<string, unknown>, status?: number): void;
+  /**
+   * After a credential was removed: ends the person's other sessions that `signedInWith` says were
+   * signed in with it (given the session's recorded credential, undefined for a session older than
+   * those records, and its `amr`), each with every grant it made (offline access too: they were
+   * granted on the strength of that credential) and back-channel logout. How many ended.
+   */
+  endSessionsSignedInWith(person: Person, signedInWith: (credential: SessionCredential | undefined, amr: readonly string[]) => boolean): Promise<number>;
 }
 
 const dateTime = new Intl.DateTimeFormat('en-GB', { dateStyle: 'medium', timeStyle: 'short', timeZone: 'UTC' });
@@ -130,9 +138,13 @@ interface Options {
   readonly csrfKey: string;
   /** accounts.reauthenticateAfter: seconds a sign-in counts as recent. */
   readonly reauthenticateAfter: number;
+  /** Which credentials signed each session in. */
+  readonly credentials: SessionCredentials;
+  /** Revokes a grant with its tokens. */
+  readonly revokeGrant: (grantId: string) => Promise<unknown>;
 }
 
-export function accountPage({ providers, sessions, csrfKey, reauthenticateAfter }: Options): AccountPage {
+export function accountPage({ providers, sessions, csrfKey, reauthenticateAfter, credentials, revokeGrant }: Options): AccountPage {
   const router = new Router({ prefix: ACCOUNT_PATH });
   const form = bodyParser({ enableTypes: ['form'], formLimit: '16kb', encoding: 'utf-8' });
   const csrf = csrfTokens(csrfKey, 'account');
@@ -194,10 +206,22 @@ export function accountPage({ providers, sessions, csrfKey, reauthenticateAfter 
     ctx.redirect(`${ACCOUNT_PATH}?done=${encodeURIComponent(`${section}.${key}`)}#${encodeURIComponent(section)}`);
   }
 
+  async function endSessionsSignedInWith(person: Person, signedInWith: (credential: SessionCredential | undefined, amr: readonly string[]) => boolean) {
+    const others = (await sessions.list(person.accountId)).filter((session) => session.uid !== person.sessionUid);
+    const ended = await Promise.all(
+      others.map(async (session) => {
+        if (!signedInWith(await credentials.of(session.uid), session.amr ?? [])) return false;
+        await sessions.signOutSession(session, revokeGrant, true);
+        return true;
+      }),
+    );
+    return ended.filter(Boolean).length;
+  }
+
   function addSection(section: AccountSection) {
     sections.push(section);
     sections.sort((a, b) => a.order - b.order);
   }
 
-  return { router, form, csrf, addSection, signedIn, personRequired, submitted, recentlySubmitted, recent, show, done, page };
+  return { router, form, csrf, addSection, signedIn, personRequired, submitted, recentlySubmitted, recent, show, done, page, endSessionsSignedInWith };
 }
