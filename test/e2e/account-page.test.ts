@@ -144,6 +144,10 @@ describe('e2e: the account page', function () {
     const tokens = await notesSignIn(browser, 'alice');
     const grant = String(decodeJwt(tokens.access_token)[GRANT_CLAIM]);
     assert.equal((await introspect(server.url, RS, tokens.access_token)).active, true);
+    // An opaque access token of the same grant (for userinfo: a refresh without a resource).
+    const refreshed = await oidc.refreshTokenGrant(notes, tokens.refresh_token!);
+    const userinfo = async () => (await fetch(`${server.url}/me`, { headers: { authorization: `Bearer ${refreshed.access_token}` } })).status;
+    assert.equal(await userinfo(), 200);
 
     const { agent, page } = await signIn('alice');
     assert.match(page.html, /<strong>Orange Notes<\/strong>/);
@@ -156,12 +160,13 @@ describe('e2e: the account page', function () {
     assert.match(done.html, /Access withdrawn/);
     assert.match(done.html, /No app has access to your account/);
 
-    await assert.rejects(oidc.refreshTokenGrant(notes, tokens.refresh_token!, { resource: API }), (error: Error) => {
+    await assert.rejects(oidc.refreshTokenGrant(notes, refreshed.refresh_token!, { resource: API }), (error: Error) => {
       assert.ok(error instanceof oidc.ResponseBodyError);
       assert.equal(error.error, 'invalid_grant');
       return true;
     });
     assert.equal((await introspect(server.url, RS, tokens.access_token)).active, false);
+    assert.equal(await userinfo(), 401, 'the opaque access token is gone with its grant');
     assert.ok((await readFeed()).some((entry) => entry.type === 'grant' && entry.gid === grant), 'the grant is on the revocation feed');
 
     const again = await authorize(browser);
