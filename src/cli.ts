@@ -697,12 +697,16 @@ mfa
 
 mfa
   .command('reset <username>')
-  .description('remove every second factor of a person (e.g. a lost phone): they sign in with their password and set one up again')
+  .description('remove every second factor of a person (e.g. a lost phone), ending the sessions signed in with one: they sign in with their password and set one up again')
   .action(async (username: string) =>
     withStore(async (kv, settings) => {
       const { account, factors } = await secondFactorsOf(kv, settings, username);
       await factors.reset(account.sub);
-      console.log(`reset the second factors of ${account.username}`);
+      // As the admin API does: the sessions the factors signed in end, with their grants.
+      const opened = await sessionsOn(kv, settings);
+      const [{ SessionCredentials }, { withSecondFactor }, revocation] = await Promise.all([import('./accounts/session-credentials.js'), import('./accounts/sessions.js'), grantRevocation(kv, settings)]);
+      const ended = opened ? await opened.sessions.endSignedInWith(account.sub, new SessionCredentials(kv, settings.ttl.session), withSecondFactor, (grantId) => revocation.revoke(grantId)) : 0;
+      console.log(`reset the second factors of ${account.username}; ended ${ended} session${ended === 1 ? '' : 's'} signed in with them`);
     }),
   );
 

@@ -180,6 +180,7 @@ export async function serve(config: Config, logger: Logger = createLogger(config
   const clients = new Clients(kv, providers, apis);
   const grants = new GrantRevocation(kv, revocations);
   const sessions = new AccountSessions(kv, providers, accounts);
+  const credentials = new SessionCredentials(kv, config.ttl.session);
 
   const mfaSections = { secondFactors, logger, metrics };
   const links = new UpstreamLinks(kv, accounts);
@@ -215,6 +216,7 @@ export async function serve(config: Config, logger: Logger = createLogger(config
         sessions,
         upstreams,
         federated,
+        credentials,
         secretRotationGrace: config.registration.secretRotationGrace,
         secondFactors,
         onSecondFactorsReset: (sub) => {
@@ -254,7 +256,7 @@ export async function serve(config: Config, logger: Logger = createLogger(config
         grants,
         consents,
         activity: new SessionActivity(kv, config.ttl.session),
-        credentials: new SessionCredentials(kv, config.ttl.session),
+        credentials,
         logger,
         reauthenticateAfter: config.accounts.reauthenticateAfter,
       }),

@@ -19,11 +19,18 @@ import type { Context, Middleware } from 'koa';
 import type { Provider } from 'oidc-provider';
 import type { ProviderInService } from '../provider-in-service.js';
 import type { Account, Accounts } from './accounts.js';
+import type { SessionCredential, SessionCredentials } from './session-credentials.js';
 import { AdapterIndexes } from '../store/adapter.js';
 import type { Kv } from '../store/kv.js';
 
 type Session = Awaited<ReturnType<Provider['Session']['get']>>;
 type RevokeGrant = (grantId: string) => Promise<unknown>;
+/** Whether a session was signed in with a credential: its recorded credential (undefined for one older than those records) and its amr. */
+export type SignedInWith = (credential: SessionCredential | undefined, amr: readonly string[]) => boolean;
+
+/** A session signed in with any second factor (what an operator's reset removes); older ones by amr. */
+export const withSecondFactor: SignedInWith = (used, amr) =>
+  used ? used.methods.some((method) => method !== 'password' && method !== 'federated') : amr.includes('mfa') || amr.includes('hwk') || amr.includes('swk');
 
 /** oidc-provider's own Client#backchannelLogout (what end_session calls), missing from its types. */
 interface LogsOut {
@@ -102,6 +109,23 @@ export class AccountSessions {
     await Promise.all(grants.map(({ grantId, persistsLogout }) => (grantId && (everyGrant || !persistsLogout) ? revokeGrant(grantId) : undefined)));
     await this.end(session);
     if (session.accountId) await new AdapterIndexes(this.kv).forgetSession(session.accountId, session.jti);
+  }
+
+  /**
+   * After a credential was removed: ends the person's sessions (but `except`, the one acting) that
+   * `signedInWith` says were signed in with it, each with every grant it made (offline access too:
+   * they were granted on the strength of that credential). How many ended.
+   */
+  async endSignedInWith(accountId: string, credentials: SessionCredentials, signedInWith: SignedInWith, revokeGrant: RevokeGrant, except?: string): Promise<number> {
+    const sessions = (await this.list(accountId)).filter((session) => session.uid !== except);
+    const ended = await Promise.all(
+      sessions.map(async (session) => {
+        if (!signedInWith(await credentials.of(session.uid), session.amr ?? [])) return false;
+        await this.signOutSession(session, revokeGrant, true);
+        return true;
+      }),
+    );
+    return ended.filter(Boolean).length;
   }
 
   /** The session's person when they may still be signed in; otherwise the session is ended. */

@@ -18,6 +18,7 @@ import { underPrefix } from '../http/under-prefix.js';
 import type { Accounts } from '../accounts/accounts.js';
 import type { Apis } from '../apis/apis.js';
 import type { AccountSessions } from '../accounts/sessions.js';
+import type { SessionCredentials } from '../accounts/session-credentials.js';
 import type { GrantRevocation } from '../revocation/grants.js';
 import type { Clients } from './clients.js';
 import { adminResourceServer } from '../apis/admin-resource.js';
@@ -49,6 +50,8 @@ interface Options {
   readonly federated: FederatedSessions;
   /** Passkeys, authenticator apps, recovery codes: listed and reset by operators. */
   readonly secondFactors: SecondFactors;
+  /** Which credentials signed each session in (a reset ends the sessions the factors signed in). */
+  readonly credentials: SessionCredentials;
   /** Called after an operator reset a person's second factors (for the log and metrics). */
   readonly onSecondFactorsReset: (sub: string) => void;
 }
@@ -58,7 +61,7 @@ export function adminApi(options: Options): Middleware {
 }
 
 /** The admin API's routes (its OpenAPI test lists them). */
-export function adminRouter({ issuer, providers, clients, accounts, apis, grants, sessions, secretRotationGrace, upstreams, federated, secondFactors, onSecondFactorsReset }: Options): Router {
+export function adminRouter({ issuer, providers, clients, accounts, apis, grants, sessions, secretRotationGrace, upstreams, federated, secondFactors, credentials, onSecondFactorsReset }: Options): Router {
   const audience = adminResourceServer(issuer).identifier;
   const router = new Router({ prefix: '/admin' });
   const json = bodyParser({ enableTypes: ['json'], jsonLimit: '64kb', encoding: 'utf-8' });
@@ -100,7 +103,7 @@ export function adminRouter({ issuer, providers, clients, accounts, apis, grants
   });
 
   clientRoutes(router, { clients, secretRotationGrace, read, write, json });
-  userRoutes(router, { accounts, grants, sessions, secondFactors, onReset: onSecondFactorsReset, read, write, json });
+  userRoutes(router, { accounts, grants, sessions, secondFactors, credentials, onReset: onSecondFactorsReset, read, write, json });
   apiRoutes(router, { providers, apis, read, write, json });
   const remove = (id: string) =>
     removeUpstream(id, {

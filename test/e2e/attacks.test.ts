@@ -609,6 +609,24 @@ describe('attacks: second factor, step-up and the new endpoints (black box)', fu
     assert.equal(new URL((await owner.follow(`${server.issuer}/account`)).url).pathname, '/account', 'the session that acted stays');
   });
 
+  it("an operator's reset of a person's second factors (a lost phone) ends the sessions they signed in; a password-only one stays", async () => {
+    await server.accounts.create('mia', PASSWORD);
+    const byPassword = new Agent();
+    await signInSteps(byPassword, (await authorize(byPassword, 'app')).page, { username: 'mia', password: PASSWORD, login: 'required', stopAt: REDIRECT });
+    const secret = await enrolTotp('mia');
+    const byCode = new Agent();
+    const second = await signInSteps(byCode, (await authorize(byCode, 'app')).page, { username: 'mia', password: PASSWORD, login: 'required', stopAt: REDIRECT });
+    const done = await byCode.submit(second, '/second-factor', { method: 'totp', code: codeFor(secret, 0) }, REDIRECT);
+    if (isConsent(done)) await byCode.submit(done, '/confirm', {}, REDIRECT);
+    assert.equal(await silently(byCode), 'signed in');
+    assert.equal(await silently(byPassword), 'signed in');
+
+    const reset = await admin('/users/mia/mfa/reset', { method: 'POST' });
+    assert.equal(reset.status, 200);
+    assert.equal(await silently(byCode), 'login_required', 'the session the lost factor signed in ended');
+    assert.equal(await silently(byPassword), 'signed in', 'the password-only session stays');
+  });
+
   it("a client cannot lift its second-factor requirement itself: an RFC 7592 update without require_mfa keeps it (RFC 7592 §2.2, only an operator lowers it)", async () => {
     const metadata = { redirect_uris: [REDIRECT], token_endpoint_auth_method: 'none' };
     const created = await fetch(`${server.url}/reg`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(metadata) });

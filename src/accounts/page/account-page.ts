@@ -42,8 +42,8 @@ import { render } from '../../http/views.js';
 import { signedInPages, type Form } from '../../http/signed-in-pages.js';
 import type { ProviderInService } from '../../provider-in-service.js';
 import type { Account } from '../accounts.js';
-import type { SessionCredential, SessionCredentials } from '../session-credentials.js';
-import type { AccountSessions } from '../sessions.js';
+import type { SessionCredentials } from '../session-credentials.js';
+import type { AccountSessions, SignedInWith } from '../sessions.js';
 
 export { field, type Form } from '../../http/signed-in-pages.js';
 
@@ -120,7 +120,7 @@ export interface AccountPage {
    * those records, and its `amr`), each with every grant it made (offline access too: they were
    * granted on the strength of that credential) and back-channel logout. How many ended.
    */
-  endSessionsSignedInWith(person: Person, signedInWith: (credential: SessionCredential | undefined, amr: readonly string[]) => boolean): Promise<number>;
+  endSessionsSignedInWith(person: Person, signedInWith: SignedInWith): Promise<number>;
 }
 
 const dateTime = new Intl.DateTimeFormat('en-GB', { dateStyle: 'medium', timeStyle: 'short', timeZone: 'UTC' });
@@ -206,17 +206,8 @@ export function accountPage({ providers, sessions, csrfKey, reauthenticateAfter,
     ctx.redirect(`${ACCOUNT_PATH}?done=${encodeURIComponent(`${section}.${key}`)}#${encodeURIComponent(section)}`);
   }
 
-  async function endSessionsSignedInWith(person: Person, signedInWith: (credential: SessionCredential | undefined, amr: readonly string[]) => boolean) {
-    const others = (await sessions.list(person.accountId)).filter((session) => session.uid !== person.sessionUid);
-    const ended = await Promise.all(
-      others.map(async (session) => {
-        if (!signedInWith(await credentials.of(session.uid), session.amr ?? [])) return false;
-        await sessions.signOutSession(session, revokeGrant, true);
-        return true;
-      }),
-    );
-    return ended.filter(Boolean).length;
-  }
+  const endSessionsSignedInWith = (person: Person, signedInWith: SignedInWith) =>
+    sessions.endSignedInWith(person.accountId, credentials, signedInWith, revokeGrant, person.sessionUid);
 
   function addSection(section: AccountSection) {
     sections.push(section);
