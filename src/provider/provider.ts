@@ -41,7 +41,7 @@ import { settleDeferredConsumption } from './patches/deferred-consumption.js';
 import { refuseHintsOfRevokedKeys } from './patches/revoked-key-hints.js';
 import { ADMIN_SCOPES } from '../apis/admin-resource.js';
 import { acceptPreviousSecrets } from './patches/previous-secrets.js';
-import { resolveClientMetadataDocuments } from './patches/client-metadata-documents.js';
+import { clientResolves, resolveClientMetadataDocuments } from './patches/client-metadata-documents.js';
 import { ClientMetadataDocuments } from '../registration/client-metadata-documents.js';
 import { ClientMetadataDocumentCache } from '../store/client-metadata-documents.js';
 import { createOutboundFetch } from '../http/outbound.js';
@@ -307,14 +307,15 @@ function features({ config, apis, revocations, logoutPages, devicePages }: Provi
         // RFC 7662 §4: a client learns only about its own tokens and those meant for an API it serves
         // as by an operator's grant; for any other token the answer is {"active": false}.
         // A token of a deleted client is not introspectable either (revocation/opaque-introspection.ts);
-        // both are read in one round trip.
-        allowedPolicy: async (_ctx, caller, token) => {
+        // both are read in one round trip. Nor one of a client whose metadata document is gone.
+        allowedPolicy: async (ctx, caller, token) => {
           const { clientId, aud, scope, kind, iat } = token as unknown as { clientId?: string; aud?: unknown; scope?: string; kind: string; iat?: number };
-          const [allowed, deleted] = await Promise.all([
+          const [allowed, deleted, resolves] = await Promise.all([
             mayIntrospect(apis, caller, { clientId, aud, scope, clientCredentials: kind === 'ClientCredentials' }),
             ofDeletedClient(revocations, clientId, iat),
+            clientResolves(ctx.oidc.provider, clientId, config.outbound.allowPrivateNetworks),
           ]);
-          return allowed && !deleted;
+          return allowed && !deleted && resolves;
         },
       },
       revocation: {
@@ -438,14 +439,14 @@ function applyPatches(
       keys: verifier,
       list: revocations,
       clockTolerance: CLOCK_TOLERANCE,
-      mayIntrospect: (caller, claims) =>
-        mayIntrospect(apis, caller, {
+      mayIntrospect: async (caller, claims) =>
+        (await mayIntrospect(apis, caller, {
           clientId: claims.client_id,
           aud: claims.aud,
           scope: claims.scope,
           // A person's token carries the grant claim and their sub; a client's own carries neither.
           clientCredentials: claims[GRANT_CLAIM] === undefined && claims.sub === claims.client_id,
-        }),
+        })) && clientResolves(provider, claims.client_id, config.outbound.allowPrivateNetworks),
     }),
   );
   // Innermost: a token request's consumption and new records go out together (see the patch).
