@@ -224,21 +224,29 @@ describe('e2e: the account page', function () {
     assert.equal(sessionsOn((await signIn('bob')).page).length, 2, 'bob’s session is still there (and the one just made)');
   });
 
-  it('changing the password: the old one stops working, and the other sessions are signed out unless the person unticks it', async () => {
+  it('changing the password: the old one stops working, and the other sessions are signed out with what they were granted (offline access too) unless the person unticks it', async () => {
     const kept = await signIn('erin');
+    // Another device where erin let Notes in with offline access (a refresh token).
+    let refreshToken = (await notesSignIn(new Agent(), 'erin')).refresh_token!;
     const { agent, page } = await signIn('erin');
     const first = await agent.submit(page, '/password', { current_password: PASSWORD, new_password: 'second password', confirm_password: 'second password', });
     assert.equal(first.url, `${server.issuer}/account?done=password.changed#password`);
     assert.match(first.html, /Your password has been changed\./);
     assert.equal(await server.accounts.verify('erin', PASSWORD), undefined, 'the old password no longer signs in');
     assert.ok(await server.accounts.verify('erin', 'second password'));
-    assert.equal(sessionsOn(await kept.agent.follow(`${server.issuer}/account`)).length, 2, 'unticked: the other session stays');
+    assert.equal(sessionsOn(await kept.agent.follow(`${server.issuer}/account`)).length, 3, 'unticked: the other sessions stay');
+    refreshToken = (await oidc.refreshTokenGrant(notes, refreshToken, { resource: API })).refresh_token!;
 
     assert.match(first.html, /name="sign_out_others" value="yes" checked/, 'ticked unless the person unticks it');
     const second = await agent.submit(first, '/password', { current_password: 'second password', new_password: 'third password', confirm_password: 'third password', sign_out_others: 'yes' });
     assert.match(second.html, /Your password has been changed, and every other session is signed out/);
     assert.equal(sessionsOn(second).length, 1);
     assert.ok(isLogin(await kept.agent.follow(`${server.issuer}/account`)), 'the other browser must sign in again');
+    await assert.rejects(oidc.refreshTokenGrant(notes, refreshToken, { resource: API }), (error: Error) => {
+      assert.ok(error instanceof oidc.ResponseBodyError);
+      assert.equal(error.error, 'invalid_grant', "the other device's offline access ended with its session");
+      return true;
+    });
   });
 
   it('refuses a form without its CSRF token, or with another session’s, and any POST from a stranger', async () => {
