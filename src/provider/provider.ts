@@ -422,7 +422,7 @@ function applyPatches(
   // Which credentials signed each session in, so that removing one ends them (see accounts/session-credentials.ts).
   provider.use(new SessionCredentials(kv, config.ttl.session).recordAtSignIn(provider));
   // A sign-in through an upstream records which upstream signed the session in (upstreams/sessions.ts).
-  provider.use(recordFederatedSessions(provider.pathFor('authorization'), federated));
+  provider.use(recordFederatedSessions([provider.pathFor('authorization'), provider.pathFor('code_verification')], federated));
   // ...and signing out of Latchkey everywhere goes on to the upstream's end_session_endpoint (see the patch).
   provider.use(upstreamEndSession((uid, destination) => upstreamLogout.redirectFor(uid, destination)));
   provider.use(offlineAccessPrompt(provider.pathFor('authorization')));

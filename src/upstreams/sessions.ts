@@ -67,14 +67,17 @@ export class FederatedSessions {
 }
 
 /**
- * provider.use middleware: when a sign-in through an upstream resumes the authorization request
- * (the interaction result carries `upstream`, see interactions/upstream.ts), the session it signed
- * in is recorded with its upstream, once the engine has saved it.
+ * provider.use middleware: when a sign-in through an upstream resumes the authorization request or
+ * the device flow's verification (RFC 8628; `resumePaths`), the interaction result carrying
+ * `upstream` (see interactions/upstream.ts), the session it signed in is recorded with its
+ * upstream, once the engine has saved it.
  */
-export function recordFederatedSessions(authorizationPath: string, federated: FederatedSessions) {
+export function recordFederatedSessions(resumePaths: readonly string[], federated: FederatedSessions) {
   return async (ctx: { path: string; oidc?: unknown }, next: () => Promise<unknown>): Promise<void> => {
     await next();
-    if (!ctx.path.startsWith(`${authorizationPath}/`)) return;
+    // Before, only the authorization request's: a device approved after an upstream sign-in had a
+    // session its upstream's logout (and removal) did not find.
+    if (!resumePaths.some((path) => ctx.path.startsWith(`${path}/`))) return;
     const oidc = ctx.oidc as { result?: { login?: { accountId?: string }; upstream?: FederatedSession }; session?: { uid?: string; accountId?: string } } | undefined;
     const upstream = oidc?.result?.upstream;
     const session = oidc?.session;

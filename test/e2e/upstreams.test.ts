@@ -35,6 +35,8 @@ const PASSWORD = 'a passphrase for the upstream';
 const BACKCHANNEL_EVENT = 'http://schemas.openid.net/event/backchannel-logout';
 const RS = { id: 'api', secret: 'api-resource-server-secret-with-entropy-012345' };
 const OPS = { id: 'ops', secret: 'ops-client-secret-with-plenty-of-entropy-0123456789' };
+/** A device (RFC 8628) whose person signs in at /device. */
+const TV = { client_id: 'tv', application_type: 'native', token_endpoint_auth_method: 'none', grant_types: ['urn:ietf:params:oauth:grant-type:device_code'], response_types: [], redirect_uris: [] };
 
 type Mode = 'good' | 'forged' | 'expired' | 'audience' | 'nonce' | 'deny';
 
@@ -161,7 +163,7 @@ describe('e2e: sign in through an upstream OpenID Connect provider', function ()
       port: latchkeyPort,
       // `strict`: an app whose people must use a second factor (require_mfa), at app1's address.
       // `api` introspects the JWT access tokens of the API the apps may ask for (tokens.ts).
-      clients: [client('app1', 'Notes', port1), client('app2', 'Photos', port2), { ...client('app1', 'Notes', port1), client_id: 'strict', require_mfa: true }, machineClient(RS), machineClient(OPS, { scope: 'admin' })],
+      clients: [client('app1', 'Notes', port1), client('app2', 'Photos', port2), { ...client('app1', 'Notes', port1), client_id: 'strict', require_mfa: true }, machineClient(RS), machineClient(OPS, { scope: 'admin' }), TV],
       env: { OUTBOUND_ALLOW_PRIVATE_NETWORKS: 'true', UPSTREAMS_TIMEOUT: '1', RESOURCE_SERVERS },
     });
     await latchkey.apis.grant(OPS.id, `${latchkey.issuer}/admin`, { scopes: ['admin'] });
@@ -623,6 +625,31 @@ describe('e2e: sign in through an upstream OpenID Connect provider', function ()
       assert.equal(post.status, 200);
       assert.match(await silent(), /error=login_required/, 'signed out');
       assert.equal(await active(), false, 'the JWT access token issued in the session is revoked with its grant');
+    });
+
+    it("a device approved after signing in through the upstream: the upstream's logout ends that session and the device's tokens (RFC 8628)", async () => {
+      fake.state.mode = 'good';
+      fake.state.sub = 'fake-person-device';
+      fake.state.sid = 'fake-sid-device';
+      const started = await fetch(`${latchkey.issuer}/device/auth`, { method: 'POST', body: new URLSearchParams({ client_id: 'tv', scope: 'openid' }) });
+      const { user_code: userCode, device_code: deviceCode } = (await started.json()) as { user_code: string; device_code: string };
+      const browser = new Agent();
+      const entry = await browser.follow(`${latchkey.issuer}/device`);
+      const confirm = await browser.submit(entry, '/device', { user_code: userCode });
+      const login = await browser.submit(confirm, '/device', { confirm: 'yes' });
+      assert.ok(login.html.includes('/upstream/fake'), `expected the login page with the upstream, got ${login.status} ${login.url}`);
+      let done = await browser.submit(login, '/upstream/fake', {});
+      if (isConsent(done)) done = await browser.submit(done, '/confirm', {});
+      assert.equal(done.status, 200, `${done.status} ${done.url}`);
+      const poll = await fetch(`${latchkey.issuer}/token`, { method: 'POST', body: new URLSearchParams({ grant_type: 'urn:ietf:params:oauth:grant-type:device_code', device_code: deviceCode, client_id: 'tv' }) });
+      const tokens = (await poll.json()) as { access_token?: string; error?: string };
+      assert.ok(tokens.access_token, `the device got tokens: ${JSON.stringify(tokens)}`);
+      const userinfo = async () => (await fetch(`${latchkey.issuer}/me`, { headers: { authorization: `Bearer ${tokens.access_token}` } })).status;
+      assert.equal(await userinfo(), 200);
+
+      const post = await fetch(`${latchkey.issuer}/upstream/fake/backchannel-logout`, { method: 'POST', body: new URLSearchParams({ logout_token: await fake.logoutToken({ sid: 'fake-sid-device' }) }) });
+      assert.equal(post.status, 200);
+      assert.equal(await userinfo(), 401, "the device's access token ended with the session that approved it");
     });
 
     it('a logout token works once: its replay (same jti) is refused and a later session with the same upstream sid stays (Back-Channel Logout §2.6)', async () => {
