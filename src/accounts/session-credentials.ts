@@ -16,12 +16,17 @@ import type { Middleware } from 'koa';
 import type { Method } from './assurance.js';
 import type { Kv } from '../store/kv.js';
 
+/**
+ * What signed a session in. A session signed in again (prompt=login, the account page's "sign in
+ * again") keeps its uid: the record then holds every sign-in's credentials, since what was granted
+ * after the first still rests on it.
+ */
 export interface SessionCredential {
   readonly methods: readonly Method[];
-  /** The passkey's credential id, when a passkey was used. */
-  readonly passkey?: string;
-  /** The upstream link ("<upstream>:<upstream sub>", as the account page names it), when an upstream signed in. */
-  readonly link?: string;
+  /** The credential ids of the passkeys used. */
+  readonly passkeys?: readonly string[];
+  /** The upstream links used ("<upstream>:<upstream sub>", as the account page names them). */
+  readonly links?: readonly string[];
 }
 
 /** Where, in the interaction's result, a finished sign-in leaves its credential (interactions/sign-in-result.ts). */
@@ -37,7 +42,14 @@ export class SessionCredentials {
   ) {}
 
   async record(sessionUid: string, credential: SessionCredential): Promise<void> {
-    await this.kv.set(key(sessionUid), JSON.stringify(credential), { ttl: this.ttl });
+    const before = await this.of(sessionUid);
+    const union = <T>(a: readonly T[] = [], b: readonly T[] = []) => [...new Set([...a, ...b])];
+    const merged: SessionCredential = {
+      methods: union(before?.methods, credential.methods),
+      ...(before?.passkeys || credential.passkeys ? { passkeys: union(before?.passkeys, credential.passkeys) } : {}),
+      ...(before?.links || credential.links ? { links: union(before?.links, credential.links) } : {}),
+    };
+    await this.kv.set(key(sessionUid), JSON.stringify(merged), { ttl: this.ttl });
   }
 
   /** Undefined for a session signed in before these were recorded. */

@@ -23,7 +23,7 @@ export async function finishSignIn(
   passkey?: string,
 ): Promise<void> {
   const { acr, amr } = assurance(methods);
-  const credential: SessionCredential = { methods, ...(passkey && { passkey }), ...(upstream && { link: `${upstream.upstream}:${upstream.sub}` }) };
+  const credential: SessionCredential = { methods, ...(passkey && { passkeys: [passkey] }), ...(upstream && { links: [`${upstream.upstream}:${upstream.sub}`] }) };
   const result = { login: { accountId: sub, remember, amr, acr }, [CREDENTIAL_RESULT]: credential, ...(upstream && { upstream }) };
   await providers.current.interactionFinished(ctx.req, ctx.res, result, { mergeWithLastSubmission: false });
   ctx.respond = false;

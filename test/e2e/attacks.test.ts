@@ -564,6 +564,12 @@ describe('attacks: second factor, step-up and the new endpoints (black box)', fu
     const otherDevice = new Agent();
     const other = await withPasskey(kept, otherDevice, authorize(otherDevice, 'app'));
     await tokensAt('app', other.done, other.verifier, otherDevice);
+    // A session signed in with the stolen passkey, then again (prompt=login) with the other one:
+    // what it was granted in between still rests on the stolen one.
+    const both = new Agent();
+    await withPasskey(stolen, both, authorize(both, 'app'));
+    await withPasskey(kept, both, authorize(both, 'app', { prompt: 'login' }));
+    assert.equal(await silently(both), 'signed in');
     const owner = new Agent();
     const login = await owner.follow(`${server.issuer}/account`);
     const account = await owner.submit(login, '/passkey', { credential: assertion(kept, origin, passkeyChallenge(login), kim.sub, (counter += 1)) });
@@ -573,6 +579,7 @@ describe('attacks: second factor, step-up and the new endpoints (black box)', fu
     assert.match(removed.url, /done=passkeys\.removed/);
     assert.equal(await silently(thief), 'login_required', "the stolen passkey's session ended");
     assert.equal(await userinfo(thiefTokens.access_token), 401, 'and its access token');
+    assert.equal(await silently(both), 'login_required', 'a session the stolen passkey signed in before another sign-in ended too');
     assert.equal(await silently(otherDevice), 'signed in', "the other passkey's session stays");
     assert.equal(await silently(byPassword), 'signed in', 'the password session stays');
     assert.equal(new URL((await owner.follow(`${server.issuer}/account`)).url).pathname, '/account', 'the session that removed it stays');

@@ -73,7 +73,7 @@ export function passkeysSection({ secondFactors, logger, metrics }: SecondFactor
       }
       // A removed passkey may be a lost or stolen one: the other sessions it signed in end. A session
       // from before credentials were recorded is ended if any passkey signed it in.
-      const ended = await page.endSessionsSignedInWith(who, (used, amr) => (used ? used.passkey === id : amr.includes('hwk') || amr.includes('swk')));
+      const ended = await page.endSessionsSignedInWith(who, (used, amr) => (used ? (used.passkeys ?? []).includes(id) : amr.includes('hwk') || amr.includes('swk')));
       metrics.secondFactorEnrolments.inc({ method: 'passkey', action: 'removed' });
       logger.info({ event: 'passkey.removed', sub: who.accountId, sessions_signed_out: ended }, 'passkey removed');
       page.done(ctx, SECTION, 'removed');
