@@ -8,7 +8,7 @@
  * accounts it made stay, with their links, so re-adding the same provider under the same id (how
  * its client secret is changed) finds the same people; they sign in again.
  */
-import type { Upstreams } from './registry.js';
+import { UpstreamError, type Upstreams } from './registry.js';
 import type { FederatedSessions } from './sessions.js';
 
 /** The parts of oidc-provider's Session read here. */
@@ -27,16 +27,23 @@ export interface UpstreamRemovalOptions<S extends SignedInSession> {
 
 /** Removes the upstream and ends the sessions it signed in; how many ended. UpstreamError when there is no such upstream. */
 export async function removeUpstream<S extends SignedInSession>(id: string, { upstreams, federated, findSession, endSession }: UpstreamRemovalOptions<S>): Promise<number> {
-  await upstreams.remove(id);
-  let ended = 0;
-  for (const uid of await federated.sessionsThrough(id)) {
-    const session = await findSession(uid);
-    // A session whose person signed in again another way since (a password) no longer rests on it.
-    if (session?.accountId && session.amr?.includes('fed')) {
-      await endSession(session);
-      ended += 1;
+  if (!(await upstreams.list()).some((upstream) => upstream.id === id)) throw new UpstreamError(`no upstream "${id}"`);
+  const endAll = async () => {
+    let ended = 0;
+    for (const uid of await federated.sessionsThrough(id)) {
+      const session = await findSession(uid);
+      // A session whose person signed in again another way since (a password) no longer rests on it.
+      if (session?.accountId && session.amr?.includes('fed')) {
+        await endSession(session);
+        ended += 1;
+      }
+      await federated.forget(uid);
     }
-    await federated.forget(uid);
-  }
-  return ended;
+    return ended;
+  };
+  // The sessions first: should ending them fail half-way, the upstream is still there and removing it
+  // again finishes the job. Then once more for sign-ins that completed meanwhile.
+  const before = await endAll();
+  await upstreams.remove(id);
+  return before + (await endAll());
 }
