@@ -14,7 +14,7 @@ import type { Interactions } from './interaction.js';
  * session's credential (accounts/session-credentials.ts).
  */
 export async function finishSignIn(
-  { providers }: Interactions,
+  { providers, upstreamKnown }: Interactions,
   ctx: Context,
   sub: string,
   remember: boolean,
@@ -22,6 +22,17 @@ export async function finishSignIn(
   upstream?: FederatedSession,
   passkey?: string,
 ): Promise<void> {
+  if (upstream && !(await upstreamKnown(upstream.upstream))) {
+    // Removed while this sign-in waited (e.g. for its second factor): its word no longer counts.
+    await providers.current.interactionFinished(
+      ctx.req,
+      ctx.res,
+      { error: 'access_denied', error_description: 'the upstream identity provider of this sign-in was removed' },
+      { mergeWithLastSubmission: false },
+    );
+    ctx.respond = false;
+    return;
+  }
   const { acr, amr } = assurance(methods);
   const credential: SessionCredential = { methods, ...(passkey && { passkeys: [passkey] }), ...(upstream && { links: [`${upstream.upstream}:${upstream.sub}`] }) };
   const result = { login: { accountId: sub, remember, amr, acr }, [CREDENTIAL_RESULT]: credential, ...(upstream && { upstream }) };

@@ -27,7 +27,7 @@ export interface UpstreamRemovalOptions<S extends SignedInSession> {
 
 /** Removes the upstream and ends the sessions it signed in; how many ended. UpstreamError when there is no such upstream. */
 export async function removeUpstream<S extends SignedInSession>(id: string, { upstreams, federated, findSession, endSession }: UpstreamRemovalOptions<S>): Promise<number> {
-  if (!(await upstreams.list()).some((upstream) => upstream.id === id)) throw new UpstreamError(`no upstream "${id}"`);
+  if (!(await upstreams.has(id))) throw new UpstreamError(`no upstream "${id}"`);
   const endAll = async () => {
     let ended = 0;
     for (const uid of await federated.sessionsThrough(id)) {

@@ -508,6 +508,24 @@ describe('e2e: sign in through an upstream OpenID Connect provider', function ()
       assert.equal(claims.idp, 'fake', 'the session names its upstream after the second factor too');
     });
 
+    it('an upstream removed while a sign-in through it waits for the second factor: the sign-in does not complete, the app gets access_denied', async () => {
+      const upstreams = new Upstreams(latchkey.kv, latchkey.config.keys.secrets);
+      await upstreams.add({ id: 'brief', issuer: fake.state.issuer, clientId: 'latchkey', clientSecret: SECRET, scope: 'openid', displayName: 'Brief', linkByEmail: false, endSession: false });
+      const sub = 'fake-person-brief';
+      const { account } = (await new UpstreamLinks(latchkey.kv, latchkey.accounts).signIn({ id: 'brief', linkByEmail: false }, sub, {})) as { account: { sub: string; username: string } };
+      const { secret } = await latchkey.secondFactors.totp.begin(account.sub, account.username);
+      assert.ok(await latchkey.secondFactors.totp.confirm(account.sub, TOTP.generate({ secret: Secret.fromBase32(secret), timestamp: Date.now() - 30_000 })));
+      const { browser, page } = await throughFake('app1', sub, { upstream: 'brief' });
+      assert.ok(page.html.includes('/second-factor'), `expected the second-factor page, got ${page.status} ${page.url}`);
+
+      const token = await clientCredentialsToken(latchkey.url, OPS, `${latchkey.issuer}/admin`, 'admin');
+      assert.equal((await fetch(`${latchkey.url}/admin/upstreams/brief`, { method: 'DELETE', headers: { authorization: `Bearer ${token}` } })).status, 204);
+      const done = await browser.submit(page, '/second-factor', { method: 'totp', code: TOTP.generate({ secret: Secret.fromBase32(secret) }) }, app1Redirect());
+      assert.ok(done.url.startsWith(app1Redirect()), `expected the app, got ${done.status} ${done.url}`);
+      assert.equal(new URL(done.url).searchParams.get('error'), 'access_denied');
+      assert.equal(new URL(done.url).searchParams.get('code'), null);
+    });
+
     it('a person without a second factor at an app that requires one: the enrolment prompt, then unmet_authentication_requirements; no loop back to the upstream', async () => {
       const { browser, page, authorizations } = await throughFake('strict', 'fake-person-no-factor');
       assert.equal(authorizations, 1, 'the upstream was visited once');
