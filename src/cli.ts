@@ -114,12 +114,17 @@ async function validatingProvider(kv: Kv, settings: Config) {
  * current key, so this opens the real ring (none yet: no server ever ran, so no sessions either).
  */
 async function endSessions(kv: Kv, settings: Config, sub: string): Promise<void> {
+  await (await sessionsOn(kv, settings))?.sessions.endAll(sub);
+}
+
+/** People's sessions, to end them, with the real ring (undefined when no server ever ran: no sessions either). */
+async function sessionsOn(kv: Kv, settings: Config) {
   const snapshot = await readRing(ringStore(settings, kv));
-  if (!snapshot) return;
+  if (!snapshot) return undefined;
   const [{ providerFactory }, { AccountSessions }] = await Promise.all([import('./main.js'), import('./accounts/sessions.js')]);
   const factory = providerFactory(settings, kv);
   const provider = factory.build(snapshot.ring);
-  await new AccountSessions(kv, { current: provider }, factory.accounts).endAll(sub);
+  return { sessions: new AccountSessions(kv, { current: provider }, factory.accounts), provider };
 }
 
 /** The password: typed at a terminal (not echoed), or piped in. */
@@ -650,12 +655,23 @@ upstreams
 
 upstreams
   .command('remove <id>')
-  .description('remove an upstream provider (accounts it made stay, and sign in another way)')
+  .description('remove an upstream provider: the sessions it signed in end, with their grants and tokens (accounts it made stay)')
   .action(async (id: string) =>
     withStore(async (kv, settings) => {
-      const { Upstreams } = await import('./upstreams/registry.js');
-      await new Upstreams(kv, settings.keys.secrets).remove(id);
-      console.log(`removed upstream ${id}`);
+      const [{ Upstreams }, { FederatedSessions }, { removeUpstream }] = await Promise.all([
+        import('./upstreams/registry.js'),
+        import('./upstreams/sessions.js'),
+        import('./upstreams/removal.js'),
+      ]);
+      const revocation = await grantRevocation(kv, settings);
+      const opened = await sessionsOn(kv, settings);
+      const ended = await removeUpstream(id, {
+        upstreams: new Upstreams(kv, settings.keys.secrets),
+        federated: new FederatedSessions(kv, settings.ttl.session),
+        findSession: async (uid) => opened?.provider.Session.findByUid(uid),
+        endSession: (session) => opened!.sessions.signOutSession(session, (grantId) => revocation.revoke(grantId), true),
+      });
+      console.log(`removed upstream ${id}; ended ${ended} session${ended === 1 ? '' : 's'} signed in through it`);
     }),
   );
 
@@ -681,12 +697,16 @@ mfa
 
 mfa
   .command('reset <username>')
-  .description('remove every second factor of a person (e.g. a lost phone): they sign in with their password and set one up again')
+  .description('remove every second factor of a person (e.g. a lost phone), ending the sessions signed in with one: they sign in with their password and set one up again')
   .action(async (username: string) =>
     withStore(async (kv, settings) => {
       const { account, factors } = await secondFactorsOf(kv, settings, username);
       await factors.reset(account.sub);
-      console.log(`reset the second factors of ${account.username}`);
+      // As the admin API does: the sessions the factors signed in end, with their grants.
+      const opened = await sessionsOn(kv, settings);
+      const [{ SessionCredentials }, { withSecondFactor }, revocation] = await Promise.all([import('./accounts/session-credentials.js'), import('./accounts/sessions.js'), grantRevocation(kv, settings)]);
+      const ended = opened ? await opened.sessions.endSignedInWith(account.sub, new SessionCredentials(kv, settings.ttl.session), withSecondFactor, (grantId) => revocation.revoke(grantId)) : 0;
+      console.log(`reset the second factors of ${account.username}; ended ${ended} session${ended === 1 ? '' : 's'} signed in with them`);
     }),
   );
 

@@ -12,6 +12,7 @@ import type { Provider } from 'oidc-provider';
 import { Accounts } from './accounts/accounts.js';
 import { Apis } from './apis/apis.js';
 import { AccountSessions } from './accounts/sessions.js';
+import { SessionCredentials } from './accounts/session-credentials.js';
 import { LoginThrottle } from './accounts/throttle.js';
 import { SecondFactors } from './accounts/second-factors.js';
 import { Sealer } from './keyring/sealing.js';
@@ -53,6 +54,7 @@ import { RevocationList } from './revocation/list.js';
 import { UpstreamLinks } from './accounts/links.js';
 import { UpstreamClients } from './upstreams/client.js';
 import { UpstreamLogout } from './upstreams/logout.js';
+import { LogoutTokenReplays } from './upstreams/logout-tokens.js';
 import { PendingSignIns } from './upstreams/pending.js';
 import { Upstreams } from './upstreams/registry.js';
 import { FederatedSessions } from './upstreams/sessions.js';
@@ -178,6 +180,7 @@ export async function serve(config: Config, logger: Logger = createLogger(config
   const clients = new Clients(kv, providers, apis);
   const grants = new GrantRevocation(kv, revocations);
   const sessions = new AccountSessions(kv, providers, accounts);
+  const credentials = new SessionCredentials(kv, config.ttl.session);
 
   const mfaSections = { secondFactors, logger, metrics };
   const links = new UpstreamLinks(kv, accounts);
@@ -212,6 +215,8 @@ export async function serve(config: Config, logger: Logger = createLogger(config
         grants,
         sessions,
         upstreams,
+        federated,
+        credentials,
         secretRotationGrace: config.registration.secretRotationGrace,
         secondFactors,
         onSecondFactorsReset: (sub) => {
@@ -251,6 +256,7 @@ export async function serve(config: Config, logger: Logger = createLogger(config
         grants,
         consents,
         activity: new SessionActivity(kv, config.ttl.session),
+        credentials,
         logger,
         reauthenticateAfter: config.accounts.reauthenticateAfter,
       }),
@@ -270,6 +276,8 @@ export async function serve(config: Config, logger: Logger = createLogger(config
           links,
           federated,
           sessions,
+          logoutTokens: new LogoutTokenReplays(kv),
+          revokeGrant: (grantId) => grants.revoke(grantId),
           stateTtl: config.upstreams.stateTtl,
         },
         secondFactors,

@@ -7,6 +7,13 @@
  *
  * Each ceremony's challenge is kept in the store for CHALLENGE_TTL and is single-use: it is
  * consumed (atomically) before the response is verified.
+ *
+ * A credential id belongs to one person: registration claims it in a durable index (credential id →
+ * sub, set-if-absent) and refuses an id already known, to this person or another (WebAuthn L3
+ * §7.1 step 26), so nobody can attach someone else's credential id (they appear in allowCredentials
+ * lists) to their own account. The claim is released when the passkey is removed; one left behind by
+ * a reset or a removed account is taken over once its owner's record no longer holds the passkey.
+ * Passkeys registered before the index existed are claimed at their next sign-in.
  */
 import {
   generateAuthenticationOptions,
@@ -24,6 +31,10 @@ import { epochSeconds, type CredentialRecords, type StoredPasskey } from './cred
 const CHALLENGE_TTL = 300;
 const MAX_NAME_LENGTH = 64;
 const challengeKey = (ceremony: string) => `mfa:webauthn-challenge:${ceremony}`;
+const ownerKey = (credentialId: string) => `mfa:passkey-owner:${credentialId}`;
+
+/** Why a registration was refused: it did not verify, or the credential is registered already. */
+export type PasskeyRefusal = 'unverified' | 'already-registered';
 
 export interface PasskeySignIn {
   readonly sub: string;
@@ -71,10 +82,10 @@ export class Passkeys {
     return options;
   }
 
-  /** Verifies and stores a new passkey; undefined when the response does not verify. */
-  async register(sub: string, name: string, response: unknown): Promise<StoredPasskey | undefined> {
+  /** Verifies and stores a new passkey; or why not. */
+  async register(sub: string, name: string, response: unknown): Promise<StoredPasskey | PasskeyRefusal> {
     const expectedChallenge = await this.#spend(`register:${sub}`);
-    if (!expectedChallenge || !isObject(response)) return undefined;
+    if (!expectedChallenge || !isObject(response)) return 'unverified';
     let verified;
     try {
       verified = await verifyRegistrationResponse({
@@ -85,10 +96,11 @@ export class Passkeys {
         requireUserVerification: true,
       });
     } catch {
-      return undefined;
+      return 'unverified';
     }
-    if (!verified.verified) return undefined;
+    if (!verified.verified) return 'unverified';
     const { credential, credentialDeviceType } = verified.registrationInfo;
+    if (!(await this.#claim(credential.id, sub))) return 'already-registered';
     const passkey: StoredPasskey = {
       id: credential.id,
       publicKey: Buffer.from(credential.publicKey).toString('base64url'),
@@ -101,7 +113,22 @@ export class Passkeys {
     const added = await this.records.update(sub, (current) =>
       current.passkeys.some((p) => p.id === passkey.id) ? undefined : { next: { ...current, passkeys: [...current.passkeys, passkey] }, result: passkey },
     );
-    return added;
+    return added ?? 'already-registered';
+  }
+
+  /**
+   * Makes `sub` the owner of a credential id: true when it is theirs now (newly, or already), false
+   * when another person's record holds it. A claim whose owner no longer holds the passkey (reset,
+   * account removed) is taken over.
+   */
+  async #claim(credentialId: string, sub: string): Promise<boolean> {
+    const key = ownerKey(credentialId);
+    if (await this.kv.set(key, sub, { onlyIfAbsent: true })) return true;
+    const owner = await this.kv.get(key);
+    if (owner === undefined) return this.#claim(credentialId, sub);
+    if (owner === sub) return true;
+    if ((await this.records.read(owner)).passkeys.some((p) => p.id === credentialId)) return false;
+    return (await this.kv.compareAndSet(key, owner, sub)) || this.#claim(credentialId, sub);
   }
 
   /**
@@ -148,7 +175,10 @@ export class Passkeys {
       const updated: StoredPasskey = { ...stored, counter: verified.authenticationInfo.newCounter, lastUsedAt: epochSeconds() };
       return { next: { ...current, passkeys: current.passkeys.map((p) => (p.id === stored.id ? updated : p)) }, result: updated };
     });
-    return used ? { sub: owner, passkey: used } : undefined;
+    if (!used) return undefined;
+    // A passkey registered before the owner index existed is claimed now (a no-op once it is).
+    await this.kv.set(ownerKey(used.id), owner, { onlyIfAbsent: true });
+    return { sub: owner, passkey: used };
   }
 
   /** Removes one of the person's passkeys; false when they have none with that id. */
@@ -156,7 +186,9 @@ export class Passkeys {
     const removed = await this.records.update(sub, (current) =>
       current.passkeys.some((p) => p.id === id) ? { next: { ...current, passkeys: current.passkeys.filter((p) => p.id !== id) }, result: true } : undefined,
     );
-    return removed === true;
+    if (removed !== true) return false;
+    await this.kv.deleteIfEquals(ownerKey(id), sub);
+    return true;
   }
 }
 

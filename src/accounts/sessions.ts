@@ -19,10 +19,18 @@ import type { Context, Middleware } from 'koa';
 import type { Provider } from 'oidc-provider';
 import type { ProviderInService } from '../provider-in-service.js';
 import type { Account, Accounts } from './accounts.js';
+import type { SessionCredential, SessionCredentials } from './session-credentials.js';
 import { AdapterIndexes, readGrantAhead } from '../store/adapter.js';
 import type { Kv } from '../store/kv.js';
 
 type Session = Awaited<ReturnType<Provider['Session']['get']>>;
+type RevokeGrant = (grantId: string) => Promise<unknown>;
+/** Whether a session was signed in with a credential: its recorded credential (undefined for one older than those records) and its amr. */
+export type SignedInWith = (credential: SessionCredential | undefined, amr: readonly string[]) => boolean;
+
+/** A session signed in with any second factor (what an operator's reset removes); older ones by amr. */
+export const withSecondFactor: SignedInWith = (used, amr) =>
+  used ? used.methods.some((method) => method !== 'password' && method !== 'federated') : amr.includes('mfa') || amr.includes('hwk') || amr.includes('swk');
 
 /**
  * The account each authorization request's recheck read, for the same request's findAccount
@@ -95,18 +103,43 @@ export class AccountSessions {
 
   /**
    * Signs one of a person's sessions out (the account page), by its uid, as signing out of every app
-   * on that device does (end_session with logout=yes): back-channel logout to its apps, each grant
-   * it made revoked with its tokens unless it outlives sign-out (offline access), then the session
-   * goes. False when the person has no such session.
+   * on that device does (end_session with logout=yes). False when the person has no such session.
    */
-  async signOut(accountId: string, uid: string, revokeGrant: (grantId: string) => Promise<unknown>): Promise<boolean> {
+  async signOut(accountId: string, uid: string, revokeGrant: RevokeGrant): Promise<boolean> {
     const session = await this.providers.current.Session.findByUid(uid);
     if (!session || session.accountId !== accountId) return false;
-    const grants = Object.values(session.authorizations ?? {}) as { grantId?: string; persistsLogout?: boolean }[];
-    await Promise.all(grants.map(({ grantId, persistsLogout }) => (grantId && !persistsLogout ? revokeGrant(grantId) : undefined)));
-    await this.end(session);
-    await new AdapterIndexes(this.kv).forgetSession(accountId, session.jti);
+    await this.signOutSession(session, revokeGrant);
     return true;
+  }
+
+  /**
+   * Ends a session as end_session does: each grant it made is revoked with its tokens unless it
+   * outlives sign-out (offline access; with `everyGrant`, those too: what was granted on the
+   * strength of a sign-in that is no longer trusted), back-channel logout to its apps, then the
+   * session goes.
+   */
+  async signOutSession(session: Session, revokeGrant: RevokeGrant, everyGrant = false): Promise<void> {
+    const grants = Object.values(session.authorizations ?? {}) as { grantId?: string; persistsLogout?: boolean }[];
+    await Promise.all(grants.map(({ grantId, persistsLogout }) => (grantId && (everyGrant || !persistsLogout) ? revokeGrant(grantId) : undefined)));
+    await this.end(session);
+    if (session.accountId) await new AdapterIndexes(this.kv).forgetSession(session.accountId, session.jti);
+  }
+
+  /**
+   * After a credential was removed: ends the person's sessions (but `except`, the one acting) that
+   * `signedInWith` says were signed in with it, each with every grant it made (offline access too:
+   * they were granted on the strength of that credential). How many ended.
+   */
+  async endSignedInWith(accountId: string, credentials: SessionCredentials, signedInWith: SignedInWith, revokeGrant: RevokeGrant, except?: string): Promise<number> {
+    const sessions = (await this.list(accountId)).filter((session) => session.uid !== except);
+    const ended = await Promise.all(
+      sessions.map(async (session) => {
+        if (!signedInWith(await credentials.of(session.uid), session.amr ?? [])) return false;
+        await this.signOutSession(session, revokeGrant, true);
+        return true;
+      }),
+    );
+    return ended.filter(Boolean).length;
   }
 
   /**

@@ -38,12 +38,20 @@ export interface Interactions {
   activeAccount(ctx: Context, interaction: Interaction): ReturnType<Accounts['find']>;
   /** What other sign-in ways add to the login page's view data (e.g. passkey.ts). */
   loginPageExtras(interaction: Interaction): Promise<Record<string, unknown>>;
+  /** Whether the upstream `id` is still configured (a sign-in through one removed since does not complete). */
+  upstreamKnown(id: string): Promise<boolean>;
 }
 
 /** A sign-in way's contribution to the login page: view data merged into it. */
 export type LoginPageExtra = (interaction: Interaction) => Promise<Record<string, unknown>>;
 
-export function interactions(providers: ProviderInService, accounts: Accounts, csrfKey: string, extras: readonly LoginPageExtra[] = []): Interactions {
+export function interactions(
+  providers: ProviderInService,
+  accounts: Accounts,
+  csrfKey: string,
+  extras: readonly LoginPageExtra[],
+  upstreamKnown: (id: string) => Promise<boolean>,
+): Interactions {
   const csrf = csrfTokens(csrfKey, 'interaction');
 
   async function load(ctx: Context): Promise<Interaction | undefined> {
@@ -92,5 +100,5 @@ export function interactions(providers: ProviderInService, accounts: Accounts, c
     return Object.assign({}, ...(await Promise.all(extras.map((extra) => extra(interaction))))) as Record<string, unknown>;
   }
 
-  return { providers, csrf, load, submitted, clientBranding, activeAccount, loginPageExtras };
+  return { providers, csrf, load, submitted, clientBranding, activeAccount, loginPageExtras, upstreamKnown };
 }

@@ -49,7 +49,7 @@ export function interactionRoutes(options: Options): Middleware[] {
   const { providers, accounts, throttle, consents, logger, metrics, csrfKey, secondFactors, upstream: upstreamOptions } = options;
   const router = new Router({ prefix: '/interaction' });
   const form = bodyParser({ enableTypes: ['form'], formLimit: '16kb', encoding: 'utf-8' });
-  const steps = interactions(providers, accounts, csrfKey, [passkeyOnLoginPage(secondFactors)]);
+  const steps = interactions(providers, accounts, csrfKey, [passkeyOnLoginPage(secondFactors)], (id) => upstreamOptions.upstreams.has(id));
   const { load, submitted } = steps;
   const upstream = upstreamStep(steps, { ...upstreamOptions, logger });
   const afterFirst = afterFirstFactor(steps, options);

@@ -4,20 +4,38 @@
  */
 import type { Context } from 'koa';
 import { assurance, type Method } from '../accounts/assurance.js';
+import { CREDENTIAL_RESULT, type SessionCredential } from '../accounts/session-credentials.js';
 import type { FederatedSession } from '../upstreams/sessions.js';
 import type { Interactions } from './interaction.js';
 
-/** `upstream`: the upstream that signed the person in, recorded with the session (upstreams/sessions.ts). */
+/**
+ * `upstream`: the upstream that signed the person in, recorded with the session (upstreams/sessions.ts);
+ * `passkey`: the credential id of the passkey used. Both, with the methods, are recorded as the
+ * session's credential (accounts/session-credentials.ts).
+ */
 export async function finishSignIn(
-  { providers }: Interactions,
+  { providers, upstreamKnown }: Interactions,
   ctx: Context,
   sub: string,
   remember: boolean,
   methods: Method[],
   upstream?: FederatedSession,
+  passkey?: string,
 ): Promise<void> {
+  if (upstream && !(await upstreamKnown(upstream.upstream))) {
+    // Removed while this sign-in waited (e.g. for its second factor): its word no longer counts.
+    await providers.current.interactionFinished(
+      ctx.req,
+      ctx.res,
+      { error: 'access_denied', error_description: 'the upstream identity provider of this sign-in was removed' },
+      { mergeWithLastSubmission: false },
+    );
+    ctx.respond = false;
+    return;
+  }
   const { acr, amr } = assurance(methods);
-  const result = { login: { accountId: sub, remember, amr, acr }, ...(upstream && { upstream }) };
+  const credential: SessionCredential = { methods, ...(passkey && { passkeys: [passkey] }), ...(upstream && { links: [`${upstream.upstream}:${upstream.sub}`] }) };
+  const result = { login: { accountId: sub, remember, amr, acr }, [CREDENTIAL_RESULT]: credential, ...(upstream && { upstream }) };
   await providers.current.interactionFinished(ctx.req, ctx.res, result, { mergeWithLastSubmission: false });
   ctx.respond = false;
 }

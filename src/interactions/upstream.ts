@@ -27,8 +27,9 @@ import type { AccountSessions } from '../accounts/sessions.js';
 import { respondWithError } from '../http/errors.js';
 import { render } from '../http/views.js';
 import type { Logger } from '../ops/logger.js';
-import { UpstreamRefused, UpstreamUnavailable, type UpstreamClients } from '../upstreams/client.js';
+import { UpstreamRefused, UpstreamUnavailable, type UpstreamClients, type VerifiedLogoutToken } from '../upstreams/client.js';
 import type { UpstreamLogout } from '../upstreams/logout.js';
+import type { LogoutTokenReplays } from '../upstreams/logout-tokens.js';
 import type { PendingSignIns } from '../upstreams/pending.js';
 import { MAPPED_CLAIMS, type Upstream, type Upstreams } from '../upstreams/registry.js';
 import type { FederatedSessions } from '../upstreams/sessions.js';
@@ -48,6 +49,10 @@ export interface UpstreamStepOptions {
   readonly federated: FederatedSessions;
   readonly sessions: AccountSessions;
   readonly logout: UpstreamLogout;
+  /** Logout tokens already used (their jti), so that a replay is refused. */
+  readonly logoutTokens: LogoutTokenReplays;
+  /** Revokes a grant with its tokens: an upstream's logout revokes what its sessions' sign-out would. */
+  readonly revokeGrant: (grantId: string) => Promise<unknown>;
   readonly logger: Logger;
   /** Seconds a pending sign-in (and its cookie) lives. */
   readonly stateTtl: number;
@@ -101,7 +106,7 @@ function mapClaims(upstream: Upstream, from: Record<string, unknown>): Claims {
 }
 
 export function upstreamStep(steps: Interactions, options: UpstreamStepOptions) {
-  const { upstreams, clients, pending, links, federated, sessions, logout, logger, stateTtl } = options;
+  const { upstreams, clients, pending, links, federated, sessions, logout, logoutTokens, revokeGrant, logger, stateTtl } = options;
   const { providers, csrf } = steps;
 
   /** An error page with the way back to the login page and, to give up, back to the app. */
@@ -237,7 +242,7 @@ export function upstreamStep(steps: Interactions, options: UpstreamStepOptions) 
       ctx.body = { error: 'invalid_request', error_description: description };
     };
     if (!upstream || !token) return refuse('a logout_token from a known upstream is required');
-    let named: { sid?: string; sub?: string };
+    let named: VerifiedLogoutToken;
     try {
       named = await clients.verifyLogoutToken(upstream, token);
     } catch (error) {
@@ -250,12 +255,18 @@ export function upstreamStep(steps: Interactions, options: UpstreamStepOptions) 
       logger.warn({ event: 'upstream.logout_refused', upstream: upstream.id, reason: error.message }, 'upstream logout token refused');
       return refuse(error.message);
     }
+    if (!(await logoutTokens.firstUse(upstream.id, named.jti, named.acceptedUntil))) {
+      logger.warn({ event: 'upstream.logout_refused', upstream: upstream.id, reason: 'replayed jti' }, 'upstream logout token refused');
+      return refuse('this logout token was used already (jti)');
+    }
     const provider = providers.current;
     let ended = 0;
     for (const uid of await federated.sessionsOf(upstream.id, named)) {
       const session = await provider.Session.findByUid(uid);
       if (session?.accountId) {
-        await sessions.end(session);
+        // As the person signing out there would: the session's grants without offline access go too
+        // (Back-Channel Logout §2.7), so its access tokens stop working, not only its cookie.
+        await sessions.signOutSession(session, revokeGrant);
         ended += 1;
       }
       await federated.forget(uid);

@@ -7,6 +7,7 @@ import { errors, Provider, type AccountClaims, type Configuration, type KoaConte
 import { claimsFor, type Accounts } from '../accounts/accounts.js';
 import type { Apis } from '../apis/apis.js';
 import { accountCheckedFor, AccountSessions } from '../accounts/sessions.js';
+import { SessionCredentials } from '../accounts/session-credentials.js';
 import { SessionActivity } from '../accounts/session-activity.js';
 import type { Config } from '../config.js';
 import type { Keyring } from '../keyring/keyring.js';
@@ -42,7 +43,7 @@ import { extendUnchangedSessionsInSteps } from './patches/unchanged-sessions.js'
 import { refuseHintsOfRevokedKeys } from './patches/revoked-key-hints.js';
 import { ADMIN_SCOPES } from '../apis/admin-resource.js';
 import { acceptPreviousSecrets } from './patches/previous-secrets.js';
-import { resolveClientMetadataDocuments } from './patches/client-metadata-documents.js';
+import { clientResolves, resolveClientMetadataDocuments } from './patches/client-metadata-documents.js';
 import { ClientMetadataDocuments } from '../registration/client-metadata-documents.js';
 import { ClientMetadataDocumentCache } from '../store/client-metadata-documents.js';
 import { createOutboundFetch } from '../http/outbound.js';
@@ -309,14 +310,15 @@ function features({ config, apis, revocations, logoutPages, devicePages }: Provi
         // RFC 7662 §4: a client learns only about its own tokens and those meant for an API it serves
         // as by an operator's grant; for any other token the answer is {"active": false}.
         // A token of a deleted client is not introspectable either (revocation/opaque-introspection.ts);
-        // both are read in one round trip.
-        allowedPolicy: async (_ctx, caller, token) => {
+        // both are read in one round trip. Nor one of a client whose metadata document is gone.
+        allowedPolicy: async (ctx, caller, token) => {
           const { clientId, aud, scope, kind, iat } = token as unknown as { clientId?: string; aud?: unknown; scope?: string; kind: string; iat?: number };
-          const [allowed, deleted] = await Promise.all([
+          const [allowed, deleted, resolves] = await Promise.all([
             mayIntrospect(apis, caller, { clientId, aud, scope, clientCredentials: kind === 'ClientCredentials' }),
             ofDeletedClient(revocations, clientId, iat),
+            clientResolves(ctx.oidc.provider, clientId, config.outbound.allowPrivateNetworks),
           ]);
-          return allowed && !deleted;
+          return allowed && !deleted && resolves;
         },
       },
       revocation: {
@@ -422,8 +424,10 @@ function applyPatches(
   sessionLoadedOnce(provider);
   // An unchanged session's expiry moves on once a minute (at most 1% of its lifetime), not at every request.
   extendUnchangedSessionsInSteps(provider, Math.min(60, Math.floor(config.ttl.session / 100)));
+  // Which credentials signed each session in, so that removing one ends them (see accounts/session-credentials.ts).
+  provider.use(new SessionCredentials(kv, config.ttl.session).recordAtSignIn(provider));
   // A sign-in through an upstream records which upstream signed the session in (upstreams/sessions.ts).
-  provider.use(recordFederatedSessions(provider.pathFor('authorization'), federated));
+  provider.use(recordFederatedSessions([provider.pathFor('authorization'), provider.pathFor('code_verification')], federated));
   // ...and signing out of Latchkey everywhere goes on to the upstream's end_session_endpoint (see the patch).
   provider.use(upstreamEndSession((uid, destination) => upstreamLogout.redirectFor(uid, destination)));
   provider.use(offlineAccessPrompt(provider.pathFor('authorization')));
@@ -440,14 +444,14 @@ function applyPatches(
       keys: verifier,
       list: revocations,
       clockTolerance: CLOCK_TOLERANCE,
-      mayIntrospect: (caller, claims) =>
-        mayIntrospect(apis, caller, {
+      mayIntrospect: async (caller, claims) =>
+        (await mayIntrospect(apis, caller, {
           clientId: claims.client_id,
           aud: claims.aud,
           scope: claims.scope,
           // A person's token carries the grant claim and their sub; a client's own carries neither.
           clientCredentials: claims[GRANT_CLAIM] === undefined && claims.sub === claims.client_id,
-        }),
+        })) && clientResolves(provider, claims.client_id, config.outbound.allowPrivateNetworks),
     }),
   );
   // Innermost: a token request's consumption and new records go out together (see the patch), and

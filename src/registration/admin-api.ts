@@ -18,6 +18,7 @@ import { underPrefix } from '../http/under-prefix.js';
 import type { Accounts } from '../accounts/accounts.js';
 import type { Apis } from '../apis/apis.js';
 import type { AccountSessions } from '../accounts/sessions.js';
+import type { SessionCredentials } from '../accounts/session-credentials.js';
 import type { GrantRevocation } from '../revocation/grants.js';
 import type { Clients } from './clients.js';
 import { adminResourceServer } from '../apis/admin-resource.js';
@@ -27,6 +28,8 @@ import { clientRoutes } from './admin-clients.js';
 import { userRoutes } from './admin-users.js';
 import { upstreamRoutes } from './admin-upstreams.js';
 import type { Upstreams } from '../upstreams/registry.js';
+import { removeUpstream } from '../upstreams/removal.js';
+import type { FederatedSessions } from '../upstreams/sessions.js';
 import type { SecondFactors } from '../accounts/second-factors.js';
 import { openApiDocument } from './openapi.js';
 
@@ -43,8 +46,12 @@ interface Options {
   readonly sessions: AccountSessions;
   readonly secretRotationGrace: number;
   readonly upstreams: Upstreams;
+  /** The sessions upstreams signed in: removing an upstream ends them. */
+  readonly federated: FederatedSessions;
   /** Passkeys, authenticator apps, recovery codes: listed and reset by operators. */
   readonly secondFactors: SecondFactors;
+  /** Which credentials signed each session in (a reset ends the sessions the factors signed in). */
+  readonly credentials: SessionCredentials;
   /** Called after an operator reset a person's second factors (for the log and metrics). */
   readonly onSecondFactorsReset: (sub: string) => void;
 }
@@ -54,7 +61,7 @@ export function adminApi(options: Options): Middleware {
 }
 
 /** The admin API's routes (its OpenAPI test lists them). */
-export function adminRouter({ issuer, providers, clients, accounts, apis, grants, sessions, secretRotationGrace, upstreams, secondFactors, onSecondFactorsReset }: Options): Router {
+export function adminRouter({ issuer, providers, clients, accounts, apis, grants, sessions, secretRotationGrace, upstreams, federated, secondFactors, credentials, onSecondFactorsReset }: Options): Router {
   const audience = adminResourceServer(issuer).identifier;
   const router = new Router({ prefix: '/admin' });
   const json = bodyParser({ enableTypes: ['json'], jsonLimit: '64kb', encoding: 'utf-8' });
@@ -96,9 +103,16 @@ export function adminRouter({ issuer, providers, clients, accounts, apis, grants
   });
 
   clientRoutes(router, { clients, secretRotationGrace, read, write, json });
-  userRoutes(router, { accounts, grants, sessions, secondFactors, onReset: onSecondFactorsReset, read, write, json });
+  userRoutes(router, { accounts, grants, sessions, secondFactors, credentials, onReset: onSecondFactorsReset, read, write, json });
   apiRoutes(router, { providers, apis, read, write, json });
-  upstreamRoutes(router, { upstreams, issuer, read, write, json });
+  const remove = (id: string) =>
+    removeUpstream(id, {
+      upstreams,
+      federated,
+      findSession: (uid) => providers.current.Session.findByUid(uid),
+      endSession: (session) => sessions.signOutSession(session, (grantId) => grants.revoke(grantId), true),
+    });
+  upstreamRoutes(router, { upstreams, remove, issuer, read, write, json });
 
   return router;
 }

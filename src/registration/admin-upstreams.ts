@@ -3,7 +3,7 @@
  *
  *   GET    /admin/upstreams          every upstream, without secrets
  *   POST   /admin/upstreams          add one {id, issuer, client_id, client_secret, …}
- *   DELETE /admin/upstreams/{id}     remove it
+ *   DELETE /admin/upstreams/{id}     remove it, ending the sessions it signed in (upstreams/removal.ts)
  */
 import type Router from '@koa/router';
 import type { Middleware } from 'koa';
@@ -13,6 +13,8 @@ import { MAPPED_CLAIMS, UpstreamError, type UpstreamSettings, type Upstreams } f
 
 interface Options {
   readonly upstreams: Upstreams;
+  /** Removes an upstream and ends the sessions it signed in; how many ended. */
+  readonly remove: (id: string) => Promise<number>;
   readonly issuer: string;
   readonly read: Middleware;
   readonly write: Middleware;
@@ -46,7 +48,7 @@ const publicUpstream = (issuer: string, u: UpstreamSettings) => ({
   backchannel_logout_uri: `${issuer}/upstream/${u.id}/backchannel-logout`,
 });
 
-export function upstreamRoutes(router: Router, { upstreams, issuer, read, write, json }: Options): void {
+export function upstreamRoutes(router: Router, { upstreams, remove, issuer, read, write, json }: Options): void {
   router.get('/upstreams', read, async (ctx) => {
     ctx.body = (await upstreams.list()).map((u) => publicUpstream(issuer, u));
   });
@@ -81,7 +83,7 @@ export function upstreamRoutes(router: Router, { upstreams, issuer, read, write,
 
   router.delete('/upstreams/:id', write, async (ctx) => {
     try {
-      await upstreams.remove(ctx.params.id!);
+      await remove(ctx.params.id!);
       ctx.status = 204;
     } catch (error) {
       if (!(error instanceof UpstreamError)) throw error;

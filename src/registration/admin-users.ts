@@ -6,14 +6,16 @@
  *   POST   /admin/users/{username}/disable    disable it: its grants are revoked, its sessions end
  *   POST   /admin/users/{username}/enable     enable it again
  *   GET    /admin/users/{username}/mfa        their second factors (names and dates, no secrets)
- *   POST   /admin/users/{username}/mfa/reset  remove every second factor (e.g. a lost phone)
+ *   POST   /admin/users/{username}/mfa/reset  remove every second factor (e.g. a lost phone); the
+ *                                             sessions signed in with one end, with their grants
  */
 import type Router from '@koa/router';
 import type { Middleware } from 'koa';
 import { z } from 'zod';
 import { AccountError, type Accounts, type Claims } from '../accounts/accounts.js';
 import type { SecondFactors } from '../accounts/second-factors.js';
-import type { AccountSessions } from '../accounts/sessions.js';
+import type { SessionCredentials } from '../accounts/session-credentials.js';
+import { withSecondFactor, type AccountSessions } from '../accounts/sessions.js';
 import { jsonError } from '../http/errors.js';
 import type { GrantRevocation } from '../revocation/grants.js';
 
@@ -24,6 +26,8 @@ interface Options {
   /** Ends a disabled person's sessions (with back-channel logout to their apps). */
   readonly sessions: AccountSessions;
   readonly secondFactors: SecondFactors;
+  /** Which credentials signed each session in: a reset ends those its factors signed in. */
+  readonly credentials: SessionCredentials;
   /** Logs operators' resets (the event, never a secret). */
   readonly onReset: (sub: string) => void;
   readonly read: Middleware;
@@ -49,7 +53,7 @@ const publicAccount = ({ sub, username, disabled, claims }: { sub: string; usern
   ...claims,
 });
 
-export function userRoutes(router: Router, { accounts, grants, sessions, secondFactors, onReset, read, write, json }: Options): void {
+export function userRoutes(router: Router, { accounts, grants, sessions, secondFactors, credentials, onReset, read, write, json }: Options): void {
   router.get('/users', read, async (ctx) => {
     ctx.body = (await accounts.list()).map(publicAccount);
   });
@@ -98,6 +102,8 @@ export function userRoutes(router: Router, { accounts, grants, sessions, secondF
     const account = await accounts.findByUsername(ctx.params.username!);
     if (!account) return jsonError(ctx, 404, 'not_found', `no user "${ctx.params.username}"`);
     await secondFactors.reset(account.sub);
+    // The factors may be on a lost or stolen device: the sessions they signed in end too.
+    await sessions.endSignedInWith(account.sub, credentials, withSecondFactor, (grantId) => grants.revoke(grantId));
     onReset(account.sub);
     ctx.body = { sub: account.sub, username: account.username, ...(await secondFactors.summary(account.sub)) };
   });

@@ -136,7 +136,7 @@ export function openApiDocument(issuer: string) {
       },
       '/upstreams/{id}': {
         parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' }, description: "the upstream's id" }],
-        delete: { operationId: 'deleteUpstream', summary: 'Remove an upstream identity provider (the accounts it made stay)', security: write, responses: { 204: { description: 'removed' }, 401: unauthorized, 403: forbidden, 404: notFound } },
+        delete: { operationId: 'deleteUpstream', summary: 'Remove an upstream identity provider: sign-in through it stops, and the sessions it signed in end with the grants they made (the accounts it made stay)', security: write, responses: { 204: { description: 'removed' }, 401: unauthorized, 403: forbidden, 404: notFound } },
       },
       '/users/{username}/mfa': {
         parameters: [username],
@@ -144,7 +144,7 @@ export function openApiDocument(issuer: string) {
       },
       '/users/{username}/mfa/reset': {
         parameters: [username],
-        post: { operationId: 'resetUserSecondFactors', summary: "Remove every second factor of a user (e.g. a lost phone): they sign in with their password and set one up again", security: write, responses: { 200: json({ $ref: '#/components/schemas/SecondFactors' }), 401: unauthorized, 403: forbidden, 404: notFound } },
+        post: { operationId: 'resetUserSecondFactors', summary: "Remove every second factor of a user (e.g. a lost phone) and end the sessions signed in with one, with their grants: they sign in with their password and set one up again", security: write, responses: { 200: json({ $ref: '#/components/schemas/SecondFactors' }), 401: unauthorized, 403: forbidden, 404: notFound } },
       },
       '/openapi.json': {
         get: { operationId: 'openApi', summary: 'This document', security: [], responses: { 200: json({ type: 'object' }) } },

@@ -15,6 +15,9 @@ import type { Upstream } from './registry.js';
 /** How long a discovered configuration is reused before the upstream is asked again. */
 const DISCOVERY_CACHE_MS = 5 * 60_000;
 const BACKCHANNEL_EVENT = 'http://schemas.openid.net/event/backchannel-logout';
+/** Seconds: how old a logout token may be (its iat), and the clock skew allowed on iat and exp. */
+const LOGOUT_TOKEN_MAX_AGE = 600;
+const CLOCK_TOLERANCE = 30;
 
 /** The upstream could not be reached, was too slow, or answered something unusable. */
 export class UpstreamUnavailable extends Error {
@@ -38,6 +41,14 @@ export interface SignedIn {
   /** ID token claims, with userinfo's where the upstream offers it. */
   readonly claims: Record<string, unknown>;
   readonly idToken: string;
+}
+
+export interface VerifiedLogoutToken {
+  readonly sid?: string;
+  readonly sub?: string;
+  readonly jti: string;
+  /** Epoch seconds after which the token would be refused anyway (too old, or expired). */
+  readonly acceptedUntil: number;
 }
 
 interface Cached {
@@ -140,9 +151,10 @@ export class UpstreamClients {
 
   /**
    * OpenID Connect Back-Channel Logout 1.0 §2.6: a logout token signed by the upstream (its JWKS),
-   * for us (aud), with iat, the logout event, sid and/or sub, and no nonce.
+   * for us (aud), with iat, jti, the logout event, sid and/or sub, and no nonce. Also says until
+   * when (epoch seconds) this check would accept it, which is how long its jti must be remembered.
    */
-  async verifyLogoutToken(upstream: Upstream, token: string): Promise<{ sid?: string; sub?: string }> {
+  async verifyLogoutToken(upstream: Upstream, token: string): Promise<VerifiedLogoutToken> {
     const { config, jwks } = await this.#discover(upstream);
     let payload: JWTPayload;
     try {
@@ -150,8 +162,8 @@ export class UpstreamClients {
         issuer: config.serverMetadata().issuer,
         audience: upstream.clientId,
         requiredClaims: ['iat', 'jti'],
-        maxTokenAge: '10 minutes',
-        clockTolerance: 30,
+        maxTokenAge: LOGOUT_TOKEN_MAX_AGE,
+        clockTolerance: CLOCK_TOLERANCE,
         algorithms: (config.serverMetadata().id_token_signing_alg_values_supported as string[] | undefined) ?? ['RS256'],
       }));
     } catch (error) {
@@ -163,7 +175,9 @@ export class UpstreamClients {
     const sid = typeof payload.sid === 'string' ? payload.sid : undefined;
     const sub = typeof payload.sub === 'string' ? payload.sub : undefined;
     if (!sid && !sub) throw new UpstreamRefused('a logout token names a sid or a sub');
-    return { ...(sid && { sid }), ...(sub && { sub }) };
+    if (typeof payload.jti !== 'string' || !payload.jti || payload.jti.length > 256) throw new UpstreamRefused('a logout token has a jti of at most 256 characters');
+    const lastAccepted = Math.min(payload.iat! + LOGOUT_TOKEN_MAX_AGE, payload.exp ?? Infinity) + CLOCK_TOLERANCE;
+    return { ...(sid && { sid }), ...(sub && { sub }), jti: payload.jti, acceptedUntil: lastAccepted };
   }
 }
 

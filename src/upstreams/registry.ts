@@ -121,6 +121,11 @@ export class Upstreams {
     return { ...publicSettings(stored), clientSecret: Buffer.from(String(jwk.k), 'base64url').toString('utf8') };
   }
 
+  /** Whether there is an upstream `id` (its secret is not opened). */
+  async has(id: string): Promise<boolean> {
+    return ID.test(id) && (await this.kv.get(key(id))) !== undefined;
+  }
+
   /** Every upstream, without secrets, by display name. */
   async list(): Promise<UpstreamSettings[]> {
     const all = await Promise.all((await this.kv.members(ALL)).map((id) => this.kv.get(key(id))));

@@ -4,8 +4,8 @@
  * back-channel logout can find the sessions it ends.
  *
  * Layout (each with the session's lifetime): upstream:session:<session uid> → JSON record;
- * upstream:sid:<upstream>:<upstream sid> and upstream:sub:<upstream>:<upstream sub> → sets of
- * session uids.
+ * upstream:sid:<upstream>:<upstream sid>, upstream:sub:<upstream>:<upstream sub> and
+ * upstream:sessions:<upstream> (every session it signed in, for its removal) → sets of session uids.
  */
 import type { Kv } from '../store/kv.js';
 
@@ -20,6 +20,7 @@ export interface FederatedSession {
 const sessionKey = (uid: string) => `upstream:session:${uid}`;
 const bySid = (upstream: string, sid: string) => `upstream:sid:${upstream}:${sid}`;
 const bySub = (upstream: string, sub: string) => `upstream:sub:${upstream}:${sub}`;
+const byUpstream = (upstream: string) => `upstream:sessions:${upstream}`;
 
 export class FederatedSessions {
   constructor(
@@ -31,6 +32,7 @@ export class FederatedSessions {
   async record(sessionUid: string, session: FederatedSession): Promise<void> {
     await this.kv.set(sessionKey(sessionUid), JSON.stringify(session), { ttl: this.ttl });
     await this.kv.addToSet(bySub(session.upstream, session.sub), sessionUid, this.ttl);
+    await this.kv.addToSet(byUpstream(session.upstream), sessionUid, this.ttl);
     if (session.sid) await this.kv.addToSet(bySid(session.upstream, session.sid), sessionUid, this.ttl);
   }
 
@@ -47,24 +49,35 @@ export class FederatedSessions {
     return records.filter(([, record]) => record && record.upstream === upstream && (!sub || record.sub === sub)).map(([uid]) => uid);
   }
 
+  /** The uids of every session the upstream signed in (sessions recorded before this index existed are not in it). */
+  async sessionsThrough(upstream: string): Promise<string[]> {
+    const uids = await this.kv.members(byUpstream(upstream));
+    const records = await Promise.all(uids.map((uid) => this.find(uid)));
+    return uids.filter((_, at) => records[at]?.upstream === upstream);
+  }
+
   async forget(sessionUid: string): Promise<void> {
     const record = await this.find(sessionUid);
     if (!record) return;
     await this.kv.del([sessionKey(sessionUid)]);
     await this.kv.removeFromSet(bySub(record.upstream, record.sub), sessionUid);
+    await this.kv.removeFromSet(byUpstream(record.upstream), sessionUid);
     if (record.sid) await this.kv.removeFromSet(bySid(record.upstream, record.sid), sessionUid);
   }
 }
 
 /**
- * provider.use middleware: when a sign-in through an upstream resumes the authorization request
- * (the interaction result carries `upstream`, see interactions/upstream.ts), the session it signed
- * in is recorded with its upstream, once the engine has saved it.
+ * provider.use middleware: when a sign-in through an upstream resumes the authorization request or
+ * the device flow's verification (RFC 8628; `resumePaths`), the interaction result carrying
+ * `upstream` (see interactions/upstream.ts), the session it signed in is recorded with its
+ * upstream, once the engine has saved it.
  */
-export function recordFederatedSessions(authorizationPath: string, federated: FederatedSessions) {
+export function recordFederatedSessions(resumePaths: readonly string[], federated: FederatedSessions) {
   return async (ctx: { path: string; oidc?: unknown }, next: () => Promise<unknown>): Promise<void> => {
     await next();
-    if (!ctx.path.startsWith(`${authorizationPath}/`)) return;
+    // Before, only the authorization request's: a device approved after an upstream sign-in had a
+    // session its upstream's logout (and removal) did not find.
+    if (!resumePaths.some((path) => ctx.path.startsWith(`${path}/`))) return;
     const oidc = ctx.oidc as { result?: { login?: { accountId?: string }; upstream?: FederatedSession }; session?: { uid?: string; accountId?: string } } | undefined;
     const upstream = oidc?.result?.upstream;
     const session = oidc?.session;

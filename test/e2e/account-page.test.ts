@@ -144,6 +144,10 @@ describe('e2e: the account page', function () {
     const tokens = await notesSignIn(browser, 'alice');
     const grant = String(decodeJwt(tokens.access_token)[GRANT_CLAIM]);
     assert.equal((await introspect(server.url, RS, tokens.access_token)).active, true);
+    // An opaque access token of the same grant (for userinfo: a refresh without a resource).
+    const refreshed = await oidc.refreshTokenGrant(notes, tokens.refresh_token!);
+    const userinfo = async () => (await fetch(`${server.url}/me`, { headers: { authorization: `Bearer ${refreshed.access_token}` } })).status;
+    assert.equal(await userinfo(), 200);
 
     const { agent, page } = await signIn('alice');
     assert.match(page.html, /<strong>Orange Notes<\/strong>/);
@@ -156,12 +160,13 @@ describe('e2e: the account page', function () {
     assert.match(done.html, /Access withdrawn/);
     assert.match(done.html, /No app has access to your account/);
 
-    await assert.rejects(oidc.refreshTokenGrant(notes, tokens.refresh_token!, { resource: API }), (error: Error) => {
+    await assert.rejects(oidc.refreshTokenGrant(notes, refreshed.refresh_token!, { resource: API }), (error: Error) => {
       assert.ok(error instanceof oidc.ResponseBodyError);
       assert.equal(error.error, 'invalid_grant');
       return true;
     });
     assert.equal((await introspect(server.url, RS, tokens.access_token)).active, false);
+    assert.equal(await userinfo(), 401, 'the opaque access token is gone with its grant');
     assert.ok((await readFeed()).some((entry) => entry.type === 'grant' && entry.gid === grant), 'the grant is on the revocation feed');
 
     const again = await authorize(browser);
@@ -219,21 +224,29 @@ describe('e2e: the account page', function () {
     assert.equal(sessionsOn((await signIn('bob')).page).length, 2, 'bob’s session is still there (and the one just made)');
   });
 
-  it('changing the password: the old one stops working, and the other sessions are signed out unless the person unticks it', async () => {
+  it('changing the password: the old one stops working, and the other sessions are signed out with what they were granted (offline access too) unless the person unticks it', async () => {
     const kept = await signIn('erin');
+    // Another device where erin let Notes in with offline access (a refresh token).
+    let refreshToken = (await notesSignIn(new Agent(), 'erin')).refresh_token!;
     const { agent, page } = await signIn('erin');
     const first = await agent.submit(page, '/password', { current_password: PASSWORD, new_password: 'second password', confirm_password: 'second password', });
     assert.equal(first.url, `${server.issuer}/account?done=password.changed#password`);
     assert.match(first.html, /Your password has been changed\./);
     assert.equal(await server.accounts.verify('erin', PASSWORD), undefined, 'the old password no longer signs in');
     assert.ok(await server.accounts.verify('erin', 'second password'));
-    assert.equal(sessionsOn(await kept.agent.follow(`${server.issuer}/account`)).length, 2, 'unticked: the other session stays');
+    assert.equal(sessionsOn(await kept.agent.follow(`${server.issuer}/account`)).length, 3, 'unticked: the other sessions stay');
+    refreshToken = (await oidc.refreshTokenGrant(notes, refreshToken, { resource: API })).refresh_token!;
 
     assert.match(first.html, /name="sign_out_others" value="yes" checked/, 'ticked unless the person unticks it');
     const second = await agent.submit(first, '/password', { current_password: 'second password', new_password: 'third password', confirm_password: 'third password', sign_out_others: 'yes' });
     assert.match(second.html, /Your password has been changed, and every other session is signed out/);
     assert.equal(sessionsOn(second).length, 1);
     assert.ok(isLogin(await kept.agent.follow(`${server.issuer}/account`)), 'the other browser must sign in again');
+    await assert.rejects(oidc.refreshTokenGrant(notes, refreshToken, { resource: API }), (error: Error) => {
+      assert.ok(error instanceof oidc.ResponseBodyError);
+      assert.equal(error.error, 'invalid_grant', "the other device's offline access ended with its session");
+      return true;
+    });
   });
 
   it('refuses a form without its CSRF token, or with another session’s, and any POST from a stranger', async () => {

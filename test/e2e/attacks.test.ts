@@ -67,6 +67,29 @@ function assertion(key: { id: string; privateKey: KeyObject }, origin: string, c
   });
 }
 
+/**
+ * A registration response ("none" attestation) for `challenge` at `origin`, for the passkey `key`
+ * under the credential id `id` (its own, or one the attacker copied from someone else).
+ */
+function attestation(key: { publicKey: string }, id: string, origin: string, challenge: string) {
+  const clientData = Buffer.from(JSON.stringify({ type: 'webauthn.create', challenge, origin, crossOrigin: false }));
+  const credentialId = Buffer.from(id, 'base64url');
+  const idLength = Buffer.alloc(2);
+  idLength.writeUInt16BE(credentialId.length);
+  // rpIdHash, flags UP|UV|AT (0x45), counter 0, AAGUID (zeros), credential id, COSE public key.
+  const authData = Buffer.concat([createHash('sha256').update(new URL(origin).hostname).digest(), Buffer.from([0x45, 0, 0, 0, 0]), Buffer.alloc(16), idLength, credentialId, Buffer.from(key.publicKey, 'base64url')]);
+  assert.ok(authData.length < 256);
+  // CBOR by hand: {"fmt": "none", "attStmt": {}, "authData": bytes}.
+  const cbor = Buffer.concat([Buffer.from([0xa3, 0x63]), Buffer.from('fmt'), Buffer.from([0x64]), Buffer.from('none'), Buffer.from([0x67]), Buffer.from('attStmt'), Buffer.from([0xa0, 0x68]), Buffer.from('authData'), Buffer.from([0x58, authData.length]), authData]);
+  return JSON.stringify({
+    id,
+    rawId: id,
+    type: 'public-key',
+    clientExtensionResults: {},
+    response: { clientDataJSON: clientData.toString('base64url'), attestationObject: cbor.toString('base64url'), transports: ['internal'] },
+  });
+}
+
 const passkeyChallenge = (page: Page) => {
   const options = page.html.match(/data-options="([^"]+)"/)![1]!.replace(/&quot;/g, '"').replace(/&amp;/g, '&');
   return (JSON.parse(options) as { challenge: string }).challenge;
@@ -459,6 +482,156 @@ describe('attacks: second factor, step-up and the new endpoints (black box)', fu
     const other = await thief.submit(factor, '/passkey', { credential: assertion(hankKey, origin, passkeyChallenge(factor), hank.sub, 1) }, REDIRECT);
     assert.equal(other.status, 401);
     assert.ok(!other.url.startsWith(REDIRECT));
+  });
+
+  it("passkeys: a credential id already registered, to another person or to oneself, is refused at registration (WebAuthn L3 §7.1 step 26)", async () => {
+    const ivy = await server.accounts.create('ivy', PASSWORD);
+    await server.accounts.create('jack', PASSWORD);
+    const ivyKey = softPasskey();
+    await server.secondFactors.records.update(ivy.sub, (current) => ({
+      next: { ...current, passkeys: [...current.passkeys, { id: ivyKey.id, publicKey: ivyKey.publicKey, counter: 0, name: 'soft', deviceType: 'singleDevice', createdAt: 0 }] },
+      result: true,
+    }));
+    const origin = new URL(server.issuer).origin;
+    // ivy's credential id is known to anyone who gets her second-factor page (allowCredentials);
+    // she uses it once, as passkeys registered before the owner index existed are claimed then.
+    const agent = new Agent();
+    const { page } = await authorize(agent, 'app');
+    const used = await agent.submit(page, '/passkey', { credential: assertion(ivyKey, origin, passkeyChallenge(page), ivy.sub, 1) }, REDIRECT);
+    assert.ok(used.url.startsWith(REDIRECT) || isConsent(used), `ivy signed in with her passkey: ${used.status} ${used.url}`);
+
+    const jack = new Agent();
+    const accountPage = async () => {
+      const shown = await jack.follow(`${server.issuer}/account`);
+      return shown.url.endsWith('/account') ? shown : signInSteps(jack, shown, { username: 'jack', password: PASSWORD, login: 'required', consent: 'stop' });
+    };
+    const jackKey = softPasskey();
+    // jack's attacker key under ivy's credential id: a 409 with the account page, never a 500.
+    let shown = await accountPage();
+    const copied = await jack.submit(shown, '/account/passkeys/add', { name: 'copied', credential: attestation(jackKey, ivyKey.id, origin, passkeyChallenge(shown)) });
+    assert.equal(copied.status, 409);
+    assert.match(copied.html, /This passkey is registered already/);
+    const jackSub = (await server.accounts.findByUsername('jack'))!.sub;
+    assert.deepEqual((await server.secondFactors.records.read(jackSub)).passkeys, [], 'nothing was added to jack');
+    // The same attestation under a fresh id is a genuine registration: the refusal was the id's.
+    shown = await accountPage();
+    const own = await jack.submit(shown, '/account/passkeys/add', { name: 'own', credential: attestation(jackKey, jackKey.id, origin, passkeyChallenge(shown)) });
+    assert.equal(own.status, 200, own.html.slice(0, 300));
+    assert.match(own.html, /Passkey added/);
+    // Registering the same credential again on one's own account is refused too.
+    shown = await accountPage();
+    const twice = await jack.submit(shown, '/account/passkeys/add', { name: 'again', credential: attestation(jackKey, jackKey.id, origin, passkeyChallenge(shown)) });
+    assert.equal(twice.status, 409);
+    assert.equal((await server.secondFactors.records.read(jackSub)).passkeys.length, 1);
+    // Once ivy removes her passkey (here by an operator's reset), its id is free again.
+    await server.secondFactors.reset(ivy.sub);
+    shown = await accountPage();
+    const freed = await jack.submit(shown, '/account/passkeys/add', { name: 'freed', credential: attestation(jackKey, ivyKey.id, origin, passkeyChallenge(shown)) });
+    assert.equal(freed.status, 200, freed.html.slice(0, 300));
+  });
+
+  /** Whether `agent`'s session still signs it in to the app silently (prompt=none): "signed in", or the error. */
+  const silently = async (agent: Agent) => new URL((await authorize(agent, 'app', { prompt: 'none' })).page.url).searchParams.get('error') ?? 'signed in';
+  const userinfo = async (accessToken: string) => (await fetch(`${server.url}/me`, { headers: { authorization: `Bearer ${accessToken}` } })).status;
+
+  it('a stolen passkey removed on the account page: the other sessions it signed in end with their tokens; those of another passkey or a password stay (WebAuthn L3 §13.4.6)', async () => {
+    const kim = await server.accounts.create('kim', PASSWORD);
+    const origin = new URL(server.issuer).origin;
+    // A password-only session, from before kim had a passkey.
+    const byPassword = new Agent();
+    await signInSteps(byPassword, (await authorize(byPassword, 'app')).page, { username: 'kim', password: PASSWORD, login: 'required', stopAt: REDIRECT });
+    assert.equal(await silently(byPassword), 'signed in');
+    const [stolen, kept] = [softPasskey(), softPasskey()];
+    for (const key of [stolen, kept]) {
+      await server.secondFactors.records.update(kim.sub, (current) => ({
+        next: { ...current, passkeys: [...current.passkeys, { id: key.id, publicKey: key.publicKey, counter: 0, name: 'soft', deviceType: 'singleDevice', createdAt: 0 }] },
+        result: true,
+      }));
+    }
+    let counter = 1;
+    const withPasskey = async (key: ReturnType<typeof softPasskey>, agent: Agent, start: Promise<{ page: Page; verifier: string }>) => {
+      const { page, verifier } = await start;
+      // The password step is not shown: kim's passkey alone signs in (discoverable credential).
+      const done = await agent.submit(page, '/passkey', { credential: assertion(key, origin, passkeyChallenge(page), kim.sub, (counter += 1)) }, REDIRECT);
+      return { done, verifier };
+    };
+    // The thief's session, with the stolen passkey, and its access token.
+    const thief = new Agent();
+    const signedIn = await withPasskey(stolen, thief, authorize(thief, 'app'));
+    const thiefTokens = await tokensAt('app', signedIn.done, signedIn.verifier, thief);
+    assert.equal(await userinfo(thiefTokens.access_token), 200);
+    // kim's other device, with the other passkey; and kim on the account page, with it too.
+    const otherDevice = new Agent();
+    const other = await withPasskey(kept, otherDevice, authorize(otherDevice, 'app'));
+    await tokensAt('app', other.done, other.verifier, otherDevice);
+    // A session signed in with the stolen passkey, then again (prompt=login) with the other one:
+    // what it was granted in between still rests on the stolen one.
+    const both = new Agent();
+    await withPasskey(stolen, both, authorize(both, 'app'));
+    await withPasskey(kept, both, authorize(both, 'app', { prompt: 'login' }));
+    assert.equal(await silently(both), 'signed in');
+    const owner = new Agent();
+    const login = await owner.follow(`${server.issuer}/account`);
+    const account = await owner.submit(login, '/passkey', { credential: assertion(kept, origin, passkeyChallenge(login), kim.sub, (counter += 1)) });
+    assert.equal(new URL(account.url).pathname, '/account', `expected the account page, got ${account.status} ${account.url}`);
+
+    const removed = await owner.submit(account, '/account/passkeys/remove', { id: stolen.id });
+    assert.match(removed.url, /done=passkeys\.removed/);
+    assert.equal(await silently(thief), 'login_required', "the stolen passkey's session ended");
+    assert.equal(await userinfo(thiefTokens.access_token), 401, 'and its access token');
+    assert.equal(await silently(both), 'login_required', 'a session the stolen passkey signed in before another sign-in ended too');
+    assert.equal(await silently(otherDevice), 'signed in', "the other passkey's session stays");
+    assert.equal(await silently(byPassword), 'signed in', 'the password session stays');
+    assert.equal(new URL((await owner.follow(`${server.issuer}/account`)).url).pathname, '/account', 'the session that removed it stays');
+  });
+
+  it('an authenticator app removed, or recovery codes made anew, on the account page: the other sessions its codes signed in end; others stay', async () => {
+    const lee = await server.accounts.create('lee', PASSWORD);
+    const secret = await enrolTotp('lee');
+    const [recoveryCode] = await server.secondFactors.recoveryCodes.generate(lee.sub);
+    /** Password and `factor` from the page `start` leads to; past the consent page, if one is shown. */
+    const withFactor = async (agent: Agent, start: Promise<Page>, factor: Record<string, string>) => {
+      const second = await signInSteps(agent, await start, { username: 'lee', password: PASSWORD, login: 'required', stopAt: REDIRECT });
+      const done = await agent.submit(second, '/second-factor', factor, REDIRECT);
+      return isConsent(done) ? agent.submit(done, '/confirm', {}, REDIRECT) : done;
+    };
+    const byCode = new Agent();
+    await withFactor(byCode, authorize(byCode, 'app').then(({ page }) => page), { method: 'totp', code: codeFor(secret, 0) });
+    const byRecovery = new Agent();
+    await withFactor(byRecovery, authorize(byRecovery, 'app').then(({ page }) => page), { method: 'recovery', code: recoveryCode! });
+    assert.equal(await silently(byCode), 'signed in');
+    assert.equal(await silently(byRecovery), 'signed in');
+    const owner = new Agent();
+    const account = await withFactor(owner, owner.follow(`${server.issuer}/account`), { method: 'totp', code: codeFor(secret, 1) });
+    assert.equal(new URL(account.url).pathname, '/account', `expected the account page, got ${account.status} ${account.url}`);
+
+    const removed = await owner.submit(account, '/account/authenticator/remove', {});
+    assert.match(removed.url, /done=authenticator\.removed/);
+    assert.equal(await silently(byCode), 'login_required', 'the session its code signed in ended');
+    assert.equal(await silently(byRecovery), 'signed in', "a recovery code's session stays");
+
+    const made = await owner.submit(removed, '/account/recovery-codes', {});
+    assert.equal(made.status, 200);
+    assert.equal(await silently(byRecovery), 'login_required', 'the session an old recovery code signed in ended');
+    assert.equal(new URL((await owner.follow(`${server.issuer}/account`)).url).pathname, '/account', 'the session that acted stays');
+  });
+
+  it("an operator's reset of a person's second factors (a lost phone) ends the sessions they signed in; a password-only one stays", async () => {
+    await server.accounts.create('mia', PASSWORD);
+    const byPassword = new Agent();
+    await signInSteps(byPassword, (await authorize(byPassword, 'app')).page, { username: 'mia', password: PASSWORD, login: 'required', stopAt: REDIRECT });
+    const secret = await enrolTotp('mia');
+    const byCode = new Agent();
+    const second = await signInSteps(byCode, (await authorize(byCode, 'app')).page, { username: 'mia', password: PASSWORD, login: 'required', stopAt: REDIRECT });
+    const done = await byCode.submit(second, '/second-factor', { method: 'totp', code: codeFor(secret, 0) }, REDIRECT);
+    if (isConsent(done)) await byCode.submit(done, '/confirm', {}, REDIRECT);
+    assert.equal(await silently(byCode), 'signed in');
+    assert.equal(await silently(byPassword), 'signed in');
+
+    const reset = await admin('/users/mia/mfa/reset', { method: 'POST' });
+    assert.equal(reset.status, 200);
+    assert.equal(await silently(byCode), 'login_required', 'the session the lost factor signed in ended');
+    assert.equal(await silently(byPassword), 'signed in', 'the password-only session stays');
   });
 
   it("a client cannot lift its second-factor requirement itself: an RFC 7592 update without require_mfa keeps it (RFC 7592 §2.2, only an operator lowers it)", async () => {

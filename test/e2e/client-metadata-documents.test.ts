@@ -13,8 +13,15 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createOutboundFetch } from '../../src/http/outbound.js';
 import { ClientMetadataDocuments, DocumentRefused } from '../../src/registration/client-metadata-documents.js';
 import { ClientMetadataDocumentCache } from '../../src/store/client-metadata-documents.js';
+import * as oidc from 'openid-client';
+import { Agent } from '../helpers/agent.js';
 import { eventually } from '../helpers/eventually.js';
 import { startServer, type TestServer } from '../helpers/server.js';
+import { signInSteps, startAuthorization } from '../helpers/sign-in.js';
+import { API, introspect, machineClient, OPAQUE_API, RESOURCE_SERVERS, tokenEndpoint } from '../helpers/tokens.js';
+
+const RS = { id: 'api', secret: 'api-resource-server-secret-with-entropy-012345' };
+const PASSWORD = 'a passphrase for the metadata document test';
 
 interface Served {
   body: string;
@@ -94,8 +101,12 @@ describe('client ID metadata documents', () => {
         OUTBOUND_ALLOW_PRIVATE_NETWORKS: 'true',
         CLIENT_METADATA_DOCUMENTS_CACHE_MIN: '1',
         CLIENT_METADATA_DOCUMENTS_TIMEOUT_MS: '500',
+        // `api` introspects the tokens of both APIs (tokens.ts).
+        RESOURCE_SERVERS,
       },
+      clients: [machineClient(RS)],
     });
+    await server.accounts.create('nina', PASSWORD);
   });
   after(async () => {
     await server?.stop();
@@ -178,6 +189,36 @@ describe('client ID metadata documents', () => {
       await assert.rejects(guarded.metadata(url), (error: Error) => error instanceof DocumentRefused && /private or special-use address/.test(error.message));
     }
     assert.equal(hits.get('/private.json'), undefined);
+  });
+
+  it("a client whose document disappeared: its access tokens are inactive at introspection, JWT and opaque, and its refresh is refused, once the cached copy expires", async () => {
+    const clientId = serve('/vanishing.json', document('/vanishing.json', { grant_types: ['authorization_code', 'refresh_token'] }), { headers: { 'cache-control': 'max-age=1' } });
+    const config = await oidc.discovery(new URL(server.issuer), clientId, undefined, oidc.None(), { execute: [oidc.allowInsecureRequests] });
+    const agent = new Agent();
+    /** A code flow of the client for `resource`, signed in as nina (single sign-on after the first). */
+    const tokensFor = async (resource: string) => {
+      const { page, verifier } = await startAuthorization(agent, config, redirectUri, { scope: 'openid offline_access read', resource, prompt: 'consent' });
+      const back = await signInSteps(agent, page, { username: 'nina', password: PASSWORD, stopAt: redirectUri });
+      assert.ok(back.url.startsWith(redirectUri), `expected the redirect, got ${back.status} ${back.url}`);
+      return oidc.authorizationCodeGrant(config, new URL(back.url), { pkceCodeVerifier: verifier }, { resource });
+    };
+    const jwt = await tokensFor(API);
+    const opaque = await tokensFor(OPAQUE_API);
+    assert.equal(jwt.access_token.split('.').length, 3);
+    assert.equal(opaque.access_token.split('.').length, 1);
+    assert.equal((await introspect(server.url, RS, jwt.access_token)).active, true);
+    assert.equal((await introspect(server.url, RS, opaque.access_token)).active, true);
+
+    served.delete('/vanishing.json');
+    await eventually(async () => assert.equal((await introspect(server.url, RS, jwt.access_token)).active, false), 50, 200);
+    const answer = await tokenEndpoint(server.url, '/token/introspection', RS, opaque.access_token);
+    assert.equal(answer.status, 200, `the API is answered, not told invalid_client: ${JSON.stringify(answer.body)}`);
+    assert.deepEqual(answer.body, { active: false });
+    await assert.rejects(oidc.refreshTokenGrant(config, jwt.refresh_token!, { resource: API }), (error: Error) => {
+      assert.ok(error instanceof oidc.ResponseBodyError, String(error));
+      assert.equal(error.error, 'invalid_client');
+      return true;
+    });
   });
 
   it('reads a changed document again only after its max-age', async () => {

@@ -26,12 +26,17 @@ import { freePort } from '../helpers/redis.js';
 import { startRelyingParty, type RelyingParty } from '../helpers/relying-party.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { isConsent } from '../helpers/sign-in.js';
+import { API, clientCredentialsToken, introspect, machineClient, RESOURCE_SERVERS } from '../helpers/tokens.js';
 import { UpstreamLinks } from '../../src/accounts/links.js';
 import { Upstreams } from '../../src/upstreams/registry.js';
 
 const SECRET = 'upstream-test-client-secret-with-plenty-of-entropy';
 const PASSWORD = 'a passphrase for the upstream';
 const BACKCHANNEL_EVENT = 'http://schemas.openid.net/event/backchannel-logout';
+const RS = { id: 'api', secret: 'api-resource-server-secret-with-entropy-012345' };
+const OPS = { id: 'ops', secret: 'ops-client-secret-with-plenty-of-entropy-0123456789' };
+/** A device (RFC 8628) whose person signs in at /device. */
+const TV = { client_id: 'tv', application_type: 'native', token_endpoint_auth_method: 'none', grant_types: ['urn:ietf:params:oauth:grant-type:device_code'], response_types: [], redirect_uris: [] };
 
 type Mode = 'good' | 'forged' | 'expired' | 'audience' | 'nonce' | 'deny';
 
@@ -148,6 +153,7 @@ describe('e2e: sign in through an upstream OpenID Connect provider', function ()
       client_secret: SECRET,
       client_name: name,
       redirect_uris: [`http://${id}.localhost:${port}/callback`],
+      grant_types: ['authorization_code', 'refresh_token'],
       post_logout_redirect_uris: [`http://${id}.localhost:${port}/signed-out`],
       backchannel_logout_uri: `http://127.0.0.1:${port}/backchannel-logout`,
       backchannel_logout_session_required: true,
@@ -156,9 +162,11 @@ describe('e2e: sign in through an upstream OpenID Connect provider', function ()
       ownRedis: true,
       port: latchkeyPort,
       // `strict`: an app whose people must use a second factor (require_mfa), at app1's address.
-      clients: [client('app1', 'Notes', port1), client('app2', 'Photos', port2), { ...client('app1', 'Notes', port1), client_id: 'strict', require_mfa: true }],
-      env: { OUTBOUND_ALLOW_PRIVATE_NETWORKS: 'true', UPSTREAMS_TIMEOUT: '1' },
+      // `api` introspects the JWT access tokens of the API the apps may ask for (tokens.ts).
+      clients: [client('app1', 'Notes', port1), client('app2', 'Photos', port2), { ...client('app1', 'Notes', port1), client_id: 'strict', require_mfa: true }, machineClient(RS), machineClient(OPS, { scope: 'admin' }), TV],
+      env: { OUTBOUND_ALLOW_PRIVATE_NETWORKS: 'true', UPSTREAMS_TIMEOUT: '1', RESOURCE_SERVERS },
     });
+    await latchkey.apis.grant(OPS.id, `${latchkey.issuer}/admin`, { scopes: ['admin'] });
     // Local accounts whose emails the upstream's bob and carol share.
     await latchkey.accounts.create('bob', 'bob has a local password', { email: 'bob@local.example', email_verified: true });
     await latchkey.accounts.create('carol', 'carol has a local password', { email: 'carol@local.example', email_verified: true });
@@ -500,6 +508,24 @@ describe('e2e: sign in through an upstream OpenID Connect provider', function ()
       assert.equal(claims.idp, 'fake', 'the session names its upstream after the second factor too');
     });
 
+    it('an upstream removed while a sign-in through it waits for the second factor: the sign-in does not complete, the app gets access_denied', async () => {
+      const upstreams = new Upstreams(latchkey.kv, latchkey.config.keys.secrets);
+      await upstreams.add({ id: 'brief', issuer: fake.state.issuer, clientId: 'latchkey', clientSecret: SECRET, scope: 'openid', displayName: 'Brief', linkByEmail: false, endSession: false });
+      const sub = 'fake-person-brief';
+      const { account } = (await new UpstreamLinks(latchkey.kv, latchkey.accounts).signIn({ id: 'brief', linkByEmail: false }, sub, {})) as { account: { sub: string; username: string } };
+      const { secret } = await latchkey.secondFactors.totp.begin(account.sub, account.username);
+      assert.ok(await latchkey.secondFactors.totp.confirm(account.sub, TOTP.generate({ secret: Secret.fromBase32(secret), timestamp: Date.now() - 30_000 })));
+      const { browser, page } = await throughFake('app1', sub, { upstream: 'brief' });
+      assert.ok(page.html.includes('/second-factor'), `expected the second-factor page, got ${page.status} ${page.url}`);
+
+      const token = await clientCredentialsToken(latchkey.url, OPS, `${latchkey.issuer}/admin`, 'admin');
+      assert.equal((await fetch(`${latchkey.url}/admin/upstreams/brief`, { method: 'DELETE', headers: { authorization: `Bearer ${token}` } })).status, 204);
+      const done = await browser.submit(page, '/second-factor', { method: 'totp', code: TOTP.generate({ secret: Secret.fromBase32(secret) }) }, app1Redirect());
+      assert.ok(done.url.startsWith(app1Redirect()), `expected the app, got ${done.status} ${done.url}`);
+      assert.equal(new URL(done.url).searchParams.get('error'), 'access_denied');
+      assert.equal(new URL(done.url).searchParams.get('code'), null);
+    });
+
     it('a person without a second factor at an app that requires one: the enrolment prompt, then unmet_authentication_requirements; no loop back to the upstream', async () => {
       const { browser, page, authorizations } = await throughFake('strict', 'fake-person-no-factor');
       assert.equal(authorizations, 1, 'the upstream was visited once');
@@ -588,6 +614,124 @@ describe('e2e: sign in through an upstream OpenID Connect provider', function ()
       assert.doesNotMatch(await silent(), /error=login_required/, 'still signed in');
       assert.equal(await post(await fake.logoutToken({ sid: 'fake-sid-1' })), 200);
       assert.match(await silent(), /error=login_required/, 'signed out');
+    });
+
+    /**
+     * Signed in to app1 through the fake upstream (or another id for it) as `sub` in upstream session `sid`: the browser,
+     * app1's tokens (a JWT access token for the API), and checks of what still works.
+     */
+    async function tokensThroughFake(sub: string, sid: string, { upstream = 'fake', offline = false } = {}) {
+      fake.state.sid = sid;
+      const scope = offline ? 'openid offline_access read' : 'openid read';
+      const { browser, page, verifier } = await throughFake('app1', sub, { scope, resource: API, upstream });
+      const done = isConsent(page) ? await browser.submit(page, '/confirm', {}, app1Redirect()) : page;
+      assert.ok(done.url.startsWith(app1Redirect()), `expected to be back at the app, got ${done.status} ${done.url}`);
+      const config = await oidc.discovery(new URL(latchkey.issuer), 'app1', SECRET, oidc.ClientSecretBasic(SECRET), { execute: [oidc.allowInsecureRequests] });
+      const tokens = await oidc.authorizationCodeGrant(config, new URL(done.url), { pkceCodeVerifier: verifier }, { resource: API });
+      const active = async () => (await introspect(latchkey.url, RS, tokens.access_token)).active;
+      const silent = async () => {
+        const params = new URLSearchParams({ client_id: 'app1', response_type: 'code', scope: 'openid', redirect_uri: app1Redirect(), code_challenge: 'x'.repeat(43), code_challenge_method: 'S256', prompt: 'none' });
+        return (await browser.follow(`${latchkey.issuer}/auth?${params}`, {}, app1Redirect())).url;
+      };
+      return { browser, tokens, config, active, silent };
+    }
+
+    it("an upstream's logout token ends the session's access tokens too, as signing out there would (Back-Channel Logout §2.7)", async () => {
+      const { active, silent } = await tokensThroughFake('fake-person-bcl-tokens', 'fake-sid-tokens');
+      assert.equal(await active(), true);
+      const post = await fetch(`${latchkey.issuer}/upstream/fake/backchannel-logout`, { method: 'POST', body: new URLSearchParams({ logout_token: await fake.logoutToken({ sid: 'fake-sid-tokens' }) }) });
+      assert.equal(post.status, 200);
+      assert.match(await silent(), /error=login_required/, 'signed out');
+      assert.equal(await active(), false, 'the JWT access token issued in the session is revoked with its grant');
+    });
+
+    it("a device approved after signing in through the upstream: the upstream's logout ends that session and the device's tokens (RFC 8628)", async () => {
+      fake.state.mode = 'good';
+      fake.state.sub = 'fake-person-device';
+      fake.state.sid = 'fake-sid-device';
+      const started = await fetch(`${latchkey.issuer}/device/auth`, { method: 'POST', body: new URLSearchParams({ client_id: 'tv', scope: 'openid' }) });
+      const { user_code: userCode, device_code: deviceCode } = (await started.json()) as { user_code: string; device_code: string };
+      const browser = new Agent();
+      const entry = await browser.follow(`${latchkey.issuer}/device`);
+      const confirm = await browser.submit(entry, '/device', { user_code: userCode });
+      const login = await browser.submit(confirm, '/device', { confirm: 'yes' });
+      assert.ok(login.html.includes('/upstream/fake'), `expected the login page with the upstream, got ${login.status} ${login.url}`);
+      let done = await browser.submit(login, '/upstream/fake', {});
+      if (isConsent(done)) done = await browser.submit(done, '/confirm', {});
+      assert.equal(done.status, 200, `${done.status} ${done.url}`);
+      const poll = await fetch(`${latchkey.issuer}/token`, { method: 'POST', body: new URLSearchParams({ grant_type: 'urn:ietf:params:oauth:grant-type:device_code', device_code: deviceCode, client_id: 'tv' }) });
+      const tokens = (await poll.json()) as { access_token?: string; error?: string };
+      assert.ok(tokens.access_token, `the device got tokens: ${JSON.stringify(tokens)}`);
+      const userinfo = async () => (await fetch(`${latchkey.issuer}/me`, { headers: { authorization: `Bearer ${tokens.access_token}` } })).status;
+      assert.equal(await userinfo(), 200);
+
+      const post = await fetch(`${latchkey.issuer}/upstream/fake/backchannel-logout`, { method: 'POST', body: new URLSearchParams({ logout_token: await fake.logoutToken({ sid: 'fake-sid-device' }) }) });
+      assert.equal(post.status, 200);
+      assert.equal(await userinfo(), 401, "the device's access token ended with the session that approved it");
+    });
+
+    it('a logout token works once: its replay (same jti) is refused and a later session with the same upstream sid stays (Back-Channel Logout §2.6)', async () => {
+      const endpoint = `${latchkey.issuer}/upstream/fake/backchannel-logout`;
+      const post = async (token: string) => fetch(endpoint, { method: 'POST', body: new URLSearchParams({ logout_token: token }) });
+      const first = await tokensThroughFake('fake-person-replay', 'fake-sid-replay');
+      const token = await fake.logoutToken({ sid: 'fake-sid-replay' });
+      assert.equal((await post(token)).status, 200);
+      assert.match(await first.silent(), /error=login_required/, 'the first session ended');
+
+      const later = await tokensThroughFake('fake-person-replay', 'fake-sid-replay');
+      const replay = await post(token);
+      assert.equal(replay.status, 400);
+      assert.equal(((await replay.json()) as { error: string }).error, 'invalid_request');
+      assert.doesNotMatch(await later.silent(), /error=login_required/, 'the later session is still signed in');
+      assert.equal(await later.active(), true);
+      assert.equal((await post(await fake.logoutToken({ sid: 'fake-sid-replay' }))).status, 200, 'a new token (another jti) still works');
+      assert.match(await later.silent(), /error=login_required/);
+    });
+
+    it('removing an upstream link on the account page ends the other sessions it signed in, with their tokens', async () => {
+      const other = await tokensThroughFake('fake-person-unlink', 'fake-sid-unlink');
+      const { browser, page, account } = await accountPageThroughFake('fake-person-unlink');
+      await latchkey.accounts.setPassword(account.username, 'a password of its own now');
+      const removed = await browser.submit(page, '/account/links/remove', {});
+      assert.equal(new URL(removed.url).search, '?done=links.removed');
+      assert.match(await other.silent(), /error=login_required/, 'the other session the link signed in ended');
+      assert.equal(await other.active(), false, 'and its access token');
+      assert.equal(new URL((await browser.follow(`${latchkey.issuer}/account`)).url).pathname, '/account', 'the session that removed it stays');
+    });
+
+    it('removing an upstream (admin API) ends the sessions it signed in with every grant they made, offline access included; other sessions and the accounts stay', async () => {
+      const upstreams = new Upstreams(latchkey.kv, latchkey.config.keys.secrets);
+      await upstreams.add({ id: 'gone', issuer: fake.state.issuer, clientId: 'latchkey', clientSecret: SECRET, scope: 'openid', displayName: 'Gone', linkByEmail: false, endSession: false });
+      const through = await tokensThroughFake('fake-person-gone', 'fake-sid-gone', { upstream: 'gone', offline: true });
+      const elsewhere = await tokensThroughFake('fake-person-stays', 'fake-sid-stays', { offline: true });
+      assert.ok(through.tokens.refresh_token, 'offline access was granted');
+      assert.equal(await through.active(), true);
+
+      const token = await clientCredentialsToken(latchkey.url, OPS, `${latchkey.issuer}/admin`, 'admin');
+      const removed = await fetch(`${latchkey.url}/admin/upstreams/gone`, { method: 'DELETE', headers: { authorization: `Bearer ${token}` } });
+      assert.equal(removed.status, 204);
+
+      assert.match(await through.silent(), /error=login_required/, 'its session ended');
+      assert.equal(await through.active(), false, 'the JWT access token is revoked');
+      await assert.rejects(oidc.refreshTokenGrant(through.config, through.tokens.refresh_token!, { resource: API }), (error: Error) => {
+        assert.ok(error instanceof oidc.ResponseBodyError);
+        assert.equal(error.error, 'invalid_grant', 'the offline refresh token is revoked');
+        return true;
+      });
+      assert.doesNotMatch(await elsewhere.silent(), /error=login_required/, "another upstream's session stays");
+      assert.equal(await elsewhere.active(), true);
+      assert.ok(await oidc.refreshTokenGrant(elsewhere.config, elsewhere.tokens.refresh_token!, { resource: API }));
+
+      const link = await new UpstreamLinks(latchkey.kv, latchkey.accounts).find('gone', 'fake-person-gone');
+      assert.ok(link && (await latchkey.accounts.find(link.sub)), 'the account it made stays');
+      const params = new URLSearchParams({ client_id: 'app1', response_type: 'code', scope: 'openid', redirect_uri: app1Redirect(), code_challenge: 'x'.repeat(43), code_challenge_method: 'S256', upstream: 'gone' });
+      const signIn = await new Agent().follow(`${latchkey.issuer}/auth?${params}`);
+      assert.equal(signIn.status, 400, 'no sign-in through it');
+      assert.match(signIn.html, /there is no upstream provider/);
+      const logout = await fetch(`${latchkey.issuer}/upstream/gone/backchannel-logout`, { method: 'POST', body: new URLSearchParams({ logout_token: await fake.logoutToken({ sid: 'fake-sid-stays' }) }) });
+      assert.equal(logout.status, 400, 'nor logout through it');
+      const again = await fetch(`${latchkey.url}/admin/upstreams/gone`, { method: 'DELETE', headers: { authorization: `Bearer ${token}` } });
+      assert.equal(again.status, 404);
     });
   });
 });

@@ -42,7 +42,8 @@ import { render } from '../../http/views.js';
 import { signedInPages, type Form } from '../../http/signed-in-pages.js';
 import type { ProviderInService } from '../../provider-in-service.js';
 import type { Account } from '../accounts.js';
-import type { AccountSessions } from '../sessions.js';
+import type { SessionCredentials } from '../session-credentials.js';
+import type { AccountSessions, SignedInWith } from '../sessions.js';
 
 export { field, type Form } from '../../http/signed-in-pages.js';
 
@@ -113,6 +114,13 @@ export interface AccountPage {
   done(ctx: Context, section: string, key: string): void;
   /** A page of its own in the same look (e.g. something shown once): views/<view>.eta with the layout. */
   page(ctx: Context, view: string, data: Record<string, unknown>, status?: number): void;
+  /**
+   * After a credential was removed: ends the person's other sessions that `signedInWith` says were
+   * signed in with it (given the session's recorded credential, undefined for a session older than
+   * those records, and its `amr`), each with every grant it made (offline access too: they were
+   * granted on the strength of that credential) and back-channel logout. How many ended.
+   */
+  endSessionsSignedInWith(person: Person, signedInWith: SignedInWith): Promise<number>;
 }
 
 const dateTime = new Intl.DateTimeFormat('en-GB', { dateStyle: 'medium', timeStyle: 'short', timeZone: 'UTC' });
@@ -130,9 +138,13 @@ interface Options {
   readonly csrfKey: string;
   /** accounts.reauthenticateAfter: seconds a sign-in counts as recent. */
   readonly reauthenticateAfter: number;
+  /** Which credentials signed each session in. */
+  readonly credentials: SessionCredentials;
+  /** Revokes a grant with its tokens. */
+  readonly revokeGrant: (grantId: string) => Promise<unknown>;
 }
 
-export function accountPage({ providers, sessions, csrfKey, reauthenticateAfter }: Options): AccountPage {
+export function accountPage({ providers, sessions, csrfKey, reauthenticateAfter, credentials, revokeGrant }: Options): AccountPage {
   const router = new Router({ prefix: ACCOUNT_PATH });
   const form = bodyParser({ enableTypes: ['form'], formLimit: '16kb', encoding: 'utf-8' });
   const csrf = csrfTokens(csrfKey, 'account');
@@ -194,10 +206,13 @@ export function accountPage({ providers, sessions, csrfKey, reauthenticateAfter 
     ctx.redirect(`${ACCOUNT_PATH}?done=${encodeURIComponent(`${section}.${key}`)}#${encodeURIComponent(section)}`);
   }
 
+  const endSessionsSignedInWith = (person: Person, signedInWith: SignedInWith) =>
+    sessions.endSignedInWith(person.accountId, credentials, signedInWith, revokeGrant, person.sessionUid);
+
   function addSection(section: AccountSection) {
     sections.push(section);
     sections.sort((a, b) => a.order - b.order);
   }
 
-  return { router, form, csrf, addSection, signedIn, personRequired, submitted, recentlySubmitted, recent, show, done, page };
+  return { router, form, csrf, addSection, signedIn, personRequired, submitted, recentlySubmitted, recent, show, done, page, endSessionsSignedInWith };
 }

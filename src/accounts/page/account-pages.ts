@@ -14,6 +14,7 @@ import type { ProviderInService } from '../../provider-in-service.js';
 import type { GrantRevocation } from '../../revocation/grants.js';
 import type { Accounts } from '../accounts.js';
 import type { SessionActivity } from '../session-activity.js';
+import type { SessionCredentials } from '../session-credentials.js';
 import type { AccountSessions } from '../sessions.js';
 import type { LoginThrottle } from '../throttle.js';
 import { ACCOUNT_PATH, accountPage, type AccountPage, type Person } from './account-page.js';
@@ -48,14 +49,16 @@ interface Options {
   readonly grants: GrantRevocation;
   readonly consents: RememberedConsents;
   readonly activity: SessionActivity;
+  /** Which credentials signed each session in: removing one ends the sessions it signed in. */
+  readonly credentials: SessionCredentials;
   readonly logger: Logger;
   /** accounts.reauthenticateAfter: seconds a sign-in counts as recent for changing credentials. */
   readonly reauthenticateAfter: number;
 }
 
 export function accountPages(options: Options): Middleware {
-  const { issuer, providers, accounts, sessions, csrfKey, extensions = [], throttle, grants, consents, activity, logger, reauthenticateAfter } = options;
-  const page = accountPage({ providers, sessions, csrfKey, reauthenticateAfter });
+  const { issuer, providers, accounts, sessions, csrfKey, extensions = [], throttle, grants, consents, activity, credentials, logger, reauthenticateAfter } = options;
+  const page = accountPage({ providers, sessions, csrfKey, reauthenticateAfter, credentials, revokeGrant: (grantId) => grants.revoke(grantId) });
   firstPartySignIn(page.router, issuer, ACCOUNT_PAGE);
   const own = [
     passwordSection({ accounts, throttle, sessions, grants, logger }),

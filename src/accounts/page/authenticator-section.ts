@@ -69,8 +69,10 @@ export function authenticatorSection({ secondFactors, logger, metrics }: SecondF
       const found = await page.recentlySubmitted(ctx, SECTION);
       if (!found) return;
       await secondFactors.totp.remove(found.who.accountId);
+      // The app may be on a lost or stolen phone: the other sessions its codes signed in end.
+      const ended = await page.endSessionsSignedInWith(found.who, (used, amr) => (used ? used.methods.includes('totp') : amr.includes('otp')));
       metrics.secondFactorEnrolments.inc({ method: 'totp', action: 'removed' });
-      logger.info({ event: 'totp.removed', sub: found.who.accountId }, 'authenticator app removed');
+      logger.info({ event: 'totp.removed', sub: found.who.accountId, sessions_signed_out: ended }, 'authenticator app removed');
       page.done(ctx, SECTION, 'removed');
     });
   };

@@ -49,10 +49,13 @@ export function passkeysSection({ secondFactors, logger, metrics }: SecondFactor
       } catch {
         response = undefined;
       }
-      const added = response === undefined ? undefined : await secondFactors.passkeys.register(who.accountId, field(body, 'name'), response);
-      if (!added) {
+      const added = response === undefined ? 'unverified' : await secondFactors.passkeys.register(who.accountId, field(body, 'name'), response);
+      if (typeof added === 'string') {
         metrics.secondFactorEnrolments.inc({ method: 'passkey', action: 'failed' });
-        logger.info({ event: 'passkey.enrolment_failed', sub: who.accountId }, 'passkey not added');
+        logger.info({ event: 'passkey.enrolment_failed', sub: who.accountId, reason: added }, 'passkey not added');
+        if (added === 'already-registered') {
+          return page.show(ctx, who, { section: SECTION, error: 'This passkey is registered already. Each passkey can be added once: create a new one on your device.' }, 409);
+        }
         return page.show(ctx, who, { section: SECTION, error: 'The passkey could not be added. Try again.' }, 400);
       }
       metrics.secondFactorEnrolments.inc({ method: 'passkey', action: 'added' });
@@ -64,11 +67,15 @@ export function passkeysSection({ secondFactors, logger, metrics }: SecondFactor
       const found = await page.recentlySubmitted(ctx, SECTION);
       if (!found) return;
       const { who, body } = found;
-      if (!(await secondFactors.passkeys.remove(who.accountId, field(body, 'id')))) {
+      const id = field(body, 'id');
+      if (!(await secondFactors.passkeys.remove(who.accountId, id))) {
         return page.show(ctx, who, { section: SECTION, error: 'That passkey is not yours, or was already removed.' }, 404);
       }
+      // A removed passkey may be a lost or stolen one: the other sessions it signed in end. A session
+      // from before credentials were recorded is ended if any passkey signed it in.
+      const ended = await page.endSessionsSignedInWith(who, (used, amr) => (used ? (used.passkeys ?? []).includes(id) : amr.includes('hwk') || amr.includes('swk')));
       metrics.secondFactorEnrolments.inc({ method: 'passkey', action: 'removed' });
-      logger.info({ event: 'passkey.removed', sub: who.accountId }, 'passkey removed');
+      logger.info({ event: 'passkey.removed', sub: who.accountId, sessions_signed_out: ended }, 'passkey removed');
       page.done(ctx, SECTION, 'removed');
     });
   };

@@ -101,9 +101,11 @@ export function passwordSection({ accounts, throttle, sessions, grants, logger }
       const everywhere = field(body, 'sign_out_others') === 'yes';
       let signedOut = 0;
       if (everywhere) {
+        // The old password may have leaked: what the other sessions were granted goes with them,
+        // offline access included (a thief's refresh token would outlive a plain sign-out).
         const others = (await sessions.list(who.accountId)).filter((session) => session.uid !== who.sessionUid);
-        const ended = await Promise.all(others.map((session) => sessions.signOut(who.accountId, session.uid, (grantId) => grants.revoke(grantId))));
-        signedOut = ended.filter(Boolean).length;
+        await Promise.all(others.map((session) => sessions.signOutSession(session, (grantId) => grants.revoke(grantId), true)));
+        signedOut = others.length;
       }
       logger.info({ event: 'account.password_changed', sub: who.accountId, sessions_signed_out: signedOut }, 'password changed on the account page');
       page.done(ctx, SECTION, everywhere ? 'changed-everywhere' : 'changed');

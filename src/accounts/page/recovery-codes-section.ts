@@ -25,8 +25,11 @@ export function recoveryCodesSection({ secondFactors, logger, metrics }: SecondF
       const found = await page.recentlySubmitted(ctx, SECTION);
       if (!found) return;
       const codes = await secondFactors.recoveryCodes.generate(found.who.accountId);
+      // New codes replace the old, which may have leaked: the other sessions an old code signed in end
+      // (recorded ones only: amr does not tell a recovery code apart).
+      const ended = await page.endSessionsSignedInWith(found.who, (used) => used?.methods.includes('recovery-code') ?? false);
       metrics.secondFactorEnrolments.inc({ method: 'recovery_codes', action: 'added' });
-      logger.info({ event: 'recovery_codes.generated', sub: found.who.accountId }, 'recovery codes made');
+      logger.info({ event: 'recovery_codes.generated', sub: found.who.accountId, sessions_signed_out: ended }, 'recovery codes made');
       const text = `Latchkey recovery codes for ${found.who.account.username}\nEach works once.\n\n${codes.join('\n')}\n`;
       page.page(ctx, 'account-recovery-codes-shown', {
         title: 'Your recovery codes',

@@ -52,3 +52,15 @@ export function resolveClientMetadataDocuments(provider: Provider, documents: Cl
     return client;
   };
 }
+
+/**
+ * Whether the client of a token still exists, for introspection: a client named by its metadata
+ * document exists only while that document resolves (a refused or vanished one, once the cached
+ * copy expires, is an unknown client). Its tokens are then inactive, as a deleted client's are,
+ * rather than answering the introspecting API with the lookup's invalid_client. Any other client id
+ * is left to the deletion list.
+ */
+export async function clientResolves(provider: Provider, clientId: unknown, allowLoopbackHttp: boolean): Promise<boolean> {
+  if (typeof clientId !== 'string' || !documentUrl(clientId, allowLoopbackHttp)) return true;
+  return (await provider.Client.find(clientId).catch(() => undefined)) !== undefined;
+}
