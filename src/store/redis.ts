@@ -278,7 +278,7 @@ export class RedisKv implements Kv {
     // Redis delivers invalidations as messages on __redis__:invalidate (ioredis drops RESP3's pushes).
     const connection = this.#client.duplicate({ protocol: 2, autoResubscribe: false, enableAutoPipelining: false });
     const source: CachedReads = { get: (key) => this.get(key), members: (key) => this.members(key) };
-    const cache = new TrackedCache(source, connection, this.#client.options.keyPrefix ?? '', prefixes, this.#cache);
+    const cache = new TrackedCache(source, connection, this.#client.options.keyPrefix ?? '', prefixes, { ...this.#cache, readsOn: this.#client });
     this.#caches.push(cache);
     return cache;
   }

@@ -9,8 +9,9 @@
  *
  * Why a cached answer is as fresh as a read:
  * - Entries are trusted only while that connection is up with tracking confirmed on. Any
- *   close/end/error/reconnect drops every entry and reads go to Redis until tracking is back: a
- *   pub/sub message is only ever lost with its connection.
+ *   close/end/error/reconnect of it, or a drop of the connection the reads go on, drops every
+ *   entry, and reads go to Redis until tracking is back: a pub/sub message is only ever lost
+ *   with its connection.
  * - A read that started before an invalidation (or a reset) and returns after it is not kept: a
  *   generation counter, bumped by each of them, must be unchanged when the reply comes.
  * - Redis sends an invalidation before it answers the write that caused it, but on another socket:
@@ -29,6 +30,12 @@ export interface TrackedCacheOptions {
   readonly maxAge: number;
   /** Tracking could not be turned on (an old Redis, an ACL): reads go to Redis meanwhile. */
   readonly unavailable?: (error: Error) => void;
+  /**
+   * The connection `source` reads on. When it drops, this cache's own connection reconnects too:
+   * after a Sentinel failover both then stand on the new master, never reads on one server
+   * and invalidations from another.
+   */
+  readonly readsOn?: Redis;
 }
 
 const CHANNEL = '__redis__:invalidate';
@@ -67,7 +74,14 @@ export class TrackedCache implements CachedReads {
       if (String(channel) === CHANNEL) this.#invalidate(keys);
     });
     for (const event of ['close', 'end', 'error', 'reconnecting']) connection.on(event, () => this.#reset());
+    // ioredis reports a close once the socket is closed, a phase of the event loop after `#settled`
+    // resolves; the socket's end of input comes with the data that brought it.
+    connection.on('connect', () => connection.stream.once('end', () => this.#reset()));
     connection.on('ready', () => void this.#track());
+    options.readsOn?.on('close', () => {
+      this.#reset();
+      if (connection.status === 'ready') connection.disconnect(true);
+    });
     if (connection.status === 'ready') void this.#track();
   }
 

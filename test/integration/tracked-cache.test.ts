@@ -111,6 +111,8 @@ describe('tracked cache: in-process reads that Redis invalidates', function () {
     assert.equal(await cache.get('api-grants:c3'), 'v1');
     // Every pub/sub connection: this cache's. A write meanwhile has no one to invalidate.
     await other.call('CLIENT', 'KILL', 'TYPE', 'pubsub');
+    await new Promise((done) => setImmediate(done));
+    assert.equal(cache.tracking, false, 'the drop is seen as soon as the answer to the kill');
     await other.set(`${PREFIX}api-grants:c3`, 'v2');
     assert.equal(await cache.get('api-grants:c3'), 'v2', 'nothing kept from before');
 
@@ -121,6 +123,18 @@ describe('tracked cache: in-process reads that Redis invalidates', function () {
     assert.equal(await calls('get'), before, 'kept again');
     await other.set(`${PREFIX}api-grants:c3`, 'v3');
     assert.equal(await cache.get('api-grants:c3'), 'v3', 'subscribed again');
+  });
+
+  it('a drop of the connection the reads go on empties it and reconnects its own (after a failover both stand on the new master)', async () => {
+    const subscriber = async () => /id=(\d+)/.exec(String(await other.call('CLIENT', 'LIST', 'TYPE', 'pubsub')))?.[1];
+    const before = await subscriber();
+    await other.set(`${PREFIX}api-grants:c5`, 'v1');
+    assert.equal(await cache.get('api-grants:c5'), 'v1');
+    const reads = await (kv.connection as Redis).client('ID');
+    await other.call('CLIENT', 'KILL', 'ID', String(reads));
+    await eventually(async () => assert.notEqual(await subscriber(), before, 'a new subscriber connection'));
+    await tracking();
+    assert.equal(await cache.get('api-grants:c5'), 'v1');
   });
 
   it('a restarted server: nothing is answered from memory while it is down, nothing stale after', async () => {
