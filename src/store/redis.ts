@@ -5,7 +5,7 @@
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 import type { Config } from '../config.js';
 import type { CachedReads, ConsumeOutcome, Kv, LogEntry, StoredRecord } from './kv.js';
-import { TrackedCache, type TrackedCacheOptions } from './tracked-cache.js';
+import { TRACKING_CONNECTION, TrackedCache, type TrackedCacheOptions } from './tracked-cache.js';
 
 type RedisSettings = Config['redis'];
 
@@ -274,9 +274,8 @@ export class RedisKv implements Kv {
 
   cachedReads(prefixes: readonly string[]): CachedReads | undefined {
     if (!this.#cache || this.#client instanceof Cluster) return undefined;
-    // Its own connection: subscribed (so it can send nothing else) and speaking RESP2, in which
-    // Redis delivers invalidations as messages on __redis__:invalidate (ioredis drops RESP3's pushes).
-    const connection = this.#client.duplicate({ protocol: 2, autoResubscribe: false, enableAutoPipelining: false });
+    // Its own connection (once subscribed, a connection can send nothing else).
+    const connection = this.#client.duplicate(TRACKING_CONNECTION);
     const source: CachedReads = { get: (key) => this.get(key), members: (key) => this.members(key) };
     const cache = new TrackedCache(source, connection, this.#client.options.keyPrefix ?? '', prefixes, { ...this.#cache, readsOn: this.#client });
     this.#caches.push(cache);

@@ -20,8 +20,22 @@
  * - Entries are bounded in number (oldest first out) and in age, a backstop rather than the way
  *   they are kept fresh.
  */
-import type { Redis } from 'ioredis';
+import type { Redis, RedisOptions } from 'ioredis';
 import type { CachedReads } from './kv.js';
+
+/**
+ * What the cache's own connection needs over the store's: RESP2, in which Redis delivers
+ * invalidations as messages on `__redis__:invalidate` (ioredis passes RESP3's invalidate pushes to
+ * no one); and nothing replayed on a new connection (no resubscription, no queued or unanswered
+ * command sent again): the set-up is redone, in order, at every `ready`.
+ */
+export const TRACKING_CONNECTION = {
+  protocol: 2,
+  autoResubscribe: false,
+  autoResendUnfulfilledCommands: false,
+  enableOfflineQueue: false,
+  enableAutoPipelining: false,
+} as const satisfies Partial<RedisOptions>;
 
 export interface TrackedCacheOptions {
   /** Entries kept at most; the oldest goes first. */
@@ -59,7 +73,7 @@ export class TrackedCache implements CachedReads {
   #turn: Promise<void> | undefined;
 
   /**
-   * `source`: the store's uncached reads. `connection`: this cache's own (RESP2, not shared).
+   * `source`: the store's uncached reads. `connection`: this cache's own (TRACKING_CONNECTION).
    * `keyPrefix`: what the store puts before every key (invalidations name full keys).
    * `prefixes`: the keys this cache answers for, as the store's callers name them.
    */

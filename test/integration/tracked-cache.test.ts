@@ -10,7 +10,7 @@ import { Cluster, Redis } from 'ioredis';
 import type { Config } from '../../src/config.js';
 import type { CachedReads } from '../../src/store/kv.js';
 import { connect, RedisKv } from '../../src/store/redis.js';
-import { TrackedCache, type TrackedCacheOptions } from '../../src/store/tracked-cache.js';
+import { TRACKING_CONNECTION, TrackedCache, type TrackedCacheOptions } from '../../src/store/tracked-cache.js';
 import { eventually } from '../helpers/eventually.js';
 import { startRedisServer, type RedisServer } from '../helpers/redis.js';
 
@@ -173,7 +173,7 @@ describe('tracked cache: in-process reads that Redis invalidates', function () {
     beforeEach(async () => {
       reads.clear();
       held = undefined;
-      connection = new Redis(redis.url, { protocol: 2, autoResubscribe: false });
+      connection = new Redis(redis.url, TRACKING_CONNECTION);
     });
     afterEach(async () => own?.close());
 
