@@ -6,10 +6,10 @@
  * An API comes from one of three places: built in (the admin API and the revocation feed, which are
  * privileged), the configuration (`resourceServers`), or the store (`latchkey apis add`, the admin
  * API). Config APIs and their `grants` are read-only here; what an operator adds at runtime lives in
- * the store, so the CLI and every instance see the same thing. The token and introspection
- * endpoints read them from the store's cache where it has one (Redis: tracked-cache.ts), which
- * Redis invalidates at every write, whoever makes it: a revoked grant stops working with the next
- * request. Read-modify-writes read the store itself.
+ * the store, so the CLI and every instance see the same thing. Checks (the token and
+ * introspection endpoints', the admin API's) read them through the store's cache where it keeps
+ * one (Redis: tracked-cache.ts), which Redis invalidates at every write, whoever makes it: a
+ * revoked grant stops working with the next request. Read-modify-writes read the store itself.
  *
  * Layout (all durable): api:<identifier> → JSON, apis (set of identifiers),
  * api-grants:<client_id> → JSON { <identifier>: Grant }, api-grantees:<identifier> (set of client_ids).
