@@ -6,14 +6,16 @@
  * An API comes from one of three places: built in (the admin API and the revocation feed, which are
  * privileged), the configuration (`resourceServers`), or the store (`latchkey apis add`, the admin
  * API). Config APIs and their `grants` are read-only here; what an operator adds at runtime lives in
- * the store, so the CLI and every instance see the same thing. Nothing is cached: each check reads
- * the store, so a revoked grant stops working with the next request.
+ * the store, so the CLI and every instance see the same thing. Checks (the token and
+ * introspection endpoints', the admin API's) read them through the store's cache where it keeps
+ * one (Redis: tracked-cache.ts), which Redis invalidates at every write, whoever makes it: a
+ * revoked grant stops working with the next request. Read-modify-writes read the store itself.
  *
  * Layout (all durable): api:<identifier> → JSON, apis (set of identifiers),
  * api-grants:<client_id> → JSON { <identifier>: Grant }, api-grantees:<identifier> (set of client_ids).
  */
 import type { ResourceServerConfig } from '../config.js';
-import type { Kv } from '../store/kv.js';
+import type { CachedReads, Kv } from '../store/kv.js';
 
 export interface ApiDefinition {
   readonly identifier: string;
@@ -50,9 +52,11 @@ export class ApiError extends Error {
   }
 }
 
-const apiKey = (identifier: string) => `api:${identifier}`;
+const API_PREFIX = 'api:';
+const apiKey = (identifier: string) => `${API_PREFIX}${identifier}`;
 const APIS_KEY = 'apis';
-export const clientGrantsKey = (clientId: string) => `api-grants:${clientId}`;
+const GRANTS_PREFIX = 'api-grants:';
+export const clientGrantsKey = (clientId: string) => `${GRANTS_PREFIX}${clientId}`;
 const granteesKey = (identifier: string) => `api-grantees:${identifier}`;
 const SCOPE_TOKEN = /^[\x21\x23-\x5B\x5D-\x7E]+$/;
 
@@ -67,11 +71,14 @@ export class Apis {
   readonly #static: Map<string, { api: ApiDefinition; source: ApiSource }>;
   /** Grants from configuration, by client then API. */
   readonly #staticGrants = new Map<string, Record<string, ClientGrant>>();
+  /** Reads of APIs and grants, from the store's cache where it keeps one. */
+  readonly #reads: CachedReads;
 
   constructor(
     private readonly kv: Kv,
     private readonly options: ApisOptions,
   ) {
+    this.#reads = kv.cachedReads?.([API_PREFIX, APIS_KEY, GRANTS_PREFIX]) ?? kv;
     this.#static = new Map<string, { api: ApiDefinition; source: ApiSource }>([
       ...options.configured.map(({ grants: _grants, ...api }) => [api.identifier, { api, source: 'config' as const }] as const),
       ...options.builtin.map((api) => [api.identifier, { api, source: 'builtin' as const }] as const),
@@ -87,7 +94,7 @@ export class Apis {
   async find(identifier: string): Promise<ApiDefinition | undefined> {
     const fixed = this.#static.get(identifier);
     if (fixed) return fixed.api;
-    const json = await this.kv.get(apiKey(identifier));
+    const json = await this.#reads.get(apiKey(identifier));
     return json ? (JSON.parse(json) as ApiDefinition) : undefined;
   }
 
@@ -97,7 +104,7 @@ export class Apis {
   }
 
   async list(): Promise<(ApiDefinition & { source: ApiSource })[]> {
-    const stored = await Promise.all((await this.kv.members(APIS_KEY)).map((identifier) => this.find(identifier)));
+    const stored = await Promise.all((await this.#reads.members(APIS_KEY)).map((identifier) => this.find(identifier)));
     return [
       ...[...this.#static.values()].map(({ api, source }) => ({ ...api, source })),
       ...stored.filter((api): api is ApiDefinition => !!api && !this.#static.has(api.identifier)).map((api) => ({ ...api, source: 'store' as const })),
@@ -138,7 +145,7 @@ export class Apis {
 
   /** What an operator granted a client, at every API (configuration and store together). */
   async grantsOf(clientId: string): Promise<ClientGrants> {
-    const json = await this.kv.get(clientGrantsKey(clientId));
+    const json = await this.#reads.get(clientGrantsKey(clientId));
     const stored = json ? (JSON.parse(json) as Record<string, ClientGrant>) : {};
     const fixed = this.#staticGrants.get(clientId);
     if (!fixed) return stored;

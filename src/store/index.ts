@@ -22,8 +22,15 @@ export function connectionError(kv: Kv): Error | undefined {
 }
 
 /**
+ * The server's store on Redis keeps APIs and grants in memory, invalidated by Redis (tracked-cache.ts):
+ * this many entries at most, each used for at most this long (a backstop: invalidation keeps them fresh).
+ */
+const CACHE = { maxEntries: 10_000, maxAge: 60_000 };
+
+/**
  * `metrics`: the running server's, which times every operation (the CLI's stores are not timed).
- * The server's store also reads ahead for the request in progress (read-ahead.ts).
+ * The server's store also reads ahead for the request in progress (read-ahead.ts) and offers
+ * cachedReads (tracked-cache.ts).
  */
 export function openStore(config: Config, logger?: Logger, metrics?: Metrics): Kv {
   const timed = <T extends Kv>(kv: T): T => (metrics ? withReadAhead(instrumented(kv, metrics)) : kv);
@@ -39,6 +46,10 @@ export function openStore(config: Config, logger?: Logger, metrics?: Metrics): K
           logger?.error({ err: { message: error.message } }, reached ? 'redis unreachable: answering 503 until it returns' : 'redis unreachable at start');
         },
         restored: () => logger?.info('redis reachable again'),
+      }, metrics && {
+        ...CACHE,
+        unavailable: (error) =>
+          logger?.warn({ err: { message: error.message } }, 'redis refused client-side caching (CLIENT TRACKING): APIs and grants are read from Redis at every request'),
       }),
     );
     return kv;

@@ -12,6 +12,8 @@ export function instrumented<T extends Kv>(kv: T, metrics: Metrics): T {
       // Read with the real object as receiver: backends keep their connection in private fields.
       const value: unknown = Reflect.get(target, property, target);
       if (typeof value !== 'function' || property === 'constructor') return value;
+      // Not a store operation: it makes a cache, whose reads are the store's own.
+      if (property === 'cachedReads') return (value as (...a: unknown[]) => unknown).bind(target);
       if (!wrappers.has(property)) {
         const operation = String(property);
         wrappers.set(property, (...args: unknown[]) => {

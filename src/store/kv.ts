@@ -36,6 +36,12 @@ export interface ReadsAhead {
   readonly indexed?: readonly { readonly index: string; readonly prefix: string }[];
 }
 
+/** Reads answered from process memory where the store can keep them fresh (tracked-cache.ts). */
+export interface CachedReads {
+  get(key: string): Promise<string | undefined>;
+  members(key: string): Promise<string[]>;
+}
+
 export interface Kv {
   /** Which implementation this is, for logs and /readyz. */
   readonly kind: 'redis' | 'embedded';
@@ -96,6 +102,15 @@ export interface Kv {
    * oidc-provider, before the request in progress is known to the store.
    */
   readAhead?(reads: ReadsAhead, request?: object): void;
+
+  /**
+   * get and members of the keys under `prefixes` from process memory, kept as fresh as a read by
+   * the store (tracked-cache.ts); undefined where the store cannot (Redis Cluster: tracking is per
+   * node) or has no reason to (the embedded store reads memory anyway, the CLI's lives a moment).
+   * For small, hot, rarely written data (APIs and operator grants); never for revocation marks,
+   * tokens, sessions or accounts.
+   */
+  cachedReads?(prefixes: readonly string[]): CachedReads | undefined;
 
   /** Round trip to the store; throws when it is unreachable. */
   ping(): Promise<void>;

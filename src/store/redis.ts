@@ -4,7 +4,8 @@
  */
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 import type { Config } from '../config.js';
-import type { ConsumeOutcome, Kv, LogEntry, StoredRecord } from './kv.js';
+import type { CachedReads, ConsumeOutcome, Kv, LogEntry, StoredRecord } from './kv.js';
+import { TRACKING_CONNECTION, TrackedCache, type TrackedCacheOptions } from './tracked-cache.js';
 
 type RedisSettings = Config['redis'];
 
@@ -154,8 +155,12 @@ export interface ConnectionEvents {
 export class RedisKv implements Kv {
   readonly kind = 'redis';
   readonly #client: Client;
+  readonly #cache: TrackedCacheOptions | undefined;
+  readonly #caches: TrackedCache[] = [];
 
-  constructor(client: Redis | Cluster, events?: ConnectionEvents) {
+  /** `cache`: how cachedReads caches (the server's store); without it, cachedReads gives none. */
+  constructor(client: Redis | Cluster, events?: ConnectionEvents, cache?: TrackedCacheOptions) {
+    this.#cache = cache;
     for (const [name, { numberOfKeys, lua }] of Object.entries(SCRIPTS)) {
       client.defineCommand(name, { numberOfKeys, lua });
     }
@@ -267,11 +272,22 @@ export class RedisKv implements Kv {
     });
   }
 
+  cachedReads(prefixes: readonly string[]): CachedReads | undefined {
+    if (!this.#cache || this.#client instanceof Cluster) return undefined;
+    // Its own connection (once subscribed, a connection can send nothing else).
+    const connection = this.#client.duplicate(TRACKING_CONNECTION);
+    const source: CachedReads = { get: (key) => this.get(key), members: (key) => this.members(key) };
+    const cache = new TrackedCache(source, connection, this.#client.options.keyPrefix ?? '', prefixes, { ...this.#cache, readsOn: this.#client });
+    this.#caches.push(cache);
+    return cache;
+  }
+
   async ping() {
     await this.#client.ping();
   }
 
   async close() {
+    await Promise.all(this.#caches.map((cache) => cache.close()));
     await this.#client.quit().catch(() => this.#client.disconnect());
   }
 }

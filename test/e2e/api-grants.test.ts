@@ -6,6 +6,7 @@
  * tells a client only about its own tokens and tokens meant for an API it serves as.
  */
 import assert from 'node:assert/strict';
+import { createConnection } from 'node:net';
 import { decodeJwt } from 'jose';
 import * as oidc from 'openid-client';
 import { createResourceServer, TokenRejected } from '../../src/resource-server/index.js';
@@ -109,6 +110,30 @@ describe('e2e: APIs and operator grants (client_credentials, privileged APIs, in
   const adminCall = (path: string, bearer: string, init: RequestInit = {}) =>
     fetch(`${server.url}/admin${path}`, { ...init, headers: { 'content-type': 'application/json', authorization: `Bearer ${bearer}`, ...init.headers } });
   const feedCall = (bearer: string) => fetch(`${server.url}/revocations`, { headers: { authorization: `Bearer ${bearer}` } });
+  /**
+   * What the server asked Redis while `action` ran, as MONITOR prints it (on the test's own
+   * redis-server; a raw socket: ioredis's monitor mode loses its place under load).
+   */
+  async function redisCommandsDuring<T>(action: () => Promise<T>): Promise<{ result: T; commands: string }> {
+    const socket = createConnection(redis.port, '127.0.0.1');
+    let seen = '';
+    await new Promise<void>((done, fail) => {
+      socket.once('error', fail);
+      socket.on('data', (chunk) => {
+        seen += String(chunk);
+        if (seen.startsWith('+OK\r\n')) done();
+      });
+      socket.write('MONITOR\r\n');
+    });
+    try {
+      const result = await action();
+      // Redis wrote each command to the monitor before answering it.
+      await new Promise((done) => setImmediate(done));
+      return { result, commands: seen.slice('+OK\r\n'.length) };
+    } finally {
+      socket.destroy();
+    }
+  }
   const introspect = async (caller: ClientCredentials, value: string) => (await tokenEndpoint(server.url, '/token/introspection', caller, value)).body as Record<string, unknown>;
 
   describe('self-service apps start with no API scopes', () => {
@@ -323,8 +348,16 @@ describe('e2e: APIs and operator grants (client_credentials, privileged APIs, in
       assertRefused(await token(SERVICE, { resource: ledger, scope: 'entries:read' }), 'invalid_scope', 'added, not granted');
       await run('grant', '--client', SERVICE.id, '--api', ledger, '--scope', 'entries:read', '--default');
 
-      const explicit = await token(SERVICE, { resource: ledger, scope: 'entries:read' });
+      // The server keeps grants in memory, invalidated by Redis: the CLI's write reached it, and
+      // from the second request on the grant is not read from Redis (so the revocation below
+      // meets a cached grant).
+      const grantsRead = (commands: string) => commands.includes(`api-grants:${SERVICE.id}"`);
+      const { result: explicit, commands: first } = await redisCommandsDuring(() => token(SERVICE, { resource: ledger, scope: 'entries:read' }));
       assert.equal(explicit.status, 200);
+      assert.equal(grantsRead(first), true, 'read once after the write');
+      const { result: again, commands: second } = await redisCommandsDuring(() => token(SERVICE, { resource: ledger, scope: 'entries:read' }));
+      assert.equal(again.status, 200);
+      assert.equal(grantsRead(second), false, `then kept:\n${second}`);
       const defaulted = await token(SERVICE, { scope: 'entries:read' });
       assert.equal(defaulted.status, 200, JSON.stringify(defaulted.body));
       const claims = decodeJwt(defaulted.body.access_token!);

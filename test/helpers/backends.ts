@@ -72,6 +72,21 @@ export const backends: Backend[] = [
 ];
 
 /**
+ * A single redis-server with the store as the server opens it: reads through cachedReads come from
+ * memory, invalidated by Redis (src/store/tracked-cache.ts).
+ */
+export const cachingRedis: Backend = {
+  name: 'single redis-server, with the server\'s cache',
+  redis: true,
+  async open() {
+    const server = await startRedisServer();
+    const kv = new RedisKv(connect(settings({ url: server.url })), undefined, { maxEntries: 1000, maxAge: 60_000 });
+    const raw = new Redis(server.url);
+    return { kv, raw, stop: async () => { await kv.close(); raw.disconnect(); await server.stop(); } };
+  },
+};
+
+/**
  * The embedded store as the CLI sees it next to a running server: a RemoteKv on the control
  * socket, every operation one JSON line each way (so the Kv tests check the protocol keeps
  * undefined, numbers, arrays and errors as they are).

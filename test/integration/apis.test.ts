@@ -1,17 +1,19 @@
 /**
  * The APIs and grants store (src/apis/) on every store: two instances (as two servers, or the CLI
- * and a server) see each other's changes at once; concurrent grants lose nothing; removing an API
- * takes its grants with it; configured APIs and grants are merged in and cannot be changed here.
+ * and a server) see each other's changes at once, also when each keeps them in memory
+ * (cachingRedis); concurrent grants lose nothing; removing an API takes its grants with it;
+ * configured APIs and grants are merged in and cannot be changed here.
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { ApiError, Apis } from '../../src/apis/apis.js';
-import { backends, type OpenBackend } from '../helpers/backends.js';
+import { backends, cachingRedis, type OpenBackend } from '../helpers/backends.js';
+import { eventually } from '../helpers/eventually.js';
 
 const CONFIGURED = 'https://configured.example.test';
 const BUILTIN = 'https://id.example.test/admin';
 
-for (const backend of backends) {
+for (const backend of [...backends, cachingRedis]) {
   describe(`APIs and grants: ${backend.name}`, function () {
     this.timeout(30_000);
     let open: OpenBackend;
@@ -27,6 +29,10 @@ for (const backend of backends) {
       };
       one = new Apis(open.kv, options);
       two = new Apis(open.kv, options);
+      if (backend === cachingRedis) {
+        // Both caches subscribed to their invalidations, so that the tests meet kept entries.
+        await eventually(async () => assert.equal(String(await open.raw!.call('CLIENT', 'LIST', 'TYPE', 'pubsub')).match(/ sub=1 /g)?.length, 2));
+      }
     });
     after(async () => open?.stop());
 

@@ -1,0 +1,194 @@
+/**
+ * Reads of a few key prefixes answered from process memory, kept fresh by Redis itself
+ * (server-assisted client-side caching: https://redis.io/docs/latest/develop/reference/client-side-caching/).
+ *
+ * A dedicated connection (RESP2) turns on `CLIENT TRACKING ... REDIRECT <its own id> BCAST PREFIX
+ * <prefix>...` and subscribes to `__redis__:invalidate`. In BCAST mode Redis then names every key
+ * under those prefixes that anyone changes (another instance, the CLI, redis-cli, an expiry,
+ * FLUSHDB), whatever this process read, so there is no publishing to forget on the writing side.
+ *
+ * Why a cached answer is as fresh as a read:
+ * - Entries are trusted only while that connection is up with tracking confirmed on. Any
+ *   close/end/error/reconnect of it, or a drop of the connection the reads go on, drops every
+ *   entry, and reads go to Redis until tracking is back: a pub/sub message is only ever lost
+ *   with its connection.
+ * - A read that started before an invalidation (or a reset) and returns after it is not kept: a
+ *   generation counter, bumped by each of them, must be unchanged when the reply comes.
+ * - Redis sends an invalidation before it answers the write that caused it, but on another socket:
+ *   a cached answer is given only after the I/O that has already arrived has been handled
+ *   (`#settled`), so a request that follows a completed write sees the write.
+ * - Entries are bounded in number (oldest first out) and in age, a backstop rather than the way
+ *   they are kept fresh.
+ */
+import type { Redis, RedisOptions } from 'ioredis';
+import type { CachedReads } from './kv.js';
+
+/**
+ * What the cache's own connection needs over the store's: RESP2, in which Redis delivers
+ * invalidations as messages on `__redis__:invalidate` (ioredis passes RESP3's invalidate pushes to
+ * no one); and nothing replayed on a new connection (no resubscription, no queued or unanswered
+ * command sent again): the set-up is redone, in order, at every `ready`.
+ */
+export const TRACKING_CONNECTION = {
+  protocol: 2,
+  autoResubscribe: false,
+  autoResendUnfulfilledCommands: false,
+  enableOfflineQueue: false,
+  enableAutoPipelining: false,
+} as const satisfies Partial<RedisOptions>;
+
+export interface TrackedCacheOptions {
+  /** Entries kept at most; the oldest goes first. */
+  readonly maxEntries: number;
+  /** Milliseconds an entry is used at most, even with no invalidation. */
+  readonly maxAge: number;
+  /** Tracking could not be turned on (an old Redis, an ACL): reads go to Redis meanwhile. */
+  readonly unavailable?: (error: Error) => void;
+  /**
+   * The connection `source` reads on. When it drops, this cache's own connection reconnects too:
+   * after a Sentinel failover both then stand on the new master, never reads on one server
+   * and invalidations from another.
+   */
+  readonly readsOn?: Redis;
+}
+
+const CHANNEL = '__redis__:invalidate';
+
+type Entry =
+  | { readonly kind: 'get'; readonly value: string | undefined; readonly at: number }
+  | { readonly kind: 'members'; readonly value: readonly string[]; readonly at: number };
+
+export class TrackedCache implements CachedReads {
+  readonly #source: CachedReads;
+  readonly #connection: Redis;
+  readonly #keyPrefix: string;
+  readonly #prefixes: readonly string[];
+  readonly #options: TrackedCacheOptions;
+  readonly #entries = new Map<string, Entry>();
+  #tracking = false;
+  /** Bumped by every invalidation and every reset: a read spanning one is not kept. */
+  #generation = 0;
+  /** Bumped by every connection event, so that a tracking set-up overtaken by one gives up. */
+  #session = 0;
+  #turn: Promise<void> | undefined;
+
+  /**
+   * `source`: the store's uncached reads. `connection`: this cache's own (TRACKING_CONNECTION).
+   * `keyPrefix`: what the store puts before every key (invalidations name full keys).
+   * `prefixes`: the keys this cache answers for, as the store's callers name them.
+   */
+  constructor(source: CachedReads, connection: Redis, keyPrefix: string, prefixes: readonly string[], options: TrackedCacheOptions) {
+    this.#source = source;
+    this.#connection = connection;
+    this.#keyPrefix = keyPrefix;
+    // Redis refuses overlapping prefixes for one client; a longer one is covered by its shorter one.
+    this.#prefixes = prefixes.filter((prefix, i) => !prefixes.some((other, j) => j !== i && prefix.startsWith(other) && (other !== prefix || j < i)));
+    this.#options = options;
+    connection.on('messageBuffer', (channel: Buffer, keys: unknown) => {
+      if (String(channel) === CHANNEL) this.#invalidate(keys);
+    });
+    for (const event of ['close', 'end', 'error', 'reconnecting']) connection.on(event, () => this.#reset());
+    // ioredis reports a close once the socket is closed, a phase of the event loop after `#settled`
+    // resolves; the socket's end of input comes with the data that brought it.
+    connection.on('connect', () => connection.stream.once('end', () => this.#reset()));
+    connection.on('ready', () => void this.#track());
+    options.readsOn?.on('close', () => {
+      this.#reset();
+      if (connection.status === 'ready') connection.disconnect(true);
+    });
+    if (connection.status === 'ready') void this.#track();
+  }
+
+  /** True while entries are kept and used (tracking confirmed on, connection up). */
+  get tracking(): boolean {
+    return this.#tracking;
+  }
+
+  get(key: string): Promise<string | undefined> {
+    return this.#read(key, 'get', () => this.#source.get(key));
+  }
+
+  async members(key: string): Promise<string[]> {
+    // A copy: the caller may change what it gets.
+    return [...(await this.#read(key, 'members', () => this.#source.members(key)))];
+  }
+
+  async close(): Promise<void> {
+    this.#reset();
+    await this.#connection.quit().catch(() => this.#connection.disconnect());
+  }
+
+  async #read<K extends Entry['kind']>(key: string, kind: K, read: () => Promise<Extract<Entry, { kind: K }>['value']>) {
+    type Value = Extract<Entry, { kind: K }>['value'];
+    if (!this.#tracking || !this.#prefixes.some((prefix) => key.startsWith(prefix))) return read();
+    if (this.#entries.has(key)) {
+      await this.#settled();
+      const entry = this.#entries.get(key);
+      if (entry?.kind === kind && Date.now() - entry.at < this.#options.maxAge) return entry.value as Value;
+      this.#entries.delete(key);
+    }
+    const generation = this.#generation;
+    const value = await read();
+    if (generation === this.#generation && this.#tracking) this.#keep(key, { kind, value, at: Date.now() } as Entry);
+    return value;
+  }
+
+  #keep(key: string, entry: Entry) {
+    this.#entries.delete(key);
+    if (this.#entries.size >= this.#options.maxEntries) this.#entries.delete(this.#entries.keys().next().value!);
+    this.#entries.set(key, entry);
+  }
+
+  /**
+   * Resolves after this turn of the event loop has handled the I/O already received: an
+   * invalidation that Redis sent before answering a write is handled before a cached answer is
+   * given to a request that arrived after that answer. One timer for all reads in the turn.
+   */
+  #settled(): Promise<void> {
+    return (this.#turn ??= new Promise((done) =>
+      setImmediate(() => {
+        this.#turn = undefined;
+        done();
+      }),
+    ));
+  }
+
+  /** An invalidation message: the full names of the keys changed, or null for "everything" (FLUSHDB, tracking table full). */
+  #invalidate(keys: unknown) {
+    this.#generation += 1;
+    if (!Array.isArray(keys)) {
+      this.#entries.clear();
+      return;
+    }
+    for (const full of keys) {
+      const name = String(full);
+      if (name.startsWith(this.#keyPrefix)) this.#entries.delete(name.slice(this.#keyPrefix.length));
+    }
+  }
+
+  #reset() {
+    this.#session += 1;
+    this.#generation += 1;
+    this.#tracking = false;
+    this.#entries.clear();
+  }
+
+  /** On every (re)connection: tracking redirected to this very connection, then the subscription. */
+  async #track() {
+    this.#reset();
+    const session = this.#session;
+    try {
+      const id = await this.#connection.client('ID');
+      const prefixes = this.#prefixes.flatMap((prefix) => ['PREFIX', this.#keyPrefix + prefix]);
+      await this.#connection.call('CLIENT', 'TRACKING', 'ON', 'REDIRECT', String(id), 'BCAST', ...prefixes);
+      await this.#connection.subscribe(CHANNEL);
+    } catch (error) {
+      if (session === this.#session) this.#options.unavailable?.(error as Error);
+      return;
+    }
+    if (session !== this.#session) return;
+    // Reads started before tracking was on are not kept: their generation is older.
+    this.#generation += 1;
+    this.#tracking = true;
+  }
+}

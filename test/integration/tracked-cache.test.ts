@@ -1,0 +1,226 @@
+/**
+ * The store's in-process cache that Redis invalidates (src/store/tracked-cache.ts), against a real
+ * redis-server of its own (FLUSHDB and restarts must not touch anyone else's): a write by another
+ * connection, FLUSHDB, a killed connection and a restarted server each leave nothing stale; a read
+ * overtaken by an invalidation is not kept; entries are bounded; Cluster gets no cache.
+ * How many reads reached Redis is counted by Redis itself (INFO commandstats).
+ */
+import assert from 'node:assert/strict';
+import { Cluster, Redis } from 'ioredis';
+import type { Config } from '../../src/config.js';
+import type { CachedReads } from '../../src/store/kv.js';
+import { connect, RedisKv } from '../../src/store/redis.js';
+import { TRACKING_CONNECTION, TrackedCache, type TrackedCacheOptions } from '../../src/store/tracked-cache.js';
+import { eventually } from '../helpers/eventually.js';
+import { startRedisServer, type RedisServer } from '../helpers/redis.js';
+
+const PREFIX = 'lk:';
+const OPTIONS: TrackedCacheOptions = { maxEntries: 100, maxAge: 60_000 };
+const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
+function deferred() {
+  let resolve!: () => void;
+  const promise = new Promise<void>((done) => (resolve = done));
+  return { promise, resolve };
+}
+
+const settings = (url: string): Config['redis'] => ({
+  url,
+  mode: 'standalone',
+  sentinels: [],
+  sentinelName: 'x',
+  clusterNodes: [],
+  keyPrefix: PREFIX,
+  commandTimeout: 2000,
+});
+
+describe('tracked cache: in-process reads that Redis invalidates', function () {
+  this.timeout(30_000);
+  let redis: RedisServer;
+  /** Another connection, as the CLI or another instance would be: it writes full key names. */
+  let other: Redis;
+  let kv: RedisKv;
+  let cache: TrackedCache;
+
+  /** How many times Redis ran a command, from its own statistics. */
+  async function calls(command: 'get' | 'smembers'): Promise<number> {
+    const info = await other.info('commandstats');
+    return Number(new RegExp(`cmdstat_${command}:calls=(\\d+)`).exec(info)?.[1] ?? 0);
+  }
+  const tracking = (subject: TrackedCache = cache) =>
+    eventually(async () => assert.equal(subject.tracking, true, 'tracking on'));
+
+  before(async () => {
+    redis = await startRedisServer();
+    other = new Redis(redis.url);
+    other.on('error', () => {}); // down on purpose in one test
+    kv = new RedisKv(connect(settings(redis.url)), undefined, OPTIONS);
+    cache = kv.cachedReads(['api:', 'apis', 'api-grants:']) as TrackedCache;
+  });
+  after(async () => {
+    await kv?.close();
+    other?.disconnect();
+    await redis?.stop();
+  });
+  beforeEach(() => tracking());
+
+  it('a second read costs no round trip; a write by another connection is seen by the very next read', async () => {
+    await other.set(`${PREFIX}api-grants:c1`, 'v1');
+    const before = await calls('get');
+    assert.equal(await cache.get('api-grants:c1'), 'v1');
+    assert.equal(await cache.get('api-grants:c1'), 'v1');
+    assert.equal(await calls('get'), before + 1, 'one GET for two reads');
+
+    await other.set(`${PREFIX}api-grants:c1`, 'v2');
+    assert.equal(await cache.get('api-grants:c1'), 'v2', 'the next read after the write');
+    await other.del(`${PREFIX}api-grants:c1`);
+    assert.equal(await cache.get('api-grants:c1'), undefined, 'a deletion too');
+    assert.equal(await cache.get('api-grants:c1'), undefined);
+    await other.set(`${PREFIX}api-grants:c1`, 'v3');
+    assert.equal(await cache.get('api-grants:c1'), 'v3', 'an absence is kept, and ended by the write that fills it');
+    assert.equal(await calls('get'), before + 4);
+  });
+
+  it('sets too; keys outside the prefixes are never kept', async () => {
+    await other.sadd(`${PREFIX}apis`, 'https://a.example.test');
+    const before = await calls('smembers');
+    assert.deepEqual(await cache.members('apis'), ['https://a.example.test']);
+    (await cache.members('apis')).push('changed by a caller');
+    assert.deepEqual(await cache.members('apis'), ['https://a.example.test'], 'a caller cannot change what is kept');
+    assert.equal(await calls('smembers'), before + 1);
+    await other.sadd(`${PREFIX}apis`, 'https://b.example.test');
+    assert.deepEqual((await cache.members('apis')).sort(), ['https://a.example.test', 'https://b.example.test']);
+
+    const gets = await calls('get');
+    await cache.get('oidc:Session:x');
+    await cache.get('oidc:Session:x');
+    assert.equal(await calls('get'), gets + 2, 'read through');
+  });
+
+  it('FLUSHDB (an invalidation of everything) empties it', async () => {
+    await other.set(`${PREFIX}api:x`, '{"x":1}');
+    await other.set(`${PREFIX}api-grants:c2`, '{}');
+    assert.equal(await cache.get('api:x'), '{"x":1}');
+    assert.equal(await cache.get('api-grants:c2'), '{}');
+    await other.flushdb();
+    assert.equal(await cache.get('api:x'), undefined);
+    assert.equal(await cache.get('api-grants:c2'), undefined);
+  });
+
+  it('a killed connection empties it; it reads through until tracking is back, then invalidations reach it again', async () => {
+    await other.set(`${PREFIX}api-grants:c3`, 'v1');
+    assert.equal(await cache.get('api-grants:c3'), 'v1');
+    // Every pub/sub connection: this cache's. A write meanwhile has no one to invalidate.
+    await other.call('CLIENT', 'KILL', 'TYPE', 'pubsub');
+    await new Promise((done) => setImmediate(done));
+    assert.equal(cache.tracking, false, 'the drop is seen as soon as the answer to the kill');
+    await other.set(`${PREFIX}api-grants:c3`, 'v2');
+    assert.equal(await cache.get('api-grants:c3'), 'v2', 'nothing kept from before');
+
+    await tracking();
+    assert.equal(await cache.get('api-grants:c3'), 'v2');
+    const before = await calls('get');
+    assert.equal(await cache.get('api-grants:c3'), 'v2');
+    assert.equal(await calls('get'), before, 'kept again');
+    await other.set(`${PREFIX}api-grants:c3`, 'v3');
+    assert.equal(await cache.get('api-grants:c3'), 'v3', 'subscribed again');
+  });
+
+  it('a drop of the connection the reads go on empties it and reconnects its own (after a failover both stand on the new master)', async () => {
+    const subscriber = async () => /id=(\d+)/.exec(String(await other.call('CLIENT', 'LIST', 'TYPE', 'pubsub')))?.[1];
+    const before = await subscriber();
+    await other.set(`${PREFIX}api-grants:c5`, 'v1');
+    assert.equal(await cache.get('api-grants:c5'), 'v1');
+    const reads = await (kv.connection as Redis).client('ID');
+    await other.call('CLIENT', 'KILL', 'ID', String(reads));
+    await eventually(async () => assert.notEqual(await subscriber(), before, 'a new subscriber connection'));
+    await tracking();
+    assert.equal(await cache.get('api-grants:c5'), 'v1');
+  });
+
+  it('a restarted server: nothing is answered from memory while it is down, nothing stale after', async () => {
+    await other.set(`${PREFIX}api-grants:c4`, 'v1');
+    assert.equal(await cache.get('api-grants:c4'), 'v1');
+    await redis.kill();
+    await eventually(async () => assert.equal(cache.tracking, false));
+    await assert.rejects(cache.get('api-grants:c4'), 'read through to a Redis that is down');
+    await redis.restart();
+    await other.set(`${PREFIX}api-grants:c4`, 'v2');
+    assert.equal(await cache.get('api-grants:c4'), 'v2');
+    await tracking();
+    assert.equal(await cache.get('api-grants:c4'), 'v2');
+    await other.set(`${PREFIX}api-grants:c4`, 'v3');
+    assert.equal(await cache.get('api-grants:c4'), 'v3');
+  });
+
+  describe('with a source that the test holds back', () => {
+    let connection: Redis;
+    let own: TrackedCache;
+    let held: { read: ReturnType<typeof deferred>; release: ReturnType<typeof deferred> } | undefined;
+    const reads = new Map<string, number>();
+    const source: CachedReads = {
+      get: async (key) => {
+        reads.set(key, (reads.get(key) ?? 0) + 1);
+        const value = await kv.get(key);
+        if (held) {
+          held.read.resolve();
+          await held.release.promise;
+        }
+        return value;
+      },
+      members: (key) => kv.members(key),
+    };
+
+    beforeEach(async () => {
+      reads.clear();
+      held = undefined;
+      connection = new Redis(redis.url, TRACKING_CONNECTION);
+    });
+    afterEach(async () => own?.close());
+
+    it('a read that an invalidation overtakes is not kept', async () => {
+      own = new TrackedCache(source, connection, PREFIX, ['api-grants:'], OPTIONS);
+      await tracking(own);
+      await other.set(`${PREFIX}api-grants:race`, 'old');
+      await new Promise((done) => setImmediate(done)); // its invalidation handled
+      held = { read: deferred(), release: deferred() };
+      const invalidated = new Promise<void>((done) => connection.once('messageBuffer', () => done()));
+      const pending = own.get('api-grants:race');
+      await held.read.promise; // Redis answered "old"; the answer is not back with the cache yet
+      await other.set(`${PREFIX}api-grants:race`, 'new');
+      await invalidated;
+      held.release.resolve();
+      assert.equal(await pending, 'old', 'the read itself answers what it read');
+      held = undefined;
+      assert.equal(await own.get('api-grants:race'), 'new', 'but it was not kept');
+      assert.equal(await own.get('api-grants:race'), 'new');
+      assert.equal(reads.get('api-grants:race'), 2, 'the read that was not overtaken is kept');
+    });
+
+    it('holds at most maxEntries, the oldest going first, each for at most maxAge', async () => {
+      own = new TrackedCache(source, connection, PREFIX, ['api-grants:'], { maxEntries: 2, maxAge: 50 });
+      await tracking(own);
+      for (const key of ['api-grants:a', 'api-grants:b', 'api-grants:c']) await own.get(key);
+      await own.get('api-grants:c');
+      await own.get('api-grants:b');
+      assert.equal(reads.get('api-grants:b'), 1);
+      await own.get('api-grants:a');
+      assert.equal(reads.get('api-grants:a'), 2, 'the oldest was dropped for the third');
+      await sleep(100);
+      await own.get('api-grants:a');
+      assert.equal(reads.get('api-grants:a'), 3, 'older than maxAge: read again');
+    });
+  });
+
+  it('Redis Cluster: no cache (tracking is per node), reads go to the store', async () => {
+    const cluster = new Cluster([{ host: '127.0.0.1', port: redis.port }], { lazyConnect: true });
+    const clustered = new RedisKv(cluster, undefined, OPTIONS);
+    assert.equal(clustered.cachedReads(['api:']), undefined);
+    cluster.disconnect();
+  });
+
+  it('the CLI\'s store (no cache options): no cache', () => {
+    const client = new Redis(redis.url, { lazyConnect: true });
+    assert.equal(new RedisKv(client).cachedReads(['api:']), undefined);
+    client.disconnect();
+  });
+});
