@@ -56,7 +56,7 @@ const API_PREFIX = 'api:';
 const apiKey = (identifier: string) => `${API_PREFIX}${identifier}`;
 const APIS_KEY = 'apis';
 const GRANTS_PREFIX = 'api-grants:';
-export const clientGrantsKey = (clientId: string) => `${GRANTS_PREFIX}${clientId}`;
+const clientGrantsKey = (clientId: string) => `${GRANTS_PREFIX}${clientId}`;
 const granteesKey = (identifier: string) => `api-grantees:${identifier}`;
 const SCOPE_TOKEN = /^[\x21\x23-\x5B\x5D-\x7E]+$/;
 
