@@ -28,15 +28,17 @@
  *   revoked:{rv}:feed               the feed (a Redis stream)
  */
 import { createHash } from 'node:crypto';
-import { LOG_ID, type Kv, type LogEntry } from '../store/kv.js';
+import { LOG_ID, type CachedReads, type Kv, type LogEntry } from '../store/kv.js';
 
 /** The claim that links a JWT access token to its grant. */
 export const GRANT_CLAIM = 'gid';
 
 const jtiKey = (jti: string) => `revoked:{rv}:jti:${jti}`;
 const grantKey = (gid: string) => `revoked:{rv}:grant:${gid}`;
-const clientKey = (clientId: string) => `revoked:{rv}:client:${clientId}`;
-const kidKey = (kid: string) => `revoked:{rv}:kid:${kid}`;
+const CLIENT_PREFIX = 'revoked:{rv}:client:';
+const KID_PREFIX = 'revoked:{rv}:kid:';
+const clientKey = (clientId: string) => `${CLIENT_PREFIX}${clientId}`;
+const kidKey = (kid: string) => `${KID_PREFIX}${kid}`;
 const FEED_KEY = 'revoked:{rv}:feed';
 
 const epochSeconds = () => Math.floor(Date.now() / 1000);
@@ -99,11 +101,19 @@ function toEntry({ fields }: LogEntry): RevocationEntry | undefined {
 
 export class RevocationList {
   readonly #kv: Kv;
+  /**
+   * The entries of deleted clients and compromised keys, read through the store's cache that Redis
+   * invalidates (store/tracked-cache.ts), as fresh as a read: a deleted client's opaque token is
+   * then refused at introspection without a round trip of its own. Entries of tokens and grants,
+   * one per token, are always read from the store.
+   */
+  readonly #rareMarks: CachedReads;
   readonly #skew: number;
   readonly #lifetime: number;
 
   constructor(kv: Kv, { skew, accessTokenLifetime }: RevocationListOptions) {
     this.#kv = kv;
+    this.#rareMarks = kv.cachedReads?.([CLIENT_PREFIX, KID_PREFIX]) ?? kv;
     this.#skew = skew;
     this.#lifetime = accessTokenLifetime;
   }
@@ -161,12 +171,12 @@ export class RevocationList {
     const { jti, iat, client_id: clientId } = claims;
     const gid = claims[GRANT_CLAIM];
     const { kid } = header;
-    const read = (value: unknown, key: (value: string) => string) => (typeof value === 'string' ? this.#kv.get(key(value)) : undefined);
+    const read = (value: unknown, key: (value: string) => string, from: CachedReads = this.#kv) => (typeof value === 'string' ? from.get(key(value)) : undefined);
     const [byJti, byGrant, byClient, byKid] = await Promise.all([
       read(jti, jtiKey),
       read(gid, grantKey),
-      read(clientId, clientKey),
-      read(kid, kidKey),
+      read(clientId, clientKey, this.#rareMarks),
+      read(kid, kidKey, this.#rareMarks),
     ]);
     if (byJti !== undefined || byKid !== undefined) return true;
     const issuedBy = (mark: string | undefined) => mark !== undefined && (typeof iat !== 'number' || iat <= Number(mark));
