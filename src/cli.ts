@@ -359,7 +359,11 @@ apis
   .requiredOption('--client <client_id>', 'the client')
   .action(async (options: { client: string }) =>
     withStore(async (kv, settings) => {
-      print(await apisOn(kv, settings).grantsOf(options.client));
+      const held = await apisOn(kv, settings).grantsOf(options.client);
+      // As for grants revoke: a mistyped client is an error, not an empty answer.
+      const known = settings.clients.some((c) => c.client_id === options.client) || (await (await clientsOn(kv, settings)).get(options.client));
+      if (!Object.keys(held).length && !known) throw new ClientMissing(`no client "${options.client}" (and no grants held by it)`);
+      print(held);
     }),
   );
 
