@@ -171,6 +171,10 @@ for (const mode of ['redis', 'embedded'] as const) {
       const duplicate = await latchkey(env, ['upstreams', 'add', '--id', 'corp', '--issuer', 'https://idp.example.com', '--client-id', 'x', '--client-secret-stdin'], 'x\n');
       assert.equal(duplicate.status, 1);
       assert.match(duplicate.stderr, /^latchkey: an upstream "corp" exists already$/m);
+      // A local upstream for a try-out is on loopback: the refusal of plain http elsewhere says so.
+      const plain = await latchkey(env, ['upstreams', 'add', '--id', 'plain', '--issuer', 'http://idp.example.com', '--client-id', 'x', '--client-secret-stdin'], 'x\n');
+      assert.equal(plain.status, 1);
+      assert.match(plain.stderr, /^latchkey: the issuer must be an https URL \(http only on a loopback host, for development: localhost, 127\.0\.0\.1, \[::1\]\)$/m);
       const list = await latchkey(env, ['upstreams', 'list']);
       assert.deepEqual((JSON.parse(list.stdout) as { id: string }[]).map((u) => u.id), ['corp']);
       assert.ok(!list.stdout.includes(secret));
