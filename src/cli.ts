@@ -172,7 +172,16 @@ const { version } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'))
 
 const program = new Command('latchkey')
   .description('Latchkey: a self-hosted OAuth 2.0 / OpenID Connect provider')
-  .version(version, '-V, --version', 'print the version');
+  .version(version, '-V, --version', 'print the version')
+  .addHelpText(
+    'after',
+    `
+Every command reads the server's configuration (config/, CONFIG_FILE, environment variables) and
+acts on its store: give it the same REDIS_URL (and REDIS_KEY_PREFIX, if set) as the server to act
+on Redis; without REDIS_URL it acts on the embedded store of the server started from this
+directory (through its control socket), or on the store file when none runs. It says which on
+stderr. Reference: README.md, sections CLI and Configuration.`,
+  );
 
 program
   .command('serve')

@@ -363,6 +363,13 @@ describe('latchkey CLI: usage', function () {
     assert.deepEqual(users, [], 'nothing was created by a refused command');
   });
 
+  it('latchkey --help says which store the commands act on, and how to choose Redis', async () => {
+    const run = await latchkey(env, ['--help']);
+    assert.equal(run.status, 0);
+    assert.match(run.stdout, /give it the same REDIS_URL \(and REDIS_KEY_PREFIX, if set\) as the server/);
+    assert.match(run.stdout, /without REDIS_URL it acts on the embedded store/);
+  });
+
   it('latchkey --version prints the package version', async () => {
     const run = await latchkey(env, ['--version']);
     assert.equal(run.status, 0);
