@@ -16,6 +16,9 @@ import { CLI, latchkey } from '../helpers/process.js';
 import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
 import { startServer, testDir, testEnv, type TestServer } from '../helpers/server.js';
 import { introspect } from '../helpers/tokens.js';
+import { Agent } from '../helpers/agent.js';
+import { startRelyingParty } from '../helpers/relying-party.js';
+import { signInSteps } from '../helpers/sign-in.js';
 
 const REDIRECT = 'http://localhost:8080/callback';
 const PASSWORD = 'a long enough password';
@@ -394,6 +397,24 @@ describe('latchkey CLI: usage', function () {
     });
     assert.equal(run.status, 1);
     assert.equal(run.stderr.trim(), `cannot reach Latchkey at http://localhost:${port} (ECONNREFUSED): start it (npm start), or set ISSUER to where it runs`);
+  });
+
+  it('the sample app started with a wrong CLIENT_SECRET says, after the sign-in, which setting to check', async () => {
+    const rpPort = await freePort();
+    const latchkeyServer = await startServer({
+      clients: [{ client_id: 'demo', client_secret: 'the-secret-latchkey-printed-0123456789abcdef', redirect_uris: [`http://localhost:${rpPort}/callback`] }],
+    });
+    const rp = await startRelyingParty({ issuer: latchkeyServer.issuer, clientId: 'demo', clientSecret: 'a-secret-copied-from-elsewhere', publicUrl: (port) => `http://localhost:${port}`, title: 'Sample app', port: rpPort });
+    try {
+      await latchkeyServer.accounts.create('alice', PASSWORD);
+      const agent = new Agent();
+      const page = await signInSteps(agent, await agent.follow(`${rp.url}/login`), { username: 'alice', password: PASSWORD, login: 'required', consent: 'required' });
+      assert.equal(page.status, 500);
+      assert.match(page.html, /invalid_client: client authentication failed\. Check CLIENT_SECRET: it is the client_secret that latchkey clients add printed/);
+    } finally {
+      await rp.close();
+      await latchkeyServer.stop();
+    }
   });
 
   it('npm run sample-rp on a busy PORT says so in one line, without a stack trace', async () => {
