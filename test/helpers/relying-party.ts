@@ -201,6 +201,9 @@ async function main() {
     if (value === undefined) throw new Error(`set ${name}`);
     return value;
   };
+  if (!process.env.CLIENT_SECRET) {
+    throw new Error("set CLIENT_SECRET to the client_secret that 'latchkey clients add' printed for this app (the README's walkthrough, step 2)");
+  }
   const port = Number(env('PORT', '8080'));
   const issuer = env('ISSUER', 'http://localhost:3000');
   const rp = await startRelyingParty({

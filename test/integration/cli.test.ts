@@ -417,6 +417,21 @@ describe('latchkey CLI: usage', function () {
     }
   });
 
+  it('npm run sample-rp without CLIENT_SECRET (or with an empty one) says where its value comes from', async () => {
+    for (const secret of [undefined, '']) {
+      const run = await new Promise<{ status: number | null; stderr: string }>((done) => {
+        const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'test', 'helpers', 'relying-party.ts')], {
+          env: { PATH: process.env.PATH, NODE_NO_WARNINGS: '1', PORT: '0', ...(secret === undefined ? {} : { CLIENT_SECRET: secret }) },
+        });
+        let stderr = '';
+        child.stderr.on('data', (chunk) => (stderr += chunk));
+        child.on('close', (status) => done({ status, stderr }));
+      });
+      assert.equal(run.status, 1);
+      assert.equal(run.stderr.trim(), "set CLIENT_SECRET to the client_secret that 'latchkey clients add' printed for this app (the README's walkthrough, step 2)");
+    }
+  });
+
   it('npm run sample-rp on a busy PORT says so in one line, without a stack trace', async () => {
     const latchkeyServer = await startServer();
     const busy = createServer();
