@@ -177,7 +177,16 @@ const { version } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'))
 
 const program = new Command('latchkey')
   .description('Latchkey: a self-hosted OAuth 2.0 / OpenID Connect provider')
-  .version(version, '-V, --version', 'print the version');
+  .version(version, '-V, --version', 'print the version')
+  .addHelpText(
+    'after',
+    `
+Every command reads the server's configuration (config/, CONFIG_FILE, environment variables) and
+acts on its store: give it the same REDIS_URL (and REDIS_KEY_PREFIX, if set) as the server to act
+on Redis; without REDIS_URL it acts on the embedded store of the server started from this
+directory (through its control socket), or on the store file when none runs. It says which on
+stderr. Reference: README.md, sections CLI and Configuration.`,
+  );
 
 program
   .command('serve')
@@ -364,7 +373,11 @@ apis
   .requiredOption('--client <client_id>', 'the client')
   .action(async (options: { client: string }) =>
     withStore(async (kv, settings) => {
-      print(await apisOn(kv, settings).grantsOf(options.client));
+      const held = await apisOn(kv, settings).grantsOf(options.client);
+      // As for grants revoke: a mistyped client is an error, not an empty answer.
+      const known = settings.clients.some((c) => c.client_id === options.client) || (await (await clientsOn(kv, settings)).get(options.client));
+      if (!Object.keys(held).length && !known) throw new ClientMissing(`no client "${options.client}" (and no grants held by it)`);
+      print(held);
     }),
   );
 

@@ -263,6 +263,16 @@ export function publicDefaultSecrets(config: Pick<Config, 'cookie' | 'keys'>): s
   return found;
 }
 
+/** The warning `serve` logs on Redis while the public development secrets are in use, if they are. */
+export function publicSecretsWarning(config: Pick<Config, 'cookie' | 'keys'>): { settings: string[]; message: string } | undefined {
+  const settings = publicDefaultSecrets(config);
+  if (!settings.length) return undefined;
+  return {
+    settings,
+    message: `INSECURE: ${settings.join(' and ')} still hold the public development default; anyone can forge cookies or decrypt the signing keys kept in Redis. Set your own secrets (openssl rand -base64 48)`,
+  };
+}
+
 /** Refusals that only apply in production: each names the setting to fix. */
 function productionProblems(config: z.infer<typeof schema> & { issuer: string }): string[] {
   const problems: string[] = [];

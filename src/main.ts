@@ -30,7 +30,7 @@ import { recoveryCodesSection } from './accounts/page/recovery-codes-section.js'
 import { linksSection } from './accounts/page/links-section.js';
 import { checkConfiguredClients } from './registration/policy.js';
 import { createApp } from './app.js';
-import { publicDefaultSecrets, type Config } from './config.js';
+import { publicSecretsWarning, type Config } from './config.js';
 import { renderProviderError } from './http/errors.js';
 import { homePage } from './interactions/home.js';
 import { interactionRoutes } from './interactions/routes.js';
@@ -151,13 +151,9 @@ export async function serve(config: Config, logger: Logger = createLogger(config
       'REDIS_URL is not set: using the embedded in-process store (development only; sessions do not survive a restart)',
     );
   }
-  const publicSecrets = publicDefaultSecrets(config);
-  if (kv.kind !== 'embedded' && publicSecrets.length) {
-    logger.warn(
-      { settings: publicSecrets },
-      `INSECURE: ${publicSecrets.join(' and ')} still hold the public development default; anyone can forge cookies or decrypt the signing keys kept in Redis. Set your own secrets (openssl rand -base64 48)`,
-    );
-  }
+  // Once per server: with --workers, the primary says it (src/workers.ts), not every worker.
+  const insecure = publicSecretsWarning(config);
+  if (kv.kind !== 'embedded' && insecure && !cluster.isWorker) logger.warn({ settings: insecure.settings }, insecure.message);
   const keys = await openKeyring(config, kv, logger).catch(async (error: unknown) => {
     await kv.close();
     const cause = connectionError(kv);

@@ -10,7 +10,7 @@
  */
 import cluster, { type Worker } from 'node:cluster';
 import { availableParallelism } from 'node:os';
-import type { Config } from './config.js';
+import { publicSecretsWarning, type Config } from './config.js';
 import type { Running } from './main.js';
 import { usesRedis } from './store/index.js';
 import type { Logger } from './ops/logger.js';
@@ -144,6 +144,9 @@ async function runPrimary(config: Config, logger: Logger, count: number): Promis
     });
   };
 
+  // Workers are on Redis (the embedded store runs one process); they leave this warning to the primary.
+  const insecure = publicSecretsWarning(config);
+  if (insecure) logger.warn({ settings: insecure.settings }, insecure.message);
   const metrics = config.metrics.enabled ? await serveMetrics(config.metrics.host, config.metrics.port, logger, 'workers') : undefined;
   onSignals(logger, async () => {
     stopping = true;

@@ -191,7 +191,8 @@ export class Apis {
   /** Checks a grant against the API, then writes what `next` makes of the current one. */
   async #write(clientId: string, identifier: string, grant: ClientGrant, next: (current: ClientGrant | undefined) => ClientGrant): Promise<ClientGrant> {
     const api = await this.find(identifier);
-    if (!api) throw new ApiError(`no API ${identifier}`, 'not_found', 404);
+    // Name the APIs there are: a mistyped identifier, or an example's issuer copied as is, is then plain to see.
+    if (!api) throw new ApiError(`no API ${identifier}; the APIs are ${(await this.list()).map((known) => known.identifier).join(', ')}`, 'not_found', 404);
     const unknown = grant.scopes.filter((scope) => !api.scopes.includes(scope));
     if (unknown.length) throw new ApiError(`${identifier} has no scope ${unknown.join(', ')} (it has: ${api.scopes.join(' ') || 'none'})`, 'invalid_request', 400);
     await this.kv.addToSet(granteesKey(identifier), clientId);

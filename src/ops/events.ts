@@ -66,6 +66,23 @@ function onRequestLine(ctx: KoaContextWithOIDC | undefined, event: RequestEvent)
   state[REQUEST_EVENT] = event;
   return true;
 }
+/** Why a failed fetch failed: "fetch failed" says it only in its innermost cause. */
+function rootCause(error: unknown): string | undefined {
+  let at = error;
+  while (at instanceof Error && at.cause instanceof Error) at = at.cause;
+  return at !== error && at instanceof Error ? at.message : undefined;
+}
+
+/** A back-channel logout's reason, and what to do when the app sits where outbound requests do not go. */
+function backchannelReason(error: unknown) {
+  const cause = rootCause(error);
+  if (!cause) return {};
+  // oidc-provider's own guard (lib/helpers/fetch_request.js) refuses loopback and private addresses.
+  return /special-use IP address/.test(cause)
+    ? { cause, hint: 'the app is on a loopback or private address: set OUTBOUND_ALLOW_PRIVATE_NETWORKS=true to let Latchkey reach it' }
+    : { cause };
+}
+
 export function observeProviderEvents(provider: Provider, logger: Logger, metrics: Metrics): void {
   for (const event of EVENTS) {
     (provider as unknown as NodeJS.EventEmitter).on(event, (...args: unknown[]) => {
@@ -89,7 +106,14 @@ export function observeProviderEvents(provider: Provider, logger: Logger, metric
         // The request line's outcome is the error code already; it gains the event and description.
         if (!warn && !client && onRequestLine(ctx, { event, ...(sub ? { sub } : {}), ...(error?.error_description ? { error_description: error.error_description } : {}) })) return;
         logger[warn ? 'warn' : 'info'](
-          { event, ...fields(ctx), ...(client ? { client_id: client } : {}), error: error?.error ?? error?.message, error_description: error?.error_description },
+          {
+            event,
+            ...fields(ctx),
+            ...(client ? { client_id: client } : {}),
+            error: error?.error ?? error?.message,
+            error_description: error?.error_description,
+            ...(event === 'backchannel.error' ? backchannelReason(error) : {}),
+          },
           event,
         );
         return;

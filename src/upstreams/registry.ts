@@ -63,7 +63,7 @@ function checkIssuer(issuer: string): string | undefined {
   } catch {
     return 'the issuer must be a URL';
   }
-  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && LOOPBACK.test(url.hostname))) return 'the issuer must be an https URL';
+  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && LOOPBACK.test(url.hostname))) return 'the issuer must be an https URL (http only on a loopback host, for development: localhost, 127.0.0.1, [::1])';
   if (url.search || url.hash || url.username || url.password) return 'the issuer has no query, fragment or credentials';
   return undefined;
 }

@@ -399,6 +399,23 @@ describe('e2e: APIs and operator grants (client_credentials, privileged APIs, in
       }
     });
 
+    it('the CLI names the APIs there are when granting at an unknown one, and refuses to show the grants of an unknown client', async () => {
+      const oneError = async (args: string[]) => {
+        const result = await latchkey(env, ['apis', ...args]);
+        assert.equal(result.status, 1, args.join(' '));
+        const errors = result.stderr.trim().split('\n').filter((line) => !line.startsWith('latchkey: acting on'));
+        assert.equal(errors.length, 1, result.stderr);
+        return errors[0]!;
+      };
+      // The README's resource-server example, copied with its example issuer.
+      const unknownApi = await oneError(['grant', '--client', SERVICE.id, '--api', 'https://id.example.com/revocations', '--scope', 'revocations']);
+      assert.equal(unknownApi, `latchkey: no API https://id.example.com/revocations; the APIs are ${[admin, feed, API, OPAQUE_API].sort((a, b) => a.localeCompare(b)).join(', ')}`);
+      assert.equal(await oneError(['grants', '--client', 'nobody']), 'latchkey: no client "nobody" (and no grants held by it)');
+      const held = await latchkey(env, ['apis', 'grants', '--client', SERVICE.id]);
+      assert.equal(held.status, 0, held.stderr);
+      assert.ok(Object.keys(JSON.parse(held.stdout) as object).length > 0);
+    });
+
     it('the admin API: add an API, grant and revoke through it; bad input is a 4xx', async () => {
       const ops = (await token(OPS, { resource: admin, scope: 'admin' })).body.access_token!;
       const encoded = encodeURIComponent(ledger);

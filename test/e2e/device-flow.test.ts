@@ -84,6 +84,10 @@ describe('e2e (Chromium + openid-client): a CLI signs in with the device authori
     await page.click('form[action$="/confirm"] button[type=submit]');
     assert.equal(await page.locator('h1').innerText(), 'Device connected');
     await shot(page, 'connected');
+    // The page says where access is withdrawn: the account page lists the device's app there.
+    await page.click('#account-page');
+    await page.waitForURL(/\/account(#apps)?$/);
+    assert.match(await page.locator('#apps').innerText(), /Ledger CLI[\s\S]*Withdraw access/);
 
     const tokens = await polling;
     assert.equal(tokens.claims()?.name, 'Alice Liddell');

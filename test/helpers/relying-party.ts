@@ -59,6 +59,15 @@ async function readForm(req: IncomingMessage): Promise<URLSearchParams> {
   return new URLSearchParams(body);
 }
 
+/** What the sign-in failure page says; for a refused secret, which setting to check (the walkthrough's usual slip). */
+function failure(error: unknown): string {
+  if (!(error instanceof oidc.ResponseBodyError)) return error instanceof Error ? error.message : String(error);
+  const said = `${error.error}: ${error.error_description ?? error.message}`;
+  return error.error === 'invalid_client'
+    ? `${said}. Check CLIENT_SECRET: it is the client_secret that latchkey clients add printed (shown only once; lost, remove the client and add it again)`
+    : said;
+}
+
 export async function startRelyingParty(options: RelyingPartyOptions): Promise<RelyingParty> {
   const config = await oidc.discovery(new URL(options.issuer), options.clientId, options.clientSecret, undefined, {
     execute: options.issuer.startsWith('http:') ? [oidc.allowInsecureRequests] : [],
@@ -165,7 +174,7 @@ export async function startRelyingParty(options: RelyingPartyOptions): Promise<R
 
   const server: Server = createServer((req, res) => {
     handle(req, res).catch((error: unknown) => {
-      if (!res.headersSent) page(res, 'Sign-in failed', `<p id="status">${escape(error instanceof oidc.ResponseBodyError ? `${error.error}: ${error.error_description ?? error.message}` : error instanceof Error ? error.message : String(error))}</p>`, 500);
+      if (!res.headersSent) page(res, 'Sign-in failed', `<p id="status">${escape(failure(error))}</p>`, 500);
     });
   });
   await new Promise<void>((done, fail) => server.once('error', fail).listen(options.port ?? 0, '127.0.0.1', done));
@@ -192,6 +201,9 @@ async function main() {
     if (value === undefined) throw new Error(`set ${name}`);
     return value;
   };
+  if (!process.env.CLIENT_SECRET) {
+    throw new Error("set CLIENT_SECRET to the client_secret that 'latchkey clients add' printed for this app (the README's walkthrough, step 2)");
+  }
   const port = Number(env('PORT', '8080'));
   const issuer = env('ISSUER', 'http://localhost:3000');
   const rp = await startRelyingParty({

@@ -16,6 +16,9 @@ import { CLI, latchkey } from '../helpers/process.js';
 import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
 import { startServer, testDir, testEnv, type TestServer } from '../helpers/server.js';
 import { introspect } from '../helpers/tokens.js';
+import { Agent } from '../helpers/agent.js';
+import { startRelyingParty } from '../helpers/relying-party.js';
+import { signInSteps } from '../helpers/sign-in.js';
 
 const REDIRECT = 'http://localhost:8080/callback';
 const PASSWORD = 'a long enough password';
@@ -171,6 +174,10 @@ for (const mode of ['redis', 'embedded'] as const) {
       const duplicate = await latchkey(env, ['upstreams', 'add', '--id', 'corp', '--issuer', 'https://idp.example.com', '--client-id', 'x', '--client-secret-stdin'], 'x\n');
       assert.equal(duplicate.status, 1);
       assert.match(duplicate.stderr, /^latchkey: an upstream "corp" exists already$/m);
+      // A local upstream for a try-out is on loopback: the refusal of plain http elsewhere says so.
+      const plain = await latchkey(env, ['upstreams', 'add', '--id', 'plain', '--issuer', 'http://idp.example.com', '--client-id', 'x', '--client-secret-stdin'], 'x\n');
+      assert.equal(plain.status, 1);
+      assert.match(plain.stderr, /^latchkey: the issuer must be an https URL \(http only on a loopback host, for development: localhost, 127\.0\.0\.1, \[::1\]\)$/m);
       const list = await latchkey(env, ['upstreams', 'list']);
       assert.deepEqual((JSON.parse(list.stdout) as { id: string }[]).map((u) => u.id), ['corp']);
       assert.ok(!list.stdout.includes(secret));
@@ -359,6 +366,13 @@ describe('latchkey CLI: usage', function () {
     assert.deepEqual(users, [], 'nothing was created by a refused command');
   });
 
+  it('latchkey --help says which store the commands act on, and how to choose Redis', async () => {
+    const run = await latchkey(env, ['--help']);
+    assert.equal(run.status, 0);
+    assert.match(run.stdout, /give it the same REDIS_URL \(and REDIS_KEY_PREFIX, if set\) as the server/);
+    assert.match(run.stdout, /without REDIS_URL it acts on the embedded store/);
+  });
+
   it('latchkey --version prints the package version', async () => {
     const run = await latchkey(env, ['--version']);
     assert.equal(run.status, 0);
@@ -383,6 +397,39 @@ describe('latchkey CLI: usage', function () {
     });
     assert.equal(run.status, 1);
     assert.equal(run.stderr.trim(), `cannot reach Latchkey at http://localhost:${port} (ECONNREFUSED): start it (npm start), or set ISSUER to where it runs`);
+  });
+
+  it('the sample app started with a wrong CLIENT_SECRET says, after the sign-in, which setting to check', async () => {
+    const rpPort = await freePort();
+    const latchkeyServer = await startServer({
+      clients: [{ client_id: 'demo', client_secret: 'the-secret-latchkey-printed-0123456789abcdef', redirect_uris: [`http://localhost:${rpPort}/callback`] }],
+    });
+    const rp = await startRelyingParty({ issuer: latchkeyServer.issuer, clientId: 'demo', clientSecret: 'a-secret-copied-from-elsewhere', publicUrl: (port) => `http://localhost:${port}`, title: 'Sample app', port: rpPort });
+    try {
+      await latchkeyServer.accounts.create('alice', PASSWORD);
+      const agent = new Agent();
+      const page = await signInSteps(agent, await agent.follow(`${rp.url}/login`), { username: 'alice', password: PASSWORD, login: 'required', consent: 'required' });
+      assert.equal(page.status, 500);
+      assert.match(page.html, /invalid_client: client authentication failed\. Check CLIENT_SECRET: it is the client_secret that latchkey clients add printed/);
+    } finally {
+      await rp.close();
+      await latchkeyServer.stop();
+    }
+  });
+
+  it('npm run sample-rp without CLIENT_SECRET (or with an empty one) says where its value comes from', async () => {
+    for (const secret of [undefined, '']) {
+      const run = await new Promise<{ status: number | null; stderr: string }>((done) => {
+        const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'test', 'helpers', 'relying-party.ts')], {
+          env: { PATH: process.env.PATH, NODE_NO_WARNINGS: '1', PORT: '0', ...(secret === undefined ? {} : { CLIENT_SECRET: secret }) },
+        });
+        let stderr = '';
+        child.stderr.on('data', (chunk) => (stderr += chunk));
+        child.on('close', (status) => done({ status, stderr }));
+      });
+      assert.equal(run.status, 1);
+      assert.equal(run.stderr.trim(), "set CLIENT_SECRET to the client_secret that 'latchkey clients add' printed for this app (the README's walkthrough, step 2)");
+    }
   });
 
   it('npm run sample-rp on a busy PORT says so in one line, without a stack trace', async () => {

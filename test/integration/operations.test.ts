@@ -182,6 +182,9 @@ describe('operations', function () {
       const lines = () => rawLines().map((line) => JSON.parse(line) as Record<string, unknown>);
       const listening = () => lines().filter((l) => l.msg === 'latchkey is listening').map((l) => l.pid as number);
       await eventually(async () => assert.equal(listening().length, 2), 100);
+      const insecure = () => lines().filter((l) => /^INSECURE/.test(String(l.msg)));
+      assert.equal(insecure().length, 1, 'the public-secrets warning once, from the primary, not once per worker');
+      assert.ok(!listening().includes(insecure()[0]!.pid as number), 'logged by the primary');
 
       // Which worker takes a connection is the kernel's and the primary's business: under load one
       // worker can take many in a row. So send requests until both have served (each is logged
@@ -212,6 +215,7 @@ describe('operations', function () {
       assert.equal(entry.restartInMs, 1000);
       assert.notEqual(entry.exitCode, '[redacted]');
       assert.equal((await clientCredentials(server.url)).status, 200);
+      assert.equal(insecure().length, 1, 'a replacement worker does not repeat it');
 
       assert.equal(await server.stop(), 0);
       assert.ok(lines().filter((l) => l.msg === 'shutting down').length >= 3, 'the primary and both workers shut down');
