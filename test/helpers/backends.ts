@@ -27,7 +27,8 @@ export interface Backend {
   open(): Promise<OpenBackend>;
 }
 
-const settings = (overrides: Partial<Config['redis']>): Config['redis'] => ({
+/** Redis settings as a test server's, over `overrides`. */
+export const redisSettings = (overrides: Partial<Config['redis']>): Config['redis'] => ({
   url: '',
   mode: 'standalone',
   sentinels: [],
@@ -53,7 +54,7 @@ export const backends: Backend[] = [
     redis: true,
     async open() {
       const server = await startRedisServer();
-      const kv = new RedisKv(connect(settings({ url: server.url })));
+      const kv = new RedisKv(connect(redisSettings({ url: server.url })));
       const raw = new Redis(server.url);
       return { kv, raw, stop: async () => { await kv.close(); raw.disconnect(); await server.stop(); } };
     },
@@ -64,7 +65,7 @@ export const backends: Backend[] = [
     async open() {
       const cluster = await startRedisCluster(3);
       const nodes = cluster.nodes.map(({ host, port }) => `${host}:${port}`);
-      const kv = new RedisKv(connect(settings({ mode: 'cluster', clusterNodes: nodes })));
+      const kv = new RedisKv(connect(redisSettings({ mode: 'cluster', clusterNodes: nodes })));
       const raw = new Cluster(cluster.nodes);
       return { kv, raw, stop: async () => { await kv.close(); raw.disconnect(); await cluster.stop(); } };
     },
@@ -80,7 +81,7 @@ export const cachingRedis: Backend = {
   redis: true,
   async open() {
     const server = await startRedisServer();
-    const kv = new RedisKv(connect(settings({ url: server.url })), undefined, { maxEntries: 1000, maxAge: 60_000 });
+    const kv = new RedisKv(connect(redisSettings({ url: server.url })), undefined, { maxEntries: 1000, maxAge: 60_000 });
     const raw = new Redis(server.url);
     return { kv, raw, stop: async () => { await kv.close(); raw.disconnect(); await server.stop(); } };
   },

@@ -11,10 +11,10 @@ import type { Config } from '../../src/config.js';
 import type { CachedReads } from '../../src/store/kv.js';
 import { connect, RedisKv } from '../../src/store/redis.js';
 import { TRACKING_CONNECTION, TrackedCache, type TrackedCacheOptions } from '../../src/store/tracked-cache.js';
+import { PREFIX, redisSettings } from '../helpers/backends.js';
 import { eventually } from '../helpers/eventually.js';
 import { startRedisServer, type RedisServer } from '../helpers/redis.js';
 
-const PREFIX = 'lk:';
 const OPTIONS: TrackedCacheOptions = { maxEntries: 100, maxAge: 60_000 };
 const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
 function deferred() {
@@ -23,15 +23,7 @@ function deferred() {
   return { promise, resolve };
 }
 
-const settings = (url: string): Config['redis'] => ({
-  url,
-  mode: 'standalone',
-  sentinels: [],
-  sentinelName: 'x',
-  clusterNodes: [],
-  keyPrefix: PREFIX,
-  commandTimeout: 2000,
-});
+const settings = (url: string): Config['redis'] => redisSettings({ url });
 
 describe('tracked cache: in-process reads that Redis invalidates', function () {
   this.timeout(30_000);
