@@ -217,8 +217,10 @@ function leasedWindows(store: FixedWindows): FixedWindows {
         const reserved = hit.by > 0 ? (hit.lease ?? 0) : 0;
         if (reserved > 0 && reply.ms > 0) {
           const left = (lease?.left ?? 0) + reserved;
-          leases.set(key, { stored: reply.count, left, ends: Math.max(sentAt + reply.ms, lease?.ends ?? 0) });
-          return { count: reply.count - left, ms: reply.ms };
+          // One connection answers in order, so this count includes the earlier lease's reservations.
+          const stored = Math.max(reply.count, lease?.stored ?? 0);
+          leases.set(key, { stored, left, ends: Math.max(sentAt + reply.ms, lease?.ends ?? 0) });
+          return { count: stored - left, ms: reply.ms };
         }
         if (!lease) return reply;
         lease.stored = Math.max(lease.stored, reply.count);
