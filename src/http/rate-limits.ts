@@ -8,7 +8,9 @@
  * shared by every instance.
  *
  * Every counter a request checks before it is processed goes to the store in one script (one round
- * trip, see store/rate-limit.ts fixedWindows), with the client charges this process still owes.
+ * trip, see store/rate-limit.ts fixedWindows), with the client charges this process still owes;
+ * most requests need none: a charge that reaches Redis reserves a lease of the counter's allowance
+ * (see leaseOf) that this process's next requests spend without a round trip.
  *
  * Per client: only requests that authenticated as a confidential client are charged to it, after
  * they were processed, and that response is never turned into a 429 (its code or refresh token may
@@ -106,7 +108,19 @@ const CHARGE_DELAY = 10;
 interface Limit {
   readonly limiter: string;
   readonly points: number;
+  /** Allowance reserved in Redis at a time for this process (see leaseOf). */
+  readonly lease: number;
 }
+
+/**
+ * How much of a limit's allowance a process reserves at a time (store/rate-limit.ts leasedWindows):
+ * 1% of it, at most 100. The trade-off: with N processes (instances × workers) sharing Redis, a
+ * counter can refuse up to N × lease requests early (allowance reserved by a process that does not
+ * spend it), and never admits more than the limit, because every lease was counted in Redis before
+ * any of it was spent. Limits under 100 get none: each of their requests is counted in Redis, exact
+ * across processes, as a lease of 1 would already refuse early by a visible share of so small a limit.
+ */
+const leaseOf = (points: number) => Math.min(100, Math.floor(points / 100));
 
 export class RateLimits {
   readonly #stored: FixedWindows;
@@ -126,7 +140,7 @@ export class RateLimits {
     this.#metrics = metrics;
     this.#stored = fixedWindows(kv);
     this.#window = settings.window;
-    const limit = (limiter: string, points: number) => (points > 0 ? { limiter, points } : undefined);
+    const limit = (limiter: string, points: number) => (points > 0 ? { limiter, points, lease: leaseOf(points) } : undefined);
     this.#perIp = limit('http-ip', settings.perIp);
     this.#registrationPerIp = limit('http-registration-ip', settings.registrationPerIp);
     this.#perClient = limit('http-client', settings.perClient);
@@ -134,10 +148,14 @@ export class RateLimits {
   }
 
   #hit(limit: Limit, key: string, by: number): WindowHit {
-    return { limiter: limit.limiter, key, by, window: this.#window };
+    return { limiter: limit.limiter, key, by, window: this.#window, lease: limit.lease };
   }
 
-  /** `hits` in the store, after the charges owed (one script); the counts of `hits`. */
+  /**
+   * `hits` in the store, after the charges owed (one script); the counts of `hits`. Only when they
+   * are not all served from this process's leases (try `this.#stored.hitHere` first): the charges
+   * owed ride with a script that goes anyway, never make one.
+   */
   async #storedHit(hits: readonly WindowHit[]): Promise<WindowCount[]> {
     const owed = this.#takeOwed();
     const counts = await this.#stored.hit([...owed, ...hits]);
@@ -163,17 +181,19 @@ export class RateLimits {
    */
   async clientWait(clientId: string): Promise<number> {
     if (!this.#perClient) return 0;
-    const [count] = await this.#storedHit([this.#hit(this.#perClient, clientId, 0)]);
+    const read = [this.#hit(this.#perClient, clientId, 0)];
+    const [count] = this.#stored.hitHere(read) ?? (await this.#storedHit(read));
     return this.#clientWaitOf(count!);
   }
 
   /**
    * Charges the client the request authenticated as (a confidential one, on the client-authenticating
    * routes), once. Called as the answer is settled (provider/patches/deferred-consumption.ts), else
-   * by the middleware after the request. The answer does not wait for the charge: it rides with the
-   * next script this process sends (which applies it before reading any counter, so every later
-   * decision here sees it), or goes alone after CHARGE_DELAY ms when no request comes. Other
-   * instances see it that much later at most.
+   * by the middleware after the request. The answer does not wait for the charge: it is spent from
+   * this process's lease of the client's allowance when one is live (counted in Redis already), else
+   * it rides with the next script this process sends (which applies it before reading any counter,
+   * so every later decision here sees it, and reserves the next lease), or goes alone after
+   * CHARGE_DELAY ms when none goes. Other instances see it that much later at most.
    */
   chargeAuthenticatedClient(ctx: Parameters<Middleware>[0]): void {
     if (!this.#perClient || ctx.state.clientCharged) return;
@@ -183,6 +203,7 @@ export class RateLimits {
     const client = ctx.status === 401 ? undefined : oidc.client;
     if (!client || client.clientAuthMethod === 'none') return;
     ctx.state.clientCharged = true;
+    if (this.#stored.hitHere([this.#hit(this.#perClient, client.clientId, 1)])) return;
     const owed = this.#owed.get(client.clientId);
     this.#owed.set(client.clientId, this.#hit(this.#perClient, client.clientId, (owed?.by ?? 0) + 1));
     this.#flushTimer ??= setTimeout(() => {
@@ -217,7 +238,7 @@ export class RateLimits {
       if (limit) hits.push(this.#hit(limit, `${route}:${ctx.ip}`, 1));
       if (announced !== undefined) hits.push(this.#hit(this.#perClient!, announced, 0));
       if (hits.length) {
-        const counts = await (hot ? this.#inMemory.hit(hits) : this.#storedHit(hits));
+        const counts = hot ? this.#inMemory.hitHere(hits)! : (this.#stored.hitHere(hits) ?? (await this.#storedHit(hits)));
         const charged = limit ? counts[0]! : undefined;
         if (charged && charged.count > limit!.points) return refuse(ctx, Math.ceil(charged.ms / 1000), route, 'ip', this.#metrics);
         if (announced !== undefined) {

@@ -3,7 +3,8 @@
  *
  * fixedWindows: the HTTP rate limits' counters, every counter of one request in one round trip (a
  * Lua script on Redis, where counting and expiry are atomic per key; in process memory for the
- * embedded store). rateLimiter: rate-limiter-flexible's limiters (blocking, penalties), for the
+ * embedded store). On Redis, a counter's charge can reserve a lease of allowance that this process
+ * then spends without a round trip (see leasedWindows). rateLimiter: rate-limiter-flexible's limiters (blocking, penalties), for the
  * sign-in throttle and the device flow's limits: in Redis when the store is Redis (so every
  * instance shares them), in process memory for the embedded store.
  */
@@ -35,6 +36,11 @@ export interface WindowHit {
   readonly by: number;
   /** Seconds a window lasts, from the first charge of the counter. */
   readonly window: number;
+  /**
+   * Allowance to reserve along with a charge that goes to Redis, spent by this process's later
+   * charges of the counter without a round trip (0 or absent: none; see leasedWindows).
+   */
+  readonly lease?: number;
 }
 
 export interface WindowCount {
@@ -47,6 +53,11 @@ export interface WindowCount {
 export interface FixedWindows {
   /** Applies every hit, in one round trip where the store allows; a count per hit, in order. */
   hit(hits: readonly WindowHit[]): Promise<WindowCount[]>;
+  /**
+   * Applies every hit in this process, with no round trip, when each of them can be (process
+   * memory, or live leases); else applies none and returns undefined.
+   */
+  hitHere(hits: readonly WindowHit[]): WindowCount[] | undefined;
 }
 
 // KEYS: the counters. ARGV: per key, the increment (0: read only) and the window in ms. Returns
@@ -101,6 +112,7 @@ function redisWindows(connection: Redis | Cluster): FixedWindows {
       const reply = await client.latchkeyHitWindows(hits.length, ...hits.map(keyOf), ...args);
       return hits.map((_, i) => countOf(reply, i));
     },
+    hitHere: () => undefined,
   };
 }
 
@@ -108,28 +120,155 @@ function redisWindows(connection: Redis | Cluster): FixedWindows {
 export function memoryWindows(): FixedWindows {
   const counters = new Map<string, { count: number; ends: number }>();
   let nextSweep = 0;
-  return {
-    async hit(hits) {
-      const now = Date.now();
-      if (now >= nextSweep) {
-        // Ended windows are dropped at most once a second, so memory stays bounded by the live ones.
-        for (const [key, counter] of counters) if (counter.ends <= now) counters.delete(key);
-        nextSweep = now + 1000;
-      }
-      return hits.map((hit) => {
-        const key = keyOf(hit);
-        let counter = counters.get(key);
-        if (counter && counter.ends <= now) counter = undefined;
-        if (hit.by <= 0) return counter ? { count: counter.count, ms: counter.ends - now } : { count: 0, ms: 0 };
-        if (!counter) counters.set(key, (counter = { count: 0, ends: now + hit.window * 1000 }));
-        counter.count += hit.by;
-        return { count: counter.count, ms: counter.ends - now };
-      });
-    },
+  const hitHere = (hits: readonly WindowHit[]): WindowCount[] => {
+    const now = Date.now();
+    if (now >= nextSweep) {
+      // Ended windows are dropped at most once a second, so memory stays bounded by the live ones.
+      for (const [key, counter] of counters) if (counter.ends <= now) counters.delete(key);
+      nextSweep = now + 1000;
+    }
+    return hits.map((hit) => {
+      const key = keyOf(hit);
+      let counter = counters.get(key);
+      if (counter && counter.ends <= now) counter = undefined;
+      if (hit.by <= 0) return counter ? { count: counter.count, ms: counter.ends - now } : { count: 0, ms: 0 };
+      if (!counter) counters.set(key, (counter = { count: 0, ends: now + hit.window * 1000 }));
+      counter.count += hit.by;
+      return { count: counter.count, ms: counter.ends - now };
+    });
   };
+  // Leases would gain nothing here: every hit is answered in process already.
+  return { hit: async (hits) => hitHere(hits), hitHere };
 }
 
-/** The store's fixed-window counters: in Redis for the Redis store, else in process memory. */
+/** The store's fixed-window counters: in Redis (with leases) for the Redis store, else in process memory. */
 export function fixedWindows(kv: Kv): FixedWindows {
-  return kv instanceof RedisKv ? redisWindows(kv.connection) : memoryWindows();
+  return kv instanceof RedisKv ? leasedWindows(redisWindows(kv.connection)) : memoryWindows();
+}
+
+/** Part of a counter's allowance that this process reserved in Redis and spends without a round trip. */
+interface Lease {
+  /** The counter as Redis last answered this process (its reservations included). */
+  stored: number;
+  /** Reserved and not spent yet: always above 0 (a spent lease is dropped). */
+  left: number;
+  /** When the window ends (epoch ms), timed from before the script ran: never after Redis's end. */
+  ends: number;
+}
+
+const noop = () => {};
+
+/**
+ * Local quota leasing over Redis's counters. A charge that goes to Redis with `lease: L` adds L
+ * more to the counter, reserved for this process; its later charges of the counter in the same
+ * window are served from that reservation with no round trip, each answered with the count it
+ * would have seen (Redis's count less what is reserved and unspent), so a caller's comparison with
+ * its limit is unchanged. A read (`by: 0`) of a leased counter is answered the same way. When the
+ * lease is spent the next charge goes to Redis (and reserves again); when its window ends it is
+ * dropped. While a counter's reservation is on its way, its other hits wait for it instead of
+ * reserving more.
+ *
+ * Every charge served is one unit Redis counted (reserved before it was spent) at a position no
+ * later than the count it was answered with, so across every process the requests admitted by a
+ * `count <= limit` check never exceed the limit; what a process reserved and does not spend only
+ * makes others refuse early (at most the processes × the lease). A live lease keeps answering
+ * while Redis is away; a counter without one fails as the script does.
+ */
+function leasedWindows(store: FixedWindows): FixedWindows {
+  const leases = new Map<string, Lease>();
+  /** Counters whose reservation is on its way (settles, never rejects). */
+  const reserving = new Map<string, Promise<void>>();
+  let nextSweep = 0;
+
+  const live = (key: string, now: number) => {
+    const lease = leases.get(key);
+    if (lease && lease.ends <= now) {
+      leases.delete(key);
+      return undefined;
+    }
+    return lease;
+  };
+  const covers = (lease: Lease | undefined, hit: WindowHit): lease is Lease => lease !== undefined && hit.by <= lease.left;
+  const spend = (lease: Lease, key: string, by: number, now: number): WindowCount => {
+    lease.left -= by;
+    if (lease.left === 0) leases.delete(key);
+    return { count: lease.stored - lease.left, ms: lease.ends - now };
+  };
+  const sweep = (now: number) => {
+    if (now < nextSweep) return;
+    // Ended leases are dropped at most once a second, so memory stays bounded by the live ones.
+    for (const [key, lease] of leases) if (lease.ends <= now) leases.delete(key);
+    nextSweep = now + 1000;
+  };
+
+  /** Sends `hits` (their reservations added), then records the leases their answers grant. */
+  async function send(hits: readonly WindowHit[], keys: readonly string[], sentAt: number): Promise<WindowCount[]> {
+    const request = store.hit(hits.map((hit) => (hit.lease && hit.by > 0 ? { ...hit, by: hit.by + hit.lease } : hit)));
+    const settled = request.then(noop, noop);
+    hits.forEach((hit, n) => hit.lease && hit.by > 0 && reserving.set(keys[n]!, settled));
+    try {
+      const replies = await request;
+      const now = Date.now();
+      return replies.map((reply, n) => {
+        const hit = hits[n]!;
+        const key = keys[n]!;
+        // Still live now, so the script ran in its window: the answer includes its reservation.
+        const lease = live(key, now);
+        const reserved = hit.by > 0 ? (hit.lease ?? 0) : 0;
+        if (reserved > 0 && reply.ms > 0) {
+          const left = (lease?.left ?? 0) + reserved;
+          // One connection answers in order, so this count includes the earlier lease's reservations.
+          const stored = Math.max(reply.count, lease?.stored ?? 0);
+          leases.set(key, { stored, left, ends: Math.max(sentAt + reply.ms, lease?.ends ?? 0) });
+          return { count: stored - left, ms: reply.ms };
+        }
+        if (!lease) return reply;
+        lease.stored = Math.max(lease.stored, reply.count);
+        return { count: reply.count - lease.left, ms: reply.ms };
+      });
+    } finally {
+      for (const key of keys) if (reserving.get(key) === settled) reserving.delete(key);
+    }
+  }
+
+  return {
+    hitHere(hits) {
+      const now = Date.now();
+      sweep(now);
+      const keys = hits.map(keyOf);
+      for (let i = 0; i < hits.length; i += 1) {
+        if (!covers(live(keys[i]!, now), hits[i]!)) return undefined;
+        if (keys.indexOf(keys[i]!) !== i) return undefined; // one counter twice: left to hit()
+      }
+      return hits.map((hit, i) => spend(leases.get(keys[i]!)!, keys[i]!, hit.by, now));
+    },
+
+    async hit(hits) {
+      const counts: WindowCount[] = new Array<WindowCount>(hits.length);
+      let todo = hits.map((_, i) => i);
+      while (todo.length > 0) {
+        const now = Date.now();
+        sweep(now);
+        const sent: number[] = [];
+        const waiting: number[] = [];
+        const waits = new Set<Promise<void>>();
+        for (const i of todo) {
+          const hit = hits[i]!;
+          const key = keyOf(hit);
+          const lease = live(key, now);
+          if (covers(lease, hit)) counts[i] = spend(lease, key, hit.by, now);
+          else if (reserving.has(key)) {
+            waiting.push(i);
+            waits.add(reserving.get(key)!);
+          } else sent.push(i);
+        }
+        const sending = sent.length > 0 ? send(sent.map((i) => hits[i]!), sent.map((i) => keyOf(hits[i]!)), now) : undefined;
+        const [replies] = await Promise.all([sending, ...waits]);
+        sent.forEach((i, n) => (counts[i] = replies![n]!));
+        // Served from the lease that arrived, or sent (reserving) in the next turn.
+        todo = waiting;
+      }
+      return counts;
+    },
+  };
 }

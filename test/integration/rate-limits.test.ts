@@ -190,9 +190,18 @@ describe('rate limits, client addresses and the issuer host', function () {
           charged = await store.get('proxied:ratelimit:http-client:svc');
           if (charged === null) await new Promise((resolve) => setTimeout(resolve, 20));
         }
-        assert.equal(charged, '1', 'the authenticated request was charged once');
+        // The default per-client limit (6000) reserves a lease of 1% with a charge that reaches Redis.
+        assert.equal(charged, String(1 + 60), 'the authenticated request was charged once, with the lease it reserved');
         const ttl = await store.pttl('proxied:ratelimit:http-client:svc');
         assert.ok(ttl > 0, `the counter has its window: ${ttl}`);
+
+        // The next requests' charges (and reads of the client's allowance) come out of that lease.
+        for (let n = 0; n < 3; n += 1) {
+          const again = await raw(portOf(proxied), 'POST', '/token', { authorization: basic('svc'), 'x-forwarded-for': `198.51.100.${200 + n}` }, form({ grant_type: 'client_credentials' }));
+          assert.equal(again.status, 200, again.text);
+        }
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        assert.equal(await store.get('proxied:ratelimit:http-client:svc'), '61', 'served from the lease, no new charge in Redis');
       } finally {
         store.disconnect();
       }
