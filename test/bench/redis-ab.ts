@@ -5,24 +5,51 @@
  * allowances the probe cannot exhaust); a build named `<dir>:off` runs with them off.
  *
  *   cp -r dist dist-before && npm run build
- *   node --import tsx test/bench/redis-ab.ts cc-opaque,introspect-opaque dist-before,dist,dist:off [iterations=300]
+ *   node --import tsx test/bench/redis-ab.ts cc-opaque,introspect-opaque dist-before,dist,dist:off [iterations=300] [--trace]
  *
  * Round trips a process makes once every so many requests (the rate limits' leases) show as
- * fractions: use enough iterations.
+ * fractions: use enough iterations. With --trace, the commands of one more iteration follow each
+ * figure, in the order Redis received them (MONITOR), for finding who sends what.
  */
 import { spawn } from 'node:child_process';
+import { Redis } from 'ioredis';
 import { join } from 'node:path';
 import { ROOT } from '../../src/paths.js';
 import { freePort, startRedisServer } from '../helpers/redis.js';
+import { sequential, type Workload } from './load.js';
 import { probeRedis, RedisInspector } from './redis-probe.js';
 import { SCENARIOS, type Target } from './scenarios.js';
 import { addUser, startLatchkey } from './targets.js';
 
-const ids = (process.argv[2] ?? 'cc-opaque').split(',');
-const builds = (process.argv[3] ?? 'dist-before,dist').split(',');
-const iterations = Number(process.argv[4] ?? 300);
+const args = process.argv.slice(2).filter((arg) => !arg.startsWith('--'));
+const ids = (args[0] ?? 'cc-opaque').split(',');
+const builds = (args[1] ?? 'dist-before,dist').split(',');
+const iterations = Number(args[2] ?? 300);
+const trace = process.argv.includes('--trace');
 const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
 const LIMITS_OFF = { RATE_LIMIT_PER_IP: '0', RATE_LIMIT_PER_CLIENT: '0', RATE_LIMIT_REGISTRATION_PER_IP: '0', RATE_LIMIT_METADATA_PER_IP: '0' };
+
+/** The commands of one iteration, each step's apart, as Redis received them. */
+async function traced(url: string, workload: Workload): Promise<string> {
+  const monitor = await new Redis(redis.url).monitor();
+  const seen: string[] = [];
+  let started = 0;
+  monitor.on('monitor', (time: string, command: string[]) => {
+    const at = Number(time) * 1000;
+    started ||= at;
+    seen.push(`  +${(at - started).toFixed(3).padStart(8)} ms  ${command.map((part) => (part.length > 60 ? `${part.slice(0, 57)}...` : part)).join(' ')}`);
+  });
+  await sequential(url, workload, 1, {
+    before: async (step) => {
+      await sleep(50);
+      seen.push(`${step.name}:`);
+      started = 0;
+    },
+  });
+  await sleep(100);
+  monitor.disconnect();
+  return seen.join('\n');
+}
 
 const redis = await startRedisServer();
 // One start of the current build makes the key ring and the bench's person; every build shares them.
@@ -63,6 +90,10 @@ try {
         `${id.padEnd(18)} ${build.padEnd(16)} ${probe.roundTripsPerIteration} round trips, ${probe.commandsPerIteration} commands per iteration` +
           ` (${probe.iterations} iterations${probe.errors ? `, ${probe.errors} ERRORS` : ''})`,
       );
+      for (const [step, { roundTrips, commands, sample }] of Object.entries(probe.steps)) {
+        if (Object.keys(probe.steps).length > 1 || trace) console.log(`  ${step}: ${roundTrips} round trips, ${commands} commands: ${sample.join(', ')}`);
+      }
+      if (trace) console.log(await traced(url, workload));
     }
     child.kill('SIGKILL');
   }
