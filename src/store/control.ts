@@ -61,6 +61,14 @@ export function storeLocation(config: Config): string {
   return config.embedded.file;
 }
 
+/**
+ * Which data: the store's location and, on Redis, the key prefix, which is part of it (a CLI with
+ * another REDIS_KEY_PREFIX than the server's acts on other keys, and must not take its issuer).
+ */
+function storeData(config: Config): string {
+  return usesRedis(config) ? `${storeLocation(config)}, key prefix ${config.redis.keyPrefix || '(none)'}` : storeLocation(config);
+}
+
 function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -87,7 +95,7 @@ export function readRunInfo(config: Config): RunInfo | undefined {
  */
 export async function announceServer(config: Config, kv: Kv, pid: number, warn: (message: string) => void): Promise<() => Promise<void>> {
   const paths = controlPaths(config);
-  const info: RunInfo = { pid, store: kv.kind, issuer: config.issuer, location: storeLocation(config) };
+  const info: RunInfo = { pid, store: kv.kind, issuer: config.issuer, location: storeData(config) };
   let server: Server | undefined;
   try {
     mkdirSync(dirname(paths.run), { recursive: true, mode: 0o700 }); // a first start has not written the store yet
@@ -256,7 +264,7 @@ export interface Target {
 export async function openTarget(config: Config, options: { needsServer?: boolean; command?: string } = {}): Promise<Target> {
   const running = readRunInfo(config);
   if (usesRedis(config)) {
-    const location = storeLocation(config);
+    const location = storeData(config);
     const issuer = running?.store === 'redis' && running.location === location ? running.issuer : config.issuer;
     return { kv: openStore(config), issuer, description: `${location} (issuer ${issuer})` };
   }

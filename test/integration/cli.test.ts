@@ -72,7 +72,7 @@ for (const mode of ['redis', 'embedded'] as const) {
 
     const actingOn = () =>
       mode === 'redis'
-        ? `latchkey: acting on Redis ${redis!.url.replace(/\/$/, '')} (issuer ${server.issuer})`
+        ? `latchkey: acting on Redis ${redis!.url.replace(/\/$/, '')}, key prefix lk: (issuer ${server.issuer})`
         : `latchkey: acting on the embedded store of the server at ${server.issuer} (${env.EMBEDDED_FILE})`;
 
     it('clients add prints the client with a generated 256-bit secret, and the running server accepts it', async () => {
@@ -277,7 +277,7 @@ for (const mode of ['redis', 'embedded'] as const) {
         const run = await latchkey(without(env, 'REDIS_URL'), ['users', 'list']);
         assert.equal(run.status, 1);
         assert.equal(run.stderr.trim().split('\n').length, 1);
-        assert.match(run.stderr, new RegExp(`^latchkey: the server at ${server.issuer} \\(pid \\d+\\) runs on Redis redis://127\\.0\\.0\\.1:\\d+, not on the embedded store: set REDIS_URL`));
+        assert.match(run.stderr, new RegExp(`^latchkey: the server at ${server.issuer} \\(pid \\d+\\) runs on Redis redis://127\\.0\\.0\\.1:\\d+, key prefix lk:, not on the embedded store: set REDIS_URL`));
         assert.equal(run.stdout, '');
       });
     } else {

@@ -56,7 +56,7 @@ describe('Redis over TLS with an ACL user', function () {
     assert.equal(list.status, 0, list.stderr);
     assert.match(list.stdout, /"username": "tls-user"/);
     // It says which store it acted on, without the password in the URL.
-    assert.equal(list.stderr.trim(), `latchkey: acting on Redis rediss://latchkey:***@127.0.0.1:${port} (issuer http://localhost:0)`);
+    assert.equal(list.stderr.trim(), `latchkey: acting on Redis rediss://latchkey:***@127.0.0.1:${port}, key prefix lk: (issuer http://localhost:0)`);
   });
 
   it('a wrong password or plain redis:// to a TLS port fails with one clear line, not a hang', async () => {
