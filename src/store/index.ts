@@ -43,7 +43,7 @@ export function openStore(config: Config, logger?: Logger, metrics?: Metrics): K
       new RedisKv(client, {
         lost: (error) => {
           if (!reached) connectionErrors.set(kv, error);
-          logger?.error({ err: { message: error.message } }, reached ? 'redis unreachable: answering 503 until it returns' : 'redis unreachable at start');
+          logger?.error({ error: error.message }, reached ? 'redis unreachable: answering 503 until it returns' : 'redis unreachable at start');
         },
         restored: () => logger?.info('redis reachable again'),
       }, metrics && {
