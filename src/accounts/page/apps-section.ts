@@ -68,7 +68,7 @@ export function appsSection({ providers, grants, consents, firstParty, logger }:
               clientId,
               name: client.clientName ?? clientId,
               logoUri: webUrl(client.metadata().logo_uri)?.href,
-              permissions: [...scopes].map((scope) => SCOPE_WORDS[scope] ?? scope),
+              permissions: [...scopes].map((scope) => SCOPE_WORDS[scope] ?? `use the "${scope}" permission`),
               since: at && when(at),
             };
           }),
