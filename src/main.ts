@@ -148,7 +148,7 @@ export async function serve(config: Config, logger: Logger = createLogger(config
   if (kv.kind === 'embedded') {
     logger.warn(
       { file: resolve(config.embedded.file) },
-      'REDIS_URL is not set: using the embedded in-process store (development only: clients, users and keys are kept in the file; sessions and tokens end with the process)',
+      'REDIS_URL is not set: using the embedded in-process store (development only: clients and users are kept in the file, sessions and tokens end with the process)',
     );
   }
   // Once per server: with --workers, the primary says it (src/workers.ts), not every worker.
