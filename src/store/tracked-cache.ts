@@ -18,7 +18,7 @@
  *   a cached answer is given only after the I/O that has already arrived has been handled
  *   (`#settled`), so a request that follows a completed write sees the write.
  * - Entries are bounded in number (oldest first out) and in age, a backstop rather than the way
- *   they are kept fresh.
+ *   they are kept fresh; and in size: a key longer than MAX_KEY_LENGTH is never kept.
  */
 import type { Redis, RedisOptions } from 'ioredis';
 import type { CachedReads } from './kv.js';
@@ -53,6 +53,14 @@ export interface TrackedCacheOptions {
 }
 
 const CHANNEL = '__redis__:invalidate';
+
+/**
+ * Longer keys are read through, never kept. Some keys carry what a request names (an API looked up
+ * by an authorization request's `resource`, up to the 56 KiB of a body), and an absence is kept
+ * too: without this bound, maxEntries requests could pin maxEntries × 56 KiB. Room for a client ID
+ * that is a URL (a metadata document's).
+ */
+const MAX_KEY_LENGTH = 1024;
 
 type Entry =
   | { readonly kind: 'get'; readonly value: string | undefined; readonly at: number }
@@ -120,7 +128,7 @@ export class TrackedCache implements CachedReads {
 
   async #read<K extends Entry['kind']>(key: string, kind: K, read: () => Promise<Extract<Entry, { kind: K }>['value']>) {
     type Value = Extract<Entry, { kind: K }>['value'];
-    if (!this.#tracking || !this.#prefixes.some((prefix) => key.startsWith(prefix))) return read();
+    if (!this.#tracking || key.length > MAX_KEY_LENGTH || !this.#prefixes.some((prefix) => key.startsWith(prefix))) return read();
     if (this.#entries.has(key)) {
       await this.#settled();
       const entry = this.#entries.get(key);

@@ -201,6 +201,19 @@ describe('tracked cache: in-process reads that Redis invalidates', function () {
       await own.get('api-grants:a');
       assert.equal(reads.get('api-grants:a'), 3, 'older than maxAge: read again');
     });
+
+    it('never keeps a long key (one a request names, such as an API looked up by `resource`): memory stays bounded in bytes', async () => {
+      own = new TrackedCache(source, connection, PREFIX, ['api:'], OPTIONS);
+      await tracking(own);
+      const long = `api:https://api.example.test/${'x'.repeat(50_000)}`;
+      assert.equal(await own.get(long), undefined);
+      assert.equal(await own.get(long), undefined);
+      assert.equal(reads.get(long), 2, 'read through each time');
+      const short = 'api:https://api.example.test/short';
+      await own.get(short);
+      await own.get(short);
+      assert.equal(reads.get(short), 1, 'a usual key is kept');
+    });
   });
 
   it('Redis Cluster: no cache (tracking is per node), reads go to the store', async () => {
