@@ -7,7 +7,9 @@ import { errors, Provider, type AccountClaims, type Configuration, type KoaConte
 import { claimsFor, type Accounts } from '../accounts/accounts.js';
 import type { Apis } from '../apis/apis.js';
 import { accountCheckedFor, AccountSessions } from '../accounts/sessions.js';
-import { SessionCredentials } from '../accounts/session-credentials.js';
+import { credentialsHeld, SessionCredentials } from '../accounts/session-credentials.js';
+import { CredentialRecords } from '../accounts/credentials.js';
+import { UpstreamLinks } from '../accounts/links.js';
 import { SessionActivity } from '../accounts/session-activity.js';
 import type { Config } from '../config.js';
 import type { Keyring } from '../keyring/keyring.js';
@@ -425,7 +427,7 @@ function applyPatches(
   // An unchanged session's expiry moves on once a minute (at most 1% of its lifetime), not at every request.
   extendUnchangedSessionsInSteps(provider, Math.min(60, Math.floor(config.ttl.session / 100)));
   // Which credentials signed each session in, so that removing one ends them (see accounts/session-credentials.ts).
-  provider.use(new SessionCredentials(kv, config.ttl.session).recordAtSignIn(provider));
+  provider.use(new SessionCredentials(kv, config.ttl.session, credentialsHeld(new CredentialRecords(kv), new UpstreamLinks(kv, accounts))).recordAtSignIn(provider));
   // A sign-in through an upstream records which upstream signed the session in (upstreams/sessions.ts).
   provider.use(recordFederatedSessions([provider.pathFor('authorization'), provider.pathFor('code_verification')], federated));
   // ...and signing out of Latchkey everywhere goes on to the upstream's end_session_endpoint (see the patch).
