@@ -16,7 +16,9 @@
  *   generation counter, bumped by each of them, must be unchanged when the reply comes.
  * - Redis sends an invalidation before it answers the write that caused it, but on another socket:
  *   a cached answer is given only after the I/O that has already arrived has been handled
- *   (`#settled`), so a request that follows a completed write sees the write.
+ *   (`#settled`), so a request that follows a completed write sees the write. A write of this
+ *   process's store does not even wait for that: as it is answered, its keys' entries go (`forget`),
+ *   so this process reads its own writes however late the invalidation comes (a lost packet).
  * - Entries are bounded in number (oldest first out) and in age, a backstop rather than the way
  *   they are kept fresh; and in size: a key longer than MAX_KEY_LENGTH is never kept.
  */
@@ -119,6 +121,18 @@ export class TrackedCache implements CachedReads {
   async members(key: string): Promise<string[]> {
     // A copy: the caller may change what it gets.
     return [...(await this.#read(key, 'members', () => this.#source.members(key)))];
+  }
+
+  /**
+   * This process wrote `keys` (its store calls this once the write is answered, or failed): their
+   * entries go now, without waiting for the invalidation, which comes on another socket.
+   */
+  forget(keys: readonly string[]): void {
+    const ours = keys.filter((key) => this.#prefixes.some((prefix) => key.startsWith(prefix)));
+    if (!ours.length) return;
+    // A read of them still on its way is not kept either.
+    this.#generation += 1;
+    for (const key of ours) this.#entries.delete(key);
   }
 
   async close(): Promise<void> {
