@@ -41,17 +41,20 @@ export type CredentialsHeld = (sub: string, credential: SessionCredential) => Pr
 
 /**
  * Its passkeys still registered, its authenticator app still enrolled, its upstream links still
- * the person's. (A password changed or recovery codes made anew since are not told apart here.)
+ * the person's and their upstreams (`upstreamKnown`) still configured. (A password changed or
+ * recovery codes made anew since are not told apart here.)
  */
-export function credentialsHeld(records: CredentialRecords, links: UpstreamLinks): CredentialsHeld {
+export function credentialsHeld(records: CredentialRecords, links: UpstreamLinks, upstreamKnown: (id: string) => Promise<boolean>): CredentialsHeld {
   return async (sub, credential) => {
-    const [record, linked] = await Promise.all([
+    const parts = (credential.links ?? []).map((id) => [id.slice(0, id.indexOf(':')), id.slice(id.indexOf(':') + 1)] as const);
+    const [record, linked, known] = await Promise.all([
       records.read(sub),
-      Promise.all((credential.links ?? []).map((id) => links.find(id.slice(0, id.indexOf(':')), id.slice(id.indexOf(':') + 1)))),
+      Promise.all(parts.map(([upstream, upstreamSub]) => links.find(upstream, upstreamSub))),
+      Promise.all(parts.map(([upstream]) => upstreamKnown(upstream))),
     ]);
     if (credential.passkeys?.some((id) => !record.passkeys.some((passkey) => passkey.id === id))) return false;
     if (credential.methods.includes('totp') && !record.totp) return false;
-    return linked.every((link) => link?.sub === sub);
+    return linked.every((link) => link?.sub === sub) && known.every(Boolean);
   };
 }
 
@@ -87,7 +90,8 @@ export class SessionCredentials {
    *
    * Before that, a sign-in whose credential was removed since it was verified (a stolen passkey
    * removed while the thief held the redirect to this resume, for as long as the interaction
-   * lives) is turned into access_denied: no session is signed in with it. The removal's ending of
+   * lives; or its upstream removed by an operator) is turned into access_denied: no session is
+   * signed in with it. The removal's ending of
    * sessions (AccountSessions.endSignedInWith) covers the sessions recorded before it.
    */
   recordAtSignIn(provider: Provider): Middleware {
