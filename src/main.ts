@@ -128,6 +128,7 @@ export function providerFactory(config: Config, kv: Kv, metrics?: Metrics) {
       devicePages,
       federated,
       upstreamLogout,
+      upstreamKnown: (id) => upstreams.has(id),
     });
   return { accounts, secondFactors, apis, consents, revocations, limits, federated, upstreams, upstreamClients, upstreamLogout, build };
 }

@@ -14,6 +14,8 @@
 import type { KoaContextWithOIDC, Provider } from 'oidc-provider';
 import type { Middleware } from 'koa';
 import type { Method } from './assurance.js';
+import type { CredentialRecords } from './credentials.js';
+import type { UpstreamLinks } from './links.js';
 import type { Kv } from '../store/kv.js';
 
 /**
@@ -34,11 +36,35 @@ export const CREDENTIAL_RESULT = 'latchkey_credential';
 
 const key = (sessionUid: string) => `session-credential:${sessionUid}`;
 
+/** Whether the person `sub` still holds every credential a sign-in used. */
+export type CredentialsHeld = (sub: string, credential: SessionCredential) => Promise<boolean>;
+
+/**
+ * Its passkeys still registered, its authenticator app still enrolled, its upstream links still
+ * the person's and their upstreams (`upstreamKnown`) still configured. (A password changed or
+ * recovery codes made anew since are not told apart here.)
+ */
+export function credentialsHeld(records: CredentialRecords, links: UpstreamLinks, upstreamKnown: (id: string) => Promise<boolean>): CredentialsHeld {
+  return async (sub, credential) => {
+    const parts = (credential.links ?? []).map((id) => [id.slice(0, id.indexOf(':')), id.slice(id.indexOf(':') + 1)] as const);
+    const [record, linked, known] = await Promise.all([
+      records.read(sub),
+      Promise.all(parts.map(([upstream, upstreamSub]) => links.find(upstream, upstreamSub))),
+      Promise.all(parts.map(([upstream]) => upstreamKnown(upstream))),
+    ]);
+    if (credential.passkeys?.some((id) => !record.passkeys.some((passkey) => passkey.id === id))) return false;
+    if (credential.methods.includes('totp') && !record.totp) return false;
+    return linked.every((link) => link?.sub === sub) && known.every(Boolean);
+  };
+}
+
 export class SessionCredentials {
   constructor(
     private readonly kv: Kv,
     /** The longest a session lives (ttl.session). */
     private readonly ttl: number,
+    /** Checked as a finished sign-in resumes (recordAtSignIn); without it, not checked. */
+    private readonly held?: CredentialsHeld,
   ) {}
 
   async record(sessionUid: string, credential: SessionCredential): Promise<void> {
@@ -61,17 +87,41 @@ export class SessionCredentials {
   /**
    * provider.use middleware: when a sign-in resumes the authorization request, records its
    * credential for the session it signed in, once the engine has saved it.
+   *
+   * Before that, a sign-in whose credential was removed since it was verified (a stolen passkey
+   * removed while the thief held the redirect to this resume, for as long as the interaction
+   * lives; or its upstream removed by an operator) is turned into access_denied: no session is
+   * signed in with it. The removal's ending of
+   * sessions (AccountSessions.endSignedInWith) covers the sessions recorded before it.
    */
   recordAtSignIn(provider: Provider): Middleware {
     // The authorization request's resume, and the device flow's (RFC 8628: /device/<uid>).
     const paths = [provider.pathFor('authorization'), provider.pathFor('code_verification')];
     return async (ctx, next) => {
+      const resuming = paths.some((path) => ctx.path.startsWith(`${path}/`));
+      if (resuming && this.held) await this.#refuseRemovedCredential(provider, ctx.cookies.get((provider as unknown as Named).cookieName('resume')));
       await next();
-      if (!paths.some((path) => ctx.path.startsWith(`${path}/`))) return;
+      if (!resuming) return;
       const oidc = (ctx as unknown as KoaContextWithOIDC).oidc as { result?: Record<string, unknown> & { login?: { accountId?: string } }; session?: { uid?: string; accountId?: string } } | undefined;
       const credential = oidc?.result?.[CREDENTIAL_RESULT] as SessionCredential | undefined;
       const session = oidc?.session;
       if (credential && session?.uid && session.accountId && session.accountId === oidc?.result?.login?.accountId) await this.record(session.uid, credential);
     };
   }
+
+  /** The interaction the engine is about to resume (by its resume cookie, as the engine finds it). */
+  async #refuseRemovedCredential(provider: Provider, uid: string | undefined): Promise<void> {
+    const interaction = uid ? await provider.Interaction.find(uid) : undefined;
+    const result = interaction?.result as (Record<string, unknown> & { login?: { accountId?: string } }) | undefined;
+    const credential = result?.[CREDENTIAL_RESULT] as SessionCredential | undefined;
+    const sub = result?.login?.accountId;
+    if (!interaction || !credential || !sub || (await this.held!(sub, credential))) return;
+    interaction.result = { error: 'access_denied', error_description: 'a credential this sign-in used was removed since' };
+    await interaction.persist();
+  }
+}
+
+/** oidc-provider's Provider#cookieName, missing from its types. */
+interface Named {
+  cookieName(type: 'resume'): string;
 }

@@ -200,7 +200,11 @@ export class RateLimits {
     const oidc = (ctx as unknown as KoaContextWithOIDC).oidc;
     if (!oidc?.route || !CLIENT_AUTH_ROUTES.has(oidc.route)) return;
     // oidc-provider knows the client before checking its credentials: a 401 was not this client.
-    const client = ctx.status === 401 ? undefined : oidc.client;
+    // Nor was a request with attestation headers: that authentication is off (provider.ts), yet
+    // oidc-provider looks up the client they or client_id name and may refuse with 400 after.
+    // Present at all, as oidc-provider tests them (an empty value counts).
+    const attested = ctx.headers['oauth-client-attestation'] !== undefined || ctx.headers['oauth-client-attestation-pop'] !== undefined;
+    const client = ctx.status === 401 || attested ? undefined : oidc.client;
     if (!client || client.clientAuthMethod === 'none') return;
     ctx.state.clientCharged = true;
     if (this.#stored.hitHere([this.#hit(this.#perClient, client.clientId, 1)])) return;

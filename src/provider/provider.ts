@@ -7,7 +7,9 @@ import { errors, Provider, type AccountClaims, type Configuration, type KoaConte
 import { claimsFor, type Accounts } from '../accounts/accounts.js';
 import type { Apis } from '../apis/apis.js';
 import { accountCheckedFor, AccountSessions } from '../accounts/sessions.js';
-import { SessionCredentials } from '../accounts/session-credentials.js';
+import { credentialsHeld, SessionCredentials } from '../accounts/session-credentials.js';
+import { CredentialRecords } from '../accounts/credentials.js';
+import { UpstreamLinks } from '../accounts/links.js';
 import { SessionActivity } from '../accounts/session-activity.js';
 import type { Config } from '../config.js';
 import type { Keyring } from '../keyring/keyring.js';
@@ -86,6 +88,8 @@ export interface ProviderDependencies {
   readonly federated: FederatedSessions;
   /** Signing out of Latchkey everywhere goes on to end the upstream session, where configured. */
   readonly upstreamLogout: UpstreamLogout;
+  /** Whether an upstream is still configured: a sign-in through one removed since does not resume. */
+  readonly upstreamKnown: (id: string) => Promise<boolean>;
   /** The pages of RP-initiated logout. */
   readonly logoutPages: {
     logoutSource(ctx: KoaContextWithOIDC, form: string): Promise<void>;
@@ -396,7 +400,7 @@ function outbound(config: Config): Configuration {
 /** The changes Latchkey makes to the instance itself: patches of its internals and middleware in front of its routes. */
 function applyPatches(
   provider: Provider,
-  { config, kv, verifier, accounts, apis, revocations, rateLimits, federated, upstreamLogout }: ProviderDependencies,
+  { config, kv, verifier, accounts, apis, revocations, rateLimits, federated, upstreamLogout, upstreamKnown }: ProviderDependencies,
   policy: RegistrationPolicy,
 ): void {
   acceptPreviousSecrets(provider, kv);
@@ -425,7 +429,7 @@ function applyPatches(
   // An unchanged session's expiry moves on once a minute (at most 1% of its lifetime), not at every request.
   extendUnchangedSessionsInSteps(provider, Math.min(60, Math.floor(config.ttl.session / 100)));
   // Which credentials signed each session in, so that removing one ends them (see accounts/session-credentials.ts).
-  provider.use(new SessionCredentials(kv, config.ttl.session).recordAtSignIn(provider));
+  provider.use(new SessionCredentials(kv, config.ttl.session, credentialsHeld(new CredentialRecords(kv), new UpstreamLinks(kv, accounts), upstreamKnown)).recordAtSignIn(provider));
   // A sign-in through an upstream records which upstream signed the session in (upstreams/sessions.ts).
   provider.use(recordFederatedSessions([provider.pathFor('authorization'), provider.pathFor('code_verification')], federated));
   // ...and signing out of Latchkey everywhere goes on to the upstream's end_session_endpoint (see the patch).

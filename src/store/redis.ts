@@ -188,20 +188,30 @@ export class RedisKv implements Kv {
     return (await this.#client.get(key)) ?? undefined;
   }
 
+  /** `write`, after which this process's caches drop what they kept of `keys` (tracked-cache.ts forget). */
+  async #writing<T>(keys: readonly string[], write: () => Promise<T>): Promise<T> {
+    try {
+      return await write();
+    } finally {
+      for (const cache of this.#caches) cache.forget(keys);
+    }
+  }
+
   async set(key: string, value: string, options: { ttl?: number; onlyIfAbsent?: boolean } = {}) {
     const { ttl, onlyIfAbsent } = options;
-    let reply: string | null;
-    if (ttl && onlyIfAbsent) reply = await this.#client.set(key, value, 'EX', ttl, 'NX');
-    else if (ttl) reply = await this.#client.set(key, value, 'EX', ttl);
-    else if (onlyIfAbsent) reply = await this.#client.set(key, value, 'NX');
-    else reply = await this.#client.set(key, value);
+    const reply = await this.#writing([key], () => {
+      if (ttl && onlyIfAbsent) return this.#client.set(key, value, 'EX', ttl, 'NX');
+      if (ttl) return this.#client.set(key, value, 'EX', ttl);
+      if (onlyIfAbsent) return this.#client.set(key, value, 'NX');
+      return this.#client.set(key, value);
+    });
     return reply === 'OK';
   }
 
   async del(keys: readonly string[]) {
     // One DEL per key: a multi-key DEL would be a cross-slot error on Cluster. Auto-pipelining
     // still sends them together.
-    await Promise.all(keys.map((key) => this.#client.del(key)));
+    await this.#writing(keys, () => Promise.all(keys.map((key) => this.#client.del(key))));
   }
 
   async getRecord(key: string): Promise<StoredRecord | undefined> {
@@ -222,20 +232,20 @@ export class RedisKv implements Kv {
   }
 
   async putRecord(key: string, payload: string, ttl?: number) {
-    await this.#client.putRecord(key, payload, ttl ?? 0);
+    await this.#writing([key], () => this.#client.putRecord(key, payload, ttl ?? 0));
   }
 
   async consumeRecord(key: string, at: number): Promise<ConsumeOutcome> {
-    const reply = await this.#client.consumeRecord(key, at);
+    const reply = await this.#writing([key], () => this.#client.consumeRecord(key, at));
     return reply === 1 ? 'consumed' : reply === 0 ? 'already-consumed' : 'missing';
   }
 
   async addToSet(key: string, member: string, ttl?: number) {
-    await this.#client.addToSet(key, member, ttl ?? 0);
+    await this.#writing([key], () => this.#client.addToSet(key, member, ttl ?? 0));
   }
 
   async removeFromSet(key: string, member: string) {
-    await this.#client.srem(key, member);
+    await this.#writing([key], () => this.#client.srem(key, member));
   }
 
   async members(key: string) {
@@ -243,11 +253,11 @@ export class RedisKv implements Kv {
   }
 
   async compareAndSet(key: string, expected: string | undefined, value: string) {
-    return (await this.#client.compareAndSet(key, expected === undefined ? '0' : '1', expected ?? '', value)) === 1;
+    return (await this.#writing([key], () => this.#client.compareAndSet(key, expected === undefined ? '0' : '1', expected ?? '', value))) === 1;
   }
 
   async deleteIfEquals(key: string, value: string) {
-    return (await this.#client.deleteIfEquals(key, value)) === 1;
+    return (await this.#writing([key], () => this.#client.deleteIfEquals(key, value))) === 1;
   }
 
   async raiseMarkAndLog(
@@ -259,7 +269,7 @@ export class RedisKv implements Kv {
     retain: number,
   ) {
     const pairs = Object.entries(fields).flat();
-    const id = await this.#client.raiseMarkAndLog(mark, log, value, Math.max(1, Math.ceil(ttl)), Math.max(1, Math.ceil(retain)), ...pairs);
+    const id = await this.#writing([mark], () => this.#client.raiseMarkAndLog(mark, log, value, Math.max(1, Math.ceil(ttl)), Math.max(1, Math.ceil(retain)), ...pairs));
     return id ?? undefined;
   }
 

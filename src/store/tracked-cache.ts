@@ -16,9 +16,11 @@
  *   generation counter, bumped by each of them, must be unchanged when the reply comes.
  * - Redis sends an invalidation before it answers the write that caused it, but on another socket:
  *   a cached answer is given only after the I/O that has already arrived has been handled
- *   (`#settled`), so a request that follows a completed write sees the write.
+ *   (`#settled`), so a request that follows a completed write sees the write. A write of this
+ *   process's store does not even wait for that: as it is answered, its keys' entries go (`forget`),
+ *   so this process reads its own writes however late the invalidation comes (a lost packet).
  * - Entries are bounded in number (oldest first out) and in age, a backstop rather than the way
- *   they are kept fresh.
+ *   they are kept fresh; and in size: a key longer than MAX_KEY_LENGTH is never kept.
  */
 import type { Redis, RedisOptions } from 'ioredis';
 import type { CachedReads } from './kv.js';
@@ -53,6 +55,14 @@ export interface TrackedCacheOptions {
 }
 
 const CHANNEL = '__redis__:invalidate';
+
+/**
+ * Longer keys are read through, never kept. Some keys carry what a request names (an API looked up
+ * by an authorization request's `resource`, up to the 56 KiB of a body), and an absence is kept
+ * too: without this bound, maxEntries requests could pin maxEntries × 56 KiB. Room for a client ID
+ * that is a URL (a metadata document's).
+ */
+const MAX_KEY_LENGTH = 1024;
 
 type Entry =
   | { readonly kind: 'get'; readonly value: string | undefined; readonly at: number }
@@ -113,6 +123,18 @@ export class TrackedCache implements CachedReads {
     return [...(await this.#read(key, 'members', () => this.#source.members(key)))];
   }
 
+  /**
+   * This process wrote `keys` (its store calls this once the write is answered, or failed): their
+   * entries go now, without waiting for the invalidation, which comes on another socket.
+   */
+  forget(keys: readonly string[]): void {
+    const ours = keys.filter((key) => this.#prefixes.some((prefix) => key.startsWith(prefix)));
+    if (!ours.length) return;
+    // A read of them still on its way is not kept either.
+    this.#generation += 1;
+    for (const key of ours) this.#entries.delete(key);
+  }
+
   async close(): Promise<void> {
     this.#reset();
     await this.#connection.quit().catch(() => this.#connection.disconnect());
@@ -120,7 +142,7 @@ export class TrackedCache implements CachedReads {
 
   async #read<K extends Entry['kind']>(key: string, kind: K, read: () => Promise<Extract<Entry, { kind: K }>['value']>) {
     type Value = Extract<Entry, { kind: K }>['value'];
-    if (!this.#tracking || !this.#prefixes.some((prefix) => key.startsWith(prefix))) return read();
+    if (!this.#tracking || key.length > MAX_KEY_LENGTH || !this.#prefixes.some((prefix) => key.startsWith(prefix))) return read();
     if (this.#entries.has(key)) {
       await this.#settled();
       const entry = this.#entries.get(key);

@@ -526,6 +526,27 @@ describe('e2e: sign in through an upstream OpenID Connect provider', function ()
       assert.equal(new URL(done.url).searchParams.get('code'), null);
     });
 
+    it('an upstream removed while a finished sign-in through it holds back its resume: the sign-in does not complete, the app gets access_denied', async () => {
+      const upstreams = new Upstreams(latchkey.kv, latchkey.config.keys.secrets);
+      await upstreams.add({ id: 'held', issuer: fake.state.issuer, clientId: 'latchkey', clientSecret: SECRET, scope: 'openid', displayName: 'Held', linkByEmail: false, endSession: false });
+      const sub = 'fake-person-held';
+      const { account } = (await new UpstreamLinks(latchkey.kv, latchkey.accounts).signIn({ id: 'held', linkByEmail: false }, sub, {})) as { account: { sub: string; username: string } };
+      const { secret } = await latchkey.secondFactors.totp.begin(account.sub, account.username);
+      assert.ok(await latchkey.secondFactors.totp.confirm(account.sub, TOTP.generate({ secret: Secret.fromBase32(secret), timestamp: Date.now() - 30_000 })));
+      const { browser, page } = await throughFake('app1', sub, { upstream: 'held' });
+      // The second factor passes while the upstream is there; the redirect to the resume is held back.
+      const held = await browser.submit(page, '/second-factor', { method: 'totp', code: TOTP.generate({ secret: Secret.fromBase32(secret) }) }, `${latchkey.issuer}/auth/`);
+      assert.match(held.url, /\/auth\/[^/?]+$/, `expected the resume, got ${held.status} ${held.url}`);
+
+      const token = await clientCredentialsToken(latchkey.url, OPS, `${latchkey.issuer}/admin`, 'admin');
+      assert.equal((await fetch(`${latchkey.url}/admin/upstreams/held`, { method: 'DELETE', headers: { authorization: `Bearer ${token}` } })).status, 204);
+      let done = await browser.follow(held.url, {}, app1Redirect());
+      if (isConsent(done)) done = await browser.submit(done, '/confirm', {}, app1Redirect());
+      assert.ok(done.url.startsWith(app1Redirect()), `expected the app, got ${done.status} ${done.url}`);
+      assert.equal(new URL(done.url).searchParams.get('error'), 'access_denied', `the app got ${done.url}`);
+      assert.equal(new URL(done.url).searchParams.get('code'), null);
+    });
+
     it('a person without a second factor at an app that requires one: the enrolment prompt, then unmet_authentication_requirements; no loop back to the upstream', async () => {
       const { browser, page, authorizations } = await throughFake('strict', 'fake-person-no-factor');
       assert.equal(authorizations, 1, 'the upstream was visited once');

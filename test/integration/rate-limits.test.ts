@@ -123,6 +123,11 @@ describe('rate limits, client addresses and the issuer host', function () {
         [{ authorization: basic(clientId, 'wrong') }, form({ grant_type: 'refresh_token', refresh_token: 'x' })],
         [{}, form({ grant_type: 'refresh_token', refresh_token: 'x', client_id: clientId, client_secret: 'wrong' })],
         [{}, form({ grant_type: 'refresh_token', refresh_token: 'x', client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer', client_assertion: forged })],
+        // Attestation-based client authentication is off; oidc-provider still looks the client up
+        // from these headers and then answers 400 (not 401) with the client known.
+        [{ 'oauth-client-attestation': forged }, form({ grant_type: 'refresh_token', refresh_token: 'x', client_id: clientId })],
+        [{ 'oauth-client-attestation-pop': forged }, form({ grant_type: 'refresh_token', refresh_token: 'x', client_id: clientId })],
+        [{ 'oauth-client-attestation-pop': '' }, form({ grant_type: 'refresh_token', refresh_token: 'x', client_id: clientId })],
       ] as const) {
         statuses.push((await raw(portOf(server), 'POST', '/token', headers, body)).status);
       }
@@ -145,7 +150,7 @@ describe('rate limits, client addresses and the issuer host', function () {
       assert.ok(third.access_token, 'more requests than the per-client allowance, all served: a public client has only the per-address limit');
     });
 
-    it("the same flood naming a confidential client (Basic with a wrong secret, client_id alone, a forged assertion) leaves its allowance whole", async () => {
+    it("the same flood naming a confidential client (Basic with a wrong secret, client_id alone, a forged assertion, attestation headers) leaves its allowance whole", async () => {
       const config = await discover('web', undefined, oidc.ClientSecretBasic(SECRET));
       await flood('web');
       const tokens = await signIn(config); // 1 of 3

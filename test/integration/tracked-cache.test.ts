@@ -6,6 +6,7 @@
  * How many reads reached Redis is counted by Redis itself (INFO commandstats).
  */
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import { Cluster, Redis } from 'ioredis';
 import type { Config } from '../../src/config.js';
 import type { CachedReads } from '../../src/store/kv.js';
@@ -24,6 +25,40 @@ function deferred() {
 }
 
 const settings = (url: string): Config['redis'] => redisSettings({ url });
+
+/**
+ * A TCP proxy to Redis that holds back, by `ms`, what Redis sends on a connection once it turned
+ * CLIENT TRACKING on (the cache's own): invalidations arriving late, as after a lost packet.
+ */
+async function slowInvalidations(port: number, ms: number): Promise<{ port: number; close(): void }> {
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((client) => {
+    const upstream = net.connect(port, '127.0.0.1');
+    let tracked = false;
+    let queue = Promise.resolve();
+    client.on('data', (chunk) => {
+      if (/TRACKING/i.test(chunk.toString('latin1'))) tracked = true;
+      upstream.write(chunk);
+    });
+    upstream.on('data', (chunk) => {
+      if (!tracked) return void client.write(chunk);
+      queue = queue.then(() => sleep(ms)).then(() => void client.write(chunk));
+    });
+    for (const socket of [client, upstream]) {
+      sockets.add(socket);
+      socket.on('error', () => {});
+      socket.on('close', () => (client.destroy(), upstream.destroy()));
+    }
+  });
+  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    close: () => {
+      for (const socket of sockets) socket.destroy();
+      server.close();
+    },
+  };
+}
 
 describe('tracked cache: in-process reads that Redis invalidates', function () {
   this.timeout(30_000);
@@ -129,6 +164,27 @@ describe('tracked cache: in-process reads that Redis invalidates', function () {
     assert.equal(await cache.get('api-grants:c5'), 'v1');
   });
 
+  it("this process's own write is seen by its next read, even while Redis's invalidation of it is still on its way", async () => {
+    const proxy = await slowInvalidations(redis.port, 300);
+    const mine = new RedisKv(connect(settings(`redis://127.0.0.1:${proxy.port}`)), undefined, OPTIONS);
+    try {
+      const cached = mine.cachedReads(['api-grants:']) as TrackedCache;
+      await tracking(cached);
+      await mine.set('api-grants:own', 'v1');
+      await sleep(400); // its invalidation handled
+      assert.equal(await cached.get('api-grants:own'), 'v1');
+      assert.equal(await cached.get('api-grants:own'), 'v1', 'kept');
+      // As `latchkey apis revoke` through this instance's admin API, then a token request to it.
+      await mine.set('api-grants:own', 'v2');
+      assert.equal(await cached.get('api-grants:own'), 'v2', 'the write, not the entry from before it');
+      await mine.del(['api-grants:own']);
+      assert.equal(await cached.get('api-grants:own'), undefined, 'a deletion too');
+    } finally {
+      await mine.close();
+      proxy.close();
+    }
+  });
+
   it('a restarted server: nothing is answered from memory while it is down, nothing stale after', async () => {
     await other.set(`${PREFIX}api-grants:c4`, 'v1');
     assert.equal(await cache.get('api-grants:c4'), 'v1');
@@ -200,6 +256,19 @@ describe('tracked cache: in-process reads that Redis invalidates', function () {
       await sleep(100);
       await own.get('api-grants:a');
       assert.equal(reads.get('api-grants:a'), 3, 'older than maxAge: read again');
+    });
+
+    it('never keeps a long key (one a request names, such as an API looked up by `resource`): memory stays bounded in bytes', async () => {
+      own = new TrackedCache(source, connection, PREFIX, ['api:'], OPTIONS);
+      await tracking(own);
+      const long = `api:https://api.example.test/${'x'.repeat(50_000)}`;
+      assert.equal(await own.get(long), undefined);
+      assert.equal(await own.get(long), undefined);
+      assert.equal(reads.get(long), 2, 'read through each time');
+      const short = 'api:https://api.example.test/short';
+      await own.get(short);
+      await own.get(short);
+      assert.equal(reads.get(short), 1, 'a usual key is kept');
     });
   });
 
