@@ -9,7 +9,11 @@
  * written once per completed sign-in (the resume of the authorization request), nothing on the
  * token paths.
  *
- * Layout: session-credential:<session uid> → JSON, expiring with the longest session (ttl.session).
+ * Layout: session-credentials:<session uid> → a set, one member (JSON) per sign-in, expiring with the
+ * longest session (ttl.session). A set, added to atomically, so that two sign-ins finishing at once
+ * on one session both count (a read, merge and write would lose one). Until 2026-12-14 (ttl.session
+ * after this layout shipped) `of` also reads the former one, session-credential:<session uid> →
+ * the merged JSON; then that read goes.
  */
 import type { KoaContextWithOIDC, Provider } from 'oidc-provider';
 import type { Middleware } from 'koa';
@@ -34,7 +38,9 @@ export interface SessionCredential {
 /** Where, in the interaction's result, a finished sign-in leaves its credential (interactions/sign-in-result.ts). */
 export const CREDENTIAL_RESULT = 'latchkey_credential';
 
-const key = (sessionUid: string) => `session-credential:${sessionUid}`;
+const key = (sessionUid: string) => `session-credentials:${sessionUid}`;
+/** The former layout (one merged JSON), read for one session lifetime. */
+const formerKey = (sessionUid: string) => `session-credential:${sessionUid}`;
 
 /** Whether the person `sub` still holds every credential a sign-in used. */
 export type CredentialsHeld = (sub: string, credential: SessionCredential) => Promise<boolean>;
@@ -68,20 +74,21 @@ export class SessionCredentials {
   ) {}
 
   async record(sessionUid: string, credential: SessionCredential): Promise<void> {
-    const before = await this.of(sessionUid);
-    const union = <T>(a: readonly T[] = [], b: readonly T[] = []) => [...new Set([...a, ...b])];
-    const merged: SessionCredential = {
-      methods: union(before?.methods, credential.methods),
-      ...(before?.passkeys || credential.passkeys ? { passkeys: union(before?.passkeys, credential.passkeys) } : {}),
-      ...(before?.links || credential.links ? { links: union(before?.links, credential.links) } : {}),
-    };
-    await this.kv.set(key(sessionUid), JSON.stringify(merged), { ttl: this.ttl });
+    await this.kv.addToSet(key(sessionUid), JSON.stringify(credential), this.ttl);
   }
 
-  /** Undefined for a session signed in before these were recorded. */
+  /** Every sign-in's credentials, merged. Undefined for a session signed in before these were recorded. */
   async of(sessionUid: string): Promise<SessionCredential | undefined> {
-    const json = await this.kv.get(key(sessionUid));
-    return json ? (JSON.parse(json) as SessionCredential) : undefined;
+    const [members, former] = await Promise.all([this.kv.members(key(sessionUid)), this.kv.get(formerKey(sessionUid))]);
+    const all = [...members, ...(former ? [former] : [])].map((json) => JSON.parse(json) as SessionCredential);
+    if (!all.length) return undefined;
+    const union = <T>(pick: (credential: SessionCredential) => readonly T[] | undefined) => {
+      const picked = all.filter((credential) => pick(credential));
+      return picked.length ? [...new Set(picked.flatMap((credential) => pick(credential)!))] : undefined;
+    };
+    const passkeys = union((credential) => credential.passkeys);
+    const links = union((credential) => credential.links);
+    return { methods: union((credential) => credential.methods) ?? [], ...(passkeys ? { passkeys } : {}), ...(links ? { links } : {}) };
   }
 
   /**
