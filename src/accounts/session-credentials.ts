@@ -98,10 +98,14 @@ export class SessionCredentials {
    * Before that, a sign-in whose credential was removed since it was verified (a stolen passkey
    * removed while the thief held the redirect to this resume, for as long as the interaction
    * lives; or its upstream removed by an operator) is turned into access_denied: no session is
-   * signed in with it. The removal's ending of
-   * sessions (AccountSessions.endSignedInWith) covers the sessions recorded before it.
+   * signed in with it. The removal's ending of sessions (AccountSessions.endSignedInWith,
+   * removeUpstream) covers the sessions recorded before it. A removal landing during this request,
+   * after that check, may have looked for the session before it was saved or recorded: so once
+   * recorded the credential is checked again, and if it is gone the session is ended
+   * (`endSession`, with every grant it made, so the code just issued goes too). Either the removal
+   * read the record, or this check reads the removal.
    */
-  recordAtSignIn(provider: Provider): Middleware {
+  recordAtSignIn(provider: Provider, endSession: (uid: string) => Promise<void>): Middleware {
     // The authorization request's resume, and the device flow's (RFC 8628: /device/<uid>).
     const paths = [provider.pathFor('authorization'), provider.pathFor('code_verification')];
     return async (ctx, next) => {
@@ -112,7 +116,9 @@ export class SessionCredentials {
       const oidc = (ctx as unknown as KoaContextWithOIDC).oidc as { result?: Record<string, unknown> & { login?: { accountId?: string } }; session?: { uid?: string; accountId?: string } } | undefined;
       const credential = oidc?.result?.[CREDENTIAL_RESULT] as SessionCredential | undefined;
       const session = oidc?.session;
-      if (credential && session?.uid && session.accountId && session.accountId === oidc?.result?.login?.accountId) await this.record(session.uid, credential);
+      if (!credential || !session?.uid || !session.accountId || session.accountId !== oidc?.result?.login?.accountId) return;
+      await this.record(session.uid, credential);
+      if (this.held && !(await this.held(session.accountId, credential))) await endSession(session.uid);
     };
   }
 
