@@ -671,17 +671,20 @@ upstreams
   .description('remove an upstream provider: the sessions it signed in end, with their grants and tokens (accounts it made stay)')
   .action(async (id: string) =>
     withStore(async (kv, settings) => {
-      const [{ Upstreams }, { FederatedSessions }, { removeUpstream }] = await Promise.all([
+      const [{ Upstreams }, { FederatedSessions }, { removeUpstream }, { SessionCredentials }] = await Promise.all([
         import('./upstreams/registry.js'),
         import('./upstreams/sessions.js'),
         import('./upstreams/removal.js'),
+        import('./accounts/session-credentials.js'),
       ]);
+      const credentials = new SessionCredentials(kv, settings.ttl.session);
       const revocation = await grantRevocation(kv, settings);
       const opened = await sessionsOn(kv, settings);
       const ended = await removeUpstream(id, {
         upstreams: new Upstreams(kv, settings.keys.secrets),
         federated: new FederatedSessions(kv, settings.ttl.session),
         findSession: async (uid) => opened?.provider.Session.findByUid(uid),
+        linksOf: async (uid) => (await credentials.of(uid))?.links,
         endSession: (session) => opened!.sessions.signOutSession(session, (grantId) => revocation.revoke(grantId), true),
       });
       console.log(`removed upstream ${id}; ended ${ended} session${ended === 1 ? '' : 's'} signed in through it`);

@@ -9,7 +9,11 @@
  * written once per completed sign-in (the resume of the authorization request), nothing on the
  * token paths.
  *
- * Layout: session-credential:<session uid> → JSON, expiring with the longest session (ttl.session).
+ * Layout: session-credentials:<session uid> → a set, one member (JSON) per sign-in, expiring with the
+ * longest session (ttl.session). A set, added to atomically, so that two sign-ins finishing at once
+ * on one session both count (a read, merge and write would lose one). Until 2026-12-14 (ttl.session
+ * after this layout shipped) `of` also reads the former one, session-credential:<session uid> →
+ * the merged JSON; then that read goes.
  */
 import type { KoaContextWithOIDC, Provider } from 'oidc-provider';
 import type { Middleware } from 'koa';
@@ -34,7 +38,9 @@ export interface SessionCredential {
 /** Where, in the interaction's result, a finished sign-in leaves its credential (interactions/sign-in-result.ts). */
 export const CREDENTIAL_RESULT = 'latchkey_credential';
 
-const key = (sessionUid: string) => `session-credential:${sessionUid}`;
+const key = (sessionUid: string) => `session-credentials:${sessionUid}`;
+/** The former layout (one merged JSON), read for one session lifetime. */
+const formerKey = (sessionUid: string) => `session-credential:${sessionUid}`;
 
 /** Whether the person `sub` still holds every credential a sign-in used. */
 export type CredentialsHeld = (sub: string, credential: SessionCredential) => Promise<boolean>;
@@ -68,20 +74,21 @@ export class SessionCredentials {
   ) {}
 
   async record(sessionUid: string, credential: SessionCredential): Promise<void> {
-    const before = await this.of(sessionUid);
-    const union = <T>(a: readonly T[] = [], b: readonly T[] = []) => [...new Set([...a, ...b])];
-    const merged: SessionCredential = {
-      methods: union(before?.methods, credential.methods),
-      ...(before?.passkeys || credential.passkeys ? { passkeys: union(before?.passkeys, credential.passkeys) } : {}),
-      ...(before?.links || credential.links ? { links: union(before?.links, credential.links) } : {}),
-    };
-    await this.kv.set(key(sessionUid), JSON.stringify(merged), { ttl: this.ttl });
+    await this.kv.addToSet(key(sessionUid), JSON.stringify(credential), this.ttl);
   }
 
-  /** Undefined for a session signed in before these were recorded. */
+  /** Every sign-in's credentials, merged. Undefined for a session signed in before these were recorded. */
   async of(sessionUid: string): Promise<SessionCredential | undefined> {
-    const json = await this.kv.get(key(sessionUid));
-    return json ? (JSON.parse(json) as SessionCredential) : undefined;
+    const [members, former] = await Promise.all([this.kv.members(key(sessionUid)), this.kv.get(formerKey(sessionUid))]);
+    const all = [...members, ...(former ? [former] : [])].map((json) => JSON.parse(json) as SessionCredential);
+    if (!all.length) return undefined;
+    const union = <T>(pick: (credential: SessionCredential) => readonly T[] | undefined) => {
+      const picked = all.filter((credential) => pick(credential));
+      return picked.length ? [...new Set(picked.flatMap((credential) => pick(credential)!))] : undefined;
+    };
+    const passkeys = union((credential) => credential.passkeys);
+    const links = union((credential) => credential.links);
+    return { methods: union((credential) => credential.methods) ?? [], ...(passkeys ? { passkeys } : {}), ...(links ? { links } : {}) };
   }
 
   /**
@@ -91,10 +98,14 @@ export class SessionCredentials {
    * Before that, a sign-in whose credential was removed since it was verified (a stolen passkey
    * removed while the thief held the redirect to this resume, for as long as the interaction
    * lives; or its upstream removed by an operator) is turned into access_denied: no session is
-   * signed in with it. The removal's ending of
-   * sessions (AccountSessions.endSignedInWith) covers the sessions recorded before it.
+   * signed in with it. The removal's ending of sessions (AccountSessions.endSignedInWith,
+   * removeUpstream) covers the sessions recorded before it. A removal landing during this request,
+   * after that check, may have looked for the session before it was saved or recorded: so once
+   * recorded the credential is checked again, and if it is gone the session is ended
+   * (`endSession`, with every grant it made, so the code just issued goes too). Either the removal
+   * read the record, or this check reads the removal.
    */
-  recordAtSignIn(provider: Provider): Middleware {
+  recordAtSignIn(provider: Provider, endSession: (uid: string) => Promise<void>): Middleware {
     // The authorization request's resume, and the device flow's (RFC 8628: /device/<uid>).
     const paths = [provider.pathFor('authorization'), provider.pathFor('code_verification')];
     return async (ctx, next) => {
@@ -105,7 +116,9 @@ export class SessionCredentials {
       const oidc = (ctx as unknown as KoaContextWithOIDC).oidc as { result?: Record<string, unknown> & { login?: { accountId?: string } }; session?: { uid?: string; accountId?: string } } | undefined;
       const credential = oidc?.result?.[CREDENTIAL_RESULT] as SessionCredential | undefined;
       const session = oidc?.session;
-      if (credential && session?.uid && session.accountId && session.accountId === oidc?.result?.login?.accountId) await this.record(session.uid, credential);
+      if (!credential || !session?.uid || !session.accountId || session.accountId !== oidc?.result?.login?.accountId) return;
+      await this.record(session.uid, credential);
+      if (this.held && !(await this.held(session.accountId, credential))) await endSession(session.uid);
     };
   }
 

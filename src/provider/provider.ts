@@ -424,12 +424,19 @@ function applyPatches(
   provider.use(postAsGet([provider.pathFor('authorization'), provider.pathFor('end_session')]));
   // A session whose person was disabled or deleted is ended before the engine reads it (see accounts/sessions.ts),
   // which then goes on with the session read there rather than reading it again.
-  provider.use(new AccountSessions(kv, { current: provider }, accounts).recheckAtAuthorization(provider));
+  const accountSessions = new AccountSessions(kv, { current: provider }, accounts);
+  provider.use(accountSessions.recheckAtAuthorization(provider));
   sessionLoadedOnce(provider);
   // An unchanged session's expiry moves on once a minute (at most 1% of its lifetime), not at every request.
   extendUnchangedSessionsInSteps(provider, Math.min(60, Math.floor(config.ttl.session / 100)));
   // Which credentials signed each session in, so that removing one ends them (see accounts/session-credentials.ts).
-  provider.use(new SessionCredentials(kv, config.ttl.session, credentialsHeld(new CredentialRecords(kv), new UpstreamLinks(kv, accounts), upstreamKnown)).recordAtSignIn(provider));
+  // A session signed in with a credential removed during its own resume ends with every grant it made.
+  const grants = new GrantRevocation(kv, revocations);
+  const endSession = async (uid: string) => {
+    const session = await provider.Session.findByUid(uid);
+    if (session) await accountSessions.signOutSession(session, (grantId) => grants.revoke(grantId), true);
+  };
+  provider.use(new SessionCredentials(kv, config.ttl.session, credentialsHeld(new CredentialRecords(kv), new UpstreamLinks(kv, accounts), upstreamKnown)).recordAtSignIn(provider, endSession));
   // A sign-in through an upstream records which upstream signed the session in (upstreams/sessions.ts).
   provider.use(recordFederatedSessions([provider.pathFor('authorization'), provider.pathFor('code_verification')], federated));
   // ...and signing out of Latchkey everywhere goes on to the upstream's end_session_endpoint (see the patch).

@@ -110,6 +110,7 @@ export function adminRouter({ issuer, providers, clients, accounts, apis, grants
       upstreams,
       federated,
       findSession: (uid) => providers.current.Session.findByUid(uid),
+      linksOf: async (uid) => (await credentials.of(uid))?.links,
       endSession: (session) => sessions.signOutSession(session, (grantId) => grants.revoke(grantId), true),
     });
   upstreamRoutes(router, { upstreams, remove, issuer, read, write, json });

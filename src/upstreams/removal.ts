@@ -2,8 +2,11 @@
  * Removing an upstream provider (`latchkey upstreams remove`, DELETE /admin/upstreams/{id}). The
  * operator withdrew the trust in it, so what it vouched for ends, as when a person is disabled but
  * for the sessions it signed in only: sign-in through it stops at once (its callback and logout
- * endpoints answer as for an unknown upstream), and every live session whose last sign-in went
- * through it ends, each grant the session made revoked with its tokens, offline access included
+ * endpoints answer as for an unknown upstream), and every live session it signed in ends: those
+ * whose recorded credentials (SessionCredentials) name one of its links, so also a session signed in
+ * again another way since (what was granted in between rests on it), and those whose last sign-in
+ * went through it (`amr` fed; all a session signed in before those records has). Each grant the
+ * session made is revoked with its tokens, offline access included
  * (refresh tokens, opaque and JWT access tokens), with back-channel logout to its apps. The
  * accounts it made stay, with their links, so re-adding the same provider under the same id (how
  * its client secret is changed) finds the same people; they sign in again.
@@ -21,19 +24,25 @@ export interface UpstreamRemovalOptions<S extends SignedInSession> {
   readonly upstreams: Upstreams;
   readonly federated: FederatedSessions;
   readonly findSession: (uid: string) => Promise<S | undefined>;
+  /**
+   * Which upstream links ("<upstream>:<upstream sub>") the session's sign-ins used
+   * (SessionCredentials.of); undefined for none, or a session signed in before these were recorded.
+   */
+  readonly linksOf: (uid: string) => Promise<readonly string[] | undefined>;
   /** Signs the session out with every grant it made (AccountSessions.signOutSession, everyGrant). */
   readonly endSession: (session: S) => Promise<void>;
 }
 
 /** Removes the upstream and ends the sessions it signed in; how many ended. UpstreamError when there is no such upstream. */
-export async function removeUpstream<S extends SignedInSession>(id: string, { upstreams, federated, findSession, endSession }: UpstreamRemovalOptions<S>): Promise<number> {
+export async function removeUpstream<S extends SignedInSession>(id: string, { upstreams, federated, findSession, linksOf, endSession }: UpstreamRemovalOptions<S>): Promise<number> {
   if (!(await upstreams.has(id))) throw new UpstreamError(`no upstream "${id}"`);
   const endAll = async () => {
     let ended = 0;
     for (const uid of await federated.sessionsThrough(id)) {
-      const session = await findSession(uid);
-      // A session whose person signed in again another way since (a password) no longer rests on it.
-      if (session?.accountId && session.amr?.includes('fed')) {
+      const [session, links] = await Promise.all([findSession(uid), linksOf(uid)]);
+      // The federated record names the session's last upstream, so `amr` fed means this one.
+      const through = links?.some((link) => link.startsWith(`${id}:`)) || session?.amr?.includes('fed');
+      if (session?.accountId && through) {
         await endSession(session);
         ended += 1;
       }

@@ -25,7 +25,7 @@ import { eventually } from '../helpers/eventually.js';
 import { freePort } from '../helpers/redis.js';
 import { startRelyingParty, type RelyingParty } from '../helpers/relying-party.js';
 import { startServer, type TestServer } from '../helpers/server.js';
-import { isConsent } from '../helpers/sign-in.js';
+import { isConsent, signInSteps, startAuthorization } from '../helpers/sign-in.js';
 import { API, clientCredentialsToken, introspect, machineClient, RESOURCE_SERVERS } from '../helpers/tokens.js';
 import { UpstreamLinks } from '../../src/accounts/links.js';
 import { Upstreams } from '../../src/upstreams/registry.js';
@@ -753,6 +753,29 @@ describe('e2e: sign in through an upstream OpenID Connect provider', function ()
       assert.equal(logout.status, 400, 'nor logout through it');
       const again = await fetch(`${latchkey.url}/admin/upstreams/gone`, { method: 'DELETE', headers: { authorization: `Bearer ${token}` } });
       assert.equal(again.status, 404);
+    });
+
+    it('removing an upstream ends a session it signed in that signed in again with a password since, with the grants made in between', async () => {
+      const upstreams = new Upstreams(latchkey.kv, latchkey.config.keys.secrets);
+      await upstreams.add({ id: 'gone-later', issuer: fake.state.issuer, clientId: 'latchkey', clientSecret: SECRET, scope: 'openid', displayName: 'Gone later', linkByEmail: false, endSession: false });
+      const through = await tokensThroughFake('fake-person-gone-later', 'fake-sid-gone-later', { upstream: 'gone-later', offline: true });
+      const account = (await latchkey.accounts.find((await new UpstreamLinks(latchkey.kv, latchkey.accounts).find('gone-later', 'fake-person-gone-later'))!.sub))!;
+      await latchkey.accounts.setPassword(account.username, 'a password of its own since');
+      // The same session (its browser) signs in again, with the password: amr no longer says fed.
+      const { page } = await startAuthorization(through.browser, through.config, app1Redirect(), { prompt: 'login' });
+      const again = await signInSteps(through.browser, page, { username: account.username, password: 'a password of its own since', login: 'required', stopAt: app1Redirect() });
+      assert.ok(again.url.startsWith(app1Redirect()), `expected to be back at the app, got ${again.status} ${again.url}`);
+
+      const token = await clientCredentialsToken(latchkey.url, OPS, `${latchkey.issuer}/admin`, 'admin');
+      const removed = await fetch(`${latchkey.url}/admin/upstreams/gone-later`, { method: 'DELETE', headers: { authorization: `Bearer ${token}` } });
+      assert.equal(removed.status, 204);
+      assert.match(await through.silent(), /error=login_required/, 'the session ended');
+      assert.equal(await through.active(), false, 'the access token granted through the upstream is revoked');
+      await assert.rejects(oidc.refreshTokenGrant(through.config, through.tokens.refresh_token!, { resource: API }), (error: Error) => {
+        assert.ok(error instanceof oidc.ResponseBodyError);
+        assert.equal(error.error, 'invalid_grant', 'and its offline refresh token');
+        return true;
+      });
     });
   });
 });
