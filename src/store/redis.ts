@@ -156,7 +156,8 @@ export class RedisKv implements Kv {
   readonly kind = 'redis';
   readonly #client: Client;
   readonly #cache: TrackedCacheOptions | undefined;
-  readonly #caches: TrackedCache[] = [];
+  /** The one cache of cachedReads, made at its first call; later calls add their prefixes to it. */
+  #tracked: TrackedCache | undefined;
 
   /** `cache`: how cachedReads caches (the server's store); without it, cachedReads gives none. */
   constructor(client: Redis | Cluster, events?: ConnectionEvents, cache?: TrackedCacheOptions) {
@@ -193,7 +194,7 @@ export class RedisKv implements Kv {
     try {
       return await write();
     } finally {
-      for (const cache of this.#caches) cache.forget(keys);
+      this.#tracked?.forget(keys);
     }
   }
 
@@ -284,12 +285,14 @@ export class RedisKv implements Kv {
 
   cachedReads(prefixes: readonly string[]): CachedReads | undefined {
     if (!this.#cache || this.#client instanceof Cluster) return undefined;
+    if (this.#tracked) {
+      this.#tracked.watch(prefixes);
+      return this.#tracked;
+    }
     // Its own connection (once subscribed, a connection can send nothing else).
     const connection = this.#client.duplicate(TRACKING_CONNECTION);
     const source: CachedReads = { get: (key) => this.get(key), members: (key) => this.members(key) };
-    const cache = new TrackedCache(source, connection, this.#client.options.keyPrefix ?? '', prefixes, { ...this.#cache, readsOn: this.#client });
-    this.#caches.push(cache);
-    return cache;
+    return (this.#tracked = new TrackedCache(source, connection, this.#client.options.keyPrefix ?? '', prefixes, { ...this.#cache, readsOn: this.#client }));
   }
 
   async ping() {
@@ -297,7 +300,7 @@ export class RedisKv implements Kv {
   }
 
   async close() {
-    await Promise.all(this.#caches.map((cache) => cache.close()));
+    await this.#tracked?.close();
     await this.#client.quit().catch(() => this.#client.disconnect());
   }
 }

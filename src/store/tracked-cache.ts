@@ -64,6 +64,11 @@ const CHANNEL = '__redis__:invalidate';
  */
 const MAX_KEY_LENGTH = 1024;
 
+/** Redis refuses overlapping prefixes for one client; a longer one is covered by its shorter one. */
+function withoutOverlaps(prefixes: readonly string[]): string[] {
+  return prefixes.filter((prefix, i) => !prefixes.some((other, j) => j !== i && prefix.startsWith(other) && (other !== prefix || j < i)));
+}
+
 type Entry =
   | { readonly kind: 'get'; readonly value: string | undefined; readonly at: number }
   | { readonly kind: 'members'; readonly value: readonly string[]; readonly at: number };
@@ -72,7 +77,7 @@ export class TrackedCache implements CachedReads {
   readonly #source: CachedReads;
   readonly #connection: Redis;
   readonly #keyPrefix: string;
-  readonly #prefixes: readonly string[];
+  #prefixes: readonly string[];
   readonly #options: TrackedCacheOptions;
   readonly #entries = new Map<string, Entry>();
   #tracking = false;
@@ -91,8 +96,7 @@ export class TrackedCache implements CachedReads {
     this.#source = source;
     this.#connection = connection;
     this.#keyPrefix = keyPrefix;
-    // Redis refuses overlapping prefixes for one client; a longer one is covered by its shorter one.
-    this.#prefixes = prefixes.filter((prefix, i) => !prefixes.some((other, j) => j !== i && prefix.startsWith(other) && (other !== prefix || j < i)));
+    this.#prefixes = withoutOverlaps(prefixes);
     this.#options = options;
     connection.on('messageBuffer', (channel: Buffer, keys: unknown) => {
       if (String(channel) === CHANNEL) this.#invalidate(keys);
@@ -107,6 +111,19 @@ export class TrackedCache implements CachedReads {
       if (connection.status === 'ready') connection.disconnect(true);
     });
     if (connection.status === 'ready') void this.#track();
+  }
+
+  /**
+   * More prefixes to answer for: one connection serves every reader of the store. A subscribed
+   * connection can send nothing but subscriptions, so tracking starts over on a new connection,
+   * with every prefix (the set-up at `ready`); meanwhile reads go to Redis.
+   */
+  watch(prefixes: readonly string[]): void {
+    const all = withoutOverlaps([...this.#prefixes, ...prefixes]);
+    if (all.length === this.#prefixes.length && all.every((prefix) => this.#prefixes.includes(prefix))) return;
+    this.#prefixes = all;
+    this.#reset();
+    if (this.#connection.status === 'ready') this.#connection.disconnect(true);
   }
 
   /** True while entries are kept and used (tracking confirmed on, connection up). */

@@ -17,6 +17,8 @@ export const PREFIX = 'lk:';
 
 export interface OpenBackend {
   readonly kv: Kv;
+  /** Another store on the same data, as a second server would open it (cachingRedis: its own cache). */
+  readonly second?: Kv;
   readonly raw?: Redis | Cluster;
   stop(): Promise<void>;
 }
@@ -81,9 +83,10 @@ export const cachingRedis: Backend = {
   redis: true,
   async open() {
     const server = await startRedisServer();
-    const kv = new RedisKv(connect(redisSettings({ url: server.url })), undefined, { maxEntries: 1000, maxAge: 60_000 });
+    const store = () => new RedisKv(connect(redisSettings({ url: server.url })), undefined, { maxEntries: 1000, maxAge: 60_000 });
+    const [kv, second] = [store(), store()];
     const raw = new Redis(server.url);
-    return { kv, raw, stop: async () => { await kv.close(); raw.disconnect(); await server.stop(); } };
+    return { kv, second, raw, stop: async () => { await Promise.all([kv.close(), second.close()]); raw.disconnect(); await server.stop(); } };
   },
 };
 

@@ -28,7 +28,7 @@ for (const backend of [...backends, cachingRedis]) {
         maxAccessTokenTTL: 900,
       };
       one = new Apis(open.kv, options);
-      two = new Apis(open.kv, options);
+      two = new Apis(open.second ?? open.kv, options);
       if (backend === cachingRedis) {
         // Both caches subscribed to their invalidations, so that the tests meet kept entries.
         await eventually(async () => assert.equal(String(await open.raw!.call('CLIENT', 'LIST', 'TYPE', 'pubsub')).match(/ sub=1 /g)?.length, 2));

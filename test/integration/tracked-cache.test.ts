@@ -90,6 +90,23 @@ describe('tracked cache: in-process reads that Redis invalidates', function () {
   });
   beforeEach(() => tracking());
 
+  it('one cache per store: a second reader with its own prefixes shares it, and their keys are invalidated too', async () => {
+    const second = kv.cachedReads(['revoked:{rv}:client:']) as TrackedCache;
+    assert.equal(second, cache, 'the same cache, on the same connection');
+    await tracking();
+    await other.set(`${PREFIX}revoked:{rv}:client:c1`, '1');
+    assert.equal(await second.get('revoked:{rv}:client:c1'), '1');
+    const before = await calls('get');
+    assert.equal(await second.get('revoked:{rv}:client:c1'), '1');
+    assert.equal(await calls('get'), before, 'kept');
+    await other.set(`${PREFIX}revoked:{rv}:client:c1`, '2');
+    assert.equal(await second.get('revoked:{rv}:client:c1'), '2');
+    await other.set(`${PREFIX}api-grants:shared`, 'v1');
+    assert.equal(await cache.get('api-grants:shared'), 'v1');
+    await other.set(`${PREFIX}api-grants:shared`, 'v2');
+    assert.equal(await cache.get('api-grants:shared'), 'v2', 'the first reader\'s prefixes are still tracked');
+  });
+
   it('a second read costs no round trip; a write by another connection is seen by the very next read', async () => {
     await other.set(`${PREFIX}api-grants:c1`, 'v1');
     const before = await calls('get');
