@@ -8,7 +8,7 @@
  *
  * Bounded: past `maxEntries`, the oldest entries go first.
  */
-export class VerifiedTokens<Verified extends { readonly exp?: number }> {
+export class VerifiedTokens<Verified extends { readonly claims: { readonly exp?: number } }> {
   readonly #entries = new Map<string, Verified>();
 
   constructor(
@@ -21,7 +21,8 @@ export class VerifiedTokens<Verified extends { readonly exp?: number }> {
   get(token: string, now = Date.now() / 1000): Verified | undefined {
     const verified = this.#entries.get(token);
     if (!verified) return undefined;
-    if (verified.exp !== undefined && verified.exp + this.clockTolerance <= now) {
+    const { exp } = verified.claims;
+    if (exp !== undefined && exp + this.clockTolerance <= now) {
       this.#entries.delete(token);
       return undefined;
     }

@@ -9,18 +9,18 @@ import { VerifiedTokens } from '../../src/provider/verified-tokens.js';
 
 describe('VerifiedTokens', () => {
   it('answers for a token until its exp plus the clock tolerance, then forgets it', () => {
-    const memo = new VerifiedTokens<{ exp?: number; sub: string }>(10, 5);
-    memo.set('a', { exp: 1000, sub: 'x' });
-    assert.equal(memo.get('a', 900)?.sub, 'x');
-    assert.equal(memo.get('a', 1004.9)?.sub, 'x');
+    const memo = new VerifiedTokens<{ claims: { exp?: number; sub: string } }>(10, 5);
+    memo.set('a', { claims: { exp: 1000, sub: 'x' } });
+    assert.equal(memo.get('a', 900)?.claims.sub, 'x');
+    assert.equal(memo.get('a', 1004.9)?.claims.sub, 'x');
     assert.equal(memo.get('a', 1005), undefined);
     assert.equal(memo.size, 0, 'an expired token is dropped, not kept');
     assert.equal(memo.get('b', 900), undefined);
   });
 
   it('holds at most its bound, dropping the oldest first', () => {
-    const memo = new VerifiedTokens<{ exp?: number }>(3, 0);
-    for (const token of ['t1', 't2', 't3', 't4']) memo.set(token, { exp: 2000 });
+    const memo = new VerifiedTokens<{ claims: { exp?: number } }>(3, 0);
+    for (const token of ['t1', 't2', 't3', 't4']) memo.set(token, { claims: { exp: 2000 } });
     assert.equal(memo.size, 3);
     assert.equal(memo.get('t1', 1000), undefined);
     assert.ok(memo.get('t4', 1000));

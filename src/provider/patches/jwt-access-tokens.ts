@@ -32,7 +32,7 @@ type Verified = Valid | { expired: AccessTokenClaims } | undefined;
 const REMEMBERED_TOKENS = 10_000;
 
 export function jwtAccessTokenEndpoints({ issuer, keys, list, clockTolerance, mayIntrospect }: Options): Middleware {
-  const remembered = new VerifiedTokens<Valid & { exp?: number }>(REMEMBERED_TOKENS, clockTolerance);
+  const remembered = new VerifiedTokens<Valid>(REMEMBERED_TOKENS, clockTolerance);
 
   async function verify(token: string): Promise<Verified> {
     const known = remembered.get(token);
@@ -44,7 +44,7 @@ export function jwtAccessTokenEndpoints({ issuer, keys, list, clockTolerance, ma
         typ: 'at+jwt',
         clockTolerance,
       });
-      const valid = { claims: payload, header: protectedHeader, exp: payload.exp };
+      const valid = { claims: payload, header: protectedHeader };
       remembered.set(token, valid);
       return valid;
     } catch (error) {
