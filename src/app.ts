@@ -164,9 +164,12 @@ function securityHeaders(config: Config): Middleware {
     crossOriginResourcePolicy: { policy: 'cross-origin' },
   })({} as IncomingMessage, recorder as unknown as ServerResponse, () => {});
   if (!headers.length) throw new Error('helmet set no headers');
-  return async (ctx, next) => {
-    for (const [name, value] of headers) ctx.res.setHeader(name, value);
-    await next();
+  const count = headers.length;
+  return (ctx, next) => {
+    // An indexed loop: destructuring each pair allocated an iterator per request.
+    const res = ctx.res;
+    for (let i = 0; i < count; i += 1) res.setHeader(headers[i]![0], headers[i]![1]);
+    return next();
   };
 }
 
