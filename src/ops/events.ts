@@ -85,12 +85,14 @@ function backchannelReason(error: unknown) {
 
 export function observeProviderEvents(provider: Provider, logger: Logger, metrics: Metrics): void {
   for (const event of EVENTS) {
+    // Bound once: inc({ event }) hashed the label set at every event.
+    const counted = metrics.providerEvents.labels(event);
     (provider as unknown as NodeJS.EventEmitter).on(event, (...args: unknown[]) => {
-      metrics.providerEvents.inc({ event });
+      counted.inc();
       const ctx = args[0] as KoaContextWithOIDC | undefined;
       if (event === 'grant.success') {
         const grantType = ctx?.oidc?.params?.grant_type;
-        metrics.tokensIssued.inc({ grant_type: typeof grantType === 'string' ? grantType : 'unknown' });
+        metrics.countIssued(typeof grantType === 'string' ? grantType : 'unknown');
       }
       if (event === 'grant.revoked') {
         logger.info({ event, grantId: args[1] }, 'grant revoked');

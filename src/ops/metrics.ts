@@ -88,6 +88,16 @@ export class Metrics {
     series.observe(seconds);
   }
 
+  /** tokensIssued's children by grant type, bound at first use (only grant types the engine supports succeed). */
+  readonly #issuedSeries = new Map<string, { inc(): void }>();
+
+  /** Counts one successful token request. */
+  countIssued(grantType: string): void {
+    let series = this.#issuedSeries.get(grantType);
+    if (!series) this.#issuedSeries.set(grantType, (series = this.tokensIssued.labels(grantType)));
+    series.inc();
+  }
+
   /** Signing keys by state (next, current, retired), read from `keys()` at each scrape. */
   observeSigningKeys(keys: () => readonly { state: string }[]): void {
     new Gauge({
