@@ -128,6 +128,13 @@ async function sessionsOn(kv: Kv, settings: Config) {
 }
 
 /** The password: typed at a terminal (not echoed), or piped in. */
+/** A password is only ever read from standard input (never an argument, which `ps` and shell history show). */
+function requirePasswordStdin(options: { passwordStdin?: boolean }, command: string): void {
+  if (!options.passwordStdin) {
+    throw new UsageError(`--password-stdin is required: the password is read from standard input, e.g. printf '%s' "$PASSWORD" | latchkey ${command} --password-stdin`);
+  }
+}
+
 async function readStdin(): Promise<string> {
   if (process.stdin.isTTY) return promptHidden('Password: ');
   const chunks: Buffer[] = [];
@@ -524,15 +531,18 @@ const users = program.command('users').description('manage user accounts');
 users
   .command('add <username>')
   .description('create a user; the password is read from standard input')
-  .requiredOption('--password-stdin', 'read the password from standard input')
+  // Checked in the action, not as commander's requiredOption: that one was reported before a
+  // missing username, so `latchkey users add` alone asked for the flag instead of the name.
+  .option('--password-stdin', 'read the password from standard input (required)')
   .option('--email <email>', 'email address')
   .option('--email-verified', 'mark the email address as verified')
   .option('--name <name>', 'full name')
   .option('--given-name <name>', 'given name')
   .option('--family-name <name>', 'family name')
   .option('--locale <locale>', 'BCP 47 locale, e.g. en-GB')
-  .action(async (username: string, options) =>
-    withStore(async (kv, settings) => {
+  .action(async (username: string, options) => {
+    requirePasswordStdin(options, `users add ${username}`);
+    return withStore(async (kv, settings) => {
       if (options.email !== undefined && !z.email().safeParse(options.email).success) {
         throw new UsageError(`--email: expected an email address, got "${options.email}"`);
       }
@@ -549,8 +559,8 @@ users
         ...(options.locale ? { locale: options.locale } : {}),
       });
       print({ sub: account.sub, username: account.username, ...account.claims });
-    }),
-  );
+    });
+  });
 
 users
   .command('list')
@@ -565,16 +575,17 @@ users
 users
   .command('passwd <username>')
   .description("set a user's password, read from standard input")
-  .requiredOption('--password-stdin', 'read the password from standard input')
-  .action(async (username: string) =>
-    withStore(async (kv, settings) => {
+  .option('--password-stdin', 'read the password from standard input (required)')
+  .action(async (username: string, options: { passwordStdin?: boolean }) => {
+    requirePasswordStdin(options, `users passwd ${username}`);
+    return withStore(async (kv, settings) => {
       const accounts = new Accounts(kv, settings.accounts.argon2);
       if (!(await accounts.findByUsername(username))) throw new AccountError(`no user "${username}"`);
       const password = await readStdin();
       await accounts.setPassword(username, password);
       console.log(`password changed for ${username}`);
-    }),
-  );
+    });
+  });
 
 for (const [name, disabled] of [
   ['disable', true],

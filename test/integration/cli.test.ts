@@ -348,6 +348,10 @@ describe('latchkey CLI: usage', function () {
   it('usage errors are one line ending with "see latchkey <command> --help", not the whole help', async () => {
     const cases: [string[], RegExp][] = [
       [['users', 'add', '--password-stdin'], /^latchkey: missing required argument 'username'; see latchkey users add --help$/],
+      // The missing name first, then the missing flag (which says how the password is given).
+      [['users', 'add'], /^latchkey: missing required argument 'username'; see latchkey users add --help$/],
+      [['users', 'add', 'eve'], /^latchkey: --password-stdin is required: the password is read from standard input, e\.g\. printf '%s' "\$PASSWORD" \| latchkey users add eve --password-stdin; see latchkey users add --help$/],
+      [['users', 'passwd', 'eve'], /^latchkey: --password-stdin is required: .* latchkey users passwd eve --password-stdin; see latchkey users passwd --help$/],
       [['clients', 'add', '--client-id', 'x', '--bogus'], /^latchkey: unknown option '--bogus'; see latchkey clients add --help$/],
       [['frob'], /^latchkey: unknown command 'frob'; see latchkey --help$/],
       [['grants', 'revoke'], /^latchkey: give exactly one of --user or --client; see latchkey grants revoke --help$/],
