@@ -13,6 +13,7 @@ import { scripts } from './http/scripts.js';
 import type { Keyring } from './keyring/keyring.js';
 import { observeProviderEvents, REQUEST_EVENT, REQUEST_LINE, type RequestEvent } from './ops/events.js';
 import { health } from './http/health.js';
+import { dispatch } from './http/layers.js';
 import type { Metrics } from './ops/metrics.js';
 import type { Logger } from './ops/logger.js';
 import type { ProviderHost } from './provider/host.js';
@@ -164,9 +165,12 @@ function securityHeaders(config: Config): Middleware {
     crossOriginResourcePolicy: { policy: 'cross-origin' },
   })({} as IncomingMessage, recorder as unknown as ServerResponse, () => {});
   if (!headers.length) throw new Error('helmet set no headers');
-  return async (ctx, next) => {
+  return (ctx, next) => {
     for (const [name, value] of headers) ctx.res.setHeader(name, value);
-    await next();
+    // No GET or HEAD answer is stored unless its route says otherwise (the JWKS, discovery, static
+    // files do). health.ts used to set this on every such request, whatever its path.
+    if (ctx.method === 'GET' || ctx.method === 'HEAD') ctx.set('Cache-Control', 'no-store');
+    return next();
   };
 }
 
@@ -187,11 +191,9 @@ export function createApp({ config, providers, kv, keyring, logger, metrics, rou
 
   app.use(requestContext(config, logger, metrics));
   app.use(securityHeaders(config));
-  app.use(health(kv, keyring));
-  app.use(stylesheet());
-  app.use(scripts());
-  for (const route of routes) app.use(route);
-  app.use(providers.middleware());
+  // Each request meets only the layers whose scope admits its path (http/layers.ts), in this order;
+  // unscoped ones (rate limits, the provider) meet every request.
+  app.use(dispatch([health(kv, keyring), stylesheet(), scripts(), ...routes, providers.middleware()]));
   app.use(async (ctx) => {
     respondWithError(ctx, 404, { error: 'not_found', error_description: 'no such endpoint' });
   });
