@@ -13,6 +13,7 @@ import { scripts } from './http/scripts.js';
 import type { Keyring } from './keyring/keyring.js';
 import { observeProviderEvents, REQUEST_EVENT, REQUEST_LINE, type RequestEvent } from './ops/events.js';
 import { health } from './http/health.js';
+import { dispatch } from './http/layers.js';
 import type { Metrics } from './ops/metrics.js';
 import type { Logger } from './ops/logger.js';
 import type { ProviderHost } from './provider/host.js';
@@ -169,6 +170,9 @@ function securityHeaders(config: Config): Middleware {
     // An indexed loop: destructuring each pair allocated an iterator per request.
     const res = ctx.res;
     for (let i = 0; i < count; i += 1) res.setHeader(headers[i]![0], headers[i]![1]);
+    // No GET or HEAD answer is stored unless its route says otherwise (the JWKS, discovery, static
+    // files do). health.ts used to set this on every such request, whatever its path.
+    if (ctx.method === 'GET' || ctx.method === 'HEAD') res.setHeader('Cache-Control', 'no-store');
     return next();
   };
 }
@@ -190,11 +194,9 @@ export function createApp({ config, providers, kv, keyring, logger, metrics, rou
 
   app.use(requestContext(config, logger, metrics));
   app.use(securityHeaders(config));
-  app.use(health(kv, keyring));
-  app.use(stylesheet());
-  app.use(scripts());
-  for (const route of routes) app.use(route);
-  app.use(providers.middleware());
+  // Each request meets only the layers whose scope admits its path (http/layers.ts), in this order;
+  // unscoped ones (rate limits, the provider) meet every request.
+  app.use(dispatch([health(kv, keyring), stylesheet(), scripts(), ...routes, providers.middleware()]));
   app.use(async (ctx) => {
     respondWithError(ctx, 404, { error: 'not_found', error_description: 'no such endpoint' });
   });

@@ -42,6 +42,7 @@ import { createLogger, type Logger } from './ops/logger.js';
 import { listen } from './ops/listen.js';
 import { Metrics, serveMetrics } from './ops/metrics.js';
 import { RateLimits } from './http/rate-limits.js';
+import { scoped } from './http/layers.js';
 import { ProviderHost } from './provider/host.js';
 import { builtinResourceServers } from './apis/builtin.js';
 import { CLOCK_TOLERANCE, longestAccessTokenLifetime } from './lifetimes.js';
@@ -200,7 +201,8 @@ export async function serve(config: Config, logger: Logger = createLogger(config
         upstream: /^\/upstream\//i,
       }),
       homePage({ issuer: config.issuer, jwksPath: providers.current.pathFor('jwks') }),
-      jwksEndpoint(providers.current.pathFor('jwks'), () => keys.jwks),
+      // Scoped here: keyring/ sits below http/ (http/layers.ts), and its own test is this exact path.
+      scoped({ paths: [providers.current.pathFor('jwks')] }, jwksEndpoint(providers.current.pathFor('jwks'), () => keys.jwks)),
       discoveryDocuments(providers),
       revocationFeed({ issuer: config.issuer, keys: verifier, list: revocations, apis, clockTolerance: CLOCK_TOLERANCE }),
       adminApi({

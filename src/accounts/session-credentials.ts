@@ -17,6 +17,7 @@
  */
 import type { KoaContextWithOIDC, Provider } from 'oidc-provider';
 import type { Middleware } from 'koa';
+import { scoped } from '../http/layers.js';
 import type { Method } from './assurance.js';
 import type { CredentialRecords } from './credentials.js';
 import type { UpstreamLinks } from './links.js';
@@ -108,7 +109,8 @@ export class SessionCredentials {
   recordAtSignIn(provider: Provider, endSession: (uid: string) => Promise<void>): Middleware {
     // The authorization request's resume, and the device flow's (RFC 8628: /device/<uid>).
     const paths = [provider.pathFor('authorization'), provider.pathFor('code_verification')];
-    return async (ctx, next) => {
+    // Scoped by the prefixes its own test stays within (http/layers.ts): a resume, and nothing else, pays for it.
+    return scoped({ prefixes: paths.map((path) => `${path}/`) }, async (ctx, next) => {
       const resuming = paths.some((path) => ctx.path.startsWith(`${path}/`));
       if (resuming && this.held) await this.#refuseRemovedCredential(provider, ctx.cookies.get((provider as unknown as Named).cookieName('resume')));
       await next();
@@ -119,7 +121,7 @@ export class SessionCredentials {
       if (!credential || !session?.uid || !session.accountId || session.accountId !== oidc?.result?.login?.accountId) return;
       await this.record(session.uid, credential);
       if (this.held && !(await this.held(session.accountId, credential))) await endSession(session.uid);
-    };
+    });
   }
 
   /** The interaction the engine is about to resume (by its resume cookie, as the engine finds it). */

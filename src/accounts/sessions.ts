@@ -15,7 +15,8 @@
  * Logout 1.0), then the session is destroyed, so its cookie signs no one in any more. The
  * person's grants and tokens are revoked separately (GrantRevocation.revokeAccount).
  */
-import type { Context, Middleware } from 'koa';
+import type { Context, Middleware, Next } from 'koa';
+import { scoped } from '../http/layers.js';
 import type { Provider } from 'oidc-provider';
 import type { ProviderInService } from '../provider-in-service.js';
 import type { Account, Accounts } from './accounts.js';
@@ -179,12 +180,14 @@ export class AccountSessions {
       const grantId = typeof clientId === 'string' ? session.authorizations?.[clientId]?.grantId : undefined;
       if (grantId) readGrantAhead(this.kv, grantId, ctx);
     };
-    return async (ctx, next) => {
-      if (ctx.path !== deviceAuthorization && paths.some((path) => ctx.path === path || ctx.path.startsWith(`${path}/`))) {
-        const found = await this.signedIn(provider, ctx, ctx.path === authorization ? grantAhead(ctx) : undefined);
-        if (found) checkedAccounts.set(ctx, found.account);
-      }
+    const recheck = async (ctx: Context, next: Next) => {
+      const found = await this.signedIn(provider, ctx, ctx.path === authorization ? grantAhead(ctx) : undefined);
+      if (found) checkedAccounts.set(ctx, found.account);
       return next();
     };
+    // Scoped by the prefixes its own test stays within (http/layers.ts).
+    return scoped({ prefixes: paths }, (ctx, next) =>
+      ctx.path !== deviceAuthorization && paths.some((path) => ctx.path === path || ctx.path.startsWith(`${path}/`)) ? recheck(ctx, next) : next(),
+    );
   }
 }

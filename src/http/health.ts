@@ -3,13 +3,18 @@
  * (for load balancers): 503 while either is not so.
  */
 import type { Middleware } from 'koa';
+import { scoped } from './layers.js';
 import type { Keyring } from '../keyring/keyring.js';
 import type { Kv } from '../store/kv.js';
 
 const READY_TIMEOUT_MS = 1000;
 
+/**
+ * Answers /healthz and /readyz only (GET, HEAD). The `Cache-Control: no-store` it once set on every
+ * GET or HEAD before looking at the path is the app's default now (app.ts, securityHeaders).
+ */
 export function health(kv: Kv, keyring: () => Keyring | undefined): Middleware {
-  return async (ctx, next) => {
+  return scoped({ paths: ['/healthz', '/readyz'] }, async (ctx, next) => {
     if (ctx.method !== 'GET' && ctx.method !== 'HEAD') return next();
     ctx.set('Cache-Control', 'no-store');
     if (ctx.path === '/healthz') {
@@ -30,5 +35,5 @@ export function health(kv: Kv, keyring: () => Keyring | undefined): Middleware {
     const ready = store === 'ok' && keys > 0;
     ctx.status = ready ? 200 : 503;
     ctx.body = { status: ready ? 'ready' : 'not ready', store: `${kv.kind}: ${store}`, keys };
-  };
+  });
 }

@@ -229,30 +229,37 @@ export class RateLimits {
   middleware(provider: Provider, also: Record<string, string | RegExp> = {}): Middleware {
     const table = routeTable(provider);
     for (const [name, path] of Object.entries(also)) table.push([name, typeof path === 'string' ? exactly(escape(path)) : path]);
-    return async (ctx, next) => {
+    // Every limit off (rateLimit settings of 0): nothing to count nor charge on any route.
+    if (!this.#perIp && !this.#hotPerIp && !this.#registrationPerIp && !this.#perClient) return (_ctx, next) => next();
+    // On every request (the app's dispatcher runs it unscoped); one that is on none of these routes
+    // passes without a promise of its own.
+    return (ctx, next) => {
       const route = table.find(([, pattern]) => pattern.test(ctx.path))?.[0];
-      if (!route) return next();
-
-      const hot = HOT_ROUTES.has(route);
-      const limit = hot ? this.#hotPerIp : route === 'registration' ? this.#registrationPerIp : this.#perIp;
-      // A client announced by HTTP Basic: its allowance is read in the same script as the
-      // per-address charge, for the client lookup to decide on (announced-client-limit.ts).
-      const announced = this.#perClient && CLIENT_AUTH_ROUTES.has(route) ? announcedByBasic(ctx.get('Authorization')) : undefined;
-      const hits: WindowHit[] = [];
-      if (limit) hits.push(this.#hit(limit, `${route}:${ctx.ip}`, 1));
-      if (announced !== undefined) hits.push(this.#hit(this.#perClient!, announced, 0));
-      if (hits.length) {
-        const counts = hot ? this.#inMemory.hitHere(hits)! : (this.#stored.hitHere(hits) ?? (await this.#storedHit(hits)));
-        const charged = limit ? counts[0]! : undefined;
-        if (charged && charged.count > limit!.points) return refuse(ctx, Math.ceil(charged.ms / 1000), route, 'ip', this.#metrics);
-        if (announced !== undefined) {
-          ctx.state.announcedClientWait = { clientId: announced, wait: this.#clientWaitOf(counts[hits.length - 1]!) } satisfies AnnouncedClientWait;
-        }
-      }
-
-      await next();
-
-      this.chargeAuthenticatedClient(ctx);
+      return route ? this.#limited(route, ctx, next) : next();
     };
+  }
+
+  /** A request on one of the limited routes: counted before it is processed, its client charged after. */
+  async #limited(route: string, ctx: Parameters<Middleware>[0], next: () => Promise<unknown>): Promise<void> {
+    const hot = HOT_ROUTES.has(route);
+    const limit = hot ? this.#hotPerIp : route === 'registration' ? this.#registrationPerIp : this.#perIp;
+    // A client announced by HTTP Basic: its allowance is read in the same script as the
+    // per-address charge, for the client lookup to decide on (announced-client-limit.ts).
+    const announced = this.#perClient && CLIENT_AUTH_ROUTES.has(route) ? announcedByBasic(ctx.get('Authorization')) : undefined;
+    const hits: WindowHit[] = [];
+    if (limit) hits.push(this.#hit(limit, `${route}:${ctx.ip}`, 1));
+    if (announced !== undefined) hits.push(this.#hit(this.#perClient!, announced, 0));
+    if (hits.length) {
+      const counts = hot ? this.#inMemory.hitHere(hits)! : (this.#stored.hitHere(hits) ?? (await this.#storedHit(hits)));
+      const charged = limit ? counts[0]! : undefined;
+      if (charged && charged.count > limit!.points) return refuse(ctx, Math.ceil(charged.ms / 1000), route, 'ip', this.#metrics);
+      if (announced !== undefined) {
+        ctx.state.announcedClientWait = { clientId: announced, wait: this.#clientWaitOf(counts[hits.length - 1]!) } satisfies AnnouncedClientWait;
+      }
+    }
+
+    await next();
+
+    this.chargeAuthenticatedClient(ctx);
   }
 }

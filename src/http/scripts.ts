@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Middleware } from 'koa';
 import { ROOT } from '../paths.js';
+import { scoped } from './layers.js';
 
 export const PASSKEY_SCRIPTS = ['/static/webauthn.js', '/static/passkeys.js'];
 
@@ -23,7 +24,7 @@ export function scripts(): Middleware {
       return [path, { body, etag: `"${createHash('sha256').update(body).digest('base64url').slice(0, 22)}"` }] as const;
     }),
   );
-  return async (ctx, next) => {
+  return scoped({ paths: PASSKEY_SCRIPTS }, async (ctx, next) => {
     const script = served.get(ctx.path);
     if (!script || (ctx.method !== 'GET' && ctx.method !== 'HEAD')) return next();
     ctx.set('Cache-Control', 'public, max-age=3600');
@@ -35,5 +36,5 @@ export function scripts(): Middleware {
       return;
     }
     ctx.body = script.body;
-  };
+  });
 }

@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { Eta } from 'eta';
 import type { Middleware } from 'koa';
 import { ROOT } from '../paths.js';
+import { scoped } from './layers.js';
 
 const eta = new Eta({ views: join(ROOT, 'views'), cache: true, autoEscape: true });
 
@@ -19,7 +20,7 @@ export function render(view: string, data: Record<string, unknown>): string {
 export function stylesheet(): Middleware {
   const css = readFileSync(join(ROOT, 'views', 'static', 'latchkey.css'));
   const etag = `"${createHash('sha256').update(css).digest('base64url').slice(0, 22)}"`;
-  return async (ctx, next) => {
+  return scoped({ paths: ['/static/latchkey.css'] }, async (ctx, next) => {
     if (ctx.path !== '/static/latchkey.css' || (ctx.method !== 'GET' && ctx.method !== 'HEAD')) return next();
     ctx.set('Cache-Control', 'public, max-age=3600');
     ctx.etag = etag;
@@ -29,5 +30,5 @@ export function stylesheet(): Middleware {
       return;
     }
     ctx.body = css;
-  };
+  });
 }

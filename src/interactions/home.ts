@@ -8,11 +8,12 @@ import { join } from 'node:path';
 import type { Middleware } from 'koa';
 import { ROOT } from '../paths.js';
 import { render } from '../http/views.js';
+import { scoped } from '../http/layers.js';
 
 export function homePage({ issuer, jwksPath }: { issuer: string; jwksPath: string }): Middleware {
   const icon = readFileSync(join(ROOT, 'views', 'static', 'favicon.svg'));
   const etag = `"${createHash('sha256').update(icon).digest('base64url').slice(0, 22)}"`;
-  return async (ctx, next) => {
+  return scoped({ paths: ['/', '/favicon.ico', '/favicon.svg'] }, async (ctx, next) => {
     if (ctx.method !== 'GET' && ctx.method !== 'HEAD') return next();
     if (ctx.path === '/') {
       ctx.type = 'text/html; charset=utf-8';
@@ -33,5 +34,5 @@ export function homePage({ issuer, jwksPath }: { issuer: string; jwksPath: strin
       return;
     }
     return next();
-  };
+  });
 }

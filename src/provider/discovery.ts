@@ -11,6 +11,7 @@
 import { createHash } from 'node:crypto';
 import type { Middleware } from 'koa';
 import type { Provider } from 'oidc-provider';
+import { scoped } from '../http/layers.js';
 import { matches } from '../keyring/jwks-endpoint.js';
 import type { ProviderHost } from './host.js';
 
@@ -30,7 +31,7 @@ function openCors(ctx: Parameters<Middleware>[0]) {
 
 export function discoveryDocuments(providers: ProviderHost): Middleware {
   const documents = new WeakMap<Provider, Map<string, Document>>();
-  return async function discovery(ctx, next) {
+  return scoped({ paths: [...PATHS] }, async function discovery(ctx, next) {
     if ((ctx.method !== 'GET' && ctx.method !== 'HEAD') || !PATHS.has(ctx.path)) return next();
     const provider = providers.current;
     const known = documents.get(provider)?.get(ctx.path);
@@ -55,5 +56,5 @@ export function discoveryDocuments(providers: ProviderHost): Middleware {
     }
     ctx.type = 'application/json; charset=utf-8';
     ctx.body = known.body;
-  };
+  });
 }

@@ -11,6 +11,7 @@
  */
 import type { Context, Middleware } from 'koa';
 import { respondWithError } from '../http/errors.js';
+import { scoped } from '../http/layers.js';
 
 /** Form bodies larger than this are refused; the parameters of an authorization request are small. */
 export const POST_BODY_LIMIT = 64 * 1024;
@@ -34,24 +35,29 @@ async function readForm(ctx: Context): Promise<URLSearchParams | undefined> {
 }
 
 export function postAsGet(paths: readonly string[]): Middleware {
-  return async function postMethods(ctx, next) {
+  return scoped({ paths }, function postMethods(ctx, next) {
     if (ctx.method !== 'POST' || !paths.includes(ctx.path)) return next();
-    ctx.set('Cache-Control', 'no-store');
-    if (!ctx.is('application/x-www-form-urlencoded')) {
-      respondWithError(ctx, 400, { error: 'invalid_request', error_description: 'only application/x-www-form-urlencoded bodies are supported' });
-      return;
-    }
-    const form = await readForm(ctx);
-    if (!form) {
-      respondWithError(ctx, 413, { error: 'invalid_request', error_description: 'the request body is too large' });
-      return;
-    }
-    const location = `${ctx.path}?${form.toString()}`;
-    if (location.length > LOCATION_LIMIT) {
-      respondWithError(ctx, 413, { error: 'invalid_request', error_description: 'the request is too large; send fewer or shorter parameters' });
-      return;
-    }
-    ctx.status = 303;
-    ctx.redirect(location);
-  };
+    return redirectPost(ctx);
+  });
+}
+
+/** A POST at one of those endpoints: 303 to the same endpoint with its form as the query. */
+async function redirectPost(ctx: Context): Promise<void> {
+  ctx.set('Cache-Control', 'no-store');
+  if (!ctx.is('application/x-www-form-urlencoded')) {
+    respondWithError(ctx, 400, { error: 'invalid_request', error_description: 'only application/x-www-form-urlencoded bodies are supported' });
+    return;
+  }
+  const form = await readForm(ctx);
+  if (!form) {
+    respondWithError(ctx, 413, { error: 'invalid_request', error_description: 'the request body is too large' });
+    return;
+  }
+  const location = `${ctx.path}?${form.toString()}`;
+  if (location.length > LOCATION_LIMIT) {
+    respondWithError(ctx, 413, { error: 'invalid_request', error_description: 'the request is too large; send fewer or shorter parameters' });
+    return;
+  }
+  ctx.status = 303;
+  ctx.redirect(location);
 }

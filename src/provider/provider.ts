@@ -3,6 +3,7 @@
  * makes on top of the library's defaults (each commented with its reason).
  */
 import type { JWTVerifyGetKey } from 'jose';
+import type { Middleware } from 'koa';
 import { errors, Provider, type AccountClaims, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 import { claimsFor, type Accounts } from '../accounts/accounts.js';
 import type { Apis } from '../apis/apis.js';
@@ -27,6 +28,7 @@ import type { Kv } from '../store/kv.js';
 import type { RateLimits } from '../http/rate-limits.js';
 import { limitAnnouncedClients } from './patches/announced-client-limit.js';
 import { bareNotFound } from './bare-not-found.js';
+import { useLayers } from './layers.js';
 import { clientAuthenticationRequired } from './patches/client-auth-required.js';
 import { unauthorizedClientAnswers } from './patches/unauthorized-client.js';
 import { apiScopesInMetadata } from './patches/api-scopes-in-metadata.js';
@@ -409,9 +411,12 @@ function applyPatches(
     const documents = new ClientMetadataDocuments(config.clientMetadataDocuments, outbound, new ClientMetadataDocumentCache(kv), policy, apis);
     resolveClientMetadataDocuments(provider, documents, config.outbound.allowPrivateNetworks);
   }
+  // The middleware in front of the engine's router, in this order; each declares the paths or routes
+  // it concerns (http/layers.ts), and a request meets only those of its path (installed below).
+  const layers: Middleware[] = [];
   // RFC 8628: `interval` and `slow_down` (device-polling.ts); /device entry throttled and without script (user-code-entry.ts).
-  pacedDevicePolling(provider, new DevicePolling(kv, config.deviceFlow.pollInterval, config.ttl.deviceCode + CLOCK_TOLERANCE));
-  userCodeEntry(provider, new UserCodeThrottle(kv, config.deviceFlow));
+  layers.push(pacedDevicePolling(provider, new DevicePolling(kv, config.deviceFlow.pollInterval, config.ttl.deviceCode + CLOCK_TOLERANCE)));
+  layers.push(userCodeEntry(provider, new UserCodeThrottle(kv, config.deviceFlow)));
   onlyIdTokensAsHints(provider);
   // Step-up holds at the token endpoint too: no refresh from a sign-in weaker than the client requires.
   requireLevelOnRefresh(provider, config.accounts.mfa.required);
@@ -419,13 +424,14 @@ function applyPatches(
   limitAnnouncedClients(provider, rateLimits);
   // No provider.proxy here: koa-mount runs the provider with the app's own ctx, so the app's proxy
   // settings (createApp) decide ctx.ip and ctx.protocol, and the issuer decides every URL (app.ts).
-  provider.use(bareNotFound());
+  // Every path the engine is asked for, served or not (unscoped).
+  layers.push(bareNotFound());
   // OIDC Core §3.1.2.1 and RP-Initiated Logout §2: POST too, with SameSite=Lax cookies kept (see post-methods.ts).
-  provider.use(postAsGet([provider.pathFor('authorization'), provider.pathFor('end_session')]));
+  layers.push(postAsGet([provider.pathFor('authorization'), provider.pathFor('end_session')]));
   // A session whose person was disabled or deleted is ended before the engine reads it (see accounts/sessions.ts),
   // which then goes on with the session read there rather than reading it again.
   const accountSessions = new AccountSessions(kv, { current: provider }, accounts);
-  provider.use(accountSessions.recheckAtAuthorization(provider));
+  layers.push(accountSessions.recheckAtAuthorization(provider));
   sessionLoadedOnce(provider);
   // An unchanged session's expiry moves on once a minute (at most 1% of its lifetime), not at every request.
   extendUnchangedSessionsInSteps(provider, Math.min(60, Math.floor(config.ttl.session / 100)));
@@ -436,20 +442,20 @@ function applyPatches(
     const session = await provider.Session.findByUid(uid);
     if (session) await accountSessions.signOutSession(session, (grantId) => grants.revoke(grantId), true);
   };
-  provider.use(new SessionCredentials(kv, config.ttl.session, credentialsHeld(new CredentialRecords(kv), new UpstreamLinks(kv, accounts), upstreamKnown)).recordAtSignIn(provider, endSession));
+  layers.push(new SessionCredentials(kv, config.ttl.session, credentialsHeld(new CredentialRecords(kv), new UpstreamLinks(kv, accounts), upstreamKnown)).recordAtSignIn(provider, endSession));
   // A sign-in through an upstream records which upstream signed the session in (upstreams/sessions.ts).
-  provider.use(recordFederatedSessions([provider.pathFor('authorization'), provider.pathFor('code_verification')], federated));
+  layers.push(recordFederatedSessions([provider.pathFor('authorization'), provider.pathFor('code_verification')], federated));
   // ...and signing out of Latchkey everywhere goes on to the upstream's end_session_endpoint (see the patch).
-  provider.use(upstreamEndSession((uid, destination) => upstreamLogout.redirectFor(uid, destination)));
-  provider.use(offlineAccessPrompt(provider.pathFor('authorization')));
-  provider.use(clientAuthenticationRequired(new URL(config.issuer).host));
+  layers.push(upstreamEndSession((uid, destination) => upstreamLogout.redirectFor(uid, destination)));
+  layers.push(offlineAccessPrompt(provider.pathFor('authorization')));
+  layers.push(clientAuthenticationRequired(new URL(config.issuer).host));
   // Runtime APIs' scopes in `scope` metadata, checked where dynamic registration writes a client.
-  provider.use(apiScopesInMetadata(provider, apis));
+  layers.push(apiScopesInMetadata(provider, apis));
   // RFC 6749 §5.2, §4.1.2.1: unauthorized_client for a grant or response type the client is not registered for.
-  provider.use(unauthorizedClientAnswers(provider));
-  if (!config.registration.open) provider.use(singleUseInitialAccessTokens(provider, kv, config.issuer));
-  provider.use(emptyJsonRevocationAnswer());
-  provider.use(
+  layers.push(unauthorizedClientAnswers(provider));
+  if (!config.registration.open) layers.push(singleUseInitialAccessTokens(provider, kv, config.issuer));
+  layers.push(emptyJsonRevocationAnswer());
+  layers.push(
     jwtAccessTokenEndpoints({
       issuer: config.issuer,
       keys: verifier,
@@ -468,7 +474,9 @@ function applyPatches(
   // Innermost: a token request's consumption and new records go out together (see the patch), and
   // an authorization request's records with where its session was last seen (accounts/session-activity.ts).
   const activity = new SessionActivity(kv, config.ttl.session);
-  provider.use(settleDeferredConsumption(provider, rateLimits, [activity.recordAtAuthorization(provider)]));
+  // Every request the engine serves may have writes held back (unscoped).
+  layers.push(settleDeferredConsumption(provider, rateLimits, [activity.recordAtAuthorization(provider)]));
+  useLayers(provider, layers);
 }
 
 /**

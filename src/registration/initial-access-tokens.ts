@@ -14,13 +14,14 @@ import type { Provider } from 'oidc-provider';
 import { bearerToken } from '../http/bearer.js';
 import { jsonError } from '../http/errors.js';
 import type { Kv } from '../store/kv.js';
+import { scoped } from '../http/layers.js';
 
 /** Seconds a claim outlives a registration that never finished (a crash mid-request). */
 const CLAIM_TTL = 60;
 
 export function singleUseInitialAccessTokens(provider: Provider, kv: Kv, realm: string): Middleware {
   const path = provider.pathFor('registration');
-  return async function initialAccessTokens(ctx, next) {
+  return scoped({ paths: [path] }, async function initialAccessTokens(ctx, next) {
     if (ctx.method !== 'POST' || ctx.path !== path) return next();
     const token = bearerToken(ctx);
     if (!token) return next(); // oidc-provider answers the missing token
@@ -38,5 +39,5 @@ export function singleUseInitialAccessTokens(provider: Provider, kv: Kv, realm: 
     } finally {
       if (!registered) await kv.del([claim]);
     }
-  };
+  });
 }

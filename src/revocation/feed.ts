@@ -15,6 +15,7 @@ import { jwtVerify, type JWTVerifyGetKey } from 'jose';
 import type { Apis } from '../apis/apis.js';
 import { bearerToken } from '../http/bearer.js';
 import { jsonError } from '../http/errors.js';
+import { scoped } from '../http/layers.js';
 import { LOG_ID } from '../store/kv.js';
 import { FEED_PATH, FEED_SCOPE, feedAudience } from '../apis/feed-server.js';
 import { GRANT_CLAIM, type RevocationList } from './list.js';
@@ -35,7 +36,7 @@ export function revocationFeed({ issuer, keys, list, apis, clockTolerance }: Opt
   const realm = new URL(issuer).host;
   const audience = feedAudience(issuer);
 
-  return async function feed(ctx, next) {
+  return scoped({ paths: [FEED_PATH] }, async function feed(ctx, next) {
     if (ctx.path !== FEED_PATH) return next();
     ctx.set('Cache-Control', 'no-store');
     if (ctx.method !== 'GET' && ctx.method !== 'HEAD') {
@@ -85,5 +86,5 @@ export function revocationFeed({ issuer, keys, list, apis, clockTolerance }: Opt
     const size = Math.min(FEED_PAGE_LIMIT, Math.max(1, Number(limit ?? FEED_PAGE_LIMIT)));
     const page = await list.feed(after, size);
     ctx.body = { entries: page.entries, cursor: page.cursor ?? null, more: page.more };
-  };
+  });
 }

@@ -7,6 +7,7 @@
  * upstream:sid:<upstream>:<upstream sid>, upstream:sub:<upstream>:<upstream sub> and
  * upstream:sessions:<upstream> (every session it signed in, for its removal) → sets of session uids.
  */
+import { scoped } from '../http/layers.js';
 import type { Kv } from '../store/kv.js';
 
 export interface FederatedSession {
@@ -73,7 +74,8 @@ export class FederatedSessions {
  * upstream, once the engine has saved it.
  */
 export function recordFederatedSessions(resumePaths: readonly string[], federated: FederatedSessions) {
-  return async (ctx: { path: string; oidc?: unknown }, next: () => Promise<unknown>): Promise<void> => {
+  // Scoped by the prefixes its own test stays within (http/layers.ts).
+  return scoped({ prefixes: resumePaths.map((path) => `${path}/`) }, async (ctx: { path: string; oidc?: unknown }, next: () => Promise<unknown>): Promise<void> => {
     await next();
     // Before, only the authorization request's: a device approved after an upstream sign-in had a
     // session its upstream's logout (and removal) did not find.
@@ -84,5 +86,5 @@ export function recordFederatedSessions(resumePaths: readonly string[], federate
     if (upstream && session?.uid && session.accountId && session.accountId === oidc.result?.login?.accountId) {
       await federated.record(session.uid, upstream);
     }
-  };
+  });
 }

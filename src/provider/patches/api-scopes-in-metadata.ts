@@ -15,10 +15,11 @@
  * provider middleware) reads them for those requests first and leaves them on ctx.state under
  * OFFERED_API_SCOPES; registration/clients.ts does the same for the CLI, admin API and developer page.
  */
-import type { Middleware } from 'koa';
+import type { Context, Middleware, Next } from 'koa';
 import type { Provider } from 'oidc-provider';
 import type { Apis } from '../../apis/apis.js';
 import { API_SCOPES_SET_ASIDE, OFFERED_API_SCOPES } from '../../registration/policy.js';
+import { scoped } from '../../http/layers.js';
 
 interface SchemaLike {
   scope?: string;
@@ -38,9 +39,12 @@ export function apiScopesInMetadata(provider: Provider, apis: Pick<Apis, 'delega
   };
 
   const registration = provider.pathFor('registration');
-  return async function offerApiScopes(ctx, next) {
-    const writes = (ctx.method === 'POST' && ctx.path === registration) || (ctx.method === 'PUT' && ctx.path.startsWith(`${registration}/`));
-    if (writes) (ctx.state as Record<symbol, unknown>)[OFFERED_API_SCOPES] = await apis.delegableScopes();
+  const offer = async (ctx: Context, next: Next) => {
+    (ctx.state as Record<symbol, unknown>)[OFFERED_API_SCOPES] = await apis.delegableScopes();
     return next();
   };
+  return scoped({ prefixes: [registration] }, function offerApiScopes(ctx, next) {
+    const writes = (ctx.method === 'POST' && ctx.path === registration) || (ctx.method === 'PUT' && ctx.path.startsWith(`${registration}/`));
+    return writes ? offer(ctx, next) : next();
+  });
 }

@@ -10,12 +10,15 @@
  */
 import type { Middleware } from 'koa';
 import { jsonError } from '../../http/errors.js';
+import { scoped } from '../../http/layers.js';
 
 const NO_MECHANISM = 'no client authentication mechanism provided';
 const AUTHENTICATING_ROUTES = new Set(['token', 'introspection', 'revocation', 'pushed_authorization_request', 'backchannel_authentication', 'device_authorization']);
 
 export function clientAuthenticationRequired(realm: string): Middleware {
-  return async function clientAuthRequired(ctx, next) {
+  // Scoped by the routes that authenticate clients: oidc-provider's client authentication
+  // (lib/shared/client_auth.js), the only source of NO_MECHANISM, runs on those routes alone.
+  return scoped({ routes: [...AUTHENTICATING_ROUTES] }, async function clientAuthRequired(ctx, next) {
     await next();
     const body = ctx.body as { error?: string; error_description?: string } | undefined;
     const route = (ctx as { oidc?: { route?: string } }).oidc?.route;
@@ -26,5 +29,5 @@ export function clientAuthenticationRequired(realm: string): Middleware {
     if (ctx.status !== 400 || body?.error !== 'invalid_request' || body.error_description !== NO_MECHANISM) return;
     ctx.set('WWW-Authenticate', `Basic realm="${realm}"`);
     jsonError(ctx, 401, 'invalid_client', 'client authentication is required');
-  };
+  });
 }

@@ -13,9 +13,11 @@
  * Pinned by test/unit/provider-patches.test.ts and test/conformance/device-authorization.test.ts.
  */
 import { createHash } from 'node:crypto';
-import { errors, Provider } from 'oidc-provider';
+import type { Context, Middleware, Next } from 'koa';
+import { errors, Provider, type KoaContextWithOIDC } from 'oidc-provider';
 import type { RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { Kv } from '../../store/kv.js';
+import { scoped } from '../../http/layers.js';
 import { rateLimiter } from '../../store/rate-limit.js';
 
 /** RFC 8628 §3.5: what each slow_down adds to the interval, in seconds. */
@@ -62,11 +64,12 @@ export class DevicePolling {
   }
 }
 
-export function pacedDevicePolling(provider: Provider, polling: DevicePolling): void {
-  provider.use(async (ctx, next) => {
+/** Patches the engine, and returns the middleware for the provider's layers (provider/layers.ts). */
+export function pacedDevicePolling(provider: Provider, polling: DevicePolling): Middleware {
+  const devicePolling = scoped({ routes: ['device_authorization'] }, async (ctx: Context, next: Next) => {
     await next();
     const body = ctx.body as Record<string, unknown> | undefined;
-    if (ctx.oidc?.route === 'device_authorization' && ctx.status === 200 && typeof body?.device_code === 'string') {
+    if ((ctx as unknown as KoaContextWithOIDC).oidc?.route === 'device_authorization' && ctx.status === 200 && typeof body?.device_code === 'string') {
       ctx.body = { ...body, interval: polling.interval };
     }
   });
@@ -82,4 +85,5 @@ export function pacedDevicePolling(provider: Provider, polling: DevicePolling): 
     }
     return code;
   };
+  return devicePolling;
 }

@@ -13,6 +13,7 @@ import type { KoaContextWithOIDC } from 'oidc-provider';
 import { jsonError } from '../../http/errors.js';
 import type { RevocationList } from '../../revocation/list.js';
 import { VerifiedTokens } from '../verified-tokens.js';
+import { scoped } from '../../http/layers.js';
 
 interface Options {
   readonly issuer: string;
@@ -54,7 +55,7 @@ export function jwtAccessTokenEndpoints({ issuer, keys, list, clockTolerance, ma
     }
   }
 
-  return async function jwtAccessTokens(ctx, next) {
+  return scoped({ routes: ['introspection', 'revocation'] }, async function jwtAccessTokens(ctx, next) {
     await next();
     const { oidc } = ctx as unknown as KoaContextWithOIDC;
     const route = oidc?.route;
@@ -105,5 +106,5 @@ export function jwtAccessTokenEndpoints({ issuer, keys, list, clockTolerance, ma
       return jsonError(ctx, 400, 'invalid_request', 'client is not authorized to revoke the presented token');
     }
     if (claims.jti && claims.exp) await list.revokeToken(claims.jti, claims.exp);
-  };
+  });
 }

@@ -25,11 +25,12 @@
  */
 import type { Middleware } from 'koa';
 import { interactionPolicy, type KoaContextWithOIDC } from 'oidc-provider';
+import { scoped } from '../../http/layers.js';
 
 export const CONSENT_IF_NEEDED = 'latchkey_consent_if_needed';
 
 export function offlineAccessPrompt(authorizationPath: string): Middleware {
-  return async function offlineAccess(ctx, next) {
+  return scoped({ paths: [authorizationPath] }, function offlineAccess(ctx, next) {
     if (ctx.method !== 'GET' || ctx.path !== authorizationPath) return next();
     const query = { ...ctx.query };
     delete query[CONSENT_IF_NEEDED];
@@ -43,7 +44,7 @@ export function offlineAccessPrompt(authorizationPath: string): Middleware {
     }
     ctx.query = query;
     return next();
-  };
+  });
 }
 
 /** oidc-provider's default policy, with prompt=consent not forcing the page when we implied it. */

@@ -11,12 +11,13 @@
  */
 import type { Middleware } from 'koa';
 import type { KoaContextWithOIDC } from 'oidc-provider';
+import { scoped } from '../../http/layers.js';
 
 export function emptyJsonRevocationAnswer(): Middleware {
-  return async function revocationAnswer(ctx, next) {
+  return scoped({ routes: ['revocation'] }, async function revocationAnswer(ctx, next) {
     await next();
     if ((ctx as unknown as KoaContextWithOIDC).oidc?.route !== 'revocation' || ctx.status !== 200) return;
     ctx.body = '';
     ctx.type = 'application/json';
-  };
+  });
 }

@@ -16,6 +16,7 @@
  */
 import type { Middleware } from 'koa';
 import { errors, type Provider } from 'oidc-provider';
+import { scoped } from '../../http/layers.js';
 
 const GRANT_NOT_ALLOWED = /^(requested grant type|urn:\S+) is not allowed for this client$/;
 const JSON_ROUTES = new Set(['token', 'device_authorization', 'backchannel_authentication']);
@@ -27,11 +28,11 @@ export function unauthorizedClientAnswers(provider: Provider): Middleware {
     if (responseTypeAllowed.call(this, type)) return true;
     throw new errors.UnauthorizedClient('requested response_type is not allowed for this client');
   };
-  return async function unauthorizedClient(ctx, next) {
+  return scoped({ routes: [...JSON_ROUTES] }, async function unauthorizedClient(ctx, next) {
     await next();
     const body = ctx.body as { error?: string; error_description?: string } | undefined;
     const route = (ctx as { oidc?: { route?: string } }).oidc?.route;
     if (ctx.status !== 400 || !route || !JSON_ROUTES.has(route) || body?.error !== 'invalid_request') return;
     if (body.error_description && GRANT_NOT_ALLOWED.test(body.error_description)) body.error = 'unauthorized_client';
-  };
+  });
 }

@@ -10,9 +10,10 @@
  */
 import type { Middleware } from 'koa';
 import type { KoaContextWithOIDC } from 'oidc-provider';
+import { scoped } from '../../http/layers.js';
 
 export function upstreamEndSession(redirectFor: (sessionUid: string, destination: string) => Promise<string | undefined>): Middleware {
-  return async function endUpstreamSession(ctx, next) {
+  return scoped({ routes: ['end_session_confirm'] }, async function endUpstreamSession(ctx, next) {
     await next();
     const oidc = (ctx as unknown as KoaContextWithOIDC).oidc;
     if (oidc?.route !== 'end_session_confirm' || ctx.status !== 303 || !oidc.params?.logout) return;
@@ -20,5 +21,5 @@ export function upstreamEndSession(redirectFor: (sessionUid: string, destination
     const destination = ctx.response.get('location');
     const upstream = uid && destination ? await redirectFor(uid, destination) : undefined;
     if (upstream) ctx.redirect(upstream);
-  };
+  });
 }

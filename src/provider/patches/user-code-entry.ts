@@ -19,10 +19,11 @@
  * test/e2e/device-flow.test.ts.
  */
 import { createHash } from 'node:crypto';
-import type { Context } from 'koa';
+import type { Context, Middleware, Next } from 'koa';
 import { errors, Provider, type KoaContextWithOIDC } from 'oidc-provider';
 import type { RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { Kv } from '../../store/kv.js';
+import { scoped } from '../../http/layers.js';
 import { rateLimiter } from '../../store/rate-limit.js';
 
 /** Where interactions/device.ts finds the code of a verification_uri_complete to fill in. */
@@ -87,16 +88,17 @@ export function forgetUnstoredXsrf(ctx: KoaContextWithOIDC): boolean {
   return true;
 }
 
-export function userCodeEntry(provider: Provider, throttle: UserCodeThrottle): void {
+/** Patches the engine, and returns the middleware for the provider's layers (provider/layers.ts). */
+export function userCodeEntry(provider: Provider, throttle: UserCodeThrottle): Middleware {
   const path = provider.pathFor('code_verification').toLowerCase();
-  provider.use(async (ctx, next) => {
+  const prefilledCode = scoped({ paths: [path] }, (ctx: Context, next: Next) => {
     const prefilled = ctx.query.user_code;
     if (ctx.method === 'GET' && ctx.path.toLowerCase().replace(/\/$/, '') === path && prefilled !== undefined) {
       if (typeof prefilled === 'string') ctx.state[PREFILLED_USER_CODE] = prefilled;
       const { user_code: _dropped, ...rest } = ctx.query;
       ctx.query = rest;
     }
-    await next();
+    return next();
   });
 
   const DeviceCode = provider.DeviceCode as unknown as {
@@ -116,4 +118,5 @@ export function userCodeEntry(provider: Provider, throttle: UserCodeThrottle): v
     if (!found || found.isExpired || found.error || found.accountId || found.inFlight) await throttle.missed(ctx.ip, code);
     return found;
   };
+  return prefilledCode;
 }
