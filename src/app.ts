@@ -17,6 +17,7 @@ import { dispatch } from './http/layers.js';
 import type { Metrics } from './ops/metrics.js';
 import type { Logger } from './ops/logger.js';
 import type { ProviderHost } from './provider/host.js';
+import { canonicalPaths } from './provider/patches/canonical-paths.js';
 import { matchedRoute } from './provider/patches/matched-route.js';
 import type { Kv } from './store/kv.js';
 import { isStoreOutage, RETRY_AFTER_SECONDS } from './store/outage.js';
@@ -193,6 +194,9 @@ export function createApp({ config, providers, kv, keyring, logger, metrics, rou
   });
 
   app.use(requestContext(config, logger, metrics));
+  // Each of the engine's routes in its own spelling only, before any path is compared (the route
+  // paths come from the configuration: every provider built later has the same).
+  app.use(canonicalPaths(providers.current));
   app.use(securityHeaders(config));
   // Each request meets only the layers whose scope admits its path (http/layers.ts), in this order;
   // unscoped ones (rate limits, the provider) meet every request.

@@ -54,20 +54,36 @@ const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 /** A path's pattern as oidc-provider's router matches it: any case, with or without a trailing slash. */
 const exactly = (path: string) => new RegExp(`^${path}/?$`, 'i');
 
-/** [route name, pattern] for every route the provider serves, parameters matching one path segment. */
-export function routeTable(provider: Provider): [string, RegExp][] {
-  const table: [string, RegExp][] = [];
+/** A route the provider serves: its name, its path's segments (`undefined` for a parameter) and the pattern its router matches. */
+export interface ProviderRoute {
+  readonly name: string;
+  readonly segments: readonly (string | undefined)[];
+  readonly pattern: RegExp;
+}
+
+/** Every route the provider serves, parameters matching one path segment. */
+export function providerRoutes(provider: Provider): ProviderRoute[] {
+  const routes: ProviderRoute[] = [];
+  const add = (name: string, path: string) =>
+    routes.push({
+      name,
+      segments: path.split('/').map((segment) => (segment === PARAM ? undefined : segment)),
+      pattern: exactly(path.split(PARAM).map(escape).join('[^/]+')),
+    });
   for (const name of ROUTE_NAMES) {
-    let path: string;
     try {
-      path = provider.pathFor(name, { uid: PARAM, clientId: PARAM } as never);
+      add(name, provider.pathFor(name, { uid: PARAM, clientId: PARAM } as never));
     } catch {
       continue; // a feature that is off
     }
-    table.push([name, exactly(path.split(PARAM).map(escape).join('[^/]+'))]);
   }
-  table.push(['discovery', exactly(escape(OPENID_DISCOVERY))]);
-  return table;
+  add('discovery', OPENID_DISCOVERY);
+  return routes;
+}
+
+/** [route name, pattern] for every route the provider serves. */
+function routeTable(provider: Provider): [string, RegExp][] {
+  return providerRoutes(provider).map(({ name, pattern }) => [name, pattern]);
 }
 
 function refuse(ctx: Parameters<Middleware>[0], seconds: number, endpoint: string, limit: 'ip' | 'client', metrics: Metrics | undefined) {

@@ -585,33 +585,37 @@ describe('attacks: second factor, step-up and the new endpoints (black box)', fu
     assert.equal(new URL((await owner.follow(`${server.issuer}/account`)).url).pathname, '/account', 'the session that removed it stays');
   });
 
-  it('a sign-in with a stolen passkey held at its resume while the owner removes the passkey does not complete: the app gets access_denied, no session is left', async () => {
-    const lia = await server.accounts.create('lia', PASSWORD);
-    const origin = new URL(server.issuer).origin;
-    const [stolen, kept] = [softPasskey(), softPasskey()];
-    for (const key of [stolen, kept]) {
-      await server.secondFactors.records.update(lia.sub, (current) => ({
-        next: { ...current, passkeys: [...current.passkeys, { id: key.id, publicKey: key.publicKey, counter: 0, name: 'soft', deviceType: 'singleDevice', createdAt: 0 }] },
-        result: true,
-      }));
-    }
-    // The thief's sign-in is finished (the passkey verified), but the redirect to its resume is not followed yet.
-    const thief = new Agent();
-    const { page } = await authorize(thief, 'app');
-    const held = await thief.submit(page, '/passkey', { credential: assertion(stolen, origin, passkeyChallenge(page), lia.sub, 1) }, `${server.issuer}/auth/`);
-    assert.match(held.url, /\/auth\/[^/?]+$/, `expected the resume, got ${held.status} ${held.url}`);
-    // Meanwhile lia removes the stolen passkey: no session of it exists yet to end.
-    const owner = new Agent();
-    const login = await owner.follow(`${server.issuer}/account`);
-    const account = await owner.submit(login, '/passkey', { credential: assertion(kept, origin, passkeyChallenge(login), lia.sub, 2) });
-    const removed = await owner.submit(account, '/account/passkeys/remove', { id: stolen.id });
-    assert.match(removed.url, /done=passkeys\.removed/);
+  // The engine's router also serves the resume at /AUTH/<uid> (any case, a trailing slash): the
+  // refusal must hold under every spelling it serves.
+  for (const [name, spelling] of [['lia', '/auth/'], ['lio', '/AUTH/']] as const) {
+    it(`a sign-in with a stolen passkey held at its resume while the owner removes the passkey does not complete (resumed at ${spelling}<uid>): the app gets access_denied, no session is left`, async () => {
+      const lia = await server.accounts.create(name, PASSWORD);
+      const origin = new URL(server.issuer).origin;
+      const [stolen, kept] = [softPasskey(), softPasskey()];
+      for (const key of [stolen, kept]) {
+        await server.secondFactors.records.update(lia.sub, (current) => ({
+          next: { ...current, passkeys: [...current.passkeys, { id: key.id, publicKey: key.publicKey, counter: 0, name: 'soft', deviceType: 'singleDevice', createdAt: 0 }] },
+          result: true,
+        }));
+      }
+      // The thief's sign-in is finished (the passkey verified), but the redirect to its resume is not followed yet.
+      const thief = new Agent();
+      const { page } = await authorize(thief, 'app');
+      const held = await thief.submit(page, '/passkey', { credential: assertion(stolen, origin, passkeyChallenge(page), lia.sub, 1) }, `${server.issuer}/auth/`);
+      assert.match(held.url, /\/auth\/[^/?]+$/, `expected the resume, got ${held.status} ${held.url}`);
+      // Meanwhile lia removes the stolen passkey: no session of it exists yet to end.
+      const owner = new Agent();
+      const login = await owner.follow(`${server.issuer}/account`);
+      const account = await owner.submit(login, '/passkey', { credential: assertion(kept, origin, passkeyChallenge(login), lia.sub, 2) });
+      const removed = await owner.submit(account, '/account/passkeys/remove', { id: stolen.id });
+      assert.match(removed.url, /done=passkeys\.removed/);
 
-    let resumed = await thief.follow(held.url, {}, REDIRECT);
-    if (isConsent(resumed)) resumed = await thief.submit(resumed, '/confirm', {}, REDIRECT);
-    assert.equal(new URL(resumed.url).searchParams.get('error'), 'access_denied', `the app got ${resumed.url}`);
-    assert.equal(await silently(thief), 'login_required', 'no session signed in with the removed passkey');
-  });
+      let resumed = await thief.follow(held.url.replace('/auth/', spelling), {}, REDIRECT);
+      if (isConsent(resumed)) resumed = await thief.submit(resumed, '/confirm', {}, REDIRECT);
+      assert.equal(new URL(resumed.url).searchParams.get('error'), 'access_denied', `the app got ${resumed.url}`);
+      assert.equal(await silently(thief), 'login_required', 'no session signed in with the removed passkey');
+    });
+  }
 
   it('an authenticator app removed, or recovery codes made anew, on the account page: the other sessions its codes signed in end; others stay', async () => {
     const lee = await server.accounts.create('lee', PASSWORD);

@@ -33,8 +33,8 @@ describe('e2e: an initial access token registers one client', function () {
     return (JSON.parse(run.stdout) as { initial_access_token: string }).initial_access_token;
   }
 
-  const register = (iat: string, metadata: Record<string, unknown> = METADATA) =>
-    fetch(`${server.url}/reg`, {
+  const register = (iat: string, metadata: Record<string, unknown> = METADATA, path = '/reg') =>
+    fetch(`${server.url}${path}`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', authorization: `Bearer ${iat}` },
       body: JSON.stringify(metadata),
@@ -47,6 +47,16 @@ describe('e2e: an initial access token registers one client', function () {
     assert.equal(again.status, 401);
     assert.match(again.headers.get('www-authenticate') ?? '', /^Bearer .*error="invalid_token"/);
     assert.equal(((await again.json()) as { error: string }).error, 'invalid_token');
+  });
+
+  it('is spent under every spelling of the registration endpoint the engine serves (/reg/, /REG, /Reg/)', async () => {
+    // The engine's router serves these too; the single-use check compared the path as written,
+    // so each of them registered another client with the same token.
+    for (const path of ['/reg/', '/REG', '/Reg/']) {
+      const iat = await token();
+      assert.equal((await register(iat, METADATA, path)).status, 201, path);
+      for (const again of ['/reg', '/reg/', '/REG']) assert.equal((await register(iat, METADATA, again)).status, 401, `${path} then ${again}`);
+    }
   });
 
   it('a refused registration does not spend the token', async () => {

@@ -2,8 +2,9 @@
  * Path-scoped layers (http/layers.ts) meet a request for their path in any case and with a trailing
  * slash wherever the router serves it, and the answers for such variants are what they were before
  * the layers were scoped: the token endpoint's 401 of client-auth-required.ts at /TOKEN and /token/,
- * our 404 at /token//, the authorization endpoint's POST redirect (post-methods.ts, exact path only),
- * health and discovery at their exact paths only.
+ * our 404 at /token//, health at its exact paths only. Every spelling of an engine's route is that
+ * route's own (provider/patches/canonical-paths.ts): the authorization endpoint's POST redirect,
+ * discovery and JWKS from memory.
  */
 import assert from 'node:assert/strict';
 import { startServer, type TestServer } from '../helpers/server.js';
@@ -37,14 +38,11 @@ describe('e2e: scoped layers and path variants', function () {
     assert.deepEqual(await twoSlashes.json(), { error: 'not_found', error_description: 'no such endpoint' });
   });
 
-  it('POST at the authorization endpoint is redirected at its exact path; other spellings get what the engine answers', async () => {
-    const exact = await post('/auth', 'client_id=x&scope=openid');
-    assert.equal(exact.status, 303);
-    assert.equal(exact.headers.get('location'), '/auth?client_id=x&scope=openid');
-    for (const path of ['/AUTH', '/auth/']) {
-      const other = await post(path, 'client_id=x&scope=openid');
-      assert.equal(other.status, 404, path);
-      assert.deepEqual(await other.json(), { error: 'not_found', error_description: 'no such endpoint' }, path);
+  it('POST at the authorization endpoint is redirected under every spelling the engine serves (each route has one spelling)', async () => {
+    for (const path of ['/auth', '/AUTH', '/auth/']) {
+      const answer = await post(path, 'client_id=x&scope=openid');
+      assert.equal(answer.status, 303, path);
+      assert.equal(answer.headers.get('location'), '/auth?client_id=x&scope=openid', path);
     }
   });
 
@@ -61,12 +59,22 @@ describe('e2e: scoped layers and path variants', function () {
     assert.match(jwks.headers.get('cache-control') ?? '', /^public, max-age=/);
   });
 
-  it('discovery: the exact path is answered from memory with an ETag, other spellings by the engine', async () => {
-    const exact = await fetch(`${server.url}/.well-known/openid-configuration`);
-    assert.equal(exact.status, 200);
-    assert.ok(exact.headers.get('etag'));
-    const slash = await fetch(`${server.url}/.well-known/openid-configuration/`);
-    assert.equal(slash.status, 200);
-    assert.deepEqual(await slash.json(), await exact.json());
+  it('discovery and JWKS: every spelling the engine serves gets the same document from memory, with its ETag', async () => {
+    for (const [path, others] of [
+      ['/.well-known/openid-configuration', ['/.well-known/openid-configuration/', '/.WELL-KNOWN/OpenID-Configuration']],
+      ['/jwks', ['/jwks/', '/JWKS']],
+    ] as const) {
+      const exact = await fetch(`${server.url}${path}`);
+      assert.equal(exact.status, 200);
+      const etag = exact.headers.get('etag');
+      assert.ok(etag, path);
+      const document = await exact.json();
+      for (const other of others) {
+        const answer = await fetch(`${server.url}${other}`);
+        assert.equal(answer.status, 200, other);
+        assert.equal(answer.headers.get('etag'), etag, other);
+        assert.deepEqual(await answer.json(), document, other);
+      }
+    }
   });
 });
