@@ -400,7 +400,7 @@ function outbound(config: Config): Configuration {
 /** The changes Latchkey makes to the instance itself: patches of its internals and middleware in front of its routes. */
 function applyPatches(
   provider: Provider,
-  { config, kv, verifier, accounts, apis, revocations, rateLimits, federated, upstreamLogout, upstreamKnown }: ProviderDependencies,
+  { config, kv, verifier, accounts, apis, revocations, consents, rateLimits, federated, upstreamLogout, upstreamKnown }: ProviderDependencies,
   policy: RegistrationPolicy,
 ): void {
   acceptPreviousSecrets(provider, kv);
@@ -436,7 +436,12 @@ function applyPatches(
     const session = await provider.Session.findByUid(uid);
     if (session) await accountSessions.signOutSession(session, (grantId) => grants.revoke(grantId), true);
   };
-  provider.use(new SessionCredentials(kv, config.ttl.session, credentialsHeld(new CredentialRecords(kv), new UpstreamLinks(kv, accounts), upstreamKnown)).recordAtSignIn(provider, endSession));
+  // The account and the remembered consent the resume reads next are read with its credential check.
+  const signInReads = (request: object, sub: string, clientId: string | undefined) => {
+    accounts.readAhead(sub, request);
+    if (clientId) consents.readAhead(sub, clientId, request);
+  };
+  provider.use(new SessionCredentials(kv, config.ttl.session, credentialsHeld(new CredentialRecords(kv), new UpstreamLinks(kv, accounts), upstreamKnown)).recordAtSignIn(provider, endSession, signInReads));
   // A sign-in through an upstream records which upstream signed the session in (upstreams/sessions.ts).
   provider.use(recordFederatedSessions([provider.pathFor('authorization'), provider.pathFor('code_verification')], federated));
   // ...and signing out of Latchkey everywhere goes on to the upstream's end_session_endpoint (see the patch).

@@ -129,6 +129,25 @@ describe('e2e: an SSO authorization request in three Redis round trips', functio
     assert.ok(Math.min(...trips) <= 3, `round trips per authorization: ${trips.join(', ')}`);
   });
 
+  it("a password sign-in's resume reads the account and the remembered consent with its credential check, once each", async () => {
+    await signedIn('erin'); // the consent to the web app is remembered
+    const agent = new Agent();
+    const first = await agent.follow(await authorizeUrl(), {}, REDIRECT);
+    const resume = await signInSteps(agent, first, { username: 'erin', password: PASSWORD, stopAt: `${server.issuer}/auth/` });
+    assert.ok(resume.url.startsWith(`${server.issuer}/auth/`), `stopped at the resume: ${resume.url}`);
+    const sub = (await server.accounts.findByUsername('erin'))!.sub;
+    const commands = await commandsDuring(async () => codeOf(await agent.request(resume.url)));
+    const reads = commands.filter(([command]) => command!.toLowerCase() === 'get').map(([, key]) => key);
+    assert.equal(reads.filter((key) => key === `lk:account:${sub}`).length, 1, 'the account read once');
+    assert.equal(reads.filter((key) => key === `lk:consent:${sub}:${WEB.id}`).length, 1, 'the remembered consent read once');
+    // Sent together, in one pipeline, before the engine takes the interaction: the account, the
+    // consent, then the check's read of the person's credentials.
+    const words = commands.map(([command, key]) => `${command!.toLowerCase()} ${key}`);
+    const at = words.indexOf(`get lk:account:${sub}`);
+    assert.deepEqual(words.slice(at, at + 3), [`get lk:account:${sub}`, `get lk:consent:${sub}:${WEB.id}`, `get lk:mfa:${sub}`], words.join('\n'));
+    assert.ok(at < words.findIndex((word) => word.startsWith('del lk:oidc:Interaction:')), words.join('\n'));
+  });
+
   it('two authorizations in a row each give a code that redeems, and the session keeps its expiry', async () => {
     // "Keep me signed in": a cookie with an expiry.
     const agent = await signedIn('bob', { fields: { remember: 'yes' } });
