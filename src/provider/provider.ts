@@ -54,6 +54,7 @@ import { DevicePolling, pacedDevicePolling } from './patches/device-polling.js';
 import { UserCodeThrottle, userCodeEntry } from './patches/user-code-entry.js';
 import { accountClient } from '../accounts/page/account-pages.js';
 import { FIRST_PARTY_CLIENT_IDS } from '../http/first-party-sign-in.js';
+import { CookieKeys } from '../http/cookie-keys.js';
 import { singleUseInitialAccessTokens } from '../registration/initial-access-tokens.js';
 import { ALREADY_CHECKED, applyRequirements, enforcePolicy, OFFERED_API_SCOPES, type RegistrationPolicy } from '../registration/policy.js';
 import type { Consents } from './consents.js';
@@ -152,7 +153,8 @@ function protocol({ config, keyring }: ProviderDependencies): Configuration {
     clients: [...config.clients.map((client) => ({ ...client })), developerClient(config.issuer), accountClient(config.issuer)],
     jwks: keyring.signingJwks() as Configuration['jwks'],
     cookies: {
-      keys: [...config.cookie.keys],
+      // Keygrip's signatures, compared without tsscmp's extra HMACs (http/cookie-keys.ts).
+      keys: new CookieKeys(config.cookie.keys),
       names: { session: 'lk_session', interaction: 'lk_interaction', resume: 'lk_resume' },
       long: { httpOnly: true, sameSite: 'lax' },
       short: { httpOnly: true, sameSite: 'lax' },
