@@ -179,9 +179,12 @@ export class Accounts {
     return this.#skeletonsIndexed;
   }
 
-  /** Starts reading an account the request in progress is about to look up (store/read-ahead.ts). */
-  readAhead(sub: string): void {
-    this.kv.readAhead?.({ strings: [accountKey(sub)] });
+  /**
+   * Starts reading an account the request in progress is about to look up (store/read-ahead.ts).
+   * `request`: its Koa context, when called in front of oidc-provider (see Kv.readAhead).
+   */
+  readAhead(sub: string, request?: object): void {
+    this.kv.readAhead?.({ strings: [accountKey(sub)] }, request);
   }
 
   async find(sub: string): Promise<Account | undefined> {

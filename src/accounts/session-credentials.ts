@@ -106,13 +106,13 @@ export class SessionCredentials {
    * (`endSession`, with every grant it made, so the code just issued goes too). Either the removal
    * read the record, or this check reads the removal.
    */
-  recordAtSignIn(provider: Provider, endSession: (uid: string) => Promise<void>): Middleware {
+  recordAtSignIn(provider: Provider, endSession: (uid: string) => Promise<void>, readAhead?: SignInReadAhead): Middleware {
     // The authorization request's resume, and the device flow's (RFC 8628: /device/<uid>).
     const paths = [provider.pathFor('authorization'), provider.pathFor('code_verification')];
     // Scoped by the prefixes its own test stays within (http/layers.ts): a resume, and nothing else, pays for it.
     return scoped({ prefixes: paths.map((path) => `${path}/`) }, async (ctx, next) => {
       const resuming = paths.some((path) => ctx.path.startsWith(`${path}/`));
-      if (resuming && this.held) await this.#refuseRemovedCredential(provider, ctx.cookies.get((provider as unknown as Named).cookieName('resume')));
+      if (resuming && this.held) await this.#refuseRemovedCredential(provider, ctx.cookies.get((provider as unknown as Named).cookieName('resume')), readAhead && ((sub, clientId) => readAhead(ctx, sub, clientId)));
       await next();
       if (!resuming) return;
       const oidc = (ctx as unknown as KoaContextWithOIDC).oidc as { result?: Record<string, unknown> & { login?: { accountId?: string } }; session?: { uid?: string; accountId?: string } } | undefined;
@@ -125,16 +125,28 @@ export class SessionCredentials {
   }
 
   /** The interaction the engine is about to resume (by its resume cookie, as the engine finds it). */
-  async #refuseRemovedCredential(provider: Provider, uid: string | undefined): Promise<void> {
+  async #refuseRemovedCredential(provider: Provider, uid: string | undefined, readAhead?: (sub: string, clientId: string | undefined) => void): Promise<void> {
     const interaction = uid ? await provider.Interaction.find(uid) : undefined;
     const result = interaction?.result as (Record<string, unknown> & { login?: { accountId?: string } }) | undefined;
     const credential = result?.[CREDENTIAL_RESULT] as SessionCredential | undefined;
     const sub = result?.login?.accountId;
-    if (!interaction || !credential || !sub || (await this.held!(sub, credential))) return;
+    if (!interaction || !credential || !sub) return;
+    // What the engine reads next for this sign-in goes out with the check's reads (one round trip).
+    if (readAhead) {
+      const clientId = (interaction.params as Record<string, unknown> | undefined)?.client_id;
+      readAhead(sub, typeof clientId === 'string' ? clientId : undefined);
+    }
+    if (await this.held!(sub, credential)) return;
     interaction.result = { error: 'access_denied', error_description: 'a credential this sign-in used was removed since' };
     await interaction.persist();
   }
 }
+
+/**
+ * Starts the reads the engine makes once a sign-in resumes (its account, the person's remembered
+ * consent to the client), in the request `request` (its Koa context): see store/read-ahead.ts.
+ */
+export type SignInReadAhead = (request: object, sub: string, clientId: string | undefined) => void;
 
 /** oidc-provider's Provider#cookieName, missing from its types. */
 interface Named {

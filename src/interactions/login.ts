@@ -26,20 +26,21 @@ export async function showLogin(
   interaction: Interaction,
   state: { error?: string; username?: string; remember?: boolean } = {},
 ): Promise<void> {
+  // The client and what other sign-in ways add (a passkey challenge, the upstreams' buttons) are read together.
+  const [client, extras] = await Promise.all([clientBranding(ctx, interaction), loginPageExtras(interaction)]);
   ctx.type = 'html';
   ctx.body = render('login', {
     title: 'Sign in',
-    client: await clientBranding(ctx, interaction),
+    client,
     action: `/interaction/${interaction.uid}/login`,
     abort: `/interaction/${interaction.uid}/abort`,
     csrf: csrf.token(interaction.uid),
     username: state.username ?? (typeof interaction.params.login_hint === 'string' ? interaction.params.login_hint : ''),
     remember: state.remember ?? false,
     error: state.error,
-    // "Continue with <upstream>" buttons (upstream.ts puts the upstreams in ctx.state).
-    upstreams: (ctx.state.upstreams as { id: string; displayName: string }[] | undefined) ?? [],
-    upstreamAction: `/interaction/${interaction.uid}/upstream`,
-    ...(await loginPageExtras(interaction)),
+    // "Continue with <upstream>" buttons: upstream.ts's upstreamChoices, one of the extras.
+    upstreams: [],
+    ...extras,
   });
 }
 

@@ -19,7 +19,7 @@ import type { ProviderInService } from '../provider-in-service.js';
 import { confirmConsent, showConsent } from './consent.js';
 import { interactions, type Interaction } from './interaction.js';
 import { showLogin, submitLogin } from './login.js';
-import { upstreamStep, type UpstreamStepOptions } from './upstream.js';
+import { upstreamChoices, upstreamStep, type UpstreamStepOptions } from './upstream.js';
 import { passkeyOnLoginPage, submitPasskey } from './passkey.js';
 import { afterFirstFactor, firstFactorPassed, submitSecondFactor, unmetRequirements } from './second-factor.js';
 
@@ -49,11 +49,11 @@ export function interactionRoutes(options: Options): Middleware[] {
   const { providers, accounts, throttle, consents, logger, metrics, csrfKey, secondFactors, upstream: upstreamOptions } = options;
   const router = new Router({ prefix: '/interaction' });
   const form = bodyParser({ enableTypes: ['form'], formLimit: '16kb', encoding: 'utf-8' });
-  const steps = interactions(providers, accounts, csrfKey, [passkeyOnLoginPage(secondFactors)], (id) => upstreamOptions.upstreams.has(id));
+  const extras = [passkeyOnLoginPage(secondFactors), upstreamChoices(upstreamOptions.upstreams)];
+  const steps = interactions(providers, accounts, csrfKey, extras, (id) => upstreamOptions.upstreams.has(id));
   const { load, submitted } = steps;
   const upstream = upstreamStep(steps, { ...upstreamOptions, logger });
   const afterFirst = afterFirstFactor(steps, options);
-  router.use(upstream.choices);
 
   router.get('/:uid', async (ctx) => {
     const interaction = await load(ctx);

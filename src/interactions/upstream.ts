@@ -33,13 +33,24 @@ import type { LogoutTokenReplays } from '../upstreams/logout-tokens.js';
 import type { PendingSignIns } from '../upstreams/pending.js';
 import { MAPPED_CLAIMS, type Upstream, type Upstreams } from '../upstreams/registry.js';
 import type { FederatedSessions } from '../upstreams/sessions.js';
-import { field, type Interaction, type Interactions } from './interaction.js';
+import { field, type Interaction, type Interactions, type LoginPageExtra } from './interaction.js';
 import { firstFactorResult } from './second-factor.js';
 
 /** The request parameter (an extraParam, see provider.ts) that names the upstream to go to. */
 const UPSTREAM_PARAMETER = 'upstream';
 const STATE_COOKIE = 'lk_upstream';
 const CANCEL_REASONS = new Set(['access_denied', 'temporarily_unavailable']);
+
+/**
+ * The "Continue with <upstream>" buttons of the login page (a LoginPageExtra, see interaction.ts):
+ * the upstreams are read only where a login page is shown, along with the page's other reads.
+ */
+export function upstreamChoices(upstreams: Upstreams): LoginPageExtra {
+  return async (interaction) => ({
+    upstreams: (await upstreams.list()).map(({ id, displayName }) => ({ id, displayName })),
+    upstreamAction: `/interaction/${interaction.uid}/upstream`,
+  });
+}
 
 export interface UpstreamStepOptions {
   readonly upstreams: Upstreams;
@@ -167,12 +178,6 @@ export function upstreamStep(steps: Interactions, options: UpstreamStepOptions) 
     await start(ctx, interaction, id);
     return true;
   }
-
-  /** Puts the upstreams on the login page (ctx.state.upstreams, read by showLogin). */
-  const choices: Middleware = async (ctx, next) => {
-    ctx.state.upstreams = (await upstreams.list()).map(({ id, displayName }) => ({ id, displayName }));
-    return next();
-  };
 
   async function callback(ctx: Context): Promise<void> {
     ctx.set('Cache-Control', 'no-store');
@@ -316,6 +321,6 @@ export function upstreamStep(steps: Interactions, options: UpstreamStepOptions) 
     return router.routes() as Middleware;
   }
 
-  return { choices, direct, interactionRoutes, outerRoutes };
+  return { direct, interactionRoutes, outerRoutes };
 }
 

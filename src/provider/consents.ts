@@ -64,6 +64,14 @@ export class Consents {
     });
   }
 
+  /**
+   * Starts reading what a person allowed an app, for loadExistingGrant later in the same request
+   * (store/read-ahead.ts); `request` is its Koa context.
+   */
+  readAhead(accountId: string, clientId: string, request: object): void {
+    this.kv.readAhead?.({ strings: [key(accountId, clientId)] }, request);
+  }
+
   /** Forgets what a person allowed an app: its next request asks for consent again. */
   async forget(accountId: string, clientId: string): Promise<void> {
     await Promise.all([this.kv.del([key(accountId, clientId)]), this.kv.removeFromSet(indexKey(accountId), clientId)]);

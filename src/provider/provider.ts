@@ -56,6 +56,7 @@ import { DevicePolling, pacedDevicePolling } from './patches/device-polling.js';
 import { UserCodeThrottle, userCodeEntry } from './patches/user-code-entry.js';
 import { accountClient } from '../accounts/page/account-pages.js';
 import { FIRST_PARTY_CLIENT_IDS } from '../http/first-party-sign-in.js';
+import { CookieKeys } from '../http/cookie-keys.js';
 import { singleUseInitialAccessTokens } from '../registration/initial-access-tokens.js';
 import { ALREADY_CHECKED, applyRequirements, enforcePolicy, OFFERED_API_SCOPES, type RegistrationPolicy } from '../registration/policy.js';
 import type { Consents } from './consents.js';
@@ -154,7 +155,8 @@ function protocol({ config, keyring }: ProviderDependencies): Configuration {
     clients: [...config.clients.map((client) => ({ ...client })), developerClient(config.issuer), accountClient(config.issuer)],
     jwks: keyring.signingJwks() as Configuration['jwks'],
     cookies: {
-      keys: [...config.cookie.keys],
+      // Keygrip's signatures, compared without tsscmp's extra HMACs (http/cookie-keys.ts).
+      keys: new CookieKeys(config.cookie.keys),
       names: { session: 'lk_session', interaction: 'lk_interaction', resume: 'lk_resume' },
       long: { httpOnly: true, sameSite: 'lax' },
       short: { httpOnly: true, sameSite: 'lax' },
@@ -402,7 +404,7 @@ function outbound(config: Config): Configuration {
 /** The changes Latchkey makes to the instance itself: patches of its internals and middleware in front of its routes. */
 function applyPatches(
   provider: Provider,
-  { config, kv, verifier, accounts, apis, revocations, rateLimits, federated, upstreamLogout, upstreamKnown }: ProviderDependencies,
+  { config, kv, verifier, accounts, apis, revocations, consents, rateLimits, federated, upstreamLogout, upstreamKnown }: ProviderDependencies,
   policy: RegistrationPolicy,
 ): void {
   acceptPreviousSecrets(provider, kv);
@@ -442,7 +444,12 @@ function applyPatches(
     const session = await provider.Session.findByUid(uid);
     if (session) await accountSessions.signOutSession(session, (grantId) => grants.revoke(grantId), true);
   };
-  layers.push(new SessionCredentials(kv, config.ttl.session, credentialsHeld(new CredentialRecords(kv), new UpstreamLinks(kv, accounts), upstreamKnown)).recordAtSignIn(provider, endSession));
+  // The account and the remembered consent the resume reads next are read with its credential check.
+  const signInReads = (request: object, sub: string, clientId: string | undefined) => {
+    accounts.readAhead(sub, request);
+    if (clientId) consents.readAhead(sub, clientId, request);
+  };
+  layers.push(new SessionCredentials(kv, config.ttl.session, credentialsHeld(new CredentialRecords(kv), new UpstreamLinks(kv, accounts), upstreamKnown)).recordAtSignIn(provider, endSession, signInReads));
   // A sign-in through an upstream records which upstream signed the session in (upstreams/sessions.ts).
   layers.push(recordFederatedSessions([provider.pathFor('authorization'), provider.pathFor('code_verification')], federated));
   // ...and signing out of Latchkey everywhere goes on to the upstream's end_session_endpoint (see the patch).

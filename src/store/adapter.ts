@@ -84,13 +84,15 @@ function tokenRequest(): object | undefined {
 
 /**
  * The token or authorization request in progress, whose writes are deferred. At the authorization
- * endpoint that is the code, the session (and a grant made from remembered consent, or an
- * interaction): written one after another by oidc-provider as it answers, sent together instead.
+ * endpoint, and where it resumes after a sign-in, that is the code, the session (and a grant made
+ * from remembered consent, or an interaction): written one after another by oidc-provider as it
+ * answers, sent together instead.
  */
+const DEFERRING_ROUTES = new Set(['token', 'authorization', 'resume']);
 function deferringRequest(): object | undefined {
   const ctx = Provider.ctx;
   const route = ctx?.oidc?.route;
-  return route === 'token' || route === 'authorization' ? ctx : undefined;
+  return route !== undefined && DEFERRING_ROUTES.has(route) ? ctx : undefined;
 }
 
 /** Epoch seconds with milliseconds: when a record is consumed (the reuse grace is measured in it). */

@@ -28,6 +28,35 @@ export function rateLimiter(kv: Kv, options: LimiterOptions): RateLimiterAbstrac
   return new RateLimiterMemory({ ...options, keyPrefix });
 }
 
+/** A counter of a rateLimiter() to read: the limiter, its keyPrefix (as given to rateLimiter) and the key. */
+export interface LimiterRead {
+  readonly limiter: RateLimiterAbstract;
+  readonly keyPrefix: string;
+  readonly key: string;
+}
+
+/**
+ * Reads counters of rateLimiter()s without charging them: per counter its count (consumed points,
+ * 0 when it has none) and the milliseconds until it resets (0 when none). On Redis every counter
+ * in one round trip (the fixed windows' script, which reads the same keys rate-limiter-flexible
+ * writes: a count and its expiry), where each limiter's own get() is a MULTI of its own; in
+ * process memory, the limiters' own reads.
+ */
+export function limiterReader(kv: Kv): (reads: readonly LimiterRead[]) => Promise<WindowCount[]> {
+  if (kv instanceof RedisKv) {
+    const windows = redisWindows(kv.connection);
+    // A read (by 0) uses no window; the script wants one.
+    return (reads) => windows.hit(reads.map(({ keyPrefix, key }) => ({ limiter: keyPrefix, key, by: 0, window: 1 })));
+  }
+  return (reads) =>
+    Promise.all(
+      reads.map(async ({ limiter, key }) => {
+        const res = await limiter.get(key);
+        return res ? { count: res.consumedPoints, ms: Math.max(0, res.msBeforeNext) } : { count: 0, ms: 0 };
+      }),
+    );
+}
+
 /** One counter of a fixed-window count: `limiter` names the counter family (e.g. `http-ip`). */
 export interface WindowHit {
   readonly limiter: string;

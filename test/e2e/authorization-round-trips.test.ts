@@ -129,6 +129,48 @@ describe('e2e: an SSO authorization request in three Redis round trips', functio
     assert.ok(Math.min(...trips) <= 3, `round trips per authorization: ${trips.join(', ')}`);
   });
 
+  /** A browser that signed in with a password, stopped before the resume: it and the resume's URL. */
+  async function beforeResume(username: string): Promise<{ agent: Agent; resume: string }> {
+    const agent = new Agent();
+    const first = await agent.follow(await authorizeUrl(), {}, REDIRECT);
+    const page = await signInSteps(agent, first, { username, password: PASSWORD, stopAt: `${server.issuer}/auth/` });
+    assert.ok(page.url.startsWith(`${server.issuer}/auth/`), `stopped at the resume: ${page.url}`);
+    return { agent, resume: page.url };
+  }
+
+  it("a password sign-in's resume reads the account and the remembered consent with its credential check, once each", async () => {
+    await signedIn('erin'); // the consent to the web app is remembered
+    const { agent, resume } = await beforeResume('erin');
+    const sub = (await server.accounts.findByUsername('erin'))!.sub;
+    const commands = await commandsDuring(async () => codeOf(await agent.request(resume)));
+    const reads = commands.filter(([command]) => command!.toLowerCase() === 'get').map(([, key]) => key);
+    assert.equal(reads.filter((key) => key === `lk:account:${sub}`).length, 1, 'the account read once');
+    assert.equal(reads.filter((key) => key === `lk:consent:${sub}:${WEB.id}`).length, 1, 'the remembered consent read once');
+    // Sent together, in one pipeline, before the engine takes the interaction: the account, the
+    // consent, then the check's read of the person's credentials.
+    const words = commands.map(([command, key]) => `${command!.toLowerCase()} ${key}`);
+    const at = words.indexOf(`get lk:account:${sub}`);
+    assert.deepEqual(words.slice(at, at + 3), [`get lk:account:${sub}`, `get lk:consent:${sub}:${WEB.id}`, `get lk:mfa:${sub}`], words.join('\n'));
+    assert.ok(at < words.findIndex((word) => word.startsWith('del lk:oidc:Interaction:')), words.join('\n'));
+  });
+
+  it("a password sign-in's resume writes the grant, the code, the new session and where it was seen in one round trip", async () => {
+    await signedIn('dave'); // the consent to the web app is remembered: the resume makes a grant from it
+    // The interaction (read by the credential check, then by the engine, then deleted), the account,
+    // consent and credential record, the writes, the session's credential record, its check again:
+    // seven round trips; the least of a few tries, as the server does other things now and then.
+    const trips: number[] = [];
+    for (let i = 0; i < 3; i += 1) {
+      const { agent, resume } = await beforeResume('dave');
+      const before = await reads();
+      const callback = codeOf(await agent.request(resume));
+      await new Promise((done) => setTimeout(done, 20));
+      trips.push((await reads()) - before - 1);
+      assert.ok((await redeem(callback)).access_token, 'the code redeems');
+    }
+    assert.ok(Math.min(...trips) <= 7, `round trips per resume: ${trips.join(', ')}`);
+  });
+
   it('two authorizations in a row each give a code that redeems, and the session keeps its expiry', async () => {
     // "Keep me signed in": a cookie with an expiry.
     const agent = await signedIn('bob', { fields: { remember: 'yes' } });

@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { LoginThrottle } from '../../src/accounts/throttle.js';
+import { EmbeddedKv } from '../../src/store/embedded.js';
 import { connect, RedisKv } from '../../src/store/redis.js';
 import { Agent, type Page } from '../helpers/agent.js';
 import { eventually } from '../helpers/eventually.js';
@@ -110,6 +111,28 @@ describe('brute-force protection', function () {
       assert.equal(await throttle.pause('zoe', '192.0.2.1'), 0, 'a success clears the username');
     } finally {
       await kv.close();
+    }
+  });
+
+  it('a pause is read from both counters: the username and the address, on Redis and in the embedded store', async () => {
+    const redisKv = new RedisKv(connect({ url: redis.url, mode: 'standalone', sentinels: [], sentinelName: 'x', clusterNodes: [], keyPrefix: 'throttle-both:', commandTimeout: 2000 }));
+    try {
+      for (const kv of [redisKv, new EmbeddedKv()]) {
+        const throttle = new LoginThrottle(kv, { maxFailures: 2, maxFailuresPerIp: 3, window: 60, baseDelay: 30, maxDelay: 60 });
+        assert.equal(await throttle.pause('yan', '192.0.2.7'), 0, `${kv.kind}: nothing counted yet`);
+        assert.equal(await throttle.failed('yan', '192.0.2.7'), 0);
+        assert.equal(await throttle.pause('yan', '192.0.2.7'), 0, `${kv.kind}: under the limits`);
+        assert.equal(await throttle.failed('yan', '192.0.2.7'), 30, `${kv.kind}: the username's limit`);
+        const paused = await throttle.pause('YAN', '198.51.100.1');
+        assert.ok(paused > 25 && paused <= 30, `${kv.kind}: the username is paused from any address: ${paused}`);
+        assert.equal(await throttle.pause('xia', '192.0.2.7'), 0, `${kv.kind}: another username from that address is not (yet)`);
+        assert.equal(await throttle.failed('xia', '192.0.2.7'), 30, `${kv.kind}: the address's limit`);
+        const byAddress = await throttle.pause('wen', '192.0.2.7');
+        assert.ok(byAddress > 25 && byAddress <= 30, `${kv.kind}: any username from the address is paused: ${byAddress}`);
+        await kv.close();
+      }
+    } finally {
+      await redisKv.close().catch(() => {});
     }
   });
 });

@@ -12,9 +12,10 @@
  * has emitted grant.success by then; grant.error follows for the same request. The authenticated
  * client's rate-limit charge is made here too (http/rate-limits.ts).
  *
- * At the authorization endpoint the records the request saves (the code, the session, a grant made
- * from remembered consent, an interaction) are held back the same way and sent together, with the
- * writes of `alongside` (where the session was last seen), before the redirect leaves. A read,
+ * At the authorization endpoint, and where it resumes after a sign-in, the records the request
+ * saves (the code, the session, a grant made from remembered consent, an interaction) are held back
+ * the same way and sent together, with the writes of `alongside` (where the session was last seen),
+ * before the redirect leaves. A read,
  * consumption or deletion in between sends what was held back first, so the request still reads
  * its own writes.
  * Pinned by test/unit/provider-patches.test.ts, test/e2e/deferred-consumption.test.ts and
