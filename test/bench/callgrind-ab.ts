@@ -3,11 +3,13 @@
  * figure that does not move with whatever else the machine runs, unlike CPU time. Each server runs
  * under `valgrind --tool=callgrind` with instrumentation off; after a warm-up, instrumentation is
  * switched on for a fixed number of iterations only (callgrind_control), and the dump's total of
- * instructions is divided by them. Slow (a few minutes per build). The same build differs by up to
- * about 1.5% between runs (JIT and GC timing): trust only larger differences, or repeat.
+ * instructions is divided by them. Slow (a few minutes per build). The same build measured twice
+ * differs by 1.5-5% (JIT and GC timing; a major GC that falls inside one build's window moves it
+ * more), and more when several scenarios share one run: measure one scenario per run, swap the
+ * builds' order in a second run, and trust only larger differences.
  *
  *   cp -r dist dist-before && npm run build
- *   node --import tsx test/bench/callgrind-ab.ts cc-jwt,introspect-jwt dist-before,dist,bare [iterations=300]
+ *   node --import tsx test/bench/callgrind-ab.ts cc-opaque dist-before,dist,bare [iterations=300]
  *
  * Needs valgrind (callgrind_control). Builds sit in the package root; `bare` is
  * test/bench/bare-provider.ts, for the scenarios it can do (not the SSO ones).
