@@ -10,7 +10,7 @@
  * Accounts made before PRECIS are keyed account:name:<NFKC, lowercase>; lookups fall back to
  * that form, and their skeletons are indexed once (accounts:skeletons marks it done).
  */
-import { randomBytes, randomUUID } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import argon2 from 'argon2';
 import type { Kv } from '../store/kv.js';
 import { enforceUsername, legacyUsernameForm, MAX_USERNAME_LENGTH, nonAscii, usernameSkeletons } from './usernames.js';
@@ -39,6 +39,16 @@ export interface Account {
   readonly claims: Claims;
   /** Epoch seconds of the last change to the profile (the `updated_at` claim). */
   readonly updatedAt: number;
+}
+
+/**
+ * Which password the account has, without the hash: a digest of the stored hash, so that a sign-in
+ * can say which password it verified and its resume can tell whether that password is still the
+ * account's (a new password, even the same one, has a new salt and so a new stamp). Undefined
+ * for an account without a password.
+ */
+export function passwordStamp(account: Pick<Account, 'passwordHash'>): string | undefined {
+  return account.passwordHash ? createHash('sha256').update(account.passwordHash).digest('base64url').slice(0, 22) : undefined;
 }
 
 export class AccountError extends Error {

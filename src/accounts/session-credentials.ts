@@ -34,6 +34,8 @@ export interface SessionCredential {
   readonly passkeys?: readonly string[];
   /** The upstream links used ("<upstream>:<upstream sub>", as the account page names them). */
   readonly links?: readonly string[];
+  /** The password verified (accounts.ts passwordStamp): checked at the resume only, never kept for later. */
+  readonly password?: string;
 }
 
 /** Where, in the interaction's result, a finished sign-in leaves its credential (interactions/sign-in-result.ts). */
@@ -48,17 +50,26 @@ export type CredentialsHeld = (sub: string, credential: SessionCredential) => Pr
 
 /**
  * Its passkeys still registered, its authenticator app still enrolled, its upstream links still
- * the person's and their upstreams (`upstreamKnown`) still configured. (A password changed or
- * recovery codes made anew since are not told apart here.)
+ * the person's and their upstreams (`upstreamKnown`) still configured, and the password it
+ * verified still the person's (`passwordOf`: the stamp of their password now; a password changed
+ * while the sign-in waited for its resume, by its owner or an operator, no longer signs it in).
+ * (Recovery codes made anew since are not told apart here.)
  */
-export function credentialsHeld(records: CredentialRecords, links: UpstreamLinks, upstreamKnown: (id: string) => Promise<boolean>): CredentialsHeld {
+export function credentialsHeld(
+  records: CredentialRecords,
+  links: UpstreamLinks,
+  upstreamKnown: (id: string) => Promise<boolean>,
+  passwordOf: (sub: string) => Promise<string | undefined>,
+): CredentialsHeld {
   return async (sub, credential) => {
     const parts = (credential.links ?? []).map((id) => [id.slice(0, id.indexOf(':')), id.slice(id.indexOf(':') + 1)] as const);
-    const [record, linked, known] = await Promise.all([
+    const [record, linked, known, password] = await Promise.all([
       records.read(sub),
       Promise.all(parts.map(([upstream, upstreamSub]) => links.find(upstream, upstreamSub))),
       Promise.all(parts.map(([upstream]) => upstreamKnown(upstream))),
+      credential.password ? passwordOf(sub) : undefined,
     ]);
+    if (credential.password && credential.password !== password) return false;
     if (credential.passkeys?.some((id) => !record.passkeys.some((passkey) => passkey.id === id))) return false;
     if (credential.methods.includes('totp') && !record.totp) return false;
     return linked.every((link) => link?.sub === sub) && known.every(Boolean);
@@ -119,7 +130,9 @@ export class SessionCredentials {
       const credential = oidc?.result?.[CREDENTIAL_RESULT] as SessionCredential | undefined;
       const session = oidc?.session;
       if (!credential || !session?.uid || !session.accountId || session.accountId !== oidc?.result?.login?.accountId) return;
-      await this.record(session.uid, credential);
+      // Which password was verified matters to this resume only: the record keeps the rest.
+      const { password: _verified, ...kept } = credential;
+      await this.record(session.uid, kept);
       if (this.held && !(await this.held(session.accountId, credential))) await endSession(session.uid);
     });
   }
@@ -137,7 +150,7 @@ export class SessionCredentials {
       readAhead(sub, typeof clientId === 'string' ? clientId : undefined);
     }
     if (await this.held!(sub, credential)) return;
-    interaction.result = { error: 'access_denied', error_description: 'a credential this sign-in used was removed since' };
+    interaction.result = { error: 'access_denied', error_description: 'a credential this sign-in used was removed or changed since' };
     await interaction.persist();
   }
 }

@@ -9,7 +9,7 @@ import { bodyParser } from '@koa/bodyparser';
 import Router from '@koa/router';
 import type { Context, Middleware } from 'koa';
 import { underPrefix } from '../http/under-prefix.js';
-import type { Account, Accounts } from '../accounts/accounts.js';
+import { passwordStamp, type Account, type Accounts } from '../accounts/accounts.js';
 import type { LoginThrottle } from '../accounts/throttle.js';
 import type { SecondFactors } from '../accounts/second-factors.js';
 import type { Logger } from '../ops/logger.js';
@@ -67,7 +67,7 @@ export function interactionRoutes(options: Options): Middleware[] {
   });
 
   const afterPassword = (ctx: Context, interaction: Interaction, account: Account, remember: boolean) =>
-    afterFirst(ctx, interaction, { sub: account.sub, username: account.username, remember, method: 'password' });
+    afterFirst(ctx, interaction, { sub: account.sub, username: account.username, remember, method: 'password', passwordStamp: passwordStamp(account) });
   router.post('/:uid/login', form, submitLogin(steps, { accounts, throttle, logger, metrics, afterPassword }));
   router.post('/:uid/second-factor', form, submitSecondFactor(steps, options));
   router.post('/:uid/passkey', form, submitPasskey(steps, options));

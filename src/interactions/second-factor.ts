@@ -35,6 +35,8 @@ export interface FirstFactorPassed {
   readonly method: FirstFactor;
   /** For a sign-in through an upstream: which one, for the session's record (the `idp` claim, logout). */
   readonly upstream?: FederatedSession;
+  /** For a password: which one it was (accounts.ts passwordStamp), checked again as the sign-in resumes. */
+  readonly passwordStamp?: string;
 }
 
 export interface SecondFactorOptions {
@@ -54,7 +56,14 @@ export function firstFactorPassed(interaction: Interaction): FirstFactorPassed |
   const value = (interaction.result as Record<string, unknown> | undefined)?.[FIRST_FACTOR_PASSED] as Partial<FirstFactorPassed> | undefined;
   if (!value || typeof value.sub !== 'string' || typeof value.username !== 'string') return undefined;
   const method: FirstFactor = value.method === 'federated' ? 'federated' : 'password';
-  return { sub: value.sub, username: value.username, remember: value.remember === true, method, ...(value.upstream && { upstream: value.upstream }) };
+  return {
+    sub: value.sub,
+    username: value.username,
+    remember: value.remember === true,
+    method,
+    ...(value.upstream && { upstream: value.upstream }),
+    ...(typeof value.passwordStamp === 'string' && { passwordStamp: value.passwordStamp }),
+  };
 }
 
 /** The interaction result that records `passed` (for the upstream's callback, which saves it itself). */
@@ -85,7 +94,7 @@ export function afterFirstFactor(steps: Interactions, options: SecondFactorOptio
     if ((await requiredLevel(steps, interaction, mfaRequired)) === 'pwd') {
       // Complete with the first factor alone: only now is the username's failure count cleared.
       if (passed.method === 'password') await options.throttle.succeeded(passed.username);
-      return finishSignIn(steps, ctx, passed.sub, passed.remember, [passed.method], passed.upstream);
+      return finishSignIn(steps, ctx, passed.sub, passed.remember, [passed.method], passed);
     }
     return showEnrolmentNeeded(steps, ctx, interaction, accountPage);
   };
@@ -184,7 +193,7 @@ export function submitSecondFactor(steps: Interactions, options: SecondFactorOpt
     metrics.secondFactors.inc({ method: metricMethod, outcome: 'success' });
     logger.info({ event: 'second_factor.succeeded', method: metricMethod, sub: account.sub, client_id: interaction.params.client_id }, 'second factor accepted');
     const methods: Method[] = [passed.method, method === 'totp' ? 'totp' : 'recovery-code'];
-    await finishSignIn(steps, ctx, account.sub, passed.remember, methods, passed.upstream);
+    await finishSignIn(steps, ctx, account.sub, passed.remember, methods, passed);
 
     async function paused(ctx: Context, seconds: number) {
       metrics.secondFactors.inc({ method: metricMethod, outcome: 'throttled' });

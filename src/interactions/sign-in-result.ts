@@ -9,9 +9,10 @@ import type { FederatedSession } from '../upstreams/sessions.js';
 import type { Interactions } from './interaction.js';
 
 /**
- * `upstream`: the upstream that signed the person in, recorded with the session (upstreams/sessions.ts);
- * `passkey`: the credential id of the passkey used. Both, with the methods, are recorded as the
- * session's credential (accounts/session-credentials.ts).
+ * `used.upstream`: the upstream that signed the person in, recorded with the session
+ * (upstreams/sessions.ts); `used.passkey`: the credential id of the passkey used;
+ * `used.passwordStamp`: which password was verified. With the methods, they are the session's
+ * credential (accounts/session-credentials.ts), checked again as the sign-in resumes.
  */
 export async function finishSignIn(
   { providers, upstreamKnown }: Interactions,
@@ -19,9 +20,9 @@ export async function finishSignIn(
   sub: string,
   remember: boolean,
   methods: Method[],
-  upstream?: FederatedSession,
-  passkey?: string,
+  used: { readonly upstream?: FederatedSession; readonly passkey?: string; readonly passwordStamp?: string } = {},
 ): Promise<void> {
+  const { upstream, passkey, passwordStamp } = used;
   if (upstream && !(await upstreamKnown(upstream.upstream))) {
     // Removed while this sign-in waited (e.g. for its second factor): its word no longer counts.
     await providers.current.interactionFinished(
@@ -34,7 +35,12 @@ export async function finishSignIn(
     return;
   }
   const { acr, amr } = assurance(methods);
-  const credential: SessionCredential = { methods, ...(passkey && { passkeys: [passkey] }), ...(upstream && { links: [`${upstream.upstream}:${upstream.sub}`] }) };
+  const credential: SessionCredential = {
+    methods,
+    ...(passkey && { passkeys: [passkey] }),
+    ...(upstream && { links: [`${upstream.upstream}:${upstream.sub}`] }),
+    ...(passwordStamp && { password: passwordStamp }),
+  };
   const result = { login: { accountId: sub, remember, amr, acr }, [CREDENTIAL_RESULT]: credential, ...(upstream && { upstream }) };
   await providers.current.interactionFinished(ctx.req, ctx.res, result, { mergeWithLastSubmission: false });
   ctx.respond = false;

@@ -5,7 +5,7 @@
 import type { JWTVerifyGetKey } from 'jose';
 import type { Middleware } from 'koa';
 import { errors, Provider, type AccountClaims, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
-import { claimsFor, type Accounts } from '../accounts/accounts.js';
+import { claimsFor, passwordStamp, type Accounts } from '../accounts/accounts.js';
 import type { Apis } from '../apis/apis.js';
 import { accountCheckedFor, AccountSessions } from '../accounts/sessions.js';
 import { credentialsHeld, SessionCredentials } from '../accounts/session-credentials.js';
@@ -444,12 +444,16 @@ function applyPatches(
     const session = await provider.Session.findByUid(uid);
     if (session) await accountSessions.signOutSession(session, (grantId) => grants.revoke(grantId), true);
   };
+  const passwordNow = async (sub: string) => {
+    const account = await accounts.find(sub);
+    return account && passwordStamp(account);
+  };
   // The account and the remembered consent the resume reads next are read with its credential check.
   const signInReads = (request: object, sub: string, clientId: string | undefined) => {
     accounts.readAhead(sub, request);
     if (clientId) consents.readAhead(sub, clientId, request);
   };
-  layers.push(new SessionCredentials(kv, config.ttl.session, credentialsHeld(new CredentialRecords(kv), new UpstreamLinks(kv, accounts), upstreamKnown)).recordAtSignIn(provider, endSession, signInReads));
+  layers.push(new SessionCredentials(kv, config.ttl.session, credentialsHeld(new CredentialRecords(kv), new UpstreamLinks(kv, accounts), upstreamKnown, passwordNow)).recordAtSignIn(provider, endSession, signInReads));
   // A sign-in through an upstream records which upstream signed the session in (upstreams/sessions.ts).
   layers.push(recordFederatedSessions([provider.pathFor('authorization'), provider.pathFor('code_verification')], federated));
   // ...and signing out of Latchkey everywhere goes on to the upstream's end_session_endpoint (see the patch).

@@ -617,6 +617,29 @@ describe('attacks: second factor, step-up and the new endpoints (black box)', fu
     });
   }
 
+  it('a sign-in with a known password held at its resume while the owner changes the password does not complete: the app gets access_denied, no session is left', async () => {
+    const lou = await server.accounts.create('lou', PASSWORD);
+    // The thief's password sign-in is finished, but the redirect to its resume is not followed yet.
+    const thief = new Agent();
+    const { page } = await authorize(thief, 'app');
+    const held = await thief.submit(page, '/login', { username: 'lou', password: PASSWORD }, `${server.issuer}/auth/`);
+    assert.match(held.url, /\/auth\/[^/?]+$/, `expected the resume, got ${held.status} ${held.url}`);
+    // Meanwhile lou changes the password (the account page's change, as the store sees it).
+    assert.equal(await server.accounts.changePassword(lou.sub, PASSWORD, 'a different long passphrase'), true);
+
+    let resumed = await thief.follow(held.url, {}, REDIRECT);
+    if (isConsent(resumed)) resumed = await thief.submit(resumed, '/confirm', {}, REDIRECT);
+    assert.equal(new URL(resumed.url).searchParams.get('error'), 'access_denied', `the app got ${resumed.url}`);
+    assert.equal(await silently(thief), 'login_required', 'no session signed in with the changed password');
+
+    // A sign-in with the password it has now completes as usual.
+    const owner = new Agent();
+    const again = await authorize(owner, 'app');
+    let done = await owner.submit(again.page, '/login', { username: 'lou', password: 'a different long passphrase' }, REDIRECT);
+    if (isConsent(done)) done = await owner.submit(done, '/confirm', {}, REDIRECT);
+    assert.ok(new URL(done.url).searchParams.get('code'), `the app got ${done.url}`);
+  });
+
   it('an authenticator app removed, or recovery codes made anew, on the account page: the other sessions its codes signed in end; others stay', async () => {
     const lee = await server.accounts.create('lee', PASSWORD);
     const secret = await enrolTotp('lee');
