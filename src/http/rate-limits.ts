@@ -35,7 +35,7 @@ type Settings = Config['rateLimit'];
  * oidc-provider's route names (lib/helpers/initialize_app.js). A name whose feature is off has no
  * path (pathFor throws) and is skipped; the paths themselves always come from the provider.
  */
-const ROUTE_NAMES = [
+export const ROUTE_NAMES = [
   'authorization', 'resume', 'userinfo', 'token', 'jwks', 'discovery', 'registration', 'client',
   'revocation', 'introspection', 'end_session', 'end_session_confirm', 'end_session_success',
   'pushed_authorization_request', 'device_authorization', 'code_verification', 'device_resume',

@@ -7,17 +7,16 @@
 import type { Middleware } from 'koa';
 import type { Provider } from 'oidc-provider';
 import { dispatch } from '../http/layers.js';
+import { ROUTE_NAMES } from '../http/rate-limits.js';
 
 /**
- * The names of oidc-provider's routes without parameters (lib/helpers/initialize_app.js) that a
- * scope may name: a name not listed (a typo) fails at start rather than skip its layer everywhere.
- * Not `discovery`: oidc-provider registers it under two paths and pathFor gives the first only.
+ * The names of oidc-provider's routes that a scope may name: a name not among them (a typo) fails
+ * at start rather than skip its layer everywhere. Not the routes with a parameter (pathFor without
+ * it throws, which would read as a feature that is off), nor `discovery`: oidc-provider registers
+ * it under two paths and pathFor gives the first only.
  */
-const ROUTES = new Set([
-  'authorization', 'userinfo', 'token', 'jwks', 'registration', 'revocation', 'introspection',
-  'end_session', 'end_session_confirm', 'end_session_success', 'device_authorization', 'code_verification',
-  'pushed_authorization_request', 'backchannel_authentication', 'challenge', 'credential',
-]);
+const WITH_PARAMETERS = new Set(['resume', 'client', 'device_resume']);
+const ROUTES = new Set<string>(ROUTE_NAMES.filter((name) => name !== 'discovery' && !WITH_PARAMETERS.has(name)));
 
 /** The path of `name` on `provider`; undefined when its feature is off (pathFor throws then). */
 function routePath(provider: Provider, name: string): string | undefined {

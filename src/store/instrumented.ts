@@ -16,7 +16,7 @@ export function instrumented<T extends Kv>(kv: T, metrics: Metrics): T {
       if (property === 'cachedReads') return (value as (...a: unknown[]) => unknown).bind(target);
       if (!wrappers.has(property)) {
         // The operation's two label sets, bound once: prom-client's startTimer merged and hashed
-        // the labels again at every command (a tenth of the store's cost per request).
+        // the labels again at every command.
         const operation = String(property);
         const ok = metrics.storeCommands.labels(operation, 'ok');
         const failed = metrics.storeCommands.labels(operation, 'error');
