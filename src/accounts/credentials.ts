@@ -4,6 +4,7 @@
  * passkey's sign counter back. The TOTP secret in it is sealed (see totp.ts); recovery codes are
  * hashes (recovery-codes.ts); passkeys hold only public keys.
  */
+import { randomUUID } from 'node:crypto';
 import type { Kv } from '../store/kv.js';
 
 export interface StoredPasskey {
@@ -20,16 +21,32 @@ export interface StoredPasskey {
   readonly lastUsedAt?: number;
 }
 
+/** One enrolment of an authenticator app, or one set of recovery codes. */
+export interface Enrolment {
+  /** Random, new at each enrolment (records made before 2026-11-30 have none: their createdAt stands in). */
+  readonly id?: string;
+  readonly createdAt: number;
+}
+
 export interface StoredCredentials {
-  readonly totp?: { readonly sealed: string; readonly createdAt: number; readonly lastUsedAt?: number };
+  readonly totp?: Enrolment & { readonly sealed: string; readonly lastUsedAt?: number };
   readonly passkeys: readonly StoredPasskey[];
-  readonly recovery?: { readonly hashes: readonly string[]; readonly createdAt: number };
+  readonly recovery?: Enrolment & { readonly hashes: readonly string[] };
 }
 
 const EMPTY: StoredCredentials = { passkeys: [] };
 const recordKey = (sub: string) => `mfa:${sub}`;
 
 export const epochSeconds = () => Math.floor(Date.now() / 1000);
+
+export const newEnrolment = (): Enrolment => ({ id: randomUUID(), createdAt: epochSeconds() });
+
+/**
+ * Which enrolment a sign-in used, for its resume to tell whether it is still the person's: an
+ * authenticator app removed and set up again, or recovery codes made anew, while the sign-in waited
+ * is another enrolment (session-credentials.ts). Undefined when there is none.
+ */
+export const enrolmentStamp = (enrolment: Enrolment | undefined): string | undefined => enrolment && (enrolment.id ?? `t${enrolment.createdAt}`);
 
 export class CredentialRecords {
   constructor(private readonly kv: Kv) {}

@@ -5,7 +5,7 @@
  * person's record with compare-and-set: of two concurrent uses exactly one succeeds.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { epochSeconds, type CredentialRecords } from './credentials.js';
+import { enrolmentStamp, newEnrolment, type CredentialRecords } from './credentials.js';
 
 export const RECOVERY_CODE_COUNT = 10;
 const ALPHABET = 'abcdefghjkmnpqrstuvwxyz23456789'; // no 0/o, 1/l/i: read from paper
@@ -32,19 +32,21 @@ export class RecoveryCodes {
   /** Ten new codes (replacing any earlier ones): returned this once, stored only as hashes. */
   async generate(sub: string): Promise<string[]> {
     const codes = Array.from({ length: RECOVERY_CODE_COUNT }, newCode);
-    await this.records.update(sub, (current) => ({ next: { ...current, recovery: { hashes: codes.map(hash), createdAt: epochSeconds() } }, result: true }));
+    await this.records.update(sub, (current) => ({ next: { ...current, recovery: { ...newEnrolment(), hashes: codes.map(hash) } }, result: true }));
     return codes;
   }
 
-  /** Spends a code: true once per code, false for anything else. */
-  async use(sub: string, code: string): Promise<boolean> {
-    if (typeof code !== 'string' || canonical(code).length !== 16) return false;
+  /**
+   * Spends a code: once per code, the stamp of the set it belonged to (credentials.ts
+   * enrolmentStamp); undefined for anything else.
+   */
+  async use(sub: string, code: string): Promise<string | undefined> {
+    if (typeof code !== 'string' || canonical(code).length !== 16) return undefined;
     const offered = hash(code);
-    const spent = await this.records.update(sub, (current) => {
+    return this.records.update(sub, (current) => {
       if (!current.recovery?.hashes.includes(offered)) return undefined;
-      return { next: { ...current, recovery: { ...current.recovery, hashes: current.recovery.hashes.filter((h) => h !== offered) } }, result: true };
+      return { next: { ...current, recovery: { ...current.recovery, hashes: current.recovery.hashes.filter((h) => h !== offered) } }, result: enrolmentStamp(current.recovery) };
     });
-    return spent === true;
   }
 
   async remove(sub: string): Promise<void> {

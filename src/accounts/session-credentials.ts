@@ -19,7 +19,7 @@ import type { KoaContextWithOIDC, Provider } from 'oidc-provider';
 import type { Middleware } from 'koa';
 import { scoped } from '../http/layers.js';
 import type { Method } from './assurance.js';
-import type { CredentialRecords } from './credentials.js';
+import { enrolmentStamp, type CredentialRecords } from './credentials.js';
 import type { UpstreamLinks } from './links.js';
 import type { Kv } from '../store/kv.js';
 
@@ -34,8 +34,12 @@ export interface SessionCredential {
   readonly passkeys?: readonly string[];
   /** The upstream links used ("<upstream>:<upstream sub>", as the account page names them). */
   readonly links?: readonly string[];
-  /** The password verified (accounts.ts passwordStamp): checked at the resume only, never kept for later. */
-  readonly password?: string;
+  /**
+   * Which password, authenticator-app enrolment and set of recovery codes the sign-in verified
+   * (accounts.ts passwordStamp, credentials.ts enrolmentStamp): checked at the resume only, never
+   * kept for later.
+   */
+  readonly verified?: { readonly password?: string; readonly totp?: string; readonly recoveryCodes?: string };
 }
 
 /** Where, in the interaction's result, a finished sign-in leaves its credential (interactions/sign-in-result.ts). */
@@ -50,10 +54,10 @@ export type CredentialsHeld = (sub: string, credential: SessionCredential) => Pr
 
 /**
  * Its passkeys still registered, its authenticator app still enrolled, its upstream links still
- * the person's and their upstreams (`upstreamKnown`) still configured, and the password it
- * verified still the person's (`passwordOf`: the stamp of their password now; a password changed
- * while the sign-in waited for its resume, by its owner or an operator, no longer signs it in).
- * (Recovery codes made anew since are not told apart here.)
+ * the person's and their upstreams (`upstreamKnown`) still configured, and the password,
+ * authenticator app and recovery codes it verified still the person's: a password changed (by its
+ * owner or an operator; `passwordOf` gives the stamp of the password now), an app removed or set up
+ * again, or recovery codes made anew while the sign-in waited for its resume no longer sign it in.
  */
 export function credentialsHeld(
   records: CredentialRecords,
@@ -67,11 +71,14 @@ export function credentialsHeld(
       records.read(sub),
       Promise.all(parts.map(([upstream, upstreamSub]) => links.find(upstream, upstreamSub))),
       Promise.all(parts.map(([upstream]) => upstreamKnown(upstream))),
-      credential.password ? passwordOf(sub) : undefined,
+      credential.verified?.password ? passwordOf(sub) : undefined,
     ]);
-    if (credential.password && credential.password !== password) return false;
+    const { verified } = credential;
+    if (verified?.password && verified.password !== password) return false;
     if (credential.passkeys?.some((id) => !record.passkeys.some((passkey) => passkey.id === id))) return false;
     if (credential.methods.includes('totp') && !record.totp) return false;
+    if (verified?.totp && verified.totp !== enrolmentStamp(record.totp)) return false;
+    if (verified?.recoveryCodes && verified.recoveryCodes !== enrolmentStamp(record.recovery)) return false;
     return linked.every((link) => link?.sub === sub) && known.every(Boolean);
   };
 }
@@ -130,8 +137,8 @@ export class SessionCredentials {
       const credential = oidc?.result?.[CREDENTIAL_RESULT] as SessionCredential | undefined;
       const session = oidc?.session;
       if (!credential || !session?.uid || !session.accountId || session.accountId !== oidc?.result?.login?.accountId) return;
-      // Which password was verified matters to this resume only: the record keeps the rest.
-      const { password: _verified, ...kept } = credential;
+      // Which password or enrolment was verified matters to this resume only: the record keeps the rest.
+      const { verified: _verified, ...kept } = credential;
       await this.record(session.uid, kept);
       if (this.held && !(await this.held(session.accountId, credential))) await endSession(session.uid);
     });

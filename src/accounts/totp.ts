@@ -11,7 +11,7 @@
 import { Secret, TOTP } from 'otpauth';
 import { SealError, type Sealer } from '../keyring/sealing.js';
 import type { Kv } from '../store/kv.js';
-import { epochSeconds, type CredentialRecords } from './credentials.js';
+import { enrolmentStamp, epochSeconds, newEnrolment, type CredentialRecords } from './credentials.js';
 
 const PERIOD = 30;
 const WINDOW = 1;
@@ -22,8 +22,11 @@ const pendingKey = (sub: string) => `mfa:totp-pending:${sub}`;
 const usedKey = (sub: string, step: number) => `mfa:totp-used:${sub}:${step}`;
 const aad = (sub: string) => `totp:${sub}`;
 
-/** `unreadable`: the secret was sealed under a secret no longer in keys.secrets (an operator must reset it). */
-export type TotpOutcome = 'ok' | 'wrong' | 'replayed' | 'unreadable';
+/**
+ * `ok` with the stamp of the enrolment the code fitted (credentials.ts enrolmentStamp); `unreadable`:
+ * the secret was sealed under a secret no longer in keys.secrets (an operator must reset it).
+ */
+export type TotpOutcome = { readonly outcome: 'ok'; readonly enrolment: string } | { readonly outcome: 'wrong' | 'replayed' | 'unreadable' };
 
 export class TotpCredentials {
   constructor(
@@ -67,31 +70,35 @@ export class TotpCredentials {
     if (!sealed) return false;
     const step = this.#matchingStep(this.#open(sub, sealed), code);
     if (step === undefined || !(await this.#spend(sub, step))) return false;
-    await this.records.update(sub, (current) => ({ next: { ...current, totp: { sealed, createdAt: epochSeconds() } }, result: true }));
+    await this.records.update(sub, (current) => ({ next: { ...current, totp: { ...newEnrolment(), sealed } }, result: true }));
     await this.kv.del([pendingKey(sub)]);
     return true;
   }
 
   async verify(sub: string, code: string): Promise<TotpOutcome> {
     const { totp } = await this.records.read(sub);
-    if (!totp) return 'wrong';
+    if (!totp) return { outcome: 'wrong' };
     let secret: string;
     try {
       secret = this.#open(sub, totp.sealed);
     } catch (error) {
-      if (error instanceof SealError) return 'unreadable';
+      if (error instanceof SealError) return { outcome: 'unreadable' };
       throw error;
     }
     const step = this.#matchingStep(secret, code);
-    if (step === undefined) return 'wrong';
-    if (!(await this.#spend(sub, step))) return 'replayed';
+    if (step === undefined) return { outcome: 'wrong' };
+    if (!(await this.#spend(sub, step))) return { outcome: 'replayed' };
     // A secret sealed under an older keys.secrets entry is sealed again under the first one, so the
     // old entry can be retired once every person has signed in (as the key ring is re-sealed).
+    // Only onto the enrolment the code fitted: one made meanwhile keeps its own secret.
+    const enrolment = enrolmentStamp(totp)!;
     const sealed = this.sealer.isCurrent(totp.sealed) ? totp.sealed : this.#seal(sub, secret);
     await this.records.update(sub, (current) =>
-      current.totp ? { next: { ...current, totp: { ...current.totp, sealed, lastUsedAt: epochSeconds() } }, result: true } : undefined,
+      current.totp && enrolmentStamp(current.totp) === enrolment
+        ? { next: { ...current, totp: { ...current.totp, sealed, lastUsedAt: epochSeconds() } }, result: true }
+        : undefined,
     );
-    return 'ok';
+    return { outcome: 'ok', enrolment };
   }
 
   async remove(sub: string): Promise<void> {

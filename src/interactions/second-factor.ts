@@ -14,6 +14,7 @@ import type { Context } from 'koa';
 import type { Accounts } from '../accounts/accounts.js';
 import type { FirstFactor, Method } from '../accounts/assurance.js';
 import { hasSecondFactor, type SecondFactors } from '../accounts/second-factors.js';
+import type { TotpOutcome } from '../accounts/totp.js';
 import type { LoginThrottle } from '../accounts/throttle.js';
 import { respondWithError } from '../http/errors.js';
 import { PASSKEY_SCRIPTS } from '../http/scripts.js';
@@ -172,8 +173,9 @@ export function submitSecondFactor(steps: Interactions, options: SecondFactorOpt
     const pause = await throttle.pause(passed.username, ctx.ip);
     if (pause) return paused(ctx, pause);
 
-    const outcome =
-      method === 'totp' ? await secondFactors.totp.verify(account.sub, code) : (await secondFactors.recoveryCodes.use(account.sub, code)) ? 'ok' : 'wrong';
+    const verified: TotpOutcome =
+      method === 'totp' ? await secondFactors.totp.verify(account.sub, code) : await spentRecoveryCode(secondFactors, account.sub, code);
+    const { outcome } = verified;
     if (outcome === 'unreadable') {
       metrics.secondFactors.inc({ method: metricMethod, outcome: 'failure' });
       logger.error({ event: 'second_factor.unreadable', sub: account.sub }, 'authenticator-app secret sealed under a secret no longer in keys.secrets: reset it (latchkey users mfa reset)');
@@ -193,7 +195,8 @@ export function submitSecondFactor(steps: Interactions, options: SecondFactorOpt
     metrics.secondFactors.inc({ method: metricMethod, outcome: 'success' });
     logger.info({ event: 'second_factor.succeeded', method: metricMethod, sub: account.sub, client_id: interaction.params.client_id }, 'second factor accepted');
     const methods: Method[] = [passed.method, method === 'totp' ? 'totp' : 'recovery-code'];
-    await finishSignIn(steps, ctx, account.sub, passed.remember, methods, passed);
+    const enrolment = verified.outcome === 'ok' ? verified.enrolment : undefined;
+    await finishSignIn(steps, ctx, account.sub, passed.remember, methods, { ...passed, ...(method === 'totp' ? { totp: enrolment } : { recoveryCodes: enrolment }) });
 
     async function paused(ctx: Context, seconds: number) {
       metrics.secondFactors.inc({ method: metricMethod, outcome: 'throttled' });
@@ -206,6 +209,12 @@ export function submitSecondFactor(steps: Interactions, options: SecondFactorOpt
 }
 
 /** POST /interaction/:uid/unmet: the person will not set up a second factor now; the app is told. */
+/** A recovery code, answered as an app's code is: ok with the stamp of the set it was spent from, or wrong. */
+async function spentRecoveryCode(factors: SecondFactors, sub: string, code: string): Promise<TotpOutcome> {
+  const set = await factors.recoveryCodes.use(sub, code);
+  return set ? { outcome: 'ok', enrolment: set } : { outcome: 'wrong' };
+}
+
 export function unmetRequirements({ providers, submitted }: Interactions) {
   return async (ctx: Context): Promise<void> => {
     const found = await submitted(ctx);

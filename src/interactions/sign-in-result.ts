@@ -9,20 +9,29 @@ import type { FederatedSession } from '../upstreams/sessions.js';
 import type { Interactions } from './interaction.js';
 
 /**
- * `used.upstream`: the upstream that signed the person in, recorded with the session
- * (upstreams/sessions.ts); `used.passkey`: the credential id of the passkey used;
- * `used.passwordStamp`: which password was verified. With the methods, they are the session's
- * credential (accounts/session-credentials.ts), checked again as the sign-in resumes.
+ * What a sign-in used besides its methods. With them, the session's credential
+ * (accounts/session-credentials.ts), checked again as the sign-in resumes.
  */
+export interface Used {
+  /** The upstream that signed the person in, recorded with the session (upstreams/sessions.ts). */
+  readonly upstream?: FederatedSession;
+  /** The credential id of the passkey used. */
+  readonly passkey?: string;
+  /** Which password (accounts.ts passwordStamp), authenticator-app enrolment and set of recovery codes (credentials.ts enrolmentStamp) were verified. */
+  readonly passwordStamp?: string;
+  readonly totp?: string;
+  readonly recoveryCodes?: string;
+}
+
 export async function finishSignIn(
   { providers, upstreamKnown }: Interactions,
   ctx: Context,
   sub: string,
   remember: boolean,
   methods: Method[],
-  used: { readonly upstream?: FederatedSession; readonly passkey?: string; readonly passwordStamp?: string } = {},
+  used: Used = {},
 ): Promise<void> {
-  const { upstream, passkey, passwordStamp } = used;
+  const { upstream, passkey, passwordStamp, totp, recoveryCodes } = used;
   if (upstream && !(await upstreamKnown(upstream.upstream))) {
     // Removed while this sign-in waited (e.g. for its second factor): its word no longer counts.
     await providers.current.interactionFinished(
@@ -39,7 +48,7 @@ export async function finishSignIn(
     methods,
     ...(passkey && { passkeys: [passkey] }),
     ...(upstream && { links: [`${upstream.upstream}:${upstream.sub}`] }),
-    ...(passwordStamp && { password: passwordStamp }),
+    ...((passwordStamp || totp || recoveryCodes) && { verified: { password: passwordStamp, totp, recoveryCodes } }),
   };
   const result = { login: { accountId: sub, remember, amr, acr }, [CREDENTIAL_RESULT]: credential, ...(upstream && { upstream }) };
   await providers.current.interactionFinished(ctx.req, ctx.res, result, { mergeWithLastSubmission: false });

@@ -640,6 +640,37 @@ describe('attacks: second factor, step-up and the new endpoints (black box)', fu
     assert.ok(new URL(done.url).searchParams.get('code'), `the app got ${done.url}`);
   });
 
+  // The second factor of a thief who knows the password: a code read off the person's app, or one
+  // of their recovery codes. The owner answers by setting the app up again, or by making new codes.
+  for (const [name, factor] of [
+    ['len', 'an authenticator-app code, and the owner sets the app up again'],
+    ['lyn', 'a recovery code, and the owner makes new codes'],
+  ] as const) {
+    it(`a sign-in with a stolen password and ${factor} while it waits for its resume: the app gets access_denied, no session is left`, async () => {
+      const person = await server.accounts.create(name, PASSWORD);
+      const secret = await enrolTotp(name);
+      const [recoveryCode] = await server.secondFactors.recoveryCodes.generate(person.sub);
+      const thief = new Agent();
+      const second = await signInSteps(thief, (await authorize(thief, 'app')).page, { username: name, password: PASSWORD, login: 'required', stopAt: REDIRECT });
+      const stolen = factor.startsWith('an authenticator') ? { method: 'totp', code: codeFor(secret, 0) } : { method: 'recovery', code: recoveryCode! };
+      const held = await thief.submit(second, '/second-factor', stolen, `${server.issuer}/auth/`);
+      assert.match(held.url, /\/auth\/[^/?]+$/, `expected the resume, got ${held.status} ${held.url}`);
+      // Meanwhile the owner acts, as the account page does (no session of the thief's exists yet to end).
+      if (stolen.method === 'totp') {
+        await server.secondFactors.totp.remove(person.sub);
+        const again = await server.secondFactors.totp.begin(person.sub, name);
+        assert.equal(await server.secondFactors.totp.confirm(person.sub, codeFor(again.secret, 1)), true);
+      } else {
+        await server.secondFactors.recoveryCodes.generate(person.sub);
+      }
+
+      let resumed = await thief.follow(held.url, {}, REDIRECT);
+      if (isConsent(resumed)) resumed = await thief.submit(resumed, '/confirm', {}, REDIRECT);
+      assert.equal(new URL(resumed.url).searchParams.get('error'), 'access_denied', `the app got ${resumed.url}`);
+      assert.equal(await silently(thief), 'login_required', 'no session signed in with the old factor');
+    });
+  }
+
   it('an authenticator app removed, or recovery codes made anew, on the account page: the other sessions its codes signed in end; others stay', async () => {
     const lee = await server.accounts.create('lee', PASSWORD);
     const secret = await enrolTotp('lee');
