@@ -273,6 +273,25 @@ for (const mode of ['redis', 'embedded'] as const) {
     });
 
     if (mode === 'redis') {
+      it('with another KEYS_SECRETS than the server\'s, commands that open the key ring or seal a secret refuse in one line and change nothing', async () => {
+        assert.equal((await latchkey(env, ['users', 'add', 'frank', '--password-stdin'], `${PASSWORD}\n`)).status, 0);
+        // A second terminal that exported REDIS_URL but not the server's KEYS_SECRETS (here: the public default's stand-in).
+        const other = { ...env, KEYS_SECRETS: 'not-the-server-secret-but-long-enough-0123456789' };
+        for (const args of [['users', 'disable', 'frank'], ['users', 'remove', 'frank'], ['users', 'mfa', 'reset', 'frank'], ['upstreams', 'add', '--id', 'corp2', '--issuer', 'https://idp.example.com', '--client-id', 'x', '--client-secret-stdin']]) {
+          const run = await latchkey(other, args, 'an-upstream-secret\n');
+          assert.equal(run.status, 1, args.join(' '));
+          assert.match(run.stderr, /^latchkey: key \S+ was sealed with a secret that is not in keys\.secrets \(KEYS_SECRETS\): give latchkey the same KEYS_SECRETS as the server$/m, args.join(' '));
+          assert.equal(run.stderr.trim().split('\n').length, 2, 'the store line and the reason');
+        }
+        const frank = await server.accounts.findByUsername('frank');
+        assert.ok(frank, 'not removed');
+        assert.equal(frank.disabled, false, 'not disabled');
+        assert.ok(await server.accounts.verify('frank', PASSWORD));
+        const list = JSON.parse((await latchkey(env, ['upstreams', 'list'])).stdout) as { id: string }[];
+        assert.ok(!list.some((upstream) => upstream.id === 'corp2'), 'no upstream sealed under a secret the server does not hold');
+        assert.equal((await latchkey(env, ['users', 'remove', 'frank'])).status, 0, 'the server\'s secrets do it');
+      });
+
       it('without REDIS_URL the CLI refuses (one line) instead of acting on the embedded file', async () => {
         const run = await latchkey(without(env, 'REDIS_URL'), ['users', 'list']);
         assert.equal(run.status, 1);
