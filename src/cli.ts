@@ -245,6 +245,10 @@ clients
       const named: string[] | undefined = options.grantType?.map((type: string) => (type === 'device_code' ? DEVICE_CODE_GRANT : type));
       const grantTypes: string[] = named ?? (options.device ? [DEVICE_CODE_GRANT, 'refresh_token'] : ['authorization_code', 'refresh_token']);
       const device = grantTypes.includes(DEVICE_CODE_GRANT);
+      if (grantTypes.includes('authorization_code') && !options.redirectUri?.length) {
+        // Before the engine's "redirect_uris must contain members", which names no flag.
+        throw new UsageError('--redirect-uri is required for an app people sign in to (authorization_code); a service takes --grant-type client_credentials, a device or CLI --device');
+      }
       const publicByDefault = options.public || (options.device && !options.secret && !options.authMethod);
       const method: string = publicByDefault ? 'none' : (options.authMethod ?? 'client_secret_basic');
       const metadata: ClientMetadata = {
