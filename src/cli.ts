@@ -15,7 +15,7 @@ import { ConfigError, loadConfig, type Config } from './config.js';
 import { keyRevocationHorizon, ringStore, rotationPolicy } from './keyring/index.js';
 import { generateKey, Keyring } from './keyring/keyring.js';
 import { describeRing, planRevocation, RotationError } from './keyring/lifecycle.js';
-import { SealError } from './keyring/sealing.js';
+import { SealError, UnknownSecret } from './keyring/sealing.js';
 import { revokeFromRing, rotateRing } from './keyring/service.js';
 import { readRing } from './keyring/stores.js';
 import { createLogger } from './ops/logger.js';
@@ -46,6 +46,7 @@ const seeHelp = () => `see latchkey ${commandPath ? `${commandPath} ` : ''}--hel
 /** What went wrong, in one line (a stack trace only for what is a bug). */
 function oneLine(error: unknown): string {
   if (error instanceof UsageError) return `${error.message}; ${seeHelp()}`;
+  if (error instanceof UnknownSecret) return `${error.message}: give latchkey the same KEYS_SECRETS as the server`;
   if (error instanceof Error && USER_ERRORS.has(error.name)) return error.message;
   if (isStoreOutage(error)) return `the store is unreachable (${(error as Error).message})`;
   return error instanceof Error ? (error.stack ?? error.message) : String(error);
@@ -110,14 +111,11 @@ async function validatingProvider(kv: Kv, settings: Config) {
 }
 
 /**
- * Ends a person's sessions. Apps with back-channel logout get a logout token signed with the
- * current key, so this opens the real ring (none yet: no server ever ran, so no sessions either).
+ * People's sessions, to end them, with the real ring (undefined when no server ever ran: no
+ * sessions either): apps with back-channel logout get a logout token signed with the current key.
+ * Opened before a command changes anything, so settings that cannot open the ring (another
+ * KEYS_SECRETS than the server's) leave the person as they were instead of half done.
  */
-async function endSessions(kv: Kv, settings: Config, sub: string): Promise<void> {
-  await (await sessionsOn(kv, settings))?.sessions.endAll(sub);
-}
-
-/** People's sessions, to end them, with the real ring (undefined when no server ever ran: no sessions either). */
 async function sessionsOn(kv: Kv, settings: Config) {
   const snapshot = await readRing(ringStore(settings, kv));
   if (!snapshot) return undefined;
@@ -247,6 +245,10 @@ clients
       const named: string[] | undefined = options.grantType?.map((type: string) => (type === 'device_code' ? DEVICE_CODE_GRANT : type));
       const grantTypes: string[] = named ?? (options.device ? [DEVICE_CODE_GRANT, 'refresh_token'] : ['authorization_code', 'refresh_token']);
       const device = grantTypes.includes(DEVICE_CODE_GRANT);
+      if (grantTypes.includes('authorization_code') && !options.redirectUri?.length) {
+        // Before the engine's "redirect_uris must contain members", which names no flag.
+        throw new UsageError('--redirect-uri is required for an app people sign in to (authorization_code); a service takes --grant-type client_credentials, a device or CLI --device');
+      }
       const publicByDefault = options.public || (options.device && !options.secret && !options.authMethod);
       const method: string = publicByDefault ? 'none' : (options.authMethod ?? 'client_secret_basic');
       const metadata: ClientMetadata = {
@@ -596,10 +598,11 @@ for (const [name, disabled] of [
     .description(disabled ? 'stop a user from signing in, end their sessions and revoke their grants and tokens' : 'allow a disabled user to sign in again')
     .action(async (username: string) =>
       withStore(async (kv, settings) => {
+        const opened = disabled ? await sessionsOn(kv, settings) : undefined;
         const account = await new Accounts(kv, settings.accounts.argon2).setDisabled(username, disabled);
         if (disabled) {
           await (await grantRevocation(kv, settings)).revokeAccount(account.sub);
-          await endSessions(kv, settings, account.sub);
+          await opened?.sessions.endAll(account.sub);
         }
         console.log(`${name}d ${username}`);
       }),
@@ -612,10 +615,11 @@ users
   .action(async (username: string) =>
     withStore(async (kv, settings) => {
       const { factors } = await secondFactorsOf(kv, settings, username);
+      const opened = await sessionsOn(kv, settings);
       const account = await new Accounts(kv, settings.accounts.argon2).remove(username);
       await factors.reset(account.sub);
       await (await grantRevocation(kv, settings)).revokeAccount(account.sub);
-      await endSessions(kv, settings, account.sub);
+      await opened?.sessions.endAll(account.sub);
       console.log(`removed ${username}`);
     }),
   );
@@ -651,6 +655,9 @@ upstreams
       const { Upstreams, MAPPED_CLAIMS } = await import('./upstreams/registry.js');
       const claims = claimMapping(options.claim, MAPPED_CLAIMS);
       const clientSecret = await readStdin();
+      // The secret is sealed under the first of keys.secrets: only the server's own secrets seal
+      // it so that the server can open it (and not, say, under the public development default).
+      await readRing(ringStore(settings, kv));
       const added = await new Upstreams(kv, settings.keys.secrets).add({
         id: options.id,
         issuer: options.issuer,
@@ -728,9 +735,9 @@ mfa
   .action(async (username: string) =>
     withStore(async (kv, settings) => {
       const { account, factors } = await secondFactorsOf(kv, settings, username);
+      const opened = await sessionsOn(kv, settings);
       await factors.reset(account.sub);
       // As the admin API does: the sessions the factors signed in end, with their grants.
-      const opened = await sessionsOn(kv, settings);
       const [{ SessionCredentials }, { withSecondFactor }, revocation] = await Promise.all([import('./accounts/session-credentials.js'), import('./accounts/sessions.js'), grantRevocation(kv, settings)]);
       const ended = opened ? await opened.sessions.endSignedInWith(account.sub, new SessionCredentials(kv, settings.ttl.session), withSecondFactor, (grantId) => revocation.revoke(grantId)) : 0;
       console.log(`reset the second factors of ${account.username}; ended ${ended} session${ended === 1 ? '' : 's'} signed in with them`);

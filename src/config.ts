@@ -232,12 +232,24 @@ function label(path: readonly (string | number | symbol)[]): string {
   return keys.length ? `${name} (${envName(keys)})` : name || '(root)';
 }
 
+function valueAt(path: readonly PropertyKey[], tree: Tree): unknown {
+  let value: unknown = tree;
+  for (const key of path) value = isTree(value) || Array.isArray(value) ? (value as Record<PropertyKey, unknown>)[key] : undefined;
+  return value;
+}
+
+/** A value of the wrong type, in words (zod says "expected boolean, received string"). */
+function expectedType(expected: string, missing: boolean): string {
+  if (missing) return 'required';
+  const words: Record<string, string> = { boolean: 'expected true or false', number: 'expected a number', string: 'expected text', array: 'expected a list', object: 'expected a mapping' };
+  return words[expected] ?? `expected ${expected}`;
+}
+
 /** ", got <value>" for an error message, except for values that may hold secrets. */
 function given(path: readonly PropertyKey[], tree: Tree): string {
   const name = path.map(String).join('.');
   if (/^(clients|cookie|keys\.secrets)/.test(name)) return '';
-  let value: unknown = tree;
-  for (const key of path) value = isTree(value) || Array.isArray(value) ? (value as Record<PropertyKey, unknown>)[key] : undefined;
+  let value = valueAt(path, tree);
   if (value === undefined) return '';
   if (name === 'redis.url' && typeof value === 'string') value = value.replace(/\/\/[^/@]*@/, '//***@');
   const text = JSON.stringify(value);
@@ -318,7 +330,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, dir = join(ROOT
   if (!result.success) {
     const issue = result.error.issues[0]!;
     const path = issue.code === 'unrecognized_keys' ? [...issue.path, issue.keys[0]!] : issue.path;
-    const what = issue.code === 'unrecognized_keys' ? 'unknown setting' : issue.message.replace(/^(Invalid input|Too big|Too small|Invalid option): /, '');
+    const what =
+      issue.code === 'unrecognized_keys' ? 'unknown setting'
+      : issue.code === 'invalid_type' ? expectedType(issue.expected, valueAt(path, tree) === undefined)
+      : issue.message.replace(/^(Invalid input|Too big|Too small|Invalid option): /, '');
     throw new ConfigError(`${label(path)}: ${what}${given(path, tree)}`);
   }
   const config = { ...result.data, issuer: result.data.issuer || `http://localhost:${result.data.port}` };

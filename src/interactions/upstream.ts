@@ -31,7 +31,7 @@ import { UpstreamRefused, UpstreamUnavailable, type UpstreamClients, type Verifi
 import type { UpstreamLogout } from '../upstreams/logout.js';
 import type { LogoutTokenReplays } from '../upstreams/logout-tokens.js';
 import type { PendingSignIns } from '../upstreams/pending.js';
-import { MAPPED_CLAIMS, type Upstream, type Upstreams } from '../upstreams/registry.js';
+import { MAPPED_CLAIMS, UpstreamUnreadable, type Upstream, type Upstreams } from '../upstreams/registry.js';
 import type { FederatedSessions } from '../upstreams/sessions.js';
 import { field, type Interaction, type Interactions, type LoginPageExtra } from './interaction.js';
 import { firstFactorResult } from './second-factor.js';
@@ -82,6 +82,12 @@ const unavailable = (upstream: { displayName: string }): Failure => ({
   message: `Signing in with ${upstream.displayName} is not possible right now: it could not be reached or did not answer in time. Try again in a moment, or sign in another way.`,
   reason: 'temporarily_unavailable',
   status: 502,
+});
+const unreadable = (upstream: { displayName: string }): Failure => ({
+  title: `${upstream.displayName} is not available`,
+  message: `Signing in with ${upstream.displayName} is not possible right now: this sign-in service cannot use its settings for it. Sign in another way, and tell the operator of this sign-in service.`,
+  reason: 'temporarily_unavailable',
+  status: 503,
 });
 const refused = (upstream: { displayName: string }): Failure => ({
   title: 'Sign-in not completed',
@@ -136,9 +142,25 @@ export function upstreamStep(steps: Interactions, options: UpstreamStepOptions) 
     });
   }
 
+  /** The upstream (undefined: none), or false when its secret cannot be opened: the page is answered and the log says why. */
+  async function readable(ctx: Context, uid: string, id: string): Promise<Upstream | undefined | false> {
+    try {
+      return await upstreams.find(id);
+    } catch (error) {
+      if (!(error instanceof UpstreamUnreadable)) throw error;
+      logger.error(
+        { event: 'upstream.unreadable', upstream: id, err: error.message, hint: 'give the server the KEYS_SECRETS that sealed it (keys.secrets: the first seals, all open), or remove the upstream and add it again' },
+        'upstream client secret unreadable',
+      );
+      fail(ctx, uid, unreadable(error.upstream));
+      return false;
+    }
+  }
+
   /** To the upstream, with a fresh pending sign-in. */
   async function start(ctx: Context, interaction: Interaction, id: string): Promise<void> {
-    const upstream = await upstreams.find(id);
+    const upstream = await readable(ctx, interaction.uid, id);
+    if (upstream === false) return;
     if (!upstream) {
       respondWithError(ctx, 400, { error: 'invalid_request', error_description: `there is no upstream provider "${id}"` });
       return;
@@ -198,7 +220,8 @@ export function upstreamStep(steps: Interactions, options: UpstreamStepOptions) 
     }
     const provider = providers.current;
     const interaction = await provider.Interaction.find(taken.uid);
-    const upstream = await upstreams.find(id);
+    const upstream = await readable(ctx, taken.uid, id);
+    if (upstream === false) return;
     if (!interaction || interaction.result || !upstream) {
       respondWithError(ctx, 400, { error: 'session_not_found', error_description: 'the sign-in request expired or was already completed' });
       return;
@@ -240,12 +263,21 @@ export function upstreamStep(steps: Interactions, options: UpstreamStepOptions) 
 
   async function backchannelLogout(ctx: Context): Promise<void> {
     ctx.set('Cache-Control', 'no-store');
-    const upstream = await upstreams.find(ctx.params.id!);
-    const token = field((ctx.request.body ?? {}) as Record<string, string>, 'logout_token');
     const refuse = (description: string) => {
       ctx.status = 400;
       ctx.body = { error: 'invalid_request', error_description: description };
     };
+    const upstream = await upstreams.find(ctx.params.id!).catch((error: unknown) => {
+      if (!(error instanceof UpstreamUnreadable)) throw error;
+      logger.error({ event: 'upstream.unreadable', upstream: ctx.params.id, err: error.message }, 'upstream client secret unreadable');
+      return false as const;
+    });
+    if (upstream === false) {
+      ctx.status = 503;
+      ctx.body = { error: 'temporarily_unavailable', error_description: 'this upstream cannot be used now' };
+      return;
+    }
+    const token = field((ctx.request.body ?? {}) as Record<string, string>, 'logout_token');
     if (!upstream || !token) return refuse('a logout_token from a known upstream is required');
     let named: VerifiedLogoutToken;
     try {

@@ -29,6 +29,9 @@ export class SealError extends Error {
   override name = 'SealError';
 }
 
+/** Sealed under a secret keys.secrets does not hold: these settings are not the ones that sealed it. */
+export class UnknownSecret extends SealError {}
+
 export class Sealer {
   readonly #secrets: readonly Secret[];
 
@@ -52,7 +55,7 @@ export class Sealer {
       throw new SealError(`key ${kid}: not a sealed key`);
     }
     const secret = this.#secrets.find((candidate) => candidate.id === id);
-    if (!secret) throw new SealError(`key ${kid} was sealed with a secret that is not in keys.secrets (KEYS_SECRETS)`);
+    if (!secret) throw new UnknownSecret(`key ${kid} was sealed with a secret that is not in keys.secrets (KEYS_SECRETS)`);
     try {
       const decipher = createDecipheriv('aes-256-gcm', secret.key, Buffer.from(iv, 'base64url'));
       decipher.setAAD(Buffer.from(kid));

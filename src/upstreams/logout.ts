@@ -12,7 +12,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Kv } from '../store/kv.js';
 import type { UpstreamClients } from './client.js';
-import type { Upstreams } from './registry.js';
+import { UpstreamUnreadable, type Upstreams } from './registry.js';
 import type { FederatedSessions } from './sessions.js';
 
 const key = (handle: string) => `upstream:logout:${handle}`;
@@ -37,7 +37,11 @@ export class UpstreamLogout {
     const record = await this.federated.find(sessionUid);
     if (!record) return undefined;
     await this.federated.forget(sessionUid);
-    const upstream = await this.upstreams.find(record.upstream);
+    // An upstream whose secret cannot be opened (the sign-in page logs why) is not followed either.
+    const upstream = await this.upstreams.find(record.upstream).catch((error: unknown) => {
+      if (error instanceof UpstreamUnreadable) return undefined;
+      throw error;
+    });
     if (!upstream?.endSession) return undefined;
     const url = await this.clients.endSessionUrl(upstream, record.idToken).catch(() => undefined);
     if (!url) return undefined;

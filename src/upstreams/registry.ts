@@ -6,7 +6,7 @@
  *
  * Layout: upstream:<id> (JSON, durable), upstreams (set of ids, durable).
  */
-import { Sealer } from '../keyring/sealing.js';
+import { SealError, Sealer } from '../keyring/sealing.js';
 import type { Kv } from '../store/kv.js';
 
 /** Our claims an upstream's claims are mapped to (default: the claim of the same name). */
@@ -72,6 +72,21 @@ function defaultClaims(): Record<MappedClaim, string> {
   return Object.fromEntries(MAPPED_CLAIMS.map((claim) => [claim, claim])) as Record<MappedClaim, string>;
 }
 
+/**
+ * An upstream whose client secret this server cannot open: sealed under a keys.secrets it does not
+ * hold (a secret dropped after a rotation, or added by a CLI with other settings). Its public
+ * settings come along, for the page that says so.
+ */
+export class UpstreamUnreadable extends Error {
+  override name = 'UpstreamUnreadable';
+  constructor(
+    readonly upstream: UpstreamSettings,
+    cause: SealError,
+  ) {
+    super(`the client secret of upstream "${upstream.id}" cannot be opened: ${cause.message}`, { cause });
+  }
+}
+
 export class Upstreams {
   readonly #sealer: Sealer;
 
@@ -117,7 +132,12 @@ export class Upstreams {
     const json = await this.kv.get(key(id));
     if (!json) return undefined;
     const stored = JSON.parse(json) as Stored;
-    const jwk = this.#sealer.open(key(id), stored.sealedSecret);
+    let jwk: { k?: unknown };
+    try {
+      jwk = this.#sealer.open(key(id), stored.sealedSecret);
+    } catch (error) {
+      throw error instanceof SealError ? new UpstreamUnreadable(publicSettings(stored), error) : error;
+    }
     return { ...publicSettings(stored), clientSecret: Buffer.from(String(jwk.k), 'base64url').toString('utf8') };
   }
 

@@ -399,6 +399,25 @@ describe('e2e: sign in through an upstream OpenID Connect provider', function ()
       assert.match(page.html, /Slow is not answering/);
     });
 
+    it('an upstream whose client secret was sealed under a KEYS_SECRETS the server does not hold: a page that says so, not a 500', async () => {
+      // As a CLI run with other secrets once did (the public default, say), or a secret dropped after a rotation.
+      await new Upstreams(latchkey.kv, ['a-keys-secret-this-server-does-not-hold-0123456789']).add({
+        id: 'elsewhere', issuer: fake.state.issuer, clientId: 'latchkey', clientSecret: SECRET, scope: 'openid', displayName: 'Elsewhere', linkByEmail: false, endSession: false,
+      });
+      const visits = fake.state.authorizations;
+      try {
+        const params = new URLSearchParams({ client_id: 'app1', response_type: 'code', scope: 'openid', redirect_uri: app1Redirect(), code_challenge: 'x'.repeat(43), code_challenge_method: 'S256', upstream: 'elsewhere' });
+        const page = await agent.follow(`${latchkey.issuer}/auth?${params}`);
+        assert.equal(page.status, 503);
+        assert.match(page.html, /Elsewhere is not available/);
+        const cancelled = await agent.submit(page, '/upstream-cancel', {}, app1Redirect());
+        assert.match(cancelled.url, /error=temporarily_unavailable/);
+        assert.equal(fake.state.authorizations, visits, 'the person was not sent to the upstream');
+      } finally {
+        await new Upstreams(latchkey.kv, latchkey.config.keys.secrets).remove('elsewhere');
+      }
+    });
+
     it("sends a login_hint at an upstream's email domain straight to that upstream, hint included", async () => {
       const params = new URLSearchParams({ client_id: 'app1', response_type: 'code', scope: 'openid', redirect_uri: app1Redirect(), code_challenge: 'x'.repeat(43), code_challenge_method: 'S256', login_hint: 'someone@fake.example' });
       const page = await new Agent().follow(`${latchkey.issuer}/auth?${params}`, {}, `${fake.state.issuer}/authorize`);

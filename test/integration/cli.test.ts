@@ -273,6 +273,25 @@ for (const mode of ['redis', 'embedded'] as const) {
     });
 
     if (mode === 'redis') {
+      it('with another KEYS_SECRETS than the server\'s, commands that open the key ring or seal a secret refuse in one line and change nothing', async () => {
+        assert.equal((await latchkey(env, ['users', 'add', 'frank', '--password-stdin'], `${PASSWORD}\n`)).status, 0);
+        // A second terminal that exported REDIS_URL but not the server's KEYS_SECRETS (here: the public default's stand-in).
+        const other = { ...env, KEYS_SECRETS: 'not-the-server-secret-but-long-enough-0123456789' };
+        for (const args of [['users', 'disable', 'frank'], ['users', 'remove', 'frank'], ['users', 'mfa', 'reset', 'frank'], ['upstreams', 'add', '--id', 'corp2', '--issuer', 'https://idp.example.com', '--client-id', 'x', '--client-secret-stdin']]) {
+          const run = await latchkey(other, args, 'an-upstream-secret\n');
+          assert.equal(run.status, 1, args.join(' '));
+          assert.match(run.stderr, /^latchkey: key \S+ was sealed with a secret that is not in keys\.secrets \(KEYS_SECRETS\): give latchkey the same KEYS_SECRETS as the server$/m, args.join(' '));
+          assert.equal(run.stderr.trim().split('\n').length, 2, 'the store line and the reason');
+        }
+        const frank = await server.accounts.findByUsername('frank');
+        assert.ok(frank, 'not removed');
+        assert.equal(frank.disabled, false, 'not disabled');
+        assert.ok(await server.accounts.verify('frank', PASSWORD));
+        const list = JSON.parse((await latchkey(env, ['upstreams', 'list'])).stdout) as { id: string }[];
+        assert.ok(!list.some((upstream) => upstream.id === 'corp2'), 'no upstream sealed under a secret the server does not hold');
+        assert.equal((await latchkey(env, ['users', 'remove', 'frank'])).status, 0, 'the server\'s secrets do it');
+      });
+
       it('without REDIS_URL the CLI refuses (one line) instead of acting on the embedded file', async () => {
         const run = await latchkey(without(env, 'REDIS_URL'), ['users', 'list']);
         assert.equal(run.status, 1);
@@ -354,6 +373,8 @@ describe('latchkey CLI: usage', function () {
       [['users', 'passwd', 'eve'], /^latchkey: --password-stdin is required: .* latchkey users passwd eve --password-stdin; see latchkey users passwd --help$/],
       [['clients', 'add', '--client-id', 'x', '--bogus'], /^latchkey: unknown option '--bogus'; see latchkey clients add --help$/],
       [['frob'], /^latchkey: unknown command 'frob'; see latchkey --help$/],
+      // Not the engine's "redirect_uris must contain members", which names no flag.
+      [['clients', 'add', '--client-id', 'x'], /^latchkey: --redirect-uri is required for an app people sign in to \(authorization_code\); a service takes --grant-type client_credentials, a device or CLI --device; see latchkey clients add --help$/],
       [['grants', 'revoke'], /^latchkey: give exactly one of --user or --client; see latchkey grants revoke --help$/],
       [['registration', 'token', 'create', '--expires-in', 'soon'], /^latchkey: option '--expires-in <seconds>' argument 'soon' is invalid\. expected a positive number of seconds; see latchkey registration token create --help$/],
       [['users', 'add', 'eve', '--password-stdin', '--email', 'notanemail'], /^latchkey: --email: expected an email address, got "notanemail"; see latchkey users add --help$/],

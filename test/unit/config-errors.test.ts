@@ -37,6 +37,13 @@ describe('configuration errors say the setting, the value given and what is expe
     assert.match(message({ RESOURCE_SERVERS: '[{"scopes":[]}]' }), /^resourceServers\.0\.identifier \(RESOURCE_SERVERS\): /);
   });
 
+  it('a value of the wrong type says what is expected in words, not "expected boolean, received string"; a missing one is required', () => {
+    assert.equal(message({ PROXY: 'maybe' }), 'proxy (PROXY): expected true or false, got "maybe"');
+    assert.equal(message({ ACCOUNTS_MFA_REQUIRED: 'sometimes' }), 'accounts.mfa.required (ACCOUNTS_MFA_REQUIRED): expected true or false, got "sometimes"');
+    assert.equal(message({ RESOURCE_SERVERS: '[{"scopes":[]}]' }), 'resourceServers.0.identifier (RESOURCE_SERVERS): required');
+    assert.equal(message({ RESOURCE_SERVERS: '[{"identifier":"https://api.example.com","scopes":"read"}]' }), 'resourceServers.0.scopes (RESOURCE_SERVERS): expected a list, got "read"');
+  });
+
   it('enumerations say the choices and the value; secrets are never echoed', () => {
     assert.equal(message({ LOG_LEVEL: 'loud' }), 'log.level (LOG_LEVEL): expected one of "fatal"|"error"|"warn"|"info"|"debug"|"trace"|"silent", got "loud"');
     const clients = message({ CLIENTS: '[{"client_id":"","client_secret":"do-not-print-me"}]' });

@@ -4,7 +4,7 @@
  * declared in allowScripts (npm 11.16+ warns about the others; npm 12 will not run them).
  */
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT } from '../../src/paths.js';
 
@@ -29,6 +29,12 @@ function installed(dir = join(ROOT, 'node_modules')): Manifest[] {
 }
 
 describe('package.json: runtime and install scripts', () => {
+  it('the build leaves the bin (dist/cli.js) executable: npx runs it through a link its cache keeps, which no install makes executable again after a fresh build', () => {
+    const bin = join(ROOT, 'dist', 'cli.js');
+    assert.ok(existsSync(bin), 'dist/cli.js is missing: run npm run build');
+    assert.equal(statSync(bin).mode & 0o111, 0o111, 'dist/cli.js is not executable');
+  });
+
   it('engines claims Node 24 LTS or later, which oidc-provider supports (it warns below Node 22 LTS, "Jod")', () => {
     assert.equal(pkg.engines?.node, '>=24');
     const source = readFileSync(join(ROOT, 'node_modules', 'oidc-provider', 'lib', 'index.js'), 'utf8');
