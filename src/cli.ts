@@ -46,7 +46,8 @@ const seeHelp = () => `see latchkey ${commandPath ? `${commandPath} ` : ''}--hel
 /** What went wrong, in one line (a stack trace only for what is a bug). */
 function oneLine(error: unknown): string {
   if (error instanceof UsageError) return `${error.message}; ${seeHelp()}`;
-  if (error instanceof UnknownSecret) return `${error.message}: give latchkey the same KEYS_SECRETS as the server`;
+  // The CLI beside a server must hold the server's secrets; `serve` itself is the server.
+  if (error instanceof UnknownSecret && commandPath !== 'serve') return `${error.message}: give latchkey the same KEYS_SECRETS as the server`;
   if (error instanceof Error && USER_ERRORS.has(error.name)) return error.message;
   if (isStoreOutage(error)) return `the store is unreachable (${(error as Error).message})`;
   return error instanceof Error ? (error.stack ?? error.message) : String(error);
