@@ -24,6 +24,7 @@ import { CLOCK_TOLERANCE, longestAccessTokenLifetime } from './lifetimes.js';
 import type { Clients, ClientMetadata } from './registration/clients.js';
 import type { GrantRevocation } from './revocation/grants.js';
 import { RevocationList } from './revocation/list.js';
+import { grantEndings } from './revocation/api-endings.js';
 import type { Kv } from './store/index.js';
 import { openTarget, StoreAccessError } from './store/control.js';
 import { isStoreOutage } from './store/outage.js';
@@ -327,7 +328,12 @@ clients
 
 /** APIs and operator grants (configuration and store together, as the server sees them). */
 function apisOn(kv: Kv, settings: Config): Apis {
-  return new Apis(kv, { builtin: builtinResourceServers(settings), configured: settings.resourceServers, maxAccessTokenTTL: settings.ttl.apiAccessTokenMax });
+  return new Apis(kv, {
+    builtin: builtinResourceServers(settings),
+    configured: settings.resourceServers,
+    maxAccessTokenTTL: settings.ttl.apiAccessTokenMax,
+    endings: grantEndings(revocationList(kv, settings)),
+  });
 }
 
 /** `--scope a --scope "b c"` → [a, b, c]. */

@@ -19,7 +19,7 @@ import { FEED_PATH, FEED_SCOPE } from '../apis/feed-server.js';
 import { GrantRevocation } from '../revocation/grants.js';
 import { jwtAccessTokenEndpoints } from './patches/jwt-access-tokens.js';
 import { GRANT_CLAIM, grantHandle, type RevocationList } from '../revocation/list.js';
-import { ofDeletedClient } from '../revocation/opaque-introspection.js';
+import { opaqueRevoked } from '../revocation/opaque-introspection.js';
 import { adapterFactory } from '../store/adapter.js';
 import { recordFederatedSessions, type FederatedSessions } from '../upstreams/sessions.js';
 import type { UpstreamLogout } from '../upstreams/logout.js';
@@ -317,13 +317,14 @@ function features({ config, apis, revocations, logoutPages, devicePages }: Provi
         enabled: true,
         // RFC 7662 §4: a client learns only about its own tokens and those meant for an API it serves
         // as by an operator's grant; for any other token the answer is {"active": false}.
-        // A token of a deleted client is not introspectable either (revocation/opaque-introspection.ts);
-        // both are read in one round trip. Nor one of a client whose metadata document is gone.
+        // A token on the revocation list (its client deleted, its API removed, its client's operator
+        // grant narrowed: revocation/opaque-introspection.ts) is not introspectable either; both are
+        // read in one round trip. Nor one of a client whose metadata document is gone.
         allowedPolicy: async (ctx, caller, token) => {
           const { clientId, aud, scope, kind, iat } = token as unknown as { clientId?: string; aud?: unknown; scope?: string; kind: string; iat?: number };
           const [allowed, deleted, resolves] = await Promise.all([
             mayIntrospect(apis, caller, { clientId, aud, scope, clientCredentials: kind === 'ClientCredentials' }),
-            ofDeletedClient(revocations, clientId, iat),
+            opaqueRevoked(revocations, { clientId, iat, aud, scope, clientCredentials: kind === 'ClientCredentials' }),
             clientResolves(ctx.oidc.provider, clientId, config.outbound.allowPrivateNetworks),
           ]);
           return allowed && !deleted && resolves;

@@ -1,0 +1,133 @@
+/**
+ * What an operator takes away ends at once, as an attacker holding what it was given finds: a
+ * client's API grant narrowed or revoked (its client_credentials tokens under the old grant), an
+ * API removed (every token for it, even once an API with the identifier is back), a client secret
+ * rotated (the registration access token that would read the new secret, the tokens the old secret
+ * gets during its grace), a person's password set by an operator (the sessions and refresh tokens
+ * got with the old one). Each was still working before (endings audit); each is performed here
+ * through introspection, the revocation feed and latchkey/resource-server.
+ */
+import assert from 'node:assert/strict';
+import { eventually } from '../helpers/eventually.js';
+import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
+import { startServer, testDir, type TestServer } from '../helpers/server.js';
+import { API, clientCredentialsToken, grantFeed, introspect, machineClient, OPAQUE_API, RESOURCE_SERVERS, type ClientCredentials } from '../helpers/tokens.js';
+import { Clients } from '../../src/registration/clients.js';
+import { createResourceServer, TokenRejected, type ResourceServer } from '../../src/resource-server/index.js';
+
+const RS = { id: 'api', secret: 'api-resource-server-secret-with-entropy-012345' };
+const OPS = { id: 'ops', secret: 'ops-client-secret-with-plenty-of-entropy-0123456789' };
+
+interface FeedEntry {
+  readonly type: string;
+  readonly client_id?: string;
+  readonly aud?: string;
+}
+
+describe('e2e: what an operator takes away ends at once (endings audit)', function () {
+  this.timeout(120_000);
+  const dir = testDir();
+  let redis: RedisServer;
+  let server: TestServer;
+  let helper: ResourceServer;
+  let clients: Clients;
+
+  before(async () => {
+    redis = await startRedisServer();
+    const port = await freePort();
+    const CLIENTS = JSON.stringify([machineClient(RS), machineClient(OPS, { scope: 'admin' })]);
+    const settings = { redisUrl: redis.url, dir, port, env: { CLIENTS, RESOURCE_SERVERS } };
+    server = await startServer(settings);
+    await grantFeed(server, RS.id);
+    await server.apis.grant(OPS.id, `${server.issuer}/admin`, { scopes: ['admin'] });
+    clients = new Clients(server.kv, server.providers);
+    helper = await createResourceServer({ issuer: server.issuer, audience: API, clientId: RS.id, clientSecret: RS.secret });
+  });
+  after(async () => {
+    helper?.close();
+    await server?.stop();
+    await redis?.stop();
+  });
+
+  const admin = async (method: string, path: string, body?: unknown) => {
+    const token = await clientCredentialsToken(server.url, OPS, `${server.issuer}/admin`, 'admin');
+    return fetch(`${server.url}/admin${path}`, {
+      method,
+      headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+      ...(body ? { body: JSON.stringify(body) } : {}),
+    });
+  };
+
+  async function feed(): Promise<FeedEntry[]> {
+    const token = await clientCredentialsToken(server.url, RS, `${server.issuer}/revocations`, 'revocations');
+    const response = await fetch(`${server.url}/revocations`, { headers: { authorization: `Bearer ${token}` } });
+    assert.equal(response.status, 200);
+    return ((await response.json()) as { entries: FeedEntry[] }).entries;
+  }
+
+  const refused = (verifier: ResourceServer, token: string) =>
+    eventually(() => assert.rejects(verifier.verify(token), (error: Error) => error instanceof TokenRejected && /revoked/.test(error.message)));
+
+  /** Until the clock's second moves past the latest revocation: tokens of that second count as issued before it. */
+  const nextSecond = async () => {
+    const now = Math.floor(Date.now() / 1000);
+    while (Math.floor(Date.now() / 1000) <= now) await new Promise((done) => setTimeout(done, 50));
+  };
+
+  async function serviceClient(id: string): Promise<ClientCredentials> {
+    const client = { id, secret: `${id}-client-secret-with-plenty-of-entropy-0123456789` };
+    await clients.add(machineClient(client));
+    return client;
+  }
+
+  it("an operator narrowing or revoking a client's API grant ends the tokens it got under it: introspection, the feed, latchkey/resource-server", async () => {
+    const svc = await serviceClient('svc-narrowed');
+    await server.apis.grant(svc.id, API, { scopes: ['read', 'write'] });
+    await server.apis.grant(svc.id, OPAQUE_API, { scopes: ['read'] });
+    const wide = await clientCredentialsToken(server.url, svc, API, 'read write');
+    const opaque = await clientCredentialsToken(server.url, svc, OPAQUE_API, 'read');
+    assert.equal((await helper.verify(wide)).client_id, svc.id);
+
+    // The admin API's PUT takes `write` away: the token that carries it is the attacker's.
+    assert.equal((await admin('PUT', `/clients/${svc.id}/grants/${encodeURIComponent(API)}`, { scopes: ['read'] })).status, 200);
+    assert.deepEqual(await introspect(server.url, RS, wide), { active: false });
+    await refused(helper, wide);
+    assert.ok((await feed()).some((entry) => entry.type === 'client_grant' && entry.client_id === svc.id && entry.aud === API), 'the feed carries the narrowing');
+    // What is granted now still works, from the next token on; another client's tokens are untouched.
+    await nextSecond();
+    assert.equal((await helper.verify(await clientCredentialsToken(server.url, svc, API, 'read'))).client_id, svc.id);
+    const other = await serviceClient('svc-untouched');
+    await server.apis.grant(other.id, API, { scopes: ['read'] });
+    assert.equal((await helper.verify(await clientCredentialsToken(server.url, other, API, 'read'))).client_id, other.id);
+    // A person's token issued to the client (under a grant) is not the client's own: not concerned.
+    assert.equal(await server.revocations.isRevoked({ client_id: svc.id, aud: API, gid: 'a-person-grant', iat: Math.floor(Date.now() / 1000) - 5 }), false);
+
+    // Revoked outright (DELETE): its opaque token there is inactive, and stays so once granted again.
+    assert.equal((await admin('DELETE', `/clients/${svc.id}/grants/${encodeURIComponent(OPAQUE_API)}`)).status, 204);
+    await server.apis.grant(svc.id, OPAQUE_API, { scopes: ['read'] });
+    assert.deepEqual(await introspect(server.url, RS, opaque), { active: false }, 'a grant given again does not revive the token');
+  });
+
+  it('removing an API ends every token for it, and an API added again with the identifier does not bring them back', async () => {
+    const STORED = 'https://removed.example.test';
+    await server.apis.add({ identifier: STORED, scopes: ['read'] });
+    const svc = await serviceClient('svc-of-removed-api');
+    await server.apis.grant(svc.id, STORED, { scopes: ['read'] });
+    const token = await clientCredentialsToken(server.url, svc, STORED, 'read');
+    const storedHelper = await createResourceServer({ issuer: server.issuer, audience: STORED, clientId: RS.id, clientSecret: RS.secret });
+    try {
+      assert.equal((await storedHelper.verify(token)).client_id, svc.id);
+      assert.equal((await admin('DELETE', `/apis/${encodeURIComponent(STORED)}`)).status, 204);
+      // The same identifier again, the same grant again: the attacker's token must not come back with them.
+      await server.apis.add({ identifier: STORED, scopes: ['read'] });
+      await server.apis.grant(svc.id, STORED, { scopes: ['read'] });
+      assert.deepEqual(await introspect(server.url, svc, token), { active: false });
+      await refused(storedHelper, token);
+      assert.ok((await feed()).some((entry) => entry.type === 'api' && entry.aud === STORED));
+      await nextSecond();
+      assert.equal((await storedHelper.verify(await clientCredentialsToken(server.url, svc, STORED, 'read'))).client_id, svc.id);
+    } finally {
+      storedHelper.close();
+    }
+  });
+});
