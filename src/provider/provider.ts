@@ -46,12 +46,13 @@ import { sessionLoadedOnce } from './patches/session-loaded-once.js';
 import { extendUnchangedSessionsInSteps } from './patches/unchanged-sessions.js';
 import { refuseHintsOfRevokedKeys } from './patches/revoked-key-hints.js';
 import { ADMIN_SCOPES } from '../apis/admin-resource.js';
-import { acceptPreviousSecrets } from './patches/previous-secrets.js';
+import { acceptPreviousSecrets, previousSecretGraceEnd } from './patches/previous-secrets.js';
 import { clientResolves, resolveClientMetadataDocuments } from './patches/client-metadata-documents.js';
 import { ClientMetadataDocuments } from '../registration/client-metadata-documents.js';
 import { ClientMetadataDocumentCache } from '../store/client-metadata-documents.js';
 import { createOutboundFetch } from '../http/outbound.js';
 import { developerClient } from '../registration/developer-pages.js';
+import { forgetPreviousSecret } from '../registration/clients.js';
 import { DevicePolling, pacedDevicePolling } from './patches/device-polling.js';
 import { UserCodeThrottle, userCodeEntry } from './patches/user-code-entry.js';
 import { accountClient } from '../accounts/page/account-pages.js';
@@ -136,10 +137,11 @@ function storage({ config, kv, apis, revocations, accounts }: ProviderDependenci
       CLOCK_TOLERANCE,
       {
         grantRevoked: (grantId) => revocations.revokeGrant(grantId),
-        // ...and its operator grants at APIs go, so a client made again with the id starts with none.
+        // ...and its operator grants at APIs and its rotated-out secret go, so a client made again
+        // with the id starts with none (RFC 7592's DELETE left the secret before).
         clientRemoved: async (clientId) => {
           await grants.clientRemoved(clientId);
-          await apis.forgetClient(clientId);
+          await Promise.all([apis.forgetClient(clientId), forgetPreviousSecret(kv, clientId)]);
         },
         // A token request's code or refresh token names the account it will look up next.
         accountAhead: (accountId) => accounts.readAhead(accountId),
@@ -195,8 +197,9 @@ function tokens({ config, apis }: ProviderDependencies): Configuration {
     rotateRefreshToken: rotateRefreshTokenAfterChecks(async (resource) => (await apis.find(resource)) !== undefined),
     ttl: {
       // An API's own accessTokenTTL wins (oidc-provider's default does this; a number would not).
-      AccessToken: (_ctx, token) => token.resourceServer?.accessTokenTTL ?? config.ttl.accessToken,
-      ClientCredentials: (_ctx, token) => token.resourceServer?.accessTokenTTL ?? config.ttl.clientCredentials,
+      // A client that authenticated with its rotated-out secret gets nothing that outlives the secret's grace.
+      AccessToken: (ctx, token) => withinSecretGrace(ctx, token.resourceServer?.accessTokenTTL ?? config.ttl.accessToken),
+      ClientCredentials: (ctx, token) => withinSecretGrace(ctx, token.resourceServer?.accessTokenTTL ?? config.ttl.clientCredentials),
       AuthorizationCode: config.ttl.authorizationCode,
       IdToken: config.ttl.idToken,
       RefreshToken: config.ttl.refreshToken,
@@ -215,6 +218,12 @@ function tokens({ config, apis }: ProviderDependencies): Configuration {
       },
     },
   };
+}
+
+/** `ttl` seconds, or fewer: until the grace of the rotated-out secret the request's client used ends (patches/previous-secrets.ts). */
+function withinSecretGrace(ctx: KoaContextWithOIDC | undefined, ttl: number): number {
+  const graceEnd = ctx && previousSecretGraceEnd(ctx);
+  return graceEnd === undefined ? ttl : Math.max(1, Math.min(ttl, graceEnd - Math.floor(Date.now() / 1000)));
 }
 
 /** Scopes and claims, the people behind them, consent and the sign-in pages. */

@@ -8,15 +8,19 @@
  * through introspection, the revocation feed and latchkey/resource-server.
  */
 import assert from 'node:assert/strict';
+import { decodeJwt } from 'jose';
 import { eventually } from '../helpers/eventually.js';
 import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
 import { startServer, testDir, type TestServer } from '../helpers/server.js';
-import { API, clientCredentialsToken, grantFeed, introspect, machineClient, OPAQUE_API, RESOURCE_SERVERS, type ClientCredentials } from '../helpers/tokens.js';
+import { API, basic, clientCredentialsToken, grantFeed, introspect, machineClient, OPAQUE_API, RESOURCE_SERVERS, type ClientCredentials } from '../helpers/tokens.js';
 import { Clients } from '../../src/registration/clients.js';
 import { createResourceServer, TokenRejected, type ResourceServer } from '../../src/resource-server/index.js';
 
 const RS = { id: 'api', secret: 'api-resource-server-secret-with-entropy-012345' };
 const OPS = { id: 'ops', secret: 'ops-client-secret-with-plenty-of-entropy-0123456789' };
+const REDIRECT = 'https://app.example.test/callback';
+/** Short, so that the cap is seen; tokens otherwise live ttl.clientCredentials (900 s). */
+const SECRET_GRACE = 120;
 
 interface FeedEntry {
   readonly type: string;
@@ -36,7 +40,7 @@ describe('e2e: what an operator takes away ends at once (endings audit)', functi
     redis = await startRedisServer();
     const port = await freePort();
     const CLIENTS = JSON.stringify([machineClient(RS), machineClient(OPS, { scope: 'admin' })]);
-    const settings = { redisUrl: redis.url, dir, port, env: { CLIENTS, RESOURCE_SERVERS } };
+    const settings = { redisUrl: redis.url, dir, port, env: { CLIENTS, RESOURCE_SERVERS, REGISTRATION_SECRET_ROTATION_GRACE: String(SECRET_GRACE) } };
     server = await startServer(settings);
     await grantFeed(server, RS.id);
     await server.apis.grant(OPS.id, `${server.issuer}/admin`, { scopes: ['admin'] });
@@ -129,5 +133,60 @@ describe('e2e: what an operator takes away ends at once (endings audit)', functi
     } finally {
       storedHelper.close();
     }
+  });
+
+  it("rotating a client's secret ends its registration access token, which read the new secret before; the new one comes with the secret", async () => {
+    const registered = await fetch(`${server.url}/reg`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${await new server.provider.InitialAccessToken({ expiresIn: 600 }).save()}` },
+      body: JSON.stringify({ redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'] }),
+    });
+    assert.equal(registered.status, 201);
+    const stolen = (await registered.json()) as { client_id: string; registration_access_token: string; registration_client_uri: string };
+    const manage = (token: string, init: RequestInit = {}) =>
+      fetch(stolen.registration_client_uri, { ...init, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' } });
+
+    const rotation = await admin('POST', `/clients/${stolen.client_id}/secret`);
+    assert.equal(rotation.status, 200);
+    const rotated = (await rotation.json()) as { client_secret: string; registration_access_token?: string };
+    const read = await manage(stolen.registration_access_token);
+    assert.equal(read.status, 401, `the old registration access token still reads the client (and its new secret): ${read.status}`);
+    const hijack = await manage(stolen.registration_access_token, { method: 'PUT', body: JSON.stringify({ client_id: stolen.client_id, redirect_uris: ['https://evil.example.test/cb'] }) });
+    assert.equal(hijack.status, 401, 'nor changes its redirect URIs');
+
+    assert.ok(rotated.registration_access_token, 'the new registration access token is handed over with the secret');
+    const own = await manage(rotated.registration_access_token);
+    assert.equal(own.status, 200);
+    assert.equal(((await own.json()) as { client_secret: string }).client_secret, rotated.client_secret);
+  });
+
+  it("a token got with the rotated-out secret during its grace expires when the grace ends; a client deleted by RFC 7592 takes its old secret with it", async () => {
+    const svc = await serviceClient('svc-rotated');
+    await server.apis.grant(svc.id, API, { scopes: ['read'] });
+    const rotatedAt = Math.floor(Date.now() / 1000);
+    const fresh = (await clients.rotateSecret(svc.id, SECRET_GRACE)).client_secret as string;
+    // The thief still has the old secret, which works for the grace: what it gets must not outlive it.
+    const thiefs = decodeJwt(await clientCredentialsToken(server.url, svc, API, 'read'));
+    assert.ok(thiefs.exp! <= rotatedAt + SECRET_GRACE + 1, `the old secret's token lives ${thiefs.exp! - rotatedAt} s after the rotation, past its ${SECRET_GRACE} s grace`);
+    const owners = decodeJwt(await clientCredentialsToken(server.url, { id: svc.id, secret: fresh }, API, 'read'));
+    assert.equal(owners.exp! - owners.iat!, server.config.ttl.clientCredentials, 'the new secret gets the usual lifetime');
+
+    // RFC 7592 DELETE (not the admin API) used to leave the rotated-out secret behind for a client made again with the id.
+    const registered = await fetch(`${server.url}/reg`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${await new server.provider.InitialAccessToken({ expiresIn: 600 }).save()}` },
+      body: JSON.stringify({ redirect_uris: [], grant_types: ['client_credentials'], response_types: [] }),
+    });
+    const dcr = (await registered.json()) as { client_id: string; client_secret: string };
+    const { registration_access_token: rat } = await clients.rotateSecret(dcr.client_id, SECRET_GRACE);
+    const deleted = await fetch(`${server.url}/reg/${dcr.client_id}`, { method: 'DELETE', headers: { authorization: `Bearer ${rat}` } });
+    assert.equal(deleted.status, 204);
+    await clients.add(machineClient({ id: dcr.client_id, secret: 'a-new-client-with-the-same-id-and-its-own-secret-01' }));
+    const old = await fetch(`${server.url}/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic({ id: dcr.client_id, secret: dcr.client_secret }) },
+      body: new URLSearchParams({ grant_type: 'client_credentials' }),
+    });
+    assert.equal(old.status, 401, 'the deleted client\'s old secret authenticates the new client');
   });
 });
