@@ -23,6 +23,7 @@ import { builtinResourceServers } from './apis/builtin.js';
 import { CLOCK_TOLERANCE, longestAccessTokenLifetime } from './lifetimes.js';
 import type { Clients, ClientMetadata } from './registration/clients.js';
 import type { GrantRevocation } from './revocation/grants.js';
+import type { SignedInWith } from './accounts/sessions.js';
 import { RevocationList } from './revocation/list.js';
 import { grantEndings } from './revocation/api-endings.js';
 import type { Kv } from './store/index.js';
@@ -116,6 +117,17 @@ async function validatingProvider(kv: Kv, settings: Config) {
  */
 async function endSessions(kv: Kv, settings: Config, sub: string): Promise<void> {
   await (await sessionsOn(kv, settings))?.sessions.endAll(sub);
+}
+
+/**
+ * Ends a person's sessions that `signedInWith` picks, each with every grant it made (offline access
+ * too): what was signed in with a credential taken away goes with it. How many ended.
+ */
+async function endSessionsWithGrants(kv: Kv, settings: Config, sub: string, signedInWith: SignedInWith): Promise<number> {
+  const opened = await sessionsOn(kv, settings);
+  if (!opened) return 0;
+  const [{ SessionCredentials }, revocation] = await Promise.all([import('./accounts/session-credentials.js'), grantRevocation(kv, settings)]);
+  return opened.sessions.endSignedInWith(sub, new SessionCredentials(kv, settings.ttl.session), signedInWith, (grantId) => revocation.revoke(grantId));
 }
 
 /** People's sessions, to end them, with the real ring (undefined when no server ever ran: no sessions either). */
@@ -580,16 +592,21 @@ users
 
 users
   .command('passwd <username>')
-  .description("set a user's password, read from standard input")
+  .description("set a user's password, read from standard input; their sessions end, with every grant they made, as on the account page")
   .option('--password-stdin', 'read the password from standard input (required)')
-  .action(async (username: string, options: { passwordStdin?: boolean }) => {
+  .option('--keep-sessions', 'leave their sessions and grants alone (the old password is not thought to have leaked)')
+  .action(async (username: string, options: { passwordStdin?: boolean; keepSessions?: boolean }) => {
     requirePasswordStdin(options, `users passwd ${username}`);
     return withStore(async (kv, settings) => {
       const accounts = new Accounts(kv, settings.accounts.argon2);
-      if (!(await accounts.findByUsername(username))) throw new AccountError(`no user "${username}"`);
+      const account = await accounts.findByUsername(username);
+      if (!account) throw new AccountError(`no user "${username}"`);
       const password = await readStdin();
       await accounts.setPassword(username, password);
-      console.log(`password changed for ${username}`);
+      // An operator sets a password for someone who lost theirs, or whose account was taken: a
+      // session signed in with the old one (a thief's) and the refresh tokens it got must not outlive it.
+      const ended = options.keepSessions ? 0 : await endSessionsWithGrants(kv, settings, account.sub, () => true);
+      console.log(`password changed for ${username}${options.keepSessions ? '' : `; ended ${ended} session${ended === 1 ? '' : 's'}`}`);
     });
   });
 
@@ -736,9 +753,8 @@ mfa
       const { account, factors } = await secondFactorsOf(kv, settings, username);
       await factors.reset(account.sub);
       // As the admin API does: the sessions the factors signed in end, with their grants.
-      const opened = await sessionsOn(kv, settings);
-      const [{ SessionCredentials }, { withSecondFactor }, revocation] = await Promise.all([import('./accounts/session-credentials.js'), import('./accounts/sessions.js'), grantRevocation(kv, settings)]);
-      const ended = opened ? await opened.sessions.endSignedInWith(account.sub, new SessionCredentials(kv, settings.ttl.session), withSecondFactor, (grantId) => revocation.revoke(grantId)) : 0;
+      const { withSecondFactor } = await import('./accounts/sessions.js');
+      const ended = await endSessionsWithGrants(kv, settings, account.sub, withSecondFactor);
       console.log(`reset the second factors of ${account.username}; ended ${ended} session${ended === 1 ? '' : 's'} signed in with them`);
     }),
   );

@@ -9,16 +9,22 @@
  */
 import assert from 'node:assert/strict';
 import { decodeJwt } from 'jose';
+import * as oidc from 'openid-client';
 import { eventually } from '../helpers/eventually.js';
+import { frontChannel } from '../helpers/front-channel.js';
+import { latchkey } from '../helpers/process.js';
 import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
-import { startServer, testDir, type TestServer } from '../helpers/server.js';
+import { startServer, testDir, testEnv, type TestServer } from '../helpers/server.js';
 import { API, basic, clientCredentialsToken, grantFeed, introspect, machineClient, OPAQUE_API, RESOURCE_SERVERS, type ClientCredentials } from '../helpers/tokens.js';
+import { AccountSessions } from '../../src/accounts/sessions.js';
 import { Clients } from '../../src/registration/clients.js';
 import { createResourceServer, TokenRejected, type ResourceServer } from '../../src/resource-server/index.js';
 
 const RS = { id: 'api', secret: 'api-resource-server-secret-with-entropy-012345' };
 const OPS = { id: 'ops', secret: 'ops-client-secret-with-plenty-of-entropy-0123456789' };
+const APP = { id: 'app', secret: 'app-client-secret-with-plenty-of-entropy-0123456789' };
 const REDIRECT = 'https://app.example.test/callback';
+const PASSWORD = 'operator endings test password';
 /** Short, so that the cap is seen; tokens otherwise live ttl.clientCredentials (900 s). */
 const SECRET_GRACE = 120;
 
@@ -33,14 +39,17 @@ describe('e2e: what an operator takes away ends at once (endings audit)', functi
   const dir = testDir();
   let redis: RedisServer;
   let server: TestServer;
+  let env: Record<string, string>;
   let helper: ResourceServer;
   let clients: Clients;
 
   before(async () => {
     redis = await startRedisServer();
     const port = await freePort();
-    const CLIENTS = JSON.stringify([machineClient(RS), machineClient(OPS, { scope: 'admin' })]);
+    const app = { client_id: APP.id, client_secret: APP.secret, redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'] };
+    const CLIENTS = JSON.stringify([machineClient(RS), machineClient(OPS, { scope: 'admin' }), app]);
     const settings = { redisUrl: redis.url, dir, port, env: { CLIENTS, RESOURCE_SERVERS, REGISTRATION_SECRET_ROTATION_GRACE: String(SECRET_GRACE) } };
+    env = testEnv(dir, port, settings);
     server = await startServer(settings);
     await grantFeed(server, RS.id);
     await server.apis.grant(OPS.id, `${server.issuer}/admin`, { scopes: ['admin'] });
@@ -188,5 +197,36 @@ describe('e2e: what an operator takes away ends at once (endings audit)', functi
       body: new URLSearchParams({ grant_type: 'client_credentials' }),
     });
     assert.equal(old.status, 401, 'the deleted client\'s old secret authenticates the new client');
+  });
+
+  it("an operator setting a person's password (latchkey users passwd) ends their sessions with every grant they made; --keep-sessions leaves them", async () => {
+    const config = await oidc.discovery(new URL(server.issuer), APP.id, APP.secret, oidc.ClientSecretBasic(APP.secret), { execute: [oidc.allowInsecureRequests] });
+    for (const [username, keep] of [
+      ['victor', false],
+      ['wendy', true],
+    ] as const) {
+      await server.accounts.create(username, PASSWORD);
+      // The thief signed in with the stolen password and holds a refresh token with offline access.
+      const flow = await frontChannel(config, { redirectUri: REDIRECT, username, password: PASSWORD, params: { scope: 'openid offline_access', prompt: 'consent' } });
+      const tokens = await oidc.authorizationCodeGrant(config, flow.callback, { pkceCodeVerifier: flow.verifier });
+      const sessionsOf = async () => new AccountSessions(server.kv, server.providers, server.accounts).list((await server.accounts.findByUsername(username))!.sub);
+      assert.equal((await sessionsOf()).length, 1);
+
+      const run = await latchkey(env, ['users', 'passwd', username, '--password-stdin', ...(keep ? ['--keep-sessions'] : [])], 'a brand new password for the owner');
+      assert.equal(run.status, 0, run.stderr);
+      const sessions = await sessionsOf();
+      const refresh = await oidc.refreshTokenGrant(config, tokens.refresh_token!).then(
+        () => 'refreshed',
+        (error: oidc.ResponseBodyError) => error.error,
+      );
+      if (keep) {
+        assert.equal(sessions.length, 1, '--keep-sessions keeps the session');
+        assert.equal(refresh, 'refreshed');
+      } else {
+        assert.deepEqual(sessions, [], "the thief's session outlives the password it signed in with");
+        assert.equal(refresh, 'invalid_grant', "the thief's refresh token outlives the password");
+        assert.match(run.stdout, /ended 1 session/);
+      }
+    }
   });
 });
