@@ -123,7 +123,7 @@ function registrationPolicy(config: Config): RegistrationPolicy {
 }
 
 /** Where everything persists, and what ends with a grant or a client. */
-function storage({ config, kv, apis, revocations, accounts }: ProviderDependencies): Configuration {
+function storage({ config, kv, apis, revocations, accounts, consents }: ProviderDependencies): Configuration {
   const grants = new GrantRevocation(kv, revocations);
   return {
     // Whenever oidc-provider revokes a grant (refresh token reuse, code replay, sign-out, the
@@ -137,11 +137,12 @@ function storage({ config, kv, apis, revocations, accounts }: ProviderDependenci
       CLOCK_TOLERANCE,
       {
         grantRevoked: (grantId) => revocations.revokeGrant(grantId),
-        // ...and its operator grants at APIs and its rotated-out secret go, so a client made again
-        // with the id starts with none (RFC 7592's DELETE left the secret before).
+        // ...and its operator grants at APIs, its rotated-out secret and people's remembered consent
+        // go, so a client made again with the id starts with none (RFC 7592's DELETE left the
+        // secret before, and every path left the consents).
         clientRemoved: async (clientId) => {
           await grants.clientRemoved(clientId);
-          await Promise.all([apis.forgetClient(clientId), forgetPreviousSecret(kv, clientId)]);
+          await Promise.all([apis.forgetClient(clientId), forgetPreviousSecret(kv, clientId), consents.forgetClient(clientId)]);
         },
         // A token request's code or refresh token names the account it will look up next.
         accountAhead: (accountId) => accounts.readAhead(accountId),
