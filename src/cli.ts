@@ -592,7 +592,7 @@ users
 
 users
   .command('passwd <username>')
-  .description("set a user's password, read from standard input; their sessions end, with every grant they made, as on the account page")
+  .description("set a user's password, read from standard input; their sessions end and every grant they have given is revoked")
   .option('--password-stdin', 'read the password from standard input (required)')
   .option('--keep-sessions', 'leave their sessions and grants alone (the old password is not thought to have leaked)')
   .action(async (username: string, options: { passwordStdin?: boolean; keepSessions?: boolean }) => {
@@ -606,6 +606,8 @@ users
       // An operator sets a password for someone who lost theirs, or whose account was taken: a
       // session signed in with the old one (a thief's) and the refresh tokens it got must not outlive it.
       const ended = options.keepSessions ? 0 : await endSessionsWithGrants(kv, settings, account.sub, () => true);
+      // ...and so must the grants of sessions that ended already (offline access got and kept).
+      if (!options.keepSessions) await (await grantRevocation(kv, settings)).revokeAccount(account.sub);
       console.log(`password changed for ${username}${options.keepSessions ? '' : `; ended ${ended} session${ended === 1 ? '' : 's'}`}`);
     });
   });

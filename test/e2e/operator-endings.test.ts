@@ -206,25 +206,34 @@ describe('e2e: what an operator takes away ends at once (endings audit)', functi
       ['wendy', true],
     ] as const) {
       await server.accounts.create(username, PASSWORD);
-      // The thief signed in with the stolen password and holds a refresh token with offline access.
-      const flow = await frontChannel(config, { redirectUri: REDIRECT, username, password: PASSWORD, params: { scope: 'openid offline_access', prompt: 'consent' } });
-      const tokens = await oidc.authorizationCodeGrant(config, flow.callback, { pkceCodeVerifier: flow.verifier });
-      const sessionsOf = async () => new AccountSessions(server.kv, server.providers, server.accounts).list((await server.accounts.findByUsername(username))!.sub);
+      // The thief signed in with the stolen password twice, each time getting a refresh token with
+      // offline access; the first session has ended since (offline access outlives it, by design).
+      const offline = async () => {
+        const flow = await frontChannel(config, { redirectUri: REDIRECT, username, password: PASSWORD, params: { scope: 'openid offline_access', prompt: 'consent' } });
+        return (await oidc.authorizationCodeGrant(config, flow.callback, { pkceCodeVerifier: flow.verifier })).refresh_token!;
+      };
+      const accountSessions = new AccountSessions(server.kv, server.providers, server.accounts);
+      const sessionsOf = async () => accountSessions.list((await server.accounts.findByUsername(username))!.sub);
+      const left = await offline();
+      for (const session of await sessionsOf()) await accountSessions.end(session);
+      const live = await offline();
       assert.equal((await sessionsOf()).length, 1);
 
       const run = await latchkey(env, ['users', 'passwd', username, '--password-stdin', ...(keep ? ['--keep-sessions'] : [])], 'a brand new password for the owner');
       assert.equal(run.status, 0, run.stderr);
       const sessions = await sessionsOf();
-      const refresh = await oidc.refreshTokenGrant(config, tokens.refresh_token!).then(
-        () => 'refreshed',
-        (error: oidc.ResponseBodyError) => error.error,
-      );
+      const refresh = (token: string) =>
+        oidc.refreshTokenGrant(config, token).then(
+          () => 'refreshed',
+          (error: oidc.ResponseBodyError) => error.error,
+        );
       if (keep) {
         assert.equal(sessions.length, 1, '--keep-sessions keeps the session');
-        assert.equal(refresh, 'refreshed');
+        assert.deepEqual([await refresh(left), await refresh(live)], ['refreshed', 'refreshed']);
       } else {
         assert.deepEqual(sessions, [], "the thief's session outlives the password it signed in with");
-        assert.equal(refresh, 'invalid_grant', "the thief's refresh token outlives the password");
+        assert.equal(await refresh(live), 'invalid_grant', "the thief's refresh token outlives the password");
+        assert.equal(await refresh(left), 'invalid_grant', 'the refresh token of a session that ended first outlives the password');
         assert.match(run.stdout, /ended 1 session/);
       }
     }
