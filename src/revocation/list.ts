@@ -37,6 +37,7 @@
  *                                   epoch seconds the scope was last taken from the client at the API
  *                                   (client_id and scope URI-encoded; an empty scope: the whole grant)
  *   revoked:{rv}:api:<aud>          epoch seconds of the latest removal of the API
+ *   revoked:{rv}:operator-endings   "1" while a client_grant or api entry can matter
  *   revoked:{rv}:feed               the feed (a Redis stream)
  */
 import { createHash } from 'node:crypto';
@@ -50,6 +51,12 @@ const grantKey = (gid: string) => `revoked:{rv}:grant:${gid}`;
 const CLIENT_PREFIX = 'revoked:{rv}:client:';
 const KID_PREFIX = 'revoked:{rv}:kid:';
 const CLIENT_GRANT_PREFIX = 'revoked:{rv}:client-grant:';
+/**
+ * Set while any client_grant or api entry can still matter: a check reads this one key, and the
+ * entries for the token's API (one per scope it carries) only while it is set, so the hot path
+ * pays one cached read for what is rare.
+ */
+const OPERATOR_ENDINGS_KEY = 'revoked:{rv}:operator-endings';
 const API_PREFIX = 'revoked:{rv}:api:';
 const clientKey = (clientId: string) => `${CLIENT_PREFIX}${clientId}`;
 const kidKey = (kid: string) => `${KID_PREFIX}${kid}`;
@@ -146,7 +153,7 @@ export class RevocationList {
 
   constructor(kv: Kv, { skew, accessTokenLifetime }: RevocationListOptions) {
     this.#kv = kv;
-    this.#rareMarks = kv.cachedReads?.([CLIENT_PREFIX, KID_PREFIX, CLIENT_GRANT_PREFIX, API_PREFIX]) ?? kv;
+    this.#rareMarks = kv.cachedReads?.([CLIENT_PREFIX, KID_PREFIX, CLIENT_GRANT_PREFIX, API_PREFIX, OPERATOR_ENDINGS_KEY]) ?? kv;
     this.#skew = skew;
     this.#lifetime = accessTokenLifetime;
   }
@@ -196,6 +203,7 @@ export class RevocationList {
    * undefined: the whole grant was revoked).
    */
   async revokeClientGrant(clientId: string, aud: string, scopes?: readonly string[]): Promise<boolean> {
+    await this.#operatorEndings();
     const revoked = await Promise.all(
       (scopes ?? ['']).map((scope) => this.#revokeUpToNow('client_grant', () => clientGrantKey(clientId, scope, aud), clientId, this.#lifetime, { aud, ...(scope ? { scope } : {}) })),
     );
@@ -204,7 +212,13 @@ export class RevocationList {
 
   /** Revokes every token for an API up to now (the API was removed), a person's and a client's own. */
   async revokeApi(aud: string): Promise<boolean> {
+    await this.#operatorEndings();
     return this.#revokeUpToNow('api', apiKey, aud, this.#lifetime);
+  }
+
+  /** Before the entry: a check that sees the entry sees this too (it outlives the entry by a second). */
+  async #operatorEndings(): Promise<void> {
+    await this.#kv.set(OPERATOR_ENDINGS_KEY, '1', { ttl: this.#lifetime + this.#skew + 1 });
   }
 
   async #revokeUpToNow(type: string, key: (value: string) => string, value: string, horizon: number, extra: Record<string, string> = {}): Promise<boolean> {
@@ -216,7 +230,8 @@ export class RevocationList {
   /**
    * Whether a verified token is revoked: by its jti, its grant, its client, the key that signed it
    * (`header.kid`), its API (`aud`), or, for a client's own token (no grant), the client's grant at
-   * its API (whole, or a scope it carries). One round trip (the store pipelines the reads; the rare marks come from the cache).
+   * its API (whole, or a scope it carries). One round trip (the store pipelines the reads; the rare
+   * marks come from the cache), and a second only while an operator's ending can matter.
    * `ownToken`: whether the token is the client's own (client_credentials); a JWT says so by
    * carrying no grant claim, an opaque token's model says it.
    */
@@ -226,19 +241,24 @@ export class RevocationList {
     const audiences = [claims.aud].flat().filter((aud): aud is string => typeof aud === 'string');
     const { kid } = header;
     const read = (value: unknown, key: (value: string) => string, from: CachedReads = this.#kv) => (typeof value === 'string' ? from.get(key(value)) : undefined);
-    const [byJti, byGrant, byClient, byKid, ...byApi] = await Promise.all([
+    const [byJti, byGrant, byClient, byKid, operatorEndings] = await Promise.all([
       read(jti, jtiKey),
       read(gid, grantKey),
       read(clientId, clientKey, this.#rareMarks),
       read(kid, kidKey, this.#rareMarks),
+      audiences.length ? this.#rareMarks.get(OPERATOR_ENDINGS_KEY) : undefined,
+    ]);
+    if (byJti !== undefined || byKid !== undefined) return true;
+    const issuedBy = (mark: string | undefined) => mark !== undefined && (typeof iat !== 'number' || iat <= Number(mark));
+    if (issuedBy(byGrant) || issuedBy(byClient)) return true;
+    if (operatorEndings === undefined) return false;
+    const byApi = await Promise.all([
       ...audiences.map((aud) => this.#rareMarks.get(apiKey(aud))),
       ...(ownToken && typeof clientId === 'string'
         ? audiences.flatMap((aud) => ['', ...scopesOf(claims.scope)].map((scope) => this.#rareMarks.get(clientGrantKey(clientId, scope, aud))))
         : []),
     ]);
-    if (byJti !== undefined || byKid !== undefined) return true;
-    const issuedBy = (mark: string | undefined) => mark !== undefined && (typeof iat !== 'number' || iat <= Number(mark));
-    return issuedBy(byGrant) || issuedBy(byClient) || byApi.some(issuedBy);
+    return byApi.some(issuedBy);
   }
 
   /**
