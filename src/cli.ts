@@ -23,7 +23,9 @@ import { builtinResourceServers } from './apis/builtin.js';
 import { CLOCK_TOLERANCE, longestAccessTokenLifetime } from './lifetimes.js';
 import type { Clients, ClientMetadata } from './registration/clients.js';
 import type { GrantRevocation } from './revocation/grants.js';
+import type { SignedInWith } from './accounts/sessions.js';
 import { RevocationList } from './revocation/list.js';
+import { grantEndings } from './revocation/api-endings.js';
 import type { Kv } from './store/index.js';
 import { openTarget, StoreAccessError } from './store/control.js';
 import { isStoreOutage } from './store/outage.js';
@@ -117,6 +119,20 @@ async function validatingProvider(kv: Kv, settings: Config) {
  * Opened before a command changes anything, so settings that cannot open the ring (another
  * KEYS_SECRETS than the server's) leave the person as they were instead of half done.
  */
+/**
+ * Ends a person's sessions that `signedInWith` picks, each with every grant it made (offline access
+ * too): what was signed in with a credential taken away goes with it. `opened`: sessionsOn's, taken
+ * before anything changed (so a wrong KEYS_SECRETS refuses first). How many ended.
+ */
+async function endSessionsWithGrants(opened: Opened | undefined, kv: Kv, settings: Config, sub: string, signedInWith: SignedInWith): Promise<number> {
+  if (!opened) return 0;
+  const [{ SessionCredentials }, revocation] = await Promise.all([import('./accounts/session-credentials.js'), grantRevocation(kv, settings)]);
+  return opened.sessions.endSignedInWith(sub, new SessionCredentials(kv, settings.ttl.session), signedInWith, (grantId) => revocation.revoke(grantId));
+}
+
+type Opened = Awaited<ReturnType<typeof sessionsOn>>;
+
+/** People's sessions, to end them, with the real ring (undefined when no server ever ran: no sessions either). */
 async function sessionsOn(kv: Kv, settings: Config) {
   const snapshot = await readRing(ringStore(settings, kv));
   if (!snapshot) return undefined;
@@ -330,7 +346,12 @@ clients
 
 /** APIs and operator grants (configuration and store together, as the server sees them). */
 function apisOn(kv: Kv, settings: Config): Apis {
-  return new Apis(kv, { builtin: builtinResourceServers(settings), configured: settings.resourceServers, maxAccessTokenTTL: settings.ttl.apiAccessTokenMax });
+  return new Apis(kv, {
+    builtin: builtinResourceServers(settings),
+    configured: settings.resourceServers,
+    maxAccessTokenTTL: settings.ttl.apiAccessTokenMax,
+    endings: grantEndings(revocationList(kv, settings)),
+  });
 }
 
 /** `--scope a --scope "b c"` → [a, b, c]. */
@@ -577,16 +598,24 @@ users
 
 users
   .command('passwd <username>')
-  .description("set a user's password, read from standard input")
+  .description("set a user's password, read from standard input; their sessions end and every grant they have given is revoked")
   .option('--password-stdin', 'read the password from standard input (required)')
-  .action(async (username: string, options: { passwordStdin?: boolean }) => {
+  .option('--keep-sessions', 'leave their sessions and grants alone (the old password is not thought to have leaked)')
+  .action(async (username: string, options: { passwordStdin?: boolean; keepSessions?: boolean }) => {
     requirePasswordStdin(options, `users passwd ${username}`);
     return withStore(async (kv, settings) => {
       const accounts = new Accounts(kv, settings.accounts.argon2);
-      if (!(await accounts.findByUsername(username))) throw new AccountError(`no user "${username}"`);
+      const account = await accounts.findByUsername(username);
+      if (!account) throw new AccountError(`no user "${username}"`);
       const password = await readStdin();
+      const opened = options.keepSessions ? undefined : await sessionsOn(kv, settings);
       await accounts.setPassword(username, password);
-      console.log(`password changed for ${username}`);
+      // An operator sets a password for someone who lost theirs, or whose account was taken: a
+      // session signed in with the old one (a thief's) and the refresh tokens it got must not outlive it.
+      const ended = options.keepSessions ? 0 : await endSessionsWithGrants(opened, kv, settings, account.sub, () => true);
+      // ...and so must the grants of sessions that ended already (offline access got and kept).
+      if (!options.keepSessions) await (await grantRevocation(kv, settings)).revokeAccount(account.sub);
+      console.log(`password changed for ${username}${options.keepSessions ? '' : `; ended ${ended} session${ended === 1 ? '' : 's'}`}`);
     });
   });
 
@@ -739,8 +768,8 @@ mfa
       const opened = await sessionsOn(kv, settings);
       await factors.reset(account.sub);
       // As the admin API does: the sessions the factors signed in end, with their grants.
-      const [{ SessionCredentials }, { withSecondFactor }, revocation] = await Promise.all([import('./accounts/session-credentials.js'), import('./accounts/sessions.js'), grantRevocation(kv, settings)]);
-      const ended = opened ? await opened.sessions.endSignedInWith(account.sub, new SessionCredentials(kv, settings.ttl.session), withSecondFactor, (grantId) => revocation.revoke(grantId)) : 0;
+      const { withSecondFactor } = await import('./accounts/sessions.js');
+      const ended = await endSessionsWithGrants(opened, kv, settings, account.sub, withSecondFactor);
       console.log(`reset the second factors of ${account.username}; ended ${ended} session${ended === 1 ? '' : 's'} signed in with them`);
     }),
   );

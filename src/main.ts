@@ -52,6 +52,7 @@ import { revocationFeed } from './revocation/feed.js';
 import { FEED_PATH } from './apis/feed-server.js';
 import { GrantRevocation } from './revocation/grants.js';
 import { RevocationList } from './revocation/list.js';
+import { grantEndings } from './revocation/api-endings.js';
 import { UpstreamLinks } from './accounts/links.js';
 import { UpstreamClients } from './upstreams/client.js';
 import { UpstreamLogout } from './upstreams/logout.js';
@@ -94,13 +95,14 @@ export function providerFactory(config: Config, kv: Kv, metrics?: Metrics) {
   const accounts = new Accounts(kv, config.accounts.argon2);
   // TOTP secrets are sealed under the same secrets as the signing keys kept in the store.
   const secondFactors = new SecondFactors(kv, new Sealer(config.keys.secrets), config.issuer);
+  const revocations = new RevocationList(kv, { skew: CLOCK_TOLERANCE, accessTokenLifetime: longestAccessTokenLifetime(config) });
   const apis = new Apis(kv, {
     builtin: builtinResourceServers(config),
     configured: config.resourceServers,
     maxAccessTokenTTL: config.ttl.apiAccessTokenMax,
+    endings: grantEndings(revocations),
   });
   const consents = new Consents(kv, config.ttl.grant);
-  const revocations = new RevocationList(kv, { skew: CLOCK_TOLERANCE, accessTokenLifetime: longestAccessTokenLifetime(config) });
   const limits = new RateLimits(kv, config.rateLimit, metrics);
   const federated = new FederatedSessions(kv, config.ttl.session);
   const upstreams = new Upstreams(kv, config.keys.secrets);
@@ -212,6 +214,7 @@ export async function serve(config: Config, logger: Logger = createLogger(config
         accounts,
         apis,
         grants,
+        revocations,
         sessions,
         upstreams,
         federated,

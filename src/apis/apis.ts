@@ -60,11 +60,27 @@ const clientGrantsKey = (clientId: string) => `${GRANTS_PREFIX}${clientId}`;
 const granteesKey = (identifier: string) => `api-grantees:${identifier}`;
 const SCOPE_TOKEN = /^[\x21\x23-\x5B\x5D-\x7E]+$/;
 
+/**
+ * What must end when an operator takes access away (the revocation list, wired by whoever builds
+ * Apis: revocation/ reads APIs, so it is not imported here). Called after the change is stored, so
+ * no token issued after the entry can carry what was taken away.
+ */
+export interface GrantEndings {
+  /**
+   * A client's grant at an API lost `scopes` (undefined: the whole grant was revoked): the tokens it
+   * got for itself there up to now that carry one (or any token, for the whole grant) end.
+   */
+  clientGrantNarrowed(clientId: string, identifier: string, scopes: readonly string[] | undefined): Promise<unknown>;
+  /** An API was removed: every token for it up to now ends. */
+  apiRemoved(identifier: string): Promise<unknown>;
+}
+
 export interface ApisOptions {
   readonly builtin: readonly ApiDefinition[];
   readonly configured: readonly (ResourceServerConfig & { grants?: readonly ({ client_id: string } & ClientGrant)[] })[];
   /** The longest accessTokenTTL a runtime API may have (it bounds how long revocations are kept). */
   readonly maxAccessTokenTTL: number;
+  readonly endings?: GrantEndings;
 }
 
 export class Apis {
@@ -135,12 +151,14 @@ export class Apis {
   async remove(identifier: string): Promise<void> {
     if (this.#static.has(identifier)) throw new ApiError(`the API ${identifier} is defined in the configuration; it cannot be removed here`, 'conflict', 409);
     if (!(await this.kv.get(apiKey(identifier)))) throw new ApiError(`no API ${identifier}`, 'not_found', 404);
-    // Grants first: an API re-added under the same identifier starts with none.
+    // Grants first: an API re-added under the same identifier starts with none (and the api
+    // entry below ends their tokens, so no client_grant entry per grantee).
     for (const clientId of await this.kv.members(granteesKey(identifier))) {
-      await this.#change(clientId, (grants) => without(grants, identifier));
+      await this.#change(clientId, (grants) => without(grants, identifier), false);
     }
     await this.kv.del([apiKey(identifier), granteesKey(identifier)]);
     await this.kv.removeFromSet(APIS_KEY, identifier);
+    await this.options.endings?.apiRemoved(identifier);
   }
 
   /** What an operator granted a client, at every API (configuration and store together). */
@@ -206,17 +224,38 @@ export class Apis {
     return grants[identifier]!;
   }
 
+  /** What a change took from a client: a whole grant, or scopes of one (see GrantEndings). */
+  async #endTaken(clientId: string, previous: ClientGrants, next: ClientGrants): Promise<void> {
+    const { endings } = this.options;
+    if (!endings) return;
+    await Promise.all(
+      Object.entries(previous).map(([identifier, held]) => {
+        const kept = next[identifier];
+        if (!kept) return endings.clientGrantNarrowed(clientId, identifier, undefined);
+        const taken = held.scopes.filter((scope) => !kept.scopes.includes(scope));
+        return taken.length ? endings.clientGrantNarrowed(clientId, identifier, taken) : undefined;
+      }),
+    );
+  }
+
   /** Forgets every grant a client held (when the client is deleted). */
   async forgetClient(clientId: string): Promise<void> {
     await this.kv.del([clientGrantsKey(clientId)]);
   }
 
-  /** Read-modify-write of a client's stored grants, retried when another writer got there first. */
-  async #change(clientId: string, change: (grants: Record<string, ClientGrant>) => Record<string, ClientGrant>) {
+  /**
+   * Read-modify-write of a client's stored grants, retried when another writer got there first.
+   * Every change goes through here (revoke, the admin API's PUT, removing an API), so this is
+   * where a grant that lost scopes, or went, ends the tokens issued under it (`endings`).
+   */
+  async #change(clientId: string, change: (grants: Record<string, ClientGrant>) => Record<string, ClientGrant>, endTokens = true) {
     for (;;) {
       const before = await this.kv.get(clientGrantsKey(clientId));
-      const next = change(before ? (JSON.parse(before) as Record<string, ClientGrant>) : {});
-      if (await this.kv.compareAndSet(clientGrantsKey(clientId), before, JSON.stringify(next))) return next;
+      const previous = before ? (JSON.parse(before) as Record<string, ClientGrant>) : {};
+      const next = change(previous);
+      if (!(await this.kv.compareAndSet(clientGrantsKey(clientId), before, JSON.stringify(next)))) continue;
+      if (endTokens) await this.#endTaken(clientId, previous, next);
+      return next;
     }
   }
 }

@@ -9,7 +9,9 @@
  *
  * Layout: consent:<sub>:<client_id> → JSON, expiring ttl.grant after the last decision;
  * consents:<sub> → set of those client ids (for the account page's list of apps), expiring with the
- * last of them. Consents remembered before the set existed are not in it; their apps are still
+ * last of them; consent-holders:<client_id> → set of the subs who consented to the client, so that
+ * deleting the client forgets them all (a client made again with the id must ask again), expiring
+ * with the last of them. Consents remembered before the set existed are not in it; their apps are still
  * listed while their grants live (see accounts/page/apps-section.ts).
  */
 import type { Grant, KoaContextWithOIDC } from 'oidc-provider';
@@ -26,6 +28,7 @@ interface Remembered {
 
 const key = (accountId: string, clientId: string) => `consent:${accountId}:${clientId}`;
 const indexKey = (accountId: string) => `consents:${accountId}`;
+const holdersKey = (clientId: string) => `consent-holders:${clientId}`;
 
 /** What a person allowed an app, as the account page lists it. */
 export interface RememberedConsent {
@@ -49,6 +52,7 @@ export class Consents {
     await Promise.all([
       this.kv.set(key(grant.accountId!, grant.clientId!), JSON.stringify(remembered), { ttl: this.ttl }),
       this.kv.addToSet(indexKey(grant.accountId!), grant.clientId!, this.ttl),
+      this.kv.addToSet(holdersKey(grant.clientId!), grant.accountId!, this.ttl),
     ]);
   }
 
@@ -74,7 +78,17 @@ export class Consents {
 
   /** Forgets what a person allowed an app: its next request asks for consent again. */
   async forget(accountId: string, clientId: string): Promise<void> {
-    await Promise.all([this.kv.del([key(accountId, clientId)]), this.kv.removeFromSet(indexKey(accountId), clientId)]);
+    await Promise.all([this.kv.del([key(accountId, clientId)]), this.kv.removeFromSet(indexKey(accountId), clientId), this.kv.removeFromSet(holdersKey(clientId), accountId)]);
+  }
+
+  /**
+   * Forgets every consent to a client (it was deleted: the store's clientRemoved hook). A client
+   * later made with the same id, by an operator, may be another app: people are asked again.
+   */
+  async forgetClient(clientId: string): Promise<void> {
+    const holders = await this.kv.members(holdersKey(clientId));
+    await Promise.all(holders.map((accountId) => Promise.all([this.kv.del([key(accountId, clientId)]), this.kv.removeFromSet(indexKey(accountId), clientId)])));
+    await this.kv.del([holdersKey(clientId)]);
   }
 
   /**

@@ -19,7 +19,7 @@ import { FEED_PATH, FEED_SCOPE } from '../apis/feed-server.js';
 import { GrantRevocation } from '../revocation/grants.js';
 import { jwtAccessTokenEndpoints } from './patches/jwt-access-tokens.js';
 import { GRANT_CLAIM, grantHandle, type RevocationList } from '../revocation/list.js';
-import { ofDeletedClient } from '../revocation/opaque-introspection.js';
+import { opaqueRevoked } from '../revocation/opaque-introspection.js';
 import { adapterFactory } from '../store/adapter.js';
 import { recordFederatedSessions, type FederatedSessions } from '../upstreams/sessions.js';
 import type { UpstreamLogout } from '../upstreams/logout.js';
@@ -46,12 +46,13 @@ import { sessionLoadedOnce } from './patches/session-loaded-once.js';
 import { extendUnchangedSessionsInSteps } from './patches/unchanged-sessions.js';
 import { refuseHintsOfRevokedKeys } from './patches/revoked-key-hints.js';
 import { ADMIN_SCOPES } from '../apis/admin-resource.js';
-import { acceptPreviousSecrets } from './patches/previous-secrets.js';
+import { acceptPreviousSecrets, previousSecretGraceEnd } from './patches/previous-secrets.js';
 import { clientResolves, resolveClientMetadataDocuments } from './patches/client-metadata-documents.js';
 import { ClientMetadataDocuments } from '../registration/client-metadata-documents.js';
 import { ClientMetadataDocumentCache } from '../store/client-metadata-documents.js';
 import { createOutboundFetch } from '../http/outbound.js';
 import { developerClient } from '../registration/developer-pages.js';
+import { forgetPreviousSecret } from '../registration/clients.js';
 import { DevicePolling, pacedDevicePolling } from './patches/device-polling.js';
 import { UserCodeThrottle, userCodeEntry } from './patches/user-code-entry.js';
 import { accountClient } from '../accounts/page/account-pages.js';
@@ -122,7 +123,7 @@ function registrationPolicy(config: Config): RegistrationPolicy {
 }
 
 /** Where everything persists, and what ends with a grant or a client. */
-function storage({ config, kv, apis, revocations, accounts }: ProviderDependencies): Configuration {
+function storage({ config, kv, apis, revocations, accounts, consents }: ProviderDependencies): Configuration {
   const grants = new GrantRevocation(kv, revocations);
   return {
     // Whenever oidc-provider revokes a grant (refresh token reuse, code replay, sign-out, the
@@ -136,10 +137,12 @@ function storage({ config, kv, apis, revocations, accounts }: ProviderDependenci
       CLOCK_TOLERANCE,
       {
         grantRevoked: (grantId) => revocations.revokeGrant(grantId),
-        // ...and its operator grants at APIs go, so a client made again with the id starts with none.
+        // ...and its operator grants at APIs, its rotated-out secret and people's remembered consent
+        // go, so a client made again with the id starts with none (RFC 7592's DELETE left the
+        // secret before, and every path left the consents).
         clientRemoved: async (clientId) => {
           await grants.clientRemoved(clientId);
-          await apis.forgetClient(clientId);
+          await Promise.all([apis.forgetClient(clientId), forgetPreviousSecret(kv, clientId), consents.forgetClient(clientId)]);
         },
         // A token request's code or refresh token names the account it will look up next.
         accountAhead: (accountId) => accounts.readAhead(accountId),
@@ -195,8 +198,9 @@ function tokens({ config, apis }: ProviderDependencies): Configuration {
     rotateRefreshToken: rotateRefreshTokenAfterChecks(async (resource) => (await apis.find(resource)) !== undefined),
     ttl: {
       // An API's own accessTokenTTL wins (oidc-provider's default does this; a number would not).
-      AccessToken: (_ctx, token) => token.resourceServer?.accessTokenTTL ?? config.ttl.accessToken,
-      ClientCredentials: (_ctx, token) => token.resourceServer?.accessTokenTTL ?? config.ttl.clientCredentials,
+      // A client that authenticated with its rotated-out secret gets nothing that outlives the secret's grace.
+      AccessToken: (ctx, token) => withinSecretGrace(ctx, token.resourceServer?.accessTokenTTL ?? config.ttl.accessToken),
+      ClientCredentials: (ctx, token) => withinSecretGrace(ctx, token.resourceServer?.accessTokenTTL ?? config.ttl.clientCredentials),
       AuthorizationCode: config.ttl.authorizationCode,
       IdToken: config.ttl.idToken,
       RefreshToken: config.ttl.refreshToken,
@@ -215,6 +219,12 @@ function tokens({ config, apis }: ProviderDependencies): Configuration {
       },
     },
   };
+}
+
+/** `ttl` seconds, or fewer: until the grace of the rotated-out secret the request's client used ends (patches/previous-secrets.ts). */
+function withinSecretGrace(ctx: KoaContextWithOIDC | undefined, ttl: number): number {
+  const graceEnd = ctx && previousSecretGraceEnd(ctx);
+  return graceEnd === undefined ? ttl : Math.max(1, Math.min(ttl, graceEnd - Math.floor(Date.now() / 1000)));
 }
 
 /** Scopes and claims, the people behind them, consent and the sign-in pages. */
@@ -317,13 +327,14 @@ function features({ config, apis, revocations, logoutPages, devicePages }: Provi
         enabled: true,
         // RFC 7662 §4: a client learns only about its own tokens and those meant for an API it serves
         // as by an operator's grant; for any other token the answer is {"active": false}.
-        // A token of a deleted client is not introspectable either (revocation/opaque-introspection.ts);
-        // both are read in one round trip. Nor one of a client whose metadata document is gone.
+        // A token on the revocation list (its client deleted, its API removed, its client's operator
+        // grant narrowed: revocation/opaque-introspection.ts) is not introspectable either; both are
+        // read in one round trip. Nor one of a client whose metadata document is gone.
         allowedPolicy: async (ctx, caller, token) => {
           const { clientId, aud, scope, kind, iat } = token as unknown as { clientId?: string; aud?: unknown; scope?: string; kind: string; iat?: number };
           const [allowed, deleted, resolves] = await Promise.all([
             mayIntrospect(apis, caller, { clientId, aud, scope, clientCredentials: kind === 'ClientCredentials' }),
-            ofDeletedClient(revocations, clientId, iat),
+            opaqueRevoked(revocations, { clientId, iat, aud, scope, clientCredentials: kind === 'ClientCredentials' }),
             clientResolves(ctx.oidc.provider, clientId, config.outbound.allowPrivateNetworks),
           ]);
           return allowed && !deleted && resolves;

@@ -20,6 +20,8 @@ import type { Apis } from '../apis/apis.js';
 import type { AccountSessions } from '../accounts/sessions.js';
 import type { SessionCredentials } from '../accounts/session-credentials.js';
 import type { GrantRevocation } from '../revocation/grants.js';
+import type { RevocationList } from '../revocation/list.js';
+import { opaqueRevoked } from '../revocation/opaque-introspection.js';
 import type { Clients } from './clients.js';
 import { adminResourceServer } from '../apis/admin-resource.js';
 import type { ProviderInService } from '../provider-in-service.js';
@@ -42,6 +44,8 @@ interface Options {
   readonly apis: Apis;
   /** Revokes what a disabled person held. */
   readonly grants: GrantRevocation;
+  /** A token held across a revoked or narrowed grant stays refused when the grant is given again. */
+  readonly revocations: RevocationList;
   /** Ends a disabled person's sessions (with back-channel logout to their apps). */
   readonly sessions: AccountSessions;
   readonly secretRotationGrace: number;
@@ -61,7 +65,7 @@ export function adminApi(options: Options): Middleware {
 }
 
 /** The admin API's routes (its OpenAPI test lists them). */
-export function adminRouter({ issuer, providers, clients, accounts, apis, grants, sessions, secretRotationGrace, upstreams, federated, secondFactors, credentials, onSecondFactorsReset }: Options): Router {
+export function adminRouter({ issuer, providers, clients, accounts, apis, grants, revocations, sessions, secretRotationGrace, upstreams, federated, secondFactors, credentials, onSecondFactorsReset }: Options): Router {
   const audience = adminResourceServer(issuer).identifier;
   const router = new Router({ prefix: '/admin' });
   const json = bodyParser({ enableTypes: ['json'], jsonLimit: '64kb', encoding: 'utf-8' });
@@ -83,9 +87,18 @@ export function adminRouter({ issuer, providers, clients, accounts, apis, grants
       challenge(', error="invalid_token"');
       return jsonError(ctx, 401, 'invalid_token', 'the access token is not valid for the admin API');
     }
-    // What the token carries, bounded by what the operator grants its client now.
-    // ("admin" includes reading: a token for "admin" still reads when the grant is cut to "admin:read").
-    const current = new Set((await apis.grantAt(token.clientId!, audience))?.scopes ?? []);
+    // What the token carries, bounded by what the operator grants its client now, unless an
+    // operator took a scope it carries (or the grant) since it was issued: then it is refused
+    // whole, even once the grant is given again (revocation/list.ts, client_grant).
+    const [grant, revoked] = await Promise.all([
+      apis.grantAt(token.clientId!, audience),
+      opaqueRevoked(revocations, { clientId: token.clientId, iat: token.iat, aud: token.aud, scope: token.scope, clientCredentials: true }),
+    ]);
+    if (revoked) {
+      challenge(', error="invalid_token"');
+      return jsonError(ctx, 401, 'invalid_token', 'the access token is revoked');
+    }
+    const current = new Set(grant?.scopes ?? []);
     const held = (token.scope ?? '').split(' ').flatMap((scope) => (scope === 'admin' ? ['admin', 'admin:read'] : [scope]));
     const granted = new Set(held.filter((scope) => current.has(scope)));
     if (!granted.has('admin') && !(scope === 'admin:read' && granted.has('admin:read'))) {

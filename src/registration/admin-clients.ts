@@ -78,8 +78,8 @@ export function clientRoutes(router: Router, { clients, secretRotationGrace, rea
 
   router.post('/clients/:id/secret', write, async (ctx) => {
     await registry(ctx, async () => {
-      const { client_id, client_secret } = await clients.rotateSecret(ctx.params.id!, secretRotationGrace);
-      ctx.body = { client_id, client_secret, previous_secret_valid_for: secretRotationGrace };
+      const { client_id, client_secret, registration_access_token } = await clients.rotateSecret(ctx.params.id!, secretRotationGrace);
+      ctx.body = { client_id, client_secret, previous_secret_valid_for: secretRotationGrace, ...(registration_access_token && { registration_access_token }) };
     });
   });
 

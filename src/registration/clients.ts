@@ -38,9 +38,24 @@ export function generateSecret(): string {
 
 const previousSecretKey = (id: string) => `client:previous-secret:${id}`;
 
+/** A rotated-out secret, and when its grace ends (epoch seconds; unknown for one kept before this was recorded). */
+export interface PreviousSecret {
+  readonly secret: string;
+  readonly until?: number;
+}
+
 /** The rotated-out secret of a client, while its grace period lasts (provider/patches/previous-secrets.ts). */
-export async function previousSecret(kv: Kv, clientId: string): Promise<string | undefined> {
-  return kv.get(previousSecretKey(clientId));
+export async function previousSecret(kv: Kv, clientId: string): Promise<PreviousSecret | undefined> {
+  const stored = await kv.get(previousSecretKey(clientId));
+  if (stored === undefined) return undefined;
+  // Kept as JSON since the grace's end is; a plain string is a secret rotated out before.
+  const parsed = stored.startsWith('{') ? (JSON.parse(stored) as PreviousSecret) : { secret: stored };
+  return parsed;
+}
+
+/** A deleted client's rotated-out secret goes with it (the store's clientRemoved hook, provider.ts), whichever way it was removed. */
+export async function forgetPreviousSecret(kv: Kv, clientId: string): Promise<void> {
+  await kv.del([previousSecretKey(clientId)]);
 }
 
 export class Clients {
@@ -80,14 +95,26 @@ export class Clients {
     return updated;
   }
 
-  /** A new secret, returned this once; the old one keeps working for `grace` seconds. */
-  async rotateSecret(id: string, grace: number): Promise<ClientMetadata> {
+  /**
+   * A new secret, returned this once; the old one keeps working for `grace` seconds. A client
+   * registered dynamically also gets a new registration access token, returned with the secret,
+   * and its old ones end at once: RFC 7592 shows the client's secret to whoever holds one, so a
+   * token leaked with the old secret would read the new one (or change the redirect URIs).
+   */
+  async rotateSecret(id: string, grace: number): Promise<ClientMetadata & { registration_access_token?: string }> {
     const existing = await this.#require(id);
     if (typeof existing.client_secret !== 'string') throw new ClientError(`client "${id}" has no secret (a public client)`, 'invalid_request', 400);
-    if (grace > 0) await this.kv.set(previousSecretKey(id), existing.client_secret, { ttl: grace });
+    if (grace > 0) {
+      const previous: PreviousSecret = { secret: existing.client_secret, until: Math.floor(Date.now() / 1000) + grace };
+      await this.kv.set(previousSecretKey(id), JSON.stringify(previous), { ttl: grace });
+    } else await this.kv.del([previousSecretKey(id)]);
     const rotated = { ...existing, client_secret: generateSecret() };
     await this.#adapter.upsert(id, rotated, 0);
-    return rotated;
+    if (!(await new AdapterIndexes(this.kv).endRegistrationTokens(id))) return rotated;
+    // As the engine makes one at registration (its type declares no constructor arguments).
+    const RegistrationAccessToken = this.providers.current.RegistrationAccessToken as unknown as new (payload: { clientId: string }) => { save(): Promise<string> };
+    const registrationToken = new RegistrationAccessToken({ clientId: id });
+    return { ...rotated, registration_access_token: await registrationToken.save() };
   }
 
   async #require(id: string): Promise<ClientMetadata> {
@@ -128,6 +155,5 @@ export class Clients {
   async remove(id: string): Promise<void> {
     await this.#require(id);
     await this.#adapter.destroy(id);
-    await this.kv.del([previousSecretKey(id)]);
   }
 }

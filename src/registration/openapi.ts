@@ -58,7 +58,12 @@ export function openApiDocument(issuer: string) {
             200: json({
               type: 'object',
               required: ['client_id', 'client_secret', 'previous_secret_valid_for'],
-              properties: { client_id: { type: 'string' }, client_secret: { type: 'string' }, previous_secret_valid_for: { type: 'integer', description: 'seconds' } },
+              properties: {
+                client_id: { type: 'string' },
+                client_secret: { type: 'string' },
+                previous_secret_valid_for: { type: 'integer', description: 'seconds' },
+                registration_access_token: { type: 'string', description: 'for a client registered by RFC 7591: its new RFC 7592 token (the old ones ended)' },
+              },
             }),
             400: error,
             401: unauthorized,

@@ -12,8 +12,9 @@
  * the JWKS's Cache-Control allows), the RFC 9068 claims (iss, aud, typ at+jwt, exp), and the
  * revocation list, which it follows from Latchkey's revocation feed every `pollInterval` (500 ms),
  * so a revocation reaches it within about a second: one token (jti), a grant's tokens (gid), a
- * deleted client's tokens (client_id), and every token signed by a revoked key (kid), which it
- * refuses even while its cached JWKS still holds that key. When the feed cannot be reached for
+ * deleted client's tokens (client_id), a client's own tokens for this API once an operator revoked
+ * or narrowed its grant here (client_grant), every token for this API once it was removed (api), and
+ * every token signed by a revoked key (kid), which it refuses even while its cached JWKS still holds that key. When the feed cannot be reached for
  * `maxStaleness` (10 s) it refuses every token (fails closed) rather than accept revoked ones.
  * A DPoP-bound token (cnf.jkt) is accepted only with the DPoP scheme and a valid proof for the
  * request (RFC 9449; the checks are in dpop.ts).
@@ -92,7 +93,9 @@ type FeedEntry =
   | { type: 'jti'; jti: string; exp: number }
   | { type: 'grant'; gid: string; revoked_at: number; exp: number }
   | { type: 'client'; client_id: string; revoked_at: number; exp: number }
-  | { type: 'kid'; kid: string; revoked_at: number; exp: number };
+  | { type: 'kid'; kid: string; revoked_at: number; exp: number }
+  | { type: 'client_grant'; client_id: string; aud: string; scope?: string; revoked_at: number; exp: number }
+  | { type: 'api'; aud: string; revoked_at: number; exp: number };
 
 /** "Tokens issued up to revokedAt are revoked", until exp. */
 interface UpTo {
@@ -132,6 +135,10 @@ export class ResourceServer {
   readonly #clients = new Map<string, UpTo>();
   /** kid → exp: revoked signing keys */
   readonly #kids = new Map<string, number>();
+  /** "<client_id> <scope>" → { revokedAt, exp }: scopes taken from a client's operator grant at this API ("<client_id> ": the whole grant), for its own tokens */
+  readonly #clientGrants = new Map<string, UpTo>();
+  /** This API's removals (key: the audience): every token for it issued up to then */
+  readonly #removals = new Map<string, UpTo>();
   #cursor: string | undefined;
   #lastSync: number | undefined;
   #accessToken: { value: string; renewAt: number } | undefined;
@@ -241,11 +248,17 @@ export class ResourceServer {
   }
 
   /** Whether verified claims are on the revocation list as last synced. */
-  isRevoked(claims: Pick<AccessTokenClaims, 'jti' | 'iat' | 'gid' | 'client_id'>, header: { kid?: string } = {}): boolean {
+  isRevoked(claims: Pick<AccessTokenClaims, 'jti' | 'iat' | 'gid' | 'client_id' | 'scope'>, header: { kid?: string } = {}): boolean {
     if (this.#jtis.has(claims.jti)) return true;
     if (header.kid !== undefined && this.#kids.has(header.kid)) return true;
     const issuedUpTo = (entry: UpTo | undefined) => entry !== undefined && claims.iat <= entry.revokedAt;
-    return issuedUpTo(claims.gid === undefined ? undefined : this.#grants.get(claims.gid)) || issuedUpTo(this.#clients.get(claims.client_id));
+    return (
+      issuedUpTo(claims.gid === undefined ? undefined : this.#grants.get(claims.gid)) ||
+      issuedUpTo(this.#clients.get(claims.client_id)) ||
+      // A client's own token (client_credentials) carries no gid; every token verified here is for this API.
+      (claims.gid === undefined && ['', ...(typeof claims.scope === 'string' ? claims.scope.split(' ') : [])].some((scope) => issuedUpTo(this.#clientGrants.get(`${claims.client_id} ${scope}`)))) ||
+      issuedUpTo(this.#removals.get(this.#options.audience))
+    );
   }
 
   /** Epoch ms of the last successful poll of the feed. */
@@ -295,6 +308,9 @@ export class ResourceServer {
         else if (entry.type === 'grant') raise(this.#grants, entry.gid, entry);
         else if (entry.type === 'client') raise(this.#clients, entry.client_id, entry);
         else if (entry.type === 'kid') this.#kids.set(entry.kid, Math.max(entry.exp, this.#kids.get(entry.kid) ?? 0));
+        // Only this API's: another API's grants and removals do not concern the tokens verified here.
+        else if (entry.type === 'client_grant' && entry.aud === this.#options.audience) raise(this.#clientGrants, `${entry.client_id} ${entry.scope ?? ''}`, entry);
+        else if (entry.type === 'api' && entry.aud === this.#options.audience) raise(this.#removals, entry.aud, entry);
       }
       if (body.cursor) this.#cursor = body.cursor;
       if (!body.more) break;
@@ -310,6 +326,7 @@ export class ResourceServer {
     for (const [gid, { exp }] of this.#grants) if (exp < horizon) this.#grants.delete(gid);
     for (const [clientId, { exp }] of this.#clients) if (exp < horizon) this.#clients.delete(clientId);
     for (const [kid, exp] of this.#kids) if (exp < horizon) this.#kids.delete(kid);
+    for (const map of [this.#clientGrants, this.#removals]) for (const [key, { exp }] of map) if (exp < horizon) map.delete(key);
   }
 
   async #token(): Promise<string> {

@@ -13,6 +13,14 @@
  *           clean (its tokens are issued after the moment).
  *   kid     every token signed by a signing key, whenever it was issued (`latchkey keys revoke`):
  *           the key is compromised, so a forgery made with it may carry any `iat`.
+ *   client_grant
+ *           every token a client got for itself (client_credentials: no grant) for one API, issued
+ *           up to a moment, that carries a scope an operator took away (or any, when the whole
+ *           grant was revoked: apis/apis.ts): what it holds under the old grant ends, at
+ *           introspection and at every resource server, and does not come back with a new grant.
+ *           Tokens within what is still granted are untouched, even those of the same second.
+ *   api     every token for one API (its `aud`), issued up to a moment: the API was removed, so
+ *           neither its tokens nor an API later added with the identifier inherit them.
  *
  * Each entry lives only as long as a token it revokes could: its TTL ends at the token's `exp`
  * (jti) or one access token lifetime after the revocation (grant, client), plus clock skew; a kid
@@ -25,6 +33,11 @@
  *   revoked:{rv}:grant:<gid>        epoch seconds of the latest revocation of the grant
  *   revoked:{rv}:client:<client_id> epoch seconds of the latest removal of the client
  *   revoked:{rv}:kid:<kid>          epoch seconds of the key's revocation
+ *   revoked:{rv}:client-grant:<client_id>:<scope>:<aud>
+ *                                   epoch seconds the scope was last taken from the client at the API
+ *                                   (client_id and scope URI-encoded; an empty scope: the whole grant)
+ *   revoked:{rv}:api:<aud>          epoch seconds of the latest removal of the API
+ *   revoked:{rv}:operator-endings   "1" while a client_grant or api entry can matter
  *   revoked:{rv}:feed               the feed (a Redis stream)
  */
 import { createHash } from 'node:crypto';
@@ -37,11 +50,23 @@ const jtiKey = (jti: string) => `revoked:{rv}:jti:${jti}`;
 const grantKey = (gid: string) => `revoked:{rv}:grant:${gid}`;
 const CLIENT_PREFIX = 'revoked:{rv}:client:';
 const KID_PREFIX = 'revoked:{rv}:kid:';
+const CLIENT_GRANT_PREFIX = 'revoked:{rv}:client-grant:';
+/**
+ * Set while any client_grant or api entry can still matter: a check reads this one key, and the
+ * entries for the token's API (one per scope it carries) only while it is set, so the hot path
+ * pays one cached read for what is rare.
+ */
+const OPERATOR_ENDINGS_KEY = 'revoked:{rv}:operator-endings';
+const API_PREFIX = 'revoked:{rv}:api:';
 const clientKey = (clientId: string) => `${CLIENT_PREFIX}${clientId}`;
 const kidKey = (kid: string) => `${KID_PREFIX}${kid}`;
+const apiKey = (aud: string) => `${API_PREFIX}${aud}`;
+/** The client id and scope are encoded: either may hold a colon, and the API identifier follows. `scope` '': the whole grant. */
+const clientGrantKey = (clientId: string, scope: string, aud: string) => `${CLIENT_GRANT_PREFIX}${encodeURIComponent(clientId)}:${encodeURIComponent(scope)}:${aud}`;
 const FEED_KEY = 'revoked:{rv}:feed';
 
 const epochSeconds = () => Math.floor(Date.now() / 1000);
+const scopesOf = (scope: unknown) => (typeof scope === 'string' ? scope.split(' ').filter(Boolean) : []);
 
 /**
  * What a token says about its grant: a SHA-256 of the grant id (128 bits, base64url). Grant ids
@@ -60,7 +85,16 @@ export type RevocationEntry =
   /** Reject tokens whose `client_id` this is and whose `iat` is at or before `revoked_at` (the client was deleted). Matters until `exp`. */
   | { readonly type: 'client'; readonly client_id: string; readonly revoked_at: number; readonly exp: number }
   /** Reject every token whose JWS header names this `kid`, whatever its `iat` (the key is compromised). Matters until `exp`. */
-  | { readonly type: 'kid'; readonly kid: string; readonly revoked_at: number; readonly exp: number };
+  | { readonly type: 'kid'; readonly kid: string; readonly revoked_at: number; readonly exp: number }
+  /**
+   * Reject tokens whose `client_id` is this, whose `aud` is this, that carry no `gid` (the client's
+   * own, client_credentials), whose `iat` is at or before `revoked_at` and that carry `scope` (an
+   * operator took it from the client's grant at the API); without `scope`, every such token (the
+   * whole grant was revoked). Matters until `exp`.
+   */
+  | { readonly type: 'client_grant'; readonly client_id: string; readonly aud: string; readonly scope?: string; readonly revoked_at: number; readonly exp: number }
+  /** Reject tokens whose `aud` is this and whose `iat` is at or before `revoked_at` (the API was removed). Matters until `exp`. */
+  | { readonly type: 'api'; readonly aud: string; readonly revoked_at: number; readonly exp: number };
 
 export interface FeedPage {
   readonly entries: RevocationEntry[];
@@ -75,6 +109,8 @@ export interface RevocableClaims {
   readonly jti?: unknown;
   readonly iat?: unknown;
   readonly client_id?: unknown;
+  readonly aud?: unknown;
+  readonly scope?: unknown;
   readonly [GRANT_CLAIM]?: unknown;
 }
 
@@ -96,13 +132,17 @@ function toEntry({ fields }: LogEntry): RevocationEntry | undefined {
   if (fields.type === 'grant' && fields.value) return { type: 'grant', gid: fields.value, revoked_at: Number(fields.at), exp };
   if (fields.type === 'client' && fields.value) return { type: 'client', client_id: fields.value, revoked_at: Number(fields.at), exp };
   if (fields.type === 'kid' && fields.value) return { type: 'kid', kid: fields.value, revoked_at: Number(fields.at), exp };
+  if (fields.type === 'client_grant' && fields.value && fields.aud) {
+    return { type: 'client_grant', client_id: fields.value, aud: fields.aud, ...(fields.scope ? { scope: fields.scope } : {}), revoked_at: Number(fields.at), exp };
+  }
+  if (fields.type === 'api' && fields.value) return { type: 'api', aud: fields.value, revoked_at: Number(fields.at), exp };
   return undefined;
 }
 
 export class RevocationList {
   readonly #kv: Kv;
   /**
-   * The entries of deleted clients and compromised keys, read through the store's cache that Redis
+   * The entries of deleted clients, compromised keys, narrowed operator grants and removed APIs, read through the store's cache that Redis
    * invalidates (store/tracked-cache.ts), as fresh as a read: a deleted client's opaque token is
    * then refused at introspection without a round trip of its own. Entries of tokens and grants,
    * one per token, are always read from the store.
@@ -113,7 +153,7 @@ export class RevocationList {
 
   constructor(kv: Kv, { skew, accessTokenLifetime }: RevocationListOptions) {
     this.#kv = kv;
-    this.#rareMarks = kv.cachedReads?.([CLIENT_PREFIX, KID_PREFIX]) ?? kv;
+    this.#rareMarks = kv.cachedReads?.([CLIENT_PREFIX, KID_PREFIX, CLIENT_GRANT_PREFIX, API_PREFIX, OPERATOR_ENDINGS_KEY]) ?? kv;
     this.#skew = skew;
     this.#lifetime = accessTokenLifetime;
   }
@@ -157,30 +197,68 @@ export class RevocationList {
     return this.#revokeUpToNow('kid', kidKey, kid, horizon);
   }
 
-  async #revokeUpToNow(type: string, key: (value: string) => string, value: string, horizon: number): Promise<boolean> {
+  /**
+   * Revokes the tokens a client got for itself (client_credentials) for one API up to now that
+   * carry one of `scopes` (an operator took them from its grant there), or all of them (`scopes`
+   * undefined: the whole grant was revoked).
+   */
+  async revokeClientGrant(clientId: string, aud: string, scopes?: readonly string[]): Promise<boolean> {
+    await this.#operatorEndings();
+    const revoked = await Promise.all(
+      (scopes ?? ['']).map((scope) => this.#revokeUpToNow('client_grant', () => clientGrantKey(clientId, scope, aud), clientId, this.#lifetime, { aud, ...(scope ? { scope } : {}) })),
+    );
+    return revoked.some(Boolean);
+  }
+
+  /** Revokes every token for an API up to now (the API was removed), a person's and a client's own. */
+  async revokeApi(aud: string): Promise<boolean> {
+    await this.#operatorEndings();
+    return this.#revokeUpToNow('api', apiKey, aud, this.#lifetime);
+  }
+
+  /** Before the entry: a check that sees the entry sees this too (it outlives the entry by a second). */
+  async #operatorEndings(): Promise<void> {
+    await this.#kv.set(OPERATOR_ENDINGS_KEY, '1', { ttl: this.#lifetime + this.#skew + 1 });
+  }
+
+  async #revokeUpToNow(type: string, key: (value: string) => string, value: string, horizon: number, extra: Record<string, string> = {}): Promise<boolean> {
     const at = epochSeconds();
-    const fields = { type, value, at: String(at), exp: String(at + horizon) };
+    const fields = { type, value, ...extra, at: String(at), exp: String(at + horizon) };
     return (await this.#kv.raiseMarkAndLog(key(value), at, horizon + this.#skew, FEED_KEY, fields, this.#retain)) !== undefined;
   }
 
   /**
-   * Whether a verified token is revoked: by its jti, its grant, its client, or the key that signed
-   * it (`header.kid`). One round trip (the store pipelines the reads).
+   * Whether a verified token is revoked: by its jti, its grant, its client, the key that signed it
+   * (`header.kid`), its API (`aud`), or, for a client's own token (no grant), the client's grant at
+   * its API (whole, or a scope it carries). One round trip (the store pipelines the reads; the rare
+   * marks come from the cache), and a second only while an operator's ending can matter.
+   * `ownToken`: whether the token is the client's own (client_credentials); a JWT says so by
+   * carrying no grant claim, an opaque token's model says it.
    */
-  async isRevoked(claims: RevocableClaims, header: RevocableHeader = {}): Promise<boolean> {
+  async isRevoked(claims: RevocableClaims, header: RevocableHeader = {}, ownToken = claims[GRANT_CLAIM] === undefined): Promise<boolean> {
     const { jti, iat, client_id: clientId } = claims;
     const gid = claims[GRANT_CLAIM];
+    const audiences = [claims.aud].flat().filter((aud): aud is string => typeof aud === 'string');
     const { kid } = header;
     const read = (value: unknown, key: (value: string) => string, from: CachedReads = this.#kv) => (typeof value === 'string' ? from.get(key(value)) : undefined);
-    const [byJti, byGrant, byClient, byKid] = await Promise.all([
+    const [byJti, byGrant, byClient, byKid, operatorEndings] = await Promise.all([
       read(jti, jtiKey),
       read(gid, grantKey),
       read(clientId, clientKey, this.#rareMarks),
       read(kid, kidKey, this.#rareMarks),
+      audiences.length ? this.#rareMarks.get(OPERATOR_ENDINGS_KEY) : undefined,
     ]);
     if (byJti !== undefined || byKid !== undefined) return true;
     const issuedBy = (mark: string | undefined) => mark !== undefined && (typeof iat !== 'number' || iat <= Number(mark));
-    return issuedBy(byGrant) || issuedBy(byClient);
+    if (issuedBy(byGrant) || issuedBy(byClient)) return true;
+    if (operatorEndings === undefined) return false;
+    const byApi = await Promise.all([
+      ...audiences.map((aud) => this.#rareMarks.get(apiKey(aud))),
+      ...(ownToken && typeof clientId === 'string'
+        ? audiences.flatMap((aud) => ['', ...scopesOf(claims.scope)].map((scope) => this.#rareMarks.get(clientGrantKey(clientId, scope, aud))))
+        : []),
+    ]);
+    return byApi.some(issuedBy);
   }
 
   /**

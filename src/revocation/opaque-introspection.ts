@@ -1,17 +1,29 @@
 /**
- * Introspection of an opaque token whose client was deleted answers `{ "active": false }`.
+ * Introspection of an opaque token on the revocation list answers `{ "active": false }`.
  *
  * oidc-provider answers active for an opaque client_credentials token as long as its record lives,
  * even when its client is gone: it looks the client up only to compute pairwise subjects. Tokens
  * under a grant are deleted with the client's grants, but client_credentials tokens belong to no
- * grant. So introspection's allowedPolicy (provider.ts) also asks the revocation list, whose client
- * entry says "every token of this client issued up to the deletion", in the same round trip as it
- * reads the operator grants: a token of a deleted client is not introspectable, so oidc-provider
- * answers it inactive.
+ * grant, and no token is deleted when its API is removed or an operator narrows a client's grant.
+ * So introspection's allowedPolicy (provider.ts) also asks the revocation list, whose client, api
+ * and client_grant entries say "every such token issued up to then", in the same round trip as it
+ * reads the operator grants: a revoked token is not introspectable, so oidc-provider answers it
+ * inactive.
  */
 import type { RevocationList } from './list.js';
 
-/** Whether the opaque token of `clientId` issued at `iat` belongs to a client deleted since. */
-export function ofDeletedClient(list: RevocationList, clientId: unknown, iat: unknown): Promise<boolean> {
-  return list.isRevoked({ client_id: clientId, iat });
+/** What introspection knows of an opaque token (oidc-provider's model). */
+export interface OpaqueToken {
+  readonly clientId?: unknown;
+  readonly iat?: unknown;
+  readonly aud?: unknown;
+  readonly scope?: unknown;
+  /** Issued by client_credentials: the client's own, under no grant. */
+  readonly clientCredentials: boolean;
+}
+
+/** Whether an opaque token was revoked through its client, its API, or its client's grant at the API. */
+export function opaqueRevoked(list: RevocationList, { clientId, iat, aud, scope, clientCredentials }: OpaqueToken): Promise<boolean> {
+  // A token under a grant is deleted with it: only the client, API and client_grant entries concern it here.
+  return list.isRevoked({ client_id: clientId, iat, aud, scope }, {}, clientCredentials);
 }

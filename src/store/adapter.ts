@@ -249,8 +249,7 @@ class KvAdapter implements Adapter {
 
   /** A registration access token outliving its client would manage a client later made with the same id. */
   private async clientRemoved(clientId: string) {
-    const registrationTokens = await this.kv.members(registrationTokensKey(clientId));
-    await Promise.all([this.kv.removeFromSet(CLIENTS_KEY, clientId), this.kv.del([...registrationTokens, registrationTokensKey(clientId)])]);
+    await Promise.all([this.kv.removeFromSet(CLIENTS_KEY, clientId), endRegistrationTokens(this.kv, clientId)]);
     await this.hooks.clientRemoved?.(clientId);
   }
 
@@ -264,6 +263,13 @@ class KvAdapter implements Adapter {
   private async revokeGrant(grantId: string) {
     await Promise.all([this.revokeByGrantId(grantId), this.kv.del([recordKey('Grant', grantId)])]);
   }
+}
+
+/** Deletes every registration access token of a client; returns how many there were. */
+async function endRegistrationTokens(kv: Kv, clientId: string): Promise<number> {
+  const registrationTokens = await kv.members(registrationTokensKey(clientId));
+  await kv.del([...registrationTokens, registrationTokensKey(clientId)]);
+  return registrationTokens.length;
 }
 
 /** What `request` holds back. */
@@ -345,6 +351,14 @@ export class AdapterIndexes {
   /** Drops one session id from a person's index. */
   async forgetSession(accountId: string, sessionId: string): Promise<void> {
     await this.kv.removeFromSet(accountSessionsKey(accountId), sessionId);
+  }
+
+  /**
+   * Ends every registration access token of a client (its secret was rotated: RFC 7592 would
+   * otherwise show the new secret to whoever holds an old token). Returns how many there were.
+   */
+  endRegistrationTokens(clientId: string): Promise<number> {
+    return endRegistrationTokens(this.kv, clientId);
   }
 
   /** Drops a person's whole session index (the sessions themselves stay). */

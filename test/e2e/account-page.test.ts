@@ -8,6 +8,7 @@
 import assert from 'node:assert/strict';
 import { decodeJwt } from 'jose';
 import * as oidc from 'openid-client';
+import { AccountSessions } from '../../src/accounts/sessions.js';
 import { ClientError, Clients } from '../../src/registration/clients.js';
 import { GRANT_CLAIM } from '../../src/revocation/list.js';
 import { Agent, formIn, type Page } from '../helpers/agent.js';
@@ -247,6 +248,25 @@ describe('e2e: the account page', function () {
       assert.equal(error.error, 'invalid_grant', "the other device's offline access ended with its session");
       return true;
     });
+  });
+
+  it('changing the password also ends the offline access of a session that ended already: a thief who signed in with the old password and left keeps nothing', async () => {
+    await server.accounts.create('fay', PASSWORD);
+    let stolen = (await notesSignIn(new Agent(), 'fay')).refresh_token!;
+    // The thief's session ends (it expired, or the thief signed out at the app): offline access outlives it, by design.
+    const accountSessions = new AccountSessions(server.kv, server.providers, server.accounts);
+    for (const session of await accountSessions.list((await server.accounts.findByUsername('fay'))!.sub)) await accountSessions.end(session);
+    stolen = (await oidc.refreshTokenGrant(notes, stolen, { resource: API })).refresh_token!;
+
+    const { agent, page } = await signIn('fay');
+    const changed = await agent.submit(page, '/password', { current_password: PASSWORD, new_password: 'fay has a new password', confirm_password: 'fay has a new password', sign_out_others: 'yes' });
+    assert.match(changed.html, /Your password has been changed, and every other session is signed out/);
+    await assert.rejects(oidc.refreshTokenGrant(notes, stolen, { resource: API }), (error: Error) => {
+      assert.ok(error instanceof oidc.ResponseBodyError);
+      assert.equal(error.error, 'invalid_grant', "the refresh token got with the old password outlives it when its session ended first");
+      return true;
+    });
+    assert.equal(isLogin(await agent.follow(`${server.issuer}/account`)), false, 'the session that changed the password stays');
   });
 
   it('refuses a form without its CSRF token, or with another session’s, and any POST from a stranger', async () => {

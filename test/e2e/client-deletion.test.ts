@@ -14,7 +14,7 @@ import { frontChannel } from '../helpers/front-channel.js';
 import { latchkey } from '../helpers/process.js';
 import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
 import { startServer, testDir, testEnv, type TestServer } from '../helpers/server.js';
-import { signInSteps } from '../helpers/sign-in.js';
+import { isConsent, signInSteps, startAuthorization } from '../helpers/sign-in.js';
 import { API, basic, clientCredentialsToken, grantFeed, introspect, machineClient, OPAQUE_API, RESOURCE_SERVERS, type ClientCredentials } from '../helpers/tokens.js';
 import { Clients } from '../../src/registration/clients.js';
 import { createResourceServer, TokenRejected, type ResourceServer } from '../../src/resource-server/index.js';
@@ -151,6 +151,11 @@ describe('e2e: deleting a client ends its grants and tokens, whichever way it is
 
     await clients.add(metadata(client.id, client.secret, extra));
     assert.deepEqual(await server.apis.grantsOf(client.id), {}, 'the operator grants went with the client');
+    // The person's consent went too: the client made with the id (maybe another app) asks again.
+    const agent = new Agent();
+    const { page } = await startAuthorization(agent, armed.config, REDIRECT, { scope: 'openid offline_access read', resource: API });
+    const shown = await signInSteps(agent, page, { username: 'alice', password: PASSWORD, consent: 'stop', stopAt: REDIRECT });
+    assert.ok(isConsent(shown), `the deleted client's remembered consent let the new one skip the consent page: ${shown.status} ${shown.url}`);
     assert.equal(await refreshError(armed), 'invalid_grant', 'the old refresh token does not come back with the id');
     await assertEnded(armed);
     // Tokens issued in the second of the deletion count as issued before it.

@@ -74,6 +74,38 @@ for (const backend of backends) {
       }
     });
 
+    it("an operator's ending: a scope taken from a client's grant at an API revokes its own tokens there that carry it; a whole grant all of them; a removed API every token for it", async () => {
+      const clientId = `svc-${randomUUID()}`;
+      const aud = `https://${randomUUID()}.example.test`;
+      const start = await list.feed(undefined, 1000);
+      const own = (scope: string, extra: Record<string, unknown> = {}) => ({ jti: randomUUID(), iat: now() - 10, client_id: clientId, aud, scope, ...extra });
+      assert.equal(await list.revokeClientGrant(clientId, aud, ['write']), true);
+      assert.equal(await list.isRevoked(own('read write')), true, 'carries the scope taken');
+      assert.equal(await list.isRevoked(own('read')), false, 'within what is still granted');
+      assert.equal(await list.isRevoked(own('write', { gid: grantHandle(randomUUID()) })), false, "a person's token (under a grant) is not the client's own");
+      assert.equal(await list.isRevoked(own('write', { aud: `${aud}/other` })), false, 'another API');
+      assert.equal(await list.isRevoked(own('write'), {}, false), false, 'an opaque token its model says is not the client’s own');
+      assert.equal(await list.isRevoked(own('write', { iat: now() + 2 })), false, 'issued after');
+      assert.equal(await list.revokeClientGrant(clientId, aud), true);
+      assert.equal(await list.isRevoked(own('read')), true, 'the whole grant');
+      assert.equal(await list.isRevoked(own('')), true, 'a token without scopes too');
+      const person = { jti: randomUUID(), iat: now() - 10, client_id: 'someone-else', aud, gid: grantHandle(randomUUID()) };
+      assert.equal(await list.isRevoked(person), false);
+      assert.equal(await list.revokeApi(aud), true);
+      assert.equal(await list.isRevoked(person), true, 'a removed API: every token for it');
+      const { entries } = await list.feed(start.cursor, 1000);
+      const ours = entries.filter((line) => ('aud' in line && line.aud === aud));
+      assert.deepEqual(
+        ours.map((line) => ({ type: line.type, scope: 'scope' in line ? line.scope : undefined, client_id: 'client_id' in line ? line.client_id : undefined })),
+        [
+          { type: 'client_grant', scope: 'write', client_id: clientId },
+          { type: 'client_grant', scope: undefined, client_id: clientId },
+          { type: 'api', scope: undefined, client_id: undefined },
+        ],
+      );
+      assert.ok(ours.every((line) => 'revoked_at' in line && line.exp === line.revoked_at + 900));
+    });
+
     it('a revoked key revokes every token it signed, whatever its iat (a forgery may claim any), for the horizon given', async () => {
       const kid = randomUUID();
       const start = await list.feed(undefined, 1000);

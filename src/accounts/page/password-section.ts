@@ -103,9 +103,15 @@ export function passwordSection({ accounts, throttle, sessions, grants, logger }
       if (everywhere) {
         // The old password may have leaked: what the other sessions were granted goes with them,
         // offline access included (a thief's refresh token would outlive a plain sign-out).
-        const others = (await sessions.list(who.accountId)).filter((session) => session.uid !== who.sessionUid);
+        const all = await sessions.list(who.accountId);
+        const others = all.filter((session) => session.uid !== who.sessionUid);
         await Promise.all(others.map((session) => sessions.signOutSession(session, (grantId) => grants.revoke(grantId), true)));
         signedOut = others.length;
+        // So does every grant whose session has ended already (a thief who signed in with the old
+        // password, got offline access and left): only this session's grants stay.
+        const kept = new Set(Object.values(all.find((session) => session.uid === who.sessionUid)?.authorizations ?? {}).map((held) => held.grantId));
+        const orphaned = (await grants.ofAccount(who.accountId)).filter((grant) => !kept.has(grant.grantId));
+        await Promise.all(orphaned.map((grant) => grants.revoke(grant.grantId)));
       }
       logger.info({ event: 'account.password_changed', sub: who.accountId, sessions_signed_out: signedOut }, 'password changed on the account page');
       page.done(ctx, SECTION, everywhere ? 'changed-everywhere' : 'changed');

@@ -1,6 +1,9 @@
 /**
  * Client authentication accepts a rotated-out client secret during its grace period
- * (clients.secretRotationGrace; `latchkey clients rotate-secret`, the admin API, the developer page).
+ * (registration.secretRotationGrace; the admin API, the developer page), and nothing it gets then
+ * outlives that grace: an access token issued to a client that authenticated with the old secret
+ * expires when the grace ends (previousSecretGraceEnd, read by the token lifetimes in provider.ts).
+ * Whoever stole the old secret keeps no token past the moment the old secret stops working.
  *
  * What it changes in oidc-provider: Client.prototype.compareClientSecret (lib/models/client.js,
  * which client_secret_basic and client_secret_post go through) is wrapped. When the current secret
@@ -9,9 +12,17 @@
  * endpoint's usual path is untouched.
  */
 import { timingSafeEqual } from 'node:crypto';
-import type { Provider } from 'oidc-provider';
+import { Provider } from 'oidc-provider';
 import { previousSecret } from '../../registration/clients.js';
 import type { Kv } from '../../store/kv.js';
+
+/** Requests that authenticated with a rotated-out secret: when its grace ends (epoch seconds). */
+const graceEnds = new WeakMap<object, number>();
+
+/** When the grace of the old secret this request authenticated with ends; undefined when it used the current one. */
+export function previousSecretGraceEnd(ctx: object): number | undefined {
+  return graceEnds.get(ctx);
+}
 
 function sameSecret(a: string, b: string): boolean {
   const [x, y] = [Buffer.from(a), Buffer.from(b)];
@@ -24,6 +35,9 @@ export function acceptPreviousSecrets(provider: Provider, kv: Kv): void {
   prototype.compareClientSecret = async function (this: { clientId: string }, actual: string) {
     if (await compareCurrent.call(this, actual)) return true;
     const previous = await previousSecret(kv, this.clientId);
-    return previous !== undefined && sameSecret(previous, actual);
+    if (previous === undefined || !sameSecret(previous.secret, actual)) return false;
+    const ctx = Provider.ctx;
+    if (ctx && previous.until !== undefined) graceEnds.set(ctx, previous.until);
+    return true;
   };
 }
