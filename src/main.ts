@@ -49,6 +49,7 @@ import { CLOCK_TOLERANCE, longestAccessTokenLifetime } from './lifetimes.js';
 import { createProvider } from './provider/provider.js';
 import { discoveryDocuments } from './provider/discovery.js';
 import { revocationFeed } from './revocation/feed.js';
+import { SenderConstraint } from './http/sender-constraint.js';
 import { FEED_PATH } from './apis/feed-server.js';
 import { GrantRevocation } from './revocation/grants.js';
 import { RevocationList } from './revocation/list.js';
@@ -181,6 +182,8 @@ export async function serve(config: Config, logger: Logger = createLogger(config
   const grants = new GrantRevocation(kv, revocations);
   const sessions = new AccountSessions(kv, providers, accounts);
   const credentials = new SessionCredentials(kv, config.ttl.session);
+  // The admin API and the feed take a DPoP-bound token only with its key's proof.
+  const senderConstraint = new SenderConstraint(kv, CLOCK_TOLERANCE);
 
   const mfaSections = { secondFactors, logger, metrics };
   const links = new UpstreamLinks(kv, accounts);
@@ -206,9 +209,10 @@ export async function serve(config: Config, logger: Logger = createLogger(config
       // Scoped here: keyring/ sits below http/ (http/layers.ts), and its own test is this exact path.
       scoped({ paths: [providers.current.pathFor('jwks')] }, jwksEndpoint(providers.current.pathFor('jwks'), () => keys.jwks)),
       discoveryDocuments(providers),
-      revocationFeed({ issuer: config.issuer, keys: verifier, list: revocations, apis, clockTolerance: CLOCK_TOLERANCE }),
+      revocationFeed({ issuer: config.issuer, keys: verifier, list: revocations, apis, clockTolerance: CLOCK_TOLERANCE, senderConstraint }),
       adminApi({
         issuer: config.issuer,
+        senderConstraint,
         providers,
         clients,
         accounts,

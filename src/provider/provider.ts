@@ -58,6 +58,7 @@ import { UserCodeThrottle, userCodeEntry } from './patches/user-code-entry.js';
 import { accountClient } from '../accounts/page/account-pages.js';
 import { FIRST_PARTY_CLIENT_IDS } from '../http/first-party-sign-in.js';
 import { CookieKeys } from '../http/cookie-keys.js';
+import { DPOP_ALGORITHMS } from '../http/sender-constraint.js';
 import { singleUseInitialAccessTokens } from '../registration/initial-access-tokens.js';
 import { ALREADY_CHECKED, applyRequirements, enforcePolicy, OFFERED_API_SCOPES, type RegistrationPolicy } from '../registration/policy.js';
 import type { Consents } from './consents.js';
@@ -183,7 +184,7 @@ function protocol({ config, keyring }: ProviderDependencies): Configuration {
       // Algorithms clients may sign private_key_jwt assertions with: asymmetric only.
       clientAuthSigningAlgValues: ['RS256', 'PS256', 'ES256', 'EdDSA'],
       // Algorithms of DPoP proofs: asymmetric only (RFC 9449 §4.2), as discovery's dpop_signing_alg_values_supported.
-      dPoPSigningAlgValues: ['ES256', 'EdDSA', 'Ed25519'],
+      dPoPSigningAlgValues: DPOP_ALGORITHMS,
     },
     // private_key_jwt assertions: iat required, short-lived (oidc-provider already refuses replays).
     assertJwtClientAuthClaimsAndHeader: boundedClientAssertions(config.clientAssertions.maxLifetime, CLOCK_TOLERANCE),

@@ -12,7 +12,8 @@
 import { bodyParser } from '@koa/bodyparser';
 import Router from '@koa/router';
 import type { Context, Middleware, Next } from 'koa';
-import { bearerToken } from '../http/bearer.js';
+import { presentedToken } from '../http/bearer.js';
+import type { SenderConstraint } from '../http/sender-constraint.js';
 import { jsonError } from '../http/errors.js';
 import { underPrefix } from '../http/under-prefix.js';
 import type { Accounts } from '../accounts/accounts.js';
@@ -58,6 +59,8 @@ interface Options {
   readonly credentials: SessionCredentials;
   /** Called after an operator reset a person's second factors (for the log and metrics). */
   readonly onSecondFactorsReset: (sub: string) => void;
+  /** A DPoP-bound token only with its key's proof (RFC 9449 §7.1). */
+  readonly senderConstraint: SenderConstraint;
 }
 
 export function adminApi(options: Options): Middleware {
@@ -65,7 +68,7 @@ export function adminApi(options: Options): Middleware {
 }
 
 /** The admin API's routes (its OpenAPI test lists them). */
-export function adminRouter({ issuer, providers, clients, accounts, apis, grants, revocations, sessions, secretRotationGrace, upstreams, federated, secondFactors, credentials, onSecondFactorsReset }: Options): Router {
+export function adminRouter({ issuer, providers, clients, accounts, apis, grants, revocations, sessions, secretRotationGrace, upstreams, federated, secondFactors, credentials, onSecondFactorsReset, senderConstraint }: Options): Router {
   const audience = adminResourceServer(issuer).identifier;
   const router = new Router({ prefix: '/admin' });
   const json = bodyParser({ enableTypes: ['json'], jsonLimit: '64kb', encoding: 'utf-8' });
@@ -73,7 +76,7 @@ export function adminRouter({ issuer, providers, clients, accounts, apis, grants
   /** RFC 6750 bearer authentication with the admin scope this route needs. */
   const requireScope = (scope: 'admin' | 'admin:read') => async (ctx: Context, next: Next) => {
     ctx.set('Cache-Control', 'no-store');
-    const presented = bearerToken(ctx);
+    const presented = presentedToken(ctx);
     const challenge = (extra = '') => ctx.set('WWW-Authenticate', `Bearer realm="${audience}"${extra}`);
     if (!presented) {
       challenge();
@@ -81,15 +84,17 @@ export function adminRouter({ issuer, providers, clients, accounts, apis, grants
     }
     // Only client_credentials tokens: a token issued to a person (AccessToken) is not even looked up.
     const provider = providers.current;
-    const token = await provider.ClientCredentials.find(presented);
+    const token = await provider.ClientCredentials.find(presented.token);
     const audiences = [token?.aud].flat();
     if (!token || token.isExpired || !audiences.includes(audience) || !(await provider.Client.find(token.clientId!))) {
       challenge(', error="invalid_token"');
       return jsonError(ctx, 401, 'invalid_token', 'the access token is not valid for the admin API');
     }
+    if (!(await senderConstraint.allows(ctx, presented, token.jkt))) return;
     // What the token carries, bounded by what the operator grants its client now, unless an
     // operator took a scope it carries (or the grant) since it was issued: then it is refused
     // whole, even once the grant is given again (revocation/list.ts, client_grant).
+    // ("admin" includes reading: a token for "admin" still reads when the grant is cut to "admin:read").
     const [grant, revoked] = await Promise.all([
       apis.grantAt(token.clientId!, audience),
       opaqueRevoked(revocations, { clientId: token.clientId, iat: token.iat, aud: token.aud, scope: token.scope, clientCredentials: true }),

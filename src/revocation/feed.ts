@@ -13,7 +13,8 @@
 import type { Middleware } from 'koa';
 import { jwtVerify, type JWTVerifyGetKey } from 'jose';
 import type { Apis } from '../apis/apis.js';
-import { bearerToken } from '../http/bearer.js';
+import { presentedToken } from '../http/bearer.js';
+import type { SenderConstraint } from '../http/sender-constraint.js';
 import { jsonError } from '../http/errors.js';
 import { scoped } from '../http/layers.js';
 import { LOG_ID } from '../store/kv.js';
@@ -30,9 +31,11 @@ interface Options {
   /** Operator grants: the feed is read only by clients granted it, checked at every read. */
   readonly apis: Apis;
   readonly clockTolerance: number;
+  /** A DPoP-bound token only with its key's proof (RFC 9449 §7.1). */
+  readonly senderConstraint: SenderConstraint;
 }
 
-export function revocationFeed({ issuer, keys, list, apis, clockTolerance }: Options): Middleware {
+export function revocationFeed({ issuer, keys, list, apis, clockTolerance, senderConstraint }: Options): Middleware {
   const realm = new URL(issuer).host;
   const audience = feedAudience(issuer);
 
@@ -50,11 +53,11 @@ export function revocationFeed({ issuer, keys, list, apis, clockTolerance }: Opt
       if (error) jsonError(ctx, status, error, description);
       else jsonError(ctx, status, 'invalid_token', 'an access token is required');
     };
-    const presented = bearerToken(ctx);
+    const presented = presentedToken(ctx);
     if (!presented) return challenge(401);
     let claims, signedBy;
     try {
-      ({ payload: claims, protectedHeader: signedBy } = await jwtVerify(presented, keys, {
+      ({ payload: claims, protectedHeader: signedBy } = await jwtVerify(presented.token, keys, {
         issuer,
         audience,
         algorithms: ['RS256'],
@@ -64,6 +67,9 @@ export function revocationFeed({ issuer, keys, list, apis, clockTolerance }: Opt
     } catch {
       return challenge(401, 'invalid_token', `not a valid access token for ${audience}`);
     }
+    const cnf = claims.cnf as { jkt?: unknown } | undefined;
+    if (cnf !== undefined && typeof cnf.jkt !== 'string') return challenge(401, 'invalid_token', 'the token is bound in a way this feed cannot check');
+    if (!(await senderConstraint.allows(ctx, presented, cnf?.jkt as string | undefined))) return;
     if (typeof claims.scope !== 'string' || !claims.scope.split(' ').includes(FEED_SCOPE)) {
       return challenge(403, 'insufficient_scope', `the token lacks the scope "${FEED_SCOPE}"`);
     }

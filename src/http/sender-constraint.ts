@@ -1,0 +1,58 @@
+/**
+ * RFC 9449 §7.1 at our own protected resources (the admin API, the revocation feed): a DPoP-bound
+ * access token is accepted only with the DPoP scheme and a valid proof by its key for this request,
+ * and the DPoP scheme only for a bound token. A bound token presented as a Bearer token is a stolen
+ * token being replayed without its key: refused, as oidc-provider refuses it at userinfo and
+ * latchkey/resource-server at an API. The proof checks are the helper's own (resource-server/dpop.ts);
+ * proof jtis are remembered in the store, so every instance refuses a replay.
+ */
+import type { Context } from 'koa';
+import { DPoPProblem, DPoPVerifier, type ReplayStore } from '../resource-server/dpop.js';
+import type { Kv } from '../store/kv.js';
+import { jsonError } from './errors.js';
+import type { PresentedToken } from './bearer.js';
+
+/** DPoP proof algorithms: asymmetric only (RFC 9449 §4.2), as discovery's dpop_signing_alg_values_supported. */
+export const DPOP_ALGORITHMS = ['ES256', 'EdDSA', 'Ed25519'] as const;
+
+/** Seconds a proof is good for after its iat (oidc-provider's window at the token endpoint). */
+const PROOF_MAX_AGE = 60;
+
+function storeReplays(kv: Kv): ReplayStore {
+  return {
+    unique: (key, expiresAt) =>
+      kv.set(`dpop-proof:${key}`, '1', { ttl: Math.max(1, expiresAt - Math.floor(Date.now() / 1000)), onlyIfAbsent: true }),
+  };
+}
+
+export class SenderConstraint {
+  readonly #proofs: DPoPVerifier;
+
+  constructor(kv: Kv, clockTolerance: number) {
+    this.#proofs = new DPoPVerifier(DPOP_ALGORITHMS, clockTolerance, { proofMaxAge: PROOF_MAX_AGE, replay: storeReplays(kv) });
+  }
+
+  /**
+   * Whether `presented` may be used as the token it is (`jkt`: the thumbprint it is bound to, if
+   * any). When not, answers the request with 401 and the DPoP challenge, and returns false.
+   */
+  async allows(ctx: Context, presented: PresentedToken, jkt: string | undefined): Promise<boolean> {
+    let refusal: { code: string; description: string } | undefined;
+    if (jkt === undefined) {
+      if (presented.scheme === 'DPoP') refusal = { code: 'invalid_token', description: 'the DPoP scheme is for DPoP-bound tokens; this one is a bearer token' };
+    } else if (presented.scheme !== 'DPoP') {
+      refusal = { code: 'invalid_token', description: 'a DPoP-bound token must be presented with the DPoP scheme and a proof' };
+    } else {
+      try {
+        await this.#proofs.check({ proof: ctx.req.headers.dpop, method: ctx.method, url: ctx.href }, presented.token, jkt);
+      } catch (error) {
+        if (!(error instanceof DPoPProblem)) throw error;
+        refusal = { code: error.code, description: error.message };
+      }
+    }
+    if (!refusal) return true;
+    ctx.set('WWW-Authenticate', `DPoP error="${refusal.code}", algs="${DPOP_ALGORITHMS.join(' ')}"`);
+    jsonError(ctx, 401, refusal.code, refusal.description);
+    return false;
+  }
+}
