@@ -10,7 +10,7 @@ import { resolve } from 'node:path';
 import { createLocalJWKSet, type JWTVerifyGetKey } from 'jose';
 import type { Provider } from 'oidc-provider';
 import { Accounts } from './accounts/accounts.js';
-import { Apis } from './apis/apis.js';
+import { Apis, predates } from './apis/apis.js';
 import { AccountSessions } from './accounts/sessions.js';
 import { SessionCredentials } from './accounts/session-credentials.js';
 import { LoginThrottle } from './accounts/throttle.js';
@@ -103,7 +103,11 @@ export function providerFactory(config: Config, kv: Kv, metrics?: Metrics) {
     maxAccessTokenTTL: config.ttl.apiAccessTokenMax,
     endings: grantEndings(revocations),
   });
-  const consents = new Consents(kv, config.ttl.grant);
+  // What a person allowed at an API removed and added again since does not carry over to it.
+  const consents = new Consents(kv, config.ttl.grant, async (identifier, givenAt) => {
+    const api = await apis.find(identifier);
+    return api !== undefined && predates(api, givenAt);
+  });
   const limits = new RateLimits(kv, config.rateLimit, metrics);
   const federated = new FederatedSessions(kv, config.ttl.session);
   const upstreams = new Upstreams(kv, config.keys.secrets);

@@ -24,6 +24,20 @@ export interface ApiDefinition {
   readonly accessTokenTTL?: number;
   /** Built-in APIs that only operator-granted clients reach, never a person's token. */
   readonly privileged?: boolean;
+  /**
+   * Epoch seconds a stored API was added. An API removed and added again under the same identifier
+   * is another API: what a person granted the first (remembered consent, refresh tokens) is not
+   * for it (see predates).
+   */
+  readonly addedAt?: number;
+}
+
+/**
+ * Whether something given at `givenAt` (epoch seconds: a consent, a grant, the first refresh token
+ * of a chain) predates `api`, and so was given to an API removed since under the same identifier.
+ */
+export function predates(api: Pick<ApiDefinition, 'addedAt'>, givenAt: number | undefined): boolean {
+  return api.addedAt !== undefined && (givenAt ?? 0) < api.addedAt;
 }
 
 export type ApiSource = 'builtin' | 'config' | 'store';
@@ -133,6 +147,7 @@ export class Apis {
       scopes: [...new Set(checkScopes(input.scopes ?? []))],
       format: input.format ?? 'jwt',
       ...(input.accessTokenTTL !== undefined ? { accessTokenTTL: input.accessTokenTTL } : {}),
+      addedAt: Math.floor(Date.now() / 1000),
     };
     if (api.format !== 'jwt' && api.format !== 'opaque') throw new ApiError('format is jwt or opaque', 'invalid_request', 400);
     const ttl = api.accessTokenTTL;

@@ -18,6 +18,12 @@ import type { Grant, KoaContextWithOIDC } from 'oidc-provider';
 import { FIRST_PARTY_CLIENT_IDS } from '../http/first-party-sign-in.js';
 import type { Kv } from '../store/kv.js';
 
+/**
+ * Whether an API named in a grant given at `givenAt` (epoch seconds) was removed and added again
+ * since: what the person granted was for the API that was removed (apis/apis.ts predates).
+ */
+export type StaleResource = (identifier: string, givenAt: number | undefined) => Promise<boolean>;
+
 interface Remembered {
   readonly scope: string;
   /** Epoch seconds of the person's last decision (absent in consents remembered before it was kept). */
@@ -42,7 +48,13 @@ export class Consents {
   constructor(
     private readonly kv: Kv,
     private readonly ttl: number,
+    private readonly stale: StaleResource,
   ) {}
+
+  /** Whether any API `resources` names was removed and added again since `givenAt`. */
+  async #anyStale(resources: Iterable<string>, givenAt: number | undefined): Promise<boolean> {
+    return (await Promise.all([...resources].map((identifier) => this.stale(identifier, givenAt)))).some(Boolean);
+  }
 
   async remember(grant: Grant): Promise<void> {
     const resources = Object.fromEntries(
@@ -108,7 +120,10 @@ export class Consents {
     const grantId = (result?.consent as { grantId?: string } | undefined)?.grantId ?? session.grantIdFor(client.clientId);
     if (grantId) {
       const grant = await provider.Grant.find(grantId);
-      if (grant && grant.accountId === session.accountId && grant.clientId === client.clientId) return grant;
+      // A session's grant naming an API removed and added again since is not reused: the person is
+      // asked again for that API (a fresh grant from what they allowed is built below).
+      const current = grant && grant.accountId === session.accountId && grant.clientId === client.clientId;
+      if (current && !(await this.#anyStale(Object.keys(grant.resources ?? {}), grant.iat))) return grant;
     }
     if (FIRST_PARTY_CLIENT_IDS.includes(client.clientId)) {
       const grant = new provider.Grant({ accountId: session.accountId, clientId: client.clientId });
@@ -122,7 +137,9 @@ export class Consents {
     const grant = new provider.Grant({ accountId: session.accountId, clientId: client.clientId });
     if (remembered.scope) grant.addOIDCScope(remembered.scope);
     if (remembered.claims.length) grant.addOIDCClaims(remembered.claims);
-    for (const [indicator, scope] of Object.entries(remembered.resources)) grant.addResourceScope(indicator, scope);
+    for (const [indicator, scope] of Object.entries(remembered.resources)) {
+      if (!(await this.stale(indicator, remembered.at))) grant.addResourceScope(indicator, scope);
+    }
     await grant.save();
     return grant;
   }

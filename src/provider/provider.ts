@@ -6,7 +6,7 @@ import type { JWTVerifyGetKey } from 'jose';
 import type { Middleware } from 'koa';
 import { errors, Provider, type AccountClaims, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 import { claimsFor, passwordStamp, type Accounts } from '../accounts/accounts.js';
-import type { Apis } from '../apis/apis.js';
+import { predates, type Apis } from '../apis/apis.js';
 import { accountCheckedFor, AccountSessions } from '../accounts/sessions.js';
 import { credentialsHeld, SessionCredentials } from '../accounts/session-credentials.js';
 import { CredentialRecords } from '../accounts/credentials.js';
@@ -196,7 +196,10 @@ function tokens({ config, apis }: ProviderDependencies): Configuration {
   return {
     // Every refresh token is single-use: a rotated one presented again (after the reuse grace)
     // revokes the grant. The request's resource is checked before the token is spent (see refresh-rotation.ts).
-    rotateRefreshToken: rotateRefreshTokenAfterChecks(async (resource) => (await apis.find(resource)) !== undefined),
+    rotateRefreshToken: rotateRefreshTokenAfterChecks(async (resource, givenAt) => {
+      const api = await apis.find(resource);
+      return api !== undefined && !predates(api, givenAt);
+    }),
     ttl: {
       // An API's own accessTokenTTL wins (oidc-provider's default does this; a number would not).
       // A client that authenticated with its rotated-out secret gets nothing that outlives the secret's grace.

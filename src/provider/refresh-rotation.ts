@@ -7,8 +7,9 @@
  * invalid_target had already spent the token the client still holds: the client's next, correct
  * refresh looked like a replay and revoked the grant. oidc-provider asks `rotateRefreshToken` just
  * before it consumes, so that is where the resource is checked (the way oidc-provider itself checks
- * it later): a resource the token was not issued for, or one no longer configured, is refused with
- * invalid_target while the token is still unspent.
+ * it later): a resource the token was not issued for, one no longer configured, or one removed and
+ * added again since the person granted it, is refused with invalid_target while the token is still
+ * unspent, whether the request names it or the token's own resource is used.
  *
  * Concurrent refreshes (two tabs, a retry after a timeout) present the same token twice. Within
  * ttl.refreshReuseGrace seconds of its rotation, the second presentation by the same client is
@@ -20,17 +21,36 @@ import { errors, type KoaContextWithOIDC } from 'oidc-provider';
 
 interface RefreshTokenWithResources {
   readonly resourceIndicators?: Set<string>;
+  readonly scopes?: Set<string>;
+  /** When the first token of the chain was issued (epoch seconds): when the person's grant was given. */
+  readonly iiat?: number;
 }
 
-export function rotateRefreshTokenAfterChecks(isKnownResource: (resource: string) => Promise<boolean>) {
+/**
+ * The API a refresh is for, as oidc-provider resolves it (helpers/resolve_resource.js): the
+ * request's `resource`, else the token's own when the new access token is not for userinfo (no
+ * `openid` among the scopes asked, or the token's). Undefined: for userinfo.
+ */
+function resourceOfRefresh(ctx: KoaContextWithOIDC, token: RefreshTokenWithResources | undefined): unknown[] | undefined {
+  const requested = ctx.oidc.params?.resource;
+  if (requested !== undefined) return Array.isArray(requested) ? requested : [requested];
+  const scopes = ctx.oidc.params?.scope ? ctx.oidc.requestParamScopes : (token?.scopes ?? new Set<string>());
+  const own = [...(token?.resourceIndicators ?? [])];
+  return own.length && !scopes.has('openid') ? own : undefined;
+}
+
+/**
+ * `isResourceOf(resource, givenAt)`: whether `resource` is an API now, and one that existed when
+ * the chain's grant was given (an API removed and added again since is not the one it was given for).
+ */
+export function rotateRefreshTokenAfterChecks(isResourceOf: (resource: string, givenAt: number | undefined) => Promise<boolean>) {
   return async (ctx: KoaContextWithOIDC): Promise<boolean> => {
-    const requested = ctx.oidc.params?.resource;
-    if (requested === undefined) return true;
     const token = ctx.oidc.entities.RefreshToken as RefreshTokenWithResources | undefined;
-    const resources: unknown[] = Array.isArray(requested) ? requested : [requested];
+    const resources = resourceOfRefresh(ctx, token);
+    if (resources === undefined) return true;
     if (resources.length !== 1) throw new errors.InvalidTarget('only a single resource indicator value must be requested');
     const [resource] = resources;
-    if (typeof resource !== 'string' || !token?.resourceIndicators?.has(resource) || !(await isKnownResource(resource))) {
+    if (typeof resource !== 'string' || !token?.resourceIndicators?.has(resource) || !(await isResourceOf(resource, token.iiat))) {
       throw new errors.InvalidTarget('the refresh token was not issued for this resource');
     }
     return true;

@@ -12,7 +12,7 @@
  *   API, the revocation feed) are never delegated through a person.
  */
 import { errors, type Client, type KoaContextWithOIDC, type ResourceServer } from 'oidc-provider';
-import type { Apis } from '../apis/apis.js';
+import { predates, type Apis } from '../apis/apis.js';
 
 /** True for a token request in which the client acts for itself. */
 function clientCredentials(ctx: KoaContextWithOIDC): boolean {
@@ -22,6 +22,16 @@ function clientCredentials(ctx: KoaContextWithOIDC): boolean {
 function requestedScopes(ctx: KoaContextWithOIDC): string[] {
   const scope = ctx.oidc.params?.scope;
   return typeof scope === 'string' ? scope.split(' ').filter(Boolean) : [];
+}
+
+/**
+ * At the token endpoint, when the person's grant behind the request was given: the refresh token
+ * chain's first issue, or the code's issue (consent came just before it).
+ */
+function grantGivenAt(ctx: KoaContextWithOIDC): number | undefined {
+  if (ctx.oidc.route !== 'token') return undefined;
+  const { RefreshToken, AuthorizationCode } = ctx.oidc.entities as { RefreshToken?: { iiat?: number }; AuthorizationCode?: { iat?: number } };
+  return RefreshToken?.iiat ?? AuthorizationCode?.iat;
 }
 
 /** oidc-provider's features.resourceIndicators.getResourceServerInfo. */
@@ -44,6 +54,8 @@ export async function resourceServerInfo(apis: Apis, ctx: KoaContextWithOIDC, in
     }
   } else {
     if (api.privileged) throw new errors.InvalidTarget(`${indicator} accepts only client_credentials tokens of clients an operator granted it`);
+    const givenAt = grantGivenAt(ctx);
+    if (givenAt !== undefined && predates(api, givenAt)) throw new errors.InvalidTarget(`${indicator} was removed and added again since this was granted: ask the person again`);
     const registered = client.scope ? new Set(client.scope.split(' ')) : undefined;
     allowed = registered ? api.scopes.filter((scope) => registered.has(scope)) : api.scopes;
   }

@@ -194,6 +194,7 @@ export function openApiDocument(issuer: string) {
             format: { type: 'string', enum: ['jwt', 'opaque'], default: 'jwt' },
             accessTokenTTL: { type: 'integer', minimum: 1, description: 'seconds, at most ttl.apiAccessTokenMax' },
             privileged: { type: 'boolean', readOnly: true },
+            addedAt: { type: 'integer', readOnly: true, description: 'epoch seconds a stored API was added: what a person granted before, at an API of the same identifier removed since, does not carry over' },
             source: { type: 'string', enum: ['builtin', 'config', 'store'], readOnly: true },
           },
         },

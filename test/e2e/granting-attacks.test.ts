@@ -6,7 +6,10 @@
 import assert from 'node:assert/strict';
 import { createHash, randomUUID } from 'node:crypto';
 import { decodeJwt, exportJWK, generateKeyPair, SignJWT, type CryptoKey } from 'jose';
+import * as oidc from 'openid-client';
+import { Agent, type Page } from '../helpers/agent.js';
 import { startServer, type TestServer } from '../helpers/server.js';
+import { isConsent, signInSteps, startAuthorization } from '../helpers/sign-in.js';
 import { API, basic, type ClientCredentials } from '../helpers/tokens.js';
 
 const REDIRECT = 'https://app.example.test/callback';
@@ -30,6 +33,7 @@ const ath = (token: string) => createHash('sha256').update(token).digest('base64
 describe('attacks: Latchkey hands out no more than was granted (black box)', function () {
   this.timeout(60_000);
   let server: TestServer;
+  let app: oidc.Configuration;
 
   const token = async (client: ClientCredentials, params: Record<string, string>, headers: Record<string, string> = {}): Promise<Answer> => {
     const response = await fetch(`${server.url}/token`, {
@@ -39,6 +43,16 @@ describe('attacks: Latchkey hands out no more than was granted (black box)', fun
     });
     return { status: response.status, body: (await response.json()) as Record<string, string> };
   };
+
+  /** A person's code flow through `app` in `agent` (consent given), and the code redeemed for `resource`. */
+  async function personTokens(agent: Agent, params: Record<string, string>, resource: string): Promise<Answer> {
+    const { page, verifier } = await startAuthorization(agent, app, REDIRECT, params);
+    let current: Page = await signInSteps(agent, page, { username: 'pat', password: PASSWORD, stopAt: REDIRECT });
+    if (isConsent(current)) current = await agent.submit(current, '/confirm', {}, REDIRECT);
+    const code = new URL(current.url).searchParams.get('code');
+    assert.ok(code, `a code: ${current.url}`);
+    return token(APP, { grant_type: 'authorization_code', code, redirect_uri: REDIRECT, code_verifier: verifier, resource });
+  }
 
   before(async () => {
     server = await startServer({
@@ -56,6 +70,7 @@ describe('attacks: Latchkey hands out no more than was granted (black box)', fun
     await server.apis.grant(OPS.id, `${server.issuer}/admin`, { scopes: ['admin'] });
     await server.apis.grant(RS.id, `${server.issuer}/revocations`, { scopes: ['revocations'] });
     await server.accounts.create('pat', PASSWORD);
+    app = await oidc.discovery(new URL(server.issuer), APP.id, APP.secret, oidc.ClientSecretBasic(APP.secret), { execute: [oidc.allowInsecureRequests] });
   });
   after(() => server?.stop());
 
@@ -91,5 +106,45 @@ describe('attacks: Latchkey hands out no more than was granted (black box)', fun
       assert.equal((await call(`Bearer ${plain}`)).status, 200, `${url}: a bearer token as a Bearer token`);
     }
     assert.ok(decodeJwt((await token(RS, { grant_type: 'client_credentials', resource: `${server.issuer}/revocations`, scope: 'revocations' }, { dpop: await proof(key, { htm: 'POST', htu: `${server.issuer}/token` }) })).body.access_token!).cnf);
+  });
+
+  it('an API removed and added again under the same identifier is another API: a refresh token, a remembered consent or a session\'s grant for the removed one gets nothing at the new one (RFC 8707 §2, RFC 6749 §6)', async () => {
+    const NOTES = 'https://notes.example.test';
+    await server.apis.add({ identifier: NOTES, scopes: ['notes:read'] });
+    const agent = new Agent();
+    const first = await personTokens(agent, { scope: 'openid offline_access notes:read', resource: NOTES }, NOTES);
+    assert.equal(first.status, 200, JSON.stringify(first.body));
+    assert.equal(decodeJwt(first.body.access_token!).aud, NOTES);
+    const refreshToken = first.body.refresh_token!;
+
+    // The operator removes the API; later someone adds an API under the same identifier.
+    await server.apis.remove(NOTES);
+    await new Promise((done) => setTimeout(done, 1100)); // addedAt has whole-second precision
+    await server.apis.add({ identifier: NOTES, scopes: ['notes:read'] });
+
+    const named = await token(APP, { grant_type: 'refresh_token', refresh_token: refreshToken, resource: NOTES });
+    assert.equal(named.status, 400, `the refresh token of the removed API, naming it: ${JSON.stringify(named.body)}`);
+    assert.equal(named.body.error, 'invalid_target');
+    const implied = await token(APP, { grant_type: 'refresh_token', refresh_token: refreshToken, scope: 'notes:read' });
+    assert.equal(implied.status, 400, `the refresh token of the removed API, its own resource implied: ${JSON.stringify(implied.body)}`);
+    assert.equal(implied.body.error, 'invalid_target');
+    // Neither refusal spent the token: it still refreshes what it is still good for (userinfo).
+    const userinfo = await token(APP, { grant_type: 'refresh_token', refresh_token: refreshToken });
+    assert.equal(userinfo.status, 200, JSON.stringify(userinfo.body));
+    assert.equal(decodeJwt(userinfo.body.id_token!).aud, APP.id);
+
+    // The same browser (its session's grant) and a new sign-in (the remembered consent) are asked again.
+    const silent = await startAuthorization(agent, app, REDIRECT, { scope: 'openid notes:read', resource: NOTES, prompt: 'none' });
+    assert.equal(new URL(silent.page.url).searchParams.get('error'), 'consent_required', `SSO without asking: ${silent.page.url}`);
+    for (const browser of [agent, new Agent()]) {
+      const { page } = await startAuthorization(browser, app, REDIRECT, { scope: 'openid notes:read', resource: NOTES });
+      const shown = await signInSteps(browser, page, { username: 'pat', password: PASSWORD, consent: 'stop', stopAt: REDIRECT });
+      assert.ok(isConsent(shown), `the person is asked again: ${shown.status} ${shown.url}`);
+      assert.match(shown.html, /notes:read/);
+    }
+    // Asked and given again, the new API's tokens are issued.
+    const again = await personTokens(new Agent(), { scope: 'openid offline_access notes:read', resource: NOTES }, NOTES);
+    assert.equal(again.status, 200, JSON.stringify(again.body));
+    assert.equal((await token(APP, { grant_type: 'refresh_token', refresh_token: again.body.refresh_token!, resource: NOTES })).status, 200);
   });
 });
