@@ -24,8 +24,12 @@ export interface RegistrationPolicy {
 /** RFC 8628's grant type. */
 export const DEVICE_CODE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
 
-/** Client metadata that holds a URL a person may be sent to or shown. */
-const WEB_URIS = ['client_uri', 'logo_uri', 'policy_uri', 'tos_uri'] as const;
+/**
+ * Client metadata that holds a URL a person may be sent to or shown, or that Latchkey itself
+ * fetches or posts to: the client's keys (over http a network attacker swaps them and signs the
+ * client's assertions) and back-channel logout (logout tokens in the clear).
+ */
+const WEB_URIS = ['client_uri', 'logo_uri', 'policy_uri', 'tos_uri', 'jwks_uri', 'backchannel_logout_uri'] as const;
 
 /** RFC 6761 §6.3 / RFC 8252 §7.3: names and addresses that can only be this machine. */
 export function isLoopback(hostname: string): boolean {
