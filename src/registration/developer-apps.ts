@@ -74,7 +74,8 @@ export function appsPage(router: Router, { signedIn, page, submitted, csrf }: De
     const redirectUris = field(body, 'redirect_uris').split(/\s+/).filter(Boolean);
     const problem =
       !name || name.length > 80 ? 'Give the app a name of at most 80 characters.'
-      : !(type in APP_TYPES) ? 'Choose what kind of app this is.'
+      // Own keys only: `in` also finds what every object inherits (constructor, toString, __proto__).
+      : !Object.hasOwn(APP_TYPES, type) ? 'Choose what kind of app this is.'
       : !redirectUris.length ? 'Add at least one redirect URI (where people return after signing in).'
       : undefined;
     if (problem) return showApps(ctx, who, { error: problem, values: body }, 400);

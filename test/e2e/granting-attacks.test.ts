@@ -227,4 +227,18 @@ describe('attacks: Latchkey hands out no more than was granted (black box)', fun
     const https = await update({ backchannel_logout_uri: 'https://rp.example.test/logout' });
     assert.equal(https.status, 200, JSON.stringify(https.body));
   });
+
+  it('the developer page: an app type that names no type (constructor, __proto__, toString) is refused with the form, never a 500, and registers nothing', async () => {
+    const agent = new Agent();
+    let page: Page = await signInSteps(agent, await agent.follow(`${server.issuer}/developer/sign-in`), { username: 'pat', password: PASSWORD, login: 'required' });
+    assert.match(page.html, /Your apps/);
+    for (const type of ['constructor', '__proto__', 'toString', 'hasOwnProperty']) {
+      const answer = await agent.submit(page, '/developer/apps', { name: `App ${type}`, type, redirect_uris: 'https://pat.example.test/callback' });
+      assert.equal(answer.status, 400, `type=${type}: ${answer.status}`);
+      assert.match(answer.html, /Choose what kind of app this is/);
+      page = answer;
+    }
+    page = await agent.follow(`${server.issuer}/developer`);
+    assert.doesNotMatch(page.html, /App (constructor|__proto__|toString|hasOwnProperty)/);
+  });
 });
