@@ -1,5 +1,6 @@
 /**
- * Refresh token rotation (RFC 9700 §4.14.2) that a bad request cannot turn against the client.
+ * Refresh token rotation (RFC 9700 §4.14.2) that a bad request cannot turn against the client,
+ * and the checks of what a refresh may carry that must come before the token is spent.
  *
  * Every refresh token is single-use: each refresh consumes it and answers a new one, and a consumed
  * token presented again revokes the whole grant (replay detection). oidc-provider consumes the old
@@ -40,11 +41,33 @@ function resourceOfRefresh(ctx: KoaContextWithOIDC, token: RefreshTokenWithResou
 }
 
 /**
+ * A refresh gives no more than the client may request now (its `scope` metadata, when it has one):
+ * an operator or the client may have narrowed it since the person consented. Asked for explicitly,
+ * a scope outside it is invalid_scope; otherwise the refresh is narrowed to what is left (the
+ * answer's `scope` says so, RFC 6749 §5.1), and the ID token and userinfo follow. Runs before the
+ * token is spent, and before the resource check (which depends on the scopes asked).
+ */
+export function boundRefreshToClientScope(ctx: KoaContextWithOIDC): void {
+  const registered = ctx.oidc.client?.scope;
+  const token = ctx.oidc.entities.RefreshToken as RefreshTokenWithResources | undefined;
+  if (!registered || !token?.scopes) return;
+  const allowed = new Set(registered.split(' '));
+  const asked = ctx.oidc.params?.scope ? [...ctx.oidc.requestParamScopes] : [...token.scopes];
+  const beyond = asked.filter((scope) => !allowed.has(scope));
+  if (!beyond.length) return;
+  if (ctx.oidc.params?.scope || beyond.length === asked.length) {
+    throw new errors.InvalidScope(`this client may no longer request ${beyond.join(' ')}`, beyond.join(' '));
+  }
+  ctx.oidc.params!.scope = asked.filter((scope) => allowed.has(scope)).join(' ');
+}
+
+/**
  * `isResourceOf(resource, givenAt)`: whether `resource` is an API now, and one that existed when
  * the chain's grant was given (an API removed and added again since is not the one it was given for).
  */
 export function rotateRefreshTokenAfterChecks(isResourceOf: (resource: string, givenAt: number | undefined) => Promise<boolean>) {
   return async (ctx: KoaContextWithOIDC): Promise<boolean> => {
+    boundRefreshToClientScope(ctx);
     const token = ctx.oidc.entities.RefreshToken as RefreshTokenWithResources | undefined;
     const resources = resourceOfRefresh(ctx, token);
     if (resources === undefined) return true;

@@ -69,7 +69,7 @@ describe('attacks: Latchkey hands out no more than was granted (black box)', fun
     });
     await server.apis.grant(OPS.id, `${server.issuer}/admin`, { scopes: ['admin'] });
     await server.apis.grant(RS.id, `${server.issuer}/revocations`, { scopes: ['revocations'] });
-    await server.accounts.create('pat', PASSWORD);
+    await server.accounts.create('pat', PASSWORD, { email: 'pat@example.test', name: 'Pat' });
     app = await oidc.discovery(new URL(server.issuer), APP.id, APP.secret, oidc.ClientSecretBasic(APP.secret), { execute: [oidc.allowInsecureRequests] });
   });
   after(() => server?.stop());
@@ -240,5 +240,40 @@ describe('attacks: Latchkey hands out no more than was granted (black box)', fun
     }
     page = await agent.follow(`${server.issuer}/developer`);
     assert.doesNotMatch(page.html, /App (constructor|__proto__|toString|hasOwnProperty)/);
+  });
+
+  it("a refresh gives no more than the client may request now: once an operator narrowed its scope metadata, the person's earlier consent to more is not refreshed into tokens, ID tokens or userinfo (RFC 6749 §6, OIDC Core §5.4)", async () => {
+    const ops = (await token(OPS, { grant_type: 'client_credentials', resource: `${server.issuer}/admin`, scope: 'admin' })).body.access_token!;
+    const write = (method: string, path: string, scope: string) =>
+      fetch(`${server.url}/admin/clients${path}`, {
+        method,
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${ops}` },
+        body: JSON.stringify({ ...(method === 'POST' && { client_id: 'mailer', client_secret: APP.secret }), redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'], scope }),
+      });
+    assert.equal((await write('POST', '', 'openid offline_access email profile read')).status, 201);
+    const mailer = await oidc.discovery(new URL(server.issuer), 'mailer', APP.secret, oidc.ClientSecretBasic(APP.secret), { execute: [oidc.allowInsecureRequests] });
+    const agent = new Agent();
+    const { page, verifier } = await startAuthorization(agent, mailer, REDIRECT, { scope: 'openid offline_access email profile', prompt: 'consent' });
+    let current: Page = await signInSteps(agent, page, { username: 'pat', password: PASSWORD, stopAt: REDIRECT });
+    if (isConsent(current)) current = await agent.submit(current, '/confirm', {}, REDIRECT);
+    const client = { id: 'mailer', secret: APP.secret };
+    const first = await token(client, { grant_type: 'authorization_code', code: new URL(current.url).searchParams.get('code')!, redirect_uri: REDIRECT, code_verifier: verifier });
+    assert.equal(decodeJwt(first.body.id_token!).email, 'pat@example.test', 'consented and allowed: the email is given');
+
+    // The operator takes email and profile away from what the app may ask.
+    assert.equal((await write('PUT', '/mailer', 'openid offline_access read')).status, 200);
+    const asked = await token(client, { grant_type: 'refresh_token', refresh_token: first.body.refresh_token!, scope: 'openid email' });
+    assert.equal(asked.status, 400, `asking for email again: ${JSON.stringify(asked.body)}`);
+    assert.equal(asked.body.error, 'invalid_scope');
+    const refreshed = await token(client, { grant_type: 'refresh_token', refresh_token: first.body.refresh_token! });
+    assert.equal(refreshed.status, 200, `the refused request did not spend the token: ${JSON.stringify(refreshed.body)}`);
+    assert.equal(refreshed.body.scope, 'openid offline_access', 'the answer says what is left');
+    const idToken = decodeJwt(refreshed.body.id_token!);
+    assert.equal(idToken.email, undefined, 'no email in the ID token');
+    assert.equal(idToken.name, undefined, 'no profile in the ID token');
+    const userinfo = (await (await fetch(`${server.url}/me`, { headers: { authorization: `Bearer ${refreshed.body.access_token}` } })).json()) as Record<string, unknown>;
+    assert.equal(userinfo.email, undefined, `no email at userinfo: ${JSON.stringify(userinfo)}`);
+    assert.equal(userinfo.name, undefined);
+    assert.ok(userinfo.sub);
   });
 });
