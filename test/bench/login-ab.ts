@@ -57,7 +57,7 @@ function argon2CpuMs(count: number): number {
 
 async function start(spec: string) {
   const [dir = 'dist', settings = ''] = spec.split(':');
-  const extra = Object.fromEntries(settings ? settings.split(',').map((pair) => pair.split('=') as [string, string]) : []);
+  const extra = Object.fromEntries(settings ? settings.split(',').map((pair) => [pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1)]) : []);
   const port = await freePort();
   const env = { ...prepared.env, ...extra, PORT: String(port), ISSUER: `http://localhost:${port}` };
   const child = spawn('taskset', ['-c', '0', process.execPath, join(ROOT, dir, 'cli.js'), 'serve'], {
@@ -102,9 +102,9 @@ const median = (values: number[]) => {
 const spread = (values: number[]) => `${Math.min(...values).toFixed(2)}-${Math.max(...values).toFixed(2)}`;
 
 const scenario = SCENARIOS.find((s) => s.id === 'login')!;
-const servers = [];
-for (const spec of builds) servers.push(await start(spec));
+const servers: Awaited<ReturnType<typeof start>>[] = [];
 try {
+  for (const spec of builds) servers.push(await start(spec));
   const workloads = [];
   for (const server of servers) {
     const workload = await scenario.prepare(server, { introspectionPool: 0, jwtRevocationPool: 0, sessions: 1, chains: 0 });
