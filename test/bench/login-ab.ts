@@ -12,6 +12,10 @@
  *   node --import tsx test/bench/login-ab.ts dist-before,dist [iterations=150] [runs=5] [connections=8]
  *
  * A build name `<dir>:KEY=value,...` starts that build with those settings over the bench's.
+ *
+ * With --steps: one login at a time instead, and the JavaScript thread's CPU per step (from
+ * /proc/<pid>/task/<pid>/schedstat, in nanoseconds, not clock ticks): where a change to one
+ * request shows, without argon2 or the batching of a saturated core in the figure.
  */
 import { spawn, execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -19,14 +23,16 @@ import { join } from 'node:path';
 import { loadConfig } from '../../src/config.js';
 import { ROOT } from '../../src/paths.js';
 import { freePort, startRedisServer } from '../helpers/redis.js';
-import { closedLoop } from './load.js';
+import { closedLoop, sequential } from './load.js';
 import { SCENARIOS } from './scenarios.js';
 import { addUser, pin, processCpuSeconds, startLatchkey } from './targets.js';
 
-const builds = (process.argv[2] ?? 'dist-before,dist').split(';').flatMap((list) => list.split(/,(?![A-Z_]+=)/));
-const iterations = Number(process.argv[3] ?? 150);
-const runs = Number(process.argv[4] ?? 5);
-const connections = Number(process.argv[5] ?? 8);
+const args = process.argv.filter((arg) => !arg.startsWith('--'));
+const stepsMode = process.argv.includes('--steps');
+const builds = (args[2] ?? 'dist-before,dist').split(';').flatMap((list) => list.split(/,(?![A-Z_]+=)/));
+const iterations = Number(args[3] ?? 150);
+const runs = Number(args[4] ?? 5);
+const connections = Number(args[5] ?? 8);
 const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
 
 pin(process.pid, '1');
@@ -111,12 +117,38 @@ try {
     await closedLoop(server.url, workload, { connections, seconds: 120, amount: Math.min(iterations, 60) }); // warm-up
     workloads.push(workload);
   }
+  if (stepsMode) {
+    const mainThreadNs = (pid: number) => Number(readFileSync(`/proc/${pid}/task/${pid}/schedstat`, 'utf8').split(' ')[0]);
+    const perStep = servers.map(() => new Map<string, number[]>());
+    for (let run = 0; run < runs; run += 1) {
+      for (const [i, server] of servers.entries()) {
+        const sums = new Map<string, number>();
+        let at = 0;
+        const result = await sequential(server.url, workloads[i]!, iterations, {
+          before: async () => {
+            at = mainThreadNs(server.pid);
+          },
+          after: async (step) => {
+            await sleep(2); // what the server does after answering (the request log, metrics)
+            sums.set(step.name, (sums.get(step.name) ?? 0) + mainThreadNs(server.pid) - at);
+          },
+        });
+        for (const [name, ns] of sums) perStep[i]!.set(name, [...(perStep[i]!.get(name) ?? []), ns / 1e6 / Math.max(1, result.iterations)]);
+        const total = [...sums.values()].reduce((sum, ns) => sum + ns, 0) / 1e6 / Math.max(1, result.iterations);
+        perStep[i]!.set('all', [...(perStep[i]!.get('all') ?? []), total]);
+      }
+    }
+    for (const [i, server] of servers.entries()) {
+      const row = [...perStep[i]!].map(([name, values]) => `${name} ${median(values).toFixed(3)} (${spread(values)})`);
+      console.log(`${server.spec.padEnd(24)} JavaScript thread ms per step, medians of ${runs} runs: ${row.join(', ')}`);
+    }
+  }
   const argon2: number[] = [];
   const cpu: number[][] = servers.map(() => []);
   const ratio: number[][] = servers.map(() => []);
   const threads: { main: number; pool: number; other: number }[][] = servers.map(() => []);
   let errors = 0;
-  for (let run = 0; run < runs; run += 1) {
+  for (let run = 0; run < (stepsMode ? 0 : runs); run += 1) {
     const baseline = argon2CpuMs(Math.max(20, Math.round(iterations / 4)));
     argon2.push(baseline);
     const row = [`run ${run + 1}: argon2id verify ${baseline.toFixed(2)} ms`];
@@ -135,8 +167,8 @@ try {
     }
     console.log(row.join('  '));
   }
-  console.log(`argon2id verify, one at a time on core 0: median ${median(argon2).toFixed(2)} ms CPU (${spread(argon2)})`);
-  for (const [i, server] of servers.entries()) {
+  if (!stepsMode) console.log(`argon2id verify, one at a time on core 0: median ${median(argon2).toFixed(2)} ms CPU (${spread(argon2)})`);
+  for (const [i, server] of stepsMode ? [] : servers.entries()) {
     console.log(
       `${server.spec.padEnd(24)} median ${median(cpu[i]!).toFixed(2)} ms CPU/login (${spread(cpu[i]!)}), ` +
         `beyond argon2 ${(median(cpu[i]!) - median(argon2)).toFixed(2)} ms; argon2 ÷ login ${median(ratio[i]!).toFixed(3)} (${spread(ratio[i]!)})` +
