@@ -232,7 +232,15 @@ export class Accounts {
    */
   async verify(username: string, password: string): Promise<Account | undefined> {
     if (password.length > MAX_PASSWORD_LENGTH) return undefined;
-    const account = await this.findByUsername(username);
+    return this.verifyFound(await this.findByUsername(username), password);
+  }
+
+  /**
+   * verify, for a caller that looked the account up itself (findByUsername, alongside its other
+   * reads; undefined for an unknown username). The same single argon2 verification, whatever it is given.
+   */
+  async verifyFound(account: Account | undefined, password: string): Promise<Account | undefined> {
+    if (password.length > MAX_PASSWORD_LENGTH) return undefined;
     // An account without a password (made by an upstream sign-in) costs the same and never matches.
     const hash = account?.passwordHash || (await this.#dummyHash);
     const ok = await this.#verify(hash, password);
