@@ -13,6 +13,7 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import argon2 from 'argon2';
 import type { Kv } from '../store/kv.js';
+import { processArgon2Slots, type Argon2Slots } from './argon2-slots.js';
 import { enforceUsername, legacyUsernameForm, MAX_USERNAME_LENGTH, nonAscii, usernameSkeletons } from './usernames.js';
 
 export interface Argon2Settings {
@@ -93,15 +94,24 @@ export class Accounts {
   constructor(
     private readonly kv: Kv,
     settings: Argon2Settings,
+    private readonly slots: Argon2Slots = processArgon2Slots,
   ) {
     this.#options = { type: argon2.argon2id, ...settings, raw: false };
-    this.#dummyHash = argon2.hash(randomBytes(32).toString('hex'), this.#options);
+    this.#dummyHash = this.#hash(randomBytes(32).toString('hex'));
+  }
+
+  #hash(password: string): Promise<string> {
+    return this.slots.run(() => argon2.hash(password, this.#options));
+  }
+
+  #verify(hash: string, password: string): Promise<boolean> {
+    return this.slots.run(() => argon2.verify(hash, password));
   }
 
   async create(username: string, password: string, claims: Claims = {}): Promise<Account> {
     const problem = validatePassword(password);
     if (problem) throw new AccountError(problem);
-    return this.#make(username, await argon2.hash(password, this.#options), claims);
+    return this.#make(username, await this.#hash(password), claims);
   }
 
   /** An account without a password, for a person who signs in through an upstream provider (links.ts). */
@@ -222,13 +232,21 @@ export class Accounts {
    */
   async verify(username: string, password: string): Promise<Account | undefined> {
     if (password.length > MAX_PASSWORD_LENGTH) return undefined;
-    const account = await this.findByUsername(username);
+    return this.verifyFound(await this.findByUsername(username), password);
+  }
+
+  /**
+   * verify, for a caller that looked the account up itself (findByUsername, alongside its other
+   * reads; undefined for an unknown username). The same single argon2 verification, whatever it is given.
+   */
+  async verifyFound(account: Account | undefined, password: string): Promise<Account | undefined> {
+    if (password.length > MAX_PASSWORD_LENGTH) return undefined;
     // An account without a password (made by an upstream sign-in) costs the same and never matches.
     const hash = account?.passwordHash || (await this.#dummyHash);
-    const ok = await argon2.verify(hash, password);
+    const ok = await this.#verify(hash, password);
     if (!account?.passwordHash || !ok || account.disabled) return undefined;
     if (this.#weakerThanConfigured(account.passwordHash)) {
-      const upgraded = { ...account, passwordHash: await argon2.hash(password, this.#options) };
+      const upgraded = { ...account, passwordHash: await this.#hash(password) };
       await this.#save(upgraded);
       return upgraded;
     }
@@ -254,8 +272,8 @@ export class Accounts {
     if (problem) throw new AccountError(problem);
     const account = await this.find(sub);
     if (!account?.passwordHash || account.disabled || current.length > MAX_PASSWORD_LENGTH) return false;
-    if (!(await argon2.verify(account.passwordHash, current))) return false;
-    await this.#save({ ...account, passwordHash: await argon2.hash(next, this.#options) });
+    if (!(await this.#verify(account.passwordHash, current))) return false;
+    await this.#save({ ...account, passwordHash: await this.#hash(next) });
     return true;
   }
 
@@ -263,7 +281,7 @@ export class Accounts {
     const problem = validatePassword(password);
     if (problem) throw new AccountError(problem);
     const account = await this.#require(username);
-    const updated = { ...account, passwordHash: await argon2.hash(password, this.#options) };
+    const updated = { ...account, passwordHash: await this.#hash(password) };
     await this.#save(updated);
     return updated;
   }

@@ -130,7 +130,7 @@ export class SessionCredentials {
     // Scoped by the prefixes its own test stays within (http/layers.ts): a resume, and nothing else, pays for it.
     return scoped({ prefixes: paths.map((path) => `${path}/`) }, async (ctx, next) => {
       const resuming = paths.some((path) => ctx.path.startsWith(`${path}/`));
-      if (resuming && this.held) await this.#refuseRemovedCredential(provider, ctx.cookies.get((provider as unknown as Named).cookieName('resume')), readAhead && ((sub, clientId) => readAhead(ctx, sub, clientId)));
+      if (resuming && this.held) await this.#refuseRemovedCredential(provider, ctx.cookies.get((provider as unknown as Named).cookieName('resume')), readAhead && ((sub, clientId, uid) => readAhead(ctx, sub, clientId, uid)));
       await next();
       if (!resuming) return;
       const oidc = (ctx as unknown as KoaContextWithOIDC).oidc as { result?: Record<string, unknown> & { login?: { accountId?: string } }; session?: { uid?: string; accountId?: string } } | undefined;
@@ -145,28 +145,32 @@ export class SessionCredentials {
   }
 
   /** The interaction the engine is about to resume (by its resume cookie, as the engine finds it). */
-  async #refuseRemovedCredential(provider: Provider, uid: string | undefined, readAhead?: (sub: string, clientId: string | undefined) => void): Promise<void> {
+  async #refuseRemovedCredential(provider: Provider, uid: string | undefined, readAhead?: (sub: string, clientId: string | undefined, uid: string) => () => void): Promise<void> {
     const interaction = uid ? await provider.Interaction.find(uid) : undefined;
     const result = interaction?.result as (Record<string, unknown> & { login?: { accountId?: string } }) | undefined;
     const credential = result?.[CREDENTIAL_RESULT] as SessionCredential | undefined;
     const sub = result?.login?.accountId;
     if (!interaction || !credential || !sub) return;
-    // What the engine reads next for this sign-in goes out with the check's reads (one round trip).
+    // What the engine reads next for this sign-in (the interaction again among it) goes out with the check's reads (one round trip).
+    let dropInteraction: (() => void) | undefined;
     if (readAhead) {
       const clientId = (interaction.params as Record<string, unknown> | undefined)?.client_id;
-      readAhead(sub, typeof clientId === 'string' ? clientId : undefined);
+      dropInteraction = readAhead(sub, typeof clientId === 'string' ? clientId : undefined, interaction.uid);
     }
     if (await this.held!(sub, credential)) return;
+    // The engine must read the refusal, not the interaction as it was read ahead.
+    dropInteraction?.();
     interaction.result = { error: 'access_denied', error_description: 'a credential this sign-in used was removed or changed since' };
     await interaction.persist();
   }
 }
 
 /**
- * Starts the reads the engine makes once a sign-in resumes (its account, the person's remembered
- * consent to the client), in the request `request` (its Koa context): see store/read-ahead.ts.
+ * Starts the reads the engine makes once a sign-in resumes (the interaction `uid`, its account, the
+ * person's remembered consent to the client), in the request `request` (its Koa context): see
+ * store/read-ahead.ts. Returns what drops the interaction's, for a check that then changes it.
  */
-export type SignInReadAhead = (request: object, sub: string, clientId: string | undefined) => void;
+export type SignInReadAhead = (request: object, sub: string, clientId: string | undefined, uid: string) => () => void;
 
 /** oidc-provider's Provider#cookieName, missing from its types. */
 interface Named {

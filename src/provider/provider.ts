@@ -20,7 +20,7 @@ import { GrantRevocation } from '../revocation/grants.js';
 import { jwtAccessTokenEndpoints } from './patches/jwt-access-tokens.js';
 import { GRANT_CLAIM, grantHandle, type RevocationList } from '../revocation/list.js';
 import { opaqueRevoked } from '../revocation/opaque-introspection.js';
-import { adapterFactory } from '../store/adapter.js';
+import { adapterFactory, readInteractionAhead } from '../store/adapter.js';
 import { recordFederatedSessions, type FederatedSessions } from '../upstreams/sessions.js';
 import type { UpstreamLogout } from '../upstreams/logout.js';
 import { upstreamEndSession } from './patches/upstream-end-session.js';
@@ -463,10 +463,12 @@ function applyPatches(
     const account = await accounts.find(sub);
     return account && passwordStamp(account);
   };
-  // The account and the remembered consent the resume reads next are read with its credential check.
-  const signInReads = (request: object, sub: string, clientId: string | undefined) => {
+  // The interaction, the account and the remembered consent the resume reads next are read with its credential check.
+  const signInReads = (request: object, sub: string, clientId: string | undefined, uid: string) => {
+    const dropInteraction = readInteractionAhead(kv, uid, request);
     accounts.readAhead(sub, request);
     if (clientId) consents.readAhead(sub, clientId, request);
+    return dropInteraction;
   };
   layers.push(new SessionCredentials(kv, config.ttl.session, credentialsHeld(new CredentialRecords(kv), new UpstreamLinks(kv, accounts), upstreamKnown, passwordNow)).recordAtSignIn(provider, endSession, signInReads));
   // A sign-in through an upstream records which upstream signed the session in (upstreams/sessions.ts).

@@ -313,6 +313,18 @@ export function readGrantAhead(kv: Kv, grantId: string, request: object): void {
   kv.readAhead?.({ records: [recordKey('Grant', grantId)] }, request);
 }
 
+/**
+ * Starts reading the interaction `uid` for `request`, whose resume is about to load it (after a
+ * check in front of the engine read it too): see store/read-ahead.ts. Returns what drops that
+ * read, for the check to call before it changes the interaction (its write, made in front of the
+ * engine, is not tied to the request by the store).
+ */
+export function readInteractionAhead(kv: Kv, uid: string, request: object): () => void {
+  const key = recordKey('Interaction', uid);
+  kv.readAhead?.({ records: [key] }, request);
+  return () => kv.forgetAhead?.([key], request);
+}
+
 /** The `adapter` setting of oidc-provider: one adapter per model, all on one store. */
 export function adapterFactory(kv: Kv, grace = 0, hooks: AdapterHooks = {}, options: AdapterOptions = {}): (model: string) => Adapter {
   return (model) => new KvAdapter(model, kv, grace, hooks, options);

@@ -104,6 +104,12 @@ export interface Kv {
   readAhead?(reads: ReadsAhead, request?: object): void;
 
   /**
+   * Drops the reads started ahead of `keys` for `request`: for a caller in front of oidc-provider
+   * that writes one of them, a write the store cannot tie to the request by itself.
+   */
+  forgetAhead?(keys: readonly string[], request?: object): void;
+
+  /**
    * get and members of the keys under `prefixes` from process memory, kept as fresh as a read by
    * the store (tracked-cache.ts); undefined where the store cannot (Redis Cluster: tracking is per
    * node) or has no reason to (the embedded store reads memory anyway, the CLI's lives a moment).

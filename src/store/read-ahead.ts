@@ -30,7 +30,9 @@ const RECORD = 'r:';
  * `kv` with `readAhead`, and get/getRecord answered by a read started ahead when there is one.
  * `request`: the request in progress (an object living as long as it), undefined outside one.
  */
-export function withReadAhead<T extends Kv>(kv: T, request: () => object | undefined = providerRequest): T & { readAhead(reads: ReadsAhead, of?: object): void } {
+type WithReadAhead = { readAhead(reads: ReadsAhead, of?: object): void; forgetAhead(keys: readonly string[], of?: object): void };
+
+export function withReadAhead<T extends Kv>(kv: T, request: () => object | undefined = providerRequest): T & WithReadAhead {
   const byRequest = new WeakMap<object, Pending>();
   const pending = (create: boolean, of?: object): Pending | undefined => {
     const ctx = of ?? request();
@@ -53,8 +55,8 @@ export function withReadAhead<T extends Kv>(kv: T, request: () => object | undef
     reads.set(name, started);
     return started;
   };
-  const written = (keys: readonly string[]) => {
-    const reads = pending(false);
+  const written = (keys: readonly string[], of?: object) => {
+    const reads = pending(false, of);
     if (!reads) return;
     for (const key of keys) {
       reads.delete(STRING + key);
@@ -80,8 +82,9 @@ export function withReadAhead<T extends Kv>(kv: T, request: () => object | undef
       );
     }
   };
-  const overrides: Partial<Kv> & { readAhead(reads: ReadsAhead, of?: object): void } = {
+  const overrides: Partial<Kv> & WithReadAhead = {
     readAhead,
+    forgetAhead: (keys, of) => written(keys, of),
     get: (key) => take(STRING + key, () => kv.get(key)),
     getRecord: (key) => take<StoredRecord | undefined>(RECORD + key, () => kv.getRecord(key)),
     set: (key, value, options) => (written([key]), kv.set(key, value, options)),
@@ -100,5 +103,5 @@ export function withReadAhead<T extends Kv>(kv: T, request: () => object | undef
       if (!bound.has(property)) bound.set(property, (value as (...a: unknown[]) => unknown).bind(target));
       return bound.get(property);
     },
-  }) as T & { readAhead(reads: ReadsAhead, of?: object): void };
+  }) as T & WithReadAhead;
 }

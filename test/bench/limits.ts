@@ -3,11 +3,10 @@
  * signing and verification with jose (worker threads, one per core), argon2id hashing at
  * Latchkey's parameters, and redis-benchmark's GET/SET against the Redis the bench uses.
  */
-import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { execFile, spawn } from 'node:child_process';
+import { createRequire } from 'node:module';
 import { performance } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
-import argon2 from 'argon2';
 import type { JWK } from 'jose';
 
 export interface Rs256Limit {
@@ -64,26 +63,54 @@ export interface Argon2Settings {
 export interface Argon2Limit extends Argon2Settings {
   readonly concurrency: number;
   readonly hashesPerSecond: number;
+  /** CPU time of one hash (the measuring process's CPU ÷ hashes). */
+  readonly cpuMsPerHash?: number;
+  /** The cores it ran on (taskset), when pinned. */
+  readonly cpus?: string;
 }
 
-/** argon2id hashes per second with `concurrency` in flight (libuv's pool runs them on every core). */
-export async function argon2Limit(settings: Argon2Settings, concurrency: number, seconds: number): Promise<Argon2Limit> {
-  const options: argon2.HashOptions & { raw: false } = { raw: false, type: argon2.argon2id, ...settings };
-  const password = randomBytes(16).toString('hex');
-  await argon2.hash(password, options);
-  const end = performance.now() + seconds * 1000;
-  const started = performance.now();
-  let count = 0;
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (performance.now() < end) {
-        await argon2.hash(password, options);
-        count += 1;
-      }
-    }),
+/** Hashes `concurrency` at a time for `seconds`; prints { count, seconds, cpuMs }. Run as a script of its own (`node -e`). */
+function argon2Script(settings: Argon2Settings, concurrency: number, seconds: number): string {
+  return `
+    const argon2 = require(${JSON.stringify(createRequire(import.meta.url).resolve('argon2'))});
+    const options = { raw: false, type: argon2.argon2id, ...${JSON.stringify(settings)} };
+    const password = require('node:crypto').randomBytes(16).toString('hex');
+    (async () => {
+      await argon2.hash(password, options);
+      const cpu = process.cpuUsage();
+      const started = performance.now();
+      const end = started + ${seconds * 1000};
+      let count = 0;
+      await Promise.all(Array.from({ length: ${concurrency} }, async () => {
+        while (performance.now() < end) {
+          await argon2.hash(password, options);
+          count += 1;
+        }
+      }));
+      const used = process.cpuUsage(cpu);
+      process.stdout.write(JSON.stringify({ count, seconds: (performance.now() - started) / 1000, cpuMs: (used.user + used.system) / 1000 }));
+    })();`;
+}
+
+/**
+ * argon2id hashes per second with `concurrency` in flight (libuv's pool runs them on every core),
+ * in a process of its own. With `cpus`, that process is pinned to those cores (taskset), as a
+ * pinned server is: the rate of the cores the server has, not of whichever core was free.
+ */
+export async function argon2Limit(settings: Argon2Settings, concurrency: number, seconds: number, cpus?: string): Promise<Argon2Limit> {
+  const script = argon2Script(settings, concurrency, seconds);
+  const [command, args] = cpus ? ['taskset', ['-c', cpus, process.execPath, '-e', script]] : [process.execPath, ['-e', script]];
+  const out = await new Promise<string>((done, fail) =>
+    execFile(command, args, { encoding: 'utf8' }, (error, stdout) => (error ? fail(error) : done(stdout))),
   );
-  const elapsed = (performance.now() - started) / 1000;
-  return { ...settings, concurrency, hashesPerSecond: Math.round((count / elapsed) * 10) / 10 };
+  const { count, seconds: elapsed, cpuMs } = JSON.parse(out) as { count: number; seconds: number; cpuMs: number };
+  return {
+    ...settings,
+    concurrency,
+    hashesPerSecond: Math.round((count / elapsed) * 10) / 10,
+    cpuMsPerHash: Math.round((cpuMs / Math.max(1, count)) * 100) / 100,
+    ...(cpus ? { cpus } : {}),
+  };
 }
 
 export interface RedisLimit {

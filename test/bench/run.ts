@@ -372,10 +372,11 @@ async function main(): Promise<number> {
     // CPU and throughput per core are its own. After the limits, which use every core.
     const pinned = options.pin && availableParallelism() >= 2 && canPin();
     const serverCpus = pinned ? '0' : undefined;
-    // Login is held against argon2id on the cores the server has: one hash at a time when pinned.
+    // Login is held against argon2id on the cores the server has: one hash at a time, on the core
+    // the server is pinned to (measured there, not on whichever core was free).
     if (limits.argon2id) {
       limits.argon2idServerCores = pinned
-        ? { ...(await argon2Limit(config.accounts.argon2, 1, Math.max(timing.limitSeconds, 1))), cores: 1 }
+        ? { ...(await argon2Limit(config.accounts.argon2, 1, Math.max(timing.limitSeconds, 1), serverCpus)), cores: 1 }
         : { ...limits.argon2id, cores: availableParallelism() };
       log(`limit    argon2id on the server's cores: ${limits.argon2idServerCores.hashesPerSecond} hashes/s`);
     }
@@ -509,7 +510,7 @@ async function main(): Promise<number> {
         'Throughput and latency: closed loop (each connection sends its next request when the answer arrives) at the connection count of the ramp step (1, 4, 16 connections) that gave the highest rate; login, discovery and JWKS use a fixed count.',
         `p99 at 80% of peak: open loop, Poisson arrivals at 0.8 × the measured rate on at most ${PACED_CONNECTIONS} keep-alive connections (like a client's pool or a proxy's upstream pool), latency from each request's scheduled start, so time spent queued, for the server or for a connection, is counted. autocannon's rate limit is not used: it sends each connection's per-second quota back to back, which is a saturated burst.`,
         'Raw RS256: jose SignJWT of an access-token-sized payload with the same 2048-bit key Latchkey signs with, on one worker thread per core; CPU per signature from a one-thread run (process CPU ÷ signatures).',
-        'argon2id: the argon2 package at Latchkey\'s configured parameters, as many hashes in flight as cores; and one at a time, the rate of the one core a pinned server has, which login is held against.',
+        'argon2id: the argon2 package at Latchkey\'s configured parameters, in a process of its own: as many hashes in flight as cores; and one at a time in a process pinned to the server\'s core (taskset), the rate of the one core a pinned server has, which login is held against (server CPU per login against the CPU of one hash: test/bench/login-ab.ts).',
         'Bare oidc-provider: the same oidc-provider version with its MemoryAdapter (over a larger LRU so pooled tokens are not evicted), the same clients, resource servers, key and TTLs, its development login pages, no Redis, no middleware and no request log. It cannot introspect or revoke JWT access tokens, so those rows are held against its opaque equivalents.',
         `Latchkey runs with NODE_ENV=production and LOG_LEVEL=${options.logLevel} (one JSON request log line per request, written to /dev/null) and its metrics listener on; the bench configuration ("latchkey" rows) turns the rate limits off, the default configuration ("defaults" rows) keeps them on as shipped, counting in Redis, with allowances one client at bench rates cannot exhaust. "defaults" runs at the connection count where "latchkey" peaked, without its own ramp or 80% run.`,
         pinned

@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import argon2 from 'argon2';
 import { Accounts, AccountError, claimsFor } from '../../src/accounts/accounts.js';
+import { Argon2Slots } from '../../src/accounts/argon2-slots.js';
 import { connect, RedisKv } from '../../src/store/redis.js';
 import { startRedisServer, type RedisServer } from '../helpers/redis.js';
 
@@ -132,6 +133,38 @@ describe('accounts (redis)', function () {
     }
     assert.equal(verified.length, 1);
     assert.match(verified[0]!, /^\$argon2id\$v=19\$m=19456,p=1,t=2\$/);
+  });
+
+  it('runs no more argon2 verifications at once than it has slots: sign-ins beyond them wait their turn', async () => {
+    await accounts.create('heidi', PASSWORD);
+    const oneSlot = new Accounts(kv, OWASP, new Argon2Slots(1));
+    let running = 0;
+    let peak = 0;
+    const original = argon2.verify;
+    argon2.verify = async (hash, password, options) => {
+      running += 1;
+      peak = Math.max(peak, running);
+      try {
+        return await original(hash, password, options);
+      } finally {
+        running -= 1;
+      }
+    };
+    try {
+      const results = await Promise.all([
+        oneSlot.verify('heidi', PASSWORD),
+        oneSlot.verify('heidi', 'wrong password'),
+        oneSlot.verify('nobody-by-this-name', PASSWORD),
+        oneSlot.verify('heidi', PASSWORD),
+      ]);
+      assert.deepEqual(
+        results.map((account) => account?.username),
+        ['heidi', undefined, undefined, 'heidi'],
+      );
+    } finally {
+      argon2.verify = original;
+    }
+    assert.equal(peak, 1);
   });
 
   it('claims carry sub and updated_at with the profile', async () => {

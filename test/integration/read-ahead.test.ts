@@ -90,6 +90,17 @@ describe('store: reads started ahead for a request', function () {
     assert.deepEqual(await requests.run(request, () => kv.getRecord('ra:named')), { payload: '{"g":2}' }, 'the named request takes the read started for it');
   });
 
+  it('a caller in front of oidc-provider that writes a key it read ahead drops that read, and the request reads the write', async () => {
+    await base.putRecord('ra:refused', '{"result":"login"}', 60);
+    const request = {};
+    kv.readAhead({ records: ['ra:refused'] }, request);
+    await new Promise((done) => setTimeout(done, 20)); // read by now
+    // Its write, outside the request's context, is not tied to the request by the store: it says so.
+    await kv.putRecord('ra:refused', '{"result":"access_denied"}', 60);
+    kv.forgetAhead(['ra:refused'], request);
+    assert.deepEqual(await requests.run(request, () => kv.getRecord('ra:refused')), { payload: '{"result":"access_denied"}' });
+  });
+
   it('keeps nothing outside a request, and nothing from one request for another', async () => {
     await base.set('ra:outside', 'v1');
     kv.readAhead({ strings: ['ra:outside'] });

@@ -1,0 +1,187 @@
+/**
+ * Server CPU per password login (scenario 6: authorize, login page, POST password, resume) of
+ * builds side by side, held against the CPU of one argon2id verification at the configured
+ * parameters on the same core, measured in the same run. Every server is pinned to core 0; the
+ * load generator (this process) and Redis to core 1; the argon2 baseline runs in a child process
+ * pinned to core 0 between the servers' runs (one verification at a time, as the core does its
+ * best). Runs alternate (argon2, build A, build B, argon2, ...) so that whatever else the machine
+ * does weighs on all alike; medians and the spread (min-max) of the runs are printed, and each
+ * build's CPU per login as a multiple of argon2's in the same round.
+ *
+ *   cp -r dist dist-before && npm run build
+ *   node --import tsx test/bench/login-ab.ts dist-before,dist [iterations=150] [runs=5] [connections=8]
+ *
+ * A build name `<dir>:KEY=value,...` starts that build with those settings over the bench's.
+ *
+ * With --steps: one login at a time instead, and the JavaScript thread's CPU per step (from
+ * /proc/<pid>/task/<pid>/schedstat, in nanoseconds, not clock ticks): where a change to one
+ * request shows, without argon2 or the batching of a saturated core in the figure.
+ */
+import { spawn, execFileSync } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadConfig } from '../../src/config.js';
+import { ROOT } from '../../src/paths.js';
+import { freePort, startRedisServer } from '../helpers/redis.js';
+import { closedLoop, sequential } from './load.js';
+import { SCENARIOS } from './scenarios.js';
+import { addUser, pin, processCpuSeconds, startLatchkey } from './targets.js';
+
+const args = process.argv.filter((arg) => !arg.startsWith('--'));
+const stepsMode = process.argv.includes('--steps');
+const builds = (args[2] ?? 'dist-before,dist').split(';').flatMap((list) => list.split(/,(?![A-Z_]+=)/));
+const iterations = Number(args[3] ?? 150);
+const runs = Number(args[4] ?? 5);
+const connections = Number(args[5] ?? 8);
+const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
+
+pin(process.pid, '1');
+const redis = await startRedisServer();
+const { RedisInspector } = await import('./redis-probe.js');
+const inspector = new RedisInspector(redis.url);
+pin(Number((await inspector.info('server')).process_id), '1');
+const prepared = await startLatchkey({ redisUrl: redis.url, build: 'dist', logLevel: 'info' });
+await addUser(prepared, 'dist');
+await prepared.stop();
+const argon2Settings = loadConfig(prepared.env).accounts.argon2;
+
+/** CPU ms of one argon2id verification at the configured parameters, one at a time, on core 0. */
+function argon2CpuMs(count: number): number {
+  const script = `
+    const argon2 = require(${JSON.stringify(join(ROOT, 'node_modules', 'argon2'))});
+    (async () => {
+      const options = { type: argon2.argon2id, ...${JSON.stringify(argon2Settings)} };
+      const hash = await argon2.hash('correct horse battery staple', options);
+      await argon2.verify(hash, 'correct horse battery staple');
+      const cpu = process.cpuUsage();
+      for (let i = 0; i < ${count}; i += 1) await argon2.verify(hash, 'correct horse battery staple');
+      const used = process.cpuUsage(cpu);
+      process.stdout.write(String((used.user + used.system) / 1000 / ${count}));
+    })();`;
+  return Number(execFileSync('taskset', ['-c', '0', process.execPath, '-e', script], { encoding: 'utf8' }));
+}
+
+async function start(spec: string) {
+  const [dir = 'dist', settings = ''] = spec.split(':');
+  const extra = Object.fromEntries(settings ? settings.split(',').map((pair) => [pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1)]) : []);
+  const port = await freePort();
+  const env = { ...prepared.env, ...extra, PORT: String(port), ISSUER: `http://localhost:${port}` };
+  const child = spawn('taskset', ['-c', '0', process.execPath, join(ROOT, dir, 'cli.js'), 'serve'], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH ?? '', NODE_NO_WARNINGS: '1', ...env },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  const url = `http://127.0.0.1:${port}`;
+  for (let i = 0; i < 150; i += 1) {
+    try {
+      if ((await fetch(`${url}/healthz`)).ok) return { ...prepared, spec, url, issuer: env.ISSUER, pid: child.pid!, child };
+    } catch {
+      // not listening yet
+    }
+    await sleep(200);
+  }
+  throw new Error(`${spec}: no answer from ${url}`);
+}
+
+/** CPU seconds of a process's threads so far, by kind: the JavaScript thread, libuv's pool (argon2), the rest (V8's helpers). */
+function threadCpuSeconds(pid: number): { main: number; pool: number; other: number } {
+  const sums = { main: 0, pool: 0, other: 0 };
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const seconds = (Number(fields[11]) + Number(fields[12])) / 100;
+      sums[Number(tid) === pid ? 'main' : name === 'libuv-worker' ? 'pool' : 'other'] += seconds;
+    } catch {
+      // the thread ended
+    }
+  }
+  return sums;
+}
+
+const median = (values: number[]) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+};
+const spread = (values: number[]) => `${Math.min(...values).toFixed(2)}-${Math.max(...values).toFixed(2)}`;
+
+const scenario = SCENARIOS.find((s) => s.id === 'login')!;
+const servers: Awaited<ReturnType<typeof start>>[] = [];
+try {
+  for (const spec of builds) servers.push(await start(spec));
+  const workloads = [];
+  for (const server of servers) {
+    const workload = await scenario.prepare(server, { introspectionPool: 0, jwtRevocationPool: 0, sessions: 1, chains: 0 });
+    await closedLoop(server.url, workload, { connections, seconds: 120, amount: Math.min(iterations, 60) }); // warm-up
+    workloads.push(workload);
+  }
+  if (stepsMode) {
+    const mainThreadNs = (pid: number) => Number(readFileSync(`/proc/${pid}/task/${pid}/schedstat`, 'utf8').split(' ')[0]);
+    const perStep = servers.map(() => new Map<string, number[]>());
+    for (let run = 0; run < runs; run += 1) {
+      for (const [i, server] of servers.entries()) {
+        const sums = new Map<string, number>();
+        let at = 0;
+        const result = await sequential(server.url, workloads[i]!, iterations, {
+          before: async () => {
+            at = mainThreadNs(server.pid);
+          },
+          after: async (step) => {
+            await sleep(2); // what the server does after answering (the request log, metrics)
+            sums.set(step.name, (sums.get(step.name) ?? 0) + mainThreadNs(server.pid) - at);
+          },
+        });
+        for (const [name, ns] of sums) perStep[i]!.set(name, [...(perStep[i]!.get(name) ?? []), ns / 1e6 / Math.max(1, result.iterations)]);
+        const total = [...sums.values()].reduce((sum, ns) => sum + ns, 0) / 1e6 / Math.max(1, result.iterations);
+        perStep[i]!.set('all', [...(perStep[i]!.get('all') ?? []), total]);
+      }
+    }
+    for (const [i, server] of servers.entries()) {
+      const row = [...perStep[i]!].map(([name, values]) => `${name} ${median(values).toFixed(3)} (${spread(values)})`);
+      console.log(`${server.spec.padEnd(24)} JavaScript thread ms per step, medians of ${runs} runs: ${row.join(', ')}`);
+    }
+  }
+  const argon2: number[] = [];
+  const cpu: number[][] = servers.map(() => []);
+  const ratio: number[][] = servers.map(() => []);
+  const threads: { main: number; pool: number; other: number }[][] = servers.map(() => []);
+  let errors = 0;
+  for (let run = 0; run < (stepsMode ? 0 : runs); run += 1) {
+    const baseline = argon2CpuMs(Math.max(20, Math.round(iterations / 4)));
+    argon2.push(baseline);
+    const row = [`run ${run + 1}: argon2id verify ${baseline.toFixed(2)} ms`];
+    for (const [i, server] of servers.entries()) {
+      const before = processCpuSeconds(server.pid);
+      const threadsBefore = threadCpuSeconds(server.pid);
+      const result = await closedLoop(server.url, workloads[i]!, { connections, seconds: 300, amount: iterations });
+      errors += result.errors;
+      const perLogin = ((processCpuSeconds(server.pid) - before) * 1000) / Math.max(1, result.iterations);
+      cpu[i]!.push(perLogin);
+      const threadsAfter = threadCpuSeconds(server.pid);
+      const per = (kind: 'main' | 'pool' | 'other') => ((threadsAfter[kind] - threadsBefore[kind]) * 1000) / Math.max(1, result.iterations);
+      threads[i]!.push({ main: per('main'), pool: per('pool'), other: per('other') });
+      ratio[i]!.push(baseline / perLogin);
+      row.push(`${server.spec} ${perLogin.toFixed(2)} ms`);
+    }
+    console.log(row.join('  '));
+  }
+  if (!stepsMode) console.log(`argon2id verify, one at a time on core 0: median ${median(argon2).toFixed(2)} ms CPU (${spread(argon2)})`);
+  for (const [i, server] of stepsMode ? [] : servers.entries()) {
+    console.log(
+      `${server.spec.padEnd(24)} median ${median(cpu[i]!).toFixed(2)} ms CPU/login (${spread(cpu[i]!)}), ` +
+        `beyond argon2 ${(median(cpu[i]!) - median(argon2)).toFixed(2)} ms; argon2 ÷ login ${median(ratio[i]!).toFixed(3)} (${spread(ratio[i]!)})` +
+        (i > 0 ? `; ÷ ${servers[0]!.spec} ${(median(cpu[i]!) / median(cpu[0]!)).toFixed(3)}` : ''),
+    );
+    const of = (kind: 'main' | 'pool' | 'other') => median(threads[i]!.map((t) => t[kind])).toFixed(2);
+    console.log(`${''.padEnd(24)} by thread (medians, ms/login): JavaScript ${of('main')}, libuv pool ${of('pool')}, other ${of('other')}`);
+  }
+  if (errors) console.log(`${errors} ERRORS`);
+} finally {
+  for (const server of servers) server.child.kill('SIGTERM');
+  await sleep(500);
+  await inspector.close();
+  await redis.stop();
+}
+process.exit(0);
