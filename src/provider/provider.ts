@@ -38,7 +38,8 @@ import { postAsGet } from './post-methods.js';
 import { accountClaims, ID_TOKEN_CLAIMS_PROPERTY, validateIdTokenClaimsSetting } from './id-token-claims.js';
 import { consentOnlyIfNeeded, CONSENT_IF_NEEDED, offlineAccessPrompt } from './patches/offline-access.js';
 import { rotateRefreshTokenAfterChecks } from './refresh-rotation.js';
-import { keepRequireMfa, REQUIRE_MFA_PROPERTY, requireLevelOnRefresh, validateRequireMfa, withStepUp } from './patches/step-up.js';
+import { REQUIRE_MFA_PROPERTY, requireLevelOnRefresh, validateRequireMfa, withStepUp } from './patches/step-up.js';
+import { keepRequirements } from './patches/kept-requirements.js';
 import { ACR_VALUES } from '../accounts/assurance.js';
 import { emptyJsonRevocationAnswer } from './patches/revocation-response.js';
 import { settleDeferredConsumption } from './patches/deferred-consumption.js';
@@ -382,10 +383,7 @@ function clientMetadata(policy: RegistrationPolicy): Configuration {
       // loads a client: at `owner`, the place to enforce the registration policy on all of it.
       validator(ctx, key, owner, metadata) {
         if (key === ID_TOKEN_CLAIMS_PROPERTY) return validateIdTokenClaimsSetting(owner);
-        if (key === REQUIRE_MFA_PROPERTY) {
-          validateRequireMfa(owner);
-          return keepRequireMfa(ctx, metadata as Record<string, unknown>);
-        }
+        if (key === REQUIRE_MFA_PROPERTY) return validateRequireMfa(owner);
         const route = (ctx as KoaContextWithOIDC | undefined)?.oidc?.route;
         const selfService = route === 'registration' || route === 'client_update';
         const existingOwner = (ctx as KoaContextWithOIDC | undefined)?.oidc?.client?.metadata().owner;
@@ -395,6 +393,8 @@ function clientMetadata(policy: RegistrationPolicy): Configuration {
         // A client being written is checked against the runtime APIs' scopes its writer read
         // (patches/api-scopes-in-metadata.ts); one being loaded was checked when it was written.
         const apiScopes = ctx === undefined ? ALREADY_CHECKED : (((ctx as { state?: Record<symbol, unknown> }).state?.[OFFERED_API_SCOPES] as string[] | undefined) ?? []);
+        // What a client may not lift itself (patches/kept-requirements.ts), before the policy sees it.
+        keepRequirements(ctx, metadata as Record<string, unknown>);
         enforcePolicy(policy, metadata as Record<string, unknown>, selfService, apiScopes);
         applyRequirements(policy, metadata as Record<string, unknown>);
       },

@@ -299,7 +299,7 @@ describe('e2e: DPoP-bound tokens and pushed authorization requests', function ()
       assert.equal(new URL(page.url).searchParams.get('error'), 'invalid_request');
     });
 
-    it('dynamic registration takes both settings, RFC 7592 changes them, and a value that is not a boolean is invalid_client_metadata', async () => {
+    it('dynamic registration takes both settings, a value that is not a boolean is invalid_client_metadata, and the client cannot lift them itself (RFC 7592 §2.2: kept, as only an operator lowers them)', async () => {
       const metadata = { redirect_uris: [REDIRECT], token_endpoint_auth_method: 'none', require_pushed_authorization_requests: true, dpop_bound_access_tokens: true };
       const register = (body: Record<string, unknown>) =>
         fetch(`${server.url}/reg`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
@@ -317,8 +317,12 @@ describe('e2e: DPoP-bound tokens and pushed authorization requests', function ()
         body: JSON.stringify({ ...metadata, client_id: client.client_id, require_pushed_authorization_requests: false, dpop_bound_access_tokens: false }),
       });
       assert.equal(updated.status, 200, await updated.clone().text());
-      assert.equal(((await updated.json()) as Record<string, unknown>).require_pushed_authorization_requests, false);
-      assert.match((await new Agent().follow(`${server.url}/auth?${params}`, {}, REDIRECT)).url, /\/interaction\//);
+      // A leaked registration access token must not make the client's tokens bearer tokens again,
+      // nor its requests front-channel ones: the answer says what was kept (RFC 7592 §2.2).
+      const kept = (await updated.json()) as Record<string, unknown>;
+      assert.equal(kept.require_pushed_authorization_requests, true);
+      assert.equal(kept.dpop_bound_access_tokens, true);
+      assert.equal(new URL((await new Agent().follow(`${server.url}/auth?${params}`, {}, REDIRECT)).url).searchParams.get('error'), 'invalid_request', 'still only by PAR');
 
       for (const bad of [{ dpop_bound_access_tokens: 'yes' }, { require_pushed_authorization_requests: 1 }]) {
         const refused = await register({ ...metadata, ...bad });

@@ -27,18 +27,6 @@ export function validateRequireMfa(value: unknown): void {
   if (value !== undefined && typeof value !== 'boolean') throw new errors.InvalidClientMetadata(`${REQUIRE_MFA_PROPERTY} must be a boolean`);
 }
 
-/**
- * RFC 7592 §2.2: the server may keep values of its own in an update. A client writing its own
- * registration (client_update) cannot lift a second-factor requirement it has, whoever set it: a
- * leaked registration access token must not turn a password into enough for that app's people.
- * Only an operator lifts it (CLI, admin API). `metadata` is the one being validated; the engine keeps
- * what is set on it.
- */
-export function keepRequireMfa(ctx: unknown, metadata: Record<string, unknown>): void {
-  const oidc = (ctx as KoaContextWithOIDC | undefined)?.oidc;
-  if (oidc?.route === 'client_update' && oidc.client?.metadata()[REQUIRE_MFA_PROPERTY] === true) metadata[REQUIRE_MFA_PROPERTY] = true;
-}
-
 type ClientLike = { clientId: string; metadata(): Record<string, unknown> } | undefined;
 
 /**
