@@ -25,7 +25,14 @@ export function screenshots(folder: string): (page: Page, name: string) => Promi
   let count = 0;
   return async (page, name) => {
     count += 1;
-    await page.screenshot({ path: join(dir, `${String(count).padStart(2, '0')}-${name}.png`), fullPage: true });
+    const file = join(dir, `${String(count).padStart(2, '0')}-${name}.png`);
+    try {
+      await page.screenshot({ path: file, fullPage: true, timeout: 10_000 });
+    } catch (error) {
+      // A screenshot is a record for people, not a check: Chromium once hung taking one while a
+      // WebAuthn request was pending (CI rehearsal, passkeys suite). The test's assertions decide.
+      console.warn(`screenshot ${name} not taken: ${(error as Error).message.split('\n')[0]}`);
+    }
   };
 }
 
