@@ -14,14 +14,13 @@
  * The "before" build is read from dist-before/ (BENCH_BEFORE to change it), which must sit in the
  * package root so that it finds node_modules/, config/ and views/.
  */
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT } from '../../src/paths.js';
-import { freePort, startRedisServer } from '../helpers/redis.js';
+import { startRedisServer } from '../helpers/redis.js';
 import { closedLoop } from './load.js';
 import { SCENARIOS } from './scenarios.js';
-import { addUser, pin, processCpuSeconds, startLatchkey } from './targets.js';
+import { addUser, pin, processCpuSeconds, startLatchkey, startPinnedBuild } from './targets.js';
 
 const ids = (process.argv[2] ?? 'discovery').split(',');
 const iterations = Number(process.argv[3] ?? 2000);
@@ -30,7 +29,6 @@ const builds = { before: process.env.BENCH_BEFORE ?? 'dist-before', after: 'dist
 for (const dir of Object.values(builds)) {
   if (!existsSync(join(ROOT, dir, 'cli.js'))) throw new Error(`${dir}/cli.js is missing: see the top of test/bench/cpu-ab.ts`);
 }
-const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
 
 pin(process.pid, '1');
 const redis = await startRedisServer();
@@ -42,27 +40,7 @@ const prepared = await startLatchkey({ redisUrl: redis.url, build: 'dist', logLe
 await addUser(prepared, 'dist');
 await prepared.stop();
 
-async function start(dir: string) {
-  const port = await freePort();
-  const env = { ...prepared.env, PORT: String(port), ISSUER: `http://localhost:${port}` };
-  const child = spawn('taskset', ['-c', '0', process.execPath, join(ROOT, dir, 'cli.js'), 'serve'], {
-    cwd: ROOT,
-    env: { PATH: process.env.PATH ?? '', NODE_NO_WARNINGS: '1', ...env },
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
-  const url = `http://127.0.0.1:${port}`;
-  for (let i = 0; i < 150; i += 1) {
-    try {
-      if ((await fetch(`${url}/healthz`)).ok) return { ...prepared, url, issuer: env.ISSUER, pid: child.pid!, child };
-    } catch {
-      // not listening yet
-    }
-    await sleep(200);
-  }
-  throw new Error(`${dir}: no answer from ${url}`);
-}
-
-const servers = { before: await start(builds.before), after: await start(builds.after) };
+const servers = { before: await startPinnedBuild(prepared, builds.before), after: await startPinnedBuild(prepared, builds.after) };
 try {
   for (const id of ids) {
     const scenario = SCENARIOS.find((s) => s.id === id);
@@ -92,8 +70,7 @@ try {
     );
   }
 } finally {
-  for (const server of Object.values(servers)) server.child.kill('SIGTERM');
-  await sleep(500);
+  await Promise.all(Object.values(servers).map((server) => server.stop()));
   await inspector.close();
   await redis.stop();
 }

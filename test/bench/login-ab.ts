@@ -17,15 +17,15 @@
  * /proc/<pid>/task/<pid>/schedstat, in nanoseconds, not clock ticks): where a change to one
  * request shows, without argon2 or the batching of a saturated core in the figure.
  */
-import { spawn, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadConfig } from '../../src/config.js';
 import { ROOT } from '../../src/paths.js';
-import { freePort, startRedisServer } from '../helpers/redis.js';
+import { startRedisServer } from '../helpers/redis.js';
 import { closedLoop, sequential } from './load.js';
 import { SCENARIOS } from './scenarios.js';
-import { addUser, pin, processCpuSeconds, startLatchkey } from './targets.js';
+import { addUser, pin, processCpuSeconds, startLatchkey, startPinnedBuild } from './targets.js';
 
 const args = process.argv.filter((arg) => !arg.startsWith('--'));
 const stepsMode = process.argv.includes('--steps');
@@ -61,26 +61,11 @@ function argon2CpuMs(count: number): number {
   return Number(execFileSync('taskset', ['-c', '0', process.execPath, '-e', script], { encoding: 'utf8' }));
 }
 
+/** A build spec `<dir>[:KEY=value,...]` serving on core 0 (its settings over the bench's). */
 async function start(spec: string) {
   const [dir = 'dist', settings = ''] = spec.split(':');
   const extra = Object.fromEntries(settings ? settings.split(',').map((pair) => [pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1)]) : []);
-  const port = await freePort();
-  const env = { ...prepared.env, ...extra, PORT: String(port), ISSUER: `http://localhost:${port}` };
-  const child = spawn('taskset', ['-c', '0', process.execPath, join(ROOT, dir, 'cli.js'), 'serve'], {
-    cwd: ROOT,
-    env: { PATH: process.env.PATH ?? '', NODE_NO_WARNINGS: '1', ...env },
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
-  const url = `http://127.0.0.1:${port}`;
-  for (let i = 0; i < 150; i += 1) {
-    try {
-      if ((await fetch(`${url}/healthz`)).ok) return { ...prepared, spec, url, issuer: env.ISSUER, pid: child.pid!, child };
-    } catch {
-      // not listening yet
-    }
-    await sleep(200);
-  }
-  throw new Error(`${spec}: no answer from ${url}`);
+  return { ...(await startPinnedBuild(prepared, dir, extra)), spec };
 }
 
 /** CPU seconds of a process's threads so far, by kind: the JavaScript thread, libuv's pool (argon2), the rest (V8's helpers). */
@@ -179,8 +164,7 @@ try {
   }
   if (errors) console.log(`${errors} ERRORS`);
 } finally {
-  for (const server of servers) server.child.kill('SIGTERM');
-  await sleep(500);
+  await Promise.all(servers.map((server) => server.stop()));
   await inspector.close();
   await redis.stop();
 }

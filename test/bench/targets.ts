@@ -139,6 +139,20 @@ const DEFAULT_LIMITS = {
   RATE_LIMIT_METADATA_PER_IP: '1000000000',
 };
 
+/**
+ * For the side-by-side tools (cpu-ab.ts, login-ab.ts): `dir`, a build in the package root (dist,
+ * dist-before, ...), serving pinned to core 0 with `prepared`'s settings (its key ring and person),
+ * `extra` over them.
+ */
+export async function startPinnedBuild(prepared: LatchkeyTarget, dir: string, extra: Record<string, string> = {}): Promise<LatchkeyTarget> {
+  const port = await freePort();
+  const env = { ...prepared.env, ...extra, PORT: String(port), ISSUER: `http://localhost:${port}` };
+  const { child, stderr } = spawnServer([join(ROOT, dir, 'cli.js'), 'serve'], env, undefined, '0');
+  const url = `http://127.0.0.1:${port}`;
+  await ready(child, `${url}/healthz`, stderr);
+  return { ...prepared, url, issuer: env.ISSUER, pid: child.pid!, env, stop: stopper(child) };
+}
+
 export interface LatchkeyTarget extends ProcessTarget {
   readonly dir: string;
   readonly env: Record<string, string>;
