@@ -49,8 +49,7 @@ export async function previousSecret(kv: Kv, clientId: string): Promise<Previous
   const stored = await kv.get(previousSecretKey(clientId));
   if (stored === undefined) return undefined;
   // Kept as JSON since the grace's end is; a plain string is a secret rotated out before.
-  const parsed = stored.startsWith('{') ? (JSON.parse(stored) as PreviousSecret) : { secret: stored };
-  return parsed;
+  return stored.startsWith('{') ? (JSON.parse(stored) as PreviousSecret) : { secret: stored };
 }
 
 /** A deleted client's rotated-out secret goes with it (the store's clientRemoved hook, provider.ts), whichever way it was removed. */
