@@ -17,7 +17,7 @@ import type { Keyring } from '../keyring/keyring.js';
 import { dpopNonceSecret } from '../keyring/dpop-nonces.js';
 import { FEED_PATH, FEED_SCOPE } from '../apis/feed-server.js';
 import { GrantRevocation } from '../revocation/grants.js';
-import { jwtAccessTokenEndpoints } from './patches/jwt-access-tokens.js';
+import { answerJwtAccessTokens } from './patches/jwt-access-tokens.js';
 import { GRANT_CLAIM, grantHandle, type RevocationList } from '../revocation/list.js';
 import { opaqueRevoked } from '../revocation/opaque-introspection.js';
 import { adapterFactory, readInteractionAhead } from '../store/adapter.js';
@@ -483,22 +483,21 @@ function applyPatches(
   layers.push(unauthorizedClientAnswers(provider));
   if (!config.registration.open) layers.push(singleUseInitialAccessTokens(provider, kv, config.issuer));
   layers.push(emptyJsonRevocationAnswer());
-  layers.push(
-    jwtAccessTokenEndpoints({
-      issuer: config.issuer,
-      keys: verifier,
-      list: revocations,
-      clockTolerance: CLOCK_TOLERANCE,
-      mayIntrospect: async (caller, claims) =>
-        (await mayIntrospect(apis, caller, {
-          clientId: claims.client_id,
-          aud: claims.aud,
-          scope: claims.scope,
-          // A person's token carries the grant claim and their sub; a client's own carries neither.
-          clientCredentials: claims[GRANT_CLAIM] === undefined && claims.sub === claims.client_id,
-        })) && clientResolves(provider, claims.client_id, config.outbound.allowPrivateNetworks),
-    }),
-  );
+  // JWT access tokens at introspection and revocation: answered in the engine's steps (see the patch).
+  answerJwtAccessTokens(provider, {
+    issuer: config.issuer,
+    keys: verifier,
+    list: revocations,
+    clockTolerance: CLOCK_TOLERANCE,
+    mayIntrospect: async (caller, claims) =>
+      (await mayIntrospect(apis, caller, {
+        clientId: claims.client_id,
+        aud: claims.aud,
+        scope: claims.scope,
+        // A person's token carries the grant claim and their sub; a client's own carries neither.
+        clientCredentials: claims[GRANT_CLAIM] === undefined && claims.sub === claims.client_id,
+      })) && clientResolves(provider, claims.client_id, config.outbound.allowPrivateNetworks),
+  });
   // Innermost: a token request's consumption and new records go out together (see the patch), and
   // an authorization request's records with where its session was last seen (accounts/session-activity.ts).
   const activity = new SessionActivity(kv, config.ttl.session);

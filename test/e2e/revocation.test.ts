@@ -8,6 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { decodeJwt } from 'jose';
 import * as oidc from 'openid-client';
+import { createLogger } from '../../src/ops/logger.js';
 import { GRANT_CLAIM, grantHandle } from '../../src/revocation/list.js';
 import { createResourceServer, TokenRejected, type ResourceServer } from '../../src/resource-server/index.js';
 import { frontChannel } from '../helpers/front-channel.js';
@@ -37,6 +38,7 @@ describe('e2e: revocation reaches JWT access tokens (introspection and latchkey/
   let config: oidc.Configuration;
   let helper: ResourceServer;
   const dir = testDir();
+  const logLines: string[] = [];
 
   before(async () => {
     redis = await startRedisServer();
@@ -44,7 +46,7 @@ describe('e2e: revocation reaches JWT access tokens (introspection and latchkey/
     const port = await freePort();
     const options = { redisUrl: redis.url, dir, port, env: { CLIENTS, RESOURCE_SERVERS } };
     env = testEnv(dir, port, options);
-    server = await startServer(options);
+    server = await startServer({ ...options, logger: createLogger('info', { write: (line: string) => void logLines.push(line) }) });
     await server.accounts.create('alice', PASSWORD);
     config = await oidc.discovery(new URL(server.issuer), WEB.id, WEB.secret, oidc.ClientSecretBasic(WEB.secret), {
       execute: [oidc.allowInsecureRequests],
@@ -89,6 +91,29 @@ describe('e2e: revocation reaches JWT access tokens (introspection and latchkey/
 
     assert.equal(await active(kept), true);
     assert.equal((await helper.verify(kept)).jti, decodeJwt(kept).jti);
+  });
+
+  it("a JWT's introspection and revocation are answered as successes, not as the engine's unsupported_token_type error rewritten", async () => {
+    const token = await clientCredentialsToken(server.url, MACHINE);
+    logLines.length = 0;
+    assert.equal(await active(token), true);
+    assert.equal((await tokenEndpoint(server.url, '/token/revocation', MACHINE, token)).status, 200);
+    const lines = logLines.map((line) => JSON.parse(line) as Record<string, unknown>).filter((line) => line.msg === 'request');
+    assert.deepEqual(
+      lines.map(({ route, status, outcome, event }) => ({ route, status, outcome, event })),
+      [
+        { route: 'introspection', status: 200, outcome: 'ok', event: undefined },
+        { route: 'revocation', status: 200, outcome: 'ok', event: undefined },
+      ],
+    );
+    // Another confidential client's revocation of it is refused as for an opaque token: the engine's error, logged as such.
+    const other = await clientCredentialsToken(server.url, MACHINE);
+    const refused = await tokenEndpoint(server.url, '/token/revocation', RS, other);
+    assert.equal(refused.status, 400);
+    assert.equal((refused.body as { error?: string }).error, 'invalid_request');
+    assert.equal(await active(other), true);
+    const refusal = logLines.map((line) => JSON.parse(line) as Record<string, unknown>).find((line) => line.route === 'revocation' && line.status === 400);
+    assert.equal(refusal?.event, 'revocation.error');
   });
 
   it('JWT access tokens of a grant carry gid; client_credentials tokens, which have no grant, do not', async () => {

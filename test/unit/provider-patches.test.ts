@@ -107,8 +107,19 @@ describe('patches on oidc-provider internals (src/provider/patches/)', () => {
     assert.match(source('actions/grants/refresh_token.js'), /acr: refreshToken\.acr,/);
   });
 
-  it('jwt-access-tokens.ts: introspection and revocation answer unsupported_token_type for JWT access tokens', () => {
-    assert.match(source('shared/reject_structured_tokens.js'), /throw new UnsupportedTokenType\(/);
+  it('jwt-access-tokens.ts: introspection and revocation refuse structured tokens in one step, after client authentication and the token\'s presence', async () => {
+    assert.match(source('shared/reject_structured_tokens.js'), /tokenIsJWT = !!decodeProtectedHeader\(params\.token\);[\s\S]*throw new UnsupportedTokenType\(/);
+    for (const endpoint of ['introspection', 'revocation']) {
+      assert.match(source(`actions/${endpoint}.js`), /\.\.\.clientAuth,\s*rejectDupes\.bind\(undefined, \{\}\),\s*async function validateTokenPresence\(ctx, next\) \{\s*presence\(ctx, 'token'\);\s*await next\(\);\s*\},\s*rejectStructuredTokens,/);
+      assert.match(source('helpers/initialize_app.js'), new RegExp(`post\\('${endpoint}', routes\\.${endpoint}, error\\('${endpoint}\\.error'\\), CORS\\.client, \\.\\.\\.${endpoint}\\);`));
+      // Loading the patch put its dispatch in that step's place.
+      const steps = ((await import(`oidc-provider/lib/actions/${endpoint}.js`)) as { default: { name: string }[] }).default;
+      await import('../../src/provider/patches/jwt-access-tokens.js');
+      assert.deepEqual(
+        steps.map((step) => step.name).filter((name) => /structured/i.test(name)),
+        ['structuredTokens'],
+      );
+    }
   });
 
   it('deferred-consumption.ts: token grants consume through the model, emit grant.success after the handler, and provider.use runs before the routes', () => {

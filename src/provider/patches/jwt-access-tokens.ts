@@ -1,19 +1,22 @@
 /**
  * Introspection (RFC 7662) and revocation (RFC 7009) of JWT access tokens (RFC 9068).
  *
- * oidc-provider does not store JWT access tokens and answers both endpoints with
- * `unsupported_token_type` for them. It does so only after the caller's client authentication
- * has succeeded, so this middleware (installed with provider.use) takes over exactly that
- * answer: the provider's own client authentication stays the gate, and we verify the token's
- * signature and consult the revocation list.
+ * oidc-provider does not store JWT access tokens. In both endpoints' steps, after client
+ * authentication and the check that a token is present, one step (rejectStructuredTokens) refuses
+ * any token that parses as a JWS or JWE with `unsupported_token_type`. This patch puts our step in
+ * its place, for every provider that registers one (takeOverStructuredTokens): the provider's own
+ * client authentication stays the gate, and a JWT is answered here, its signature verified and the
+ * revocation list consulted. Answering in the step, not by rewriting the engine's error afterwards,
+ * means no error is made, logged as `introspection.error` and counted for a successful request.
+ * A token without a "." is no JWT (the engine's test needs three or five parts) and goes straight
+ * on to the engine's lookup of opaque tokens, without a decoding attempt that throws.
  */
-import type { Middleware } from 'koa';
-import { errors as joseErrors, jwtVerify, type JWTHeaderParameters, type JWTPayload, type JWTVerifyGetKey } from 'jose';
-import type { KoaContextWithOIDC } from 'oidc-provider';
-import { jsonError } from '../../http/errors.js';
+import { decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWTHeaderParameters, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import { errors, type KoaContextWithOIDC, type Provider } from 'oidc-provider';
+import introspectionSteps from 'oidc-provider/lib/actions/introspection.js';
+import revocationSteps from 'oidc-provider/lib/actions/revocation.js';
 import type { RevocationList } from '../../revocation/list.js';
 import { VerifiedTokens } from '../verified-tokens.js';
-import { scoped } from '../../http/layers.js';
 
 interface Options {
   readonly issuer: string;
@@ -32,7 +35,40 @@ type Verified = Valid | { expired: AccessTokenClaims } | undefined;
 /** How many verified tokens one provider instance remembers (a few KiB each). */
 const REMEMBERED_TOKENS = 10_000;
 
-export function jwtAccessTokenEndpoints({ issuer, keys, list, clockTolerance, mayIntrospect }: Options): Middleware {
+type Step = (ctx: KoaContextWithOIDC, next: () => Promise<void>) => Promise<void>;
+
+/** Our step, by provider; a provider without one keeps the engine's. */
+const stepsByProvider = new WeakMap<Provider, Step>();
+
+/**
+ * In an endpoint's steps, the engine's refusal of structured tokens becomes a dispatch to the
+ * provider's own step. The engine reads these lists when a Provider is made, so this runs as this
+ * module loads, before any is made; it fails at start-up if the engine no longer has that step.
+ */
+function takeOverStructuredTokens(steps: Step[], endpoint: string) {
+  const at = steps.findIndex((step) => step.name === 'rejectStructuredTokens');
+  if (at < 0) throw new Error(`oidc-provider's ${endpoint} endpoint has no rejectStructuredTokens step: review src/provider/patches/jwt-access-tokens.ts`);
+  const engineStep = steps[at]!;
+  steps[at] = function structuredTokens(ctx, next) {
+    const ours = stepsByProvider.get(ctx.oidc.provider);
+    return ours ? ours(ctx, next) : engineStep(ctx, next);
+  };
+}
+takeOverStructuredTokens(introspectionSteps as Step[], 'introspection');
+takeOverStructuredTokens(revocationSteps as Step[], 'revocation');
+
+/** Whether the engine would take `token` for a JWS or JWE (its test, without a throw for opaque tokens). */
+function structured(token: string): boolean {
+  if (!token.includes('.')) return false;
+  try {
+    return !!decodeProtectedHeader(token);
+  } catch {
+    return false;
+  }
+}
+
+/** Answers the introspection and revocation of JWT access tokens at `provider`'s endpoints. */
+export function answerJwtAccessTokens(provider: Provider, { issuer, keys, list, clockTolerance, mayIntrospect }: Options): void {
   const remembered = new VerifiedTokens<Valid>(REMEMBERED_TOKENS, clockTolerance);
 
   async function verify(token: string): Promise<Verified> {
@@ -55,20 +91,16 @@ export function jwtAccessTokenEndpoints({ issuer, keys, list, clockTolerance, ma
     }
   }
 
-  return scoped({ routes: ['introspection', 'revocation'] }, async function jwtAccessTokens(ctx, next) {
-    await next();
-    const { oidc } = ctx as unknown as KoaContextWithOIDC;
-    const route = oidc?.route;
-    if (route !== 'introspection' && route !== 'revocation') return;
-    if (ctx.status !== 400 || (ctx.body as { error?: string })?.error !== 'unsupported_token_type') return;
-    const caller = oidc.client;
-    const token = oidc.params?.token;
-    if (!caller || typeof token !== 'string') return;
-
+  // After client authentication and the token's presence: the caller is known, the token a string.
+  stepsByProvider.set(provider, async function jwtAccessTokens(ctx, next) {
+    const { oidc } = ctx;
+    const token = oidc.params!.token as string;
+    if (!structured(token)) return next();
+    const caller = oidc.client!;
     const verified = await verify(token);
     ctx.status = 200;
 
-    if (route === 'introspection') {
+    if (oidc.route === 'introspection') {
       ctx.body = { active: false };
       if (!verified || !('claims' in verified)) return;
       const { claims, header } = verified;
@@ -103,7 +135,7 @@ export function jwtAccessTokenEndpoints({ issuer, keys, list, clockTolerance, ma
     // an opaque access token, also revokes the other tokens of its grant.
     if (claims.client_id !== caller.clientId) {
       if (caller.clientAuthMethod === 'none') return;
-      return jsonError(ctx, 400, 'invalid_request', 'client is not authorized to revoke the presented token');
+      throw new errors.InvalidRequest('client is not authorized to revoke the presented token');
     }
     if (claims.jti && claims.exp) await list.revokeToken(claims.jti, claims.exp);
   });
