@@ -97,12 +97,46 @@ export interface ApisOptions {
   readonly endings?: GrantEndings;
 }
 
+/**
+ * The value last parsed from each key's JSON, given again while that JSON is unchanged. Grants and
+ * APIs are read on every token request and introspection (from the store's cache, which keeps the
+ * text): parsing them again each time was most of what such a read cost. Values are frozen, as
+ * every caller shares them. Bounded: past `maxEntries`, the oldest goes first.
+ */
+class ParsedByText<T> {
+  readonly #entries = new Map<string, { readonly text: string | undefined; readonly value: T }>();
+
+  constructor(private readonly maxEntries: number) {}
+
+  get(key: string, text: string | undefined, parse: (text: string | undefined) => T): T {
+    const kept = this.#entries.get(key);
+    if (kept && kept.text === text) return kept.value;
+    const value = deepFreeze(parse(text));
+    if (!kept && this.#entries.size >= this.maxEntries) this.#entries.delete(this.#entries.keys().next().value!);
+    this.#entries.set(key, { text, value });
+    return value;
+  }
+}
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const member of Object.values(value)) deepFreeze(member);
+  }
+  return value;
+}
+
+/** As many clients' grants and stored APIs as are kept parsed (ParsedByText). */
+const PARSED_ENTRIES = 10_000;
+
 export class Apis {
   readonly #static: Map<string, { api: ApiDefinition; source: ApiSource }>;
   /** Grants from configuration, by client then API. */
   readonly #staticGrants = new Map<string, Record<string, ClientGrant>>();
   /** Reads of APIs and grants, from the store's cache where it keeps one. */
   readonly #reads: CachedReads;
+  readonly #parsedApis = new ParsedByText<ApiDefinition | undefined>(PARSED_ENTRIES);
+  readonly #parsedGrants = new ParsedByText<ClientGrants>(PARSED_ENTRIES);
 
   constructor(
     private readonly kv: Kv,
@@ -125,7 +159,7 @@ export class Apis {
     const fixed = this.#static.get(identifier);
     if (fixed) return fixed.api;
     const json = await this.#reads.get(apiKey(identifier));
-    return json ? (JSON.parse(json) as ApiDefinition) : undefined;
+    return this.#parsedApis.get(identifier, json, (text) => (text ? (JSON.parse(text) as ApiDefinition) : undefined));
   }
 
   /** The scopes a client may register in its `scope` metadata for APIs that are not privileged (those only operators grant). */
@@ -179,12 +213,14 @@ export class Apis {
   /** What an operator granted a client, at every API (configuration and store together). */
   async grantsOf(clientId: string): Promise<ClientGrants> {
     const json = await this.#reads.get(clientGrantsKey(clientId));
-    const stored = json ? (JSON.parse(json) as Record<string, ClientGrant>) : {};
-    const fixed = this.#staticGrants.get(clientId);
-    if (!fixed) return stored;
-    const merged: Record<string, ClientGrant> = { ...stored };
-    for (const [identifier, grant] of Object.entries(fixed)) merged[identifier] = union(stored[identifier], grant);
-    return merged;
+    return this.#parsedGrants.get(clientId, json, (text) => {
+      const stored = text ? (JSON.parse(text) as Record<string, ClientGrant>) : {};
+      const fixed = this.#staticGrants.get(clientId);
+      if (!fixed) return stored;
+      const merged: Record<string, ClientGrant> = { ...stored };
+      for (const [identifier, grant] of Object.entries(fixed)) merged[identifier] = union(stored[identifier], grant);
+      return merged;
+    });
   }
 
   /** The client's grant at one API, if it has one. */

@@ -46,6 +46,21 @@ for (const backend of [...backends, cachingRedis]) {
       assert.equal(await two.grantAt('svc', api), undefined);
     });
 
+    it("grants and APIs read again unchanged are the same frozen values; another instance's change is seen at the next read", async () => {
+      const api = `https://api-${randomUUID()}.example.test`;
+      await one.add({ identifier: api, scopes: ['a', 'b'] });
+      await one.grant('svc', api, { scopes: ['a'] });
+      const first = await two.grantsOf('svc');
+      assert.equal(await two.grantsOf('svc'), first);
+      assert.equal(await two.find(api), await two.find(api));
+      // Shared by every caller: none can change what the next one reads.
+      assert.throws(() => (first[api]!.scopes as string[]).push('b'), TypeError);
+      assert.throws(() => ((first as Record<string, unknown>)[api] = undefined), TypeError);
+      await one.grant('svc', api, { scopes: ['b'] });
+      await eventually(async () => assert.deepEqual((await two.grantsOf('svc'))[api]?.scopes, ['a', 'b']));
+      assert.deepEqual((await two.grantsOf('svc'))[CONFIGURED]?.scopes, ['read']);
+    });
+
     it('concurrent grants to one client from two instances are all kept', async () => {
       const client = `c-${randomUUID()}`;
       const apis = await Promise.all([0, 1, 2, 3, 4, 5].map(async (n) => {
