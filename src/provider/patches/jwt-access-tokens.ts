@@ -37,8 +37,12 @@ const REMEMBERED_TOKENS = 10_000;
 
 type Step = (ctx: KoaContextWithOIDC, next: () => Promise<void>) => Promise<void>;
 
-/** Our step, by provider; a provider without one keeps the engine's. */
-const stepsByProvider = new WeakMap<Provider, Step>();
+/**
+ * Our step, by provider; a provider without one keeps the engine's. One map per process, whichever
+ * copy of this module registers (the sources and the build can both be loaded in one process): the
+ * engine's step lists are one.
+ */
+const stepsByProvider = ((globalThis as Record<symbol, unknown>)[Symbol.for('latchkey.jwtAccessTokenSteps')] ??= new WeakMap<Provider, Step>()) as WeakMap<Provider, Step>;
 
 /**
  * In an endpoint's steps, the engine's refusal of structured tokens becomes a dispatch to the
@@ -46,6 +50,7 @@ const stepsByProvider = new WeakMap<Provider, Step>();
  * module loads, before any is made; it fails at start-up if the engine no longer has that step.
  */
 function takeOverStructuredTokens(steps: Step[], endpoint: string) {
+  if (steps.some((step) => step.name === 'structuredTokens')) return;
   const at = steps.findIndex((step) => step.name === 'rejectStructuredTokens');
   if (at < 0) throw new Error(`oidc-provider's ${endpoint} endpoint has no rejectStructuredTokens step: review src/provider/patches/jwt-access-tokens.ts`);
   const engineStep = steps[at]!;
