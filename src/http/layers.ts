@@ -54,6 +54,22 @@ export function pathKey(path: string): string {
   return lower.length > 1 && lower.charCodeAt(lower.length - 1) === 0x2f ? lower.slice(0, -1) : lower;
 }
 
+/**
+ * `path.slice(0, prefix.length).toLowerCase() === prefix` for a lower-case ASCII `prefix`, without
+ * two strings per prefix and request when the path is ASCII (a non-ASCII character, which may
+ * lower-case to ASCII like the Kelvin sign, takes the comparison as written).
+ */
+function startsWithFolded(path: string, prefix: string): boolean {
+  if (path.length < prefix.length) return false;
+  for (let i = 0; i < prefix.length; i += 1) {
+    let code = path.charCodeAt(i);
+    if (code > 0x7f) return path.slice(0, prefix.length).toLowerCase() === prefix;
+    if (code >= 0x41 && code <= 0x5a) code += 0x20;
+    if (code !== prefix.charCodeAt(i)) return false;
+  }
+  return true;
+}
+
 const passThrough: Middleware = (_ctx, next) => next();
 
 /** koa-compose's semantics (each layer's answer a promise; next() once), for a chain fixed in advance. */
@@ -130,8 +146,7 @@ export function dispatch(layers: readonly Middleware[], routePath?: (name: strin
     if (chain) return chain(ctx, next);
     let mask = 0;
     for (let i = 0; i < prefixes.length; i += 1) {
-      const prefix = prefixes[i]!;
-      if (path.slice(0, prefix.length).toLowerCase() === prefix) mask |= 1 << i;
+      if (startsWithFolded(path, prefixes[i]!)) mask |= 1 << i;
     }
     return chainOfPrefixes(mask)(ctx, next);
   };

@@ -73,8 +73,11 @@ export class Metrics {
     registers: [this.registry],
   });
 
-  /** requestDuration's children by label set, bound once (the label sets are few: routes × methods × status classes). */
-  readonly #requestSeries = new Map<string, { observe(seconds: number): void }>();
+  /**
+   * requestDuration's children by route, method and status class, bound once (the label sets are
+   * few). Maps within maps: a key joining the three was a new string per request.
+   */
+  readonly #requestSeries = new Map<string, Map<string, Map<string, { observe(seconds: number): void }>>>();
 
   constructor() {
     client.collectDefaultMetrics({ prefix: 'latchkey_', register: this.registry });
@@ -82,9 +85,12 @@ export class Metrics {
 
   /** Records one request's duration, on a label set bound at its first use instead of hashed per request. */
   observeRequest(route: string, method: string, status: string, seconds: number): void {
-    const key = `${route} ${method} ${status}`;
-    let series = this.#requestSeries.get(key);
-    if (!series) this.#requestSeries.set(key, (series = this.requestDuration.labels(route, method, status)));
+    let byMethod = this.#requestSeries.get(route);
+    if (!byMethod) this.#requestSeries.set(route, (byMethod = new Map()));
+    let byStatus = byMethod.get(method);
+    if (!byStatus) byMethod.set(method, (byStatus = new Map()));
+    let series = byStatus.get(status);
+    if (!series) byStatus.set(status, (series = this.requestDuration.labels(route, method, status)));
     series.observe(seconds);
   }
 
