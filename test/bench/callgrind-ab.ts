@@ -28,8 +28,10 @@ const ids = (process.argv[2] ?? 'cc-jwt').split(',');
 const builds = (process.argv[3] ?? 'dist-before,dist').split(',');
 const iterations = Number(process.argv[4] ?? 300);
 // Warm-up iterations before counting: enough for V8 to have optimized the hot paths (300 was not
-// for introspection, whose counts then moved by 60% between runs of one build).
-const warmUp = Number(process.env.CALLGRIND_WARMUP ?? 1500);
+// for introspection, whose counts then moved by 60% between runs of one build; after 1,500, V8 was
+// still compiling during the counted window, about 150K instructions an iteration, 13%; after
+// 6,000, about 50K).
+const warmUp = Number(process.env.CALLGRIND_WARMUP ?? 6000);
 const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
 
 const redis = await startRedisServer();
