@@ -193,13 +193,15 @@ export class RateLimits {
 
   /**
    * Seconds until the client `clientId` may be served again (0: now), when its own authenticated
-   * requests have used up its allowance. Nothing is charged.
+   * requests have used up its allowance. Nothing is charged. A number when it is known without a
+   * round trip (no per-client limit, or this process's lease of the client's allowance is live).
    */
-  async clientWait(clientId: string): Promise<number> {
+  clientWait(clientId: string): number | Promise<number> {
     if (!this.#perClient) return 0;
     const read = [this.#hit(this.#perClient, clientId, 0)];
-    const [count] = this.#stored.hitHere(read) ?? (await this.#storedHit(read));
-    return this.#clientWaitOf(count!);
+    const here = this.#stored.hitHere(read);
+    if (here) return this.#clientWaitOf(here[0]!);
+    return this.#storedHit(read).then(([count]) => this.#clientWaitOf(count!));
   }
 
   /**

@@ -25,7 +25,14 @@ class TooManyRequests extends errors.OIDCProviderError {
 export function limitAnnouncedClients(provider: Provider, limits: RateLimits): void {
   const Client = provider.Client as unknown as { find(id: string, ...rest: unknown[]): Promise<unknown> };
   const find = Client.find.bind(Client);
-  Client.find = async (id: string, ...rest: unknown[]) => {
+  const refused = (ctx: Parameters<RateLimits['refuseClient']>[0], wait: number, route: string) => {
+    limits.refuseClient(ctx, wait, route);
+    return new TooManyRequests(Math.max(1, wait));
+  };
+  // Not an async function: a lookup whose client's wait is known without a round trip (most: every
+  // later lookup of a request, an announcement by HTTP Basic, a live lease, no per-client limit)
+  // goes straight on to the original's promise.
+  Client.find = (id: string, ...rest: unknown[]) => {
     const ctx = Provider.ctx;
     const route = ctx?.oidc?.route;
     // Only the announced client: later lookups (an introspected token's client) are not the caller.
@@ -33,11 +40,14 @@ export function limitAnnouncedClients(provider: Provider, limits: RateLimits): v
       ctx.state.clientLimitChecked = true;
       // Read already, with the per-address charge, when the request announced it by HTTP Basic.
       const peeked = ctx.state.announcedClientWait as AnnouncedClientWait | undefined;
-      const wait = typeof id !== 'string' ? 0 : peeked?.clientId === id ? peeked.wait : await limits.clientWait(id);
-      if (wait) {
-        limits.refuseClient(ctx, wait, route);
-        throw new TooManyRequests(Math.max(1, wait));
+      const wait = typeof id !== 'string' ? 0 : peeked?.clientId === id ? peeked.wait : limits.clientWait(id);
+      if (typeof wait !== 'number') {
+        return wait.then((seconds) => {
+          if (seconds) throw refused(ctx, seconds, route);
+          return find(id, ...rest);
+        });
       }
+      if (wait) return Promise.reject(refused(ctx, wait, route));
     }
     return find(id, ...rest);
   };
