@@ -8,7 +8,7 @@
  * parameter or the client assertion's subject, read by oidc-provider itself from the parsed body)
  * first asks the rate limits whether that client is over its allowance; if so the request ends
  * with 429 there (for a client announced by HTTP Basic, from what http/rate-limits.ts read in the
- * same round trip as the per-address charge). Nothing is charged here: only requests that then authenticate are charged (see
+ * same round trip as the per-address charge, when that charge went to the store). Nothing is charged here: only requests that then authenticate are charged (see
  * http/rate-limits.ts), so naming a client costs it nothing. Pinned by
  * test/integration/rate-limits.test.ts and test/unit/provider-patches.test.ts.
  */
@@ -38,7 +38,8 @@ export function limitAnnouncedClients(provider: Provider, limits: RateLimits): v
     // Only the announced client: later lookups (an introspected token's client) are not the caller.
     if (ctx && route && CLIENT_AUTH_ROUTES.has(route) && !ctx.oidc.client && !ctx.state.clientLimitChecked) {
       ctx.state.clientLimitChecked = true;
-      // Read already, with the per-address charge, when the request announced it by HTTP Basic.
+      // Read already, with the per-address charge, when the request announced it by HTTP Basic and
+      // that charge went to the store.
       const peeked = ctx.state.announcedClientWait as AnnouncedClientWait | undefined;
       const wait = typeof id !== 'string' ? 0 : peeked?.clientId === id ? peeked.wait : limits.clientWait(id);
       if (typeof wait !== 'number') {
