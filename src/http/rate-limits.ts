@@ -193,13 +193,15 @@ export class RateLimits {
 
   /**
    * Seconds until the client `clientId` may be served again (0: now), when its own authenticated
-   * requests have used up its allowance. Nothing is charged.
+   * requests have used up its allowance. Nothing is charged. A number when it is known without a
+   * round trip (no per-client limit, or this process's lease of the client's allowance is live).
    */
-  async clientWait(clientId: string): Promise<number> {
+  clientWait(clientId: string): number | Promise<number> {
     if (!this.#perClient) return 0;
     const read = [this.#hit(this.#perClient, clientId, 0)];
-    const [count] = this.#stored.hitHere(read) ?? (await this.#storedHit(read));
-    return this.#clientWaitOf(count!);
+    const here = this.#stored.hitHere(read);
+    if (here) return this.#clientWaitOf(here[0]!);
+    return this.#storedHit(read).then(([count]) => this.#clientWaitOf(count!));
   }
 
   /**
@@ -250,28 +252,35 @@ export class RateLimits {
     // On every request (the app's dispatcher runs it unscoped); one that is on none of these routes
     // passes without a promise of its own.
     return (ctx, next) => {
-      const route = table.find(([, pattern]) => pattern.test(ctx.path))?.[0];
-      return route ? this.#limited(route, ctx, next) : next();
+      const path = ctx.path;
+      for (const entry of table) if (entry[1].test(path)) return this.#limited(entry[0], ctx, next);
+      return next();
     };
+  }
+
+  /**
+   * The per-address `charge` in the store and, in the same script, the allowance of a client the
+   * request announces by HTTP Basic, for the client lookup to decide on (announced-client-limit.ts).
+   * A charge served from this process's lease makes no round trip and reads no client: the lookup
+   * then reads the allowance itself (from its lease too, mostly), so the header is not decoded.
+   */
+  async #storedCharge(route: string, ctx: Parameters<Middleware>[0], charge: WindowHit[]): Promise<WindowCount[]> {
+    const announced = this.#perClient && CLIENT_AUTH_ROUTES.has(route) ? announcedByBasic(ctx.get('Authorization')) : undefined;
+    if (announced === undefined) return this.#storedHit(charge);
+    const counts = await this.#storedHit([...charge, this.#hit(this.#perClient!, announced, 0)]);
+    ctx.state.announcedClientWait = { clientId: announced, wait: this.#clientWaitOf(counts[1]!) } satisfies AnnouncedClientWait;
+    return counts;
   }
 
   /** A request on one of the limited routes: counted before it is processed, its client charged after. */
   async #limited(route: string, ctx: Parameters<Middleware>[0], next: () => Promise<unknown>): Promise<void> {
     const hot = HOT_ROUTES.has(route);
     const limit = hot ? this.#hotPerIp : route === 'registration' ? this.#registrationPerIp : this.#perIp;
-    // A client announced by HTTP Basic: its allowance is read in the same script as the
-    // per-address charge, for the client lookup to decide on (announced-client-limit.ts).
-    const announced = this.#perClient && CLIENT_AUTH_ROUTES.has(route) ? announcedByBasic(ctx.get('Authorization')) : undefined;
-    const hits: WindowHit[] = [];
-    if (limit) hits.push(this.#hit(limit, `${route}:${ctx.ip}`, 1));
-    if (announced !== undefined) hits.push(this.#hit(this.#perClient!, announced, 0));
-    if (hits.length) {
-      const counts = hot ? this.#inMemory.hitHere(hits)! : (this.#stored.hitHere(hits) ?? (await this.#storedHit(hits)));
-      const charged = limit ? counts[0]! : undefined;
-      if (charged && charged.count > limit!.points) return refuse(ctx, Math.ceil(charged.ms / 1000), route, 'ip', this.#metrics);
-      if (announced !== undefined) {
-        ctx.state.announcedClientWait = { clientId: announced, wait: this.#clientWaitOf(counts[hits.length - 1]!) } satisfies AnnouncedClientWait;
-      }
+    if (limit) {
+      const charge = [this.#hit(limit, `${route}:${ctx.ip}`, 1)];
+      const counts = hot ? this.#inMemory.hitHere(charge)! : (this.#stored.hitHere(charge) ?? (await this.#storedCharge(route, ctx, charge)));
+      const charged = counts[0]!;
+      if (charged.count > limit.points) return refuse(ctx, Math.ceil(charged.ms / 1000), route, 'ip', this.#metrics);
     }
 
     await next();

@@ -72,9 +72,11 @@ export interface AdapterHooks {
  */
 interface Deferred {
   readonly consumptions: { readonly adapter: KvAdapter; readonly id: string; readonly at: number }[];
-  readonly writes: { readonly keys: readonly string[]; readonly write: () => Promise<unknown> }[];
+  readonly writes: { readonly key: string; readonly write: () => Promise<unknown> }[];
 }
-const deferredByRequest = new WeakMap<object, Deferred>();
+/** Where a request keeps what it holds back: on itself (a WeakMap entry per request costs more to make and to collect). */
+const DEFERRED = Symbol('latchkey.deferred');
+type Holding = { [DEFERRED]?: Deferred | undefined };
 
 /** The token request in progress (oidc-provider's context), where consumption is deferred. */
 function tokenRequest(): object | undefined {
@@ -144,7 +146,8 @@ class KvAdapter implements Adapter {
       if (typeof payload.accountId === 'string') writes.push(this.kv.addToSet(accountGrantsKey(payload.accountId), id, ttl));
       if (typeof payload.clientId === 'string') writes.push(this.kv.addToSet(clientGrantsKey(payload.clientId), id, ttl));
     }
-    return Promise.all(writes);
+    // Most upserts write the record alone: its own promise then, not a Promise.all of one.
+    return writes.length === 1 ? writes[0]! : Promise.all(writes);
   }
 
   async upsert(id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {
@@ -153,7 +156,7 @@ class KvAdapter implements Adapter {
     // authorization endpoint, with the rest of what the request writes.
     const request = deferringRequest();
     if (request) {
-      deferredOf(request).writes.push({ keys: [recordKey(this.model, id)], write: () => this.write(id, payload, expiresIn) });
+      deferredOf(request).writes.push({ key: recordKey(this.model, id), write: () => this.write(id, payload, expiresIn) });
       return;
     }
     await this.write(id, payload, expiresIn);
@@ -174,7 +177,9 @@ class KvAdapter implements Adapter {
   }
 
   async find(id: string): Promise<AdapterPayload | undefined> {
-    await settleFirst();
+    // Usually nothing is held back: then the read starts at once.
+    const settling = settleFirst();
+    if (settling) await settling;
     const record = await this.kv.getRecord(recordKey(this.model, id));
     if (!record) return undefined;
     const payload = JSON.parse(record.payload) as AdapterPayload;
@@ -274,15 +279,16 @@ async function endRegistrationTokens(kv: Kv, clientId: string): Promise<number> 
 
 /** What `request` holds back. */
 function deferredOf(request: object): Deferred {
-  let deferred = deferredByRequest.get(request);
-  if (!deferred) deferredByRequest.set(request, (deferred = { consumptions: [], writes: [] }));
-  return deferred;
+  return ((request as Holding)[DEFERRED] ??= { consumptions: [], writes: [] });
 }
 
-/** Before the request in progress reads, consumes or deletes anything more: what it held back. */
-async function settleFirst(): Promise<void> {
+/**
+ * Before the request in progress reads, consumes or deletes anything more: what it held back.
+ * Undefined when it held nothing back (no promise to wait for).
+ */
+function settleFirst(): Promise<unknown> | undefined {
   const request = deferringRequest();
-  if (request && deferredByRequest.has(request)) await settleRequest(request);
+  return request && settleRequest(request);
 }
 
 /**
@@ -291,17 +297,24 @@ async function settleFirst(): Promise<void> {
  * consume() would have. Throws invalid_grant when the request lost (a replay or a code or token
  * that is gone: nothing it made may then be answered); a store failure throws as it would have.
  * Called before the answer leaves (provider/patches/deferred-consumption.ts) and before the
- * request reads anything more from the store.
+ * request reads anything more from the store. Undefined when the request held nothing back.
  */
-export async function settleRequest(request: object): Promise<void> {
-  const deferred = deferredByRequest.get(request);
-  if (!deferred) return;
-  deferredByRequest.delete(request);
+export function settleRequest(request: object): Promise<unknown> | undefined {
+  const deferred = (request as Holding)[DEFERRED];
+  if (!deferred) return undefined;
+  // Not `delete`: the request keeps its shape.
+  (request as Holding)[DEFERRED] = undefined;
   const { consumptions, writes } = deferred;
   const outcomes = consumptions.map(({ adapter, id, at }) => adapter.consumeRecord(id, at));
-  const written = writes.map(({ write }) => write());
-  const [results] = await Promise.all([Promise.all(outcomes), Promise.all(written)]);
-  const keys = writes.flatMap(({ keys }) => keys);
+  const written = writes.length === 1 ? writes[0]!.write() : Promise.all(writes.map(({ write }) => write()));
+  // A request that consumed nothing (client_credentials) only waits for its writes.
+  return outcomes.length ? judged(consumptions, Promise.all(outcomes), written, writes) : written;
+}
+
+/** The consumptions' outcomes, once every write is done too; what the request wrote goes with a lost one. */
+async function judged(consumptions: Deferred['consumptions'], outcomes: Promise<ConsumeOutcome[]>, written: Promise<unknown>, writes: Deferred['writes']) {
+  const [results] = await Promise.all([outcomes, written]);
+  const keys = writes.map(({ key }) => key);
   for (const [index, { adapter, id }] of consumptions.entries()) await adapter.consumed(id, results[index]!, keys);
 }
 

@@ -67,7 +67,7 @@ describe('store: a token request consumes together with what it writes', functio
       await adapter('AuthorizationCode').consume('code-2');
       await adapter('AccessToken').upsert('at-2', { iat: now(), exp: now() + 60, grantId: 'grant-2', clientId: 'c' }, 60);
       await raw.del('lk:oidc:AuthorizationCode:code-2');
-      await assert.rejects(settleRequest(request), (error) => error instanceof errors.InvalidGrant && /not found/.test(error.error_detail!));
+      await assert.rejects(settleRequest(request)!, (error) => error instanceof errors.InvalidGrant && /not found/.test(error.error_detail!));
     });
     assert.equal(await raw.exists('lk:oidc:AccessToken:at-2'), 0);
   });
@@ -78,7 +78,7 @@ describe('store: a token request consumes together with what it writes', functio
       await adapter('AuthorizationCode').consume('code-3');
       await adapter('AccessToken').upsert('at-3', { iat: now(), exp: now() + 60, grantId: 'grant-3', clientId: 'c' }, 60);
       await raw.hset('lk:oidc:AuthorizationCode:code-3', 'c', String(Date.now() / 1000));
-      await assert.rejects(settleRequest(request), (error) => error instanceof errors.InvalidGrant && /already consumed/.test(error.error_detail!));
+      await assert.rejects(settleRequest(request)!, (error) => error instanceof errors.InvalidGrant && /already consumed/.test(error.error_detail!));
     });
     assert.equal(await raw.exists('lk:oidc:AccessToken:at-3'), 0);
     assert.equal(await raw.exists('lk:oidc:Grant:grant-3'), 0);

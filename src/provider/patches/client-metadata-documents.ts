@@ -27,9 +27,7 @@ export function resolveClientMetadataDocuments(provider: Provider, documents: Cl
   const Client = provider.Client as unknown as { find(id: string, ...rest: unknown[]): Promise<Client | undefined> };
   const find = Client.find.bind(Client);
   const built = new Map<string, { json: string; client: Client }>();
-  Client.find = async (id: string, ...rest: unknown[]) => {
-    const found = await find(id, ...rest);
-    if (found || typeof id !== 'string' || !documentUrl(id, allowLoopbackHttp)) return found;
+  const fromDocument = async (id: string): Promise<Client> => {
     let metadata: Record<string, unknown>;
     try {
       metadata = await documents.metadata(id);
@@ -50,6 +48,13 @@ export function resolveClientMetadataDocuments(provider: Provider, documents: Cl
     if (built.size >= BUILT_LIMIT) built.delete(built.keys().next().value!);
     built.set(id, { json, client });
     return client;
+  };
+  // Not an async function: an id that cannot be a document's URL (every registered client's) gets
+  // the original lookup's promise as it is.
+  Client.find = (id: string, ...rest: unknown[]) => {
+    const found = find(id, ...rest);
+    if (typeof id !== 'string' || !documentUrl(id, allowLoopbackHttp)) return found;
+    return found.then((client) => client ?? fromDocument(id));
   };
 }
 

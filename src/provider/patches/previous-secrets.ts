@@ -32,12 +32,18 @@ function sameSecret(a: string, b: string): boolean {
 export function acceptPreviousSecrets(provider: Provider, kv: Kv): void {
   const prototype = provider.Client.prototype as unknown as { compareClientSecret(actual: string): Promise<boolean> | boolean };
   const compareCurrent = prototype.compareClientSecret;
-  prototype.compareClientSecret = async function (this: { clientId: string }, actual: string) {
-    if (await compareCurrent.call(this, actual)) return true;
-    const previous = await previousSecret(kv, this.clientId);
+  const comparePrevious = async (clientId: string, actual: string) => {
+    const previous = await previousSecret(kv, clientId);
     if (previous === undefined || !sameSecret(previous.secret, actual)) return false;
     const ctx = Provider.ctx;
     if (ctx && previous.until !== undefined) graceEnds.set(ctx, previous.until);
     return true;
+  };
+  // Not an async function: the current secret's match (oidc-provider's comparison is synchronous)
+  // is answered as it is, with no promise of its own.
+  prototype.compareClientSecret = function (this: { clientId: string }, actual: string) {
+    const current = compareCurrent.call(this, actual);
+    if (current === true) return true;
+    return Promise.resolve(current).then((matches) => matches || comparePrevious(this.clientId, actual));
   };
 }
