@@ -17,10 +17,9 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT } from '../../src/paths.js';
-import { startRedisServer } from '../helpers/redis.js';
 import { closedLoop } from './load.js';
 import { SCENARIOS } from './scenarios.js';
-import { addUser, pin, processCpuSeconds, startLatchkey, startPinnedBuild } from './targets.js';
+import { prepareSideBySide, processCpuSeconds, startPinnedBuild } from './targets.js';
 
 const ids = (process.argv[2] ?? 'discovery').split(',');
 const iterations = Number(process.argv[3] ?? 2000);
@@ -30,15 +29,8 @@ for (const dir of Object.values(builds)) {
   if (!existsSync(join(ROOT, dir, 'cli.js'))) throw new Error(`${dir}/cli.js is missing: see the top of test/bench/cpu-ab.ts`);
 }
 
-pin(process.pid, '1');
-const redis = await startRedisServer();
-const { RedisInspector } = await import('./redis-probe.js');
-const inspector = new RedisInspector(redis.url);
-pin(Number((await inspector.info('server')).process_id), '1');
-// One start of the current build makes the key ring and the bench's person; both builds share them.
-const prepared = await startLatchkey({ redisUrl: redis.url, build: 'dist', logLevel: 'info' });
-await addUser(prepared, 'dist');
-await prepared.stop();
+// One start of the current build makes the key ring and the bench's person; every build shares them.
+const { prepared, close } = await prepareSideBySide();
 
 const servers = { before: await startPinnedBuild(prepared, builds.before), after: await startPinnedBuild(prepared, builds.after) };
 try {
@@ -71,7 +63,6 @@ try {
   }
 } finally {
   await Promise.all(Object.values(servers).map((server) => server.stop()));
-  await inspector.close();
-  await redis.stop();
+  await close();
 }
 process.exit(0);

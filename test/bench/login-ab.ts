@@ -22,10 +22,9 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadConfig } from '../../src/config.js';
 import { ROOT } from '../../src/paths.js';
-import { startRedisServer } from '../helpers/redis.js';
 import { closedLoop, sequential } from './load.js';
 import { SCENARIOS } from './scenarios.js';
-import { addUser, pin, processCpuSeconds, startLatchkey, startPinnedBuild } from './targets.js';
+import { prepareSideBySide, processCpuSeconds, startPinnedBuild } from './targets.js';
 
 const args = process.argv.filter((arg) => !arg.startsWith('--'));
 const stepsMode = process.argv.includes('--steps');
@@ -35,14 +34,8 @@ const runs = Number(args[4] ?? 5);
 const connections = Number(args[5] ?? 8);
 const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
 
-pin(process.pid, '1');
-const redis = await startRedisServer();
-const { RedisInspector } = await import('./redis-probe.js');
-const inspector = new RedisInspector(redis.url);
-pin(Number((await inspector.info('server')).process_id), '1');
-const prepared = await startLatchkey({ redisUrl: redis.url, build: 'dist', logLevel: 'info' });
-await addUser(prepared, 'dist');
-await prepared.stop();
+// One start of the current build makes the key ring and the bench's person; every build shares them.
+const { prepared, close } = await prepareSideBySide();
 const argon2Settings = loadConfig(prepared.env).accounts.argon2;
 
 /** CPU ms of one argon2id verification at the configured parameters, one at a time, on core 0. */
@@ -165,7 +158,6 @@ try {
   if (errors) console.log(`${errors} ERRORS`);
 } finally {
   await Promise.all(servers.map((server) => server.stop()));
-  await inspector.close();
-  await redis.stop();
+  await close();
 }
 process.exit(0);

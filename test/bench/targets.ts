@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { exportJWK, generateKeyPair, type JWK } from 'jose';
 import { ROOT } from '../../src/paths.js';
 import type { Agent, Page } from '../helpers/agent.js';
-import { freePort } from '../helpers/redis.js';
+import { freePort, startRedisServer } from '../helpers/redis.js';
 import { CLIENTS, RESOURCE_SERVERS, USER, WEB, type Target, type TargetKind } from './scenarios.js';
 
 export type ServerBuild = 'dist' | 'src';
@@ -138,6 +138,29 @@ const DEFAULT_LIMITS = {
   RATE_LIMIT_REGISTRATION_PER_IP: '1000000000',
   RATE_LIMIT_METADATA_PER_IP: '1000000000',
 };
+
+/**
+ * For the side-by-side tools (cpu-ab.ts, login-ab.ts): this process and a Redis of its own on core
+ * 1, and a Latchkey prepared on it by one start of dist/ (the key ring and the bench's person),
+ * whose settings every build then serves with (startPinnedBuild). `close` stops the Redis.
+ */
+export async function prepareSideBySide(): Promise<{ prepared: LatchkeyTarget; close(): Promise<void> }> {
+  pin(process.pid, '1');
+  const redis = await startRedisServer();
+  const { RedisInspector } = await import('./redis-probe.js');
+  const inspector = new RedisInspector(redis.url);
+  pin(Number((await inspector.info('server')).process_id), '1');
+  const prepared = await startLatchkey({ redisUrl: redis.url, build: 'dist', logLevel: 'info' });
+  await addUser(prepared, 'dist');
+  await prepared.stop();
+  return {
+    prepared,
+    async close() {
+      await inspector.close();
+      await redis.stop();
+    },
+  };
+}
 
 /**
  * For the side-by-side tools (cpu-ab.ts, login-ab.ts): `dir`, a build in the package root (dist,
