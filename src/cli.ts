@@ -800,7 +800,11 @@ function oneLineErrors(command: Command): void {
   command.configureOutput({
     outputError: (message, write) => {
       const path = names(command);
-      write(`latchkey: ${message.trim().replace(/^error: /, '').replace(/\.$/, '')}; see latchkey ${path ? `${path} ` : ''}--help\n`);
+      const text = message.trim().replace(/^error: /, '').replace(/\.$/, '');
+      // A kid or a generated client_id may start with "-" (base64url): as an argument it reads as an option.
+      const dashed = /^unknown option '(-[^-].+)'$/.exec(text)?.[1];
+      const hint = dashed ? `; a value that starts with "-" goes after "--": latchkey ${path} -- ${dashed}` : '';
+      write(`latchkey: ${text}${hint}; see latchkey ${path ? `${path} ` : ''}--help\n`);
     },
   });
   for (const sub of command.commands) oneLineErrors(sub);

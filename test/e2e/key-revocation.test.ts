@@ -103,7 +103,8 @@ describe('e2e: latchkey keys revoke, for a compromised signing key', function ()
     assert.equal(await feedStatus(forgedFeed), 200);
     assert.equal((await endSession(forgedIdToken)).status, 200);
 
-    const run = await latchkey(env, ['keys', 'revoke', stolen.kid]);
+    // After "--": a kid (base64url) may start with "-".
+    const run = await latchkey(env, ['keys', 'revoke', '--', stolen.kid]);
     assert.equal(run.status, 0, run.stderr);
     const printed = JSON.parse(run.stdout) as { revoked: string[]; current: string; previous: string; next: string };
     assert.deepEqual(printed.revoked, [stolen.kid]);

@@ -373,6 +373,8 @@ describe('latchkey CLI: usage', function () {
       [['users', 'passwd', 'eve'], /^latchkey: --password-stdin is required: .* latchkey users passwd eve --password-stdin; see latchkey users passwd --help$/],
       [['clients', 'add', '--client-id', 'x', '--bogus'], /^latchkey: unknown option '--bogus'; see latchkey clients add --help$/],
       [['frob'], /^latchkey: unknown command 'frob'; see latchkey --help$/],
+      // A kid (an RFC 7638 thumbprint, base64url) that starts with "-" reads as an option: the line says how to give it.
+      [['keys', 'revoke', '-gtXczvLi7ZY'], /^latchkey: unknown option '-gtXczvLi7ZY'; a value that starts with "-" goes after "--": latchkey keys revoke -- -gtXczvLi7ZY; see latchkey keys revoke --help$/],
       // Not the engine's "redirect_uris must contain members", which names no flag.
       [['clients', 'add', '--client-id', 'x'], /^latchkey: --redirect-uri is required for an app people sign in to \(authorization_code\); a service takes --grant-type client_credentials, a device or CLI --device; see latchkey clients add --help$/],
       [['grants', 'revoke'], /^latchkey: give exactly one of --user or --client; see latchkey grants revoke --help$/],
