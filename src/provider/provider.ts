@@ -18,6 +18,8 @@ import { dpopNonceSecret } from '../keyring/dpop-nonces.js';
 import { FEED_PATH, FEED_SCOPE } from '../apis/feed-server.js';
 import { GrantRevocation } from '../revocation/grants.js';
 import { answerJwtAccessTokens } from './patches/jwt-access-tokens.js';
+// Its steps take the engine's place as it loads, before any Provider is made.
+import './patches/form-bodies.js';
 import { GRANT_CLAIM, grantHandle, type RevocationList } from '../revocation/list.js';
 import { opaqueRevoked } from '../revocation/opaque-introspection.js';
 import { adapterFactory, readInteractionAhead } from '../store/adapter.js';

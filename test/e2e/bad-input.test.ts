@@ -172,6 +172,74 @@ describe('e2e: bad input gets a clean protocol error', function () {
     }
   });
 
+  describe('form bodies at the token, introspection and revocation endpoints (provider/patches/form-bodies.ts)', () => {
+    const BOM = '\uFEFF';
+    // The patch reads plain forms (no charset, or UTF-8) itself; these types go to oidc-provider's
+    // own reader, so each body sent both ways must get the same answer.
+    const ours = ['application/x-www-form-urlencoded', 'application/x-www-form-urlencoded;charset=UTF-8', 'application/x-www-form-urlencoded; charset="utf-8"'];
+    const engines = ['application/x-www-form-urlencoded; x=1', 'application/x-www-form-urlencoded; charset=utf8', 'Application/X-WWW-Form-Urlencoded; charset=iso-8859-1'];
+    const bodies: Record<string, string> = {
+      plain: 'grant_type=client_credentials',
+      'percent-encoded UTF-8': 'grant_type=client_credentials&scope=%C3%A9t%C3%A9',
+      'a leading byte-order mark': `${BOM}grant_type=client_credentials`,
+      empty: '',
+      'just over 56 KiB': `grant_type=client_credentials&x=${'a'.repeat(56 * 1024)}`,
+    };
+    /** What matters of an answer: the status, the error and its description, or a token's type. */
+    const gist = async (path: string, body: string, type: string) => {
+      const response = await fetch(`${server.url}${path}`, {
+        method: 'POST',
+        headers: { 'content-type': type, accept: 'application/json', authorization: basic('web', SECRET) },
+        body,
+      });
+      const text = await response.text();
+      assert.doesNotMatch(text, /\bat [\w.<>]+ \(|node_modules/, 'no stack trace');
+      const json = text ? (JSON.parse(text) as Record<string, unknown>) : {};
+      return { status: response.status, error: json.error, description: json.error_description, tokenType: json.token_type, active: json.active };
+    };
+
+    it('each body gets the answer oidc-provider\'s own reader gives it, with and without a charset', async () => {
+      for (const [name, body] of Object.entries(bodies)) {
+        for (const [index, type] of ours.entries()) {
+          for (const path of ['/token', '/token/introspection', '/token/revocation']) {
+            const sent = path === '/token' ? body : body.replace('grant_type=client_credentials', 'token=abc');
+            assert.deepEqual(await gist(path, sent, type), await gist(path, sent, engines[index]!), `${name} as ${type} at ${path}`);
+          }
+        }
+      }
+      // And the answers are the ones meant: a token for a plain body; the engine never decodes by
+      // the charset (Koa's context has no ctx.charset), so a byte-order mark stays in the first name.
+      assert.equal((await gist('/token', bodies.plain!, ours[1]!)).tokenType, 'Bearer');
+      assert.equal((await gist('/token', bodies['a leading byte-order mark']!, ours[1]!)).description, "missing required parameter 'grant_type'");
+      assert.deepEqual(await gist('/token', bodies['just over 56 KiB']!, ours[0]!), { status: 400, error: 'invalid_request', description: 'failed to parse the request body', tokenType: undefined, active: undefined });
+    });
+
+    it('a chunked body over 56 KiB, and one cut off midway, are refused or dropped; the server answers on', async () => {
+      const { request } = await import('node:http');
+      const chunked = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const req = request(`${server.url}/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic('web', SECRET) } }, (res) => {
+          let body = '';
+          res.on('data', (chunk: Buffer) => (body += chunk.toString()));
+          res.on('end', () => resolve({ status: res.statusCode!, body }));
+        });
+        req.on('error', reject);
+        req.write('grant_type=client_credentials&x=');
+        for (let i = 0; i < 8; i += 1) req.write('a'.repeat(8 * 1024));
+        req.end();
+      });
+      assert.equal(chunked.status, 400);
+      assert.equal((JSON.parse(chunked.body) as { error_description: string }).error_description, 'failed to parse the request body');
+
+      await new Promise<void>((resolve) => {
+        const req = request(`${server.url}/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', 'content-length': '1000', authorization: basic('web', SECRET) } });
+        req.on('error', () => resolve());
+        req.write('grant_type=client_credentials');
+        setTimeout(() => req.destroy(), 100);
+      });
+      assert.equal((await gist('/token', bodies.plain!, ours[0]!)).tokenType, 'Bearer');
+    });
+  });
+
   it('the server still answers after all of the above', async () => {
     const response = await fetch(`${server.url}/.well-known/openid-configuration`);
     assert.equal(response.status, 200);

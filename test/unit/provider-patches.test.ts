@@ -122,6 +122,26 @@ describe('patches on oidc-provider internals (src/provider/patches/)', () => {
     }
   });
 
+  it('form-bodies.ts: the engine reads form bodies in one urlencoded step per endpoint, by these rules, and Koa\'s context has no charset', async () => {
+    const reader = source('shared/selective_body.js');
+    assert.match(reader, new RegExp(`const LIMIT = 56 \\* 1024;`));
+    // Loaded as the provider loads it (an import, not a require made of a static import here).
+    const { FORM_BODY_LIMIT } = await import('../../src/provider/patches/form-bodies.js');
+    assert.equal(FORM_BODY_LIMIT, 56 * 1024);
+    assert.match(reader, /if \(length !== undefined && length > LIMIT\) \{\s*throw new Error\('request entity too large'\);/);
+    assert.match(reader, /if \(length !== undefined && received !== length\) \{\s*throw new Error\('request size did not match content length'\);/);
+    assert.match(reader, /return readBody\(ctx\.req, ctx\.request\.length, ctx\.charset\);/);
+    assert.match(reader, /ctx\.oidc\.body = querystring\.parse\(body\.toString\(\)\);/);
+    assert.match(reader, /throw new InvalidRequest\('failed to parse the request body', undefined, \{ cause \}\);/);
+    // The engine's decoding by charset never happens: ctx.charset is undefined (Koa delegates no such property).
+    assert.equal('charset' in new Koa().context, false);
+    for (const endpoint of ['token', 'introspection', 'revocation', 'userinfo']) {
+      assert.match(source(`actions/${endpoint}.js`), /import \{ urlencoded as parseBody \} from '\.\.\/shared\/selective_body\.js';/);
+      const steps = ((await import(`oidc-provider/lib/actions/${endpoint}.js`)) as { default: { name: string }[] }).default;
+      assert.deepEqual(steps.map((step) => step.name).filter((name) => name === 'formBody' || name === 'urlencoded'), ['formBody'], endpoint);
+    }
+  });
+
   it('deferred-consumption.ts: token grants consume through the model, emit grant.success after the handler, and provider.use runs before the routes', () => {
     // Codes, device codes, CIBA requests: consumeGrantSource; refresh tokens: their own consume().
     assert.match(source('helpers/grant_source.js'), /await source\.consume\(\);/);

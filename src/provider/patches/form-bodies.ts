@@ -1,0 +1,94 @@
+/**
+ * The form body of a POST to the token, introspection, revocation and userinfo endpoints.
+ *
+ * oidc-provider reads it in its `urlencoded` step (shared/selective_body.js): the type checked by
+ * type-is and the stream read through an async iterator (`req.iterator()`: a generator and a
+ * promise per chunk). Every token, introspection and revocation request goes through that step, so
+ * this patch puts one in its place which reads the common case from the stream's events instead:
+ * the type `application/x-www-form-urlencoded`, bare or with `charset=utf-8`, with a
+ * Content-Length or a chunked body, on a stream nobody has read yet. Every other request goes to
+ * the engine's own step, unchanged. For the requests it reads, the result and the refusals are
+ * the engine's: at most 56 KiB, exactly Content-Length bytes when given, `querystring.parse` of
+ * the bytes as UTF-8 (the engine decodes by `ctx.charset`, which Koa's context does not have, so a
+ * charset never changes its decoding, nor a byte-order mark its result), and `invalid_request`
+ * "failed to parse the request body" for a body that breaks those rules.
+ */
+import type { IncomingMessage } from 'node:http';
+import * as querystring from 'node:querystring';
+import { errors, type KoaContextWithOIDC } from 'oidc-provider';
+import introspectionSteps from 'oidc-provider/lib/actions/introspection.js';
+import revocationSteps from 'oidc-provider/lib/actions/revocation.js';
+import tokenSteps from 'oidc-provider/lib/actions/token.js';
+import userinfoSteps from 'oidc-provider/lib/actions/userinfo.js';
+
+type Step = (ctx: KoaContextWithOIDC, next: () => Promise<void>) => Promise<void>;
+
+/** The engine's limit (selective_body.js), pinned by test/unit/provider-patches.test.ts. */
+export const FORM_BODY_LIMIT = 56 * 1024;
+
+/** The types read here (type-is would take each for the engine's type). */
+const PLAIN_FORM = /^application\/x-www-form-urlencoded *(?:; *charset *= *(?:utf-8|"utf-8") *)?$/i;
+
+/** The bytes of `req`'s body, by its events; rejects as the engine's reader throws. */
+function readBody(req: IncomingMessage, length: number | undefined): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let received = 0;
+    const done = (error?: Error) => {
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', done);
+      req.off('close', onClose);
+      if (!error) return resolve(Buffer.concat(chunks, received));
+      // Left unread, as the engine's reader leaves it: Node's server discards the rest.
+      req.pause();
+      reject(error);
+    };
+    const onData = (chunk: Buffer) => {
+      received += chunk.length;
+      if (received > FORM_BODY_LIMIT) return done(new Error('request entity too large'));
+      if (length !== undefined && received > length) return done(new Error('request size did not match content length'));
+      chunks.push(chunk);
+    };
+    const onEnd = () => done(length !== undefined && received !== length ? new Error('request size did not match content length') : undefined);
+    const onClose = () => done(new Error('premature close'));
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('error', done);
+    req.on('close', onClose);
+  });
+}
+
+function readingForms(engineStep: Step): Step {
+  return async function formBody(ctx, next) {
+    const { headers } = ctx.req;
+    const type = headers['content-type'];
+    // type-is takes a request without either header for one without a body: the engine refuses it.
+    const hasBody = headers['content-length'] !== undefined || headers['transfer-encoding'] !== undefined;
+    if (ctx.method !== 'POST' || type === undefined || !hasBody || !ctx.req.readable || !PLAIN_FORM.test(type)) return engineStep(ctx, next);
+    try {
+      const length = ctx.request.length;
+      if (length !== undefined && length > FORM_BODY_LIMIT) throw new Error('request entity too large');
+      (ctx.oidc as { body?: object }).body = querystring.parse((await readBody(ctx.req, length)).toString());
+    } catch (cause) {
+      throw new errors.InvalidRequest('failed to parse the request body', undefined, { cause });
+    }
+    await next();
+  };
+}
+
+/**
+ * In an endpoint's steps, the engine's `urlencoded` step becomes ours (wrapping it). The engine
+ * reads these lists when a Provider is made, so this runs as the module loads; it fails at start-up
+ * if the engine no longer has that step.
+ */
+function takeOverFormBodies(steps: Step[], endpoint: string) {
+  if (steps.some((step) => step.name === 'formBody')) return;
+  const at = steps.findIndex((step) => step.name === 'urlencoded');
+  if (at < 0) throw new Error(`oidc-provider's ${endpoint} endpoint has no urlencoded step: review src/provider/patches/form-bodies.ts`);
+  steps[at] = readingForms(steps[at]!);
+}
+takeOverFormBodies(tokenSteps as Step[], 'token');
+takeOverFormBodies(introspectionSteps as Step[], 'introspection');
+takeOverFormBodies(revocationSteps as Step[], 'revocation');
+takeOverFormBodies(userinfoSteps as Step[], 'userinfo');
