@@ -127,6 +127,7 @@ describe('attacks: second factor, step-up and the new endpoints (black box)', fu
         { client_id: 'strict-tv', application_type: 'native', token_endpoint_auth_method: 'none', grant_types: [DEVICE_GRANT], response_types: [], redirect_uris: [], require_mfa: true },
         { client_id: 'ops', client_secret: OPS_SECRET, redirect_uris: [], grant_types: ['client_credentials'], response_types: [] },
         { client_id: 'offline', client_secret: SECRET, redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'] },
+        { client_id: 'offline-tv', application_type: 'native', token_endpoint_auth_method: 'none', grant_types: [DEVICE_GRANT, 'refresh_token'], response_types: [], redirect_uris: [] },
       ],
     });
     await server.apis.grant('ops', `${server.issuer}/admin`, { scopes: ['admin'] });
@@ -855,6 +856,30 @@ describe('attacks: second factor, step-up and the new endpoints (black box)', fu
       assert.equal(await active(byCode.access), false, `${removal}: and its access token`);
       assert.equal(await refreshes(byPassword), true, `${removal}: a password-only sign-in's offline access stays`);
     }
+  });
+
+  it('a device approved with the authenticator app: resetting the second factors ends its offline access after the approving session ended (RFC 8628)', async () => {
+    await server.accounts.create('pia', PASSWORD);
+    const secret = await enrolTotp('pia');
+    const metadata = configs.app!.serverMetadata();
+    const form = (params: Record<string, string>) => ({ method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(params) });
+    const started = (await (await fetch(metadata.device_authorization_endpoint!, form({ client_id: 'offline-tv', scope: 'openid offline_access' }))).json()) as Record<string, string>;
+    const agent = new Agent();
+    const entry = await agent.follow(`${server.issuer}/device`);
+    const confirm = await agent.submit(entry, '/device', { user_code: started.user_code! });
+    const login = await agent.submit(confirm, '/device', { confirm: 'yes' });
+    const second = await signInSteps(agent, login, { username: 'pia', password: PASSWORD, login: 'required', consent: 'stop' });
+    const done = await agent.submit(second, '/second-factor', { method: 'totp', code: codeFor(secret, 0) });
+    if (isConsent(done)) await agent.submit(done, '/confirm', {});
+    const granted = (await (await fetch(metadata.token_endpoint!, form({ grant_type: DEVICE_GRANT, device_code: started.device_code!, client_id: 'offline-tv' }))).json()) as Record<string, string>;
+    assert.ok(granted.refresh_token, `the device gets offline access: ${JSON.stringify(granted)}`);
+    const refresh = async (token: string) => (await (await fetch(metadata.token_endpoint!, form({ grant_type: 'refresh_token', refresh_token: token, client_id: 'offline-tv' }))).json()) as Record<string, string>;
+    const refreshed = await refresh(granted.refresh_token);
+    assert.ok(refreshed.refresh_token, `offline access outlives nothing yet: ${JSON.stringify(refreshed)}`);
+    await endSessionsOf('pia');
+
+    assert.equal((await admin('/users/pia/mfa/reset', { method: 'POST' })).status, 200);
+    assert.equal((await refresh(refreshed.refresh_token)).error, 'invalid_grant', "the device's refresh token ends with the second factors that approved it");
   });
 
   it("a client cannot lift its second-factor requirement itself: an RFC 7592 update without require_mfa keeps it (RFC 7592 §2.2, only an operator lowers it)", async () => {
