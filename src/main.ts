@@ -148,6 +148,9 @@ function storeSetting(config: Config): string {
   return 'REDIS_URL';
 }
 
+/** People whose authenticator-app records resealUnderFirstSecret reads at once. */
+const RESEAL_BATCH = 64;
+
 /**
  * Seals again under the first of keys.secrets what is sealed under another of them besides the
  * key ring (which its own maintenance re-seals): upstreams' client secrets and people's
@@ -167,7 +170,12 @@ export async function resealUnderFirstSecret(
   try {
     const resealedUpstreams = await upstreams.resealSecrets();
     let authenticatorApps = 0;
-    for (const sub of await accounts.subs()) if (await secondFactors.totp.reseal(sub)) authenticatorApps += 1;
+    // A person at a time would be a round trip each: a batch at a time shares them (auto-pipelining).
+    const subs = await accounts.subs();
+    for (let at = 0; at < subs.length; at += RESEAL_BATCH) {
+      const resealed = await Promise.all(subs.slice(at, at + RESEAL_BATCH).map((sub) => secondFactors.totp.reseal(sub)));
+      authenticatorApps += resealed.filter(Boolean).length;
+    }
     const resealed = { upstreams: resealedUpstreams, authenticatorApps };
     if (resealedUpstreams || authenticatorApps) logger?.info({ event: 'keys.resealed', ...resealed }, 'sealed again under the first of keys.secrets');
     return resealed;
