@@ -34,7 +34,7 @@ import { ROOT } from './paths.js';
 /** Failures a user can fix (by class name: ClientError's module is loaded lazily): one line, exit 1. */
 const USER_ERRORS = new Set([
   ConfigError.name, AccountError.name, 'ClientError', 'ApiError', RotationError.name, SealError.name, StoreAccessError.name, 'StartupError',
-  'UpstreamError',
+  'UpstreamError', 'InitialAccessTokenError',
 ]);
 
 class UsageError extends Error {
@@ -448,9 +448,8 @@ apis
   );
 
 const registration = program.command('registration').description('dynamic client registration (RFC 7591)');
-registration
-  .command('token')
-  .description('initial access tokens')
+const registrationTokens = registration.command('token').description('initial access tokens');
+registrationTokens
   .command('create')
   .description('create an initial access token that lets a developer register one client; prints it once')
   .option('--expires-in <seconds>', 'lifetime in seconds (default: registration.initialAccessTokenTTL)', positiveSeconds)
@@ -459,7 +458,29 @@ registration
       const expiresIn = options.expiresIn ?? settings.registration.initialAccessTokenTTL;
       const provider = await validatingProvider(kv, settings);
       const token = await new provider.InitialAccessToken({ expiresIn }).save();
-      print({ initial_access_token: token, expires_in: expiresIn, registration_endpoint: `${settings.issuer}/reg` });
+      const { initialAccessTokenId } = await import('./registration/initial-access-tokens.js');
+      print({ initial_access_token: token, id: initialAccessTokenId(token), expires_in: expiresIn, registration_endpoint: `${settings.issuer}/reg` });
+    }, true),
+  );
+
+registrationTokens
+  .command('list')
+  .description('the initial access tokens that may still register a client: their ids and expiry (epoch seconds), never the tokens')
+  .action(async () =>
+    withStore(async (kv, settings) => {
+      const { outstandingInitialAccessTokens } = await import('./registration/initial-access-tokens.js');
+      print(await outstandingInitialAccessTokens(await validatingProvider(kv, settings), kv));
+    }, true),
+  );
+
+registrationTokens
+  .command('revoke <token-or-id>')
+  .description('revoke an initial access token (a leaked one), given the token or its id: /reg refuses it from now on')
+  .action(async (tokenOrId: string) =>
+    withStore(async (kv, settings) => {
+      const { revokeInitialAccessToken } = await import('./registration/initial-access-tokens.js');
+      const id = await revokeInitialAccessToken(await validatingProvider(kv, settings), kv, tokenOrId);
+      print({ id, revoked: true });
     }, true),
   );
 

@@ -148,6 +148,43 @@ function storeSetting(config: Config): string {
   return 'REDIS_URL';
 }
 
+/** People whose authenticator-app records resealUnderFirstSecret reads at once. */
+const RESEAL_BATCH = 64;
+
+/**
+ * Seals again under the first of keys.secrets what is sealed under another of them besides the
+ * key ring (which its own maintenance re-seals): upstreams' client secrets and people's
+ * authenticator-app secrets, so that an operator who rotated KEYS_SECRETS (a new secret put first)
+ * can drop the old one once every instance runs with the new one first and one has started since.
+ * Each record is rewritten by compare-and-set, so instances starting at once lose nothing. Only
+ * while more than one secret is configured (with one, nothing is sealed under another that opens).
+ * A failure is logged, not fatal: the next start tries again. Pending enrolments (at most
+ * ENROLMENT_TTL, ten minutes) are not: the person starts again.
+ */
+export async function resealUnderFirstSecret(
+  config: Config,
+  { accounts, secondFactors, upstreams }: { accounts: Accounts; secondFactors: SecondFactors; upstreams: Upstreams },
+  logger?: Logger,
+): Promise<{ upstreams: number; authenticatorApps: number } | undefined> {
+  if (config.keys.secrets.length < 2) return undefined;
+  try {
+    const resealedUpstreams = await upstreams.resealSecrets();
+    let authenticatorApps = 0;
+    // A person at a time would be a round trip each: a batch at a time shares them (auto-pipelining).
+    const subs = await accounts.subs();
+    for (let at = 0; at < subs.length; at += RESEAL_BATCH) {
+      const resealed = await Promise.all(subs.slice(at, at + RESEAL_BATCH).map((sub) => secondFactors.totp.reseal(sub)));
+      authenticatorApps += resealed.filter(Boolean).length;
+    }
+    const resealed = { upstreams: resealedUpstreams, authenticatorApps };
+    if (resealedUpstreams || authenticatorApps) logger?.info({ event: 'keys.resealed', ...resealed }, 'sealed again under the first of keys.secrets');
+    return resealed;
+  } catch (error) {
+    logger?.error({ event: 'keys.reseal_failed', err: error instanceof Error ? error.message : String(error) }, 'sealing again under the first of keys.secrets failed; the next start tries again');
+    return undefined;
+  }
+}
+
 export async function serve(config: Config, logger: Logger = createLogger(config.log.level)): Promise<Running> {
   // This server's metrics. A worker answers its primary's scrapes from the start, as it did when
   // the answerer was installed at import time.
@@ -181,6 +218,9 @@ export async function serve(config: Config, logger: Logger = createLogger(config
   });
   keys.onChange((ring) => providers.replace(build(ring, verifier)));
   keys.start();
+  // KEYS_SECRETS rotated (a new secret put first): the key ring is sealed again under it by its
+  // maintenance, and so is everything else sealed under an older one, here.
+  await resealUnderFirstSecret(config, { accounts, secondFactors, upstreams }, logger);
   // Our own routes take the host and use the provider in service per request.
   const clients = new Clients(kv, providers, apis);
   const grants = new GrantRevocation(kv, revocations);

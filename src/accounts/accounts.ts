@@ -220,6 +220,11 @@ export class Accounts {
     return sub ? this.find(sub) : undefined;
   }
 
+  /** Every account's sub (without reading the accounts). */
+  subs(): Promise<string[]> {
+    return this.kv.members(ACCOUNTS_KEY);
+  }
+
   async list(): Promise<Account[]> {
     const subs = await this.kv.members(ACCOUNTS_KEY);
     const accounts = await Promise.all(subs.map((sub) => this.find(sub)));

@@ -14,8 +14,18 @@
  * on one session both count (a read, merge and write would lose one). Until 2026-12-14 (ttl.session
  * after this layout shipped) `of` also reads the former one, session-credential:<session uid> →
  * the merged JSON; then that read goes.
+ *
+ * A grant outlives its session when it holds offline access: so the credentials of the session a
+ * grant was made or extended in are recorded against the grant too (recordGrant), and a removal
+ * revokes the grants made with the credential whether their session is live or gone
+ * (revokeGrantsMadeWith, from AccountSessions.endSignedInWith). Layout: grant-credentials:<grant id>
+ * → a set, one member (JSON, the session's merged credentials) per session that made or extended
+ * the grant, expiring with the grant (its remaining lifetime when written). Written at a resume
+ * (with its sign-in's record, no round trip of its own) and at the authorization endpoint only when
+ * it saved a grant; nothing on the token or introspection paths. Grants made before this record
+ * existed have none and stay as before (until they expire, ttl.grant).
  */
-import type { KoaContextWithOIDC, Provider } from 'oidc-provider';
+import { Provider, type KoaContextWithOIDC } from 'oidc-provider';
 import type { Middleware } from 'koa';
 import { scoped } from '../http/layers.js';
 import type { Method } from './assurance.js';
@@ -46,8 +56,47 @@ export interface SessionCredential {
 export const CREDENTIAL_RESULT = 'latchkey_credential';
 
 const key = (sessionUid: string) => `session-credentials:${sessionUid}`;
+/** The credentials of the sessions that made or extended a grant (recordGrant). */
+const grantKey = (grantId: string) => `grant-credentials:${grantId}`;
 /** The former layout (one merged JSON), read for one session lifetime. */
 const formerKey = (sessionUid: string) => `session-credential:${sessionUid}`;
+
+/** Several sign-ins' credentials (JSON, as recorded) as one: the union of each part. */
+function merged(jsons: readonly string[]): SessionCredential | undefined {
+  const all = jsons.map((json) => JSON.parse(json) as SessionCredential);
+  if (!all.length) return undefined;
+  const union = <T>(pick: (credential: SessionCredential) => readonly T[] | undefined) => {
+    const picked = all.filter((credential) => pick(credential));
+    return picked.length ? [...new Set(picked.flatMap((credential) => pick(credential)!))] : undefined;
+  };
+  const passkeys = union((credential) => credential.passkeys);
+  const links = union((credential) => credential.links);
+  return { methods: union((credential) => credential.methods) ?? [], ...(passkeys ? { passkeys } : {}), ...(links ? { links } : {}) };
+}
+
+/** A grant as the engine holds it in a request. */
+interface GrantMade {
+  readonly jti: string;
+  readonly accountId?: string;
+  /** Seconds it has left (oidc-provider's BaseModel#remainingTTL). */
+  readonly remainingTTL?: number;
+}
+
+/** What a request at the authorization endpoint or a resume leaves in ctx.oidc, as read here. */
+interface Made {
+  readonly entities?: { readonly Grant?: GrantMade };
+  readonly session?: { readonly uid?: string; readonly accountId?: string };
+}
+
+/** The grant the request made, extended or reused for the signed-in session's person, if any. */
+function grantOf(oidc: Made | undefined): GrantMade | undefined {
+  const grant = oidc?.entities?.Grant;
+  const accountId = oidc?.session?.accountId;
+  return grant?.jti && accountId && grant.accountId === accountId ? grant : undefined;
+}
+
+/** Requests whose grant recordAtSignIn recorded (recordGrantsInSessions then does nothing). */
+const recordedHere = new WeakSet<object>();
 
 /** Whether the person `sub` still holds every credential a sign-in used. */
 export type CredentialsHeld = (sub: string, credential: SessionCredential) => Promise<boolean>;
@@ -99,15 +148,84 @@ export class SessionCredentials {
   /** Every sign-in's credentials, merged. Undefined for a session signed in before these were recorded. */
   async of(sessionUid: string): Promise<SessionCredential | undefined> {
     const [members, former] = await Promise.all([this.kv.members(key(sessionUid)), this.kv.get(formerKey(sessionUid))]);
-    const all = [...members, ...(former ? [former] : [])].map((json) => JSON.parse(json) as SessionCredential);
-    if (!all.length) return undefined;
-    const union = <T>(pick: (credential: SessionCredential) => readonly T[] | undefined) => {
-      const picked = all.filter((credential) => pick(credential));
-      return picked.length ? [...new Set(picked.flatMap((credential) => pick(credential)!))] : undefined;
-    };
-    const passkeys = union((credential) => credential.passkeys);
-    const links = union((credential) => credential.links);
-    return { methods: union((credential) => credential.methods) ?? [], ...(passkeys ? { passkeys } : {}), ...(links ? { links } : {}) };
+    return merged([...members, ...(former ? [former] : [])]);
+  }
+
+  /**
+   * Records, against the grant `grantId` made or extended in the session `sessionUid`, the
+   * credentials that signed that session in (every sign-in's), for as long as the grant lives
+   * (`ttl`, its remaining lifetime): the grant outlives its session when it holds offline access,
+   * and removing one of those credentials must still find it (revokeGrantsMadeWith). Nothing for a
+   * session signed in before its credentials were recorded.
+   */
+  async recordGrant(grant: GrantMade, sessionUid: string): Promise<void> {
+    const used = await this.of(sessionUid);
+    if (used) await this.#writeGrant(grant, used);
+  }
+
+  async #writeGrant({ jti, remainingTTL }: GrantMade, used: SessionCredential): Promise<void> {
+    if (!remainingTTL || remainingTTL <= 0) return;
+    await this.kv.addToSet(grantKey(jti), JSON.stringify(used), Math.ceil(remainingTTL));
+  }
+
+  /** The credentials of the sessions that made or extended the grant, merged; undefined when none were recorded. */
+  async ofGrant(grantId: string): Promise<SessionCredential | undefined> {
+    return merged(await this.kv.members(grantKey(grantId)));
+  }
+
+  /**
+   * provider.use middleware: when a grant is made or extended in a signed-in session, records the
+   * session's credentials against it (recordGrant). That is at a resume (the sign-in's, and the
+   * consent's: the grant the session holds for the client then), and at the authorization endpoint
+   * or a device's verification only when the request saved a grant (one made from a remembered
+   * consent, provider/consents.ts): an authorization request that reuses the session's grant as it
+   * is writes nothing. Nothing on the token paths. Install it in front of recordAtSignIn, so that a
+   * resume's own sign-in is recorded for the session first.
+   */
+  recordGrantsInSessions(provider: Provider): Middleware {
+    const paths = [provider.pathFor('authorization'), provider.pathFor('code_verification')];
+    const saved = new WeakMap<object, Set<string>>();
+    provider.on('grant.saved', (grant: { jti?: string }) => {
+      const request = Provider.ctx as object | undefined;
+      if (!request || !grant.jti) return;
+      const jtis = saved.get(request) ?? new Set<string>();
+      jtis.add(grant.jti);
+      saved.set(request, jtis);
+    });
+    return scoped({ paths, prefixes: paths.map((path) => `${path}/`) }, async (ctx, next) => {
+      await next();
+      // A resume that signed the session in recorded its grant already (recordAtSignIn).
+      if (recordedHere.has(ctx)) return;
+      const oidc = (ctx as unknown as KoaContextWithOIDC).oidc as unknown as Made | undefined;
+      const grant = grantOf(oidc);
+      const session = oidc?.session;
+      if (!grant || !session?.uid) return;
+      const resuming = paths.some((path) => ctx.path.length > path.length + 1 && ctx.path.toLowerCase().startsWith(`${path.toLowerCase()}/`));
+      if (!resuming && !saved.get(ctx)?.has(grant.jti)) return;
+      await this.recordGrant(grant, session.uid);
+    });
+  }
+
+  /**
+   * Revokes the person's grants made or extended in a session that `signedInWith` says was signed
+   * in with a credential (removed), whether that session is live or gone (offline access kept after
+   * signing out): `grantIds` are the person's grants, `keep` those left alone (the acting
+   * session's, and those already revoked). A grant without a record (made before these were kept)
+   * stays. How many were revoked.
+   */
+  async revokeGrantsMadeWith(grantIds: readonly string[], signedInWith: (credential: SessionCredential) => boolean, revokeGrant: (grantId: string) => Promise<unknown>, keep: ReadonlySet<string>): Promise<number> {
+    const revoked = await Promise.all(
+      grantIds
+        .filter((grantId) => !keep.has(grantId))
+        .map(async (grantId) => {
+          const used = await this.ofGrant(grantId);
+          if (!used || !signedInWith(used)) return false;
+          await revokeGrant(grantId);
+          await this.kv.del([grantKey(grantId)]);
+          return true;
+        }),
+    );
+    return revoked.filter(Boolean).length;
   }
 
   /**
@@ -139,8 +257,19 @@ export class SessionCredentials {
       if (!credential || !session?.uid || !session.accountId || session.accountId !== oidc?.result?.login?.accountId) return;
       // Which password or enrolment was verified matters to this resume only: the record keeps the rest.
       const { verified: _verified, ...kept } = credential;
-      await this.record(session.uid, kept);
-      if (this.held && !(await this.held(session.accountId, credential))) await endSession(session.uid);
+      // The grant the resume made or extended gets the session's credentials, this sign-in's among
+      // them (recordGrantsInSessions leaves it to this): read with the record's write, written with
+      // the check's reads, so that it costs no round trip of its own.
+      const grant = grantOf(oidc as unknown as Made);
+      const [, earlier] = await Promise.all([this.record(session.uid, kept), grant && this.of(session.uid)]);
+      if (grant) recordedHere.add(ctx);
+      const used = merged([JSON.stringify(kept), ...(earlier ? [JSON.stringify(earlier)] : [])])!;
+      await Promise.all([
+        grant && this.#writeGrant(grant, used),
+        this.held && (async () => {
+          if (!(await this.held!(session.accountId!, credential))) await endSession(session.uid!);
+        })(),
+      ]);
     });
   }
 

@@ -129,17 +129,26 @@ export class AccountSessions {
   /**
    * After a credential was removed: ends the person's sessions (but `except`, the one acting) that
    * `signedInWith` says were signed in with it, each with every grant it made (offline access too:
-   * they were granted on the strength of that credential). How many ended.
+   * they were granted on the strength of that credential); and revokes the grants made with it
+   * whose session is gone already (offline access kept after signing out), found by the
+   * credentials recorded against each grant (SessionCredentials.recordGrant). The acting session's
+   * grants stay. How many sessions ended.
    */
   async endSignedInWith(accountId: string, credentials: SessionCredentials, signedInWith: SignedInWith, revokeGrant: RevokeGrant, except?: string): Promise<number> {
-    const sessions = (await this.list(accountId)).filter((session) => session.uid !== except);
+    const [all, grantIds] = await Promise.all([this.list(accountId), new AdapterIndexes(this.kv).grantIds({ accountId })]);
+    const grantsOf = (session: Session) => Object.values(session.authorizations ?? {}).flatMap(({ grantId }: { grantId?: string }) => (grantId ? [grantId] : []));
+    const keep = new Set(all.filter((session) => session.uid === except).flatMap(grantsOf));
+    const sessions = all.filter((session) => session.uid !== except);
     const ended = await Promise.all(
       sessions.map(async (session) => {
         if (!signedInWith(await credentials.of(session.uid), session.amr ?? [])) return false;
+        for (const grantId of grantsOf(session)) keep.add(grantId);
         await this.signOutSession(session, revokeGrant, true);
         return true;
       }),
     );
+    // A grant's record says which credentials signed in the sessions that made it; it has no amr.
+    await credentials.revokeGrantsMadeWith(grantIds, (used) => signedInWith(used, []), revokeGrant, keep);
     return ended.filter(Boolean).length;
   }
 

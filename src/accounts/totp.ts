@@ -101,6 +101,29 @@ export class TotpCredentials {
     return { outcome: 'ok', enrolment };
   }
 
+  /**
+   * Seals the person's authenticator-app secret again under the first of keys.secrets when it is
+   * sealed under another of them (KEYS_SECRETS rotated), without waiting for their next sign-in
+   * (verify does it then), so that the old secret can be dropped. Compare-and-set, onto the
+   * enrolment read: one made meanwhile keeps its own. A secret no configured secret opens is left
+   * as it is. Whether it was sealed again.
+   */
+  async reseal(sub: string): Promise<boolean> {
+    const resealed = await this.records.update(sub, (current) => {
+      const { totp } = current;
+      if (!totp || this.sealer.isCurrent(totp.sealed)) return undefined;
+      let secret: string;
+      try {
+        secret = this.#open(sub, totp.sealed);
+      } catch (error) {
+        if (error instanceof SealError) return undefined;
+        throw error;
+      }
+      return { next: { ...current, totp: { ...totp, sealed: this.#seal(sub, secret) } }, result: true };
+    });
+    return resealed ?? false;
+  }
+
   async remove(sub: string): Promise<void> {
     await this.records.update(sub, (current) => {
       if (!current.totp) return undefined;

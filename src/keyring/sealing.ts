@@ -6,7 +6,9 @@
  * Sealed form: `v1.<secret id>.<iv>.<ciphertext>.<tag>`, base64url parts. The secret id (derived
  * from the secret, revealing nothing about it) says which configured secret opens it: the first
  * secret seals, every one opens, so the secret can be rotated by putting a new one first (the
- * ring is re-sealed under it at the next maintenance).
+ * ring is re-sealed under it at the next maintenance; upstreams' client secrets and
+ * authenticator-app secrets, sealed with this too, at the server's start: main.ts
+ * resealUnderFirstSecret).
  */
 import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
 import type { JWK } from 'jose';

@@ -472,7 +472,12 @@ function applyPatches(
     if (clientId) consents.readAhead(sub, clientId, request);
     return dropInteraction;
   };
-  layers.push(new SessionCredentials(kv, config.ttl.session, credentialsHeld(new CredentialRecords(kv), new UpstreamLinks(kv, accounts), upstreamKnown, passwordNow)).recordAtSignIn(provider, endSession, signInReads));
+  const sessionCredentials = new SessionCredentials(kv, config.ttl.session, credentialsHeld(new CredentialRecords(kv), new UpstreamLinks(kv, accounts), upstreamKnown, passwordNow));
+  // ...and which signed in the session a grant was made or extended in, kept as long as the grant:
+  // removing a credential revokes the grants made with it, their session gone or not (in front of
+  // recordAtSignIn, so that a resume's own sign-in is recorded for the session first).
+  layers.push(sessionCredentials.recordGrantsInSessions(provider));
+  layers.push(sessionCredentials.recordAtSignIn(provider, endSession, signInReads));
   // A sign-in through an upstream records which upstream signed the session in (upstreams/sessions.ts).
   layers.push(recordFederatedSessions([provider.pathFor('authorization'), provider.pathFor('code_verification')], federated));
   // ...and signing out of Latchkey everywhere goes on to the upstream's end_session_endpoint (see the patch).

@@ -7,6 +7,12 @@
  * The token is claimed in the store before the registration runs (set-if-absent, so of concurrent
  * registrations with one token exactly one proceeds), deleted once the registration succeeded, and
  * released if it failed: a developer whose metadata was refused may correct it and try again.
+ *
+ * An operator lists the outstanding ones (`latchkey registration token list`: each one's id and
+ * expiry, never its value) and revokes one (`registration token revoke <token-or-id>`, a leaked
+ * token): its record goes, so /reg answers it 401 invalid_token, as it does an unknown one. The id
+ * is a digest of the token (initialAccessTokenId), printed when the token is made: it names the
+ * token without being it.
  */
 import { createHash } from 'node:crypto';
 import type { Middleware } from 'koa';
@@ -15,6 +21,7 @@ import { bearerToken } from '../http/bearer.js';
 import { jsonError } from '../http/errors.js';
 import type { Kv } from '../store/kv.js';
 import { scoped } from '../http/layers.js';
+import { AdapterIndexes } from '../store/adapter.js';
 
 /** Seconds a claim outlives a registration that never finished (a crash mid-request). */
 const CLAIM_TTL = 60;
@@ -40,4 +47,51 @@ export function singleUseInitialAccessTokens(provider: Provider, kv: Kv, realm: 
       if (!registered) await kv.del([claim]);
     }
   });
+}
+
+/** Nothing to revoke: one line, exit 1 (cli.ts). */
+export class InitialAccessTokenError extends Error {
+  override name = 'InitialAccessTokenError';
+}
+
+/** What names an initial access token in lists and revocations: a digest of it, never the token. */
+export function initialAccessTokenId(token: string): string {
+  return `iat_${createHash('sha256').update(token).digest('base64url').slice(0, 22)}`;
+}
+
+/** An outstanding initial access token, as an operator sees it. */
+export interface OutstandingInitialAccessToken {
+  readonly id: string;
+  /** Epoch seconds. */
+  readonly expires_at: number;
+}
+
+/**
+ * The initial access tokens that may still register a client (made since the store's index of
+ * them exists), soonest to expire first. Ids of tokens expired or used are dropped from the index.
+ */
+export async function outstandingInitialAccessTokens(provider: Provider, kv: Kv): Promise<OutstandingInitialAccessToken[]> {
+  const index = new AdapterIndexes(kv);
+  const tokens = await index.initialAccessTokenIds();
+  const found = await Promise.all(tokens.map((token) => provider.InitialAccessToken.find(token)));
+  await Promise.all(tokens.map((token, at) => (found[at] ? undefined : index.forgetInitialAccessToken(token))));
+  return found
+    .flatMap((token) => (token ? [{ id: initialAccessTokenId(token.jti), expires_at: token.exp ?? 0 }] : []))
+    .sort((a, b) => a.expires_at - b.expires_at);
+}
+
+/**
+ * Revokes the initial access token `tokenOrId` (the token itself, or its id): it registers nothing
+ * from now on. Returns its id; InitialAccessTokenError when no outstanding token is that.
+ */
+export async function revokeInitialAccessToken(provider: Provider, kv: Kv, tokenOrId: string): Promise<string> {
+  let token = tokenOrId.startsWith('iat_') ? undefined : await provider.InitialAccessToken.find(tokenOrId);
+  if (!token) {
+    const ids = await new AdapterIndexes(kv).initialAccessTokenIds();
+    const jti = ids.find((candidate) => initialAccessTokenId(candidate) === tokenOrId);
+    token = jti ? await provider.InitialAccessToken.find(jti) : undefined;
+  }
+  if (!token) throw new InitialAccessTokenError('no outstanding initial access token with that value or id (it may have expired or been used)');
+  await token.destroy();
+  return initialAccessTokenId(token.jti);
 }

@@ -14,6 +14,9 @@
  *                           (expiring with the longest; ids of sessions ended otherwise linger until then)
  *   oidc:rat:client:<clientId>
  *                           record keys of a client's registration access tokens, deleted with the client
+ *   oidc:initial-access-tokens
+ *                           set of the ids of outstanding initial access tokens (expiring with the
+ *                           longest), so that an operator can list and revoke them
  * No operation spans two keys, so the layout works unchanged on Redis Cluster.
  */
 import { errors, Provider, type Adapter, type AdapterPayload } from 'oidc-provider';
@@ -40,6 +43,7 @@ const REPLAY_DESCRIPTION: Record<string, string> = {
 };
 
 const CLIENTS_KEY = 'oidc:clients';
+const INITIAL_ACCESS_TOKENS_KEY = 'oidc:initial-access-tokens';
 const recordKey = (model: string, id: string) => `oidc:${model}:${id}`;
 const grantKey = (grantId: string) => `oidc:grant:${grantId}`;
 const uidKey = (uid: string) => `oidc:uid:${uid}`;
@@ -139,6 +143,7 @@ class KvAdapter implements Adapter {
     if (this.model === 'Session' && typeof payload.accountId === 'string') writes.push(this.kv.addToSet(accountSessionsKey(payload.accountId), id, ttl));
     if (payload.userCode) writes.push(this.kv.set(userCodeKey(payload.userCode), id, { ttl }).then(() => {}));
     if (this.model === 'Client') writes.push(this.kv.addToSet(CLIENTS_KEY, id));
+    if (this.model === 'InitialAccessToken') writes.push(this.kv.addToSet(INITIAL_ACCESS_TOKENS_KEY, id, ttl));
     if (this.model === 'RegistrationAccessToken' && typeof payload.clientId === 'string') {
       writes.push(this.kv.addToSet(registrationTokensKey(payload.clientId), key, ttl));
     }
@@ -250,6 +255,7 @@ class KvAdapter implements Adapter {
     await settleFirst();
     await this.kv.del([recordKey(this.model, id)]);
     if (this.model === 'Client') await this.clientRemoved(id);
+    if (this.model === 'InitialAccessToken') await this.kv.removeFromSet(INITIAL_ACCESS_TOKENS_KEY, id);
   }
 
   /** A registration access token outliving its client would manage a client later made with the same id. */
@@ -384,6 +390,16 @@ export class AdapterIndexes {
    */
   endRegistrationTokens(clientId: string): Promise<number> {
     return endRegistrationTokens(this.kv, clientId);
+  }
+
+  /** Ids of the initial access tokens made since this index exists (some may have expired or been used since). */
+  initialAccessTokenIds(): Promise<string[]> {
+    return this.kv.members(INITIAL_ACCESS_TOKENS_KEY);
+  }
+
+  /** Drops an initial access token's id from the index (it expired, was used or revoked). */
+  async forgetInitialAccessToken(id: string): Promise<void> {
+    await this.kv.removeFromSet(INITIAL_ACCESS_TOKENS_KEY, id);
   }
 
   /** Drops a person's whole session index (the sessions themselves stay). */

@@ -141,6 +141,33 @@ export class Upstreams {
     return { ...publicSettings(stored), clientSecret: Buffer.from(String(jwk.k), 'base64url').toString('utf8') };
   }
 
+  /**
+   * Seals again under the first of keys.secrets each client secret sealed under another of them
+   * (KEYS_SECRETS rotated: a new secret put first), so that the old secret can be dropped. Each
+   * upstream is rewritten by compare-and-set, so instances doing this at once, or an operator
+   * replacing the upstream meanwhile, lose nothing. One that no configured secret opens is left as it
+   * is (its sign-ins answer `upstream.unreadable`). How many were sealed again.
+   */
+  async resealSecrets(): Promise<number> {
+    let resealed = 0;
+    for (const id of await this.kv.members(ALL)) {
+      const json = await this.kv.get(key(id));
+      if (!json) continue;
+      const stored = JSON.parse(json) as Stored;
+      if (this.#sealer.isCurrent(stored.sealedSecret)) continue;
+      let jwk: ReturnType<Sealer['open']>;
+      try {
+        jwk = this.#sealer.open(key(id), stored.sealedSecret);
+      } catch (error) {
+        if (error instanceof SealError) continue;
+        throw error;
+      }
+      const next = JSON.stringify({ ...stored, sealedSecret: this.#sealer.seal(key(id), jwk) });
+      if (await this.kv.compareAndSet(key(id), json, next)) resealed += 1;
+    }
+    return resealed;
+  }
+
   /** Whether there is an upstream `id` (its secret is not opened). */
   async has(id: string): Promise<boolean> {
     return ID.test(id) && (await this.kv.get(key(id))) !== undefined;

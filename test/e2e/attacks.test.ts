@@ -11,7 +11,8 @@ import net from 'node:net';
 import * as oidc from 'openid-client';
 import { Secret, TOTP } from 'otpauth';
 import { Agent, type Page } from '../helpers/agent.js';
-import { clientCredentialsToken } from '../helpers/tokens.js';
+import { AccountSessions } from '../../src/accounts/sessions.js';
+import { clientCredentialsToken, introspect } from '../helpers/tokens.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { isConsent, signInSteps, startAuthorization } from '../helpers/sign-in.js';
 
@@ -125,12 +126,15 @@ describe('attacks: second factor, step-up and the new endpoints (black box)', fu
         { client_id: 'strict', client_secret: SECRET, redirect_uris: [REDIRECT], require_mfa: true },
         { client_id: 'strict-tv', application_type: 'native', token_endpoint_auth_method: 'none', grant_types: [DEVICE_GRANT], response_types: [], redirect_uris: [], require_mfa: true },
         { client_id: 'ops', client_secret: OPS_SECRET, redirect_uris: [], grant_types: ['client_credentials'], response_types: [] },
+        { client_id: 'offline', client_secret: SECRET, redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'] },
+        { client_id: 'offline-tv', application_type: 'native', token_endpoint_auth_method: 'none', grant_types: [DEVICE_GRANT, 'refresh_token'], response_types: [], redirect_uris: [] },
       ],
     });
     await server.apis.grant('ops', `${server.issuer}/admin`, { scopes: ['admin'] });
     for (const name of ['alice', 'bob', 'erin', 'frank']) await server.accounts.create(name, PASSWORD);
     configs.app = await discover('app', SECRET);
     configs.strict = await discover('strict', SECRET);
+    configs.offline = await discover('offline', SECRET);
   });
   after(() => server?.stop());
 
@@ -718,6 +722,164 @@ describe('attacks: second factor, step-up and the new endpoints (black box)', fu
     assert.equal(reset.status, 200);
     assert.equal(await silently(byCode), 'login_required', 'the session the lost factor signed in ended');
     assert.equal(await silently(byPassword), 'signed in', 'the password-only session stays');
+  });
+
+  /** What an app holding offline access got from a sign-in that `finish` completes from the page the request led to. */
+  async function offlineTokens(agent: Agent, finish: (page: Page) => Promise<Page>) {
+    const { page, verifier } = await authorize(agent, 'offline', { scope: 'openid offline_access', prompt: 'consent' });
+    const tokens = await tokensAt('offline', await finish(page), verifier, agent);
+    assert.ok(tokens.refresh_token, 'offline access gives a refresh token');
+    return { refresh: tokens.refresh_token, access: tokens.access_token };
+  }
+  /** The person's sessions end (they signed out, or the sessions expired): offline access outlives them, by design. */
+  async function endSessionsOf(username: string) {
+    const sessions = new AccountSessions(server.kv, server.providers, server.accounts);
+    for (const session of await sessions.list((await server.accounts.findByUsername(username))!.sub)) await sessions.end(session);
+  }
+  const OFFLINE = { id: 'offline', secret: SECRET };
+  /**
+   * Whether the refresh token still works; refused, it must be invalid_grant (RFC 6749 §5.2). It
+   * rotates: `held.refresh` becomes the new one.
+   */
+  async function refreshes(held: { refresh: string }): Promise<boolean> {
+    try {
+      held.refresh = (await oidc.refreshTokenGrant(configs.offline!, held.refresh)).refresh_token!;
+      return true;
+    } catch (error) {
+      assert.ok(error instanceof oidc.ResponseBodyError, String(error));
+      assert.equal(error.error, 'invalid_grant');
+      return false;
+    }
+  }
+  const active = async (accessToken: string) => (await introspect(server.url, OFFLINE, accessToken)).active === true;
+
+  it('a stolen passkey removed on the account page ends the offline access it got even after its session ended (signed out): the refresh token is invalid_grant, its access token inactive; another passkey’s stays', async () => {
+    const nia = await server.accounts.create('nia', PASSWORD);
+    const origin = new URL(server.issuer).origin;
+    const [stolen, kept] = [softPasskey(), softPasskey()];
+    for (const key of [stolen, kept]) {
+      await server.secondFactors.records.update(nia.sub, (current) => ({
+        next: { ...current, passkeys: [...current.passkeys, { id: key.id, publicKey: key.publicKey, counter: 0, name: 'soft', deviceType: 'singleDevice', createdAt: 0 }] },
+        result: true,
+      }));
+    }
+    let counter = 1;
+    const withPasskey = (key: ReturnType<typeof softPasskey>, agent: Agent) => (page: Page) =>
+      agent.submit(page, '/passkey', { credential: assertion(key, origin, passkeyChallenge(page), nia.sub, (counter += 1)) }, REDIRECT);
+    const thief = new Agent();
+    const stolenAccess = await offlineTokens(thief, withPasskey(stolen, thief));
+    const owner = new Agent();
+    const keptAccess = await offlineTokens(owner, withPasskey(kept, owner));
+    // Both sign out (the thief left with the refresh token): no session is left to end.
+    await endSessionsOf('nia');
+    assert.equal(await refreshes(stolenAccess), true, 'offline access outlives signing out');
+
+    const login = await owner.follow(`${server.issuer}/account`);
+    const account = await owner.submit(login, '/passkey', { credential: assertion(kept, origin, passkeyChallenge(login), nia.sub, (counter += 1)) });
+    assert.equal(new URL(account.url).pathname, '/account', `expected the account page, got ${account.status} ${account.url}`);
+    const removed = await owner.submit(account, '/account/passkeys/remove', { id: stolen.id });
+    assert.match(removed.url, /done=passkeys\.removed/);
+
+    assert.equal(await refreshes(stolenAccess), false, "the stolen passkey's refresh token ends with it");
+    assert.equal(await active(stolenAccess.access), false, 'and its access token');
+    assert.equal(await active(keptAccess.access), true, "the other passkey's access token stays");
+    assert.equal(await refreshes(keptAccess), true, "and its refresh token");
+  });
+
+  it('a passkey removed ends the offline access a single sign-on got with it, the grant made at the authorization endpoint from a remembered consent (no consent step, no resume)', async () => {
+    const ona = await server.accounts.create('ona', PASSWORD);
+    const origin = new URL(server.issuer).origin;
+    // Offline access consented to with the password alone, before ona had a passkey: remembered, and it stays.
+    const first = new Agent();
+    const byPassword = await offlineTokens(first, (page) => signInSteps(first, page, { username: 'ona', password: PASSWORD, login: 'required', stopAt: REDIRECT }));
+    await endSessionsOf('ona');
+    const key = softPasskey();
+    await server.secondFactors.records.update(ona.sub, (current) => ({
+      next: { ...current, passkeys: [...current.passkeys, { id: key.id, publicKey: key.publicKey, counter: 0, name: 'soft', deviceType: 'singleDevice', createdAt: 0 }] },
+      result: true,
+    }));
+    let counter = 1;
+    const withPasskey = (agent: Agent) => (page: Page) => agent.submit(page, '/passkey', { credential: assertion(key, origin, passkeyChallenge(page), ona.sub, (counter += 1)) }, REDIRECT);
+    // Signed in with the passkey at another app; then the offline app, by single sign-on: straight back with a code.
+    const device = new Agent();
+    const app = await authorize(device, 'app');
+    await tokensAt('app', await withPasskey(device)(app.page), app.verifier, device);
+    const sso = await authorize(device, 'offline', { scope: 'openid offline_access' });
+    assert.ok(sso.page.url.startsWith(REDIRECT), `expected single sign-on without a step, got ${sso.page.status} ${sso.page.url}`);
+    const tokens = await tokensAt('offline', sso.page, sso.verifier, device);
+    const bySso = { refresh: tokens.refresh_token!, access: tokens.access_token };
+    await endSessionsOf('ona');
+
+    const owner = new Agent();
+    const login = await owner.follow(`${server.issuer}/account`);
+    const account = await withPasskey(owner)(login);
+    assert.equal(new URL(account.url).pathname, '/account', `expected the account page, got ${account.status} ${account.url}`);
+    assert.match((await owner.submit(account, '/account/passkeys/remove', { id: key.id })).url, /done=passkeys\.removed/);
+
+    assert.equal(await refreshes(bySso), false, "the single sign-on's refresh token ends with the passkey");
+    assert.equal(await active(bySso.access), false, 'and its access token');
+    assert.equal(await refreshes(byPassword), true, "the password's offline access stays");
+  });
+
+  it("an authenticator app removed on the account page, or an operator's reset of the second factors, ends the offline access a sign-in with it got after its session ended; a password-only one stays", async () => {
+    /** Password and, when `secret` is given, a code: offline access for the app, then every session of the person ends. */
+    const signIns = async (username: string, secret?: string) => {
+      const agent = new Agent();
+      return offlineTokens(agent, async (page) => {
+        const next = await signInSteps(agent, page, { username, password: PASSWORD, login: 'required', consent: 'stop', stopAt: REDIRECT });
+        return secret ? agent.submit(next, '/second-factor', { method: 'totp', code: codeFor(secret, 0) }, REDIRECT) : next;
+      });
+    };
+    for (const [username, removal] of [
+      ['noa', 'account page'],
+      ['nora', 'operator'],
+    ] as const) {
+      await server.accounts.create(username, PASSWORD);
+      const byPassword = await signIns(username);
+      const secret = await enrolTotp(username);
+      const byCode = await signIns(username, secret);
+      await endSessionsOf(username);
+      assert.equal(await refreshes(byCode), true, 'offline access outlives signing out');
+
+      if (removal === 'account page') {
+        const owner = new Agent();
+        const second = await signInSteps(owner, await owner.follow(`${server.issuer}/account`), { username, password: PASSWORD, login: 'required', consent: 'stop' });
+        const account = await owner.submit(second, '/second-factor', { method: 'totp', code: codeFor(secret, 1) });
+        assert.equal(new URL(account.url).pathname, '/account', `expected the account page, got ${account.status} ${account.url}`);
+        const removed = await owner.submit(account, '/account/authenticator/remove', {});
+        assert.match(removed.url, /done=authenticator\.removed/);
+      } else {
+        assert.equal((await admin(`/users/${username}/mfa/reset`, { method: 'POST' })).status, 200);
+      }
+
+      assert.equal(await refreshes(byCode), false, `${removal}: the refresh token a code signed in for ends with the authenticator app`);
+      assert.equal(await active(byCode.access), false, `${removal}: and its access token`);
+      assert.equal(await refreshes(byPassword), true, `${removal}: a password-only sign-in's offline access stays`);
+    }
+  });
+
+  it('a device approved with the authenticator app: resetting the second factors ends its offline access after the approving session ended (RFC 8628)', async () => {
+    await server.accounts.create('pia', PASSWORD);
+    const secret = await enrolTotp('pia');
+    const metadata = configs.app!.serverMetadata();
+    const form = (params: Record<string, string>) => ({ method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(params) });
+    const started = (await (await fetch(metadata.device_authorization_endpoint!, form({ client_id: 'offline-tv', scope: 'openid offline_access' }))).json()) as Record<string, string>;
+    const agent = new Agent();
+    const entry = await agent.follow(`${server.issuer}/device`);
+    const confirm = await agent.submit(entry, '/device', { user_code: started.user_code! });
+    const login = await agent.submit(confirm, '/device', { confirm: 'yes' });
+    const second = await signInSteps(agent, login, { username: 'pia', password: PASSWORD, login: 'required', consent: 'stop' });
+    const done = await agent.submit(second, '/second-factor', { method: 'totp', code: codeFor(secret, 0) });
+    if (isConsent(done)) await agent.submit(done, '/confirm', {});
+    const granted = (await (await fetch(metadata.token_endpoint!, form({ grant_type: DEVICE_GRANT, device_code: started.device_code!, client_id: 'offline-tv' }))).json()) as Record<string, string>;
+    assert.ok(granted.refresh_token, `the device gets offline access: ${JSON.stringify(granted)}`);
+    const refresh = async (token: string) => (await (await fetch(metadata.token_endpoint!, form({ grant_type: 'refresh_token', refresh_token: token, client_id: 'offline-tv' }))).json()) as Record<string, string>;
+    const refreshed = await refresh(granted.refresh_token);
+    assert.ok(refreshed.refresh_token, `offline access outlives nothing yet: ${JSON.stringify(refreshed)}`);
+    await endSessionsOf('pia');
+
+    assert.equal((await admin('/users/pia/mfa/reset', { method: 'POST' })).status, 200);
+    assert.equal((await refresh(refreshed.refresh_token)).error, 'invalid_grant', "the device's refresh token ends with the second factors that approved it");
   });
 
   it("a client cannot lift its second-factor requirement itself: an RFC 7592 update without require_mfa keeps it (RFC 7592 §2.2, only an operator lowers it)", async () => {

@@ -1,7 +1,8 @@
 /**
  * An initial access token from `latchkey registration token create` registers one client: the
  * first successful registration spends it, a refused one does not, and of concurrent
- * registrations with one token exactly one succeeds.
+ * registrations with one token exactly one succeeds. An operator lists the outstanding ones (ids,
+ * never tokens) and revokes a leaked one, by the token or its id.
  */
 import assert from 'node:assert/strict';
 import { latchkey } from '../helpers/process.js';
@@ -71,5 +72,47 @@ describe('e2e: an initial access token registers one client', function () {
     const iat = await token();
     const statuses = (await Promise.all(Array.from({ length: 5 }, () => register(iat)))).map((response) => response.status).sort();
     assert.deepEqual(statuses, [201, 401, 401, 401, 401]);
+  });
+
+  const refusedAsUnknown = async (response: Response, why: string) => {
+    assert.equal(response.status, 401, why);
+    assert.match(response.headers.get('www-authenticate') ?? '', /^Bearer .*error="invalid_token"/, why);
+    assert.equal(((await response.json()) as { error: string }).error, 'invalid_token', why);
+  };
+
+  it('a leaked token revoked (by its id or by the token itself) registers nothing: 401 invalid_token, as an unknown one; another token is unaffected; list shows ids and expiry, never a token', async function () {
+    this.timeout(120_000);
+    const made = await latchkey(env, ['registration', 'token', 'create', '--expires-in', '600']);
+    assert.equal(made.status, 0, made.stderr);
+    const { initial_access_token: leaked, id } = JSON.parse(made.stdout) as { initial_access_token: string; id: string };
+    const [byValue, other] = [await token(), await token()];
+
+    const listed = await latchkey(env, ['registration', 'token', 'list']);
+    assert.equal(listed.status, 0, listed.stderr);
+    const outstanding = JSON.parse(listed.stdout) as { id: string; expires_at: number }[];
+    assert.ok(outstanding.some((entry) => entry.id === id && entry.expires_at > Date.now() / 1000), listed.stdout);
+    for (const value of [leaked, byValue, other]) assert.ok(!listed.stdout.includes(value), 'the list never shows a token');
+
+    const revoked = await latchkey(env, ['registration', 'token', 'revoke', id]);
+    assert.equal(revoked.status, 0, revoked.stderr);
+    assert.deepEqual(JSON.parse(revoked.stdout), { id, revoked: true });
+    await refusedAsUnknown(await register(leaked), 'revoked by its id');
+    // A token may start with "-": given after "--", it is not taken for an option.
+    const byValueRun = await latchkey(env, ['registration', 'token', 'revoke', '--', byValue]);
+    assert.equal(byValueRun.status, 0, byValueRun.stderr);
+    await refusedAsUnknown(await register(byValue), 'revoked by the token');
+    await refusedAsUnknown(await register('no-such-initial-access-token'), 'an unknown token');
+
+    assert.equal((await register(other)).status, 201, 'another token still registers');
+    const after = JSON.parse((await latchkey(env, ['registration', 'token', 'list'])).stdout) as { id: string }[];
+    assert.ok(!after.some((entry) => entry.id === id), 'a revoked token is no longer listed');
+
+    for (const unknown of [id, 'no-such-initial-access-token']) {
+      const again = await latchkey(env, ['registration', 'token', 'revoke', '--', unknown]);
+      assert.equal(again.status, 1, unknown);
+      assert.match(again.stderr, /^latchkey: no outstanding initial access token with that value or id/m);
+      assert.equal(again.stderr.trim().split('\n').at(-1)!.startsWith('latchkey: no outstanding'), true);
+      assert.ok(!again.stderr.includes('    at '), 'one line, no stack');
+    }
   });
 });
