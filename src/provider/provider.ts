@@ -40,6 +40,7 @@ import { consentOnlyIfNeeded, CONSENT_IF_NEEDED, offlineAccessPrompt } from './p
 import { rotateRefreshTokenAfterChecks } from './refresh-rotation.js';
 import { REQUIRE_MFA_PROPERTY, requireLevelOnRefresh, validateRequireMfa, withStepUp } from './patches/step-up.js';
 import { keepRequirements } from './patches/kept-requirements.js';
+import { openIdScopesOnly } from './patches/openid-scopes.js';
 import { ACR_VALUES } from '../accounts/assurance.js';
 import { emptyJsonRevocationAnswer } from './patches/revocation-response.js';
 import { settleDeferredConsumption } from './patches/deferred-consumption.js';
@@ -423,6 +424,8 @@ function applyPatches(
   policy: RegistrationPolicy,
 ): void {
   acceptPreviousSecrets(provider, kv);
+  // An API's scope is never an OpenID scope: a token for userinfo lists only the OpenID scopes (see the patch).
+  openIdScopesOnly(provider, OIDC_SCOPES);
   if (config.clientMetadataDocuments.enabled) {
     const outbound = createOutboundFetch(config.outbound);
     const documents = new ClientMetadataDocuments(config.clientMetadataDocuments, outbound, new ClientMetadataDocumentCache(kv), policy, apis);

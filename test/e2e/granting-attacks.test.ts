@@ -148,6 +148,64 @@ describe('attacks: Latchkey hands out no more than was granted (black box)', fun
     assert.equal((await token(APP, { grant_type: 'refresh_token', refresh_token: again.body.refresh_token!, resource: NOTES })).status, 200);
   });
 
+  it("a token's scope lists only what that token is good for: a userinfo token the OpenID scopes, an API's token that API's scopes, in the token response, at introspection and in the JWT (RFC 6749 §5.1, RFC 7662 §2.2, RFC 9068 §2.2.3, RFC 8707 §2.2)", async () => {
+    const sorted = (scope: string | undefined) => (scope ?? '').split(' ').filter(Boolean).sort().join(' ');
+    const introspected = async (client: ClientCredentials, accessToken: string) => {
+      const response = await fetch(`${server.url}/token/introspection`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(client) },
+        body: new URLSearchParams({ token: accessToken }),
+      });
+      return (await response.json()) as Record<string, unknown>;
+    };
+    const agent = new Agent();
+    const asked = { scope: 'openid offline_access email read', resource: API, prompt: 'consent' };
+    const { page, verifier } = await startAuthorization(agent, app, REDIRECT, asked);
+    const consent = await signInSteps(agent, page, { username: 'pat', password: PASSWORD, consent: 'stop', stopAt: REDIRECT });
+    assert.ok(isConsent(consent), `${consent.status} ${consent.url}`);
+    // The API's scope is asked for once, as the API's; it is no OpenID scope of the grant.
+    assert.match(consent.html, /Act on https:\/\/api\.example\.test with: read/);
+    assert.doesNotMatch(consent.html, /Use the &quot;read&quot; permission/);
+    const callback = new URL((await agent.submit(consent, '/confirm', {}, REDIRECT)).url);
+
+    // The code redeemed for userinfo (no resource) with openid-client: the OpenID scopes only.
+    const forUserinfo = await oidc.authorizationCodeGrant(app, callback, { pkceCodeVerifier: verifier });
+    assert.equal(sorted(forUserinfo.scope), 'email offline_access openid', 'the token response');
+    assert.equal(sorted((await introspected(APP, forUserinfo.access_token)).scope as string), 'email offline_access openid', 'introspection by its client');
+    const sub = forUserinfo.claims()!.sub;
+    assert.equal(forUserinfo.claims()!.email, 'pat@example.test', 'the ID token still carries the consented claims');
+    assert.equal((await oidc.fetchUserInfo(app, forUserinfo.access_token, sub)).email, 'pat@example.test', 'userinfo still answers');
+
+    // A refresh for userinfo: the same; for the API: its scope only, in the answer, the JWT and at the API's introspection.
+    const refreshed = await oidc.refreshTokenGrant(app, forUserinfo.refresh_token!);
+    assert.equal(sorted(refreshed.scope), 'email offline_access openid');
+    assert.equal(refreshed.claims()!.sub, sub);
+    const forApi = await oidc.refreshTokenGrant(app, refreshed.refresh_token!, { resource: API });
+    assert.equal(forApi.scope, 'read', 'the token response');
+    const jwt = decodeJwt(forApi.access_token);
+    assert.equal(jwt.scope, 'read', 'the JWT');
+    assert.equal(jwt.aud, API);
+    assert.equal((await introspected(RS, forApi.access_token)).scope, 'read', "introspection by the API's introspector");
+    // Asking for the API's scope without naming the API gets a userinfo token, and the answer says so (RFC 6749 §5.1).
+    const mixed = await token(APP, { grant_type: 'refresh_token', refresh_token: forApi.refresh_token!, scope: 'openid read' });
+    assert.equal(mixed.status, 200, JSON.stringify(mixed.body));
+    assert.equal(mixed.body.scope, 'openid');
+    assert.equal((await introspected(APP, mixed.body.access_token!)).scope, 'openid');
+
+    // A code redeemed for the API (single sign-on, consent remembered): its scope only, and a valid ID token next to it.
+    const again = await startAuthorization(agent, app, REDIRECT, { scope: 'openid read', resource: API });
+    assert.ok(again.page.url.startsWith(REDIRECT), `single sign-on: ${again.page.url}`);
+    const codeForApi = await oidc.authorizationCodeGrant(app, new URL(again.page.url), { pkceCodeVerifier: again.verifier }, { resource: API });
+    assert.equal(codeForApi.scope, 'read');
+    assert.equal(decodeJwt(codeForApi.access_token).scope, 'read');
+    assert.equal(codeForApi.claims()!.sub, sub);
+    // Asked without the API, its scope is dropped from the request: the code's token is for userinfo only.
+    const unnamed = await startAuthorization(agent, app, REDIRECT, { scope: 'openid read' });
+    assert.ok(unnamed.page.url.startsWith(REDIRECT), `single sign-on: ${unnamed.page.url}`);
+    const codeUnnamed = await oidc.authorizationCodeGrant(app, new URL(unnamed.page.url), { pkceCodeVerifier: unnamed.verifier });
+    assert.equal(codeUnnamed.scope, 'openid');
+  });
+
   it('a client cannot point Latchkey at plain http for its keys or its back-channel logout, at registration or by RFC 7592 update (RFC 7591 §2, RFC 9700 §2.6, Back-Channel Logout §2.2)', async () => {
     const register = (metadata: Record<string, unknown>) =>
       fetch(`${server.url}/reg`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ redirect_uris: [REDIRECT], ...metadata }) });
