@@ -35,7 +35,7 @@ import { apiScopesInMetadata } from './patches/api-scopes-in-metadata.js';
 import { boundedClientAssertions } from './client-assertions.js';
 import { onlyIdTokensAsHints } from './patches/id-token-hints.js';
 import { postAsGet } from './post-methods.js';
-import { accountClaims, ID_TOKEN_CLAIMS_PROPERTY, validateIdTokenClaimsSetting } from './id-token-claims.js';
+import { accountClaims, ID_TOKEN_CLAIMS_PROPERTY, SCOPE_CLAIMS, validateIdTokenClaimsSetting } from './id-token-claims.js';
 import { consentOnlyIfNeeded, CONSENT_IF_NEEDED, offlineAccessPrompt } from './patches/offline-access.js';
 import { rotateRefreshTokenAfterChecks } from './refresh-rotation.js';
 import { REQUIRE_MFA_PROPERTY, requireLevelOnRefresh, validateRequireMfa, withStepUp } from './patches/step-up.js';
@@ -70,11 +70,7 @@ import { defaultResource, mayIntrospect, resourceServerInfo } from './resource-s
 
 export { CLOCK_TOLERANCE };
 
-export const SCOPE_CLAIMS = {
-  openid: ['sub'],
-  profile: ['name', 'given_name', 'family_name', 'locale', 'updated_at'],
-  email: ['email', 'email_verified'],
-} as const;
+export { SCOPE_CLAIMS };
 
 export interface ProviderDependencies {
   readonly config: Config;

@@ -18,6 +18,8 @@ const secret = (name: string) => `${name}-secret-with-plenty-of-entropy-01234567
 const APP: ClientCredentials = { id: 'app', secret: secret('app') };
 const OPS: ClientCredentials = { id: 'ops', secret: secret('ops') };
 const RS: ClientCredentials = { id: 'rs', secret: secret('rs') };
+/** A client that may request the OpenID scopes openid, offline_access and email only. */
+const NARROW: ClientCredentials = { id: 'narrow', secret: secret('narrow') };
 
 type KeyPair = { publicKey: CryptoKey; privateKey: CryptoKey };
 type Answer = { status: number; body: Record<string, string> };
@@ -65,6 +67,7 @@ describe('attacks: Latchkey hands out no more than was granted (black box)', fun
         { client_id: APP.id, client_secret: APP.secret, redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'] },
         { client_id: OPS.id, client_secret: OPS.secret, redirect_uris: [], grant_types: ['client_credentials'], response_types: [] },
         { client_id: RS.id, client_secret: RS.secret, redirect_uris: [], grant_types: ['client_credentials'], response_types: [] },
+        { client_id: NARROW.id, client_secret: NARROW.secret, redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'], scope: 'openid offline_access email' },
       ],
     });
     await server.apis.grant(OPS.id, `${server.issuer}/admin`, { scopes: ['admin'] });
@@ -204,6 +207,53 @@ describe('attacks: Latchkey hands out no more than was granted (black box)', fun
     assert.ok(unnamed.page.url.startsWith(REDIRECT), `single sign-on: ${unnamed.page.url}`);
     const codeUnnamed = await oidc.authorizationCodeGrant(app, new URL(unnamed.page.url), { pkceCodeVerifier: unnamed.verifier });
     assert.equal(codeUnnamed.scope, 'openid');
+  });
+
+  it('the claims parameter gets a client no claim of a scope it may not request: not asked at consent, not in the ID token, not at userinfo, not after a refresh (OIDC Core §5.5, RFC 7591 §2 scope)', async () => {
+    const narrow = await oidc.discovery(new URL(server.issuer), NARROW.id, NARROW.secret, oidc.ClientSecretBasic(NARROW.secret), { execute: [oidc.allowInsecureRequests] });
+    // `name` is profile's claim, which the client may not request; `email` is its own scope's.
+    const claims = JSON.stringify({ id_token: { name: { essential: true }, email: null }, userinfo: { name: null, given_name: null, email: null } });
+    const agent = new Agent();
+    const { page, verifier } = await startAuthorization(agent, narrow, REDIRECT, { scope: 'openid offline_access', claims, prompt: 'consent' });
+    const consent = await signInSteps(agent, page, { username: 'pat', password: PASSWORD, consent: 'stop', stopAt: REDIRECT });
+    assert.ok(isConsent(consent), `${consent.status} ${consent.url}`);
+    assert.match(consent.html, /See these details about you: email</);
+    const callback = new URL((await agent.submit(consent, '/confirm', {}, REDIRECT)).url);
+    const tokens = await oidc.authorizationCodeGrant(narrow, callback, { pkceCodeVerifier: verifier });
+    const idToken = tokens.claims()!;
+    assert.equal(idToken.name, undefined, `no profile claim in the ID token: ${JSON.stringify(idToken)}`);
+    assert.equal(idToken.email, 'pat@example.test', 'a claim of a scope it may request, asked by name and consented');
+    const userinfo = await oidc.fetchUserInfo(narrow, tokens.access_token, idToken.sub);
+    assert.equal(userinfo.name, undefined, `no profile claim at userinfo: ${JSON.stringify(userinfo)}`);
+    assert.equal(userinfo.given_name, undefined);
+    assert.equal(userinfo.email, 'pat@example.test');
+    const refreshed = await oidc.refreshTokenGrant(narrow, tokens.refresh_token!);
+    assert.equal(refreshed.claims()!.name, undefined, 'nor after a refresh');
+
+    // A claim given by name while the client could ask for its scope stops with the scope: an operator narrows the client.
+    const ops = (await token(OPS, { grant_type: 'client_credentials', resource: `${server.issuer}/admin`, scope: 'admin' })).body.access_token!;
+    const write = (method: string, path: string, scope: string) =>
+      fetch(`${server.url}/admin/clients${path}`, {
+        method,
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${ops}` },
+        body: JSON.stringify({ ...(method === 'POST' && { client_id: 'namer', client_secret: NARROW.secret }), redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'], scope }),
+      });
+    assert.equal((await write('POST', '', 'openid offline_access profile')).status, 201);
+    const namer = await oidc.discovery(new URL(server.issuer), 'namer', NARROW.secret, oidc.ClientSecretBasic(NARROW.secret), { execute: [oidc.allowInsecureRequests] });
+    const named = await startAuthorization(agent, namer, REDIRECT, { scope: 'openid offline_access', claims, prompt: 'consent' });
+    const given = new URL((await signInSteps(agent, named.page, { username: 'pat', password: PASSWORD, stopAt: REDIRECT })).url);
+    const before = await oidc.authorizationCodeGrant(namer, given, { pkceCodeVerifier: named.verifier });
+    assert.equal(before.claims()!.name, 'Pat', 'allowed and consented: given');
+    assert.equal((await write('PUT', '/namer', 'openid offline_access')).status, 200);
+    const after = await oidc.refreshTokenGrant(namer, before.refresh_token!);
+    assert.equal(after.claims()!.name, undefined, `no longer in the ID token: ${JSON.stringify(after.claims())}`);
+    assert.equal((await oidc.fetchUserInfo(namer, after.access_token, after.claims()!.sub)).name, undefined, 'nor at userinfo');
+
+    // The honest request next to it: a client that may request any scope gets the claim it asked by name.
+    const open = new Agent();
+    const asked = await startAuthorization(open, app, REDIRECT, { scope: 'openid', claims, prompt: 'consent' });
+    const allowed = new URL((await signInSteps(open, asked.page, { username: 'pat', password: PASSWORD, stopAt: REDIRECT })).url);
+    assert.equal((await oidc.authorizationCodeGrant(app, allowed, { pkceCodeVerifier: asked.verifier })).claims()!.name, 'Pat');
   });
 
   it('a client cannot point Latchkey at plain http for its keys or its back-channel logout, at registration or by RFC 7592 update (RFC 7591 §2, RFC 9700 §2.6, Back-Channel Logout §2.2)', async () => {
