@@ -72,8 +72,10 @@ export async function resourceServerInfo(apis: Apis, ctx: KoaContextWithOIDC, in
 /**
  * oidc-provider's features.resourceIndicators.defaultResource: client_credentials without
  * `resource` is for the client's default API when an operator set one with its grant. Without one,
- * a request naming an API's scopes is refused: oidc-provider would otherwise issue a token with no
- * audience that still carries the scope.
+ * a request naming any scope is refused: oidc-provider would otherwise issue a token with no
+ * audience that still carries it, an API's scope (good at no API) or an OpenID scope (`openid`,
+ * `email`: a person's, and a client acting for itself has no person). Asked for at an API, the
+ * OpenID scopes are refused like any scope not granted there (resourceServerInfo).
  */
 export function defaultResource(apis: Apis, oidcScopes: readonly string[]) {
   return async (ctx: KoaContextWithOIDC, client: Client, oneOf?: string[]): Promise<string | string[] | undefined> => {
@@ -81,9 +83,13 @@ export function defaultResource(apis: Apis, oidcScopes: readonly string[]) {
     if (!clientCredentials(ctx)) return undefined;
     const api = await apis.defaultApiOf(client.clientId);
     if (api) return api;
-    const foreign = requestedScopes(ctx).filter((scope) => !oidcScopes.includes(scope));
+    const requested = requestedScopes(ctx);
+    const foreign = requested.filter((scope) => !oidcScopes.includes(scope));
     if (foreign.length) {
       throw new errors.InvalidScope(`scope ${foreign.join(' ')} is an API's: name the API with the resource parameter (RFC 8707)`, foreign.join(' '));
+    }
+    if (requested.length) {
+      throw new errors.InvalidScope(`scope ${requested.join(' ')} is a person's: a client acting for itself gets only an API's scopes, named with the resource parameter (RFC 8707)`, requested.join(' '));
     }
     return undefined;
   };

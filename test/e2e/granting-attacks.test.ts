@@ -256,6 +256,27 @@ describe('attacks: Latchkey hands out no more than was granted (black box)', fun
     assert.equal((await oidc.authorizationCodeGrant(app, allowed, { pkceCodeVerifier: asked.verifier })).claims()!.name, 'Pat');
   });
 
+  it("client_credentials gets no OpenID scope: a client acting for itself has no person's openid, email or profile, and its token says so (RFC 6749 §4.4, §5.1)", async () => {
+    const introspected = async (accessToken: string) =>
+      (await (await fetch(`${server.url}/token/introspection`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(RS) },
+        body: new URLSearchParams({ token: accessToken }),
+      })).json()) as Record<string, unknown>;
+    for (const scope of ['openid', 'openid email profile', 'offline_access']) {
+      const asked = await token(RS, { grant_type: 'client_credentials', scope });
+      assert.equal(asked.status, 400, `scope=${scope}: ${JSON.stringify(asked.body)} ${asked.body.access_token ? JSON.stringify(await introspected(asked.body.access_token)) : ''}`);
+      assert.equal(asked.body.error, 'invalid_scope');
+      const forApi = await token(RS, { grant_type: 'client_credentials', resource: `${server.issuer}/revocations`, scope: `revocations ${scope}` });
+      assert.equal(forApi.status, 400, `with an API: ${JSON.stringify(forApi.body)}`);
+      assert.equal(forApi.body.error, 'invalid_scope');
+    }
+    // What it was granted, it gets.
+    const granted = await token(RS, { grant_type: 'client_credentials', resource: `${server.issuer}/revocations`, scope: 'revocations' });
+    assert.equal(granted.status, 200, JSON.stringify(granted.body));
+    assert.equal(granted.body.scope, 'revocations');
+  });
+
   it('a client cannot point Latchkey at plain http for its keys or its back-channel logout, at registration or by RFC 7592 update (RFC 7591 §2, RFC 9700 §2.6, Back-Channel Logout §2.2)', async () => {
     const register = (metadata: Record<string, unknown>) =>
       fetch(`${server.url}/reg`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ redirect_uris: [REDIRECT], ...metadata }) });
