@@ -277,6 +277,46 @@ describe('attacks: Latchkey hands out no more than was granted (black box)', fun
     assert.equal(granted.body.scope, 'revocations');
   });
 
+  it("a person's token for an API needs a scope the person granted there: naming an API without asking any of its scopes the client may have gets no token for it, where the consent page never mentioned the API (RFC 8707 §2, RFC 6749 §3.3)", async () => {
+    const NOTES = 'https://notes-scopeless.example.test';
+    await server.apis.add({ identifier: NOTES, scopes: ['n:read'] });
+    const narrow = await oidc.discovery(new URL(server.issuer), NARROW.id, NARROW.secret, oidc.ClientSecretBasic(NARROW.secret), { execute: [oidc.allowInsecureRequests] });
+    // No API scope asked (any client), or only one the client may not request (a runtime API's, outside its scope metadata).
+    for (const { config, client, scope } of [
+      { config: app, client: APP, scope: 'openid offline_access' },
+      { config: narrow, client: NARROW, scope: 'openid offline_access n:read' },
+    ]) {
+      const agent = new Agent();
+      const resource = config === app ? API : NOTES;
+      const { page, verifier } = await startAuthorization(agent, config, REDIRECT, { scope, resource, prompt: 'consent' });
+      const consent = await signInSteps(agent, page, { username: 'pat', password: PASSWORD, consent: 'stop', stopAt: REDIRECT });
+      assert.ok(isConsent(consent), `${consent.status} ${consent.url}`);
+      assert.doesNotMatch(consent.html, /Act on/, 'the person is not asked about the API');
+      const code = new URL((await agent.submit(consent, '/confirm', {}, REDIRECT)).url).searchParams.get('code')!;
+      const forApi = await token(client, { grant_type: 'authorization_code', code, redirect_uri: REDIRECT, code_verifier: verifier, resource });
+      assert.equal(forApi.status, 400, `${client.id}: a token for ${resource}: ${JSON.stringify(forApi.body)} ${forApi.body.access_token ? JSON.stringify(decodeJwt(forApi.body.access_token)) : ''}`);
+      assert.equal(forApi.body.error, 'invalid_target');
+
+      // The same sign-in redeemed for userinfo works, and its refresh token gets nothing for the API either, without being spent.
+      const again = await startAuthorization(agent, config, REDIRECT, { scope, resource });
+      const code2 = new URL(again.page.url).searchParams.get('code')!;
+      const forUserinfo = await token(client, { grant_type: 'authorization_code', code: code2, redirect_uri: REDIRECT, code_verifier: again.verifier });
+      assert.equal(forUserinfo.status, 200, JSON.stringify(forUserinfo.body));
+      const refused = await token(client, { grant_type: 'refresh_token', refresh_token: forUserinfo.body.refresh_token!, resource });
+      assert.equal(refused.status, 400, `refresh for ${resource}: ${JSON.stringify(refused.body)}`);
+      assert.equal(refused.body.error, 'invalid_target');
+      const still = await token(client, { grant_type: 'refresh_token', refresh_token: forUserinfo.body.refresh_token! });
+      assert.equal(still.status, 200, `the refused refresh did not spend the token: ${JSON.stringify(still.body)}`);
+    }
+    // Asked and granted, the API's token is issued (the honest request).
+    const agent = new Agent();
+    const { page, verifier } = await startAuthorization(agent, app, REDIRECT, { scope: 'openid read', resource: API, prompt: 'consent' });
+    const granted = new URL((await signInSteps(agent, page, { username: 'pat', password: PASSWORD, stopAt: REDIRECT })).url);
+    const issued = await token(APP, { grant_type: 'authorization_code', code: granted.searchParams.get('code')!, redirect_uri: REDIRECT, code_verifier: verifier, resource: API });
+    assert.equal(issued.status, 200, JSON.stringify(issued.body));
+    assert.equal(issued.body.scope, 'read');
+  });
+
   it('a client cannot point Latchkey at plain http for its keys or its back-channel logout, at registration or by RFC 7592 update (RFC 7591 §2, RFC 9700 §2.6, Back-Channel Logout §2.2)', async () => {
     const register = (metadata: Record<string, unknown>) =>
       fetch(`${server.url}/reg`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ redirect_uris: [REDIRECT], ...metadata }) });
