@@ -279,15 +279,18 @@ describe('attacks: Latchkey hands out no more than was granted (black box)', fun
 
   it("a person's token for an API needs a scope the person granted there: naming an API without asking any of its scopes the client may have gets no token for it, where the consent page never mentioned the API (RFC 8707 §2, RFC 6749 §3.3)", async () => {
     const NOTES = 'https://notes-scopeless.example.test';
+    const SCOPELESS = 'https://scopeless.example.test';
     await server.apis.add({ identifier: NOTES, scopes: ['n:read'] });
+    await server.apis.add({ identifier: SCOPELESS });
     const narrow = await oidc.discovery(new URL(server.issuer), NARROW.id, NARROW.secret, oidc.ClientSecretBasic(NARROW.secret), { execute: [oidc.allowInsecureRequests] });
-    // No API scope asked (any client), or only one the client may not request (a runtime API's, outside its scope metadata).
-    for (const { config, client, scope } of [
-      { config: app, client: APP, scope: 'openid offline_access' },
-      { config: narrow, client: NARROW, scope: 'openid offline_access n:read' },
+    // No API scope asked (any client), only one the client may not request (a runtime API's, outside its
+    // scope metadata), or an API that has no scopes for anyone to ask.
+    for (const { config, client, scope, resource } of [
+      { config: app, client: APP, scope: 'openid offline_access', resource: API },
+      { config: narrow, client: NARROW, scope: 'openid offline_access n:read', resource: NOTES },
+      { config: app, client: APP, scope: 'openid offline_access', resource: SCOPELESS },
     ]) {
       const agent = new Agent();
-      const resource = config === app ? API : NOTES;
       const { page, verifier } = await startAuthorization(agent, config, REDIRECT, { scope, resource, prompt: 'consent' });
       const consent = await signInSteps(agent, page, { username: 'pat', password: PASSWORD, consent: 'stop', stopAt: REDIRECT });
       assert.ok(isConsent(consent), `${consent.status} ${consent.url}`);
