@@ -207,6 +207,9 @@ describe('attacks: Latchkey hands out no more than was granted (black box)', fun
     assert.ok(unnamed.page.url.startsWith(REDIRECT), `single sign-on: ${unnamed.page.url}`);
     const codeUnnamed = await oidc.authorizationCodeGrant(app, new URL(unnamed.page.url), { pkceCodeVerifier: unnamed.verifier });
     assert.equal(codeUnnamed.scope, 'openid');
+    // With nothing left, nothing is issued.
+    const nothing = await startAuthorization(agent, app, REDIRECT, { scope: 'read' });
+    assert.equal(new URL(nothing.page.url).searchParams.get('error'), 'access_denied', nothing.page.url);
   });
 
   it('the claims parameter gets a client no claim of a scope it may not request: not asked at consent, not in the ID token, not at userinfo, not after a refresh (OIDC Core §5.5, RFC 7591 §2 scope)', async () => {
