@@ -323,6 +323,45 @@ describe('attacks: Latchkey hands out no more than was granted (black box)', fun
     assert.equal(issued.body.scope, 'read');
   });
 
+  it("a client cannot undo an operator's change to it with its registration access token: after an operator narrowed its scope, grant types and redirect URIs, RFC 7592 no longer answers it (RFC 7592 §2, RFC 7591 §2)", async () => {
+    const registered = await fetch(`${server.url}/reg`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ redirect_uris: [REDIRECT, 'https://app.example.test/other'], grant_types: ['authorization_code', 'refresh_token', 'client_credentials'], scope: 'openid email profile' }),
+    });
+    assert.equal(registered.status, 201);
+    const client = (await registered.json()) as Record<string, string>;
+    const management = (method: string, metadata?: Record<string, unknown>) =>
+      fetch(client.registration_client_uri!, {
+        method,
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${client.registration_access_token}` },
+        ...(metadata && { body: JSON.stringify({ client_id: client.client_id, ...metadata }) }),
+      });
+    assert.equal((await management('GET')).status, 200, 'before: the client reads itself');
+
+    // The operator narrows it.
+    const ops = (await token(OPS, { grant_type: 'client_credentials', resource: `${server.issuer}/admin`, scope: 'admin' })).body.access_token!;
+    const narrowed = { redirect_uris: [REDIRECT], grant_types: ['authorization_code'], scope: 'openid' };
+    const put = await fetch(`${server.url}/admin/clients/${encodeURIComponent(client.client_id!)}`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${ops}` },
+      body: JSON.stringify(narrowed),
+    });
+    assert.equal(put.status, 200, await put.clone().text());
+
+    // The client puts back what the operator took.
+    const undone = await management('PUT', { redirect_uris: [REDIRECT, 'https://app.example.test/other'], grant_types: ['authorization_code', 'refresh_token', 'client_credentials'], scope: 'openid email profile' });
+    assert.equal(undone.status, 401, `RFC 7592 update after the operator's: ${undone.status} ${await undone.clone().text()}`);
+    assert.equal((await management('GET')).status, 401, 'nor does it read itself');
+    const now = (await (await fetch(`${server.url}/admin/clients/${encodeURIComponent(client.client_id!)}`, { headers: { authorization: `Bearer ${ops}` } })).json()) as Record<string, unknown>;
+    assert.equal(now.scope, 'openid');
+    assert.deepEqual(now.grant_types, ['authorization_code']);
+    assert.deepEqual(now.redirect_uris, [REDIRECT]);
+    // The operator's change stands, and the client's secret still authenticates it.
+    const cc = await token({ id: client.client_id!, secret: client.client_secret! }, { grant_type: 'client_credentials' });
+    assert.equal(cc.body.error, 'unauthorized_client', JSON.stringify(cc.body));
+  });
+
   it('a client cannot point Latchkey at plain http for its keys or its back-channel logout, at registration or by RFC 7592 update (RFC 7591 §2, RFC 9700 §2.6, Back-Channel Logout §2.2)', async () => {
     const register = (metadata: Record<string, unknown>) =>
       fetch(`${server.url}/reg`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ redirect_uris: [REDIRECT], ...metadata }) });
