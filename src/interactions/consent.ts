@@ -6,6 +6,7 @@ import type { Context } from 'koa';
 import { respondWithError } from '../http/errors.js';
 import { render } from '../http/views.js';
 import type { Consents } from '../provider/consents.js';
+import { claimsBeyondScope } from '../provider/id-token-claims.js';
 import type { Interaction, Interactions } from './interaction.js';
 
 const SCOPE_WORDS: Record<string, string> = {
@@ -20,9 +21,21 @@ export function describeScopes(scopes: readonly string[]): string[] {
   return scopes.map((scope) => SCOPE_WORDS[scope] ?? `Use the "${scope}" permission`);
 }
 
-function permissions(details: Record<string, unknown>): string[] {
+/**
+ * The claims asked for by name (the `claims` parameter) that the client may have, and those it may
+ * not: claims of scopes outside its `scope` metadata are never given (provider/id-token-claims.ts),
+ * so the person is not asked for them and the grant records them as refused.
+ */
+async function askedClaims({ providers }: Interactions, interaction: Interaction): Promise<{ asked: string[]; beyond: string[] }> {
+  const missing = ((interaction.prompt.details as { missingOIDCClaims?: string[] }).missingOIDCClaims) ?? [];
+  if (!missing.length) return { asked: [], beyond: [] };
+  const client = await providers.current.Client.find(String(interaction.params.client_id));
+  const beyond = claimsBeyondScope(client?.scope);
+  return { asked: missing.filter((claim) => !beyond.has(claim)), beyond: missing.filter((claim) => beyond.has(claim)) };
+}
+
+function permissions(details: Record<string, unknown>, claims: readonly string[]): string[] {
   const out = describeScopes((details.missingOIDCScope as string[] | undefined) ?? []);
-  const claims = (details.missingOIDCClaims as string[] | undefined) ?? [];
   if (claims.length) out.push(`See these details about you: ${claims.join(', ')}`);
   const resources = (details.missingResourceScopes as Record<string, string[]> | undefined) ?? {};
   for (const [resource, scopes] of Object.entries(resources)) {
@@ -32,14 +45,16 @@ function permissions(details: Record<string, unknown>): string[] {
 }
 
 /** The consent page of an interaction waiting for consent. */
-export async function showConsent({ csrf, clientBranding, activeAccount }: Interactions, ctx: Context, interaction: Interaction): Promise<void> {
+export async function showConsent(steps: Interactions, ctx: Context, interaction: Interaction): Promise<void> {
+  const { csrf, clientBranding, activeAccount } = steps;
   const account = await activeAccount(ctx, interaction);
   if (!account) return;
+  const { asked } = await askedClaims(steps, interaction);
   ctx.type = 'html';
   ctx.body = render('consent', {
     title: 'Allow access',
     client: await clientBranding(ctx, interaction),
-    permissions: permissions(interaction.prompt.details),
+    permissions: permissions(interaction.prompt.details, asked),
     username: account.username,
     action: `/interaction/${interaction.uid}/confirm`,
     abort: `/interaction/${interaction.uid}/abort`,
@@ -48,7 +63,8 @@ export async function showConsent({ csrf, clientBranding, activeAccount }: Inter
 }
 
 /** POST /interaction/:uid/confirm */
-export function confirmConsent({ providers, submitted, activeAccount }: Interactions, consents: Consents) {
+export function confirmConsent(steps: Interactions, consents: Consents) {
+  const { providers, submitted, activeAccount } = steps;
   return async (ctx: Context): Promise<void> => {
     const found = await submitted(ctx);
     if (!found) return;
@@ -72,7 +88,9 @@ export function confirmConsent({ providers, submitted, activeAccount }: Interact
       return;
     }
     if (details.missingOIDCScope) grant.addOIDCScope(details.missingOIDCScope.join(' '));
-    if (details.missingOIDCClaims) grant.addOIDCClaims(details.missingOIDCClaims);
+    const claims = await askedClaims(steps, interaction);
+    if (claims.asked.length) grant.addOIDCClaims(claims.asked);
+    if (claims.beyond.length) grant.rejectOIDCClaims(claims.beyond);
     for (const [indicator, scopes] of Object.entries(details.missingResourceScopes ?? {})) {
       grant.addResourceScope(indicator, scopes.join(' '));
     }

@@ -14,6 +14,24 @@
  */
 import { errors, type AccountClaims, type ClaimsParameterMember, type KoaContextWithOIDC } from 'oidc-provider';
 
+/** The claims each OpenID scope gives (OIDC Core §5.4); `openid`'s are every client's. */
+export const SCOPE_CLAIMS = {
+  openid: ['sub'],
+  profile: ['name', 'given_name', 'family_name', 'locale', 'updated_at'],
+  email: ['email', 'email_verified'],
+} as const;
+
+/**
+ * The claims a client may not have: those of the OpenID scopes outside its `scope` metadata (none
+ * when it registered no `scope`). A claim asked for by name (the `claims` parameter, OIDC Core
+ * §5.5) is no way around the scopes an operator or the registration allowed the client.
+ */
+export function claimsBeyondScope(clientScope: string | undefined): ReadonlySet<string> {
+  if (!clientScope) return new Set();
+  const allowed = new Set(clientScope.split(' '));
+  return new Set(Object.entries(SCOPE_CLAIMS).flatMap(([scope, claims]) => (scope === 'openid' || allowed.has(scope) ? [] : claims)));
+}
+
 /** The client metadata property (boolean): true → scope claims in the ID token; false → sub only. */
 export const ID_TOKEN_CLAIMS_PROPERTY = 'id_token_scope_claims';
 
@@ -33,10 +51,14 @@ function scopeClaimsWanted(ctx: KoaContextWithOIDC | undefined, byDefault: boole
 }
 
 /**
- * The account's claims() for oidc-provider: everything for userinfo; for an ID token of a client
- * that does not want scope claims, `sub` and the claims it requested by name.
+ * The account's claims() for oidc-provider: everything the client may have (none of the claims of
+ * scopes outside its `scope` metadata, whatever its grant says: claimsBeyondScope) for userinfo;
+ * for an ID token of a client that does not want scope claims, `sub` and the claims it requested
+ * by name.
  */
-export function accountClaims(ctx: KoaContextWithOIDC | undefined, byDefault: boolean, all: AccountClaims) {
+export function accountClaims(ctx: KoaContextWithOIDC | undefined, byDefault: boolean, account: AccountClaims) {
+  const beyond = claimsBeyondScope(ctx?.oidc?.client?.scope);
+  const all = beyond.size ? (Object.fromEntries(Object.entries(account).filter(([claim]) => !beyond.has(claim))) as AccountClaims) : account;
   return (use: string, _scope: string, requested: Record<string, null | ClaimsParameterMember> = {}): AccountClaims => {
     if (use !== 'id_token' || scopeClaimsWanted(ctx, byDefault)) return all;
     const named = Object.keys(requested).filter((claim) => claim in all);

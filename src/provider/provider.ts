@@ -37,11 +37,12 @@ import { apiScopesInMetadata } from './patches/api-scopes-in-metadata.js';
 import { boundedClientAssertions } from './client-assertions.js';
 import { onlyIdTokensAsHints } from './patches/id-token-hints.js';
 import { postAsGet } from './post-methods.js';
-import { accountClaims, ID_TOKEN_CLAIMS_PROPERTY, validateIdTokenClaimsSetting } from './id-token-claims.js';
+import { accountClaims, ID_TOKEN_CLAIMS_PROPERTY, SCOPE_CLAIMS, validateIdTokenClaimsSetting } from './id-token-claims.js';
 import { consentOnlyIfNeeded, CONSENT_IF_NEEDED, offlineAccessPrompt } from './patches/offline-access.js';
 import { rotateRefreshTokenAfterChecks } from './refresh-rotation.js';
 import { REQUIRE_MFA_PROPERTY, requireLevelOnRefresh, validateRequireMfa, withStepUp } from './patches/step-up.js';
 import { keepRequirements } from './patches/kept-requirements.js';
+import { openIdScopesOnly } from './patches/openid-scopes.js';
 import { ACR_VALUES } from '../accounts/assurance.js';
 import { emptyJsonRevocationAnswer } from './patches/revocation-response.js';
 import { settleDeferredConsumption } from './patches/deferred-consumption.js';
@@ -71,11 +72,7 @@ import { defaultResource, mayIntrospect, resourceServerInfo } from './resource-s
 
 export { CLOCK_TOLERANCE };
 
-export const SCOPE_CLAIMS = {
-  openid: ['sub'],
-  profile: ['name', 'given_name', 'family_name', 'locale', 'updated_at'],
-  email: ['email', 'email_verified'],
-} as const;
+export { SCOPE_CLAIMS };
 
 export interface ProviderDependencies {
   readonly config: Config;
@@ -425,6 +422,8 @@ function applyPatches(
   policy: RegistrationPolicy,
 ): void {
   acceptPreviousSecrets(provider, kv);
+  // An API's scope is never an OpenID scope: a token for userinfo lists only the OpenID scopes (see the patch).
+  openIdScopesOnly(provider, OIDC_SCOPES);
   if (config.clientMetadataDocuments.enabled) {
     const outbound = createOutboundFetch(config.outbound);
     const documents = new ClientMetadataDocuments(config.clientMetadataDocuments, outbound, new ClientMetadataDocumentCache(kv), policy, apis);

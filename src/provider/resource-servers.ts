@@ -34,6 +34,25 @@ function grantGivenAt(ctx: KoaContextWithOIDC): number | undefined {
   return RefreshToken?.iiat ?? AuthorizationCode?.iat;
 }
 
+interface GrantScopes {
+  getResourceScopeFiltered(resource: string, filter: Set<string> | string[]): string;
+}
+
+/**
+ * At the token endpoint, for a person's token: whether the person granted anything at `indicator`
+ * among the scopes `allowed` that this request carries (the code's or device code's scopes, or the
+ * refresh's). A token with the API as its audience and no scope would be accepted, as the person's,
+ * by an API that checks only `aud`, where the person was never asked about that API (the consent
+ * page asks about an API only for its scopes). Undefined: not a token request with a grant.
+ */
+export function grantedAt(ctx: KoaContextWithOIDC, indicator: string, allowed: readonly string[]): boolean | undefined {
+  if (ctx.oidc.route !== 'token') return undefined;
+  const { Grant: grant, RefreshToken, AuthorizationCode, DeviceCode } = ctx.oidc.entities as { Grant?: GrantScopes; RefreshToken?: { scopes: Set<string> }; AuthorizationCode?: { scopes: Set<string> }; DeviceCode?: { scopes: Set<string> } };
+  if (!grant) return undefined;
+  const carried = ctx.oidc.params?.scope ? ctx.oidc.requestParamScopes : (RefreshToken ?? AuthorizationCode ?? DeviceCode)?.scopes ?? new Set<string>();
+  return grant.getResourceScopeFiltered(indicator, allowed.filter((scope) => carried.has(scope))) !== '';
+}
+
 /** oidc-provider's features.resourceIndicators.getResourceServerInfo. */
 export async function resourceServerInfo(apis: Apis, ctx: KoaContextWithOIDC, indicator: string, client: Client): Promise<ResourceServer> {
   const ownBehalf = clientCredentials(ctx);
@@ -58,6 +77,9 @@ export async function resourceServerInfo(apis: Apis, ctx: KoaContextWithOIDC, in
     if (givenAt !== undefined && predates(api, givenAt)) throw new errors.InvalidTarget(`${indicator} was removed and added again since this was granted: ask the person again`);
     const registered = client.scope ? new Set(client.scope.split(' ')) : undefined;
     allowed = registered ? api.scopes.filter((scope) => registered.has(scope)) : api.scopes;
+    if (grantedAt(ctx, indicator, allowed) === false) {
+      throw new errors.InvalidTarget(`nothing was granted at ${indicator}: ask for its scopes in the authorization request, for the person to allow`);
+    }
   }
 
   return {
@@ -72,8 +94,10 @@ export async function resourceServerInfo(apis: Apis, ctx: KoaContextWithOIDC, in
 /**
  * oidc-provider's features.resourceIndicators.defaultResource: client_credentials without
  * `resource` is for the client's default API when an operator set one with its grant. Without one,
- * a request naming an API's scopes is refused: oidc-provider would otherwise issue a token with no
- * audience that still carries the scope.
+ * a request naming any scope is refused: oidc-provider would otherwise issue a token with no
+ * audience that still carries it, an API's scope (good at no API) or an OpenID scope (`openid`,
+ * `email`: a person's, and a client acting for itself has no person). Asked for at an API, the
+ * OpenID scopes are refused like any scope not granted there (resourceServerInfo).
  */
 export function defaultResource(apis: Apis, oidcScopes: readonly string[]) {
   return async (ctx: KoaContextWithOIDC, client: Client, oneOf?: string[]): Promise<string | string[] | undefined> => {
@@ -81,9 +105,13 @@ export function defaultResource(apis: Apis, oidcScopes: readonly string[]) {
     if (!clientCredentials(ctx)) return undefined;
     const api = await apis.defaultApiOf(client.clientId);
     if (api) return api;
-    const foreign = requestedScopes(ctx).filter((scope) => !oidcScopes.includes(scope));
+    const requested = requestedScopes(ctx);
+    const foreign = requested.filter((scope) => !oidcScopes.includes(scope));
     if (foreign.length) {
       throw new errors.InvalidScope(`scope ${foreign.join(' ')} is an API's: name the API with the resource parameter (RFC 8707)`, foreign.join(' '));
+    }
+    if (requested.length) {
+      throw new errors.InvalidScope(`scope ${requested.join(' ')} is a person's: a client acting for itself gets only an API's scopes, named with the resource parameter (RFC 8707)`, requested.join(' '));
     }
     return undefined;
   };

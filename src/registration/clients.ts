@@ -80,7 +80,12 @@ export class Clients {
     return metadata;
   }
 
-  /** Replaces a client's metadata; its secret stays unless the new metadata names one. */
+  /**
+   * Replaces a client's metadata; its secret stays unless the new metadata names one. This is an
+   * operator's change (admin API, CLI): it ends the client's registration access tokens, so a
+   * client registered dynamically cannot put back with RFC 7592 what the operator took (a scope, a
+   * grant type, a redirect URI); from then on an operator manages it.
+   */
   async update(id: string, metadata: Record<string, unknown>): Promise<ClientMetadata> {
     const existing = await this.#require(id);
     const updated: ClientMetadata = {
@@ -90,6 +95,8 @@ export class Clients {
       ...(existing.owner !== undefined ? { owner: existing.owner } : {}),
     };
     await this.#validate(updated);
+    // The tokens end first, so that the operator's write comes after any the client was making.
+    await new AdapterIndexes(this.kv).endRegistrationTokens(id);
     await this.#adapter.upsert(id, updated, 0);
     return updated;
   }

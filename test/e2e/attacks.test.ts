@@ -890,27 +890,41 @@ describe('attacks: second factor, step-up and the new endpoints (black box)', fu
     // An operator requires a second factor for this app's people.
     const required = await admin(`/clients/${encodeURIComponent(client.client_id)}`, { method: 'PUT', body: JSON.stringify({ ...metadata, require_mfa: true }) });
     assert.equal(required.status, 200, await required.clone().text());
-    // The app (or whoever holds its registration access token) writes itself back without it, or with false.
+    // The operator's change ended the app's registration access token: it cannot write itself back at all.
+    const afterOperator = await fetch(client.registration_client_uri, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${client.registration_access_token}` },
+      body: JSON.stringify({ ...metadata, client_id: client.client_id }),
+    });
+    assert.equal(afterOperator.status, 401, await afterOperator.clone().text());
+    // An app that required it of itself at registration (or whoever holds its registration access
+    // token) writes itself back without it, or with false: kept.
+    const selfRequired = await fetch(`${server.url}/reg`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ...metadata, require_mfa: true }) });
+    assert.equal(selfRequired.status, 201, await selfRequired.clone().text());
+    const own = (await selfRequired.json()) as { client_id: string; registration_client_uri: string; registration_access_token: string; require_mfa?: boolean };
+    assert.equal(own.require_mfa, true);
     for (const lifted of [{}, { require_mfa: false }]) {
-      const updated = await fetch(client.registration_client_uri, {
+      const updated = await fetch(own.registration_client_uri, {
         method: 'PUT',
-        headers: { 'content-type': 'application/json', authorization: `Bearer ${client.registration_access_token}` },
-        body: JSON.stringify({ ...metadata, ...lifted, client_id: client.client_id }),
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${own.registration_access_token}` },
+        body: JSON.stringify({ ...metadata, ...lifted, client_id: own.client_id }),
       });
       assert.equal(updated.status, 200, await updated.clone().text());
       const answer = (await updated.json()) as { require_mfa?: boolean; registration_access_token?: string };
       assert.equal(answer.require_mfa, true, `still required after ${JSON.stringify(lifted)}`);
       // The engine rotates the registration access token on every update.
-      client.registration_access_token = answer.registration_access_token ?? client.registration_access_token;
+      own.registration_access_token = answer.registration_access_token ?? own.registration_access_token;
     }
-    // And it holds at sign-in: a password-only person is asked to set up a second factor.
-    configs.selfish = await discover(client.client_id);
-    const agent = new Agent();
-    const { page } = await authorize(agent, 'selfish');
-    const afterPassword = await signInSteps(agent, page, { username: 'frank', password: PASSWORD, login: 'if-shown', stopAt: REDIRECT });
-    assert.equal(afterPassword.status, 403, `got ${afterPassword.status} ${afterPassword.url}`);
+    // And it holds at sign-in, for both: a password-only person is asked to set up a second factor.
+    for (const id of [client.client_id, own.client_id]) {
+      configs.selfish = await discover(id);
+      const agent = new Agent();
+      const { page } = await authorize(agent, 'selfish');
+      const afterPassword = await signInSteps(agent, page, { username: 'frank', password: PASSWORD, login: 'if-shown', stopAt: REDIRECT });
+      assert.equal(afterPassword.status, 403, `${id}: got ${afterPassword.status} ${afterPassword.url}`);
+    }
     // An operator can still lift it.
-    const lifted = await admin(`/clients/${encodeURIComponent(client.client_id)}`, { method: 'PUT', body: JSON.stringify({ ...metadata, require_mfa: false }) });
+    const lifted = await admin(`/clients/${encodeURIComponent(own.client_id)}`, { method: 'PUT', body: JSON.stringify({ ...metadata, require_mfa: false }) });
     assert.equal(((await lifted.json()) as { require_mfa?: boolean }).require_mfa, false);
   });
 });

@@ -18,6 +18,8 @@ const secret = (name: string) => `${name}-secret-with-plenty-of-entropy-01234567
 const APP: ClientCredentials = { id: 'app', secret: secret('app') };
 const OPS: ClientCredentials = { id: 'ops', secret: secret('ops') };
 const RS: ClientCredentials = { id: 'rs', secret: secret('rs') };
+/** A client that may request the OpenID scopes openid, offline_access and email only. */
+const NARROW: ClientCredentials = { id: 'narrow', secret: secret('narrow') };
 
 type KeyPair = { publicKey: CryptoKey; privateKey: CryptoKey };
 type Answer = { status: number; body: Record<string, string> };
@@ -65,6 +67,7 @@ describe('attacks: Latchkey hands out no more than was granted (black box)', fun
         { client_id: APP.id, client_secret: APP.secret, redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'] },
         { client_id: OPS.id, client_secret: OPS.secret, redirect_uris: [], grant_types: ['client_credentials'], response_types: [] },
         { client_id: RS.id, client_secret: RS.secret, redirect_uris: [], grant_types: ['client_credentials'], response_types: [] },
+        { client_id: NARROW.id, client_secret: NARROW.secret, redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'], scope: 'openid offline_access email' },
       ],
     });
     await server.apis.grant(OPS.id, `${server.issuer}/admin`, { scopes: ['admin'] });
@@ -146,6 +149,217 @@ describe('attacks: Latchkey hands out no more than was granted (black box)', fun
     const again = await personTokens(new Agent(), { scope: 'openid offline_access notes:read', resource: NOTES }, NOTES);
     assert.equal(again.status, 200, JSON.stringify(again.body));
     assert.equal((await token(APP, { grant_type: 'refresh_token', refresh_token: again.body.refresh_token!, resource: NOTES })).status, 200);
+  });
+
+  it("a token's scope lists only what that token is good for: a userinfo token the OpenID scopes, an API's token that API's scopes, in the token response, at introspection and in the JWT (RFC 6749 §5.1, RFC 7662 §2.2, RFC 9068 §2.2.3, RFC 8707 §2.2)", async () => {
+    const sorted = (scope: string | undefined) => (scope ?? '').split(' ').filter(Boolean).sort().join(' ');
+    const introspected = async (client: ClientCredentials, accessToken: string) => {
+      const response = await fetch(`${server.url}/token/introspection`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(client) },
+        body: new URLSearchParams({ token: accessToken }),
+      });
+      return (await response.json()) as Record<string, unknown>;
+    };
+    const agent = new Agent();
+    const asked = { scope: 'openid offline_access email read', resource: API, prompt: 'consent' };
+    const { page, verifier } = await startAuthorization(agent, app, REDIRECT, asked);
+    const consent = await signInSteps(agent, page, { username: 'pat', password: PASSWORD, consent: 'stop', stopAt: REDIRECT });
+    assert.ok(isConsent(consent), `${consent.status} ${consent.url}`);
+    // The API's scope is asked for once, as the API's; it is no OpenID scope of the grant.
+    assert.match(consent.html, /Act on https:\/\/api\.example\.test with: read/);
+    assert.doesNotMatch(consent.html, /Use the &quot;read&quot; permission/);
+    const callback = new URL((await agent.submit(consent, '/confirm', {}, REDIRECT)).url);
+
+    // The code redeemed for userinfo (no resource) with openid-client: the OpenID scopes only.
+    const forUserinfo = await oidc.authorizationCodeGrant(app, callback, { pkceCodeVerifier: verifier });
+    assert.equal(sorted(forUserinfo.scope), 'email offline_access openid', 'the token response');
+    assert.equal(sorted((await introspected(APP, forUserinfo.access_token)).scope as string), 'email offline_access openid', 'introspection by its client');
+    const sub = forUserinfo.claims()!.sub;
+    assert.equal(forUserinfo.claims()!.email, 'pat@example.test', 'the ID token still carries the consented claims');
+    assert.equal((await oidc.fetchUserInfo(app, forUserinfo.access_token, sub)).email, 'pat@example.test', 'userinfo still answers');
+
+    // A refresh for userinfo: the same; for the API: its scope only, in the answer, the JWT and at the API's introspection.
+    const refreshed = await oidc.refreshTokenGrant(app, forUserinfo.refresh_token!);
+    assert.equal(sorted(refreshed.scope), 'email offline_access openid');
+    assert.equal(refreshed.claims()!.sub, sub);
+    const forApi = await oidc.refreshTokenGrant(app, refreshed.refresh_token!, { resource: API });
+    assert.equal(forApi.scope, 'read', 'the token response');
+    const jwt = decodeJwt(forApi.access_token);
+    assert.equal(jwt.scope, 'read', 'the JWT');
+    assert.equal(jwt.aud, API);
+    assert.equal((await introspected(RS, forApi.access_token)).scope, 'read', "introspection by the API's introspector");
+    // Asking for the API's scope without naming the API gets a userinfo token, and the answer says so (RFC 6749 §5.1).
+    const mixed = await token(APP, { grant_type: 'refresh_token', refresh_token: forApi.refresh_token!, scope: 'openid read' });
+    assert.equal(mixed.status, 200, JSON.stringify(mixed.body));
+    assert.equal(mixed.body.scope, 'openid');
+    assert.equal((await introspected(APP, mixed.body.access_token!)).scope, 'openid');
+
+    // A code redeemed for the API (single sign-on, consent remembered): its scope only, and a valid ID token next to it.
+    const again = await startAuthorization(agent, app, REDIRECT, { scope: 'openid read', resource: API });
+    assert.ok(again.page.url.startsWith(REDIRECT), `single sign-on: ${again.page.url}`);
+    const codeForApi = await oidc.authorizationCodeGrant(app, new URL(again.page.url), { pkceCodeVerifier: again.verifier }, { resource: API });
+    assert.equal(codeForApi.scope, 'read');
+    assert.equal(decodeJwt(codeForApi.access_token).scope, 'read');
+    assert.equal(codeForApi.claims()!.sub, sub);
+    // Asked without the API, its scope is dropped from the request: the code's token is for userinfo only.
+    const unnamed = await startAuthorization(agent, app, REDIRECT, { scope: 'openid read' });
+    assert.ok(unnamed.page.url.startsWith(REDIRECT), `single sign-on: ${unnamed.page.url}`);
+    const codeUnnamed = await oidc.authorizationCodeGrant(app, new URL(unnamed.page.url), { pkceCodeVerifier: unnamed.verifier });
+    assert.equal(codeUnnamed.scope, 'openid');
+    // With nothing left, nothing is issued.
+    const nothing = await startAuthorization(agent, app, REDIRECT, { scope: 'read' });
+    assert.equal(new URL(nothing.page.url).searchParams.get('error'), 'access_denied', nothing.page.url);
+  });
+
+  it('the claims parameter gets a client no claim of a scope it may not request: not asked at consent, not in the ID token, not at userinfo, not after a refresh (OIDC Core §5.5, RFC 7591 §2 scope)', async () => {
+    const narrow = await oidc.discovery(new URL(server.issuer), NARROW.id, NARROW.secret, oidc.ClientSecretBasic(NARROW.secret), { execute: [oidc.allowInsecureRequests] });
+    // `name` is profile's claim, which the client may not request; `email` is its own scope's.
+    const claims = JSON.stringify({ id_token: { name: { essential: true }, email: null }, userinfo: { name: null, given_name: null, email: null } });
+    const agent = new Agent();
+    const { page, verifier } = await startAuthorization(agent, narrow, REDIRECT, { scope: 'openid offline_access', claims, prompt: 'consent' });
+    const consent = await signInSteps(agent, page, { username: 'pat', password: PASSWORD, consent: 'stop', stopAt: REDIRECT });
+    assert.ok(isConsent(consent), `${consent.status} ${consent.url}`);
+    assert.match(consent.html, /See these details about you: email</);
+    const callback = new URL((await agent.submit(consent, '/confirm', {}, REDIRECT)).url);
+    const tokens = await oidc.authorizationCodeGrant(narrow, callback, { pkceCodeVerifier: verifier });
+    const idToken = tokens.claims()!;
+    assert.equal(idToken.name, undefined, `no profile claim in the ID token: ${JSON.stringify(idToken)}`);
+    assert.equal(idToken.email, 'pat@example.test', 'a claim of a scope it may request, asked by name and consented');
+    const userinfo = await oidc.fetchUserInfo(narrow, tokens.access_token, idToken.sub);
+    assert.equal(userinfo.name, undefined, `no profile claim at userinfo: ${JSON.stringify(userinfo)}`);
+    assert.equal(userinfo.given_name, undefined);
+    assert.equal(userinfo.email, 'pat@example.test');
+    const refreshed = await oidc.refreshTokenGrant(narrow, tokens.refresh_token!);
+    assert.equal(refreshed.claims()!.name, undefined, 'nor after a refresh');
+
+    // A claim given by name while the client could ask for its scope stops with the scope: an operator narrows the client.
+    const ops = (await token(OPS, { grant_type: 'client_credentials', resource: `${server.issuer}/admin`, scope: 'admin' })).body.access_token!;
+    const write = (method: string, path: string, scope: string) =>
+      fetch(`${server.url}/admin/clients${path}`, {
+        method,
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${ops}` },
+        body: JSON.stringify({ ...(method === 'POST' && { client_id: 'namer', client_secret: NARROW.secret }), redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'], scope }),
+      });
+    assert.equal((await write('POST', '', 'openid offline_access profile')).status, 201);
+    const namer = await oidc.discovery(new URL(server.issuer), 'namer', NARROW.secret, oidc.ClientSecretBasic(NARROW.secret), { execute: [oidc.allowInsecureRequests] });
+    const named = await startAuthorization(agent, namer, REDIRECT, { scope: 'openid offline_access', claims, prompt: 'consent' });
+    const given = new URL((await signInSteps(agent, named.page, { username: 'pat', password: PASSWORD, stopAt: REDIRECT })).url);
+    const before = await oidc.authorizationCodeGrant(namer, given, { pkceCodeVerifier: named.verifier });
+    assert.equal(before.claims()!.name, 'Pat', 'allowed and consented: given');
+    assert.equal((await write('PUT', '/namer', 'openid offline_access')).status, 200);
+    const after = await oidc.refreshTokenGrant(namer, before.refresh_token!);
+    assert.equal(after.claims()!.name, undefined, `no longer in the ID token: ${JSON.stringify(after.claims())}`);
+    assert.equal((await oidc.fetchUserInfo(namer, after.access_token, after.claims()!.sub)).name, undefined, 'nor at userinfo');
+
+    // The honest request next to it: a client that may request any scope gets the claim it asked by name.
+    const open = new Agent();
+    const asked = await startAuthorization(open, app, REDIRECT, { scope: 'openid', claims, prompt: 'consent' });
+    const allowed = new URL((await signInSteps(open, asked.page, { username: 'pat', password: PASSWORD, stopAt: REDIRECT })).url);
+    assert.equal((await oidc.authorizationCodeGrant(app, allowed, { pkceCodeVerifier: asked.verifier })).claims()!.name, 'Pat');
+  });
+
+  it("client_credentials gets no OpenID scope: a client acting for itself has no person's openid, email or profile, and its token says so (RFC 6749 §4.4, §5.1)", async () => {
+    const introspected = async (accessToken: string) =>
+      (await (await fetch(`${server.url}/token/introspection`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(RS) },
+        body: new URLSearchParams({ token: accessToken }),
+      })).json()) as Record<string, unknown>;
+    for (const scope of ['openid', 'openid email profile', 'offline_access']) {
+      const asked = await token(RS, { grant_type: 'client_credentials', scope });
+      assert.equal(asked.status, 400, `scope=${scope}: ${JSON.stringify(asked.body)} ${asked.body.access_token ? JSON.stringify(await introspected(asked.body.access_token)) : ''}`);
+      assert.equal(asked.body.error, 'invalid_scope');
+      const forApi = await token(RS, { grant_type: 'client_credentials', resource: `${server.issuer}/revocations`, scope: `revocations ${scope}` });
+      assert.equal(forApi.status, 400, `with an API: ${JSON.stringify(forApi.body)}`);
+      assert.equal(forApi.body.error, 'invalid_scope');
+    }
+    // What it was granted, it gets.
+    const granted = await token(RS, { grant_type: 'client_credentials', resource: `${server.issuer}/revocations`, scope: 'revocations' });
+    assert.equal(granted.status, 200, JSON.stringify(granted.body));
+    assert.equal(granted.body.scope, 'revocations');
+  });
+
+  it("a person's token for an API needs a scope the person granted there: naming an API without asking any of its scopes the client may have gets no token for it, where the consent page never mentioned the API (RFC 8707 §2, RFC 6749 §3.3)", async () => {
+    const NOTES = 'https://notes-scopeless.example.test';
+    const SCOPELESS = 'https://scopeless.example.test';
+    await server.apis.add({ identifier: NOTES, scopes: ['n:read'] });
+    await server.apis.add({ identifier: SCOPELESS });
+    const narrow = await oidc.discovery(new URL(server.issuer), NARROW.id, NARROW.secret, oidc.ClientSecretBasic(NARROW.secret), { execute: [oidc.allowInsecureRequests] });
+    // No API scope asked (any client), only one the client may not request (a runtime API's, outside its
+    // scope metadata), or an API that has no scopes for anyone to ask.
+    for (const { config, client, scope, resource } of [
+      { config: app, client: APP, scope: 'openid offline_access', resource: API },
+      { config: narrow, client: NARROW, scope: 'openid offline_access n:read', resource: NOTES },
+      { config: app, client: APP, scope: 'openid offline_access', resource: SCOPELESS },
+    ]) {
+      const agent = new Agent();
+      const { page, verifier } = await startAuthorization(agent, config, REDIRECT, { scope, resource, prompt: 'consent' });
+      const consent = await signInSteps(agent, page, { username: 'pat', password: PASSWORD, consent: 'stop', stopAt: REDIRECT });
+      assert.ok(isConsent(consent), `${consent.status} ${consent.url}`);
+      assert.doesNotMatch(consent.html, /Act on/, 'the person is not asked about the API');
+      const code = new URL((await agent.submit(consent, '/confirm', {}, REDIRECT)).url).searchParams.get('code')!;
+      const forApi = await token(client, { grant_type: 'authorization_code', code, redirect_uri: REDIRECT, code_verifier: verifier, resource });
+      assert.equal(forApi.status, 400, `${client.id}: a token for ${resource}: ${JSON.stringify(forApi.body)} ${forApi.body.access_token ? JSON.stringify(decodeJwt(forApi.body.access_token)) : ''}`);
+      assert.equal(forApi.body.error, 'invalid_target');
+
+      // The same sign-in redeemed for userinfo works, and its refresh token gets nothing for the API either, without being spent.
+      const again = await startAuthorization(agent, config, REDIRECT, { scope, resource });
+      const code2 = new URL(again.page.url).searchParams.get('code')!;
+      const forUserinfo = await token(client, { grant_type: 'authorization_code', code: code2, redirect_uri: REDIRECT, code_verifier: again.verifier });
+      assert.equal(forUserinfo.status, 200, JSON.stringify(forUserinfo.body));
+      const refused = await token(client, { grant_type: 'refresh_token', refresh_token: forUserinfo.body.refresh_token!, resource });
+      assert.equal(refused.status, 400, `refresh for ${resource}: ${JSON.stringify(refused.body)}`);
+      assert.equal(refused.body.error, 'invalid_target');
+      const still = await token(client, { grant_type: 'refresh_token', refresh_token: forUserinfo.body.refresh_token! });
+      assert.equal(still.status, 200, `the refused refresh did not spend the token: ${JSON.stringify(still.body)}`);
+    }
+    // Asked and granted, the API's token is issued (the honest request).
+    const agent = new Agent();
+    const { page, verifier } = await startAuthorization(agent, app, REDIRECT, { scope: 'openid read', resource: API, prompt: 'consent' });
+    const granted = new URL((await signInSteps(agent, page, { username: 'pat', password: PASSWORD, stopAt: REDIRECT })).url);
+    const issued = await token(APP, { grant_type: 'authorization_code', code: granted.searchParams.get('code')!, redirect_uri: REDIRECT, code_verifier: verifier, resource: API });
+    assert.equal(issued.status, 200, JSON.stringify(issued.body));
+    assert.equal(issued.body.scope, 'read');
+  });
+
+  it("a client cannot undo an operator's change to it with its registration access token: after an operator narrowed its scope, grant types and redirect URIs, RFC 7592 no longer answers it (RFC 7592 §2, RFC 7591 §2)", async () => {
+    const registered = await fetch(`${server.url}/reg`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ redirect_uris: [REDIRECT, 'https://app.example.test/other'], grant_types: ['authorization_code', 'refresh_token', 'client_credentials'], scope: 'openid email profile' }),
+    });
+    assert.equal(registered.status, 201);
+    const client = (await registered.json()) as Record<string, string>;
+    const management = (method: string, metadata?: Record<string, unknown>) =>
+      fetch(client.registration_client_uri!, {
+        method,
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${client.registration_access_token}` },
+        ...(metadata && { body: JSON.stringify({ client_id: client.client_id, ...metadata }) }),
+      });
+    assert.equal((await management('GET')).status, 200, 'before: the client reads itself');
+
+    // The operator narrows it.
+    const ops = (await token(OPS, { grant_type: 'client_credentials', resource: `${server.issuer}/admin`, scope: 'admin' })).body.access_token!;
+    const narrowed = { redirect_uris: [REDIRECT], grant_types: ['authorization_code'], scope: 'openid' };
+    const put = await fetch(`${server.url}/admin/clients/${encodeURIComponent(client.client_id!)}`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${ops}` },
+      body: JSON.stringify(narrowed),
+    });
+    assert.equal(put.status, 200, await put.clone().text());
+
+    // The client puts back what the operator took.
+    const undone = await management('PUT', { redirect_uris: [REDIRECT, 'https://app.example.test/other'], grant_types: ['authorization_code', 'refresh_token', 'client_credentials'], scope: 'openid email profile' });
+    assert.equal(undone.status, 401, `RFC 7592 update after the operator's: ${undone.status} ${await undone.clone().text()}`);
+    assert.equal((await management('GET')).status, 401, 'nor does it read itself');
+    const now = (await (await fetch(`${server.url}/admin/clients/${encodeURIComponent(client.client_id!)}`, { headers: { authorization: `Bearer ${ops}` } })).json()) as Record<string, unknown>;
+    assert.equal(now.scope, 'openid');
+    assert.deepEqual(now.grant_types, ['authorization_code']);
+    assert.deepEqual(now.redirect_uris, [REDIRECT]);
+    // The operator's change stands, and the client's secret still authenticates it.
+    const cc = await token({ id: client.client_id!, secret: client.client_secret! }, { grant_type: 'client_credentials' });
+    assert.equal(cc.body.error, 'unauthorized_client', JSON.stringify(cc.body));
   });
 
   it('a client cannot point Latchkey at plain http for its keys or its back-channel logout, at registration or by RFC 7592 update (RFC 7591 §2, RFC 9700 §2.6, Back-Channel Logout §2.2)', async () => {

@@ -222,6 +222,36 @@ describe('patches on oidc-provider internals (src/provider/patches/)', () => {
     assert.match(source('helpers/initialize_app.js'), /post\('end_session_confirm'/);
   });
 
+  it('openid-scopes.ts: the engine takes its OpenID scopes from requestParamOIDCScopes and Grant#getOIDCScope, and sets a userinfo token\'s scope from the grant\'s', () => {
+    assert.match(source('helpers/oidc_context.js'), /get requestParamOIDCScopes\(\) \{\s*return new Set\(this\.params\.scope\?\.split\(' '\)\.filter\(Set\.prototype\.has\.bind\(state\.configuration\.scopes\)\)\);/);
+    const grant = source('models/grant.js');
+    assert.match(grant, /getRejectedOIDCScope\(\) \{\s*this\.rejected \|\|= \{\};\s*return this\.getOIDCScope\.call\(this\.rejected\);/);
+    assert.match(grant, /getOIDCScopeFiltered\(filter\) \{[\s\S]*?const granted = this\.getOIDCScope\(\)\.split\(' '\);/);
+    assert.match(grant, /getOIDCScopeEncountered\(\) \{\s*const granted = this\.getOIDCScope\(\)\.split\(' '\);/);
+    // The access token for userinfo, at the code (and device code) grant and at refresh.
+    assert.match(source('helpers/grant_authorization.js'), /\} else \{\s*token\.claims = source\.claims;\s*token\.scope = grant\.getOIDCScopeFiltered\(scope \|\| source\.scopes\);/);
+    assert.match(source('actions/grants/refresh_token.js'), /\} else \{\s*at\.claims = refreshToken\.claims;\s*at\.scope = grant\.getOIDCScopeFiltered\(scope\);/);
+    assert.match(source('helpers/interaction_policy/prompts/consent.js'), /for \(const scope of oidc\.requestParamOIDCScopes\) \{/);
+  });
+
+  it('openid-scopes.ts: an API\'s scope is no OpenID scope, in a request or in a grant recorded before the patch', async () => {
+    const { openIdScopesOnly } = await import('../../src/provider/patches/openid-scopes.js');
+    const { privateKey } = await generateKeyPair('ES256', { extractable: true });
+    const jwks = { keys: [{ ...(await exportJWK(privateKey)), alg: 'ES256', use: 'sig' }] };
+    const patched = new Provider('http://localhost:3000', { clients: [], adapter, jwks, scopes: ['openid', 'email', 'read'], features: { devInteractions: { enabled: false } } });
+    const grant = new patched.Grant({ accountId: 'a', clientId: 'c' });
+    grant.addOIDCScope('openid email read');
+    grant.rejectOIDCScope('email read');
+    const context = Object.create(patched.OIDCContext.prototype, { params: { value: { scope: 'openid email read' } } }) as { requestParamOIDCScopes: Set<string> };
+    assert.deepEqual([...context.requestParamOIDCScopes], ['openid', 'email', 'read'], 'unpatched');
+    openIdScopesOnly(patched, ['openid', 'offline_access', 'profile', 'email']);
+    assert.deepEqual([...context.requestParamOIDCScopes], ['openid', 'email']);
+    assert.equal(grant.getOIDCScope(), 'openid');
+    assert.equal(grant.getOIDCScopeFiltered(new Set(['openid', 'read'])), 'openid');
+    assert.equal(grant.getRejectedOIDCScope(), 'email');
+    assert.equal(grant.getOIDCScopeEncountered(), 'openid email');
+  });
+
   it('registration/clients.ts reads the Client model\'s adapter (Client.adapter)', () => {
     assert.equal(typeof (provider.Client as unknown as { adapter?: { find?: unknown } }).adapter?.find, 'function');
   });
