@@ -737,15 +737,18 @@ upstreams
 
 upstreams
   .command('remove <id>')
-  .description('remove an upstream provider: the sessions it signed in end, with their grants and tokens (accounts it made stay)')
+  .description('remove an upstream provider: the sessions it signed in end, with their grants and tokens, and the grants made with a sign-in through it whose session is gone (accounts it made stay)')
   .action(async (id: string) =>
     withStore(async (kv, settings) => {
-      const [{ Upstreams }, { FederatedSessions }, { removeUpstream }, { SessionCredentials }] = await Promise.all([
+      const [{ Upstreams }, { FederatedSessions }, { removeUpstream }, { SessionCredentials }, { UpstreamLinks }, { throughUpstream }] = await Promise.all([
         import('./upstreams/registry.js'),
         import('./upstreams/sessions.js'),
         import('./upstreams/removal.js'),
         import('./accounts/session-credentials.js'),
+        import('./accounts/links.js'),
+        import('./accounts/sessions.js'),
       ]);
+      const links = new UpstreamLinks(kv, new Accounts(kv, settings.accounts.argon2));
       const credentials = new SessionCredentials(kv, settings.ttl.session);
       const revocation = await grantRevocation(kv, settings);
       const opened = await sessionsOn(kv, settings);
@@ -755,6 +758,9 @@ upstreams
         findSession: async (uid) => opened?.provider.Session.findByUid(uid),
         linksOf: async (uid) => (await credentials.of(uid))?.links,
         endSession: (session) => opened!.sessions.signOutSession(session, (grantId) => revocation.revoke(grantId), true),
+        // No server ever ran (no ring): no session or grant either.
+        peopleLinked: async (upstream) => (opened ? links.peopleLinkedTo(upstream) : []),
+        endSignedInThrough: (sub, upstream) => opened!.sessions.endSignedInWith(sub, credentials, throughUpstream(upstream), (grantId) => revocation.revoke(grantId)),
       });
       console.log(`removed upstream ${id}; ended ${ended} session${ended === 1 ? '' : 's'} signed in through it`);
     }),

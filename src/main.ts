@@ -266,6 +266,7 @@ export async function serve(config: Config, logger: Logger = createLogger(config
         sessions,
         upstreams,
         federated,
+        links,
         credentials,
         secretRotationGrace: config.registration.secretRotationGrace,
         secondFactors,

@@ -5,7 +5,12 @@
  * update its claims from the upstream's. Any other email match is refused, never merged silently.
  *
  * Layout (durable): account:link:<upstream>:<upstream sub> → JSON {sub, how, at};
- * account:links:<sub> → set of "<upstream>:<upstream sub>" (the account page lists and removes them).
+ * account:links:<sub> → set of "<upstream>:<upstream sub>" (the account page lists and removes them);
+ * account:linked:<upstream> → set of the subs ever linked through it (peopleLinkedTo: removing the
+ * upstream finds what they were granted through it). That last one is a superset: a link removed
+ * since, or an account removed, leaves its sub there (one needless look at their grants when the
+ * upstream is removed; never a person missed). Links made before it existed are added to it once,
+ * by the first peopleLinkedTo (account:linked-indexed marks that done).
  */
 import { createHash } from 'node:crypto';
 import type { Account, Accounts, Claims } from './accounts.js';
@@ -31,6 +36,11 @@ export type LinkOutcome =
 
 const linkKey = (upstream: string, upstreamSub: string) => `account:link:${upstream}:${upstreamSub}`;
 const linksKey = (sub: string) => `account:links:${sub}`;
+const linkedKey = (upstream: string) => `account:linked:${upstream}`;
+/** Set (durable) once every link made before account:linked existed was added to it. */
+const INDEXED_KEY = 'account:linked-indexed';
+/** Accounts whose links the one-time indexing reads at once. */
+const INDEXING_BATCH = 64;
 
 export class UpstreamLinks {
   constructor(
@@ -53,6 +63,31 @@ export class UpstreamLinks {
       }),
     );
     return listed.filter((link) => link !== undefined).sort((a, b) => a.at - b.at);
+  }
+
+  /**
+   * The subs of the people linked through the upstream, now or at some time since (a superset: see
+   * the layout above). The first call anywhere also indexes the links made before this index
+   * existed, reading every account's links once, a batch at a time.
+   */
+  async peopleLinkedTo(upstream: string): Promise<string[]> {
+    if (!(await this.kv.get(INDEXED_KEY))) await this.#indexEarlierLinks();
+    return this.kv.members(linkedKey(upstream));
+  }
+
+  async #indexEarlierLinks(): Promise<void> {
+    const subs = await this.accounts.subs();
+    for (let at = 0; at < subs.length; at += INDEXING_BATCH) {
+      await Promise.all(
+        subs.slice(at, at + INDEXING_BATCH).map(async (sub) => {
+          const ids = await this.kv.members(linksKey(sub));
+          const upstreams = new Set(ids.filter((id) => id.indexOf(':') > 0).map((id) => id.slice(0, id.indexOf(':'))));
+          await Promise.all([...upstreams].map((upstream) => this.kv.addToSet(linkedKey(upstream), sub)));
+        }),
+      );
+    }
+    // Idempotent: two instances doing it at once add the same members.
+    await this.kv.set(INDEXED_KEY, String(Math.floor(Date.now() / 1000)));
   }
 
   /** Removes the link `id` of the account `sub` (the next sign-in through it starts afresh); false when it is not theirs. */
@@ -106,7 +141,7 @@ export class UpstreamLinks {
   async #link(upstream: string, upstreamSub: string, sub: string, how: Link['how']): Promise<Link | undefined> {
     const link: Link = { sub, how, at: Math.floor(Date.now() / 1000) };
     if (!(await this.kv.set(linkKey(upstream, upstreamSub), JSON.stringify(link), { onlyIfAbsent: true }))) return undefined;
-    await this.kv.addToSet(linksKey(sub), `${upstream}:${upstreamSub}`);
+    await Promise.all([this.kv.addToSet(linksKey(sub), `${upstream}:${upstreamSub}`), this.kv.addToSet(linkedKey(upstream), sub)]);
     return link;
   }
 }

@@ -34,6 +34,16 @@ export const withSecondFactor: SignedInWith = (used, amr) =>
   used ? used.methods.some((method) => method !== 'password' && method !== 'federated') : amr.includes('mfa') || amr.includes('hwk') || amr.includes('swk');
 
 /**
+ * A session signed in through one of the upstream's links ("<upstream>:<upstream sub>"), by its
+ * recorded credential: what removing the upstream ends (upstreams/removal.ts) besides the sessions
+ * its own index finds (older ones among them, by amr).
+ */
+export const throughUpstream =
+  (upstream: string): SignedInWith =>
+  (used) =>
+    used?.links?.some((link) => link.startsWith(`${upstream}:`)) ?? false;
+
+/**
  * The account each authorization request's recheck read, for the same request's findAccount
  * (provider.ts) to take once instead of reading it again. Keyed by the request's Koa context, so
  * nothing outlives the request: a person disabled since is seen by the next one.

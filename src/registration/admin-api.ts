@@ -18,7 +18,8 @@ import { jsonError } from '../http/errors.js';
 import { underPrefix } from '../http/under-prefix.js';
 import type { Accounts } from '../accounts/accounts.js';
 import type { Apis } from '../apis/apis.js';
-import type { AccountSessions } from '../accounts/sessions.js';
+import { throughUpstream, type AccountSessions } from '../accounts/sessions.js';
+import type { UpstreamLinks } from '../accounts/links.js';
 import type { SessionCredentials } from '../accounts/session-credentials.js';
 import type { GrantRevocation } from '../revocation/grants.js';
 import type { RevocationList } from '../revocation/list.js';
@@ -53,6 +54,8 @@ interface Options {
   readonly upstreams: Upstreams;
   /** The sessions upstreams signed in: removing an upstream ends them. */
   readonly federated: FederatedSessions;
+  /** Who is linked through an upstream: removing it ends what they were granted through it. */
+  readonly links: UpstreamLinks;
   /** Passkeys, authenticator apps, recovery codes: listed and reset by operators. */
   readonly secondFactors: SecondFactors;
   /** Which credentials signed each session in (a reset ends the sessions the factors signed in). */
@@ -68,7 +71,7 @@ export function adminApi(options: Options): Middleware {
 }
 
 /** The admin API's routes (its OpenAPI test lists them). */
-export function adminRouter({ issuer, providers, clients, accounts, apis, grants, revocations, sessions, secretRotationGrace, upstreams, federated, secondFactors, credentials, onSecondFactorsReset, senderConstraint }: Options): Router {
+export function adminRouter({ issuer, providers, clients, accounts, apis, grants, revocations, sessions, secretRotationGrace, upstreams, federated, links, secondFactors, credentials, onSecondFactorsReset, senderConstraint }: Options): Router {
   const audience = adminResourceServer(issuer).identifier;
   const router = new Router({ prefix: '/admin' });
   const json = bodyParser({ enableTypes: ['json'], jsonLimit: '64kb', encoding: 'utf-8' });
@@ -130,6 +133,8 @@ export function adminRouter({ issuer, providers, clients, accounts, apis, grants
       findSession: (uid) => providers.current.Session.findByUid(uid),
       linksOf: async (uid) => (await credentials.of(uid))?.links,
       endSession: (session) => sessions.signOutSession(session, (grantId) => grants.revoke(grantId), true),
+      peopleLinked: (upstream) => links.peopleLinkedTo(upstream),
+      endSignedInThrough: (sub, upstream) => sessions.endSignedInWith(sub, credentials, throughUpstream(upstream), (grantId) => grants.revoke(grantId)),
     });
   upstreamRoutes(router, { upstreams, remove, issuer, read, write, json });
 

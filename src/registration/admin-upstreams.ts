@@ -3,7 +3,7 @@
  *
  *   GET    /admin/upstreams          every upstream, without secrets
  *   POST   /admin/upstreams          add one {id, issuer, client_id, client_secret, …}
- *   DELETE /admin/upstreams/{id}     remove it, ending the sessions it signed in (upstreams/removal.ts)
+ *   DELETE /admin/upstreams/{id}     remove it, ending the sessions it signed in and the grants made through it (upstreams/removal.ts)
  */
 import type Router from '@koa/router';
 import type { Middleware } from 'koa';

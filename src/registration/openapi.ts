@@ -141,7 +141,7 @@ export function openApiDocument(issuer: string) {
       },
       '/upstreams/{id}': {
         parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' }, description: "the upstream's id" }],
-        delete: { operationId: 'deleteUpstream', summary: 'Remove an upstream identity provider: sign-in through it stops, and the sessions it signed in end with the grants they made (the accounts it made stay)', security: write, responses: { 204: { description: 'removed' }, 401: unauthorized, 403: forbidden, 404: notFound } },
+        delete: { operationId: 'deleteUpstream', summary: 'Remove an upstream identity provider: sign-in through it stops, and the sessions it signed in end with the grants they made, as do the grants made with a sign-in through it whose session ended already (the accounts it made stay)', security: write, responses: { 204: { description: 'removed' }, 401: unauthorized, 403: forbidden, 404: notFound } },
       },
       '/users/{username}/mfa': {
         parameters: [username],

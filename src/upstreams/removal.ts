@@ -7,7 +7,13 @@
  * again another way since (what was granted in between rests on it), and those whose last sign-in
  * went through it (`amr` fed; all a session signed in before those records has). Each grant the
  * session made is revoked with its tokens, offline access included
- * (refresh tokens, opaque and JWT access tokens), with back-channel logout to its apps. The
+ * (refresh tokens, opaque and JWT access tokens), with back-channel logout to its apps. And the
+ * grants made or extended in a session a sign-in through it signed in, whose session is gone
+ * (offline access kept after signing out, or after the session expired), are revoked the same way:
+ * found among the grants of the people linked through it (UpstreamLinks.peopleLinkedTo) by the
+ * credentials recorded against each grant (SessionCredentials.recordGrant); their grants made with
+ * other sign-ins only (password, passkey) stay. A grant made before those records existed has none
+ * and is not found (it lasts until it expires, ttl.grant). The
  * accounts it made stay, with their links, so re-adding the same provider under the same id (how
  * its client secret is changed) finds the same people; they sign in again.
  */
@@ -31,12 +37,33 @@ export interface UpstreamRemovalOptions<S extends SignedInSession> {
   readonly linksOf: (uid: string) => Promise<readonly string[] | undefined>;
   /** Signs the session out with every grant it made (AccountSessions.signOutSession, everyGrant). */
   readonly endSession: (session: S) => Promise<void>;
+  /** The people linked through the upstream `id`, now or once (UpstreamLinks.peopleLinkedTo). */
+  readonly peopleLinked: (id: string) => Promise<readonly string[]>;
+  /**
+   * Ends the person's sessions signed in through the upstream `id` and revokes their grants made in
+   * one, live or gone (AccountSessions.endSignedInWith with throughUpstream(id)); how many sessions
+   * ended.
+   */
+  readonly endSignedInThrough: (sub: string, id: string) => Promise<number>;
 }
 
+/** People whose grants are looked at at once. */
+const PEOPLE_BATCH = 16;
+
 /** Removes the upstream and ends the sessions it signed in; how many ended. UpstreamError when there is no such upstream. */
-export async function removeUpstream<S extends SignedInSession>(id: string, { upstreams, federated, findSession, linksOf, endSession }: UpstreamRemovalOptions<S>): Promise<number> {
+export async function removeUpstream<S extends SignedInSession>(id: string, { upstreams, federated, findSession, linksOf, endSession, peopleLinked, endSignedInThrough }: UpstreamRemovalOptions<S>): Promise<number> {
   if (!(await upstreams.has(id))) throw new UpstreamError(`no upstream "${id}"`);
-  const endAll = async () => {
+  const endAll = async () => (await endIndexed()) + (await endGrants());
+  // What its people were granted through it, their sessions live or gone.
+  const endGrants = async () => {
+    const people = await peopleLinked(id);
+    let ended = 0;
+    for (let at = 0; at < people.length; at += PEOPLE_BATCH) {
+      for (const count of await Promise.all(people.slice(at, at + PEOPLE_BATCH).map((sub) => endSignedInThrough(sub, id)))) ended += count;
+    }
+    return ended;
+  };
+  const endIndexed = async () => {
     let ended = 0;
     for (const uid of await federated.sessionsThrough(id)) {
       const [session, links] = await Promise.all([findSession(uid), linksOf(uid)]);
@@ -50,8 +77,8 @@ export async function removeUpstream<S extends SignedInSession>(id: string, { up
     }
     return ended;
   };
-  // The sessions first: should ending them fail half-way, the upstream is still there and removing it
-  // again finishes the job. Then once more for sign-ins that completed meanwhile.
+  // The sessions and grants first: should ending them fail half-way, the upstream is still there and
+  // removing it again finishes the job. Then once more for sign-ins that completed meanwhile.
   const before = await endAll();
   await upstreams.remove(id);
   return before + (await endAll());

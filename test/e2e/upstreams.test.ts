@@ -27,7 +27,9 @@ import { startRelyingParty, type RelyingParty } from '../helpers/relying-party.j
 import { startServer, type TestServer } from '../helpers/server.js';
 import { isConsent, signInSteps, startAuthorization } from '../helpers/sign-in.js';
 import { API, clientCredentialsToken, introspect, machineClient, RESOURCE_SERVERS } from '../helpers/tokens.js';
+import { latchkey as cli } from '../helpers/process.js';
 import { UpstreamLinks } from '../../src/accounts/links.js';
+import { AccountSessions } from '../../src/accounts/sessions.js';
 import { Upstreams } from '../../src/upstreams/registry.js';
 
 const SECRET = 'upstream-test-client-secret-with-plenty-of-entropy';
@@ -773,6 +775,50 @@ describe('e2e: sign in through an upstream OpenID Connect provider', function ()
       const again = await fetch(`${latchkey.url}/admin/upstreams/gone`, { method: 'DELETE', headers: { authorization: `Bearer ${token}` } });
       assert.equal(again.status, 404);
     });
+
+    for (const by of ['admin API', 'CLI'] as const) {
+      it(`removing an upstream (${by}) ends the offline access a sign-in through it got after its session ended; the same person's offline access got with a password stays`, async () => {
+        const id = by === 'CLI' ? 'gone-cli' : 'gone-offline';
+        const person = `fake-person-${id}`;
+        const upstreams = new Upstreams(latchkey.kv, latchkey.config.keys.secrets);
+        await upstreams.add({ id, issuer: fake.state.issuer, clientId: 'latchkey', clientSecret: SECRET, scope: 'openid', displayName: 'Gone offline', linkByEmail: false, endSession: false });
+        const through = await tokensThroughFake(person, `fake-sid-${id}`, { upstream: id, offline: true });
+        assert.ok(through.tokens.refresh_token, 'offline access was granted');
+        const account = (await latchkey.accounts.find((await new UpstreamLinks(latchkey.kv, latchkey.accounts).find(id, person))!.sub))!;
+        // The same person also signs in with a password (theirs now), at the same app, offline too.
+        await latchkey.accounts.setPassword(account.username, 'a password of its own as well');
+        const agent = new Agent();
+        const { page, verifier } = await startAuthorization(agent, through.config, app1Redirect(), { scope: 'openid offline_access read', resource: API, prompt: 'consent' });
+        const back = await signInSteps(agent, page, { username: account.username, password: 'a password of its own as well', login: 'required', stopAt: app1Redirect() });
+        assert.ok(back.url.startsWith(app1Redirect()), `expected to be back at the app, got ${back.status} ${back.url}`);
+        const byPassword = await oidc.authorizationCodeGrant(through.config, new URL(back.url), { pkceCodeVerifier: verifier }, { resource: API });
+        assert.ok(byPassword.refresh_token, 'offline access was granted to the password sign-in too');
+        // Every session of the person ends (signed out, or expired): the refresh tokens outlive them.
+        const sessions = new AccountSessions(latchkey.kv, latchkey.providers, latchkey.accounts);
+        for (const session of await sessions.list(account.sub)) await sessions.end(session);
+        assert.match(await through.silent(), /error=login_required/, 'no session is left');
+        const refreshed = await oidc.refreshTokenGrant(through.config, through.tokens.refresh_token!, { resource: API });
+        assert.ok(refreshed.refresh_token, 'offline access outlives the session');
+
+        if (by === 'CLI') {
+          const run = await cli(latchkey.env, ['upstreams', 'remove', id]);
+          assert.equal(run.status, 0, run.stderr);
+        } else {
+          const token = await clientCredentialsToken(latchkey.url, OPS, `${latchkey.issuer}/admin`, 'admin');
+          const removed = await fetch(`${latchkey.url}/admin/upstreams/${id}`, { method: 'DELETE', headers: { authorization: `Bearer ${token}` } });
+          assert.equal(removed.status, 204);
+        }
+
+        await assert.rejects(oidc.refreshTokenGrant(through.config, refreshed.refresh_token!, { resource: API }), (error: Error) => {
+          assert.ok(error instanceof oidc.ResponseBodyError);
+          assert.equal(error.error, 'invalid_grant', 'the refresh token got through the removed upstream is revoked');
+          return true;
+        });
+        assert.equal((await introspect(latchkey.url, RS, refreshed.access_token)).active, false, 'and its access token');
+        assert.equal((await introspect(latchkey.url, RS, byPassword.access_token)).active, true, "the password sign-in's access token stays");
+        assert.ok((await oidc.refreshTokenGrant(through.config, byPassword.refresh_token!, { resource: API })).access_token, "and its refresh token");
+      });
+    }
 
     it('removing an upstream ends a session it signed in that signed in again with a password since, with the grants made in between', async () => {
       const upstreams = new Upstreams(latchkey.kv, latchkey.config.keys.secrets);

@@ -1,0 +1,52 @@
+/**
+ * Who is linked through an upstream, in a real Redis (what removing the upstream looks through for
+ * the grants made with a sign-in through it): links made by a sign-in are found; links written
+ * before that index existed (in the layout of then) are found too, indexed once by the first look;
+ * a link removed since leaves its person there (a superset, never a person missed).
+ */
+import assert from 'node:assert/strict';
+import { Accounts } from '../../src/accounts/accounts.js';
+import { UpstreamLinks } from '../../src/accounts/links.js';
+import { backends, type OpenBackend } from '../helpers/backends.js';
+
+const redis = backends.find((backend) => backend.name === 'single redis-server')!;
+const CHEAP = { memoryCost: 1024, timeCost: 1, parallelism: 1 };
+
+describe('upstream links: the people linked through an upstream (real Redis)', function () {
+  this.timeout(20_000);
+  let store: OpenBackend;
+  let accounts: Accounts;
+
+  before(async () => {
+    store = await redis.open();
+    accounts = new Accounts(store.kv, CHEAP);
+  });
+  after(() => store?.stop());
+
+  it('finds the people linked by a sign-in and those linked before the index existed; keeps a person whose link was removed', async () => {
+    // Linked before the index existed: the link and the account's set of links, as written then.
+    const earlier = await accounts.createWithoutPassword('earlier-person', {});
+    await store.kv.set('account:link:corp:corp-earlier', JSON.stringify({ sub: earlier.sub, how: 'created', at: 1 }), { onlyIfAbsent: true });
+    await store.kv.addToSet(`account:links:${earlier.sub}`, 'corp:corp-earlier');
+    const other = await accounts.create('password-only', 'a password of its own here');
+
+    const links = new UpstreamLinks(store.kv, accounts);
+    const signedIn = await links.signIn({ id: 'corp', linkByEmail: false }, 'corp-new', { name: 'New' });
+    assert.ok('account' in signedIn);
+    const elsewhere = await links.signIn({ id: 'elsewhere', linkByEmail: false }, 'elsewhere-1', {});
+    assert.ok('account' in elsewhere);
+
+    assert.deepEqual(new Set(await links.peopleLinkedTo('corp')), new Set([earlier.sub, signedIn.account.sub]));
+    assert.deepEqual(await links.peopleLinkedTo('elsewhere'), [elsewhere.account.sub]);
+    assert.deepEqual(await links.peopleLinkedTo('nobody'), []);
+    assert.ok(!(await links.peopleLinkedTo('corp')).includes(other.sub));
+
+    // Linked after the first look: found without indexing again.
+    const later = await links.signIn({ id: 'corp', linkByEmail: false }, 'corp-later', {});
+    assert.ok('account' in later);
+    assert.ok((await links.peopleLinkedTo('corp')).includes(later.account.sub));
+
+    assert.equal(await links.remove(signedIn.account.sub, 'corp:corp-new'), true);
+    assert.ok((await links.peopleLinkedTo('corp')).includes(signedIn.account.sub), 'a superset: the grants are what removal checks');
+  });
+});
