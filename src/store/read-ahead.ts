@@ -16,6 +16,7 @@
  * arrived, like the read it replaces, so anything revoked before then is seen as revoked.
  */
 import { Provider } from 'oidc-provider';
+import { delegate } from './delegate.js';
 import type { Kv, ReadsAhead, StoredRecord } from './kv.js';
 
 type Pending = Map<string, Promise<unknown>>;
@@ -41,11 +42,13 @@ export function withReadAhead<T extends Kv>(kv: T, request: () => object | undef
     if (!reads && create) byRequest.set(ctx, (reads = new Map()));
     return reads;
   };
-  const take = <V>(name: string, read: () => Promise<V>): Promise<V> => {
+  /** The read of `prefix + key` started ahead for the request in progress, taken (used once). */
+  const taken = <V>(prefix: string, key: string): Promise<V> | undefined => {
     const reads = pending(false);
-    const started = reads?.get(name) as Promise<V> | undefined;
-    if (!started) return read();
-    reads!.delete(name);
+    if (!reads) return undefined;
+    const name = prefix + key;
+    const started = reads.get(name) as Promise<V> | undefined;
+    if (started) reads.delete(name);
     return started;
   };
   const start = <V>(reads: Pending, name: string, read: () => Promise<V>): Promise<V> | undefined => {
@@ -85,8 +88,8 @@ export function withReadAhead<T extends Kv>(kv: T, request: () => object | undef
   const overrides: Partial<Kv> & WithReadAhead = {
     readAhead,
     forgetAhead: (keys, of) => written(keys, of),
-    get: (key) => take(STRING + key, () => kv.get(key)),
-    getRecord: (key) => take<StoredRecord | undefined>(RECORD + key, () => kv.getRecord(key)),
+    get: (key) => taken<string | undefined>(STRING, key) ?? kv.get(key),
+    getRecord: (key) => taken<StoredRecord | undefined>(RECORD, key) ?? kv.getRecord(key),
     set: (key, value, options) => (written([key]), kv.set(key, value, options)),
     del: (keys) => (written(keys), kv.del(keys)),
     putRecord: (key, payload, ttl) => (written([key]), kv.putRecord(key, payload, ttl)),
@@ -94,14 +97,6 @@ export function withReadAhead<T extends Kv>(kv: T, request: () => object | undef
     compareAndSet: (key, expected, value) => (written([key]), kv.compareAndSet(key, expected, value)),
     deleteIfEquals: (key, value) => (written([key]), kv.deleteIfEquals(key, value)),
   };
-  const bound = new Map<PropertyKey, unknown>();
-  return new Proxy(kv, {
-    get(target, property) {
-      if (Object.hasOwn(overrides, property)) return overrides[property as keyof typeof overrides];
-      const value: unknown = Reflect.get(target, property, target);
-      if (typeof value !== 'function') return value;
-      if (!bound.has(property)) bound.set(property, (value as (...a: unknown[]) => unknown).bind(target));
-      return bound.get(property);
-    },
-  }) as T & WithReadAhead;
+  // A plain object over the store: its methods bound, these in their place (no Proxy trap per call).
+  return Object.assign(delegate(kv, () => undefined), overrides) as T & WithReadAhead;
 }
