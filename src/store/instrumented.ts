@@ -6,7 +6,7 @@ import type { Metrics } from '../ops/metrics.js';
 import { delegate } from './delegate.js';
 import type { Kv } from './kv.js';
 
-type Histogram = ReturnType<Metrics['storeCommands']['labels']>;
+type Observer = ReturnType<Metrics['storeCommand']>;
 
 const since = (started: number) => (performance.now() - started) / 1000;
 
@@ -14,12 +14,12 @@ export function instrumented<T extends Kv>(kv: T, metrics: Metrics): T {
   return delegate(kv, (operation, method) => {
     // Not a store operation: it makes a cache, whose reads are the store's own.
     if (operation === 'cachedReads') return undefined;
-    // The operation's two label sets, bound at its first call: prom-client's startTimer merged and
-    // hashed the labels again at every command.
-    let ok: Histogram | undefined;
-    let failed: Histogram | undefined;
-    const succeeded = (started: number) => (ok ??= metrics.storeCommands.labels(operation, 'ok')).observe(since(started));
-    const threw = (started: number) => (failed ??= metrics.storeCommands.labels(operation, 'error')).observe(since(started));
+    // The operation's two series, bound at its first call: prom-client's startTimer merged and
+    // hashed the labels again at every command (and its observe, ops/metrics.ts observerOf).
+    let ok: Observer | undefined;
+    let failed: Observer | undefined;
+    const succeeded = (started: number) => (ok ??= metrics.storeCommand(operation, 'ok')).observe(since(started));
+    const threw = (started: number) => (failed ??= metrics.storeCommand(operation, 'error')).observe(since(started));
     return (...args: unknown[]) => {
       const started = performance.now();
       let result: unknown;

@@ -28,4 +28,51 @@ describe('metrics', () => {
     assert.equal(value(second, 'latchkey_signing_keys{state="retired"}'), 2);
     assert.match(first, /^latchkey_process_resident_memory_bytes /m);
   });
+
+  describe('histogram series observed without prom-client\'s per-observation work', () => {
+    /** The histogram's lines of a registry's exposition. */
+    const lines = (text: string, name: string) => text.split('\n').filter((line) => line.startsWith(name)).join('\n');
+    // On every bound, just above and below, above them all, zero, and a negative value.
+    const VALUES = [0, -1, 0.001, 0.0010001, 0.0024, 0.0025, 0.003, 0.05, 0.7, 2.5, 2.6, 1000, 1e-9];
+
+    it('expose exactly what prom-client\'s own observe() exposes, and bypass it after the first', async () => {
+      const ours = new Metrics();
+      const theirs = new Metrics();
+      let throughPromClient = 0;
+      const observe = ours.requestDuration.observe.bind(ours.requestDuration);
+      ours.requestDuration.observe = ((...args: Parameters<typeof observe>) => ((throughPromClient += 1), observe(...args))) as typeof observe;
+      for (const value of VALUES) {
+        ours.observeRequest('token', 'POST', '2xx', value);
+        ours.observeRequest('jwks', 'GET', '2xx', value * 3);
+        theirs.requestDuration.labels('token', 'POST', '2xx').observe(value);
+        theirs.requestDuration.labels('jwks', 'GET', '2xx').observe(value * 3);
+        ours.storeCommand('get', 'ok').observe(value / 7);
+        theirs.storeCommands.labels('get', 'ok').observe(value / 7);
+      }
+      assert.equal(throughPromClient, 2); // the first observation of each series
+      const [a, b] = await Promise.all([ours.registry.metrics(), theirs.registry.metrics()]);
+      assert.ok(lines(a, 'latchkey_http_request_duration_seconds').length > 0);
+      assert.equal(lines(a, 'latchkey_http_request_duration_seconds'), lines(b, 'latchkey_http_request_duration_seconds'));
+      assert.equal(lines(a, 'latchkey_store_command_duration_seconds'), lines(b, 'latchkey_store_command_duration_seconds'));
+    });
+
+    it('start over after a reset or a removal of the series, and refuse what prom-client refuses', async () => {
+      const ours = new Metrics();
+      const theirs = new Metrics();
+      const series = ours.storeCommand('set', 'error');
+      series.observe(0.01);
+      series.observe(0.02);
+      ours.storeCommands.reset();
+      series.observe(0.03);
+      ours.storeCommands.remove('set', 'error');
+      series.observe(0.04);
+      series.observe(0.5);
+      theirs.storeCommands.labels('set', 'error').observe(0.04);
+      theirs.storeCommands.labels('set', 'error').observe(0.5);
+      assert.throws(() => series.observe(Number.NaN), TypeError);
+      const [a, b] = await Promise.all([ours.registry.metrics(), theirs.registry.metrics()]);
+      assert.equal(lines(a, 'latchkey_store_command_duration_seconds'), lines(b, 'latchkey_store_command_duration_seconds'));
+      assert.match(a, /latchkey_store_command_duration_seconds_count\{operation="set",outcome="error"\} 2$/m);
+    });
+  });
 });
