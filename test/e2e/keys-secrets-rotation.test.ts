@@ -18,6 +18,7 @@ import { Agent } from '../helpers/agent.js';
 import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
 import { startServer, testDir, type TestServer } from '../helpers/server.js';
 import { isConsent, signInSteps, startAuthorization } from '../helpers/sign-in.js';
+import { upstreamDiscovery } from '../helpers/fake-upstream.js';
 
 const OLD = 'the-old-keys-secret-that-leaked-0123456789abcdef';
 const NEW = 'the-new-keys-secret-put-first-0123456789abcdefgh';
@@ -38,16 +39,7 @@ async function startUpstream() {
     const url = new URL(req.url ?? '/', state.issuer);
     const json = (body: unknown, status = 200) => res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
     if (url.pathname === '/.well-known/openid-configuration') {
-      return json({
-        issuer: state.issuer,
-        authorization_endpoint: `${state.issuer}/authorize`,
-        token_endpoint: `${state.issuer}/token`,
-        jwks_uri: `${state.issuer}/jwks`,
-        response_types_supported: ['code'],
-        subject_types_supported: ['public'],
-        id_token_signing_alg_values_supported: ['RS256'],
-        code_challenge_methods_supported: ['S256'],
-      });
+      return json(upstreamDiscovery(state.issuer));
     }
     if (url.pathname === '/jwks') return json({ keys: [jwk] });
     if (url.pathname === '/authorize') {

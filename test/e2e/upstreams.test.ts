@@ -31,6 +31,7 @@ import { latchkey as cli } from '../helpers/process.js';
 import { UpstreamLinks } from '../../src/accounts/links.js';
 import { AccountSessions } from '../../src/accounts/sessions.js';
 import { Upstreams } from '../../src/upstreams/registry.js';
+import { upstreamDiscovery } from '../helpers/fake-upstream.js';
 
 const SECRET = 'upstream-test-client-secret-with-plenty-of-entropy';
 const PASSWORD = 'a passphrase for the upstream';
@@ -56,16 +57,7 @@ async function startFakeUpstream() {
     if (url.pathname.startsWith('/slow/')) return;
     const json = (body: unknown, status = 200) => res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
     if (url.pathname === '/.well-known/openid-configuration') {
-      return json({
-        issuer: state.issuer,
-        authorization_endpoint: `${state.issuer}/authorize`,
-        token_endpoint: `${state.issuer}/token`,
-        jwks_uri: `${state.issuer}/jwks`,
-        response_types_supported: ['code'],
-        subject_types_supported: ['public'],
-        id_token_signing_alg_values_supported: ['RS256'],
-        code_challenge_methods_supported: ['S256'],
-      });
+      return json(upstreamDiscovery(state.issuer));
     }
     if (url.pathname === '/jwks') return json({ keys: [jwk] });
     if (url.pathname === '/authorize') {
