@@ -151,9 +151,17 @@ async function steadiness(samples: number): Promise<{ minMs: number; medianMs: n
   return { minMs: r(times[0]!), medianMs: r(times[Math.floor(times.length / 2)]!), maxMs: r(times.at(-1)!) };
 }
 
+/**
+ * The machine's cores, read once as the run starts: availableParallelism() follows this process's
+ * affinity, and the bench pins itself to one core while it measures (it then said 1, which halved
+ * the cores in the report and in the share of CPU taken by others, and pinned the scaling run's
+ * load to core 0 alone).
+ */
+const CORES = availableParallelism();
+
 /** A closed-loop run with the server's CPU time, and the CPU other processes took meanwhile. */
 async function measured(target: ProcessTarget, inspector: RedisInspector, run: () => Promise<PhaseResult>) {
-  const cores = availableParallelism();
+  const cores = CORES;
   const server = processCpuSeconds(target.pid);
   const machine = machineBusySeconds();
   const self = process.cpuUsage();
@@ -358,7 +366,7 @@ async function main(): Promise<number> {
     await addUser(latchkey, options.build);
 
     if (options.limits) {
-      const cores = availableParallelism();
+      const cores = CORES;
       limits.rs256 = await rs256Limit(signingKey, cores, timing.limitSeconds);
       log(`limit    RS256: ${limits.rs256.signaturesPerSecond} signatures/s on ${cores} threads, ${limits.rs256.cpuMsPerSignature} ms CPU each; ${limits.rs256.verificationsPerSecond} verifications/s`);
       limits.argon2id = await argon2Limit(config.accounts.argon2, Math.max(cores, 2), Math.max(timing.limitSeconds, 1));
@@ -370,14 +378,14 @@ async function main(): Promise<number> {
 
     // Servers on core 0, the load generator (this process) and Redis on core 1, so that a server's
     // CPU and throughput per core are its own. After the limits, which use every core.
-    const pinned = options.pin && availableParallelism() >= 2 && canPin();
+    const pinned = options.pin && CORES >= 2 && canPin();
     const serverCpus = pinned ? '0' : undefined;
     // Login is held against argon2id on the cores the server has: one hash at a time, on the core
     // the server is pinned to (measured there, not on whichever core was free).
     if (limits.argon2id) {
       limits.argon2idServerCores = pinned
         ? { ...(await argon2Limit(config.accounts.argon2, 1, Math.max(timing.limitSeconds, 1), serverCpus)), cores: 1 }
-        : { ...limits.argon2id, cores: availableParallelism() };
+        : { ...limits.argon2id, cores: CORES };
       log(`limit    argon2id on the server's cores: ${limits.argon2idServerCores.hashesPerSecond} hashes/s`);
     }
     if (pinned) {
@@ -403,7 +411,7 @@ async function main(): Promise<number> {
     let scaling: Report['scaling'];
     let scalingErrors = 0;
     if (options.scaling && (!options.only || options.only.has(SCALING_SCENARIO))) {
-      if (pinned) pin(process.pid, `0-${availableParallelism() - 1}`);
+      if (pinned) pin(process.pid, `0-${CORES - 1}`);
       const scenario = SCENARIOS.find((s) => s.id === SCALING_SCENARIO)!;
       const rates: number[] = [];
       for (const workers of [1, 2]) {
@@ -479,7 +487,7 @@ async function main(): Promise<number> {
       wallSeconds: r((performance.now() - started) / 1000),
       machine: {
         cpuModel: cpus()[0]?.model.trim() ?? 'unknown',
-        cores: availableParallelism(),
+        cores: CORES,
         memoryGiB: r(totalmem() / 2 ** 30),
         node: process.version,
         redis: await inspector.version(),
