@@ -64,6 +64,7 @@ import { FederatedSessions } from './upstreams/sessions.js';
 import { announceServer, StoreAccessError, storeLocation } from './store/control.js';
 import { connectionError, openStore, type Kv } from './store/index.js';
 import { isStoreOutage } from './store/outage.js';
+import { inBatches } from './store/kv.js';
 
 export interface Running {
   /** Where it listens, e.g. http://127.0.0.1:3000 (not the issuer, which may be a proxy's URL). */
@@ -169,13 +170,7 @@ export async function resealUnderFirstSecret(
   if (config.keys.secrets.length < 2) return undefined;
   try {
     const resealedUpstreams = await upstreams.resealSecrets();
-    let authenticatorApps = 0;
-    // A person at a time would be a round trip each: a batch at a time shares them (auto-pipelining).
-    const subs = await accounts.subs();
-    for (let at = 0; at < subs.length; at += RESEAL_BATCH) {
-      const resealed = await Promise.all(subs.slice(at, at + RESEAL_BATCH).map((sub) => secondFactors.totp.reseal(sub)));
-      authenticatorApps += resealed.filter(Boolean).length;
-    }
+    const authenticatorApps = (await inBatches(await accounts.subs(), RESEAL_BATCH, (sub) => secondFactors.totp.reseal(sub))).filter(Boolean).length;
     const resealed = { upstreams: resealedUpstreams, authenticatorApps };
     if (resealedUpstreams || authenticatorApps) logger?.info({ event: 'keys.resealed', ...resealed }, 'sealed again under the first of keys.secrets');
     return resealed;

@@ -14,7 +14,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { Account, Accounts, Claims } from './accounts.js';
-import type { Kv } from '../store/kv.js';
+import { inBatches, type Kv } from '../store/kv.js';
 
 export interface Link {
   /** The local account. */
@@ -77,15 +77,11 @@ export class UpstreamLinks {
 
   async #indexEarlierLinks(): Promise<void> {
     const subs = await this.accounts.subs();
-    for (let at = 0; at < subs.length; at += INDEXING_BATCH) {
-      await Promise.all(
-        subs.slice(at, at + INDEXING_BATCH).map(async (sub) => {
-          const ids = await this.kv.members(linksKey(sub));
-          const upstreams = new Set(ids.filter((id) => id.indexOf(':') > 0).map((id) => id.slice(0, id.indexOf(':'))));
-          await Promise.all([...upstreams].map((upstream) => this.kv.addToSet(linkedKey(upstream), sub)));
-        }),
-      );
-    }
+    await inBatches(subs, INDEXING_BATCH, async (sub) => {
+      const ids = await this.kv.members(linksKey(sub));
+      const upstreams = new Set(ids.filter((id) => id.indexOf(':') > 0).map((id) => id.slice(0, id.indexOf(':'))));
+      await Promise.all([...upstreams].map((upstream) => this.kv.addToSet(linkedKey(upstream), sub)));
+    });
     // Idempotent: two instances doing it at once add the same members.
     await this.kv.set(INDEXED_KEY, String(Math.floor(Date.now() / 1000)));
   }

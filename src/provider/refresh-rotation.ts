@@ -19,6 +19,7 @@
  * (store/adapter.ts, withinReuseGrace). Later reuse revokes the grant as before.
  */
 import { errors, type KoaContextWithOIDC } from 'oidc-provider';
+import { grantedAt, nothingGrantedAt } from './resource-servers.js';
 
 interface RefreshTokenWithResources {
   readonly resourceIndicators?: Set<string>;
@@ -76,13 +77,9 @@ export function rotateRefreshTokenAfterChecks(isResourceOf: (resource: string, g
     if (typeof resource !== 'string' || !token?.resourceIndicators?.has(resource) || !(await isResourceOf(resource, token.iiat))) {
       throw new errors.InvalidTarget('the refresh token was not issued for this resource');
     }
-    // Nothing the person granted at the API among the scopes asked: no token for it (resource-servers.ts
-    // grantedAt, checked again with the client's scope metadata when the token is made).
-    const grant = ctx.oidc.entities.Grant as { getResourceScopeFiltered(resource: string, filter: Set<string>): string } | undefined;
-    const asked = ctx.oidc.params?.scope ? ctx.oidc.requestParamScopes : (token.scopes ?? new Set<string>());
-    if (grant && grant.getResourceScopeFiltered(resource, asked) === '') {
-      throw new errors.InvalidTarget(`nothing was granted at ${resource}: ask for its scopes in the authorization request, for the person to allow`);
-    }
+    // Nothing the person granted at the API among the scopes asked: no token for it, refused before the
+    // refresh token is spent (checked again with the client's scope metadata when the token is made).
+    if (grantedAt(ctx, resource) === false) throw nothingGrantedAt(resource);
     return true;
   };
 }

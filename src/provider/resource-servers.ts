@@ -40,17 +40,22 @@ interface GrantScopes {
 
 /**
  * At the token endpoint, for a person's token: whether the person granted anything at `indicator`
- * among the scopes `allowed` that this request carries (the code's or device code's scopes, or the
- * refresh's). A token with the API as its audience and no scope would be accepted, as the person's,
+ * among the scopes `allowed` (all, when not given) that this request carries (the code's or device
+ * code's scopes, or the refresh's). A token with the API as its audience and no scope would be accepted, as the person's,
  * by an API that checks only `aud`, where the person was never asked about that API (the consent
  * page asks about an API only for its scopes). Undefined: not a token request with a grant.
  */
-export function grantedAt(ctx: KoaContextWithOIDC, indicator: string, allowed: readonly string[]): boolean | undefined {
+export function grantedAt(ctx: KoaContextWithOIDC, indicator: string, allowed?: readonly string[]): boolean | undefined {
   if (ctx.oidc.route !== 'token') return undefined;
   const { Grant: grant, RefreshToken, AuthorizationCode, DeviceCode } = ctx.oidc.entities as { Grant?: GrantScopes; RefreshToken?: { scopes: Set<string> }; AuthorizationCode?: { scopes: Set<string> }; DeviceCode?: { scopes: Set<string> } };
   if (!grant) return undefined;
   const carried = ctx.oidc.params?.scope ? ctx.oidc.requestParamScopes : (RefreshToken ?? AuthorizationCode ?? DeviceCode)?.scopes ?? new Set<string>();
-  return grant.getResourceScopeFiltered(indicator, allowed.filter((scope) => carried.has(scope))) !== '';
+  return grant.getResourceScopeFiltered(indicator, allowed ? allowed.filter((scope) => carried.has(scope)) : [...carried]) !== '';
+}
+
+/** The refusal of a person's token for an API at which nothing was granted (grantedAt). */
+export function nothingGrantedAt(indicator: string): Error {
+  return new errors.InvalidTarget(`nothing was granted at ${indicator}: ask for its scopes in the authorization request, for the person to allow`);
 }
 
 /** oidc-provider's features.resourceIndicators.getResourceServerInfo. */
@@ -77,9 +82,7 @@ export async function resourceServerInfo(apis: Apis, ctx: KoaContextWithOIDC, in
     if (givenAt !== undefined && predates(api, givenAt)) throw new errors.InvalidTarget(`${indicator} was removed and added again since this was granted: ask the person again`);
     const registered = client.scope ? new Set(client.scope.split(' ')) : undefined;
     allowed = registered ? api.scopes.filter((scope) => registered.has(scope)) : api.scopes;
-    if (grantedAt(ctx, indicator, allowed) === false) {
-      throw new errors.InvalidTarget(`nothing was granted at ${indicator}: ask for its scopes in the authorization request, for the person to allow`);
-    }
+    if (grantedAt(ctx, indicator, allowed) === false) throw nothingGrantedAt(indicator);
   }
 
   return {

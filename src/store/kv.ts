@@ -122,3 +122,14 @@ export interface Kv {
   ping(): Promise<void>;
   close(): Promise<void>;
 }
+
+/**
+ * `each` of `items`, `size` at a time: the store calls of one batch share round trips (sent in one
+ * tick, auto-pipelined), where one item after another would be a round trip each, and all at once
+ * would queue every call of a large set together. The results, in order.
+ */
+export async function inBatches<T, R>(items: readonly T[], size: number, each: (item: T) => Promise<R>): Promise<R[]> {
+  const results: R[] = [];
+  for (let at = 0; at < items.length; at += size) results.push(...(await Promise.all(items.slice(at, at + size).map(each))));
+  return results;
+}

@@ -19,6 +19,7 @@
  */
 import { UpstreamError, type Upstreams } from './registry.js';
 import type { FederatedSessions } from './sessions.js';
+import { inBatches } from '../store/kv.js';
 
 /** The parts of oidc-provider's Session read here. */
 interface SignedInSession {
@@ -57,11 +58,8 @@ export async function removeUpstream<S extends SignedInSession>(id: string, { up
   // What its people were granted through it, their sessions live or gone.
   const endGrants = async () => {
     const people = await peopleLinked(id);
-    let ended = 0;
-    for (let at = 0; at < people.length; at += PEOPLE_BATCH) {
-      for (const count of await Promise.all(people.slice(at, at + PEOPLE_BATCH).map((sub) => endSignedInThrough(sub, id)))) ended += count;
-    }
-    return ended;
+    const ended = await inBatches(people, PEOPLE_BATCH, (sub) => endSignedInThrough(sub, id));
+    return ended.reduce((sum, count) => sum + count, 0);
   };
   const endIndexed = async () => {
     let ended = 0;
