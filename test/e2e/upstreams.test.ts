@@ -303,7 +303,7 @@ describe('e2e: sign in through an upstream OpenID Connect provider', function ()
       await page.waitForURL(`${app1.url}/?error=temporarily_unavailable`);
     });
 
-    it('refuses to link to a local account by email when the upstream did not verify it; links when it did', async () => {
+    it('refuses to link to a local account by email when the upstream did not verify it; when it did, links once the person signs in to the local account', async () => {
       await context.clearCookies();
       const accountsBefore = (await latchkey.accounts.list()).length;
       await page.goto(app1.url);
@@ -315,10 +315,18 @@ describe('e2e: sign in through an upstream OpenID Connect provider', function ()
       assert.equal((await latchkey.accounts.list()).length, accountsBefore, 'no account made');
       assert.equal(await new UpstreamLinks(latchkey.kv, latchkey.accounts).find('corp', (await upstream.accounts.findByUsername('bob'))!.sub), undefined);
 
+      // carol's verified email at the upstream is not her local account: she signs in to it to link them.
       await context.clearCookies();
       await page.goto(app1.url);
       await page.click('#signin');
       await throughCorp('carol');
+      await page.waitForSelector('text=Sign in to it');
+      await screenshot('email-link-offered');
+      assert.equal(new URL(page.url()).hostname, 'localhost', 'back at Latchkey');
+      assert.equal(await new UpstreamLinks(latchkey.kv, latchkey.accounts).find('corp', (await upstream.accounts.findByUsername('carol'))!.sub), undefined, 'not linked yet');
+      await page.fill('input[name="username"]', 'carol');
+      await page.fill('input[name="password"]', 'carol has a local password');
+      await page.click('button:has-text("Sign in")');
       await page.waitForSelector('text=Allow access?');
       await page.click('button:has-text("Allow")');
       await page.waitForURL(`${app1.url}/`);
@@ -519,6 +527,37 @@ describe('e2e: sign in through an upstream OpenID Connect provider', function ()
       assert.deepEqual([...(claims.amr as string[])].sort(), ['fed', 'mfa', 'otp']);
       assert.equal(claims.acr, 'mfa');
       assert.equal(claims.idp, 'fake', 'the session names its upstream after the second factor too');
+    });
+
+    it('nOAuth: an upstream vouching for a local account\'s verified email does not sign in to it; the person signs in to the account to link it, and another account links nothing', async () => {
+      // `fakelink` links by email; the fake upstream says `dora@fake.example`, email_verified true.
+      const upstreams = new Upstreams(latchkey.kv, latchkey.config.keys.secrets);
+      await upstreams.add({ id: 'fakelink', issuer: fake.state.issuer, clientId: 'latchkey', clientSecret: SECRET, scope: 'openid email', displayName: 'Fake Link', linkByEmail: true, endSession: false });
+      const dora = await latchkey.accounts.create('dora', 'dora has a local password', { email: 'dora@fake.example', email_verified: true });
+      const links = new UpstreamLinks(latchkey.kv, latchkey.accounts);
+      try {
+        // The upstream alone: the login page asks for the account's own sign-in; nothing is linked or signed in.
+        const offered = await throughFake('app1', 'dora', { upstream: 'fakelink' });
+        assert.ok(offered.page.url.includes('/interaction/') && offered.page.html.includes('name="password"'), `expected the login page, got ${offered.page.status} ${offered.page.url}`);
+        assert.match(offered.page.html, /already exists here\. Sign in to it/);
+        assert.equal(await links.find('fakelink', 'dora'), undefined, 'no link on the upstream\'s word');
+        // Signing in to another account there (bob's) links nothing.
+        let done = await offered.browser.submit(offered.page, '/login', { username: 'bob', password: 'bob has a local password' }, app1Redirect());
+        if (isConsent(done)) done = await offered.browser.submit(done, '/confirm', {}, app1Redirect());
+        assert.ok(done.url.startsWith(app1Redirect()), `bob signed in: ${done.status} ${done.url}`);
+        assert.equal(await links.find('fakelink', 'dora'), undefined, 'another account links nothing');
+
+        // Signing in to dora herself with her password makes the link; then the upstream signs her in.
+        const again = await throughFake('app1', 'dora', { upstream: 'fakelink' });
+        done = await again.browser.submit(again.page, '/login', { username: 'dora', password: 'dora has a local password' }, app1Redirect());
+        if (isConsent(done)) done = await again.browser.submit(done, '/confirm', {}, app1Redirect());
+        assert.ok(done.url.startsWith(app1Redirect()), `dora signed in: ${done.status} ${done.url}`);
+        assert.deepEqual([(await links.find('fakelink', 'dora'))?.sub, (await links.find('fakelink', 'dora'))?.how], [dora.sub, 'email']);
+        const later = await throughFake('app1', 'dora', { upstream: 'fakelink' });
+        assert.ok(later.page.url.startsWith(app1Redirect()) || isConsent(later.page), `linked: the upstream signs in, got ${later.page.status} ${later.page.url}`);
+      } finally {
+        await upstreams.remove('fakelink');
+      }
     });
 
     it('an upstream removed while a sign-in through it waits for the second factor: the sign-in does not complete, the app gets access_denied', async () => {
