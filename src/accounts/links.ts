@@ -5,7 +5,8 @@
  * link is made once the person signs in to that account itself (linkConfirmed, after its password
  * or passkey and second factor), never on the upstream's word alone ("nOAuth": whoever controls the
  * address at the upstream does not thereby get the local account). Later sign-ins update its claims
- * from the upstream's. Any other email match is refused, never merged silently.
+ * from the upstream's, but never to an email address another account holds. Any other email match is
+ * refused, never merged silently.
  *
  * Layout (durable): account:link:<upstream>:<upstream sub> → JSON {sub, how, at};
  * account:links:<sub> → set of "<upstream>:<upstream sub>" (the account page lists and removes them);
@@ -113,7 +114,7 @@ export class UpstreamLinks {
       const account = await this.accounts.find(existing.sub);
       if (account) {
         if (account.disabled) return { refused: 'disabled' };
-        return { account: (await this.accounts.updateClaims(account.sub, { ...account.claims, ...claims }))!, link: existing };
+        return { account: (await this.accounts.updateClaims(account.sub, await this.#refreshed(account, claims)))!, link: existing };
       }
       // The account was removed: the link is stale, and this sign-in starts afresh.
       await this.kv.del([linkKey(upstream.id, upstreamSub)]);
@@ -148,6 +149,18 @@ export class UpstreamLinks {
     const link = await this.#link(upstream, upstreamSub, sub, 'email');
     if (link) await this.accounts.updateClaims(sub, { ...local.claims, ...claims });
     return link;
+  }
+
+  /**
+   * The account's claims with the upstream's on top, but for an email address another account
+   * holds: the upstream may not hand this account someone else's address (apps that key people by
+   * email would take one for the other), so the account keeps its own.
+   */
+  async #refreshed(account: Account, claims: Claims): Promise<Claims> {
+    const { email, email_verified: _verified, ...rest } = claims;
+    if (!email || email.toLowerCase() === account.claims.email?.toLowerCase()) return { ...account.claims, ...claims };
+    const holders = await this.accounts.findByEmail(email);
+    return holders.some((other) => other.sub !== account.sub) ? { ...account.claims, ...rest } : { ...account.claims, ...claims };
   }
 
   async #link(upstream: string, upstreamSub: string, sub: string, how: Link['how']): Promise<Link | undefined> {

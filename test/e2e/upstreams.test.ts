@@ -48,7 +48,7 @@ async function startFakeUpstream() {
   const { privateKey, publicKey } = await generateKeyPair('RS256');
   const other = await generateKeyPair('RS256');
   const jwk: JWK = { ...(await exportJWK(publicKey)), kid: 'fake-key', alg: 'RS256', use: 'sig' };
-  const state = { mode: 'good' as Mode, nonce: '', issuer: '', sub: 'fake-person-1', sid: 'fake-sid-1', authorizations: 0, prompt: null as string | null };
+  const state = { mode: 'good' as Mode, nonce: '', issuer: '', sub: 'fake-person-1', sid: 'fake-sid-1', authorizations: 0, prompt: null as string | null, email: undefined as string | undefined };
   const sign = (payload: JWTPayload, key = privateKey, typ?: string) =>
     new SignJWT(payload).setProtectedHeader({ alg: 'RS256', kid: 'fake-key', ...(typ && { typ }) }).sign(key);
   const server: Server = createServer((req, res) => {
@@ -80,7 +80,7 @@ async function startFakeUpstream() {
         exp: state.mode === 'expired' ? now - 3600 : now + 300,
         nonce: state.mode === 'nonce' ? 'another-nonce' : state.nonce,
         sid: state.sid,
-        email: `${state.sub}@fake.example`,
+        email: state.email ?? `${state.sub}@fake.example`,
         email_verified: true,
         name: 'Fake Person',
       };
@@ -555,6 +555,20 @@ describe('e2e: sign in through an upstream OpenID Connect provider', function ()
         assert.deepEqual([(await links.find('fakelink', 'dora'))?.sub, (await links.find('fakelink', 'dora'))?.how], [dora.sub, 'email']);
         const later = await throughFake('app1', 'dora', { upstream: 'fakelink' });
         assert.ok(later.page.url.startsWith(app1Redirect()) || isConsent(later.page), `linked: the upstream signs in, got ${later.page.status} ${later.page.url}`);
+
+        // An identity linked already (made just in time) that later says dora's address does not take it:
+        // apps would read dora's verified email from another person's ID token.
+        await throughFake('app1', 'eve-upstream', { upstream: 'fakelink' });
+        const eve = (await links.find('fakelink', 'eve-upstream'))!;
+        fake.state.email = 'Dora@fake.example';
+        try {
+          const renamed = await throughFake('app1', 'eve-upstream', { upstream: 'fakelink' });
+          assert.ok(renamed.page.url.startsWith(app1Redirect()) || isConsent(renamed.page), `eve still signs in: ${renamed.page.status} ${renamed.page.url}`);
+        } finally {
+          fake.state.email = undefined;
+        }
+        assert.equal((await latchkey.accounts.find(eve.sub))!.claims.email, 'eve-upstream@fake.example', "another account's address is not taken");
+        assert.equal((await latchkey.accounts.find(dora.sub))!.claims.email, 'dora@fake.example');
       } finally {
         await upstreams.remove('fakelink');
       }
