@@ -547,14 +547,19 @@ describe('e2e: sign in through an upstream OpenID Connect provider', function ()
         assert.ok(done.url.startsWith(app1Redirect()), `bob signed in: ${done.status} ${done.url}`);
         assert.equal(await links.find('fakelink', 'dora'), undefined, 'another account links nothing');
 
-        // Signing in to dora herself with her password makes the link; then the upstream signs her in.
+        // Signing in to dora herself, password and then her second factor, makes the link; then the upstream signs her in.
+        const { secret } = await latchkey.secondFactors.totp.begin(dora.sub, dora.username);
+        assert.ok(await latchkey.secondFactors.totp.confirm(dora.sub, TOTP.generate({ secret: Secret.fromBase32(secret), timestamp: Date.now() - 30_000 })));
         const again = await throughFake('app1', 'dora', { upstream: 'fakelink' });
-        done = await again.browser.submit(again.page, '/login', { username: 'dora', password: 'dora has a local password' }, app1Redirect());
+        const second = await again.browser.submit(again.page, '/login', { username: 'dora', password: 'dora has a local password' }, app1Redirect());
+        assert.ok(second.html.includes('/second-factor'), `the second factor: ${second.status} ${second.url}`);
+        assert.equal(await links.find('fakelink', 'dora'), undefined, 'not linked on the password alone');
+        done = await again.browser.submit(second, '/second-factor', { method: 'totp', code: TOTP.generate({ secret: Secret.fromBase32(secret) }) }, app1Redirect());
         if (isConsent(done)) done = await again.browser.submit(done, '/confirm', {}, app1Redirect());
         assert.ok(done.url.startsWith(app1Redirect()), `dora signed in: ${done.status} ${done.url}`);
         assert.deepEqual([(await links.find('fakelink', 'dora'))?.sub, (await links.find('fakelink', 'dora'))?.how], [dora.sub, 'email']);
         const later = await throughFake('app1', 'dora', { upstream: 'fakelink' });
-        assert.ok(later.page.url.startsWith(app1Redirect()) || isConsent(later.page), `linked: the upstream signs in, got ${later.page.status} ${later.page.url}`);
+        assert.ok(later.page.html.includes('/second-factor'), `linked: the upstream signs in, then her second factor; got ${later.page.status} ${later.page.url}`);
 
         // An identity linked already (made just in time) that later says dora's address does not take it:
         // apps would read dora's verified email from another person's ID token.
