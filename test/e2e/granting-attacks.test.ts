@@ -502,4 +502,26 @@ describe('attacks: Latchkey hands out no more than was granted (black box)', fun
     const still = await attacker.follow(lure.url, {}, REDIRECT);
     assert.ok(isLogin(still), `${still.status} ${still.url}`);
   });
+
+  it("RP-initiated logout sends no one to another client's post-logout redirect URI: with client_id, with id_token_hint, or alone (OIDC RP-Initiated Logout §3, RFC 9700 §4.11)", async () => {
+    const registered = await fetch(`${server.url}/reg`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ redirect_uris: ['https://other.example.test/cb'], post_logout_redirect_uris: ['https://other.example.test/out'] }) });
+    assert.equal(registered.status, 201);
+    const other = ((await registered.json()) as { client_id: string }).client_id;
+    const agent = new Agent();
+    const { page, verifier } = await startAuthorization(agent, app, REDIRECT);
+    const back = await signInSteps(agent, page, { username: 'pat', password: PASSWORD, stopAt: REDIRECT });
+    const idToken = (await oidc.authorizationCodeGrant(app, new URL(back.url), { pkceCodeVerifier: verifier })).id_token!;
+    const elsewhere = 'https://other.example.test/out';
+    /** Where RP-initiated logout with `params` ends, the sign-out confirmed if asked. */
+    const logout = async (params: Record<string, string>) => {
+      let page = await agent.follow(`${server.url}/session/end?${new URLSearchParams({ ...params, post_logout_redirect_uri: elsewhere })}`, {}, elsewhere);
+      if (page.html.includes('session/end/confirm')) page = await agent.submit(page, 'session/end/confirm', { logout: 'yes' }, elsewhere);
+      return page;
+    };
+    for (const params of [{ client_id: APP.id }, { id_token_hint: idToken }, { id_token_hint: idToken, client_id: other }, {}] as Record<string, string>[]) {
+      const ended = await logout(params);
+      assert.ok(!ended.url.startsWith(elsewhere), `${Object.keys(params).join('+') || 'alone'}: ${ended.status} ${ended.url}`);
+    }
+    assert.ok((await logout({ client_id: other })).url.startsWith(elsewhere), 'the client whose URI it is goes there');
+  });
 });
