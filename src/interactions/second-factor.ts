@@ -60,6 +60,7 @@ export function firstFactorPassed(interaction: Interaction): FirstFactorPassed |
   const value = (interaction.result as Record<string, unknown> | undefined)?.[FIRST_FACTOR_PASSED] as Partial<FirstFactorPassed> | undefined;
   if (!value || typeof value.sub !== 'string' || typeof value.username !== 'string') return undefined;
   const method: FirstFactor = value.method === 'federated' ? 'federated' : 'password';
+  const link = validOffer(value.link);
   return {
     sub: value.sub,
     username: value.username,
@@ -67,7 +68,7 @@ export function firstFactorPassed(interaction: Interaction): FirstFactorPassed |
     method,
     ...(value.upstream && { upstream: value.upstream }),
     ...(typeof value.passwordStamp === 'string' && { passwordStamp: value.passwordStamp }),
-    ...(validOffer(value.link)?.sub === value.sub && { link: validOffer(value.link) }),
+    ...(link?.sub === value.sub && { link }),
   };
 }
 
