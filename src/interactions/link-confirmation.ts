@@ -44,4 +44,4 @@ export function linkFor(interaction: Interaction, sub: string): { link?: Offered
 
 /** What the login page says while a link waits for the person to sign in to the account. */
 export const linkNotice = (offer: OfferedLink) =>
-  `An account with your email address already exists here. Sign in to it (with its password or passkey) to link it to ${offer.displayName}; from then on ${offer.displayName} signs you in to it.`;
+  `An account with your email address already exists here. Sign in to it (with its password, its passkey or the provider it already uses) to link it to ${offer.displayName}; from then on ${offer.displayName} signs you in to it.`;

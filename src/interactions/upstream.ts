@@ -34,7 +34,7 @@ import type { PendingSignIns } from '../upstreams/pending.js';
 import { MAPPED_CLAIMS, UpstreamUnreadable, type Upstream, type Upstreams } from '../upstreams/registry.js';
 import type { FederatedSessions } from '../upstreams/sessions.js';
 import { field, type Interaction, type Interactions, type LoginPageExtra } from './interaction.js';
-import { offeredLink, offeredLinkResult } from './link-confirmation.js';
+import { linkFor, offeredLink, offeredLinkResult } from './link-confirmation.js';
 import { firstFactorResult } from './second-factor.js';
 
 /** The request parameter (an extraParam, see provider.ts) that names the upstream to go to. */
@@ -267,6 +267,8 @@ export function upstreamStep(steps: Interactions, options: UpstreamStepOptions) 
       remember: false,
       method: 'federated',
       upstream: { upstream: id, sub: signedIn.sub, sid: signedIn.sid, idToken: signedIn.idToken },
+      // Signing in to an offered account through its own link is signing in to it: the offer goes on.
+      ...linkFor(interaction, outcome.account.sub),
     });
     await interaction.save(interaction.exp - Math.floor(Date.now() / 1000));
     ctx.status = 303;

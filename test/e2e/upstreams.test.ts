@@ -574,6 +574,18 @@ describe('e2e: sign in through an upstream OpenID Connect provider', function ()
         }
         assert.equal((await latchkey.accounts.find(eve.sub))!.claims.email, 'eve-upstream@fake.example', "another account's address is not taken");
         assert.equal((await latchkey.accounts.find(dora.sub))!.claims.email, 'dora@fake.example');
+
+        // An account with no password (made through `fake`) is signed in to through its own link: that confirms the offer.
+        await throughFake('app1', 'zed');
+        const zed = (await links.find('fake', 'zed'))!;
+        fake.state.email = 'zed@fake.example';
+        const offeredZed = await throughFake('app1', 'zed-elsewhere', { upstream: 'fakelink' }).finally(() => (fake.state.email = undefined));
+        assert.match(offeredZed.page.html, /already exists here\. Sign in to it/);
+        assert.equal(await links.find('fakelink', 'zed-elsewhere'), undefined);
+        fake.state.sub = 'zed';
+        done = await offeredZed.browser.submit(offeredZed.page, '/upstream/fake', {}, app1Redirect());
+        assert.ok(done.url.startsWith(app1Redirect()) || isConsent(done), `zed signed in: ${done.status} ${done.url}`);
+        assert.deepEqual((await links.find('fakelink', 'zed-elsewhere'))?.sub, zed.sub);
       } finally {
         await upstreams.remove('fakelink');
       }
