@@ -697,7 +697,7 @@ upstreams
   .requiredOption('--client-secret-stdin', "read Latchkey's client secret at the upstream from standard input")
   .option('--scope <scope>', 'scopes asked of the upstream', 'openid email profile')
   .option('--display-name <name>', 'shown on the login page: "Continue with <name>"')
-  .option('--link-by-email', 'link a first sign-in to the local account with the same email, when the upstream says email_verified')
+  .option('--link-by-email', 'offer a first sign-in the local account with the same email (when the upstream says email_verified), linked once the person signs in to that account')
   .option('--end-session', "signing out at Latchkey also ends the upstream session (when it has an end_session_endpoint)")
   .option('--claim <mapping...>', 'read one of our claims from another upstream claim, e.g. --claim name=display_name')
   .option('--domain <domain...>', 'email domains of its people: a login_hint at one of them goes straight to this upstream')

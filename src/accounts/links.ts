@@ -1,8 +1,12 @@
 /**
  * Accounts linked to an upstream identity (upstream id, upstream `sub`): the first sign-in through
  * an upstream makes the account (just in time) or, only when the upstream verified the email and
- * the upstream is configured to allow it, links the local account with that email; later sign-ins
- * update its claims from the upstream's. Any other email match is refused, never merged silently.
+ * the upstream is configured to allow it, offers to link the local account with that email: the
+ * link is made once the person signs in to that account itself (linkConfirmed, after its password
+ * or passkey and second factor), never on the upstream's word alone ("nOAuth": whoever controls the
+ * address at the upstream does not thereby get the local account). Later sign-ins update its claims
+ * from the upstream's, but never to an email address another account holds. Any other email match is
+ * refused, never merged silently.
  *
  * Layout (durable): account:link:<upstream>:<upstream sub> → JSON {sub, how, at};
  * account:links:<sub> → set of "<upstream>:<upstream sub>" (the account page lists and removes them);
@@ -19,7 +23,7 @@ import { inBatches, type Kv } from '../store/kv.js';
 export interface Link {
   /** The local account. */
   readonly sub: string;
-  /** How it was linked: a new account, or the existing one with the same verified email. */
+  /** How it was linked: a new account, or the existing one with the same verified email (the person signed in to it to link). */
   readonly how: 'created' | 'email';
   readonly at: number;
 }
@@ -32,6 +36,8 @@ export interface ListedLink extends Link {
 
 export type LinkOutcome =
   | { readonly account: Account; readonly link: Link }
+  /** The local account with the same verified email: the person must sign in to it to link (linkConfirmed). */
+  | { readonly confirm: Account }
   | { readonly refused: 'disabled' | 'email-unverified' | 'email-linking-off' };
 
 const linkKey = (upstream: string, upstreamSub: string) => `account:link:${upstream}:${upstreamSub}`;
@@ -108,7 +114,7 @@ export class UpstreamLinks {
       const account = await this.accounts.find(existing.sub);
       if (account) {
         if (account.disabled) return { refused: 'disabled' };
-        return { account: (await this.accounts.updateClaims(account.sub, { ...account.claims, ...claims }))!, link: existing };
+        return { account: (await this.accounts.updateClaims(account.sub, await this.#refreshed(account, claims)))!, link: existing };
       }
       // The account was removed: the link is stale, and this sign-in starts afresh.
       await this.kv.del([linkKey(upstream.id, upstreamSub)]);
@@ -120,9 +126,7 @@ export class UpstreamLinks {
       // Both sides must vouch for the address: the upstream now, and the local account itself.
       if (claims.email_verified !== true || !local?.claims.email_verified) return { refused: 'email-unverified' };
       if (local.disabled) return { refused: 'disabled' };
-      const link = await this.#link(upstream.id, upstreamSub, local.sub, 'email');
-      if (!link) return this.signIn(upstream, upstreamSub, claims);
-      return { account: (await this.accounts.updateClaims(local.sub, { ...local.claims, ...claims }))!, link };
+      return { confirm: local };
     }
     const account = await this.accounts.createWithoutPassword(usernameFor(upstream.id, upstreamSub), claims);
     const link = await this.#link(upstream.id, upstreamSub, account.sub, 'created');
@@ -132,6 +136,31 @@ export class UpstreamLinks {
       return this.signIn(upstream, upstreamSub, claims);
     }
     return { account, link };
+  }
+
+  /**
+   * Links the upstream identity to the local account `sub` the person has just signed in to (the
+   * upstream's sign-in offered it: signIn's `confirm`), and takes the upstream's claims. Undefined
+   * when the identity was linked meanwhile, or the account is gone or disabled.
+   */
+  async linkConfirmed(upstream: string, upstreamSub: string, sub: string, claims: Claims): Promise<Link | undefined> {
+    const local = await this.accounts.find(sub);
+    if (!local || local.disabled) return undefined;
+    const link = await this.#link(upstream, upstreamSub, sub, 'email');
+    if (link) await this.accounts.updateClaims(sub, { ...local.claims, ...claims });
+    return link;
+  }
+
+  /**
+   * The account's claims with the upstream's on top, but for an email address another account
+   * holds: the upstream may not hand this account someone else's address (apps that key people by
+   * email would take one for the other), so the account keeps its own.
+   */
+  async #refreshed(account: Account, claims: Claims): Promise<Claims> {
+    const { email, email_verified: _verified, ...rest } = claims;
+    if (!email || email.toLowerCase() === account.claims.email?.toLowerCase()) return { ...account.claims, ...claims };
+    const holders = await this.accounts.findByEmail(email);
+    return holders.some((other) => other.sub !== account.sub) ? { ...account.claims, ...rest } : { ...account.claims, ...claims };
   }
 
   async #link(upstream: string, upstreamSub: string, sub: string, how: Link['how']): Promise<Link | undefined> {

@@ -11,6 +11,7 @@ import type { ProviderInService } from '../provider-in-service.js';
 import { csrfTokens, type CsrfTokens } from '../http/csrf.js';
 import { respondWithError } from '../http/errors.js';
 import { allowLogo, brandingOf, type ClientBranding } from './client-branding.js';
+import type { OfferedLink } from './link-confirmation.js';
 
 export type Interaction = Awaited<ReturnType<Provider['interactionDetails']>>;
 export type Form = Record<string, string | string[] | undefined>;
@@ -40,6 +41,8 @@ export interface Interactions {
   loginPageExtras(interaction: Interaction): Promise<Record<string, unknown>>;
   /** Whether the upstream `id` is still configured (a sign-in through one removed since does not complete). */
   upstreamKnown(id: string): Promise<boolean>;
+  /** Makes the upstream link the person just signed in to its account to confirm (link-confirmation.ts). */
+  confirmLink(link: OfferedLink): Promise<void>;
 }
 
 /** A sign-in way's contribution to the login page: view data merged into it. */
@@ -51,6 +54,7 @@ export function interactions(
   csrfKey: string,
   extras: readonly LoginPageExtra[],
   upstreamKnown: (id: string) => Promise<boolean>,
+  confirmLink: (link: OfferedLink) => Promise<void>,
 ): Interactions {
   const csrf = csrfTokens(csrfKey, 'interaction');
 
@@ -100,5 +104,5 @@ export function interactions(
     return Object.assign({}, ...(await Promise.all(extras.map((extra) => extra(interaction))))) as Record<string, unknown>;
   }
 
-  return { providers, csrf, load, submitted, clientBranding, activeAccount, loginPageExtras, upstreamKnown };
+  return { providers, csrf, load, submitted, clientBranding, activeAccount, loginPageExtras, upstreamKnown, confirmLink };
 }

@@ -24,7 +24,7 @@ export async function showLogin(
   { csrf, clientBranding, loginPageExtras }: Interactions,
   ctx: Context,
   interaction: Interaction,
-  state: { error?: string; username?: string; remember?: boolean } = {},
+  state: { error?: string; notice?: string; username?: string; remember?: boolean } = {},
 ): Promise<void> {
   // The client and what other sign-in ways add (a passkey challenge, the upstreams' buttons) are read together.
   const [client, extras] = await Promise.all([clientBranding(ctx, interaction), loginPageExtras(interaction)]);
@@ -38,6 +38,7 @@ export async function showLogin(
     username: state.username ?? (typeof interaction.params.login_hint === 'string' ? interaction.params.login_hint : ''),
     remember: state.remember ?? false,
     error: state.error,
+    notice: state.notice,
     // "Continue with <upstream>" buttons: upstream.ts's upstreamChoices, one of the extras.
     upstreams: [],
     ...extras,

@@ -11,6 +11,7 @@ import type { SecondFactors } from '../accounts/second-factors.js';
 import { respondWithError } from '../http/errors.js';
 import { PASSKEY_SCRIPTS } from '../http/scripts.js';
 import { field, type Interaction, type Interactions } from './interaction.js';
+import { linkFor } from './link-confirmation.js';
 import { showLogin } from './login.js';
 import { firstFactorPassed, showSecondFactor, type SecondFactorOptions } from './second-factor.js';
 import { finishSignIn } from './sign-in-result.js';
@@ -60,6 +61,6 @@ export function submitPasskey(steps: Interactions, options: PasskeyOptions) {
     metrics.secondFactors.inc({ method: 'passkey', outcome: 'success' });
     logger.info({ event: 'passkey.succeeded', sub: account.sub, second_factor: Boolean(passed), client_id: interaction.params.client_id }, 'passkey accepted');
     const kind: Method = signedIn.passkey.deviceType === 'singleDevice' ? 'passkey-device-bound' : 'passkey-synced';
-    await finishSignIn(steps, ctx, account.sub, passed?.remember ?? field(body, 'remember') === 'yes', passed ? [passed.method, kind] : [kind], { ...passed, passkey: signedIn.passkey.id });
+    await finishSignIn(steps, ctx, account.sub, passed?.remember ?? field(body, 'remember') === 'yes', passed ? [passed.method, kind] : [kind], { ...(passed ?? linkFor(interaction, account.sub)), passkey: signedIn.passkey.id });
   };
 }

@@ -18,6 +18,7 @@ import type { Consents } from '../provider/consents.js';
 import type { ProviderInService } from '../provider-in-service.js';
 import { confirmConsent, showConsent } from './consent.js';
 import { interactions, type Interaction } from './interaction.js';
+import { linkFor, linkNotice, offeredLink, type OfferedLink } from './link-confirmation.js';
 import { showLogin, submitLogin } from './login.js';
 import { upstreamChoices, upstreamStep, type UpstreamStepOptions } from './upstream.js';
 import { passkeyOnLoginPage, submitPasskey } from './passkey.js';
@@ -50,7 +51,13 @@ export function interactionRoutes(options: Options): Middleware[] {
   const router = new Router({ prefix: '/interaction' });
   const form = bodyParser({ enableTypes: ['form'], formLimit: '16kb', encoding: 'utf-8' });
   const extras = [passkeyOnLoginPage(secondFactors), upstreamChoices(upstreamOptions.upstreams)];
-  const steps = interactions(providers, accounts, csrfKey, extras, (id) => upstreamOptions.upstreams.has(id));
+  // An offered link is made only while its upstream is still configured (one removed since links nothing).
+  const confirmLink = async (link: OfferedLink) => {
+    if (!(await upstreamOptions.upstreams.has(link.upstream))) return;
+    const made = await upstreamOptions.links.linkConfirmed(link.upstream, link.upstreamSub, link.sub, link.claims);
+    logger.info({ event: made ? 'upstream.linked' : 'upstream.link_not_made', upstream: link.upstream, sub: link.sub }, made ? 'upstream link made after signing in to the account' : 'upstream link not made');
+  };
+  const steps = interactions(providers, accounts, csrfKey, extras, (id) => upstreamOptions.upstreams.has(id), confirmLink);
   const { load, submitted } = steps;
   const upstream = upstreamStep(steps, { ...upstreamOptions, logger });
   const afterFirst = afterFirstFactor(steps, options);
@@ -61,13 +68,16 @@ export function interactionRoutes(options: Options): Middleware[] {
     // A first factor passed (a password, or an upstream's sign-in): the second factor, or the end.
     const passed = firstFactorPassed(interaction);
     if (interaction.prompt.name === 'login' && passed) return afterFirst(ctx, interaction, passed);
+    // A link offered by an upstream's sign-in: the login page asks for the account's own sign-in.
+    const offer = offeredLink(interaction);
+    if (interaction.prompt.name === 'login' && offer) return showLogin(steps, ctx, interaction, { notice: linkNotice(offer) });
     if (await upstream.direct(ctx, interaction)) return;
     if (interaction.prompt.name === 'login') return showLogin(steps, ctx, interaction);
     return showConsent(steps, ctx, interaction);
   });
 
   const afterPassword = (ctx: Context, interaction: Interaction, account: Account, remember: boolean) =>
-    afterFirst(ctx, interaction, { sub: account.sub, username: account.username, remember, method: 'password', passwordStamp: passwordStamp(account) });
+    afterFirst(ctx, interaction, { sub: account.sub, username: account.username, remember, method: 'password', passwordStamp: passwordStamp(account), ...linkFor(interaction, account.sub) });
   router.post('/:uid/login', form, submitLogin(steps, { accounts, throttle, logger, metrics, afterPassword }));
   router.post('/:uid/second-factor', form, submitSecondFactor(steps, options));
   router.post('/:uid/passkey', form, submitPasskey(steps, options));

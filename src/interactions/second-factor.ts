@@ -24,6 +24,7 @@ import type { Metrics } from '../ops/metrics.js';
 import { requiredAcrFor } from '../provider/patches/step-up.js';
 import type { FederatedSession } from '../upstreams/sessions.js';
 import { field, type Interaction, type Interactions } from './interaction.js';
+import { validOffer, type OfferedLink } from './link-confirmation.js';
 import { finishSignIn } from './sign-in-result.js';
 
 /** Where, in the interaction's result, the first step leaves who passed it. */
@@ -38,6 +39,8 @@ export interface FirstFactorPassed {
   readonly upstream?: FederatedSession;
   /** For a password: which one it was (accounts.ts passwordStamp), checked again as the sign-in resumes. */
   readonly passwordStamp?: string;
+  /** The upstream link this sign-in to the account makes once complete (link-confirmation.ts). */
+  readonly link?: OfferedLink;
 }
 
 export interface SecondFactorOptions {
@@ -57,6 +60,7 @@ export function firstFactorPassed(interaction: Interaction): FirstFactorPassed |
   const value = (interaction.result as Record<string, unknown> | undefined)?.[FIRST_FACTOR_PASSED] as Partial<FirstFactorPassed> | undefined;
   if (!value || typeof value.sub !== 'string' || typeof value.username !== 'string') return undefined;
   const method: FirstFactor = value.method === 'federated' ? 'federated' : 'password';
+  const link = validOffer(value.link);
   return {
     sub: value.sub,
     username: value.username,
@@ -64,6 +68,7 @@ export function firstFactorPassed(interaction: Interaction): FirstFactorPassed |
     method,
     ...(value.upstream && { upstream: value.upstream }),
     ...(typeof value.passwordStamp === 'string' && { passwordStamp: value.passwordStamp }),
+    ...(link?.sub === value.sub && { link }),
   };
 }
 

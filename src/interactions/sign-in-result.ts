@@ -7,6 +7,7 @@ import { assurance, type Method } from '../accounts/assurance.js';
 import { CREDENTIAL_RESULT, type SessionCredential } from '../accounts/session-credentials.js';
 import type { FederatedSession } from '../upstreams/sessions.js';
 import type { Interactions } from './interaction.js';
+import type { OfferedLink } from './link-confirmation.js';
 
 /**
  * What a sign-in used besides its methods. With them, the session's credential
@@ -21,17 +22,19 @@ export interface Used {
   readonly passwordStamp?: string;
   readonly totp?: string;
   readonly recoveryCodes?: string;
+  /** An upstream link offered to this account (link-confirmation.ts): made now that the person signed in to it. */
+  readonly link?: OfferedLink;
 }
 
 export async function finishSignIn(
-  { providers, upstreamKnown }: Interactions,
+  { providers, upstreamKnown, confirmLink }: Interactions,
   ctx: Context,
   sub: string,
   remember: boolean,
   methods: Method[],
   used: Used = {},
 ): Promise<void> {
-  const { upstream, passkey, passwordStamp, totp, recoveryCodes } = used;
+  const { upstream, passkey, passwordStamp, totp, recoveryCodes, link } = used;
   if (upstream && !(await upstreamKnown(upstream.upstream))) {
     // Removed while this sign-in waited (e.g. for its second factor): its word no longer counts.
     await providers.current.interactionFinished(
@@ -43,6 +46,7 @@ export async function finishSignIn(
     ctx.respond = false;
     return;
   }
+  if (link?.sub === sub) await confirmLink(link);
   const { acr, amr } = assurance(methods);
   const credential: SessionCredential = {
     methods,

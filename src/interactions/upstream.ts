@@ -34,6 +34,7 @@ import type { PendingSignIns } from '../upstreams/pending.js';
 import { MAPPED_CLAIMS, UpstreamUnreadable, type Upstream, type Upstreams } from '../upstreams/registry.js';
 import type { FederatedSessions } from '../upstreams/sessions.js';
 import { field, type Interaction, type Interactions, type LoginPageExtra } from './interaction.js';
+import { linkFor, offeredLink, offeredLinkResult } from './link-confirmation.js';
 import { firstFactorResult } from './second-factor.js';
 
 /** The request parameter (an extraParam, see provider.ts) that names the upstream to go to. */
@@ -193,7 +194,7 @@ export function upstreamStep(steps: Interactions, options: UpstreamStepOptions) 
    * upstream signs in: straight to that upstream. True when it answered.
    */
   async function direct(ctx: Context, interaction: Interaction): Promise<boolean> {
-    if (interaction.prompt.name !== 'login') return false;
+    if (interaction.prompt.name !== 'login' || offeredLink(interaction)) return false;
     const { [UPSTREAM_PARAMETER]: named, login_hint: hint } = interaction.params;
     const id = typeof named === 'string' && named ? named : typeof hint === 'string' ? (await upstreams.forEmail(hint))?.id : undefined;
     if (!id) return false;
@@ -222,7 +223,8 @@ export function upstreamStep(steps: Interactions, options: UpstreamStepOptions) 
     const interaction = await provider.Interaction.find(taken.uid);
     const upstream = await readable(ctx, taken.uid, id);
     if (upstream === false) return;
-    if (!interaction || interaction.result || !upstream) {
+    // A result is a sign-in done already; a link offered (link-confirmation.ts) may be followed by another try.
+    if (!interaction || (interaction.result && !offeredLink(interaction)) || !upstream) {
       respondWithError(ctx, 400, { error: 'session_not_found', error_description: 'the sign-in request expired or was already completed' });
       return;
     }
@@ -240,10 +242,20 @@ export function upstreamStep(steps: Interactions, options: UpstreamStepOptions) 
       }
       throw error;
     }
-    const outcome = await links.signIn(upstream, signedIn.sub, mapClaims(upstream, signedIn.claims));
+    const claims = mapClaims(upstream, signedIn.claims);
+    const outcome = await links.signIn(upstream, signedIn.sub, claims);
     if ('refused' in outcome) {
       logger.info({ event: 'upstream.link_refused', upstream: id, reason: outcome.refused }, 'upstream sign-in not linked');
       return fail(ctx, taken.uid, REFUSALS[outcome.refused](upstream));
+    }
+    if ('confirm' in outcome) {
+      // The upstream's word is not the account: its person signs in to the account itself to link it.
+      logger.info({ event: 'upstream.link_offered', upstream: id, sub: outcome.confirm.sub }, 'upstream sign-in waits for the local account to link');
+      interaction.result = offeredLinkResult({ upstream: id, upstreamSub: signedIn.sub, sub: outcome.confirm.sub, displayName: upstream.displayName, claims });
+      await interaction.save(interaction.exp - Math.floor(Date.now() / 1000));
+      ctx.status = 303;
+      ctx.redirect(`/interaction/${interaction.uid}`);
+      return;
     }
     logger.info({ event: 'login.succeeded', sub: outcome.account.sub, upstream: id, linked: outcome.link.how }, 'login succeeded through upstream');
     // This request carries no interaction cookie (it is scoped to /interaction/<uid>), the pending
@@ -255,6 +267,8 @@ export function upstreamStep(steps: Interactions, options: UpstreamStepOptions) 
       remember: false,
       method: 'federated',
       upstream: { upstream: id, sub: signedIn.sub, sid: signedIn.sid, idToken: signedIn.idToken },
+      // Signing in to an offered account through its own link is signing in to it: the offer goes on.
+      ...linkFor(interaction, outcome.account.sub),
     });
     await interaction.save(interaction.exp - Math.floor(Date.now() / 1000));
     ctx.status = 303;

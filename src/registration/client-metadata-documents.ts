@@ -10,7 +10,13 @@
  *   is `none` (the default here) or `private_key_jwt` with a `jwks_uri`, and no HMAC or symmetric
  *   encryption algorithm;
  * - it passes the registration policy as a self-service registration would (registration/policy.ts:
- *   redirect URIs, scopes, web URIs), and names no `owner` or `sector_identifier_uri`.
+ *   redirect URIs, scopes, web URIs), and names no `owner` or `sector_identifier_uri`;
+ * - its redirect URIs (and post-logout ones) are its own: on the document's origin, on loopback (a
+ *   native app, RFC 8252 §7.3), or a private-use scheme named after its host (RFC 8252 §7.1). The
+ *   consent page names the document's domain as the app's, so the code must go to that domain
+ *   (the draft's §"Relationship between redirect_uris and client_id" lets the server ask this).
+ *   Otherwise whoever can put a file on a shared host gets people's consent "for an app from" it
+ *   and their codes and tokens elsewhere.
  *
  * Its grant types are kept to the code flow (authorization_code, refresh_token): such a client
  * acts for people, never as itself. The document, or the reason it was refused, is cached in the
@@ -77,6 +83,23 @@ function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
+/**
+ * Whether a document fetched from `document` may send people to `uri`: its own origin, loopback,
+ * or a private-use scheme whose reversed name is its host or under it (com.example.app for
+ * example.com). (The registration policy has refused what does not parse.)
+ */
+function ownRedirect(document: URL, uri: string): boolean {
+  let target: URL;
+  try {
+    target = new URL(uri);
+  } catch {
+    return true;
+  }
+  if (target.protocol === 'https:' || target.protocol === 'http:') return target.origin === document.origin || isLoopback(target.hostname);
+  const named = target.protocol.slice(0, -1).split('.').reverse().join('.');
+  return named.includes('.') && (named === document.hostname || named.endsWith(`.${document.hostname}`));
+}
+
 /** The metadata Latchkey uses for the document at `url`, or DocumentRefused saying why not. */
 export function checkDocument(url: string, document: unknown, policy: RegistrationPolicy, apiScopes: readonly string[] = []): Record<string, unknown> {
   if (!isObject(document)) throw new DocumentRefused('the client metadata document is not a JSON object');
@@ -112,6 +135,14 @@ export function checkDocument(url: string, document: unknown, policy: Registrati
   } catch (error) {
     if (error instanceof errors.InvalidClientMetadata) throw new DocumentRefused(error.error_description ?? error.message);
     throw error;
+  }
+  const origin = new URL(url);
+  for (const name of ['redirect_uris', 'post_logout_redirect_uris']) {
+    const uris = metadata[name];
+    const foreign = Array.isArray(uris) ? uris.find((uri) => typeof uri === 'string' && !ownRedirect(origin, uri)) : undefined;
+    if (foreign !== undefined) {
+      throw new DocumentRefused(`${name}: ${String(foreign)}: a client metadata document's redirect URIs are on its own origin (${origin.origin}), on loopback, or a private-use scheme named after its host`);
+    }
   }
   return metadata;
 }

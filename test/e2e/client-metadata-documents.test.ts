@@ -171,6 +171,16 @@ describe('client ID metadata documents', () => {
     await assertRefused(await authorize(admin), /granted only by an operator/);
   });
 
+  it("refuses a document whose redirect URIs leave its own origin: the consent page's domain is where the code goes (CIMD §redirect_uri relationship)", async () => {
+    const foreign = serve('/foreign.json', document('/foreign.json', { redirect_uris: ['https://elsewhere.example/cb'] }));
+    await assertRefused(await authorize(foreign, 'https://elsewhere.example/cb'), /on its own origin/);
+    const logout = serve('/logout.json', document('/logout.json', { post_logout_redirect_uris: ['https://elsewhere.example/out'] }));
+    await assertRefused(await authorize(logout), /post_logout_redirect_uris: https:\/\/elsewhere\.example\/out/);
+    // Its own origin and loopback are the document's: the request goes on to the login page.
+    const own = serve('/own.json', document('/own.json', { redirect_uris: [`${base}/cb`, redirectUri] }));
+    assert.equal((await authorize(own, `${base}/cb`)).status, 303);
+  });
+
   it('refuses a client_id whose document is not there, or not JSON', async () => {
     await assertRefused(await authorize(`${base}/missing.json`), /could not be fetched: HTTP 404/);
     await assertRefused(await authorize(serve('/html.json', '<html>')), /is not JSON/);

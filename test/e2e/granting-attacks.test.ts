@@ -9,7 +9,7 @@ import { decodeJwt, exportJWK, generateKeyPair, SignJWT, type CryptoKey } from '
 import * as oidc from 'openid-client';
 import { Agent, type Page } from '../helpers/agent.js';
 import { startServer, type TestServer } from '../helpers/server.js';
-import { isConsent, signInSteps, startAuthorization } from '../helpers/sign-in.js';
+import { isConsent, isLogin, signInSteps, startAuthorization } from '../helpers/sign-in.js';
 import { API, basic, type ClientCredentials } from '../helpers/tokens.js';
 
 const REDIRECT = 'https://app.example.test/callback';
@@ -442,5 +442,86 @@ describe('attacks: Latchkey hands out no more than was granted (black box)', fun
     assert.equal(userinfo.email, undefined, `no email at userinfo: ${JSON.stringify(userinfo)}`);
     assert.equal(userinfo.name, undefined);
     assert.ok(userinfo.sub);
+  });
+
+  it('a remembered consent covers what was asked, no more: prompt=none asking more scopes, an API\'s scope or more claims gets consent_required, offline_access is dropped; the code gets no API it was not asked for and no wider scope; an API\'s token is refused at userinfo and introspects without the person\'s claims (OIDC Core §3.1.2.6, §11, RFC 8707 §2.2)', async () => {
+    // Someone who consented to this app's openid and email only.
+    await server.accounts.create('quinn', PASSWORD, { email: 'quinn@example.test', name: 'Quinn' });
+    const agent = new Agent();
+    const first = await startAuthorization(agent, app, REDIRECT, { scope: 'openid email' });
+    assert.ok((await signInSteps(agent, first.page, { username: 'quinn', password: PASSWORD, consent: 'required', stopAt: REDIRECT })).url.startsWith(REDIRECT));
+    const silently = (params: Record<string, string>) => startAuthorization(agent, app, REDIRECT, { scope: 'openid email', ...params, prompt: 'none' });
+    const asksMore: Record<string, string>[] = [{ scope: 'openid email profile' }, { scope: 'openid email read', resource: API }, { claims: JSON.stringify({ userinfo: { name: null } }) }, { claims: JSON.stringify({ id_token: { name: { essential: true } } }) }];
+    for (const more of asksMore) {
+      const { page } = await silently(more);
+      assert.equal(new URL(page.url).searchParams.get('error'), 'consent_required', `${JSON.stringify(more)}: ${page.url}`);
+    }
+    const offline = await silently({ scope: 'openid email offline_access' });
+    const redeemed = await token(APP, { grant_type: 'authorization_code', code: new URL(offline.page.url).searchParams.get('code')!, redirect_uri: REDIRECT, code_verifier: offline.verifier });
+    assert.equal(redeemed.body.scope, 'openid email', 'offline_access not asked at consent is dropped');
+    assert.equal(redeemed.body.refresh_token, undefined);
+
+    // At the exchange: an API the request did not name, or wider scope, gets nothing more.
+    const exchange = async (extra: Record<string, string>) => {
+      const { page, verifier } = await silently({});
+      return token(APP, { grant_type: 'authorization_code', code: new URL(page.url).searchParams.get('code')!, redirect_uri: REDIRECT, code_verifier: verifier, ...extra });
+    };
+    assert.equal((await exchange({ resource: API, scope: 'read' })).body.error, 'invalid_target');
+    const wider = await exchange({ scope: 'openid email profile' });
+    assert.equal(wider.status, 200, JSON.stringify(wider.body));
+    assert.equal(wider.body.scope, 'openid email');
+    assert.equal(decodeJwt(wider.body.id_token!).name, undefined);
+
+    // An API's token: not at userinfo; its API's introspection tells no claim of the person.
+    const forApi = await personTokens(new Agent(), { scope: 'openid email read', resource: API }, API);
+    assert.equal(forApi.body.scope, 'read');
+    assert.equal((await fetch(`${server.url}/me`, { headers: { authorization: `Bearer ${forApi.body.access_token}` } })).status, 401);
+    const introspection = (await (await fetch(`${server.url}/token/introspection`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(RS) }, body: new URLSearchParams({ token: forApi.body.access_token! }) })).json()) as Record<string, unknown>;
+    assert.equal(introspection.active, true);
+    assert.deepEqual(Object.keys(introspection).filter((claim) => ['email', 'username', 'name', 'email_verified'].includes(claim)), []);
+  });
+
+  it("an /interaction/<uid> page sent to a signed-in person is not theirs to complete: the page and its forms are refused in their browser, and the attacker's request gets nothing (login CSRF, interaction fixation)", async () => {
+    const victim = new Agent();
+    const own = await startAuthorization(victim, app, REDIRECT);
+    assert.ok((await signInSteps(victim, own.page, { username: 'pat', password: PASSWORD, stopAt: REDIRECT })).url.startsWith(REDIRECT));
+    const attacker = new Agent();
+    const { page: lure } = await startAuthorization(attacker, app, REDIRECT, { prompt: 'login' });
+    assert.ok(lure.url.includes('/interaction/'), lure.url);
+
+    const opened = await victim.follow(lure.url, {}, REDIRECT);
+    assert.equal(opened.status, 400, 'the page in the victim\'s browser');
+    assert.match(opened.html, /another sign-in request|expired or was already completed/);
+    // Its forms (their CSRF token is the attacker's to copy) posted from the victim's browser.
+    for (const [form, fields] of [['/login', { username: 'pat', password: PASSWORD }], ['/abort', {}]] as const) {
+      const sent = await victim.submit(lure, form, fields, REDIRECT);
+      assert.equal(sent.status, 400, `${form} from the victim's browser`);
+      assert.ok(!sent.url.startsWith(REDIRECT), `${form}: no code`);
+    }
+    // The attacker's request is still at its login page: nobody signed in there.
+    const still = await attacker.follow(lure.url, {}, REDIRECT);
+    assert.ok(isLogin(still), `${still.status} ${still.url}`);
+  });
+
+  it("RP-initiated logout sends no one to another client's post-logout redirect URI: with client_id, with id_token_hint, or alone (OIDC RP-Initiated Logout §3, RFC 9700 §4.11)", async () => {
+    const registered = await fetch(`${server.url}/reg`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ redirect_uris: ['https://other.example.test/cb'], post_logout_redirect_uris: ['https://other.example.test/out'] }) });
+    assert.equal(registered.status, 201);
+    const other = ((await registered.json()) as { client_id: string }).client_id;
+    const agent = new Agent();
+    const { page, verifier } = await startAuthorization(agent, app, REDIRECT);
+    const back = await signInSteps(agent, page, { username: 'pat', password: PASSWORD, stopAt: REDIRECT });
+    const idToken = (await oidc.authorizationCodeGrant(app, new URL(back.url), { pkceCodeVerifier: verifier })).id_token!;
+    const elsewhere = 'https://other.example.test/out';
+    /** Where RP-initiated logout with `params` ends, the sign-out confirmed if asked. */
+    const logout = async (params: Record<string, string>) => {
+      let page = await agent.follow(`${server.url}/session/end?${new URLSearchParams({ ...params, post_logout_redirect_uri: elsewhere })}`, {}, elsewhere);
+      if (page.html.includes('session/end/confirm')) page = await agent.submit(page, 'session/end/confirm', { logout: 'yes' }, elsewhere);
+      return page;
+    };
+    for (const params of [{ client_id: APP.id }, { id_token_hint: idToken }, { id_token_hint: idToken, client_id: other }, {}] as Record<string, string>[]) {
+      const ended = await logout(params);
+      assert.ok(!ended.url.startsWith(elsewhere), `${Object.keys(params).join('+') || 'alone'}: ${ended.status} ${ended.url}`);
+    }
+    assert.ok((await logout({ client_id: other })).url.startsWith(elsewhere), 'the client whose URI it is goes there');
   });
 });

@@ -213,6 +213,18 @@ describe('e2e: client registration (RFC 7591/7592), its policy, and the admin AP
       const write = await admin('/users', reader, { method: 'POST', body: JSON.stringify({ username: 'x', password: 'xxxxxxxxxx' }) });
       assert.equal(write.status, 403, 'admin:read does not write');
       assert.match(write.headers.get('www-authenticate') ?? '', /insufficient_scope/);
+      // Every write the API describes (its OpenAPI document), on names that exist: 403 before anything is read or changed.
+      const before: unknown = await (await admin('/clients', reader)).json();
+      const described = (await (await admin('/openapi.json', reader)).json()) as { paths: Record<string, Record<string, unknown>> };
+      const writes = Object.entries(described.paths).flatMap(([path, methods]) => Object.keys(methods).filter((method) => method !== 'get' && method !== 'parameters').map((method) => ({ method, path })));
+      assert.ok(writes.length >= 10, JSON.stringify(writes));
+      const named = { id: 'ops', username: 'x', identifier: encodeURIComponent(`${server.issuer}/admin`), api: encodeURIComponent(`${server.issuer}/admin`) } as Record<string, string>;
+      for (const { method, path } of writes) {
+        const url = path.replace(/^\/admin/, '').replace(/\{(\w+)\}/g, (_, name: string) => named[name] ?? 'x');
+        const attempt = await admin(url, reader, { method: method.toUpperCase(), body: method === 'delete' ? undefined : '{}' });
+        assert.equal(attempt.status, 403, `admin:read ${method.toUpperCase()} ${url}`);
+      }
+      assert.deepEqual(await (await admin('/clients', reader)).json(), before, 'no client changed');
 
       const ungranted = await fetch(`${server.url}/token`, {
         method: 'POST',

@@ -48,7 +48,7 @@ async function startFakeUpstream() {
   const { privateKey, publicKey } = await generateKeyPair('RS256');
   const other = await generateKeyPair('RS256');
   const jwk: JWK = { ...(await exportJWK(publicKey)), kid: 'fake-key', alg: 'RS256', use: 'sig' };
-  const state = { mode: 'good' as Mode, nonce: '', issuer: '', sub: 'fake-person-1', sid: 'fake-sid-1', authorizations: 0, prompt: null as string | null };
+  const state = { mode: 'good' as Mode, nonce: '', issuer: '', sub: 'fake-person-1', sid: 'fake-sid-1', authorizations: 0, prompt: null as string | null, email: undefined as string | undefined };
   const sign = (payload: JWTPayload, key = privateKey, typ?: string) =>
     new SignJWT(payload).setProtectedHeader({ alg: 'RS256', kid: 'fake-key', ...(typ && { typ }) }).sign(key);
   const server: Server = createServer((req, res) => {
@@ -80,7 +80,7 @@ async function startFakeUpstream() {
         exp: state.mode === 'expired' ? now - 3600 : now + 300,
         nonce: state.mode === 'nonce' ? 'another-nonce' : state.nonce,
         sid: state.sid,
-        email: `${state.sub}@fake.example`,
+        email: state.email ?? `${state.sub}@fake.example`,
         email_verified: true,
         name: 'Fake Person',
       };
@@ -303,7 +303,7 @@ describe('e2e: sign in through an upstream OpenID Connect provider', function ()
       await page.waitForURL(`${app1.url}/?error=temporarily_unavailable`);
     });
 
-    it('refuses to link to a local account by email when the upstream did not verify it; links when it did', async () => {
+    it('refuses to link to a local account by email when the upstream did not verify it; when it did, links once the person signs in to the local account', async () => {
       await context.clearCookies();
       const accountsBefore = (await latchkey.accounts.list()).length;
       await page.goto(app1.url);
@@ -315,10 +315,18 @@ describe('e2e: sign in through an upstream OpenID Connect provider', function ()
       assert.equal((await latchkey.accounts.list()).length, accountsBefore, 'no account made');
       assert.equal(await new UpstreamLinks(latchkey.kv, latchkey.accounts).find('corp', (await upstream.accounts.findByUsername('bob'))!.sub), undefined);
 
+      // carol's verified email at the upstream is not her local account: she signs in to it to link them.
       await context.clearCookies();
       await page.goto(app1.url);
       await page.click('#signin');
       await throughCorp('carol');
+      await page.waitForSelector('text=Sign in to it');
+      await screenshot('email-link-offered');
+      assert.equal(new URL(page.url()).hostname, 'localhost', 'back at Latchkey');
+      assert.equal(await new UpstreamLinks(latchkey.kv, latchkey.accounts).find('corp', (await upstream.accounts.findByUsername('carol'))!.sub), undefined, 'not linked yet');
+      await page.fill('input[name="username"]', 'carol');
+      await page.fill('input[name="password"]', 'carol has a local password');
+      await page.click('button:has-text("Sign in")');
       await page.waitForSelector('text=Allow access?');
       await page.click('button:has-text("Allow")');
       await page.waitForURL(`${app1.url}/`);
@@ -519,6 +527,68 @@ describe('e2e: sign in through an upstream OpenID Connect provider', function ()
       assert.deepEqual([...(claims.amr as string[])].sort(), ['fed', 'mfa', 'otp']);
       assert.equal(claims.acr, 'mfa');
       assert.equal(claims.idp, 'fake', 'the session names its upstream after the second factor too');
+    });
+
+    it('nOAuth: an upstream vouching for a local account\'s verified email does not sign in to it; the person signs in to the account to link it, and another account links nothing', async () => {
+      // `fakelink` links by email; the fake upstream says `dora@fake.example`, email_verified true.
+      const upstreams = new Upstreams(latchkey.kv, latchkey.config.keys.secrets);
+      await upstreams.add({ id: 'fakelink', issuer: fake.state.issuer, clientId: 'latchkey', clientSecret: SECRET, scope: 'openid email', displayName: 'Fake Link', linkByEmail: true, endSession: false });
+      const dora = await latchkey.accounts.create('dora', 'dora has a local password', { email: 'dora@fake.example', email_verified: true });
+      const links = new UpstreamLinks(latchkey.kv, latchkey.accounts);
+      try {
+        // The upstream alone: the login page asks for the account's own sign-in; nothing is linked or signed in.
+        const offered = await throughFake('app1', 'dora', { upstream: 'fakelink' });
+        assert.ok(offered.page.url.includes('/interaction/') && offered.page.html.includes('name="password"'), `expected the login page, got ${offered.page.status} ${offered.page.url}`);
+        assert.match(offered.page.html, /already exists here\. Sign in to it/);
+        assert.equal(await links.find('fakelink', 'dora'), undefined, 'no link on the upstream\'s word');
+        // Signing in to another account there (bob's) links nothing.
+        let done = await offered.browser.submit(offered.page, '/login', { username: 'bob', password: 'bob has a local password' }, app1Redirect());
+        if (isConsent(done)) done = await offered.browser.submit(done, '/confirm', {}, app1Redirect());
+        assert.ok(done.url.startsWith(app1Redirect()), `bob signed in: ${done.status} ${done.url}`);
+        assert.equal(await links.find('fakelink', 'dora'), undefined, 'another account links nothing');
+
+        // Signing in to dora herself, password and then her second factor, makes the link; then the upstream signs her in.
+        const { secret } = await latchkey.secondFactors.totp.begin(dora.sub, dora.username);
+        assert.ok(await latchkey.secondFactors.totp.confirm(dora.sub, TOTP.generate({ secret: Secret.fromBase32(secret), timestamp: Date.now() - 30_000 })));
+        const again = await throughFake('app1', 'dora', { upstream: 'fakelink' });
+        const second = await again.browser.submit(again.page, '/login', { username: 'dora', password: 'dora has a local password' }, app1Redirect());
+        assert.ok(second.html.includes('/second-factor'), `the second factor: ${second.status} ${second.url}`);
+        assert.equal(await links.find('fakelink', 'dora'), undefined, 'not linked on the password alone');
+        done = await again.browser.submit(second, '/second-factor', { method: 'totp', code: TOTP.generate({ secret: Secret.fromBase32(secret) }) }, app1Redirect());
+        if (isConsent(done)) done = await again.browser.submit(done, '/confirm', {}, app1Redirect());
+        assert.ok(done.url.startsWith(app1Redirect()), `dora signed in: ${done.status} ${done.url}`);
+        assert.deepEqual([(await links.find('fakelink', 'dora'))?.sub, (await links.find('fakelink', 'dora'))?.how], [dora.sub, 'email']);
+        const later = await throughFake('app1', 'dora', { upstream: 'fakelink' });
+        assert.ok(later.page.html.includes('/second-factor'), `linked: the upstream signs in, then her second factor; got ${later.page.status} ${later.page.url}`);
+
+        // An identity linked already (made just in time) that later says dora's address does not take it:
+        // apps would read dora's verified email from another person's ID token.
+        await throughFake('app1', 'eve-upstream', { upstream: 'fakelink' });
+        const eve = (await links.find('fakelink', 'eve-upstream'))!;
+        fake.state.email = 'Dora@fake.example';
+        try {
+          const renamed = await throughFake('app1', 'eve-upstream', { upstream: 'fakelink' });
+          assert.ok(renamed.page.url.startsWith(app1Redirect()) || isConsent(renamed.page), `eve still signs in: ${renamed.page.status} ${renamed.page.url}`);
+        } finally {
+          fake.state.email = undefined;
+        }
+        assert.equal((await latchkey.accounts.find(eve.sub))!.claims.email, 'eve-upstream@fake.example', "another account's address is not taken");
+        assert.equal((await latchkey.accounts.find(dora.sub))!.claims.email, 'dora@fake.example');
+
+        // An account with no password (made through `fake`) is signed in to through its own link: that confirms the offer.
+        await throughFake('app1', 'zed');
+        const zed = (await links.find('fake', 'zed'))!;
+        fake.state.email = 'zed@fake.example';
+        const offeredZed = await throughFake('app1', 'zed-elsewhere', { upstream: 'fakelink' }).finally(() => (fake.state.email = undefined));
+        assert.match(offeredZed.page.html, /already exists here\. Sign in to it/);
+        assert.equal(await links.find('fakelink', 'zed-elsewhere'), undefined);
+        fake.state.sub = 'zed';
+        done = await offeredZed.browser.submit(offeredZed.page, '/upstream/fake', {}, app1Redirect());
+        assert.ok(done.url.startsWith(app1Redirect()) || isConsent(done), `zed signed in: ${done.status} ${done.url}`);
+        assert.deepEqual((await links.find('fakelink', 'zed-elsewhere'))?.sub, zed.sub);
+      } finally {
+        await upstreams.remove('fakelink');
+      }
     });
 
     it('an upstream removed while a sign-in through it waits for the second factor: the sign-in does not complete, the app gets access_denied', async () => {

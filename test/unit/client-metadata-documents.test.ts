@@ -79,5 +79,14 @@ describe('client metadata documents', () => {
     assert.match(refusal(doc({ redirect_uris: ['https://agent.example.com/*'] })), /wildcards/);
     assert.match(refusal(doc({ scope: 'openid admin' })), /granted only by an operator/);
     assert.match(refusal(doc({ logo_uri: 'javascript:alert(1)' })), /logo_uri must be an https URL/);
+    // Redirect URIs the document's own: its origin, loopback, or a private-use scheme named after its host.
+    assert.match(refusal(doc({ redirect_uris: ['https://elsewhere.example/cb'] })), /on its own origin \(https:\/\/agent\.example\.com\)/);
+    assert.match(refusal(doc({ redirect_uris: ['https://other.agent.example.com/cb'] })), /on its own origin/);
+    assert.match(refusal(doc({ post_logout_redirect_uris: ['https://elsewhere.example/out'] })), /post_logout_redirect_uris/);
+    assert.match(refusal(doc({ application_type: 'native', redirect_uris: ['com.elsewhere.app:/cb'] })), /on its own origin/);
+    for (const redirect of ['https://agent.example.com/cb', 'http://127.0.0.1:4000/cb', 'http://localhost/cb']) {
+      assert.deepEqual(checkDocument(URL_ID, doc({ redirect_uris: [redirect] }), POLICY).redirect_uris, [redirect]);
+    }
+    assert.deepEqual(checkDocument(URL_ID, doc({ application_type: 'native', redirect_uris: ['com.example.agent.ios:/cb'] }), POLICY).redirect_uris, ['com.example.agent.ios:/cb']);
   });
 });
