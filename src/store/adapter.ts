@@ -253,12 +253,19 @@ class KvAdapter implements Adapter {
 
   async destroy(id: string): Promise<void> {
     await settleFirst();
+    // What a client held ends before its record goes: a failure half-way leaves the client there, to
+    // delete again (once it is gone, no path finds it to end what it held).
+    if (this.model === 'Client') await this.hooks.clientRemoved?.(id);
     await this.kv.del([recordKey(this.model, id)]);
     if (this.model === 'Client') await this.clientRemoved(id);
     if (this.model === 'InitialAccessToken') await this.kv.removeFromSet(INITIAL_ACCESS_TOKENS_KEY, id);
   }
 
-  /** A registration access token outliving its client would manage a client later made with the same id. */
+  /**
+   * A registration access token outliving its client would manage a client later made with the
+   * same id. The hook runs once more: tokens the client got between its first run and the record's
+   * deletion end too (the revocation list's entry moves on to now).
+   */
   private async clientRemoved(clientId: string) {
     await Promise.all([this.kv.removeFromSet(CLIENTS_KEY, clientId), endRegistrationTokens(this.kv, clientId)]);
     await this.hooks.clientRemoved?.(clientId);
