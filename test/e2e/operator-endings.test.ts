@@ -201,10 +201,11 @@ describe('e2e: what an operator takes away ends at once (endings audit)', functi
     assert.equal(old.status, 401, 'the deleted client\'s old secret authenticates the new client');
   });
 
-  it('a removal that fails half-way (a person, a client) leaves them there to remove again, which ends their tokens', async () => {
-    // The store refuses the revocation list's script to this connection only: the CLI fails in the middle of the removal.
+  it('a removal that fails half-way (a person, a client, an API, an operator grant) leaves it there to remove again, which ends its tokens', async () => {
+    // The store refuses the revocation list's keys to this connection only: the CLI fails in the middle of the removal.
     const raw = new Redis(redis.url);
-    await raw.call('ACL', 'SETUSER', 'halfway', 'on', '>halfway-password', '~*', '&*', '+@all', '-@scripting');
+    const prefix = server.config.redis.keyPrefix;
+    await raw.call('ACL', 'SETUSER', 'halfway', 'on', '>halfway-password', `~${prefix}[^r]*`, `~${prefix}r[^e]*`, `~${prefix}re[^v]*`, '&*', '+@all');
     raw.disconnect();
     const failing = { ...env, REDIS_URL: `redis://halfway:halfway-password@127.0.0.1:${redis.port}` };
     const config = await oidc.discovery(new URL(server.issuer), APP.id, APP.secret, oidc.ClientSecretBasic(APP.secret), { execute: [oidc.allowInsecureRequests] });
@@ -214,16 +215,27 @@ describe('e2e: what an operator takes away ends at once (endings audit)', functi
     const svc = await serviceClient('svc-removed-twice');
     await server.apis.grant(svc.id, API, { scopes: ['read'] });
     const clients = await clientCredentialsToken(server.url, svc, API, 'read');
+    const granted = await serviceClient('svc-grant-revoked-twice');
+    await server.apis.grant(granted.id, API, { scopes: ['read'] });
+    const grantees = await clientCredentialsToken(server.url, granted, API, 'read');
+    const STORED = 'https://removed-twice.example.test';
+    await server.apis.add({ identifier: STORED, scopes: ['read'] });
+    await server.apis.grant(granted.id, STORED, { scopes: ['read'] });
+    const stored = await clientCredentialsToken(server.url, granted, STORED, 'read');
 
-    for (const [args, token] of [
-      [['users', 'remove', 'yolanda'], persons],
-      [['clients', 'remove', svc.id], clients],
+    // Each token is introspected by a client that may see it (the API's own, or the token's client for the API RS does not serve).
+    assert.equal((await introspect(server.url, granted, stored)).active, true);
+    for (const [args, token, introspector] of [
+      [['users', 'remove', 'yolanda'], persons, RS],
+      [['clients', 'remove', svc.id], clients, RS],
+      [['apis', 'revoke', '--client', granted.id, '--api', API], grantees, RS],
+      [['apis', 'remove', STORED], stored, granted],
     ] as const) {
       assert.notEqual((await latchkey(failing, [...args])).status, 0, `${args.join(' ')} fails half-way`);
       const again = await latchkey(env, [...args]);
       assert.equal(again.status, 0, `${args.join(' ')} again: ${again.stderr}`);
-      assert.deepEqual(await introspect(server.url, RS, token), { active: false }, `${args.join(' ')}: the token outlives the removal`);
-      await refused(helper, token);
+      assert.deepEqual(await introspect(server.url, introspector, token), { active: false }, `${args.join(' ')}: the token outlives the removal`);
+      if (introspector === RS) await refused(helper, token);
     }
   });
 
