@@ -149,6 +149,30 @@ describe('e2e: revocation reaches JWT access tokens (introspection and latchkey/
     await helper.verify(bystander);
   });
 
+  it('a revocation that fails half-way (at the revocation endpoint, or a refresh token reused) can be asked for again, and then ends the grant, JWT access tokens included (RFC 7009 §2.1, RFC 9700 §4.14.2)', async () => {
+    const revoked = await redeem(await signIn());
+    const reused = await redeem(await signIn());
+    const rotated = await refresh(reused.refresh_token!);
+    // The store refuses the revocation list's keys to the server for a moment (a failover in the middle).
+    const prefix = server.config.redis.keyPrefix;
+    const refuse = () => raw.call('ACL', 'SETUSER', 'default', 'resetkeys', `~${prefix}[^r]*`, `~${prefix}r[^e]*`, `~${prefix}re[^v]*`);
+    const allow = () => raw.call('ACL', 'SETUSER', 'default', 'resetkeys', '~*');
+    await refuse();
+    try {
+      assert.notEqual((await tokenEndpoint(server.url, '/token/revocation', WEB, revoked.refresh_token!)).status, 200, 'the revocation cannot have succeeded');
+      await assert.rejects(refresh(reused.refresh_token!), (error: Error) => !(error instanceof oidc.ResponseBodyError && error.error === 'invalid_grant'));
+    } finally {
+      await allow();
+    }
+    assert.equal((await tokenEndpoint(server.url, '/token/revocation', WEB, revoked.refresh_token!)).status, 200);
+    await assert.rejects(refresh(reused.refresh_token!), (error: Error) => error instanceof oidc.ResponseBodyError && error.error === 'invalid_grant');
+    for (const token of [revoked.access_token, reused.access_token, rotated.access_token]) {
+      assert.equal(await active(token), false, `a JWT access token of the grant outlives the revocation asked for again: ${[revoked.access_token, reused.access_token, rotated.access_token].indexOf(token)}`);
+      await helperRejects(token);
+    }
+    await assert.rejects(refresh(rotated.refresh_token!), oidc.ResponseBodyError);
+  });
+
   it('code replay: the tokens issued from the first redemption become inactive', async () => {
     const flow = await signIn();
     const tokens = await redeem(flow);
