@@ -667,10 +667,15 @@ users
     withStore(async (kv, settings) => {
       const { factors } = await secondFactorsOf(kv, settings, username);
       const opened = await sessionsOn(kv, settings);
-      const account = await new Accounts(kv, settings.accounts.argon2).remove(username);
+      const accounts = new Accounts(kv, settings.accounts.argon2);
+      // Disabled first (nothing more is issued to them), everything they hold ended, and only then
+      // the account deleted: a failure half-way leaves a disabled account to remove again, where a
+      // deleted one left their tokens and sessions with no command to end them.
+      const account = await accounts.setDisabled(username, true);
       await factors.reset(account.sub);
       await (await grantRevocation(kv, settings)).revokeAccount(account.sub);
       await opened?.sessions.endAll(account.sub);
+      await accounts.remove(username);
       console.log(`removed ${username}`);
     }),
   );

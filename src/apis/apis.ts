@@ -200,6 +200,9 @@ export class Apis {
   async remove(identifier: string): Promise<void> {
     if (this.#static.has(identifier)) throw new ApiError(`the API ${identifier} is defined in the configuration; it cannot be removed here`, 'conflict', 409);
     if (!(await this.kv.get(apiKey(identifier)))) throw new ApiError(`no API ${identifier}`, 'not_found', 404);
+    // Its tokens end before it goes (a failure half-way leaves it there, to remove again; once it is
+    // gone nothing would end them), and once more after, for tokens issued meanwhile.
+    await this.options.endings?.apiRemoved(identifier);
     // Grants first: an API re-added under the same identifier starts with none (and the api
     // entry below ends their tokens, so no client_grant entry per grantee).
     for (const clientId of await this.kv.members(granteesKey(identifier))) {
@@ -304,6 +307,10 @@ export class Apis {
       const before = await this.kv.get(clientGrantsKey(clientId));
       const previous = before ? (JSON.parse(before) as Record<string, ClientGrant>) : {};
       const next = change(previous);
+      // What it takes away ends before the grant changes too (a failure half-way leaves the grant as
+      // it was, to change again: once changed, a second attempt finds nothing to take), and after,
+      // for tokens issued meanwhile.
+      if (endTokens) await this.#endTaken(clientId, previous, next);
       if (!(await this.kv.compareAndSet(clientGrantsKey(clientId), before, JSON.stringify(next)))) continue;
       if (endTokens) await this.#endTaken(clientId, previous, next);
       return next;

@@ -49,6 +49,7 @@ import { settleDeferredConsumption } from './patches/deferred-consumption.js';
 import { sessionLoadedOnce } from './patches/session-loaded-once.js';
 import { extendUnchangedSessionsInSteps } from './patches/unchanged-sessions.js';
 import { refuseHintsOfRevokedKeys } from './patches/revoked-key-hints.js';
+import { revokeGrantBeforeToken } from './patches/grant-before-token.js';
 import { ADMIN_SCOPES } from '../apis/admin-resource.js';
 import { acceptPreviousSecrets, previousSecretGraceEnd } from './patches/previous-secrets.js';
 import { clientResolves, resolveClientMetadataDocuments } from './patches/client-metadata-documents.js';
@@ -439,6 +440,8 @@ function applyPatches(
   // Step-up holds at the token endpoint too: no refresh from a sign-in weaker than the client requires.
   requireLevelOnRefresh(provider, config.accounts.mfa.required);
   refuseHintsOfRevokedKeys(provider, revocations);
+  // A token revoked with its grant goes after the grant's revocation: a failure between leaves it to present again.
+  revokeGrantBeforeToken(provider);
   limitAnnouncedClients(provider, rateLimits);
   // No provider.proxy here: koa-mount runs the provider with the app's own ctx, so the app's proxy
   // settings (createApp) decide ctx.ip and ctx.protocol, and the issuer decides every URL (app.ts).

@@ -313,9 +313,14 @@ export class ResourceServer {
         else if (entry.type === 'api' && entry.aud === this.#options.audience) raise(this.#removals, entry.aud, entry);
       }
       if (body.cursor) this.#cursor = body.cursor;
-      if (!body.more) break;
+      if (!body.more) {
+        // Synced only once the whole list is read: a helper started behind a feed longer than one
+        // sync's pages (or a burst longer than that) refuses tokens until it has caught up, rather
+        // than accept one revoked further on.
+        this.#lastSync = Date.now();
+        break;
+      }
     }
-    this.#lastSync = Date.now();
     this.#forgetExpired();
   }
 

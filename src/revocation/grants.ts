@@ -50,9 +50,9 @@ export class GrantRevocation {
 
   async #revoke(grantId: string, adapter: ReturnType<typeof adapterFactory>): Promise<boolean> {
     const existed = (await adapter('Grant').find(grantId)) !== undefined;
-    // The adapter keeps one set of artifact keys per grant, whatever the model asked. A grant that
-    // is gone may still have live JWT access tokens, so the list entry is written regardless.
-    await adapter('AccessToken').revokeByGrantId!(grantId);
+    // Destroying a grant revokes its artifacts first (one set of keys per grant, whatever the model)
+    // and, with the list's hook, its JWT access tokens: a grant that is gone may still have live
+    // ones, so that is done regardless (store/adapter.ts).
     await adapter('Grant').destroy(grantId);
     return existed;
   }

@@ -253,26 +253,42 @@ class KvAdapter implements Adapter {
 
   async destroy(id: string): Promise<void> {
     await settleFirst();
+    // What a client held ends before its record goes: a failure half-way leaves the client there, to
+    // delete again (once it is gone, no path finds it to end what it held).
+    if (this.model === 'Client') await this.hooks.clientRemoved?.(id);
+    // A grant goes only once it is revoked: the engine loads it before it looks at a refresh token
+    // presented again, so a grant deleted while its revocation failed left nothing to retry with.
+    if (this.model === 'Grant') await this.revokeByGrantId(id);
     await this.kv.del([recordKey(this.model, id)]);
     if (this.model === 'Client') await this.clientRemoved(id);
     if (this.model === 'InitialAccessToken') await this.kv.removeFromSet(INITIAL_ACCESS_TOKENS_KEY, id);
   }
 
-  /** A registration access token outliving its client would manage a client later made with the same id. */
+  /**
+   * A registration access token outliving its client would manage a client later made with the
+   * same id. The hook runs once more: tokens the client got between its first run and the record's
+   * deletion end too (the revocation list's entry moves on to now).
+   */
   private async clientRemoved(clientId: string) {
     await Promise.all([this.kv.removeFromSet(CLIENTS_KEY, clientId), endRegistrationTokens(this.kv, clientId)]);
     await this.hooks.clientRemoved?.(clientId);
   }
 
-  /** oidc-provider calls this once per model for the same grant; the hook is idempotent. */
+  /**
+   * oidc-provider calls this once per model for the same grant; the hook is idempotent. The hook (the
+   * revocation list's entry) first: a failure between leaves the artifacts, so the revocation can be
+   * asked for again with them (a refresh token presented again, a code replayed again).
+   */
   async revokeByGrantId(grantId: string): Promise<void> {
     await settleFirst();
-    const members = await this.kv.members(grantKey(grantId));
-    await Promise.all([this.kv.del([...members, grantKey(grantId)]), this.hooks.grantRevoked?.(grantId)]);
+    const [members] = await Promise.all([this.kv.members(grantKey(grantId)), this.hooks.grantRevoked?.(grantId)]);
+    await this.kv.del([...members, grantKey(grantId)]);
   }
 
+  /** The grant's record after its revocation (see destroy). */
   private async revokeGrant(grantId: string) {
-    await Promise.all([this.revokeByGrantId(grantId), this.kv.del([recordKey('Grant', grantId)])]);
+    await this.revokeByGrantId(grantId);
+    await this.kv.del([recordKey('Grant', grantId)]);
   }
 }
 

@@ -8,6 +8,7 @@
 import assert from 'node:assert/strict';
 import { createHash, generateKeyPairSync, randomBytes, sign, type KeyObject } from 'node:crypto';
 import net from 'node:net';
+import { Redis } from 'ioredis';
 import * as oidc from 'openid-client';
 import { Secret, TOTP } from 'otpauth';
 import { Agent, type Page } from '../helpers/agent.js';
@@ -784,6 +785,45 @@ describe('attacks: second factor, step-up and the new endpoints (black box)', fu
     assert.equal(await active(stolenAccess.access), false, 'and its access token');
     assert.equal(await active(keptAccess.access), true, "the other passkey's access token stays");
     assert.equal(await refreshes(keptAccess), true, "and its refresh token");
+  });
+
+  it("a passkey removal that fails half-way (the store refuses the revocation list) leaves the passkey to remove again, which then ends the thief's session and tokens", async () => {
+    const rue = await server.accounts.create('rue', PASSWORD);
+    const origin = new URL(server.issuer).origin;
+    const [stolen, kept] = [softPasskey(), softPasskey()];
+    for (const key of [stolen, kept]) {
+      await server.secondFactors.records.update(rue.sub, (current) => ({
+        next: { ...current, passkeys: [...current.passkeys, { id: key.id, publicKey: key.publicKey, counter: 0, name: 'soft', deviceType: 'singleDevice', createdAt: 0 }] },
+        result: true,
+      }));
+    }
+    let counter = 1;
+    const thief = new Agent();
+    const stolenAccess = await offlineTokens(thief, (page) =>
+      thief.submit(page, '/passkey', { credential: assertion(stolen, origin, passkeyChallenge(page), rue.sub, (counter += 1)) }, REDIRECT),
+    );
+    assert.equal(await silently(thief), 'consent_required', "the thief's session is live (the app was never consented to)");
+    const owner = new Agent();
+    const login = await owner.follow(`${server.issuer}/account`);
+    const account = await owner.submit(login, '/passkey', { credential: assertion(kept, origin, passkeyChallenge(login), rue.sub, (counter += 1)) });
+    assert.equal(new URL(account.url).pathname, '/account', `expected the account page, got ${account.status} ${account.url}`);
+
+    // While the owner removes it, the store refuses the server the revocation list's keys (a failover in the middle).
+    const raw = new Redis(server.env.REDIS_URL!);
+    const prefix = server.config.redis.keyPrefix;
+    try {
+      await raw.call('ACL', 'SETUSER', 'default', 'resetkeys', `~${prefix}[^r]*`, `~${prefix}r[^e]*`, `~${prefix}re[^v]*`);
+      const failed = await owner.submit(account, '/account/passkeys/remove', { id: stolen.id });
+      assert.doesNotMatch(failed.url, /done=passkeys\.removed/, 'the removal cannot have succeeded');
+    } finally {
+      await raw.call('ACL', 'SETUSER', 'default', 'resetkeys', '~*');
+      raw.disconnect();
+    }
+    const again = await owner.submit(await owner.follow(`${server.issuer}/account`), '/account/passkeys/remove', { id: stolen.id });
+    assert.match(again.url, /done=passkeys\.removed/, `the passkey can be removed again: ${again.status} ${again.html.match(/class="error"[^>]*>([^<]*)/)?.[1] ?? ''}`);
+    assert.equal(await silently(thief), 'login_required', "the thief's session ended");
+    assert.equal(await refreshes(stolenAccess), false, 'and its refresh token');
+    assert.equal(await active(stolenAccess.access), false, 'and its access token');
   });
 
   it('a passkey removed ends the offline access a single sign-on got with it, the grant made at the authorization endpoint from a remembered consent (no consent step, no resume)', async () => {

@@ -5,9 +5,11 @@
  * rotated (the registration access token that would read the new secret, the tokens the old secret
  * gets during its grace), a person's password set by an operator (the sessions and refresh tokens
  * got with the old one). Each was still working before (endings audit); each is performed here
- * through introspection, the revocation feed and latchkey/resource-server.
+ * through introspection, the revocation feed and latchkey/resource-server. A removal (a person, a
+ * client) that fails half-way can be run again and then ends everything (third endings audit).
  */
 import assert from 'node:assert/strict';
+import { Redis } from 'ioredis';
 import { decodeJwt } from 'jose';
 import * as oidc from 'openid-client';
 import { eventually } from '../helpers/eventually.js';
@@ -197,6 +199,44 @@ describe('e2e: what an operator takes away ends at once (endings audit)', functi
       body: new URLSearchParams({ grant_type: 'client_credentials' }),
     });
     assert.equal(old.status, 401, 'the deleted client\'s old secret authenticates the new client');
+  });
+
+  it('a removal that fails half-way (a person, a client, an API, an operator grant) leaves it there to remove again, which ends its tokens', async () => {
+    // The store refuses the revocation list's keys to this connection only: the CLI fails in the middle of the removal.
+    const raw = new Redis(redis.url);
+    const prefix = server.config.redis.keyPrefix;
+    await raw.call('ACL', 'SETUSER', 'halfway', 'on', '>halfway-password', `~${prefix}[^r]*`, `~${prefix}r[^e]*`, `~${prefix}re[^v]*`, '&*', '+@all');
+    raw.disconnect();
+    const failing = { ...env, REDIS_URL: `redis://halfway:halfway-password@127.0.0.1:${redis.port}` };
+    const config = await oidc.discovery(new URL(server.issuer), APP.id, APP.secret, oidc.ClientSecretBasic(APP.secret), { execute: [oidc.allowInsecureRequests] });
+    await server.accounts.create('yolanda', PASSWORD);
+    const flow = await frontChannel(config, { redirectUri: REDIRECT, username: 'yolanda', password: PASSWORD, params: { scope: 'openid read', resource: API } });
+    const persons = (await oidc.authorizationCodeGrant(config, flow.callback, { pkceCodeVerifier: flow.verifier }, { resource: API })).access_token;
+    const svc = await serviceClient('svc-removed-twice');
+    await server.apis.grant(svc.id, API, { scopes: ['read'] });
+    const clients = await clientCredentialsToken(server.url, svc, API, 'read');
+    const granted = await serviceClient('svc-grant-revoked-twice');
+    await server.apis.grant(granted.id, API, { scopes: ['read'] });
+    const grantees = await clientCredentialsToken(server.url, granted, API, 'read');
+    const STORED = 'https://removed-twice.example.test';
+    await server.apis.add({ identifier: STORED, scopes: ['read'] });
+    await server.apis.grant(granted.id, STORED, { scopes: ['read'] });
+    const stored = await clientCredentialsToken(server.url, granted, STORED, 'read');
+
+    // Each token is introspected by a client that may see it (the API's own, or the token's client for the API RS does not serve).
+    assert.equal((await introspect(server.url, granted, stored)).active, true);
+    for (const [args, token, introspector] of [
+      [['users', 'remove', 'yolanda'], persons, RS],
+      [['clients', 'remove', svc.id], clients, RS],
+      [['apis', 'revoke', '--client', granted.id, '--api', API], grantees, RS],
+      [['apis', 'remove', STORED], stored, granted],
+    ] as const) {
+      assert.notEqual((await latchkey(failing, [...args])).status, 0, `${args.join(' ')} fails half-way`);
+      const again = await latchkey(env, [...args]);
+      assert.equal(again.status, 0, `${args.join(' ')} again: ${again.stderr}`);
+      assert.deepEqual(await introspect(server.url, introspector, token), { active: false }, `${args.join(' ')}: the token outlives the removal`);
+      if (introspector === RS) await refused(helper, token);
+    }
   });
 
   it("an operator setting a person's password (latchkey users passwd) ends their sessions with every grant they made; --keep-sessions leaves them", async () => {

@@ -10,6 +10,7 @@ import { decodeJwt } from 'jose';
 import * as oidc from 'openid-client';
 import { createLogger } from '../../src/ops/logger.js';
 import { GRANT_CLAIM, grantHandle } from '../../src/revocation/list.js';
+import { FEED_PAGE_LIMIT } from '../../src/revocation/feed.js';
 import { createResourceServer, TokenRejected, type ResourceServer } from '../../src/resource-server/index.js';
 import { frontChannel } from '../helpers/front-channel.js';
 import { eventually } from '../helpers/eventually.js';
@@ -149,6 +150,30 @@ describe('e2e: revocation reaches JWT access tokens (introspection and latchkey/
     await helper.verify(bystander);
   });
 
+  it('a revocation that fails half-way (at the revocation endpoint, or a refresh token reused) can be asked for again, and then ends the grant, JWT access tokens included (RFC 7009 §2.1, RFC 9700 §4.14.2)', async () => {
+    const revoked = await redeem(await signIn());
+    const reused = await redeem(await signIn());
+    const rotated = await refresh(reused.refresh_token!);
+    // The store refuses the revocation list's keys to the server for a moment (a failover in the middle).
+    const prefix = server.config.redis.keyPrefix;
+    const refuse = () => raw.call('ACL', 'SETUSER', 'default', 'resetkeys', `~${prefix}[^r]*`, `~${prefix}r[^e]*`, `~${prefix}re[^v]*`);
+    const allow = () => raw.call('ACL', 'SETUSER', 'default', 'resetkeys', '~*');
+    await refuse();
+    try {
+      assert.notEqual((await tokenEndpoint(server.url, '/token/revocation', WEB, revoked.refresh_token!)).status, 200, 'the revocation cannot have succeeded');
+      await assert.rejects(refresh(reused.refresh_token!), (error: Error) => !(error instanceof oidc.ResponseBodyError && error.error === 'invalid_grant'));
+    } finally {
+      await allow();
+    }
+    assert.equal((await tokenEndpoint(server.url, '/token/revocation', WEB, revoked.refresh_token!)).status, 200);
+    await assert.rejects(refresh(reused.refresh_token!), (error: Error) => error instanceof oidc.ResponseBodyError && error.error === 'invalid_grant');
+    for (const token of [revoked.access_token, reused.access_token, rotated.access_token]) {
+      assert.equal(await active(token), false, `a JWT access token of the grant outlives the revocation asked for again: ${[revoked.access_token, reused.access_token, rotated.access_token].indexOf(token)}`);
+      await helperRejects(token);
+    }
+    await assert.rejects(refresh(rotated.refresh_token!), oidc.ResponseBodyError);
+  });
+
   it('code replay: the tokens issued from the first redemption become inactive', async () => {
     const flow = await signIn();
     const tokens = await redeem(flow);
@@ -259,5 +284,28 @@ describe('e2e: latchkey/resource-server fails closed when the feed is out of rea
     await eventually(async () => assert.rejects(helper.verify(token), /revocation status unknown/), 100);
     await redis.restart();
     await eventually(async () => assert.equal((await helper.verify(token)).client_id, MACHINE.id), 100);
+  });
+
+  it('a helper started behind a feed longer than one sync reads (a burst of revocations) accepts no token revoked further on before it has read that far', async () => {
+    helper.close();
+    const token = await clientCredentialsToken(server.url, MACHINE);
+    // 100 pages of other revocations (what one sync reads), then this token's.
+    const raw = new Redis(redis.url);
+    const exp = String(Math.floor(Date.now() / 1000) + 600);
+    for (let batch = 0; batch < 101; batch += 1) {
+      const pipeline = raw.pipeline();
+      for (let i = 0; i < FEED_PAGE_LIMIT; i += 1) pipeline.xadd(`${server.config.redis.keyPrefix}revoked:{rv}:feed`, '*', 'type', 'jti', 'value', `other-${batch}-${i}`, 'exp', exp);
+      await pipeline.exec();
+    }
+    raw.disconnect();
+    assert.equal((await tokenEndpoint(server.url, '/token/revocation', MACHINE, token)).status, 200);
+    const started = await createResourceServer({ issuer: server.issuer, audience: API, clientId: RS.id, clientSecret: RS.secret, pollInterval: 60_000, onError: () => {} });
+    try {
+      await assert.rejects(started.verify(token), (error: Error) => error instanceof TokenRejected, 'a token revoked beyond what the first sync read is accepted');
+      await started.sync();
+      await assert.rejects(started.verify(token), (error: Error) => error instanceof TokenRejected && /revoked/.test(error.message));
+    } finally {
+      started.close();
+    }
   });
 });

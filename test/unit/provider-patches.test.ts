@@ -55,6 +55,16 @@ describe('patches on oidc-provider internals (src/provider/patches/)', () => {
     assert.match(source('actions/end_session.js'), /provider\.IdToken\.validate\(/);
   });
 
+  it('grant-before-token.ts: the engine destroys an access or refresh token with destroy() and then revokes its grant by revokeByGrantId', () => {
+    for (const model of [provider.AccessToken, provider.RefreshToken] as unknown as { revokeByGrantId?: unknown; prototype: { destroy?: unknown } }[]) {
+      assert.equal(typeof model.revokeByGrantId, 'function');
+      assert.equal(typeof model.prototype.destroy, 'function');
+    }
+    assert.match(source('actions/revocation.js'), /await token\.destroy\(\);\s*if \(token\.kind === 'RefreshToken' \|\| token\.kind === 'AccessToken'\) \{\s*await revoke\(ctx, token\.grantId\);/);
+    assert.match(source('actions/grants/refresh_token.js'), /refreshToken\.destroy\(\),\s*revoke\(ctx, refreshToken\.grantId\),/);
+    assert.match(source('helpers/revoke.js'), /provider\.Grant\.adapter\.destroy\(grantId\)/);
+  });
+
   it('client-auth-required.ts: a request without client authentication fails with the description it matches', () => {
     assert.match(source('shared/client_auth.js'), /new InvalidRequest\('no client authentication mechanism provided'\)/);
   });

@@ -121,6 +121,14 @@ export interface AccountPage {
    * granted on the strength of that credential) and back-channel logout. How many ended.
    */
   endSessionsSignedInWith(person: Person, signedInWith: SignedInWith): Promise<number>;
+  /**
+   * Removes a credential (`remove`: false when there was none to remove) and ends the sessions it
+   * signed in, as endSessionsSignedInWith: before the removal too, so that a failure half-way (the
+   * store lost in the middle) leaves the credential there to remove again (once it is gone nothing
+   * would end them), and after it, for a sign-in with it that finished meanwhile. How many sessions
+   * ended, or undefined when `remove` found nothing.
+   */
+  removeCredential(person: Person, signedInWith: SignedInWith, remove: () => Promise<boolean>): Promise<number | undefined>;
 }
 
 const dateTime = new Intl.DateTimeFormat('en-GB', { dateStyle: 'medium', timeStyle: 'short', timeZone: 'UTC' });
@@ -209,10 +217,16 @@ export function accountPage({ providers, sessions, csrfKey, reauthenticateAfter,
   const endSessionsSignedInWith = (person: Person, signedInWith: SignedInWith) =>
     sessions.endSignedInWith(person.accountId, credentials, signedInWith, revokeGrant, person.sessionUid);
 
+  async function removeCredential(person: Person, signedInWith: SignedInWith, remove: () => Promise<boolean>) {
+    const before = await endSessionsSignedInWith(person, signedInWith);
+    if (!(await remove())) return undefined;
+    return before + (await endSessionsSignedInWith(person, signedInWith));
+  }
+
   function addSection(section: AccountSection) {
     sections.push(section);
     sections.sort((a, b) => a.order - b.order);
   }
 
-  return { router, form, csrf, addSection, signedIn, personRequired, submitted, recentlySubmitted, recent, show, done, page, endSessionsSignedInWith };
+  return { router, form, csrf, addSection, signedIn, personRequired, submitted, recentlySubmitted, recent, show, done, page, endSessionsSignedInWith, removeCredential };
 }

@@ -68,9 +68,15 @@ export function authenticatorSection({ secondFactors, logger, metrics }: SecondF
     page.router.post('/authenticator/remove', page.form, async (ctx) => {
       const found = await page.recentlySubmitted(ctx, SECTION);
       if (!found) return;
-      await secondFactors.totp.remove(found.who.accountId);
       // The app may be on a lost or stolen phone: the other sessions its codes signed in end.
-      const ended = await page.endSessionsSignedInWith(found.who, (used, amr) => (used ? used.methods.includes('totp') : amr.includes('otp')));
+      const ended = await page.removeCredential(
+        found.who,
+        (used, amr) => (used ? used.methods.includes('totp') : amr.includes('otp')),
+        async () => {
+          await secondFactors.totp.remove(found.who.accountId);
+          return true;
+        },
+      );
       metrics.secondFactorEnrolments.inc({ method: 'totp', action: 'removed' });
       logger.info({ event: 'totp.removed', sub: found.who.accountId, sessions_signed_out: ended }, 'authenticator app removed');
       page.done(ctx, SECTION, 'removed');

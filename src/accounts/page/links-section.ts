@@ -56,9 +56,9 @@ export function linksSection({ links, secondFactors, displayName, anyUpstream, l
         const error = 'This is the only way you can sign in: set a password or add a passkey first, then remove it.';
         return page.show(ctx, who, { section: SECTION, error }, 409);
       }
-      if (!(await links.remove(who.accountId, id))) return page.show(ctx, who, { section: SECTION, error: 'That link was already removed.' }, 404);
       // The upstream account may be compromised: the other sessions it signed in end (recorded ones).
-      const ended = await page.endSessionsSignedInWith(who, (used) => used?.links?.includes(id) ?? false);
+      const ended = await page.removeCredential(who, (used) => used?.links?.includes(id) ?? false, () => links.remove(who.accountId, id));
+      if (ended === undefined) return page.show(ctx, who, { section: SECTION, error: 'That link was already removed.' }, 404);
       logger.info({ event: 'account.link_removed', sub: who.accountId, upstream: id.slice(0, id.indexOf(':')), sessions_signed_out: ended }, 'upstream link removed on the account page');
       page.done(ctx, SECTION, 'removed');
     });

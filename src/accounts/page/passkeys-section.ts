@@ -68,12 +68,16 @@ export function passkeysSection({ secondFactors, logger, metrics }: SecondFactor
       if (!found) return;
       const { who, body } = found;
       const id = field(body, 'id');
-      if (!(await secondFactors.passkeys.remove(who.accountId, id))) {
-        return page.show(ctx, who, { section: SECTION, error: 'That passkey is not yours, or was already removed.' }, 404);
-      }
+      const notYours = () => page.show(ctx, who, { section: SECTION, error: 'That passkey is not yours, or was already removed.' }, 404);
+      if (!(await secondFactors.summary(who.accountId)).passkeys.some((passkey) => passkey.id === id)) return notYours();
       // A removed passkey may be a lost or stolen one: the other sessions it signed in end. A session
       // from before credentials were recorded is ended if any passkey signed it in.
-      const ended = await page.endSessionsSignedInWith(who, (used, amr) => (used ? (used.passkeys ?? []).includes(id) : amr.includes('hwk') || amr.includes('swk')));
+      const ended = await page.removeCredential(
+        who,
+        (used, amr) => (used ? (used.passkeys ?? []).includes(id) : amr.includes('hwk') || amr.includes('swk')),
+        () => secondFactors.passkeys.remove(who.accountId, id),
+      );
+      if (ended === undefined) return notYours();
       metrics.secondFactorEnrolments.inc({ method: 'passkey', action: 'removed' });
       logger.info({ event: 'passkey.removed', sub: who.accountId, sessions_signed_out: ended }, 'passkey removed');
       page.done(ctx, SECTION, 'removed');
