@@ -328,7 +328,7 @@ export function markdown(report: Report): string {
   if (busiest > 0.1) {
     out.push(`> **Other processes were using the machine**: up to ${fmt(busiest * 100, 0)}% of its cores during a measured run (see \`foreignCpuShare\` in latest.json). Treat these figures as provisional.`, '');
   }
-  if (report.mode === 'smoke') out.push('> Smoke run: half-second measuring windows. It proves the harness works; its figures mean little.', '');
+  if (report.mode === 'smoke') out.push('> Smoke run: about a second per scenario. It proves the harness works; its figures mean little.', '');
 
   const passed = report.goals.filter((g) => g.pass === true).length;
   const missed = report.goals.filter((g) => g.pass === false).length;

@@ -1,5 +1,5 @@
 /**
- * The benchmark harness in smoke mode (half-second measuring windows): it must run every scenario
+ * The benchmark harness in smoke mode (about a second per scenario): it must run every scenario
  * against Latchkey and the bare oidc-provider without a single error and write well-formed
  * results. Nothing here asserts on speed.
  */
