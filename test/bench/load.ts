@@ -126,8 +126,9 @@ class Recorder {
       seconds: round(seconds),
       requests: this.requests,
       iterations: this.#iterations.length,
-      requestsPerSecond: round(this.requests / seconds, 1),
-      iterationsPerSecond: round(this.#iterations.length / seconds, 1),
+      // A window in which no answer came (a short smoke window on a busy machine) has no length: 0/s, not NaN.
+      requestsPerSecond: seconds > 0 ? round(this.requests / seconds, 1) : 0,
+      iterationsPerSecond: seconds > 0 ? round(this.#iterations.length / seconds, 1) : 0,
       latency: summarize(this.#iterations),
       steps,
       errors: this.errors,

@@ -8,7 +8,6 @@ import { createHash } from 'node:crypto';
 import { exportJWK, generateKeyPair, jwtVerify, type JWTPayload } from 'jose';
 import * as oidc from 'openid-client';
 import { signInSteps } from '../helpers/sign-in.js';
-import './checks.js';
 import { Agent, ALICE, BOB, callbackParams, isLogin, RelyingParty, startOp, webClient, type Flow, type Op } from './fixture.js';
 
 const SECRET = 'basic-op-client-secret-with-plenty-of-entropy-0123';

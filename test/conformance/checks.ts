@@ -1,9 +1,10 @@
 /**
- * Counts the conformance checks at the end of the run and prints one line per test plan, so CI
- * shows how many checks ran and passed. Imported by every conformance file; ES modules run once,
- * so the root hook is registered once, whichever file mocha loads first.
+ * Counts the conformance checks at the end of a run and prints one line per test plan, so CI
+ * shows how many checks ran and passed. A root hook plugin (.mocharc.json requires this file): it
+ * runs once after a serial run, over every file; in a parallel run (npm test) once per file, in
+ * the worker that ran it, over that file's checks.
  */
-import type { Suite, Test } from 'mocha';
+import type { Context, Suite, Test } from 'mocha';
 
 const MARK = `${'/'}test${'/'}conformance${'/'}`;
 
@@ -18,7 +19,7 @@ function planOf(test: Test): string {
   return suite?.title ?? '(root)';
 }
 
-after(function () {
+function report(this: Context): void {
   const root = this.test?.parent;
   if (!root) return;
   const checks = testsOf(root).filter((test) => (test.file ?? '').replaceAll('\\', '/').includes(MARK));
@@ -45,4 +46,6 @@ after(function () {
     `\n  Conformance checks: ${total.passed} of ${checks.length} passed` +
       `${total.failed ? `, ${total.failed} FAILED` : ''}${total.other ? `, ${total.other} not run` : ''}\n${lines.join('\n')}\n`,
   );
-});
+}
+
+export const mochaHooks = { afterAll: report };

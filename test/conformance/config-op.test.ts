@@ -5,7 +5,6 @@
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
 import * as oidc from 'openid-client';
-import './checks.js';
 import { startOp, type Op } from './fixture.js';
 
 const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'];

@@ -7,7 +7,6 @@
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Page } from '../helpers/agent.js';
-import './checks.js';
 import { latchkey } from '../helpers/process.js';
 import { startServer } from '../helpers/server.js';
 import { Agent, ALICE, startOp, webClient, type Op } from './fixture.js';

@@ -11,7 +11,6 @@ import { decodeProtectedHeader, exportJWK, generateKeyPair, jwtVerify, type JWK 
 import * as oidc from 'openid-client';
 import { eventually } from '../helpers/eventually.js';
 import { latchkey } from '../helpers/process.js';
-import './checks.js';
 import { Agent, ALICE, callbackParams, RelyingParty, startOp, type Op } from './fixture.js';
 
 const REDIRECT = 'https://dyn.example.test/callback';

@@ -21,7 +21,6 @@ import type { AddressInfo } from 'node:net';
 import { decodeJwt, decodeProtectedHeader, exportJWK, generateKeyPair, importJWK, SignJWT, type JWK, type JWTPayload } from 'jose';
 import * as oidc from 'openid-client';
 import { createResourceServer, TokenRejected, type ResourceServer } from '../../src/resource-server/index.js';
-import './checks.js';
 import { Agent, ALICE, callbackParams, grantApi, RelyingParty, startOp, webClient, type Op } from './fixture.js';
 
 const API = 'https://api.example.test';

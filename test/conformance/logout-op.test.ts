@@ -8,7 +8,6 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { decodeJwt, jwtVerify } from 'jose';
 import * as oidc from 'openid-client';
-import './checks.js';
 import { Agent, ALICE, callbackParams, isLogin, RelyingParty, startOp, webClient, type Op } from './fixture.js';
 import type { Page } from '../helpers/agent.js';
 

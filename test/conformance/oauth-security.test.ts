@@ -7,7 +7,6 @@ import assert from 'node:assert/strict';
 import { generateKeyPair } from 'jose';
 import * as oidc from 'openid-client';
 import { formIn, type Page } from '../helpers/agent.js';
-import './checks.js';
 import { Agent, ALICE, callbackParams, isConsent, isLogin, RelyingParty, startOp, webClient, type Op } from './fixture.js';
 
 const SECRET = 'rfc9700-client-secret-with-plenty-of-entropy-0123456';

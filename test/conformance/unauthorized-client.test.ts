@@ -4,7 +4,6 @@
  * the server does not support at all is `unsupported_response_type`. Black box, over HTTP.
  */
 import assert from 'node:assert/strict';
-import './checks.js';
 import { Agent, startOp, webClient, type Op } from './fixture.js';
 
 const SECRET = 'unauthorized-client-secret-with-plenty-of-entropy';
