@@ -198,8 +198,10 @@ export async function serve(config: Config, logger: Logger = createLogger(config
   const keys = await openKeyring(config, kv, logger).catch(async (error: unknown) => {
     await kv.close();
     const cause = connectionError(kv);
-    if (cause && isStoreOutage(error)) {
-      throw new StoreAccessError(`${storeSetting(config)}: cannot reach ${storeLocation(config)} (${cause.message}); expected a running Redis that accepts these credentials`);
+    if (kv.kind === 'redis' && isStoreOutage(error)) {
+      // No connection error but no answer either: a rediss:// URL at a Redis without TLS hangs in the handshake.
+      const hint = !cause && config.redis.url.startsWith('rediss:') ? '; rediss:// needs a Redis that speaks TLS on that port (redis:// for one that does not)' : '';
+      throw new StoreAccessError(`${storeSetting(config)}: cannot reach ${storeLocation(config)} (${(cause ?? (error as Error)).message})${hint}; expected a running Redis that accepts these credentials`);
     }
     throw error;
   });
