@@ -5,6 +5,7 @@
  * setting cannot exist without an env var (see envName).
  */
 import { existsSync, readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { isAbsolute, join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
@@ -298,6 +299,16 @@ export function publicDefaultSecrets(config: Pick<Config, 'cookie' | 'keys'>): s
   if (config.cookie.keys.includes(DEFAULT_COOKIE_KEY)) found.push('cookie.keys (COOKIE_KEYS)');
   if (config.keys.secrets.includes(DEFAULT_KEYRING_SECRET)) found.push('keys.secrets (KEYS_SECRETS)');
   return found;
+}
+
+/**
+ * The warning `serve` logs when the issuer's host is an IP address: the passkeys' relying-party ID is
+ * the issuer's host, and WebAuthn takes only a domain there, so browsers refuse every passkey.
+ */
+export function ipIssuerWarning(config: Pick<Config, 'issuer'>): string | undefined {
+  const { hostname, port } = new URL(config.issuer);
+  if (!isIP(hostname.replace(/^\[|\]$/g, ''))) return undefined;
+  return `issuer (ISSUER): ${hostname} is an IP address, for which browsers refuse passkeys (WebAuthn needs a host name); use a name, e.g. http://localhost${port ? `:${port}` : ''} locally`;
 }
 
 /** The warning `serve` logs on Redis while the public development secrets are in use, if they are. */
