@@ -302,13 +302,23 @@ export function publicDefaultSecrets(config: Pick<Config, 'cookie' | 'keys'>): s
 }
 
 /**
- * The warning `serve` logs when the issuer's host is an IP address: the passkeys' relying-party ID is
- * the issuer's host, and WebAuthn takes only a domain there, so browsers refuse every passkey.
+ * What `serve` warns about the issuer, for configurations that start but do not work as meant:
+ * - an IP address as its host: the passkeys' relying-party ID is the issuer's host, and WebAuthn
+ *   takes only a domain there, so browsers refuse every passkey;
+ * - a loopback issuer on another port than the server's, without a proxy: every redirect and
+ *   discovery URL sends browsers and clients to a port where nothing of ours listens.
  */
-export function ipIssuerWarning(config: Pick<Config, 'issuer'>): string | undefined {
-  const { hostname, port } = new URL(config.issuer);
-  if (!isIP(hostname.replace(/^\[|\]$/g, ''))) return undefined;
-  return `issuer (ISSUER): ${hostname} is an IP address, for which browsers refuse passkeys (WebAuthn needs a host name); use a name, e.g. http://localhost${port ? `:${port}` : ''} locally`;
+export function issuerWarnings(config: Pick<Config, 'issuer' | 'port' | 'proxy'>): string[] {
+  const url = new URL(config.issuer);
+  const warnings: string[] = [];
+  if (isIP(url.hostname.replace(/^\[|\]$/g, ''))) {
+    warnings.push(`issuer (ISSUER): ${url.hostname} is an IP address, for which browsers refuse passkeys (WebAuthn needs a host name); use a name, e.g. http://localhost${url.port ? `:${url.port}` : ''} locally`);
+  }
+  const port = Number(url.port || (url.protocol === 'https:' ? 443 : 80));
+  if (LOOPBACK.has(url.hostname) && port !== config.port && !config.proxy) {
+    warnings.push(`issuer (ISSUER): ${config.issuer} names port ${port} but this server listens on ${config.port} (PORT): browsers and clients sent to the issuer will not reach it unless a proxy forwards that port; unset ISSUER (it follows PORT) or make them agree`);
+  }
+  return warnings;
 }
 
 /** The warning `serve` logs on Redis while the public development secrets are in use, if they are. */

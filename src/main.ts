@@ -30,7 +30,7 @@ import { recoveryCodesSection } from './accounts/page/recovery-codes-section.js'
 import { linksSection } from './accounts/page/links-section.js';
 import { checkConfiguredClients } from './registration/policy.js';
 import { createApp } from './app.js';
-import { ipIssuerWarning, publicSecretsWarning, type Config } from './config.js';
+import { issuerWarnings, publicSecretsWarning, type Config } from './config.js';
 import { renderProviderError } from './http/errors.js';
 import { homePage } from './interactions/home.js';
 import { interactionRoutes } from './interactions/routes.js';
@@ -195,8 +195,7 @@ export async function serve(config: Config, logger: Logger = createLogger(config
   // Once per server: with --workers, the primary says it (src/workers.ts), not every worker.
   const insecure = publicSecretsWarning(config);
   if (kv.kind !== 'embedded' && insecure && !cluster.isWorker) logger.warn({ settings: insecure.settings }, insecure.message);
-  const ipIssuer = ipIssuerWarning(config);
-  if (ipIssuer && !cluster.isWorker) logger.warn(ipIssuer);
+  if (!cluster.isWorker) for (const warning of issuerWarnings(config)) logger.warn(warning);
   const keys = await openKeyring(config, kv, logger).catch(async (error: unknown) => {
     await kv.close();
     const cause = connectionError(kv);

@@ -1,7 +1,8 @@
 /**
  * What `serve` warns about at start, for a configuration that runs but will not do what its operator
  * expects: an issuer on an IP address, where browsers refuse every passkey (WebAuthn's relying-party
- * ID must be a domain) and the page can only say "The passkey was not created".
+ * ID must be a domain) and the page can only say "The passkey was not created"; a loopback issuer on
+ * another port than the server's, where every redirect leads nowhere.
  */
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
@@ -14,13 +15,13 @@ describe('serve: warnings at start', function () {
   const dir = testDir();
   after(() => rmSync(dir, { recursive: true, force: true }));
 
-  async function warningsWith(issuer: (port: number) => string): Promise<string[]> {
+  async function warningsWith(issuer: (port: number) => string, env: Record<string, string> = {}): Promise<string[]> {
     const lines: string[] = [];
     const port = await freePort();
     const server = await startServer({
       dir,
       port,
-      env: { ISSUER: issuer(port), LOG_LEVEL: 'info' },
+      env: { ISSUER: issuer(port), LOG_LEVEL: 'info', ...env },
       logger: createLogger('info', { write: (line: string) => void lines.push(line) }),
     });
     await server.stop();
@@ -34,5 +35,16 @@ describe('serve: warnings at start', function () {
     assert.match(passkeys[0]!, /^issuer \(ISSUER\): 127\.0\.0\.1 is an IP address, for which browsers refuse passkeys \(WebAuthn needs a host name\); use a name, e\.g\. http:\/\/localhost:\d+ locally$/);
     const named = await warningsWith((port) => `http://localhost:${port}`);
     assert.ok(!named.some((msg) => msg.includes('passkeys')), named.join('\n'));
+  });
+
+  it('a localhost issuer on another port than PORT, without a proxy: says the two disagree', async () => {
+    const elsewhere = await warningsWith(() => 'http://localhost:3000');
+    const mismatch = elsewhere.filter((msg) => msg.includes('names port'));
+    assert.equal(mismatch.length, 1, elsewhere.join('\n'));
+    assert.match(mismatch[0]!, /^issuer \(ISSUER\): http:\/\/localhost:3000 names port 3000 but this server listens on \d+ \(PORT\): .*unset ISSUER \(it follows PORT\) or make them agree$/);
+    const proxied = await warningsWith(() => 'http://localhost:3000', { PROXY: 'true' });
+    assert.ok(!proxied.some((msg) => msg.includes('names port')), 'behind a proxy the ports may differ');
+    const agreeing = await warningsWith((port) => `http://localhost:${port}`);
+    assert.ok(!agreeing.some((msg) => msg.includes('names port')), agreeing.join('\n'));
   });
 });
