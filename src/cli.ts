@@ -5,6 +5,8 @@
  * running server's, through its control socket, so the command acts on its live state (see
  * src/store/control.ts). Each command says on stderr which store it acted on.
  */
+// First: it refuses an old Node before argon2's addon can crash it.
+import './node-version.js';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';

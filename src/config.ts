@@ -5,6 +5,7 @@
  * setting cannot exist without an env var (see envName).
  */
 import { existsSync, readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { isAbsolute, join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
@@ -19,9 +20,15 @@ const hostPort = z.string().regex(/^[^\s:]+:\d{1,5}$/, 'expected host:port');
 const scopeToken = z.string().regex(/^[\x21\x23-\x5B\x5D-\x7E]+$/, 'expected a scope token (RFC 6749 §3.3)');
 
 const issuer = z
-  .url({ protocol: /^https?$/ })
+  .url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL such as https://id.example.com' })
   .refine((value) => !value.endsWith('/'), 'must not end with a slash')
-  .refine((value) => !/[?#]/.test(value), 'must not have a query or fragment');
+  .refine((value) => !/[?#]/.test(value), 'must not have a query or fragment')
+  // Every endpoint is served at the root of the host: with a path, clients would look for discovery
+  // at <issuer>/.well-known/… and find nothing, and the endpoints would not be under it either.
+  .refine(
+    (value) => (URL.parse(value)?.pathname ?? '/') === '/',
+    'must be an origin without a path, such as https://id.example.com: Latchkey serves discovery and every endpoint at the root of its host',
+  );
 
 const resourceServer = z.strictObject({
   identifier: z.url(),
@@ -238,6 +245,25 @@ function valueAt(path: readonly PropertyKey[], tree: Tree): unknown {
   return value;
 }
 
+/** "; did you mean ttl.accessToken?" for a misspelt key: a setting beside it that differs by a letter or two, or by case. */
+function didYouMean(path: readonly PropertyKey[], defaults: Tree): string {
+  const parent = valueAt(path.slice(0, -1), defaults);
+  const typo = String(path.at(-1));
+  if (!isTree(parent)) return '';
+  const near = Object.keys(parent).find((key) => key.toLowerCase() === typo.toLowerCase() || editDistance(key, typo) <= 2);
+  return near ? `; did you mean ${[...path.slice(0, -1).map(String), near].join('.')}?` : '';
+}
+
+function editDistance(a: string, b: string): number {
+  let row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const next = [i];
+    for (let j = 1; j <= b.length; j++) next[j] = Math.min(row[j]! + 1, next[j - 1]! + 1, row[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    row = next;
+  }
+  return row[b.length]!;
+}
+
 /** A value of the wrong type, in words (zod says "expected boolean, received string"). */
 function expectedType(expected: string, missing: boolean): string {
   if (missing) return 'required';
@@ -273,6 +299,26 @@ export function publicDefaultSecrets(config: Pick<Config, 'cookie' | 'keys'>): s
   if (config.cookie.keys.includes(DEFAULT_COOKIE_KEY)) found.push('cookie.keys (COOKIE_KEYS)');
   if (config.keys.secrets.includes(DEFAULT_KEYRING_SECRET)) found.push('keys.secrets (KEYS_SECRETS)');
   return found;
+}
+
+/**
+ * What `serve` warns about the issuer, for configurations that start but do not work as meant:
+ * - an IP address as its host: the passkeys' relying-party ID is the issuer's host, and WebAuthn
+ *   takes only a domain there, so browsers refuse every passkey;
+ * - a loopback issuer on another port than the server's, without a proxy: every redirect and
+ *   discovery URL sends browsers and clients to a port where nothing of ours listens.
+ */
+export function issuerWarnings(config: Pick<Config, 'issuer' | 'port' | 'proxy'>): string[] {
+  const url = new URL(config.issuer);
+  const warnings: string[] = [];
+  if (isIP(url.hostname.replace(/^\[|\]$/g, ''))) {
+    warnings.push(`issuer (ISSUER): ${url.hostname} is an IP address, for which browsers refuse passkeys (WebAuthn needs a host name); use a name, e.g. http://localhost${url.port ? `:${url.port}` : ''} locally`);
+  }
+  const port = Number(url.port || (url.protocol === 'https:' ? 443 : 80));
+  if (LOOPBACK.has(url.hostname) && port !== config.port && !config.proxy) {
+    warnings.push(`issuer (ISSUER): ${config.issuer} names port ${port} but this server listens on ${config.port} (PORT): browsers and clients sent to the issuer will not reach it unless a proxy forwards that port; unset ISSUER (it follows PORT) or make them agree`);
+  }
+  return warnings;
 }
 
 /** The warning `serve` logs on Redis while the public development secrets are in use, if they are. */
@@ -331,7 +377,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, dir = join(ROOT
     const issue = result.error.issues[0]!;
     const path = issue.code === 'unrecognized_keys' ? [...issue.path, issue.keys[0]!] : issue.path;
     const what =
-      issue.code === 'unrecognized_keys' ? 'unknown setting'
+      issue.code === 'unrecognized_keys' ? `unknown setting${didYouMean(path, defaults)}`
       : issue.code === 'invalid_type' ? expectedType(issue.expected, valueAt(path, tree) === undefined)
       : issue.message.replace(/^(Invalid input|Too big|Too small|Invalid option): /, '');
     throw new ConfigError(`${label(path)}: ${what}${given(path, tree)}`);

@@ -30,7 +30,7 @@ import { recoveryCodesSection } from './accounts/page/recovery-codes-section.js'
 import { linksSection } from './accounts/page/links-section.js';
 import { checkConfiguredClients } from './registration/policy.js';
 import { createApp } from './app.js';
-import { publicSecretsWarning, type Config } from './config.js';
+import { issuerWarnings, publicSecretsWarning, type Config } from './config.js';
 import { renderProviderError } from './http/errors.js';
 import { homePage } from './interactions/home.js';
 import { interactionRoutes } from './interactions/routes.js';
@@ -195,11 +195,14 @@ export async function serve(config: Config, logger: Logger = createLogger(config
   // Once per server: with --workers, the primary says it (src/workers.ts), not every worker.
   const insecure = publicSecretsWarning(config);
   if (kv.kind !== 'embedded' && insecure && !cluster.isWorker) logger.warn({ settings: insecure.settings }, insecure.message);
+  if (!cluster.isWorker) for (const warning of issuerWarnings(config)) logger.warn(warning);
   const keys = await openKeyring(config, kv, logger).catch(async (error: unknown) => {
     await kv.close();
     const cause = connectionError(kv);
-    if (cause && isStoreOutage(error)) {
-      throw new StoreAccessError(`${storeSetting(config)}: cannot reach ${storeLocation(config)} (${cause.message}); expected a running Redis that accepts these credentials`);
+    if (kv.kind === 'redis' && isStoreOutage(error)) {
+      // No connection error but no answer either: a rediss:// URL at a Redis without TLS hangs in the handshake.
+      const hint = !cause && config.redis.url.startsWith('rediss:') ? '; rediss:// needs a Redis that speaks TLS on that port (redis:// for one that does not)' : '';
+      throw new StoreAccessError(`${storeSetting(config)}: cannot reach ${storeLocation(config)} (${(cause ?? (error as Error)).message})${hint}; expected a running Redis that accepts these credentials`);
     }
     throw error;
   });

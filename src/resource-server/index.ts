@@ -116,8 +116,23 @@ const NO_TOKEN = 'no access token';
 /** Never cache the JWKS longer than jose's default, whatever max-age says. */
 const JWKS_CACHE_CEILING_MS = 600_000;
 
+/** fetch, failing with where it went and why: undici's own error says only "fetch failed". */
+async function request(url: string | URL, what: string, init?: RequestInit): Promise<Response> {
+  try {
+    return await fetch(url, init);
+  } catch (error) {
+    const cause = (error as { cause?: { code?: unknown; message?: unknown } }).cause;
+    throw new Error(`${what}: cannot reach ${String(url)} (${String(cause?.code ?? cause?.message ?? (error as Error).message)})`, { cause: error });
+  }
+}
+
 async function json<T>(response: Response, what: string): Promise<T> {
-  if (!response.ok) throw new Error(`${what}: HTTP ${response.status}`);
+  if (!response.ok) {
+    // An OAuth error says what to fix (invalid_client: a wrong secret); the URL, where (a wrong issuer).
+    const body = (await response.json().catch(() => undefined)) as { error?: unknown; error_description?: unknown } | undefined;
+    const reason = typeof body?.error === 'string' ? ` (${body.error}${typeof body.error_description === 'string' ? `: ${body.error_description}` : ''})` : '';
+    throw new Error(`${what}: HTTP ${response.status} from ${response.url}${reason}`);
+  }
   return (await response.json()) as T;
 }
 
@@ -158,10 +173,10 @@ export class ResourceServer {
     if (!options.feedToken && !(options.clientId && options.clientSecret)) {
       throw new TypeError('latchkey/resource-server: give clientId and clientSecret, or feedToken, to read the revocation feed');
     }
-    const metadata = await json<Metadata>(await fetch(`${options.issuer}/.well-known/openid-configuration`), 'discovery');
+    const metadata = await json<Metadata>(await request(`${options.issuer}/.well-known/openid-configuration`, 'discovery'), 'discovery');
     if (metadata.issuer !== options.issuer) throw new Error(`discovery: issuer is ${metadata.issuer}, not ${options.issuer}`);
     // Cache the JWKS as long as Latchkey says (its max-age is tied to how early new keys are published).
-    const probe = await fetch(metadata.jwks_uri);
+    const probe = await request(metadata.jwks_uri, 'JWKS');
     await json<unknown>(probe, 'JWKS');
     const maxAge = Number(/max-age=(\d+)/.exec(probe.headers.get('cache-control') ?? '')?.[1] ?? NaN);
     const cacheMaxAge = Number.isFinite(maxAge) ? Math.min(maxAge * 1000, JWKS_CACHE_CEILING_MS) : JWKS_CACHE_CEILING_MS;
@@ -293,10 +308,10 @@ export class ResourceServer {
     for (let page = 0; page < 100; page += 1) {
       const url = new URL(endpoint);
       if (this.#cursor) url.searchParams.set('after', this.#cursor);
-      let response = await fetch(url, { headers: { authorization: `Bearer ${await this.#token()}` } });
+      let response = await request(url, 'revocation feed', { headers: { authorization: `Bearer ${await this.#token()}` } });
       if (response.status === 401) {
         this.#accessToken = undefined; // expired or revoked: get a new one, once
-        response = await fetch(url, { headers: { authorization: `Bearer ${await this.#token()}` } });
+        response = await request(url, 'revocation feed', { headers: { authorization: `Bearer ${await this.#token()}` } });
       }
       const body = await json<{ entries: FeedEntry[]; cursor: string | null; more: boolean }>(response, 'revocation feed');
       const raise = (map: Map<string, UpTo>, key: string, entry: { revoked_at: number; exp: number }) => {
@@ -339,7 +354,7 @@ export class ResourceServer {
     if (this.#accessToken && Date.now() < this.#accessToken.renewAt) return this.#accessToken.value;
     const { clientId, clientSecret } = this.#options;
     const credentials = Buffer.from(`${encodeURIComponent(clientId!)}:${encodeURIComponent(clientSecret!)}`).toString('base64');
-    const response = await fetch(this.#metadata.token_endpoint, {
+    const response = await request(this.#metadata.token_endpoint, 'token for the revocation feed', {
       method: 'POST',
       headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${credentials}` },
       body: new URLSearchParams({ grant_type: 'client_credentials', resource: `${this.#options.issuer}/revocations`, scope: FEED_SCOPE }),

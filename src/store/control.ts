@@ -115,11 +115,18 @@ export async function announceServer(config: Config, kv: Kv, pid: number, warn: 
       warn(`cannot listen on the control socket ${paths.socket} (${(error as Error).message}): the CLI will not reach this server`);
     }
   }
-  try {
-    writeFileSync(paths.run, JSON.stringify(info), { mode: 0o600 });
-  } catch (error) {
-    // On Redis (e.g. in the image, where only keys/ is writable) the CLI is given REDIS_URL anyway.
-    if (kv.kind === 'embedded') warn(`cannot write ${paths.run} (${(error as Error).message}): the CLI cannot tell that this server runs`);
+  // Another server from this directory (one on Redis beside one on the embedded store) keeps its
+  // record: overwritten, and removed when this one stops, the CLI would no longer know it runs.
+  const other = readRunInfo(config);
+  if (other && other.pid !== pid) {
+    warn(`another latchkey server runs from this directory (pid ${other.pid}, ${other.issuer}, on ${other.location}); the CLI without REDIS_URL acts on ${kv.kind === 'embedded' ? "this server's embedded store" : 'the embedded store, not on this server'}`);
+  } else {
+    try {
+      writeFileSync(paths.run, JSON.stringify(info), { mode: 0o600 });
+    } catch (error) {
+      // On Redis (e.g. in the image, where only keys/ is writable) the CLI is given REDIS_URL anyway.
+      if (kv.kind === 'embedded') warn(`cannot write ${paths.run} (${(error as Error).message}): the CLI cannot tell that this server runs`);
+    }
   }
   return async () => {
     if (readRunInfo(config)?.pid === pid) rmSync(paths.run, { force: true });
@@ -267,6 +274,12 @@ export async function openTarget(config: Config, options: { needsServer?: boolea
     const location = storeData(config);
     const issuer = running?.store === 'redis' && running.location === location ? running.issuer : config.issuer;
     return { kv: openStore(config), issuer, description: `${location} (issuer ${issuer})` };
+  }
+  // An embedded server answering on the socket is the one to act on, whatever the run file says
+  // (it names the other server when one on Redis runs from this directory too).
+  if (running?.store !== 'embedded' && (await answers(controlPaths(config).socket))) {
+    const kv = await RemoteKv.connect(controlPaths(config).socket);
+    return { kv, issuer: config.issuer, description: `the embedded store of the server running from this directory (${config.embedded.file})` };
   }
   if (running?.store === 'redis') {
     throw new StoreAccessError(

@@ -3,12 +3,12 @@
  * only to its owner, and what a server that did not stop cleanly leaves behind misleads no one.
  */
 import assert from 'node:assert/strict';
-import { rmSync, statSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { createInterface } from 'node:readline';
 import { loadConfig, type Config } from '../../src/config.js';
 import { EmbeddedKv } from '../../src/store/embedded.js';
-import { announceServer, controlPaths, readRunInfo } from '../../src/store/control.js';
+import { announceServer, controlPaths, openTarget, readRunInfo } from '../../src/store/control.js';
 import { testDir, testEnv } from '../helpers/server.js';
 
 /** Sends raw lines on the socket and returns the parsed replies, in order. */
@@ -83,5 +83,33 @@ describe('the embedded store\'s control socket', () => {
       await unannounce();
       await kv.close();
     }
+  });
+
+  it('a second server from the same directory keeps the first one\'s record; the CLI finds the embedded one by its socket', async () => {
+    const { run } = controlPaths(config);
+    // A server on Redis started from this directory first (a live process other than this one).
+    const onRedis = { pid: process.ppid, store: 'redis', issuer: 'http://localhost:3001', location: 'Redis redis://127.0.0.1:6379, key prefix lk:' };
+    writeFileSync(run, JSON.stringify(onRedis));
+    const warnings: string[] = [];
+    const kv = new EmbeddedKv(config.embedded.file);
+    const unannounce = await announceServer(config, kv, process.pid, (message) => warnings.push(message));
+    try {
+      assert.equal(warnings.length, 1);
+      assert.match(warnings[0]!, new RegExp(`^another latchkey server runs from this directory \\(pid ${process.ppid}, http://localhost:3001, on Redis .*\\); the CLI without REDIS_URL acts on this server's embedded store$`));
+      assert.deepEqual(JSON.parse(readFileSync(run, 'utf8')), onRedis, 'the first server\'s record stays');
+      await kv.set('made-by', 'the embedded server');
+      const target = await openTarget(config);
+      try {
+        assert.match(target.description, /^the embedded store of the server running from this directory/);
+        assert.equal(await target.kv.get('made-by'), 'the embedded server', 'the live store, through the socket, not the file');
+      } finally {
+        await target.kv.close();
+      }
+    } finally {
+      await unannounce();
+      await kv.close();
+    }
+    assert.deepEqual(JSON.parse(readFileSync(run, 'utf8')), onRedis, 'stopping the second server leaves the first one\'s record');
+    rmSync(run, { force: true });
   });
 });

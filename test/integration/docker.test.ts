@@ -86,6 +86,17 @@ describe('Docker: the Dockerfile and compose file, statically', () => {
     assert.match(latchkey.environment!.KEYS_SECRETS!, /:\?/);
     assert.ok(latchkey.depends_on && 'redis' in latchkey.depends_on);
   });
+
+  it('every setting the README says to put in .env reaches the container (compose reads .env only to fill in its own file)', () => {
+    const compose = parseYaml(readFileSync(join(ROOT, 'docker-compose.yml'), 'utf8')) as { services: { latchkey: { environment: Record<string, string> } } };
+    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+    const docker = readme.slice(readme.indexOf('**Docker.**'), readme.indexOf('### Incident runbook'));
+    const named = [...docker.matchAll(/`([A-Z][A-Z0-9_]+)=[^`]*`/g)].map((match) => match[1]!);
+    assert.ok(named.includes('PROXY'), 'the README names the settings it means');
+    for (const name of [...named, 'COOKIE_KEYS', 'KEYS_SECRETS']) {
+      assert.match(compose.services.latchkey.environment[name] ?? '', new RegExp(`^\\$\\{${name}[:?}-]`), `${name} is passed from .env`);
+    }
+  });
 });
 
 describe('Docker: the production bundle the image holds', function () {

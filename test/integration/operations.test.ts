@@ -243,6 +243,26 @@ describe('operations', function () {
     }
   });
 
+  describe('serve with a rediss:// URL at a Redis without TLS', () => {
+    let redis: RedisServer;
+    const dir = testDir();
+    before(async () => {
+      redis = await startRedisServer();
+    });
+    after(async () => {
+      await redis?.stop();
+      rmSync(dir, { recursive: true, force: true });
+    });
+
+    it('exits 1 with one line that names REDIS_URL and says TLS, not "the store is unreachable (Command timed out)"', async () => {
+      const env = testEnv(dir, await freePort(), { redisUrl: redis.url.replace(/^redis:/, 'rediss:'), env: { CLIENTS, REDIS_COMMAND_TIMEOUT: '500' } });
+      const run = await latchkey(env, ['serve', '--workers', '1']);
+      assert.equal(run.status, 1, run.stderr);
+      assert.equal(run.stderr.trim().split('\n').length, 1, run.stderr);
+      assert.match(run.stderr.trim(), /^latchkey: REDIS_URL: cannot reach Redis rediss:\/\/\S+ \([^)]+\); rediss:\/\/ needs a Redis that speaks TLS on that port/);
+    });
+  });
+
   describe('metrics, logs and rate limits', () => {
     let redis: RedisServer;
     let server: TestServer;

@@ -4,6 +4,9 @@
  * secret.
  */
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { ConfigError, loadConfig } from '../../src/config.js';
 
 function message(env: NodeJS.ProcessEnv): string {
@@ -49,5 +52,30 @@ describe('configuration errors say the setting, the value given and what is expe
     const clients = message({ CLIENTS: '[{"client_id":"","client_secret":"do-not-print-me"}]' });
     assert.match(clients, /^clients\.0\.client_id \(CLIENTS\): /);
     assert.ok(!clients.includes('do-not-print-me'));
+  });
+
+  it('ISSUER without a scheme says an http(s) URL is expected, not "Invalid URL"', () => {
+    assert.equal(message({ ISSUER: 'localhost:3000' }), 'issuer (ISSUER): expected an http:// or https:// URL such as https://id.example.com, got "localhost:3000"');
+    assert.match(message({ ISSUER: 'id.example.com' }), /^issuer \(ISSUER\): expected an http:\/\/ or https:\/\/ URL/);
+  });
+
+  it('ISSUER with a path is refused: discovery and the endpoints are at the root, where <issuer>/.well-known/… would not find them', () => {
+    assert.match(message({ ISSUER: 'https://example.com/id' }), /^issuer \(ISSUER\): must be an origin without a path, such as https:\/\/id\.example\.com: .*, got "https:\/\/example\.com\/id"$/);
+    assert.equal(loadConfig({ ISSUER: 'https://id.example.com:8443' }).issuer, 'https://id.example.com:8443', 'a port is fine');
+  });
+
+  it('a misspelt key in a configuration file names the setting it was probably meant to be', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'latchkey-config-'));
+    try {
+      const file = join(dir, 'typo.yaml');
+      writeFileSync(file, 'ttl:\n  acessToken: 5\n');
+      assert.equal(message({ CONFIG_FILE: file }), 'ttl.acessToken (TTL_ACESS_TOKEN): unknown setting; did you mean ttl.accessToken?, got 5');
+      writeFileSync(file, 'redis:\n  URL: redis://127.0.0.1:6379\n');
+      assert.match(message({ CONFIG_FILE: file }), /^redis\.URL \(REDIS_URL\): unknown setting; did you mean redis\.url\?/);
+      writeFileSync(file, 'nothingLikeIt: 1\n');
+      assert.equal(message({ CONFIG_FILE: file }), 'nothingLikeIt (NOTHING_LIKE_IT): unknown setting, got 1');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
