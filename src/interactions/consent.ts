@@ -44,6 +44,28 @@ function permissions(details: Record<string, unknown>, claims: readonly string[]
   return out.length ? out : ['Sign you in'];
 }
 
+const words = (scope: string | undefined) => (scope ?? '').split(' ').filter(Boolean);
+
+/**
+ * What the page lists: what the app asks for that the person has not given it yet (the engine's
+ * "missing" details). When the app asks for consent again (prompt=consent) and nothing is new, the
+ * page lists what the app asks for again from the earlier consent, which confirming gives it; the
+ * engine reports nothing missing, and the page said only "Sign you in" before.
+ */
+async function listed({ providers }: Interactions, interaction: Interaction): Promise<Record<string, unknown>> {
+  const details = interaction.prompt.details as { missingOIDCScope?: string[]; missingOIDCClaims?: string[]; missingResourceScopes?: Record<string, string[]> };
+  const missing = details.missingOIDCScope?.length || details.missingOIDCClaims?.length || Object.keys(details.missingResourceScopes ?? {}).length;
+  const grant = !missing && interaction.grantId ? await providers.current.Grant.find(interaction.grantId) : undefined;
+  if (!grant) return details;
+  const requested = new Set(words(interaction.params.scope as string | undefined));
+  const again = (scope: string | undefined) => words(scope).filter((name) => requested.has(name));
+  const resources = [interaction.params.resource].flat().filter((resource): resource is string => typeof resource === 'string');
+  return {
+    missingOIDCScope: again(grant.getOIDCScope()),
+    missingResourceScopes: Object.fromEntries(resources.map((resource) => [resource, again(grant.getResourceScope(resource))]).filter(([, scopes]) => scopes!.length)),
+  };
+}
+
 /** The consent page of an interaction waiting for consent. */
 export async function showConsent(steps: Interactions, ctx: Context, interaction: Interaction): Promise<void> {
   const { csrf, clientBranding, activeAccount } = steps;
@@ -54,7 +76,7 @@ export async function showConsent(steps: Interactions, ctx: Context, interaction
   ctx.body = render('consent', {
     title: 'Allow access',
     client: await clientBranding(ctx, interaction),
-    permissions: permissions(interaction.prompt.details, asked),
+    permissions: permissions(await listed(steps, interaction), asked),
     username: account.username,
     action: `/interaction/${interaction.uid}/confirm`,
     abort: `/interaction/${interaction.uid}/abort`,

@@ -207,6 +207,13 @@ describe('attacks: Latchkey hands out no more than was granted (black box)', fun
     assert.ok(unnamed.page.url.startsWith(REDIRECT), `single sign-on: ${unnamed.page.url}`);
     const codeUnnamed = await oidc.authorizationCodeGrant(app, new URL(unnamed.page.url), { pkceCodeVerifier: unnamed.verifier });
     assert.equal(codeUnnamed.scope, 'openid');
+    // Asked again with prompt=consent and nothing new: the page lists what confirming gives the app
+    // (what it asks for again), not only "Sign you in"; what it does not ask for again is not listed.
+    const reasked = await startAuthorization(agent, app, REDIRECT, { scope: 'openid email read', resource: API, prompt: 'consent' });
+    assert.ok(isConsent(reasked.page), reasked.page.url);
+    assert.match(reasked.page.html, /See your email address/);
+    assert.match(reasked.page.html, /Act on https:\/\/api\.example\.test with: read/);
+    assert.doesNotMatch(reasked.page.html, /offline access|Sign you in/);
     // With nothing left, nothing is issued.
     const nothing = await startAuthorization(agent, app, REDIRECT, { scope: 'read' });
     assert.equal(new URL(nothing.page.url).searchParams.get('error'), 'access_denied', nothing.page.url);
