@@ -13,6 +13,7 @@
  * resource server (which cannot be used at userinfo) keeps the claims.
  */
 import { errors, type AccountClaims, type ClaimsParameterMember, type KoaContextWithOIDC } from 'oidc-provider';
+import { clientMetadata } from './client-metadata.js';
 
 /** The claims each OpenID scope gives (OIDC Core §5.4); `openid`'s are every client's. */
 export const SCOPE_CLAIMS = {
@@ -44,7 +45,8 @@ export function validateIdTokenClaimsSetting(value: unknown): void {
 
 /** Whether the ID token of this request carries the claims of the granted scopes. */
 function scopeClaimsWanted(ctx: KoaContextWithOIDC | undefined, byDefault: boolean): boolean {
-  const chosen = ctx?.oidc?.client?.metadata()[ID_TOKEN_CLAIMS_PROPERTY];
+  const client = ctx?.oidc?.client;
+  const chosen = client && clientMetadata(client)[ID_TOKEN_CLAIMS_PROPERTY];
   if (typeof chosen === 'boolean' ? chosen : byDefault) return true;
   // An access token for a resource server cannot fetch userinfo: the ID token is the only way.
   return Boolean((ctx?.oidc?.entities.AccessToken as { aud?: unknown } | undefined)?.aud);

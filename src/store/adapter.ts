@@ -137,8 +137,14 @@ class KvAdapter implements Adapter {
   private write(id: string, payload: AdapterPayload, expiresIn: number): Promise<unknown> {
     const key = recordKey(this.model, id);
     const ttl = expiresIn ? expiresIn + this.grace : undefined;
-    const writes = [this.kv.putRecord(key, JSON.stringify(payload), ttl)];
-    if (GRANTABLE.has(this.model) && payload.grantId) writes.push(this.kv.addToSet(grantKey(payload.grantId), key, ttl));
+    // A grant's record goes into the grant's index with it: one command where the store can.
+    const grant = GRANTABLE.has(this.model) && payload.grantId ? grantKey(payload.grantId) : undefined;
+    const writes: Promise<unknown>[] = [];
+    if (grant && this.kv.putRecordInSet) writes.push(this.kv.putRecordInSet(key, JSON.stringify(payload), ttl, grant));
+    else {
+      writes.push(this.kv.putRecord(key, JSON.stringify(payload), ttl));
+      if (grant) writes.push(this.kv.addToSet(grant, key, ttl));
+    }
     if (this.model === 'Session' && payload.uid) writes.push(this.kv.set(uidKey(payload.uid), id, { ttl }).then(() => {}));
     if (this.model === 'Session' && typeof payload.accountId === 'string') writes.push(this.kv.addToSet(accountSessionsKey(payload.accountId), id, ttl));
     if (payload.userCode) writes.push(this.kv.set(userCodeKey(payload.userCode), id, { ttl }).then(() => {}));

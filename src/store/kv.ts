@@ -61,6 +61,11 @@ export interface Kv {
   getRecordVia?(index: string, prefix: string): Promise<{ id: string; record: StoredRecord | undefined } | undefined>;
   /** Replaces a record (dropping any consumed mark) and sets or clears its TTL. */
   putRecord(key: string, payload: string, ttl?: number): Promise<void>;
+  /**
+   * putRecord, and addToSet of the record's key to `set` with the same TTL, as one command where
+   * the store can (Redis, but not Cluster, where the two keys may live on different servers).
+   */
+  putRecordInSet?(key: string, payload: string, ttl: number | undefined, set: string): Promise<void>;
   /** Marks a record consumed unless it already is: of concurrent callers exactly one gets 'consumed'. */
   consumeRecord(key: string, at: number): Promise<ConsumeOutcome>;
 

@@ -9,13 +9,27 @@ import { TRACKING_CONNECTION, TrackedCache, type TrackedCacheOptions } from './t
 
 type RedisSettings = Config['redis'];
 
-// Records are hashes: p = payload, c = consumed-at (absent until consumed).
+// Records are hashes: p = payload, c = consumed-at (absent until consumed). Replacing one drops
+// its consumed mark; no TTL (0) leaves it durable.
+const PUT_RECORD = `local function putRecord(key, payload, ttl)
+  redis.call('DEL', key)
+  redis.call('HSET', key, 'p', payload)
+  if ttl > 0 then redis.call('EXPIRE', key, ttl) end
+end`;
+// A set's TTL only ever grows; a member added without TTL makes the set durable.
+const ADD_TO_SET = `local function addToSet(key, member, ttl)
+  local existed = redis.call('EXISTS', key)
+  redis.call('SADD', key, member)
+  if ttl <= 0 then redis.call('PERSIST', key) return end
+  local current = redis.call('TTL', key)
+  if existed == 0 or (current >= 0 and current < ttl) then redis.call('EXPIRE', key, ttl) end
+end`;
+
 const SCRIPTS = {
   putRecord: {
     numberOfKeys: 1,
-    lua: `redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], 'p', ARGV[1])
-if tonumber(ARGV[2]) > 0 then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
+    lua: `${PUT_RECORD}
+putRecord(KEYS[1], ARGV[1], tonumber(ARGV[2]))
 return 1`,
   },
   consumeRecord: {
@@ -23,15 +37,21 @@ return 1`,
     lua: `if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 return redis.call('HSETNX', KEYS[1], 'c', ARGV[1])`,
   },
-  // A set's TTL only ever grows; a member added without TTL makes the set durable.
   addToSet: {
     numberOfKeys: 1,
-    lua: `local existed = redis.call('EXISTS', KEYS[1])
-redis.call('SADD', KEYS[1], ARGV[1])
+    lua: `${ADD_TO_SET}
+addToSet(KEYS[1], ARGV[1], tonumber(ARGV[2]))
+return 1`,
+  },
+  // KEYS: record, set. ARGV: payload, ttl, the record's key as the set's member (unprefixed, as
+  // addToSet is given it). Two keys: only where every key lives on one server (not Cluster).
+  putRecordInSet: {
+    numberOfKeys: 2,
+    lua: `${PUT_RECORD}
+${ADD_TO_SET}
 local ttl = tonumber(ARGV[2])
-if ttl <= 0 then redis.call('PERSIST', KEYS[1]) return 1 end
-local current = redis.call('TTL', KEYS[1])
-if existed == 0 or (current >= 0 and current < ttl) then redis.call('EXPIRE', KEYS[1], ttl) end
+putRecord(KEYS[1], ARGV[1], ttl)
+addToSet(KEYS[2], ARGV[3], ttl)
 return 1`,
   },
   compareAndSet: {
@@ -78,6 +98,7 @@ type Scripted = {
   putRecord(key: string, payload: string, ttl: number): Promise<number>;
   consumeRecord(key: string, at: number): Promise<number>;
   addToSet(key: string, member: string, ttl: number): Promise<number>;
+  putRecordInSet(key: string, set: string, payload: string, ttl: number, member: string): Promise<number>;
   compareAndSet(key: string, hasExpected: '0' | '1', expected: string, value: string): Promise<number>;
   deleteIfEquals(key: string, value: string): Promise<number>;
   raiseMarkAndLog(mark: string, log: string, value: number, ttl: number, retain: number, ...fields: string[]): Promise<string | null>;
@@ -234,6 +255,14 @@ export class RedisKv implements Kv {
 
   async putRecord(key: string, payload: string, ttl?: number) {
     await this.#writing([key], () => this.#client.putRecord(key, payload, ttl ?? 0));
+  }
+
+  async putRecordInSet(key: string, payload: string, ttl: number | undefined, set: string) {
+    if (this.#client instanceof Cluster) {
+      await Promise.all([this.putRecord(key, payload, ttl), this.addToSet(set, key, ttl)]);
+      return;
+    }
+    await this.#writing([key, set], () => this.#client.putRecordInSet(key, set, payload, ttl ?? 0, key));
   }
 
   async consumeRecord(key: string, at: number): Promise<ConsumeOutcome> {

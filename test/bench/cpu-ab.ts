@@ -12,14 +12,15 @@
  *   node --import tsx test/bench/cpu-ab.ts discovery,cc-jwt [iterations=2000] [runs=4]
  *
  * The "before" build is read from dist-before/ (BENCH_BEFORE to change it), which must sit in the
- * package root so that it finds node_modules/, config/ and views/.
+ * package root so that it finds node_modules/, config/ and views/. BENCH_DEFAULTS=1 runs both in the
+ * default configuration (rate limits on, as the bench's `defaults` rows).
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT } from '../../src/paths.js';
 import { closedLoop } from './load.js';
 import { SCENARIOS } from './scenarios.js';
-import { prepareSideBySide, processCpuSeconds, startPinnedBuild } from './targets.js';
+import { DEFAULT_LIMITS, prepareSideBySide, processCpuSeconds, startPinnedBuild } from './targets.js';
 
 const ids = (process.argv[2] ?? 'discovery').split(',');
 const iterations = Number(process.argv[3] ?? 2000);
@@ -32,7 +33,8 @@ for (const dir of Object.values(builds)) {
 // One start of the current build makes the key ring and the bench's person; every build shares them.
 const { prepared, close } = await prepareSideBySide();
 
-const servers = { before: await startPinnedBuild(prepared, builds.before), after: await startPinnedBuild(prepared, builds.after) };
+const settings = process.env.BENCH_DEFAULTS === '1' ? DEFAULT_LIMITS : {};
+const servers = { before: await startPinnedBuild(prepared, builds.before, settings), after: await startPinnedBuild(prepared, builds.after, settings) };
 try {
   for (const id of ids) {
     const scenario = SCENARIOS.find((s) => s.id === id);

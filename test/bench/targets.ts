@@ -132,7 +132,7 @@ export interface LatchkeyOptions {
  * as shipped, with allowances one client on one address cannot exhaust at bench rates (the request
  * log at info and the metrics are on in both).
  */
-const DEFAULT_LIMITS = {
+export const DEFAULT_LIMITS = {
   RATE_LIMIT_PER_IP: '1000000000',
   RATE_LIMIT_PER_CLIENT: '1000000000',
   RATE_LIMIT_REGISTRATION_PER_IP: '1000000000',

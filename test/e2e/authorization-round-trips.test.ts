@@ -112,6 +112,9 @@ describe('e2e: an SSO authorization request in three Redis round trips', functio
     assert.equal(on('hgetall', 'lk:oidc:Grant:'), 1, 'the grant read once');
     assert.equal(on('set', `lk:session-seen:${session.uid}`), 1, 'where the session was seen, written');
     assert.equal(mentions('lk:oidc:AuthorizationCode:').length > 0, true, 'the code written');
+    const codeScripts = commands.filter((args) => args[0]!.toLowerCase() === 'evalsha' && args.some((arg) => arg.includes('oidc:AuthorizationCode:')));
+    assert.equal(codeScripts.length, 1, 'the code and its entry in its grant index, written by one command');
+    assert.ok(codeScripts[0]!.some((arg) => arg.startsWith('lk:oidc:grant:')), 'the grant index among its keys');
     assert.deepEqual(
       mentions('lk:oidc:Session:').map(([command]) => command!.toLowerCase()),
       ['hgetall'],

@@ -126,9 +126,9 @@ for (const backend of [...backends, remoteEmbedded]) {
   });
 }
 
-// Redis only (on Cluster in two steps, elsewhere in one script): the embedded store reads in process.
+// Redis only (on Cluster in two steps, elsewhere in one script): the embedded store works in process.
 for (const backend of backends.filter((b) => b.name !== 'embedded store')) {
-  describe(`Kv getRecordVia: ${backend.name}`, function () {
+  describe(`Kv operations in one script: ${backend.name}`, function () {
     this.timeout(30_000);
     let open: OpenBackend;
     let kv: Kv;
@@ -147,6 +147,30 @@ for (const backend of backends.filter((b) => b.name !== 'embedded store')) {
       assert.equal(await kv.getRecordVia!(`via:index:${randomUUID()}`, 'via:record:'), undefined, 'no index');
       await kv.set(`via:index:dangling`, 'gone');
       assert.deepEqual(await kv.getRecordVia!('via:index:dangling', 'via:record:'), { id: 'gone', record: undefined }, 'an index to nothing');
+    });
+
+    it('putRecordInSet writes a record and adds its key to a set, as putRecord and addToSet do', async () => {
+      const id = randomUUID();
+      const [record, set] = [`in-set:record:${id}`, `in-set:set:${id}`];
+      await kv.putRecord(record, '{"old":1}', 60);
+      assert.equal(await kv.consumeRecord(record, 1), 'consumed');
+      await kv.putRecordInSet!(record, '{"x":1}', 30, set);
+      assert.deepEqual(await kv.getRecord(record), { payload: '{"x":1}' }, 'replaced, its consumed mark dropped');
+      assert.deepEqual(await kv.members(set), [record]);
+      await kv.putRecordInSet!(`${record}:2`, '{"x":2}', 600, set);
+      await kv.putRecordInSet!(`${record}:3`, '{"x":3}', 10, set);
+      assert.deepEqual((await kv.members(set)).sort(), [record, `${record}:2`, `${record}:3`]);
+      if (open.raw) {
+        const ttl = (key: string) => open.raw!.ttl(`${PREFIX}${key}`);
+        assert.ok((await ttl(record)) > 20 && (await ttl(record)) <= 30, 'the record expires with its ttl');
+        assert.ok((await ttl(`${record}:3`)) <= 10);
+        assert.ok((await ttl(set)) > 590, "the set's TTL only grows");
+      }
+      await kv.putRecordInSet!(`${record}:durable`, '{}', undefined, set);
+      if (open.raw) {
+        assert.equal(await open.raw.ttl(`${PREFIX}${record}:durable`), -1, 'no TTL: durable');
+        assert.equal(await open.raw.ttl(`${PREFIX}${set}`), -1, 'a durable member makes the set durable');
+      }
     });
   });
 }

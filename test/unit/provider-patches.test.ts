@@ -262,6 +262,16 @@ describe('patches on oidc-provider internals (src/provider/patches/)', () => {
     assert.equal(grant.getOIDCScopeEncountered(), 'openid email');
   });
 
+  it('client-metadata.ts: a client object is made once for its metadata and never changed: Client.find keeps stored ones by a hash of it, an update makes a new one', () => {
+    const client = source('models/client.js');
+    assert.match(client, /const propHash = crypto\.hash\('sha256', JSON\.stringify\(properties\), 'base64url'\);\s*let client = dynamicClients\.get\(propHash\);/);
+    assert.match(client, /metadata\(\) \{\s*return mapKeys\(this,/);
+    assert.match(source('actions/registration.js'), /const client = await addClient\(provider, properties, \{ store: true, ctx \}\);\s*ctx\.body = client\.metadata\(\);/);
+    // Nothing in the engine assigns to a client's properties after it is made.
+    const assigned = execFileSync('sh', ['-c', 'grep -rlE "(ctx\\.oidc\\.client|\\bclient)\\.[a-zA-Z]+ = " "$0" || true', join(ROOT, 'node_modules', 'oidc-provider', 'lib')], { encoding: 'utf8' }).trim();
+    assert.equal(assigned, '');
+  });
+
   it('registration/clients.ts reads the Client model\'s adapter (Client.adapter)', () => {
     assert.equal(typeof (provider.Client as unknown as { adapter?: { find?: unknown } }).adapter?.find, 'function');
   });

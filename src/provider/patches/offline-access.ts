@@ -32,13 +32,16 @@ export const CONSENT_IF_NEEDED = 'latchkey_consent_if_needed';
 export function offlineAccessPrompt(authorizationPath: string): Middleware {
   return scoped({ paths: [authorizationPath] }, function offlineAccess(ctx, next) {
     if (ctx.method !== 'GET' || ctx.path !== authorizationPath) return next();
-    const query = { ...ctx.query };
-    delete query[CONSENT_IF_NEEDED];
-    const { scope, prompt } = query;
+    const { scope, prompt } = ctx.query;
     const scopes = typeof scope === 'string' ? scope.split(' ') : [];
     const prompts = typeof prompt === 'string' ? prompt.split(' ').filter(Boolean) : prompt === undefined ? [] : undefined;
     // A repeated prompt is left for oidc-provider to refuse.
-    if (scopes.includes('offline_access') && prompts && !prompts.includes('consent') && !prompts.includes('none')) {
+    const implied = scopes.includes('offline_access') && prompts && !prompts.includes('consent') && !prompts.includes('none');
+    // The query is rewritten only when it changes (setting it re-encodes the URL, which the engine then parses again).
+    if (!implied && !(CONSENT_IF_NEEDED in ctx.query)) return next();
+    const query = { ...ctx.query };
+    delete query[CONSENT_IF_NEEDED];
+    if (implied) {
       query.prompt = [...prompts, 'consent'].join(' ');
       query[CONSENT_IF_NEEDED] = '1';
     }

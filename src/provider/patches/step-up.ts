@@ -19,6 +19,7 @@
 import { errors, interactionPolicy, Provider, type KoaContextWithOIDC } from 'oidc-provider';
 import { ACR_VALUES, requiredAcr, satisfies, type Acr } from '../../accounts/assurance.js';
 import { FIRST_PARTY_PAGES } from '../../http/first-party-sign-in.js';
+import { clientMetadata } from '../client-metadata.js';
 
 /** Client metadata: this client's people must use a second factor. */
 export const REQUIRE_MFA_PROPERTY = 'require_mfa';
@@ -36,7 +37,7 @@ type ClientLike = { clientId: string; metadata(): Record<string, unknown> } | un
  */
 export function requiredAcrFor(client: ClientLike, params: Record<string, unknown>, mfaEverywhere: boolean): Acr {
   const everywhere = mfaEverywhere && client?.clientId !== FIRST_PARTY_PAGES.account.clientId;
-  const asked = requiredAcr(params.acr_values, everywhere || client?.metadata()[REQUIRE_MFA_PROPERTY] === true);
+  const asked = requiredAcr(params.acr_values, everywhere || (client !== undefined && clientMetadata(client)[REQUIRE_MFA_PROPERTY] === true));
   const essential = requiredAcr(essentialAcrValues(params.claims), false);
   return ACR_VALUES.indexOf(essential) > ACR_VALUES.indexOf(asked) ? essential : asked;
 }
