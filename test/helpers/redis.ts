@@ -20,8 +20,46 @@ process.once('exit', () => {
 
 const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
 
-/** A port the OS says is free right now. */
-export function freePort(): Promise<number> {
+/**
+ * The kernel's ephemeral ports (Linux), from which it picks the local port of every outgoing
+ * connection; a port a test server is about to take must not be one of them.
+ */
+function ephemeralPorts(): { low: number; high: number } {
+  try {
+    const [low, high] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+    if (low! > 0 && high! >= low!) return { low: low!, high: high! };
+  } catch {
+    // Not Linux: assume the IANA range.
+  }
+  return { low: 49152, high: 65535 };
+}
+const EPHEMERAL = ephemeralPorts();
+/** Ports below the ephemeral range that tests pick from (above the well-known and common service ports). */
+const PICK_FROM = 10_000;
+
+function bindable(port: number): Promise<boolean> {
+  return new Promise((done) => {
+    const server = createServer();
+    server.once('error', () => done(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => done(true)));
+  });
+}
+
+/**
+ * A free port for a server a test starts, or has a child process start, a moment later. Picked at
+ * random below the ephemeral range: a port the kernel chose (listen on 0) is an ephemeral one, which
+ * any outgoing connection of another test file running beside this one (npm test runs two at a
+ * time), of Chromium or of a load generator may take as its local port before the server binds it
+ * (EADDRINUSE).
+ */
+export async function freePort(): Promise<number> {
+  const span = Math.min(EPHEMERAL.low, 65536) - PICK_FROM;
+  if (span >= 1000) {
+    for (let attempt = 0; attempt < 50; attempt++) {
+      const port = PICK_FROM + Math.floor(Math.random() * span);
+      if (await bindable(port)) return port;
+    }
+  }
   return new Promise((done, fail) => {
     const server = createServer();
     server.once('error', fail);
