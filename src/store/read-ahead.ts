@@ -93,6 +93,7 @@ export function withReadAhead<T extends Kv>(kv: T, request: () => object | undef
     set: (key, value, options) => (written([key]), kv.set(key, value, options)),
     del: (keys) => (written(keys), kv.del(keys)),
     putRecord: (key, payload, ttl) => (written([key]), kv.putRecord(key, payload, ttl)),
+    endRecord: (key, ttl) => (written([key]), kv.endRecord(key, ttl)),
     consumeRecord: (key, at) => (written([key]), kv.consumeRecord(key, at)),
     compareAndSet: (key, expected, value) => (written([key]), kv.compareAndSet(key, expected, value)),
     deleteIfEquals: (key, value) => (written([key]), kv.deleteIfEquals(key, value)),

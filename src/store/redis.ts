@@ -9,18 +9,29 @@ import { TRACKING_CONNECTION, TrackedCache, type TrackedCacheOptions } from './t
 
 type RedisSettings = Config['redis'];
 
-// Records are hashes: p = payload, c = consumed-at (absent until consumed).
+// Records are hashes: p = payload, c = consumed-at (absent until consumed); an ended record is
+// the hash e = 1 alone, which putRecord leaves as it is (checked in the same script: no round trip more).
 const SCRIPTS = {
   putRecord: {
     numberOfKeys: 1,
-    lua: `redis.call('DEL', KEYS[1])
+    lua: `if redis.call('HEXISTS', KEYS[1], 'e') == 1 then return 0 end
+redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'p', ARGV[1])
 if tonumber(ARGV[2]) > 0 then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
 return 1`,
   },
+  // Keeps the record's remaining lifetime (ARGV[1] seconds when it had none, or was gone).
+  endRecord: {
+    numberOfKeys: 1,
+    lua: `local ttl = redis.call('PTTL', KEYS[1])
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'e', '1')
+if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) else redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+return 1`,
+  },
   consumeRecord: {
     numberOfKeys: 1,
-    lua: `if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+    lua: `if redis.call('HEXISTS', KEYS[1], 'p') == 0 then return -1 end
 return redis.call('HSETNX', KEYS[1], 'c', ARGV[1])`,
   },
   // A set's TTL only ever grows; a member added without TTL makes the set durable.
@@ -76,6 +87,7 @@ return {id, redis.call('HGETALL', ARGV[1] .. id)}`,
 
 type Scripted = {
   putRecord(key: string, payload: string, ttl: number): Promise<number>;
+  endRecord(key: string, ttl: number): Promise<number>;
   consumeRecord(key: string, at: number): Promise<number>;
   addToSet(key: string, member: string, ttl: number): Promise<number>;
   compareAndSet(key: string, hasExpected: '0' | '1', expected: string, value: string): Promise<number>;
@@ -233,7 +245,11 @@ export class RedisKv implements Kv {
   }
 
   async putRecord(key: string, payload: string, ttl?: number) {
-    await this.#writing([key], () => this.#client.putRecord(key, payload, ttl ?? 0));
+    return (await this.#writing([key], () => this.#client.putRecord(key, payload, ttl ?? 0))) === 1;
+  }
+
+  async endRecord(key: string, ttl: number) {
+    await this.#writing([key], () => this.#client.endRecord(key, Math.max(1, Math.ceil(ttl))));
   }
 
   async consumeRecord(key: string, at: number): Promise<ConsumeOutcome> {
