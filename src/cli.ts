@@ -30,7 +30,7 @@ import { RevocationList } from './revocation/list.js';
 import { grantEndings } from './revocation/api-endings.js';
 import type { Kv } from './store/index.js';
 import { openTarget, StoreAccessError } from './store/control.js';
-import { isStoreOutage } from './store/outage.js';
+import { isStoreOutage, storeRefusal } from './store/outage.js';
 import { ROOT } from './paths.js';
 
 /** Failures a user can fix (by class name: ClientError's module is loaded lazily): one line, exit 1. */
@@ -54,6 +54,8 @@ function oneLine(error: unknown): string {
   if (error instanceof UnknownSecret && commandPath !== 'serve') return `${error.message}: give latchkey the same KEYS_SECRETS as the server`;
   if (error instanceof Error && USER_ERRORS.has(error.name)) return error.message;
   if (isStoreOutage(error)) return `the store is unreachable (${(error as Error).message})`;
+  const refusal = storeRefusal(error);
+  if (refusal) return `the store refused the command (${refusal.message})`;
   return error instanceof Error ? (error.stack ?? error.message) : String(error);
 }
 

@@ -36,6 +36,10 @@ const FRIENDLY: Record<string, { title: string; message: string }> = {
     title: 'Unknown service',
     message: 'The application asked for access to a service this provider does not know.',
   },
+  login_required: {
+    title: 'Signed out',
+    message: 'You were signed out while this sign-in was being answered. Go back to the application and sign in again.',
+  },
   session_not_found: {
     title: 'Sign-in expired',
     message: 'This sign-in took too long or was already finished. Go back to the application and start again.',

@@ -149,7 +149,7 @@ function storage({ config, kv, apis, revocations, accounts, consents }: Provider
         // A token request's code or refresh token names the account it will look up next.
         accountAhead: (accountId) => accounts.readAhead(accountId),
       },
-      { refreshReuseGrace: config.ttl.refreshReuseGrace },
+      { refreshReuseGrace: config.ttl.refreshReuseGrace, sessionTtl: config.ttl.session },
     ),
   };
 }

@@ -18,6 +18,12 @@
  *                           set of the ids of outstanding initial access tokens (expiring with the
  *                           longest), so that an operator can list and revoke them
  * No operation spans two keys, so the layout works unchanged on Redis Cluster.
+ *
+ * A session is ended, not deleted: its record is replaced by an ending (Kv.endRecord) for what it
+ * had left to live, and a session write lands only where there is no ending (Kv.putRecord checks,
+ * in the same operation). A request that loaded the session before it was ended elsewhere (signed
+ * out on the account page, its person disabled, a password change, a logout) and saves it as it
+ * answers would otherwise write it back to life.
  */
 import { errors, Provider, type Adapter, type AdapterPayload } from 'oidc-provider';
 import type { ConsumeOutcome, Kv } from './kv.js';
@@ -76,7 +82,16 @@ export interface AdapterHooks {
  */
 interface Deferred {
   readonly consumptions: { readonly adapter: KvAdapter; readonly id: string; readonly at: number }[];
-  readonly writes: { readonly key: string; readonly write: () => Promise<unknown> }[];
+  readonly writes: { readonly key: string; readonly model: string; readonly kv: Kv; readonly write: () => Promise<unknown> }[];
+}
+
+/**
+ * The session an authorization request answered from was ended while the request was in flight
+ * (signed out elsewhere, its person disabled, a password change): its write was refused, and the
+ * codes and tokens the request made were deleted, so its answer must not leave.
+ */
+export class SessionEnded extends Error {
+  override name = 'SessionEnded';
 }
 /** Where a request keeps what it holds back: on itself (a WeakMap entry per request costs more to make and to collect). */
 const DEFERRED = Symbol('latchkey.deferred');
@@ -111,6 +126,8 @@ export interface AdapterOptions {
    * grant, instead of revoking the grant. 0: every reuse revokes (RFC 9700 §4.14.2, strict).
    */
   readonly refreshReuseGrace?: number;
+  /** Seconds a session's ending lasts when its record was gone already (ttl.session). */
+  readonly sessionTtl?: number;
 }
 
 class KvAdapter implements Adapter {
@@ -133,18 +150,17 @@ class KvAdapter implements Adapter {
     return this.model === 'RefreshToken' && now() - consumed < (this.options.refreshReuseGrace ?? 0);
   }
 
-  /** The store writes of an upsert, started now. */
+  /** The store writes of an upsert, started now; a session's resolves false when it had been ended (Kv.putRecord). */
   private write(id: string, payload: AdapterPayload, expiresIn: number): Promise<unknown> {
     const key = recordKey(this.model, id);
     const ttl = expiresIn ? expiresIn + this.grace : undefined;
-    // A grant's record goes into the grant's index with it: one command where the store can.
+    // A grant's record goes into the grant's index with it: one command where the store can (a
+    // grant's codes and tokens are never ended, so that write needs no ending check).
     const grant = GRANTABLE.has(this.model) && payload.grantId ? grantKey(payload.grantId) : undefined;
-    const writes: Promise<unknown>[] = [];
-    if (grant && this.kv.putRecordInSet) writes.push(this.kv.putRecordInSet(key, JSON.stringify(payload), ttl, grant));
-    else {
-      writes.push(this.kv.putRecord(key, JSON.stringify(payload), ttl));
-      if (grant) writes.push(this.kv.addToSet(grant, key, ttl));
-    }
+    const stored: Promise<unknown> =
+      grant && this.kv.putRecordInSet ? this.kv.putRecordInSet(key, JSON.stringify(payload), ttl, grant) : this.kv.putRecord(key, JSON.stringify(payload), ttl);
+    const writes: Promise<unknown>[] = [stored];
+    if (grant && !this.kv.putRecordInSet) writes.push(this.kv.addToSet(grant, key, ttl));
     if (this.model === 'Session' && payload.uid) writes.push(this.kv.set(uidKey(payload.uid), id, { ttl }).then(() => {}));
     if (this.model === 'Session' && typeof payload.accountId === 'string') writes.push(this.kv.addToSet(accountSessionsKey(payload.accountId), id, ttl));
     if (payload.userCode) writes.push(this.kv.set(userCodeKey(payload.userCode), id, { ttl }).then(() => {}));
@@ -158,7 +174,7 @@ class KvAdapter implements Adapter {
       if (typeof payload.clientId === 'string') writes.push(this.kv.addToSet(clientGrantsKey(payload.clientId), id, ttl));
     }
     // Most upserts write the record alone: its own promise then, not a Promise.all of one.
-    return writes.length === 1 ? writes[0]! : Promise.all(writes);
+    return writes.length === 1 ? stored : Promise.all(writes).then(() => stored);
   }
 
   async upsert(id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {
@@ -167,7 +183,7 @@ class KvAdapter implements Adapter {
     // authorization endpoint, with the rest of what the request writes.
     const request = deferringRequest();
     if (request) {
-      deferredOf(request).writes.push({ key: recordKey(this.model, id), write: () => this.write(id, payload, expiresIn) });
+      deferredOf(request).writes.push({ key: recordKey(this.model, id), model: this.model, kv: this.kv, write: () => this.write(id, payload, expiresIn) });
       return;
     }
     await this.write(id, payload, expiresIn);
@@ -265,7 +281,9 @@ class KvAdapter implements Adapter {
     // A grant goes only once it is revoked: the engine loads it before it looks at a refresh token
     // presented again, so a grant deleted while its revocation failed left nothing to retry with.
     if (this.model === 'Grant') await this.revokeByGrantId(id);
-    await this.kv.del([recordKey(this.model, id)]);
+    // A session's ending stays, so that a request in flight cannot write the session back.
+    if (this.model === 'Session') await this.kv.endRecord(recordKey(this.model, id), (this.options.sessionTtl ?? 0) + this.grace);
+    else await this.kv.del([recordKey(this.model, id)]);
     if (this.model === 'Client') await this.clientRemoved(id);
     if (this.model === 'InitialAccessToken') await this.kv.removeFromSet(INITIAL_ACCESS_TOKENS_KEY, id);
   }
@@ -334,9 +352,23 @@ export function settleRequest(request: object): Promise<unknown> | undefined {
   (request as Holding)[DEFERRED] = undefined;
   const { consumptions, writes } = deferred;
   const outcomes = consumptions.map(({ adapter, id, at }) => adapter.consumeRecord(id, at));
-  const written = writes.length === 1 ? writes[0]!.write() : Promise.all(writes.map(({ write }) => write()));
+  const started = writes.length === 1 ? writes[0]!.write() : Promise.all(writes.map(({ write }) => write()));
+  const written = writes.some(({ model }) => model === 'Session') ? started.then((landed) => sessionLanded(writes, landed)) : started;
   // A request that consumed nothing (client_credentials) only waits for its writes.
   return outcomes.length ? judged(consumptions, Promise.all(outcomes), written, writes) : written;
+}
+
+/**
+ * Throws SessionEnded when the request's session write was refused (the session had been ended),
+ * once the codes and tokens it made are deleted; its grant and interaction stay (a grant kept after
+ * sign-out, offline access, may have been saved again: its revocation is the ending's to decide).
+ */
+async function sessionLanded(writes: Deferred['writes'], landed: unknown): Promise<void> {
+  const results = writes.length === 1 ? [landed] : (landed as unknown[]);
+  if (!writes.some(({ model }, at) => model === 'Session' && results[at] === false)) return;
+  const made = writes.filter(({ model }) => GRANTABLE.has(model)).map(({ key }) => key);
+  if (made.length) await writes[0]!.kv.del(made);
+  throw new SessionEnded('the session ended while this request was answered');
 }
 
 /** The consumptions' outcomes, once every write is done too; what the request wrote goes with a lost one. */

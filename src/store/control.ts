@@ -18,7 +18,7 @@ import type { Kv } from './kv.js';
 
 /** The Kv operations the socket serves (not close: the CLI's close ends its connection only). */
 const OPERATIONS = [
-  'get', 'set', 'del', 'getRecord', 'putRecord', 'consumeRecord', 'addToSet', 'removeFromSet', 'members',
+  'get', 'set', 'del', 'getRecord', 'putRecord', 'endRecord', 'consumeRecord', 'addToSet', 'removeFromSet', 'members',
   'compareAndSet', 'deleteIfEquals', 'raiseMarkAndLog', 'readLog', 'ping',
 ] as const;
 type Operation = (typeof OPERATIONS)[number];
@@ -238,7 +238,8 @@ export class RemoteKv implements Kv {
   set(key: string, value: string, options?: { ttl?: number; onlyIfAbsent?: boolean }) { return this.#call<boolean>('set', key, value, options); }
   del(keys: readonly string[]) { return this.#call<void>('del', keys); }
   getRecord(key: string) { return this.#call<Awaited<ReturnType<Kv['getRecord']>>>('getRecord', key); }
-  putRecord(key: string, payload: string, ttl?: number) { return this.#call<void>('putRecord', key, payload, ttl); }
+  putRecord(key: string, payload: string, ttl?: number) { return this.#call<boolean>('putRecord', key, payload, ttl); }
+  endRecord(key: string, ttl: number) { return this.#call<void>('endRecord', key, ttl); }
   consumeRecord(key: string, at: number) { return this.#call<Awaited<ReturnType<Kv['consumeRecord']>>>('consumeRecord', key, at); }
   addToSet(key: string, member: string, ttl?: number) { return this.#call<void>('addToSet', key, member, ttl); }
   removeFromSet(key: string, member: string) { return this.#call<void>('removeFromSet', key, member); }

@@ -13,6 +13,7 @@ import type { ConsumeOutcome, Kv, LogEntry, StoredRecord } from './kv.js';
 type Value =
   | { type: 'string'; value: string }
   | { type: 'record'; payload: string; consumed?: number }
+  | { type: 'ended' }
   | { type: 'set'; members: string[] }
   | { type: 'log'; entries: LogEntry[]; last: [number, number] };
 type Entry = Value & { expiresAt?: number };
@@ -60,17 +61,24 @@ export class EmbeddedKv implements Kv {
   }
 
   async getRecord(key: string): Promise<StoredRecord | undefined> {
-    const entry = this.#read(key, 'record');
+    const entry = this.#record(key);
     if (!entry) return undefined;
     return entry.consumed === undefined ? { payload: entry.payload } : { payload: entry.payload, consumed: entry.consumed };
   }
 
   async putRecord(key: string, payload: string, ttl?: number) {
+    if (this.#live(key)?.type === 'ended') return false;
     this.#write(key, { type: 'record', payload }, ttl);
+    return true;
+  }
+
+  async endRecord(key: string, ttl: number) {
+    const expiresAt = this.#live(key)?.expiresAt;
+    this.#write(key, { type: 'ended' }, expiresAt === undefined ? Math.max(1, Math.ceil(ttl)) : (expiresAt - Date.now()) / 1000);
   }
 
   async consumeRecord(key: string, at: number): Promise<ConsumeOutcome> {
-    const entry = this.#read(key, 'record');
+    const entry = this.#record(key);
     if (!entry) return 'missing';
     if (entry.consumed !== undefined) return 'already-consumed';
     entry.consumed = at;
@@ -173,6 +181,11 @@ export class EmbeddedKv implements Kv {
     // Same answer as Redis's WRONGTYPE: a programming error, not a missing key.
     if (entry.type !== type) throw new Error(`embedded store: ${key} holds a ${entry.type}, not a ${type}`);
     return entry as Extract<Entry, { type: T }>;
+  }
+
+  /** The record at `key`; undefined when there is none or it was ended (endRecord). */
+  #record(key: string): Extract<Entry, { type: 'record' }> | undefined {
+    return this.#live(key)?.type === 'ended' ? undefined : this.#read(key, 'record');
   }
 
   #write(key: string, value: Value, ttl?: number) {

@@ -59,8 +59,18 @@ export interface Kv {
    * the store can (Redis, but not Cluster, where the two may live on different servers).
    */
   getRecordVia?(index: string, prefix: string): Promise<{ id: string; record: StoredRecord | undefined } | undefined>;
-  /** Replaces a record (dropping any consumed mark) and sets or clears its TTL. */
-  putRecord(key: string, payload: string, ttl?: number): Promise<void>;
+  /**
+   * Replaces a record (dropping any consumed mark) and sets or clears its TTL, unless the key holds
+   * an ending (endRecord): then nothing is written and the answer is false. One operation on one
+   * key, so a write in flight when the record was ended cannot bring it back.
+   */
+  putRecord(key: string, payload: string, ttl?: number): Promise<boolean>;
+  /**
+   * Replaces a record by its ending, which getRecord reads as no record and putRecord does not
+   * overwrite, for as long as the record had left to live (or `ttl` seconds when it had no expiry
+   * or was gone already). What ends a record that a request in flight may write again (a session).
+   */
+  endRecord(key: string, ttl: number): Promise<void>;
   /**
    * putRecord, and addToSet of the record's key to `set` with the same TTL, as one command where
    * the store can (Redis, but not Cluster, where the two keys may live on different servers).

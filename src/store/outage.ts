@@ -27,5 +27,14 @@ export function isStoreOutage(error: unknown): boolean {
   return error.cause !== undefined && isStoreOutage(error.cause);
 }
 
+/**
+ * The store answered and refused the command (a Redis error reply: an ACL user without the
+ * permission, NOPERM; OOM; a wrong type): said in one line, not as a bug's stack trace.
+ */
+export function storeRefusal(error: unknown): Error | undefined {
+  if (!(error instanceof Error)) return undefined;
+  return error.name === 'ReplyError' ? error : storeRefusal(error.cause);
+}
+
 /** Seconds a client should wait before retrying while the store is away. */
 export const RETRY_AFTER_SECONDS = 2;

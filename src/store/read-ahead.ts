@@ -94,6 +94,7 @@ export function withReadAhead<T extends Kv>(kv: T, request: () => object | undef
     del: (keys) => (written(keys), kv.del(keys)),
     putRecord: (key, payload, ttl) => (written([key]), kv.putRecord(key, payload, ttl)),
     ...(kv.putRecordInSet && { putRecordInSet: (key: string, payload: string, ttl: number | undefined, set: string) => (written([key]), kv.putRecordInSet!(key, payload, ttl, set)) }),
+    endRecord: (key, ttl) => (written([key]), kv.endRecord(key, ttl)),
     consumeRecord: (key, at) => (written([key]), kv.consumeRecord(key, at)),
     compareAndSet: (key, expected, value) => (written([key]), kv.compareAndSet(key, expected, value)),
     deleteIfEquals: (key, value) => (written([key]), kv.deleteIfEquals(key, value)),

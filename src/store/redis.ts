@@ -9,12 +9,15 @@ import { TRACKING_CONNECTION, TrackedCache, type TrackedCacheOptions } from './t
 
 type RedisSettings = Config['redis'];
 
-// Records are hashes: p = payload, c = consumed-at (absent until consumed). Replacing one drops
-// its consumed mark; no TTL (0) leaves it durable.
+// Records are hashes: p = payload, c = consumed-at (absent until consumed); an ended record is
+// the hash e = 1 alone, which putRecord leaves as it is (checked in the same script: no round trip
+// more) and answers 0. Replacing a record drops its consumed mark; no TTL (0) leaves it durable.
 const PUT_RECORD = `local function putRecord(key, payload, ttl)
+  if redis.call('HEXISTS', key, 'e') == 1 then return 0 end
   redis.call('DEL', key)
   redis.call('HSET', key, 'p', payload)
   if ttl > 0 then redis.call('EXPIRE', key, ttl) end
+  return 1
 end`;
 // A set's TTL only ever grows; a member added without TTL makes the set durable.
 const ADD_TO_SET = `local function addToSet(key, member, ttl)
@@ -29,12 +32,20 @@ const SCRIPTS = {
   putRecord: {
     numberOfKeys: 1,
     lua: `${PUT_RECORD}
-putRecord(KEYS[1], ARGV[1], tonumber(ARGV[2]))
+return putRecord(KEYS[1], ARGV[1], tonumber(ARGV[2]))`,
+  },
+  // Keeps the record's remaining lifetime (ARGV[1] seconds when it had none, or was gone).
+  endRecord: {
+    numberOfKeys: 1,
+    lua: `local ttl = redis.call('PTTL', KEYS[1])
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'e', '1')
+if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) else redis.call('EXPIRE', KEYS[1], ARGV[1]) end
 return 1`,
   },
   consumeRecord: {
     numberOfKeys: 1,
-    lua: `if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+    lua: `if redis.call('HEXISTS', KEYS[1], 'p') == 0 then return -1 end
 return redis.call('HSETNX', KEYS[1], 'c', ARGV[1])`,
   },
   addToSet: {
@@ -96,6 +107,7 @@ return {id, redis.call('HGETALL', ARGV[1] .. id)}`,
 
 type Scripted = {
   putRecord(key: string, payload: string, ttl: number): Promise<number>;
+  endRecord(key: string, ttl: number): Promise<number>;
   consumeRecord(key: string, at: number): Promise<number>;
   addToSet(key: string, member: string, ttl: number): Promise<number>;
   putRecordInSet(key: string, set: string, payload: string, ttl: number, member: string): Promise<number>;
@@ -254,7 +266,11 @@ export class RedisKv implements Kv {
   }
 
   async putRecord(key: string, payload: string, ttl?: number) {
-    await this.#writing([key], () => this.#client.putRecord(key, payload, ttl ?? 0));
+    return (await this.#writing([key], () => this.#client.putRecord(key, payload, ttl ?? 0))) === 1;
+  }
+
+  async endRecord(key: string, ttl: number) {
+    await this.#writing([key], () => this.#client.endRecord(key, Math.max(1, Math.ceil(ttl))));
   }
 
   async putRecordInSet(key: string, payload: string, ttl: number | undefined, set: string) {

@@ -178,6 +178,28 @@ for (const backend of backends) {
       assert.equal(await adapter('Interaction').find(id), undefined);
     });
 
+    it('a destroyed session stays ended: a save of it still in flight (by its id or found by its uid) does not bring it back; another session is saved as ever', async () => {
+      const sessions = adapterFactory(kv, 0, {}, { sessionTtl: 600 })('Session');
+      const id = randomUUID();
+      const uid = randomUUID();
+      const session = payload({ kind: 'Session', uid, accountId: 'sub-ended' });
+      await sessions.upsert(id, session, 60);
+      const loaded = await sessions.findByUid!(uid);
+      assert.ok(loaded, 'signed in');
+      await sessions.destroy(id);
+      // The request that loaded it answers now and saves it.
+      await sessions.upsert(id, loaded, 60);
+      assert.equal(await sessions.find(id), undefined);
+      assert.equal(await sessions.findByUid!(uid), undefined);
+      if (raw) {
+        const ttl = await raw.ttl(`${PREFIX}oidc:Session:${id}`);
+        assert.ok(ttl > 0 && ttl <= 60, `the ending lasts what the session had left (${ttl})`);
+      }
+      const other = randomUUID();
+      await sessions.upsert(other, payload({ kind: 'Session', uid: randomUUID() }), 60);
+      assert.ok(await sessions.find(other));
+    });
+
     it('revokeByGrantId removes every artifact of the grant and nothing else', async () => {
       const grant = randomUUID();
       const other = randomUUID();

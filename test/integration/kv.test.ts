@@ -33,6 +33,37 @@ for (const backend of [...backends, remoteEmbedded]) {
       if (open.raw) assert.equal(await open.raw.ttl(`${PREFIX}${key}`), -1, 'durable');
     });
 
+    it('endRecord: an ended record reads as none, and putRecord does not write over its ending for what it had left to live', async () => {
+      const key = `ended:${randomUUID()}`;
+      assert.equal(await kv.putRecord(key, '{"s":1}', 60), true);
+      await kv.endRecord(key, 600);
+      assert.equal(await kv.getRecord(key), undefined, 'ended');
+      assert.equal(await kv.putRecord(key, '{"s":2}', 600), false, 'a write in flight is refused');
+      assert.equal(await kv.getRecord(key), undefined, 'still ended');
+      assert.equal(await kv.consumeRecord(key, 1), 'missing');
+      if (open.raw) {
+        const ttl = await open.raw.ttl(`${PREFIX}${key}`);
+        assert.ok(ttl > 0 && ttl <= 60, `the ending keeps the record's remaining lifetime (${ttl})`);
+      }
+      await kv.endRecord(key, 600);
+      assert.equal(await kv.putRecord(key, '{"s":3}', 60), false, 'ending twice keeps it ended');
+
+      const gone = `ended:${randomUUID()}`;
+      await kv.endRecord(gone, 30);
+      assert.equal(await kv.putRecord(gone, '{"s":1}', 60), false, 'a record ended after it was gone stays ended');
+      if (open.raw) {
+        const ttl = await open.raw.ttl(`${PREFIX}${gone}`);
+        assert.ok(ttl > 0 && ttl <= 30, `for the given TTL (${ttl})`);
+      }
+
+      const short = `ended:${randomUUID()}`;
+      assert.equal(await kv.putRecord(short, '{"s":1}', 1), true);
+      await kv.endRecord(short, 600);
+      await new Promise((done) => setTimeout(done, 1100));
+      assert.equal(await kv.putRecord(short, '{"s":2}', 60), true, 'once its lifetime is over, the key is free again');
+      assert.equal((await kv.getRecord(short))?.payload, '{"s":2}');
+    });
+
     it('compareAndSet lets exactly one of concurrent writers win', async () => {
       const key = `cas:${randomUUID()}`;
       const outcomes = await Promise.all(Array.from({ length: 10 }, (_, i) => kv.compareAndSet(key, undefined, `w${i}`)));

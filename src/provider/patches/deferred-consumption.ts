@@ -15,7 +15,9 @@
  * At the authorization endpoint, and where it resumes after a sign-in, the records the request
  * saves (the code, the session, a grant made from remembered consent, an interaction) are held back
  * the same way and sent together, with the writes of `alongside` (where the session was last seen),
- * before the redirect leaves. A read,
+ * before the redirect leaves. When the session had been ended meanwhile (elsewhere, while this
+ * request was in flight) its write is refused by the store and the code deleted: the answer is a
+ * login_required page instead of the redirect (store/adapter.ts SessionEnded). A read,
  * consumption or deletion in between sends what was held back first, so the request still reads
  * its own writes.
  * Pinned by test/unit/provider-patches.test.ts, test/e2e/deferred-consumption.test.ts and
@@ -24,7 +26,8 @@
 import type { Context, Middleware } from 'koa';
 import { errors, type KoaContextWithOIDC, type Provider } from 'oidc-provider';
 import type { RateLimits } from '../../http/rate-limits.js';
-import { settleRequest } from '../../store/adapter.js';
+import { respondWithError } from '../../http/errors.js';
+import { SessionEnded, settleRequest } from '../../store/adapter.js';
 
 /** What a request writes once its answer is ready, if anything: started when called. */
 export type WriteAlongside = (ctx: Context) => Promise<unknown> | undefined;
@@ -36,6 +39,11 @@ export type WriteAlongside = (ctx: Context) => Promise<unknown> | undefined;
 export function settleDeferredConsumption(provider: Provider, limits?: RateLimits, alongside: readonly WriteAlongside[] = []): Middleware {
   /** What the request's settling failed with: invalid_grant is its answer; anything else goes on. */
   const failed = (ctx: Context, error: unknown) => {
+    if (error instanceof SessionEnded) {
+      // Its code was deleted: the redirect carrying it does not leave; the person signs in again.
+      ctx.remove('Location');
+      return respondWithError(ctx, 401, { error: 'login_required', error_description: 'your session ended while this request was answered: sign in again' });
+    }
     if (!(error instanceof errors.InvalidGrant)) {
       // A redirect made before its writes failed (an authorization's code): it does not leave with the error.
       ctx.remove('Location');

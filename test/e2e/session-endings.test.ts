@@ -1,0 +1,194 @@
+/**
+ * A session ended while a request that loaded it is still in flight stays ended: the request's
+ * write of the session as it answers does not bring it back.
+ *
+ * Held deterministically, with no hook in Latchkey: the server reaches Redis through a TCP relay
+ * (this file) that holds everything the server sends from the moment it sends the session's write
+ * (the adapter's putRecord script on the session's key, with the code and the rest the
+ * authorization request settles together) until the test lets it go. Meanwhile an operator's
+ * `latchkey users passwd` (its own connection, straight to Redis) ends the person's sessions.
+ */
+import assert from 'node:assert/strict';
+import { connect, createServer, type Server, type Socket } from 'node:net';
+import * as oidc from 'openid-client';
+import { Agent, formIn, type Page } from '../helpers/agent.js';
+import { startBalancer, type Balancer } from '../helpers/balancer.js';
+import { frontChannel } from '../helpers/front-channel.js';
+import { latchkey, serveProcess, type ServerProcess } from '../helpers/process.js';
+import { signInSteps } from '../helpers/sign-in.js';
+import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
+import { startServer, testDir, testEnv, type TestServer } from '../helpers/server.js';
+import { AdapterIndexes } from '../../src/store/adapter.js';
+
+const PASSWORD = 'a passphrase long enough';
+const SECRET = 'relying-party-secret-with-plenty-of-entropy-0123456789';
+const REDIRECT = 'https://app.example.test/callback';
+
+/** A relay to Redis that, once armed, holds a connection's traffic from the first chunk `matches` says is the one. */
+interface Relay {
+  readonly url: string;
+  /** Resolves once a chunk matching `matches` is held (with everything after it on that connection). */
+  holdFrom(matches: (chunk: string) => boolean): Promise<void>;
+  release(): void;
+  close(): void;
+}
+
+async function startRelay(redisPort: number): Promise<Relay> {
+  let armed: { matches: (chunk: string) => boolean; held: () => void } | undefined;
+  const holding = new Map<Socket, Buffer[]>();
+  const sockets = new Set<Socket>();
+  const server: Server = createServer((client) => {
+    const upstream = connect(redisPort, '127.0.0.1');
+    sockets.add(client).add(upstream);
+    upstream.on('data', (chunk) => client.write(chunk));
+    client.on('data', (chunk) => {
+      const queue = holding.get(client);
+      if (queue) return void queue.push(chunk);
+      if (armed?.matches(chunk.toString('latin1'))) {
+        holding.set(client, [chunk]);
+        armed.held();
+        armed = undefined;
+        return;
+      }
+      upstream.write(chunk);
+    });
+    const close = () => (client.destroy(), upstream.destroy());
+    client.on('close', close).on('error', close);
+    upstream.on('close', close).on('error', close);
+    (client as Socket & { upstream?: Socket }).upstream = upstream;
+  });
+  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
+  const { port } = server.address() as { port: number };
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    holdFrom: (matches) => new Promise((held) => (armed = { matches, held })),
+    release() {
+      for (const [client, queue] of holding) for (const chunk of queue) (client as Socket & { upstream?: Socket }).upstream!.write(chunk);
+      holding.clear();
+    },
+    close() {
+      for (const socket of sockets) socket.destroy();
+      server.close();
+    },
+  };
+}
+
+describe('e2e: a session ended while a request is in flight stays ended', function () {
+  this.timeout(60_000);
+  const dir = testDir();
+  let redis: RedisServer;
+  let relay: Relay;
+  let balancer: Balancer;
+  /** Instance A: reaches Redis through the relay. */
+  let server: TestServer;
+  /** Instance B: reaches Redis directly. */
+  let other: ServerProcess;
+  let env: Record<string, string>;
+  let app: oidc.Configuration;
+
+  before(async () => {
+    [redis, balancer] = await Promise.all([startRedisServer(), startBalancer()]);
+    relay = await startRelay(Number(new URL(redis.url).port));
+    const clients = [{ client_id: 'app', client_secret: SECRET, redirect_uris: [REDIRECT] }];
+    // TTL_SESSION under 100 s: every authorization request writes the session back (no extension steps).
+    const shared = { ISSUER: balancer.url, CLIENTS: JSON.stringify(clients), TTL_SESSION: '90' };
+    const [portA, portB] = [await freePort(), await freePort()];
+    // A's held write must not time out (503) while the ending runs: the ending's pace is not the test's.
+    server = await startServer({ dir, port: portA, redisUrl: relay.url, env: { ...shared, REDIS_COMMAND_TIMEOUT: '30000' } });
+    // Instance B and the operator's CLI reach Redis directly, not through the relay.
+    env = testEnv(dir, portB, { redisUrl: redis.url, env: shared });
+    other = await serveProcess(env);
+    balancer.route(other.url);
+    for (const name of ['alice', 'bob']) await server.accounts.create(name, PASSWORD);
+    app = await oidc.discovery(new URL(balancer.url), 'app', SECRET, undefined, { execute: [oidc.allowInsecureRequests] });
+  });
+  after(async () => {
+    relay?.release();
+    await other?.stop();
+    await server?.stop();
+    await balancer?.close();
+    relay?.close();
+    await redis?.stop();
+  });
+
+  async function authorize(agent: Agent): Promise<Page> {
+    const url = oidc.buildAuthorizationUrl(app, {
+      redirect_uri: REDIRECT,
+      scope: 'openid',
+      code_challenge: await oidc.calculatePKCECodeChallenge(oidc.randomPKCECodeVerifier()),
+      code_challenge_method: 'S256',
+    });
+    return agent.follow(url.href, {}, REDIRECT);
+  }
+
+  /** A thief signed in as `username` (the person's password, or their cookie): its session id. */
+  async function thiefSignedIn(username: string): Promise<{ thief: Agent; sessionId: string }> {
+    const thief = new Agent();
+    await frontChannel(app, { redirectUri: REDIRECT, username, password: PASSWORD, params: { scope: 'openid' }, agent: thief });
+    const sub = (await server.accounts.findByUsername(username))!.sub;
+    const ids = await new AdapterIndexes(server.kv).sessionIds(sub);
+    const sessionId = (await Promise.all(ids.map(async (id) => ((await server.kv.getRecord(`oidc:Session:${id}`)) ? id : undefined)))).find(Boolean);
+    assert.ok(sessionId, `${username} has a session`);
+    const signedIn = await authorize(thief);
+    assert.ok(signedIn.url.startsWith(REDIRECT) && new URL(signedIn.url).searchParams.get('code'), 'the cookie signs in');
+    return { thief, sessionId };
+  }
+
+  /** The thief's next /auth, at instance A: it reads the session, then is held at its write of it. New requests go to B. */
+  async function heldAuthorization(thief: Agent, sessionId: string): Promise<{ inFlight: Promise<Page> }> {
+    balancer.route(server.url);
+    const held = relay.holdFrom((chunk) => /evalsha|eval/i.test(chunk) && chunk.includes(`oidc:Session:${sessionId}`));
+    const inFlight = authorize(thief);
+    await held;
+    balancer.route(other.url, { drain: true });
+    return { inFlight };
+  }
+
+  /** Once the held request goes on: it answers without a code, and the session stays ended. */
+  async function staysEnded(thief: Agent, sessionId: string, inFlight: Promise<Page>) {
+    relay.release();
+    // The held request answered from a session that ended meanwhile: its code does not leave.
+    const answered = await inFlight;
+    assert.equal(answered.status, 401, `the held request gets no code (${answered.status} ${answered.url})`);
+    assert.match(answered.html, /Signed out/);
+    assert.equal(answered.headers.get('location'), null);
+
+    const after = await authorize(thief);
+    assert.ok(after.html.includes('name="password"'), `the stolen cookie gets the sign-in page, not a code (${after.status} ${after.url})`);
+    assert.equal(await server.kv.getRecord(`oidc:Session:${sessionId}`), undefined, 'the session stays ended in the store');
+  }
+
+  it("an operator's password reset ends a thief's session while the thief's /auth is held at its session write: the write does not bring it back", async () => {
+    const { thief, sessionId } = await thiefSignedIn('alice');
+    const { inFlight } = await heldAuthorization(thief, sessionId);
+
+    const run = await latchkey(env, ['users', 'passwd', 'alice', '--password-stdin'], 'another passphrase long enough\n');
+    assert.equal(run.status, 0, run.stderr);
+    assert.match(run.stdout, /ended 1 session/);
+
+    await staysEnded(thief, sessionId, inFlight);
+  });
+
+  it('the person signs the thief\'s session out on the account page (another instance) while its /auth is held: it stays signed out', async () => {
+    const { thief, sessionId } = await thiefSignedIn('bob');
+    const person = new Agent();
+    const page = await signInSteps(person, await person.follow(`${balancer.url}/account`), { username: 'bob', password: PASSWORD, login: 'required', consent: 'stop' });
+    assert.equal(page.url, `${balancer.url}/account`, `the account page (${page.status} ${page.url})`);
+    const uids = [...page.html.matchAll(/<div class="listed">([\s\S]*?)(?=<div class="listed">|$)/g)]
+      .map(([block]) => block)
+      .filter((block) => block.includes('name="session"') && !block.includes('This browser'))
+      .map((block) => /name="session" value="([^"]+)"/.exec(block)![1]!);
+    assert.equal(uids.length, 1, 'the thief\'s session is listed');
+
+    const { inFlight } = await heldAuthorization(thief, sessionId);
+    const form = formIn(page.html, '/sessions/sign-out');
+    const done = await person.follow(new URL(form.action, page.url).href, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ csrf: form.hidden.csrf!, session: uids[0]! }),
+    });
+    assert.match(done.html, /That session is signed out/);
+
+    await staysEnded(thief, sessionId, inFlight);
+  });
+});
