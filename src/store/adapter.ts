@@ -280,9 +280,9 @@ class KvAdapter implements Adapter {
     if (this.model === 'Client') await this.hooks.clientRemoved?.(id);
     // A grant goes only once it is revoked: the engine loads it before it looks at a refresh token
     // presented again, so a grant deleted while its revocation failed left nothing to retry with.
-    if (this.model === 'Grant') await this.revokeByGrantId(id);
+    if (this.model === 'Grant') await this.revokeGrant(id);
     // A session's ending stays, so that a request in flight cannot write the session back.
-    if (this.model === 'Session') await this.kv.endRecord(recordKey(this.model, id), (this.options.sessionTtl ?? 0) + this.grace);
+    else if (this.model === 'Session') await this.kv.endRecord(recordKey(this.model, id), (this.options.sessionTtl ?? 0) + this.grace);
     else await this.kv.del([recordKey(this.model, id)]);
     if (this.model === 'Client') await this.clientRemoved(id);
     if (this.model === 'InitialAccessToken') await this.kv.removeFromSet(INITIAL_ACCESS_TOKENS_KEY, id);
