@@ -11,6 +11,7 @@ import { render } from '../http/views.js';
 import type { Logger } from '../ops/logger.js';
 import type { Metrics } from '../ops/metrics.js';
 import { field, type Interaction, type Interactions } from './interaction.js';
+import { linkNotice, offeredLink } from './link-confirmation.js';
 
 /** "30 seconds", "2 minutes": how long a pause lasts, in words. */
 function duration(seconds: number): string {
@@ -19,15 +20,19 @@ function duration(seconds: number): string {
   return `${minutes} minutes`;
 }
 
-/** The login page, with what was typed and why it failed, if it did. */
+/**
+ * The login page, with what was typed and why it failed, if it did, and the upstream link waiting
+ * for this sign-in (link-confirmation.ts) on every showing, a failed try's too.
+ */
 export async function showLogin(
   { csrf, clientBranding, loginPageExtras }: Interactions,
   ctx: Context,
   interaction: Interaction,
-  state: { error?: string; notice?: string; username?: string; remember?: boolean } = {},
+  state: { error?: string; username?: string; remember?: boolean } = {},
 ): Promise<void> {
   // The client and what other sign-in ways add (a passkey challenge, the upstreams' buttons) are read together.
   const [client, extras] = await Promise.all([clientBranding(ctx, interaction), loginPageExtras(interaction)]);
+  const offer = offeredLink(interaction);
   ctx.type = 'html';
   ctx.body = render('login', {
     title: 'Sign in',
@@ -38,7 +43,7 @@ export async function showLogin(
     username: state.username ?? (typeof interaction.params.login_hint === 'string' ? interaction.params.login_hint : ''),
     remember: state.remember ?? false,
     error: state.error,
-    notice: state.notice,
+    notice: offer && linkNotice(offer),
     // "Continue with <upstream>" buttons: upstream.ts's upstreamChoices, one of the extras.
     upstreams: [],
     ...extras,

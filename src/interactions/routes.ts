@@ -18,7 +18,7 @@ import type { Consents } from '../provider/consents.js';
 import type { ProviderInService } from '../provider-in-service.js';
 import { confirmConsent, showConsent } from './consent.js';
 import { interactions, type Interaction } from './interaction.js';
-import { linkFor, linkNotice, offeredLink, type OfferedLink } from './link-confirmation.js';
+import { linkFor, type OfferedLink } from './link-confirmation.js';
 import { showLogin, submitLogin } from './login.js';
 import { upstreamChoices, upstreamStep, type UpstreamStepOptions } from './upstream.js';
 import { passkeyOnLoginPage, submitPasskey } from './passkey.js';
@@ -68,9 +68,7 @@ export function interactionRoutes(options: Options): Middleware[] {
     // A first factor passed (a password, or an upstream's sign-in): the second factor, or the end.
     const passed = firstFactorPassed(interaction);
     if (interaction.prompt.name === 'login' && passed) return afterFirst(ctx, interaction, passed);
-    // A link offered by an upstream's sign-in: the login page asks for the account's own sign-in.
-    const offer = offeredLink(interaction);
-    if (interaction.prompt.name === 'login' && offer) return showLogin(steps, ctx, interaction, { notice: linkNotice(offer) });
+    // Not straight to an upstream while a link it offered waits: the login page asks for the account's own sign-in.
     if (await upstream.direct(ctx, interaction)) return;
     if (interaction.prompt.name === 'login') return showLogin(steps, ctx, interaction);
     return showConsent(steps, ctx, interaction);

@@ -2,7 +2,8 @@
  * oidc-provider's Adapter contract over the Kv store, for every model.
  *
  * Layout (all under the configured key prefix):
- *   oidc:<Model>:<id>       record (payload + consumed mark), expiring with the model
+ *   oidc:<Model>:<id>       record (payload + consumed mark), expiring with the model; a Session's
+ *                           key holds its ending once it is ended (below)
  *   oidc:grant:<grantId>    set of the record keys issued under a grant, for revokeByGrantId
  *   oidc:uid:<uid>          Session uid → session id
  *   oidc:usercode:<code>    device flow user code → device code id
@@ -17,7 +18,8 @@
  *   oidc:initial-access-tokens
  *                           set of the ids of outstanding initial access tokens (expiring with the
  *                           longest), so that an operator can list and revoke them
- * No operation spans two keys, so the layout works unchanged on Redis Cluster.
+ * The layout works unchanged on Redis Cluster: the one write spanning two keys (a grant's code or
+ * token with its entry in oidc:grant:<grantId>, Kv.putRecordInSet) is two commands there.
  *
  * A session is ended, not deleted: its record is replaced by an ending (Kv.endRecord) for what it
  * had left to live, and a session write lands only where there is no ending (Kv.putRecord checks,
@@ -155,7 +157,7 @@ class KvAdapter implements Adapter {
     const key = recordKey(this.model, id);
     const ttl = expiresIn ? expiresIn + this.grace : undefined;
     // A grant's record goes into the grant's index with it: one command where the store can (a
-    // grant's codes and tokens are never ended, so that write needs no ending check).
+    // grant's codes and tokens are never ended, so it answers nothing: only a session's write is judged).
     const grant = GRANTABLE.has(this.model) && payload.grantId ? grantKey(payload.grantId) : undefined;
     const stored: Promise<unknown> =
       grant && this.kv.putRecordInSet ? this.kv.putRecordInSet(key, JSON.stringify(payload), ttl, grant) : this.kv.putRecord(key, JSON.stringify(payload), ttl);
@@ -280,9 +282,9 @@ class KvAdapter implements Adapter {
     if (this.model === 'Client') await this.hooks.clientRemoved?.(id);
     // A grant goes only once it is revoked: the engine loads it before it looks at a refresh token
     // presented again, so a grant deleted while its revocation failed left nothing to retry with.
-    if (this.model === 'Grant') await this.revokeByGrantId(id);
+    if (this.model === 'Grant') await this.revokeGrant(id);
     // A session's ending stays, so that a request in flight cannot write the session back.
-    if (this.model === 'Session') await this.kv.endRecord(recordKey(this.model, id), (this.options.sessionTtl ?? 0) + this.grace);
+    else if (this.model === 'Session') await this.kv.endRecord(recordKey(this.model, id), (this.options.sessionTtl ?? 0) + this.grace);
     else await this.kv.del([recordKey(this.model, id)]);
     if (this.model === 'Client') await this.clientRemoved(id);
     if (this.model === 'InitialAccessToken') await this.kv.removeFromSet(INITIAL_ACCESS_TOKENS_KEY, id);

@@ -74,7 +74,8 @@ export class EmbeddedKv implements Kv {
 
   async endRecord(key: string, ttl: number) {
     const expiresAt = this.#live(key)?.expiresAt;
-    this.#write(key, { type: 'ended' }, expiresAt === undefined ? Math.max(1, Math.ceil(ttl)) : (expiresAt - Date.now()) / 1000);
+    // At least a millisecond left: a TTL of 0 would write the ending durable, for good.
+    this.#write(key, { type: 'ended' }, expiresAt === undefined ? Math.max(1, Math.ceil(ttl)) : Math.max(1, expiresAt - Date.now()) / 1000);
   }
 
   async consumeRecord(key: string, at: number): Promise<ConsumeOutcome> {

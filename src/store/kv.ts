@@ -2,10 +2,11 @@
  * The key-value operations Latchkey needs from its store. Redis implements them over ioredis
  * (standalone, Sentinel, Cluster); the embedded store implements them in process.
  *
- * Every operation but one touches exactly one key, so each works unchanged on Redis Cluster, and the
- * ones that must be atomic (consumeRecord, addToSet, compareAndSet, ...) are atomic on their key.
- * The exception, raiseMarkAndLog, spans two keys that the caller gives one hash tag (`{tag}`), so
- * they share a cluster slot. TTLs are in seconds; a key written without one is durable data
+ * Every operation touches exactly one key, so each works unchanged on Redis Cluster, and the ones
+ * that must be atomic (consumeRecord, endRecord, addToSet, compareAndSet, ...) are atomic on their
+ * key. The exceptions: raiseMarkAndLog spans two keys that the caller gives one hash tag (`{tag}`),
+ * so they share a cluster slot; getRecordVia and putRecordInSet span two keys in one command only
+ * where every key lives on one server, and are two commands on Cluster. TTLs are in seconds; a key written without one is durable data
  * (clients, accounts, the key ring).
  */
 export interface StoredRecord {

@@ -551,7 +551,11 @@ describe('e2e: sign in through an upstream OpenID Connect provider', function ()
         const { secret } = await latchkey.secondFactors.totp.begin(dora.sub, dora.username);
         assert.ok(await latchkey.secondFactors.totp.confirm(dora.sub, TOTP.generate({ secret: Secret.fromBase32(secret), timestamp: Date.now() - 30_000 })));
         const again = await throughFake('app1', 'dora', { upstream: 'fakelink' });
-        const second = await again.browser.submit(again.page, '/login', { username: 'dora', password: 'dora has a local password' }, app1Redirect());
+        // A mistyped password: the page shown again still says why it asks for the account's own sign-in.
+        const mistyped = await again.browser.submit(again.page, '/login', { username: 'dora', password: 'not dora\'s password' });
+        assert.match(mistyped.html, /do not match/);
+        assert.match(mistyped.html, /already exists here\. Sign in to it/);
+        const second = await again.browser.submit(mistyped, '/login', { username: 'dora', password: 'dora has a local password' }, app1Redirect());
         assert.ok(second.html.includes('/second-factor'), `the second factor: ${second.status} ${second.url}`);
         assert.equal(await links.find('fakelink', 'dora'), undefined, 'not linked on the password alone');
         done = await again.browser.submit(second, '/second-factor', { method: 'totp', code: TOTP.generate({ secret: Secret.fromBase32(secret) }) }, app1Redirect());

@@ -80,6 +80,18 @@ describe('store: reads started ahead for a request', function () {
     });
   });
 
+  it('drops a read started ahead when the request ends the record, or writes it with its grant\'s set (endRecord, putRecordInSet)', async () => {
+    await base.putRecord('ra:ended', '{}', 60);
+    await base.putRecord('ra:in-set', '{"v":1}', 60);
+    await inRequest(async () => {
+      kv.readAhead({ records: ['ra:ended', 'ra:in-set'] });
+      await kv.endRecord('ra:ended', 60);
+      assert.equal(await kv.getRecord('ra:ended'), undefined);
+      await kv.putRecordInSet!('ra:in-set', '{"v":2}', 60, 'ra:set');
+      assert.deepEqual(await kv.getRecord('ra:in-set'), { payload: '{"v":2}' });
+    });
+  });
+
   it('reads started ahead for a request named by its caller (in front of oidc-provider) answer that request, and no other', async () => {
     await base.putRecord('ra:named', '{"g":2}', 60);
     const request = {};

@@ -58,4 +58,15 @@ describe('store: the server store\'s layers (timing, reads ahead)', function () 
     assert.doesNotMatch(text, /operation="cachedReads"/);
     assert.doesNotMatch(text, /operation="constructor"/);
   });
+
+  it('pass the session ending and the grant write through, timed (endRecord, putRecordInSet)', async () => {
+    await kv.putRecordInSet!('layers:record', '{}', 60, 'layers:grant');
+    await kv.endRecord('layers:record', 60);
+    assert.equal(await kv.putRecord('layers:record', '{}', 60), false, 'the ending holds through the layers');
+    assert.deepEqual(await kv.members('layers:grant'), ['layers:record']);
+    const text = await metrics.registry.metrics();
+    assert.equal(count(text, 'putRecordInSet', 'ok'), 1);
+    assert.equal(count(text, 'endRecord', 'ok'), 1);
+    assert.equal(count(text, 'putRecord', 'ok'), 1);
+  });
 });

@@ -37,7 +37,7 @@ export type WriteAlongside = (ctx: Context) => Promise<unknown> | undefined;
  * started in the same tick as what the request held back, so that all go in one round trip.
  */
 export function settleDeferredConsumption(provider: Provider, limits?: RateLimits, alongside: readonly WriteAlongside[] = []): Middleware {
-  /** What the request's settling failed with: invalid_grant is its answer; anything else goes on. */
+  /** What the request's settling failed with: invalid_grant, or login_required for a session ended meanwhile, is its answer; anything else goes on. */
   const failed = (ctx: Context, error: unknown) => {
     if (error instanceof SessionEnded) {
       // Its code was deleted: the redirect carrying it does not leave; the person signs in again.
