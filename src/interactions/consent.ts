@@ -30,7 +30,7 @@ async function askedClaims({ providers }: Interactions, interaction: Interaction
   const missing = ((interaction.prompt.details as { missingOIDCClaims?: string[] }).missingOIDCClaims) ?? [];
   if (!missing.length) return { asked: [], beyond: [] };
   const client = await providers.current.Client.find(String(interaction.params.client_id));
-  const beyond = claimsBeyondScope(client?.scope);
+  const beyond = claimsBeyondScope(client);
   return { asked: missing.filter((claim) => !beyond.has(claim)), beyond: missing.filter((claim) => beyond.has(claim)) };
 }
 

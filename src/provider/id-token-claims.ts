@@ -22,15 +22,24 @@ export const SCOPE_CLAIMS = {
   email: ['email', 'email_verified'],
 } as const;
 
+const NONE: ReadonlySet<string> = new Set();
+/** Per client object (one never changes once made: client-metadata.ts): asked at every ID token and userinfo answer. */
+const beyondOf = new WeakMap<object, ReadonlySet<string>>();
+
 /**
  * The claims a client may not have: those of the OpenID scopes outside its `scope` metadata (none
  * when it registered no `scope`). A claim asked for by name (the `claims` parameter, OIDC Core
  * §5.5) is no way around the scopes an operator or the registration allowed the client.
  */
-export function claimsBeyondScope(clientScope: string | undefined): ReadonlySet<string> {
-  if (!clientScope) return new Set();
-  const allowed = new Set(clientScope.split(' '));
-  return new Set(Object.entries(SCOPE_CLAIMS).flatMap(([scope, claims]) => (scope === 'openid' || allowed.has(scope) ? [] : claims)));
+export function claimsBeyondScope(client: { readonly scope?: string } | undefined): ReadonlySet<string> {
+  if (!client?.scope) return NONE;
+  let beyond = beyondOf.get(client);
+  if (!beyond) {
+    const allowed = new Set(client.scope.split(' '));
+    beyond = new Set(Object.entries(SCOPE_CLAIMS).flatMap(([scope, claims]) => (scope === 'openid' || allowed.has(scope) ? [] : claims)));
+    beyondOf.set(client, beyond);
+  }
+  return beyond;
 }
 
 /** The client metadata property (boolean): true → scope claims in the ID token; false → sub only. */
@@ -59,7 +68,7 @@ function scopeClaimsWanted(ctx: KoaContextWithOIDC | undefined, byDefault: boole
  * by name.
  */
 export function accountClaims(ctx: KoaContextWithOIDC | undefined, byDefault: boolean, account: AccountClaims) {
-  const beyond = claimsBeyondScope(ctx?.oidc?.client?.scope);
+  const beyond = claimsBeyondScope(ctx?.oidc?.client);
   const all = beyond.size ? (Object.fromEntries(Object.entries(account).filter(([claim]) => !beyond.has(claim))) as AccountClaims) : account;
   return (use: string, _scope: string, requested: Record<string, null | ClaimsParameterMember> = {}): AccountClaims => {
     if (use !== 'id_token' || scopeClaimsWanted(ctx, byDefault)) return all;

@@ -71,10 +71,6 @@ import { resourceServers } from '../apis/builtin.js';
 import { CLOCK_TOLERANCE } from '../lifetimes.js';
 import { defaultResource, mayIntrospect, resourceServerInfo } from './resource-servers.js';
 
-export { CLOCK_TOLERANCE };
-
-export { SCOPE_CLAIMS };
-
 export interface ProviderDependencies {
   readonly config: Config;
   readonly kv: Kv;
