@@ -244,3 +244,61 @@ describe('e2e: a session ended while a request is in flight stays ended', functi
     }
   });
 });
+
+describe('e2e: a code made from a session ended while its request is in flight, without writing the session back', function () {
+  this.timeout(60_000);
+  const dir = testDir();
+  let redis: RedisServer;
+  let relay: Relay;
+  let server: TestServer;
+  let env: Record<string, string>;
+  let app: oidc.Configuration;
+
+  before(async () => {
+    redis = await startRedisServer();
+    relay = await startRelay(Number(new URL(redis.url).port));
+    const clients = [{ client_id: 'app', client_secret: SECRET, redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'] }];
+    // The default session lifetime: a signed-in /auth leaves the unchanged session unwritten
+    // (patches/unchanged-sessions.ts), so the store refuses it nothing and its code is written.
+    server = await startServer({ dir, redisUrl: relay.url, clients, env: { REDIS_COMMAND_TIMEOUT: '30000' } });
+    // The operator's CLI reaches Redis directly, not through the relay.
+    env = testEnv(dir, await freePort(), { redisUrl: redis.url, env: { ISSUER: server.issuer, CLIENTS: JSON.stringify(clients) } });
+    for (const name of ['dan', 'eve']) await server.accounts.create(name, PASSWORD);
+    app = await oidc.discovery(new URL(server.issuer), 'app', SECRET, undefined, { execute: [oidc.allowInsecureRequests] });
+  });
+  after(async () => {
+    relay?.release();
+    await server?.stop();
+    relay?.close();
+    await redis?.stop();
+  });
+
+  for (const [username, scope] of [
+    ['dan', 'openid'],
+    ['eve', 'openid offline_access'],
+  ] as const) {
+    it(`an operator's password reset while a signed-in /auth (${scope}) is held at its code's write: the code it hands out is refused at the token endpoint`, async () => {
+      const thief = new Agent();
+      await frontChannel(app, { redirectUri: REDIRECT, username, password: PASSWORD, params: { scope, prompt: 'consent' }, agent: thief });
+      const verifier = oidc.randomPKCECodeVerifier();
+      const url = oidc.buildAuthorizationUrl(app, { redirect_uri: REDIRECT, scope, code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256' });
+      const held = relay.holdFrom((chunk) => /evalsha|eval/i.test(chunk) && chunk.includes('oidc:AuthorizationCode:'));
+      const inFlight = thief.follow(url.href, {}, REDIRECT);
+      await held;
+
+      const run = await latchkey(env, ['users', 'passwd', username, '--password-stdin'], 'another passphrase long enough\n');
+      assert.equal(run.status, 0, run.stderr);
+      assert.match(run.stdout, /ended 1 session/);
+      relay.release();
+
+      // Its session was not written back, so nothing stopped the redirect: the code is what must not work.
+      const answered = await inFlight;
+      assert.ok(answered.url.startsWith(REDIRECT) && new URL(answered.url).searchParams.get('code'), `the held request answered with a code (${answered.status} ${answered.url})`);
+      await assert.rejects(oidc.authorizationCodeGrant(app, new URL(answered.url), { pkceCodeVerifier: verifier }), (error: Error) => {
+        assert.ok(error instanceof oidc.ResponseBodyError, String(error));
+        assert.equal(error.error, 'invalid_grant');
+        return true;
+      });
+    });
+  }
+});
