@@ -271,13 +271,18 @@ export class Accounts {
    * A person changing their own password: `current` must be theirs (one argon2id verification, as
    * at sign-in). False when it is not (or the account is gone or disabled); AccountError when the
    * new password is not acceptable, checked first so that no verification is spent on it.
+   * `beforeWrite` runs once `current` is verified and before the new password is written: what
+   * must end with the old password ends there, so that a failure half-way leaves the old password
+   * in place, to be typed again by a retry that then ends it all (once the new one is written,
+   * the person can no longer retry with the old one).
    */
-  async changePassword(sub: string, current: string, next: string): Promise<boolean> {
+  async changePassword(sub: string, current: string, next: string, beforeWrite?: () => Promise<unknown>): Promise<boolean> {
     const problem = validatePassword(next);
     if (problem) throw new AccountError(problem);
     const account = await this.find(sub);
     if (!account?.passwordHash || account.disabled || current.length > MAX_PASSWORD_LENGTH) return false;
     if (!(await this.#verify(account.passwordHash, current))) return false;
+    await beforeWrite?.();
     await this.#save({ ...account, passwordHash: await this.#hash(next) });
     return true;
   }

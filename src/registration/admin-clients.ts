@@ -5,7 +5,8 @@
  *   GET    /admin/clients/{id}          one
  *   POST   /admin/clients               add one (a confidential client gets a secret, shown once)
  *   PUT    /admin/clients/{id}          replace its metadata
- *   POST   /admin/clients/{id}/secret   rotate its secret (the previous one stays valid for the grace)
+ *   POST   /admin/clients/{id}/secret   rotate its secret (the previous one stays valid for the grace, or less:
+ *                                        {"previous_secret_valid_for": 0} when it leaked)
  *   DELETE /admin/clients/{id}          delete it, ending everything it held
  */
 import { randomUUID } from 'node:crypto';
@@ -24,6 +25,8 @@ interface Options {
 }
 
 const clientBody = z.looseObject({ client_id: z.string().min(1).max(128).optional() });
+/** A rotation's optional body: how long the old secret keeps working, in seconds (0 for a leaked one). */
+const rotationBody = z.strictObject({ previous_secret_valid_for: z.number().int().min(0).optional() });
 
 /** Client metadata as the API shows it: never the secret, except once when it is made. */
 function withoutSecret({ client_secret: _secret, ...metadata }: ClientMetadata): Omit<ClientMetadata, 'client_secret'> {
@@ -76,10 +79,14 @@ export function clientRoutes(router: Router, { clients, secretRotationGrace, rea
     });
   });
 
-  router.post('/clients/:id/secret', write, async (ctx) => {
+  router.post('/clients/:id/secret', write, json, async (ctx) => {
+    // No body: the configured grace. A shorter one may be asked for (0: the old secret stops at once), never a longer one.
+    const parsed = rotationBody.safeParse(ctx.request.body ?? {});
+    if (!parsed.success) return jsonError(ctx, 400, 'invalid_request', 'the body, if any, must be {"previous_secret_valid_for": <seconds>}');
+    const grace = Math.min(parsed.data.previous_secret_valid_for ?? secretRotationGrace, secretRotationGrace);
     await registry(ctx, async () => {
-      const { client_id, client_secret, registration_access_token } = await clients.rotateSecret(ctx.params.id!, secretRotationGrace);
-      ctx.body = { client_id, client_secret, previous_secret_valid_for: secretRotationGrace, ...(registration_access_token && { registration_access_token }) };
+      const { client_id, client_secret, registration_access_token } = await clients.rotateSecret(ctx.params.id!, grace);
+      ctx.body = { client_id, client_secret, previous_secret_valid_for: grace, ...(registration_access_token && { registration_access_token }) };
     });
   });
 

@@ -1,7 +1,12 @@
-/** POST /developer/apps/:id/secret: a new secret for one of the person's apps, shown once. */
+/**
+ * POST /developer/apps/:id/secret: a new secret for one of the person's apps, shown once. The old
+ * one keeps working for the grace (so the app can be redeployed), unless the person says it leaked:
+ * then it stops at once.
+ */
 import type Router from '@koa/router';
 import type { Middleware } from 'koa';
 import { respondWithError } from '../http/errors.js';
+import { field } from '../http/signed-in-pages.js';
 import { ClientError, type Clients } from './clients.js';
 import type { DeveloperPage } from './developer-page.js';
 
@@ -18,8 +23,10 @@ export function rotateSecretAction(router: Router, { page, submitted, ownApp }: 
     const found = await submitted(ctx);
     if (!found || !(await ownApp(ctx, found.who.accountId))) return;
     try {
-      const app = await clients.rotateSecret(ctx.params.id!, secretRotationGrace);
-      page(ctx, 'developer-secret', { title: 'New secret', app, issuer, rotated: true, graceHours: Math.round(secretRotationGrace / 3600) });
+      const leaked = field(found.body, 'leaked') === 'yes';
+      const grace = leaked ? 0 : secretRotationGrace;
+      const app = await clients.rotateSecret(ctx.params.id!, grace);
+      page(ctx, 'developer-secret', { title: 'New secret', app, issuer, rotated: true, grace, graceHours: Math.round(grace / 3600) });
     } catch (error) {
       if (!(error instanceof ClientError)) throw error;
       respondWithError(ctx, error.status, { error: error.error, error_description: error.description });

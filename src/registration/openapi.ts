@@ -52,8 +52,20 @@ export function openApiDocument(issuer: string) {
         parameters: [clientId],
         post: {
           operationId: 'rotateClientSecret',
-          summary: 'Generate a new secret; the previous one keeps working for the configured grace period',
+          summary: 'Generate a new secret; the previous one keeps working for the configured grace period, or less if asked (0: it stops at once)',
           security: write,
+          requestBody: {
+            required: false,
+            content: {
+              'application/json': {
+                schema: {
+                  type: 'object',
+                  additionalProperties: false,
+                  properties: { previous_secret_valid_for: { type: 'integer', minimum: 0, description: 'seconds, at most the configured grace (0: the old secret leaked)' } },
+                },
+              },
+            },
+          },
           responses: {
             200: json({
               type: 'object',

@@ -7,6 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { decodeJwt } from 'jose';
+import { Redis } from 'ioredis';
 import * as oidc from 'openid-client';
 import { AccountSessions } from '../../src/accounts/sessions.js';
 import { ClientError, Clients } from '../../src/registration/clients.js';
@@ -267,6 +268,35 @@ describe('e2e: the account page', function () {
       return true;
     });
     assert.equal(isLogin(await agent.follow(`${server.issuer}/account`)), false, 'the session that changed the password stays');
+  });
+
+  it("a password change that fails half-way (the store refuses the revocation list) is retried with the old password, and the retry signs the thief out with their offline access", async () => {
+    await server.accounts.create('gus', PASSWORD);
+    const thief = new Agent();
+    const stolen = (await notesSignIn(thief, 'gus')).refresh_token!;
+    const { agent, page } = await signIn('gus');
+    const change = { current_password: PASSWORD, new_password: 'gus has a new password', confirm_password: 'gus has a new password', sign_out_others: 'yes' };
+    // While gus changes it, the store refuses the server the revocation list's keys (a failover in the middle).
+    const raw = new Redis(server.env.REDIS_URL!);
+    const prefix = server.config.redis.keyPrefix;
+    try {
+      await raw.call('ACL', 'SETUSER', 'default', 'resetkeys', `~${prefix}[^r]*`, `~${prefix}r[^e]*`, `~${prefix}re[^v]*`);
+      const failed = await agent.submit(page, '/password', change);
+      assert.doesNotMatch(failed.url, /done=password/, 'the change cannot have succeeded');
+    } finally {
+      await raw.call('ACL', 'SETUSER', 'default', 'resetkeys', '~*');
+      raw.disconnect();
+    }
+    // gus does what anyone does after an error: the same form again, with the password they know.
+    const again = await agent.submit(await agent.follow(`${server.issuer}/account`), '/password', change);
+    assert.match(again.html, /Your password has been changed, and every other session is signed out/, `the retry goes through: ${again.status} ${again.html.match(/class="error"[^>]*>([^<]*)/)?.[1] ?? ''}`);
+    assert.ok(isLogin(await thief.follow(`${server.issuer}/account`)), "the thief's session is signed out");
+    await assert.rejects(oidc.refreshTokenGrant(notes, stolen, { resource: API }), (error: Error) => {
+      assert.ok(error instanceof oidc.ResponseBodyError);
+      assert.equal(error.error, 'invalid_grant', "the thief's offline access ended");
+      return true;
+    });
+    assert.ok(await server.accounts.verify('gus', 'gus has a new password'), 'the new password is set');
   });
 
   it('refuses a form without its CSRF token, or with another session’s, and any POST from a stranger', async () => {

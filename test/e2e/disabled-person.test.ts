@@ -15,7 +15,7 @@ import { frontChannel } from '../helpers/front-channel.js';
 import { latchkey } from '../helpers/process.js';
 import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
 import { startLogoutReceiver, type LogoutReceiver } from '../helpers/logout-receiver.js';
-import { clientCredentialsToken } from '../helpers/tokens.js';
+import { clientCredentialsToken, introspect } from '../helpers/tokens.js';
 import { startServer, testDir, testEnv, type TestServer } from '../helpers/server.js';
 import { Clients } from '../../src/registration/clients.js';
 import { AdapterIndexes } from '../../src/store/adapter.js';
@@ -219,4 +219,18 @@ describe('e2e: disabling a person ends their sessions everywhere (issue 19.2)', 
   });
 
   const developerApps = (accountId: string) => new Clients(server.kv, server.providers).ownedBy(accountId);
+
+  it("a disabled person's tokens: userinfo answers 401 and introspection inactive, at once", async () => {
+    await server.accounts.create('hank', PASSWORD);
+    const { callback, verifier } = await frontChannel(app, { redirectUri: REDIRECT, username: 'hank', password: PASSWORD, params: { scope: 'openid' } });
+    const tokens = await oidc.authorizationCodeGrant(app, callback, { pkceCodeVerifier: verifier });
+    const userinfo = () => fetch(`${server.url}/me`, { headers: { authorization: `Bearer ${tokens.access_token}` } });
+    const self = { id: 'app', secret: APP_SECRET };
+    assert.equal((await userinfo()).status, 200, 'userinfo answers before');
+    assert.equal((await introspect(server.url, self, tokens.access_token)).active, true, 'active before');
+
+    assert.equal((await latchkey(env, ['users', 'disable', 'hank'])).status, 0);
+    assert.equal((await userinfo()).status, 401, 'userinfo with the token of a disabled person');
+    assert.deepEqual(await introspect(server.url, self, tokens.access_token), { active: false });
+  });
 });

@@ -14,7 +14,8 @@ import { decodeJwt } from 'jose';
 import * as oidc from 'openid-client';
 import { eventually } from '../helpers/eventually.js';
 import { frontChannel } from '../helpers/front-channel.js';
-import { latchkey } from '../helpers/process.js';
+import { developerSignIn } from '../helpers/developer.js';
+import { latchkey, serveProcess } from '../helpers/process.js';
 import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
 import { startServer, testDir, testEnv, type TestServer } from '../helpers/server.js';
 import { API, basic, clientCredentialsToken, grantFeed, introspect, machineClient, OPAQUE_API, RESOURCE_SERVERS, type ClientCredentials } from '../helpers/tokens.js';
@@ -199,6 +200,53 @@ describe('e2e: what an operator takes away ends at once (endings audit)', functi
       body: new URLSearchParams({ grant_type: 'client_credentials' }),
     });
     assert.equal(old.status, 401, 'the deleted client\'s old secret authenticates the new client');
+  });
+
+  it("a leaked secret: a rotation asked to keep no grace (the admin API's previous_secret_valid_for 0, the developer page's 'it may have leaked') stops the old secret at once, at every instance", async () => {
+    // Another instance, which authenticated the client before the rotation.
+    const other = await serveProcess({ ...env, PORT: String(await freePort()) });
+    try {
+      const authenticates = async (at: string, client: ClientCredentials) =>
+        (
+          await fetch(`${at}/token`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(client) },
+            body: new URLSearchParams({ grant_type: 'client_credentials', resource: API, scope: 'read' }),
+          })
+        ).status === 200;
+      const svc = await serviceClient('svc-leaked');
+      await server.apis.grant(svc.id, API, { scopes: ['read'] });
+      assert.ok(await authenticates(other.url, svc), 'the secret works at the other instance before the rotation');
+
+      const rotation = await admin('POST', `/clients/${svc.id}/secret`, { previous_secret_valid_for: 0 });
+      assert.equal(rotation.status, 200);
+      const rotated = (await rotation.json()) as { client_secret: string; previous_secret_valid_for: number };
+      assert.equal(rotated.previous_secret_valid_for, 0);
+      for (const at of [server.url, other.url]) {
+        assert.equal(await authenticates(at, svc), false, `the leaked secret still authenticates at ${at}`);
+        assert.ok(await authenticates(at, { id: svc.id, secret: rotated.client_secret }), `the new one works at ${at}`);
+      }
+      const longer = await admin('POST', `/clients/${svc.id}/secret`, { previous_secret_valid_for: SECRET_GRACE * 10 });
+      assert.equal(((await longer.json()) as { previous_secret_valid_for: number }).previous_secret_valid_for, SECRET_GRACE, 'never a longer grace than configured');
+      assert.equal((await admin('POST', `/clients/${svc.id}/secret`, { previous_secret_valid_for: 'none' })).status, 400);
+
+      // The developer page: the owner says it may have leaked.
+      const owner = await server.accounts.create('leaky', PASSWORD);
+      const app = { id: 'app-leaked', secret: 'app-leaked-client-secret-with-plenty-of-entropy-01' };
+      await clients.add({ ...machineClient(app), owner: owner.sub });
+      await server.apis.grant(app.id, API, { scopes: ['read'] });
+      const developer = await developerSignIn(server.issuer, 'leaky', PASSWORD);
+      const shown = await developer.agent.submit(developer.page, `/developer/apps/${app.id}/secret`, { leaked: 'yes' });
+      assert.equal(shown.status, 200);
+      assert.match(shown.html, /The previous secret no longer works/);
+      const fresh = /<code id="client-secret">([^<]+)<\/code>/.exec(shown.html)![1]!;
+      for (const at of [server.url, other.url]) {
+        assert.equal(await authenticates(at, app), false, `the developer's leaked secret still authenticates at ${at}`);
+        assert.ok(await authenticates(at, { id: app.id, secret: fresh }));
+      }
+    } finally {
+      await other.stop();
+    }
   });
 
   it('a removal that fails half-way (a person, a client, an API, an operator grant) leaves it there to remove again, which ends its tokens', async () => {

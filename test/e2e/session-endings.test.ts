@@ -7,12 +7,17 @@
  * (the adapter's putRecord script on the session's key, with the code and the rest the
  * authorization request settles together) until the test lets it go. Meanwhile an operator's
  * `latchkey users passwd` (its own connection, straight to Redis) ends the person's sessions.
+ *
+ * The same relay holds an access withdrawal on the account page at its first step (forgetting the
+ * remembered consent) while the app asks again at the other instance: what the app gets meanwhile
+ * ends with the rest.
  */
 import assert from 'node:assert/strict';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import * as oidc from 'openid-client';
 import { Agent, formIn, type Page } from '../helpers/agent.js';
 import { startBalancer, type Balancer } from '../helpers/balancer.js';
+import { eventually } from '../helpers/eventually.js';
 import { frontChannel } from '../helpers/front-channel.js';
 import { latchkey, serveProcess, type ServerProcess } from '../helpers/process.js';
 import { signInSteps } from '../helpers/sign-in.js';
@@ -89,7 +94,7 @@ describe('e2e: a session ended while a request is in flight stays ended', functi
   before(async () => {
     [redis, balancer] = await Promise.all([startRedisServer(), startBalancer()]);
     relay = await startRelay(Number(new URL(redis.url).port));
-    const clients = [{ client_id: 'app', client_secret: SECRET, redirect_uris: [REDIRECT] }];
+    const clients = [{ client_id: 'app', client_secret: SECRET, redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'] }];
     // TTL_SESSION under 100 s: every authorization request writes the session back (no extension steps).
     const shared = { ISSUER: balancer.url, CLIENTS: JSON.stringify(clients), TTL_SESSION: '90' };
     const [portA, portB] = [await freePort(), await freePort()];
@@ -99,7 +104,7 @@ describe('e2e: a session ended while a request is in flight stays ended', functi
     env = testEnv(dir, portB, { redisUrl: redis.url, env: shared });
     other = await serveProcess(env);
     balancer.route(other.url);
-    for (const name of ['alice', 'bob']) await server.accounts.create(name, PASSWORD);
+    for (const name of ['alice', 'bob', 'carol']) await server.accounts.create(name, PASSWORD);
     app = await oidc.discovery(new URL(balancer.url), 'app', SECRET, undefined, { execute: [oidc.allowInsecureRequests] });
   });
   after(async () => {
@@ -191,4 +196,109 @@ describe('e2e: a session ended while a request is in flight stays ended', functi
 
     await staysEnded(thief, sessionId, inFlight);
   });
+
+  it("access withdrawn on the account page while the app asks again at another instance: nothing the app gets meanwhile outlives the withdrawal", async () => {
+    // The app has carol's offline access, consented to (and remembered) in her browser.
+    const browser = new Agent();
+    const consented = await frontChannel(app, { redirectUri: REDIRECT, username: 'carol', password: PASSWORD, params: { scope: 'openid offline_access', prompt: 'consent' }, agent: browser });
+    const first = await oidc.authorizationCodeGrant(app, consented.callback, { pkceCodeVerifier: consented.verifier });
+    assert.ok(first.refresh_token, 'offline access');
+    const sub = (await server.accounts.findByUsername('carol'))!.sub;
+    // Her account page, at instance A. The connections to B are closed; a request reusing one would
+    // fail, so one is made until it passes (on a connection not kept: it would go to A later).
+    balancer.route(server.url);
+    await eventually(() => fetch(`${balancer.url}/healthz`, { headers: { connection: 'close' } }), 5, 0);
+    const person = new Agent();
+    const page = await signInSteps(person, await person.follow(`${balancer.url}/account`), { username: 'carol', password: PASSWORD, login: 'required', consent: 'stop' });
+    assert.equal(page.url, `${balancer.url}/account`, `the account page (${page.status} ${page.url})`);
+
+    // The withdrawal is held at its deletion of the remembered consent.
+    const held = relay.holdFrom((chunk) => /\r\n(del|unlink)\r\n/i.test(chunk) && chunk.includes(`consent:${sub}:app`));
+    const form = formIn(page.html, '/apps/withdraw');
+    const withdrawn = person.follow(new URL(form.action, page.url).href, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ csrf: form.hidden.csrf!, client: 'app' }),
+    });
+    await held;
+    balancer.route(other.url, { drain: true });
+    // Meanwhile the app sends carol's browser to ask again (instance B): straight back with a code.
+    const verifier = oidc.randomPKCECodeVerifier();
+    const url = oidc.buildAuthorizationUrl(app, { redirect_uri: REDIRECT, scope: 'openid offline_access', code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256' });
+    const again = await browser.follow(url.href, {}, REDIRECT);
+    assert.ok(again.url.startsWith(REDIRECT), `a code while the withdrawal is under way (${again.status} ${again.url})`);
+    const meanwhile = await oidc.authorizationCodeGrant(app, new URL(again.url), { pkceCodeVerifier: verifier });
+    assert.ok(meanwhile.refresh_token);
+
+    relay.release();
+    assert.match((await withdrawn).url, /done=apps\.withdrawn/);
+    for (const [what, token] of [
+      ['before', first.refresh_token],
+      ['while it was under way', meanwhile.refresh_token],
+    ] as const) {
+      await assert.rejects(oidc.refreshTokenGrant(app, token), (error: Error) => {
+        assert.ok(error instanceof oidc.ResponseBodyError);
+        assert.equal(error.error, 'invalid_grant', `the refresh token the app got ${what} the withdrawal ended with it`);
+        return true;
+      });
+    }
+  });
+});
+
+describe('e2e: a code made from a session ended while its request is in flight, without writing the session back', function () {
+  this.timeout(60_000);
+  const dir = testDir();
+  let redis: RedisServer;
+  let relay: Relay;
+  let server: TestServer;
+  let env: Record<string, string>;
+  let app: oidc.Configuration;
+
+  before(async () => {
+    redis = await startRedisServer();
+    relay = await startRelay(Number(new URL(redis.url).port));
+    const clients = [{ client_id: 'app', client_secret: SECRET, redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'] }];
+    // The default session lifetime: a signed-in /auth leaves the unchanged session unwritten
+    // (patches/unchanged-sessions.ts), so the store refuses it nothing and its code is written.
+    server = await startServer({ dir, redisUrl: relay.url, clients, env: { REDIS_COMMAND_TIMEOUT: '30000' } });
+    // The operator's CLI reaches Redis directly, not through the relay.
+    env = testEnv(dir, await freePort(), { redisUrl: redis.url, env: { ISSUER: server.issuer, CLIENTS: JSON.stringify(clients) } });
+    for (const name of ['dan', 'eve']) await server.accounts.create(name, PASSWORD);
+    app = await oidc.discovery(new URL(server.issuer), 'app', SECRET, undefined, { execute: [oidc.allowInsecureRequests] });
+  });
+  after(async () => {
+    relay?.release();
+    await server?.stop();
+    relay?.close();
+    await redis?.stop();
+  });
+
+  for (const [username, scope] of [
+    ['dan', 'openid'],
+    ['eve', 'openid offline_access'],
+  ] as const) {
+    it(`an operator's password reset while a signed-in /auth (${scope}) is held at its code's write: the code it hands out is refused at the token endpoint`, async () => {
+      const thief = new Agent();
+      await frontChannel(app, { redirectUri: REDIRECT, username, password: PASSWORD, params: { scope, prompt: 'consent' }, agent: thief });
+      const verifier = oidc.randomPKCECodeVerifier();
+      const url = oidc.buildAuthorizationUrl(app, { redirect_uri: REDIRECT, scope, code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256' });
+      const held = relay.holdFrom((chunk) => /evalsha|eval/i.test(chunk) && chunk.includes('oidc:AuthorizationCode:'));
+      const inFlight = thief.follow(url.href, {}, REDIRECT);
+      await held;
+
+      const run = await latchkey(env, ['users', 'passwd', username, '--password-stdin'], 'another passphrase long enough\n');
+      assert.equal(run.status, 0, run.stderr);
+      assert.match(run.stdout, /ended 1 session/);
+      relay.release();
+
+      // Its session was not written back, so nothing stopped the redirect: the code is what must not work.
+      const answered = await inFlight;
+      assert.ok(answered.url.startsWith(REDIRECT) && new URL(answered.url).searchParams.get('code'), `the held request answered with a code (${answered.status} ${answered.url})`);
+      await assert.rejects(oidc.authorizationCodeGrant(app, new URL(answered.url), { pkceCodeVerifier: verifier }), (error: Error) => {
+        assert.ok(error instanceof oidc.ResponseBodyError, String(error));
+        assert.equal(error.error, 'invalid_grant');
+        return true;
+      });
+    });
+  }
 });

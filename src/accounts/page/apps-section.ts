@@ -85,9 +85,12 @@ export function appsSection({ providers, grants, consents, firstParty, logger }:
       const { who, body } = found;
       const clientId = field(body, 'client');
       const remembered = (await consents.rememberedBy(who.accountId)).some((consent) => consent.clientId === clientId);
+      // The consent is forgotten before the grants go: an authorization request in between (the
+      // app asking again, prompt=none) would otherwise make a fresh grant from it, which would
+      // outlive the withdrawal. A failure half-way leaves the grants listed, to withdraw again.
+      if (remembered) await consents.forget(who.accountId, clientId);
       const revoked = clientId && !firstParty.includes(clientId) ? await grants.revokeAccountClient(who.accountId, clientId) : 0;
       if (!revoked && !remembered) return page.show(ctx, who, { section: SECTION, error: 'That app has no access to withdraw.' }, 404);
-      await consents.forget(who.accountId, clientId);
       logger.info({ event: 'account.access_withdrawn', sub: who.accountId, client_id: clientId, grants: revoked }, 'access withdrawn on the account page');
       page.done(ctx, SECTION, 'withdrawn');
     });

@@ -84,9 +84,27 @@ export function passwordSection({ accounts, throttle, sessions, grants, logger }
       // While paused, the current password is not even checked (as at sign-in).
       const pause = await throttle.pause(username, ctx.ip);
       if (pause) return paused(pause);
+      const everywhere = field(body, 'sign_out_others') === 'yes';
+      // The old password may have leaked: what the other sessions were granted goes with them,
+      // offline access included (a thief's refresh token would outlive a plain sign-out). So does
+      // every grant whose session has ended already (a thief who signed in with the old password,
+      // got offline access and left): only this session's grants stay.
+      const signOutOthers = async () => {
+        const all = await sessions.list(who.accountId);
+        const others = all.filter((session) => session.uid !== who.sessionUid);
+        await Promise.all(others.map((session) => sessions.signOutSession(session, (grantId) => grants.revoke(grantId), true)));
+        const kept = new Set(Object.values(all.find((session) => session.uid === who.sessionUid)?.authorizations ?? {}).map((held) => held.grantId));
+        const orphaned = (await grants.ofAccount(who.accountId)).filter((grant) => !kept.has(grant.grantId));
+        await Promise.all(orphaned.map((grant) => grants.revoke(grant.grantId)));
+        return others.length;
+      };
+      let signedOut = 0;
       let changed: boolean;
       try {
-        changed = await accounts.changePassword(who.accountId, current, next);
+        // Before the new password is written, so that a failure half-way is retried with the old
+        // one, which still works; and once more after it, for a sign-in with the old one that
+        // finished meanwhile.
+        changed = await accounts.changePassword(who.accountId, current, next, everywhere ? async () => (signedOut = await signOutOthers()) : undefined);
       } catch (error) {
         if (!(error instanceof AccountError)) throw error;
         return refuse(`Choose another new password: ${error.message}.`, 400);
@@ -98,21 +116,7 @@ export function passwordSection({ accounts, throttle, sessions, grants, logger }
         return refuse('That is not your current password. Try again.', 400);
       }
       await throttle.succeeded(username);
-      const everywhere = field(body, 'sign_out_others') === 'yes';
-      let signedOut = 0;
-      if (everywhere) {
-        // The old password may have leaked: what the other sessions were granted goes with them,
-        // offline access included (a thief's refresh token would outlive a plain sign-out).
-        const all = await sessions.list(who.accountId);
-        const others = all.filter((session) => session.uid !== who.sessionUid);
-        await Promise.all(others.map((session) => sessions.signOutSession(session, (grantId) => grants.revoke(grantId), true)));
-        signedOut = others.length;
-        // So does every grant whose session has ended already (a thief who signed in with the old
-        // password, got offline access and left): only this session's grants stay.
-        const kept = new Set(Object.values(all.find((session) => session.uid === who.sessionUid)?.authorizations ?? {}).map((held) => held.grantId));
-        const orphaned = (await grants.ofAccount(who.accountId)).filter((grant) => !kept.has(grant.grantId));
-        await Promise.all(orphaned.map((grant) => grants.revoke(grant.grantId)));
-      }
+      if (everywhere) signedOut += await signOutOthers();
       logger.info({ event: 'account.password_changed', sub: who.accountId, sessions_signed_out: signedOut }, 'password changed on the account page');
       page.done(ctx, SECTION, everywhere ? 'changed-everywhere' : 'changed');
     });
