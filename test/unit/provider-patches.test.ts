@@ -107,6 +107,15 @@ describe('patches on oidc-provider internals (src/provider/patches/)', () => {
     assert.match(source('actions/authorization/pushed_authorization_requests.js'), /const payload = \{ \.\.\.ctx\.oidc\.params \};/);
   });
 
+  it('scope-required.ts: the three endpoints that take a scope check it in checkScope, and a request without one ends in AccessDenied after the interactions', () => {
+    for (const endpoint of ['authorization', 'pushed_authorization_request', 'device_authorization']) {
+      assert.ok((authorizationSteps(endpoint) as Array<{ name: string }>).some((step) => step.name === 'checkScope'), endpoint);
+    }
+    assert.match(source('actions/authorization/interactions.js'), /but no scope was granted/);
+    // The error handler checks the redirect URI itself before it redirects an error raised ahead of checkRedirectUri.
+    assert.match(source('shared/authorization_error_handler.js'), /method: 'redirectUriAllowed',\s*check: 'redirectUriCheckPerformed',/);
+  });
+
   it('step-up.ts: the login prompt takes an extra Check, reads the session acr as ctx.oidc.acr, and the login result carries acr and amr to the session', () => {
     const login = interactionPolicy.base().get('login');
     assert.ok(login && typeof login.checks.add === 'function');
