@@ -20,6 +20,8 @@ import { GrantRevocation } from '../revocation/grants.js';
 import { answerJwtAccessTokens } from './patches/jwt-access-tokens.js';
 // Its steps take the engine's place as it loads, before any Provider is made.
 import './patches/form-bodies.js';
+// So do these: an authorization request without scope is invalid_scope at once (see the patch).
+import './patches/scope-required.js';
 import { GRANT_CLAIM, grantHandle, type RevocationList } from '../revocation/list.js';
 import { opaqueRevoked } from '../revocation/opaque-introspection.js';
 import { adapterFactory, readInteractionAhead } from '../store/adapter.js';

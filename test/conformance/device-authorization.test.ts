@@ -297,7 +297,7 @@ describe('RFC 8628 device authorization grant', function () {
       assert.equal(client.token_endpoint_auth_method, 'none');
       assert.deepEqual(client.grant_types, [DEVICE_GRANT, 'refresh_token']);
       assert.equal(client.client_secret, undefined);
-      assert.match((await authorize({ client_id: 'printer' })).user_code, USER_CODE);
+      assert.match((await authorize({ client_id: 'printer', scope: 'openid' })).user_code, USER_CODE);
       const web = await latchkey(op.env, ['clients', 'add', '--client-id', 'kiosk', '--grant-type', 'device_code', '--redirect-uri', 'https://kiosk.example.test/cb', '--grant-type', 'authorization_code']);
       assert.equal(web.status, 0, web.stderr);
       assert.equal((JSON.parse(web.stdout) as Record<string, unknown>).application_type, 'native', 'device_code makes it native');

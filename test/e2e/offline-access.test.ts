@@ -2,8 +2,9 @@
  * offline_access without prompt=consent (OIDC Core §11): the first time, the consent page asks
  * and says what offline access means; once the person has consented for that client, a later
  * sign-in (new session, remembered consent) gets a refresh token without the page. A client
- * that never got offline-access consent does not. A public client (a single-page app) driven by
- * openid-client, the person by a cookie-keeping agent.
+ * that never got offline-access consent does not. The same holds for a request pushed first (PAR,
+ * RFC 9126), as openid-client's buildAuthorizationUrlWithPAR sends it. A public client (a
+ * single-page app) driven by openid-client, the person by a cookie-keeping agent.
  */
 import assert from 'node:assert/strict';
 import * as oidc from 'openid-client';
@@ -35,15 +36,16 @@ describe('e2e: offline_access with remembered consent needs no prompt=consent', 
     await redis?.stop();
   });
 
-  /** Starts an authorization request and signs in if asked; stops at the consent page or the callback. */
-  async function authorize(agent: Agent, clientId: string, params: Record<string, string>) {
+  /** Starts an authorization request (pushed first with `pushed`) and signs in if asked; stops at the consent page or the callback. */
+  async function authorize(agent: Agent, clientId: string, params: Record<string, string>, pushed = false) {
     const verifier = oidc.randomPKCECodeVerifier();
-    const url = oidc.buildAuthorizationUrl(configs[clientId]!, {
+    const request = {
       redirect_uri: REDIRECT,
       code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
       code_challenge_method: 'S256',
       ...params,
-    });
+    };
+    const url = pushed ? await oidc.buildAuthorizationUrlWithPAR(configs[clientId]!, request) : oidc.buildAuthorizationUrl(configs[clientId]!, request);
     const page = await signInSteps(agent, await agent.follow(url.href, {}, REDIRECT), { username: 'alice', password: PASSWORD, consent: 'stop', stopAt: REDIRECT });
     return { page, verifier, clientId };
   }
@@ -74,6 +76,19 @@ describe('e2e: offline_access with remembered consent needs no prompt=consent', 
     assert.ok(refreshed.access_token);
   });
 
+  it('pushed (PAR), remembered consent, no prompt=consent: no consent page, a refresh token (the pushed scope keeps offline_access)', async () => {
+    const flow = await authorize(new Agent(), 'spa', { scope: 'openid offline_access' }, true);
+    assert.ok(!isConsent(flow.page), 'no consent page with remembered consent');
+    const tokens = await redeem(flow);
+    assert.ok(tokens.refresh_token, 'a refresh token for a pushed request without prompt=consent');
+    assert.match(tokens.scope ?? '', /offline_access/);
+  });
+
+  it('pushed with prompt=consent and a marker of its own: the marker is dropped, the consent page shows', async () => {
+    const flow = await authorize(new Agent(), 'spa', { scope: 'openid offline_access', prompt: 'consent', latchkey_consent_if_needed: '1' }, true);
+    assert.ok(isConsent(flow.page), 'the pushed prompt=consent forces the page');
+  });
+
   it('explicit prompt=consent still shows the consent page, even with remembered consent', async () => {
     const flow = await authorize(new Agent(), 'spa', { scope: 'openid offline_access', prompt: 'consent' });
     assert.ok(isConsent(flow.page));
@@ -90,6 +105,10 @@ describe('e2e: offline_access with remembered consent needs no prompt=consent', 
     const asked = await authorize(agent, 'other', { scope: 'openid offline_access' });
     assert.ok(isConsent(asked.page), 'offline access is asked for, not granted silently');
     assert.match(asked.page.html, /offline access/);
+
+    const pushed = await authorize(agent, 'other', { scope: 'openid offline_access' }, true);
+    assert.ok(isConsent(pushed.page), 'a pushed request asks for offline access too');
+    assert.match(pushed.page.html, /offline access/);
 
     const silent = await authorize(agent, 'other', { scope: 'openid offline_access', prompt: 'none' });
     const tokens = await redeem(silent);

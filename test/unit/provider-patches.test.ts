@@ -12,6 +12,7 @@ import Router from '@koa/router';
 import { exportJWK, generateKeyPair } from 'jose';
 import Koa from 'koa';
 import { interactionPolicy, Provider } from 'oidc-provider';
+import authorizationSteps from 'oidc-provider/lib/actions/authorization/index.js';
 import { ROOT } from '../../src/paths.js';
 import { CLIENT_AUTH_ROUTES } from '../../src/http/rate-limits.js';
 import { matchedRoute } from '../../src/provider/patches/matched-route.js';
@@ -99,6 +100,20 @@ describe('patches on oidc-provider internals (src/provider/patches/)', () => {
   it('offline-access.ts: the consent prompt has the consent_prompt check, and the code flow drops offline_access without prompt=consent', () => {
     assert.ok(interactionPolicy.base().get('consent')?.checks.get('consent_prompt'));
     assert.match(source('actions/authorization/scopes.js'), /scopes\.splice\(scopes\.indexOf\('offline_access'\), 1\)/);
+    // PAR: the steps are built once per endpoint and hold checkScope; what is stored is the params as checked.
+    const pushed = authorizationSteps('pushed_authorization_request') as Array<{ name: string }>;
+    assert.equal(authorizationSteps('pushed_authorization_request'), pushed);
+    assert.ok(pushed.some((step) => step.name === 'checkScope'));
+    assert.match(source('actions/authorization/pushed_authorization_requests.js'), /const payload = \{ \.\.\.ctx\.oidc\.params \};/);
+  });
+
+  it('scope-required.ts: the three endpoints that take a scope check it in checkScope, and a request without one ends in AccessDenied after the interactions', () => {
+    for (const endpoint of ['authorization', 'pushed_authorization_request', 'device_authorization']) {
+      assert.ok((authorizationSteps(endpoint) as Array<{ name: string }>).some((step) => step.name === 'checkScope'), endpoint);
+    }
+    assert.match(source('actions/authorization/interactions.js'), /but no scope was granted/);
+    // The error handler checks the redirect URI itself before it redirects an error raised ahead of checkRedirectUri.
+    assert.match(source('shared/authorization_error_handler.js'), /method: 'redirectUriAllowed',\s*check: 'redirectUriCheckPerformed',/);
   });
 
   it('step-up.ts: the login prompt takes an extra Check, reads the session acr as ctx.oidc.acr, and the login result carries acr and amr to the session', () => {

@@ -20,35 +20,78 @@
  *    what offline access means; with remembered consent it does not.
  *
  * A client sending the marker itself only turns its own prompt=consent into "consent if needed":
- * it cannot obtain offline_access without the person's consent. prompt=none and pushed
- * authorization requests are left as oidc-provider handles them (offline_access is dropped).
+ * it cannot obtain offline_access without the person's consent. prompt=none is left as
+ * oidc-provider handles it (offline_access is dropped).
+ *
+ * Pushed authorization requests (RFC 9126) get the same rule where they are pushed: the engine
+ * checks the scope at `/request` and stores what is left of it, so a pushed `offline_access`
+ * without prompt=consent was dropped there, and the code came without a refresh token (every
+ * client's, with par.required). pushedOfflineAccess, a step put into the engine's PAR steps
+ * before its scope check, makes the same rewrite on the pushed parameters, which are then stored
+ * with the prompt and the marker; `/auth` with the request_uri reads them back.
  */
 import type { Middleware } from 'koa';
 import { interactionPolicy, type KoaContextWithOIDC } from 'oidc-provider';
+import authorizationSteps from 'oidc-provider/lib/actions/authorization/index.js';
 import { scoped } from '../../http/layers.js';
 
 export const CONSENT_IF_NEEDED = 'latchkey_consent_if_needed';
 
+/** The prompt a request asking for `scope` with `prompt` is treated as having, or undefined when it stays as sent. */
+function impliedPrompt(scope: unknown, prompt: unknown): string | undefined {
+  const scopes = typeof scope === 'string' ? scope.split(' ') : [];
+  // A repeated prompt is left for oidc-provider to refuse.
+  const prompts = typeof prompt === 'string' ? prompt.split(' ').filter(Boolean) : prompt === undefined ? [] : undefined;
+  if (!scopes.includes('offline_access') || !prompts || prompts.includes('consent') || prompts.includes('none')) return undefined;
+  return [...prompts, 'consent'].join(' ');
+}
+
 export function offlineAccessPrompt(authorizationPath: string): Middleware {
   return scoped({ paths: [authorizationPath] }, function offlineAccess(ctx, next) {
     if (ctx.method !== 'GET' || ctx.path !== authorizationPath) return next();
-    const { scope, prompt } = ctx.query;
-    const scopes = typeof scope === 'string' ? scope.split(' ') : [];
-    const prompts = typeof prompt === 'string' ? prompt.split(' ').filter(Boolean) : prompt === undefined ? [] : undefined;
-    // A repeated prompt is left for oidc-provider to refuse.
-    const implied = scopes.includes('offline_access') && prompts && !prompts.includes('consent') && !prompts.includes('none');
+    const implied = impliedPrompt(ctx.query.scope, ctx.query.prompt);
     // The query is rewritten only when it changes (setting it re-encodes the URL, which the engine then parses again).
     if (!implied && !(CONSENT_IF_NEEDED in ctx.query)) return next();
     const query = { ...ctx.query };
     delete query[CONSENT_IF_NEEDED];
     if (implied) {
-      query.prompt = [...prompts, 'consent'].join(' ');
+      query.prompt = implied;
       query[CONSENT_IF_NEEDED] = '1';
     }
     ctx.query = query;
     return next();
   });
 }
+
+type Step = (ctx: KoaContextWithOIDC, next: () => Promise<void>) => Promise<void> | void;
+
+/** At `/request`: the pushed parameters, as offlineAccessPrompt rewrites an authorization request's query. */
+function pushedOfflineAccess(ctx: KoaContextWithOIDC, next: () => Promise<void>) {
+  const params = ctx.oidc.params as Record<string, unknown>;
+  const implied = impliedPrompt(params.scope, params.prompt);
+  if (implied) {
+    params.prompt = implied;
+    params[CONSENT_IF_NEEDED] = '1';
+  } else if (params[CONSENT_IF_NEEDED] !== undefined) {
+    // A marker the client pushed itself is dropped, as from a query.
+    params[CONSENT_IF_NEEDED] = undefined;
+  }
+  return next();
+}
+
+/**
+ * Puts pushedOfflineAccess in the engine's PAR steps, before its scope check. The engine builds
+ * those steps once and every Provider spreads them into its routes when made, so this runs as
+ * the module loads (provider.ts imports it before making one); it fails at start-up if the
+ * engine no longer has that step.
+ */
+function takeOverPushedScopes(steps: Step[]) {
+  if (steps.includes(pushedOfflineAccess)) return;
+  const at = steps.findIndex((step) => step.name === 'checkScope');
+  if (at < 0) throw new Error("oidc-provider's pushed authorization request steps have no checkScope: review src/provider/patches/offline-access.ts");
+  steps.splice(at, 0, pushedOfflineAccess);
+}
+takeOverPushedScopes(authorizationSteps('pushed_authorization_request') as Step[]);
 
 /** oidc-provider's default policy, with prompt=consent not forcing the page when we implied it. */
 export function consentOnlyIfNeeded(): interactionPolicy.DefaultPolicy {

@@ -3,3 +3,7 @@ declare module 'oidc-provider/lib/actions/*.js' {
   const steps: unknown[];
   export default steps;
 }
+/** The authorization endpoints' steps, built once per endpoint name (lib/actions/authorization/): see offline-access.ts. */
+declare module 'oidc-provider/lib/actions/authorization/index.js' {
+  export default function authorizationAction(endpoint: string): unknown[];
+}

@@ -1,0 +1,79 @@
+/**
+ * An authorization request without `scope` is refused at once with invalid_scope (RFC 6749 §3.3:
+ * a server without a default scope fails the request "indicating an invalid scope"): at /auth the
+ * app gets the error at its redirect URI before anyone is asked to sign in, a pushed request is
+ * refused at /request, a device's at /device/auth. Before, the person signed in and the app got
+ * access_denied. openid-client sends what a plain OAuth library sends: no scope parameter.
+ */
+import assert from 'node:assert/strict';
+import * as oidc from 'openid-client';
+import { Agent } from '../helpers/agent.js';
+import { startRedisServer, type RedisServer } from '../helpers/redis.js';
+import { startServer, type TestServer } from '../helpers/server.js';
+
+const REDIRECT = 'https://app.example.test/callback';
+const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
+
+describe('e2e: an authorization request without scope is invalid_scope at once', function () {
+  this.timeout(30_000);
+  let redis: RedisServer;
+  let server: TestServer;
+  let app: oidc.Configuration;
+  let device: oidc.Configuration;
+
+  before(async () => {
+    redis = await startRedisServer();
+    const clients = [
+      { client_id: 'app', token_endpoint_auth_method: 'none', redirect_uris: [REDIRECT] },
+      { client_id: 'cli', application_type: 'native', token_endpoint_auth_method: 'none', grant_types: [DEVICE_GRANT], response_types: [], redirect_uris: [] },
+    ];
+    server = await startServer({ redisUrl: redis.url, env: { CLIENTS: JSON.stringify(clients) } });
+    const insecure = { execute: [oidc.allowInsecureRequests] };
+    app = await oidc.discovery(new URL(server.issuer), 'app', undefined, oidc.None(), insecure);
+    device = await oidc.discovery(new URL(server.issuer), 'cli', undefined, oidc.None(), insecure);
+  });
+  after(async () => {
+    await server?.stop();
+    await redis?.stop();
+  });
+
+  const pkce = async () => ({ code_challenge: await oidc.calculatePKCECodeChallenge(oidc.randomPKCECodeVerifier()), code_challenge_method: 'S256' });
+
+  it('at /auth: straight back to the redirect URI with invalid_scope and the state, no sign-in page', async () => {
+    const url = oidc.buildAuthorizationUrl(app, { redirect_uri: REDIRECT, state: 'abc', ...(await pkce()) });
+    const page = await new Agent().follow(url.href, {}, REDIRECT);
+    assert.ok(page.url.startsWith(REDIRECT), `expected the callback, got ${page.status} ${page.url}`);
+    const answer = new URL(page.url).searchParams;
+    assert.equal(answer.get('error'), 'invalid_scope');
+    assert.match(answer.get('error_description') ?? '', /scope is required/);
+    assert.equal(answer.get('state'), 'abc');
+    assert.equal(answer.get('scope'), null);
+  });
+
+  it('at /auth with a redirect URI the client did not register: the error page, not a redirect', async () => {
+    const url = oidc.buildAuthorizationUrl(app, { redirect_uri: 'https://elsewhere.example.test/cb', ...(await pkce()) });
+    const page = await new Agent().follow(url.href, {}, 'https://elsewhere.example.test');
+    assert.equal(page.status, 400);
+    assert.ok(page.url.startsWith(server.issuer), page.url);
+  });
+
+  it('pushed (PAR): /request answers invalid_scope', async () => {
+    await assert.rejects(oidc.buildAuthorizationUrlWithPAR(app, { redirect_uri: REDIRECT, ...(await pkce()) }), (error: oidc.ResponseBodyError) => {
+      assert.equal(error.error, 'invalid_scope');
+      return true;
+    });
+  });
+
+  it('a device at /device/auth: invalid_scope', async () => {
+    await assert.rejects(oidc.initiateDeviceAuthorization(device, {}), (error: oidc.ResponseBodyError) => {
+      assert.equal(error.error, 'invalid_scope');
+      return true;
+    });
+  });
+
+  it('with a scope the request goes on to the sign-in page as before', async () => {
+    const url = oidc.buildAuthorizationUrl(app, { redirect_uri: REDIRECT, scope: 'openid', ...(await pkce()) });
+    const page = await new Agent().follow(url.href, {}, REDIRECT);
+    assert.match(page.url, /\/interaction\//);
+  });
+});
