@@ -214,10 +214,18 @@ export class Accounts {
 
   /** By the enforced form, else by the pre-PRECIS form that accounts made before it are keyed by. */
   async findByUsername(username: string): Promise<Account | undefined> {
+    const sub = await this.subOf(username);
+    return sub ? this.find(sub) : undefined;
+  }
+
+  /**
+   * The sub of the account with this username (findByUsername's first read), for a caller that
+   * reads the account together with what else it needs of the person.
+   */
+  async subOf(username: string): Promise<string | undefined> {
     if (typeof username !== 'string' || !username || [...username].length > MAX_USERNAME_LENGTH) return undefined;
     const enforced = enforceUsername(username);
-    const sub = (enforced.ok ? await this.kv.get(nameKey(enforced.username)) : undefined) ?? (await this.kv.get(nameKey(legacyUsernameForm(username))));
-    return sub ? this.find(sub) : undefined;
+    return (enforced.ok ? await this.kv.get(nameKey(enforced.username)) : undefined) ?? (await this.kv.get(nameKey(legacyUsernameForm(username))));
   }
 
   /** Every account's sub (without reading the accounts). */

@@ -98,6 +98,34 @@ function grantOf(oidc: Made | undefined): GrantMade | undefined {
 /** Requests whose grant recordAtSignIn recorded (recordGrantsInSessions then does nothing). */
 const recordedHere = new WeakSet<object>();
 
+/** A resume's sign-in, from its answer: what recordAtSignIn records. */
+interface SignIn {
+  readonly sessionUid: string;
+  readonly sub: string;
+  readonly credential: SessionCredential;
+  /** The credential as kept (without which password or enrolment was verified: that matters to this resume only). */
+  readonly kept: SessionCredential;
+  readonly grant: GrantMade | undefined;
+  /** The session was made by this request: no other sign-in can have been recorded for its uid. */
+  readonly newSession: boolean;
+}
+
+/** A sign-in's record written: with its grant's when it needed no earlier sign-in's, else with those read. */
+interface Recorded {
+  readonly grantWritten: boolean;
+  readonly earlier?: SessionCredential | undefined;
+}
+
+/** The sign-in a resume made, once the engine answered it; undefined when it signed no session in. */
+function signInOf(ctx: object): SignIn | undefined {
+  const oidc = (ctx as unknown as KoaContextWithOIDC).oidc as { result?: Record<string, unknown> & { login?: { accountId?: string } }; session?: { uid?: string; accountId?: string; new?: boolean } } | undefined;
+  const credential = oidc?.result?.[CREDENTIAL_RESULT] as SessionCredential | undefined;
+  const session = oidc?.session;
+  if (!credential || !session?.uid || !session.accountId || session.accountId !== oidc?.result?.login?.accountId) return undefined;
+  const { verified: _verified, ...kept } = credential;
+  return { sessionUid: session.uid, sub: session.accountId, credential, kept, grant: grantOf(oidc as unknown as Made), newSession: session.new === true };
+}
+
 /** Whether the person `sub` still holds every credential a sign-in used. */
 export type CredentialsHeld = (sub: string, credential: SessionCredential) => Promise<boolean>;
 
@@ -251,26 +279,54 @@ export class SessionCredentials {
       if (resuming && this.held) await this.#refuseRemovedCredential(provider, ctx.cookies.get((provider as unknown as Named).cookieName('resume')), readAhead && ((sub, clientId, uid) => readAhead(ctx, sub, clientId, uid)));
       await next();
       if (!resuming) return;
-      const oidc = (ctx as unknown as KoaContextWithOIDC).oidc as { result?: Record<string, unknown> & { login?: { accountId?: string } }; session?: { uid?: string; accountId?: string } } | undefined;
-      const credential = oidc?.result?.[CREDENTIAL_RESULT] as SessionCredential | undefined;
-      const session = oidc?.session;
-      if (!credential || !session?.uid || !session.accountId || session.accountId !== oidc?.result?.login?.accountId) return;
-      // Which password or enrolment was verified matters to this resume only: the record keeps the rest.
-      const { verified: _verified, ...kept } = credential;
-      // The grant the resume made or extended gets the session's credentials, this sign-in's among
-      // them (recordGrantsInSessions leaves it to this): read with the record's write, written with
-      // the check's reads, so that it costs no round trip of its own.
-      const grant = grantOf(oidc as unknown as Made);
-      const [, earlier] = await Promise.all([this.record(session.uid, kept), grant && this.of(session.uid)]);
+      const signIn = signInOf(ctx);
+      if (!signIn) return;
+      // Recorded with the request's own writes (recordAlongside), or here when those were not sent.
+      const { grantWritten, earlier } = await (this.#recording.get(ctx) ?? this.#record(signIn));
+      const { grant, kept } = signIn;
       if (grant) recordedHere.add(ctx);
       const used = merged([JSON.stringify(kept), ...(earlier ? [JSON.stringify(earlier)] : [])])!;
       await Promise.all([
-        grant && this.#writeGrant(grant, used),
+        grant && !grantWritten && this.#writeGrant(grant, used),
         this.held && (async () => {
-          if (!(await this.held!(session.accountId!, credential))) await endSession(session.uid!);
+          if (!(await this.held!(signIn.sub, signIn.credential))) await endSession(signIn.sessionUid);
         })(),
       ]);
     });
+  }
+
+  /** Each resume's record, started with its own writes (recordAlongside), for recordAtSignIn to go on from. */
+  readonly #recording = new WeakMap<object, Promise<Recorded>>();
+
+  /**
+   * For deferred-consumption's `alongside` (provider/patches/deferred-consumption.ts): a resume's
+   * sign-in recorded in the same round trip as the code and session it made, not after them; and
+   * the grant's record with it, or the session's earlier sign-ins read for that (#record).
+   * recordAtSignIn checks the credential again once this has landed.
+   */
+  recordAlongside(provider: Provider): (ctx: object & { readonly path: string }) => Promise<Recorded> | undefined {
+    const paths = [provider.pathFor('authorization'), provider.pathFor('code_verification')];
+    return (ctx) => {
+      if (!paths.some((path) => ctx.path.startsWith(`${path}/`))) return undefined;
+      const signIn = signInOf(ctx);
+      if (!signIn) return undefined;
+      const recording = this.#record(signIn);
+      this.#recording.set(ctx, recording);
+      return recording;
+    };
+  }
+
+  /**
+   * Writes a sign-in's record. The grant the resume made or extended gets the session's credentials,
+   * this sign-in's among them (recordGrantsInSessions leaves it to recordAtSignIn): for a session
+   * made by this request that is this sign-in's alone, written at once; else the earlier ones are
+   * read with the record's write, and the grant's written after (with the check's reads).
+   */
+  #record({ sessionUid, kept, grant, newSession }: SignIn): Promise<Recorded> {
+    const record = this.record(sessionUid, kept);
+    if (!grant) return record.then(() => ({ grantWritten: false }));
+    if (newSession) return Promise.all([record, this.#writeGrant(grant, kept)]).then(() => ({ grantWritten: true }));
+    return Promise.all([record, this.of(sessionUid)]).then(([, earlier]) => ({ grantWritten: false, earlier }));
   }
 
   /** The interaction the engine is about to resume (by its resume cookie, as the engine finds it). */

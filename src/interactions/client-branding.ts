@@ -27,7 +27,20 @@ export interface ClientBranding {
   readonly domain?: string;
 }
 
+/**
+ * Made once per client object (a client object never changes: provider/client-metadata.ts), not at
+ * every page: the URL parsing is most of it, and a client_id that is not a URL costs a thrown error.
+ */
+const brandings = new WeakMap<Client, ClientBranding>();
+
 export function brandingOf(client: Client | undefined, clientId: string): ClientBranding {
+  if (!client) return branding(undefined, clientId);
+  let made = brandings.get(client);
+  if (!made) brandings.set(client, (made = branding(client, clientId)));
+  return made;
+}
+
+function branding(client: Client | undefined, clientId: string): ClientBranding {
   const metadata: Record<string, unknown> = client?.metadata() ?? {};
   return {
     name: client?.clientName ?? clientId,

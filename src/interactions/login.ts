@@ -5,12 +5,13 @@
  */
 import type { Context } from 'koa';
 import type { Account, Accounts } from '../accounts/accounts.js';
+import type { SecondFactors, SecondFactorSummary } from '../accounts/second-factors.js';
 import type { LoginThrottle } from '../accounts/throttle.js';
 import { respondWithError } from '../http/errors.js';
 import { render } from '../http/views.js';
 import type { Logger } from '../ops/logger.js';
 import type { Metrics } from '../ops/metrics.js';
-import { field, type Interaction, type Interactions } from './interaction.js';
+import { field, type Form, type Interaction, type Interactions } from './interaction.js';
 import { linkNotice, offeredLink } from './link-confirmation.js';
 
 /** "30 seconds", "2 minutes": how long a pause lasts, in words. */
@@ -55,21 +56,31 @@ export function submitLogin(
   steps: Interactions,
   {
     accounts,
+    secondFactors,
     throttle,
     logger,
     metrics,
     afterPassword,
   }: {
     accounts: Accounts;
+    /** Read with the account: whether the person has a second factor decides what follows a right password. */
+    secondFactors: SecondFactors;
     throttle: LoginThrottle;
     logger: Logger;
     metrics: Metrics;
     /** What follows a right password (second-factor.ts): it answers the request. */
-    afterPassword: (ctx: Context, interaction: Interaction, account: Account, remember: boolean) => Promise<void>;
+    afterPassword: (ctx: Context, interaction: Interaction, account: Account, remember: boolean, factors: SecondFactorSummary) => Promise<void>;
   },
 ) {
   const { submitted } = steps;
   return async (ctx: Context): Promise<void> => {
+    const form = (ctx.request.body ?? {}) as Form;
+    const username = field(form, 'username');
+    const password = field(form, 'password');
+    // The sign-in pauses and whose username it is are read with the interaction (one round trip),
+    // and used only once the form is known to be this interaction's.
+    const first = username && password ? Promise.all([throttle.pause(username, ctx.ip), accounts.subOf(username)]) : undefined;
+    first?.catch(() => {}); // awaited below, unless the form is refused before
     const found = await submitted(ctx);
     if (!found) return;
     const { interaction, body } = found;
@@ -77,10 +88,8 @@ export function submitLogin(
       respondWithError(ctx, 400, { error: 'invalid_request', error_description: 'this sign-in request is not waiting for a password' });
       return;
     }
-    const username = field(body, 'username');
-    const password = field(body, 'password');
     const remember = field(body, 'remember') === 'yes';
-    if (!username || !password) {
+    if (!first) {
       ctx.status = 400;
       return showLogin(steps, ctx, interaction, { error: 'Enter your username and password.', username, remember });
     }
@@ -93,9 +102,10 @@ export function submitLogin(
       return showLogin(steps, ctx, interaction, { error, username, remember });
     };
     // While paused, the password is not even checked: a right guess must look like a wrong one.
-    // The account is looked up while the pauses are read (one round trip), and unused while paused.
-    const [pause, named] = await Promise.all([throttle.pause(username, ctx.ip), accounts.findByUsername(username)]);
+    const [pause, sub] = await first;
     if (pause) return paused(pause);
+    // The account and its second factors together (one round trip); an unknown username reads neither.
+    const [named, factors] = sub ? await Promise.all([accounts.find(sub), secondFactors.summary(sub)]) : [];
     const account = await accounts.verifyFound(named, password);
     if (!account) {
       logger.info({ event: 'login.failed', client_id: interaction.params.client_id }, 'login failed');
@@ -109,6 +119,6 @@ export function submitLogin(
     logger.info({ event: 'login.succeeded', sub: account.sub, client_id: interaction.params.client_id }, 'login succeeded');
     // The username's failure count is cleared only when the sign-in is complete (second-factor.ts):
     // a second factor still to come shares it, so a known password must not reset the count of wrong codes.
-    await afterPassword(ctx, interaction, account, remember);
+    await afterPassword(ctx, interaction, account, remember, factors!);
   };
 }

@@ -11,7 +11,7 @@ import type { Context, Middleware } from 'koa';
 import { underPrefix } from '../http/under-prefix.js';
 import { passwordStamp, type Account, type Accounts } from '../accounts/accounts.js';
 import type { LoginThrottle } from '../accounts/throttle.js';
-import type { SecondFactors } from '../accounts/second-factors.js';
+import type { SecondFactors, SecondFactorSummary } from '../accounts/second-factors.js';
 import type { Logger } from '../ops/logger.js';
 import type { Metrics } from '../ops/metrics.js';
 import type { Consents } from '../provider/consents.js';
@@ -74,9 +74,9 @@ export function interactionRoutes(options: Options): Middleware[] {
     return showConsent(steps, ctx, interaction);
   });
 
-  const afterPassword = (ctx: Context, interaction: Interaction, account: Account, remember: boolean) =>
-    afterFirst(ctx, interaction, { sub: account.sub, username: account.username, remember, method: 'password', passwordStamp: passwordStamp(account), ...linkFor(interaction, account.sub) });
-  router.post('/:uid/login', form, submitLogin(steps, { accounts, throttle, logger, metrics, afterPassword }));
+  const afterPassword = (ctx: Context, interaction: Interaction, account: Account, remember: boolean, factors: SecondFactorSummary) =>
+    afterFirst(ctx, interaction, { sub: account.sub, username: account.username, remember, method: 'password', passwordStamp: passwordStamp(account), ...linkFor(interaction, account.sub) }, factors);
+  router.post('/:uid/login', form, submitLogin(steps, { accounts, secondFactors, throttle, logger, metrics, afterPassword }));
   router.post('/:uid/second-factor', form, submitSecondFactor(steps, options));
   router.post('/:uid/passkey', form, submitPasskey(steps, options));
   router.post('/:uid/unmet', form, unmetRequirements(steps));

@@ -13,7 +13,7 @@
 import type { Context } from 'koa';
 import type { Accounts } from '../accounts/accounts.js';
 import type { FirstFactor, Method } from '../accounts/assurance.js';
-import { hasSecondFactor, type SecondFactors } from '../accounts/second-factors.js';
+import { hasSecondFactor, type SecondFactors, type SecondFactorSummary } from '../accounts/second-factors.js';
 import type { TotpOutcome } from '../accounts/totp.js';
 import type { LoginThrottle } from '../accounts/throttle.js';
 import { respondWithError } from '../http/errors.js';
@@ -84,12 +84,13 @@ async function requiredLevel({ providers }: Interactions, interaction: Interacti
  * After a right first factor: asks for a second factor when the person has one, asks them to set
  * one up when the request needs it and they have none, or finishes the sign-in with the first
  * factor alone. Where the first step was this very request (a password), the second-factor page
- * comes after a redirect (303), so reloading it does not send the password again.
+ * comes after a redirect (303), so reloading it does not send the password again. `factors`: the
+ * person's second factors, when the first step read them with the account (login.ts).
  */
 export function afterFirstFactor(steps: Interactions, options: SecondFactorOptions) {
   const { secondFactors, mfaRequired, accountPage } = options;
-  return async (ctx: Context, interaction: Interaction, passed: FirstFactorPassed): Promise<void> => {
-    if (hasSecondFactor(await secondFactors.summary(passed.sub))) {
+  return async (ctx: Context, interaction: Interaction, passed: FirstFactorPassed, factors?: SecondFactorSummary): Promise<void> => {
+    if (hasSecondFactor(factors ?? (await secondFactors.summary(passed.sub)))) {
       if (firstFactorPassed(interaction)) return showSecondFactor(steps, options, ctx, interaction, passed);
       interaction.result = firstFactorResult(passed);
       await interaction.persist();
@@ -98,9 +99,11 @@ export function afterFirstFactor(steps: Interactions, options: SecondFactorOptio
       return;
     }
     if ((await requiredLevel(steps, interaction, mfaRequired)) === 'pwd') {
-      // Complete with the first factor alone: only now is the username's failure count cleared.
-      if (passed.method === 'password') await options.throttle.succeeded(passed.username);
-      return finishSignIn(steps, ctx, passed.sub, passed.remember, [passed.method], passed);
+      // Complete with the first factor alone: only now is the username's failure count cleared
+      // (sent with the engine's read of the interaction: one round trip).
+      const finished = finishSignIn(steps, ctx, passed.sub, passed.remember, [passed.method], passed);
+      if (passed.method === 'password') await Promise.all([options.throttle.succeeded(passed.username), finished]);
+      return finished;
     }
     return showEnrolmentNeeded(steps, ctx, interaction, accountPage);
   };

@@ -509,7 +509,8 @@ function applyPatches(
   // an authorization request's records with where its session was last seen (accounts/session-activity.ts).
   const activity = new SessionActivity(kv, config.ttl.session);
   // Every request the engine serves may have writes held back (unscoped).
-  layers.push(settleDeferredConsumption(provider, rateLimits, [activity.recordAtAuthorization(provider)]));
+  // ...and a resume's sign-in with them (its credential checked again after, by recordAtSignIn).
+  layers.push(settleDeferredConsumption(provider, rateLimits, [activity.recordAtAuthorization(provider), sessionCredentials.recordAlongside(provider)]));
   useLayers(provider, layers);
 }
 
