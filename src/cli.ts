@@ -36,7 +36,7 @@ import { ROOT } from './paths.js';
 /** Failures a user can fix (by class name: ClientError's module is loaded lazily): one line, exit 1. */
 const USER_ERRORS = new Set([
   ConfigError.name, AccountError.name, 'ClientError', 'ApiError', RotationError.name, SealError.name, StoreAccessError.name, 'StartupError',
-  'UpstreamError', 'InitialAccessTokenError',
+  'UpstreamError', 'InitialAccessTokenError', 'RingUnusable', 'EmbeddedFileUnusable',
 ]);
 
 class UsageError extends Error {
