@@ -712,7 +712,7 @@ upstreams
   .option('--domain <domain...>', 'email domains of its people: a login_hint at one of them goes straight to this upstream')
   .action(async (options) =>
     withStore(async (kv, settings) => {
-      const { Upstreams, MAPPED_CLAIMS } = await import('./upstreams/registry.js');
+      const { Upstreams, MAPPED_CLAIMS, urisToRegister } = await import('./upstreams/registry.js');
       const claims = claimMapping(options.claim, MAPPED_CLAIMS);
       const clientSecret = await readStdin();
       // The secret is sealed under the first of keys.secrets: only the server's own secrets seal
@@ -730,7 +730,7 @@ upstreams
         domains: options.domain ?? [],
         claims,
       });
-      print({ ...added, redirect_uri: `${settings.issuer}/upstream/${added.id}/callback`, backchannel_logout_uri: `${settings.issuer}/upstream/${added.id}/backchannel-logout` });
+      print({ ...added, ...urisToRegister(settings.issuer, added) });
     }),
   );
 

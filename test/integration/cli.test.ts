@@ -168,7 +168,13 @@ for (const mode of ['redis', 'embedded'] as const) {
       const added = JSON.parse(add.stdout) as { id: string; redirect_uri: string; claims: Record<string, string> };
       assert.equal(added.redirect_uri, `${server.issuer}/upstream/corp/callback`);
       assert.equal(added.claims.name, 'display_name');
+      assert.equal((added as { post_logout_redirect_uri?: string }).post_logout_redirect_uri, undefined, 'signing out stays at Latchkey');
       assert.ok(!add.stdout.includes(secret));
+      // With --end-session, signing out goes on to the upstream, which must know where to send people back.
+      const ending = await latchkey(env, ['upstreams', 'add', '--id', 'ending', '--issuer', 'https://idp.example.com', '--client-id', 'latchkey', '--client-secret-stdin', '--end-session'], 'x\n');
+      assert.equal(ending.status, 0, ending.stderr);
+      assert.equal((JSON.parse(ending.stdout) as { post_logout_redirect_uri: string }).post_logout_redirect_uri, `${server.issuer}/upstream/ending/signed-out`);
+      assert.equal((await latchkey(env, ['upstreams', 'remove', 'ending'])).status, 0);
       const { Upstreams } = await import('../../src/upstreams/registry.js');
       await eventually(async () => assert.equal((await new Upstreams(server.kv, server.config.keys.secrets).find('corp'))?.clientSecret, secret, 'the server opens it, newline stripped'));
       const duplicate = await latchkey(env, ['upstreams', 'add', '--id', 'corp', '--issuer', 'https://idp.example.com', '--client-id', 'x', '--client-secret-stdin'], 'x\n');
