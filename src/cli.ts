@@ -260,7 +260,7 @@ clients
   .action(async (options) =>
     withStore(async (kv, settings) => {
       if (options.public && options.secret) throw new UsageError('--public and --secret exclude each other');
-      const { generateSecret } = await import('./registration/clients.js');
+      const { generateSecret, ClientError } = await import('./registration/clients.js');
       const { DEVICE_CODE_GRANT } = await import('./registration/policy.js');
       // `device_code` is short for RFC 8628's grant type URN.
       const named: string[] | undefined = options.grantType?.map((type: string) => (type === 'device_code' ? DEVICE_CODE_GRANT : type));
@@ -292,7 +292,14 @@ clients
           : {}),
         ...requirements(options),
       };
-      print(await (await clientsOn(kv, settings)).add(metadata));
+      const added = await (await clientsOn(kv, settings)).add(metadata).catch((error: unknown) => {
+        // Run again with another flag (the walkthrough's --backchannel-logout-uri): say how, since update takes only the requirements.
+        if (error instanceof ClientError && error.error === 'conflict') {
+          throw new ClientError(`${error.message}: to register it anew, latchkey clients remove ${options.clientId} first (its secret and tokens go with it)`, error.error, error.status);
+        }
+        throw error;
+      });
+      print(added);
     }),
   );
 

@@ -102,7 +102,8 @@ for (const mode of ['redis', 'embedded'] as const) {
 
       const again = await latchkey(env, ['clients', 'add', '--client-id', 'web', '--redirect-uri', 'https://app.example/cb']);
       assert.equal(again.status, 1);
-      assert.match(again.stderr, /^latchkey: a client "web" exists already$/m);
+      // Step 2 of the walkthrough run again (with --backchannel-logout-uri added): says how to register it anew.
+      assert.match(again.stderr, /^latchkey: a client "web" exists already: to register it anew, latchkey clients remove web first \(its secret and tokens go with it\)$/m);
 
       const bad = await latchkey(env, ['clients', 'add', '--client-id', 'bad', '--redirect-uri', 'https://app.example/cb#fragment']);
       assert.equal(bad.status, 1);
