@@ -838,6 +838,12 @@ function names(command: Command): string {
   return path.join(' ');
 }
 
+/** The command line as typed after the command's own words, `dashed` moved behind "--" and the options kept. */
+function withValueLast(path: string, dashed: string): string {
+  const rest = process.argv.slice(2 + (path ? path.split(' ').length : 0)).filter((word) => word !== dashed);
+  return [...rest, '--', dashed].join(' ');
+}
+
 // Usage errors are one line that ends with where to read more, instead of the whole help.
 function oneLineErrors(command: Command): void {
   command.configureOutput({
@@ -846,7 +852,7 @@ function oneLineErrors(command: Command): void {
       const text = message.trim().replace(/^error: /, '').replace(/\.$/, '');
       // A kid or a generated client_id may start with "-" (base64url): as an argument it reads as an option.
       const dashed = /^unknown option '(-[^-].+)'$/.exec(text)?.[1];
-      const hint = dashed ? `; a value that starts with "-" goes after "--": latchkey ${path} -- ${dashed}` : '';
+      const hint = dashed ? `; a value that starts with "-" goes after "--": latchkey ${path} ${withValueLast(path, dashed)}` : '';
       write(`latchkey: ${text}${hint}; see latchkey ${path ? `${path} ` : ''}--help\n`);
     },
   });
