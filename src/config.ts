@@ -325,9 +325,15 @@ export function issuerWarnings(config: Pick<Config, 'issuer' | 'port' | 'proxy'>
 export function publicSecretsWarning(config: Pick<Config, 'cookie' | 'keys'>): { settings: string[]; message: string } | undefined {
   const settings = publicDefaultSecrets(config);
   if (!settings.length) return undefined;
+  // What each public default gives away: only what that setting protects.
+  const risks = [
+    ...(settings.some((name) => name.startsWith('cookie.')) ? ['forge cookies'] : []),
+    ...(settings.some((name) => name.startsWith('keys.')) ? ['decrypt the signing keys kept in Redis'] : []),
+  ];
+  const one = settings.length === 1;
   return {
     settings,
-    message: `INSECURE: ${settings.join(' and ')} still hold the public development default; anyone can forge cookies or decrypt the signing keys kept in Redis. Set your own secrets (openssl rand -base64 48)`,
+    message: `INSECURE: ${settings.join(' and ')} still ${one ? 'holds' : 'hold'} the public development default; anyone can ${risks.join(' and ')}. Set your own ${one ? 'secret' : 'secrets'} (openssl rand -base64 48)`,
   };
 }
 
