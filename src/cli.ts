@@ -850,7 +850,7 @@ function oneLineErrors(command: Command): void {
     outputError: (message, write) => {
       const path = names(command);
       const text = message.trim().replace(/^error: /, '').replace(/\.$/, '');
-      // A kid or a generated client_id may start with "-" (base64url): as an argument it reads as an option.
+      // A kid (base64url), or a client_id an operator chose or registered earlier, may start with "-": as an argument it reads as an option.
       const dashed = /^unknown option '(-[^-].+)'$/.exec(text)?.[1];
       const hint = dashed ? `; a value that starts with "-" goes after "--": latchkey ${path} ${withValueLast(path, dashed)}` : '';
       write(`latchkey: ${text}${hint}; see latchkey ${path ? `${path} ` : ''}--help\n`);

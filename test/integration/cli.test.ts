@@ -382,7 +382,7 @@ describe('latchkey CLI: usage', function () {
       [['frob'], /^latchkey: unknown command 'frob'; see latchkey --help$/],
       // A kid (an RFC 7638 thumbprint, base64url) that starts with "-" reads as an option: the line says how to give it.
       [['keys', 'revoke', '-gtXczvLi7ZY'], /^latchkey: unknown option '-gtXczvLi7ZY'; a value that starts with "-" goes after "--": latchkey keys revoke -- -gtXczvLi7ZY; see latchkey keys revoke --help$/],
-      // A generated client_id too (RFC 7591's are base64url): the command to run keeps the options typed with it.
+      // A client_id too (an operator's, or one registered before RFC 7591 ids avoided a leading "-"): the command to run keeps the options typed with it.
       [['clients', 'update', '-beZ5T9WPxAWR7', '--require-mfa'], /^latchkey: unknown option '-beZ5T9WPxAWR7'; a value that starts with "-" goes after "--": latchkey clients update --require-mfa -- -beZ5T9WPxAWR7; see latchkey clients update --help$/],
       // Not the engine's "redirect_uris must contain members", which names no flag.
       [['clients', 'add', '--client-id', 'x'], /^latchkey: --redirect-uri is required for an app people sign in to \(authorization_code\); a service takes --grant-type client_credentials, a device or CLI --device; see latchkey clients add --help$/],
