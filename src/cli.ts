@@ -36,7 +36,7 @@ import { ROOT } from './paths.js';
 /** Failures a user can fix (by class name: ClientError's module is loaded lazily): one line, exit 1. */
 const USER_ERRORS = new Set([
   ConfigError.name, AccountError.name, 'ClientError', 'ApiError', RotationError.name, SealError.name, StoreAccessError.name, 'StartupError',
-  'UpstreamError', 'InitialAccessTokenError',
+  'UpstreamError', 'InitialAccessTokenError', 'RingUnusable', 'EmbeddedFileUnusable',
 ]);
 
 class UsageError extends Error {
@@ -260,7 +260,7 @@ clients
   .action(async (options) =>
     withStore(async (kv, settings) => {
       if (options.public && options.secret) throw new UsageError('--public and --secret exclude each other');
-      const { generateSecret } = await import('./registration/clients.js');
+      const { generateSecret, ClientError } = await import('./registration/clients.js');
       const { DEVICE_CODE_GRANT } = await import('./registration/policy.js');
       // `device_code` is short for RFC 8628's grant type URN.
       const named: string[] | undefined = options.grantType?.map((type: string) => (type === 'device_code' ? DEVICE_CODE_GRANT : type));
@@ -292,7 +292,14 @@ clients
           : {}),
         ...requirements(options),
       };
-      print(await (await clientsOn(kv, settings)).add(metadata));
+      const added = await (await clientsOn(kv, settings)).add(metadata).catch((error: unknown) => {
+        // Run again with another flag (the walkthrough's --backchannel-logout-uri): say how, since update takes only the requirements.
+        if (error instanceof ClientError && error.error === 'conflict') {
+          throw new ClientError(`${error.message}: to register it anew, latchkey clients remove ${options.clientId} first (its secret and tokens go with it)`, error.error, error.status);
+        }
+        throw error;
+      });
+      print(added);
     }),
   );
 
@@ -712,7 +719,7 @@ upstreams
   .option('--domain <domain...>', 'email domains of its people: a login_hint at one of them goes straight to this upstream')
   .action(async (options) =>
     withStore(async (kv, settings) => {
-      const { Upstreams, MAPPED_CLAIMS } = await import('./upstreams/registry.js');
+      const { Upstreams, MAPPED_CLAIMS, urisToRegister } = await import('./upstreams/registry.js');
       const claims = claimMapping(options.claim, MAPPED_CLAIMS);
       const clientSecret = await readStdin();
       // The secret is sealed under the first of keys.secrets: only the server's own secrets seal
@@ -730,7 +737,7 @@ upstreams
         domains: options.domain ?? [],
         claims,
       });
-      print({ ...added, redirect_uri: `${settings.issuer}/upstream/${added.id}/callback`, backchannel_logout_uri: `${settings.issuer}/upstream/${added.id}/backchannel-logout` });
+      print({ ...added, ...urisToRegister(settings.issuer, added) });
     }),
   );
 
@@ -831,15 +838,21 @@ function names(command: Command): string {
   return path.join(' ');
 }
 
+/** The command line as typed after the command's own words, `dashed` moved behind "--" and the options kept. */
+function withValueLast(path: string, dashed: string): string {
+  const rest = process.argv.slice(2 + (path ? path.split(' ').length : 0)).filter((word) => word !== dashed);
+  return [...rest, '--', dashed].join(' ');
+}
+
 // Usage errors are one line that ends with where to read more, instead of the whole help.
 function oneLineErrors(command: Command): void {
   command.configureOutput({
     outputError: (message, write) => {
       const path = names(command);
       const text = message.trim().replace(/^error: /, '').replace(/\.$/, '');
-      // A kid or a generated client_id may start with "-" (base64url): as an argument it reads as an option.
+      // A kid (base64url), or a client_id an operator chose or registered earlier, may start with "-": as an argument it reads as an option.
       const dashed = /^unknown option '(-[^-].+)'$/.exec(text)?.[1];
-      const hint = dashed ? `; a value that starts with "-" goes after "--": latchkey ${path} -- ${dashed}` : '';
+      const hint = dashed ? `; a value that starts with "-" goes after "--": latchkey ${path} ${withValueLast(path, dashed)}` : '';
       write(`latchkey: ${text}${hint}; see latchkey ${path ? `${path} ` : ''}--help\n`);
     },
   });

@@ -140,7 +140,7 @@ const schema = z.strictObject({
       timeoutMs: z.number().int().min(100).max(30_000),
       maxBytes: z.number().int().min(512).max(1_048_576),
     })
-    .refine((value) => value.cacheMin <= value.cacheMax, { message: 'cacheMin must not exceed cacheMax' }),
+    .refine((value) => value.cacheMin <= value.cacheMax, { message: 'must not exceed clientMetadataDocuments.cacheMax (CLIENT_METADATA_DOCUMENTS_CACHE_MAX)', path: ['cacheMin'] }),
   log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']) }),
 });
 
@@ -251,7 +251,8 @@ function didYouMean(path: readonly PropertyKey[], defaults: Tree): string {
   const typo = String(path.at(-1));
   if (!isTree(parent)) return '';
   const near = Object.keys(parent).find((key) => key.toLowerCase() === typo.toLowerCase() || editDistance(key, typo) <= 2);
-  return near ? `; did you mean ${[...path.slice(0, -1).map(String), near].join('.')}?` : '';
+  const meant = [...path.slice(0, -1).map(String), near ?? ''];
+  return near ? `; did you mean ${label(meant)}?` : '';
 }
 
 function editDistance(a: string, b: string): number {
@@ -274,10 +275,10 @@ function expectedType(expected: string, missing: boolean): string {
 /** ", got <value>" for an error message, except for values that may hold secrets. */
 function given(path: readonly PropertyKey[], tree: Tree): string {
   const name = path.map(String).join('.');
-  if (/^(clients|cookie|keys\.secrets)/.test(name)) return '';
+  if (/^(clients|cookie|keys\.secrets)/i.test(name)) return ''; // (a misspelt one too: keys.Secrets)
   let value = valueAt(path, tree);
   if (value === undefined) return '';
-  if (name === 'redis.url' && typeof value === 'string') value = value.replace(/\/\/[^/@]*@/, '//***@');
+  if (name.toLowerCase() === 'redis.url' && typeof value === 'string') value = value.replace(/\/\/[^/@]*@/, '//***@');
   const text = JSON.stringify(value);
   return `, got ${text.length > 80 ? `${text.slice(0, 77)}...` : text}`;
 }
@@ -325,9 +326,15 @@ export function issuerWarnings(config: Pick<Config, 'issuer' | 'port' | 'proxy'>
 export function publicSecretsWarning(config: Pick<Config, 'cookie' | 'keys'>): { settings: string[]; message: string } | undefined {
   const settings = publicDefaultSecrets(config);
   if (!settings.length) return undefined;
+  // What each public default gives away: only what that setting protects.
+  const risks = [
+    ...(settings.some((name) => name.startsWith('cookie.')) ? ['forge cookies'] : []),
+    ...(settings.some((name) => name.startsWith('keys.')) ? ['decrypt the signing keys kept in Redis'] : []),
+  ];
+  const one = settings.length === 1;
   return {
     settings,
-    message: `INSECURE: ${settings.join(' and ')} still hold the public development default; anyone can forge cookies or decrypt the signing keys kept in Redis. Set your own secrets (openssl rand -base64 48)`,
+    message: `INSECURE: ${settings.join(' and ')} still ${one ? 'holds' : 'hold'} the public development default; anyone can ${risks.join(' and ')}. Set your own ${one ? 'secret' : 'secrets'} (openssl rand -base64 48)`,
   };
 }
 
@@ -376,9 +383,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, dir = join(ROOT
   if (!result.success) {
     const issue = result.error.issues[0]!;
     const path = issue.code === 'unrecognized_keys' ? [...issue.path, issue.keys[0]!] : issue.path;
+    if (issue.code === 'unrecognized_keys') {
+      // Only a file holds a key that is no setting (env vars are read by the settings' names), so no env var is named for it.
+      throw new ConfigError(`${path.map(String).join('.')}: unknown setting${given(path, tree)}${didYouMean(path, defaults)}`);
+    }
     const what =
-      issue.code === 'unrecognized_keys' ? `unknown setting${didYouMean(path, defaults)}`
-      : issue.code === 'invalid_type' ? expectedType(issue.expected, valueAt(path, tree) === undefined)
+      issue.code === 'invalid_type' ? expectedType(issue.expected, valueAt(path, tree) === undefined)
       : issue.message.replace(/^(Invalid input|Too big|Too small|Invalid option): /, '');
     throw new ConfigError(`${label(path)}: ${what}${given(path, tree)}`);
   }

@@ -118,13 +118,16 @@ function isLoopbackAddress(address: string): boolean {
 
 type LookupCallback = (error: NodeJS.ErrnoException | null, address: string | dns.LookupAddress[], family?: number) => void;
 
+// Said with each refusal of a private address: what the operator sets to allow one (a provider on this host while developing).
+const OFF = 'reached only with outbound.allowPrivateNetworks (OUTBOUND_ALLOW_PRIVATE_NETWORKS=true)';
+
 /** A `lookup` for the socket: resolves as usual, then refuses the lot if any address is special-use. */
 function guardedLookup(hostname: string, options: dns.LookupOptions, callback: LookupCallback): void {
   dns.lookup(hostname, { ...options, all: true }, (error, addresses) => {
     if (error) return callback(error, []);
     const refused = addresses.find((entry) => isSpecialUseAddress(entry.address));
     if (refused || addresses.length === 0) {
-      return callback(new OutboundAddressError(`${hostname} resolves to a private or special-use address`), []);
+      return callback(new OutboundAddressError(`${hostname} resolves to a private or special-use address, ${OFF}`), []);
     }
     if (options.all) return callback(null, addresses);
     callback(null, addresses[0]!.address, addresses[0]!.family);
@@ -141,15 +144,14 @@ function checkUrl(url: URL, policy: OutboundPolicy): void {
   const host = bareHost(url);
   if (url.protocol === 'http:') {
     const loopback = host === 'localhost' || (net.isIP(host) !== 0 && isLoopbackAddress(host));
-    if (!(policy.allowPrivateNetworks && loopback)) {
-      throw new OutboundUrlError('only https URLs are fetched (http only to loopback, when private networks are allowed)');
-    }
+    if (!loopback) throw new OutboundUrlError('only https URLs are fetched (http only to loopback, when private networks are allowed)');
+    if (!policy.allowPrivateNetworks) throw new OutboundUrlError(`${url.origin} is loopback, ${OFF}`);
     return;
   }
   if (url.protocol !== 'https:') throw new OutboundUrlError(`the ${url.protocol} scheme is not fetched`);
   // A literal address skips the socket's lookup, so it is checked here.
   if (!policy.allowPrivateNetworks && net.isIP(host) !== 0 && isSpecialUseAddress(host)) {
-    throw new OutboundAddressError(`${host} is a private or special-use address`);
+    throw new OutboundAddressError(`${host} is a private or special-use address, ${OFF}`);
   }
 }
 

@@ -24,6 +24,20 @@ export interface RingSnapshot {
 
 export const LOCKED = Symbol('locked');
 
+/**
+ * A key ring that cannot be used where it is kept (a file that is not a ring, `keys.dir` naming a
+ * file, a stored ring damaged): the operator's to fix, so it is one line, not a stack trace.
+ */
+export class RingUnusable extends Error {
+  override name = 'RingUnusable';
+}
+
+/** The key ring file could not be read or written: which file, what the system said, and the setting. */
+function fileFailure(action: 'read' | 'write', file: string, error: unknown): RingUnusable {
+  const reason = (error as Error).message;
+  return new RingUnusable(`keys.dir (KEYS_DIR): cannot ${action} the key ring ${file} (${reason}); expected a directory Latchkey can ${action}`, { cause: error });
+}
+
 /** Seconds a lock may be held before it is presumed abandoned (a crashed holder). */
 const LOCK_SECONDS = 60;
 
@@ -59,7 +73,7 @@ function dates(entry: unknown, where: string): Dated {
   const { kid, state, createdAt, activatedAt, retiredAt } = (entry ?? {}) as Record<string, unknown>;
   const iso = (value: unknown) => typeof value === 'string' && !Number.isNaN(Date.parse(value));
   if (typeof kid !== 'string' || !STATES.has(state as KeyState) || !iso(createdAt)) {
-    throw new Error(`${where} is not a Latchkey key ring (a key without kid, state or createdAt)`);
+    throw new RingUnusable(`${where} is not a Latchkey key ring (a key without kid, state or createdAt)`);
   }
   return {
     kid,
@@ -85,8 +99,8 @@ function withLegacyDates(keys: StoredKey[]): StoredKey[] {
 }
 
 async function checked(keys: StoredKey[], where: string): Promise<Keyring> {
-  if (!keys.length) throw new Error(`${where} holds no keys`);
-  if (keys.filter((key) => key.state === 'current').length > 1) throw new Error(`${where} has more than one current key`);
+  if (!keys.length) throw new RingUnusable(`${where} holds no keys`);
+  if (keys.filter((key) => key.state === 'current').length > 1) throw new RingUnusable(`${where} has more than one current key`);
   for (const key of keys) await checkKey(key);
   return new Keyring(withLegacyDates(keys));
 }
@@ -108,7 +122,7 @@ export class FileRingStore implements RingStore {
       return await readFile(this.file, 'utf8');
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw error;
+      throw fileFailure('read', this.file, error);
     }
   }
 
@@ -117,31 +131,35 @@ export class FileRingStore implements RingStore {
     try {
       parsed = JSON.parse(raw) as typeof parsed;
     } catch {
-      throw new Error(`${this.file} is not a Latchkey key ring (not JSON)`);
+      throw new RingUnusable(`${this.file} is not a Latchkey key ring (not JSON)`);
     }
-    if (parsed.version !== 1 || !Array.isArray(parsed.keys)) throw new Error(`${this.file} is not a Latchkey key ring`);
+    if (parsed.version !== 1 || !Array.isArray(parsed.keys)) throw new RingUnusable(`${this.file} is not a Latchkey key ring`);
     const keys = parsed.keys.map((entry: { jwk?: JWK }) => ({ ...dates(entry, this.file), jwk: entry.jwk ?? {} }));
     return checked(keys, this.file);
   }
 
   async write(ring: Keyring, previous: string | undefined): Promise<RingSnapshot | undefined> {
     if ((await this.readRaw()) !== previous) return undefined;
-    mkdirSync(dirname(this.file), { recursive: true, mode: 0o700 });
     const raw = `${JSON.stringify({ version: 1, keys: ring.keys }, null, 2)}\n`;
-    const temporary = `${this.file}.${process.pid}.tmp`;
-    writeFileSync(temporary, raw, { mode: 0o600 });
-    renameSync(temporary, this.file);
+    try {
+      mkdirSync(dirname(this.file), { recursive: true, mode: 0o700 });
+      const temporary = `${this.file}.${process.pid}.tmp`;
+      writeFileSync(temporary, raw, { mode: 0o600 });
+      renameSync(temporary, this.file);
+    } catch (error) {
+      throw fileFailure('write', this.file, error);
+    }
     return { raw, ring };
   }
 
   async locked<T>(work: () => Promise<T>): Promise<T | typeof LOCKED> {
     const lock = `${this.file}.lock`;
-    mkdirSync(dirname(this.file), { recursive: true, mode: 0o700 });
     let fd: number;
     try {
+      mkdirSync(dirname(this.file), { recursive: true, mode: 0o700 });
       fd = openSync(lock, 'wx', 0o600);
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw fileFailure('write', this.file, error);
       const abandoned = existsSync(lock) && Date.now() - statSync(lock).mtimeMs > LOCK_SECONDS * 1000;
       if (!abandoned) return LOCKED;
       unlinkSync(lock);
@@ -194,12 +212,12 @@ export class KvRingStore implements RingStore {
     try {
       parsed = JSON.parse(raw) as typeof parsed;
     } catch {
-      throw new Error(`${where} is not JSON`);
+      throw new RingUnusable(`${where} is not JSON`);
     }
-    if (parsed.format !== 1 || !Array.isArray(parsed.keys)) throw new Error(`${where} has an unknown format`);
+    if (parsed.format !== 1 || !Array.isArray(parsed.keys)) throw new RingUnusable(`${where} has an unknown format`);
     const keys = parsed.keys.map((entry: { sealed?: unknown }) => {
       const dated = dates(entry, where);
-      if (typeof entry.sealed !== 'string') throw new Error(`${where}: key ${dated.kid} has no sealed private key`);
+      if (typeof entry.sealed !== 'string') throw new RingUnusable(`${where}: key ${dated.kid} has no sealed private key`);
       return { ...dated, jwk: this.sealer.open(dated.kid, entry.sealed) };
     });
     return checked(keys, where);

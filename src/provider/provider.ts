@@ -59,7 +59,7 @@ import { ClientMetadataDocuments } from '../registration/client-metadata-documen
 import { ClientMetadataDocumentCache } from '../store/client-metadata-documents.js';
 import { createOutboundFetch } from '../http/outbound.js';
 import { developerClient } from '../registration/developer-pages.js';
-import { forgetPreviousSecret } from '../registration/clients.js';
+import { forgetPreviousSecret, registeredClientId } from '../registration/clients.js';
 import { DevicePolling, pacedDevicePolling } from './patches/device-polling.js';
 import { UserCodeThrottle, userCodeEntry } from './patches/user-code-entry.js';
 import { accountClient } from '../accounts/page/account-pages.js';
@@ -354,7 +354,7 @@ function features({ config, apis, revocations, logoutPages, devicePages }: Provi
         },
       },
       // RFC 7591 / RFC 7592. Without open registration, an initial access token is required.
-      registration: { enabled: true, initialAccessToken: !config.registration.open, issueRegistrationAccessToken: true },
+      registration: { enabled: true, initialAccessToken: !config.registration.open, issueRegistrationAccessToken: true, idFactory: registeredClientId },
       registrationManagement: { enabled: true, rotateRegistrationAccessToken: true },
       rpInitiatedLogout: { enabled: true, ...logoutPages },
       // Signing out at one app signs the person out of every other app of the session that

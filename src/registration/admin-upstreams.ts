@@ -9,7 +9,7 @@ import type Router from '@koa/router';
 import type { Middleware } from 'koa';
 import { z } from 'zod';
 import { jsonError } from '../http/errors.js';
-import { MAPPED_CLAIMS, UpstreamError, type UpstreamSettings, type Upstreams } from '../upstreams/registry.js';
+import { MAPPED_CLAIMS, UpstreamError, urisToRegister, type UpstreamSettings, type Upstreams } from '../upstreams/registry.js';
 
 interface Options {
   readonly upstreams: Upstreams;
@@ -44,8 +44,7 @@ const publicUpstream = (issuer: string, u: UpstreamSettings) => ({
   end_session: u.endSession,
   domains: u.domains,
   claims: u.claims,
-  redirect_uri: `${issuer}/upstream/${u.id}/callback`,
-  backchannel_logout_uri: `${issuer}/upstream/${u.id}/backchannel-logout`,
+  ...urisToRegister(issuer, u),
 });
 
 export function upstreamRoutes(router: Router, { upstreams, remove, issuer, read, write, json }: Options): void {

@@ -36,6 +36,18 @@ export function generateSecret(): string {
   return randomBytes(32).toString('base64url');
 }
 
+/**
+ * A client_id for RFC 7591 registration: 256 random bits, base64url, never with a leading "-". The
+ * engine's own ids start with one once in 64 registrations, and such an id reads as an option to
+ * every command line (`latchkey clients remove -x…` is refused), including the runbook's.
+ */
+export function registeredClientId(): string {
+  for (;;) {
+    const id = randomBytes(32).toString('base64url');
+    if (!id.startsWith('-')) return id;
+  }
+}
+
 const previousSecretKey = (id: string) => `client:previous-secret:${id}`;
 
 /** A rotated-out secret, and when its grace ends (epoch seconds; unknown for one kept before this was recorded). */

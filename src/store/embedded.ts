@@ -18,6 +18,11 @@ type Value =
   | { type: 'log'; entries: LogEntry[]; last: [number, number] };
 type Entry = Value & { expiresAt?: number };
 
+/** The store's file is not one it can read (a directory, not JSON): the operator's to fix, one line. */
+export class EmbeddedFileUnusable extends Error {
+  override name = 'EmbeddedFileUnusable';
+}
+
 const SWEEP_INTERVAL_MS = 60_000;
 const WATCH_INTERVAL_MS = 500;
 
@@ -26,11 +31,14 @@ export class EmbeddedKv implements Kv {
   readonly #entries = new Map<string, Entry>();
   readonly #file: string | undefined;
   readonly #timers: NodeJS.Timeout[] = [];
+  readonly #unreadable: ((error: EmbeddedFileUnusable) => void) | undefined;
   /** mtime of the file as this instance last wrote or read it. */
   #seenAt = 0;
 
-  constructor(file?: string) {
+  /** `unreadable`: told when a change of the file cannot be read (what was read before is kept). */
+  constructor(file?: string, unreadable?: (error: EmbeddedFileUnusable) => void) {
     this.#file = file;
+    this.#unreadable = unreadable;
     this.#timers.push(setInterval(() => this.#sweep(), SWEEP_INTERVAL_MS).unref());
     if (file) {
       this.#load();
@@ -221,7 +229,15 @@ export class EmbeddedKv implements Kv {
     } catch {
       return; // not written yet, or removed: keep what we have
     }
-    if (mtime !== this.#seenAt) this.#load();
+    if (mtime === this.#seenAt) return;
+    try {
+      this.#load();
+    } catch (error) {
+      // A hand edit gone wrong must not end the server from a timer: keep what was read, until the next change.
+      if (!(error instanceof EmbeddedFileUnusable)) throw error;
+      this.#seenAt = mtime;
+      this.#unreadable?.(error);
+    }
   }
 
   /** Replaces the durable entries with the file's (the file is their source of truth). */
@@ -232,7 +248,7 @@ export class EmbeddedKv implements Kv {
       stored = JSON.parse(readFileSync(this.#file!, 'utf8')) as Record<string, Value>;
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
-      throw new Error(`embedded store: cannot read ${this.#file}: ${(error as Error).message}`, { cause: error });
+      throw new EmbeddedFileUnusable(`embedded.file (EMBEDDED_FILE): cannot read ${this.#file} (${(error as Error).message.replace(/\n/g, "\\n")}); expected the embedded store's JSON file, or a path where none is yet`, { cause: error });
     }
     for (const [key, entry] of this.#entries) if (entry.expiresAt === undefined) this.#entries.delete(key);
     for (const [key, value] of Object.entries(stored)) this.#entries.set(key, value);

@@ -54,5 +54,5 @@ export function openStore(config: Config, logger?: Logger, metrics?: Metrics): K
     );
     return kv;
   }
-  return timed(new EmbeddedKv(resolve(config.embedded.file)));
+  return timed(new EmbeddedKv(resolve(config.embedded.file), (error) => logger?.warn(`${error.message}; keeping what was read before`)));
 }

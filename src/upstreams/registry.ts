@@ -39,6 +39,19 @@ interface Stored extends UpstreamSettings {
   readonly createdAt: number;
 }
 
+/**
+ * The URIs to register for Latchkey at the upstream: its redirect URI and back-channel logout URI,
+ * and, when signing out goes on to the upstream (`endSession`), where the upstream sends people back.
+ */
+export function urisToRegister(issuer: string, upstream: Pick<UpstreamSettings, 'id' | 'endSession'>) {
+  const base = `${issuer}/upstream/${upstream.id}`;
+  return {
+    redirect_uri: `${base}/callback`,
+    backchannel_logout_uri: `${base}/backchannel-logout`,
+    ...(upstream.endSession && { post_logout_redirect_uri: `${base}/signed-out` }),
+  };
+}
+
 export class UpstreamError extends Error {
   override name = 'UpstreamError';
   constructor(

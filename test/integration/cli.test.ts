@@ -102,7 +102,8 @@ for (const mode of ['redis', 'embedded'] as const) {
 
       const again = await latchkey(env, ['clients', 'add', '--client-id', 'web', '--redirect-uri', 'https://app.example/cb']);
       assert.equal(again.status, 1);
-      assert.match(again.stderr, /^latchkey: a client "web" exists already$/m);
+      // Step 2 of the walkthrough run again (with --backchannel-logout-uri added): says how to register it anew.
+      assert.match(again.stderr, /^latchkey: a client "web" exists already: to register it anew, latchkey clients remove web first \(its secret and tokens go with it\)$/m);
 
       const bad = await latchkey(env, ['clients', 'add', '--client-id', 'bad', '--redirect-uri', 'https://app.example/cb#fragment']);
       assert.equal(bad.status, 1);
@@ -168,7 +169,13 @@ for (const mode of ['redis', 'embedded'] as const) {
       const added = JSON.parse(add.stdout) as { id: string; redirect_uri: string; claims: Record<string, string> };
       assert.equal(added.redirect_uri, `${server.issuer}/upstream/corp/callback`);
       assert.equal(added.claims.name, 'display_name');
+      assert.equal((added as { post_logout_redirect_uri?: string }).post_logout_redirect_uri, undefined, 'signing out stays at Latchkey');
       assert.ok(!add.stdout.includes(secret));
+      // With --end-session, signing out goes on to the upstream, which must know where to send people back.
+      const ending = await latchkey(env, ['upstreams', 'add', '--id', 'ending', '--issuer', 'https://idp.example.com', '--client-id', 'latchkey', '--client-secret-stdin', '--end-session'], 'x\n');
+      assert.equal(ending.status, 0, ending.stderr);
+      assert.equal((JSON.parse(ending.stdout) as { post_logout_redirect_uri: string }).post_logout_redirect_uri, `${server.issuer}/upstream/ending/signed-out`);
+      assert.equal((await latchkey(env, ['upstreams', 'remove', 'ending'])).status, 0);
       const { Upstreams } = await import('../../src/upstreams/registry.js');
       await eventually(async () => assert.equal((await new Upstreams(server.kv, server.config.keys.secrets).find('corp'))?.clientSecret, secret, 'the server opens it, newline stripped'));
       const duplicate = await latchkey(env, ['upstreams', 'add', '--id', 'corp', '--issuer', 'https://idp.example.com', '--client-id', 'x', '--client-secret-stdin'], 'x\n');
@@ -375,6 +382,8 @@ describe('latchkey CLI: usage', function () {
       [['frob'], /^latchkey: unknown command 'frob'; see latchkey --help$/],
       // A kid (an RFC 7638 thumbprint, base64url) that starts with "-" reads as an option: the line says how to give it.
       [['keys', 'revoke', '-gtXczvLi7ZY'], /^latchkey: unknown option '-gtXczvLi7ZY'; a value that starts with "-" goes after "--": latchkey keys revoke -- -gtXczvLi7ZY; see latchkey keys revoke --help$/],
+      // A client_id too (an operator's, or one registered before RFC 7591 ids avoided a leading "-"): the command to run keeps the options typed with it.
+      [['clients', 'update', '-beZ5T9WPxAWR7', '--require-mfa'], /^latchkey: unknown option '-beZ5T9WPxAWR7'; a value that starts with "-" goes after "--": latchkey clients update --require-mfa -- -beZ5T9WPxAWR7; see latchkey clients update --help$/],
       // Not the engine's "redirect_uris must contain members", which names no flag.
       [['clients', 'add', '--client-id', 'x'], /^latchkey: --redirect-uri is required for an app people sign in to \(authorization_code\); a service takes --grant-type client_credentials, a device or CLI --device; see latchkey clients add --help$/],
       [['grants', 'revoke'], /^latchkey: give exactly one of --user or --client; see latchkey grants revoke --help$/],

@@ -75,6 +75,11 @@ describe('outbound request guard', () => {
     await assert.rejects(guarded(`https://localhost:${port}/json`), OutboundAddressError);
     await assert.rejects(guarded(`${base}/json`), OutboundUrlError);
     assert.equal(connections, before, 'no connection was opened');
+    // Each refusal names the setting that allows it (an upstream or app on this host while developing).
+    const setting = /reached only with outbound\.allowPrivateNetworks \(OUTBOUND_ALLOW_PRIVATE_NETWORKS=true\)$/;
+    await assert.rejects(guarded(`${base}/json`), (error: Error) => error.message.startsWith(`${base} is loopback, `) && setting.test(error.message));
+    await assert.rejects(guarded(`https://127.0.0.1:${port}/json`), (error: Error) => setting.test(error.message));
+    await assert.rejects(guarded(`https://localhost:${port}/json`), (error: Error) => setting.test(error.message));
   });
 
   it('refuses other schemes, credentials in the URL, and http to a non-loopback host even when private networks are allowed', async () => {

@@ -424,6 +424,19 @@ describe('rate limits, client addresses and the issuer host', function () {
       await own.stop();
       assert.ok(quiet.length > 0);
       assert.ok(!quiet.some((line) => /INSECURE|COOKIE_KEYS|KEYS_SECRETS/.test(line)));
+
+      // Only the cookie keys left public (a restored backup with its own KEYS_SECRETS): the warning
+      // names that one, and claims only what it gives away.
+      const half: string[] = [];
+      const cookiesOnly = await startServer({
+        redisUrl: redis.url,
+        env: { REDIS_KEY_PREFIX: 'half:', KEYS_SECRETS: 'y'.repeat(40), LOG_LEVEL: 'info' },
+        logger: createLogger('info', { write: (line: string) => void half.push(line) }),
+      });
+      await cookiesOnly.stop();
+      const [warning, ...more] = half.map((line) => JSON.parse(line) as { level: number; msg: string }).filter((entry) => entry.level === 40 && /INSECURE/.test(entry.msg));
+      assert.equal(more.length, 0);
+      assert.equal(warning?.msg, 'INSECURE: cookie.keys (COOKIE_KEYS) still holds the public development default; anyone can forge cookies. Set your own secret (openssl rand -base64 48)');
     });
   });
 });

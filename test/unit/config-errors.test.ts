@@ -64,16 +64,26 @@ describe('configuration errors say the setting, the value given and what is expe
     assert.equal(loadConfig({ ISSUER: 'https://id.example.com:8443' }).issuer, 'https://id.example.com:8443', 'a port is fine');
   });
 
+  it('cacheMin above cacheMax names the setting and the one it must not exceed, without dumping the section', () => {
+    assert.equal(message({ CLIENT_METADATA_DOCUMENTS_CACHE_MIN: '100000' }), 'clientMetadataDocuments.cacheMin (CLIENT_METADATA_DOCUMENTS_CACHE_MIN): must not exceed clientMetadataDocuments.cacheMax (CLIENT_METADATA_DOCUMENTS_CACHE_MAX), got 100000');
+  });
+
   it('a misspelt key in a configuration file names the setting it was probably meant to be', () => {
     const dir = mkdtempSync(join(tmpdir(), 'latchkey-config-'));
     try {
       const file = join(dir, 'typo.yaml');
       writeFileSync(file, 'ttl:\n  acessToken: 5\n');
-      assert.equal(message({ CONFIG_FILE: file }), 'ttl.acessToken (TTL_ACESS_TOKEN): unknown setting; did you mean ttl.accessToken?, got 5');
+      // The value, then the setting meant with its env var (TTL_ACESS_TOKEN would be read by nothing).
+      assert.equal(message({ CONFIG_FILE: file }), 'ttl.acessToken: unknown setting, got 5; did you mean ttl.accessToken (TTL_ACCESS_TOKEN)?');
       writeFileSync(file, 'redis:\n  URL: redis://127.0.0.1:6379\n');
-      assert.match(message({ CONFIG_FILE: file }), /^redis\.URL \(REDIS_URL\): unknown setting; did you mean redis\.url\?/);
+      assert.equal(message({ CONFIG_FILE: file }), 'redis.URL: unknown setting, got "redis://127.0.0.1:6379"; did you mean redis.url (REDIS_URL)?');
       writeFileSync(file, 'nothingLikeIt: 1\n');
-      assert.equal(message({ CONFIG_FILE: file }), 'nothingLikeIt (NOTHING_LIKE_IT): unknown setting, got 1');
+      assert.equal(message({ CONFIG_FILE: file }), 'nothingLikeIt: unknown setting, got 1');
+      // A misspelt secret is not echoed either.
+      writeFileSync(file, 'keys:\n  Secrets: [a-secret-nobody-should-see]\nredis:\n  url: ""\n');
+      assert.equal(message({ CONFIG_FILE: file }), 'keys.Secrets: unknown setting; did you mean keys.secrets (KEYS_SECRETS)?');
+      writeFileSync(file, 'redis:\n  URL: redis://user:hunter2@127.0.0.1:6379\n');
+      assert.equal(message({ CONFIG_FILE: file }), 'redis.URL: unknown setting, got "redis://***@127.0.0.1:6379"; did you mean redis.url (REDIS_URL)?');
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -60,7 +60,7 @@ describe('configuration', () => {
       assert.equal(config.ttl.accessToken, 900, 'untouched siblings keep their defaults');
       expectConfigError({ CONFIG_FILE: join(dir, 'missing.yaml') }, /CONFIG_FILE: .* does not exist/);
       writeFileSync(file, 'ttl:\n  acessToken: 5\n');
-      expectConfigError({ CONFIG_FILE: file }, /^ttl\.acessToken .*unknown setting/);
+      expectConfigError({ CONFIG_FILE: file }, /^ttl\.acessToken: unknown setting/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
