@@ -5,6 +5,7 @@
  * person (a cookie-keeping agent) and the app would, against a real Redis.
  */
 import assert from 'node:assert/strict';
+import { Redis } from 'ioredis';
 import * as oidc from 'openid-client';
 import { Agent, type Page } from '../helpers/agent.js';
 import { latchkey } from '../helpers/process.js';
@@ -80,6 +81,26 @@ describe('e2e: what was begun before an ending cannot be finished after it (devi
     const again = await approve(new Agent(), device.user_code, 'alice');
     assert.doesNotMatch(again.html, /Device connected/, `a deleted client's device code connects for the new client (${again.status} ${again.url})`);
     assert.notEqual(await poll('tv', device.device_code), 'tokens');
+  });
+
+  it('a client removal that fails before its device codes are ended leaves the client there, to remove again, which ends them', async () => {
+    // The store refuses the index of pending requests (oidc:pending:…) to this connection only.
+    const raw = new Redis(redis.url);
+    const prefix = server.config.redis.keyPrefix;
+    const spelled = 'oidc:pending:';
+    const allowed = [...spelled].map((char, at) => `~${prefix}${spelled.slice(0, at)}[^${char}]*`);
+    await raw.call('ACL', 'SETUSER', 'nopending', 'on', '>nopending-password', ...allowed, '&*', '+@all');
+    raw.disconnect();
+    const failing = { ...env, REDIS_URL: `redis://nopending:nopending-password@127.0.0.1:${redis.port}` };
+
+    await deviceClient('projector');
+    const device = await oidc.initiateDeviceAuthorization(await deviceConfig('projector'), { scope: 'openid' });
+    assert.notEqual((await latchkey(failing, ['clients', 'remove', 'projector'])).status, 0, 'the removal fails half-way');
+    const again = await latchkey(env, ['clients', 'remove', 'projector']);
+    assert.equal(again.status, 0, `removed again: ${again.stderr}`);
+    await deviceClient('projector');
+    const page = await approve(new Agent(), device.user_code, 'alice');
+    assert.doesNotMatch(page.html, /Device connected/, 'the device code outlived a removal run again');
   });
 
   it('a device authorization approved, then its client deleted before it polled: no tokens, nor for a client made again with the id', async () => {
