@@ -292,8 +292,9 @@ class KvAdapter implements Adapter {
     await settleFirst();
     // What a client held ends before its record goes: a failure half-way leaves the client there, to
     // delete again (once it is gone, no path finds it to end what it held).
-    // Its pending requests too: once it is gone, a removal run again finds no client.
-    if (this.model === 'Client') await Promise.all([this.hooks.clientRemoved?.(id), endPending(this.kv, id)]);
+    // Its registration access tokens and pending requests too: once it is gone, a removal run again
+    // finds no client, and they would serve a client made again with the id.
+    if (this.model === 'Client') await Promise.all([this.hooks.clientRemoved?.(id), endRegistrationTokens(this.kv, id), endPending(this.kv, id)]);
     // A grant goes only once it is revoked: the engine loads it before it looks at a refresh token
     // presented again, so a grant deleted while its revocation failed left nothing to retry with.
     if (this.model === 'Grant') await this.revokeGrant(id);
