@@ -135,6 +135,31 @@ describe('e2e: what was begun before an ending cannot be finished after it (devi
     assert.notEqual(await poll('watch', device.device_code), 'tokens');
   });
 
+  it('a sign-in begun for a deleted client, resumed once a client is made again with the id, sends no code to the old redirect URI', async () => {
+    const metadata = { client_id: 'flip', client_secret: 'flip-client-secret-with-plenty-of-entropy-0123456', redirect_uris: [REDIRECT], grant_types: ['authorization_code'] };
+    await clients.add(metadata);
+    const app = await oidc.discovery(new URL(server.issuer), 'flip', metadata.client_secret, oidc.ClientSecretBasic(metadata.client_secret), insecure);
+    const params = async () => ({ redirect_uri: REDIRECT, scope: 'openid', code_challenge: await oidc.calculatePKCECodeChallenge(oidc.randomPKCECodeVerifier()), code_challenge_method: 'S256' });
+    // Begun: one at the login page, one (alice signed in already) at the consent page.
+    const [atLogin, signedIn] = [new Agent(), new Agent()];
+    const login = await atLogin.follow(oidc.buildAuthorizationUrl(app, await params()).href, {}, REDIRECT);
+    const consent = await signInSteps(signedIn, await signedIn.follow(oidc.buildAuthorizationUrl(app, await params()).href, {}, REDIRECT), { username: 'alice', password: PASSWORD, consent: 'stop' });
+    assert.match(consent.html, /\/confirm/);
+
+    // An operator deletes the client and makes one with the id for another app, at another address.
+    await clients.remove('flip');
+    await clients.add({ ...metadata, client_secret: 'another-flip-secret-with-plenty-of-entropy-012345', redirect_uris: ['https://new.example.test/cb'] });
+    for (const [page, agent, steps] of [
+      [login, atLogin, { username: 'bob', password: PASSWORD, stopAt: REDIRECT }],
+      [consent, signedIn, { username: 'alice', password: PASSWORD, stopAt: REDIRECT }],
+    ] as const) {
+      const done = await signInSteps(agent, page, steps);
+      assert.ok(!done.url.startsWith(REDIRECT), `a code for the new client went to the deleted client's redirect URI: ${done.url}`);
+      assert.equal(done.status, 400);
+      assert.match(done.html, /changed since this sign-in began/);
+    }
+  });
+
   it('a pushed request (PAR) made before its client was deleted cannot be used, nor by a client made again with the id', async () => {
     const secret = 'par-app-client-secret-with-plenty-of-entropy-012345';
     const metadata = { client_id: 'par-app', client_secret: secret, redirect_uris: [REDIRECT], grant_types: ['authorization_code'] };
