@@ -1,8 +1,9 @@
 /**
  * What was begun before an ending cannot be finished after it: a device authorization pending when
- * its client is deleted (even once a client is made again with the id) or its person disabled, and
- * a pushed authorization request (PAR) whose client was deleted. Each is driven as the device, the
- * person (a cookie-keeping agent) and the app would, against a real Redis.
+ * its client is deleted (even once a client is made again with the id) or its person disabled, a
+ * pushed authorization request (PAR) and a sign-in begun for a client deleted since, and a client
+ * removal that failed half-way, run again. Each is driven as the device, the person (a cookie-keeping
+ * agent) and the app would, against a real Redis.
  */
 import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
@@ -19,7 +20,7 @@ const PASSWORD = 'pending endings test password';
 const REDIRECT = 'https://app.example.test/callback';
 const insecure = { execute: [oidc.allowInsecureRequests] };
 
-describe('e2e: what was begun before an ending cannot be finished after it (device authorizations, pushed requests)', function () {
+describe('e2e: what was begun before an ending cannot be finished after it (device authorizations, pushed requests, sign-ins)', function () {
   this.timeout(120_000);
   const dir = testDir();
   let redis: RedisServer;
