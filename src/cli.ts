@@ -25,6 +25,7 @@ import { builtinResourceServers } from './apis/builtin.js';
 import { CLOCK_TOLERANCE, longestAccessTokenLifetime } from './lifetimes.js';
 import type { Clients, ClientMetadata } from './registration/clients.js';
 import type { GrantRevocation } from './revocation/grants.js';
+import type { Consents } from './provider/consents.js';
 import type { SignedInWith } from './accounts/sessions.js';
 import { RevocationList } from './revocation/list.js';
 import { grantEndings } from './revocation/api-endings.js';
@@ -100,6 +101,15 @@ function revocationList(kv: Kv, settings: Config): RevocationList {
 async function grantRevocation(kv: Kv, settings: Config): Promise<GrantRevocation> {
   const { GrantRevocation } = await import('./revocation/grants.js');
   return new GrantRevocation(kv, revocationList(kv, settings));
+}
+
+/**
+ * People's remembered consents, for forgetting them. Whether an API was removed and added again
+ * since a consent matters only when a grant is made from it, which the CLI never does.
+ */
+async function consentsOn(kv: Kv, settings: Config): Promise<Consents> {
+  const { Consents } = await import('./provider/consents.js');
+  return new Consents(kv, settings.ttl.grant, async () => false);
 }
 
 /** oidc-provider is imported only by the commands that need it: the rest start faster. */
@@ -560,27 +570,47 @@ const grants = program.command('grants').description("revoke people's grants to 
 
 grants
   .command('revoke')
-  .description('revoke every grant of a user or of a client: refresh tokens, opaque and JWT access tokens stop working')
+  .description(
+    'revoke every grant of a user, of a client, or of a user to a client: refresh tokens, opaque and JWT access tokens stop working, ' +
+      'and the consents they were given under are forgotten (the app must ask the person again)',
+  )
   .option('--user <username-or-sub>', 'the grants this person has given')
   .option('--client <client_id>', 'the grants this client holds')
   .action(async (options: { user?: string; client?: string }) =>
     withStore(async (kv, settings) => {
-      if (Boolean(options.user) === Boolean(options.client)) throw new UsageError('give exactly one of --user or --client');
-      const revocation = await grantRevocation(kv, settings);
-      if (options.client) {
+      if (!options.user && !options.client) throw new UsageError('give --user, --client or both');
+      const [revocation, consents] = await Promise.all([grantRevocation(kv, settings), consentsOn(kv, settings)]);
+      // A typo must not look like "nothing to revoke": an unknown person or client is an error.
+      const account = options.user ? await findAccount(kv, settings, options.user) : undefined;
+      const clientKnown = async (clientId: string) =>
+        settings.clients.some((c) => c.client_id === clientId) || Boolean(await (await clientsOn(kv, settings)).get(clientId));
+      // Each time the remembered consent goes first, then the grants: the other way round, an app
+      // with a live session asking in between (prompt=none) gets a fresh grant made from the consent,
+      // which outlives the revocation; a failure half-way leaves grants to revoke again.
+      if (account && options.client) {
+        await consents.forget(account.sub, options.client);
+        const revoked = await revocation.revokeAccountClient(account.sub, options.client);
+        if (!revoked && !(await clientKnown(options.client))) throw new ClientMissing(`no client "${options.client}" (and no grants held by it)`);
+        print({ sub: account.sub, username: account.username, client_id: options.client, revoked });
+      } else if (options.client) {
+        await consents.forgetClient(options.client, (await revocation.ofClient(options.client)).map((grant) => grant.accountId));
         const revoked = await revocation.revokeClient(options.client);
-        // As for --user: an unknown client is an error (a typo must not look like "nothing to revoke").
-        const known = settings.clients.some((c) => c.client_id === options.client) || (await (await clientsOn(kv, settings)).get(options.client));
-        if (!revoked && !known) throw new ClientMissing(`no client "${options.client}" (and no grants held by it)`);
+        if (!revoked && !(await clientKnown(options.client))) throw new ClientMissing(`no client "${options.client}" (and no grants held by it)`);
         print({ client_id: options.client, revoked });
-        return;
+      } else {
+        await consents.forgetAccount(account!.sub, (await revocation.ofAccount(account!.sub)).map((grant) => grant.clientId));
+        print({ sub: account!.sub, username: account!.username, revoked: await revocation.revokeAccount(account!.sub) });
       }
-      const accounts = new Accounts(kv, settings.accounts.argon2);
-      const account = (await accounts.findByUsername(options.user!)) ?? (await accounts.find(options.user!));
-      if (!account) throw new AccountError(`no user "${options.user}" (give a username or a sub)`);
-      print({ sub: account.sub, username: account.username, revoked: await revocation.revokeAccount(account.sub) });
     }),
   );
+
+/** A person by username or sub (one line, exit 1, when there is none). */
+async function findAccount(kv: Kv, settings: Config, user: string) {
+  const accounts = new Accounts(kv, settings.accounts.argon2);
+  const account = (await accounts.findByUsername(user)) ?? (await accounts.find(user));
+  if (!account) throw new AccountError(`no user "${user}" (give a username or a sub)`);
+  return account;
+}
 
 const users = program.command('users').description('manage user accounts');
 

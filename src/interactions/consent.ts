@@ -66,11 +66,27 @@ async function listed({ providers }: Interactions, interaction: Interaction): Pr
   };
 }
 
+/**
+ * Whether the client the sign-in began for still takes its redirect URI. The engine's resume checks
+ * the client's id only: a client deleted and made again with the id (or its URI removed) meanwhile
+ * would get its code at the URI of the one before. A client made again asks everyone's consent (its
+ * consents went with the deleted one), so this step is where it is stopped.
+ */
+async function redirectStillAllowed({ providers }: Interactions, interaction: Interaction): Promise<boolean> {
+  const client = await providers.current.Client.find(String(interaction.params.client_id));
+  const redirectUri = interaction.params.redirect_uri;
+  // The device flow has no redirect URI.
+  return client !== undefined && (redirectUri === undefined || (typeof redirectUri === 'string' && client.redirectUriAllowed(redirectUri)));
+}
+
+const CLIENT_CHANGED = { error: 'invalid_request', error_description: 'the app changed since this sign-in began; start again from the app' };
+
 /** The consent page of an interaction waiting for consent. */
 export async function showConsent(steps: Interactions, ctx: Context, interaction: Interaction): Promise<void> {
   const { csrf, clientBranding, activeAccount } = steps;
   const account = await activeAccount(ctx, interaction);
   if (!account) return;
+  if (!(await redirectStillAllowed(steps, interaction))) return respondWithError(ctx, 400, CLIENT_CHANGED);
   const { asked } = await askedClaims(steps, interaction);
   ctx.type = 'html';
   ctx.body = render('consent', {
@@ -96,6 +112,7 @@ export function confirmConsent(steps: Interactions, consents: Consents) {
       return;
     }
     if (!(await activeAccount(ctx, interaction))) return;
+    if (!(await redirectStillAllowed(steps, interaction))) return respondWithError(ctx, 400, CLIENT_CHANGED);
     const details = interaction.prompt.details as {
       missingOIDCScope?: string[];
       missingOIDCClaims?: string[];

@@ -94,12 +94,24 @@ export class Consents {
   }
 
   /**
-   * Forgets every consent to a client (it was deleted: the store's clientRemoved hook). A client
-   * later made with the same id, by an operator, may be another app: people are asked again.
+   * Forgets every consent a person gave (an operator revoked their grants: a live session must not
+   * make fresh ones from it). `alsoTo`: clients they may have consented to before the index held
+   * them (those of their grants).
    */
-  async forgetClient(clientId: string): Promise<void> {
-    const holders = await this.kv.members(holdersKey(clientId));
-    await Promise.all(holders.map((accountId) => Promise.all([this.kv.del([key(accountId, clientId)]), this.kv.removeFromSet(indexKey(accountId), clientId)])));
+  async forgetAccount(accountId: string, alsoTo: Iterable<string> = []): Promise<void> {
+    const clientIds = new Set([...(await this.kv.members(indexKey(accountId))), ...alsoTo]);
+    await Promise.all([...clientIds].map((clientId) => this.forget(accountId, clientId)));
+  }
+
+  /**
+   * Forgets every consent to a client (it was deleted: the store's clientRemoved hook; or an operator
+   * revoked its grants). A client later made with the same id, by an operator, may be another app:
+   * people are asked again. `alsoOf`: people who may have consented before the index held them
+   * (those of its grants).
+   */
+  async forgetClient(clientId: string, alsoOf: Iterable<string> = []): Promise<void> {
+    const holders = new Set([...(await this.kv.members(holdersKey(clientId))), ...alsoOf]);
+    await Promise.all([...holders].map((accountId) => Promise.all([this.kv.del([key(accountId, clientId)]), this.kv.removeFromSet(indexKey(accountId), clientId)])));
     await this.kv.del([holdersKey(clientId)]);
   }
 

@@ -23,6 +23,7 @@ interface StoredGrant {
 
 export interface GrantSummary {
   readonly grantId: string;
+  readonly accountId: string;
   readonly clientId: string;
   readonly scopes: string[];
   /** Epoch seconds the grant was made. */
@@ -69,13 +70,23 @@ export class GrantRevocation {
   }
 
   /** The live grants a person has given: to which client, what scopes (OpenID and APIs'), since when. */
-  async ofAccount(accountId: string): Promise<GrantSummary[]> {
-    const grantIds = await this.#indexes.grantIds({ accountId });
+  ofAccount(accountId: string): Promise<GrantSummary[]> {
+    return this.#summaries({ accountId });
+  }
+
+  /** The live grants a client holds, from whom. */
+  ofClient(clientId: string): Promise<GrantSummary[]> {
+    return this.#summaries({ clientId });
+  }
+
+  async #summaries(owner: GrantOwner): Promise<GrantSummary[]> {
+    const grantIds = await this.#indexes.grantIds(owner);
     const grants = await Promise.all(grantIds.map(async (grantId) => ({ grantId, payload: (await this.#adapter('Grant').find(grantId)) as StoredGrant | undefined })));
     return grants.flatMap(({ grantId, payload }) => {
-      if (payload?.accountId !== accountId || !payload.clientId) return [];
-      const scopes = [payload.openid?.scope ?? '', ...Object.values(payload.resources ?? {})].join(' ').split(' ').filter(Boolean);
-      return [{ grantId, clientId: payload.clientId, scopes, iat: payload.iat }];
+      const { accountId, clientId } = payload ?? {};
+      if (!accountId || !clientId || ('accountId' in owner ? accountId !== owner.accountId : clientId !== owner.clientId)) return [];
+      const scopes = [payload!.openid?.scope ?? '', ...Object.values(payload!.resources ?? {})].join(' ').split(' ').filter(Boolean);
+      return [{ grantId, accountId, clientId, scopes, iat: payload!.iat }];
     });
   }
 

@@ -15,6 +15,9 @@
  *                           (expiring with the longest; ids of sessions ended otherwise linger until then)
  *   oidc:rat:client:<clientId>
  *                           record keys of a client's registration access tokens, deleted with the client
+ *   oidc:pending:client:<clientId>
+ *                           record keys of a client's device codes and pushed authorization requests,
+ *                           deleted with the client (expiring with the longest)
  *   oidc:initial-access-tokens
  *                           set of the ids of outstanding initial access tokens (expiring with the
  *                           longest), so that an operator can list and revoke them
@@ -40,6 +43,13 @@ const GRANTABLE = new Set([
   'PreAuthorizedCode',
 ]);
 
+/**
+ * Models a client asks for before anything is granted (a device authorization, a pushed request):
+ * they name no grant, so they are indexed by client, to go with it. Otherwise one begun before the
+ * client was deleted is finished for a client made again with the id.
+ */
+const PENDING = new Set(['DeviceCode', 'PushedAuthorizationRequest']);
+
 /** What a replayed single-use artifact is called in the invalid_grant description. */
 const REPLAY_DESCRIPTION: Record<string, string> = {
   AuthorizationCode: 'authorization code already consumed',
@@ -60,6 +70,7 @@ const accountGrantsKey = (accountId: string) => `oidc:grants:account:${accountId
 const clientGrantsKey = (clientId: string) => `oidc:grants:client:${clientId}`;
 const accountSessionsKey = (accountId: string) => `oidc:sessions:account:{${accountId}}`;
 const registrationTokensKey = (clientId: string) => `oidc:rat:client:${clientId}`;
+const pendingKey = (clientId: string) => `oidc:pending:client:${clientId}`;
 
 /** What the store tells the rest of Latchkey about (the adapter itself knows nothing of JWTs). */
 export interface AdapterHooks {
@@ -171,6 +182,8 @@ class KvAdapter implements Adapter {
     if (this.model === 'RegistrationAccessToken' && typeof payload.clientId === 'string') {
       writes.push(this.kv.addToSet(registrationTokensKey(payload.clientId), key, ttl));
     }
+    const pendingFor = PENDING.has(this.model) ? requestingClient(payload) : undefined;
+    if (pendingFor) writes.push(this.kv.addToSet(pendingKey(pendingFor), key, ttl));
     if (this.model === 'Grant') {
       if (typeof payload.accountId === 'string') writes.push(this.kv.addToSet(accountGrantsKey(payload.accountId), id, ttl));
       if (typeof payload.clientId === 'string') writes.push(this.kv.addToSet(clientGrantsKey(payload.clientId), id, ttl));
@@ -279,7 +292,9 @@ class KvAdapter implements Adapter {
     await settleFirst();
     // What a client held ends before its record goes: a failure half-way leaves the client there, to
     // delete again (once it is gone, no path finds it to end what it held).
-    if (this.model === 'Client') await this.hooks.clientRemoved?.(id);
+    // Its registration access tokens and pending requests too: once it is gone, a removal run again
+    // finds no client, and they would serve a client made again with the id.
+    if (this.model === 'Client') await Promise.all([this.hooks.clientRemoved?.(id), endRegistrationTokens(this.kv, id), endPending(this.kv, id)]);
     // A grant goes only once it is revoked: the engine loads it before it looks at a refresh token
     // presented again, so a grant deleted while its revocation failed left nothing to retry with.
     if (this.model === 'Grant') await this.revokeGrant(id);
@@ -292,11 +307,12 @@ class KvAdapter implements Adapter {
 
   /**
    * A registration access token outliving its client would manage a client later made with the
-   * same id. The hook runs once more: tokens the client got between its first run and the record's
-   * deletion end too (the revocation list's entry moves on to now).
+   * same id; a device code or pushed request would be finished for it. The hook runs once more:
+   * tokens the client got between its first run and the record's deletion end too (the revocation
+   * list's entry moves on to now).
    */
   private async clientRemoved(clientId: string) {
-    await Promise.all([this.kv.removeFromSet(CLIENTS_KEY, clientId), endRegistrationTokens(this.kv, clientId)]);
+    await Promise.all([this.kv.removeFromSet(CLIENTS_KEY, clientId), endRegistrationTokens(this.kv, clientId), endPending(this.kv, clientId)]);
     await this.hooks.clientRemoved?.(clientId);
   }
 
@@ -323,6 +339,28 @@ async function endRegistrationTokens(kv: Kv, clientId: string): Promise<number> 
   const registrationTokens = await kv.members(registrationTokensKey(clientId));
   await kv.del([...registrationTokens, registrationTokensKey(clientId)]);
   return registrationTokens.length;
+}
+
+/**
+ * The client of a device code, or of a pushed request, whose record keeps its client only in the
+ * request object it holds (an unsecured JWT the engine made of the pushed parameters).
+ */
+function requestingClient(payload: AdapterPayload): string | undefined {
+  if (typeof payload.clientId === 'string') return payload.clientId;
+  const claims = typeof payload.request === 'string' ? payload.request.split('.')[1] : undefined;
+  if (!claims) return undefined;
+  try {
+    const clientId = (JSON.parse(Buffer.from(claims, 'base64url').toString()) as { client_id?: unknown }).client_id;
+    return typeof clientId === 'string' ? clientId : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Deletes a client's device codes and pushed requests (PENDING). */
+async function endPending(kv: Kv, clientId: string): Promise<void> {
+  const pending = await kv.members(pendingKey(clientId));
+  await kv.del([...pending, pendingKey(clientId)]);
 }
 
 /** What `request` holds back. */

@@ -13,6 +13,7 @@ import { AccountSessions } from '../../src/accounts/sessions.js';
 import { ClientError, Clients } from '../../src/registration/clients.js';
 import { GRANT_CLAIM } from '../../src/revocation/list.js';
 import { Agent, formIn, type Page } from '../helpers/agent.js';
+import { eventually } from '../helpers/eventually.js';
 import { isConsent, isLogin, signInSteps } from '../helpers/sign-in.js';
 import { startLogoutReceiver, type LogoutReceiver } from '../helpers/logout-receiver.js';
 import { startServer, type TestServer } from '../helpers/server.js';
@@ -229,7 +230,8 @@ describe('e2e: the account page', function () {
   it('changing the password: the old one stops working, and the other sessions are signed out with what they were granted (offline access too) unless the person unticks it', async () => {
     const kept = await signIn('erin');
     // Another device where erin let Notes in with offline access (a refresh token).
-    let refreshToken = (await notesSignIn(new Agent(), 'erin')).refresh_token!;
+    const device = await notesSignIn(new Agent(), 'erin');
+    let refreshToken = device.refresh_token!;
     const { agent, page } = await signIn('erin');
     const first = await agent.submit(page, '/password', { current_password: PASSWORD, new_password: 'second password', confirm_password: 'second password', });
     assert.equal(first.url, `${server.issuer}/account?done=password.changed#password`);
@@ -244,6 +246,7 @@ describe('e2e: the account page', function () {
     assert.match(second.html, /Your password has been changed, and every other session is signed out/);
     assert.equal(sessionsOn(second).length, 1);
     assert.ok(isLogin(await kept.agent.follow(`${server.issuer}/account`)), 'the other browser must sign in again');
+    await eventually(async () => assert.ok(receiver.tokens.some((token) => decodeJwt(token).sid === device.claims()!.sid), "Notes got a logout token for the other device's session"));
     await assert.rejects(oidc.refreshTokenGrant(notes, refreshToken, { resource: API }), (error: Error) => {
       assert.ok(error instanceof oidc.ResponseBodyError);
       assert.equal(error.error, 'invalid_grant', "the other device's offline access ended with its session");

@@ -7,6 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { decodeJwt } from 'jose';
+import { Redis } from 'ioredis';
 import * as oidc from 'openid-client';
 import { Agent } from '../helpers/agent.js';
 import { eventually } from '../helpers/eventually.js';
@@ -210,6 +211,30 @@ describe('e2e: deleting a client ends its grants and tokens, whichever way it is
     assert.equal(removed.status, 204);
     await clients.add(metadata(body.client_id, 'a-new-secret-for-the-same-id-with-plenty-of-entropy'));
     assert.equal((await manage()).status, 401);
+  });
+
+  it("a removal that fails before the client's registration access tokens are ended leaves the client there, to remove again, which ends them", async () => {
+    // The store refuses the index of registration access tokens (oidc:rat:…) to this connection only.
+    const raw = new Redis(redis.url);
+    const prefix = server.config.redis.keyPrefix;
+    const spelled = 'oidc:rat:';
+    const allowed = [...spelled].map((char, at) => `~${prefix}${spelled.slice(0, at)}[^${char}]*`);
+    await raw.call('ACL', 'SETUSER', 'norat', 'on', '>norat-password', ...allowed, '&*', '+@all');
+    raw.disconnect();
+    const failing = { ...env, REDIS_URL: `redis://norat:norat-password@127.0.0.1:${redis.port}` };
+
+    const registered = await fetch(`${server.url}/reg`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${await new server.provider.InitialAccessToken({ expiresIn: 600 }).save()}` },
+      body: JSON.stringify({ redirect_uris: [REDIRECT], grant_types: GRANT_TYPES, response_types: ['code'] }),
+    });
+    const body = (await registered.json()) as { client_id: string; registration_access_token: string; registration_client_uri: string };
+    const manage = () => fetch(body.registration_client_uri, { headers: { authorization: `Bearer ${body.registration_access_token}` } });
+    assert.notEqual((await latchkey(failing, ['clients', 'remove', body.client_id])).status, 0, 'the removal fails half-way');
+    const again = await latchkey(env, ['clients', 'remove', body.client_id]);
+    assert.equal(again.status, 0, `removed again: ${again.stderr}`);
+    await clients.add(metadata(body.client_id, 'a-new-secret-for-the-same-id-with-plenty-of-entropy'));
+    assert.equal((await manage()).status, 401, 'the registration access token manages the client made again with the id');
   });
 
   it('the developer page: its owner deletes the app', async () => {

@@ -12,7 +12,9 @@ import { createLogger } from '../../src/ops/logger.js';
 import { GRANT_CLAIM, grantHandle } from '../../src/revocation/list.js';
 import { FEED_PAGE_LIMIT } from '../../src/revocation/feed.js';
 import { createResourceServer, TokenRejected, type ResourceServer } from '../../src/resource-server/index.js';
+import { Agent } from '../helpers/agent.js';
 import { frontChannel } from '../helpers/front-channel.js';
+import { startAuthorization } from '../helpers/sign-in.js';
 import { eventually } from '../helpers/eventually.js';
 import { latchkey } from '../helpers/process.js';
 import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
@@ -21,11 +23,13 @@ import { API, clientCredentialsToken, introspect, machineClient, RESOURCE_SERVER
 
 const REDIRECT = 'https://app.example.test/callback';
 const WEB = { id: 'web', secret: 'web-app-secret-with-plenty-of-entropy-0123456789' };
+const OTHER = { id: 'other-web', secret: 'other-web-app-secret-with-plenty-of-entropy-0123' };
 const MACHINE = { id: 'machine', secret: 'machine-secret-with-plenty-of-entropy-0123456789' };
 const RS = { id: 'api', secret: 'api-resource-server-secret-with-entropy-012345' };
 const PASSWORD = 'correct horse battery staple';
 export const CLIENTS = JSON.stringify([
   { client_id: WEB.id, client_secret: WEB.secret, redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'] },
+  { client_id: OTHER.id, client_secret: OTHER.secret, redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'] },
   machineClient(MACHINE),
   machineClient(RS),
 ]);
@@ -207,6 +211,52 @@ describe('e2e: revocation reaches JWT access tokens (introspection and latchkey/
     assert.deepEqual(JSON.parse(byClient.stdout), { client_id: WEB.id, revoked: 1 });
     assert.equal(await active(three.access_token), false);
     await helperRejects(three.access_token);
+  });
+
+  it("latchkey grants revoke forgets the consents it covers: an app with a live session must ask again (prompt=none: consent_required), not get a fresh grant silently", async () => {
+    const other = await oidc.discovery(new URL(server.issuer), OTHER.id, OTHER.secret, oidc.ClientSecretBasic(OTHER.secret), { execute: [oidc.allowInsecureRequests] });
+    /** Where a silent request of `app` with alice's live session lands: a code, or the error. */
+    const silently = async (app: oidc.Configuration, agent: Agent) => {
+      const { page } = await startAuthorization(agent, app, REDIRECT, { prompt: 'none' });
+      const callback = new URL(page.url);
+      assert.ok(page.url.startsWith(REDIRECT), `expected the redirect back, got ${page.status} ${page.url}`);
+      return callback.searchParams.get('error') ?? (callback.searchParams.has('code') ? 'code' : 'nothing');
+    };
+    /** alice signs in to both apps in one browser (consent remembered for each); the apps' refresh tokens. */
+    const signInToBoth = async () => {
+      const agent = new Agent();
+      const tokens = [];
+      for (const app of [config, other]) {
+        const flow = await frontChannel(app, { agent, redirectUri: REDIRECT, username: 'alice', password: PASSWORD, params: { scope: 'openid offline_access', prompt: 'consent' } });
+        tokens.push(await oidc.authorizationCodeGrant(app, flow.callback, { pkceCodeVerifier: flow.verifier }));
+      }
+      assert.deepEqual([await silently(config, agent), await silently(other, agent)], ['code', 'code'], 'both apps sign in silently before');
+      return { agent, tokens };
+    };
+    const revokeWith = async (...args: string[]) => {
+      const run = await latchkey(env, ['grants', 'revoke', ...args]);
+      assert.equal(run.status, 0, run.stderr);
+      return JSON.parse(run.stdout) as { revoked: number };
+    };
+
+    // --user: every app of theirs must ask again.
+    let { agent, tokens } = await signInToBoth();
+    await revokeWith('--user', 'alice');
+    assert.deepEqual([await silently(config, agent), await silently(other, agent)], ['consent_required', 'consent_required'], 'a live session undid the revocation');
+    for (const [at, app] of [config, other].entries()) await assert.rejects(oidc.refreshTokenGrant(app, tokens[at]!.refresh_token!), oidc.ResponseBodyError);
+
+    // --client: every person of that app is asked again; their other apps are untouched.
+    ({ agent, tokens } = await signInToBoth());
+    assert.ok((await revokeWith('--client', WEB.id)).revoked >= 1);
+    assert.deepEqual([await silently(config, agent), await silently(other, agent)], ['consent_required', 'code']);
+    await assert.rejects(oidc.refreshTokenGrant(config, tokens[0]!.refresh_token!), oidc.ResponseBodyError);
+
+    // --user --client: that person's grants to that app only (the account page's withdrawal, done by an operator).
+    ({ agent, tokens } = await signInToBoth());
+    assert.ok((await revokeWith('--user', 'alice', '--client', OTHER.id)).revoked >= 1);
+    assert.deepEqual([await silently(config, agent), await silently(other, agent)], ['code', 'consent_required']);
+    await assert.rejects(oidc.refreshTokenGrant(other, tokens[1]!.refresh_token!), oidc.ResponseBodyError);
+    assert.ok((await oidc.refreshTokenGrant(config, tokens[0]!.refresh_token!)).access_token, "alice's other app keeps its grant");
   });
 
   it('list entries live as long as the token they revoke could (TTLs), and the feed as long as the longest', async () => {

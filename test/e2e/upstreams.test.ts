@@ -820,6 +820,7 @@ describe('e2e: sign in through an upstream OpenID Connect provider', function ()
       assert.equal(removed.status, 204);
 
       assert.match(await through.silent(), /error=login_required/, 'its session ended');
+      await eventually(async () => assert.ok(app1.loggedOut.includes(String(through.tokens.claims()!.sid)), 'the app of the session got a logout token'));
       assert.equal(await through.active(), false, 'the JWT access token is revoked');
       await assert.rejects(oidc.refreshTokenGrant(through.config, through.tokens.refresh_token!, { resource: API }), (error: Error) => {
         assert.ok(error instanceof oidc.ResponseBodyError);

@@ -225,10 +225,10 @@ for (const mode of ['redis', 'embedded'] as const) {
       });
     });
 
-    it('grants revoke needs exactly one of --user and --client, and a known user', async () => {
+    it('grants revoke needs --user, --client or both, and a known user and client', async () => {
       const neither = await latchkey(env, ['grants', 'revoke']);
       assert.equal(neither.status, 1);
-      assert.match(neither.stderr, /^latchkey: give exactly one of --user or --client; see latchkey grants revoke --help$/m);
+      assert.match(neither.stderr, /^latchkey: give --user, --client or both; see latchkey grants revoke --help$/m);
       const unknown = await latchkey(env, ['grants', 'revoke', '--user', 'nobody']);
       assert.equal(unknown.status, 1);
       assert.match(unknown.stderr, /no user "nobody"/);
@@ -238,6 +238,8 @@ for (const mode of ['redis', 'embedded'] as const) {
       const unknownClient = await latchkey(env, ['grants', 'revoke', '--client', 'nosuch']);
       assert.equal(unknownClient.status, 1, 'like --user nosuch');
       assert.match(unknownClient.stderr, /^latchkey: no client "nosuch"/m);
+      const unknownOfUser = await latchkey(env, ['grants', 'revoke', '--user', 'nobody', '--client', 'spa']);
+      assert.match(unknownOfUser.stderr, /no user "nobody"/);
     });
 
     it('registration token create, run without PORT or ISSUER, prints the server\'s registration endpoint, and /reg takes the token', async () => {
@@ -386,7 +388,7 @@ describe('latchkey CLI: usage', function () {
       [['clients', 'update', '-beZ5T9WPxAWR7', '--require-mfa'], /^latchkey: unknown option '-beZ5T9WPxAWR7'; a value that starts with "-" goes after "--": latchkey clients update --require-mfa -- -beZ5T9WPxAWR7; see latchkey clients update --help$/],
       // Not the engine's "redirect_uris must contain members", which names no flag.
       [['clients', 'add', '--client-id', 'x'], /^latchkey: --redirect-uri is required for an app people sign in to \(authorization_code\); a service takes --grant-type client_credentials, a device or CLI --device; see latchkey clients add --help$/],
-      [['grants', 'revoke'], /^latchkey: give exactly one of --user or --client; see latchkey grants revoke --help$/],
+      [['grants', 'revoke'], /^latchkey: give --user, --client or both; see latchkey grants revoke --help$/],
       [['registration', 'token', 'create', '--expires-in', 'soon'], /^latchkey: option '--expires-in <seconds>' argument 'soon' is invalid\. expected a positive number of seconds; see latchkey registration token create --help$/],
       [['users', 'add', 'eve', '--password-stdin', '--email', 'notanemail'], /^latchkey: --email: expected an email address, got "notanemail"; see latchkey users add --help$/],
       [['users', 'add', 'eve', '--password-stdin', '--locale', 'xx_yy!!'], /^latchkey: --locale: expected a BCP 47 language tag such as en-GB, got "xx_yy!!"; see latchkey users add --help$/],

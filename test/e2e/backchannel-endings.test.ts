@@ -1,0 +1,110 @@
+/**
+ * Every way an operator ends a person's sessions tells the apps of those sessions that registered a
+ * backchannel_logout_uri (OpenID Connect Back-Channel Logout 1.0): a logout token for the person and
+ * the session's sid, signed by Latchkey. Here the ways not performed elsewhere: `latchkey users
+ * passwd`, `latchkey users mfa reset` and the admin API's second-factor reset (RP-initiated logout:
+ * sessions, logout-op; the account page's sign-out: account-page; disabling and removing a person:
+ * disabled-person; an upstream removed and its logout token: upstreams).
+ */
+import assert from 'node:assert/strict';
+import { createRemoteJWKSet, jwtVerify } from 'jose';
+import * as oidc from 'openid-client';
+import { Secret, TOTP } from 'otpauth';
+import { Agent } from '../helpers/agent.js';
+import { eventually } from '../helpers/eventually.js';
+import { startLogoutReceiver, type LogoutReceiver } from '../helpers/logout-receiver.js';
+import { latchkey } from '../helpers/process.js';
+import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
+import { signInSteps, startAuthorization } from '../helpers/sign-in.js';
+import { startServer, testDir, testEnv, type TestServer } from '../helpers/server.js';
+import { clientCredentialsToken, machineClient } from '../helpers/tokens.js';
+
+const PASSWORD = 'back-channel endings password';
+const REDIRECT = 'https://app.example.test/callback';
+const APP = { id: 'app', secret: 'app-client-secret-with-plenty-of-entropy-0123456789' };
+const OPS = { id: 'ops', secret: 'ops-client-secret-with-plenty-of-entropy-0123456789' };
+const BACKCHANNEL_EVENT = 'http://schemas.openid.net/event/backchannel-logout';
+
+describe('e2e: every way an operator ends a session sends its apps a logout token', function () {
+  this.timeout(120_000);
+  const dir = testDir();
+  let redis: RedisServer;
+  let receiver: LogoutReceiver;
+  let server: TestServer;
+  let env: Record<string, string>;
+  let app: oidc.Configuration;
+
+  before(async () => {
+    [redis, receiver] = await Promise.all([startRedisServer(), startLogoutReceiver()]);
+    const port = await freePort();
+    const clients = [
+      { client_id: APP.id, client_secret: APP.secret, redirect_uris: [REDIRECT], backchannel_logout_uri: receiver.url, backchannel_logout_session_required: true },
+      machineClient(OPS, { scope: 'admin' }),
+    ];
+    const settings = { redisUrl: redis.url, dir, port, env: { CLIENTS: JSON.stringify(clients), OUTBOUND_ALLOW_PRIVATE_NETWORKS: 'true' } };
+    env = testEnv(dir, port, settings);
+    server = await startServer(settings);
+    await server.apis.grant(OPS.id, `${server.issuer}/admin`, { scopes: ['admin'] });
+    app = await oidc.discovery(new URL(server.issuer), APP.id, APP.secret, oidc.ClientSecretBasic(APP.secret), { execute: [oidc.allowInsecureRequests] });
+  });
+  after(async () => {
+    await server?.stop();
+    receiver?.server.close();
+    await redis?.stop();
+  });
+
+  /**
+   * `username` signs in to the app (with an authenticator app's code as the second factor when `withSecondFactor`);
+   * the session's sid and the person's sub, as the ID token says them.
+   */
+  async function signedIn(username: string, withSecondFactor = false): Promise<{ sub: string; sid: string }> {
+    const account = await server.accounts.create(username, PASSWORD);
+    // Enrolled as the account page does (begin, then a code of the step before: the sign-in's is then unused).
+    const enrolled = withSecondFactor ? (await server.secondFactors.totp.begin(account.sub, username)).secret : undefined;
+    const code = (steps: number) => TOTP.generate({ secret: Secret.fromBase32(enrolled!), algorithm: 'SHA1', digits: 6, period: 30, timestamp: Date.now() + steps * 30_000 });
+    if (enrolled) assert.equal(await server.secondFactors.totp.confirm(account.sub, code(-1)), true);
+    const agent = new Agent();
+    const { page, verifier } = await startAuthorization(agent, app, REDIRECT);
+    let done = await signInSteps(agent, page, { username, password: PASSWORD, consent: 'stop', stopAt: REDIRECT });
+    if (enrolled) done = await agent.submit(done, '/second-factor', { method: 'totp', code: code(0) }, REDIRECT);
+    done = await signInSteps(agent, done, { username, password: PASSWORD, stopAt: REDIRECT });
+    assert.ok(done.url.startsWith(REDIRECT), `back at the app, got ${done.status} ${done.url}`);
+    const claims = (await oidc.authorizationCodeGrant(app, new URL(done.url), { pkceCodeVerifier: verifier, expectedState: oidc.skipStateCheck })).claims()!;
+    if (withSecondFactor) assert.ok((claims.amr as string[]).includes('mfa'), `signed in with a second factor: ${String(claims.amr)}`);
+    return { sub: claims.sub, sid: String(claims.sid) };
+  }
+
+  /** A verified logout token for that person and session reaches the app. */
+  const loggedOut = ({ sub, sid }: { sub: string; sid: string }) =>
+    eventually(async () => {
+      const keys = createRemoteJWKSet(new URL(app.serverMetadata().jwks_uri!));
+      const payloads = await Promise.all(receiver.tokens.map(async (token) => (await jwtVerify(token, keys, { issuer: server.issuer, audience: APP.id, typ: 'logout+jwt' })).payload));
+      const found = payloads.find((payload) => payload.sub === sub && payload.sid === sid);
+      assert.ok(found, `no logout token for ${sub} / ${sid}`);
+      assert.deepEqual(found.events, { [BACKCHANNEL_EVENT]: {} });
+    });
+
+  const admin = async (path: string) =>
+    fetch(`${server.url}/admin${path}`, { method: 'POST', headers: { authorization: `Bearer ${await clientCredentialsToken(server.url, OPS, `${server.issuer}/admin`, 'admin')}` } });
+
+  it('latchkey users passwd', async () => {
+    const session = await signedIn('peggy');
+    const run = await latchkey(env, ['users', 'passwd', 'peggy', '--password-stdin'], 'a brand new password for peggy');
+    assert.equal(run.status, 0, run.stderr);
+    await loggedOut(session);
+  });
+
+  it('latchkey users mfa reset', async () => {
+    const session = await signedIn('quentin', true);
+    const run = await latchkey(env, ['users', 'mfa', 'reset', 'quentin']);
+    assert.equal(run.status, 0, run.stderr);
+    assert.match(run.stdout, /ended 1 session/);
+    await loggedOut(session);
+  });
+
+  it("the admin API's second-factor reset", async () => {
+    const session = await signedIn('rosa', true);
+    assert.equal((await admin('/users/rosa/mfa/reset')).status, 200);
+    await loggedOut(session);
+  });
+});

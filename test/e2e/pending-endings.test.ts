@@ -1,0 +1,189 @@
+/**
+ * What was begun before an ending cannot be finished after it: a device authorization pending when
+ * its client is deleted (even once a client is made again with the id) or its person disabled, a
+ * pushed authorization request (PAR) and a sign-in begun for a client deleted since, and a client
+ * removal that failed half-way, run again. Each is driven as the device, the person (a cookie-keeping
+ * agent) and the app would, against a real Redis.
+ */
+import assert from 'node:assert/strict';
+import { Redis } from 'ioredis';
+import * as oidc from 'openid-client';
+import { Agent, type Page } from '../helpers/agent.js';
+import { latchkey } from '../helpers/process.js';
+import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
+import { signInSteps } from '../helpers/sign-in.js';
+import { startServer, testDir, testEnv, type TestServer } from '../helpers/server.js';
+import { Clients } from '../../src/registration/clients.js';
+
+const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
+const PASSWORD = 'pending endings test password';
+const REDIRECT = 'https://app.example.test/callback';
+const insecure = { execute: [oidc.allowInsecureRequests] };
+
+describe('e2e: what was begun before an ending cannot be finished after it (device authorizations, pushed requests, sign-ins)', function () {
+  this.timeout(120_000);
+  const dir = testDir();
+  let redis: RedisServer;
+  let server: TestServer;
+  let env: Record<string, string>;
+  let clients: Clients;
+
+  before(async () => {
+    redis = await startRedisServer();
+    const port = await freePort();
+    const settings = { redisUrl: redis.url, dir, port, env: { DEVICE_FLOW_POLL_INTERVAL: '1' } };
+    env = testEnv(dir, port, settings);
+    server = await startServer(settings);
+    clients = new Clients(server.kv, server.providers);
+    for (const name of ['alice', 'bob', 'carol', 'dave']) await server.accounts.create(name, PASSWORD);
+  });
+  after(async () => {
+    await server?.stop();
+    await redis?.stop();
+  });
+
+  const deviceClient = (id: string) =>
+    clients.add({ client_id: id, application_type: 'native', token_endpoint_auth_method: 'none', grant_types: [DEVICE_GRANT, 'refresh_token'], response_types: [], redirect_uris: [] });
+  const deviceConfig = (id: string) => oidc.discovery(new URL(server.issuer), id, { token_endpoint_auth_method: 'none' }, oidc.None(), insecure);
+
+  /** The device's one poll of the token endpoint: tokens, or the error code. */
+  async function poll(clientId: string, deviceCode: string): Promise<string> {
+    const response = await fetch(`${server.url}/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ grant_type: DEVICE_GRANT, device_code: deviceCode, client_id: clientId }),
+    });
+    const body = (await response.json()) as { error?: string; access_token?: string };
+    return body.access_token ? 'tokens' : body.error!;
+  }
+
+  /** The person at /device: types the code, confirms, signs in and allows; the last page. */
+  async function approve(agent: Agent, userCode: string, username: string): Promise<Page> {
+    const entry = await agent.follow(`${server.issuer}/device`);
+    const confirm = await agent.submit(entry, '/device', { user_code: userCode });
+    if (!/name="confirm"/.test(confirm.html)) return confirm;
+    const next = await agent.submit(confirm, '/device', { confirm: 'yes' });
+    return signInSteps(agent, next, { username, password: PASSWORD });
+  }
+
+  it('a device authorization pending when its client is deleted cannot be completed, nor by a client made again with the id', async () => {
+    await deviceClient('tv');
+    const device = await oidc.initiateDeviceAuthorization(await deviceConfig('tv'), { scope: 'openid offline_access' });
+    assert.equal(await poll('tv', device.device_code), 'authorization_pending');
+    await clients.remove('tv');
+
+    const page = await approve(new Agent(), device.user_code, 'alice');
+    assert.doesNotMatch(page.html, /Device connected/, `the person connected a deleted client's device (${page.status} ${page.url})`);
+    assert.ok(page.status < 500, `never a 5xx (${page.status})`);
+    assert.notEqual(await poll('tv', device.device_code), 'tokens');
+
+    // An operator makes a client with the same id (another app, perhaps): the old device code is not its.
+    await deviceClient('tv');
+    const again = await approve(new Agent(), device.user_code, 'alice');
+    assert.doesNotMatch(again.html, /Device connected/, `a deleted client's device code connects for the new client (${again.status} ${again.url})`);
+    assert.notEqual(await poll('tv', device.device_code), 'tokens');
+  });
+
+  it('a client removal that fails before its device codes are ended leaves the client there, to remove again, which ends them', async () => {
+    // The store refuses the index of pending requests (oidc:pending:…) to this connection only.
+    const raw = new Redis(redis.url);
+    const prefix = server.config.redis.keyPrefix;
+    const spelled = 'oidc:pending:';
+    const allowed = [...spelled].map((char, at) => `~${prefix}${spelled.slice(0, at)}[^${char}]*`);
+    await raw.call('ACL', 'SETUSER', 'nopending', 'on', '>nopending-password', ...allowed, '&*', '+@all');
+    raw.disconnect();
+    const failing = { ...env, REDIS_URL: `redis://nopending:nopending-password@127.0.0.1:${redis.port}` };
+
+    await deviceClient('projector');
+    const device = await oidc.initiateDeviceAuthorization(await deviceConfig('projector'), { scope: 'openid' });
+    assert.notEqual((await latchkey(failing, ['clients', 'remove', 'projector'])).status, 0, 'the removal fails half-way');
+    const again = await latchkey(env, ['clients', 'remove', 'projector']);
+    assert.equal(again.status, 0, `removed again: ${again.stderr}`);
+    await deviceClient('projector');
+    const page = await approve(new Agent(), device.user_code, 'alice');
+    assert.doesNotMatch(page.html, /Device connected/, 'the device code outlived a removal run again');
+  });
+
+  it('a device authorization approved, then its client deleted before it polled: no tokens, nor for a client made again with the id', async () => {
+    await deviceClient('console');
+    const device = await oidc.initiateDeviceAuthorization(await deviceConfig('console'), { scope: 'openid offline_access' });
+    const page = await approve(new Agent(), device.user_code, 'bob');
+    assert.match(page.html, /Device connected/);
+    await clients.remove('console');
+    await deviceClient('console');
+    assert.notEqual(await poll('console', device.device_code), 'tokens', "the deleted client's approved device code gets tokens");
+  });
+
+  it('a device authorization approved, then the person disabled before it polled: no tokens', async () => {
+    await deviceClient('kiosk');
+    const device = await oidc.initiateDeviceAuthorization(await deviceConfig('kiosk'), { scope: 'openid offline_access' });
+    const page = await approve(new Agent(), device.user_code, 'carol');
+    assert.match(page.html, /Device connected/);
+    assert.equal((await latchkey(env, ['users', 'disable', 'carol'])).status, 0);
+    assert.notEqual(await poll('kiosk', device.device_code), 'tokens', "a disabled person's approved device gets tokens");
+  });
+
+  it('a device authorization pending when its person is disabled: their live session cannot approve it', async () => {
+    await deviceClient('watch');
+    const agent = new Agent();
+    // dave is signed in at Latchkey already (a first device), then the second one asks.
+    const first = await oidc.initiateDeviceAuthorization(await deviceConfig('watch'), { scope: 'openid' });
+    assert.match((await approve(agent, first.user_code, 'dave')).html, /Device connected/);
+    const device = await oidc.initiateDeviceAuthorization(await deviceConfig('watch'), { scope: 'openid' });
+    assert.equal((await latchkey(env, ['users', 'disable', 'dave'])).status, 0);
+    const page = await approve(agent, device.user_code, 'dave');
+    assert.doesNotMatch(page.html, /Device connected/);
+    assert.notEqual(await poll('watch', device.device_code), 'tokens');
+  });
+
+  it('a sign-in begun for a deleted client, resumed once a client is made again with the id, sends no code to the old redirect URI', async () => {
+    const metadata = { client_id: 'flip', client_secret: 'flip-client-secret-with-plenty-of-entropy-0123456', redirect_uris: [REDIRECT], grant_types: ['authorization_code'] };
+    await clients.add(metadata);
+    const app = await oidc.discovery(new URL(server.issuer), 'flip', metadata.client_secret, oidc.ClientSecretBasic(metadata.client_secret), insecure);
+    const params = async () => ({ redirect_uri: REDIRECT, scope: 'openid', code_challenge: await oidc.calculatePKCECodeChallenge(oidc.randomPKCECodeVerifier()), code_challenge_method: 'S256' });
+    // Begun: one at the login page, one (alice signed in already) at the consent page.
+    const [atLogin, signedIn] = [new Agent(), new Agent()];
+    const login = await atLogin.follow(oidc.buildAuthorizationUrl(app, await params()).href, {}, REDIRECT);
+    const consent = await signInSteps(signedIn, await signedIn.follow(oidc.buildAuthorizationUrl(app, await params()).href, {}, REDIRECT), { username: 'alice', password: PASSWORD, consent: 'stop' });
+    assert.match(consent.html, /\/confirm/);
+
+    // An operator deletes the client and makes one with the id for another app, at another address.
+    await clients.remove('flip');
+    await clients.add({ ...metadata, client_secret: 'another-flip-secret-with-plenty-of-entropy-012345', redirect_uris: ['https://new.example.test/cb'] });
+    for (const [page, agent, steps] of [
+      [login, atLogin, { username: 'bob', password: PASSWORD, stopAt: REDIRECT }],
+      [consent, signedIn, { username: 'alice', password: PASSWORD, stopAt: REDIRECT }],
+    ] as const) {
+      const done = await signInSteps(agent, page, steps);
+      assert.ok(!done.url.startsWith(REDIRECT), `a code for the new client went to the deleted client's redirect URI: ${done.url}`);
+      assert.equal(done.status, 400);
+      assert.match(done.html, /changed since this sign-in began/);
+    }
+  });
+
+  it('a pushed request (PAR) made before its client was deleted cannot be used, nor by a client made again with the id', async () => {
+    const secret = 'par-app-client-secret-with-plenty-of-entropy-012345';
+    const metadata = { client_id: 'par-app', client_secret: secret, redirect_uris: [REDIRECT], grant_types: ['authorization_code'] };
+    await clients.add(metadata);
+    const app = await oidc.discovery(new URL(server.issuer), 'par-app', secret, oidc.ClientSecretBasic(secret), insecure);
+    const params = async () => ({ redirect_uri: REDIRECT, scope: 'openid', code_challenge: await oidc.calculatePKCECodeChallenge(oidc.randomPKCECodeVerifier()), code_challenge_method: 'S256' });
+    const [first, second] = [await oidc.buildAuthorizationUrlWithPAR(app, await params()), await oidc.buildAuthorizationUrlWithPAR(app, await params())];
+    // A person signed in already, so that nothing but the request stands between it and a code.
+    const agent = new Agent();
+    const signIn = await agent.follow(oidc.buildAuthorizationUrl(app, await params()).href, {}, REDIRECT);
+    const back = await signInSteps(agent, signIn, { username: 'alice', password: PASSWORD, stopAt: REDIRECT });
+    assert.ok(new URL(back.url).searchParams.get('code'));
+    const code = (page: Page) => (page.url.startsWith(REDIRECT) ? new URL(page.url).searchParams.get('code') : null);
+
+    await clients.remove('par-app');
+    const used = await agent.follow(first.href, {}, REDIRECT);
+    assert.equal(code(used), null, "a deleted client's pushed request got a code");
+    assert.ok(used.status < 500, `never a 5xx (${used.status})`);
+
+    // An operator makes a client with the same id (another app, perhaps; its people consent again).
+    await clients.add({ ...metadata, client_secret: 'another-app-with-the-same-id-and-its-own-secret-0' });
+    const reused = await agent.follow(second.href, {}, REDIRECT);
+    assert.equal(code(reused), null, `a deleted client's pushed request got a code for the client made again: ${reused.url}`);
+    assert.ok(reused.status < 500 && /request_uri|not found|invalid/i.test(reused.url + reused.html), `refused as an unknown request_uri (${reused.status} ${reused.url})`);
+  });
+});
