@@ -22,7 +22,7 @@ import { answerJwtAccessTokens } from './patches/jwt-access-tokens.js';
 import './patches/form-bodies.js';
 import { GRANT_CLAIM, grantHandle, type RevocationList } from '../revocation/list.js';
 import { opaqueRevoked } from '../revocation/opaque-introspection.js';
-import { adapterFactory, readInteractionAhead } from '../store/adapter.js';
+import { adapterFactory, opaqueTokenBits, readInteractionAhead } from '../store/adapter.js';
 import { recordFederatedSessions, type FederatedSessions } from '../upstreams/sessions.js';
 import type { UpstreamLogout } from '../upstreams/logout.js';
 import { upstreamEndSession } from './patches/upstream-end-session.js';
@@ -211,6 +211,8 @@ function tokens({ config, apis }: ProviderDependencies): Configuration {
       Grant: config.ttl.grant,
     },
     formats: {
+      // Each opaque token's length says its model, so introspection and revocation read one key (store/adapter.ts).
+      bitsOfOpaqueRandomness: (_ctx, token) => opaqueTokenBits(token.kind),
       customizers: {
         // Links each JWT access token to its grant, so revoking the grant revokes the token without
         // any bookkeeping at issuance (client_credentials tokens have no grant).

@@ -18,6 +18,8 @@
  *   oidc:initial-access-tokens
  *                           set of the ids of outstanding initial access tokens (expiring with the
  *                           longest), so that an operator can list and revoke them
+ * An opaque access, client_credentials or refresh token's value says its model by its length
+ * (TOKEN_LENGTHS), so that introspection and revocation read it in that model only.
  * The layout works unchanged on Redis Cluster: the one write spanning two keys (a grant's code or
  * token with its entry in oidc:grant:<grantId>, Kv.putRecordInSet) is two commands there.
  *
@@ -39,6 +41,23 @@ const GRANTABLE = new Set([
   'BackchannelAuthenticationRequest',
   'PreAuthorizedCode',
 ]);
+
+/**
+ * The opaque tokens whose value says which model it is, by its length: oidc-provider makes an
+ * opaque value of ceil(bits / 6) base64url characters (formats.bitsOfOpaqueRandomness, provider.ts),
+ * so each model gets its own length, each at least 256 bits of randomness. Introspection and
+ * revocation look a token up in every model it may be (two or three reads); a value of another
+ * model's length is then not looked up. Values of any other length (43: made before the lengths
+ * differed) are looked up in every model, as before.
+ */
+const TOKEN_LENGTHS: Readonly<Record<string, number>> = { ClientCredentials: 44, AccessToken: 45, RefreshToken: 46 };
+const MODEL_BY_LENGTH = new Map(Object.entries(TOKEN_LENGTHS).map(([model, length]) => [length, model]));
+
+/** The bits of randomness of a new opaque value of `model` (formats.bitsOfOpaqueRandomness). */
+export function opaqueTokenBits(model: string): number {
+  const length = TOKEN_LENGTHS[model];
+  return length === undefined ? 256 : length * 6;
+}
 
 /** What a replayed single-use artifact is called in the invalid_grant description. */
 const REPLAY_DESCRIPTION: Record<string, string> = {
@@ -191,6 +210,13 @@ class KvAdapter implements Adapter {
     await this.write(id, payload, expiresIn);
   }
 
+  /** Whether `id` is a token value that says it is of another model than this one (TOKEN_LENGTHS). */
+  private ofAnotherModel(id: string): boolean {
+    if (TOKEN_LENGTHS[this.model] === undefined) return false;
+    const model = MODEL_BY_LENGTH.get(id.length);
+    return model !== undefined && model !== this.model;
+  }
+
   /**
    * On the token endpoint, a code or refresh token (or any grant's single-use artifact) is followed
    * by reads of its session (by uid), its grant and its account, one after another in
@@ -206,6 +232,7 @@ class KvAdapter implements Adapter {
   }
 
   async find(id: string): Promise<AdapterPayload | undefined> {
+    if (this.ofAnotherModel(id)) return undefined;
     // Usually nothing is held back: then the read starts at once.
     const settling = settleFirst();
     if (settling) await settling;
