@@ -346,7 +346,8 @@ function features({ config, apis, revocations, logoutPages, devicePages }: Provi
       revocation: {
         enabled: true,
         // RFC 7009 §2.1: a client revokes only its own tokens. For a confidential client asking for
-        // another's that is an error; a public client is not told whether the token exists.
+        // another's that is an error; a public client is not told whether the token exists. (The
+        // store deletes a client's own client_credentials token as it finds it here: store/adapter.ts read.)
         allowedPolicy: async (_ctx, caller, token) => {
           if (token.clientId === caller.clientId) return true;
           if (caller.clientAuthMethod === 'none') return false;

@@ -29,8 +29,8 @@
  * out on the account page, its person disabled, a password change, a logout) and saves it as it
  * answers would otherwise write it back to life.
  */
-import { errors, Provider, type Adapter, type AdapterPayload } from 'oidc-provider';
-import type { ConsumeOutcome, Kv } from './kv.js';
+import { errors, Provider, type Adapter, type AdapterPayload, type KoaContextWithOIDC } from 'oidc-provider';
+import type { ConsumeOutcome, Kv, StoredRecord } from './kv.js';
 
 /** Models whose records belong to a grant and die with it. */
 const GRANTABLE = new Set([
@@ -137,6 +137,24 @@ function deferringRequest(): object | undefined {
   return route !== undefined && DEFERRING_ROUTES.has(route) ? ctx : undefined;
 }
 
+/** The record key a revocation request deleted as it found it (KvAdapter.read). */
+const TAKEN = Symbol('latchkey.taken');
+type Taking = { [TAKEN]?: string | undefined };
+
+/** The revocation request in progress (oidc-provider's context). */
+function revocationRequest(): KoaContextWithOIDC | undefined {
+  const ctx = Provider.ctx;
+  return ctx?.oidc?.route === 'revocation' ? ctx : undefined;
+}
+
+/** Whether the request in progress deleted `key` already as it found it; forgets it (once). */
+function tookAlready(key: string): boolean {
+  const request = Provider.ctx as Taking | undefined;
+  if (request?.[TAKEN] !== key) return false;
+  request[TAKEN] = undefined;
+  return true;
+}
+
 /** Epoch seconds with milliseconds: when a record is consumed (the reuse grace is measured in it). */
 const now = () => Date.now() / 1000;
 
@@ -236,7 +254,7 @@ class KvAdapter implements Adapter {
     // Usually nothing is held back: then the read starts at once.
     const settling = settleFirst();
     if (settling) await settling;
-    const record = await this.kv.getRecord(recordKey(this.model, id));
+    const record = await this.read(recordKey(this.model, id));
     if (!record) return undefined;
     const payload = JSON.parse(record.payload) as AdapterPayload;
     this.readAheadFor(payload);
@@ -244,6 +262,23 @@ class KvAdapter implements Adapter {
     // (consume() below lets it) instead of treating it as a replay.
     if (record.consumed === undefined || this.withinReuseGrace(record.consumed)) return payload;
     return { ...payload, consumed: record.consumed };
+  }
+
+  /**
+   * The record at `key`. At the revocation endpoint, a client_credentials token of the client asking
+   * is deleted as it is read (Kv.takeRecordOwnedBy): the endpoint deletes exactly such a token
+   * (provider.ts revocation.allowedPolicy: a client revokes its own tokens; an expired one it does
+   * not find), and destroy() then has nothing left to do, so one round trip instead of two. Not
+   * access or refresh tokens: their grant is revoked before they go (patches/grant-before-token.ts).
+   */
+  private read(key: string): Promise<StoredRecord | undefined> {
+    const request = this.model === 'ClientCredentials' && this.kv.takeRecordOwnedBy ? revocationRequest() : undefined;
+    const owner = request?.oidc.client?.clientId;
+    if (!request || owner === undefined) return this.kv.getRecord(key);
+    return this.kv.takeRecordOwnedBy!(key, owner, now()).then(({ record, taken }) => {
+      if (taken) (request as Taking)[TAKEN] = key;
+      return record;
+    });
   }
 
   async findByUid(uid: string): Promise<AdapterPayload | undefined> {
@@ -312,7 +347,7 @@ class KvAdapter implements Adapter {
     if (this.model === 'Grant') await this.revokeGrant(id);
     // A session's ending stays, so that a request in flight cannot write the session back.
     else if (this.model === 'Session') await this.kv.endRecord(recordKey(this.model, id), (this.options.sessionTtl ?? 0) + this.grace);
-    else await this.kv.del([recordKey(this.model, id)]);
+    else if (!tookAlready(recordKey(this.model, id))) await this.kv.del([recordKey(this.model, id)]);
     if (this.model === 'Client') await this.clientRemoved(id);
     if (this.model === 'InitialAccessToken') await this.kv.removeFromSet(INITIAL_ACCESS_TOKENS_KEY, id);
   }
