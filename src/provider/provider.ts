@@ -24,7 +24,7 @@ import './patches/form-bodies.js';
 import './patches/scope-required.js';
 import { GRANT_CLAIM, grantHandle, type RevocationList } from '../revocation/list.js';
 import { opaqueRevoked } from '../revocation/opaque-introspection.js';
-import { adapterFactory, readInteractionAhead } from '../store/adapter.js';
+import { adapterFactory, opaqueTokenBits, readInteractionAhead } from '../store/adapter.js';
 import { recordFederatedSessions, type FederatedSessions } from '../upstreams/sessions.js';
 import type { UpstreamLogout } from '../upstreams/logout.js';
 import { upstreamEndSession } from './patches/upstream-end-session.js';
@@ -213,6 +213,8 @@ function tokens({ config, apis }: ProviderDependencies): Configuration {
       Grant: config.ttl.grant,
     },
     formats: {
+      // Each opaque token's length says its model, so introspection and revocation read one key (store/adapter.ts).
+      bitsOfOpaqueRandomness: (_ctx, token) => opaqueTokenBits(token.kind),
       customizers: {
         // Links each JWT access token to its grant, so revoking the grant revokes the token without
         // any bookkeeping at issuance (client_credentials tokens have no grant).
@@ -346,7 +348,8 @@ function features({ config, apis, revocations, logoutPages, devicePages }: Provi
       revocation: {
         enabled: true,
         // RFC 7009 §2.1: a client revokes only its own tokens. For a confidential client asking for
-        // another's that is an error; a public client is not told whether the token exists.
+        // another's that is an error; a public client is not told whether the token exists. (The
+        // store deletes a client's own client_credentials token as it finds it here: store/adapter.ts read.)
         allowedPolicy: async (_ctx, caller, token) => {
           if (token.clientId === caller.clientId) return true;
           if (caller.clientAuthMethod === 'none') return false;

@@ -21,6 +21,8 @@
  *   oidc:initial-access-tokens
  *                           set of the ids of outstanding initial access tokens (expiring with the
  *                           longest), so that an operator can list and revoke them
+ * An opaque access, client_credentials or refresh token's value says its model by its length
+ * (TOKEN_LENGTHS), so that introspection and revocation read it in that model only.
  * The layout works unchanged on Redis Cluster: the one write spanning two keys (a grant's code or
  * token with its entry in oidc:grant:<grantId>, Kv.putRecordInSet) is two commands there.
  *
@@ -30,8 +32,8 @@
  * out on the account page, its person disabled, a password change, a logout) and saves it as it
  * answers would otherwise write it back to life.
  */
-import { errors, Provider, type Adapter, type AdapterPayload } from 'oidc-provider';
-import type { ConsumeOutcome, Kv } from './kv.js';
+import { errors, Provider, type Adapter, type AdapterPayload, type KoaContextWithOIDC } from 'oidc-provider';
+import type { ConsumeOutcome, Kv, StoredRecord } from './kv.js';
 
 /** Models whose records belong to a grant and die with it. */
 const GRANTABLE = new Set([
@@ -49,6 +51,23 @@ const GRANTABLE = new Set([
  * client was deleted is finished for a client made again with the id.
  */
 const PENDING = new Set(['DeviceCode', 'PushedAuthorizationRequest']);
+
+/**
+ * The opaque tokens whose value says which model it is, by its length: oidc-provider makes an
+ * opaque value of ceil(bits / 6) base64url characters (formats.bitsOfOpaqueRandomness, provider.ts),
+ * so each model gets its own length, each at least 256 bits of randomness. Introspection and
+ * revocation look a token up in every model it may be (two or three reads); a value of another
+ * model's length is then not looked up. Values of any other length (43: made before the lengths
+ * differed) are looked up in every model, as before.
+ */
+const TOKEN_LENGTHS: Readonly<Record<string, number>> = { ClientCredentials: 44, AccessToken: 45, RefreshToken: 46 };
+const MODEL_BY_LENGTH = new Map(Object.entries(TOKEN_LENGTHS).map(([model, length]) => [length, model]));
+
+/** The bits of randomness of a new opaque value of `model` (formats.bitsOfOpaqueRandomness). */
+export function opaqueTokenBits(model: string): number {
+  const length = TOKEN_LENGTHS[model];
+  return length === undefined ? 256 : length * 6;
+}
 
 /** What a replayed single-use artifact is called in the invalid_grant description. */
 const REPLAY_DESCRIPTION: Record<string, string> = {
@@ -129,6 +148,24 @@ function deferringRequest(): object | undefined {
   return route !== undefined && DEFERRING_ROUTES.has(route) ? ctx : undefined;
 }
 
+/** The record key a revocation request deleted as it found it (KvAdapter.read). */
+const TAKEN = Symbol('latchkey.taken');
+type Taking = { [TAKEN]?: string | undefined };
+
+/** The revocation request in progress (oidc-provider's context). */
+function revocationRequest(): KoaContextWithOIDC | undefined {
+  const ctx = Provider.ctx;
+  return ctx?.oidc?.route === 'revocation' ? ctx : undefined;
+}
+
+/** Whether the request in progress deleted `key` already as it found it; forgets it (once). */
+function tookAlready(key: string): boolean {
+  const request = Provider.ctx as Taking | undefined;
+  if (request?.[TAKEN] !== key) return false;
+  request[TAKEN] = undefined;
+  return true;
+}
+
 /** Epoch seconds with milliseconds: when a record is consumed (the reuse grace is measured in it). */
 const now = () => Date.now() / 1000;
 
@@ -204,6 +241,13 @@ class KvAdapter implements Adapter {
     await this.write(id, payload, expiresIn);
   }
 
+  /** Whether `id` is a token value that says it is of another model than this one (TOKEN_LENGTHS). */
+  private ofAnotherModel(id: string): boolean {
+    if (TOKEN_LENGTHS[this.model] === undefined) return false;
+    const model = MODEL_BY_LENGTH.get(id.length);
+    return model !== undefined && model !== this.model;
+  }
+
   /**
    * On the token endpoint, a code or refresh token (or any grant's single-use artifact) is followed
    * by reads of its session (by uid), its grant and its account, one after another in
@@ -219,10 +263,11 @@ class KvAdapter implements Adapter {
   }
 
   async find(id: string): Promise<AdapterPayload | undefined> {
+    if (this.ofAnotherModel(id)) return undefined;
     // Usually nothing is held back: then the read starts at once.
     const settling = settleFirst();
     if (settling) await settling;
-    const record = await this.kv.getRecord(recordKey(this.model, id));
+    const record = await this.read(recordKey(this.model, id));
     if (!record) return undefined;
     const payload = JSON.parse(record.payload) as AdapterPayload;
     this.readAheadFor(payload);
@@ -230,6 +275,23 @@ class KvAdapter implements Adapter {
     // (consume() below lets it) instead of treating it as a replay.
     if (record.consumed === undefined || this.withinReuseGrace(record.consumed)) return payload;
     return { ...payload, consumed: record.consumed };
+  }
+
+  /**
+   * The record at `key`. At the revocation endpoint, a client_credentials token of the client asking
+   * is deleted as it is read (Kv.takeRecordOwnedBy): the endpoint deletes exactly such a token
+   * (provider.ts revocation.allowedPolicy: a client revokes its own tokens; an expired one it does
+   * not find), and destroy() then has nothing left to do, so one round trip instead of two. Not
+   * access or refresh tokens: their grant is revoked before they go (patches/grant-before-token.ts).
+   */
+  private read(key: string): Promise<StoredRecord | undefined> {
+    const request = this.model === 'ClientCredentials' && this.kv.takeRecordOwnedBy ? revocationRequest() : undefined;
+    const owner = request?.oidc.client?.clientId;
+    if (!request || owner === undefined) return this.kv.getRecord(key);
+    return this.kv.takeRecordOwnedBy!(key, owner, now()).then(({ record, taken }) => {
+      if (taken) (request as Taking)[TAKEN] = key;
+      return record;
+    });
   }
 
   async findByUid(uid: string): Promise<AdapterPayload | undefined> {
@@ -300,7 +362,7 @@ class KvAdapter implements Adapter {
     if (this.model === 'Grant') await this.revokeGrant(id);
     // A session's ending stays, so that a request in flight cannot write the session back.
     else if (this.model === 'Session') await this.kv.endRecord(recordKey(this.model, id), (this.options.sessionTtl ?? 0) + this.grace);
-    else await this.kv.del([recordKey(this.model, id)]);
+    else if (!tookAlready(recordKey(this.model, id))) await this.kv.del([recordKey(this.model, id)]);
     if (this.model === 'Client') await this.clientRemoved(id);
     if (this.model === 'InitialAccessToken') await this.kv.removeFromSet(INITIAL_ACCESS_TOKENS_KEY, id);
   }

@@ -77,6 +77,12 @@ export interface Kv {
    * the store can (Redis, but not Cluster, where the two keys may live on different servers).
    */
   putRecordInSet?(key: string, payload: string, ttl: number | undefined, set: string): Promise<void>;
+  /**
+   * getRecord, and in the same step the record deleted when its payload's `clientId` is `owner` and
+   * its `exp` (epoch seconds) is after `now`: `taken` says whether it was. How the revocation
+   * endpoint finds a client's own token and deletes it in one round trip (adapter.ts).
+   */
+  takeRecordOwnedBy?(key: string, owner: string, now: number): Promise<{ record: StoredRecord | undefined; taken: boolean }>;
   /** Marks a record consumed unless it already is: of concurrent callers exactly one gets 'consumed'. */
   consumeRecord(key: string, at: number): Promise<ConsumeOutcome>;
 

@@ -96,6 +96,7 @@ export function withReadAhead<T extends Kv>(kv: T, request: () => object | undef
     ...(kv.putRecordInSet && { putRecordInSet: (key: string, payload: string, ttl: number | undefined, set: string) => (written([key]), kv.putRecordInSet!(key, payload, ttl, set)) }),
     endRecord: (key, ttl) => (written([key]), kv.endRecord(key, ttl)),
     consumeRecord: (key, at) => (written([key]), kv.consumeRecord(key, at)),
+    ...(kv.takeRecordOwnedBy && { takeRecordOwnedBy: (key: string, owner: string, now: number) => (written([key]), kv.takeRecordOwnedBy!(key, owner, now)) }),
     compareAndSet: (key, expected, value) => (written([key]), kv.compareAndSet(key, expected, value)),
     deleteIfEquals: (key, value) => (written([key]), kv.deleteIfEquals(key, value)),
   };

@@ -65,6 +65,20 @@ putRecord(KEYS[1], ARGV[1], ttl)
 addToSet(KEYS[2], ARGV[3], ttl)
 return 1`,
   },
+  // The record (payload, consumed-at or '') and whether it was deleted: when its payload names the
+  // client ARGV[1] and has not expired at ARGV[2] (takeRecordOwnedBy). One key: Cluster-safe.
+  takeRecordOwnedBy: {
+    numberOfKeys: 1,
+    lua: `local record = redis.call('HMGET', KEYS[1], 'p', 'c')
+if not record[1] then return false end
+local ok, payload = pcall(cjson.decode, record[1])
+local taken = 0
+if ok and type(payload) == 'table' and payload.clientId == ARGV[1] and type(payload.exp) == 'number' and payload.exp > tonumber(ARGV[2]) then
+  redis.call('DEL', KEYS[1])
+  taken = 1
+end
+return {record[1], record[2] or '', taken}`,
+  },
   compareAndSet: {
     numberOfKeys: 1,
     lua: `local current = redis.call('GET', KEYS[1])
@@ -109,6 +123,7 @@ type Scripted = {
   putRecord(key: string, payload: string, ttl: number): Promise<number>;
   endRecord(key: string, ttl: number): Promise<number>;
   consumeRecord(key: string, at: number): Promise<number>;
+  takeRecordOwnedBy(key: string, owner: string, now: number): Promise<[string, string, number] | null>;
   addToSet(key: string, member: string, ttl: number): Promise<number>;
   putRecordInSet(key: string, set: string, payload: string, ttl: number, member: string): Promise<number>;
   compareAndSet(key: string, hasExpected: '0' | '1', expected: string, value: string): Promise<number>;
@@ -284,6 +299,13 @@ export class RedisKv implements Kv {
   async consumeRecord(key: string, at: number): Promise<ConsumeOutcome> {
     const reply = await this.#writing([key], () => this.#client.consumeRecord(key, at));
     return reply === 1 ? 'consumed' : reply === 0 ? 'already-consumed' : 'missing';
+  }
+
+  async takeRecordOwnedBy(key: string, owner: string, now: number) {
+    const reply = await this.#writing([key], () => this.#client.takeRecordOwnedBy(key, owner, now));
+    if (!reply) return { record: undefined, taken: false };
+    const [payload, consumed, taken] = reply;
+    return { record: consumed === '' ? { payload } : { payload, consumed: Number(consumed) }, taken: taken === 1 };
   }
 
   async addToSet(key: string, member: string, ttl?: number) {

@@ -55,7 +55,9 @@ try {
           CLIENTS: prepared.env.CLIENTS!,
           RESOURCE_SERVERS: prepared.env.RESOURCE_SERVERS!,
         }
-      : { ...prepared.env, PORT: String(port), ISSUER: `http://localhost:${port}` };
+      : // Under valgrind a command's answer can take longer than the shipped 2 s on a busy machine: a
+        // timeout would answer 503 and count the error path instead.
+        { ...prepared.env, PORT: String(port), ISSUER: `http://localhost:${port}`, REDIS_COMMAND_TIMEOUT: '60000' };
     const args = bare ? ['--import', 'tsx', join(ROOT, 'test', 'bench', 'bare-provider.ts')] : [join(ROOT, build, 'cli.js'), 'serve'];
     const file = join(out, `${build}.out`);
     // vgdb's pipes are named after HOST, which Latchkey's settings use too: callgrind_control must see the server's.

@@ -180,6 +180,24 @@ for (const backend of backends.filter((b) => b.name !== 'embedded store')) {
       assert.deepEqual(await kv.getRecordVia!('via:index:dangling', 'via:record:'), { id: 'gone', record: undefined }, 'an index to nothing');
     });
 
+    it("takeRecordOwnedBy reads a record, deleting it only when it names that client and has not expired", async () => {
+      const id = randomUUID();
+      const now = Date.now() / 1000;
+      const record = (name: string, payload: object) => kv.putRecord(`take:${name}:${id}`, JSON.stringify(payload), 60).then(() => `take:${name}:${id}`);
+      const own = await record('own', { clientId: 'c', exp: now + 60 });
+      assert.deepEqual(await kv.takeRecordOwnedBy!(own, 'c', now), { record: { payload: JSON.stringify({ clientId: 'c', exp: now + 60 }) }, taken: true });
+      assert.equal(await kv.getRecord(own), undefined, 'taken: gone');
+      assert.deepEqual(await kv.takeRecordOwnedBy!(own, 'c', now), { record: undefined, taken: false }, 'nothing there');
+      for (const [name, payload] of [['other', { clientId: 'd', exp: now + 60 }], ['expired', { clientId: 'c', exp: now - 1 }], ['no-exp', { clientId: 'c' }]] as const) {
+        const key = await record(name, payload);
+        assert.equal((await kv.consumeRecord(key, 7)), 'consumed');
+        assert.deepEqual(await kv.takeRecordOwnedBy!(key, 'c', now), { record: { payload: JSON.stringify(payload), consumed: 7 }, taken: false }, name);
+        assert.deepEqual(await kv.getRecord(key), { payload: JSON.stringify(payload), consumed: 7 }, `${name}: still there`);
+      }
+      await kv.putRecord(`take:not-json:${id}`, 'not json', 60);
+      assert.deepEqual(await kv.takeRecordOwnedBy!(`take:not-json:${id}`, 'c', now), { record: { payload: 'not json' }, taken: false });
+    });
+
     it('putRecordInSet writes a record and adds its key to a set, as putRecord and addToSet do', async () => {
       const id = randomUUID();
       const [record, set] = [`in-set:record:${id}`, `in-set:set:${id}`];

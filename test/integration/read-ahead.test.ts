@@ -92,6 +92,15 @@ describe('store: reads started ahead for a request', function () {
     });
   });
 
+  it("drops a read started ahead when the request takes the record (takeRecordOwnedBy)", async () => {
+    await base.putRecord('ra:taken', JSON.stringify({ clientId: 'c', exp: Date.now() / 1000 + 60 }), 60);
+    await inRequest(async () => {
+      kv.readAhead({ records: ['ra:taken'] });
+      assert.equal((await kv.takeRecordOwnedBy!('ra:taken', 'c', Date.now() / 1000)).taken, true);
+      assert.equal(await kv.getRecord('ra:taken'), undefined);
+    });
+  });
+
   it('reads started ahead for a request named by its caller (in front of oidc-provider) answer that request, and no other', async () => {
     await base.putRecord('ra:named', '{"g":2}', 60);
     const request = {};

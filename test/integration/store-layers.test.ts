@@ -69,4 +69,11 @@ describe('store: the server store\'s layers (timing, reads ahead)', function () 
     assert.equal(count(text, 'endRecord', 'ok'), 1);
     assert.equal(count(text, 'putRecord', 'ok'), 1);
   });
+
+  it("pass a revocation's read-and-delete through, timed (takeRecordOwnedBy)", async () => {
+    await kv.putRecord('layers:token', JSON.stringify({ clientId: 'c', exp: Date.now() / 1000 + 60 }), 60);
+    assert.equal((await kv.takeRecordOwnedBy!('layers:token', 'c', Date.now() / 1000)).taken, true);
+    assert.equal(await kv.getRecord('layers:token'), undefined);
+    assert.equal(count(await metrics.registry.metrics(), 'takeRecordOwnedBy', 'ok'), 1);
+  });
 });
