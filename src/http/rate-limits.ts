@@ -249,10 +249,21 @@ export class RateLimits {
     for (const [name, path] of Object.entries(also)) table.push([name, typeof path === 'string' ? exactly(escape(path)) : path]);
     // Every limit off (rateLimit settings of 0): nothing to count nor charge on any route.
     if (!this.#perIp && !this.#hotPerIp && !this.#registrationPerIp && !this.#perClient) return (_ctx, next) => next();
+    // A route's own spelling (what canonical-paths.ts gives every request for one of the provider's
+    // routes) finds its route in one lookup, the one the patterns would give it; anything else
+    // (parameters, our prefixed surfaces, other paths) is tried against the patterns in order.
+    const spelled = new Map<string, string>();
+    for (const { segments } of providerRoutes(provider)) {
+      if (segments.includes(undefined)) continue;
+      const path = segments.join('/');
+      spelled.set(path, table.find((entry) => entry[1].test(path))![0]);
+    }
     // On every request (the app's dispatcher runs it unscoped); one that is on none of these routes
     // passes without a promise of its own.
     return (ctx, next) => {
       const path = ctx.path;
+      const route = spelled.get(path);
+      if (route !== undefined) return this.#limited(route, ctx, next);
       for (const entry of table) if (entry[1].test(path)) return this.#limited(entry[0], ctx, next);
       return next();
     };
@@ -272,19 +283,28 @@ export class RateLimits {
     return counts;
   }
 
-  /** A request on one of the limited routes: counted before it is processed, its client charged after. */
-  async #limited(route: string, ctx: Parameters<Middleware>[0], next: () => Promise<unknown>): Promise<void> {
+  /**
+   * A request on one of the limited routes: counted before it is processed, its client charged after.
+   * Not an async function: a charge served in this process (a live lease, the hot routes' memory)
+   * goes straight on, with one `then` for the client's charge; only a charge that goes to the store waits.
+   */
+  #limited(route: string, ctx: Parameters<Middleware>[0], next: () => Promise<unknown>): Promise<void> | void {
     const hot = HOT_ROUTES.has(route);
     const limit = hot ? this.#hotPerIp : route === 'registration' ? this.#registrationPerIp : this.#perIp;
-    if (limit) {
-      const charge = [this.#hit(limit, `${route}:${ctx.ip}`, 1)];
-      const counts = hot ? this.#inMemory.hitHere(charge)! : (this.#stored.hitHere(charge) ?? (await this.#storedCharge(route, ctx, charge)));
-      const charged = counts[0]!;
-      if (charged.count > limit.points) return refuse(ctx, Math.ceil(charged.ms / 1000), route, 'ip', this.#metrics);
-    }
+    if (!limit) return this.#processed(ctx, next);
+    const charge = [this.#hit(limit, `${route}:${ctx.ip}`, 1)];
+    const here = hot ? this.#inMemory.hitHere(charge) : this.#stored.hitHere(charge);
+    if (here) return this.#charged(limit, here[0]!, route, ctx, next);
+    return this.#storedCharge(route, ctx, charge).then((counts) => this.#charged(limit, counts[0]!, route, ctx, next));
+  }
 
-    await next();
+  /** Refused over the per-address `limit`, else processed. */
+  #charged(limit: Limit, charged: WindowCount, route: string, ctx: Parameters<Middleware>[0], next: () => Promise<unknown>): Promise<void> | void {
+    if (charged.count > limit.points) return refuse(ctx, Math.ceil(charged.ms / 1000), route, 'ip', this.#metrics);
+    return this.#processed(ctx, next);
+  }
 
-    this.chargeAuthenticatedClient(ctx);
+  #processed(ctx: Parameters<Middleware>[0], next: () => Promise<unknown>): Promise<void> {
+    return next().then(() => this.chargeAuthenticatedClient(ctx));
   }
 }

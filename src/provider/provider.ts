@@ -156,7 +156,7 @@ function storage({ config, kv, apis, revocations, accounts, consents }: Provider
 function protocol({ config, keyring }: ProviderDependencies): Configuration {
   return {
     clients: [...config.clients.map((client) => ({ ...client })), developerClient(config.issuer), accountClient(config.issuer)],
-    jwks: keyring.signingJwks() as Configuration['jwks'],
+    jwks: keyring.signingKeys() as unknown as Configuration['jwks'],
     cookies: {
       // Keygrip's signatures, compared without tsscmp's extra HMACs (http/cookie-keys.ts).
       keys: new CookieKeys(config.cookie.keys),
@@ -324,7 +324,8 @@ function features({ config, apis, revocations, logoutPages, devicePages }: Provi
       attestClientAuth: { enabled: false },
       // Client ID Metadata Documents are Latchkey's own (patches/client-metadata-documents.ts): cached in the store, shared.
       clientIdMetadataDocument: { enabled: false },
-      externalSigningSupport: { enabled: false },
+      // The key ring's keys sign through node:crypto (keyring/keyring.ts SigningKey).
+      externalSigningSupport: { enabled: true, ack: 'experimental-01' },
       openid4vci: { enabled: false },
       clientCredentials: { enabled: true },
       claimsParameter: { enabled: true },
