@@ -57,6 +57,20 @@ export function accountCheckedFor(ctx: object, sub: string): Account | undefined
   return account?.sub === sub ? account : undefined;
 }
 
+/** An account read started before the session naming it was read (recheckAtAuthorization). */
+interface StartedAccountRead {
+  readonly sub: string;
+  readonly account: Promise<Account | undefined>;
+}
+
+/** Sessions (by id and client) whose names recheckAtAuthorization keeps, at most. */
+const NAMED_SESSIONS = 10_000;
+
+/** oidc-provider's Provider#cookieName, missing from its types. */
+interface Named {
+  cookieName(type: 'session'): string;
+}
+
 /** oidc-provider's own Client#backchannelLogout (what end_session calls), missing from its types. */
 interface LogsOut {
   backchannelLogout(sub: string, sid: string): Promise<void>;
@@ -170,11 +184,12 @@ export class AccountSessions {
     provider: Provider,
     ctx: Context,
     alongside?: (session: Session) => void,
+    started?: StartedAccountRead,
   ): Promise<{ accountId: string; account: Account; session: Session } | undefined> {
     const session = await provider.Session.get(ctx);
     if (!session.accountId) return undefined;
     alongside?.(session);
-    const account = await this.accounts.find(session.accountId);
+    const account = await (started?.sub === session.accountId ? started.account : this.accounts.find(session.accountId));
     if (account && !account.disabled) return { accountId: account.sub, account, session };
     await this.end(session);
     return undefined;
@@ -194,13 +209,43 @@ export class AccountSessions {
     const paths = [authorization, provider.pathFor('code_verification')];
     // Under /device too, but a device's own endpoint, which no browser session reaches.
     const deviceAuthorization = provider.pathFor('device_authorization');
+    const grantOf = (session: Session, clientId: unknown) => (typeof clientId === 'string' ? session.authorizations?.[clientId]?.grantId : undefined);
     const grantAhead = (ctx: Context) => (session: Session) => {
-      const clientId = ctx.query.client_id;
-      const grantId = typeof clientId === 'string' ? session.authorizations?.[clientId]?.grantId : undefined;
+      const grantId = grantOf(session, ctx.query.client_id);
       if (grantId) readGrantAhead(this.kv, grantId, ctx);
     };
+    const sessionCookie = (provider as unknown as Named).cookieName('session');
+    // What each session named when its last authorization request here was answered (its person,
+    // and its grant for the client that asked), by session id and client: the next one reads them
+    // with the session, in its round trip, instead of once the session is read. Names only: what
+    // they hold is read after the request arrived, as before, and used only when the session read
+    // names the same. The session id is the cookie's, unverified: Session.get checks its signature,
+    // and a forged one at most starts a read that nothing uses. Bounded: the oldest go first.
+    const named = new Map<string, { sub: string; grantId: string | undefined }>();
+    const authorize = async (ctx: Context, next: Next) => {
+      const clientId = ctx.query.client_id;
+      const key = typeof clientId === 'string' ? `${ctx.cookies.get(sessionCookie, { signed: false }) ?? ''} ${clientId}` : undefined;
+      const names = key === undefined ? undefined : named.get(key);
+      let started: StartedAccountRead | undefined;
+      if (names) {
+        const account = this.accounts.find(names.sub);
+        account.catch(() => {}); // read by signedIn, or dropped (the session names someone else)
+        started = { sub: names.sub, account };
+        if (names.grantId) readGrantAhead(this.kv, names.grantId, ctx);
+      }
+      const found = await this.signedIn(provider, ctx, grantAhead(ctx), started);
+      if (found) checkedAccounts.set(ctx, found.account);
+      await next();
+      // The session as the engine left it (the same object: patches/session-loaded-once.ts).
+      const session = found?.session;
+      if (!session?.accountId || typeof clientId !== 'string' || (session as { destroyed?: boolean }).destroyed) return;
+      if (key !== undefined) named.delete(key);
+      if (named.size >= NAMED_SESSIONS) named.delete(named.keys().next().value!);
+      named.set(`${session.jti} ${clientId}`, { sub: session.accountId, grantId: grantOf(session, clientId) });
+    };
     const recheck = async (ctx: Context, next: Next) => {
-      const found = await this.signedIn(provider, ctx, ctx.path === authorization ? grantAhead(ctx) : undefined);
+      if (ctx.path === authorization) return authorize(ctx, next);
+      const found = await this.signedIn(provider, ctx);
       if (found) checkedAccounts.set(ctx, found.account);
       return next();
     };

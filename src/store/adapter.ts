@@ -180,7 +180,22 @@ export interface AdapterOptions {
   readonly sessionTtl?: number;
 }
 
+/** What a record names that its redemption reads next (see readAheadFor). */
+type Names = Pick<AdapterPayload, 'grantId' | 'sessionUid' | 'expiresWithSession' | 'accountId'>;
+
+/**
+ * Codes this process issued lately, and what each names: so that their redemption, most often at
+ * this process soon after, reads the code with its grant, session and account (one round trip)
+ * rather than reading them once the code is read (two). Names only: which keys to read, never what
+ * they hold (every read is made after the request arrived, as the one it replaces); a code redeemed
+ * elsewhere, or gone from here, is read as before. Bounded: past this many, the oldest go first.
+ */
+const ISSUED_CODES = 10_000;
+
 class KvAdapter implements Adapter {
+  /** The AuthorizationCode adapter's codes issued here, by id (ISSUED_CODES). */
+  readonly #issued = new Map<string, Names>();
+
   constructor(
     private readonly model: string,
     private readonly kv: Kv,
@@ -230,6 +245,7 @@ class KvAdapter implements Adapter {
   }
 
   async upsert(id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {
+    if (this.model === 'AuthorizationCode') this.issued(id, payload);
     // On the token endpoint: held back, to go out with the consumption of the code or refresh
     // token, or at least with the rest of what the request does as it settles; at the
     // authorization endpoint, with the rest of what the request writes.
@@ -253,7 +269,7 @@ class KvAdapter implements Adapter {
    * by reads of its session (by uid), its grant and its account, one after another in
    * oidc-provider: start them now, together (store/read-ahead.ts).
    */
-  private readAheadFor(payload: AdapterPayload) {
+  private readAheadFor(payload: Names) {
     if (!this.kv.readAhead || !GRANTABLE.has(this.model) || Provider.ctx?.oidc?.route !== 'token') return;
     this.kv.readAhead({
       ...(payload.grantId ? { records: [recordKey('Grant', payload.grantId)] } : {}),
@@ -262,11 +278,23 @@ class KvAdapter implements Adapter {
     if (typeof payload.accountId === 'string') this.hooks.accountAhead?.(payload.accountId);
   }
 
+  /** Keeps what a code issued here names, for its redemption (ISSUED_CODES). */
+  private issued(id: string, { grantId, sessionUid, expiresWithSession, accountId }: AdapterPayload) {
+    if (this.#issued.size >= ISSUED_CODES) this.#issued.delete(this.#issued.keys().next().value!);
+    this.#issued.set(id, { grantId, sessionUid, expiresWithSession, accountId });
+  }
+
   async find(id: string): Promise<AdapterPayload | undefined> {
     if (this.ofAnotherModel(id)) return undefined;
     // Usually nothing is held back: then the read starts at once.
     const settling = settleFirst();
     if (settling) await settling;
+    // A code issued here: what it names is read with it, in the same tick (used once).
+    const names = this.#issued.size ? this.#issued.get(id) : undefined;
+    if (names) {
+      this.#issued.delete(id);
+      this.readAheadFor(names);
+    }
     const record = await this.read(recordKey(this.model, id));
     if (!record) return undefined;
     const payload = JSON.parse(record.payload) as AdapterPayload;

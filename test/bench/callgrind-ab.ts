@@ -12,7 +12,7 @@
  *   node --import tsx test/bench/callgrind-ab.ts cc-opaque dist-before,dist,bare [iterations=300]
  *
  * Needs valgrind (callgrind_control). Builds sit in the package root; `bare` is
- * test/bench/bare-provider.ts, for the scenarios it can do (not the SSO ones).
+ * test/bench/bare-provider.ts, for the scenarios it can do.
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
@@ -22,7 +22,7 @@ import { ROOT } from '../../src/paths.js';
 import { freePort, startRedisServer } from '../helpers/redis.js';
 import { closedLoop } from './load.js';
 import { SCENARIOS, type Target } from './scenarios.js';
-import { addUser, startLatchkey } from './targets.js';
+import { addUser, bareSignIn, startLatchkey } from './targets.js';
 
 const ids = (process.argv[2] ?? 'cc-jwt').split(',');
 const builds = (process.argv[3] ?? 'dist-before,dist').split(',');
@@ -74,11 +74,7 @@ try {
       kind: bare ? 'bare' : 'latchkey',
       url,
       issuer: env.ISSUER!,
-      signIn: bare
-        ? () => {
-            throw new Error('callgrind-ab does not sign in at the bare provider');
-          }
-        : prepared.signIn,
+      signIn: bare ? bareSignIn : prepared.signIn,
     };
     for (let attempt = 0; ; attempt += 1) {
       try {
@@ -108,7 +104,7 @@ try {
       const total = Number(/^totals: (\d+)/m.exec(readFileSync(dumps[0]!, 'utf8'))?.[1]);
       console.log(
         `${id.padEnd(18)} ${build.padEnd(12)} ${(total / Math.max(1, result.iterations) / 1e6).toFixed(3)} M instructions/iteration` +
-          ` (${result.iterations} iterations${result.errors ? `, ${result.errors} ERRORS` : ''})`,
+          ` (${result.iterations} iterations${result.errors ? `, ${result.errors} ERRORS: ${result.errorSamples.join('; ')}` : ''})`,
       );
     }
     child.kill('SIGKILL');

@@ -270,7 +270,8 @@ async function latchkeySignIn(agent: Agent, start: Page): Promise<Page> {
 }
 
 /** oidc-provider's development interactions: any login, then "Continue" on the consent page. */
-async function bareSignIn(agent: Agent, start: Page): Promise<Page> {
+/** Signs in on the bare provider's own interaction pages (and consents). */
+export async function bareSignIn(agent: Agent, start: Page): Promise<Page> {
   let page = start;
   for (let i = 0; i < 3 && page.url.includes('/interaction/'); i += 1) {
     const fields: Record<string, string> = page.html.includes('name="login"') ? { login: USER.username, password: USER.password } : {};
