@@ -42,6 +42,7 @@ import { consentOnlyIfNeeded, CONSENT_IF_NEEDED, offlineAccessPrompt } from './p
 import { rotateRefreshTokenAfterChecks } from './refresh-rotation.js';
 import { REQUIRE_MFA_PROPERTY, requireLevelOnRefresh, validateRequireMfa, withStepUp } from './patches/step-up.js';
 import { keepRequirements } from './patches/kept-requirements.js';
+import { withCurrentRegistration } from './patches/current-registration.js';
 import { openIdScopesOnly } from './patches/openid-scopes.js';
 import { ACR_VALUES } from '../accounts/assurance.js';
 import { emptyJsonRevocationAnswer } from './patches/revocation-response.js';
@@ -251,8 +252,12 @@ function accountsAndConsent({ config, accounts, consents, federated }: ProviderD
       ...(config.par.required && { require_pushed_authorization_requests: true }),
     },
     // offline_access with remembered consent needs no prompt=consent (patches/offline-access.ts);
-    // a session weaker than the request needs signs in again (patches/step-up.ts).
-    interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}`, policy: withStepUp(consentOnlyIfNeeded(), config.accounts.mfa.required) },
+    // a session weaker than the request needs signs in again (patches/step-up.ts); a request picked
+    // up again is held to its client's registration now (patches/current-registration.ts).
+    interactions: {
+      url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
+      policy: withCurrentRegistration(withStepUp(consentOnlyIfNeeded(), config.accounts.mfa.required), policy.scopes),
+    },
     // The levels a sign-in reaches (accounts/assurance.ts): advertised, and the ID token's acr.
     acrValues: [...ACR_VALUES],
     // `upstream`: send the person straight to that upstream provider (interactions/upstream.ts).
