@@ -42,7 +42,7 @@ import { consentOnlyIfNeeded, CONSENT_IF_NEEDED, offlineAccessPrompt } from './p
 import { rotateRefreshTokenAfterChecks } from './refresh-rotation.js';
 import { REQUIRE_MFA_PROPERTY, requireLevelOnRefresh, validateRequireMfa, withStepUp } from './patches/step-up.js';
 import { keepRequirements } from './patches/kept-requirements.js';
-import { withCurrentRegistration } from './patches/current-registration.js';
+import { boundCodesToCurrentRegistration, withCurrentRegistration } from './patches/current-registration.js';
 import { openIdScopesOnly } from './patches/openid-scopes.js';
 import { ACR_VALUES } from '../accounts/assurance.js';
 import { emptyJsonRevocationAnswer } from './patches/revocation-response.js';
@@ -440,6 +440,8 @@ function applyPatches(
   onlyIdTokensAsHints(provider);
   // Step-up holds at the token endpoint too: no refresh from a sign-in weaker than the client requires.
   requireLevelOnRefresh(provider, config.accounts.mfa.required);
+  // A code or device code redeemed after its client was narrowed gets only what the client may have now.
+  boundCodesToCurrentRegistration(provider);
   refuseHintsOfRevokedKeys(provider, revocations);
   // A token revoked with its grant goes after the grant's revocation: a failure between leaves it to present again.
   revokeGrantBeforeToken(provider);

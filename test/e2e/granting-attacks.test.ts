@@ -515,6 +515,38 @@ describe('attacks: Latchkey hands out no more than was granted (black box)', fun
     assert.equal(tokens.scope, 'openid offline_access', JSON.stringify(tokens));
   });
 
+  it('a code issued before an operator narrowed its client gets only what the client may have now: none for a redirect URI removed meanwhile, no scope or refresh token taken away (RFC 6749 §4.1.3, §5.2, RFC 9700 §4.1)', async () => {
+    const LOST = 'https://lost-code.example.test/callback';
+    const client = { id: 'coded', secret: APP.secret };
+    const wide = { client_secret: client.secret, redirect_uris: [REDIRECT, LOST], grant_types: ['authorization_code', 'refresh_token'], scope: 'openid offline_access email profile' };
+    await operator('POST', '', { client_id: client.id, ...wide });
+    const coded = await oidc.discovery(new URL(server.issuer), client.id, client.secret, oidc.ClientSecretBasic(client.secret), { execute: [oidc.allowInsecureRequests] });
+    const agent = new Agent();
+    const codeAt = async (redirectUri: string) => {
+      const { page, verifier } = await startAuthorization(agent, coded, redirectUri, { scope: 'openid offline_access email profile', prompt: 'consent' });
+      const back = new URL((await signInSteps(agent, page, { username: 'pat', password: PASSWORD, stopAt: redirectUri })).url);
+      assert.ok(back.searchParams.get('code'), back.href);
+      return (extra: Record<string, string> = {}) => token(client, { grant_type: 'authorization_code', code: back.searchParams.get('code')!, redirect_uri: redirectUri, code_verifier: verifier, ...extra });
+    };
+
+    // Codes waiting to be redeemed while the operator removes a redirect URI, then email, profile and offline access.
+    const atLost = await codeAt(LOST);
+    const atKept = await codeAt(REDIRECT);
+    await operator('PUT', `/${client.id}`, { ...wide, redirect_uris: [REDIRECT] });
+    const lost = await atLost();
+    assert.equal(lost.status, 400, `the code sent to the removed redirect URI gets no tokens: ${JSON.stringify(lost.body)}`);
+    assert.equal(lost.body.error, 'invalid_grant');
+    await operator('PUT', `/${client.id}`, { ...wide, redirect_uris: [REDIRECT], grant_types: ['authorization_code'], scope: 'openid' });
+    const narrowed = await atKept();
+    assert.equal(narrowed.status, 200, JSON.stringify(narrowed.body));
+    assert.equal(narrowed.body.scope, 'openid', 'the answer says what is left');
+    assert.equal(narrowed.body.refresh_token, undefined, 'no refresh token');
+    const idToken = decodeJwt(narrowed.body.id_token!);
+    assert.equal(idToken.email, undefined);
+    const introspected = (await (await fetch(`${server.url}/token/introspection`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(client) }, body: new URLSearchParams({ token: narrowed.body.access_token! }) })).json()) as Record<string, unknown>;
+    assert.equal(introspected.scope, 'openid', `introspection: ${JSON.stringify(introspected)}`);
+  });
+
   it('a remembered consent covers what was asked, no more: prompt=none asking more scopes, an API\'s scope or more claims gets consent_required, offline_access is dropped; the code gets no API it was not asked for and no wider scope; an API\'s token is refused at userinfo and introspects without the person\'s claims (OIDC Core §3.1.2.6, §11, RFC 8707 §2.2)', async () => {
     // Someone who consented to this app's openid and email only.
     await server.accounts.create('quinn', PASSWORD, { email: 'quinn@example.test', name: 'Quinn' });
