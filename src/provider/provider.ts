@@ -40,7 +40,7 @@ import { postAsGet } from './post-methods.js';
 import { accountClaims, ID_TOKEN_CLAIMS_PROPERTY, SCOPE_CLAIMS, validateIdTokenClaimsSetting } from './id-token-claims.js';
 import { consentOnlyIfNeeded, CONSENT_IF_NEEDED, offlineAccessPrompt } from './patches/offline-access.js';
 import { rotateRefreshTokenAfterChecks } from './refresh-rotation.js';
-import { REQUIRE_MFA_PROPERTY, requireLevelOnRefresh, validateRequireMfa, withStepUp } from './patches/step-up.js';
+import { REQUIRE_MFA_PROPERTY, requireLevelAtTokenEndpoint, validateRequireMfa, withStepUp } from './patches/step-up.js';
 import { keepRequirements } from './patches/kept-requirements.js';
 import { boundCodesToCurrentRegistration, withCurrentRegistration } from './patches/current-registration.js';
 import { openIdScopesOnly } from './patches/openid-scopes.js';
@@ -438,8 +438,8 @@ function applyPatches(
   layers.push(pacedDevicePolling(provider, new DevicePolling(kv, config.deviceFlow.pollInterval, config.ttl.deviceCode + CLOCK_TOLERANCE)));
   layers.push(userCodeEntry(provider, new UserCodeThrottle(kv, config.deviceFlow)));
   onlyIdTokensAsHints(provider);
-  // Step-up holds at the token endpoint too: no refresh from a sign-in weaker than the client requires.
-  requireLevelOnRefresh(provider, config.accounts.mfa.required);
+  // Step-up holds at the token endpoint too: no refresh, code or device code from a sign-in weaker than the client requires.
+  requireLevelAtTokenEndpoint(provider, config.accounts.mfa.required);
   // A code or device code redeemed after its client was narrowed gets only what the client may have now.
   boundCodesToCurrentRegistration(provider);
   refuseHintsOfRevokedKeys(provider, revocations);
