@@ -486,6 +486,15 @@ describe('attacks: Latchkey hands out no more than was granted (black box)', fun
     assert.equal(answer.searchParams.get('error'), 'invalid_scope', narrowed.url);
     assert.equal(answer.searchParams.get('code'), null);
 
+    // Pushed authorization requests required since the sign-in began (RFC 9126 §6): the front-channel request stops.
+    await operator('PUT', '/held', { client_secret: APP.secret, redirect_uris: [REDIRECT], ...wide });
+    const front = await begin(REDIRECT);
+    await operator('PUT', '/held', { client_secret: APP.secret, redirect_uris: [REDIRECT], grant_types: wide.grant_types, scope: 'openid email profile', require_pushed_authorization_requests: true });
+    const unpushed = new URL((await signInSteps(front.agent, front.page, { username: 'pat', password: PASSWORD, stopAt: REDIRECT })).url);
+    assert.equal(unpushed.searchParams.get('error'), 'invalid_request', unpushed.href);
+    assert.equal(unpushed.searchParams.get('code'), null);
+    await operator('PUT', '/held', { client_secret: APP.secret, redirect_uris: [REDIRECT], grant_types: wide.grant_types, scope: 'openid offline_access' });
+
     // A device code asked for email and profile, approved after the operator took them away.
     const DEVICE = 'urn:ietf:params:oauth:grant-type:device_code';
     const tv = { application_type: 'native', token_endpoint_auth_method: 'none', redirect_uris: [], response_types: [], grant_types: [DEVICE, 'refresh_token'] };

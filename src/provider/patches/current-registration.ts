@@ -15,7 +15,8 @@
  * - withCurrentRegistration adds a check to the login prompt (the first of the policy, so before
  *   any consent is shown again) that, on those routes, checks them again: a redirect URI no longer
  *   registered is invalid_redirect_uri on our error page (never a redirect there); a response type
- *   or the device grant no longer registered is unauthorized_client; an OpenID scope no longer in
+ *   or the device grant no longer registered is unauthorized_client; a request not pushed, of a
+ *   client that must push them now, is invalid_request; an OpenID scope no longer in
  *   its `scope` metadata is invalid_scope, as the authorization endpoint answers them (for a device
  *   code, the polling device gets the error).
  * - boundCodesToCurrentRegistration wraps AuthorizationCode.find and DeviceCode.find on the token
@@ -39,6 +40,7 @@ export function scopesBeyond(client: { readonly scope?: string } | undefined, sc
 
 interface RegisteredClient {
   readonly scope?: string;
+  readonly requirePushedAuthorizationRequests?: boolean;
   redirectUriAllowed(uri: string): boolean;
   responseTypeAllowed(type: string): boolean;
   grantTypeAllowed(type: string): boolean;
@@ -62,6 +64,10 @@ export function withCurrentRegistration(policy: interactionPolicy.DefaultPolicy,
         if (typeof params.redirect_uri === 'string' && !client.redirectUriAllowed(params.redirect_uri)) throw new errors.InvalidRedirectUri();
         if (typeof params.response_type === 'string' && !client.responseTypeAllowed(params.response_type)) {
           throw new errors.UnauthorizedClient('requested response_type is not allowed for this client');
+        }
+        // Pushed requests required since (RFC 9126 §6): a request sent through the front channel stops here.
+        if (client.requirePushedAuthorizationRequests && !(ctx.oidc.entities.Interaction as { parJti?: string } | undefined)?.parJti) {
+          throw new errors.InvalidRequest('Pushed Authorization Request must be used');
         }
       } else if (!client.grantTypeAllowed(DEVICE_CODE_GRANT)) {
         throw new errors.UnauthorizedClient(`${DEVICE_CODE_GRANT} is not allowed for this client`);
