@@ -23,7 +23,8 @@
  *   endpoint: a code whose redirect URI is no longer registered is invalid_grant; a code's scopes
  *   outside the client's `scope` metadata are dropped (the answer's `scope` says what is left, as
  *   for a refresh: refresh-rotation.ts), and a code with none left is invalid_grant.
- * Pinned by test/e2e/granting-attacks.test.ts ("a request begun before an operator narrowed …").
+ * Pinned by test/e2e/granting-attacks.test.ts ("a request begun before an operator narrowed …",
+ * "a code issued before an operator narrowed …") and test/unit/provider-patches.test.ts.
  */
 import { errors, interactionPolicy, Provider, type KoaContextWithOIDC } from 'oidc-provider';
 import { DEVICE_CODE_GRANT } from '../../registration/policy.js';
