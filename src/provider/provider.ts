@@ -42,8 +42,9 @@ import { postAsGet } from './post-methods.js';
 import { accountClaims, ID_TOKEN_CLAIMS_PROPERTY, SCOPE_CLAIMS, validateIdTokenClaimsSetting } from './id-token-claims.js';
 import { consentOnlyIfNeeded, CONSENT_IF_NEEDED, offlineAccessPrompt } from './patches/offline-access.js';
 import { rotateRefreshTokenAfterChecks } from './refresh-rotation.js';
-import { REQUIRE_MFA_PROPERTY, requireLevelOnRefresh, validateRequireMfa, withStepUp } from './patches/step-up.js';
+import { REQUIRE_MFA_PROPERTY, requireLevelAtTokenEndpoint, validateRequireMfa, withStepUp } from './patches/step-up.js';
 import { keepRequirements } from './patches/kept-requirements.js';
+import { boundCodesToCurrentRegistration, withCurrentRegistration } from './patches/current-registration.js';
 import { openIdScopesOnly } from './patches/openid-scopes.js';
 import { ACR_VALUES } from '../accounts/assurance.js';
 import { emptyJsonRevocationAnswer } from './patches/revocation-response.js';
@@ -255,8 +256,12 @@ function accountsAndConsent({ config, accounts, consents, federated }: ProviderD
       ...(config.par.required && { require_pushed_authorization_requests: true }),
     },
     // offline_access with remembered consent needs no prompt=consent (patches/offline-access.ts);
-    // a session weaker than the request needs signs in again (patches/step-up.ts).
-    interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}`, policy: withStepUp(consentOnlyIfNeeded(), config.accounts.mfa.required) },
+    // a session weaker than the request needs signs in again (patches/step-up.ts); a request picked
+    // up again is held to its client's registration now (patches/current-registration.ts).
+    interactions: {
+      url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
+      policy: withCurrentRegistration(withStepUp(consentOnlyIfNeeded(), config.accounts.mfa.required), policy.scopes),
+    },
     // The levels a sign-in reaches (accounts/assurance.ts): advertised, and the ID token's acr.
     acrValues: [...ACR_VALUES],
     // `upstream`: send the person straight to that upstream provider (interactions/upstream.ts).
@@ -439,8 +444,10 @@ function applyPatches(
   layers.push(pacedDevicePolling(provider, new DevicePolling(kv, config.deviceFlow.pollInterval, config.ttl.deviceCode + CLOCK_TOLERANCE)));
   layers.push(userCodeEntry(provider, new UserCodeThrottle(kv, config.deviceFlow)));
   onlyIdTokensAsHints(provider);
-  // Step-up holds at the token endpoint too: no refresh from a sign-in weaker than the client requires.
-  requireLevelOnRefresh(provider, config.accounts.mfa.required);
+  // Step-up holds at the token endpoint too: no refresh, code or device code from a sign-in weaker than the client requires.
+  requireLevelAtTokenEndpoint(provider, config.accounts.mfa.required);
+  // A code or device code redeemed after its client was narrowed gets only what the client may have now.
+  boundCodesToCurrentRegistration(provider);
   refuseHintsOfRevokedKeys(provider, revocations);
   // A token revoked with its grant goes after the grant's revocation: a failure between leaves it to present again.
   revokeGrantBeforeToken(provider);

@@ -20,6 +20,7 @@
  */
 import { errors, type KoaContextWithOIDC } from 'oidc-provider';
 import { grantedAt, nothingGrantedAt } from './resource-servers.js';
+import { scopesBeyond } from './patches/current-registration.js';
 
 interface RefreshTokenWithResources {
   readonly resourceIndicators?: Set<string>;
@@ -49,17 +50,15 @@ function resourceOfRefresh(ctx: KoaContextWithOIDC, token: RefreshTokenWithResou
  * token is spent, and before the resource check (which depends on the scopes asked).
  */
 export function boundRefreshToClientScope(ctx: KoaContextWithOIDC): void {
-  const registered = ctx.oidc.client?.scope;
   const token = ctx.oidc.entities.RefreshToken as RefreshTokenWithResources | undefined;
-  if (!registered || !token?.scopes) return;
-  const allowed = new Set(registered.split(' '));
+  if (!token?.scopes) return;
   const asked = ctx.oidc.params?.scope ? [...ctx.oidc.requestParamScopes] : [...token.scopes];
-  const beyond = asked.filter((scope) => !allowed.has(scope));
+  const beyond = scopesBeyond(ctx.oidc.client, asked);
   if (!beyond.length) return;
   if (ctx.oidc.params?.scope || beyond.length === asked.length) {
     throw new errors.InvalidScope(`this client may no longer request ${beyond.join(' ')}`, beyond.join(' '));
   }
-  ctx.oidc.params!.scope = asked.filter((scope) => allowed.has(scope)).join(' ');
+  ctx.oidc.params!.scope = asked.filter((scope) => !beyond.includes(scope)).join(' ');
 }
 
 /**

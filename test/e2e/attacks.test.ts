@@ -205,6 +205,47 @@ describe('attacks: second factor, step-up and the new endpoints (black box)', fu
     });
   });
 
+  it('step-up downgrade by a code or a device code: one from a password-only sign-in, redeemed after its client came to require MFA, gets no tokens (OIDC Core §3.1.2.1, RFC 8628 §3.5, RFC 6749 §5.2 invalid_grant)', async () => {
+    const web = { token_endpoint_auth_method: 'none', redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'] };
+    const tv = { application_type: 'native', token_endpoint_auth_method: 'none', redirect_uris: [], response_types: [], grant_types: [DEVICE_GRANT, 'refresh_token'] };
+    for (const [id, metadata] of [['soon-strict', web], ['soon-strict-tv', tv]] as const) {
+      const created = await admin('/clients', { method: 'POST', body: JSON.stringify({ client_id: id, ...metadata }) });
+      assert.equal(created.status, 201, await created.clone().text());
+    }
+    configs['soon-strict'] = await discover('soon-strict');
+    const agent = new Agent();
+    const codes = [];
+    for (let i = 0; i < 2; i += 1) {
+      const { page, verifier } = await authorize(agent, 'soon-strict', { scope: 'openid offline_access', prompt: 'consent' });
+      let back = await signInSteps(agent, page, { username: 'bob', password: PASSWORD, stopAt: REDIRECT });
+      if (isConsent(back)) back = await agent.submit(back, '/confirm', {}, REDIRECT);
+      assert.ok(back.url.startsWith(REDIRECT), back.url);
+      codes.push({ callback: new URL(back.url), verifier });
+    }
+    const form = (params: Record<string, string>) => ({ method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ client_id: 'soon-strict-tv', ...params }) });
+    const started = (await (await fetch(`${server.url}/device/auth`, form({ scope: 'openid offline_access' }))).json()) as Record<string, string>;
+    const confirm = await agent.submit(await agent.follow(`${server.issuer}/device`), '/device', { user_code: started.user_code! });
+    const approved = await signInSteps(agent, await agent.submit(confirm, '/device', { confirm: 'yes' }), { username: 'bob', password: PASSWORD });
+    assert.match(approved.html, /Device connected/);
+    // While the client does not require MFA, a password-only code gets tokens.
+    const first = await oidc.authorizationCodeGrant(configs['soon-strict']!, codes[0]!.callback, { pkceCodeVerifier: codes[0]!.verifier });
+    assert.equal(first.claims()?.acr, 'pwd');
+
+    for (const [id, metadata] of [['soon-strict', web], ['soon-strict-tv', tv]] as const) {
+      const updated = await admin(`/clients/${id}`, { method: 'PUT', body: JSON.stringify({ ...metadata, require_mfa: true }) });
+      assert.equal(updated.status, 200, await updated.clone().text());
+    }
+    configs['soon-strict'] = await discover('soon-strict');
+    await assert.rejects(oidc.authorizationCodeGrant(configs['soon-strict']!, codes[1]!.callback, { pkceCodeVerifier: codes[1]!.verifier }), (error: oidc.ResponseBodyError) => {
+      assert.equal(error.error, 'invalid_grant', String(error));
+      return true;
+    });
+    const polled = await fetch(`${server.url}/token`, form({ grant_type: DEVICE_GRANT, device_code: started.device_code! }));
+    const body = (await polled.json()) as Record<string, string>;
+    assert.equal(polled.status, 400, `the device gets no tokens: ${JSON.stringify(body)}`);
+    assert.equal(body.error, 'invalid_grant');
+  });
+
   it('acr asked as an essential claim (claims parameter) is required like acr_values: a password-only person is not signed in at pwd, the app gets unmet_authentication_requirements (OIDC Core §5.5.1.1)', async () => {
     const agent = new Agent();
     const claims = JSON.stringify({ id_token: { acr: { essential: true, value: 'mfa' } } });

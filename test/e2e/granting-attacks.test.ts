@@ -451,6 +451,111 @@ describe('attacks: Latchkey hands out no more than was granted (black box)', fun
     assert.ok(userinfo.sub);
   });
 
+  /** The admin API's clients, as an operator calls it. */
+  const operator = async (method: string, path: string, metadata: Record<string, unknown>) => {
+    const ops = (await token(OPS, { grant_type: 'client_credentials', resource: `${server.issuer}/admin`, scope: 'admin' })).body.access_token!;
+    const response = await fetch(`${server.url}/admin/clients${path}`, { method, headers: { 'content-type': 'application/json', authorization: `Bearer ${ops}` }, body: JSON.stringify(metadata) });
+    assert.ok(response.ok, `${method} /admin/clients${path}: ${response.status} ${await response.clone().text()}`);
+  };
+
+  it('a request begun before an operator narrowed its client is held to the client as it is now: no code to a redirect URI removed meanwhile, no scope taken away granted at the resume after sign-in or at a device\'s approval (RFC 6749 §3.1.2.4, RFC 9700 §4.1, RFC 8628 §3.3)', async () => {
+    const LOST = 'https://lost.example.test/callback';
+    const wide = { grant_types: ['authorization_code', 'refresh_token'], scope: 'openid offline_access email profile' };
+    await operator('POST', '', { client_id: 'held', client_secret: APP.secret, redirect_uris: [REDIRECT, LOST], ...wide });
+    const held = await oidc.discovery(new URL(server.issuer), 'held', APP.secret, oidc.ClientSecretBasic(APP.secret), { execute: [oidc.allowInsecureRequests] });
+    const begin = async (redirectUri: string) => {
+      const agent = new Agent();
+      const { page } = await startAuthorization(agent, held, redirectUri, { scope: 'openid email profile', prompt: 'consent' });
+      assert.ok(isLogin(page), `${page.status} ${page.url}`);
+      return { agent, page };
+    };
+
+    // Sign-ins waiting at the login page while the operator removes a redirect URI (its domain lost), then email and profile.
+    const atLost = await begin(LOST);
+    const atKept = await begin(REDIRECT);
+    await operator('PUT', '/held', { client_secret: APP.secret, redirect_uris: [REDIRECT], ...wide });
+    const lost = await signInSteps(atLost.agent, atLost.page, { username: 'pat', password: PASSWORD, stopAt: 'https://' });
+    assert.ok(!lost.url.startsWith('https://'), `nothing is sent to the removed redirect URI: ${lost.url}`);
+    assert.equal(lost.status, 400);
+    assert.match(lost.html, /invalid_redirect_uri|redirect_uri/);
+    await operator('PUT', '/held', { client_secret: APP.secret, redirect_uris: [REDIRECT], grant_types: wide.grant_types, scope: 'openid offline_access' });
+    const narrowed = await signInSteps(atKept.agent, atKept.page, { username: 'pat', password: PASSWORD, consent: 'stop', stopAt: REDIRECT });
+    assert.ok(!isConsent(narrowed), 'the person is not asked for what the client may no longer have');
+    const answer = new URL(narrowed.url);
+    assert.ok(narrowed.url.startsWith(REDIRECT), narrowed.url);
+    assert.equal(answer.searchParams.get('error'), 'invalid_scope', narrowed.url);
+    assert.equal(answer.searchParams.get('code'), null);
+
+    // Pushed authorization requests required since the sign-in began (RFC 9126 §6): the front-channel request stops.
+    await operator('PUT', '/held', { client_secret: APP.secret, redirect_uris: [REDIRECT], ...wide });
+    const front = await begin(REDIRECT);
+    await operator('PUT', '/held', { client_secret: APP.secret, redirect_uris: [REDIRECT], grant_types: wide.grant_types, scope: 'openid email profile', require_pushed_authorization_requests: true });
+    const unpushed = new URL((await signInSteps(front.agent, front.page, { username: 'pat', password: PASSWORD, stopAt: REDIRECT })).url);
+    assert.equal(unpushed.searchParams.get('error'), 'invalid_request', unpushed.href);
+    assert.equal(unpushed.searchParams.get('code'), null);
+    await operator('PUT', '/held', { client_secret: APP.secret, redirect_uris: [REDIRECT], grant_types: wide.grant_types, scope: 'openid offline_access' });
+
+    // A device code asked for email and profile, approved after the operator took them away.
+    const DEVICE = 'urn:ietf:params:oauth:grant-type:device_code';
+    const tv = { application_type: 'native', token_endpoint_auth_method: 'none', redirect_uris: [], response_types: [], grant_types: [DEVICE, 'refresh_token'] };
+    await operator('POST', '', { client_id: 'held-tv', ...tv, scope: wide.scope });
+    const form = (params: Record<string, string>) => ({ method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ client_id: 'held-tv', ...params }) });
+    const started = (await (await fetch(`${server.url}/device/auth`, form({ scope: 'openid offline_access email profile' }))).json()) as Record<string, string>;
+    await operator('PUT', '/held-tv', { ...tv, scope: 'openid offline_access' });
+    const agent = new Agent();
+    const confirm = await agent.submit(await agent.follow(`${server.issuer}/device`), '/device', { user_code: started.user_code! });
+    const approved = await signInSteps(agent, await agent.submit(confirm, '/device', { confirm: 'yes' }), { username: 'pat', password: PASSWORD, consent: 'stop' });
+    assert.ok(!isConsent(approved), 'the person is not asked for what the device may no longer have');
+    const polled = await fetch(`${server.url}/token`, form({ grant_type: DEVICE, device_code: started.device_code! }));
+    const body = (await polled.json()) as Record<string, string>;
+    assert.equal(polled.status, 400, `the device gets no tokens: ${JSON.stringify(body)}`);
+    assert.equal(body.error, 'invalid_scope');
+
+    // The honest requests next to them, begun after the change: what the client may still have.
+    const again = await startAuthorization(atKept.agent, held, REDIRECT, { scope: 'openid offline_access', prompt: 'consent' });
+    const code = new URL((await signInSteps(atKept.agent, again.page, { username: 'pat', password: PASSWORD, stopAt: REDIRECT })).url).searchParams.get('code');
+    assert.ok(code, 'a code for what is left');
+    const issued = await token({ id: 'held', secret: APP.secret }, { grant_type: 'authorization_code', code, redirect_uri: REDIRECT, code_verifier: again.verifier });
+    assert.equal(issued.body.scope, 'openid offline_access', JSON.stringify(issued.body));
+    const device = (await (await fetch(`${server.url}/device/auth`, form({ scope: 'openid offline_access' }))).json()) as Record<string, string>;
+    const entered = await agent.submit(await agent.follow(`${server.issuer}/device`), '/device', { user_code: device.user_code! });
+    await signInSteps(agent, await agent.submit(entered, '/device', { confirm: 'yes' }), { username: 'pat', password: PASSWORD });
+    const tokens = (await (await fetch(`${server.url}/token`, form({ grant_type: DEVICE, device_code: device.device_code! }))).json()) as Record<string, string>;
+    assert.equal(tokens.scope, 'openid offline_access', JSON.stringify(tokens));
+  });
+
+  it('a code issued before an operator narrowed its client gets only what the client may have now: none for a redirect URI removed meanwhile, no scope or refresh token taken away (RFC 6749 §4.1.3, §5.2, RFC 9700 §4.1)', async () => {
+    const LOST = 'https://lost-code.example.test/callback';
+    const client = { id: 'coded', secret: APP.secret };
+    const wide = { client_secret: client.secret, redirect_uris: [REDIRECT, LOST], grant_types: ['authorization_code', 'refresh_token'], scope: 'openid offline_access email profile' };
+    await operator('POST', '', { client_id: client.id, ...wide });
+    const coded = await oidc.discovery(new URL(server.issuer), client.id, client.secret, oidc.ClientSecretBasic(client.secret), { execute: [oidc.allowInsecureRequests] });
+    const agent = new Agent();
+    const codeAt = async (redirectUri: string) => {
+      const { page, verifier } = await startAuthorization(agent, coded, redirectUri, { scope: 'openid offline_access email profile', prompt: 'consent' });
+      const back = new URL((await signInSteps(agent, page, { username: 'pat', password: PASSWORD, stopAt: redirectUri })).url);
+      assert.ok(back.searchParams.get('code'), back.href);
+      return (extra: Record<string, string> = {}) => token(client, { grant_type: 'authorization_code', code: back.searchParams.get('code')!, redirect_uri: redirectUri, code_verifier: verifier, ...extra });
+    };
+
+    // Codes waiting to be redeemed while the operator removes a redirect URI, then email, profile and offline access.
+    const atLost = await codeAt(LOST);
+    const atKept = await codeAt(REDIRECT);
+    await operator('PUT', `/${client.id}`, { ...wide, redirect_uris: [REDIRECT] });
+    const lost = await atLost();
+    assert.equal(lost.status, 400, `the code sent to the removed redirect URI gets no tokens: ${JSON.stringify(lost.body)}`);
+    assert.equal(lost.body.error, 'invalid_grant');
+    await operator('PUT', `/${client.id}`, { ...wide, redirect_uris: [REDIRECT], grant_types: ['authorization_code'], scope: 'openid' });
+    const narrowed = await atKept();
+    assert.equal(narrowed.status, 200, JSON.stringify(narrowed.body));
+    assert.equal(narrowed.body.scope, 'openid', 'the answer says what is left');
+    assert.equal(narrowed.body.refresh_token, undefined, 'no refresh token');
+    const idToken = decodeJwt(narrowed.body.id_token!);
+    assert.equal(idToken.email, undefined);
+    const introspected = (await (await fetch(`${server.url}/token/introspection`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(client) }, body: new URLSearchParams({ token: narrowed.body.access_token! }) })).json()) as Record<string, unknown>;
+    assert.equal(introspected.scope, 'openid', `introspection: ${JSON.stringify(introspected)}`);
+  });
+
   it('a remembered consent covers what was asked, no more: prompt=none asking more scopes, an API\'s scope or more claims gets consent_required, offline_access is dropped; the code gets no API it was not asked for and no wider scope; an API\'s token is refused at userinfo and introspects without the person\'s claims (OIDC Core §3.1.2.6, §11, RFC 8707 §2.2)', async () => {
     // Someone who consented to this app's openid and email only.
     await server.accounts.create('quinn', PASSWORD, { email: 'quinn@example.test', name: 'Quinn' });

@@ -126,6 +126,18 @@ describe('patches on oidc-provider internals (src/provider/patches/)', () => {
     assert.match(source('actions/authorization/resume.js'), /accountId, loginTs, amr, acr, transient: !remember,/);
   });
 
+  it('current-registration.ts: resume and the device routes skip the client checks of a new request, run the policy, and the code grants find their codes through find() after client authentication', () => {
+    const stack = source('actions/authorization/index.js');
+    for (const check of ['checkScope', 'checkRedirectUri', 'checkResponseType']) assert.doesNotMatch(stack, new RegExp(`use\\(${check},[^\\n]*\\bR\\b`), check);
+    assert.match(stack, /use\(interactions,\s+A,\s+R, CV, DR\s+\);/);
+    assert.match(source('actions/authorization/resume.js'), /ctx\.oidc\.redirectUriCheckPerformed = true;/);
+    assert.match(source('actions/authorization/interactions.js'), /for \(const \{ name, checks, details: promptDetails \} of policy\)/);
+    assert.match(source('helpers/grant_source.js'), /const source = await Model\.find\(value, \{ ignoreExpiration: true \}\);/);
+    for (const grant of ['authorization_code', 'device_code']) assert.match(source(`actions/grants/${grant}.js`), /await findGrantSource\(/);
+    assert.match(source('actions/grants/authorization_code.js'), /if \(code\.redirectUri !== ctx\.oidc\.params\.redirect_uri\)/);
+    assert.match(source('helpers/grant_common.js'), /scope: source\.scope,/);
+  });
+
   it('step-up.ts: the refresh_token grant finds its token through RefreshToken.find, after client authentication, and keeps its acr', () => {
     assert.equal(typeof (provider.RefreshToken as unknown as Record<string, unknown>).find, 'function');
     assert.match(source('actions/grants/refresh_token.js'), /const \{ client \} = ctx\.oidc;[\s\S]*await RefreshToken\.find\(refreshTokenValue, \{ ignoreExpiration: true \}\)/);

@@ -11,8 +11,9 @@
  * gets login_required, as for any other reason to log in.
  *
  * A refresh token keeps the `acr` of the sign-in it came from (OIDC Core §12.2), and the engine
- * renews it whatever the client requires now. requireLevelOnRefresh wraps provider.RefreshToken.find:
- * on the token endpoint, a refresh token of the authenticated client whose `acr` is below what that
+ * renews it whatever the client requires now; so does a code or an approved device code redeemed
+ * later. requireLevelAtTokenEndpoint wraps the find() of RefreshToken, AuthorizationCode and
+ * DeviceCode: on the token endpoint, one of the authenticated client whose `acr` is below what that
  * client requires (require_mfa set after it was issued, or accounts.mfa.required turned on) is
  * invalid_grant (RFC 6749 §5.2), so the app sends the person to sign in again with the stronger factor.
  */
@@ -85,17 +86,22 @@ export function withStepUp(policy: interactionPolicy.DefaultPolicy, mfaEverywher
   return policy;
 }
 
-/** Refresh tokens from a sign-in weaker than their client now requires are refused (see above). */
-export function requireLevelOnRefresh(provider: Provider, mfaEverywhere: boolean): void {
-  const RefreshToken = provider.RefreshToken as unknown as { find(value: string, ...rest: unknown[]): Promise<{ clientId?: string; acr?: string } | undefined> };
-  const find = RefreshToken.find.bind(RefreshToken);
-  RefreshToken.find = async (value: string, ...rest: unknown[]) => {
-    const token = await find(value, ...rest);
-    const ctx = Provider.ctx;
-    const client = ctx?.oidc?.client as unknown as ClientLike;
-    if (token && ctx?.oidc?.route === 'token' && client && token.clientId === client.clientId && !satisfies(token.acr, requiredAcrFor(client, {}, mfaEverywhere))) {
-      throw new errors.InvalidGrant('the client requires a stronger sign-in than this refresh token was issued for');
-    }
-    return token;
-  };
+type Finder = { find(value: string, ...rest: unknown[]): Promise<{ clientId?: string; acr?: string; accountId?: string; consumed?: unknown } | undefined> };
+
+/** Refresh tokens, codes and device codes from a sign-in weaker than their client now requires are refused (see above). */
+export function requireLevelAtTokenEndpoint(provider: Provider, mfaEverywhere: boolean): void {
+  for (const Model of [provider.RefreshToken, provider.AuthorizationCode, provider.DeviceCode] as unknown as Finder[]) {
+    const find = Model.find.bind(Model);
+    Model.find = async (value: string, ...rest: unknown[]) => {
+      const token = await find(value, ...rest);
+      const ctx = Provider.ctx;
+      const client = ctx?.oidc?.client as unknown as ClientLike;
+      // A device code not yet approved has no sign-in to weigh (its polling goes on); one presented
+      // again is the engine's to refuse (it revokes what it got).
+      if (token?.accountId && !token.consumed && ctx?.oidc?.route === 'token' && client && token.clientId === client.clientId && !satisfies(token.acr, requiredAcrFor(client, {}, mfaEverywhere))) {
+        throw new errors.InvalidGrant('the client requires a stronger sign-in than this grant was issued for');
+      }
+      return token;
+    };
+  }
 }

@@ -1,0 +1,113 @@
+/**
+ * A request that began before an operator or developer narrowed its client is held to the client's
+ * registration as it is now when the engine picks it up again (RFC 6749 §3.1.2.4, §4.1.3, §5.2;
+ * RFC 9700 §2.1, §4.1: a client gets nothing it may no longer have, and no code goes to a redirect
+ * URI it no longer has).
+ *
+ * oidc-provider checks the redirect URI, response type, grant type and scope against the client
+ * when an authorization or device authorization request arrives, and never again: the resumed
+ * request after sign-in and consent (resume, `ctx.oidc.redirectUriCheckPerformed`), the person's
+ * approval of a device code (code_verification, device_resume), and the redemption of the code or
+ * device code at the token endpoint all take the request's values as checked. A redirect URI an
+ * operator removed (a domain lost, say) still got the code and the code still got tokens, and the
+ * consent page, the code and its tokens carried scopes taken away from the client meanwhile.
+ *
+ * - withCurrentRegistration adds a check to the login prompt (the first of the policy, so before
+ *   any consent is shown again) that, on those routes, checks them again: a redirect URI no longer
+ *   registered is invalid_redirect_uri on our error page (never a redirect there); a response type
+ *   or the device grant no longer registered is unauthorized_client; a request not pushed, of a
+ *   client that must push them now, is invalid_request; an OpenID scope no longer in
+ *   its `scope` metadata is invalid_scope, as the authorization endpoint answers them (for a device
+ *   code, the polling device gets the error).
+ * - boundCodesToCurrentRegistration wraps AuthorizationCode.find and DeviceCode.find on the token
+ *   endpoint: a code whose redirect URI is no longer registered is invalid_grant; a code's scopes
+ *   outside the client's `scope` metadata are dropped (the answer's `scope` says what is left, as
+ *   for a refresh: refresh-rotation.ts), and a code with none left is invalid_grant.
+ * Pinned by test/e2e/granting-attacks.test.ts ("a request begun before an operator narrowed …",
+ * "a code issued before an operator narrowed …") and test/unit/provider-patches.test.ts.
+ */
+import { errors, interactionPolicy, Provider, type KoaContextWithOIDC } from 'oidc-provider';
+import { DEVICE_CODE_GRANT } from '../../registration/policy.js';
+
+/** Routes where the engine goes on with a request whose client was checked earlier. */
+const PICKED_UP = new Set(['resume', 'device_resume', 'code_verification']);
+
+/** Of `scopes`, those outside the client's `scope` metadata (none when it registered no `scope`). */
+export function scopesBeyond(client: { readonly scope?: string } | undefined, scopes: Iterable<string>): string[] {
+  if (!client?.scope) return [];
+  const allowed = new Set(client.scope.split(' '));
+  return [...scopes].filter((scope) => !allowed.has(scope));
+}
+
+interface RegisteredClient {
+  readonly scope?: string;
+  readonly requirePushedAuthorizationRequests?: boolean;
+  redirectUriAllowed(uri: string): boolean;
+  responseTypeAllowed(type: string): boolean;
+  grantTypeAllowed(type: string): boolean;
+}
+
+/**
+ * `policy` with the check of a picked-up request against the client as registered now.
+ * `staticScopes`: the engine's `scopes` setting; as at the authorization endpoint, a runtime API's
+ * scope outside the client's metadata is not refused here (the API's token never carries it).
+ */
+export function withCurrentRegistration(policy: interactionPolicy.DefaultPolicy, staticScopes: readonly string[]): interactionPolicy.DefaultPolicy {
+  const login = policy.get('login');
+  if (!login) throw new Error('oidc-provider has no login prompt: review src/provider/patches/current-registration.ts');
+  const statics = new Set(staticScopes);
+  login.checks.add(
+    new interactionPolicy.Check('registration_changed', 'the client registration changed since the request began', 'invalid_request', (ctx: KoaContextWithOIDC) => {
+      const { route, params } = ctx.oidc;
+      const client = ctx.oidc.client as unknown as RegisteredClient | undefined;
+      if (!PICKED_UP.has(route) || !client || !params) return interactionPolicy.Check.NO_NEED_TO_PROMPT;
+      if (route === 'resume') {
+        if (typeof params.redirect_uri === 'string' && !client.redirectUriAllowed(params.redirect_uri)) throw new errors.InvalidRedirectUri();
+        if (typeof params.response_type === 'string' && !client.responseTypeAllowed(params.response_type)) {
+          throw new errors.UnauthorizedClient('requested response_type is not allowed for this client');
+        }
+        // Pushed requests required since (RFC 9126 §6): a request sent through the front channel stops here.
+        if (client.requirePushedAuthorizationRequests && !(ctx.oidc.entities.Interaction as { parJti?: string } | undefined)?.parJti) {
+          throw new errors.InvalidRequest('Pushed Authorization Request must be used');
+        }
+      } else if (!client.grantTypeAllowed(DEVICE_CODE_GRANT)) {
+        throw new errors.UnauthorizedClient(`${DEVICE_CODE_GRANT} is not allowed for this client`);
+      }
+      const asked = typeof params.scope === 'string' ? params.scope.split(' ').filter((scope) => statics.has(scope)) : [];
+      const beyond = scopesBeyond(client, asked);
+      if (beyond.length) throw new errors.InvalidScope('requested scope is not allowed', beyond.join(' '));
+      return interactionPolicy.Check.NO_NEED_TO_PROMPT;
+    }),
+  );
+  return policy;
+}
+
+interface GrantSource {
+  clientId?: string;
+  scope?: string;
+  redirectUri?: string;
+  readonly consumed?: unknown;
+}
+type Finder = { find(value: string, ...rest: unknown[]): Promise<GrantSource | undefined> };
+
+/** The token endpoint's codes and device codes, held to their client's registration now (see above). */
+export function boundCodesToCurrentRegistration(provider: Provider): void {
+  for (const Model of [provider.AuthorizationCode, provider.DeviceCode] as unknown as Finder[]) {
+    const find = Model.find.bind(Model);
+    Model.find = async (value: string, ...rest: unknown[]) => {
+      const code = await find(value, ...rest);
+      const ctx = Provider.ctx;
+      const client = ctx?.oidc?.client as unknown as RegisteredClient & { clientId: string } | undefined;
+      // A code presented again is the engine's to refuse (it revokes what the code got).
+      if (!code || code.consumed || ctx?.oidc?.route !== 'token' || !client || code.clientId !== client.clientId) return code;
+      if (code.redirectUri !== undefined && !client.redirectUriAllowed(code.redirectUri)) {
+        throw new errors.InvalidGrant('the redirect_uri this code was issued for is no longer registered for the client');
+      }
+      const scopes = code.scope?.split(' ').filter(Boolean) ?? [];
+      const beyond = new Set(scopesBeyond(client, scopes));
+      if (beyond.size === scopes.length && scopes.length) throw new errors.InvalidGrant('the client may no longer have any of the scopes this code was issued for');
+      if (beyond.size) code.scope = scopes.filter((scope) => !beyond.has(scope)).join(' ');
+      return code;
+    };
+  }
+}
