@@ -67,10 +67,10 @@ async function listed({ providers }: Interactions, interaction: Interaction): Pr
 }
 
 /**
- * Whether the client the sign-in began for still takes its redirect URI. The engine's resume checks
- * the client's id only: a client deleted and made again with the id (or its URI removed) meanwhile
- * would get its code at the URI of the one before. A client made again asks everyone's consent (its
- * consents went with the deleted one), so this step is where it is stopped.
+ * Whether the client the sign-in began for still takes its redirect URI. The resumed request is
+ * checked against the client as registered now (provider/patches/current-registration.ts); this
+ * step checks first, so that a consent given on the page of a client since deleted is neither shown
+ * nor remembered for a client made again with its id (which asks everyone's consent anew).
  */
 async function redirectStillAllowed({ providers }: Interactions, interaction: Interaction): Promise<boolean> {
   const client = await providers.current.Client.find(String(interaction.params.client_id));
