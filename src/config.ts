@@ -245,14 +245,19 @@ function valueAt(path: readonly PropertyKey[], tree: Tree): unknown {
   return value;
 }
 
-/** "; did you mean ttl.accessToken?" for a misspelt key: a setting beside it that differs by a letter or two, or by case. */
-function didYouMean(path: readonly PropertyKey[], defaults: Tree): string {
+/** The setting a misspelt key was probably meant to be: one beside it that differs by a letter or two, or by case. */
+function nearest(path: readonly PropertyKey[], defaults: Tree): string[] | undefined {
   const parent = valueAt(path.slice(0, -1), defaults);
   const typo = String(path.at(-1));
-  if (!isTree(parent)) return '';
+  if (!isTree(parent)) return undefined;
   const near = Object.keys(parent).find((key) => key.toLowerCase() === typo.toLowerCase() || editDistance(key, typo) <= 2);
-  const meant = [...path.slice(0, -1).map(String), near ?? ''];
-  return near ? `; did you mean ${label(meant)}?` : '';
+  return near === undefined ? undefined : [...path.slice(0, -1).map(String), near];
+}
+
+/** "; did you mean ttl.accessToken (TTL_ACCESS_TOKEN)?"; a group of settings (redis) has no env var to name. */
+function didYouMean(meant: readonly string[] | undefined, defaults: Tree): string {
+  if (!meant) return '';
+  return `; did you mean ${isTree(valueAt(meant, defaults)) ? meant.join('.') : label(meant)}?`;
 }
 
 function editDistance(a: string, b: string): number {
@@ -272,13 +277,19 @@ function expectedType(expected: string, missing: boolean): string {
   return words[expected] ?? `expected ${expected}`;
 }
 
-/** ", got <value>" for an error message, except for values that may hold secrets. */
-function given(path: readonly PropertyKey[], tree: Tree): string {
-  const name = path.map(String).join('.');
-  if (/^(clients|cookie|keys\.secrets)/i.test(name)) return ''; // (a misspelt one too: keys.Secrets)
+/**
+ * ", got <value>" for an error message, except for values that may hold secrets. `meant`: given for
+ * an unknown key, the setting it was probably meant to be (or []), whose secrecy it shares (keys.secret).
+ */
+function given(path: readonly PropertyKey[], tree: Tree, meant?: readonly string[]): string {
+  const names = [path, ...(meant ? [meant] : [])].map((each) => each.map(String).join('.'));
+  if (names.some((name) => /^(clients|cookie|keys\.secrets)/i.test(name))) return ''; // (a misspelt one too: keys.Secrets)
   let value = valueAt(path, tree);
   if (value === undefined) return '';
-  if (name.toLowerCase() === 'redis.url' && typeof value === 'string') value = value.replace(/\/\/[^/@]*@/, '//***@');
+  // An unknown key's mapping or list may hold anything (Redis: {url: …}, Keys: {secrets: […]}): not echoed.
+  if (meant !== undefined && typeof value === 'object' && value !== null) return '';
+  // A URL's credentials, whichever setting (or misspelt one) holds it.
+  if (typeof value === 'string') value = value.replace(/\/\/[^/@]*@/, '//***@');
   const text = JSON.stringify(value);
   return `, got ${text.length > 80 ? `${text.slice(0, 77)}...` : text}`;
 }
@@ -385,7 +396,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, dir = join(ROOT
     const path = issue.code === 'unrecognized_keys' ? [...issue.path, issue.keys[0]!] : issue.path;
     if (issue.code === 'unrecognized_keys') {
       // Only a file holds a key that is no setting (env vars are read by the settings' names), so no env var is named for it.
-      throw new ConfigError(`${path.map(String).join('.')}: unknown setting${given(path, tree)}${didYouMean(path, defaults)}`);
+      const meant = nearest(path, defaults);
+      throw new ConfigError(`${path.map(String).join('.')}: unknown setting${given(path, tree, meant ?? [])}${didYouMean(meant, defaults)}`);
     }
     const what =
       issue.code === 'invalid_type' ? expectedType(issue.expected, valueAt(path, tree) === undefined)

@@ -17,7 +17,7 @@
  */
 import type { Context, Middleware, Next } from 'koa';
 import { scoped } from '../http/layers.js';
-import type { Provider } from 'oidc-provider';
+import type { KoaContextWithOIDC, Provider } from 'oidc-provider';
 import type { ProviderInService } from '../provider-in-service.js';
 import type { Account, Accounts } from './accounts.js';
 import type { SessionCredential, SessionCredentials } from './session-credentials.js';
@@ -238,7 +238,10 @@ export class AccountSessions {
       await next();
       // The session as the engine left it (the same object: patches/session-loaded-once.ts).
       const session = found?.session;
-      if (!session?.accountId || typeof clientId !== 'string' || (session as { destroyed?: boolean }).destroyed) return;
+      // Only for a client the engine found: a client_id of any length and spelling would otherwise
+      // take a place (and its bytes) in the map.
+      const known = (ctx as unknown as KoaContextWithOIDC).oidc?.client?.clientId === clientId;
+      if (!session?.accountId || !known || (session as { destroyed?: boolean }).destroyed) return;
       if (key !== undefined) named.delete(key);
       if (named.size >= NAMED_SESSIONS) named.delete(named.keys().next().value!);
       named.set(`${session.jti} ${clientId}`, { sub: session.accountId, grantId: grantOf(session, clientId) });

@@ -175,6 +175,26 @@ describe('e2e: an SSO authorization request in two Redis round trips, its code r
     assert.notEqual((await storedSession(agent)).authorizations[WEB.id]!.grantId, grantId);
   });
 
+  it('what a session named is kept only for a registered client: a made-up client_id, sent again, reads nothing ahead', async () => {
+    const agent = await signedIn('alice');
+    // Each such request would otherwise keep its client_id (of any length) until 10,000 others pushed it out.
+    const madeUp = (i: number) => `no-such-client-${i}-${'x'.repeat(2000)}`;
+    const tripsOf = async (clientId: (i: number) => string) => {
+      const trips: number[] = [];
+      for (let i = 0; i < 4; i += 1) {
+        const before = await reads();
+        assert.equal((await authorize(agent, SAFARI, { client_id: clientId(i) })).status, 400);
+        await new Promise((done) => setTimeout(done, 20));
+        trips.push((await reads()) - before - 1);
+      }
+      return trips;
+    };
+    // Each time another one, then the same one again and again: the same round trips (the least of a few tries).
+    const fresh = await tripsOf(madeUp);
+    const again = await tripsOf(() => madeUp(99));
+    assert.ok(Math.min(...again) >= Math.min(...fresh), `round trips, another client_id each time: ${fresh.join(', ')}; the same again: ${again.join(', ')}`);
+  });
+
   /** A browser that signed in with a password, stopped before the resume: it and the resume's URL. */
   async function beforeResume(username: string): Promise<{ agent: Agent; resume: string }> {
     const agent = new Agent();

@@ -84,6 +84,15 @@ describe('configuration errors say the setting, the value given and what is expe
       assert.equal(message({ CONFIG_FILE: file }), 'keys.Secrets: unknown setting; did you mean keys.secrets (KEYS_SECRETS)?');
       writeFileSync(file, 'redis:\n  URL: redis://user:hunter2@127.0.0.1:6379\n');
       assert.equal(message({ CONFIG_FILE: file }), 'redis.URL: unknown setting, got "redis://***@127.0.0.1:6379"; did you mean redis.url (REDIS_URL)?');
+      // Nor inside a misspelt group, nor under a key a letter away from a secret's; a group has no env var to name.
+      writeFileSync(file, 'Redis:\n  url: redis://user:hunter2@127.0.0.1:6379\n');
+      assert.equal(message({ CONFIG_FILE: file }), 'Redis: unknown setting; did you mean redis?');
+      writeFileSync(file, 'Keys:\n  secrets: [a-secret-nobody-should-see]\n');
+      assert.equal(message({ CONFIG_FILE: file }), 'Keys: unknown setting; did you mean keys?');
+      writeFileSync(file, 'keys:\n  secret: a-secret-nobody-should-see\n');
+      assert.equal(message({ CONFIG_FILE: file }), 'keys.secret: unknown setting; did you mean keys.secrets (KEYS_SECRETS)?');
+      writeFileSync(file, 'redis:\n  uri: redis://user:hunter2@127.0.0.1:6379\n');
+      assert.equal(message({ CONFIG_FILE: file }), 'redis.uri: unknown setting, got "redis://***@127.0.0.1:6379"; did you mean redis.url (REDIS_URL)?');
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -28,6 +28,7 @@
  */
 import { errors, interactionPolicy, Provider, type KoaContextWithOIDC } from 'oidc-provider';
 import { DEVICE_CODE_GRANT } from '../../registration/policy.js';
+import { checkAtTokenEndpoint } from './token-endpoint-finds.js';
 
 /** Routes where the engine goes on with a request whose client was checked earlier. */
 const PICKED_UP = new Set(['resume', 'device_resume', 'code_verification']);
@@ -82,32 +83,15 @@ export function withCurrentRegistration(policy: interactionPolicy.DefaultPolicy,
   return policy;
 }
 
-interface GrantSource {
-  clientId?: string;
-  scope?: string;
-  redirectUri?: string;
-  readonly consumed?: unknown;
-}
-type Finder = { find(value: string, ...rest: unknown[]): Promise<GrantSource | undefined> };
-
 /** The token endpoint's codes and device codes, held to their client's registration now (see above). */
 export function boundCodesToCurrentRegistration(provider: Provider): void {
-  for (const Model of [provider.AuthorizationCode, provider.DeviceCode] as unknown as Finder[]) {
-    const find = Model.find.bind(Model);
-    Model.find = async (value: string, ...rest: unknown[]) => {
-      const code = await find(value, ...rest);
-      const ctx = Provider.ctx;
-      const client = ctx?.oidc?.client as unknown as RegisteredClient & { clientId: string } | undefined;
-      // A code presented again is the engine's to refuse (it revokes what the code got).
-      if (!code || code.consumed || ctx?.oidc?.route !== 'token' || !client || code.clientId !== client.clientId) return code;
-      if (code.redirectUri !== undefined && !client.redirectUriAllowed(code.redirectUri)) {
-        throw new errors.InvalidGrant('the redirect_uri this code was issued for is no longer registered for the client');
-      }
-      const scopes = code.scope?.split(' ').filter(Boolean) ?? [];
-      const beyond = new Set(scopesBeyond(client, scopes));
-      if (beyond.size === scopes.length && scopes.length) throw new errors.InvalidGrant('the client may no longer have any of the scopes this code was issued for');
-      if (beyond.size) code.scope = scopes.filter((scope) => !beyond.has(scope)).join(' ');
-      return code;
-    };
-  }
+  checkAtTokenEndpoint<RegisteredClient & { clientId: string }>([provider.AuthorizationCode, provider.DeviceCode], (code, client) => {
+    if (code.redirectUri !== undefined && !client.redirectUriAllowed(code.redirectUri)) {
+      throw new errors.InvalidGrant('the redirect_uri this code was issued for is no longer registered for the client');
+    }
+    const scopes = code.scope?.split(' ').filter(Boolean) ?? [];
+    const beyond = new Set(scopesBeyond(client, scopes));
+    if (beyond.size === scopes.length && scopes.length) throw new errors.InvalidGrant('the client may no longer have any of the scopes this code was issued for');
+    if (beyond.size) code.scope = scopes.filter((scope) => !beyond.has(scope)).join(' ');
+  });
 }

@@ -32,8 +32,8 @@
  */
 import type { Middleware } from 'koa';
 import { interactionPolicy, type KoaContextWithOIDC } from 'oidc-provider';
-import authorizationSteps from 'oidc-provider/lib/actions/authorization/index.js';
 import { scoped } from '../../http/layers.js';
+import { beforeCheckScope } from './before-check-scope.js';
 
 export const CONSENT_IF_NEEDED = 'latchkey_consent_if_needed';
 
@@ -63,8 +63,6 @@ export function offlineAccessPrompt(authorizationPath: string): Middleware {
   });
 }
 
-type Step = (ctx: KoaContextWithOIDC, next: () => Promise<void>) => Promise<void> | void;
-
 /** At `/request`: the pushed parameters, as offlineAccessPrompt rewrites an authorization request's query. */
 function pushedOfflineAccess(ctx: KoaContextWithOIDC, next: () => Promise<void>) {
   const params = ctx.oidc.params as Record<string, unknown>;
@@ -79,19 +77,8 @@ function pushedOfflineAccess(ctx: KoaContextWithOIDC, next: () => Promise<void>)
   return next();
 }
 
-/**
- * Puts pushedOfflineAccess in the engine's PAR steps, before its scope check. The engine builds
- * those steps once and every Provider spreads them into its routes when made, so this runs as
- * the module loads (provider.ts imports it before making one); it fails at start-up if the
- * engine no longer has that step.
- */
-function takeOverPushedScopes(steps: Step[]) {
-  if (steps.includes(pushedOfflineAccess)) return;
-  const at = steps.findIndex((step) => step.name === 'checkScope');
-  if (at < 0) throw new Error("oidc-provider's pushed authorization request steps have no checkScope: review src/provider/patches/offline-access.ts");
-  steps.splice(at, 0, pushedOfflineAccess);
-}
-takeOverPushedScopes(authorizationSteps('pushed_authorization_request') as Step[]);
+// In the engine's PAR steps, before its scope check (see before-check-scope.ts).
+beforeCheckScope('pushed_authorization_request', pushedOfflineAccess, 'offline-access.ts');
 
 /** oidc-provider's default policy, with prompt=consent not forcing the page when we implied it. */
 export function consentOnlyIfNeeded(): interactionPolicy.DefaultPolicy {

@@ -15,9 +15,7 @@
  * (the engine's error handler checks it), as the engine's own scope errors do.
  */
 import { errors, type KoaContextWithOIDC } from 'oidc-provider';
-import authorizationSteps from 'oidc-provider/lib/actions/authorization/index.js';
-
-type Step = (ctx: KoaContextWithOIDC, next: () => Promise<void>) => Promise<void> | void;
+import { beforeCheckScope } from './before-check-scope.js';
 
 function scopeRequired(ctx: KoaContextWithOIDC, next: () => Promise<void>) {
   // No `scope` member in the answer: there is no scope to name (the engine adds one when it is given).
@@ -25,15 +23,5 @@ function scopeRequired(ctx: KoaContextWithOIDC, next: () => Promise<void>) {
   return next();
 }
 
-/**
- * The engine builds each endpoint's steps once and every Provider spreads them into its routes
- * when made, so this runs as the module loads (provider.ts imports it before making one); it fails
- * at start-up if the engine no longer has the step.
- */
-for (const endpoint of ['authorization', 'pushed_authorization_request', 'device_authorization']) {
-  const steps = authorizationSteps(endpoint) as Step[];
-  if (steps.includes(scopeRequired)) continue;
-  const at = steps.findIndex((step) => step.name === 'checkScope');
-  if (at < 0) throw new Error(`oidc-provider's ${endpoint} steps have no checkScope: review src/provider/patches/scope-required.ts`);
-  steps.splice(at, 0, scopeRequired);
-}
+// In the three endpoints' steps, before their scope check (see before-check-scope.ts).
+for (const endpoint of ['authorization', 'pushed_authorization_request', 'device_authorization']) beforeCheckScope(endpoint, scopeRequired, 'scope-required.ts');

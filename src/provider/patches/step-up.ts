@@ -21,6 +21,7 @@ import { errors, interactionPolicy, Provider, type KoaContextWithOIDC } from 'oi
 import { ACR_VALUES, requiredAcr, satisfies, type Acr } from '../../accounts/assurance.js';
 import { FIRST_PARTY_PAGES } from '../../http/first-party-sign-in.js';
 import { clientMetadata } from '../client-metadata.js';
+import { checkAtTokenEndpoint } from './token-endpoint-finds.js';
 
 /** Client metadata: this client's people must use a second factor. */
 export const REQUIRE_MFA_PROPERTY = 'require_mfa';
@@ -86,22 +87,12 @@ export function withStepUp(policy: interactionPolicy.DefaultPolicy, mfaEverywher
   return policy;
 }
 
-type Finder = { find(value: string, ...rest: unknown[]): Promise<{ clientId?: string; acr?: string; accountId?: string; consumed?: unknown } | undefined> };
-
 /** Refresh tokens, codes and device codes from a sign-in weaker than their client now requires are refused (see above). */
 export function requireLevelAtTokenEndpoint(provider: Provider, mfaEverywhere: boolean): void {
-  for (const Model of [provider.RefreshToken, provider.AuthorizationCode, provider.DeviceCode] as unknown as Finder[]) {
-    const find = Model.find.bind(Model);
-    Model.find = async (value: string, ...rest: unknown[]) => {
-      const token = await find(value, ...rest);
-      const ctx = Provider.ctx;
-      const client = ctx?.oidc?.client as unknown as ClientLike;
-      // A device code not yet approved has no sign-in to weigh (its polling goes on); one presented
-      // again is the engine's to refuse (it revokes what it got).
-      if (token?.accountId && !token.consumed && ctx?.oidc?.route === 'token' && client && token.clientId === client.clientId && !satisfies(token.acr, requiredAcrFor(client, {}, mfaEverywhere))) {
-        throw new errors.InvalidGrant('the client requires a stronger sign-in than this grant was issued for');
-      }
-      return token;
-    };
-  }
+  checkAtTokenEndpoint<NonNullable<ClientLike>>([provider.RefreshToken, provider.AuthorizationCode, provider.DeviceCode], (token, client) => {
+    // A device code not yet approved has no sign-in to weigh (its polling goes on).
+    if (token.accountId && !satisfies(token.acr, requiredAcrFor(client, {}, mfaEverywhere))) {
+      throw new errors.InvalidGrant('the client requires a stronger sign-in than this grant was issued for');
+    }
+  });
 }

@@ -1,0 +1,37 @@
+/**
+ * A check, at the token endpoint, of what a grant redeems (a refresh token, a code, a device code)
+ * against its client as it is now: patches/step-up.ts (the sign-in's level) and
+ * patches/current-registration.ts (redirect URI, scopes) each add one.
+ *
+ * oidc-provider's grants take what Model.find() gives; a find() that throws is the grant's error.
+ * The check sees only what is found on the token endpoint, of the client that authenticated (another
+ * client's is the engine's to refuse), and not consumed yet (one presented again is the engine's to
+ * refuse: it revokes what it got).
+ */
+import { Provider } from 'oidc-provider';
+
+/** What a redeemed refresh token, code or device code says, as the checks read it (scope may be narrowed). */
+export interface Redeemed {
+  clientId?: string;
+  accountId?: string;
+  acr?: string;
+  scope?: string;
+  redirectUri?: string;
+  readonly consumed?: unknown;
+}
+
+type Finder = { find(value: string, ...rest: unknown[]): Promise<Redeemed | undefined> };
+
+/** Wraps each model's find() with `check` (see above). */
+export function checkAtTokenEndpoint<Client extends { clientId: string }>(models: readonly unknown[], check: (found: Redeemed, client: Client) => void): void {
+  for (const Model of models as Finder[]) {
+    const find = Model.find.bind(Model);
+    Model.find = async (value: string, ...rest: unknown[]) => {
+      const found = await find(value, ...rest);
+      const oidc = Provider.ctx?.oidc;
+      const client = oidc?.client as unknown as Client | undefined;
+      if (found && !found.consumed && oidc?.route === 'token' && client && found.clientId === client.clientId) check(found, client);
+      return found;
+    };
+  }
+}
