@@ -18,6 +18,12 @@ interface Options {
   readonly form: Middleware;
 }
 
+/** A grace period as a person reads it: "24 hours", "1 hour", "10 minutes", "30 seconds" (never "0 hours"). */
+export function spokenDuration(seconds: number): string {
+  const [amount, unit] = seconds >= 3600 ? [Math.round(seconds / 3600), 'hour'] : seconds >= 60 ? [Math.round(seconds / 60), 'minute'] : [seconds, 'second'];
+  return `${amount} ${unit}${amount === 1 ? '' : 's'}`;
+}
+
 export function rotateSecretAction(router: Router, { page, submitted, ownApp }: DeveloperPage, { issuer, clients, secretRotationGrace, form }: Options): void {
   router.post('/apps/:id/secret', form, async (ctx) => {
     const found = await submitted(ctx);
@@ -26,7 +32,7 @@ export function rotateSecretAction(router: Router, { page, submitted, ownApp }: 
       const leaked = field(found.body, 'leaked') === 'yes';
       const grace = leaked ? 0 : secretRotationGrace;
       const app = await clients.rotateSecret(ctx.params.id!, grace);
-      page(ctx, 'developer-secret', { title: 'New secret', app, issuer, rotated: true, grace, graceHours: Math.round(grace / 3600) });
+      page(ctx, 'developer-secret', { title: 'New secret', app, issuer, rotated: true, grace, graceSpoken: spokenDuration(grace) });
     } catch (error) {
       if (!(error instanceof ClientError)) throw error;
       respondWithError(ctx, error.status, { error: error.error, error_description: error.description });

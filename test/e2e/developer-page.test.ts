@@ -91,7 +91,7 @@ describe('e2e (Chromium): the developer page', function () {
     await alice.page.waitForSelector('#client-secret');
     secondSecret = await alice.page.locator('#client-secret').innerText();
     assert.notEqual(secondSecret, firstSecret);
-    assert.match(await alice.page.locator('main').innerText(), /previous secret keeps working/);
+    assert.match(await alice.page.locator('main').innerText(), /previous secret keeps working for 24 hours\./);
     await shot(alice.page, 'developer-rotated');
     assert.equal(await clientCredentials(appId, secondSecret), 200);
     assert.equal(await clientCredentials(appId, firstSecret), 200);
