@@ -384,7 +384,7 @@ class KvAdapter implements Adapter {
     // delete again (once it is gone, no path finds it to end what it held).
     // Its registration access tokens and pending requests too: once it is gone, a removal run again
     // finds no client, and they would serve a client made again with the id.
-    if (this.model === 'Client') await Promise.all([this.hooks.clientRemoved?.(id), endRegistrationTokens(this.kv, id), endPending(this.kv, id)]);
+    if (this.model === 'Client') await Promise.all([this.hooks.clientRemoved?.(id), endClientsRecords(this.kv, id)]);
     // A grant goes only once it is revoked: the engine loads it before it looks at a refresh token
     // presented again, so a grant deleted while its revocation failed left nothing to retry with.
     if (this.model === 'Grant') await this.revokeGrant(id);
@@ -402,7 +402,7 @@ class KvAdapter implements Adapter {
    * list's entry moves on to now).
    */
   private async clientRemoved(clientId: string) {
-    await Promise.all([this.kv.removeFromSet(CLIENTS_KEY, clientId), endRegistrationTokens(this.kv, clientId), endPending(this.kv, clientId)]);
+    await Promise.all([this.kv.removeFromSet(CLIENTS_KEY, clientId), endClientsRecords(this.kv, clientId)]);
     await this.hooks.clientRemoved?.(clientId);
   }
 
@@ -424,11 +424,16 @@ class KvAdapter implements Adapter {
   }
 }
 
-/** Deletes every registration access token of a client; returns how many there were. */
-async function endRegistrationTokens(kv: Kv, clientId: string): Promise<number> {
-  const registrationTokens = await kv.members(registrationTokensKey(clientId));
-  await kv.del([...registrationTokens, registrationTokensKey(clientId)]);
-  return registrationTokens.length;
+/** Deletes the records whose keys the set at `index` lists, and the set; returns how many there were. */
+async function endListed(kv: Kv, index: string): Promise<number> {
+  const keys = await kv.members(index);
+  await kv.del([...keys, index]);
+  return keys.length;
+}
+
+/** What a client began that must not outlive it: its registration access tokens, device codes and pushed requests. */
+async function endClientsRecords(kv: Kv, clientId: string): Promise<void> {
+  await Promise.all([endListed(kv, registrationTokensKey(clientId)), endListed(kv, pendingKey(clientId))]);
 }
 
 /**
@@ -445,12 +450,6 @@ function requestingClient(payload: AdapterPayload): string | undefined {
   } catch {
     return undefined;
   }
-}
-
-/** Deletes a client's device codes and pushed requests (PENDING). */
-async function endPending(kv: Kv, clientId: string): Promise<void> {
-  const pending = await kv.members(pendingKey(clientId));
-  await kv.del([...pending, pendingKey(clientId)]);
 }
 
 /** What `request` holds back. */
@@ -573,7 +572,7 @@ export class AdapterIndexes {
    * otherwise show the new secret to whoever holds an old token). Returns how many there were.
    */
   endRegistrationTokens(clientId: string): Promise<number> {
-    return endRegistrationTokens(this.kv, clientId);
+    return endListed(this.kv, registrationTokensKey(clientId));
   }
 
   /** Ids of the initial access tokens made since this index exists (some may have expired or been used since). */

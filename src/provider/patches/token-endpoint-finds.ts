@@ -21,16 +21,29 @@ export interface Redeemed {
 }
 
 type Finder = { find(value: string, ...rest: unknown[]): Promise<Redeemed | undefined> };
+type Check = (found: Redeemed, client: { clientId: string }) => void;
 
-/** Wraps each model's find() with `check` (see above). */
+/** Each model's checks: its find() is wrapped once, however many patches add one. */
+const checksOf = new WeakMap<object, Check[]>();
+
+/** Adds `check` (see above) to each model's find(), after the checks added before it. */
 export function checkAtTokenEndpoint<Client extends { clientId: string }>(models: readonly unknown[], check: (found: Redeemed, client: Client) => void): void {
   for (const Model of models as Finder[]) {
+    const added = checksOf.get(Model);
+    if (added) {
+      added.push(check as Check);
+      continue;
+    }
+    const checks: Check[] = [check as Check];
+    checksOf.set(Model, checks);
     const find = Model.find.bind(Model);
     Model.find = async (value: string, ...rest: unknown[]) => {
       const found = await find(value, ...rest);
       const oidc = Provider.ctx?.oidc;
       const client = oidc?.client as unknown as Client | undefined;
-      if (found && !found.consumed && oidc?.route === 'token' && client && found.clientId === client.clientId) check(found, client);
+      if (found && !found.consumed && oidc?.route === 'token' && client && found.clientId === client.clientId) {
+        for (const each of checks) each(found, client);
+      }
       return found;
     };
   }
