@@ -410,16 +410,20 @@ function clientMetadata(policy: RegistrationPolicy): Configuration {
 }
 
 function outbound(config: Config): Configuration {
+  const guarded = createOutboundFetch(config.outbound);
   return {
-    // oidc-provider passes a dispatcher that refuses special-use addresses; dropping it lets
-    // requests reach apps on private networks, when the operator says so.
-    ...(config.outbound.allowPrivateNetworks && {
-      fetch: (url, options) => {
-        const unguarded: RequestInit & { dispatcher?: unknown } = { ...options };
-        delete unguarded.dispatcher;
-        return fetch(url, unguarded);
-      },
-    }),
+    // What the engine fetches or posts to for a client (jwks_uri, backchannel_logout_uri, a
+    // sector_identifier_uri stored before registration refused it) goes through the outbound guard:
+    // a special-use address is refused before any connection (the engine's own dispatcher destroys
+    // the socket only once it connected, so a client's metadata could still open connections to
+    // loopback and private addresses), a redirect is not followed, and http only reaches loopback
+    // when the operator allows private networks. The engine's timeout is kept, its dispatcher dropped.
+    fetch: (url, options) => {
+      const init: RequestInit & { dispatcher?: unknown } = { ...options };
+      delete init.dispatcher;
+      delete init.redirect;
+      return guarded(url instanceof Request ? url.url : url, init);
+    },
   };
 }
 

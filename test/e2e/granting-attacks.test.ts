@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { createHash, randomUUID } from 'node:crypto';
+import { createServer, type AddressInfo } from 'node:net';
 import { decodeJwt, exportJWK, generateKeyPair, SignJWT, type CryptoKey } from 'jose';
 import * as oidc from 'openid-client';
 import { Agent, type Page } from '../helpers/agent.js';
@@ -400,6 +401,60 @@ describe('attacks: Latchkey hands out no more than was granted (black box)', fun
     }
     const https = await update({ backchannel_logout_uri: 'https://rp.example.test/logout' });
     assert.equal(https.status, 200, JSON.stringify(https.body));
+  });
+
+  it('a client cannot have Latchkey connect to a loopback or private address for it: no sector_identifier_uri is taken, and its jwks_uri or backchannel_logout_uri there is never connected to (RFC 7591 §5, RFC 9700 §4.16, OIDC Core §8.1)', async () => {
+    // A listener where a registrant should not reach: any TCP connection counts.
+    let connections = 0;
+    const listener = createServer((socket) => {
+      connections += 1;
+      socket.destroy();
+    });
+    await new Promise<void>((done) => listener.listen(0, '127.0.0.1', done));
+    const inside = `127.0.0.1:${(listener.address() as AddressInfo).port}`;
+    try {
+      const register = async (metadata: Record<string, unknown>) => {
+        const response = await fetch(`${server.url}/reg`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ redirect_uris: [REDIRECT], ...metadata }) });
+        return { status: response.status, body: (await response.json()) as Record<string, string> };
+      };
+      // Pairwise subjects are not offered: a sector identifier is refused, fetched nowhere.
+      for (const sector of [`https://${inside}/sector`, 'https://sector.example.test/uris.json']) {
+        const refused = await register({ sector_identifier_uri: sector });
+        assert.equal(refused.status, 400, `${sector}: ${JSON.stringify(refused.body)}`);
+        assert.equal(refused.body.error, 'invalid_client_metadata');
+        assert.match(refused.body.error_description!, /pairwise subjects are not offered/);
+      }
+      assert.equal(connections, 0, 'no connection for a sector identifier');
+
+      // Keys "on loopback" (allowed for development): the token endpoint fetches them only where private networks are allowed.
+      const keyed = await register({ token_endpoint_auth_method: 'private_key_jwt', jwks_uri: `http://${inside}/jwks`, backchannel_logout_uri: `http://${inside}/logout` });
+      assert.equal(keyed.status, 201, JSON.stringify(keyed.body));
+      const clientId = keyed.body.client_id!;
+      const { privateKey } = await generateKeyPair('ES256');
+      const assertion = await new SignJWT({}).setProtectedHeader({ alg: 'ES256' }).setIssuer(clientId).setSubject(clientId)
+        .setAudience(server.issuer).setIssuedAt().setExpirationTime('1m').setJti(randomUUID()).sign(privateKey);
+      const asked = await fetch(`${server.url}/token`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ grant_type: 'client_credentials', client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer', client_assertion: assertion }),
+      });
+      assert.equal(asked.status, 401, 'no keys, no client');
+      assert.equal(connections, 0, 'no connection for its jwks_uri');
+
+      // Its back-channel logout: a person signs in through it and out again.
+      const config = await oidc.discovery(new URL(server.issuer), clientId, undefined, oidc.None(), { execute: [oidc.allowInsecureRequests] });
+      const agent = new Agent();
+      const { page } = await startAuthorization(agent, config, REDIRECT);
+      const back = await signInSteps(agent, page, { username: 'pat', password: PASSWORD, stopAt: REDIRECT });
+      assert.ok(new URL(back.url).searchParams.get('code'), back.url);
+      let out = await agent.follow(`${server.url}/session/end?client_id=${clientId}`);
+      if (out.html.includes('session/end/confirm')) out = await agent.submit(out, 'session/end/confirm', { logout: 'yes' });
+      assert.ok(out.status < 500, `${out.status}`);
+      await new Promise((done) => setTimeout(done, 200));
+      assert.equal(connections, 0, 'no connection for its backchannel_logout_uri');
+    } finally {
+      listener.close();
+    }
   });
 
   it('the developer page: an app type that names no type (constructor, __proto__, toString) is refused with the form, never a 500, and registers nothing', async () => {
