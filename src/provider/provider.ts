@@ -72,7 +72,7 @@ import { ALREADY_CHECKED, applyRequirements, enforcePolicy, OFFERED_API_SCOPES, 
 import type { Consents } from './consents.js';
 import { resourceServers } from '../apis/builtin.js';
 import { CLOCK_TOLERANCE } from '../lifetimes.js';
-import { defaultResource, mayIntrospect, resourceServerInfo } from './resource-servers.js';
+import { defaultResource, heldByClientNow, mayIntrospect, resourceServerInfo } from './resource-servers.js';
 
 export interface ProviderDependencies {
   readonly config: Config;
@@ -340,15 +340,18 @@ function features({ config, apis, revocations, logoutPages, devicePages }: Provi
         // as by an operator's grant; for any other token the answer is {"active": false}.
         // A token on the revocation list (its client deleted, its API removed, its client's operator
         // grant narrowed: revocation/opaque-introspection.ts) is not introspectable either; both are
-        // read in one round trip. Nor one of a client whose metadata document is gone.
+        // read in one round trip. Nor one of a client whose metadata document is gone, nor a person's
+        // token holding a scope an operator took from its client since (resource-servers.ts heldByClientNow).
         allowedPolicy: async (ctx, caller, token) => {
           const { clientId, aud, scope, kind, iat } = token as unknown as { clientId?: string; aud?: unknown; scope?: string; kind: string; iat?: number };
-          const [allowed, deleted, resolves] = await Promise.all([
-            mayIntrospect(apis, caller, { clientId, aud, scope, clientCredentials: kind === 'ClientCredentials' }),
-            opaqueRevoked(revocations, { clientId, iat, aud, scope, clientCredentials: kind === 'ClientCredentials' }),
+          const clientCredentials = kind === 'ClientCredentials';
+          const [allowed, deleted, resolves, held] = await Promise.all([
+            mayIntrospect(apis, caller, { clientId, aud, scope, clientCredentials }),
+            opaqueRevoked(revocations, { clientId, iat, aud, scope, clientCredentials }),
             clientResolves(ctx.oidc.provider, clientId, config.outbound.allowPrivateNetworks),
+            heldByClientNow(ctx.oidc.provider, { clientId, scope, clientCredentials }),
           ]);
-          return allowed && !deleted && resolves;
+          return allowed && !deleted && resolves && held;
         },
       },
       revocation: {
@@ -511,14 +514,17 @@ function applyPatches(
     keys: verifier,
     list: revocations,
     clockTolerance: CLOCK_TOLERANCE,
-    mayIntrospect: async (caller, claims) =>
-      (await mayIntrospect(apis, caller, {
+    mayIntrospect: async (caller, claims) => {
+      const token = {
         clientId: claims.client_id,
         aud: claims.aud,
         scope: claims.scope,
         // A person's token carries the grant claim and their sub; a client's own carries neither.
         clientCredentials: claims[GRANT_CLAIM] === undefined && claims.sub === claims.client_id,
-      })) && clientResolves(provider, claims.client_id, config.outbound.allowPrivateNetworks),
+      };
+      const [allowed, held] = await Promise.all([mayIntrospect(apis, caller, token), heldByClientNow(provider, token)]);
+      return allowed && held && clientResolves(provider, claims.client_id, config.outbound.allowPrivateNetworks);
+    },
   });
   // Innermost: a token request's consumption and new records go out together (see the patch), and
   // an authorization request's records with where its session was last seen (accounts/session-activity.ts).

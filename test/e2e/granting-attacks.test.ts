@@ -506,6 +506,52 @@ describe('attacks: Latchkey hands out no more than was granted (black box)', fun
     assert.ok(userinfo.sub);
   });
 
+  it("a token issued before an operator narrowed its client introspects inactive: no resource server is told the token holds a scope the client may no longer have (RFC 7662 §2.2, RFC 6749 §3.3)", async () => {
+    const ops = (await token(OPS, { grant_type: 'client_credentials', resource: `${server.issuer}/admin`, scope: 'admin' })).body.access_token!;
+    const write = (method: string, path: string, scope: string) =>
+      fetch(`${server.url}/admin/clients${path}`, {
+        method,
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${ops}` },
+        body: JSON.stringify({ ...(method === 'POST' && { client_id: 'reader', client_secret: APP.secret }), redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'], scope }),
+      });
+    assert.equal((await write('POST', '', 'openid offline_access email read')).status, 201);
+    const reader = await oidc.discovery(new URL(server.issuer), 'reader', APP.secret, oidc.ClientSecretBasic(APP.secret), { execute: [oidc.allowInsecureRequests] });
+    const client = { id: 'reader', secret: APP.secret };
+    const agent = new Agent();
+    const { page, verifier } = await startAuthorization(agent, reader, REDIRECT, { scope: 'openid offline_access email read', resource: API, prompt: 'consent' });
+    let current: Page = await signInSteps(agent, page, { username: 'pat', password: PASSWORD, stopAt: REDIRECT });
+    if (isConsent(current)) current = await agent.submit(current, '/confirm', {}, REDIRECT);
+    const forApi = await token(client, { grant_type: 'authorization_code', code: new URL(current.url).searchParams.get('code')!, redirect_uri: REDIRECT, code_verifier: verifier, resource: API });
+    assert.equal(forApi.body.scope, 'read', JSON.stringify(forApi.body));
+    const forUserinfo = await token(client, { grant_type: 'refresh_token', refresh_token: forApi.body.refresh_token! });
+    assert.equal(forUserinfo.body.scope, 'openid offline_access email', JSON.stringify(forUserinfo.body));
+    const introspected = async (caller: ClientCredentials, accessToken: string) =>
+      (await (await fetch(`${server.url}/token/introspection`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(caller) },
+        body: new URLSearchParams({ token: accessToken }),
+      })).json()) as Record<string, unknown>;
+    const held = [
+      { caller: RS, accessToken: forApi.body.access_token!, what: "the API's JWT, at the API" },
+      { caller: client, accessToken: forApi.body.access_token!, what: "the API's JWT, at its client" },
+      { caller: client, accessToken: forUserinfo.body.access_token!, what: 'the userinfo token, at its client' },
+    ];
+    for (const { caller, accessToken, what } of held) assert.equal((await introspected(caller, accessToken)).active, true, what);
+
+    // The operator takes email and the API's read away from what the app may ask.
+    assert.equal((await write('PUT', '/reader', 'openid offline_access')).status, 200);
+    for (const { caller, accessToken, what } of held) {
+      const answer = await introspected(caller, accessToken);
+      assert.deepEqual(answer, { active: false }, `${what} after the narrowing: ${JSON.stringify(answer)}`);
+    }
+    // What the client may still have: the refresh narrows, and its token introspects active.
+    const narrowed = await token(client, { grant_type: 'refresh_token', refresh_token: forUserinfo.body.refresh_token! });
+    assert.equal(narrowed.body.scope, 'openid offline_access', JSON.stringify(narrowed.body));
+    const answer = await introspected(client, narrowed.body.access_token!);
+    assert.equal(answer.active, true, JSON.stringify(answer));
+    assert.equal(answer.scope, 'openid offline_access');
+  });
+
   /** The admin API's clients, as an operator calls it. */
   const operator = async (method: string, path: string, metadata: Record<string, unknown>) => {
     const ops = (await token(OPS, { grant_type: 'client_credentials', resource: `${server.issuer}/admin`, scope: 'admin' })).body.access_token!;
