@@ -288,6 +288,32 @@ describe('attacks: Latchkey hands out no more than was granted (black box)', fun
     assert.equal(granted.body.scope, 'revocations');
   });
 
+  it("client_credentials without resource or scope gets a token that is good nowhere: no audience, refused at userinfo, the admin API and the feed, inactive to an API's introspector (RFC 8707 §2, RFC 7662 §4)", async () => {
+    // ops holds the admin grant and rs the feed's (neither as a default API), so each could hope its bare token passes.
+    for (const client of [OPS, RS]) {
+      const bare = await token(client, { grant_type: 'client_credentials' });
+      assert.equal(bare.status, 200, JSON.stringify(bare.body));
+      assert.equal(bare.body.scope, undefined, 'no scope');
+      const accessToken = bare.body.access_token!;
+      for (const url of [`${server.url}/me`, `${server.url}/admin/users`, `${server.url}/revocations`]) {
+        const used = await fetch(url, { headers: { authorization: `Bearer ${accessToken}` } });
+        assert.equal(used.status, 401, `${client.id} at ${url}`);
+      }
+      const introspect = async (caller: ClientCredentials) =>
+        (await (await fetch(`${server.url}/token/introspection`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(caller) },
+          body: new URLSearchParams({ token: accessToken }),
+        })).json()) as Record<string, unknown>;
+      const own = await introspect(client);
+      assert.equal(own.active, true, 'its own client learns of it');
+      assert.equal(own.aud, undefined, `no audience: ${JSON.stringify(own)}`);
+      assert.equal(own.scope, undefined);
+      // rs serves as the API (introspect granted): a token without audience is not one meant for it.
+      if (client !== RS) assert.deepEqual(await introspect(RS), { active: false }, "an API's introspector is told nothing");
+    }
+  });
+
   it("a person's token for an API needs a scope the person granted there: naming an API without asking any of its scopes the client may have gets no token for it, where the consent page never mentioned the API (RFC 8707 §2, RFC 6749 §3.3)", async () => {
     const NOTES = 'https://notes-scopeless.example.test';
     const SCOPELESS = 'https://scopeless.example.test';
