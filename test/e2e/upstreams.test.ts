@@ -711,6 +711,28 @@ describe('e2e: sign in through an upstream OpenID Connect provider', function ()
       assert.equal(fake.state.prompt, 'login');
     });
 
+    it("the same sub at two upstreams is two people: a sign-in through one never lands in the account the other made (links are keyed by upstream and sub)", async () => {
+      await new Upstreams(latchkey.kv, latchkey.config.keys.secrets).add({
+        id: 'twin', issuer: fake.state.issuer, clientId: 'latchkey', clientSecret: SECRET, scope: 'openid email profile', displayName: 'Twin', linkByEmail: false, endSession: false,
+      });
+      try {
+        // Each upstream says its own email (the same one would be refused as another person's address).
+        const subThrough = async (upstream: string) => {
+          fake.state.email = `${upstream}-twice@fake.example`;
+          const { browser, page, verifier } = await throughFake('app1', 'fake-person-twice', { upstream }).finally(() => (fake.state.email = undefined));
+          const done = isConsent(page) ? await browser.submit(page, '/confirm', {}, app1Redirect()) : page;
+          assert.ok(new URL(done.url).searchParams.get('code'), `${upstream}: ${done.status} ${done.url} ${done.html.slice(0, 300)}`);
+          const config = await oidc.discovery(new URL(latchkey.issuer), 'app1', SECRET, oidc.ClientSecretBasic(SECRET), { execute: [oidc.allowInsecureRequests] });
+          return (await oidc.authorizationCodeGrant(config, new URL(done.url), { pkceCodeVerifier: verifier })).claims()!.sub;
+        };
+        const first = await subThrough('fake');
+        assert.notEqual(await subThrough('twin'), first, 'another upstream saying the same sub is another person');
+        assert.equal(await subThrough('fake'), first, 'the same upstream and sub is the same person');
+      } finally {
+        await new Upstreams(latchkey.kv, latchkey.config.keys.secrets).remove('twin');
+      }
+    });
+
     it("an app's max_age is asked of the upstream and its auth_time checked: an upstream session older than the app allows is not a sign-in of now (OIDC Core §3.1.2.1, §2 auth_time)", async () => {
       try {
         // The upstream ignores max_age and answers from a session it signed in an hour ago.
