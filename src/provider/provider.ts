@@ -349,7 +349,8 @@ function features({ config, apis, revocations, logoutPages, devicePages }: Provi
             mayIntrospect(apis, caller, { clientId, aud, scope, clientCredentials }),
             opaqueRevoked(revocations, { clientId, iat, aud, scope, clientCredentials }),
             clientResolves(ctx.oidc.provider, clientId, config.outbound.allowPrivateNetworks),
-            heldByClientNow(ctx.oidc.provider, { clientId, scope, clientCredentials }),
+            // A refresh token stays good (its refresh is narrowed), so only access tokens are held to the client now.
+            kind === 'AccessToken' ? heldByClientNow(ctx.oidc.provider, { clientId, scope, clientCredentials }) : true,
           ]);
           return allowed && !deleted && resolves && held;
         },

@@ -158,7 +158,7 @@ export async function mayIntrospect(apis: Apis, caller: { clientId: string; clie
 }
 
 /**
- * A person's token introspects active only while every scope it carries is one its client may
+ * A person's access token introspects active only while every scope it carries is one its client may
  * still request: an operator who narrowed the client's `scope` metadata (admin API, CLI) has
  * refreshes narrowed (refresh-rotation.ts) and the account's claims withheld (id-token-claims.ts),
  * and no resource server reading `scope` at introspection is told the token still holds the rest.

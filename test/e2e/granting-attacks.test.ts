@@ -570,7 +570,9 @@ describe('attacks: Latchkey hands out no more than was granted (black box)', fun
       const answer = await introspected(caller, accessToken);
       assert.deepEqual(answer, { active: false }, `${what} after the narrowing: ${JSON.stringify(answer)}`);
     }
-    // What the client may still have: the refresh narrows, and its token introspects active.
+    // What the client may still have: its refresh token is still good (introspected active), the
+    // refresh narrows, and the new access token introspects active.
+    assert.equal((await introspected(client, forUserinfo.body.refresh_token!)).active, true, 'the refresh token');
     const narrowed = await token(client, { grant_type: 'refresh_token', refresh_token: forUserinfo.body.refresh_token! });
     assert.equal(narrowed.body.scope, 'openid offline_access', JSON.stringify(narrowed.body));
     const answer = await introspected(client, narrowed.body.access_token!);
