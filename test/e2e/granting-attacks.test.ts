@@ -578,6 +578,24 @@ describe('attacks: Latchkey hands out no more than was granted (black box)', fun
     const answer = await introspected(client, narrowed.body.access_token!);
     assert.equal(answer.active, true, JSON.stringify(answer));
     assert.equal(answer.scope, 'openid offline_access');
+
+    // A client not narrowed keeps its tokens active, a runtime API's scope (`latchkey apis add`) among them.
+    const LEDGER = 'https://ledger-unnarrowed.example.test';
+    await server.apis.add({ identifier: LEDGER, scopes: ['l:read'], format: 'opaque' });
+    const ledgerClient = { id: 'ledgered', secret: APP.secret };
+    assert.equal((await fetch(`${server.url}/admin/clients`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${ops}` },
+      body: JSON.stringify({ client_id: ledgerClient.id, client_secret: ledgerClient.secret, redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'], scope: 'openid l:read' }),
+    })).status, 201);
+    const ledgered = await oidc.discovery(new URL(server.issuer), ledgerClient.id, APP.secret, oidc.ClientSecretBasic(APP.secret), { execute: [oidc.allowInsecureRequests] });
+    const asked = await startAuthorization(agent, ledgered, REDIRECT, { scope: 'openid l:read', resource: LEDGER });
+    let back: Page = await signInSteps(agent, asked.page, { username: 'pat', password: PASSWORD, stopAt: REDIRECT });
+    if (isConsent(back)) back = await agent.submit(back, '/confirm', {}, REDIRECT);
+    const forLedger = await token(ledgerClient, { grant_type: 'authorization_code', code: new URL(back.url).searchParams.get('code')!, redirect_uri: REDIRECT, code_verifier: asked.verifier, resource: LEDGER });
+    assert.equal(forLedger.body.scope, 'l:read', JSON.stringify(forLedger.body));
+    const ledgerAnswer = await introspected(ledgerClient, forLedger.body.access_token!);
+    assert.equal(ledgerAnswer.active, true, JSON.stringify(ledgerAnswer));
   });
 
   /** The admin API's clients, as an operator calls it. */
