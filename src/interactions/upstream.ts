@@ -176,14 +176,17 @@ export function upstreamStep(steps: Interactions, options: UpstreamStepOptions) 
       // A fresh sign-in asked of us (an app's prompt=login or max_age=0, the account page's "sign in
       // again") is asked of the upstream too, so its session alone does not answer for the person.
       const fresh = (typeof prompt === 'string' && prompt.split(' ').includes('login')) || String(maxAge) === '0';
-      started = await clients.start(upstream, typeof hint === 'string' && hint.length <= 256 ? hint : undefined, fresh);
+      // Any max_age goes on to the upstream, whose auth_time is then checked against it: its session
+      // of hours ago is not a sign-in of now (the ID token's auth_time is the moment we finish).
+      const seconds = typeof maxAge === 'string' && /^\d{1,10}$/.test(maxAge) ? Number(maxAge) : undefined;
+      started = await clients.start(upstream, typeof hint === 'string' && hint.length <= 256 ? hint : undefined, fresh, seconds);
     } catch (error) {
       if (!(error instanceof UpstreamUnavailable)) throw error;
       logger.warn({ event: 'upstream.unavailable', upstream: id, err: error.cause }, 'upstream provider unavailable');
       return fail(ctx, interaction.uid, unavailable(upstream));
     }
     const { url, pending: p } = started;
-    await pending.save(p.state, { upstream: id, uid: interaction.uid, nonce: p.nonce, verifier: p.verifier });
+    await pending.save(p.state, { upstream: id, uid: interaction.uid, nonce: p.nonce, verifier: p.verifier, ...(p.maxAge !== undefined && { maxAge: p.maxAge }) });
     ctx.cookies.set(STATE_COOKIE, p.state, { path: '/upstream/', httpOnly: true, sameSite: 'lax', signed: true, maxAge: stateTtl * 1000, overwrite: true });
     ctx.set('Cache-Control', 'no-store');
     ctx.redirect(url.href);
@@ -230,7 +233,7 @@ export function upstreamStep(steps: Interactions, options: UpstreamStepOptions) 
     }
     let signedIn: Awaited<ReturnType<UpstreamClients['finish']>>;
     try {
-      signedIn = await clients.finish(upstream, new URL(ctx.href), { state, nonce: taken.nonce, verifier: taken.verifier });
+      signedIn = await clients.finish(upstream, new URL(ctx.href), { state, nonce: taken.nonce, verifier: taken.verifier, ...(taken.maxAge !== undefined && { maxAge: taken.maxAge }) });
     } catch (error) {
       if (error instanceof UpstreamUnavailable) {
         logger.warn({ event: 'upstream.unavailable', upstream: id, err: error.cause }, 'upstream provider unavailable');

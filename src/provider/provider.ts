@@ -72,7 +72,7 @@ import { ALREADY_CHECKED, applyRequirements, enforcePolicy, OFFERED_API_SCOPES, 
 import type { Consents } from './consents.js';
 import { resourceServers } from '../apis/builtin.js';
 import { CLOCK_TOLERANCE } from '../lifetimes.js';
-import { defaultResource, mayIntrospect, resourceServerInfo } from './resource-servers.js';
+import { defaultResource, heldByClientNow, mayIntrospect, resourceServerInfo } from './resource-servers.js';
 
 export interface ProviderDependencies {
   readonly config: Config;
@@ -340,15 +340,19 @@ function features({ config, apis, revocations, logoutPages, devicePages }: Provi
         // as by an operator's grant; for any other token the answer is {"active": false}.
         // A token on the revocation list (its client deleted, its API removed, its client's operator
         // grant narrowed: revocation/opaque-introspection.ts) is not introspectable either; both are
-        // read in one round trip. Nor one of a client whose metadata document is gone.
+        // read in one round trip. Nor one of a client whose metadata document is gone, nor a person's
+        // token holding a scope an operator took from its client since (resource-servers.ts heldByClientNow).
         allowedPolicy: async (ctx, caller, token) => {
           const { clientId, aud, scope, kind, iat } = token as unknown as { clientId?: string; aud?: unknown; scope?: string; kind: string; iat?: number };
-          const [allowed, deleted, resolves] = await Promise.all([
-            mayIntrospect(apis, caller, { clientId, aud, scope, clientCredentials: kind === 'ClientCredentials' }),
-            opaqueRevoked(revocations, { clientId, iat, aud, scope, clientCredentials: kind === 'ClientCredentials' }),
+          const clientCredentials = kind === 'ClientCredentials';
+          const [allowed, deleted, resolves, held] = await Promise.all([
+            mayIntrospect(apis, caller, { clientId, aud, scope, clientCredentials }),
+            opaqueRevoked(revocations, { clientId, iat, aud, scope, clientCredentials }),
             clientResolves(ctx.oidc.provider, clientId, config.outbound.allowPrivateNetworks),
+            // A refresh token stays good (its refresh is narrowed), so only access tokens are held to the client now.
+            kind === 'AccessToken' ? heldByClientNow(ctx.oidc.provider, { clientId, scope, clientCredentials }) : true,
           ]);
-          return allowed && !deleted && resolves;
+          return allowed && !deleted && resolves && held;
         },
       },
       revocation: {
@@ -410,16 +414,20 @@ function clientMetadata(policy: RegistrationPolicy): Configuration {
 }
 
 function outbound(config: Config): Configuration {
+  const guarded = createOutboundFetch(config.outbound);
   return {
-    // oidc-provider passes a dispatcher that refuses special-use addresses; dropping it lets
-    // requests reach apps on private networks, when the operator says so.
-    ...(config.outbound.allowPrivateNetworks && {
-      fetch: (url, options) => {
-        const unguarded: RequestInit & { dispatcher?: unknown } = { ...options };
-        delete unguarded.dispatcher;
-        return fetch(url, unguarded);
-      },
-    }),
+    // What the engine fetches or posts to for a client (jwks_uri, backchannel_logout_uri, a
+    // sector_identifier_uri stored before registration refused it) goes through the outbound guard:
+    // a special-use address is refused before any connection (the engine's own dispatcher destroys
+    // the socket only once it connected, so a client's metadata could still open connections to
+    // loopback and private addresses), a redirect is not followed, and http only reaches loopback
+    // when the operator allows private networks. The engine's timeout is kept, its dispatcher dropped.
+    fetch: (url, options) => {
+      const init: RequestInit & { dispatcher?: unknown } = { ...options };
+      delete init.dispatcher;
+      delete init.redirect;
+      return guarded(url instanceof Request ? url.url : url, init);
+    },
   };
 }
 
@@ -507,14 +515,17 @@ function applyPatches(
     keys: verifier,
     list: revocations,
     clockTolerance: CLOCK_TOLERANCE,
-    mayIntrospect: async (caller, claims) =>
-      (await mayIntrospect(apis, caller, {
+    mayIntrospect: async (caller, claims) => {
+      const token = {
         clientId: claims.client_id,
         aud: claims.aud,
         scope: claims.scope,
         // A person's token carries the grant claim and their sub; a client's own carries neither.
         clientCredentials: claims[GRANT_CLAIM] === undefined && claims.sub === claims.client_id,
-      })) && clientResolves(provider, claims.client_id, config.outbound.allowPrivateNetworks),
+      };
+      const [allowed, held] = await Promise.all([mayIntrospect(apis, caller, token), heldByClientNow(provider, token)]);
+      return allowed && held && clientResolves(provider, claims.client_id, config.outbound.allowPrivateNetworks);
+    },
   });
   // Innermost: a token request's consumption and new records go out together (see the patch), and
   // an authorization request's records with where its session was last seen (accounts/session-activity.ts).

@@ -11,8 +11,9 @@
  *   registered `scope` when it has one; the consent page asks the person. Privileged APIs (the admin
  *   API, the revocation feed) are never delegated through a person.
  */
-import { errors, type Client, type KoaContextWithOIDC, type ResourceServer } from 'oidc-provider';
+import { errors, type Client, type KoaContextWithOIDC, type Provider, type ResourceServer } from 'oidc-provider';
 import { predates, type Apis } from '../apis/apis.js';
+import { scopesBeyond } from './patches/current-registration.js';
 
 /** True for a token request in which the client acts for itself. */
 function clientCredentials(ctx: KoaContextWithOIDC): boolean {
@@ -154,4 +155,18 @@ export async function mayIntrospect(apis: Apis, caller: { clientId: string; clie
   }
   if (own) return true;
   return !!callerGrants && audiences.some((aud) => callerGrants[aud]?.introspect === true);
+}
+
+/**
+ * A person's access token introspects active only while every scope it carries is one its client may
+ * still request: an operator who narrowed the client's `scope` metadata (admin API, CLI) has
+ * refreshes narrowed (refresh-rotation.ts) and the account's claims withheld (id-token-claims.ts),
+ * and no resource server reading `scope` at introspection is told the token still holds the rest.
+ * A client_credentials token is bounded by its operator grant instead (mayIntrospect). A client
+ * that is gone is answered by the revocation list, not here.
+ */
+export async function heldByClientNow(provider: Provider, token: { clientId?: unknown; scope?: unknown; clientCredentials: boolean }): Promise<boolean> {
+  if (token.clientCredentials || typeof token.clientId !== 'string' || typeof token.scope !== 'string') return true;
+  const client = await provider.Client.find(token.clientId).catch(() => undefined);
+  return scopesBeyond(client, token.scope.split(' ').filter(Boolean)).length === 0;
 }

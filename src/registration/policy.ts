@@ -119,6 +119,12 @@ export function enforcePolicy(
       `grant_types: ${DEVICE_CODE_GRANT} is only for devices and command-line tools; register them with application_type "native"`,
     );
   }
+  // Subjects are public only, so a sector identifier means nothing here; the engine would fetch it
+  // at registration and at every load of the client (a URL someone chose, to probe others with).
+  // Refused where a client is written; one stored before is fetched only through the outbound guard.
+  if (metadata.sector_identifier_uri !== undefined && apiScopes !== ALREADY_CHECKED) {
+    throw new errors.InvalidClientMetadata('sector_identifier_uri: pairwise subjects are not offered, so no sector identifier is taken');
+  }
   const setAside: string[] = [];
   for (const scope of typeof metadata.scope === 'string' ? metadata.scope.split(' ') : []) {
     if (policy.scopes.includes(scope)) {

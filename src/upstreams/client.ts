@@ -32,6 +32,8 @@ export interface Pending {
   readonly state: string;
   readonly nonce: string;
   readonly verifier: string;
+  /** The app's max_age, asked of the upstream: its ID token's auth_time must be that recent. */
+  readonly maxAge?: number;
 }
 
 export interface SignedIn {
@@ -106,10 +108,15 @@ export class UpstreamClients {
   }
 
   /** A fresh state, nonce and PKCE verifier, and where to send the person. */
-  /** `fresh`: the request asked for a fresh sign-in (prompt=login, max_age=0), which the upstream is asked for too. */
-  async start(upstream: Upstream, loginHint?: string, fresh = false): Promise<{ url: URL; pending: Pending }> {
+  /**
+   * `fresh`: the request asked for a fresh sign-in (prompt=login, max_age=0), which the upstream is
+   * asked for too. `maxAge`: the request's max_age, passed on (OIDC Core §3.1.2.1), and checked
+   * against the upstream's auth_time at the callback, so that an upstream session older than the
+   * app allows does not become a sign-in of now.
+   */
+  async start(upstream: Upstream, loginHint?: string, fresh = false, maxAge?: number): Promise<{ url: URL; pending: Pending }> {
     const { config } = await this.#discover(upstream);
-    const pending = { state: oidc.randomState(), nonce: oidc.randomNonce(), verifier: oidc.randomPKCECodeVerifier() };
+    const pending = { state: oidc.randomState(), nonce: oidc.randomNonce(), verifier: oidc.randomPKCECodeVerifier(), ...(maxAge !== undefined && { maxAge }) };
     const url = oidc.buildAuthorizationUrl(config, {
       redirect_uri: this.callbackUrl(upstream.id),
       scope: upstream.scope,
@@ -119,6 +126,7 @@ export class UpstreamClients {
       code_challenge_method: 'S256',
       ...(loginHint ? { login_hint: loginHint } : {}),
       ...(fresh ? { prompt: 'login' } : {}),
+      ...(maxAge !== undefined ? { max_age: String(maxAge) } : {}),
     });
     return { url, pending };
   }
@@ -132,6 +140,8 @@ export class UpstreamClients {
         expectedState: pending.state,
         expectedNonce: pending.nonce,
         idTokenExpected: true,
+        // auth_time required, and no older than the app's max_age allows (openid-client checks it).
+        ...(pending.maxAge !== undefined && { maxAge: pending.maxAge }),
       }),
     );
     const claims = tokens.claims()!;

@@ -2,7 +2,7 @@
  * Sign-ins waiting for their upstream to send the person back, kept server-side by `state` for
  * upstreams.stateTtl seconds and consumed once: a replayed callback finds its state spent.
  *
- * Layout: upstream:state:<state> → record {upstream, uid, nonce, verifier, loginHint}, with a TTL.
+ * Layout: upstream:state:<state> → record {upstream, uid, nonce, verifier, maxAge?}, with a TTL.
  */
 import type { Kv } from '../store/kv.js';
 
@@ -12,6 +12,8 @@ export interface PendingSignIn {
   readonly uid: string;
   readonly nonce: string;
   readonly verifier: string;
+  /** The app's max_age, when it asked one (checked against the upstream's auth_time). */
+  readonly maxAge?: number;
 }
 
 const key = (state: string) => `upstream:state:${state}`;

@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { createHash, randomUUID } from 'node:crypto';
+import { createServer, type AddressInfo } from 'node:net';
 import { decodeJwt, exportJWK, generateKeyPair, SignJWT, type CryptoKey } from 'jose';
 import * as oidc from 'openid-client';
 import { Agent, type Page } from '../helpers/agent.js';
@@ -287,6 +288,32 @@ describe('attacks: Latchkey hands out no more than was granted (black box)', fun
     assert.equal(granted.body.scope, 'revocations');
   });
 
+  it("client_credentials without resource or scope gets a token that is good nowhere: no audience, refused at userinfo, the admin API and the feed, inactive to an API's introspector (RFC 8707 §2, RFC 7662 §4)", async () => {
+    // ops holds the admin grant and rs the feed's (neither as a default API), so each could hope its bare token passes.
+    for (const client of [OPS, RS]) {
+      const bare = await token(client, { grant_type: 'client_credentials' });
+      assert.equal(bare.status, 200, JSON.stringify(bare.body));
+      assert.equal(bare.body.scope, undefined, 'no scope');
+      const accessToken = bare.body.access_token!;
+      for (const url of [`${server.url}/me`, `${server.url}/admin/users`, `${server.url}/revocations`]) {
+        const used = await fetch(url, { headers: { authorization: `Bearer ${accessToken}` } });
+        assert.equal(used.status, 401, `${client.id} at ${url}`);
+      }
+      const introspect = async (caller: ClientCredentials) =>
+        (await (await fetch(`${server.url}/token/introspection`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(caller) },
+          body: new URLSearchParams({ token: accessToken }),
+        })).json()) as Record<string, unknown>;
+      const own = await introspect(client);
+      assert.equal(own.active, true, 'its own client learns of it');
+      assert.equal(own.aud, undefined, `no audience: ${JSON.stringify(own)}`);
+      assert.equal(own.scope, undefined);
+      // rs serves as the API (introspect granted): a token without audience is not one meant for it.
+      if (client !== RS) assert.deepEqual(await introspect(RS), { active: false }, "an API's introspector is told nothing");
+    }
+  });
+
   it("a person's token for an API needs a scope the person granted there: naming an API without asking any of its scopes the client may have gets no token for it, where the consent page never mentioned the API (RFC 8707 §2, RFC 6749 §3.3)", async () => {
     const NOTES = 'https://notes-scopeless.example.test';
     const SCOPELESS = 'https://scopeless.example.test';
@@ -402,6 +429,60 @@ describe('attacks: Latchkey hands out no more than was granted (black box)', fun
     assert.equal(https.status, 200, JSON.stringify(https.body));
   });
 
+  it('a client cannot have Latchkey connect to a loopback or private address for it: no sector_identifier_uri is taken, and its jwks_uri or backchannel_logout_uri there is never connected to (RFC 7591 §5, RFC 9700 §4.16, OIDC Core §8.1)', async () => {
+    // A listener where a registrant should not reach: any TCP connection counts.
+    let connections = 0;
+    const listener = createServer((socket) => {
+      connections += 1;
+      socket.destroy();
+    });
+    await new Promise<void>((done) => listener.listen(0, '127.0.0.1', done));
+    const inside = `127.0.0.1:${(listener.address() as AddressInfo).port}`;
+    try {
+      const register = async (metadata: Record<string, unknown>) => {
+        const response = await fetch(`${server.url}/reg`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ redirect_uris: [REDIRECT], ...metadata }) });
+        return { status: response.status, body: (await response.json()) as Record<string, string> };
+      };
+      // Pairwise subjects are not offered: a sector identifier is refused, fetched nowhere.
+      for (const sector of [`https://${inside}/sector`, 'https://sector.example.test/uris.json']) {
+        const refused = await register({ sector_identifier_uri: sector });
+        assert.equal(refused.status, 400, `${sector}: ${JSON.stringify(refused.body)}`);
+        assert.equal(refused.body.error, 'invalid_client_metadata');
+        assert.match(refused.body.error_description!, /pairwise subjects are not offered/);
+      }
+      assert.equal(connections, 0, 'no connection for a sector identifier');
+
+      // Keys "on loopback" (allowed for development): the token endpoint fetches them only where private networks are allowed.
+      const keyed = await register({ token_endpoint_auth_method: 'private_key_jwt', jwks_uri: `http://${inside}/jwks`, backchannel_logout_uri: `http://${inside}/logout` });
+      assert.equal(keyed.status, 201, JSON.stringify(keyed.body));
+      const clientId = keyed.body.client_id!;
+      const { privateKey } = await generateKeyPair('ES256');
+      const assertion = await new SignJWT({}).setProtectedHeader({ alg: 'ES256' }).setIssuer(clientId).setSubject(clientId)
+        .setAudience(server.issuer).setIssuedAt().setExpirationTime('1m').setJti(randomUUID()).sign(privateKey);
+      const asked = await fetch(`${server.url}/token`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ grant_type: 'client_credentials', client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer', client_assertion: assertion }),
+      });
+      assert.equal(asked.status, 401, 'no keys, no client');
+      assert.equal(connections, 0, 'no connection for its jwks_uri');
+
+      // Its back-channel logout: a person signs in through it and out again.
+      const config = await oidc.discovery(new URL(server.issuer), clientId, undefined, oidc.None(), { execute: [oidc.allowInsecureRequests] });
+      const agent = new Agent();
+      const { page } = await startAuthorization(agent, config, REDIRECT);
+      const back = await signInSteps(agent, page, { username: 'pat', password: PASSWORD, stopAt: REDIRECT });
+      assert.ok(new URL(back.url).searchParams.get('code'), back.url);
+      let out = await agent.follow(`${server.url}/session/end?client_id=${clientId}`);
+      if (out.html.includes('session/end/confirm')) out = await agent.submit(out, 'session/end/confirm', { logout: 'yes' });
+      assert.ok(out.status < 500, `${out.status}`);
+      await new Promise((done) => setTimeout(done, 200));
+      assert.equal(connections, 0, 'no connection for its backchannel_logout_uri');
+    } finally {
+      listener.close();
+    }
+  });
+
   it('the developer page: an app type that names no type (constructor, __proto__, toString) is refused with the form, never a 500, and registers nothing', async () => {
     const agent = new Agent();
     let page: Page = await signInSteps(agent, await agent.follow(`${server.issuer}/developer/sign-in`), { username: 'pat', password: PASSWORD, login: 'required' });
@@ -449,6 +530,72 @@ describe('attacks: Latchkey hands out no more than was granted (black box)', fun
     assert.equal(userinfo.email, undefined, `no email at userinfo: ${JSON.stringify(userinfo)}`);
     assert.equal(userinfo.name, undefined);
     assert.ok(userinfo.sub);
+  });
+
+  it("a token issued before an operator narrowed its client introspects inactive: no resource server is told the token holds a scope the client may no longer have (RFC 7662 §2.2, RFC 6749 §3.3)", async () => {
+    const ops = (await token(OPS, { grant_type: 'client_credentials', resource: `${server.issuer}/admin`, scope: 'admin' })).body.access_token!;
+    const write = (method: string, path: string, scope: string) =>
+      fetch(`${server.url}/admin/clients${path}`, {
+        method,
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${ops}` },
+        body: JSON.stringify({ ...(method === 'POST' && { client_id: 'reader', client_secret: APP.secret }), redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'], scope }),
+      });
+    assert.equal((await write('POST', '', 'openid offline_access email read')).status, 201);
+    const reader = await oidc.discovery(new URL(server.issuer), 'reader', APP.secret, oidc.ClientSecretBasic(APP.secret), { execute: [oidc.allowInsecureRequests] });
+    const client = { id: 'reader', secret: APP.secret };
+    const agent = new Agent();
+    const { page, verifier } = await startAuthorization(agent, reader, REDIRECT, { scope: 'openid offline_access email read', resource: API, prompt: 'consent' });
+    let current: Page = await signInSteps(agent, page, { username: 'pat', password: PASSWORD, stopAt: REDIRECT });
+    if (isConsent(current)) current = await agent.submit(current, '/confirm', {}, REDIRECT);
+    const forApi = await token(client, { grant_type: 'authorization_code', code: new URL(current.url).searchParams.get('code')!, redirect_uri: REDIRECT, code_verifier: verifier, resource: API });
+    assert.equal(forApi.body.scope, 'read', JSON.stringify(forApi.body));
+    const forUserinfo = await token(client, { grant_type: 'refresh_token', refresh_token: forApi.body.refresh_token! });
+    assert.equal(forUserinfo.body.scope, 'openid offline_access email', JSON.stringify(forUserinfo.body));
+    const introspected = async (caller: ClientCredentials, accessToken: string) =>
+      (await (await fetch(`${server.url}/token/introspection`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(caller) },
+        body: new URLSearchParams({ token: accessToken }),
+      })).json()) as Record<string, unknown>;
+    const held = [
+      { caller: RS, accessToken: forApi.body.access_token!, what: "the API's JWT, at the API" },
+      { caller: client, accessToken: forApi.body.access_token!, what: "the API's JWT, at its client" },
+      { caller: client, accessToken: forUserinfo.body.access_token!, what: 'the userinfo token, at its client' },
+    ];
+    for (const { caller, accessToken, what } of held) assert.equal((await introspected(caller, accessToken)).active, true, what);
+
+    // The operator takes email and the API's read away from what the app may ask.
+    assert.equal((await write('PUT', '/reader', 'openid offline_access')).status, 200);
+    for (const { caller, accessToken, what } of held) {
+      const answer = await introspected(caller, accessToken);
+      assert.deepEqual(answer, { active: false }, `${what} after the narrowing: ${JSON.stringify(answer)}`);
+    }
+    // What the client may still have: its refresh token is still good (introspected active), the
+    // refresh narrows, and the new access token introspects active.
+    assert.equal((await introspected(client, forUserinfo.body.refresh_token!)).active, true, 'the refresh token');
+    const narrowed = await token(client, { grant_type: 'refresh_token', refresh_token: forUserinfo.body.refresh_token! });
+    assert.equal(narrowed.body.scope, 'openid offline_access', JSON.stringify(narrowed.body));
+    const answer = await introspected(client, narrowed.body.access_token!);
+    assert.equal(answer.active, true, JSON.stringify(answer));
+    assert.equal(answer.scope, 'openid offline_access');
+
+    // A client not narrowed keeps its tokens active, a runtime API's scope (`latchkey apis add`) among them.
+    const LEDGER = 'https://ledger-unnarrowed.example.test';
+    await server.apis.add({ identifier: LEDGER, scopes: ['l:read'], format: 'opaque' });
+    const ledgerClient = { id: 'ledgered', secret: APP.secret };
+    assert.equal((await fetch(`${server.url}/admin/clients`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${ops}` },
+      body: JSON.stringify({ client_id: ledgerClient.id, client_secret: ledgerClient.secret, redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'], scope: 'openid l:read' }),
+    })).status, 201);
+    const ledgered = await oidc.discovery(new URL(server.issuer), ledgerClient.id, APP.secret, oidc.ClientSecretBasic(APP.secret), { execute: [oidc.allowInsecureRequests] });
+    const asked = await startAuthorization(agent, ledgered, REDIRECT, { scope: 'openid l:read', resource: LEDGER });
+    let back: Page = await signInSteps(agent, asked.page, { username: 'pat', password: PASSWORD, stopAt: REDIRECT });
+    if (isConsent(back)) back = await agent.submit(back, '/confirm', {}, REDIRECT);
+    const forLedger = await token(ledgerClient, { grant_type: 'authorization_code', code: new URL(back.url).searchParams.get('code')!, redirect_uri: REDIRECT, code_verifier: asked.verifier, resource: LEDGER });
+    assert.equal(forLedger.body.scope, 'l:read', JSON.stringify(forLedger.body));
+    const ledgerAnswer = await introspected(ledgerClient, forLedger.body.access_token!);
+    assert.equal(ledgerAnswer.active, true, JSON.stringify(ledgerAnswer));
   });
 
   /** The admin API's clients, as an operator calls it. */

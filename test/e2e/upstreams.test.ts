@@ -48,7 +48,7 @@ async function startFakeUpstream() {
   const { privateKey, publicKey } = await generateKeyPair('RS256');
   const other = await generateKeyPair('RS256');
   const jwk: JWK = { ...(await exportJWK(publicKey)), kid: 'fake-key', alg: 'RS256', use: 'sig' };
-  const state = { mode: 'good' as Mode, nonce: '', issuer: '', sub: 'fake-person-1', sid: 'fake-sid-1', authorizations: 0, prompt: null as string | null, email: undefined as string | undefined };
+  const state = { mode: 'good' as Mode, nonce: '', issuer: '', sub: 'fake-person-1', sid: 'fake-sid-1', authorizations: 0, prompt: null as string | null, email: undefined as string | undefined, maxAge: null as string | null, authTime: undefined as number | undefined };
   const sign = (payload: JWTPayload, key = privateKey, typ?: string) =>
     new SignJWT(payload).setProtectedHeader({ alg: 'RS256', kid: 'fake-key', ...(typ && { typ }) }).sign(key);
   const server: Server = createServer((req, res) => {
@@ -63,6 +63,7 @@ async function startFakeUpstream() {
     if (url.pathname === '/authorize') {
       state.authorizations += 1;
       state.prompt = url.searchParams.get('prompt');
+      state.maxAge = url.searchParams.get('max_age');
       state.nonce = url.searchParams.get('nonce') ?? '';
       const back = new URL(url.searchParams.get('redirect_uri')!);
       if (state.mode === 'deny') back.searchParams.set('error', 'access_denied');
@@ -80,6 +81,8 @@ async function startFakeUpstream() {
         exp: state.mode === 'expired' ? now - 3600 : now + 300,
         nonce: state.mode === 'nonce' ? 'another-nonce' : state.nonce,
         sid: state.sid,
+        // When the person signed in at the upstream: now, unless a test plays an upstream answering from an older session.
+        auth_time: state.authTime ?? now,
         email: state.email ?? `${state.sub}@fake.example`,
         email_verified: true,
         name: 'Fake Person',
@@ -706,6 +709,51 @@ describe('e2e: sign in through an upstream OpenID Connect provider', function ()
       assert.equal(fake.state.prompt, 'login');
       await throughFake('app1', 'fake-person-fresh', { max_age: '0' });
       assert.equal(fake.state.prompt, 'login');
+    });
+
+    it("the same sub at two upstreams is two people: a sign-in through one never lands in the account the other made (links are keyed by upstream and sub)", async () => {
+      await new Upstreams(latchkey.kv, latchkey.config.keys.secrets).add({
+        id: 'twin', issuer: fake.state.issuer, clientId: 'latchkey', clientSecret: SECRET, scope: 'openid email profile', displayName: 'Twin', linkByEmail: false, endSession: false,
+      });
+      try {
+        // Each upstream says its own email (the same one would be refused as another person's address).
+        const subThrough = async (upstream: string) => {
+          fake.state.email = `${upstream}-twice@fake.example`;
+          const { browser, page, verifier } = await throughFake('app1', 'fake-person-twice', { upstream }).finally(() => (fake.state.email = undefined));
+          const done = isConsent(page) ? await browser.submit(page, '/confirm', {}, app1Redirect()) : page;
+          assert.ok(new URL(done.url).searchParams.get('code'), `${upstream}: ${done.status} ${done.url} ${done.html.slice(0, 300)}`);
+          const config = await oidc.discovery(new URL(latchkey.issuer), 'app1', SECRET, oidc.ClientSecretBasic(SECRET), { execute: [oidc.allowInsecureRequests] });
+          return (await oidc.authorizationCodeGrant(config, new URL(done.url), { pkceCodeVerifier: verifier })).claims()!.sub;
+        };
+        const first = await subThrough('fake');
+        assert.notEqual(await subThrough('twin'), first, 'another upstream saying the same sub is another person');
+        assert.equal(await subThrough('fake'), first, 'the same upstream and sub is the same person');
+      } finally {
+        await new Upstreams(latchkey.kv, latchkey.config.keys.secrets).remove('twin');
+      }
+    });
+
+    it("an app's max_age is asked of the upstream and its auth_time checked: an upstream session older than the app allows is not a sign-in of now (OIDC Core §3.1.2.1, §2 auth_time)", async () => {
+      try {
+        // The upstream ignores max_age and answers from a session it signed in an hour ago.
+        fake.state.authTime = Math.floor(Date.now() / 1000) - 3600;
+        const stale = await throughFake('app1', 'fake-person-stale', { max_age: '300' });
+        assert.equal(fake.state.maxAge, '300', 'max_age is passed on');
+        assert.ok(!stale.page.url.startsWith(app1Redirect()) || !new URL(stale.page.url).searchParams.get('code'), `no code: ${stale.page.url}`);
+        assert.ok(!isConsent(stale.page), 'nor a consent page on the way to one');
+        assert.equal(stale.page.status, 403, `${stale.page.status} ${stale.page.url}`);
+        assert.match(stale.page.html, /Sign-in not completed/);
+
+        // One that signs the person in again (auth_time now) is taken; without max_age, none is passed on.
+        fake.state.authTime = undefined;
+        const fresh = await throughFake('app1', 'fake-person-stale', { max_age: '300' });
+        const done = isConsent(fresh.page) ? await fresh.browser.submit(fresh.page, '/confirm', {}, app1Redirect()) : fresh.page;
+        assert.ok(new URL(done.url).searchParams.get('code'), `a code: ${done.status} ${done.url}`);
+        await throughFake('app1', 'fake-person-stale');
+        assert.equal(fake.state.maxAge, null);
+      } finally {
+        fake.state.authTime = undefined;
+      }
     });
 
     it("refuses forged or malformed logout tokens, and ends the session for the upstream's valid one", async () => {
