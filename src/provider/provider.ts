@@ -28,6 +28,7 @@ import { adapterFactory, opaqueTokenBits, readInteractionAhead } from '../store/
 import { recordFederatedSessions, type FederatedSessions } from '../upstreams/sessions.js';
 import type { UpstreamLogout } from '../upstreams/logout.js';
 import { upstreamEndSession } from './patches/upstream-end-session.js';
+import { postLogoutToCurrentRegistration } from './patches/post-logout-current.js';
 import type { Kv } from '../store/kv.js';
 import type { RateLimits } from '../http/rate-limits.js';
 import { limitAnnouncedClients } from './patches/announced-client-limit.js';
@@ -493,6 +494,8 @@ function applyPatches(
   layers.push(recordFederatedSessions([provider.pathFor('authorization'), provider.pathFor('code_verification')], federated));
   // ...and signing out of Latchkey everywhere goes on to the upstream's end_session_endpoint (see the patch).
   layers.push(upstreamEndSession((uid, destination) => upstreamLogout.redirectFor(uid, destination)));
+  // A sign-out confirmed goes back only where its client, as registered now, allows.
+  layers.push(postLogoutToCurrentRegistration(provider, config.issuer));
   layers.push(offlineAccessPrompt(provider.pathFor('authorization')));
   layers.push(clientAuthenticationRequired(new URL(config.issuer).host));
   // Runtime APIs' scopes in `scope` metadata, checked where dynamic registration writes a client.
