@@ -687,13 +687,18 @@ for (const [name, disabled] of [
 ] as const) {
   users
     .command(`${name} <username>`)
-    .description(disabled ? 'stop a user from signing in, end their sessions and revoke their grants and tokens' : 'allow a disabled user to sign in again')
+    .description(disabled ? 'stop a user from signing in, end their sessions, revoke their grants and tokens and forget their consents' : 'allow a disabled user to sign in again')
     .action(async (username: string) =>
       withStore(async (kv, settings) => {
         const opened = disabled ? await sessionsOn(kv, settings) : undefined;
         const account = await new Accounts(kv, settings.accounts.argon2).setDisabled(username, disabled);
         if (disabled) {
-          await (await grantRevocation(kv, settings)).revokeAccount(account.sub);
+          // The remembered consents go too (before the grants, as grants revoke does): enabled again,
+          // the person is asked by each app, and an app someone else consented to in their name
+          // while the account was taken gets no code silently.
+          const revocation = await grantRevocation(kv, settings);
+          await (await consentsOn(kv, settings)).forgetAccount(account.sub, (await revocation.ofAccount(account.sub)).map((grant) => grant.clientId));
+          await revocation.revokeAccount(account.sub);
           await opened?.sessions.endAll(account.sub);
         }
         console.log(`${name}d ${username}`);
