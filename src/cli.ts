@@ -13,7 +13,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { z } from 'zod';
 import { AccountError, Accounts } from './accounts/accounts.js';
 import { Apis } from './apis/apis.js';
-import { ConfigError, loadConfig, type Config } from './config.js';
+import { ConfigError, INITIAL_ACCESS_TOKEN_MAX, loadConfig, type Config } from './config.js';
 import { keyRevocationHorizon, ringStore, rotationPolicy } from './keyring/index.js';
 import { generateKey, Keyring } from './keyring/keyring.js';
 import { describeRing, planRevocation, RotationError } from './keyring/lifecycle.js';
@@ -203,6 +203,13 @@ function promptHidden(prompt: string): Promise<string> {
 function positiveSeconds(value: string): number {
   const seconds = Number(value);
   if (!Number.isSafeInteger(seconds) || seconds <= 0) throw new InvalidArgumentError('expected a positive number of seconds.');
+  return seconds;
+}
+
+/** `--expires-in` of an initial access token: positive, and it ends by itself within 30 days. */
+function initialAccessTokenSeconds(value: string): number {
+  const seconds = positiveSeconds(value);
+  if (seconds > INITIAL_ACCESS_TOKEN_MAX) throw new InvalidArgumentError(`expected at most ${INITIAL_ACCESS_TOKEN_MAX} seconds (30 days).`);
   return seconds;
 }
 
@@ -473,7 +480,7 @@ const registrationTokens = registration.command('token').description('initial ac
 registrationTokens
   .command('create')
   .description('create an initial access token that lets a developer register one client; prints it once')
-  .option('--expires-in <seconds>', 'lifetime in seconds (default: registration.initialAccessTokenTTL)', positiveSeconds)
+  .option('--expires-in <seconds>', 'lifetime in seconds, at most 30 days (default: registration.initialAccessTokenTTL)', initialAccessTokenSeconds)
   .action(async (options: { expiresIn?: number }) =>
     withStore(async (kv, settings) => {
       const expiresIn = options.expiresIn ?? settings.registration.initialAccessTokenTTL;
