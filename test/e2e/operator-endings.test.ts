@@ -249,7 +249,7 @@ describe('e2e: what an operator takes away ends at once (endings audit)', functi
     }
   });
 
-  it('a removal that fails half-way (a person, a client, an API, an operator grant) leaves it there to remove again, which ends its tokens', async () => {
+  it('a removal that fails half-way (a person, a client, an API, an operator grant; a person disabled) leaves it there to remove again, which ends its tokens', async () => {
     // The store refuses the revocation list's keys to this connection only: the CLI fails in the middle of the removal.
     const raw = new Redis(redis.url);
     const prefix = server.config.redis.keyPrefix;
@@ -260,6 +260,9 @@ describe('e2e: what an operator takes away ends at once (endings audit)', functi
     await server.accounts.create('yolanda', PASSWORD);
     const flow = await frontChannel(config, { redirectUri: REDIRECT, username: 'yolanda', password: PASSWORD, params: { scope: 'openid read', resource: API } });
     const persons = (await oidc.authorizationCodeGrant(config, flow.callback, { pkceCodeVerifier: flow.verifier }, { resource: API })).access_token;
+    await server.accounts.create('zelda', PASSWORD);
+    const disabledFlow = await frontChannel(config, { redirectUri: REDIRECT, username: 'zelda', password: PASSWORD, params: { scope: 'openid read', resource: API } });
+    const disabledPersons = (await oidc.authorizationCodeGrant(config, disabledFlow.callback, { pkceCodeVerifier: disabledFlow.verifier }, { resource: API })).access_token;
     const svc = await serviceClient('svc-removed-twice');
     await server.apis.grant(svc.id, API, { scopes: ['read'] });
     const clients = await clientCredentialsToken(server.url, svc, API, 'read');
@@ -274,6 +277,8 @@ describe('e2e: what an operator takes away ends at once (endings audit)', functi
     // Each token is introspected by a client that may see it (the API's own, or the token's client for the API RS does not serve).
     assert.equal((await introspect(server.url, granted, stored)).active, true);
     for (const [args, token, introspector] of [
+      // Disabling is no removal, but fails half-way alike: run again, it ends what the person holds.
+      [['users', 'disable', 'zelda'], disabledPersons, RS],
       [['users', 'remove', 'yolanda'], persons, RS],
       [['clients', 'remove', svc.id], clients, RS],
       [['apis', 'revoke', '--client', granted.id, '--api', API], grantees, RS],
