@@ -29,6 +29,7 @@ import { recordFederatedSessions, type FederatedSessions } from '../upstreams/se
 import type { UpstreamLogout } from '../upstreams/logout.js';
 import { upstreamEndSession } from './patches/upstream-end-session.js';
 import { postLogoutToCurrentRegistration } from './patches/post-logout-current.js';
+import { singleUseResume } from './patches/single-use-resume.js';
 import type { Kv } from '../store/kv.js';
 import type { RateLimits } from '../http/rate-limits.js';
 import { limitAnnouncedClients } from './patches/announced-client-limit.js';
@@ -452,6 +453,8 @@ function applyPatches(
   refuseHintsOfRevokedKeys(provider, revocations);
   // A token revoked with its grant goes after the grant's revocation: a failure between leaves it to present again.
   revokeGrantBeforeToken(provider);
+  // A sign-in resumes once: two resumes of one interaction at once get one code, not two.
+  singleUseResume(provider);
   limitAnnouncedClients(provider, rateLimits);
   // No provider.proxy here: koa-mount runs the provider with the app's own ctx, so the app's proxy
   // settings (createApp) decide ctx.ip and ctx.protocol, and the issuer decides every URL (app.ts).
