@@ -61,7 +61,7 @@ export function openApiDocument(issuer: string) {
                 schema: {
                   type: 'object',
                   additionalProperties: false,
-                  properties: { previous_secret_valid_for: { type: 'integer', minimum: 0, description: 'seconds, at most the configured grace (0: the old secret leaked)' } },
+                  properties: { previous_secret_valid_for: { type: 'integer', minimum: 0, description: 'seconds, at most the configured grace (0: the old secret leaked; the tokens the client got for itself end too)' } },
                 },
               },
             },

@@ -249,6 +249,39 @@ describe('e2e: what an operator takes away ends at once (endings audit)', functi
     }
   });
 
+  it("a leaked secret rotated without grace (admin API, developer page) ends the tokens the client got for itself with it: introspection, the admin API, latchkey/resource-server", async () => {
+    // Whoever holds the leaked secret got tokens with it before the rotation: for an API, and for the admin API.
+    const svc = await serviceClient('svc-thief-tokens');
+    await server.apis.grant(svc.id, API, { scopes: ['read'] });
+    await server.apis.grant(svc.id, OPAQUE_API, { scopes: ['read'] });
+    await server.apis.grant(svc.id, `${server.issuer}/admin`, { scopes: ['admin:read'] });
+    const [jwt, opaque, adminToken] = [
+      await clientCredentialsToken(server.url, svc, API, 'read'),
+      await clientCredentialsToken(server.url, svc, OPAQUE_API, 'read'),
+      await clientCredentialsToken(server.url, svc, `${server.issuer}/admin`, 'admin:read'),
+    ];
+    const adminReads = async () => (await fetch(`${server.url}/admin/clients`, { headers: { authorization: `Bearer ${adminToken}` } })).status;
+    assert.equal((await introspect(server.url, RS, jwt)).active, true);
+    assert.equal((await introspect(server.url, RS, opaque)).active, true);
+    assert.equal(await adminReads(), 200);
+
+    assert.equal((await admin('POST', `/clients/${svc.id}/secret`, { previous_secret_valid_for: 0 })).status, 200);
+    assert.deepEqual(await introspect(server.url, RS, jwt), { active: false }, "the thief's JWT outlives the leaked secret's rotation");
+    assert.deepEqual(await introspect(server.url, RS, opaque), { active: false }, "the thief's opaque token outlives the leaked secret's rotation");
+    assert.equal(await adminReads(), 401, "the thief's admin token outlives the leaked secret's rotation");
+    await refused(helper, jwt);
+
+    // The developer page's "it may have leaked" alike.
+    const owner = await server.accounts.create('leaky-tokens', PASSWORD);
+    const app = { id: 'app-leaked-tokens', secret: 'app-leaked-tokens-secret-with-plenty-of-entropy-01' };
+    await clients.add({ ...machineClient(app), owner: owner.sub });
+    await server.apis.grant(app.id, API, { scopes: ['read'] });
+    const stolen = await clientCredentialsToken(server.url, app, API, 'read');
+    const developer = await developerSignIn(server.issuer, 'leaky-tokens', PASSWORD);
+    assert.equal((await developer.agent.submit(developer.page, `/developer/apps/${app.id}/secret`, { leaked: 'yes' })).status, 200);
+    assert.deepEqual(await introspect(server.url, RS, stolen), { active: false }, 'the token got with the secret the developer says leaked outlives its rotation');
+  });
+
   it('a removal that fails half-way (a person, a client, an API, an operator grant; a person disabled) leaves it there to remove again, which ends its tokens', async () => {
     // The store refuses the revocation list's keys to this connection only: the CLI fails in the middle of the removal.
     const raw = new Redis(redis.url);
