@@ -611,6 +611,11 @@ grants
     }),
   );
 
+/** Forgets every consent a person gave, those of their grants included: before the grants go, so that none is made from one again. */
+async function forgetConsentsOf(kv: Kv, settings: Config, revocation: Awaited<ReturnType<typeof grantRevocation>>, sub: string): Promise<void> {
+  await (await consentsOn(kv, settings)).forgetAccount(sub, (await revocation.ofAccount(sub)).map((grant) => grant.clientId));
+}
+
 /** A person by username or sub (one line, exit 1, when there is none). */
 async function findAccount(kv: Kv, settings: Config, user: string) {
   const accounts = new Accounts(kv, settings.accounts.argon2);
@@ -667,9 +672,9 @@ users
 
 users
   .command('passwd <username>')
-  .description("set a user's password, read from standard input; their sessions end and every grant they have given is revoked")
+  .description("set a user's password, read from standard input; their sessions end, every grant they have given is revoked and their consents forgotten")
   .option('--password-stdin', 'read the password from standard input (required)')
-  .option('--keep-sessions', 'leave their sessions and grants alone (the old password is not thought to have leaked)')
+  .option('--keep-sessions', 'leave their sessions, grants and consents alone (the old password is not thought to have leaked)')
   .action(async (username: string, options: { passwordStdin?: boolean; keepSessions?: boolean }) => {
     requirePasswordStdin(options, `users passwd ${username}`);
     return withStore(async (kv, settings) => {
@@ -680,10 +685,13 @@ users
       const opened = options.keepSessions ? undefined : await sessionsOn(kv, settings);
       await accounts.setPassword(username, password);
       // An operator sets a password for someone who lost theirs, or whose account was taken: a
-      // session signed in with the old one (a thief's) and the refresh tokens it got must not outlive it.
+      // session signed in with the old one (a thief's) and the refresh tokens it got must not outlive it,
+      // nor a consent given in the person's name (first, as grants revoke does: no grant is made from it again).
+      const revocation = options.keepSessions ? undefined : await grantRevocation(kv, settings);
+      if (revocation) await forgetConsentsOf(kv, settings, revocation, account.sub);
       const ended = options.keepSessions ? 0 : await endSessionsWithGrants(opened, kv, settings, account.sub, () => true);
       // ...and so must the grants of sessions that ended already (offline access got and kept).
-      if (!options.keepSessions) await (await grantRevocation(kv, settings)).revokeAccount(account.sub);
+      await revocation?.revokeAccount(account.sub);
       console.log(`password changed for ${username}${options.keepSessions ? '' : `; ended ${ended} session${ended === 1 ? '' : 's'}`}`);
     });
   });
@@ -704,7 +712,7 @@ for (const [name, disabled] of [
           // the person is asked by each app, and an app someone else consented to in their name
           // while the account was taken gets no code silently.
           const revocation = await grantRevocation(kv, settings);
-          await (await consentsOn(kv, settings)).forgetAccount(account.sub, (await revocation.ofAccount(account.sub)).map((grant) => grant.clientId));
+          await forgetConsentsOf(kv, settings, revocation, account.sub);
           await revocation.revokeAccount(account.sub);
           await opened?.sessions.endAll(account.sub);
         }

@@ -12,11 +12,13 @@ import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
 import { decodeJwt } from 'jose';
 import * as oidc from 'openid-client';
+import { Agent } from '../helpers/agent.js';
 import { eventually } from '../helpers/eventually.js';
 import { frontChannel } from '../helpers/front-channel.js';
 import { developerSignIn } from '../helpers/developer.js';
 import { latchkey, serveProcess } from '../helpers/process.js';
 import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
+import { isConsent, signInSteps } from '../helpers/sign-in.js';
 import { startServer, testDir, testEnv, type TestServer } from '../helpers/server.js';
 import { API, basic, clientCredentialsToken, grantFeed, introspect, machineClient, OPAQUE_API, RESOURCE_SERVERS, type ClientCredentials } from '../helpers/tokens.js';
 import { AccountSessions } from '../../src/accounts/sessions.js';
@@ -362,6 +364,13 @@ describe('e2e: what an operator takes away ends at once (endings audit)', functi
         assert.equal(await refresh(left), 'invalid_grant', 'the refresh token of a session that ended first outlives the password');
         assert.match(run.stdout, /ended 1 session/);
       }
+      // The consent given in the person's name (the thief's, perhaps, to an app of theirs) goes too:
+      // the app asks again rather than getting a code from the person's next session silently.
+      const agent = new Agent();
+      const login = await agent.follow(oidc.buildAuthorizationUrl(config, { redirect_uri: REDIRECT, scope: 'openid', code_challenge: await oidc.calculatePKCECodeChallenge(oidc.randomPKCECodeVerifier()), code_challenge_method: 'S256' }).href, {}, REDIRECT);
+      const password = keep ? PASSWORD : 'a brand new password for the owner';
+      const next = await signInSteps(agent, login, { username, password, consent: 'stop', stopAt: REDIRECT });
+      assert.equal(isConsent(next), !keep, keep ? 'with --keep-sessions the consent stays' : `the consent outlives the operator's password reset (${next.status} ${next.url})`);
     }
   });
 });
