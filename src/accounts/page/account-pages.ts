@@ -61,7 +61,7 @@ export function accountPages(options: Options): Middleware {
   const page = accountPage({ providers, sessions, csrfKey, reauthenticateAfter, credentials, revokeGrant: (grantId) => grants.revoke(grantId) });
   firstPartySignIn(page.router, issuer, ACCOUNT_PAGE);
   const own = [
-    passwordSection({ accounts, throttle, sessions, grants, logger }),
+    passwordSection({ accounts, throttle, sessions, grants, consents, logger }),
     appsSection({ providers, grants, consents, firstParty: FIRST_PARTY_CLIENT_IDS, logger }),
     sessionsSection({ sessions, activity, grants, logger }),
   ];
