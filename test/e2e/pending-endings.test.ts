@@ -225,4 +225,17 @@ describe('e2e: what was begun before an ending cannot be finished after it (devi
     await clients.add({ ...metadata, client_secret: 'another-bye-app-secret-with-plenty-of-entropy-01', post_logout_redirect_uris: ['https://new.example.test/bye'] });
     assert.ok(!(await confirm(remade, { logout: 'yes' })).url.startsWith(kept), "sent to a deleted client's URI once its id was taken again");
   });
+
+  it("signing in as someone else at a sign-in still signs the first person out and goes back to it (the engine's own post-logout redirect, which that check leaves)", async () => {
+    const secret = 'switch-app-client-secret-with-plenty-of-entropy-012';
+    await clients.add({ client_id: 'switch-app', client_secret: secret, redirect_uris: [REDIRECT], grant_types: ['authorization_code'] });
+    const app = await oidc.discovery(new URL(server.issuer), 'switch-app', secret, oidc.ClientSecretBasic(secret), insecure);
+    const agent = new Agent();
+    const first = await startAuthorization(agent, app, REDIRECT);
+    assert.ok((await signInSteps(agent, first.page, { username: 'alice', password: PASSWORD, stopAt: REDIRECT })).url.startsWith(REDIRECT));
+    const again = await startAuthorization(agent, app, REDIRECT, { prompt: 'login' });
+    const switching = await agent.submit(again.page, '/login', { username: 'bob', password: PASSWORD });
+    const back = await agent.submit(switching, 'session/end/confirm', {}, REDIRECT);
+    assert.ok(/\/confirm/.test(back.html), `bob's sign-in goes on to his consent (${back.status} ${back.url})`);
+  });
 });
