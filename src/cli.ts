@@ -135,13 +135,15 @@ async function validatingProvider(kv: Kv, settings: Config) {
  */
 /**
  * Ends a person's sessions that `signedInWith` picks, each with every grant it made (offline access
- * too): what was signed in with a credential taken away goes with it. `opened`: sessionsOn's, taken
+ * too) and the consent each was made under: what was signed in with a credential taken away goes with it. `opened`: sessionsOn's, taken
  * before anything changed (so a wrong KEYS_SECRETS refuses first). How many ended.
  */
 async function endSessionsWithGrants(opened: Opened | undefined, kv: Kv, settings: Config, sub: string, signedInWith: SignedInWith): Promise<number> {
   if (!opened) return 0;
-  const [{ SessionCredentials }, revocation] = await Promise.all([import('./accounts/session-credentials.js'), grantRevocation(kv, settings)]);
-  return opened.sessions.endSignedInWith(sub, new SessionCredentials(kv, settings.ttl.session), signedInWith, (grantId) => revocation.revoke(grantId));
+  const [{ SessionCredentials }, revocation, consents] = await Promise.all([import('./accounts/session-credentials.js'), grantRevocation(kv, settings), consentsOn(kv, settings)]);
+  // ...and the consent each grant was made under (given, perhaps, by whoever held the credential).
+  const endGrant = (grantId: string) => revocation.revokeWithConsent(grantId, (accountId, clientId) => consents.forget(accountId, clientId));
+  return opened.sessions.endSignedInWith(sub, new SessionCredentials(kv, settings.ttl.session), signedInWith, endGrant);
 }
 
 type Opened = Awaited<ReturnType<typeof sessionsOn>>;
@@ -816,17 +818,19 @@ upstreams
       ]);
       const links = new UpstreamLinks(kv, new Accounts(kv, settings.accounts.argon2));
       const credentials = new SessionCredentials(kv, settings.ttl.session);
-      const revocation = await grantRevocation(kv, settings);
+      const [revocation, consents] = await Promise.all([grantRevocation(kv, settings), consentsOn(kv, settings)]);
+      // What the upstream signed in ends with the consents its grants were made under.
+      const endGrant = (grantId: string) => revocation.revokeWithConsent(grantId, (accountId, clientId) => consents.forget(accountId, clientId));
       const opened = await sessionsOn(kv, settings);
       const ended = await removeUpstream(id, {
         upstreams: new Upstreams(kv, settings.keys.secrets),
         federated: new FederatedSessions(kv, settings.ttl.session),
         findSession: async (uid) => opened?.provider.Session.findByUid(uid),
         linksOf: async (uid) => (await credentials.of(uid))?.links,
-        endSession: (session) => opened!.sessions.signOutSession(session, (grantId) => revocation.revoke(grantId), true),
+        endSession: (session) => opened!.sessions.signOutSession(session, endGrant, true),
         // No server ever ran (no ring): no session or grant either.
         peopleLinked: async (upstream) => (opened ? links.peopleLinkedTo(upstream) : []),
-        endSignedInThrough: (sub, upstream) => opened!.sessions.endSignedInWith(sub, credentials, throughUpstream(upstream), (grantId) => revocation.revoke(grantId)),
+        endSignedInThrough: (sub, upstream) => opened!.sessions.endSignedInWith(sub, credentials, throughUpstream(upstream), endGrant),
       });
       console.log(`removed upstream ${id}; ended ${ended} session${ended === 1 ? '' : 's'} signed in through it`);
     }),

@@ -128,15 +128,17 @@ export function adminRouter({ issuer, providers, clients, accounts, apis, grants
   clientRoutes(router, { clients, secretRotationGrace, read, write, json });
   userRoutes(router, { accounts, grants, consents, sessions, secondFactors, credentials, onReset: onSecondFactorsReset, read, write, json });
   apiRoutes(router, { providers, apis, read, write, json });
+  // What an upstream signed in ends with the consents its grants were made under.
+  const endGrant = (grantId: string) => grants.revokeWithConsent(grantId, (sub, clientId) => consents.forget(sub, clientId));
   const remove = (id: string) =>
     removeUpstream(id, {
       upstreams,
       federated,
       findSession: (uid) => providers.current.Session.findByUid(uid),
       linksOf: async (uid) => (await credentials.of(uid))?.links,
-      endSession: (session) => sessions.signOutSession(session, (grantId) => grants.revoke(grantId), true),
+      endSession: (session) => sessions.signOutSession(session, endGrant, true),
       peopleLinked: (upstream) => links.peopleLinkedTo(upstream),
-      endSignedInThrough: (sub, upstream) => sessions.endSignedInWith(sub, credentials, throughUpstream(upstream), (grantId) => grants.revoke(grantId)),
+      endSignedInThrough: (sub, upstream) => sessions.endSignedInWith(sub, credentials, throughUpstream(upstream), endGrant),
     });
   upstreamRoutes(router, { upstreams, remove, issuer, read, write, json });
 

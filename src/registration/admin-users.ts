@@ -9,6 +9,7 @@
  *   GET    /admin/users/{username}/mfa        their second factors (names and dates, no secrets)
  *   POST   /admin/users/{username}/mfa/reset  remove every second factor (e.g. a lost phone); the
  *                                             sessions signed in with one end, with their grants
+ *                                             and the consents those were made under
  */
 import type Router from '@koa/router';
 import type { Middleware } from 'koa';
@@ -20,8 +21,9 @@ import { withSecondFactor, type AccountSessions } from '../accounts/sessions.js'
 import { jsonError } from '../http/errors.js';
 import type { GrantRevocation } from '../revocation/grants.js';
 
-/** The remembered consents (provider/consents.ts), as far as disabling a person needs them. */
+/** The remembered consents (provider/consents.ts), as far as disabling a person or a reset needs them. */
 export interface ForgetsConsents {
+  forget(accountId: string, clientId: string): Promise<void>;
   forgetAccount(accountId: string, alsoTo?: Iterable<string>): Promise<void>;
 }
 
@@ -113,7 +115,8 @@ export function userRoutes(router: Router, { accounts, grants, consents, session
     if (!account) return jsonError(ctx, 404, 'not_found', `no user "${ctx.params.username}"`);
     await secondFactors.reset(account.sub);
     // The factors may be on a lost or stolen device: the sessions they signed in end too.
-    await sessions.endSignedInWith(account.sub, credentials, withSecondFactor, (grantId) => grants.revoke(grantId));
+    // ...with the consents given in them (which whoever holds the device may have given).
+    await sessions.endSignedInWith(account.sub, credentials, withSecondFactor, (grantId) => grants.revokeWithConsent(grantId, (sub, clientId) => consents.forget(sub, clientId)));
     onReset(account.sub);
     ctx.body = { sub: account.sub, username: account.username, ...(await secondFactors.summary(account.sub)) };
   });

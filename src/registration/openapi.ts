@@ -161,7 +161,7 @@ export function openApiDocument(issuer: string) {
       },
       '/users/{username}/mfa/reset': {
         parameters: [username],
-        post: { operationId: 'resetUserSecondFactors', summary: "Remove every second factor of a user (e.g. a lost phone) and end the sessions signed in with one, with their grants: they sign in with their password and set one up again", security: write, responses: { 200: json({ $ref: '#/components/schemas/SecondFactors' }), 401: unauthorized, 403: forbidden, 404: notFound } },
+        post: { operationId: 'resetUserSecondFactors', summary: "Remove every second factor of a user (e.g. a lost phone) and end the sessions signed in with one, with their grants and the consents those were made under: they sign in with their password and set one up again", security: write, responses: { 200: json({ $ref: '#/components/schemas/SecondFactors' }), 401: unauthorized, 403: forbidden, 404: notFound } },
       },
       '/openapi.json': {
         get: { operationId: 'openApi', summary: 'This document', security: [], responses: { 200: json({ type: 'object' }) } },
