@@ -13,7 +13,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { z } from 'zod';
 import { AccountError, Accounts } from './accounts/accounts.js';
 import { Apis } from './apis/apis.js';
-import { ConfigError, loadConfig, type Config } from './config.js';
+import { ConfigError, INITIAL_ACCESS_TOKEN_MAX, loadConfig, type Config } from './config.js';
 import { keyRevocationHorizon, ringStore, rotationPolicy } from './keyring/index.js';
 import { generateKey, Keyring } from './keyring/keyring.js';
 import { describeRing, planRevocation, RotationError } from './keyring/lifecycle.js';
@@ -135,13 +135,15 @@ async function validatingProvider(kv: Kv, settings: Config) {
  */
 /**
  * Ends a person's sessions that `signedInWith` picks, each with every grant it made (offline access
- * too): what was signed in with a credential taken away goes with it. `opened`: sessionsOn's, taken
+ * too) and the consent each was made under: what was signed in with a credential taken away goes with it. `opened`: sessionsOn's, taken
  * before anything changed (so a wrong KEYS_SECRETS refuses first). How many ended.
  */
 async function endSessionsWithGrants(opened: Opened | undefined, kv: Kv, settings: Config, sub: string, signedInWith: SignedInWith): Promise<number> {
   if (!opened) return 0;
-  const [{ SessionCredentials }, revocation] = await Promise.all([import('./accounts/session-credentials.js'), grantRevocation(kv, settings)]);
-  return opened.sessions.endSignedInWith(sub, new SessionCredentials(kv, settings.ttl.session), signedInWith, (grantId) => revocation.revoke(grantId));
+  const [{ SessionCredentials }, revocation, consents] = await Promise.all([import('./accounts/session-credentials.js'), grantRevocation(kv, settings), consentsOn(kv, settings)]);
+  // ...and the consent each grant was made under (given, perhaps, by whoever held the credential).
+  const endGrant = (grantId: string) => revocation.revokeWithConsent(grantId, (accountId, clientId) => consents.forget(accountId, clientId));
+  return opened.sessions.endSignedInWith(sub, new SessionCredentials(kv, settings.ttl.session), signedInWith, endGrant);
 }
 
 type Opened = Awaited<ReturnType<typeof sessionsOn>>;
@@ -203,6 +205,13 @@ function promptHidden(prompt: string): Promise<string> {
 function positiveSeconds(value: string): number {
   const seconds = Number(value);
   if (!Number.isSafeInteger(seconds) || seconds <= 0) throw new InvalidArgumentError('expected a positive number of seconds.');
+  return seconds;
+}
+
+/** `--expires-in` of an initial access token: positive, and it ends by itself within 30 days. */
+function initialAccessTokenSeconds(value: string): number {
+  const seconds = positiveSeconds(value);
+  if (seconds > INITIAL_ACCESS_TOKEN_MAX) throw new InvalidArgumentError(`expected at most ${INITIAL_ACCESS_TOKEN_MAX} seconds (30 days).`);
   return seconds;
 }
 
@@ -473,7 +482,7 @@ const registrationTokens = registration.command('token').description('initial ac
 registrationTokens
   .command('create')
   .description('create an initial access token that lets a developer register one client; prints it once')
-  .option('--expires-in <seconds>', 'lifetime in seconds (default: registration.initialAccessTokenTTL)', positiveSeconds)
+  .option('--expires-in <seconds>', 'lifetime in seconds, at most 30 days (default: registration.initialAccessTokenTTL)', initialAccessTokenSeconds)
   .action(async (options: { expiresIn?: number }) =>
     withStore(async (kv, settings) => {
       const expiresIn = options.expiresIn ?? settings.registration.initialAccessTokenTTL;
@@ -604,6 +613,11 @@ grants
     }),
   );
 
+/** Forgets every consent a person gave, those of their grants included: before the grants go, so that none is made from one again. */
+async function forgetConsentsOf(kv: Kv, settings: Config, revocation: Awaited<ReturnType<typeof grantRevocation>>, sub: string): Promise<void> {
+  await (await consentsOn(kv, settings)).forgetAccount(sub, (await revocation.ofAccount(sub)).map((grant) => grant.clientId));
+}
+
 /** A person by username or sub (one line, exit 1, when there is none). */
 async function findAccount(kv: Kv, settings: Config, user: string) {
   const accounts = new Accounts(kv, settings.accounts.argon2);
@@ -660,9 +674,9 @@ users
 
 users
   .command('passwd <username>')
-  .description("set a user's password, read from standard input; their sessions end and every grant they have given is revoked")
+  .description("set a user's password, read from standard input; their sessions end, every grant they have given is revoked and their consents forgotten")
   .option('--password-stdin', 'read the password from standard input (required)')
-  .option('--keep-sessions', 'leave their sessions and grants alone (the old password is not thought to have leaked)')
+  .option('--keep-sessions', 'leave their sessions, grants and consents alone (the old password is not thought to have leaked)')
   .action(async (username: string, options: { passwordStdin?: boolean; keepSessions?: boolean }) => {
     requirePasswordStdin(options, `users passwd ${username}`);
     return withStore(async (kv, settings) => {
@@ -673,10 +687,13 @@ users
       const opened = options.keepSessions ? undefined : await sessionsOn(kv, settings);
       await accounts.setPassword(username, password);
       // An operator sets a password for someone who lost theirs, or whose account was taken: a
-      // session signed in with the old one (a thief's) and the refresh tokens it got must not outlive it.
+      // session signed in with the old one (a thief's) and the refresh tokens it got must not outlive it,
+      // nor a consent given in the person's name (first, as grants revoke does: no grant is made from it again).
+      const revocation = options.keepSessions ? undefined : await grantRevocation(kv, settings);
+      if (revocation) await forgetConsentsOf(kv, settings, revocation, account.sub);
       const ended = options.keepSessions ? 0 : await endSessionsWithGrants(opened, kv, settings, account.sub, () => true);
       // ...and so must the grants of sessions that ended already (offline access got and kept).
-      if (!options.keepSessions) await (await grantRevocation(kv, settings)).revokeAccount(account.sub);
+      await revocation?.revokeAccount(account.sub);
       console.log(`password changed for ${username}${options.keepSessions ? '' : `; ended ${ended} session${ended === 1 ? '' : 's'}`}`);
     });
   });
@@ -687,13 +704,18 @@ for (const [name, disabled] of [
 ] as const) {
   users
     .command(`${name} <username>`)
-    .description(disabled ? 'stop a user from signing in, end their sessions and revoke their grants and tokens' : 'allow a disabled user to sign in again')
+    .description(disabled ? 'stop a user from signing in, end their sessions, revoke their grants and tokens and forget their consents' : 'allow a disabled user to sign in again')
     .action(async (username: string) =>
       withStore(async (kv, settings) => {
         const opened = disabled ? await sessionsOn(kv, settings) : undefined;
         const account = await new Accounts(kv, settings.accounts.argon2).setDisabled(username, disabled);
         if (disabled) {
-          await (await grantRevocation(kv, settings)).revokeAccount(account.sub);
+          // The remembered consents go too (before the grants, as grants revoke does): enabled again,
+          // the person is asked by each app, and an app someone else consented to in their name
+          // while the account was taken gets no code silently.
+          const revocation = await grantRevocation(kv, settings);
+          await forgetConsentsOf(kv, settings, revocation, account.sub);
+          await revocation.revokeAccount(account.sub);
           await opened?.sessions.endAll(account.sub);
         }
         console.log(`${name}d ${username}`);
@@ -796,17 +818,19 @@ upstreams
       ]);
       const links = new UpstreamLinks(kv, new Accounts(kv, settings.accounts.argon2));
       const credentials = new SessionCredentials(kv, settings.ttl.session);
-      const revocation = await grantRevocation(kv, settings);
+      const [revocation, consents] = await Promise.all([grantRevocation(kv, settings), consentsOn(kv, settings)]);
+      // What the upstream signed in ends with the consents its grants were made under.
+      const endGrant = (grantId: string) => revocation.revokeWithConsent(grantId, (accountId, clientId) => consents.forget(accountId, clientId));
       const opened = await sessionsOn(kv, settings);
       const ended = await removeUpstream(id, {
         upstreams: new Upstreams(kv, settings.keys.secrets),
         federated: new FederatedSessions(kv, settings.ttl.session),
         findSession: async (uid) => opened?.provider.Session.findByUid(uid),
         linksOf: async (uid) => (await credentials.of(uid))?.links,
-        endSession: (session) => opened!.sessions.signOutSession(session, (grantId) => revocation.revoke(grantId), true),
+        endSession: (session) => opened!.sessions.signOutSession(session, endGrant, true),
         // No server ever ran (no ring): no session or grant either.
         peopleLinked: async (upstream) => (opened ? links.peopleLinkedTo(upstream) : []),
-        endSignedInThrough: (sub, upstream) => opened!.sessions.endSignedInWith(sub, credentials, throughUpstream(upstream), (grantId) => revocation.revoke(grantId)),
+        endSignedInThrough: (sub, upstream) => opened!.sessions.endSignedInWith(sub, credentials, throughUpstream(upstream), endGrant),
       });
       console.log(`removed upstream ${id}; ended ${ended} session${ended === 1 ? '' : 's'} signed in through it`);
     }),

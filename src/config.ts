@@ -16,6 +16,11 @@ export class ConfigError extends Error {
 }
 
 const seconds = z.number().int().positive();
+/**
+ * The longest an initial access token may live (configured default and `--expires-in`): one that
+ * is forgotten must still end by itself (an operator revokes a leaked one at once).
+ */
+export const INITIAL_ACCESS_TOKEN_MAX = 30 * 86_400;
 const hostPort = z.string().regex(/^[^\s:]+:\d{1,5}$/, 'expected host:port');
 const scopeToken = z.string().regex(/^[\x21\x23-\x5B\x5D-\x7E]+$/, 'expected a scope token (RFC 6749 §3.3)');
 
@@ -129,7 +134,7 @@ const schema = z.strictObject({
   registration: z.strictObject({
     open: z.boolean(),
     authMethods: z.array(z.enum(['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'])).min(1),
-    initialAccessTokenTTL: seconds,
+    initialAccessTokenTTL: seconds.max(INITIAL_ACCESS_TOKEN_MAX, 'an initial access token is for one registration soon; at most 30 days (2592000)'),
     secretRotationGrace: z.number().int().min(0),
   }),
   clientMetadataDocuments: z

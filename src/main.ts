@@ -260,6 +260,7 @@ export async function serve(config: Config, logger: Logger = createLogger(config
         accounts,
         apis,
         grants,
+        consents,
         revocations,
         sessions,
         upstreams,

@@ -292,6 +292,17 @@ export class Apis {
     );
   }
 
+  /**
+   * Ends every token a client got for itself (client_credentials) up to now, at each API it holds a
+   * grant at, keeping the grants: its secret leaked and was rotated without grace, so what was got
+   * with it may be a thief's (the client gets new tokens with its new secret).
+   */
+  async endOwnTokens(clientId: string): Promise<void> {
+    const { endings } = this.options;
+    if (!endings) return;
+    await Promise.all(Object.keys(await this.grantsOf(clientId)).map((identifier) => endings.clientGrantNarrowed(clientId, identifier, undefined)));
+  }
+
   /** Forgets every grant a client held (when the client is deleted). */
   async forgetClient(clientId: string): Promise<void> {
     await this.kv.del([clientGrantsKey(clientId)]);

@@ -28,6 +28,8 @@ import { adapterFactory, opaqueTokenBits, readInteractionAhead } from '../store/
 import { recordFederatedSessions, type FederatedSessions } from '../upstreams/sessions.js';
 import type { UpstreamLogout } from '../upstreams/logout.js';
 import { upstreamEndSession } from './patches/upstream-end-session.js';
+import { postLogoutToCurrentRegistration } from './patches/post-logout-current.js';
+import { singleUseResume } from './patches/single-use-resume.js';
 import type { Kv } from '../store/kv.js';
 import type { RateLimits } from '../http/rate-limits.js';
 import { limitAnnouncedClients } from './patches/announced-client-limit.js';
@@ -459,6 +461,8 @@ function applyPatches(
   refuseHintsOfRevokedKeys(provider, revocations);
   // A token revoked with its grant goes after the grant's revocation: a failure between leaves it to present again.
   revokeGrantBeforeToken(provider);
+  // A sign-in resumes once: two resumes of one interaction at once get one code, not two.
+  singleUseResume(provider);
   limitAnnouncedClients(provider, rateLimits);
   // No provider.proxy here: koa-mount runs the provider with the app's own ctx, so the app's proxy
   // settings (createApp) decide ctx.ip and ctx.protocol, and the issuer decides every URL (app.ts).
@@ -501,6 +505,8 @@ function applyPatches(
   layers.push(recordFederatedSessions([provider.pathFor('authorization'), provider.pathFor('code_verification')], federated));
   // ...and signing out of Latchkey everywhere goes on to the upstream's end_session_endpoint (see the patch).
   layers.push(upstreamEndSession((uid, destination) => upstreamLogout.redirectFor(uid, destination)));
+  // A sign-out confirmed goes back only where its client, as registered now, allows.
+  layers.push(postLogoutToCurrentRegistration(provider, config.issuer));
   layers.push(offlineAccessPrompt(provider.pathFor('authorization')));
   layers.push(clientAuthenticationRequired(new URL(config.issuer).host));
   // Runtime APIs' scopes in `scope` metadata, checked where dynamic registration writes a client.

@@ -29,7 +29,7 @@ import { adminResourceServer } from '../apis/admin-resource.js';
 import type { ProviderInService } from '../provider-in-service.js';
 import { apiRoutes } from './admin-apis.js';
 import { clientRoutes } from './admin-clients.js';
-import { userRoutes } from './admin-users.js';
+import { userRoutes, type ForgetsConsents } from './admin-users.js';
 import { upstreamRoutes } from './admin-upstreams.js';
 import type { Upstreams } from '../upstreams/registry.js';
 import { removeUpstream } from '../upstreams/removal.js';
@@ -46,6 +46,8 @@ interface Options {
   readonly apis: Apis;
   /** Revokes what a disabled person held. */
   readonly grants: GrantRevocation;
+  /** Forgets what a disabled person consented to. */
+  readonly consents: ForgetsConsents;
   /** A token held across a revoked or narrowed grant stays refused when the grant is given again. */
   readonly revocations: RevocationList;
   /** Ends a disabled person's sessions (with back-channel logout to their apps). */
@@ -71,7 +73,7 @@ export function adminApi(options: Options): Middleware {
 }
 
 /** The admin API's routes (its OpenAPI test lists them). */
-export function adminRouter({ issuer, providers, clients, accounts, apis, grants, revocations, sessions, secretRotationGrace, upstreams, federated, links, secondFactors, credentials, onSecondFactorsReset, senderConstraint }: Options): Router {
+export function adminRouter({ issuer, providers, clients, accounts, apis, grants, consents, revocations, sessions, secretRotationGrace, upstreams, federated, links, secondFactors, credentials, onSecondFactorsReset, senderConstraint }: Options): Router {
   const audience = adminResourceServer(issuer).identifier;
   const router = new Router({ prefix: '/admin' });
   const json = bodyParser({ enableTypes: ['json'], jsonLimit: '64kb', encoding: 'utf-8' });
@@ -124,17 +126,19 @@ export function adminRouter({ issuer, providers, clients, accounts, apis, grants
   });
 
   clientRoutes(router, { clients, secretRotationGrace, read, write, json });
-  userRoutes(router, { accounts, grants, sessions, secondFactors, credentials, onReset: onSecondFactorsReset, read, write, json });
+  userRoutes(router, { accounts, grants, consents, sessions, secondFactors, credentials, onReset: onSecondFactorsReset, read, write, json });
   apiRoutes(router, { providers, apis, read, write, json });
+  // What an upstream signed in ends with the consents its grants were made under.
+  const endGrant = (grantId: string) => grants.revokeWithConsent(grantId, (sub, clientId) => consents.forget(sub, clientId));
   const remove = (id: string) =>
     removeUpstream(id, {
       upstreams,
       federated,
       findSession: (uid) => providers.current.Session.findByUid(uid),
       linksOf: async (uid) => (await credentials.of(uid))?.links,
-      endSession: (session) => sessions.signOutSession(session, (grantId) => grants.revoke(grantId), true),
+      endSession: (session) => sessions.signOutSession(session, endGrant, true),
       peopleLinked: (upstream) => links.peopleLinkedTo(upstream),
-      endSignedInThrough: (sub, upstream) => sessions.endSignedInWith(sub, credentials, throughUpstream(upstream), (grantId) => grants.revoke(grantId)),
+      endSignedInThrough: (sub, upstream) => sessions.endSignedInWith(sub, credentials, throughUpstream(upstream), endGrant),
     });
   upstreamRoutes(router, { upstreams, remove, issuer, read, write, json });
 

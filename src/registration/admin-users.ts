@@ -3,11 +3,13 @@
  *
  *   GET    /admin/users                       every account (sub, username, disabled, claims)
  *   POST   /admin/users                       create one {username, password, claims…}
- *   POST   /admin/users/{username}/disable    disable it: its grants are revoked, its sessions end
+ *   POST   /admin/users/{username}/disable    disable it: its consents are forgotten, its grants
+ *                                             revoked, its sessions end
  *   POST   /admin/users/{username}/enable     enable it again
  *   GET    /admin/users/{username}/mfa        their second factors (names and dates, no secrets)
  *   POST   /admin/users/{username}/mfa/reset  remove every second factor (e.g. a lost phone); the
  *                                             sessions signed in with one end, with their grants
+ *                                             and the consents those were made under
  */
 import type Router from '@koa/router';
 import type { Middleware } from 'koa';
@@ -19,10 +21,18 @@ import { withSecondFactor, type AccountSessions } from '../accounts/sessions.js'
 import { jsonError } from '../http/errors.js';
 import type { GrantRevocation } from '../revocation/grants.js';
 
+/** The remembered consents (provider/consents.ts), as far as disabling a person or a reset needs them. */
+export interface ForgetsConsents {
+  forget(accountId: string, clientId: string): Promise<void>;
+  forgetAccount(accountId: string, alsoTo?: Iterable<string>): Promise<void>;
+}
+
 interface Options {
   readonly accounts: Accounts;
   /** Revokes what a disabled person held. */
   readonly grants: GrantRevocation;
+  /** Forgets what a disabled person consented to: enabled again, each app asks again. */
+  readonly consents: ForgetsConsents;
   /** Ends a disabled person's sessions (with back-channel logout to their apps). */
   readonly sessions: AccountSessions;
   readonly secondFactors: SecondFactors;
@@ -53,7 +63,7 @@ const publicAccount = ({ sub, username, disabled, claims }: { sub: string; usern
   ...claims,
 });
 
-export function userRoutes(router: Router, { accounts, grants, sessions, secondFactors, credentials, onReset, read, write, json }: Options): void {
+export function userRoutes(router: Router, { accounts, grants, consents, sessions, secondFactors, credentials, onReset, read, write, json }: Options): void {
   router.get('/users', read, async (ctx) => {
     ctx.body = (await accounts.list()).map(publicAccount);
   });
@@ -81,6 +91,8 @@ export function userRoutes(router: Router, { accounts, grants, sessions, secondF
       try {
         const account = await accounts.setDisabled(ctx.params.username!, disabled);
         if (disabled) {
+          // Consents before grants (as `latchkey grants revoke` does): nothing is granted again from them.
+          await consents.forgetAccount(account.sub, (await grants.ofAccount(account.sub)).map((grant) => grant.clientId));
           await grants.revokeAccount(account.sub);
           await sessions.endAll(account.sub);
         }
@@ -103,7 +115,8 @@ export function userRoutes(router: Router, { accounts, grants, sessions, secondF
     if (!account) return jsonError(ctx, 404, 'not_found', `no user "${ctx.params.username}"`);
     await secondFactors.reset(account.sub);
     // The factors may be on a lost or stolen device: the sessions they signed in end too.
-    await sessions.endSignedInWith(account.sub, credentials, withSecondFactor, (grantId) => grants.revoke(grantId));
+    // ...with the consents given in them (which whoever holds the device may have given).
+    await sessions.endSignedInWith(account.sub, credentials, withSecondFactor, (grantId) => grants.revokeWithConsent(grantId, (sub, clientId) => consents.forget(sub, clientId)));
     onReset(account.sub);
     ctx.body = { sub: account.sub, username: account.username, ...(await secondFactors.summary(account.sub)) };
   });

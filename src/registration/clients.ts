@@ -74,7 +74,7 @@ export class Clients {
     private readonly kv: Kv,
     private readonly providers: ProviderInService,
     /** The APIs whose scopes a client may register (runtime APIs); without it, only the static scopes. */
-    private readonly apis?: Pick<Apis, 'delegableScopes'>,
+    private readonly apis?: Pick<Apis, 'delegableScopes' | 'endOwnTokens'>,
   ) {}
 
   /** The provider's own adapter: removing a client here runs the same hook as RFC 7592's DELETE. */
@@ -117,7 +117,8 @@ export class Clients {
    * A new secret, returned this once; the old one keeps working for `grace` seconds. A client
    * registered dynamically also gets a new registration access token, returned with the secret,
    * and its old ones end at once: RFC 7592 shows the client's secret to whoever holds one, so a
-   * token leaked with the old secret would read the new one (or change the redirect URIs).
+   * token leaked with the old secret would read the new one (or change the redirect URIs). Without
+   * grace (the secret may have leaked), the tokens the client got for itself up to now end too.
    */
   async rotateSecret(id: string, grace: number): Promise<ClientMetadata & { registration_access_token?: string }> {
     const existing = await this.#require(id);
@@ -128,6 +129,9 @@ export class Clients {
     } else await this.kv.del([previousSecretKey(id)]);
     const rotated = { ...existing, client_secret: generateSecret() };
     await this.#adapter.upsert(id, rotated, 0);
+    // No grace: the old secret may have leaked, and the tokens got with it may be a thief's. They end
+    // once it no longer works (the client's own; a person's grants end with `grants revoke --client`).
+    if (grace <= 0) await this.apis?.endOwnTokens(id);
     if (!(await new AdapterIndexes(this.kv).endRegistrationTokens(id))) return rotated;
     // As the engine makes one at registration (its type declares no constructor arguments).
     const RegistrationAccessToken = this.providers.current.RegistrationAccessToken as unknown as new (payload: { clientId: string }) => { save(): Promise<string> };

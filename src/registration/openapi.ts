@@ -61,7 +61,7 @@ export function openApiDocument(issuer: string) {
                 schema: {
                   type: 'object',
                   additionalProperties: false,
-                  properties: { previous_secret_valid_for: { type: 'integer', minimum: 0, description: 'seconds, at most the configured grace (0: the old secret leaked)' } },
+                  properties: { previous_secret_valid_for: { type: 'integer', minimum: 0, description: 'seconds, at most the configured grace (0: the old secret leaked; the tokens the client got for itself end too)' } },
                 },
               },
             },
@@ -135,7 +135,7 @@ export function openApiDocument(issuer: string) {
       },
       '/users/{username}/disable': {
         parameters: [username],
-        post: { operationId: 'disableUser', summary: 'Stop a user from signing in: their sessions end (apps with back-channel logout are told), their grants and tokens are revoked', security: write, responses: { 200: json({ $ref: '#/components/schemas/User' }), 401: unauthorized, 403: forbidden, 404: notFound } },
+        post: { operationId: 'disableUser', summary: 'Stop a user from signing in: their sessions end (apps with back-channel logout are told), their grants and tokens are revoked, their remembered consents forgotten', security: write, responses: { 200: json({ $ref: '#/components/schemas/User' }), 401: unauthorized, 403: forbidden, 404: notFound } },
       },
       '/users/{username}/enable': {
         parameters: [username],
@@ -161,7 +161,7 @@ export function openApiDocument(issuer: string) {
       },
       '/users/{username}/mfa/reset': {
         parameters: [username],
-        post: { operationId: 'resetUserSecondFactors', summary: "Remove every second factor of a user (e.g. a lost phone) and end the sessions signed in with one, with their grants: they sign in with their password and set one up again", security: write, responses: { 200: json({ $ref: '#/components/schemas/SecondFactors' }), 401: unauthorized, 403: forbidden, 404: notFound } },
+        post: { operationId: 'resetUserSecondFactors', summary: "Remove every second factor of a user (e.g. a lost phone) and end the sessions signed in with one, with their grants and the consents those were made under: they sign in with their password and set one up again", security: write, responses: { 200: json({ $ref: '#/components/schemas/SecondFactors' }), 401: unauthorized, 403: forbidden, 404: notFound } },
       },
       '/openapi.json': {
         get: { operationId: 'openApi', summary: 'This document', security: [], responses: { 200: json({ type: 'object' }) } },

@@ -49,6 +49,18 @@ export class GrantRevocation {
     return this.#revoke(grantId, this.#adapter);
   }
 
+  /**
+   * Revokes one grant after forgetting the consent it was made under (`forget`: the remembered
+   * consents' own), when what made it is taken away (a credential removed or reset, an upstream
+   * removed): the consent may be a thief's, given in the person's name to an app of theirs, which
+   * would otherwise get the person's codes silently at their next sign-in.
+   */
+  async revokeWithConsent(grantId: string, forget: (accountId: string, clientId: string) => Promise<void>): Promise<boolean> {
+    const { accountId, clientId } = ((await this.#adapter('Grant').find(grantId)) ?? {}) as StoredGrant;
+    if (accountId && clientId) await forget(accountId, clientId);
+    return this.revoke(grantId);
+  }
+
   async #revoke(grantId: string, adapter: ReturnType<typeof adapterFactory>): Promise<boolean> {
     const existed = (await adapter('Grant').find(grantId)) !== undefined;
     // Destroying a grant revokes its artifacts first (one set of keys per grant, whatever the model)

@@ -378,6 +378,19 @@ class KvAdapter implements Adapter {
     throw new errors.InvalidGrant(`${description.replace(/ already .*/, '')} not found`);
   }
 
+  /**
+   * Deletes record `id` and says whether this call is the one that took it, of several at once
+   * (a sign-in's interaction, used once as it resumes: patches/single-use-resume.ts). Its
+   * consumption and deletion are sent in the same tick, so one round trip as a deletion alone:
+   * only the first consumption of a record there finds it unconsumed.
+   */
+  async take(id: string): Promise<boolean> {
+    await settleFirst();
+    const key = recordKey(this.model, id);
+    const [outcome] = await Promise.all([this.kv.consumeRecord(key, now()), this.kv.del([key])]);
+    return outcome === 'consumed';
+  }
+
   async destroy(id: string): Promise<void> {
     await settleFirst();
     // What a client held ends before its record goes: a failure half-way leaves the client there, to

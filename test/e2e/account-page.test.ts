@@ -273,6 +273,21 @@ describe('e2e: the account page', function () {
     assert.equal(isLogin(await agent.follow(`${server.issuer}/account`)), false, 'the session that changed the password stays');
   });
 
+  it("changing the password forgets the consents given in the other sessions: an app the thief let in with the old password asks the person again, rather than getting their codes silently", async () => {
+    await server.accounts.create('hal', PASSWORD);
+    // The thief, signed in with the old password, let Notes in (an app of theirs, say).
+    await notesSignIn(new Agent(), 'hal');
+    const { agent, page } = await signIn('hal');
+    const changed = await agent.submit(page, '/password', { current_password: PASSWORD, new_password: 'hal has a new password', confirm_password: 'hal has a new password', sign_out_others: 'yes' });
+    assert.match(changed.html, /Your password has been changed, and every other session is signed out/);
+
+    // The person's next sign-in at Notes (a link the thief sends, say) asks them first.
+    const later = new Agent();
+    const flow = await authorize(later);
+    const next = await signInSteps(later, flow.page, { username: 'hal', password: 'hal has a new password', consent: 'stop', stopAt: REDIRECT });
+    assert.ok(isConsent(next), `the consent given with the old password outlives its change (${next.status} ${next.url})`);
+  });
+
   it("a password change that fails half-way (the store refuses the revocation list) is retried with the old password, and the retry signs the thief out with their offline access", async () => {
     await server.accounts.create('gus', PASSWORD);
     const thief = new Agent();

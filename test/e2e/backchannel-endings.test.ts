@@ -4,7 +4,8 @@
  * the session's sid, signed by Latchkey. Here the ways not performed elsewhere: `latchkey users
  * passwd`, `latchkey users mfa reset` and the admin API's second-factor reset (RP-initiated logout:
  * sessions, logout-op; the account page's sign-out: account-page; disabling and removing a person:
- * disabled-person; an upstream removed and its logout token: upstreams).
+ * disabled-person; an upstream removed and its logout token: upstreams). And what a second-factor
+ * reset ends besides: the consents given in the sessions it ends (the app asks the person again).
  */
 import assert from 'node:assert/strict';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
@@ -15,7 +16,7 @@ import { eventually } from '../helpers/eventually.js';
 import { startLogoutReceiver, type LogoutReceiver } from '../helpers/logout-receiver.js';
 import { latchkey } from '../helpers/process.js';
 import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
-import { signInSteps, startAuthorization } from '../helpers/sign-in.js';
+import { isConsent, signInSteps, startAuthorization } from '../helpers/sign-in.js';
 import { startServer, testDir, testEnv, type TestServer } from '../helpers/server.js';
 import { clientCredentialsToken, machineClient } from '../helpers/tokens.js';
 
@@ -106,5 +107,21 @@ describe('e2e: every way an operator ends a session sends its apps a logout toke
     const session = await signedIn('rosa', true);
     assert.equal((await admin('/users/rosa/mfa/reset')).status, 200);
     await loggedOut(session);
+  });
+
+  it("a second-factor reset (CLI, admin API) forgets the consents given in the sessions it ends: the app asks the person again rather than getting their codes silently", async () => {
+    for (const [username, reset] of [
+      ['sam', async () => assert.equal((await latchkey(env, ['users', 'mfa', 'reset', 'sam'])).status, 0)],
+      ['tess', async () => assert.equal((await admin('/users/tess/mfa/reset')).status, 200)],
+    ] as const) {
+      // Whoever holds the lost device signed in with it and let the app in.
+      await signedIn(username, true);
+      await reset();
+      // The person, without a second factor now, signs in at the app (a link the holder sends, say).
+      const agent = new Agent();
+      const { page } = await startAuthorization(agent, app, REDIRECT);
+      const next = await signInSteps(agent, page, { username, password: PASSWORD, consent: 'stop', stopAt: REDIRECT });
+      assert.ok(isConsent(next), `${username}: the consent given in a session the reset ended outlives it (${next.status} ${next.url})`);
+    }
   });
 });

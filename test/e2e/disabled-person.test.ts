@@ -13,6 +13,7 @@ import { Agent, type Page } from '../helpers/agent.js';
 import { developerSignIn } from '../helpers/developer.js';
 import { frontChannel } from '../helpers/front-channel.js';
 import { latchkey } from '../helpers/process.js';
+import { isConsent, signInSteps } from '../helpers/sign-in.js';
 import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
 import { startLogoutReceiver, type LogoutReceiver } from '../helpers/logout-receiver.js';
 import { clientCredentialsToken, introspect } from '../helpers/tokens.js';
@@ -232,5 +233,26 @@ describe('e2e: disabling a person ends their sessions everywhere (issue 19.2)', 
     assert.equal((await latchkey(env, ['users', 'disable', 'hank'])).status, 0);
     assert.equal((await userinfo()).status, 401, 'userinfo with the token of a disabled person');
     assert.deepEqual(await introspect(server.url, self, tokens.access_token), { active: false });
+  });
+  it('disabled and enabled again (CLI, admin API): every app asks for consent again; a consent given before, perhaps by whoever took the account, does not carry over', async () => {
+    const token = await adminToken();
+    const ways: [string, (username: string) => Promise<unknown>][] = [
+      ['the CLI', async (username) => assert.equal((await latchkey(env, ['users', 'disable', username])).status, 0)],
+      ['the admin API', async (username) => assert.equal((await fetch(`${server.url}/admin/users/${username}/disable`, { method: 'POST', headers: { authorization: `Bearer ${token}` } })).status, 200)],
+    ];
+    for (const [way, disable] of ways) {
+      const username = way === 'the CLI' ? 'ivy' : 'jack';
+      await server.accounts.create(username, PASSWORD);
+      await frontChannel(app, { redirectUri: REDIRECT, username, password: PASSWORD, params: { scope: 'openid' } });
+      const before = new Agent();
+      const remembered = await signInSteps(before, await authorize(before), { username, password: PASSWORD, consent: 'stop', stopAt: REDIRECT });
+      assert.ok(remembered.url.startsWith(REDIRECT), `${way}: the consent is remembered before (${remembered.url})`);
+
+      await disable(username);
+      assert.equal((await latchkey(env, ['users', 'enable', username])).status, 0);
+      const agent = new Agent();
+      const again = await signInSteps(agent, await authorize(agent), { username, password: PASSWORD, consent: 'stop', stopAt: REDIRECT });
+      assert.ok(isConsent(again), `${way}: the app got a code without asking (${again.status} ${again.url})`);
+    }
   });
 });

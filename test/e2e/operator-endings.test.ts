@@ -12,11 +12,13 @@ import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
 import { decodeJwt } from 'jose';
 import * as oidc from 'openid-client';
+import { Agent } from '../helpers/agent.js';
 import { eventually } from '../helpers/eventually.js';
 import { frontChannel } from '../helpers/front-channel.js';
 import { developerSignIn } from '../helpers/developer.js';
 import { latchkey, serveProcess } from '../helpers/process.js';
 import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
+import { isConsent, signInSteps } from '../helpers/sign-in.js';
 import { startServer, testDir, testEnv, type TestServer } from '../helpers/server.js';
 import { API, basic, clientCredentialsToken, grantFeed, introspect, machineClient, OPAQUE_API, RESOURCE_SERVERS, type ClientCredentials } from '../helpers/tokens.js';
 import { AccountSessions } from '../../src/accounts/sessions.js';
@@ -249,7 +251,40 @@ describe('e2e: what an operator takes away ends at once (endings audit)', functi
     }
   });
 
-  it('a removal that fails half-way (a person, a client, an API, an operator grant) leaves it there to remove again, which ends its tokens', async () => {
+  it("a leaked secret rotated without grace (admin API, developer page) ends the tokens the client got for itself with it: introspection, the admin API, latchkey/resource-server", async () => {
+    // Whoever holds the leaked secret got tokens with it before the rotation: for an API, and for the admin API.
+    const svc = await serviceClient('svc-thief-tokens');
+    await server.apis.grant(svc.id, API, { scopes: ['read'] });
+    await server.apis.grant(svc.id, OPAQUE_API, { scopes: ['read'] });
+    await server.apis.grant(svc.id, `${server.issuer}/admin`, { scopes: ['admin:read'] });
+    const [jwt, opaque, adminToken] = [
+      await clientCredentialsToken(server.url, svc, API, 'read'),
+      await clientCredentialsToken(server.url, svc, OPAQUE_API, 'read'),
+      await clientCredentialsToken(server.url, svc, `${server.issuer}/admin`, 'admin:read'),
+    ];
+    const adminReads = async () => (await fetch(`${server.url}/admin/clients`, { headers: { authorization: `Bearer ${adminToken}` } })).status;
+    assert.equal((await introspect(server.url, RS, jwt)).active, true);
+    assert.equal((await introspect(server.url, RS, opaque)).active, true);
+    assert.equal(await adminReads(), 200);
+
+    assert.equal((await admin('POST', `/clients/${svc.id}/secret`, { previous_secret_valid_for: 0 })).status, 200);
+    assert.deepEqual(await introspect(server.url, RS, jwt), { active: false }, "the thief's JWT outlives the leaked secret's rotation");
+    assert.deepEqual(await introspect(server.url, RS, opaque), { active: false }, "the thief's opaque token outlives the leaked secret's rotation");
+    assert.equal(await adminReads(), 401, "the thief's admin token outlives the leaked secret's rotation");
+    await refused(helper, jwt);
+
+    // The developer page's "it may have leaked" alike.
+    const owner = await server.accounts.create('leaky-tokens', PASSWORD);
+    const app = { id: 'app-leaked-tokens', secret: 'app-leaked-tokens-secret-with-plenty-of-entropy-01' };
+    await clients.add({ ...machineClient(app), owner: owner.sub });
+    await server.apis.grant(app.id, API, { scopes: ['read'] });
+    const stolen = await clientCredentialsToken(server.url, app, API, 'read');
+    const developer = await developerSignIn(server.issuer, 'leaky-tokens', PASSWORD);
+    assert.equal((await developer.agent.submit(developer.page, `/developer/apps/${app.id}/secret`, { leaked: 'yes' })).status, 200);
+    assert.deepEqual(await introspect(server.url, RS, stolen), { active: false }, 'the token got with the secret the developer says leaked outlives its rotation');
+  });
+
+  it('a removal that fails half-way (a person, a client, an API, an operator grant; a person disabled) leaves it there to remove again, which ends its tokens', async () => {
     // The store refuses the revocation list's keys to this connection only: the CLI fails in the middle of the removal.
     const raw = new Redis(redis.url);
     const prefix = server.config.redis.keyPrefix;
@@ -260,6 +295,9 @@ describe('e2e: what an operator takes away ends at once (endings audit)', functi
     await server.accounts.create('yolanda', PASSWORD);
     const flow = await frontChannel(config, { redirectUri: REDIRECT, username: 'yolanda', password: PASSWORD, params: { scope: 'openid read', resource: API } });
     const persons = (await oidc.authorizationCodeGrant(config, flow.callback, { pkceCodeVerifier: flow.verifier }, { resource: API })).access_token;
+    await server.accounts.create('zelda', PASSWORD);
+    const disabledFlow = await frontChannel(config, { redirectUri: REDIRECT, username: 'zelda', password: PASSWORD, params: { scope: 'openid read', resource: API } });
+    const disabledPersons = (await oidc.authorizationCodeGrant(config, disabledFlow.callback, { pkceCodeVerifier: disabledFlow.verifier }, { resource: API })).access_token;
     const svc = await serviceClient('svc-removed-twice');
     await server.apis.grant(svc.id, API, { scopes: ['read'] });
     const clients = await clientCredentialsToken(server.url, svc, API, 'read');
@@ -274,6 +312,8 @@ describe('e2e: what an operator takes away ends at once (endings audit)', functi
     // Each token is introspected by a client that may see it (the API's own, or the token's client for the API RS does not serve).
     assert.equal((await introspect(server.url, granted, stored)).active, true);
     for (const [args, token, introspector] of [
+      // Disabling is no removal, but fails half-way alike: run again, it ends what the person holds.
+      [['users', 'disable', 'zelda'], disabledPersons, RS],
       [['users', 'remove', 'yolanda'], persons, RS],
       [['clients', 'remove', svc.id], clients, RS],
       [['apis', 'revoke', '--client', granted.id, '--api', API], grantees, RS],
@@ -324,6 +364,13 @@ describe('e2e: what an operator takes away ends at once (endings audit)', functi
         assert.equal(await refresh(left), 'invalid_grant', 'the refresh token of a session that ended first outlives the password');
         assert.match(run.stdout, /ended 1 session/);
       }
+      // The consent given in the person's name (the thief's, perhaps, to an app of theirs) goes too:
+      // the app asks again rather than getting a code from the person's next session silently.
+      const agent = new Agent();
+      const login = await agent.follow(oidc.buildAuthorizationUrl(config, { redirect_uri: REDIRECT, scope: 'openid', code_challenge: await oidc.calculatePKCECodeChallenge(oidc.randomPKCECodeVerifier()), code_challenge_method: 'S256' }).href, {}, REDIRECT);
+      const password = keep ? PASSWORD : 'a brand new password for the owner';
+      const next = await signInSteps(agent, login, { username, password, consent: 'stop', stopAt: REDIRECT });
+      assert.equal(isConsent(next), !keep, keep ? 'with --keep-sessions the consent stays' : `the consent outlives the operator's password reset (${next.status} ${next.url})`);
     }
   });
 });

@@ -11,7 +11,7 @@ import * as oidc from 'openid-client';
 import { Agent, type Page } from '../helpers/agent.js';
 import { latchkey } from '../helpers/process.js';
 import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
-import { signInSteps } from '../helpers/sign-in.js';
+import { signInSteps, startAuthorization } from '../helpers/sign-in.js';
 import { startServer, testDir, testEnv, type TestServer } from '../helpers/server.js';
 import { Clients } from '../../src/registration/clients.js';
 
@@ -188,5 +188,54 @@ describe('e2e: what was begun before an ending cannot be finished after it (devi
     const reused = await agent.follow(second.href, {}, REDIRECT);
     assert.equal(code(reused), null, `a deleted client's pushed request got a code for the client made again: ${reused.url}`);
     assert.ok(reused.status < 500 && /request_uri|not found|invalid/i.test(reused.url + reused.html), `refused as an unknown request_uri (${reused.status} ${reused.url})`);
+  });
+  it('a sign-out confirmed after an operator removed its post_logout_redirect_uri (or deleted the client) does not go there', async () => {
+    const secret = 'bye-app-client-secret-with-plenty-of-entropy-0123456';
+    const [removed, kept] = ['https://lost.example.test/bye', 'https://app.example.test/bye'];
+    const metadata = { client_id: 'bye-app', client_secret: secret, redirect_uris: [REDIRECT], post_logout_redirect_uris: [removed, kept], grant_types: ['authorization_code'] };
+    await clients.add(metadata);
+    const app = await oidc.discovery(new URL(server.issuer), 'bye-app', secret, oidc.ClientSecretBasic(secret), insecure);
+    /** A person signed in at the app, at the confirmation of its RP-initiated logout to `uri`. */
+    const atConfirmation = async (uri: string) => {
+      const agent = new Agent();
+      const { page, verifier } = await startAuthorization(agent, app, REDIRECT);
+      const back = await signInSteps(agent, page, { username: 'bob', password: PASSWORD, stopAt: REDIRECT });
+      const idToken = (await oidc.authorizationCodeGrant(app, new URL(back.url), { pkceCodeVerifier: verifier })).id_token!;
+      const confirmation = await agent.follow(`${server.url}/session/end?${new URLSearchParams({ id_token_hint: idToken, post_logout_redirect_uri: uri, state: 'st' })}`);
+      assert.match(confirmation.html, /session\/end\/confirm/);
+      return { agent, confirmation };
+    };
+    const confirm = ({ agent, confirmation }: Awaited<ReturnType<typeof atConfirmation>>, logout: Record<string, string>) =>
+      agent.submit(confirmation, 'session/end/confirm', logout, 'https://');
+
+    // The person is at the confirmation when the operator takes the URI away (its domain lost, say).
+    const [everywhere, onlyApp, stays] = [await atConfirmation(removed), await atConfirmation(removed), await atConfirmation(kept)];
+    await clients.update('bye-app', { ...metadata, post_logout_redirect_uris: [kept] });
+    for (const [pending, logout] of [[everywhere, { logout: 'yes' }], [onlyApp, {}]] as const) {
+      const done = await confirm(pending, logout);
+      assert.ok(!done.url.startsWith(removed), `sent to a post-logout redirect URI removed since: ${done.url}`);
+      assert.ok(done.status < 400, `signed out all the same (${done.status} ${done.url})`);
+    }
+    assert.ok((await confirm(stays, { logout: 'yes' })).url.startsWith(`${kept}?state=st`), 'a URI still registered is followed');
+
+    // The client deleted meanwhile: nowhere of its, nor once a client is made again with its id.
+    const [deleted, remade] = [await atConfirmation(kept), await atConfirmation(kept)];
+    await clients.remove('bye-app');
+    assert.ok(!(await confirm(deleted, { logout: 'yes' })).url.startsWith(kept), "sent to a deleted client's post-logout redirect URI");
+    await clients.add({ ...metadata, client_secret: 'another-bye-app-secret-with-plenty-of-entropy-01', post_logout_redirect_uris: ['https://new.example.test/bye'] });
+    assert.ok(!(await confirm(remade, { logout: 'yes' })).url.startsWith(kept), "sent to a deleted client's URI once its id was taken again");
+  });
+
+  it("signing in as someone else at a sign-in still signs the first person out and goes back to it (the engine's own post-logout redirect, which that check leaves)", async () => {
+    const secret = 'switch-app-client-secret-with-plenty-of-entropy-012';
+    await clients.add({ client_id: 'switch-app', client_secret: secret, redirect_uris: [REDIRECT], grant_types: ['authorization_code'] });
+    const app = await oidc.discovery(new URL(server.issuer), 'switch-app', secret, oidc.ClientSecretBasic(secret), insecure);
+    const agent = new Agent();
+    const first = await startAuthorization(agent, app, REDIRECT);
+    assert.ok((await signInSteps(agent, first.page, { username: 'alice', password: PASSWORD, stopAt: REDIRECT })).url.startsWith(REDIRECT));
+    const again = await startAuthorization(agent, app, REDIRECT, { prompt: 'login' });
+    const switching = await agent.submit(again.page, '/login', { username: 'bob', password: PASSWORD });
+    const back = await agent.submit(switching, 'session/end/confirm', {}, REDIRECT);
+    assert.ok(/\/confirm/.test(back.html), `bob's sign-in goes on to his consent (${back.status} ${back.url})`);
   });
 });

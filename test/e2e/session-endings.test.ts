@@ -243,6 +243,32 @@ describe('e2e: a session ended while a request is in flight stays ended', functi
       });
     }
   });
+
+  it('one sign-in resumed at two instances at once (its resume link replayed) makes one code, not two', async () => {
+    // dora consented before, so that her sign-in's resume ends in a code.
+    await server.accounts.create('dora', PASSWORD);
+    balancer.route(other.url);
+    await frontChannel(app, { redirectUri: REDIRECT, username: 'dora', password: PASSWORD, params: { scope: 'openid' } });
+    const agent = new Agent();
+    const login = await authorize(agent);
+    const resume = await agent.submit(login, '/login', { username: 'dora', password: PASSWORD }, `${balancer.url}/auth/`);
+    const uid = new URL(resume.url).pathname.split('/').pop()!;
+    assert.ok(resume.url.startsWith(`${balancer.url}/auth/`), `the login answers the resume (${resume.url})`);
+
+    // Instance A reads the interaction and is held as it goes on to end it; B resumes meanwhile.
+    balancer.route(server.url);
+    await eventually(() => fetch(`${balancer.url}/healthz`, { headers: { connection: 'close' } }), 5, 0);
+    const held = relay.holdFrom((chunk) => chunk.includes(`Interaction:${uid}`) && !/\bGET\b|HGETALL|MGET/i.test(chunk));
+    const atA = agent.follow(resume.url, {}, REDIRECT);
+    await held;
+    balancer.route(other.url, { drain: true });
+    const atB = await agent.follow(resume.url, {}, REDIRECT);
+    relay.release();
+    const answers = [await atA, atB];
+    const codes = answers.filter((page) => page.url.startsWith(REDIRECT) && new URL(page.url).searchParams.get('code'));
+    assert.equal(codes.length, 1, `two codes came out of one sign-in: ${answers.map((page) => `${page.status} ${page.url}`).join(', ')}`);
+    for (const page of answers) assert.ok(page.status < 500, `never a 5xx (${page.status})`);
+  });
 });
 
 describe('e2e: a code made from a session ended while its request is in flight, without writing the session back', function () {

@@ -171,6 +171,16 @@ for (const backend of backends) {
       });
     });
 
+    it('take: of 20 takes of one interaction at once, exactly one takes it, and it is gone (a sign-in resumes once)', async () => {
+      const interactions = adapter('Interaction') as Adapter & { take(id: string): Promise<boolean> };
+      const id = randomUUID();
+      await interactions.upsert(id, payload({ kind: 'Interaction' }), 60);
+      const taken = await Promise.all(Array.from({ length: 20 }, () => interactions.take(id)));
+      assert.equal(taken.filter(Boolean).length, 1);
+      assert.equal(await interactions.find(id), undefined);
+      assert.equal(await interactions.take(id), false, 'nothing left to take');
+    });
+
     it('destroy removes the record', async () => {
       const id = randomUUID();
       await adapter('Interaction').upsert(id, payload({ kind: 'Interaction' }), 60);

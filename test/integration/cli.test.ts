@@ -390,6 +390,8 @@ describe('latchkey CLI: usage', function () {
       [['clients', 'add', '--client-id', 'x'], /^latchkey: --redirect-uri is required for an app people sign in to \(authorization_code\); a service takes --grant-type client_credentials, a device or CLI --device; see latchkey clients add --help$/],
       [['grants', 'revoke'], /^latchkey: give --user, --client or both; see latchkey grants revoke --help$/],
       [['registration', 'token', 'create', '--expires-in', 'soon'], /^latchkey: option '--expires-in <seconds>' argument 'soon' is invalid\. expected a positive number of seconds; see latchkey registration token create --help$/],
+      // An initial access token that never ends by itself (its lifetime was unbounded: 2^53 seconds were taken).
+      [['registration', 'token', 'create', '--expires-in', '9007199254740991'], /^latchkey: option '--expires-in <seconds>' argument '9007199254740991' is invalid\. expected at most 2592000 seconds \(30 days\); see latchkey registration token create --help$/],
       [['users', 'add', 'eve', '--password-stdin', '--email', 'notanemail'], /^latchkey: --email: expected an email address, got "notanemail"; see latchkey users add --help$/],
       [['users', 'add', 'eve', '--password-stdin', '--locale', 'xx_yy!!'], /^latchkey: --locale: expected a BCP 47 language tag such as en-GB, got "xx_yy!!"; see latchkey users add --help$/],
     ];

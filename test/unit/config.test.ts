@@ -74,6 +74,8 @@ describe('configuration', () => {
     expectConfigError({ REDIS_URL: 'http://redis' }, /^redis\.url \(REDIS_URL\): /);
     expectConfigError({ PROXY: 'maybe' }, /^proxy \(PROXY\): /);
     expectConfigError({ TTL_AUTHORIZATION_CODE: '3600' }, /^ttl\.authorizationCode .*10 minutes/);
+    // An initial access token must end by itself (fourth endings audit): at most 30 days.
+    expectConfigError({ REGISTRATION_INITIAL_ACCESS_TOKEN_TTL: '315360000' }, /^registration\.initialAccessTokenTTL .*at most 30 days/);
     expectConfigError({ ACCOUNTS_ARGON2_MEMORY_COST: '4096' }, /^accounts\.argon2\.memoryCost .*OWASP/);
     expectConfigError({ RESOURCE_SERVERS: '[{' }, /^resourceServers \(RESOURCE_SERVERS\): not valid JSON/);
     expectConfigError({ RESOURCE_SERVERS: '[{"identifier":"api"}]' }, /^resourceServers\.0\.identifier/);

@@ -58,10 +58,12 @@ interface Options {
 
 export function accountPages(options: Options): Middleware {
   const { issuer, providers, accounts, sessions, csrfKey, extensions = [], throttle, grants, consents, activity, credentials, logger, reauthenticateAfter } = options;
-  const page = accountPage({ providers, sessions, csrfKey, reauthenticateAfter, credentials, revokeGrant: (grantId) => grants.revoke(grantId) });
+  // A credential removed ends what it signed in with the consents given there (perhaps by whoever held it).
+  const revokeGrant = (grantId: string) => grants.revokeWithConsent(grantId, (accountId, clientId) => consents.forget(accountId, clientId));
+  const page = accountPage({ providers, sessions, csrfKey, reauthenticateAfter, credentials, revokeGrant });
   firstPartySignIn(page.router, issuer, ACCOUNT_PAGE);
   const own = [
-    passwordSection({ accounts, throttle, sessions, grants, logger }),
+    passwordSection({ accounts, throttle, sessions, grants, consents, logger }),
     appsSection({ providers, grants, consents, firstParty: FIRST_PARTY_CLIENT_IDS, logger }),
     sessionsSection({ sessions, activity, grants, logger }),
   ];

@@ -15,6 +15,7 @@ import { AccountError, type Accounts } from '../accounts.js';
 import type { AccountSessions } from '../sessions.js';
 import type { LoginThrottle } from '../throttle.js';
 import { field, type AccountPage } from './account-page.js';
+import type { RememberedConsents } from './apps-section.js';
 
 const SECTION = 'password';
 
@@ -27,10 +28,12 @@ interface Options {
   /** Signs the other sessions out, revoking what they made as sign-out does. */
   readonly sessions: AccountSessions;
   readonly grants: GrantRevocation;
+  /** The consents given elsewhere are forgotten with the other sessions. */
+  readonly consents: RememberedConsents;
   readonly logger: Logger;
 }
 
-export function passwordSection({ accounts, throttle, sessions, grants, logger }: Options) {
+export function passwordSection({ accounts, throttle, sessions, grants, consents, logger }: Options) {
   return (page: AccountPage): void => {
     page.addSection({
       id: SECTION,
@@ -88,13 +91,19 @@ export function passwordSection({ accounts, throttle, sessions, grants, logger }
       // The old password may have leaked: what the other sessions were granted goes with them,
       // offline access included (a thief's refresh token would outlive a plain sign-out). So does
       // every grant whose session has ended already (a thief who signed in with the old password,
-      // got offline access and left): only this session's grants stay.
+      // got offline access and left): only this session's grants stay. The consents remembered for
+      // apps other than this session's go first (a thief's consent to an app of theirs would get it
+      // the person's codes silently at their next sign-in; before the grants, so none is made again).
       const signOutOthers = async () => {
         const all = await sessions.list(who.accountId);
         const others = all.filter((session) => session.uid !== who.sessionUid);
+        const own = all.find((session) => session.uid === who.sessionUid)?.authorizations ?? {};
+        const [remembered, given] = await Promise.all([consents.rememberedBy(who.accountId), grants.ofAccount(who.accountId)]);
+        const elsewhere = new Set([...remembered, ...given].map(({ clientId }) => clientId).filter((clientId) => !(clientId in own)));
+        await Promise.all([...elsewhere].map((clientId) => consents.forget(who.accountId, clientId)));
         await Promise.all(others.map((session) => sessions.signOutSession(session, (grantId) => grants.revoke(grantId), true)));
-        const kept = new Set(Object.values(all.find((session) => session.uid === who.sessionUid)?.authorizations ?? {}).map((held) => held.grantId));
-        const orphaned = (await grants.ofAccount(who.accountId)).filter((grant) => !kept.has(grant.grantId));
+        const kept = new Set(Object.values(own).map((held) => held.grantId));
+        const orphaned = given.filter((grant) => !kept.has(grant.grantId));
         await Promise.all(orphaned.map((grant) => grants.revoke(grant.grantId)));
         return others.length;
       };

@@ -1,0 +1,34 @@
+/**
+ * A sign-in resumes once: one interaction gives at most one code (or one device approval), however
+ * many requests resume it at once (its resume URL replayed, a retry, at several instances).
+ *
+ * oidc-provider's resume (and device_resume) reads the interaction, then destroys it and goes on to
+ * answer: two resumes that both read it before either destroyed it each went on, and one sign-in
+ * answered two codes (the house rule: single-use artifacts are consumed atomically). Here, on those
+ * routes, the interaction is taken by the store (store/adapter.ts take: consumed and deleted in one
+ * round trip, as the deletion alone was) and a resume that did not take it stops with the engine's
+ * own SessionNotFound ("interaction session not found", an error page) before anything is issued.
+ * Relies on: resume.js calling interactionSession.destroy() before it processes the request, and
+ * the route names `resume` and `device_resume`. Pinned by test/e2e/session-endings.test.ts ("one
+ * sign-in resumed at two instances at once…").
+ */
+import { errors, Provider } from 'oidc-provider';
+
+const RESUMES = new Set(['resume', 'device_resume']);
+
+interface Taking {
+  readonly jti: string;
+  readonly adapter: { take?(id: string): Promise<boolean> };
+  emit(event: string): void;
+}
+
+export function singleUseResume(provider: Provider): void {
+  const prototype = provider.Interaction.prototype as unknown as { destroy(this: Taking): Promise<void> };
+  const destroy = prototype.destroy;
+  prototype.destroy = async function (this: Taking) {
+    const route = (Provider.ctx as { oidc?: { route?: string } } | undefined)?.oidc?.route;
+    if (route === undefined || !RESUMES.has(route) || !this.adapter.take) return destroy.call(this);
+    if (!(await this.adapter.take(this.jti))) throw new errors.SessionNotFound('interaction session not found');
+    this.emit('destroyed');
+  };
+}
