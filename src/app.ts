@@ -7,6 +7,7 @@ import Koa, { type Middleware } from 'koa';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import helmet from 'helmet';
 import type { Config } from './config.js';
+import { CookieKeys } from './http/cookie-keys.js';
 import { respondWithError } from './http/errors.js';
 import { stylesheet } from './http/views.js';
 import { scripts } from './http/scripts.js';
@@ -188,7 +189,11 @@ function securityHeaders(config: Config): Middleware {
 export function createApp({ config, providers, kv, keyring, logger, metrics, routes = [] }: AppParts): Koa {
   // Behind `proxyHops` proxies, the client address is that many entries from the right of
   // X-Forwarded-For (Koa's maxIpsCount); what a client wrote further left is never its address.
-  const app = new Koa({ proxy: config.proxy, maxIpsCount: config.proxyHops, keys: [...config.cookie.keys] });
+  const app = new Koa({ proxy: config.proxy, maxIpsCount: config.proxyHops });
+  // One key set for every request, as the provider's (an array made the cookies package build a
+  // Keygrip per request, and compare each signed cookie with tsscmp's two extra HMACs). oidc-provider
+  // mounted at the root reads and writes its cookies through this app's context.
+  app.keys = new CookieKeys(config.cookie.keys);
   app.silent = true; // errors are logged by requestContext, with the request id
   serveAsIssuer(app, config.issuer);
 
