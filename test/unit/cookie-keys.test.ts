@@ -36,6 +36,37 @@ describe('cookie keys', () => {
     assert.equal(ours.verify(data, good.toLowerCase() === good ? `${good}x` : good.toLowerCase()), false);
   });
 
+  it('answers alike once a signature is kept: signed or verified before, forged, by a later key, long', () => {
+    const fresh = () => new CookieKeys(keys);
+    const data = 'lk_session=7rQ2y0ZkC9n1x8oWq3VbTt5uEe6rRj4hHg2kKl0mMnP';
+    const forged = Keygrip(['not-our-key']).sign(data);
+    const byLater = Keygrip([keys[1]!]).sign(data);
+    const long = `lk_session=${'x'.repeat(300)}`;
+    for (const prime of [(k: CookieKeys) => k.sign(data), (k: CookieKeys) => k.index(data, theirs.sign(data)), (k: CookieKeys) => k.index(data, forged), () => undefined]) {
+      const k = fresh();
+      prime(k);
+      for (let round = 0; round < 2; round += 1) {
+        assert.equal(k.sign(data), theirs.sign(data));
+        assert.equal(k.index(data, theirs.sign(data)), 0);
+        assert.equal(k.index(data, forged), -1);
+        assert.equal(k.index(data, byLater), 1);
+        assert.equal(k.index(data, theirs.sign(data).slice(0, -1)), -1);
+        assert.equal(k.sign(long), theirs.sign(long));
+        assert.equal(k.index(long, theirs.sign(long)), 0);
+        assert.equal(k.index(long, forged), -1);
+      }
+    }
+  });
+
+  it('keeps answering alike past the most signatures it keeps', () => {
+    const k = new CookieKeys(keys);
+    for (let i = 0; i < 10_050; i += 1) k.sign(`lk_session=${i}`);
+    for (const i of [0, 49, 50, 10_049]) {
+      assert.equal(k.index(`lk_session=${i}`, theirs.sign(`lk_session=${i}`)), 0);
+      assert.equal(k.sign(`lk_session=${i}`), theirs.sign(`lk_session=${i}`));
+    }
+  });
+
   it('needs a key', () => {
     assert.throws(() => new CookieKeys([]));
   });

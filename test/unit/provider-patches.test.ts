@@ -212,6 +212,11 @@ describe('patches on oidc-provider internals (src/provider/patches/)', () => {
     // A renewed id is written (oldId), and a saved session is no longer touched (ensureSessionSave persists a touched one).
     assert.match(source('models/session.js'), /if \(this\.oldId\) \{[\s\S]*?this\.touched = false;/);
     assert.match(source('helpers/initialize_app.js'), /if \(ctx\.oidc\.session\?\.touched && !ctx\.oidc\.session\.destroyed\) \{\s*await ctx\.oidc\.session\.persist\(\);/);
+    // Where it keeps nothing: these endpoints load a session only to check a token's binding, never save one.
+    assert.match(source('models/token_helpers.js'), /const session = await provider\.Session\.findByUid\(token\.sessionUid\);\s*if \(!session\s*\|\| token\.accountId !== session\.accountId/);
+    for (const endpoint of ['token', 'userinfo', 'introspection', 'revocation']) {
+      assert.doesNotMatch(source(`actions/${endpoint}.js`), /session(Middleware|\.save|\.persist)/i, endpoint);
+    }
     // What it compares: everything a session stores but iat and exp.
     assert.deepEqual(
       [...provider.Session.IN_PAYLOAD].sort(),

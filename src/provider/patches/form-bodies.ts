@@ -8,7 +8,8 @@
  * the type `application/x-www-form-urlencoded`, bare or with `charset=utf-8`, with a
  * Content-Length or a chunked body, on a stream nobody has read yet. Every other request goes to
  * the engine's own step, unchanged. For the requests it reads, the result and the refusals are
- * the engine's: at most 56 KiB, exactly Content-Length bytes when given, `querystring.parse` of
+ * the engine's: at most 56 KiB, exactly Content-Length bytes when given (taken from the stream's
+ * buffer when all of them are there already), `querystring.parse` of
  * the bytes as UTF-8 (the engine decodes by `ctx.charset`, which Koa's context does not have, so a
  * charset never changes its decoding, nor a byte-order mark its result), and `invalid_request`
  * "failed to parse the request body" for a body that breaks those rules.
@@ -30,7 +31,14 @@ export const FORM_BODY_LIMIT = 56 * 1024;
 const PLAIN_FORM = /^application\/x-www-form-urlencoded *(?:; *charset *= *(?:utf-8|"utf-8") *)?$/i;
 
 /** The bytes of `req`'s body, by its events; rejects as the engine's reader throws. */
-function readBody(req: IncomingMessage, length: number | undefined): Promise<Buffer> {
+function readBody(req: IncomingMessage, length: number | undefined): Promise<Buffer> | Buffer {
+  // Usually a form arrives with its headers and the whole of it waits in the stream's buffer by the
+  // time it is read: taken at once, without four listeners and a promise.
+  if (length && req.complete && req.readableLength === length) {
+    const buffered = req.read() as Buffer | null;
+    if (buffered?.length === length) return buffered;
+    if (buffered) throw new Error('request size did not match content length');
+  }
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let received = 0;
@@ -69,7 +77,8 @@ function readingForms(engineStep: Step): Step {
     try {
       const length = ctx.request.length;
       if (length !== undefined && length > FORM_BODY_LIMIT) throw new Error('request entity too large');
-      (ctx.oidc as { body?: object }).body = querystring.parse((await readBody(ctx.req, length)).toString());
+      const read = readBody(ctx.req, length);
+      (ctx.oidc as { body?: object }).body = querystring.parse((read instanceof Promise ? await read : read).toString());
     } catch (cause) {
       throw new errors.InvalidRequest('failed to parse the request body', undefined, { cause });
     }

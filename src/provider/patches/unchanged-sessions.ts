@@ -11,7 +11,14 @@
  * use, at most `step` seconds less.
  * Pinned by test/unit/provider-patches.test.ts and test/e2e/authorization-round-trips.test.ts.
  */
-import type { Provider } from 'oidc-provider';
+import { Provider } from 'oidc-provider';
+
+/**
+ * Endpoints that load a session only to check a token's binding to it (checkSessionBinding) and
+ * never save one: what a session held is not kept there (a session saved without it is written, as
+ * the engine does).
+ */
+const NEVER_SAVED = new Set(['token', 'userinfo', 'introspection', 'revocation']);
 
 /** What a session held when it was loaded (a hidden property: not part of its payload). */
 const LOADED = Symbol('loaded session');
@@ -33,7 +40,7 @@ export function extendUnchangedSessionsInSteps(provider: Provider, step: number)
   Session.instantiate = (payload) => {
     const session = instantiate(payload);
     // Loaded from the store (find, findByUid): a stored session has its expiry.
-    if (payload && typeof (payload as { exp?: unknown }).exp === 'number') remember(session);
+    if (payload && typeof (payload as { exp?: unknown }).exp === 'number' && !NEVER_SAVED.has(Provider.ctx?.oidc?.route ?? '')) remember(session);
     return session;
   };
 

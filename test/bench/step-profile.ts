@@ -1,0 +1,116 @@
+/**
+ * Where a two-step scenario's server CPU goes, step by step: the SSO flow's authorization request
+ * and its token request, each run on its own (the codes of the first kept for the second), on a
+ * Latchkey (dist/) and a bare oidc-provider, each pinned to core 0 with a CPU profile. For each
+ * step: CPU per request (from /proc, the whole process), then, from the profile samples taken while
+ * that step ran, self time per component and the heaviest frames, in µs per request (the profiler
+ * adds its own share: compare the two servers, not the figures with cpu-ab.ts's).
+ *
+ *   node --import tsx test/bench/step-profile.ts [requests=3000] [latchkey|bare|both]
+ *
+ * A step's codes live ttl.AuthorizationCode (60 s): keep `requests` to what the machine does in that.
+ */
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { exportJWK, generateKeyPair } from 'jose';
+import { ROOT } from '../../src/paths.js';
+import { startRedisServer } from '../helpers/redis.js';
+import { closedLoop, type Step } from './load.js';
+import { componentOf } from './profile.js';
+import { SCENARIOS } from './scenarios.js';
+import { addUser, pin, processCpuSeconds, startBare, startLatchkey, type ProcessTarget } from './targets.js';
+
+const requests = Number(process.argv[2] ?? 3000);
+const which = process.argv[3] ?? 'both';
+/** CLOCK_MONOTONIC in µs: the clock of V8's profile timestamps. */
+const nowUs = () => Number(process.hrtime.bigint() / 1000n);
+
+interface CallFrame {
+  readonly functionName: string;
+  readonly url: string;
+  readonly lineNumber: number;
+}
+
+interface CpuProfile {
+  readonly nodes: { id: number; callFrame: CallFrame }[];
+  readonly samples: number[];
+  readonly timeDeltas: number[];
+  readonly startTime: number;
+}
+
+const label = (frame: CallFrame) =>
+  `${frame.functionName || '(anonymous)'} ${frame.url.replace(/^.*node_modules\//, '').replace(`file://${ROOT}/`, '')}:${frame.lineNumber + 1}`;
+
+function report(file: string, steps: Record<string, [number, number]>) {
+  const profile = JSON.parse(readFileSync(file, 'utf8')) as CpuProfile;
+  const frames = new Map(profile.nodes.map((node) => [node.id, node.callFrame]));
+  for (const [step, [from, to]] of Object.entries(steps)) {
+    const byComponent = new Map<string, number>();
+    const byFrame = new Map<string, number>();
+    let at = profile.startTime;
+    profile.samples.forEach((id, i) => {
+      at += profile.timeDeltas[i]!;
+      const frame = frames.get(id)!;
+      if (at < from || at > to || frame.functionName === '(idle)') return;
+      // timeDeltas[i + 1] is the time from this sample to the next: this frame's.
+      const us = profile.timeDeltas[i + 1] ?? 0;
+      const component = componentOf(frame);
+      byComponent.set(component, (byComponent.get(component) ?? 0) + us);
+      byFrame.set(label(frame), (byFrame.get(label(frame)) ?? 0) + us);
+    });
+    const top = (map: Map<string, number>, n: number) => [...map].sort((a, b) => b[1] - a[1]).slice(0, n);
+    console.log(`\n${step}: self time per component, µs per request`);
+    for (const [component, us] of top(byComponent, 14)) console.log(`  ${(us / requests).toFixed(0).padStart(6)}  ${component}`);
+    console.log(`${step}: heaviest frames, µs per request`);
+    for (const [frame, us] of top(byFrame, 40)) console.log(`  ${(us / requests).toFixed(1).padStart(6)}  ${frame}`);
+  }
+}
+
+/** Runs the two steps one after the other; the time window of each. */
+async function runSteps(server: ProcessTarget): Promise<Record<string, [number, number]>> {
+  const scenario = SCENARIOS.find((candidate) => candidate.id === 'sso-code')!;
+  const workload = await scenario.prepare(server, { introspectionPool: 0, jwtRevocationPool: 0, sessions: 4, chains: 0 });
+  const [authorize, token] = workload.steps as [Step, Step];
+  const codes: string[] = [];
+  const authorizeOnly: Step = { ...authorize, check: (response, ctx) => authorize.check(response, ctx) ?? void codes.push(ctx.code!) };
+  const tokenOnly: Step = { ...token, request: (ctx) => token.request({ ...ctx, code: codes.pop() ?? 'none' }) };
+  await closedLoop(server.url, workload, { connections: 4, seconds: 60, amount: 500 }); // warm-up
+  const steps: Record<string, [number, number]> = {};
+  for (const [name, step] of [['authorize', authorizeOnly], ['token', tokenOnly]] as const) {
+    const cpu = processCpuSeconds(server.pid);
+    const from = nowUs();
+    const run = await closedLoop(server.url, { steps: [step] }, { connections: 4, seconds: 120, amount: requests });
+    steps[name] = [from, nowUs()];
+    const perRequest = ((processCpuSeconds(server.pid) - cpu) * 1000) / Math.max(1, run.iterations);
+    console.log(`${server.kind} ${name}: ${perRequest.toFixed(3)} ms CPU per request, ${run.iterations} requests${run.errors ? `, ${run.errors} errors (${run.errorSamples[0]})` : ''}`);
+  }
+  return steps;
+}
+
+async function profiled(start: (profileDir: string) => Promise<ProcessTarget>) {
+  const profileDir = mkdtempSync(join(tmpdir(), 'step-profile-'));
+  const server = await start(profileDir);
+  const steps = await runSteps(server);
+  await server.stop(); // the profile is written as it exits
+  report(join(profileDir, readdirSync(profileDir).find((file) => file.endsWith('.cpuprofile'))!), steps);
+}
+
+pin(process.pid, '1');
+const redis = await startRedisServer();
+try {
+  if (which !== 'bare') {
+    const prepared = await startLatchkey({ redisUrl: redis.url, build: 'dist', logLevel: 'info' });
+    await addUser(prepared, 'dist');
+    await prepared.stop();
+    await profiled((profileDir) => startLatchkey({ redisUrl: redis.url, build: 'dist', logLevel: 'info', dir: prepared.dir, profileDir, cpus: '0' }));
+  }
+  if (which !== 'latchkey') {
+    const { privateKey } = await generateKeyPair('RS256', { modulusLength: 2048, extractable: true });
+    const signingKey = { ...(await exportJWK(privateKey)), kid: 'bench', alg: 'RS256', use: 'sig' };
+    await profiled((profileDir) => startBare({ signingKey, profileDir, cpus: '0' }));
+  }
+} finally {
+  await redis.stop();
+}
+process.exit(0);
