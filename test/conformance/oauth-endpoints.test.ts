@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { calculateJwkThumbprint, exportJWK, generateKeyPair, SignJWT } from 'jose';
+import { calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, SignJWT } from 'jose';
 import * as oidc from 'openid-client';
 import { Agent, ALICE, RelyingParty, startOp, webClient, type Op } from './fixture.js';
 
@@ -16,6 +16,10 @@ const API = 'https://api.example.test';
 const ODD_ID = 'odd:client id+1';
 const ODD_SECRET = 'odd secret:with+reserved%chars/=&and-plenty-of-entropy-0123456';
 
+/** What discovery lists for client assertions (checked below against what is served), and each one's key type. */
+const ASSERTION_KEYS = { RS256: 'RS256', PS256: 'PS256', ES256: 'ES256', EdDSA: 'Ed25519' } as const;
+type AssertionAlg = keyof typeof ASSERTION_KEYS;
+
 type Answer = { status: number; headers: Headers; body: Record<string, unknown> };
 
 describe('OAuth 2.0 endpoints to the letter (RFC 6749 §2.3.1, §5; RFC 7009; RFC 7662; RFC 8414; RFC 9126)', function () {
@@ -24,13 +28,17 @@ describe('OAuth 2.0 endpoints to the letter (RFC 6749 §2.3.1, §5; RFC 7009; RF
   let web: RelyingParty;
   let post: RelyingParty;
   let pkjwt: RelyingParty;
+  const assertionKeys = {} as Record<AssertionAlg, CryptoKeyPair>;
 
   before(async () => {
     const { publicKey, privateKey } = await generateKeyPair('ES256');
+    for (const [alg, type] of Object.entries(ASSERTION_KEYS)) assertionKeys[alg as AssertionAlg] = await generateKeyPair(type, { extractable: true });
+    // One client holding a key of each kind, and one that registered token_endpoint_auth_signing_alg ES256 with the same keys.
+    const everyKey = { keys: await Promise.all(Object.entries(assertionKeys).map(async ([kid, pair]) => ({ ...(await exportJWK(pair.publicKey)), kid, use: 'sig' }))) };
     const machine = { grant_types: ['client_credentials'], response_types: [], redirect_uris: [], post_logout_redirect_uris: [] };
     op = await startOp({
       people: [ALICE],
-      env: { RESOURCE_SERVERS: JSON.stringify([{ identifier: API, scopes: ['read'], format: 'jwt', grants: ['web', 'post', 'pkjwt', ODD_ID].map((client_id) => ({ client_id, scopes: ['read'] })) }]) },
+      env: { RESOURCE_SERVERS: JSON.stringify([{ identifier: API, scopes: ['read'], format: 'jwt', grants: ['web', 'post', 'pkjwt', ODD_ID, 'keys', 'es256'].map((client_id) => ({ client_id, scopes: ['read'] })) }]) },
       clients: [
         webClient('web', SECRET, { grant_types: ['authorization_code', 'refresh_token', 'client_credentials'] }),
         webClient('other', SECRET),
@@ -44,6 +52,8 @@ describe('OAuth 2.0 endpoints to the letter (RFC 6749 §2.3.1, §5; RFC 7009; RF
           ...machine,
         },
         { ...webClient(ODD_ID, ODD_SECRET, machine), client_name: 'Conformance odd' },
+        { client_id: 'keys', client_name: 'Conformance keys', token_endpoint_auth_method: 'private_key_jwt', jwks: everyKey, ...machine },
+        { client_id: 'es256', client_name: 'Conformance es256', token_endpoint_auth_method: 'private_key_jwt', token_endpoint_auth_signing_alg: 'ES256', jwks: everyKey, ...machine },
         { client_id: 'spa', token_endpoint_auth_method: 'none', redirect_uris: ['https://spa.example.test/callback'], grant_types: ['authorization_code', 'refresh_token'] },
       ],
     });
@@ -171,6 +181,82 @@ describe('OAuth 2.0 endpoints to the letter (RFC 6749 §2.3.1, §5; RFC 7009; RF
       const token = await apiToken(web);
       const answer = await postForm(op.metadata.introspection_endpoint!, { token, token_type_hint: 'refresh_token' }, basic('web', SECRET));
       assert.equal(answer.body.active, true);
+    });
+  });
+
+  describe('the algorithms discovery lists are those served (RFC 8414 §2, RFC 9449 §5.1)', () => {
+    /** A client_credentials request authenticated by an assertion of `client`, signed with `alg` by the key `kid`. */
+    async function asserted(client: string, alg: string, kid: AssertionAlg): Promise<Answer> {
+      const key = await importJWK(await exportJWK(assertionKeys[kid].privateKey), alg);
+      const assertion = await new SignJWT({ iss: client, sub: client, aud: op.issuer, jti: randomUUID() })
+        .setProtectedHeader({ alg, kid })
+        .setIssuedAt()
+        .setExpirationTime('1m')
+        .sign(key);
+      return postForm(op.metadata.token_endpoint!, {
+        grant_type: 'client_credentials',
+        scope: 'read',
+        resource: API,
+        client_id: client,
+        client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+        client_assertion: assertion,
+      });
+    }
+
+    /** A client_credentials request of `web` with a DPoP proof signed with `alg`. */
+    async function proved(alg: string, keyType: string): Promise<Answer> {
+      const { publicKey, privateKey } = await generateKeyPair(keyType, { extractable: true });
+      const proof = await new SignJWT({ htm: 'POST', htu: op.metadata.token_endpoint!, jti: randomUUID() })
+        .setProtectedHeader({ alg, typ: 'dpop+jwt', jwk: await exportJWK(publicKey) })
+        .setIssuedAt()
+        .sign(privateKey);
+      const response = await fetch(op.metadata.token_endpoint!, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic('web', SECRET), dpop: proof },
+        body: new URLSearchParams({ grant_type: 'client_credentials', scope: 'read', resource: API }),
+      });
+      return { status: response.status, headers: response.headers, body: (await response.json()) as Record<string, unknown> };
+    }
+
+    it('every token_endpoint_auth_signing_alg_values_supported signs an accepted client assertion', async () => {
+      assert.deepEqual([...(op.metadata.token_endpoint_auth_signing_alg_values_supported ?? [])].sort(), Object.keys(ASSERTION_KEYS).sort());
+      for (const alg of Object.keys(ASSERTION_KEYS) as AssertionAlg[]) {
+        const answer = await asserted('keys', alg, alg);
+        assert.equal(answer.status, 200, `${alg}: ${JSON.stringify(answer.body)}`);
+      }
+    });
+
+    it('an algorithm not listed is refused, though the key could make it: RS384, RS512, PS384 → 401 invalid_client', async () => {
+      for (const alg of ['RS384', 'RS512', 'PS384']) {
+        const answer = await asserted('keys', alg, 'RS256');
+        assert.equal(answer.status, 401, alg);
+        assert.equal(answer.body.error, 'invalid_client', alg);
+      }
+    });
+
+    it("a client's registered token_endpoint_auth_signing_alg is the only one it may use (Registration §2)", async () => {
+      assert.equal((await asserted('es256', 'ES256', 'ES256')).status, 200);
+      for (const alg of ['RS256', 'EdDSA'] as const) {
+        const answer = await asserted('es256', alg, alg);
+        assert.equal(answer.status, 401, alg);
+        assert.equal(answer.body.error, 'invalid_client', alg);
+      }
+    });
+
+    it('every dpop_signing_alg_values_supported makes an accepted DPoP proof; RS256, PS256 and ES384 are refused with invalid_dpop_proof', async () => {
+      const keyTypes: Record<string, string> = { ES256: 'ES256', EdDSA: 'Ed25519', Ed25519: 'Ed25519' };
+      const listed = (op.metadata as Record<string, unknown>).dpop_signing_alg_values_supported as string[];
+      assert.deepEqual([...listed].sort(), Object.keys(keyTypes).sort());
+      for (const alg of listed) {
+        const answer = await proved(alg, keyTypes[alg]!);
+        assert.equal(answer.status, 200, `${alg}: ${JSON.stringify(answer.body)}`);
+        assert.equal(answer.body.token_type, 'DPoP', alg);
+      }
+      for (const alg of ['RS256', 'PS256', 'ES384']) {
+        const answer = await proved(alg, alg);
+        assert.equal(answer.status, 400, alg);
+        assert.equal(answer.body.error, 'invalid_dpop_proof', alg);
+      }
     });
   });
 
