@@ -28,7 +28,7 @@ describe('OAuth 2.0 endpoints to the letter (RFC 6749 §2.3.1, §5; RFC 7009; RF
   let web: RelyingParty;
   let post: RelyingParty;
   let pkjwt: RelyingParty;
-  const assertionKeys = {} as Record<AssertionAlg, CryptoKeyPair>;
+  const assertionKeys = {} as Record<AssertionAlg, Awaited<ReturnType<typeof generateKeyPair>>>;
 
   before(async () => {
     const { publicKey, privateKey } = await generateKeyPair('ES256');
