@@ -22,6 +22,8 @@ import { answerJwtAccessTokens } from './patches/jwt-access-tokens.js';
 import './patches/form-bodies.js';
 // So do these: an authorization request without scope is invalid_scope at once (see the patch).
 import './patches/scope-required.js';
+// OpenID Connect Core §3.1.2.1: an OpenID request names its redirect_uri (see the patch).
+import './patches/openid-redirect-uri.js';
 import { GRANT_CLAIM, grantHandle, type RevocationList } from '../revocation/list.js';
 import { opaqueRevoked } from '../revocation/opaque-introspection.js';
 import { adapterFactory, opaqueTokenBits, readInteractionAhead } from '../store/adapter.js';
