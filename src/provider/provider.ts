@@ -51,6 +51,7 @@ import { openIdScopesOnly } from './patches/openid-scopes.js';
 import { ACR_VALUES } from '../accounts/assurance.js';
 import { emptyJsonRevocationAnswer } from './patches/revocation-response.js';
 import { pragmaNoCache } from './patches/pragma-no-cache.js';
+import { foldAuthorizationSpaces } from './patches/authorization-header-spaces.js';
 import { requestUriNotPushed } from './patches/pushed-request-uri.js';
 import { settleDeferredConsumption } from './patches/deferred-consumption.js';
 import { sessionLoadedOnce } from './patches/session-loaded-once.js';
@@ -517,6 +518,8 @@ function applyPatches(
   // ...and signing out of Latchkey everywhere goes on to the upstream's end_session_endpoint (see the patch).
   layers.push(upstreamEndSession((uid, destination) => upstreamLogout.redirectFor(uid, destination)));
   layers.push(offlineAccessPrompt(provider.pathFor('authorization')));
+  // RFC 9110 §11.4, RFC 6750 §2.1: `Bearer   token` is as good as `Bearer token` (see the patch).
+  layers.push(foldAuthorizationSpaces());
   layers.push(clientAuthenticationRequired(new URL(config.issuer).host));
   // Runtime APIs' scopes in `scope` metadata, checked where dynamic registration writes a client.
   layers.push(apiScopesInMetadata(provider, apis));

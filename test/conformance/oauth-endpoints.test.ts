@@ -115,6 +115,23 @@ describe('OAuth 2.0 endpoints to the letter (RFC 6749 §2.3.1, §5; RFC 7009; RF
       assert.match(answer.headers.get('www-authenticate') ?? '', /^Basic realm="[^"]+".*error="invalid_client"/);
     });
 
+    it('an Authorization header may put more than one space after its scheme, and spell the scheme in any case (RFC 9110 §11.1, §11.4; RFC 6750 §2.1)', async () => {
+      const credentials = Buffer.from(`web:${SECRET}`).toString('base64');
+      let token = '';
+      for (const authorization of [`Basic   ${credentials}`, `basic ${credentials}`, `BASIC  ${credentials}`]) {
+        const answer = await postForm(op.metadata.token_endpoint!, { grant_type: 'client_credentials', scope: 'read', resource: API }, authorization);
+        assert.equal(answer.status, 200, `${authorization.slice(0, 8)}: ${JSON.stringify(answer.body)}`);
+        token = String(answer.body.access_token);
+      }
+      const introspection = await postForm(op.metadata.introspection_endpoint!, { token }, `Basic  ${credentials}`);
+      assert.equal(introspection.body.active, true);
+      const tokens = await web.redeem(await web.signIn(new Agent(), ALICE));
+      for (const scheme of ['Bearer  ', 'bearer ', 'BEARER   ']) {
+        const response = await fetch(op.metadata.userinfo_endpoint!, { headers: { authorization: `${scheme}${tokens.access_token}` } });
+        assert.equal(response.status, 200, JSON.stringify(scheme));
+      }
+    });
+
     it('a parameter given twice is refused with invalid_request, never one of them picked (RFC 6749 §3.2)', async () => {
       const response = await fetch(op.metadata.token_endpoint!, {
         method: 'POST',
