@@ -5,7 +5,7 @@
  * accept (RFC 8414 §2) against what they do accept (RFC 7662, RFC 7009).
  */
 import assert from 'node:assert/strict';
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, SignJWT } from 'jose';
 import * as oidc from 'openid-client';
 import { Agent, ALICE, RelyingParty, startOp, webClient, type Op } from './fixture.js';
@@ -273,6 +273,31 @@ describe('OAuth 2.0 endpoints to the letter (RFC 6749 §2.3.1, §5; RFC 7009; RF
         const answer = await proved(alg, alg);
         assert.equal(answer.status, 400, alg);
         assert.equal(answer.body.error, 'invalid_dpop_proof', alg);
+      }
+    });
+  });
+
+  describe('DPoP at the token endpoint and userinfo (RFC 9449)', () => {
+    it('a proof with nbf and an exp five minutes ahead is accepted, and the DPoP scheme in any case (RFC 9449 §4.2, §7.1; FAPI 2.0 check-dpop-proof-nbf-exp, access-token-type-header-case-sensitivity)', async () => {
+      const { publicKey, privateKey } = await generateKeyPair('ES256', { extractable: true });
+      const jwk = await exportJWK(publicKey);
+      const now = Math.floor(Date.now() / 1000);
+      const proof = (htm: string, htu: string, extra: Record<string, unknown> = {}) =>
+        new SignJWT({ htm, htu, jti: randomUUID(), iat: now, nbf: now, exp: now + 300, ...extra }).setProtectedHeader({ alg: 'ES256', typ: 'dpop+jwt', jwk }).sign(privateKey);
+      const spa = await RelyingParty.create(op, 'spa', {}, 'https://spa.example.test/callback');
+      const flow = await spa.signIn(new Agent(), ALICE);
+      const response = await fetch(op.metadata.token_endpoint!, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', dpop: await proof('POST', op.metadata.token_endpoint!) },
+        body: new URLSearchParams({ grant_type: 'authorization_code', code: new URL(flow.page.url).searchParams.get('code')!, redirect_uri: flow.redirectUri, code_verifier: flow.verifier, client_id: 'spa' }),
+      });
+      const tokens = (await response.json()) as { access_token: string; token_type: string };
+      assert.equal(response.status, 200, JSON.stringify(tokens));
+      assert.equal(tokens.token_type, 'DPoP');
+      const ath = createHash('sha256').update(tokens.access_token).digest('base64url');
+      for (const scheme of ['DPoP', 'dpop', 'DPOP']) {
+        const info = await fetch(op.metadata.userinfo_endpoint!, { headers: { authorization: `${scheme} ${tokens.access_token}`, dpop: await proof('GET', op.metadata.userinfo_endpoint!, { ath }) } });
+        assert.equal(info.status, 200, scheme);
       }
     });
   });
