@@ -22,6 +22,8 @@ import { answerJwtAccessTokens } from './patches/jwt-access-tokens.js';
 import './patches/form-bodies.js';
 // So do these: an authorization request without scope is invalid_scope at once (see the patch).
 import './patches/scope-required.js';
+// OpenID Connect Core §3.1.2.1: an OpenID request names its redirect_uri (see the patch).
+import './patches/openid-redirect-uri.js';
 import { GRANT_CLAIM, grantHandle, type RevocationList } from '../revocation/list.js';
 import { opaqueRevoked } from '../revocation/opaque-introspection.js';
 import { adapterFactory, opaqueTokenBits, readInteractionAhead } from '../store/adapter.js';
@@ -50,6 +52,9 @@ import { boundCodesToCurrentRegistration, withCurrentRegistration } from './patc
 import { openIdScopesOnly } from './patches/openid-scopes.js';
 import { ACR_VALUES } from '../accounts/assurance.js';
 import { emptyJsonRevocationAnswer } from './patches/revocation-response.js';
+import { pragmaNoCache } from './patches/pragma-no-cache.js';
+import { foldAuthorizationSpaces } from './patches/authorization-header-spaces.js';
+import { requestUriNotPushed } from './patches/pushed-request-uri.js';
 import { settleDeferredConsumption } from './patches/deferred-consumption.js';
 import { sessionLoadedOnce } from './patches/session-loaded-once.js';
 import { extendUnchangedSessionsInSteps } from './patches/unchanged-sessions.js';
@@ -111,6 +116,10 @@ type DeviceFlow = NonNullable<NonNullable<Configuration['features']>['deviceFlow
 export type DevicePages = Required<Pick<DeviceFlow, 'userCodeInputSource' | 'userCodeConfirmSource' | 'successSource'>>;
 
 /** The OpenID scopes we offer; every client may register them. */
+/** Client authentication at the token, introspection and revocation endpoints alike (public clients revoke their own tokens: RFC 7009 §5). */
+const CLIENT_AUTH_METHODS = ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'] as const;
+/** Algorithms clients may sign private_key_jwt assertions with: asymmetric only. */
+const CLIENT_AUTH_ALGORITHMS = ['RS256', 'PS256', 'ES256', 'EdDSA'] as const;
 const OIDC_SCOPES = ['openid', 'offline_access', ...Object.keys(SCOPE_CLAIMS).filter((scope) => scope !== 'openid')];
 
 /** Who may register what: the registration policy (registration/policy.ts) for these APIs. */
@@ -171,7 +180,7 @@ function protocol({ config, keyring }: ProviderDependencies): Configuration {
     // Only what the product offers: the code flow, with PKCE S256 for every client (RFC 9700 §2.1.1).
     responseTypes: ['code'],
     pkce: { required: () => true },
-    clientAuthMethods: ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'],
+    clientAuthMethods: CLIENT_AUTH_METHODS,
     clientDefaults: {
       grant_types: ['authorization_code', 'refresh_token'],
       response_types: ['code'],
@@ -183,8 +192,7 @@ function protocol({ config, keyring }: ProviderDependencies): Configuration {
       userinfoSigningAlgValues: ['RS256'],
       introspectionSigningAlgValues: ['RS256'],
       authorizationSigningAlgValues: ['RS256'],
-      // Algorithms clients may sign private_key_jwt assertions with: asymmetric only.
-      clientAuthSigningAlgValues: ['RS256', 'PS256', 'ES256', 'EdDSA'],
+      clientAuthSigningAlgValues: CLIENT_AUTH_ALGORITHMS,
       // Algorithms of DPoP proofs: asymmetric only (RFC 9449 §4.2), as discovery's dpop_signing_alg_values_supported.
       dPoPSigningAlgValues: DPOP_ALGORITHMS,
     },
@@ -252,7 +260,15 @@ function accountsAndConsent({ config, accounts, consents, federated }: ProviderD
     // client_id_metadata_document_supported: MCP clients look for it (registration/client-metadata-documents.ts).
     // par.required is enforced per client (registration/policy.ts applyRequirements), so discovery
     // says it here rather than through the engine's global switch, which would lock out our own pages.
+    // RFC 8414 §2: without *_endpoint_auth_methods_supported, introspection and revocation would
+    // claim client_secret_basic only; they take every method the token endpoint does.
     discovery: {
+      ...Object.fromEntries(
+        ['introspection', 'revocation'].flatMap((endpoint) => [
+          [`${endpoint}_endpoint_auth_methods_supported`, CLIENT_AUTH_METHODS],
+          [`${endpoint}_endpoint_auth_signing_alg_values_supported`, CLIENT_AUTH_ALGORITHMS],
+        ]),
+      ),
       revocation_feed_endpoint: `${config.issuer}${FEED_PATH}`,
       ...(config.clientMetadataDocuments.enabled && { client_id_metadata_document_supported: true }),
       ...(config.par.required && { require_pushed_authorization_requests: true }),
@@ -508,6 +524,8 @@ function applyPatches(
   // A sign-out confirmed goes back only where its client, as registered now, allows.
   layers.push(postLogoutToCurrentRegistration(provider, config.issuer));
   layers.push(offlineAccessPrompt(provider.pathFor('authorization')));
+  // RFC 9110 §11.4, RFC 6750 §2.1: `Bearer   token` is as good as `Bearer token` (see the patch).
+  layers.push(foldAuthorizationSpaces());
   layers.push(clientAuthenticationRequired(new URL(config.issuer).host));
   // Runtime APIs' scopes in `scope` metadata, checked where dynamic registration writes a client.
   layers.push(apiScopesInMetadata(provider, apis));
@@ -515,6 +533,9 @@ function applyPatches(
   layers.push(unauthorizedClientAnswers(provider));
   if (!config.registration.open) layers.push(singleUseInitialAccessTokens(provider, kv, config.issuer));
   layers.push(emptyJsonRevocationAnswer());
+  // RFC 6749 §5.1: Pragma: no-cache beside Cache-Control: no-store; RFC 9126 §2.1: request_uri is not pushed (see the patches).
+  layers.push(pragmaNoCache());
+  layers.push(requestUriNotPushed());
   // JWT access tokens at introspection and revocation: answered in the engine's steps (see the patch).
   answerJwtAccessTokens(provider, {
     issuer: config.issuer,

@@ -201,6 +201,39 @@ describe('OpenID Connect Basic OP (authorization code flow)', function () {
       assert.match(page.html, /redirect_uri/);
     });
 
+    it('an OpenID request without redirect_uri, for a client with one registered, gets invalid_request and no code (Core §3.1.2.1; oidcc-ensure-redirect-uri-in-authorization-request)', async () => {
+      const only = 'https://other.example.test/callback';
+      const page = await rawAuthorize(
+        new Agent(),
+        { client_id: 'other', response_type: 'code', scope: 'openid', state: 'no-redirect-uri', code_challenge: CHALLENGE, code_challenge_method: 'S256' },
+        only,
+      );
+      // Core §3.1.2.6: the error at that one registered URI (the conformance suite takes it, or an error page).
+      assert.ok(page.url.startsWith(only), `${page.status} ${page.url}`);
+      const answer = new URL(page.url).searchParams;
+      assert.equal(answer.get('code'), null);
+      assert.equal(answer.get('error'), 'invalid_request');
+      assert.match(answer.get('error_description') ?? '', /redirect_uri/);
+      assert.equal(answer.get('state'), 'no-redirect-uri');
+      assert.equal(answer.get('iss'), op.issuer);
+      const pushed = await fetch(op.metadata.pushed_authorization_request_endpoint!, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', ...basic('other', OTHER_SECRET) },
+        body: new URLSearchParams({ response_type: 'code', scope: 'openid', code_challenge: CHALLENGE, code_challenge_method: 'S256' }),
+      });
+      assert.equal(pushed.status, 400, 'nor pushed');
+      assert.equal(((await pushed.json()) as { error: string }).error, 'invalid_request');
+    });
+
+    it('a plain OAuth 2.0 request (no openid) may leave out the single registered redirect_uri (RFC 6749 §3.1.2.3)', async () => {
+      const page = await rawAuthorize(
+        new Agent(),
+        { client_id: 'other', response_type: 'code', scope: 'email', state: 'oauth', code_challenge: CHALLENGE, code_challenge_method: 'S256' },
+        'https://other.example.test/callback',
+      );
+      assert.ok(isLogin(page), `the login page: ${page.status} ${page.url}`);
+    });
+
     it('an unregistered redirect_uri shows an error page and never redirects (Core §3.1.2.1, RFC 6749 §4.1.2.1, RFC 9700 §4.1.3)', async () => {
       const variants = [
         'https://evil.example/callback',

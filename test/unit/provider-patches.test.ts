@@ -70,6 +70,14 @@ describe('patches on oidc-provider internals (src/provider/patches/)', () => {
     assert.match(source('shared/client_auth.js'), /new InvalidRequest\('no client authentication mechanism provided'\)/);
   });
 
+  it('pushed-request-uri.ts: a request_uri at any route but authorization is refused with RequestUriNotSupported, the error it rewrites at the PAR route', () => {
+    assert.match(source('actions/authorization/request_parameters.js'), /params\.request_uri !== undefined\s*&& \(ctx\.oidc\.route !== 'authorization' \|\| !pushedAuthorizationRequests\.enabled\)\s*\) \{\s*throw new RequestUriNotSupported\(\);/);
+  });
+
+  it('openid-redirect-uri.ts: the engine fills in a single registered redirect_uri in its oneRedirectUriClients step', () => {
+    assert.match(source('actions/authorization/response_parameters.js'), /export function oneRedirectUriClients\(ctx, next\) \{[\s\S]*?if \(params\.redirect_uri === undefined && client\.redirectUris\.length === 1\) \{/);
+  });
+
   it('unauthorized-client.ts: the grant-type refusals it rewrites, and Client#responseTypeAllowed is called only by the response_type check', () => {
     assert.match(source('actions/token.js'), /if \(!ctx\.oidc\.client\.grantTypeAllowed\(ctx\.oidc\.params\.grant_type\)\) \{\s*throw new InvalidRequest\('requested grant type is not allowed for this client'\);/);
     assert.match(source('actions/authorization/client.js'), /throw new InvalidRequest\(`\$\{grantType\} is not allowed for this client`\);/);

@@ -1,0 +1,403 @@
+/**
+ * The OAuth 2.0 endpoints to the letter of their RFCs, where the OpenID plans check them thinly:
+ * the token endpoint's headers and client authentication (RFC 6749 §2.3.1, §5.1), pushed
+ * authorization requests (RFC 9126), and what the metadata says introspection and revocation
+ * accept (RFC 8414 §2) against what they do accept (RFC 7662, RFC 7009).
+ */
+import assert from 'node:assert/strict';
+import { createHash, randomUUID } from 'node:crypto';
+import { calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, SignJWT } from 'jose';
+import * as oidc from 'openid-client';
+import { Agent, ALICE, RelyingParty, startOp, webClient, type Op } from './fixture.js';
+
+const SECRET = 'endpoints-client-secret-with-plenty-of-entropy-0123456';
+const API = 'https://api.example.test';
+// RFC 6749 §2.3.1: client_secret_basic form-urlencodes id and secret before Base64; these need it.
+const ODD_ID = 'odd:client id+1';
+const ODD_SECRET = 'odd secret:with+reserved%chars/=&and-plenty-of-entropy-0123456';
+
+/** What discovery lists for client assertions (checked below against what is served), and each one's key type. */
+const ASSERTION_KEYS = { RS256: 'RS256', PS256: 'PS256', ES256: 'ES256', EdDSA: 'Ed25519' } as const;
+type AssertionAlg = keyof typeof ASSERTION_KEYS;
+
+type Answer = { status: number; headers: Headers; body: Record<string, unknown> };
+
+describe('OAuth 2.0 endpoints to the letter (RFC 6749 §2.3.1, §5; RFC 7009; RFC 7662; RFC 8414; RFC 9126)', function () {
+  this.timeout(60_000);
+  let op: Op;
+  let web: RelyingParty;
+  let post: RelyingParty;
+  let pkjwt: RelyingParty;
+  const assertionKeys = {} as Record<AssertionAlg, Awaited<ReturnType<typeof generateKeyPair>>>;
+
+  before(async () => {
+    const { publicKey, privateKey } = await generateKeyPair('ES256');
+    for (const [alg, type] of Object.entries(ASSERTION_KEYS)) assertionKeys[alg as AssertionAlg] = await generateKeyPair(type, { extractable: true });
+    // One client holding a key of each kind, and one that registered token_endpoint_auth_signing_alg ES256 with the same keys.
+    const everyKey = { keys: await Promise.all(Object.entries(assertionKeys).map(async ([kid, pair]) => ({ ...(await exportJWK(pair.publicKey)), kid, use: 'sig' }))) };
+    const machine = { grant_types: ['client_credentials'], response_types: [], redirect_uris: [], post_logout_redirect_uris: [] };
+    op = await startOp({
+      people: [ALICE],
+      env: { RESOURCE_SERVERS: JSON.stringify([{ identifier: API, scopes: ['read'], format: 'jwt', grants: ['web', 'post', 'pkjwt', ODD_ID, 'keys', 'es256'].map((client_id) => ({ client_id, scopes: ['read'] })) }]) },
+      clients: [
+        webClient('web', SECRET, { grant_types: ['authorization_code', 'refresh_token', 'client_credentials'] }),
+        webClient('other', SECRET),
+        { ...webClient('post', SECRET, machine), token_endpoint_auth_method: 'client_secret_post' },
+        {
+          client_id: 'pkjwt',
+          client_name: 'Conformance pkjwt',
+          token_endpoint_auth_method: 'private_key_jwt',
+          token_endpoint_auth_signing_alg: 'ES256',
+          jwks: { keys: [{ ...(await exportJWK(publicKey)), kid: 'pkjwt-1', alg: 'ES256', use: 'sig' }] },
+          ...machine,
+        },
+        { ...webClient(ODD_ID, ODD_SECRET, machine), client_name: 'Conformance odd' },
+        { client_id: 'keys', client_name: 'Conformance keys', token_endpoint_auth_method: 'private_key_jwt', jwks: everyKey, ...machine },
+        { client_id: 'es256', client_name: 'Conformance es256', token_endpoint_auth_method: 'private_key_jwt', token_endpoint_auth_signing_alg: 'ES256', jwks: everyKey, ...machine },
+        { client_id: 'spa', token_endpoint_auth_method: 'none', redirect_uris: ['https://spa.example.test/callback'], grant_types: ['authorization_code', 'refresh_token'] },
+      ],
+    });
+    web = await RelyingParty.create(op, 'web', { secret: SECRET });
+    post = await RelyingParty.create(op, 'post', { method: oidc.ClientSecretPost(SECRET) });
+    pkjwt = await RelyingParty.create(op, 'pkjwt', { method: oidc.PrivateKeyJwt({ key: privateKey, kid: 'pkjwt-1' }) });
+  });
+  after(() => op?.stop());
+
+  const basic = (id: string, secret: string) => `Basic ${Buffer.from(`${encodeURIComponent(id)}:${encodeURIComponent(secret)}`).toString('base64')}`;
+
+  async function postForm(url: string, params: Record<string, string>, authorization?: string): Promise<Answer> {
+    const response = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json', ...(authorization && { authorization }) },
+      body: new URLSearchParams(params),
+    });
+    const text = await response.text();
+    return { status: response.status, headers: response.headers, body: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
+  }
+
+  const apiToken = async (rp: RelyingParty) => (await oidc.clientCredentialsGrant(rp.config, { scope: 'read', resource: API })).access_token;
+
+  describe('the token endpoint (RFC 6749 §2.3.1, §5)', () => {
+    it('a token response carries Cache-Control: no-store and Pragma: no-cache (RFC 6749 §5.1)', async () => {
+      const answer = await postForm(op.metadata.token_endpoint!, { grant_type: 'client_credentials', scope: 'read', resource: API }, basic('web', SECRET));
+      assert.equal(answer.status, 200);
+      assert.ok(answer.body.access_token);
+      assert.match(answer.headers.get('cache-control') ?? '', /no-store/);
+      assert.equal(answer.headers.get('pragma'), 'no-cache');
+    });
+
+    it('so does its error response, and those of introspection and pushed authorization requests (RFC 6749 §5.1, §5.2)', async () => {
+      const error = await postForm(op.metadata.token_endpoint!, { grant_type: 'authorization_code', code: 'nonsense', redirect_uri: web.redirectUri, code_verifier: 'a'.repeat(43) }, basic('web', SECRET));
+      assert.equal(error.body.error, 'invalid_grant');
+      const introspection = await postForm(op.metadata.introspection_endpoint!, { token: await apiToken(web) }, basic('web', SECRET));
+      assert.equal(introspection.body.active, true);
+      const pushed = await postForm(op.metadata.pushed_authorization_request_endpoint!, await pushParams(), basic('web', SECRET));
+      assert.equal(pushed.status, 201);
+      for (const [name, answer] of Object.entries({ error, introspection, pushed })) {
+        assert.match(answer.headers.get('cache-control') ?? '', /no-store/, name);
+        assert.equal(answer.headers.get('pragma'), 'no-cache', name);
+      }
+    });
+
+    it('client_secret_basic takes a client id and secret form-urlencoded before Base64, reserved characters and all (RFC 6749 §2.3.1)', async () => {
+      // openid-client encodes them as §2.3.1 says: the interop case of ids with ':' and secrets with '+', '%', ' '.
+      const odd = await RelyingParty.create(op, ODD_ID, { secret: ODD_SECRET });
+      assert.ok(await apiToken(odd));
+      const answer = await postForm(op.metadata.token_endpoint!, { grant_type: 'client_credentials', scope: 'read', resource: API }, basic(ODD_ID, `${ODD_SECRET}x`));
+      assert.equal(answer.status, 401);
+      assert.equal(answer.body.error, 'invalid_client');
+    });
+
+    it('invalid_client over Basic answers 401 with a Basic challenge carrying the error (RFC 6749 §5.2, RFC 6750 §3)', async () => {
+      const answer = await postForm(op.metadata.token_endpoint!, { grant_type: 'client_credentials' }, basic('nobody', SECRET));
+      assert.equal(answer.status, 401);
+      assert.equal(answer.body.error, 'invalid_client');
+      assert.match(answer.headers.get('www-authenticate') ?? '', /^Basic realm="[^"]+".*error="invalid_client"/);
+    });
+
+    it('an Authorization header may put more than one space after its scheme, and spell the scheme in any case (RFC 9110 §11.1, §11.4; RFC 6750 §2.1)', async () => {
+      const credentials = Buffer.from(`web:${SECRET}`).toString('base64');
+      let token = '';
+      for (const authorization of [`Basic   ${credentials}`, `basic ${credentials}`, `BASIC  ${credentials}`]) {
+        const answer = await postForm(op.metadata.token_endpoint!, { grant_type: 'client_credentials', scope: 'read', resource: API }, authorization);
+        assert.equal(answer.status, 200, `${authorization.slice(0, 8)}: ${JSON.stringify(answer.body)}`);
+        token = String(answer.body.access_token);
+      }
+      const introspection = await postForm(op.metadata.introspection_endpoint!, { token }, `Basic  ${credentials}`);
+      assert.equal(introspection.body.active, true);
+      const tokens = await web.redeem(await web.signIn(new Agent(), ALICE));
+      for (const scheme of ['Bearer  ', 'bearer ', 'BEARER   ']) {
+        const response = await fetch(op.metadata.userinfo_endpoint!, { headers: { authorization: `${scheme}${tokens.access_token}` } });
+        assert.equal(response.status, 200, JSON.stringify(scheme));
+      }
+    });
+
+    it('a parameter given twice is refused with invalid_request, never one of them picked (RFC 6749 §3.2)', async () => {
+      const response = await fetch(op.metadata.token_endpoint!, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic('web', SECRET) },
+        body: `grant_type=client_credentials&scope=read&scope=read&resource=${encodeURIComponent(API)}`,
+      });
+      assert.equal(response.status, 400);
+      assert.equal(((await response.json()) as { error: string }).error, 'invalid_request');
+    });
+
+    it('GET is not a token request: no token for parameters in a query (RFC 6749 §3.2)', async () => {
+      const response = await fetch(`${op.metadata.token_endpoint!}?grant_type=client_credentials&scope=read&resource=${encodeURIComponent(API)}`, {
+        headers: { authorization: basic('web', SECRET) },
+      });
+      assert.ok(response.status >= 400 && response.status < 500, String(response.status));
+      assert.equal(((await response.json()) as { access_token?: string }).access_token, undefined);
+    });
+  });
+
+  describe('introspection and revocation take what the metadata says (RFC 8414 §2, RFC 7662 §2.1, RFC 7009 §2.1)', () => {
+    it('introspection_ and revocation_endpoint_auth_methods_supported list the methods the token endpoint takes', () => {
+      const metadata = op.metadata as Record<string, unknown>;
+      assert.ok(op.metadata.token_endpoint_auth_methods_supported?.includes('private_key_jwt'));
+      for (const endpoint of ['introspection', 'revocation']) {
+        assert.deepEqual(metadata[`${endpoint}_endpoint_auth_methods_supported`], op.metadata.token_endpoint_auth_methods_supported, endpoint);
+        assert.deepEqual(metadata[`${endpoint}_endpoint_auth_signing_alg_values_supported`], op.metadata.token_endpoint_auth_signing_alg_values_supported, endpoint);
+      }
+    });
+
+    it('each advertised secret or key method works at introspection and at revocation (openid-client with each method)', async () => {
+      for (const rp of [web, post, pkjwt]) {
+        const token = await apiToken(rp);
+        assert.equal((await oidc.tokenIntrospection(rp.config, token)).active, true, rp.clientId);
+        await oidc.tokenRevocation(rp.config, token);
+        assert.equal((await oidc.tokenIntrospection(rp.config, token)).active, false, `${rp.clientId}: revoked`);
+      }
+    });
+
+    it('none works too: a public client revokes its own refresh token with its client_id alone (RFC 7009 §5)', async () => {
+      const spa = await RelyingParty.create(op, 'spa', {}, 'https://spa.example.test/callback');
+      const tokens = await spa.redeem(await spa.signIn(new Agent(), ALICE, { scope: 'openid offline_access', prompt: 'consent' }));
+      assert.ok(tokens.refresh_token);
+      await oidc.tokenRevocation(spa.config, tokens.refresh_token);
+      await assert.rejects(oidc.refreshTokenGrant(spa.config, tokens.refresh_token), (error: oidc.ResponseBodyError) => error.error === 'invalid_grant');
+    });
+
+    it('a confidential client that leaves out its credentials is refused at both: 401 invalid_client (RFC 7662 §2.1, RFC 7009 §2.1)', async () => {
+      for (const endpoint of [op.metadata.introspection_endpoint!, op.metadata.revocation_endpoint!]) {
+        const answer = await postForm(endpoint, { token: 'whatever', client_id: 'web' });
+        assert.equal(answer.status, 401, endpoint);
+        assert.equal(answer.body.error, 'invalid_client', endpoint);
+      }
+    });
+
+    it('an unknown token: introspection answers {"active": false} alone, revocation 200 (RFC 7662 §2.2, RFC 7009 §2.2)', async () => {
+      const introspection = await postForm(op.metadata.introspection_endpoint!, { token: 'not-a-token', token_type_hint: 'access_token' }, basic('web', SECRET));
+      assert.equal(introspection.status, 200);
+      assert.deepEqual(introspection.body, { active: false });
+      const revocation = await postForm(op.metadata.revocation_endpoint!, { token: 'not-a-token' }, basic('web', SECRET));
+      assert.equal(revocation.status, 200);
+    });
+
+    it('a wrong token_type_hint is only a hint: the token is found all the same (RFC 7662 §2.1, RFC 7009 §2.1)', async () => {
+      const token = await apiToken(web);
+      const answer = await postForm(op.metadata.introspection_endpoint!, { token, token_type_hint: 'refresh_token' }, basic('web', SECRET));
+      assert.equal(answer.body.active, true);
+    });
+  });
+
+  describe('the algorithms discovery lists are those served (RFC 8414 §2, RFC 9449 §5.1)', () => {
+    /** A client_credentials request authenticated by an assertion of `client`, signed with `alg` by the key `kid`. */
+    async function asserted(client: string, alg: string, kid: AssertionAlg): Promise<Answer> {
+      const key = await importJWK(await exportJWK(assertionKeys[kid].privateKey), alg);
+      const assertion = await new SignJWT({ iss: client, sub: client, aud: op.issuer, jti: randomUUID() })
+        .setProtectedHeader({ alg, kid })
+        .setIssuedAt()
+        .setExpirationTime('1m')
+        .sign(key);
+      return postForm(op.metadata.token_endpoint!, {
+        grant_type: 'client_credentials',
+        scope: 'read',
+        resource: API,
+        client_id: client,
+        client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+        client_assertion: assertion,
+      });
+    }
+
+    /** A client_credentials request of `web` with a DPoP proof signed with `alg`. */
+    async function proved(alg: string, keyType: string): Promise<Answer> {
+      const { publicKey, privateKey } = await generateKeyPair(keyType, { extractable: true });
+      const proof = await new SignJWT({ htm: 'POST', htu: op.metadata.token_endpoint!, jti: randomUUID() })
+        .setProtectedHeader({ alg, typ: 'dpop+jwt', jwk: await exportJWK(publicKey) })
+        .setIssuedAt()
+        .sign(privateKey);
+      const response = await fetch(op.metadata.token_endpoint!, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic('web', SECRET), dpop: proof },
+        body: new URLSearchParams({ grant_type: 'client_credentials', scope: 'read', resource: API }),
+      });
+      return { status: response.status, headers: response.headers, body: (await response.json()) as Record<string, unknown> };
+    }
+
+    it('every token_endpoint_auth_signing_alg_values_supported signs an accepted client assertion', async () => {
+      assert.deepEqual([...(op.metadata.token_endpoint_auth_signing_alg_values_supported ?? [])].sort(), Object.keys(ASSERTION_KEYS).sort());
+      for (const alg of Object.keys(ASSERTION_KEYS) as AssertionAlg[]) {
+        const answer = await asserted('keys', alg, alg);
+        assert.equal(answer.status, 200, `${alg}: ${JSON.stringify(answer.body)}`);
+      }
+    });
+
+    it('an algorithm not listed is refused, though the key could make it: RS384, RS512, PS384 → 401 invalid_client', async () => {
+      for (const alg of ['RS384', 'RS512', 'PS384']) {
+        const answer = await asserted('keys', alg, 'RS256');
+        assert.equal(answer.status, 401, alg);
+        assert.equal(answer.body.error, 'invalid_client', alg);
+      }
+    });
+
+    it("a client's registered token_endpoint_auth_signing_alg is the only one it may use (Registration §2)", async () => {
+      assert.equal((await asserted('es256', 'ES256', 'ES256')).status, 200);
+      for (const alg of ['RS256', 'EdDSA'] as const) {
+        const answer = await asserted('es256', alg, alg);
+        assert.equal(answer.status, 401, alg);
+        assert.equal(answer.body.error, 'invalid_client', alg);
+      }
+    });
+
+    it('every dpop_signing_alg_values_supported makes an accepted DPoP proof; RS256, PS256 and ES384 are refused with invalid_dpop_proof', async () => {
+      const keyTypes: Record<string, string> = { ES256: 'ES256', EdDSA: 'Ed25519', Ed25519: 'Ed25519' };
+      const listed = (op.metadata as Record<string, unknown>).dpop_signing_alg_values_supported as string[];
+      assert.deepEqual([...listed].sort(), Object.keys(keyTypes).sort());
+      for (const alg of listed) {
+        const answer = await proved(alg, keyTypes[alg]!);
+        assert.equal(answer.status, 200, `${alg}: ${JSON.stringify(answer.body)}`);
+        assert.equal(answer.body.token_type, 'DPoP', alg);
+      }
+      for (const alg of ['RS256', 'PS256', 'ES384']) {
+        const answer = await proved(alg, alg);
+        assert.equal(answer.status, 400, alg);
+        assert.equal(answer.body.error, 'invalid_dpop_proof', alg);
+      }
+    });
+  });
+
+  describe('DPoP at the token endpoint and userinfo (RFC 9449)', () => {
+    it('a proof with nbf and an exp five minutes ahead is accepted, and the DPoP scheme in any case (RFC 9449 §4.2, §7.1; FAPI 2.0 check-dpop-proof-nbf-exp, access-token-type-header-case-sensitivity)', async () => {
+      const { publicKey, privateKey } = await generateKeyPair('ES256', { extractable: true });
+      const jwk = await exportJWK(publicKey);
+      const now = Math.floor(Date.now() / 1000);
+      const proof = (htm: string, htu: string, extra: Record<string, unknown> = {}) =>
+        new SignJWT({ htm, htu, jti: randomUUID(), iat: now, nbf: now, exp: now + 300, ...extra }).setProtectedHeader({ alg: 'ES256', typ: 'dpop+jwt', jwk }).sign(privateKey);
+      const spa = await RelyingParty.create(op, 'spa', {}, 'https://spa.example.test/callback');
+      const flow = await spa.signIn(new Agent(), ALICE);
+      const response = await fetch(op.metadata.token_endpoint!, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', dpop: await proof('POST', op.metadata.token_endpoint!) },
+        body: new URLSearchParams({ grant_type: 'authorization_code', code: new URL(flow.page.url).searchParams.get('code')!, redirect_uri: flow.redirectUri, code_verifier: flow.verifier, client_id: 'spa' }),
+      });
+      const tokens = (await response.json()) as { access_token: string; token_type: string };
+      assert.equal(response.status, 200, JSON.stringify(tokens));
+      assert.equal(tokens.token_type, 'DPoP');
+      const ath = createHash('sha256').update(tokens.access_token).digest('base64url');
+      for (const scheme of ['DPoP', 'dpop', 'DPOP']) {
+        const info = await fetch(op.metadata.userinfo_endpoint!, { headers: { authorization: `${scheme} ${tokens.access_token}`, dpop: await proof('GET', op.metadata.userinfo_endpoint!, { ath }) } });
+        assert.equal(info.status, 200, scheme);
+      }
+    });
+  });
+
+  async function pushParams(extra: Record<string, string> = {}): Promise<Record<string, string>> {
+    return {
+      client_id: 'web',
+      response_type: 'code',
+      scope: 'openid',
+      redirect_uri: web.redirectUri,
+      state: 'pushed-state',
+      code_challenge: await oidc.calculatePKCECodeChallenge(oidc.randomPKCECodeVerifier()),
+      code_challenge_method: 'S256',
+      ...extra,
+    };
+  }
+
+  describe('pushed authorization requests (RFC 9126)', () => {
+    const push = async (extra: Record<string, string> = {}) => postForm(op.metadata.pushed_authorization_request_endpoint!, await pushParams(extra), basic('web', SECRET));
+    const authorizeWith = (agent: Agent, clientId: string, requestUri: string) =>
+      agent.follow(`${op.metadata.authorization_endpoint!}?${new URLSearchParams({ client_id: clientId, request_uri: requestUri })}`, {}, `https://${clientId}.example.test/callback`);
+
+    it('a push answers 201 with a request_uri and a positive expires_in (RFC 9126 §2.2)', async () => {
+      const answer = await push();
+      assert.equal(answer.status, 201);
+      assert.match(String(answer.body.request_uri), /^urn:ietf:params:oauth:request_uri:/);
+      assert.ok(Number(answer.body.expires_in) > 0);
+    });
+
+    it('a push carrying request_uri is malformed: invalid_request (RFC 9126 §2.1 "MUST NOT be provided", §2.3)', async () => {
+      const first = await push();
+      const answer = await push({ request_uri: String(first.body.request_uri) });
+      assert.equal(answer.status, 400);
+      assert.equal(answer.body.error, 'invalid_request');
+      assert.match(String(answer.body.error_description), /request_uri/);
+      assert.equal(answer.body.request_uri, undefined);
+    });
+
+    it('a push without client authentication is refused with 401 invalid_client (RFC 9126 §2.1)', async () => {
+      const answer = await postForm(op.metadata.pushed_authorization_request_endpoint!, await pushParams());
+      assert.equal(answer.status, 401);
+      assert.equal(answer.body.error, 'invalid_client');
+    });
+
+    it('the request_uri is single-use: a second use → invalid_request_uri with iss at the redirect URI (RFC 9126 §4, RFC 9207 §2)', async () => {
+      const requestUri = String((await push()).body.request_uri);
+      const agent = new Agent();
+      await web.signIn(agent, ALICE);
+      const first = await authorizeWith(agent, 'web', requestUri);
+      assert.ok(new URL(first.url).searchParams.get('code'), first.url);
+      assert.equal(new URL(first.url).searchParams.get('state'), 'pushed-state');
+      const second = await authorizeWith(agent, 'web', requestUri);
+      const params = new URL(second.url).searchParams;
+      assert.equal(params.get('code'), null);
+      assert.equal(params.get('error'), 'invalid_request_uri');
+      assert.equal(params.get('iss'), op.issuer);
+    });
+
+    it('the request_uri is bound to the client that pushed it: another client gets no code with it (RFC 9126 §4)', async () => {
+      const requestUri = String((await push()).body.request_uri);
+      const agent = new Agent();
+      await web.signIn(agent, ALICE);
+      const page = await authorizeWith(agent, 'other', requestUri);
+      assert.ok(page.url.startsWith('https://other.example.test/callback') || page.status >= 400, page.url);
+      assert.equal(new URL(page.url).searchParams.get('code'), null);
+      assert.ok(!page.url.startsWith(web.redirectUri), 'never sent to the pusher either');
+    });
+
+    it('an unknown request_uri → invalid_request_uri (RFC 9126 §4)', async () => {
+      const page = await authorizeWith(new Agent(), 'web', 'urn:ietf:params:oauth:request_uri:never-pushed');
+      assert.ok(page.url.startsWith(web.redirectUri), page.url);
+      assert.equal(new URL(page.url).searchParams.get('error'), 'invalid_request_uri');
+    });
+
+    it('the pushed parameters win over any sent beside request_uri at the authorization endpoint (RFC 9126 §4)', async () => {
+      const requestUri = String((await push()).body.request_uri);
+      const agent = new Agent();
+      await web.signIn(agent, ALICE);
+      const url = `${op.metadata.authorization_endpoint!}?${new URLSearchParams({ client_id: 'web', request_uri: requestUri, state: 'injected', redirect_uri: 'https://evil.example/cb' })}`;
+      const page = await agent.follow(url, {}, web.redirectUri);
+      assert.ok(!page.url.startsWith('https://evil.example'), page.url);
+      if (page.url.startsWith(web.redirectUri)) assert.notEqual(new URL(page.url).searchParams.get('state'), 'injected');
+    });
+
+    it('a push whose dpop_jkt is not the thumbprint of its DPoP proof key is refused (RFC 9449 §10.1)', async () => {
+      const bound = await generateKeyPair('ES256', { extractable: true });
+      const other = await generateKeyPair('ES256', { extractable: true });
+      const proof = await new SignJWT({ htm: 'POST', htu: op.metadata.pushed_authorization_request_endpoint!, jti: randomUUID() })
+        .setProtectedHeader({ alg: 'ES256', typ: 'dpop+jwt', jwk: await exportJWK(other.publicKey) })
+        .setIssuedAt()
+        .sign(other.privateKey);
+      const response = await fetch(op.metadata.pushed_authorization_request_endpoint!, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic('web', SECRET), dpop: proof },
+        body: new URLSearchParams(await pushParams({ dpop_jkt: await calculateJwkThumbprint(await exportJWK(bound.publicKey)) })),
+      });
+      assert.equal(response.status, 400);
+      const body = (await response.json()) as { error: string; request_uri?: string };
+      assert.ok(['invalid_request', 'invalid_dpop_proof'].includes(body.error), body.error);
+      assert.equal(body.request_uri, undefined);
+    });
+  });
+});
