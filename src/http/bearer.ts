@@ -1,12 +1,13 @@
 /**
  * The access token of a request's Authorization header, by RFC 6750 §2.1's grammar
- * (`Bearer` SP b64token) or RFC 9449 §7.1's (`DPoP` SP token68); schemes are case-insensitive.
+ * (`Bearer` 1*SP b64token) or RFC 9449 §7.1's (`DPoP` token68 after one or more spaces, RFC 9110
+ * §11.4); schemes are case-insensitive.
  * Undefined when there is none or the header does not follow the grammar: the caller answers with
  * its challenge.
  */
 import type { Context } from 'koa';
 
-const PRESENTED = /^(Bearer|DPoP) ([\w.~+/-]+=*)$/i;
+const PRESENTED = /^(Bearer|DPoP) +([\w.~+/-]+=*)$/i;
 
 export interface PresentedToken {
   readonly token: string;
