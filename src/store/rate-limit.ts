@@ -222,16 +222,20 @@ const noop = () => {};
  * more to the counter, reserved for this process; its later charges of the counter in the same
  * window are served from that reservation with no round trip, each answered with the count it
  * would have seen (Redis's count less what is reserved and unspent), so a caller's comparison with
- * its limit is unchanged. A read (`by: 0`) of a leased counter is answered the same way. When the
- * lease is spent the next charge goes to Redis (and reserves again); when its window ends it is
- * dropped. While a counter's reservation is on its way, its other hits wait for it instead of
- * reserving more.
+ * its limit is unchanged. A read (`by: 0`) of a leased counter is answered the same way. A charge
+ * served by hitHere that leaves less than half of the lease reserves the next lease in the
+ * background (a script that charges nothing), so that a counter charged steadily is always served
+ * here: no charge waits for Redis, nor does a read go there between two leases. When the lease is
+ * spent all the same, the next charge goes to Redis (and reserves again); when its window ends it
+ * is dropped. While a counter's reservation is on its way, hits it does not cover wait for it
+ * instead of reserving more.
  *
  * Every charge served is one unit Redis counted (reserved before it was spent) at a position no
  * later than the count it was answered with, so across every process the requests admitted by a
  * `count <= limit` check never exceed the limit; what a process reserved and does not spend only
- * makes others refuse early (at most the processes × the lease). A live lease keeps answering
- * while Redis is away; a counter without one fails as the script does.
+ * makes others refuse early (at most the processes × 1.5 leases: half of one left and the next). A
+ * live lease keeps answering while Redis is away (its renewal fails quietly); a counter without
+ * one fails as the script does.
  */
 function leasedWindows(store: FixedWindows): FixedWindows {
   const leases = new ByCounter<Lease>();
@@ -260,11 +264,17 @@ function leasedWindows(store: FixedWindows): FixedWindows {
     nextSweep = now + 1000;
   };
 
-  /** Sends `hits` (their reservations added), then records the leases their answers grant. */
-  async function send(hits: readonly WindowHit[], keys: readonly string[], sentAt: number): Promise<WindowCount[]> {
-    const request = store.hit(hits.map((hit) => (hit.lease && hit.by > 0 ? { ...hit, by: hit.by + hit.lease } : hit)));
+  /** What a hit sent to Redis reserves: its lease along with a charge, nothing with a read. */
+  const reserveOf = (hit: WindowHit) => (hit.by > 0 ? (hit.lease ?? 0) : 0);
+
+  /**
+   * Sends `hits` with what each reserves (`reserves`, by default reserveOf), then records the
+   * leases their answers grant.
+   */
+  async function send(hits: readonly WindowHit[], keys: readonly string[], sentAt: number, reserves = hits.map(reserveOf)): Promise<WindowCount[]> {
+    const request = store.hit(hits.map((hit, n) => (reserves[n]! > 0 ? { ...hit, by: hit.by + reserves[n]! } : hit)));
     const settled = request.then(noop, noop);
-    hits.forEach((hit, n) => hit.lease && hit.by > 0 && reserving.set(keys[n]!, settled));
+    hits.forEach((hit, n) => reserves[n]! > 0 && reserving.set(keys[n]!, settled));
     try {
       const replies = await request;
       const now = Date.now();
@@ -272,7 +282,7 @@ function leasedWindows(store: FixedWindows): FixedWindows {
         const hit = hits[n]!;
         // Still live now, so the script ran in its window: the answer includes its reservation.
         const lease = live(hit, now);
-        const reserved = hit.by > 0 ? (hit.lease ?? 0) : 0;
+        const reserved = reserves[n]!;
         if (reserved > 0 && reply.ms > 0) {
           const left = (lease?.left ?? 0) + reserved;
           // One connection answers in order, so this count includes the earlier lease's reservations.
@@ -294,7 +304,14 @@ function leasedWindows(store: FixedWindows): FixedWindows {
       const now = Date.now();
       sweep(now);
       const lease = live(hit, now);
-      return covers(lease, hit) ? spend(lease, hit, now) : undefined;
+      if (!covers(lease, hit)) return undefined;
+      const count = spend(lease, hit, now);
+      if (hit.by > 0 && hit.lease && lease.left * 2 < hit.lease) {
+        const key = keyOf(hit);
+        // The next lease, reserved while this one still serves; a failure leaves this one to run out.
+        if (!reserving.has(key)) send([{ ...hit, by: 0 }], [key], now, [hit.lease]).catch(noop);
+      }
+      return count;
     },
 
     async hit(hits) {

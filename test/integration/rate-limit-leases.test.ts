@@ -123,6 +123,22 @@ for (const backend of stores) {
       assert.ok(served!.ms > 0 && served!.ms <= 60_000, `the window's end: ${served!.ms}`);
     });
 
+    it('a counter charged steadily here reserves its next lease before this one runs out: every charge is served here, in order', async () => {
+      const key = counter();
+      assert.equal((await windows.hit([charge(key, 10)]))[0]!.count, 1);
+      const before = await counterCommands(store.raw);
+      const counts: (number | undefined)[] = [];
+      for (let n = 0; n < 40; n += 1) {
+        counts.push(windows.hitHere(charge(key, 10))?.count);
+        // Time for a reservation under way to come back, as between requests.
+        await sleep(5);
+      }
+      assert.deepEqual(counts, Array.from({ length: 40 }, (_, i) => i + 2), 'none left to a round trip');
+      const reservations = (await counterCommands(store.raw)).charges - before.charges;
+      assert.ok(reservations >= 4 && reservations <= 5, `a reservation of 10 per 10 charges or so: ${reservations}`);
+      assert.equal(await stored(key), String(1 + 10 * (reservations + 1)), 'each reservation charged nothing itself');
+    });
+
     it('concurrent charges of a counter wait for its reservation under way instead of reserving more', async () => {
       const key = counter();
       const before = await counterCommands(store.raw);
@@ -163,6 +179,25 @@ for (const backend of stores) {
         const [first, second] = await Promise.all([drain(one), drain(two)]);
         assert.ok(first! + second! <= limit, `limit ${limit}: admitted ${first} + ${second}`);
         assert.ok(first! + second! >= limit - 2 * 10, `limit ${limit}: admitted ${first} + ${second}`);
+      }
+    });
+
+    it('charged here first, as the HTTP limits do (the next lease reserved ahead), two processes sharing a limit admit no more than it, and not fewer than it less 1.5 leases each', async () => {
+      const [one, two] = [store.process(), store.process()];
+      for (let limit = 41; limit <= 60; limit += 1) {
+        const key = counter();
+        const drain = async (process: FixedWindows) => {
+          let admitted = 0;
+          for (;;) {
+            const count = process.hitHere(charge(key, 10)) ?? (await process.hit([charge(key, 10)]))[0]!;
+            if (count.count > limit) return admitted;
+            admitted += 1;
+            await sleep(0);
+          }
+        };
+        const [first, second] = await Promise.all([drain(one), drain(two)]);
+        assert.ok(first! + second! <= limit, `limit ${limit}: admitted ${first} + ${second}`);
+        assert.ok(first! + second! >= limit - 2 * 15, `limit ${limit}: admitted ${first} + ${second}`);
       }
     });
 
