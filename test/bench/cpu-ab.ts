@@ -17,36 +17,26 @@
  *
  * A fifth argument names the two builds instead, `before;after`, each `<dir>[:KEY=value,...]` with
  * its settings over the others (as login-ab.ts): one build against itself with other settings, e.g.
- * what the default configuration costs over the bench's (`limits-off` is short for every rate limit
+ * what the default configuration costs over the bench's (`off` is short for every rate limit
  * at 0, the bench configuration's):
  *
- *   BENCH_DEFAULTS=1 node --import tsx test/bench/cpu-ab.ts introspect-opaque 2000 6 'dist:limits-off;dist'
+ *   BENCH_DEFAULTS=1 node --import tsx test/bench/cpu-ab.ts introspect-opaque 2000 6 'dist:off;dist'
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT } from '../../src/paths.js';
 import { closedLoop } from './load.js';
 import { SCENARIOS } from './scenarios.js';
-import { DEFAULT_LIMITS, prepareSideBySide, processCpuSeconds, startPinnedBuild } from './targets.js';
+import { buildSpec, DEFAULT_LIMITS, prepareSideBySide, processCpuSeconds, startPinnedBuild } from './targets.js';
 
 const ids = (process.argv[2] ?? 'discovery').split(',');
 const iterations = Number(process.argv[3] ?? 2000);
 const runs = Number(process.argv[4] ?? 4);
 const [beforeSpec, afterSpec] = process.argv[5]?.split(';') ?? [process.env.BENCH_BEFORE ?? 'dist-before', 'dist'];
-const LIMITS_OFF = Object.fromEntries(Object.keys(DEFAULT_LIMITS).map((key) => [key, '0']));
-
-/** A build spec `<dir>[:KEY=value,...]` (`limits-off` for every rate limit at 0): its directory and settings. */
-function buildOf(spec: string): { dir: string; settings: Record<string, string> } {
-  const [dir = 'dist', list = ''] = spec.split(':');
-  const settings: Record<string, string> = {};
-  for (const pair of list ? list.split(',') : []) {
-    if (pair === 'limits-off') Object.assign(settings, LIMITS_OFF);
-    else settings[pair.slice(0, pair.indexOf('='))] = pair.slice(pair.indexOf('=') + 1);
-  }
+const builds = { before: buildSpec(beforeSpec ?? 'dist-before'), after: buildSpec(afterSpec ?? 'dist') };
+for (const { dir } of Object.values(builds)) {
   if (!existsSync(join(ROOT, dir, 'cli.js'))) throw new Error(`${dir}/cli.js is missing: see the top of test/bench/cpu-ab.ts`);
-  return { dir, settings };
 }
-const builds = { before: buildOf(beforeSpec ?? 'dist-before'), after: buildOf(afterSpec ?? 'dist') };
 
 // One start of the current build makes the key ring and the bench's person; every build shares them.
 const { prepared, close } = await prepareSideBySide();
