@@ -143,7 +143,7 @@ interface Limit {
 /**
  * How much of a limit's allowance a process reserves at a time (store/rate-limit.ts leasedWindows):
  * 1% of it, at most 100. The trade-off: with N processes (instances × workers) sharing Redis, a
- * counter can refuse up to N × lease requests early (allowance reserved by a process that does not
+ * counter can refuse up to N × 1.5 leases of requests early (allowance reserved by a process that does not
  * spend it), and never admits more than the limit, because every lease was counted in Redis before
  * any of it was spent. Limits under 100 get none: each of their requests is counted in Redis, exact
  * across processes, as a lease of 1 would already refuse early by a visible share of so small a limit.
