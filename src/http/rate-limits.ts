@@ -2,7 +2,7 @@
  * Rate limits on every endpoint the provider serves, over 429 with Retry-After.
  *
  * Per address: every request to one of the provider's routes (the paths come from the provider,
- * see routeTable) is counted per client address and route, BEFORE it is processed, so that a
+ * see providerRoutes) is counted per client address and route, BEFORE it is processed, so that a
  * refusal never follows a state change. Discovery and the JWKS are hot paths: they are counted in
  * this process's memory, with no store round trip; every other route is counted in the store,
  * shared by every instance.
@@ -81,9 +81,21 @@ export function providerRoutes(provider: Provider): ProviderRoute[] {
   return routes;
 }
 
-/** [route name, pattern] for every route the provider serves. */
-function routeTable(provider: Provider): [string, RegExp][] {
-  return providerRoutes(provider).map(({ name, pattern }) => [name, pattern]);
+/**
+ * A limited route, made once per route: its name, its per-address limit (none: not counted), the
+ * counter family of that limit on this route (`<limiter>:<route>`, so the counter's key is the
+ * address alone, and its name in the store `ratelimit:<limiter>:<route>:<address>` as before),
+ * and what a request on it needs.
+ */
+interface LimitedRoute {
+  readonly name: string;
+  readonly limit: Limit | undefined;
+  /** The limit's counter family on this route ('' without a limit). */
+  readonly limiter: string;
+  /** Counted in this process's memory (HOT_ROUTES). */
+  readonly hot: boolean;
+  /** Where clients authenticate and the per-client limit is on: its requests are charged to their client. */
+  readonly charges: boolean;
 }
 
 function refuse(ctx: Parameters<Middleware>[0], seconds: number, endpoint: string, limit: 'ip' | 'client', metrics: Metrics | undefined) {
@@ -131,7 +143,7 @@ interface Limit {
 /**
  * How much of a limit's allowance a process reserves at a time (store/rate-limit.ts leasedWindows):
  * 1% of it, at most 100. The trade-off: with N processes (instances × workers) sharing Redis, a
- * counter can refuse up to N × lease requests early (allowance reserved by a process that does not
+ * counter can refuse up to N × 1.5 leases of requests early (allowance reserved by a process that does not
  * spend it), and never admits more than the limit, because every lease was counted in Redis before
  * any of it was spent. Limits under 100 get none: each of their requests is counted in Redis, exact
  * across processes, as a lease of 1 would already refuse early by a visible share of so small a limit.
@@ -167,6 +179,12 @@ export class RateLimits {
     return { limiter: limit.limiter, key, by, window: this.#window, lease: limit.lease };
   }
 
+  #route(name: string): LimitedRoute {
+    const hot = HOT_ROUTES.has(name);
+    const limit = hot ? this.#hotPerIp : name === 'registration' ? this.#registrationPerIp : this.#perIp;
+    return { name, limit, limiter: limit ? `${limit.limiter}:${name}` : '', hot, charges: !!this.#perClient && CLIENT_AUTH_ROUTES.has(name) };
+  }
+
   /**
    * `hits` in the store, after the charges owed (one script); the counts of `hits`. Only when they
    * are not all served from this process's leases (try `this.#stored.hitHere` first): the charges
@@ -198,10 +216,10 @@ export class RateLimits {
    */
   clientWait(clientId: string): number | Promise<number> {
     if (!this.#perClient) return 0;
-    const read = [this.#hit(this.#perClient, clientId, 0)];
+    const read = this.#hit(this.#perClient, clientId, 0);
     const here = this.#stored.hitHere(read);
-    if (here) return this.#clientWaitOf(here[0]!);
-    return this.#storedHit(read).then(([count]) => this.#clientWaitOf(count!));
+    if (here) return this.#clientWaitOf(here);
+    return this.#storedHit([read]).then(([count]) => this.#clientWaitOf(count!));
   }
 
   /**
@@ -225,7 +243,7 @@ export class RateLimits {
     const client = ctx.status === 401 || attested ? undefined : oidc.client;
     if (!client || client.clientAuthMethod === 'none') return;
     ctx.state.clientCharged = true;
-    if (this.#stored.hitHere([this.#hit(this.#perClient, client.clientId, 1)])) return;
+    if (this.#stored.hitHere(this.#hit(this.#perClient, client.clientId, 1))) return;
     const owed = this.#owed.get(client.clientId);
     this.#owed.set(client.clientId, this.#hit(this.#perClient, client.clientId, (owed?.by ?? 0) + 1));
     this.#flushTimer ??= setTimeout(() => {
@@ -245,14 +263,16 @@ export class RateLimits {
    * pattern for a surface with sub-paths such as the admin API).
    */
   middleware(provider: Provider, also: Record<string, string | RegExp> = {}): Middleware {
-    const table = routeTable(provider);
-    for (const [name, path] of Object.entries(also)) table.push([name, typeof path === 'string' ? exactly(escape(path)) : path]);
     // Every limit off (rateLimit settings of 0): nothing to count nor charge on any route.
     if (!this.#perIp && !this.#hotPerIp && !this.#registrationPerIp && !this.#perClient) return (_ctx, next) => next();
+    const routes = new Map<string, LimitedRoute>();
+    const routeOf = (name: string) => routes.get(name) ?? routes.set(name, this.#route(name)).get(name)!;
+    const table: [LimitedRoute, RegExp][] = providerRoutes(provider).map(({ name, pattern }) => [routeOf(name), pattern]);
+    for (const [name, path] of Object.entries(also)) table.push([routeOf(name), typeof path === 'string' ? exactly(escape(path)) : path]);
     // A route's own spelling (what canonical-paths.ts gives every request for one of the provider's
     // routes) finds its route in one lookup, the one the patterns would give it; anything else
     // (parameters, our prefixed surfaces, other paths) is tried against the patterns in order.
-    const spelled = new Map<string, string>();
+    const spelled = new Map<string, LimitedRoute>();
     for (const { segments } of providerRoutes(provider)) {
       if (segments.includes(undefined)) continue;
       const path = segments.join('/');
@@ -275,12 +295,12 @@ export class RateLimits {
    * A charge served from this process's lease makes no round trip and reads no client: the lookup
    * then reads the allowance itself (from its lease too, mostly), so the header is not decoded.
    */
-  async #storedCharge(route: string, ctx: Parameters<Middleware>[0], charge: WindowHit[]): Promise<WindowCount[]> {
-    const announced = this.#perClient && CLIENT_AUTH_ROUTES.has(route) ? announcedByBasic(ctx.get('Authorization')) : undefined;
-    if (announced === undefined) return this.#storedHit(charge);
-    const counts = await this.#storedHit([...charge, this.#hit(this.#perClient!, announced, 0)]);
-    ctx.state.announcedClientWait = { clientId: announced, wait: this.#clientWaitOf(counts[1]!) } satisfies AnnouncedClientWait;
-    return counts;
+  async #storedCharge(route: LimitedRoute, ctx: Parameters<Middleware>[0], charge: WindowHit): Promise<WindowCount> {
+    const announced = route.charges ? announcedByBasic(ctx.get('Authorization')) : undefined;
+    if (announced === undefined) return (await this.#storedHit([charge]))[0]!;
+    const [counted, client] = await this.#storedHit([charge, this.#hit(this.#perClient!, announced, 0)]);
+    ctx.state.announcedClientWait = { clientId: announced, wait: this.#clientWaitOf(client!) } satisfies AnnouncedClientWait;
+    return counted!;
   }
 
   /**
@@ -288,23 +308,23 @@ export class RateLimits {
    * Not an async function: a charge served in this process (a live lease, the hot routes' memory)
    * goes straight on, with one `then` for the client's charge; only a charge that goes to the store waits.
    */
-  #limited(route: string, ctx: Parameters<Middleware>[0], next: () => Promise<unknown>): Promise<void> | void {
-    const hot = HOT_ROUTES.has(route);
-    const limit = hot ? this.#hotPerIp : route === 'registration' ? this.#registrationPerIp : this.#perIp;
-    if (!limit) return this.#processed(ctx, next);
-    const charge = [this.#hit(limit, `${route}:${ctx.ip}`, 1)];
-    const here = hot ? this.#inMemory.hitHere(charge) : this.#stored.hitHere(charge);
-    if (here) return this.#charged(limit, here[0]!, route, ctx, next);
-    return this.#storedCharge(route, ctx, charge).then((counts) => this.#charged(limit, counts[0]!, route, ctx, next));
+  #limited(route: LimitedRoute, ctx: Parameters<Middleware>[0], next: () => Promise<unknown>): Promise<unknown> | void {
+    const limit = route.limit;
+    if (!limit) return this.#processed(route, ctx, next);
+    const charge: WindowHit = { limiter: route.limiter, key: ctx.ip, by: 1, window: this.#window, lease: limit.lease };
+    const here = route.hot ? this.#inMemory.hitHere(charge) : this.#stored.hitHere(charge);
+    if (here) return this.#charged(limit, here, route, ctx, next);
+    return this.#storedCharge(route, ctx, charge).then((counted) => this.#charged(limit, counted, route, ctx, next));
   }
 
   /** Refused over the per-address `limit`, else processed. */
-  #charged(limit: Limit, charged: WindowCount, route: string, ctx: Parameters<Middleware>[0], next: () => Promise<unknown>): Promise<void> | void {
-    if (charged.count > limit.points) return refuse(ctx, Math.ceil(charged.ms / 1000), route, 'ip', this.#metrics);
-    return this.#processed(ctx, next);
+  #charged(limit: Limit, charged: WindowCount, route: LimitedRoute, ctx: Parameters<Middleware>[0], next: () => Promise<unknown>): Promise<unknown> | void {
+    if (charged.count > limit.points) return refuse(ctx, Math.ceil(charged.ms / 1000), route.name, 'ip', this.#metrics);
+    return this.#processed(route, ctx, next);
   }
 
-  #processed(ctx: Parameters<Middleware>[0], next: () => Promise<unknown>): Promise<void> {
-    return next().then(() => this.chargeAuthenticatedClient(ctx));
+  /** Processed, and charged to its client after (a route where none can be charged: no `then` of its own). */
+  #processed(route: LimitedRoute, ctx: Parameters<Middleware>[0], next: () => Promise<unknown>): Promise<unknown> {
+    return route.charges ? next().then(() => this.chargeAuthenticatedClient(ctx)) : next();
   }
 }

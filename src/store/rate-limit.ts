@@ -83,10 +83,43 @@ export interface FixedWindows {
   /** Applies every hit, in one round trip where the store allows; a count per hit, in order. */
   hit(hits: readonly WindowHit[]): Promise<WindowCount[]>;
   /**
-   * Applies every hit in this process, with no round trip, when each of them can be (process
-   * memory, or live leases); else applies none and returns undefined.
+   * Applies `hit` in this process, with no round trip, when it can be (process memory, or a live
+   * lease); else does nothing and returns undefined. One hit, not a list: it is on every limited
+   * request's path, where a list was two arrays more per call.
    */
-  hitHere(hits: readonly WindowHit[]): WindowCount[] | undefined;
+  hitHere(hit: WindowHit): WindowCount | undefined;
+}
+
+/**
+ * Values by counter, as a map per counter family (`limiter`) of maps by key: every lookup on a
+ * request's path is by two strings the caller already holds (a family named once, an address or
+ * client id), where one map by the counter's whole name made a new string per request, which the
+ * map then had to flatten and hash.
+ */
+class ByCounter<V> {
+  readonly #families = new Map<string, Map<string, V>>();
+
+  get(hit: WindowHit): V | undefined {
+    return this.#families.get(hit.limiter)?.get(hit.key);
+  }
+
+  set(hit: WindowHit, value: V): void {
+    let family = this.#families.get(hit.limiter);
+    if (!family) this.#families.set(hit.limiter, (family = new Map()));
+    family.set(hit.key, value);
+  }
+
+  delete(hit: WindowHit): void {
+    this.#families.get(hit.limiter)?.delete(hit.key);
+  }
+
+  /** Drops every value `ended` says is over (and the families left empty). */
+  sweep(ended: (value: V) => boolean): void {
+    for (const [limiter, family] of this.#families) {
+      for (const [key, value] of family) if (ended(value)) family.delete(key);
+      if (family.size === 0) this.#families.delete(limiter);
+    }
+  }
 }
 
 // KEYS: the counters. ARGV: per key, the increment (0: read only) and the window in ms. Returns
@@ -147,27 +180,24 @@ function redisWindows(connection: Redis | Cluster): FixedWindows {
 
 /** In this process's memory: for the embedded store, and for counters that must never wait for Redis. */
 export function memoryWindows(): FixedWindows {
-  const counters = new Map<string, { count: number; ends: number }>();
+  const counters = new ByCounter<{ count: number; ends: number }>();
   let nextSweep = 0;
-  const hitHere = (hits: readonly WindowHit[]): WindowCount[] => {
+  const hitHere = (hit: WindowHit): WindowCount => {
     const now = Date.now();
     if (now >= nextSweep) {
       // Ended windows are dropped at most once a second, so memory stays bounded by the live ones.
-      for (const [key, counter] of counters) if (counter.ends <= now) counters.delete(key);
+      counters.sweep((counter) => counter.ends <= now);
       nextSweep = now + 1000;
     }
-    return hits.map((hit) => {
-      const key = keyOf(hit);
-      let counter = counters.get(key);
-      if (counter && counter.ends <= now) counter = undefined;
-      if (hit.by <= 0) return counter ? { count: counter.count, ms: counter.ends - now } : { count: 0, ms: 0 };
-      if (!counter) counters.set(key, (counter = { count: 0, ends: now + hit.window * 1000 }));
-      counter.count += hit.by;
-      return { count: counter.count, ms: counter.ends - now };
-    });
+    let counter = counters.get(hit);
+    if (counter && counter.ends <= now) counter = undefined;
+    if (hit.by <= 0) return counter ? { count: counter.count, ms: counter.ends - now } : { count: 0, ms: 0 };
+    if (!counter) counters.set(hit, (counter = { count: 0, ends: now + hit.window * 1000 }));
+    counter.count += hit.by;
+    return { count: counter.count, ms: counter.ends - now };
   };
   // Leases would gain nothing here: every hit is answered in process already.
-  return { hit: async (hits) => hitHere(hits), hitHere };
+  return { hit: async (hits) => hits.map(hitHere), hitHere };
 }
 
 /** The store's fixed-window counters: in Redis (with leases) for the Redis store, else in process memory. */
@@ -192,63 +222,72 @@ const noop = () => {};
  * more to the counter, reserved for this process; its later charges of the counter in the same
  * window are served from that reservation with no round trip, each answered with the count it
  * would have seen (Redis's count less what is reserved and unspent), so a caller's comparison with
- * its limit is unchanged. A read (`by: 0`) of a leased counter is answered the same way. When the
- * lease is spent the next charge goes to Redis (and reserves again); when its window ends it is
- * dropped. While a counter's reservation is on its way, its other hits wait for it instead of
- * reserving more.
+ * its limit is unchanged. A read (`by: 0`) of a leased counter is answered the same way. A charge
+ * served by hitHere that leaves less than half of the lease reserves the next lease in the
+ * background (a script that charges nothing), so that a counter charged steadily is always served
+ * here: no charge waits for Redis, nor does a read go there between two leases. When the lease is
+ * spent all the same, the next charge goes to Redis (and reserves again); when its window ends it
+ * is dropped. While a counter's reservation is on its way, hits it does not cover wait for it
+ * instead of reserving more.
  *
  * Every charge served is one unit Redis counted (reserved before it was spent) at a position no
  * later than the count it was answered with, so across every process the requests admitted by a
  * `count <= limit` check never exceed the limit; what a process reserved and does not spend only
- * makes others refuse early (at most the processes × the lease). A live lease keeps answering
- * while Redis is away; a counter without one fails as the script does.
+ * makes others refuse early (at most the processes × 1.5 leases: half of one left and the next). A
+ * live lease keeps answering while Redis is away (its renewal fails quietly); a counter without
+ * one fails as the script does.
  */
 function leasedWindows(store: FixedWindows): FixedWindows {
-  const leases = new Map<string, Lease>();
-  /** Counters whose reservation is on its way (settles, never rejects). */
+  const leases = new ByCounter<Lease>();
+  /** Counters whose reservation is on its way (settles, never rejects), by their names in Redis. */
   const reserving = new Map<string, Promise<void>>();
   let nextSweep = 0;
 
-  const live = (key: string, now: number) => {
-    const lease = leases.get(key);
+  const live = (hit: WindowHit, now: number) => {
+    const lease = leases.get(hit);
     if (lease && lease.ends <= now) {
-      leases.delete(key);
+      leases.delete(hit);
       return undefined;
     }
     return lease;
   };
   const covers = (lease: Lease | undefined, hit: WindowHit): lease is Lease => lease !== undefined && hit.by <= lease.left;
-  const spend = (lease: Lease, key: string, by: number, now: number): WindowCount => {
-    lease.left -= by;
-    if (lease.left === 0) leases.delete(key);
+  const spend = (lease: Lease, hit: WindowHit, now: number): WindowCount => {
+    lease.left -= hit.by;
+    if (lease.left === 0) leases.delete(hit);
     return { count: lease.stored - lease.left, ms: lease.ends - now };
   };
   const sweep = (now: number) => {
     if (now < nextSweep) return;
     // Ended leases are dropped at most once a second, so memory stays bounded by the live ones.
-    for (const [key, lease] of leases) if (lease.ends <= now) leases.delete(key);
+    leases.sweep((lease) => lease.ends <= now);
     nextSweep = now + 1000;
   };
 
-  /** Sends `hits` (their reservations added), then records the leases their answers grant. */
-  async function send(hits: readonly WindowHit[], keys: readonly string[], sentAt: number): Promise<WindowCount[]> {
-    const request = store.hit(hits.map((hit) => (hit.lease && hit.by > 0 ? { ...hit, by: hit.by + hit.lease } : hit)));
+  /** What a hit sent to Redis reserves: its lease along with a charge, nothing with a read. */
+  const reserveOf = (hit: WindowHit) => (hit.by > 0 ? (hit.lease ?? 0) : 0);
+
+  /**
+   * Sends `hits` with what each reserves (`reserves`, by default reserveOf), then records the
+   * leases their answers grant.
+   */
+  async function send(hits: readonly WindowHit[], keys: readonly string[], sentAt: number, reserves = hits.map(reserveOf)): Promise<WindowCount[]> {
+    const request = store.hit(hits.map((hit, n) => (reserves[n]! > 0 ? { ...hit, by: hit.by + reserves[n]! } : hit)));
     const settled = request.then(noop, noop);
-    hits.forEach((hit, n) => hit.lease && hit.by > 0 && reserving.set(keys[n]!, settled));
+    hits.forEach((hit, n) => reserves[n]! > 0 && reserving.set(keys[n]!, settled));
     try {
       const replies = await request;
       const now = Date.now();
       return replies.map((reply, n) => {
         const hit = hits[n]!;
-        const key = keys[n]!;
         // Still live now, so the script ran in its window: the answer includes its reservation.
-        const lease = live(key, now);
-        const reserved = hit.by > 0 ? (hit.lease ?? 0) : 0;
+        const lease = live(hit, now);
+        const reserved = reserves[n]!;
         if (reserved > 0 && reply.ms > 0) {
           const left = (lease?.left ?? 0) + reserved;
           // One connection answers in order, so this count includes the earlier lease's reservations.
           const stored = Math.max(reply.count, lease?.stored ?? 0);
-          leases.set(key, { stored, left, ends: Math.max(sentAt + reply.ms, lease?.ends ?? 0) });
+          leases.set(hit, { stored, left, ends: Math.max(sentAt + reply.ms, lease?.ends ?? 0) });
           return { count: stored - left, ms: reply.ms };
         }
         if (!lease) return reply;
@@ -261,15 +300,18 @@ function leasedWindows(store: FixedWindows): FixedWindows {
   }
 
   return {
-    hitHere(hits) {
+    hitHere(hit) {
       const now = Date.now();
       sweep(now);
-      const keys = hits.map(keyOf);
-      for (let i = 0; i < hits.length; i += 1) {
-        if (!covers(live(keys[i]!, now), hits[i]!)) return undefined;
-        if (keys.indexOf(keys[i]!) !== i) return undefined; // one counter twice: left to hit()
+      const lease = live(hit, now);
+      if (!covers(lease, hit)) return undefined;
+      const count = spend(lease, hit, now);
+      if (hit.by > 0 && hit.lease && lease.left * 2 < hit.lease) {
+        const key = keyOf(hit);
+        // The next lease, reserved while this one still serves; a failure leaves this one to run out.
+        if (!reserving.has(key)) send([{ ...hit, by: 0 }], [key], now, [hit.lease]).catch(noop);
       }
-      return hits.map((hit, i) => spend(leases.get(keys[i]!)!, keys[i]!, hit.by, now));
+      return count;
     },
 
     async hit(hits) {
@@ -284,8 +326,8 @@ function leasedWindows(store: FixedWindows): FixedWindows {
         for (const i of todo) {
           const hit = hits[i]!;
           const key = keyOf(hit);
-          const lease = live(key, now);
-          if (covers(lease, hit)) counts[i] = spend(lease, key, hit.by, now);
+          const lease = live(hit, now);
+          if (covers(lease, hit)) counts[i] = spend(lease, hit, now);
           else if (reserving.has(key)) {
             waiting.push(i);
             waits.add(reserving.get(key)!);

@@ -12,7 +12,11 @@
  *   node --import tsx test/bench/callgrind-ab.ts cc-opaque dist-before,dist,bare [iterations=300]
  *
  * Needs valgrind (callgrind_control). Builds sit in the package root; `bare` is
- * test/bench/bare-provider.ts, for the scenarios it can do.
+ * test/bench/bare-provider.ts, for the scenarios it can do. A build `<dir>:KEY=value,...` runs with
+ * those settings (`off`: the bench configuration's rate limits, see targets.ts buildSpec);
+ * builds are separated by `;` when settings are given. BENCH_DEFAULTS=1: the default configuration.
+ *
+ *   BENCH_DEFAULTS=1 node --import tsx test/bench/callgrind-ab.ts introspect-opaque 'dist:off;dist'
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
@@ -22,10 +26,10 @@ import { ROOT } from '../../src/paths.js';
 import { freePort, startRedisServer } from '../helpers/redis.js';
 import { closedLoop } from './load.js';
 import { SCENARIOS, type Target } from './scenarios.js';
-import { addUser, bareSignIn, startLatchkey } from './targets.js';
+import { addUser, bareSignIn, buildSpec, startLatchkey } from './targets.js';
 
 const ids = (process.argv[2] ?? 'cc-jwt').split(',');
-const builds = (process.argv[3] ?? 'dist-before,dist').split(',');
+const builds = (process.argv[3] ?? 'dist-before,dist').split(process.argv[3]?.includes(';') ? ';' : ',');
 const iterations = Number(process.argv[4] ?? 300);
 // Warm-up iterations before counting: enough for V8 to have optimized the hot paths (300 was not
 // for introspection, whose counts then moved by 60% between runs of one build; after 1,500, V8 was
@@ -43,7 +47,8 @@ await prepared.stop();
 const out = mkdtempSync(join(tmpdir(), 'latchkey-callgrind-'));
 
 try {
-  for (const build of builds) {
+  for (const [index, build] of builds.entries()) {
+    const { dir, settings } = buildSpec(build);
     const port = await freePort();
     const bare = build === 'bare';
     const env: Record<string, string> = bare
@@ -57,9 +62,9 @@ try {
         }
       : // Under valgrind a command's answer can take longer than the shipped 2 s on a busy machine: a
         // timeout would answer 503 and count the error path instead.
-        { ...prepared.env, PORT: String(port), ISSUER: `http://localhost:${port}`, REDIS_COMMAND_TIMEOUT: '60000' };
-    const args = bare ? ['--import', 'tsx', join(ROOT, 'test', 'bench', 'bare-provider.ts')] : [join(ROOT, build, 'cli.js'), 'serve'];
-    const file = join(out, `${build}.out`);
+        { ...prepared.env, ...settings, PORT: String(port), ISSUER: `http://localhost:${port}`, REDIS_COMMAND_TIMEOUT: '60000' };
+    const args = bare ? ['--import', 'tsx', join(ROOT, 'test', 'bench', 'bare-provider.ts')] : [join(ROOT, dir, 'cli.js'), 'serve'];
+    const file = join(out, `${index}.out`);
     // vgdb's pipes are named after HOST, which Latchkey's settings use too: callgrind_control must see the server's.
     const prefix = `--vgdb-prefix=${file}-vgdb`;
     const child = spawn('valgrind', ['--tool=callgrind', '--instr-atstart=no', prefix, `--callgrind-out-file=${file}`, process.execPath, ...args], {
@@ -98,12 +103,12 @@ try {
       control('-d', id);
       await sleep(500);
       const dumps = readdirSync(out)
-        .filter((name) => name.startsWith(`${build}.out.`) && /\.\d+$/.test(name))
+        .filter((name) => name.startsWith(`${index}.out.`) && /\.\d+$/.test(name))
         .map((name) => join(out, name))
         .sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs);
       const total = Number(/^totals: (\d+)/m.exec(readFileSync(dumps[0]!, 'utf8'))?.[1]);
       console.log(
-        `${id.padEnd(18)} ${build.padEnd(12)} ${(total / Math.max(1, result.iterations) / 1e6).toFixed(3)} M instructions/iteration` +
+        `${id.padEnd(18)} ${build.padEnd(20)} ${(total / Math.max(1, result.iterations) / 1e6).toFixed(3)} M instructions/iteration` +
           ` (${result.iterations} iterations${result.errors ? `, ${result.errors} ERRORS: ${result.errorSamples.join('; ')}` : ''})`,
       );
     }

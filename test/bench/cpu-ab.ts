@@ -14,19 +14,27 @@
  * The "before" build is read from dist-before/ (BENCH_BEFORE to change it), which must sit in the
  * package root so that it finds node_modules/, config/ and views/. BENCH_DEFAULTS=1 runs both in the
  * default configuration (rate limits on, as the bench's `defaults` rows).
+ *
+ * A fifth argument names the two builds instead, `before;after`, each `<dir>[:KEY=value,...]` with
+ * its settings over the others (as login-ab.ts): one build against itself with other settings, e.g.
+ * what the default configuration costs over the bench's (`off` is short for every rate limit
+ * at 0, the bench configuration's):
+ *
+ *   BENCH_DEFAULTS=1 node --import tsx test/bench/cpu-ab.ts introspect-opaque 2000 6 'dist:off;dist'
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT } from '../../src/paths.js';
 import { closedLoop } from './load.js';
 import { SCENARIOS } from './scenarios.js';
-import { DEFAULT_LIMITS, prepareSideBySide, processCpuSeconds, startPinnedBuild } from './targets.js';
+import { buildSpec, DEFAULT_LIMITS, prepareSideBySide, processCpuSeconds, startPinnedBuild } from './targets.js';
 
 const ids = (process.argv[2] ?? 'discovery').split(',');
 const iterations = Number(process.argv[3] ?? 2000);
 const runs = Number(process.argv[4] ?? 4);
-const builds = { before: process.env.BENCH_BEFORE ?? 'dist-before', after: 'dist' };
-for (const dir of Object.values(builds)) {
+const [beforeSpec, afterSpec] = process.argv[5]?.split(';') ?? [process.env.BENCH_BEFORE ?? 'dist-before', 'dist'];
+const builds = { before: buildSpec(beforeSpec ?? 'dist-before'), after: buildSpec(afterSpec ?? 'dist') };
+for (const { dir } of Object.values(builds)) {
   if (!existsSync(join(ROOT, dir, 'cli.js'))) throw new Error(`${dir}/cli.js is missing: see the top of test/bench/cpu-ab.ts`);
 }
 
@@ -34,7 +42,10 @@ for (const dir of Object.values(builds)) {
 const { prepared, close } = await prepareSideBySide();
 
 const settings = process.env.BENCH_DEFAULTS === '1' ? DEFAULT_LIMITS : {};
-const servers = { before: await startPinnedBuild(prepared, builds.before, settings), after: await startPinnedBuild(prepared, builds.after, settings) };
+const servers = {
+  before: await startPinnedBuild(prepared, builds.before.dir, { ...settings, ...builds.before.settings }),
+  after: await startPinnedBuild(prepared, builds.after.dir, { ...settings, ...builds.after.settings }),
+};
 try {
   for (const id of ids) {
     const scenario = SCENARIOS.find((s) => s.id === id);

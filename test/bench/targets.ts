@@ -139,6 +139,23 @@ export const DEFAULT_LIMITS = {
   RATE_LIMIT_METADATA_PER_IP: '1000000000',
 };
 
+/** The bench configuration's rate limits: every one off. */
+export const LIMITS_OFF: Record<string, string> = Object.fromEntries(Object.keys(DEFAULT_LIMITS).map((key) => [key, '0']));
+
+/**
+ * A build spec of the A/B tools, `<dir>[:KEY=value,...]`: a build in the package root and its
+ * settings over the others (`off` stands for every rate limit at 0, LIMITS_OFF, as in redis-ab.ts).
+ */
+export function buildSpec(spec: string): { dir: string; settings: Record<string, string> } {
+  const [dir = 'dist', list = ''] = spec.split(':');
+  const settings: Record<string, string> = {};
+  for (const pair of list ? list.split(',') : []) {
+    if (pair === 'off') Object.assign(settings, LIMITS_OFF);
+    else settings[pair.slice(0, pair.indexOf('='))] = pair.slice(pair.indexOf('=') + 1);
+  }
+  return { dir, settings };
+}
+
 /**
  * For the side-by-side tools (cpu-ab.ts, login-ab.ts): this process and a Redis of its own on core
  * 1, and a Latchkey prepared on it by one start of dist/ (the key ring and the bench's person),

@@ -118,9 +118,25 @@ for (const backend of stores) {
       const after = await counterCommands(store.raw);
       assert.equal(after.charges - before.charges, 3, 'charges 1, 6 and 11 reached Redis');
       assert.equal(await stored(key), '15', 'each reached Redis with its lease of 4');
-      const [served] = windows.hitHere([charge(key, 4)])!;
+      const served = windows.hitHere(charge(key, 4))!;
       assert.equal(served!.count, 13, 'hitHere serves from the live lease, in the same count');
       assert.ok(served!.ms > 0 && served!.ms <= 60_000, `the window's end: ${served!.ms}`);
+    });
+
+    it('a counter charged steadily here reserves its next lease before this one runs out: every charge is served here, in order', async () => {
+      const key = counter();
+      assert.equal((await windows.hit([charge(key, 10)]))[0]!.count, 1);
+      const before = await counterCommands(store.raw);
+      const counts: (number | undefined)[] = [];
+      for (let n = 0; n < 40; n += 1) {
+        counts.push(windows.hitHere(charge(key, 10))?.count);
+        // Time for a reservation under way to come back, as between requests.
+        await sleep(5);
+      }
+      assert.deepEqual(counts, Array.from({ length: 40 }, (_, i) => i + 2), 'none left to a round trip');
+      const reservations = (await counterCommands(store.raw)).charges - before.charges;
+      assert.ok(reservations >= 4 && reservations <= 5, `a reservation of 10 per 10 charges or so: ${reservations}`);
+      assert.equal(await stored(key), String(1 + 10 * (reservations + 1)), 'each reservation charged nothing itself');
     });
 
     it('concurrent charges of a counter wait for its reservation under way instead of reserving more', async () => {
@@ -138,11 +154,11 @@ for (const backend of stores) {
       await windows.hit([charge(key, 10)]);
       const before = await counterCommands(store.raw);
       assert.equal((await windows.hit([read(key)]))[0]!.count, 2, 'what was charged, not what was reserved');
-      assert.equal(windows.hitHere([read(key)])![0]!.count, 2);
+      assert.equal(windows.hitHere(read(key))!.count, 2);
       assert.equal((await counterCommands(store.raw)).reads - before.reads, 0, 'no round trip');
 
       const other = store.process();
-      assert.equal(other.hitHere([read(key)]), undefined, 'another process has no lease of it');
+      assert.equal(other.hitHere(read(key)), undefined, 'another process has no lease of it');
       assert.equal((await other.hit([read(key)]))[0]!.count, 11, "from Redis: this process's reservation counts for the others");
       assert.equal((await other.hit([read(key)]))[0]!.count, 11, 'a read reserved nothing');
       assert.equal((await counterCommands(store.raw)).reads - before.reads, 2);
@@ -166,12 +182,31 @@ for (const backend of stores) {
       }
     });
 
+    it('charged here first, as the HTTP limits do (the next lease reserved ahead), two processes sharing a limit admit no more than it, and not fewer than it less 1.5 leases each', async () => {
+      const [one, two] = [store.process(), store.process()];
+      for (let limit = 41; limit <= 60; limit += 1) {
+        const key = counter();
+        const drain = async (process: FixedWindows) => {
+          let admitted = 0;
+          for (;;) {
+            const count = process.hitHere(charge(key, 10)) ?? (await process.hit([charge(key, 10)]))[0]!;
+            if (count.count > limit) return admitted;
+            admitted += 1;
+            await sleep(0);
+          }
+        };
+        const [first, second] = await Promise.all([drain(one), drain(two)]);
+        assert.ok(first! + second! <= limit, `limit ${limit}: admitted ${first} + ${second}`);
+        assert.ok(first! + second! >= limit - 2 * 15, `limit ${limit}: admitted ${first} + ${second}`);
+      }
+    });
+
     it('the end of the window drops the lease', async () => {
       const key = counter();
       for (let n = 0; n < 3; n += 1) await windows.hit([charge(key, 10, 1)]);
       assert.equal(await stored(key), '11');
       await sleep(1200);
-      assert.equal(windows.hitHere([read(key)]), undefined, 'nothing left to serve from');
+      assert.equal(windows.hitHere(read(key)), undefined, 'nothing left to serve from');
       const before = await counterCommands(store.raw);
       const [fresh] = await windows.hit([charge(key, 10, 1)]);
       assert.equal(fresh!.count, 1, 'a new window starts from 1');
