@@ -195,8 +195,8 @@ describe('rate limits, client addresses and the issuer host', function () {
           charged = await store.get('proxied:ratelimit:http-client:svc');
           if (charged === null) await new Promise((resolve) => setTimeout(resolve, 20));
         }
-        // The default per-client limit (6000) reserves a lease of 1% with a charge that reaches Redis.
-        assert.equal(charged, String(1 + 60), 'the authenticated request was charged once, with the lease it reserved');
+        // The shipped per-client limit reserves a lease of 1% (at most 100) with a charge that reaches Redis.
+        assert.equal(charged, String(1 + 100), 'the authenticated request was charged once, with the lease it reserved');
         const ttl = await store.pttl('proxied:ratelimit:http-client:svc');
         assert.ok(ttl > 0, `the counter has its window: ${ttl}`);
 
@@ -206,7 +206,7 @@ describe('rate limits, client addresses and the issuer host', function () {
           assert.equal(again.status, 200, again.text);
         }
         await new Promise((resolve) => setTimeout(resolve, 100));
-        assert.equal(await store.get('proxied:ratelimit:http-client:svc'), '61', 'served from the lease, no new charge in Redis');
+        assert.equal(await store.get('proxied:ratelimit:http-client:svc'), '101', 'served from the lease, no new charge in Redis');
       } finally {
         store.disconnect();
       }

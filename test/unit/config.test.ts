@@ -66,6 +66,18 @@ describe('configuration', () => {
     }
   });
 
+  it('the shipped rate limits are flood guards that one busy client or a load test from one address never meets', () => {
+    // One process serves about 6,000 token or introspection requests a second on one core: a
+    // shipped allowance below that would turn a resource server introspecting every call, or a
+    // load test, into 429s. Guessing has its own pauses; registration keeps its low limit.
+    const { rateLimit } = loadConfig({});
+    const perSecond = (points: number) => points / rateLimit.window;
+    assert.ok(perSecond(rateLimit.perIp) >= 10_000, `perIp: ${rateLimit.perIp}`);
+    assert.ok(perSecond(rateLimit.perClient) >= 10_000, `perClient: ${rateLimit.perClient}`);
+    assert.ok(perSecond(rateLimit.metadataPerIp) >= 50_000, `metadataPerIp: ${rateLimit.metadataPerIp}`);
+    assert.equal(rateLimit.registrationPerIp, 30);
+  });
+
   it('names the setting and its env var when a value is invalid', () => {
     expectConfigError({ TTL_ACCESS_TOKEN: 'soon' }, /^ttl\.accessToken \(TTL_ACCESS_TOKEN\): /);
     expectConfigError({ PORT: '70000' }, /^port \(PORT\): /);
