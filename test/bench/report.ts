@@ -188,6 +188,10 @@ export function evaluateGoals(scenarios: readonly ScenarioResult[], limits: Repo
   for (const id of tokenEndpointIds) {
     const s = find(scenarios, id);
     const p99 = s?.load80 ? (s.load80.tokenStepP99 ?? s.load80.p99) : undefined;
+    // The same open loop at 80% of the bare provider's own peak: what the harness and the engine
+    // alone show, so that a tail of the load generator's making is not taken for Latchkey's.
+    const bare = find(scenarios, id, 'bare')?.load80;
+    const bareP99 = bare ? (bare.tokenStepP99 ?? bare.p99) : undefined;
     goals.push({
       id: 'G5',
       goal: `${id}: p99 latency at 80% of peak < 50 ms${tokenSteps[id] ? ` (the ${tokenSteps[id]} request)` : ''}`,
@@ -198,6 +202,7 @@ export function evaluateGoals(scenarios: readonly ScenarioResult[], limits: Repo
       target: '< 50 ms',
       unit: 'ms',
       pass: p99 === undefined ? null : p99 < 50,
+      ...(bare && bareP99 !== undefined ? { note: `the bare oidc-provider at 80% of its own peak in the same run: p99 ${r(bareP99, 2)} ms @ ${r(bare.achievedRate)}/s` } : {}),
     });
   }
   for (const id of hotPathIds) {

@@ -264,7 +264,8 @@ async function runScenario(scenario: Scenario, target: ProcessTarget, context: R
   const m = measure.result;
 
   let load80: ScenarioResult['load80'];
-  if (scenario.tokenEndpoint && target.kind === 'latchkey') {
+  // Latchkey, and the bare provider as a comparison (the default configuration is not paced).
+  if (scenario.tokenEndpoint && target.kind !== 'defaults') {
     const rate = 0.8 * m.iterationsPerSecond;
     const paceWorkload = scenario.consumesTokens ? await prepare(Math.ceil(rate * timing.loadSeconds * 1.1) + 50) : workload!;
     const run = await measured(target, inspector, () => paced(target.url, paceWorkload, rate, timing.loadSeconds));
