@@ -2,8 +2,8 @@
  * V8's young generation for `latchkey serve`. Node 24 lets it grow to 64 MiB per semi-space on a
  * machine with memory to spare, and a scavenge of one that size held the event loop for tens of
  * milliseconds under load: at 80% of peak, the requests queued behind those pauses made the p99
- * (issue #18). At 16 MiB the pauses are about a quarter as long and four times as frequent, for
- * the same CPU per request (README, Performance).
+ * (issue #18). At 16 MiB the pauses are 4-8 times shorter and about four times as frequent, with
+ * no more GC time per request (README, Performance).
  *
  * Node reads the size only as the process starts, so `serve` starts itself again with it, in the
  * same process (execve: the same pid, signals and file descriptors), unless a size was given on

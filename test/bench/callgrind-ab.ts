@@ -10,9 +10,11 @@
  *
  *   cp -r dist dist-before && npm run build
  *   node --import tsx test/bench/callgrind-ab.ts cc-opaque dist-before,dist,bare [iterations=300]
+ *   node --import tsx test/bench/callgrind-ab.ts cc-opaque dist:--max-semi-space-size=0,dist
  *
  * Needs valgrind (callgrind_control). Builds sit in the package root; `bare` is
- * test/bench/bare-provider.ts, for the scenarios it can do.
+ * test/bench/bare-provider.ts, for the scenarios it can do. `build:flags` runs a build with those
+ * node flags (NODE_OPTIONS).
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
@@ -43,7 +45,8 @@ await prepared.stop();
 const out = mkdtempSync(join(tmpdir(), 'latchkey-callgrind-'));
 
 try {
-  for (const build of builds) {
+  for (const spec of builds) {
+    const [build = spec, ...flags] = spec.split(':');
     const port = await freePort();
     const bare = build === 'bare';
     const env: Record<string, string> = bare
@@ -58,11 +61,13 @@ try {
       : // Under valgrind a command's answer can take longer than the shipped 2 s on a busy machine: a
         // timeout would answer 503 and count the error path instead.
         { ...prepared.env, PORT: String(port), ISSUER: `http://localhost:${port}`, REDIS_COMMAND_TIMEOUT: '60000' };
+    if (flags.length) env.NODE_OPTIONS = flags.join(' ');
     const args = bare ? ['--import', 'tsx', join(ROOT, 'test', 'bench', 'bare-provider.ts')] : [join(ROOT, build, 'cli.js'), 'serve'];
-    const file = join(out, `${build}.out`);
+    const file = join(out, `${builds.indexOf(spec)}-${build}.out`);
     // vgdb's pipes are named after HOST, which Latchkey's settings use too: callgrind_control must see the server's.
     const prefix = `--vgdb-prefix=${file}-vgdb`;
-    const child = spawn('valgrind', ['--tool=callgrind', '--instr-atstart=no', prefix, `--callgrind-out-file=${file}`, process.execPath, ...args], {
+    // --trace-children: `serve` starts itself again with its node flags (execve, the same pid).
+    const child = spawn('valgrind', ['--tool=callgrind', '--instr-atstart=no', '--trace-children=yes', prefix, `--callgrind-out-file=${file}`, process.execPath, ...args], {
       cwd: ROOT,
       env: { PATH: process.env.PATH ?? '', NODE_NO_WARNINGS: '1', ...env },
       stdio: 'ignore',
@@ -98,12 +103,12 @@ try {
       control('-d', id);
       await sleep(500);
       const dumps = readdirSync(out)
-        .filter((name) => name.startsWith(`${build}.out.`) && /\.\d+$/.test(name))
+        .filter((name) => name.startsWith(`${builds.indexOf(spec)}-${build}.out.`) && /\.\d+$/.test(name))
         .map((name) => join(out, name))
         .sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs);
       const total = Number(/^totals: (\d+)/m.exec(readFileSync(dumps[0]!, 'utf8'))?.[1]);
       console.log(
-        `${id.padEnd(18)} ${build.padEnd(12)} ${(total / Math.max(1, result.iterations) / 1e6).toFixed(3)} M instructions/iteration` +
+        `${id.padEnd(18)} ${spec.padEnd(12)} ${(total / Math.max(1, result.iterations) / 1e6).toFixed(3)} M instructions/iteration` +
           ` (${result.iterations} iterations${result.errors ? `, ${result.errors} ERRORS: ${result.errorSamples.join('; ')}` : ''})`,
       );
     }
