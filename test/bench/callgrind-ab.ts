@@ -10,11 +10,13 @@
  *
  *   cp -r dist dist-before && npm run build
  *   node --import tsx test/bench/callgrind-ab.ts cc-opaque dist-before,dist,bare [iterations=300]
+ *   node --import tsx test/bench/callgrind-ab.ts cc-opaque 'dist:NODE_OPTIONS=--max-semi-space-size=0;dist'
  *
  * Needs valgrind (callgrind_control). Builds sit in the package root; `bare` is
  * test/bench/bare-provider.ts, for the scenarios it can do. A build `<dir>:KEY=value,...` runs with
  * those settings (`off`: the bench configuration's rate limits, see targets.ts buildSpec);
- * builds are separated by `;` when settings are given. BENCH_DEFAULTS=1: the default configuration.
+ * builds are separated by `;` when settings are given (node flags: `NODE_OPTIONS=...`).
+ * BENCH_DEFAULTS=1: the default configuration.
  *
  *   BENCH_DEFAULTS=1 node --import tsx test/bench/callgrind-ab.ts introspect-opaque 'dist:off;dist'
  */
@@ -67,7 +69,8 @@ try {
     const file = join(out, `${index}.out`);
     // vgdb's pipes are named after HOST, which Latchkey's settings use too: callgrind_control must see the server's.
     const prefix = `--vgdb-prefix=${file}-vgdb`;
-    const child = spawn('valgrind', ['--tool=callgrind', '--instr-atstart=no', prefix, `--callgrind-out-file=${file}`, process.execPath, ...args], {
+    // --trace-children: `serve` starts itself again with its node flags (execve, the same pid).
+    const child = spawn('valgrind', ['--tool=callgrind', '--instr-atstart=no', '--trace-children=yes', prefix, `--callgrind-out-file=${file}`, process.execPath, ...args], {
       cwd: ROOT,
       env: { PATH: process.env.PATH ?? '', NODE_NO_WARNINGS: '1', ...env },
       stdio: 'ignore',

@@ -239,7 +239,7 @@ export function connectionPool(base: string, max = Infinity): ConnectionPool {
 const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
 
 /** Runs one iteration's steps in order; returns when it is over (whatever the outcome). */
-async function iterate(pool: ConnectionPool, workload: Workload, recorder: Recorder, scheduled: number) {
+async function iterate(pool: ConnectionPool, workload: Workload, recorder: Recorder, scheduled: number, onIteration?: (scheduled: number, ms: number) => void) {
   const ctx: Context = {};
   for (const [index, step] of workload.steps.entries()) {
     const start = index === 0 ? scheduled : performance.now();
@@ -262,7 +262,9 @@ async function iterate(pool: ConnectionPool, workload: Workload, recorder: Recor
     recorder.response(step.name, performance.now() - start, error);
     if (error) return;
   }
-  recorder.iteration(performance.now() - scheduled);
+  const ms = performance.now() - scheduled;
+  recorder.iteration(ms);
+  onIteration?.(scheduled, ms);
 }
 
 /**
@@ -278,7 +280,14 @@ export const PACED_CONNECTIONS = 32;
  * server (or generator) that falls behind shows up in it rather than silently lowering the rate;
  * that includes waiting for one of the PACED_CONNECTIONS connections.
  */
-export async function paced(base: string, workload: Workload, rate: number, seconds: number, maxConnections = PACED_CONNECTIONS): Promise<PhaseResult> {
+export async function paced(
+  base: string,
+  workload: Workload,
+  rate: number,
+  seconds: number,
+  maxConnections = PACED_CONNECTIONS,
+  onIteration?: (scheduled: number, ms: number) => void,
+): Promise<PhaseResult> {
   const pool = connectionPool(base, maxConnections);
   await pool.open(maxConnections);
   const recorder = new Recorder(workload);
@@ -294,7 +303,7 @@ export async function paced(base: string, workload: Workload, rate: number, seco
       if (running.size >= 2000) {
         dropped += 1; // the server is far behind; do not pile up without bound
       } else {
-        const run = iterate(pool, workload, recorder, arrival).finally(() => running.delete(run));
+        const run = iterate(pool, workload, recorder, arrival, onIteration).finally(() => running.delete(run));
         running.add(run);
       }
       arrival += (-Math.log(1 - next()) * 1000) / rate;

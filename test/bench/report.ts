@@ -49,6 +49,12 @@ export interface ScenarioResult {
     readonly tokenStepP99?: number;
     readonly errors: number;
     readonly generatorCpuMsPerRequest: number;
+    /**
+     * The longest the load generator's own event loop was held during the run, ms: latency counts
+     * from each request's scheduled start, so a stall of the generator (its GC, another process on
+     * its core) shows up as latency as much as a stall of the server.
+     */
+    readonly generatorMaxDelayMs: number;
     readonly foreignCpuShare: number;
   };
   readonly redis?: RedisProbe;
@@ -188,6 +194,10 @@ export function evaluateGoals(scenarios: readonly ScenarioResult[], limits: Repo
   for (const id of tokenEndpointIds) {
     const s = find(scenarios, id);
     const p99 = s?.load80 ? (s.load80.tokenStepP99 ?? s.load80.p99) : undefined;
+    // The same open loop at 80% of the bare provider's own peak: what the harness and the engine
+    // alone show, so that a tail of the load generator's making is not taken for Latchkey's.
+    const bare = find(scenarios, id, 'bare')?.load80;
+    const bareP99 = bare ? (bare.tokenStepP99 ?? bare.p99) : undefined;
     goals.push({
       id: 'G5',
       goal: `${id}: p99 latency at 80% of peak < 50 ms${tokenSteps[id] ? ` (the ${tokenSteps[id]} request)` : ''}`,
@@ -198,6 +208,7 @@ export function evaluateGoals(scenarios: readonly ScenarioResult[], limits: Repo
       target: '< 50 ms',
       unit: 'ms',
       pass: p99 === undefined ? null : p99 < 50,
+      ...(bare && bareP99 !== undefined ? { note: `the bare oidc-provider at 80% of its own peak in the same run: p99 ${r(bareP99, 2)} ms @ ${r(bare.achievedRate)}/s` } : {}),
     });
   }
   for (const id of hotPathIds) {
@@ -285,7 +296,7 @@ function scenarioRows(report: Report): string[][] {
     fmt(s.server.cpuMsPerIteration, 3),
     s.limit ? `${fmt(s.limit.value)} (${s.limit.name})` : '–',
     s.limit ? `${fmt(s.limit.ratio, 2)}×` : '–',
-    s.load80 ? `${fmt(s.load80.tokenStepP99 ?? s.load80.p99, 2)} @ ${fmt(s.load80.achievedRate)}/s` : '–',
+    s.load80 ? `${fmt(s.load80.tokenStepP99 ?? s.load80.p99, 2)} @ ${fmt(s.load80.achievedRate)}/s (generator held ≤ ${fmt(s.load80.generatorMaxDelayMs, 1)} ms)` : '–',
     `${fmt(Math.max(s.foreignCpuShare, s.load80?.foreignCpuShare ?? 0) * 100, 0)}%`,
   ]);
 }
@@ -343,7 +354,7 @@ export function markdown(report: Report): string {
     '"per s" is iterations per second: tokens, documents, or whole flows for the multi-step scenarios (5: authorize + token; 6: four requests). ' +
       'Latency is per iteration, measured closed-loop at the connection count that gave the peak. ' +
       '"server CPU" is the server process\'s CPU time (user + system, all its threads) per iteration. ' +
-      '"p99 at 80% of peak" is the token request\'s p99 in an open-loop run at 80% of the peak rate (Poisson arrivals), and the rate achieved. ' +
+      '"p99 at 80% of peak" is the token request\'s p99 in an open-loop run at 80% of the peak rate (Poisson arrivals), the rate achieved, and the longest the load generator\'s own event loop was held meanwhile (latency counts from the scheduled start, so a stall of the generator counts as one of the server). ' +
       '"CPU taken by others": the share of the machine\'s cores that processes other than the server, the bench and Redis used during the measured runs (from /proc/stat); above a few percent, the row is not a clean measurement.',
     '',
   );

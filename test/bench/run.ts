@@ -16,7 +16,7 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, release, totalmem, type } from 'node:os';
 import { join, relative } from 'node:path';
-import { performance } from 'node:perf_hooks';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { loadConfig } from '../../src/config.js';
 import { ROOT } from '../../src/paths.js';
 import { startRedisServer } from '../helpers/redis.js';
@@ -264,10 +264,14 @@ async function runScenario(scenario: Scenario, target: ProcessTarget, context: R
   const m = measure.result;
 
   let load80: ScenarioResult['load80'];
-  if (scenario.tokenEndpoint && target.kind === 'latchkey') {
+  // Latchkey, and the bare provider as a comparison (the default configuration is not paced).
+  if (scenario.tokenEndpoint && target.kind !== 'defaults') {
     const rate = 0.8 * m.iterationsPerSecond;
     const paceWorkload = scenario.consumesTokens ? await prepare(Math.ceil(rate * timing.loadSeconds * 1.1) + 50) : workload!;
+    const generatorDelay = monitorEventLoopDelay({ resolution: 1 });
+    generatorDelay.enable();
     const run = await measured(target, inspector, () => paced(target.url, paceWorkload, rate, timing.loadSeconds));
+    generatorDelay.disable();
     const p = count(run.result);
     const step = scenario.tokenStep ? p.steps[scenario.tokenStep] : undefined;
     load80 = {
@@ -278,6 +282,7 @@ async function runScenario(scenario: Scenario, target: ProcessTarget, context: R
       ...(step ? { tokenStepP99: step.p99 } : {}),
       errors: p.errors,
       generatorCpuMsPerRequest: run.generatorCpuMsPerRequest,
+      generatorMaxDelayMs: r(generatorDelay.max / 1e6, 2),
       foreignCpuShare: run.foreignCpuShare,
     };
     log(`${name} 80%     ${r(rate)}/s → ${describe(p)}${step ? ` (token request p99 ${step.p99} ms)` : ''}`);

@@ -299,9 +299,10 @@ export async function bareSignIn(agent: Agent, start: Page): Promise<Page> {
   return page;
 }
 
-export async function startBare(options: { signingKey: JWK; profileDir?: string; cpus?: string }): Promise<ProcessTarget> {
+export async function startBare(options: { signingKey: JWK; profileDir?: string; cpus?: string; env?: Record<string, string> }): Promise<ProcessTarget> {
   const port = await freePort();
   const env = {
+    ...options.env,
     NODE_ENV: 'production',
     PORT: String(port),
     ISSUER: `http://localhost:${port}`,
