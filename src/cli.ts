@@ -33,7 +33,6 @@ import type { Kv } from './store/index.js';
 import { openTarget, StoreAccessError } from './store/control.js';
 import { isStoreOutage, storeRefusal } from './store/outage.js';
 import { ROOT } from './paths.js';
-import { restartWithHeapFlags } from './heap-flags.js';
 
 /** Failures a user can fix (by class name: ClientError's module is loaded lazily): one line, exit 1. */
 const USER_ERRORS = new Set([
@@ -239,7 +238,6 @@ program
   .description('run the provider (settings from config/ and env; see config/default.yaml)')
   .option('--workers <n>', 'worker processes sharing the port (default: the workers setting)')
   .action(async (options) => {
-    restartWithHeapFlags();
     const settings = config();
     const workers = options.workers === undefined ? settings.workers : Number(options.workers);
     if (!Number.isSafeInteger(workers) || workers < 0) {

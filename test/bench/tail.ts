@@ -1,13 +1,13 @@
 /**
  * The latency tail at 80% of peak (issue #18), side by side in one run: Latchkey as `serve` runs it
- * (16 MiB young generation), Latchkey with V8's default young generation
- * (NODE_OPTIONS=--max-semi-space-size=0), and the bare oidc-provider. For each scenario and server:
+ * (V8's default young generation), Latchkey with a 16 MiB one (NODE_OPTIONS=--max-semi-space-size=16,
+ * README: throughput or tail latency), and the bare oidc-provider. For each scenario and server:
  * the closed-loop peak, then the open loop at 80% of it (both Latchkeys at 80% of the first one's
  * peak, so that they see the same arrivals), with the slow requests' timeline (clustered =
  * stalls), the server's CPU use and its threads' shares, its GC pauses and event-loop delay (a
  * probe preloaded with --import), and the load generator's own event-loop delay.
  *
- *   node --import tsx test/bench/tail.ts cc-opaque,refresh [seconds=5] [targets=latchkey,v8default,bare]
+ *   node --import tsx test/bench/tail.ts cc-opaque,refresh [seconds=5] [targets=latchkey,semi16,bare]
  *
  * Servers on core 0, this process and Redis on core 1, as in the bench. Timings from a machine
  * where other processes take the cores are not final (check `uptime` first).
@@ -24,7 +24,7 @@ import { addUser, pin, processCpuSeconds, startBare, startLatchkey, type Process
 
 const ids = (process.argv[2] ?? 'cc-opaque').split(',');
 const seconds = Number(process.argv[3] ?? 5);
-const kinds = (process.argv[4] ?? 'latchkey,v8default,bare').split(',');
+const kinds = (process.argv[4] ?? 'latchkey,semi16,bare').split(',');
 const sizes: Sizes = { introspectionPool: 512, jwtRevocationPool: 1024, sessions: 16, chains: 128 };
 const probe = join(import.meta.dirname, 'stall-probe.mjs');
 const dir = mkdtempSync(join(tmpdir(), 'tail-'));
@@ -39,9 +39,9 @@ const latchkey = await startLatchkey({ redisUrl: redis.url, build: 'dist', logLe
 await addUser(latchkey, 'dist');
 const servers: (ProcessTarget & { name: string })[] = [];
 if (kinds.includes('latchkey')) servers.push({ ...latchkey, name: 'latchkey' });
-if (kinds.includes('v8default')) {
-  const env = probeEnv('v8default', '--max-semi-space-size=0');
-  servers.push({ ...(await startLatchkey({ redisUrl: redis.url, build: 'dist', logLevel: 'info', cpus: '0', dir: latchkey.dir, env })), name: 'v8default' });
+if (kinds.includes('semi16')) {
+  const env = probeEnv('semi16', '--max-semi-space-size=16');
+  servers.push({ ...(await startLatchkey({ redisUrl: redis.url, build: 'dist', logLevel: 'info', cpus: '0', dir: latchkey.dir, env })), name: 'semi16' });
 }
 if (kinds.includes('bare')) servers.push({ ...(await startBare({ signingKey: await latchkey.signingKey(), cpus: '0', env: probeEnv('bare') })), name: 'bare' });
 

@@ -52,8 +52,6 @@ export function latchkey(env: Record<string, string>, args: string[], stdin?: st
 
 export interface ServerProcess {
   readonly url: string;
-  /** The process spawned (`serve` restarts itself with node flags in this same process). */
-  readonly pid: number;
   /** Everything it wrote to stdout so far (JSON log lines). */
   stdout(): string;
   /** Everything it wrote to stderr so far. */
@@ -85,7 +83,6 @@ export async function serveProcess(env: Record<string, string>, args: string[] =
   }
   return {
     url,
-    pid: child.pid!,
     stdout: () => stdout,
     stderr: () => stderr,
     async stop() {

@@ -3,7 +3,7 @@
  * metrics, logs that keep secrets, and rate limits. Real redis-server processes throughout.
  */
 import assert from 'node:assert/strict';
-import { readFileSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { request } from 'node:http';
 import * as oidc from 'openid-client';
 import { createLogger } from '../../src/ops/logger.js';
@@ -80,10 +80,6 @@ async function signIn(base: string, issuer: string) {
   const tokens = await oidc.authorizationCodeGrant(config, new URL(page.url), { pkceCodeVerifier: verifier });
   return { config, agent, authorize, tokens };
 }
-
-/** The node flags a process runs with (its command line up to the script). */
-const nodeFlags = (pid: number) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter((arg) => arg.startsWith('--'));
-const YOUNG_GENERATION = '--max-semi-space-size=16';
 
 describe('operations', function () {
   this.timeout(120_000);
@@ -186,7 +182,6 @@ describe('operations', function () {
       const lines = () => rawLines().map((line) => JSON.parse(line) as Record<string, unknown>);
       const listening = () => lines().filter((l) => l.msg === 'latchkey is listening').map((l) => l.pid as number);
       await eventually(async () => assert.equal(listening().length, 2), 100);
-      for (const pid of [server.pid, ...listening()]) assert.ok(nodeFlags(pid).includes(YOUNG_GENERATION), `${pid}: ${nodeFlags(pid).join(' ')}`);
       const insecure = () => lines().filter((l) => /^INSECURE/.test(String(l.msg)));
       assert.equal(insecure().length, 1, 'the public-secrets warning once, from the primary, not once per worker');
       assert.ok(!listening().includes(insecure()[0]!.pid as number), 'logged by the primary');
@@ -224,19 +219,6 @@ describe('operations', function () {
 
       assert.equal(await server.stop(), 0);
       assert.ok(lines().filter((l) => l.msg === 'shutting down').length >= 3, 'the primary and both workers shut down');
-    });
-
-    it('serve restarts itself, in the same process, with a 16 MiB young generation; unless node was given one', async () => {
-      const env = testEnv(dir, await freePort(), { redisUrl: redis.url, env: { CLIENTS } });
-      const server = await serveProcess(env);
-      assert.ok(nodeFlags(server.pid).includes(YOUNG_GENERATION), nodeFlags(server.pid).join(' '));
-      assert.equal((await clientCredentials(server.url)).status, 200, 'the process spawned is the one serving');
-      assert.equal(await server.stop(), 0);
-
-      const given = await serveProcess({ ...env, PORT: String(await freePort()), NODE_OPTIONS: '--max-semi-space-size=32' });
-      assert.ok(!nodeFlags(given.pid).some((arg) => arg.startsWith('--max-semi-space-size')), nodeFlags(given.pid).join(' '));
-      assert.equal((await clientCredentials(given.url)).status, 200);
-      assert.equal(await given.stop(), 0);
     });
 
     for (const workers of ['1', '4']) {
