@@ -118,6 +118,14 @@ describe('e2e (Chromium): the account page', function () {
     await phone.context.close();
   });
 
+  it('withdraws an app’s access', async () => {
+    const page = laptop.page;
+    await page.locator('#apps button:has-text("Withdraw access")').click();
+    await page.waitForURL(/done=apps\.withdrawn/);
+    assert.match(await page.locator('#apps').innerText(), /Access withdrawn[\s\S]*No app has access to your account/);
+    await shot(page, 'access-withdrawn');
+  });
+
   it('changes the password: a wrong current one is refused; afterwards the old one no longer signs in', async () => {
     const page = laptop.page;
     await page.fill('#current_password', 'not my password');
@@ -145,14 +153,6 @@ describe('e2e (Chromium): the account page', function () {
     assert.match(await other.page.locator('.error').innerText(), /do not match/);
     await signIn(other.page, NEW_PASSWORD);
     await other.context.close();
-  });
-
-  it('withdraws an app’s access', async () => {
-    const page = laptop.page;
-    await page.locator('#apps button:has-text("Withdraw access")').click();
-    await page.waitForURL(/done=apps\.withdrawn/);
-    assert.match(await page.locator('#apps').innerText(), /Access withdrawn[\s\S]*No app has access to your account/);
-    await shot(page, 'access-withdrawn');
     assert.deepEqual(problems, [], 'no CSP violation or other error on any page');
   });
 });
