@@ -534,7 +534,7 @@ function applyPatches(
   if (!config.registration.open) layers.push(singleUseInitialAccessTokens(provider, kv, config.issuer));
   layers.push(emptyJsonRevocationAnswer());
   // RFC 6749 §5.1: Pragma: no-cache beside Cache-Control: no-store; RFC 9126 §2.1: request_uri is not pushed (see the patches).
-  layers.push(pragmaNoCache());
+  layers.push(pragmaNoCache(provider.pathFor('registration')));
   layers.push(requestUriNotPushed());
   // JWT access tokens at introspection and revocation: answered in the engine's steps (see the patch).
   answerJwtAccessTokens(provider, {

@@ -120,6 +120,11 @@ describe('e2e: client registration (RFC 7591/7592), its policy, and the admin AP
     const after = (await updated.json()) as Record<string, string>;
     assert.equal(after.client_name, 'Renamed');
     assert.notEqual(after.registration_access_token, metadata.registration_access_token, 'the management token rotates');
+    // Both answers carry the client's secret and a registration access token (RFC 6749 §5.1's headers, as registration's).
+    for (const [name, answer] of Object.entries({ read, updated })) {
+      assert.match(answer.headers.get('cache-control') ?? '', /no-store/, name);
+      assert.equal(answer.headers.get('pragma'), 'no-cache', name);
+    }
 
     const removed = await fetch(metadata.registration_client_uri!, { method: 'DELETE', headers: { authorization: `Bearer ${after.registration_access_token}` } });
     assert.equal(removed.status, 204);
