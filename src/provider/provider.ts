@@ -525,7 +525,7 @@ function applyPatches(
   layers.push(postLogoutToCurrentRegistration(provider, config.issuer));
   layers.push(offlineAccessPrompt(provider.pathFor('authorization')));
   // RFC 9110 §11.4, RFC 6750 §2.1: `Bearer   token` is as good as `Bearer token` (see the patch).
-  layers.push(foldAuthorizationSpaces());
+  layers.push(foldAuthorizationSpaces(provider.pathFor('registration')));
   layers.push(clientAuthenticationRequired(new URL(config.issuer).host));
   // Runtime APIs' scopes in `scope` metadata, checked where dynamic registration writes a client.
   layers.push(apiScopesInMetadata(provider, apis));

@@ -101,6 +101,9 @@ describe('e2e: client registration (RFC 7591/7592), its policy, and the admin AP
       });
     const read = await management();
     assert.equal(read.status, 200);
+    // RFC 9110 §11.4, RFC 6750 §2.1: more than one space after the scheme reads the same.
+    const spaced = await management({ headers: { authorization: `Bearer   ${metadata.registration_access_token}` } });
+    assert.equal(spaced.status, 200, await spaced.clone().text());
     const current = (await read.json()) as Record<string, unknown>;
     assert.equal(current.client_name, 'Registered by openid-client');
 
