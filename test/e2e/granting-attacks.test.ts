@@ -47,6 +47,17 @@ describe('attacks: Latchkey hands out no more than was granted (black box)', fun
     return { status: response.status, body: (await response.json()) as Record<string, string> };
   };
 
+  /** An operator's admin API writes of client `clientId` (POST makes it, with APP's secret), each with its `scope` metadata. */
+  async function operatorWrites(clientId: string): Promise<(method: string, path: string, scope: string) => Promise<Response>> {
+    const ops = (await token(OPS, { grant_type: 'client_credentials', resource: `${server.issuer}/admin`, scope: 'admin' })).body.access_token!;
+    return (method, path, scope) =>
+      fetch(`${server.url}/admin/clients${path}`, {
+        method,
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${ops}` },
+        body: JSON.stringify({ ...(method === 'POST' && { client_id: clientId, client_secret: APP.secret }), redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'], scope }),
+      });
+  }
+
   /** A person's code flow through `app` in `agent` (consent given), and the code redeemed for `resource`. */
   async function personTokens(agent: Agent, params: Record<string, string>, resource: string): Promise<Answer> {
     const { page, verifier } = await startAuthorization(agent, app, REDIRECT, params);
@@ -498,13 +509,7 @@ describe('attacks: Latchkey hands out no more than was granted (black box)', fun
   });
 
   it("a refresh gives no more than the client may request now: once an operator narrowed its scope metadata, the person's earlier consent to more is not refreshed into tokens, ID tokens or userinfo (RFC 6749 §6, OIDC Core §5.4)", async () => {
-    const ops = (await token(OPS, { grant_type: 'client_credentials', resource: `${server.issuer}/admin`, scope: 'admin' })).body.access_token!;
-    const write = (method: string, path: string, scope: string) =>
-      fetch(`${server.url}/admin/clients${path}`, {
-        method,
-        headers: { 'content-type': 'application/json', authorization: `Bearer ${ops}` },
-        body: JSON.stringify({ ...(method === 'POST' && { client_id: 'mailer', client_secret: APP.secret }), redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'], scope }),
-      });
+    const write = await operatorWrites('mailer');
     assert.equal((await write('POST', '', 'openid offline_access email profile read')).status, 201);
     const mailer = await oidc.discovery(new URL(server.issuer), 'mailer', APP.secret, oidc.ClientSecretBasic(APP.secret), { execute: [oidc.allowInsecureRequests] });
     const agent = new Agent();
@@ -533,13 +538,7 @@ describe('attacks: Latchkey hands out no more than was granted (black box)', fun
   });
 
   it("a token issued before an operator narrowed its client introspects inactive: no resource server is told the token holds a scope the client may no longer have (RFC 7662 §2.2, RFC 6749 §3.3)", async () => {
-    const ops = (await token(OPS, { grant_type: 'client_credentials', resource: `${server.issuer}/admin`, scope: 'admin' })).body.access_token!;
-    const write = (method: string, path: string, scope: string) =>
-      fetch(`${server.url}/admin/clients${path}`, {
-        method,
-        headers: { 'content-type': 'application/json', authorization: `Bearer ${ops}` },
-        body: JSON.stringify({ ...(method === 'POST' && { client_id: 'reader', client_secret: APP.secret }), redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'], scope }),
-      });
+    const write = await operatorWrites('reader');
     assert.equal((await write('POST', '', 'openid offline_access email read')).status, 201);
     const reader = await oidc.discovery(new URL(server.issuer), 'reader', APP.secret, oidc.ClientSecretBasic(APP.secret), { execute: [oidc.allowInsecureRequests] });
     const client = { id: 'reader', secret: APP.secret };
@@ -583,11 +582,7 @@ describe('attacks: Latchkey hands out no more than was granted (black box)', fun
     const LEDGER = 'https://ledger-unnarrowed.example.test';
     await server.apis.add({ identifier: LEDGER, scopes: ['l:read'], format: 'opaque' });
     const ledgerClient = { id: 'ledgered', secret: APP.secret };
-    assert.equal((await fetch(`${server.url}/admin/clients`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${ops}` },
-      body: JSON.stringify({ client_id: ledgerClient.id, client_secret: ledgerClient.secret, redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'], scope: 'openid l:read' }),
-    })).status, 201);
+    assert.equal((await (await operatorWrites(ledgerClient.id))('POST', '', 'openid l:read')).status, 201);
     const ledgered = await oidc.discovery(new URL(server.issuer), ledgerClient.id, APP.secret, oidc.ClientSecretBasic(APP.secret), { execute: [oidc.allowInsecureRequests] });
     const asked = await startAuthorization(agent, ledgered, REDIRECT, { scope: 'openid l:read', resource: LEDGER });
     let back: Page = await signInSteps(agent, asked.page, { username: 'pat', password: PASSWORD, stopAt: REDIRECT });
