@@ -142,7 +142,7 @@ async function endSessionsWithGrants(opened: Opened | undefined, kv: Kv, setting
   if (!opened) return 0;
   const [{ SessionCredentials }, revocation, consents] = await Promise.all([import('./accounts/session-credentials.js'), grantRevocation(kv, settings), consentsOn(kv, settings)]);
   // ...and the consent each grant was made under (given, perhaps, by whoever held the credential).
-  const endGrant = (grantId: string) => revocation.revokeWithConsent(grantId, (accountId, clientId) => consents.forget(accountId, clientId));
+  const endGrant = revocation.revokingWithConsent(consents);
   return opened.sessions.endSignedInWith(sub, new SessionCredentials(kv, settings.ttl.session), signedInWith, endGrant);
 }
 
@@ -607,16 +607,11 @@ grants
         if (!revoked && !(await clientKnown(options.client))) throw new ClientMissing(`no client "${options.client}" (and no grants held by it)`);
         print({ client_id: options.client, revoked });
       } else {
-        await consents.forgetAccount(account!.sub, (await revocation.ofAccount(account!.sub)).map((grant) => grant.clientId));
+        await revocation.forgetConsentsOf(account!.sub, consents);
         print({ sub: account!.sub, username: account!.username, revoked: await revocation.revokeAccount(account!.sub) });
       }
     }),
   );
-
-/** Forgets every consent a person gave, those of their grants included: before the grants go, so that none is made from one again. */
-async function forgetConsentsOf(kv: Kv, settings: Config, revocation: Awaited<ReturnType<typeof grantRevocation>>, sub: string): Promise<void> {
-  await (await consentsOn(kv, settings)).forgetAccount(sub, (await revocation.ofAccount(sub)).map((grant) => grant.clientId));
-}
 
 /** A person by username or sub (one line, exit 1, when there is none). */
 async function findAccount(kv: Kv, settings: Config, user: string) {
@@ -690,7 +685,7 @@ users
       // session signed in with the old one (a thief's) and the refresh tokens it got must not outlive it,
       // nor a consent given in the person's name (first, as grants revoke does: no grant is made from it again).
       const revocation = options.keepSessions ? undefined : await grantRevocation(kv, settings);
-      if (revocation) await forgetConsentsOf(kv, settings, revocation, account.sub);
+      if (revocation) await revocation.forgetConsentsOf(account.sub, await consentsOn(kv, settings));
       const ended = options.keepSessions ? 0 : await endSessionsWithGrants(opened, kv, settings, account.sub, () => true);
       // ...and so must the grants of sessions that ended already (offline access got and kept).
       await revocation?.revokeAccount(account.sub);
@@ -714,7 +709,7 @@ for (const [name, disabled] of [
           // the person is asked by each app, and an app someone else consented to in their name
           // while the account was taken gets no code silently.
           const revocation = await grantRevocation(kv, settings);
-          await forgetConsentsOf(kv, settings, revocation, account.sub);
+          await revocation.forgetConsentsOf(account.sub, await consentsOn(kv, settings));
           await revocation.revokeAccount(account.sub);
           await opened?.sessions.endAll(account.sub);
         }
@@ -820,7 +815,7 @@ upstreams
       const credentials = new SessionCredentials(kv, settings.ttl.session);
       const [revocation, consents] = await Promise.all([grantRevocation(kv, settings), consentsOn(kv, settings)]);
       // What the upstream signed in ends with the consents its grants were made under.
-      const endGrant = (grantId: string) => revocation.revokeWithConsent(grantId, (accountId, clientId) => consents.forget(accountId, clientId));
+      const endGrant = revocation.revokingWithConsent(consents);
       const opened = await sessionsOn(kv, settings);
       const ended = await removeUpstream(id, {
         upstreams: new Upstreams(kv, settings.keys.secrets),

@@ -525,7 +525,7 @@ function applyPatches(
   layers.push(postLogoutToCurrentRegistration(provider, config.issuer));
   layers.push(offlineAccessPrompt(provider.pathFor('authorization')));
   // RFC 9110 §11.4, RFC 6750 §2.1: `Bearer   token` is as good as `Bearer token` (see the patch).
-  layers.push(foldAuthorizationSpaces());
+  layers.push(foldAuthorizationSpaces(provider.pathFor('registration')));
   layers.push(clientAuthenticationRequired(new URL(config.issuer).host));
   // Runtime APIs' scopes in `scope` metadata, checked where dynamic registration writes a client.
   layers.push(apiScopesInMetadata(provider, apis));
@@ -534,7 +534,7 @@ function applyPatches(
   if (!config.registration.open) layers.push(singleUseInitialAccessTokens(provider, kv, config.issuer));
   layers.push(emptyJsonRevocationAnswer());
   // RFC 6749 §5.1: Pragma: no-cache beside Cache-Control: no-store; RFC 9126 §2.1: request_uri is not pushed (see the patches).
-  layers.push(pragmaNoCache());
+  layers.push(pragmaNoCache(provider.pathFor('registration')));
   layers.push(requestUriNotPushed());
   // JWT access tokens at introspection and revocation: answered in the engine's steps (see the patch).
   answerJwtAccessTokens(provider, {

@@ -21,7 +21,7 @@ import type { Apis } from '../apis/apis.js';
 import { throughUpstream, type AccountSessions } from '../accounts/sessions.js';
 import type { UpstreamLinks } from '../accounts/links.js';
 import type { SessionCredentials } from '../accounts/session-credentials.js';
-import type { GrantRevocation } from '../revocation/grants.js';
+import type { ForgetsConsents, GrantRevocation } from '../revocation/grants.js';
 import type { RevocationList } from '../revocation/list.js';
 import { opaqueRevoked } from '../revocation/opaque-introspection.js';
 import type { Clients } from './clients.js';
@@ -29,7 +29,7 @@ import { adminResourceServer } from '../apis/admin-resource.js';
 import type { ProviderInService } from '../provider-in-service.js';
 import { apiRoutes } from './admin-apis.js';
 import { clientRoutes } from './admin-clients.js';
-import { userRoutes, type ForgetsConsents } from './admin-users.js';
+import { userRoutes } from './admin-users.js';
 import { upstreamRoutes } from './admin-upstreams.js';
 import type { Upstreams } from '../upstreams/registry.js';
 import { removeUpstream } from '../upstreams/removal.js';
@@ -129,7 +129,7 @@ export function adminRouter({ issuer, providers, clients, accounts, apis, grants
   userRoutes(router, { accounts, grants, consents, sessions, secondFactors, credentials, onReset: onSecondFactorsReset, read, write, json });
   apiRoutes(router, { providers, apis, read, write, json });
   // What an upstream signed in ends with the consents its grants were made under.
-  const endGrant = (grantId: string) => grants.revokeWithConsent(grantId, (sub, clientId) => consents.forget(sub, clientId));
+  const endGrant = grants.revokingWithConsent(consents);
   const remove = (id: string) =>
     removeUpstream(id, {
       upstreams,

@@ -19,13 +19,7 @@ import type { SecondFactors } from '../accounts/second-factors.js';
 import type { SessionCredentials } from '../accounts/session-credentials.js';
 import { withSecondFactor, type AccountSessions } from '../accounts/sessions.js';
 import { jsonError } from '../http/errors.js';
-import type { GrantRevocation } from '../revocation/grants.js';
-
-/** The remembered consents (provider/consents.ts), as far as disabling a person or a reset needs them. */
-export interface ForgetsConsents {
-  forget(accountId: string, clientId: string): Promise<void>;
-  forgetAccount(accountId: string, alsoTo?: Iterable<string>): Promise<void>;
-}
+import type { ForgetsConsents, GrantRevocation } from '../revocation/grants.js';
 
 interface Options {
   readonly accounts: Accounts;
@@ -92,7 +86,7 @@ export function userRoutes(router: Router, { accounts, grants, consents, session
         const account = await accounts.setDisabled(ctx.params.username!, disabled);
         if (disabled) {
           // Consents before grants (as `latchkey grants revoke` does): nothing is granted again from them.
-          await consents.forgetAccount(account.sub, (await grants.ofAccount(account.sub)).map((grant) => grant.clientId));
+          await grants.forgetConsentsOf(account.sub, consents);
           await grants.revokeAccount(account.sub);
           await sessions.endAll(account.sub);
         }
@@ -116,7 +110,7 @@ export function userRoutes(router: Router, { accounts, grants, consents, session
     await secondFactors.reset(account.sub);
     // The factors may be on a lost or stolen device: the sessions they signed in end too.
     // ...with the consents given in them (which whoever holds the device may have given).
-    await sessions.endSignedInWith(account.sub, credentials, withSecondFactor, (grantId) => grants.revokeWithConsent(grantId, (sub, clientId) => consents.forget(sub, clientId)));
+    await sessions.endSignedInWith(account.sub, credentials, withSecondFactor, grants.revokingWithConsent(consents));
     onReset(account.sub);
     ctx.body = { sub: account.sub, username: account.username, ...(await secondFactors.summary(account.sub)) };
   });

@@ -21,6 +21,12 @@ interface StoredGrant {
   readonly iat?: number;
 }
 
+/** The remembered consents (provider/consents.ts), as far as ending what a person granted needs them. */
+export interface ForgetsConsents {
+  forget(accountId: string, clientId: string): Promise<void>;
+  forgetAccount(accountId: string, alsoTo?: Iterable<string>): Promise<void>;
+}
+
 export interface GrantSummary {
   readonly grantId: string;
   readonly accountId: string;
@@ -50,15 +56,25 @@ export class GrantRevocation {
   }
 
   /**
-   * Revokes one grant after forgetting the consent it was made under (`forget`: the remembered
-   * consents' own), when what made it is taken away (a credential removed or reset, an upstream
-   * removed): the consent may be a thief's, given in the person's name to an app of theirs, which
-   * would otherwise get the person's codes silently at their next sign-in.
+   * A revocation of one grant that first forgets the consent it was made under, for when what made
+   * it is taken away (a credential removed or reset, an upstream removed): the consent may be a
+   * thief's, given in the person's name to an app of theirs, which would otherwise get the person's
+   * codes silently at their next sign-in.
    */
-  async revokeWithConsent(grantId: string, forget: (accountId: string, clientId: string) => Promise<void>): Promise<boolean> {
-    const { accountId, clientId } = ((await this.#adapter('Grant').find(grantId)) ?? {}) as StoredGrant;
-    if (accountId && clientId) await forget(accountId, clientId);
-    return this.revoke(grantId);
+  revokingWithConsent(consents: Pick<ForgetsConsents, 'forget'>): (grantId: string) => Promise<boolean> {
+    return async (grantId) => {
+      const { accountId, clientId } = ((await this.#adapter('Grant').find(grantId)) ?? {}) as StoredGrant;
+      if (accountId && clientId) await consents.forget(accountId, clientId);
+      return this.revoke(grantId);
+    };
+  }
+
+  /**
+   * Forgets every consent a person gave, those of their grants included (given before the index
+   * held them): before their grants are revoked, so that none is made again from one.
+   */
+  async forgetConsentsOf(accountId: string, consents: ForgetsConsents): Promise<void> {
+    await consents.forgetAccount(accountId, (await this.ofAccount(accountId)).map((grant) => grant.clientId));
   }
 
   async #revoke(grantId: string, adapter: ReturnType<typeof adapterFactory>): Promise<boolean> {

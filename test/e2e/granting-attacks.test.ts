@@ -47,6 +47,25 @@ describe('attacks: Latchkey hands out no more than was granted (black box)', fun
     return { status: response.status, body: (await response.json()) as Record<string, string> };
   };
 
+  /** What introspection answers `caller` about `accessToken`. */
+  const introspection = async (caller: ClientCredentials, accessToken: string): Promise<Record<string, unknown>> =>
+    (await (await fetch(`${server.url}/token/introspection`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(caller) },
+      body: new URLSearchParams({ token: accessToken }),
+    })).json()) as Record<string, unknown>;
+
+  /** An operator's admin API writes of client `clientId` (POST makes it, with APP's secret), each with its `scope` metadata. */
+  async function operatorWrites(clientId: string): Promise<(method: string, path: string, scope: string) => Promise<Response>> {
+    const ops = (await token(OPS, { grant_type: 'client_credentials', resource: `${server.issuer}/admin`, scope: 'admin' })).body.access_token!;
+    return (method, path, scope) =>
+      fetch(`${server.url}/admin/clients${path}`, {
+        method,
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${ops}` },
+        body: JSON.stringify({ ...(method === 'POST' && { client_id: clientId, client_secret: APP.secret }), redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'], scope }),
+      });
+  }
+
   /** A person's code flow through `app` in `agent` (consent given), and the code redeemed for `resource`. */
   async function personTokens(agent: Agent, params: Record<string, string>, resource: string): Promise<Answer> {
     const { page, verifier } = await startAuthorization(agent, app, REDIRECT, params);
@@ -268,12 +287,7 @@ describe('attacks: Latchkey hands out no more than was granted (black box)', fun
   });
 
   it("client_credentials gets no OpenID scope: a client acting for itself has no person's openid, email or profile, and its token says so (RFC 6749 §4.4, §5.1)", async () => {
-    const introspected = async (accessToken: string) =>
-      (await (await fetch(`${server.url}/token/introspection`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(RS) },
-        body: new URLSearchParams({ token: accessToken }),
-      })).json()) as Record<string, unknown>;
+    const introspected = (accessToken: string) => introspection(RS, accessToken);
     for (const scope of ['openid', 'openid email profile', 'offline_access']) {
       const asked = await token(RS, { grant_type: 'client_credentials', scope });
       assert.equal(asked.status, 400, `scope=${scope}: ${JSON.stringify(asked.body)} ${asked.body.access_token ? JSON.stringify(await introspected(asked.body.access_token)) : ''}`);
@@ -299,12 +313,7 @@ describe('attacks: Latchkey hands out no more than was granted (black box)', fun
         const used = await fetch(url, { headers: { authorization: `Bearer ${accessToken}` } });
         assert.equal(used.status, 401, `${client.id} at ${url}`);
       }
-      const introspect = async (caller: ClientCredentials) =>
-        (await (await fetch(`${server.url}/token/introspection`, {
-          method: 'POST',
-          headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(caller) },
-          body: new URLSearchParams({ token: accessToken }),
-        })).json()) as Record<string, unknown>;
+      const introspect = (caller: ClientCredentials) => introspection(caller, accessToken);
       const own = await introspect(client);
       assert.equal(own.active, true, 'its own client learns of it');
       assert.equal(own.aud, undefined, `no audience: ${JSON.stringify(own)}`);
@@ -498,13 +507,7 @@ describe('attacks: Latchkey hands out no more than was granted (black box)', fun
   });
 
   it("a refresh gives no more than the client may request now: once an operator narrowed its scope metadata, the person's earlier consent to more is not refreshed into tokens, ID tokens or userinfo (RFC 6749 §6, OIDC Core §5.4)", async () => {
-    const ops = (await token(OPS, { grant_type: 'client_credentials', resource: `${server.issuer}/admin`, scope: 'admin' })).body.access_token!;
-    const write = (method: string, path: string, scope: string) =>
-      fetch(`${server.url}/admin/clients${path}`, {
-        method,
-        headers: { 'content-type': 'application/json', authorization: `Bearer ${ops}` },
-        body: JSON.stringify({ ...(method === 'POST' && { client_id: 'mailer', client_secret: APP.secret }), redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'], scope }),
-      });
+    const write = await operatorWrites('mailer');
     assert.equal((await write('POST', '', 'openid offline_access email profile read')).status, 201);
     const mailer = await oidc.discovery(new URL(server.issuer), 'mailer', APP.secret, oidc.ClientSecretBasic(APP.secret), { execute: [oidc.allowInsecureRequests] });
     const agent = new Agent();
@@ -533,13 +536,7 @@ describe('attacks: Latchkey hands out no more than was granted (black box)', fun
   });
 
   it("a token issued before an operator narrowed its client introspects inactive: no resource server is told the token holds a scope the client may no longer have (RFC 7662 §2.2, RFC 6749 §3.3)", async () => {
-    const ops = (await token(OPS, { grant_type: 'client_credentials', resource: `${server.issuer}/admin`, scope: 'admin' })).body.access_token!;
-    const write = (method: string, path: string, scope: string) =>
-      fetch(`${server.url}/admin/clients${path}`, {
-        method,
-        headers: { 'content-type': 'application/json', authorization: `Bearer ${ops}` },
-        body: JSON.stringify({ ...(method === 'POST' && { client_id: 'reader', client_secret: APP.secret }), redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'], scope }),
-      });
+    const write = await operatorWrites('reader');
     assert.equal((await write('POST', '', 'openid offline_access email read')).status, 201);
     const reader = await oidc.discovery(new URL(server.issuer), 'reader', APP.secret, oidc.ClientSecretBasic(APP.secret), { execute: [oidc.allowInsecureRequests] });
     const client = { id: 'reader', secret: APP.secret };
@@ -551,31 +548,25 @@ describe('attacks: Latchkey hands out no more than was granted (black box)', fun
     assert.equal(forApi.body.scope, 'read', JSON.stringify(forApi.body));
     const forUserinfo = await token(client, { grant_type: 'refresh_token', refresh_token: forApi.body.refresh_token! });
     assert.equal(forUserinfo.body.scope, 'openid offline_access email', JSON.stringify(forUserinfo.body));
-    const introspected = async (caller: ClientCredentials, accessToken: string) =>
-      (await (await fetch(`${server.url}/token/introspection`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(caller) },
-        body: new URLSearchParams({ token: accessToken }),
-      })).json()) as Record<string, unknown>;
     const held = [
       { caller: RS, accessToken: forApi.body.access_token!, what: "the API's JWT, at the API" },
       { caller: client, accessToken: forApi.body.access_token!, what: "the API's JWT, at its client" },
       { caller: client, accessToken: forUserinfo.body.access_token!, what: 'the userinfo token, at its client' },
     ];
-    for (const { caller, accessToken, what } of held) assert.equal((await introspected(caller, accessToken)).active, true, what);
+    for (const { caller, accessToken, what } of held) assert.equal((await introspection(caller, accessToken)).active, true, what);
 
     // The operator takes email and the API's read away from what the app may ask.
     assert.equal((await write('PUT', '/reader', 'openid offline_access')).status, 200);
     for (const { caller, accessToken, what } of held) {
-      const answer = await introspected(caller, accessToken);
+      const answer = await introspection(caller, accessToken);
       assert.deepEqual(answer, { active: false }, `${what} after the narrowing: ${JSON.stringify(answer)}`);
     }
     // What the client may still have: its refresh token is still good (introspected active), the
     // refresh narrows, and the new access token introspects active.
-    assert.equal((await introspected(client, forUserinfo.body.refresh_token!)).active, true, 'the refresh token');
+    assert.equal((await introspection(client, forUserinfo.body.refresh_token!)).active, true, 'the refresh token');
     const narrowed = await token(client, { grant_type: 'refresh_token', refresh_token: forUserinfo.body.refresh_token! });
     assert.equal(narrowed.body.scope, 'openid offline_access', JSON.stringify(narrowed.body));
-    const answer = await introspected(client, narrowed.body.access_token!);
+    const answer = await introspection(client, narrowed.body.access_token!);
     assert.equal(answer.active, true, JSON.stringify(answer));
     assert.equal(answer.scope, 'openid offline_access');
 
@@ -583,18 +574,14 @@ describe('attacks: Latchkey hands out no more than was granted (black box)', fun
     const LEDGER = 'https://ledger-unnarrowed.example.test';
     await server.apis.add({ identifier: LEDGER, scopes: ['l:read'], format: 'opaque' });
     const ledgerClient = { id: 'ledgered', secret: APP.secret };
-    assert.equal((await fetch(`${server.url}/admin/clients`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${ops}` },
-      body: JSON.stringify({ client_id: ledgerClient.id, client_secret: ledgerClient.secret, redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'], scope: 'openid l:read' }),
-    })).status, 201);
+    assert.equal((await (await operatorWrites(ledgerClient.id))('POST', '', 'openid l:read')).status, 201);
     const ledgered = await oidc.discovery(new URL(server.issuer), ledgerClient.id, APP.secret, oidc.ClientSecretBasic(APP.secret), { execute: [oidc.allowInsecureRequests] });
     const asked = await startAuthorization(agent, ledgered, REDIRECT, { scope: 'openid l:read', resource: LEDGER });
     let back: Page = await signInSteps(agent, asked.page, { username: 'pat', password: PASSWORD, stopAt: REDIRECT });
     if (isConsent(back)) back = await agent.submit(back, '/confirm', {}, REDIRECT);
     const forLedger = await token(ledgerClient, { grant_type: 'authorization_code', code: new URL(back.url).searchParams.get('code')!, redirect_uri: REDIRECT, code_verifier: asked.verifier, resource: LEDGER });
     assert.equal(forLedger.body.scope, 'l:read', JSON.stringify(forLedger.body));
-    const ledgerAnswer = await introspected(ledgerClient, forLedger.body.access_token!);
+    const ledgerAnswer = await introspection(ledgerClient, forLedger.body.access_token!);
     assert.equal(ledgerAnswer.active, true, JSON.stringify(ledgerAnswer));
   });
 
@@ -699,7 +686,7 @@ describe('attacks: Latchkey hands out no more than was granted (black box)', fun
     assert.equal(narrowed.body.refresh_token, undefined, 'no refresh token');
     const idToken = decodeJwt(narrowed.body.id_token!);
     assert.equal(idToken.email, undefined);
-    const introspected = (await (await fetch(`${server.url}/token/introspection`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(client) }, body: new URLSearchParams({ token: narrowed.body.access_token! }) })).json()) as Record<string, unknown>;
+    const introspected = await introspection(client, narrowed.body.access_token!);
     assert.equal(introspected.scope, 'openid', `introspection: ${JSON.stringify(introspected)}`);
   });
 
@@ -735,9 +722,9 @@ describe('attacks: Latchkey hands out no more than was granted (black box)', fun
     const forApi = await personTokens(new Agent(), { scope: 'openid email read', resource: API }, API);
     assert.equal(forApi.body.scope, 'read');
     assert.equal((await fetch(`${server.url}/me`, { headers: { authorization: `Bearer ${forApi.body.access_token}` } })).status, 401);
-    const introspection = (await (await fetch(`${server.url}/token/introspection`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(RS) }, body: new URLSearchParams({ token: forApi.body.access_token! }) })).json()) as Record<string, unknown>;
-    assert.equal(introspection.active, true);
-    assert.deepEqual(Object.keys(introspection).filter((claim) => ['email', 'username', 'name', 'email_verified'].includes(claim)), []);
+    const introspected = await introspection(RS, forApi.body.access_token!);
+    assert.equal(introspected.active, true);
+    assert.deepEqual(Object.keys(introspected).filter((claim) => ['email', 'username', 'name', 'email_verified'].includes(claim)), []);
   });
 
   it("an /interaction/<uid> page sent to a signed-in person is not theirs to complete: the page and its forms are refused in their browser, and the attacker's request gets nothing (login CSRF, interaction fixation)", async () => {

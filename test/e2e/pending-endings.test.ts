@@ -238,4 +238,23 @@ describe('e2e: what was begun before an ending cannot be finished after it (devi
     const back = await agent.submit(switching, 'session/end/confirm', {}, REDIRECT);
     assert.ok(/\/confirm/.test(back.html), `bob's sign-in goes on to his consent (${back.status} ${back.url})`);
   });
+
+  it("signing in as someone else at a device's sign-in signs the first person out and goes back to the device (the engine's post-logout redirect to /device/<uid>, which that check leaves too)", async () => {
+    await deviceClient('switch-tv');
+    const config = await deviceConfig('switch-tv');
+    const agent = new Agent();
+    const first = await oidc.initiateDeviceAuthorization(config, { scope: 'openid' });
+    assert.match((await approve(agent, first.user_code, 'alice')).html, /Device connected/);
+    // max_age asks alice's session for a sign-in once it is older (whole seconds), and bob signs in.
+    await new Promise((resolve) => setTimeout(resolve, 2100));
+    const device = await oidc.initiateDeviceAuthorization(config, { scope: 'openid', max_age: '1' });
+    const entry = await agent.follow(`${server.issuer}/device`);
+    const confirm = await agent.submit(entry, '/device', { user_code: device.user_code });
+    const login = await agent.submit(confirm, '/device', { confirm: 'yes' });
+    const switching = await agent.submit(login, '/login', { username: 'bob', password: PASSWORD });
+    const back = await agent.submit(switching, 'session/end/confirm', {});
+    const done = await signInSteps(agent, back, { username: 'bob', password: PASSWORD });
+    assert.match(done.html, /Device connected/, `bob's sign-in goes on to connect the device (${back.status} ${back.url})`);
+    assert.equal(await poll('switch-tv', device.device_code), 'tokens');
+  });
 });

@@ -101,6 +101,9 @@ describe('e2e: client registration (RFC 7591/7592), its policy, and the admin AP
       });
     const read = await management();
     assert.equal(read.status, 200);
+    // RFC 9110 §11.4, RFC 6750 §2.1: more than one space after the scheme reads the same.
+    const spaced = await management({ headers: { authorization: `Bearer   ${metadata.registration_access_token}` } });
+    assert.equal(spaced.status, 200, await spaced.clone().text());
     const current = (await read.json()) as Record<string, unknown>;
     assert.equal(current.client_name, 'Registered by openid-client');
 
@@ -120,6 +123,11 @@ describe('e2e: client registration (RFC 7591/7592), its policy, and the admin AP
     const after = (await updated.json()) as Record<string, string>;
     assert.equal(after.client_name, 'Renamed');
     assert.notEqual(after.registration_access_token, metadata.registration_access_token, 'the management token rotates');
+    // Both answers carry the client's secret and a registration access token (RFC 6749 §5.1's headers, as registration's).
+    for (const [name, answer] of Object.entries({ read, updated })) {
+      assert.match(answer.headers.get('cache-control') ?? '', /no-store/, name);
+      assert.equal(answer.headers.get('pragma'), 'no-cache', name);
+    }
 
     const removed = await fetch(metadata.registration_client_uri!, { method: 'DELETE', headers: { authorization: `Bearer ${after.registration_access_token}` } });
     assert.equal(removed.status, 204);

@@ -59,7 +59,7 @@ interface Options {
 export function accountPages(options: Options): Middleware {
   const { issuer, providers, accounts, sessions, csrfKey, extensions = [], throttle, grants, consents, activity, credentials, logger, reauthenticateAfter } = options;
   // A credential removed ends what it signed in with the consents given there (perhaps by whoever held it).
-  const revokeGrant = (grantId: string) => grants.revokeWithConsent(grantId, (accountId, clientId) => consents.forget(accountId, clientId));
+  const revokeGrant = grants.revokingWithConsent(consents);
   const page = accountPage({ providers, sessions, csrfKey, reauthenticateAfter, credentials, revokeGrant });
   firstPartySignIn(page.router, issuer, ACCOUNT_PAGE);
   const own = [

@@ -4,7 +4,8 @@
  * spells the Bearer form `"Bearer" 1*SP b64token`). oidc-provider splits the value on single
  * spaces and refuses anything but two parts as "invalid authorization header value format". This
  * layer folds the spaces after the scheme into one before the engine reads the header, on the
- * routes where it reads one (client authentication, userinfo, registration).
+ * routes where it reads one (client authentication, userinfo, registration, and RFC 7592's client
+ * read, update and delete below the registration path).
  */
 import type { Middleware } from 'koa';
 import { scoped } from '../../http/layers.js';
@@ -13,8 +14,8 @@ const ROUTES = ['token', 'introspection', 'revocation', 'pushed_authorization_re
 /** A scheme (an RFC 9110 token), two or more spaces, then a single credential without spaces. */
 const SPACED = /^([!#$%&'*+.^_`|~\w-]+) {2,}(\S+)$/;
 
-export function foldAuthorizationSpaces(): Middleware {
-  return scoped({ routes: ROUTES }, function authorizationSpaces(ctx, next) {
+export function foldAuthorizationSpaces(registrationPath: string): Middleware {
+  return scoped({ routes: ROUTES, prefixes: [`${registrationPath}/`] }, function authorizationSpaces(ctx, next) {
     const value = ctx.request.headers.authorization;
     if (value?.includes('  ')) {
       const spaced = SPACED.exec(value);

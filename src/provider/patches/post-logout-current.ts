@@ -12,10 +12,12 @@
  * patches/session-loaded-once.ts) and drops a kept URI that the client no longer allows, or whose
  * client is gone, with its `state`: the person is signed out as asked and lands on Latchkey's
  * signed-out page. The engine's own use of the same field, to bring a person who switches accounts
- * back to the sign-in (resume.js: a URL under the authorization endpoint, on the issuer), is left.
+ * back to the sign-in (resume.js: a URL under the authorization endpoint, or the device flow's
+ * under /device, on the issuer), is left.
  * Relies on: the route name `end_session_confirm`, session.state's clientId, postLogoutRedirectUri
  * and state. Pinned by test/e2e/pending-endings.test.ts ("a sign-out confirmed after an operator
- * removed its post_logout_redirect_uri…").
+ * removed its post_logout_redirect_uri…", "signing in as someone else at a sign-in…" and "…at a
+ * device's sign-in…").
  */
 import type { Middleware } from 'koa';
 import type { Provider } from 'oidc-provider';
@@ -33,7 +35,15 @@ interface LogoutClient {
 
 export function postLogoutToCurrentRegistration(provider: Provider, issuer: string): Middleware {
   const origin = new URL(issuer).origin;
-  const resume = new RegExp(`${provider.pathFor('authorization').replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}/[^/]+$`);
+  // The sign-in's resume (`resume`) and the device flow's (`device_resume`, when the flow is on).
+  const resumes = ['authorization', 'code_verification'].flatMap((name) => {
+    try {
+      return [provider.pathFor(name).replace(/[.*+?^${}()|[\]\\]/g, '\\$&')];
+    } catch {
+      return [];
+    }
+  });
+  const resume = new RegExp(`(?:${resumes.join('|')})/[^/]+$`);
   const isResume = (uri: string) => URL.canParse(uri) && new URL(uri).origin === origin && resume.test(new URL(uri).pathname);
   const allowedNow = async ({ clientId, postLogoutRedirectUri: uri }: LogoutState & { postLogoutRedirectUri: string }) => {
     if (isResume(uri)) return true;
