@@ -14,6 +14,7 @@
 import { errors, type Client, type KoaContextWithOIDC, type Provider, type ResourceServer } from 'oidc-provider';
 import { predates, type Apis } from '../apis/apis.js';
 import { scopesBeyond } from './patches/current-registration.js';
+import { isStoreOutage } from '../store/outage.js';
 
 /** True for a token request in which the client acts for itself. */
 function clientCredentials(ctx: KoaContextWithOIDC): boolean {
@@ -163,10 +164,18 @@ export async function mayIntrospect(apis: Apis, caller: { clientId: string; clie
  * refreshes narrowed (refresh-rotation.ts) and the account's claims withheld (id-token-claims.ts),
  * and no resource server reading `scope` at introspection is told the token still holds the rest.
  * A client_credentials token is bounded by its operator grant instead (mayIntrospect). A client
- * that is gone is answered by the revocation list, not here.
+ * that is gone is answered by the revocation list, not here; one that cannot be loaded holds nothing.
  */
 export async function heldByClientNow(provider: Provider, token: { clientId?: unknown; scope?: unknown; clientCredentials: boolean }): Promise<boolean> {
   if (token.clientCredentials || typeof token.clientId !== 'string' || typeof token.scope !== 'string') return true;
-  const client = await provider.Client.find(token.clientId).catch(() => undefined);
+  let client: Client | undefined;
+  try {
+    client = await provider.Client.find(token.clientId);
+  } catch (error) {
+    // The store away: 503, as every other read of the request. A client that cannot be loaded: what
+    // it may hold now is unknown, so its token is not said to hold anything.
+    if (isStoreOutage(error)) throw error;
+    return false;
+  }
   return scopesBeyond(client, token.scope.split(' ').filter(Boolean)).length === 0;
 }

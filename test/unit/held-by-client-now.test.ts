@@ -1,0 +1,26 @@
+/**
+ * heldByClientNow (src/provider/resource-servers.ts): a person's access token introspects active only
+ * while its client may still request every scope it holds; a store outage is not taken for "held".
+ */
+import assert from 'node:assert/strict';
+import type { Provider } from 'oidc-provider';
+import { heldByClientNow } from '../../src/provider/resource-servers.js';
+
+const engine = (find: (id: string) => Promise<unknown>) => ({ Client: { find } }) as unknown as Provider;
+const token = { clientId: 'app', scope: 'openid email', clientCredentials: false };
+
+describe('unit: a person’s token is held to its client as registered now (introspection)', () => {
+  it('holds while the client may request every scope; not once one was taken away', async () => {
+    assert.equal(await heldByClientNow(engine(async () => ({ scope: 'openid email profile' })), token), true);
+    assert.equal(await heldByClientNow(engine(async () => ({ scope: 'openid' })), token), false);
+  });
+
+  it('a store outage is the request’s 503, never a token said to be held', async () => {
+    const outage = new Error('Connection is closed.');
+    await assert.rejects(heldByClientNow(engine(() => Promise.reject(outage)), token), outage);
+  });
+
+  it('a client that cannot be loaded holds nothing', async () => {
+    assert.equal(await heldByClientNow(engine(() => Promise.reject(new Error('invalid_client_metadata'))), token), false);
+  });
+});
