@@ -257,4 +257,21 @@ describe('e2e: what was begun before an ending cannot be finished after it (devi
     assert.match(done.html, /Device connected/, `bob's sign-in goes on to connect the device (${back.status} ${back.url})`);
     assert.equal(await poll('switch-tv', device.device_code), 'tokens');
   });
+
+  it('a device asking for a fresh sign-in (max_age=0) gets one at /device, not the consent of the session there', async () => {
+    await deviceClient('fresh-tv');
+    const config = await deviceConfig('fresh-tv');
+    const agent = new Agent();
+    const first = await oidc.initiateDeviceAuthorization(config, { scope: 'openid' });
+    assert.match((await approve(agent, first.user_code, 'alice')).html, /Device connected/);
+    await new Promise((resolve) => setTimeout(resolve, 1100)); // the session's sign-in now predates the request (whole seconds)
+    const device = await oidc.initiateDeviceAuthorization(config, { scope: 'openid', max_age: '0' });
+    const entry = await agent.follow(`${server.issuer}/device`);
+    const confirm = await agent.submit(entry, '/device', { user_code: device.user_code });
+    const next = await agent.submit(confirm, '/device', { confirm: 'yes' });
+    assert.match(next.html, /name="password"/, `alice is asked to sign in again (${next.status} ${next.url})`);
+    const done = await signInSteps(agent, next, { username: 'alice', password: PASSWORD });
+    assert.match(done.html, /Device connected/, 'the fresh sign-in goes on to connect the device, without asking again');
+    assert.equal(await poll('fresh-tv', device.device_code), 'tokens');
+  });
 });
