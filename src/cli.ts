@@ -607,8 +607,7 @@ grants
         if (!revoked && !(await clientKnown(options.client))) throw new ClientMissing(`no client "${options.client}" (and no grants held by it)`);
         print({ client_id: options.client, revoked });
       } else {
-        await revocation.forgetConsentsOf(account!.sub, consents);
-        print({ sub: account!.sub, username: account!.username, revoked: await revocation.revokeAccount(account!.sub) });
+        print({ sub: account!.sub, username: account!.username, revoked: await revocation.revokeAccountWithConsents(account!.sub, consents) });
       }
     }),
   );
@@ -705,12 +704,9 @@ for (const [name, disabled] of [
         const opened = disabled ? await sessionsOn(kv, settings) : undefined;
         const account = await new Accounts(kv, settings.accounts.argon2).setDisabled(username, disabled);
         if (disabled) {
-          // The remembered consents go too (before the grants, as grants revoke does): enabled again,
-          // the person is asked by each app, and an app someone else consented to in their name
-          // while the account was taken gets no code silently.
-          const revocation = await grantRevocation(kv, settings);
-          await revocation.forgetConsentsOf(account.sub, await consentsOn(kv, settings));
-          await revocation.revokeAccount(account.sub);
+          // The remembered consents go too: enabled again, the person is asked by each app, and an
+          // app someone else consented to in their name while the account was taken gets no code silently.
+          await (await grantRevocation(kv, settings)).revokeAccountWithConsents(account.sub, await consentsOn(kv, settings));
           await opened?.sessions.endAll(account.sub);
         }
         console.log(`${name}d ${username}`);

@@ -369,7 +369,7 @@ function features({ config, apis, revocations, logoutPages, devicePages }: Provi
             opaqueRevoked(revocations, { clientId, iat, aud, scope, clientCredentials }),
             clientResolves(ctx.oidc.provider, clientId, config.outbound.allowPrivateNetworks),
             // A refresh token stays good (its refresh is narrowed), so only access tokens are held to the client now.
-            kind === 'AccessToken' ? heldByClientNow(ctx.oidc.provider, { clientId, scope, clientCredentials }) : true,
+            kind === 'AccessToken' ? heldByClientNow(ctx.oidc.provider, caller, { clientId, scope, clientCredentials }) : true,
           ]);
           return allowed && !deleted && resolves && held;
         },
@@ -551,7 +551,7 @@ function applyPatches(
         // A person's token carries the grant claim and their sub; a client's own carries neither.
         clientCredentials: claims[GRANT_CLAIM] === undefined && claims.sub === claims.client_id,
       };
-      const [allowed, held] = await Promise.all([mayIntrospect(apis, caller, token), heldByClientNow(provider, token)]);
+      const [allowed, held] = await Promise.all([mayIntrospect(apis, caller, token), heldByClientNow(provider, caller, token)]);
       return allowed && held && clientResolves(provider, claims.client_id, config.outbound.allowPrivateNetworks);
     },
   });

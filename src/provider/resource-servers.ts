@@ -166,11 +166,16 @@ export async function mayIntrospect(apis: Apis, caller: { clientId: string; clie
  * A client_credentials token is bounded by its operator grant instead (mayIntrospect). A client
  * that is gone is answered by the revocation list, not here; one that cannot be loaded holds nothing.
  */
-export async function heldByClientNow(provider: Provider, token: { clientId?: unknown; scope?: unknown; clientCredentials: boolean }): Promise<boolean> {
+export async function heldByClientNow(
+  provider: Provider,
+  caller: Client,
+  token: { clientId?: unknown; scope?: unknown; clientCredentials: boolean },
+): Promise<boolean> {
   if (token.clientCredentials || typeof token.clientId !== 'string' || typeof token.scope !== 'string') return true;
   let client: Client | undefined;
   try {
-    client = await provider.Client.find(token.clientId);
+    // The authenticated caller introspecting its own token is that client as registered now: not loaded again.
+    client = caller.clientId === token.clientId ? caller : await provider.Client.find(token.clientId);
   } catch (error) {
     // The store away: 503, as every other read of the request. A client that cannot be loaded: what
     // it may hold now is unknown, so its token is not said to hold anything.

@@ -85,9 +85,7 @@ export function userRoutes(router: Router, { accounts, grants, consents, session
       try {
         const account = await accounts.setDisabled(ctx.params.username!, disabled);
         if (disabled) {
-          // Consents before grants (as `latchkey grants revoke` does): nothing is granted again from them.
-          await grants.forgetConsentsOf(account.sub, consents);
-          await grants.revokeAccount(account.sub);
+          await grants.revokeAccountWithConsents(account.sub, consents);
           await sessions.endAll(account.sub);
         }
         ctx.body = publicAccount(account);

@@ -130,6 +130,15 @@ export class GrantRevocation {
     return this.#revokeAll({ accountId });
   }
 
+  /**
+   * revokeAccount after forgetConsentsOf: what a person granted ends, consents first, so that no
+   * grant is made again from one in between (a disabled person, a person's grants revoked by an operator).
+   */
+  async revokeAccountWithConsents(accountId: string, consents: ForgetsConsents): Promise<number> {
+    await this.forgetConsentsOf(accountId, consents);
+    return this.revokeAccount(accountId);
+  }
+
   /** Revokes every grant a client holds (from any person). Returns how many there were. */
   async revokeClient(clientId: string): Promise<number> {
     return this.#revokeAll({ clientId });

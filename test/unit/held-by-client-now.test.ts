@@ -3,24 +3,26 @@
  * while its client may still request every scope it holds; a store outage is not taken for "held".
  */
 import assert from 'node:assert/strict';
-import type { Provider } from 'oidc-provider';
+import type { Client, Provider } from 'oidc-provider';
 import { heldByClientNow } from '../../src/provider/resource-servers.js';
 
 const engine = (find: (id: string) => Promise<unknown>) => ({ Client: { find } }) as unknown as Provider;
 const token = { clientId: 'app', scope: 'openid email', clientCredentials: false };
+/** An API introspecting the token: not its client. */
+const api = { clientId: 'api' } as Client;
 
 describe('unit: a person’s token is held to its client as registered now (introspection)', () => {
   it('holds while the client may request every scope; not once one was taken away', async () => {
-    assert.equal(await heldByClientNow(engine(async () => ({ scope: 'openid email profile' })), token), true);
-    assert.equal(await heldByClientNow(engine(async () => ({ scope: 'openid' })), token), false);
+    assert.equal(await heldByClientNow(engine(async () => ({ scope: 'openid email profile' })), api, token), true);
+    assert.equal(await heldByClientNow(engine(async () => ({ scope: 'openid' })), api, token), false);
   });
 
   it('a store outage is the request’s 503, never a token said to be held', async () => {
     const outage = new Error('Connection is closed.');
-    await assert.rejects(heldByClientNow(engine(() => Promise.reject(outage)), token), outage);
+    await assert.rejects(heldByClientNow(engine(() => Promise.reject(outage)), api, token), outage);
   });
 
   it('a client that cannot be loaded holds nothing', async () => {
-    assert.equal(await heldByClientNow(engine(() => Promise.reject(new Error('invalid_client_metadata'))), token), false);
+    assert.equal(await heldByClientNow(engine(() => Promise.reject(new Error('invalid_client_metadata'))), api, token), false);
   });
 });

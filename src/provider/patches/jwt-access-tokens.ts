@@ -12,7 +12,7 @@
  * on to the engine's lookup of opaque tokens, without a decoding attempt that throws.
  */
 import { decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWTHeaderParameters, type JWTPayload, type JWTVerifyGetKey } from 'jose';
-import { errors, type KoaContextWithOIDC, type Provider } from 'oidc-provider';
+import { errors, type Client, type KoaContextWithOIDC, type Provider } from 'oidc-provider';
 import introspectionSteps from 'oidc-provider/lib/actions/introspection.js';
 import revocationSteps from 'oidc-provider/lib/actions/revocation.js';
 import type { RevocationList } from '../../revocation/list.js';
@@ -25,7 +25,7 @@ interface Options {
   readonly list: RevocationList;
   readonly clockTolerance: number;
   /** RFC 7662 §4: whether the caller may learn about a token with these claims (see provider.ts). */
-  readonly mayIntrospect: (caller: { clientId: string; clientAuthMethod?: string }, claims: AccessTokenClaims) => Promise<boolean>;
+  readonly mayIntrospect: (caller: Client, claims: AccessTokenClaims) => Promise<boolean>;
 }
 
 type AccessTokenClaims = JWTPayload & { client_id?: string; scope?: string; cnf?: Record<string, unknown> };

@@ -44,7 +44,10 @@ export function postLogoutToCurrentRegistration(provider: Provider, issuer: stri
     }
   });
   const resume = new RegExp(`(?:${resumes.join('|')})/[^/]+$`);
-  const isResume = (uri: string) => URL.canParse(uri) && new URL(uri).origin === origin && resume.test(new URL(uri).pathname);
+  const isResume = (uri: string) => {
+    const url = URL.parse(uri);
+    return url?.origin === origin && resume.test(url.pathname);
+  };
   const allowedNow = async ({ clientId, postLogoutRedirectUri: uri }: LogoutState & { postLogoutRedirectUri: string }) => {
     if (isResume(uri)) return true;
     const client = clientId ? ((await provider.Client.find(clientId).catch(() => undefined)) as LogoutClient | undefined) : undefined;
