@@ -323,6 +323,41 @@ describe('attacks: Latchkey hands out no more than was granted (black box)', fun
     }
   });
 
+  it("client_credentials at an API with scopes needs one of them granted: a client granted only introspection there, or whose every scope there an operator revoked, gets no token for it, not even one without scope that an API checking only aud would take; its earlier tokens end (RFC 8707 §2, RFC 6749 §4.4, RFC 7662 §4)", async () => {
+    const LEDGER = 'https://ledger-cc.example.test';
+    const SCOPELESS = 'https://scopeless-cc.example.test';
+    await server.apis.add({ identifier: LEDGER, scopes: ['l:read', 'l:write'], format: 'opaque' });
+    await server.apis.add({ identifier: SCOPELESS });
+    await server.apis.grant(OPS.id, LEDGER, { scopes: ['l:read'] });
+    await server.apis.grant(RS.id, LEDGER, { scopes: [], introspect: true });
+    await server.apis.grant(OPS.id, SCOPELESS, { scopes: [] });
+
+    // The API's own introspector was granted to serve as it, not to call it.
+    const serving = await token(RS, { grant_type: 'client_credentials', resource: LEDGER });
+    assert.equal(serving.status, 400, `introspection only: ${JSON.stringify(serving.body)}`);
+    assert.equal(serving.body.error, 'invalid_scope');
+
+    // A client holding a scope there gets tokens, with it or without naming one.
+    const withScope = await token(OPS, { grant_type: 'client_credentials', resource: LEDGER, scope: 'l:read' });
+    const bare = await token(OPS, { grant_type: 'client_credentials', resource: LEDGER });
+    assert.equal(withScope.status, 200, JSON.stringify(withScope.body));
+    assert.equal(bare.status, 200, JSON.stringify(bare.body));
+    assert.equal((await introspection(RS, bare.body.access_token!)).active, true, 'a token of a client granted there');
+
+    // The operator takes its every scope there (the grant itself stays, with nothing in it).
+    await server.apis.revoke(OPS.id, LEDGER, ['l:read']);
+    const after = await token(OPS, { grant_type: 'client_credentials', resource: LEDGER });
+    assert.equal(after.status, 400, `every scope revoked: ${JSON.stringify(after.body)}`);
+    assert.equal(after.body.error, 'invalid_scope');
+    for (const earlier of [withScope, bare]) {
+      assert.deepEqual(await introspection(RS, earlier.body.access_token!), { active: false }, `an earlier token (scope ${String(earlier.body.scope)})`);
+    }
+
+    // An API with no scopes at all is reached by the grant alone (README: APIs and client grants).
+    const scopeless = await token(OPS, { grant_type: 'client_credentials', resource: SCOPELESS });
+    assert.equal(scopeless.status, 200, JSON.stringify(scopeless.body));
+  });
+
   it("a person's token for an API needs a scope the person granted there: naming an API without asking any of its scopes the client may have gets no token for it, where the consent page never mentioned the API (RFC 8707 §2, RFC 6749 §3.3)", async () => {
     const NOTES = 'https://notes-scopeless.example.test';
     const SCOPELESS = 'https://scopeless.example.test';
