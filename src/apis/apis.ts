@@ -81,8 +81,9 @@ const SCOPE_TOKEN = /^[\x21\x23-\x5B\x5D-\x7E]+$/;
  */
 export interface GrantEndings {
   /**
-   * A client's grant at an API lost `scopes` (undefined: the whole grant was revoked): the tokens it
-   * got for itself there up to now that carry one (or any token, for the whole grant) end.
+   * A client's grant at an API lost `scopes` (undefined: the whole grant was revoked, or it was left
+   * with none of its scopes): the tokens it got for itself there up to now that carry one (or any
+   * token, for the whole grant) end.
    */
   clientGrantNarrowed(clientId: string, identifier: string, scopes: readonly string[] | undefined): Promise<unknown>;
   /** An API was removed: every token for it up to now ends. */
@@ -287,7 +288,10 @@ export class Apis {
         const kept = next[identifier];
         if (!kept) return endings.clientGrantNarrowed(clientId, identifier, undefined);
         const taken = held.scopes.filter((scope) => !kept.scopes.includes(scope));
-        return taken.length ? endings.clientGrantNarrowed(clientId, identifier, taken) : undefined;
+        if (!taken.length) return undefined;
+        // Left with none of its scopes, the client may no longer call the API (resource-servers.ts):
+        // its tokens there end whole, those it got without naming a scope too.
+        return endings.clientGrantNarrowed(clientId, identifier, kept.scopes.length ? taken : undefined);
       }),
     );
   }

@@ -1,15 +1,52 @@
 /**
- * Client assertions (private_key_jwt, RFC 7523 §3): oidc-provider requires exp and jti and refuses
- * a jti seen before, until the assertion expires. An assertion valid for a year could be kept and
- * replayed by whoever copies it before its first use, and it fills the replay store for that long.
- * So an assertion must say when it was made (iat) and live at most `maxLifetime` seconds
- * (exp - iat), and it must not claim to be made in the future.
+ * Client assertions (private_key_jwt, RFC 7523 §3): oidc-provider checks the signature, requires
+ * exp and jti and refuses a jti seen before, until the assertion expires. Two more rules here:
+ *
+ * Lifetime. An assertion valid for a year could be kept and replayed by whoever copies it before
+ * its first use, and it fills the replay store for that long. So an assertion must say when it was
+ * made (iat) and live at most `maxLifetime` seconds (exp - iat), and it must not claim to be made
+ * in the future.
+ *
+ * Audience: our issuer identifier. oidc-provider accepts as `aud` the issuer, the token endpoint URL
+ * or the URL of the endpoint called. An endpoint URL says nothing about which authorization server
+ * the client meant: a malicious server can advertise our token endpoint (or our issuer) as one of
+ * its own endpoints, have the client sign an assertion for it, and replay it here as the client
+ * (the 2025 audience injection attack, CVE-2025-27370/27371; draft-ietf-oauth-rfc7523bis, FAPI 2.0
+ * §5.3.2.1). So the assertion must name our issuer identifier, either alone (a string, or an array
+ * of it alone) or in an array whose other members are our own endpoint URLs the engine accepts
+ * (openid-client before v6 sends `[issuer, token_endpoint]`); an array naming anyone else is
+ * refused, and so is an assertion naming only an endpoint URL. One explicitly typed as
+ * `client-authentication+jwt` (rfc7523bis) must name the issuer alone.
  */
 import { errors, type Configuration } from 'oidc-provider';
 
-export function boundedClientAssertions(maxLifetime: number, clockTolerance: number): NonNullable<Configuration['assertJwtClientAuthClaimsAndHeader']> {
-  return (_ctx, claims) => {
-    const { iat, exp } = claims as { iat?: unknown; exp?: unknown };
+type Hook = NonNullable<Configuration['assertJwtClientAuthClaimsAndHeader']>;
+type Context = Parameters<Hook>[0];
+
+/** rfc7523bis §4's explicit type of a client authentication JWT. */
+const EXPLICIT_TYPE = 'client-authentication+jwt';
+
+/** Whether `aud` names our issuer as the client assertion's audience (see above). */
+export function namesOurIssuer(aud: unknown, issuer: string, endpointUrls: ReadonlySet<string>, explicitlyTyped = false): boolean {
+  if (typeof aud === 'string') return aud === issuer;
+  if (!Array.isArray(aud) || !aud.includes(issuer)) return false;
+  if (explicitlyTyped) return aud.length === 1;
+  return aud.every((member) => member === issuer || (typeof member === 'string' && endpointUrls.has(member)));
+}
+
+function explicitlyTyped(header: { typ?: unknown }): boolean {
+  const { typ } = header;
+  if (typeof typ !== 'string') return false;
+  const type = typ.toLowerCase();
+  return type === EXPLICIT_TYPE || type === `application/${EXPLICIT_TYPE}`;
+}
+
+export function boundedClientAssertions(maxLifetime: number, clockTolerance: number): Hook {
+  return (ctx: Context, claims, header) => {
+    const { iat, exp, aud } = claims as { iat?: unknown; exp?: unknown; aud?: unknown };
+    if (!namesOurIssuer(aud, ctx.oidc.issuer, ctx.oidc.clientJwtAuthExpectedAudience(), explicitlyTyped(header as { typ?: unknown }))) {
+      throw new errors.InvalidClientAuth(`the client_assertion JWT's aud (audience) must be the issuer identifier (${ctx.oidc.issuer})`);
+    }
     if (typeof iat !== 'number' || !Number.isFinite(iat)) {
       throw new errors.InvalidClientAuth('iat (issued at) must be provided in the client_assertion JWT');
     }

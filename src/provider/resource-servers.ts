@@ -78,6 +78,12 @@ export async function resourceServerInfo(apis: Apis, ctx: KoaContextWithOIDC, in
     if (refused.length) {
       throw new errors.InvalidScope(`scope not granted to this client at ${indicator}: ${refused.join(' ')}`, refused.join(' '));
     }
+    // A grant with none of the API's scopes (introspection only, or every scope revoked since) is no
+    // leave to call it: a token without scope would still be taken by an API that checks only `aud`.
+    // An API without scopes is reached by the grant alone.
+    if (api.scopes.length > 0 && allowed.length === 0) {
+      throw new errors.InvalidScope(`this client holds none of ${indicator}'s scopes (an operator grants them: latchkey apis grant --scope)`, requested.join(' '));
+    }
   } else {
     if (api.privileged) throw new errors.InvalidTarget(`${indicator} accepts only client_credentials tokens of clients an operator granted it`);
     const givenAt = grantGivenAt(ctx);

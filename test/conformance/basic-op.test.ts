@@ -603,9 +603,15 @@ describe('OpenID Connect Basic OP (authorization code flow)', function () {
       assert.equal(answer.body.error, 'invalid_grant');
     });
 
-    it('unsupported grant types are refused, the password grant among them (RFC 6749 §5.2, RFC 9700 §2.4)', async () => {
-      for (const grant of ['password', 'implicit', 'urn:ietf:params:oauth:grant-type:jwt-bearer', 'made-up']) {
-        const answer = await tokenRequest({ grant_type: grant, username: 'alice', password: ALICE.password, scope: 'openid' }, basic('web', SECRET));
+    it('unsupported grant types are refused, the password grant and token exchange among them (RFC 6749 §5.2, RFC 9700 §2.4, RFC 8693)', async () => {
+      // A person's access token of the client itself as the token to exchange (RFC 8693 §2.1).
+      const subjectToken = (await web.redeem(await web.signIn(new Agent(), ALICE))).access_token;
+      const grants = ['password', 'implicit', 'urn:ietf:params:oauth:grant-type:jwt-bearer', 'urn:ietf:params:oauth:grant-type:token-exchange', 'urn:ietf:params:oauth:grant-type:saml2-bearer', 'urn:openid:params:grant-type:ciba', 'made-up'];
+      for (const grant of grants) {
+        const answer = await tokenRequest(
+          { grant_type: grant, username: 'alice', password: ALICE.password, scope: 'openid', subject_token: subjectToken, subject_token_type: 'urn:ietf:params:oauth:token-type:access_token', assertion: subjectToken },
+          basic('web', SECRET),
+        );
         assert.equal(answer.status, 400, grant);
         assert.equal(answer.body.error, 'unsupported_grant_type', grant);
         assert.equal(answer.body.access_token, undefined);

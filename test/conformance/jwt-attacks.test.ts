@@ -478,8 +478,9 @@ describe('JWT attacks at every place a JWT is accepted (RFC 8725, RFC 7515, RFC 
       assert.equal(await assertionAccepted(await clientAssertion({ sub: 'someone-else' })), false);
     });
 
-    it('the token endpoint URL is an accepted audience as well as the issuer (RFC 7523 §3 item 3)', async () => {
-      assert.equal(await assertionAccepted(await clientAssertion({ aud: op.metadata.token_endpoint! })), true);
+    it('the issuer identifier is the audience; the token endpoint URL alone is refused (RFC 7523 §3 item 3 as draft-ietf-oauth-rfc7523bis updates it: audience injection)', async () => {
+      assert.equal(await assertionAccepted(await clientAssertion({ aud: op.metadata.token_endpoint! })), false);
+      assert.equal(await assertionAccepted(await clientAssertion({ aud: op.issuer })), true);
     });
   });
 

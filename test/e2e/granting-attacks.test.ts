@@ -22,6 +22,11 @@ const RS: ClientCredentials = { id: 'rs', secret: secret('rs') };
 /** A client that may request the OpenID scopes openid, offline_access and email only. */
 const NARROW: ClientCredentials = { id: 'narrow', secret: secret('narrow') };
 
+/** Two device clients: a public one, and a confidential one that would redeem the other's device code. */
+const TV = { id: 'tv' };
+const OTHER_TV: ClientCredentials = { id: 'other-tv', secret: secret('other-tv') };
+const DEVICE_CODE = 'urn:ietf:params:oauth:grant-type:device_code';
+
 type KeyPair = { publicKey: CryptoKey; privateKey: CryptoKey };
 type Answer = { status: number; body: Record<string, string> };
 
@@ -88,6 +93,8 @@ describe('attacks: Latchkey hands out no more than was granted (black box)', fun
         { client_id: OPS.id, client_secret: OPS.secret, redirect_uris: [], grant_types: ['client_credentials'], response_types: [] },
         { client_id: RS.id, client_secret: RS.secret, redirect_uris: [], grant_types: ['client_credentials'], response_types: [] },
         { client_id: NARROW.id, client_secret: NARROW.secret, redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'], scope: 'openid offline_access email' },
+        { client_id: TV.id, application_type: 'native', token_endpoint_auth_method: 'none', redirect_uris: [], response_types: [], grant_types: [DEVICE_CODE] },
+        { client_id: OTHER_TV.id, client_secret: OTHER_TV.secret, application_type: 'native', redirect_uris: [], response_types: [], grant_types: [DEVICE_CODE] },
       ],
     });
     await server.apis.grant(OPS.id, `${server.issuer}/admin`, { scopes: ['admin'] });
@@ -321,6 +328,41 @@ describe('attacks: Latchkey hands out no more than was granted (black box)', fun
       // rs serves as the API (introspect granted): a token without audience is not one meant for it.
       if (client !== RS) assert.deepEqual(await introspect(RS), { active: false }, "an API's introspector is told nothing");
     }
+  });
+
+  it("client_credentials at an API with scopes needs one of them granted: a client granted only introspection there, or whose every scope there an operator revoked, gets no token for it, not even one without scope that an API checking only aud would take; its earlier tokens end (RFC 8707 §2, RFC 6749 §4.4, RFC 7662 §4)", async () => {
+    const LEDGER = 'https://ledger-cc.example.test';
+    const SCOPELESS = 'https://scopeless-cc.example.test';
+    await server.apis.add({ identifier: LEDGER, scopes: ['l:read', 'l:write'], format: 'opaque' });
+    await server.apis.add({ identifier: SCOPELESS });
+    await server.apis.grant(OPS.id, LEDGER, { scopes: ['l:read'] });
+    await server.apis.grant(RS.id, LEDGER, { scopes: [], introspect: true });
+    await server.apis.grant(OPS.id, SCOPELESS, { scopes: [] });
+
+    // The API's own introspector was granted to serve as it, not to call it.
+    const serving = await token(RS, { grant_type: 'client_credentials', resource: LEDGER });
+    assert.equal(serving.status, 400, `introspection only: ${JSON.stringify(serving.body)}`);
+    assert.equal(serving.body.error, 'invalid_scope');
+
+    // A client holding a scope there gets tokens, with it or without naming one.
+    const withScope = await token(OPS, { grant_type: 'client_credentials', resource: LEDGER, scope: 'l:read' });
+    const bare = await token(OPS, { grant_type: 'client_credentials', resource: LEDGER });
+    assert.equal(withScope.status, 200, JSON.stringify(withScope.body));
+    assert.equal(bare.status, 200, JSON.stringify(bare.body));
+    assert.equal((await introspection(RS, bare.body.access_token!)).active, true, 'a token of a client granted there');
+
+    // The operator takes its every scope there (the grant itself stays, with nothing in it).
+    await server.apis.revoke(OPS.id, LEDGER, ['l:read']);
+    const after = await token(OPS, { grant_type: 'client_credentials', resource: LEDGER });
+    assert.equal(after.status, 400, `every scope revoked: ${JSON.stringify(after.body)}`);
+    assert.equal(after.body.error, 'invalid_scope');
+    for (const earlier of [withScope, bare]) {
+      assert.deepEqual(await introspection(RS, earlier.body.access_token!), { active: false }, `an earlier token (scope ${String(earlier.body.scope)})`);
+    }
+
+    // An API with no scopes at all is reached by the grant alone (README: APIs and client grants).
+    const scopeless = await token(OPS, { grant_type: 'client_credentials', resource: SCOPELESS });
+    assert.equal(scopeless.status, 200, JSON.stringify(scopeless.body));
   });
 
   it("a person's token for an API needs a scope the person granted there: naming an API without asking any of its scopes the client may have gets no token for it, where the consent page never mentioned the API (RFC 8707 §2, RFC 6749 §3.3)", async () => {
@@ -769,5 +811,92 @@ describe('attacks: Latchkey hands out no more than was granted (black box)', fun
       assert.ok(!ended.url.startsWith(elsewhere), `${Object.keys(params).join('+') || 'alone'}: ${ended.status} ${ended.url}`);
     }
     assert.ok((await logout({ client_id: other })).url.startsWith(elsewhere), 'the client whose URI it is goes there');
+  });
+
+  it('one token names one API: several resources at once are refused, for client_credentials and at a refresh, even when each is granted (RFC 8707 §2, §2.2)', async () => {
+    const FIRST = 'https://first-of-two.example.test';
+    const SECOND = 'https://second-of-two.example.test';
+    await server.apis.add({ identifier: FIRST, scopes: ['f:read'] });
+    await server.apis.add({ identifier: SECOND, scopes: ['s:read'] });
+    await server.apis.grant(OPS.id, FIRST, { scopes: ['f:read'] });
+    await server.apis.grant(OPS.id, SECOND, { scopes: ['s:read'] });
+    const both = (params: [string, string][]) => new URLSearchParams([...params, ['resource', FIRST], ['resource', SECOND]]);
+    for (const scope of ['f:read s:read', 'f:read', undefined]) {
+      const asked = await fetch(`${server.url}/token`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(OPS) },
+        body: both([['grant_type', 'client_credentials'], ...(scope ? [['scope', scope] as [string, string]] : [])]),
+      });
+      assert.equal(asked.status, 400, `scope ${String(scope)}: ${await asked.text()}`);
+    }
+    // Each alone is granted.
+    assert.equal((await token(OPS, { grant_type: 'client_credentials', resource: FIRST, scope: 'f:read' })).status, 200);
+    assert.equal((await token(OPS, { grant_type: 'client_credentials', resource: SECOND, scope: 's:read' })).status, 200);
+    // A person's refresh token for one API asks for it and another at once.
+    const PERSONAL = 'https://person-first.example.test';
+    await server.apis.add({ identifier: PERSONAL, scopes: ['p:read'] });
+    const person = await personTokens(new Agent(), { scope: 'openid offline_access p:read', resource: PERSONAL }, PERSONAL);
+    assert.equal(person.status, 200, JSON.stringify(person.body));
+    const refresh = await fetch(`${server.url}/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(APP) },
+      body: new URLSearchParams([['grant_type', 'refresh_token'], ['refresh_token', person.body.refresh_token!], ['resource', PERSONAL], ['resource', FIRST]]),
+    });
+    assert.equal(refresh.status, 400, await refresh.text());
+  });
+
+  it("a device code is redeemed only by the client it was issued to: another client gets invalid_grant, before and after the person's approval (RFC 8628 §3.4, RFC 6749 §5.2)", async () => {
+    const post = async (path: string, params: Record<string, string>, headers: Record<string, string> = {}) => {
+      const response = await fetch(`${server.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers }, body: new URLSearchParams(params) });
+      return { status: response.status, body: (await response.json()) as Record<string, string> };
+    };
+    const started = await post('/device/auth', { client_id: TV.id, scope: 'openid email' });
+    assert.equal(started.status, 200, JSON.stringify(started.body));
+    const { device_code: deviceCode, user_code: userCode } = started.body;
+    const stolen = () => post('/token', { grant_type: DEVICE_CODE, device_code: deviceCode! }, { authorization: basic(OTHER_TV) });
+    const before = await stolen();
+    assert.equal(before.status, 400);
+    assert.equal(before.body.error, 'invalid_grant', JSON.stringify(before.body));
+
+    // The person approves at /device: types the code, confirms, signs in and allows.
+    const agent = new Agent();
+    const confirm = await agent.submit(await agent.follow(`${server.issuer}/device`), '/device', { user_code: userCode! });
+    const approved = await signInSteps(agent, await agent.submit(confirm, '/device', { confirm: 'yes' }), { username: 'pat', password: PASSWORD });
+    assert.match(approved.html, /Device connected/, `${approved.status} ${approved.url}`);
+    const after = await stolen();
+    assert.equal(after.status, 400, JSON.stringify(after.body));
+    assert.equal(after.body.error, 'invalid_grant');
+    const own = await post('/token', { grant_type: DEVICE_CODE, device_code: deviceCode!, client_id: TV.id });
+    assert.equal(own.status, 200, `its own client: ${JSON.stringify(own.body)}`);
+    assert.equal(decodeJwt(own.body.id_token!).aud, TV.id, 'its ID token is for its own client alone');
+  });
+
+  it("registration takes no identity or credential the registrant chooses: a client_id (another client's, a first-party page's), a client_secret or a software_statement are not taken, and RFC 7592 answers no client with another client's registration access token (RFC 7591 §3.2.1, §2.3, RFC 7592 §3)", async () => {
+    const register = async (extra: Record<string, unknown>) => {
+      const response = await fetch(`${server.url}/reg`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ redirect_uris: ['https://registrant.example.test/cb'], ...extra }) });
+      return { status: response.status, body: (await response.json()) as Record<string, string> };
+    };
+    const chosenSecret = 'a-secret-the-registrant-chose-0123456789abcdefgh';
+    for (const extra of [{ client_id: APP.id }, { client_id: 'developer' }, { client_secret: chosenSecret }, { software_statement: 'eyJhbGciOiJub25lIn0.eyJzY29wZSI6ImFkbWluIiwiY2xpZW50X2lkIjoiYXBwIn0.' }]) {
+      const made = await register(extra);
+      if (made.status !== 201) {
+        assert.equal(made.status, 400, JSON.stringify(made.body));
+        continue;
+      }
+      assert.ok(![APP.id, 'developer', 'account'].includes(made.body.client_id!), `${JSON.stringify(extra)}: ${made.body.client_id}`);
+      assert.notEqual(made.body.client_secret, chosenSecret);
+      assert.equal(made.body.scope, undefined, 'no scope from a statement');
+    }
+    // APP itself is unchanged: its own secret still authenticates (invalid_grant, not invalid_client).
+    assert.equal((await token(APP, { grant_type: 'refresh_token', refresh_token: 'none' })).body.error, 'invalid_grant');
+
+    const first = (await register({})).body;
+    const second = (await register({})).body;
+    const read = await fetch(`${server.url}/reg/${second.client_id}`, { headers: { authorization: `Bearer ${first.registration_access_token}` } });
+    assert.equal(read.status, 401, 'read with another client\'s token');
+    const update = await fetch(`${server.url}/reg/${second.client_id}`, { method: 'PUT', headers: { 'content-type': 'application/json', authorization: `Bearer ${first.registration_access_token}` }, body: JSON.stringify({ client_id: second.client_id, redirect_uris: ['https://attacker.example.test/cb'] }) });
+    assert.equal(update.status, 401, 'update with another client\'s token');
+    const own = await fetch(`${server.url}/reg/${second.client_id}`, { headers: { authorization: `Bearer ${second.registration_access_token}` } });
+    assert.deepEqual(((await own.json()) as { redirect_uris: string[] }).redirect_uris, ['https://registrant.example.test/cb'], 'its redirect URIs are its own');
   });
 });
