@@ -30,7 +30,7 @@ import type { SignedInWith } from './accounts/sessions.js';
 import { RevocationList } from './revocation/list.js';
 import { grantEndings } from './revocation/api-endings.js';
 import type { Kv } from './store/index.js';
-import { openTarget, StoreAccessError } from './store/control.js';
+import { openTarget, StoreAccessError, unreachableStore } from './store/control.js';
 import { isStoreOutage, storeRefusal } from './store/outage.js';
 import { ROOT } from './paths.js';
 
@@ -82,13 +82,15 @@ async function withStore<T>(run: (kv: Kv, settings: Config) => Promise<T>, needs
   const configured = config();
   const target = await openTarget(configured, { needsServer, command: commandPath }).catch(fail);
   console.error(`latchkey: acting on ${target.description}`);
+  if (target.warning) console.error(`latchkey: ${target.warning}`);
   const { kv } = target;
   const settings: Config = { ...configured, issuer: target.issuer };
   try {
     await run(kv, settings);
   } catch (error) {
     await kv.close().catch(() => {});
-    fail(error);
+    // Which setting and why, as serve says it (not ioredis's "max retries per request").
+    fail(kv.kind === 'redis' && isStoreOutage(error) ? unreachableStore(configured, kv, error) : error);
   }
   await kv.close();
 }
@@ -894,7 +896,8 @@ function oneLineErrors(command: Command): void {
   command.configureOutput({
     outputError: (message, write) => {
       const path = names(command);
-      const text = message.trim().replace(/^error: /, '').replace(/\.$/, '');
+      // Commander puts its suggestion on a line of its own ("\n(Did you mean users?)"): kept, on the one line.
+      const text = message.trim().replace(/^error: /, '').replace(/\s*\n\s*\(Did you mean /, ' (did you mean ').replace(/\s*\n\s*/g, ' ').replace(/\.$/, '');
       // A kid (base64url), or a client_id an operator chose or registered earlier, may start with "-": as an argument it reads as an option.
       const dashed = /^unknown option '(-[^-].+)'$/.exec(text)?.[1];
       const hint = dashed ? `; a value that starts with "-" goes after "--": latchkey ${path} ${withValueLast(path, dashed)}` : '';
