@@ -13,7 +13,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { z } from 'zod';
 import { AccountError, Accounts } from './accounts/accounts.js';
 import { Apis } from './apis/apis.js';
-import { ConfigError, INITIAL_ACCESS_TOKEN_MAX, loadConfig, type Config } from './config.js';
+import { ConfigError, envName, INITIAL_ACCESS_TOKEN_MAX, loadConfig, settings as settingPaths, type Config } from './config.js';
 import { keyRevocationHorizon, ringStore, rotationPolicy } from './keyring/index.js';
 import { generateKey, Keyring } from './keyring/keyring.js';
 import { describeRing, planRevocation, RotationError } from './keyring/lifecycle.js';
@@ -891,6 +891,21 @@ function withValueLast(path: string, dashed: string): string {
   return [...rest, '--', dashed].join(' ');
 }
 
+/**
+ * `serve --port 3001`: the server's settings are environment variables (or config files), not
+ * options; the hint names the one the option was meant to be, e.g. `PORT=3001 latchkey serve`.
+ */
+function settingHint(path: string, text: string): string {
+  const option = /^unknown option '--([a-z][a-z0-9-]*)(?:=(.*))?'/.exec(text);
+  if (path !== 'serve' || !option) return '';
+  const name = option[1]!.replace(/-/g, '_').toUpperCase();
+  if (!settingPaths().some((setting) => envName(setting.path) === name)) return '';
+  // The value typed, when it is plain (a port, a level); not a URL or a secret, which may hold credentials.
+  const value = option[2] ?? process.argv[process.argv.indexOf(`--${option[1]}`) + 1];
+  const shown = value && /^[\w.]+$/.test(value) && !/KEYS|SECRET/.test(name) ? value : '…';
+  return `; settings are environment variables: ${name}=${shown} latchkey serve (README, Configuration)`;
+}
+
 // Usage errors are one line that ends with where to read more, instead of the whole help.
 function oneLineErrors(command: Command): void {
   command.configureOutput({
@@ -900,7 +915,7 @@ function oneLineErrors(command: Command): void {
       const text = message.trim().replace(/^error: /, '').replace(/\s*\n\s*\(Did you mean /, ' (did you mean ').replace(/\s*\n\s*/g, ' ').replace(/\.$/, '');
       // A kid (base64url), or a client_id an operator chose or registered earlier, may start with "-": as an argument it reads as an option.
       const dashed = /^unknown option '(-[^-].+)'$/.exec(text)?.[1];
-      const hint = dashed ? `; a value that starts with "-" goes after "--": latchkey ${path} ${withValueLast(path, dashed)}` : '';
+      const hint = dashed ? `; a value that starts with "-" goes after "--": latchkey ${path} ${withValueLast(path, dashed)}` : settingHint(path, text);
       write(`latchkey: ${text}${hint}; see latchkey ${path ? `${path} ` : ''}--help\n`);
     },
   });

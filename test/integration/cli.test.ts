@@ -393,6 +393,9 @@ describe('latchkey CLI: usage', function () {
       [['users', 'passwd', 'eve'], /^latchkey: --password-stdin is required: .* latchkey users passwd eve --password-stdin; see latchkey users passwd --help$/],
       [['clients', 'add', '--client-id', 'x', '--bogus'], /^latchkey: unknown option '--bogus'; see latchkey clients add --help$/],
       [['frob'], /^latchkey: unknown command 'frob'; see latchkey --help$/],
+      // The server's settings are environment variables, not options of serve: the line names the one meant.
+      [['serve', '--port', '3001'], /^latchkey: unknown option '--port'; settings are environment variables: PORT=3001 latchkey serve \(README, Configuration\); see latchkey serve --help$/],
+      [['serve', '--keys-secrets', 'hunter2'], /^latchkey: unknown option '--keys-secrets'; settings are environment variables: KEYS_SECRETS=… latchkey serve \(README, Configuration\); see latchkey serve --help$/],
       // Commander's suggestion stays on the one line (it printed it on a second one).
       [['user', 'list'], /^latchkey: unknown command 'user' \(did you mean users\?\); see latchkey --help$/],
       [['clients', 'add', '--client-id', 'x', '--redirect-url', REDIRECT], /^latchkey: unknown option '--redirect-url' \(did you mean --redirect-uri\?\); see latchkey clients add --help$/],
