@@ -13,7 +13,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { z } from 'zod';
 import { AccountError, Accounts } from './accounts/accounts.js';
 import { Apis } from './apis/apis.js';
-import { ConfigError, INITIAL_ACCESS_TOKEN_MAX, loadConfig, type Config } from './config.js';
+import { ConfigError, envName, INITIAL_ACCESS_TOKEN_MAX, loadConfig, settings as settingPaths, type Config } from './config.js';
 import { keyRevocationHorizon, ringStore, rotationPolicy } from './keyring/index.js';
 import { generateKey, Keyring } from './keyring/keyring.js';
 import { describeRing, planRevocation, RotationError } from './keyring/lifecycle.js';
@@ -30,7 +30,7 @@ import type { SignedInWith } from './accounts/sessions.js';
 import { RevocationList } from './revocation/list.js';
 import { grantEndings } from './revocation/api-endings.js';
 import type { Kv } from './store/index.js';
-import { openTarget, StoreAccessError } from './store/control.js';
+import { openTarget, StoreAccessError, unreachableStore } from './store/control.js';
 import { isStoreOutage, storeRefusal } from './store/outage.js';
 import { ROOT } from './paths.js';
 
@@ -82,13 +82,15 @@ async function withStore<T>(run: (kv: Kv, settings: Config) => Promise<T>, needs
   const configured = config();
   const target = await openTarget(configured, { needsServer, command: commandPath }).catch(fail);
   console.error(`latchkey: acting on ${target.description}`);
+  if (target.warning) console.error(`latchkey: ${target.warning}`);
   const { kv } = target;
   const settings: Config = { ...configured, issuer: target.issuer };
   try {
     await run(kv, settings);
   } catch (error) {
     await kv.close().catch(() => {});
-    fail(error);
+    // Which setting and why, as serve says it (not ioredis's "max retries per request").
+    fail(kv.kind === 'redis' && isStoreOutage(error) ? unreachableStore(configured, kv, error) : error);
   }
   await kv.close();
 }
@@ -889,15 +891,31 @@ function withValueLast(path: string, dashed: string): string {
   return [...rest, '--', dashed].join(' ');
 }
 
+/**
+ * `serve --port 3001`: the server's settings are environment variables (or config files), not
+ * options; the hint names the one the option was meant to be, e.g. `PORT=3001 latchkey serve`.
+ */
+function settingHint(path: string, text: string): string {
+  const option = /^unknown option '--([a-z][a-z0-9-]*)(?:=(.*))?'/.exec(text);
+  if (path !== 'serve' || !option) return '';
+  const name = option[1]!.replace(/-/g, '_').toUpperCase();
+  if (!settingPaths().some((setting) => envName(setting.path) === name)) return '';
+  // The value typed, when it is plain (a port, a level); not a URL or a secret, which may hold credentials.
+  const value = option[2] ?? process.argv[process.argv.indexOf(`--${option[1]}`) + 1];
+  const shown = value && /^[\w.]+$/.test(value) && !/KEYS|SECRET/.test(name) ? value : '…';
+  return `; settings are environment variables: ${name}=${shown} latchkey serve (README, Configuration)`;
+}
+
 // Usage errors are one line that ends with where to read more, instead of the whole help.
 function oneLineErrors(command: Command): void {
   command.configureOutput({
     outputError: (message, write) => {
       const path = names(command);
-      const text = message.trim().replace(/^error: /, '').replace(/\.$/, '');
+      // Commander puts its suggestion on a line of its own ("\n(Did you mean users?)"): kept, on the one line.
+      const text = message.trim().replace(/^error: /, '').replace(/\s*\n\s*\(Did you mean /, ' (did you mean ').replace(/\s*\n\s*/g, ' ').replace(/\.$/, '');
       // A kid (base64url), or a client_id an operator chose or registered earlier, may start with "-": as an argument it reads as an option.
       const dashed = /^unknown option '(-[^-].+)'$/.exec(text)?.[1];
-      const hint = dashed ? `; a value that starts with "-" goes after "--": latchkey ${path} ${withValueLast(path, dashed)}` : '';
+      const hint = dashed ? `; a value that starts with "-" goes after "--": latchkey ${path} ${withValueLast(path, dashed)}` : settingHint(path, text);
       write(`latchkey: ${text}${hint}; see latchkey ${path ? `${path} ` : ''}--help\n`);
     },
   });

@@ -61,8 +61,8 @@ import { LogoutTokenReplays } from './upstreams/logout-tokens.js';
 import { PendingSignIns } from './upstreams/pending.js';
 import { Upstreams } from './upstreams/registry.js';
 import { FederatedSessions } from './upstreams/sessions.js';
-import { announceServer, StoreAccessError, storeLocation } from './store/control.js';
-import { connectionError, openStore, type Kv } from './store/index.js';
+import { announceServer, unreachableStore } from './store/control.js';
+import { openStore, type Kv } from './store/index.js';
 import { isStoreOutage } from './store/outage.js';
 import { inBatches } from './store/kv.js';
 
@@ -142,13 +142,6 @@ export function providerFactory(config: Config, kv: Kv, metrics?: Metrics) {
   return { accounts, secondFactors, apis, consents, revocations, limits, federated, upstreams, upstreamClients, upstreamLogout, build };
 }
 
-/** The setting that says where Redis is, for an error that names it. */
-function storeSetting(config: Config): string {
-  if (config.redis.mode === 'sentinel') return 'REDIS_SENTINELS';
-  if (config.redis.mode === 'cluster') return 'REDIS_CLUSTER_NODES';
-  return 'REDIS_URL';
-}
-
 /** People whose authenticator-app records resealUnderFirstSecret reads at once. */
 const RESEAL_BATCH = 64;
 
@@ -198,13 +191,7 @@ export async function serve(config: Config, logger: Logger = createLogger(config
   if (!cluster.isWorker) for (const warning of issuerWarnings(config)) logger.warn(warning);
   const keys = await openKeyring(config, kv, logger).catch(async (error: unknown) => {
     await kv.close();
-    const cause = connectionError(kv);
-    if (kv.kind === 'redis' && isStoreOutage(error)) {
-      // No connection error but no answer either: a rediss:// URL at a Redis without TLS hangs in the handshake.
-      const hint = !cause && config.redis.url.startsWith('rediss:') ? '; rediss:// needs a Redis that speaks TLS on that port (redis:// for one that does not)' : '';
-      throw new StoreAccessError(`${storeSetting(config)}: cannot reach ${storeLocation(config)} (${(cause ?? (error as Error)).message})${hint}; expected a running Redis that accepts these credentials`);
-    }
-    throw error;
+    throw kv.kind === 'redis' && isStoreOutage(error) ? unreachableStore(config, kv, error) : error;
   });
   const { accounts, secondFactors, apis, consents, revocations, limits, federated, upstreams, upstreamClients, upstreamLogout, build } = providerFactory(config, kv, metrics);
   const verifier = keys.verifier();

@@ -49,6 +49,9 @@ function redirectUriProblem(uri: string, native: boolean): string | undefined {
   if (url.protocol === 'http:') {
     return isLoopback(url.hostname) ? undefined : `${uri}: use https (http is allowed only for localhost and loopback addresses)`;
   }
+  // "localhost:8080/callback" parses as the scheme "localhost:": a host and port without http(s)://.
+  const host = /^([a-z0-9.-]+):\d+(?:[/?]|$)/i.exec(uri)?.[1];
+  if (host) return `${uri}: a host and port without a scheme; did you mean ${isLoopback(host.toLowerCase()) ? 'http' : 'https'}://${uri}?`;
   if (!native) return `${uri}: a custom scheme is allowed only for native apps (application_type "native")`;
   // RFC 8252 §7.1: private-use schemes are reverse domain names, e.g. com.example.app:/callback
   if (!url.protocol.slice(0, -1).includes('.')) return `${uri}: a native app's custom scheme must be a reverse domain name, e.g. com.example.app`;

@@ -13,7 +13,7 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Config } from '../config.js';
-import { openStore, usesRedis } from './index.js';
+import { connectionError, openStore, usesRedis } from './index.js';
 import type { Kv } from './kv.js';
 
 /** The Kv operations the socket serves (not close: the CLI's close ends its connection only). */
@@ -59,6 +59,24 @@ export function storeLocation(config: Config): string {
   if (redis.mode === 'cluster') return `Redis Cluster ${redis.clusterNodes.join(',')}`;
   if (redis.url) return `Redis ${redactUrl(redis.url)}`;
   return config.embedded.file;
+}
+
+/** The setting that says where Redis is, for an error that names it. */
+function storeSetting(config: Config): string {
+  if (config.redis.mode === 'sentinel') return 'REDIS_SENTINELS';
+  if (config.redis.mode === 'cluster') return 'REDIS_CLUSTER_NODES';
+  return 'REDIS_URL';
+}
+
+/**
+ * A Redis that never answered, in one line for `serve` and the CLI alike: the setting, where, and
+ * the connection's own error (ECONNREFUSED, WRONGPASS) rather than the command's ("max retries").
+ */
+export function unreachableStore(config: Config, kv: Kv, error: unknown): StoreAccessError {
+  const cause = connectionError(kv);
+  // No connection error but no answer either: a rediss:// URL at a Redis without TLS hangs in the handshake.
+  const hint = !cause && config.redis.url.startsWith('rediss:') ? '; rediss:// needs a Redis that speaks TLS on that port (redis:// for one that does not)' : '';
+  return new StoreAccessError(`${storeSetting(config)}: cannot reach ${storeLocation(config)} (${(cause ?? (error as Error)).message})${hint}; expected a running Redis that accepts these credentials`);
 }
 
 /**
@@ -262,6 +280,8 @@ export interface Target {
   /** The issuer of the server that serves this store (the configured one when none runs). */
   readonly issuer: string;
   readonly description: string;
+  /** Said on stderr after the description: a server runs from this directory on another store than this one. */
+  readonly warning?: string;
 }
 
 /**
@@ -274,7 +294,12 @@ export async function openTarget(config: Config, options: { needsServer?: boolea
   if (usesRedis(config)) {
     const location = storeData(config);
     const issuer = running?.store === 'redis' && running.location === location ? running.issuer : config.issuer;
-    return { kv: openStore(config), issuer, description: `${location} (issuer ${issuer})` };
+    // Another REDIS_KEY_PREFIX (or Redis) than the server's is other data: an empty list, not the server's people.
+    const warning =
+      running?.store === 'redis' && running.location !== location
+        ? `the server at ${running.issuer} (pid ${running.pid}) runs on ${running.location}, not on this store: give latchkey its REDIS_URL and REDIS_KEY_PREFIX to act on its data`
+        : undefined;
+    return { kv: openStore(config), issuer, description: `${location} (issuer ${issuer})`, ...(warning ? { warning } : {}) };
   }
   // An embedded server answering on the socket is the one to act on, whatever the run file says
   // (it names the other server when one on Redis runs from this directory too).

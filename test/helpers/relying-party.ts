@@ -214,6 +214,10 @@ async function main() {
     title: env('TITLE', 'Sample app'),
     port,
   }).catch((error: unknown) => {
+    // PORT is this app's own port: exported for Latchkey in the same shell, it is taken by Latchkey.
+    if ((error as NodeJS.ErrnoException).code === 'EADDRINUSE') {
+      throw new Error(`port ${port} is in use: PORT is the sample app's own port (default 8080), not Latchkey's; give it a free one, registered in the app's redirect URI http://localhost:<PORT>/callback (walkthrough, step 2)`);
+    }
     throw unreachable(error) ? new Error(`cannot reach Latchkey at ${issuer} (${unreachable(error)}): start it (npm start), or set ISSUER to where it runs`) : error;
   });
   console.log(`sample app on ${rp.url} (redirect URI ${rp.url}/callback)`);

@@ -308,6 +308,17 @@ for (const mode of ['redis', 'embedded'] as const) {
         assert.match(run.stderr, new RegExp(`^latchkey: the server at ${server.issuer} \\(pid \\d+\\) runs on Redis redis://127\\.0\\.0\\.1:\\d+, key prefix lk:, not on the embedded store: set REDIS_URL`));
         assert.equal(run.stdout, '');
       });
+
+      it('with another REDIS_KEY_PREFIX than the server\'s it says so: the empty list is other data, not the server\'s', async () => {
+        const run = await latchkey({ ...env, REDIS_KEY_PREFIX: 'other:' }, ['users', 'list']);
+        assert.equal(run.status, 0, run.stderr);
+        const lines = run.stderr.trim().split('\n');
+        assert.equal(lines.length, 2, run.stderr);
+        assert.match(lines[0]!, /^latchkey: acting on Redis redis:\/\/127\.0\.0\.1:\d+, key prefix other: /);
+        assert.match(lines[1]!, new RegExp(`^latchkey: the server at ${server.issuer} \\(pid \\d+\\) runs on Redis redis://127\\.0\\.0\\.1:\\d+, key prefix lk:, not on this store: give latchkey its REDIS_URL and REDIS_KEY_PREFIX to act on its data$`));
+        const same = await latchkey(env, ['users', 'list']);
+        assert.equal(same.stderr.trim(), actingOn(), 'the server\'s own settings: no warning');
+      });
     } else {
       it('a second server on the same embedded store is refused; a busy PORT or metrics port and an unknown HOST are one line', async () => {
         const cases: [Record<string, string>, RegExp][] = [
@@ -382,6 +393,12 @@ describe('latchkey CLI: usage', function () {
       [['users', 'passwd', 'eve'], /^latchkey: --password-stdin is required: .* latchkey users passwd eve --password-stdin; see latchkey users passwd --help$/],
       [['clients', 'add', '--client-id', 'x', '--bogus'], /^latchkey: unknown option '--bogus'; see latchkey clients add --help$/],
       [['frob'], /^latchkey: unknown command 'frob'; see latchkey --help$/],
+      // The server's settings are environment variables, not options of serve: the line names the one meant.
+      [['serve', '--port', '3001'], /^latchkey: unknown option '--port'; settings are environment variables: PORT=3001 latchkey serve \(README, Configuration\); see latchkey serve --help$/],
+      [['serve', '--keys-secrets', 'hunter2'], /^latchkey: unknown option '--keys-secrets'; settings are environment variables: KEYS_SECRETS=… latchkey serve \(README, Configuration\); see latchkey serve --help$/],
+      // Commander's suggestion stays on the one line (it printed it on a second one).
+      [['user', 'list'], /^latchkey: unknown command 'user' \(did you mean users\?\); see latchkey --help$/],
+      [['clients', 'add', '--client-id', 'x', '--redirect-url', REDIRECT], /^latchkey: unknown option '--redirect-url' \(did you mean --redirect-uri\?\); see latchkey clients add --help$/],
       // A kid (an RFC 7638 thumbprint, base64url) that starts with "-" reads as an option: the line says how to give it.
       [['keys', 'revoke', '-gtXczvLi7ZY'], /^latchkey: unknown option '-gtXczvLi7ZY'; a value that starts with "-" goes after "--": latchkey keys revoke -- -gtXczvLi7ZY; see latchkey keys revoke --help$/],
       // A client_id too (an operator's, or one registered before RFC 7591 ids avoided a leading "-"): the command to run keeps the options typed with it.
@@ -404,6 +421,16 @@ describe('latchkey CLI: usage', function () {
     }
     const users = JSON.parse((await latchkey(env, ['users', 'list'])).stdout) as unknown[];
     assert.deepEqual(users, [], 'nothing was created by a refused command');
+  });
+
+  it('a Redis that is not running is one line naming REDIS_URL and the connection\'s error, as serve says it', async () => {
+    const url = `redis://127.0.0.1:${await freePort()}`;
+    const run = await latchkey({ ...env, REDIS_URL: url }, ['users', 'list']);
+    assert.equal(run.status, 1);
+    const lines = run.stderr.trim().split('\n');
+    assert.equal(lines.length, 2, run.stderr);
+    // Not "the store is unreachable (Reached the max retries per request limit (which is 1). Refer to ...)".
+    assert.match(lines[1]!, new RegExp(`^latchkey: REDIS_URL: cannot reach Redis ${url} \\(connect ECONNREFUSED 127\\.0\\.0\\.1:\\d+\\); expected a running Redis that accepts these credentials$`));
   });
 
   it("the README's CLI reference lists every command with exactly the options its --help has", async function () {
@@ -498,7 +525,7 @@ describe('latchkey CLI: usage', function () {
     }
   });
 
-  it('npm run sample-rp on a busy PORT says so in one line, without a stack trace', async () => {
+  it('npm run sample-rp on a busy PORT (one exported for Latchkey) says so in one line: PORT is its own, and what to register', async () => {
     const latchkeyServer = await startServer();
     const busy = createServer();
     await new Promise<void>((done) => busy.listen(0, '127.0.0.1', done));
@@ -513,7 +540,8 @@ describe('latchkey CLI: usage', function () {
         child.on('close', (status) => done({ status, stderr }));
       });
       assert.equal(run.status, 1);
-      assert.equal(run.stderr.trim(), `listen EADDRINUSE: address already in use 127.0.0.1:${port}`);
+      // Not "listen EADDRINUSE: address already in use 127.0.0.1:3000".
+      assert.equal(run.stderr.trim(), `port ${port} is in use: PORT is the sample app's own port (default 8080), not Latchkey's; give it a free one, registered in the app's redirect URI http://localhost:<PORT>/callback (walkthrough, step 2)`);
     } finally {
       busy.close();
       await latchkeyServer.stop();

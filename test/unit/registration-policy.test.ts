@@ -46,6 +46,11 @@ describe('registration policy', () => {
     assert.match(refusal({ application_type: 'native', redirect_uris: ['myapp:/cb'] }), /must be a reverse domain name/);
   });
 
+  it('says what is missing from a redirect URI typed without http:// (it parses as the scheme "localhost:")', () => {
+    assert.equal(refusal(web({ redirect_uris: ['localhost:8080/callback'] })), 'redirect_uris: localhost:8080/callback: a host and port without a scheme; did you mean http://localhost:8080/callback?');
+    assert.match(refusal({ application_type: 'native', redirect_uris: ['app.example.com:8443'] }), /: a host and port without a scheme; did you mean https:\/\/app\.example\.com:8443\?$/);
+  });
+
   it('refuses URI lists that are not arrays of strings before reading them', () => {
     assert.equal(refusal({ redirect_uris: 'https://app.example.com/cb' }), 'redirect_uris must be an array of URI strings');
     assert.equal(refusal({ redirect_uris: [42] }), 'redirect_uris must be an array of URI strings');
