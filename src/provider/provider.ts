@@ -527,7 +527,7 @@ function applyPatches(
   layers.push(offlineAccessPrompt(provider.pathFor('authorization')));
   // RFC 9110 §11.4, RFC 6750 §2.1: `Bearer   token` is as good as `Bearer token` (see the patch).
   layers.push(foldAuthorizationSpaces(provider.pathFor('registration')));
-  layers.push(clientAuthenticationRequired(new URL(config.issuer).host));
+  layers.push(clientAuthenticationRequired(config.issuer));
   // Runtime APIs' scopes in `scope` metadata, checked where dynamic registration writes a client.
   layers.push(apiScopesInMetadata(provider, apis));
   // RFC 6749 §5.2, §4.1.2.1: unauthorized_client for a grant or response type the client is not registered for.

@@ -7,6 +7,13 @@
  * Also there: a stored client whose metadata no longer passes the registration policy (say, a
  * public client with client_credentials written before that rule) fails to load with
  * invalid_client_metadata; to a program authenticating as it, that is simply invalid_client.
+ *
+ * Every 401 invalid_client of these endpoints carries the challenge the engine gives a failed
+ * authentication over Basic (lib/shared/client_auth.js): `Basic realm="<issuer>",
+ * error="invalid_client", error_description="…"`. The engine sends it only when the request had an
+ * Authorization header, so a wrong client_secret_post or an unknown client_id got a 401 without
+ * any, which RFC 9110 §11.6.1 forbids ("MUST send a WWW-Authenticate header field"); and this
+ * patch's own answers named the issuer's host as the realm, not the issuer the engine names.
  */
 import type { Context, Middleware } from 'koa';
 import { jsonError } from '../../http/errors.js';
@@ -15,17 +22,25 @@ import { scoped } from '../../http/layers.js';
 const NO_MECHANISM = 'no client authentication mechanism provided';
 const AUTHENTICATING_ROUTES = new Set(['token', 'introspection', 'revocation', 'pushed_authorization_request', 'backchannel_authentication', 'device_authorization']);
 
+/** The engine's challenge for a failed client authentication (lib/helpers/append_www_authenticate.js), with this description. */
+function challenge(ctx: Context, realm: string, description: string): void {
+  const quoted = (value: string) => `"${value.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
+  ctx.set('WWW-Authenticate', `Basic realm=${quoted(realm)}, error="invalid_client", error_description=${quoted(description)}`);
+}
+
+/** `realm`: the issuer identifier, as the engine's own challenges name it. */
 export function clientAuthenticationRequired(realm: string): Middleware {
   const corrected = (ctx: Context): void => {
     const body = ctx.body as { error?: string; error_description?: string } | undefined;
     const route = (ctx as { oidc?: { route?: string } }).oidc?.route;
     if (body?.error === 'invalid_client_metadata' && route && AUTHENTICATING_ROUTES.has(route)) {
-      ctx.set('WWW-Authenticate', `Basic realm="${realm}"`);
-      return jsonError(ctx, 401, 'invalid_client', 'client authentication failed: its registration is not valid any more');
+      jsonError(ctx, 401, 'invalid_client', 'client authentication failed: its registration is not valid any more');
+    } else if (ctx.status === 400 && body?.error === 'invalid_request' && body.error_description === NO_MECHANISM) {
+      jsonError(ctx, 401, 'invalid_client', 'client authentication is required');
+    } else if (ctx.status !== 401 || body?.error !== 'invalid_client' || ctx.response.get('WWW-Authenticate')) {
+      return;
     }
-    if (ctx.status !== 400 || body?.error !== 'invalid_request' || body.error_description !== NO_MECHANISM) return;
-    ctx.set('WWW-Authenticate', `Basic realm="${realm}"`);
-    jsonError(ctx, 401, 'invalid_client', 'client authentication is required');
+    challenge(ctx, realm, (ctx.body as { error_description?: string }).error_description ?? 'client authentication failed');
   };
   // Scoped by the routes that authenticate clients: oidc-provider's client authentication
   // (lib/shared/client_auth.js), the only source of NO_MECHANISM, runs on those routes alone.
