@@ -117,7 +117,8 @@ describe('OAuth 2.0 endpoints to the letter (RFC 6749 §2.3.1, §5; RFC 7009; RF
 
     it('every 401 invalid_client has a challenge naming one realm, the issuer: no credentials, a wrong client_secret_post or Basic secret, at token, introspection, revocation and pushed requests (RFC 9110 §11.6.1, RFC 6749 §5.2, RFC 7662 §2.3)', async () => {
       const endpoints = [op.metadata.token_endpoint!, op.metadata.introspection_endpoint!, op.metadata.revocation_endpoint!, op.metadata.pushed_authorization_request_endpoint!];
-      const { client_id: _client, ...params } = { grant_type: 'client_credentials', token: 'whatever', ...(await pushParams()) };
+      const params: Record<string, string> = { grant_type: 'client_credentials', token: 'whatever', ...(await pushParams()) };
+      delete params.client_id;
       const ways = [
         ['no credentials', params, undefined],
         ['a wrong client_secret_post', { ...params, client_id: 'post', client_secret: `${SECRET}x` }, undefined],
