@@ -50,6 +50,7 @@ import { REQUIRE_MFA_PROPERTY, requireLevelAtTokenEndpoint, validateRequireMfa, 
 import { keepRequirements } from './patches/kept-requirements.js';
 import { boundCodesToCurrentRegistration, withCurrentRegistration } from './patches/current-registration.js';
 import { withDeviceFreshLogin } from './patches/device-fresh-login.js';
+import { promptValues, withSelectAccount } from './patches/select-account.js';
 import { openIdScopesOnly } from './patches/openid-scopes.js';
 import { ACR_VALUES } from '../accounts/assurance.js';
 import { emptyJsonRevocationAnswer } from './patches/revocation-response.js';
@@ -246,6 +247,13 @@ function withinSecretGrace(ctx: KoaContextWithOIDC | undefined, ttl: number): nu
 
 /** Scopes and claims, the people behind them, consent and the sign-in pages. */
 function accountsAndConsent({ config, accounts, consents, federated }: ProviderDependencies, policy: RegistrationPolicy): Configuration {
+  // offline_access with remembered consent needs no prompt=consent (patches/offline-access.ts);
+  // a session weaker than the request needs signs in again (patches/step-up.ts); a request picked
+  // up again is held to its client's registration now (patches/current-registration.ts);
+  // prompt=select_account lets a signed-in person choose (patches/select-account.ts).
+  const interactionSteps = withSelectAccount(
+    withDeviceFreshLogin(withCurrentRegistration(withStepUp(consentOnlyIfNeeded(), config.accounts.mfa.required), policy.scopes)),
+  );
   return {
     // Configured resource servers' scopes too: oidc-provider accepts in a client's `scope` metadata
     // only scopes listed here, and that metadata is what bounds a person's delegation to a client.
@@ -271,15 +279,14 @@ function accountsAndConsent({ config, accounts, consents, federated }: ProviderD
         ]),
       ),
       revocation_feed_endpoint: `${config.issuer}${FEED_PATH}`,
+      // The prompt values the engine accepts (OpenID Connect Prompt Create §4.1), select_account among them.
+      prompt_values_supported: promptValues(interactionSteps),
       ...(config.clientMetadataDocuments.enabled && { client_id_metadata_document_supported: true }),
       ...(config.par.required && { require_pushed_authorization_requests: true }),
     },
-    // offline_access with remembered consent needs no prompt=consent (patches/offline-access.ts);
-    // a session weaker than the request needs signs in again (patches/step-up.ts); a request picked
-    // up again is held to its client's registration now (patches/current-registration.ts).
     interactions: {
       url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
-      policy: withDeviceFreshLogin(withCurrentRegistration(withStepUp(consentOnlyIfNeeded(), config.accounts.mfa.required), policy.scopes)),
+      policy: interactionSteps,
     },
     // The levels a sign-in reaches (accounts/assurance.ts): advertised, and the ID token's acr.
     acrValues: [...ACR_VALUES],

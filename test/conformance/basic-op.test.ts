@@ -437,6 +437,53 @@ describe('OpenID Connect Basic OP (authorization code flow)', function () {
       assert.equal(claims.sub, op.subs.alice);
     });
 
+    it('prompt=select_account with a session shows an account chooser; continuing returns a code for that person without a new sign-in (Core §3.1.2.1)', async () => {
+      const agent = new Agent();
+      const first = await verifyIdToken((await web.redeem(await web.signIn(agent, ALICE))).id_token!, 'web');
+      const flow = await web.authorize(agent, { prompt: 'select_account' });
+      assert.equal(flow.page.status, 200, flow.page.url);
+      assert.ok(!isLogin(flow.page), 'a chooser, not the password form');
+      assert.match(flow.page.html, /Continue as Alice Liddell \(alice\)/);
+      assert.match(flow.page.html, /Use another account/);
+      const page = await agent.submit(flow.page, '/continue', {}, web.redirectUri);
+      assert.ok(callbackParams({ ...flow, page }).get('code'), page.url);
+      const claims = await verifyIdToken((await web.redeem({ ...flow, page })).id_token!, 'web');
+      assert.equal(claims.sub, op.subs.alice);
+      assert.equal(claims.auth_time, first.auth_time, 'the sign-in is the one the session had');
+    });
+
+    it('prompt=select_account: "use another account" signs another person in, and the code is theirs (Core §3.1.2.1)', async () => {
+      const agent = new Agent();
+      await web.redeem(await web.signIn(agent, ALICE));
+      const flow = await web.authorize(agent, { prompt: 'select_account' });
+      const another = await agent.follow(new URL(/href="([^"]*\/another)"/.exec(flow.page.html)![1]!, flow.page.url).href, {}, web.redirectUri);
+      assert.ok(isLogin(another), `the login page, got ${another.status} ${another.url}`);
+      let page = await agent.submit(another, '/login', { username: BOB.username, password: BOB.password }, web.redirectUri);
+      // Signing in as someone else ends the first person's session first (the engine's sign-out form).
+      if (page.html.includes('session/end/confirm')) page = await agent.submit(page, 'session/end/confirm', { logout: 'yes' }, web.redirectUri);
+      page = await signInSteps(agent, page, { username: BOB.username, password: BOB.password, stopAt: web.redirectUri });
+      assert.ok(page.url.startsWith(web.redirectUri), page.url);
+      const claims = await verifyIdToken((await web.redeem({ ...flow, page })).id_token!, 'web');
+      assert.equal(claims.sub, op.subs.bob);
+    });
+
+    it('prompt=select_account without a session is the login page: signing in is the choice (Core §3.1.2.1)', async () => {
+      const agent = new Agent();
+      const flow = await web.authorize(agent, { prompt: 'select_account' });
+      assert.ok(isLogin(flow.page), `the login page, got ${flow.page.status} ${flow.page.url}`);
+      const page = await signInSteps(agent, flow.page, { username: ALICE.username, password: ALICE.password, stopAt: web.redirectUri });
+      assert.equal((await verifyIdToken((await web.redeem({ ...flow, page })).id_token!, 'web')).sub, op.subs.alice);
+    });
+
+    it('prompt_values_supported lists what is accepted: none, login, consent, select_account; with none, another value is invalid_request (Core §3.1.2.1, Prompt Create §4.1)', async () => {
+      assert.deepEqual([...((op.metadata as { prompt_values_supported?: string[] }).prompt_values_supported ?? [])].sort(), ['consent', 'login', 'none', 'select_account']);
+      for (const prompt of ['none select_account', 'unknown-value']) {
+        const flow = await web.authorize(alice, { prompt });
+        assert.equal(callbackParams(flow).get('error'), 'invalid_request', prompt);
+        assert.equal(callbackParams(flow).get('code'), null, prompt);
+      }
+    });
+
     it("another person's id_token_hint gets login_required, never a code for the wrong person (Core §3.1.2.1)", async () => {
       const bobs = (await web.redeem(await web.signIn(new Agent(), BOB))).id_token!;
       const flow = await web.authorize(alice, { prompt: 'none', id_token_hint: bobs });
