@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { createHash, randomUUID } from 'node:crypto';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, SignJWT } from 'jose';
+import { Redis } from 'ioredis';
 import * as oidc from 'openid-client';
 import { Agent, ALICE, RelyingParty, startOp, webClient, type Op } from './fixture.js';
 
@@ -385,6 +386,30 @@ describe('OAuth 2.0 endpoints to the letter (RFC 6749 §2.3.1, §5; RFC 7009; RF
       assert.ok(page.url.startsWith('https://other.example.test/callback') || page.status >= 400, page.url);
       assert.equal(new URL(page.url).searchParams.get('code'), null);
       assert.ok(!page.url.startsWith(web.redirectUri), 'never sent to the pusher either');
+    });
+
+    it('a request_uri lives as long as its expires_in, at most a minute: kept no longer than that (plus the clock tolerance), and refused past it while still kept (RFC 9126 §2.2, §4, §7.2)', async () => {
+      const answer = await push();
+      const lifetime = Number(answer.body.expires_in);
+      assert.ok(Number.isInteger(lifetime) && lifetime > 0 && lifetime <= 60, `expires_in ${lifetime}`);
+      const requestUri = String(answer.body.request_uri);
+      // What the OP keeps, read where it keeps it: the operator's Redis.
+      const raw = new Redis(op.env.REDIS_URL!);
+      try {
+        const key = `lk:oidc:PushedAuthorizationRequest:${requestUri.slice('urn:ietf:params:oauth:request_uri:'.length)}`;
+        const kept = await raw.ttl(key);
+        assert.ok(kept > 0 && kept <= lifetime + 15, `kept for ${kept} s against expires_in ${lifetime}`);
+        // Its lifetime over (the stored expiry moved into the past), though the store still holds it:
+        const stored = JSON.parse((await raw.hget(key, 'p'))!) as { iat: number; exp: number };
+        const now = Math.floor(Date.now() / 1000);
+        await raw.hset(key, 'p', JSON.stringify({ ...stored, iat: now - lifetime - 1, exp: now - 1 }));
+        const page = await authorizeWith(new Agent(), 'web', requestUri);
+        assert.ok(page.url.startsWith(web.redirectUri), page.url);
+        assert.equal(new URL(page.url).searchParams.get('error'), 'invalid_request_uri');
+        assert.equal(new URL(page.url).searchParams.get('code'), null);
+      } finally {
+        raw.disconnect();
+      }
     });
 
     it('an unknown request_uri → invalid_request_uri (RFC 9126 §4)', async () => {
