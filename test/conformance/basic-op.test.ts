@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { exportJWK, generateKeyPair, jwtVerify, type JWTPayload } from 'jose';
 import * as oidc from 'openid-client';
+import { formIn } from '../helpers/agent.js';
 import { signInSteps } from '../helpers/sign-in.js';
 import { Agent, ALICE, BOB, callbackParams, isLogin, RelyingParty, startOp, webClient, type Flow, type Op } from './fixture.js';
 
@@ -313,6 +314,36 @@ describe('OpenID Connect Basic OP (authorization code flow)', function () {
       const params = callbackParams(flow);
       assert.equal(params.get('error'), 'login_required');
       assert.equal(params.get('iss'), op.issuer);
+    });
+
+    it('response_mode=form_post and fragment carry a code or an error, with state and iss, in the mode asked (Form Post Response Mode §2, Multiple Response Types §2.1, RFC 9207 §2)', async () => {
+      for (const [agent, expected] of [[alice, 'code'], [new Agent(), 'error']] as const) {
+        const posted = await web.authorize(agent, { response_mode: 'form_post', prompt: 'none' });
+        const form = formIn(posted.page.html, web.redirectUri);
+        assert.equal(form.action, web.redirectUri);
+        assert.ok(form.hidden[expected], `form_post ${expected}: ${JSON.stringify(form.hidden)}`);
+        if (expected === 'error') assert.equal(form.hidden.error, 'login_required');
+        assert.equal(form.hidden.state, posted.state);
+        assert.equal(form.hidden.iss, op.issuer);
+        assert.match(posted.page.headers.get('content-type') ?? '', /^text\/html/);
+        const fragment = await web.authorize(agent, { response_mode: 'fragment', prompt: 'none' });
+        const url = new URL(fragment.page.url);
+        assert.equal(url.search, '', 'nothing in the query');
+        const params = new URLSearchParams(url.hash.slice(1));
+        assert.ok(params.get(expected), `fragment ${expected}: ${fragment.page.url}`);
+        assert.equal(params.get('state'), fragment.state);
+        assert.equal(params.get('iss'), op.issuer);
+      }
+    });
+
+    it('a response mode not advertised (jwt, query.jwt, web_message) is unsupported_response_mode at the redirect URI (Discovery §3 response_modes_supported, JARM §2.3)', async () => {
+      for (const mode of ['jwt', 'query.jwt', 'web_message']) {
+        assert.ok(!op.metadata.response_modes_supported!.includes(mode), mode);
+        const params = callbackParams(await web.authorize(alice, { response_mode: mode }));
+        assert.equal(params.get('error'), 'unsupported_response_mode', mode);
+        assert.equal(params.get('code'), null, mode);
+        assert.equal(params.get('iss'), op.issuer, mode);
+      }
     });
 
     it('PKCE is required: a request without code_challenge is refused (RFC 9700 §2.1.1, §4.8.2)', async () => {
@@ -772,6 +803,19 @@ describe('OpenID Connect Basic OP (authorization code flow)', function () {
       assert.equal(after.iss, before.iss);
       assert.deepEqual(after.aud, before.aud);
       assert.equal((await userinfo(refreshed.access_token)).status, 200);
+    });
+
+    it("a refreshed ID token keeps the original sign-in's auth_time and acr, is issued anew (iat), and any nonce is the original's (Core §12.2)", async () => {
+      const flow = await web.signIn(alice, ALICE, { scope: 'openid offline_access', prompt: 'consent' });
+      const tokens = await web.redeem(flow);
+      const before = await verifyIdToken(tokens.id_token!, 'web');
+      await sleep(1100);
+      const after = await verifyIdToken((await oidc.refreshTokenGrant(web.config, tokens.refresh_token!)).id_token!, 'web');
+      assert.equal(typeof before.auth_time, 'number');
+      assert.equal(after.auth_time, before.auth_time);
+      assert.equal(after.acr, before.acr);
+      assert.ok(Number(after.iat) > Number(before.iat), `iat ${String(after.iat)} after ${String(before.iat)}`);
+      if (after.nonce !== undefined) assert.equal(after.nonce, flow.nonce);
     });
 
     it('a refresh token is issued only when offline_access was asked for and consented (Core §11, RFC 9700 §4.14.2)', async () => {
