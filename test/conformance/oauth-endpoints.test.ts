@@ -116,25 +116,33 @@ describe('OAuth 2.0 endpoints to the letter (RFC 6749 §2.3.1, §5; RFC 7009; RF
       assert.match(answer.headers.get('www-authenticate') ?? '', /^Basic realm="[^"]+".*error="invalid_client"/);
     });
 
-    it('every 401 invalid_client has a challenge naming one realm, the issuer: no credentials, a wrong client_secret_post or Basic secret, at token, introspection, revocation and pushed requests (RFC 9110 §11.6.1, RFC 6749 §5.2, RFC 7662 §2.3)', async () => {
+    it('401 invalid_client: without credentials or after a Basic one, a Basic challenge naming one realm, the issuer; after body credentials, none, so clients read the error (RFC 6749 §5.2, RFC 7662 §2.3, RFC 9110 §11.6.1)', async () => {
       const endpoints = [op.metadata.token_endpoint!, op.metadata.introspection_endpoint!, op.metadata.revocation_endpoint!, op.metadata.pushed_authorization_request_endpoint!];
       const params: Record<string, string> = { grant_type: 'client_credentials', token: 'whatever', ...(await pushParams()) };
       delete params.client_id;
       const ways = [
-        ['no credentials', params, undefined],
-        ['a wrong client_secret_post', { ...params, client_id: 'post', client_secret: `${SECRET}x` }, undefined],
-        ['a wrong Basic secret', { ...params, client_id: 'web' }, basic('web', `${SECRET}x`)],
+        ['no credentials', params, undefined, true],
+        ['a wrong Basic secret', { ...params, client_id: 'web' }, basic('web', `${SECRET}x`), true],
+        ['a wrong client_secret_post', { ...params, client_id: 'post', client_secret: `${SECRET}x` }, undefined, false],
       ] as const;
       for (const endpoint of endpoints) {
-        for (const [how, form, authorization] of ways) {
+        for (const [how, form, authorization, challenged] of ways) {
           const answer = await postForm(endpoint, form, authorization);
-          const what = `${endpoint}, ${how}: ${answer.status} ${JSON.stringify(answer.body)} ${answer.headers.get('www-authenticate')}`;
+          const challenge = answer.headers.get('www-authenticate');
+          const what = `${endpoint}, ${how}: ${answer.status} ${JSON.stringify(answer.body)} ${challenge}`;
           assert.equal(answer.status, 401, what);
           assert.equal(answer.body.error, 'invalid_client', what);
-          assert.match(answer.headers.get('www-authenticate') ?? '', /^Basic realm="[^"]+", error="invalid_client"/, what);
-          assert.equal(/realm="([^"]+)"/.exec(answer.headers.get('www-authenticate') ?? '')?.[1], op.issuer, what);
+          if (!challenged) {
+            assert.equal(challenge, null, what);
+            continue;
+          }
+          assert.match(challenge ?? '', /^Basic realm="[^"]+", error="invalid_client"/, what);
+          assert.equal(/realm="([^"]+)"/.exec(challenge ?? '')?.[1], op.issuer, what);
         }
       }
+      // What a client library makes of the one without a challenge: the body's error.
+      const wrong = await RelyingParty.create(op, 'post', { method: oidc.ClientSecretPost(`${SECRET}x`) });
+      await assert.rejects(oidc.clientCredentialsGrant(wrong.config, { scope: 'read', resource: API }), (error: oidc.ResponseBodyError) => error.error === 'invalid_client' && error.status === 401);
     });
 
     it('an Authorization header may put more than one space after its scheme, and spell the scheme in any case (RFC 9110 §11.1, §11.4; RFC 6750 §2.1)', async () => {

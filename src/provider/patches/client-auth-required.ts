@@ -8,12 +8,16 @@
  * public client with client_credentials written before that rule) fails to load with
  * invalid_client_metadata; to a program authenticating as it, that is simply invalid_client.
  *
- * Every 401 invalid_client of these endpoints carries the challenge the engine gives a failed
- * authentication over Basic (lib/shared/client_auth.js): `Basic realm="<issuer>",
- * error="invalid_client", error_description="…"`. The engine sends it only when the request had an
- * Authorization header, so a wrong client_secret_post or an unknown client_id got a 401 without
- * any, which RFC 9110 §11.6.1 forbids ("MUST send a WWW-Authenticate header field"); and this
- * patch's own answers named the issuer's host as the realm, not the issuer the engine names.
+ * Both answers carry the challenge the engine gives a failed authentication over Basic
+ * (lib/shared/client_auth.js): `Basic realm="<issuer>", error="invalid_client",
+ * error_description="…"`, so the endpoints' 401s name one realm (this patch named the issuer's
+ * host before). A request without any credentials is told the scheme it may use (RFC 6749 §5.2,
+ * RFC 9110 §11.6.1); one that failed with credentials in the body (client_secret_post, a client
+ * assertion) keeps the engine's answer, a 401 without a challenge, as RFC 6749 §5.2 words it
+ * ("if the client attempted to authenticate via the Authorization header"): client libraries
+ * (oauth4webapi, openid-client) take any challenge for the error and no longer read the body's
+ * invalid_client. An invalid_client_metadata answer gets the challenge only after an Authorization
+ * header, as the engine's own.
  */
 import type { Context, Middleware } from 'koa';
 import { jsonError } from '../../http/errors.js';
@@ -34,13 +38,13 @@ export function clientAuthenticationRequired(realm: string): Middleware {
     const body = ctx.body as { error?: string; error_description?: string } | undefined;
     const route = (ctx as { oidc?: { route?: string } }).oidc?.route;
     if (body?.error === 'invalid_client_metadata' && route && AUTHENTICATING_ROUTES.has(route)) {
-      jsonError(ctx, 401, 'invalid_client', 'client authentication failed: its registration is not valid any more');
+      const description = 'client authentication failed: its registration is not valid any more';
+      jsonError(ctx, 401, 'invalid_client', description);
+      if (ctx.get('Authorization')) challenge(ctx, realm, description);
     } else if (ctx.status === 400 && body?.error === 'invalid_request' && body.error_description === NO_MECHANISM) {
       jsonError(ctx, 401, 'invalid_client', 'client authentication is required');
-    } else if (ctx.status !== 401 || body?.error !== 'invalid_client' || ctx.response.get('WWW-Authenticate')) {
-      return;
+      challenge(ctx, realm, 'client authentication is required');
     }
-    challenge(ctx, realm, (ctx.body as { error_description?: string }).error_description ?? 'client authentication failed');
   };
   // Scoped by the routes that authenticate clients: oidc-provider's client authentication
   // (lib/shared/client_auth.js), the only source of NO_MECHANISM, runs on those routes alone.
