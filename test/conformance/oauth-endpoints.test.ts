@@ -145,6 +145,32 @@ describe('OAuth 2.0 endpoints to the letter (RFC 6749 §2.3.1, §5; RFC 7009; RF
       await assert.rejects(oidc.clientCredentialsGrant(wrong.config, { scope: 'read', resource: API }), (error: oidc.ResponseBodyError) => error.error === 'invalid_client' && error.status === 401);
     });
 
+    it('an Authorization header of another scheme is an unsupported method: 401 invalid_client with the Basic challenge; at introspection a bearer token gets 401 invalid_token with a Bearer challenge (RFC 6749 §5.2, RFC 7662 §2.3, RFC 6750 §3)', async () => {
+      const params = { grant_type: 'client_credentials', token: 'whatever', ...(await pushParams()) };
+      const endpoints = {
+        token: op.metadata.token_endpoint!,
+        introspection: op.metadata.introspection_endpoint!,
+        revocation: op.metadata.revocation_endpoint!,
+        pushed: op.metadata.pushed_authorization_request_endpoint!,
+      };
+      for (const [name, endpoint] of Object.entries(endpoints)) {
+        for (const authorization of ['Bearer some-access-token', 'DPoP some-access-token', 'Digest username="web"']) {
+          const answer = await postForm(endpoint, params, authorization);
+          const challenge = answer.headers.get('www-authenticate') ?? '';
+          const what = `${name}, ${authorization.split(' ')[0]}: ${answer.status} ${JSON.stringify(answer.body)} ${challenge}`;
+          assert.equal(answer.status, 401, what);
+          const bearerAtIntrospection = name === 'introspection' && authorization.startsWith('Bearer');
+          assert.equal(answer.body.error, bearerAtIntrospection ? 'invalid_token' : 'invalid_client', what);
+          const expected = bearerAtIntrospection ? `Bearer realm="${op.issuer}", error="invalid_token"` : `Basic realm="${op.issuer}", error="invalid_client"`;
+          assert.ok(challenge.startsWith(expected), what);
+        }
+        // A Basic header that is not one (no colon in its credentials) is malformed: invalid_request.
+        const malformed = await postForm(endpoint, params, `Basic ${Buffer.from('no-colon').toString('base64')}`);
+        assert.equal(malformed.status, 400, name);
+        assert.equal(malformed.body.error, 'invalid_request', name);
+      }
+    });
+
     it('an Authorization header may put more than one space after its scheme, and spell the scheme in any case (RFC 9110 §11.1, §11.4; RFC 6750 §2.1)', async () => {
       const credentials = Buffer.from(`web:${SECRET}`).toString('base64');
       let token = '';
