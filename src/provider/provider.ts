@@ -179,9 +179,10 @@ function protocol({ config, keyring }: ProviderDependencies): Configuration {
       short: { httpOnly: true, sameSite: 'lax' },
     },
     clockTolerance: CLOCK_TOLERANCE,
-    // Only what the product offers: the code flow, with PKCE S256 for every client (RFC 9700 §2.1.1).
+    // Only what the product offers: the code flow, with PKCE S256 for every client (RFC 9700 §2.1.1),
+    // or with pkce.required "public" for public clients only (a code_challenge sent is enforced either way).
     responseTypes: ['code'],
-    pkce: { required: () => true },
+    pkce: { required: config.pkce.required === 'all' ? () => true : (_ctx, client) => client.clientAuthMethod === 'none' },
     clientAuthMethods: CLIENT_AUTH_METHODS,
     clientDefaults: {
       grant_types: ['authorization_code', 'refresh_token'],
