@@ -332,6 +332,9 @@ function features({ config, apis, revocations, logoutPages, devicePages }: Provi
         allowReplay: false,
       },
       userinfo: { enabled: true },
+      // Userinfo as a signed JWT (RS256) for clients registered with userinfo_signed_response_alg
+      // (OIDC Core §5.3.2; the OpenID Foundation's dynamic plan checks it: oidcc-userinfo-rs256).
+      jwtUserinfo: { enabled: true },
       // Not offered. Request objects (JAR): PAR carries the same parameters without client-signed
       // JWTs; the rest are profiles and extensions Latchkey does not implement or test.
       requestObjects: { enabled: false },
@@ -339,7 +342,6 @@ function features({ config, apis, revocations, logoutPages, devicePages }: Provi
       richAuthorizationRequests: { enabled: false },
       jwtResponseModes: { enabled: false },
       jwtIntrospection: { enabled: false },
-      jwtUserinfo: { enabled: false },
       encryption: { enabled: false },
       webMessageResponseMode: { enabled: false },
       deviceFlow: {
