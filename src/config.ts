@@ -114,6 +114,7 @@ const schema = z.strictObject({
   resourceServers: z.array(resourceServer),
   outbound: z.strictObject({ allowPrivateNetworks: z.boolean() }),
   par: z.strictObject({ required: z.boolean() }),
+  pkce: z.strictObject({ required: z.enum(['all', 'public']) }),
   dpop: z.strictObject({ requireNonce: z.boolean() }),
   upstreams: z.strictObject({ timeout: z.number().int().min(1).max(60), stateTtl: seconds }),
   metrics: z.strictObject({ enabled: z.boolean(), host: z.string().min(1), port: z.number().int().min(0).max(65535) }),

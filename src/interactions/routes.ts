@@ -23,6 +23,7 @@ import { showLogin, submitLogin } from './login.js';
 import { upstreamChoices, upstreamStep, type UpstreamStepOptions } from './upstream.js';
 import { passkeyOnLoginPage, submitPasskey } from './passkey.js';
 import { afterFirstFactor, firstFactorPassed, submitSecondFactor, unmetRequirements } from './second-factor.js';
+import { choosingAccount, continueAsSignedIn, showAccountChooser } from './select-account.js';
 
 interface Options {
   /** The provider in service, read per request (it is replaced when the key ring changes). */
@@ -70,9 +71,20 @@ export function interactionRoutes(options: Options): Middleware[] {
     if (interaction.prompt.name === 'login' && passed) return afterFirst(ctx, interaction, passed);
     // Not straight to an upstream while a link it offered waits: the login page asks for the account's own sign-in.
     if (await upstream.direct(ctx, interaction)) return;
+    // prompt=select_account with a person signed in: continue as them, or another account (select-account.ts).
+    if (choosingAccount(interaction)) return showAccountChooser(steps, ctx, interaction);
     if (interaction.prompt.name === 'login') return showLogin(steps, ctx, interaction);
     return showConsent(steps, ctx, interaction);
   });
+
+  // The chooser's "use another account": the login page of the same interaction, where signing in chooses.
+  router.get('/:uid/another', async (ctx) => {
+    const interaction = await load(ctx);
+    if (!interaction) return;
+    if (!choosingAccount(interaction)) return ctx.redirect(`/interaction/${interaction.uid}`);
+    return showLogin(steps, ctx, interaction);
+  });
+  router.post('/:uid/continue', form, continueAsSignedIn(steps));
 
   const afterPassword = (ctx: Context, interaction: Interaction, account: Account, remember: boolean, factors: SecondFactorSummary) =>
     afterFirst(ctx, interaction, { sub: account.sub, username: account.username, remember, method: 'password', passwordStamp: passwordStamp(account), ...linkFor(interaction, account.sub) }, factors);

@@ -50,6 +50,7 @@ import { REQUIRE_MFA_PROPERTY, requireLevelAtTokenEndpoint, validateRequireMfa, 
 import { keepRequirements } from './patches/kept-requirements.js';
 import { boundCodesToCurrentRegistration, withCurrentRegistration } from './patches/current-registration.js';
 import { withDeviceFreshLogin } from './patches/device-fresh-login.js';
+import { promptValues, withSelectAccount } from './patches/select-account.js';
 import { openIdScopesOnly } from './patches/openid-scopes.js';
 import { ACR_VALUES } from '../accounts/assurance.js';
 import { emptyJsonRevocationAnswer } from './patches/revocation-response.js';
@@ -178,9 +179,10 @@ function protocol({ config, keyring }: ProviderDependencies): Configuration {
       short: { httpOnly: true, sameSite: 'lax' },
     },
     clockTolerance: CLOCK_TOLERANCE,
-    // Only what the product offers: the code flow, with PKCE S256 for every client (RFC 9700 §2.1.1).
+    // Only what the product offers: the code flow, with PKCE S256 for every client (RFC 9700 §2.1.1),
+    // or with pkce.required "public" for public clients only (a code_challenge sent is enforced either way).
     responseTypes: ['code'],
-    pkce: { required: () => true },
+    pkce: { required: config.pkce.required === 'all' ? () => true : (_ctx, client) => client.clientAuthMethod === 'none' },
     clientAuthMethods: CLIENT_AUTH_METHODS,
     clientDefaults: {
       grant_types: ['authorization_code', 'refresh_token'],
@@ -246,6 +248,13 @@ function withinSecretGrace(ctx: KoaContextWithOIDC | undefined, ttl: number): nu
 
 /** Scopes and claims, the people behind them, consent and the sign-in pages. */
 function accountsAndConsent({ config, accounts, consents, federated }: ProviderDependencies, policy: RegistrationPolicy): Configuration {
+  // offline_access with remembered consent needs no prompt=consent (patches/offline-access.ts);
+  // a session weaker than the request needs signs in again (patches/step-up.ts); a request picked
+  // up again is held to its client's registration now (patches/current-registration.ts);
+  // prompt=select_account lets a signed-in person choose (patches/select-account.ts).
+  const interactionSteps = withSelectAccount(
+    withDeviceFreshLogin(withCurrentRegistration(withStepUp(consentOnlyIfNeeded(), config.accounts.mfa.required), policy.scopes)),
+  );
   return {
     // Configured resource servers' scopes too: oidc-provider accepts in a client's `scope` metadata
     // only scopes listed here, and that metadata is what bounds a person's delegation to a client.
@@ -271,15 +280,14 @@ function accountsAndConsent({ config, accounts, consents, federated }: ProviderD
         ]),
       ),
       revocation_feed_endpoint: `${config.issuer}${FEED_PATH}`,
+      // The prompt values the engine accepts (OpenID Connect Prompt Create §4.1), select_account among them.
+      prompt_values_supported: promptValues(interactionSteps),
       ...(config.clientMetadataDocuments.enabled && { client_id_metadata_document_supported: true }),
       ...(config.par.required && { require_pushed_authorization_requests: true }),
     },
-    // offline_access with remembered consent needs no prompt=consent (patches/offline-access.ts);
-    // a session weaker than the request needs signs in again (patches/step-up.ts); a request picked
-    // up again is held to its client's registration now (patches/current-registration.ts).
     interactions: {
       url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
-      policy: withDeviceFreshLogin(withCurrentRegistration(withStepUp(consentOnlyIfNeeded(), config.accounts.mfa.required), policy.scopes)),
+      policy: interactionSteps,
     },
     // The levels a sign-in reaches (accounts/assurance.ts): advertised, and the ID token's acr.
     acrValues: [...ACR_VALUES],
@@ -324,6 +332,9 @@ function features({ config, apis, revocations, logoutPages, devicePages }: Provi
         allowReplay: false,
       },
       userinfo: { enabled: true },
+      // Userinfo as a signed JWT (RS256) for clients registered with userinfo_signed_response_alg
+      // (OIDC Core §5.3.2; the OpenID Foundation's dynamic plan checks it: oidcc-userinfo-rs256).
+      jwtUserinfo: { enabled: true },
       // Not offered. Request objects (JAR): PAR carries the same parameters without client-signed
       // JWTs; the rest are profiles and extensions Latchkey does not implement or test.
       requestObjects: { enabled: false },
@@ -331,7 +342,6 @@ function features({ config, apis, revocations, logoutPages, devicePages }: Provi
       richAuthorizationRequests: { enabled: false },
       jwtResponseModes: { enabled: false },
       jwtIntrospection: { enabled: false },
-      jwtUserinfo: { enabled: false },
       encryption: { enabled: false },
       webMessageResponseMode: { enabled: false },
       deviceFlow: {
@@ -527,7 +537,7 @@ function applyPatches(
   layers.push(offlineAccessPrompt(provider.pathFor('authorization')));
   // RFC 9110 §11.4, RFC 6750 §2.1: `Bearer   token` is as good as `Bearer token` (see the patch).
   layers.push(foldAuthorizationSpaces(provider.pathFor('registration')));
-  layers.push(clientAuthenticationRequired(new URL(config.issuer).host));
+  layers.push(clientAuthenticationRequired(config.issuer));
   // Runtime APIs' scopes in `scope` metadata, checked where dynamic registration writes a client.
   layers.push(apiScopesInMetadata(provider, apis));
   // RFC 6749 §5.2, §4.1.2.1: unauthorized_client for a grant or response type the client is not registered for.

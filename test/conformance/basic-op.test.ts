@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { exportJWK, generateKeyPair, jwtVerify, type JWTPayload } from 'jose';
 import * as oidc from 'openid-client';
+import { formIn } from '../helpers/agent.js';
 import { signInSteps } from '../helpers/sign-in.js';
 import { Agent, ALICE, BOB, callbackParams, isLogin, RelyingParty, startOp, webClient, type Flow, type Op } from './fixture.js';
 
@@ -315,6 +316,36 @@ describe('OpenID Connect Basic OP (authorization code flow)', function () {
       assert.equal(params.get('iss'), op.issuer);
     });
 
+    it('response_mode=form_post and fragment carry a code or an error, with state and iss, in the mode asked (Form Post Response Mode §2, Multiple Response Types §2.1, RFC 9207 §2)', async () => {
+      for (const [agent, expected] of [[alice, 'code'], [new Agent(), 'error']] as const) {
+        const posted = await web.authorize(agent, { response_mode: 'form_post', prompt: 'none' });
+        const form = formIn(posted.page.html, web.redirectUri);
+        assert.equal(form.action, web.redirectUri);
+        assert.ok(form.hidden[expected], `form_post ${expected}: ${JSON.stringify(form.hidden)}`);
+        if (expected === 'error') assert.equal(form.hidden.error, 'login_required');
+        assert.equal(form.hidden.state, posted.state);
+        assert.equal(form.hidden.iss, op.issuer);
+        assert.match(posted.page.headers.get('content-type') ?? '', /^text\/html/);
+        const fragment = await web.authorize(agent, { response_mode: 'fragment', prompt: 'none' });
+        const url = new URL(fragment.page.url);
+        assert.equal(url.search, '', 'nothing in the query');
+        const params = new URLSearchParams(url.hash.slice(1));
+        assert.ok(params.get(expected), `fragment ${expected}: ${fragment.page.url}`);
+        assert.equal(params.get('state'), fragment.state);
+        assert.equal(params.get('iss'), op.issuer);
+      }
+    });
+
+    it('a response mode not advertised (jwt, query.jwt, web_message) is unsupported_response_mode at the redirect URI (Discovery §3 response_modes_supported, JARM §2.3)', async () => {
+      for (const mode of ['jwt', 'query.jwt', 'web_message']) {
+        assert.ok(!op.metadata.response_modes_supported!.includes(mode), mode);
+        const params = callbackParams(await web.authorize(alice, { response_mode: mode }));
+        assert.equal(params.get('error'), 'unsupported_response_mode', mode);
+        assert.equal(params.get('code'), null, mode);
+        assert.equal(params.get('iss'), op.issuer, mode);
+      }
+    });
+
     it('PKCE is required: a request without code_challenge is refused (RFC 9700 §2.1.1, §4.8.2)', async () => {
       const page = await rawAuthorize(
         new Agent(),
@@ -435,6 +466,53 @@ describe('OpenID Connect Basic OP (authorization code flow)', function () {
       assert.ok(callbackParams(flow).get('code'), flow.page.url);
       const claims = await verifyIdToken((await web.redeem(flow)).id_token!, 'web');
       assert.equal(claims.sub, op.subs.alice);
+    });
+
+    it('prompt=select_account with a session shows an account chooser; continuing returns a code for that person without a new sign-in (Core §3.1.2.1)', async () => {
+      const agent = new Agent();
+      const first = await verifyIdToken((await web.redeem(await web.signIn(agent, ALICE))).id_token!, 'web');
+      const flow = await web.authorize(agent, { prompt: 'select_account' });
+      assert.equal(flow.page.status, 200, flow.page.url);
+      assert.ok(!isLogin(flow.page), 'a chooser, not the password form');
+      assert.match(flow.page.html, /Continue as Alice Liddell \(alice\)/);
+      assert.match(flow.page.html, /Use another account/);
+      const page = await agent.submit(flow.page, '/continue', {}, web.redirectUri);
+      assert.ok(callbackParams({ ...flow, page }).get('code'), page.url);
+      const claims = await verifyIdToken((await web.redeem({ ...flow, page })).id_token!, 'web');
+      assert.equal(claims.sub, op.subs.alice);
+      assert.equal(claims.auth_time, first.auth_time, 'the sign-in is the one the session had');
+    });
+
+    it('prompt=select_account: "use another account" signs another person in, and the code is theirs (Core §3.1.2.1)', async () => {
+      const agent = new Agent();
+      await web.redeem(await web.signIn(agent, ALICE));
+      const flow = await web.authorize(agent, { prompt: 'select_account' });
+      const another = await agent.follow(new URL(/href="([^"]*\/another)"/.exec(flow.page.html)![1]!, flow.page.url).href, {}, web.redirectUri);
+      assert.ok(isLogin(another), `the login page, got ${another.status} ${another.url}`);
+      let page = await agent.submit(another, '/login', { username: BOB.username, password: BOB.password }, web.redirectUri);
+      // Signing in as someone else ends the first person's session first (the engine's sign-out form).
+      if (page.html.includes('session/end/confirm')) page = await agent.submit(page, 'session/end/confirm', { logout: 'yes' }, web.redirectUri);
+      page = await signInSteps(agent, page, { username: BOB.username, password: BOB.password, stopAt: web.redirectUri });
+      assert.ok(page.url.startsWith(web.redirectUri), page.url);
+      const claims = await verifyIdToken((await web.redeem({ ...flow, page })).id_token!, 'web');
+      assert.equal(claims.sub, op.subs.bob);
+    });
+
+    it('prompt=select_account without a session is the login page: signing in is the choice (Core §3.1.2.1)', async () => {
+      const agent = new Agent();
+      const flow = await web.authorize(agent, { prompt: 'select_account' });
+      assert.ok(isLogin(flow.page), `the login page, got ${flow.page.status} ${flow.page.url}`);
+      const page = await signInSteps(agent, flow.page, { username: ALICE.username, password: ALICE.password, stopAt: web.redirectUri });
+      assert.equal((await verifyIdToken((await web.redeem({ ...flow, page })).id_token!, 'web')).sub, op.subs.alice);
+    });
+
+    it('prompt_values_supported lists what is accepted: none, login, consent, select_account; with none, another value is invalid_request (Core §3.1.2.1, Prompt Create §4.1)', async () => {
+      assert.deepEqual([...((op.metadata as { prompt_values_supported?: string[] }).prompt_values_supported ?? [])].sort(), ['consent', 'login', 'none', 'select_account']);
+      for (const prompt of ['none select_account', 'unknown-value']) {
+        const flow = await web.authorize(alice, { prompt });
+        assert.equal(callbackParams(flow).get('error'), 'invalid_request', prompt);
+        assert.equal(callbackParams(flow).get('code'), null, prompt);
+      }
     });
 
     it("another person's id_token_hint gets login_required, never a code for the wrong person (Core §3.1.2.1)", async () => {
@@ -731,6 +809,20 @@ describe('OpenID Connect Basic OP (authorization code flow)', function () {
       assert.equal(after.iss, before.iss);
       assert.deepEqual(after.aud, before.aud);
       assert.equal((await userinfo(refreshed.access_token)).status, 200);
+    });
+
+    it("a refreshed ID token keeps the original sign-in's auth_time and acr, is issued anew (iat), and any nonce is the original's; the granted scope may be sent again (Core §12.2, RFC 6749 §6; oidcc-refresh-token)", async () => {
+      const flow = await web.signIn(alice, ALICE, { scope: 'openid offline_access', prompt: 'consent' });
+      const tokens = await web.redeem(flow);
+      const before = await verifyIdToken(tokens.id_token!, 'web');
+      await sleep(1100);
+      // As the OpenID Foundation's refresh test sends it: the scope granted, again.
+      const after = await verifyIdToken((await oidc.refreshTokenGrant(web.config, tokens.refresh_token!, { scope: 'openid offline_access' })).id_token!, 'web');
+      assert.equal(typeof before.auth_time, 'number');
+      assert.equal(after.auth_time, before.auth_time);
+      assert.equal(after.acr, before.acr);
+      assert.ok(Number(after.iat) > Number(before.iat), `iat ${String(after.iat)} after ${String(before.iat)}`);
+      if (after.nonce !== undefined) assert.equal(after.nonce, flow.nonce);
     });
 
     it('a refresh token is issued only when offline_access was asked for and consented (Core §11, RFC 9700 §4.14.2)', async () => {

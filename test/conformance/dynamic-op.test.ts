@@ -107,6 +107,27 @@ describe('OpenID Connect Dynamic OP (registration and keys)', function () {
       assert.equal(payload.sub, op.subs.alice);
     });
 
+    it('userinfo_signed_response_alg RS256: discovery lists it, and userinfo answers a signed application/jwt with iss, aud and the sub of the ID token, no nonce (Registration §2, Core §5.3.2; oidcc-userinfo-rs256)', async () => {
+      assert.deepEqual(op.metadata.userinfo_signing_alg_values_supported, ['RS256']);
+      const { body } = await register({ redirect_uris: [REDIRECT], userinfo_signed_response_alg: 'RS256' });
+      assert.equal(body.userinfo_signed_response_alg, 'RS256', 'registered, and said so');
+      const rp = await RelyingParty.create(op, body.client_id, { secret: body.client_secret }, REDIRECT, { userinfo_signed_response_alg: 'RS256' });
+      const tokens = await rp.redeem(await rp.signIn(new Agent(), ALICE, { scope: 'openid profile' }));
+      const response = await fetch(op.metadata.userinfo_endpoint!, { headers: { authorization: `Bearer ${tokens.access_token}` } });
+      assert.equal(response.status, 200);
+      assert.match(response.headers.get('content-type') ?? '', /^application\/jwt/);
+      const { payload, protectedHeader } = await jwtVerify(await response.text(), op.jwks, { issuer: op.issuer, audience: body.client_id, algorithms: ['RS256'] });
+      assert.equal(protectedHeader.alg, 'RS256');
+      assert.equal(payload.sub, op.subs.alice);
+      assert.equal(payload.name, ALICE.name);
+      assert.equal(payload.nonce, undefined);
+      // openid-client takes it as a client that registered the algorithm does.
+      const info = await oidc.fetchUserInfo(rp.config, tokens.access_token, op.subs.alice!);
+      assert.equal(info.sub, op.subs.alice);
+      // Only what discovery lists: a shared-secret or unsigned algorithm is refused.
+      for (const alg of ['HS256', 'none', 'ES256']) await refused({ userinfo_signed_response_alg: alg }, 'invalid_client_metadata');
+    });
+
     it('read: GET registration_client_uri with the registration access token returns the client; a wrong token → 401 (RFC 7592 §2.1, §2)', async () => {
       const { body: client } = await register({ client_name: 'Readable', redirect_uris: [REDIRECT] });
       const read = await management(client, 'GET');

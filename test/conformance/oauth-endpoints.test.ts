@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { createHash, randomUUID } from 'node:crypto';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, SignJWT } from 'jose';
+import { Redis } from 'ioredis';
 import * as oidc from 'openid-client';
 import { Agent, ALICE, RelyingParty, startOp, webClient, type Op } from './fixture.js';
 
@@ -113,6 +114,61 @@ describe('OAuth 2.0 endpoints to the letter (RFC 6749 §2.3.1, §5; RFC 7009; RF
       assert.equal(answer.status, 401);
       assert.equal(answer.body.error, 'invalid_client');
       assert.match(answer.headers.get('www-authenticate') ?? '', /^Basic realm="[^"]+".*error="invalid_client"/);
+    });
+
+    it('401 invalid_client: without credentials or after a Basic one, a Basic challenge naming one realm, the issuer; after body credentials, none, so clients read the error (RFC 6749 §5.2, RFC 7662 §2.3, RFC 9110 §11.6.1)', async () => {
+      const endpoints = [op.metadata.token_endpoint!, op.metadata.introspection_endpoint!, op.metadata.revocation_endpoint!, op.metadata.pushed_authorization_request_endpoint!];
+      const params: Record<string, string> = { grant_type: 'client_credentials', token: 'whatever', ...(await pushParams()) };
+      delete params.client_id;
+      const ways = [
+        ['no credentials', params, undefined, true],
+        ['a wrong Basic secret', { ...params, client_id: 'web' }, basic('web', `${SECRET}x`), true],
+        ['a wrong client_secret_post', { ...params, client_id: 'post', client_secret: `${SECRET}x` }, undefined, false],
+      ] as const;
+      for (const endpoint of endpoints) {
+        for (const [how, form, authorization, challenged] of ways) {
+          const answer = await postForm(endpoint, form, authorization);
+          const challenge = answer.headers.get('www-authenticate');
+          const what = `${endpoint}, ${how}: ${answer.status} ${JSON.stringify(answer.body)} ${challenge}`;
+          assert.equal(answer.status, 401, what);
+          assert.equal(answer.body.error, 'invalid_client', what);
+          if (!challenged) {
+            assert.equal(challenge, null, what);
+            continue;
+          }
+          assert.match(challenge ?? '', /^Basic realm="[^"]+", error="invalid_client"/, what);
+          assert.equal(/realm="([^"]+)"/.exec(challenge ?? '')?.[1], op.issuer, what);
+        }
+      }
+      // What a client library makes of the one without a challenge: the body's error.
+      const wrong = await RelyingParty.create(op, 'post', { method: oidc.ClientSecretPost(`${SECRET}x`) });
+      await assert.rejects(oidc.clientCredentialsGrant(wrong.config, { scope: 'read', resource: API }), (error: oidc.ResponseBodyError) => error.error === 'invalid_client' && error.status === 401);
+    });
+
+    it('an Authorization header of another scheme is an unsupported method: 401 invalid_client with the Basic challenge; at introspection a bearer token gets 401 invalid_token with a Bearer challenge (RFC 6749 §5.2, RFC 7662 §2.3, RFC 6750 §3)', async () => {
+      const params = { grant_type: 'client_credentials', token: 'whatever', ...(await pushParams()) };
+      const endpoints = {
+        token: op.metadata.token_endpoint!,
+        introspection: op.metadata.introspection_endpoint!,
+        revocation: op.metadata.revocation_endpoint!,
+        pushed: op.metadata.pushed_authorization_request_endpoint!,
+      };
+      for (const [name, endpoint] of Object.entries(endpoints)) {
+        for (const authorization of ['Bearer some-access-token', 'DPoP some-access-token', 'Digest username="web"']) {
+          const answer = await postForm(endpoint, params, authorization);
+          const challenge = answer.headers.get('www-authenticate') ?? '';
+          const what = `${name}, ${authorization.split(' ')[0]}: ${answer.status} ${JSON.stringify(answer.body)} ${challenge}`;
+          assert.equal(answer.status, 401, what);
+          const bearerAtIntrospection = name === 'introspection' && authorization.startsWith('Bearer');
+          assert.equal(answer.body.error, bearerAtIntrospection ? 'invalid_token' : 'invalid_client', what);
+          const expected = bearerAtIntrospection ? `Bearer realm="${op.issuer}", error="invalid_token"` : `Basic realm="${op.issuer}", error="invalid_client"`;
+          assert.ok(challenge.startsWith(expected), what);
+        }
+        // A Basic header that is not one (no colon in its credentials) is malformed: invalid_request.
+        const malformed = await postForm(endpoint, params, `Basic ${Buffer.from('no-colon').toString('base64')}`);
+        assert.equal(malformed.status, 400, name);
+        assert.equal(malformed.body.error, 'invalid_request', name);
+      }
     });
 
     it('an Authorization header may put more than one space after its scheme, and spell the scheme in any case (RFC 9110 §11.1, §11.4; RFC 6750 §2.1)', async () => {
@@ -364,6 +420,30 @@ describe('OAuth 2.0 endpoints to the letter (RFC 6749 §2.3.1, §5; RFC 7009; RF
       assert.ok(page.url.startsWith('https://other.example.test/callback') || page.status >= 400, page.url);
       assert.equal(new URL(page.url).searchParams.get('code'), null);
       assert.ok(!page.url.startsWith(web.redirectUri), 'never sent to the pusher either');
+    });
+
+    it('a request_uri lives as long as its expires_in, at most a minute: kept no longer than that (plus the clock tolerance), and refused past it while still kept (RFC 9126 §2.2, §4, §7.2)', async () => {
+      const answer = await push();
+      const lifetime = Number(answer.body.expires_in);
+      assert.ok(Number.isInteger(lifetime) && lifetime > 0 && lifetime <= 60, `expires_in ${lifetime}`);
+      const requestUri = String(answer.body.request_uri);
+      // What the OP keeps, read where it keeps it: the operator's Redis.
+      const raw = new Redis(op.env.REDIS_URL!);
+      try {
+        const key = `lk:oidc:PushedAuthorizationRequest:${requestUri.slice('urn:ietf:params:oauth:request_uri:'.length)}`;
+        const kept = await raw.ttl(key);
+        assert.ok(kept > 0 && kept <= lifetime + 15, `kept for ${kept} s against expires_in ${lifetime}`);
+        // Its lifetime over (the stored expiry moved into the past), though the store still holds it:
+        const stored = JSON.parse((await raw.hget(key, 'p'))!) as { iat: number; exp: number };
+        const now = Math.floor(Date.now() / 1000);
+        await raw.hset(key, 'p', JSON.stringify({ ...stored, iat: now - lifetime - 1, exp: now - 1 }));
+        const page = await authorizeWith(new Agent(), 'web', requestUri);
+        assert.ok(page.url.startsWith(web.redirectUri), page.url);
+        assert.equal(new URL(page.url).searchParams.get('error'), 'invalid_request_uri');
+        assert.equal(new URL(page.url).searchParams.get('code'), null);
+      } finally {
+        raw.disconnect();
+      }
     });
 
     it('an unknown request_uri → invalid_request_uri (RFC 9126 §4)', async () => {

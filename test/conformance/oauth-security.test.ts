@@ -57,7 +57,10 @@ describe('RFC 9700 OAuth 2.0 Security BCP (authorization server)', function () {
     const account = await alice.follow(`${op.issuer}/account`);
     assert.match(account.html, /<h1>Your account<\/h1>/);
     const formPost = await (await web.authorize(alice, { response_mode: 'form_post' })).page;
-    const pages = { login, consent, error, logout, developer, account, 'form_post response': formPost };
+    // prompt=select_account's chooser, for a person signed in.
+    const chooser = (await web.authorize(alice, { prompt: 'select_account' })).page;
+    assert.match(chooser.html, /<h1>Choose an account<\/h1>/);
+    const pages = { login, consent, error, logout, developer, account, 'account chooser': chooser, 'form_post response': formPost };
     return Object.fromEntries(Object.entries(pages).map(([name, page]) => [name, { page, headers: page.headers }]));
   }
 

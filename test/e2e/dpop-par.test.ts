@@ -193,6 +193,32 @@ describe('e2e: DPoP-bound tokens and pushed authorization requests', function ()
     assert.ok(refreshed.refresh_token);
   });
 
+  it('userinfo with dpop.requireNonce: a proof without a nonce is 401 with a DPoP use_dpop_nonce challenge and a DPoP-Nonce; openid-client retries with it (RFC 9449 §7.1, §9)', async () => {
+    const dpop = oidc.getDPoPHandle(config, key);
+    const verifier = oidc.randomPKCECodeVerifier();
+    const url = await oidc.buildAuthorizationUrlWithPAR(
+      config,
+      { redirect_uri: REDIRECT, scope: 'openid', code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256' },
+      { DPoP: dpop },
+    );
+    const agent = new Agent();
+    const page = await signInSteps(agent, await agent.follow(url.href, {}, REDIRECT), { username: 'dora', password: PASSWORD, stopAt: REDIRECT });
+    const userinfoTokens = await oidc.authorizationCodeGrant(config, new URL(page.url), { pkceCodeVerifier: verifier }, undefined, { DPoP: dpop });
+    assert.equal(userinfoTokens.token_type.toLowerCase(), 'dpop');
+    const endpoint = config.serverMetadata().userinfo_endpoint!;
+    const proof = await new SignJWT({ htm: 'GET', htu: endpoint, jti: randomUUID(), ath: ath(userinfoTokens.access_token) })
+      .setProtectedHeader({ alg: 'ES256', typ: 'dpop+jwt', jwk: await exportJWK(key.publicKey) })
+      .setIssuedAt()
+      .sign(key.privateKey);
+    const response = await fetch(endpoint, { headers: { authorization: `DPoP ${userinfoTokens.access_token}`, dpop: proof } });
+    assert.equal(response.status, 401);
+    assert.match(response.headers.get('www-authenticate') ?? '', /^DPoP .*error="use_dpop_nonce"/);
+    assert.ok(response.headers.get('dpop-nonce'), 'the nonce to use');
+    // A handle that has not seen the server's nonce yet: openid-client is told it, and retries.
+    const info = await oidc.fetchUserInfo(config, userinfoTokens.access_token, oidc.skipSubjectCheck, { DPoP: oidc.getDPoPHandle(config, key) });
+    assert.ok(info.sub);
+  });
+
   describe('the resource server refuses what RFC 9449 §4.3 and §7 refuse', () => {
     const url = () => `${apiUrl}/things`;
     const verify = (authorization: string, dpop: string | undefined, method = 'GET', at = url()) =>

@@ -134,6 +134,18 @@ describe('patches on oidc-provider internals (src/provider/patches/)', () => {
     assert.match(source('actions/authorization/resume.js'), /accountId, loginTs, amr, acr, transient: !remember,/);
   });
 
+  it('select-account.ts: the accepted prompt values are the requestable prompts\' names, a requestable prompt gets a check that clear() removes, and a resume\'s result is ctx.oidc.result', () => {
+    assert.match(source('helpers/configuration.js'), /this\.interactions\.policy\.forEach\(\(\{ name, requestable \}\) => \{\s*if \(requestable\) \{\s*this\.prompts\.add\(name\);/);
+    assert.match(source('actions/authorization/request_parameters.js'), /unsupported prompt value requested/);
+    const prompt = new interactionPolicy.Prompt({ name: 'select_account', requestable: true });
+    assert.equal(prompt.checks.length, 1);
+    prompt.checks.clear();
+    assert.equal(prompt.checks.length, 0);
+    assert.match(source('actions/authorization/resume.js'), /ctx\.oidc\.result = result;/);
+    // The policy's prompts are tried in order and the first with a failing check is asked: select_account's checks sit in login.
+    assert.match(source('actions/authorization/interactions.js'), /for \(const \{ name, checks, details: promptDetails \} of policy\)/);
+  });
+
   it('current-registration.ts: resume and the device routes skip the client checks of a new request, run the policy, and the code grants find their codes through find() after client authentication', () => {
     const stack = source('actions/authorization/index.js');
     for (const check of ['checkScope', 'checkRedirectUri', 'checkResponseType']) assert.doesNotMatch(stack, new RegExp(`use\\(${check},[^\\n]*\\bR\\b`), check);

@@ -7,25 +7,69 @@
  * Also there: a stored client whose metadata no longer passes the registration policy (say, a
  * public client with client_credentials written before that rule) fails to load with
  * invalid_client_metadata; to a program authenticating as it, that is simply invalid_client.
+ *
+ * Both answers carry the challenge the engine gives a failed authentication over Basic
+ * (lib/shared/client_auth.js): `Basic realm="<issuer>", error="invalid_client",
+ * error_description="…"`, so the endpoints' 401s name one realm (this patch named the issuer's
+ * host before). A request without any credentials is told the scheme it may use (RFC 6749 §5.2,
+ * RFC 9110 §11.6.1); one that failed with credentials in the body (client_secret_post, a client
+ * assertion) keeps the engine's answer, a 401 without a challenge, as RFC 6749 §5.2 words it
+ * ("if the client attempted to authenticate via the Authorization header"): client libraries
+ * (oauth4webapi, openid-client) take any challenge for the error and no longer read the body's
+ * invalid_client. An invalid_client_metadata answer gets the challenge only after an Authorization
+ * header, as the engine's own.
+ *
+ * An Authorization header of another scheme than Basic (Bearer, DPoP, Digest) is an unsupported
+ * authentication method, which RFC 6749 §5.2 makes invalid_client with 401 and a challenge; the
+ * engine answers 400 invalid_request ("invalid authorization header value format"). At introspection
+ * a Bearer token is how RFC 7662 §2.1 lets a protected resource authorize its call, and §2.3 answers
+ * one that will not do with RFC 6750 §3's 401 and Bearer challenge (invalid_token): we take no bearer
+ * tokens there, so every one gets that. A malformed Basic header stays the engine's invalid_request.
  */
 import type { Context, Middleware } from 'koa';
 import { jsonError } from '../../http/errors.js';
 import { scoped } from '../../http/layers.js';
 
 const NO_MECHANISM = 'no client authentication mechanism provided';
+const BAD_HEADER = 'invalid authorization header value format';
 const AUTHENTICATING_ROUTES = new Set(['token', 'introspection', 'revocation', 'pushed_authorization_request', 'backchannel_authentication', 'device_authorization']);
 
+/** The engine's challenge for a failed client authentication (lib/helpers/append_www_authenticate.js), with this description. */
+function challenge(ctx: Context, realm: string, description: string, scheme = 'Basic', error = 'invalid_client'): void {
+  const quoted = (value: string) => `"${value.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
+  ctx.set('WWW-Authenticate', `${scheme} realm=${quoted(realm)}, error="${error}", error_description=${quoted(description)}`);
+}
+
+/** The scheme of an Authorization header, lowercased, when it names one other than Basic. */
+function otherScheme(ctx: Context): string | undefined {
+  const scheme = /^\s*([!#$%&'*+.^_`|~0-9A-Za-z-]+)/.exec(ctx.get('Authorization'))?.[1]?.toLowerCase();
+  return scheme && scheme !== 'basic' ? scheme : undefined;
+}
+
+/** `realm`: the issuer identifier, as the engine's own challenges name it. */
 export function clientAuthenticationRequired(realm: string): Middleware {
   const corrected = (ctx: Context): void => {
     const body = ctx.body as { error?: string; error_description?: string } | undefined;
     const route = (ctx as { oidc?: { route?: string } }).oidc?.route;
     if (body?.error === 'invalid_client_metadata' && route && AUTHENTICATING_ROUTES.has(route)) {
-      ctx.set('WWW-Authenticate', `Basic realm="${realm}"`);
-      return jsonError(ctx, 401, 'invalid_client', 'client authentication failed: its registration is not valid any more');
+      const description = 'client authentication failed: its registration is not valid any more';
+      jsonError(ctx, 401, 'invalid_client', description);
+      if (ctx.get('Authorization')) challenge(ctx, realm, description);
+    } else if (ctx.status === 400 && body?.error === 'invalid_request' && body.error_description === NO_MECHANISM) {
+      jsonError(ctx, 401, 'invalid_client', 'client authentication is required');
+      challenge(ctx, realm, 'client authentication is required');
+    } else if (ctx.status === 400 && body?.error === 'invalid_request' && body.error_description === BAD_HEADER) {
+      const scheme = otherScheme(ctx);
+      if (scheme === 'bearer' && route === 'introspection') {
+        const description = 'introspection takes client authentication, not a bearer token';
+        jsonError(ctx, 401, 'invalid_token', description);
+        challenge(ctx, realm, description, 'Bearer', 'invalid_token');
+      } else if (scheme) {
+        const description = `unsupported authentication scheme: use Basic or the client's registered method`;
+        jsonError(ctx, 401, 'invalid_client', description);
+        challenge(ctx, realm, description);
+      }
     }
-    if (ctx.status !== 400 || body?.error !== 'invalid_request' || body.error_description !== NO_MECHANISM) return;
-    ctx.set('WWW-Authenticate', `Basic realm="${realm}"`);
-    jsonError(ctx, 401, 'invalid_client', 'client authentication is required');
   };
   // Scoped by the routes that authenticate clients: oidc-provider's client authentication
   // (lib/shared/client_auth.js), the only source of NO_MECHANISM, runs on those routes alone.
