@@ -5,7 +5,7 @@
 import type { JWTVerifyGetKey } from 'jose';
 import type { Middleware } from 'koa';
 import { errors, Provider, type AccountClaims, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
-import { claimsFor, passwordStamp, type Accounts } from '../accounts/accounts.js';
+import { claimsFor, endedWithPerson, passwordStamp, type Accounts } from '../accounts/accounts.js';
 import { predates, type Apis } from '../apis/apis.js';
 import { accountCheckedFor, AccountSessions } from '../accounts/sessions.js';
 import { credentialsHeld, SessionCredentials } from '../accounts/session-credentials.js';
@@ -289,6 +289,10 @@ function accountsAndConsent({ config, accounts, consents, federated }: ProviderD
       // At the authorization endpoint the session's recheck has just read the account (accounts/sessions.ts).
       const account = accountCheckedFor(ctx, sub) ?? (await accounts.find(sub));
       if (!account || account.disabled) return undefined;
+      // A code, device code, refresh token or access token (userinfo) issued before everything of the
+      // person ended (disabled, or a password set by an operator: accounts.ts endedAt) is void, even
+      // if the revocation of its grant did not happen: read with the account, so it costs nothing.
+      if (token && endedWithPerson(account, (token as { iat?: unknown }).iat)) return undefined;
       const claims = accountClaims(ctx, config.idToken.scopeClaims, { ...claimsFor(account) } as AccountClaims);
       // Only a session signed in through an upstream (amr "fed") costs the extra read.
       const { amr, sessionUid } = (token ?? {}) as { amr?: string[]; sessionUid?: string };
@@ -299,7 +303,7 @@ function accountsAndConsent({ config, accounts, consents, federated }: ProviderD
   };
 }
 
-function features({ config, apis, revocations, logoutPages, devicePages }: ProviderDependencies): Configuration {
+function features({ config, apis, revocations, accounts, logoutPages, devicePages }: ProviderDependencies): Configuration {
   return {
     // Every feature of oidc-provider is named here, on or off, so that a library upgrade that turns a
     // default on changes nothing (the README's "What it speaks" lists what is offered).
@@ -362,16 +366,18 @@ function features({ config, apis, revocations, logoutPages, devicePages }: Provi
         // read in one round trip. Nor one of a client whose metadata document is gone, nor a person's
         // token holding a scope an operator took from its client since (resource-servers.ts heldByClientNow).
         allowedPolicy: async (ctx, caller, token) => {
-          const { clientId, aud, scope, kind, iat } = token as unknown as { clientId?: string; aud?: unknown; scope?: string; kind: string; iat?: number };
+          const { clientId, accountId, aud, scope, kind, iat } = token as unknown as { clientId?: string; accountId?: string; aud?: unknown; scope?: string; kind: string; iat?: number };
           const clientCredentials = kind === 'ClientCredentials';
-          const [allowed, deleted, resolves, held] = await Promise.all([
+          const [allowed, deleted, resolves, held, personEnded] = await Promise.all([
             mayIntrospect(apis, caller, { clientId, aud, scope, clientCredentials }),
-            opaqueRevoked(revocations, { clientId, iat, aud, scope, clientCredentials }),
+            opaqueRevoked(revocations, { clientId, accountId, iat, aud, scope, clientCredentials }),
             clientResolves(ctx.oidc.provider, clientId, config.outbound.allowPrivateNetworks),
             // A refresh token stays good (its refresh is narrowed), so only access tokens are held to the client now.
             kind === 'AccessToken' ? heldByClientNow(ctx.oidc.provider, caller, { clientId, scope, clientCredentials }) : true,
+            // A refresh token outlives the person's list entry: held to the account's cutoff, as a refresh is (findAccount).
+            kind === 'RefreshToken' && accountId ? accounts.find(accountId).then((account) => !account || account.disabled || endedWithPerson(account, iat)) : false,
           ]);
-          return allowed && !deleted && resolves && held;
+          return allowed && !deleted && resolves && held && !personEnded;
         },
       },
       revocation: {

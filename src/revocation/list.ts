@@ -21,6 +21,10 @@
  *           Tokens within what is still granted are untouched, even those of the same second.
  *   api     every token for one API (its `aud`), issued up to a moment: the API was removed, so
  *           neither its tokens nor an API later added with the identifier inherit them.
+ *   sub     every token issued to a person (its `sub`, under a grant: carrying `gid`) up to a
+ *           moment: the person was disabled or an operator reset their password. One entry, written
+ *           before anything else of that ending (accounts.ts endedAt), so that a store failure
+ *           half-way through revoking their grants one by one leaves none of their tokens working.
  *
  * Each entry lives only as long as a token it revokes could: its TTL ends at the token's `exp`
  * (jti) or one access token lifetime after the revocation (grant, client), plus clock skew; a kid
@@ -37,6 +41,7 @@
  *                                   epoch seconds the scope was last taken from the client at the API
  *                                   (client_id and scope URI-encoded; an empty scope: the whole grant)
  *   revoked:{rv}:api:<aud>          epoch seconds of the latest removal of the API
+ *   revoked:{rv}:sub:<sub>          epoch seconds of the latest ending of everything issued to the person
  *   revoked:{rv}:operator-endings   "1" while a client_grant or api entry can matter
  *   revoked:{rv}:feed               the feed (a Redis stream)
  */
@@ -58,6 +63,8 @@ const CLIENT_GRANT_PREFIX = 'revoked:{rv}:client-grant:';
  */
 const OPERATOR_ENDINGS_KEY = 'revoked:{rv}:operator-endings';
 const API_PREFIX = 'revoked:{rv}:api:';
+/** Read with the token's jti and grant, in their round trip (one GET more in the pipeline, no round trip more). */
+const subjectKey = (sub: string) => `revoked:{rv}:sub:${sub}`;
 const clientKey = (clientId: string) => `${CLIENT_PREFIX}${clientId}`;
 const kidKey = (kid: string) => `${KID_PREFIX}${kid}`;
 const apiKey = (aud: string) => `${API_PREFIX}${aud}`;
@@ -94,7 +101,13 @@ export type RevocationEntry =
    */
   | { readonly type: 'client_grant'; readonly client_id: string; readonly aud: string; readonly scope?: string; readonly revoked_at: number; readonly exp: number }
   /** Reject tokens whose `aud` is this and whose `iat` is at or before `revoked_at` (the API was removed). Matters until `exp`. */
-  | { readonly type: 'api'; readonly aud: string; readonly revoked_at: number; readonly exp: number };
+  | { readonly type: 'api'; readonly aud: string; readonly revoked_at: number; readonly exp: number }
+  /**
+   * Reject tokens whose `sub` is this, that carry a `gid` (a person's, under a grant: never a
+   * client's own), and whose `iat` is at or before `revoked_at` (the person was disabled, or an
+   * operator set their password). Matters until `exp`.
+   */
+  | { readonly type: 'sub'; readonly sub: string; readonly revoked_at: number; readonly exp: number };
 
 export interface FeedPage {
   readonly entries: RevocationEntry[];
@@ -108,6 +121,8 @@ export interface FeedPage {
 export interface RevocableClaims {
   readonly jti?: unknown;
   readonly iat?: unknown;
+  /** The person (under a grant) or the client (its own token). */
+  readonly sub?: unknown;
   readonly client_id?: unknown;
   readonly aud?: unknown;
   readonly scope?: unknown;
@@ -136,6 +151,7 @@ function toEntry({ fields }: LogEntry): RevocationEntry | undefined {
     return { type: 'client_grant', client_id: fields.value, aud: fields.aud, ...(fields.scope ? { scope: fields.scope } : {}), revoked_at: Number(fields.at), exp };
   }
   if (fields.type === 'api' && fields.value) return { type: 'api', aud: fields.value, revoked_at: Number(fields.at), exp };
+  if (fields.type === 'sub' && fields.value) return { type: 'sub', sub: fields.value, revoked_at: Number(fields.at), exp };
   return undefined;
 }
 
@@ -216,6 +232,18 @@ export class RevocationList {
     return this.#revokeUpToNow('api', apiKey, aud, this.#lifetime);
   }
 
+  /**
+   * Revokes every token issued to a person up to now (access tokens under any of their grants, JWT
+   * and opaque), in one atomic step with its feed line: the first thing done when a person is
+   * disabled or their password set by an operator, so that what follows (their grants revoked one by
+   * one) may fail half-way and leave nothing working. Refresh tokens, codes and sessions, which
+   * outlive this entry, are held to the account's own cutoff (accounts.ts endedAt). False if already
+   * recorded this second.
+   */
+  async revokeSubject(sub: string): Promise<boolean> {
+    return this.#revokeUpToNow('sub', subjectKey, sub, this.#lifetime);
+  }
+
   /** Before the entry: a check that sees the entry sees this too (it outlives the entry by a second). */
   async #operatorEndings(): Promise<void> {
     await this.#kv.set(OPERATOR_ENDINGS_KEY, '1', { ttl: this.#lifetime + this.#skew + 1 });
@@ -228,7 +256,8 @@ export class RevocationList {
   }
 
   /**
-   * Whether a verified token is revoked: by its jti, its grant, its client, the key that signed it
+   * Whether a verified token is revoked: by its jti, its grant, its person (`sub`, for a token under a
+   * grant), its client, the key that signed it
    * (`header.kid`), its API (`aud`), or, for a client's own token (no grant), the client's grant at
    * its API (whole, or a scope it carries). One round trip (the store pipelines the reads; the rare
    * marks come from the cache), and a second only while an operator's ending can matter.
@@ -236,21 +265,23 @@ export class RevocationList {
    * carrying no grant claim, an opaque token's model says it.
    */
   async isRevoked(claims: RevocableClaims, header: RevocableHeader = {}, ownToken = claims[GRANT_CLAIM] === undefined): Promise<boolean> {
-    const { jti, iat, client_id: clientId } = claims;
+    const { jti, iat, client_id: clientId, sub } = claims;
     const gid = claims[GRANT_CLAIM];
     const audiences = [claims.aud].flat().filter((aud): aud is string => typeof aud === 'string');
     const { kid } = header;
     const read = (value: unknown, key: (value: string) => string, from: CachedReads = this.#kv) => (typeof value === 'string' ? from.get(key(value)) : undefined);
-    const [byJti, byGrant, byClient, byKid, operatorEndings] = await Promise.all([
+    const [byJti, byGrant, bySubject, byClient, byKid, operatorEndings] = await Promise.all([
       read(jti, jtiKey),
       read(gid, grantKey),
+      // A person's token only: a client's own token's sub is the client, whose id may be anything.
+      ownToken ? undefined : read(sub, subjectKey),
       read(clientId, clientKey, this.#rareMarks),
       read(kid, kidKey, this.#rareMarks),
       audiences.length ? this.#rareMarks.get(OPERATOR_ENDINGS_KEY) : undefined,
     ]);
     if (byJti !== undefined || byKid !== undefined) return true;
     const issuedBy = (mark: string | undefined) => mark !== undefined && (typeof iat !== 'number' || iat <= Number(mark));
-    if (issuedBy(byGrant) || issuedBy(byClient)) return true;
+    if (issuedBy(byGrant) || issuedBy(bySubject) || issuedBy(byClient)) return true;
     if (operatorEndings === undefined) return false;
     const byApi = await Promise.all([
       ...audiences.map((aud) => this.#rareMarks.get(apiKey(aud))),
