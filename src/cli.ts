@@ -607,7 +607,14 @@ grants
         if (!revoked && !(await clientKnown(options.client))) throw new ClientMissing(`no client "${options.client}" (and no grants held by it)`);
         print({ client_id: options.client, revoked });
       } else {
-        print({ sub: account!.sub, username: account!.username, revoked: await revocation.revokeAccountWithConsents(account!.sub, consents) });
+        // After the consents and before the grants, one by one: one cutoff ends every token, code and
+        // refresh token issued to the person up to now (accounts.ts grantsEndedAt, a sub entry on the
+        // list and feed), so that a failure half-way through the grants leaves none of them working.
+        await revocation.forgetConsentsOf(account!.sub, consents);
+        const ended = await new Accounts(kv, settings.accounts.argon2).endGrants(account!.sub, revocationList(kv, settings));
+        const revoked = await revocation.revokeAccount(account!.sub);
+        if (ended) await untilEndingPassed(ended);
+        print({ sub: account!.sub, username: account!.username, revoked });
       }
     }),
   );

@@ -47,6 +47,11 @@ export interface Account {
    * (provider.ts findAccount, sessions.ts signedIn), so it costs no read of its own.
    */
   readonly endedAt?: number;
+  /**
+   * Epoch seconds up to which every token, code and refresh token issued to the person has ended,
+   * their sessions kept (an operator revoked every grant they gave: `latchkey grants revoke --user`).
+   */
+  readonly grantsEndedAt?: number;
 }
 
 /** What records, before anything else, that every token issued to a person up to now has ended (revocation/list.ts). */
@@ -54,23 +59,32 @@ export interface SubjectEndings {
   revokeSubject(sub: string): Promise<unknown>;
 }
 
-/**
- * Whether something issued (a token's or code's `iat`) or signed in (a session's `loginTs`) at
- * `issuedAt`, epoch seconds, ended with the person's `endedAt`. Something of the same second
- * ends too (whether it came before cannot be told): see untilEndingPassed.
- */
-export function endedWithPerson(account: Pick<Account, 'endedAt'>, issuedAt: unknown): boolean {
-  return account.endedAt !== undefined && (typeof issuedAt !== 'number' || issuedAt <= account.endedAt);
+/** The person's cutoff for a token (`endedAt` or `grantsEndedAt`, the later) or for a session (`endedAt`). */
+function cutoff(account: Pick<Account, 'endedAt' | 'grantsEndedAt'>, what: 'token' | 'session'): number | undefined {
+  const ends = [account.endedAt, what === 'token' ? account.grantsEndedAt : undefined].filter((at): at is number => at !== undefined);
+  return ends.length ? Math.max(...ends) : undefined;
 }
 
 /**
- * Resolves once the second of the person's `endedAt` has passed (at most a second, once, for an
+ * Whether a token or code issued at `issuedAt` (its `iat`, epoch seconds), or with `what`
+ * 'session' a session signed in then (its `loginTs`), ended with the person (`endedAt`,
+ * `grantsEndedAt`). Something of the same second ends too (whether it came before cannot be told):
+ * see untilEndingPassed.
+ */
+export function endedWithPerson(account: Pick<Account, 'endedAt' | 'grantsEndedAt'>, issuedAt: unknown, what: 'token' | 'session' = 'token'): boolean {
+  const at = cutoff(account, what);
+  return at !== undefined && (typeof issuedAt !== 'number' || issuedAt <= at);
+}
+
+/**
+ * Resolves once the second of the person's cutoff has passed (at most a second, once, for an
  * operator's action): what they are issued after the command answers (signed in again with the new
  * password, enabled again) is then of a later second, which the cutoff does not reach.
  */
-export async function untilEndingPassed(account: Pick<Account, 'endedAt'>): Promise<void> {
-  if (account.endedAt === undefined) return;
-  const wait = (account.endedAt + 1) * 1000 - Date.now();
+export async function untilEndingPassed(account: Pick<Account, 'endedAt' | 'grantsEndedAt'>): Promise<void> {
+  const at = cutoff(account, 'token');
+  if (at === undefined) return;
+  const wait = (at + 1) * 1000 - Date.now();
   if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
 }
 
@@ -364,6 +378,22 @@ export class Accounts {
   async setDisabled(username: string, disabled: boolean, endings?: SubjectEndings): Promise<Account> {
     const account = await this.#require(username);
     return this.#endingEverything(account, disabled ? endings : undefined, (endedAt) => ({ ...account, disabled, ...(endedAt !== undefined && { endedAt }) }));
+  }
+
+  /**
+   * Every token, code and refresh token issued to the person up to now ends, their sessions kept
+   * (an operator revokes every grant they gave): one cutoff, `grantsEndedAt`, with the revocation
+   * list's entry before and after, as #endingEverything writes. The caller revokes their grants one
+   * by one afterwards; a failure half-way leaves none of them working. Undefined for no such person.
+   */
+  async endGrants(sub: string, endings: SubjectEndings): Promise<Account | undefined> {
+    await endings.revokeSubject(sub);
+    const account = await this.find(sub);
+    if (!account) return undefined;
+    const next = { ...account, grantsEndedAt: Math.max(now(), account.grantsEndedAt ?? 0) };
+    await this.#save(next);
+    await endings.revokeSubject(sub);
+    return next;
   }
 
   /**

@@ -193,7 +193,7 @@ export class AccountSessions {
     const account = await (started?.sub === session.accountId ? started.account : this.accounts.find(session.accountId));
     // A session signed in before everything of the person ended (accounts.ts endedAt) ends, found or
     // not by the index when they were disabled or their password set.
-    if (account && !account.disabled && !endedWithPerson(account, session.loginTs)) return { accountId: account.sub, account, session };
+    if (account && !account.disabled && !endedWithPerson(account, session.loginTs, 'session')) return { accountId: account.sub, account, session };
     await this.end(session);
     return undefined;
   }

@@ -22,7 +22,8 @@
  *   api     every token for one API (its `aud`), issued up to a moment: the API was removed, so
  *           neither its tokens nor an API later added with the identifier inherit them.
  *   sub     every token issued to a person (its `sub`, under a grant: carrying `gid`) up to a
- *           moment: the person was disabled or an operator reset their password. One entry, written
+ *           moment: the person was disabled, an operator reset their password or revoked every
+ *           grant they gave. One entry, written
  *           before anything else of that ending (accounts.ts endedAt), so that a store failure
  *           half-way through revoking their grants one by one leaves none of their tokens working.
  *

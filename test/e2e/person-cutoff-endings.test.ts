@@ -10,6 +10,7 @@
  * (the grant revocation throws), and what the person held is tried everywhere, enabled again too.
  */
 import assert from 'node:assert/strict';
+import { Redis } from 'ioredis';
 import * as oidc from 'openid-client';
 import { decodeJwt } from 'jose';
 import { createResourceServer, TokenRejected, type ResourceServer } from '../../src/resource-server/index.js';
@@ -116,7 +117,7 @@ describe('e2e: a person ended half-way (disabled, password set) holds nothing th
   }
 
   /** Nothing the person held works anywhere: the refresh tokens last, since a refresh that worked would rotate them. */
-  async function nothingWorks({ agent, api, userinfo }: Holdings, who: string) {
+  async function nothingWorks({ agent, api, userinfo }: Holdings, who: string, sessionEnds = true) {
     assert.equal(await active(api.access_token), false, `${who}: the JWT is inactive at introspection`);
     await eventually(() =>
       assert.rejects(helper.verify(`Bearer ${api.access_token}`), (error: Error) => error instanceof TokenRejected && /revoked/.test(error.message)),
@@ -124,7 +125,7 @@ describe('e2e: a person ended half-way (disabled, password set) holds nothing th
     assert.equal(await activeToApp(userinfo.access_token), false, `${who}: the opaque access token is inactive`);
     assert.equal(await activeToApp(userinfo.refresh_token!), false, `${who}: the refresh token is inactive at introspection`);
     assert.equal(await userinfoStatus(userinfo.access_token), 401, `${who}: userinfo refuses the token`);
-    assert.equal(await silentSignIn(agent), 'login_required', `${who}: the session signs no one in`);
+    if (sessionEnds) assert.equal(await silentSignIn(agent), 'login_required', `${who}: the session signs no one in`);
     assert.equal(await refreshes(api.refresh_token!, API), false, `${who}: the API grant's refresh token is refused`);
     assert.equal(await refreshes(userinfo.refresh_token!), false, `${who}: the userinfo grant's refresh token is refused`);
   }
@@ -172,6 +173,30 @@ describe('e2e: a person ended half-way (disabled, password set) holds nothing th
     await untilEndingPassed(await server.accounts.setPassword('bert', NEW_PASSWORD, server.revocations));
     await nothingWorks(held, 'password set');
     await allWorking(await holdings('bert', NEW_PASSWORD));
+  });
+
+  it('the CLI, its store refusing the grants\' list entries (a failure half-way): users disable, users passwd and grants revoke --user each leave nothing working', async () => {
+    // This connection may not write a grant's entry on the revocation list (every grant's revocation
+    // starts with it), but everything else: the CLI fails as it starts revoking the person's grants.
+    const raw = new Redis(redis.url);
+    const prefix = server.config.redis.keyPrefix;
+    const allowed = [`${prefix}[^r]*`, `${prefix}r[^e]*`, `${prefix}re[^v]*`, `${prefix}revoked:{rv}:sub:*`, `${prefix}revoked:{rv}:feed`];
+    await raw.call('ACL', 'SETUSER', 'no-grant-entries', 'on', '>no-grant-entries-password', ...allowed.map((pattern) => `~${pattern}`), '&*', '+@all');
+    raw.disconnect();
+    const failing = { ...env, REDIS_URL: `redis://no-grant-entries:no-grant-entries-password@127.0.0.1:${redis.port}` };
+    for (const [username, args, sessionEnds] of [
+      ['dina', ['users', 'disable', 'dina'], true],
+      ['emil', ['users', 'passwd', 'emil', '--password-stdin'], true],
+      ['fern', ['grants', 'revoke', '--user', 'fern'], false],
+    ] as const) {
+      await server.accounts.create(username, PASSWORD);
+      const held = await holdings(username);
+      await allWorking(held);
+      const run = await latchkey(failing, [...args], NEW_PASSWORD);
+      assert.notEqual(run.status, 0, `${args.join(' ')} fails half-way`);
+      assert.match(run.stderr, /NOPERM|permission/i);
+      await nothingWorks(held, `${args.join(' ')} half-way`, sessionEnds);
+    }
   });
 
   it('the CLI (users disable, users passwd) writes the cutoff: the feed lists a sub entry for the person', async () => {
