@@ -507,9 +507,9 @@ function applyPatches(
     const session = await provider.Session.findByUid(uid);
     if (session) await accountSessions.signOutSession(session, (grantId) => grants.revoke(grantId), true);
   };
-  const passwordNow = async (sub: string) => {
+  const accountNow = async (sub: string) => {
     const account = await accounts.find(sub);
-    return account && passwordStamp(account);
+    return account && { passwordStamp: passwordStamp(account), endedAt: account.endedAt, grantsEndedAt: account.grantsEndedAt };
   };
   // The interaction, the account and the remembered consent the resume reads next are read with its credential check.
   const signInReads = (request: object, sub: string, clientId: string | undefined, uid: string) => {
@@ -518,7 +518,7 @@ function applyPatches(
     if (clientId) consents.readAhead(sub, clientId, request);
     return dropInteraction;
   };
-  const sessionCredentials = new SessionCredentials(kv, config.ttl.session, credentialsHeld(new CredentialRecords(kv), new UpstreamLinks(kv, accounts), upstreamKnown, passwordNow));
+  const sessionCredentials = new SessionCredentials(kv, config.ttl.session, credentialsHeld(new CredentialRecords(kv), new UpstreamLinks(kv, accounts), upstreamKnown, accountNow));
   // ...and which signed in the session a grant was made or extended in, kept as long as the grant:
   // removing a credential revokes the grants made with it, their session gone or not (in front of
   // recordAtSignIn, so that a resume's own sign-in is recorded for the session first).

@@ -18,6 +18,7 @@ import type { GrantRevocation } from '../../src/revocation/grants.js';
 import { Agent } from '../helpers/agent.js';
 import { eventually } from '../helpers/eventually.js';
 import { frontChannel } from '../helpers/front-channel.js';
+import { startAuthorization } from '../helpers/sign-in.js';
 import { latchkey } from '../helpers/process.js';
 import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
 import { startServer, testDir, testEnv, type TestServer } from '../helpers/server.js';
@@ -197,6 +198,21 @@ describe('e2e: a person ended half-way (disabled, password set) holds nothing th
       assert.match(run.stderr, /NOPERM|permission/i);
       await nothingWorks(held, `${args.join(' ')} half-way`, sessionEnds);
     }
+  });
+
+  it('a sign-in whose password was verified before the person was disabled, resumed once they are enabled again, signs no one in', async () => {
+    await server.accounts.create('gus', PASSWORD);
+    const agent = new Agent();
+    const { page } = await startAuthorization(agent, app, REDIRECT, { scope: 'openid' });
+    // The password is verified and the sign-in finished; its resume (/auth/<uid>) is not followed yet.
+    const finished = await agent.submit(page, '/login', { username: 'gus', password: PASSWORD }, `${server.issuer}/auth/`);
+    assert.match(finished.url, /\/auth\/[^/]+$/, finished.url);
+    assert.equal((await admin('/users/gus/disable')).status, 200);
+    assert.equal((await admin('/users/gus/enable')).status, 200);
+    const resumed = await agent.follow(finished.url, {}, REDIRECT);
+    assert.ok(resumed.url.startsWith(REDIRECT), resumed.url);
+    assert.equal(new URL(resumed.url).searchParams.get('error'), 'access_denied', 'the sign-in begun before the disable resumes into a code');
+    assert.equal(await silentSignIn(agent), 'login_required', 'it left a session signed in');
   });
 
   it('the CLI (users disable, users passwd) writes the cutoff: the feed lists a sub entry for the person', async () => {
