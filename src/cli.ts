@@ -94,7 +94,7 @@ async function withStore<T>(run: (kv: Kv, settings: Config) => Promise<T>, needs
 }
 
 function revocationList(kv: Kv, settings: Config): RevocationList {
-  return new RevocationList(kv, { skew: CLOCK_TOLERANCE, accessTokenLifetime: longestAccessTokenLifetime(settings) });
+  return new RevocationList(kv, { skew: CLOCK_TOLERANCE, accessTokenLifetime: longestAccessTokenLifetime(settings), grantLifetime: settings.ttl.grant });
 }
 
 /** Revoking grants goes through the oidc-provider adapter, so it is loaded only when needed. */
@@ -603,7 +603,13 @@ grants
         print({ sub: account.sub, username: account.username, client_id: options.client, revoked });
       } else if (options.client) {
         await consents.forgetClient(options.client, (await revocation.ofClient(options.client)).map((grant) => grant.accountId));
+        // After the consents and before the grants, one by one: one entry ends every token, code and
+        // refresh token the client holds on anyone's behalf up to now (a delegated entry on the list
+        // and feed), so that a failure half-way through the grants leaves none of them working.
+        const endedAt = Math.floor(Date.now() / 1000);
+        await revocationList(kv, settings).revokeDelegated(options.client);
         const revoked = await revocation.revokeClient(options.client);
+        await untilEndingPassed({ endedAt });
         if (!revoked && !(await clientKnown(options.client))) throw new ClientMissing(`no client "${options.client}" (and no grants held by it)`);
         print({ client_id: options.client, revoked });
       } else {

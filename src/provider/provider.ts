@@ -157,8 +157,12 @@ function storage({ config, kv, apis, revocations, accounts, consents }: Provider
           await grants.clientRemoved(clientId);
           await Promise.all([apis.forgetClient(clientId), forgetPreviousSecret(kv, clientId), consents.forgetClient(clientId)]);
         },
-        // A token request's code or refresh token names the account it will look up next.
-        accountAhead: (accountId) => accounts.readAhead(accountId),
+        // A token request's code or refresh token names the account it will look up next, and its
+        // client, whose delegated mark findAccount reads with it (revocation/list.ts).
+        accountAhead: (accountId, clientId) => {
+          accounts.readAhead(accountId);
+          if (clientId) revocations.readDelegatedAhead(clientId);
+        },
       },
       { refreshReuseGrace: config.ttl.refreshReuseGrace, sessionTtl: config.ttl.session },
     ),
@@ -245,7 +249,7 @@ function withinSecretGrace(ctx: KoaContextWithOIDC | undefined, ttl: number): nu
 }
 
 /** Scopes and claims, the people behind them, consent and the sign-in pages. */
-function accountsAndConsent({ config, accounts, consents, federated }: ProviderDependencies, policy: RegistrationPolicy): Configuration {
+function accountsAndConsent({ config, accounts, consents, federated, revocations }: ProviderDependencies, policy: RegistrationPolicy): Configuration {
   return {
     // Configured resource servers' scopes too: oidc-provider accepts in a client's `scope` metadata
     // only scopes listed here, and that metadata is what bounds a person's delegation to a client.
@@ -287,12 +291,15 @@ function accountsAndConsent({ config, accounts, consents, federated }: ProviderD
     extraParams: [CONSENT_IF_NEEDED, 'upstream'],
     findAccount: async (ctx, sub, token) => {
       // At the authorization endpoint the session's recheck has just read the account (accounts/sessions.ts).
-      const account = accountCheckedFor(ctx, sub) ?? (await accounts.find(sub));
+      // With the account: whether the token's client had every grant it holds revoked since (a cached read; else in the same round trip).
+      const { iat, clientId } = (token ?? {}) as { iat?: unknown; clientId?: unknown };
+      const [account, delegationEnded] = await Promise.all([accountCheckedFor(ctx, sub) ?? accounts.find(sub), token ? revocations.delegatedEnded(clientId, iat) : false]);
       if (!account || account.disabled) return undefined;
       // A code, device code, refresh token or access token (userinfo) issued before everything of the
-      // person ended (disabled, or a password set by an operator: accounts.ts endedAt) is void, even
-      // if the revocation of its grant did not happen: read with the account, so it costs nothing.
-      if (token && endedWithPerson(account, (token as { iat?: unknown }).iat)) return undefined;
+      // person ended (disabled, or a password set by an operator: accounts.ts endedAt), or before
+      // every grant of its client was revoked (`grants revoke --client`), is void, even if the
+      // revocation of its grant did not happen: read with the account, so it costs no round trip.
+      if (token && (delegationEnded || endedWithPerson(account, iat))) return undefined;
       const claims = accountClaims(ctx, config.idToken.scopeClaims, { ...claimsFor(account) } as AccountClaims);
       // Only a session signed in through an upstream (amr "fed") costs the extra read.
       const { amr, sessionUid } = (token ?? {}) as { amr?: string[]; sessionUid?: string };

@@ -28,11 +28,13 @@ const REDIRECT = 'https://app.example.test/callback';
 const WEB = { id: 'web', secret: 'web-app-secret-with-plenty-of-entropy-0123456789' };
 const MACHINE = { id: 'machine', secret: 'machine-secret-with-plenty-of-entropy-0123456789' };
 const RS = { id: 'api', secret: 'api-resource-server-secret-with-entropy-012345' };
+const PARTNER = { id: 'partner', secret: 'partner-app-secret-with-plenty-of-entropy-012345' };
 const OPS = { id: 'ops', secret: 'ops-client-secret-with-plenty-of-entropy-0123456789' };
 const PASSWORD = 'person cutoff test password';
 const NEW_PASSWORD = 'person cutoff new password';
 const CLIENTS = JSON.stringify([
   { client_id: WEB.id, client_secret: WEB.secret, redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'] },
+  { client_id: PARTNER.id, client_secret: PARTNER.secret, redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'] },
   machineClient(MACHINE),
   machineClient(RS),
   machineClient(OPS, { scope: 'admin' }),
@@ -45,6 +47,7 @@ describe('e2e: a person ended half-way (disabled, password set) holds nothing th
   let server: TestServer;
   let env: Record<string, string>;
   let app: oidc.Configuration;
+  let partner: oidc.Configuration;
   let helper: ResourceServer;
 
   before(async () => {
@@ -56,6 +59,7 @@ describe('e2e: a person ended half-way (disabled, password set) holds nothing th
     await server.apis.grant(OPS.id, `${server.issuer}/admin`, { scopes: ['admin'] });
     await grantFeed(server, RS.id);
     app = await oidc.discovery(new URL(server.issuer), WEB.id, WEB.secret, oidc.ClientSecretBasic(WEB.secret), { execute: [oidc.allowInsecureRequests] });
+    partner = await oidc.discovery(new URL(server.issuer), PARTNER.id, PARTNER.secret, oidc.ClientSecretBasic(PARTNER.secret), { execute: [oidc.allowInsecureRequests] });
     helper = await createResourceServer({ issuer: server.issuer, audience: API, clientId: RS.id, clientSecret: RS.secret });
   });
   after(async () => {
@@ -69,25 +73,26 @@ describe('e2e: a person ended half-way (disabled, password set) holds nothing th
    * grant), and an opaque userinfo token with its refresh token (another sign-in, another grant),
    * both in one browser session.
    */
-  async function holdings(username: string, password = PASSWORD) {
+  async function holdings(username: string, password = PASSWORD, at: 'web' | 'partner' = 'web') {
     const agent = new Agent();
+    const rp = at === 'web' ? { config: app, client: WEB } : { config: partner, client: PARTNER };
     const redeem = async (params: Record<string, string>, resource?: string) => {
-      const flow = await frontChannel(app, { redirectUri: REDIRECT, username, password, params: { prompt: 'consent', ...params }, agent });
-      return oidc.authorizationCodeGrant(app, flow.callback, { pkceCodeVerifier: flow.verifier }, resource ? { resource } : undefined);
+      const flow = await frontChannel(rp.config, { redirectUri: REDIRECT, username, password, params: { prompt: 'consent', ...params }, agent });
+      return oidc.authorizationCodeGrant(rp.config, flow.callback, { pkceCodeVerifier: flow.verifier }, resource ? { resource } : undefined);
     };
     const api = await redeem({ scope: 'openid offline_access read', resource: API }, API);
     const userinfo = await redeem({ scope: 'openid offline_access' });
     assert.ok(decodeJwt(api.access_token).gid, 'the API token is a JWT under a grant');
     assert.doesNotMatch(userinfo.access_token, /\./, 'the userinfo token is opaque');
-    return { agent, api, userinfo };
+    return { agent, api, userinfo, rp };
   }
   type Holdings = Awaited<ReturnType<typeof holdings>>;
 
   const active = async (token: string) => (await introspect(server.url, RS, token)).active === true;
-  const activeToApp = async (token: string) => (await introspect(server.url, WEB, token)).active === true;
+  const activeToApp = async (rp: Holdings['rp'], token: string) => (await introspect(server.url, rp.client, token)).active === true;
   const userinfoStatus = async (token: string) => (await fetch(`${server.url}/me`, { headers: { authorization: `Bearer ${token}` } })).status;
-  const refreshes = (token: string, resource?: string) =>
-    oidc.refreshTokenGrant(app, token, resource ? { resource } : undefined).then(
+  const refreshes = (rp: Holdings['rp'], token: string, resource?: string) =>
+    oidc.refreshTokenGrant(rp.config, token, resource ? { resource } : undefined).then(
       () => true,
       (error: { error?: string }) => {
         assert.equal(error.error, 'invalid_grant');
@@ -95,8 +100,8 @@ describe('e2e: a person ended half-way (disabled, password set) holds nothing th
       },
     );
   /** prompt=none with the browser's session: back at the app with a code, or login_required. */
-  async function silentSignIn(agent: Agent): Promise<string> {
-    const url = oidc.buildAuthorizationUrl(app, {
+  async function silentSignIn(agent: Agent, config = app): Promise<string> {
+    const url = oidc.buildAuthorizationUrl(config, {
       redirect_uri: REDIRECT,
       scope: 'openid',
       prompt: 'none',
@@ -108,27 +113,27 @@ describe('e2e: a person ended half-way (disabled, password set) holds nothing th
     return back.searchParams.get('error') ?? (back.searchParams.get('code') ? 'code' : `? ${page.status} ${page.url}`);
   }
 
-  async function allWorking({ agent, api, userinfo }: Holdings) {
+  async function allWorking({ agent, api, userinfo, rp }: Holdings) {
     assert.equal(await active(api.access_token), true, 'the JWT is active');
     assert.equal((await helper.verify(`Bearer ${api.access_token}`)).jti, decodeJwt(api.access_token).jti);
-    assert.equal(await activeToApp(userinfo.access_token), true, 'the opaque token is active');
-    assert.equal(await activeToApp(userinfo.refresh_token!), true, 'the refresh token is active');
+    assert.equal(await activeToApp(rp, userinfo.access_token), true, 'the opaque token is active');
+    assert.equal(await activeToApp(rp, userinfo.refresh_token!), true, 'the refresh token is active');
     assert.equal(await userinfoStatus(userinfo.access_token), 200);
-    assert.equal(await silentSignIn(agent), 'code');
+    assert.equal(await silentSignIn(agent, rp.config), 'code');
   }
 
   /** Nothing the person held works anywhere: the refresh tokens last, since a refresh that worked would rotate them. */
-  async function nothingWorks({ agent, api, userinfo }: Holdings, who: string, sessionEnds = true) {
+  async function nothingWorks({ agent, api, userinfo, rp }: Holdings, who: string, sessionEnds = true) {
     assert.equal(await active(api.access_token), false, `${who}: the JWT is inactive at introspection`);
     await eventually(() =>
       assert.rejects(helper.verify(`Bearer ${api.access_token}`), (error: Error) => error instanceof TokenRejected && /revoked/.test(error.message)),
     );
-    assert.equal(await activeToApp(userinfo.access_token), false, `${who}: the opaque access token is inactive`);
-    assert.equal(await activeToApp(userinfo.refresh_token!), false, `${who}: the refresh token is inactive at introspection`);
+    assert.equal(await activeToApp(rp, userinfo.access_token), false, `${who}: the opaque access token is inactive`);
+    assert.equal(await activeToApp(rp, userinfo.refresh_token!), false, `${who}: the refresh token is inactive at introspection`);
     assert.equal(await userinfoStatus(userinfo.access_token), 401, `${who}: userinfo refuses the token`);
-    if (sessionEnds) assert.equal(await silentSignIn(agent), 'login_required', `${who}: the session signs no one in`);
-    assert.equal(await refreshes(api.refresh_token!, API), false, `${who}: the API grant's refresh token is refused`);
-    assert.equal(await refreshes(userinfo.refresh_token!), false, `${who}: the userinfo grant's refresh token is refused`);
+    if (sessionEnds) assert.equal(await silentSignIn(agent, rp.config), 'login_required', `${who}: the session signs no one in`);
+    assert.equal(await refreshes(rp, api.refresh_token!, API), false, `${who}: the API grant's refresh token is refused`);
+    assert.equal(await refreshes(rp, userinfo.refresh_token!), false, `${who}: the userinfo grant's refresh token is refused`);
   }
 
   /** The store fails as soon as the person's grants are to be revoked: only what came before is done. */
@@ -176,12 +181,12 @@ describe('e2e: a person ended half-way (disabled, password set) holds nothing th
     await allWorking(await holdings('bert', NEW_PASSWORD));
   });
 
-  it('the CLI, its store refusing the grants\' list entries (a failure half-way): users disable, users passwd and grants revoke --user each leave nothing working', async () => {
+  it('the CLI, its store refusing the grants\' list entries (a failure half-way): users disable, users passwd, grants revoke --user and --client each leave nothing working', async () => {
     // This connection may not write a grant's entry on the revocation list (every grant's revocation
     // starts with it), but everything else: the CLI fails as it starts revoking the person's grants.
     const raw = new Redis(redis.url);
     const prefix = server.config.redis.keyPrefix;
-    const allowed = [`${prefix}[^r]*`, `${prefix}r[^e]*`, `${prefix}re[^v]*`, `${prefix}revoked:{rv}:sub:*`, `${prefix}revoked:{rv}:feed`];
+    const allowed = [`${prefix}[^r]*`, `${prefix}r[^e]*`, `${prefix}re[^v]*`, `${prefix}revoked:{rv}:sub:*`, `${prefix}revoked:{rv}:delegated:*`, `${prefix}revoked:{rv}:feed`];
     await raw.call('ACL', 'SETUSER', 'no-grant-entries', 'on', '>no-grant-entries-password', ...allowed.map((pattern) => `~${pattern}`), '&*', '+@all');
     raw.disconnect();
     const failing = { ...env, REDIS_URL: `redis://no-grant-entries:no-grant-entries-password@127.0.0.1:${redis.port}` };
@@ -189,14 +194,20 @@ describe('e2e: a person ended half-way (disabled, password set) holds nothing th
       ['dina', ['users', 'disable', 'dina'], true],
       ['emil', ['users', 'passwd', 'emil', '--password-stdin'], true],
       ['fern', ['grants', 'revoke', '--user', 'fern'], false],
+      // Every grant the partner app holds, two people's: its own client_credentials tokens are not grants.
+      [['gale', 'hugo'], ['grants', 'revoke', '--client', PARTNER.id], false],
     ] as const) {
-      await server.accounts.create(username, PASSWORD);
-      const held = await holdings(username);
-      await allWorking(held);
+      const people = [username].flat();
+      const held = [];
+      for (const person of people) {
+        await server.accounts.create(person, PASSWORD);
+        held.push(await holdings(person, PASSWORD, (args as readonly string[]).includes(PARTNER.id) ? 'partner' : 'web'));
+        await allWorking(held.at(-1)!);
+      }
       const run = await latchkey(failing, [...args], NEW_PASSWORD);
       assert.notEqual(run.status, 0, `${args.join(' ')} fails half-way`);
       assert.match(run.stderr, /NOPERM|permission/i);
-      await nothingWorks(held, `${args.join(' ')} half-way`, sessionEnds);
+      for (const each of held) await nothingWorks(each, `${args.join(' ')} half-way`, sessionEnds);
     }
   });
 
