@@ -11,7 +11,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { z } from 'zod';
-import { AccountError, Accounts } from './accounts/accounts.js';
+import { AccountError, Accounts, untilEndingPassed } from './accounts/accounts.js';
 import { Apis } from './apis/apis.js';
 import { ConfigError, envName, INITIAL_ACCESS_TOKEN_MAX, loadConfig, settings as settingPaths, type Config } from './config.js';
 import { keyRevocationHorizon, ringStore, rotationPolicy } from './keyring/index.js';
@@ -96,7 +96,7 @@ async function withStore<T>(run: (kv: Kv, settings: Config) => Promise<T>, needs
 }
 
 function revocationList(kv: Kv, settings: Config): RevocationList {
-  return new RevocationList(kv, { skew: CLOCK_TOLERANCE, accessTokenLifetime: longestAccessTokenLifetime(settings) });
+  return new RevocationList(kv, { skew: CLOCK_TOLERANCE, accessTokenLifetime: longestAccessTokenLifetime(settings), grantLifetime: settings.ttl.grant });
 }
 
 /** Revoking grants goes through the oidc-provider adapter, so it is loaded only when needed. */
@@ -605,11 +605,24 @@ grants
         print({ sub: account.sub, username: account.username, client_id: options.client, revoked });
       } else if (options.client) {
         await consents.forgetClient(options.client, (await revocation.ofClient(options.client)).map((grant) => grant.accountId));
+        // After the consents and before the grants, one by one: one entry ends every token, code and
+        // refresh token the client holds on anyone's behalf up to now (a delegated entry on the list
+        // and feed), so that a failure half-way through the grants leaves none of them working.
+        const endedAt = Math.floor(Date.now() / 1000);
+        await revocationList(kv, settings).revokeDelegated(options.client);
         const revoked = await revocation.revokeClient(options.client);
+        await untilEndingPassed({ endedAt });
         if (!revoked && !(await clientKnown(options.client))) throw new ClientMissing(`no client "${options.client}" (and no grants held by it)`);
         print({ client_id: options.client, revoked });
       } else {
-        print({ sub: account!.sub, username: account!.username, revoked: await revocation.revokeAccountWithConsents(account!.sub, consents) });
+        // After the consents and before the grants, one by one: one cutoff ends every token, code and
+        // refresh token issued to the person up to now (accounts.ts grantsEndedAt, a sub entry on the
+        // list and feed), so that a failure half-way through the grants leaves none of them working.
+        await revocation.forgetConsentsOf(account!.sub, consents);
+        const ended = await new Accounts(kv, settings.accounts.argon2).endGrants(account!.sub, revocationList(kv, settings));
+        const revoked = await revocation.revokeAccount(account!.sub);
+        if (ended) await untilEndingPassed(ended);
+        print({ sub: account!.sub, username: account!.username, revoked });
       }
     }),
   );
@@ -681,7 +694,9 @@ users
       if (!account) throw new AccountError(`no user "${username}"`);
       const password = await readStdin();
       const opened = options.keepSessions ? undefined : await sessionsOn(kv, settings);
-      await accounts.setPassword(username, password);
+      // Unless kept, everything issued to the person up to now ends with the password's write, one
+      // entry first (accounts.ts endedAt): a failure of what follows leaves none of it working.
+      const changed = await accounts.setPassword(username, password, options.keepSessions ? undefined : revocationList(kv, settings));
       // An operator sets a password for someone who lost theirs, or whose account was taken: a
       // session signed in with the old one (a thief's) and the refresh tokens it got must not outlive it,
       // nor a consent given in the person's name (first, as grants revoke does: no grant is made from it again).
@@ -690,6 +705,7 @@ users
       const ended = options.keepSessions ? 0 : await endSessionsWithGrants(opened, kv, settings, account.sub, () => true);
       // ...and so must the grants of sessions that ended already (offline access got and kept).
       await revocation?.revokeAccount(account.sub);
+      await untilEndingPassed(changed);
       console.log(`password changed for ${username}${options.keepSessions ? '' : `; ended ${ended} session${ended === 1 ? '' : 's'}`}`);
     });
   });
@@ -704,12 +720,16 @@ for (const [name, disabled] of [
     .action(async (username: string) =>
       withStore(async (kv, settings) => {
         const opened = disabled ? await sessionsOn(kv, settings) : undefined;
-        const account = await new Accounts(kv, settings.accounts.argon2).setDisabled(username, disabled);
+        // Disabling ends everything issued to the person up to now in its own write, one entry
+        // first (accounts.ts endedAt): what follows, grant by grant and session by session, may
+        // fail half-way and leave none of it working, enabled again or not.
+        const account = await new Accounts(kv, settings.accounts.argon2).setDisabled(username, disabled, revocationList(kv, settings));
         if (disabled) {
           // The remembered consents go too: enabled again, the person is asked by each app, and an
           // app someone else consented to in their name while the account was taken gets no code silently.
           await (await grantRevocation(kv, settings)).revokeAccountWithConsents(account.sub, await consentsOn(kv, settings));
           await opened?.sessions.endAll(account.sub);
+          await untilEndingPassed(account);
         }
         console.log(`${name}d ${username}`);
       }),
@@ -727,7 +747,7 @@ users
       // Disabled first (nothing more is issued to them), everything they hold ended, and only then
       // the account deleted: a failure half-way leaves a disabled account to remove again, where a
       // deleted one left their tokens and sessions with no command to end them.
-      const account = await accounts.setDisabled(username, true);
+      const account = await accounts.setDisabled(username, true, revocationList(kv, settings));
       await factors.reset(account.sub);
       await (await grantRevocation(kv, settings)).revokeAccount(account.sub);
       await opened?.sessions.endAll(account.sub);

@@ -97,7 +97,7 @@ export function providerFactory(config: Config, kv: Kv, metrics?: Metrics) {
   const accounts = new Accounts(kv, config.accounts.argon2);
   // TOTP secrets are sealed under the same secrets as the signing keys kept in the store.
   const secondFactors = new SecondFactors(kv, new Sealer(config.keys.secrets), config.issuer);
-  const revocations = new RevocationList(kv, { skew: CLOCK_TOLERANCE, accessTokenLifetime: longestAccessTokenLifetime(config) });
+  const revocations = new RevocationList(kv, { skew: CLOCK_TOLERANCE, accessTokenLifetime: longestAccessTokenLifetime(config), grantLifetime: config.ttl.grant });
   const apis = new Apis(kv, {
     builtin: builtinResourceServers(config),
     configured: config.resourceServers,

@@ -40,6 +40,52 @@ export interface Account {
   readonly claims: Claims;
   /** Epoch seconds of the last change to the profile (the `updated_at` claim). */
   readonly updatedAt: number;
+  /**
+   * Epoch seconds up to which everything issued to the person has ended: every token, code, device
+   * code and refresh token issued, and every session signed in, at or before it (the person was
+   * disabled, or an operator set their password). Checked wherever the account is read for one
+   * (provider.ts findAccount, sessions.ts signedIn), so it costs no read of its own.
+   */
+  readonly endedAt?: number;
+  /**
+   * Epoch seconds up to which every token, code and refresh token issued to the person has ended,
+   * their sessions kept (an operator revoked every grant they gave: `latchkey grants revoke --user`).
+   */
+  readonly grantsEndedAt?: number;
+}
+
+/** What records, before anything else, that every token issued to a person up to now has ended (revocation/list.ts). */
+export interface SubjectEndings {
+  revokeSubject(sub: string): Promise<unknown>;
+}
+
+/** The person's cutoff for a token (`endedAt` or `grantsEndedAt`, the later) or for a session (`endedAt`). */
+function cutoff(account: Pick<Account, 'endedAt' | 'grantsEndedAt'>, what: 'token' | 'session'): number | undefined {
+  const ends = [account.endedAt, what === 'token' ? account.grantsEndedAt : undefined].filter((at): at is number => at !== undefined);
+  return ends.length ? Math.max(...ends) : undefined;
+}
+
+/**
+ * Whether a token or code issued at `issuedAt` (its `iat`, epoch seconds), or with `what`
+ * 'session' a session signed in then (its `loginTs`), ended with the person (`endedAt`,
+ * `grantsEndedAt`). Something of the same second ends too (whether it came before cannot be told):
+ * see untilEndingPassed.
+ */
+export function endedWithPerson(account: Pick<Account, 'endedAt' | 'grantsEndedAt'>, issuedAt: unknown, what: 'token' | 'session' = 'token'): boolean {
+  const at = cutoff(account, what);
+  return at !== undefined && (typeof issuedAt !== 'number' || issuedAt <= at);
+}
+
+/**
+ * Resolves once the second of the person's cutoff has passed (at most a second, once, for an
+ * operator's action): what they are issued after the command answers (signed in again with the new
+ * password, enabled again) is then of a later second, which the cutoff does not reach.
+ */
+export async function untilEndingPassed(account: Pick<Account, 'endedAt' | 'grantsEndedAt'>): Promise<void> {
+  const at = cutoff(account, 'token');
+  if (at === undefined) return;
+  const wait = (at + 1) * 1000 - Date.now();
+  if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
 }
 
 /**
@@ -295,13 +341,16 @@ export class Accounts {
     return true;
   }
 
-  async setPassword(username: string, password: string): Promise<Account> {
+  /**
+   * An operator sets a password. With `endings` (the old password may be a thief's), everything
+   * issued to the person up to now ends in the same write (endedAt; #endingEverything).
+   */
+  async setPassword(username: string, password: string, endings?: SubjectEndings): Promise<Account> {
     const problem = validatePassword(password);
     if (problem) throw new AccountError(problem);
     const account = await this.#require(username);
-    const updated = { ...account, passwordHash: await this.#hash(password) };
-    await this.#save(updated);
-    return updated;
+    const passwordHash = await this.#hash(password);
+    return this.#endingEverything(account, endings, (endedAt) => ({ ...account, passwordHash, ...(endedAt !== undefined && { endedAt }) }));
   }
 
   /** Replaces the claims (e.g. those an upstream sends at each sign-in); a no-op when they are the same. */
@@ -320,11 +369,52 @@ export class Accounts {
     return (await this.list()).filter((account) => account.claims.email?.toLowerCase() === wanted);
   }
 
-  async setDisabled(username: string, disabled: boolean): Promise<Account> {
+  /**
+   * Disables (or enables) a person. Disabling with `endings` also ends everything issued to them up
+   * to now, in the same write (endedAt; #endingEverything): their grants, sessions and consents are
+   * then ended one by one by the caller, and a store failure half-way through leaves nothing of
+   * theirs working, enabled again or not.
+   */
+  async setDisabled(username: string, disabled: boolean, endings?: SubjectEndings): Promise<Account> {
     const account = await this.#require(username);
-    const updated = { ...account, disabled };
-    await this.#save(updated);
-    return updated;
+    return this.#endingEverything(account, disabled ? endings : undefined, (endedAt) => ({ ...account, disabled, ...(endedAt !== undefined && { endedAt }) }));
+  }
+
+  /**
+   * Every token, code and refresh token issued to the person up to now ends, their sessions kept
+   * (an operator revokes every grant they gave): one cutoff, `grantsEndedAt`, with the revocation
+   * list's entry before and after, as #endingEverything writes. The caller revokes their grants one
+   * by one afterwards; a failure half-way leaves none of them working. Undefined for no such person.
+   */
+  async endGrants(sub: string, endings: SubjectEndings): Promise<Account | undefined> {
+    await endings.revokeSubject(sub);
+    const account = await this.find(sub);
+    if (!account) return undefined;
+    const next = { ...account, grantsEndedAt: Math.max(now(), account.grantsEndedAt ?? 0) };
+    await this.#save(next);
+    await endings.revokeSubject(sub);
+    return next;
+  }
+
+  /**
+   * Writes `updated(endedAt)`: with `endings`, endedAt is now, and the revocation list's entry for
+   * the person is written before (so JWT access tokens, which carry no account read, end first: a
+   * failure after it has ended more, never less) and once more after (for those issued meanwhile).
+   */
+  async #endingEverything(account: Account, endings: SubjectEndings | undefined, updated: (endedAt: number | undefined) => Account): Promise<Account> {
+    if (!endings) {
+      // Enabled again (or a password kept with its sessions) in the second of a cutoff whose command
+      // failed before it waited: what the person then gets must be of a later second.
+      await untilEndingPassed(account);
+      const next = updated(undefined);
+      await this.#save(next);
+      return next;
+    }
+    await endings.revokeSubject(account.sub);
+    const next = updated(Math.max(now(), account.endedAt ?? 0));
+    await this.#save(next);
+    await endings.revokeSubject(account.sub);
+    return next;
   }
 
   async remove(username: string): Promise<Account> {

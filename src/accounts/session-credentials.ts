@@ -28,6 +28,7 @@
 import { Provider, type KoaContextWithOIDC } from 'oidc-provider';
 import type { Middleware } from 'koa';
 import { scoped } from '../http/layers.js';
+import { endedWithPerson, type Account } from './accounts.js';
 import type { Method } from './assurance.js';
 import { enrolmentStamp, type CredentialRecords } from './credentials.js';
 import type { UpstreamLinks } from './links.js';
@@ -108,6 +109,8 @@ interface SignIn {
   readonly grant: GrantMade | undefined;
   /** The session was made by this request: no other sign-in can have been recorded for its uid. */
   readonly newSession: boolean;
+  /** When the interaction resumed began (its `iat`). */
+  readonly startedAt: unknown;
 }
 
 /** A sign-in's record written: with its grant's when it needed no earlier sign-in's, else with those read. */
@@ -118,16 +121,24 @@ interface Recorded {
 
 /** The sign-in a resume made, once the engine answered it; undefined when it signed no session in. */
 function signInOf(ctx: object): SignIn | undefined {
-  const oidc = (ctx as unknown as KoaContextWithOIDC).oidc as { result?: Record<string, unknown> & { login?: { accountId?: string } }; session?: { uid?: string; accountId?: string; new?: boolean } } | undefined;
+  const oidc = (ctx as unknown as KoaContextWithOIDC).oidc as
+    | { result?: Record<string, unknown> & { login?: { accountId?: string } }; session?: { uid?: string; accountId?: string; new?: boolean }; entities?: { Interaction?: { iat?: unknown } } }
+    | undefined;
   const credential = oidc?.result?.[CREDENTIAL_RESULT] as SessionCredential | undefined;
   const session = oidc?.session;
   if (!credential || !session?.uid || !session.accountId || session.accountId !== oidc?.result?.login?.accountId) return undefined;
   const { verified: _verified, ...kept } = credential;
-  return { sessionUid: session.uid, sub: session.accountId, credential, kept, grant: grantOf(oidc as unknown as Made), newSession: session.new === true };
+  return { sessionUid: session.uid, sub: session.accountId, credential, kept, grant: grantOf(oidc as unknown as Made), newSession: session.new === true, startedAt: oidc?.entities?.Interaction?.iat };
 }
 
-/** Whether the person `sub` still holds every credential a sign-in used. */
-export type CredentialsHeld = (sub: string, credential: SessionCredential) => Promise<boolean>;
+/**
+ * Whether the person `sub` still holds every credential a sign-in used. `startedAt`: when the
+ * sign-in's interaction began (its `iat`, epoch seconds), before any of its credentials was verified.
+ */
+export type CredentialsHeld = (sub: string, credential: SessionCredential, startedAt: unknown) => Promise<boolean>;
+
+/** What the check reads of the account now: the password's stamp and the person's cutoffs. */
+export type AccountNow = (sub: string) => Promise<(Pick<Account, 'endedAt' | 'grantsEndedAt'> & { readonly passwordStamp: string | undefined }) | undefined>;
 
 /**
  * Its passkeys still registered, its authenticator app still enrolled, its upstream links still
@@ -135,23 +146,27 @@ export type CredentialsHeld = (sub: string, credential: SessionCredential) => Pr
  * authenticator app and recovery codes it verified still the person's: a password changed (by its
  * owner or an operator; `passwordOf` gives the stamp of the password now), an app removed or set up
  * again, or recovery codes made anew while the sign-in waited for its resume no longer sign it in.
+ * Nor does a sign-in begun before everything of the person ended (accounts.ts endedAt: disabled,
+ * enabled again since, or a password set by an operator), whatever it verified.
  */
 export function credentialsHeld(
   records: CredentialRecords,
   links: UpstreamLinks,
   upstreamKnown: (id: string) => Promise<boolean>,
-  passwordOf: (sub: string) => Promise<string | undefined>,
+  accountOf: AccountNow,
 ): CredentialsHeld {
-  return async (sub, credential) => {
+  return async (sub, credential, startedAt) => {
     const parts = (credential.links ?? []).map((id) => [id.slice(0, id.indexOf(':')), id.slice(id.indexOf(':') + 1)] as const);
-    const [record, linked, known, password] = await Promise.all([
+    // The account with the records: one round trip (it was read for the password's stamp before, and is read ahead for the engine).
+    const [record, linked, known, account] = await Promise.all([
       records.read(sub),
       Promise.all(parts.map(([upstream, upstreamSub]) => links.find(upstream, upstreamSub))),
       Promise.all(parts.map(([upstream]) => upstreamKnown(upstream))),
-      credential.verified?.password ? passwordOf(sub) : undefined,
+      accountOf(sub),
     ]);
     const { verified } = credential;
-    if (verified?.password && verified.password !== password) return false;
+    if (account && typeof startedAt === 'number' && endedWithPerson(account, startedAt, 'session')) return false;
+    if (verified?.password && verified.password !== account?.passwordStamp) return false;
     if (credential.passkeys?.some((id) => !record.passkeys.some((passkey) => passkey.id === id))) return false;
     if (credential.methods.includes('totp') && !record.totp) return false;
     if (verified?.totp && verified.totp !== enrolmentStamp(record.totp)) return false;
@@ -289,7 +304,7 @@ export class SessionCredentials {
       await Promise.all([
         grant && !grantWritten && this.#writeGrant(grant, used),
         this.held && (async () => {
-          if (!(await this.held!(signIn.sub, signIn.credential))) await endSession(signIn.sessionUid);
+          if (!(await this.held!(signIn.sub, signIn.credential, signIn.startedAt))) await endSession(signIn.sessionUid);
         })(),
       ]);
     });
@@ -342,7 +357,7 @@ export class SessionCredentials {
       const clientId = (interaction.params as Record<string, unknown> | undefined)?.client_id;
       dropInteraction = readAhead(sub, typeof clientId === 'string' ? clientId : undefined, interaction.uid);
     }
-    if (await this.held!(sub, credential)) return;
+    if (await this.held!(sub, credential, interaction.iat)) return;
     // The engine must read the refusal, not the interaction as it was read ahead.
     dropInteraction?.();
     interaction.result = { error: 'access_denied', error_description: 'a credential this sign-in used was removed or changed since' };

@@ -4,7 +4,8 @@
  * - From outside a request (admin API, CLI): every session of the person, found through the
  *   store's index of sessions by account, is ended.
  * - At use: a session that reaches the authorization endpoint, the device verification pages or one of our own pages is
- *   re-checked against the account, and ended when its person is disabled or gone. This also
+ *   re-checked against the account, and ended when its person is disabled or gone, or it was
+ *   signed in before everything of theirs ended (an operator set their password). This also
  *   covers sessions the index does not know (made before it existed). Without it, oidc-provider
  *   takes such a session as signed in, its findAccount answers nothing, and its consent step
  *   fails with a TypeError (a 500); once ended, the person gets the sign-in page (or
@@ -19,7 +20,7 @@ import type { Context, Middleware, Next } from 'koa';
 import { scoped } from '../http/layers.js';
 import type { KoaContextWithOIDC, Provider } from 'oidc-provider';
 import type { ProviderInService } from '../provider-in-service.js';
-import type { Account, Accounts } from './accounts.js';
+import { endedWithPerson, type Account, type Accounts } from './accounts.js';
 import type { SessionCredential, SessionCredentials } from './session-credentials.js';
 import { AdapterIndexes, readGrantAhead } from '../store/adapter.js';
 import type { Kv } from '../store/kv.js';
@@ -190,7 +191,9 @@ export class AccountSessions {
     if (!session.accountId) return undefined;
     alongside?.(session);
     const account = await (started?.sub === session.accountId ? started.account : this.accounts.find(session.accountId));
-    if (account && !account.disabled) return { accountId: account.sub, account, session };
+    // A session signed in before everything of the person ended (accounts.ts endedAt) ends, found or
+    // not by the index when they were disabled or their password set.
+    if (account && !account.disabled && !endedWithPerson(account, session.loginTs, 'session')) return { accountId: account.sub, account, session };
     await this.end(session);
     return undefined;
   }

@@ -5,7 +5,7 @@
 import type { JWTVerifyGetKey } from 'jose';
 import type { Middleware } from 'koa';
 import { errors, Provider, type AccountClaims, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
-import { claimsFor, passwordStamp, type Accounts } from '../accounts/accounts.js';
+import { claimsFor, endedWithPerson, passwordStamp, type Accounts } from '../accounts/accounts.js';
 import { predates, type Apis } from '../apis/apis.js';
 import { accountCheckedFor, AccountSessions } from '../accounts/sessions.js';
 import { credentialsHeld, SessionCredentials } from '../accounts/session-credentials.js';
@@ -158,8 +158,12 @@ function storage({ config, kv, apis, revocations, accounts, consents }: Provider
           await grants.clientRemoved(clientId);
           await Promise.all([apis.forgetClient(clientId), forgetPreviousSecret(kv, clientId), consents.forgetClient(clientId)]);
         },
-        // A token request's code or refresh token names the account it will look up next.
-        accountAhead: (accountId) => accounts.readAhead(accountId),
+        // A token request's code or refresh token names the account it will look up next, and its
+        // client, whose delegated mark findAccount reads with it (revocation/list.ts).
+        accountAhead: (accountId, clientId) => {
+          accounts.readAhead(accountId);
+          if (clientId) revocations.readDelegatedAhead(clientId);
+        },
       },
       { refreshReuseGrace: config.ttl.refreshReuseGrace, sessionTtl: config.ttl.session },
     ),
@@ -247,7 +251,7 @@ function withinSecretGrace(ctx: KoaContextWithOIDC | undefined, ttl: number): nu
 }
 
 /** Scopes and claims, the people behind them, consent and the sign-in pages. */
-function accountsAndConsent({ config, accounts, consents, federated }: ProviderDependencies, policy: RegistrationPolicy): Configuration {
+function accountsAndConsent({ config, accounts, consents, federated, revocations }: ProviderDependencies, policy: RegistrationPolicy): Configuration {
   // offline_access with remembered consent needs no prompt=consent (patches/offline-access.ts);
   // a session weaker than the request needs signs in again (patches/step-up.ts); a request picked
   // up again is held to its client's registration now (patches/current-registration.ts);
@@ -295,8 +299,15 @@ function accountsAndConsent({ config, accounts, consents, federated }: ProviderD
     extraParams: [CONSENT_IF_NEEDED, 'upstream'],
     findAccount: async (ctx, sub, token) => {
       // At the authorization endpoint the session's recheck has just read the account (accounts/sessions.ts).
-      const account = accountCheckedFor(ctx, sub) ?? (await accounts.find(sub));
+      // With the account: whether the token's client had every grant it holds revoked since (a cached read; else in the same round trip).
+      const { iat, clientId } = (token ?? {}) as { iat?: unknown; clientId?: unknown };
+      const [account, delegationEnded] = await Promise.all([accountCheckedFor(ctx, sub) ?? accounts.find(sub), token ? revocations.delegatedEnded(clientId, iat) : false]);
       if (!account || account.disabled) return undefined;
+      // A code, device code, refresh token or access token (userinfo) issued before everything of the
+      // person ended (disabled, or a password set by an operator: accounts.ts endedAt), or before
+      // every grant of its client was revoked (`grants revoke --client`), is void, even if the
+      // revocation of its grant did not happen: read with the account, so it costs no round trip.
+      if (token && (delegationEnded || endedWithPerson(account, iat))) return undefined;
       const claims = accountClaims(ctx, config.idToken.scopeClaims, { ...claimsFor(account) } as AccountClaims);
       // Only a session signed in through an upstream (amr "fed") costs the extra read.
       const { amr, sessionUid } = (token ?? {}) as { amr?: string[]; sessionUid?: string };
@@ -307,7 +318,7 @@ function accountsAndConsent({ config, accounts, consents, federated }: ProviderD
   };
 }
 
-function features({ config, apis, revocations, logoutPages, devicePages }: ProviderDependencies): Configuration {
+function features({ config, apis, revocations, accounts, logoutPages, devicePages }: ProviderDependencies): Configuration {
   return {
     // Every feature of oidc-provider is named here, on or off, so that a library upgrade that turns a
     // default on changes nothing (the README's "What it speaks" lists what is offered).
@@ -372,16 +383,18 @@ function features({ config, apis, revocations, logoutPages, devicePages }: Provi
         // read in one round trip. Nor one of a client whose metadata document is gone, nor a person's
         // token holding a scope an operator took from its client since (resource-servers.ts heldByClientNow).
         allowedPolicy: async (ctx, caller, token) => {
-          const { clientId, aud, scope, kind, iat } = token as unknown as { clientId?: string; aud?: unknown; scope?: string; kind: string; iat?: number };
+          const { clientId, accountId, aud, scope, kind, iat } = token as unknown as { clientId?: string; accountId?: string; aud?: unknown; scope?: string; kind: string; iat?: number };
           const clientCredentials = kind === 'ClientCredentials';
-          const [allowed, deleted, resolves, held] = await Promise.all([
+          const [allowed, deleted, resolves, held, personEnded] = await Promise.all([
             mayIntrospect(apis, caller, { clientId, aud, scope, clientCredentials }),
-            opaqueRevoked(revocations, { clientId, iat, aud, scope, clientCredentials }),
+            opaqueRevoked(revocations, { clientId, accountId, iat, aud, scope, clientCredentials }),
             clientResolves(ctx.oidc.provider, clientId, config.outbound.allowPrivateNetworks),
             // A refresh token stays good (its refresh is narrowed), so only access tokens are held to the client now.
             kind === 'AccessToken' ? heldByClientNow(ctx.oidc.provider, caller, { clientId, scope, clientCredentials }) : true,
+            // A refresh token outlives the person's list entry: held to the account's cutoff, as a refresh is (findAccount).
+            kind === 'RefreshToken' && accountId ? accounts.find(accountId).then((account) => !account || account.disabled || endedWithPerson(account, iat)) : false,
           ]);
-          return allowed && !deleted && resolves && held;
+          return allowed && !deleted && resolves && held && !personEnded;
         },
       },
       revocation: {
@@ -511,9 +524,9 @@ function applyPatches(
     const session = await provider.Session.findByUid(uid);
     if (session) await accountSessions.signOutSession(session, (grantId) => grants.revoke(grantId), true);
   };
-  const passwordNow = async (sub: string) => {
+  const accountNow = async (sub: string) => {
     const account = await accounts.find(sub);
-    return account && passwordStamp(account);
+    return account && { passwordStamp: passwordStamp(account), endedAt: account.endedAt, grantsEndedAt: account.grantsEndedAt };
   };
   // The interaction, the account and the remembered consent the resume reads next are read with its credential check.
   const signInReads = (request: object, sub: string, clientId: string | undefined, uid: string) => {
@@ -522,7 +535,7 @@ function applyPatches(
     if (clientId) consents.readAhead(sub, clientId, request);
     return dropInteraction;
   };
-  const sessionCredentials = new SessionCredentials(kv, config.ttl.session, credentialsHeld(new CredentialRecords(kv), new UpstreamLinks(kv, accounts), upstreamKnown, passwordNow));
+  const sessionCredentials = new SessionCredentials(kv, config.ttl.session, credentialsHeld(new CredentialRecords(kv), new UpstreamLinks(kv, accounts), upstreamKnown, accountNow));
   // ...and which signed in the session a grant was made or extended in, kept as long as the grant:
   // removing a credential revokes the grants made with it, their session gone or not (in front of
   // recordAtSignIn, so that a resume's own sign-in is recorded for the session first).

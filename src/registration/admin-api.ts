@@ -126,7 +126,7 @@ export function adminRouter({ issuer, providers, clients, accounts, apis, grants
   });
 
   clientRoutes(router, { clients, secretRotationGrace, read, write, json });
-  userRoutes(router, { accounts, grants, consents, sessions, secondFactors, credentials, onReset: onSecondFactorsReset, read, write, json });
+  userRoutes(router, { accounts, endings: revocations, grants, consents, sessions, secondFactors, credentials, onReset: onSecondFactorsReset, read, write, json });
   apiRoutes(router, { providers, apis, read, write, json });
   // What an upstream signed in ends with the consents its grants were made under.
   const endGrant = grants.revokingWithConsent(consents);

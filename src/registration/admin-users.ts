@@ -14,7 +14,7 @@
 import type Router from '@koa/router';
 import type { Middleware } from 'koa';
 import { z } from 'zod';
-import { AccountError, type Accounts, type Claims } from '../accounts/accounts.js';
+import { AccountError, untilEndingPassed, type Accounts, type Claims, type SubjectEndings } from '../accounts/accounts.js';
 import type { SecondFactors } from '../accounts/second-factors.js';
 import type { SessionCredentials } from '../accounts/session-credentials.js';
 import { withSecondFactor, type AccountSessions } from '../accounts/sessions.js';
@@ -23,6 +23,8 @@ import type { ForgetsConsents, GrantRevocation } from '../revocation/grants.js';
 
 interface Options {
   readonly accounts: Accounts;
+  /** Ends everything issued to a disabled person in one entry, before their grants one by one (revocation/list.ts). */
+  readonly endings: SubjectEndings;
   /** Revokes what a disabled person held. */
   readonly grants: GrantRevocation;
   /** Forgets what a disabled person consented to: enabled again, each app asks again. */
@@ -57,7 +59,7 @@ const publicAccount = ({ sub, username, disabled, claims }: { sub: string; usern
   ...claims,
 });
 
-export function userRoutes(router: Router, { accounts, grants, consents, sessions, secondFactors, credentials, onReset, read, write, json }: Options): void {
+export function userRoutes(router: Router, { accounts, endings, grants, consents, sessions, secondFactors, credentials, onReset, read, write, json }: Options): void {
   router.get('/users', read, async (ctx) => {
     ctx.body = (await accounts.list()).map(publicAccount);
   });
@@ -83,10 +85,13 @@ export function userRoutes(router: Router, { accounts, grants, consents, session
   for (const [action, disabled] of [['disable', true], ['enable', false]] as const) {
     router.post(`/users/:username/${action}`, write, async (ctx) => {
       try {
-        const account = await accounts.setDisabled(ctx.params.username!, disabled);
+        // Disabling ends everything issued to the person up to now in its own write, one entry first
+        // (accounts.ts endedAt): a failure of what follows leaves none of it working.
+        const account = await accounts.setDisabled(ctx.params.username!, disabled, endings);
         if (disabled) {
           await grants.revokeAccountWithConsents(account.sub, consents);
           await sessions.endAll(account.sub);
+          await untilEndingPassed(account);
         }
         ctx.body = publicAccount(account);
       } catch (error) {

@@ -123,14 +123,17 @@ export class Clients {
   async rotateSecret(id: string, grace: number): Promise<ClientMetadata & { registration_access_token?: string }> {
     const existing = await this.#require(id);
     if (typeof existing.client_secret !== 'string') throw new ClientError(`client "${id}" has no secret (a public client)`, 'invalid_request', 400);
+    // No grace: the old secret may have leaked, and the tokens got with it may be a thief's. They end
+    // before the secret changes (a failure after it then leaves them ended, never the secret changed
+    // and they alive) and once more after, for those got meanwhile (the client's own; a person's
+    // grants end with `grants revoke --client`).
+    if (grace <= 0) await this.apis?.endOwnTokens(id);
     if (grace > 0) {
       const previous: PreviousSecret = { secret: existing.client_secret, until: Math.floor(Date.now() / 1000) + grace };
       await this.kv.set(previousSecretKey(id), JSON.stringify(previous), { ttl: grace });
     } else await this.kv.del([previousSecretKey(id)]);
     const rotated = { ...existing, client_secret: generateSecret() };
     await this.#adapter.upsert(id, rotated, 0);
-    // No grace: the old secret may have leaked, and the tokens got with it may be a thief's. They end
-    // once it no longer works (the client's own; a person's grants end with `grants revoke --client`).
     if (grace <= 0) await this.apis?.endOwnTokens(id);
     if (!(await new AdapterIndexes(this.kv).endRegistrationTokens(id))) return rotated;
     // As the engine makes one at registration (its type declares no constructor arguments).

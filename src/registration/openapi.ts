@@ -135,7 +135,7 @@ export function openApiDocument(issuer: string) {
       },
       '/users/{username}/disable': {
         parameters: [username],
-        post: { operationId: 'disableUser', summary: 'Stop a user from signing in: their sessions end (apps with back-channel logout are told), their grants and tokens are revoked, their remembered consents forgotten', security: write, responses: { 200: json({ $ref: '#/components/schemas/User' }), 401: unauthorized, 403: forbidden, 404: notFound } },
+        post: { operationId: 'disableUser', summary: 'Stop a user from signing in: their sessions end (apps with back-channel logout are told), their grants and tokens are revoked, their remembered consents forgotten; everything issued to them up to now ends first, in one step, so a failure half-way (503: ask again) leaves none of it working, enabled again or not', security: write, responses: { 200: json({ $ref: '#/components/schemas/User' }), 401: unauthorized, 403: forbidden, 404: notFound } },
       },
       '/users/{username}/enable': {
         parameters: [username],

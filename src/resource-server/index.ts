@@ -95,7 +95,9 @@ type FeedEntry =
   | { type: 'client'; client_id: string; revoked_at: number; exp: number }
   | { type: 'kid'; kid: string; revoked_at: number; exp: number }
   | { type: 'client_grant'; client_id: string; aud: string; scope?: string; revoked_at: number; exp: number }
-  | { type: 'api'; aud: string; revoked_at: number; exp: number };
+  | { type: 'api'; aud: string; revoked_at: number; exp: number }
+  | { type: 'sub'; sub: string; revoked_at: number; exp: number }
+  | { type: 'delegated'; client_id: string; revoked_at: number; exp: number };
 
 /** "Tokens issued up to revokedAt are revoked", until exp. */
 interface UpTo {
@@ -146,6 +148,10 @@ export class ResourceServer {
   readonly #jtis = new Map<string, number>();
   /** gid → { revokedAt, exp } */
   readonly #grants = new Map<string, UpTo>();
+  /** sub → up to when: a person disabled or their password set by an operator, every token issued to them (under a grant) up to then */
+  readonly #subjects = new Map<string, UpTo>();
+  /** client_id → up to when: every grant the client holds was revoked, so every token it holds on people's behalf (under a grant) up to then */
+  readonly #delegations = new Map<string, UpTo>();
   /** client_id → { revokedAt, exp }: deleted clients */
   readonly #clients = new Map<string, UpTo>();
   /** kid → exp: revoked signing keys */
@@ -263,12 +269,15 @@ export class ResourceServer {
   }
 
   /** Whether verified claims are on the revocation list as last synced. */
-  isRevoked(claims: Pick<AccessTokenClaims, 'jti' | 'iat' | 'gid' | 'client_id' | 'scope'>, header: { kid?: string } = {}): boolean {
+  isRevoked(claims: Pick<AccessTokenClaims, 'jti' | 'iat' | 'gid' | 'sub' | 'client_id' | 'scope'>, header: { kid?: string } = {}): boolean {
     if (this.#jtis.has(claims.jti)) return true;
     if (header.kid !== undefined && this.#kids.has(header.kid)) return true;
     const issuedUpTo = (entry: UpTo | undefined) => entry !== undefined && claims.iat <= entry.revokedAt;
     return (
       issuedUpTo(claims.gid === undefined ? undefined : this.#grants.get(claims.gid)) ||
+      // A person's token only (under a grant): a client's own token's sub is the client.
+      issuedUpTo(claims.gid === undefined ? undefined : this.#subjects.get(claims.sub)) ||
+      issuedUpTo(claims.gid === undefined ? undefined : this.#delegations.get(claims.client_id)) ||
       issuedUpTo(this.#clients.get(claims.client_id)) ||
       // A client's own token (client_credentials) carries no gid; every token verified here is for this API.
       (claims.gid === undefined && ['', ...(typeof claims.scope === 'string' ? claims.scope.split(' ') : [])].some((scope) => issuedUpTo(this.#clientGrants.get(`${claims.client_id} ${scope}`)))) ||
@@ -321,6 +330,8 @@ export class ResourceServer {
       for (const entry of body.entries) {
         if (entry.type === 'jti') this.#jtis.set(entry.jti, entry.exp);
         else if (entry.type === 'grant') raise(this.#grants, entry.gid, entry);
+        else if (entry.type === 'sub') raise(this.#subjects, entry.sub, entry);
+        else if (entry.type === 'delegated') raise(this.#delegations, entry.client_id, entry);
         else if (entry.type === 'client') raise(this.#clients, entry.client_id, entry);
         else if (entry.type === 'kid') this.#kids.set(entry.kid, Math.max(entry.exp, this.#kids.get(entry.kid) ?? 0));
         // Only this API's: another API's grants and removals do not concern the tokens verified here.
@@ -344,6 +355,7 @@ export class ResourceServer {
     const horizon = Date.now() / 1000 - this.#options.clockTolerance;
     for (const [jti, exp] of this.#jtis) if (exp < horizon) this.#jtis.delete(jti);
     for (const [gid, { exp }] of this.#grants) if (exp < horizon) this.#grants.delete(gid);
+    for (const map of [this.#subjects, this.#delegations]) for (const [key, { exp }] of map) if (exp < horizon) map.delete(key);
     for (const [clientId, { exp }] of this.#clients) if (exp < horizon) this.#clients.delete(clientId);
     for (const [kid, exp] of this.#kids) if (exp < horizon) this.#kids.delete(kid);
     for (const map of [this.#clientGrants, this.#removals]) for (const [key, { exp }] of map) if (exp < horizon) map.delete(key);

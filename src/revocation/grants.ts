@@ -132,7 +132,7 @@ export class GrantRevocation {
 
   /**
    * revokeAccount after forgetConsentsOf: what a person granted ends, consents first, so that no
-   * grant is made again from one in between (a disabled person, a person's grants revoked by an operator).
+   * grant is made again from one in between (a disabled person).
    */
   async revokeAccountWithConsents(accountId: string, consents: ForgetsConsents): Promise<number> {
     await this.forgetConsentsOf(accountId, consents);

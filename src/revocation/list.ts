@@ -21,6 +21,16 @@
  *           Tokens within what is still granted are untouched, even those of the same second.
  *   api     every token for one API (its `aud`), issued up to a moment: the API was removed, so
  *           neither its tokens nor an API later added with the identifier inherit them.
+ *   delegated
+ *           every token a client holds on people's behalf (under a grant: carrying `gid`), issued
+ *           up to a moment: an operator revoked every grant the client holds (`latchkey grants revoke
+ *           --client`). One entry first, as for a person, and its mark lives as long as a grant, so
+ *           that refresh tokens and codes are held to it too (provider.ts findAccount).
+ *   sub     every token issued to a person (its `sub`, under a grant: carrying `gid`) up to a
+ *           moment: the person was disabled, an operator reset their password or revoked every
+ *           grant they gave. One entry, written
+ *           before anything else of that ending (accounts.ts endedAt), so that a store failure
+ *           half-way through revoking their grants one by one leaves none of their tokens working.
  *
  * Each entry lives only as long as a token it revokes could: its TTL ends at the token's `exp`
  * (jti) or one access token lifetime after the revocation (grant, client), plus clock skew; a kid
@@ -37,6 +47,9 @@
  *                                   epoch seconds the scope was last taken from the client at the API
  *                                   (client_id and scope URI-encoded; an empty scope: the whole grant)
  *   revoked:{rv}:api:<aud>          epoch seconds of the latest removal of the API
+ *   revoked:{rv}:sub:<sub>          epoch seconds of the latest ending of everything issued to the person
+ *   revoked:{rv}:delegated:<client_id>
+ *                                   epoch seconds of the latest revocation of every grant the client holds
  *   revoked:{rv}:operator-endings   "1" while a client_grant or api entry can matter
  *   revoked:{rv}:feed               the feed (a Redis stream)
  */
@@ -58,6 +71,10 @@ const CLIENT_GRANT_PREFIX = 'revoked:{rv}:client-grant:';
  */
 const OPERATOR_ENDINGS_KEY = 'revoked:{rv}:operator-endings';
 const API_PREFIX = 'revoked:{rv}:api:';
+/** Read with the token's jti and grant, in their round trip (one GET more in the pipeline, no round trip more). */
+const subjectKey = (sub: string) => `revoked:{rv}:sub:${sub}`;
+const DELEGATED_PREFIX = 'revoked:{rv}:delegated:';
+const delegatedKey = (clientId: string) => `${DELEGATED_PREFIX}${clientId}`;
 const clientKey = (clientId: string) => `${CLIENT_PREFIX}${clientId}`;
 const kidKey = (kid: string) => `${KID_PREFIX}${kid}`;
 const apiKey = (aud: string) => `${API_PREFIX}${aud}`;
@@ -94,7 +111,19 @@ export type RevocationEntry =
    */
   | { readonly type: 'client_grant'; readonly client_id: string; readonly aud: string; readonly scope?: string; readonly revoked_at: number; readonly exp: number }
   /** Reject tokens whose `aud` is this and whose `iat` is at or before `revoked_at` (the API was removed). Matters until `exp`. */
-  | { readonly type: 'api'; readonly aud: string; readonly revoked_at: number; readonly exp: number };
+  | { readonly type: 'api'; readonly aud: string; readonly revoked_at: number; readonly exp: number }
+  /**
+   * Reject tokens whose `sub` is this, that carry a `gid` (a person's, under a grant: never a
+   * client's own), and whose `iat` is at or before `revoked_at` (the person was disabled, or an
+   * operator set their password). Matters until `exp`.
+   */
+  | { readonly type: 'sub'; readonly sub: string; readonly revoked_at: number; readonly exp: number }
+  /**
+   * Reject tokens whose `client_id` is this, that carry a `gid` (held on a person's behalf, never the
+   * client's own), and whose `iat` is at or before `revoked_at` (an operator revoked every grant the
+   * client holds). Matters until `exp`.
+   */
+  | { readonly type: 'delegated'; readonly client_id: string; readonly revoked_at: number; readonly exp: number };
 
 export interface FeedPage {
   readonly entries: RevocationEntry[];
@@ -108,6 +137,8 @@ export interface FeedPage {
 export interface RevocableClaims {
   readonly jti?: unknown;
   readonly iat?: unknown;
+  /** The person (under a grant) or the client (its own token). */
+  readonly sub?: unknown;
   readonly client_id?: unknown;
   readonly aud?: unknown;
   readonly scope?: unknown;
@@ -124,6 +155,8 @@ export interface RevocationListOptions {
   readonly skew: number;
   /** The longest lifetime of an access token, in seconds: how long a grant entry matters. */
   readonly accessTokenLifetime: number;
+  /** The longest lifetime of a grant (and so of its refresh tokens), in seconds: how long a delegated mark is kept. Default: accessTokenLifetime. */
+  readonly grantLifetime?: number;
 }
 
 function toEntry({ fields }: LogEntry): RevocationEntry | undefined {
@@ -136,6 +169,8 @@ function toEntry({ fields }: LogEntry): RevocationEntry | undefined {
     return { type: 'client_grant', client_id: fields.value, aud: fields.aud, ...(fields.scope ? { scope: fields.scope } : {}), revoked_at: Number(fields.at), exp };
   }
   if (fields.type === 'api' && fields.value) return { type: 'api', aud: fields.value, revoked_at: Number(fields.at), exp };
+  if (fields.type === 'sub' && fields.value) return { type: 'sub', sub: fields.value, revoked_at: Number(fields.at), exp };
+  if (fields.type === 'delegated' && fields.value) return { type: 'delegated', client_id: fields.value, revoked_at: Number(fields.at), exp };
   return undefined;
 }
 
@@ -150,12 +185,14 @@ export class RevocationList {
   readonly #rareMarks: CachedReads;
   readonly #skew: number;
   readonly #lifetime: number;
+  readonly #grantLifetime: number;
 
-  constructor(kv: Kv, { skew, accessTokenLifetime }: RevocationListOptions) {
+  constructor(kv: Kv, { skew, accessTokenLifetime, grantLifetime }: RevocationListOptions) {
     this.#kv = kv;
-    this.#rareMarks = kv.cachedReads?.([CLIENT_PREFIX, KID_PREFIX, CLIENT_GRANT_PREFIX, API_PREFIX, OPERATOR_ENDINGS_KEY]) ?? kv;
+    this.#rareMarks = kv.cachedReads?.([CLIENT_PREFIX, KID_PREFIX, CLIENT_GRANT_PREFIX, API_PREFIX, OPERATOR_ENDINGS_KEY, DELEGATED_PREFIX]) ?? kv;
     this.#skew = skew;
     this.#lifetime = accessTokenLifetime;
+    this.#grantLifetime = Math.max(grantLifetime ?? 0, accessTokenLifetime);
   }
 
   /** The feed keeps what can still matter: one access token lifetime, plus skew. */
@@ -216,19 +253,63 @@ export class RevocationList {
     return this.#revokeUpToNow('api', apiKey, aud, this.#lifetime);
   }
 
+  /**
+   * Revokes every token issued to a person up to now (access tokens under any of their grants, JWT
+   * and opaque), in one atomic step with its feed line: the first thing done when a person is
+   * disabled or their password set by an operator, so that what follows (their grants revoked one by
+   * one) may fail half-way and leave nothing working. Refresh tokens, codes and sessions, which
+   * outlive this entry, are held to the account's own cutoff (accounts.ts endedAt). False if already
+   * recorded this second.
+   */
+  async revokeSubject(sub: string): Promise<boolean> {
+    return this.#revokeUpToNow('sub', subjectKey, sub, this.#lifetime);
+  }
+
+  /**
+   * Revokes every token a client holds on people's behalf up to now (an operator revokes every grant
+   * it holds), first and in one atomic step with its feed line: what follows (the grants revoked one
+   * by one) may then fail half-way and leave none working. The mark is kept as long as a grant lives:
+   * refresh tokens and codes are held to it too (delegatedEnded). Its own client_credentials tokens
+   * are untouched. False if already recorded this second.
+   */
+  async revokeDelegated(clientId: string): Promise<boolean> {
+    return this.#revokeUpToNow('delegated', delegatedKey, clientId, this.#lifetime, {}, this.#grantLifetime);
+  }
+
+  /**
+   * Whether a token, code or refresh token the client holds on a person's behalf, issued at `iat`,
+   * was revoked with every grant it holds (revokeDelegated). A cached read (store/tracked-cache.ts):
+   * on the token endpoint it goes with the account's read, no round trip of its own.
+   */
+  async delegatedEnded(clientId: unknown, iat: unknown): Promise<boolean> {
+    if (typeof clientId !== 'string') return false;
+    const mark = await this.#rareMarks.get(delegatedKey(clientId));
+    return mark !== undefined && (typeof iat !== 'number' || iat <= Number(mark));
+  }
+
+  /**
+   * Starts delegatedEnded's read for a token request that names `clientId` (with its account's: one
+   * round trip), where no cache answers it (Redis Cluster); the cache answers it otherwise.
+   */
+  readDelegatedAhead(clientId: string): void {
+    if (this.#rareMarks === this.#kv) this.#kv.readAhead?.({ strings: [delegatedKey(clientId)] });
+  }
+
   /** Before the entry: a check that sees the entry sees this too (it outlives the entry by a second). */
   async #operatorEndings(): Promise<void> {
     await this.#kv.set(OPERATOR_ENDINGS_KEY, '1', { ttl: this.#lifetime + this.#skew + 1 });
   }
 
-  async #revokeUpToNow(type: string, key: (value: string) => string, value: string, horizon: number, extra: Record<string, string> = {}): Promise<boolean> {
+  /** `horizon`: how long what it revokes matters (the feed entry's `exp`); `kept`: how long the mark is kept (at least that). */
+  async #revokeUpToNow(type: string, key: (value: string) => string, value: string, horizon: number, extra: Record<string, string> = {}, kept = horizon): Promise<boolean> {
     const at = epochSeconds();
     const fields = { type, value, ...extra, at: String(at), exp: String(at + horizon) };
-    return (await this.#kv.raiseMarkAndLog(key(value), at, horizon + this.#skew, FEED_KEY, fields, this.#retain)) !== undefined;
+    return (await this.#kv.raiseMarkAndLog(key(value), at, Math.max(kept, horizon) + this.#skew, FEED_KEY, fields, this.#retain)) !== undefined;
   }
 
   /**
-   * Whether a verified token is revoked: by its jti, its grant, its client, the key that signed it
+   * Whether a verified token is revoked: by its jti, its grant, its person (`sub`, for a token under a
+   * grant), its client, the key that signed it
    * (`header.kid`), its API (`aud`), or, for a client's own token (no grant), the client's grant at
    * its API (whole, or a scope it carries). One round trip (the store pipelines the reads; the rare
    * marks come from the cache), and a second only while an operator's ending can matter.
@@ -236,21 +317,24 @@ export class RevocationList {
    * carrying no grant claim, an opaque token's model says it.
    */
   async isRevoked(claims: RevocableClaims, header: RevocableHeader = {}, ownToken = claims[GRANT_CLAIM] === undefined): Promise<boolean> {
-    const { jti, iat, client_id: clientId } = claims;
+    const { jti, iat, client_id: clientId, sub } = claims;
     const gid = claims[GRANT_CLAIM];
     const audiences = [claims.aud].flat().filter((aud): aud is string => typeof aud === 'string');
     const { kid } = header;
     const read = (value: unknown, key: (value: string) => string, from: CachedReads = this.#kv) => (typeof value === 'string' ? from.get(key(value)) : undefined);
-    const [byJti, byGrant, byClient, byKid, operatorEndings] = await Promise.all([
+    const [byJti, byGrant, bySubject, byDelegation, byClient, byKid, operatorEndings] = await Promise.all([
       read(jti, jtiKey),
       read(gid, grantKey),
+      // A person's token only: a client's own token's sub is the client, whose id may be anything.
+      ownToken ? undefined : read(sub, subjectKey),
+      ownToken ? undefined : read(clientId, delegatedKey, this.#rareMarks),
       read(clientId, clientKey, this.#rareMarks),
       read(kid, kidKey, this.#rareMarks),
       audiences.length ? this.#rareMarks.get(OPERATOR_ENDINGS_KEY) : undefined,
     ]);
     if (byJti !== undefined || byKid !== undefined) return true;
     const issuedBy = (mark: string | undefined) => mark !== undefined && (typeof iat !== 'number' || iat <= Number(mark));
-    if (issuedBy(byGrant) || issuedBy(byClient)) return true;
+    if (issuedBy(byGrant) || issuedBy(bySubject) || issuedBy(byDelegation) || issuedBy(byClient)) return true;
     if (operatorEndings === undefined) return false;
     const byApi = await Promise.all([
       ...audiences.map((aud) => this.#rareMarks.get(apiKey(aud))),

@@ -101,10 +101,11 @@ export interface AdapterHooks {
    */
   clientRemoved?(clientId: string): Promise<unknown>;
   /**
-   * A token request presented a record of this person: start reading what the request will read
-   * of them (their account), alongside the record's grant and session (see readAheadFor).
+   * A token request presented a record of this person, held by this client: start reading what the
+   * request will read of them (their account, the client's revocation mark), alongside the record's
+   * grant and session (see readAheadFor).
    */
-  accountAhead?(accountId: string): void;
+  accountAhead?(accountId: string, clientId: string | undefined): void;
 }
 
 /**
@@ -181,7 +182,7 @@ export interface AdapterOptions {
 }
 
 /** What a record names that its redemption reads next (see readAheadFor). */
-type Names = Pick<AdapterPayload, 'grantId' | 'sessionUid' | 'expiresWithSession' | 'accountId'>;
+type Names = Pick<AdapterPayload, 'grantId' | 'sessionUid' | 'expiresWithSession' | 'accountId' | 'clientId'>;
 
 /**
  * Codes this process issued lately, and what each names: so that their redemption, most often at
@@ -275,13 +276,13 @@ class KvAdapter implements Adapter {
       ...(payload.grantId ? { records: [recordKey('Grant', payload.grantId)] } : {}),
       ...(payload.sessionUid && payload.expiresWithSession ? { indexed: [{ index: uidKey(payload.sessionUid), prefix: recordKey('Session', '') }] } : {}),
     });
-    if (typeof payload.accountId === 'string') this.hooks.accountAhead?.(payload.accountId);
+    if (typeof payload.accountId === 'string') this.hooks.accountAhead?.(payload.accountId, typeof payload.clientId === 'string' ? payload.clientId : undefined);
   }
 
   /** Keeps what a code issued here names, for its redemption (ISSUED_CODES). */
-  private issued(id: string, { grantId, sessionUid, expiresWithSession, accountId }: AdapterPayload) {
+  private issued(id: string, { grantId, sessionUid, expiresWithSession, accountId, clientId }: AdapterPayload) {
     if (this.#issued.size >= ISSUED_CODES) this.#issued.delete(this.#issued.keys().next().value!);
-    this.#issued.set(id, { grantId, sessionUid, expiresWithSession, accountId });
+    this.#issued.set(id, { grantId, sessionUid, expiresWithSession, accountId, clientId });
   }
 
   async find(id: string): Promise<AdapterPayload | undefined> {

@@ -284,6 +284,27 @@ describe('e2e: what an operator takes away ends at once (endings audit)', functi
     assert.deepEqual(await introspect(server.url, RS, stolen), { active: false }, 'the token got with the secret the developer says leaked outlives its rotation');
   });
 
+  it('a rotation without grace that fails once the secret is written has ended the tokens got with the old secret already (they end before the secret changes)', async () => {
+    const svc = await serviceClient('svc-rotation-half-way');
+    await server.apis.grant(svc.id, API, { scopes: ['read'] });
+    const stolen = await clientCredentialsToken(server.url, svc, API, 'read');
+    assert.equal((await introspect(server.url, RS, stolen)).active, true);
+    // The store fails for the endings written once the new secret is in place.
+    const apis = server.apis as typeof server.apis & { endOwnTokens(id: string): Promise<void> };
+    const endOwnTokens = apis.endOwnTokens.bind(apis);
+    apis.endOwnTokens = async (id) => {
+      if ((await clients.get(id))?.client_secret !== svc.secret) throw new Error('Connection is closed.');
+      return endOwnTokens(id);
+    };
+    try {
+      assert.ok((await admin('POST', `/clients/${svc.id}/secret`, { previous_secret_valid_for: 0 })).status >= 500, 'the rotation fails half-way');
+    } finally {
+      apis.endOwnTokens = endOwnTokens;
+    }
+    assert.deepEqual(await introspect(server.url, RS, stolen), { active: false }, 'the token got with the leaked secret outlives a rotation that failed after the write');
+    await refused(helper, stolen);
+  });
+
   it('a removal that fails half-way (a person, a client, an API, an operator grant; a person disabled) leaves it there to remove again, which ends its tokens', async () => {
     // The store refuses the revocation list's keys to this connection only: the CLI fails in the middle of the removal.
     const raw = new Redis(redis.url);

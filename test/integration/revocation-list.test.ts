@@ -74,6 +74,50 @@ for (const backend of backends) {
       }
     });
 
+    it("a person's entry (sub) revokes every token issued to them under a grant up to it, on the list and in the feed; not a client's own token with that sub, nor later ones", async () => {
+      const sub = randomUUID();
+      const start = await list.feed(undefined, 1000);
+      const issued = { jti: randomUUID(), iat: now() - 10, sub, client_id: 'app', gid: grantHandle(randomUUID()) };
+      assert.equal(await list.isRevoked(issued), false);
+      const outcomes = await Promise.all([1, 2, 3].map(() => list.revokeSubject(sub)));
+      assert.equal(outcomes.filter(Boolean).length, 1, 'one entry, one feed line');
+      assert.equal(await list.isRevoked(issued), true);
+      assert.equal(await list.isRevoked({ ...issued, gid: grantHandle(randomUUID()), client_id: 'other-app' }), true, 'any grant, any client');
+      assert.equal(await list.isRevoked({ ...issued, iat: now() + 2 }), false, 'issued after');
+      assert.equal(await list.isRevoked({ ...issued, sub: randomUUID() }), false, 'another person');
+      assert.equal(await list.isRevoked({ jti: randomUUID(), iat: now() - 10, sub, client_id: sub }), false, "a client's own token whose sub is the same string");
+      assert.equal(await list.isRevoked({ client_id: 'app', sub, iat: now() - 10 }, {}, false), true, 'an opaque token under a grant (its model says so)');
+      const { entries } = await list.feed(start.cursor, 1000);
+      const entry = entries.find((line) => line.type === 'sub' && line.sub === sub);
+      assert.ok(entry && entry.type === 'sub' && entry.revoked_at >= now() - 1 && entry.exp === entry.revoked_at + 900, JSON.stringify(entries));
+      if (open.raw) {
+        const ttl = await open.raw.ttl(`${PREFIX}revoked:{rv}:sub:${sub}`);
+        assert.ok(ttl > 900 && ttl <= 915, `TTL ${ttl}`);
+      }
+    });
+
+    it("a client's delegated entry revokes every token it holds on people's behalf up to it, not its own tokens nor later ones; its mark outlives the feed entry (a grant's lifetime)", async () => {
+      const grantLived = new RevocationList(open.kv, { skew: 15, accessTokenLifetime: 900, grantLifetime: 86_400 });
+      const clientId = `app-${randomUUID()}`;
+      const start = await grantLived.feed(undefined, 1000);
+      const persons = { jti: randomUUID(), iat: now() - 10, sub: randomUUID(), client_id: clientId, gid: grantHandle(randomUUID()) };
+      assert.equal(await grantLived.isRevoked(persons), false);
+      assert.equal(await grantLived.revokeDelegated(clientId), true);
+      assert.equal(await grantLived.isRevoked(persons), true);
+      assert.equal(await grantLived.isRevoked({ ...persons, iat: now() + 2 }), false, 'issued after');
+      assert.equal(await grantLived.isRevoked({ jti: randomUUID(), iat: now() - 10, sub: clientId, client_id: clientId }), false, 'its own client_credentials token');
+      assert.equal(await grantLived.delegatedEnded(clientId, now() - 10), true, 'a refresh token or code of before');
+      assert.equal(await grantLived.delegatedEnded(clientId, now() + 2), false);
+      assert.equal(await grantLived.delegatedEnded(`${clientId}-other`, now() - 10), false);
+      const { entries } = await grantLived.feed(start.cursor, 1000);
+      const entry = entries.find((line) => line.type === 'delegated' && line.client_id === clientId);
+      assert.ok(entry && entry.type === 'delegated' && entry.exp === entry.revoked_at + 900, JSON.stringify(entries));
+      if (open.raw) {
+        const ttl = await open.raw.ttl(`${PREFIX}revoked:{rv}:delegated:${clientId}`);
+        assert.ok(ttl > 86_400 && ttl <= 86_415, `TTL ${ttl}`);
+      }
+    });
+
     it("an operator's ending: a scope taken from a client's grant at an API revokes its own tokens there that carry it; a whole grant all of them; a removed API every token for it", async () => {
       const clientId = `svc-${randomUUID()}`;
       const aud = `https://${randomUUID()}.example.test`;

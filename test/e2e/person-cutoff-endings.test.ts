@@ -1,0 +1,252 @@
+/**
+ * A person's ending that stops half-way still ends everything (the known gap: "a half-failed
+ * `users disable` leaves issued access tokens working until it is re-run"). Disabling a person, or
+ * an operator setting their password, first writes one cutoff: a `sub` entry on the revocation list
+ * (with its feed line, one atomic step) and, in the account's own write, `endedAt`. Everything issued
+ * to them up to then is then refused wherever it is honoured, before any grant is revoked: JWT
+ * access tokens at introspection and at latchkey/resource-server (the feed's `sub` entry), opaque
+ * access tokens at introspection and userinfo, refresh tokens at the token endpoint and introspection,
+ * and sessions at the authorization endpoint. Here the store "fails" right after that first write
+ * (the grant revocation throws), and what the person held is tried everywhere, enabled again too.
+ */
+import assert from 'node:assert/strict';
+import { Redis } from 'ioredis';
+import * as oidc from 'openid-client';
+import { decodeJwt } from 'jose';
+import { createResourceServer, TokenRejected, type ResourceServer } from '../../src/resource-server/index.js';
+import type { GrantRevocation } from '../../src/revocation/grants.js';
+import { Agent } from '../helpers/agent.js';
+import { eventually } from '../helpers/eventually.js';
+import { frontChannel } from '../helpers/front-channel.js';
+import { startAuthorization } from '../helpers/sign-in.js';
+import { latchkey } from '../helpers/process.js';
+import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
+import { startServer, testDir, testEnv, type TestServer } from '../helpers/server.js';
+import { API, clientCredentialsToken, grantFeed, introspect, machineClient, RESOURCE_SERVERS } from '../helpers/tokens.js';
+
+const REDIRECT = 'https://app.example.test/callback';
+const WEB = { id: 'web', secret: 'web-app-secret-with-plenty-of-entropy-0123456789' };
+const MACHINE = { id: 'machine', secret: 'machine-secret-with-plenty-of-entropy-0123456789' };
+const RS = { id: 'api', secret: 'api-resource-server-secret-with-entropy-012345' };
+const PARTNER = { id: 'partner', secret: 'partner-app-secret-with-plenty-of-entropy-012345' };
+const OPS = { id: 'ops', secret: 'ops-client-secret-with-plenty-of-entropy-0123456789' };
+const PASSWORD = 'person cutoff test password';
+const NEW_PASSWORD = 'person cutoff new password';
+const CLIENTS = JSON.stringify([
+  { client_id: WEB.id, client_secret: WEB.secret, redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'] },
+  { client_id: PARTNER.id, client_secret: PARTNER.secret, redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'] },
+  machineClient(MACHINE),
+  machineClient(RS),
+  machineClient(OPS, { scope: 'admin' }),
+]);
+
+describe('e2e: a person ended half-way (disabled, password set) holds nothing that works', function () {
+  this.timeout(90_000);
+  const dir = testDir();
+  let redis: RedisServer;
+  let server: TestServer;
+  let env: Record<string, string>;
+  let app: oidc.Configuration;
+  let partner: oidc.Configuration;
+  let helper: ResourceServer;
+
+  before(async () => {
+    redis = await startRedisServer();
+    const port = await freePort();
+    const options = { redisUrl: redis.url, dir, port, env: { CLIENTS, RESOURCE_SERVERS } };
+    env = testEnv(dir, port, options);
+    server = await startServer(options);
+    await server.apis.grant(OPS.id, `${server.issuer}/admin`, { scopes: ['admin'] });
+    await grantFeed(server, RS.id);
+    app = await oidc.discovery(new URL(server.issuer), WEB.id, WEB.secret, oidc.ClientSecretBasic(WEB.secret), { execute: [oidc.allowInsecureRequests] });
+    partner = await oidc.discovery(new URL(server.issuer), PARTNER.id, PARTNER.secret, oidc.ClientSecretBasic(PARTNER.secret), { execute: [oidc.allowInsecureRequests] });
+    helper = await createResourceServer({ issuer: server.issuer, audience: API, clientId: RS.id, clientSecret: RS.secret });
+  });
+  after(async () => {
+    helper?.close();
+    await server?.stop();
+    await redis?.stop();
+  });
+
+  /**
+   * What a person holds at the app: a JWT access token for the API with its refresh token (one
+   * grant), and an opaque userinfo token with its refresh token (another sign-in, another grant),
+   * both in one browser session.
+   */
+  async function holdings(username: string, password = PASSWORD, at: 'web' | 'partner' = 'web') {
+    const agent = new Agent();
+    const rp = at === 'web' ? { config: app, client: WEB } : { config: partner, client: PARTNER };
+    const redeem = async (params: Record<string, string>, resource?: string) => {
+      const flow = await frontChannel(rp.config, { redirectUri: REDIRECT, username, password, params: { prompt: 'consent', ...params }, agent });
+      return oidc.authorizationCodeGrant(rp.config, flow.callback, { pkceCodeVerifier: flow.verifier }, resource ? { resource } : undefined);
+    };
+    const api = await redeem({ scope: 'openid offline_access read', resource: API }, API);
+    const userinfo = await redeem({ scope: 'openid offline_access' });
+    assert.ok(decodeJwt(api.access_token).gid, 'the API token is a JWT under a grant');
+    assert.doesNotMatch(userinfo.access_token, /\./, 'the userinfo token is opaque');
+    return { agent, api, userinfo, rp };
+  }
+  type Holdings = Awaited<ReturnType<typeof holdings>>;
+
+  const active = async (token: string) => (await introspect(server.url, RS, token)).active === true;
+  const activeToApp = async (rp: Holdings['rp'], token: string) => (await introspect(server.url, rp.client, token)).active === true;
+  const userinfoStatus = async (token: string) => (await fetch(`${server.url}/me`, { headers: { authorization: `Bearer ${token}` } })).status;
+  const refreshes = (rp: Holdings['rp'], token: string, resource?: string) =>
+    oidc.refreshTokenGrant(rp.config, token, resource ? { resource } : undefined).then(
+      () => true,
+      (error: { error?: string }) => {
+        assert.equal(error.error, 'invalid_grant');
+        return false;
+      },
+    );
+  /** prompt=none with the browser's session: back at the app with a code, or login_required. */
+  async function silentSignIn(agent: Agent, config = app): Promise<string> {
+    const url = oidc.buildAuthorizationUrl(config, {
+      redirect_uri: REDIRECT,
+      scope: 'openid',
+      prompt: 'none',
+      code_challenge: await oidc.calculatePKCECodeChallenge(oidc.randomPKCECodeVerifier()),
+      code_challenge_method: 'S256',
+    });
+    const page = await agent.follow(url.href, {}, REDIRECT);
+    const back = new URL(page.url);
+    return back.searchParams.get('error') ?? (back.searchParams.get('code') ? 'code' : `? ${page.status} ${page.url}`);
+  }
+
+  async function allWorking({ agent, api, userinfo, rp }: Holdings) {
+    assert.equal(await active(api.access_token), true, 'the JWT is active');
+    assert.equal((await helper.verify(`Bearer ${api.access_token}`)).jti, decodeJwt(api.access_token).jti);
+    assert.equal(await activeToApp(rp, userinfo.access_token), true, 'the opaque token is active');
+    assert.equal(await activeToApp(rp, userinfo.refresh_token!), true, 'the refresh token is active');
+    assert.equal(await userinfoStatus(userinfo.access_token), 200);
+    assert.equal(await silentSignIn(agent, rp.config), 'code');
+  }
+
+  /** Nothing the person held works anywhere: the refresh tokens last, since a refresh that worked would rotate them. */
+  async function nothingWorks({ agent, api, userinfo, rp }: Holdings, who: string, sessionEnds = true) {
+    assert.equal(await active(api.access_token), false, `${who}: the JWT is inactive at introspection`);
+    await eventually(() =>
+      assert.rejects(helper.verify(`Bearer ${api.access_token}`), (error: Error) => error instanceof TokenRejected && /revoked/.test(error.message)),
+    );
+    assert.equal(await activeToApp(rp, userinfo.access_token), false, `${who}: the opaque access token is inactive`);
+    assert.equal(await activeToApp(rp, userinfo.refresh_token!), false, `${who}: the refresh token is inactive at introspection`);
+    assert.equal(await userinfoStatus(userinfo.access_token), 401, `${who}: userinfo refuses the token`);
+    if (sessionEnds) assert.equal(await silentSignIn(agent, rp.config), 'login_required', `${who}: the session signs no one in`);
+    assert.equal(await refreshes(rp, api.refresh_token!, API), false, `${who}: the API grant's refresh token is refused`);
+    assert.equal(await refreshes(rp, userinfo.refresh_token!), false, `${who}: the userinfo grant's refresh token is refused`);
+  }
+
+  /** The store fails as soon as the person's grants are to be revoked: only what came before is done. */
+  async function failingGrantRevocation<T>(run: () => Promise<T>): Promise<T> {
+    const grants = server.grants as unknown as Record<string, () => Promise<unknown>>;
+    const names = ['revokeAccountWithConsents', 'revokeAccount', 'forgetConsentsOf'] as const satisfies readonly (keyof GrantRevocation)[];
+    const saved = names.map((name) => grants[name]!);
+    for (const name of names) grants[name] = () => Promise.reject(new Error('Connection is closed.'));
+    try {
+      return await run();
+    } finally {
+      names.forEach((name, at) => (grants[name] = saved[at]!));
+    }
+  }
+
+  const admin = async (path: string) => {
+    const token = await clientCredentialsToken(server.url, OPS, `${server.issuer}/admin`, 'admin');
+    return fetch(`${server.url}/admin${path}`, { method: 'POST', headers: { authorization: `Bearer ${token}` } });
+  };
+
+  it('disabled with the admin API, the store failing before any grant is revoked: nothing works, and nothing comes back when enabled again', async () => {
+    await server.accounts.create('ada', PASSWORD);
+    const held = await holdings('ada');
+    await allWorking(held);
+
+    const failed = await failingGrantRevocation(() => admin('/users/ada/disable'));
+    assert.ok(failed.status >= 500, `the disable failed half-way (${failed.status})`);
+    await nothingWorks(held, 'disabled half-way');
+
+    assert.equal((await admin('/users/ada/enable')).status, 200);
+    await nothingWorks(held, 'enabled again');
+    // ...and the person signs in again and gets working tokens (of a later second than the cutoff).
+    await allWorking(await holdings('ada'));
+  });
+
+  it("an operator's new password, written with its cutoff and nothing after (users passwd stopped there): nothing issued before works, the new sign-in does", async () => {
+    await server.accounts.create('bert', PASSWORD);
+    const held = await holdings('bert');
+    await allWorking(held);
+
+    // The first write of `users passwd` (src/cli.ts) alone: the grants, consents and sessions it ends afterwards are left.
+    const { untilEndingPassed } = await import('../../src/accounts/accounts.js');
+    await untilEndingPassed(await server.accounts.setPassword('bert', NEW_PASSWORD, server.revocations));
+    await nothingWorks(held, 'password set');
+    await allWorking(await holdings('bert', NEW_PASSWORD));
+  });
+
+  it('the CLI, its store refusing the grants\' list entries (a failure half-way): users disable, users passwd, grants revoke --user and --client each leave nothing working', async () => {
+    // This connection may not write a grant's entry on the revocation list (every grant's revocation
+    // starts with it), but everything else: the CLI fails as it starts revoking the person's grants.
+    const raw = new Redis(redis.url);
+    const prefix = server.config.redis.keyPrefix;
+    const allowed = [`${prefix}[^r]*`, `${prefix}r[^e]*`, `${prefix}re[^v]*`, `${prefix}revoked:{rv}:sub:*`, `${prefix}revoked:{rv}:delegated:*`, `${prefix}revoked:{rv}:feed`];
+    await raw.call('ACL', 'SETUSER', 'no-grant-entries', 'on', '>no-grant-entries-password', ...allowed.map((pattern) => `~${pattern}`), '&*', '+@all');
+    raw.disconnect();
+    const failing = { ...env, REDIS_URL: `redis://no-grant-entries:no-grant-entries-password@127.0.0.1:${redis.port}` };
+    for (const [username, args, sessionEnds] of [
+      ['dina', ['users', 'disable', 'dina'], true],
+      ['emil', ['users', 'passwd', 'emil', '--password-stdin'], true],
+      ['fern', ['grants', 'revoke', '--user', 'fern'], false],
+      // Every grant the partner app holds, two people's: its own client_credentials tokens are not grants.
+      [['gale', 'hugo'], ['grants', 'revoke', '--client', PARTNER.id], false],
+    ] as const) {
+      const people = [username].flat();
+      const held = [];
+      for (const person of people) {
+        await server.accounts.create(person, PASSWORD);
+        held.push(await holdings(person, PASSWORD, (args as readonly string[]).includes(PARTNER.id) ? 'partner' : 'web'));
+        await allWorking(held.at(-1)!);
+      }
+      const run = await latchkey(failing, [...args], NEW_PASSWORD);
+      assert.notEqual(run.status, 0, `${args.join(' ')} fails half-way`);
+      assert.match(run.stderr, /NOPERM|permission/i);
+      for (const each of held) await nothingWorks(each, `${args.join(' ')} half-way`, sessionEnds);
+    }
+  });
+
+  it('a sign-in whose password was verified before the person was disabled, resumed once they are enabled again, signs no one in', async () => {
+    await server.accounts.create('gus', PASSWORD);
+    const agent = new Agent();
+    const { page } = await startAuthorization(agent, app, REDIRECT, { scope: 'openid' });
+    // The password is verified and the sign-in finished; its resume (/auth/<uid>) is not followed yet.
+    const finished = await agent.submit(page, '/login', { username: 'gus', password: PASSWORD }, `${server.issuer}/auth/`);
+    assert.match(finished.url, /\/auth\/[^/]+$/, finished.url);
+    assert.equal((await admin('/users/gus/disable')).status, 200);
+    assert.equal((await admin('/users/gus/enable')).status, 200);
+    const resumed = await agent.follow(finished.url, {}, REDIRECT);
+    assert.ok(resumed.url.startsWith(REDIRECT), resumed.url);
+    assert.equal(new URL(resumed.url).searchParams.get('error'), 'access_denied', 'the sign-in begun before the disable resumes into a code');
+    assert.equal(await silentSignIn(agent), 'login_required', 'it left a session signed in');
+  });
+
+  it('the CLI (users disable, users passwd) writes the cutoff: the feed lists a sub entry for the person', async () => {
+    await server.accounts.create('cleo', PASSWORD);
+    const sub = (await server.accounts.findByUsername('cleo'))!.sub;
+    const subEntries = async () => (await server.revocations.feed(undefined, 1000)).entries.filter((entry) => entry.type === 'sub' && entry.sub === sub);
+    assert.deepEqual(await subEntries(), []);
+    const passwd = await latchkey(env, ['users', 'passwd', 'cleo', '--password-stdin'], NEW_PASSWORD);
+    assert.equal(passwd.status, 0, passwd.stderr);
+    const [entry] = await subEntries();
+    assert.ok(entry && entry.type === 'sub' && entry.exp > entry.revoked_at, JSON.stringify(entry));
+    assert.equal((await server.accounts.find(sub))!.endedAt, entry.revoked_at);
+
+    const disable = await latchkey(env, ['users', 'disable', 'cleo']);
+    assert.equal(disable.status, 0, disable.stderr);
+    assert.ok((await server.accounts.find(sub))!.endedAt! > entry.revoked_at, 'disabling later moves the cutoff on');
+  });
+
+  it("a sub entry ends a person's tokens only: a client's own token whose sub (the client id) is the same string stays good", async () => {
+    const token = await clientCredentialsToken(server.url, MACHINE);
+    await server.revocations.revokeSubject(MACHINE.id);
+    assert.equal(await active(token), true);
+    await helper.sync();
+    assert.equal((await helper.verify(`Bearer ${token}`)).client_id, MACHINE.id);
+  });
+});
