@@ -106,13 +106,16 @@ describe('e2e: an SSO authorization request in two Redis round trips, its code r
   it('reads the session, its account and grant once each, writes the code with where it was seen, and does not write the unchanged session', async () => {
     const agent = await signedIn('alice');
     const session = await storedSession(agent);
+    // Where it was seen is written at the first authorization from this browser (its sign-in sent no User-Agent after the first page).
+    const first = await commandsDuring(async () => codeOf(await authorize(agent)));
+    assert.equal(first.filter(([command, key]) => command!.toLowerCase() === 'set' && key === `lk:session-seen:${session.uid}`).length, 1, 'where the session was seen, written');
     const commands = await commandsDuring(async () => codeOf(await authorize(agent)));
     const on = (verb: string, prefix: string) => commands.filter(([command, key]) => command!.toLowerCase() === verb && key!.startsWith(prefix)).length;
     const mentions = (prefix: string) => commands.filter((args) => args.some((arg) => arg.startsWith(prefix)));
     assert.equal(on('hgetall', 'lk:oidc:Session:'), 1, 'the session read once');
     assert.equal(on('get', `lk:account:${session.accountId}`), 1, 'the account read once');
     assert.equal(on('hgetall', 'lk:oidc:Grant:'), 1, 'the grant read once');
-    assert.equal(on('set', `lk:session-seen:${session.uid}`), 1, 'where the session was seen, written');
+    assert.equal(on('set', `lk:session-seen:${session.uid}`), 0, 'where the session was seen: written a moment ago from this browser and address, not again');
     assert.equal(mentions('lk:oidc:AuthorizationCode:').length > 0, true, 'the code written');
     const codeScripts = commands.filter((args) => args[0]!.toLowerCase() === 'evalsha' && args.some((arg) => arg.includes('oidc:AuthorizationCode:')));
     assert.equal(codeScripts.length, 1, 'the code and its entry in its grant index, written by one command');
@@ -125,9 +128,11 @@ describe('e2e: an SSO authorization request in two Redis round trips, its code r
 
     // From the second on, the account and grant the session named last time are read with the
     // session: each still once.
-    const again = await commandsDuring(async () => codeOf(await authorize(agent)));
+    const again = await commandsDuring(async () => codeOf(await authorize(agent, FIREFOX)));
     const againRead = again.filter(([command]) => ['get', 'hgetall'].includes(command!.toLowerCase())).map(([command, key]) => `${command!.toLowerCase()} ${key}`);
     assert.deepEqual(againRead.filter((read) => !read.includes('session-seen')).sort(), [`get lk:account:${session.accountId}`, `hgetall lk:oidc:Grant:${session.authorizations[WEB.id]!.grantId}`, `hgetall ${sessionKey(agent)}`]);
+    // From another browser, where the session was seen is written at once (accounts/session-activity.ts).
+    assert.equal(again.filter(([command, key]) => command!.toLowerCase() === 'set' && key === `lk:session-seen:${session.uid}`).length, 1, 'a visit from another browser, written');
 
     // Two round trips (and the closing INFO): the session with its account and grant, then the
     // writes; the least of a few tries, as the server does other things now and then.
