@@ -29,7 +29,15 @@ const MAX_USER_AGENT = 512;
 
 const key = (sessionUid: string) => `session-seen:${sessionUid}`;
 
+/** Seconds a visit from the same browser and address is not written again at the authorization endpoint. */
+export const SEEN_STEP = 60;
+/** Sessions whose last written visit a process keeps (for SEEN_STEP); past this many, the oldest go first. */
+const REMEMBERED = 10_000;
+
 export class SessionActivity {
+  /** What this process last wrote, by session uid (REMEMBERED at most). */
+  readonly #written = new Map<string, SeenAt>();
+
   constructor(
     private readonly kv: Kv,
     /** The longest a session lives (ttl.session). */
@@ -38,8 +46,25 @@ export class SessionActivity {
 
   /** Records that the session `sessionUid` was used now, from this request's browser and address. */
   async seen(sessionUid: string, ctx: Context): Promise<void> {
-    const seen: SeenAt = { userAgent: ctx.get('user-agent').slice(0, MAX_USER_AGENT), ip: ctx.ip, at: Math.floor(Date.now() / 1000) };
+    await this.#write(sessionUid, this.#visit(ctx));
+  }
+
+  #visit(ctx: Context): SeenAt {
+    return { userAgent: ctx.get('user-agent').slice(0, MAX_USER_AGENT), ip: ctx.ip, at: Math.floor(Date.now() / 1000) };
+  }
+
+  async #write(sessionUid: string, seen: SeenAt): Promise<void> {
+    // Forgotten first: a write that fails leaves nothing that would skip the next visit.
+    this.#written.delete(sessionUid);
     await this.kv.set(key(sessionUid), JSON.stringify(seen), { ttl: this.ttl });
+    if (this.#written.size >= REMEMBERED) this.#written.delete(this.#written.keys().next().value!);
+    this.#written.set(sessionUid, seen);
+  }
+
+  /** Whether this process wrote the same browser and address for the session less than SEEN_STEP seconds before `seen`. */
+  #unchanged(sessionUid: string, seen: SeenAt): boolean {
+    const written = this.#written.get(sessionUid);
+    return written !== undefined && written.userAgent === seen.userAgent && written.ip === seen.ip && seen.at - written.at < SEEN_STEP && seen.at >= written.at;
   }
 
   async of(sessionUid: string): Promise<SeenAt | undefined> {
@@ -48,13 +73,14 @@ export class SessionActivity {
   }
 
   async forget(sessionUid: string): Promise<void> {
+    this.#written.delete(sessionUid);
     await this.kv.del([key(sessionUid)]);
   }
 
   /**
    * Once the authorization endpoint (or its resume path) has answered: records a signed-in
    * session's visit, started at once (settleDeferredConsumption's `alongside`); undefined when there
-   * is nothing to record.
+   * is nothing to record, or nothing new (SEEN_STEP).
    */
   recordAtAuthorization(provider: Provider): (ctx: Context) => Promise<void> | undefined {
     const path = provider.pathFor('authorization');
@@ -62,7 +88,8 @@ export class SessionActivity {
       if (ctx.path !== path && !ctx.path.startsWith(`${path}/`)) return undefined;
       const session = (ctx as unknown as KoaContextWithOIDC).oidc?.session;
       if (!session?.accountId || !session.uid || (session as { destroyed?: boolean }).destroyed) return undefined;
-      return this.seen(session.uid, ctx);
+      const seen = this.#visit(ctx);
+      return this.#unchanged(session.uid, seen) ? undefined : this.#write(session.uid, seen);
     };
   }
 }

@@ -268,12 +268,15 @@ class KvAdapter implements Adapter {
   /**
    * On the token endpoint, a code or refresh token (or any grant's single-use artifact) is followed
    * by reads of its session (by uid), its grant and its account, one after another in
-   * oidc-provider: start them now, together (store/read-ahead.ts).
+   * oidc-provider: start them now, together (store/read-ahead.ts). `own`: the record's own key, when
+   * it is not read yet (a code issued here: what it names is known before it is read), read with them.
    */
-  private readAheadFor(payload: Names) {
+  private readAheadFor(payload: Names, own?: string) {
     if (!this.kv.readAhead || !GRANTABLE.has(this.model) || Provider.ctx?.oidc?.route !== 'token') return;
+    const records = payload.grantId ? [recordKey('Grant', payload.grantId)] : [];
+    if (own !== undefined) records.push(own);
     this.kv.readAhead({
-      ...(payload.grantId ? { records: [recordKey('Grant', payload.grantId)] } : {}),
+      ...(records.length ? { records } : {}),
       ...(payload.sessionUid && payload.expiresWithSession ? { indexed: [{ index: uidKey(payload.sessionUid), prefix: recordKey('Session', '') }] } : {}),
     });
     if (typeof payload.accountId === 'string') this.hooks.accountAhead?.(payload.accountId, typeof payload.clientId === 'string' ? payload.clientId : undefined);
@@ -292,11 +295,12 @@ class KvAdapter implements Adapter {
     if (settling) await settling;
     // A code issued here: what it names is read with it, in the same tick (used once).
     const names = this.#issued.size ? this.#issued.get(id) : undefined;
+    const key = recordKey(this.model, id);
     if (names) {
       this.#issued.delete(id);
-      this.readAheadFor(names);
+      this.readAheadFor(names, key);
     }
-    const record = await this.read(recordKey(this.model, id));
+    const record = await this.read(key);
     if (!record) return undefined;
     const payload = JSON.parse(record.payload) as AdapterPayload;
     this.readAheadFor(payload);

@@ -5,7 +5,7 @@
  * Every operation touches exactly one key, so each works unchanged on Redis Cluster, and the ones
  * that must be atomic (consumeRecord, endRecord, addToSet, compareAndSet, ...) are atomic on their
  * key. The exceptions: raiseMarkAndLog spans two keys that the caller gives one hash tag (`{tag}`),
- * so they share a cluster slot; getRecordVia and putRecordInSet span two keys in one command only
+ * so they share a cluster slot; getRecordVia, readMany and putRecordInSet span keys in one command only
  * where every key lives on one server, and are two commands on Cluster. TTLs are in seconds; a key written without one is durable data
  * (clients, accounts, the key ring).
  */
@@ -37,6 +37,13 @@ export interface ReadsAhead {
   readonly indexed?: readonly { readonly index: string; readonly prefix: string }[];
 }
 
+/** What readMany answers: each kind's answers in the order asked. */
+export interface ReadResults {
+  readonly strings: readonly (string | undefined)[];
+  readonly records: readonly (StoredRecord | undefined)[];
+  readonly indexed: readonly ({ id: string; record: StoredRecord | undefined } | undefined)[];
+}
+
 /** Reads answered from process memory where the store can keep them fresh (tracked-cache.ts). */
 export interface CachedReads {
   get(key: string): Promise<string | undefined>;
@@ -60,6 +67,12 @@ export interface Kv {
    * the store can (Redis, but not Cluster, where the two may live on different servers).
    */
   getRecordVia?(index: string, prefix: string): Promise<{ id: string; record: StoredRecord | undefined } | undefined>;
+  /**
+   * get, getRecord and getRecordVia of several keys at once: one command where every key lives on
+   * one server (Redis, but not Cluster, where each is read on its own, in one round trip still).
+   * What read-ahead.ts starts together for a request goes out this way.
+   */
+  readMany?(reads: Required<ReadsAhead>): Promise<ReadResults>;
   /**
    * Replaces a record (dropping any consumed mark) and sets or clears its TTL, unless the key holds
    * an ending (endRecord): then nothing is written and the answer is false. One operation on one

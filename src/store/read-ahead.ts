@@ -14,10 +14,15 @@
  * request context exists) names the request explicitly: the same Koa context, which oidc-provider
  * then runs the request in. A read started ahead is issued after the request
  * arrived, like the read it replaces, so anything revoked before then is seen as revoked.
+ *
+ * Where the store reads several keys in one command (Kv.readMany: Redis, not Cluster), the reads
+ * started ahead in one tick, for any request, go out as one command at the end of that tick
+ * (a microtask), rather than one command each: what a command costs the process (ioredis's command
+ * object, its timer, its reply) is then paid once. A lone read goes out as itself.
  */
 import { Provider } from 'oidc-provider';
 import { delegate } from './delegate.js';
-import type { Kv, ReadsAhead, StoredRecord } from './kv.js';
+import type { Kv, ReadResults, ReadsAhead, StoredRecord } from './kv.js';
 
 type Pending = Map<string, Promise<unknown>>;
 
@@ -33,8 +38,63 @@ const RECORD = 'r:';
  */
 type WithReadAhead = { readAhead(reads: ReadsAhead, of?: object): void; forgetAhead(keys: readonly string[], of?: object): void };
 
+/** Reads of one tick, sent together by readMany; each `settle` hands a read its answer. */
+interface Batch {
+  readonly strings: string[];
+  readonly records: string[];
+  readonly indexed: { index: string; prefix: string }[];
+  readonly settle: ((results: ReadResults) => void)[];
+  readonly fail: ((error: unknown) => void)[];
+}
+
 export function withReadAhead<T extends Kv>(kv: T, request: () => object | undefined = providerRequest): T & WithReadAhead {
   const byRequest = new WeakMap<object, Pending>();
+  // The tick's batch, when the store reads many in one command.
+  let batch: Batch | undefined;
+  const send = () => {
+    const { strings, records, indexed, settle, fail } = batch!;
+    batch = undefined;
+    // A lone read as itself: no script to run for one key.
+    const sent: Promise<ReadResults> =
+      settle.length > 1
+        ? kv.readMany!({ strings, records, indexed })
+        : strings.length
+          ? kv.get(strings[0]!).then((value) => ({ strings: [value], records: [], indexed: [] }))
+          : records.length
+            ? kv.getRecord(records[0]!).then((record) => ({ strings: [], records: [record], indexed: [] }))
+            : viaIndex(indexed[0]!).then((found) => ({ strings: [], records: [], indexed: [found] }));
+    sent.then(
+      (results) => {
+        for (const answer of settle) answer(results);
+      },
+      (error: unknown) => {
+        for (const reject of fail) reject(error);
+      },
+    );
+  };
+  /** A read joining the tick's batch: `at` is where its answer will be among its kind's. */
+  const batched = <V>(add: (batch: Batch) => number, answer: (results: ReadResults, at: number) => V): Promise<V> => {
+    if (!batch) {
+      batch = { strings: [], records: [], indexed: [], settle: [], fail: [] };
+      queueMicrotask(send);
+    }
+    const joined = batch;
+    const at = add(joined);
+    return new Promise<V>((resolve, reject) => {
+      joined.settle.push((results) => resolve(answer(results, at)));
+      joined.fail.push(reject);
+    });
+  };
+  const viaIndex = ({ index, prefix }: { index: string; prefix: string }) =>
+    kv.getRecordVia
+      ? kv.getRecordVia(index, prefix)
+      : kv.get(index).then(async (id) => (id === undefined ? undefined : { id, record: await kv.getRecord(prefix + id) }));
+  const readString = (key: string): Promise<string | undefined> =>
+    kv.readMany ? batched((b) => b.strings.push(key) - 1, (results, at) => results.strings[at]) : kv.get(key);
+  const readRecord = (key: string): Promise<StoredRecord | undefined> =>
+    kv.readMany ? batched((b) => b.records.push(key) - 1, (results, at) => results.records[at]) : kv.getRecord(key);
+  const readVia = (read: { index: string; prefix: string }) =>
+    kv.readMany ? batched((b) => b.indexed.push(read) - 1, (results, at) => results.indexed[at]) : viaIndex(read);
   const pending = (create: boolean, of?: object): Pending | undefined => {
     const ctx = of ?? request();
     if (!ctx) return undefined;
@@ -69,14 +129,13 @@ export function withReadAhead<T extends Kv>(kv: T, request: () => object | undef
   const readAhead = ({ strings = [], records = [], indexed = [] }: ReadsAhead, of?: object) => {
     const reads = pending(true, of);
     if (!reads) return;
-    for (const key of strings) start(reads, STRING + key, () => kv.get(key));
-    for (const key of records) start(reads, RECORD + key, () => kv.getRecord(key));
-    for (const { index, prefix } of indexed) {
+    for (const key of strings) start(reads, STRING + key, () => readString(key));
+    for (const key of records) start(reads, RECORD + key, () => readRecord(key));
+    for (const read of indexed) {
+      const { index, prefix } = read;
       if (reads.has(STRING + index)) continue;
       // Both in one round trip where the store can; else the record as soon as its id is known.
-      const both = kv.getRecordVia
-        ? kv.getRecordVia(index, prefix)
-        : kv.get(index).then(async (id) => (id === undefined ? undefined : { id, record: await kv.getRecord(prefix + id) }));
+      const both = readVia(read);
       start(reads, STRING + index, () =>
         both.then((found) => {
           if (found) start(reads, RECORD + prefix + found.id, () => Promise.resolve(found.record));

@@ -4,7 +4,7 @@
  */
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 import type { Config } from '../config.js';
-import type { CachedReads, ConsumeOutcome, Kv, LogEntry, StoredRecord } from './kv.js';
+import type { CachedReads, ConsumeOutcome, Kv, LogEntry, ReadResults, ReadsAhead, StoredRecord } from './kv.js';
 import { TRACKING_CONNECTION, TrackedCache, type TrackedCacheOptions } from './tracked-cache.js';
 
 type RedisSettings = Config['redis'];
@@ -117,6 +117,23 @@ return id`,
 if not id then return false end
 return {id, redis.call('HGETALL', ARGV[1] .. id)}`,
   },
+  // Several reads in one command (readMany). ARGV: how many strings, records and indexed records,
+  // then the strings' keys, the records' keys, and each index's key with its records' prefix (all
+  // prefixed: undeclared keys, so only where every key lives on one server, not Cluster). A missing
+  // string or index answers false (a value in a Lua table, where nil would end the reply there).
+  readMany: {
+    numberOfKeys: 0,
+    lua: `local strings, records, indexed = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local out, at = {}, 4
+for _ = 1, strings do out[#out + 1] = redis.call('GET', ARGV[at]) at = at + 1 end
+for _ = 1, records do out[#out + 1] = redis.call('HGETALL', ARGV[at]) at = at + 1 end
+for _ = 1, indexed do
+  local id = redis.call('GET', ARGV[at])
+  if id then out[#out + 1] = {id, redis.call('HGETALL', ARGV[at + 1] .. id)} else out[#out + 1] = false end
+  at = at + 2
+end
+return out`,
+  },
 } as const;
 
 type Scripted = {
@@ -130,6 +147,7 @@ type Scripted = {
   deleteIfEquals(key: string, value: string): Promise<number>;
   raiseMarkAndLog(mark: string, log: string, value: number, ttl: number, retain: number, ...fields: string[]): Promise<string | null>;
   getRecordVia(index: string, recordPrefix: string): Promise<[string, string[]] | null>;
+  readMany(...args: (string | number)[]): Promise<(string | null | string[] | [string, string[]])[]>;
 };
 type Client = (Redis | Cluster) & Scripted;
 
@@ -186,6 +204,13 @@ export function connect(settings: RedisSettings): Redis | Cluster {
     default:
       return new Redis(settings.url, common);
   }
+}
+
+/** A record from HGETALL's reply inside a script (field, value, field, value, ...). */
+function recordOfFlat(flat: readonly string[]): StoredRecord | undefined {
+  const hash: Record<string, string> = {};
+  for (let i = 0; i + 1 < flat.length; i += 2) hash[flat[i]!] = flat[i + 1]!;
+  return recordOf(hash);
 }
 
 /** A record from its hash: p = payload, c = consumed-at. */
@@ -275,9 +300,34 @@ export class RedisKv implements Kv {
     const reply = await this.#client.getRecordVia(index, `${this.#client.options.keyPrefix ?? ''}${prefix}`);
     if (!reply) return undefined;
     const [id, flat] = reply;
-    const hash: Record<string, string> = {};
-    for (let i = 0; i + 1 < flat.length; i += 2) hash[flat[i]!] = flat[i + 1]!;
-    return { id, record: recordOf(hash) };
+    return { id, record: recordOfFlat(flat) };
+  }
+
+  async readMany({ strings, records, indexed }: Required<ReadsAhead>): Promise<ReadResults> {
+    if (this.#client instanceof Cluster) {
+      const [s, r, i] = await Promise.all([
+        Promise.all(strings.map((key) => this.get(key))),
+        Promise.all(records.map((key) => this.getRecord(key))),
+        Promise.all(indexed.map(({ index, prefix }) => this.getRecordVia(index, prefix))),
+      ]);
+      return { strings: s, records: r, indexed: i };
+    }
+    const keyPrefix = this.#client.options.keyPrefix ?? '';
+    const args: (string | number)[] = [strings.length, records.length, indexed.length];
+    for (const key of strings) args.push(keyPrefix + key);
+    for (const key of records) args.push(keyPrefix + key);
+    for (const { index, prefix } of indexed) args.push(keyPrefix + index, keyPrefix + prefix);
+    const reply = await this.#client.readMany(...args);
+    let at = 0;
+    const next = () => reply[at++];
+    return {
+      strings: strings.map(() => (next() as string | null) ?? undefined),
+      records: records.map(() => recordOfFlat(next() as string[])),
+      indexed: indexed.map(() => {
+        const found = next() as [string, string[]] | null;
+        return found ? { id: found[0], record: recordOfFlat(found[1]) } : undefined;
+      }),
+    };
   }
 
   async putRecord(key: string, payload: string, ttl?: number) {

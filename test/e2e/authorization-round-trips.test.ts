@@ -103,31 +103,53 @@ describe('e2e: an SSO authorization request in two Redis round trips, its code r
     return seen;
   }
 
+  /** The commands clients sent while `fn` ran (not those a script ran), each as its name. */
+  async function sentDuring(fn: () => Promise<unknown>): Promise<string[]> {
+    const monitor = await raw.duplicate().monitor();
+    const sent: string[] = [];
+    monitor.on('monitor', (_time: string, args: string[], source: string) => {
+      if (source !== 'lua') sent.push(args[0]!.toLowerCase());
+    });
+    try {
+      await fn();
+      await new Promise((done) => setTimeout(done, 50));
+    } finally {
+      monitor.disconnect();
+    }
+    return sent;
+  }
+
   it('reads the session, its account and grant once each, writes the code with where it was seen, and does not write the unchanged session', async () => {
     const agent = await signedIn('alice');
     const session = await storedSession(agent);
+    // Where it was seen is written at the first authorization from this browser (its sign-in sent no User-Agent after the first page).
+    const first = await commandsDuring(async () => codeOf(await authorize(agent)));
+    assert.equal(first.filter(([command, key]) => command!.toLowerCase() === 'set' && key === `lk:session-seen:${session.uid}`).length, 1, 'where the session was seen, written');
     const commands = await commandsDuring(async () => codeOf(await authorize(agent)));
     const on = (verb: string, prefix: string) => commands.filter(([command, key]) => command!.toLowerCase() === verb && key!.startsWith(prefix)).length;
     const mentions = (prefix: string) => commands.filter((args) => args.some((arg) => arg.startsWith(prefix)));
     assert.equal(on('hgetall', 'lk:oidc:Session:'), 1, 'the session read once');
     assert.equal(on('get', `lk:account:${session.accountId}`), 1, 'the account read once');
     assert.equal(on('hgetall', 'lk:oidc:Grant:'), 1, 'the grant read once');
-    assert.equal(on('set', `lk:session-seen:${session.uid}`), 1, 'where the session was seen, written');
+    assert.equal(on('set', `lk:session-seen:${session.uid}`), 0, 'where the session was seen: written a moment ago from this browser and address, not again');
     assert.equal(mentions('lk:oidc:AuthorizationCode:').length > 0, true, 'the code written');
     const codeScripts = commands.filter((args) => args[0]!.toLowerCase() === 'evalsha' && args.some((arg) => arg.includes('oidc:AuthorizationCode:')));
     assert.equal(codeScripts.length, 1, 'the code and its entry in its grant index, written by one command');
     assert.ok(codeScripts[0]!.some((arg) => arg.startsWith('lk:oidc:grant:')), 'the grant index among its keys');
+    // (A script's own commands are listed after it: a scripted write of the session would show its HSET.)
     assert.deepEqual(
-      mentions('lk:oidc:Session:').map(([command]) => command!.toLowerCase()),
+      mentions('lk:oidc:Session:').map(([command]) => command!.toLowerCase()).filter((command) => command !== 'evalsha'),
       ['hgetall'],
       'the session, unchanged and saved a moment ago, is not written back',
     );
 
     // From the second on, the account and grant the session named last time are read with the
     // session: each still once.
-    const again = await commandsDuring(async () => codeOf(await authorize(agent)));
+    const again = await commandsDuring(async () => codeOf(await authorize(agent, FIREFOX)));
     const againRead = again.filter(([command]) => ['get', 'hgetall'].includes(command!.toLowerCase())).map(([command, key]) => `${command!.toLowerCase()} ${key}`);
     assert.deepEqual(againRead.filter((read) => !read.includes('session-seen')).sort(), [`get lk:account:${session.accountId}`, `hgetall lk:oidc:Grant:${session.authorizations[WEB.id]!.grantId}`, `hgetall ${sessionKey(agent)}`]);
+    // From another browser, where the session was seen is written at once (accounts/session-activity.ts).
+    assert.equal(again.filter(([command, key]) => command!.toLowerCase() === 'set' && key === `lk:session-seen:${session.uid}`).length, 1, 'a visit from another browser, written');
 
     // Two round trips (and the closing INFO): the session with its account and grant, then the
     // writes; the least of a few tries, as the server does other things now and then.
@@ -148,6 +170,10 @@ describe('e2e: an SSO authorization request in two Redis round trips, its code r
     const read = commands.filter(([command]) => command!.toLowerCase() === 'hgetall' || command!.toLowerCase() === 'get').map(([command, key]) => `${command!.toLowerCase()} ${key}`);
     assert.equal(read.filter((words) => words === `get lk:account:${session.accountId}`).length, 2, 'the account read once by the authorization, once by the redemption');
     assert.equal(read.filter((words) => words.startsWith('hgetall lk:oidc:AuthorizationCode:')).length, 1, 'the code read once');
+    // The code, its grant, session and account as one command (store/read-ahead.ts, readMany), then
+    // its consumption and the access token's record: three commands.
+    const callback = codeOf(await authorize(agent));
+    assert.deepEqual(await sentDuring(() => redeem(callback)), ['evalsha', 'evalsha', 'evalsha']);
     const trips: number[] = [];
     for (let i = 0; i < 4; i += 1) {
       const callback = codeOf(await authorize(agent));
@@ -214,16 +240,22 @@ describe('e2e: an SSO authorization request in two Redis round trips, its code r
     // before and after the session is recorded, each in the same round trip as the check's other reads.
     assert.equal(reads.filter((key) => key === `lk:account:${sub}`).length, 3, 'the account read once, and by the password check twice');
     assert.equal(reads.filter((key) => key === `lk:consent:${sub}:${WEB.id}`).length, 1, 'the remembered consent read once');
-    // Sent together, in one pipeline, before the engine takes the interaction: the account, the
-    // consent, then the check's read of the person's credentials.
+    // Sent together, in one pipeline, before the engine takes the interaction: the check's read of
+    // the person's credentials, and what the engine will read (the account, the consent, the
+    // interaction again), started ahead as one command (store/read-ahead.ts: Redis runs its reads
+    // as one script, whose reads MONITOR lists after it).
     const words = commands.map(([command, key]) => `${command!.toLowerCase()} ${key}`);
-    const at = words.indexOf(`get lk:account:${sub}`);
-    assert.deepEqual(words.slice(at, at + 3), [`get lk:account:${sub}`, `get lk:consent:${sub}:${WEB.id}`, `get lk:mfa:${sub}`], words.join('\n'));
-    assert.ok(at < words.findIndex((word) => word.startsWith('del lk:oidc:Interaction:')), words.join('\n'));
-    // The interaction, read by the check, is read again for the engine in that same pipeline, not after it.
+    const taken = words.findIndex((word) => word.startsWith('del lk:oidc:Interaction:'));
+    const mfa = words.indexOf(`get lk:mfa:${sub}`);
+    assert.ok(mfa >= 0 && mfa < taken, words.join('\n'));
+    const ahead = words.findIndex((word, index) => word.startsWith('evalsha') && words[index + 1] === `get lk:account:${sub}`);
+    assert.ok(ahead > mfa && ahead < taken, words.join('\n'));
+    assert.deepEqual(words.slice(ahead + 1, ahead + 3), [`get lk:account:${sub}`, `get lk:consent:${sub}:${WEB.id}`], words.join('\n'));
+    assert.ok(words[ahead + 3]!.startsWith('hgetall lk:oidc:Interaction:'), words.join('\n'));
+    // The interaction, read by the check, is read again for the engine in that same command, not after it.
     const interactionReads = words.flatMap((word, index) => (word.startsWith('hgetall lk:oidc:Interaction:') ? [index] : []));
     assert.deepEqual(interactionReads.length, 2, words.join('\n'));
-    assert.equal(interactionReads[1], at - 1, words.join('\n'));
+    assert.equal(interactionReads[1], ahead + 3, words.join('\n'));
   });
 
   it("a password sign-in's resume writes the grant, the code, the new session, where it was seen and what signed it in in one round trip", async () => {

@@ -180,6 +180,35 @@ for (const backend of backends.filter((b) => b.name !== 'embedded store')) {
       assert.deepEqual(await kv.getRecordVia!('via:index:dangling', 'via:record:'), { id: 'gone', record: undefined }, 'an index to nothing');
     });
 
+    it('readMany answers strings, records and records via an index, in the order asked, missing ones as absent', async function () {
+      if (!kv.readMany) this.skip();
+      const id = randomUUID();
+      await kv.set(`many:string:${id}`, 'one');
+      await kv.putRecord(`many:record:${id}`, '{"r":1}', 60);
+      assert.equal(await kv.consumeRecord(`many:record:${id}`, 5), 'consumed');
+      await kv.putRecord(`many:other:${id}`, '{"r":2}', 60);
+      await kv.set(`many:index:${id}`, id);
+      await kv.putRecord(`many:via:${id}`, '{"v":1}', 60);
+      await kv.set(`many:dangling:${id}`, 'gone');
+      assert.deepEqual(
+        await kv.readMany!({
+          strings: [`many:string:${id}`, `many:nothing:${id}`],
+          records: [`many:nothing:${id}`, `many:record:${id}`, `many:other:${id}`],
+          indexed: [
+            { index: `many:index:${id}`, prefix: 'many:via:' },
+            { index: `many:nothing:${id}`, prefix: 'many:via:' },
+            { index: `many:dangling:${id}`, prefix: 'many:via:' },
+          ],
+        }),
+        {
+          strings: ['one', undefined],
+          records: [undefined, { payload: '{"r":1}', consumed: 5 }, { payload: '{"r":2}' }],
+          indexed: [{ id, record: { payload: '{"v":1}' } }, undefined, { id: 'gone', record: undefined }],
+        },
+      );
+      assert.deepEqual(await kv.readMany!({ strings: [], records: [], indexed: [] }), { strings: [], records: [], indexed: [] });
+    });
+
     it("takeRecordOwnedBy reads a record, deleting it only when it names that client and has not expired", async () => {
       const id = randomUUID();
       const now = Date.now() / 1000;

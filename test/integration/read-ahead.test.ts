@@ -58,6 +58,39 @@ describe('store: reads started ahead for a request', function () {
     assert.deepEqual(session, { payload: '{"s":1}' });
   });
 
+  it('sends the reads started ahead in one tick as one command, for every request that started them', async () => {
+    await base.set('ra:one:account', 'bob');
+    await base.putRecord('ra:one:grant', '{"g":9}', 60);
+    await base.set('ra:one:uid', 'S9');
+    await base.putRecord('ra:one:session:S9', '{"s":9}', 60);
+    await base.set('ra:one:other', 'carol');
+    // What clients sent (MONITOR's source is "lua" for what a script ran).
+    const monitor = await raw.duplicate().monitor();
+    const sent: string[] = [];
+    monitor.on('monitor', (_time: string, args: string[], source: string) => {
+      if (source !== 'lua') sent.push(args[0]!.toLowerCase());
+    });
+    try {
+      const [first, second] = await Promise.all([
+        inRequest(async () => {
+          kv.readAhead({ strings: ['ra:one:account'], records: ['ra:one:grant'], indexed: [{ index: 'ra:one:uid', prefix: 'ra:one:session:' }] });
+          const id = await kv.get('ra:one:uid');
+          return [await kv.get('ra:one:account'), await kv.getRecord('ra:one:grant'), await kv.getRecord(`ra:one:session:${id}`)];
+        }),
+        inRequest(async () => {
+          kv.readAhead({ strings: ['ra:one:other'] });
+          return kv.get('ra:one:other');
+        }),
+      ]);
+      assert.deepEqual(first, ['bob', { payload: '{"g":9}' }, { payload: '{"s":9}' }]);
+      assert.equal(second, 'carol');
+      await new Promise((done) => setTimeout(done, 50));
+      assert.deepEqual(sent, ['evalsha'], 'the five reads, one command');
+    } finally {
+      monitor.disconnect();
+    }
+  });
+
   it('uses a read started ahead once: a second read of the key goes to Redis', async () => {
     await base.set('ra:once', 'v1');
     await inRequest(async () => {
