@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { gzipSync } from 'node:zlib';
 import { Agent } from '../helpers/agent.js';
+import { signInSteps } from '../helpers/sign-in.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 
 const PASSWORD = 'a perfectly fine password';
@@ -60,5 +61,37 @@ describe('e2e: the web surfaces (headers, cookies, bodies)', function () {
       body: gzipSync(new URLSearchParams({ csrf, username: 'pat', password: PASSWORD }).toString()),
     });
     assert.equal(gzipped.status, 303, 'a gzipped form is read as the form it is');
+  });
+});
+
+describe('e2e: cookies under an https issuer whose TLS ends at a proxy', function () {
+  this.timeout(30_000);
+  const ISSUER = 'https://id.example.test';
+  let server: TestServer;
+
+  before(async () => {
+    // No PROXY setting: the connection reaching Latchkey is plain http and carries no X-Forwarded-Proto.
+    server = await startServer({ env: { ISSUER } });
+    await server.accounts.create('pat', PASSWORD);
+  });
+  after(() => server?.stop());
+
+  it('every cookie set on the way through a sign-in is Secure, HttpOnly and SameSite=Lax (the session cookie too)', async () => {
+    const agent = new Agent();
+    // The browser speaks to the issuer's https URL; here the "proxy" is this rewrite to the plain http port.
+    const request = agent.request.bind(agent);
+    agent.request = (url: string, init?: RequestInit) => request(url.replace(ISSUER, server.url), init);
+    const login = await agent.follow(`${ISSUER}/developer/sign-in`);
+    assert.match(login.html, /name="password"/);
+    const page = await signInSteps(agent, login, { username: 'pat', password: PASSWORD, login: 'required' });
+    assert.equal(page.url, `${ISSUER}/developer`);
+    const names = new Set(agent.setCookies.map((line) => line.split('=')[0]!));
+    for (const name of ['lk_interaction', 'lk_resume', 'lk_session']) assert.ok(names.has(name), `${name} was set: ${[...names].join(', ')}`);
+    for (const line of agent.setCookies) {
+      const attributes = line.split(';').slice(1).map((a) => a.trim().toLowerCase());
+      assert.ok(attributes.includes('secure'), `not Secure: ${line.replace(/=[^;]*/, '=…')}`);
+      assert.ok(attributes.includes('httponly'), `not HttpOnly: ${line.replace(/=[^;]*/, '=…')}`);
+      assert.ok(attributes.includes('samesite=lax'), `not SameSite=Lax: ${line.replace(/=[^;]*/, '=…')}`);
+    }
   });
 });
