@@ -5,7 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { gzipSync } from 'node:zlib';
-import { Agent } from '../helpers/agent.js';
+import { Agent, type Page } from '../helpers/agent.js';
+import { developerSignIn } from '../helpers/developer.js';
 import { signInSteps } from '../helpers/sign-in.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 
@@ -61,6 +62,57 @@ describe('e2e: the web surfaces (headers, cookies, bodies)', function () {
       body: gzipSync(new URLSearchParams({ csrf, username: 'pat', password: PASSWORD }).toString()),
     });
     assert.equal(gzipped.status, 303, 'a gzipped form is read as the form it is');
+  });
+
+  it('every answer carries the framing, sniffing and referrer headers: pages, errors, 404s, refusals, HEAD and OPTIONS, programs\' JSON', async () => {
+    const agent = new Agent();
+    const { page: developer } = await developerSignIn(server.issuer, 'pat', PASSWORD, agent);
+    const requests: [string, string, RequestInit?][] = [
+      ['home', '/'],
+      ['unknown path', '/no-such-page'],
+      ['unknown sign-in', '/interaction/unknown'],
+      ['unknown client at /auth', '/auth?client_id=nobody&response_type=code'],
+      ['device page', '/device'],
+      ['logout page', '/session/end'],
+      ['account page (signed out)', '/account'],
+      ['HEAD account', '/account', { method: 'HEAD' }],
+      ['OPTIONS account', '/account', { method: 'OPTIONS' }],
+      ['PUT developer', '/developer', { method: 'PUT' }],
+      ['login POST without a sign-in', '/interaction/unknown/login', { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'csrf=x' }],
+      ['developer POST without CSRF', '/developer/apps', { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: agent.cookieHeader(server.issuer) }, body: 'name=x' }],
+      ['too large', '/account/password', { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: `a=${'x'.repeat(100_000)}` }],
+      ['admin API without a token', '/admin/clients'],
+      ['token endpoint error', '/token', { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'grant_type=nope' }],
+      ['discovery', '/.well-known/openid-configuration'],
+    ];
+    assertHardened(developer.headers, 'developer page (signed in)');
+    for (const [name, path, init] of requests) {
+      const answer = await fetch(`${server.url}${path}`, { redirect: 'manual', ...init, headers: { accept: 'text/html', ...(init?.headers as Record<string, string>) } });
+      await answer.arrayBuffer();
+      assert.ok(answer.status < 500, `${name}: ${answer.status}`);
+      assertHardened(answer.headers, `${name} (${answer.status})`);
+    }
+  });
+
+  it('pages that show a secret are never stored: a new app\'s client secret, a rotated one, the authenticator app\'s secret, recovery codes', async () => {
+    const { agent, page } = await developerSignIn(server.issuer, 'pat', PASSWORD);
+    const made = await agent.submit(page, '/developer/apps', { name: 'Secret Keeper', type: 'web', redirect_uris: 'https://keeper.example.test/cb' });
+    assert.match(made.html, /id="client-secret"/, `the new app's page shows its secret: ${made.status}`);
+    const rotated = await agent.submit(await agent.follow(`${server.issuer}/developer`), '/secret', {});
+    assert.match(rotated.html, /id="client-secret"/);
+
+    const account = await signInSteps(agent, await agent.follow(`${server.issuer}/account`), { username: 'pat', password: PASSWORD });
+    assert.equal(account.url, `${server.issuer}/account`);
+    const totp = await agent.submit(account, '/authenticator/start', {});
+    assert.match(totp.html, /id="totp-secret"/);
+    const codes = await agent.submit(account, '/account/recovery-codes', {});
+    assert.match(codes.html, /id="recovery-codes"/);
+
+    const shown: [string, Page][] = [['new app', made], ['rotated secret', rotated], ['authenticator setup', totp], ['recovery codes', codes]];
+    for (const [name, answer] of shown) {
+      assert.equal(answer.headers.get('cache-control'), 'no-store', name);
+      assertHardened(answer.headers, name);
+    }
   });
 });
 
