@@ -128,7 +128,7 @@ describe('e2e: cookies under an https issuer whose TLS ends at a proxy', functio
   });
   after(() => server?.stop());
 
-  it('every cookie set on the way through a sign-in is Secure, HttpOnly and SameSite=Lax (the session cookie too)', async () => {
+  it('every cookie set on the way through a sign-in is Secure, HttpOnly and SameSite=Lax; the session cookie is __Host- (no sibling subdomain can toss one in)', async () => {
     const agent = new Agent();
     // The browser speaks to the issuer's https URL; here the "proxy" is this rewrite to the plain http port.
     const request = agent.request.bind(agent);
@@ -137,8 +137,14 @@ describe('e2e: cookies under an https issuer whose TLS ends at a proxy', functio
     assert.match(login.html, /name="password"/);
     const page = await signInSteps(agent, login, { username: 'pat', password: PASSWORD, login: 'required' });
     assert.equal(page.url, `${ISSUER}/developer`);
+    assert.match(page.html, /<h1>Your apps<\/h1>/, 'the developer page read the session from its cookie');
     const names = new Set(agent.setCookies.map((line) => line.split('=')[0]!));
-    for (const name of ['lk_interaction', 'lk_resume', 'lk_session']) assert.ok(names.has(name), `${name} was set: ${[...names].join(', ')}`);
+    for (const name of ['lk_interaction', 'lk_resume', '__Host-lk_session']) assert.ok(names.has(name), `${name} was set: ${[...names].join(', ')}`);
+    assert.ok(!names.has('lk_session'), 'the session cookie is __Host- only');
+    for (const line of agent.setCookies.filter((set) => set.startsWith('__Host-'))) {
+      assert.match(line, /; path=\/(;|$)/, `__Host- needs Path=/: ${line.replace(/=[^;]*/, '=…')}`);
+      assert.doesNotMatch(line, /; domain=/i, `__Host- has no Domain: ${line.replace(/=[^;]*/, '=…')}`);
+    }
     for (const line of agent.setCookies) {
       const attributes = line.split(';').slice(1).map((a) => a.trim().toLowerCase());
       assert.ok(attributes.includes('secure'), `not Secure: ${line.replace(/=[^;]*/, '=…')}`);
