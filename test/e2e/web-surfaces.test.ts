@@ -94,6 +94,33 @@ describe('e2e: the web surfaces (headers, cookies, bodies)', function () {
     }
   });
 
+  it("a cross-site form at the developer page's actions (the person's cookies, no token or a forged one) changes nothing: 403 at create, rotate and delete", async () => {
+    const { agent, page } = await developerSignIn(server.issuer, 'pat', PASSWORD);
+    const csrf = page.html.match(/name="csrf" value="([^"]+)"/)![1]!;
+    const made = await agent.follow(`${server.issuer}/developer/apps`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ csrf, name: 'Kept', type: 'web', redirect_uris: 'https://kept.example.test/cb' }),
+    });
+    const id = made.html.match(/id="client-id">([^<]+)</)![1]!;
+    const before = await agent.follow(`${server.issuer}/developer`);
+    for (const [action, fields] of [['apps', { name: 'Planted', type: 'web', redirect_uris: 'https://evil.example/cb' }], [`apps/${id}/secret`, { leaked: 'yes' }], [`apps/${id}/delete`, {}]] as const) {
+      for (const token of [undefined, '', 'forged', csrf.slice(0, -1)]) {
+        const answer = await agent.request(`${server.issuer}/developer/${action}`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/x-www-form-urlencoded', origin: 'https://evil.example', 'sec-fetch-site': 'cross-site' },
+          body: new URLSearchParams({ ...fields, ...(token === undefined ? {} : { csrf: token }) }),
+        });
+        assert.equal(answer.status, 403, `${action} with csrf=${String(token)}: ${answer.status}`);
+        await answer.arrayBuffer();
+      }
+    }
+    const after = await agent.follow(`${server.issuer}/developer`);
+    const apps = (html: string) => [...html.matchAll(/<h2>([^<]+)<\/h2>/g)].map(([, name]) => name);
+    assert.deepEqual(apps(after.html), apps(before.html), 'no app added or deleted');
+    assert.match(after.html, new RegExp(id));
+  });
+
   it('pages that show a secret are never stored: a new app\'s client secret, a rotated one, the authenticator app\'s secret, recovery codes', async () => {
     const { agent, page } = await developerSignIn(server.issuer, 'pat', PASSWORD);
     const made = await agent.submit(page, '/developer/apps', { name: 'Secret Keeper', type: 'web', redirect_uris: 'https://keeper.example.test/cb' });
