@@ -7,11 +7,13 @@ import assert from 'node:assert/strict';
 import { gzipSync } from 'node:zlib';
 import { Agent, type Page } from '../helpers/agent.js';
 import { developerSignIn } from '../helpers/developer.js';
+import { clientCredentialsToken, machineClient } from '../helpers/tokens.js';
 import { signInSteps } from '../helpers/sign-in.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 
 const PASSWORD = 'a perfectly fine password';
 const REDIRECT = 'https://app.example.test/callback';
+const OPS = { id: 'ops', secret: 'ops-client-secret-with-plenty-of-entropy-0123456789' };
 
 /** The headers every answer carries, whatever its path, method or status. */
 function assertHardened(headers: Headers, name: string): void {
@@ -30,9 +32,10 @@ describe('e2e: the web surfaces (headers, cookies, bodies)', function () {
 
   before(async () => {
     server = await startServer({
-      clients: [{ client_id: 'app', client_name: 'Surfaces App', token_endpoint_auth_method: 'none', redirect_uris: [REDIRECT] }],
+      clients: [{ client_id: 'app', client_name: 'Surfaces App', token_endpoint_auth_method: 'none', redirect_uris: [REDIRECT] }, machineClient(OPS, { scope: 'admin' })],
     });
     await server.accounts.create('pat', PASSWORD);
+    await server.apis.grant(OPS.id, `${server.issuer}/admin`, { scopes: ['admin'] });
   });
   after(() => server?.stop());
 
@@ -62,6 +65,25 @@ describe('e2e: the web surfaces (headers, cookies, bodies)', function () {
       body: gzipSync(new URLSearchParams({ csrf, username: 'pat', password: PASSWORD }).toString()),
     });
     assert.equal(gzipped.status, 303, 'a gzipped form is read as the form it is');
+  });
+
+  it('the admin API: a JSON body it cannot read is a 400, not a 500; its answers that hold a client secret are never stored', async () => {
+    const token = await clientCredentialsToken(server.url, OPS, `${server.issuer}/admin`, 'admin');
+    const post = (body: BodyInit, headers: Record<string, string> = {}) =>
+      fetch(`${server.url}/admin/clients`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', ...headers }, body });
+    for (const encoding of ['gzip', 'deflate', 'br']) {
+      const answer = await post('{"redirect_uris":["https://x.example.test/cb"]}', { 'content-encoding': encoding });
+      assert.equal(answer.status, 400, `${encoding}: ${answer.status} ${await answer.text()}`);
+    }
+    const made = await post(gzipSync(JSON.stringify({ client_id: 'made-by-ops', redirect_uris: ['https://made.example.test/cb'] })), { 'content-encoding': 'gzip' });
+    assert.equal(made.status, 201, 'a JSON body that really is gzipped is read');
+    assert.ok(((await made.json()) as { client_secret?: string }).client_secret);
+    const rotated = await fetch(`${server.url}/admin/clients/made-by-ops/secret`, { method: 'POST', headers: { authorization: `Bearer ${token}` } });
+    assert.ok(((await rotated.json()) as { client_secret?: string }).client_secret);
+    for (const [name, answer] of Object.entries({ made, rotated })) {
+      assert.equal(answer.headers.get('cache-control'), 'no-store', name);
+      assertHardened(answer.headers, name);
+    }
   });
 
   it('every answer carries the framing, sniffing and referrer headers: pages, errors, 404s, refusals, HEAD and OPTIONS, programs\' JSON', async () => {
