@@ -177,6 +177,24 @@ describe('e2e: cookies under an https issuer whose TLS ends at a proxy', functio
   });
   after(() => server?.stop());
 
+  it('HSTS on every answer under an https issuer (a year, subdomains too), and never under an http one (a development localhost)', async () => {
+    for (const path of ['/', '/developer', '/no-such-page', '/.well-known/openid-configuration']) {
+      const answer = await fetch(`${server.url}${path}`, { headers: { accept: 'text/html' }, redirect: 'manual' });
+      await answer.arrayBuffer();
+      const hsts = answer.headers.get('strict-transport-security') ?? '';
+      assert.ok(Number(/max-age=(\d+)/.exec(hsts)?.[1]) >= 31_536_000, `${path}: ${hsts}`);
+      assert.match(hsts, /includeSubDomains/, path);
+    }
+    const local = await startServer();
+    try {
+      const answer = await fetch(`${local.url}/`);
+      await answer.arrayBuffer();
+      assert.equal(answer.headers.get('strict-transport-security'), null);
+    } finally {
+      await local.stop();
+    }
+  });
+
   it('every cookie set on the way through a sign-in is Secure, HttpOnly and SameSite=Lax; the session cookie is __Host- (no sibling subdomain can toss one in)', async () => {
     const agent = new Agent();
     // The browser speaks to the issuer's https URL; here the "proxy" is this rewrite to the plain http port.
