@@ -165,6 +165,52 @@ describe('e2e: the web surfaces (headers, cookies, bodies)', function () {
   });
 });
 
+describe('e2e: the sign-in page tells no one which usernames exist', function () {
+  this.timeout(60_000);
+  let server: TestServer;
+
+  before(async () => {
+    server = await startServer({ env: { ACCOUNTS_THROTTLE_MAX_FAILURES: '3' } });
+    await server.accounts.create('known', PASSWORD);
+    await server.accounts.create('disabled', PASSWORD);
+    await server.accounts.setDisabled('disabled', true);
+    await server.accounts.createWithoutPassword('federated', {});
+  });
+  after(() => server?.stop());
+
+  /** The answer to one sign-in attempt, with what differs between any two attempts (ids, tokens, the username echoed) taken out. */
+  async function attempt(username: string, password: string) {
+    const agent = new Agent();
+    const login = await agent.follow(`${server.issuer}/account/sign-in`);
+    const answer = await agent.submit(login, '/login', { username, password });
+    const page = answer.html
+      .replace(/\/interaction\/[A-Za-z0-9_-]+/g, '/interaction/UID')
+      .replace(/value="[A-Za-z0-9_-]{20,}"/g, 'value="TOKEN"')
+      .replace(/data-options="[^"]*"/, 'data-options="OPTIONS"')
+      .replace(/<code>[0-9a-f-]{36}<\/code>/g, '<code>REQUEST</code>')
+      .replaceAll(`value="${username}"`, 'value="USERNAME"');
+    return { status: answer.status, retryAfter: answer.headers.get('retry-after'), page };
+  }
+
+  it('a wrong password, an unknown username, a disabled account (with its right password) and an account without a password get the same page, and are paused after the same number of tries', async () => {
+    const tries: Record<string, Awaited<ReturnType<typeof attempt>>[]> = {};
+    for (const [username, password] of [['known', 'a wrong password'], ['nobody-by-this-name', 'a wrong password'], ['disabled', PASSWORD], ['federated', 'a wrong password']] as const) {
+      tries[username] = [];
+      for (let i = 0; i < 4; i += 1) tries[username].push(await attempt(username, password));
+    }
+    const [reference, ...others] = Object.entries(tries);
+    assert.deepEqual(reference![1].map(({ status }) => status), [401, 401, 429, 429], 'the third failure pauses the username');
+    assert.match(reference![1][0]!.page, /That username and password do not match/);
+    for (const [username, answers] of others) {
+      answers.forEach((answer, i) => {
+        assert.equal(answer.status, reference![1][i]!.status, `${username}, try ${i + 1}`);
+        assert.equal(answer.retryAfter, reference![1][i]!.retryAfter, `${username}, try ${i + 1}`);
+        assert.equal(answer.page, reference![1][i]!.page, `${username}, try ${i + 1}: the page differs`);
+      });
+    }
+  });
+});
+
 describe('e2e: cookies under an https issuer whose TLS ends at a proxy', function () {
   this.timeout(30_000);
   const ISSUER = 'https://id.example.test';
