@@ -69,7 +69,7 @@ describe('e2e: the web surfaces (headers, cookies, bodies)', function () {
 
   it('the admin API: a JSON body it cannot read is a 400, not a 500; its answers that hold a client secret are never stored', async () => {
     const token = await clientCredentialsToken(server.url, OPS, `${server.issuer}/admin`, 'admin');
-    const post = (body: BodyInit, headers: Record<string, string> = {}) =>
+    const post = (body: RequestInit['body'], headers: Record<string, string> = {}) =>
       fetch(`${server.url}/admin/clients`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', ...headers }, body });
     for (const encoding of ['gzip', 'deflate', 'br']) {
       const answer = await post('{"redirect_uris":["https://x.example.test/cb"]}', { 'content-encoding': encoding });
