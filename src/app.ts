@@ -177,8 +177,13 @@ function securityHeaders(config: Config): Middleware {
     strictTransportSecurity: config.issuer.startsWith('https:') ? { maxAge: 31_536_000, includeSubDomains: true } : false,
     referrerPolicy: { policy: 'no-referrer' },
     frameguard: { action: 'deny' },
-    // Discovery and JWKS are read cross-origin by browser apps (with CORS).
-    crossOriginResourcePolicy: { policy: 'cross-origin' },
+    // No other origin may pull our answers into its pages as no-cors loads (an <img>, <script> or
+    // <link> naming the account page, the developer page, a sign-in page), where a side channel
+    // (Spectre) reads what the browser did not show it: a sibling subdomain is the same site, so
+    // its loads carry the SameSite=Lax session cookie. CORS reads are not no-cors loads, so a
+    // browser app's fetch of the token endpoint or userinfo is unaffected; discovery and the JWKS,
+    // public documents, keep cross-origin (provider/discovery.ts, keyring/jwks-endpoint.ts).
+    crossOriginResourcePolicy: { policy: 'same-origin' },
   })({} as IncomingMessage, recorder as unknown as ServerResponse, () => {});
   if (!headers.length) throw new Error('helmet set no headers');
   const count = headers.length;

@@ -4,8 +4,11 @@
  * https issuer behind a proxy, and bodies the server cannot read.
  */
 import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { gzipSync } from 'node:zlib';
 import { Agent, type Page } from '../helpers/agent.js';
+import { launchChromium } from '../helpers/browser.js';
 import { developerSignIn } from '../helpers/developer.js';
 import { clientCredentialsToken, machineClient } from '../helpers/tokens.js';
 import { signInSteps } from '../helpers/sign-in.js';
@@ -113,6 +116,54 @@ describe('e2e: the web surfaces (headers, cookies, bodies)', function () {
       await answer.arrayBuffer();
       assert.ok(answer.status < 500, `${name}: ${answer.status}`);
       assertHardened(answer.headers, `${name} (${answer.status})`);
+    }
+  });
+
+  it("another site cannot load our pages as no-cors resources (CORP same-origin), yet reads discovery, the JWKS and userinfo's answer with CORS in Chromium", async () => {
+    const { page: signedIn, agent } = await developerSignIn(server.issuer, 'pat', PASSWORD);
+    assert.equal(signedIn.headers.get('cross-origin-resource-policy'), 'same-origin', 'developer page');
+    for (const path of ['/', '/account', '/no-such-page', '/interaction/unknown']) {
+      const answer = await agent.request(`${server.issuer}${path}`);
+      await answer.arrayBuffer();
+      assert.equal(answer.headers.get('cross-origin-resource-policy'), 'same-origin', path);
+    }
+    for (const path of ['/.well-known/openid-configuration', '/.well-known/oauth-authorization-server', '/jwks']) {
+      for (let i = 0; i < 2; i += 1) { // the first answer and the kept one
+        const answer = await fetch(`${server.issuer}${path}`);
+        await answer.arrayBuffer();
+        assert.equal(answer.headers.get('cross-origin-resource-policy'), 'cross-origin', path);
+      }
+    }
+
+    // Another origin (127.0.0.1 beside the issuer's localhost) in a real browser.
+    const elsewhere = createServer((_, response) => response.end('<!doctype html><title>elsewhere</title>'));
+    await new Promise<void>((resolve) => elsewhere.listen(0, '127.0.0.1', resolve));
+    const browser = await launchChromium();
+    try {
+      const page = await browser.newPage();
+      await page.goto(`http://127.0.0.1:${(elsewhere.address() as AddressInfo).port}/`);
+      // A string, not a function: tsx's compiled helpers (__name) do not exist in the page.
+      const results = (await page.evaluate(`(async (issuer) => {
+        const read = (path) => fetch(issuer + path).then((answer) => String(answer.status), (error) => 'refused: ' + error.name);
+        const load = (path) => fetch(issuer + path, { mode: 'no-cors' }).then((answer) => answer.type, (error) => 'refused: ' + error.name);
+        return {
+          discovery: await read('/.well-known/openid-configuration'),
+          jwks: await read('/jwks'),
+          userinfo: await read('/me'),
+          account: await load('/account'),
+          developer: await load('/developer'),
+          loginPage: await load('/interaction/unknown'),
+          jwksNoCors: await load('/jwks'),
+        };
+      })(${JSON.stringify(server.issuer)})`)) as Record<string, string>;
+      assert.deepEqual(results, {
+        discovery: '200', jwks: '200', userinfo: '401',
+        account: 'refused: TypeError', developer: 'refused: TypeError', loginPage: 'refused: TypeError',
+        jwksNoCors: 'opaque',
+      });
+    } finally {
+      await browser.close();
+      elsewhere.close();
     }
   });
 
