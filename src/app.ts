@@ -123,16 +123,23 @@ function requestContext(config: Config, logger: Logger, metrics: Metrics): Middl
  * A request for another host is served as the issuer's host rather than refused: behind a reverse
  * proxy the Host that reaches us is often the upstream's own name or address (and health checks use
  * an IP), so refusing would break ordinary deployments, while nothing that matters depends on the
- * Host any more. ctx.protocol and ctx.secure keep describing the connection itself (cookies'
- * Secure flag), and ctx.ip is untouched (see the proxy settings).
+ * Host any more. ctx.ip is untouched (see the proxy settings).
+ *
+ * Under an https issuer, ctx.protocol is https and ctx.secure true whatever the connection, so
+ * that every cookie (the engine's session, interaction and resume cookies, our own) is Secure:
+ * browsers reach us only at the issuer's https URL, but the TLS often ends at a proxy, and with
+ * `proxy` off, or a proxy that sends no X-Forwarded-Proto, the cookies went out without Secure,
+ * for a network attacker to read from any plain http:// request the browser could be made to send.
+ * Under an http issuer (development) they describe the connection, as Koa's do.
  */
 export function serveAsIssuer(app: Koa, issuer: string): void {
-  const { origin, host, hostname } = new URL(issuer);
+  const { origin, host, hostname, protocol } = new URL(issuer);
   // On the app's request prototype, once: every request of this app inherits them, at no cost per request.
   Object.defineProperties(app.request, {
     origin: { value: origin },
     host: { value: host },
     hostname: { value: hostname },
+    ...(protocol === 'https:' && { protocol: { value: 'https' }, secure: { value: true } }),
     href: {
       get(this: Koa.Request) {
         const target = this.originalUrl;
@@ -170,8 +177,13 @@ function securityHeaders(config: Config): Middleware {
     strictTransportSecurity: config.issuer.startsWith('https:') ? { maxAge: 31_536_000, includeSubDomains: true } : false,
     referrerPolicy: { policy: 'no-referrer' },
     frameguard: { action: 'deny' },
-    // Discovery and JWKS are read cross-origin by browser apps (with CORS).
-    crossOriginResourcePolicy: { policy: 'cross-origin' },
+    // No other origin may pull our answers into its pages as no-cors loads (an <img>, <script> or
+    // <link> naming the account page, the developer page, a sign-in page), where a side channel
+    // (Spectre) reads what the browser did not show it: a sibling subdomain is the same site, so
+    // its loads carry the SameSite=Lax session cookie. CORS reads are not no-cors loads, so a
+    // browser app's fetch of the token endpoint or userinfo is unaffected; discovery and the JWKS,
+    // public documents, keep cross-origin (provider/discovery.ts, keyring/jwks-endpoint.ts).
+    crossOriginResourcePolicy: { policy: 'same-origin' },
   })({} as IncomingMessage, recorder as unknown as ServerResponse, () => {});
   if (!headers.length) throw new Error('helmet set no headers');
   const count = headers.length;

@@ -5,7 +5,6 @@
  * Every form carries a CSRF token that is an HMAC of the interaction's uid, so it is bound to
  * that interaction and cannot be made without the server's key.
  */
-import { bodyParser } from '@koa/bodyparser';
 import Router from '@koa/router';
 import type { Context, Middleware } from 'koa';
 import { underPrefix } from '../http/under-prefix.js';
@@ -24,6 +23,7 @@ import { upstreamChoices, upstreamStep, type UpstreamStepOptions } from './upstr
 import { passkeyOnLoginPage, submitPasskey } from './passkey.js';
 import { afterFirstFactor, firstFactorPassed, submitSecondFactor, unmetRequirements } from './second-factor.js';
 import { choosingAccount, continueAsSignedIn, showAccountChooser } from './select-account.js';
+import { formBody } from '../http/bodies.js';
 
 interface Options {
   /** The provider in service, read per request (it is replaced when the key ring changes). */
@@ -50,7 +50,7 @@ interface Options {
 export function interactionRoutes(options: Options): Middleware[] {
   const { providers, accounts, throttle, consents, logger, metrics, csrfKey, secondFactors, upstream: upstreamOptions } = options;
   const router = new Router({ prefix: '/interaction' });
-  const form = bodyParser({ enableTypes: ['form'], formLimit: '16kb', encoding: 'utf-8' });
+  const form = formBody('16kb');
   const extras = [passkeyOnLoginPage(secondFactors), upstreamChoices(upstreamOptions.upstreams)];
   // An offered link is made only while its upstream is still configured (one removed since links nothing).
   const confirmLink = async (link: OfferedLink) => {

@@ -18,7 +18,6 @@
  * a password (second-factor.ts: the person's second factor, the enrolment prompt, or the end with
  * amr ["fed"]), the upstream then recorded for the session (upstreams/sessions.ts: the `idp` claim).
  */
-import { bodyParser } from '@koa/bodyparser';
 import Router from '@koa/router';
 import type { Context, Middleware } from 'koa';
 import type { Claims } from '../accounts/accounts.js';
@@ -36,6 +35,7 @@ import type { FederatedSessions } from '../upstreams/sessions.js';
 import { field, type Interaction, type Interactions, type LoginPageExtra } from './interaction.js';
 import { linkFor, offeredLink, offeredLinkResult } from './link-confirmation.js';
 import { firstFactorResult } from './second-factor.js';
+import { formBody } from '../http/bodies.js';
 
 /** The request parameter (an extraParam, see provider.ts) that names the upstream to go to. */
 const UPSTREAM_PARAMETER = 'upstream';
@@ -330,7 +330,7 @@ export function upstreamStep(steps: Interactions, options: UpstreamStepOptions) 
     ctx.body = '';
   }
 
-  const form = bodyParser({ enableTypes: ['form'], formLimit: '16kb', encoding: 'utf-8' });
+  const form = formBody('16kb');
 
   /** Routes under /interaction (mounted on the interaction router). */
   function interactionRoutes(router: Router): void {

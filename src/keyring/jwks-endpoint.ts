@@ -21,6 +21,7 @@ export function jwksEndpoint(path: string, published: () => PublishedJwks): Midd
     ctx.set('ETag', etag);
     // Read by browser apps and verifiers anywhere, like oidc-provider's own JWKS route.
     ctx.set('Access-Control-Allow-Origin', '*');
+    ctx.set('Cross-Origin-Resource-Policy', 'cross-origin'); // public keys: any page may load them (app.ts)
     const conditional = ctx.get('If-None-Match');
     if (conditional && matches(conditional, etag)) {
       ctx.status = 304;

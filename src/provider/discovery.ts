@@ -33,6 +33,7 @@ export function discoveryDocuments(providers: ProviderHost): Middleware {
   const documents = new WeakMap<Provider, Map<string, Document>>();
   return scoped({ paths: [...PATHS] }, async function discovery(ctx, next) {
     if ((ctx.method !== 'GET' && ctx.method !== 'HEAD') || !PATHS.has(ctx.path)) return next();
+    ctx.set('Cross-Origin-Resource-Policy', 'cross-origin'); // a public document: any page may load it (app.ts)
     const provider = providers.current;
     const known = documents.get(provider)?.get(ctx.path);
     if (!known) {

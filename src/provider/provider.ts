@@ -170,6 +170,11 @@ function storage({ config, kv, apis, revocations, accounts, consents }: Provider
   };
 }
 
+/** The session cookie's name: __Host-lk_session under an https issuer, lk_session under http (development). */
+export function sessionCookieName(issuer: string): string {
+  return issuer.startsWith('https:') ? '__Host-lk_session' : 'lk_session';
+}
+
 /** Clients, signing keys, cookies, and the protocol choices: response types, PKCE, client authentication, algorithms. */
 function protocol({ config, keyring }: ProviderDependencies): Configuration {
   return {
@@ -178,7 +183,11 @@ function protocol({ config, keyring }: ProviderDependencies): Configuration {
     cookies: {
       // Keygrip's signatures, compared without tsscmp's extra HMACs (http/cookie-keys.ts).
       keys: new CookieKeys(config.cookie.keys),
-      names: { session: 'lk_session', interaction: 'lk_interaction', resume: 'lk_resume' },
+      // Under an https issuer the session cookie is __Host- (Secure, Path=/, no Domain: app.ts makes
+      // every cookie Secure there), so a sibling subdomain cannot plant one for us (cookie tossing: a
+      // session of the attacker's, signed by us, set for the parent domain, signs the victim in as the
+      // attacker). The interaction and resume cookies are scoped to their paths, which __Host- forbids.
+      names: { session: sessionCookieName(config.issuer), interaction: 'lk_interaction', resume: 'lk_resume' },
       long: { httpOnly: true, sameSite: 'lax' },
       short: { httpOnly: true, sameSite: 'lax' },
     },

@@ -9,7 +9,6 @@
  * its client does too. No static shared password exists.
  * The routes are described by the OpenAPI document at /admin/openapi.json.
  */
-import { bodyParser } from '@koa/bodyparser';
 import Router from '@koa/router';
 import type { Context, Middleware, Next } from 'koa';
 import { presentedToken } from '../http/bearer.js';
@@ -36,6 +35,7 @@ import { removeUpstream } from '../upstreams/removal.js';
 import type { FederatedSessions } from '../upstreams/sessions.js';
 import type { SecondFactors } from '../accounts/second-factors.js';
 import { openApiDocument } from './openapi.js';
+import { jsonBody } from '../http/bodies.js';
 
 interface Options {
   readonly issuer: string;
@@ -76,7 +76,7 @@ export function adminApi(options: Options): Middleware {
 export function adminRouter({ issuer, providers, clients, accounts, apis, grants, consents, revocations, sessions, secretRotationGrace, upstreams, federated, links, secondFactors, credentials, onSecondFactorsReset, senderConstraint }: Options): Router {
   const audience = adminResourceServer(issuer).identifier;
   const router = new Router({ prefix: '/admin' });
-  const json = bodyParser({ enableTypes: ['json'], jsonLimit: '64kb', encoding: 'utf-8' });
+  const json = jsonBody('64kb');
 
   /** RFC 6750 bearer authentication with the admin scope this route needs. */
   const requireScope = (scope: 'admin' | 'admin:read') => async (ctx: Context, next: Next) => {

@@ -7,7 +7,6 @@
  * starts an ordinary authorization request; once the person is back, the page reads the
  * provider's session. Forms carry a CSRF token bound to that session.
  */
-import { bodyParser } from '@koa/bodyparser';
 import Router from '@koa/router';
 import type { Middleware } from 'koa';
 import { underPrefix } from '../http/under-prefix.js';
@@ -19,6 +18,7 @@ import { deleteAppAction } from './developer-delete.js';
 import { developerPage } from './developer-page.js';
 import { rotateSecretAction } from './developer-secret.js';
 import { signInRoutes } from './developer-sign-in.js';
+import { formBody } from '../http/bodies.js';
 
 // The page's own client is defined with its sign-in; provider.ts registers it from here.
 export { DEVELOPER_CLIENT_ID, developerClient } from './developer-sign-in.js';
@@ -40,7 +40,7 @@ interface Options {
  */
 export function developerPages({ issuer, providers, clients, sessions, csrfKey, secretRotationGrace }: Options): Middleware {
   const router = new Router({ prefix: '/developer' });
-  const form = bodyParser({ enableTypes: ['form'], formLimit: '32kb', encoding: 'utf-8' });
+  const form = formBody('32kb');
   const shared = developerPage({ providers, clients, sessions, csrfKey });
 
   appsPage(router, shared, { issuer, clients, form });

@@ -34,7 +34,6 @@
  * /authenticator/…, /recovery-codes, /links/….
  */
 import Router from '@koa/router';
-import { bodyParser } from '@koa/bodyparser';
 import type { Context, Middleware } from 'koa';
 import { csrfTokens, type CsrfTokens } from '../../http/csrf.js';
 import { SIGNED_IN_AGAIN } from '../../http/first-party-sign-in.js';
@@ -44,6 +43,7 @@ import type { ProviderInService } from '../../provider-in-service.js';
 import type { Account } from '../accounts.js';
 import type { SessionCredentials } from '../session-credentials.js';
 import type { AccountSessions, SignedInWith } from '../sessions.js';
+import { formBody } from '../../http/bodies.js';
 
 export { field, type Form } from '../../http/signed-in-pages.js';
 
@@ -154,7 +154,7 @@ interface Options {
 
 export function accountPage({ providers, sessions, csrfKey, reauthenticateAfter, credentials, revokeGrant }: Options): AccountPage {
   const router = new Router({ prefix: ACCOUNT_PATH });
-  const form = bodyParser({ enableTypes: ['form'], formLimit: '16kb', encoding: 'utf-8' });
+  const form = formBody('16kb');
   const csrf = csrfTokens(csrfKey, 'account');
   const sections: AccountSection[] = [];
 
