@@ -13,7 +13,8 @@
  *
  * The "before" build is read from dist-before/ (BENCH_BEFORE to change it), which must sit in the
  * package root so that it finds node_modules/, config/ and views/. BENCH_DEFAULTS=1 runs both in the
- * default configuration (rate limits on, as the bench's `defaults` rows).
+ * default configuration (rate limits on, as the bench's `defaults` rows). The closed loop runs 4
+ * connections (CPU_AB_CONNECTIONS to change it: the bench finds Latchkey's peak at 16).
  *
  * A fifth argument names the two builds instead, `before;after`, each `<dir>[:KEY=value,...]` with
  * its settings over the others (as login-ab.ts): one build against itself with other settings, e.g.
@@ -21,47 +22,64 @@
  * at 0, the bench configuration's):
  *
  *   BENCH_DEFAULTS=1 node --import tsx test/bench/cpu-ab.ts introspect-opaque 2000 6 'dist:off;dist'
+ *
+ * More than two builds may be named (each held against the first), and `bare` is the bare
+ * oidc-provider (bare-provider.ts) on the same core, for the scenarios it can do: e.g. Latchkey on
+ * Redis, on the embedded store and the bare provider, in one interleaved run:
+ *
+ *   node --import tsx test/bench/cpu-ab.ts cc-opaque 2000 6 'dist;dist:REDIS_URL=,NODE_ENV=development,EMBEDDED_FILE=/tmp/lk-embedded.json;bare'
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT } from '../../src/paths.js';
 import { closedLoop } from './load.js';
 import { SCENARIOS } from './scenarios.js';
-import { buildSpec, DEFAULT_LIMITS, prepareSideBySide, processCpuSeconds, startPinnedBuild } from './targets.js';
+import { buildSpec, DEFAULT_LIMITS, prepareSideBySide, processCpuSeconds, startBare, startPinnedBuild, type ProcessTarget } from './targets.js';
 
 const ids = (process.argv[2] ?? 'discovery').split(',');
 const iterations = Number(process.argv[3] ?? 2000);
 const runs = Number(process.argv[4] ?? 4);
-const [beforeSpec, afterSpec] = process.argv[5]?.split(';') ?? [process.env.BENCH_BEFORE ?? 'dist-before', 'dist'];
-const builds = { before: buildSpec(beforeSpec ?? 'dist-before'), after: buildSpec(afterSpec ?? 'dist') };
-for (const { dir } of Object.values(builds)) {
-  if (!existsSync(join(ROOT, dir, 'cli.js'))) throw new Error(`${dir}/cli.js is missing: see the top of test/bench/cpu-ab.ts`);
+// Connections of the closed loop: 4 unless CPU_AB_CONNECTIONS says (the bench finds Latchkey's peak at 16).
+const connections = Number(process.env.CPU_AB_CONNECTIONS ?? 4);
+const specs = process.argv[5]?.split(';') ?? [process.env.BENCH_BEFORE ?? 'dist-before', 'dist'];
+if (specs.length < 2) throw new Error('name two builds or more: before;after');
+// Two builds are `before` and `after`, as they always were; more are named by their specs.
+const names = specs.length === 2 ? ['before', 'after'] : specs;
+const builds = specs.map((spec) => (spec === 'bare' ? 'bare' : buildSpec(spec)));
+for (const build of builds) {
+  if (build !== 'bare' && !existsSync(join(ROOT, build.dir, 'cli.js'))) throw new Error(`${build.dir}/cli.js is missing: see the top of test/bench/cpu-ab.ts`);
 }
 
 // One start of the current build makes the key ring and the bench's person; every build shares them.
 const { prepared, close } = await prepareSideBySide();
 
 const settings = process.env.BENCH_DEFAULTS === '1' ? DEFAULT_LIMITS : {};
-const servers = {
-  before: await startPinnedBuild(prepared, builds.before.dir, { ...settings, ...builds.before.settings }),
-  after: await startPinnedBuild(prepared, builds.after.dir, { ...settings, ...builds.after.settings }),
-};
+const signingKey = builds.includes('bare') ? await prepared.signingKey() : undefined;
+const servers: Record<string, ProcessTarget> = {};
+for (const [index, build] of builds.entries()) {
+  servers[names[index]!] =
+    build === 'bare'
+      ? await startBare({ signingKey: signingKey!, cpus: '0' })
+      : await startPinnedBuild(prepared, build.dir, { ...settings, ...build.settings });
+}
 try {
   for (const id of ids) {
     const scenario = SCENARIOS.find((s) => s.id === id);
     if (!scenario) throw new Error(`no scenario ${id}`);
-    const cpu: Record<string, number[]> = { before: [], after: [] };
+    // The bare provider sits out the scenarios it cannot do (JWT introspection and revocation).
+    const active = Object.entries(servers).filter(([, server]) => server.kind !== 'bare' || scenario.targets.includes('bare'));
+    const cpu: Record<string, number[]> = Object.fromEntries(active.map(([name]) => [name, []]));
     const workloads = new Map<string, Awaited<ReturnType<typeof scenario.prepare>>>();
     let errors = 0;
-    for (const [side, server] of Object.entries(servers)) {
+    for (const [side, server] of active) {
       const needed = scenario.consumesTokens ? iterations * runs + 500 : undefined;
       workloads.set(side, await scenario.prepare(server, { introspectionPool: 256, jwtRevocationPool: 256, sessions: 4, chains: 64 }, needed));
       await closedLoop(server.url, workloads.get(side)!, { connections: 4, seconds: 60, amount: Math.min(iterations, 500) }); // warm-up
     }
     for (let run = 0; run < runs; run += 1) {
-      for (const [side, server] of Object.entries(servers)) {
+      for (const [side, server] of active) {
         const before = processCpuSeconds(server.pid);
-        const result = await closedLoop(server.url, workloads.get(side)!, { connections: 4, seconds: 120, amount: iterations });
+        const result = await closedLoop(server.url, workloads.get(side)!, { connections, seconds: 120, amount: iterations });
         errors += result.errors;
         cpu[side]!.push(((processCpuSeconds(server.pid) - before) * 1000) / Math.max(1, result.iterations));
       }
@@ -69,10 +87,17 @@ try {
     const min = (values: number[]) => Math.min(...values);
     const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
     const show = (values: number[]) => `${min(values).toFixed(3)} (median ${median(values).toFixed(3)})`;
-    console.log(
-      `${id.padEnd(18)} before ${show(cpu.before!)}  after ${show(cpu.after!)} ms CPU/iteration  ratio ${(min(cpu.after!) / min(cpu.before!)).toFixed(2)}` +
-        (errors ? `  ${errors} ERRORS` : ''),
-    );
+    if (names.length === 2 && active.length === 2) {
+      console.log(
+        `${id.padEnd(18)} before ${show(cpu.before!)}  after ${show(cpu.after!)} ms CPU/iteration  ratio ${(min(cpu.after!) / min(cpu.before!)).toFixed(2)}` +
+          (errors ? `  ${errors} ERRORS` : ''),
+      );
+    } else {
+      console.log(`${id}${errors ? `  ${errors} ERRORS` : ''}`);
+      for (const [name] of active) {
+        console.log(`  ${name.padEnd(40)} ${show(cpu[name]!)} ms CPU/iteration  ratio to the first ${(min(cpu[name]!) / min(cpu[active[0]![0]]!)).toFixed(2)}`);
+      }
+    }
   }
 } finally {
   await Promise.all(Object.values(servers).map((server) => server.stop()));
