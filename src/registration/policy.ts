@@ -45,6 +45,9 @@ function redirectUriProblem(uri: string, native: boolean): string | undefined {
     return `${uri}: not an absolute URI`;
   }
   if (url.hash || uri.includes('#')) return `${uri}: a redirect URI must not have a fragment`;
+  // RFC 3986 §3.2.1: a user name and password in a URI are deprecated; in a redirect URI they only
+  // serve to deceive (https://app.example.com@evil.example/ reads as app.example.com at a glance).
+  if (url.username || url.password) return `${uri}: a redirect URI must not have a user name or password (user@host)`;
   if (url.protocol === 'https:') return undefined;
   if (url.protocol === 'http:') {
     return isLoopback(url.hostname) ? undefined : `${uri}: use https (http is allowed only for localhost and loopback addresses)`;

@@ -33,9 +33,12 @@ describe('registration policy', () => {
     enforcePolicy(POLICY, { application_type: 'native', redirect_uris: ['com.example.app:/callback'], token_endpoint_auth_method: 'none' }, true);
   });
 
-  it('refuses wildcards, fragments, relative URIs and http off loopback in redirect URIs, naming the field', () => {
+  it('refuses wildcards, fragments, user names and passwords, relative URIs and http off loopback in redirect URIs, naming the field', () => {
     assert.match(refusal(web({ redirect_uris: ['https://*.example.com/cb'] })), /^redirect_uris: .*wildcards are not allowed/);
     assert.match(refusal(web({ redirect_uris: ['https://app.example.com/cb#x'] })), /^redirect_uris: .*must not have a fragment/);
+    assert.match(refusal(web({ redirect_uris: ['https://app.example.com@evil.example/cb'] })), /^redirect_uris: .*must not have a user name or password/);
+    assert.match(refusal(web({ redirect_uris: ['https://u:p@app.example.com/cb'] })), /^redirect_uris: .*must not have a user name or password/);
+    assert.match(refusal(web({ post_logout_redirect_uris: ['http://a@localhost:8080/out'] })), /^post_logout_redirect_uris: .*must not have a user name or password/);
     assert.match(refusal(web({ redirect_uris: ['/cb'] })), /^redirect_uris: .*not an absolute URI/);
     assert.match(refusal(web({ redirect_uris: ['http://app.example.com/cb'] })), /^redirect_uris: .*use https/);
     assert.match(refusal(web({ post_logout_redirect_uris: ['http://app.example.com/bye'] })), /^post_logout_redirect_uris: .*use https/);
