@@ -77,14 +77,16 @@ export function endedWithPerson(account: Pick<Account, 'endedAt' | 'grantsEndedA
 }
 
 /**
- * Resolves once the second of the person's cutoff has passed (at most a second, once, for an
- * operator's action): what they are issued after the command answers (signed in again with the new
- * password, enabled again) is then of a later second, which the cutoff does not reach.
+ * Resolves once the second of the person's cutoff, and the second it is called in, have passed (at
+ * most a second, once, for an operator's action): what they are issued after the command answers
+ * (signed in again with the new password, enabled again) is then of a later second than the cutoff
+ * and than every revocation list entry written with it before the call (the entry written after
+ * the account may be of the next second: `iat` at or before it would be refused).
  */
 export async function untilEndingPassed(account: Pick<Account, 'endedAt' | 'grantsEndedAt'>): Promise<void> {
   const at = cutoff(account, 'token');
   if (at === undefined) return;
-  const wait = (at + 1) * 1000 - Date.now();
+  const wait = (Math.max(at, now()) + 1) * 1000 - Date.now();
   if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
 }
 

@@ -5,7 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import argon2 from 'argon2';
-import { Accounts, AccountError, claimsFor } from '../../src/accounts/accounts.js';
+import { Accounts, AccountError, claimsFor, untilEndingPassed } from '../../src/accounts/accounts.js';
+import { RevocationList } from '../../src/revocation/list.js';
 import { Argon2Slots } from '../../src/accounts/argon2-slots.js';
 import { connect, RedisKv } from '../../src/store/redis.js';
 import { delegate } from '../../src/store/delegate.js';
@@ -169,6 +170,27 @@ describe('accounts (redis)', function () {
       assert.equal(typeof stored.endedAt, 'number', 'the cutoff is kept');
       assert.deepEqual(stored.claims, { name: 'Renamed' }, 'and the claims written');
     });
+  });
+
+  it('once a disable has waited (untilEndingPassed), what the person is issued next is past every entry it wrote, the list\'s entry written after the cutoff\'s second included', async () => {
+    const list = new RevocationList(kv, { skew: 15, accessTokenLifetime: 900 });
+    const { sub } = await accounts.create('late-entry', PASSWORD);
+    let calls = 0;
+    // The second entry (written after the account) lands in the next second, as it does when the second turns between the two writes.
+    const endings = {
+      revokeSubject: async (who: string) => {
+        calls += 1;
+        if (calls === 2) await new Promise((done) => setTimeout(done, 1000 - (Date.now() % 1000) + 5));
+        return list.revokeSubject(who);
+      },
+    };
+    const disabled = await accounts.setDisabled('late-entry', true, endings);
+    await untilEndingPassed(disabled);
+    const enabled = await accounts.setDisabled('late-entry', false);
+    await untilEndingPassed(enabled);
+    // A token issued to the person now, under a new grant (a sign-in after `users enable`).
+    const issuedNow = { jti: 'after-enable', gid: 'a-new-grant', sub, client_id: 'some-app', iat: Math.floor(Date.now() / 1000) };
+    assert.equal(await list.isRevoked(issuedNow), false, 'a new token of the enabled person is not on the list');
   });
 
   it('an unknown username still costs one argon2 verification, against a hash with our parameters', async () => {
