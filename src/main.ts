@@ -9,9 +9,9 @@ import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
 import { createLocalJWKSet, type JWTVerifyGetKey } from 'jose';
 import type { Provider } from 'oidc-provider';
-import { Accounts } from './accounts/accounts.js';
+import { Accounts, endedWithPerson } from './accounts/accounts.js';
 import { Apis, predates } from './apis/apis.js';
-import { AccountSessions } from './accounts/sessions.js';
+import { accountReadFor, AccountSessions } from './accounts/sessions.js';
 import { SessionCredentials } from './accounts/session-credentials.js';
 import { LoginThrottle } from './accounts/throttle.js';
 import { SecondFactors } from './accounts/second-factors.js';
@@ -105,10 +105,20 @@ export function providerFactory(config: Config, kv: Kv, metrics?: Metrics) {
     endings: grantEndings(revocations),
   });
   // What a person allowed at an API removed and added again since does not carry over to it.
-  const consents = new Consents(kv, config.ttl.grant, async (identifier, givenAt) => {
-    const api = await apis.find(identifier);
-    return api !== undefined && predates(api, givenAt);
-  });
+  const consents = new Consents(
+    kv,
+    config.ttl.grant,
+    async (identifier, givenAt) => {
+      const api = await apis.find(identifier);
+      return api !== undefined && predates(api, givenAt);
+    },
+    // A session's grant given before its person's or its client's cutoff is not taken up again (the
+    // account as the session check read it; the client's mark from the cache: no round trip more).
+    async ({ accountId, clientId, iat }, ctx) => {
+      const [account, delegated] = await Promise.all([accountReadFor(ctx, accountId) ?? accounts.find(accountId), revocations.delegatedEnded(clientId, iat)]);
+      return delegated || !account || endedWithPerson(account, iat);
+    },
+  );
   const limits = new RateLimits(kv, config.rateLimit, metrics);
   const federated = new FederatedSessions(kv, config.ttl.session);
   const upstreams = new Upstreams(kv, config.keys.secrets);

@@ -77,14 +77,16 @@ export function endedWithPerson(account: Pick<Account, 'endedAt' | 'grantsEndedA
 }
 
 /**
- * Resolves once the second of the person's cutoff has passed (at most a second, once, for an
- * operator's action): what they are issued after the command answers (signed in again with the new
- * password, enabled again) is then of a later second, which the cutoff does not reach.
+ * Resolves once the second of the person's cutoff, and the second it is called in, have passed (at
+ * most a second, once, for an operator's action): what they are issued after the command answers
+ * (signed in again with the new password, enabled again) is then of a later second than the cutoff
+ * and than every revocation list entry written with it before the call (the entry written after
+ * the account may be of the next second: `iat` at or before it would be refused).
  */
 export async function untilEndingPassed(account: Pick<Account, 'endedAt' | 'grantsEndedAt'>): Promise<void> {
   const at = cutoff(account, 'token');
   if (at === undefined) return;
-  const wait = (at + 1) * 1000 - Date.now();
+  const wait = (Math.max(at, now()) + 1) * 1000 - Date.now();
   if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
 }
 
@@ -113,6 +115,8 @@ export class AccountError extends Error {
 export const MAX_PASSWORD_LENGTH = 1024;
 
 const accountKey = (sub: string) => `account:${sub}`;
+/** How many times an account write (#update) is tried against writes made in between. */
+const UPDATE_ATTEMPTS = 8;
 const nameKey = (form: string) => `account:name:${form}`;
 const skeletonKey = (skeleton: string) => `account:skeleton:${skeleton}`;
 const ACCOUNTS_KEY = 'accounts';
@@ -305,9 +309,11 @@ export class Accounts {
     const ok = await this.#verify(hash, password);
     if (!account?.passwordHash || !ok || account.disabled) return undefined;
     if (this.#weakerThanConfigured(account.passwordHash)) {
-      const upgraded = { ...account, passwordHash: await this.#hash(password) };
-      await this.#save(upgraded);
-      return upgraded;
+      const passwordHash = await this.#hash(password);
+      // Onto the account as it is now: a person disabled, or given another password, while the hash
+      // was made is not signed in (and their account is left as the operator wrote it).
+      const upgraded = await this.#update(account.sub, (stored) => (stored.passwordHash === account.passwordHash && !stored.disabled ? { ...stored, passwordHash } : undefined));
+      return upgraded?.written ? upgraded.account : undefined;
     }
     return account;
   }
@@ -337,8 +343,12 @@ export class Accounts {
     if (!account?.passwordHash || account.disabled || current.length > MAX_PASSWORD_LENGTH) return false;
     if (!(await this.#verify(account.passwordHash, current))) return false;
     await beforeWrite?.();
-    await this.#save({ ...account, passwordHash: await this.#hash(next) });
-    return true;
+    const passwordHash = await this.#hash(next);
+    // Only onto the account as it was verified: an operator who disabled the person, set a password
+    // or ended everything of theirs meanwhile (the old password may be a thief's, changing it now)
+    // is not undone; the change is refused instead.
+    const unchanged = (stored: Account) => stored.passwordHash === account.passwordHash && !stored.disabled && stored.endedAt === account.endedAt;
+    return (await this.#update(sub, (stored) => (unchanged(stored) ? { ...stored, passwordHash } : undefined)))?.written === true;
   }
 
   /**
@@ -350,17 +360,13 @@ export class Accounts {
     if (problem) throw new AccountError(problem);
     const account = await this.#require(username);
     const passwordHash = await this.#hash(password);
-    return this.#endingEverything(account, endings, (endedAt) => ({ ...account, passwordHash, ...(endedAt !== undefined && { endedAt }) }));
+    return this.#endingEverything(account, endings, (stored, endedAt) => ({ ...stored, passwordHash, ...(endedAt !== undefined && { endedAt }) }));
   }
 
   /** Replaces the claims (e.g. those an upstream sends at each sign-in); a no-op when they are the same. */
   async updateClaims(sub: string, claims: Claims): Promise<Account | undefined> {
-    const account = await this.find(sub);
-    if (!account) return undefined;
-    if (JSON.stringify(account.claims) === JSON.stringify(claims)) return account;
-    const updated = { ...account, claims, updatedAt: now() };
-    await this.#save(updated);
-    return updated;
+    const wanted = JSON.stringify(claims);
+    return (await this.#update(sub, (stored) => (JSON.stringify(stored.claims) === wanted ? undefined : { ...stored, claims, updatedAt: now() })))?.account;
   }
 
   /** The accounts whose email is this one (case-insensitive). Scans every account: used only at a first upstream sign-in. */
@@ -377,7 +383,7 @@ export class Accounts {
    */
   async setDisabled(username: string, disabled: boolean, endings?: SubjectEndings): Promise<Account> {
     const account = await this.#require(username);
-    return this.#endingEverything(account, disabled ? endings : undefined, (endedAt) => ({ ...account, disabled, ...(endedAt !== undefined && { endedAt }) }));
+    return this.#endingEverything(account, disabled ? endings : undefined, (stored, endedAt) => ({ ...stored, disabled, ...(endedAt !== undefined && { endedAt }) }));
   }
 
   /**
@@ -388,12 +394,10 @@ export class Accounts {
    */
   async endGrants(sub: string, endings: SubjectEndings): Promise<Account | undefined> {
     await endings.revokeSubject(sub);
-    const account = await this.find(sub);
-    if (!account) return undefined;
-    const next = { ...account, grantsEndedAt: Math.max(now(), account.grantsEndedAt ?? 0) };
-    await this.#save(next);
+    const ended = await this.#update(sub, (stored) => ({ ...stored, grantsEndedAt: Math.max(now(), stored.grantsEndedAt ?? 0) }));
+    if (!ended) return undefined;
     await endings.revokeSubject(sub);
-    return next;
+    return ended.account;
   }
 
   /**
@@ -401,20 +405,43 @@ export class Accounts {
    * the person is written before (so JWT access tokens, which carry no account read, end first: a
    * failure after it has ended more, never less) and once more after (for those issued meanwhile).
    */
-  async #endingEverything(account: Account, endings: SubjectEndings | undefined, updated: (endedAt: number | undefined) => Account): Promise<Account> {
+  async #endingEverything(account: Account, endings: SubjectEndings | undefined, updated: (stored: Account, endedAt: number | undefined) => Account): Promise<Account> {
+    const write = async (endedAt: (stored: Account) => number | undefined) => {
+      const written = await this.#update(account.sub, (stored) => updated(stored, endedAt(stored)));
+      if (!written) throw new AccountError(`no user "${account.username}"`);
+      return written.account;
+    };
     if (!endings) {
       // Enabled again (or a password kept with its sessions) in the second of a cutoff whose command
       // failed before it waited: what the person then gets must be of a later second.
       await untilEndingPassed(account);
-      const next = updated(undefined);
-      await this.#save(next);
-      return next;
+      return write(() => undefined);
     }
     await endings.revokeSubject(account.sub);
-    const next = updated(Math.max(now(), account.endedAt ?? 0));
-    await this.#save(next);
+    const next = await write((stored) => Math.max(now(), stored.endedAt ?? 0));
     await endings.revokeSubject(account.sub);
     return next;
+  }
+
+  /**
+   * Writes `change` of the account as stored now, only if no one wrote it in between (a
+   * compare-and-set of its stored text, tried again with what the other wrote): a slow writer (a
+   * password verified and hashed, an upstream's claims) never writes back a copy read before an
+   * operator disabled the person, ended everything of theirs or set their password. `change`
+   * answers undefined to write nothing (the account as stored is answered, not written). Undefined
+   * when there is no such account.
+   */
+  async #update(sub: string, change: (stored: Account) => Account | undefined): Promise<{ account: Account; written: boolean } | undefined> {
+    const key = accountKey(sub);
+    for (let attempt = 0; attempt < UPDATE_ATTEMPTS; attempt += 1) {
+      const text = await this.kv.get(key);
+      if (text === undefined) return undefined;
+      const stored = JSON.parse(text) as Account;
+      const next = change(stored);
+      if (!next) return { account: stored, written: false };
+      if (await this.kv.compareAndSet(key, text, JSON.stringify(next))) return { account: next, written: true };
+    }
+    throw new Error(`the account ${sub} changed ${UPDATE_ATTEMPTS} times while it was being written`);
   }
 
   async remove(username: string): Promise<Account> {

@@ -55,6 +55,20 @@ const checkedAccounts = new WeakMap<object, Account>();
 export function accountCheckedFor(ctx: object, sub: string): Account | undefined {
   const account = checkedAccounts.get(ctx);
   checkedAccounts.delete(ctx);
+  if (account) takenAccounts.set(ctx, account);
+  return account?.sub === sub ? account : undefined;
+}
+
+/** What accountCheckedFor handed out, for accountReadFor (the engine loads the account before the grant). */
+const takenAccounts = new WeakMap<object, Account>();
+
+/**
+ * The account `sub` as this request's recheck read it, whether findAccount took it or not (the
+ * session's grant is checked against its cutoffs after the engine loaded the account:
+ * provider/consents.ts loadExistingGrant); undefined when it read no such account.
+ */
+export function accountReadFor(ctx: object, sub: string): Account | undefined {
+  const account = checkedAccounts.get(ctx) ?? takenAccounts.get(ctx);
   return account?.sub === sub ? account : undefined;
 }
 

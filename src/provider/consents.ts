@@ -24,6 +24,13 @@ import type { Kv } from '../store/kv.js';
  */
 export type StaleResource = (identifier: string, givenAt: number | undefined) => Promise<boolean>;
 
+/**
+ * Whether a stored grant ended with its person or its client (accounts.ts grantsEndedAt, endedAt;
+ * the client's delegated mark, revocation/list.ts): given at or before their cutoff. `ctx`: the
+ * authorization request, whose session check read the account already.
+ */
+export type GrantEnded = (grant: { readonly accountId: string; readonly clientId: string; readonly iat: number | undefined }, ctx: KoaContextWithOIDC) => Promise<boolean>;
+
 interface Remembered {
   readonly scope: string;
   /** Epoch seconds of the person's last decision (absent in consents remembered before it was kept). */
@@ -49,6 +56,7 @@ export class Consents {
     private readonly kv: Kv,
     private readonly ttl: number,
     private readonly stale: StaleResource,
+    private readonly ended: GrantEnded = async () => false,
   ) {}
 
   /** Whether any API `resources` names was removed and added again since `givenAt`. */
@@ -135,7 +143,16 @@ export class Consents {
       // A session's grant naming an API removed and added again since is not reused: the person is
       // asked again for that API (a fresh grant from what they allowed is built below).
       const current = grant && grant.accountId === session.accountId && grant.clientId === client.clientId;
-      if (current && !(await this.#anyStale(Object.keys(grant.resources ?? {}), grant.iat))) return grant;
+      // Nor one given before its person's or client's cutoff (`grants revoke --user` or `--client`,
+      // the session kept): its revocation may have failed half-way, and a session that named it
+      // would otherwise make new tokens from it, of a later second than the cutoff, without consent.
+      if (current) {
+        const [stale, ended] = await Promise.all([
+          this.#anyStale(Object.keys(grant.resources ?? {}), grant.iat),
+          this.ended({ accountId: grant.accountId!, clientId: grant.clientId!, iat: grant.iat }, ctx),
+        ]);
+        if (!stale && !ended) return grant;
+      }
     }
     if (FIRST_PARTY_CLIENT_IDS.includes(client.clientId)) {
       const grant = new provider.Grant({ accountId: session.accountId, clientId: client.clientId });

@@ -118,12 +118,17 @@ export function withReadAhead<T extends Kv>(kv: T, request: () => object | undef
     reads.set(name, started);
     return started;
   };
+  /** Keys a request wrote while it had reads started ahead (a record read through its index is kept only if not among them). */
+  const writtenBy = new WeakMap<Pending, Set<string>>();
   const written = (keys: readonly string[], of?: object) => {
     const reads = pending(false, of);
     if (!reads) return;
+    let wrote = writtenBy.get(reads);
+    if (!wrote) writtenBy.set(reads, (wrote = new Set()));
     for (const key of keys) {
       reads.delete(STRING + key);
       reads.delete(RECORD + key);
+      wrote.add(key);
     }
   };
   const readAhead = ({ strings = [], records = [], indexed = [] }: ReadsAhead, of?: object) => {
@@ -138,7 +143,8 @@ export function withReadAhead<T extends Kv>(kv: T, request: () => object | undef
       const both = readVia(read);
       start(reads, STRING + index, () =>
         both.then((found) => {
-          if (found) start(reads, RECORD + prefix + found.id, () => Promise.resolve(found.record));
+          // Not the record if the request wrote it meanwhile: the read may have gone out before the write.
+          if (found && !writtenBy.get(reads)?.has(prefix + found.id)) start(reads, RECORD + prefix + found.id, () => Promise.resolve(found.record));
           return found?.id;
         }),
       );

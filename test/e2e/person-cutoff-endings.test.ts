@@ -211,6 +211,27 @@ describe('e2e: a person ended half-way (disabled, password set) holds nothing th
     }
   });
 
+  it('after grants revoke --user or --client stopped half-way, the session kept makes no new tokens from a grant that should have ended: the app asks for consent again', async () => {
+    const raw = new Redis(redis.url);
+    const prefix = server.config.redis.keyPrefix;
+    const allowed = [`${prefix}[^r]*`, `${prefix}r[^e]*`, `${prefix}re[^v]*`, `${prefix}revoked:{rv}:sub:*`, `${prefix}revoked:{rv}:delegated:*`, `${prefix}revoked:{rv}:feed`];
+    await raw.call('ACL', 'SETUSER', 'kept-grants', 'on', '>kept-grants-password', ...allowed.map((pattern) => `~${pattern}`), '&*', '+@all');
+    raw.disconnect();
+    const failing = { ...env, REDIS_URL: `redis://kept-grants:kept-grants-password@127.0.0.1:${redis.port}` };
+    for (const [username, args, at] of [
+      ['ivy', ['grants', 'revoke', '--user', 'ivy'], 'web'],
+      ['jay', ['grants', 'revoke', '--client', PARTNER.id], 'partner'],
+    ] as const) {
+      await server.accounts.create(username, PASSWORD);
+      const held = await holdings(username, PASSWORD, at);
+      await allWorking(held);
+      const run = await latchkey(failing, [...args]);
+      assert.notEqual(run.status, 0, `${args.join(' ')} fails half-way`);
+      // The grant the session names is still stored (its revocation failed): it must not be taken up again without consent.
+      assert.equal(await silentSignIn(held.agent, held.rp.config), 'consent_required', `${args.join(' ')}: the session's old grant is not reused`);
+    }
+  });
+
   it('a sign-in whose password was verified before the person was disabled, resumed once they are enabled again, signs no one in', async () => {
     await server.accounts.create('gus', PASSWORD);
     const agent = new Agent();

@@ -316,4 +316,31 @@ describe('e2e: cookies under an https issuer whose TLS ends at a proxy', functio
       assert.ok(attributes.includes('samesite=lax'), `not SameSite=Lax: ${line.replace(/=[^;]*/, '=…')}`);
     }
   });
+
+  it('signing out under an https issuer ends the __Host- session: the engine reads it by that name, and clears it with Secure and Path=/ (a browser ignores a __Host- cookie set without them)', async () => {
+    const agent = new Agent();
+    const request = agent.request.bind(agent);
+    agent.request = (url: string, init?: RequestInit) => request(url.replace(ISSUER, server.url), init);
+    const login = await agent.follow(`${ISSUER}/developer/sign-in`);
+    assert.equal((await signInSteps(agent, login, { username: 'pat', password: PASSWORD, login: 'required' })).url, `${ISSUER}/developer`);
+    const signedIn = agent.cookieHeader(server.url);
+    assert.match(signedIn, /__Host-lk_session=/);
+    const confirm = await agent.follow(`${ISSUER}/session/end`);
+    assert.equal(confirm.status, 200, confirm.url);
+    const before = agent.setCookies.length;
+    const done = await agent.submit(confirm, '/session/end/confirm', { logout: 'yes' });
+    assert.ok(done.status < 500, `${done.status} ${done.url}`);
+    const cleared = agent.setCookies.slice(before).filter((line) => line.startsWith('__Host-lk_session=') && /expires=Thu, 01 Jan 1970|max-age=0/i.test(line));
+    assert.ok(cleared.length > 0, `the session cookie is cleared: ${agent.setCookies.slice(before).map((line) => line.replace(/=[^;]*/, '=…')).join(' | ')}`);
+    for (const line of cleared) {
+      const attributes = line.split(';').slice(1).map((a) => a.trim().toLowerCase());
+      assert.ok(attributes.includes('secure') && attributes.includes('path=/'), `cleared with Secure and Path=/: ${line}`);
+    }
+    // The session is gone: the developer page asks to sign in again, even with the old cookie sent.
+    const after = await agent.follow(`${ISSUER}/developer`);
+    assert.doesNotMatch(after.html, /<h1>Your apps<\/h1>/, `signed out: ${after.status} ${after.url}`);
+    assert.match(after.html, /href="\/developer\/sign-in"/);
+    const replayed = await fetch(`${server.url}/developer`, { headers: { cookie: signedIn, accept: 'text/html' }, redirect: 'manual' });
+    assert.doesNotMatch(await replayed.text(), /<h1>Your apps<\/h1>/, 'the old __Host- cookie signs no one in');
+  });
 });

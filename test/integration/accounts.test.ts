@@ -5,9 +5,12 @@
  */
 import assert from 'node:assert/strict';
 import argon2 from 'argon2';
-import { Accounts, AccountError, claimsFor } from '../../src/accounts/accounts.js';
+import { Accounts, AccountError, claimsFor, untilEndingPassed } from '../../src/accounts/accounts.js';
+import { RevocationList } from '../../src/revocation/list.js';
 import { Argon2Slots } from '../../src/accounts/argon2-slots.js';
 import { connect, RedisKv } from '../../src/store/redis.js';
+import { delegate } from '../../src/store/delegate.js';
+import type { Kv } from '../../src/store/kv.js';
 import { startRedisServer, type RedisServer } from '../helpers/redis.js';
 
 const OWASP = { memoryCost: 19456, timeCost: 2, parallelism: 1 };
@@ -117,6 +120,77 @@ describe('accounts (redis)', function () {
     assert.equal(await accounts.verify('frank', PASSWORD), undefined);
     await accounts.setDisabled('frank', false);
     assert.ok(await accounts.verify('frank', PASSWORD));
+  });
+
+  describe('an operator\'s write during a slower one of the person\'s (a thief\'s) is kept', () => {
+    const endings = { revokeSubject: async () => true };
+    /** kv, on which `operator` runs once, just before the first write to the account of `sub`: the operator's write lands in the other's window. */
+    function racing(sub: string, operator: () => Promise<unknown>): Kv {
+      let pending: (() => Promise<unknown>) | undefined = operator;
+      const hold = async (key: string) => {
+        if (key !== `account:${sub}` || !pending) return;
+        const run = pending;
+        pending = undefined;
+        await run();
+      };
+      return delegate(kv as Kv, (name, method) =>
+        name === 'set' || name === 'compareAndSet' ? async (...args: unknown[]) => (await hold(args[0] as string), method.apply(kv, args)) : undefined,
+      );
+    }
+
+    it('a password change by the person (verified, then hashed) does not undo a disable, its cutoff or a password an operator set meanwhile', async () => {
+      for (const operator of ['disable', 'passwd'] as const) {
+        const username = `race-${operator}`;
+        const { sub } = await accounts.create(username, PASSWORD);
+        const act = () => (operator === 'disable' ? accounts.setDisabled(username, true, endings) : accounts.setPassword(username, 'the operator s new passphrase', endings));
+        const thief = new Accounts(racing(sub, act), OWASP);
+        const changed = await thief.changePassword(sub, PASSWORD, 'the thief s own passphrase');
+        const stored = (await accounts.find(sub))!;
+        assert.equal(changed, false, `${operator}: the change is refused`);
+        assert.equal(typeof stored.endedAt, 'number', `${operator}: the cutoff is kept`);
+        assert.equal(stored.disabled, operator === 'disable', `${operator}: disabled as the operator left it`);
+        assert.equal(await accounts.verify(username, 'the thief s own passphrase'), undefined, `${operator}: the thief's password was not written`);
+        if (operator === 'passwd') assert.ok(await accounts.verify(username, 'the operator s new passphrase'), 'the operator\'s password holds');
+      }
+    });
+
+    it('a re-hash at sign-in and an upstream\'s claims do not undo a disable and its cutoff made meanwhile', async () => {
+      const { sub } = await new Accounts(kv, { ...OWASP, memoryCost: 8192 }).create('race-rehash', PASSWORD);
+      const rehashing = new Accounts(racing(sub, () => accounts.setDisabled('race-rehash', true, endings)), OWASP);
+      assert.equal(await rehashing.verify('race-rehash', PASSWORD), undefined, 'no sign-in of a person disabled meanwhile');
+      let stored = (await accounts.find(sub))!;
+      assert.equal(stored.disabled, true);
+      assert.equal(typeof stored.endedAt, 'number');
+
+      const { sub: other } = await accounts.create('race-claims', PASSWORD);
+      const upstream = new Accounts(racing(other, () => accounts.setDisabled('race-claims', true, endings)), OWASP);
+      assert.deepEqual((await upstream.updateClaims(other, { name: 'Renamed' }))?.claims, { name: 'Renamed' });
+      stored = (await accounts.find(other))!;
+      assert.equal(stored.disabled, true, 'still disabled');
+      assert.equal(typeof stored.endedAt, 'number', 'the cutoff is kept');
+      assert.deepEqual(stored.claims, { name: 'Renamed' }, 'and the claims written');
+    });
+  });
+
+  it('once a disable has waited (untilEndingPassed), what the person is issued next is past every entry it wrote, the list\'s entry written after the cutoff\'s second included', async () => {
+    const list = new RevocationList(kv, { skew: 15, accessTokenLifetime: 900 });
+    const { sub } = await accounts.create('late-entry', PASSWORD);
+    let calls = 0;
+    // The second entry (written after the account) lands in the next second, as it does when the second turns between the two writes.
+    const endings = {
+      revokeSubject: async (who: string) => {
+        calls += 1;
+        if (calls === 2) await new Promise((done) => setTimeout(done, 1000 - (Date.now() % 1000) + 5));
+        return list.revokeSubject(who);
+      },
+    };
+    const disabled = await accounts.setDisabled('late-entry', true, endings);
+    await untilEndingPassed(disabled);
+    const enabled = await accounts.setDisabled('late-entry', false);
+    await untilEndingPassed(enabled);
+    // A token issued to the person now, under a new grant (a sign-in after `users enable`).
+    const issuedNow = { jti: 'after-enable', gid: 'a-new-grant', sub, client_id: 'some-app', iat: Math.floor(Date.now() / 1000) };
+    assert.equal(await list.isRevoked(issuedNow), false, 'a new token of the enabled person is not on the list');
   });
 
   it('an unknown username still costs one argon2 verification, against a hash with our parameters', async () => {

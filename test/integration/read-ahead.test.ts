@@ -125,6 +125,19 @@ describe('store: reads started ahead for a request', function () {
     });
   });
 
+  it('a record read ahead through its index, written by the request while that read was on its way, is read again: the write, not the copy from before it', async () => {
+    await base.set('ra:late:uid', 'L1');
+    await base.putRecord('ra:late:session:L1', '{"s":"before"}', 60);
+    await inRequest(async () => {
+      kv.readAhead({ indexed: [{ index: 'ra:late:uid', prefix: 'ra:late:session:' }] });
+      // The read is sent at the end of this tick; the write goes out after it, before its answer is back.
+      await new Promise<void>((done) => setImmediate(done));
+      await kv.putRecord('ra:late:session:L1', '{"s":"after"}', 60);
+      assert.equal(await kv.get('ra:late:uid'), 'L1');
+      assert.deepEqual(await kv.getRecord('ra:late:session:L1'), { payload: '{"s":"after"}' });
+    });
+  });
+
   it("drops a read started ahead when the request takes the record (takeRecordOwnedBy)", async () => {
     await base.putRecord('ra:taken', JSON.stringify({ clientId: 'c', exp: Date.now() / 1000 + 60 }), 60);
     await inRequest(async () => {
