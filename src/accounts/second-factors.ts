@@ -29,7 +29,7 @@ export class SecondFactors {
   constructor(kv: Kv, sealer: Sealer, issuer: string) {
     this.records = new CredentialRecords(kv);
     this.totp = new TotpCredentials(kv, this.records, sealer, new URL(issuer).host);
-    this.passkeys = new Passkeys(kv, this.records, issuer);
+    this.passkeys = new Passkeys(kv, this.records, issuer, sealer);
     this.recoveryCodes = new RecoveryCodes(this.records);
   }
 
