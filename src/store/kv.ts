@@ -148,7 +148,7 @@ export interface Kv {
    * get and members of the keys under `prefixes` from process memory, kept as fresh as a read by
    * the store (tracked-cache.ts); undefined where the store cannot (Redis Cluster: tracking is per
    * node) or has no reason to (the embedded store reads memory anyway, the CLI's lives a moment).
-   * For small, hot, rarely written data (APIs and operator grants); never for revocation marks,
+   * For small, hot, rarely written data (APIs, operator grants, the list of upstreams); never for revocation marks,
    * tokens, sessions or accounts.
    */
   cachedReads?(prefixes: readonly string[]): CachedReads | undefined;
