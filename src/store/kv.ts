@@ -68,6 +68,12 @@ export interface Kv {
    */
   getRecordVia?(index: string, prefix: string): Promise<{ id: string; record: StoredRecord | undefined } | undefined>;
   /**
+   * The string at `index` (an id) and the strings at each of `prefixes` + that id, in one round
+   * trip where the store can (Redis, but not Cluster); undefined, with nothing else read, when the
+   * index holds nothing.
+   */
+  getVia?(index: string, prefixes: readonly string[]): Promise<{ id: string; values: (string | undefined)[] } | undefined>;
+  /**
    * get, getRecord and getRecordVia of several keys at once: one command where every key lives on
    * one server (Redis, but not Cluster, where each is read on its own, in one round trip still).
    * What read-ahead.ts starts together for a request goes out this way.
