@@ -83,7 +83,7 @@ describe('second-factor credentials (real Redis)', function () {
     // One that is not ours at all: random bytes, or ours altered.
     assert.equal(await factors.passkeys.authenticate('interaction-a', passkey.assertion(randomBytes(32).toString('base64url'), 1)), undefined);
     const altered = Buffer.from(options.challenge, 'base64url');
-    altered[altered.length - 3] ^= 1;
+    altered[altered.length - 3]! ^= 1;
     assert.equal(await factors.passkeys.authenticate('interaction-a', passkey.assertion(altered.toString('base64url'), 1)), undefined);
 
     const signedIn = await factors.passkeys.authenticate('interaction-a', passkey.assertion(options.challenge, 1));
