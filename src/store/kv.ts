@@ -5,7 +5,7 @@
  * Every operation touches exactly one key, so each works unchanged on Redis Cluster, and the ones
  * that must be atomic (consumeRecord, endRecord, addToSet, compareAndSet, ...) are atomic on their
  * key. The exceptions: raiseMarkAndLog spans two keys that the caller gives one hash tag (`{tag}`),
- * so they share a cluster slot; getRecordVia, readMany and putRecordInSet span keys in one command only
+ * so they share a cluster slot; getRecordVia, getVia, readMany and putRecordInSet span keys in one command only
  * where every key lives on one server, and are two commands on Cluster. TTLs are in seconds; a key written without one is durable data
  * (clients, accounts, the key ring).
  */
