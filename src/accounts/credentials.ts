@@ -35,7 +35,12 @@ export interface StoredCredentials {
 }
 
 const EMPTY: StoredCredentials = { passkeys: [] };
-const recordKey = (sub: string) => `mfa:${sub}`;
+/** Where a person's record is: this and their sub (for a read made with the account's: Accounts.findByUsernameWith). */
+export const CREDENTIALS_PREFIX = 'mfa:';
+const recordKey = (sub: string) => `${CREDENTIALS_PREFIX}${sub}`;
+
+/** A record as read (its JSON, or nothing: no second factor). */
+export const credentialsOf = (json: string | undefined): StoredCredentials => (json ? (JSON.parse(json) as StoredCredentials) : EMPTY);
 
 export const epochSeconds = () => Math.floor(Date.now() / 1000);
 
@@ -52,8 +57,7 @@ export class CredentialRecords {
   constructor(private readonly kv: Kv) {}
 
   async read(sub: string): Promise<StoredCredentials> {
-    const json = await this.kv.get(recordKey(sub));
-    return json ? (JSON.parse(json) as StoredCredentials) : EMPTY;
+    return credentialsOf(await this.kv.get(recordKey(sub)));
   }
 
   /**

@@ -5,8 +5,12 @@
  * The relying-party ID and origin are the issuer's host and origin. User verification is required,
  * so a passkey alone is two factors (possession and the PIN or biometric that unlocked it).
  *
- * Each ceremony's challenge is kept in the store for CHALLENGE_TTL and is single-use: it is
- * consumed (atomically) before the response is verified.
+ * Every challenge is single-use and lives CHALLENGE_TTL: it is consumed (atomically) before the
+ * response is verified. A registration's is kept in the store. A sign-in's (the login page's, shown
+ * at every view of it, and the second-factor page's) is written nowhere: it is sealed (keys.secrets,
+ * keyring/sealing.ts) with its expiry and 16 random bytes, bound to its ceremony (the interaction's
+ * uid), so it opens only for that interaction and before it expires; its use writes a marker of
+ * its random bytes (set-if-absent, living past its expiry), and a second use finds the marker.
  *
  * A credential id belongs to one person: registration claims it in a durable index (credential id →
  * sub, set-if-absent) and refuses an id already known, to this person or another (WebAuthn L3
@@ -25,12 +29,21 @@ import {
   type PublicKeyCredentialRequestOptionsJSON,
   type RegistrationResponseJSON,
 } from '@simplewebauthn/server';
+import { decodeClientDataJSON } from '@simplewebauthn/server/helpers';
+import { randomBytes } from 'node:crypto';
+import type { Sealer } from '../keyring/sealing.js';
 import type { Kv } from '../store/kv.js';
 import { epochSeconds, type CredentialRecords, type StoredPasskey } from './credentials.js';
 
 const CHALLENGE_TTL = 300;
 const MAX_NAME_LENGTH = 64;
 const challengeKey = (ceremony: string) => `mfa:webauthn-challenge:${ceremony}`;
+/** A sealed sign-in challenge's use (its random part): present while it could still open. */
+const usedChallengeKey = (nonce: string) => `mfa:webauthn-challenge-used:${nonce}`;
+/** How long a used challenge's marker outlives its expiry: instances' clocks may differ by this much. */
+const CLOCK_SKEW = 60;
+/** What a sign-in challenge is sealed under: its ceremony, so it opens for no other. */
+const challengeLabel = (ceremony: string) => `passkey-challenge:signin:${ceremony}`;
 const ownerKey = (credentialId: string) => `mfa:passkey-owner:${credentialId}`;
 
 /** Why a registration was refused: it did not verify, or the credential is registered already. */
@@ -49,6 +62,7 @@ export class Passkeys {
     private readonly kv: Kv,
     private readonly records: CredentialRecords,
     issuer: string,
+    private readonly sealer: Sealer,
   ) {
     const url = new URL(issuer);
     this.#rpId = url.hostname;
@@ -137,9 +151,32 @@ export class Passkeys {
    */
   async authenticationOptions(ceremony: string, sub?: string): Promise<PublicKeyCredentialRequestOptionsJSON> {
     const allowCredentials = sub ? (await this.records.read(sub)).passkeys.map(({ id, transports }) => ({ id, transports })) : undefined;
-    const options = await generateAuthenticationOptions({ rpID: this.#rpId, userVerification: 'required', ...(allowCredentials ? { allowCredentials } : {}) });
-    await this.#remember(`signin:${ceremony}`, options.challenge);
-    return options;
+    // Sealed, not stored: the login page shows a new one at every view without writing anything.
+    const challenge = this.sealer.sealValue(challengeLabel(ceremony), { n: randomBytes(16).toString('base64url'), exp: Math.floor(Date.now() / 1000) + CHALLENGE_TTL });
+    return generateAuthenticationOptions({ rpID: this.#rpId, userVerification: 'required', challenge, ...(allowCredentials ? { allowCredentials } : {}) });
+  }
+
+  /**
+   * The challenge an assertion answers, if it is one sealed for this ceremony, unexpired and not
+   * used before; used now (atomically, before anything is verified, as a stored one is consumed).
+   */
+  async #spendSealed(ceremony: string, response: unknown): Promise<string | undefined> {
+    const clientData = isObject(response) && isObject(response.response) ? response.response.clientDataJSON : undefined;
+    if (typeof clientData !== 'string' || clientData.length > 4096) return undefined;
+    let challenge: unknown;
+    let opened: unknown;
+    try {
+      challenge = decodeClientDataJSON(clientData).challenge;
+      if (typeof challenge !== 'string') return undefined;
+      opened = this.sealer.openValue(challengeLabel(ceremony), Buffer.from(challenge, 'base64url').toString('utf8'), 'passkey challenge');
+    } catch {
+      return undefined; // not JSON, not sealed by us, or for another ceremony
+    }
+    if (!isObject(opened) || typeof opened.n !== 'string' || typeof opened.exp !== 'number') return undefined;
+    const left = opened.exp - Math.floor(Date.now() / 1000);
+    if (left <= 0) return undefined;
+    const fresh = await this.kv.set(usedChallengeKey(opened.n), '1', { ttl: left + CLOCK_SKEW, onlyIfAbsent: true });
+    return fresh ? challenge : undefined;
   }
 
   /**
@@ -147,7 +184,7 @@ export class Passkeys {
    * Records the new sign counter and the time of use. Undefined when it does not verify.
    */
   async authenticate(ceremony: string, response: unknown, sub?: string): Promise<PasskeySignIn | undefined> {
-    const expectedChallenge = await this.#spend(`signin:${ceremony}`);
+    const expectedChallenge = await this.#spendSealed(ceremony, response);
     if (!expectedChallenge || !isObject(response)) return undefined;
     const assertion = response as unknown as AuthenticationResponseJSON;
     const owner = sub ?? userHandleSub(assertion);

@@ -4,7 +4,7 @@
  */
 import type { Sealer } from '../keyring/sealing.js';
 import type { Kv } from '../store/kv.js';
-import { CredentialRecords } from './credentials.js';
+import { CredentialRecords, type StoredCredentials } from './credentials.js';
 import { Passkeys } from './passkeys.js';
 import { RecoveryCodes } from './recovery-codes.js';
 import { TotpCredentials } from './totp.js';
@@ -20,6 +20,15 @@ export interface SecondFactorSummary {
 /** True when a password alone is not enough for this person: they have a passkey or an authenticator app. */
 export const hasSecondFactor = (summary: SecondFactorSummary) => summary.passkeys.length > 0 || summary.totp !== undefined;
 
+/** What a record holds, without any secret. */
+export function summaryOf({ passkeys, totp, recovery }: StoredCredentials): SecondFactorSummary {
+  return {
+    passkeys: passkeys.map(({ id, name, createdAt, lastUsedAt }) => ({ id, name, createdAt, ...(lastUsedAt ? { lastUsedAt } : {}) })),
+    totp: totp ? { createdAt: totp.createdAt, ...(totp.lastUsedAt ? { lastUsedAt: totp.lastUsedAt } : {}) } : undefined,
+    recoveryCodesLeft: recovery?.hashes.length ?? 0,
+  };
+}
+
 export class SecondFactors {
   readonly records: CredentialRecords;
   readonly totp: TotpCredentials;
@@ -29,17 +38,12 @@ export class SecondFactors {
   constructor(kv: Kv, sealer: Sealer, issuer: string) {
     this.records = new CredentialRecords(kv);
     this.totp = new TotpCredentials(kv, this.records, sealer, new URL(issuer).host);
-    this.passkeys = new Passkeys(kv, this.records, issuer);
+    this.passkeys = new Passkeys(kv, this.records, issuer, sealer);
     this.recoveryCodes = new RecoveryCodes(this.records);
   }
 
   async summary(sub: string): Promise<SecondFactorSummary> {
-    const { passkeys, totp, recovery } = await this.records.read(sub);
-    return {
-      passkeys: passkeys.map(({ id, name, createdAt, lastUsedAt }) => ({ id, name, createdAt, ...(lastUsedAt ? { lastUsedAt } : {}) })),
-      totp: totp ? { createdAt: totp.createdAt, ...(totp.lastUsedAt ? { lastUsedAt: totp.lastUsedAt } : {}) } : undefined,
-      recoveryCodesLeft: recovery?.hashes.length ?? 0,
-    };
+    return summaryOf(await this.records.read(sub));
   }
 
   /** Removes every second factor (a lost phone): the person signs in with their password again. */

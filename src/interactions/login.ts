@@ -5,7 +5,8 @@
  */
 import type { Context } from 'koa';
 import type { Account, Accounts } from '../accounts/accounts.js';
-import type { SecondFactors, SecondFactorSummary } from '../accounts/second-factors.js';
+import { CREDENTIALS_PREFIX, credentialsOf } from '../accounts/credentials.js';
+import { summaryOf, type SecondFactorSummary } from '../accounts/second-factors.js';
 import type { LoginThrottle } from '../accounts/throttle.js';
 import { respondWithError } from '../http/errors.js';
 import { render } from '../http/views.js';
@@ -56,15 +57,12 @@ export function submitLogin(
   steps: Interactions,
   {
     accounts,
-    secondFactors,
     throttle,
     logger,
     metrics,
     afterPassword,
   }: {
     accounts: Accounts;
-    /** Read with the account: whether the person has a second factor decides what follows a right password. */
-    secondFactors: SecondFactors;
     throttle: LoginThrottle;
     logger: Logger;
     metrics: Metrics;
@@ -77,9 +75,10 @@ export function submitLogin(
     const form = (ctx.request.body ?? {}) as Form;
     const username = field(form, 'username');
     const password = field(form, 'password');
-    // The sign-in pauses and whose username it is are read with the interaction (one round trip),
-    // and used only once the form is known to be this interaction's.
-    const first = username && password ? Promise.all([throttle.pause(username, ctx.ip), accounts.subOf(username)]) : undefined;
+    // The sign-in pauses, whose username it is, their account and their second factors (whether the
+    // person has one decides what follows a right password) are read with the interaction (one round
+    // trip), and used only once the form is known to be this interaction's.
+    const first = username && password ? Promise.all([throttle.pause(username, ctx.ip), accounts.findByUsernameWith(username, [CREDENTIALS_PREFIX])]) : undefined;
     first?.catch(() => {}); // awaited below, unless the form is refused before
     const found = await submitted(ctx);
     if (!found) return;
@@ -102,11 +101,10 @@ export function submitLogin(
       return showLogin(steps, ctx, interaction, { error, username, remember });
     };
     // While paused, the password is not even checked: a right guess must look like a wrong one.
-    const [pause, sub] = await first;
+    const [pause, named] = await first;
     if (pause) return paused(pause);
-    // The account and its second factors together (one round trip); an unknown username reads neither.
-    const [named, factors] = sub ? await Promise.all([accounts.find(sub), secondFactors.summary(sub)]) : [];
-    const account = await accounts.verifyFound(named, password);
+    const factors = named && summaryOf(credentialsOf(named.values[0]));
+    const account = await accounts.verifyFound(named?.account, password);
     if (!account) {
       logger.info({ event: 'login.failed', client_id: interaction.params.client_id }, 'login failed');
       metrics.logins.inc({ outcome: 'failure' });

@@ -88,7 +88,7 @@ export function interactionRoutes(options: Options): Middleware[] {
 
   const afterPassword = (ctx: Context, interaction: Interaction, account: Account, remember: boolean, factors: SecondFactorSummary) =>
     afterFirst(ctx, interaction, { sub: account.sub, username: account.username, remember, method: 'password', passwordStamp: passwordStamp(account), ...linkFor(interaction, account.sub) }, factors);
-  router.post('/:uid/login', form, submitLogin(steps, { accounts, secondFactors, throttle, logger, metrics, afterPassword }));
+  router.post('/:uid/login', form, submitLogin(steps, { accounts, throttle, logger, metrics, afterPassword }));
   router.post('/:uid/second-factor', form, submitSecondFactor(steps, options));
   router.post('/:uid/passkey', form, submitPasskey(steps, options));
   router.post('/:uid/unmet', form, unmetRequirements(steps));

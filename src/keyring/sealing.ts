@@ -43,29 +43,43 @@ export class Sealer {
   }
 
   seal(kid: string, jwk: JWK): string {
-    const { id, key } = this.#secrets[0]!;
-    const iv = randomBytes(12);
-    const cipher = createCipheriv('aes-256-gcm', key, iv);
-    cipher.setAAD(Buffer.from(kid));
-    const ciphertext = Buffer.concat([cipher.update(JSON.stringify(jwk), 'utf8'), cipher.final()]);
-    return [VERSION, id, iv.toString('base64url'), ciphertext.toString('base64url'), cipher.getAuthTag().toString('base64url')].join('.');
+    return this.sealValue(kid, jwk);
   }
 
   open(kid: string, sealed: string): JWK {
+    return this.openValue(kid, sealed, `key ${kid}`) as JWK;
+  }
+
+  /**
+   * Any JSON value sealed the same way, bound to `label` (the additional authenticated data: a
+   * value sealed under one label does not open under another). A label names its kind, e.g.
+   * `passkey-challenge:<ceremony>`, so that it never equals a key's kid.
+   */
+  sealValue(label: string, value: unknown): string {
+    const { id, key } = this.#secrets[0]!;
+    const iv = randomBytes(12);
+    const cipher = createCipheriv('aes-256-gcm', key, iv);
+    cipher.setAAD(Buffer.from(label));
+    const ciphertext = Buffer.concat([cipher.update(JSON.stringify(value), 'utf8'), cipher.final()]);
+    return [VERSION, id, iv.toString('base64url'), ciphertext.toString('base64url'), cipher.getAuthTag().toString('base64url')].join('.');
+  }
+
+  /** A value sealed by sealValue under `label`; throws SealError when it is not one (`what` names it in the message). */
+  openValue(label: string, sealed: string, what = 'sealed value'): unknown {
     const [version, id, iv, ciphertext, tag, ...rest] = sealed.split('.');
     if (version !== VERSION || !id || !iv || !ciphertext || !tag || rest.length) {
-      throw new SealError(`key ${kid}: not a sealed key`);
+      throw new SealError(`${what}: not a sealed key`);
     }
     const secret = this.#secrets.find((candidate) => candidate.id === id);
-    if (!secret) throw new UnknownSecret(`key ${kid} was sealed with a secret that is not in keys.secrets (KEYS_SECRETS)`);
+    if (!secret) throw new UnknownSecret(`${what} was sealed with a secret that is not in keys.secrets (KEYS_SECRETS)`);
     try {
       const decipher = createDecipheriv('aes-256-gcm', secret.key, Buffer.from(iv, 'base64url'));
-      decipher.setAAD(Buffer.from(kid));
+      decipher.setAAD(Buffer.from(label));
       decipher.setAuthTag(Buffer.from(tag, 'base64url'));
       const plain = Buffer.concat([decipher.update(Buffer.from(ciphertext, 'base64url')), decipher.final()]);
-      return JSON.parse(plain.toString('utf8')) as JWK;
+      return JSON.parse(plain.toString('utf8')) as unknown;
     } catch (error) {
-      throw new SealError(`key ${kid}: cannot be opened (tampered with, or sealed for another kid)`, { cause: error });
+      throw new SealError(`${what}: cannot be opened (tampered with, or sealed for another kid)`, { cause: error });
     }
   }
 

@@ -5,7 +5,7 @@
  * Every operation touches exactly one key, so each works unchanged on Redis Cluster, and the ones
  * that must be atomic (consumeRecord, endRecord, addToSet, compareAndSet, ...) are atomic on their
  * key. The exceptions: raiseMarkAndLog spans two keys that the caller gives one hash tag (`{tag}`),
- * so they share a cluster slot; getRecordVia, readMany and putRecordInSet span keys in one command only
+ * so they share a cluster slot; getRecordVia, getVia, readMany and putRecordInSet span keys in one command only
  * where every key lives on one server, and are two commands on Cluster. TTLs are in seconds; a key written without one is durable data
  * (clients, accounts, the key ring).
  */
@@ -67,6 +67,12 @@ export interface Kv {
    * the store can (Redis, but not Cluster, where the two may live on different servers).
    */
   getRecordVia?(index: string, prefix: string): Promise<{ id: string; record: StoredRecord | undefined } | undefined>;
+  /**
+   * The string at `index` (an id) and the strings at each of `prefixes` + that id, in one round
+   * trip where the store can (Redis, but not Cluster); undefined, with nothing else read, when the
+   * index holds nothing.
+   */
+  getVia?(index: string, prefixes: readonly string[]): Promise<{ id: string; values: (string | undefined)[] } | undefined>;
   /**
    * get, getRecord and getRecordVia of several keys at once: one command where every key lives on
    * one server (Redis, but not Cluster, where each is read on its own, in one round trip still).
@@ -148,7 +154,7 @@ export interface Kv {
    * get and members of the keys under `prefixes` from process memory, kept as fresh as a read by
    * the store (tracked-cache.ts); undefined where the store cannot (Redis Cluster: tracking is per
    * node) or has no reason to (the embedded store reads memory anyway, the CLI's lives a moment).
-   * For small, hot, rarely written data (APIs and operator grants); never for revocation marks,
+   * For small, hot, rarely written data (APIs, operator grants, the list of upstreams); never for revocation marks,
    * tokens, sessions or accounts.
    */
   cachedReads?(prefixes: readonly string[]): CachedReads | undefined;

@@ -117,6 +117,16 @@ return id`,
 if not id then return false end
 return {id, redis.call('HGETALL', ARGV[1] .. id)}`,
   },
+  // An index and the strings at each prefix (ARGV, prefixed) + its value, in one round trip (getVia):
+  // as getRecordVia, only where every key lives on one server. A missing one answers false.
+  getVia: {
+    numberOfKeys: 1,
+    lua: `local id = redis.call('GET', KEYS[1])
+if not id then return false end
+local out = {id}
+for i = 1, #ARGV do out[i + 1] = redis.call('GET', ARGV[i] .. id) end
+return out`,
+  },
   // Several reads in one command (readMany). ARGV: how many strings, records and indexed records,
   // then the strings' keys, the records' keys, and each index's key with its records' prefix (all
   // prefixed: undeclared keys, so only where every key lives on one server, not Cluster). A missing
@@ -147,6 +157,7 @@ type Scripted = {
   deleteIfEquals(key: string, value: string): Promise<number>;
   raiseMarkAndLog(mark: string, log: string, value: number, ttl: number, retain: number, ...fields: string[]): Promise<string | null>;
   getRecordVia(index: string, recordPrefix: string): Promise<[string, string[]] | null>;
+  getVia(index: string, ...prefixes: string[]): Promise<(string | null)[] | null>;
   readMany(...args: (string | number)[]): Promise<(string | null | string[] | [string, string[]])[]>;
 };
 type Client = (Redis | Cluster) & Scripted;
@@ -301,6 +312,18 @@ export class RedisKv implements Kv {
     if (!reply) return undefined;
     const [id, flat] = reply;
     return { id, record: recordOfFlat(flat) };
+  }
+
+  async getVia(index: string, prefixes: readonly string[]): Promise<{ id: string; values: (string | undefined)[] } | undefined> {
+    if (this.#client instanceof Cluster) {
+      const id = await this.get(index);
+      return id === undefined ? undefined : { id, values: await Promise.all(prefixes.map((prefix) => this.get(prefix + id))) };
+    }
+    const keyPrefix = this.#client.options.keyPrefix ?? '';
+    const reply = await this.#client.getVia(index, ...prefixes.map((prefix) => keyPrefix + prefix));
+    if (!reply) return undefined;
+    const [id, ...values] = reply;
+    return { id: id!, values: prefixes.map((_, at) => values[at] ?? undefined) };
   }
 
   async readMany({ strings, records, indexed }: Required<ReadsAhead>): Promise<ReadResults> {

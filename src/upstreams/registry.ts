@@ -7,7 +7,7 @@
  * Layout: upstream:<id> (JSON, durable), upstreams (set of ids, durable).
  */
 import { SealError, Sealer } from '../keyring/sealing.js';
-import type { Kv } from '../store/kv.js';
+import type { CachedReads, Kv } from '../store/kv.js';
 
 /** Our claims an upstream's claims are mapped to (default: the claim of the same name). */
 export const MAPPED_CLAIMS = ['email', 'email_verified', 'name', 'given_name', 'family_name', 'locale'] as const;
@@ -102,12 +102,19 @@ export class UpstreamUnreadable extends Error {
 
 export class Upstreams {
   readonly #sealer: Sealer;
+  /**
+   * The list of upstream ids, read at every view of the login page (its buttons), from process
+   * memory kept fresh by the store (tracked-cache.ts): an upstream added or removed anywhere is seen
+   * as a read would see it. Only that set: each upstream's record is read from the store.
+   */
+  readonly #list: CachedReads;
 
   constructor(
     private readonly kv: Kv,
     secrets: readonly string[],
   ) {
     this.#sealer = new Sealer(secrets);
+    this.#list = kv.cachedReads?.([ALL]) ?? kv;
   }
 
   async add(
@@ -188,7 +195,7 @@ export class Upstreams {
 
   /** Every upstream, without secrets, by display name. */
   async list(): Promise<UpstreamSettings[]> {
-    const all = await Promise.all((await this.kv.members(ALL)).map((id) => this.kv.get(key(id))));
+    const all = await Promise.all((await this.#list.members(ALL)).map((id) => this.kv.get(key(id))));
     return all
       .filter((json): json is string => !!json)
       .map((json) => publicSettings(JSON.parse(json) as Stored))

@@ -105,6 +105,11 @@ describe('accounts (redis)', function () {
       const upgraded = new Accounts(legacy, OWASP);
       assert.equal((await upgraded.verify('MALLORY', PASSWORD))?.sub, old.sub, 'found by the enforced form');
       assert.equal((await upgraded.verify('ｍａｌｌｏｒｙ', PASSWORD))?.sub, old.sub);
+      // The sign-in's read: the account with the person's other records, by the username's index (one script).
+      await legacy.set(`mfa:${old.sub}`, '{"passkeys":[]}');
+      const found = await upgraded.findByUsernameWith('ｍａｌｌｏｒｙ', ['mfa:', 'nothing:']);
+      assert.deepEqual({ sub: found?.sub, username: found?.account?.username, values: found?.values }, { sub: old.sub, username: old.username, values: ['{"passkeys":[]}', undefined] });
+      assert.equal(await upgraded.findByUsernameWith('nobody-here', ['mfa:']), undefined);
       await assert.rejects(upgraded.create('mallory', PASSWORD), /is taken/);
       await assert.rejects(upgraded.create('rnallory', PASSWORD), /looks like the existing username "Ｍallory"/);
       await assert.rejects(upgraded.create('maIlory', PASSWORD), /looks like/);

@@ -180,6 +180,17 @@ for (const backend of backends.filter((b) => b.name !== 'embedded store')) {
       assert.deepEqual(await kv.getRecordVia!('via:index:dangling', 'via:record:'), { id: 'gone', record: undefined }, 'an index to nothing');
     });
 
+    it('getVia reads an index and the strings at each prefix + its value, missing ones as absent; nothing for no index', async function () {
+      if (!kv.getVia) this.skip();
+      const id = randomUUID();
+      await kv.set(`getvia:index:${id}`, id);
+      await kv.set(`getvia:a:${id}`, 'first');
+      await kv.set(`getvia:c:${id}`, 'third');
+      assert.deepEqual(await kv.getVia(`getvia:index:${id}`, ['getvia:a:', 'getvia:b:', 'getvia:c:']), { id, values: ['first', undefined, 'third'] });
+      assert.deepEqual(await kv.getVia(`getvia:index:${id}`, ['getvia:b:', 'getvia:a:']), { id, values: [undefined, 'first'] }, 'a missing first one');
+      assert.equal(await kv.getVia(`getvia:index:${randomUUID()}`, ['getvia:a:']), undefined, 'no index');
+    });
+
     it('readMany answers strings, records and records via an index, in the order asked, missing ones as absent', async function () {
       if (!kv.readMany) this.skip();
       const id = randomUUID();

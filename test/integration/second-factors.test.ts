@@ -2,9 +2,13 @@
  * Second-factor credentials in a real Redis: the TOTP secret is sealed at rest (not in any stored
  * value), codes are single-use within their window and wrong ones refused, recovery codes are
  * stored as hashes and each works once (also when two sign-ins race), an operator's reset forgets
- * everything. Passkey ceremonies are driven by a real browser in test/e2e/passkeys.test.ts.
+ * everything. Passkey ceremonies are driven by a real browser in test/e2e/passkeys.test.ts; a
+ * sign-in challenge's rules (sealed, single-use, bound to its interaction, expiring) are pinned here
+ * with a software authenticator (P-256 assertions made by node:crypto).
  */
 import assert from 'node:assert/strict';
+import { createHash, generateKeyPairSync, randomBytes, sign } from 'node:crypto';
+import { isoCBOR } from '@simplewebauthn/server/helpers';
 import { Secret, TOTP } from 'otpauth';
 import { SecondFactors } from '../../src/accounts/second-factors.js';
 import { enrolmentStamp } from '../../src/accounts/credentials.js';
@@ -19,6 +23,38 @@ const SUB = '6f1c2d3e-0000-4000-8000-000000000001';
 const codeFor = (secret: string, steps = 0) =>
   TOTP.generate({ secret: Secret.fromBase32(secret), algorithm: 'SHA1', digits: 6, period: 30, timestamp: Date.now() + steps * 30_000 });
 
+/** A passkey of a software authenticator: its stored record and assertions over any challenge. */
+function softwarePasskey(rpId: string, origin: string, sub: string) {
+  const { publicKey, privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const jwk = publicKey.export({ format: 'jwk' });
+  const cose = isoCBOR.encode(new Map<number, number | Uint8Array>([[1, 2], [3, -7], [-1, 1], [-2, Buffer.from(jwk.x!, 'base64url')], [-3, Buffer.from(jwk.y!, 'base64url')]]));
+  const id = randomBytes(16).toString('base64url');
+  return {
+    stored: { id, publicKey: Buffer.from(cose).toString('base64url'), counter: 0, name: 'Software', deviceType: 'singleDevice' as const, createdAt: 1 },
+    /** The assertion answering `challenge` (base64url, as the options give it), with sign counter `counter`. */
+    assertion(challenge: string, counter: number) {
+      const clientDataJSON = Buffer.from(JSON.stringify({ type: 'webauthn.get', challenge, origin, crossOrigin: false }));
+      const count = Buffer.alloc(4);
+      count.writeUInt32BE(counter);
+      // rpIdHash, flags user present and verified, counter
+      const authenticatorData = Buffer.concat([createHash('sha256').update(rpId).digest(), Buffer.from([0x05]), count]);
+      const signature = sign('sha256', Buffer.concat([authenticatorData, createHash('sha256').update(clientDataJSON).digest()]), privateKey);
+      return {
+        id,
+        rawId: id,
+        type: 'public-key',
+        clientExtensionResults: {},
+        response: {
+          clientDataJSON: clientDataJSON.toString('base64url'),
+          authenticatorData: authenticatorData.toString('base64url'),
+          signature: signature.toString('base64url'),
+          userHandle: Buffer.from(sub).toString('base64url'),
+        },
+      };
+    },
+  };
+}
+
 describe('second-factor credentials (real Redis)', function () {
   this.timeout(20_000);
   let store: OpenBackend;
@@ -29,6 +65,47 @@ describe('second-factor credentials (real Redis)', function () {
     factors = new SecondFactors(store.kv, new Sealer(['a test secret long enough for the sealer']), 'http://localhost:3000');
   });
   after(() => store?.stop());
+
+  it('passkey sign-in: a challenge is written nowhere; it signs in once, only for its own interaction, and not once expired', async () => {
+    const sub = `${SUB}-passkey`;
+    const passkey = softwarePasskey('localhost', 'http://localhost:3000', sub);
+    await factors.records.update(sub, (current) => ({ next: { ...current, passkeys: [passkey.stored] }, result: true }));
+    const keysBefore = (await allKeys(store.raw!)).sort();
+    const options = await factors.passkeys.authenticationOptions('interaction-a');
+    const elsewhere = await factors.passkeys.authenticationOptions('interaction-b');
+    const late = await factors.passkeys.authenticationOptions('interaction-a');
+    // The login page shows one at every view: nothing is stored for it (it was a write per view).
+    assert.deepEqual((await allKeys(store.raw!)).sort(), keysBefore);
+    assert.notEqual(options.challenge, late.challenge);
+
+    // Another interaction's challenge does not sign in here (and is not spent by the try).
+    assert.equal(await factors.passkeys.authenticate('interaction-a', passkey.assertion(elsewhere.challenge, 1)), undefined);
+    // One that is not ours at all: random bytes, or ours altered.
+    assert.equal(await factors.passkeys.authenticate('interaction-a', passkey.assertion(randomBytes(32).toString('base64url'), 1)), undefined);
+    const altered = Buffer.from(options.challenge, 'base64url');
+    altered[altered.length - 3]! ^= 1;
+    assert.equal(await factors.passkeys.authenticate('interaction-a', passkey.assertion(altered.toString('base64url'), 1)), undefined);
+
+    const signedIn = await factors.passkeys.authenticate('interaction-a', passkey.assertion(options.challenge, 1));
+    assert.equal(signedIn?.sub, sub);
+    // Single-use: the same challenge again, even in a fresh assertion with a higher counter, is refused.
+    assert.equal(await factors.passkeys.authenticate('interaction-a', passkey.assertion(options.challenge, 2)), undefined);
+    const markers = await allKeys(store.raw!, '*webauthn-challenge-used*');
+    assert.equal(markers.length, 1);
+    assert.ok((await store.raw!.ttl(markers[0]!)) > 300, 'the marker outlives the challenge');
+
+    // Its own interaction's, another view's challenge, once expired: refused.
+    const now = Date.now;
+    Date.now = () => now() + 301_000;
+    try {
+      assert.equal(await factors.passkeys.authenticate('interaction-a', passkey.assertion(late.challenge, 3)), undefined);
+    } finally {
+      Date.now = now;
+    }
+    // The other interaction's still signs in there, once.
+    assert.equal((await factors.passkeys.authenticate('interaction-b', passkey.assertion(elsewhere.challenge, 4)))?.sub, sub);
+    assert.equal(await factors.passkeys.authenticate('interaction-b', passkey.assertion(elsewhere.challenge, 5)), undefined);
+  });
 
   it('TOTP: enrolment needs a right code; the secret is sealed at rest; a code works once; wrong codes fail', async () => {
     const { uri, secret } = await factors.totp.begin(SUB, 'alice');
