@@ -37,11 +37,61 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
   return pino(options(level), destination ?? stdout());
 }
 
+/**
+ * Whole lines gathered into batches of at most 4 KiB, each handed to `stream` (which writes it at
+ * once) when it reaches 3.5 KiB, when the next line would not fit, and at the latest every 100 ms.
+ * sonic-boom gathers them itself (`minLength`), by appending each line to the batch's string and
+ * measuring the batch's UTF-8 length before each append, which copies the whole batch so far into
+ * one flat string per line: 1.5 KB of garbage per request line. Here the lines wait in an array,
+ * are measured once each, and are joined once per batch.
+ */
+export class LineBatches {
+  readonly #stream: BatchStream;
+  #lines: string[] = [];
+  #bytes = 0;
+
+  constructor(stream: BatchStream) {
+    this.#stream = stream;
+    setInterval(() => this.#handOver(), 100).unref();
+  }
+
+  write(line: string): void {
+    const bytes = Buffer.byteLength(line);
+    if (this.#bytes + bytes > MAX_WRITE) this.#handOver();
+    this.#lines.push(line);
+    this.#bytes += bytes;
+    if (this.#bytes >= MIN_WRITE) this.#handOver();
+  }
+
+  #handOver(): void {
+    if (this.#lines.length === 0) return;
+    const batch = this.#lines.length === 1 ? this.#lines[0]! : this.#lines.join('');
+    this.#lines = [];
+    this.#bytes = 0;
+    this.#stream.write(batch);
+  }
+
+  flush(callback?: (error?: Error) => void): void {
+    this.#handOver();
+    this.#stream.flush(callback);
+  }
+
+  flushSync(): void {
+    this.#handOver();
+    this.#stream.flushSync();
+  }
+}
+/** What LineBatches hands batches to: a sonic-boom that writes each at once. */
+type BatchStream = Pick<ReturnType<typeof pino.destination>, 'write' | 'flush' | 'flushSync'>;
+const MIN_WRITE = 3584;
+const MAX_WRITE = 4096;
+
 /** One destination per process, however many loggers write to stdout (batches stay whole). */
-let stdoutStream: ReturnType<typeof pino.destination> | undefined;
+let stdoutStream: LineBatches | undefined;
 function stdout(): DestinationStream {
   if (!stdoutStream) {
-    const stream = (stdoutStream = pino.destination({ dest: 1, sync: true, minLength: 3584, maxWrite: 4096, periodicFlush: 100 }));
+    // Each batch written when handed over (minLength 0), in one write(2) unless the pipe takes part of it.
+    const stream = (stdoutStream = new LineBatches(pino.destination({ dest: 1, sync: true, minLength: 0, maxWrite: MAX_WRITE })));
     // pino flushes at exit only the destinations it writes asynchronously; this one holds up to a batch.
     process.once('exit', () => stream.flushSync());
   }

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { pino } from 'pino';
-import { createLogger, lineWriter, type LineFields } from '../../src/ops/logger.js';
+import { createLogger, LineBatches, lineWriter, type LineFields } from '../../src/ops/logger.js';
 
 /** A destination that keeps its lines. */
 function capture() {
@@ -66,3 +66,42 @@ describe('the request line (lineWriter)', () => {
   });
 });
 
+describe('stdout batches (LineBatches)', () => {
+  const recorder = () => {
+    const writes: string[] = [];
+    return { writes, write: (batch: string) => writes.push(batch) > 0, flush: () => {}, flushSync: () => {} };
+  };
+
+  it('hands over whole lines, at most 4 KiB at once, as soon as a batch reaches 3.5 KiB', () => {
+    const stream = recorder();
+    const batches = new LineBatches(stream);
+    const lines = Array.from({ length: 200 }, (_, i) => `{"n":${i},"path":"/${'é'.repeat(i % 90)}"}\n`);
+    for (const line of lines) batches.write(line);
+    batches.flushSync();
+    assert.equal(stream.writes.join(''), lines.join(''));
+    for (const [i, batch] of stream.writes.entries()) {
+      assert.ok(Buffer.byteLength(batch) <= 4096, `batch ${i} over 4 KiB`);
+      assert.ok(batch.endsWith('\n'));
+      // Each but the last reached 3.5 KiB or could not take the next line.
+      if (i < stream.writes.length - 1) {
+        const next = stream.writes[i + 1]!.slice(0, stream.writes[i + 1]!.indexOf('\n') + 1);
+        assert.ok(Buffer.byteLength(batch) >= 3584 || Buffer.byteLength(batch + next) > 4096, `batch ${i} handed early`);
+      }
+    }
+    assert.ok(stream.writes.length > 3);
+  });
+
+  it('a line over 4 KiB goes alone; what waits goes within 100 ms and at flush', async () => {
+    const stream = recorder();
+    const batches = new LineBatches(stream);
+    batches.write('a\n');
+    batches.write(`${'x'.repeat(5000)}\n`);
+    assert.deepEqual(stream.writes, ['a\n', `${'x'.repeat(5000)}\n`]);
+    batches.write('b\n');
+    await new Promise((done) => setTimeout(done, 150));
+    assert.deepEqual(stream.writes.at(-1), 'b\n');
+    batches.write('c\n');
+    batches.flush();
+    assert.deepEqual(stream.writes.at(-1), 'c\n');
+  });
+});
