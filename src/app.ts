@@ -2,7 +2,6 @@
  * The HTTP application: request ids and logs, error answers, security headers, health, our own
  * routes, then oidc-provider mounted at the root (its documented way: koa-mount).
  */
-import { randomUUID } from 'node:crypto';
 import Koa, { type Middleware } from 'koa';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import helmet from 'helmet';
@@ -15,8 +14,10 @@ import type { Keyring } from './keyring/keyring.js';
 import { observeProviderEvents, REQUEST_EVENT, REQUEST_LINE, type RequestEvent } from './ops/events.js';
 import { health } from './http/health.js';
 import { dispatch } from './http/layers.js';
+import { presetHeaders, type HeaderPreset } from './http/preset-headers.js';
+import { newRequestId } from './http/request-ids.js';
 import type { Metrics } from './ops/metrics.js';
-import type { Logger } from './ops/logger.js';
+import { lineWriter, type Logger } from './ops/logger.js';
 import type { ProviderHost } from './provider/host.js';
 import { canonicalPaths } from './provider/patches/canonical-paths.js';
 import { matchedRoute } from './provider/patches/matched-route.js';
@@ -54,19 +55,21 @@ function statusClass(status: number): string {
 }
 
 /** Logs each request and turns anything thrown by our own routes into a clean error answer. */
-function requestContext(config: Config, logger: Logger, metrics: Metrics): Middleware {
+function requestContext(config: Config, logger: Logger, metrics: Metrics, headers: ResponseHeaders): Middleware {
   // The request line holds fixed fields only (the path, never the query; ids, a route, an error
   // code), none of which can carry a secret: it skips the redaction pass, which cost five times
   // the rest of writing the line. Errors logged here still go through the redacting logger.
-  const requestLog = logger.child({}, { redact: { paths: [], censor: '[redacted]' } });
+  // Written as pino would write it, from one JSON.stringify of its fields (ops/logger.ts lineWriter).
+  const requestLine = lineWriter(logger.child({}, { redact: { paths: [], censor: '[redacted]' } }), 'request');
   return async (ctx, next) => {
     const started = process.hrtime.bigint();
     const offered = config.proxy ? ctx.get('X-Request-Id') : '';
-    const requestId = REQUEST_ID.test(offered) ? offered : randomUUID();
+    const requestId = REQUEST_ID.test(offered) ? offered : newRequestId();
     ctx.state.requestId = requestId;
     (ctx.state as Record<symbol, unknown>)[REQUEST_LINE] = true;
-    // On the Node response directly: koa's ctx.set builds two arrays per call for the same result.
-    ctx.res.setHeader('X-Request-Id', requestId);
+    // The request id and the security headers, on the Node response directly, all at once (see
+    // securityHeaders): koa's ctx.set built two arrays per call, Node's setHeader more.
+    (ctx.method === 'GET' || ctx.method === 'HEAD' ? headers.read : headers.other)(ctx.res, requestId);
     try {
       await next();
       if (ctx.state.storeOutage) storeOutage(ctx);
@@ -93,7 +96,7 @@ function requestContext(config: Config, logger: Logger, metrics: Metrics): Middl
       metrics.observeRequest(route, ctx.method, statusClass(ctx.status), seconds);
       const error = (ctx.body as { error?: unknown } | undefined)?.error;
       const event = (ctx.state as Record<symbol, unknown>)[REQUEST_EVENT] as RequestEvent | undefined;
-      const line: Record<string, unknown> = {
+      const line: Record<string, string | number | undefined> = {
         requestId,
         method: ctx.method,
         path: ctx.path,
@@ -107,7 +110,7 @@ function requestContext(config: Config, logger: Logger, metrics: Metrics): Middl
       // Added only when there is something to add (spreading an empty literal made one per request).
       if (ctx.state.storeOutage) line.outage = 'store';
       if (event) Object.assign(line, event);
-      requestLog.info(line, 'request');
+      requestLine(line);
     }
   };
 }
@@ -151,11 +154,22 @@ export function serveAsIssuer(app: Koa, issuer: string): void {
   });
 }
 
+/** The headers every answer starts with, by kind of request (set in requestContext). */
+interface ResponseHeaders {
+  /** GET and HEAD. */
+  readonly read: HeaderPreset;
+  readonly other: HeaderPreset;
+}
+
 /**
- * Helmet's headers, computed once: they depend on the configuration only (no nonces), so helmet
- * runs once at start against a recording response, and each request gets the recorded headers.
+ * X-Request-Id, then helmet's headers, computed once: they depend on the configuration only (no
+ * nonces), so helmet runs once at start against a recording response, and each request gets the
+ * recorded headers, as one preset per kind of request (http/preset-headers.ts). They are set as
+ * the request enters, with its id, where a middleware of their own after canonicalPaths (which
+ * neither answers nor sets a header) set them before: the same headers, in the same order, on the
+ * same answers, without a layer of the stack.
  */
-function securityHeaders(config: Config): Middleware {
+function securityHeaders(config: Config): ResponseHeaders {
   const headers: [string, string][] = [];
   const recorder = { setHeader: (name: string, value: unknown) => headers.push([name, String(value)]), removeHeader: () => {} };
   helmet({
@@ -186,15 +200,11 @@ function securityHeaders(config: Config): Middleware {
     crossOriginResourcePolicy: { policy: 'same-origin' },
   })({} as IncomingMessage, recorder as unknown as ServerResponse, () => {});
   if (!headers.length) throw new Error('helmet set no headers');
-  const count = headers.length;
-  return (ctx, next) => {
-    // An indexed loop: destructuring each pair allocated an iterator per request.
-    const res = ctx.res;
-    for (let i = 0; i < count; i += 1) res.setHeader(headers[i]![0], headers[i]![1]);
+  return {
     // No GET or HEAD answer is stored unless its route says otherwise (the JWKS, discovery, static
     // files do). health.ts used to set this on every such request, whatever its path.
-    if (ctx.method === 'GET' || ctx.method === 'HEAD') res.setHeader('Cache-Control', 'no-store');
-    return next();
+    read: presetHeaders('X-Request-Id', [...headers, ['Cache-Control', 'no-store']]),
+    other: presetHeaders('X-Request-Id', headers),
   };
 }
 
@@ -217,11 +227,10 @@ export function createApp({ config, providers, kv, keyring, logger, metrics, rou
     observeProviderEvents(provider, logger, metrics);
   });
 
-  app.use(requestContext(config, logger, metrics));
+  app.use(requestContext(config, logger, metrics, securityHeaders(config)));
   // Each of the engine's routes in its own spelling only, before any path is compared (the route
   // paths come from the configuration: every provider built later has the same).
   app.use(canonicalPaths(providers.current));
-  app.use(securityHeaders(config));
   // Each request meets only the layers whose scope admits its path (http/layers.ts), in this order;
   // unscoped ones (rate limits, the provider) meet every request.
   app.use(dispatch([health(kv, keyring), stylesheet(), scripts(), ...routes, providers.middleware()]));
