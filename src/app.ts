@@ -2,6 +2,7 @@
  * The HTTP application: request ids and logs, error answers, security headers, health, our own
  * routes, then oidc-provider mounted at the root (its documented way: koa-mount).
  */
+import { randomUUID } from 'node:crypto';
 import Koa, { type Middleware } from 'koa';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import helmet from 'helmet';
@@ -15,7 +16,6 @@ import { observeProviderEvents, REQUEST_EVENT, REQUEST_LINE, type RequestEvent }
 import { health } from './http/health.js';
 import { dispatch } from './http/layers.js';
 import { presetHeaders, type HeaderPreset } from './http/preset-headers.js';
-import { newRequestId } from './http/request-ids.js';
 import type { Metrics } from './ops/metrics.js';
 import { lineWriter, type Logger } from './ops/logger.js';
 import type { ProviderHost } from './provider/host.js';
@@ -64,7 +64,7 @@ function requestContext(config: Config, logger: Logger, metrics: Metrics, header
   return async (ctx, next) => {
     const started = process.hrtime.bigint();
     const offered = config.proxy ? ctx.get('X-Request-Id') : '';
-    const requestId = REQUEST_ID.test(offered) ? offered : newRequestId();
+    const requestId = REQUEST_ID.test(offered) ? offered : randomUUID();
     ctx.state.requestId = requestId;
     (ctx.state as Record<symbol, unknown>)[REQUEST_LINE] = true;
     // The request id and the security headers, on the Node response directly, all at once (see
