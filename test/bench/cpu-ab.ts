@@ -81,6 +81,8 @@ try {
         const before = processCpuSeconds(server.pid);
         const result = await closedLoop(server.url, workloads.get(side)!, { connections, seconds: 120, amount: iterations });
         errors += result.errors;
+        // Which build failed, and how: a build that answers errors is measuring its error path.
+        if (result.errors) console.error(`  ${id} ${side}: ${result.errors} errors (${result.errorSamples.slice(0, 2).join('; ')})`);
         cpu[side]!.push(((processCpuSeconds(server.pid) - before) * 1000) / Math.max(1, result.iterations));
       }
     }
