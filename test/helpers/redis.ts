@@ -70,6 +70,23 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/** Redis Cluster's bus listens on its node's port + 10000 (`cluster-port` is Redis 7's only). */
+const CLUSTER_BUS_OFFSET = 10_000;
+
+/**
+ * A free port for a Cluster node whose bus port (port + 10000) is free too, and below the ephemeral
+ * range as well: freePort() alone checked only the node's port, and a bus port in the ephemeral
+ * range, or taken by a file running beside, made the node abort at start ("Failed listening on port").
+ */
+async function freeClusterPort(): Promise<number> {
+  const span = Math.min(EPHEMERAL.low, 65536) - CLUSTER_BUS_OFFSET - PICK_FROM;
+  for (let attempt = 0; span >= 1000 && attempt < 50; attempt++) {
+    const port = PICK_FROM + Math.floor(Math.random() * span);
+    if ((await bindable(port)) && (await bindable(port + CLUSTER_BUS_OFFSET))) return port;
+  }
+  throw new Error('no free port pair for a Redis Cluster node below the ephemeral range');
+}
+
 /** Sends one inline command over raw TCP and returns the reply text (or throws). */
 function command(port: number, line: string): Promise<string> {
   return new Promise((done, fail) => {
@@ -182,7 +199,7 @@ export async function startRedisCluster(masters = 3): Promise<RedisCluster> {
   try {
     for (let i = 0; i < masters; i += 1) {
       const dir = mkdtempSync(join(tmpdir(), 'latchkey-cluster-'));
-      const port = await freePort();
+      const port = await freeClusterPort();
       const log = join(dir, 'redis.log');
       const child = launch([
         '--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--logfile', log, '--save', '',
