@@ -12,7 +12,7 @@
  */
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import argon2 from 'argon2';
-import type { Kv } from '../store/kv.js';
+import { getViaInTurn, type Kv } from '../store/kv.js';
 import { processArgon2Slots, type Argon2Slots } from './argon2-slots.js';
 import { enforceUsername, legacyUsernameForm, MAX_USERNAME_LENGTH, nonAscii, usernameSkeletons } from './usernames.js';
 
@@ -287,12 +287,8 @@ export class Accounts {
    */
   async findByUsernameWith(username: string, alongside: readonly string[]): Promise<{ sub: string; account: Account | undefined; values: (string | undefined)[] } | undefined> {
     return this.#viaUsername(username, async (index) => {
-      let found: { id: string; values: (string | undefined)[] } | undefined;
-      if (this.kv.getVia) found = await this.kv.getVia(index, [ACCOUNT_PREFIX, ...alongside]);
-      else {
-        const id = await this.kv.get(index);
-        found = id === undefined ? undefined : { id, values: await Promise.all([ACCOUNT_PREFIX, ...alongside].map((prefix) => this.kv.get(prefix + id))) };
-      }
+      const prefixes = [ACCOUNT_PREFIX, ...alongside];
+      const found = await (this.kv.getVia ? this.kv.getVia(index, prefixes) : getViaInTurn(this.kv, index, prefixes));
       if (!found) return undefined;
       const [json, ...values] = found.values;
       return { sub: found.id, account: accountOf(json), values };
