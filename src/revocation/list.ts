@@ -159,6 +159,11 @@ export interface RevocationListOptions {
   readonly grantLifetime?: number;
 }
 
+/** Whether a token issued at `iat` (epoch seconds; anything else counts as before) is at or before a mark (epoch seconds), if there is one. */
+function issuedUpTo(mark: string | undefined, iat: unknown): boolean {
+  return mark !== undefined && (typeof iat !== 'number' || iat <= Number(mark));
+}
+
 function toEntry({ fields }: LogEntry): RevocationEntry | undefined {
   const exp = Number(fields.exp);
   if (fields.type === 'jti' && fields.value) return { type: 'jti', jti: fields.value, exp };
@@ -284,7 +289,7 @@ export class RevocationList {
   async delegatedEnded(clientId: unknown, iat: unknown): Promise<boolean> {
     if (typeof clientId !== 'string') return false;
     const mark = await this.#rareMarks.get(delegatedKey(clientId));
-    return mark !== undefined && (typeof iat !== 'number' || iat <= Number(mark));
+    return issuedUpTo(mark, iat);
   }
 
   /**
@@ -333,7 +338,7 @@ export class RevocationList {
       audiences.length ? this.#rareMarks.get(OPERATOR_ENDINGS_KEY) : undefined,
     ]);
     if (byJti !== undefined || byKid !== undefined) return true;
-    const issuedBy = (mark: string | undefined) => mark !== undefined && (typeof iat !== 'number' || iat <= Number(mark));
+    const issuedBy = (mark: string | undefined) => issuedUpTo(mark, iat);
     if (issuedBy(byGrant) || issuedBy(bySubject) || issuedBy(byDelegation) || issuedBy(byClient)) return true;
     if (operatorEndings === undefined) return false;
     const byApi = await Promise.all([
