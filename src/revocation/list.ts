@@ -114,8 +114,8 @@ export type RevocationEntry =
   | { readonly type: 'api'; readonly aud: string; readonly revoked_at: number; readonly exp: number }
   /**
    * Reject tokens whose `sub` is this, that carry a `gid` (a person's, under a grant: never a
-   * client's own), and whose `iat` is at or before `revoked_at` (the person was disabled, or an
-   * operator set their password). Matters until `exp`.
+   * client's own), and whose `iat` is at or before `revoked_at` (the person was disabled, an
+   * operator set their password or revoked every grant they gave). Matters until `exp`.
    */
   | { readonly type: 'sub'; readonly sub: string; readonly revoked_at: number; readonly exp: number }
   /**
@@ -261,10 +261,10 @@ export class RevocationList {
   /**
    * Revokes every token issued to a person up to now (access tokens under any of their grants, JWT
    * and opaque), in one atomic step with its feed line: the first thing done when a person is
-   * disabled or their password set by an operator, so that what follows (their grants revoked one by
-   * one) may fail half-way and leave nothing working. Refresh tokens, codes and sessions, which
-   * outlive this entry, are held to the account's own cutoff (accounts.ts endedAt). False if already
-   * recorded this second.
+   * disabled, their password set by an operator or every grant they gave revoked, so that what
+   * follows (their grants revoked one by one) may fail half-way and leave nothing working. Refresh
+   * tokens, codes and sessions, which outlive this entry, are held to the account's own cutoff
+   * (accounts.ts endedAt, or grantsEndedAt with the sessions kept). False if already recorded this second.
    */
   async revokeSubject(sub: string): Promise<boolean> {
     return this.#revokeUpToNow('sub', subjectKey, sub, this.#lifetime);
