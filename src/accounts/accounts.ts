@@ -330,7 +330,11 @@ export class Accounts {
       // Onto the account as it is now: a person disabled, or given another password, while the hash
       // was made is not signed in (and their account is left as the operator wrote it).
       const upgraded = await this.#update(account.sub, (stored) => (stored.passwordHash === account.passwordHash && !stored.disabled ? { ...stored, passwordHash } : undefined));
-      return upgraded?.written ? upgraded.account : undefined;
+      if (!upgraded || upgraded.written) return upgraded?.account;
+      // Another hash stored meanwhile: another sign-in's re-hash of this password (it verifies), or
+      // an operator's new password (it does not).
+      const stored = upgraded.account;
+      return stored.passwordHash && !stored.disabled && (await this.#verify(stored.passwordHash, password)) ? stored : undefined;
     }
     return account;
   }
