@@ -12,7 +12,7 @@
  */
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import argon2 from 'argon2';
-import type { Kv } from '../store/kv.js';
+import { getViaInTurn, type Kv } from '../store/kv.js';
 import { processArgon2Slots, type Argon2Slots } from './argon2-slots.js';
 import { enforceUsername, legacyUsernameForm, MAX_USERNAME_LENGTH, nonAscii, usernameSkeletons } from './usernames.js';
 
@@ -115,6 +115,8 @@ export class AccountError extends Error {
 export const MAX_PASSWORD_LENGTH = 1024;
 
 const ACCOUNT_PREFIX = 'account:';
+/** An account as stored (its JSON, or nothing). */
+const accountOf = (json: string | undefined): Account | undefined => (json ? (JSON.parse(json) as Account) : undefined);
 const accountKey = (sub: string) => `${ACCOUNT_PREFIX}${sub}`;
 /** How many times an account write (#update) is tried against writes made in between. */
 const UPDATE_ATTEMPTS = 8;
@@ -259,24 +261,23 @@ export class Accounts {
   }
 
   async find(sub: string): Promise<Account | undefined> {
-    const json = await this.kv.get(accountKey(sub));
-    return json ? (JSON.parse(json) as Account) : undefined;
+    return accountOf(await this.kv.get(accountKey(sub)));
   }
 
   /** By the enforced form, else by the pre-PRECIS form that accounts made before it are keyed by. */
   async findByUsername(username: string): Promise<Account | undefined> {
-    const sub = await this.subOf(username);
+    const sub = await this.#viaUsername(username, (index) => this.kv.get(index));
     return sub ? this.find(sub) : undefined;
   }
 
   /**
-   * The sub of the account with this username (findByUsername's first read), for a caller that
-   * reads the account together with what else it needs of the person.
+   * What `read` finds at the username's index: by the enforced form, else by the pre-PRECIS form
+   * that accounts made before it are keyed by. Undefined for a username that cannot be one.
    */
-  async subOf(username: string): Promise<string | undefined> {
+  async #viaUsername<T>(username: string, read: (index: string) => Promise<T | undefined>): Promise<T | undefined> {
     if (typeof username !== 'string' || !username || [...username].length > MAX_USERNAME_LENGTH) return undefined;
     const enforced = enforceUsername(username);
-    return (enforced.ok ? await this.kv.get(nameKey(enforced.username)) : undefined) ?? (await this.kv.get(nameKey(legacyUsernameForm(username))));
+    return (enforced.ok ? await read(nameKey(enforced.username)) : undefined) ?? (await read(nameKey(legacyUsernameForm(username))));
   }
 
   /**
@@ -285,20 +286,13 @@ export class Accounts {
    * trip where the store can (Kv.getVia). Undefined for a username nobody has (nothing else read).
    */
   async findByUsernameWith(username: string, alongside: readonly string[]): Promise<{ sub: string; account: Account | undefined; values: (string | undefined)[] } | undefined> {
-    if (typeof username !== 'string' || !username || [...username].length > MAX_USERNAME_LENGTH) return undefined;
-    const via = async (index: string) => {
-      let found: { id: string; values: (string | undefined)[] } | undefined;
-      if (this.kv.getVia) found = await this.kv.getVia(index, [ACCOUNT_PREFIX, ...alongside]);
-      else {
-        const id = await this.kv.get(index);
-        found = id === undefined ? undefined : { id, values: await Promise.all([ACCOUNT_PREFIX, ...alongside].map((prefix) => this.kv.get(prefix + id))) };
-      }
+    return this.#viaUsername(username, async (index) => {
+      const prefixes = [ACCOUNT_PREFIX, ...alongside];
+      const found = await (this.kv.getVia ? this.kv.getVia(index, prefixes) : getViaInTurn(this.kv, index, prefixes));
       if (!found) return undefined;
       const [json, ...values] = found.values;
-      return { sub: found.id, account: json ? (JSON.parse(json) as Account) : undefined, values };
-    };
-    const enforced = enforceUsername(username);
-    return (enforced.ok ? await via(nameKey(enforced.username)) : undefined) ?? (await via(nameKey(legacyUsernameForm(username))));
+      return { sub: found.id, account: accountOf(json), values };
+    });
   }
 
   /** Every account's sub (without reading the accounts). */
@@ -336,7 +330,11 @@ export class Accounts {
       // Onto the account as it is now: a person disabled, or given another password, while the hash
       // was made is not signed in (and their account is left as the operator wrote it).
       const upgraded = await this.#update(account.sub, (stored) => (stored.passwordHash === account.passwordHash && !stored.disabled ? { ...stored, passwordHash } : undefined));
-      return upgraded?.written ? upgraded.account : undefined;
+      if (!upgraded || upgraded.written) return upgraded?.account;
+      // Another hash stored meanwhile: another sign-in's re-hash of this password (it verifies), or
+      // an operator's new password (it does not).
+      const stored = upgraded.account;
+      return stored.passwordHash && !stored.disabled && (await this.#verify(stored.passwordHash, password)) ? stored : undefined;
     }
     return account;
   }

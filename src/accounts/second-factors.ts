@@ -4,7 +4,8 @@
  */
 import type { Sealer } from '../keyring/sealing.js';
 import type { Kv } from '../store/kv.js';
-import { CredentialRecords, type StoredCredentials } from './credentials.js';
+import type { Account, Accounts } from './accounts.js';
+import { CREDENTIALS_PREFIX, CredentialRecords, credentialsOf, type StoredCredentials } from './credentials.js';
 import { Passkeys } from './passkeys.js';
 import { RecoveryCodes } from './recovery-codes.js';
 import { TotpCredentials } from './totp.js';
@@ -21,12 +22,22 @@ export interface SecondFactorSummary {
 export const hasSecondFactor = (summary: SecondFactorSummary) => summary.passkeys.length > 0 || summary.totp !== undefined;
 
 /** What a record holds, without any secret. */
-export function summaryOf({ passkeys, totp, recovery }: StoredCredentials): SecondFactorSummary {
+function summaryOf({ passkeys, totp, recovery }: StoredCredentials): SecondFactorSummary {
   return {
     passkeys: passkeys.map(({ id, name, createdAt, lastUsedAt }) => ({ id, name, createdAt, ...(lastUsedAt ? { lastUsedAt } : {}) })),
     totp: totp ? { createdAt: totp.createdAt, ...(totp.lastUsedAt ? { lastUsedAt: totp.lastUsedAt } : {}) } : undefined,
     recoveryCodesLeft: recovery?.hashes.length ?? 0,
   };
+}
+
+/**
+ * The account named `username` and its second factors (whether the person has one decides what
+ * follows a right password), read with the username's index: one round trip where the store can
+ * (Accounts.findByUsernameWith). Undefined for a username nobody has.
+ */
+export async function findWithSecondFactors(accounts: Accounts, username: string): Promise<{ account: Account | undefined; factors: SecondFactorSummary } | undefined> {
+  const found = await accounts.findByUsernameWith(username, [CREDENTIALS_PREFIX]);
+  return found && { account: found.account, factors: summaryOf(credentialsOf(found.values[0])) };
 }
 
 export class SecondFactors {

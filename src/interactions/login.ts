@@ -5,8 +5,7 @@
  */
 import type { Context } from 'koa';
 import type { Account, Accounts } from '../accounts/accounts.js';
-import { CREDENTIALS_PREFIX, credentialsOf } from '../accounts/credentials.js';
-import { summaryOf, type SecondFactorSummary } from '../accounts/second-factors.js';
+import { findWithSecondFactors, type SecondFactorSummary } from '../accounts/second-factors.js';
 import type { LoginThrottle } from '../accounts/throttle.js';
 import { respondWithError } from '../http/errors.js';
 import { render } from '../http/views.js';
@@ -78,7 +77,7 @@ export function submitLogin(
     // The sign-in pauses, whose username it is, their account and their second factors (whether the
     // person has one decides what follows a right password) are read with the interaction (one round
     // trip), and used only once the form is known to be this interaction's.
-    const first = username && password ? Promise.all([throttle.pause(username, ctx.ip), accounts.findByUsernameWith(username, [CREDENTIALS_PREFIX])]) : undefined;
+    const first = username && password ? Promise.all([throttle.pause(username, ctx.ip), findWithSecondFactors(accounts, username)]) : undefined;
     first?.catch(() => {}); // awaited below, unless the form is refused before
     const found = await submitted(ctx);
     if (!found) return;
@@ -103,7 +102,7 @@ export function submitLogin(
     // While paused, the password is not even checked: a right guess must look like a wrong one.
     const [pause, named] = await first;
     if (pause) return paused(pause);
-    const factors = named && summaryOf(credentialsOf(named.values[0]));
+    const factors = named?.factors;
     const account = await accounts.verifyFound(named?.account, password);
     if (!account) {
       logger.info({ event: 'login.failed', client_id: interaction.params.client_id }, 'login failed');

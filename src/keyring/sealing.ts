@@ -53,7 +53,7 @@ export class Sealer {
   /**
    * Any JSON value sealed the same way, bound to `label` (the additional authenticated data: a
    * value sealed under one label does not open under another). A label names its kind, e.g.
-   * `passkey-challenge:<ceremony>`, so that it never equals a key's kid.
+   * `passkey-challenge:signin:<ceremony>`, so that it never equals a key's kid.
    */
   sealValue(label: string, value: unknown): string {
     const { id, key } = this.#secrets[0]!;

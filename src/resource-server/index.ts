@@ -148,7 +148,7 @@ export class ResourceServer {
   readonly #jtis = new Map<string, number>();
   /** gid → { revokedAt, exp } */
   readonly #grants = new Map<string, UpTo>();
-  /** sub → up to when: a person disabled or their password set by an operator, every token issued to them (under a grant) up to then */
+  /** sub → up to when: a person disabled, their password set by an operator or every grant they gave revoked: every token issued to them (under a grant) up to then */
   readonly #subjects = new Map<string, UpTo>();
   /** client_id → up to when: every grant the client holds was revoked, so every token it holds on people's behalf (under a grant) up to then */
   readonly #delegations = new Map<string, UpTo>();

@@ -114,8 +114,8 @@ export type RevocationEntry =
   | { readonly type: 'api'; readonly aud: string; readonly revoked_at: number; readonly exp: number }
   /**
    * Reject tokens whose `sub` is this, that carry a `gid` (a person's, under a grant: never a
-   * client's own), and whose `iat` is at or before `revoked_at` (the person was disabled, or an
-   * operator set their password). Matters until `exp`.
+   * client's own), and whose `iat` is at or before `revoked_at` (the person was disabled, an
+   * operator set their password or revoked every grant they gave). Matters until `exp`.
    */
   | { readonly type: 'sub'; readonly sub: string; readonly revoked_at: number; readonly exp: number }
   /**
@@ -157,6 +157,11 @@ export interface RevocationListOptions {
   readonly accessTokenLifetime: number;
   /** The longest lifetime of a grant (and so of its refresh tokens), in seconds: how long a delegated mark is kept. Default: accessTokenLifetime. */
   readonly grantLifetime?: number;
+}
+
+/** Whether a token issued at `iat` (epoch seconds; anything else counts as before) is at or before a mark (epoch seconds), if there is one. */
+function issuedUpTo(mark: string | undefined, iat: unknown): boolean {
+  return mark !== undefined && (typeof iat !== 'number' || iat <= Number(mark));
 }
 
 function toEntry({ fields }: LogEntry): RevocationEntry | undefined {
@@ -256,10 +261,10 @@ export class RevocationList {
   /**
    * Revokes every token issued to a person up to now (access tokens under any of their grants, JWT
    * and opaque), in one atomic step with its feed line: the first thing done when a person is
-   * disabled or their password set by an operator, so that what follows (their grants revoked one by
-   * one) may fail half-way and leave nothing working. Refresh tokens, codes and sessions, which
-   * outlive this entry, are held to the account's own cutoff (accounts.ts endedAt). False if already
-   * recorded this second.
+   * disabled, their password set by an operator or every grant they gave revoked, so that what
+   * follows (their grants revoked one by one) may fail half-way and leave nothing working. Refresh
+   * tokens, codes and sessions, which outlive this entry, are held to the account's own cutoff
+   * (accounts.ts endedAt, or grantsEndedAt with the sessions kept). False if already recorded this second.
    */
   async revokeSubject(sub: string): Promise<boolean> {
     return this.#revokeUpToNow('sub', subjectKey, sub, this.#lifetime);
@@ -284,7 +289,7 @@ export class RevocationList {
   async delegatedEnded(clientId: unknown, iat: unknown): Promise<boolean> {
     if (typeof clientId !== 'string') return false;
     const mark = await this.#rareMarks.get(delegatedKey(clientId));
-    return mark !== undefined && (typeof iat !== 'number' || iat <= Number(mark));
+    return issuedUpTo(mark, iat);
   }
 
   /**
@@ -333,7 +338,7 @@ export class RevocationList {
       audiences.length ? this.#rareMarks.get(OPERATOR_ENDINGS_KEY) : undefined,
     ]);
     if (byJti !== undefined || byKid !== undefined) return true;
-    const issuedBy = (mark: string | undefined) => mark !== undefined && (typeof iat !== 'number' || iat <= Number(mark));
+    const issuedBy = (mark: string | undefined) => issuedUpTo(mark, iat);
     if (issuedBy(byGrant) || issuedBy(bySubject) || issuedBy(byDelegation) || issuedBy(byClient)) return true;
     if (operatorEndings === undefined) return false;
     const byApi = await Promise.all([

@@ -174,3 +174,12 @@ export async function inBatches<T, R>(items: readonly T[], size: number, each: (
   for (let at = 0; at < items.length; at += size) results.push(...(await Promise.all(items.slice(at, at + size).map(each))));
   return results;
 }
+
+/**
+ * What Kv.getVia answers, read in turn: the index, then the strings at each of `prefixes` + its id
+ * (two round trips). For a store without getVia, and Redis Cluster's (its keys on other servers).
+ */
+export async function getViaInTurn(kv: Pick<Kv, 'get'>, index: string, prefixes: readonly string[]): Promise<{ id: string; values: (string | undefined)[] } | undefined> {
+  const id = await kv.get(index);
+  return id === undefined ? undefined : { id, values: await Promise.all(prefixes.map((prefix) => kv.get(prefix + id))) };
+}

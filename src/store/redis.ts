@@ -4,7 +4,7 @@
  */
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 import type { Config } from '../config.js';
-import type { CachedReads, ConsumeOutcome, Kv, LogEntry, ReadResults, ReadsAhead, StoredRecord } from './kv.js';
+import { getViaInTurn, type CachedReads, type ConsumeOutcome, type Kv, type LogEntry, type ReadResults, type ReadsAhead, type StoredRecord } from './kv.js';
 import { TRACKING_CONNECTION, TrackedCache, type TrackedCacheOptions } from './tracked-cache.js';
 
 type RedisSettings = Config['redis'];
@@ -315,10 +315,7 @@ export class RedisKv implements Kv {
   }
 
   async getVia(index: string, prefixes: readonly string[]): Promise<{ id: string; values: (string | undefined)[] } | undefined> {
-    if (this.#client instanceof Cluster) {
-      const id = await this.get(index);
-      return id === undefined ? undefined : { id, values: await Promise.all(prefixes.map((prefix) => this.get(prefix + id))) };
-    }
+    if (this.#client instanceof Cluster) return getViaInTurn(this, index, prefixes);
     const keyPrefix = this.#client.options.keyPrefix ?? '';
     const reply = await this.#client.getVia(index, ...prefixes.map((prefix) => keyPrefix + prefix));
     if (!reply) return undefined;

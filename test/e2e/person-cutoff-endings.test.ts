@@ -149,6 +149,20 @@ describe('e2e: a person ended half-way (disabled, password set) holds nothing th
     }
   }
 
+  /**
+   * The CLI's environment with a Redis ACL user `user` that may write anything but a grant's entry on
+   * the revocation list (every grant's revocation starts with it): the CLI fails as it starts
+   * revoking grants, after the person's or client's one entry.
+   */
+  async function withoutGrantEntries(user: string): Promise<Record<string, string>> {
+    const raw = new Redis(redis.url);
+    const prefix = server.config.redis.keyPrefix;
+    const allowed = [`${prefix}[^r]*`, `${prefix}r[^e]*`, `${prefix}re[^v]*`, `${prefix}revoked:{rv}:sub:*`, `${prefix}revoked:{rv}:delegated:*`, `${prefix}revoked:{rv}:feed`];
+    await raw.call('ACL', 'SETUSER', user, 'on', `>${user}-password`, ...allowed.map((pattern) => `~${pattern}`), '&*', '+@all');
+    raw.disconnect();
+    return { ...env, REDIS_URL: `redis://${user}:${user}-password@127.0.0.1:${redis.port}` };
+  }
+
   const admin = async (path: string) => {
     const token = await clientCredentialsToken(server.url, OPS, `${server.issuer}/admin`, 'admin');
     return fetch(`${server.url}/admin${path}`, { method: 'POST', headers: { authorization: `Bearer ${token}` } });
@@ -182,14 +196,7 @@ describe('e2e: a person ended half-way (disabled, password set) holds nothing th
   });
 
   it('the CLI, its store refusing the grants\' list entries (a failure half-way): users disable, users passwd, grants revoke --user and --client each leave nothing working', async () => {
-    // This connection may not write a grant's entry on the revocation list (every grant's revocation
-    // starts with it), but everything else: the CLI fails as it starts revoking the person's grants.
-    const raw = new Redis(redis.url);
-    const prefix = server.config.redis.keyPrefix;
-    const allowed = [`${prefix}[^r]*`, `${prefix}r[^e]*`, `${prefix}re[^v]*`, `${prefix}revoked:{rv}:sub:*`, `${prefix}revoked:{rv}:delegated:*`, `${prefix}revoked:{rv}:feed`];
-    await raw.call('ACL', 'SETUSER', 'no-grant-entries', 'on', '>no-grant-entries-password', ...allowed.map((pattern) => `~${pattern}`), '&*', '+@all');
-    raw.disconnect();
-    const failing = { ...env, REDIS_URL: `redis://no-grant-entries:no-grant-entries-password@127.0.0.1:${redis.port}` };
+    const failing = await withoutGrantEntries('no-grant-entries');
     for (const [username, args, sessionEnds] of [
       ['dina', ['users', 'disable', 'dina'], true],
       ['emil', ['users', 'passwd', 'emil', '--password-stdin'], true],
@@ -212,12 +219,7 @@ describe('e2e: a person ended half-way (disabled, password set) holds nothing th
   });
 
   it('after grants revoke --user or --client stopped half-way, the session kept makes no new tokens from a grant that should have ended: the app asks for consent again', async () => {
-    const raw = new Redis(redis.url);
-    const prefix = server.config.redis.keyPrefix;
-    const allowed = [`${prefix}[^r]*`, `${prefix}r[^e]*`, `${prefix}re[^v]*`, `${prefix}revoked:{rv}:sub:*`, `${prefix}revoked:{rv}:delegated:*`, `${prefix}revoked:{rv}:feed`];
-    await raw.call('ACL', 'SETUSER', 'kept-grants', 'on', '>kept-grants-password', ...allowed.map((pattern) => `~${pattern}`), '&*', '+@all');
-    raw.disconnect();
-    const failing = { ...env, REDIS_URL: `redis://kept-grants:kept-grants-password@127.0.0.1:${redis.port}` };
+    const failing = await withoutGrantEntries('kept-grants');
     for (const [username, args, at] of [
       ['ivy', ['grants', 'revoke', '--user', 'ivy'], 'web'],
       ['jay', ['grants', 'revoke', '--client', PARTNER.id], 'partner'],

@@ -51,6 +51,15 @@ describe('accounts (redis)', function () {
     assert.match((await accounts.findByUsername('dave'))!.passwordHash, /\$m=24576,p=1,t=3\$/, 'not downgraded');
   });
 
+  it('two sign-ins at once that both re-hash the password both sign in (the second finds the first one\'s hash)', async () => {
+    await accounts.create('dora', PASSWORD);
+    const stronger = new Accounts(kv, { ...OWASP, memoryCost: 24576, timeCost: 3 });
+    const [first, second] = await Promise.all([stronger.verify('dora', PASSWORD), stronger.verify('dora', PASSWORD)]);
+    assert.ok(first, 'the first sign-in');
+    assert.ok(second, 'the second sign-in, whose re-hash lost the race');
+    assert.match((await accounts.findByUsername('dora'))!.passwordHash, /\$m=24576,p=1,t=3\$/, 'stored');
+  });
+
   it('usernames are unique regardless of case and Unicode width', async () => {
     await accounts.create('Erin', PASSWORD);
     for (const twin of ['erin', 'ERIN', 'ｅｒｉｎ']) {
