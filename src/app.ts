@@ -169,6 +169,9 @@ interface ResponseHeaders {
  * neither answers nor sets a header) set them before: the same headers, in the same order, on the
  * same answers, without a layer of the stack.
  */
+/** Features turned off on every answer (the Permissions-Policy header). */
+export const PERMISSIONS_POLICY = 'camera=(), microphone=(), geolocation=(), payment=(), usb=(), serial=(), hid=(), bluetooth=(), display-capture=(), browsing-topics=()';
+
 function securityHeaders(config: Config): ResponseHeaders {
   const headers: [string, string][] = [];
   const recorder = { setHeader: (name: string, value: unknown) => headers.push([name, String(value)]), removeHeader: () => {} };
@@ -200,6 +203,9 @@ function securityHeaders(config: Config): ResponseHeaders {
     crossOriginResourcePolicy: { policy: 'same-origin' },
   })({} as IncomingMessage, recorder as unknown as ServerResponse, () => {});
   if (!headers.length) throw new Error('helmet set no headers');
+  // Powerful features no page of ours uses are off for our pages and anything they might embed; WebAuthn
+  // (passkeys) keeps its default, our own origin.
+  headers.push(['Permissions-Policy', PERMISSIONS_POLICY]);
   return {
     // No GET or HEAD answer is stored unless its route says otherwise (the JWKS, discovery, static
     // files do). health.ts used to set this on every such request, whatever its path.

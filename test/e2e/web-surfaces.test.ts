@@ -27,6 +27,10 @@ function assertHardened(headers: Headers, name: string): void {
   assert.doesNotMatch(/script-src ([^;]*)/.exec(csp)?.[1] ?? '', /unsafe-inline|unsafe-eval|\*|https?:|data:/, name);
   assert.equal(headers.get('x-content-type-options'), 'nosniff', name);
   assert.equal(headers.get('referrer-policy'), 'no-referrer', name);
+  const permissions = headers.get('permissions-policy') ?? '';
+  for (const feature of ['camera', 'microphone', 'geolocation', 'payment']) assert.match(permissions, new RegExp(`(^|, )${feature}=\\(\\)`), name);
+  // Passkeys must keep working: WebAuthn is never turned off.
+  assert.doesNotMatch(permissions, /publickey-credentials/, name);
 }
 
 describe('e2e: the web surfaces (headers, cookies, bodies)', function () {
