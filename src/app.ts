@@ -154,6 +154,9 @@ export function serveAsIssuer(app: Koa, issuer: string): void {
   });
 }
 
+/** Features turned off on every answer (the Permissions-Policy header). */
+const PERMISSIONS_POLICY = 'camera=(), microphone=(), geolocation=(), payment=(), usb=(), serial=(), hid=(), bluetooth=(), display-capture=(), browsing-topics=()';
+
 /** The headers every answer starts with, by kind of request (set in requestContext). */
 interface ResponseHeaders {
   /** GET and HEAD. */
@@ -169,9 +172,6 @@ interface ResponseHeaders {
  * neither answers nor sets a header) set them before: the same headers, in the same order, on the
  * same answers, without a layer of the stack.
  */
-/** Features turned off on every answer (the Permissions-Policy header). */
-export const PERMISSIONS_POLICY = 'camera=(), microphone=(), geolocation=(), payment=(), usb=(), serial=(), hid=(), bluetooth=(), display-capture=(), browsing-topics=()';
-
 function securityHeaders(config: Config): ResponseHeaders {
   const headers: [string, string][] = [];
   const recorder = { setHeader: (name: string, value: unknown) => headers.push([name, String(value)]), removeHeader: () => {} };

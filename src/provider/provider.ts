@@ -117,11 +117,11 @@ type DeviceFlow = NonNullable<NonNullable<Configuration['features']>['deviceFlow
 /** features.deviceFlow's page hooks. */
 export type DevicePages = Required<Pick<DeviceFlow, 'userCodeInputSource' | 'userCodeConfirmSource' | 'successSource'>>;
 
-/** The OpenID scopes we offer; every client may register them. */
 /** Client authentication at the token, introspection and revocation endpoints alike (public clients revoke their own tokens: RFC 7009 §5). */
 const CLIENT_AUTH_METHODS = ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'] as const;
 /** Algorithms clients may sign private_key_jwt assertions with: asymmetric only. */
 const CLIENT_AUTH_ALGORITHMS = ['RS256', 'PS256', 'ES256', 'EdDSA'] as const;
+/** The OpenID scopes we offer; every client may register them. */
 const OIDC_SCOPES = ['openid', 'offline_access', ...Object.keys(SCOPE_CLAIMS).filter((scope) => scope !== 'openid')];
 
 /** Who may register what: the registration policy (registration/policy.ts) for these APIs. */
