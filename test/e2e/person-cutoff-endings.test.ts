@@ -87,6 +87,8 @@ describe('e2e: a person ended half-way (disabled, password set) holds nothing th
     return { agent, api, userinfo, rp };
   }
   type Holdings = Awaited<ReturnType<typeof holdings>>;
+  /** Until the next second begins: a cutoff written in the current one then reaches nothing issued afterwards. */
+  const nextSecond = () => new Promise((resolve) => setTimeout(resolve, 1000 - (Date.now() % 1000) + 5));
 
   const active = async (token: string) => (await introspect(server.url, RS, token)).active === true;
   const activeToApp = async (rp: Holdings['rp'], token: string) => (await introspect(server.url, rp.client, token)).active === true;
@@ -225,6 +227,9 @@ describe('e2e: a person ended half-way (disabled, password set) holds nothing th
       ['jay', ['grants', 'revoke', '--client', PARTNER.id], 'partner'],
     ] as const) {
       await server.accounts.create(username, PASSWORD);
+      // The partner's delegated mark of the test before (its grants revoke --client) ends what the
+      // partner is issued up to that second, new grants included: start in a later second.
+      await nextSecond();
       const held = await holdings(username, PASSWORD, at);
       await allWorking(held);
       const run = await latchkey(failing, [...args]);
