@@ -16,7 +16,9 @@
  *   generation counter, bumped by each of them, must be unchanged when the reply comes.
  * - Redis sends an invalidation before it answers the write that caused it, but on another socket:
  *   a cached answer is given only after the I/O that has already arrived has been handled
- *   (`#settled`), so a request that follows a completed write sees the write. A write of this
+ *   (`#settled`), so a request that follows a completed write sees the write (FLUSHDB's
+ *   invalidation is the exception: with Redis 7.0 it was seen to arrive microseconds after the
+ *   answer). A write of this
  *   process's store does not even wait for that: as it is answered, its keys' entries go (`forget`),
  *   so this process reads its own writes however late the invalidation comes (a lost packet).
  * - Entries are bounded in number (oldest first out) and in age, a backstop rather than the way
