@@ -398,8 +398,9 @@ function features({ config, apis, revocations, accounts, logoutPages, devicePage
             mayIntrospect(apis, caller, { clientId, aud, scope, clientCredentials }),
             opaqueRevoked(revocations, { clientId, accountId, iat, aud, scope, clientCredentials }),
             clientResolves(ctx.oidc.provider, clientId, config.outbound.allowPrivateNetworks),
-            // A refresh token stays good (its refresh is narrowed), so only access tokens are held to the client now.
-            kind === 'AccessToken' ? heldByClientNow(ctx.oidc.provider, caller, { clientId, scope, clientCredentials }) : true,
+            // A refresh token stays good while its client may keep offline access (its refresh is narrowed).
+            // A refresh token is held to offline access: gone with offline_access or the refresh_token grant.
+            kind === 'AccessToken' || kind === 'RefreshToken' ? heldByClientNow(ctx.oidc.provider, caller, { clientId, scope, clientCredentials, refresh: kind === 'RefreshToken' }) : true,
             // A refresh token outlives the person's list entry: held to the account's cutoff, as a refresh is (findAccount).
             kind === 'RefreshToken' && accountId ? accounts.find(accountId).then((account) => !account || account.disabled || endedWithPerson(account, iat)) : false,
           ]);

@@ -175,7 +175,7 @@ export async function mayIntrospect(apis: Apis, caller: { clientId: string; clie
 export async function heldByClientNow(
   provider: Provider,
   caller: Client,
-  token: { clientId?: unknown; scope?: unknown; clientCredentials: boolean },
+  token: { clientId?: unknown; scope?: unknown; clientCredentials: boolean; refresh?: boolean },
 ): Promise<boolean> {
   if (token.clientCredentials || typeof token.clientId !== 'string' || typeof token.scope !== 'string') return true;
   let client: Client | undefined;
@@ -188,5 +188,21 @@ export async function heldByClientNow(
     if (isStoreOutage(error)) throw error;
     return false;
   }
-  return scopesBeyond(client, token.scope.split(' ').filter(Boolean)).length === 0;
+  const scopes = token.scope.split(' ').filter(Boolean);
+  // A refresh token stays good while its client may keep offline access (its refresh is narrowed to what is left).
+  if (token.refresh) return offlineAccessHeld(client, scopes);
+  return scopesBeyond(client, scopes).length === 0;
+}
+
+/**
+ * Whether a client may still keep the offline access a refresh token of it holds (`scopes`): the
+ * engine issues a refresh token only with offline_access granted, to a client allowed the
+ * refresh_token grant. Once an operator (or the client, RFC 7592) took either away, its refresh
+ * tokens are good for nothing: each refresh would otherwise rotate into a new one for as long as it
+ * kept refreshing, the offline access it may no longer ask for. Given back, they work again, as a
+ * person's access tokens held to the client now do.
+ */
+export function offlineAccessHeld(client: { readonly scope?: string; grantTypeAllowed(type: string): boolean } | undefined, scopes: Iterable<string>): boolean {
+  if (!client?.grantTypeAllowed('refresh_token')) return false;
+  return scopesBeyond(client, [...scopes].filter((scope) => scope === 'offline_access')).length === 0;
 }

@@ -17,6 +17,15 @@ describe('unit: a person’s token is held to its client as registered now (intr
     assert.equal(await heldByClientNow(engine(async () => ({ scope: 'openid' })), api, token), false);
   });
 
+  it('a refresh token holds while its client may keep offline access: offline_access requestable and the refresh_token grant allowed', async () => {
+    const refresh = { clientId: 'app', scope: 'openid offline_access email', clientCredentials: false, refresh: true };
+    const client = (scope: string, grantTypes = ['authorization_code', 'refresh_token']) => ({ scope, grantTypeAllowed: (type: string) => grantTypes.includes(type) });
+    // Its refresh is narrowed to what is left: email taken away alone does not end it.
+    assert.equal(await heldByClientNow(engine(async () => client('openid offline_access')), api, refresh), true);
+    assert.equal(await heldByClientNow(engine(async () => client('openid email')), api, refresh), false);
+    assert.equal(await heldByClientNow(engine(async () => client('openid offline_access email', ['authorization_code'])), api, refresh), false);
+  });
+
   it('a store outage is the request’s 503, never a token said to be held', async () => {
     const outage = new Error('Connection is closed.');
     await assert.rejects(heldByClientNow(engine(() => Promise.reject(outage)), api, token), outage);
