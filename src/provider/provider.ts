@@ -392,14 +392,18 @@ function features({ config, apis, revocations, accounts, logoutPages, devicePage
         // read in one round trip. Nor one of a client whose metadata document is gone, nor a person's
         // token holding a scope an operator took from its client since (resource-servers.ts heldByClientNow).
         allowedPolicy: async (ctx, caller, token) => {
-          const { clientId, accountId, aud, scope, kind, iat } = token as unknown as { clientId?: string; accountId?: string; aud?: unknown; scope?: string; kind: string; iat?: number };
+          const { clientId, accountId, aud, scope, kind, iat, acr } = token as unknown as { clientId?: string; accountId?: string; aud?: unknown; scope?: string; kind: string; iat?: number; acr?: unknown };
           const clientCredentials = kind === 'ClientCredentials';
           const [allowed, deleted, resolves, held, personEnded] = await Promise.all([
             mayIntrospect(apis, caller, { clientId, aud, scope, clientCredentials }),
             opaqueRevoked(revocations, { clientId, accountId, iat, aud, scope, clientCredentials }),
             clientResolves(ctx.oidc.provider, clientId, config.outbound.allowPrivateNetworks),
-            // A refresh token stays good (its refresh is narrowed), so only access tokens are held to the client now.
-            kind === 'AccessToken' ? heldByClientNow(ctx.oidc.provider, caller, { clientId, scope, clientCredentials }) : true,
+            // A refresh token stays good while its client may keep offline access (its refresh is narrowed).
+            // A refresh token is held to what a refresh of it is: offline access (offline_access and the
+            // refresh_token grant) and the sign-in level its client requires (patches/step-up.ts).
+            kind === 'AccessToken' || kind === 'RefreshToken'
+              ? heldByClientNow(ctx.oidc.provider, caller, { clientId, scope, clientCredentials, ...(kind === 'RefreshToken' && { refresh: { acr, mfaEverywhere: config.accounts.mfa.required } }) })
+              : true,
             // A refresh token outlives the person's list entry: held to the account's cutoff, as a refresh is (findAccount).
             kind === 'RefreshToken' && accountId ? accounts.find(accountId).then((account) => !account || account.disabled || endedWithPerson(account, iat)) : false,
           ]);

@@ -19,7 +19,7 @@
  * (store/adapter.ts, withinReuseGrace). Later reuse revokes the grant as before.
  */
 import { errors, type KoaContextWithOIDC } from 'oidc-provider';
-import { grantedAt, nothingGrantedAt } from './resource-servers.js';
+import { grantedAt, nothingGrantedAt, offlineAccessHeld } from './resource-servers.js';
 import { scopesBeyond } from './patches/current-registration.js';
 
 interface RefreshTokenWithResources {
@@ -44,7 +44,8 @@ function resourceOfRefresh(ctx: KoaContextWithOIDC, token: RefreshTokenWithResou
 
 /**
  * A refresh gives no more than the client may request now (its `scope` metadata, when it has one):
- * an operator or the client may have narrowed it since the person consented. Asked for explicitly,
+ * an operator or the client may have narrowed it since the person consented. Without offline_access
+ * there, no refresh at all (invalid_grant: the refresh token is that offline access). Asked for explicitly,
  * a scope outside it is invalid_scope; otherwise the refresh is narrowed to what is left (the
  * answer's `scope` says so, RFC 6749 §5.1), and the ID token and userinfo follow. Runs before the
  * token is spent, and before the resource check (which depends on the scopes asked).
@@ -52,6 +53,11 @@ function resourceOfRefresh(ctx: KoaContextWithOIDC, token: RefreshTokenWithResou
 export function boundRefreshToClientScope(ctx: KoaContextWithOIDC): void {
   const token = ctx.oidc.entities.RefreshToken as RefreshTokenWithResources | undefined;
   if (!token?.scopes) return;
+  // The refresh token is offline access: a client that may no longer request offline_access gets no
+  // refresh (which would rotate it into a new one), whatever scope it asks for now. Not spent.
+  if (!offlineAccessHeld(ctx.oidc.client as unknown as Parameters<typeof offlineAccessHeld>[0], token.scopes)) {
+    throw new errors.InvalidGrant('this client may no longer keep offline access (offline_access was taken from what it may request)');
+  }
   const asked = ctx.oidc.params?.scope ? [...ctx.oidc.requestParamScopes] : [...token.scopes];
   const beyond = scopesBeyond(ctx.oidc.client, asked);
   if (!beyond.length) return;

@@ -14,6 +14,7 @@
 import { errors, type Client, type KoaContextWithOIDC, type Provider, type ResourceServer } from 'oidc-provider';
 import { predates, type Apis } from '../apis/apis.js';
 import { scopesBeyond } from './patches/current-registration.js';
+import { refreshLevelMet } from './patches/step-up.js';
 import { isStoreOutage } from '../store/outage.js';
 
 /** True for a token request in which the client acts for itself. */
@@ -166,7 +167,8 @@ export async function mayIntrospect(apis: Apis, caller: { clientId: string; clie
 
 /**
  * A person's access token introspects active only while every scope it carries is one its client may
- * still request: an operator who narrowed the client's `scope` metadata (admin API, CLI) has
+ * still request (a refresh token (`refresh`) while it would still refresh: offlineAccessHeld, and the
+ * sign-in level its client requires now): an operator who narrowed the client's `scope` metadata (admin API, CLI) has
  * refreshes narrowed (refresh-rotation.ts) and the account's claims withheld (id-token-claims.ts),
  * and no resource server reading `scope` at introspection is told the token still holds the rest.
  * A client_credentials token is bounded by its operator grant instead (mayIntrospect). A client
@@ -175,7 +177,7 @@ export async function mayIntrospect(apis: Apis, caller: { clientId: string; clie
 export async function heldByClientNow(
   provider: Provider,
   caller: Client,
-  token: { clientId?: unknown; scope?: unknown; clientCredentials: boolean },
+  token: { clientId?: unknown; scope?: unknown; clientCredentials: boolean; refresh?: { readonly acr: unknown; readonly mfaEverywhere: boolean } },
 ): Promise<boolean> {
   if (token.clientCredentials || typeof token.clientId !== 'string' || typeof token.scope !== 'string') return true;
   let client: Client | undefined;
@@ -188,5 +190,22 @@ export async function heldByClientNow(
     if (isStoreOutage(error)) throw error;
     return false;
   }
-  return scopesBeyond(client, token.scope.split(' ').filter(Boolean)).length === 0;
+  const scopes = token.scope.split(' ').filter(Boolean);
+  // A refresh token stays good while its client may keep offline access (its refresh is narrowed to
+  // what is left), and while its sign-in is as strong as its client requires now (patches/step-up.ts).
+  if (token.refresh) return offlineAccessHeld(client, scopes) && refreshLevelMet(client, token.refresh.acr, token.refresh.mfaEverywhere);
+  return scopesBeyond(client, scopes).length === 0;
+}
+
+/**
+ * Whether a client may still keep the offline access a refresh token of it holds (`scopes`): the
+ * engine issues a refresh token only with offline_access granted, to a client allowed the
+ * refresh_token grant. Once an operator (or the client, RFC 7592) took either away, its refresh
+ * tokens are good for nothing: each refresh would otherwise rotate into a new one for as long as it
+ * kept refreshing, the offline access it may no longer ask for. Given back, they work again, as a
+ * person's access tokens held to the client now do.
+ */
+export function offlineAccessHeld(client: { readonly scope?: string; grantTypeAllowed(type: string): boolean } | undefined, scopes: Iterable<string>): boolean {
+  if (!client?.grantTypeAllowed('refresh_token')) return false;
+  return scopesBeyond(client, [...scopes].filter((scope) => scope === 'offline_access')).length === 0;
 }

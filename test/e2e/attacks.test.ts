@@ -177,7 +177,7 @@ describe('attacks: second factor, step-up and the new endpoints (black box)', fu
     assert.ok(guesses <= MAX_FAILURES, `${guesses} wrong codes were checked before the pause (limit ${MAX_FAILURES})`);
   });
 
-  it('step-up downgrade by refresh: a refresh token from a password-only sign-in stops working once the client requires MFA (OIDC Core §12, RFC 6749 §5.2 invalid_grant)', async () => {
+  it('step-up downgrade by refresh: a refresh token from a password-only sign-in stops working once the client requires MFA, and introspects inactive (OIDC Core §12, RFC 6749 §5.2 invalid_grant, RFC 7662 §2.2)', async () => {
     const created = await admin('/clients', {
       method: 'POST',
       body: JSON.stringify({ client_id: 'later-strict', token_endpoint_auth_method: 'none', redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'] }),
@@ -203,6 +203,9 @@ describe('attacks: second factor, step-up and the new endpoints (black box)', fu
       assert.equal(error.error, 'invalid_grant');
       return true;
     });
+    // Its client is told so at introspection too: the token it can no longer use is not active.
+    const introspected = await oidc.tokenIntrospection(configs['later-strict']!, refreshed.refresh_token!);
+    assert.deepEqual(introspected, { active: false });
   });
 
   it('step-up downgrade by a code or a device code: one from a password-only sign-in, redeemed after its client came to require MFA, gets no tokens (OIDC Core §3.1.2.1, RFC 8628 §3.5, RFC 6749 §5.2 invalid_grant)', async () => {

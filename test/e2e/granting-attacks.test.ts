@@ -577,6 +577,47 @@ describe('attacks: Latchkey hands out no more than was granted (black box)', fun
     assert.ok(userinfo.sub);
   });
 
+  it("offline access an operator took from a client ends with it: its refresh tokens refresh no more (nor rotate into new ones) and introspect inactive, and so once it may no longer use the refresh_token grant; given back, they work again (OIDC Core §11, RFC 6749 §6, RFC 7662 §2.2)", async () => {
+    const write = await operatorWrites('keeper');
+    const grantTypes = async (types: string[], scope: string) =>
+      fetch(`${server.url}/admin/clients/keeper`, {
+        method: 'PUT',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${(await token(OPS, { grant_type: 'client_credentials', resource: `${server.issuer}/admin`, scope: 'admin' })).body.access_token!}` },
+        body: JSON.stringify({ redirect_uris: [REDIRECT], grant_types: types, scope }),
+      });
+    assert.equal((await write('POST', '', 'openid offline_access email')).status, 201);
+    const keeper = await oidc.discovery(new URL(server.issuer), 'keeper', APP.secret, oidc.ClientSecretBasic(APP.secret), { execute: [oidc.allowInsecureRequests] });
+    const client = { id: 'keeper', secret: APP.secret };
+    const agent = new Agent();
+    const { page, verifier } = await startAuthorization(agent, keeper, REDIRECT, { scope: 'openid offline_access email', prompt: 'consent' });
+    let current: Page = await signInSteps(agent, page, { username: 'pat', password: PASSWORD, stopAt: REDIRECT });
+    if (isConsent(current)) current = await agent.submit(current, '/confirm', {}, REDIRECT);
+    const first = await token(client, { grant_type: 'authorization_code', code: new URL(current.url).searchParams.get('code')!, redirect_uri: REDIRECT, code_verifier: verifier });
+    assert.ok(first.body.refresh_token, JSON.stringify(first.body));
+    const refreshToken = first.body.refresh_token!;
+
+    // The operator takes offline_access away from what the app may ask: a new request asking it is refused.
+    assert.equal((await write('PUT', '/keeper', 'openid email')).status, 200);
+    for (const scope of [undefined, 'openid email', 'openid']) {
+      const refreshed = await token(client, { grant_type: 'refresh_token', refresh_token: refreshToken, ...(scope && { scope }) });
+      assert.equal(refreshed.status, 400, `scope ${String(scope)}: no refresh, and no new refresh token: ${JSON.stringify(refreshed.body)}`);
+      assert.equal(refreshed.body.error, 'invalid_grant');
+    }
+    assert.deepEqual(await introspection(client, refreshToken), { active: false }, 'the refresh token at introspection');
+
+    // Nor may it use the refresh_token grant (offline_access back in its scope).
+    assert.equal((await grantTypes(['authorization_code'], 'openid offline_access email')).status, 200);
+    assert.deepEqual(await introspection(client, refreshToken), { active: false }, 'without the refresh_token grant');
+
+    // Given back, the refused requests spent nothing: the refresh token works again.
+    assert.equal((await grantTypes(['authorization_code', 'refresh_token'], 'openid offline_access email')).status, 200);
+    assert.equal((await introspection(client, refreshToken)).active, true);
+    const again = await token(client, { grant_type: 'refresh_token', refresh_token: refreshToken });
+    assert.equal(again.status, 200, JSON.stringify(again.body));
+    assert.equal(again.body.scope, 'openid offline_access email');
+    assert.ok(again.body.refresh_token);
+  });
+
   it("a token issued before an operator narrowed its client introspects inactive: no resource server is told the token holds a scope the client may no longer have (RFC 7662 §2.2, RFC 6749 §3.3)", async () => {
     const write = await operatorWrites('reader');
     assert.equal((await write('POST', '', 'openid offline_access email read')).status, 201);

@@ -17,6 +17,25 @@ describe('unit: a person’s token is held to its client as registered now (intr
     assert.equal(await heldByClientNow(engine(async () => ({ scope: 'openid' })), api, token), false);
   });
 
+  it('a refresh token holds while its client may keep offline access: offline_access requestable and the refresh_token grant allowed', async () => {
+    const refresh = { clientId: 'app', scope: 'openid offline_access email', clientCredentials: false, refresh: { acr: 'pwd', mfaEverywhere: false } };
+    const client = (scope: string, grantTypes = ['authorization_code', 'refresh_token'], metadata: Record<string, unknown> = {}) =>
+      ({ clientId: 'app', scope, grantTypeAllowed: (type: string) => grantTypes.includes(type), metadata: () => metadata });
+    // Its refresh is narrowed to what is left: email taken away alone does not end it.
+    assert.equal(await heldByClientNow(engine(async () => client('openid offline_access')), api, refresh), true);
+    assert.equal(await heldByClientNow(engine(async () => client('openid email')), api, refresh), false);
+    assert.equal(await heldByClientNow(engine(async () => client('openid offline_access email', ['authorization_code'])), api, refresh), false);
+  });
+
+  it('a refresh token from a sign-in weaker than its client requires now does not hold (step-up)', async () => {
+    const refresh = (acr: string, mfaEverywhere = false) => ({ clientId: 'app', scope: 'openid offline_access', clientCredentials: false, refresh: { acr, mfaEverywhere } });
+    const client = (metadata: Record<string, unknown>) => ({ clientId: 'app', scope: 'openid offline_access', grantTypeAllowed: () => true, metadata: () => metadata });
+    assert.equal(await heldByClientNow(engine(async () => client({ require_mfa: true })), api, refresh('pwd')), false);
+    assert.equal(await heldByClientNow(engine(async () => client({ require_mfa: true })), api, refresh('mfa')), true);
+    assert.equal(await heldByClientNow(engine(async () => client({})), api, refresh('pwd', true)), false);
+    assert.equal(await heldByClientNow(engine(async () => client({})), api, refresh('pwd')), true);
+  });
+
   it('a store outage is the request’s 503, never a token said to be held', async () => {
     const outage = new Error('Connection is closed.');
     await assert.rejects(heldByClientNow(engine(() => Promise.reject(outage)), api, token), outage);

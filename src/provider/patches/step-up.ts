@@ -87,11 +87,16 @@ export function withStepUp(policy: interactionPolicy.DefaultPolicy, mfaEverywher
   return policy;
 }
 
+/** Whether a grant signed in at `acr` is as strong as `client` requires now (what a refresh of it is held to; introspection asks too). */
+export function refreshLevelMet(client: ClientLike, acr: unknown, mfaEverywhere: boolean): boolean {
+  return satisfies(acr, requiredAcrFor(client, {}, mfaEverywhere));
+}
+
 /** Refresh tokens, codes and device codes from a sign-in weaker than their client now requires are refused (see above). */
 export function requireLevelAtTokenEndpoint(provider: Provider, mfaEverywhere: boolean): void {
   checkAtTokenEndpoint<NonNullable<ClientLike>>([provider.RefreshToken, provider.AuthorizationCode, provider.DeviceCode], (token, client) => {
     // A device code not yet approved has no sign-in to weigh (its polling goes on).
-    if (token.accountId && !satisfies(token.acr, requiredAcrFor(client, {}, mfaEverywhere))) {
+    if (token.accountId && !refreshLevelMet(client, token.acr, mfaEverywhere)) {
       throw new errors.InvalidGrant('the client requires a stronger sign-in than this grant was issued for');
     }
   });
