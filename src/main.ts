@@ -35,7 +35,7 @@ import { renderProviderError } from './http/errors.js';
 import { homePage } from './interactions/home.js';
 import { interactionRoutes } from './interactions/routes.js';
 import { openKeyring } from './keyring/index.js';
-import { jwksEndpoint } from './keyring/jwks-endpoint.js';
+import { jwksEndpoint, WELL_KNOWN_JWKS_PATH } from './keyring/jwks-endpoint.js';
 import type { Keyring } from './keyring/keyring.js';
 import type { KeyringService } from './keyring/service.js';
 import { createLogger, type Logger } from './ops/logger.js';
@@ -226,6 +226,7 @@ export async function serve(config: Config, logger: Logger = createLogger(config
 
   const mfaSections = { secondFactors, logger, metrics };
   const links = new UpstreamLinks(kv, accounts);
+  const jwksPaths = [providers.current.pathFor('jwks'), WELL_KNOWN_JWKS_PATH];
   const app = createApp({
     config,
     providers,
@@ -237,6 +238,7 @@ export async function serve(config: Config, logger: Logger = createLogger(config
       // Per-address limits on every endpoint the provider serves (the JWKS too, answered just below),
       // the feed, and our own surfaces: the admin API, the developer and account pages and the sign-in pages.
       limits.middleware(providers.current, {
+        jwks: WELL_KNOWN_JWKS_PATH, // counted as the JWKS route it mirrors
         revocation_feed: FEED_PATH,
         admin: /^\/admin(?:\/|$)/i,
         developer: /^\/developer(?:\/|$)/i,
@@ -246,7 +248,8 @@ export async function serve(config: Config, logger: Logger = createLogger(config
       }),
       homePage({ issuer: config.issuer, jwksPath: providers.current.pathFor('jwks') }),
       // Scoped here: keyring/ sits below http/ (http/layers.ts), and its own test is this exact path.
-      scoped({ paths: [providers.current.pathFor('jwks')] }, jwksEndpoint(providers.current.pathFor('jwks'), () => keys.jwks)),
+      // The JWKS at the engine's path (discovery's jwks_uri) and at /.well-known/jwks.json (keyring/jwks-endpoint.ts).
+      scoped({ paths: jwksPaths }, jwksEndpoint(jwksPaths, () => keys.jwks)),
       discoveryDocuments(providers),
       revocationFeed({ issuer: config.issuer, keys: verifier, list: revocations, apis, clockTolerance: CLOCK_TOLERANCE, senderConstraint }),
       adminApi({

@@ -2,6 +2,11 @@
  * The JWKS endpoint, answered from memory ahead of oidc-provider (whose copy is fixed when it is
  * constructed): the ring's public keys, with `Cache-Control: max-age` tied to the publish lead and
  * an ETag, so that a verifier revalidating with If-None-Match gets 304 without a body.
+ *
+ * The same set is also served at `/.well-known/jwks.json` (WELL_KNOWN_JWKS_PATH), where verifiers
+ * that take only an issuer look without reading discovery: get-jwks (behind @fastify/jwt's
+ * documented recipe) fetches `<iss>/.well-known/jwks.json` unless told to discover. Discovery's
+ * `jwks_uri` stays the engine's path.
  */
 import type { Middleware } from 'koa';
 import type { PublishedJwks } from './service.js';
@@ -13,9 +18,12 @@ export function matches(header: string, etag: string): boolean {
   return header.split(',').some((candidate) => strip(candidate) === strip(etag));
 }
 
-export function jwksEndpoint(path: string, published: () => PublishedJwks): Middleware {
+/** Where issuer-only verifiers look for the keys (see the top of this file). */
+export const WELL_KNOWN_JWKS_PATH = '/.well-known/jwks.json';
+
+export function jwksEndpoint(paths: readonly string[], published: () => PublishedJwks): Middleware {
   return async function jwks(ctx, next) {
-    if (ctx.path !== path || (ctx.method !== 'GET' && ctx.method !== 'HEAD')) return next();
+    if (!paths.includes(ctx.path) || (ctx.method !== 'GET' && ctx.method !== 'HEAD')) return next();
     const { body, etag, maxAge } = published();
     ctx.set('Cache-Control', `public, max-age=${maxAge}`);
     ctx.set('ETag', etag);

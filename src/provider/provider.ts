@@ -53,7 +53,7 @@ import { withDeviceFreshLogin } from './patches/device-fresh-login.js';
 import { promptValues, withSelectAccount } from './patches/select-account.js';
 import { openIdScopesOnly } from './patches/openid-scopes.js';
 import { ACR_VALUES } from '../accounts/assurance.js';
-import { emptyJsonRevocationAnswer } from './patches/revocation-response.js';
+import { jsonRevocationAnswer } from './patches/revocation-response.js';
 import { pragmaNoCache } from './patches/pragma-no-cache.js';
 import { foldAuthorizationSpaces } from './patches/authorization-header-spaces.js';
 import { requestUriNotPushed } from './patches/pushed-request-uri.js';
@@ -569,7 +569,7 @@ function applyPatches(
   // RFC 6749 §5.2, §4.1.2.1: unauthorized_client for a grant or response type the client is not registered for.
   layers.push(unauthorizedClientAnswers(provider));
   if (!config.registration.open) layers.push(singleUseInitialAccessTokens(provider, kv, config.issuer));
-  layers.push(emptyJsonRevocationAnswer());
+  layers.push(jsonRevocationAnswer());
   // RFC 6749 §5.1: Pragma: no-cache beside Cache-Control: no-store; RFC 9126 §2.1: request_uri is not pushed (see the patches).
   layers.push(pragmaNoCache(provider.pathFor('registration')));
   layers.push(requestUriNotPushed());

@@ -1,8 +1,9 @@
 /**
- * The revocation endpoint's answer as client libraries read it (RFC 7009 §2.2): 200, an empty
- * body, Content-Type application/json. oidc-client-ts (a library we did not write) revokes an
+ * The revocation endpoint's answer as client libraries read it (RFC 7009 §2.2): 200, the body
+ * `{}`, Content-Type application/json. oidc-client-ts (a library we did not write) revokes an
  * opaque refresh token, an opaque access token and a JWT access token; before, its
- * revokeToken() failed on the text/plain answer.
+ * revokeToken() failed on the text/plain answer. @badgateway/oauth2-client's revoke() parses
+ * every JSON-labelled answer but a 204, as the first test does; it failed on an empty body.
  */
 import assert from 'node:assert/strict';
 import { InMemoryWebStorage, OidcClient, WebStorageStateStore } from 'oidc-client-ts';
@@ -66,7 +67,7 @@ describe('e2e: the revocation answer suits client libraries (oidc-client-ts revo
     return oidc.authorizationCodeGrant(config, flow.callback, { pkceCodeVerifier: flow.verifier });
   }
 
-  it('answers 200 with an empty body labelled application/json, for opaque and JWT tokens alike', async () => {
+  it('answers 200 with a JSON body ({}) labelled application/json, for opaque and JWT tokens alike', async () => {
     const tokens = await signedIn();
     const jwt = await clientCredentialsToken(server.url, MACHINE, API);
     const cases: [string, { id: string; secret: string }, string][] = [
@@ -85,7 +86,8 @@ describe('e2e: the revocation answer suits client libraries (oidc-client-ts revo
       });
       assert.equal(response.status, 200, what);
       assert.match(response.headers.get('content-type') ?? '', /^application\/json/, what);
-      assert.equal(await response.text(), '', what);
+      // As @badgateway/oauth2-client reads it: a JSON label means a body that parses.
+      assert.deepEqual(await response.json(), {}, what);
     }
     // Errors keep their JSON bodies.
     const refused = await tokenEndpoint(server.url, '/token/revocation', { id: WEB.id, secret: 'wrong' }, tokens.access_token);
