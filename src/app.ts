@@ -155,7 +155,7 @@ export function serveAsIssuer(app: Koa, issuer: string): void {
 }
 
 /** Features turned off on every answer (the Permissions-Policy header). */
-const PERMISSIONS_POLICY = 'camera=(), microphone=(), geolocation=(), payment=(), usb=(), serial=(), hid=(), bluetooth=(), display-capture=(), browsing-topics=()';
+const PERMISSIONS_POLICY = 'camera=(), microphone=(), geolocation=(), payment=(), usb=(), serial=(), hid=(), display-capture=(), browsing-topics=()';
 
 /** The headers every answer starts with, by kind of request (set in requestContext). */
 interface ResponseHeaders {

@@ -36,10 +36,14 @@ export function screenshots(folder: string): (page: Page, name: string) => Promi
   };
 }
 
-/** Records the Content-Security-Policy violations Chromium reports on `page` into `violations` (a test asserts it stays empty). */
+/**
+ * Records the Content-Security-Policy violations Chromium reports on `page` into `violations` (a test
+ * asserts it stays empty), and its complaints about our Permissions-Policy header (a feature it does
+ * not know is ignored with an error on every page).
+ */
 export function watchCsp(page: Page, violations: string[]): Page {
   page.on('console', (message) => {
-    if (/Content Security Policy/i.test(message.text())) violations.push(message.text());
+    if (/Content Security Policy|Permissions-Policy/i.test(message.text())) violations.push(message.text());
   });
   return page;
 }
