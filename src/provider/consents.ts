@@ -25,9 +25,9 @@ import type { Kv } from '../store/kv.js';
 export type StaleResource = (identifier: string, givenAt: number | undefined) => Promise<boolean>;
 
 /**
- * Whether a stored grant ended with its person or its client (accounts.ts grantsEndedAt, endedAt;
- * the client's delegated mark, revocation/list.ts): given at or before their cutoff. `ctx`: the
- * authorization request, whose session check read the account already.
+ * Whether a stored grant, or a remembered consent (`iat` its time), ended with its person or its
+ * client (accounts.ts grantsEndedAt, endedAt; the client's delegated mark, revocation/list.ts): given
+ * at or before their cutoff. `ctx`: the authorization request, whose session check read the account already.
  */
 export type GrantEnded = (grant: { readonly accountId: string; readonly clientId: string; readonly iat: number | undefined }, ctx: KoaContextWithOIDC) => Promise<boolean>;
 
@@ -163,6 +163,12 @@ export class Consents {
     const json = await this.kv.get(key(session.accountId, client.clientId));
     if (!json) return undefined;
     const remembered = JSON.parse(json) as Remembered;
+    // Nor a consent given before its person's or client's cutoff, whatever the order of the writes:
+    // one remembered between a command's forgetting of the consents and its mark (or left by a
+    // forgetting that failed) would otherwise make a fresh grant, of a later second than the cutoff.
+    // A consent of the cutoff's second ends too; one without its time (kept before it was) ends
+    // with any cutoff.
+    if (await this.ended({ accountId: session.accountId, clientId: client.clientId, iat: remembered.at }, ctx)) return undefined;
     const grant = new provider.Grant({ accountId: session.accountId, clientId: client.clientId });
     if (remembered.scope) grant.addOIDCScope(remembered.scope);
     if (remembered.claims.length) grant.addOIDCClaims(remembered.claims);
