@@ -29,7 +29,7 @@ export type StaleResource = (identifier: string, givenAt: number | undefined) =>
  * client (accounts.ts grantsEndedAt, endedAt; the client's delegated mark, revocation/list.ts): given
  * at or before their cutoff. `ctx`: the authorization request, whose session check read the account already.
  */
-export type GrantEnded = (grant: { readonly accountId: string; readonly clientId: string; readonly iat: number | undefined }, ctx: KoaContextWithOIDC) => Promise<boolean>;
+export type GrantEnded = (grant: { readonly accountId: string; readonly clientId: string; readonly iat: number | undefined }, ctx: object) => Promise<boolean>;
 
 interface Remembered {
   readonly scope: string;
@@ -62,6 +62,15 @@ export class Consents {
   /** Whether any API `resources` names was removed and added again since `givenAt`. */
   async #anyStale(resources: Iterable<string>, givenAt: number | undefined): Promise<boolean> {
     return (await Promise.all([...resources].map((identifier) => this.stale(identifier, givenAt)))).some(Boolean);
+  }
+
+  /**
+   * Whether a stored grant ended with its person or its client (given at or before their cutoff): a
+   * consent step confirming more on it (interactions/consent.ts) must not take it up again, nor
+   * remember what it held as given now. `ctx`: the request.
+   */
+  grantEnded(grant: Grant, ctx: object): Promise<boolean> {
+    return this.ended({ accountId: grant.accountId!, clientId: grant.clientId!, iat: grant.iat }, ctx);
   }
 
   async remember(grant: Grant): Promise<void> {

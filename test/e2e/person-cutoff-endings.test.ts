@@ -280,6 +280,22 @@ describe('e2e: a person ended half-way (disabled, password set) holds nothing th
     assert.ok(isConsent(again), `mia, enabled again: the consent from before the disable is not used (${again.status} ${again.url})`);
   });
 
+  it("a consent page open on a grant from before a cutoff (grants revoke --user stopped half-way, the grant still stored): confirming what it lacked does not give the app the rest again", async () => {
+    await server.accounts.create('nell', PASSWORD);
+    const held = await holdings('nell');
+    // The app asks for one more scope: the page asks only for profile, on the session's grant.
+    const { page } = await startAuthorization(held.agent, app, REDIRECT, { scope: 'openid offline_access profile' });
+    const consent = await signInSteps(held.agent, page, { username: 'nell', password: PASSWORD, consent: 'stop', stopAt: REDIRECT });
+    assert.ok(isConsent(consent), `${consent.status} ${consent.url}`);
+    assert.doesNotMatch(consent.html, /offline access/i, 'the page asks only for what the grant lacks');
+    // The cutoff's first write alone (the grants and consents it ends one by one afterwards are left).
+    await untilEndingPassed((await server.accounts.endGrants((await server.accounts.findByUsername('nell'))!.sub, server.revocations))!);
+    const confirmed = await held.agent.submit(consent, '/confirm', {}, REDIRECT);
+    assert.ok(!confirmed.url.startsWith(REDIRECT), `the app got a code from the ended grant's offline access, consented to before the cutoff: ${confirmed.url}`);
+    assert.equal(confirmed.status, 400);
+    assert.equal(await silentSignIn(held.agent), 'consent_required', 'nothing was remembered as given now');
+  });
+
   it('a sign-in whose password was verified before the person was disabled, resumed once they are enabled again, signs no one in', async () => {
     await server.accounts.create('gus', PASSWORD);
     const agent = new Agent();
