@@ -137,7 +137,7 @@ export function confirmConsent(steps: Interactions, consents: Consents) {
       grant.addResourceScope(indicator, scopes.join(' '));
     }
     const grantId = await grant.save();
-    await consents.remember(grant);
+    await consents.remember(grant, interaction.session.uid);
     await provider.interactionFinished(ctx.req, ctx.res, { consent: { grantId } }, { mergeWithLastSubmission: true });
     ctx.respond = false;
   };
