@@ -71,7 +71,16 @@ export function accountCheckedFor(ctx: object, sub: string): Account | undefined
 const takenAccounts = new WeakMap<object, Account>();
 
 /**
- * The account `sub` as this request's recheck read it, whether findAccount took it or not (the
+ * The account as this request's findAccount read it itself (no recheck before it: a sign-in's resume),
+ * for accountReadFor: the grant made there from a remembered consent is checked against its cutoffs
+ * with it (provider/consents.ts loadExistingGrant), no read more.
+ */
+export function accountReadByEngine(ctx: object, account: Account): void {
+  if (!takenAccounts.has(ctx)) takenAccounts.set(ctx, account);
+}
+
+/**
+ * The account `sub` as this request's recheck (or findAccount: accountReadByEngine) read it, whether findAccount took it or not (the
  * session's grant is checked against its cutoffs after the engine loaded the account:
  * provider/consents.ts loadExistingGrant); undefined when it read no such account.
  */
