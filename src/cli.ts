@@ -145,7 +145,7 @@ async function endSessionsWithGrants(opened: Opened | undefined, kv: Kv, setting
   const [{ SessionCredentials }, revocation, consents] = await Promise.all([import('./accounts/session-credentials.js'), grantRevocation(kv, settings), consentsOn(kv, settings)]);
   // ...and the consent each grant was made under (given, perhaps, by whoever held the credential).
   const endGrant = revocation.revokingWithConsent(consents);
-  return opened.sessions.endSignedInWith(sub, new SessionCredentials(kv, settings.ttl.session), signedInWith, endGrant);
+  return opened.sessions.endSignedInWith(sub, new SessionCredentials(kv, settings.ttl.session), signedInWith, endGrant, undefined, consents);
 }
 
 type Opened = Awaited<ReturnType<typeof sessionsOn>>;
@@ -843,7 +843,7 @@ upstreams
         endSession: (session) => opened!.sessions.signOutSession(session, endGrant, true),
         // No server ever ran (no ring): no session or grant either.
         peopleLinked: async (upstream) => (opened ? links.peopleLinkedTo(upstream) : []),
-        endSignedInThrough: (sub, upstream) => opened!.sessions.endSignedInWith(sub, credentials, throughUpstream(upstream), endGrant),
+        endSignedInThrough: (sub, upstream) => opened!.sessions.endSignedInWith(sub, credentials, throughUpstream(upstream), endGrant, undefined, consents),
       });
       console.log(`removed upstream ${id}; ended ${ended} session${ended === 1 ? '' : 's'} signed in through it`);
     }),

@@ -104,6 +104,7 @@ export function providerFactory(config: Config, kv: Kv, metrics?: Metrics) {
     maxAccessTokenTTL: config.ttl.apiAccessTokenMax,
     endings: grantEndings(revocations),
   });
+  const signedInWith = new SessionCredentials(kv, config.ttl.session);
   // What a person allowed at an API removed and added again since does not carry over to it.
   const consents = new Consents(
     kv,
@@ -118,6 +119,8 @@ export function providerFactory(config: Config, kv: Kv, metrics?: Metrics) {
       const [account, delegated] = await Promise.all([accountReadFor(ctx, accountId) ?? accounts.find(accountId), revocations.delegatedEnded(clientId, iat)]);
       return delegated || !account || endedWithPerson(account, iat);
     },
+    // Which credentials signed in the session a consent is given in: removing one forgets it.
+    (sessionUid) => signedInWith.of(sessionUid),
   );
   const limits = new RateLimits(kv, config.rateLimit, metrics);
   const federated = new FederatedSessions(kv, config.ttl.session);

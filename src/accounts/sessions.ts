@@ -30,6 +30,14 @@ type RevokeGrant = (grantId: string) => Promise<unknown>;
 /** Whether a session was signed in with a credential: its recorded credential (undefined for one older than those records) and its amr. */
 export type SignedInWith = (credential: SessionCredential | undefined, amr: readonly string[]) => boolean;
 
+/**
+ * The remembered consents (provider/consents.ts, which accounts/ may not import), as far as ending
+ * what a credential signed in needs them: those given in sessions it signed in, but `exceptSession`'s.
+ */
+export interface ForgetsConsentsGivenWith {
+  forgetGivenWith(accountId: string, given: (credential: SessionCredential) => boolean, exceptSession?: string): Promise<unknown>;
+}
+
 /** A session signed in with any second factor (what an operator's reset removes); older ones by amr. */
 export const withSecondFactor: SignedInWith = (used, amr) =>
   used ? used.methods.some((method) => method !== 'password' && method !== 'federated') : amr.includes('mfa') || amr.includes('hwk') || amr.includes('swk');
@@ -63,7 +71,16 @@ export function accountCheckedFor(ctx: object, sub: string): Account | undefined
 const takenAccounts = new WeakMap<object, Account>();
 
 /**
- * The account `sub` as this request's recheck read it, whether findAccount took it or not (the
+ * The account as this request's findAccount read it itself (no recheck before it: a sign-in's resume),
+ * for accountReadFor: the grant made there from a remembered consent is checked against its cutoffs
+ * with it (provider/consents.ts loadExistingGrant), no read more.
+ */
+export function accountReadByEngine(ctx: object, account: Account): void {
+  if (!takenAccounts.has(ctx)) takenAccounts.set(ctx, account);
+}
+
+/**
+ * The account `sub` as this request's recheck (or findAccount: accountReadByEngine) read it, whether findAccount took it or not (the
  * session's grant is checked against its cutoffs after the engine loaded the account:
  * provider/consents.ts loadExistingGrant); undefined when it read no such account.
  */
@@ -171,9 +188,18 @@ export class AccountSessions {
    * they were granted on the strength of that credential); and revokes the grants made with it
    * whose session is gone already (offline access kept after signing out), found by the
    * credentials recorded against each grant (SessionCredentials.recordGrant). The acting session's
-   * grants stay. How many sessions ended.
+   * grants stay. With `consents`, first the consents given in sessions signed in with it (but the
+   * acting one's) are forgotten, their grants live or not. How many sessions ended.
    */
-  async endSignedInWith(accountId: string, credentials: SessionCredentials, signedInWith: SignedInWith, revokeGrant: RevokeGrant, except?: string): Promise<number> {
+  async endSignedInWith(
+    accountId: string,
+    credentials: SessionCredentials,
+    signedInWith: SignedInWith,
+    revokeGrant: RevokeGrant,
+    except?: string,
+    consents?: ForgetsConsentsGivenWith,
+  ): Promise<number> {
+    await consents?.forgetGivenWith(accountId, (used) => signedInWith(used, []), except);
     const [all, grantIds] = await Promise.all([this.list(accountId), new AdapterIndexes(this.kv).grantIds({ accountId })]);
     const grantsOf = (session: Session) => Object.values(session.authorizations ?? {}).flatMap(({ grantId }: { grantId?: string }) => (grantId ? [grantId] : []));
     const keep = new Set(all.filter((session) => session.uid === except).flatMap(grantsOf));

@@ -122,7 +122,10 @@ export function confirmConsent(steps: Interactions, consents: Consents) {
     const grant = interaction.grantId
       ? await provider.Grant.find(interaction.grantId)
       : new provider.Grant({ accountId: interaction.session.accountId, clientId: String(interaction.params.client_id) });
-    if (!grant) {
+    // The grant the page added to was revoked since, or given before its person's or client's cutoff
+    // (an operator's grants revoke that stopped half-way left it stored): what it held is not given
+    // again, nor remembered as given now, by a page that asked only for what it lacked.
+    if (!grant || (interaction.grantId && (await consents.grantEnded(grant, ctx)))) {
       respondWithError(ctx, 400, { error: 'session_not_found', error_description: 'the earlier consent was withdrawn; start again' });
       return;
     }
@@ -134,7 +137,7 @@ export function confirmConsent(steps: Interactions, consents: Consents) {
       grant.addResourceScope(indicator, scopes.join(' '));
     }
     const grantId = await grant.save();
-    await consents.remember(grant);
+    await consents.remember(grant, interaction.session.uid);
     await provider.interactionFinished(ctx.req, ctx.res, { consent: { grantId } }, { mergeWithLastSubmission: true });
     ctx.respond = false;
   };

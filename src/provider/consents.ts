@@ -7,7 +7,8 @@
  * starts a fresh grant with them, so the same request skips the consent screen and only new
  * permissions are asked for.
  *
- * Layout: consent:<sub>:<client_id> → JSON, expiring ttl.grant after the last decision;
+ * Layout: consent:<sub>:<client_id> → JSON (the scopes, claims and APIs' scopes allowed; when; in
+ * which session, signed in with which credentials), expiring ttl.grant after the last decision;
  * consents:<sub> → set of those client ids (for the account page's list of apps), expiring with the
  * last of them; consent-holders:<client_id> → set of the subs who consented to the client, so that
  * deleting the client forgets them all (a client made again with the id must ask again), expiring
@@ -15,6 +16,7 @@
  * listed while their grants live (see accounts/page/apps-section.ts).
  */
 import type { Grant, KoaContextWithOIDC } from 'oidc-provider';
+import type { SessionCredential } from '../accounts/session-credentials.js';
 import { FIRST_PARTY_CLIENT_IDS } from '../http/first-party-sign-in.js';
 import type { Kv } from '../store/kv.js';
 
@@ -25,11 +27,11 @@ import type { Kv } from '../store/kv.js';
 export type StaleResource = (identifier: string, givenAt: number | undefined) => Promise<boolean>;
 
 /**
- * Whether a stored grant ended with its person or its client (accounts.ts grantsEndedAt, endedAt;
- * the client's delegated mark, revocation/list.ts): given at or before their cutoff. `ctx`: the
- * authorization request, whose session check read the account already.
+ * Whether a stored grant, or a remembered consent (`iat` its time), ended with its person or its
+ * client (accounts.ts grantsEndedAt, endedAt; the client's delegated mark, revocation/list.ts): given
+ * at or before their cutoff. `ctx`: the authorization request, whose session check read the account already.
  */
-export type GrantEnded = (grant: { readonly accountId: string; readonly clientId: string; readonly iat: number | undefined }, ctx: KoaContextWithOIDC) => Promise<boolean>;
+export type GrantEnded = (grant: { readonly accountId: string; readonly clientId: string; readonly iat: number | undefined }, ctx: object) => Promise<boolean>;
 
 interface Remembered {
   readonly scope: string;
@@ -37,6 +39,10 @@ interface Remembered {
   readonly at?: number;
   readonly claims: string[];
   readonly resources: Record<string, string>;
+  /** The uid of the session the person decided in (absent in consents remembered before it was kept). */
+  readonly session?: string;
+  /** Which credentials signed that session in (accounts/session-credentials.ts), as recorded then. */
+  readonly by?: SessionCredential;
 }
 
 const key = (accountId: string, clientId: string) => `consent:${accountId}:${clientId}`;
@@ -57,6 +63,8 @@ export class Consents {
     private readonly ttl: number,
     private readonly stale: StaleResource,
     private readonly ended: GrantEnded = async () => false,
+    /** Which credentials signed a session in (SessionCredentials.of), recorded with a consent given in it. */
+    private readonly signedInWith: (sessionUid: string) => Promise<SessionCredential | undefined> = async () => undefined,
   ) {}
 
   /** Whether any API `resources` names was removed and added again since `givenAt`. */
@@ -64,11 +72,33 @@ export class Consents {
     return (await Promise.all([...resources].map((identifier) => this.stale(identifier, givenAt)))).some(Boolean);
   }
 
-  async remember(grant: Grant): Promise<void> {
+  /**
+   * Whether a stored grant ended with its person or its client (given at or before their cutoff): a
+   * consent step confirming more on it (interactions/consent.ts) must not take it up again, nor
+   * remember what it held as given now. `ctx`: the request.
+   */
+  grantEnded(grant: Grant, ctx: object): Promise<boolean> {
+    return this.ended({ accountId: grant.accountId!, clientId: grant.clientId!, iat: grant.iat }, ctx);
+  }
+
+  /**
+   * Remembers what the person allowed the grant's client. `sessionUid`: the session they decided in,
+   * whose credentials are recorded with it: removing one of them forgets the consent
+   * (forgetGivenWith), which may be a thief's, given in the person's name to an app of theirs.
+   */
+  async remember(grant: Grant, sessionUid?: string): Promise<void> {
     const resources = Object.fromEntries(
       Object.keys(grant.resources ?? {}).map((indicator) => [indicator, grant.getResourceScope(indicator)]),
     );
-    const remembered: Remembered = { scope: grant.getOIDCScope(), at: Math.floor(Date.now() / 1000), claims: grant.getOIDCClaims(), resources };
+    const by = sessionUid === undefined ? undefined : await this.signedInWith(sessionUid);
+    const remembered: Remembered = {
+      scope: grant.getOIDCScope(),
+      at: Math.floor(Date.now() / 1000),
+      claims: grant.getOIDCClaims(),
+      resources,
+      ...(sessionUid !== undefined && { session: sessionUid }),
+      ...(by && { by }),
+    };
     await Promise.all([
       this.kv.set(key(grant.accountId!, grant.clientId!), JSON.stringify(remembered), { ttl: this.ttl }),
       this.kv.addToSet(indexKey(grant.accountId!), grant.clientId!, this.ttl),
@@ -99,6 +129,25 @@ export class Consents {
   /** Forgets what a person allowed an app: its next request asks for consent again. */
   async forget(accountId: string, clientId: string): Promise<void> {
     await Promise.all([this.kv.del([key(accountId, clientId)]), this.kv.removeFromSet(indexKey(accountId), clientId), this.kv.removeFromSet(holdersKey(clientId), accountId)]);
+  }
+
+  /**
+   * Forgets the consents a person gave in sessions signed in with a credential taken away (`given`
+   * picks it from the credentials recorded with each), but those given in `exceptSession` (the
+   * session removing it). Their grants may have ended already (signed out without offline access):
+   * the consent would otherwise get the app the person's codes silently at their next sign-in.
+   * Consents remembered before their credentials were recorded stay.
+   */
+  async forgetGivenWith(accountId: string, given: (credential: SessionCredential) => boolean, exceptSession?: string): Promise<void> {
+    const clientIds = await this.kv.members(indexKey(accountId));
+    await Promise.all(
+      clientIds.map(async (clientId) => {
+        const json = await this.kv.get(key(accountId, clientId));
+        if (!json) return;
+        const { by, session } = JSON.parse(json) as Remembered;
+        if (by && session !== exceptSession && given(by)) await this.forget(accountId, clientId);
+      }),
+    );
   }
 
   /**
@@ -163,6 +212,12 @@ export class Consents {
     const json = await this.kv.get(key(session.accountId, client.clientId));
     if (!json) return undefined;
     const remembered = JSON.parse(json) as Remembered;
+    // Nor a consent given before its person's or client's cutoff, whatever the order of the writes:
+    // one remembered between a command's forgetting of the consents and its mark (or left by a
+    // forgetting that failed) would otherwise make a fresh grant, of a later second than the cutoff.
+    // A consent of the cutoff's second ends too; one without its time (kept before it was) ends
+    // with any cutoff.
+    if (await this.ended({ accountId: session.accountId, clientId: client.clientId, iat: remembered.at }, ctx)) return undefined;
     const grant = new provider.Grant({ accountId: session.accountId, clientId: client.clientId });
     if (remembered.scope) grant.addOIDCScope(remembered.scope);
     if (remembered.claims.length) grant.addOIDCClaims(remembered.claims);

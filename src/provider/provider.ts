@@ -7,7 +7,7 @@ import type { Middleware } from 'koa';
 import { errors, Provider, type AccountClaims, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 import { claimsFor, endedWithPerson, passwordStamp, type Accounts } from '../accounts/accounts.js';
 import { predates, type Apis } from '../apis/apis.js';
-import { accountCheckedFor, AccountSessions } from '../accounts/sessions.js';
+import { accountCheckedFor, accountReadByEngine, AccountSessions } from '../accounts/sessions.js';
 import { credentialsHeld, SessionCredentials } from '../accounts/session-credentials.js';
 import { CredentialRecords } from '../accounts/credentials.js';
 import { UpstreamLinks } from '../accounts/links.js';
@@ -312,6 +312,8 @@ function accountsAndConsent({ config, accounts, consents, federated, revocations
       const { iat, clientId } = (token ?? {}) as { iat?: unknown; clientId?: unknown };
       const [account, delegationEnded] = await Promise.all([accountCheckedFor(ctx, sub) ?? accounts.find(sub), token ? revocations.delegatedEnded(clientId, iat) : false]);
       if (!account || account.disabled) return undefined;
+      // The grant loadExistingGrant then makes from a remembered consent is checked with this read.
+      if (!token) accountReadByEngine(ctx, account);
       // A code, device code, refresh token or access token (userinfo) issued before everything of the
       // person ended (disabled, or a password set by an operator: accounts.ts endedAt), or before
       // every grant of its client was revoked (`grants revoke --client`), is void, even if the

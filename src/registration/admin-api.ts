@@ -17,7 +17,7 @@ import { jsonError } from '../http/errors.js';
 import { underPrefix } from '../http/under-prefix.js';
 import type { Accounts } from '../accounts/accounts.js';
 import type { Apis } from '../apis/apis.js';
-import { throughUpstream, type AccountSessions } from '../accounts/sessions.js';
+import { throughUpstream, type AccountSessions, type ForgetsConsentsGivenWith } from '../accounts/sessions.js';
 import type { UpstreamLinks } from '../accounts/links.js';
 import type { SessionCredentials } from '../accounts/session-credentials.js';
 import type { ForgetsConsents, GrantRevocation } from '../revocation/grants.js';
@@ -47,7 +47,7 @@ interface Options {
   /** Revokes what a disabled person held. */
   readonly grants: GrantRevocation;
   /** Forgets what a disabled person consented to. */
-  readonly consents: ForgetsConsents;
+  readonly consents: ForgetsConsents & ForgetsConsentsGivenWith;
   /** A token held across a revoked or narrowed grant stays refused when the grant is given again. */
   readonly revocations: RevocationList;
   /** Ends a disabled person's sessions (with back-channel logout to their apps). */
@@ -138,7 +138,7 @@ export function adminRouter({ issuer, providers, clients, accounts, apis, grants
       linksOf: async (uid) => (await credentials.of(uid))?.links,
       endSession: (session) => sessions.signOutSession(session, endGrant, true),
       peopleLinked: (upstream) => links.peopleLinkedTo(upstream),
-      endSignedInThrough: (sub, upstream) => sessions.endSignedInWith(sub, credentials, throughUpstream(upstream), endGrant),
+      endSignedInThrough: (sub, upstream) => sessions.endSignedInWith(sub, credentials, throughUpstream(upstream), endGrant, undefined, consents),
     });
   upstreamRoutes(router, { upstreams, remove, issuer, read, write, json });
 

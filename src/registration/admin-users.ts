@@ -17,7 +17,7 @@ import { z } from 'zod';
 import { AccountError, untilEndingPassed, type Accounts, type Claims, type SubjectEndings } from '../accounts/accounts.js';
 import type { SecondFactors } from '../accounts/second-factors.js';
 import type { SessionCredentials } from '../accounts/session-credentials.js';
-import { withSecondFactor, type AccountSessions } from '../accounts/sessions.js';
+import { withSecondFactor, type AccountSessions, type ForgetsConsentsGivenWith } from '../accounts/sessions.js';
 import { jsonError } from '../http/errors.js';
 import type { ForgetsConsents, GrantRevocation } from '../revocation/grants.js';
 
@@ -28,7 +28,7 @@ interface Options {
   /** Revokes what a disabled person held. */
   readonly grants: GrantRevocation;
   /** Forgets what a disabled person consented to: enabled again, each app asks again. */
-  readonly consents: ForgetsConsents;
+  readonly consents: ForgetsConsents & ForgetsConsentsGivenWith;
   /** Ends a disabled person's sessions (with back-channel logout to their apps). */
   readonly sessions: AccountSessions;
   readonly secondFactors: SecondFactors;
@@ -113,7 +113,8 @@ export function userRoutes(router: Router, { accounts, endings, grants, consents
     await secondFactors.reset(account.sub);
     // The factors may be on a lost or stolen device: the sessions they signed in end too.
     // ...with the consents given in them (which whoever holds the device may have given).
-    await sessions.endSignedInWith(account.sub, credentials, withSecondFactor, grants.revokingWithConsent(consents));
+    // ...and the consents given in them, whose grants may have ended already (signed out).
+    await sessions.endSignedInWith(account.sub, credentials, withSecondFactor, grants.revokingWithConsent(consents), undefined, consents);
     onReset(account.sub);
     ctx.body = { sub: account.sub, username: account.username, ...(await secondFactors.summary(account.sub)) };
   });

@@ -870,6 +870,40 @@ describe('attacks: second factor, step-up and the new endpoints (black box)', fu
     assert.equal(await active(stolenAccess.access), false, 'and its access token');
   });
 
+  it("a stolen passkey removed on the account page forgets the consent the thief gave with it though its grant ended already (signed out): the app asks the owner again; a consent given with the other passkey stays", async () => {
+    const ula = await server.accounts.create('ula', PASSWORD);
+    const origin = new URL(server.issuer).origin;
+    const [stolen, kept] = [softPasskey(), softPasskey()];
+    for (const key of [stolen, kept]) {
+      await server.secondFactors.records.update(ula.sub, (current) => ({
+        next: { ...current, passkeys: [...current.passkeys, { id: key.id, publicKey: key.publicKey, counter: 0, name: 'soft', deviceType: 'singleDevice', createdAt: 0 }] },
+        result: true,
+      }));
+    }
+    let counter = 1;
+    const signIn = async (agent: Agent, client: string, key: ReturnType<typeof softPasskey>) => {
+      const { page, verifier } = await authorize(agent, client, { prompt: 'consent' });
+      const done = await agent.submit(page, '/passkey', { credential: assertion(key, origin, passkeyChallenge(page), ula.sub, (counter += 1)) }, REDIRECT);
+      await tokensAt(client, done, verifier, agent);
+    };
+    // The thief lets the app in with the stolen passkey, then signs out: the grant (no offline access) ends, the consent stays.
+    const thief = new Agent();
+    await signIn(thief, 'app', stolen);
+    const signOut = await thief.follow(`${server.issuer}/session/end`);
+    assert.match((await thief.submit(signOut, '/session/end/confirm', { logout: 'yes' })).url, /\/session\/end\/success/);
+    // The owner lets another app in with the other passkey.
+    await signIn(new Agent(), 'offline', kept);
+    const owner = new Agent();
+    const login = await owner.follow(`${server.issuer}/account`);
+    const account = await owner.submit(login, '/passkey', { credential: assertion(kept, origin, passkeyChallenge(login), ula.sub, (counter += 1)) });
+    assert.match((await owner.submit(account, '/account/passkeys/remove', { id: stolen.id })).url, /done=passkeys\.removed/);
+
+    const atApp = await authorize(owner, 'app');
+    assert.ok(isConsent(atApp.page), `the thief's consent outlived the passkey: the app got the owner's code silently (${atApp.page.status} ${atApp.page.url})`);
+    const atOther = await authorize(owner, 'offline');
+    assert.ok(atOther.page.url.startsWith(REDIRECT), `the consent given with the other passkey stays (${atOther.page.status} ${atOther.page.url})`);
+  });
+
   it('a passkey removed ends the offline access a single sign-on got with it, the grant made at the authorization endpoint from a remembered consent (no consent step, no resume)', async () => {
     const ona = await server.accounts.create('ona', PASSWORD);
     const origin = new URL(server.issuer).origin;

@@ -58,7 +58,7 @@ describe('e2e: every way an operator ends a session sends its apps a logout toke
    * `username` signs in to the app (with an authenticator app's code as the second factor when `withSecondFactor`);
    * the session's sid and the person's sub, as the ID token says them.
    */
-  async function signedIn(username: string, withSecondFactor = false): Promise<{ sub: string; sid: string }> {
+  async function signedIn(username: string, withSecondFactor = false): Promise<{ sub: string; sid: string; agent: Agent }> {
     const account = await server.accounts.create(username, PASSWORD);
     // Enrolled as the account page does (begin, then a code of the step before: the sign-in's is then unused).
     const enrolled = withSecondFactor ? (await server.secondFactors.totp.begin(account.sub, username)).secret : undefined;
@@ -72,7 +72,7 @@ describe('e2e: every way an operator ends a session sends its apps a logout toke
     assert.ok(done.url.startsWith(REDIRECT), `back at the app, got ${done.status} ${done.url}`);
     const claims = (await oidc.authorizationCodeGrant(app, new URL(done.url), { pkceCodeVerifier: verifier, expectedState: oidc.skipStateCheck })).claims()!;
     if (withSecondFactor) assert.ok((claims.amr as string[]).includes('mfa'), `signed in with a second factor: ${String(claims.amr)}`);
-    return { sub: claims.sub, sid: String(claims.sid) };
+    return { sub: claims.sub, sid: String(claims.sid), agent };
   }
 
   /** A verified logout token for that person and session reaches the app. */
@@ -109,13 +109,22 @@ describe('e2e: every way an operator ends a session sends its apps a logout toke
     await loggedOut(session);
   });
 
-  it("a second-factor reset (CLI, admin API) forgets the consents given in the sessions it ends: the app asks the person again rather than getting their codes silently", async () => {
-    for (const [username, reset] of [
-      ['sam', async () => assert.equal((await latchkey(env, ['users', 'mfa', 'reset', 'sam'])).status, 0)],
-      ['tess', async () => assert.equal((await admin('/users/tess/mfa/reset')).status, 200)],
+  it("a second-factor reset (CLI, admin API) forgets the consents given in the sessions it ends, or in those signed out already: the app asks the person again rather than getting their codes silently", async () => {
+    const cli = (username: string) => async () => assert.equal((await latchkey(env, ['users', 'mfa', 'reset', username])).status, 0);
+    const api = (username: string) => async () => assert.equal((await admin(`/users/${username}/mfa/reset`)).status, 200);
+    for (const [username, reset, signedOut] of [
+      ['sam', cli('sam'), false],
+      ['tess', api('tess'), false],
+      // Signed out at Latchkey before the reset: the grant (no offline access) ended with the session, the consent stayed.
+      ['uma', cli('uma'), true],
+      ['vic', api('vic'), true],
     ] as const) {
       // Whoever holds the lost device signed in with it and let the app in.
-      await signedIn(username, true);
+      const { agent: holder } = await signedIn(username, true);
+      if (signedOut) {
+        const page = await holder.follow(`${server.issuer}/session/end`);
+        assert.match((await holder.submit(page, '/session/end/confirm', { logout: 'yes' })).url, /\/session\/end\/success/);
+      }
       await reset();
       // The person, without a second factor now, signs in at the app (a link the holder sends, say).
       const agent = new Agent();

@@ -13,12 +13,13 @@ import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
 import * as oidc from 'openid-client';
 import { decodeJwt } from 'jose';
+import { untilEndingPassed } from '../../src/accounts/accounts.js';
 import { createResourceServer, TokenRejected, type ResourceServer } from '../../src/resource-server/index.js';
 import type { GrantRevocation } from '../../src/revocation/grants.js';
 import { Agent } from '../helpers/agent.js';
 import { eventually } from '../helpers/eventually.js';
 import { frontChannel } from '../helpers/front-channel.js';
-import { startAuthorization } from '../helpers/sign-in.js';
+import { isConsent, signInSteps, startAuthorization } from '../helpers/sign-in.js';
 import { latchkey } from '../helpers/process.js';
 import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
 import { startServer, testDir, testEnv, type TestServer } from '../helpers/server.js';
@@ -191,7 +192,6 @@ describe('e2e: a person ended half-way (disabled, password set) holds nothing th
     await allWorking(held);
 
     // The first write of `users passwd` (src/cli.ts) alone: the grants, consents and sessions it ends afterwards are left.
-    const { untilEndingPassed } = await import('../../src/accounts/accounts.js');
     await untilEndingPassed(await server.accounts.setPassword('bert', NEW_PASSWORD, server.revocations));
     await nothingWorks(held, 'password set');
     await allWorking(await holdings('bert', NEW_PASSWORD));
@@ -237,6 +237,63 @@ describe('e2e: a person ended half-way (disabled, password set) holds nothing th
       // The grant the session names is still stored (its revocation failed): it must not be taken up again without consent.
       assert.equal(await silentSignIn(held.agent, held.rp.config), 'consent_required', `${args.join(' ')}: the session's old grant is not reused`);
     }
+  });
+
+  it('a consent remembered before a cutoff (a client\'s delegated mark, a person\'s grantsEndedAt or endedAt) makes no grant after it, whatever the order of writes: the consent written, then the mark, and never forgotten', async () => {
+    // The consent is remembered (prompt=consent), then each cutoff written with its grants revoked
+    // but the consent left: the order of a consent remembered between a command's forgetting and its mark.
+    const cases = [
+      {
+        username: 'kim',
+        at: 'partner' as const,
+        end: async () => {
+          await server.revocations.revokeDelegated(PARTNER.id);
+          await server.grants.revokeClient(PARTNER.id);
+        },
+      },
+      {
+        username: 'lou',
+        at: 'web' as const,
+        end: async (sub: string) => {
+          await server.accounts.endGrants(sub, server.revocations);
+          await server.grants.revokeAccount(sub);
+        },
+      },
+    ];
+    for (const { username, at, end } of cases) {
+      await server.accounts.create(username, PASSWORD);
+      await nextSecond();
+      const held = await holdings(username, PASSWORD, at);
+      await allWorking(held);
+      await end((await server.accounts.findByUsername(username))!.sub);
+      // In a later second than the cutoff: a grant made now would be of a later second, and work.
+      await nextSecond();
+      assert.equal(await silentSignIn(held.agent, held.rp.config), 'consent_required', `${username}: the consent from before the cutoff is not used`);
+    }
+    // Disabled (endedAt; consents left), enabled again, signed in again: the app asks for consent again.
+    await server.accounts.create('mia', PASSWORD);
+    await allWorking(await holdings('mia'));
+    await untilEndingPassed(await server.accounts.setDisabled('mia', true, server.revocations));
+    await server.accounts.setDisabled('mia', false);
+    const agent = new Agent();
+    const again = await signInSteps(agent, (await startAuthorization(agent, app, REDIRECT, { scope: 'openid' })).page, { username: 'mia', password: PASSWORD, consent: 'stop', stopAt: REDIRECT });
+    assert.ok(isConsent(again), `mia, enabled again: the consent from before the disable is not used (${again.status} ${again.url})`);
+  });
+
+  it("a consent page open on a grant from before a cutoff (grants revoke --user stopped half-way, the grant still stored): confirming what it lacked does not give the app the rest again", async () => {
+    await server.accounts.create('nell', PASSWORD);
+    const held = await holdings('nell');
+    // The app asks for one more scope: the page asks only for profile, on the session's grant.
+    const { page } = await startAuthorization(held.agent, app, REDIRECT, { scope: 'openid offline_access profile' });
+    const consent = await signInSteps(held.agent, page, { username: 'nell', password: PASSWORD, consent: 'stop', stopAt: REDIRECT });
+    assert.ok(isConsent(consent), `${consent.status} ${consent.url}`);
+    assert.doesNotMatch(consent.html, /offline access/i, 'the page asks only for what the grant lacks');
+    // The cutoff's first write alone (the grants and consents it ends one by one afterwards are left).
+    await untilEndingPassed((await server.accounts.endGrants((await server.accounts.findByUsername('nell'))!.sub, server.revocations))!);
+    const confirmed = await held.agent.submit(consent, '/confirm', {}, REDIRECT);
+    assert.ok(!confirmed.url.startsWith(REDIRECT), `the app got a code from the ended grant's offline access, consented to before the cutoff: ${confirmed.url}`);
+    assert.equal(confirmed.status, 400);
+    assert.equal(await silentSignIn(held.agent), 'consent_required', 'nothing was remembered as given now');
   });
 
   it('a sign-in whose password was verified before the person was disabled, resumed once they are enabled again, signs no one in', async () => {

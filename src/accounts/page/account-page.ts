@@ -42,7 +42,7 @@ import { signedInPages, type Form } from '../../http/signed-in-pages.js';
 import type { ProviderInService } from '../../provider-in-service.js';
 import type { Account } from '../accounts.js';
 import type { SessionCredentials } from '../session-credentials.js';
-import type { AccountSessions, SignedInWith } from '../sessions.js';
+import type { AccountSessions, ForgetsConsentsGivenWith, SignedInWith } from '../sessions.js';
 import { formBody } from '../../http/bodies.js';
 
 export { field, type Form } from '../../http/signed-in-pages.js';
@@ -150,9 +150,11 @@ interface Options {
   readonly credentials: SessionCredentials;
   /** Revokes a grant with its tokens. */
   readonly revokeGrant: (grantId: string) => Promise<unknown>;
+  /** Forgets the consents given in sessions a removed credential signed in. */
+  readonly consents?: ForgetsConsentsGivenWith;
 }
 
-export function accountPage({ providers, sessions, csrfKey, reauthenticateAfter, credentials, revokeGrant }: Options): AccountPage {
+export function accountPage({ providers, sessions, csrfKey, reauthenticateAfter, credentials, revokeGrant, consents }: Options): AccountPage {
   const router = new Router({ prefix: ACCOUNT_PATH });
   const form = formBody('16kb');
   const csrf = csrfTokens(csrfKey, 'account');
@@ -215,7 +217,7 @@ export function accountPage({ providers, sessions, csrfKey, reauthenticateAfter,
   }
 
   const endSessionsSignedInWith = (person: Person, signedInWith: SignedInWith) =>
-    sessions.endSignedInWith(person.accountId, credentials, signedInWith, revokeGrant, person.sessionUid);
+    sessions.endSignedInWith(person.accountId, credentials, signedInWith, revokeGrant, person.sessionUid, consents);
 
   async function removeCredential(person: Person, signedInWith: SignedInWith, remove: () => Promise<boolean>) {
     const before = await endSessionsSignedInWith(person, signedInWith);

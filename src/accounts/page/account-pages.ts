@@ -15,7 +15,7 @@ import type { GrantRevocation } from '../../revocation/grants.js';
 import type { Accounts } from '../accounts.js';
 import type { SessionActivity } from '../session-activity.js';
 import type { SessionCredentials } from '../session-credentials.js';
-import type { AccountSessions } from '../sessions.js';
+import type { AccountSessions, ForgetsConsentsGivenWith } from '../sessions.js';
 import type { LoginThrottle } from '../throttle.js';
 import { ACCOUNT_PATH, accountPage, type AccountPage, type Person } from './account-page.js';
 import { appsSection, type RememberedConsents } from './apps-section.js';
@@ -47,7 +47,7 @@ interface Options {
   readonly throttle: LoginThrottle;
   /** Revokes what a person withdraws or signs out. */
   readonly grants: GrantRevocation;
-  readonly consents: RememberedConsents;
+  readonly consents: RememberedConsents & ForgetsConsentsGivenWith;
   readonly activity: SessionActivity;
   /** Which credentials signed each session in: removing one ends the sessions it signed in. */
   readonly credentials: SessionCredentials;
@@ -60,7 +60,7 @@ export function accountPages(options: Options): Middleware {
   const { issuer, providers, accounts, sessions, csrfKey, extensions = [], throttle, grants, consents, activity, credentials, logger, reauthenticateAfter } = options;
   // A credential removed ends what it signed in with the consents given there (perhaps by whoever held it).
   const revokeGrant = grants.revokingWithConsent(consents);
-  const page = accountPage({ providers, sessions, csrfKey, reauthenticateAfter, credentials, revokeGrant });
+  const page = accountPage({ providers, sessions, csrfKey, reauthenticateAfter, credentials, revokeGrant, consents });
   firstPartySignIn(page.router, issuer, ACCOUNT_PAGE);
   const own = [
     passwordSection({ accounts, throttle, sessions, grants, consents, logger }),
