@@ -6,7 +6,8 @@
  * serveAsIssuer in app.ts). So the first request for a discovery path on each provider instance
  * goes through oidc-provider, and its answer is kept, serialised once, for that instance: a key
  * ring change brings a new instance and so a fresh document (it holds no keys, only jwks_uri).
- * A verifier revalidating with If-None-Match gets 304 without a body.
+ * A verifier revalidating with If-None-Match gets 304 without a body; `Cache-Control: no-cache` lets
+ * it keep the document for that (a change of configuration shows at the next request).
  */
 import { createHash } from 'node:crypto';
 import type { Middleware } from 'koa';
@@ -34,6 +35,8 @@ export function discoveryDocuments(providers: ProviderHost): Middleware {
   return scoped({ paths: [...PATHS] }, async function discovery(ctx, next) {
     if ((ctx.method !== 'GET' && ctx.method !== 'HEAD') || !PATHS.has(ctx.path)) return next();
     ctx.set('Cross-Origin-Resource-Policy', 'cross-origin'); // a public document: any page may load it (app.ts)
+    // Stored and revalidated with the ETag (the default for GET, no-store, left it nothing to revalidate).
+    ctx.set('Cache-Control', 'no-cache');
     const provider = providers.current;
     const known = documents.get(provider)?.get(ctx.path);
     if (!known) {

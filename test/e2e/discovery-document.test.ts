@@ -27,6 +27,8 @@ describe('e2e: discovery documents from memory', function () {
     assert.deepEqual(await again.json(), firstBody);
     assert.equal(again.headers.get('etag'), first.headers.get('etag'));
     assert.match(again.headers.get('etag') ?? '', /^"[\w-]+"$/);
+    // Kept by caches for revalidation, never served from one unchecked (no-store would waste the ETag).
+    for (const answer of [first, again]) assert.equal(answer.headers.get('cache-control'), 'no-cache');
     // The security headers of every answer are still there.
     assert.ok(again.headers.get('content-security-policy'));
   });
