@@ -7,13 +7,14 @@
  */
 // First: it refuses an old Node before argon2's addon can crash it.
 import './node-version.js';
+import cluster from 'node:cluster';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { z } from 'zod';
 import { AccountError, Accounts, untilEndingPassed } from './accounts/accounts.js';
 import { Apis } from './apis/apis.js';
-import { ConfigError, envName, INITIAL_ACCESS_TOKEN_MAX, loadConfig, settings as settingPaths, type Config } from './config.js';
+import { ConfigError, envName, envWarnings, INITIAL_ACCESS_TOKEN_MAX, loadConfig, settings as settingPaths, type Config } from './config.js';
 import { keyRevocationHorizon, ringStore, rotationPolicy } from './keyring/index.js';
 import { generateKey, Keyring } from './keyring/keyring.js';
 import { describeRing, planRevocation, RotationError } from './keyring/lifecycle.js';
@@ -65,8 +66,14 @@ function fail(error: unknown): never {
   process.exit(1);
 }
 
+/** Said once a process (a server's workers read the same environment: the primary says it), before the settings are read. */
+let envChecked = cluster.isWorker;
+
 function config(): Config {
   try {
+    // A misspelt setting (REDIS_ULR) is no setting, so nothing else would mention it: one line each, never a failure.
+    if (!envChecked) for (const warning of envWarnings()) console.error(`latchkey: ${warning}`);
+    envChecked = true;
     return loadConfig();
   } catch (error) {
     fail(error);

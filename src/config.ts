@@ -266,11 +266,17 @@ function didYouMean(meant: readonly string[] | undefined, defaults: Tree): strin
   return `; did you mean ${isTree(valueAt(meant, defaults)) ? meant.join('.') : label(meant)}?`;
 }
 
-function editDistance(a: string, b: string): number {
+/** Levenshtein distance; with `transpositions`, two neighbours swapped (ULR for URL) count as one edit (optimal string alignment). */
+function editDistance(a: string, b: string, transpositions = false): number {
+  let before: number[] = [];
   let row = Array.from({ length: b.length + 1 }, (_, j) => j);
   for (let i = 1; i <= a.length; i++) {
     const next = [i];
-    for (let j = 1; j <= b.length; j++) next[j] = Math.min(row[j]! + 1, next[j - 1]! + 1, row[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    for (let j = 1; j <= b.length; j++) {
+      next[j] = Math.min(row[j]! + 1, next[j - 1]! + 1, row[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+      if (transpositions && i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) next[j] = Math.min(next[j]!, before[j - 2]! + 1);
+    }
+    before = row;
     row = next;
   }
   return row[b.length]!;
@@ -378,6 +384,64 @@ function productionProblems(config: z.infer<typeof schema> & { issuer: string })
     problems.push('keys.secrets (KEYS_SECRETS): each secret must be at least 32 characters');
   }
   return problems;
+}
+
+/**
+ * Environment variables Latchkey's own programs read that are not settings (the sample app, the
+ * test helpers): never taken for a misspelt setting.
+ */
+const OTHER_ENV = new Set(['CONFIG_FILE', 'NODE_ENV', 'CLIENT_ID', 'CLIENT_SECRET', 'PUBLIC_URL', 'API_CLIENT_SECRET', 'REDIS_SERVER_BIN', 'REDIS_CLI_BIN', 'CHROMIUM_PATH']);
+/** The shell's, the system's, npm's and CI's variables: never a setting's misspelling, however close. */
+const FOREIGN_ENV = /^(NODE_|NPM_|LC_|XDG_|SSH_|GIT_|GITHUB_|RUNNER_|DOCKER_|KUBERNETES_|BENCH_|HOME$|PATH$|USER$|SHELL$|TERM$|PWD$|OLDPWD$|LANG$|LANGUAGE$|HOSTNAME$|HOSTTYPE$|LOGNAME$|TMPDIR$|TZ$|MAIL$|EDITOR$|PAGER$|DISPLAY$|COLUMNS$|LINES$|SHLVL$|DEBUG$|INIT_CWD$|COLOR$|COLORTERM$|_$)/;
+/** Redis connection parts other programs take one by one, which Latchkey takes in REDIS_URL. */
+const REDIS_URL_PARTS = /^REDIS_(HOST|HOSTNAME|PORT|PASSWORD|PASS|USER|USERNAME|DB|DATABASE|TLS|SSL)$/;
+
+/**
+ * One line for each environment variable that looks like a misspelt setting (the server and the
+ * CLI read settings by their exact names, so `REDIS_ULR` would be ignored without a word): a name
+ * that differs from a setting's by case, by a letter or two (one for names of five letters or fewer),
+ * that starts with `LATCHKEY_`, or that starts like a group of settings (`REDIS_…`, `TTL_…`) without
+ * being one of them. Each names the closest known setting; nothing else is said, and nothing fails.
+ */
+export function envWarnings(env: NodeJS.ProcessEnv = process.env, dir = join(ROOT, 'config')): string[] {
+  const defaults = readYaml(join(dir, 'default.yaml'));
+  const known = settings(defaults).map(({ path }) => envName(path));
+  const knownSet = new Set([...known, ...OTHER_ENV]);
+  // A group's prefix, `REDIS_` for redis.url and its siblings, with the settings under it.
+  const groups = new Map<string, string[]>();
+  for (const { path } of settings(defaults)) {
+    if (path.length < 2) continue;
+    const prefix = `${envName(path.slice(0, -1))}_`;
+    groups.set(prefix, [...(groups.get(prefix) ?? []), envName(path)]);
+  }
+  const closest = (name: string, among: readonly string[]) => {
+    let best: { name: string; distance: number } | undefined;
+    for (const candidate of among) {
+      const distance = editDistance(candidate, name, true);
+      if (!best || distance < best.distance) best = { name: candidate, distance };
+    }
+    return best;
+  };
+  const warnings: string[] = [];
+  for (const name of Object.keys(env).sort()) {
+    const upper = name.toUpperCase();
+    if (knownSet.has(name) || OTHER_ENV.has(upper) || FOREIGN_ENV.test(upper) || !/^[A-Z][A-Z0-9_]*$/.test(upper)) continue;
+    let meant: string | undefined;
+    const unprefixed = upper.replace(/^LATCHKEY_/, '');
+    if (knownSet.has(upper)) meant = upper;
+    else if (unprefixed !== upper && knownSet.has(unprefixed)) meant = unprefixed;
+    else if (REDIS_URL_PARTS.test(upper)) meant = 'REDIS_URL (redis://user:password@host:port)';
+    else {
+      const near = closest(unprefixed, [...knownSet]);
+      if (near && near.distance <= (unprefixed.length <= 5 ? 1 : 2)) meant = near.name;
+      else {
+        const group = [...groups.keys()].filter((prefix) => unprefixed.startsWith(prefix)).sort((a, b) => b.length - a.length)[0];
+        if (group) meant = closest(unprefixed, groups.get(group)!)!.name;
+      }
+    }
+    if (meant) warnings.push(`${name} is not a Latchkey setting; did you mean ${meant}?`);
+  }
+  return warnings;
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, dir = join(ROOT, 'config')): Config {
