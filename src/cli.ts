@@ -54,6 +54,8 @@ function oneLine(error: unknown): string {
   if (error instanceof UsageError) return `${error.message}; ${seeHelp()}`;
   // The CLI beside a server must hold the server's secrets; `serve` itself is the server.
   if (error instanceof UnknownSecret && commandPath !== 'serve') return `${error.message}: give latchkey the same KEYS_SECRETS as the server`;
+  // The server's own: the secret that sealed them is the one to start with (a new one goes in front of it, not instead).
+  if (error instanceof UnknownSecret) return `${error.message}: start with the KEYS_SECRETS that sealed it (to change the secret, list the new one first and keep the old one after it: KEYS_SECRETS=new,old)`;
   if (error instanceof Error && USER_ERRORS.has(error.name)) return error.message;
   if (isStoreOutage(error)) return `the store is unreachable (${(error as Error).message})`;
   const refusal = storeRefusal(error);

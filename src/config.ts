@@ -24,15 +24,21 @@ export const INITIAL_ACCESS_TOKEN_MAX = 30 * 86_400;
 const hostPort = z.string().regex(/^[^\s:]+:\d{1,5}$/, 'expected host:port');
 const scopeToken = z.string().regex(/^[\x21\x23-\x5B\x5D-\x7E]+$/, 'expected a scope token (RFC 6749 §3.3)');
 
+/** "; use https://id.example.com": the origin of an issuer given with a trailing slash or a path, which is what was meant. */
+const originOf = (input: unknown) => {
+  const origin = typeof input === 'string' ? URL.parse(input)?.origin : undefined;
+  return origin && origin !== 'null' ? `; use ${origin}` : '';
+};
+
 const issuer = z
   .url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL such as https://id.example.com' })
-  .refine((value) => !value.endsWith('/'), 'must not end with a slash')
+  .refine((value) => !value.endsWith('/'), { error: (issue) => `must not end with a slash${originOf(issue.input)}` })
   .refine((value) => !/[?#]/.test(value), 'must not have a query or fragment')
   // Every endpoint is served at the root of the host: with a path, clients would look for discovery
   // at <issuer>/.well-known/… and find nothing, and the endpoints would not be under it either.
   .refine(
     (value) => (URL.parse(value)?.pathname ?? '/') === '/',
-    'must be an origin without a path, such as https://id.example.com: Latchkey serves discovery and every endpoint at the root of its host',
+    { error: (issue) => `must be an origin without a path, such as https://id.example.com: Latchkey serves discovery and every endpoint at the root of its host${originOf(issue.input)}` },
   );
 
 const resourceServer = z.strictObject({
@@ -290,6 +296,23 @@ function expectedType(expected: string, missing: boolean): string {
 }
 
 /**
+ * A bound in words ("expected at most 65535", "expected at least one value"), where zod says
+ * "expected number to be <=65535" or "expected array to have >=1 items"; a message of our own
+ * (the OWASP minimum) is kept.
+ */
+function bound(issue: { code: 'too_small' | 'too_big'; message: string; origin: string; minimum?: unknown; maximum?: unknown; inclusive?: boolean }): string {
+  if (!/^Too (small|big):/.test(issue.message)) return issue.message;
+  const limit = Number(issue.code === 'too_small' ? issue.minimum : issue.maximum);
+  if (issue.origin === 'array') {
+    if (issue.code === 'too_small') return limit === 1 ? 'expected at least one value' : `expected at least ${limit} values`;
+    return `expected at most ${limit} values`;
+  }
+  if (issue.origin === 'string') return issue.code === 'too_small' && limit === 1 ? 'must not be empty' : `expected ${issue.code === 'too_small' ? 'at least' : 'at most'} ${limit} characters`;
+  if (issue.code === 'too_small') return issue.inclusive === false ? `expected more than ${limit}` : `expected at least ${limit}`;
+  return issue.inclusive === false ? `expected less than ${limit}` : `expected at most ${limit}`;
+}
+
+/**
  * ", got <value>" for an error message, except for values that may hold secrets. `meant`: given for
  * an unknown key, the setting it was probably meant to be (or []), whose secrecy it shares (keys.secret).
  */
@@ -471,6 +494,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, dir = join(ROOT
     }
     const what =
       issue.code === 'invalid_type' ? expectedType(issue.expected, valueAt(path, tree) === undefined)
+      : issue.code === 'too_small' || issue.code === 'too_big' ? bound(issue)
       : issue.message.replace(/^(Invalid input|Too big|Too small|Invalid option): /, '');
     throw new ConfigError(`${label(path)}: ${what}${given(path, tree)}`);
   }
