@@ -384,27 +384,26 @@ export function publicSecretsWarning(config: Pick<Config, 'cookie' | 'keys'>): {
   };
 }
 
-/** Refusals that only apply in production: each names the setting to fix. */
+/** Refusals that only apply in production: each names the setting to fix and how. */
 function productionProblems(config: z.infer<typeof schema> & { issuer: string }): string[] {
   const problems: string[] = [];
   if (!config.redis.url && config.redis.mode === 'standalone') {
-    problems.push('redis.url (REDIS_URL): required in production; the embedded store is for development only');
+    problems.push('redis.url (REDIS_URL): required in production (the embedded store is for development only); set REDIS_URL=redis://host:6379');
   }
   const url = new URL(config.issuer);
   if (url.protocol === 'http:' && !LOOPBACK.has(url.hostname)) {
-    problems.push('issuer (ISSUER): must be https in production (http is allowed only for localhost)');
+    problems.push(`issuer (ISSUER): must be https in production (http is allowed only for localhost); serve it behind TLS and set ISSUER=https://${url.host}`);
   }
+  // One reason a setting: the default is public (and short, which would say nothing more).
   if (config.cookie.keys.includes(DEFAULT_COOKIE_KEY)) {
-    problems.push('cookie.keys (COOKIE_KEYS): the default key is public; set your own secret keys');
-  }
-  if (config.cookie.keys.some((key) => key.length < 32)) {
-    problems.push('cookie.keys (COOKIE_KEYS): each key must be at least 32 characters');
+    problems.push('cookie.keys (COOKIE_KEYS): the default key is public; set your own secret keys (openssl rand -base64 48)');
+  } else if (config.cookie.keys.some((key) => key.length < 32)) {
+    problems.push('cookie.keys (COOKIE_KEYS): each key must be at least 32 characters (openssl rand -base64 48)');
   }
   if (config.keys.secrets.includes(DEFAULT_KEYRING_SECRET)) {
-    problems.push('keys.secrets (KEYS_SECRETS): the default secret is public; set your own to encrypt the signing keys in Redis');
-  }
-  if (config.keys.secrets.some((secret) => secret.length < 32)) {
-    problems.push('keys.secrets (KEYS_SECRETS): each secret must be at least 32 characters');
+    problems.push('keys.secrets (KEYS_SECRETS): the default secret is public; set your own to encrypt the signing keys in Redis (openssl rand -base64 48), and keep it');
+  } else if (config.keys.secrets.some((secret) => secret.length < 32)) {
+    problems.push('keys.secrets (KEYS_SECRETS): each secret must be at least 32 characters (openssl rand -base64 48)');
   }
   return problems;
 }
