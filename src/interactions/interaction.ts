@@ -41,9 +41,9 @@ export interface Interactions {
   /**
    * Where to send the browser to make the interaction's authorization request again (its person
    * can no longer go on, and without them it shows the login form), or undefined for a client that
-   * must push its requests (PAR).
+   * must push its requests (PAR), a request that was pushed, or a device's sign-in (started at /device).
    */
-  restartUrl(interaction: Pick<Interaction, 'params'>): Promise<string | undefined>;
+  restartUrl(interaction: Pick<Interaction, 'params' | 'deviceCode'>): Promise<string | undefined>;
   /** The client's name, logo and links for the page; lets this response load that logo. */
   clientBranding(ctx: Context, interaction: Interaction): Promise<ClientBranding>;
   /**
@@ -81,12 +81,18 @@ export function interactions(
    * engine checks the request anew (client, redirect URI, PKCE), and the person's ended session is
    * ended there too (accounts/sessions.ts), so it shows the login form of a fresh interaction.
    */
-  async function restartUrl(interaction: Pick<Interaction, 'params'>): Promise<string | undefined> {
+  async function restartUrl(interaction: Pick<Interaction, 'params' | 'deviceCode'>): Promise<string | undefined> {
+    // A device's sign-in started at /device, and a pushed request's parameters came from the client, not the browser's URL.
+    if (interaction.deviceCode || (interaction as { parJti?: string }).parJti) return undefined;
     const provider = providers.current;
     const client = await provider.Client.find(String(interaction.params.client_id));
     if (!client || client.requirePushedAuthorizationRequests) return undefined;
-    const params = Object.entries(interaction.params).filter((entry): entry is [string, string] => typeof entry[1] === 'string');
-    return `${provider.pathFor('authorization')}?${new URLSearchParams(params)}`;
+    // Every parameter as it came (`resource` may be given more than once).
+    const params = new URLSearchParams();
+    for (const [name, value] of Object.entries(interaction.params)) {
+      for (const each of Array.isArray(value) ? value : [value]) if (typeof each === 'string') params.append(name, each);
+    }
+    return `${provider.pathFor('authorization')}?${params}`;
   }
 
   /**
