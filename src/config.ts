@@ -291,7 +291,7 @@ function editDistance(a: string, b: string, transpositions = false): number {
 /** A value of the wrong type, in words (zod says "expected boolean, received string"). */
 function expectedType(expected: string, missing: boolean): string {
   if (missing) return 'required';
-  const words: Record<string, string> = { boolean: 'expected true or false', number: 'expected a number', string: 'expected text', array: 'expected a list', object: 'expected a mapping' };
+  const words: Record<string, string> = { boolean: 'expected true or false', number: 'expected a number', int: 'expected a whole number', string: 'expected text', array: 'expected a list', object: 'expected a mapping' };
   return words[expected] ?? `expected ${expected}`;
 }
 
@@ -494,7 +494,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, dir = join(ROOT
     const what =
       issue.code === 'invalid_type' ? expectedType(issue.expected, valueAt(path, tree) === undefined)
       : issue.code === 'too_small' || issue.code === 'too_big' ? bound(issue)
-      : issue.message.replace(/^(Invalid input|Too big|Too small|Invalid option): /, '');
+      : issue.code === 'invalid_format' && issue.message === 'Invalid URL' ? 'expected a URL such as https://api.example.com'
+      : issue.message.replace(/^(Invalid input|Too big|Too small|Invalid option|Invalid number): /, '');
     throw new ConfigError(`${label(path)}: ${what}${given(path, tree)}`);
   }
   const config = { ...result.data, issuer: result.data.issuer || `http://localhost:${result.data.port}` };

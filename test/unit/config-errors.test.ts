@@ -77,6 +77,12 @@ describe('configuration errors say the setting, the value given and what is expe
     assert.equal(message({ ACCOUNTS_ARGON2_MEMORY_COST: '100' }), 'accounts.argon2.memoryCost (ACCOUNTS_ARGON2_MEMORY_COST): OWASP minimum for argon2id is 19456 KiB, got 100');
   });
 
+  it('a whole number, a multiple, a URL: in words, not "expected int", "Invalid number:" or "Invalid URL"', () => {
+    assert.equal(message({ WORKERS: '1.5' }), 'workers (WORKERS): expected a whole number, got 1.5');
+    assert.equal(message({ KEYS_RSA_BITS: '3000' }), 'keys.rsaBits (KEYS_RSA_BITS): must be a multiple of 1024, got 3000');
+    assert.equal(message({ RESOURCE_SERVERS: '[{"identifier":"api"}]' }), 'resourceServers.0.identifier (RESOURCE_SERVERS): expected a URL such as https://api.example.com, got "api"');
+  });
+
   it('cacheMin above cacheMax names the setting and the one it must not exceed, without dumping the section', () => {
     assert.equal(message({ CLIENT_METADATA_DOCUMENTS_CACHE_MIN: '100000' }), 'clientMetadataDocuments.cacheMin (CLIENT_METADATA_DOCUMENTS_CACHE_MIN): must not exceed clientMetadataDocuments.cacheMax (CLIENT_METADATA_DOCUMENTS_CACHE_MAX), got 100000');
   });
