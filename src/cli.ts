@@ -7,13 +7,14 @@
  */
 // First: it refuses an old Node before argon2's addon can crash it.
 import './node-version.js';
+import cluster from 'node:cluster';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { z } from 'zod';
 import { AccountError, Accounts, untilEndingPassed } from './accounts/accounts.js';
 import { Apis } from './apis/apis.js';
-import { ConfigError, envName, INITIAL_ACCESS_TOKEN_MAX, loadConfig, settings as settingPaths, type Config } from './config.js';
+import { ConfigError, envName, envWarnings, INITIAL_ACCESS_TOKEN_MAX, loadConfig, settings as settingPaths, type Config } from './config.js';
 import { keyRevocationHorizon, ringStore, rotationPolicy } from './keyring/index.js';
 import { generateKey, Keyring } from './keyring/keyring.js';
 import { describeRing, planRevocation, RotationError } from './keyring/lifecycle.js';
@@ -53,6 +54,8 @@ function oneLine(error: unknown): string {
   if (error instanceof UsageError) return `${error.message}; ${seeHelp()}`;
   // The CLI beside a server must hold the server's secrets; `serve` itself is the server.
   if (error instanceof UnknownSecret && commandPath !== 'serve') return `${error.message}: give latchkey the same KEYS_SECRETS as the server`;
+  // The server's own: the secret that sealed them is the one to start with (a new one goes in front of it, not instead).
+  if (error instanceof UnknownSecret) return `${error.message}: start with the KEYS_SECRETS that sealed it (to change the secret, list the new one first and keep the old one after it: KEYS_SECRETS=new,old)`;
   if (error instanceof Error && USER_ERRORS.has(error.name)) return error.message;
   if (isStoreOutage(error)) return `the store is unreachable (${(error as Error).message})`;
   const refusal = storeRefusal(error);
@@ -65,8 +68,14 @@ function fail(error: unknown): never {
   process.exit(1);
 }
 
+/** Said once a process (a server's workers read the same environment: the primary says it), before the settings are read. */
+let envChecked = cluster.isWorker;
+
 function config(): Config {
   try {
+    // A misspelt setting (REDIS_ULR) is no setting, so nothing else would mention it: one line each, never a failure.
+    if (!envChecked) for (const warning of envWarnings()) console.error(`latchkey: ${warning}`);
+    envChecked = true;
     return loadConfig();
   } catch (error) {
     fail(error);

@@ -24,15 +24,21 @@ export const INITIAL_ACCESS_TOKEN_MAX = 30 * 86_400;
 const hostPort = z.string().regex(/^[^\s:]+:\d{1,5}$/, 'expected host:port');
 const scopeToken = z.string().regex(/^[\x21\x23-\x5B\x5D-\x7E]+$/, 'expected a scope token (RFC 6749 §3.3)');
 
+/** "; use https://id.example.com": the origin of an issuer given with a trailing slash or a path, which is what was meant. */
+const originOf = (input: unknown) => {
+  const origin = typeof input === 'string' ? URL.parse(input)?.origin : undefined;
+  return origin && origin !== 'null' ? `; use ${origin}` : '';
+};
+
 const issuer = z
   .url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL such as https://id.example.com' })
-  .refine((value) => !value.endsWith('/'), 'must not end with a slash')
+  .refine((value) => !value.endsWith('/'), { error: (issue) => `must not end with a slash${originOf(issue.input)}` })
   .refine((value) => !/[?#]/.test(value), 'must not have a query or fragment')
   // Every endpoint is served at the root of the host: with a path, clients would look for discovery
   // at <issuer>/.well-known/… and find nothing, and the endpoints would not be under it either.
   .refine(
     (value) => (URL.parse(value)?.pathname ?? '/') === '/',
-    'must be an origin without a path, such as https://id.example.com: Latchkey serves discovery and every endpoint at the root of its host',
+    { error: (issue) => `must be an origin without a path, such as https://id.example.com: Latchkey serves discovery and every endpoint at the root of its host${originOf(issue.input)}` },
   );
 
 const resourceServer = z.strictObject({
@@ -266,11 +272,17 @@ function didYouMean(meant: readonly string[] | undefined, defaults: Tree): strin
   return `; did you mean ${isTree(valueAt(meant, defaults)) ? meant.join('.') : label(meant)}?`;
 }
 
-function editDistance(a: string, b: string): number {
+/** Levenshtein distance; with `transpositions`, two neighbours swapped (ULR for URL) count as one edit (optimal string alignment). */
+function editDistance(a: string, b: string, transpositions = false): number {
+  let before: number[] = [];
   let row = Array.from({ length: b.length + 1 }, (_, j) => j);
   for (let i = 1; i <= a.length; i++) {
     const next = [i];
-    for (let j = 1; j <= b.length; j++) next[j] = Math.min(row[j]! + 1, next[j - 1]! + 1, row[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    for (let j = 1; j <= b.length; j++) {
+      next[j] = Math.min(row[j]! + 1, next[j - 1]! + 1, row[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+      if (transpositions && i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) next[j] = Math.min(next[j]!, before[j - 2]! + 1);
+    }
+    before = row;
     row = next;
   }
   return row[b.length]!;
@@ -279,8 +291,25 @@ function editDistance(a: string, b: string): number {
 /** A value of the wrong type, in words (zod says "expected boolean, received string"). */
 function expectedType(expected: string, missing: boolean): string {
   if (missing) return 'required';
-  const words: Record<string, string> = { boolean: 'expected true or false', number: 'expected a number', string: 'expected text', array: 'expected a list', object: 'expected a mapping' };
+  const words: Record<string, string> = { boolean: 'expected true or false', number: 'expected a number', int: 'expected a whole number', string: 'expected text', array: 'expected a list', object: 'expected a mapping' };
   return words[expected] ?? `expected ${expected}`;
+}
+
+/**
+ * A bound in words ("expected at most 65535", "expected at least one value"), where zod says
+ * "expected number to be <=65535" or "expected array to have >=1 items"; a message of our own
+ * (the OWASP minimum) is kept.
+ */
+function bound(issue: { code: 'too_small' | 'too_big'; message: string; origin: string; minimum?: unknown; maximum?: unknown; inclusive?: boolean }): string {
+  if (!/^Too (small|big):/.test(issue.message)) return issue.message;
+  const limit = Number(issue.code === 'too_small' ? issue.minimum : issue.maximum);
+  if (issue.origin === 'array') {
+    if (issue.code === 'too_small') return limit === 1 ? 'expected at least one value' : `expected at least ${limit} values`;
+    return `expected at most ${limit} values`;
+  }
+  if (issue.origin === 'string') return issue.code === 'too_small' && limit === 1 ? 'must not be empty' : `expected ${issue.code === 'too_small' ? 'at least' : 'at most'} ${limit} characters`;
+  if (issue.code === 'too_small') return issue.inclusive === false ? `expected more than ${limit}` : `expected at least ${limit}`;
+  return issue.inclusive === false ? `expected less than ${limit}` : `expected at most ${limit}`;
 }
 
 /**
@@ -355,29 +384,86 @@ export function publicSecretsWarning(config: Pick<Config, 'cookie' | 'keys'>): {
   };
 }
 
-/** Refusals that only apply in production: each names the setting to fix. */
+/** Refusals that only apply in production: each names the setting to fix and how. */
 function productionProblems(config: z.infer<typeof schema> & { issuer: string }): string[] {
   const problems: string[] = [];
   if (!config.redis.url && config.redis.mode === 'standalone') {
-    problems.push('redis.url (REDIS_URL): required in production; the embedded store is for development only');
+    problems.push('redis.url (REDIS_URL): required in production (the embedded store is for development only); set REDIS_URL=redis://host:6379');
   }
   const url = new URL(config.issuer);
   if (url.protocol === 'http:' && !LOOPBACK.has(url.hostname)) {
-    problems.push('issuer (ISSUER): must be https in production (http is allowed only for localhost)');
+    problems.push(`issuer (ISSUER): must be https in production (http is allowed only for localhost); serve it behind TLS and set ISSUER=https://${url.host}`);
   }
+  // One reason a setting: the default is public (and short, which would say nothing more).
   if (config.cookie.keys.includes(DEFAULT_COOKIE_KEY)) {
-    problems.push('cookie.keys (COOKIE_KEYS): the default key is public; set your own secret keys');
-  }
-  if (config.cookie.keys.some((key) => key.length < 32)) {
-    problems.push('cookie.keys (COOKIE_KEYS): each key must be at least 32 characters');
+    problems.push('cookie.keys (COOKIE_KEYS): the default key is public; set your own secret keys (openssl rand -base64 48)');
+  } else if (config.cookie.keys.some((key) => key.length < 32)) {
+    problems.push('cookie.keys (COOKIE_KEYS): each key must be at least 32 characters (openssl rand -base64 48)');
   }
   if (config.keys.secrets.includes(DEFAULT_KEYRING_SECRET)) {
-    problems.push('keys.secrets (KEYS_SECRETS): the default secret is public; set your own to encrypt the signing keys in Redis');
-  }
-  if (config.keys.secrets.some((secret) => secret.length < 32)) {
-    problems.push('keys.secrets (KEYS_SECRETS): each secret must be at least 32 characters');
+    problems.push('keys.secrets (KEYS_SECRETS): the default secret is public; set your own to encrypt the signing keys in Redis (openssl rand -base64 48), and keep it');
+  } else if (config.keys.secrets.some((secret) => secret.length < 32)) {
+    problems.push('keys.secrets (KEYS_SECRETS): each secret must be at least 32 characters (openssl rand -base64 48)');
   }
   return problems;
+}
+
+/**
+ * Environment variables Latchkey's own programs read that are not settings (the sample app, the
+ * test helpers): never taken for a misspelt setting.
+ */
+const OTHER_ENV = new Set(['CONFIG_FILE', 'NODE_ENV', 'CLIENT_ID', 'CLIENT_SECRET', 'PUBLIC_URL', 'API_CLIENT_SECRET', 'REDIS_SERVER_BIN', 'REDIS_CLI_BIN', 'CHROMIUM_PATH']);
+/** The shell's, the system's, npm's and CI's variables: never a setting's misspelling, however close. */
+const FOREIGN_ENV = /^(NODE_|NPM_|LC_|XDG_|SSH_|GIT_|GITHUB_|RUNNER_|DOCKER_|KUBERNETES_|BENCH_|HOME$|PATH$|USER$|SHELL$|TERM$|PWD$|OLDPWD$|LANG$|LANGUAGE$|HOSTNAME$|HOSTTYPE$|LOGNAME$|TMPDIR$|TZ$|MAIL$|EDITOR$|PAGER$|DISPLAY$|COLUMNS$|LINES$|SHLVL$|DEBUG$|INIT_CWD$|COLOR$|COLORTERM$|_$)/;
+/** Redis connection parts other programs take one by one, which Latchkey takes in REDIS_URL. */
+const REDIS_URL_PARTS = /^REDIS_(HOST|HOSTNAME|PORT|PASSWORD|PASS|USER|USERNAME|DB|DATABASE|TLS|SSL)$/;
+
+/**
+ * One line for each environment variable that looks like a misspelt setting (the server and the
+ * CLI read settings by their exact names, so `REDIS_ULR` would be ignored without a word): a name
+ * that differs from a setting's by case, by a letter or two (one for names of five letters or fewer),
+ * that starts with `LATCHKEY_`, or that starts like a group of settings (`REDIS_…`, `TTL_…`) without
+ * being one of them. Each names the closest known setting; nothing else is said, and nothing fails.
+ */
+export function envWarnings(env: NodeJS.ProcessEnv = process.env, dir = join(ROOT, 'config')): string[] {
+  const defaults = readYaml(join(dir, 'default.yaml'));
+  const known = settings(defaults).map(({ path }) => envName(path));
+  const knownSet = new Set([...known, ...OTHER_ENV]);
+  // A group's prefix, `REDIS_` for redis.url and its siblings, with the settings under it.
+  const groups = new Map<string, string[]>();
+  for (const { path } of settings(defaults)) {
+    if (path.length < 2) continue;
+    const prefix = `${envName(path.slice(0, -1))}_`;
+    groups.set(prefix, [...(groups.get(prefix) ?? []), envName(path)]);
+  }
+  const closest = (name: string, among: readonly string[]) => {
+    let best: { name: string; distance: number } | undefined;
+    for (const candidate of among) {
+      const distance = editDistance(candidate, name, true);
+      if (!best || distance < best.distance) best = { name: candidate, distance };
+    }
+    return best;
+  };
+  const warnings: string[] = [];
+  for (const name of Object.keys(env).sort()) {
+    const upper = name.toUpperCase();
+    if (knownSet.has(name) || OTHER_ENV.has(upper) || FOREIGN_ENV.test(upper) || !/^[A-Z][A-Z0-9_]*$/.test(upper)) continue;
+    let meant: string | undefined;
+    const unprefixed = upper.replace(/^LATCHKEY_/, '');
+    if (knownSet.has(upper)) meant = upper;
+    else if (unprefixed !== upper && knownSet.has(unprefixed)) meant = unprefixed;
+    else if (REDIS_URL_PARTS.test(upper)) meant = 'REDIS_URL (redis://user:password@host:port)';
+    else {
+      const near = closest(unprefixed, [...knownSet]);
+      if (near && near.distance <= (unprefixed.length <= 5 ? 1 : 2)) meant = near.name;
+      else {
+        const group = [...groups.keys()].filter((prefix) => unprefixed.startsWith(prefix)).sort((a, b) => b.length - a.length)[0];
+        if (group) meant = closest(unprefixed, groups.get(group)!)!.name;
+      }
+    }
+    if (meant) warnings.push(`${name} is not a Latchkey setting; did you mean ${meant}?`);
+  }
+  return warnings;
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, dir = join(ROOT, 'config')): Config {
@@ -407,7 +493,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, dir = join(ROOT
     }
     const what =
       issue.code === 'invalid_type' ? expectedType(issue.expected, valueAt(path, tree) === undefined)
-      : issue.message.replace(/^(Invalid input|Too big|Too small|Invalid option): /, '');
+      : issue.code === 'too_small' || issue.code === 'too_big' ? bound(issue)
+      : issue.code === 'invalid_format' && issue.message === 'Invalid URL' ? 'expected a URL such as https://api.example.com'
+      : issue.message.replace(/^(Invalid input|Too big|Too small|Invalid option|Invalid number): /, '');
     throw new ConfigError(`${label(path)}: ${what}${given(path, tree)}`);
   }
   const config = { ...result.data, issuer: result.data.issuer || `http://localhost:${result.data.port}` };

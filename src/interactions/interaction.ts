@@ -13,6 +13,9 @@ import { respondWithError } from '../http/errors.js';
 import { allowLogo, brandingOf, type ClientBranding } from './client-branding.js';
 import type { OfferedLink } from './link-confirmation.js';
 
+/** The engine's reasons for refusing an interaction whose session ended or changed person since it started. */
+const SESSION_ENDED = new Set(['session not found', 'session principal changed']);
+
 export type Interaction = Awaited<ReturnType<Provider['interactionDetails']>>;
 export type Form = Record<string, string | string[] | undefined>;
 
@@ -26,10 +29,21 @@ export interface Interactions {
   /** The provider in service, read per request (it is replaced when the key ring changes). */
   readonly providers: ProviderInService;
   readonly csrf: CsrfTokens;
-  /** The interaction this request belongs to, or an error page when it is gone or not this one. */
-  load(ctx: Context): Promise<Interaction | undefined>;
-  /** Parses the form and checks its CSRF token; answers the request itself when either fails. */
-  submitted(ctx: Context): Promise<{ interaction: Interaction; body: Form } | undefined>;
+  /**
+   * The interaction this request belongs to, or an error page when it is gone or not this one.
+   * `restart` (a GET's default): a sign-in step whose session ended since (the person signed out, was
+   * disabled or removed) sends the browser to the same authorization request again, which shows the
+   * login form, instead of a dead end (see restartable).
+   */
+  load(ctx: Context, restart?: boolean): Promise<Interaction | undefined>;
+  /** Parses the form and checks its CSRF token; answers the request itself when either fails. `restart`: as load's. */
+  submitted(ctx: Context, restart?: boolean): Promise<{ interaction: Interaction; body: Form } | undefined>;
+  /**
+   * Where to send the browser to make the interaction's authorization request again (its person
+   * can no longer go on, and without them it shows the login form), or undefined for a client that
+   * must push its requests (PAR), a request that was pushed, or a device's sign-in (started at /device).
+   */
+  restartUrl(interaction: Pick<Interaction, 'params' | 'deviceCode'>): Promise<string | undefined>;
   /** The client's name, logo and links for the page; lets this response load that logo. */
   clientBranding(ctx: Context, interaction: Interaction): Promise<ClientBranding>;
   /**
@@ -37,6 +51,8 @@ export interface Interactions {
    * signed in: then an error page, and nothing is granted.
    */
   activeAccount(ctx: Context, interaction: Interaction): ReturnType<Accounts['find']>;
+  /** The session's person if they may still sign in (not disabled, not deleted), else undefined; answers nothing. */
+  signedInAccount(interaction: Interaction): ReturnType<Accounts['find']>;
   /** What other sign-in ways add to the login page's view data (e.g. passkey.ts). */
   loginPageExtras(interaction: Interaction): Promise<Record<string, unknown>>;
   /** Whether the upstream `id` is still configured (a sign-in through one removed since does not complete). */
@@ -58,12 +74,54 @@ export function interactions(
 ): Interactions {
   const csrf = csrfTokens(csrfKey, 'interaction');
 
-  async function load(ctx: Context): Promise<Interaction | undefined> {
+  /**
+   * The authorization request that started `interaction`, to make again when the person it was
+   * started for can no longer go on (see restart in Interactions), for a client that may send its
+   * requests to /auth (not one that must push them, whose parameters cannot be sent again). The
+   * engine checks the request anew (client, redirect URI, PKCE), and the person's ended session is
+   * ended there too (accounts/sessions.ts), so it shows the login form of a fresh interaction.
+   */
+  async function restartUrl(interaction: Pick<Interaction, 'params' | 'deviceCode'>): Promise<string | undefined> {
+    // A device's sign-in started at /device, and a pushed request's parameters came from the client, not the browser's URL.
+    if (interaction.deviceCode || (interaction as { parJti?: string }).parJti) return undefined;
+    const provider = providers.current;
+    const client = await provider.Client.find(String(interaction.params.client_id));
+    if (!client || client.requirePushedAuthorizationRequests) return undefined;
+    // Every parameter as it came (`resource` may be given more than once).
+    const params = new URLSearchParams();
+    for (const [name, value] of Object.entries(interaction.params)) {
+      for (const each of Array.isArray(value) ? value : [value]) if (typeof each === 'string') params.append(name, each);
+    }
+    return `${provider.pathFor('authorization')}?${params}`;
+  }
+
+  /**
+   * restartUrl for an interaction the engine refused because its session ended or changed person
+   * since it started: a login step only (the chooser of prompt=select_account, the login form of
+   * prompt=login or max_age), in the browser that holds its interaction cookie.
+   */
+  async function restartable(ctx: Context, error: InstanceType<typeof errors.SessionNotFound>): Promise<string | undefined> {
+    if (!SESSION_ENDED.has(String(error.error_description))) return undefined;
+    const provider = providers.current;
+    const uid = String(ctx.params.uid);
+    if (provider.createContext(ctx.req, ctx.res).cookies.get(provider.cookieName('interaction')) !== uid) return undefined;
+    const interaction = await provider.Interaction.find(uid);
+    if (!interaction || interaction.prompt.name !== 'login' || !interaction.session) return undefined;
+    return restartUrl(interaction);
+  }
+
+  async function load(ctx: Context, restart = ctx.method === 'GET'): Promise<Interaction | undefined> {
     let interaction: Interaction;
     try {
       interaction = await providers.current.interactionDetails(ctx.req, ctx.res);
     } catch (error) {
       if (!(error instanceof errors.SessionNotFound)) throw error;
+      const again = restart ? await restartable(ctx, error) : undefined;
+      if (again) {
+        ctx.status = 303;
+        ctx.redirect(again);
+        return undefined;
+      }
       respondWithError(ctx, 400, { error: 'session_not_found', error_description: 'the sign-in request expired or was already completed' });
       return undefined;
     }
@@ -82,15 +140,20 @@ export function interactions(
     return branding;
   }
 
-  async function activeAccount(ctx: Context, interaction: Interaction) {
+  async function signedInAccount(interaction: Interaction) {
     const account = await accounts.find(String(interaction.session?.accountId));
-    if (account && !account.disabled) return account;
+    return account && !account.disabled ? account : undefined;
+  }
+
+  async function activeAccount(ctx: Context, interaction: Interaction) {
+    const account = await signedInAccount(interaction);
+    if (account) return account;
     respondWithError(ctx, 403, { error: 'access_denied', error_description: 'this account cannot sign in' });
     return undefined;
   }
 
-  async function submitted(ctx: Context): Promise<{ interaction: Interaction; body: Form } | undefined> {
-    const interaction = await load(ctx);
+  async function submitted(ctx: Context, restart = false): Promise<{ interaction: Interaction; body: Form } | undefined> {
+    const interaction = await load(ctx, restart);
     if (!interaction) return undefined;
     const body = (ctx.request.body ?? {}) as Form;
     if (!csrf.valid(interaction.uid, field(body, 'csrf'))) {
@@ -104,5 +167,5 @@ export function interactions(
     return Object.assign({}, ...(await Promise.all(extras.map((extra) => extra(interaction))))) as Record<string, unknown>;
   }
 
-  return { providers, csrf, load, submitted, clientBranding, activeAccount, loginPageExtras, upstreamKnown, confirmLink };
+  return { providers, csrf, load, submitted, restartUrl, clientBranding, activeAccount, signedInAccount, loginPageExtras, upstreamKnown, confirmLink };
 }

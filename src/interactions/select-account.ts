@@ -16,10 +16,26 @@ export function choosingAccount(interaction: Interaction): boolean {
   return name === 'login' && reasons.length === 1 && reasons[0] === SELECT_ACCOUNT && Boolean(interaction.session?.accountId);
 }
 
+/**
+ * The chooser's person was deleted or disabled since they signed in (a session the operator's
+ * removal did not reach): no choice to offer. The same authorization request again, which ends
+ * that session and shows the login form, instead of a dead end; for a client that must push its
+ * requests (which cannot be sent again), the error page as before.
+ */
+async function startAgain(steps: Interactions, ctx: Context, interaction: Interaction): Promise<void> {
+  const again = await steps.restartUrl(interaction);
+  if (!again) {
+    await steps.activeAccount(ctx, interaction);
+    return;
+  }
+  ctx.status = 303;
+  ctx.redirect(again);
+}
+
 /** GET /interaction/:uid when choosingAccount. */
 export async function showAccountChooser(steps: Interactions, ctx: Context, interaction: Interaction): Promise<void> {
-  const account = await steps.activeAccount(ctx, interaction);
-  if (!account) return;
+  const account = await steps.signedInAccount(interaction);
+  if (!account) return startAgain(steps, ctx, interaction);
   ctx.type = 'html';
   ctx.body = render('select-account', {
     title: 'Choose an account',
@@ -36,14 +52,15 @@ export async function showAccountChooser(steps: Interactions, ctx: Context, inte
 /** POST /interaction/:uid/continue: the signed-in person is the account chosen. */
 export function continueAsSignedIn(steps: Interactions) {
   return async (ctx: Context): Promise<void> => {
-    const found = await steps.submitted(ctx);
+    // The session ended since the chooser was shown (the person removed): the request again, at the login form.
+    const found = await steps.submitted(ctx, true);
     if (!found) return;
     const { interaction } = found;
     if (!choosingAccount(interaction)) {
       respondWithError(ctx, 400, { error: 'invalid_request', error_description: 'this sign-in request is not waiting for an account to be chosen' });
       return;
     }
-    if (!(await steps.activeAccount(ctx, interaction))) return;
+    if (!(await steps.signedInAccount(interaction))) return startAgain(steps, ctx, interaction);
     await steps.providers.current.interactionFinished(ctx.req, ctx.res, { [SELECT_ACCOUNT]: { accountId: interaction.session!.accountId } }, { mergeWithLastSubmission: false });
     ctx.respond = false;
   };

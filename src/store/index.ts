@@ -42,8 +42,9 @@ export function openStore(config: Config, logger?: Logger, metrics?: Metrics): K
     const kv: Kv = timed(
       new RedisKv(client, {
         lost: (error) => {
+          // Unreachable at start, the server does not start, and says why in one line (connectionError): not logged twice.
           if (!reached) connectionErrors.set(kv, error);
-          logger?.error({ error: error.message }, reached ? 'redis unreachable: answering 503 until it returns' : 'redis unreachable at start');
+          else logger?.error({ error: error.message }, 'redis unreachable: answering 503 until it returns');
         },
         restored: () => logger?.info('redis reachable again'),
       }, metrics && {

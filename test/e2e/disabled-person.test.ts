@@ -184,6 +184,24 @@ describe('e2e: disabling a person ends their sessions everywhere (issue 19.2)', 
     assert.ok((await authorize(agent)).html.includes('name="password"'));
   });
 
+  it('a stale session the index does not know, at the select_account chooser: the person deleted meanwhile, the chooser (reloaded, or "Continue as") makes the request again, which ends that session and shows the login form (was a 403 dead end), and another account signs in there', async () => {
+    await server.accounts.create('ivan', PASSWORD);
+    for (const way of ['reload', 'continue'] as const) {
+      const who = `helen-${way}`;
+      await server.accounts.create(who, PASSWORD);
+      const { agent } = await signedInEverywhere(who);
+      await new AdapterIndexes(server.kv).forgetSessions(await sub(who));
+      const chooser = await authorize(agent, { prompt: 'select_account' });
+      assert.ok(chooser.html.includes('/continue"'), `${way}: the chooser, got ${chooser.status} ${chooser.url}`);
+      await server.accounts.remove(who);
+      const page = way === 'reload' ? await agent.follow(chooser.url, {}, REDIRECT) : await agent.submit(chooser, '/continue', {}, REDIRECT);
+      assert.equal(page.status, 200, `${way}: ${page.status} ${page.url}`);
+      assert.ok(page.html.includes('name="password"') && !page.html.includes('/continue"'), `${way}: the login form, got ${page.url}`);
+      const done = await signInSteps(agent, page, { username: 'ivan', password: PASSWORD, login: 'required', stopAt: REDIRECT });
+      assert.ok(new URL(done.url).searchParams.get('code'), `${way}: a code for ivan, got ${done.status} ${done.url}`);
+    }
+  });
+
   it('a stale session the index does not know, at /device: ended there, the device is connected only after signing in again', async () => {
     const { agent } = await signedInEverywhere('gina');
     const accountId = await sub('gina');

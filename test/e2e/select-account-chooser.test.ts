@@ -9,6 +9,7 @@
 import assert from 'node:assert/strict';
 import { formIn } from '../helpers/agent.js';
 import { latchkey } from '../helpers/process.js';
+import { signInSteps } from '../helpers/sign-in.js';
 import { Agent, ALICE, callbackParams, isLogin, RelyingParty, startOp, webClient, type Flow, type Op, type Person } from '../conformance/fixture.js';
 import type { Page } from '../helpers/agent.js';
 
@@ -93,6 +94,26 @@ describe('e2e: the select_account chooser cannot stand in for a sign-in', functi
       assert.equal(run.status, 0, run.stderr);
       const page = await continueFrom(agent, flow.page, {}, flow.redirectUri);
       noCode(flow, page, command);
+    }
+  });
+
+  it('a person removed while the chooser is open: reloaded, or "Continue as", it is the login form of the same request again (was "Sign-in expired", a dead end), where another account signs in and the app gets its code', async () => {
+    for (const way of ['reload', 'continue'] as const) {
+      const person = await newPerson(`chooser-removed-${way}`);
+      const agent = await signedIn(person);
+      const flow = await web.authorize(agent, { prompt: 'select_account' });
+      assert.ok(isChooser(flow.page), `${way}: the chooser`);
+      const run = await latchkey(op.env, ['users', 'remove', person.username]);
+      assert.equal(run.status, 0, run.stderr);
+      // The removal ended the session: the same authorization request is made again, without it.
+      const page = way === 'reload' ? await agent.follow(flow.page.url, {}, flow.redirectUri) : await continueFrom(agent, flow.page, {}, flow.redirectUri);
+      noCode(flow, page, way);
+      assert.equal(page.status, 200, `${way}: ${page.status} ${page.url}`);
+      assert.ok(isLogin(page) && !isChooser(page), `${way}: the login page, got ${page.url}`);
+      // A way forward: another account signs in there, and the app gets a code for the request it made.
+      const done = await signInSteps(agent, page, { username: ALICE.username, password: ALICE.password, login: 'required', stopAt: flow.redirectUri });
+      assert.ok(callbackParams({ ...flow, page: done }).get('code'), `${way}: a code for alice, got ${done.status} ${done.url}`);
+      assert.equal(callbackParams({ ...flow, page: done }).get('state'), flow.state, `${way}: with the request's state`);
     }
   });
 

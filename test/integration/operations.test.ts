@@ -227,7 +227,7 @@ describe('operations', function () {
         const cases: [Record<string, string>, RegExp][] = [
           [{ REDIS_URL: unreachable }, /^latchkey: REDIS_URL: cannot reach Redis redis:\/\/:\*\*\*@127\.0\.0\.1:\d+ \(connect ECONNREFUSED [^)]+\); expected a running Redis/],
           // The ring in this Redis was sealed with the default secret by the test above.
-          [{ KEYS_SECRETS: 'not-the-secret-that-sealed-these-keys-0123456789' }, /^latchkey: key \S+ was sealed with a secret that is not in keys\.secrets \(KEYS_SECRETS\)$/],
+          [{ KEYS_SECRETS: 'not-the-secret-that-sealed-these-keys-0123456789' }, /^latchkey: key \S+ was sealed with a secret that is not in keys\.secrets \(KEYS_SECRETS\): start with the KEYS_SECRETS that sealed it \(to change the secret, list the new one first and keep the old one after it: KEYS_SECRETS=new,old\)$/],
         ];
         for (const [extra, pattern] of cases) {
           const env = testEnv(dir, await freePort(), { redisUrl: redis.url, env: { CLIENTS, LOG_LEVEL: 'info', ...extra } });
@@ -237,6 +237,8 @@ describe('operations', function () {
           assert.equal(run.stderr.trim().split('\n').length, 1, run.stderr);
           assert.ok(!run.stderr.includes('a-redis-password'));
           assert.doesNotMatch(run.stdout, /answering 503/, 'nothing was being served');
+          // The one line is the only error: no log line per process repeats it (a newcomer's terminal shows both streams).
+          assert.deepEqual(run.stdout.split('\n').filter((l) => /"level":(50|60)/.test(l)), [], run.stdout);
           assert.ok(run.stdout.split('\n').filter((l) => l.includes('"worker died')).length === 0, 'no restart loop');
         }
       });

@@ -23,7 +23,7 @@ function message(env: NodeJS.ProcessEnv): string {
 describe('configuration errors say the setting, the value given and what is expected', () => {
   it('PORT=abc: a number is expected, not "received NaN"', () => {
     assert.equal(message({ PORT: 'abc' }), 'port (PORT): expected a number, got "abc"');
-    assert.equal(message({ PORT: '70000' }), 'port (PORT): expected number to be <=65535, got 70000');
+    assert.equal(message({ PORT: '70000' }), 'port (PORT): expected at most 65535, got 70000');
     assert.equal(message({ METRICS_PORT: '' }), 'metrics.port (METRICS_PORT): expected a number, got ""');
   });
 
@@ -62,6 +62,25 @@ describe('configuration errors say the setting, the value given and what is expe
   it('ISSUER with a path is refused: discovery and the endpoints are at the root, where <issuer>/.well-known/… would not find them', () => {
     assert.match(message({ ISSUER: 'https://example.com/id' }), /^issuer \(ISSUER\): must be an origin without a path, such as https:\/\/id\.example\.com: .*, got "https:\/\/example\.com\/id"$/);
     assert.equal(loadConfig({ ISSUER: 'https://id.example.com:8443' }).issuer, 'https://id.example.com:8443', 'a port is fine');
+  });
+
+  it('ISSUER with a trailing slash or a path says which issuer to use: its origin', () => {
+    assert.equal(message({ ISSUER: 'http://localhost:3000/' }), 'issuer (ISSUER): must not end with a slash; use http://localhost:3000, got "http://localhost:3000/"');
+    assert.match(message({ ISSUER: 'https://example.com/id' }), /; use https:\/\/example\.com, got "https:\/\/example\.com\/id"$/);
+  });
+
+  it('bounds in words, not "expected number to be <=65535" or "expected array to have >=1 items"; our own reasons kept', () => {
+    assert.equal(message({ WORKERS: '-1' }), 'workers (WORKERS): expected at least 0, got -1');
+    assert.equal(message({ KEYS_REFRESH_INTERVAL: '0' }), 'keys.refreshInterval (KEYS_REFRESH_INTERVAL): expected more than 0, got 0');
+    assert.equal(message({ COOKIE_KEYS: '' }), 'cookie.keys (COOKIE_KEYS): expected at least one value');
+    assert.equal(message({ HOST: '' }), 'host (HOST): must not be empty, got ""');
+    assert.equal(message({ ACCOUNTS_ARGON2_MEMORY_COST: '100' }), 'accounts.argon2.memoryCost (ACCOUNTS_ARGON2_MEMORY_COST): OWASP minimum for argon2id is 19456 KiB, got 100');
+  });
+
+  it('a whole number, a multiple, a URL: in words, not "expected int", "Invalid number:" or "Invalid URL"', () => {
+    assert.equal(message({ WORKERS: '1.5' }), 'workers (WORKERS): expected a whole number, got 1.5');
+    assert.equal(message({ KEYS_RSA_BITS: '3000' }), 'keys.rsaBits (KEYS_RSA_BITS): must be a multiple of 1024, got 3000');
+    assert.equal(message({ RESOURCE_SERVERS: '[{"identifier":"api"}]' }), 'resourceServers.0.identifier (RESOURCE_SERVERS): expected a URL such as https://api.example.com, got "api"');
   });
 
   it('cacheMin above cacheMax names the setting and the one it must not exceed, without dumping the section', () => {

@@ -111,6 +111,25 @@ describe('configuration', () => {
     assert.equal(loadConfig({ ...good, ISSUER: 'http://localhost:3000' }).production, true, 'localhost may be http');
   });
 
+  it('production refusals say what to do, once per setting: the https issuer to set, how to make a secret', () => {
+    const good = {
+      NODE_ENV: 'production', REDIS_URL: 'redis://127.0.0.1:6379', ISSUER: 'https://id.example.com', COOKIE_KEYS: SAFE_KEYS, KEYS_SECRETS: SAFE_SECRET,
+    };
+    expectConfigError({ ...good, ISSUER: 'http://id.example.com:8080' }, /^refusing to start in production: issuer \(ISSUER\): must be https in production \(http is allowed only for localhost\); serve it behind TLS and set ISSUER=https:\/\/id\.example\.com:8080$/);
+    expectConfigError({ ...good, REDIS_URL: '' }, /required in production \(the embedded store is for development only\); set REDIS_URL=redis:\/\/host:6379$/);
+    // A newcomer's first production start: every default at once, each setting named once, each with how to make a secret.
+    const all = (() => {
+      try {
+        loadConfig({ NODE_ENV: 'production' });
+      } catch (error) {
+        return (error as Error).message;
+      }
+      return '';
+    })();
+    assert.equal(all.match(/cookie\.keys \(COOKIE_KEYS\)/g)?.length, 1, all);
+    assert.equal(all.match(/openssl rand -base64 48/g)?.length, 2, all);
+  });
+
   it('production refuses a missing, default or short secret for the signing keys kept in Redis', () => {
     const good = {
       NODE_ENV: 'production', REDIS_URL: 'redis://127.0.0.1:6379', ISSUER: 'https://id.example.com', COOKIE_KEYS: SAFE_KEYS, KEYS_SECRETS: SAFE_SECRET,
