@@ -138,6 +138,38 @@ describe('attacks: Latchkey hands out no more than was granted (black box)', fun
     assert.ok(decodeJwt((await token(RS, { grant_type: 'client_credentials', resource: `${server.issuer}/revocations`, scope: 'revocations' }, { dpop: await proof(key, { htm: 'POST', htu: `${server.issuer}/token` }) })).body.access_token!).cnf);
   });
 
+  it("an API cannot take a scope name that means something else here (an OpenID Connect scope, a privileged API's): refused at the admin API; one stored before is read without it, so a person's consent to their email address is never the API's `email` (RFC 8707 §2, OIDC Core §5.4)", async () => {
+    const ops = (await token(OPS, { grant_type: 'client_credentials', resource: `${server.issuer}/admin`, scope: 'admin' })).body.access_token!;
+    const addApi = (identifier: string, scopes: string[]) =>
+      fetch(`${server.url}/admin/apis`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${ops}` }, body: JSON.stringify({ identifier, scopes }) });
+    for (const reserved of ['openid', 'email', 'profile', 'phone', 'address', 'offline_access', 'admin', 'admin:read', 'revocations']) {
+      const identifier = `https://reserved-${reserved.replace(':', '-')}.example.test`;
+      const refused = await addApi(identifier, ['mail:send', reserved]);
+      assert.equal(refused.status, 400, `${reserved}: ${refused.status}`);
+      const body = (await refused.json()) as { error: string; error_description: string };
+      assert.equal(body.error, 'invalid_request');
+      assert.match(body.error_description, new RegExp(`"${reserved}" is reserved`));
+      assert.equal(await server.apis.find(identifier), undefined, `${reserved}: nothing stored`);
+    }
+    assert.equal((await addApi('https://own-names.example.test', ['mail:email'])).status, 201, 'a scope named for the API is taken');
+
+    // An API stored with `email` before such scopes were refused (as an older version wrote it).
+    const MAIL = 'https://mail.example.test';
+    await server.kv.set(`api:${MAIL}`, JSON.stringify({ identifier: MAIL, scopes: ['email', 'mail:read'], format: 'jwt', addedAt: Math.floor(Date.now() / 1000) - 60 }));
+    await server.kv.addToSet('apis', MAIL);
+    assert.deepEqual((await server.apis.find(MAIL))?.scopes, ['mail:read'], 'read without the reserved scope');
+    assert.deepEqual(await server.apis.reservedScopesIgnored(), [{ identifier: MAIL, scopes: ['email'] }], 'what serve warns of at start');
+    await assert.rejects(server.apis.grant(OPS.id, MAIL, { scopes: ['email'] }), /has no scope email/, 'nor granted to a client as the API\'s');
+    // The person allows the app their email address (and the API's mail:read): the API's token carries only mail:read.
+    const person = await personTokens(new Agent(), { scope: 'openid email mail:read', resource: MAIL }, MAIL);
+    assert.equal(person.status, 200, JSON.stringify(person.body));
+    assert.equal(decodeJwt(person.body.access_token!).scope, 'mail:read', 'consent to the email address is not consent to the API\'s email');
+    assert.equal(person.body.scope, 'mail:read');
+    await server.kv.del([`api:${MAIL}`]);
+    await server.kv.removeFromSet('apis', MAIL);
+    await server.apis.remove('https://own-names.example.test');
+  });
+
   it('an API removed and added again under the same identifier is another API: a refresh token, a remembered consent or a session\'s grant for the removed one gets nothing at the new one (RFC 8707 §2, RFC 6749 §6)', async () => {
     const NOTES = 'https://notes.example.test';
     await server.apis.add({ identifier: NOTES, scopes: ['notes:read'] });
