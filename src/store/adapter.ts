@@ -101,6 +101,12 @@ export interface AdapterHooks {
    */
   clientRemoved?(clientId: string): Promise<unknown>;
   /**
+   * A client's record is being replaced (`previous`: its metadata as stored; undefined for a new
+   * client), whichever way (RFC 7592, admin API, CLI, developer page): called before the write and
+   * once more after it, so that what the change ends stays ended whatever is issued meanwhile.
+   */
+  clientReplaced?(clientId: string, previous: AdapterPayload | undefined, next: AdapterPayload): Promise<unknown>;
+  /**
    * A token request presented a record of this person, held by this client: start reading what the
    * request will read of them (their account, the client's revocation mark), alongside the record's
    * grant and session (see readAheadFor).
@@ -255,7 +261,17 @@ class KvAdapter implements Adapter {
       deferredOf(request).writes.push({ key: recordKey(this.model, id), model: this.model, kv: this.kv, write: () => this.write(id, payload, expiresIn) });
       return;
     }
+    if (this.model === 'Client' && this.hooks.clientReplaced) return this.replaceClient(id, payload, expiresIn, this.hooks.clientReplaced);
     await this.write(id, payload, expiresIn);
+  }
+
+  /** A client's write, between the clientReplaced hook's two calls (clients are written rarely: the read of the previous one costs little). */
+  private async replaceClient(id: string, payload: AdapterPayload, expiresIn: number, replaced: NonNullable<AdapterHooks['clientReplaced']>): Promise<void> {
+    const stored = await this.kv.getRecord(recordKey(this.model, id));
+    const previous = stored ? (JSON.parse(stored.payload) as AdapterPayload) : undefined;
+    await replaced(id, previous, payload);
+    await this.write(id, payload, expiresIn);
+    await replaced(id, previous, payload);
   }
 
   /** Whether `id` is a token value that says it is of another model than this one (TOKEN_LENGTHS). */

@@ -650,6 +650,72 @@ describe('attacks: Latchkey hands out no more than was granted (black box)', fun
     assert.ok(again.body.refresh_token);
   });
 
+  it("a client that may no longer use client_credentials loses the tokens it got with it: taken from its grant types by an operator (admin API) or by itself (RFC 7592), or the client made public, its tokens end at introspection, the admin API and the feed; given back, new ones work, the old stay dead (RFC 6749 §4.4, RFC 7662 §2.2)", async () => {
+    const ops = (await token(OPS, { grant_type: 'client_credentials', resource: `${server.issuer}/admin`, scope: 'admin' })).body.access_token!;
+    const admin = (method: string, path: string, body: Record<string, unknown>) =>
+      fetch(`${server.url}/admin/clients${path}`, { method, headers: { 'content-type': 'application/json', authorization: `Bearer ${ops}` }, body: JSON.stringify(body) });
+    /** A client's own tokens at an API (JWT), the admin API (opaque) and the feed, each granted by an operator; and checks that each works or not. */
+    const ownTokens = async (client: ClientCredentials) => {
+      const got = await Promise.all([
+        token(client, { grant_type: 'client_credentials', resource: API, scope: 'read' }),
+        token(client, { grant_type: 'client_credentials', resource: `${server.issuer}/admin`, scope: 'admin:read' }),
+        token(client, { grant_type: 'client_credentials', resource: `${server.issuer}/revocations`, scope: 'revocations' }),
+      ]);
+      for (const answer of got) assert.equal(answer.status, 200, JSON.stringify(answer.body));
+      const [api, adminToken, feedToken] = got.map((answer) => answer.body.access_token!) as [string, string, string];
+      return async (): Promise<Record<string, boolean>> => ({
+        'introspected by the API': (await introspection(RS, api)).active === true,
+        'introspected by its client': (await introspection(client, adminToken)).active === true,
+        'at the admin API': (await fetch(`${server.issuer}/admin/users`, { headers: { authorization: `Bearer ${adminToken}` } })).status === 200,
+        'at the feed': (await fetch(`${server.issuer}/revocations`, { headers: { authorization: `Bearer ${feedToken}` } })).status === 200,
+      });
+    };
+    const grantAll = async (clientId: string) => {
+      await server.apis.grant(clientId, API, { scopes: ['read'] });
+      await server.apis.grant(clientId, `${server.issuer}/admin`, { scopes: ['admin:read'] });
+      await server.apis.grant(clientId, `${server.issuer}/revocations`, { scopes: ['revocations'] });
+    };
+    const working = { 'introspected by the API': true, 'introspected by its client': true, 'at the admin API': true, 'at the feed': true };
+    const ended = { 'introspected by the API': false, 'introspected by its client': false, 'at the admin API': false, 'at the feed': false };
+
+    // An operator takes client_credentials from a service's grant types (admin API).
+    const SERVICE = { id: 'cron', secret: secret('cron') };
+    const machine = { redirect_uris: [], response_types: [], grant_types: ['client_credentials'] };
+    assert.equal((await admin('POST', '', { client_id: SERVICE.id, client_secret: SERVICE.secret, ...machine })).status, 201);
+    await grantAll(SERVICE.id);
+    const service = await ownTokens(SERVICE);
+    assert.deepEqual(await service(), working);
+    assert.equal((await admin('PUT', `/${SERVICE.id}`, { redirect_uris: [REDIRECT], grant_types: ['authorization_code'] })).status, 200);
+    assert.deepEqual(await service(), ended, 'client_credentials taken by an operator');
+    // Given back: new tokens work (issued in a later second than the ending), the old stay dead.
+    await new Promise((done) => setTimeout(done, 1100));
+    assert.equal((await admin('PUT', `/${SERVICE.id}`, machine)).status, 200);
+    assert.deepEqual(await (await ownTokens(SERVICE))(), working, 'given back: new tokens');
+    assert.deepEqual(await service(), ended, 'given back: the old ones stay dead');
+
+    // A client registered by RFC 7591 and granted by an operator drops client_credentials itself (RFC 7592).
+    const registered = (await (await fetch(`${server.url}/reg`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ...machine, client_name: 'Self-service' }) })).json()) as Record<string, string>;
+    const SELF = { id: registered.client_id!, secret: registered.client_secret! };
+    await grantAll(SELF.id);
+    const own = await ownTokens(SELF);
+    const update = await fetch(`${server.url}/reg/${SELF.id}`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${registered.registration_access_token}` },
+      body: JSON.stringify({ client_id: SELF.id, client_secret: SELF.secret, redirect_uris: [REDIRECT], grant_types: ['authorization_code'], response_types: ['code'] }),
+    });
+    assert.equal(update.status, 200, await update.text());
+    assert.deepEqual(await own(), ended, 'client_credentials dropped by the client itself');
+
+    // An operator makes a service a public client (which client_credentials is not for: refused with it).
+    const PUBLIC = { id: 'cron-public', secret: secret('cron-public') };
+    assert.equal((await admin('POST', '', { client_id: PUBLIC.id, client_secret: PUBLIC.secret, ...machine })).status, 201);
+    await grantAll(PUBLIC.id);
+    const publicTokens = await ownTokens(PUBLIC);
+    assert.equal((await admin('PUT', `/${PUBLIC.id}`, { redirect_uris: [REDIRECT], grant_types: ['authorization_code'], token_endpoint_auth_method: 'none' })).status, 200);
+    const after = await publicTokens();
+    assert.deepEqual({ ...after, 'introspected by its client': false }, ended, 'made public');
+  });
+
   it("a token issued before an operator narrowed its client introspects inactive: no resource server is told the token holds a scope the client may no longer have (RFC 7662 §2.2, RFC 6749 §3.3)", async () => {
     const write = await operatorWrites('reader');
     assert.equal((await write('POST', '', 'openid offline_access email read')).status, 201);
