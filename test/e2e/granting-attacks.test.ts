@@ -984,6 +984,55 @@ describe('attacks: Latchkey hands out no more than was granted (black box)', fun
     assert.equal(refresh.status, 400, await refresh.text());
   });
 
+  it("a code or device code exchanged for a resource that is refused is not spent by it: the corrected request gets the tokens; presented again after that, it is refused and what it issued ends; a wrong code_verifier or client is refused as before (RFC 8707 §2, RFC 6749 §4.1.2, §5.2, RFC 8628 §3.4)", async () => {
+    const agent = new Agent();
+    const { page, verifier } = await startAuthorization(agent, app, REDIRECT, { scope: 'openid read', resource: API });
+    let current: Page = await signInSteps(agent, page, { username: 'pat', password: PASSWORD, stopAt: REDIRECT });
+    if (isConsent(current)) current = await agent.submit(current, '/confirm', {}, REDIRECT);
+    const code = new URL(current.url).searchParams.get('code')!;
+    const exchange = (extra: Record<string, string>, client: ClientCredentials = APP) => token(client, { grant_type: 'authorization_code', code, redirect_uri: REDIRECT, code_verifier: verifier, ...extra });
+    // A wrong code_verifier, and another client, are refused by oidc-provider before it consumes the code (its choice, kept).
+    const refusals: [Record<string, string>, string][] = [
+      [{ resource: 'https://unknown.example.test' }, 'invalid_target'],
+      [{ resource: `${server.issuer}/admin` }, 'invalid_target'],
+      [{ resource: API, code_verifier: oidc.randomPKCECodeVerifier() }, 'invalid_grant'],
+    ];
+    for (const [extra, error] of refusals) {
+      const refused = await exchange(extra);
+      assert.equal(refused.status, 400, JSON.stringify(extra));
+      assert.equal(refused.body.error, error, `${JSON.stringify(extra)}: ${JSON.stringify(refused.body)}`);
+    }
+    const stolen = await exchange({ resource: API }, NARROW);
+    assert.equal(stolen.body.error, 'invalid_grant', 'another client');
+    const honest = await exchange({ resource: API });
+    assert.equal(honest.status, 200, `the corrected request: ${JSON.stringify(honest.body)}`);
+    assert.equal(decodeJwt(honest.body.access_token!).aud, API);
+    assert.equal((await introspection(RS, honest.body.access_token!)).active, true);
+    const replayed = await exchange({ resource: API });
+    assert.equal(replayed.body.error, 'invalid_grant', 'the code presented again');
+    assert.equal((await introspection(RS, honest.body.access_token!)).active, false, 'what the code issued ends with its replay');
+    assert.equal((await exchange({ resource: 'https://unknown.example.test' })).body.error, 'invalid_grant', 'spent: refused as a replay whatever it asks');
+
+    // A device code, the same way.
+    const post = async (path: string, params: Record<string, string>) => {
+      const response = await fetch(`${server.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(params) });
+      return { status: response.status, body: (await response.json()) as Record<string, string> };
+    };
+    const started = await post('/device/auth', { client_id: TV.id, scope: 'openid read', resource: API });
+    assert.equal(started.status, 200, JSON.stringify(started.body));
+    const confirm = await agent.submit(await agent.follow(`${server.issuer}/device`), '/device', { user_code: started.body.user_code! });
+    const approved = await signInSteps(agent, await agent.submit(confirm, '/device', { confirm: 'yes' }), { username: 'pat', password: PASSWORD });
+    assert.match(approved.html, /Device connected/, `${approved.status} ${approved.url}`);
+    const redeem = (resource: string) => post('/token', { grant_type: DEVICE_CODE, device_code: started.body.device_code!, client_id: TV.id, resource });
+    const wrong = await redeem('https://unknown.example.test');
+    assert.equal(wrong.body.error, 'invalid_target', JSON.stringify(wrong.body));
+    const device = await redeem(API);
+    assert.equal(device.status, 200, `the corrected request: ${JSON.stringify(device.body)}`);
+    assert.equal(decodeJwt(device.body.access_token!).aud, API);
+    assert.equal((await redeem(API)).body.error, 'invalid_grant', 'the device code presented again');
+    assert.equal((await introspection(RS, device.body.access_token!)).active, false, 'what the device code issued ends with its replay');
+  });
+
   it("a device code is redeemed only by the client it was issued to: another client gets invalid_grant, before and after the person's approval (RFC 8628 §3.4, RFC 6749 §5.2)", async () => {
     const post = async (path: string, params: Record<string, string>, headers: Record<string, string> = {}) => {
       const response = await fetch(`${server.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers }, body: new URLSearchParams(params) });
