@@ -169,7 +169,8 @@ export class Apis {
   /**
    * Stored APIs that define a reserved scope (added before they were refused, or by an older
    * CLI): each is read without it (find), so the scope is neither asked at consent nor granted nor
-   * carried by a new token as the API's; serve warns of them at start.
+   * carried by a new token as the API's (a grant that holds it gives the rest); serve warns of them
+   * at start.
    */
   async reservedScopesIgnored(): Promise<{ identifier: string; scopes: string[] }[]> {
     const stored = await Promise.all((await this.kv.members(APIS_KEY)).map(async (identifier) => ({ identifier, json: await this.kv.get(apiKey(identifier)) })));
@@ -234,7 +235,7 @@ export class Apis {
   async grantsOf(clientId: string): Promise<ClientGrants> {
     const json = await this.#reads.get(clientGrantsKey(clientId));
     return this.#parsedGrants.get(clientId, json, (text) => {
-      const stored = withoutReservedGrants(text ? (JSON.parse(text) as Record<string, ClientGrant>) : {}, (identifier) => this.#static.get(identifier)?.source === 'builtin');
+      const stored = text ? (JSON.parse(text) as Record<string, ClientGrant>) : {};
       const fixed = this.#staticGrants.get(clientId);
       if (!fixed) return stored;
       const merged: Record<string, ClientGrant> = { ...stored };
@@ -385,19 +386,4 @@ function checkScopes(scopes: readonly unknown[]): string[] {
 /** A stored API as it is used: without a reserved scope it was stored with (Apis.reservedScopesIgnored). */
 function withoutReserved(api: ApiDefinition): ApiDefinition {
   return api.scopes.some((scope) => RESERVED_SCOPES.has(scope)) ? { ...api, scopes: api.scopes.filter((scope) => !RESERVED_SCOPES.has(scope)) } : api;
-}
-
-/**
- * Stored grants as they are used: a reserved scope held at an API that is not built in was granted
- * as such an API's (withoutReserved) and grants nothing now; a client_credentials token carrying it
- * introspects inactive (resource-servers.ts mayIntrospect). The privileged APIs' scopes stay theirs.
- */
-function withoutReservedGrants(grants: Record<string, ClientGrant>, builtin: (identifier: string) => boolean): Record<string, ClientGrant> {
-  let kept: Record<string, ClientGrant> | undefined;
-  for (const [identifier, grant] of Object.entries(grants)) {
-    if (builtin(identifier) || !grant.scopes.some((scope) => RESERVED_SCOPES.has(scope))) continue;
-    kept ??= { ...grants };
-    kept[identifier] = { ...grant, scopes: grant.scopes.filter((scope) => !RESERVED_SCOPES.has(scope)) };
-  }
-  return kept ?? grants;
 }

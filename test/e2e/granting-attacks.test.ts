@@ -165,6 +165,12 @@ describe('attacks: Latchkey hands out no more than was granted (black box)', fun
     assert.equal(person.status, 200, JSON.stringify(person.body));
     assert.equal(decodeJwt(person.body.access_token!).scope, 'mail:read', 'consent to the email address is not consent to the API\'s email');
     assert.equal(person.body.scope, 'mail:read');
+    // A grant stored with it then (as an older version wrote it) gives the rest, never it.
+    await server.kv.set(`api-grants:${RS.id}`, JSON.stringify({ ...JSON.parse((await server.kv.get(`api-grants:${RS.id}`)) ?? '{}'), [MAIL]: { scopes: ['email', 'mail:read'] } }));
+    assert.equal((await token(RS, { grant_type: 'client_credentials', resource: MAIL, scope: 'mail:read' })).status, 200);
+    const asked = await token(RS, { grant_type: 'client_credentials', resource: MAIL, scope: 'email' });
+    assert.equal(asked.body.error, 'invalid_scope', JSON.stringify(asked.body));
+    await server.apis.revoke(RS.id, MAIL);
     await server.kv.del([`api:${MAIL}`]);
     await server.kv.removeFromSet('apis', MAIL);
     await server.apis.remove('https://own-names.example.test');
