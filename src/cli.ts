@@ -405,7 +405,11 @@ apis
   .description('list APIs: built in (admin API, revocation feed), from configuration, and stored')
   .action(async () =>
     withStore(async (kv, settings) => {
-      print(await apisOn(kv, settings).list());
+      const known = apisOn(kv, settings);
+      for (const { identifier, scopes } of await known.reservedScopesIgnored()) {
+        console.error(`latchkey: warning: the stored API ${identifier} defines the reserved scope ${scopes.join(' ')}, which is ignored (listed without it); remove the API and add it again with scopes of its own`);
+      }
+      print(await known.list());
     }),
   );
 

@@ -30,6 +30,27 @@ const originOf = (input: unknown) => {
   return origin && origin !== 'null' ? `; use ${origin}` : '';
 };
 
+/**
+ * Scope names no API may define (configured, `latchkey apis add`, the admin API): the OpenID
+ * Connect scopes (OIDC Core §5.4, §11), which a person consents to and userinfo answers, and the
+ * privileged APIs' own (the admin API's, the revocation feed's), which the registration policy
+ * keeps from self-service clients by name. A scope string must mean one thing: an API's `email`
+ * would be granted by a person's consent to their email address (and the other way round), an
+ * API's `admin` refused in every self-service client's metadata. src/apis/ holds the built-in
+ * APIs to this list at start.
+ */
+export const RESERVED_SCOPES: ReadonlySet<string> = new Set(['openid', 'profile', 'email', 'address', 'phone', 'offline_access', 'admin', 'admin:read', 'revocations']);
+
+/** Why `scope` may not be an API's, if it may not (RESERVED_SCOPES). */
+export function reservedScopeProblem(scope: string): string | undefined {
+  if (!RESERVED_SCOPES.has(scope)) return undefined;
+  return `"${scope}" is reserved (an OpenID Connect scope, or a privileged API's) and cannot be an API's scope: name it for the API, such as "ledger:${scope}"`;
+}
+const apiScope = scopeToken.superRefine((scope, ctx) => {
+  const problem = reservedScopeProblem(scope);
+  if (problem) ctx.addIssue({ code: 'custom', message: problem });
+});
+
 const issuer = z
   .url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL such as https://id.example.com' })
   .refine((value) => !value.endsWith('/'), { error: (issue) => `must not end with a slash${originOf(issue.input)}` })
@@ -43,7 +64,7 @@ const issuer = z
 
 const resourceServer = z.strictObject({
   identifier: z.url(),
-  scopes: z.array(scopeToken).default([]),
+  scopes: z.array(apiScope).default([]),
   format: z.enum(['jwt', 'opaque']).default('jwt'),
   accessTokenTTL: seconds.optional(),
   // Operator grants from configuration (see src/apis/): client_credentials scopes, introspection, default API.

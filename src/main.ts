@@ -214,6 +214,13 @@ export async function serve(config: Config, logger: Logger = createLogger(config
     await kv.close();
     throw error;
   });
+  // A stored API that defines a reserved scope (added before such scopes were refused) is read
+  // without it (apis.ts): said here, once, so the operator can re-add it with a scope of its own.
+  if (!cluster.isWorker) {
+    for (const { identifier, scopes } of await apis.reservedScopesIgnored()) {
+      logger.warn({ api: identifier, scopes }, `the stored API ${identifier} defines the reserved scope ${scopes.join(' ')} (an OpenID Connect scope, or a privileged API's): it is ignored, so none of its tokens carries it and no grant gives it; remove the API and add it again with scopes of its own`);
+    }
+  }
   keys.onChange((ring) => providers.replace(build(ring, verifier)));
   keys.start();
   // KEYS_SECRETS rotated (a new secret put first): the key ring is sealed again under it by its

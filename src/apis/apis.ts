@@ -14,7 +14,7 @@
  * Layout (all durable): api:<identifier> → JSON, apis (set of identifiers),
  * api-grants:<client_id> → JSON { <identifier>: Grant }, api-grantees:<identifier> (set of client_ids).
  */
-import type { ResourceServerConfig } from '../config.js';
+import { RESERVED_SCOPES, reservedScopeProblem, type ResourceServerConfig } from '../config.js';
 import type { CachedReads, Kv } from '../store/kv.js';
 
 export interface ApiDefinition {
@@ -144,6 +144,9 @@ export class Apis {
     private readonly options: ApisOptions,
   ) {
     this.#reads = kv.cachedReads?.([API_PREFIX, APIS_KEY, GRANTS_PREFIX]) ?? kv;
+    // A privileged API's scope that another API could take would mean two things (RESERVED_SCOPES).
+    const unreserved = options.builtin.filter((api) => api.privileged).flatMap((api) => api.scopes.filter((scope) => !RESERVED_SCOPES.has(scope)));
+    if (unreserved.length) throw new Error(`privileged scopes ${unreserved.join(' ')} are not in RESERVED_SCOPES (src/config.ts)`);
     this.#static = new Map<string, { api: ApiDefinition; source: ApiSource }>([
       ...options.configured.map(({ grants: _grants, ...api }) => [api.identifier, { api, source: 'config' as const }] as const),
       ...options.builtin.map((api) => [api.identifier, { api, source: 'builtin' as const }] as const),
@@ -160,7 +163,21 @@ export class Apis {
     const fixed = this.#static.get(identifier);
     if (fixed) return fixed.api;
     const json = await this.#reads.get(apiKey(identifier));
-    return this.#parsedApis.get(identifier, json, (text) => (text ? (JSON.parse(text) as ApiDefinition) : undefined));
+    return this.#parsedApis.get(identifier, json, (text) => (text ? withoutReserved(JSON.parse(text) as ApiDefinition) : undefined));
+  }
+
+  /**
+   * Stored APIs that define a reserved scope (added before they were refused, or by an older
+   * CLI): each is read without it (find), so the scope is neither asked at consent nor granted nor
+   * carried by a new token as the API's (a grant that holds it gives the rest); serve warns of them
+   * at start.
+   */
+  async reservedScopesIgnored(): Promise<{ identifier: string; scopes: string[] }[]> {
+    const stored = await Promise.all((await this.kv.members(APIS_KEY)).map(async (identifier) => ({ identifier, json: await this.kv.get(apiKey(identifier)) })));
+    return stored.flatMap(({ identifier, json }) => {
+      const scopes = json ? (JSON.parse(json) as ApiDefinition).scopes.filter((scope) => RESERVED_SCOPES.has(scope)) : [];
+      return scopes.length && !this.#static.has(identifier) ? [{ identifier, scopes }] : [];
+    });
   }
 
   /** The scopes a client may register in its `scope` metadata for APIs that are not privileged (those only operators grant). */
@@ -360,6 +377,13 @@ function checkIdentifier(identifier: unknown): string {
 function checkScopes(scopes: readonly unknown[]): string[] {
   for (const scope of scopes) {
     if (typeof scope !== 'string' || !SCOPE_TOKEN.test(scope)) throw new ApiError(`scope ${JSON.stringify(scope)} is not a scope token (RFC 6749 §3.3)`, 'invalid_request', 400);
+    const reserved = reservedScopeProblem(scope);
+    if (reserved) throw new ApiError(`scope ${reserved}`, 'invalid_request', 400);
   }
   return scopes as string[];
+}
+
+/** A stored API as it is used: without a reserved scope it was stored with (Apis.reservedScopesIgnored). */
+function withoutReserved(api: ApiDefinition): ApiDefinition {
+  return api.scopes.some((scope) => RESERVED_SCOPES.has(scope)) ? { ...api, scopes: api.scopes.filter((scope) => !RESERVED_SCOPES.has(scope)) } : api;
 }

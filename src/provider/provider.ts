@@ -158,6 +158,14 @@ function storage({ config, kv, apis, revocations, accounts, consents }: Provider
           await grants.clientRemoved(clientId);
           await Promise.all([apis.forgetClient(clientId), forgetPreviousSecret(kv, clientId), consents.forgetClient(clientId)]);
         },
+        // A client that may no longer get tokens for itself (client_credentials taken from its grant
+        // types, or made public), whoever changed it: the tokens it got so far end at every API it
+        // holds a grant at (client_grant entries, as for a grant revoked), at introspection, the
+        // admin API, the feed and resource servers. Its grants stay: given client_credentials back,
+        // it gets new tokens; the old ones stay dead.
+        clientReplaced: async (clientId, previous, next) => {
+          if (previous && getsOwnTokens(previous) && !getsOwnTokens(next)) await apis.endOwnTokens(clientId);
+        },
         // A token request's code or refresh token names the account it will look up next, and its
         // client, whose delegated mark findAccount reads with it (revocation/list.ts).
         accountAhead: (accountId, clientId) => {
@@ -168,6 +176,12 @@ function storage({ config, kv, apis, revocations, accounts, consents }: Provider
       { refreshReuseGrace: config.ttl.refreshReuseGrace, sessionTtl: config.ttl.session },
     ),
   };
+}
+
+/** Whether client metadata (as stored) lets the client get tokens for itself: client_credentials among its grant types (RFC 7591 §2: authorization_code alone by default), and client authentication. */
+export function getsOwnTokens(metadata: { grant_types?: unknown; token_endpoint_auth_method?: unknown }): boolean {
+  const grantTypes = Array.isArray(metadata.grant_types) ? metadata.grant_types : ['authorization_code'];
+  return grantTypes.includes('client_credentials') && metadata.token_endpoint_auth_method !== 'none';
 }
 
 /** The session cookie's name: __Host-lk_session under an https issuer, lk_session under http (development). */

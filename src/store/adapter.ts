@@ -101,6 +101,12 @@ export interface AdapterHooks {
    */
   clientRemoved?(clientId: string): Promise<unknown>;
   /**
+   * A client's record is being replaced (`previous`: its metadata as stored; undefined for a new
+   * client), whichever way (RFC 7592, admin API, CLI, developer page): called before the write and
+   * once more after it, so that what the change ends stays ended whatever is issued meanwhile.
+   */
+  clientReplaced?(clientId: string, previous: AdapterPayload | undefined, next: AdapterPayload): Promise<unknown>;
+  /**
    * A token request presented a record of this person, held by this client: start reading what the
    * request will read of them (their account, the client's revocation mark), alongside the record's
    * grant and session (see readAheadFor).
@@ -197,6 +203,11 @@ class KvAdapter implements Adapter {
   /** The AuthorizationCode adapter's codes issued here, by id (ISSUED_CODES). */
   readonly #issued = new Map<string, Names>();
 
+  /** The model whose records this adapter keeps (forgoConsumption). */
+  get modelName(): string {
+    return this.model;
+  }
+
   constructor(
     private readonly model: string,
     private readonly kv: Kv,
@@ -255,7 +266,17 @@ class KvAdapter implements Adapter {
       deferredOf(request).writes.push({ key: recordKey(this.model, id), model: this.model, kv: this.kv, write: () => this.write(id, payload, expiresIn) });
       return;
     }
+    if (this.model === 'Client' && this.hooks.clientReplaced) return this.replaceClient(id, payload, expiresIn, this.hooks.clientReplaced);
     await this.write(id, payload, expiresIn);
+  }
+
+  /** A client's write, between the clientReplaced hook's two calls (clients are written rarely: the read of the previous one costs little). */
+  private async replaceClient(id: string, payload: AdapterPayload, expiresIn: number, replaced: NonNullable<AdapterHooks['clientReplaced']>): Promise<void> {
+    const stored = await this.kv.getRecord(recordKey(this.model, id));
+    const previous = stored ? (JSON.parse(stored.payload) as AdapterPayload) : undefined;
+    await replaced(id, previous, payload);
+    await this.write(id, payload, expiresIn);
+    await replaced(id, previous, payload);
   }
 
   /** Whether `id` is a token value that says it is of another model than this one (TOKEN_LENGTHS). */
@@ -291,7 +312,7 @@ class KvAdapter implements Adapter {
   async find(id: string): Promise<AdapterPayload | undefined> {
     if (this.ofAnotherModel(id)) return undefined;
     // Usually nothing is held back: then the read starts at once.
-    const settling = settleFirst();
+    const settling = settleFirst({ model: this.model, id });
     if (settling) await settling;
     // A code issued here: what it names is read with it, in the same tick (used once).
     const names = this.#issued.size ? this.#issued.get(id) : undefined;
@@ -328,13 +349,13 @@ class KvAdapter implements Adapter {
   }
 
   async findByUid(uid: string): Promise<AdapterPayload | undefined> {
-    await settleFirst();
+    await settleFirst({ model: '', id: '' });
     const id = await this.kv.get(uidKey(uid));
     return id ? this.find(id) : undefined;
   }
 
   async findByUserCode(userCode: string): Promise<AdapterPayload | undefined> {
-    await settleFirst();
+    await settleFirst({ model: '', id: '' });
     const id = await this.kv.get(userCodeKey(userCode));
     return id ? this.find(id) : undefined;
   }
@@ -478,10 +499,37 @@ function deferredOf(request: object): Deferred {
 /**
  * Before the request in progress reads, consumes or deletes anything more: what it held back.
  * Undefined when it held nothing back (no promise to wait for).
+ *
+ * Before a read (`reading`: a record's model and id, or '' for an index), consumptions alone are
+ * kept back: the request reads nothing of them (only its writes, and a record it consumed itself),
+ * so they go with the rest as the request settles. A refusal between (a device code's `resource`,
+ * found wrong after the engine loads the grant) then leaves them unsent (forgoConsumption).
  */
-function settleFirst(): Promise<unknown> | undefined {
+function settleFirst(reading?: { readonly model: string; readonly id: string }): Promise<unknown> | undefined {
   const request = deferringRequest();
-  return request && settleRequest(request);
+  if (!request) return undefined;
+  if (reading) {
+    const deferred = (request as Holding)[DEFERRED];
+    if (!deferred || (!deferred.writes.length && !deferred.consumptions.some(({ adapter, id }) => adapter.modelName === reading.model && id === reading.id))) return undefined;
+  }
+  return settleRequest(request);
+}
+
+/**
+ * A token request refused before it issued anything: the consumption of its code or device code
+ * (a record of `models`) that it still holds back is dropped, not sent, so the code stays unspent
+ * for the client's next request. Only while the request holds back no write at all (so nothing it
+ * issued can be left without the consumption that must go with it) and has sent nothing yet (a
+ * read in between sends what was held back: then the code was spent as before). Whether a refusal
+ * may leave the code unspent is the caller's to decide (provider/patches/deferred-consumption.ts).
+ * True when a consumption was dropped.
+ */
+export function forgoConsumption(request: object, models: ReadonlySet<string>): boolean {
+  const deferred = (request as Holding)[DEFERRED];
+  if (!deferred || deferred.writes.length || !deferred.consumptions.length) return false;
+  if (!deferred.consumptions.every(({ adapter }) => models.has(adapter.modelName))) return false;
+  deferred.consumptions.length = 0;
+  return true;
 }
 
 /**
@@ -490,7 +538,8 @@ function settleFirst(): Promise<unknown> | undefined {
  * consume() would have. Throws invalid_grant when the request lost (a replay or a code or token
  * that is gone: nothing it made may then be answered); a store failure throws as it would have.
  * Called before the answer leaves (provider/patches/deferred-consumption.ts) and before the
- * request reads anything more from the store. Undefined when the request held nothing back.
+ * request consumes, deletes or reads anything more from the store (a read: see settleFirst).
+ * Undefined when the request held nothing back.
  */
 export function settleRequest(request: object): Promise<unknown> | undefined {
   const deferred = (request as Holding)[DEFERRED];

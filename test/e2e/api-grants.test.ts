@@ -402,10 +402,12 @@ describe('e2e: APIs and operator grants (client_credentials, privileged APIs, in
       await server.apis.remove(ledger);
     });
 
-    it('the CLI refuses a grant to an unknown client, an API lifetime beyond the bound, and removing a configured API, in one line', async () => {
+    it('the CLI refuses a grant to an unknown client, an API lifetime beyond the bound, a reserved scope name, and removing a configured API, in one line', async () => {
       const runs = [
         ['grant', '--client', 'nobody', '--api', API, '--scope', 'read'],
         ['add', 'https://long.example.test', '--access-token-ttl', '86400'],
+        // A scope named like an OpenID Connect scope would mean two things (a person's consent to their email address, the API's email).
+        ['add', 'https://mail.example.test', '--scope', 'mail:read', '--scope', 'email'],
         ['remove', API],
       ];
       for (const args of runs) {

@@ -138,6 +138,44 @@ describe('attacks: Latchkey hands out no more than was granted (black box)', fun
     assert.ok(decodeJwt((await token(RS, { grant_type: 'client_credentials', resource: `${server.issuer}/revocations`, scope: 'revocations' }, { dpop: await proof(key, { htm: 'POST', htu: `${server.issuer}/token` }) })).body.access_token!).cnf);
   });
 
+  it("an API cannot take a scope name that means something else here (an OpenID Connect scope, a privileged API's): refused at the admin API; one stored before is read without it, so a person's consent to their email address is never the API's `email` (RFC 8707 §2, OIDC Core §5.4)", async () => {
+    const ops = (await token(OPS, { grant_type: 'client_credentials', resource: `${server.issuer}/admin`, scope: 'admin' })).body.access_token!;
+    const addApi = (identifier: string, scopes: string[]) =>
+      fetch(`${server.url}/admin/apis`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${ops}` }, body: JSON.stringify({ identifier, scopes }) });
+    for (const reserved of ['openid', 'email', 'profile', 'phone', 'address', 'offline_access', 'admin', 'admin:read', 'revocations']) {
+      const identifier = `https://reserved-${reserved.replace(':', '-')}.example.test`;
+      const refused = await addApi(identifier, ['mail:send', reserved]);
+      assert.equal(refused.status, 400, `${reserved}: ${refused.status}`);
+      const body = (await refused.json()) as { error: string; error_description: string };
+      assert.equal(body.error, 'invalid_request');
+      assert.match(body.error_description, new RegExp(`"${reserved}" is reserved`));
+      assert.equal(await server.apis.find(identifier), undefined, `${reserved}: nothing stored`);
+    }
+    assert.equal((await addApi('https://own-names.example.test', ['mail:email'])).status, 201, 'a scope named for the API is taken');
+
+    // An API stored with `email` before such scopes were refused (as an older version wrote it).
+    const MAIL = 'https://mail.example.test';
+    await server.kv.set(`api:${MAIL}`, JSON.stringify({ identifier: MAIL, scopes: ['email', 'mail:read'], format: 'jwt', addedAt: Math.floor(Date.now() / 1000) - 60 }));
+    await server.kv.addToSet('apis', MAIL);
+    assert.deepEqual((await server.apis.find(MAIL))?.scopes, ['mail:read'], 'read without the reserved scope');
+    assert.deepEqual(await server.apis.reservedScopesIgnored(), [{ identifier: MAIL, scopes: ['email'] }], 'what serve warns of at start');
+    await assert.rejects(server.apis.grant(OPS.id, MAIL, { scopes: ['email'] }), /has no scope email/, 'nor granted to a client as the API\'s');
+    // The person allows the app their email address (and the API's mail:read): the API's token carries only mail:read.
+    const person = await personTokens(new Agent(), { scope: 'openid email mail:read', resource: MAIL }, MAIL);
+    assert.equal(person.status, 200, JSON.stringify(person.body));
+    assert.equal(decodeJwt(person.body.access_token!).scope, 'mail:read', 'consent to the email address is not consent to the API\'s email');
+    assert.equal(person.body.scope, 'mail:read');
+    // A grant stored with it then (as an older version wrote it) gives the rest, never it.
+    await server.kv.set(`api-grants:${RS.id}`, JSON.stringify({ ...JSON.parse((await server.kv.get(`api-grants:${RS.id}`)) ?? '{}'), [MAIL]: { scopes: ['email', 'mail:read'] } }));
+    assert.equal((await token(RS, { grant_type: 'client_credentials', resource: MAIL, scope: 'mail:read' })).status, 200);
+    const asked = await token(RS, { grant_type: 'client_credentials', resource: MAIL, scope: 'email' });
+    assert.equal(asked.body.error, 'invalid_scope', JSON.stringify(asked.body));
+    await server.apis.revoke(RS.id, MAIL);
+    await server.kv.del([`api:${MAIL}`]);
+    await server.kv.removeFromSet('apis', MAIL);
+    await server.apis.remove('https://own-names.example.test');
+  });
+
   it('an API removed and added again under the same identifier is another API: a refresh token, a remembered consent or a session\'s grant for the removed one gets nothing at the new one (RFC 8707 §2, RFC 6749 §6)', async () => {
     const NOTES = 'https://notes.example.test';
     await server.apis.add({ identifier: NOTES, scopes: ['notes:read'] });
@@ -618,6 +656,72 @@ describe('attacks: Latchkey hands out no more than was granted (black box)', fun
     assert.ok(again.body.refresh_token);
   });
 
+  it("a client that may no longer use client_credentials loses the tokens it got with it: taken from its grant types by an operator (admin API) or by itself (RFC 7592), or the client made public, its tokens end at introspection, the admin API and the feed; given back, new ones work, the old stay dead (RFC 6749 §4.4, RFC 7662 §2.2)", async () => {
+    const ops = (await token(OPS, { grant_type: 'client_credentials', resource: `${server.issuer}/admin`, scope: 'admin' })).body.access_token!;
+    const admin = (method: string, path: string, body: Record<string, unknown>) =>
+      fetch(`${server.url}/admin/clients${path}`, { method, headers: { 'content-type': 'application/json', authorization: `Bearer ${ops}` }, body: JSON.stringify(body) });
+    /** A client's own tokens at an API (JWT), the admin API (opaque) and the feed, each granted by an operator; and checks that each works or not. */
+    const ownTokens = async (client: ClientCredentials) => {
+      const got = await Promise.all([
+        token(client, { grant_type: 'client_credentials', resource: API, scope: 'read' }),
+        token(client, { grant_type: 'client_credentials', resource: `${server.issuer}/admin`, scope: 'admin:read' }),
+        token(client, { grant_type: 'client_credentials', resource: `${server.issuer}/revocations`, scope: 'revocations' }),
+      ]);
+      for (const answer of got) assert.equal(answer.status, 200, JSON.stringify(answer.body));
+      const [api, adminToken, feedToken] = got.map((answer) => answer.body.access_token!) as [string, string, string];
+      return async (): Promise<Record<string, boolean>> => ({
+        'introspected by the API': (await introspection(RS, api)).active === true,
+        'introspected by its client': (await introspection(client, adminToken)).active === true,
+        'at the admin API': (await fetch(`${server.issuer}/admin/users`, { headers: { authorization: `Bearer ${adminToken}` } })).status === 200,
+        'at the feed': (await fetch(`${server.issuer}/revocations`, { headers: { authorization: `Bearer ${feedToken}` } })).status === 200,
+      });
+    };
+    const grantAll = async (clientId: string) => {
+      await server.apis.grant(clientId, API, { scopes: ['read'] });
+      await server.apis.grant(clientId, `${server.issuer}/admin`, { scopes: ['admin:read'] });
+      await server.apis.grant(clientId, `${server.issuer}/revocations`, { scopes: ['revocations'] });
+    };
+    const working = { 'introspected by the API': true, 'introspected by its client': true, 'at the admin API': true, 'at the feed': true };
+    const ended = { 'introspected by the API': false, 'introspected by its client': false, 'at the admin API': false, 'at the feed': false };
+
+    // An operator takes client_credentials from a service's grant types (admin API).
+    const SERVICE = { id: 'cron', secret: secret('cron') };
+    const machine = { redirect_uris: [], response_types: [], grant_types: ['client_credentials'] };
+    assert.equal((await admin('POST', '', { client_id: SERVICE.id, client_secret: SERVICE.secret, ...machine })).status, 201);
+    await grantAll(SERVICE.id);
+    const service = await ownTokens(SERVICE);
+    assert.deepEqual(await service(), working);
+    assert.equal((await admin('PUT', `/${SERVICE.id}`, { redirect_uris: [REDIRECT], grant_types: ['authorization_code'] })).status, 200);
+    assert.deepEqual(await service(), ended, 'client_credentials taken by an operator');
+    // Given back: new tokens work (issued in a later second than the ending), the old stay dead.
+    await new Promise((done) => setTimeout(done, 1100));
+    assert.equal((await admin('PUT', `/${SERVICE.id}`, machine)).status, 200);
+    assert.deepEqual(await (await ownTokens(SERVICE))(), working, 'given back: new tokens');
+    assert.deepEqual(await service(), ended, 'given back: the old ones stay dead');
+
+    // A client registered by RFC 7591 and granted by an operator drops client_credentials itself (RFC 7592).
+    const registered = (await (await fetch(`${server.url}/reg`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ...machine, client_name: 'Self-service' }) })).json()) as Record<string, string>;
+    const SELF = { id: registered.client_id!, secret: registered.client_secret! };
+    await grantAll(SELF.id);
+    const own = await ownTokens(SELF);
+    const update = await fetch(`${server.url}/reg/${SELF.id}`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${registered.registration_access_token}` },
+      body: JSON.stringify({ client_id: SELF.id, client_secret: SELF.secret, redirect_uris: [REDIRECT], grant_types: ['authorization_code'], response_types: ['code'] }),
+    });
+    assert.equal(update.status, 200, await update.text());
+    assert.deepEqual(await own(), ended, 'client_credentials dropped by the client itself');
+
+    // An operator makes a service a public client (which client_credentials is not for: refused with it).
+    const PUBLIC = { id: 'cron-public', secret: secret('cron-public') };
+    assert.equal((await admin('POST', '', { client_id: PUBLIC.id, client_secret: PUBLIC.secret, ...machine })).status, 201);
+    await grantAll(PUBLIC.id);
+    const publicTokens = await ownTokens(PUBLIC);
+    assert.equal((await admin('PUT', `/${PUBLIC.id}`, { redirect_uris: [REDIRECT], grant_types: ['authorization_code'], token_endpoint_auth_method: 'none' })).status, 200);
+    const after = await publicTokens();
+    assert.deepEqual({ ...after, 'introspected by its client': false }, ended, 'made public');
+  });
+
   it("a token issued before an operator narrowed its client introspects inactive: no resource server is told the token holds a scope the client may no longer have (RFC 7662 §2.2, RFC 6749 §3.3)", async () => {
     const write = await operatorWrites('reader');
     assert.equal((await write('POST', '', 'openid offline_access email read')).status, 201);
@@ -884,6 +988,55 @@ describe('attacks: Latchkey hands out no more than was granted (black box)', fun
       body: new URLSearchParams([['grant_type', 'refresh_token'], ['refresh_token', person.body.refresh_token!], ['resource', PERSONAL], ['resource', FIRST]]),
     });
     assert.equal(refresh.status, 400, await refresh.text());
+  });
+
+  it("a code or device code exchanged for a resource that is refused is not spent by it: the corrected request gets the tokens; presented again after that, it is refused and what it issued ends; a wrong code_verifier or client is refused as before (RFC 8707 §2, RFC 6749 §4.1.2, §5.2, RFC 8628 §3.4)", async () => {
+    const agent = new Agent();
+    const { page, verifier } = await startAuthorization(agent, app, REDIRECT, { scope: 'openid read', resource: API });
+    let current: Page = await signInSteps(agent, page, { username: 'pat', password: PASSWORD, stopAt: REDIRECT });
+    if (isConsent(current)) current = await agent.submit(current, '/confirm', {}, REDIRECT);
+    const code = new URL(current.url).searchParams.get('code')!;
+    const exchange = (extra: Record<string, string>, client: ClientCredentials = APP) => token(client, { grant_type: 'authorization_code', code, redirect_uri: REDIRECT, code_verifier: verifier, ...extra });
+    // A wrong code_verifier, and another client, are refused by oidc-provider before it consumes the code (its choice, kept).
+    const refusals: [Record<string, string>, string][] = [
+      [{ resource: 'https://unknown.example.test' }, 'invalid_target'],
+      [{ resource: `${server.issuer}/admin` }, 'invalid_target'],
+      [{ resource: API, code_verifier: oidc.randomPKCECodeVerifier() }, 'invalid_grant'],
+    ];
+    for (const [extra, error] of refusals) {
+      const refused = await exchange(extra);
+      assert.equal(refused.status, 400, JSON.stringify(extra));
+      assert.equal(refused.body.error, error, `${JSON.stringify(extra)}: ${JSON.stringify(refused.body)}`);
+    }
+    const stolen = await exchange({ resource: API }, NARROW);
+    assert.equal(stolen.body.error, 'invalid_grant', 'another client');
+    const honest = await exchange({ resource: API });
+    assert.equal(honest.status, 200, `the corrected request: ${JSON.stringify(honest.body)}`);
+    assert.equal(decodeJwt(honest.body.access_token!).aud, API);
+    assert.equal((await introspection(RS, honest.body.access_token!)).active, true);
+    const replayed = await exchange({ resource: API });
+    assert.equal(replayed.body.error, 'invalid_grant', 'the code presented again');
+    assert.equal((await introspection(RS, honest.body.access_token!)).active, false, 'what the code issued ends with its replay');
+    assert.equal((await exchange({ resource: 'https://unknown.example.test' })).body.error, 'invalid_grant', 'spent: refused as a replay whatever it asks');
+
+    // A device code, the same way.
+    const post = async (path: string, params: Record<string, string>) => {
+      const response = await fetch(`${server.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(params) });
+      return { status: response.status, body: (await response.json()) as Record<string, string> };
+    };
+    const started = await post('/device/auth', { client_id: TV.id, scope: 'openid read', resource: API });
+    assert.equal(started.status, 200, JSON.stringify(started.body));
+    const confirm = await agent.submit(await agent.follow(`${server.issuer}/device`), '/device', { user_code: started.body.user_code! });
+    const approved = await signInSteps(agent, await agent.submit(confirm, '/device', { confirm: 'yes' }), { username: 'pat', password: PASSWORD });
+    assert.match(approved.html, /Device connected/, `${approved.status} ${approved.url}`);
+    const redeem = (resource: string) => post('/token', { grant_type: DEVICE_CODE, device_code: started.body.device_code!, client_id: TV.id, resource });
+    const wrong = await redeem('https://unknown.example.test');
+    assert.equal(wrong.body.error, 'invalid_target', JSON.stringify(wrong.body));
+    const device = await redeem(API);
+    assert.equal(device.status, 200, `the corrected request: ${JSON.stringify(device.body)}`);
+    assert.equal(decodeJwt(device.body.access_token!).aud, API);
+    assert.equal((await redeem(API)).body.error, 'invalid_grant', 'the device code presented again');
+    assert.equal((await introspection(RS, device.body.access_token!)).active, false, 'what the device code issued ends with its replay');
   });
 
   it("a device code is redeemed only by the client it was issued to: another client gets invalid_grant, before and after the person's approval (RFC 8628 §3.4, RFC 6749 §5.2)", async () => {

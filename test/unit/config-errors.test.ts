@@ -47,6 +47,13 @@ describe('configuration errors say the setting, the value given and what is expe
     assert.equal(message({ RESOURCE_SERVERS: '[{"identifier":"https://api.example.com","scopes":"read"}]' }), 'resourceServers.0.scopes (RESOURCE_SERVERS): expected a list, got "read"');
   });
 
+  it('an API whose scope is named like an OpenID Connect scope or a privileged API\'s is refused in one line that names it (it would mean two things)', () => {
+    for (const reserved of ['email', 'openid', 'offline_access', 'admin:read']) {
+      const text = message({ RESOURCE_SERVERS: JSON.stringify([{ identifier: 'https://api.example.com', scopes: ['read', reserved] }]) });
+      assert.match(text, new RegExp(`^resourceServers\\.0\\.scopes\\.1 \\(RESOURCE_SERVERS\\): "${reserved}" is reserved .*"ledger:${reserved}"`), text);
+    }
+  });
+
   it('enumerations say the choices and the value; secrets are never echoed', () => {
     assert.equal(message({ LOG_LEVEL: 'loud' }), 'log.level (LOG_LEVEL): expected one of "fatal"|"error"|"warn"|"info"|"debug"|"trace"|"silent", got "loud"');
     const clients = message({ CLIENTS: '[{"client_id":"","client_secret":"do-not-print-me"}]' });

@@ -12,14 +12,24 @@
  * has emitted grant.success by then; grant.error follows for the same request. The authenticated
  * client's rate-limit charge is made here too (http/rate-limits.ts).
  *
+ * A code or device code exchange refused for what it asks (invalid_target, invalid_scope: its
+ * `resource`, found wrong after oidc-provider consumed the code) leaves the code unspent: its held
+ * back consumption is dropped, not sent (store/adapter.ts forgoConsumption; a read in between sends
+ * only what the request wrote, never a consumption alone). Before, the refusal spent the code, and
+ * the client's corrected request was taken for a replay, which revoked the grant. A code presented
+ * again after its exchange is still refused before this (oidc-provider sees it consumed, revokes
+ * the grant); a wrong code_verifier, redirect_uri or client is refused by oidc-provider before it
+ * consumes anything, as ever. Pinned by test/e2e/granting-attacks.test.ts ("a code or device code
+ * exchanged for a resource that is refused is not spent by it").
+ *
  * At the authorization endpoint, and where it resumes after a sign-in, the records the request
  * saves (the code, the session, a grant made from remembered consent, an interaction) are held back
  * the same way and sent together, with the writes of `alongside` (where the session was last seen),
  * before the redirect leaves. When the session had been ended meanwhile (elsewhere, while this
  * request was in flight) its write is refused by the store and the code deleted: the answer is a
- * login_required page instead of the redirect (store/adapter.ts SessionEnded). A read,
- * consumption or deletion in between sends what was held back first, so the request still reads
- * its own writes.
+ * login_required page instead of the redirect (store/adapter.ts SessionEnded). A consumption or
+ * deletion in between sends what was held back first, and so does a read once the request holds
+ * back a write (or the consumption of the record read), so the request still reads its own writes.
  * Pinned by test/unit/provider-patches.test.ts, test/e2e/deferred-consumption.test.ts and
  * test/e2e/authorization-round-trips.test.ts.
  */
@@ -27,7 +37,27 @@ import type { Context, Middleware } from 'koa';
 import { errors, type KoaContextWithOIDC, type Provider } from 'oidc-provider';
 import type { RateLimits } from '../../http/rate-limits.js';
 import { respondWithError } from '../../http/errors.js';
-import { SessionEnded, settleRequest } from '../../store/adapter.js';
+import { forgoConsumption, SessionEnded, settleRequest } from '../../store/adapter.js';
+
+/** The grants whose code (a record of these models) a refusal of the request's own parameters leaves unspent. */
+const CODE_GRANTS = new Set(['authorization_code', 'urn:ietf:params:oauth:grant-type:device_code']);
+const CODES: ReadonlySet<string> = new Set(['AuthorizationCode', 'DeviceCode']);
+/**
+ * Refusals decided from what the request asks (its `resource`, its `scope`), made after oidc-provider
+ * consumed the code: the code is not the problem, and the client's corrected request must find it
+ * unspent (as a refused refresh does not spend its token: refresh-rotation.ts). A code presented
+ * twice (invalid_grant, its grant revoked), a wrong code_verifier or redirect_uri, another client's
+ * code, an expired or denied one are refused as before, the code spent where the engine spends it.
+ */
+const REFUSALS_OF_THE_REQUEST = new Set(['invalid_target', 'invalid_scope']);
+
+/** A code or device code exchange refused for what it asked, not for its code (REFUSALS_OF_THE_REQUEST). */
+function refusedForWhatItAsked(ctx: Context): boolean {
+  const { oidc } = ctx as unknown as Partial<KoaContextWithOIDC>;
+  if (oidc?.route !== 'token' || ctx.status !== 400 || !CODE_GRANTS.has(oidc.params?.grant_type as string)) return false;
+  const error = (ctx.body as { error?: unknown } | undefined)?.error;
+  return typeof error === 'string' && REFUSALS_OF_THE_REQUEST.has(error);
+}
 
 /** What a request writes once its answer is ready, if anything: started when called. */
 export type WriteAlongside = (ctx: Context) => Promise<unknown> | undefined;
@@ -57,6 +87,7 @@ export function settleDeferredConsumption(provider: Provider, limits?: RateLimit
     let pending: Promise<unknown> | undefined;
     try {
       limits?.chargeAuthenticatedClient(ctx);
+      if (refusedForWhatItAsked(ctx)) forgoConsumption(ctx, CODES);
       // Most requests have one of these or none: waited for as they are, not through a Promise.all.
       pending = settleRequest(ctx);
       for (const write of alongside) {
