@@ -117,7 +117,7 @@ export function providerFactory(config: Config, kv: Kv, metrics?: Metrics) {
     // account as the session check read it; the client's mark from the cache: no round trip more).
     async ({ accountId, clientId, iat }, ctx) => {
       const [account, delegated] = await Promise.all([accountReadFor(ctx, accountId) ?? accounts.find(accountId), revocations.delegatedEnded(clientId, iat)]);
-      return delegated || !account || endedWithPerson(account, iat);
+      return delegated || !account || endedWithPerson(account, iat, 'token', clientId);
     },
     // Which credentials signed in the session a consent is given in: removing one forgets it.
     (sessionUid) => signedInWith.of(sessionUid),

@@ -318,7 +318,8 @@ function accountsAndConsent({ config, accounts, consents, federated, revocations
       // person ended (disabled, or a password set by an operator: accounts.ts endedAt), or before
       // every grant of its client was revoked (`grants revoke --client`), is void, even if the
       // revocation of its grant did not happen: read with the account, so it costs no round trip.
-      if (token && (delegationEnded || endedWithPerson(account, iat))) return undefined;
+      // So is one issued before the person withdrew its client's access (clientGrantsEndedAt), in the same read.
+      if (token && (delegationEnded || endedWithPerson(account, iat, 'token', clientId))) return undefined;
       const claims = accountClaims(ctx, config.idToken.scopeClaims, { ...claimsFor(account) } as AccountClaims);
       // Only a session signed in through an upstream (amr "fed") costs the extra read.
       const { amr, sessionUid } = (token ?? {}) as { amr?: string[]; sessionUid?: string };
@@ -407,7 +408,7 @@ function features({ config, apis, revocations, accounts, logoutPages, devicePage
               ? heldByClientNow(ctx.oidc.provider, caller, { clientId, scope, clientCredentials, ...(kind === 'RefreshToken' && { refresh: { acr, mfaEverywhere: config.accounts.mfa.required } }) })
               : true,
             // A refresh token outlives the person's list entry: held to the account's cutoff, as a refresh is (findAccount).
-            kind === 'RefreshToken' && accountId ? accounts.find(accountId).then((account) => !account || account.disabled || endedWithPerson(account, iat)) : false,
+            kind === 'RefreshToken' && accountId ? accounts.find(accountId).then((account) => !account || account.disabled || endedWithPerson(account, iat, 'token', clientId)) : false,
           ]);
           return allowed && !deleted && resolves && held && !personEnded;
         },
