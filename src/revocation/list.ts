@@ -247,6 +247,12 @@ export class RevocationList {
     return this.#revokeUpToNow('client', clientKey, clientId, this.#lifetime);
   }
 
+  /** Epoch seconds a client of this id was last deleted, while that can still matter (its client entry); a cached read. */
+  async clientRemovedAt(clientId: string): Promise<number | undefined> {
+    const mark = await this.#rareMarks.get(clientKey(clientId));
+    return mark === undefined ? undefined : Number(mark);
+  }
+
   /**
    * Revokes every token signed by a key, whatever its `iat` (the key is compromised), for `horizon`
    * seconds: until no verifier can still hold the key (its cached JWKS) nor a token it signed.
