@@ -274,6 +274,12 @@ export class RevocationList {
     return revoked.some(Boolean);
   }
 
+  /** Epoch seconds an API of this identifier was last removed, while that can still matter (its api entry); a cached read. */
+  async apiRemovedAt(aud: string): Promise<number | undefined> {
+    const mark = await this.#rareMarks.get(apiKey(aud));
+    return mark === undefined ? undefined : Number(mark);
+  }
+
   /** Revokes every token for an API up to now (the API was removed), a person's and a client's own. */
   async revokeApi(aud: string): Promise<boolean> {
     await this.#operatorEndings();

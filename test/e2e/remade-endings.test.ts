@@ -6,7 +6,8 @@
  * here whatever of the predecessor the deletion removed is put back once it is done (a Redis
  * DUMP/RESTORE of the keys it deleted, all but the client's own record and the revocation list), and
  * the client added again must not be given any of it. A consent page of the predecessor still open
- * must not give the new client a code either.
+ * must not give the new client a code either. Nor does the deletion's own revocation entry refuse
+ * what the new client, or an API added again, gets in the second of the deletion.
  */
 import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
@@ -26,7 +27,7 @@ const RS = { id: 'api', secret: 'api-resource-server-secret-with-entropy-012345'
 const PASSWORD = 'remade endings test password';
 const METADATA = { client_id: APP.id, client_secret: APP.secret, redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'] };
 
-describe('e2e: a client deleted and added again with the same id inherits nothing', function () {
+describe('e2e: a client or API removed and added again with the same identifier inherits nothing', function () {
   this.timeout(60_000);
   const dir = testDir();
   let redis: RedisServer;
@@ -144,5 +145,21 @@ describe('e2e: a client deleted and added again with the same id inherits nothin
     await server.apis.grant(APP.id, API, { scopes: ['read'] });
     const token = await clientCredentialsToken(server.url, APP, API, 'read');
     assert.equal((await introspect(server.url, RS, token)).active, true, "the new client's token is not refused by its predecessor's client entry");
+  });
+
+  it("an API added again in the second of its removal: the tokens for it are not refused with the removed one's", async () => {
+    const identifier = 'https://remade-api.example.test';
+    await clients.add(machineClient(APP));
+    await server.apis.add({ identifier, scopes: ['read'] });
+    await server.apis.grant(APP.id, identifier, { scopes: ['read'] });
+    const old = await clientCredentialsToken(server.url, APP, identifier, 'read');
+    await new Promise((resolve) => setTimeout(resolve, 1000 - (Date.now() % 1000) + 5));
+    await server.apis.remove(identifier);
+    await server.apis.add({ identifier, scopes: ['read'] });
+    await server.apis.grant(APP.id, identifier, { scopes: ['read'] });
+    const token = await clientCredentialsToken(server.url, APP, identifier, 'read');
+    assert.equal((await introspect(server.url, APP, token)).active, true, "the new API's token is not refused by the removed one's entry");
+    assert.equal((await introspect(server.url, APP, old)).active, false, "the removed API's token stays refused");
+    await server.apis.remove(identifier);
   });
 });
