@@ -242,7 +242,7 @@ describe('e2e: a person ended half-way (disabled, password set) holds nothing th
     }
   });
 
-  it('a consent remembered before a cutoff (a client\'s delegated mark, a person\'s grantsEndedAt or endedAt) makes no grant after it, whatever the order of writes: the consent written, then the mark, and never forgotten', async () => {
+  it('a consent remembered before a cutoff (a client\'s delegated mark, a person\'s grantsEndedAt, clientGrantsEndedAt or endedAt) makes no grant after it, whatever the order of writes: the consent written, then the mark, and never forgotten', async () => {
     // The consent is remembered (prompt=consent), then each cutoff written with its grants revoked
     // but the consent left: the order of a consent remembered between a command's forgetting and its mark.
     const cases = [
