@@ -126,7 +126,7 @@ async function consentsOn(kv: Kv, settings: Config): Promise<Consents> {
 /** oidc-provider is imported only by the commands that need it: the rest start faster. */
 async function clientsOn(kv: Kv, settings: Config): Promise<Clients> {
   const { Clients } = await import('./registration/clients.js');
-  return new Clients(kv, { current: await validatingProvider(kv, settings) }, apisOn(kv, settings));
+  return new Clients(kv, { current: await validatingProvider(kv, settings) }, apisOn(kv, settings), revocationList(kv, settings));
 }
 
 /**
@@ -612,8 +612,9 @@ grants
       // with a live session asking in between (prompt=none) gets a fresh grant made from the consent,
       // which outlives the revocation; a failure half-way leaves grants to revoke again.
       if (account && options.client) {
-        await consents.forget(account.sub, options.client);
-        const revoked = await revocation.revokeAccountClient(account.sub, options.client);
+        // One cutoff first (a withdrawn entry on the list and feed, the account's clientGrantsEndedAt),
+        // then the consent and the grants one by one: a failure half-way leaves none of them working.
+        const { revoked } = await revocation.withdraw(account.sub, options.client, new Accounts(kv, settings.accounts.argon2), consents);
         if (!revoked && !(await clientKnown(options.client))) throw new ClientMissing(`no client "${options.client}" (and no grants held by it)`);
         print({ sub: account.sub, username: account.username, client_id: options.client, revoked });
       } else if (options.client) {

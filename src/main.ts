@@ -117,7 +117,7 @@ export function providerFactory(config: Config, kv: Kv, metrics?: Metrics) {
     // account as the session check read it; the client's mark from the cache: no round trip more).
     async ({ accountId, clientId, iat }, ctx) => {
       const [account, delegated] = await Promise.all([accountReadFor(ctx, accountId) ?? accounts.find(accountId), revocations.delegatedEnded(clientId, iat)]);
-      return delegated || !account || endedWithPerson(account, iat);
+      return delegated || !account || endedWithPerson(account, iat, 'token', clientId);
     },
     // Which credentials signed in the session a consent is given in: removing one forgets it.
     (sessionUid) => signedInWith.of(sessionUid),
@@ -227,7 +227,7 @@ export async function serve(config: Config, logger: Logger = createLogger(config
   // maintenance, and so is everything else sealed under an older one, here.
   await resealUnderFirstSecret(config, { accounts, secondFactors, upstreams }, logger);
   // Our own routes take the host and use the provider in service per request.
-  const clients = new Clients(kv, providers, apis);
+  const clients = new Clients(kv, providers, apis, revocations);
   const grants = new GrantRevocation(kv, revocations);
   const sessions = new AccountSessions(kv, providers, accounts);
   const credentials = new SessionCredentials(kv, config.ttl.session);

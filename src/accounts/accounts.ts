@@ -52,6 +52,13 @@ export interface Account {
    * their sessions kept (an operator revoked every grant they gave: `latchkey grants revoke --user`).
    */
   readonly grantsEndedAt?: number;
+  /**
+   * Per client id, epoch seconds up to which every token, code and refresh token issued to the person
+   * for that client has ended, and every consent they gave it, their sessions kept (the person
+   * withdrew the app's access on the account page, or an operator ran `latchkey grants revoke --user
+   * --client`). Kept as long as a grant could live after it, then dropped at the next such write.
+   */
+  readonly clientGrantsEndedAt?: Readonly<Record<string, number>>;
 }
 
 /** What records, before anything else, that every token issued to a person up to now has ended (revocation/list.ts). */
@@ -59,20 +66,35 @@ export interface SubjectEndings {
   revokeSubject(sub: string): Promise<unknown>;
 }
 
-/** The person's cutoff for a token (`endedAt` or `grantsEndedAt`, the later) or for a session (`endedAt`). */
-function cutoff(account: Pick<Account, 'endedAt' | 'grantsEndedAt'>, what: 'token' | 'session'): number | undefined {
-  const ends = [account.endedAt, what === 'token' ? account.grantsEndedAt : undefined].filter((at): at is number => at !== undefined);
+/** What records, before anything else, that every token issued to a person for one client up to now has ended (revocation/list.ts). */
+export interface ClientGrantEndings {
+  revokeWithdrawn(sub: string, clientId: string): Promise<unknown>;
+}
+
+/** The person's cutoff for one client's tokens, consents and grants (clientGrantsEndedAt), if any. */
+function clientCutoff(account: Pick<Account, 'clientGrantsEndedAt'>, clientId: unknown): number | undefined {
+  const ends = account.clientGrantsEndedAt;
+  return typeof clientId === 'string' && ends && Object.hasOwn(ends, clientId) ? ends[clientId] : undefined;
+}
+
+/**
+ * The person's cutoff for a token (`endedAt` or `grantsEndedAt`, the later; with `clientId`, that
+ * client's `clientGrantsEndedAt` too) or for a session (`endedAt`).
+ */
+function cutoff(account: Pick<Account, 'endedAt' | 'grantsEndedAt' | 'clientGrantsEndedAt'>, what: 'token' | 'session', clientId?: unknown): number | undefined {
+  const ends = [account.endedAt, ...(what === 'token' ? [account.grantsEndedAt, clientCutoff(account, clientId)] : [])].filter((at): at is number => at !== undefined);
   return ends.length ? Math.max(...ends) : undefined;
 }
 
 /**
- * Whether a token or code issued at `issuedAt` (its `iat`, epoch seconds), or with `what`
+ * Whether a token, code or consent issued at `issuedAt` (its `iat`, epoch seconds), or with `what`
  * 'session' a session signed in then (its `loginTs`), ended with the person (`endedAt`,
- * `grantsEndedAt`). Something of the same second ends too (whether it came before cannot be told):
- * see untilEndingPassed.
+ * `grantsEndedAt`; for a token of `clientId`, the person's cutoff for that client too,
+ * `clientGrantsEndedAt`). Something of the same second ends too (whether it came before cannot be
+ * told): see untilEndingPassed.
  */
-export function endedWithPerson(account: Pick<Account, 'endedAt' | 'grantsEndedAt'>, issuedAt: unknown, what: 'token' | 'session' = 'token'): boolean {
-  const at = cutoff(account, what);
+export function endedWithPerson(account: Pick<Account, 'endedAt' | 'grantsEndedAt' | 'clientGrantsEndedAt'>, issuedAt: unknown, what: 'token' | 'session' = 'token', clientId?: unknown): boolean {
+  const at = cutoff(account, what, clientId);
   return at !== undefined && (typeof issuedAt !== 'number' || issuedAt <= at);
 }
 
@@ -419,6 +441,27 @@ export class Accounts {
     if (!ended) return undefined;
     await endings.revokeSubject(sub);
     return ended.account;
+  }
+
+  /**
+   * Every token, code and refresh token issued to the person for one client up to now ends, and every
+   * consent they gave it, their sessions and other apps kept (the person withdraws the app's access,
+   * or an operator revokes that person's grants to it): one cutoff, `clientGrantsEndedAt[clientId]`,
+   * with the revocation list's entry before and after, as endGrants writes. The caller forgets the
+   * consent and revokes the grants afterwards; a failure half-way leaves none of them working.
+   * `keep`: seconds a grant may live (ttl.grant): older cutoffs of other clients are dropped. The
+   * cutoff's epoch seconds (for untilEndingPassed), undefined for no such person.
+   */
+  async endClientGrants(sub: string, clientId: string, endings: ClientGrantEndings, keep: number): Promise<number | undefined> {
+    await endings.revokeWithdrawn(sub, clientId);
+    const at = now();
+    const ended = await this.#update(sub, (stored) => {
+      const kept = Object.entries(stored.clientGrantsEndedAt ?? {}).filter(([id, when]) => id !== clientId && when + keep >= at);
+      return { ...stored, clientGrantsEndedAt: Object.fromEntries([...kept, [clientId, Math.max(at, clientCutoff(stored, clientId) ?? 0)]]) };
+    });
+    if (!ended) return undefined;
+    await endings.revokeWithdrawn(sub, clientId);
+    return clientCutoff(ended.account, clientId);
   }
 
   /**

@@ -8,7 +8,14 @@
  * from the upstream's, but never to an email address another account holds. Any other email match is
  * refused, never merged silently.
  *
- * Layout (durable): account:link:<upstream>:<upstream sub> → JSON {sub, how, at};
+ * An upstream is named by its id, and its people by their sub there; an operator may remove an
+ * upstream and add another under the same id (the same provider, its secret changed; or another
+ * provider, whose subs may be the same strings as the first one's people's). A link records the
+ * issuer that vouched for it, and a sign-in vouched for by another issuer under the id does not
+ * follow it: the link is of the provider removed, and the sign-in starts afresh (links made before
+ * the issuer was recorded are followed as before).
+ *
+ * Layout (durable): account:link:<upstream>:<upstream sub> → JSON {sub, how, at, iss};
  * account:links:<sub> → set of "<upstream>:<upstream sub>" (the account page lists and removes them);
  * account:linked:<upstream> → set of the subs ever linked through it (peopleLinkedTo: removing the
  * upstream finds what they were granted through it). That last one is a superset: a link removed
@@ -17,7 +24,7 @@
  * by the first peopleLinkedTo (account:linked-indexed marks that done).
  */
 import { createHash } from 'node:crypto';
-import type { Account, Accounts, Claims } from './accounts.js';
+import { AccountError, type Account, type Accounts, type Claims } from './accounts.js';
 import { inBatches, type Kv } from '../store/kv.js';
 
 export interface Link {
@@ -26,6 +33,8 @@ export interface Link {
   /** How it was linked: a new account, or the existing one with the same verified email (the person signed in to it to link). */
   readonly how: 'created' | 'email';
   readonly at: number;
+  /** The upstream's issuer when it was linked (absent in links made before it was recorded). */
+  readonly iss?: string;
 }
 
 /** One of a person's links, as the account page lists it: `id` ("<upstream>:<upstream sub>") names it in a form. */
@@ -108,8 +117,16 @@ export class UpstreamLinks {
    * The account an upstream sign-in belongs to, made or linked on the first one, its claims
    * refreshed on every one; or why it may not sign in.
    */
-  async signIn(upstream: { id: string; linkByEmail: boolean }, upstreamSub: string, claims: Claims): Promise<LinkOutcome> {
+  async signIn(upstream: { id: string; issuer: string; linkByEmail: boolean }, upstreamSub: string, claims: Claims): Promise<LinkOutcome> {
     const existing = await this.find(upstream.id, upstreamSub);
+    if (existing?.iss !== undefined && existing.iss !== upstream.issuer) {
+      // Linked through a provider removed since, whose id another was given: its person there is not
+      // this one, whatever the sub. The old link goes (the account stays, and signs in another way).
+      const key = linkKey(upstream.id, upstreamSub);
+      const json = await this.kv.get(key);
+      if (json && (JSON.parse(json) as Link).iss === existing.iss && (await this.kv.deleteIfEquals(key, json))) await this.kv.removeFromSet(linksKey(existing.sub), `${upstream.id}:${upstreamSub}`);
+      return this.signIn(upstream, upstreamSub, claims);
+    }
     if (existing) {
       const account = await this.accounts.find(existing.sub);
       if (account) {
@@ -128,8 +145,8 @@ export class UpstreamLinks {
       if (local.disabled) return { refused: 'disabled' };
       return { confirm: local };
     }
-    const account = await this.accounts.createWithoutPassword(usernameFor(upstream.id, upstreamSub), claims);
-    const link = await this.#link(upstream.id, upstreamSub, account.sub, 'created');
+    const account = await this.#created(upstream, upstreamSub, claims);
+    const link = await this.#link(upstream.id, upstreamSub, account.sub, 'created', upstream.issuer);
     if (!link) {
       // Another sign-in of the same person linked first: nothing half-made stays behind.
       await this.accounts.remove(account.username);
@@ -143,10 +160,10 @@ export class UpstreamLinks {
    * upstream's sign-in offered it: signIn's `confirm`), and takes the upstream's claims. Undefined
    * when the identity was linked meanwhile, or the account is gone or disabled.
    */
-  async linkConfirmed(upstream: string, upstreamSub: string, sub: string, claims: Claims): Promise<Link | undefined> {
+  async linkConfirmed(upstream: string, upstreamSub: string, sub: string, claims: Claims, issuer?: string): Promise<Link | undefined> {
     const local = await this.accounts.find(sub);
     if (!local || local.disabled) return undefined;
-    const link = await this.#link(upstream, upstreamSub, sub, 'email');
+    const link = await this.#link(upstream, upstreamSub, sub, 'email', issuer);
     if (link) await this.accounts.updateClaims(sub, { ...local.claims, ...claims });
     return link;
   }
@@ -163,8 +180,22 @@ export class UpstreamLinks {
     return holders.some((other) => other.sub !== account.sub) ? { ...account.claims, ...rest } : { ...account.claims, ...claims };
   }
 
-  async #link(upstream: string, upstreamSub: string, sub: string, how: Link['how']): Promise<Link | undefined> {
-    const link: Link = { sub, how, at: Math.floor(Date.now() / 1000) };
+  /**
+   * A new account for the upstream identity, named after it; named after its issuer too when that
+   * name is taken (by the account of a provider removed since whose id this one was given, whose
+   * person had the same sub).
+   */
+  async #created(upstream: { id: string; issuer: string }, upstreamSub: string, claims: Claims): Promise<Account> {
+    try {
+      return await this.accounts.createWithoutPassword(usernameFor(upstream.id, upstreamSub), claims);
+    } catch (error) {
+      if (!(error instanceof AccountError && error.conflict)) throw error;
+      return this.accounts.createWithoutPassword(usernameFor(upstream.id, `${upstream.issuer}\n${upstreamSub}`), claims);
+    }
+  }
+
+  async #link(upstream: string, upstreamSub: string, sub: string, how: Link['how'], iss?: string): Promise<Link | undefined> {
+    const link: Link = { sub, how, at: Math.floor(Date.now() / 1000), ...(iss !== undefined && { iss }) };
     if (!(await this.kv.set(linkKey(upstream, upstreamSub), JSON.stringify(link), { onlyIfAbsent: true }))) return undefined;
     await Promise.all([this.kv.addToSet(linksKey(sub), `${upstream}:${upstreamSub}`), this.kv.addToSet(linkedKey(upstream), sub)]);
     return link;

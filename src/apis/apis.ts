@@ -88,6 +88,8 @@ export interface GrantEndings {
   clientGrantNarrowed(clientId: string, identifier: string, scopes: readonly string[] | undefined): Promise<unknown>;
   /** An API was removed: every token for it up to now ends. */
   apiRemoved(identifier: string): Promise<unknown>;
+  /** When an API of the identifier was last removed, while that can still matter (its tokens may live). */
+  apiRemovedAt?(identifier: string): Promise<number | undefined>;
 }
 
 export interface ApisOptions {
@@ -194,7 +196,7 @@ export class Apis {
   }
 
   async add(input: { identifier: string; scopes?: readonly string[]; format?: 'jwt' | 'opaque'; accessTokenTTL?: number }): Promise<ApiDefinition> {
-    const api: ApiDefinition = {
+    let api: ApiDefinition = {
       identifier: checkIdentifier(input.identifier),
       scopes: [...new Set(checkScopes(input.scopes ?? []))],
       format: input.format ?? 'jwt',
@@ -207,11 +209,30 @@ export class Apis {
       throw new ApiError(`accessTokenTTL is a number of seconds from 1 to ${this.options.maxAccessTokenTTL} (ttl.apiAccessTokenMax)`, 'invalid_request', 400);
     }
     if (this.#static.has(api.identifier)) throw new ApiError(`the API ${api.identifier} is defined in the configuration`, 'conflict', 409);
+    if (await this.kv.get(apiKey(api.identifier))) throw new ApiError(`an API ${api.identifier} exists already`, 'conflict', 409);
+    api = { ...api, addedAt: await this.#afterPredecessor(api.identifier) };
     if (!(await this.kv.set(apiKey(api.identifier), JSON.stringify(api), { onlyIfAbsent: true }))) {
       throw new ApiError(`an API ${api.identifier} exists already`, 'conflict', 409);
     }
     await this.kv.addToSet(APIS_KEY, api.identifier);
     return api;
+  }
+
+  /**
+   * A new API's addedAt: now, or, while an API removed with the identifier can still matter (its api
+   * entry on the revocation list), a second after both that removal and every token for it since (a
+   * request in flight at the removal: ended here again), waited for, so that the removed API's
+   * entry does not refuse the new one's tokens, nor does anything of the removed one count as the new one's.
+   */
+  async #afterPredecessor(identifier: string): Promise<number> {
+    const endings = this.options.endings;
+    const removedAt = await endings?.apiRemovedAt?.(identifier);
+    if (removedAt === undefined) return Math.floor(Date.now() / 1000);
+    await endings!.apiRemoved(identifier);
+    const addedAt = Math.max(Math.floor(Date.now() / 1000), removedAt) + 1;
+    const wait = addedAt * 1000 - Date.now();
+    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+    return addedAt;
   }
 
   /** Deletes a stored API and every grant at it. */

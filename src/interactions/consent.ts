@@ -5,7 +5,7 @@
 import type { Context } from 'koa';
 import { respondWithError } from '../http/errors.js';
 import { render } from '../http/views.js';
-import type { Consents } from '../provider/consents.js';
+import { predatesClient, type Consents } from '../provider/consents.js';
 import { claimsBeyondScope } from '../provider/id-token-claims.js';
 import type { Interaction, Interactions } from './interaction.js';
 
@@ -75,8 +75,11 @@ async function listed({ providers }: Interactions, interaction: Interaction): Pr
 async function redirectStillAllowed({ providers }: Interactions, interaction: Interaction): Promise<boolean> {
   const client = await providers.current.Client.find(String(interaction.params.client_id));
   const redirectUri = interaction.params.redirect_uri;
+  // A sign-in begun for a client deleted since, whose id was given again (registration/clients.ts
+  // add), is not for this one: the person saw, or would see, the other's page.
+  if (!client || predatesClient(client.clientIdIssuedAt, interaction.iat)) return false;
   // The device flow has no redirect URI.
-  return client !== undefined && (redirectUri === undefined || (typeof redirectUri === 'string' && client.redirectUriAllowed(redirectUri)));
+  return redirectUri === undefined || (typeof redirectUri === 'string' && client.redirectUriAllowed(redirectUri));
 }
 
 const CLIENT_CHANGED = { error: 'invalid_request', error_description: 'the app changed since this sign-in began; start again from the app' };

@@ -14,6 +14,8 @@ const LINK_OFFERED = 'latchkey_link_offered';
 export interface OfferedLink {
   readonly upstream: string;
   readonly upstreamSub: string;
+  /** The upstream's issuer that vouched for upstreamSub (absent in offers made before it was kept). */
+  readonly issuer?: string;
   /** The local account the person must sign in to. */
   readonly sub: string;
   /** The upstream's display name, for the login page. */
@@ -33,7 +35,7 @@ export function offeredLink(interaction: Interaction): OfferedLink | undefined {
 export function validOffer(value: unknown): OfferedLink | undefined {
   const offer = value as Partial<OfferedLink> | undefined;
   if (!offer || typeof offer.upstream !== 'string' || typeof offer.upstreamSub !== 'string' || typeof offer.sub !== 'string') return undefined;
-  return { upstream: offer.upstream, upstreamSub: offer.upstreamSub, sub: offer.sub, displayName: String(offer.displayName ?? ''), claims: (offer.claims ?? {}) as Claims };
+  return { upstream: offer.upstream, upstreamSub: offer.upstreamSub, ...(typeof offer.issuer === 'string' && { issuer: offer.issuer }), sub: offer.sub, displayName: String(offer.displayName ?? ''), claims: (offer.claims ?? {}) as Claims };
 }
 
 /** `{ link }` for a first factor of the account the interaction's offer names; nothing otherwise. */

@@ -55,7 +55,7 @@ export function interactionRoutes(options: Options): Middleware[] {
   // An offered link is made only while its upstream is still configured (one removed since links nothing).
   const confirmLink = async (link: OfferedLink) => {
     if (!(await upstreamOptions.upstreams.has(link.upstream))) return;
-    const made = await upstreamOptions.links.linkConfirmed(link.upstream, link.upstreamSub, link.sub, link.claims);
+    const made = await upstreamOptions.links.linkConfirmed(link.upstream, link.upstreamSub, link.sub, link.claims, link.issuer);
     logger.info({ event: made ? 'upstream.linked' : 'upstream.link_not_made', upstream: link.upstream, sub: link.sub }, made ? 'upstream link made after signing in to the account' : 'upstream link not made');
   };
   const steps = interactions(providers, accounts, csrfKey, extras, (id) => upstreamOptions.upstreams.has(id), confirmLink);

@@ -45,6 +45,15 @@ interface Remembered {
   readonly by?: SessionCredential;
 }
 
+/**
+ * Whether something of a client id given at `givenAt` (epoch seconds; anything else counts as before)
+ * predates the client as registered now (`createdAt`, its client_id_issued_at): it was given to a
+ * client deleted since, whose id an operator gave another (registration/clients.ts add).
+ */
+export function predatesClient(createdAt: number | undefined, givenAt: unknown): boolean {
+  return typeof createdAt === 'number' && (typeof givenAt !== 'number' || givenAt < createdAt);
+}
+
 const key = (accountId: string, clientId: string) => `consent:${accountId}:${clientId}`;
 const indexKey = (accountId: string) => `consents:${accountId}`;
 const holdersKey = (clientId: string) => `consent-holders:${clientId}`;
@@ -195,7 +204,8 @@ export class Consents {
       // Nor one given before its person's or client's cutoff (`grants revoke --user` or `--client`,
       // the session kept): its revocation may have failed half-way, and a session that named it
       // would otherwise make new tokens from it, of a later second than the cutoff, without consent.
-      if (current) {
+      // Nor one given to a client deleted since whose id was given again.
+      if (current && !predatesClient(client.clientIdIssuedAt, grant.iat)) {
         const [stale, ended] = await Promise.all([
           this.#anyStale(Object.keys(grant.resources ?? {}), grant.iat),
           this.ended({ accountId: grant.accountId!, clientId: grant.clientId!, iat: grant.iat }, ctx),
@@ -217,6 +227,9 @@ export class Consents {
     // forgetting that failed) would otherwise make a fresh grant, of a later second than the cutoff.
     // A consent of the cutoff's second ends too; one without its time (kept before it was) ends
     // with any cutoff.
+    // Nor one given to a client deleted since, whose id was given again (its consents forgotten with
+    // it, but one confirmed while it was being deleted may have been remembered after).
+    if (predatesClient(client.clientIdIssuedAt, remembered.at)) return undefined;
     if (await this.ended({ accountId: session.accountId, clientId: client.clientId, iat: remembered.at }, ctx)) return undefined;
     const grant = new provider.Grant({ accountId: session.accountId, clientId: client.clientId });
     if (remembered.scope) grant.addOIDCScope(remembered.scope);

@@ -78,7 +78,7 @@ import { CookieKeys } from '../http/cookie-keys.js';
 import { DPOP_ALGORITHMS } from '../http/sender-constraint.js';
 import { singleUseInitialAccessTokens } from '../registration/initial-access-tokens.js';
 import { ALREADY_CHECKED, applyRequirements, enforcePolicy, OFFERED_API_SCOPES, type RegistrationPolicy } from '../registration/policy.js';
-import type { Consents } from './consents.js';
+import { predatesClient, type Consents } from './consents.js';
 import { resourceServers } from '../apis/builtin.js';
 import { CLOCK_TOLERANCE } from '../lifetimes.js';
 import { defaultResource, heldByClientNow, mayIntrospect, resourceServerInfo } from './resource-servers.js';
@@ -332,7 +332,12 @@ function accountsAndConsent({ config, accounts, consents, federated, revocations
       // person ended (disabled, or a password set by an operator: accounts.ts endedAt), or before
       // every grant of its client was revoked (`grants revoke --client`), is void, even if the
       // revocation of its grant did not happen: read with the account, so it costs no round trip.
-      if (token && (delegationEnded || endedWithPerson(account, iat))) return undefined;
+      // So is one issued before the person withdrew its client's access (clientGrantsEndedAt), in the same read.
+      if (token && (delegationEnded || endedWithPerson(account, iat, 'token', clientId))) return undefined;
+      // And one issued to a client deleted since, whose id was given again (the client of the request,
+      // as loaded: its creation time, registration/clients.ts add).
+      const client = ctx.oidc.client;
+      if (token && client?.clientId === clientId && predatesClient(client?.clientIdIssuedAt, iat)) return undefined;
       const claims = accountClaims(ctx, config.idToken.scopeClaims, { ...claimsFor(account) } as AccountClaims);
       // Only a session signed in through an upstream (amr "fed") costs the extra read.
       const { amr, sessionUid } = (token ?? {}) as { amr?: string[]; sessionUid?: string };
@@ -418,10 +423,10 @@ function features({ config, apis, revocations, accounts, logoutPages, devicePage
             // A refresh token is held to what a refresh of it is: offline access (offline_access and the
             // refresh_token grant) and the sign-in level its client requires (patches/step-up.ts).
             kind === 'AccessToken' || kind === 'RefreshToken'
-              ? heldByClientNow(ctx.oidc.provider, caller, { clientId, scope, clientCredentials, ...(kind === 'RefreshToken' && { refresh: { acr, mfaEverywhere: config.accounts.mfa.required } }) })
+              ? heldByClientNow(ctx.oidc.provider, caller, { clientId, scope, clientCredentials, iat, ...(kind === 'RefreshToken' && { refresh: { acr, mfaEverywhere: config.accounts.mfa.required } }) })
               : true,
             // A refresh token outlives the person's list entry: held to the account's cutoff, as a refresh is (findAccount).
-            kind === 'RefreshToken' && accountId ? accounts.find(accountId).then((account) => !account || account.disabled || endedWithPerson(account, iat)) : false,
+            kind === 'RefreshToken' && accountId ? accounts.find(accountId).then((account) => !account || account.disabled || endedWithPerson(account, iat, 'token', clientId)) : false,
           ]);
           return allowed && !deleted && resolves && held && !personEnded;
         },
@@ -600,6 +605,7 @@ function applyPatches(
         clientId: claims.client_id,
         aud: claims.aud,
         scope: claims.scope,
+        iat: claims.iat,
         // A person's token carries the grant claim and their sub; a client's own carries neither.
         clientCredentials: claims[GRANT_CLAIM] === undefined && claims.sub === claims.client_id,
       };

@@ -13,6 +13,7 @@
  */
 import { errors, type Client, type KoaContextWithOIDC, type Provider, type ResourceServer } from 'oidc-provider';
 import { predates, type Apis } from '../apis/apis.js';
+import { predatesClient } from './consents.js';
 import { scopesBeyond } from './patches/current-registration.js';
 import { refreshLevelMet } from './patches/step-up.js';
 import { isStoreOutage } from '../store/outage.js';
@@ -177,7 +178,7 @@ export async function mayIntrospect(apis: Apis, caller: { clientId: string; clie
 export async function heldByClientNow(
   provider: Provider,
   caller: Client,
-  token: { clientId?: unknown; scope?: unknown; clientCredentials: boolean; refresh?: { readonly acr: unknown; readonly mfaEverywhere: boolean } },
+  token: { clientId?: unknown; scope?: unknown; clientCredentials: boolean; iat?: unknown; refresh?: { readonly acr: unknown; readonly mfaEverywhere: boolean } },
 ): Promise<boolean> {
   if (token.clientCredentials || typeof token.clientId !== 'string' || typeof token.scope !== 'string') return true;
   let client: Client | undefined;
@@ -190,6 +191,8 @@ export async function heldByClientNow(
     if (isStoreOutage(error)) throw error;
     return false;
   }
+  // A person's token of a client deleted since, whose id was given again, is not the new client's.
+  if (predatesClient(client?.clientIdIssuedAt, token.iat)) return false;
   const scopes = token.scope.split(' ').filter(Boolean);
   // A refresh token stays good while its client may keep offline access (its refresh is narrowed to
   // what is left), and while its sign-in is as strong as its client requires now (patches/step-up.ts).

@@ -69,12 +69,26 @@ export async function forgetPreviousSecret(kv: Kv, clientId: string): Promise<vo
   await kv.del([previousSecretKey(clientId)]);
 }
 
+/**
+ * What is known of a deleted client's ending (revocation/list.ts): when a client of the id was last
+ * deleted (its client entry, kept while a token of it could live), and ending again everything issued
+ * to it up to now.
+ */
+export interface ClientEndings {
+  clientRemovedAt(clientId: string): Promise<number | undefined>;
+  revokeClient(clientId: string): Promise<unknown>;
+}
+
+const epochSeconds = () => Math.floor(Date.now() / 1000);
+
 export class Clients {
   constructor(
     private readonly kv: Kv,
     private readonly providers: ProviderInService,
     /** The APIs whose scopes a client may register (runtime APIs); without it, only the static scopes. */
     private readonly apis?: Pick<Apis, 'delegableScopes' | 'endOwnTokens'>,
+    /** A client deleted lately with the id: what it got in flight ends, and the new one starts in a later second. */
+    private readonly endings?: ClientEndings,
   ) {}
 
   /** The provider's own adapter: removing a client here runs the same hook as RFC 7592's DELETE. */
@@ -88,8 +102,28 @@ export class Clients {
     if (FIRST_PARTY_CLIENT_IDS.includes(id)) throw new ClientError(`"${id}" is Latchkey's own client id`, 'conflict', 409);
     if (await this.#adapter.find(id)) throw new ClientError(`a client "${id}" exists already`, 'conflict', 409);
     await this.#validate(metadata);
-    await this.#adapter.upsert(id, metadata, 0);
-    return metadata;
+    // The client's creation time (RFC 7591's client_id_issued_at, as registration sets it): consents,
+    // grants, codes and refresh tokens of the id from before it were a deleted predecessor's, and
+    // end with it (provider/consents.ts, provider.ts findAccount, resource-servers.ts heldByClientNow).
+    const created: ClientMetadata = { ...metadata, client_id_issued_at: await this.#afterPredecessor(id) };
+    await this.#adapter.upsert(id, created, 0);
+    return created;
+  }
+
+  /**
+   * The new client's creation time: now, or, while a client deleted with the id can still matter
+   * (its client entry on the revocation list), a second after both that deletion and everything
+   * issued to the predecessor since (a request in flight at the deletion: ended here again), waited
+   * for, so that nothing of the predecessor is of the new client's seconds.
+   */
+  async #afterPredecessor(id: string): Promise<number> {
+    const removedAt = await this.endings?.clientRemovedAt(id);
+    if (removedAt === undefined) return epochSeconds();
+    await this.endings!.revokeClient(id);
+    const createdAt = Math.max(epochSeconds(), removedAt) + 1;
+    const wait = createdAt * 1000 - Date.now();
+    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+    return createdAt;
   }
 
   /**
@@ -105,6 +139,8 @@ export class Clients {
       client_id: id,
       ...(existing.client_secret && metadata.client_secret === undefined ? { client_secret: existing.client_secret } : {}),
       ...(existing.owner !== undefined ? { owner: existing.owner } : {}),
+      // Its creation time stays: what a predecessor of the id was given stays ended.
+      ...(existing.client_id_issued_at !== undefined ? { client_id_issued_at: existing.client_id_issued_at } : {}),
     };
     await this.#validate(updated);
     // The tokens end first, so that the operator's write comes after any the client was making.

@@ -194,6 +194,7 @@ export function openApiDocument(issuer: string) {
             require_pushed_authorization_requests: { type: 'boolean', description: 'its authorization requests must be pushed first (RFC 9126)' },
             dpop_bound_access_tokens: { type: 'boolean', description: 'every token request needs a DPoP proof; its tokens are DPoP-bound (RFC 9449)' },
             require_mfa: { type: 'boolean', description: 'its people must sign in with a second factor (ID token acr mfa or phr)' },
+            client_id_issued_at: { type: 'integer', readOnly: true, description: 'epoch seconds the client was made (RFC 7591): what a client of the same id deleted before was given (consents, grants, tokens) does not carry over' },
           },
           additionalProperties: true,
         },

@@ -97,6 +97,7 @@ type FeedEntry =
   | { type: 'client_grant'; client_id: string; aud: string; scope?: string; revoked_at: number; exp: number }
   | { type: 'api'; aud: string; revoked_at: number; exp: number }
   | { type: 'sub'; sub: string; revoked_at: number; exp: number }
+  | { type: 'withdrawn'; sub: string; client_id: string; revoked_at: number; exp: number }
   | { type: 'delegated'; client_id: string; revoked_at: number; exp: number };
 
 /** "Tokens issued up to revokedAt are revoked", until exp. */
@@ -150,6 +151,8 @@ export class ResourceServer {
   readonly #grants = new Map<string, UpTo>();
   /** sub → up to when: a person disabled, their password set by an operator or every grant they gave revoked: every token issued to them (under a grant) up to then */
   readonly #subjects = new Map<string, UpTo>();
+  /** "<sub> <client_id>" → up to when: the person withdrew the client's access: every token issued to them for it (under a grant) up to then */
+  readonly #withdrawals = new Map<string, UpTo>();
   /** client_id → up to when: every grant the client holds was revoked, so every token it holds on people's behalf (under a grant) up to then */
   readonly #delegations = new Map<string, UpTo>();
   /** client_id → { revokedAt, exp }: deleted clients */
@@ -277,6 +280,8 @@ export class ResourceServer {
       issuedUpTo(claims.gid === undefined ? undefined : this.#grants.get(claims.gid)) ||
       // A person's token only (under a grant): a client's own token's sub is the client.
       issuedUpTo(claims.gid === undefined ? undefined : this.#subjects.get(claims.sub)) ||
+      // What a person gave one client (they withdrew its access): a sub holds no space.
+      issuedUpTo(claims.gid === undefined ? undefined : this.#withdrawals.get(`${claims.sub} ${claims.client_id}`)) ||
       issuedUpTo(claims.gid === undefined ? undefined : this.#delegations.get(claims.client_id)) ||
       issuedUpTo(this.#clients.get(claims.client_id)) ||
       // A client's own token (client_credentials) carries no gid; every token verified here is for this API.
@@ -331,6 +336,7 @@ export class ResourceServer {
         if (entry.type === 'jti') this.#jtis.set(entry.jti, entry.exp);
         else if (entry.type === 'grant') raise(this.#grants, entry.gid, entry);
         else if (entry.type === 'sub') raise(this.#subjects, entry.sub, entry);
+        else if (entry.type === 'withdrawn') raise(this.#withdrawals, `${entry.sub} ${entry.client_id}`, entry);
         else if (entry.type === 'delegated') raise(this.#delegations, entry.client_id, entry);
         else if (entry.type === 'client') raise(this.#clients, entry.client_id, entry);
         else if (entry.type === 'kid') this.#kids.set(entry.kid, Math.max(entry.exp, this.#kids.get(entry.kid) ?? 0));
@@ -355,7 +361,7 @@ export class ResourceServer {
     const horizon = Date.now() / 1000 - this.#options.clockTolerance;
     for (const [jti, exp] of this.#jtis) if (exp < horizon) this.#jtis.delete(jti);
     for (const [gid, { exp }] of this.#grants) if (exp < horizon) this.#grants.delete(gid);
-    for (const map of [this.#subjects, this.#delegations]) for (const [key, { exp }] of map) if (exp < horizon) map.delete(key);
+    for (const map of [this.#subjects, this.#withdrawals, this.#delegations]) for (const [key, { exp }] of map) if (exp < horizon) map.delete(key);
     for (const [clientId, { exp }] of this.#clients) if (exp < horizon) this.#clients.delete(clientId);
     for (const [kid, exp] of this.#kids) if (exp < horizon) this.#kids.delete(kid);
     for (const map of [this.#clientGrants, this.#removals]) for (const [key, { exp }] of map) if (exp < horizon) map.delete(key);

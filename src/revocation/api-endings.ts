@@ -12,5 +12,6 @@ export function grantEndings(list: RevocationList): GrantEndings {
   return {
     clientGrantNarrowed: (clientId, identifier, scopes) => list.revokeClientGrant(clientId, identifier, scopes),
     apiRemoved: (identifier) => list.revokeApi(identifier),
+    apiRemovedAt: (identifier) => list.apiRemovedAt(identifier),
   };
 }

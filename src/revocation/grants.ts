@@ -27,6 +27,11 @@ export interface ForgetsConsents {
   forgetAccount(accountId: string, alsoTo?: Iterable<string>): Promise<void>;
 }
 
+/** Where a person's cutoff for one client is kept (accounts.ts Accounts.endClientGrants: revocation/ does not import accounts/). */
+export interface EndsClientGrants {
+  endClientGrants(sub: string, clientId: string, endings: RevocationList, keep: number): Promise<number | undefined>;
+}
+
 export interface GrantSummary {
   readonly grantId: string;
   readonly accountId: string;
@@ -118,11 +123,31 @@ export class GrantRevocation {
     });
   }
 
-  /** Revokes every grant a person has given one client (withdrawing its access). Returns how many there were. */
+  /** Revokes every grant a person has given one client. Returns how many there were. */
   async revokeAccountClient(accountId: string, clientId: string): Promise<number> {
     const grants = (await this.ofAccount(accountId)).filter((grant) => grant.clientId === clientId);
     await Promise.all(grants.map((grant) => this.revoke(grant.grantId)));
     return grants.length;
+  }
+
+  /**
+   * A person withdraws one client's access (the account page), or an operator does for them
+   * (`latchkey grants revoke --user --client`): first one cutoff ends every token, code, refresh
+   * token and consent of theirs for the client up to now (a `withdrawn` entry on the list and feed,
+   * and the account's clientGrantsEndedAt, `cutoff`), then the consent is forgotten and the grants
+   * revoked one by one, so that a failure half-way leaves none of them working. Answers once the
+   * cutoff's second has passed (what the person gives the app afterwards is of a later second), with
+   * how many grants there were and whether there was such a person.
+   */
+  async withdraw(accountId: string, clientId: string, cutoff: EndsClientGrants, consents: Pick<ForgetsConsents, 'forget'>): Promise<{ revoked: number; person: boolean }> {
+    const endedAt = await cutoff.endClientGrants(accountId, clientId, this.#list, this.#list.grantLifetime);
+    await consents.forget(accountId, clientId);
+    const revoked = await this.revokeAccountClient(accountId, clientId);
+    if (endedAt !== undefined) {
+      const wait = (Math.max(endedAt, Math.floor(Date.now() / 1000)) + 1) * 1000 - Date.now();
+      if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+    }
+    return { revoked, person: endedAt !== undefined };
   }
 
   /** Revokes every grant a person has given (to any client). Returns how many there were. */

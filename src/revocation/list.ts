@@ -31,6 +31,11 @@
  *           grant they gave. One entry, written
  *           before anything else of that ending (accounts.ts endedAt), so that a store failure
  *           half-way through revoking their grants one by one leaves none of their tokens working.
+ *   withdrawn
+ *           every token issued to a person (under a grant) for one client, up to a moment: the person
+ *           withdrew the app's access (the account page) or an operator revoked that person's grants
+ *           to it (`latchkey grants revoke --user --client`). One entry first, as for `sub`, with the
+ *           account's own cutoff for the client (accounts.ts clientGrantsEndedAt) for what outlives it.
  *
  * Each entry lives only as long as a token it revokes could: its TTL ends at the token's `exp`
  * (jti) or one access token lifetime after the revocation (grant, client), plus clock skew; a kid
@@ -48,6 +53,8 @@
  *                                   (client_id and scope URI-encoded; an empty scope: the whole grant)
  *   revoked:{rv}:api:<aud>          epoch seconds of the latest removal of the API
  *   revoked:{rv}:sub:<sub>          epoch seconds of the latest ending of everything issued to the person
+ *   revoked:{rv}:withdrawn:<sub>:<client_id>
+ *                                   epoch seconds of the latest ending of what the person gave the client
  *   revoked:{rv}:delegated:<client_id>
  *                                   epoch seconds of the latest revocation of every grant the client holds
  *   revoked:{rv}:operator-endings   "1" while a client_grant or api entry can matter
@@ -73,6 +80,8 @@ const OPERATOR_ENDINGS_KEY = 'revoked:{rv}:operator-endings';
 const API_PREFIX = 'revoked:{rv}:api:';
 /** Read with the token's jti and grant, in their round trip (one GET more in the pipeline, no round trip more). */
 const subjectKey = (sub: string) => `revoked:{rv}:sub:${sub}`;
+/** Read with the `sub` entry, in the same round trip (one GET more in the pipeline). A sub holds no colon (accounts' are UUIDs). */
+const withdrawnKey = (sub: string, clientId: string) => `revoked:{rv}:withdrawn:${sub}:${clientId}`;
 const DELEGATED_PREFIX = 'revoked:{rv}:delegated:';
 const delegatedKey = (clientId: string) => `${DELEGATED_PREFIX}${clientId}`;
 const clientKey = (clientId: string) => `${CLIENT_PREFIX}${clientId}`;
@@ -118,6 +127,12 @@ export type RevocationEntry =
    * operator set their password or revoked every grant they gave). Matters until `exp`.
    */
   | { readonly type: 'sub'; readonly sub: string; readonly revoked_at: number; readonly exp: number }
+  /**
+   * Reject tokens whose `sub` and `client_id` are these, that carry a `gid` (a person's, under a
+   * grant), and whose `iat` is at or before `revoked_at` (the person withdrew the client's access, or
+   * an operator revoked that person's grants to it). Matters until `exp`.
+   */
+  | { readonly type: 'withdrawn'; readonly sub: string; readonly client_id: string; readonly revoked_at: number; readonly exp: number }
   /**
    * Reject tokens whose `client_id` is this, that carry a `gid` (held on a person's behalf, never the
    * client's own), and whose `iat` is at or before `revoked_at` (an operator revoked every grant the
@@ -175,6 +190,7 @@ function toEntry({ fields }: LogEntry): RevocationEntry | undefined {
   }
   if (fields.type === 'api' && fields.value) return { type: 'api', aud: fields.value, revoked_at: Number(fields.at), exp };
   if (fields.type === 'sub' && fields.value) return { type: 'sub', sub: fields.value, revoked_at: Number(fields.at), exp };
+  if (fields.type === 'withdrawn' && fields.value && fields.client_id) return { type: 'withdrawn', sub: fields.value, client_id: fields.client_id, revoked_at: Number(fields.at), exp };
   if (fields.type === 'delegated' && fields.value) return { type: 'delegated', client_id: fields.value, revoked_at: Number(fields.at), exp };
   return undefined;
 }
@@ -231,6 +247,12 @@ export class RevocationList {
     return this.#revokeUpToNow('client', clientKey, clientId, this.#lifetime);
   }
 
+  /** Epoch seconds a client of this id was last deleted, while that can still matter (its client entry); a cached read. */
+  async clientRemovedAt(clientId: string): Promise<number | undefined> {
+    const mark = await this.#rareMarks.get(clientKey(clientId));
+    return mark === undefined ? undefined : Number(mark);
+  }
+
   /**
    * Revokes every token signed by a key, whatever its `iat` (the key is compromised), for `horizon`
    * seconds: until no verifier can still hold the key (its cached JWKS) nor a token it signed.
@@ -252,6 +274,12 @@ export class RevocationList {
     return revoked.some(Boolean);
   }
 
+  /** Epoch seconds an API of this identifier was last removed, while that can still matter (its api entry); a cached read. */
+  async apiRemovedAt(aud: string): Promise<number | undefined> {
+    const mark = await this.#rareMarks.get(apiKey(aud));
+    return mark === undefined ? undefined : Number(mark);
+  }
+
   /** Revokes every token for an API up to now (the API was removed), a person's and a client's own. */
   async revokeApi(aud: string): Promise<boolean> {
     await this.#operatorEndings();
@@ -268,6 +296,23 @@ export class RevocationList {
    */
   async revokeSubject(sub: string): Promise<boolean> {
     return this.#revokeUpToNow('sub', subjectKey, sub, this.#lifetime);
+  }
+
+  /**
+   * Revokes every token issued to a person for one client up to now (access tokens under any of
+   * their grants to it, JWT and opaque), in one atomic step with its feed line: the first thing done
+   * when the person withdraws the client's access, so that what follows (the consent forgotten, the
+   * grants revoked one by one) may fail half-way and leave nothing working. Refresh tokens, codes and
+   * consents, which outlive this entry, are held to the account's cutoff for the client
+   * (accounts.ts clientGrantsEndedAt). False if already recorded this second.
+   */
+  async revokeWithdrawn(sub: string, clientId: string): Promise<boolean> {
+    return this.#revokeUpToNow('withdrawn', () => withdrawnKey(sub, clientId), sub, this.#lifetime, { client_id: clientId });
+  }
+
+  /** How long a grant (and so a refresh token or consent) lives, in seconds: how long a cutoff held by the account must be kept. */
+  get grantLifetime(): number {
+    return this.#grantLifetime;
   }
 
   /**
@@ -314,7 +359,7 @@ export class RevocationList {
 
   /**
    * Whether a verified token is revoked: by its jti, its grant, its person (`sub`, for a token under a
-   * grant), its client, the key that signed it
+   * grant), its person's withdrawal of its client, its client, the key that signed it
    * (`header.kid`), its API (`aud`), or, for a client's own token (no grant), the client's grant at
    * its API (whole, or a scope it carries). One round trip (the store pipelines the reads; the rare
    * marks come from the cache), and a second only while an operator's ending can matter.
@@ -327,11 +372,12 @@ export class RevocationList {
     const audiences = [claims.aud].flat().filter((aud): aud is string => typeof aud === 'string');
     const { kid } = header;
     const read = (value: unknown, key: (value: string) => string, from: CachedReads = this.#kv) => (typeof value === 'string' ? from.get(key(value)) : undefined);
-    const [byJti, byGrant, bySubject, byDelegation, byClient, byKid, operatorEndings] = await Promise.all([
+    const [byJti, byGrant, bySubject, byWithdrawal, byDelegation, byClient, byKid, operatorEndings] = await Promise.all([
       read(jti, jtiKey),
       read(gid, grantKey),
       // A person's token only: a client's own token's sub is the client, whose id may be anything.
       ownToken ? undefined : read(sub, subjectKey),
+      ownToken || typeof clientId !== 'string' ? undefined : read(sub, (person) => withdrawnKey(person, clientId)),
       ownToken ? undefined : read(clientId, delegatedKey, this.#rareMarks),
       read(clientId, clientKey, this.#rareMarks),
       read(kid, kidKey, this.#rareMarks),
@@ -339,7 +385,7 @@ export class RevocationList {
     ]);
     if (byJti !== undefined || byKid !== undefined) return true;
     const issuedBy = (mark: string | undefined) => issuedUpTo(mark, iat);
-    if (issuedBy(byGrant) || issuedBy(bySubject) || issuedBy(byDelegation) || issuedBy(byClient)) return true;
+    if (issuedBy(byGrant) || issuedBy(bySubject) || issuedBy(byWithdrawal) || issuedBy(byDelegation) || issuedBy(byClient)) return true;
     if (operatorEndings === undefined) return false;
     const byApi = await Promise.all([
       ...audiences.map((aud) => this.#rareMarks.get(apiKey(aud))),

@@ -160,7 +160,7 @@ describe('e2e: a person ended half-way (disabled, password set) holds nothing th
   async function withoutGrantEntries(user: string): Promise<Record<string, string>> {
     const raw = new Redis(redis.url);
     const prefix = server.config.redis.keyPrefix;
-    const allowed = [`${prefix}[^r]*`, `${prefix}r[^e]*`, `${prefix}re[^v]*`, `${prefix}revoked:{rv}:sub:*`, `${prefix}revoked:{rv}:delegated:*`, `${prefix}revoked:{rv}:feed`];
+    const allowed = [`${prefix}[^r]*`, `${prefix}r[^e]*`, `${prefix}re[^v]*`, `${prefix}revoked:{rv}:sub:*`, `${prefix}revoked:{rv}:delegated:*`, `${prefix}revoked:{rv}:withdrawn:*`, `${prefix}revoked:{rv}:feed`];
     await raw.call('ACL', 'SETUSER', user, 'on', `>${user}-password`, ...allowed.map((pattern) => `~${pattern}`), '&*', '+@all');
     raw.disconnect();
     return { ...env, REDIS_URL: `redis://${user}:${user}-password@127.0.0.1:${redis.port}` };
@@ -197,7 +197,7 @@ describe('e2e: a person ended half-way (disabled, password set) holds nothing th
     await allWorking(await holdings('bert', NEW_PASSWORD));
   });
 
-  it('the CLI, its store refusing the grants\' list entries (a failure half-way): users disable, users passwd, grants revoke --user and --client each leave nothing working', async () => {
+  it('the CLI, its store refusing the grants\' list entries (a failure half-way): users disable, users passwd, grants revoke --user, --client and --user --client each leave nothing working', async () => {
     const failing = await withoutGrantEntries('no-grant-entries');
     for (const [username, args, sessionEnds] of [
       ['dina', ['users', 'disable', 'dina'], true],
@@ -205,6 +205,8 @@ describe('e2e: a person ended half-way (disabled, password set) holds nothing th
       ['fern', ['grants', 'revoke', '--user', 'fern'], false],
       // Every grant the partner app holds, two people's: its own client_credentials tokens are not grants.
       [['gale', 'hugo'], ['grants', 'revoke', '--client', PARTNER.id], false],
+      // One person's grants to one app (the account page's withdrawal, by an operator).
+      ['olga', ['grants', 'revoke', '--user', 'olga', '--client', WEB.id], false],
     ] as const) {
       const people = [username].flat();
       const held = [];
@@ -220,11 +222,12 @@ describe('e2e: a person ended half-way (disabled, password set) holds nothing th
     }
   });
 
-  it('after grants revoke --user or --client stopped half-way, the session kept makes no new tokens from a grant that should have ended: the app asks for consent again', async () => {
+  it('after grants revoke --user, --client or --user --client stopped half-way, the session kept makes no new tokens from a grant that should have ended: the app asks for consent again', async () => {
     const failing = await withoutGrantEntries('kept-grants');
     for (const [username, args, at] of [
       ['ivy', ['grants', 'revoke', '--user', 'ivy'], 'web'],
       ['jay', ['grants', 'revoke', '--client', PARTNER.id], 'partner'],
+      ['kit', ['grants', 'revoke', '--user', 'kit', '--client', WEB.id], 'web'],
     ] as const) {
       await server.accounts.create(username, PASSWORD);
       // The partner's delegated mark of the test before (its grants revoke --client) ends what the
@@ -239,7 +242,7 @@ describe('e2e: a person ended half-way (disabled, password set) holds nothing th
     }
   });
 
-  it('a consent remembered before a cutoff (a client\'s delegated mark, a person\'s grantsEndedAt or endedAt) makes no grant after it, whatever the order of writes: the consent written, then the mark, and never forgotten', async () => {
+  it('a consent remembered before a cutoff (a client\'s delegated mark, a person\'s grantsEndedAt, clientGrantsEndedAt or endedAt) makes no grant after it, whatever the order of writes: the consent written, then the mark, and never forgotten', async () => {
     // The consent is remembered (prompt=consent), then each cutoff written with its grants revoked
     // but the consent left: the order of a consent remembered between a command's forgetting and its mark.
     const cases = [
@@ -249,6 +252,14 @@ describe('e2e: a person ended half-way (disabled, password set) holds nothing th
         end: async () => {
           await server.revocations.revokeDelegated(PARTNER.id);
           await server.grants.revokeClient(PARTNER.id);
+        },
+      },
+      {
+        username: 'lee',
+        at: 'web' as const,
+        end: async (sub: string) => {
+          await server.accounts.endClientGrants(sub, WEB.id, server.revocations, 3600);
+          await server.grants.revokeAccountClient(sub, WEB.id);
         },
       },
       {
@@ -278,6 +289,28 @@ describe('e2e: a person ended half-way (disabled, password set) holds nothing th
     const agent = new Agent();
     const again = await signInSteps(agent, (await startAuthorization(agent, app, REDIRECT, { scope: 'openid' })).page, { username: 'mia', password: PASSWORD, consent: 'stop', stopAt: REDIRECT });
     assert.ok(isConsent(again), `mia, enabled again: the consent from before the disable is not used (${again.status} ${again.url})`);
+  });
+
+  it("access withdrawn on the account page, the store failing before any grant is revoked: nothing the app held for the person works, their other app keeps its own, and the app asks again", async () => {
+    await server.accounts.create('pia', PASSWORD);
+    await nextSecond();
+    const held = await holdings('pia');
+    const other = await holdings('pia', PASSWORD, 'partner');
+    await allWorking(held);
+    const account = await signInSteps(held.agent, await held.agent.follow(`${server.issuer}/account`), { username: 'pia', password: PASSWORD, consent: 'stop' });
+    assert.equal(account.url, `${server.issuer}/account`, `${account.status} ${account.url}`);
+    const grants = server.grants as unknown as Record<string, unknown>;
+    grants.revokeAccountClient = () => Promise.reject(new Error('Connection is closed.'));
+    let failed;
+    try {
+      failed = await held.agent.submit(account, '/apps/withdraw', { client: WEB.id });
+    } finally {
+      delete grants.revokeAccountClient;
+    }
+    assert.ok(failed.status >= 500, `the withdrawal failed half-way (${failed.status})`);
+    await nothingWorks(held, 'withdrawn half-way', false);
+    assert.equal(await silentSignIn(held.agent), 'consent_required', 'the app asks again');
+    await allWorking(other);
   });
 
   it("a consent page open on a grant from before a cutoff (grants revoke --user stopped half-way, the grant still stored): confirming what it lacked does not give the app the rest again", async () => {

@@ -491,6 +491,38 @@ describe('e2e: sign in through an upstream OpenID Connect provider', function ()
       assert.ok(await latchkey.accounts.find(second));
     });
 
+    it("an upstream removed and another provider added under its id: the new one's person with the same sub does not get the old one's account", async () => {
+      const upstreams = new Upstreams(latchkey.kv, latchkey.config.keys.secrets);
+      const links = new UpstreamLinks(latchkey.kv, latchkey.accounts);
+      const original = fake.state.issuer;
+      const common = { id: 'swap', clientId: 'latchkey', clientSecret: SECRET, scope: 'openid', displayName: 'Swap', linkByEmail: false, endSession: false };
+      const signIn = async () => {
+        fake.state.mode = 'good';
+        fake.state.sub = 'swap-person';
+        const params = new URLSearchParams({ client_id: 'app1', response_type: 'code', scope: 'openid', redirect_uri: app1Redirect(), code_challenge: 'x'.repeat(43), code_challenge_method: 'S256', upstream: 'swap' });
+        await new Agent().follow(`${latchkey.issuer}/auth?${params}`, {}, app1Redirect());
+        return (await links.find('swap', 'swap-person'))?.sub;
+      };
+      await upstreams.add({ ...common, issuer: original });
+      try {
+        const first = await signIn();
+        assert.ok(first, 'the first provider made an account');
+        await upstreams.remove('swap');
+        // Another provider (the same server under another issuer name), whose person has the same sub.
+        fake.state.issuer = original.replace('127.0.0.1', 'localhost');
+        fake.state.email = 'another-person@swap.example';
+        await upstreams.add({ ...common, issuer: fake.state.issuer });
+        const second = await signIn();
+        assert.ok(second, 'the second provider made an account');
+        assert.notEqual(second, first, "the new provider's person signed in to the removed provider's person's account");
+        assert.ok(await latchkey.accounts.find(first), 'the old account stays');
+      } finally {
+        fake.state.issuer = original;
+        fake.state.email = undefined;
+        await upstreams.remove('swap').catch(() => undefined);
+      }
+    });
+
     /** An authorization request of `client` sent to the fake upstream as `sub`, in a fresh browser; where it stops, and its PKCE verifier. */
     async function throughFake(client: string, sub: string, extra: Record<string, string> = {}) {
       fake.state.mode = 'good';
@@ -514,7 +546,7 @@ describe('e2e: sign in through an upstream OpenID Connect provider', function ()
 
     it("an upstream sign-in is a first factor: a person with an authenticator app is asked for its code; amr fed otp mfa, acr mfa, idp", async () => {
       const sub = 'fake-person-totp';
-      const { account } = (await new UpstreamLinks(latchkey.kv, latchkey.accounts).signIn({ id: 'fake', linkByEmail: false }, sub, {})) as { account: { sub: string; username: string } };
+      const { account } = (await new UpstreamLinks(latchkey.kv, latchkey.accounts).signIn({ id: 'fake', issuer: fake.state.issuer, linkByEmail: false }, sub, {})) as { account: { sub: string; username: string } };
       const { secret } = await latchkey.secondFactors.totp.begin(account.sub, account.username);
       assert.ok(await latchkey.secondFactors.totp.confirm(account.sub, TOTP.generate({ secret: Secret.fromBase32(secret), timestamp: Date.now() - 30_000 })));
 
@@ -602,7 +634,7 @@ describe('e2e: sign in through an upstream OpenID Connect provider', function ()
       const upstreams = new Upstreams(latchkey.kv, latchkey.config.keys.secrets);
       await upstreams.add({ id: 'brief', issuer: fake.state.issuer, clientId: 'latchkey', clientSecret: SECRET, scope: 'openid', displayName: 'Brief', linkByEmail: false, endSession: false });
       const sub = 'fake-person-brief';
-      const { account } = (await new UpstreamLinks(latchkey.kv, latchkey.accounts).signIn({ id: 'brief', linkByEmail: false }, sub, {})) as { account: { sub: string; username: string } };
+      const { account } = (await new UpstreamLinks(latchkey.kv, latchkey.accounts).signIn({ id: 'brief', issuer: fake.state.issuer, linkByEmail: false }, sub, {})) as { account: { sub: string; username: string } };
       const { secret } = await latchkey.secondFactors.totp.begin(account.sub, account.username);
       assert.ok(await latchkey.secondFactors.totp.confirm(account.sub, TOTP.generate({ secret: Secret.fromBase32(secret), timestamp: Date.now() - 30_000 })));
       const { browser, page } = await throughFake('app1', sub, { upstream: 'brief' });
@@ -620,7 +652,7 @@ describe('e2e: sign in through an upstream OpenID Connect provider', function ()
       const upstreams = new Upstreams(latchkey.kv, latchkey.config.keys.secrets);
       await upstreams.add({ id: 'held', issuer: fake.state.issuer, clientId: 'latchkey', clientSecret: SECRET, scope: 'openid', displayName: 'Held', linkByEmail: false, endSession: false });
       const sub = 'fake-person-held';
-      const { account } = (await new UpstreamLinks(latchkey.kv, latchkey.accounts).signIn({ id: 'held', linkByEmail: false }, sub, {})) as { account: { sub: string; username: string } };
+      const { account } = (await new UpstreamLinks(latchkey.kv, latchkey.accounts).signIn({ id: 'held', issuer: fake.state.issuer, linkByEmail: false }, sub, {})) as { account: { sub: string; username: string } };
       const { secret } = await latchkey.secondFactors.totp.begin(account.sub, account.username);
       assert.ok(await latchkey.secondFactors.totp.confirm(account.sub, TOTP.generate({ secret: Secret.fromBase32(secret), timestamp: Date.now() - 30_000 })));
       const { browser, page } = await throughFake('app1', sub, { upstream: 'held' });

@@ -11,6 +11,7 @@ import { backends, type OpenBackend } from '../helpers/backends.js';
 
 const redis = backends.find((backend) => backend.name === 'single redis-server')!;
 const CHEAP = { memoryCost: 1024, timeCost: 1, parallelism: 1 };
+const CORP = 'https://corp.example.test';
 
 describe('upstream links: the people linked through an upstream (real Redis)', function () {
   this.timeout(20_000);
@@ -31,9 +32,9 @@ describe('upstream links: the people linked through an upstream (real Redis)', f
     const other = await accounts.create('password-only', 'a password of its own here');
 
     const links = new UpstreamLinks(store.kv, accounts);
-    const signedIn = await links.signIn({ id: 'corp', linkByEmail: false }, 'corp-new', { name: 'New' });
+    const signedIn = await links.signIn({ id: 'corp', issuer: CORP, linkByEmail: false }, 'corp-new', { name: 'New' });
     assert.ok('account' in signedIn);
-    const elsewhere = await links.signIn({ id: 'elsewhere', linkByEmail: false }, 'elsewhere-1', {});
+    const elsewhere = await links.signIn({ id: 'elsewhere', issuer: 'https://elsewhere.example.test', linkByEmail: false }, 'elsewhere-1', {});
     assert.ok('account' in elsewhere);
 
     assert.deepEqual(new Set(await links.peopleLinkedTo('corp')), new Set([earlier.sub, signedIn.account.sub]));
@@ -42,7 +43,7 @@ describe('upstream links: the people linked through an upstream (real Redis)', f
     assert.ok(!(await links.peopleLinkedTo('corp')).includes(other.sub));
 
     // Linked after the first look: found without indexing again.
-    const later = await links.signIn({ id: 'corp', linkByEmail: false }, 'corp-later', {});
+    const later = await links.signIn({ id: 'corp', issuer: CORP, linkByEmail: false }, 'corp-later', {});
     assert.ok('account' in later);
     assert.ok((await links.peopleLinkedTo('corp')).includes(later.account.sub));
 

@@ -36,6 +36,14 @@ describe('unit: a person’s token is held to its client as registered now (intr
     assert.equal(await heldByClientNow(engine(async () => client({})), api, refresh('pwd')), true);
   });
 
+  it('a token issued before its client was made (a client of the id deleted, and the id given again) does not hold', async () => {
+    const made = (clientIdIssuedAt?: number) => engine(async () => ({ scope: 'openid email', clientIdIssuedAt }));
+    assert.equal(await heldByClientNow(made(1000), api, { ...token, iat: 999 }), false);
+    assert.equal(await heldByClientNow(made(1000), api, { ...token }), false, 'a token without its time counts as before');
+    assert.equal(await heldByClientNow(made(1000), api, { ...token, iat: 1000 }), true);
+    assert.equal(await heldByClientNow(made(), api, { ...token, iat: 999 }), true, 'a client without its creation time (made before it was kept)');
+  });
+
   it('a store outage is the request’s 503, never a token said to be held', async () => {
     const outage = new Error('Connection is closed.');
     await assert.rejects(heldByClientNow(engine(() => Promise.reject(outage)), api, token), outage);

@@ -64,7 +64,7 @@ export function accountPages(options: Options): Middleware {
   firstPartySignIn(page.router, issuer, ACCOUNT_PAGE);
   const own = [
     passwordSection({ accounts, throttle, sessions, grants, consents, logger }),
-    appsSection({ providers, grants, consents, firstParty: FIRST_PARTY_CLIENT_IDS, logger }),
+    appsSection({ providers, grants, accounts, consents, firstParty: FIRST_PARTY_CLIENT_IDS, logger }),
     sessionsSection({ sessions, activity, grants, logger }),
   ];
   for (const extend of [...own, ...extensions]) extend(page);

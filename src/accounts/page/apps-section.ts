@@ -12,7 +12,7 @@ import type { Provider } from 'oidc-provider';
 import { allowImagesFrom, webUrl } from '../../http/image-origins.js';
 import type { Logger } from '../../ops/logger.js';
 import type { ProviderInService } from '../../provider-in-service.js';
-import type { GrantRevocation } from '../../revocation/grants.js';
+import type { EndsClientGrants, GrantRevocation } from '../../revocation/grants.js';
 import { field, when, type AccountPage } from './account-page.js';
 
 const SECTION = 'apps';
@@ -33,6 +33,8 @@ const SCOPE_WORDS: Record<string, string> = {
 interface Options {
   readonly providers: ProviderInService;
   readonly grants: GrantRevocation;
+  /** Where the person's cutoff for the app is written, before anything else of the withdrawal. */
+  readonly accounts: EndsClientGrants;
   readonly consents: RememberedConsents;
   /** Latchkey's own pages (developer, account): not listed, nothing to withdraw there. */
   readonly firstParty: readonly string[];
@@ -41,7 +43,7 @@ interface Options {
 
 type Client = NonNullable<Awaited<ReturnType<Provider['Client']['find']>>>;
 
-export function appsSection({ providers, grants, consents, firstParty, logger }: Options) {
+export function appsSection({ providers, grants, accounts, consents, firstParty, logger }: Options) {
   return (page: AccountPage): void => {
     page.addSection({
       id: SECTION,
@@ -85,11 +87,12 @@ export function appsSection({ providers, grants, consents, firstParty, logger }:
       const { who, body } = found;
       const clientId = field(body, 'client');
       const remembered = (await consents.rememberedBy(who.accountId)).some((consent) => consent.clientId === clientId);
-      // The consent is forgotten before the grants go: an authorization request in between (the
-      // app asking again, prompt=none) would otherwise make a fresh grant from it, which would
-      // outlive the withdrawal. A failure half-way leaves the grants listed, to withdraw again.
-      if (remembered) await consents.forget(who.accountId, clientId);
-      const revoked = clientId && !firstParty.includes(clientId) ? await grants.revokeAccountClient(who.accountId, clientId) : 0;
+      // One cutoff first (accounts.ts clientGrantsEndedAt, a withdrawn entry on the revocation list),
+      // then the consent and the grants one by one: a failure half-way leaves none of them working,
+      // and the grants listed, to withdraw again.
+      const revoked = clientId && !firstParty.includes(clientId) && (remembered || (await grants.ofAccount(who.accountId)).some((grant) => grant.clientId === clientId))
+        ? (await grants.withdraw(who.accountId, clientId, accounts, consents)).revoked
+        : 0;
       if (!revoked && !remembered) return page.show(ctx, who, { section: SECTION, error: 'That app has no access to withdraw.' }, 404);
       logger.info({ event: 'account.access_withdrawn', sub: who.accountId, client_id: clientId, grants: revoked }, 'access withdrawn on the account page');
       page.done(ctx, SECTION, 'withdrawn');
