@@ -135,39 +135,10 @@ function signInOf(ctx: object): SignIn | undefined {
  * Whether the person `sub` still holds every credential a sign-in used. `startedAt`: when the
  * sign-in's interaction began (its `iat`, epoch seconds), before any of its credentials was verified.
  */
-export interface CredentialsHeld {
-  (sub: string, credential: SessionCredential, startedAt: unknown): Promise<boolean>;
-  /**
-   * The same check in two steps: the reads of `sub`'s credentials (and of these upstream links,
-   * `upstream:sub` as in SessionCredential.links), started now; then, on what they read, the
-   * judgement of a credential with exactly those links. Without it, a resume's check reads once the
-   * interaction is read.
-   */
-  readFor?(sub: string, links: readonly string[]): Promise<(credential: SessionCredential, startedAt: unknown) => boolean>;
-}
+export type CredentialsHeld = (sub: string, credential: SessionCredential, startedAt: unknown) => Promise<boolean>;
 
 /** What the check reads of the account now: the password's stamp and the person's cutoffs. */
 export type AccountNow = (sub: string) => Promise<(Pick<Account, 'endedAt' | 'grantsEndedAt'> & { readonly passwordStamp: string | undefined }) | undefined>;
-
-const sameLinks = (a: readonly string[], b: readonly string[]) => a.length === b.length && a.every((id, i) => id === b[i]);
-
-/**
- * What a sign-in finished at this process names for its resume, by the interaction's uid: its
- * person, its client and the upstream links of its credential. The resume, most often here soon
- * after, then reads the interaction together with its credential check's reads and the engine's
- * (one round trip) instead of the interaction first (two). Names only, deciding which keys are
- * read with the interaction: the check judges the credential the interaction holds, as read now,
- * and goes the usual way when that names another person, client or link. Used once; bounded: past
- * this many, the oldest go first.
- */
-const RESUMES_NAMED = 10_000;
-const resumesNamed = new Map<string, { readonly sub: string; readonly clientId: string | undefined; readonly links: readonly string[] }>();
-
-/** A sign-in finished here (interactions/sign-in-result.ts): what its resume will read, by its interaction's uid. */
-export function nameResume(uid: string, sub: string, clientId: string | undefined, credential: SessionCredential): void {
-  if (resumesNamed.size >= RESUMES_NAMED) resumesNamed.delete(resumesNamed.keys().next().value!);
-  resumesNamed.set(uid, { sub, clientId, links: credential.links ?? [] });
-}
 
 /**
  * Its passkeys still registered, its authenticator app still enrolled, its upstream links still
@@ -180,33 +151,28 @@ export function nameResume(uid: string, sub: string, clientId: string | undefine
  */
 export function credentialsHeld(
   records: CredentialRecords,
-  upstreamLinks: UpstreamLinks,
+  links: UpstreamLinks,
   upstreamKnown: (id: string) => Promise<boolean>,
   accountOf: AccountNow,
 ): CredentialsHeld {
-  const readFor = async (sub: string, links: readonly string[]) => {
-    const parts = links.map((id) => [id.slice(0, id.indexOf(':')), id.slice(id.indexOf(':') + 1)] as const);
+  return async (sub, credential, startedAt) => {
+    const parts = (credential.links ?? []).map((id) => [id.slice(0, id.indexOf(':')), id.slice(id.indexOf(':') + 1)] as const);
     // The account with the records: one round trip (it was read for the password's stamp before, and is read ahead for the engine).
     const [record, linked, known, account] = await Promise.all([
       records.read(sub),
-      Promise.all(parts.map(([upstream, upstreamSub]) => upstreamLinks.find(upstream, upstreamSub))),
+      Promise.all(parts.map(([upstream, upstreamSub]) => links.find(upstream, upstreamSub))),
       Promise.all(parts.map(([upstream]) => upstreamKnown(upstream))),
       accountOf(sub),
     ]);
-    return (credential: SessionCredential, startedAt: unknown): boolean => {
-      if (!sameLinks(credential.links ?? [], links)) throw new Error('credential check: the credential names other upstream links than were read');
-      const { verified } = credential;
-      if (account && typeof startedAt === 'number' && endedWithPerson(account, startedAt, 'session')) return false;
-      if (verified?.password && verified.password !== account?.passwordStamp) return false;
-      if (credential.passkeys?.some((id) => !record.passkeys.some((passkey) => passkey.id === id))) return false;
-      if (credential.methods.includes('totp') && !record.totp) return false;
-      if (verified?.totp && verified.totp !== enrolmentStamp(record.totp)) return false;
-      if (verified?.recoveryCodes && verified.recoveryCodes !== enrolmentStamp(record.recovery)) return false;
-      return linked.every((link) => link?.sub === sub) && known.every(Boolean);
-    };
+    const { verified } = credential;
+    if (account && typeof startedAt === 'number' && endedWithPerson(account, startedAt, 'session')) return false;
+    if (verified?.password && verified.password !== account?.passwordStamp) return false;
+    if (credential.passkeys?.some((id) => !record.passkeys.some((passkey) => passkey.id === id))) return false;
+    if (credential.methods.includes('totp') && !record.totp) return false;
+    if (verified?.totp && verified.totp !== enrolmentStamp(record.totp)) return false;
+    if (verified?.recoveryCodes && verified.recoveryCodes !== enrolmentStamp(record.recovery)) return false;
+    return linked.every((link) => link?.sub === sub) && known.every(Boolean);
   };
-  const held = async (sub: string, credential: SessionCredential, startedAt: unknown) => (await readFor(sub, credential.links ?? []))(credential, startedAt);
-  return Object.assign(held, { readFor });
 }
 
 export class SessionCredentials {
@@ -380,34 +346,18 @@ export class SessionCredentials {
 
   /** The interaction the engine is about to resume (by its resume cookie, as the engine finds it). */
   async #refuseRemovedCredential(provider: Provider, uid: string | undefined, readAhead?: (sub: string, clientId: string | undefined, uid: string) => () => void): Promise<void> {
-    const named = uid === undefined ? undefined : resumesNamed.get(uid);
-    if (named) resumesNamed.delete(uid!);
-    // First: the reads started ahead below are the engine's, not this one's.
-    const found = uid ? provider.Interaction.find(uid) : undefined;
-    // A sign-in finished here: what it named is read with the interaction (one round trip).
-    let dropInteraction: (() => void) | undefined;
-    let readNamed: Promise<(credential: SessionCredential, startedAt: unknown) => boolean> | undefined;
-    if (named && found && this.held!.readFor) {
-      dropInteraction = readAhead?.(named.sub, named.clientId, uid!);
-      readNamed = this.held!.readFor(named.sub, named.links);
-      readNamed.catch(() => {}); // awaited below, unless the interaction says otherwise
-    }
-    const interaction = await found;
+    const interaction = uid ? await provider.Interaction.find(uid) : undefined;
     const result = interaction?.result as (Record<string, unknown> & { login?: { accountId?: string } }) | undefined;
     const credential = result?.[CREDENTIAL_RESULT] as SessionCredential | undefined;
     const sub = result?.login?.accountId;
     if (!interaction || !credential || !sub) return;
-    const clientId = (interaction.params as Record<string, unknown> | undefined)?.client_id;
-    const client = typeof clientId === 'string' ? clientId : undefined;
-    let held: boolean;
-    if (readNamed && named!.sub === sub && named!.clientId === client && sameLinks(named!.links, credential.links ?? [])) {
-      held = (await readNamed)(credential, interaction.iat);
-    } else {
-      // What the engine reads next for this sign-in (the interaction again among it) goes out with the check's reads (one round trip).
-      if (readAhead) dropInteraction = readAhead(sub, client, interaction.uid);
-      held = await this.held!(sub, credential, interaction.iat);
+    // What the engine reads next for this sign-in (the interaction again among it) goes out with the check's reads (one round trip).
+    let dropInteraction: (() => void) | undefined;
+    if (readAhead) {
+      const clientId = (interaction.params as Record<string, unknown> | undefined)?.client_id;
+      dropInteraction = readAhead(sub, typeof clientId === 'string' ? clientId : undefined, interaction.uid);
     }
-    if (held) return;
+    if (await this.held!(sub, credential, interaction.iat)) return;
     // The engine must read the refusal, not the interaction as it was read ahead.
     dropInteraction?.();
     interaction.result = { error: 'access_denied', error_description: 'a credential this sign-in used was removed or changed since' };

@@ -4,9 +4,9 @@
  */
 import type { Context } from 'koa';
 import { assurance, type Method } from '../accounts/assurance.js';
-import { CREDENTIAL_RESULT, nameResume, type SessionCredential } from '../accounts/session-credentials.js';
+import { CREDENTIAL_RESULT, type SessionCredential } from '../accounts/session-credentials.js';
 import type { FederatedSession } from '../upstreams/sessions.js';
-import type { Interaction, Interactions } from './interaction.js';
+import type { Interactions } from './interaction.js';
 import type { OfferedLink } from './link-confirmation.js';
 
 /**
@@ -29,7 +29,6 @@ export interface Used {
 export async function finishSignIn(
   { providers, upstreamKnown, confirmLink }: Interactions,
   ctx: Context,
-  interaction: Interaction,
   sub: string,
   remember: boolean,
   methods: Method[],
@@ -56,9 +55,6 @@ export async function finishSignIn(
     ...((passwordStamp || totp || recoveryCodes) && { verified: { password: passwordStamp, totp, recoveryCodes } }),
   };
   const result = { login: { accountId: sub, remember, amr, acr }, [CREDENTIAL_RESULT]: credential, ...(upstream && { upstream }) };
-  // Its resume, most often here, reads what this names with the interaction (session-credentials.ts).
-  const clientId = interaction.params.client_id;
-  nameResume(interaction.uid, sub, typeof clientId === 'string' ? clientId : undefined, credential);
   await providers.current.interactionFinished(ctx.req, ctx.res, result, { mergeWithLastSubmission: false });
   ctx.respond = false;
 }
