@@ -16,6 +16,10 @@
  * With --steps: one login at a time instead, and the JavaScript thread's CPU per step (from
  * /proc/<pid>/task/<pid>/schedstat, in nanoseconds, not clock ticks): where a change to one
  * request shows, without argon2 or the batching of a saturated core in the figure.
+ *
+ * With --pool-cpus=<list> (e.g. 1): after the warm-up, each server's libuv pool threads (where
+ * argon2 runs) move to those cores, its JavaScript thread staying on core 0: what sharing a core
+ * with the hashes costs the JavaScript thread (the argon2 ratio then means nothing).
  */
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -28,6 +32,7 @@ import { prepareSideBySide, processCpuSeconds, startPinnedBuild } from './target
 
 const args = process.argv.filter((arg) => !arg.startsWith('--'));
 const stepsMode = process.argv.includes('--steps');
+const poolCpus = process.argv.find((arg) => arg.startsWith('--pool-cpus='))?.slice('--pool-cpus='.length);
 const builds = (args[2] ?? 'dist-before,dist').split(';').flatMap((list) => list.split(/,(?![A-Z_]+=)/));
 const iterations = Number(args[3] ?? 150);
 const runs = Number(args[4] ?? 5);
@@ -94,6 +99,11 @@ try {
     const workload = await scenario.prepare(server, { introspectionPool: 0, jwtRevocationPool: 0, sessions: 1, chains: 0 });
     await closedLoop(server.url, workload, { connections, seconds: 120, amount: Math.min(iterations, 60) }); // warm-up
     workloads.push(workload);
+    if (poolCpus) {
+      for (const tid of readdirSync(`/proc/${server.pid}/task`)) {
+        if (readFileSync(`/proc/${server.pid}/task/${tid}/comm`, 'utf8').trim() === 'libuv-worker') execFileSync('taskset', ['-p', '-c', poolCpus, tid], { stdio: 'ignore' });
+      }
+    }
   }
   if (stepsMode) {
     const mainThreadNs = (pid: number) => Number(readFileSync(`/proc/${pid}/task/${pid}/schedstat`, 'utf8').split(' ')[0]);
