@@ -291,6 +291,7 @@ export async function serve(config: Config, logger: Logger = createLogger(config
         sessions,
         csrfKey: config.cookie.keys[0]!,
         secretRotationGrace: config.registration.secretRotationGrace,
+        reauthenticateAfter: config.accounts.reauthenticateAfter,
       }),
       accountPages({
         // Sections of other modules (passkeys, authenticator app, recovery codes): see accounts/page/account-page.ts.

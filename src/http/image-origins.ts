@@ -7,12 +7,27 @@
  */
 import type { Context } from 'koa';
 
-/** A registered web URL we may put in a page (a logo, a policy link): http(s) only, never javascript: or data:. */
+/**
+ * Whether a parsed URL's host is a plain DNS name or IP address: letters, digits, hyphens and dots
+ * (or a bracketed IPv6 literal). The URL parser lets much else into a host (\`;\`, \`,\`, \`'\`, \`*\`:
+ * \`https://cdn.example;sandbox/logo.png\` parses, with the origin \`https://cdn.example;sandbox\`), and
+ * such an origin written into a Content-Security-Policy would add a directive of the client's
+ * choosing to our page (\`sandbox\`, \`form-action\`: the account page's forms, withdrawing the app
+ * among them, would stop working).
+ */
+export function plainHost(url: URL): boolean {
+  return /^[a-z0-9-]+(\.[a-z0-9-]+)*\.?$/.test(url.hostname) || /^\[[0-9a-f:.]+\]$/.test(url.hostname);
+}
+
+/**
+ * A registered web URL we may put in a page (a logo, a policy link): http(s) only, never javascript:
+ * or data:, and on a plain host (plainHost: its origin is safe in the Content-Security-Policy).
+ */
 export function webUrl(value: unknown): URL | undefined {
   if (typeof value !== 'string') return undefined;
   try {
     const url = new URL(value);
-    return url.protocol === 'https:' || url.protocol === 'http:' ? url : undefined;
+    return (url.protocol === 'https:' || url.protocol === 'http:') && plainHost(url) ? url : undefined;
   } catch {
     return undefined;
   }
@@ -21,7 +36,8 @@ export function webUrl(value: unknown): URL | undefined {
 /** Adds the origins of `urls` to img-src of this response's Content-Security-Policy. */
 export function allowImagesFrom(ctx: Context, urls: readonly string[]): void {
   const csp = ctx.response.get('Content-Security-Policy');
-  const origins = [...new Set(urls.map((url) => new URL(url).origin))];
+  // Only plain hosts' origins: anything else could end the directive and start another (plainHost).
+  const origins = [...new Set(urls.map((url) => new URL(url)).filter(plainHost).map((url) => url.origin))];
   if (!origins.length || !csp) return;
   const directives = csp.split(';').map((directive) => directive.trim());
   ctx.set('Content-Security-Policy', directives.map((directive) => (directive.split(' ')[0] === 'img-src' ? [directive, ...origins].join(' ') : directive)).join(';'));

@@ -29,6 +29,7 @@
 import { errors } from 'oidc-provider';
 import type { Apis } from '../apis/apis.js';
 import type { Config } from '../config.js';
+import { plainHost } from '../http/image-origins.js';
 import { OutboundError, type OutboundFetch } from '../http/outbound.js';
 import type { ClientMetadataDocumentCache } from '../store/client-metadata-documents.js';
 import { enforcePolicy, isLoopback, type RegistrationPolicy } from './policy.js';
@@ -56,7 +57,9 @@ export function documentUrl(clientId: string, allowLoopbackHttp: boolean): URL |
   } catch {
     return undefined;
   }
-  if (url.href !== clientId || url.username || url.password || url.hash || url.pathname === '/') return undefined;
+  // A host that is no DNS name (plainHost) is refused too: the consent page shows the host as the
+  // one thing about such a client that is not self-asserted (interactions/client-branding.ts).
+  if (url.href !== clientId || url.username || url.password || url.hash || url.pathname === '/' || !plainHost(url)) return undefined;
   if (url.protocol === 'https:') return url;
   return allowLoopbackHttp && url.protocol === 'http:' && isLoopback(url.hostname) ? url : undefined;
 }

@@ -6,7 +6,8 @@ import { randomBytes } from 'node:crypto';
 import type Router from '@koa/router';
 import type { Context, Middleware } from 'koa';
 import { ClientError, generateSecret, type ClientMetadata, type Clients } from './clients.js';
-import { field, type DeveloperPage, type Form, type SignedIn } from './developer-page.js';
+import { SIGNED_IN_AGAIN } from '../http/first-party-sign-in.js';
+import { APPS_SECTION, field, type DeveloperPage, type Form, type SignedIn } from './developer-page.js';
 
 const APP_TYPES = {
   // A web app's server may also call APIs as itself (client_credentials).
@@ -55,6 +56,8 @@ export function appsPage(router: Router, { signedIn, page, submitted, csrf }: De
       protections: PROTECTIONS.map(({ field: name, label }) => ({ name, label, checked: field(state.values ?? {}, name) === 'on' })),
       csrf: csrf.token(who.sessionId),
       error: state.error,
+      // Back from signing in again (a rotation needs a recent sign-in): the person may go ahead now.
+      notice: !state.error && ctx.query.done === `${APPS_SECTION}.${SIGNED_IN_AGAIN}` ? 'You signed in again: go ahead.' : undefined,
       values: { name: field(state.values ?? {}, 'name'), redirect_uris: field(state.values ?? {}, 'redirect_uris'), type: field(state.values ?? {}, 'type') || 'web' },
     }, status);
   }

@@ -1,8 +1,8 @@
 /**
  * What every developer page and action shares (see developer-pages.ts): who is signed in (the
  * provider's session, re-checked on every request), rendering a page and a form checked against the
- * CSRF token bound to the session (http/signed-in-pages.ts, shared with the account page), and an
- * app that must belong to the person.
+ * CSRF token bound to the session (http/signed-in-pages.ts, shared with the account page), a form
+ * that also needs a recent sign-in, and an app that must belong to the person.
  */
 import type { Context } from 'koa';
 import type { AccountSessions } from '../accounts/sessions.js';
@@ -14,6 +14,9 @@ import type { ClientMetadata, Clients } from './clients.js';
 
 export { field, type Form, type SignedIn } from '../http/signed-in-pages.js';
 
+/** The part of the page that `?done=apps.signed-in-again` (first-party-sign-in.ts) comes back to. */
+export const APPS_SECTION = 'apps';
+
 export interface DeveloperPage {
   readonly csrf: CsrfTokens;
   /** The signed-in person's sub and session id, or undefined (also when they were disabled or deleted since). */
@@ -21,6 +24,13 @@ export interface DeveloperPage {
   page(ctx: Context, view: string, data: Record<string, unknown>, status?: number): void;
   /** A POST from a signed-in person with a valid CSRF token; answers the request itself otherwise. */
   submitted(ctx: Context): Promise<{ who: SignedIn; body: Form } | undefined>;
+  /**
+   * `submitted`, for an action that hands out an app's credential (a new secret, shown on the page):
+   * also needs a sign-in at most accounts.reauthenticateAfter seconds old, else sends the person to
+   * sign in again (prompt=login) and back to the page (303) and answers undefined; as the account
+   * page's credential changes do, so that a stolen session cookie alone cannot take an app's secret.
+   */
+  recentlySubmitted(ctx: Context): Promise<{ who: SignedIn; body: Form } | undefined>;
   /** The app, when it belongs to this person; a 404 page otherwise (never "exists but not yours"). */
   ownApp(ctx: Context, accountId: string): Promise<ClientMetadata | undefined>;
 }
@@ -32,18 +42,34 @@ interface Options {
   /** Re-checks the session's person on every request. */
   readonly sessions: AccountSessions;
   readonly csrfKey: string;
+  /** accounts.reauthenticateAfter: seconds a sign-in counts as recent. */
+  readonly reauthenticateAfter: number;
 }
 
-export function developerPage({ providers, clients, sessions, csrfKey }: Options): DeveloperPage {
+/** The signed-in developer, with when their session last signed in (epoch seconds: its auth_time). */
+interface Developer extends SignedIn {
+  readonly authTime: number;
+}
+
+export function developerPage({ providers, clients, sessions, csrfKey, reauthenticateAfter }: Options): DeveloperPage {
   const csrf = csrfTokens(csrfKey, 'developer');
 
   /** The signed-in person's sub and session id, or undefined (also when they were disabled or deleted since). */
-  async function signedIn(ctx: Context): Promise<SignedIn | undefined> {
+  async function signedIn(ctx: Context): Promise<Developer | undefined> {
     const found = await sessions.signedIn(providers.current, ctx);
-    return found && { accountId: found.accountId, sessionId: found.session.jti };
+    return found && { accountId: found.accountId, sessionId: found.session.jti, authTime: found.session.authTime() ?? 0 };
   }
 
   const { page, submitted } = signedInPages({ signedIn, csrf, where: 'the developer page' });
+
+  async function recentlySubmitted(ctx: Context) {
+    const found = await submitted(ctx);
+    if (!found || Math.floor(Date.now() / 1000) - found.who.authTime <= reauthenticateAfter) return found;
+    ctx.status = 303;
+    ctx.set('Cache-Control', 'no-store');
+    ctx.redirect(`/developer/sign-in?again=${APPS_SECTION}`);
+    return undefined;
+  }
 
   /** The app, when it belongs to this person; a 404 page otherwise (never "exists but not yours"). */
   async function ownApp(ctx: Context, accountId: string): Promise<ClientMetadata | undefined> {
@@ -53,5 +79,5 @@ export function developerPage({ providers, clients, sessions, csrfKey }: Options
     return undefined;
   }
 
-  return { csrf, signedIn, page, submitted, ownApp };
+  return { csrf, signedIn, page, submitted, recentlySubmitted, ownApp };
 }

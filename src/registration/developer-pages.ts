@@ -32,16 +32,18 @@ interface Options {
   readonly sessions: AccountSessions;
   readonly csrfKey: string;
   readonly secretRotationGrace: number;
+  /** accounts.reauthenticateAfter: how recent a sign-in must be to rotate a secret. */
+  readonly reauthenticateAfter: number;
 }
 
 /**
  * Wires the developer page: what its pages share is developer-page.ts; each page or action is a
  * module of its own (developer-apps.ts, developer-sign-in.ts, developer-secret.ts, developer-delete.ts).
  */
-export function developerPages({ issuer, providers, clients, sessions, csrfKey, secretRotationGrace }: Options): Middleware {
+export function developerPages({ issuer, providers, clients, sessions, csrfKey, secretRotationGrace, reauthenticateAfter }: Options): Middleware {
   const router = new Router({ prefix: '/developer' });
   const form = formBody('32kb');
-  const shared = developerPage({ providers, clients, sessions, csrfKey });
+  const shared = developerPage({ providers, clients, sessions, csrfKey, reauthenticateAfter });
 
   appsPage(router, shared, { issuer, clients, form });
   signInRoutes(router, { issuer });

@@ -1,7 +1,7 @@
 /**
  * POST /developer/apps/:id/secret: a new secret for one of the person's apps, shown once. The old
  * one keeps working for the grace (so the app can be redeployed), unless the person says it leaked:
- * then it stops at once.
+ * then it stops at once. It needs a recent sign-in (developer-page.ts recentlySubmitted).
  */
 import type Router from '@koa/router';
 import type { Middleware } from 'koa';
@@ -24,9 +24,10 @@ export function spokenDuration(seconds: number): string {
   return `${amount} ${unit}${amount === 1 ? '' : 's'}`;
 }
 
-export function rotateSecretAction(router: Router, { page, submitted, ownApp }: DeveloperPage, { issuer, clients, secretRotationGrace, form }: Options): void {
+export function rotateSecretAction(router: Router, { page, recentlySubmitted, ownApp }: DeveloperPage, { issuer, clients, secretRotationGrace, form }: Options): void {
   router.post('/apps/:id/secret', form, async (ctx) => {
-    const found = await submitted(ctx);
+    // The new secret is shown on the page: only after a recent sign-in (a stolen session cookie would take it).
+    const found = await recentlySubmitted(ctx);
     if (!found || !(await ownApp(ctx, found.who.accountId))) return;
     try {
       const leaked = field(found.body, 'leaked') === 'yes';

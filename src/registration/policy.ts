@@ -9,6 +9,7 @@
  */
 import { errors, type Provider } from 'oidc-provider';
 import { ConfigError } from '../config.js';
+import { plainHost } from '../http/image-origins.js';
 
 export interface RegistrationPolicy {
   /** token_endpoint_auth_method values a client may use. */
@@ -157,6 +158,9 @@ export function enforcePolicy(
     if (!url || !(url.protocol === 'https:' || (url.protocol === 'http:' && isLoopback(url.hostname)))) {
       throw new errors.InvalidClientMetadata(`${name} must be an https URL`);
     }
+    // A host the URL parser takes but no DNS name is (`https://cdn.example;sandbox/logo.png`): its
+    // origin would carry a directive of the client's into our pages' Content-Security-Policy.
+    if (!plainHost(url)) throw new errors.InvalidClientMetadata(`${name} must be on a DNS name or IP address (letters, digits, hyphens and dots)`);
   }
 }
 

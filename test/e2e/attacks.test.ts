@@ -11,7 +11,7 @@ import net from 'node:net';
 import { Redis } from 'ioredis';
 import * as oidc from 'openid-client';
 import { Secret, TOTP } from 'otpauth';
-import { Agent, type Page } from '../helpers/agent.js';
+import { Agent, formIn, type Page } from '../helpers/agent.js';
 import { AccountSessions } from '../../src/accounts/sessions.js';
 import { clientCredentialsToken, introspect } from '../helpers/tokens.js';
 import { startServer, type TestServer } from '../helpers/server.js';
@@ -1044,5 +1044,45 @@ describe('attacks: second factor, step-up and the new endpoints (black box)', fu
     // An operator can still lift it.
     const lifted = await admin(`/clients/${encodeURIComponent(own.client_id)}`, { method: 'PUT', body: JSON.stringify({ ...metadata, require_mfa: false }) });
     assert.equal(((await lifted.json()) as { require_mfa?: boolean }).require_mfa, false);
+  });
+
+  it("a client's logo_uri on a host that smuggles a CSP directive (https://cdn.example;sandbox/…) is refused, and never reaches the account page's Content-Security-Policy, where it would stop its forms (withdrawing the app among them)", async () => {
+    await server.accounts.create('gwen', PASSWORD);
+    const metadata = { redirect_uris: [REDIRECT], token_endpoint_auth_method: 'none', client_name: 'Sticky', logo_uri: 'https://cdn.sticky.example.test/logo.png' };
+    // Registered with a bad logo (or policy link) outright: refused.
+    for (const [name, value] of [['logo_uri', 'https://cdn.sticky.example.test;sandbox/logo.png'], ['policy_uri', 'https://sticky.example.test;form-action/privacy']] as const) {
+      const refused = await fetch(`${server.url}/reg`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ...metadata, [name]: value }) });
+      assert.equal(refused.status, 400, `${name}: ${await refused.clone().text()}`);
+      assert.equal(((await refused.json()) as { error: string }).error, 'invalid_client_metadata');
+    }
+    // Registered clean, given access by gwen, then changed by its registration access token (RFC 7592).
+    const created = await fetch(`${server.url}/reg`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(metadata) });
+    assert.equal(created.status, 201, await created.clone().text());
+    const client = (await created.json()) as { client_id: string; registration_client_uri: string; registration_access_token: string };
+    configs.sticky = await discover(client.client_id);
+    const agent = new Agent();
+    const { page } = await authorize(agent, 'sticky');
+    const back = await signInSteps(agent, page, { username: 'gwen', password: PASSWORD, stopAt: REDIRECT });
+    assert.ok(back.url.startsWith(REDIRECT), `gwen allowed Sticky, got ${back.status} ${back.url}`);
+    const changed = await fetch(client.registration_client_uri, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${client.registration_access_token}` },
+      body: JSON.stringify({ ...metadata, client_id: client.client_id, logo_uri: 'https://cdn.sticky.example.test;sandbox/logo.png' }),
+    });
+    assert.equal(changed.status, 400, `the change is refused: ${await changed.clone().text()}`);
+    // Gwen's account page: img-src widened by the logo's origin alone, no directive of the app's, and withdrawing works.
+    const account = await agent.follow(`${server.issuer}/account`);
+    assert.equal(account.url, `${server.issuer}/account`);
+    const csp = account.headers.get('content-security-policy') ?? '';
+    const names = csp.split(';').map((directive) => directive.trim().split(' ')[0]);
+    assert.deepEqual(names.filter((name) => ['sandbox', 'form-action'].includes(name!)), [], csp);
+    assert.match(csp, /img-src [^;]*https:\/\/cdn\.sticky\.example\.test(;|$)/, csp);
+    const form = formIn(account.html, '/apps/withdraw');
+    const withdrawn = await agent.request(new URL(form.action, account.url).href, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ ...form.hidden, client: client.client_id }),
+    });
+    assert.equal(withdrawn.status, 303);
   });
 });

@@ -11,6 +11,7 @@ import * as oidc from 'openid-client';
 import { Secret, TOTP } from 'otpauth';
 import { Agent, formIn, type Page } from '../helpers/agent.js';
 import { createLogger } from '../../src/ops/logger.js';
+import { developerSignIn } from '../helpers/developer.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { isConsent, isLogin, signInSteps, startAuthorization } from '../helpers/sign-in.js';
 
@@ -294,6 +295,34 @@ describe('e2e: second factor after a password, and step-up (openid-client)', fun
     assert.doesNotMatch(odd.searchParams.get('state')!, /\./);
     const back = await agent.request(`${server.issuer}/account/callback?code=x&state=${encodeURIComponent('abc./evil.example')}`);
     assert.equal(back.headers.get('location'), '/account');
+  });
+
+  it("the developer page asks a session signed in longer ago than accounts.reauthenticateAfter to sign in again before rotating an app's secret (a stolen session cookie alone would read the new secret); a fresh one is not asked", async () => {
+    await server.accounts.create('gina', PASSWORD);
+    const { agent, page } = await developerSignIn(server.issuer, 'gina', PASSWORD);
+    const registered = await agent.submit(page, '/developer/apps', { name: 'Gina web', type: 'web', redirect_uris: REDIRECT });
+    assert.equal(registered.status, 200);
+    const appId = registered.html.match(/app-[\w-]{12}/)![0];
+    const secretOf = async () => ((await server.provider.Client.find(appId)) as unknown as { clientSecret: string }).clientSecret;
+    const first = await secretOf();
+    // The sign-in becomes older than the bound (2 s in this suite's configuration): the cookie alone, as a thief would hold it.
+    await new Promise((done) => setTimeout(done, 3_100));
+    const stalePage = await agent.follow(`${server.issuer}/developer`);
+    for (const leaked of ['', 'yes']) {
+      const asked = await agent.submit(stalePage, `/developer/apps/${appId}/secret`, leaked ? { leaked } : {});
+      assert.ok(isLogin(asked), `expected to be asked to sign in again, got ${asked.status} ${asked.url}`);
+      assert.doesNotMatch(asked.html, /id="client-secret"/);
+      assert.equal(await secretOf(), first, 'the secret is not rotated');
+    }
+    // Signed in again: back on the page, and the rotation shows the new secret.
+    const asked = await agent.submit(stalePage, `/developer/apps/${appId}/secret`, {});
+    const back = await signInSteps(agent, asked, { username: 'gina', password: PASSWORD, login: 'required', consent: 'stop' });
+    assert.equal(back.url, `${server.issuer}/developer?done=apps.signed-in-again#apps`);
+    assert.match(back.html, /You signed in again/);
+    const rotated = await agent.submit(back, `/developer/apps/${appId}/secret`, {});
+    assert.equal(rotated.status, 200);
+    const shown = rotated.html.match(/id="client-secret"[^>]*>([^<]+)</)?.[1];
+    assert.ok(shown && shown !== first && shown === (await secretOf()), 'the new secret is shown after a fresh sign-in');
   });
 
   it('metrics count uses and failures by method and outcome; log events name the person, never a code or secret', async () => {

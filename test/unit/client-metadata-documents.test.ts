@@ -33,6 +33,7 @@ describe('client metadata documents', () => {
       'https://agent.example.com/a/%2e%2e/client.json', 'https://user@agent.example.com/client.json',
       'https://agent.example.com/client.json#x', 'https://Agent.example.com/client.json', 'https://agent.example.com:443/c',
       'http://agent.example.com/client.json', 'ftp://agent.example.com/client.json', 'my-client', 'https://a b.com/c',
+      'https://agent.example.com;sandbox/client.json', 'https://agent,example.com/client.json',
     ]) {
       assert.equal(documentUrl(id, false), undefined, id);
     }

@@ -26,6 +26,17 @@ describe('image origins under the CSP', () => {
     for (const bad of ['javascript:alert(1)', 'data:image/png;base64,AAAA', 'not a url', 42, undefined]) assert.equal(webUrl(bad), undefined, String(bad));
   });
 
+  it("a host that is no DNS name (';' and the like) is neither shown nor written into the CSP, where it would add a directive", () => {
+    for (const bad of ['https://cdn.example.test;sandbox/logo.png', 'https://cdn.example.test;form-action/l.png', "https://x'unsafe-inline'/l.png", 'https://a,b/l.png']) {
+      assert.equal(webUrl(bad), undefined, bad);
+      const ctx = context();
+      allowImagesFrom(ctx, [bad]);
+      assert.equal(ctx.response.get('Content-Security-Policy'), CSP, bad);
+    }
+    assert.equal(webUrl('http://[::1]:8080/logo.png')?.origin, 'http://[::1]:8080');
+    assert.equal(webUrl('https://xn--bcher-kva.example/logo.png')?.hostname, 'xn--bcher-kva.example');
+  });
+
   it('widens img-src alone, by each origin once', () => {
     const ctx = context();
     allowImagesFrom(ctx, ['https://a.example.test/1.png', 'https://a.example.test/2.png', 'https://b.example.test/x.svg']);
