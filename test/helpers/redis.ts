@@ -151,6 +151,13 @@ export interface RedisServer {
   kill(): Promise<void>;
   /** Starts again on the same port and directory (AOF data survives when appendonly). */
   restart(): Promise<void>;
+  /**
+   * SIGSTOP: the server answers nothing, but its connections stay up and the kernel still
+   * accepts new ones into its backlog (a hung server, or one behind a stalled network).
+   */
+  pause(): void;
+  /** SIGCONT after pause(). */
+  resume(): void;
 }
 
 export async function startRedisServer(options: { appendonly?: boolean } = {}): Promise<RedisServer> {
@@ -180,6 +187,12 @@ export async function startRedisServer(options: { appendonly?: boolean } = {}): 
       await exited(child);
     },
     restart: start,
+    pause() {
+      child.kill('SIGSTOP');
+    },
+    resume() {
+      child.kill('SIGCONT');
+    },
   };
 }
 
