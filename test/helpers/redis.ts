@@ -199,6 +199,10 @@ export async function startRedisServer(options: { appendonly?: boolean } = {}): 
 export interface RedisCluster {
   /** The masters. */
   readonly nodes: { host: string; port: number }[];
+  /** SIGSTOP the master on `port` (as RedisServer's pause). */
+  pause(port: number): void;
+  /** SIGCONT after pause(port). */
+  resume(port: number): void;
   stop(): Promise<void>;
 }
 
@@ -246,7 +250,13 @@ export async function startRedisCluster(masters = 3): Promise<RedisCluster> {
     await stop();
     throw error;
   }
-  return { nodes: started.map(({ port }) => ({ host: '127.0.0.1', port })), stop };
+  const signal = (port: number, name: NodeJS.Signals) => started.find((node) => node.port === port)!.child.kill(name);
+  return {
+    nodes: started.map(({ port }) => ({ host: '127.0.0.1', port })),
+    pause: (port) => signal(port, 'SIGSTOP'),
+    resume: (port) => signal(port, 'SIGCONT'),
+    stop,
+  };
 }
 
 export interface RedisSentinelGroup {

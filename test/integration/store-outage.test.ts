@@ -9,12 +9,12 @@
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { Redis } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 import { isStoreOutage } from '../../src/store/outage.js';
 import { connect, RedisKv } from '../../src/store/redis.js';
 import { eventually } from '../helpers/eventually.js';
 import { PREFIX, redisSettings } from '../helpers/backends.js';
-import { startRedisServer, type RedisServer } from '../helpers/redis.js';
+import { startRedisCluster, startRedisServer, type RedisCluster, type RedisServer } from '../helpers/redis.js';
 
 /** What a promise came to: its value, or the error it was rejected with. */
 const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
@@ -94,5 +94,60 @@ describe('Redis store: a write failed to its caller is never made afterwards', f
     await server.kill();
     await server.restart();
     assert.equal(await storedOnceBack(key), false, 'not sent again after its caller was told it failed');
+  });
+});
+
+describe('Redis Cluster store: a command in flight when its node\'s connection closes is not sent again', function () {
+  this.timeout(120_000);
+  let cluster: RedisCluster;
+  let kv: RedisKv;
+  let client: Cluster;
+
+  before(async () => {
+    cluster = await startRedisCluster(3);
+    kv = new RedisKv(connect(redisSettings({ mode: 'cluster', clusterNodes: cluster.nodes.map(({ host, port }) => `${host}:${port}`), commandTimeout: 1000 })));
+    client = kv.connection as Cluster;
+    await eventually(() => kv.set('warm', '1'), 50, 100);
+  });
+  after(async () => {
+    for (const { port } of cluster?.nodes ?? []) cluster.resume(port);
+    await kv?.close();
+    await cluster?.stop();
+  });
+
+  /** The master serving `key` (as the store names it), asked of Redis. */
+  async function masterOf(key: string): Promise<number> {
+    const raw = new Redis(cluster.nodes[0]!.port);
+    try {
+      const slot = Number(await raw.call('CLUSTER', 'KEYSLOT', `${PREFIX}${key}`));
+      const ranges = (await raw.call('CLUSTER', 'SLOTS')) as [number, number, [string, number]][];
+      return ranges.find(([low, high]) => slot >= low && slot <= high)![2][1];
+    } finally {
+      raw.disconnect();
+    }
+  }
+
+  it('a count in flight when the connection drops fails as a store outage, and is counted at most once', async () => {
+    const key = `count:${randomUUID()}`;
+    // Connected to the key's master.
+    assert.equal(await kv.get(key), undefined);
+    const port = await masterOf(key);
+    const node = client.nodes('master').find((redis) => redis.options.port === port)!;
+    cluster.pause(port);
+    const count = outcome(client.incr(key));
+    // Written (auto-pipelining sends it a turn of the event loop later), unanswered. Then the
+    // connection drops; a new one would hang in its handshake until the node runs again.
+    await sleep(400);
+    node.stream.destroy();
+    await sleep(300);
+    // The node runs what it had received on the dropped connection; a resend would count again.
+    cluster.resume(port);
+    const result = await count;
+    assert.ok('error' in result && isStoreOutage(result.error), `failed to its caller as an outage (503): ${JSON.stringify(result)}`);
+    await eventually(() => kv.get(key), 100, 50);
+    // Anything queued for the node's new connection has been sent once that connection answers.
+    await eventually(() => client.nodes('master').find((redis) => redis.options.port === port)!.ping(), 100, 50);
+    const counted = Number((await kv.get(key)) ?? 0);
+    assert.ok(counted <= 1, `counted ${counted} times for one INCR`);
   });
 });
