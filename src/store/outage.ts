@@ -5,8 +5,12 @@
 const OUTAGE_MESSAGES = [
   'Connection is closed',
   'Command timed out',
+  // While the connection is down (after the first, nothing waits in a queue for the next: redis.ts connect).
   'Stream isn\'t writeable',
+  'Cluster isn\'t ready',
+  // Unanswered when the connection dropped (maxRetriesPerRequest), or an auto-pipelined batch answered in part.
   'Reached the max retries per request limit',
+  'Command aborted due to connection close',
   'connect ECONNREFUSED',
   'CLUSTERDOWN',
   'LOADING',

@@ -181,27 +181,39 @@ function urlOptions(url: string): RedisOptions {
 /**
  * Tuned for a request path: commands fail after commandTimeout instead of queueing forever while
  * Redis is away, and reconnection backs off up to two seconds.
+ *
+ * A command whose caller was told it failed is never sent afterwards, and one in flight when the
+ * connection drops is failed to its caller (it may or may not have run, as after any timeout), not
+ * sent again on the next connection: ioredis's defaults would send both once connected (its offline
+ * queue and its resend of unanswered commands keep commands their timeout already failed), so a
+ * write answered with 503 could happen seconds later, out of order with other processes' writes.
+ * Until the first connection is ready commands wait for it (start-up, and the CLI, send at once);
+ * from then on, while the connection is down, a command fails at once (a store outage, 503) and
+ * every unanswered command fails when it drops. Cluster: no resend after a node's connection closed
+ * or a CLUSTERDOWN either (MOVED and ASK, refused before running, are still followed).
  */
 export function connect(settings: RedisSettings): Redis | Cluster {
   const common: RedisOptions = {
     keyPrefix: settings.keyPrefix,
     enableAutoPipelining: true,
     maxRetriesPerRequest: 1,
+    autoResendUnfulfilledCommands: false,
     commandTimeout: settings.commandTimeout,
     connectTimeout: 5000,
     retryStrategy: (attempt: number) => Math.min(attempt * 100, 2000),
     // After a failover the old master comes back as a replica: reconnect (to the new master,
-    // through Sentinel) and resend the command instead of failing writes with READONLY.
-    reconnectOnError: (error: Error) => (error.message.startsWith('READONLY') ? 2 : false),
+    // through Sentinel). The refused command did not run; it fails as an outage (503) rather than
+    // waiting in a queue for the new master, where its caller may already have been told it failed.
+    reconnectOnError: (error: Error) => error.message.startsWith('READONLY'),
   };
   switch (settings.mode) {
     case 'sentinel':
-      return new Redis({
+      return onceReady(new Redis({
         ...common,
         ...urlOptions(settings.url),
         sentinels: settings.sentinels.map(hostPort),
         name: settings.sentinelName,
-      });
+      }));
     case 'cluster': {
       const { keyPrefix, ...redisOptions } = common;
       const options: ClusterOptions = {
@@ -209,12 +221,28 @@ export function connect(settings: RedisSettings): Redis | Cluster {
         enableAutoPipelining: true,
         redisOptions: { ...redisOptions, ...urlOptions(settings.url) },
         clusterRetryStrategy: (attempt: number) => Math.min(attempt * 100, 2000),
+        // A node's connection closed with the command unanswered, or the cluster is down: fail it
+        // (an outage) instead of sending it again after a delay, by which its timeout may have failed it.
+        retryDelayOnFailover: 0,
+        retryDelayOnClusterDown: 0,
       };
-      return new Cluster(settings.clusterNodes.map(hostPort), options);
+      return onceReady(new Cluster(settings.clusterNodes.map(hostPort), options));
     }
     default:
-      return new Redis(settings.url, common);
+      return onceReady(new Redis(settings.url, common));
   }
+}
+
+/**
+ * From the first `ready` on: no offline queue (a command sent while the connection is down fails
+ * at once) and no retry across a dropped connection (what was in flight fails when it drops).
+ */
+function onceReady<T extends Redis | Cluster>(client: T): T {
+  client.once('ready', () => {
+    client.options.enableOfflineQueue = false;
+    if (client instanceof Redis) client.options.maxRetriesPerRequest = 0;
+  });
+  return client;
 }
 
 /** A record from HGETALL's reply inside a script (field, value, field, value, ...). */

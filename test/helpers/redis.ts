@@ -151,6 +151,13 @@ export interface RedisServer {
   kill(): Promise<void>;
   /** Starts again on the same port and directory (AOF data survives when appendonly). */
   restart(): Promise<void>;
+  /**
+   * SIGSTOP: the server answers nothing, but its connections stay up and the kernel still
+   * accepts new ones into its backlog (a hung server, or one behind a stalled network).
+   */
+  pause(): void;
+  /** SIGCONT after pause(). */
+  resume(): void;
 }
 
 export async function startRedisServer(options: { appendonly?: boolean } = {}): Promise<RedisServer> {
@@ -180,12 +187,22 @@ export async function startRedisServer(options: { appendonly?: boolean } = {}): 
       await exited(child);
     },
     restart: start,
+    pause() {
+      child.kill('SIGSTOP');
+    },
+    resume() {
+      child.kill('SIGCONT');
+    },
   };
 }
 
 export interface RedisCluster {
   /** The masters. */
   readonly nodes: { host: string; port: number }[];
+  /** SIGSTOP the master on `port` (as RedisServer's pause). */
+  pause(port: number): void;
+  /** SIGCONT after pause(port). */
+  resume(port: number): void;
   stop(): Promise<void>;
 }
 
@@ -233,7 +250,13 @@ export async function startRedisCluster(masters = 3): Promise<RedisCluster> {
     await stop();
     throw error;
   }
-  return { nodes: started.map(({ port }) => ({ host: '127.0.0.1', port })), stop };
+  const signal = (port: number, name: NodeJS.Signals) => started.find((node) => node.port === port)!.child.kill(name);
+  return {
+    nodes: started.map(({ port }) => ({ host: '127.0.0.1', port })),
+    pause: (port) => signal(port, 'SIGSTOP'),
+    resume: (port) => signal(port, 'SIGCONT'),
+    stop,
+  };
 }
 
 export interface RedisSentinelGroup {

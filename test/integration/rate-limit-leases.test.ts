@@ -234,9 +234,9 @@ describe('rate-limit leases while Redis is away', function () {
     await assert.rejects(windows.hit([hit('unleased')]), (error) => isStoreOutage(error), 'an outage, answered with 503');
     await assert.rejects(windows.hit([hit('leased'), hit('unleased')]), (error) => isStoreOutage(error), 'one counter without a lease is enough');
     await server.restart();
-    // Waited for with PING, not with charges: ioredis still sends, once connected, a command it
-    // queued while reconnecting even after failing it by commandTimeout, so charges tried meanwhile
-    // could reach the fresh counter (7 instead of 1 in a run on a loaded machine).
+    // Waited for with PING: until the connection is made again every command fails at once. (Before
+    // connect() turned the offline queue off once connected, charges tried meanwhile were sent after
+    // their timeout had failed them, and reached the fresh counter: 7 instead of 1 on a loaded machine.)
     let back = false;
     for (let tries = 0; tries < 100 && !back; tries += 1) {
       back = await kv.ping().then(() => true, () => false);
