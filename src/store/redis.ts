@@ -179,8 +179,17 @@ function urlOptions(url: string): RedisOptions {
 }
 
 /**
+ * The longest wait between two reconnection attempts, in ms. With no offline queue, requests get 503
+ * from Redis's return until the next attempt succeeds: at 2 s, about 600 ms of 503s (a thousand at
+ * full speed) followed a 6 s outage (docs/performance.md, outage-ab.ts); an attempt on a Redis that
+ * is down costs a refused connection.
+ */
+const RECONNECT_BACKOFF_MAX = 500;
+const backoff = (attempt: number) => Math.min(attempt * 100, RECONNECT_BACKOFF_MAX);
+
+/**
  * Tuned for a request path: commands fail after commandTimeout instead of queueing forever while
- * Redis is away, and reconnection backs off up to two seconds.
+ * Redis is away, and reconnection backs off up to RECONNECT_BACKOFF_MAX.
  *
  * A command whose caller was told it failed is never sent afterwards, and one in flight when the
  * connection drops is failed to its caller (it may or may not have run, as after any timeout), not
@@ -200,7 +209,7 @@ export function connect(settings: RedisSettings): Redis | Cluster {
     autoResendUnfulfilledCommands: false,
     commandTimeout: settings.commandTimeout,
     connectTimeout: 5000,
-    retryStrategy: (attempt: number) => Math.min(attempt * 100, 2000),
+    retryStrategy: backoff,
     // After a failover the old master comes back as a replica: reconnect (to the new master,
     // through Sentinel). The refused command did not run; it fails as an outage (503) rather than
     // waiting in a queue for the new master, where its caller may already have been told it failed.
@@ -220,7 +229,7 @@ export function connect(settings: RedisSettings): Redis | Cluster {
         keyPrefix,
         enableAutoPipelining: true,
         redisOptions: { ...redisOptions, ...urlOptions(settings.url) },
-        clusterRetryStrategy: (attempt: number) => Math.min(attempt * 100, 2000),
+        clusterRetryStrategy: backoff,
         // A node's connection closed with the command unanswered, or the cluster is down: fail it
         // (an outage) instead of sending it again after a delay, by which its timeout may have failed it.
         retryDelayOnFailover: 0,
