@@ -64,7 +64,7 @@ describe('Redis store: a write failed to its caller is never made afterwards', f
     // and hangs in its handshake until that times out; the pause between attempts grows.
     const longPause = new Promise<void>((done) => {
       const waiting = (delay: number) => {
-        if (delay < COMMAND_TIMEOUT * 3) return;
+        if (delay < COMMAND_TIMEOUT * 2) return; // the backoff's longest is 500 ms (store/redis.ts)
         connection.off('reconnecting', waiting);
         done();
       };
