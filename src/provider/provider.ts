@@ -49,6 +49,7 @@ import { rotateRefreshTokenAfterChecks } from './refresh-rotation.js';
 import { REQUIRE_MFA_PROPERTY, requireLevelAtTokenEndpoint, validateRequireMfa, withStepUp } from './patches/step-up.js';
 import { keepRequirements } from './patches/kept-requirements.js';
 import { boundCodesToCurrentRegistration, withCurrentRegistration } from './patches/current-registration.js';
+import { dpopBoundCodesBeforeSpending } from './patches/dpop-bound-codes.js';
 import { withDeviceFreshLogin } from './patches/device-fresh-login.js';
 import { promptValues, withSelectAccount } from './patches/select-account.js';
 import { openIdScopesOnly } from './patches/openid-scopes.js';
@@ -532,6 +533,8 @@ function applyPatches(
   requireLevelAtTokenEndpoint(provider, config.accounts.mfa.required);
   // A code or device code redeemed after its client was narrowed gets only what the client may have now.
   boundCodesToCurrentRegistration(provider);
+  // A code bound to a DPoP key (dpop_jkt) is not spent by a request without that key's proof.
+  dpopBoundCodesBeforeSpending(provider);
   refuseHintsOfRevokedKeys(provider, revocations);
   // A token revoked with its grant goes after the grant's revocation: a failure between leaves it to present again.
   revokeGrantBeforeToken(provider);

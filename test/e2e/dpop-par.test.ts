@@ -146,10 +146,44 @@ describe('e2e: DPoP-bound tokens and pushed authorization requests', function ()
     assert.equal(new URL(again.url).searchParams.get('error'), 'invalid_request_uri');
   });
 
-  it('a code pushed with a DPoP proof is bound to that key: another key cannot redeem it (RFC 9449 §10, §11.9)', async () => {
+  it('a code pushed with a DPoP proof is bound to that key: another key cannot redeem it, nor spend it (RFC 9449 §10, §11.9)', async () => {
     const flow = await signIn(oidc.getDPoPHandle(config, key));
     const thief = oidc.getDPoPHandle(config, await generateKeyPair('ES256', { extractable: true }));
     await assert.rejects(oidc.authorizationCodeGrant(config, flow.callback, { pkceCodeVerifier: flow.verifier }, { resource: API }, { DPoP: thief }), (error: oidc.ResponseBodyError) => {
+      assert.equal(error.error, 'invalid_grant');
+      return true;
+    });
+    // The thief's attempt spent nothing: the client's own proof redeems the code.
+    const own = await oidc.authorizationCodeGrant(config, flow.callback, { pkceCodeVerifier: flow.verifier }, { resource: API }, { DPoP: oidc.getDPoPHandle(config, key) });
+    assert.equal(own.token_type.toLowerCase(), 'dpop');
+  });
+
+  it("a code bound with dpop_jkt at the authorization endpoint is redeemed only with that key's proof, and a request without it (none, or another key's) does not spend it, as a wrong code_verifier does not (RFC 9449 §10, RFC 7636 §4.6)", async () => {
+    // WEB is a confidential client without dpop_bound_access_tokens: the code is bound by dpop_jkt alone.
+    const web = await oidc.discovery(new URL(server.issuer), WEB.id, undefined, oidc.ClientSecretBasic(WEB.secret), { execute: [oidc.allowInsecureRequests] });
+    const verifier = oidc.randomPKCECodeVerifier();
+    const url = oidc.buildAuthorizationUrl(web, {
+      redirect_uri: REDIRECT,
+      scope: 'openid',
+      code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
+      code_challenge_method: 'S256',
+      dpop_jkt: await calculateJwkThumbprint(await exportJWK(key.publicKey)),
+    });
+    const agent = new Agent();
+    const page = await signInSteps(agent, await agent.follow(url.href, {}, REDIRECT), { username: 'dora', password: PASSWORD, stopAt: REDIRECT });
+    const callback = new URL(page.url);
+    assert.ok(callback.searchParams.get('code'), page.url);
+    const thief = oidc.getDPoPHandle(web, await generateKeyPair('ES256', { extractable: true }));
+    for (const options of [undefined, { DPoP: thief }]) {
+      await assert.rejects(oidc.authorizationCodeGrant(web, callback, { pkceCodeVerifier: verifier }, undefined, options), (error: oidc.ResponseBodyError) => {
+        assert.equal(error.error, 'invalid_grant', `${options ? "another key's proof" : 'no proof'}: ${error.message}`);
+        return true;
+      });
+    }
+    const own = await oidc.authorizationCodeGrant(web, callback, { pkceCodeVerifier: verifier }, undefined, { DPoP: oidc.getDPoPHandle(web, key) });
+    assert.equal(own.token_type.toLowerCase(), 'dpop');
+    // Once redeemed, it is spent as ever: presented again (even with the key's proof) it is refused.
+    await assert.rejects(oidc.authorizationCodeGrant(web, callback, { pkceCodeVerifier: verifier }, undefined, { DPoP: oidc.getDPoPHandle(web, key) }), (error: oidc.ResponseBodyError) => {
       assert.equal(error.error, 'invalid_grant');
       return true;
     });

@@ -158,6 +158,24 @@ describe('patches on oidc-provider internals (src/provider/patches/)', () => {
     assert.match(source('helpers/grant_common.js'), /scope: source\.scope,/);
   });
 
+  it('dpop-bound-codes.ts: the code grant verifies the DPoP proof before it finds the code, consumes the code before it compares the key with dpop_jkt, and the code keeps dpopJkt', async () => {
+    const grant = source('actions/grants/authorization_code.js');
+    assert.match(grant, /const dPoP = await validateDpop\(ctx\);\s*const code = await findGrantSource\(/);
+    assert.match(grant, /await consumeGrantSource\(ctx, code, 'authorization code'\);[\s\S]*await issueTokens\(/);
+    assert.match(source('helpers/grant_common.js'), /gty === 'authorization_code' && source\.dpopJkt && !dPoP[\s\S]*source\.dpopJkt !== dPoP\.thumbprint/);
+    assert.match(source('models/authorization_code.js'), /'dpopJkt',/);
+    // The thumbprint is RFC 7638's, as jose and the engine compute it.
+    const { proofThumbprint } = await import('../../src/provider/patches/dpop-bound-codes.js');
+    const { calculateJwkThumbprint, SignJWT } = await import('jose');
+    for (const alg of ['ES256', 'EdDSA', 'RS256'] as const) {
+      const { publicKey, privateKey } = await generateKeyPair(alg, { extractable: true });
+      const jwk = await exportJWK(publicKey);
+      const proof = await new SignJWT({}).setProtectedHeader({ alg, typ: 'dpop+jwt', jwk }).sign(privateKey);
+      assert.equal(proofThumbprint(proof), await calculateJwkThumbprint(jwk), alg);
+    }
+    assert.equal(proofThumbprint('not a jwt'), undefined);
+  });
+
   it('step-up.ts: the refresh_token grant finds its token through RefreshToken.find, after client authentication, and keeps its acr', () => {
     assert.equal(typeof (provider.RefreshToken as unknown as Record<string, unknown>).find, 'function');
     assert.match(source('actions/grants/refresh_token.js'), /const \{ client \} = ctx\.oidc;[\s\S]*await RefreshToken\.find\(refreshTokenValue, \{ ignoreExpiration: true \}\)/);
