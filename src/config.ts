@@ -174,7 +174,8 @@ const schema = z.strictObject({
       maxBytes: z.number().int().min(512).max(1_048_576),
     })
     .refine((value) => value.cacheMin <= value.cacheMax, { message: 'must not exceed clientMetadataDocuments.cacheMax (CLIENT_METADATA_DOCUMENTS_CACHE_MAX)', path: ['cacheMin'] }),
-  log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']) }),
+  // Any case (LOG_LEVEL=INFO, as other tools spell it): pino's names are lower-case.
+  log: z.strictObject({ level: z.preprocess((value) => (typeof value === 'string' ? value.toLowerCase() : value), z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])) }),
 });
 
 export type Config = z.infer<typeof schema> & { readonly env: string; readonly production: boolean };

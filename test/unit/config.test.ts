@@ -27,6 +27,7 @@ describe('configuration', () => {
     assert.equal(config.redis.url, '');
     assert.equal(config.production, false);
     assert.equal(loadConfig({ PORT: '4100' }).issuer, 'http://localhost:4100');
+    assert.equal(loadConfig({ LOG_LEVEL: 'INFO' }).log.level, 'info', 'a level in any case, as other tools spell it');
     assert.ok(Object.isFrozen(config) && Object.isFrozen(config.ttl));
   });
 
