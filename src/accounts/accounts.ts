@@ -12,6 +12,7 @@
  */
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import argon2 from 'argon2';
+import { epochSeconds as now, untilSecond } from '../clock.js';
 import { getViaInTurn, type Kv } from '../store/kv.js';
 import { processArgon2Slots, type Argon2Slots } from './argon2-slots.js';
 import { enforceUsername, legacyUsernameForm, MAX_USERNAME_LENGTH, nonAscii, usernameSkeletons } from './usernames.js';
@@ -108,8 +109,7 @@ export function endedWithPerson(account: Pick<Account, 'endedAt' | 'grantsEndedA
 export async function untilEndingPassed(account: Pick<Account, 'endedAt' | 'grantsEndedAt'>): Promise<void> {
   const at = cutoff(account, 'token');
   if (at === undefined) return;
-  const wait = (Math.max(at, now()) + 1) * 1000 - Date.now();
-  if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+  await untilSecond(Math.max(at, now()) + 1);
 }
 
 /**
@@ -147,7 +147,6 @@ const skeletonKey = (skeleton: string) => `account:skeleton:${skeleton}`;
 const ACCOUNTS_KEY = 'accounts';
 /** Set once every account made before skeletons existed has its skeleton indexed. */
 const SKELETONS_INDEXED_KEY = 'accounts:skeletons';
-const now = () => Math.floor(Date.now() / 1000);
 
 /** The form usernames compare in: the PRECIS enforced form, or (for names it refuses) the old one. */
 export function normalizeUsername(username: string): string {

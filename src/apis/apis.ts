@@ -16,6 +16,7 @@
  */
 import { RESERVED_SCOPES, reservedScopeProblem, type ResourceServerConfig } from '../config.js';
 import type { CachedReads, Kv } from '../store/kv.js';
+import { epochSeconds, untilSecond } from '../clock.js';
 
 export interface ApiDefinition {
   readonly identifier: string;
@@ -227,11 +228,10 @@ export class Apis {
   async #afterPredecessor(identifier: string): Promise<number> {
     const endings = this.options.endings;
     const removedAt = await endings?.apiRemovedAt?.(identifier);
-    if (removedAt === undefined) return Math.floor(Date.now() / 1000);
+    if (removedAt === undefined) return epochSeconds();
     await endings!.apiRemoved(identifier);
-    const addedAt = Math.max(Math.floor(Date.now() / 1000), removedAt) + 1;
-    const wait = addedAt * 1000 - Date.now();
-    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+    const addedAt = Math.max(epochSeconds(), removedAt) + 1;
+    await untilSecond(addedAt);
     return addedAt;
   }
 

@@ -180,7 +180,7 @@ function storage({ config, kv, apis, revocations, accounts, consents }: Provider
 }
 
 /** Whether client metadata (as stored) lets the client get tokens for itself: client_credentials among its grant types (RFC 7591 §2: authorization_code alone by default), and client authentication. */
-export function getsOwnTokens(metadata: { grant_types?: unknown; token_endpoint_auth_method?: unknown }): boolean {
+function getsOwnTokens(metadata: { grant_types?: unknown; token_endpoint_auth_method?: unknown }): boolean {
   const grantTypes = Array.isArray(metadata.grant_types) ? metadata.grant_types : ['authorization_code'];
   return grantTypes.includes('client_credentials') && metadata.token_endpoint_auth_method !== 'none';
 }
@@ -420,9 +420,9 @@ function features({ config, apis, revocations, accounts, logoutPages, devicePage
             mayIntrospect(apis, caller, { clientId, aud, scope, clientCredentials }),
             opaqueRevoked(revocations, { clientId, accountId, iat, aud, scope, clientCredentials }),
             clientResolves(ctx.oidc.provider, clientId, config.outbound.allowPrivateNetworks),
-            // A refresh token stays good while its client may keep offline access (its refresh is narrowed).
-            // A refresh token is held to what a refresh of it is: offline access (offline_access and the
-            // refresh_token grant) and the sign-in level its client requires (patches/step-up.ts).
+            // A refresh token is held to what a refresh of it is (narrowed, not refused, for a scope taken
+            // away): offline access (offline_access and the refresh_token grant) and the sign-in level
+            // its client requires (patches/step-up.ts).
             kind === 'AccessToken' || kind === 'RefreshToken'
               ? heldByClientNow(ctx.oidc.provider, caller, { clientId, scope, clientCredentials, iat, ...(kind === 'RefreshToken' && { refresh: { acr, mfaEverywhere: config.accounts.mfa.required } }) })
               : true,

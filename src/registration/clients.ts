@@ -15,6 +15,7 @@ import { OFFERED_API_SCOPES } from './policy.js';
 import type { ProviderInService } from '../provider-in-service.js';
 import { AdapterIndexes } from '../store/adapter.js';
 import type { Kv } from '../store/kv.js';
+import { epochSeconds, untilSecond } from '../clock.js';
 
 export type ClientMetadata = Record<string, unknown> & { client_id: string };
 
@@ -79,8 +80,6 @@ export interface ClientEndings {
   revokeClient(clientId: string): Promise<unknown>;
 }
 
-const epochSeconds = () => Math.floor(Date.now() / 1000);
-
 export class Clients {
   constructor(
     private readonly kv: Kv,
@@ -121,8 +120,7 @@ export class Clients {
     if (removedAt === undefined) return epochSeconds();
     await this.endings!.revokeClient(id);
     const createdAt = Math.max(epochSeconds(), removedAt) + 1;
-    const wait = createdAt * 1000 - Date.now();
-    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+    await untilSecond(createdAt);
     return createdAt;
   }
 

@@ -11,6 +11,7 @@
 import { adapterFactory, AdapterIndexes, type GrantOwner } from '../store/adapter.js';
 import type { Kv } from '../store/kv.js';
 import type { RevocationList } from './list.js';
+import { epochSeconds, untilSecond } from '../clock.js';
 
 /** The parts of oidc-provider's stored Grant that say who allowed what. */
 interface StoredGrant {
@@ -143,10 +144,7 @@ export class GrantRevocation {
     const endedAt = await cutoff.endClientGrants(accountId, clientId, this.#list, this.#list.grantLifetime);
     await consents.forget(accountId, clientId);
     const revoked = await this.revokeAccountClient(accountId, clientId);
-    if (endedAt !== undefined) {
-      const wait = (Math.max(endedAt, Math.floor(Date.now() / 1000)) + 1) * 1000 - Date.now();
-      if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
-    }
+    if (endedAt !== undefined) await untilSecond(Math.max(endedAt, epochSeconds()) + 1);
     return { revoked, person: endedAt !== undefined };
   }
 

@@ -104,14 +104,7 @@ describe('e2e: a person ended half-way (disabled, password set) holds nothing th
     );
   /** prompt=none with the browser's session: back at the app with a code, or login_required. */
   async function silentSignIn(agent: Agent, config = app): Promise<string> {
-    const url = oidc.buildAuthorizationUrl(config, {
-      redirect_uri: REDIRECT,
-      scope: 'openid',
-      prompt: 'none',
-      code_challenge: await oidc.calculatePKCECodeChallenge(oidc.randomPKCECodeVerifier()),
-      code_challenge_method: 'S256',
-    });
-    const page = await agent.follow(url.href, {}, REDIRECT);
+    const { page } = await startAuthorization(agent, config, REDIRECT, { prompt: 'none' });
     const back = new URL(page.url);
     return back.searchParams.get('error') ?? (back.searchParams.get('code') ? 'code' : `? ${page.status} ${page.url}`);
   }

@@ -56,14 +56,7 @@ describe('e2e: a client or API removed and added again with the same identifier 
 
   /** prompt=none with the browser's session: back at the app with a code, or the error. */
   async function silentSignIn(agent: Agent): Promise<string> {
-    const url = oidc.buildAuthorizationUrl(app, {
-      redirect_uri: REDIRECT,
-      scope: 'openid',
-      prompt: 'none',
-      code_challenge: await oidc.calculatePKCECodeChallenge(oidc.randomPKCECodeVerifier()),
-      code_challenge_method: 'S256',
-    });
-    const back = new URL((await agent.follow(url.href, {}, REDIRECT)).url);
+    const back = new URL((await startAuthorization(agent, app, REDIRECT, { prompt: 'none' })).page.url);
     return back.searchParams.get('error') ?? (back.searchParams.get('code') ? 'code' : `? ${back.href}`);
   }
 
