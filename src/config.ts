@@ -448,12 +448,12 @@ const REDIS_URL_PARTS = /^REDIS_(HOST|HOSTNAME|PORT|PASSWORD|PASS|USER|USERNAME|
  * being one of them. Each names the closest known setting; nothing else is said, and nothing fails.
  */
 export function envWarnings(env: NodeJS.ProcessEnv = process.env, dir = join(ROOT, 'config')): string[] {
-  const defaults = readYaml(join(dir, 'default.yaml'));
-  const known = settings(defaults).map(({ path }) => envName(path));
+  const paths = settings(readYaml(join(dir, 'default.yaml'))).map(({ path }) => path);
+  const known = paths.map(envName);
   const knownSet = new Set([...known, ...OTHER_ENV]);
   // A group's prefix, `REDIS_` for redis.url and its siblings, with the settings under it.
   const groups = new Map<string, string[]>();
-  for (const { path } of settings(defaults)) {
+  for (const path of paths) {
     if (path.length < 2) continue;
     const prefix = `${envName(path.slice(0, -1))}_`;
     groups.set(prefix, [...(groups.get(prefix) ?? []), envName(path)]);
