@@ -95,6 +95,7 @@ describe('attacks: Latchkey hands out no more than was granted (black box)', fun
         { client_id: NARROW.id, client_secret: NARROW.secret, redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'], scope: 'openid offline_access email' },
         { client_id: TV.id, application_type: 'native', token_endpoint_auth_method: 'none', redirect_uris: [], response_types: [], grant_types: [DEVICE_CODE] },
         { client_id: OTHER_TV.id, client_secret: OTHER_TV.secret, application_type: 'native', redirect_uris: [], response_types: [], grant_types: [DEVICE_CODE] },
+        { client_id: 'narrow-tv', application_type: 'native', token_endpoint_auth_method: 'none', redirect_uris: [], response_types: [], grant_types: [DEVICE_CODE], scope: 'openid email' },
       ],
     });
     await server.apis.grant(OPS.id, `${server.issuer}/admin`, { scopes: ['admin'] });
@@ -1063,6 +1064,38 @@ describe('attacks: Latchkey hands out no more than was granted (black box)', fun
     const own = await post('/token', { grant_type: DEVICE_CODE, device_code: deviceCode!, client_id: TV.id });
     assert.equal(own.status, 200, `its own client: ${JSON.stringify(own.body)}`);
     assert.equal(decodeJwt(own.body.id_token!).aud, TV.id, 'its ID token is for its own client alone');
+  });
+
+  it("the device confirmation page lists everything the device asks for: an API's scopes named with the API, and claims asked by name; never a claim the client may not have (RFC 8628 §3.3, §5.4; OIDC Core §5.5)", async () => {
+    const post = async (params: Record<string, string>) => {
+      const response = await fetch(`${server.url}/device/auth`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(params) });
+      return { status: response.status, body: (await response.json()) as Record<string, string> };
+    };
+    const confirmation = async (params: Record<string, string>) => {
+      const started = await post(params);
+      assert.equal(started.status, 200, JSON.stringify(started.body));
+      const agent = new Agent();
+      const page = await agent.submit(await agent.follow(`${server.issuer}/device`), '/device', { user_code: started.body.user_code! });
+      assert.match(page.html, /Connect /, `${page.status} ${page.url}`);
+      return { agent, page, started };
+    };
+    // A device that says "openid" and asks, besides, for an API's scope and the person's name by the claims parameter.
+    const claims = JSON.stringify({ userinfo: { name: null }, id_token: { email: { essential: true } } });
+    const { agent, page, started } = await confirmation({ client_id: TV.id, scope: 'openid read', resource: API, claims });
+    assert.match(page.html, /Act on https:\/\/api\.example\.test with: read/, 'the API is named with its scope');
+    assert.doesNotMatch(page.html, /Use the &quot;read&quot; permission/, 'not a bare scope name');
+    assert.match(page.html, /See these details about you: [^<]*\bname\b/, 'the claims asked by name');
+    assert.match(page.html, /See these details about you: [^<]*\bemail\b/);
+    // What the person was shown is what the device gets, no more.
+    await signInSteps(agent, await agent.submit(page, '/device', { confirm: 'yes' }), { username: 'pat', password: PASSWORD });
+    const tokens = await fetch(`${server.url}/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ grant_type: DEVICE_CODE, device_code: started.body.device_code!, client_id: TV.id, resource: API }) });
+    const body = (await tokens.json()) as Record<string, string>;
+    assert.equal(tokens.status, 200, JSON.stringify(body));
+    assert.equal(body.scope, 'read');
+
+    // A device client allowed "openid email" only: a claim of profile asked by name is never given, so not listed either.
+    const narrow = await confirmation({ client_id: 'narrow-tv', scope: 'openid', claims: JSON.stringify({ userinfo: { name: null, email: null } }) });
+    assert.match(narrow.page.html, /See these details about you: email</, 'profile\'s name is beyond what the client may have');
   });
 
   it("registration takes no identity or credential the registrant chooses: a client_id (another client's, a first-party page's), a client_secret or a software_statement are not taken, and RFC 7592 answers no client with another client's registration access token (RFC 7591 §3.2.1, §2.3, RFC 7592 §3)", async () => {
