@@ -1098,6 +1098,22 @@ describe('attacks: Latchkey hands out no more than was granted (black box)', fun
     assert.match(narrow.page.html, /See these details about you: email</, 'profile\'s name is beyond what the client may have');
   });
 
+  it("the account page lists what each app holds: an API's scopes named with the API, and the details about the person it was allowed by name (README: Apps with access)", async () => {
+    await server.accounts.create('rue', PASSWORD, { email: 'rue@example.test', name: 'Rue' });
+    const agent = new Agent();
+    const claims = JSON.stringify({ userinfo: { name: null } });
+    const { page } = await startAuthorization(agent, app, REDIRECT, { scope: 'openid read', resource: API, claims });
+    const consent = await signInSteps(agent, page, { username: 'rue', password: PASSWORD, consent: 'stop', stopAt: REDIRECT });
+    assert.match(consent.html, /See these details about you: name/);
+    assert.ok((await agent.submit(consent, '/confirm', {}, REDIRECT)).url.startsWith(REDIRECT));
+    const account = await signInSteps(agent, await agent.follow(`${server.issuer}/account`), { username: 'rue', password: PASSWORD, consent: 'stop' });
+    assert.equal(account.url, `${server.issuer}/account`, `${account.status} ${account.url}`);
+    const listed = account.html.match(/<strong>app<\/strong>\s*<p class="hint">([^<]*)</)?.[1] ?? '';
+    assert.match(listed, /act on https:\/\/api\.example\.test with: read/, `the API is named: ${listed}`);
+    assert.match(listed, /see these details about you: name/, `the claim given by name: ${listed}`);
+    assert.doesNotMatch(listed, /use the &quot;read&quot; permission/);
+  });
+
   it("registration takes no identity or credential the registrant chooses: a client_id (another client's, a first-party page's), a client_secret or a software_statement are not taken, and RFC 7592 answers no client with another client's registration access token (RFC 7591 §3.2.1, §2.3, RFC 7592 §3)", async () => {
     const register = async (extra: Record<string, unknown>) => {
       const response = await fetch(`${server.url}/reg`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ redirect_uris: ['https://registrant.example.test/cb'], ...extra }) });
