@@ -1114,6 +1114,61 @@ describe('attacks: Latchkey hands out no more than was granted (black box)', fun
     assert.doesNotMatch(listed, /use the &quot;read&quot; permission/);
   });
 
+  it("an id_token_hint names who is to sign in: another person signing in at the login page gets the app login_required, never a code or an ID token of theirs; the hinted person gets theirs (OIDC Core §3.1.2.1 id_token_hint, §3.1.2.6)", async () => {
+    await server.accounts.create('sam', PASSWORD, { email: 'sam@example.test', name: 'Sam' });
+    // Sam's ID token, as the app holds it (sam signed in to it before).
+    const before = new Agent();
+    const first = await startAuthorization(before, app, REDIRECT, { scope: 'openid' });
+    const signedIn = new URL((await signInSteps(before, first.page, { username: 'sam', password: PASSWORD, stopAt: REDIRECT })).url);
+    const samTokens = await oidc.authorizationCodeGrant(app, signedIn, { pkceCodeVerifier: first.verifier });
+    const samIdToken = samTokens.id_token!;
+    const samSub = samTokens.claims()!.sub;
+
+    // The app asks to sign Sam in again (a re-authentication before a sensitive action); pat, at the same browser, signs in instead.
+    const browser = new Agent();
+    const hinted = await startAuthorization(browser, app, REDIRECT, { scope: 'openid', id_token_hint: samIdToken, prompt: 'login' });
+    assert.ok(isLogin(hinted.page), `${hinted.page.status} ${hinted.page.url}`);
+    const answer = await signInSteps(browser, hinted.page, { username: 'pat', password: PASSWORD, stopAt: REDIRECT });
+    assert.ok(answer.url.startsWith(REDIRECT), `back at the app: ${answer.status} ${answer.url}`);
+    const params = new URL(answer.url).searchParams;
+    assert.equal(params.get('code'), null, 'no code for someone the hint does not name');
+    assert.equal(params.get('error'), 'login_required', answer.url);
+
+    // Without prompt=login (no session in this browser: the login page), the same.
+    const fresh = new Agent();
+    const again = await startAuthorization(fresh, app, REDIRECT, { scope: 'openid', id_token_hint: samIdToken });
+    const other = new URL((await signInSteps(fresh, again.page, { username: 'pat', password: PASSWORD, stopAt: REDIRECT })).url).searchParams;
+    assert.equal(other.get('code'), null);
+    assert.equal(other.get('error'), 'login_required');
+
+    // The honest request next to it: Sam signs in and the app gets Sam's code.
+    const own = new Agent();
+    const asked = await startAuthorization(own, app, REDIRECT, { scope: 'openid', id_token_hint: samIdToken });
+    const back = new URL((await signInSteps(own, asked.page, { username: 'sam', password: PASSWORD, stopAt: REDIRECT })).url);
+    assert.ok(back.searchParams.get('code'), back.href);
+    assert.equal((await oidc.authorizationCodeGrant(app, back, { pkceCodeVerifier: asked.verifier })).claims()!.sub, samSub);
+
+    // The device flow, the same: a device hinting Sam (its own ID token of Sam) approved by pat gets no tokens.
+    const device = async (params: Record<string, string>, username: string) => {
+      const post = async (path: string, body: Record<string, string>) => {
+        const response = await fetch(`${server.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ client_id: TV.id, ...body }) });
+        return (await response.json()) as Record<string, string>;
+      };
+      const started = await post('/device/auth', { scope: 'openid', ...params });
+      assert.ok(started.user_code, JSON.stringify(started));
+      const agent = new Agent();
+      const confirm = await agent.submit(await agent.follow(`${server.issuer}/device`), '/device', { user_code: started.user_code });
+      await signInSteps(agent, await agent.submit(confirm, '/device', { confirm: 'yes' }), { username, password: PASSWORD });
+      return post('/token', { grant_type: DEVICE_CODE, device_code: started.device_code! });
+    };
+    const samOnTv = (await device({}, 'sam')).id_token!;
+    assert.equal(decodeJwt(samOnTv).sub, samSub);
+    const approvedByPat = await device({ id_token_hint: samOnTv }, 'pat');
+    assert.equal(approvedByPat.access_token, undefined, JSON.stringify(approvedByPat));
+    assert.equal(approvedByPat.error, 'login_required', JSON.stringify(approvedByPat));
+    assert.equal(decodeJwt((await device({ id_token_hint: samOnTv }, 'sam')).id_token!).sub, samSub, 'Sam approving it: Sam\'s tokens');
+  });
+
   it("registration takes no identity or credential the registrant chooses: a client_id (another client's, a first-party page's), a client_secret or a software_statement are not taken, and RFC 7592 answers no client with another client's registration access token (RFC 7591 §3.2.1, §2.3, RFC 7592 §3)", async () => {
     const register = async (extra: Record<string, unknown>) => {
       const response = await fetch(`${server.url}/reg`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ redirect_uris: ['https://registrant.example.test/cb'], ...extra }) });
