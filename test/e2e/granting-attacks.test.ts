@@ -1141,6 +1141,12 @@ describe('attacks: Latchkey hands out no more than was granted (black box)', fun
     assert.equal(other.get('code'), null);
     assert.equal(other.get('error'), 'login_required');
 
+    // A sub asked for by value (claims parameter, OIDC Core §5.5.1): the same, where pat was sent back to the login page for ever.
+    const byValue = new Agent();
+    const claimed = await startAuthorization(byValue, app, REDIRECT, { scope: 'openid', claims: JSON.stringify({ id_token: { sub: { value: samSub } } }) });
+    const notSam = new URL((await signInSteps(byValue, claimed.page, { username: 'pat', password: PASSWORD, stopAt: REDIRECT })).url);
+    assert.equal(notSam.searchParams.get('error'), 'login_required', notSam.href);
+
     // The honest request next to it: Sam signs in and the app gets Sam's code.
     const own = new Agent();
     const asked = await startAuthorization(own, app, REDIRECT, { scope: 'openid', id_token_hint: samIdToken });
