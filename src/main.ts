@@ -147,7 +147,7 @@ export function providerFactory(config: Config, kv: Kv, metrics?: Metrics) {
       rateLimits: limits,
       renderError: (ctx, out) => renderProviderError(ctx, out),
       logoutPages,
-      devicePages,
+      devicePages: devicePages(apis),
       federated,
       upstreamLogout,
       upstreamKnown: (id) => upstreams.has(id),

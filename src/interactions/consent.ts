@@ -34,13 +34,21 @@ async function askedClaims({ providers }: Interactions, interaction: Interaction
   return { asked: missing.filter((claim) => !beyond.has(claim)), beyond: missing.filter((claim) => beyond.has(claim)) };
 }
 
-function permissions(details: Record<string, unknown>, claims: readonly string[]): string[] {
-  const out = describeScopes((details.missingOIDCScope as string[] | undefined) ?? []);
+/**
+ * A request's permissions in words, as the consent page and the device confirmation list them: its
+ * OpenID scopes, the claims it asks for by name, and each API's scopes named with the API.
+ */
+export function describePermissions(scopes: readonly string[], claims: readonly string[], resources: Record<string, readonly string[]>): string[] {
+  const out = describeScopes(scopes);
   if (claims.length) out.push(`See these details about you: ${claims.join(', ')}`);
-  const resources = (details.missingResourceScopes as Record<string, string[]> | undefined) ?? {};
   for (const [resource, scopes] of Object.entries(resources)) {
     out.push(`Act on ${resource} with: ${scopes.join(', ') || 'basic access'}`);
   }
+  return out;
+}
+
+function permissions(details: Record<string, unknown>, claims: readonly string[]): string[] {
+  const out = describePermissions((details.missingOIDCScope as string[] | undefined) ?? [], claims, (details.missingResourceScopes as Record<string, string[]> | undefined) ?? {});
   return out.length ? out : ['Sign you in'];
 }
 

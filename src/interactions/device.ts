@@ -12,12 +12,14 @@
  * The forms carry the engine's xsrf token (bound to the browser's session). No page has script.
  */
 import type { Context } from 'koa';
-import type { KoaContextWithOIDC } from 'oidc-provider';
+import type { Client, KoaContextWithOIDC } from 'oidc-provider';
+import type { Apis } from '../apis/apis.js';
 import type { DevicePages } from '../provider/provider.js';
 import { render } from '../http/views.js';
 import { forgetUnstoredXsrf, PREFILLED_USER_CODE } from '../provider/patches/user-code-entry.js';
 import { allowLogo, brandingOf } from './client-branding.js';
-import { describeScopes } from './consent.js';
+import { describePermissions } from './consent.js';
+import { claimsBeyondScope, SCOPE_CLAIMS } from '../provider/id-token-claims.js';
 
 interface EngineError {
   readonly name?: string;
@@ -58,13 +60,54 @@ function page(ctx: Context, view: string, data: Record<string, unknown>): void {
   ctx.body = render(view, data);
 }
 
-function scopesOf(ctx: KoaContextWithOIDC): string[] {
-  const scope = (ctx.oidc.entities.DeviceCode as { params?: { scope?: unknown } } | undefined)?.params?.scope;
-  return typeof scope === 'string' ? scope.split(' ').filter(Boolean) : [];
+/** The OpenID scopes (an API's scopes are listed with their API). */
+const OPENID_SCOPES = new Set(['openid', 'offline_access', ...Object.keys(SCOPE_CLAIMS)]);
+
+/** Claims no consent asks about: who the person is and how they signed in (as the engine's consent prompt). */
+const UNASKED_CLAIMS = new Set(['sub', 'sid', 'auth_time', 'acr', 'amr', 'iss']);
+
+/**
+ * Everything the device asks for, in the consent page's words: its OpenID scopes, the claims it asks
+ * for by name (the `claims` parameter) that its client may have, and each API's scopes named with
+ * the API (RFC 8707 `resource`). The page listed the bare scope names before, so an API's scope
+ * read as `Use the "read" permission` without the API, and claims asked by name not at all, while
+ * a remembered consent could give the device both with no other page shown (RFC 8628 §5.4).
+ */
+async function permissionsOf(apis: ApisFound, ctx: KoaContextWithOIDC, client: Client): Promise<string[]> {
+  const device = (ctx.oidc.entities.DeviceCode as { params?: Record<string, unknown> } | undefined)?.params ?? {};
+  const scopes = typeof device.scope === 'string' ? device.scope.split(' ').filter(Boolean) : [];
+  const openid = scopes.filter((scope) => OPENID_SCOPES.has(scope));
+  const byScope = new Set(openid.flatMap((scope) => [...((SCOPE_CLAIMS as Record<string, readonly string[]>)[scope] ?? [])]));
+  const beyond = claimsBeyondScope(client);
+  const claims = [...new Set(claimsAskedByName(device.claims))].filter((claim) => !UNASKED_CLAIMS.has(claim) && !byScope.has(claim) && !beyond.has(claim));
+  // Each API's scopes the device asks for, within the client's `scope` metadata, as the token endpoint bounds them (provider/resource-servers.ts).
+  const registered = client.scope ? new Set(client.scope.split(' ')) : undefined;
+  const indicators = [device.resource].flat().filter((indicator): indicator is string => typeof indicator === 'string');
+  const resources: Record<string, string[]> = {};
+  for (const indicator of indicators) {
+    const api = await apis.find(indicator);
+    if (!api) continue;
+    resources[indicator] = scopes.filter((scope) => api.scopes.includes(scope) && (!registered || registered.has(scope)));
+  }
+  return describePermissions(openid, claims, resources);
 }
 
+/** The claim names of a `claims` parameter's userinfo and id_token members (none when it does not parse). */
+function claimsAskedByName(parameter: unknown): string[] {
+  if (typeof parameter !== 'string') return [];
+  try {
+    const parsed = JSON.parse(parameter) as Record<string, unknown>;
+    return [parsed.userinfo, parsed.id_token].flatMap((member) => (member && typeof member === 'object' && !Array.isArray(member) ? Object.keys(member) : []));
+  } catch {
+    return [];
+  }
+}
+
+/** What the confirmation reads of the APIs a device names (apis/apis.ts). */
+type ApisFound = Pick<Apis, 'find'>;
+
 /** features.deviceFlow's page hooks. The engine's own `form` markup is not used: its fields are. */
-export const devicePages: DevicePages = {
+export const devicePages = (apis: ApisFound): DevicePages => ({
   async userCodeInputSource(ctx, _form, _out, err) {
     const said = problem(err as EngineError | undefined);
     const typed = (err as { userCode?: unknown } | undefined)?.userCode;
@@ -89,7 +132,7 @@ export const devicePages: DevicePages = {
     page(ctx, 'device-confirm', {
       title: 'Connect a device',
       client: branding,
-      permissions: describeScopes(scopesOf(ctx)),
+      permissions: await permissionsOf(apis, ctx, client),
       userCode,
       deviceIp: typeof device.ip === 'string' ? device.ip : undefined,
       deviceAgent: typeof device.ua === 'string' && device.ua ? device.ua.slice(0, 200) : undefined,
@@ -102,4 +145,4 @@ export const devicePages: DevicePages = {
     const client = ctx.oidc.client;
     page(ctx, 'device-done', { title: 'Device connected', clientName: client ? (client.clientName ?? client.clientId) : 'The application' });
   },
-};
+});

@@ -17,6 +17,9 @@
  * (openid-client before v6 sends `[issuer, token_endpoint]`); an array naming anyone else is
  * refused, and so is an assertion naming only an endpoint URL. One explicitly typed as
  * `client-authentication+jwt` (rfc7523bis) must name the issuer alone.
+ *
+ * Type: untyped, `JWT` or `client-authentication+jwt`; a JWT the client typed as anything else is
+ * another kind of JWT of its, not an assertion of its identity (RFC 8725 §3.11).
  */
 import { errors, type Configuration } from 'oidc-provider';
 
@@ -41,8 +44,18 @@ function explicitlyTyped(header: { typ?: unknown }): boolean {
   return type === EXPLICIT_TYPE || type === `application/${EXPLICIT_TYPE}`;
 }
 
+/** The types a client assertion may carry: none, JWT, or rfc7523bis's explicit one (with or without `application/`). */
+const ASSERTION_TYP = /^(application\/)?(client-authentication\+)?jwt$/i;
+
 export function boundedClientAssertions(maxLifetime: number, clockTolerance: number): Hook {
   return (ctx: Context, claims, header) => {
+    // Explicit typing (RFC 8725 §3.11): a JWT the client typed as another kind (a DPoP proof, a request
+    // object, an access token it signs for its own APIs) is not an assertion of its identity to us,
+    // though its signature and claims would pass (any typ was taken before the eighth-round granting audit).
+    const { typ } = header as { typ?: unknown };
+    if (typ !== undefined && (typeof typ !== 'string' || !ASSERTION_TYP.test(typ))) {
+      throw new errors.InvalidClientAuth(`the client_assertion JWT is typed ${String(typ)}: a client assertion is untyped, JWT or ${EXPLICIT_TYPE}`);
+    }
     const { iat, exp, aud } = claims as { iat?: unknown; exp?: unknown; aud?: unknown };
     if (!namesOurIssuer(aud, ctx.oidc.issuer, ctx.oidc.clientJwtAuthExpectedAudience(), explicitlyTyped(header as { typ?: unknown }))) {
       throw new errors.InvalidClientAuth(`the client_assertion JWT's aud (audience) must be the issuer identifier (${ctx.oidc.issuer})`);

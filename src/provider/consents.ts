@@ -18,6 +18,7 @@
 import type { Grant, KoaContextWithOIDC } from 'oidc-provider';
 import type { SessionCredential } from '../accounts/session-credentials.js';
 import { FIRST_PARTY_CLIENT_IDS } from '../http/first-party-sign-in.js';
+import { heldBy, type HeldByGrant } from '../revocation/grants.js';
 import type { Kv } from '../store/kv.js';
 
 /**
@@ -63,6 +64,8 @@ export interface RememberedConsent {
   readonly clientId: string;
   /** The OpenID scopes and every API's scopes. */
   readonly scopes: string[];
+  /** The same by kind, with the claims allowed by name. */
+  readonly held: HeldByGrant;
   readonly at: number | undefined;
 }
 
@@ -121,9 +124,9 @@ export class Consents {
     const found = await Promise.all(clientIds.map(async (clientId) => ({ clientId, json: await this.kv.get(key(accountId, clientId)) })));
     return found.flatMap(({ clientId, json }) => {
       if (!json) return [];
-      const { scope, at, resources } = JSON.parse(json) as Remembered;
+      const { scope, at, resources, claims } = JSON.parse(json) as Remembered;
       const scopes = [scope, ...Object.values(resources)].join(' ').split(' ').filter(Boolean);
-      return [{ clientId, scopes, at }];
+      return [{ clientId, scopes, held: heldBy(scope, claims, resources), at }];
     });
   }
 

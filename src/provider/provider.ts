@@ -51,6 +51,7 @@ import { keepRequirements } from './patches/kept-requirements.js';
 import { boundCodesToCurrentRegistration, withCurrentRegistration } from './patches/current-registration.js';
 import { dpopBoundCodesBeforeSpending } from './patches/dpop-bound-codes.js';
 import { withDeviceFreshLogin } from './patches/device-fresh-login.js';
+import { withHintedSubject } from './patches/hinted-subject.js';
 import { promptValues, withSelectAccount } from './patches/select-account.js';
 import { openIdScopesOnly } from './patches/openid-scopes.js';
 import { ACR_VALUES } from '../accounts/assurance.js';
@@ -279,9 +280,10 @@ function accountsAndConsent({ config, accounts, consents, federated, revocations
   // offline_access with remembered consent needs no prompt=consent (patches/offline-access.ts);
   // a session weaker than the request needs signs in again (patches/step-up.ts); a request picked
   // up again is held to its client's registration now (patches/current-registration.ts);
-  // prompt=select_account lets a signed-in person choose (patches/select-account.ts).
+  // prompt=select_account lets a signed-in person choose (patches/select-account.ts); an
+  // id_token_hint is held to whoever signs in when the sign-in resumes (patches/hinted-subject.ts).
   const interactionSteps = withSelectAccount(
-    withDeviceFreshLogin(withCurrentRegistration(withStepUp(consentOnlyIfNeeded(), config.accounts.mfa.required), policy.scopes)),
+    withHintedSubject(withDeviceFreshLogin(withCurrentRegistration(withStepUp(consentOnlyIfNeeded(), config.accounts.mfa.required), policy.scopes))),
   );
   return {
     // Configured resource servers' scopes too: oidc-provider accepts in a client's `scope` metadata

@@ -17,7 +17,7 @@ import { epochSeconds, untilSecond } from '../clock.js';
 interface StoredGrant {
   readonly accountId?: string;
   readonly clientId?: string;
-  readonly openid?: { scope?: string };
+  readonly openid?: { scope?: string; claims?: string[] };
   readonly resources?: Record<string, string>;
   readonly iat?: number;
 }
@@ -33,11 +33,31 @@ export interface EndsClientGrants {
   endClientGrants(sub: string, clientId: string, endings: RevocationList, keep: number): Promise<number | undefined>;
 }
 
+/** What a grant or a remembered consent holds: OpenID scopes, claims given by name, each API's scopes. */
+export interface HeldByGrant {
+  readonly openid: string[];
+  readonly claims: string[];
+  readonly resources: Record<string, string[]>;
+}
+
+const words = (scope: unknown) => (typeof scope === 'string' ? scope.split(' ').filter(Boolean) : []);
+
+/** A grant's (or consent's) stored OpenID scope, claims and resources, as HeldByGrant. */
+export function heldBy(scope: unknown, claims: unknown, resources: unknown): HeldByGrant {
+  return {
+    openid: words(scope),
+    claims: Array.isArray(claims) ? claims.filter((claim): claim is string => typeof claim === 'string') : [],
+    resources: Object.fromEntries(Object.entries(resources && typeof resources === 'object' ? resources : {}).map(([indicator, scope]) => [indicator, words(scope)])),
+  };
+}
+
 export interface GrantSummary {
   readonly grantId: string;
   readonly accountId: string;
   readonly clientId: string;
   readonly scopes: string[];
+  /** What it holds, by kind: the claims given by name (the claims parameter), each API's scopes. */
+  readonly held: HeldByGrant;
   /** Epoch seconds the grant was made. */
   readonly iat: number | undefined;
 }
@@ -120,7 +140,7 @@ export class GrantRevocation {
       const { accountId, clientId } = payload ?? {};
       if (!accountId || !clientId || ('accountId' in owner ? accountId !== owner.accountId : clientId !== owner.clientId)) return [];
       const scopes = [payload!.openid?.scope ?? '', ...Object.values(payload!.resources ?? {})].join(' ').split(' ').filter(Boolean);
-      return [{ grantId, accountId, clientId, scopes, iat: payload!.iat }];
+      return [{ grantId, accountId, clientId, scopes, held: heldBy(payload!.openid?.scope, payload!.openid?.claims, payload!.resources), iat: payload!.iat }];
     });
   }
 

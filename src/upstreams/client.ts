@@ -17,6 +17,8 @@ const DISCOVERY_CACHE_MS = 5 * 60_000;
 const BACKCHANNEL_EVENT = 'http://schemas.openid.net/event/backchannel-logout';
 /** Seconds: how old a logout token may be (its iat), and the clock skew allowed on iat and exp. */
 const LOGOUT_TOKEN_MAX_AGE = 600;
+/** The `typ` a logout token may carry: logout+jwt (Back-Channel Logout §2.4), JWT, with or without `application/`. */
+const LOGOUT_TOKEN_TYP = /^(application\/)?(logout\+)?jwt$/i;
 const CLOCK_TOLERANCE = 30;
 
 /** The upstream could not be reached, was too slow, or answered something unusable. */
@@ -167,8 +169,9 @@ export class UpstreamClients {
   async verifyLogoutToken(upstream: Upstream, token: string): Promise<VerifiedLogoutToken> {
     const { config, jwks } = await this.#discover(upstream);
     let payload: JWTPayload;
+    let typ: string | undefined;
     try {
-      ({ payload } = await jwtVerify(token, jwks, {
+      ({ payload, protectedHeader: { typ } } = await jwtVerify(token, jwks, {
         issuer: config.serverMetadata().issuer,
         audience: upstream.clientId,
         requiredClaims: ['iat', 'jti'],
@@ -179,6 +182,10 @@ export class UpstreamClients {
     } catch (error) {
       throw new UpstreamRefused('the logout token does not verify', { cause: error });
     }
+    // Explicit typing (Back-Channel Logout §2.4, §4.1; RFC 8725 §3.11): a JWT the upstream typed as
+    // something else (an access token, another security event) is not a logout token, whatever its
+    // claims. Untyped and `JWT` are taken, as the spec lets upstreams that do not type them (Keycloak).
+    if (typ !== undefined && !LOGOUT_TOKEN_TYP.test(typ)) throw new UpstreamRefused(`not a logout token (typ ${typ})`);
     const events = payload.events as Record<string, unknown> | undefined;
     if (typeof events !== 'object' || events === null || typeof events[BACKCHANNEL_EVENT] !== 'object') throw new UpstreamRefused('not a logout token (events)');
     if ('nonce' in payload) throw new UpstreamRefused('a logout token has no nonce');

@@ -121,6 +121,18 @@ describe('OpenID Connect Dynamic OP (registration and keys)', function () {
       assert.equal(payload.sub, op.subs.alice);
       assert.equal(payload.name, ALICE.name);
       assert.equal(payload.nonce, undefined);
+      // A signed userinfo response is no ID token (RFC 8725 §3.11): not an id_token_hint at the
+      // end-session or authorization endpoint, where the client's genuine ID token is one.
+      const endSession = async (hint: string) => (await new Agent().follow(`${op.metadata.end_session_endpoint}?${new URLSearchParams({ id_token_hint: hint })}`)).status;
+      const signedUserinfo = await (await fetch(op.metadata.userinfo_endpoint!, { headers: { authorization: `Bearer ${tokens.access_token}` } })).text();
+      assert.equal(await endSession(signedUserinfo), 400, 'a signed userinfo response as id_token_hint');
+      assert.equal(await endSession(tokens.id_token!), 200, 'the ID token as id_token_hint');
+      const hinted = async (hint: string) => {
+        const url = oidc.buildAuthorizationUrl(rp.config, { redirect_uri: REDIRECT, scope: 'openid', code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM', code_challenge_method: 'S256', prompt: 'none', id_token_hint: hint });
+        return new URL((await new Agent().follow(url.href, {}, REDIRECT)).url).searchParams.get('error');
+      };
+      assert.equal(await hinted(signedUserinfo), 'invalid_request', 'refused as a hint at the authorization endpoint');
+      assert.equal(await hinted(tokens.id_token!), 'login_required', 'the ID token is a hint (no session in this browser)');
       // openid-client takes it as a client that registered the algorithm does.
       const info = await oidc.fetchUserInfo(rp.config, tokens.access_token, op.subs.alice!);
       assert.equal(info.sub, op.subs.alice);

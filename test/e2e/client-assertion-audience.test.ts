@@ -123,6 +123,18 @@ describe('client assertions name our issuer: endpoint-only audiences refused (au
     assert.equal((await post('/token', token, await assertion([server.issuer], 'client-authentication+jwt'))).status, 200);
   });
 
+  it("a JWT the client typed as something else (a DPoP proof, a request object, an access token, a logout token) is no client assertion, whatever its claims; untyped or typed JWT it is (RFC 8725 §3.11, RFC 7523 §3)", async () => {
+    const token = { grant_type: 'client_credentials', resource: API, scope: 'read' };
+    for (const typ of ['dpop+jwt', 'oauth-authz-req+jwt', 'at+jwt', 'logout+jwt', 'application/dpop+jwt']) {
+      const refused = await post('/token', token, await assertion(server.issuer, typ));
+      assert.equal(refused.status, 401, `typ ${typ}: ${JSON.stringify(refused.body)}`);
+      assert.equal(refused.body.error, 'invalid_client', typ);
+    }
+    for (const typ of [undefined, 'JWT', 'jwt', 'application/jwt']) {
+      assert.equal((await post('/token', token, await assertion(server.issuer, typ))).status, 200, `typ ${typ}`);
+    }
+  });
+
   it('openid-client v6 with private_key_jwt, unmodified, authenticates at the token, introspection, revocation and pushed authorization request endpoints', async () => {
     const config = await oidc.discovery(new URL(server.issuer), 'signer', { token_endpoint_auth_method: 'private_key_jwt' }, oidc.PrivateKeyJwt({ key, kid: 'signer-key' }), insecure);
     const tokens = await oidc.clientCredentialsGrant(config, { resource: API, scope: 'read' });

@@ -95,6 +95,7 @@ describe('attacks: Latchkey hands out no more than was granted (black box)', fun
         { client_id: NARROW.id, client_secret: NARROW.secret, redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'], scope: 'openid offline_access email' },
         { client_id: TV.id, application_type: 'native', token_endpoint_auth_method: 'none', redirect_uris: [], response_types: [], grant_types: [DEVICE_CODE] },
         { client_id: OTHER_TV.id, client_secret: OTHER_TV.secret, application_type: 'native', redirect_uris: [], response_types: [], grant_types: [DEVICE_CODE] },
+        { client_id: 'narrow-tv', application_type: 'native', token_endpoint_auth_method: 'none', redirect_uris: [], response_types: [], grant_types: [DEVICE_CODE], scope: 'openid email' },
       ],
     });
     await server.apis.grant(OPS.id, `${server.issuer}/admin`, { scopes: ['admin'] });
@@ -1063,6 +1064,115 @@ describe('attacks: Latchkey hands out no more than was granted (black box)', fun
     const own = await post('/token', { grant_type: DEVICE_CODE, device_code: deviceCode!, client_id: TV.id });
     assert.equal(own.status, 200, `its own client: ${JSON.stringify(own.body)}`);
     assert.equal(decodeJwt(own.body.id_token!).aud, TV.id, 'its ID token is for its own client alone');
+  });
+
+  it("the device confirmation page lists everything the device asks for: an API's scopes named with the API, and claims asked by name; never a claim the client may not have (RFC 8628 §3.3, §5.4; OIDC Core §5.5)", async () => {
+    const post = async (params: Record<string, string>) => {
+      const response = await fetch(`${server.url}/device/auth`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(params) });
+      return { status: response.status, body: (await response.json()) as Record<string, string> };
+    };
+    const confirmation = async (params: Record<string, string>) => {
+      const started = await post(params);
+      assert.equal(started.status, 200, JSON.stringify(started.body));
+      const agent = new Agent();
+      const page = await agent.submit(await agent.follow(`${server.issuer}/device`), '/device', { user_code: started.body.user_code! });
+      assert.match(page.html, /Connect /, `${page.status} ${page.url}`);
+      return { agent, page, started };
+    };
+    // A device that says "openid" and asks, besides, for an API's scope and the person's name by the claims parameter.
+    const claims = JSON.stringify({ userinfo: { name: null }, id_token: { email: { essential: true } } });
+    const { agent, page, started } = await confirmation({ client_id: TV.id, scope: 'openid read', resource: API, claims });
+    assert.match(page.html, /Act on https:\/\/api\.example\.test with: read/, 'the API is named with its scope');
+    assert.doesNotMatch(page.html, /Use the &quot;read&quot; permission/, 'not a bare scope name');
+    assert.match(page.html, /See these details about you: [^<]*\bname\b/, 'the claims asked by name');
+    assert.match(page.html, /See these details about you: [^<]*\bemail\b/);
+    // What the person was shown is what the device gets, no more.
+    await signInSteps(agent, await agent.submit(page, '/device', { confirm: 'yes' }), { username: 'pat', password: PASSWORD });
+    const tokens = await fetch(`${server.url}/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ grant_type: DEVICE_CODE, device_code: started.body.device_code!, client_id: TV.id, resource: API }) });
+    const body = (await tokens.json()) as Record<string, string>;
+    assert.equal(tokens.status, 200, JSON.stringify(body));
+    assert.equal(body.scope, 'read');
+
+    // A device client allowed "openid email" only: a claim of profile asked by name is never given, so not listed either.
+    const narrow = await confirmation({ client_id: 'narrow-tv', scope: 'openid', claims: JSON.stringify({ userinfo: { name: null, email: null } }) });
+    assert.match(narrow.page.html, /See these details about you: email</, 'profile\'s name is beyond what the client may have');
+  });
+
+  it("the account page lists what each app holds: an API's scopes named with the API, and the details about the person it was allowed by name (README: Apps with access)", async () => {
+    await server.accounts.create('rue', PASSWORD, { email: 'rue@example.test', name: 'Rue' });
+    const agent = new Agent();
+    const claims = JSON.stringify({ userinfo: { name: null } });
+    const { page } = await startAuthorization(agent, app, REDIRECT, { scope: 'openid read', resource: API, claims });
+    const consent = await signInSteps(agent, page, { username: 'rue', password: PASSWORD, consent: 'stop', stopAt: REDIRECT });
+    assert.match(consent.html, /See these details about you: name/);
+    assert.ok((await agent.submit(consent, '/confirm', {}, REDIRECT)).url.startsWith(REDIRECT));
+    const account = await signInSteps(agent, await agent.follow(`${server.issuer}/account`), { username: 'rue', password: PASSWORD, consent: 'stop' });
+    assert.equal(account.url, `${server.issuer}/account`, `${account.status} ${account.url}`);
+    const listed = account.html.match(/<strong>app<\/strong>\s*<p class="hint">([^<]*)</)?.[1] ?? '';
+    assert.match(listed, /act on https:\/\/api\.example\.test with: read/, `the API is named: ${listed}`);
+    assert.match(listed, /see these details about you: name/, `the claim given by name: ${listed}`);
+    assert.doesNotMatch(listed, /use the &quot;read&quot; permission/);
+  });
+
+  it("an id_token_hint names who is to sign in: another person signing in at the login page gets the app login_required, never a code or an ID token of theirs; the hinted person gets theirs (OIDC Core §3.1.2.1 id_token_hint, §3.1.2.6)", async () => {
+    await server.accounts.create('sam', PASSWORD, { email: 'sam@example.test', name: 'Sam' });
+    // Sam's ID token, as the app holds it (sam signed in to it before).
+    const before = new Agent();
+    const first = await startAuthorization(before, app, REDIRECT, { scope: 'openid' });
+    const signedIn = new URL((await signInSteps(before, first.page, { username: 'sam', password: PASSWORD, stopAt: REDIRECT })).url);
+    const samTokens = await oidc.authorizationCodeGrant(app, signedIn, { pkceCodeVerifier: first.verifier });
+    const samIdToken = samTokens.id_token!;
+    const samSub = samTokens.claims()!.sub;
+
+    // The app asks to sign Sam in again (a re-authentication before a sensitive action); pat, at the same browser, signs in instead.
+    const browser = new Agent();
+    const hinted = await startAuthorization(browser, app, REDIRECT, { scope: 'openid', id_token_hint: samIdToken, prompt: 'login' });
+    assert.ok(isLogin(hinted.page), `${hinted.page.status} ${hinted.page.url}`);
+    const answer = await signInSteps(browser, hinted.page, { username: 'pat', password: PASSWORD, stopAt: REDIRECT });
+    assert.ok(answer.url.startsWith(REDIRECT), `back at the app: ${answer.status} ${answer.url}`);
+    const params = new URL(answer.url).searchParams;
+    assert.equal(params.get('code'), null, 'no code for someone the hint does not name');
+    assert.equal(params.get('error'), 'login_required', answer.url);
+
+    // Without prompt=login (no session in this browser: the login page), the same.
+    const fresh = new Agent();
+    const again = await startAuthorization(fresh, app, REDIRECT, { scope: 'openid', id_token_hint: samIdToken });
+    const other = new URL((await signInSteps(fresh, again.page, { username: 'pat', password: PASSWORD, stopAt: REDIRECT })).url).searchParams;
+    assert.equal(other.get('code'), null);
+    assert.equal(other.get('error'), 'login_required');
+
+    // A sub asked for by value (claims parameter, OIDC Core §5.5.1): the same, where pat was sent back to the login page for ever.
+    const byValue = new Agent();
+    const claimed = await startAuthorization(byValue, app, REDIRECT, { scope: 'openid', claims: JSON.stringify({ id_token: { sub: { value: samSub } } }) });
+    const notSam = new URL((await signInSteps(byValue, claimed.page, { username: 'pat', password: PASSWORD, stopAt: REDIRECT })).url);
+    assert.equal(notSam.searchParams.get('error'), 'login_required', notSam.href);
+
+    // The honest request next to it: Sam signs in and the app gets Sam's code.
+    const own = new Agent();
+    const asked = await startAuthorization(own, app, REDIRECT, { scope: 'openid', id_token_hint: samIdToken });
+    const back = new URL((await signInSteps(own, asked.page, { username: 'sam', password: PASSWORD, stopAt: REDIRECT })).url);
+    assert.ok(back.searchParams.get('code'), back.href);
+    assert.equal((await oidc.authorizationCodeGrant(app, back, { pkceCodeVerifier: asked.verifier })).claims()!.sub, samSub);
+
+    // The device flow, the same: a device hinting Sam (its own ID token of Sam) approved by pat gets no tokens.
+    const device = async (params: Record<string, string>, username: string) => {
+      const post = async (path: string, body: Record<string, string>) => {
+        const response = await fetch(`${server.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ client_id: TV.id, ...body }) });
+        return (await response.json()) as Record<string, string>;
+      };
+      const started = await post('/device/auth', { scope: 'openid', ...params });
+      assert.ok(started.user_code, JSON.stringify(started));
+      const agent = new Agent();
+      const confirm = await agent.submit(await agent.follow(`${server.issuer}/device`), '/device', { user_code: started.user_code });
+      await signInSteps(agent, await agent.submit(confirm, '/device', { confirm: 'yes' }), { username, password: PASSWORD });
+      return post('/token', { grant_type: DEVICE_CODE, device_code: started.device_code! });
+    };
+    const samOnTv = (await device({}, 'sam')).id_token!;
+    assert.equal(decodeJwt(samOnTv).sub, samSub);
+    const approvedByPat = await device({ id_token_hint: samOnTv }, 'pat');
+    assert.equal(approvedByPat.access_token, undefined, JSON.stringify(approvedByPat));
+    assert.equal(approvedByPat.error, 'login_required', JSON.stringify(approvedByPat));
+    assert.equal(decodeJwt((await device({ id_token_hint: samOnTv }, 'sam')).id_token!).sub, samSub, 'Sam approving it: Sam\'s tokens');
   });
 
   it("registration takes no identity or credential the registrant chooses: a client_id (another client's, a first-party page's), a client_secret or a software_statement are not taken, and RFC 7592 answers no client with another client's registration access token (RFC 7591 §3.2.1, §2.3, RFC 7592 §3)", async () => {

@@ -82,6 +82,8 @@ describe('e2e: ID token claims of the granted scopes (openid-client)', function 
     assert.equal(claims.name, undefined);
     assert.equal(claims.email, undefined);
     assert.ok(claims.sub);
+    // Every ID token says when the person signed in: what tells it from a signed userinfo response as an id_token_hint (patches/id-token-hints.ts).
+    assert.equal(typeof claims.auth_time, 'number');
     const userinfo = await oidc.fetchUserInfo(config, tokens.access_token, claims.sub);
     assert.equal(userinfo.email, PROFILE.email);
   });
@@ -90,6 +92,7 @@ describe('e2e: ID token claims of the granted scopes (openid-client)', function 
     const off = await idTokenClaims(switchedOff, 'web', 'openid profile email');
     assert.equal(off.claims.name, undefined);
     assert.equal(off.claims.email, undefined);
+    assert.equal(typeof off.claims.auth_time, 'number');
     const named = await idTokenClaims(switchedOff, 'web', 'openid profile email', { claims: JSON.stringify({ id_token: { email: null } }) });
     assert.equal(named.claims.email, PROFILE.email);
     assert.equal(named.claims.name, undefined);

@@ -99,8 +99,8 @@ async function startFakeUpstream() {
   return {
     state,
     /** A logout token as the fake upstream (or a forger, with `key`) would send it. */
-    logoutToken: (claims: JWTPayload, key = privateKey) =>
-      sign({ iss: state.issuer, aud: 'latchkey', iat: Math.floor(Date.now() / 1000), jti: crypto.randomUUID(), events: { [BACKCHANNEL_EVENT]: {} }, ...claims }, key, 'logout+jwt'),
+    logoutToken: (claims: JWTPayload, key = privateKey, typ = 'logout+jwt') =>
+      sign({ iss: state.issuer, aud: 'latchkey', iat: Math.floor(Date.now() / 1000), jti: crypto.randomUUID(), events: { [BACKCHANNEL_EVENT]: {} }, ...claims }, key, typ),
     otherKey: other.privateKey,
     close: () => new Promise<void>((done) => server.close(() => done())),
   };
@@ -796,6 +796,10 @@ describe('e2e: sign in through an upstream OpenID Connect provider', function ()
       assert.equal(await post(await fake.logoutToken({ sid: 'fake-sid-1', nonce: 'x' })), 400, 'a nonce');
       assert.equal(await post(await fake.logoutToken({ sid: 'fake-sid-1', events: {} })), 400, 'no logout event');
       assert.equal(await post(await fake.logoutToken({})), 400, 'neither sid nor sub');
+      // One kind of JWT the upstream signs is not another (Back-Channel Logout §4.1, RFC 8725 §3.11): a token typed as an access token or another SET is no logout token.
+      for (const typ of ['at+jwt', 'application/at+jwt', 'secevent+jwt', 'dpop+jwt']) {
+        assert.equal(await post(await fake.logoutToken({ sid: 'fake-sid-1' }, undefined, typ)), 400, `typ ${typ}`);
+      }
       assert.equal(await post(''), 400, 'no token');
       assert.equal((await fetch(`${latchkey.issuer}/upstream/nope/backchannel-logout`, { method: 'POST', body: new URLSearchParams({ logout_token: await fake.logoutToken({ sid: 'fake-sid-1' }) }) })).status, 400, 'an unknown upstream');
       const silent = async () => (await agent.follow(`${latchkey.issuer}/auth?${new URLSearchParams({ client_id: 'app1', response_type: 'code', scope: 'openid', redirect_uri: app1Redirect(), code_challenge: 'x'.repeat(43), code_challenge_method: 'S256', prompt: 'none' })}`, {}, app1Redirect())).url;

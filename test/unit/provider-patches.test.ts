@@ -134,6 +134,14 @@ describe('patches on oidc-provider internals (src/provider/patches/)', () => {
     assert.match(source('actions/authorization/resume.js'), /accountId, loginTs, amr, acr, transient: !remember,/);
   });
 
+  it('hinted-subject.ts: the engine loads the id_token_hint only where a request arrives (not at resume or /device), and its login check compares only a loaded hint', () => {
+    assert.match(source('actions/authorization/index.js'), /use\(checkIdTokenHint,\s+A, DA,\s+PAR\s+\);/);
+    const login = source('helpers/interaction_policy/prompts/login.js');
+    assert.match(login, /'id_token_hint',[\s\S]*?if \(oidc\.entities\.IdTokenHint === undefined\) \{\s*return Check\.NO_NEED_TO_PROMPT;/);
+    // A check may fail the request with an OIDC error (LoginRequired), which the app is told.
+    assert.match(source('actions/authorization/interactions.js'), /await check\(ctx\),/);
+  });
+
   it('select-account.ts: the accepted prompt values are the requestable prompts\' names, a requestable prompt gets a check that clear() removes, and a resume\'s result is ctx.oidc.result', () => {
     assert.match(source('helpers/configuration.js'), /this\.interactions\.policy\.forEach\(\(\{ name, requestable \}\) => \{\s*if \(requestable\) \{\s*this\.prompts\.add\(name\);/);
     assert.match(source('actions/authorization/request_parameters.js'), /unsupported prompt value requested/);

@@ -12,14 +12,14 @@ import type { Provider } from 'oidc-provider';
 import { allowImagesFrom, webUrl } from '../../http/image-origins.js';
 import type { Logger } from '../../ops/logger.js';
 import type { ProviderInService } from '../../provider-in-service.js';
-import type { EndsClientGrants, GrantRevocation } from '../../revocation/grants.js';
+import type { EndsClientGrants, GrantRevocation, HeldByGrant } from '../../revocation/grants.js';
 import { field, when, type AccountPage } from './account-page.js';
 
 const SECTION = 'apps';
 
 /** What the page needs of the remembered consents (provider/consents.ts's Consents, which accounts/ may not import). */
 export interface RememberedConsents {
-  rememberedBy(accountId: string): Promise<{ clientId: string; scopes: string[]; at: number | undefined }[]>;
+  rememberedBy(accountId: string): Promise<{ clientId: string; held: HeldByGrant; at: number | undefined }[]>;
   forget(accountId: string, clientId: string): Promise<void>;
 }
 
@@ -29,6 +29,19 @@ const SCOPE_WORDS: Record<string, string> = {
   email: 'see your email address',
   offline_access: 'keep access while you are away',
 };
+
+/**
+ * What an app holds, in words: its OpenID scopes, the details about the person it was allowed by
+ * name (the claims parameter), and each API's scopes with the API named, as the consent page asked
+ * (before the eighth-round granting audit an API's scopes read `use the "read" permission`, and
+ * claims allowed by name were not listed at all).
+ */
+function permissions(openid: Set<string>, claims: Set<string>, resources: Map<string, Set<string>>): string[] {
+  const out = [...openid].map((scope) => SCOPE_WORDS[scope] ?? `use the "${scope}" permission`);
+  if (claims.size) out.push(`see these details about you: ${[...claims].join(', ')}`);
+  for (const [indicator, scopes] of resources) out.push(`act on ${indicator} with: ${[...scopes].join(', ') || 'basic access'}`);
+  return out;
+}
 
 interface Options {
   readonly providers: ProviderInService;
@@ -53,16 +66,22 @@ export function appsSection({ providers, grants, accounts, consents, firstParty,
       notices: { withdrawn: 'Access withdrawn. The app’s tokens no longer work, and it must ask you again before it can act for you.' },
       async data(ctx, person) {
         const [given, remembered] = await Promise.all([grants.ofAccount(person.accountId), consents.rememberedBy(person.accountId)]);
-        const byClient = new Map<string, { scopes: Set<string>; at: number | undefined }>();
-        for (const { clientId, scopes, at } of [...remembered, ...given.map((grant) => ({ ...grant, at: grant.iat }))]) {
+        const byClient = new Map<string, { openid: Set<string>; claims: Set<string>; resources: Map<string, Set<string>>; at: number | undefined }>();
+        for (const { clientId, held, at } of [...remembered, ...given.map((grant) => ({ ...grant, at: grant.iat }))]) {
           if (firstParty.includes(clientId)) continue;
-          const entry = byClient.get(clientId) ?? { scopes: new Set<string>(), at: undefined };
-          for (const scope of scopes) entry.scopes.add(scope);
+          const entry = byClient.get(clientId) ?? { openid: new Set<string>(), claims: new Set<string>(), resources: new Map<string, Set<string>>(), at: undefined };
+          for (const scope of held.openid) entry.openid.add(scope);
+          for (const claim of held.claims) entry.claims.add(claim);
+          for (const [indicator, scopes] of Object.entries(held.resources)) {
+            const atApi = entry.resources.get(indicator) ?? new Set<string>();
+            for (const scope of scopes) atApi.add(scope);
+            entry.resources.set(indicator, atApi);
+          }
           entry.at = Math.max(entry.at ?? 0, at ?? 0) || undefined;
           byClient.set(clientId, entry);
         }
         const apps = await Promise.all(
-          [...byClient].map(async ([clientId, { scopes, at }]) => {
+          [...byClient].map(async ([clientId, { openid, claims, resources, at }]) => {
             const client: Client | undefined = await providers.current.Client.find(clientId).catch(() => undefined);
             // A deleted app's grants went with it; one left in the index is not shown.
             if (!client) return undefined;
@@ -70,7 +89,7 @@ export function appsSection({ providers, grants, accounts, consents, firstParty,
               clientId,
               name: client.clientName ?? clientId,
               logoUri: webUrl(client.metadata().logo_uri)?.href,
-              permissions: [...scopes].map((scope) => SCOPE_WORDS[scope] ?? `use the "${scope}" permission`),
+              permissions: permissions(openid, claims, resources),
               since: at && when(at),
             };
           }),

@@ -7,11 +7,16 @@
  * aud the client, with sub), which the relying party receives at its back-channel endpoint and so
  * do its logs and proxies, or a JWT access token (typ at+jwt) whose aud names a client. Our ID
  * tokens carry no typ (OpenID Connect defines none; "JWT" would be as good), and every other JWT
- * we sign carries its own, so a hint typed as anything else is refused before it is validated.
+ * we sign but one carries its own, so a hint typed as anything else is refused before it is validated.
+ * The one: a signed userinfo response (a client registered with userinfo_signed_response_alg, OIDC
+ * Core §5.3.2) is untyped too, and signed for the client with the person's sub, so it passed as
+ * that client's ID token. Every ID token we sign says when the person signed in (auth_time, with
+ * acr and amr: provider.ts), which userinfo never does (the account's claims hold no auth_time), so
+ * a hint without a numeric auth_time is refused too (found by the eighth-round granting audit).
  * Both places that read hints (authorization and end-session) go through IdToken.validate, and
  * turn what it throws into invalid_request "could not validate id_token_hint".
  */
-import { decodeProtectedHeader } from 'jose';
+import { decodeJwt, decodeProtectedHeader } from 'jose';
 import type { Provider } from 'oidc-provider';
 
 const ID_TOKEN_TYP = /^(application\/)?jwt$/i;
@@ -22,6 +27,7 @@ export function onlyIdTokensAsHints(provider: Provider): void {
   IdToken.validate = async (jwt: string, client: unknown) => {
     const { typ } = decodeProtectedHeader(jwt);
     if (typ !== undefined && !ID_TOKEN_TYP.test(typ)) throw new TypeError(`not an ID token (typ ${typ})`);
+    if (typeof decodeJwt(jwt).auth_time !== 'number') throw new TypeError('not an ID token (no auth_time: a signed userinfo response?)');
     return validate(jwt, client);
   };
 }
