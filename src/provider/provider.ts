@@ -58,6 +58,7 @@ import { jsonRevocationAnswer } from './patches/revocation-response.js';
 import { pragmaNoCache } from './patches/pragma-no-cache.js';
 import { foldAuthorizationSpaces } from './patches/authorization-header-spaces.js';
 import { requestUriNotPushed } from './patches/pushed-request-uri.js';
+import { authorizationErrorDescriptions, errorDescriptionsInOrder } from './patches/error-descriptions.js';
 import { settleDeferredConsumption } from './patches/deferred-consumption.js';
 import { sessionLoadedOnce } from './patches/session-loaded-once.js';
 import { extendUnchangedSessionsInSteps } from './patches/unchanged-sessions.js';
@@ -525,6 +526,10 @@ function applyPatches(
   // The middleware in front of the engine's router, in this order; each declares the paths or routes
   // it concerns (http/layers.ts), and a request meets only those of its path (installed below).
   const layers: Middleware[] = [];
+  // RFC 6749 §4.1.2.1, §5.2: every error_description within its characters, whatever a layer below or
+  // the engine wrote (outermost, unscoped; the authorization endpoint's redirects through its response modes).
+  layers.push(errorDescriptionsInOrder());
+  authorizationErrorDescriptions(provider);
   // RFC 8628: `interval` and `slow_down` (device-polling.ts); /device entry throttled and without script (user-code-entry.ts).
   layers.push(pacedDevicePolling(provider, new DevicePolling(kv, config.deviceFlow.pollInterval, config.ttl.deviceCode + CLOCK_TOLERANCE)));
   layers.push(userCodeEntry(provider, new UserCodeThrottle(kv, config.deviceFlow)));

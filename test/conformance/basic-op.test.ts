@@ -316,6 +316,31 @@ describe('OpenID Connect Basic OP (authorization code flow)', function () {
       assert.equal(params.get('iss'), op.issuer);
     });
 
+    it("every error_description at the redirect URI keeps to RFC 6749 §4.1.2.1's characters, in each response mode, whatever the request sent (the suite's ValidateErrorDescriptionFromAuthorizationEndpointResponseError)", async () => {
+      const ALLOWED = /^[\x20-\x21\x23-\x5B\x5D-\x7E]+$/;
+      // An OpenID request without redirect_uri (its description cites Core), and a resource indicator
+      // with a quote, a backslash and a letter outside ASCII (its description repeats it).
+      const noRedirectUri = await rawAuthorize(
+        new Agent(),
+        { client_id: 'other', response_type: 'code', scope: 'openid', state: 's', code_challenge: CHALLENGE, code_challenge_method: 'S256' },
+        'https://other.example.test/callback',
+      );
+      const answers = [new URL(noRedirectUri.url).searchParams];
+      for (const mode of ['query', 'fragment', 'form_post']) {
+        const flow = await web.authorize(new Agent(), { response_mode: mode, resource: 'https://api.example.test/"caf\u00e9\\' });
+        const url = new URL(flow.page.url);
+        answers.push(mode === 'form_post' ? new URLSearchParams(formIn(flow.page.html, web.redirectUri).hidden) : mode === 'fragment' ? new URLSearchParams(url.hash.slice(1)) : url.searchParams);
+      }
+      assert.deepEqual(answers.map((params) => params.get('error')), ['invalid_request', 'invalid_target', 'invalid_target', 'invalid_target']);
+      for (const params of answers) {
+        const description = params.get('error_description') ?? '';
+        assert.match(description, ALLOWED, description);
+        assert.equal(params.get('iss'), op.issuer);
+      }
+      assert.match(answers[0]!.get('error_description')!, /redirect_uri/);
+      assert.match(answers[1]!.get('error_description')!, /https:\/\/api\.example\.test\//, 'still says which resource');
+    });
+
     it('response_mode=form_post and fragment carry a code or an error, with state and iss, in the mode asked (Form Post Response Mode §2, Multiple Response Types §2.1, RFC 9207 §2)', async () => {
       for (const [agent, expected] of [[alice, 'code'], [new Agent(), 'error']] as const) {
         const posted = await web.authorize(agent, { response_mode: 'form_post', prompt: 'none' });

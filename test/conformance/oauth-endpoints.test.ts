@@ -100,6 +100,21 @@ describe('OAuth 2.0 endpoints to the letter (RFC 6749 §2.3.1, §5; RFC 7009; RF
       }
     });
 
+    it("an error_description keeps to RFC 6749 §5.2's characters, whatever the request sent: token endpoint and pushed requests (the suite's ValidateErrorDescriptionFromTokenEndpointResponseError)", async () => {
+      const ALLOWED = /^[\x20-\x21\x23-\x5B\x5D-\x7E]+$/;
+      const odd = 'https://api.example.test/"caf\u00e9\\';
+      const answers = {
+        token: await postForm(op.metadata.token_endpoint!, { grant_type: 'client_credentials', scope: 'read', resource: odd }, basic('web', SECRET)),
+        pushedResource: await postForm(op.metadata.pushed_authorization_request_endpoint!, await pushParams({ resource: odd }), basic('web', SECRET)),
+        pushedRequestUri: await postForm(op.metadata.pushed_authorization_request_endpoint!, await pushParams({ request_uri: 'urn:ietf:params:oauth:request_uri:x' }), basic('web', SECRET)),
+      };
+      assert.deepEqual(Object.values(answers).map((answer) => [answer.status, answer.body.error]), [[400, 'invalid_target'], [400, 'invalid_target'], [400, 'invalid_request']]);
+      for (const [name, answer] of Object.entries(answers)) {
+        assert.match(String(answer.body.error_description), ALLOWED, `${name}: ${String(answer.body.error_description)}`);
+        assert.match(answer.headers.get('content-type') ?? '', /^application\/json/, name);
+      }
+    });
+
     it('client_secret_basic takes a client id and secret form-urlencoded before Base64, reserved characters and all (RFC 6749 §2.3.1)', async () => {
       // openid-client encodes them as §2.3.1 says: the interop case of ids with ':' and secrets with '+', '%', ' '.
       const odd = await RelyingParty.create(op, ODD_ID, { secret: ODD_SECRET });

@@ -19,7 +19,7 @@ const ENGINE_STEP = 'oneRedirectUriClients';
 function openIdNamesRedirectUri(ctx: KoaContextWithOIDC, next: () => Promise<void>) {
   const { redirect_uri: redirectUri, scope } = ctx.oidc.params ?? {};
   if (redirectUri === undefined && typeof scope === 'string' && scope.split(' ').includes('openid')) {
-    throw new errors.InvalidRequest("missing required parameter 'redirect_uri' (OpenID Connect Core §3.1.2.1)");
+    throw new errors.InvalidRequest("missing required parameter 'redirect_uri' (OpenID Connect Core section 3.1.2.1)");
   }
   return next();
 }
