@@ -171,6 +171,16 @@ describe('OpenID Connect Dynamic OP (registration and keys)', function () {
       await refused({ redirect_uris: ['https://dyn.example.test/callback#fragment'] }, 'invalid_redirect_uri');
     });
 
+    it('a backchannel_logout_uri with a fragment → invalid_client_metadata; with a query it is taken (Back-Channel Logout §2.2)', async () => {
+      for (const uri of ['https://dyn.example.test/backchannel#fragment', 'https://dyn.example.test/backchannel#']) {
+        const body = await refused({ backchannel_logout_uri: uri }, 'invalid_client_metadata');
+        assert.match(String(body.error_description), /backchannel_logout_uri.*fragment/);
+      }
+      const { status, body } = await register({ redirect_uris: [REDIRECT], backchannel_logout_uri: 'https://dyn.example.test/backchannel?tenant=a' });
+      assert.equal(status, 201);
+      assert.equal((body as unknown as Record<string, unknown>).backchannel_logout_uri, 'https://dyn.example.test/backchannel?tenant=a');
+    });
+
     it('wildcards, http on a public host and custom schemes for web apps → invalid_redirect_uri (RFC 9700 §2.1, §2.6, §4.1.3)', async () => {
       for (const uri of ['https://*.example.test/callback', 'http://dyn.example.test/callback', 'com.example.app:/callback', '/relative']) {
         await refused({ redirect_uris: [uri] }, 'invalid_redirect_uri');
