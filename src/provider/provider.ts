@@ -59,6 +59,7 @@ import { pragmaNoCache } from './patches/pragma-no-cache.js';
 import { foldAuthorizationSpaces } from './patches/authorization-header-spaces.js';
 import { requestUriNotPushed } from './patches/pushed-request-uri.js';
 import { authorizationErrorDescriptions, errorDescriptionsInOrder } from './patches/error-descriptions.js';
+import { methodNotAllowed } from './patches/method-not-allowed.js';
 import { settleDeferredConsumption } from './patches/deferred-consumption.js';
 import { sessionLoadedOnce } from './patches/session-loaded-once.js';
 import { extendUnchangedSessionsInSteps } from './patches/unchanged-sessions.js';
@@ -550,6 +551,8 @@ function applyPatches(
   // settings (createApp) decide ctx.ip and ctx.protocol, and the issuer decides every URL (app.ts).
   // Every path the engine is asked for, served or not (unscoped).
   layers.push(bareNotFound());
+  // RFC 9110 §15.5.6, RFC 9126 §2.3: an endpoint asked with a method it does not take is 405 with Allow, not 404.
+  layers.push(methodNotAllowed(provider));
   // OIDC Core §3.1.2.1 and RP-Initiated Logout §2: POST too, with SameSite=Lax cookies kept (see post-methods.ts).
   layers.push(postAsGet([provider.pathFor('authorization'), provider.pathFor('end_session')]));
   // A session whose person was disabled or deleted is ended before the engine reads it (see accounts/sessions.ts),

@@ -213,6 +213,37 @@ describe('OAuth 2.0 endpoints to the letter (RFC 6749 §2.3.1, §5; RFC 7009; RF
       assert.equal(((await response.json()) as { error: string }).error, 'invalid_request');
     });
 
+    it('an endpoint asked with a method it does not take answers 405 with Allow, for programs and for people; a path that is no endpoint stays 404 (RFC 9110 §15.5.6; RFC 9126 §2.3 for pushed requests)', async () => {
+      const m = op.metadata;
+      const cases: [string, string, string][] = [
+        [m.pushed_authorization_request_endpoint!, 'GET', 'POST'],
+        [m.pushed_authorization_request_endpoint!, 'PUT', 'POST'],
+        [m.token_endpoint!, 'GET', 'POST'],
+        [m.token_endpoint!, 'DELETE', 'POST'],
+        [m.introspection_endpoint!, 'GET', 'POST'],
+        [m.revocation_endpoint!, 'GET', 'POST'],
+        [m.registration_endpoint!, 'GET', 'POST'],
+        [m.jwks_uri!, 'POST', 'GET, HEAD'],
+        [`${op.issuer}/.well-known/openid-configuration`, 'DELETE', 'GET, HEAD'],
+        [m.userinfo_endpoint!, 'PUT', 'GET, HEAD, POST'],
+        [`${m.registration_endpoint!}/some-client`, 'POST', 'GET, HEAD, PUT, DELETE'],
+      ];
+      for (const [url, method, allow] of cases) {
+        const response = await fetch(url, { method, headers: { accept: 'application/json' } });
+        assert.equal(response.status, 405, `${method} ${url}`);
+        assert.equal(response.headers.get('allow'), allow, `${method} ${url}`);
+        const body = (await response.json()) as { error?: string };
+        assert.equal(body.error, 'invalid_request', `${method} ${url}`);
+      }
+      const page = await fetch(m.token_endpoint!, { headers: { accept: 'text/html' } });
+      assert.equal(page.status, 405);
+      assert.equal(page.headers.get('allow'), 'POST');
+      assert.match(page.headers.get('content-type') ?? '', /^text\/html/);
+      const nowhere = await fetch(`${m.token_endpoint!}/nowhere`, { method: 'POST', headers: { accept: 'application/json' } });
+      assert.equal(nowhere.status, 404);
+      assert.equal(nowhere.headers.get('allow'), null);
+    });
+
     it('GET is not a token request: no token for parameters in a query (RFC 6749 §3.2)', async () => {
       const response = await fetch(`${op.metadata.token_endpoint!}?grant_type=client_credentials&scope=read&resource=${encodeURIComponent(API)}`, {
         headers: { authorization: basic('web', SECRET) },

@@ -355,6 +355,16 @@ describe('patches on oidc-provider internals (src/provider/patches/)', () => {
     assert.match(source('helpers/err_out.js'), /error_description: description/);
   });
 
+  it("method-not-allowed.ts: the provider keeps its router (instance(provider).router), whose match(method, path) says whether a method has a route, GET's serving HEAD", () => {
+    const engine = (instance(provider) as { router?: { match(method: string, path: string): unknown } }).router;
+    assert.equal(typeof engine?.match, 'function');
+    assert.ok(engine!.match('POST', '/token'));
+    assert.equal(engine!.match('GET', '/token'), undefined);
+    assert.ok(engine!.match('HEAD', '/jwks'));
+    assert.ok(engine!.match('POST', '/me'));
+    assert.equal(engine!.match('POST', '/token/nowhere'), undefined);
+  });
+
   it('error-descriptions.ts: a JSON error body and a WWW-Authenticate challenge leave with an error_description in RFC 6749 §5.2 / RFC 6750 §3 characters', async () => {
     const headers = new Map<string, string | string[]>([['WWW-Authenticate', ['Bearer realm="x", error="invalid_token", error_description="no \\"caf\u00e9\\" \u00a73"', 'Basic realm="x"']]]);
     const ctx = {
