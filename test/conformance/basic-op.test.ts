@@ -887,6 +887,18 @@ describe('OpenID Connect Basic OP (authorization code flow)', function () {
       assert.equal(answer.body.error, 'invalid_scope');
     });
 
+    it('a refresh may narrow the scope, openid left out included: the answer says the scope it gave, and no ID token without openid (RFC 6749 §6, §5.1; Core §12.2)', async () => {
+      const tokens = await web.redeem(await web.signIn(alice, ALICE, { scope: 'openid profile offline_access', prompt: 'consent' }));
+      let refreshToken = tokens.refresh_token!;
+      for (const [scope, idToken] of [['profile offline_access', false], ['offline_access', false], ['openid offline_access', true]] as const) {
+        const answer = await tokenRequest({ grant_type: 'refresh_token', refresh_token: refreshToken, scope }, basic('web', SECRET));
+        assert.equal(answer.status, 200, `${scope}: ${JSON.stringify(answer.body)}`);
+        assert.equal(answer.body.scope, scope);
+        assert.equal(typeof answer.body.id_token === 'string', idToken, scope);
+        refreshToken = String(answer.body.refresh_token);
+      }
+    });
+
     it("a public client's refresh tokens rotate and a replay revokes them (RFC 9700 §2.2.2, §4.14.2)", async () => {
       const tokens = await spa.redeem(await spa.signIn(alice, ALICE, { scope: 'openid offline_access', prompt: 'consent' }));
       assert.ok(tokens.refresh_token, 'offline_access granted');
