@@ -272,6 +272,13 @@ describe('OAuth 2.0 endpoints to the letter (RFC 6749 §2.3.1, §5; RFC 7009; RF
       }
     });
 
+    it('the two secret methods are one secret: a client registered for client_secret_basic may send it in the body, one registered for client_secret_post in a Basic header (README, Client authentication)', async () => {
+      const inBody = await postForm(op.metadata.token_endpoint!, { grant_type: 'client_credentials', scope: 'read', resource: API, client_id: 'web', client_secret: SECRET });
+      assert.equal(inBody.status, 200, JSON.stringify(inBody.body));
+      const inHeader = await postForm(op.metadata.token_endpoint!, { grant_type: 'client_credentials', scope: 'read', resource: API }, basic('post', SECRET));
+      assert.equal(inHeader.status, 200, JSON.stringify(inHeader.body));
+    });
+
     it('none works too: a public client revokes its own refresh token with its client_id alone (RFC 7009 §5)', async () => {
       const spa = await RelyingParty.create(op, 'spa', {}, 'https://spa.example.test/callback');
       const tokens = await spa.redeem(await spa.signIn(new Agent(), ALICE, { scope: 'openid offline_access', prompt: 'consent' }));
