@@ -23,7 +23,7 @@ import './patches/form-bodies.js';
 // So do these: an authorization request without scope is invalid_scope at once (see the patch).
 import './patches/scope-required.js';
 // OpenID Connect Core §3.1.2.1: an OpenID request names its redirect_uri (see the patch).
-import './patches/openid-redirect-uri.js';
+import { openIdCodesNameRedirectUri } from './patches/openid-redirect-uri.js';
 import { GRANT_CLAIM, grantHandle, type RevocationList } from '../revocation/list.js';
 import { opaqueRevoked } from '../revocation/opaque-introspection.js';
 import { adapterFactory, opaqueTokenBits, readInteractionAhead } from '../store/adapter.js';
@@ -539,6 +539,8 @@ function applyPatches(
   requireLevelAtTokenEndpoint(provider, config.accounts.mfa.required);
   // A code or device code redeemed after its client was narrowed gets only what the client may have now.
   boundCodesToCurrentRegistration(provider);
+  // RFC 6749 §4.1.3: a code of an OpenID request (which named its redirect_uri) is redeemed with it.
+  openIdCodesNameRedirectUri(provider);
   // A code bound to a DPoP key (dpop_jkt) is not spent by a request without that key's proof.
   dpopBoundCodesBeforeSpending(provider);
   refuseHintsOfRevokedKeys(provider, revocations);
