@@ -224,6 +224,8 @@ describe('OAuth 2.0 endpoints to the letter (RFC 6749 §2.3.1, §5; RFC 7009; RF
         [m.revocation_endpoint!, 'GET', 'POST'],
         [m.registration_endpoint!, 'GET', 'POST'],
         [m.jwks_uri!, 'POST', 'GET, HEAD'],
+        [`${op.issuer}/.well-known/jwks.json`, 'POST', 'GET, HEAD'],
+        [`${op.issuer}/.well-known/oauth-authorization-server`, 'PUT', 'GET, HEAD'],
         [`${op.issuer}/.well-known/openid-configuration`, 'DELETE', 'GET, HEAD'],
         [m.userinfo_endpoint!, 'PUT', 'GET, HEAD, POST'],
         [`${m.registration_endpoint!}/some-client`, 'POST', 'GET, HEAD, PUT, DELETE'],
