@@ -677,10 +677,12 @@ describe('OpenID Connect Basic OP (authorization code flow)', function () {
 
     it('a code of an OpenID request is redeemed with its redirect_uri, even for a client with one registered; without it invalid_request, and the code is not spent (RFC 6749 §4.1.3, Core §3.1.3.2)', async () => {
       const flow = await other.signIn(alice, ALICE);
-      const without = await tokenRequest({ grant_type: 'authorization_code', code: codeOf(flow), code_verifier: flow.verifier }, basic('other', OTHER_SECRET));
-      assert.equal(without.status, 400, JSON.stringify(without.body));
-      assert.equal(without.body.error, 'invalid_request');
-      assert.match(String(without.body.error_description), /redirect_uri/);
+      for (const omitted of [{}, { redirect_uri: '' }] as Record<string, string>[]) {
+        const without = await tokenRequest({ grant_type: 'authorization_code', code: codeOf(flow), code_verifier: flow.verifier, ...omitted }, basic('other', OTHER_SECRET));
+        assert.equal(without.status, 400, JSON.stringify(without.body));
+        assert.equal(without.body.error, 'invalid_request');
+        assert.match(String(without.body.error_description), /redirect_uri/);
+      }
       const tokens = await other.redeem(flow);
       assert.ok(tokens.id_token, 'redeemed with redirect_uri after');
       // A plain OAuth 2.0 request that left it out (RFC 6749 §3.1.2.3) may leave it out here too.

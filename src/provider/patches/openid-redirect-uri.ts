@@ -45,7 +45,8 @@ for (const endpoint of ['authorization', 'pushed_authorization_request']) {
 export function openIdCodesNameRedirectUri(provider: Provider): void {
   checkAtTokenEndpoint([provider.AuthorizationCode], (code) => {
     const body = Provider.ctx?.oidc?.body as Record<string, unknown> | undefined;
-    if (body?.redirect_uri === undefined && code.scope?.split(' ').includes('openid')) {
+    // RFC 6749 §3.1: a parameter sent without a value is as if omitted (the engine reads it so too).
+    if (!body?.redirect_uri && code.scope?.split(' ').includes('openid')) {
       throw new errors.InvalidRequest("missing required parameter 'redirect_uri' (RFC 6749 section 4.1.3: the authorization request named it)");
     }
   });
