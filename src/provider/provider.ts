@@ -60,6 +60,7 @@ import { foldAuthorizationSpaces } from './patches/authorization-header-spaces.j
 import { requestUriNotPushed } from './patches/pushed-request-uri.js';
 import { authorizationErrorDescriptions, errorDescriptionsInOrder } from './patches/error-descriptions.js';
 import { methodNotAllowed } from './patches/method-not-allowed.js';
+import { noNonceInRefreshedIdTokens } from './patches/refreshed-id-token-nonce.js';
 import { settleDeferredConsumption } from './patches/deferred-consumption.js';
 import { sessionLoadedOnce } from './patches/session-loaded-once.js';
 import { extendUnchangedSessionsInSteps } from './patches/unchanged-sessions.js';
@@ -535,6 +536,8 @@ function applyPatches(
   layers.push(pacedDevicePolling(provider, new DevicePolling(kv, config.deviceFlow.pollInterval, config.ttl.deviceCode + CLOCK_TOLERANCE)));
   layers.push(userCodeEntry(provider, new UserCodeThrottle(kv, config.deviceFlow)));
   onlyIdTokensAsHints(provider);
+  // OIDC Core §12.2: a refreshed ID token carries no nonce.
+  noNonceInRefreshedIdTokens(provider);
   // Step-up holds at the token endpoint too: no refresh, code or device code from a sign-in weaker than the client requires.
   requireLevelAtTokenEndpoint(provider, config.accounts.mfa.required);
   // A code or device code redeemed after its client was narrowed gets only what the client may have now.

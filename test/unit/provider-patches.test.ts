@@ -355,6 +355,12 @@ describe('patches on oidc-provider internals (src/provider/patches/)', () => {
     assert.match(source('helpers/err_out.js'), /error_description: description/);
   });
 
+  it("refreshed-id-token-nonce.ts: the engine puts the sign-in's nonce in an ID token with IdToken#set('nonce'), in issueIdToken, which the refresh_token grant calls", () => {
+    assert.equal(typeof (provider.IdToken as unknown as { prototype: { set?: unknown } }).prototype.set, 'function');
+    assert.match(source('helpers/grant_common.js'), /token\.set\('nonce', source\.nonce\);/);
+    assert.match(source('actions/grants/refresh_token.js'), /await issueIdToken\(provider, ctx, refreshToken,/);
+  });
+
   it("method-not-allowed.ts: the provider keeps its router (instance(provider).router), whose match(method, path) says whether a method has a route, GET's serving HEAD", () => {
     const engine = (instance(provider) as { router?: { match(method: string, path: string): unknown } }).router;
     assert.equal(typeof engine?.match, 'function');
