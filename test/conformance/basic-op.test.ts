@@ -417,6 +417,43 @@ describe('OpenID Connect Basic OP (authorization code flow)', function () {
       assert.equal(callbackParams(flow).get('error'), 'request_uri_not_supported');
     });
 
+    it('a malformed request with a valid redirect URI gets its error there, with state and iss and no code: a parameter twice, bad claims or max_age, registration, a garbage id_token_hint (RFC 6749 §3.1, §4.1.2.1; Core §3.1.2.6, §5.5, §7.2.1; RFC 9207 §2)', async () => {
+      const base = { client_id: 'web', response_type: 'code', redirect_uri: web.redirectUri, scope: 'openid', state: 'malformed', code_challenge: CHALLENGE, code_challenge_method: 'S256' };
+      const cases: [string, string, string][] = [
+        ['scope twice', `${new URLSearchParams(base)}&scope=openid`, 'invalid_request'],
+        ['state twice', `${new URLSearchParams(base)}&state=other`, 'invalid_request'],
+        ['claims not JSON', `${new URLSearchParams({ ...base, claims: '{not json' })}`, 'invalid_request'],
+        ['claims not an object', `${new URLSearchParams({ ...base, claims: '[]' })}`, 'invalid_request'],
+        ['claims.userinfo not an object', `${new URLSearchParams({ ...base, claims: '{"userinfo":"name"}' })}`, 'invalid_request'],
+        ['max_age not a number', `${new URLSearchParams({ ...base, max_age: 'soon' })}`, 'invalid_request'],
+        ['max_age negative', `${new URLSearchParams({ ...base, max_age: '-1' })}`, 'invalid_request'],
+        ['registration', `${new URLSearchParams({ ...base, registration: '{}' })}`, 'registration_not_supported'],
+        ['garbage id_token_hint', `${new URLSearchParams({ ...base, id_token_hint: 'not.a.jwt' })}`, 'invalid_request'],
+        ['prompt none with login', `${new URLSearchParams({ ...base, prompt: 'none login' })}`, 'invalid_request'],
+      ];
+      for (const [name, query, error] of cases) {
+        const page = await new Agent().follow(`${op.metadata.authorization_endpoint!}?${query}`, {}, web.redirectUri);
+        assert.ok(page.url.startsWith(web.redirectUri), `${name}: ${page.status} ${page.url}`);
+        const params = new URL(page.url).searchParams;
+        assert.equal(params.get('error'), error, name);
+        assert.equal(params.get('code'), null, name);
+        assert.equal(params.get('iss'), op.issuer, name);
+        if (!name.startsWith('state')) assert.equal(params.get('state'), 'malformed', name);
+        assert.match(params.get('error_description') ?? 'x', /^[\x20-\x21\x23-\x5B\x5D-\x7E]+$/, name);
+      }
+    });
+
+    it('prompt=none for a signed-in person: a sub asked with another value, or an essential acr the session lacks, is login_required, never a code (Core §3.1.2.6, §5.5.1, §5.5.1.1)', async () => {
+      for (const claims of [{ id_token: { sub: { value: 'someone-else' } } }, { id_token: { acr: { essential: true, values: ['mfa'] } } }]) {
+        const params = callbackParams(await web.authorize(alice, { prompt: 'none', claims: JSON.stringify(claims) }));
+        assert.equal(params.get('error'), 'login_required', JSON.stringify(claims));
+        assert.equal(params.get('code'), null);
+        assert.equal(params.get('iss'), op.issuer);
+      }
+      const satisfied = callbackParams(await web.authorize(alice, { prompt: 'none', claims: JSON.stringify({ id_token: { acr: { essential: true, values: ['pwd'] }, sub: { value: op.subs.alice! } } }) }));
+      assert.ok(satisfied.get('code'), 'an acr and sub the session has: a code');
+    });
+
     it('unsupported scopes (address, phone) are ignored, not an error (Core §5.4)', async () => {
       const tokens = await web.redeem(await web.signIn(alice, ALICE, { scope: 'openid profile email address phone' }));
       const info = await userinfo(tokens.access_token);
@@ -790,6 +827,25 @@ describe('OpenID Connect Basic OP (authorization code flow)', function () {
       const response = await fetch(op.metadata.userinfo_endpoint!);
       assert.equal(response.status, 401);
       assert.match(response.headers.get('www-authenticate') ?? '', /Bearer realm=/);
+    });
+
+    it('a token sent two ways at once → 400 invalid_request with a Bearer challenge; a token without openid → 403 insufficient_scope naming openid (RFC 6750 §2, §3.1; Core §5.3)', async () => {
+      const tokens = await web.redeem(await web.signIn(alice, ALICE, { scope: 'openid profile offline_access', prompt: 'consent' }));
+      const twice = await fetch(op.metadata.userinfo_endpoint!, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${tokens.access_token}`, 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ access_token: tokens.access_token }),
+      });
+      assert.equal(twice.status, 400);
+      assert.match(twice.headers.get('www-authenticate') ?? '', /^Bearer realm="[^"]+", error="invalid_request"/);
+      assert.equal(((await twice.json()) as { error: string }).error, 'invalid_request');
+      const narrowed = await tokenRequest({ grant_type: 'refresh_token', refresh_token: tokens.refresh_token!, scope: 'profile offline_access' }, basic('web', SECRET));
+      assert.equal(narrowed.status, 200, JSON.stringify(narrowed.body));
+      const info = await userinfo(String(narrowed.body.access_token));
+      assert.equal(info.status, 403);
+      assert.equal(info.body.error, 'insufficient_scope');
+      assert.match(info.headers.get('www-authenticate') ?? '', /error="insufficient_scope"/);
+      assert.match(info.headers.get('www-authenticate') ?? '', /scope="openid"/);
     });
 
     it('scope profile → name, given_name, family_name, locale, updated_at (Core §5.4)', async () => {

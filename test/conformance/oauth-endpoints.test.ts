@@ -246,6 +246,27 @@ describe('OAuth 2.0 endpoints to the letter (RFC 6749 §2.3.1, §5; RFC 7009; RF
       assert.equal(nowhere.headers.get('allow'), null);
     });
 
+    it('a malformed token request is invalid_request: no grant_type, no code, a JSON body, two client authentication methods, a client_id unlike the authenticated one (RFC 6749 §2.3, §3.2, §4.1.3, §5.2)', async () => {
+      const token = op.metadata.token_endpoint!;
+      const answers = {
+        noGrantType: await postForm(token, { code: 'x' }, basic('web', SECRET)),
+        noCode: await postForm(token, { grant_type: 'authorization_code', redirect_uri: web.redirectUri }, basic('web', SECRET)),
+        twoMethods: await postForm(token, { grant_type: 'client_credentials', client_secret: SECRET }, basic('web', SECRET)),
+        otherClientId: await postForm(token, { grant_type: 'client_credentials', client_id: 'other' }, basic('web', SECRET)),
+      };
+      for (const [name, answer] of Object.entries(answers)) {
+        assert.equal(answer.status, 400, name);
+        assert.equal(answer.body.error, 'invalid_request', `${name}: ${JSON.stringify(answer.body)}`);
+      }
+      const json = await fetch(token, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: basic('web', SECRET) },
+        body: JSON.stringify({ grant_type: 'client_credentials', scope: 'read', resource: API }),
+      });
+      assert.equal(json.status, 400);
+      assert.equal(((await json.json()) as { error: string }).error, 'invalid_request');
+    });
+
     it('GET is not a token request: no token for parameters in a query (RFC 6749 §3.2)', async () => {
       const response = await fetch(`${op.metadata.token_endpoint!}?grant_type=client_credentials&scope=read&resource=${encodeURIComponent(API)}`, {
         headers: { authorization: basic('web', SECRET) },
