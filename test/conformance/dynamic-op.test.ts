@@ -324,6 +324,14 @@ describe('OpenID Connect Dynamic OP (registration and keys)', function () {
       await refused({ scope: 'openid admin' }, 'invalid_client_metadata');
     });
 
+    it("a refusal's error_description is printable ASCII, whatever the metadata held; its quotes stay (RFC 7591 §3.2.2)", async () => {
+      const body = await refused({ scope: 'openid caf\u00e9' }, 'invalid_client_metadata');
+      assert.match(String(body.error_description), /^[\x20-\x7E]+$/);
+      assert.match(String(body.error_description), /scope "caf\?" is not offered here/);
+      const uri = await refused({ redirect_uris: ['https://caf\u00e9.example.test/callback#x'] }, 'invalid_redirect_uri');
+      assert.match(String(uri.error_description), /^[\x20-\x7E]+$/);
+    });
+
     it('a body that is not a JSON object → 400 with an error code (RFC 7591 §3.2.2)', async () => {
       for (const body of ['{not json', '[1,2]', '"string"', 'null']) {
         const answer = await register(body);

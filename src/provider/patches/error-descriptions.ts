@@ -12,7 +12,9 @@
  * it leaves: in the authorization endpoint's responses (each response mode the engine has: query,
  * fragment, form_post), in a JSON error body, and in a WWW-Authenticate challenge's error_description.
  * "§" becomes "section ", typographic quotes, dashes and the ellipsis their ASCII kin, `"` becomes
- * `'`, `\` becomes `/`, a line break or tab a space, and anything else outside the set `?`.
+ * `'`, `\` becomes `/`, a line break or tab a space, and anything else outside the set `?`. The
+ * registration endpoint's answers (RFC 7591 §3.2.2, and RFC 7592's) keep to their own rule,
+ * printable ASCII, so their quotes stay.
  */
 import type { Middleware } from 'koa';
 import type { Provider } from 'oidc-provider';
@@ -38,13 +40,23 @@ const REPLACEMENTS: Record<string, string> = {
   '\r': ' ',
 };
 
-/** `text` within RFC 6749's error_description characters (unchanged when it already is). */
-export function asciiDescription(text: string): string {
-  if (DESCRIPTION_CHARACTERS.test(text)) return text;
+/** RFC 7591 §3.2.2 (registration, and RFC 7592's client management): "Human-readable ASCII", quotes allowed. */
+const PRINTABLE_ASCII = /^[\x20-\x7E]*$/;
+
+/**
+ * `text` within RFC 6749's error_description characters (unchanged when it already is); with
+ * `registration`, within RFC 7591's printable ASCII, which keeps `"` and `\`.
+ */
+export function asciiDescription(text: string, registration = false): string {
+  const allowed = registration ? PRINTABLE_ASCII : DESCRIPTION_CHARACTERS;
+  if (allowed.test(text)) return text;
   let out = '';
-  for (const char of text) out += DESCRIPTION_CHARACTERS.test(char) ? char : (REPLACEMENTS[char] ?? '?');
+  for (const char of text) out += allowed.test(char) ? char : (REPLACEMENTS[char] ?? '?');
   return out.replace(/ {2,}/g, ' ');
 }
+
+/** The engine's routes of RFC 7591 and RFC 7592. */
+const REGISTRATION_ROUTES = new Set(['registration', 'client', 'client_update', 'client_delete']);
 
 type ResponseMode = (ctx: unknown, redirectUri: string, payload: Record<string, unknown>) => unknown;
 
@@ -79,7 +91,8 @@ export function errorDescriptionsInOrder(): Middleware {
       if (ctx.status < 400) return;
       const body = ctx.body as { error_description?: unknown } | null | undefined;
       if (body && typeof body === 'object' && !Buffer.isBuffer(body) && typeof body.error_description === 'string') {
-        const clean = asciiDescription(body.error_description);
+        const route = (ctx as { oidc?: { route?: string } }).oidc?.route;
+        const clean = asciiDescription(body.error_description, route !== undefined && REGISTRATION_ROUTES.has(route));
         if (clean !== body.error_description) ctx.body = { ...body, error_description: clean };
       }
       const challenge = ctx.response.get('WWW-Authenticate') as string | string[] | undefined;
