@@ -454,6 +454,20 @@ describe('OpenID Connect Basic OP (authorization code flow)', function () {
       assert.ok(satisfied.get('code'), 'an acr and sub the session has: a code');
     });
 
+    it('a person who cancels at the login page sends the client access_denied, with state and iss, in the response mode asked (RFC 6749 §4.1.2.1, RFC 9207 §2)', async () => {
+      for (const mode of ['query', 'form_post']) {
+        const agent = new Agent();
+        const flow = await web.authorize(agent, { response_mode: mode });
+        assert.ok(isLogin(flow.page), `${mode}: the login page`);
+        const back = await agent.submit(flow.page, '/abort', {}, web.redirectUri);
+        const params = mode === 'form_post' ? new URLSearchParams(formIn(back.html, web.redirectUri).hidden) : new URL(back.url).searchParams;
+        assert.equal(params.get('error'), 'access_denied', mode);
+        assert.equal(params.get('state'), flow.state, mode);
+        assert.equal(params.get('iss'), op.issuer, mode);
+        assert.equal(params.get('code'), null, mode);
+      }
+    });
+
     it('unsupported scopes (address, phone) are ignored, not an error (Core §5.4)', async () => {
       const tokens = await web.redeem(await web.signIn(alice, ALICE, { scope: 'openid profile email address phone' }));
       const info = await userinfo(tokens.access_token);
