@@ -23,7 +23,16 @@ export const WELL_KNOWN_JWKS_PATH = '/.well-known/jwks.json';
 
 export function jwksEndpoint(paths: readonly string[], published: () => PublishedJwks): Middleware {
   return async function jwks(ctx, next) {
-    if (!paths.includes(ctx.path) || (ctx.method !== 'GET' && ctx.method !== 'HEAD')) return next();
+    if (!paths.includes(ctx.path)) return next();
+    if (ctx.method !== 'GET' && ctx.method !== 'HEAD') {
+      if (ctx.method === 'OPTIONS') return next(); // a CORS preflight, or the usual 404
+      // RFC 9110 §15.5.6: the keys are read with GET; 405 names it (as provider/patches/method-not-allowed.ts for the engine's routes).
+      ctx.status = 405;
+      ctx.set('Allow', 'GET, HEAD');
+      ctx.set('Cache-Control', 'no-store');
+      ctx.body = { error: 'invalid_request', error_description: `this endpoint does not take ${ctx.method}; it takes GET, HEAD` };
+      return;
+    }
     const { body, etag, maxAge } = published();
     ctx.set('Cache-Control', `public, max-age=${maxAge}`);
     ctx.set('ETag', etag);

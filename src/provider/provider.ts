@@ -23,7 +23,7 @@ import './patches/form-bodies.js';
 // So do these: an authorization request without scope is invalid_scope at once (see the patch).
 import './patches/scope-required.js';
 // OpenID Connect Core §3.1.2.1: an OpenID request names its redirect_uri (see the patch).
-import './patches/openid-redirect-uri.js';
+import { openIdCodesNameRedirectUri } from './patches/openid-redirect-uri.js';
 import { GRANT_CLAIM, grantHandle, type RevocationList } from '../revocation/list.js';
 import { opaqueRevoked } from '../revocation/opaque-introspection.js';
 import { adapterFactory, opaqueTokenBits, readInteractionAhead } from '../store/adapter.js';
@@ -59,6 +59,9 @@ import { jsonRevocationAnswer } from './patches/revocation-response.js';
 import { pragmaNoCache } from './patches/pragma-no-cache.js';
 import { foldAuthorizationSpaces } from './patches/authorization-header-spaces.js';
 import { requestUriNotPushed } from './patches/pushed-request-uri.js';
+import { authorizationErrorDescriptions, errorDescriptionsInOrder } from './patches/error-descriptions.js';
+import { methodNotAllowed } from './patches/method-not-allowed.js';
+import { noNonceInRefreshedIdTokens } from './patches/refreshed-id-token-nonce.js';
 import { settleDeferredConsumption } from './patches/deferred-consumption.js';
 import { sessionLoadedOnce } from './patches/session-loaded-once.js';
 import { extendUnchangedSessionsInSteps } from './patches/unchanged-sessions.js';
@@ -527,14 +530,22 @@ function applyPatches(
   // The middleware in front of the engine's router, in this order; each declares the paths or routes
   // it concerns (http/layers.ts), and a request meets only those of its path (installed below).
   const layers: Middleware[] = [];
+  // RFC 6749 §4.1.2.1, §5.2: every error_description within its characters, whatever a layer below or
+  // the engine wrote (outermost, unscoped; the authorization endpoint's redirects through its response modes).
+  layers.push(errorDescriptionsInOrder());
+  authorizationErrorDescriptions(provider);
   // RFC 8628: `interval` and `slow_down` (device-polling.ts); /device entry throttled and without script (user-code-entry.ts).
   layers.push(pacedDevicePolling(provider, new DevicePolling(kv, config.deviceFlow.pollInterval, config.ttl.deviceCode + CLOCK_TOLERANCE)));
   layers.push(userCodeEntry(provider, new UserCodeThrottle(kv, config.deviceFlow)));
   onlyIdTokensAsHints(provider);
+  // OIDC Core §12.2: a refreshed ID token carries no nonce.
+  noNonceInRefreshedIdTokens(provider);
   // Step-up holds at the token endpoint too: no refresh, code or device code from a sign-in weaker than the client requires.
   requireLevelAtTokenEndpoint(provider, config.accounts.mfa.required);
   // A code or device code redeemed after its client was narrowed gets only what the client may have now.
   boundCodesToCurrentRegistration(provider);
+  // RFC 6749 §4.1.3: a code of an OpenID request (which named its redirect_uri) is redeemed with it.
+  openIdCodesNameRedirectUri(provider);
   // A code bound to a DPoP key (dpop_jkt) is not spent by a request without that key's proof.
   dpopBoundCodesBeforeSpending(provider);
   refuseHintsOfRevokedKeys(provider, revocations);
@@ -547,6 +558,8 @@ function applyPatches(
   // settings (createApp) decide ctx.ip and ctx.protocol, and the issuer decides every URL (app.ts).
   // Every path the engine is asked for, served or not (unscoped).
   layers.push(bareNotFound());
+  // RFC 9110 §15.5.6, RFC 9126 §2.3: an endpoint asked with a method it does not take is 405 with Allow, not 404.
+  layers.push(methodNotAllowed(provider));
   // OIDC Core §3.1.2.1 and RP-Initiated Logout §2: POST too, with SameSite=Lax cookies kept (see post-methods.ts).
   layers.push(postAsGet([provider.pathFor('authorization'), provider.pathFor('end_session')]));
   // A session whose person was disabled or deleted is ended before the engine reads it (see accounts/sessions.ts),

@@ -23,7 +23,7 @@ import { grantedAt, nothingGrantedAt, offlineAccessHeld } from './resource-serve
 import { scopesBeyond } from './patches/current-registration.js';
 
 interface RefreshTokenWithResources {
-  readonly resourceIndicators?: Set<string>;
+  readonly resourceIndicators?: Set<string | undefined>;
   readonly scopes?: Set<string>;
   /** When the first token of the chain was issued (epoch seconds): when the person's grant was given. */
   readonly iiat?: number;
@@ -38,7 +38,8 @@ function resourceOfRefresh(ctx: KoaContextWithOIDC, token: RefreshTokenWithResou
   const requested = ctx.oidc.params?.resource;
   if (requested !== undefined) return Array.isArray(requested) ? requested : [requested];
   const scopes = ctx.oidc.params?.scope ? ctx.oidc.requestParamScopes : (token?.scopes ?? new Set<string>());
-  const own = [...(token?.resourceIndicators ?? [])];
+  // The engine's resourceIndicators of a token issued for no resource is the set of one undefined.
+  const own = [...(token?.resourceIndicators ?? [])].filter((resource) => resource !== undefined);
   return own.length && !scopes.has('openid') ? own : undefined;
 }
 

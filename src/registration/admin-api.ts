@@ -85,7 +85,7 @@ export function adminRouter({ issuer, providers, clients, accounts, apis, grants
     const challenge = (extra = '') => ctx.set('WWW-Authenticate', `Bearer realm="${audience}"${extra}`);
     if (!presented) {
       challenge();
-      return jsonError(ctx, 401, 'invalid_token', 'an admin access token is required (Authorization: Bearer …)');
+      return jsonError(ctx, 401, 'invalid_token', 'an admin access token is required (Authorization: Bearer <token>)');
     }
     // Only client_credentials tokens: a token issued to a person (AccessToken) is not even looked up.
     const provider = providers.current;

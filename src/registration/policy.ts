@@ -161,6 +161,10 @@ export function enforcePolicy(
     // A host the URL parser takes but no DNS name is (`https://cdn.example;sandbox/logo.png`): its
     // origin would carry a directive of the client's into our pages' Content-Security-Policy.
     if (!plainHost(url)) throw new errors.InvalidClientMetadata(`${name} must be on a DNS name or IP address (letters, digits, hyphens and dots)`);
+    // OpenID Connect Back-Channel Logout 1.0 §2.2: the URI "MUST NOT include a fragment component".
+    if (name === 'backchannel_logout_uri' && String(value).includes('#')) {
+      throw new errors.InvalidClientMetadata('backchannel_logout_uri must not have a fragment (Back-Channel Logout 1.0 section 2.2)');
+    }
   }
 }
 

@@ -316,6 +316,31 @@ describe('OpenID Connect Basic OP (authorization code flow)', function () {
       assert.equal(params.get('iss'), op.issuer);
     });
 
+    it("every error_description at the redirect URI keeps to RFC 6749 §4.1.2.1's characters, in each response mode, whatever the request sent (the suite's ValidateErrorDescriptionFromAuthorizationEndpointResponseError)", async () => {
+      const ALLOWED = /^[\x20-\x21\x23-\x5B\x5D-\x7E]+$/;
+      // An OpenID request without redirect_uri (its description cites Core), and a resource indicator
+      // with a quote, a backslash and a letter outside ASCII (its description repeats it).
+      const noRedirectUri = await rawAuthorize(
+        new Agent(),
+        { client_id: 'other', response_type: 'code', scope: 'openid', state: 's', code_challenge: CHALLENGE, code_challenge_method: 'S256' },
+        'https://other.example.test/callback',
+      );
+      const answers = [new URL(noRedirectUri.url).searchParams];
+      for (const mode of ['query', 'fragment', 'form_post']) {
+        const flow = await web.authorize(new Agent(), { response_mode: mode, resource: 'https://api.example.test/"caf\u00e9\\' });
+        const url = new URL(flow.page.url);
+        answers.push(mode === 'form_post' ? new URLSearchParams(formIn(flow.page.html, web.redirectUri).hidden) : mode === 'fragment' ? new URLSearchParams(url.hash.slice(1)) : url.searchParams);
+      }
+      assert.deepEqual(answers.map((params) => params.get('error')), ['invalid_request', 'invalid_target', 'invalid_target', 'invalid_target']);
+      for (const params of answers) {
+        const description = params.get('error_description') ?? '';
+        assert.match(description, ALLOWED, description);
+        assert.equal(params.get('iss'), op.issuer);
+      }
+      assert.match(answers[0]!.get('error_description')!, /redirect_uri/);
+      assert.match(answers[1]!.get('error_description')!, /https:\/\/api\.example\.test\//, 'still says which resource');
+    });
+
     it('response_mode=form_post and fragment carry a code or an error, with state and iss, in the mode asked (Form Post Response Mode §2, Multiple Response Types §2.1, RFC 9207 §2)', async () => {
       for (const [agent, expected] of [[alice, 'code'], [new Agent(), 'error']] as const) {
         const posted = await web.authorize(agent, { response_mode: 'form_post', prompt: 'none' });
@@ -390,6 +415,57 @@ describe('OpenID Connect Basic OP (authorization code flow)', function () {
     it('a request_uri is rejected as unsupported (Core §6.2: request_uri_not_supported)', async () => {
       const flow = await web.authorize(new Agent(), { request_uri: 'https://web.example.test/request.jwt' });
       assert.equal(callbackParams(flow).get('error'), 'request_uri_not_supported');
+    });
+
+    it('a malformed request with a valid redirect URI gets its error there, with state and iss and no code: a parameter twice, bad claims or max_age, registration, a garbage id_token_hint (RFC 6749 §3.1, §4.1.2.1; Core §3.1.2.6, §5.5, §7.2.1; RFC 9207 §2)', async () => {
+      const base = { client_id: 'web', response_type: 'code', redirect_uri: web.redirectUri, scope: 'openid', state: 'malformed', code_challenge: CHALLENGE, code_challenge_method: 'S256' };
+      const cases: [string, string, string][] = [
+        ['scope twice', `${new URLSearchParams(base)}&scope=openid`, 'invalid_request'],
+        ['state twice', `${new URLSearchParams(base)}&state=other`, 'invalid_request'],
+        ['claims not JSON', `${new URLSearchParams({ ...base, claims: '{not json' })}`, 'invalid_request'],
+        ['claims not an object', `${new URLSearchParams({ ...base, claims: '[]' })}`, 'invalid_request'],
+        ['claims.userinfo not an object', `${new URLSearchParams({ ...base, claims: '{"userinfo":"name"}' })}`, 'invalid_request'],
+        ['max_age not a number', `${new URLSearchParams({ ...base, max_age: 'soon' })}`, 'invalid_request'],
+        ['max_age negative', `${new URLSearchParams({ ...base, max_age: '-1' })}`, 'invalid_request'],
+        ['registration', `${new URLSearchParams({ ...base, registration: '{}' })}`, 'registration_not_supported'],
+        ['garbage id_token_hint', `${new URLSearchParams({ ...base, id_token_hint: 'not.a.jwt' })}`, 'invalid_request'],
+        ['prompt none with login', `${new URLSearchParams({ ...base, prompt: 'none login' })}`, 'invalid_request'],
+      ];
+      for (const [name, query, error] of cases) {
+        const page = await new Agent().follow(`${op.metadata.authorization_endpoint!}?${query}`, {}, web.redirectUri);
+        assert.ok(page.url.startsWith(web.redirectUri), `${name}: ${page.status} ${page.url}`);
+        const params = new URL(page.url).searchParams;
+        assert.equal(params.get('error'), error, name);
+        assert.equal(params.get('code'), null, name);
+        assert.equal(params.get('iss'), op.issuer, name);
+        if (!name.startsWith('state')) assert.equal(params.get('state'), 'malformed', name);
+        assert.match(params.get('error_description') ?? 'x', /^[\x20-\x21\x23-\x5B\x5D-\x7E]+$/, name);
+      }
+    });
+
+    it('prompt=none for a signed-in person: a sub asked with another value, or an essential acr the session lacks, is login_required, never a code (Core §3.1.2.6, §5.5.1, §5.5.1.1)', async () => {
+      for (const claims of [{ id_token: { sub: { value: 'someone-else' } } }, { id_token: { acr: { essential: true, values: ['mfa'] } } }]) {
+        const params = callbackParams(await web.authorize(alice, { prompt: 'none', claims: JSON.stringify(claims) }));
+        assert.equal(params.get('error'), 'login_required', JSON.stringify(claims));
+        assert.equal(params.get('code'), null);
+        assert.equal(params.get('iss'), op.issuer);
+      }
+      const satisfied = callbackParams(await web.authorize(alice, { prompt: 'none', claims: JSON.stringify({ id_token: { acr: { essential: true, values: ['pwd'] }, sub: { value: op.subs.alice! } } }) }));
+      assert.ok(satisfied.get('code'), 'an acr and sub the session has: a code');
+    });
+
+    it('a person who cancels at the login page sends the client access_denied, with state and iss, in the response mode asked (RFC 6749 §4.1.2.1, RFC 9207 §2)', async () => {
+      for (const mode of ['query', 'form_post']) {
+        const agent = new Agent();
+        const flow = await web.authorize(agent, { response_mode: mode });
+        assert.ok(isLogin(flow.page), `${mode}: the login page`);
+        const back = await agent.submit(flow.page, '/abort', {}, web.redirectUri);
+        const params = mode === 'form_post' ? new URLSearchParams(formIn(back.html, web.redirectUri).hidden) : new URL(back.url).searchParams;
+        assert.equal(params.get('error'), 'access_denied', mode);
+        assert.equal(params.get('state'), flow.state, mode);
+        assert.equal(params.get('iss'), op.issuer, mode);
+        assert.equal(params.get('code'), null, mode);
+      }
     });
 
     it('unsupported scopes (address, phone) are ignored, not an error (Core §5.4)', async () => {
@@ -650,6 +726,22 @@ describe('OpenID Connect Basic OP (authorization code flow)', function () {
       }
     });
 
+    it('a code of an OpenID request is redeemed with its redirect_uri, even for a client with one registered; without it invalid_request, and the code is not spent (RFC 6749 §4.1.3, Core §3.1.3.2)', async () => {
+      const flow = await other.signIn(alice, ALICE);
+      for (const omitted of [{}, { redirect_uri: '' }] as Record<string, string>[]) {
+        const without = await tokenRequest({ grant_type: 'authorization_code', code: codeOf(flow), code_verifier: flow.verifier, ...omitted }, basic('other', OTHER_SECRET));
+        assert.equal(without.status, 400, JSON.stringify(without.body));
+        assert.equal(without.body.error, 'invalid_request');
+        assert.match(String(without.body.error_description), /redirect_uri/);
+      }
+      const tokens = await other.redeem(flow);
+      assert.ok(tokens.id_token, 'redeemed with redirect_uri after');
+      // A plain OAuth 2.0 request that left it out (RFC 6749 §3.1.2.3) may leave it out here too.
+      const plain = await other.signIn(alice, ALICE, { scope: 'email', nonce: undefined, redirect_uri: undefined });
+      const answer = await tokenRequest({ grant_type: 'authorization_code', code: codeOf(plain), code_verifier: plain.verifier }, basic('other', OTHER_SECRET));
+      assert.equal(answer.status, 200, JSON.stringify(answer.body));
+    });
+
     it('a wrong or missing PKCE code_verifier → invalid_grant (RFC 7636 §4.6, RFC 9700 §2.1.1)', async () => {
       const fresh = await web.signIn(alice, ALICE);
       const wrong = await tokenRequest(
@@ -751,6 +843,25 @@ describe('OpenID Connect Basic OP (authorization code flow)', function () {
       assert.match(response.headers.get('www-authenticate') ?? '', /Bearer realm=/);
     });
 
+    it('a token sent two ways at once → 400 invalid_request with a Bearer challenge; a token without openid → 403 insufficient_scope naming openid (RFC 6750 §2, §3.1; Core §5.3)', async () => {
+      const tokens = await web.redeem(await web.signIn(alice, ALICE, { scope: 'openid profile offline_access', prompt: 'consent' }));
+      const twice = await fetch(op.metadata.userinfo_endpoint!, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${tokens.access_token}`, 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ access_token: tokens.access_token }),
+      });
+      assert.equal(twice.status, 400);
+      assert.match(twice.headers.get('www-authenticate') ?? '', /^Bearer realm="[^"]+", error="invalid_request"/);
+      assert.equal(((await twice.json()) as { error: string }).error, 'invalid_request');
+      const narrowed = await tokenRequest({ grant_type: 'refresh_token', refresh_token: tokens.refresh_token!, scope: 'profile offline_access' }, basic('web', SECRET));
+      assert.equal(narrowed.status, 200, JSON.stringify(narrowed.body));
+      const info = await userinfo(String(narrowed.body.access_token));
+      assert.equal(info.status, 403);
+      assert.equal(info.body.error, 'insufficient_scope');
+      assert.match(info.headers.get('www-authenticate') ?? '', /error="insufficient_scope"/);
+      assert.match(info.headers.get('www-authenticate') ?? '', /scope="openid"/);
+    });
+
     it('scope profile → name, given_name, family_name, locale, updated_at (Core §5.4)', async () => {
       const tokens = await web.redeem(await web.signIn(alice, ALICE, { scope: 'openid profile' }));
       const { body } = await userinfo(tokens.access_token);
@@ -811,7 +922,7 @@ describe('OpenID Connect Basic OP (authorization code flow)', function () {
       assert.equal((await userinfo(refreshed.access_token)).status, 200);
     });
 
-    it("a refreshed ID token keeps the original sign-in's auth_time and acr, is issued anew (iat), and any nonce is the original's; the granted scope may be sent again (Core §12.2, RFC 6749 §6; oidcc-refresh-token)", async () => {
+    it("a refreshed ID token keeps the original sign-in's auth_time and acr, is issued anew (iat), and has no nonce, though the first had one; the granted scope may be sent again (Core §12.2, RFC 6749 §6; oidcc-refresh-token)", async () => {
       const flow = await web.signIn(alice, ALICE, { scope: 'openid offline_access', prompt: 'consent' });
       const tokens = await web.redeem(flow);
       const before = await verifyIdToken(tokens.id_token!, 'web');
@@ -822,7 +933,9 @@ describe('OpenID Connect Basic OP (authorization code flow)', function () {
       assert.equal(after.auth_time, before.auth_time);
       assert.equal(after.acr, before.acr);
       assert.ok(Number(after.iat) > Number(before.iat), `iat ${String(after.iat)} after ${String(before.iat)}`);
-      if (after.nonce !== undefined) assert.equal(after.nonce, flow.nonce);
+      assert.equal(before.nonce, flow.nonce);
+      // Core §12.2: it "SHOULD NOT have a nonce Claim, even when the ID Token issued at the time of the original authentication contained nonce".
+      assert.equal(after.nonce, undefined);
     });
 
     it('a refresh token is issued only when offline_access was asked for and consented (Core §11, RFC 9700 §4.14.2)', async () => {
@@ -860,6 +973,18 @@ describe('OpenID Connect Basic OP (authorization code flow)', function () {
       const answer = await tokenRequest({ grant_type: 'refresh_token', refresh_token: tokens.refresh_token!, scope: 'openid offline_access email' }, basic('web', SECRET));
       assert.equal(answer.status, 400);
       assert.equal(answer.body.error, 'invalid_scope');
+    });
+
+    it('a refresh may narrow the scope, openid left out included: the answer says the scope it gave, and no ID token without openid (RFC 6749 §6, §5.1; Core §12.2)', async () => {
+      const tokens = await web.redeem(await web.signIn(alice, ALICE, { scope: 'openid profile offline_access', prompt: 'consent' }));
+      let refreshToken = tokens.refresh_token!;
+      for (const [scope, idToken] of [['profile offline_access', false], ['offline_access', false], ['openid offline_access', true]] as const) {
+        const answer = await tokenRequest({ grant_type: 'refresh_token', refresh_token: refreshToken, scope }, basic('web', SECRET));
+        assert.equal(answer.status, 200, `${scope}: ${JSON.stringify(answer.body)}`);
+        assert.equal(answer.body.scope, scope);
+        assert.equal(typeof answer.body.id_token === 'string', idToken, scope);
+        refreshToken = String(answer.body.refresh_token);
+      }
     });
 
     it("a public client's refresh tokens rotate and a replay revokes them (RFC 9700 §2.2.2, §4.14.2)", async () => {

@@ -169,6 +169,34 @@ describe('OpenID Connect Dynamic OP (registration and keys)', function () {
       assert.ok(callbackParams(await rp.signIn(new Agent(), ALICE)).get('code'));
     });
 
+    it("update to the letter: a field left out is removed; client_id must be the client's, a client_secret sent must be its own, and the server-managed fields may not be sent: invalid_request, nothing changed (RFC 7592 §2.2)", async () => {
+      const { body: client } = await register({ client_name: 'Named', logo_uri: 'https://dyn.example.test/logo.png', redirect_uris: [REDIRECT] });
+      let token = client.registration_access_token;
+      const base = { client_id: client.client_id, redirect_uris: [REDIRECT] };
+      for (const [name, body] of [
+        ['no client_id', { redirect_uris: [REDIRECT] }],
+        ['another client_id', { ...base, client_id: 'someone-else' }],
+        ['another client_secret', { ...base, client_secret: 'not-the-secret-but-long-enough-0123456789' }],
+        ['registration_access_token', { ...base, registration_access_token: token }],
+        ['registration_client_uri', { ...base, registration_client_uri: client.registration_client_uri }],
+        ['client_secret_expires_at', { ...base, client_secret_expires_at: 0 }],
+        ['client_id_issued_at', { ...base, client_id_issued_at: 1 }],
+      ] as const) {
+        const answer = await management(client, 'PUT', token, body);
+        assert.equal(answer.status, 400, name);
+        assert.equal(((await answer.json()) as { error: string }).error, 'invalid_request', name);
+      }
+      const read = (await (await management(client, 'GET', token)).json()) as Registered;
+      assert.equal(read.client_name, 'Named', 'nothing changed');
+      token = read.registration_access_token ?? token;
+      const update = await management(client, 'PUT', token, { ...base, client_secret: client.client_secret, client_name: 'Renamed' });
+      assert.equal(update.status, 200);
+      const updated = (await update.json()) as Registered;
+      assert.equal(updated.client_name, 'Renamed');
+      assert.equal(updated.logo_uri, undefined, 'left out: removed');
+      assert.equal(updated.client_secret, client.client_secret, 'the secret stays');
+    });
+
     it('delete: DELETE → 204, and the client is gone everywhere (RFC 7592 §2.3)', async () => {
       const { body: client } = await register({ redirect_uris: [REDIRECT] });
       assert.equal((await management(client, 'DELETE')).status, 204);
@@ -181,6 +209,16 @@ describe('OpenID Connect Dynamic OP (registration and keys)', function () {
 
     it('a redirect URI with a fragment → invalid_redirect_uri (Registration §2, RFC 6749 §3.1.2; Dynamic OP: redirect_uri with fragment)', async () => {
       await refused({ redirect_uris: ['https://dyn.example.test/callback#fragment'] }, 'invalid_redirect_uri');
+    });
+
+    it('a backchannel_logout_uri with a fragment → invalid_client_metadata; with a query it is taken (Back-Channel Logout §2.2)', async () => {
+      for (const uri of ['https://dyn.example.test/backchannel#fragment', 'https://dyn.example.test/backchannel#']) {
+        const body = await refused({ backchannel_logout_uri: uri }, 'invalid_client_metadata');
+        assert.match(String(body.error_description), /backchannel_logout_uri.*fragment/);
+      }
+      const { status, body } = await register({ redirect_uris: [REDIRECT], backchannel_logout_uri: 'https://dyn.example.test/backchannel?tenant=a' });
+      assert.equal(status, 201);
+      assert.equal((body as unknown as Record<string, unknown>).backchannel_logout_uri, 'https://dyn.example.test/backchannel?tenant=a');
     });
 
     it('wildcards, http on a public host and custom schemes for web apps → invalid_redirect_uri (RFC 9700 §2.1, §2.6, §4.1.3)', async () => {
@@ -296,6 +334,14 @@ describe('OpenID Connect Dynamic OP (registration and keys)', function () {
 
     it('operator-only scopes cannot be self-registered (RFC 7591 §2 scope, Latchkey policy)', async () => {
       await refused({ scope: 'openid admin' }, 'invalid_client_metadata');
+    });
+
+    it("a refusal's error_description is printable ASCII, whatever the metadata held; its quotes stay (RFC 7591 §3.2.2)", async () => {
+      const body = await refused({ scope: 'openid caf\u00e9' }, 'invalid_client_metadata');
+      assert.match(String(body.error_description), /^[\x20-\x7E]+$/);
+      assert.match(String(body.error_description), /scope "caf\?" is not offered here/);
+      const uri = await refused({ redirect_uris: ['https://caf\u00e9.example.test/callback#x'] }, 'invalid_redirect_uri');
+      assert.match(String(uri.error_description), /^[\x20-\x7E]+$/);
     });
 
     it('a body that is not a JSON object → 400 with an error code (RFC 7591 §3.2.2)', async () => {

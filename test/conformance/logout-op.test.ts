@@ -132,6 +132,9 @@ describe('OpenID Connect RP-Initiated Logout OP', function () {
     const back = await confirm(agent, page);
     assert.ok(back.url.startsWith(bye('rp1')), back.url);
     assert.equal(new URL(back.url).searchParams.get('state'), 'logout-state');
+    // The suite's CheckForUnexpectedParametersInPostLogoutRedirect: state, and nothing else.
+    assert.deepEqual([...new URL(back.url).searchParams.keys()], ['state']);
+    assert.equal(new URL(back.url).hash, '');
     assert.equal(await stillSignedIn(agent), false, 'the session ended');
   });
 

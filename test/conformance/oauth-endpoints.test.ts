@@ -100,6 +100,21 @@ describe('OAuth 2.0 endpoints to the letter (RFC 6749 §2.3.1, §5; RFC 7009; RF
       }
     });
 
+    it("an error_description keeps to RFC 6749 §5.2's characters, whatever the request sent: token endpoint and pushed requests (the suite's ValidateErrorDescriptionFromTokenEndpointResponseError)", async () => {
+      const ALLOWED = /^[\x20-\x21\x23-\x5B\x5D-\x7E]+$/;
+      const odd = 'https://api.example.test/"caf\u00e9\\';
+      const answers = {
+        token: await postForm(op.metadata.token_endpoint!, { grant_type: 'client_credentials', scope: 'read', resource: odd }, basic('web', SECRET)),
+        pushedResource: await postForm(op.metadata.pushed_authorization_request_endpoint!, await pushParams({ resource: odd }), basic('web', SECRET)),
+        pushedRequestUri: await postForm(op.metadata.pushed_authorization_request_endpoint!, await pushParams({ request_uri: 'urn:ietf:params:oauth:request_uri:x' }), basic('web', SECRET)),
+      };
+      assert.deepEqual(Object.values(answers).map((answer) => [answer.status, answer.body.error]), [[400, 'invalid_target'], [400, 'invalid_target'], [400, 'invalid_request']]);
+      for (const [name, answer] of Object.entries(answers)) {
+        assert.match(String(answer.body.error_description), ALLOWED, `${name}: ${String(answer.body.error_description)}`);
+        assert.match(answer.headers.get('content-type') ?? '', /^application\/json/, name);
+      }
+    });
+
     it('client_secret_basic takes a client id and secret form-urlencoded before Base64, reserved characters and all (RFC 6749 §2.3.1)', async () => {
       // openid-client encodes them as §2.3.1 says: the interop case of ids with ':' and secrets with '+', '%', ' '.
       const odd = await RelyingParty.create(op, ODD_ID, { secret: ODD_SECRET });
@@ -198,6 +213,60 @@ describe('OAuth 2.0 endpoints to the letter (RFC 6749 §2.3.1, §5; RFC 7009; RF
       assert.equal(((await response.json()) as { error: string }).error, 'invalid_request');
     });
 
+    it('an endpoint asked with a method it does not take answers 405 with Allow, for programs and for people; a path that is no endpoint stays 404 (RFC 9110 §15.5.6; RFC 9126 §2.3 for pushed requests)', async () => {
+      const m = op.metadata;
+      const cases: [string, string, string][] = [
+        [m.pushed_authorization_request_endpoint!, 'GET', 'POST'],
+        [m.pushed_authorization_request_endpoint!, 'PUT', 'POST'],
+        [m.token_endpoint!, 'GET', 'POST'],
+        [m.token_endpoint!, 'DELETE', 'POST'],
+        [m.introspection_endpoint!, 'GET', 'POST'],
+        [m.revocation_endpoint!, 'GET', 'POST'],
+        [m.registration_endpoint!, 'GET', 'POST'],
+        [m.jwks_uri!, 'POST', 'GET, HEAD'],
+        [`${op.issuer}/.well-known/jwks.json`, 'POST', 'GET, HEAD'],
+        [`${op.issuer}/.well-known/oauth-authorization-server`, 'PUT', 'GET, HEAD'],
+        [`${op.issuer}/.well-known/openid-configuration`, 'DELETE', 'GET, HEAD'],
+        [m.userinfo_endpoint!, 'PUT', 'GET, HEAD, POST'],
+        [`${m.registration_endpoint!}/some-client`, 'POST', 'GET, HEAD, PUT, DELETE'],
+      ];
+      for (const [url, method, allow] of cases) {
+        const response = await fetch(url, { method, headers: { accept: 'application/json' } });
+        assert.equal(response.status, 405, `${method} ${url}`);
+        assert.equal(response.headers.get('allow'), allow, `${method} ${url}`);
+        const body = (await response.json()) as { error?: string };
+        assert.equal(body.error, 'invalid_request', `${method} ${url}`);
+      }
+      const page = await fetch(m.token_endpoint!, { headers: { accept: 'text/html' } });
+      assert.equal(page.status, 405);
+      assert.equal(page.headers.get('allow'), 'POST');
+      assert.match(page.headers.get('content-type') ?? '', /^text\/html/);
+      const nowhere = await fetch(`${m.token_endpoint!}/nowhere`, { method: 'POST', headers: { accept: 'application/json' } });
+      assert.equal(nowhere.status, 404);
+      assert.equal(nowhere.headers.get('allow'), null);
+    });
+
+    it('a malformed token request is invalid_request: no grant_type, no code, a JSON body, two client authentication methods, a client_id unlike the authenticated one (RFC 6749 §2.3, §3.2, §4.1.3, §5.2)', async () => {
+      const token = op.metadata.token_endpoint!;
+      const answers = {
+        noGrantType: await postForm(token, { code: 'x' }, basic('web', SECRET)),
+        noCode: await postForm(token, { grant_type: 'authorization_code', redirect_uri: web.redirectUri }, basic('web', SECRET)),
+        twoMethods: await postForm(token, { grant_type: 'client_credentials', client_secret: SECRET }, basic('web', SECRET)),
+        otherClientId: await postForm(token, { grant_type: 'client_credentials', client_id: 'other' }, basic('web', SECRET)),
+      };
+      for (const [name, answer] of Object.entries(answers)) {
+        assert.equal(answer.status, 400, name);
+        assert.equal(answer.body.error, 'invalid_request', `${name}: ${JSON.stringify(answer.body)}`);
+      }
+      const json = await fetch(token, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: basic('web', SECRET) },
+        body: JSON.stringify({ grant_type: 'client_credentials', scope: 'read', resource: API }),
+      });
+      assert.equal(json.status, 400);
+      assert.equal(((await json.json()) as { error: string }).error, 'invalid_request');
+    });
+
     it('GET is not a token request: no token for parameters in a query (RFC 6749 §3.2)', async () => {
       const response = await fetch(`${op.metadata.token_endpoint!}?grant_type=client_credentials&scope=read&resource=${encodeURIComponent(API)}`, {
         headers: { authorization: basic('web', SECRET) },
@@ -224,6 +293,13 @@ describe('OAuth 2.0 endpoints to the letter (RFC 6749 §2.3.1, §5; RFC 7009; RF
         await oidc.tokenRevocation(rp.config, token);
         assert.equal((await oidc.tokenIntrospection(rp.config, token)).active, false, `${rp.clientId}: revoked`);
       }
+    });
+
+    it('the two secret methods are one secret: a client registered for client_secret_basic may send it in the body, one registered for client_secret_post in a Basic header (README, Client authentication)', async () => {
+      const inBody = await postForm(op.metadata.token_endpoint!, { grant_type: 'client_credentials', scope: 'read', resource: API, client_id: 'web', client_secret: SECRET });
+      assert.equal(inBody.status, 200, JSON.stringify(inBody.body));
+      const inHeader = await postForm(op.metadata.token_endpoint!, { grant_type: 'client_credentials', scope: 'read', resource: API }, basic('post', SECRET));
+      assert.equal(inHeader.status, 200, JSON.stringify(inHeader.body));
     });
 
     it('none works too: a public client revokes its own refresh token with its client_id alone (RFC 7009 §5)', async () => {

@@ -13,9 +13,11 @@ import { exportJWK, generateKeyPair } from 'jose';
 import Koa from 'koa';
 import { interactionPolicy, Provider } from 'oidc-provider';
 import authorizationSteps from 'oidc-provider/lib/actions/authorization/index.js';
+import instance from 'oidc-provider/lib/helpers/weak_cache.js';
 import { ROOT } from '../../src/paths.js';
 import { CLIENT_AUTH_ROUTES } from '../../src/http/rate-limits.js';
 import { matchedRoute } from '../../src/provider/patches/matched-route.js';
+import { errorDescriptionsInOrder } from '../../src/provider/patches/error-descriptions.js';
 import { adapterFactory } from '../../src/store/adapter.js';
 import type { Kv } from '../../src/store/kv.js';
 
@@ -352,6 +354,42 @@ describe('patches on oidc-provider internals (src/provider/patches/)', () => {
 
   it('registration/clients.ts reads the Client model\'s adapter (Client.adapter)', () => {
     assert.equal(typeof (provider.Client as unknown as { adapter?: { find?: unknown } }).adapter?.find, 'function');
+  });
+
+  it('error-descriptions.ts: the authorization endpoint answers through the response modes the provider keeps (instance(provider).responseModes), errors with the payload of errOut', () => {
+    const modes = (instance(provider) as { responseModes?: Map<string, unknown> }).responseModes;
+    assert.deepEqual([...(modes?.keys() ?? [])].sort(), ['form_post', 'fragment', 'query']);
+    assert.match(source('shared/authorization_error_handler.js'), /instance\(provider\)\.responseModes\.get\(mode\);[\s\S]*await handler\(ctx, safe\(params\.redirect_uri\), omitBy\(out,/);
+    assert.match(source('helpers/err_out.js'), /error_description: description/);
+  });
+
+  it("refreshed-id-token-nonce.ts: the engine puts the sign-in's nonce in an ID token with IdToken#set('nonce'), in issueIdToken, which the refresh_token grant calls", () => {
+    assert.equal(typeof (provider.IdToken as unknown as { prototype: { set?: unknown } }).prototype.set, 'function');
+    assert.match(source('helpers/grant_common.js'), /token\.set\('nonce', source\.nonce\);/);
+    assert.match(source('actions/grants/refresh_token.js'), /await issueIdToken\(provider, ctx, refreshToken,/);
+  });
+
+  it("method-not-allowed.ts: the provider keeps its router (instance(provider).router), whose match(method, path) says whether a method has a route, GET's serving HEAD", () => {
+    const engine = (instance(provider) as { router?: { match(method: string, path: string): unknown } }).router;
+    assert.equal(typeof engine?.match, 'function');
+    assert.ok(engine!.match('POST', '/token'));
+    assert.equal(engine!.match('GET', '/token'), undefined);
+    assert.ok(engine!.match('HEAD', '/jwks'));
+    assert.ok(engine!.match('POST', '/me'));
+    assert.equal(engine!.match('POST', '/token/nowhere'), undefined);
+  });
+
+  it('error-descriptions.ts: a JSON error body and a WWW-Authenticate challenge leave with an error_description in RFC 6749 §5.2 / RFC 6750 §3 characters', async () => {
+    const headers = new Map<string, string | string[]>([['WWW-Authenticate', ['Bearer realm="x", error="invalid_token", error_description="no \\"caf\u00e9\\" \u00a73"', 'Basic realm="x"']]]);
+    const ctx = {
+      status: 401,
+      body: { error: 'invalid_token', error_description: 'no "caf\u00e9" \\ \u00a73.1 \u2026' } as unknown,
+      response: { get: (name: string) => headers.get(name) },
+      set: (name: string, value: string | string[]) => headers.set(name, value),
+    };
+    await errorDescriptionsInOrder()(ctx as never, () => Promise.resolve());
+    assert.deepEqual(ctx.body, { error: 'invalid_token', error_description: "no 'caf?' / section 3.1 ..." });
+    assert.deepEqual(headers.get('WWW-Authenticate'), ['Bearer realm="x", error="invalid_token", error_description="no \'caf?\' section 3"', 'Basic realm="x"']);
   });
 
   it('matched-route.ts: @koa/router leaves the matched path pattern on ctx._matchedRoute', async () => {

@@ -7,3 +7,7 @@ declare module 'oidc-provider/lib/actions/*.js' {
 declare module 'oidc-provider/lib/actions/authorization/index.js' {
   export default function authorizationAction(endpoint: string): unknown[];
 }
+/** The engine's internals of a provider (lib/helpers/weak_cache.js): see error-descriptions.ts and method-not-allowed.ts. */
+declare module 'oidc-provider/lib/helpers/weak_cache.js' {
+  export default function instance(provider: unknown): unknown;
+}

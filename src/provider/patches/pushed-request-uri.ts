@@ -13,7 +13,7 @@ export function requestUriNotPushed(): Middleware {
     return next().then(() => {
       const body = ctx.body as { error?: string } | undefined;
       if (ctx.status === 400 && body?.error === 'request_uri_not_supported') {
-        jsonError(ctx, 400, 'invalid_request', 'request_uri must not be pushed: a pushed request carries its parameters (RFC 9126 §2.1)');
+        jsonError(ctx, 400, 'invalid_request', 'request_uri must not be pushed: a pushed request carries its parameters (RFC 9126 section 2.1)');
       }
     });
   });
