@@ -1,5 +1,6 @@
 /**
- * Brute-force protection for sign-in. Failures are counted per username and per client IP, in the
+ * Brute-force protection for sign-in. Failures are counted per username and per client IP (an IPv6
+ * client by its /64: http/address-key.ts), in the
  * store, so every instance sees the same counts. When a count reaches its limit, sign-in for that
  * username (or from that IP) pauses; each further pause within a day lasts twice as long, up to
  * maxDelay. While paused no password is checked at all, so a correct guess looks the same as a
@@ -12,6 +13,7 @@ import { createHash } from 'node:crypto';
 import type { RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { Kv } from '../store/kv.js';
 import { limiterReader, rateLimiter, type LimiterRead } from '../store/rate-limit.js';
+import { addressKey } from '../http/address-key.js';
 import { normalizeUsername } from './accounts.js';
 
 export interface ThrottleSettings {
@@ -58,7 +60,7 @@ export class LoginThrottle {
     // Both counters in one read (one round trip on Redis).
     const reads = [
       { counter: this.#user, key: userKey(username) },
-      { counter: this.#ip, key: ip },
+      { counter: this.#ip, key: addressKey(ip) },
     ];
     const counts = await this.#read(reads.map(({ counter, key }) => ({ limiter: counter.failures, keyPrefix: counter.failuresPrefix, key })));
     const pauses = counts.map(({ count, ms }, i) => (count > reads[i]!.counter.limit ? ms : 0));
@@ -67,7 +69,7 @@ export class LoginThrottle {
 
   /** Records a failed attempt; returns the pause (seconds) it started, or 0. */
   async failed(username: string, ip: string): Promise<number> {
-    const pauses = await Promise.all([this.#count(this.#user, userKey(username)), this.#count(this.#ip, ip)]);
+    const pauses = await Promise.all([this.#count(this.#user, userKey(username)), this.#count(this.#ip, addressKey(ip))]);
     return Math.max(...pauses);
   }
 

@@ -24,6 +24,7 @@ import { errors, Provider, type KoaContextWithOIDC } from 'oidc-provider';
 import type { RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { Kv } from '../../store/kv.js';
 import { scoped } from '../../http/layers.js';
+import { addressKey } from '../../http/address-key.js';
 import { rateLimiter } from '../../store/rate-limit.js';
 
 /** Where interactions/device.ts finds the code of a verification_uri_complete to fill in. */
@@ -58,11 +59,11 @@ export class UserCodeThrottle {
     this.#perCode = rateLimiter(kv, { keyPrefix: 'user-code', points: limits.maxFailuresPerCode, duration: limits.window });
   }
 
-  /** Seconds until a code may be entered from `ip`, or `code` entered at all; 0: now. Charges nothing. */
+  /** Seconds until a code may be entered from `ip` (an IPv6 one: its /64), or `code` entered at all; 0: now. Charges nothing. */
   async wait(ip: string, code: string): Promise<number> {
     const waits = await Promise.all(
       ([
-        [this.#perIp, ip],
+        [this.#perIp, addressKey(ip)],
         [this.#perCode, codeKey(code)],
       ] as const).map(async ([limiter, key]) => {
         const res = await limiter.get(key);
@@ -73,7 +74,7 @@ export class UserCodeThrottle {
   }
 
   async missed(ip: string, code: string): Promise<void> {
-    await Promise.all([this.#perIp.penalty(ip, 1), this.#perCode.penalty(codeKey(code), 1)]);
+    await Promise.all([this.#perIp.penalty(addressKey(ip), 1), this.#perCode.penalty(codeKey(code), 1)]);
   }
 }
 
