@@ -1,0 +1,86 @@
+/**
+ * An outsider's and a thief's attack pass over what a browser or an anonymous client reaches, black
+ * box: each test performs one attack against a running Latchkey on a real Redis and asserts that it
+ * fails. Each title names the attack and the section of the spec it is about; docs/security.md's
+ * threat model points here.
+ */
+import assert from 'node:assert/strict';
+import { clientCredentialsToken } from '../helpers/tokens.js';
+import { latchkey } from '../helpers/process.js';
+import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
+import { startServer, testDir, testEnv, type TestServer } from '../helpers/server.js';
+
+const REDIRECT = 'https://app.example.test/callback';
+const SECRET = 'client-secret-with-plenty-of-entropy-0123456789';
+const OPS_SECRET = 'ops-client-secret-with-plenty-of-entropy-0123456789';
+const PASSWORD = 'correct horse battery staple';
+
+interface ErrorBody {
+  error: string;
+  error_description?: string;
+}
+
+describe("attacks: an outsider's and a thief's pass (black box)", function () {
+  this.timeout(60_000);
+  const dir = testDir();
+  let redis: RedisServer;
+  let server: TestServer;
+  let env: Record<string, string>;
+
+  before(async () => {
+    redis = await startRedisServer();
+    const port = await freePort();
+    const settings = {
+      redisUrl: redis.url,
+      dir,
+      port,
+      clients: [
+        { client_id: 'app', client_secret: SECRET, redirect_uris: [REDIRECT], post_logout_redirect_uris: ['https://app.example.test/signed-out'] },
+        { client_id: 'ops', client_secret: OPS_SECRET, redirect_uris: [], grant_types: ['client_credentials'], response_types: [] },
+      ],
+    };
+    env = testEnv(dir, port, settings);
+    server = await startServer(settings);
+    await server.apis.grant('ops', `${server.issuer}/admin`, { scopes: ['admin'] });
+    await server.accounts.create('alice', PASSWORD);
+  });
+  after(async () => {
+    await server?.stop();
+    await redis?.stop();
+  });
+
+  const admin = async (path: string, method: string, body?: unknown) =>
+    fetch(`${server.url}/admin${path}`, {
+      method,
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${await clientCredentialsToken(server.url, { id: 'ops', secret: OPS_SECRET }, `${server.issuer}/admin`, 'admin')}` },
+      ...(body !== undefined && { body: JSON.stringify(body) }),
+    });
+
+  it('a guessable client secret cannot be given to a client (admin API, CLI, configuration): failed client authentications are charged to no client, so only a secret no one can guess holds (RFC 6749 §10.10, RFC 9700 §2.5)', async () => {
+    for (const secret of ['x', 'password1', 'a'.repeat(31)]) {
+      const created = await admin('/clients', 'POST', { client_id: `weak-${secret.length}`, client_secret: secret, redirect_uris: [REDIRECT] });
+      assert.equal(created.status, 400, await created.clone().text());
+      const body = (await created.json()) as ErrorBody;
+      assert.equal(body.error, 'invalid_client_metadata');
+      assert.match(body.error_description ?? '', /client_secret must be at least 32/);
+      assert.equal((await admin(`/clients/weak-${secret.length}`, 'GET')).status, 404, 'nothing was stored');
+    }
+    // A long one is taken, and a generated one as before.
+    const chosen = await admin('/clients', 'POST', { client_id: 'chosen', client_secret: 'k'.repeat(8) + SECRET, redirect_uris: [REDIRECT] });
+    assert.equal(chosen.status, 201, await chosen.clone().text());
+    const updated = await admin('/clients/chosen', 'PUT', { client_secret: 'short', redirect_uris: [REDIRECT] });
+    assert.equal(updated.status, 400, 'an update cannot make it guessable either');
+    assert.equal(((await updated.json()) as ErrorBody).error, 'invalid_client_metadata');
+
+    const cli = await latchkey(env, ['clients', 'add', '--client-id', 'cli-weak', '--secret', 'hunter2', '--redirect-uri', REDIRECT]);
+    assert.equal(cli.status, 1, cli.stdout);
+    assert.match(cli.stderr, /^latchkey: invalid_client_metadata: client_secret must be at least 32/m);
+    assert.doesNotMatch(cli.stderr, /\n\s+at /, 'no stack trace');
+
+    const port = await freePort();
+    const start = await latchkey(testEnv(testDir(), port, { env: { CLIENTS: JSON.stringify([{ client_id: 'cfg-weak', client_secret: 'changeme', redirect_uris: [REDIRECT] }]) } }), ['serve']);
+    assert.equal(start.status, 1);
+    assert.match(start.stderr, /^latchkey: clients \(CLIENTS\): client "cfg-weak": client_secret must be at least 32/m);
+    assert.ok(!start.stderr.includes('changeme'), 'the secret is not printed');
+  });
+});
