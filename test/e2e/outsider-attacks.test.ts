@@ -5,6 +5,8 @@
  * threat model points here.
  */
 import assert from 'node:assert/strict';
+import { Agent, formIn } from '../helpers/agent.js';
+import { signInSteps } from '../helpers/sign-in.js';
 import { clientCredentialsToken } from '../helpers/tokens.js';
 import { latchkey } from '../helpers/process.js';
 import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
@@ -82,5 +84,39 @@ describe("attacks: an outsider's and a thief's pass (black box)", function () {
     assert.equal(start.status, 1);
     assert.match(start.stderr, /^latchkey: clients \(CLIENTS\): client "cfg-weak": client_secret must be at least 32/m);
     assert.ok(!start.stderr.includes('changeme'), 'the secret is not printed');
+  });
+
+  it('a password a spray tries first cannot be chosen: common ones, runs, repeats, the username or the service name, at the admin API, the CLI and the account page (NIST SP 800-63B §3.1.1.2, ASVS V6.2.4, V6.2.11)', async () => {
+    const weak = ['password', 'Password123!', '12345678', 'qwertyuiop', 'iloveyou', 'aaaaaaaa', '87654321', 'Latchkey2024', 'p@ssw0rd'];
+    for (const password of weak) {
+      const created = await admin('/users', 'POST', { username: 'sprayed', password });
+      assert.equal(created.status, 400, `${password}: ${await created.clone().text()}`);
+      assert.match(((await created.json()) as ErrorBody).error_description ?? '', /guess|common/, password);
+    }
+    const own = await admin('/users', 'POST', { username: 'mallory', password: 'mallory2024' });
+    assert.equal(own.status, 400, 'the username with digits');
+    assert.equal(await server.accounts.findByUsername('sprayed'), undefined, 'nothing was made');
+
+    const cli = await latchkey(env, ['users', 'add', 'sprayed', '--password-stdin'], 'password1\n');
+    assert.equal(cli.status, 1, cli.stdout);
+    assert.match(cli.stderr, /^latchkey: .*common/m);
+    const passwd = await latchkey(env, ['users', 'passwd', 'alice', '--password-stdin'], 'alice123!\n');
+    assert.equal(passwd.status, 1, passwd.stdout);
+    assert.ok(await server.accounts.verify('alice', PASSWORD), 'the operator did not set it');
+
+    // The account page: a signed-in person changing theirs.
+    const agent = new Agent();
+    const page = await signInSteps(agent, await agent.follow(`${server.issuer}/account`), { username: 'alice', password: PASSWORD, login: 'required', consent: 'stop' });
+    assert.equal(page.url, `${server.issuer}/account`);
+    for (const password of ['qwerty1234', 'Alice2024!']) {
+      const changed = await agent.submit(page, '/password', { current_password: PASSWORD, new_password: password, confirm_password: password });
+      assert.equal(changed.status, 400, password);
+      assert.match(changed.html, /Choose another new password: .*(common|guess)/, password);
+    }
+    assert.ok(await server.accounts.verify('alice', PASSWORD), 'the password is unchanged');
+    // A passphrase of ordinary words is what is asked for, and is taken.
+    const good = await admin('/users', 'POST', { username: 'sprayed', password: 'violet tractor under the moon' });
+    assert.equal(good.status, 201, await good.clone().text());
+    assert.ok(formIn(page.html, '/password'));
   });
 });
