@@ -30,6 +30,7 @@ import { adapterFactory, opaqueTokenBits, readInteractionAhead } from '../store/
 import { recordFederatedSessions, type FederatedSessions } from '../upstreams/sessions.js';
 import type { UpstreamLogout } from '../upstreams/logout.js';
 import { upstreamEndSession } from './patches/upstream-end-session.js';
+import { browserBoundResume } from './patches/browser-bound-resume.js';
 import { postLogoutToCurrentRegistration } from './patches/post-logout-current.js';
 import { singleUseResume } from './patches/single-use-resume.js';
 import type { Kv } from '../store/kv.js';
@@ -540,6 +541,8 @@ function applyPatches(
   revokeGrantBeforeToken(provider);
   // A sign-in resumes once: two resumes of one interaction at once get one code, not two.
   singleUseResume(provider);
+  // ...and only in the browser that started it: no cookie a sibling subdomain plants resumes it (https issuers).
+  browserBoundResume(provider, config.issuer, config.ttl.interaction);
   limitAnnouncedClients(provider, rateLimits);
   // No provider.proxy here: koa-mount runs the provider with the app's own ctx, so the app's proxy
   // settings (createApp) decide ctx.ip and ctx.protocol, and the issuer decides every URL (app.ts).

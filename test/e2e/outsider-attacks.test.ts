@@ -120,3 +120,68 @@ describe("attacks: an outsider's and a thief's pass (black box)", function () {
     assert.ok(formIn(page.html, '/password'));
   });
 });
+
+describe('attacks: cookies a sibling subdomain plants (black box, https issuer)', function () {
+  this.timeout(30_000);
+  const ISSUER = 'https://id.example.test';
+  let server: TestServer;
+
+  before(async () => {
+    // TLS ends at a proxy: the test's agents rewrite the issuer's https URL to the plain http port.
+    server = await startServer({ env: { ISSUER } });
+    await server.accounts.create('attacker', PASSWORD);
+  });
+  after(() => server?.stop());
+
+  /** A browser at the issuer's https URL. */
+  function browser(): Agent {
+    const agent = new Agent();
+    const request = agent.request.bind(agent);
+    agent.request = (url: string, init?: RequestInit) => request(url.replace(ISSUER, server.url), init);
+    return agent;
+  }
+
+  /** The attacker's own sign-in, stopped at its resume: the resume URL and the cookies the attacker can plant (everything but __Host- ones). */
+  async function attackersSignInUpToTheResume(start: string) {
+    const attacker = browser();
+    const page = await attacker.follow(start);
+    const login = formIn(page.html, '/login');
+    const posted = await attacker.request(new URL(login.action, page.url).href, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ ...login.hidden, username: 'attacker', password: PASSWORD }),
+    });
+    assert.equal(posted.status, 303);
+    const resume = new URL(posted.headers.get('location')!, ISSUER).href;
+    assert.match(resume, /\/auth\/[\w-]+$/);
+    // A sibling subdomain sets cookies for the parent domain, any path, but never a __Host- one.
+    const plantable = attacker.setCookies.map((line) => line.split(';')[0]!).filter((pair) => !pair.startsWith('__Host-') && !pair.endsWith('='));
+    return { resume, plantable, attacker };
+  }
+
+  it("login CSRF by cookie tossing: the attacker's resume cookie planted in a victim's browser does not sign the victim in as the attacker; the attacker's own browser resumes (RFC 9700 §4.7, RFC 6265bis §4.1.3.2, ASVS V7.2.4)", async () => {
+    for (const start of [`${ISSUER}/account/sign-in`, `${ISSUER}/developer/sign-in`]) {
+      const { resume, plantable } = await attackersSignInUpToTheResume(start);
+      const tossed = plantable.filter((pair) => pair.startsWith('lk_resume'));
+      assert.equal(tossed.length, 2, `the resume cookie and its signature: ${plantable.join(' ')}`);
+      const victim = await fetch(resume.replace(ISSUER, server.url), { headers: { cookie: tossed.join('; '), accept: 'text/html' }, redirect: 'manual' });
+      const body = await victim.text();
+      assert.equal(victim.status, 400, `${start}: ${victim.status} ${victim.headers.get('location')}`);
+      assert.match(body, /not started in this browser/);
+      assert.ok(!victim.headers.getSetCookie().some((line) => /^__Host-lk_session=[^;]/.test(line)), 'no session is made in the victim\'s browser');
+    }
+    // The browser that started a sign-in resumes it: the binding cookie is __Host- (Secure, Path=/, no Domain), and goes with the resume.
+    const { resume, attacker } = await attackersSignInUpToTheResume(`${ISSUER}/account/sign-in`);
+    const flow = attacker.setCookies.filter((line) => line.startsWith('__Host-lk_flow_'));
+    assert.equal(flow.length, 1, attacker.setCookies.map((line) => line.split('=')[0]).join(' '));
+    const attributes = flow[0]!.split(';').slice(1).map((a) => a.trim().toLowerCase());
+    for (const wanted of ['path=/', 'secure', 'httponly', 'samesite=lax']) assert.ok(attributes.includes(wanted), `${wanted}: ${flow[0]}`);
+    assert.ok(!attributes.some((a) => a.startsWith('domain=')));
+    const back = await attacker.follow(resume, {}, `${ISSUER}/account/callback`);
+    assert.ok(back.url.startsWith(`${ISSUER}/account/callback`), `${back.status} ${back.url}`);
+    assert.ok(attacker.setCookies.some((line) => /^__Host-lk_flow_[\w-]+=; max-age=0/.test(line)), 'the binding cookie is cleared at the resume');
+    const account = await attacker.follow(`${ISSUER}/account`);
+    assert.equal(account.status, 200);
+    assert.match(account.html, /attacker/);
+  });
+});
