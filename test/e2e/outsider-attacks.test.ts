@@ -5,6 +5,10 @@
  * threat model points here.
  */
 import assert from 'node:assert/strict';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { upstreamDiscovery } from '../helpers/fake-upstream.js';
+import { Upstreams } from '../../src/upstreams/registry.js';
 import { Agent, formIn } from '../helpers/agent.js';
 import { signInSteps } from '../helpers/sign-in.js';
 import { clientCredentialsToken } from '../helpers/tokens.js';
@@ -16,6 +20,7 @@ const REDIRECT = 'https://app.example.test/callback';
 const SECRET = 'client-secret-with-plenty-of-entropy-0123456789';
 const OPS_SECRET = 'ops-client-secret-with-plenty-of-entropy-0123456789';
 const PASSWORD = 'correct horse battery staple';
+const VICTIM_PASSWORD = 'the victim types this passphrase';
 
 interface ErrorBody {
   error: string;
@@ -125,13 +130,30 @@ describe('attacks: cookies a sibling subdomain plants (black box, https issuer)'
   this.timeout(30_000);
   const ISSUER = 'https://id.example.test';
   let server: TestServer;
+  // An upstream provider that answers discovery and counts token requests (the callback must be refused before one).
+  let upstream: Server;
+  let upstreamIssuer = '';
+  let upstreamTokenRequests = 0;
 
   before(async () => {
+    upstream = createServer((req, res) => {
+      const path = new URL(req.url ?? '/', 'http://x').pathname;
+      if (path === '/.well-known/openid-configuration') return res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(upstreamDiscovery(upstreamIssuer)));
+      if (path === '/token') upstreamTokenRequests += 1;
+      res.writeHead(400, { 'content-type': 'application/json' }).end('{"error":"invalid_grant"}');
+    });
+    await new Promise<void>((done) => upstream.listen(0, '127.0.0.1', done));
+    upstreamIssuer = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`;
     // TLS ends at a proxy: the test's agents rewrite the issuer's https URL to the plain http port.
-    server = await startServer({ env: { ISSUER } });
+    server = await startServer({ env: { ISSUER, OUTBOUND_ALLOW_PRIVATE_NETWORKS: 'true' } });
+    await new Upstreams(server.kv, server.config.keys.secrets).add({ id: 'corp', issuer: upstreamIssuer, clientId: 'latchkey', clientSecret: SECRET, scope: 'openid', displayName: 'Corp', linkByEmail: false, endSession: false });
     await server.accounts.create('attacker', PASSWORD);
+    await server.accounts.create('victim', VICTIM_PASSWORD);
   });
-  after(() => server?.stop());
+  after(async () => {
+    await server?.stop();
+    upstream?.close();
+  });
 
   /** A browser at the issuer's https URL. */
   function browser(): Agent {
@@ -183,5 +205,45 @@ describe('attacks: cookies a sibling subdomain plants (black box, https issuer)'
     const account = await attacker.follow(`${ISSUER}/account`);
     assert.equal(account.status, 200);
     assert.match(account.html, /attacker/);
+  });
+
+  it("interaction fixation by cookie tossing: a victim's browser given the attacker's interaction cookie does not sign in to the attacker's sign-in (which the attacker's browser would then resume as the victim), nor does its upstream callback (RFC 9700 §4.7, ASVS V7.2.4)", async () => {
+    const attacker = browser();
+    const login = await attacker.follow(`${ISSUER}/account/sign-in`);
+    assert.match(login.html, /name="password"/);
+    const uid = /\/interaction\/([\w-]+)/.exec(login.url)![1]!;
+    const planted = attacker.setCookies.map((line) => line.split(';')[0]!).filter((pair) => pair.startsWith('lk_interaction'));
+    assert.equal(planted.length, 2);
+    const form = formIn(login.html, '/login');
+    const asVictim = (init: RequestInit = {}) => ({ ...init, headers: { ...(init.headers as Record<string, string>), cookie: planted.join('; '), accept: 'text/html' }, redirect: 'manual' as const });
+    const shown = await fetch(`${server.url}/interaction/${uid}`, asVictim());
+    assert.equal(shown.status, 400);
+    assert.match(await shown.text(), /not started in this browser/);
+    // The victim types their own password into the attacker's sign-in (the CSRF token is the attacker's page's).
+    const posted = await fetch(new URL(form.action, server.url).href.replace(ISSUER, server.url), asVictim({
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ ...form.hidden, username: 'victim', password: VICTIM_PASSWORD }),
+    }));
+    assert.equal(posted.status, 400, `${posted.status} ${posted.headers.get('location')}`);
+    // The attacker's browser, which holds the flow cookie, resumes: it is still asked to sign in, as nobody.
+    const resumed = await attacker.follow(`${ISSUER}/auth/${uid}`, {}, `${ISSUER}/account/callback`);
+    assert.ok(!resumed.url.startsWith(`${ISSUER}/account/callback`), `the attacker got no session: ${resumed.status} ${resumed.url}`);
+    const account = await attacker.follow(`${ISSUER}/account`);
+    assert.doesNotMatch(account.html, /victim/);
+
+    // Through an upstream: the attacker starts the upstream sign-in, and plants its state cookie (path /upstream/) in the
+    // victim's browser, which the upstream then sends back with the victim's own code for the attacker's state.
+    const again = browser();
+    const page = await again.follow(`${ISSUER}/account/sign-in`);
+    const toUpstream = await again.submit(page, '/upstream/corp', {}, `${upstreamIssuer}/authorize`);
+    const state = new URL(toUpstream.url).searchParams.get('state')!;
+    assert.ok(state, toUpstream.url);
+    const stateCookies = again.setCookies.map((line) => line.split(';')[0]!).filter((pair) => pair.startsWith('lk_upstream'));
+    assert.equal(stateCookies.length, 2);
+    const callback = await fetch(`${server.url}/upstream/corp/callback?code=the-victims-code&state=${state}`, { headers: { cookie: stateCookies.join('; '), accept: 'text/html' }, redirect: 'manual' });
+    assert.equal(callback.status, 400);
+    assert.match(await callback.text(), /does not belong to a sign-in started in this browser/);
+    assert.equal(upstreamTokenRequests, 0, "the victim's code was not redeemed for the attacker's sign-in");
   });
 });

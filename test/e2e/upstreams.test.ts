@@ -479,6 +479,7 @@ describe('e2e: sign in through an upstream OpenID Connect provider', function ()
       callback.searchParams.set('iss', fake.state.issuer);
       const page = await agent.follow(callback.href, {}, app1Redirect());
       assert.ok(page.url.startsWith(app1Redirect()) || page.html.includes('/confirm'), `signed in: ${page.status} ${page.url}`);
+      agent.clearCookies(); // the tests after this one start signed out
     });
 
     it('signs in with a good ID token, and refuses the same callback replayed', async () => {

@@ -1,9 +1,10 @@
 /**
- * Under an https issuer, a sign-in resumes only in the browser that started it, whatever cookies a
+ * Under an https issuer, a sign-in goes on only in the browser that started it, whatever cookies a
  * sibling subdomain planted: each interaction the engine starts also gets a `__Host-lk_flow_<uid>`
  * cookie (Secure, Path=/, no Domain, so no other host can set it, RFC 6265bis §4.1.3.2), and the
  * resume (`/auth/<uid>`, the device flow's `/device/<uid>`) is refused without it, before the
- * interaction is taken or anything is issued.
+ * interaction is taken or anything is issued; so are the interaction's pages and the upstream
+ * callback (startedInThisBrowser).
  *
  * Why: the engine binds an interaction to the browser by its `lk_interaction` and `lk_resume`
  * cookies, which are scoped to the interaction's paths and so cannot be `__Host-`. A sibling
@@ -30,6 +31,18 @@ const RESUMES = new Set(['resume', 'device_resume']);
 /** The binding cookie of interaction `uid` (nanoid: a cookie-name token). */
 export const flowCookie = (uid: string) => `__Host-lk_flow_${uid}`;
 
+/**
+ * Whether interaction `uid` was started in the browser of `ctx` (always, under an http issuer): for
+ * Latchkey's own interaction pages and the upstream callback, which the engine's path-scoped cookies
+ * alone bind (interactions/interaction.ts load, interactions/upstream.ts). Without this, a victim's
+ * browser given the attacker's `lk_interaction` cookie signed in to the attacker's interaction with
+ * the victim's own password (or upstream), and the attacker's browser, holding the flow cookie,
+ * resumed it as the victim.
+ */
+export function startedInThisBrowser(ctx: Pick<Context, 'cookies'>, issuer: string, uid: string): boolean {
+  return !issuer.startsWith('https:') || ctx.cookies.get(flowCookie(uid), { signed: false }) === '1';
+}
+
 interface Interactionish {
   readonly uid: string;
 }
@@ -49,7 +62,7 @@ export function browserBoundResume(provider: Provider, issuer: string, interacti
     const ctx = Provider.ctx as (Context & { oidc?: { route?: string } }) | undefined;
     const route = ctx?.oidc?.route;
     if (!ctx || route === undefined || !RESUMES.has(route)) return destroy.call(this);
-    if (ctx.cookies.get(flowCookie(this.uid), { signed: false }) !== '1') {
+    if (!startedInThisBrowser(ctx, issuer, this.uid)) {
       throw new errors.SessionNotFound('this sign-in was not started in this browser');
     }
     await destroy.call(this);
