@@ -63,6 +63,32 @@ describe("attacks: an outsider's and a thief's pass (black box)", function () {
       ...(body !== undefined && { body: JSON.stringify(body) }),
     });
 
+  it('session fixation: the session id is renewed at sign-in and at every sign-in again (step-up), and the old id signs nobody in (ASVS V7.2.4, OWASP session fixation)', async () => {
+    const agent = new Agent();
+    const sessionId = () => /(?:^|; )lk_session=([^;]+)/.exec(agent.cookieHeader(server.url))?.[1];
+    // A cookie planted before the sign-in (the attacker's, once valid) is not the session signed in.
+    const planted = new Agent();
+    await signInSteps(planted, await planted.follow(`${server.issuer}/account`), { username: 'alice', password: PASSWORD, login: 'required', consent: 'stop' });
+    const plantedId = /(?:^|; )lk_session=([^;]+)/.exec(planted.cookieHeader(server.url))?.[1];
+    await planted.submit(await planted.follow(`${server.issuer}/session/end`), '/session/end/confirm', { logout: 'yes' });
+
+    await signInSteps(agent, await agent.follow(`${server.issuer}/account`), { username: 'alice', password: PASSWORD, login: 'required', consent: 'stop' });
+    const first = sessionId();
+    const firstCookies = agent.cookieHeader(server.url);
+    assert.ok(first && first !== plantedId);
+    // Signing in again (prompt=login, max_age=0: what the account page asks before a credential changes).
+    const again = await agent.follow(`${server.issuer}/account/sign-in?again=password`);
+    const done = await signInSteps(agent, again, { username: 'alice', password: PASSWORD, login: 'required', consent: 'stop' });
+    assert.match(done.url, /\/account/);
+    const second = sessionId();
+    assert.ok(second && second !== first, 'a new session id after signing in again');
+    const current = await fetch(`${server.url}/account`, { headers: { cookie: agent.cookieHeader(server.url), accept: 'text/html' }, redirect: 'manual' });
+    assert.equal(current.status, 200, 'the new id is the session');
+    const stale = await fetch(`${server.url}/account`, { headers: { cookie: firstCookies, accept: 'text/html' }, redirect: 'manual' });
+    assert.equal(stale.status, 302, 'the old id is no session any more');
+    assert.match(stale.headers.get('location') ?? '', /sign-in/);
+  });
+
   it('a guessable client secret cannot be given to a client (admin API, CLI, configuration): failed client authentications are charged to no client, so only a secret no one can guess holds (RFC 6749 §10.10, RFC 9700 §2.5)', async () => {
     for (const secret of ['x', 'password1', 'a'.repeat(31)]) {
       const created = await admin('/clients', 'POST', { client_id: `weak-${secret.length}`, client_secret: secret, redirect_uris: [REDIRECT] });
