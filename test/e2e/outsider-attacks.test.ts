@@ -11,6 +11,7 @@ import { upstreamDiscovery } from '../helpers/fake-upstream.js';
 import { Upstreams } from '../../src/upstreams/registry.js';
 import { Agent, formIn } from '../helpers/agent.js';
 import { signInSteps } from '../helpers/sign-in.js';
+import { eventually } from '../helpers/eventually.js';
 import { clientCredentialsToken } from '../helpers/tokens.js';
 import { latchkey } from '../helpers/process.js';
 import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
@@ -271,5 +272,35 @@ describe('attacks: cookies a sibling subdomain plants (black box, https issuer)'
     assert.equal(callback.status, 400);
     assert.match(await callback.text(), /does not belong to a sign-in started in this browser/);
     assert.equal(upstreamTokenRequests, 0, "the victim's code was not redeemed for the attacker's sign-in");
+  });
+});
+
+describe('attacks: a stolen session cookie kept in use (black box)', function () {
+  this.timeout(30_000);
+  let server: TestServer;
+
+  before(async () => {
+    // Sessions live an hour from their last use, and at most 3 seconds after their sign-in.
+    server = await startServer({ env: { TTL_SESSION: '3600', TTL_SESSION_MAX: '3' } });
+    await server.accounts.create('alice', PASSWORD);
+  });
+  after(() => server?.stop());
+
+  it('a session used without pause still ends ttl.sessionMax after its sign-in: the person (or the thief) signs in again (OWASP ASVS V7.3.2)', async () => {
+    const thief = new Agent();
+    const page = await signInSteps(thief, await thief.follow(`${server.issuer}/account`), { username: 'alice', password: PASSWORD, login: 'required', consent: 'stop' });
+    assert.equal(page.url, `${server.issuer}/account`);
+    // Kept in use: every round goes through the authorization endpoint (single sign-on), which saves the session.
+    const ended = await eventually(async () => {
+      const back = await thief.follow(`${server.issuer}/account/sign-in`);
+      assert.match(back.html, /name="password"/, `still signed in: ${back.status} ${back.url}`);
+      return back;
+    }, 60, 250);
+    assert.equal(ended.status, 200);
+    const account = await thief.follow(`${server.issuer}/account`);
+    assert.doesNotMatch(account.url, /\/account$/, 'the account page asks for a sign-in');
+    // Signing in again makes a new session, which lives on.
+    const again = await signInSteps(thief, account, { username: 'alice', password: PASSWORD, login: 'required', consent: 'stop' });
+    assert.equal(again.url, `${server.issuer}/account`, `${again.status} ${again.html.slice(0, 300)}`);
   });
 });

@@ -242,6 +242,12 @@ describe('patches on oidc-provider internals (src/provider/patches/)', () => {
     assert.match(source('helpers/initialize_app.js'), /get\('device_resume', `\$\{routes\.code_verification\}\/:uid`/);
   });
 
+  it('session-max.ts: sessions are read through Session.find and Session.findByUid, keep loginTs, and are saved with ttl.Session called with the session', () => {
+    assert.match(source('models/session.js'), /static async findByUid\(uid\)/);
+    assert.match(source('models/session.js'), /'loginTs',/);
+    assert.match(source('shared/session.js'), /ttl = ttl\(ctx, ctx\.oidc\.session\);/);
+  });
+
   it('session-loaded-once.ts: the authorization stack loads its session with Session.get(ctx), which reads through this.find', () => {
     assert.match(source('shared/session.js'), /new Proxy\(await ctx\.oidc\.provider\.Session\.get\(ctx\)/);
     assert.match(source('models/session.js'), /static async get\(ctx\) \{[\s\S]*?session = await this\.find\(cookieSessionId\);/);
