@@ -304,3 +304,42 @@ describe('attacks: a stolen session cookie kept in use (black box)', function ()
     assert.equal(again.url, `${server.issuer}/account`, `${again.status} ${again.html.slice(0, 300)}`);
   });
 });
+
+describe('attacks: guessing from a new IPv6 address each time (black box, behind a proxy)', function () {
+  this.timeout(30_000);
+  let server: TestServer;
+  let host = 0;
+  /** Another address of the network `prefix` (a /64) for every request, as a host given the whole /64 may send it. */
+  const nextAddress = (prefix: string) => `${prefix}:${(host += 1).toString(16)}:${((host * 7919) % 65_536).toString(16)}:${((host * 104_729) % 65_536).toString(16)}:1`;
+
+  before(async () => {
+    server = await startServer({
+      env: { PROXY: 'true', PROXY_HOPS: '1', DEVICE_FLOW_MAX_FAILURES_PER_IP: '3', DEVICE_FLOW_MAX_FAILURES_PER_CODE: '100' },
+      clients: [{ client_id: 'tv', application_type: 'native', token_endpoint_auth_method: 'none', grant_types: ['urn:ietf:params:oauth:grant-type:device_code'], response_types: [], redirect_uris: [] }],
+    });
+  });
+  after(() => server?.stop());
+
+  /** A user code typed at /device from `address` (the entry page fetched from it too). */
+  async function enter(address: string, code: string) {
+    const agent = new Agent();
+    const headers = { 'x-forwarded-for': address };
+    const entry = await agent.request(`${server.issuer}/device`, { headers });
+    const form = formIn(await entry.text(), '/device');
+    return agent.request(new URL(form.action, server.issuer).href, {
+      method: 'POST',
+      headers: { ...headers, 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ ...form.hidden, user_code: code }),
+    });
+  }
+
+  it('user codes guessed at /device from a new address of one IPv6 /64 each time are paused as from one address (RFC 8628 §5.1)', async () => {
+    const statuses: number[] = [];
+    for (const code of ['BBBB-BBBB', 'CCCC-CCCC', 'DDDD-DDDD', 'FFFF-FFFF']) statuses.push((await enter(nextAddress('2001:db8:99:1'), code)).status);
+    assert.deepEqual(statuses.slice(0, 3).includes(429), false, statuses.join(' '));
+    const paused = await enter(nextAddress('2001:db8:99:1'), 'GGGG-GGGG');
+    assert.equal(paused.status, 429, `the network is paused: ${statuses.join(' ')} ${paused.status}`);
+    assert.ok(Number(paused.headers.get('retry-after')) > 0);
+    assert.notEqual((await enter('2001:db8:99:2::1', 'HHHH-HHHH')).status, 429, 'another /64 is not');
+  });
+});
