@@ -9,6 +9,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { upstreamDiscovery } from '../helpers/fake-upstream.js';
 import { Upstreams } from '../../src/upstreams/registry.js';
+import { Secret, TOTP } from 'otpauth';
 import { Agent, formIn } from '../helpers/agent.js';
 import { signInSteps } from '../helpers/sign-in.js';
 import { eventually } from '../helpers/eventually.js';
@@ -16,6 +17,7 @@ import { clientCredentialsToken } from '../helpers/tokens.js';
 import { latchkey } from '../helpers/process.js';
 import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
 import { startServer, testDir, testEnv, type TestServer } from '../helpers/server.js';
+import { createLogger } from '../../src/ops/logger.js';
 
 const REDIRECT = 'https://app.example.test/callback';
 const SECRET = 'client-secret-with-plenty-of-entropy-0123456789';
@@ -34,6 +36,9 @@ describe("attacks: an outsider's and a thief's pass (black box)", function () {
   let redis: RedisServer;
   let server: TestServer;
   let env: Record<string, string>;
+  const logLines: string[] = [];
+  /** How many log lines of the server carry `event`. */
+  const logged = (event: string) => logLines.filter((line) => (JSON.parse(line) as { event?: string }).event === event).length;
 
   before(async () => {
     redis = await startRedisServer();
@@ -48,7 +53,7 @@ describe("attacks: an outsider's and a thief's pass (black box)", function () {
       ],
     };
     env = testEnv(dir, port, settings);
-    server = await startServer(settings);
+    server = await startServer({ ...settings, env: { LOG_LEVEL: 'info' }, logger: createLogger('info', { write: (line: string) => void logLines.push(line) }) });
     await server.apis.grant('ops', `${server.issuer}/admin`, { scopes: ['admin'] });
     await server.accounts.create('alice', PASSWORD);
   });
@@ -88,6 +93,52 @@ describe("attacks: an outsider's and a thief's pass (black box)", function () {
     const stale = await fetch(`${server.url}/account`, { headers: { cookie: firstCookies, accept: 'text/html' }, redirect: 'manual' });
     assert.equal(stale.status, 302, 'the old id is no session any more');
     assert.match(stale.headers.get('location') ?? '', /sign-in/);
+  });
+
+  it('a burst of guesses sent at once is held to the limit: of 30 wrong passwords, or 30 wrong authenticator-app codes, sent together for one username, no more than its allowance (5) are checked; the rest get 429 and Retry-After (RFC 6238 §5.2, ASVS V6.3.1)', async () => {
+    const MAX_FAILURES = 5;
+    const burst = async (action: string, hidden: Record<string, string>, cookie: string, fields: (i: number) => Record<string, string>) =>
+      Promise.all(
+        Array.from({ length: 30 }, (_, i) =>
+          fetch(action, { method: 'POST', redirect: 'manual', headers: { cookie, accept: 'text/html', 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ ...hidden, ...fields(i) }) }).then(async (answer) => {
+            await answer.arrayBuffer();
+            return { status: answer.status, retryAfter: answer.headers.get('retry-after') };
+          }),
+        ),
+      );
+    // What the server checked is what it logged as a failed check (login.failed, second_factor.failed);
+    // the answers are refusals: 401, or 429 with Retry-After once the pause started.
+    const refused = (answers: { status: number; retryAfter: string | null }[]) => {
+      assert.ok(answers.every(({ status }) => status === 401 || status === 429), answers.map(({ status }) => status).join(' '));
+      assert.ok(answers.filter(({ status }) => status === 429).every(({ retryAfter }) => Number(retryAfter) > 0));
+      assert.ok(answers.some(({ status }) => status === 429));
+    };
+
+    // Passwords: 30 wrong ones for one username, at once.
+    await server.accounts.create('burst-password', PASSWORD);
+    const agent = new Agent();
+    const login = await agent.follow(`${server.issuer}/account`);
+    const form = formIn(login.html, '/login');
+    const failedLogins = logged('login.failed');
+    refused(await burst(new URL(form.action, login.url).href, form.hidden, agent.cookieHeader(login.url), (i) => ({ username: 'burst-password', password: `wrong guess number ${i}` })));
+    const checkedPasswords = logged('login.failed') - failedLogins;
+    assert.ok(checkedPasswords >= 1 && checkedPasswords <= MAX_FAILURES, `${checkedPasswords} of 30 passwords were checked`);
+
+    // Authenticator-app codes: someone who knows the password sends 30 codes at once.
+    await server.accounts.create('burst-totp', PASSWORD);
+    const account = (await server.accounts.findByUsername('burst-totp'))!;
+    const { secret } = await server.secondFactors.totp.begin(account.sub, 'burst-totp');
+    const codeAt = (steps: number) => TOTP.generate({ secret: Secret.fromBase32(secret), algorithm: 'SHA1', digits: 6, period: 30, timestamp: Date.now() + steps * 30_000 });
+    assert.equal(await server.secondFactors.totp.confirm(account.sub, codeAt(-1)), true);
+    const valid = new Set([-1, 0, 1, 2].map(codeAt));
+    const wrong = Array.from({ length: 200 }, (_, i) => String((123_457 * (i + 1)) % 1_000_000).padStart(6, '0')).filter((code) => !valid.has(code));
+    const person = new Agent();
+    const second = await signInSteps(person, await person.follow(`${server.issuer}/account`), { username: 'burst-totp', password: PASSWORD, login: 'required', consent: 'stop' });
+    const codeForm = formIn(second.html, '/second-factor');
+    const failedCodes = logged('second_factor.failed');
+    refused(await burst(new URL(codeForm.action, second.url).href, codeForm.hidden, person.cookieHeader(second.url), (i) => ({ method: 'totp', code: wrong[i]! })));
+    const checkedCodes = logged('second_factor.failed') - failedCodes;
+    assert.ok(checkedCodes >= 1 && checkedCodes <= MAX_FAILURES, `${checkedCodes} of 30 codes were checked`);
   });
 
   it('a guessable client secret cannot be given to a client (admin API, CLI, configuration): failed client authentications are charged to no client, so only a secret no one can guess holds (RFC 6749 §10.10, RFC 9700 §2.5)', async () => {
