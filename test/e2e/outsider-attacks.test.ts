@@ -365,6 +365,7 @@ describe('attacks: guessing from a new IPv6 address each time (black box, behind
 
   before(async () => {
     server = await startServer({
+      ownRedis: true,
       env: { PROXY: 'true', PROXY_HOPS: '1', DEVICE_FLOW_MAX_FAILURES_PER_IP: '3', DEVICE_FLOW_MAX_FAILURES_PER_CODE: '100' },
       clients: [{ client_id: 'tv', application_type: 'native', token_endpoint_auth_method: 'none', grant_types: ['urn:ietf:params:oauth:grant-type:device_code'], response_types: [], redirect_uris: [] }],
     });
@@ -392,5 +393,19 @@ describe('attacks: guessing from a new IPv6 address each time (black box, behind
     assert.equal(paused.status, 429, `the network is paused: ${statuses.join(' ')} ${paused.status}`);
     assert.ok(Number(paused.headers.get('retry-after')) > 0);
     assert.notEqual((await enter('2001:db8:99:2::1', 'HHHH-HHHH')).status, 429, 'another /64 is not');
+  });
+
+  it('user codes sent at once from one address are held to its allowance: of 20 wrong codes, no more than 3 are looked up; the rest get 429 and Retry-After (RFC 8628 §5.1)', async () => {
+    const letters = 'BCDFGHJKLMNPQRSTVWXZ';
+    const codes = Array.from({ length: 20 }, (_, i) => `${letters[i]!.repeat(4)}-${letters[(i + 7) % 20]!.repeat(4)}`);
+    const answers = await Promise.all(codes.map(async (code) => {
+      const answer = await enter('198.51.100.77', code);
+      return { status: answer.status, html: await answer.text(), retryAfter: answer.headers.get('retry-after') };
+    }));
+    const lookedUp = answers.filter(({ status, html }) => status !== 429 && /not right/.test(html)).length;
+    const paused = answers.filter(({ status }) => status === 429);
+    assert.equal(lookedUp + paused.length, answers.length, answers.map(({ status }) => status).join(' '));
+    assert.ok(lookedUp <= 3, `${lookedUp} of 20 codes were looked up`);
+    assert.ok(paused.every(({ retryAfter }) => Number(retryAfter) > 0));
   });
 });
