@@ -81,7 +81,8 @@ export function submitLogin(
     // sent at once are held to the limits too. A form refused before the check gives it back.
     const first = username && password ? Promise.all([throttle.attempt(username, ctx.ip), findWithSecondFactors(accounts, username)]) : undefined;
     first?.catch(() => {}); // awaited below, unless the form is refused before
-    const giveBack = () => first?.then(() => throttle.notFailed(username, ctx.ip)).catch(() => {});
+    // (A try refused for a pause was given back by attempt() already.)
+    const giveBack = () => first?.then(([pause]) => (pause ? undefined : throttle.notFailed(username, ctx.ip))).catch(() => {});
     const found = await submitted(ctx);
     if (!found) return void (await giveBack());
     const { interaction, body } = found;

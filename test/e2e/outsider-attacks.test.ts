@@ -141,6 +141,27 @@ describe("attacks: an outsider's and a thief's pass (black box)", function () {
     assert.ok(checkedCodes >= 1 && checkedCodes <= MAX_FAILURES, `${checkedCodes} of 30 codes were checked`);
   });
 
+  it('a paused username stays paused whatever is sent meanwhile: forms refused before the check (a forged CSRF token, another sign-in\'s form) give back nothing they did not take (RFC 6238 §5.2, ASVS V6.3.1)', async () => {
+    await server.accounts.create('paused-person', PASSWORD);
+    const tryOnce = async (password: string, csrf?: string) => {
+      const agent = new Agent();
+      const page = await agent.follow(`${server.issuer}/account`);
+      const form = formIn(page.html, '/login');
+      const answer = await agent.request(new URL(form.action, page.url).href, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ ...form.hidden, ...(csrf !== undefined && { csrf }), username: 'paused-person', password }),
+      });
+      await answer.arrayBuffer();
+      return answer.status;
+    };
+    const statuses: number[] = [];
+    for (let i = 0; i < 5; i += 1) statuses.push(await tryOnce(`wrong ${i}`));
+    assert.equal(statuses.at(-1), 429, `the fifth failure starts the pause: ${statuses.join(' ')}`);
+    for (let i = 0; i < 3; i += 1) assert.equal(await tryOnce(PASSWORD, 'forged'), 403, 'a forged form is refused');
+    assert.equal(await tryOnce(PASSWORD), 429, 'still paused: the right password is not checked');
+  });
+
   it('a guessable client secret cannot be given to a client (admin API, CLI, configuration): failed client authentications are charged to no client, so only a secret no one can guess holds (RFC 6749 §10.10, RFC 9700 §2.5)', async () => {
     for (const secret of ['x', 'password1', 'a'.repeat(31)]) {
       const created = await admin('/clients', 'POST', { client_id: `weak-${secret.length}`, client_secret: secret, redirect_uris: [REDIRECT] });
