@@ -216,7 +216,7 @@ export function upstreamStep(steps: Interactions, options: UpstreamStepOptions) 
       respondWithError(ctx, 400, { error: 'invalid_request', error_description: 'this answer from the sign-in provider does not belong to a sign-in started in this browser' });
       return;
     }
-    ctx.cookies.set(STATE_COOKIE, null, { path: '/upstream/', signed: true });
+    ctx.cookies.set(STATE_COOKIE, null, { path: '/upstream/', httpOnly: true, sameSite: 'lax', signed: true });
     const taken = await pending.take(state);
     if (taken === 'spent' || taken === 'unknown' || taken.upstream !== id) {
       logger.warn({ event: 'upstream.state_refused', upstream: id, outcome: typeof taken === 'string' ? taken : 'other-upstream' }, 'upstream callback refused');

@@ -477,8 +477,16 @@ describe('e2e: sign in through an upstream OpenID Connect provider', function ()
       // The upstream's own iss is taken.
       const callback = new URL(await toCallback());
       callback.searchParams.set('iss', fake.state.issuer);
+      const before = agent.setCookies.length;
       const page = await agent.follow(callback.href, {}, app1Redirect());
       assert.ok(page.url.startsWith(app1Redirect()) || page.html.includes('/confirm'), `signed in: ${page.status} ${page.url}`);
+      // Every cookie the callback and what follows set, the state cookie's clearing included, is HttpOnly and SameSite=Lax.
+      const set = agent.setCookies.slice(before);
+      assert.ok(set.some((line) => line.startsWith('lk_upstream=;')), set.map((line) => line.split('=')[0]).join(' '));
+      for (const line of set) {
+        const attributes = line.split(';').slice(1).map((a) => a.trim().toLowerCase());
+        assert.ok(attributes.includes('httponly') && attributes.includes('samesite=lax'), `not HttpOnly and SameSite=Lax: ${line.replace(/=[^;]*/, '=…')}`);
+      }
       agent.clearCookies(); // the tests after this one start signed out
     });
 
