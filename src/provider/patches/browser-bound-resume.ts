@@ -21,7 +21,7 @@
  * on the same call, and is wrapped: the check comes first). The cookie is cleared as the resume
  * takes the interaction. Under an http issuer (development) there is no `__Host-` cookie to set,
  * and nothing changes. A sign-in started before this patch ran (a rolling upgrade) is refused at
- * its resume and starts again.
+ * its next page or its resume, and is started again.
  */
 import type { Context } from 'koa';
 import { errors, Provider } from 'oidc-provider';
