@@ -266,7 +266,7 @@ clients
   .command('add')
   .description('register a client and print it as JSON (a generated secret is shown only this once)')
   .requiredOption('--client-id <id>', 'the client_id')
-  .option('--secret <secret>', 'use this client secret instead of generating one')
+  .option('--secret <secret>', 'use this client secret (at least 32 characters) instead of generating one')
   .option('--public', 'a public client (native or browser app): no secret, PKCE only')
   .option('--redirect-uri <uri>', 'a redirect URI, exact (repeat for several)', collect)
   .option('--post-logout-redirect-uri <uri>', 'where RP-initiated logout may return (repeat)', collect)

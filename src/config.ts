@@ -115,6 +115,7 @@ const schema = z.strictObject({
     refreshToken: seconds,
     refreshReuseGrace: z.number().int().min(0).max(60, 'a reuse window longer than a minute defeats refresh token rotation'),
     session: seconds,
+    sessionMax: seconds,
     interaction: seconds,
     deviceCode: seconds.max(1800, 'RFC 8628 §5.2: a user code must expire soon; at most 30 minutes'),
     grant: seconds,

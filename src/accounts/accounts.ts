@@ -16,6 +16,7 @@ import { epochSeconds as now, untilSecond } from '../clock.js';
 import { getViaInTurn, type Kv } from '../store/kv.js';
 import { processArgon2Slots, type Argon2Slots } from './argon2-slots.js';
 import { enforceUsername, legacyUsernameForm, MAX_USERNAME_LENGTH, nonAscii, usernameSkeletons } from './usernames.js';
+import { weakPassword } from './weak-passwords.js';
 
 export interface Argon2Settings {
   readonly memoryCost: number;
@@ -154,10 +155,11 @@ export function normalizeUsername(username: string): string {
   return enforced.ok ? enforced.username : legacyUsernameForm(username);
 }
 
-export function validatePassword(password: string): string | undefined {
+/** Why `password` may not be chosen, or undefined; `username`: whose it would be (a context-specific word, weak-passwords.ts). */
+export function validatePassword(password: string, username?: string): string | undefined {
   if (password.length < 8) return 'a password has at least 8 characters';
   if (password.length > MAX_PASSWORD_LENGTH) return `a password has at most ${MAX_PASSWORD_LENGTH} characters`;
-  return undefined;
+  return weakPassword(password, username === undefined ? [] : [username]);
 }
 
 export class Accounts {
@@ -183,7 +185,7 @@ export class Accounts {
   }
 
   async create(username: string, password: string, claims: Claims = {}): Promise<Account> {
-    const problem = validatePassword(password);
+    const problem = validatePassword(password, username);
     if (problem) throw new AccountError(problem);
     return this.#make(username, await this.#hash(password), claims);
   }
@@ -383,6 +385,9 @@ export class Accounts {
     if (problem) throw new AccountError(problem);
     const account = await this.find(sub);
     if (!account?.passwordHash || account.disabled || current.length > MAX_PASSWORD_LENGTH) return false;
+    // The username is a word the new password may not be (a read, still before any verification).
+    const weak = weakPassword(next, [account.username]);
+    if (weak) throw new AccountError(weak);
     if (!(await this.#verify(account.passwordHash, current))) return false;
     await beforeWrite?.();
     const passwordHash = await this.#hash(next);
@@ -398,7 +403,7 @@ export class Accounts {
    * issued to the person up to now ends in the same write (endedAt; #endingEverything).
    */
   async setPassword(username: string, password: string, endings?: SubjectEndings): Promise<Account> {
-    const problem = validatePassword(password);
+    const problem = validatePassword(password, username);
     if (problem) throw new AccountError(problem);
     const account = await this.#require(username);
     const passwordHash = await this.#hash(password);

@@ -1,5 +1,6 @@
 /**
- * Brute-force protection for sign-in. Failures are counted per username and per client IP, in the
+ * Brute-force protection for sign-in. Failures are counted per username and per client IP (an IPv6
+ * client by its /64: http/address-key.ts), in the
  * store, so every instance sees the same counts. When a count reaches its limit, sign-in for that
  * username (or from that IP) pauses; each further pause within a day lasts twice as long, up to
  * maxDelay. While paused no password is checked at all, so a correct guess looks the same as a
@@ -11,7 +12,8 @@
 import { createHash } from 'node:crypto';
 import type { RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { Kv } from '../store/kv.js';
-import { limiterReader, rateLimiter, type LimiterRead } from '../store/rate-limit.js';
+import { limiterCharger, limiterReader, rateLimiter, type LimiterRead } from '../store/rate-limit.js';
+import { addressKey } from '../http/address-key.js';
 import { normalizeUsername } from './accounts.js';
 
 export interface ThrottleSettings {
@@ -37,6 +39,7 @@ export class LoginThrottle {
   readonly #user: Counter;
   readonly #ip: Counter;
   readonly #read: (reads: readonly LimiterRead[]) => Promise<{ count: number; ms: number }[]>;
+  readonly #charge: ReturnType<typeof limiterCharger>;
 
   constructor(
     kv: Kv,
@@ -51,6 +54,45 @@ export class LoginThrottle {
     this.#user = counter('user', settings.maxFailures);
     this.#ip = counter('ip', settings.maxFailuresPerIp);
     this.#read = limiterReader(kv);
+    this.#charge = limiterCharger(kv);
+  }
+
+  /**
+   * A try of this username from this IP, reserved before its password or code is checked: counted
+   * at once on both counters (one round trip), so tries made at the same moment cannot all pass a
+   * count read before any of them was counted (30 wrong passwords sent at once were all checked
+   * before the outsider's attack pass, against a limit of 5). Answers the pause in seconds when
+   * either counter is over its limit (nothing may then be checked, and the try is given back), else 0. A try
+   * that turns out not to be a failure is given back (notFailed); a failure was counted here, and
+   * failed() starts the pause it reaches.
+   */
+  async attempt(username: string, ip: string): Promise<number> {
+    const tries = [
+      { counter: this.#user, key: userKey(username) },
+      { counter: this.#ip, key: addressKey(ip) },
+    ];
+    const counts = await this.#charge(tries.map(({ counter, key }) => ({ limiter: counter.failures, keyPrefix: counter.failuresPrefix, key, window: this.settings.window })));
+    const pauses = counts.map(({ count, ms }, i) => (count > tries[i]!.counter.limit ? ms : 0));
+    const pause = Math.ceil(Math.max(...pauses) / 1000);
+    // A try refused for a pause is no try: given back on both counters, as a paused request counted nothing before.
+    if (pause) await this.notFailed(username, ip);
+    return pause;
+  }
+
+  /** A try reserved by attempt() that was no failure (the right password, a right code, a form refused before anything was checked): given back. */
+  async notFailed(username: string, ip: string): Promise<void> {
+    await Promise.all([this.#user.failures.reward(userKey(username), 1), this.#ip.failures.reward(addressKey(ip), 1)]);
+  }
+
+  /** A try reserved by attempt() failed: it is counted already; returns the pause (seconds) it started, or 0. */
+  async attemptFailed(username: string, ip: string): Promise<number> {
+    const tries = [
+      { counter: this.#user, key: userKey(username) },
+      { counter: this.#ip, key: addressKey(ip) },
+    ];
+    const counts = await this.#read(tries.map(({ counter, key }) => ({ limiter: counter.failures, keyPrefix: counter.failuresPrefix, key })));
+    const pauses = await Promise.all(tries.map(({ counter, key }, i) => (counts[i]!.count >= counter.limit ? this.#pause(counter, key) : 0)));
+    return Math.max(...pauses);
   }
 
   /** Seconds until sign-in may be tried for this username from this IP; 0 when it may now. */
@@ -58,7 +100,7 @@ export class LoginThrottle {
     // Both counters in one read (one round trip on Redis).
     const reads = [
       { counter: this.#user, key: userKey(username) },
-      { counter: this.#ip, key: ip },
+      { counter: this.#ip, key: addressKey(ip) },
     ];
     const counts = await this.#read(reads.map(({ counter, key }) => ({ limiter: counter.failures, keyPrefix: counter.failuresPrefix, key })));
     const pauses = counts.map(({ count, ms }, i) => (count > reads[i]!.counter.limit ? ms : 0));
@@ -67,8 +109,13 @@ export class LoginThrottle {
 
   /** Records a failed attempt; returns the pause (seconds) it started, or 0. */
   async failed(username: string, ip: string): Promise<number> {
-    const pauses = await Promise.all([this.#count(this.#user, userKey(username)), this.#count(this.#ip, ip)]);
+    const pauses = await Promise.all([this.#count(this.#user, userKey(username)), this.#count(this.#ip, addressKey(ip))]);
     return Math.max(...pauses);
+  }
+
+  /** A try reserved by attempt() completed a sign-in (or a check as strong): the username's count is cleared, the address's try given back. */
+  async succeededAttempt(username: string, ip: string): Promise<void> {
+    await Promise.all([this.succeeded(username), this.#ip.failures.reward(addressKey(ip), 1)]);
   }
 
   /**
@@ -82,6 +129,11 @@ export class LoginThrottle {
   async #count(counter: Counter, key: string): Promise<number> {
     const res = await counter.failures.penalty(key, 1);
     if (res.consumedPoints < counter.limit) return 0;
+    return this.#pause(counter, key);
+  }
+
+  /** Starts the pause of a counter at its limit: each further pause within a day twice as long. */
+  async #pause(counter: Counter, key: string): Promise<number> {
     const strikes = (await counter.strikes.penalty(key, 1)).consumedPoints;
     const delay = Math.min(this.settings.baseDelay * 2 ** (strikes - 1), this.settings.maxDelay);
     // block() marks the key over its limit for `delay` seconds; the count starts afresh afterwards.

@@ -2,7 +2,7 @@
  * Rate limits on every endpoint the provider serves, over 429 with Retry-After.
  *
  * Per address: every request to one of the provider's routes (the paths come from the provider,
- * see providerRoutes) is counted per client address and route, BEFORE it is processed, so that a
+ * see providerRoutes) is counted per client address (an IPv6 one by its /64: address-key.ts) and route, BEFORE it is processed, so that a
  * refusal never follows a state change. Discovery and the JWKS are hot paths: they are counted in
  * this process's memory, with no store round trip; every other route is counted in the store,
  * shared by every instance.
@@ -24,6 +24,7 @@
 import type { Middleware } from 'koa';
 import type { KoaContextWithOIDC, Provider } from 'oidc-provider';
 import type { Config } from '../config.js';
+import { addressKey } from './address-key.js';
 import { jsonError } from './errors.js';
 import type { Kv } from '../store/kv.js';
 import { fixedWindows, memoryWindows, type FixedWindows, type WindowCount, type WindowHit } from '../store/rate-limit.js';
@@ -311,7 +312,7 @@ export class RateLimits {
   #limited(route: LimitedRoute, ctx: Parameters<Middleware>[0], next: () => Promise<unknown>): Promise<unknown> | void {
     const limit = route.limit;
     if (!limit) return this.#processed(route, ctx, next);
-    const charge: WindowHit = { limiter: route.limiter, key: ctx.ip, by: 1, window: this.#window, lease: limit.lease };
+    const charge: WindowHit = { limiter: route.limiter, key: addressKey(ctx.ip), by: 1, window: this.#window, lease: limit.lease };
     const here = route.hot ? this.#inMemory.hitHere(charge) : this.#stored.hitHere(charge);
     if (here) return this.#charged(limit, here, route, ctx, next);
     return this.#storedCharge(route, ctx, charge).then((counted) => this.#charged(limit, counted, route, ctx, next));

@@ -10,6 +10,7 @@ import type { Accounts } from '../accounts/accounts.js';
 import type { ProviderInService } from '../provider-in-service.js';
 import { csrfTokens, type CsrfTokens } from '../http/csrf.js';
 import { respondWithError } from '../http/errors.js';
+import { startedInThisBrowser } from '../provider/patches/browser-bound-resume.js';
 import { allowLogo, brandingOf, type ClientBranding } from './client-branding.js';
 import type { OfferedLink } from './link-confirmation.js';
 
@@ -127,6 +128,11 @@ export function interactions(
     }
     if (interaction.uid !== ctx.params.uid) {
       respondWithError(ctx, 400, { error: 'session_not_found', error_description: 'this page belongs to another sign-in request' });
+      return undefined;
+    }
+    // The engine's interaction cookie is path-scoped, so a sibling subdomain can plant it; the flow cookie it cannot.
+    if (!startedInThisBrowser(ctx, providers.current.issuer, interaction.uid)) {
+      respondWithError(ctx, 400, { error: 'session_not_found', error_description: 'this sign-in was not started in this browser' });
       return undefined;
     }
     ctx.set('Cache-Control', 'no-store');

@@ -77,12 +77,17 @@ export function submitLogin(
     // The sign-in pauses, whose username it is, their account and their second factors (whether the
     // person has one decides what follows a right password) are read with the interaction (one round
     // trip), and used only once the form is known to be this interaction's.
-    const first = username && password ? Promise.all([throttle.pause(username, ctx.ip), findWithSecondFactors(accounts, username)]) : undefined;
+    // The try is counted (attempt) with these reads, before the password is checked: passwords
+    // sent at once are held to the limits too. A form refused before the check gives it back.
+    const first = username && password ? Promise.all([throttle.attempt(username, ctx.ip), findWithSecondFactors(accounts, username)]) : undefined;
     first?.catch(() => {}); // awaited below, unless the form is refused before
+    // (A try refused for a pause was given back by attempt() already.)
+    const giveBack = () => first?.then(([pause]) => (pause ? undefined : throttle.notFailed(username, ctx.ip))).catch(() => {});
     const found = await submitted(ctx);
-    if (!found) return;
+    if (!found) return void (await giveBack());
     const { interaction, body } = found;
     if (interaction.prompt.name !== 'login') {
+      await giveBack();
       respondWithError(ctx, 400, { error: 'invalid_request', error_description: 'this sign-in request is not waiting for a password' });
       return;
     }
@@ -107,7 +112,7 @@ export function submitLogin(
     if (!account) {
       logger.info({ event: 'login.failed', client_id: interaction.params.client_id }, 'login failed');
       metrics.logins.inc({ outcome: 'failure' });
-      const started = await throttle.failed(username, ctx.ip);
+      const started = await throttle.attemptFailed(username, ctx.ip);
       if (started) return paused(started);
       ctx.status = 401;
       return showLogin(steps, ctx, interaction, { error: 'That username and password do not match. Try again.', username, remember });
@@ -116,6 +121,7 @@ export function submitLogin(
     logger.info({ event: 'login.succeeded', sub: account.sub, client_id: interaction.params.client_id }, 'login succeeded');
     // The username's failure count is cleared only when the sign-in is complete (second-factor.ts):
     // a second factor still to come shares it, so a known password must not reset the count of wrong codes.
-    await afterPassword(ctx, interaction, account, remember, factors!);
+    // A right password is no failure: its try is given back (a second factor to come counts its own).
+    await Promise.all([throttle.notFailed(username, ctx.ip), afterPassword(ctx, interaction, account, remember, factors!)]);
   };
 }

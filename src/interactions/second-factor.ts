@@ -178,13 +178,15 @@ export function submitSecondFactor(steps: Interactions, options: SecondFactorOpt
       respondWithError(ctx, 403, { error: 'access_denied', error_description: 'this account cannot sign in' });
       return;
     }
-    const pause = await throttle.pause(passed.username, ctx.ip);
+    // The try is counted before the code is checked: codes sent at once are held to the limit too.
+    const pause = await throttle.attempt(passed.username, ctx.ip);
     if (pause) return paused(ctx, pause);
 
     const verified: TotpOutcome =
       method === 'totp' ? await secondFactors.totp.verify(account.sub, code) : await spentRecoveryCode(secondFactors, account.sub, code);
     const { outcome } = verified;
     if (outcome === 'unreadable') {
+      await throttle.notFailed(passed.username, ctx.ip);
       metrics.secondFactors.inc({ method: metricMethod, outcome: 'failure' });
       logger.error({ event: 'second_factor.unreadable', sub: account.sub }, 'authenticator-app secret sealed under a secret no longer in keys.secrets: reset it (latchkey users mfa reset)');
       ctx.status = 401;
@@ -193,13 +195,13 @@ export function submitSecondFactor(steps: Interactions, options: SecondFactorOpt
     if (outcome !== 'ok') {
       metrics.secondFactors.inc({ method: metricMethod, outcome: outcome === 'replayed' ? 'replayed' : 'failure' });
       logger.info({ event: 'second_factor.failed', method: metricMethod, reason: outcome, sub: account.sub, client_id: interaction.params.client_id }, 'second factor refused');
-      const started = await throttle.failed(passed.username, ctx.ip);
+      const started = await throttle.attemptFailed(passed.username, ctx.ip);
       if (started) return paused(ctx, started);
       ctx.status = 401;
       const error = outcome === 'replayed' ? 'That code was already used. Wait for the next one.' : 'That code is not right. Try again.';
       return showSecondFactor(steps, options, ctx, interaction, passed, error);
     }
-    await throttle.succeeded(passed.username);
+    await throttle.succeededAttempt(passed.username, ctx.ip);
     metrics.secondFactors.inc({ method: metricMethod, outcome: 'success' });
     logger.info({ event: 'second_factor.succeeded', method: metricMethod, sub: account.sub, client_id: interaction.params.client_id }, 'second factor accepted');
     const methods: Method[] = [passed.method, method === 'totp' ? 'totp' : 'recovery-code'];

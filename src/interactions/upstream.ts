@@ -36,6 +36,7 @@ import { field, type Interaction, type Interactions, type LoginPageExtra } from 
 import { linkFor, offeredLink, offeredLinkResult } from './link-confirmation.js';
 import { firstFactorResult } from './second-factor.js';
 import { formBody } from '../http/bodies.js';
+import { startedInThisBrowser } from '../provider/patches/browser-bound-resume.js';
 
 /** The request parameter (an extraParam, see provider.ts) that names the upstream to go to. */
 const UPSTREAM_PARAMETER = 'upstream';
@@ -215,7 +216,7 @@ export function upstreamStep(steps: Interactions, options: UpstreamStepOptions) 
       respondWithError(ctx, 400, { error: 'invalid_request', error_description: 'this answer from the sign-in provider does not belong to a sign-in started in this browser' });
       return;
     }
-    ctx.cookies.set(STATE_COOKIE, null, { path: '/upstream/', signed: true });
+    ctx.cookies.set(STATE_COOKIE, null, { path: '/upstream/', httpOnly: true, sameSite: 'lax', signed: true });
     const taken = await pending.take(state);
     if (taken === 'spent' || taken === 'unknown' || taken.upstream !== id) {
       logger.warn({ event: 'upstream.state_refused', upstream: id, outcome: typeof taken === 'string' ? taken : 'other-upstream' }, 'upstream callback refused');
@@ -223,6 +224,12 @@ export function upstreamStep(steps: Interactions, options: UpstreamStepOptions) 
       return;
     }
     const provider = providers.current;
+    // The state cookie is path-scoped (/upstream/), so a sibling subdomain can plant it: the sign-in must be this browser's own.
+    if (!startedInThisBrowser(ctx, provider.issuer, taken.uid)) {
+      logger.warn({ event: 'upstream.state_refused', upstream: id, outcome: 'other-browser' }, 'upstream callback refused');
+      respondWithError(ctx, 400, { error: 'invalid_request', error_description: 'this answer from the sign-in provider does not belong to a sign-in started in this browser' });
+      return;
+    }
     const interaction = await provider.Interaction.find(taken.uid);
     const upstream = await readable(ctx, taken.uid, id);
     if (upstream === false) return;

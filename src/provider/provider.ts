@@ -30,6 +30,8 @@ import { adapterFactory, opaqueTokenBits, readInteractionAhead } from '../store/
 import { recordFederatedSessions, type FederatedSessions } from '../upstreams/sessions.js';
 import type { UpstreamLogout } from '../upstreams/logout.js';
 import { upstreamEndSession } from './patches/upstream-end-session.js';
+import { browserBoundResume } from './patches/browser-bound-resume.js';
+import { endSessionsAtMax } from './patches/session-max.js';
 import { postLogoutToCurrentRegistration } from './patches/post-logout-current.js';
 import { singleUseResume } from './patches/single-use-resume.js';
 import type { Kv } from '../store/kv.js';
@@ -85,7 +87,7 @@ import { singleUseInitialAccessTokens } from '../registration/initial-access-tok
 import { ALREADY_CHECKED, applyRequirements, enforcePolicy, OFFERED_API_SCOPES, type RegistrationPolicy } from '../registration/policy.js';
 import { predatesClient, type Consents } from './consents.js';
 import { resourceServers } from '../apis/builtin.js';
-import { CLOCK_TOLERANCE } from '../lifetimes.js';
+import { CLOCK_TOLERANCE, sessionLifetime } from '../lifetimes.js';
 import { defaultResource, heldByClientNow, mayIntrospect, resourceServerInfo } from './resource-servers.js';
 
 export interface ProviderDependencies {
@@ -253,7 +255,9 @@ function tokens({ config, apis }: ProviderDependencies): Configuration {
       AuthorizationCode: config.ttl.authorizationCode,
       IdToken: config.ttl.idToken,
       RefreshToken: config.ttl.refreshToken,
-      Session: config.ttl.session,
+      // From the last use, and never past ttl.sessionMax after the sign-in (an unchanged session is
+      // then saved with the expiry it has: unchanged-sessions.ts writes nothing).
+      Session: (_ctx, session) => sessionLifetime(config.ttl, (session as { loginTs?: unknown }).loginTs),
       Interaction: config.ttl.interaction,
       DeviceCode: config.ttl.deviceCode,
       Grant: config.ttl.grant,
@@ -553,6 +557,8 @@ function applyPatches(
   revokeGrantBeforeToken(provider);
   // A sign-in resumes once: two resumes of one interaction at once get one code, not two.
   singleUseResume(provider);
+  // ...and only in the browser that started it: no cookie a sibling subdomain plants resumes it (https issuers).
+  browserBoundResume(provider, config.issuer, config.ttl.interaction);
   limitAnnouncedClients(provider, rateLimits);
   // No provider.proxy here: koa-mount runs the provider with the app's own ctx, so the app's proxy
   // settings (createApp) decide ctx.ip and ctx.protocol, and the issuer decides every URL (app.ts).
@@ -566,6 +572,8 @@ function applyPatches(
   // which then goes on with the session read there rather than reading it again.
   const accountSessions = new AccountSessions(kv, { current: provider }, accounts);
   layers.push(accountSessions.recheckAtAuthorization(provider));
+  // A session ends ttl.sessionMax after its sign-in, however often it is used (read through by sessionLoadedOnce).
+  endSessionsAtMax(provider, config.ttl.sessionMax);
   sessionLoadedOnce(provider);
   // An unchanged session's expiry moves on once a minute (at most 1% of its lifetime), not at every request.
   extendUnchangedSessionsInSteps(provider, Math.min(60, Math.floor(config.ttl.session / 100)));

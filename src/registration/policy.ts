@@ -22,6 +22,9 @@ export interface RegistrationPolicy {
   readonly requirePushedRequests?: { readonly except: readonly string[] };
 }
 
+/** The shortest client secret a client may be given (generated ones are longer). */
+export const MIN_CLIENT_SECRET_LENGTH = 32;
+
 /** RFC 8628's grant type. */
 export const DEVICE_CODE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
 
@@ -131,6 +134,15 @@ export function enforcePolicy(
   // Refused where a client is written; one stored before is fetched only through the outbound guard.
   if (metadata.sector_identifier_uri !== undefined && apiScopes !== ALREADY_CHECKED) {
     throw new errors.InvalidClientMetadata('sector_identifier_uri: pairwise subjects are not offered, so no sector identifier is taken');
+  }
+  // Client secrets are compared at the token endpoint with a fast constant-time compare, and failed
+  // client authentications are charged to no one but the address (naming a client must not spend its
+  // allowance): only a secret no one can guess makes that right. Generated secrets are 256 bits or
+  // more; one an operator chooses (CLI --secret, the admin API, the configuration) must be long too.
+  // Checked where a client is written; one stored before is loaded as it is.
+  const secret = metadata.client_secret;
+  if (typeof secret === 'string' && apiScopes !== ALREADY_CHECKED && secret.length < MIN_CLIENT_SECRET_LENGTH) {
+    throw new errors.InvalidClientMetadata(`client_secret must be at least ${MIN_CLIENT_SECRET_LENGTH} random characters (leave it out to have one generated, or: openssl rand -base64 32)`);
   }
   const setAside: string[] = [];
   for (const scope of typeof metadata.scope === 'string' ? metadata.scope.split(' ') : []) {

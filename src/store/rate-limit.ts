@@ -58,6 +58,27 @@ export function limiterReader(kv: Kv): (reads: readonly LimiterRead[]) => Promis
 }
 
 /** One counter of a fixed-window count: `limiter` names the counter family (e.g. `http-ip`). */
+/**
+ * Charges counters of rateLimiter()s by one each, and answers their counts after it (with the
+ * milliseconds until each resets): a try reserved before it is checked, so that tries made at once
+ * cannot all pass a read of the count taken before any of them was counted. On Redis every counter
+ * in one round trip (the fixed windows' script: INCRBY, keeping the key's expiry, or giving a new
+ * one `window` seconds); in process memory, the limiters' own penalty().
+ */
+export function limiterCharger(kv: Kv): (charges: readonly (LimiterRead & { readonly window: number })[]) => Promise<WindowCount[]> {
+  if (kv instanceof RedisKv) {
+    const windows = redisWindows(kv.connection);
+    return (charges) => windows.hit(charges.map(({ keyPrefix, key, window }) => ({ limiter: keyPrefix, key, by: 1, window })));
+  }
+  return (charges) =>
+    Promise.all(
+      charges.map(async ({ limiter, key }) => {
+        const res = await limiter.penalty(key, 1);
+        return { count: res.consumedPoints, ms: Math.max(0, res.msBeforeNext) };
+      }),
+    );
+}
+
 export interface WindowHit {
   readonly limiter: string;
   readonly key: string;

@@ -48,7 +48,7 @@ async function startFakeUpstream() {
   const { privateKey, publicKey } = await generateKeyPair('RS256');
   const other = await generateKeyPair('RS256');
   const jwk: JWK = { ...(await exportJWK(publicKey)), kid: 'fake-key', alg: 'RS256', use: 'sig' };
-  const state = { mode: 'good' as Mode, nonce: '', issuer: '', sub: 'fake-person-1', sid: 'fake-sid-1', authorizations: 0, prompt: null as string | null, email: undefined as string | undefined, maxAge: null as string | null, authTime: undefined as number | undefined };
+  const state = { mode: 'good' as Mode, nonce: '', issuer: '', sub: 'fake-person-1', sid: 'fake-sid-1', authorizations: 0, tokens: 0, prompt: null as string | null, email: undefined as string | undefined, maxAge: null as string | null, authTime: undefined as number | undefined };
   const sign = (payload: JWTPayload, key = privateKey, typ?: string) =>
     new SignJWT(payload).setProtectedHeader({ alg: 'RS256', kid: 'fake-key', ...(typ && { typ }) }).sign(key);
   const server: Server = createServer((req, res) => {
@@ -72,6 +72,7 @@ async function startFakeUpstream() {
       return res.writeHead(302, { location: back.href }).end();
     }
     if (url.pathname === '/token') {
+      state.tokens += 1;
       const now = Math.floor(Date.now() / 1000);
       const claims: JWTPayload = {
         iss: state.issuer,
@@ -459,6 +460,34 @@ describe('e2e: sign in through an upstream OpenID Connect provider', function ()
       const page = await agent.follow(callback.href);
       assert.equal(page.status, 400);
       assert.match(page.html, /expired or was not started here/);
+    });
+
+    it("refuses an authorization response whose iss names another issuer than the upstream's (mix-up, RFC 9207 §2.4), before its code is redeemed", async () => {
+      fake.state.mode = 'good';
+      for (const iss of ['https://attacker.example', `${fake.state.issuer}/`]) {
+        const callback = new URL(await toCallback());
+        callback.searchParams.set('iss', iss);
+        const tokens = fake.state.tokens;
+        const page = await agent.follow(callback.href, {}, app1Redirect());
+        assert.equal(fake.state.tokens, tokens, `${iss}: the code was not sent to the upstream's token endpoint`);
+        assert.ok(!page.url.startsWith(app1Redirect()), `${iss}: not signed in`);
+        assert.equal(page.status, 403, `${iss}: ${page.status} ${page.html.slice(0, 300)}`);
+        assert.match(page.html, /Fake/);
+      }
+      // The upstream's own iss is taken.
+      const callback = new URL(await toCallback());
+      callback.searchParams.set('iss', fake.state.issuer);
+      const before = agent.setCookies.length;
+      const page = await agent.follow(callback.href, {}, app1Redirect());
+      assert.ok(page.url.startsWith(app1Redirect()) || page.html.includes('/confirm'), `signed in: ${page.status} ${page.url}`);
+      // Every cookie the callback and what follows set, the state cookie's clearing included, is HttpOnly and SameSite=Lax.
+      const set = agent.setCookies.slice(before);
+      assert.ok(set.some((line) => line.startsWith('lk_upstream=;')), set.map((line) => line.split('=')[0]).join(' '));
+      for (const line of set) {
+        const attributes = line.split(';').slice(1).map((a) => a.trim().toLowerCase());
+        assert.ok(attributes.includes('httponly') && attributes.includes('samesite=lax'), `not HttpOnly and SameSite=Lax: ${line.replace(/=[^;]*/, '=…')}`);
+      }
+      agent.clearCookies(); // the tests after this one start signed out
     });
 
     it('signs in with a good ID token, and refuses the same callback replayed', async () => {

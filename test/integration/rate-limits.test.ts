@@ -326,6 +326,49 @@ describe('rate limits, client addresses and the issuer host', function () {
       assert.match(await third.text(), /paused/);
       assert.equal((await attempt('spray-4', '198.51.100.20, 198.51.100.21')).status, 401, 'another real address is not paused');
     });
+
+    it('an IPv6 client taking a new address of its /64 for every request is one address: the token endpoint and the sign-in pause count its network (RFC 6177; ASVS 2.2.1)', async () => {
+      // A host is given a whole /64 and may send each request from another of its 2^64 addresses.
+      let host = 0;
+      const next = (network: string) => `${network}:${(host += 1).toString(16)}:${((host * 7919) % 65_536).toString(16)}:${((host * 104_729) % 65_536).toString(16)}:1`;
+      const statuses: number[] = [];
+      for (let n = 0; n < 7; n += 1) {
+        const response = await raw(portOf(proxied), 'POST', '/token', { 'x-forwarded-for': next('2001:db8:77:1') }, form({ grant_type: 'client_credentials', client_id: 'nobody' }));
+        statuses.push(response.status);
+      }
+      assert.equal(statuses.slice(0, 5).includes(429), false, statuses.join(' '));
+      assert.equal(statuses[5], 429, `the sixth request from the /64 is over its allowance: ${statuses.join(' ')}`);
+      const otherNetwork = await raw(portOf(proxied), 'POST', '/token', { 'x-forwarded-for': '2001:db8:77:2::1' }, form({ grant_type: 'client_credentials', client_id: 'nobody' }));
+      assert.notEqual(otherNetwork.status, 429, 'another /64 has its own allowance');
+
+      const attempt = async (username: string, forwardedFor: string) => {
+        const agent = new Agent();
+        const query = form({ client_id: 'spa', response_type: 'code', scope: 'openid', redirect_uri: REDIRECT, code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM', code_challenge_method: 'S256' });
+        // The sign-in page fetched from an address of its own (every hop): only the posted form's address is under test.
+        const headers = { 'x-forwarded-for': `192.0.2.${(host += 1) % 250}` };
+        let url = `${proxied.url}/auth?${query}`;
+        let response = await agent.request(url, { headers });
+        while (response.status >= 300 && response.status < 400) {
+          url = new URL(response.headers.get('location')!, url).href;
+          response = await agent.request(url, { headers });
+        }
+        const login = formIn(await response.text(), '/login');
+        return agent.request(new URL(login.action, url).href, {
+          method: 'POST',
+          headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-forwarded-for': forwardedFor },
+          body: new URLSearchParams({ ...login.hidden, username, password: 'a wrong password' }),
+        });
+      };
+      assert.equal((await attempt('v6-spray-1', next('2001:db8:78:1'))).status, 401);
+      const second = await attempt('v6-spray-2', next('2001:db8:78:1'));
+      assert.equal(second.status, 429, 'the second failure from the /64 starts its pause');
+      assert.ok(Number(second.headers.get('retry-after')) > 0);
+      assert.equal((await attempt('v6-spray-3', next('2001:DB8:0078:0001'))).status, 429, 'another spelling of the network is the same network');
+      assert.equal((await attempt('v6-spray-4', '2001:db8:78:2::1')).status, 401, 'another /64 is not paused');
+      // An IPv4 client written as IPv4-mapped IPv6 is that IPv4 address.
+      assert.equal((await attempt('v4-spray-1', '198.51.100.30')).status, 401);
+      assert.equal((await attempt('v4-spray-2', '::ffff:198.51.100.30')).status, 429, 'the mapped form of a paused IPv4 address is paused');
+    });
   });
 
   describe('every endpoint the provider serves is limited per address', () => {

@@ -243,6 +243,21 @@ describe('patches on oidc-provider internals (src/provider/patches/)', () => {
     assert.match(source('response_modes/query.js'), /ctx\.status = 303;\s*ctx\.redirect\(uri\);/);
   });
 
+  it('browser-bound-resume.ts: every interaction the engine starts emits interaction.started with ctx after its cookies, and resume destroys the interaction before it processes the result', () => {
+    const started = source('actions/authorization/interactions.js');
+    assert.match(started, /ctx\.oidc\.entity\('Interaction', interactionSession\);[\s\S]*?cookieName\('resume'\)[\s\S]*?oidc\.provider\.emit\('interaction\.started', ctx, prompt\);/);
+    const resume = source('actions/authorization/resume.js');
+    assert.ok(resume.indexOf('await interactionSession.destroy();') < resume.indexOf('session.loginAccount('), 'destroy() comes before the login result is taken');
+    assert.match(source('helpers/initialize_app.js'), /get\('resume', `\$\{routes\.authorization\}\/:uid`/);
+    assert.match(source('helpers/initialize_app.js'), /get\('device_resume', `\$\{routes\.code_verification\}\/:uid`/);
+  });
+
+  it('session-max.ts: sessions are read through Session.find and Session.findByUid, keep loginTs, and are saved with ttl.Session called with the session', () => {
+    assert.match(source('models/session.js'), /static async findByUid\(uid\)/);
+    assert.match(source('models/session.js'), /'loginTs',/);
+    assert.match(source('shared/session.js'), /ttl = ttl\(ctx, ctx\.oidc\.session\);/);
+  });
+
   it('session-loaded-once.ts: the authorization stack loads its session with Session.get(ctx), which reads through this.find', () => {
     assert.match(source('shared/session.js'), /new Proxy\(await ctx\.oidc\.provider\.Session\.get\(ctx\)/);
     assert.match(source('models/session.js'), /static async get\(ctx\) \{[\s\S]*?session = await this\.find\(cookieSessionId\);/);

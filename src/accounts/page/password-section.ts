@@ -85,7 +85,8 @@ export function passwordSection({ accounts, throttle, sessions, grants, consents
         return refuse(`Too many wrong passwords. For your security, changing it is paused for ${inWords(seconds)}; try again after that.`, 429);
       };
       // While paused, the current password is not even checked (as at sign-in).
-      const pause = await throttle.pause(username, ctx.ip);
+      // Counted before the check: guesses sent at once are held to the limits too.
+      const pause = await throttle.attempt(username, ctx.ip);
       if (pause) return paused(pause);
       const everywhere = field(body, 'sign_out_others') === 'yes';
       // The old password may have leaked: what the other sessions were granted goes with them,
@@ -116,15 +117,16 @@ export function passwordSection({ accounts, throttle, sessions, grants, consents
         changed = await accounts.changePassword(who.accountId, current, next, everywhere ? async () => (signedOut = await signOutOthers()) : undefined);
       } catch (error) {
         if (!(error instanceof AccountError)) throw error;
+        await throttle.notFailed(username, ctx.ip);
         return refuse(`Choose another new password: ${error.message}.`, 400);
       }
       if (!changed) {
         logger.info({ event: 'account.password_change_failed', sub: who.accountId }, 'password change: wrong current password');
-        const started = await throttle.failed(username, ctx.ip);
+        const started = await throttle.attemptFailed(username, ctx.ip);
         if (started) return paused(started);
         return refuse('That is not your current password. Try again.', 400);
       }
-      await throttle.succeeded(username);
+      await throttle.succeededAttempt(username, ctx.ip);
       if (everywhere) signedOut += await signOutOthers();
       logger.info({ event: 'account.password_changed', sub: who.accountId, sessions_signed_out: signedOut }, 'password changed on the account page');
       page.done(ctx, SECTION, everywhere ? 'changed-everywhere' : 'changed');

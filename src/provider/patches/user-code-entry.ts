@@ -24,6 +24,7 @@ import { errors, Provider, type KoaContextWithOIDC } from 'oidc-provider';
 import type { RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { Kv } from '../../store/kv.js';
 import { scoped } from '../../http/layers.js';
+import { addressKey } from '../../http/address-key.js';
 import { rateLimiter } from '../../store/rate-limit.js';
 
 /** Where interactions/device.ts finds the code of a verification_uri_complete to fill in. */
@@ -58,11 +59,11 @@ export class UserCodeThrottle {
     this.#perCode = rateLimiter(kv, { keyPrefix: 'user-code', points: limits.maxFailuresPerCode, duration: limits.window });
   }
 
-  /** Seconds until a code may be entered from `ip`, or `code` entered at all; 0: now. Charges nothing. */
+  /** Seconds until a code may be entered from `ip` (an IPv6 one: its /64), or `code` entered at all; 0: now. Charges nothing. */
   async wait(ip: string, code: string): Promise<number> {
     const waits = await Promise.all(
       ([
-        [this.#perIp, ip],
+        [this.#perIp, addressKey(ip)],
         [this.#perCode, codeKey(code)],
       ] as const).map(async ([limiter, key]) => {
         const res = await limiter.get(key);
@@ -72,8 +73,28 @@ export class UserCodeThrottle {
     return Math.max(...waits);
   }
 
+  /**
+   * A code typed from `ip`, counted before it is looked up on both counters, so that codes sent at
+   * once cannot all pass a read taken before any of them was counted (a burst of guesses was looked
+   * up whole before the outsider's attack pass). Seconds to wait when either is over its allowance
+   * (the try is then given back: nothing was looked up), else 0; a code that was no miss is given
+   * back with hit().
+   */
+  async attempt(ip: string, code: string): Promise<number> {
+    const counted = await Promise.all([this.#perIp.penalty(addressKey(ip), 1), this.#perCode.penalty(codeKey(code), 1)]);
+    const limits = [this.#perIp.points, this.#perCode.points];
+    const wait = Math.max(...counted.map((res, i) => (res.consumedPoints > limits[i]! ? Math.ceil(res.msBeforeNext / 1000) : 0)));
+    if (wait) await this.hit(ip, code);
+    return wait;
+  }
+
+  /** A try counted by attempt() that was no miss: given back. */
+  async hit(ip: string, code: string): Promise<void> {
+    await Promise.all([this.#perIp.reward(addressKey(ip), 1), this.#perCode.reward(codeKey(code), 1)]);
+  }
+
   async missed(ip: string, code: string): Promise<void> {
-    await Promise.all([this.#perIp.penalty(ip, 1), this.#perCode.penalty(codeKey(code), 1)]);
+    await Promise.all([this.#perIp.penalty(addressKey(ip), 1), this.#perCode.penalty(codeKey(code), 1)]);
   }
 }
 
@@ -108,14 +129,15 @@ export function userCodeEntry(provider: Provider, throttle: UserCodeThrottle): M
   DeviceCode.findByUserCode = async (code: string, ...rest: unknown[]) => {
     const ctx = Provider.ctx as unknown as Context | undefined;
     if (!ctx) return findByUserCode(code, ...rest);
-    const wait = await throttle.wait(ctx.ip, code);
+    // Counted before the lookup: codes sent at once are held to the allowances too.
+    const wait = await throttle.attempt(ctx.ip, code);
     if (wait) {
       ctx.set('Retry-After', String(wait));
       throw new TooManyCodes(wait);
     }
     const found = await findByUserCode(code, ...rest);
-    // What the engine refuses next (code_verification.js): unknown, expired, or already used.
-    if (!found || found.isExpired || found.error || found.accountId || found.inFlight) await throttle.missed(ctx.ip, code);
+    // What the engine refuses next (code_verification.js): unknown, expired, or already used: a miss, counted already.
+    if (!(!found || found.isExpired || found.error || found.accountId || found.inFlight)) await throttle.hit(ctx.ip, code);
     return found;
   };
   return prefilledCode;
