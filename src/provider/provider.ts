@@ -615,6 +615,15 @@ function applyPatches(
       const [allowed, held] = await Promise.all([mayIntrospect(apis, caller, token), heldByClientNow(provider, caller, token)]);
       return allowed && held && clientResolves(provider, claims.client_id, config.outbound.allowPrivateNetworks);
     },
+    // The person's grants to the token's client, one of which its gid names (a hash of the id).
+    revokeGrantOf: async (claims) => {
+      const gid = claims[GRANT_CLAIM];
+      if (typeof claims.sub !== 'string' || typeof gid !== 'string') return undefined;
+      const grant = (await grants.ofAccount(claims.sub)).find((summary) => summary.clientId === claims.client_id && grantHandle(summary.grantId) === gid);
+      if (!grant) return undefined;
+      await grants.revoke(grant.grantId);
+      return grant.grantId;
+    },
   });
   // Innermost: a token request's consumption and new records go out together (see the patch), and
   // an authorization request's records with where its session was last seen (accounts/session-activity.ts).

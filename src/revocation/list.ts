@@ -238,6 +238,14 @@ export class RevocationList {
   }
 
   /**
+   * revokeGrant by the handle a token carries (its `gid`), for a grant known only from one of its
+   * tokens (revoking a person's JWT access token ends its grant's, whether or not the grant is still stored).
+   */
+  async revokeGrantHandle(gid: string): Promise<boolean> {
+    return this.#revokeUpToNow('grant', grantKey, gid, this.#lifetime);
+  }
+
+  /**
    * Revokes every access token issued to a client up to now (the client is being deleted): a
    * person's tokens issued to it and its own client_credentials tokens, JWT ones; the store deletes
    * the opaque ones. A client made later with the same id gets tokens issued after this moment, so
