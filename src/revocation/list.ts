@@ -39,7 +39,11 @@
  *
  * Each entry lives only as long as a token it revokes could: its TTL ends at the token's `exp`
  * (jti) or one access token lifetime after the revocation (grant, client), plus clock skew; a kid
- * entry lives as long as its revoker says (until no verifier can still hold the key). Every new
+ * entry lives as long as its revoker says (until no verifier can still hold the key). That
+ * lifetime is the longest of the writer's own settings and those every serving instance publishes
+ * in the store (publishLifetimes), kept as long as what it issued can live: a token issued before
+ * an operator shortened ttl.accessToken and restarted, or by a server whose settings the CLI
+ * writing the entry does not share, outlives no entry that ends it. Every new
  * entry is appended, in the same atomic step, to a feed (a log trimmed to the access token
  * horizon) that resource servers read from a cursor. Layout, all in one hash tag ({rv}) so that
  * the entry and its feed line are one slot on Redis Cluster:
@@ -58,6 +62,9 @@
  *   revoked:{rv}:delegated:<client_id>
  *                                   epoch seconds of the latest revocation of every grant the client holds
  *   revoked:{rv}:operator-endings   "1" while a client_grant or api entry can matter
+ *   revoked:{rv}:lifetimes          the lifetimes instances issue with ("access:<seconds>", "grant:<seconds>")
+ *   revoked:{rv}:lifetime:<kind>:<seconds>
+ *                                   "1" while a token or grant issued with that lifetime may live (publishLifetimes)
  *   revoked:{rv}:feed               the feed (a Redis stream)
  */
 import { createHash } from 'node:crypto';
@@ -90,6 +97,10 @@ const apiKey = (aud: string) => `${API_PREFIX}${aud}`;
 /** The client id and scope are encoded: either may hold a colon, and the API identifier follows. `scope` '': the whole grant. */
 const clientGrantKey = (clientId: string, scope: string, aud: string) => `${CLIENT_GRANT_PREFIX}${encodeURIComponent(clientId)}:${encodeURIComponent(scope)}:${aud}`;
 const FEED_KEY = 'revoked:{rv}:feed';
+/** The lifetimes published (members "access:<seconds>", "grant:<seconds>"), each alive while its key is. */
+const LIFETIMES_PREFIX = 'revoked:{rv}:lifetime';
+const LIFETIMES_KEY = `${LIFETIMES_PREFIX}s`;
+const lifetimeKey = (member: string) => `${LIFETIMES_PREFIX}:${member}`;
 
 const epochSeconds = () => Math.floor(Date.now() / 1000);
 const scopesOf = (scope: unknown) => (typeof scope === 'string' ? scope.split(' ').filter(Boolean) : []);
@@ -165,6 +176,12 @@ export interface RevocableHeader {
   readonly kid?: unknown;
 }
 
+/** How long a token (access) and a grant (and so a refresh token) may live, in seconds. */
+export interface Lifetimes {
+  readonly access: number;
+  readonly grant: number;
+}
+
 export interface RevocationListOptions {
   /** Seconds added to each entry's life, matching the clock tolerance verifiers allow. */
   readonly skew: number;
@@ -210,15 +227,46 @@ export class RevocationList {
 
   constructor(kv: Kv, { skew, accessTokenLifetime, grantLifetime }: RevocationListOptions) {
     this.#kv = kv;
-    this.#rareMarks = kv.cachedReads?.([CLIENT_PREFIX, KID_PREFIX, CLIENT_GRANT_PREFIX, API_PREFIX, OPERATOR_ENDINGS_KEY, DELEGATED_PREFIX]) ?? kv;
+    this.#rareMarks = kv.cachedReads?.([CLIENT_PREFIX, KID_PREFIX, CLIENT_GRANT_PREFIX, API_PREFIX, OPERATOR_ENDINGS_KEY, DELEGATED_PREFIX, LIFETIMES_PREFIX]) ?? kv;
     this.#skew = skew;
     this.#lifetime = accessTokenLifetime;
     this.#grantLifetime = Math.max(grantLifetime ?? 0, accessTokenLifetime);
   }
 
-  /** The feed keeps what can still matter: one access token lifetime, plus skew. */
-  get #retain() {
-    return this.#lifetime + this.#skew;
+  /**
+   * Says in the store how long what this instance issues may live (its settings), for `every`
+   * seconds more than that: a server calls it before it issues anything and then every `every`
+   * seconds, so that whoever writes an entry (another instance, one restarted with shorter
+   * settings, the CLI with other settings) keeps it as long as those tokens live (lifetimes).
+   */
+  async publishLifetimes(every: number): Promise<void> {
+    for (const [kind, seconds] of [['access', this.#lifetime], ['grant', this.#grantLifetime]] as const) {
+      const member = `${kind}:${seconds}`;
+      const ttl = seconds + every + this.#skew;
+      // The key first: a member whose key is gone is read as gone.
+      await this.#kv.set(lifetimeKey(member), '1', { ttl });
+      await this.#kv.addToSet(LIFETIMES_KEY, member, ttl);
+    }
+  }
+
+  /**
+   * The longest lifetimes a token or grant issued up to now may have: this writer's own settings,
+   * or longer ones an instance published (publishLifetimes) that may still have tokens alive.
+   * Cached reads (store/tracked-cache.ts), as fresh as a read.
+   */
+  async lifetimes(): Promise<Lifetimes> {
+    let access = this.#lifetime;
+    let grant = this.#grantLifetime;
+    const published = await this.#rareMarks.members(LIFETIMES_KEY);
+    const alive = await Promise.all(published.map(async (member) => ((await this.#rareMarks.get(lifetimeKey(member))) === undefined ? undefined : member)));
+    for (const member of alive) {
+      const [kind, value] = member?.split(':') ?? [];
+      const seconds = Number(value);
+      if (!Number.isSafeInteger(seconds) || seconds <= 0) continue;
+      if (kind === 'access') access = Math.max(access, seconds);
+      if (kind === 'grant') grant = Math.max(grant, seconds);
+    }
+    return { access, grant: Math.max(grant, access) };
   }
 
   /** Revokes one token until its `exp` (epoch seconds). An expired token needs no entry. False if already revoked. */
@@ -226,7 +274,8 @@ export class RevocationList {
     const ttl = exp - epochSeconds() + this.#skew;
     if (ttl <= 0) return false;
     const fields = { type: 'jti', value: jti, exp: String(exp) };
-    return (await this.#kv.raiseMarkAndLog(jtiKey(jti), 1, ttl, FEED_KEY, fields, this.#retain)) !== undefined;
+    const { access } = await this.lifetimes();
+    return (await this.#kv.raiseMarkAndLog(jtiKey(jti), 1, ttl, FEED_KEY, fields, access + this.#skew)) !== undefined;
   }
 
   /**
@@ -234,7 +283,7 @@ export class RevocationList {
    * is revoked once per model by oidc-provider): false when nothing new was recorded.
    */
   async revokeGrant(grantId: string): Promise<boolean> {
-    return this.#revokeUpToNow('grant', grantKey, grantHandle(grantId), this.#lifetime);
+    return this.#revokeUpToNow('grant', grantKey, grantHandle(grantId));
   }
 
   /**
@@ -242,7 +291,7 @@ export class RevocationList {
    * tokens (revoking a person's JWT access token ends its grant's, whether or not the grant is still stored).
    */
   async revokeGrantHandle(gid: string): Promise<boolean> {
-    return this.#revokeUpToNow('grant', grantKey, gid, this.#lifetime);
+    return this.#revokeUpToNow('grant', grantKey, gid);
   }
 
   /**
@@ -252,7 +301,7 @@ export class RevocationList {
    * they work; tokens issued within the same second are refused too. False if already recorded.
    */
   async revokeClient(clientId: string): Promise<boolean> {
-    return this.#revokeUpToNow('client', clientKey, clientId, this.#lifetime);
+    return this.#revokeUpToNow('client', clientKey, clientId);
   }
 
   /** Epoch seconds a client of this id was last deleted, while that can still matter (its client entry); a cached read. */
@@ -266,7 +315,7 @@ export class RevocationList {
    * seconds: until no verifier can still hold the key (its cached JWKS) nor a token it signed.
    */
   async revokeKey(kid: string, horizon: number): Promise<boolean> {
-    return this.#revokeUpToNow('kid', kidKey, kid, horizon);
+    return this.#revokeUpToNow('kid', kidKey, kid, { horizon });
   }
 
   /**
@@ -277,7 +326,7 @@ export class RevocationList {
   async revokeClientGrant(clientId: string, aud: string, scopes?: readonly string[]): Promise<boolean> {
     await this.#operatorEndings();
     const revoked = await Promise.all(
-      (scopes ?? ['']).map((scope) => this.#revokeUpToNow('client_grant', () => clientGrantKey(clientId, scope, aud), clientId, this.#lifetime, { aud, ...(scope ? { scope } : {}) })),
+      (scopes ?? ['']).map((scope) => this.#revokeUpToNow('client_grant', () => clientGrantKey(clientId, scope, aud), clientId, { extra: { aud, ...(scope ? { scope } : {}) } })),
     );
     return revoked.some(Boolean);
   }
@@ -291,7 +340,7 @@ export class RevocationList {
   /** Revokes every token for an API up to now (the API was removed), a person's and a client's own. */
   async revokeApi(aud: string): Promise<boolean> {
     await this.#operatorEndings();
-    return this.#revokeUpToNow('api', apiKey, aud, this.#lifetime);
+    return this.#revokeUpToNow('api', apiKey, aud);
   }
 
   /**
@@ -303,7 +352,7 @@ export class RevocationList {
    * (accounts.ts endedAt, or grantsEndedAt with the sessions kept). False if already recorded this second.
    */
   async revokeSubject(sub: string): Promise<boolean> {
-    return this.#revokeUpToNow('sub', subjectKey, sub, this.#lifetime);
+    return this.#revokeUpToNow('sub', subjectKey, sub);
   }
 
   /**
@@ -315,12 +364,12 @@ export class RevocationList {
    * (accounts.ts clientGrantsEndedAt). False if already recorded this second.
    */
   async revokeWithdrawn(sub: string, clientId: string): Promise<boolean> {
-    return this.#revokeUpToNow('withdrawn', () => withdrawnKey(sub, clientId), sub, this.#lifetime, { client_id: clientId });
+    return this.#revokeUpToNow('withdrawn', () => withdrawnKey(sub, clientId), sub, { extra: { client_id: clientId } });
   }
 
-  /** How long a grant (and so a refresh token or consent) lives, in seconds: how long a cutoff held by the account must be kept. */
-  get grantLifetime(): number {
-    return this.#grantLifetime;
+  /** How long a grant (and so a refresh token or consent) may live, in seconds: how long a cutoff held by the account must be kept (lifetimes). */
+  async grantLifetime(): Promise<number> {
+    return (await this.lifetimes()).grant;
   }
 
   /**
@@ -331,7 +380,7 @@ export class RevocationList {
    * are untouched. False if already recorded this second.
    */
   async revokeDelegated(clientId: string): Promise<boolean> {
-    return this.#revokeUpToNow('delegated', delegatedKey, clientId, this.#lifetime, {}, this.#grantLifetime);
+    return this.#revokeUpToNow('delegated', delegatedKey, clientId, { keptAsGrants: true });
   }
 
   /**
@@ -355,14 +404,26 @@ export class RevocationList {
 
   /** Before the entry: a check that sees the entry sees this too (it outlives the entry by a second). */
   async #operatorEndings(): Promise<void> {
-    await this.#kv.set(OPERATOR_ENDINGS_KEY, '1', { ttl: this.#lifetime + this.#skew + 1 });
+    await this.#kv.set(OPERATOR_ENDINGS_KEY, '1', { ttl: (await this.lifetimes()).access + this.#skew + 1 });
   }
 
-  /** `horizon`: how long what it revokes matters (the feed entry's `exp`); `kept`: how long the mark is kept (at least that). */
-  async #revokeUpToNow(type: string, key: (value: string) => string, value: string, horizon: number, extra: Record<string, string> = {}, kept = horizon): Promise<boolean> {
+  /**
+   * What it revokes matters for the longest access token lifetime (lifetimes), or `horizon` if that
+   * is longer (the feed entry's `exp`); the mark is kept that long, or as long as a grant lives
+   * (`keptAsGrants`). The feed keeps one access token lifetime, plus skew.
+   */
+  async #revokeUpToNow(
+    type: string,
+    key: (value: string) => string,
+    value: string,
+    { horizon = 0, extra = {}, keptAsGrants = false }: { horizon?: number; extra?: Record<string, string>; keptAsGrants?: boolean } = {},
+  ): Promise<boolean> {
+    const lifetimes = await this.lifetimes();
+    const matters = Math.max(horizon, lifetimes.access);
+    const kept = keptAsGrants ? Math.max(lifetimes.grant, matters) : matters;
     const at = epochSeconds();
-    const fields = { type, value, ...extra, at: String(at), exp: String(at + horizon) };
-    return (await this.#kv.raiseMarkAndLog(key(value), at, Math.max(kept, horizon) + this.#skew, FEED_KEY, fields, this.#retain)) !== undefined;
+    const fields = { type, value, ...extra, at: String(at), exp: String(at + matters) };
+    return (await this.#kv.raiseMarkAndLog(key(value), at, kept + this.#skew, FEED_KEY, fields, lifetimes.access + this.#skew)) !== undefined;
   }
 
   /**
