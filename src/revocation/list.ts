@@ -62,9 +62,11 @@
  *   revoked:{rv}:delegated:<client_id>
  *                                   epoch seconds of the latest revocation of every grant the client holds
  *   revoked:{rv}:operator-endings   "1" while a client_grant or api entry can matter
- *   revoked:{rv}:lifetimes          the lifetimes instances issue with ("access:<seconds>", "grant:<seconds>")
+ *   revoked:{rv}:lifetimes          the lifetimes instances issue with ("access:<seconds>", "grant:<seconds>"),
+ *                                   and how long the feed must keep its lines ("feed:<seconds>", a kid entry's horizon)
  *   revoked:{rv}:lifetime:<kind>:<seconds>
- *                                   "1" while a token or grant issued with that lifetime may live (publishLifetimes)
+ *                                   "1" while a token or grant issued with that lifetime may live (publishLifetimes),
+ *                                   or while a kid entry of that horizon matters (revokeKey)
  *   revoked:{rv}:feed               the feed (a Redis stream)
  */
 import { createHash } from 'node:crypto';
@@ -176,10 +178,12 @@ export interface RevocableHeader {
   readonly kid?: unknown;
 }
 
-/** How long a token (access) and a grant (and so a refresh token) may live, in seconds. */
+/** How long a token (access) and a grant (and so a refresh token) may live, and how long the feed keeps its lines, in seconds. */
 export interface Lifetimes {
   readonly access: number;
   readonly grant: number;
+  /** At least `access`; longer while a kid entry, which matters longer, is on the feed. */
+  readonly feed: number;
 }
 
 export interface RevocationListOptions {
@@ -240,13 +244,16 @@ export class RevocationList {
    * settings, the CLI with other settings) keeps it as long as those tokens live (lifetimes).
    */
   async publishLifetimes(every: number): Promise<void> {
-    for (const [kind, seconds] of [['access', this.#lifetime], ['grant', this.#grantLifetime]] as const) {
-      const member = `${kind}:${seconds}`;
-      const ttl = seconds + every + this.#skew;
-      // The key first: a member whose key is gone is read as gone.
-      await this.#kv.set(lifetimeKey(member), '1', { ttl });
-      await this.#kv.addToSet(LIFETIMES_KEY, member, ttl);
-    }
+    await this.#publish('access', this.#lifetime, this.#lifetime + every + this.#skew);
+    await this.#publish('grant', this.#grantLifetime, this.#grantLifetime + every + this.#skew);
+  }
+
+  /** `kind:seconds` holds for `ttl` seconds from now (lifetimes). */
+  async #publish(kind: 'access' | 'grant' | 'feed', seconds: number, ttl: number): Promise<void> {
+    const member = `${kind}:${seconds}`;
+    // The key first: a member whose key is gone is read as gone.
+    await this.#kv.set(lifetimeKey(member), '1', { ttl });
+    await this.#kv.addToSet(LIFETIMES_KEY, member, ttl);
   }
 
   /**
@@ -257,6 +264,7 @@ export class RevocationList {
   async lifetimes(): Promise<Lifetimes> {
     let access = this.#lifetime;
     let grant = this.#grantLifetime;
+    let feed = 0;
     const published = await this.#rareMarks.members(LIFETIMES_KEY);
     const alive = await Promise.all(published.map(async (member) => ((await this.#rareMarks.get(lifetimeKey(member))) === undefined ? undefined : member)));
     for (const member of alive) {
@@ -265,8 +273,9 @@ export class RevocationList {
       if (!Number.isSafeInteger(seconds) || seconds <= 0) continue;
       if (kind === 'access') access = Math.max(access, seconds);
       if (kind === 'grant') grant = Math.max(grant, seconds);
+      if (kind === 'feed') feed = Math.max(feed, seconds);
     }
-    return { access, grant: Math.max(grant, access) };
+    return { access, grant: Math.max(grant, access), feed: Math.max(feed, access) };
   }
 
   /** Revokes one token until its `exp` (epoch seconds). An expired token needs no entry. False if already revoked. */
@@ -274,8 +283,8 @@ export class RevocationList {
     const ttl = exp - epochSeconds() + this.#skew;
     if (ttl <= 0) return false;
     const fields = { type: 'jti', value: jti, exp: String(exp) };
-    const { access } = await this.lifetimes();
-    return (await this.#kv.raiseMarkAndLog(jtiKey(jti), 1, ttl, FEED_KEY, fields, access + this.#skew)) !== undefined;
+    const { feed } = await this.lifetimes();
+    return (await this.#kv.raiseMarkAndLog(jtiKey(jti), 1, ttl, FEED_KEY, fields, feed + this.#skew)) !== undefined;
   }
 
   /**
@@ -315,6 +324,11 @@ export class RevocationList {
    * seconds: until no verifier can still hold the key (its cached JWKS) nor a token it signed.
    */
   async revokeKey(kid: string, horizon: number): Promise<boolean> {
+    // The feed keeps its lines that long from now on (a kid entry matters longer than the access
+    // token horizon the feed is trimmed to): a reader starting later, or coming back with an old
+    // cursor (its JWKS cache may still hold the key), is still told. Before the entry.
+    const matters = Math.max(horizon, (await this.lifetimes()).access);
+    await this.#publish('feed', matters, matters + this.#skew);
     return this.#revokeUpToNow('kid', kidKey, kid, { horizon });
   }
 
@@ -410,7 +424,7 @@ export class RevocationList {
   /**
    * What it revokes matters for the longest access token lifetime (lifetimes), or `horizon` if that
    * is longer (the feed entry's `exp`); the mark is kept that long, or as long as a grant lives
-   * (`keptAsGrants`). The feed keeps one access token lifetime, plus skew.
+   * (`keptAsGrants`). The feed keeps one access token lifetime, plus skew (longer while a kid entry matters).
    */
   async #revokeUpToNow(
     type: string,
@@ -423,7 +437,7 @@ export class RevocationList {
     const kept = keptAsGrants ? Math.max(lifetimes.grant, matters) : matters;
     const at = epochSeconds();
     const fields = { type, value, ...extra, at: String(at), exp: String(at + matters) };
-    return (await this.#kv.raiseMarkAndLog(key(value), at, kept + this.#skew, FEED_KEY, fields, lifetimes.access + this.#skew)) !== undefined;
+    return (await this.#kv.raiseMarkAndLog(key(value), at, kept + this.#skew, FEED_KEY, fields, lifetimes.feed + this.#skew)) !== undefined;
   }
 
   /**
