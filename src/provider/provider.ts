@@ -616,13 +616,10 @@ function applyPatches(
       return allowed && held && clientResolves(provider, claims.client_id, config.outbound.allowPrivateNetworks);
     },
     // The person's grants to the token's client, one of which its gid names (a hash of the id).
-    revokeGrantOf: async (claims) => {
+    grantOf: async (claims) => {
       const gid = claims[GRANT_CLAIM];
       if (typeof claims.sub !== 'string' || typeof gid !== 'string') return undefined;
-      const grant = (await grants.ofAccount(claims.sub)).find((summary) => summary.clientId === claims.client_id && grantHandle(summary.grantId) === gid);
-      if (!grant) return undefined;
-      await grants.revoke(grant.grantId);
-      return grant.grantId;
+      return (await grants.ofAccount(claims.sub)).find((summary) => summary.clientId === claims.client_id && grantHandle(summary.grantId) === gid)?.grantId;
     },
   });
   // Innermost: a token request's consumption and new records go out together (see the patch), and

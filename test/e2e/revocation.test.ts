@@ -178,7 +178,7 @@ describe('e2e: revocation reaches JWT access tokens (introspection and latchkey/
     await assert.rejects(refresh(rotated.refresh_token!), oidc.ResponseBodyError);
   });
 
-  it("revoking a person's JWT access token (RFC 7009) ends its grant, as revoking an opaque one does: the refresh token and the grant's other access tokens stop working; a client's own JWT ends alone", async () => {
+  it("revoking a person's JWT access token (RFC 7009) ends every token of its grant, as revoking an opaque one does: the refresh token and the grant's other access tokens stop working; a client's own JWT ends alone", async () => {
     // An opaque access token (userinfo, no resource): the engine revokes its whole grant.
     const viaOpaque = await signIn();
     const userinfo = await oidc.authorizationCodeGrant(config, viaOpaque.callback, { pkceCodeVerifier: viaOpaque.verifier });
