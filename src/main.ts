@@ -61,7 +61,7 @@ import { LogoutTokenReplays } from './upstreams/logout-tokens.js';
 import { PendingSignIns } from './upstreams/pending.js';
 import { Upstreams } from './upstreams/registry.js';
 import { FederatedSessions } from './upstreams/sessions.js';
-import { announceServer, unreachableStore } from './store/control.js';
+import { announceServer, evictingStore, unreachableStore } from './store/control.js';
 import { openStore, type Kv } from './store/index.js';
 import { isStoreOutage } from './store/outage.js';
 import { inBatches } from './store/kv.js';
@@ -209,6 +209,16 @@ export async function serve(config: Config, logger: Logger = createLogger(config
     await kv.close();
     throw kv.kind === 'redis' && isStoreOutage(error) ? unreachableStore(config, kv, error) : error;
   });
+  // A Redis that evicts keys would drop revocations first (Kv.evictionPolicy): refused, in one line.
+  const evicts = await kv.evictionPolicy?.().catch((error: unknown) => {
+    logger.warn({ err: { message: (error as Error).message } }, 'cannot tell whether Redis evicts keys (INFO refused): make sure its maxmemory-policy is noeviction');
+    return undefined;
+  });
+  if (evicts) {
+    await keys.close();
+    await kv.close();
+    throw evictingStore(config, evicts);
+  }
   const { accounts, secondFactors, apis, consents, revocations, limits, federated, upstreams, upstreamClients, upstreamLogout, build } = providerFactory(config, kv, metrics);
   // How long what this server issues may live, said in the store before it issues anything and
   // again every LIFETIMES_EVERY seconds: every revocation entry, whoever writes it, then lives as

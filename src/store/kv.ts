@@ -161,6 +161,13 @@ export interface Kv {
 
   /** Round trip to the store; throws when it is unreachable. */
   ping(): Promise<void>;
+  /**
+   * The store's eviction policy when it may drop keys under memory pressure (Redis's
+   * maxmemory-policy, on any master, other than noeviction), else undefined: what has a TTL (every
+   * revocation entry, a session's ending, every single-use mark) is what the volatile-* policies
+   * drop first, so a revoked token would work again and a spent code be taken twice.
+   */
+  evictionPolicy?(): Promise<string | undefined>;
   close(): Promise<void>;
 }
 

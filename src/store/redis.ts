@@ -473,6 +473,12 @@ export class RedisKv implements Kv {
     await this.#client.ping();
   }
 
+  async evictionPolicy(): Promise<string | undefined> {
+    const masters = this.#client instanceof Cluster ? this.#client.nodes('master') : [this.#client];
+    const policies = await Promise.all(masters.map(async (node) => /^maxmemory_policy:(\S+)/m.exec(await node.info('memory'))?.[1]));
+    return policies.find((policy) => policy !== undefined && policy !== 'noeviction');
+  }
+
   async close() {
     await this.#tracked?.close();
     await this.#client.quit().catch(() => this.#client.disconnect());
