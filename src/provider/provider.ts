@@ -32,6 +32,7 @@ import type { UpstreamLogout } from '../upstreams/logout.js';
 import { upstreamEndSession } from './patches/upstream-end-session.js';
 import { postLogoutToCurrentRegistration } from './patches/post-logout-current.js';
 import { singleUseResume } from './patches/single-use-resume.js';
+import { singleUseRegistrationToken } from './patches/single-use-registration-token.js';
 import type { Kv } from '../store/kv.js';
 import type { RateLimits } from '../http/rate-limits.js';
 import { limitAnnouncedClients } from './patches/announced-client-limit.js';
@@ -540,6 +541,8 @@ function applyPatches(
   revokeGrantBeforeToken(provider);
   // A sign-in resumes once: two resumes of one interaction at once get one code, not two.
   singleUseResume(provider);
+  // An RFC 7592 update rotates its registration access token once: two at once get one successor, not two.
+  singleUseRegistrationToken(provider);
   limitAnnouncedClients(provider, rateLimits);
   // No provider.proxy here: koa-mount runs the provider with the app's own ctx, so the app's proxy
   // settings (createApp) decide ctx.ip and ctx.protocol, and the issuer decides every URL (app.ts).
