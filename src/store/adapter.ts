@@ -279,6 +279,29 @@ class KvAdapter implements Adapter {
     await replaced(id, previous, payload);
   }
 
+  /**
+   * Writes record `id` only while it still holds `expected` (the text of what the caller read: the
+   * JSON its find() parsed), as upsert does otherwise (a client's write between the clientReplaced
+   * hook's calls); false, with nothing written, when someone changed or removed it since. Where the
+   * store cannot (no replaceRecord), an upsert.
+   */
+  async upsertIfUnchanged(id: string, expected: string, payload: AdapterPayload, expiresIn: number): Promise<boolean> {
+    await settleFirst();
+    const { replaceRecord } = this.kv;
+    if (!replaceRecord) {
+      await this.upsert(id, payload, expiresIn);
+      return true;
+    }
+    const write = () => replaceRecord.call(this.kv, recordKey(this.model, id), expected, JSON.stringify(payload), expiresIn ? expiresIn + this.grace : undefined);
+    const replaced = this.model === 'Client' ? this.hooks.clientReplaced : undefined;
+    if (!replaced) return write();
+    const previous = JSON.parse(expected) as AdapterPayload;
+    await replaced(id, previous, payload);
+    if (!(await write())) return false;
+    await replaced(id, previous, payload);
+    return true;
+  }
+
   /** Whether `id` is a token value that says it is of another model than this one (TOKEN_LENGTHS). */
   private ofAnotherModel(id: string): boolean {
     if (TOKEN_LENGTHS[this.model] === undefined) return false;

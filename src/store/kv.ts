@@ -102,6 +102,11 @@ export interface Kv {
    * endpoint finds a client's own token and deletes it in one round trip (adapter.ts).
    */
   takeRecordOwnedBy?(key: string, owner: string, now: number): Promise<{ record: StoredRecord | undefined; taken: boolean }>;
+  /**
+   * Replaces a record only while it still holds `expected` (unconsumed): an update of what the
+   * caller read, never of what someone changed since. Atomic; false (nothing written) otherwise.
+   */
+  replaceRecord?(key: string, expected: string, payload: string, ttl?: number): Promise<boolean>;
   /** Marks a record consumed unless it already is: of concurrent callers exactly one gets 'consumed'. */
   consumeRecord(key: string, at: number): Promise<ConsumeOutcome>;
 

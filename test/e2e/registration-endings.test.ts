@@ -1,0 +1,117 @@
+/**
+ * An RFC 7592 update in flight when an operator changes its client (or rotates its secret) does not
+ * undo the change: the engine read the client as it checked the registration access token and wrote
+ * it back after, so an update whose write landed after the operator's (which ends every
+ * registration access token of the client, precisely so that the client cannot put back what the
+ * operator took) put the old metadata back. Here instance A reaches Redis through a relay that holds
+ * the update at its client write while the operator's CLI acts directly.
+ */
+import assert from 'node:assert/strict';
+import { connect, createServer, type Server, type Socket } from 'node:net';
+import { latchkey } from '../helpers/process.js';
+import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
+import { startServer, testDir, testEnv, type TestServer } from '../helpers/server.js';
+
+const REDIRECT = 'https://dev.example.test/callback';
+
+/** A relay to Redis that, once armed, holds a connection's traffic from the first chunk `matches` says is the one. */
+interface Relay {
+  readonly url: string;
+  /** Resolves once a chunk matching `matches` is held (with everything after it on that connection). */
+  holdFrom(matches: (chunk: string) => boolean): Promise<void>;
+  release(): void;
+  close(): void;
+}
+
+async function startRelay(redisPort: number): Promise<Relay> {
+  let armed: { matches: (chunk: string) => boolean; held: () => void } | undefined;
+  const holding = new Map<Socket, Buffer[]>();
+  const sockets = new Set<Socket>();
+  const server: Server = createServer((client) => {
+    const upstream = connect(redisPort, '127.0.0.1');
+    sockets.add(client).add(upstream);
+    upstream.on('data', (chunk) => client.write(chunk));
+    client.on('data', (chunk) => {
+      const queue = holding.get(client);
+      if (queue) return void queue.push(chunk);
+      if (armed?.matches(chunk.toString('latin1'))) {
+        holding.set(client, [chunk]);
+        armed.held();
+        armed = undefined;
+        return;
+      }
+      upstream.write(chunk);
+    });
+    const close = () => (client.destroy(), upstream.destroy());
+    client.on('close', close).on('error', close);
+    upstream.on('close', close).on('error', close);
+    (client as Socket & { upstream?: Socket }).upstream = upstream;
+  });
+  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
+  const { port } = server.address() as { port: number };
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    holdFrom: (matches) => new Promise((held) => (armed = { matches, held })),
+    release() {
+      for (const [client, queue] of holding) for (const chunk of queue) (client as Socket & { upstream?: Socket }).upstream!.write(chunk);
+      holding.clear();
+    },
+    close() {
+      for (const socket of sockets) socket.destroy();
+      server.close();
+    },
+  };
+}
+
+describe('e2e: an RFC 7592 update in flight does not undo an operator\'s change', function () {
+  this.timeout(60_000);
+  const dir = testDir();
+  let redis: RedisServer;
+  let relay: Relay;
+  let server: TestServer;
+  let env: Record<string, string>;
+
+  before(async () => {
+    redis = await startRedisServer();
+    relay = await startRelay(Number(new URL(redis.url).port));
+    const port = await freePort();
+    const shared = { REGISTRATION_OPEN: 'true' };
+    // A's held write must not time out (503) while the operator acts.
+    server = await startServer({ dir, port, redisUrl: relay.url, env: { ...shared, REDIS_COMMAND_TIMEOUT: '30000' } });
+    // The operator's CLI reaches Redis directly, not through the relay.
+    env = testEnv(dir, port, { redisUrl: redis.url, env: shared });
+  });
+  after(async () => {
+    relay?.release();
+    await server?.stop();
+    relay?.close();
+    await redis?.stop();
+  });
+
+  it("an operator's change (latchkey clients update --require-mfa) made while the client's own update is in flight stays made; the update gets 401 and no new token", async () => {
+    const registered = await fetch(`${server.url}/reg`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ redirect_uris: [REDIRECT] }) });
+    assert.equal(registered.status, 201);
+    const { client_id: clientId, registration_access_token: token, registration_client_uri: uri } = (await registered.json()) as Record<string, string>;
+
+    // The client's update, held at its write of the client (it has read the client and checked its token).
+    const held = relay.holdFrom((chunk) => /evalsha|eval/i.test(chunk) && chunk.includes(`oidc:Client:${clientId}`));
+    const inFlight = fetch(uri!, {
+      method: 'PUT',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ client_id: clientId, redirect_uris: [REDIRECT] }),
+    });
+    await held;
+    const changed = await latchkey(env, ['clients', 'update', clientId!, '--require-mfa']);
+    assert.equal(changed.status, 0, changed.stderr);
+    relay.release();
+
+    const answered = await inFlight;
+    const body = (await answered.json()) as { error?: string; registration_access_token?: string };
+    const stored = JSON.parse((await server.kv.getRecord(`oidc:Client:${clientId}`))!.payload) as { require_mfa?: boolean };
+    assert.equal(stored.require_mfa, true, "the operator's change was undone by the client's update that was in flight");
+    assert.equal(answered.status, 401, JSON.stringify(body));
+    assert.equal(body.error, 'invalid_token');
+    assert.equal(body.registration_access_token, undefined, 'no new registration access token');
+    assert.equal((await fetch(uri!, { headers: { authorization: `Bearer ${token}` } })).status, 401, 'the token stays ended');
+  });
+});
