@@ -11,8 +11,10 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 import { latchkey } from '../helpers/process.js';
 import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
 import { startServer, testDir, testEnv, type TestServer } from '../helpers/server.js';
+import { basic, clientCredentialsToken, machineClient } from '../helpers/tokens.js';
 
 const REDIRECT = 'https://dev.example.test/callback';
+const OPS = { id: 'ops', secret: 'ops-client-secret-with-plenty-of-entropy-0123456789' };
 
 /** A relay to Redis that, once armed, holds a connection's traffic from the first chunk `matches` says is the one. */
 interface Relay {
@@ -75,11 +77,12 @@ describe('e2e: an RFC 7592 update in flight does not undo an operator\'s change'
     redis = await startRedisServer();
     relay = await startRelay(Number(new URL(redis.url).port));
     const port = await freePort();
-    const shared = { REGISTRATION_OPEN: 'true' };
+    const shared = { REGISTRATION_OPEN: 'true', CLIENTS: JSON.stringify([machineClient(OPS)]) };
     // A's held write must not time out (503) while the operator acts.
     server = await startServer({ dir, port, redisUrl: relay.url, env: { ...shared, REDIS_COMMAND_TIMEOUT: '30000' } });
     // The operator's CLI reaches Redis directly, not through the relay.
     env = testEnv(dir, port, { redisUrl: redis.url, env: shared });
+    await server.apis.grant(OPS.id, `${server.issuer}/admin`, { scopes: ['admin'] });
   });
   after(async () => {
     relay?.release();
@@ -113,5 +116,38 @@ describe('e2e: an RFC 7592 update in flight does not undo an operator\'s change'
     assert.equal(body.error, 'invalid_token');
     assert.equal(body.registration_access_token, undefined, 'no new registration access token');
     assert.equal((await fetch(uri!, { headers: { authorization: `Bearer ${token}` } })).status, 401, 'the token stays ended');
+  });
+
+  it("a secret rotated because it leaked stays rotated when an operator's change of the client was in flight (read before, written after): the change is refused, never the leaked secret written back", async () => {
+    const registered = await fetch(`${server.url}/reg`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ redirect_uris: [REDIRECT] }) });
+    const { client_id: clientId, client_secret: leaked } = (await registered.json()) as Record<string, string>;
+    const authenticates = async (secret: string) =>
+      (await fetch(`${server.url}/token/introspection`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic({ id: clientId!, secret }) },
+        body: new URLSearchParams({ token: 'anything' }),
+      })).status !== 401;
+    assert.equal(await authenticates(leaked!), true);
+
+    // The operator's CLI (through the relay) changes the client: held at its write, having read it.
+    const held = relay.holdFrom((chunk) => /evalsha|eval/i.test(chunk) && chunk.includes(`oidc:Client:${clientId}`));
+    const change = latchkey(testEnv(dir, 0, { redisUrl: relay.url, env: { REGISTRATION_OPEN: 'true', CLIENTS: JSON.stringify([machineClient(OPS)]) } }), ['clients', 'update', clientId!, '--require-par']);
+    await held;
+    // Meanwhile the secret is rotated without grace (it leaked).
+    const admin = await clientCredentialsToken(server.url, OPS, `${server.issuer}/admin`, 'admin');
+    const rotation = await fetch(`${server.url}/admin/clients/${encodeURIComponent(clientId!)}/secret`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ previous_secret_valid_for: 0 }),
+    });
+    assert.equal(rotation.status, 200);
+    const { client_secret: fresh } = (await rotation.json()) as { client_secret: string };
+    relay.release();
+
+    const changed = await change;
+    assert.equal(await authenticates(leaked!), false, "the leaked secret works again: the operator's change in flight wrote it back");
+    assert.equal(await authenticates(fresh), true);
+    assert.equal(changed.status, 1, changed.stdout);
+    assert.match(changed.stderr, /changed \(or removed\) meanwhile: nothing was written; try again/);
   });
 });
