@@ -91,7 +91,7 @@ export class Clients {
   ) {}
 
   /** The provider's own adapter: removing a client here runs the same hook as RFC 7592's DELETE. */
-  get #adapter(): Adapter & { upsertIfUnchanged?(id: string, expected: string, payload: object, expiresIn: number): Promise<boolean> } {
+  get #adapter(): Adapter & { upsertIfUnchanged?(id: string, previous: object, payload: object, expiresIn: number): Promise<boolean> } {
     return (this.providers.current.Client as unknown as { adapter: Adapter }).adapter;
   }
 
@@ -104,7 +104,7 @@ export class Clients {
   async #replace(id: string, existing: ClientMetadata, next: ClientMetadata): Promise<void> {
     const adapter = this.#adapter;
     if (!adapter.upsertIfUnchanged) return adapter.upsert(id, next, 0);
-    if (!(await adapter.upsertIfUnchanged(id, JSON.stringify(existing), next, 0))) {
+    if (!(await adapter.upsertIfUnchanged(id, existing, next, 0))) {
       throw new ClientError(`client "${id}" was changed (or removed) meanwhile: nothing was written; try again`, 'conflict', 409);
     }
   }

@@ -38,12 +38,12 @@ interface Taking {
 interface ClientAdapter {
   find(id: string): Promise<object | undefined>;
   upsert(id: string, payload: object, expiresIn: number): Promise<void>;
-  upsertIfUnchanged?(id: string, expected: string, payload: object, expiresIn: number): Promise<boolean>;
+  upsertIfUnchanged?(id: string, previous: object, payload: object, expiresIn: number): Promise<boolean>;
 }
 
 /** What an update read of its client (the first read, as its token was checked). */
 const READ = Symbol('client read by this RFC 7592 update');
-type Reading = { [READ]?: { readonly id: string; readonly text: string } };
+type Reading = { [READ]?: { readonly id: string; readonly payload: object } };
 
 const updating = () => {
   const ctx = Provider.ctx as (Reading & { oidc?: { route?: string } }) | undefined;
@@ -56,14 +56,15 @@ export function singleUseRegistrationToken(provider: Provider): void {
   clients.find = async (id) => {
     const payload = await find(id);
     const ctx = updating();
-    if (ctx && payload) ctx[READ] ??= { id, text: JSON.stringify(payload) };
+    // A copy: the engine makes its client from this object.
+    if (ctx && payload) ctx[READ] ??= { id, payload: structuredClone(payload) };
     return payload;
   };
   const upsert = clients.upsert.bind(clients);
   clients.upsert = async (id, payload, expiresIn) => {
     const read = updating()?.[READ];
     if (read?.id !== id || !clients.upsertIfUnchanged) return upsert(id, payload, expiresIn);
-    if (!(await clients.upsertIfUnchanged(id, read.text, payload, expiresIn))) throw new errors.InvalidToken('the client was changed meanwhile, which ended its registration access tokens');
+    if (!(await clients.upsertIfUnchanged(id, read.payload, payload, expiresIn))) throw new errors.InvalidToken('the client was changed meanwhile, which ended its registration access tokens');
   };
 
   const prototype = provider.RegistrationAccessToken.prototype as unknown as { destroy(this: Taking): Promise<void> };
