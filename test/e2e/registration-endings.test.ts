@@ -150,4 +150,28 @@ describe('e2e: an RFC 7592 update in flight does not undo an operator\'s change'
     assert.equal(changed.status, 1, changed.stdout);
     assert.match(changed.stderr, /changed \(or removed\) meanwhile: nothing was written; try again/);
   });
+
+  it('a client deleted (latchkey clients remove) while its own update is in flight stays deleted: the update does not write it back', async () => {
+    const registered = await fetch(`${server.url}/reg`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ redirect_uris: [REDIRECT] }) });
+    const { client_id: clientId, client_secret: secret, registration_access_token: token, registration_client_uri: uri } = (await registered.json()) as Record<string, string>;
+    const held = relay.holdFrom((chunk) => /evalsha|eval/i.test(chunk) && chunk.includes(`oidc:Client:${clientId}`));
+    const inFlight = fetch(uri!, {
+      method: 'PUT',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ client_id: clientId, redirect_uris: [REDIRECT] }),
+    });
+    await held;
+    const removed = await latchkey(env, ['clients', 'remove', clientId!]);
+    assert.equal(removed.status, 0, removed.stderr);
+    relay.release();
+    const answered = await inFlight;
+    assert.equal(await server.kv.getRecord(`oidc:Client:${clientId}`), undefined, 'the update in flight wrote the deleted client back');
+    assert.equal(answered.status, 401);
+    const authenticated = await fetch(`${server.url}/token/introspection`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic({ id: clientId!, secret: secret! }) },
+      body: new URLSearchParams({ token: 'anything' }),
+    });
+    assert.equal(authenticated.status, 401, 'the deleted client does not authenticate');
+  });
 });
