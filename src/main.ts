@@ -61,7 +61,7 @@ import { LogoutTokenReplays } from './upstreams/logout-tokens.js';
 import { PendingSignIns } from './upstreams/pending.js';
 import { Upstreams } from './upstreams/registry.js';
 import { FederatedSessions } from './upstreams/sessions.js';
-import { announceServer, unreachableStore } from './store/control.js';
+import { announceServer, evictingStore, unreachableStore } from './store/control.js';
 import { openStore, type Kv } from './store/index.js';
 import { isStoreOutage } from './store/outage.js';
 import { inBatches } from './store/kv.js';
@@ -186,6 +186,9 @@ export async function resealUnderFirstSecret(
   }
 }
 
+/** Seconds between two publications of this server's lifetimes (revocation/list.ts publishLifetimes). */
+const LIFETIMES_EVERY = 60;
+
 export async function serve(config: Config, logger: Logger = createLogger(config.log.level)): Promise<Running> {
   // This server's metrics. A worker answers its primary's scrapes from the start, as it did when
   // the answerer was installed at import time.
@@ -206,10 +209,36 @@ export async function serve(config: Config, logger: Logger = createLogger(config
     await kv.close();
     throw kv.kind === 'redis' && isStoreOutage(error) ? unreachableStore(config, kv, error) : error;
   });
+  // A Redis that evicts keys would drop revocations first (Kv.evictionPolicy): refused, in one line.
+  const evicts = await kv.evictionPolicy?.().catch((error: unknown) => {
+    logger.warn({ err: { message: (error as Error).message } }, 'cannot tell whether Redis evicts keys (INFO refused): make sure its maxmemory-policy is noeviction');
+    return undefined;
+  });
+  if (evicts) {
+    await keys.close();
+    await kv.close();
+    throw evictingStore(config, evicts);
+  }
   const { accounts, secondFactors, apis, consents, revocations, limits, federated, upstreams, upstreamClients, upstreamLogout, build } = providerFactory(config, kv, metrics);
+  // How long what this server issues may live, said in the store before it issues anything and
+  // again every LIFETIMES_EVERY seconds: every revocation entry, whoever writes it, then lives as
+  // long as the tokens it ends, those issued under longer settings before a restart included.
+  const publishLifetimes = () => revocations.publishLifetimes(LIFETIMES_EVERY);
+  await publishLifetimes().catch(async (error: unknown) => {
+    await keys.close();
+    await kv.close();
+    throw kv.kind === 'redis' && isStoreOutage(error) ? unreachableStore(config, kv, error) : error;
+  });
+  const publishing = setInterval(() => {
+    publishLifetimes().catch((error: unknown) => {
+      logger.warn({ event: 'revocations.lifetimes_failed', err: error instanceof Error ? error.message : String(error) }, 'saying in the store how long tokens live failed; tried again in a minute');
+    });
+  }, LIFETIMES_EVERY * 1000);
+  publishing.unref();
   const verifier = keys.verifier();
   const providers = new ProviderHost(build(keys.ring, verifier));
   await checkConfiguredClients(providers.current, config.clients, await apis.delegableScopes()).catch(async (error: unknown) => {
+    clearInterval(publishing);
     await keys.close();
     await kv.close();
     throw error;
@@ -359,6 +388,7 @@ export async function serve(config: Config, logger: Logger = createLogger(config
     const pid = cluster.isWorker ? process.ppid : process.pid;
     unannounce = await announceServer(config, kv, pid, (message) => logger.warn(message));
   } catch (error) {
+    clearInterval(publishing);
     server.close();
     await keys.close();
     await kv.close();
@@ -388,6 +418,7 @@ export async function serve(config: Config, logger: Logger = createLogger(config
     grants,
     metricsUrl: metricsListener?.url,
     async close() {
+      clearInterval(publishing);
       await unannounce();
       await keys.close();
       // Stop accepting; requests in flight get shutdownTimeout seconds, then their connections go.

@@ -166,7 +166,17 @@ export class Apis {
     const fixed = this.#static.get(identifier);
     if (fixed) return fixed.api;
     const json = await this.#reads.get(apiKey(identifier));
-    return this.#parsedApis.get(identifier, json, (text) => (text ? withoutReserved(JSON.parse(text) as ApiDefinition) : undefined));
+    return this.#parsedApis.get(identifier, json, (text) => (text ? this.#withinMaximum(withoutReserved(JSON.parse(text) as ApiDefinition)) : undefined));
+  }
+
+  /**
+   * A stored API's accessTokenTTL held to ttl.apiAccessTokenMax as it is now: one added while the
+   * maximum was higher (lowered since) issues no token longer-lived than revocation entries are
+   * kept (revocation/list.ts, lifetimes.ts), which that maximum bounds.
+   */
+  #withinMaximum(api: ApiDefinition): ApiDefinition {
+    const max = this.options.maxAccessTokenTTL;
+    return api.accessTokenTTL !== undefined && api.accessTokenTTL > max ? { ...api, accessTokenTTL: max } : api;
   }
 
   /**

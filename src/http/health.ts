@@ -1,11 +1,12 @@
 /**
- * /healthz: the process is up (for restarts). /readyz: the store answers and keys are loaded
- * (for load balancers): 503 while either is not so.
+ * /healthz: the process is up (for restarts). /readyz: the store answers, keeps what it is given
+ * (it evicts no keys: Kv.evictionPolicy) and keys are loaded (for load balancers): 503 while one is not so.
  */
 import type { Middleware } from 'koa';
 import { scoped } from './layers.js';
 import type { Keyring } from '../keyring/keyring.js';
 import type { Kv } from '../store/kv.js';
+import { storeRefusal } from '../store/outage.js';
 
 const READY_TIMEOUT_MS = 1000;
 
@@ -25,10 +26,13 @@ export function health(kv: Kv, keyring: () => Keyring | undefined): Middleware {
     const keys = keyring()?.keys.length ?? 0;
     let store = 'ok';
     try {
-      await Promise.race([
-        kv.ping(),
-        new Promise((_, reject) => setTimeout(() => reject(new Error('timeout')), READY_TIMEOUT_MS).unref()),
+      const evicts = await Promise.race([
+        // INFO refused (an ACL without it): said at start; the store answers all the same.
+        kv.ping().then(() => kv.evictionPolicy?.().catch((error: unknown) => (storeRefusal(error) ? undefined : Promise.reject(error)))),
+        new Promise<never>((_, reject) => setTimeout(() => reject(new Error('timeout')), READY_TIMEOUT_MS).unref()),
       ]);
+      // Set so since the start (CONFIG SET): revocations may be dropped.
+      if (evicts) store = `evicts keys (maxmemory-policy ${evicts})`;
     } catch {
       store = 'unreachable';
     }

@@ -34,6 +34,7 @@ import { browserBoundResume } from './patches/browser-bound-resume.js';
 import { endSessionsAtMax } from './patches/session-max.js';
 import { postLogoutToCurrentRegistration } from './patches/post-logout-current.js';
 import { singleUseResume } from './patches/single-use-resume.js';
+import { singleUseRegistrationToken } from './patches/single-use-registration-token.js';
 import type { Kv } from '../store/kv.js';
 import type { RateLimits } from '../http/rate-limits.js';
 import { limitAnnouncedClients } from './patches/announced-client-limit.js';
@@ -559,6 +560,8 @@ function applyPatches(
   singleUseResume(provider);
   // ...and only in the browser that started it: no cookie a sibling subdomain plants resumes it (https issuers).
   browserBoundResume(provider, config.issuer, config.ttl.interaction);
+  // An RFC 7592 update rotates its registration access token once: two at once get one successor, not two.
+  singleUseRegistrationToken(provider);
   limitAnnouncedClients(provider, rateLimits);
   // No provider.proxy here: koa-mount runs the provider with the app's own ctx, so the app's proxy
   // settings (createApp) decide ctx.ip and ctx.protocol, and the issuer decides every URL (app.ts).
@@ -637,6 +640,12 @@ function applyPatches(
       };
       const [allowed, held] = await Promise.all([mayIntrospect(apis, caller, token), heldByClientNow(provider, caller, token)]);
       return allowed && held && clientResolves(provider, claims.client_id, config.outbound.allowPrivateNetworks);
+    },
+    // The person's grants to the token's client, one of which its gid names (a hash of the id).
+    grantOf: async (claims) => {
+      const gid = claims[GRANT_CLAIM];
+      if (typeof claims.sub !== 'string' || typeof gid !== 'string') return undefined;
+      return (await grants.ofAccount(claims.sub)).find((summary) => summary.clientId === claims.client_id && grantHandle(summary.grantId) === gid)?.grantId;
     },
   });
   // Innermost: a token request's consumption and new records go out together (see the patch), and

@@ -91,8 +91,22 @@ export class Clients {
   ) {}
 
   /** The provider's own adapter: removing a client here runs the same hook as RFC 7592's DELETE. */
-  get #adapter(): Adapter {
+  get #adapter(): Adapter & { upsertIfUnchanged?(id: string, previous: object, payload: object, expiresIn: number): Promise<boolean> } {
     return (this.providers.current.Client as unknown as { adapter: Adapter }).adapter;
+  }
+
+  /**
+   * Writes `next` over the client as `existing` was read, only while the store still holds that: a
+   * change made meanwhile (a secret rotated because it leaked, an operator's narrowing, an RFC 7592
+   * update) is never written over with what was read before it; ClientError (409) instead, nothing
+   * written, to try again.
+   */
+  async #replace(id: string, existing: ClientMetadata, next: ClientMetadata): Promise<void> {
+    const adapter = this.#adapter;
+    if (!adapter.upsertIfUnchanged) return adapter.upsert(id, next, 0);
+    if (!(await adapter.upsertIfUnchanged(id, existing, next, 0))) {
+      throw new ClientError(`client "${id}" was changed (or removed) meanwhile: nothing was written; try again`, 'conflict', 409);
+    }
   }
 
   async add(metadata: ClientMetadata): Promise<ClientMetadata> {
@@ -143,7 +157,7 @@ export class Clients {
     await this.#validate(updated);
     // The tokens end first, so that the operator's write comes after any the client was making.
     await new AdapterIndexes(this.kv).endRegistrationTokens(id);
-    await this.#adapter.upsert(id, updated, 0);
+    await this.#replace(id, existing, updated);
     return updated;
   }
 
@@ -162,12 +176,18 @@ export class Clients {
     // and they alive) and once more after, for those got meanwhile (the client's own; a person's
     // grants end with `grants revoke --client`).
     if (grace <= 0) await this.apis?.endOwnTokens(id);
-    if (grace > 0) {
-      const previous: PreviousSecret = { secret: existing.client_secret, until: Math.floor(Date.now() / 1000) + grace };
-      await this.kv.set(previousSecretKey(id), JSON.stringify(previous), { ttl: grace });
-    } else await this.kv.del([previousSecretKey(id)]);
+    const previous = grace > 0 ? JSON.stringify({ secret: existing.client_secret, until: Math.floor(Date.now() / 1000) + grace } satisfies PreviousSecret) : undefined;
+    if (previous) await this.kv.set(previousSecretKey(id), previous, { ttl: grace });
+    else await this.kv.del([previousSecretKey(id)]);
     const rotated = { ...existing, client_secret: generateSecret() };
-    await this.#adapter.upsert(id, rotated, 0);
+    try {
+      await this.#replace(id, existing, rotated);
+    } catch (error) {
+      // Changed meanwhile (another rotation, without grace, say): the secret read here is no longer
+      // one to keep working.
+      if (previous) await this.kv.deleteIfEquals(previousSecretKey(id), previous);
+      throw error;
+    }
     if (grace <= 0) await this.apis?.endOwnTokens(id);
     if (!(await new AdapterIndexes(this.kv).endRegistrationTokens(id))) return rotated;
     // As the engine makes one at registration (its type declares no constructor arguments).

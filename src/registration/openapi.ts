@@ -44,7 +44,8 @@ export function openApiDocument(issuer: string) {
           summary: "Replace a client's metadata (its secret stays)",
           security: write,
           requestBody: { required: true, content: { 'application/json': { schema: { $ref: '#/components/schemas/Client' } } } },
-          responses: { 200: json({ $ref: '#/components/schemas/Client' }), 400: error, 401: unauthorized, 403: forbidden, 404: notFound },
+          // 409: the client was changed meanwhile (a secret rotated, say); nothing was written.
+          responses: { 200: json({ $ref: '#/components/schemas/Client' }), 400: error, 401: unauthorized, 403: forbidden, 404: notFound, 409: error },
         },
         delete: { operationId: 'deleteClient', summary: 'Delete a client; its tokens stop working', security: write, responses: { 204: { description: 'deleted' }, 401: unauthorized, 403: forbidden, 404: notFound } },
       },
@@ -81,6 +82,7 @@ export function openApiDocument(issuer: string) {
             401: unauthorized,
             403: forbidden,
             404: notFound,
+            409: error,
           },
         },
       },

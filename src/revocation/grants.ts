@@ -161,7 +161,7 @@ export class GrantRevocation {
    * how many grants there were and whether there was such a person.
    */
   async withdraw(accountId: string, clientId: string, cutoff: EndsClientGrants, consents: Pick<ForgetsConsents, 'forget'>): Promise<{ revoked: number; person: boolean }> {
-    const endedAt = await cutoff.endClientGrants(accountId, clientId, this.#list, this.#list.grantLifetime);
+    const endedAt = await cutoff.endClientGrants(accountId, clientId, this.#list, await this.#list.grantLifetime());
     await consents.forget(accountId, clientId);
     const revoked = await this.revokeAccountClient(accountId, clientId);
     if (endedAt !== undefined) await untilSecond(Math.max(endedAt, epochSeconds()) + 1);

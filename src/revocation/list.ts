@@ -39,7 +39,11 @@
  *
  * Each entry lives only as long as a token it revokes could: its TTL ends at the token's `exp`
  * (jti) or one access token lifetime after the revocation (grant, client), plus clock skew; a kid
- * entry lives as long as its revoker says (until no verifier can still hold the key). Every new
+ * entry lives as long as its revoker says (until no verifier can still hold the key). That
+ * lifetime is the longest of the writer's own settings and those every serving instance publishes
+ * in the store (publishLifetimes), kept as long as what it issued can live: a token issued before
+ * an operator shortened ttl.accessToken and restarted, or by a server whose settings the CLI
+ * writing the entry does not share, outlives no entry that ends it. Every new
  * entry is appended, in the same atomic step, to a feed (a log trimmed to the access token
  * horizon) that resource servers read from a cursor. Layout, all in one hash tag ({rv}) so that
  * the entry and its feed line are one slot on Redis Cluster:
@@ -58,6 +62,11 @@
  *   revoked:{rv}:delegated:<client_id>
  *                                   epoch seconds of the latest revocation of every grant the client holds
  *   revoked:{rv}:operator-endings   "1" while a client_grant or api entry can matter
+ *   revoked:{rv}:lifetimes          the lifetimes instances issue with ("access:<seconds>", "grant:<seconds>"),
+ *                                   and how long the feed must keep its lines ("feed:<seconds>", a kid entry's horizon)
+ *   revoked:{rv}:lifetime:<kind>:<seconds>
+ *                                   "1" while a token or grant issued with that lifetime may live (publishLifetimes),
+ *                                   or while a kid entry of that horizon matters (revokeKey)
  *   revoked:{rv}:feed               the feed (a Redis stream)
  */
 import { createHash } from 'node:crypto';
@@ -90,6 +99,10 @@ const apiKey = (aud: string) => `${API_PREFIX}${aud}`;
 /** The client id and scope are encoded: either may hold a colon, and the API identifier follows. `scope` '': the whole grant. */
 const clientGrantKey = (clientId: string, scope: string, aud: string) => `${CLIENT_GRANT_PREFIX}${encodeURIComponent(clientId)}:${encodeURIComponent(scope)}:${aud}`;
 const FEED_KEY = 'revoked:{rv}:feed';
+/** The lifetimes published (members "access:<seconds>", "grant:<seconds>"), each alive while its key is. */
+const LIFETIMES_PREFIX = 'revoked:{rv}:lifetime';
+const LIFETIMES_KEY = `${LIFETIMES_PREFIX}s`;
+const lifetimeKey = (member: string) => `${LIFETIMES_PREFIX}:${member}`;
 
 const epochSeconds = () => Math.floor(Date.now() / 1000);
 const scopesOf = (scope: unknown) => (typeof scope === 'string' ? scope.split(' ').filter(Boolean) : []);
@@ -165,6 +178,14 @@ export interface RevocableHeader {
   readonly kid?: unknown;
 }
 
+/** How long a token (access) and a grant (and so a refresh token) may live, and how long the feed keeps its lines, in seconds. */
+export interface Lifetimes {
+  readonly access: number;
+  readonly grant: number;
+  /** At least `access`; longer while a kid entry, which matters longer, is on the feed. */
+  readonly feed: number;
+}
+
 export interface RevocationListOptions {
   /** Seconds added to each entry's life, matching the clock tolerance verifiers allow. */
   readonly skew: number;
@@ -210,15 +231,51 @@ export class RevocationList {
 
   constructor(kv: Kv, { skew, accessTokenLifetime, grantLifetime }: RevocationListOptions) {
     this.#kv = kv;
-    this.#rareMarks = kv.cachedReads?.([CLIENT_PREFIX, KID_PREFIX, CLIENT_GRANT_PREFIX, API_PREFIX, OPERATOR_ENDINGS_KEY, DELEGATED_PREFIX]) ?? kv;
+    this.#rareMarks = kv.cachedReads?.([CLIENT_PREFIX, KID_PREFIX, CLIENT_GRANT_PREFIX, API_PREFIX, OPERATOR_ENDINGS_KEY, DELEGATED_PREFIX, LIFETIMES_PREFIX]) ?? kv;
     this.#skew = skew;
     this.#lifetime = accessTokenLifetime;
     this.#grantLifetime = Math.max(grantLifetime ?? 0, accessTokenLifetime);
   }
 
-  /** The feed keeps what can still matter: one access token lifetime, plus skew. */
-  get #retain() {
-    return this.#lifetime + this.#skew;
+  /**
+   * Says in the store how long what this instance issues may live (its settings), for `every`
+   * seconds more than that: a server calls it before it issues anything and then every `every`
+   * seconds, so that whoever writes an entry (another instance, one restarted with shorter
+   * settings, the CLI with other settings) keeps it as long as those tokens live (lifetimes).
+   */
+  async publishLifetimes(every: number): Promise<void> {
+    await this.#publish('access', this.#lifetime, this.#lifetime + every + this.#skew);
+    await this.#publish('grant', this.#grantLifetime, this.#grantLifetime + every + this.#skew);
+  }
+
+  /** `kind:seconds` holds for `ttl` seconds from now (lifetimes). */
+  async #publish(kind: 'access' | 'grant' | 'feed', seconds: number, ttl: number): Promise<void> {
+    const member = `${kind}:${seconds}`;
+    // The key first: a member whose key is gone is read as gone.
+    await this.#kv.set(lifetimeKey(member), '1', { ttl });
+    await this.#kv.addToSet(LIFETIMES_KEY, member, ttl);
+  }
+
+  /**
+   * The longest lifetimes a token or grant issued up to now may have: this writer's own settings,
+   * or longer ones an instance published (publishLifetimes) that may still have tokens alive.
+   * Cached reads (store/tracked-cache.ts), as fresh as a read.
+   */
+  async lifetimes(): Promise<Lifetimes> {
+    let access = this.#lifetime;
+    let grant = this.#grantLifetime;
+    let feed = 0;
+    const published = await this.#rareMarks.members(LIFETIMES_KEY);
+    const alive = await Promise.all(published.map(async (member) => ((await this.#rareMarks.get(lifetimeKey(member))) === undefined ? undefined : member)));
+    for (const member of alive) {
+      const [kind, value] = member?.split(':') ?? [];
+      const seconds = Number(value);
+      if (!Number.isSafeInteger(seconds) || seconds <= 0) continue;
+      if (kind === 'access') access = Math.max(access, seconds);
+      if (kind === 'grant') grant = Math.max(grant, seconds);
+      if (kind === 'feed') feed = Math.max(feed, seconds);
+    }
+    return { access, grant: Math.max(grant, access), feed: Math.max(feed, access) };
   }
 
   /** Revokes one token until its `exp` (epoch seconds). An expired token needs no entry. False if already revoked. */
@@ -226,7 +283,8 @@ export class RevocationList {
     const ttl = exp - epochSeconds() + this.#skew;
     if (ttl <= 0) return false;
     const fields = { type: 'jti', value: jti, exp: String(exp) };
-    return (await this.#kv.raiseMarkAndLog(jtiKey(jti), 1, ttl, FEED_KEY, fields, this.#retain)) !== undefined;
+    const { feed } = await this.lifetimes();
+    return (await this.#kv.raiseMarkAndLog(jtiKey(jti), 1, ttl, FEED_KEY, fields, feed + this.#skew)) !== undefined;
   }
 
   /**
@@ -234,7 +292,15 @@ export class RevocationList {
    * is revoked once per model by oidc-provider): false when nothing new was recorded.
    */
   async revokeGrant(grantId: string): Promise<boolean> {
-    return this.#revokeUpToNow('grant', grantKey, grantHandle(grantId), this.#lifetime);
+    return this.#revokeUpToNow('grant', grantKey, grantHandle(grantId));
+  }
+
+  /**
+   * revokeGrant by the handle a token carries (its `gid`), for a grant known only from one of its
+   * tokens (revoking a person's JWT access token ends its grant's, whether or not the grant is still stored).
+   */
+  async revokeGrantHandle(gid: string): Promise<boolean> {
+    return this.#revokeUpToNow('grant', grantKey, gid);
   }
 
   /**
@@ -244,7 +310,7 @@ export class RevocationList {
    * they work; tokens issued within the same second are refused too. False if already recorded.
    */
   async revokeClient(clientId: string): Promise<boolean> {
-    return this.#revokeUpToNow('client', clientKey, clientId, this.#lifetime);
+    return this.#revokeUpToNow('client', clientKey, clientId);
   }
 
   /** Epoch seconds a client of this id was last deleted, while that can still matter (its client entry); a cached read. */
@@ -258,7 +324,12 @@ export class RevocationList {
    * seconds: until no verifier can still hold the key (its cached JWKS) nor a token it signed.
    */
   async revokeKey(kid: string, horizon: number): Promise<boolean> {
-    return this.#revokeUpToNow('kid', kidKey, kid, horizon);
+    // The feed keeps its lines that long from now on (a kid entry matters longer than the access
+    // token horizon the feed is trimmed to): a reader starting later, or coming back with an old
+    // cursor (its JWKS cache may still hold the key), is still told. Before the entry.
+    const matters = Math.max(horizon, (await this.lifetimes()).access);
+    await this.#publish('feed', matters, matters + this.#skew);
+    return this.#revokeUpToNow('kid', kidKey, kid, { horizon });
   }
 
   /**
@@ -269,7 +340,7 @@ export class RevocationList {
   async revokeClientGrant(clientId: string, aud: string, scopes?: readonly string[]): Promise<boolean> {
     await this.#operatorEndings();
     const revoked = await Promise.all(
-      (scopes ?? ['']).map((scope) => this.#revokeUpToNow('client_grant', () => clientGrantKey(clientId, scope, aud), clientId, this.#lifetime, { aud, ...(scope ? { scope } : {}) })),
+      (scopes ?? ['']).map((scope) => this.#revokeUpToNow('client_grant', () => clientGrantKey(clientId, scope, aud), clientId, { extra: { aud, ...(scope ? { scope } : {}) } })),
     );
     return revoked.some(Boolean);
   }
@@ -283,7 +354,7 @@ export class RevocationList {
   /** Revokes every token for an API up to now (the API was removed), a person's and a client's own. */
   async revokeApi(aud: string): Promise<boolean> {
     await this.#operatorEndings();
-    return this.#revokeUpToNow('api', apiKey, aud, this.#lifetime);
+    return this.#revokeUpToNow('api', apiKey, aud);
   }
 
   /**
@@ -295,7 +366,7 @@ export class RevocationList {
    * (accounts.ts endedAt, or grantsEndedAt with the sessions kept). False if already recorded this second.
    */
   async revokeSubject(sub: string): Promise<boolean> {
-    return this.#revokeUpToNow('sub', subjectKey, sub, this.#lifetime);
+    return this.#revokeUpToNow('sub', subjectKey, sub);
   }
 
   /**
@@ -307,12 +378,12 @@ export class RevocationList {
    * (accounts.ts clientGrantsEndedAt). False if already recorded this second.
    */
   async revokeWithdrawn(sub: string, clientId: string): Promise<boolean> {
-    return this.#revokeUpToNow('withdrawn', () => withdrawnKey(sub, clientId), sub, this.#lifetime, { client_id: clientId });
+    return this.#revokeUpToNow('withdrawn', () => withdrawnKey(sub, clientId), sub, { extra: { client_id: clientId } });
   }
 
-  /** How long a grant (and so a refresh token or consent) lives, in seconds: how long a cutoff held by the account must be kept. */
-  get grantLifetime(): number {
-    return this.#grantLifetime;
+  /** How long a grant (and so a refresh token or consent) may live, in seconds: how long a cutoff held by the account must be kept (lifetimes). */
+  async grantLifetime(): Promise<number> {
+    return (await this.lifetimes()).grant;
   }
 
   /**
@@ -323,7 +394,7 @@ export class RevocationList {
    * are untouched. False if already recorded this second.
    */
   async revokeDelegated(clientId: string): Promise<boolean> {
-    return this.#revokeUpToNow('delegated', delegatedKey, clientId, this.#lifetime, {}, this.#grantLifetime);
+    return this.#revokeUpToNow('delegated', delegatedKey, clientId, { keptAsGrants: true });
   }
 
   /**
@@ -347,14 +418,26 @@ export class RevocationList {
 
   /** Before the entry: a check that sees the entry sees this too (it outlives the entry by a second). */
   async #operatorEndings(): Promise<void> {
-    await this.#kv.set(OPERATOR_ENDINGS_KEY, '1', { ttl: this.#lifetime + this.#skew + 1 });
+    await this.#kv.set(OPERATOR_ENDINGS_KEY, '1', { ttl: (await this.lifetimes()).access + this.#skew + 1 });
   }
 
-  /** `horizon`: how long what it revokes matters (the feed entry's `exp`); `kept`: how long the mark is kept (at least that). */
-  async #revokeUpToNow(type: string, key: (value: string) => string, value: string, horizon: number, extra: Record<string, string> = {}, kept = horizon): Promise<boolean> {
+  /**
+   * What it revokes matters for the longest access token lifetime (lifetimes), or `horizon` if that
+   * is longer (the feed entry's `exp`); the mark is kept that long, or as long as a grant lives
+   * (`keptAsGrants`). The feed keeps one access token lifetime, plus skew (longer while a kid entry matters).
+   */
+  async #revokeUpToNow(
+    type: string,
+    key: (value: string) => string,
+    value: string,
+    { horizon = 0, extra = {}, keptAsGrants = false }: { horizon?: number; extra?: Record<string, string>; keptAsGrants?: boolean } = {},
+  ): Promise<boolean> {
+    const lifetimes = await this.lifetimes();
+    const matters = Math.max(horizon, lifetimes.access);
+    const kept = keptAsGrants ? Math.max(lifetimes.grant, matters) : matters;
     const at = epochSeconds();
-    const fields = { type, value, ...extra, at: String(at), exp: String(at + horizon) };
-    return (await this.#kv.raiseMarkAndLog(key(value), at, Math.max(kept, horizon) + this.#skew, FEED_KEY, fields, this.#retain)) !== undefined;
+    const fields = { type, value, ...extra, at: String(at), exp: String(at + matters) };
+    return (await this.#kv.raiseMarkAndLog(key(value), at, kept + this.#skew, FEED_KEY, fields, lifetimes.feed + this.#skew)) !== undefined;
   }
 
   /**

@@ -32,6 +32,7 @@
  * out on the account page, its person disabled, a password change, a logout) and saves it as it
  * answers would otherwise write it back to life.
  */
+import { isDeepStrictEqual } from 'node:util';
 import { errors, Provider, type Adapter, type AdapterPayload, type KoaContextWithOIDC } from 'oidc-provider';
 import type { ConsumeOutcome, Kv, StoredRecord } from './kv.js';
 
@@ -277,6 +278,32 @@ class KvAdapter implements Adapter {
     await replaced(id, previous, payload);
     await this.write(id, payload, expiresIn);
     await replaced(id, previous, payload);
+  }
+
+  /**
+   * Writes record `id` only while it still holds `previous` (what the caller's find() read), as
+   * upsert does otherwise (a client's write between the clientReplaced hook's calls); false, with
+   * nothing written, when someone changed or removed it since. The stored text is compared as it
+   * is, in one atomic step (Kv.replaceRecord), once it has been read to hold `previous`. Where the
+   * store cannot (no replaceRecord), an upsert.
+   */
+  async upsertIfUnchanged(id: string, previous: AdapterPayload, payload: AdapterPayload, expiresIn: number): Promise<boolean> {
+    await settleFirst();
+    const { replaceRecord } = this.kv;
+    if (!replaceRecord) {
+      await this.upsert(id, payload, expiresIn);
+      return true;
+    }
+    const key = recordKey(this.model, id);
+    const stored = await this.kv.getRecord(key);
+    if (!stored || stored.consumed !== undefined || !isDeepStrictEqual(JSON.parse(stored.payload), previous)) return false;
+    const write = () => replaceRecord.call(this.kv, key, stored.payload, JSON.stringify(payload), expiresIn ? expiresIn + this.grace : undefined);
+    const replaced = this.model === 'Client' ? this.hooks.clientReplaced : undefined;
+    if (!replaced) return write();
+    await replaced(id, previous, payload);
+    if (!(await write())) return false;
+    await replaced(id, previous, payload);
+    return true;
   }
 
   /** Whether `id` is a token value that says it is of another model than this one (TOKEN_LENGTHS). */

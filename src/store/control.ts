@@ -80,6 +80,16 @@ export function unreachableStore(config: Config, kv: Kv, error: unknown): StoreA
 }
 
 /**
+ * A Redis that may evict keys under memory pressure (Kv.evictionPolicy) is not one to serve on:
+ * what it drops first are the revocation entries, session endings and single-use marks.
+ */
+export function evictingStore(config: Config, policy: string): StoreAccessError {
+  return new StoreAccessError(
+    `${storeSetting(config)}: ${storeLocation(config)} evicts keys under memory pressure (maxmemory-policy ${policy}): revoked tokens would work again and spent codes be taken twice; set maxmemory-policy noeviction (a full Redis then refuses writes, answered 503)`,
+  );
+}
+
+/**
  * Which data: the store's location and, on Redis, the key prefix, which is part of it (a CLI with
  * another REDIS_KEY_PREFIX than the server's acts on other keys, and must not take its issuer).
  */

@@ -80,6 +80,13 @@ export class EmbeddedKv implements Kv {
     return true;
   }
 
+  async replaceRecord(key: string, expected: string, payload: string, ttl?: number) {
+    const entry = this.#record(key);
+    if (entry?.payload !== expected || entry.consumed !== undefined) return false;
+    this.#write(key, { type: 'record', payload }, ttl);
+    return true;
+  }
+
   async endRecord(key: string, ttl: number) {
     const expiresAt = this.#live(key)?.expiresAt;
     // At least a millisecond left: a TTL of 0 would write the ending durable, for good.

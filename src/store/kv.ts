@@ -102,6 +102,11 @@ export interface Kv {
    * endpoint finds a client's own token and deletes it in one round trip (adapter.ts).
    */
   takeRecordOwnedBy?(key: string, owner: string, now: number): Promise<{ record: StoredRecord | undefined; taken: boolean }>;
+  /**
+   * Replaces a record only while it still holds `expected` (unconsumed): an update of what the
+   * caller read, never of what someone changed since. Atomic; false (nothing written) otherwise.
+   */
+  replaceRecord?(key: string, expected: string, payload: string, ttl?: number): Promise<boolean>;
   /** Marks a record consumed unless it already is: of concurrent callers exactly one gets 'consumed'. */
   consumeRecord(key: string, at: number): Promise<ConsumeOutcome>;
 
@@ -161,6 +166,13 @@ export interface Kv {
 
   /** Round trip to the store; throws when it is unreachable. */
   ping(): Promise<void>;
+  /**
+   * The store's eviction policy when it may drop keys under memory pressure (Redis's
+   * maxmemory-policy, on any master, other than noeviction), else undefined: what has a TTL (every
+   * revocation entry, a session's ending, every single-use mark) is what the volatile-* policies
+   * drop first, so a revoked token would work again and a spent code be taken twice.
+   */
+  evictionPolicy?(): Promise<string | undefined>;
   close(): Promise<void>;
 }
 

@@ -19,6 +19,8 @@ const OUTAGE_MESSAGES = [
   // Refused credentials: as unusable as an unreachable server, and said in the message.
   'WRONGPASS',
   'NOAUTH',
+  // A full Redis (maxmemory with noeviction, as required: see Kv.evictionPolicy) refuses writes until it has room.
+  'OOM command not allowed',
   'None of startup nodes is available',
   'Failed to refresh slots cache',
 ];

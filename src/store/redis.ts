@@ -34,6 +34,13 @@ const SCRIPTS = {
     lua: `${PUT_RECORD}
 return putRecord(KEYS[1], ARGV[1], tonumber(ARGV[2]))`,
   },
+  // Only while the record holds ARGV[1], unconsumed (Kv.replaceRecord).
+  replaceRecord: {
+    numberOfKeys: 1,
+    lua: `${PUT_RECORD}
+if redis.call('HGET', KEYS[1], 'p') ~= ARGV[1] or redis.call('HEXISTS', KEYS[1], 'c') == 1 then return 0 end
+return putRecord(KEYS[1], ARGV[2], tonumber(ARGV[3]))`,
+  },
   // Keeps the record's remaining lifetime (ARGV[1] seconds when it had none, or was gone).
   endRecord: {
     numberOfKeys: 1,
@@ -148,6 +155,7 @@ return out`,
 
 type Scripted = {
   putRecord(key: string, payload: string, ttl: number): Promise<number>;
+  replaceRecord(key: string, expected: string, payload: string, ttl: number): Promise<number>;
   endRecord(key: string, ttl: number): Promise<number>;
   consumeRecord(key: string, at: number): Promise<number>;
   takeRecordOwnedBy(key: string, owner: string, now: number): Promise<[string, string, number] | null>;
@@ -391,6 +399,10 @@ export class RedisKv implements Kv {
     return (await this.#writing([key], () => this.#client.putRecord(key, payload, ttl ?? 0))) === 1;
   }
 
+  async replaceRecord(key: string, expected: string, payload: string, ttl?: number) {
+    return (await this.#writing([key], () => this.#client.replaceRecord(key, expected, payload, ttl ?? 0))) === 1;
+  }
+
   async endRecord(key: string, ttl: number) {
     await this.#writing([key], () => this.#client.endRecord(key, Math.max(1, Math.ceil(ttl))));
   }
@@ -471,6 +483,12 @@ export class RedisKv implements Kv {
 
   async ping() {
     await this.#client.ping();
+  }
+
+  async evictionPolicy(): Promise<string | undefined> {
+    const masters = this.#client instanceof Cluster ? this.#client.nodes('master') : [this.#client];
+    const policies = await Promise.all(masters.map(async (node) => /^maxmemory_policy:(\S+)/m.exec(await node.info('memory'))?.[1]));
+    return policies.find((policy) => policy !== undefined && policy !== 'noeviction');
   }
 
   async close() {

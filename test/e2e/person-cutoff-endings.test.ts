@@ -153,7 +153,7 @@ describe('e2e: a person ended half-way (disabled, password set) holds nothing th
   async function withoutGrantEntries(user: string): Promise<Record<string, string>> {
     const raw = new Redis(redis.url);
     const prefix = server.config.redis.keyPrefix;
-    const allowed = [`${prefix}[^r]*`, `${prefix}r[^e]*`, `${prefix}re[^v]*`, `${prefix}revoked:{rv}:sub:*`, `${prefix}revoked:{rv}:delegated:*`, `${prefix}revoked:{rv}:withdrawn:*`, `${prefix}revoked:{rv}:feed`];
+    const allowed = [`${prefix}[^r]*`, `${prefix}r[^e]*`, `${prefix}re[^v]*`, `${prefix}revoked:{rv}:sub:*`, `${prefix}revoked:{rv}:delegated:*`, `${prefix}revoked:{rv}:withdrawn:*`, `${prefix}revoked:{rv}:feed`, `${prefix}revoked:{rv}:lifetime*`];
     await raw.call('ACL', 'SETUSER', user, 'on', `>${user}-password`, ...allowed.map((pattern) => `~${pattern}`), '&*', '+@all');
     raw.disconnect();
     return { ...env, REDIS_URL: `redis://${user}:${user}-password@127.0.0.1:${redis.port}` };

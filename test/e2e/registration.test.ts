@@ -137,6 +137,27 @@ describe('e2e: client registration (RFC 7591/7592), its policy, and the admin AP
     await assert.rejects(oidc.refreshTokenGrant(config, tokens.refresh_token!), (error: oidc.ResponseBodyError) => error.error === 'invalid_client');
   });
 
+  it('RFC 7592 updates presenting one registration access token at once (a leaked one racing the client) hand over one new token, not one each: the rotation ends the old token for all but one', async () => {
+    const registered = await register({ redirect_uris: [REDIRECT] }, await initialAccessToken());
+    assert.equal(registered.status, 201);
+    const { client_id, registration_access_token: token, registration_client_uri: uri } = (await registered.json()) as Record<string, string>;
+    const update = (bearer: string) =>
+      fetch(uri!, {
+        method: 'PUT',
+        headers: { authorization: `Bearer ${bearer}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ client_id, redirect_uris: [REDIRECT] }),
+      });
+    const answers = await Promise.all([1, 2, 3, 4].map(() => update(token!)));
+    const rotated = await Promise.all(answers.filter((answer) => answer.status === 200).map(async (answer) => ((await answer.json()) as { registration_access_token: string }).registration_access_token));
+    assert.equal(rotated.length, 1, `one update rotates the token; the others are refused (${answers.map((answer) => answer.status).join(', ')})`);
+    for (const answer of answers.filter((each) => each.status !== 200)) {
+      assert.equal(answer.status, 401);
+      assert.equal(((await answer.json()) as { error: string }).error, 'invalid_token');
+    }
+    assert.equal((await update(token!)).status, 401, 'the old token is spent');
+    assert.equal((await fetch(uri!, { headers: { authorization: `Bearer ${rotated[0]}` } })).status, 200, 'its successor works');
+  });
+
   it('registration without an initial access token is refused', async () => {
     const response = await register({ redirect_uris: [REDIRECT] });
     assert.equal(response.status, 401);

@@ -178,6 +178,32 @@ describe('e2e: revocation reaches JWT access tokens (introspection and latchkey/
     await assert.rejects(refresh(rotated.refresh_token!), oidc.ResponseBodyError);
   });
 
+  it("revoking a person's JWT access token (RFC 7009) ends every token of its grant, as revoking an opaque one does: the refresh token and the grant's other access tokens stop working; a client's own JWT ends alone", async () => {
+    // An opaque access token (userinfo, no resource): the engine revokes its whole grant.
+    const viaOpaque = await signIn();
+    const userinfo = await oidc.authorizationCodeGrant(config, viaOpaque.callback, { pkceCodeVerifier: viaOpaque.verifier });
+    assert.ok(!userinfo.access_token.includes('.'), 'an opaque userinfo token');
+    assert.equal((await tokenEndpoint(server.url, '/token/revocation', WEB, userinfo.access_token)).status, 200);
+    await assert.rejects(oidc.refreshTokenGrant(config, userinfo.refresh_token!), (error: Error) => error instanceof oidc.ResponseBodyError && error.error === 'invalid_grant');
+
+    // A JWT access token for the API: the same ending.
+    const first = await redeem(await signIn());
+    const second = await refresh(first.refresh_token!);
+    const bystander = await clientCredentialsToken(server.url, MACHINE);
+    assert.equal((await tokenEndpoint(server.url, '/token/revocation', WEB, second.access_token)).status, 200);
+    await assert.rejects(refresh(second.refresh_token!), (error: Error) => error instanceof oidc.ResponseBodyError && error.error === 'invalid_grant', 'the refresh token of a revoked JWT access token still works');
+    for (const token of [first.access_token, second.access_token]) {
+      assert.equal(await active(token), false);
+      await helperRejects(token);
+    }
+    assert.equal(await active(bystander), true, 'tokens of other grants and clients are unaffected');
+    // A client's own token has no grant: it ends alone.
+    const sibling = await clientCredentialsToken(server.url, MACHINE);
+    assert.equal((await tokenEndpoint(server.url, '/token/revocation', MACHINE, bystander)).status, 200);
+    assert.equal(await active(bystander), false);
+    assert.equal(await active(sibling), true);
+  });
+
   it('code replay: the tokens issued from the first redemption become inactive', async () => {
     const flow = await signIn();
     const tokens = await redeem(flow);

@@ -64,6 +64,24 @@ for (const backend of [...backends, remoteEmbedded]) {
       assert.equal((await kv.getRecord(short))?.payload, '{"s":2}');
     });
 
+    it('replaceRecord writes a record only over what the caller read (unconsumed); of concurrent replacements of one reading, one wins', async () => {
+      if (backend === remoteEmbedded) {
+        // The CLI's control socket has none: only the server replaces (provider/patches/single-use-registration-token.ts).
+        assert.equal(kv.replaceRecord, undefined);
+        return;
+      }
+      const key = `replace:${randomUUID()}`;
+      assert.equal(await kv.replaceRecord!(key, 'a', 'b'), false, 'nothing there');
+      await kv.putRecord(key, 'a');
+      assert.equal(await kv.replaceRecord!(key, 'x', 'b'), false, 'changed since');
+      assert.equal((await kv.getRecord(key))?.payload, 'a');
+      const outcomes = await Promise.all(['b', 'c', 'd'].map((payload) => kv.replaceRecord!(key, 'a', payload)));
+      assert.equal(outcomes.filter(Boolean).length, 1);
+      await kv.consumeRecord(key, Date.now() / 1000);
+      const now = (await kv.getRecord(key))!.payload;
+      assert.equal(await kv.replaceRecord!(key, now, 'e'), false, 'consumed');
+    });
+
     it('compareAndSet lets exactly one of concurrent writers win', async () => {
       const key = `cas:${randomUUID()}`;
       const outcomes = await Promise.all(Array.from({ length: 10 }, (_, i) => kv.compareAndSet(key, undefined, `w${i}`)));

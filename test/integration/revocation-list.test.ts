@@ -168,6 +168,21 @@ for (const backend of backends) {
       }
     });
 
+    it("a revoked key's entry stays on the feed as long as it matters, however short the access token horizon and however quiet the feed since", async () => {
+      // One second of access token lifetime: the feed would keep two seconds of entries.
+      const short = new RevocationList(open.kv, { skew: 1, accessTokenLifetime: 1 });
+      const start = await short.feed(undefined, 1000);
+      const kid = randomUUID();
+      assert.equal(await short.revokeKey(kid, 3600), true);
+      await new Promise((done) => setTimeout(done, 3500));
+      const listed = (page: Awaited<ReturnType<RevocationList['feed']>>) => page.entries.some((line) => line.type === 'kid' && line.kid === kid);
+      assert.ok(listed(await short.feed(undefined, 1000)), 'a reader starting now (a new resource server, or one whose JWKS cache still holds the key) is told');
+      assert.ok(listed(await short.feed(start.cursor, 1000)), 'a reader coming back with its cursor is told');
+      // Later entries (which trim the feed) do not take it away either.
+      await short.revokeToken(randomUUID(), now() + 60);
+      assert.ok(listed(await short.feed(undefined, 1000)), 'after a later entry');
+    });
+
     it('the feed lists every entry once, oldest first, and pages from a cursor', async () => {
       const start = await list.feed(undefined, 1000);
       const jtis = Array.from({ length: 5 }, () => randomUUID());

@@ -367,6 +367,11 @@ describe('patches on oidc-provider internals (src/provider/patches/)', () => {
     assert.equal(assigned, '');
   });
 
+  it('single-use-registration-token.ts: an RFC 7592 update (route client_update) destroys the presented registration access token before it saves the new one', () => {
+    assert.match(source('helpers/initialize_app.js'), /put\('client_update', clientRoute,/);
+    assert.match(source('actions/registration.js'), /await ctx\.oidc\.registrationAccessToken\.destroy\(\);\s*ctx\.oidc\.entity\('RegistrationAccessToken', rat\);\s*ctx\.body\.registration_access_token = await rat\.save\(\);/);
+  });
+
   it('registration/clients.ts reads the Client model\'s adapter (Client.adapter)', () => {
     assert.equal(typeof (provider.Client as unknown as { adapter?: { find?: unknown } }).adapter?.find, 'function');
   });

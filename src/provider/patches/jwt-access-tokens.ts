@@ -15,7 +15,7 @@ import { decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWTHeaderP
 import { errors, type Client, type KoaContextWithOIDC, type Provider } from 'oidc-provider';
 import introspectionSteps from 'oidc-provider/lib/actions/introspection.js';
 import revocationSteps from 'oidc-provider/lib/actions/revocation.js';
-import type { RevocationList } from '../../revocation/list.js';
+import { GRANT_CLAIM, type RevocationList } from '../../revocation/list.js';
 import { VerifiedTokens } from '../verified-tokens.js';
 
 interface Options {
@@ -26,9 +26,11 @@ interface Options {
   readonly clockTolerance: number;
   /** RFC 7662 §4: whether the caller may learn about a token with these claims (see provider.ts). */
   readonly mayIntrospect: (caller: Client, claims: AccessTokenClaims) => Promise<boolean>;
+  /** The id of the grant a person's token was issued under (its `gid` names it by a hash), while it is stored. */
+  readonly grantOf?: (claims: AccessTokenClaims) => Promise<string | undefined>;
 }
 
-type AccessTokenClaims = JWTPayload & { client_id?: string; scope?: string; cnf?: Record<string, unknown> };
+type AccessTokenClaims = JWTPayload & { client_id?: string; scope?: string; cnf?: Record<string, unknown>; [GRANT_CLAIM]?: unknown };
 type Valid = { claims: AccessTokenClaims; header: JWTHeaderParameters };
 type Verified = Valid | { expired: AccessTokenClaims } | undefined;
 
@@ -73,7 +75,7 @@ function structured(token: string): boolean {
 }
 
 /** Answers the introspection and revocation of JWT access tokens at `provider`'s endpoints. */
-export function answerJwtAccessTokens(provider: Provider, { issuer, keys, list, clockTolerance, mayIntrospect }: Options): void {
+export function answerJwtAccessTokens(provider: Provider, { issuer, keys, list, clockTolerance, mayIntrospect, grantOf }: Options): void {
   const remembered = new VerifiedTokens<Valid>(REMEMBERED_TOKENS, clockTolerance);
 
   async function verify(token: string): Promise<Verified> {
@@ -136,11 +138,24 @@ export function answerJwtAccessTokens(provider: Provider, { issuer, keys, list, 
     // for opaque tokens under our revocation.allowedPolicy (provider.ts), so a caller cannot tell a
     // JWT from an opaque token by the answer: a confidential client gets invalid_request; a public
     // client gets 200 and nothing happens (it is not told whether the token exists). The token
-    // stays valid either way. Revoking a JWT revokes that token only (its jti); oidc-provider, for
-    // an opaque access token, also revokes the other tokens of its grant.
+    // stays valid either way.
     if (claims.client_id !== caller.clientId) {
       if (caller.clientAuthMethod === 'none') return;
       throw new errors.InvalidRequest('client is not authorized to revoke the presented token');
+    }
+    // A person's token (it carries its grant's `gid`) ends every token of its grant, as oidc-provider
+    // ends an opaque access token's (RFC 7009 §2.1 allows it; its revokeGrantPolicy keeps the grant
+    // record itself, so the app's next sign-in asks no consent): the refresh tokens, codes and the
+    // grant's other access tokens, JWTs through the grant's entry, which is written even when the
+    // grant is gone already. Before, a JWT's revocation ended that token alone, and the app's
+    // refresh token went on minting new ones. The grant's tokens first, this one last: a failure
+    // half-way leaves it valid, to revoke again. A client's own token (no grant) ends alone.
+    const gid = claims[GRANT_CLAIM];
+    if (typeof gid === 'string') {
+      await list.revokeGrantHandle(gid);
+      const grantId = await grantOf?.(claims);
+      // As the engine's revoke helper with the grant kept (the store's revokeByGrantId ends every artifact of it).
+      if (grantId) await Promise.all([provider.AccessToken, provider.RefreshToken, provider.AuthorizationCode, provider.DeviceCode].map((model) => model.revokeByGrantId(grantId)));
     }
     if (claims.jti && claims.exp) await list.revokeToken(claims.jti, claims.exp);
   });

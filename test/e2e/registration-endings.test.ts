@@ -1,0 +1,177 @@
+/**
+ * An RFC 7592 update in flight when an operator changes its client (or rotates its secret) does not
+ * undo the change: the engine read the client as it checked the registration access token and wrote
+ * it back after, so an update whose write landed after the operator's (which ends every
+ * registration access token of the client, precisely so that the client cannot put back what the
+ * operator took) put the old metadata back. Here instance A reaches Redis through a relay that holds
+ * the update at its client write while the operator's CLI acts directly.
+ */
+import assert from 'node:assert/strict';
+import { connect, createServer, type Server, type Socket } from 'node:net';
+import { latchkey } from '../helpers/process.js';
+import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
+import { startServer, testDir, testEnv, type TestServer } from '../helpers/server.js';
+import { basic, clientCredentialsToken, machineClient } from '../helpers/tokens.js';
+
+const REDIRECT = 'https://dev.example.test/callback';
+const OPS = { id: 'ops', secret: 'ops-client-secret-with-plenty-of-entropy-0123456789' };
+
+/** A relay to Redis that, once armed, holds a connection's traffic from the first chunk `matches` says is the one. */
+interface Relay {
+  readonly url: string;
+  /** Resolves once a chunk matching `matches` is held (with everything after it on that connection). */
+  holdFrom(matches: (chunk: string) => boolean): Promise<void>;
+  release(): void;
+  close(): void;
+}
+
+async function startRelay(redisPort: number): Promise<Relay> {
+  let armed: { matches: (chunk: string) => boolean; held: () => void } | undefined;
+  const holding = new Map<Socket, Buffer[]>();
+  const sockets = new Set<Socket>();
+  const server: Server = createServer((client) => {
+    const upstream = connect(redisPort, '127.0.0.1');
+    sockets.add(client).add(upstream);
+    upstream.on('data', (chunk) => client.write(chunk));
+    client.on('data', (chunk) => {
+      const queue = holding.get(client);
+      if (queue) return void queue.push(chunk);
+      if (armed?.matches(chunk.toString('latin1'))) {
+        holding.set(client, [chunk]);
+        armed.held();
+        armed = undefined;
+        return;
+      }
+      upstream.write(chunk);
+    });
+    const close = () => (client.destroy(), upstream.destroy());
+    client.on('close', close).on('error', close);
+    upstream.on('close', close).on('error', close);
+    (client as Socket & { upstream?: Socket }).upstream = upstream;
+  });
+  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
+  const { port } = server.address() as { port: number };
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    holdFrom: (matches) => new Promise((held) => (armed = { matches, held })),
+    release() {
+      for (const [client, queue] of holding) for (const chunk of queue) (client as Socket & { upstream?: Socket }).upstream!.write(chunk);
+      holding.clear();
+    },
+    close() {
+      for (const socket of sockets) socket.destroy();
+      server.close();
+    },
+  };
+}
+
+describe('e2e: an RFC 7592 update in flight does not undo an operator\'s change', function () {
+  this.timeout(60_000);
+  const dir = testDir();
+  let redis: RedisServer;
+  let relay: Relay;
+  let server: TestServer;
+  let env: Record<string, string>;
+
+  before(async () => {
+    redis = await startRedisServer();
+    relay = await startRelay(Number(new URL(redis.url).port));
+    const port = await freePort();
+    const shared = { REGISTRATION_OPEN: 'true', CLIENTS: JSON.stringify([machineClient(OPS)]) };
+    // A's held write must not time out (503) while the operator acts.
+    server = await startServer({ dir, port, redisUrl: relay.url, env: { ...shared, REDIS_COMMAND_TIMEOUT: '30000' } });
+    // The operator's CLI reaches Redis directly, not through the relay.
+    env = testEnv(dir, port, { redisUrl: redis.url, env: shared });
+    await server.apis.grant(OPS.id, `${server.issuer}/admin`, { scopes: ['admin'] });
+  });
+  after(async () => {
+    relay?.release();
+    await server?.stop();
+    relay?.close();
+    await redis?.stop();
+  });
+
+  it("an operator's change (latchkey clients update --require-mfa) made while the client's own update is in flight stays made; the update gets 401 and no new token", async () => {
+    const registered = await fetch(`${server.url}/reg`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ redirect_uris: [REDIRECT] }) });
+    assert.equal(registered.status, 201);
+    const { client_id: clientId, registration_access_token: token, registration_client_uri: uri } = (await registered.json()) as Record<string, string>;
+
+    // The client's update, held at its write of the client (it has read the client and checked its token).
+    const held = relay.holdFrom((chunk) => /evalsha|eval/i.test(chunk) && chunk.includes(`oidc:Client:${clientId}`));
+    const inFlight = fetch(uri!, {
+      method: 'PUT',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ client_id: clientId, redirect_uris: [REDIRECT] }),
+    });
+    await held;
+    const changed = await latchkey(env, ['clients', 'update', clientId!, '--require-mfa']);
+    assert.equal(changed.status, 0, changed.stderr);
+    relay.release();
+
+    const answered = await inFlight;
+    const body = (await answered.json()) as { error?: string; registration_access_token?: string };
+    const stored = JSON.parse((await server.kv.getRecord(`oidc:Client:${clientId}`))!.payload) as { require_mfa?: boolean };
+    assert.equal(stored.require_mfa, true, "the operator's change was undone by the client's update that was in flight");
+    assert.equal(answered.status, 401, JSON.stringify(body));
+    assert.equal(body.error, 'invalid_token');
+    assert.equal(body.registration_access_token, undefined, 'no new registration access token');
+    assert.equal((await fetch(uri!, { headers: { authorization: `Bearer ${token}` } })).status, 401, 'the token stays ended');
+  });
+
+  it("a secret rotated because it leaked stays rotated when an operator's change of the client was in flight (read before, written after): the change is refused, never the leaked secret written back", async () => {
+    const registered = await fetch(`${server.url}/reg`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ redirect_uris: [REDIRECT] }) });
+    const { client_id: clientId, client_secret: leaked } = (await registered.json()) as Record<string, string>;
+    const authenticates = async (secret: string) =>
+      (await fetch(`${server.url}/token/introspection`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic({ id: clientId!, secret }) },
+        body: new URLSearchParams({ token: 'anything' }),
+      })).status !== 401;
+    assert.equal(await authenticates(leaked!), true);
+
+    // The operator's CLI (through the relay) changes the client: held at its write, having read it.
+    const held = relay.holdFrom((chunk) => /evalsha|eval/i.test(chunk) && chunk.includes(`oidc:Client:${clientId}`));
+    const change = latchkey(testEnv(dir, 0, { redisUrl: relay.url, env: { REGISTRATION_OPEN: 'true', CLIENTS: JSON.stringify([machineClient(OPS)]) } }), ['clients', 'update', clientId!, '--require-par']);
+    await held;
+    // Meanwhile the secret is rotated without grace (it leaked).
+    const admin = await clientCredentialsToken(server.url, OPS, `${server.issuer}/admin`, 'admin');
+    const rotation = await fetch(`${server.url}/admin/clients/${encodeURIComponent(clientId!)}/secret`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ previous_secret_valid_for: 0 }),
+    });
+    assert.equal(rotation.status, 200);
+    const { client_secret: fresh } = (await rotation.json()) as { client_secret: string };
+    relay.release();
+
+    const changed = await change;
+    assert.equal(await authenticates(leaked!), false, "the leaked secret works again: the operator's change in flight wrote it back");
+    assert.equal(await authenticates(fresh), true);
+    assert.equal(changed.status, 1, changed.stdout);
+    assert.match(changed.stderr, /changed \(or removed\) meanwhile: nothing was written; try again/);
+  });
+
+  it('a client deleted (latchkey clients remove) while its own update is in flight stays deleted: the update does not write it back', async () => {
+    const registered = await fetch(`${server.url}/reg`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ redirect_uris: [REDIRECT] }) });
+    const { client_id: clientId, client_secret: secret, registration_access_token: token, registration_client_uri: uri } = (await registered.json()) as Record<string, string>;
+    const held = relay.holdFrom((chunk) => /evalsha|eval/i.test(chunk) && chunk.includes(`oidc:Client:${clientId}`));
+    const inFlight = fetch(uri!, {
+      method: 'PUT',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ client_id: clientId, redirect_uris: [REDIRECT] }),
+    });
+    await held;
+    const removed = await latchkey(env, ['clients', 'remove', clientId!]);
+    assert.equal(removed.status, 0, removed.stderr);
+    relay.release();
+    const answered = await inFlight;
+    assert.equal(await server.kv.getRecord(`oidc:Client:${clientId}`), undefined, 'the update in flight wrote the deleted client back');
+    assert.equal(answered.status, 401);
+    const authenticated = await fetch(`${server.url}/token/introspection`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic({ id: clientId!, secret: secret! }) },
+      body: new URLSearchParams({ token: 'anything' }),
+    });
+    assert.equal(authenticated.status, 401, 'the deleted client does not authenticate');
+  });
+});
