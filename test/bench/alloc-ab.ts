@@ -10,7 +10,8 @@
  *
  * Arguments: scenario, iterations, connections, builds as cpu-ab.ts's (`bare`: the bare provider),
  * and optionally a component (as profile.ts names them: latchkey, ioredis, oidc-provider, node
- * core, ...) whose heaviest allocating functions to list.
+ * core, ...) whose heaviest allocating functions to list. ALLOC_PROBE_SURVIVORS=1 counts only what
+ * survived a scavenge (alloc-probe.mjs).
  */
 import { readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -37,11 +38,18 @@ const signingKey = list.split(';').includes('bare') ? await prepared.signingKey(
 try {
   for (const [index, spec] of list.split(';').entries()) {
     const out = join(tmpdir(), `latchkey-alloc-${process.pid}-${index}.heapprofile`);
-    const env = { NODE_OPTIONS: `--import ${join(ROOT, 'test', 'bench', 'alloc-probe.mjs')}`, ALLOC_PROBE_OUT: out };
+    const env = {
+      NODE_OPTIONS: `--import ${join(ROOT, 'test', 'bench', 'alloc-probe.mjs')}`,
+      ALLOC_PROBE_OUT: out,
+      ALLOC_PROBE_SURVIVORS: process.env.ALLOC_PROBE_SURVIVORS ?? '',
+    };
     const build = spec === 'bare' ? 'bare' : buildSpec(spec);
     if (build === 'bare' && !scenario.targets.includes('bare')) continue;
     const server: ProcessTarget =
-      build === 'bare' ? await startBare({ signingKey: signingKey!, cpus: '0', env }) : await startPinnedBuild(prepared, build.dir, { ...build.settings, ...env });
+      build === 'bare'
+        ? await startBare({ signingKey: signingKey!, cpus: '0', env })
+        : // A build's own node flags (`dist:NODE_OPTIONS=...`) go with the probe's preload.
+          await startPinnedBuild(prepared, build.dir, { ...build.settings, ...env, NODE_OPTIONS: [build.settings.NODE_OPTIONS, env.NODE_OPTIONS].filter(Boolean).join(' ') });
     const workload = await scenario.prepare(server, { introspectionPool: 256, jwtRevocationPool: 256, sessions: 4, chains: 64 }, scenario.consumesTokens ? iterations + 4000 : undefined);
     await closedLoop(server.url, workload, { connections: Number(conns), seconds: 60, amount: 3000 });
     process.kill(server.pid, 'SIGUSR2');

@@ -8,6 +8,10 @@
  *
  *   node --import tsx test/bench/step-profile.ts [requests=3000] [latchkey|bare|both]
  *
+ * STEP_PROFILE_INCLUSIVE=<component> (e.g. latchkey, oidc-provider) adds that component's frames by
+ * self time and by inclusive time (a frame counted once per sample, whatever it called). Self time
+ * of optimized code includes what V8 inlined into it: a one-line function may carry its callees'.
+ *
  * A step's codes live ttl.AuthorizationCode (60 s): keep `requests` to what the machine does in that.
  */
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
@@ -23,6 +27,8 @@ import { addUser, pin, processCpuSeconds, startBare, startLatchkey, type Process
 
 const requests = Number(process.argv[2] ?? 3000);
 const which = process.argv[3] ?? 'both';
+/** STEP_PROFILE_INCLUSIVE=latchkey (a component, as profile.ts names them): its frames by inclusive time too. */
+const INCLUSIVE = process.env.STEP_PROFILE_INCLUSIVE;
 /** CLOCK_MONOTONIC in µs: the clock of V8's profile timestamps. */
 const nowUs = () => Number(process.hrtime.bigint() / 1000n);
 
@@ -33,7 +39,7 @@ interface CallFrame {
 }
 
 interface CpuProfile {
-  readonly nodes: { id: number; callFrame: CallFrame }[];
+  readonly nodes: { id: number; callFrame: CallFrame; children?: number[] }[];
   readonly samples: number[];
   readonly timeDeltas: number[];
   readonly startTime: number;
@@ -45,9 +51,13 @@ const label = (frame: CallFrame) =>
 function report(file: string, steps: Record<string, [number, number]>) {
   const profile = JSON.parse(readFileSync(file, 'utf8')) as CpuProfile;
   const frames = new Map(profile.nodes.map((node) => [node.id, node.callFrame]));
+  const idsByLabel = new Map(profile.nodes.map((node) => [label(node.callFrame), node.id]));
+  const parents = new Map<number, number>();
+  for (const node of profile.nodes) for (const child of node.children ?? []) parents.set(child, node.id);
   for (const [step, [from, to]] of Object.entries(steps)) {
     const byComponent = new Map<string, number>();
     const byFrame = new Map<string, number>();
+    const inclusive = new Map<string, number>();
     let at = profile.startTime;
     profile.samples.forEach((id, i) => {
       at += profile.timeDeltas[i]!;
@@ -58,12 +68,27 @@ function report(file: string, steps: Record<string, [number, number]>) {
       const component = componentOf(frame);
       byComponent.set(component, (byComponent.get(component) ?? 0) + us);
       byFrame.set(label(frame), (byFrame.get(label(frame)) ?? 0) + us);
+      if (!INCLUSIVE) return;
+      // Inclusive time of the named component's frames: each frame once per sample.
+      const seen = new Set<string>();
+      for (let node: number | undefined = id; node !== undefined; node = parents.get(node)) {
+        const callFrame = frames.get(node)!;
+        if (componentOf(callFrame) !== INCLUSIVE || seen.has(label(callFrame))) continue;
+        seen.add(label(callFrame));
+        inclusive.set(label(callFrame), (inclusive.get(label(callFrame)) ?? 0) + us);
+      }
     });
     const top = (map: Map<string, number>, n: number) => [...map].sort((a, b) => b[1] - a[1]).slice(0, n);
     console.log(`\n${step}: self time per component, µs per request`);
     for (const [component, us] of top(byComponent, 14)) console.log(`  ${(us / requests).toFixed(0).padStart(6)}  ${component}`);
     console.log(`${step}: heaviest frames, µs per request`);
     for (const [frame, us] of top(byFrame, 40)) console.log(`  ${(us / requests).toFixed(1).padStart(6)}  ${frame}`);
+    if (!INCLUSIVE) continue;
+    const own = new Map([...byFrame].filter(([name]) => componentOf(frames.get(idsByLabel.get(name)!)!) === INCLUSIVE));
+    console.log(`${step}: ${INCLUSIVE}'s frames by self time, µs per request`);
+    for (const [frame, us] of top(own, 30)) console.log(`  ${(us / requests).toFixed(1).padStart(6)}  ${frame}`);
+    console.log(`${step}: ${INCLUSIVE}'s frames by inclusive time, µs per request`);
+    for (const [frame, us] of top(inclusive, 50)) console.log(`  ${(us / requests).toFixed(1).padStart(6)}  ${frame}`);
   }
 }
 
