@@ -13,7 +13,6 @@
  * meanwhile, the person is asked again.
  */
 import assert from 'node:assert/strict';
-import { connect, createServer, type Server, type Socket } from 'node:net';
 import * as oidc from 'openid-client';
 import { Agent, formIn, type Page } from '../helpers/agent.js';
 import { startBalancer, type Balancer } from '../helpers/balancer.js';
@@ -21,6 +20,7 @@ import { eventually } from '../helpers/eventually.js';
 import { frontChannel } from '../helpers/front-channel.js';
 import { latchkey, serveProcess, type ServerProcess } from '../helpers/process.js';
 import { signInSteps } from '../helpers/sign-in.js';
+import { startRelay, type Relay } from '../helpers/relay.js';
 import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
 import { startServer, testDir, testEnv, type TestServer } from '../helpers/server.js';
 import { AdapterIndexes } from '../../src/store/adapter.js';
@@ -28,55 +28,6 @@ import { AdapterIndexes } from '../../src/store/adapter.js';
 const PASSWORD = 'a passphrase long enough';
 const SECRET = 'relying-party-secret-with-plenty-of-entropy-0123456789';
 const REDIRECT = 'https://app.example.test/callback';
-
-/** A relay to Redis that, once armed, holds a connection's traffic from the first chunk `matches` says is the one. */
-interface Relay {
-  readonly url: string;
-  /** Resolves once a chunk matching `matches` is held (with everything after it on that connection). */
-  holdFrom(matches: (chunk: string) => boolean): Promise<void>;
-  release(): void;
-  close(): void;
-}
-
-async function startRelay(redisPort: number): Promise<Relay> {
-  let armed: { matches: (chunk: string) => boolean; held: () => void } | undefined;
-  const holding = new Map<Socket, Buffer[]>();
-  const sockets = new Set<Socket>();
-  const server: Server = createServer((client) => {
-    const upstream = connect(redisPort, '127.0.0.1');
-    sockets.add(client).add(upstream);
-    upstream.on('data', (chunk) => client.write(chunk));
-    client.on('data', (chunk) => {
-      const queue = holding.get(client);
-      if (queue) return void queue.push(chunk);
-      if (armed?.matches(chunk.toString('latin1'))) {
-        holding.set(client, [chunk]);
-        armed.held();
-        armed = undefined;
-        return;
-      }
-      upstream.write(chunk);
-    });
-    const close = () => (client.destroy(), upstream.destroy());
-    client.on('close', close).on('error', close);
-    upstream.on('close', close).on('error', close);
-    (client as Socket & { upstream?: Socket }).upstream = upstream;
-  });
-  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
-  const { port } = server.address() as { port: number };
-  return {
-    url: `redis://127.0.0.1:${port}`,
-    holdFrom: (matches) => new Promise((held) => (armed = { matches, held })),
-    release() {
-      for (const [client, queue] of holding) for (const chunk of queue) (client as Socket & { upstream?: Socket }).upstream!.write(chunk);
-      holding.clear();
-    },
-    close() {
-      for (const socket of sockets) socket.destroy();
-      server.close();
-    },
-  };
-}
 
 describe('e2e: a session ended while a request is in flight stays ended', function () {
   this.timeout(60_000);
