@@ -2,12 +2,13 @@
  * Every request the engine routes gets its `ctx.oidc` from oidc-provider's `ensureOIDC`
  * (lib/helpers/initialize_app.js), which defines it on the request's Koa context as an accessor
  * whose getter is a new closure per request: `Object.defineProperty(ctx, 'oidc', { get: () => ... })`.
- * V8 keeps an object's accessor pairs where its young-generation collections treat them as live, so
- * that every request's context (the closure holds it, and with it the request, the response, the
- * OIDCContext, its parameters and the AsyncLocalStorage frame) survived each scavenge and was
- * promoted, to be freed only by the next mark-compact: 14-17% of all that a token, introspection or
- * revocation request allocates (`--trace-gc-nvp`), where a plain Koa app keeps none, nor discovery
- * and the JWKS, which the engine does not route (docs/performance.md).
+ * An accessor defined on each object with a closure of its own stays reachable for V8's
+ * young-generation collector until the next mark-compact, however soon the object dies (a standalone
+ * script shows it; why, inside V8, was not looked into): every request's context (the closure holds
+ * it, and with it the request, the response, the OIDCContext, its parameters and the
+ * AsyncLocalStorage frame) survived each scavenge and was promoted, 14-17% of all that a token,
+ * introspection or revocation request allocates (`--trace-gc-nvp`), where a plain Koa app keeps
+ * none, nor discovery and the JWKS, which the engine does not route (docs/performance.md).
  *
  * What it changes: that one definition is made with one getter shared by every context, which calls
  * the request's own getter, kept on the context under a symbol (not writable, not enumerable, not
