@@ -38,6 +38,7 @@ import { singleUseRegistrationToken } from './patches/single-use-registration-to
 import type { Kv } from '../store/kv.js';
 import type { RateLimits } from '../http/rate-limits.js';
 import { limitAnnouncedClients } from './patches/announced-client-limit.js';
+import { shareOidcGetter } from './patches/shared-oidc-getter.js';
 import { bareNotFound } from './bare-not-found.js';
 import { useLayers } from './layers.js';
 import { clientAuthenticationRequired } from './patches/client-auth-required.js';
@@ -563,6 +564,9 @@ function applyPatches(
   // An RFC 7592 update rotates its registration access token once: two at once get one successor, not two.
   singleUseRegistrationToken(provider);
   limitAnnouncedClients(provider, rateLimits);
+  // ctx.oidc through one getter shared by every request: the engine's closure per request kept each
+  // request's context alive through young-generation collections (see shared-oidc-getter.ts).
+  shareOidcGetter();
   // No provider.proxy here: koa-mount runs the provider with the app's own ctx, so the app's proxy
   // settings (createApp) decide ctx.ip and ctx.protocol, and the issuer decides every URL (app.ts).
   // Every path the engine is asked for, served or not (unscoped).

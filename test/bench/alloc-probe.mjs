@@ -2,9 +2,9 @@
  * Preloaded into a server by alloc-ab.ts (NODE_OPTIONS=--import): V8's sampling heap profiler,
  * started at SIGUSR2 with the objects the collector has freed kept in the samples (so it counts
  * what was allocated, not what is still alive, which is what --heap-prof shows), and written as a
- * .heapprofile to ALLOC_PROBE_OUT when the process exits. With ALLOC_PROBE_SURVIVORS=1 the objects
- * freed by a young-generation collection are left out: what survives a scavenge (what it copies and
- * promotes), counted with those freed later by a mark-compact.
+ * .heapprofile to ALLOC_PROBE_OUT when the process exits. ALLOC_PROBE_SURVIVORS=1 leaves out the
+ * objects young-generation collections freed: what is left survived a scavenge (what the scavenger
+ * copies and promotes), by where it was allocated.
  */
 import { writeFileSync } from 'node:fs';
 import inspector from 'node:inspector';

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import Router from '@koa/router';
 import { exportJWK, generateKeyPair } from 'jose';
 import Koa from 'koa';
+import mount from 'koa-mount';
 import { interactionPolicy, Provider } from 'oidc-provider';
 import authorizationSteps from 'oidc-provider/lib/actions/authorization/index.js';
 import instance from 'oidc-provider/lib/helpers/weak_cache.js';
@@ -410,6 +411,45 @@ describe('patches on oidc-provider internals (src/provider/patches/)', () => {
     await errorDescriptionsInOrder()(ctx as never, () => Promise.resolve());
     assert.deepEqual(ctx.body, { error: 'invalid_token', error_description: "no 'caf?' / section 3.1 ..." });
     assert.deepEqual(headers.get('WWW-Authenticate'), ['Bearer realm="x", error="invalid_token", error_description="no \'caf?\' section 3"', 'Basic realm="x"']);
+  });
+
+  it('shared-oidc-getter.ts: the engine defines ctx.oidc with a getter of its own per request; patched, every request shares one getter and still reads its own OIDCContext', async () => {
+    assert.match(source('helpers/initialize_app.js'), /Object\.defineProperty\(ctx, 'oidc', \{\s*get: \(\) => \{\s*oidcCtx \|\|= new this\.OIDCContext\(ctx\);\s*return oidcCtx;\s*\},\s*\}\);\s*return als\.run\(ctx, \(\) => next\(\)\);/);
+    const { shareOidcGetter } = await import('../../src/provider/patches/shared-oidc-getter.js');
+    shareOidcGetter();
+    shareOidcGetter(); // once per process, however often a provider is built
+    const app = new Koa();
+    const seen: { ctx: object; descriptor: PropertyDescriptor; first: unknown; again: unknown }[] = [];
+    app.use(async (ctx, next) => {
+      await next();
+      const oidc = (ctx as unknown as { oidc: unknown }).oidc;
+      seen.push({ ctx, descriptor: Object.getOwnPropertyDescriptor(ctx, 'oidc')!, first: oidc, again: (ctx as unknown as { oidc: unknown }).oidc });
+    });
+    app.use(mount(provider as unknown as Koa));
+    const server = app.listen(0, '127.0.0.1');
+    await new Promise((resolve) => server.once('listening', resolve));
+    try {
+      for (let i = 0; i < 2; i += 1) assert.equal((await fetch(`http://127.0.0.1:${(server.address() as AddressInfo).port}/jwks`)).status, 200);
+    } finally {
+      server.close();
+    }
+    assert.equal(seen.length, 2);
+    const [one, two] = seen as [(typeof seen)[0], (typeof seen)[0]];
+    assert.equal(one.descriptor.get, two.descriptor.get, 'one getter for every request');
+    for (const { ctx, descriptor, first, again } of seen) {
+      // As the engine defines it: own, not configurable, not enumerable, no setter; made once, for this request.
+      assert.deepEqual([descriptor.configurable, descriptor.enumerable, descriptor.set], [false, false, undefined]);
+      assert.equal(first, again);
+      assert.equal((first as { ctx: unknown; route: unknown }).ctx, ctx);
+      assert.equal((first as { route: unknown }).route, 'jwks');
+      assert.throws(() => Object.defineProperty(ctx, 'oidc', { get: () => undefined }), TypeError);
+    }
+    assert.notEqual(one.first, two.first);
+    // Any other definition goes through unchanged.
+    const plain: Record<string, unknown> = {};
+    const getter = () => 42;
+    Object.defineProperty(plain, 'oidc', { get: getter });
+    assert.equal(Object.getOwnPropertyDescriptor(plain, 'oidc')!.get, getter);
   });
 
   it('matched-route.ts: @koa/router leaves the matched path pattern on ctx._matchedRoute', async () => {
