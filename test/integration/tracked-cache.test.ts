@@ -247,6 +247,33 @@ describe('tracked cache: in-process reads that Redis invalidates', function () {
     }
   });
 
+  it('a heartbeat whose write goes unanswered (the store\'s connection slow, not the cache\'s) turns memory off without making the cache\'s connection again; it comes back by itself', async () => {
+    await other.set(`${PREFIX}revoked:{rv}:client:c7`, 'v1');
+    const relay = await startRelay(redis.port);
+    // A command timeout longer than the heartbeat's `within`: the beat is late, not failed.
+    const mine = new RedisKv(connect(redisSettings({ url: relay.url, commandTimeout: 10_000 })), undefined, OPTIONS);
+    const subscribers = async () => String(await other.call('CLIENT', 'LIST', 'TYPE', 'pubsub')).match(/id=\d+/g)?.sort().join(' ');
+    try {
+      const cached = mine.cachedReads(['revoked:{rv}:client:']) as TrackedCache;
+      await tracking(cached);
+      assert.equal(await cached.get('revoked:{rv}:client:c7'), 'v1');
+      const before = await subscribers();
+      // The next heartbeat's SET, and all after it on the store's connection, held.
+      await relay.holdFrom((chunk) => chunk.includes('tracked-cache:'));
+      const bound = HEARTBEAT.every + HEARTBEAT.within;
+      await eventually(async () => assert.equal(cached.tracking, false, 'memory off'), (5 * bound) / 100, 100);
+      assert.equal(await subscribers(), before, 'the same connection: it was not the one late');
+      relay.release();
+      await tracking(cached);
+      assert.equal(await subscribers(), before, 'still the same connection');
+      await other.set(`${PREFIX}revoked:{rv}:client:c7`, 'v2');
+      await eventually(async () => assert.equal(await cached.get('revoked:{rv}:client:c7'), 'v2'), 10, 50);
+    } finally {
+      await mine.close();
+      relay.close();
+    }
+  });
+
   it('a restarted server: nothing is answered from memory while it is down, nothing stale after', async () => {
     await other.set(`${PREFIX}api-grants:c4`, 'v1');
     assert.equal(await cache.get('api-grants:c4'), 'v1');
