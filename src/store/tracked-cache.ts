@@ -121,7 +121,7 @@ export class TrackedCache implements CachedReads {
   #session = 0;
   #turn: Promise<void> | undefined;
   readonly #heartbeat: { readonly every: number; readonly within: number };
-  /** This cache's sentinels, as named on the store's connection (full names: the keyPrefix before). */
+  /** The prefix of this cache's sentinels, as the store's callers name keys (the store's connection puts its keyPrefix before). */
   readonly #beats: string;
   #beatCount = 0;
   /** The session whose set-up completed (tracking on, subscribed): beats go only on it. */
