@@ -50,7 +50,9 @@ export function openStore(config: Config, logger?: Logger, metrics?: Metrics): K
       }, metrics && {
         ...CACHE,
         unavailable: (error) =>
-          logger?.warn({ err: { message: error.message } }, 'redis refused client-side caching (CLIENT TRACKING): APIs and grants are read from Redis at every request'),
+          logger?.warn({ err: { message: error.message } }, 'redis refused client-side caching (CLIENT TRACKING, or its heartbeat\'s write): APIs and grants are read from Redis at every request'),
+        lapsed: () =>
+          logger?.warn('redis invalidations stopped arriving in time (a silent connection): the in-process cache is emptied and Redis read at every request until they are confirmed again'),
       }),
     );
     return kv;

@@ -284,12 +284,12 @@ export interface ConnectionEvents {
 export class RedisKv implements Kv {
   readonly kind = 'redis';
   readonly #client: Client;
-  readonly #cache: TrackedCacheOptions | undefined;
+  readonly #cache: Omit<TrackedCacheOptions, 'readsOn'> | undefined;
   /** The one cache of cachedReads, made at its first call; later calls add their prefixes to it. */
   #tracked: TrackedCache | undefined;
 
   /** `cache`: how cachedReads caches (the server's store); without it, cachedReads gives none. */
-  constructor(client: Redis | Cluster, events?: ConnectionEvents, cache?: TrackedCacheOptions) {
+  constructor(client: Redis | Cluster, events?: ConnectionEvents, cache?: Omit<TrackedCacheOptions, 'readsOn'>) {
     this.#cache = cache;
     for (const [name, { numberOfKeys, lua }] of Object.entries(SCRIPTS)) {
       client.defineCommand(name, { numberOfKeys, lua });

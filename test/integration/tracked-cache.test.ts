@@ -2,7 +2,8 @@
  * The store's in-process cache that Redis invalidates (src/store/tracked-cache.ts), against a real
  * redis-server of its own (FLUSHDB and restarts must not touch anyone else's): a write by another
  * connection, FLUSHDB, a killed connection and a restarted server each leave nothing stale; a read
- * overtaken by an invalidation is not kept; entries are bounded; Cluster gets no cache.
+ * overtaken by an invalidation is not kept; entries are bounded; Cluster gets no cache; a tracking
+ * connection gone silent without closing (half-open) is noticed by the heartbeat within its bound.
  * How many reads reached Redis is counted by Redis itself (INFO commandstats).
  */
 import assert from 'node:assert/strict';
@@ -11,12 +12,13 @@ import { Cluster, Redis } from 'ioredis';
 import type { Config } from '../../src/config.js';
 import type { CachedReads } from '../../src/store/kv.js';
 import { connect, RedisKv } from '../../src/store/redis.js';
-import { TRACKING_CONNECTION, TrackedCache, type TrackedCacheOptions } from '../../src/store/tracked-cache.js';
+import { HEARTBEAT, TRACKING_CONNECTION, TrackedCache, type TrackedCacheOptions } from '../../src/store/tracked-cache.js';
 import { PREFIX, redisSettings } from '../helpers/backends.js';
 import { eventually } from '../helpers/eventually.js';
 import { startRedisServer, type RedisServer } from '../helpers/redis.js';
+import { startRelay } from '../helpers/relay.js';
 
-const OPTIONS: TrackedCacheOptions = { maxEntries: 100, maxAge: 60_000 };
+const OPTIONS: Omit<TrackedCacheOptions, 'readsOn'> = { maxEntries: 100, maxAge: 60_000 };
 const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
 function deferred() {
   let resolve!: () => void;
@@ -207,6 +209,71 @@ describe('tracked cache: in-process reads that Redis invalidates', function () {
     }
   });
 
+  it('a tracking connection gone silent without closing (half-open: no RST) is noticed within the heartbeat\'s bound: a write by another connection is seen, then a new connection tracks again', async () => {
+    // Written before the cache tracks: no invalidation of it comes late through the relay.
+    await other.set(`${PREFIX}revoked:{rv}:client:c6`, 'v1');
+    const relay = await startRelay(redis.port);
+    const mine = new RedisKv(connect(settings(relay.url)), undefined, OPTIONS);
+    try {
+      const cached = mine.cachedReads(['revoked:{rv}:client:']) as TrackedCache;
+      await tracking(cached);
+      assert.equal(await cached.get('revoked:{rv}:client:c6'), 'v1');
+      const before = await calls('get');
+      assert.equal(await cached.get('revoked:{rv}:client:c6'), 'v1');
+      assert.equal(await calls('get'), before, 'kept');
+
+      // Its own connection (the one that turned tracking on) stops delivering, and stays open.
+      assert.equal(relay.silence((sent) => /TRACKING/i.test(sent)), 1, 'the cache\'s connection, alone');
+      // As `latchkey clients remove` through another instance: its revocation mark changes.
+      await other.set(`${PREFIX}revoked:{rv}:client:c6`, 'v2');
+      // The bound is HEARTBEAT.every + HEARTBEAT.within; five times that, well under maxAge (60 s),
+      // which was the bound before the heartbeat.
+      const bound = HEARTBEAT.every + HEARTBEAT.within;
+      await eventually(async () => assert.equal(await cached.get('revoked:{rv}:client:c6'), 'v2', 'the write is seen'), (5 * bound) / 100, 100);
+
+      // A new connection (the relay passes it): tracking confirmed again, entries kept and invalidated again.
+      await eventually(async () => assert.equal(cached.tracking, true, 'tracking on again'), (5 * bound) / 100, 100);
+      assert.equal(await cached.get('revoked:{rv}:client:c6'), 'v2');
+      const again = await calls('get');
+      assert.equal(await cached.get('revoked:{rv}:client:c6'), 'v2');
+      assert.equal(await calls('get'), again, 'kept again');
+      await other.set(`${PREFIX}revoked:{rv}:client:c6`, 'v3');
+      // The invalidation comes through the relay, the write's answer straight from Redis: a few polls.
+      await eventually(async () => assert.equal(await cached.get('revoked:{rv}:client:c6'), 'v3', 'invalidated again'), 10, 50);
+      assert.equal(cached.tracking, true, 'by the invalidation, the connection kept');
+    } finally {
+      await mine.close();
+      relay.close();
+    }
+  });
+
+  it('a heartbeat whose write goes unanswered (the store\'s connection slow, not the cache\'s) turns memory off without making the cache\'s connection again; it comes back by itself', async () => {
+    await other.set(`${PREFIX}revoked:{rv}:client:c7`, 'v1');
+    const relay = await startRelay(redis.port);
+    // A command timeout longer than the heartbeat's `within`: the beat is late, not failed.
+    const mine = new RedisKv(connect(redisSettings({ url: relay.url, commandTimeout: 10_000 })), undefined, OPTIONS);
+    const subscribers = async () => String(await other.call('CLIENT', 'LIST', 'TYPE', 'pubsub')).match(/id=\d+/g)?.sort().join(' ');
+    try {
+      const cached = mine.cachedReads(['revoked:{rv}:client:']) as TrackedCache;
+      await tracking(cached);
+      assert.equal(await cached.get('revoked:{rv}:client:c7'), 'v1');
+      const before = await subscribers();
+      // The next heartbeat's SET, and all after it on the store's connection, held.
+      await relay.holdFrom((chunk) => chunk.includes('tracked-cache:'));
+      const bound = HEARTBEAT.every + HEARTBEAT.within;
+      await eventually(async () => assert.equal(cached.tracking, false, 'memory off'), (5 * bound) / 100, 100);
+      assert.equal(await subscribers(), before, 'the same connection: it was not the one late');
+      relay.release();
+      await tracking(cached);
+      assert.equal(await subscribers(), before, 'still the same connection');
+      await other.set(`${PREFIX}revoked:{rv}:client:c7`, 'v2');
+      await eventually(async () => assert.equal(await cached.get('revoked:{rv}:client:c7'), 'v2'), 10, 50);
+    } finally {
+      await mine.close();
+      relay.close();
+    }
+  });
+
   it('a restarted server: nothing is answered from memory while it is down, nothing stale after', async () => {
     await other.set(`${PREFIX}api-grants:c4`, 'v1');
     assert.equal(await cache.get('api-grants:c4'), 'v1');
@@ -251,7 +318,7 @@ describe('tracked cache: in-process reads that Redis invalidates', function () {
     afterEach(async () => own?.close());
 
     it('a read that an invalidation overtakes is not kept', async () => {
-      own = new TrackedCache(source, connection, PREFIX, ['api-grants:'], OPTIONS);
+      own = new TrackedCache(source, connection, PREFIX, ['api-grants:'], { ...OPTIONS, readsOn: kv.connection as Redis });
       await tracking(own);
       await other.set(`${PREFIX}api-grants:race`, 'old');
       await new Promise((done) => setImmediate(done)); // its invalidation handled
@@ -270,7 +337,7 @@ describe('tracked cache: in-process reads that Redis invalidates', function () {
     });
 
     it('holds at most maxEntries, the oldest going first, each for at most maxAge', async () => {
-      own = new TrackedCache(source, connection, PREFIX, ['api-grants:'], { maxEntries: 2, maxAge: 50 });
+      own = new TrackedCache(source, connection, PREFIX, ['api-grants:'], { maxEntries: 2, maxAge: 50, readsOn: kv.connection as Redis });
       await tracking(own);
       for (const key of ['api-grants:a', 'api-grants:b', 'api-grants:c']) await own.get(key);
       await own.get('api-grants:c');
@@ -284,7 +351,7 @@ describe('tracked cache: in-process reads that Redis invalidates', function () {
     });
 
     it('never keeps a long key (one a request names, such as an API looked up by `resource`): memory stays bounded in bytes', async () => {
-      own = new TrackedCache(source, connection, PREFIX, ['api:'], OPTIONS);
+      own = new TrackedCache(source, connection, PREFIX, ['api:'], { ...OPTIONS, readsOn: kv.connection as Redis });
       await tracking(own);
       const long = `api:https://api.example.test/${'x'.repeat(50_000)}`;
       assert.equal(await own.get(long), undefined);
