@@ -64,6 +64,16 @@ describe('registration policy', () => {
     assert.match(refusal(web({ token_endpoint_auth_method: 'client_secret_jwt' })), /^token_endpoint_auth_method must be one of: client_secret_basic, /);
   });
 
+  it('refuses a short chosen client secret and suggests a command whose output works as it is in a Basic header (no base64 + or /)', () => {
+    const description = refusal(web({ client_secret: 'x'.repeat(31) }));
+    assert.match(description, /^client_secret must be at least 32 random characters/);
+    // openssl rand -base64 32 gives + / =, which curl -u and other clients that skip RFC 6749
+    // §2.3.1's form-encoding send as they are, and the token endpoint then decodes + as a space.
+    assert.doesNotMatch(description, /base64/);
+    assert.match(description, /openssl rand -hex 32/);
+    enforcePolicy(POLICY, web({ client_secret: 'f'.repeat(64) }), false);
+  });
+
   it('refuses client_credentials for a public client (RFC 6749 §4.4)', () => {
     assert.match(refusal(web({ token_endpoint_auth_method: 'none', grant_types: ['authorization_code', 'client_credentials'] })), /^grant_types: client_credentials is only for clients that authenticate/);
     enforcePolicy(POLICY, web({ token_endpoint_auth_method: 'client_secret_basic', grant_types: ['client_credentials'] }), false);
