@@ -4,6 +4,8 @@
  * (RFC 7591, the admin API, the developer page, the CLI) are covered in test/e2e/registration*.
  */
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { parse } from 'yaml';
 import { errors } from 'oidc-provider';
 import { ALREADY_CHECKED, API_SCOPES_SET_ASIDE, applyRequirements, DEVICE_CODE_GRANT, enforcePolicy, isLoopback, type RegistrationPolicy } from '../../src/registration/policy.js';
 
@@ -72,6 +74,15 @@ describe('registration policy', () => {
     assert.doesNotMatch(description, /base64/);
     assert.match(description, /openssl rand -hex 32/);
     enforcePolicy(POLICY, web({ client_secret: 'f'.repeat(64) }), false);
+  });
+
+  it('takes the example client of config/default.yaml as an operator would copy it (its secret long enough, of URL-safe characters)', () => {
+    const text = readFileSync(new URL('../../config/default.yaml', import.meta.url), 'utf8');
+    const block = text.split('\n# Static clients')[1]!.split('\nclients:')[0]!;
+    const example = block.split('\n').filter((line) => line.startsWith('#   ') || line.startsWith('#     ')).map((line) => line.slice(2)).join('\n');
+    const [client] = parse(example) as Record<string, unknown>[];
+    assert.match(String(client!.client_secret), /^[\w-]{32,}$/);
+    enforcePolicy(POLICY, client!, false);
   });
 
   it('refuses client_credentials for a public client (RFC 6749 §4.4)', () => {
