@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
 import { errors } from 'oidc-provider';
+import { openApiDocument } from '../../src/registration/openapi.js';
 import { ALREADY_CHECKED, API_SCOPES_SET_ASIDE, applyRequirements, DEVICE_CODE_GRANT, enforcePolicy, isLoopback, type RegistrationPolicy } from '../../src/registration/policy.js';
 
 const POLICY: RegistrationPolicy = {
@@ -83,6 +84,15 @@ describe('registration policy', () => {
     const [client] = parse(example) as Record<string, unknown>[];
     assert.match(String(client!.client_secret), /^[\w-]{32,}$/);
     enforcePolicy(POLICY, client!, false);
+  });
+
+  it('the admin API\'s description says how long a chosen client_secret must be, as the policy does', () => {
+    const document = openApiDocument('https://id.example.com') as unknown as { components: { schemas: { Client: { properties: { client_secret: { minLength?: number; description?: string } } } } } };
+    const described = document.components.schemas.Client.properties.client_secret;
+    assert.equal(described.minLength, 32);
+    assert.match(described.description ?? '', /at least 32/);
+    assert.match(refusal(web({ client_secret: 'y'.repeat(described.minLength - 1) })), /^client_secret must be at least 32/);
+    enforcePolicy(POLICY, web({ client_secret: 'y'.repeat(described.minLength) }), false);
   });
 
   it('refuses client_credentials for a public client (RFC 6749 §4.4)', () => {
