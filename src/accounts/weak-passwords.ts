@@ -7,7 +7,8 @@
  *
  * What is refused: the most common passwords of public breach lists that meet the length rule (an
  * embedded list, compared case-insensitively and with digits and symbols at the end taken off, so
- * `Password123!` is `password`); one character, or two, repeated (`aaaaaaaa`, `abababab`); a run of
+ * `Password123!` is `password`); one character, or two, repeated (`aaaaaaaa`, `abababab`), and any short or guessable piece said
+ * twice or more (`abcabcabc`, `bobbobbob1` for bob, `passwordpassword`); a run of
  * the alphabet, of digits or of a keyboard row, forwards or backwards (`12345678`, `qwertyuiop`,
  * `87654321`); and the context: the username, and the service's own name, alone or with digits and
  * symbols around them. Long passphrases of ordinary words are what people are asked for, and pass.
@@ -46,8 +47,25 @@ function stem(password: string): string {
   return password.toLowerCase().replace(/^[\d\W_]+|[\d\W_]+$/g, '');
 }
 
+/** The piece `text` is made of, repeated, when it is one: `bobbobbob` → `bob`; else undefined. */
+function repeatedPiece(text: string): string | undefined {
+  return /^(.+?)\1+$/s.exec(text)?.[1];
+}
+
 /** Why `password` is too easy to guess, or undefined. `context`: the username and other words of this account. */
 export function weakPassword(password: string, context: readonly string[] = []): string | undefined {
+  // A guessable piece said twice or more (`bobbobbob1`, `passwordpassword`, `qwertyqwerty`,
+  // `abcabcabc`) is as guessable as the piece: a spray's list repeats its words too.
+  for (const whole of [stem(password), password.toLowerCase().replace(/\s/g, '')]) {
+    const piece = repeatedPiece(whole);
+    if (piece !== undefined && (piece.length <= 3 || weakOnce(piece, context) !== undefined)) {
+      return 'a password that repeats a short or guessable piece (abcabc, passwordpassword) is easy to guess; choose another';
+    }
+  }
+  return weakOnce(password, context);
+}
+
+function weakOnce(password: string, context: readonly string[]): string | undefined {
   const lower = password.toLowerCase();
   const core = stem(password);
   if (COMMON.has(lower) || COMMON.has(core) || COMMON.has(lower.replace(/[^a-z0-9]/g, ''))) return 'that password is among the most common ones; choose another (a few unrelated words make a good one)';

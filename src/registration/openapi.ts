@@ -1,5 +1,7 @@
 /** The OpenAPI 3.1 description of the admin API, served at /admin/openapi.json. */
 
+import { MIN_CLIENT_SECRET_LENGTH } from './policy.js';
+
 const error = { $ref: '#/components/responses/Error' };
 const unauthorized = { $ref: '#/components/responses/Unauthorized' };
 const forbidden = { $ref: '#/components/responses/Forbidden' };
@@ -183,7 +185,7 @@ export function openApiDocument(issuer: string) {
           required: ['client_id'],
           properties: {
             client_id: { type: 'string' },
-            client_secret: { type: 'string', description: 'only in the response that creates it' },
+            client_secret: { type: 'string', minLength: MIN_CLIENT_SECRET_LENGTH, description: `generated unless given when the client is created (a chosen one: at least ${MIN_CLIENT_SECRET_LENGTH} random characters, URL-safe ones for clients that send it in a Basic header as it is, e.g. openssl rand -hex 32); only in the response that creates it` },
             client_name: { type: 'string' },
             redirect_uris: { type: 'array', items: { type: 'string', format: 'uri' } },
             post_logout_redirect_uris: { type: 'array', items: { type: 'string', format: 'uri' } },

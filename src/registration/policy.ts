@@ -139,10 +139,12 @@ export function enforcePolicy(
   // client authentications are charged to no one but the address (naming a client must not spend its
   // allowance): only a secret no one can guess makes that right. Generated secrets are 256 bits or
   // more; one an operator chooses (CLI --secret, the admin API, the configuration) must be long too.
-  // Checked where a client is written; one stored before is loaded as it is.
+  // Checked where a client is written; one stored before is loaded as it is. The command the refusal
+  // suggests prints URL-safe characters: base64's `+` and `/` break clients that send a secret in a
+  // Basic header without form-encoding it (curl -u, arctic, Python's requests; RFC 6749 §2.3.1).
   const secret = metadata.client_secret;
   if (typeof secret === 'string' && apiScopes !== ALREADY_CHECKED && secret.length < MIN_CLIENT_SECRET_LENGTH) {
-    throw new errors.InvalidClientMetadata(`client_secret must be at least ${MIN_CLIENT_SECRET_LENGTH} random characters (leave it out to have one generated, or: openssl rand -base64 32)`);
+    throw new errors.InvalidClientMetadata(`client_secret must be at least ${MIN_CLIENT_SECRET_LENGTH} random characters (leave it out to have one generated, or: openssl rand -hex 32, whose characters need no encoding in a Basic header)`);
   }
   const setAside: string[] = [];
   for (const scope of typeof metadata.scope === 'string' ? metadata.scope.split(' ') : []) {

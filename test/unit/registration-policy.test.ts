@@ -4,7 +4,10 @@
  * (RFC 7591, the admin API, the developer page, the CLI) are covered in test/e2e/registration*.
  */
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { parse } from 'yaml';
 import { errors } from 'oidc-provider';
+import { openApiDocument } from '../../src/registration/openapi.js';
 import { ALREADY_CHECKED, API_SCOPES_SET_ASIDE, applyRequirements, DEVICE_CODE_GRANT, enforcePolicy, isLoopback, type RegistrationPolicy } from '../../src/registration/policy.js';
 
 const POLICY: RegistrationPolicy = {
@@ -62,6 +65,34 @@ describe('registration policy', () => {
 
   it('refuses a client authentication method not offered', () => {
     assert.match(refusal(web({ token_endpoint_auth_method: 'client_secret_jwt' })), /^token_endpoint_auth_method must be one of: client_secret_basic, /);
+  });
+
+  it('refuses a short chosen client secret and suggests a command whose output works as it is in a Basic header (no base64 + or /)', () => {
+    const description = refusal(web({ client_secret: 'x'.repeat(31) }));
+    assert.match(description, /^client_secret must be at least 32 random characters/);
+    // openssl rand -base64 32 gives + / =, which curl -u and other clients that skip RFC 6749
+    // §2.3.1's form-encoding send as they are, and the token endpoint then decodes + as a space.
+    assert.doesNotMatch(description, /base64/);
+    assert.match(description, /openssl rand -hex 32/);
+    enforcePolicy(POLICY, web({ client_secret: 'f'.repeat(64) }), false);
+  });
+
+  it('takes the example client of config/default.yaml as an operator would copy it (its secret long enough, of URL-safe characters)', () => {
+    const text = readFileSync(new URL('../../config/default.yaml', import.meta.url), 'utf8');
+    const block = text.split('\n# Static clients')[1]!.split('\nclients:')[0]!;
+    const example = block.split('\n').filter((line) => line.startsWith('#   ') || line.startsWith('#     ')).map((line) => line.slice(2)).join('\n');
+    const [client] = parse(example) as Record<string, unknown>[];
+    assert.match(String(client!.client_secret), /^[\w-]{32,}$/);
+    enforcePolicy(POLICY, client!, false);
+  });
+
+  it('the admin API\'s description says how long a chosen client_secret must be, as the policy does', () => {
+    const document = openApiDocument('https://id.example.com') as unknown as { components: { schemas: { Client: { properties: { client_secret: { minLength?: number; description?: string } } } } } };
+    const described = document.components.schemas.Client.properties.client_secret;
+    assert.equal(described.minLength, 32);
+    assert.match(described.description ?? '', /at least 32/);
+    assert.match(refusal(web({ client_secret: 'y'.repeat(described.minLength - 1) })), /^client_secret must be at least 32/);
+    enforcePolicy(POLICY, web({ client_secret: 'y'.repeat(described.minLength) }), false);
   });
 
   it('refuses client_credentials for a public client (RFC 6749 §4.4)', () => {
