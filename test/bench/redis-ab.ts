@@ -85,7 +85,7 @@ try {
       if (!scenario.targets.includes('latchkey')) continue;
       const sizes = { introspectionPool: 64, jwtRevocationPool: 64, sessions: 2, chains: 16 };
       const workload = await scenario.prepare(target, sizes, scenario.consumesTokens ? iterations + 50 : undefined);
-      const probe = await probeRedis(inspector, url, workload, iterations, prepared.env.REDIS_KEY_PREFIX ?? 'lk:');
+      const probe = await probeRedis(inspector, url, workload, iterations, prepared.env.REDIS_KEY_PREFIX ?? 'lk:', 2000); // less the heartbeat's background reads
       console.log(
         `${id.padEnd(18)} ${build.padEnd(16)} ${probe.roundTripsPerIteration} round trips, ${probe.commandsPerIteration} commands per iteration` +
           ` (${probe.iterations} iterations${probe.errors ? `, ${probe.errors} ERRORS` : ''})`,

@@ -146,22 +146,38 @@ const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
 const round = (value: number, digits = 2) => Math.round(value * 10 ** digits) / 10 ** digits;
 
 /** Runs `iterations` iterations of `workload` one request at a time and reports what Redis saw. */
-export async function probeRedis(inspector: RedisInspector, base: string, workload: Workload, iterations: number, prefix: string): Promise<RedisProbe> {
+/**
+ * `idleMs`: how long to watch the idle server first for its background reads (the tracked cache's
+ * heartbeat), taken out of each request's window by its length; 0 takes nothing out (smoke runs).
+ */
+export async function probeRedis(inspector: RedisInspector, base: string, workload: Workload, iterations: number, prefix: string, idleMs = 0): Promise<RedisProbe> {
   const before = await inspector.keys(prefix);
 
   // Two INFO calls back to back: the reads one INFO adds.
   const first = await inspector.counters();
   const overhead = (await inspector.counters()).reads - first.reads;
+  // What the server reads of Redis when no request comes (the tracked cache's heartbeat, a write a
+  // second): not a request's, so taken out of each window by its length.
+  let background = 0;
+  if (idleMs > 0) {
+    const idleFrom = await inspector.counters();
+    const idleStart = performance.now();
+    await sleep(idleMs);
+    background = Math.max(0, (await inspector.counters()).reads - idleFrom.reads - overhead) / (performance.now() - idleStart);
+  }
   const executed: Step[] = [];
   const trips: number[] = [];
   const commands: Map<string, number>[] = [];
   let last = await inspector.counters();
+  let lastAt = performance.now();
   const settle = async () => {
     await sleep(3); // let anything the server does after answering reach Redis
     const now = await inspector.counters();
-    trips.push(now.reads - last.reads - overhead);
+    const at = performance.now();
+    trips.push(now.reads - last.reads - overhead - background * (at - lastAt));
     commands.push(commandsBetween(last, now, 1));
     last = now;
+    lastAt = at;
   };
   const result = await sequential(base, workload, iterations, {
     before: async (step) => {
