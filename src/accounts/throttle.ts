@@ -67,10 +67,7 @@ export class LoginThrottle {
    * failed() starts the pause it reaches.
    */
   async attempt(username: string, ip: string): Promise<number> {
-    const tries = [
-      { counter: this.#user, key: userKey(username) },
-      { counter: this.#ip, key: addressKey(ip) },
-    ];
+    const tries = this.#tries(username, ip);
     const counts = await this.#charge(tries.map(({ counter, key }) => ({ limiter: counter.failures, keyPrefix: counter.failuresPrefix, key, window: this.settings.window })));
     const pauses = counts.map(({ count, ms }, i) => (count > tries[i]!.counter.limit ? ms : 0));
     const pause = Math.ceil(Math.max(...pauses) / 1000);
@@ -86,30 +83,9 @@ export class LoginThrottle {
 
   /** A try reserved by attempt() failed: it is counted already; returns the pause (seconds) it started, or 0. */
   async attemptFailed(username: string, ip: string): Promise<number> {
-    const tries = [
-      { counter: this.#user, key: userKey(username) },
-      { counter: this.#ip, key: addressKey(ip) },
-    ];
+    const tries = this.#tries(username, ip);
     const counts = await this.#read(tries.map(({ counter, key }) => ({ limiter: counter.failures, keyPrefix: counter.failuresPrefix, key })));
     const pauses = await Promise.all(tries.map(({ counter, key }, i) => (counts[i]!.count >= counter.limit ? this.#pause(counter, key) : 0)));
-    return Math.max(...pauses);
-  }
-
-  /** Seconds until sign-in may be tried for this username from this IP; 0 when it may now. */
-  async pause(username: string, ip: string): Promise<number> {
-    // Both counters in one read (one round trip on Redis).
-    const reads = [
-      { counter: this.#user, key: userKey(username) },
-      { counter: this.#ip, key: addressKey(ip) },
-    ];
-    const counts = await this.#read(reads.map(({ counter, key }) => ({ limiter: counter.failures, keyPrefix: counter.failuresPrefix, key })));
-    const pauses = counts.map(({ count, ms }, i) => (count > reads[i]!.counter.limit ? ms : 0));
-    return Math.ceil(Math.max(...pauses) / 1000);
-  }
-
-  /** Records a failed attempt; returns the pause (seconds) it started, or 0. */
-  async failed(username: string, ip: string): Promise<number> {
-    const pauses = await Promise.all([this.#count(this.#user, userKey(username)), this.#count(this.#ip, addressKey(ip))]);
     return Math.max(...pauses);
   }
 
@@ -126,10 +102,12 @@ export class LoginThrottle {
     await this.#user.failures.delete(userKey(username));
   }
 
-  async #count(counter: Counter, key: string): Promise<number> {
-    const res = await counter.failures.penalty(key, 1);
-    if (res.consumedPoints < counter.limit) return 0;
-    return this.#pause(counter, key);
+  /** The username's and the address's counters, and their keys. */
+  #tries(username: string, ip: string): { counter: Counter; key: string }[] {
+    return [
+      { counter: this.#user, key: userKey(username) },
+      { counter: this.#ip, key: addressKey(ip) },
+    ];
   }
 
   /** Starts the pause of a counter at its limit: each further pause within a day twice as long. */

@@ -57,7 +57,6 @@ export function limiterReader(kv: Kv): (reads: readonly LimiterRead[]) => Promis
     );
 }
 
-/** One counter of a fixed-window count: `limiter` names the counter family (e.g. `http-ip`). */
 /**
  * Charges counters of rateLimiter()s by one each, and answers their counts after it (with the
  * milliseconds until each resets): a try reserved before it is checked, so that tries made at once
@@ -79,6 +78,7 @@ export function limiterCharger(kv: Kv): (charges: readonly (LimiterRead & { read
     );
 }
 
+/** One counter of a fixed-window count: `limiter` names the counter family (e.g. `http-ip`). */
 export interface WindowHit {
   readonly limiter: string;
   readonly key: string;

@@ -16,6 +16,19 @@ import { startServer, testDir, type TestServer } from '../helpers/server.js';
 const PASSWORD = 'the right password';
 const REDIRECT = 'https://app.example.test/cb';
 
+/** A failed try as the sign-in makes it (attempt, then attemptFailed): the pause it started, in seconds, or 0. */
+async function fail(throttle: LoginThrottle, username: string, ip: string): Promise<number> {
+  assert.equal(await throttle.attempt(username, ip), 0, 'not paused before this try');
+  return throttle.attemptFailed(username, ip);
+}
+
+/** The pause a try would meet now, in seconds (0: none), taking nothing: a try not paused is given back. */
+async function pausedFor(throttle: LoginThrottle, username: string, ip: string): Promise<number> {
+  const pause = await throttle.attempt(username, ip);
+  if (!pause) await throttle.notFailed(username, ip);
+  return pause;
+}
+
 describe('brute-force protection', function () {
   this.timeout(60_000);
   let redis: RedisServer;
@@ -98,17 +111,17 @@ describe('brute-force protection', function () {
     const kv = new RedisKv(connect({ url: redis.url, mode: 'standalone', sentinels: [], sentinelName: 'x', clusterNodes: [], keyPrefix: 'throttle-unit:', commandTimeout: 2000 }));
     try {
       const throttle = new LoginThrottle(kv, { maxFailures: 2, maxFailuresPerIp: 100, window: 60, baseDelay: 1, maxDelay: 4 });
-      assert.equal(await throttle.failed('zoe', '192.0.2.1'), 0);
-      assert.equal(await throttle.failed('zoe', '192.0.2.1'), 1, 'first pause: baseDelay');
-      assert.ok((await throttle.pause('ZOE', '192.0.2.9')) > 0);
-      await eventually(async () => assert.equal(await throttle.pause('zoe', '192.0.2.1'), 0), 50, 100);
-      assert.equal(await throttle.failed('zoe', '192.0.2.1'), 0, 'the count starts afresh after a pause');
-      assert.equal(await throttle.failed('zoe', '192.0.2.1'), 2, 'second pause: doubled');
-      await eventually(async () => assert.equal(await throttle.pause('zoe', '192.0.2.1'), 0), 50, 100);
-      await throttle.failed('zoe', '192.0.2.1');
-      assert.equal(await throttle.failed('zoe', '192.0.2.1'), 4, 'third pause: doubled again');
+      assert.equal(await fail(throttle, 'zoe', '192.0.2.1'), 0);
+      assert.equal(await fail(throttle, 'zoe', '192.0.2.1'), 1, 'first pause: baseDelay');
+      assert.ok((await pausedFor(throttle, 'ZOE', '192.0.2.9')) > 0);
+      await eventually(async () => assert.equal(await pausedFor(throttle, 'zoe', '192.0.2.1'), 0), 50, 100);
+      assert.equal(await fail(throttle, 'zoe', '192.0.2.1'), 0, 'the count starts afresh after a pause');
+      assert.equal(await fail(throttle, 'zoe', '192.0.2.1'), 2, 'second pause: doubled');
+      await eventually(async () => assert.equal(await pausedFor(throttle, 'zoe', '192.0.2.1'), 0), 50, 100);
+      await fail(throttle, 'zoe', '192.0.2.1');
+      assert.equal(await fail(throttle, 'zoe', '192.0.2.1'), 4, 'third pause: doubled again');
       await throttle.succeeded('zoe');
-      assert.equal(await throttle.pause('zoe', '192.0.2.1'), 0, 'a success clears the username');
+      assert.equal(await pausedFor(throttle, 'zoe', '192.0.2.1'), 0, 'a success clears the username');
     } finally {
       await kv.close();
     }
@@ -119,15 +132,15 @@ describe('brute-force protection', function () {
     try {
       for (const kv of [redisKv, new EmbeddedKv()]) {
         const throttle = new LoginThrottle(kv, { maxFailures: 2, maxFailuresPerIp: 3, window: 60, baseDelay: 30, maxDelay: 60 });
-        assert.equal(await throttle.pause('yan', '192.0.2.7'), 0, `${kv.kind}: nothing counted yet`);
-        assert.equal(await throttle.failed('yan', '192.0.2.7'), 0);
-        assert.equal(await throttle.pause('yan', '192.0.2.7'), 0, `${kv.kind}: under the limits`);
-        assert.equal(await throttle.failed('yan', '192.0.2.7'), 30, `${kv.kind}: the username's limit`);
-        const paused = await throttle.pause('YAN', '198.51.100.1');
+        assert.equal(await pausedFor(throttle, 'yan', '192.0.2.7'), 0, `${kv.kind}: nothing counted yet`);
+        assert.equal(await fail(throttle, 'yan', '192.0.2.7'), 0);
+        assert.equal(await pausedFor(throttle, 'yan', '192.0.2.7'), 0, `${kv.kind}: under the limits`);
+        assert.equal(await fail(throttle, 'yan', '192.0.2.7'), 30, `${kv.kind}: the username's limit`);
+        const paused = await pausedFor(throttle, 'YAN', '198.51.100.1');
         assert.ok(paused > 25 && paused <= 30, `${kv.kind}: the username is paused from any address: ${paused}`);
-        assert.equal(await throttle.pause('xia', '192.0.2.7'), 0, `${kv.kind}: another username from that address is not (yet)`);
-        assert.equal(await throttle.failed('xia', '192.0.2.7'), 30, `${kv.kind}: the address's limit`);
-        const byAddress = await throttle.pause('wen', '192.0.2.7');
+        assert.equal(await pausedFor(throttle, 'xia', '192.0.2.7'), 0, `${kv.kind}: another username from that address is not (yet)`);
+        assert.equal(await fail(throttle, 'xia', '192.0.2.7'), 30, `${kv.kind}: the address's limit`);
+        const byAddress = await pausedFor(throttle, 'wen', '192.0.2.7');
         assert.ok(byAddress > 25 && byAddress <= 30, `${kv.kind}: any username from the address is paused: ${byAddress}`);
         await kv.close();
       }
