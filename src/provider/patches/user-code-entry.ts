@@ -59,20 +59,6 @@ export class UserCodeThrottle {
     this.#perCode = rateLimiter(kv, { keyPrefix: 'user-code', points: limits.maxFailuresPerCode, duration: limits.window });
   }
 
-  /** Seconds until a code may be entered from `ip` (an IPv6 one: its /64), or `code` entered at all; 0: now. Charges nothing. */
-  async wait(ip: string, code: string): Promise<number> {
-    const waits = await Promise.all(
-      ([
-        [this.#perIp, addressKey(ip)],
-        [this.#perCode, codeKey(code)],
-      ] as const).map(async ([limiter, key]) => {
-        const res = await limiter.get(key);
-        return res && res.consumedPoints >= limiter.points ? Math.ceil(res.msBeforeNext / 1000) : 0;
-      }),
-    );
-    return Math.max(...waits);
-  }
-
   /**
    * A code typed from `ip`, counted before it is looked up on both counters, so that codes sent at
    * once cannot all pass a read taken before any of them was counted (a burst of guesses was looked
@@ -91,10 +77,6 @@ export class UserCodeThrottle {
   /** A try counted by attempt() that was no miss: given back. */
   async hit(ip: string, code: string): Promise<void> {
     await Promise.all([this.#perIp.reward(addressKey(ip), 1), this.#perCode.reward(codeKey(code), 1)]);
-  }
-
-  async missed(ip: string, code: string): Promise<void> {
-    await Promise.all([this.#perIp.penalty(addressKey(ip), 1), this.#perCode.penalty(codeKey(code), 1)]);
   }
 }
 
