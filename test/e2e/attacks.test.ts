@@ -47,6 +47,16 @@ function softPasskey() {
   return { id: randomBytes(16).toString('base64url'), publicKey: cose.toString('base64url'), privateKey };
 }
 
+/** Gives person `sub` these software passkeys, as a registration would have (device-bound, counter 0). */
+async function registerSoftPasskeys(server: TestServer, sub: string, ...keys: ReturnType<typeof softPasskey>[]): Promise<void> {
+  for (const key of keys) {
+    await server.secondFactors.records.update(sub, (current) => ({
+      next: { ...current, passkeys: [...current.passkeys, { id: key.id, publicKey: key.publicKey, counter: 0, name: 'soft', deviceType: 'singleDevice', createdAt: 0 }] },
+      result: true,
+    }));
+  }
+}
+
 /** An assertion for `challenge` at `origin`, signed by `key`, naming `userHandle`, with sign counter `counter`. */
 function assertion(key: { id: string; privateKey: KeyObject }, origin: string, challenge: string, userHandle: string, counter: number) {
   const clientData = Buffer.from(JSON.stringify({ type: 'webauthn.get', challenge, origin, crossOrigin: false }));
@@ -491,12 +501,8 @@ describe('attacks: second factor, step-up and the new endpoints (black box)', fu
     const hank = await server.accounts.create('hank', PASSWORD);
     const ginaKey = softPasskey();
     const hankKey = softPasskey();
-    for (const [sub, key] of [[gina.sub, ginaKey], [hank.sub, hankKey]] as const) {
-      await server.secondFactors.records.update(sub, (current) => ({
-        next: { ...current, passkeys: [...current.passkeys, { id: key.id, publicKey: key.publicKey, counter: 0, name: 'soft', deviceType: 'singleDevice', createdAt: 0 }] },
-        result: true,
-      }));
-    }
+    await registerSoftPasskeys(server, gina.sub, ginaKey);
+    await registerSoftPasskeys(server, hank.sub, hankKey);
     const origin = new URL(server.issuer).origin;
 
     // The genuine use: the passkey alone signs in (the authenticator is what the test says it is).
@@ -537,10 +543,7 @@ describe('attacks: second factor, step-up and the new endpoints (black box)', fu
     const ivy = await server.accounts.create('ivy', PASSWORD);
     await server.accounts.create('jack', PASSWORD);
     const ivyKey = softPasskey();
-    await server.secondFactors.records.update(ivy.sub, (current) => ({
-      next: { ...current, passkeys: [...current.passkeys, { id: ivyKey.id, publicKey: ivyKey.publicKey, counter: 0, name: 'soft', deviceType: 'singleDevice', createdAt: 0 }] },
-      result: true,
-    }));
+    await registerSoftPasskeys(server, ivy.sub, ivyKey);
     const origin = new URL(server.issuer).origin;
     // ivy's credential id is known to anyone who gets her second-factor page (allowCredentials);
     // she uses it once, as passkeys registered before the owner index existed are claimed then.
@@ -591,12 +594,7 @@ describe('attacks: second factor, step-up and the new endpoints (black box)', fu
     await signInSteps(byPassword, (await authorize(byPassword, 'app')).page, { username: 'kim', password: PASSWORD, login: 'required', stopAt: REDIRECT });
     assert.equal(await silently(byPassword), 'signed in');
     const [stolen, kept] = [softPasskey(), softPasskey()];
-    for (const key of [stolen, kept]) {
-      await server.secondFactors.records.update(kim.sub, (current) => ({
-        next: { ...current, passkeys: [...current.passkeys, { id: key.id, publicKey: key.publicKey, counter: 0, name: 'soft', deviceType: 'singleDevice', createdAt: 0 }] },
-        result: true,
-      }));
-    }
+    await registerSoftPasskeys(server, kim.sub, stolen, kept);
     let counter = 1;
     const withPasskey = async (key: ReturnType<typeof softPasskey>, agent: Agent, start: Promise<{ page: Page; verifier: string }>) => {
       const { page, verifier } = await start;
@@ -641,12 +639,7 @@ describe('attacks: second factor, step-up and the new endpoints (black box)', fu
       const lia = await server.accounts.create(name, PASSWORD);
       const origin = new URL(server.issuer).origin;
       const [stolen, kept] = [softPasskey(), softPasskey()];
-      for (const key of [stolen, kept]) {
-        await server.secondFactors.records.update(lia.sub, (current) => ({
-          next: { ...current, passkeys: [...current.passkeys, { id: key.id, publicKey: key.publicKey, counter: 0, name: 'soft', deviceType: 'singleDevice', createdAt: 0 }] },
-          result: true,
-        }));
-      }
+      await registerSoftPasskeys(server, lia.sub, stolen, kept);
       // The thief's sign-in is finished (the passkey verified), but the redirect to its resume is not followed yet.
       const thief = new Agent();
       const { page } = await authorize(thief, 'app');
@@ -802,12 +795,7 @@ describe('attacks: second factor, step-up and the new endpoints (black box)', fu
     const nia = await server.accounts.create('nia', PASSWORD);
     const origin = new URL(server.issuer).origin;
     const [stolen, kept] = [softPasskey(), softPasskey()];
-    for (const key of [stolen, kept]) {
-      await server.secondFactors.records.update(nia.sub, (current) => ({
-        next: { ...current, passkeys: [...current.passkeys, { id: key.id, publicKey: key.publicKey, counter: 0, name: 'soft', deviceType: 'singleDevice', createdAt: 0 }] },
-        result: true,
-      }));
-    }
+    await registerSoftPasskeys(server, nia.sub, stolen, kept);
     let counter = 1;
     const withPasskey = (key: ReturnType<typeof softPasskey>, agent: Agent) => (page: Page) =>
       agent.submit(page, '/passkey', { credential: assertion(key, origin, passkeyChallenge(page), nia.sub, (counter += 1)) }, REDIRECT);
@@ -835,12 +823,7 @@ describe('attacks: second factor, step-up and the new endpoints (black box)', fu
     const rue = await server.accounts.create('rue', PASSWORD);
     const origin = new URL(server.issuer).origin;
     const [stolen, kept] = [softPasskey(), softPasskey()];
-    for (const key of [stolen, kept]) {
-      await server.secondFactors.records.update(rue.sub, (current) => ({
-        next: { ...current, passkeys: [...current.passkeys, { id: key.id, publicKey: key.publicKey, counter: 0, name: 'soft', deviceType: 'singleDevice', createdAt: 0 }] },
-        result: true,
-      }));
-    }
+    await registerSoftPasskeys(server, rue.sub, stolen, kept);
     let counter = 1;
     const thief = new Agent();
     const stolenAccess = await offlineTokens(thief, (page) =>
@@ -874,12 +857,7 @@ describe('attacks: second factor, step-up and the new endpoints (black box)', fu
     const ula = await server.accounts.create('ula', PASSWORD);
     const origin = new URL(server.issuer).origin;
     const [stolen, kept] = [softPasskey(), softPasskey()];
-    for (const key of [stolen, kept]) {
-      await server.secondFactors.records.update(ula.sub, (current) => ({
-        next: { ...current, passkeys: [...current.passkeys, { id: key.id, publicKey: key.publicKey, counter: 0, name: 'soft', deviceType: 'singleDevice', createdAt: 0 }] },
-        result: true,
-      }));
-    }
+    await registerSoftPasskeys(server, ula.sub, stolen, kept);
     let counter = 1;
     const signIn = async (agent: Agent, client: string, key: ReturnType<typeof softPasskey>) => {
       const { page, verifier } = await authorize(agent, client, { prompt: 'consent' });
@@ -912,10 +890,7 @@ describe('attacks: second factor, step-up and the new endpoints (black box)', fu
     const byPassword = await offlineTokens(first, (page) => signInSteps(first, page, { username: 'ona', password: PASSWORD, login: 'required', stopAt: REDIRECT }));
     await endSessionsOf('ona');
     const key = softPasskey();
-    await server.secondFactors.records.update(ona.sub, (current) => ({
-      next: { ...current, passkeys: [...current.passkeys, { id: key.id, publicKey: key.publicKey, counter: 0, name: 'soft', deviceType: 'singleDevice', createdAt: 0 }] },
-      result: true,
-    }));
+    await registerSoftPasskeys(server, ona.sub, key);
     let counter = 1;
     const withPasskey = (agent: Agent) => (page: Page) => agent.submit(page, '/passkey', { credential: assertion(key, origin, passkeyChallenge(page), ona.sub, (counter += 1)) }, REDIRECT);
     // Signed in with the passkey at another app; then the offline app, by single sign-on: straight back with a code.

@@ -35,6 +35,19 @@ describe('e2e: an RFC 7592 update in flight does not undo an operator\'s change'
     env = testEnv(dir, port, { redisUrl: redis.url, env: shared });
     await server.apis.grant(OPS.id, `${server.issuer}/admin`, { scopes: ['admin'] });
   });
+  /** Resolves once a write of client `clientId` (the adapter's script) reaches the relay, held there. */
+  const heldAtClientWrite = (clientId: string) => relay.holdFrom((chunk) => /evalsha|eval/i.test(chunk) && chunk.includes(`oidc:Client:${clientId}`));
+  /** The client's own RFC 7592 update, once it is held at its write of the client (it has read the client and checked its token). */
+  async function updateHeldAtItsWrite(clientId: string, token: string, uri: string): Promise<{ inFlight: Promise<Response> }> {
+    const held = heldAtClientWrite(clientId);
+    const inFlight = fetch(uri, {
+      method: 'PUT',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ client_id: clientId, redirect_uris: [REDIRECT] }),
+    });
+    await held;
+    return { inFlight }; // wrapped: an async function would wait for the held answer itself
+  }
   after(async () => {
     relay?.release();
     await server?.stop();
@@ -48,13 +61,7 @@ describe('e2e: an RFC 7592 update in flight does not undo an operator\'s change'
     const { client_id: clientId, registration_access_token: token, registration_client_uri: uri } = (await registered.json()) as Record<string, string>;
 
     // The client's update, held at its write of the client (it has read the client and checked its token).
-    const held = relay.holdFrom((chunk) => /evalsha|eval/i.test(chunk) && chunk.includes(`oidc:Client:${clientId}`));
-    const inFlight = fetch(uri!, {
-      method: 'PUT',
-      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ client_id: clientId, redirect_uris: [REDIRECT] }),
-    });
-    await held;
+    const { inFlight } = await updateHeldAtItsWrite(clientId!, token!, uri!);
     const changed = await latchkey(env, ['clients', 'update', clientId!, '--require-mfa']);
     assert.equal(changed.status, 0, changed.stderr);
     relay.release();
@@ -81,7 +88,7 @@ describe('e2e: an RFC 7592 update in flight does not undo an operator\'s change'
     assert.equal(await authenticates(leaked!), true);
 
     // The operator's CLI (through the relay) changes the client: held at its write, having read it.
-    const held = relay.holdFrom((chunk) => /evalsha|eval/i.test(chunk) && chunk.includes(`oidc:Client:${clientId}`));
+    const held = heldAtClientWrite(clientId!);
     const change = latchkey(testEnv(dir, 0, { redisUrl: relay.url, env: { REGISTRATION_OPEN: 'true', CLIENTS: JSON.stringify([machineClient(OPS)]) } }), ['clients', 'update', clientId!, '--require-par']);
     await held;
     // Meanwhile the secret is rotated without grace (it leaked).
@@ -105,13 +112,7 @@ describe('e2e: an RFC 7592 update in flight does not undo an operator\'s change'
   it('a client deleted (latchkey clients remove) while its own update is in flight stays deleted: the update does not write it back', async () => {
     const registered = await fetch(`${server.url}/reg`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ redirect_uris: [REDIRECT] }) });
     const { client_id: clientId, client_secret: secret, registration_access_token: token, registration_client_uri: uri } = (await registered.json()) as Record<string, string>;
-    const held = relay.holdFrom((chunk) => /evalsha|eval/i.test(chunk) && chunk.includes(`oidc:Client:${clientId}`));
-    const inFlight = fetch(uri!, {
-      method: 'PUT',
-      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ client_id: clientId, redirect_uris: [REDIRECT] }),
-    });
-    await held;
+    const { inFlight } = await updateHeldAtItsWrite(clientId!, token!, uri!);
     const removed = await latchkey(env, ['clients', 'remove', clientId!]);
     assert.equal(removed.status, 0, removed.stderr);
     relay.release();
