@@ -58,6 +58,7 @@ import { withDeviceFreshLogin } from './patches/device-fresh-login.js';
 import { withHintedSubject } from './patches/hinted-subject.js';
 import { promptValues, withSelectAccount } from './patches/select-account.js';
 import { openIdScopesOnly } from './patches/openid-scopes.js';
+import { pkceRequired } from './patches/pkce-required.js';
 import { ACR_VALUES } from '../accounts/assurance.js';
 import { jsonRevocationAnswer } from './patches/revocation-response.js';
 import { pragmaNoCache } from './patches/pragma-no-cache.js';
@@ -218,7 +219,7 @@ function protocol({ config, keyring }: ProviderDependencies): Configuration {
     // Only what the product offers: the code flow, with PKCE S256 for every client (RFC 9700 §2.1.1),
     // or with pkce.required "public" for public clients only (a code_challenge sent is enforced either way).
     responseTypes: ['code'],
-    pkce: { required: config.pkce.required === 'all' ? () => true : (_ctx, client) => client.clientAuthMethod === 'none' },
+    pkce: { required: pkceRequired(config.pkce.required) },
     clientAuthMethods: CLIENT_AUTH_METHODS,
     clientDefaults: {
       grant_types: ['authorization_code', 'refresh_token'],

@@ -79,6 +79,7 @@ describe('PKCE of public clients only (pkce.required: public, as the OpenID Conn
     const flow = await spa.authorize(new Agent(), withoutPkce);
     const params = callbackParams(flow);
     assert.equal(params.get('error'), 'invalid_request', flow.page.url);
+    assert.match(params.get('error_description') ?? '', /^PKCE is required of public clients: send code_challenge .* code_challenge_method=S256/);
     assert.equal(params.get('code'), null);
     assert.equal(params.get('iss'), op.issuer);
   });

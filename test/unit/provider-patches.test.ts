@@ -73,6 +73,13 @@ describe('patches on oidc-provider internals (src/provider/patches/)', () => {
     assert.match(source('shared/client_auth.js'), /new InvalidRequest\('no client authentication mechanism provided'\)/);
   });
 
+  it('pkce-required.ts: pkce.required is asked only by checkPKCE, for a code request without code_challenge, and a true answer is the InvalidRequest it replaces', () => {
+    const constraints = source('actions/authorization/sender_constraints.js');
+    assert.match(constraints, /if \(params\.response_type\.includes\('code'\)\) \{\s*if \(!params\.code_challenge\) \{\s*if \(boolean\(pkce\.required\(ctx, ctx\.oidc\.client\), 'pkce\.required'\)\) \{\s*throw new InvalidRequest\('Authorization Server policy requires PKCE to be used for this request'\);/);
+    const callers = execFileSync('grep', ['-rl', 'pkce.required', join(ROOT, 'node_modules', 'oidc-provider', 'lib')], { encoding: 'utf8' }).trim().split('\n').map((file) => file.split('/lib/')[1]).sort();
+    assert.deepEqual(callers, ['actions/authorization/sender_constraints.js']);
+  });
+
   it('pushed-request-uri.ts: a request_uri at any route but authorization is refused with RequestUriNotSupported, the error it rewrites at the PAR route', () => {
     assert.match(source('actions/authorization/request_parameters.js'), /params\.request_uri !== undefined\s*&& \(ctx\.oidc\.route !== 'authorization' \|\| !pushedAuthorizationRequests\.enabled\)\s*\) \{\s*throw new RequestUriNotSupported\(\);/);
   });
