@@ -109,6 +109,22 @@ describe('e2e: every way an operator ends a session sends its apps a logout toke
     await loggedOut(session);
   });
 
+  it("an operator's ending ends the session before it tells the apps: while the app is told, the session signs no one in (Back-Channel Logout 1.0 §2.7)", async () => {
+    const { agent } = await signedIn('wanda', true);
+    let answer: string | null | undefined;
+    receiver.onToken = async () => {
+      const { page } = await startAuthorization(agent, app, REDIRECT, { prompt: 'none' });
+      answer = new URL(page.url).searchParams.get('error') ?? page.url;
+    };
+    try {
+      assert.equal((await admin('/users/wanda/mfa/reset')).status, 200);
+    } finally {
+      receiver.onToken = undefined;
+    }
+    assert.deepEqual(receiver.errors.splice(0), []);
+    assert.equal(answer, 'login_required', 'the session still answered while its apps were told of its end');
+  });
+
   it("a second-factor reset (CLI, admin API) forgets the consents given in the sessions it ends, or in those signed out already: the app asks the person again rather than getting their codes silently", async () => {
     const cli = (username: string) => async () => assert.equal((await latchkey(env, ['users', 'mfa', 'reset', username])).status, 0);
     const api = (username: string) => async () => assert.equal((await admin(`/users/${username}/mfa/reset`)).status, 200);
