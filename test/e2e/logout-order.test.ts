@@ -107,6 +107,19 @@ describe('e2e: RP-initiated logout ends the session and its grants before any ap
     assert.equal(await userinfoStatus(tokens.access_token), 401);
   });
 
+  it('offline access still outlives the sign-out, as by design: its refresh token refreshes when the app is told and after', async () => {
+    const username = 'nadia';
+    await server.accounts.create(username, PASSWORD);
+    const agent = new Agent();
+    const tokens = await signIn(agent, told, TOLD.redirect, username, { scope: 'openid offline_access', prompt: 'consent' });
+    assert.ok(tokens.refresh_token, 'offline access was granted');
+    let refreshToken = tokens.refresh_token;
+    await signOutEverywhere(agent, async () => {
+      refreshToken = (await oidc.refreshTokenGrant(told, refreshToken)).refresh_token ?? refreshToken;
+    });
+    assert.ok((await oidc.refreshTokenGrant(told, refreshToken)).access_token);
+  });
+
   it('a sign-in at another app from the same browser while the apps are being told gets no code, and nothing outlives the sign-out', async () => {
     const username = 'marek';
     await server.accounts.create(username, PASSWORD);
