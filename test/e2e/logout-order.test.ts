@@ -18,7 +18,7 @@ import * as oidc from 'openid-client';
 import { Agent } from '../helpers/agent.js';
 import { startLogoutReceiver, type LogoutReceiver } from '../helpers/logout-receiver.js';
 import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
-import { signInSteps, startAuthorization } from '../helpers/sign-in.js';
+import { isLogin, signInSteps, startAuthorization } from '../helpers/sign-in.js';
 import { startServer, testDir, type TestServer } from '../helpers/server.js';
 import { API, introspect, machineClient, RESOURCE_SERVERS } from '../helpers/tokens.js';
 
@@ -74,16 +74,19 @@ describe('e2e: RP-initiated logout ends the session and its grants before any ap
   const userinfoStatus = async (accessToken: string) =>
     (await fetch(`${server.url}/me`, { headers: { authorization: `Bearer ${accessToken}` } })).status;
 
-  /** Signs out everywhere at Latchkey (the confirmation's "yes"), with `while` run at the app's back-channel endpoint. */
-  async function signOutEverywhere(agent: Agent, whileTold: () => Promise<void>) {
+  /**
+   * Signs out at Latchkey, everywhere (the confirmation's "yes") or, with `onlyOf`, of that app only,
+   * with `whileTold` run at the app's back-channel endpoint.
+   */
+  async function signOutEverywhere(agent: Agent, whileTold: () => Promise<void>, onlyOf?: string) {
     let toldOnce = false;
     receiver.onToken = async () => {
       toldOnce = true;
       await whileTold();
     };
     try {
-      const page = await agent.follow(`${server.issuer}/session/end`);
-      const done = await agent.submit(page, '/session/end/confirm', { logout: 'yes' });
+      const page = await agent.follow(`${server.issuer}/session/end${onlyOf ? `?client_id=${onlyOf}` : ''}`);
+      const done = await agent.submit(page, '/session/end/confirm', onlyOf ? {} : { logout: 'yes' });
       assert.match(done.url, /\/session\/end\/success/);
     } finally {
       receiver.onToken = undefined;
@@ -105,6 +108,22 @@ describe('e2e: RP-initiated logout ends the session and its grants before any ap
       assert.equal((await introspect(server.url, RS, api.access_token)).active, false, "the API's token was still active when the app was told");
     });
     assert.equal(await userinfoStatus(tokens.access_token), 401);
+  });
+
+  it('signing out of the one app: that app, told, finds its tokens revoked already; the session goes on for the others', async () => {
+    const username = 'oskar';
+    await server.accounts.create(username, PASSWORD);
+    const agent = new Agent();
+    const tokens = await signIn(agent, told, TOLD.redirect, username);
+    await signOutEverywhere(agent, async () => {
+      assert.equal(await userinfoStatus(tokens.access_token), 401, 'the access token still worked when the app was told');
+    }, TOLD.id);
+    // Still signed in at Latchkey: the other app (consented to now) gets a code without the login page.
+    const { page, verifier } = await startAuthorization(agent, other, OTHER.redirect);
+    assert.ok(!isLogin(page), 'signing out of one app signed the browser out of Latchkey');
+    const done = await signInSteps(agent, page, { username, password: PASSWORD, stopAt: OTHER.redirect });
+    assert.ok(done.url.startsWith(OTHER.redirect), `back at the other app, got ${done.status} ${done.url}`);
+    assert.ok(await oidc.authorizationCodeGrant(other, new URL(done.url), { pkceCodeVerifier: verifier, expectedState: oidc.skipStateCheck }));
   });
 
   it('offline access still outlives the sign-out, as by design: its refresh token refreshes when the app is told and after', async () => {
