@@ -11,9 +11,9 @@
  *   fails with a TypeError (a 500); once ended, the person gets the sign-in page (or
  *   login_required for prompt=none).
  *
- * Ending a session is what sign-out does (oidc-provider's end_session): each app of the session
- * that registered a backchannel_logout_uri is sent a logout token (OpenID Connect Back-Channel
- * Logout 1.0), then the session is destroyed, so its cookie signs no one in any more. The
+ * Ending a session is what sign-out does (oidc-provider's end_session): the session is destroyed,
+ * so its cookie signs no one in any more, then each app of the session that registered a
+ * backchannel_logout_uri is sent a logout token (OpenID Connect Back-Channel Logout 1.0). The
  * person's grants and tokens are revoked separately (GrantRevocation.revokeAccount).
  */
 import type { Context, Middleware, Next } from 'koa';
@@ -131,11 +131,17 @@ export class AccountSessions {
     return ended;
   }
 
-  /** Back-channel logout to each app of the session that asked for it, then the session goes. */
+  /**
+   * The session goes, then back-channel logout to each app of the session that asked for it: an app
+   * told of the end finds it ended (Back-Channel Logout 1.0 §2.7), and the session signs no one in
+   * while the slowest app is told (up to the outbound timeout). Its authorizations are read from the
+   * object, which outlives its record.
+   */
   async end(session: Session): Promise<void> {
     const provider = this.providers.current;
     const accountId = session.accountId!;
     const emit = (event: string, ...args: unknown[]) => (provider as unknown as NodeJS.EventEmitter).emit(event, undefined, ...args);
+    await session.destroy();
     await Promise.all(
       Object.entries(session.authorizations ?? {}).map(async ([clientId, { sid }]) => {
         const client = await provider.Client.find(clientId).catch(() => undefined);
@@ -146,7 +152,6 @@ export class AccountSessions {
         );
       }),
     );
-    await session.destroy();
   }
 
   /** A person's live sessions (ids in the index whose session is gone are dropped from it). */

@@ -33,6 +33,7 @@ import { upstreamEndSession } from './patches/upstream-end-session.js';
 import { browserBoundResume } from './patches/browser-bound-resume.js';
 import { endSessionsAtMax } from './patches/session-max.js';
 import { postLogoutToCurrentRegistration } from './patches/post-logout-current.js';
+import { endBeforeTelling } from './patches/logout-order.js';
 import { singleUseResume } from './patches/single-use-resume.js';
 import { singleUseRegistrationToken } from './patches/single-use-registration-token.js';
 import type { Kv } from '../store/kv.js';
@@ -588,6 +589,8 @@ function applyPatches(
   // Which credentials signed each session in, so that removing one ends them (see accounts/session-credentials.ts).
   // A session signed in with a credential removed during its own resume ends with every grant it made.
   const grants = new GrantRevocation(kv, revocations);
+  // A confirmed sign-out revokes its grants and ends the session before it posts the first logout token (see the patch).
+  endBeforeTelling(provider, (grantId) => grants.revoke(grantId));
   const endSession = async (uid: string) => {
     const session = await provider.Session.findByUid(uid);
     if (session) await accountSessions.signOutSession(session, (grantId) => grants.revoke(grantId), true);

@@ -109,6 +109,46 @@ describe('e2e: every way an operator ends a session sends its apps a logout toke
     await loggedOut(session);
   });
 
+  it("an operator's ending ends the session before it tells the apps: while the app is told, the session signs no one in (Back-Channel Logout 1.0 §2.7)", async () => {
+    const { agent } = await signedIn('wanda', true);
+    let answer: string | null | undefined;
+    receiver.onToken = async () => {
+      const { page } = await startAuthorization(agent, app, REDIRECT, { prompt: 'none' });
+      answer = new URL(page.url).searchParams.get('error') ?? page.url;
+    };
+    try {
+      assert.equal((await admin('/users/wanda/mfa/reset')).status, 200);
+    } finally {
+      receiver.onToken = undefined;
+    }
+    assert.deepEqual(receiver.errors.splice(0), []);
+    assert.equal(answer, 'login_required', 'the session still answered while its apps were told of its end');
+  });
+
+  it("a consent page open in a session a second-factor reset ended, confirmed after it, remembers nothing: the app asks the person again", async () => {
+    const username = 'xena';
+    const account = await server.accounts.create(username, PASSWORD);
+    const enrolled = (await server.secondFactors.totp.begin(account.sub, username)).secret;
+    const code = (steps: number) => TOTP.generate({ secret: Secret.fromBase32(enrolled), algorithm: 'SHA1', digits: 6, period: 30, timestamp: Date.now() + steps * 30_000 });
+    assert.equal(await server.secondFactors.totp.confirm(account.sub, code(-1)), true);
+    // Whoever holds the lost device signs in with it and stops at the app's consent page.
+    const holder = new Agent();
+    const { page } = await startAuthorization(holder, app, REDIRECT);
+    let consent = await signInSteps(holder, page, { username, password: PASSWORD, consent: 'stop', stopAt: REDIRECT });
+    consent = await holder.submit(consent, '/second-factor', { method: 'totp', code: code(0) }, REDIRECT);
+    assert.ok(isConsent(consent), `at the consent page, got ${consent.status} ${consent.url}`);
+    assert.equal((await admin(`/users/${username}/mfa/reset`)).status, 200);
+    // The holder allows the app once the reset ended their session: nothing is granted, nothing remembered.
+    const after = await holder.submit(consent, '/confirm', {}, REDIRECT);
+    assert.ok(!after.url.startsWith(REDIRECT), `the ended session went back to the app: ${after.url}`);
+    assert.ok(after.status >= 400 && after.status < 500, `an error page, not ${after.status}`);
+    // The person, without a second factor now, signs in at the app.
+    const agent = new Agent();
+    const { page: start } = await startAuthorization(agent, app, REDIRECT);
+    const next = await signInSteps(agent, start, { username, password: PASSWORD, consent: 'stop', stopAt: REDIRECT });
+    assert.ok(isConsent(next), `the consent given on a page of the ended session was remembered (${next.status} ${next.url})`);
+  });
+
   it("a second-factor reset (CLI, admin API) forgets the consents given in the sessions it ends, or in those signed out already: the app asks the person again rather than getting their codes silently", async () => {
     const cli = (username: string) => async () => assert.equal((await latchkey(env, ['users', 'mfa', 'reset', username])).status, 0);
     const api = (username: string) => async () => assert.equal((await admin(`/users/${username}/mfa/reset`)).status, 200);

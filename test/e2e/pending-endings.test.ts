@@ -123,6 +123,25 @@ describe('e2e: what was begun before an ending cannot be finished after it (devi
     assert.notEqual(await poll('kiosk', device.device_code), 'tokens', "a disabled person's approved device gets tokens");
   });
 
+  it('a device authorization approved without offline access, then the browser that approved it signed out everywhere before it polled: no tokens', async () => {
+    await deviceClient('radio');
+    const agent = new Agent();
+    const device = await oidc.initiateDeviceAuthorization(await deviceConfig('radio'), { scope: 'openid' });
+    assert.match((await approve(agent, device.user_code, 'alice')).html, /Device connected/);
+    const signOut = await agent.follow(`${server.issuer}/session/end`);
+    assert.match((await agent.submit(signOut, '/session/end/confirm', { logout: 'yes' })).url, /\/session\/end\/success/);
+    assert.notEqual(await poll('radio', device.device_code), 'tokens', 'a device approved in a session signed out since gets tokens');
+  });
+
+  it('a device authorization approved, then its grant revoked (grants revoke --user --client, as the account page withdraws) before it polled: no tokens', async () => {
+    await deviceClient('speaker');
+    const device = await oidc.initiateDeviceAuthorization(await deviceConfig('speaker'), { scope: 'openid offline_access' });
+    assert.match((await approve(new Agent(), device.user_code, 'bob')).html, /Device connected/);
+    const run = await latchkey(env, ['grants', 'revoke', '--user', 'bob', '--client', 'speaker']);
+    assert.equal(run.status, 0, run.stderr);
+    assert.notEqual(await poll('speaker', device.device_code), 'tokens', 'a device approved under a grant revoked since gets tokens');
+  });
+
   it('a device authorization pending when its person is disabled: their live session cannot approve it', async () => {
     await deviceClient('watch');
     const agent = new Agent();

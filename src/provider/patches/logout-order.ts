@@ -1,0 +1,69 @@
+/**
+ * RP-initiated logout ends before it tells: the grants a confirmed sign-out revokes are revoked,
+ * and (signing out everywhere) the session is ended in the store, before the first logout token
+ * is posted to an app (OpenID Connect Back-Channel Logout 1.0 §2.7, RP-Initiated Logout §2).
+ *
+ * oidc-provider's end_session_confirm (actions/end_session.js) posts a logout token to every app
+ * of the session that registered a backchannel_logout_uri and waits for all their answers (the
+ * slowest app's time, up to the outbound timeout), and only then revokes the session's grants and
+ * destroys it. Meanwhile an app told of the sign-out still held live tokens, and the browser's
+ * session still signed the person in: an authorization request at an app the person had consented
+ * to (prompt=none, another tab's silent renewal) got a code, and its grant, which the sign-out's
+ * copy of the session did not name, outlived the sign-out (an API's JWT access token active to its
+ * end, the revocation feed silent about it).
+ *
+ * What it changes: the first Client#backchannelLogout of an end_session_confirm request first does
+ * what the engine would do after the posts: revokes each grant the engine revokes (with `logout`,
+ * every grant of the session that does not outlive sign-out; without, the one of the client that
+ * asked) through `revokeGrant`, and with `logout` ends the session's stored record (the adapter's
+ * destroy: an ending no write brings back, store/adapter.ts). The engine then goes on as before
+ * with its own copy of the session (its revocations and destroy find nothing left to do), so its
+ * events, answer and cookie are unchanged. Every other call (an operator's ending, accounts/
+ * sessions.ts) is left alone. It runs only past the engine's xsrf check, which precedes the posts.
+ * Relies on: the route name `end_session_confirm`, Client#backchannelLogout called from it with
+ * ctx.oidc.session and ctx.oidc.params.logout set, Session#authorizationFor(clientId).persistsLogout,
+ * session.state.clientId. Pinned by test/e2e/logout-order.test.ts.
+ */
+import { Provider, type KoaContextWithOIDC } from 'oidc-provider';
+
+interface LoggedOutSession {
+  readonly id: string;
+  readonly authorizations?: Record<string, { grantId?: string }>;
+  readonly state?: { clientId?: string };
+  authorizationFor(clientId: string): { persistsLogout?: boolean } | undefined;
+}
+
+interface LogsOut {
+  backchannelLogout(sub: string, sid: string): Promise<void>;
+}
+
+interface Stored {
+  adapter: { destroy(id: string): Promise<void> };
+}
+
+export function endBeforeTelling(provider: Provider, revokeGrant: (grantId: string) => Promise<unknown>): void {
+  const prototype = provider.Client.prototype as unknown as LogsOut;
+  const backchannelLogout = prototype.backchannelLogout;
+  const ended = new WeakMap<object, Promise<void>>();
+  const endFirst = async (ctx: KoaContextWithOIDC) => {
+    const session = ctx.oidc.session as unknown as LoggedOutSession;
+    const everywhere = Boolean(ctx.oidc.params?.logout);
+    const clientIds = everywhere ? Object.keys(session.authorizations ?? {}) : [session.state?.clientId].filter((id): id is string => typeof id === 'string');
+    await Promise.all(
+      clientIds.map((clientId) => {
+        const grantId = session.authorizations?.[clientId]?.grantId;
+        return grantId && !session.authorizationFor(clientId)?.persistsLogout ? revokeGrant(grantId) : undefined;
+      }),
+    );
+    if (everywhere) await (provider.Session as unknown as Stored).adapter.destroy(session.id);
+  };
+  prototype.backchannelLogout = async function (this: LogsOut, sub, sid) {
+    const ctx = Provider.ctx as KoaContextWithOIDC | undefined;
+    if (ctx?.oidc?.route === 'end_session_confirm' && ctx.oidc.session) {
+      let ending = ended.get(ctx);
+      if (!ending) ended.set(ctx, (ending = endFirst(ctx)));
+      await ending;
+    }
+    return backchannelLogout.call(this, sub, sid);
+  };
+}
