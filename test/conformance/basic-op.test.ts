@@ -888,6 +888,21 @@ describe('OpenID Connect Basic OP (authorization code flow)', function () {
       assert.match(response.headers.get('www-authenticate') ?? '', /Bearer realm=/);
     });
 
+    it('an Authorization header of another scheme (Basic, Digest) carries no access token: 401 with a Bearer challenge and no error code (RFC 6750 §3.1: "attempted using an unsupported authentication method"; Core §5.3.3)', async () => {
+      for (const authorization of [`Basic ${Buffer.from(`web:${SECRET}`).toString('base64')}`, 'Digest username="web"']) {
+        for (const method of ['GET', 'POST']) {
+          const response = await fetch(op.metadata.userinfo_endpoint!, { method, headers: { authorization } });
+          assert.equal(response.status, 401, `${method} ${authorization}`);
+          const challenge = response.headers.get('www-authenticate') ?? '';
+          assert.match(challenge, /^Bearer realm="[^"]+"/, authorization);
+          assert.doesNotMatch(challenge, /error=/, `${authorization}: ${challenge}`);
+        }
+      }
+      const malformed = await fetch(op.metadata.userinfo_endpoint!, { headers: { authorization: 'Bearer' } });
+      assert.equal(malformed.status, 400, 'a Bearer header without a token is malformed');
+      assert.match(malformed.headers.get('www-authenticate') ?? '', /error="invalid_request"/);
+    });
+
     it('a token sent two ways at once → 400 invalid_request with a Bearer challenge; a token without openid → 403 insufficient_scope naming openid (RFC 6750 §2, §3.1; Core §5.3)', async () => {
       const tokens = await web.redeem(await web.signIn(alice, ALICE, { scope: 'openid profile offline_access', prompt: 'consent' }));
       const twice = await fetch(op.metadata.userinfo_endpoint!, {

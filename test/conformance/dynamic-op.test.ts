@@ -188,6 +188,17 @@ describe('OpenID Connect Dynamic OP (registration and keys)', function () {
       await refused({ default_acr_values: ['not-offered'] }, 'invalid_client_metadata');
     });
 
+    it('a client read with an Authorization header of another scheme lacks authentication: 401 with a Bearer challenge and no error code (RFC 7592 §2, RFC 6750 §3.1)', async () => {
+      const { body: client } = await register({ redirect_uris: [REDIRECT] });
+      const basic = `Basic ${Buffer.from(`${client.client_id}:${client.client_secret}`).toString('base64')}`;
+      const read = await fetch(client.registration_client_uri, { headers: { authorization: basic } });
+      assert.equal(read.status, 401);
+      const challenge = read.headers.get('www-authenticate') ?? '';
+      assert.match(challenge, /^Bearer realm="[^"]+"/);
+      assert.doesNotMatch(challenge, /error=/, challenge);
+      assert.equal((await management(client, 'GET')).status, 200, 'its registration access token still reads it');
+    });
+
     it('update: PUT replaces the metadata, the new redirect URI works, the registration access token rotates (RFC 7592 §2.2)', async () => {
       const { body: client } = await register({ client_name: 'Before', redirect_uris: [REDIRECT] });
       const moved = 'https://dyn.example.test/moved';
