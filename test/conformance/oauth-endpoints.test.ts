@@ -322,6 +322,13 @@ describe('OAuth 2.0 endpoints to the letter (RFC 6749 §2.3.1, §5; RFC 7009; RF
       assert.deepEqual(others.body, { active: false });
     });
 
+    it("a public client naming another client's token at revocation gets 200 and nothing is revoked: a deliberate departure from RFC 7009 §2.1's \"informed of the error\" (README, Deliberate departures)", async () => {
+      const token = await apiToken(web);
+      const answer = await postForm(op.metadata.revocation_endpoint!, { token, client_id: 'spa' });
+      assert.equal(answer.status, 200, JSON.stringify(answer.body));
+      assert.equal((await oidc.tokenIntrospection(web.config, token)).active, true, 'still active');
+    });
+
     it('a confidential client that leaves out its credentials is refused at both: 401 invalid_client (RFC 7662 §2.1, RFC 7009 §2.1)', async () => {
       for (const endpoint of [op.metadata.introspection_endpoint!, op.metadata.revocation_endpoint!]) {
         const answer = await postForm(endpoint, { token: 'whatever', client_id: 'web' });
