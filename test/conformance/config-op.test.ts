@@ -149,6 +149,18 @@ describe('OpenID Connect Config OP (discovery and keys)', function () {
     assert.equal(metadata.backchannel_logout_session_supported, true);
   });
 
+  it('no member of either metadata document has zero elements, and both are JSON (Discovery §4.2, RFC 8414 §3.2: "Claims with zero elements MUST be omitted")', async () => {
+    const oauth = await fetch(new URL('/.well-known/oauth-authorization-server', op.issuer));
+    assert.match(oauth.headers.get('content-type') ?? '', /^application\/json/);
+    for (const [name, document] of [['openid-configuration', metadata], ['oauth-authorization-server', (await oauth.json()) as Record<string, unknown>]] as const) {
+      for (const [member, value] of Object.entries(document)) {
+        assert.ok(!(Array.isArray(value) && value.length === 0), `${name}: ${member} is an empty array`);
+        assert.notEqual(value, null, `${name}: ${member} is null`);
+        assert.notEqual(value, '', `${name}: ${member} is empty`);
+      }
+    }
+  });
+
   it('what is not offered is not advertised: no front-channel logout, no session management iframe, no WebFinger (Front-Channel Logout §3, Session Management §3.3, Discovery §2: issuer discovery is optional)', async () => {
     assert.ok(!metadata.frontchannel_logout_supported);
     assert.ok(!metadata.frontchannel_logout_session_supported);

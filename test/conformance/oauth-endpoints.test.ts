@@ -506,6 +506,27 @@ describe('OAuth 2.0 endpoints to the letter (RFC 6749 §2.3.1, §5; RFC 7009; RF
       assert.ok(Number(answer.body.expires_in) > 0);
     });
 
+    it('a push is validated as its authorization request would be, and a bad one gets 400, its error and no request_uri: redirect URI, response type, prompt, PKCE method, scope, resource, claims, max_age, id_token_hint (RFC 9126 §2.1, §2.3)', async () => {
+      const cases: [Record<string, string>, string][] = [
+        [{ redirect_uri: 'https://evil.example/callback' }, 'invalid_request'],
+        [{ response_type: 'token' }, 'unsupported_response_type'],
+        [{ prompt: 'none login' }, 'invalid_request'],
+        [{ code_challenge_method: 'plain' }, 'invalid_request'],
+        [{ scope: '' }, 'invalid_scope'],
+        [{ resource: 'relative/path' }, 'invalid_target'],
+        [{ claims: '{not json' }, 'invalid_request'],
+        [{ max_age: 'soon' }, 'invalid_request'],
+        [{ id_token_hint: 'not.a.jwt' }, 'invalid_request'],
+      ];
+      for (const [extra, error] of cases) {
+        const answer = await push(extra);
+        assert.equal(answer.status, 400, JSON.stringify(extra));
+        assert.equal(answer.body.error, error, `${JSON.stringify(extra)}: ${JSON.stringify(answer.body)}`);
+        assert.equal(answer.body.request_uri, undefined, JSON.stringify(extra));
+        assert.match(answer.headers.get('cache-control') ?? '', /no-store/, JSON.stringify(extra));
+      }
+    });
+
     it('a push carrying request_uri is malformed: invalid_request (RFC 9126 §2.1 "MUST NOT be provided", §2.3)', async () => {
       const first = await push();
       const answer = await push({ request_uri: String(first.body.request_uri) });
