@@ -64,6 +64,7 @@ import { ACR_VALUES } from '../accounts/assurance.js';
 import { jsonRevocationAnswer } from './patches/revocation-response.js';
 import { pragmaNoCache } from './patches/pragma-no-cache.js';
 import { foldAuthorizationSpaces } from './patches/authorization-header-spaces.js';
+import { otherSchemesUnauthenticated } from './patches/other-schemes-unauthenticated.js';
 import { requestUriNotPushed } from './patches/pushed-request-uri.js';
 import { authorizationErrorDescriptions, errorDescriptionsInOrder } from './patches/error-descriptions.js';
 import { methodNotAllowed } from './patches/method-not-allowed.js';
@@ -621,6 +622,8 @@ function applyPatches(
   layers.push(offlineAccessPrompt(provider.pathFor('authorization')));
   // RFC 9110 §11.4, RFC 6750 §2.1: `Bearer   token` is as good as `Bearer token` (see the patch).
   layers.push(foldAuthorizationSpaces(provider.pathFor('registration')));
+  // RFC 6750 §3.1: `Basic …` at userinfo or a client's configuration endpoint is no token: 401, no error code (see the patch).
+  layers.push(otherSchemesUnauthenticated(provider.pathFor('registration')));
   layers.push(clientAuthenticationRequired(config.issuer));
   // Runtime APIs' scopes in `scope` metadata, checked where dynamic registration writes a client.
   layers.push(apiScopesInMetadata(provider, apis));

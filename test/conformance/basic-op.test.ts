@@ -162,6 +162,31 @@ describe('OpenID Connect Basic OP (authorization code flow)', function () {
       }
     });
 
+    it('display=touch and display=wap are accepted too: the display parameter never results in an error (Core §15.1, §3.1.2.1)', async () => {
+      for (const display of ['touch', 'wap']) {
+        const flow = await web.authorize(alice, { display });
+        assert.ok(callbackParams(flow).get('code'), `${display}: ${flow.page.url}`);
+      }
+    });
+
+    it('a parameter sent without a value is treated as omitted: an empty state is not echoed, and empty prompt, max_age, id_token_hint, claims, resource, login_hint, acr_values, ui_locales or registration still give a code (RFC 6749 §3.1)', async () => {
+      const noState = callbackParams(await web.authorize(alice, { state: '' }));
+      assert.ok(noState.get('code'));
+      assert.equal(noState.has('state'), false, 'no state=');
+      assert.equal(noState.get('iss'), op.issuer);
+      for (const name of ['prompt', 'max_age', 'id_token_hint', 'claims', 'resource', 'login_hint', 'acr_values', 'ui_locales', 'registration', 'dpop_jkt']) {
+        const params = callbackParams(await web.authorize(alice, { [name]: '' }));
+        assert.ok(params.get('code'), `${name}=: ${params}`);
+      }
+      const flow = await web.authorize(alice, { nonce: '' });
+      const answer = await tokenRequest(
+        { grant_type: 'authorization_code', code: codeOf(flow), redirect_uri: flow.redirectUri, code_verifier: flow.verifier },
+        basic('web', SECRET),
+      );
+      assert.equal(answer.status, 200, JSON.stringify(answer.body));
+      assert.equal((await verifyIdToken(String(answer.body.id_token), 'web')).nonce, undefined, 'an empty nonce is no nonce');
+    });
+
     it('ui_locales, claims_locales and acr_values are accepted (Core §3.1.2.1, §5.2)', async () => {
       const flow = await web.signIn(new Agent(), ALICE, { ui_locales: 'se en', claims_locales: 'se en', acr_values: '1 2' });
       assert.ok(callbackParams(flow).get('code'));
@@ -391,6 +416,26 @@ describe('OpenID Connect Basic OP (authorization code flow)', function () {
         web.redirectUri,
       );
       assert.equal(new URL(page.url).searchParams.get('error'), 'invalid_request');
+    });
+
+    it('a code_challenge shorter than 43 or longer than 128 characters, or with a character outside the unreserved set, is invalid_request at the redirect URI, with state and iss (RFC 7636 §4.1, §4.2, §4.4.1)', async () => {
+      for (const challenge of ['abc', CHALLENGE.slice(0, 42), 'a'.repeat(129), `${CHALLENGE.slice(0, 42)}+`, `${CHALLENGE.slice(0, 42)}=`]) {
+        const params = callbackParams(await web.authorize(alice, { code_challenge: challenge, state: 'pkce' }));
+        assert.equal(params.get('error'), 'invalid_request', challenge);
+        assert.equal(params.get('code'), null, challenge);
+        assert.equal(params.get('state'), 'pkce', challenge);
+        assert.equal(params.get('iss'), op.issuer, challenge);
+      }
+    });
+
+    it('a resource that is not an absolute URI, or has a fragment, is invalid_target at the redirect URI, with state and iss (RFC 8707 §2, RFC 9207 §2)', async () => {
+      for (const resource of ['relative/path', 'https://api.example.test/#fragment']) {
+        const params = callbackParams(await web.authorize(alice, { resource, state: 'target' }));
+        assert.equal(params.get('error'), 'invalid_target', resource);
+        assert.equal(params.get('code'), null, resource);
+        assert.equal(params.get('state'), 'target', resource);
+        assert.equal(params.get('iss'), op.issuer, resource);
+      }
     });
 
     it('implicit and hybrid response types are refused with unsupported_response_type (RFC 9700 §2.1.2)', async () => {
@@ -844,6 +889,21 @@ describe('OpenID Connect Basic OP (authorization code flow)', function () {
       assert.match(response.headers.get('www-authenticate') ?? '', /Bearer realm=/);
     });
 
+    it('an Authorization header of another scheme (Basic, Digest) carries no access token: 401 with a Bearer challenge and no error code (RFC 6750 §3.1: "attempted using an unsupported authentication method"; Core §5.3.3)', async () => {
+      for (const authorization of [`Basic ${Buffer.from(`web:${SECRET}`).toString('base64')}`, 'Digest username="web"']) {
+        for (const method of ['GET', 'POST']) {
+          const response = await fetch(op.metadata.userinfo_endpoint!, { method, headers: { authorization } });
+          assert.equal(response.status, 401, `${method} ${authorization}`);
+          const challenge = response.headers.get('www-authenticate') ?? '';
+          assert.match(challenge, /^Bearer realm="[^"]+"/, authorization);
+          assert.doesNotMatch(challenge, /error=/, `${authorization}: ${challenge}`);
+        }
+      }
+      const malformed = await fetch(op.metadata.userinfo_endpoint!, { headers: { authorization: 'Bearer' } });
+      assert.equal(malformed.status, 400, 'a Bearer header without a token is malformed');
+      assert.match(malformed.headers.get('www-authenticate') ?? '', /error="invalid_request"/);
+    });
+
     it('a token sent two ways at once → 400 invalid_request with a Bearer challenge; a token without openid → 403 insufficient_scope naming openid (RFC 6750 §2, §3.1; Core §5.3)', async () => {
       const tokens = await web.redeem(await web.signIn(alice, ALICE, { scope: 'openid profile offline_access', prompt: 'consent' }));
       const twice = await fetch(op.metadata.userinfo_endpoint!, {
@@ -900,6 +960,23 @@ describe('OpenID Connect Basic OP (authorization code flow)', function () {
       const claims = JSON.stringify({ id_token: { email: null } });
       const tokens = await web.redeem(await web.signIn(new Agent(), ALICE, { scope: 'openid', claims }));
       assert.equal((await verifyIdToken(tokens.id_token!, 'web')).email, ALICE.email);
+    });
+
+    it('auth_time asked for as an essential claim is in the ID token (Core §2, §5.5.1, §15.1 "Authentication Time")', async () => {
+      const claims = JSON.stringify({ id_token: { auth_time: { essential: true } } });
+      const tokens = await web.redeem(await web.signIn(new Agent(), ALICE, { claims }));
+      const { auth_time: authTime, iat } = await verifyIdToken(tokens.id_token!, 'web');
+      assert.equal(typeof authTime, 'number');
+      assert.ok(Number(authTime) <= iat!, 'a sign-in before the ID token');
+    });
+
+    it('every claim an ID token or userinfo releases is listed in discovery\'s claims_supported (Discovery §3; the JWT and protocol claims aside)', async () => {
+      const claims = JSON.stringify({ id_token: { email: null, name: null, auth_time: { essential: true } }, userinfo: { email: null } });
+      const tokens = await web.redeem(await web.signIn(new Agent(), ALICE, { scope: 'openid profile email', claims }));
+      const protocol = new Set(['iss', 'aud', 'exp', 'iat', 'nbf', 'jti', 'nonce', 'azp', 'at_hash', 'c_hash', 's_hash', 'sid']);
+      const released = [...Object.keys(await verifyIdToken(tokens.id_token!, 'web')), ...Object.keys((await userinfo(tokens.access_token)).body)];
+      const supported = new Set(op.metadata.claims_supported);
+      for (const claim of released.filter((name) => !protocol.has(name))) assert.ok(supported.has(claim), `${claim} is released but not in claims_supported`);
     });
 
     it('an essential claim in the claims parameter is released (Core §5.5.1; Basic OP: claims essential)', async () => {

@@ -149,6 +149,35 @@ describe('OpenID Connect Config OP (discovery and keys)', function () {
     assert.equal(metadata.backchannel_logout_session_supported, true);
   });
 
+  it('no member of either metadata document has zero elements, and both are JSON (Discovery §4.2, RFC 8414 §3.2: "Claims with zero elements MUST be omitted")', async () => {
+    const oauth = await fetch(new URL('/.well-known/oauth-authorization-server', op.issuer));
+    assert.match(oauth.headers.get('content-type') ?? '', /^application\/json/);
+    for (const [name, document] of [['openid-configuration', metadata], ['oauth-authorization-server', (await oauth.json()) as Record<string, unknown>]] as const) {
+      for (const [member, value] of Object.entries(document)) {
+        assert.ok(!(Array.isArray(value) && value.length === 0), `${name}: ${member} is an empty array`);
+        assert.notEqual(value, null, `${name}: ${member} is null`);
+        assert.notEqual(value, '', `${name}: ${member} is empty`);
+      }
+    }
+  });
+
+  it('what is not offered is not advertised: no front-channel logout, no session management iframe, no WebFinger (Front-Channel Logout §3, Session Management §3.3, Discovery §2: issuer discovery is optional)', async () => {
+    assert.ok(!metadata.frontchannel_logout_supported);
+    assert.ok(!metadata.frontchannel_logout_session_supported);
+    assert.equal(metadata.check_session_iframe, undefined);
+    const webfinger = await fetch(new URL(`/.well-known/webfinger?resource=${encodeURIComponent('acct:alice@localhost')}&rel=${encodeURIComponent('http://openid.net/specs/connect/1.0/issuer')}`, op.issuer));
+    assert.equal(webfinger.status, 404);
+  });
+
+  it('every response_modes_supported value is one a code response can take; each grant_types_supported value has its endpoint listed (Discovery §3, RFC 8414 §2, RFC 8628 §4)', () => {
+    assert.deepEqual([...(metadata.response_modes_supported as string[])].sort(), ['form_post', 'fragment', 'query']);
+    const grants = metadata.grant_types_supported as string[];
+    assert.ok(grants.includes('authorization_code') && metadata.authorization_endpoint && metadata.token_endpoint);
+    if (grants.includes('urn:ietf:params:oauth:grant-type:device_code')) assert.ok(metadata.device_authorization_endpoint);
+    assert.ok(!grants.includes('urn:openid:params:grant-type:ciba'));
+    assert.equal(metadata.backchannel_authentication_endpoint, undefined);
+  });
+
   it('no in-browser (postMessage) response mode is offered (RFC 9700 §2.6, §4.17)', () => {
     const modes = (metadata.response_modes_supported as string[] | undefined) ?? [];
     assert.ok(!modes.includes('web_message'));

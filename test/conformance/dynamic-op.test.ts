@@ -150,6 +150,55 @@ describe('OpenID Connect Dynamic OP (registration and keys)', function () {
       assert.equal((await management(client, 'GET', 'not-the-token')).status, 401);
     });
 
+    it('a read answers, not cached, with the registration_client_uri and a registration_access_token that works (RFC 7592 §2.1, §3: both REQUIRED)', async () => {
+      const { body: client } = await register({ redirect_uris: [REDIRECT] });
+      const read = await management(client, 'GET');
+      assert.equal(read.status, 200);
+      assert.match(read.headers.get('cache-control') ?? '', /no-store/);
+      const metadata = (await read.json()) as Registered;
+      assert.equal(metadata.registration_client_uri, client.registration_client_uri);
+      assert.equal(typeof metadata.registration_access_token, 'string');
+      assert.equal((await management(client, 'GET', metadata.registration_access_token)).status, 200, 'the token the read gave is good for the next read');
+    });
+
+    it('metadata the server does not act on is not registered, and so not echoed: unknown fields, frontchannel_logout_uri (front-channel logout is not offered), request_uris, software_statement (RFC 7591 §2 "MAY ignore", §3.1.1, §3.2.1)', async () => {
+      const { status, body } = await register({
+        redirect_uris: [REDIRECT],
+        frontchannel_logout_uri: 'https://dyn.example.test/frontchannel',
+        frontchannel_logout_session_required: true,
+        request_uris: ['https://dyn.example.test/request'],
+        software_statement: 'not.a.statement',
+        made_up_field: 'x',
+      });
+      assert.equal(status, 201, JSON.stringify(body));
+      const read = (await (await management(body, 'GET')).json()) as Registered;
+      for (const field of ['frontchannel_logout_uri', 'frontchannel_logout_session_required', 'request_uris', 'software_statement', 'made_up_field']) {
+        assert.equal(body[field], undefined, `registration: ${field}`);
+        assert.equal(read[field], undefined, `read: ${field}`);
+      }
+      assert.ok(!op.metadata.frontchannel_logout_supported, 'discovery does not offer front-channel logout');
+    });
+
+    it('require_auth_time, default_max_age and default_acr_values are registered and echoed; an acr value not offered is invalid_client_metadata (Registration §2, RFC 7591 §3.2.1)', async () => {
+      const { status, body } = await register({ redirect_uris: [REDIRECT], require_auth_time: true, default_max_age: 3600, default_acr_values: ['mfa'] });
+      assert.equal(status, 201, JSON.stringify(body));
+      assert.equal(body.require_auth_time, true);
+      assert.equal(body.default_max_age, 3600);
+      assert.deepEqual(body.default_acr_values, ['mfa']);
+      await refused({ default_acr_values: ['not-offered'] }, 'invalid_client_metadata');
+    });
+
+    it('a client read with an Authorization header of another scheme lacks authentication: 401 with a Bearer challenge and no error code (RFC 7592 §2, RFC 6750 §3.1)', async () => {
+      const { body: client } = await register({ redirect_uris: [REDIRECT] });
+      const basic = `Basic ${Buffer.from(`${client.client_id}:${client.client_secret}`).toString('base64')}`;
+      const read = await fetch(client.registration_client_uri, { headers: { authorization: basic } });
+      assert.equal(read.status, 401);
+      const challenge = read.headers.get('www-authenticate') ?? '';
+      assert.match(challenge, /^Bearer realm="[^"]+"/);
+      assert.doesNotMatch(challenge, /error=/, challenge);
+      assert.equal((await management(client, 'GET')).status, 200, 'its registration access token still reads it');
+    });
+
     it('update: PUT replaces the metadata, the new redirect URI works, the registration access token rotates (RFC 7592 §2.2)', async () => {
       const { body: client } = await register({ client_name: 'Before', redirect_uris: [REDIRECT] });
       const moved = 'https://dyn.example.test/moved';

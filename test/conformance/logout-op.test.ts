@@ -61,9 +61,11 @@ function logoutHarness() {
         webClient('rp2', SECRET, backchannel('rp2')),
         webClient('rp3', SECRET),
         webClient('rpfail', SECRET, backchannel('rpfail')),
+        // A back-channel logout URI without backchannel_logout_session_required (its default, false).
+        webClient('rpsub', SECRET, { backchannel_logout_uri: `${receiver.url}/rpsub` }),
       ],
     });
-    for (const id of ['rp1', 'rp2', 'rp3', 'rpfail']) rps[id] = await RelyingParty.create(op, id, { secret: SECRET });
+    for (const id of ['rp1', 'rp2', 'rp3', 'rpfail', 'rpsub']) rps[id] = await RelyingParty.create(op, id, { secret: SECRET });
   });
   after(async () => {
     await op?.stop();
@@ -336,6 +338,19 @@ describe('OpenID Connect Back-Channel Logout OP', function () {
       assert.equal(payload.sid, idToken.sid, id);
       assert.equal(payload.sub, idToken.sub, id);
     }
+  });
+
+  it('a relying party that did not ask for sessions is told by sub: its logout token names the person, with the event and no nonce (Back-Channel Logout §2.2 backchannel_logout_session_required default false, §2.4 "MUST contain either a sub or a sid")', async () => {
+    const { idTokens } = await logoutEverywhere('rp1', ['rpsub']);
+    const [delivery, ...more] = deliveriesFor('rpsub');
+    assert.ok(delivery?.token, 'rpsub was told');
+    assert.equal(more.length, 0);
+    const { payload, protectedHeader } = await verifyLogoutToken(delivery.token, 'rpsub');
+    assert.equal(protectedHeader.typ, 'logout+jwt');
+    assert.equal(payload.sub, decodeJwt(idTokens.rpsub!).sub);
+    assert.ok(typeof payload.sub === 'string' || typeof payload.sid === 'string');
+    assert.deepEqual(payload.events, { [BACKCHANNEL_EVENT]: {} });
+    assert.equal(payload.nonce, undefined);
   });
 
   it('every logout token has its own jti (Back-Channel Logout §2.4)', async () => {

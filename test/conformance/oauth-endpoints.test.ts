@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { createHash, randomUUID } from 'node:crypto';
-import { calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, SignJWT } from 'jose';
+import { calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, jwtVerify, SignJWT } from 'jose';
 import { Redis } from 'ioredis';
 import * as oidc from 'openid-client';
 import { Agent, ALICE, RelyingParty, startOp, webClient, type Op } from './fixture.js';
@@ -310,6 +310,25 @@ describe('OAuth 2.0 endpoints to the letter (RFC 6749 §2.3.1, §5; RFC 7009; RF
       await assert.rejects(oidc.refreshTokenGrant(spa.config, tokens.refresh_token), (error: oidc.ResponseBodyError) => error.error === 'invalid_grant');
     });
 
+    it("none works at introspection as listed: a public client introspects its own token with its client_id alone, and learns nothing of another client's (RFC 8414 §2, RFC 7662 §2.1, §2.2)", async () => {
+      const spa = await RelyingParty.create(op, 'spa', {}, 'https://spa.example.test/callback');
+      const tokens = await spa.redeem(await spa.signIn(new Agent(), ALICE));
+      const own = await postForm(op.metadata.introspection_endpoint!, { token: tokens.access_token, client_id: 'spa' });
+      assert.equal(own.status, 200, JSON.stringify(own.body));
+      assert.equal(own.body.active, true);
+      assert.equal(own.body.client_id, 'spa');
+      const others = await postForm(op.metadata.introspection_endpoint!, { token: await apiToken(web), client_id: 'spa' });
+      assert.equal(others.status, 200);
+      assert.deepEqual(others.body, { active: false });
+    });
+
+    it("a public client naming another client's token at revocation gets 200 and nothing is revoked: a deliberate departure from RFC 7009 §2.1's \"informed of the error\" (README, Deliberate departures)", async () => {
+      const token = await apiToken(web);
+      const answer = await postForm(op.metadata.revocation_endpoint!, { token, client_id: 'spa' });
+      assert.equal(answer.status, 200, JSON.stringify(answer.body));
+      assert.equal((await oidc.tokenIntrospection(web.config, token)).active, true, 'still active');
+    });
+
     it('a confidential client that leaves out its credentials is refused at both: 401 invalid_client (RFC 7662 §2.1, RFC 7009 §2.1)', async () => {
       for (const endpoint of [op.metadata.introspection_endpoint!, op.metadata.revocation_endpoint!]) {
         const answer = await postForm(endpoint, { token: 'whatever', client_id: 'web' });
@@ -409,7 +428,35 @@ describe('OAuth 2.0 endpoints to the letter (RFC 6749 §2.3.1, §5; RFC 7009; RF
     });
   });
 
+  describe('JWT access tokens (RFC 9068)', () => {
+    it("a JWT access token is RFC 9068's: typ at+jwt, signed by a key at jwks_uri, with iss, exp, aud, sub, client_id, iat and jti; a client's own has its client_id as sub, a person's the person (§2.1, §2.2, §3)", async () => {
+      const jwks = op.jwks;
+      const machine = await jwtVerify(await apiToken(web), jwks, { issuer: op.issuer, audience: API, typ: 'at+jwt', algorithms: ['RS256'] });
+      const flow = await web.signIn(new Agent(), ALICE, { resource: API, scope: 'openid read' });
+      const person = await oidc.authorizationCodeGrant(web.config, new URL(flow.page.url), { pkceCodeVerifier: flow.verifier, expectedState: flow.state, expectedNonce: flow.nonce }, { resource: API });
+      const personal = await jwtVerify(person.access_token, jwks, { issuer: op.issuer, audience: API, typ: 'at+jwt', algorithms: ['RS256'] });
+      for (const [name, { payload, protectedHeader }] of [['client_credentials', machine], ['authorization_code', personal]] as const) {
+        assert.equal(protectedHeader.typ, 'at+jwt', name);
+        for (const claim of ['iss', 'exp', 'aud', 'sub', 'client_id', 'iat', 'jti']) assert.ok(payload[claim] !== undefined, `${name}: ${claim}`);
+        assert.equal(payload.client_id, 'web', name);
+        assert.equal(payload.scope, 'read', name);
+      }
+      assert.equal(machine.payload.sub, 'web');
+      assert.equal(personal.payload.sub, op.subs.alice);
+    });
+  });
+
   describe('DPoP at the token endpoint and userinfo (RFC 9449)', () => {
+    it("introspecting a DPoP-bound token says token_type DPoP and cnf.jkt, the proof key's thumbprint (RFC 9449 §6.2, RFC 7662 §2.2)", async () => {
+      const keyPair = await generateKeyPair('ES256', { extractable: true });
+      const bound = await oidc.clientCredentialsGrant(web.config, { scope: 'read', resource: API }, { DPoP: oidc.getDPoPHandle(web.config, keyPair) });
+      assert.equal(bound.token_type, 'dpop');
+      const answer = await postForm(op.metadata.introspection_endpoint!, { token: bound.access_token }, basic('web', SECRET));
+      assert.equal(answer.body.active, true);
+      assert.equal(answer.body.token_type, 'DPoP');
+      assert.deepEqual(answer.body.cnf, { jkt: await calculateJwkThumbprint(await exportJWK(keyPair.publicKey)) });
+    });
+
     it('a proof with nbf and an exp five minutes ahead is accepted, and the DPoP scheme in any case (RFC 9449 §4.2, §7.1; FAPI 2.0 check-dpop-proof-nbf-exp, access-token-type-header-case-sensitivity)', async () => {
       const { publicKey, privateKey } = await generateKeyPair('ES256', { extractable: true });
       const jwk = await exportJWK(publicKey);
@@ -457,6 +504,27 @@ describe('OAuth 2.0 endpoints to the letter (RFC 6749 §2.3.1, §5; RFC 7009; RF
       assert.equal(answer.status, 201);
       assert.match(String(answer.body.request_uri), /^urn:ietf:params:oauth:request_uri:/);
       assert.ok(Number(answer.body.expires_in) > 0);
+    });
+
+    it('a push is validated as its authorization request would be, and a bad one gets 400, its error and no request_uri: redirect URI, response type, prompt, PKCE method, scope, resource, claims, max_age, id_token_hint (RFC 9126 §2.1, §2.3)', async () => {
+      const cases: [Record<string, string>, string][] = [
+        [{ redirect_uri: 'https://evil.example/callback' }, 'invalid_request'],
+        [{ response_type: 'token' }, 'unsupported_response_type'],
+        [{ prompt: 'none login' }, 'invalid_request'],
+        [{ code_challenge_method: 'plain' }, 'invalid_request'],
+        [{ scope: '' }, 'invalid_scope'],
+        [{ resource: 'relative/path' }, 'invalid_target'],
+        [{ claims: '{not json' }, 'invalid_request'],
+        [{ max_age: 'soon' }, 'invalid_request'],
+        [{ id_token_hint: 'not.a.jwt' }, 'invalid_request'],
+      ];
+      for (const [extra, error] of cases) {
+        const answer = await push(extra);
+        assert.equal(answer.status, 400, JSON.stringify(extra));
+        assert.equal(answer.body.error, error, `${JSON.stringify(extra)}: ${JSON.stringify(answer.body)}`);
+        assert.equal(answer.body.request_uri, undefined, JSON.stringify(extra));
+        assert.match(answer.headers.get('cache-control') ?? '', /no-store/, JSON.stringify(extra));
+      }
     });
 
     it('a push carrying request_uri is malformed: invalid_request (RFC 9126 §2.1 "MUST NOT be provided", §2.3)', async () => {

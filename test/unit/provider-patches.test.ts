@@ -84,6 +84,13 @@ describe('patches on oidc-provider internals (src/provider/patches/)', () => {
     assert.match(source('actions/authorization/request_parameters.js'), /params\.request_uri !== undefined\s*&& \(ctx\.oidc\.route !== 'authorization' \|\| !pushedAuthorizationRequests\.enabled\)\s*\) \{\s*throw new RequestUriNotSupported\(\);/);
   });
 
+  it('other-schemes-unauthenticated.ts: the engine reads the access token from ctx.headers.authorization, refuses another scheme as invalid_request, and answers a request without one as NoAccessTokenProvided', () => {
+    const context = source('helpers/oidc_context.js');
+    assert.match(context, /header: ctx\.headers\.authorization,/);
+    assert.match(context, /throw new InvalidRequest\('authorization header scheme must be `Bearer`'\);/);
+    assert.match(context, /if \(!length\) \{\s*throw new NoAccessTokenProvided\(\);/);
+  });
+
   it('openid-redirect-uri.ts: the engine fills in a single registered redirect_uri in its oneRedirectUriClients step', () => {
     assert.match(source('actions/authorization/response_parameters.js'), /export function oneRedirectUriClients\(ctx, next\) \{[\s\S]*?if \(params\.redirect_uri === undefined && client\.redirectUris\.length === 1\) \{/);
   });
