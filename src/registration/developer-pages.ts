@@ -10,6 +10,7 @@
 import Router from '@koa/router';
 import type { Middleware } from 'koa';
 import { underPrefix } from '../http/under-prefix.js';
+import { routesWithAllow } from '../http/method-not-allowed.js';
 import type { ProviderInService } from '../provider-in-service.js';
 import type { AccountSessions } from '../accounts/sessions.js';
 import type { Clients } from './clients.js';
@@ -50,5 +51,5 @@ export function developerPages({ issuer, providers, clients, sessions, csrfKey, 
   rotateSecretAction(router, shared, { issuer, clients, secretRotationGrace, form });
   deleteAppAction(router, shared, { clients, form });
 
-  return underPrefix('/developer', router.routes() as Middleware);
+  return underPrefix('/developer', routesWithAllow(router));
 }

@@ -223,6 +223,56 @@ describe("attacks: an outsider's and a thief's pass (black box)", function () {
     assert.equal(good.status, 201, await good.clone().text());
     assert.ok(formIn(page.html, '/password'));
   });
+
+  it('our own pages, files and the admin API asked with a method they do not take answer 405 with Allow, a page for people and JSON for programs (the admin API JSON always); a path nothing serves stays 404 (RFC 9110 §15.5.6)', async () => {
+    const cases: [string, string, string][] = [
+      ['/', 'POST', 'GET, HEAD'],
+      ['/favicon.ico', 'PUT', 'GET, HEAD'],
+      ['/healthz', 'POST', 'GET, HEAD'],
+      ['/readyz', 'DELETE', 'GET, HEAD'],
+      ['/static/latchkey.css', 'POST', 'GET, HEAD'],
+      ['/static/passkeys.js', 'PUT', 'GET, HEAD'],
+      ['/account', 'POST', 'GET, HEAD'],
+      ['/account/password', 'GET', 'POST'],
+      ['/account/sign-in', 'POST', 'GET, HEAD'],
+      ['/developer', 'PUT', 'GET, HEAD'],
+      ['/developer/apps', 'GET', 'POST'],
+      ['/developer/apps/some-app/delete', 'GET', 'POST'],
+      ['/interaction/some-uid', 'POST', 'GET, HEAD'],
+      ['/interaction/some-uid/login', 'GET', 'POST'],
+      ['/upstream/corp/callback', 'POST', 'GET, HEAD'],
+      ['/upstream/corp/backchannel-logout', 'GET', 'POST'],
+      ['/admin/openapi.json', 'POST', 'GET, HEAD'],
+      ['/admin/clients', 'DELETE', 'GET, HEAD, POST'],
+      ['/admin/clients/some-client', 'PATCH', 'GET, HEAD, PUT, DELETE'],
+      ['/admin/users/bob/disable', 'GET', 'POST'],
+    ];
+    for (const [path, method, allow] of cases) {
+      const response = await fetch(`${server.url}${path}`, { method, redirect: 'manual', headers: { accept: 'application/json' } });
+      assert.equal(response.status, 405, `${method} ${path}`);
+      assert.equal(response.headers.get('allow'), allow, `${method} ${path}`);
+      assert.equal(((await response.json()) as ErrorBody).error, 'invalid_request', `${method} ${path}`);
+    }
+    // A person's browser gets the error page (with the framing headers every page has); the admin API answers JSON.
+    const page = await fetch(`${server.url}/account/password`, { headers: { accept: 'text/html' } });
+    assert.equal(page.status, 405);
+    assert.equal(page.headers.get('allow'), 'POST');
+    assert.match(page.headers.get('content-type') ?? '', /^text\/html/);
+    assert.equal(page.headers.get('x-frame-options'), 'DENY');
+    await page.arrayBuffer();
+    const api = await fetch(`${server.url}/admin/clients`, { method: 'PUT', headers: { accept: 'text/html' } });
+    assert.equal(api.status, 405);
+    assert.match(api.headers.get('content-type') ?? '', /^application\/json/);
+    await api.arrayBuffer();
+    // A route that took the request keeps its own 404; a path no method serves is 404 without Allow.
+    assert.equal((await admin('/clients/no-such-client', 'GET')).status, 404);
+    for (const [path, method] of [['/account/nowhere', 'POST'], ['/admin/nowhere', 'GET'], ['/developer/nowhere', 'GET'], ['/nowhere', 'DELETE']] as const) {
+      const response = await fetch(`${server.url}${path}`, { method, redirect: 'manual', headers: { accept: 'application/json' } });
+      assert.equal(response.status, 404, `${method} ${path}`);
+      assert.equal(response.headers.get('allow'), null, `${method} ${path}`);
+      await response.arrayBuffer();
+    }
+  });
 });
 
 describe('attacks: cookies a sibling subdomain plants (black box, https issuer)', function () {
