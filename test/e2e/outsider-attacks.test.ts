@@ -53,7 +53,7 @@ describe("attacks: an outsider's and a thief's pass (black box)", function () {
       ],
     };
     env = testEnv(dir, port, settings);
-    server = await startServer({ ...settings, env: { LOG_LEVEL: 'info' }, logger: createLogger('info', { write: (line: string) => void logLines.push(line) }) });
+    server = await startServer({ ...settings, env: { LOG_LEVEL: 'info', REGISTRATION_MAX_APPS_PER_DEVELOPER: '3' }, logger: createLogger('info', { write: (line: string) => void logLines.push(line) }) });
     await server.apis.grant('ops', `${server.issuer}/admin`, { scopes: ['admin'] });
     await server.accounts.create('alice', PASSWORD);
   });
@@ -222,6 +222,37 @@ describe("attacks: an outsider's and a thief's pass (black box)", function () {
     const good = await admin('/users', 'POST', { username: 'sprayed', password: 'violet tractor under the moon' });
     assert.equal(good.status, 201, await good.clone().text());
     assert.ok(formIn(page.html, '/password'));
+  });
+
+  it('one person cannot register apps without end on the developer page: of 10 sent at once, then more one after another, no more than registration.maxAppsPerDeveloper (3 here) are registered, and the refusal says why (OWASP ASVS V11.1.4, resource exhaustion)', async () => {
+    await server.accounts.create('prolific', PASSWORD);
+    const agent = new Agent();
+    const signedIn = await signInSteps(agent, await agent.follow(`${server.issuer}/developer/sign-in`), { username: 'prolific', password: PASSWORD, login: 'required', consent: 'stop' });
+    assert.match(signedIn.url, /\/developer/);
+    const form = formIn(signedIn.html, '/developer/apps');
+    const register = (i: number) =>
+      fetch(new URL(form.action, signedIn.url), {
+        method: 'POST',
+        redirect: 'manual',
+        headers: { cookie: agent.cookieHeader(server.url), accept: 'text/html', 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ ...form.hidden, name: `Prolific ${i}`, type: 'web', redirect_uris: `https://app${i}.example.test/callback` }),
+      }).then(async (answer) => ({ status: answer.status, html: await answer.text() }));
+    const registered = (answers: { status: number; html: string }[]) => answers.filter(({ status, html }) => status === 200 && /App registered/.test(html)).length;
+
+    const burst = await Promise.all(Array.from({ length: 10 }, (_, i) => register(i)));
+    assert.ok(burst.every(({ status }) => status === 200 || status === 400), burst.map(({ status }) => status).join(' '));
+    let count = registered(burst);
+    assert.ok(count >= 1 && count <= 3, `${count} of 10 sent at once were registered`);
+    let last: { status: number; html: string } | undefined;
+    for (let i = 10; i < 16; i += 1) {
+      last = await register(i);
+      count += registered([last]);
+    }
+    assert.equal(count, 3, 'no more than the cap, however sent');
+    assert.equal(last?.status, 400);
+    assert.match(last?.html ?? '', /you have 3 apps already/);
+    const clients = (await (await admin('/clients', 'GET')).json()) as { client_name?: string }[];
+    assert.equal(clients.filter((client) => client.client_name?.startsWith('Prolific ')).length, 3, 'what the store holds');
   });
 
   it('our own pages, files and the admin API asked with a method they do not take answer 405 with Allow, a page for people and JSON for programs (the admin API JSON always); a path nothing serves stays 404 (RFC 9110 §15.5.6)', async () => {
