@@ -255,6 +255,26 @@ describe("attacks: an outsider's and a thief's pass (black box)", function () {
     assert.equal(clients.filter((client) => client.client_name?.startsWith('Prolific ')).length, 3, 'what the store holds');
   });
 
+  it('a JSON body nested thousands deep in a few kilobytes is a 400 at the admin API, not a 500 (its store write overflowed the stack), and the server still answers (OWASP ASVS V13.1.x, denial of service by input)', async () => {
+    for (const depth of [40, 15_000]) {
+      const deep = '['.repeat(depth) + ']'.repeat(depth);
+      for (const [path, body] of [
+        ['/clients', `{"client_id":"deep-${depth}","redirect_uris":["https://deep.example.test/callback"],"x":${deep}}`],
+        ['/clients/app', `{"redirect_uris":["${REDIRECT}"],"x":${deep}}`],
+      ] as const) {
+        const response = await fetch(`${server.url}/admin${path}`, {
+          method: path === '/clients' ? 'POST' : 'PUT',
+          headers: { 'content-type': 'application/json', authorization: `Bearer ${await clientCredentialsToken(server.url, { id: 'ops', secret: OPS_SECRET }, `${server.issuer}/admin`, 'admin')}` },
+          body,
+        });
+        assert.equal(response.status, 400, `${depth} levels at ${path}`);
+        assert.equal(((await response.json()) as ErrorBody).error, 'invalid_request');
+      }
+    }
+    assert.equal((await admin('/clients/deep-15000', 'GET')).status, 404, 'nothing stored');
+    assert.equal((await fetch(`${server.url}/healthz`)).status, 200);
+  });
+
   it('our own pages, files and the admin API asked with a method they do not take answer 405 with Allow, a page for people and JSON for programs (the admin API JSON always); a path nothing serves stays 404 (RFC 9110 §15.5.6)', async () => {
     const cases: [string, string, string][] = [
       ['/', 'POST', 'GET, HEAD'],
