@@ -5,6 +5,8 @@
  * threat model points here.
  */
 import assert from 'node:assert/strict';
+import { createHash, randomUUID } from 'node:crypto';
+import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { upstreamDiscovery } from '../helpers/fake-upstream.js';
@@ -13,7 +15,7 @@ import { Secret, TOTP } from 'otpauth';
 import { Agent, formIn } from '../helpers/agent.js';
 import { signInSteps } from '../helpers/sign-in.js';
 import { eventually } from '../helpers/eventually.js';
-import { clientCredentialsToken } from '../helpers/tokens.js';
+import { basic, clientCredentialsToken } from '../helpers/tokens.js';
 import { latchkey } from '../helpers/process.js';
 import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
 import { startServer, testDir, testEnv, type TestServer } from '../helpers/server.js';
@@ -529,5 +531,60 @@ describe('attacks: guessing from a new IPv6 address each time (black box, behind
     assert.equal(lookedUp + paused.length, answers.length, answers.map(({ status }) => status).join(' '));
     assert.ok(lookedUp <= 3, `${lookedUp} of 20 codes were looked up`);
     assert.ok(paused.every(({ retryAfter }) => Number(retryAfter) > 0));
+  });
+});
+
+describe('attacks: a DPoP proof replayed at another instance (black box, two instances on one store)', function () {
+  this.timeout(60_000);
+  const OPS = { id: 'ops', secret: OPS_SECRET };
+  let redis: RedisServer;
+  let first: TestServer;
+  let second: TestServer;
+
+  before(async () => {
+    redis = await startRedisServer();
+    const clients = [{ client_id: OPS.id, client_secret: OPS.secret, redirect_uris: [], grant_types: ['client_credentials'], response_types: [] }];
+    first = await startServer({ redisUrl: redis.url, clients });
+    // The same deployment: one issuer, one store; a thief's replay lands at whichever instance the balancer picks.
+    second = await startServer({ redisUrl: redis.url, clients, env: { ISSUER: first.issuer } });
+    await first.apis.grant(OPS.id, `${first.issuer}/admin`, { scopes: ['admin:read'] });
+  });
+  after(async () => {
+    await second?.stop();
+    await first?.stop();
+    await redis?.stop();
+  });
+
+  it('a proof seen by one instance is refused by the other, at the token endpoint and at the admin API (RFC 9449 §11.1)', async () => {
+    const key = await generateKeyPair('ES256', { extractable: true });
+    const jwk = await exportJWK(key.publicKey);
+    const proof = (htm: string, htu: string, claims: Record<string, unknown> = {}) =>
+      new SignJWT({ jti: randomUUID(), iat: Math.floor(Date.now() / 1000), htm, htu, ...claims }).setProtectedHeader({ typ: 'dpop+jwt', alg: 'ES256', jwk }).sign(key.privateKey);
+    const token = (server: TestServer, dpop: string) =>
+      fetch(`${server.url}/token`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(OPS), dpop },
+        body: new URLSearchParams({ grant_type: 'client_credentials', resource: `${first.issuer}/admin`, scope: 'admin:read' }),
+      }).then(async (answer) => ({ status: answer.status, body: (await answer.json()) as { access_token?: string; token_type?: string; error?: string } }));
+
+    const atToken = await proof('POST', `${first.issuer}/token`);
+    const issued = await token(first, atToken);
+    assert.equal(issued.status, 200, JSON.stringify(issued.body));
+    assert.equal(issued.body.token_type, 'DPoP');
+    const replayed = await token(second, atToken);
+    assert.equal(replayed.status, 400, JSON.stringify(replayed.body));
+    assert.equal(replayed.body.access_token, undefined);
+
+    const accessToken = issued.body.access_token!;
+    const atAdmin = await proof('GET', `${first.issuer}/admin/clients`, { ath: createHash('sha256').update(accessToken).digest('base64url') });
+    const list = (server: TestServer) => fetch(`${server.url}/admin/clients`, { headers: { authorization: `DPoP ${accessToken}`, dpop: atAdmin } });
+    assert.equal((await list(first)).status, 200);
+    const again = await list(second);
+    assert.equal(again.status, 401);
+    assert.match(again.headers.get('www-authenticate') ?? '', /invalid_dpop_proof/);
+    // Refused as replays, not as strangers: fresh proofs of the same key are taken by the second instance.
+    assert.equal((await token(second, await proof('POST', `${first.issuer}/token`))).status, 200);
+    const fresh = await proof('GET', `${first.issuer}/admin/clients`, { ath: createHash('sha256').update(accessToken).digest('base64url') });
+    assert.equal((await fetch(`${second.url}/admin/clients`, { headers: { authorization: `DPoP ${accessToken}`, dpop: fresh } })).status, 200);
   });
 });
