@@ -534,16 +534,21 @@ describe('attacks: guessing from a new IPv6 address each time (black box, behind
   });
 });
 
-describe('attacks: a DPoP proof replayed at another instance (black box, two instances on one store)', function () {
+describe('attacks: a DPoP proof or client assertion replayed at another instance (black box, two instances on one store)', function () {
   this.timeout(60_000);
   const OPS = { id: 'ops', secret: OPS_SECRET };
   let redis: RedisServer;
   let first: TestServer;
   let second: TestServer;
+  let signer: Awaited<ReturnType<typeof generateKeyPair>>;
 
   before(async () => {
     redis = await startRedisServer();
-    const clients = [{ client_id: OPS.id, client_secret: OPS.secret, redirect_uris: [], grant_types: ['client_credentials'], response_types: [] }];
+    signer = await generateKeyPair('ES256', { extractable: true });
+    const clients = [
+      { client_id: OPS.id, client_secret: OPS.secret, redirect_uris: [], grant_types: ['client_credentials'], response_types: [] },
+      { client_id: 'signer', token_endpoint_auth_method: 'private_key_jwt', jwks: { keys: [{ ...(await exportJWK(signer.publicKey)), kid: 'signer-1', alg: 'ES256', use: 'sig' }] }, redirect_uris: [], grant_types: ['client_credentials'], response_types: [] },
+    ];
     first = await startServer({ redisUrl: redis.url, clients });
     // The same deployment: one issuer, one store; a thief's replay lands at whichever instance the balancer picks.
     second = await startServer({ redisUrl: redis.url, clients, env: { ISSUER: first.issuer } });
@@ -586,5 +591,30 @@ describe('attacks: a DPoP proof replayed at another instance (black box, two ins
     assert.equal((await token(second, await proof('POST', `${first.issuer}/token`))).status, 200);
     const fresh = await proof('GET', `${first.issuer}/admin/clients`, { ath: createHash('sha256').update(accessToken).digest('base64url') });
     assert.equal((await fetch(`${second.url}/admin/clients`, { headers: { authorization: `DPoP ${accessToken}`, dpop: fresh } })).status, 200);
+  });
+
+  it('a client assertion (private_key_jwt) used at one instance is refused when replayed at the other (RFC 7523 §3, RFC 9700 §2.5)', async () => {
+    const assertion = () =>
+      new SignJWT({ jti: randomUUID() })
+        .setProtectedHeader({ alg: 'ES256', kid: 'signer-1' })
+        .setIssuer('signer')
+        .setSubject('signer')
+        .setAudience(first.issuer)
+        .setIssuedAt()
+        .setExpirationTime('1m')
+        .sign(signer.privateKey);
+    const token = (server: TestServer, clientAssertion: string) =>
+      fetch(`${server.url}/token`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ grant_type: 'client_credentials', client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer', client_assertion: clientAssertion }),
+      }).then(async (answer) => ({ status: answer.status, body: (await answer.json()) as { access_token?: string; error?: string } }));
+    const stolen = await assertion();
+    assert.equal((await token(first, stolen)).status, 200);
+    const replayed = await token(second, stolen);
+    assert.equal(replayed.status, 401, JSON.stringify(replayed.body));
+    assert.equal(replayed.body.error, 'invalid_client');
+    assert.equal(replayed.body.access_token, undefined);
+    assert.equal((await token(second, await assertion())).status, 200, 'a fresh assertion is taken there');
   });
 });
