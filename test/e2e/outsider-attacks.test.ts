@@ -277,6 +277,25 @@ describe("attacks: an outsider's and a thief's pass (black box)", function () {
     assert.equal((await fetch(`${server.url}/healthz`)).status, 200);
   });
 
+  it('header injection: CR LF sent in every parameter that reaches a Location or a page (sign-in sections, callbacks, state, resource, scope, post-logout URI, user code, paths) injects no header and breaks no answer (OWASP ASVS V5.3, CWE-113)', async () => {
+    const injected = '%0d%0aX-Injected:%20yes%0d%0aSet-Cookie:%20planted=1%0d%0a';
+    const auth = `/auth?${new URLSearchParams({ client_id: 'app', response_type: 'code', scope: 'openid', redirect_uri: REDIRECT, code_challenge: 'a'.repeat(43), code_challenge_method: 'S256' })}`;
+    const paths = [
+      `/account/sign-in?again=${injected}`, `/developer/sign-in?again=x${injected}`, `/account/callback?state=x.${injected}`, `/developer/callback?state=x.apps${injected}`,
+      `${auth}&state=${injected}`, `${auth}&prompt=none&state=${injected}`, `${auth}&resource=https://api.example.test${injected}`, `${auth}&scope=openid${injected}`,
+      `/session/end?client_id=app&post_logout_redirect_uri=${encodeURIComponent('https://app.example.test/signed-out')}${injected}`,
+      `/upstream/corp/signed-out?state=${injected}`, `/device?user_code=${injected}`, `/interaction/${injected}`, `/account?done=${injected}`, `/developer?done=${injected}`, `/${injected}`,
+    ];
+    for (const path of paths) {
+      const answer = await fetch(`${server.url}${path}`, { redirect: 'manual', headers: { accept: 'text/html' } });
+      await answer.arrayBuffer();
+      assert.ok(answer.status < 500, `${answer.status} ${path}`);
+      assert.equal(answer.headers.get('x-injected'), null, path);
+      assert.ok(!answer.headers.getSetCookie().some((line) => line.startsWith('planted=')), path);
+      assert.doesNotMatch(answer.headers.get('location') ?? '', /[\r\n]/, path);
+    }
+  });
+
   it('our own pages, files and the admin API asked with a method they do not take answer 405 with Allow, a page for people and JSON for programs (the admin API JSON always); a path nothing serves stays 404 (RFC 9110 §15.5.6)', async () => {
     const cases: [string, string, string][] = [
       ['/', 'POST', 'GET, HEAD'],
