@@ -165,6 +165,7 @@ const schema = z.strictObject({
     authMethods: z.array(z.enum(['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'])).min(1),
     initialAccessTokenTTL: seconds.max(INITIAL_ACCESS_TOKEN_MAX, 'an initial access token is for one registration soon; at most 30 days (2592000)'),
     secretRotationGrace: z.number().int().min(0),
+    maxAppsPerDeveloper: z.number().int().min(1).max(10_000),
   }),
   clientMetadataDocuments: z
     .strictObject({

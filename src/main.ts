@@ -320,6 +320,7 @@ export async function serve(config: Config, logger: Logger = createLogger(config
         sessions,
         csrfKey: config.cookie.keys[0]!,
         secretRotationGrace: config.registration.secretRotationGrace,
+        maxAppsPerDeveloper: config.registration.maxAppsPerDeveloper,
         reauthenticateAfter: config.accounts.reauthenticateAfter,
       }),
       accountPages({

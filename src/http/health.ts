@@ -4,6 +4,7 @@
  */
 import type { Middleware } from 'koa';
 import { scoped } from './layers.js';
+import { refusedUnlessRead } from './method-not-allowed.js';
 import type { Keyring } from '../keyring/keyring.js';
 import type { Kv } from '../store/kv.js';
 import { storeRefusal } from '../store/outage.js';
@@ -16,7 +17,9 @@ const READY_TIMEOUT_MS = 1000;
  */
 export function health(kv: Kv, keyring: () => Keyring | undefined): Middleware {
   return scoped({ paths: ['/healthz', '/readyz'] }, async (ctx, next) => {
-    if (ctx.method !== 'GET' && ctx.method !== 'HEAD') return next();
+    if (ctx.path !== '/healthz' && ctx.path !== '/readyz') return next();
+    if (refusedUnlessRead(ctx, true)) return;
+    if (ctx.method === 'OPTIONS') return next();
     ctx.set('Cache-Control', 'no-store');
     if (ctx.path === '/healthz') {
       ctx.body = { status: 'ok' };

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import type { Middleware } from 'koa';
 import { ROOT } from '../paths.js';
 import { scoped } from './layers.js';
+import { refusedUnlessRead } from './method-not-allowed.js';
 
 export const PASSKEY_SCRIPTS = ['/static/webauthn.js', '/static/passkeys.js'];
 
@@ -26,7 +27,9 @@ export function scripts(): Middleware {
   );
   return scoped({ paths: PASSKEY_SCRIPTS }, async (ctx, next) => {
     const script = served.get(ctx.path);
-    if (!script || (ctx.method !== 'GET' && ctx.method !== 'HEAD')) return next();
+    if (!script) return next();
+    if (refusedUnlessRead(ctx)) return;
+    if (ctx.method === 'OPTIONS') return next();
     ctx.set('Cache-Control', 'public, max-age=3600');
     ctx.etag = script.etag;
     ctx.type = 'text/javascript; charset=utf-8';

@@ -21,7 +21,15 @@ export function stylesheet(): Middleware {
   const css = readFileSync(join(ROOT, 'views', 'static', 'latchkey.css'));
   const etag = `"${createHash('sha256').update(css).digest('base64url').slice(0, 22)}"`;
   return scoped({ paths: ['/static/latchkey.css'] }, async (ctx, next) => {
-    if (ctx.path !== '/static/latchkey.css' || (ctx.method !== 'GET' && ctx.method !== 'HEAD')) return next();
+    if (ctx.path !== '/static/latchkey.css') return next();
+    if (ctx.method === 'OPTIONS') return next();
+    if (ctx.method !== 'GET' && ctx.method !== 'HEAD') {
+      // 405 with Allow, as method-not-allowed.ts answers (which cannot be imported here: errors.ts renders with this module).
+      ctx.status = 405;
+      ctx.set('Allow', 'GET, HEAD');
+      ctx.body = { error: 'invalid_request', error_description: `this endpoint does not take ${ctx.method}; it takes GET, HEAD` };
+      return;
+    }
     ctx.set('Cache-Control', 'public, max-age=3600');
     ctx.etag = etag;
     ctx.type = 'text/css; charset=utf-8';

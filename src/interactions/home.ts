@@ -9,12 +9,15 @@ import type { Middleware } from 'koa';
 import { ROOT } from '../paths.js';
 import { render } from '../http/views.js';
 import { scoped } from '../http/layers.js';
+import { refusedUnlessRead } from '../http/method-not-allowed.js';
 
 export function homePage({ issuer, jwksPath }: { issuer: string; jwksPath: string }): Middleware {
   const icon = readFileSync(join(ROOT, 'views', 'static', 'favicon.svg'));
   const etag = `"${createHash('sha256').update(icon).digest('base64url').slice(0, 22)}"`;
   return scoped({ paths: ['/', '/favicon.ico', '/favicon.svg'] }, async (ctx, next) => {
-    if (ctx.method !== 'GET' && ctx.method !== 'HEAD') return next();
+    if (ctx.path !== '/' && ctx.path !== '/favicon.ico' && ctx.path !== '/favicon.svg') return next();
+    if (refusedUnlessRead(ctx)) return;
+    if (ctx.method === 'OPTIONS') return next();
     if (ctx.path === '/') {
       ctx.type = 'text/html; charset=utf-8';
       ctx.body = render('home', { title: 'Sign-in provider', issuer, jwks: jwksPath });

@@ -8,6 +8,7 @@
 import Router from '@koa/router';
 import type { Context, Middleware } from 'koa';
 import { underPrefix } from '../http/under-prefix.js';
+import { routesWithAllow } from '../http/method-not-allowed.js';
 import { passwordStamp, type Account, type Accounts } from '../accounts/accounts.js';
 import type { LoginThrottle } from '../accounts/throttle.js';
 import type { SecondFactors, SecondFactorSummary } from '../accounts/second-factors.js';
@@ -109,5 +110,5 @@ export function interactionRoutes(options: Options): Middleware[] {
     ctx.respond = false;
   });
 
-  return [underPrefix('/interaction', router.routes() as Middleware), underPrefix('/upstream', upstream.outerRoutes())];
+  return [underPrefix('/interaction', routesWithAllow(router)), underPrefix('/upstream', upstream.outerRoutes())];
 }

@@ -24,6 +24,7 @@ import type { Claims } from '../accounts/accounts.js';
 import type { UpstreamLinks } from '../accounts/links.js';
 import type { AccountSessions } from '../accounts/sessions.js';
 import { respondWithError } from '../http/errors.js';
+import { routesWithAllow } from '../http/method-not-allowed.js';
 import { render } from '../http/views.js';
 import type { Logger } from '../ops/logger.js';
 import { UpstreamRefused, UpstreamUnavailable, type UpstreamClients, type VerifiedLogoutToken } from '../upstreams/client.js';
@@ -374,7 +375,7 @@ export function upstreamStep(steps: Interactions, options: UpstreamStepOptions) 
       ctx.type = 'html';
       ctx.body = render('signed-out', { title: 'Signed out' });
     });
-    return router.routes() as Middleware;
+    return routesWithAllow(router);
   }
 
   return { direct, interactionRoutes, outerRoutes };

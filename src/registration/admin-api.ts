@@ -12,6 +12,7 @@
 import Router from '@koa/router';
 import type { Context, Middleware, Next } from 'koa';
 import { presentedToken } from '../http/bearer.js';
+import { routesWithAllow } from '../http/method-not-allowed.js';
 import type { SenderConstraint } from '../http/sender-constraint.js';
 import { jsonError } from '../http/errors.js';
 import { underPrefix } from '../http/under-prefix.js';
@@ -69,7 +70,7 @@ interface Options {
 }
 
 export function adminApi(options: Options): Middleware {
-  return underPrefix('/admin', adminRouter(options).routes() as Middleware);
+  return underPrefix('/admin', routesWithAllow(adminRouter(options), true));
 }
 
 /** The admin API's routes (its OpenAPI test lists them). */

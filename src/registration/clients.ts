@@ -50,6 +50,8 @@ export function registeredClientId(): string {
 }
 
 const previousSecretKey = (id: string) => `client:previous-secret:${id}`;
+/** Seconds a developer's registration claim outlives a registration that never finished (a crash mid-request). */
+const OWNER_CLAIM_TTL = 30;
 
 /** A rotated-out secret, and when its grace ends (epoch seconds; unknown for one kept before this was recorded). */
 export interface PreviousSecret {
@@ -225,6 +227,30 @@ export class Clients {
     const ids = (await new AdapterIndexes(this.kv).clientIds()).sort();
     const found = await Promise.all(ids.map((id) => this.get(id)));
     return found.filter((client): client is ClientMetadata => !!client);
+  }
+
+  /**
+   * Adds an app a person registers on the developer page, unless they own `max` already (a
+   * ClientError, nothing written): one person cannot fill the store with clients, nor make every
+   * developer page, which reads the clients to find a person's, read without end. A person's
+   * registrations go one at a time (a claim in the store, seen by every instance), so apps sent at
+   * once are counted as if sent one after another; a registration sent while another is under way
+   * is refused, to send again.
+   */
+  async addOwned(metadata: ClientMetadata & { owner: string }, max: number): Promise<ClientMetadata> {
+    const claim = `registration:owner-claim:${metadata.owner}`;
+    const token = randomBytes(16).toString('base64url');
+    if (!(await this.kv.set(claim, token, { ttl: OWNER_CLAIM_TTL, onlyIfAbsent: true }))) {
+      throw new ClientError('another app of yours is being registered at this moment; try again', 'conflict', 409);
+    }
+    try {
+      if ((await this.ownedBy(metadata.owner)).length >= max) {
+        throw new ClientError(`you have ${max} apps already, the most one person may register here; delete one you no longer use first`, 'too_many_apps', 409);
+      }
+      return await this.add(metadata);
+    } finally {
+      await this.kv.deleteIfEquals(claim, token).catch(() => {});
+    }
   }
 
   async ownedBy(accountId: string): Promise<ClientMetadata[]> {

@@ -35,11 +35,13 @@ const PROTECTIONS = [
 interface Options {
   readonly issuer: string;
   readonly clients: Clients;
+  /** registration.maxAppsPerDeveloper: the most apps one person may hold here. */
+  readonly maxApps: number;
   /** Parses the page's forms. */
   readonly form: Middleware;
 }
 
-export function appsPage(router: Router, { signedIn, page, submitted, csrf }: DeveloperPage, { issuer, clients, form }: Options): void {
+export function appsPage(router: Router, { signedIn, page, submitted, csrf }: DeveloperPage, { issuer, clients, maxApps, form }: Options): void {
   async function showApps(ctx: Context, who: SignedIn, state: { error?: string; values?: Form } = {}, status = 200) {
     const apps = (await clients.ownedBy(who.accountId)).map((app) => ({
       id: app.client_id,
@@ -84,7 +86,7 @@ export function appsPage(router: Router, { signedIn, page, submitted, csrf }: De
     if (problem) return showApps(ctx, who, { error: problem, values: body }, 400);
 
     const { metadata } = APP_TYPES[type];
-    const client: ClientMetadata = {
+    const client: ClientMetadata & { owner: string } = {
       client_id: `app-${randomBytes(9).toString('base64url')}`,
       client_name: name,
       redirect_uris: redirectUris,
@@ -95,7 +97,7 @@ export function appsPage(router: Router, { signedIn, page, submitted, csrf }: De
       owner: who.accountId,
     };
     try {
-      await clients.add(client);
+      await clients.addOwned(client, maxApps);
     } catch (error) {
       if (!(error instanceof ClientError)) throw error;
       return showApps(ctx, who, { error: `This app cannot be registered: ${error.description}`, values: body }, 400);

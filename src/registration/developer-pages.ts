@@ -10,6 +10,7 @@
 import Router from '@koa/router';
 import type { Middleware } from 'koa';
 import { underPrefix } from '../http/under-prefix.js';
+import { routesWithAllow } from '../http/method-not-allowed.js';
 import type { ProviderInService } from '../provider-in-service.js';
 import type { AccountSessions } from '../accounts/sessions.js';
 import type { Clients } from './clients.js';
@@ -32,6 +33,8 @@ interface Options {
   readonly sessions: AccountSessions;
   readonly csrfKey: string;
   readonly secretRotationGrace: number;
+  /** registration.maxAppsPerDeveloper. */
+  readonly maxAppsPerDeveloper: number;
   /** accounts.reauthenticateAfter: how recent a sign-in must be to rotate a secret. */
   readonly reauthenticateAfter: number;
 }
@@ -40,15 +43,15 @@ interface Options {
  * Wires the developer page: what its pages share is developer-page.ts; each page or action is a
  * module of its own (developer-apps.ts, developer-sign-in.ts, developer-secret.ts, developer-delete.ts).
  */
-export function developerPages({ issuer, providers, clients, sessions, csrfKey, secretRotationGrace, reauthenticateAfter }: Options): Middleware {
+export function developerPages({ issuer, providers, clients, sessions, csrfKey, secretRotationGrace, maxAppsPerDeveloper, reauthenticateAfter }: Options): Middleware {
   const router = new Router({ prefix: '/developer' });
   const form = formBody('32kb');
   const shared = developerPage({ providers, clients, sessions, csrfKey, reauthenticateAfter });
 
-  appsPage(router, shared, { issuer, clients, form });
+  appsPage(router, shared, { issuer, clients, maxApps: maxAppsPerDeveloper, form });
   signInRoutes(router, { issuer });
   rotateSecretAction(router, shared, { issuer, clients, secretRotationGrace, form });
   deleteAppAction(router, shared, { clients, form });
 
-  return underPrefix('/developer', router.routes() as Middleware);
+  return underPrefix('/developer', routesWithAllow(router));
 }

@@ -5,6 +5,8 @@
  * threat model points here.
  */
 import assert from 'node:assert/strict';
+import { createHash, randomUUID } from 'node:crypto';
+import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { upstreamDiscovery } from '../helpers/fake-upstream.js';
@@ -13,7 +15,7 @@ import { Secret, TOTP } from 'otpauth';
 import { Agent, formIn } from '../helpers/agent.js';
 import { signInSteps } from '../helpers/sign-in.js';
 import { eventually } from '../helpers/eventually.js';
-import { clientCredentialsToken } from '../helpers/tokens.js';
+import { basic, clientCredentialsToken } from '../helpers/tokens.js';
 import { latchkey } from '../helpers/process.js';
 import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
 import { startServer, testDir, testEnv, type TestServer } from '../helpers/server.js';
@@ -53,7 +55,7 @@ describe("attacks: an outsider's and a thief's pass (black box)", function () {
       ],
     };
     env = testEnv(dir, port, settings);
-    server = await startServer({ ...settings, env: { LOG_LEVEL: 'info' }, logger: createLogger('info', { write: (line: string) => void logLines.push(line) }) });
+    server = await startServer({ ...settings, env: { LOG_LEVEL: 'info', REGISTRATION_MAX_APPS_PER_DEVELOPER: '3' }, logger: createLogger('info', { write: (line: string) => void logLines.push(line) }) });
     await server.apis.grant('ops', `${server.issuer}/admin`, { scopes: ['admin'] });
     await server.accounts.create('alice', PASSWORD);
   });
@@ -222,6 +224,126 @@ describe("attacks: an outsider's and a thief's pass (black box)", function () {
     const good = await admin('/users', 'POST', { username: 'sprayed', password: 'violet tractor under the moon' });
     assert.equal(good.status, 201, await good.clone().text());
     assert.ok(formIn(page.html, '/password'));
+  });
+
+  it('one person cannot register apps without end on the developer page: of 10 sent at once, then more one after another, no more than registration.maxAppsPerDeveloper (3 here) are registered, and the refusal says why (OWASP ASVS V11.1.4, resource exhaustion)', async () => {
+    await server.accounts.create('prolific', PASSWORD);
+    const agent = new Agent();
+    const signedIn = await signInSteps(agent, await agent.follow(`${server.issuer}/developer/sign-in`), { username: 'prolific', password: PASSWORD, login: 'required', consent: 'stop' });
+    assert.match(signedIn.url, /\/developer/);
+    const form = formIn(signedIn.html, '/developer/apps');
+    const register = (i: number) =>
+      fetch(new URL(form.action, signedIn.url), {
+        method: 'POST',
+        redirect: 'manual',
+        headers: { cookie: agent.cookieHeader(server.url), accept: 'text/html', 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ ...form.hidden, name: `Prolific ${i}`, type: 'web', redirect_uris: `https://app${i}.example.test/callback` }),
+      }).then(async (answer) => ({ status: answer.status, html: await answer.text() }));
+    const registered = (answers: { status: number; html: string }[]) => answers.filter(({ status, html }) => status === 200 && /App registered/.test(html)).length;
+
+    const burst = await Promise.all(Array.from({ length: 10 }, (_, i) => register(i)));
+    assert.ok(burst.every(({ status }) => status === 200 || status === 400), burst.map(({ status }) => status).join(' '));
+    let count = registered(burst);
+    assert.ok(count >= 1 && count <= 3, `${count} of 10 sent at once were registered`);
+    let last: { status: number; html: string } | undefined;
+    for (let i = 10; i < 16; i += 1) {
+      last = await register(i);
+      count += registered([last]);
+    }
+    assert.equal(count, 3, 'no more than the cap, however sent');
+    assert.equal(last?.status, 400);
+    assert.match(last?.html ?? '', /you have 3 apps already/);
+    const clients = (await (await admin('/clients', 'GET')).json()) as { client_name?: string }[];
+    assert.equal(clients.filter((client) => client.client_name?.startsWith('Prolific ')).length, 3, 'what the store holds');
+  });
+
+  it('a JSON body nested thousands deep in a few kilobytes is a 400 at the admin API, not a 500 (its store write overflowed the stack), and the server still answers (OWASP ASVS V13.1.x, denial of service by input)', async () => {
+    for (const depth of [40, 15_000]) {
+      const deep = '['.repeat(depth) + ']'.repeat(depth);
+      for (const [path, body] of [
+        ['/clients', `{"client_id":"deep-${depth}","redirect_uris":["https://deep.example.test/callback"],"x":${deep}}`],
+        ['/clients/app', `{"redirect_uris":["${REDIRECT}"],"x":${deep}}`],
+      ] as const) {
+        const response = await fetch(`${server.url}/admin${path}`, {
+          method: path === '/clients' ? 'POST' : 'PUT',
+          headers: { 'content-type': 'application/json', authorization: `Bearer ${await clientCredentialsToken(server.url, { id: 'ops', secret: OPS_SECRET }, `${server.issuer}/admin`, 'admin')}` },
+          body,
+        });
+        assert.equal(response.status, 400, `${depth} levels at ${path}`);
+        assert.equal(((await response.json()) as ErrorBody).error, 'invalid_request');
+      }
+    }
+    assert.equal((await admin('/clients/deep-15000', 'GET')).status, 404, 'nothing stored');
+    assert.equal((await fetch(`${server.url}/healthz`)).status, 200);
+  });
+
+  it('header injection: CR LF sent in every parameter that reaches a Location or a page (sign-in sections, callbacks, state, resource, scope, post-logout URI, user code, paths) injects no header and breaks no answer (OWASP ASVS V5.3, CWE-113)', async () => {
+    const injected = '%0d%0aX-Injected:%20yes%0d%0aSet-Cookie:%20planted=1%0d%0a';
+    const auth = `/auth?${new URLSearchParams({ client_id: 'app', response_type: 'code', scope: 'openid', redirect_uri: REDIRECT, code_challenge: 'a'.repeat(43), code_challenge_method: 'S256' })}`;
+    const paths = [
+      `/account/sign-in?again=${injected}`, `/developer/sign-in?again=x${injected}`, `/account/callback?state=x.${injected}`, `/developer/callback?state=x.apps${injected}`,
+      `${auth}&state=${injected}`, `${auth}&prompt=none&state=${injected}`, `${auth}&resource=https://api.example.test${injected}`, `${auth}&scope=openid${injected}`,
+      `/session/end?client_id=app&post_logout_redirect_uri=${encodeURIComponent('https://app.example.test/signed-out')}${injected}`,
+      `/upstream/corp/signed-out?state=${injected}`, `/device?user_code=${injected}`, `/interaction/${injected}`, `/account?done=${injected}`, `/developer?done=${injected}`, `/${injected}`,
+    ];
+    for (const path of paths) {
+      const answer = await fetch(`${server.url}${path}`, { redirect: 'manual', headers: { accept: 'text/html' } });
+      await answer.arrayBuffer();
+      assert.ok(answer.status < 500, `${answer.status} ${path}`);
+      assert.equal(answer.headers.get('x-injected'), null, path);
+      assert.ok(!answer.headers.getSetCookie().some((line) => line.startsWith('planted=')), path);
+      assert.doesNotMatch(answer.headers.get('location') ?? '', /[\r\n]/, path);
+    }
+  });
+
+  it('our own pages, files and the admin API asked with a method they do not take answer 405 with Allow, a page for people and JSON for programs (the admin API JSON always); a path nothing serves stays 404 (RFC 9110 §15.5.6)', async () => {
+    const cases: [string, string, string][] = [
+      ['/', 'POST', 'GET, HEAD'],
+      ['/favicon.ico', 'PUT', 'GET, HEAD'],
+      ['/healthz', 'POST', 'GET, HEAD'],
+      ['/readyz', 'DELETE', 'GET, HEAD'],
+      ['/static/latchkey.css', 'POST', 'GET, HEAD'],
+      ['/static/passkeys.js', 'PUT', 'GET, HEAD'],
+      ['/account', 'POST', 'GET, HEAD'],
+      ['/account/password', 'GET', 'POST'],
+      ['/account/sign-in', 'POST', 'GET, HEAD'],
+      ['/developer', 'PUT', 'GET, HEAD'],
+      ['/developer/apps', 'GET', 'POST'],
+      ['/developer/apps/some-app/delete', 'GET', 'POST'],
+      ['/interaction/some-uid', 'POST', 'GET, HEAD'],
+      ['/interaction/some-uid/login', 'GET', 'POST'],
+      ['/upstream/corp/callback', 'POST', 'GET, HEAD'],
+      ['/upstream/corp/backchannel-logout', 'GET', 'POST'],
+      ['/admin/openapi.json', 'POST', 'GET, HEAD'],
+      ['/admin/clients', 'DELETE', 'GET, HEAD, POST'],
+      ['/admin/clients/some-client', 'PATCH', 'GET, HEAD, PUT, DELETE'],
+      ['/admin/users/bob/disable', 'GET', 'POST'],
+    ];
+    for (const [path, method, allow] of cases) {
+      const response = await fetch(`${server.url}${path}`, { method, redirect: 'manual', headers: { accept: 'application/json' } });
+      assert.equal(response.status, 405, `${method} ${path}`);
+      assert.equal(response.headers.get('allow'), allow, `${method} ${path}`);
+      assert.equal(((await response.json()) as ErrorBody).error, 'invalid_request', `${method} ${path}`);
+    }
+    // A person's browser gets the error page (with the framing headers every page has); the admin API answers JSON.
+    const page = await fetch(`${server.url}/account/password`, { headers: { accept: 'text/html' } });
+    assert.equal(page.status, 405);
+    assert.equal(page.headers.get('allow'), 'POST');
+    assert.match(page.headers.get('content-type') ?? '', /^text\/html/);
+    assert.equal(page.headers.get('x-frame-options'), 'DENY');
+    await page.arrayBuffer();
+    const api = await fetch(`${server.url}/admin/clients`, { method: 'PUT', headers: { accept: 'text/html' } });
+    assert.equal(api.status, 405);
+    assert.match(api.headers.get('content-type') ?? '', /^application\/json/);
+    await api.arrayBuffer();
+    // A route that took the request keeps its own 404; a path no method serves is 404 without Allow.
+    assert.equal((await admin('/clients/no-such-client', 'GET')).status, 404);
+    for (const [path, method] of [['/account/nowhere', 'POST'], ['/admin/nowhere', 'GET'], ['/developer/nowhere', 'GET'], ['/nowhere', 'DELETE']] as const) {
+      const response = await fetch(`${server.url}${path}`, { method, redirect: 'manual', headers: { accept: 'application/json' } });
+      assert.equal(response.status, 404, `${method} ${path}`);
+      assert.equal(response.headers.get('allow'), null, `${method} ${path}`);
+      await response.arrayBuffer();
+    }
   });
 });
 
@@ -428,5 +550,90 @@ describe('attacks: guessing from a new IPv6 address each time (black box, behind
     assert.equal(lookedUp + paused.length, answers.length, answers.map(({ status }) => status).join(' '));
     assert.ok(lookedUp <= 3, `${lookedUp} of 20 codes were looked up`);
     assert.ok(paused.every(({ retryAfter }) => Number(retryAfter) > 0));
+  });
+});
+
+describe('attacks: a DPoP proof or client assertion replayed at another instance (black box, two instances on one store)', function () {
+  this.timeout(60_000);
+  const OPS = { id: 'ops', secret: OPS_SECRET };
+  let redis: RedisServer;
+  let first: TestServer;
+  let second: TestServer;
+  let signer: Awaited<ReturnType<typeof generateKeyPair>>;
+
+  before(async () => {
+    redis = await startRedisServer();
+    signer = await generateKeyPair('ES256', { extractable: true });
+    const clients = [
+      { client_id: OPS.id, client_secret: OPS.secret, redirect_uris: [], grant_types: ['client_credentials'], response_types: [] },
+      { client_id: 'signer', token_endpoint_auth_method: 'private_key_jwt', jwks: { keys: [{ ...(await exportJWK(signer.publicKey)), kid: 'signer-1', alg: 'ES256', use: 'sig' }] }, redirect_uris: [], grant_types: ['client_credentials'], response_types: [] },
+    ];
+    first = await startServer({ redisUrl: redis.url, clients });
+    // The same deployment: one issuer, one store; a thief's replay lands at whichever instance the balancer picks.
+    second = await startServer({ redisUrl: redis.url, clients, env: { ISSUER: first.issuer } });
+    await first.apis.grant(OPS.id, `${first.issuer}/admin`, { scopes: ['admin:read'] });
+  });
+  after(async () => {
+    await second?.stop();
+    await first?.stop();
+    await redis?.stop();
+  });
+
+  it('a proof seen by one instance is refused by the other, at the token endpoint and at the admin API (RFC 9449 §11.1)', async () => {
+    const key = await generateKeyPair('ES256', { extractable: true });
+    const jwk = await exportJWK(key.publicKey);
+    const proof = (htm: string, htu: string, claims: Record<string, unknown> = {}) =>
+      new SignJWT({ jti: randomUUID(), iat: Math.floor(Date.now() / 1000), htm, htu, ...claims }).setProtectedHeader({ typ: 'dpop+jwt', alg: 'ES256', jwk }).sign(key.privateKey);
+    const token = (server: TestServer, dpop: string) =>
+      fetch(`${server.url}/token`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(OPS), dpop },
+        body: new URLSearchParams({ grant_type: 'client_credentials', resource: `${first.issuer}/admin`, scope: 'admin:read' }),
+      }).then(async (answer) => ({ status: answer.status, body: (await answer.json()) as { access_token?: string; token_type?: string; error?: string } }));
+
+    const atToken = await proof('POST', `${first.issuer}/token`);
+    const issued = await token(first, atToken);
+    assert.equal(issued.status, 200, JSON.stringify(issued.body));
+    assert.equal(issued.body.token_type, 'DPoP');
+    const replayed = await token(second, atToken);
+    assert.equal(replayed.status, 400, JSON.stringify(replayed.body));
+    assert.equal(replayed.body.access_token, undefined);
+
+    const accessToken = issued.body.access_token!;
+    const atAdmin = await proof('GET', `${first.issuer}/admin/clients`, { ath: createHash('sha256').update(accessToken).digest('base64url') });
+    const list = (server: TestServer) => fetch(`${server.url}/admin/clients`, { headers: { authorization: `DPoP ${accessToken}`, dpop: atAdmin } });
+    assert.equal((await list(first)).status, 200);
+    const again = await list(second);
+    assert.equal(again.status, 401);
+    assert.match(again.headers.get('www-authenticate') ?? '', /invalid_dpop_proof/);
+    // Refused as replays, not as strangers: fresh proofs of the same key are taken by the second instance.
+    assert.equal((await token(second, await proof('POST', `${first.issuer}/token`))).status, 200);
+    const fresh = await proof('GET', `${first.issuer}/admin/clients`, { ath: createHash('sha256').update(accessToken).digest('base64url') });
+    assert.equal((await fetch(`${second.url}/admin/clients`, { headers: { authorization: `DPoP ${accessToken}`, dpop: fresh } })).status, 200);
+  });
+
+  it('a client assertion (private_key_jwt) used at one instance is refused when replayed at the other (RFC 7523 §3, RFC 9700 §2.5)', async () => {
+    const assertion = () =>
+      new SignJWT({ jti: randomUUID() })
+        .setProtectedHeader({ alg: 'ES256', kid: 'signer-1' })
+        .setIssuer('signer')
+        .setSubject('signer')
+        .setAudience(first.issuer)
+        .setIssuedAt()
+        .setExpirationTime('1m')
+        .sign(signer.privateKey);
+    const token = (server: TestServer, clientAssertion: string) =>
+      fetch(`${server.url}/token`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ grant_type: 'client_credentials', client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer', client_assertion: clientAssertion }),
+      }).then(async (answer) => ({ status: answer.status, body: (await answer.json()) as { access_token?: string; error?: string } }));
+    const stolen = await assertion();
+    assert.equal((await token(first, stolen)).status, 200);
+    const replayed = await token(second, stolen);
+    assert.equal(replayed.status, 401, JSON.stringify(replayed.body));
+    assert.equal(replayed.body.error, 'invalid_client');
+    assert.equal(replayed.body.access_token, undefined);
+    assert.equal((await token(second, await assertion())).status, 200, 'a fresh assertion is taken there');
   });
 });

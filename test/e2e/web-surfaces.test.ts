@@ -16,6 +16,7 @@ import { startServer, type TestServer } from '../helpers/server.js';
 
 const PASSWORD = 'a perfectly fine password';
 const REDIRECT = 'https://app.example.test/callback';
+const SIGNED_OUT = 'https://app.example.test/signed-out';
 const OPS = { id: 'ops', secret: 'ops-client-secret-with-plenty-of-entropy-0123456789' };
 
 /** The headers every answer carries, whatever its path, method or status. */
@@ -273,10 +274,58 @@ describe('e2e: cookies under an https issuer whose TLS ends at a proxy', functio
 
   before(async () => {
     // No PROXY setting: the connection reaching Latchkey is plain http and carries no X-Forwarded-Proto.
-    server = await startServer({ env: { ISSUER } });
+    server = await startServer({
+      env: { ISSUER },
+      clients: [
+        { client_id: 'app', token_endpoint_auth_method: 'none', redirect_uris: [REDIRECT], post_logout_redirect_uris: [SIGNED_OUT] },
+        { client_id: 'tv', token_endpoint_auth_method: 'none', application_type: 'native', grant_types: ['urn:ietf:params:oauth:grant-type:device_code'], response_types: [], redirect_uris: [] },
+      ],
+    });
     await server.accounts.create('pat', PASSWORD);
   });
   after(() => server?.stop());
+
+  it('every Set-Cookie of every flow is Secure, HttpOnly and SameSite=Lax (a wrong password, a declined and an allowed consent, select_account, prompt=login, the account page, a device code, signing out), and every page on the way forbids framing and storing (OWASP ASVS V3.4, RFC 9700 §4.16)', async () => {
+    const agent = new Agent();
+    const pages: { url: string; headers: Headers }[] = [];
+    const request = agent.request.bind(agent);
+    agent.request = async (url: string, init?: RequestInit) => {
+      const response = await request(url.replace(ISSUER, server.url), init);
+      pages.push({ url: `${init?.method ?? 'GET'} ${url}`, headers: response.headers });
+      return response;
+    };
+    const auth = (extra: Record<string, string> = {}) =>
+      `${ISSUER}/auth?${new URLSearchParams({ client_id: 'app', response_type: 'code', scope: 'openid', redirect_uri: REDIRECT, code_challenge: 'a'.repeat(43), code_challenge_method: 'S256', ...extra })}`;
+    let page = await agent.follow(auth(), {}, REDIRECT);
+    page = await agent.submit(page, '/login', { username: 'pat', password: 'not the password at all' }, REDIRECT);
+    assert.equal(page.status, 401);
+    page = await signInSteps(agent, page, { username: 'pat', password: PASSWORD, consent: 'stop', stopAt: REDIRECT });
+    assert.match((await agent.submit(page, '/abort', {}, REDIRECT)).url, /error=access_denied/);
+    assert.match((await signInSteps(agent, await agent.follow(auth({ prompt: 'consent' }), {}, REDIRECT), { username: 'pat', password: PASSWORD, stopAt: REDIRECT })).url, /code=/);
+    assert.match((await agent.follow(auth({ prompt: 'select_account' }), {}, REDIRECT)).html, /<form/);
+    assert.match((await signInSteps(agent, await agent.follow(auth({ prompt: 'login' }), {}, REDIRECT), { username: 'pat', password: PASSWORD, stopAt: REDIRECT })).url, /code=/);
+    assert.equal((await agent.follow(`${ISSUER}/account`)).status, 200);
+    const device = await fetch(`${server.url}/device/auth`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'client_id=tv&scope=openid' });
+    const { user_code: userCode } = (await device.json()) as { user_code: string };
+    assert.equal((await agent.submit(await agent.follow(`${ISSUER}/device`), '/device', { user_code: userCode })).status, 200);
+    const signOut = await agent.follow(`${ISSUER}/session/end?${new URLSearchParams({ client_id: 'app', post_logout_redirect_uri: SIGNED_OUT })}`, {}, SIGNED_OUT);
+    assert.equal((await agent.submit(signOut, '/session/end/confirm', { logout: 'yes' }, SIGNED_OUT)).url, SIGNED_OUT);
+    assert.equal((await agent.follow(`${ISSUER}/interaction/no-such-sign-in`)).status, 400);
+
+    const names = new Set(agent.setCookies.map((line) => line.split('=')[0]!.replace(/^(__Host-lk_flow_).+$/, '$1<uid>')));
+    for (const name of ['lk_interaction', 'lk_resume', '__Host-lk_flow_<uid>', '__Host-lk_session']) assert.ok(names.has(name), `${name} was set: ${[...names].join(', ')}`);
+    for (const line of agent.setCookies) {
+      const attributes = line.split(';').slice(1).map((a) => a.trim().toLowerCase());
+      for (const attribute of ['secure', 'httponly', 'samesite=lax']) assert.ok(attributes.includes(attribute), `not ${attribute}: ${line.replace(/=[^;]*/, '=…')}`);
+    }
+    const html = pages.filter(({ headers }) => /^text\/html/.test(headers.get('content-type') ?? ''));
+    assert.ok(html.length >= 10, `${html.length} pages`);
+    for (const { url, headers } of html) {
+      assert.equal(headers.get('x-frame-options'), 'DENY', url);
+      assert.match(headers.get('content-security-policy') ?? '', /frame-ancestors 'none'/, url);
+      assert.match(headers.get('cache-control') ?? '', /no-store/, url);
+    }
+  });
 
   it('HSTS on every answer under an https issuer (a year, subdomains too), and never under an http one (a development localhost)', async () => {
     for (const path of ['/', '/developer', '/no-such-page', '/.well-known/openid-configuration']) {

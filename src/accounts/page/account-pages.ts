@@ -9,6 +9,7 @@ import type { Middleware } from 'koa';
 import type { ClientMetadata as ClientMetadataInput } from 'oidc-provider';
 import { FIRST_PARTY_CLIENT_IDS, FIRST_PARTY_PAGES, firstPartyClient, firstPartySignIn } from '../../http/first-party-sign-in.js';
 import { underPrefix } from '../../http/under-prefix.js';
+import { routesWithAllow } from '../../http/method-not-allowed.js';
 import type { Logger } from '../../ops/logger.js';
 import type { ProviderInService } from '../../provider-in-service.js';
 import type { GrantRevocation } from '../../revocation/grants.js';
@@ -69,5 +70,5 @@ export function accountPages(options: Options): Middleware {
   ];
   for (const extend of [...own, ...extensions]) extend(page);
   page.router.get('/', page.personRequired, async (ctx) => page.show(ctx, ctx.state.person as Person));
-  return underPrefix(ACCOUNT_PATH, page.router.routes() as Middleware);
+  return underPrefix(ACCOUNT_PATH, routesWithAllow(page.router));
 }
