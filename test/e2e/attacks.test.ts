@@ -582,6 +582,25 @@ describe('attacks: second factor, step-up and the new endpoints (black box)', fu
     assert.equal(freed.status, 200, freed.html.slice(0, 300));
   });
 
+  it("amr never claims a hardware-secured key (hwk) for a passkey no attestation vouched for: a software authenticator that registers with \"none\" attestation and says it is bound to one device (backup flags clear) signs in with amr swk, acr phr (RFC 8176 §2, WebAuthn L3 §6.1 flags)", async () => {
+    await server.accounts.create('kit', PASSWORD);
+    const origin = new URL(server.issuer).origin;
+    const key = softPasskey();
+    const agent = new Agent();
+    const shown = await signInSteps(agent, await agent.follow(`${server.issuer}/account`), { username: 'kit', password: PASSWORD, login: 'required', consent: 'stop' });
+    // flags UP|UV|AT, backup eligible and backed up clear: "single device", in the authenticator's own unsigned word.
+    const added = await agent.submit(shown, '/account/passkeys/add', { name: 'soft', credential: attestation(key, key.id, origin, passkeyChallenge(shown)) });
+    assert.match(added.html, /Passkey added/);
+    const signedIn = new Agent();
+    const { page, verifier } = await authorize(signedIn, 'app');
+    const kitSub = (await server.accounts.findByUsername('kit'))!.sub;
+    const done = await signedIn.submit(page, '/passkey', { credential: assertion(key, origin, passkeyChallenge(page), kitSub, 1) }, REDIRECT);
+    const claims = (await tokensAt('app', done, verifier, signedIn)).claims()!;
+    assert.equal(claims.acr, 'phr', 'a passkey is phishing-resistant whatever holds its key');
+    assert.ok(!(claims.amr as string[]).includes('hwk'), `no hardware key claimed: ${JSON.stringify(claims.amr)}`);
+    assert.deepEqual(claims.amr, ['swk', 'mfa']);
+  });
+
   /** Whether `agent`'s session still signs it in to the app silently (prompt=none): "signed in", or the error. */
   const silently = async (agent: Agent) => new URL((await authorize(agent, 'app', { prompt: 'none' })).page.url).searchParams.get('error') ?? 'signed in';
   const userinfo = async (accessToken: string) => (await fetch(`${server.url}/me`, { headers: { authorization: `Bearer ${accessToken}` } })).status;
