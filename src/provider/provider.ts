@@ -90,7 +90,7 @@ import { ALREADY_CHECKED, applyRequirements, enforcePolicy, OFFERED_API_SCOPES, 
 import { predatesClient, type Consents } from './consents.js';
 import { resourceServers } from '../apis/builtin.js';
 import { CLOCK_TOLERANCE, sessionLifetime } from '../lifetimes.js';
-import { defaultResource, heldByClientNow, mayIntrospect, resourceServerInfo } from './resource-servers.js';
+import { defaultResource, heldByApiNow, heldByClientNow, mayIntrospect, resourceServerInfo } from './resource-servers.js';
 
 export interface ProviderDependencies {
   readonly config: Config;
@@ -423,11 +423,12 @@ function features({ config, apis, revocations, accounts, logoutPages, devicePage
         // A token on the revocation list (its client deleted, its API removed, its client's operator
         // grant narrowed: revocation/opaque-introspection.ts) is not introspectable either; both are
         // read in one round trip. Nor one of a client whose metadata document is gone, nor a person's
-        // token holding a scope an operator took from its client since (resource-servers.ts heldByClientNow).
+        // token holding a scope an operator took from its client since (resource-servers.ts heldByClientNow),
+        // nor a token for an API that no longer offers a scope it carries (heldByApiNow).
         allowedPolicy: async (ctx, caller, token) => {
           const { clientId, accountId, aud, scope, kind, iat, acr } = token as unknown as { clientId?: string; accountId?: string; aud?: unknown; scope?: string; kind: string; iat?: number; acr?: unknown };
           const clientCredentials = kind === 'ClientCredentials';
-          const [allowed, deleted, resolves, held, personEnded] = await Promise.all([
+          const [allowed, deleted, resolves, held, personEnded, offered] = await Promise.all([
             mayIntrospect(apis, caller, { clientId, aud, scope, clientCredentials }),
             opaqueRevoked(revocations, { clientId, accountId, iat, aud, scope, clientCredentials }),
             clientResolves(ctx.oidc.provider, clientId, config.outbound.allowPrivateNetworks),
@@ -439,8 +440,10 @@ function features({ config, apis, revocations, accounts, logoutPages, devicePage
               : true,
             // A refresh token outlives the person's list entry: held to the account's cutoff, as a refresh is (findAccount).
             kind === 'RefreshToken' && accountId ? accounts.find(accountId).then((account) => !account || account.disabled || endedWithPerson(account, iat, 'token', clientId)) : false,
+            // An access token for an API that no longer offers a scope it carries (or is no longer configured).
+            kind === 'AccessToken' || clientCredentials ? heldByApiNow(apis, { aud, scope }) : true,
           ]);
-          return allowed && !deleted && resolves && held && !personEnded;
+          return allowed && !deleted && resolves && held && !personEnded && offered;
         },
       },
       revocation: {
@@ -642,8 +645,8 @@ function applyPatches(
         // A person's token carries the grant claim and their sub; a client's own carries neither.
         clientCredentials: claims[GRANT_CLAIM] === undefined && claims.sub === claims.client_id,
       };
-      const [allowed, held] = await Promise.all([mayIntrospect(apis, caller, token), heldByClientNow(provider, caller, token)]);
-      return allowed && held && clientResolves(provider, claims.client_id, config.outbound.allowPrivateNetworks);
+      const [allowed, held, offered] = await Promise.all([mayIntrospect(apis, caller, token), heldByClientNow(provider, caller, token), heldByApiNow(apis, token)]);
+      return allowed && held && offered && clientResolves(provider, claims.client_id, config.outbound.allowPrivateNetworks);
     },
     // The person's grants to the token's client, one of which its gid names (a hash of the id).
     grantOf: async (claims) => {

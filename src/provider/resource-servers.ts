@@ -167,6 +167,24 @@ export async function mayIntrospect(apis: Apis, caller: { clientId: string; clie
 }
 
 /**
+ * RFC 7662 §2.2: a token for an API is active only while that API is still offered with every scope
+ * the token carries. An operator who took a scope out of an API's definition (its `resourceServers`
+ * entry, at the next start), or the API out of the configuration, no longer offers it: refreshes
+ * are narrowed to what the API has now (resourceServerInfo), and no resource server is told at
+ * introspection that a token issued before still holds the scope taken away (it was, until the token
+ * expired). A stored API removed is answered by the revocation list; a stored API's reserved scope
+ * read away (apis.ts withoutReserved) is taken away alike. Tokens without an audience (userinfo's, a
+ * client's own without `resource`) are not an API's.
+ */
+export async function heldByApiNow(apis: Apis, token: { readonly aud?: unknown; readonly scope?: unknown }): Promise<boolean> {
+  const audiences = [token.aud].flat().filter((aud): aud is string => typeof aud === 'string');
+  if (!audiences.length) return true;
+  const scopes = typeof token.scope === 'string' ? token.scope.split(' ').filter(Boolean) : [];
+  const found = await Promise.all(audiences.map((aud) => apis.find(aud)));
+  return found.every((api) => api !== undefined && scopes.every((scope) => api.scopes.includes(scope)));
+}
+
+/**
  * A person's access token introspects active only while every scope it carries is one its client may
  * still request (a refresh token (`refresh`) while it would still refresh: offlineAccessHeld, and the
  * sign-in level its client requires now): an operator who narrowed the client's `scope` metadata (admin API, CLI) has
