@@ -1205,6 +1205,22 @@ describe('attacks: Latchkey hands out no more than was granted (black box)', fun
     assert.deepEqual(((await own.json()) as { redirect_uris: string[] }).redirect_uris, ['https://registrant.example.test/cb'], 'its redirect URIs are its own');
   });
 
+  it("a refresh that narrows the scope narrows the claims with it: its ID token and userinfo give no claim of a scope left out, and introspection says the narrowed scope (RFC 6749 §6, OIDC Core §5.4, §12.2)", async () => {
+    const agent = new Agent();
+    const { page, verifier } = await startAuthorization(agent, app, REDIRECT, { scope: 'openid offline_access email profile', prompt: 'consent' });
+    const back = await signInSteps(agent, page, { username: 'pat', password: PASSWORD, stopAt: REDIRECT });
+    const issued = await token(APP, { grant_type: 'authorization_code', code: new URL(back.url).searchParams.get('code')!, redirect_uri: REDIRECT, code_verifier: verifier });
+    assert.equal(decodeJwt(issued.body.id_token!).email, 'pat@example.test');
+    const narrowed = await token(APP, { grant_type: 'refresh_token', refresh_token: issued.body.refresh_token!, scope: 'openid offline_access' });
+    assert.equal(narrowed.status, 200, JSON.stringify(narrowed.body));
+    assert.equal(narrowed.body.scope, 'openid offline_access');
+    const idToken = decodeJwt(narrowed.body.id_token!);
+    assert.deepEqual([idToken.email, idToken.email_verified, idToken.name], [undefined, undefined, undefined], JSON.stringify(idToken));
+    const userinfo = await fetch(`${server.url}/me`, { headers: { authorization: `Bearer ${narrowed.body.access_token}` } });
+    assert.deepEqual(Object.keys((await userinfo.json()) as Record<string, unknown>), ['sub']);
+    assert.equal((await introspection(APP, narrowed.body.access_token!)).scope, 'openid offline_access');
+  });
+
   it("an API that no longer offers a scope is told no token still holds it: once an operator took a scope out of a configured API (or the API out of the configuration) and restarted, a person's access token issued before with it introspects inactive, opaque or JWT; refreshes give what is left (RFC 7662 §2.2, RFC 8707 §2)", async () => {
     const LEDGER = 'https://ledger.example.test';
     const RETIRED = 'https://retired.example.test';
