@@ -310,11 +310,13 @@ function accountsAndConsent({ config, accounts, consents, federated, revocations
     // par.required is enforced per client (registration/policy.ts applyRequirements), so discovery
     // says it here rather than through the engine's global switch, which would lock out our own pages.
     // RFC 8414 §2: without *_endpoint_auth_methods_supported, introspection and revocation would
-    // claim client_secret_basic only; they take every method the token endpoint does.
+    // claim client_secret_basic only. Revocation takes every method the token endpoint does (a public
+    // client revokes its own tokens: RFC 7009 §5); introspection those that authenticate (RFC 7662
+    // §2.1: a public client is answered {"active": false}, resource-servers.ts mayIntrospect).
     discovery: {
       ...Object.fromEntries(
-        ['introspection', 'revocation'].flatMap((endpoint) => [
-          [`${endpoint}_endpoint_auth_methods_supported`, CLIENT_AUTH_METHODS],
+        (['introspection', 'revocation'] as const).flatMap((endpoint) => [
+          [`${endpoint}_endpoint_auth_methods_supported`, endpoint === 'introspection' ? CLIENT_AUTH_METHODS.filter((method) => method !== 'none') : CLIENT_AUTH_METHODS],
           [`${endpoint}_endpoint_auth_signing_alg_values_supported`, CLIENT_AUTH_ALGORITHMS],
         ]),
       ),

@@ -141,17 +141,21 @@ export interface IntrospectedToken {
 
 /**
  * RFC 7662 §4: who may learn about a token at introspection. The client it was issued to, and a
- * client that serves as the token's audience (an operator granted it `introspect` at that API, and
- * it authenticated: not a public client).
+ * client that serves as the token's audience (an operator granted it `introspect` at that API);
+ * either only when it authenticated (RFC 7662 §2.1): never a public client.
  * A client_credentials token for an API is active only while its client still holds the grant
  * for every scope it carries: revoking a grant ends the opaque tokens issued under it at once.
  */
 export async function mayIntrospect(apis: Apis, caller: { clientId: string; clientAuthMethod?: string }, token: IntrospectedToken): Promise<boolean> {
+  // RFC 7662 §2.1: the endpoint MUST require some authorization of its caller. A public client's
+  // client_id is known to anyone and proves nothing: whoever holds a token of such a client (leaked
+  // in a log, say) would learn whose it is, for what and how long, without the API it is for. A
+  // public client learns nothing, not even about its own tokens (it reads them or calls userinfo).
+  if (caller.clientAuthMethod === 'none') return false;
   const callerId = caller.clientId;
   const audiences = [token.aud].flat().filter((aud): aud is string => typeof aud === 'string');
   const own = token.clientId !== undefined && token.clientId === callerId;
-  // Serving as an API takes client authentication: a public client's client_id proves nothing.
-  const servesAsApi = !own && audiences.length > 0 && caller.clientAuthMethod !== 'none';
+  const servesAsApi = !own && audiences.length > 0;
   const issuedUnderGrant = token.clientCredentials && !!token.clientId && audiences.length > 0;
   // Introspection is hot: both clients' grants are read together.
   const [ownerGrants, callerGrants] = await Promise.all([

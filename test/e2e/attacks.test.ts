@@ -190,10 +190,11 @@ describe('attacks: second factor, step-up and the new endpoints (black box)', fu
   it('step-up downgrade by refresh: a refresh token from a password-only sign-in stops working once the client requires MFA, and introspects inactive (OIDC Core §12, RFC 6749 §5.2 invalid_grant, RFC 7662 §2.2)', async () => {
     const created = await admin('/clients', {
       method: 'POST',
-      body: JSON.stringify({ client_id: 'later-strict', token_endpoint_auth_method: 'none', redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'] }),
+      // Confidential: its client is told at introspection (a public client learns nothing there, RFC 7662 §2.1).
+      body: JSON.stringify({ client_id: 'later-strict', client_secret: SECRET, redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'] }),
     });
     assert.equal(created.status, 201, await created.clone().text());
-    configs['later-strict'] = await discover('later-strict');
+    configs['later-strict'] = await discover('later-strict', SECRET);
     const agent = new Agent();
     const { page, verifier } = await authorize(agent, 'later-strict', { scope: 'openid offline_access', prompt: 'consent' });
     const signedIn = await signInSteps(agent, page, { username: 'bob', password: PASSWORD, login: 'required', stopAt: REDIRECT });
@@ -202,13 +203,14 @@ describe('attacks: second factor, step-up and the new endpoints (black box)', fu
     assert.ok(tokens.refresh_token, 'a refresh token');
     const refreshed = await oidc.refreshTokenGrant(configs['later-strict']!, tokens.refresh_token);
     assert.ok(refreshed.access_token, 'it refreshes while the client does not require MFA');
+    assert.equal((await oidc.tokenIntrospection(configs['later-strict']!, refreshed.refresh_token!)).active, true, 'and introspects active');
 
     const updated = await admin('/clients/later-strict', {
       method: 'PUT',
-      body: JSON.stringify({ token_endpoint_auth_method: 'none', redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'], require_mfa: true }),
+      body: JSON.stringify({ redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'], require_mfa: true }),
     });
     assert.equal(updated.status, 200, await updated.clone().text());
-    configs['later-strict'] = await discover('later-strict');
+    configs['later-strict'] = await discover('later-strict', SECRET);
     await assert.rejects(oidc.refreshTokenGrant(configs['later-strict']!, refreshed.refresh_token!), (error: oidc.ResponseBodyError) => {
       assert.equal(error.error, 'invalid_grant');
       return true;
