@@ -27,10 +27,13 @@ export function assurance(methods: readonly Method[]): { acr: Acr; amr: string[]
     if (method === 'password') amr.add('pwd');
     if (method === 'federated') amr.add('fed');
     if (method === 'totp') amr.add('otp');
-    if (method === 'passkey-device-bound') amr.add('hwk');
-    if (method === 'passkey-synced') amr.add('swk');
+    // RFC 8176 `hwk` is a hardware-secured key. Passkeys are registered with "none" attestation, so
+    // whether one is device-bound (its backup flags) is the authenticator's own unsigned word, which a
+    // software authenticator says as readily: every passkey is `swk`, proof of possession of a key,
+    // never more than we can vouch for. Its level (`phr`) holds either way: the key is origin-bound.
+    if (method === 'passkey-device-bound' || method === 'passkey-synced') amr.add('swk');
   }
-  const passkey = amr.has('hwk') || amr.has('swk');
+  const passkey = amr.has('swk');
   // A passkey is verified with the person's PIN or biometric (user verification is required): two factors.
   const factors = methods.length + (passkey ? 1 : 0);
   if (factors >= 2) amr.add('mfa');

@@ -15,7 +15,7 @@ export interface StoredPasskey {
   readonly counter: number;
   readonly transports?: string[];
   readonly name: string;
-  /** singleDevice (bound to one authenticator) or multiDevice (synced): `hwk` or `swk` in amr. */
+  /** singleDevice (bound to one authenticator) or multiDevice (synced), as the authenticator says (no attestation): `swk` in amr either way (assurance.ts). */
   readonly deviceType: 'singleDevice' | 'multiDevice';
   readonly createdAt: number;
   readonly lastUsedAt?: number;

@@ -93,7 +93,7 @@ import { ALREADY_CHECKED, applyRequirements, enforcePolicy, OFFERED_API_SCOPES, 
 import { predatesClient, type Consents } from './consents.js';
 import { resourceServers } from '../apis/builtin.js';
 import { CLOCK_TOLERANCE, sessionLifetime } from '../lifetimes.js';
-import { defaultResource, heldByClientNow, mayIntrospect, resourceServerInfo } from './resource-servers.js';
+import { defaultResource, heldByApiNow, heldByClientNow, mayIntrospect, resourceServerInfo } from './resource-servers.js';
 
 export interface ProviderDependencies {
   readonly config: Config;
@@ -313,11 +313,13 @@ function accountsAndConsent({ config, accounts, consents, federated, revocations
     // par.required is enforced per client (registration/policy.ts applyRequirements), so discovery
     // says it here rather than through the engine's global switch, which would lock out our own pages.
     // RFC 8414 §2: without *_endpoint_auth_methods_supported, introspection and revocation would
-    // claim client_secret_basic only; they take every method the token endpoint does.
+    // claim client_secret_basic only. Revocation takes every method the token endpoint does (a public
+    // client revokes its own tokens: RFC 7009 §5); introspection those that authenticate (RFC 7662
+    // §2.1: a public client is answered {"active": false}, resource-servers.ts mayIntrospect).
     discovery: {
       ...Object.fromEntries(
-        ['introspection', 'revocation'].flatMap((endpoint) => [
-          [`${endpoint}_endpoint_auth_methods_supported`, CLIENT_AUTH_METHODS],
+        (['introspection', 'revocation'] as const).flatMap((endpoint) => [
+          [`${endpoint}_endpoint_auth_methods_supported`, endpoint === 'introspection' ? CLIENT_AUTH_METHODS.filter((method) => method !== 'none') : CLIENT_AUTH_METHODS],
           [`${endpoint}_endpoint_auth_signing_alg_values_supported`, CLIENT_AUTH_ALGORITHMS],
         ]),
       ),
@@ -426,11 +428,12 @@ function features({ config, apis, revocations, accounts, logoutPages, devicePage
         // A token on the revocation list (its client deleted, its API removed, its client's operator
         // grant narrowed: revocation/opaque-introspection.ts) is not introspectable either; both are
         // read in one round trip. Nor one of a client whose metadata document is gone, nor a person's
-        // token holding a scope an operator took from its client since (resource-servers.ts heldByClientNow).
+        // token holding a scope an operator took from its client since (resource-servers.ts heldByClientNow),
+        // nor a token for an API that no longer offers a scope it carries (heldByApiNow).
         allowedPolicy: async (ctx, caller, token) => {
           const { clientId, accountId, aud, scope, kind, iat, acr } = token as unknown as { clientId?: string; accountId?: string; aud?: unknown; scope?: string; kind: string; iat?: number; acr?: unknown };
           const clientCredentials = kind === 'ClientCredentials';
-          const [allowed, deleted, resolves, held, personEnded] = await Promise.all([
+          const [allowed, deleted, resolves, held, personEnded, offered] = await Promise.all([
             mayIntrospect(apis, caller, { clientId, aud, scope, clientCredentials }),
             opaqueRevoked(revocations, { clientId, accountId, iat, aud, scope, clientCredentials }),
             clientResolves(ctx.oidc.provider, clientId, config.outbound.allowPrivateNetworks),
@@ -442,8 +445,10 @@ function features({ config, apis, revocations, accounts, logoutPages, devicePage
               : true,
             // A refresh token outlives the person's list entry: held to the account's cutoff, as a refresh is (findAccount).
             kind === 'RefreshToken' && accountId ? accounts.find(accountId).then((account) => !account || account.disabled || endedWithPerson(account, iat, 'token', clientId)) : false,
+            // An access token for an API that no longer offers a scope it carries (or is no longer configured).
+            kind === 'AccessToken' || clientCredentials ? heldByApiNow(apis, { aud, scope }) : true,
           ]);
-          return allowed && !deleted && resolves && held && !personEnded;
+          return allowed && !deleted && resolves && held && !personEnded && offered;
         },
       },
       revocation: {
@@ -649,8 +654,8 @@ function applyPatches(
         // A person's token carries the grant claim and their sub; a client's own carries neither.
         clientCredentials: claims[GRANT_CLAIM] === undefined && claims.sub === claims.client_id,
       };
-      const [allowed, held] = await Promise.all([mayIntrospect(apis, caller, token), heldByClientNow(provider, caller, token)]);
-      return allowed && held && clientResolves(provider, claims.client_id, config.outbound.allowPrivateNetworks);
+      const [allowed, held, offered] = await Promise.all([mayIntrospect(apis, caller, token), heldByClientNow(provider, caller, token), heldByApiNow(apis, token)]);
+      return allowed && held && offered && clientResolves(provider, claims.client_id, config.outbound.allowPrivateNetworks);
     },
     // The person's grants to the token's client, one of which its gid names (a hash of the id).
     grantOf: async (claims) => {

@@ -141,17 +141,21 @@ export interface IntrospectedToken {
 
 /**
  * RFC 7662 §4: who may learn about a token at introspection. The client it was issued to, and a
- * client that serves as the token's audience (an operator granted it `introspect` at that API, and
- * it authenticated: not a public client).
+ * client that serves as the token's audience (an operator granted it `introspect` at that API);
+ * either only when it authenticated (RFC 7662 §2.1): never a public client.
  * A client_credentials token for an API is active only while its client still holds the grant
  * for every scope it carries: revoking a grant ends the opaque tokens issued under it at once.
  */
 export async function mayIntrospect(apis: Apis, caller: { clientId: string; clientAuthMethod?: string }, token: IntrospectedToken): Promise<boolean> {
+  // RFC 7662 §2.1: the endpoint MUST require some authorization of its caller. A public client's
+  // client_id is known to anyone and proves nothing: whoever holds a token of such a client (leaked
+  // in a log, say) would learn whose it is, for what and how long, without the API it is for. A
+  // public client learns nothing, not even about its own tokens (it reads them or calls userinfo).
+  if (caller.clientAuthMethod === 'none') return false;
   const callerId = caller.clientId;
   const audiences = [token.aud].flat().filter((aud): aud is string => typeof aud === 'string');
   const own = token.clientId !== undefined && token.clientId === callerId;
-  // Serving as an API takes client authentication: a public client's client_id proves nothing.
-  const servesAsApi = !own && audiences.length > 0 && caller.clientAuthMethod !== 'none';
+  const servesAsApi = !own && audiences.length > 0;
   const issuedUnderGrant = token.clientCredentials && !!token.clientId && audiences.length > 0;
   // Introspection is hot: both clients' grants are read together.
   const [ownerGrants, callerGrants] = await Promise.all([
@@ -164,6 +168,24 @@ export async function mayIntrospect(apis: Apis, caller: { clientId: string; clie
   }
   if (own) return true;
   return !!callerGrants && audiences.some((aud) => callerGrants[aud]?.introspect === true);
+}
+
+/**
+ * RFC 7662 §2.2: a token for an API is active only while that API is still offered with every scope
+ * the token carries. An operator who took a scope out of an API's definition (its `resourceServers`
+ * entry, at the next start), or the API out of the configuration, no longer offers it: refreshes
+ * are narrowed to what the API has now (resourceServerInfo), and no resource server is told at
+ * introspection that a token issued before still holds the scope taken away (it was, until the token
+ * expired). A stored API removed is answered by the revocation list; a stored API's reserved scope
+ * read away (apis.ts withoutReserved) is taken away alike. Tokens without an audience (userinfo's, a
+ * client's own without `resource`) are not an API's.
+ */
+export async function heldByApiNow(apis: Apis, token: { readonly aud?: unknown; readonly scope?: unknown }): Promise<boolean> {
+  const audiences = [token.aud].flat().filter((aud): aud is string => typeof aud === 'string');
+  if (!audiences.length) return true;
+  const scopes = typeof token.scope === 'string' ? token.scope.split(' ').filter(Boolean) : [];
+  const found = await Promise.all(audiences.map((aud) => apis.find(aud)));
+  return found.every((api) => api !== undefined && scopes.every((scope) => api.scopes.includes(scope)));
 }
 
 /**

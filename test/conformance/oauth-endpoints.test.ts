@@ -277,11 +277,12 @@ describe('OAuth 2.0 endpoints to the letter (RFC 6749 §2.3.1, §5; RFC 7009; RF
   });
 
   describe('introspection and revocation take what the metadata says (RFC 8414 §2, RFC 7662 §2.1, RFC 7009 §2.1)', () => {
-    it('introspection_ and revocation_endpoint_auth_methods_supported list the methods the token endpoint takes', () => {
+    it('introspection_ and revocation_endpoint_auth_methods_supported list the methods the token endpoint takes (introspection those that authenticate: no none, RFC 7662 §2.1)', () => {
       const metadata = op.metadata as Record<string, unknown>;
       assert.ok(op.metadata.token_endpoint_auth_methods_supported?.includes('private_key_jwt'));
       for (const endpoint of ['introspection', 'revocation']) {
-        assert.deepEqual(metadata[`${endpoint}_endpoint_auth_methods_supported`], op.metadata.token_endpoint_auth_methods_supported, endpoint);
+        const expected = op.metadata.token_endpoint_auth_methods_supported!.filter((method) => endpoint === 'revocation' || method !== 'none');
+        assert.deepEqual(metadata[`${endpoint}_endpoint_auth_methods_supported`], expected, endpoint);
         assert.deepEqual(metadata[`${endpoint}_endpoint_auth_signing_alg_values_supported`], op.metadata.token_endpoint_auth_signing_alg_values_supported, endpoint);
       }
     });

@@ -351,6 +351,27 @@ describe('e2e: APIs and operator grants (client_credentials, privileged APIs, in
       assert.deepEqual(await introspect(RS, tokens.refresh_token!), { active: false }, 'a refresh token has no audience: only its client learns of it');
       assert.equal((await introspect(CONSOLE, tokens.refresh_token!)).active, true);
     });
+    it("a public client learns nothing at introspection, not even of its own tokens: whoever holds one of its tokens (leaked in a log, say) is not told whose it is or what it is for, by naming its public client_id (RFC 7662 §2.1, §4); discovery lists no `none` for introspection, and revocation still takes it (RFC 7009 §5)", async () => {
+      const config = await oidc.discovery(new URL(server.issuer), 'spa', undefined, oidc.None(), { execute: [oidc.allowInsecureRequests] });
+      const flow = await frontChannel(config, { redirectUri: 'http://localhost:5173/cb', username: 'olga', password: PASSWORD, params: { scope: 'openid read', resource: API, prompt: 'consent' } });
+      const forApi = await oidc.authorizationCodeGrant(config, flow.callback, { pkceCodeVerifier: flow.verifier }, { resource: API });
+      const again = await frontChannel(config, { redirectUri: 'http://localhost:5173/cb', username: 'olga', password: PASSWORD, params: { scope: 'openid' }, agent: flow.agent });
+      const forUserinfo = await oidc.authorizationCodeGrant(config, again.callback, { pkceCodeVerifier: again.verifier });
+      const asPublic = async (value: string) => {
+        const response = await fetch(`${server.url}/token/introspection`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' }, body: new URLSearchParams({ token: value, client_id: 'spa' }) });
+        return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+      };
+      for (const [what, value] of Object.entries({ jwt: forApi.access_token, opaque: forUserinfo.access_token })) {
+        assert.deepEqual(await asPublic(value), { status: 200, body: { active: false } }, what);
+      }
+      // The API's own introspector, which authenticates, is told.
+      assert.equal((await introspect(RS, forApi.access_token)).active, true);
+      const discovery = (await (await fetch(`${server.issuer}/.well-known/openid-configuration`)).json()) as Record<string, string[]>;
+      assert.ok(!discovery.introspection_endpoint_auth_methods_supported!.includes('none'));
+      assert.ok(discovery.revocation_endpoint_auth_methods_supported!.includes('none'));
+      await oidc.tokenRevocation(config, forUserinfo.access_token);
+      assert.equal((await fetch(`${server.url}/me`, { headers: { authorization: `Bearer ${forUserinfo.access_token}` } })).status, 401, 'revoked by its public client');
+    });
   });
 
   describe('runtime APIs: the CLI and the admin API, seen by the server at once', () => {

@@ -190,10 +190,11 @@ describe('attacks: second factor, step-up and the new endpoints (black box)', fu
   it('step-up downgrade by refresh: a refresh token from a password-only sign-in stops working once the client requires MFA, and introspects inactive (OIDC Core §12, RFC 6749 §5.2 invalid_grant, RFC 7662 §2.2)', async () => {
     const created = await admin('/clients', {
       method: 'POST',
-      body: JSON.stringify({ client_id: 'later-strict', token_endpoint_auth_method: 'none', redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'] }),
+      // Confidential: its client is told at introspection (a public client learns nothing there, RFC 7662 §2.1).
+      body: JSON.stringify({ client_id: 'later-strict', client_secret: SECRET, redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'] }),
     });
     assert.equal(created.status, 201, await created.clone().text());
-    configs['later-strict'] = await discover('later-strict');
+    configs['later-strict'] = await discover('later-strict', SECRET);
     const agent = new Agent();
     const { page, verifier } = await authorize(agent, 'later-strict', { scope: 'openid offline_access', prompt: 'consent' });
     const signedIn = await signInSteps(agent, page, { username: 'bob', password: PASSWORD, login: 'required', stopAt: REDIRECT });
@@ -202,13 +203,14 @@ describe('attacks: second factor, step-up and the new endpoints (black box)', fu
     assert.ok(tokens.refresh_token, 'a refresh token');
     const refreshed = await oidc.refreshTokenGrant(configs['later-strict']!, tokens.refresh_token);
     assert.ok(refreshed.access_token, 'it refreshes while the client does not require MFA');
+    assert.equal((await oidc.tokenIntrospection(configs['later-strict']!, refreshed.refresh_token!)).active, true, 'and introspects active');
 
     const updated = await admin('/clients/later-strict', {
       method: 'PUT',
-      body: JSON.stringify({ token_endpoint_auth_method: 'none', redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'], require_mfa: true }),
+      body: JSON.stringify({ redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'], require_mfa: true }),
     });
     assert.equal(updated.status, 200, await updated.clone().text());
-    configs['later-strict'] = await discover('later-strict');
+    configs['later-strict'] = await discover('later-strict', SECRET);
     await assert.rejects(oidc.refreshTokenGrant(configs['later-strict']!, refreshed.refresh_token!), (error: oidc.ResponseBodyError) => {
       assert.equal(error.error, 'invalid_grant');
       return true;
@@ -580,6 +582,25 @@ describe('attacks: second factor, step-up and the new endpoints (black box)', fu
     shown = await accountPage();
     const freed = await jack.submit(shown, '/account/passkeys/add', { name: 'freed', credential: attestation(jackKey, ivyKey.id, origin, passkeyChallenge(shown)) });
     assert.equal(freed.status, 200, freed.html.slice(0, 300));
+  });
+
+  it("amr never claims a hardware-secured key (hwk) for a passkey no attestation vouched for: a software authenticator that registers with \"none\" attestation and says it is bound to one device (backup flags clear) signs in with amr swk, acr phr (RFC 8176 §2, WebAuthn L3 §6.1 flags)", async () => {
+    await server.accounts.create('kit', PASSWORD);
+    const origin = new URL(server.issuer).origin;
+    const key = softPasskey();
+    const agent = new Agent();
+    const shown = await signInSteps(agent, await agent.follow(`${server.issuer}/account`), { username: 'kit', password: PASSWORD, login: 'required', consent: 'stop' });
+    // flags UP|UV|AT, backup eligible and backed up clear: "single device", in the authenticator's own unsigned word.
+    const added = await agent.submit(shown, '/account/passkeys/add', { name: 'soft', credential: attestation(key, key.id, origin, passkeyChallenge(shown)) });
+    assert.match(added.html, /Passkey added/);
+    const signedIn = new Agent();
+    const { page, verifier } = await authorize(signedIn, 'app');
+    const kitSub = (await server.accounts.findByUsername('kit'))!.sub;
+    const done = await signedIn.submit(page, '/passkey', { credential: assertion(key, origin, passkeyChallenge(page), kitSub, 1) }, REDIRECT);
+    const claims = (await tokensAt('app', done, verifier, signedIn)).claims()!;
+    assert.equal(claims.acr, 'phr', 'a passkey is phishing-resistant whatever holds its key');
+    assert.ok(!(claims.amr as string[]).includes('hwk'), `no hardware key claimed: ${JSON.stringify(claims.amr)}`);
+    assert.deepEqual(claims.amr, ['swk', 'mfa']);
   });
 
   /** Whether `agent`'s session still signs it in to the app silently (prompt=none): "signed in", or the error. */

@@ -9,7 +9,8 @@ import { createServer, type AddressInfo } from 'node:net';
 import { decodeJwt, exportJWK, generateKeyPair, SignJWT, type CryptoKey } from 'jose';
 import * as oidc from 'openid-client';
 import { Agent, type Page } from '../helpers/agent.js';
-import { startServer, type TestServer } from '../helpers/server.js';
+import { startServer, testDir, type TestServer } from '../helpers/server.js';
+import { freePort, startRedisServer } from '../helpers/redis.js';
 import { isConsent, isLogin, signInSteps, startAuthorization } from '../helpers/sign-in.js';
 import { API, basic, type ClientCredentials } from '../helpers/tokens.js';
 
@@ -1202,5 +1203,83 @@ describe('attacks: Latchkey hands out no more than was granted (black box)', fun
     assert.equal(update.status, 401, 'update with another client\'s token');
     const own = await fetch(`${server.url}/reg/${second.client_id}`, { headers: { authorization: `Bearer ${second.registration_access_token}` } });
     assert.deepEqual(((await own.json()) as { redirect_uris: string[] }).redirect_uris, ['https://registrant.example.test/cb'], 'its redirect URIs are its own');
+  });
+
+  it("a refresh that narrows the scope narrows the claims with it: its ID token and userinfo give no claim of a scope left out, and introspection says the narrowed scope (RFC 6749 §6, OIDC Core §5.4, §12.2)", async () => {
+    const agent = new Agent();
+    const { page, verifier } = await startAuthorization(agent, app, REDIRECT, { scope: 'openid offline_access email profile', prompt: 'consent' });
+    const back = await signInSteps(agent, page, { username: 'pat', password: PASSWORD, stopAt: REDIRECT });
+    const issued = await token(APP, { grant_type: 'authorization_code', code: new URL(back.url).searchParams.get('code')!, redirect_uri: REDIRECT, code_verifier: verifier });
+    assert.equal(decodeJwt(issued.body.id_token!).email, 'pat@example.test');
+    const narrowed = await token(APP, { grant_type: 'refresh_token', refresh_token: issued.body.refresh_token!, scope: 'openid offline_access' });
+    assert.equal(narrowed.status, 200, JSON.stringify(narrowed.body));
+    assert.equal(narrowed.body.scope, 'openid offline_access');
+    const idToken = decodeJwt(narrowed.body.id_token!);
+    assert.deepEqual([idToken.email, idToken.email_verified, idToken.name], [undefined, undefined, undefined], JSON.stringify(idToken));
+    const userinfo = await fetch(`${server.url}/me`, { headers: { authorization: `Bearer ${narrowed.body.access_token}` } });
+    assert.deepEqual(Object.keys((await userinfo.json()) as Record<string, unknown>), ['sub']);
+    assert.equal((await introspection(APP, narrowed.body.access_token!)).scope, 'openid offline_access');
+  });
+
+  it("an API that no longer offers a scope is told no token still holds it: once an operator took a scope out of a configured API (or the API out of the configuration) and restarted, a person's access token issued before with it introspects inactive, opaque or JWT; refreshes give what is left (RFC 7662 §2.2, RFC 8707 §2)", async () => {
+    const LEDGER = 'https://ledger.example.test';
+    const RETIRED = 'https://retired.example.test';
+    const redis = await startRedisServer();
+    const [dir, port] = [testDir(), await freePort()];
+    const start = (apis: Record<string, unknown>[]) =>
+      startServer({
+        redisUrl: redis.url,
+        dir,
+        port,
+        env: { RESOURCE_SERVERS: JSON.stringify(apis) },
+        clients: [
+          { client_id: APP.id, client_secret: APP.secret, redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'] },
+          { client_id: RS.id, client_secret: RS.secret, redirect_uris: [], grant_types: ['client_credentials'], response_types: [] },
+        ],
+      });
+    const introspector = [{ client_id: RS.id, introspect: true }];
+    let running = await start([
+      { identifier: LEDGER, scopes: ['read', 'write'], format: 'opaque', grants: introspector },
+      { identifier: RETIRED, scopes: ['read'], format: 'jwt', grants: introspector },
+    ]);
+    try {
+      await running.accounts.create('pat', PASSWORD);
+      const ask = async (url: string, client: ClientCredentials, params: Record<string, string>) => {
+        const response = await fetch(`${running.url}${url}`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(client) }, body: new URLSearchParams(params) });
+        return (await response.json()) as Record<string, string>;
+      };
+      const client = await oidc.discovery(new URL(running.issuer), APP.id, APP.secret, oidc.ClientSecretBasic(APP.secret), { execute: [oidc.allowInsecureRequests] });
+      const agent = new Agent();
+      const personTokens = async (resource: string) => {
+        const { page, verifier } = await startAuthorization(agent, client, REDIRECT, { scope: 'openid offline_access read write', resource });
+        const back = await signInSteps(agent, page, { username: 'pat', password: PASSWORD, stopAt: REDIRECT });
+        const code = new URL(back.url).searchParams.get('code');
+        assert.ok(code, back.url);
+        return ask('/token', APP, { grant_type: 'authorization_code', code, redirect_uri: REDIRECT, code_verifier: verifier, resource });
+      };
+      const wide = await personTokens(LEDGER);
+      assert.equal(wide.scope, 'read write', JSON.stringify(wide));
+      const readOnly = await ask('/token', APP, { grant_type: 'refresh_token', refresh_token: wide.refresh_token!, resource: LEDGER, scope: 'read' });
+      const retired = await personTokens(RETIRED);
+      assert.equal(decodeJwt(retired.access_token!).aud, RETIRED);
+      for (const issued of [wide, readOnly, retired]) assert.equal((await ask('/token/introspection', RS, { token: issued.access_token! })).active, true);
+
+      // The operator takes `write` out of the ledger and the retired API out of the configuration.
+      await running.stop();
+      running = await start([{ identifier: LEDGER, scopes: ['read'], format: 'opaque', grants: introspector }]);
+      for (const caller of [RS, APP]) {
+        assert.deepEqual(await ask('/token/introspection', caller, { token: wide.access_token! }), { active: false }, 'a token holding the scope taken away');
+        assert.deepEqual(await ask('/token/introspection', caller, { token: retired.access_token! }), { active: false }, 'a token for an API no longer configured');
+      }
+      const kept = await ask('/token/introspection', RS, { token: readOnly.access_token! });
+      assert.equal(kept.active, true, 'a token within what the API offers now');
+      assert.equal(kept.scope, 'read');
+      const refreshed = await ask('/token', APP, { grant_type: 'refresh_token', refresh_token: readOnly.refresh_token!, resource: LEDGER });
+      assert.equal(refreshed.scope, 'read', JSON.stringify(refreshed));
+      assert.equal((await ask('/token/introspection', RS, { token: refreshed.access_token! })).active, true);
+    } finally {
+      await running.stop();
+      await redis.stop();
+    }
   });
 });

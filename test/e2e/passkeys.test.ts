@@ -3,7 +3,7 @@
  * authenticator (DevTools WebAuthn domain: CTAP2, internal transport, resident keys and user
  * verification), and an app using openid-client: enrol a passkey and an authenticator app (its
  * codes computed here with otpauth) and make recovery codes on the account page; sign out; sign in
- * with the passkey alone (amr hwk, acr phr); a password sign-in then asks for a second factor, and
+ * with the passkey alone (amr swk, acr phr); a password sign-in then asks for a second factor, and
  * the passkey answers it; remove the passkey and see it refused. Screenshots of each new page go to
  * test/artifacts/browser/passkeys/.
  */
@@ -136,13 +136,13 @@ describe('e2e (Chromium, virtual authenticator): passkeys, authenticator app and
     await screenshot('account-page-enrolled');
   });
 
-  it('signed out, the passkey alone signs in to an app through the login page\'s autofill (conditional mediation), no password typed: amr hwk and mfa, acr phr', async () => {
+  it('signed out, the passkey alone signs in to an app through the login page\'s autofill (conditional mediation), no password typed: amr swk and mfa, acr phr', async () => {
     await context.clearCookies();
     // The person picks the passkey the browser's autofill offers (the virtual authenticator answers the page's request at once).
     await presence(true);
     const finish = await authorize(notes);
     const claims = await finish();
-    assert.deepEqual(claims.amr, ['hwk', 'mfa']);
+    assert.deepEqual(claims.amr, ['swk', 'mfa']);
     assert.equal(claims.acr, 'phr');
   });
 
@@ -161,7 +161,7 @@ describe('e2e (Chromium, virtual authenticator): passkeys, authenticator app and
     assert.ok(session && session.expires > 0, '"Keep me signed in" makes the session cookie persistent for a passkey sign-in too');
   });
 
-  it('a password sign-in now asks for a second factor; the passkey answers it (amr pwd hwk mfa); a recovery code works once', async () => {
+  it('a password sign-in now asks for a second factor; the passkey answers it (amr pwd swk mfa); a recovery code works once', async () => {
     await context.clearCookies();
     await presence(false);
     let finish = await authorize(notes);
@@ -171,7 +171,7 @@ describe('e2e (Chromium, virtual authenticator): passkeys, authenticator app and
     await presence(true);
     await page.click('#passkey-button');
     const claims = await finish();
-    assert.deepEqual(claims.amr, ['pwd', 'hwk', 'mfa']);
+    assert.deepEqual(claims.amr, ['pwd', 'swk', 'mfa']);
 
     await presence(false);
     for (const expected of ['accepted', 'refused']) {

@@ -188,7 +188,7 @@ describe('second-factor credentials (real Redis)', function () {
     assert.deepEqual(assurance(['password']), { acr: 'pwd', amr: ['pwd'] });
     assert.deepEqual(assurance(['password', 'totp']), { acr: 'mfa', amr: ['pwd', 'otp', 'mfa'] });
     assert.deepEqual(assurance(['password', 'recovery-code']), { acr: 'mfa', amr: ['pwd', 'mfa'] });
-    assert.deepEqual(assurance(['passkey-device-bound']), { acr: 'phr', amr: ['hwk', 'mfa'] });
+    assert.deepEqual(assurance(['passkey-device-bound']), { acr: 'phr', amr: ['swk', 'mfa'] });
     assert.deepEqual(assurance(['passkey-synced']), { acr: 'phr', amr: ['swk', 'mfa'] });
     assert.equal(requiredAcr(undefined, false), 'pwd');
     assert.equal(requiredAcr(undefined, true), 'mfa');
