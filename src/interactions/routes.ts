@@ -8,7 +8,6 @@
 import Router from '@koa/router';
 import type { Context, Middleware } from 'koa';
 import { underPrefix } from '../http/under-prefix.js';
-import { scoped } from '../http/layers.js';
 import { passwordStamp, type Account, type Accounts } from '../accounts/accounts.js';
 import type { LoginThrottle } from '../accounts/throttle.js';
 import type { SecondFactors, SecondFactorSummary } from '../accounts/second-factors.js';
@@ -110,16 +109,5 @@ export function interactionRoutes(options: Options): Middleware[] {
     ctx.respond = false;
   });
 
-  // EXPERIMENT (not to keep): the login form in the authorization request's own answer.
-  const direct: Middleware = scoped({ paths: ['/auth'] }, async (ctx, next) => {
-    await next();
-    if (ctx.method !== 'GET' || ctx.status !== 303 || !ctx.get('x-lk-direct')) return;
-    const entity = (ctx as unknown as { oidc?: { entities?: { Interaction?: Interaction } } }).oidc?.entities?.Interaction;
-    if (!entity || entity.prompt.name !== 'login' || firstFactorPassed(entity) || choosingAccount(entity)) return;
-    ctx.remove('Location');
-    ctx.status = 200;
-    ctx.set('Cache-Control', 'no-store');
-    await showLogin(steps, ctx, entity);
-  });
-  return [direct, underPrefix('/interaction', router.routes() as Middleware), underPrefix('/upstream', upstream.outerRoutes())];
+  return [underPrefix('/interaction', router.routes() as Middleware), underPrefix('/upstream', upstream.outerRoutes())];
 }

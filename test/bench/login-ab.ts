@@ -94,7 +94,7 @@ const median = (values: number[]) => {
 };
 const spread = (values: number[]) => `${Math.min(...values).toFixed(2)}-${Math.max(...values).toFixed(2)}`;
 
-const scenario = SCENARIOS.find((s) => s.id === (process.env.LOGIN_AB_SCENARIO ?? 'login'))!;
+const scenario = SCENARIOS.find((s) => s.id === 'login')!;
 const servers: Awaited<ReturnType<typeof start>>[] = [];
 try {
   for (const spec of builds) servers.push(await start(spec));

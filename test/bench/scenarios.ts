@@ -281,13 +281,6 @@ function passwordLogin(): Step[] {
   ];
 }
 
-/** EXPERIMENT: the login form in the authorization request's answer. */
-function passwordLoginDirect(): Step[] {
-  const [, page, submit, resume] = passwordLogin();
-  const start = authorizePath('openid', { prompt: 'login' });
-  return [{ name: 'authorize', request: () => ({ method: 'GET', path: start, headers: { accept: 'text/html', 'x-lk-direct': '1' } }), check: page!.check }, submit!, resume!];
-}
-
 function document(name: string, path: string, mustContain: string): Step {
   return {
     name,
@@ -470,19 +463,6 @@ export const SCENARIOS: readonly Scenario[] = [
     prepare: async (target) => {
       await sessions(target, 1);
       return { steps: passwordLogin() };
-    },
-  },
-  {
-    id: 'login-direct',
-    number: '6x',
-    title: 'EXPERIMENT',
-    targets: ['latchkey'],
-    tokenEndpoint: false,
-    hotPath: false,
-    connections: 8,
-    prepare: async (target) => {
-      await sessions(target, 1);
-      return { steps: passwordLoginDirect() };
     },
   },
   {
