@@ -17,6 +17,8 @@
  * /proc/<pid>/task/<pid>/schedstat, in nanoseconds, not clock ticks): where a change to one
  * request shows, without argon2 or the batching of a saturated core in the figure.
  *
+ * With --steps --each, every run is printed as it ends too: how a build's cost moves as V8 warms it up.
+ *
  * With --pool-cpus=<list> (e.g. 1): after the warm-up, each server's libuv pool threads (where
  * argon2 runs) move to those cores, its JavaScript thread staying on core 0: what sharing a core
  * with the hashes costs the JavaScript thread (the argon2 ratio then means nothing).
@@ -32,6 +34,8 @@ import { prepareSideBySide, processCpuSeconds, startPinnedBuild } from './target
 
 const args = process.argv.filter((arg) => !arg.startsWith('--'));
 const stepsMode = process.argv.includes('--steps');
+/** With --steps --each: every run's figures as it ends (how a build's cost moves as V8 warms it up). */
+const eachRun = process.argv.includes('--each');
 const poolCpus = process.argv.find((arg) => arg.startsWith('--pool-cpus='))?.slice('--pool-cpus='.length);
 const builds = (args[2] ?? 'dist-before,dist').split(';').flatMap((list) => list.split(/,(?![A-Z_]+=)/));
 const iterations = Number(args[3] ?? 150);
@@ -124,6 +128,7 @@ try {
         for (const [name, ns] of sums) perStep[i]!.set(name, [...(perStep[i]!.get(name) ?? []), ns / 1e6 / Math.max(1, result.iterations)]);
         const total = [...sums.values()].reduce((sum, ns) => sum + ns, 0) / 1e6 / Math.max(1, result.iterations);
         perStep[i]!.set('all', [...(perStep[i]!.get('all') ?? []), total]);
+        if (eachRun) console.log(`run ${run + 1} ${server.spec}: ${[...sums].map(([name, ns]) => `${name} ${(ns / 1e6 / Math.max(1, result.iterations)).toFixed(3)}`).join(', ')}, all ${total.toFixed(3)} ms`);
       }
     }
     for (const [i, server] of servers.entries()) {
