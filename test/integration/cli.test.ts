@@ -376,7 +376,8 @@ for (const mode of ['redis', 'embedded'] as const) {
 }
 
 describe('latchkey CLI: usage', function () {
-  this.timeout(30_000);
+  // One test here starts the CLI twenty times, a Node process each: seconds apiece on a busy machine.
+  this.timeout(90_000);
   const dir = testDir();
   let env: Record<string, string>;
   before(async () => {
