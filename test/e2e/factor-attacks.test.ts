@@ -1,0 +1,223 @@
+/**
+ * An adversarial pass on sign-in assurance (2026-12-01 afternoon, sec-factors): each test performs
+ * one attack on a factor against a running Latchkey on a real Redis, with openid-client as the app
+ * and a cookie-keeping agent as the browser. Two classes: a factor bypassed or counted when it was
+ * not performed, and a factor's secret used more than once or by someone else. docs/security.md
+ * ("Passkeys and second factors") points here.
+ */
+import assert from 'node:assert/strict';
+import { createHash, generateKeyPairSync, randomBytes, sign, type KeyObject } from 'node:crypto';
+import * as oidc from 'openid-client';
+import { Secret, TOTP } from 'otpauth';
+import { Agent, formIn, type Page } from '../helpers/agent.js';
+import { startServer, type TestServer } from '../helpers/server.js';
+import { isConsent, signInSteps, startAuthorization } from '../helpers/sign-in.js';
+
+const REDIRECT = 'https://app.example.test/callback';
+const SECRET = 'client-secret-with-plenty-of-entropy-0123456789';
+const PASSWORD = 'correct horse battery staple';
+const MAX_FAILURES = 4;
+
+const codeFor = (secret: string, steps = 0) =>
+  TOTP.generate({ secret: Secret.fromBase32(secret), algorithm: 'SHA1', digits: 6, period: 30, timestamp: Date.now() + steps * 30_000 });
+
+/** A software authenticator's passkey: a P-256 key and its COSE public key. */
+function softPasskey() {
+  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const jwk = publicKey.export({ format: 'jwk' }) as { x: string; y: string };
+  const [x, y] = [Buffer.from(jwk.x, 'base64url'), Buffer.from(jwk.y, 'base64url')];
+  const cose = Buffer.concat([Buffer.from([0xa5, 0x01, 0x02, 0x03, 0x26, 0x20, 0x01, 0x21, 0x58, 0x20]), x, Buffer.from([0x22, 0x58, 0x20]), y]);
+  return { id: randomBytes(16).toString('base64url'), publicKey: cose.toString('base64url'), privateKey };
+}
+
+/** An assertion for `challenge` at `origin`, signed by `key`, with `userHandle` (none when undefined) and sign counter `counter`. */
+function assertion(key: { id: string; privateKey: KeyObject }, origin: string, challenge: string, userHandle: string | undefined, counter: number) {
+  const clientData = Buffer.from(JSON.stringify({ type: 'webauthn.get', challenge, origin, crossOrigin: false }));
+  const counterBytes = Buffer.alloc(4);
+  counterBytes.writeUInt32BE(counter);
+  const authData = Buffer.concat([createHash('sha256').update(new URL(origin).hostname).digest(), Buffer.from([0x05]), counterBytes]);
+  const signature = sign('sha256', Buffer.concat([authData, createHash('sha256').update(clientData).digest()]), key.privateKey);
+  return JSON.stringify({
+    id: key.id,
+    rawId: key.id,
+    type: 'public-key',
+    clientExtensionResults: {},
+    response: {
+      clientDataJSON: clientData.toString('base64url'),
+      authenticatorData: authData.toString('base64url'),
+      signature: signature.toString('base64url'),
+      ...(userHandle !== undefined && { userHandle: Buffer.from(userHandle).toString('base64url') }),
+    },
+  });
+}
+
+const passkeyChallenge = (page: Page) => {
+  const options = page.html.match(/data-options="([^"]+)"/)![1]!.replace(/&quot;/g, '"').replace(/&amp;/g, '&');
+  return (JSON.parse(options) as { challenge: string }).challenge;
+};
+
+const isSecondFactor = (page: Page) => page.url.includes('/interaction/') && page.html.includes('/second-factor');
+const errorAt = (page: Page) => (page.url.startsWith(REDIRECT) ? new URL(page.url).searchParams.get('error') : undefined);
+
+describe('attacks: sign-in assurance (factors counted, factors spent)', function () {
+  this.timeout(60_000);
+  let server: TestServer;
+  let app: oidc.Configuration;
+  let strict: oidc.Configuration;
+
+  before(async () => {
+    server = await startServer({
+      ownRedis: true,
+      env: { ACCOUNTS_THROTTLE_MAX_FAILURES: String(MAX_FAILURES), PROXY: 'true', PROXY_HOPS: '1' },
+      clients: [
+        { client_id: 'app', client_secret: SECRET, redirect_uris: [REDIRECT] },
+        { client_id: 'strict', client_secret: SECRET, redirect_uris: [REDIRECT], require_mfa: true },
+      ],
+    });
+    const discover = (id: string) => oidc.discovery(new URL(server.issuer), id, SECRET, oidc.ClientSecretBasic(SECRET), { execute: [oidc.allowInsecureRequests] });
+    [app, strict] = await Promise.all([discover('app'), discover('strict')]);
+  });
+  after(() => server?.stop());
+
+  const authorize = (agent: Agent, params: Record<string, string> = {}, config = app) => startAuthorization(agent, config, REDIRECT, params);
+
+  async function person(name: string): Promise<{ sub: string; secret: string }> {
+    const account = await server.accounts.create(name, PASSWORD);
+    const { secret } = await server.secondFactors.totp.begin(account.sub, name);
+    // Enrolled with the code of the step before: that step is spent.
+    assert.equal(await server.secondFactors.totp.confirm(account.sub, codeFor(secret, -1)), true);
+    return { sub: account.sub, secret };
+  }
+
+  /** A fresh browser at `name`'s second-factor page (the password typed). */
+  async function atSecondFactor(name: string, address?: string): Promise<{ agent: Agent; page: Page; verifier: string }> {
+    const agent = new Agent();
+    const { page, verifier } = await authorize(agent);
+    const second = address
+      ? await post(agent, page, '/login', { username: name, password: PASSWORD }, address)
+      : await signInSteps(agent, page, { username: name, password: PASSWORD, login: 'required', consent: 'stop', stopAt: REDIRECT });
+    assert.ok(isSecondFactor(second), `expected the second-factor page, got ${second.status} ${second.url}`);
+    return { agent, page: second, verifier };
+  }
+
+  /** Submits a form of `page`, from `address` (X-Forwarded-For: the proxy's word, PROXY_HOPS 1). */
+  function post(agent: Agent, page: Page, action: string, fields: Record<string, string>, address: string): Promise<Page> {
+    const form = formIn(page.html, action);
+    return agent.follow(new URL(form.action, page.url).href, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-forwarded-for': address },
+      body: new URLSearchParams({ ...form.hidden, ...fields }),
+    }, REDIRECT);
+  }
+
+  /** Past the second factor: the consent page, or the app. */
+  const passed = (page: Page) => isConsent(page) || page.url.startsWith(REDIRECT);
+
+  it('TOTP: one code sent by two sign-ins at the same moment passes exactly one of them; the other is told it was used (RFC 6238 §5.2, NIST SP 800-63B §5.1.4.2)', async () => {
+    const { secret } = await person('tess');
+    const [one, two] = await Promise.all([atSecondFactor('tess'), atSecondFactor('tess')]);
+    const code = codeFor(secret);
+    const answers = await Promise.all([one, two].map(({ agent, page }) => agent.submit(page, '/second-factor', { method: 'totp', code }, REDIRECT)));
+    assert.equal(answers.filter(passed).length, 1, `passed: ${answers.map((a) => `${a.status} ${a.url}`).join(', ')}`);
+    const refused = answers.find((a) => !passed(a))!;
+    assert.equal(refused.status, 401);
+    assert.match(refused.html, /already used/);
+  });
+
+  it('TOTP: codes two or more steps away (either side, a day back) are refused; one step either side is the whole window (RFC 6238 §5.2, §6)', async () => {
+    const { secret } = await person('tom');
+    // Three wrong codes: under the pause (MAX_FAILURES), which the right codes below then clear.
+    for (const steps of [2, -2, -2880]) {
+      const { agent, page } = await atSecondFactor('tom');
+      const far = codeFor(secret, steps);
+      if ([-1, 0, 1].some((near) => codeFor(secret, near) === far)) continue; // one in a million: the same digits
+      const refused = await agent.submit(page, '/second-factor', { method: 'totp', code: far }, REDIRECT);
+      assert.equal(refused.status, 401, `a code ${steps} steps away: ${refused.status} ${refused.url}`);
+    }
+    // (One step back was spent by the enrolment.)
+    const { agent, page } = await atSecondFactor('tom');
+    assert.ok(passed(await agent.submit(page, '/second-factor', { method: 'totp', code: codeFor(secret, 1) }, REDIRECT)), 'a code one step ahead');
+  });
+
+  it('recovery codes: one code sent by two sign-ins at the same moment passes exactly one; codes made anew leave the old ones dead (NIST SP 800-63B §5.1.2.2)', async () => {
+    const { sub } = await person('rita');
+    const [code, spare] = await server.secondFactors.recoveryCodes.generate(sub);
+    const [one, two] = await Promise.all([atSecondFactor('rita'), atSecondFactor('rita')]);
+    const answers = await Promise.all([one, two].map(({ agent, page }) => agent.submit(page, '/second-factor', { method: 'recovery', code: code! }, REDIRECT)));
+    assert.equal(answers.filter(passed).length, 1, `passed: ${answers.map((a) => `${a.status} ${a.url}`).join(', ')}`);
+    assert.equal(answers.find((a) => !passed(a))!.status, 401);
+    const fresh = await server.secondFactors.recoveryCodes.generate(sub);
+    const old = await atSecondFactor('rita');
+    assert.equal((await old.agent.submit(old.page, '/second-factor', { method: 'recovery', code: spare! }, REDIRECT)).status, 401, 'an unused code of the old set');
+    const now = await atSecondFactor('rita');
+    assert.ok(passed(await now.agent.submit(now.page, '/second-factor', { method: 'recovery', code: fresh[0]! }, REDIRECT)));
+  });
+
+  it('TOTP guessing from a new address for every code is paused per person: the username counts whatever the address (NIST SP 800-63B §5.2.2, OWASP ASVS V2.2.1)', async () => {
+    const { secret } = await person('ursula');
+    const valid = new Set([-1, 0, 1].map((step) => codeFor(secret, step)));
+    let guess = 100_000;
+    const wrong = () => {
+      do guess += 7919;
+      while (valid.has(String(guess % 1_000_000).padStart(6, '0')));
+      return String(guess % 1_000_000).padStart(6, '0');
+    };
+    let paused: Page | undefined;
+    let n = 0;
+    for (; n < MAX_FAILURES + 2 && !paused; n += 1) {
+      const address = `203.0.113.${10 + n}`;
+      const { agent, page } = await atSecondFactor('ursula', address);
+      const answer = await post(agent, page, '/second-factor', { method: 'totp', code: wrong() }, address);
+      if (answer.status === 429) paused = answer;
+      else assert.equal(answer.status, 401);
+    }
+    assert.ok(paused, `${n} wrong codes from ${n} addresses and no pause`);
+    assert.ok(n <= MAX_FAILURES, `${n} codes checked before the pause (limit ${MAX_FAILURES})`);
+  });
+
+  it('the first factor alone is no session: prompt=none after the password is login_required, and a forged "continue as" (select_account) is refused (OIDC Core §3.1.2.6)', async () => {
+    await person('paula');
+    const { agent, page } = await atSecondFactor('paula');
+    const silent = await authorize(agent, { prompt: 'none' });
+    assert.equal(errorAt(silent.page), 'login_required', `got ${silent.page.url}`);
+    const chooser = await authorize(agent, { prompt: 'select_account' });
+    assert.ok(chooser.page.html.includes('name="password"'), 'nobody to choose: the login form');
+    const csrf = page.html.match(/name="csrf" value="([^"]+)"/)![1]!;
+    const forged = await agent.follow(`${new URL(page.url).href}/continue`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ csrf }),
+    }, REDIRECT);
+    assert.equal(forged.status, 400);
+    assert.ok(!forged.url.startsWith(REDIRECT));
+  });
+
+  it('step-up by select_account: a password-only session choosing "continue" for a client requiring MFA is asked to sign in, and no code is issued (OIDC Core §3.1.2.1)', async () => {
+    await server.accounts.create('sam', PASSWORD);
+    const agent = new Agent();
+    const first = await authorize(agent);
+    const done = await signInSteps(agent, first.page, { username: 'sam', password: PASSWORD, login: 'required', stopAt: REDIRECT });
+    assert.ok(new URL(done.url).searchParams.get('code'), 'signed in with a password at the app');
+    const { page } = await authorize(agent, { prompt: 'select_account' }, strict);
+    assert.ok(!page.url.startsWith(REDIRECT), `no code: ${page.url}`);
+    assert.ok(!page.html.includes('/continue'), 'no "continue as" for a session below what the client requires');
+  });
+
+  it('passkeys on the second-factor page: an assertion of the person\'s own passkey whose userHandle names someone else is refused; with their own, or none, it passes (WebAuthn L3 §7.2 step 6)', async () => {
+    const { sub } = await person('vera');
+    const other = await server.accounts.create('walt', PASSWORD);
+    const key = softPasskey();
+    await server.secondFactors.records.update(sub, (current) => ({
+      next: { ...current, passkeys: [...current.passkeys, { id: key.id, publicKey: key.publicKey, counter: 0, name: 'soft', deviceType: 'singleDevice', createdAt: 0 }] },
+      result: true,
+    }));
+    const origin = new URL(server.issuer).origin;
+    const swapped = await atSecondFactor('vera');
+    const refused = await swapped.agent.submit(swapped.page, '/passkey', { credential: assertion(key, origin, passkeyChallenge(swapped.page), other.sub, 1) }, REDIRECT);
+    assert.equal(refused.status, 401, `a userHandle naming walt: ${refused.status} ${refused.url}`);
+    const own = await atSecondFactor('vera');
+    assert.ok(passed(await own.agent.submit(own.page, '/passkey', { credential: assertion(key, origin, passkeyChallenge(own.page), sub, 2) }, REDIRECT)), 'her own userHandle');
+    const none = await atSecondFactor('vera');
+    assert.ok(passed(await none.agent.submit(none.page, '/passkey', { credential: assertion(key, origin, passkeyChallenge(none.page), undefined, 3) }, REDIRECT)), 'no userHandle');
+  });
+});
