@@ -220,4 +220,42 @@ describe('attacks: sign-in assurance (factors counted, factors spent)', function
     const none = await atSecondFactor('vera');
     assert.ok(passed(await none.agent.submit(none.page, '/passkey', { credential: assertion(key, origin, passkeyChallenge(none.page), undefined, 3) }, REDIRECT)), 'no userHandle');
   });
+
+  for (const [way, act] of [
+    ['reloads the page', (agent: Agent, page: Page) => agent.follow(page.url, {}, REDIRECT)],
+    ['sends a right code', async (agent: Agent, page: Page, secret: string) => agent.submit(page, '/second-factor', { method: 'totp', code: codeFor(secret) }, REDIRECT)],
+    ['uses their passkey', async (agent: Agent, page: Page, _secret: string, key: ReturnType<typeof softPasskey>, sub: string) =>
+      agent.submit(page, '/passkey', { credential: assertion(key, new URL(server.issuer).origin, passkeyChallenge(page), sub, 1) }, REDIRECT)],
+  ] as const) {
+    it(`a person disabled while on the second-factor page, who then ${way}: the app is told access_denied, and no session is made (RFC 6749 §4.1.2.1)`, async () => {
+      const name = `dis-${way.split(' ')[0]}`;
+      const { sub, secret } = await person(name);
+      const key = softPasskey();
+      await server.secondFactors.records.update(sub, (current) => ({
+        next: { ...current, passkeys: [...current.passkeys, { id: key.id, publicKey: key.publicKey, counter: 0, name: 'soft', deviceType: 'singleDevice', createdAt: 0 }] },
+        result: true,
+      }));
+      const { agent, page } = await atSecondFactor(name);
+      await server.accounts.setDisabled(name, true);
+      const answer = await act(agent, page, secret, key, sub);
+      assert.equal(errorAt(answer), 'access_denied', `got ${answer.status} ${answer.url}`);
+      const silent = await authorize(agent, { prompt: 'none' });
+      assert.equal(errorAt(silent.page), 'login_required');
+    });
+  }
+
+  it('a person disabled while on the consent page: reloading it, or allowing, tells the app access_denied; nothing is granted (RFC 6749 §4.1.2.1)', async () => {
+    for (const way of ['reload', 'allow'] as const) {
+      const name = `consent-${way}`;
+      await server.accounts.create(name, PASSWORD);
+      const agent = new Agent();
+      const { page } = await authorize(agent);
+      const consent = await signInSteps(agent, page, { username: name, password: PASSWORD, login: 'required', consent: 'stop', stopAt: REDIRECT });
+      assert.ok(isConsent(consent), `expected the consent page, got ${consent.url}`);
+      await server.accounts.setDisabled(name, true);
+      const answer = way === 'reload' ? await agent.follow(consent.url, {}, REDIRECT) : await agent.submit(consent, '/confirm', {}, REDIRECT);
+      assert.equal(errorAt(answer), 'access_denied', `${way}: got ${answer.status} ${answer.url}`);
+      assert.equal(new URL(answer.url).searchParams.get('code'), null);
+    }
+  });
 });
