@@ -30,12 +30,15 @@ function softPasskey() {
   return { id: randomBytes(16).toString('base64url'), publicKey: cose.toString('base64url'), privateKey };
 }
 
-/** An assertion for `challenge` at `origin`, signed by `key`, with `userHandle` (none when undefined) and sign counter `counter`. */
-function assertion(key: { id: string; privateKey: KeyObject }, origin: string, challenge: string, userHandle: string | undefined, counter: number) {
+/**
+ * An assertion for `challenge` at `origin`, signed by `key`, with `userHandle` (none when undefined)
+ * and sign counter `counter`; the authenticator's flags (UP|UV unless said) and RP ID (the origin's host unless said).
+ */
+function assertion(key: { id: string; privateKey: KeyObject }, origin: string, challenge: string, userHandle: string | undefined, counter: number, { flags = 0x05, rpId = new URL(origin).hostname } = {}) {
   const clientData = Buffer.from(JSON.stringify({ type: 'webauthn.get', challenge, origin, crossOrigin: false }));
   const counterBytes = Buffer.alloc(4);
   counterBytes.writeUInt32BE(counter);
-  const authData = Buffer.concat([createHash('sha256').update(new URL(origin).hostname).digest(), Buffer.from([0x05]), counterBytes]);
+  const authData = Buffer.concat([createHash('sha256').update(rpId).digest(), Buffer.from([flags]), counterBytes]);
   const signature = sign('sha256', Buffer.concat([authData, createHash('sha256').update(clientData).digest()]), key.privateKey);
   return JSON.stringify({
     id: key.id,
@@ -72,6 +75,7 @@ describe('attacks: sign-in assurance (factors counted, factors spent)', function
       clients: [
         { client_id: 'app', client_secret: SECRET, redirect_uris: [REDIRECT] },
         { client_id: 'strict', client_secret: SECRET, redirect_uris: [REDIRECT], require_mfa: true },
+        { client_id: 'tv', application_type: 'native', token_endpoint_auth_method: 'none', grant_types: ['urn:ietf:params:oauth:grant-type:device_code'], response_types: [], redirect_uris: [] },
       ],
     });
     const discover = (id: string) => oidc.discovery(new URL(server.issuer), id, SECRET, oidc.ClientSecretBasic(SECRET), { execute: [oidc.allowInsecureRequests] });
@@ -219,6 +223,47 @@ describe('attacks: sign-in assurance (factors counted, factors spent)', function
     assert.ok(passed(await own.agent.submit(own.page, '/passkey', { credential: assertion(key, origin, passkeyChallenge(own.page), sub, 2) }, REDIRECT)), 'her own userHandle');
     const none = await atSecondFactor('vera');
     assert.ok(passed(await none.agent.submit(none.page, '/passkey', { credential: assertion(key, origin, passkeyChallenge(none.page), undefined, 3) }, REDIRECT)), 'no userHandle');
+  });
+
+  it('passkeys: an assertion without user verification, one made for another RP ID, and one assertion sent twice at the same moment (exactly one passes) (WebAuthn L3 §7.2 steps 12, 15, 17; §13.4.3)', async () => {
+    const xena = await server.accounts.create('xena', PASSWORD);
+    const key = softPasskey();
+    await server.secondFactors.records.update(xena.sub, (current) => ({
+      next: { ...current, passkeys: [...current.passkeys, { id: key.id, publicKey: key.publicKey, counter: 0, name: 'soft', deviceType: 'singleDevice', createdAt: 0 }] },
+      result: true,
+    }));
+    const origin = new URL(server.issuer).origin;
+    const agent = new Agent();
+    for (const [what, options] of [
+      ['user present, not verified (UP only)', { flags: 0x01 }],
+      ['signed for another RP ID', { rpId: 'latchkey.example.evil' }],
+    ] as const) {
+      const { page } = await authorize(agent);
+      const refused = await agent.submit(page, '/passkey', { credential: assertion(key, origin, passkeyChallenge(page), xena.sub, 1, options) }, REDIRECT);
+      assert.equal(refused.status, 401, `${what}: ${refused.status} ${refused.url}`);
+    }
+    const { page } = await authorize(agent);
+    const once = assertion(key, origin, passkeyChallenge(page), xena.sub, 2);
+    const answers = await Promise.all([0, 1].map(() => agent.submit(page, '/passkey', { credential: once }, REDIRECT)));
+    assert.equal(answers.filter(passed).length, 1, `passed: ${answers.map((a) => `${a.status} ${a.url}`).join(', ')}`);
+  });
+
+  it('a person disabled while their device approval waits at the second factor: the device is told access_denied, never tokens (RFC 8628 §3.5)', async () => {
+    const { secret } = await person('dev-dis');
+    const metadata = app.serverMetadata();
+    const form = (params: Record<string, string>) => ({ method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(params) });
+    const started = (await (await fetch(metadata.device_authorization_endpoint!, form({ client_id: 'tv', scope: 'openid' }))).json()) as Record<string, string>;
+    const agent = new Agent();
+    const entry = await agent.follow(`${server.issuer}/device`);
+    const confirm = await agent.submit(entry, '/device', { user_code: started.user_code! });
+    const login = await agent.submit(confirm, '/device', { confirm: 'yes' });
+    const second = await signInSteps(agent, login, { username: 'dev-dis', password: PASSWORD, login: 'required', consent: 'stop' });
+    assert.ok(isSecondFactor(second), `expected the second-factor page, got ${second.status} ${second.url}`);
+    await server.accounts.setDisabled('dev-dis', true);
+    const answer = await agent.submit(second, '/second-factor', { method: 'totp', code: codeFor(secret) });
+    assert.ok(answer.status < 500, `got ${answer.status} ${answer.url}`);
+    const poll = (await (await fetch(metadata.token_endpoint!, form({ grant_type: 'urn:ietf:params:oauth:grant-type:device_code', device_code: started.device_code!, client_id: 'tv' }))).json()) as Record<string, string>;
+    assert.equal(poll.error, 'access_denied', JSON.stringify(poll));
   });
 
   for (const [way, act] of [
