@@ -143,6 +143,18 @@ describe('attacks: sign-in assurance (factors counted, factors spent)', function
     assert.ok(passed(await agent.submit(page, '/second-factor', { method: 'totp', code: codeFor(secret, 1) }, REDIRECT)), 'a code one step ahead');
   });
 
+  it('TOTP: once a code is accepted, an older one still inside the window is not (the code the app showed just before, seen over the shoulder or relayed) (RFC 6238 §5.2)', async () => {
+    const { secret } = await person('otto');
+    const newer = await atSecondFactor('otto');
+    assert.ok(passed(await newer.agent.submit(newer.page, '/second-factor', { method: 'totp', code: codeFor(secret, 1) }, REDIRECT)), 'the code of the next step');
+    const older = await atSecondFactor('otto');
+    const code = codeFor(secret, 0);
+    if (code === codeFor(secret, 1)) return; // one in a million: the same digits
+    const refused = await older.agent.submit(older.page, '/second-factor', { method: 'totp', code }, REDIRECT);
+    assert.equal(refused.status, 401, `the code of the step before: ${refused.status} ${refused.url}`);
+    assert.match(refused.html, /already used/);
+  });
+
   it('recovery codes: one code sent by two sign-ins at the same moment passes exactly one; codes made anew leave the old ones dead (NIST SP 800-63B §5.1.2.2)', async () => {
     const { sub } = await person('rita');
     const [code, spare] = await server.secondFactors.recoveryCodes.generate(sub);
