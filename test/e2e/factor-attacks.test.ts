@@ -54,6 +54,23 @@ function assertion(key: { id: string; privateKey: KeyObject }, origin: string, c
   });
 }
 
+/** A registration response ("none" attestation) for `challenge` at `origin`, for the passkey `key`; flags UP|UV|AT unless said. */
+function attestation(key: { id: string; publicKey: string }, origin: string, challenge: string, flags = 0x45) {
+  const clientData = Buffer.from(JSON.stringify({ type: 'webauthn.create', challenge, origin, crossOrigin: false }));
+  const credentialId = Buffer.from(key.id, 'base64url');
+  const idLength = Buffer.alloc(2);
+  idLength.writeUInt16BE(credentialId.length);
+  const authData = Buffer.concat([createHash('sha256').update(new URL(origin).hostname).digest(), Buffer.from([flags, 0, 0, 0, 0]), Buffer.alloc(16), idLength, credentialId, Buffer.from(key.publicKey, 'base64url')]);
+  const cbor = Buffer.concat([Buffer.from([0xa3, 0x63]), Buffer.from('fmt'), Buffer.from([0x64]), Buffer.from('none'), Buffer.from([0x67]), Buffer.from('attStmt'), Buffer.from([0xa0, 0x68]), Buffer.from('authData'), Buffer.from([0x58, authData.length]), authData]);
+  return JSON.stringify({
+    id: key.id,
+    rawId: key.id,
+    type: 'public-key',
+    clientExtensionResults: {},
+    response: { clientDataJSON: clientData.toString('base64url'), attestationObject: cbor.toString('base64url'), transports: ['internal'] },
+  });
+}
+
 const passkeyChallenge = (page: Page) => {
   const options = page.html.match(/data-options="([^"]+)"/)![1]!.replace(/&quot;/g, '"').replace(/&amp;/g, '&');
   return (JSON.parse(options) as { challenge: string }).challenge;
@@ -258,6 +275,35 @@ describe('attacks: sign-in assurance (factors counted, factors spent)', function
     const once = assertion(key, origin, passkeyChallenge(page), xena.sub, 2);
     const answers = await Promise.all([0, 1].map(() => agent.submit(page, '/passkey', { credential: once }, REDIRECT)));
     assert.equal(answers.filter(passed).length, 1, `passed: ${answers.map((a) => `${a.status} ${a.url}`).join(', ')}`);
+  });
+
+  it('passkey registration on the account page: without user verification, for another origin, with a sign-in\'s challenge, or with a challenge used already, nothing is added (WebAuthn L3 §7.1 steps 9, 11, 15)', async () => {
+    const yara = await server.accounts.create('yara', PASSWORD);
+    const origin = new URL(server.issuer).origin;
+    const agent = new Agent();
+    const accountPage = async () => {
+      const shown = await agent.follow(`${server.issuer}/account`);
+      return shown.url.endsWith('/account') ? shown : signInSteps(agent, shown, { username: 'yara', password: PASSWORD, login: 'required', consent: 'stop' });
+    };
+    const add = (shown: Page, credential: string) => agent.submit(shown, '/account/passkeys/add', { name: 'attempt', credential });
+    const signIn = await authorize(new Agent());
+    // Each made for the challenge of the page it is sent from (a new page replaces the person's registration challenge).
+    const refusals: [string, (challenge: string) => string][] = [
+      ['user present, not verified', (challenge) => attestation(softPasskey(), origin, challenge, 0x41)],
+      ['another origin', (challenge) => attestation(softPasskey(), 'https://latchkey.example.evil', challenge)],
+      ["a sign-in's challenge", () => attestation(softPasskey(), origin, passkeyChallenge(signIn.page))],
+    ];
+    for (const [what, credential] of refusals) {
+      const page = await accountPage();
+      const answer = await add(page, credential(passkeyChallenge(page)));
+      assert.ok(answer.status >= 400 && answer.status < 500, `${what}: ${answer.status}`);
+    }
+    const shown = await accountPage();
+    const used = passkeyChallenge(shown);
+    assert.match((await add(shown, attestation(softPasskey(), origin, used))).html, /Passkey added/);
+    const again = await add(await accountPage(), attestation(softPasskey(), origin, used));
+    assert.ok(again.status >= 400 && again.status < 500, `a challenge used already: ${again.status}`);
+    assert.equal((await server.secondFactors.records.read(yara.sub)).passkeys.length, 1, 'only the genuine one');
   });
 
   it('a person disabled while their device approval waits at the second factor: the device is told access_denied, never tokens (RFC 8628 §3.5)', async () => {
