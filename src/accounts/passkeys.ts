@@ -189,6 +189,9 @@ export class Passkeys {
     const assertion = response as unknown as AuthenticationResponseJSON;
     const owner = sub ?? userHandleSub(assertion);
     if (!owner || typeof assertion.id !== 'string') return undefined;
+    // The person was known before the ceremony (a second factor): a user handle, when the
+    // authenticator gives one, must be theirs too (WebAuthn L3 §7.2 step 6).
+    if (sub && assertion.response?.userHandle !== undefined && assertion.response.userHandle !== null && userHandleSub(assertion) !== sub) return undefined;
     const passkey = (await this.records.read(owner)).passkeys.find((p) => p.id === assertion.id);
     if (!passkey) return undefined;
     let verified;

@@ -6,7 +6,8 @@
  * Enrolment is two steps: begin() makes a secret kept (sealed, for ENROLMENT_TTL) until the person
  * proves with a code that their app has it (confirm()). A code is accepted one step either side of
  * now (clock drift) and only once: its time step is marked used in the store for as long as it
- * could still be accepted (RFC 6238 §5.2).
+ * could still be accepted (RFC 6238 §5.2), and with it the earlier steps: no code older than one
+ * accepted is accepted after it.
  */
 import { Secret, TOTP } from 'otpauth';
 import { SealError, type Sealer } from '../keyring/sealing.js';
@@ -140,8 +141,18 @@ export class TotpCredentials {
     return delta === null ? undefined : TOTP.counter({ period: PERIOD }) + delta;
   }
 
-  /** Marks the time step used; false when it already was (a replay). Kept while the code could be accepted. */
-  #spend(sub: string, step: number): Promise<boolean> {
-    return this.kv.set(usedKey(sub, step), '1', { ttl: PERIOD * (2 * WINDOW + 2), onlyIfAbsent: true });
+  /**
+   * Marks the time step used; false when it already was (a replay). Kept while the code could be
+   * accepted. The earlier steps still inside the window are marked with it: once a code is accepted,
+   * an older one (shown on the person's app a moment before, and seen over their shoulder, or
+   * relayed) no longer is, as the verifier keeps the last step it accepted and takes only later
+   * ones (RFC 6238 §5.2 forbids the same code twice; this forbids going back too). Two codes of
+   * different steps sent at the same moment may both pass: each is still used once.
+   */
+  async #spend(sub: string, step: number): Promise<boolean> {
+    const ttl = PERIOD * (2 * WINDOW + 2);
+    if (!(await this.kv.set(usedKey(sub, step), '1', { ttl, onlyIfAbsent: true }))) return false;
+    await Promise.all(Array.from({ length: 2 * WINDOW }, (_, i) => this.kv.set(usedKey(sub, step - 1 - i), '1', { ttl })));
+    return true;
   }
 }

@@ -49,9 +49,16 @@ export interface Interactions {
   clientBranding(ctx: Context, interaction: Interaction): Promise<ClientBranding>;
   /**
    * The person of a sign-in waiting for consent, unless they were disabled or deleted since they
-   * signed in: then an error page, and nothing is granted.
+   * signed in: then the app is told access_denied (denied), and nothing is granted.
    */
   activeAccount(ctx: Context, interaction: Interaction): ReturnType<Accounts['find']>;
+  /**
+   * Ends the interaction with access_denied, which the engine sends to the app's redirect URI (or,
+   * for a device, to its polling): the person of this sign-in may no longer sign in (disabled or
+   * removed since a step of it passed). RFC 6749 §4.1.2.1: a request that fails for a reason other
+   * than the client or its redirect URI is told to the client; a 403 page left the app waiting.
+   */
+  denied(ctx: Context, interaction: Interaction): Promise<void>;
   /** The session's person if they may still sign in (not disabled, not deleted), else undefined; answers nothing. */
   signedInAccount(interaction: Interaction): ReturnType<Accounts['find']>;
   /** What other sign-in ways add to the login page's view data (e.g. passkey.ts). */
@@ -151,10 +158,24 @@ export function interactions(
     return account && !account.disabled ? account : undefined;
   }
 
+  async function denied(ctx: Context, interaction: Interaction): Promise<void> {
+    // The disabled person's session is ended at the resume (accounts/sessions.ts), and the engine
+    // refuses to resume an interaction bound to an ended session with a 400 page: the refusal is
+    // bound to no session (as the engine itself unbinds one whose person changed), so it reaches the app.
+    const stored = await providers.current.Interaction.find(interaction.uid);
+    const bound = stored?.session as { uid?: string } | undefined;
+    if (stored && bound?.uid) {
+      delete bound.uid;
+      await stored.save(stored.exp - Math.floor(Date.now() / 1000));
+    }
+    await providers.current.interactionFinished(ctx.req, ctx.res, { error: 'access_denied', error_description: 'this account cannot sign in' }, { mergeWithLastSubmission: false });
+    ctx.respond = false;
+  }
+
   async function activeAccount(ctx: Context, interaction: Interaction) {
     const account = await signedInAccount(interaction);
     if (account) return account;
-    respondWithError(ctx, 403, { error: 'access_denied', error_description: 'this account cannot sign in' });
+    await denied(ctx, interaction);
     return undefined;
   }
 
@@ -173,5 +194,5 @@ export function interactions(
     return Object.assign({}, ...(await Promise.all(extras.map((extra) => extra(interaction))))) as Record<string, unknown>;
   }
 
-  return { providers, csrf, load, submitted, restartUrl, clientBranding, activeAccount, signedInAccount, loginPageExtras, upstreamKnown, confirmLink };
+  return { providers, csrf, load, submitted, restartUrl, clientBranding, activeAccount, denied, signedInAccount, loginPageExtras, upstreamKnown, confirmLink };
 }

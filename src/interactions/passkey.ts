@@ -50,6 +50,8 @@ export function submitPasskey(steps: Interactions, options: PasskeyOptions) {
     }
     const signedIn = credential === undefined ? undefined : await secondFactors.passkeys.authenticate(interaction.uid, credential, passed?.sub);
     const account = signedIn && (await accounts.find(signedIn.sub));
+    // The person past the first factor was disabled or removed since: the app is told (access_denied).
+    if (signedIn && passed && (!account || account.disabled)) return steps.denied(ctx, interaction);
     if (!signedIn || !account || account.disabled) {
       metrics.secondFactors.inc({ method: 'passkey', outcome: 'failure' });
       logger.info({ event: 'passkey.failed', client_id: interaction.params.client_id }, 'passkey refused');

@@ -69,7 +69,12 @@ export function interactionRoutes(options: Options): Middleware[] {
     if (!interaction) return;
     // A first factor passed (a password, or an upstream's sign-in): the second factor, or the end.
     const passed = firstFactorPassed(interaction);
-    if (interaction.prompt.name === 'login' && passed) return afterFirst(ctx, interaction, passed);
+    if (interaction.prompt.name === 'login' && passed) {
+      // Disabled or removed since that first factor (an operator acting while the page is open): the app is told.
+      const person = await accounts.find(passed.sub);
+      if (!person || person.disabled) return steps.denied(ctx, interaction);
+      return afterFirst(ctx, interaction, passed);
+    }
     // Not straight to an upstream while a link it offered waits: the login page asks for the account's own sign-in.
     if (await upstream.direct(ctx, interaction)) return;
     // prompt=select_account with a person signed in: continue as them, or another account (select-account.ts).

@@ -174,10 +174,8 @@ export function submitSecondFactor(steps: Interactions, options: SecondFactorOpt
       return showSecondFactor(steps, options, ctx, interaction, passed, 'This application asks for a passkey.');
     }
     const account = await accounts.find(passed.sub);
-    if (!account || account.disabled) {
-      respondWithError(ctx, 403, { error: 'access_denied', error_description: 'this account cannot sign in' });
-      return;
-    }
+    // Disabled or removed since the first factor: the app is told (access_denied), not left waiting.
+    if (!account || account.disabled) return steps.denied(ctx, interaction);
     // The try is counted before the code is checked: codes sent at once are held to the limit too.
     const pause = await throttle.attempt(passed.username, ctx.ip);
     if (pause) return paused(ctx, pause);

@@ -222,19 +222,18 @@ describe('e2e: disabling a person ends their sessions everywhere (issue 19.2)', 
     assert.ok(next.html.includes('name="password"'), `asked to sign in again, got ${next.url}`);
   });
 
-  it('a person disabled while the consent page is open gets an error page, and nothing is granted', async () => {
+  it('a person disabled while the consent page is open: the app is told access_denied (RFC 6749 §4.1.2.1), and nothing is granted', async () => {
     const agent = new Agent();
     const login = await authorize(agent);
     const consent = await agent.submit(login, '/login', { username: 'dora', password: PASSWORD }, REDIRECT);
     assert.match(consent.html, /\/confirm/, 'dora is asked for consent');
     await server.accounts.setDisabled('dora', true);
 
-    const shown = await agent.follow(consent.url);
-    assert.equal(shown.status, 403);
-    assert.match(shown.html, /Access denied/);
+    // Allowing: no code, the app hears access_denied (it was a 403 page, and the app never heard).
     const confirmed = await agent.submit(consent, '/confirm', {}, REDIRECT);
-    assert.equal(confirmed.status, 403);
-    assert.ok(!confirmed.url.startsWith(REDIRECT), 'no code reaches the app');
+    assert.ok(confirmed.url.startsWith(REDIRECT), `back at the app: ${confirmed.status} ${confirmed.url}`);
+    assert.equal(new URL(confirmed.url).searchParams.get('error'), 'access_denied');
+    assert.equal(new URL(confirmed.url).searchParams.get('code'), null, 'no code reaches the app');
   });
 
   const developerApps = (accountId: string) => new Clients(server.kv, server.providers).ownedBy(accountId);
