@@ -98,11 +98,17 @@ const refused = (upstream: { displayName: string }): Failure => ({
   reason: 'access_denied',
   status: 403,
 });
-const REFUSALS: Record<'disabled' | 'email-unverified' | 'email-linking-off', (upstream: Upstream) => Failure> = {
+const REFUSALS: Record<'disabled' | 'email-unverified' | 'email-linking-off' | 'email-lookalike', (upstream: Upstream) => Failure> = {
   disabled: () => ({ title: 'Access denied', message: 'This account cannot sign in. If you think that is a mistake, ask the operator of this sign-in service.', reason: 'access_denied', status: 403 }),
   'email-unverified': (upstream) => ({
     title: 'Account not linked',
     message: `An account with your email address already exists here, and ${upstream.displayName} did not confirm that the address is yours, so the two were not linked. Sign in with your username and password, or ask the operator of this sign-in service.`,
+    reason: 'access_denied',
+    status: 409,
+  }),
+  'email-lookalike': (upstream) => ({
+    title: 'Account not linked',
+    message: `An account here has an email address that apps could take for yours (it differs only in letter case, character width or invisible characters), so no account was made with it and nothing was linked to ${upstream.displayName}. Sign in another way, or ask the operator of this sign-in service.`,
     reason: 'access_denied',
     status: 409,
   }),

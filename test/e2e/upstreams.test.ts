@@ -659,6 +659,39 @@ describe('e2e: sign in through an upstream OpenID Connect provider', function ()
       }
     });
 
+    it("email lookalikes: an upstream's address that apps would take for a local account's (case folded another way, compatibility width, invisible characters) makes no second account, and a linked identity does not take it", async () => {
+      // An app comparing addresses upper-cased ("ſam" → "SAM"), NFKC-normalized ("ｓａｍ" → "sam") or
+      // as shown ("s<ZWSP>am" looks like "sam") would take the upstream's person for sam: the upstream's
+      // verified word for an address an app takes for sam's is sam's address (the classic account
+      // takeover through a Unicode case-mapping collision). `fake` does not link by email.
+      const sam = await latchkey.accounts.create('sam', 'sam has a local password', { email: 'sam@local.example', email_verified: true });
+      const links = new UpstreamLinks(latchkey.kv, latchkey.accounts);
+      try {
+        for (const [at, email] of ['\u017Fam@local.example', '\uFF53\uFF41\uFF4D@local.example', 's\u200Bam@local.example', 'sam@LOCAL.EXAMPLE', 'SAM@local.example'].entries()) {
+          fake.state.email = email;
+          const { page } = await throughFake('app1', `lookalike-${at}`).finally(() => (fake.state.email = undefined));
+          assert.ok(!page.url.startsWith(app1Redirect()) && !isConsent(page), `${JSON.stringify(email)}: signed in as a new person (${page.status} ${page.url})`);
+          assert.equal(page.status, 409, `${JSON.stringify(email)}: ${page.status} ${page.html.slice(0, 300)}`);
+          assert.match(page.html, /Account not linked/);
+          assert.equal(await links.find('fake', `lookalike-${at}`), undefined, `${JSON.stringify(email)}: no account made`);
+        }
+        // An identity linked already whose upstream later says a lookalike of sam's address keeps its own.
+        await throughFake('app1', 'lookalike-linked');
+        const linked = (await links.find('fake', 'lookalike-linked'))!;
+        fake.state.email = '\u017Fam@local.example';
+        const later = await throughFake('app1', 'lookalike-linked').finally(() => (fake.state.email = undefined));
+        assert.ok(later.page.url.startsWith(app1Redirect()) || isConsent(later.page), `it still signs in: ${later.page.status} ${later.page.url}`);
+        assert.equal((await latchkey.accounts.find(linked.sub))!.claims.email, 'lookalike-linked@fake.example', "a lookalike of another account's address is not taken");
+        assert.equal((await latchkey.accounts.find(sam.sub))!.claims.email, 'sam@local.example');
+        // An address no one here holds, non-ASCII or not, makes its account as before.
+        fake.state.email = 'sàm@local.example';
+        const own = await throughFake('app1', 'lookalike-own').finally(() => (fake.state.email = undefined));
+        assert.ok(own.page.url.startsWith(app1Redirect()) || isConsent(own.page), `a distinct address signs in: ${own.page.status} ${own.page.url}`);
+      } finally {
+        await latchkey.accounts.remove('sam');
+      }
+    });
+
     it('an upstream removed while a sign-in through it waits for the second factor: the sign-in does not complete, the app gets access_denied', async () => {
       const upstreams = new Upstreams(latchkey.kv, latchkey.config.keys.secrets);
       await upstreams.add({ id: 'brief', issuer: fake.state.issuer, clientId: 'latchkey', clientSecret: SECRET, scope: 'openid', displayName: 'Brief', linkByEmail: false, endSession: false });
