@@ -41,26 +41,44 @@ const OPS = { id: 'ops', secret: 'ops-client-secret-with-plenty-of-entropy-01234
 /** A device (RFC 8628) whose person signs in at /device. */
 const TV = { client_id: 'tv', application_type: 'native', token_endpoint_auth_method: 'none', grant_types: ['urn:ietf:params:oauth:grant-type:device_code'], response_types: [], redirect_uris: [] };
 
-type Mode = 'good' | 'forged' | 'expired' | 'audience' | 'nonce' | 'deny';
+type Mode = 'good' | 'forged' | 'expired' | 'audience' | 'nonce' | 'deny' | 'issuer' | 'several-audiences' | 'several-audiences-azp' | 'azp-other' | 'alg-none' | 'hs256';
 
-/** An upstream we control: discovery, authorize (straight back), token (an ID token as `mode` says), JWKS. */
+/**
+ * An upstream we control: discovery, authorize (straight back), token (an ID token as `mode` says), JWKS.
+ * Under /ui it is another upstream (issuer <issuer>/ui) that also has a userinfo endpoint (whose `sub` is
+ * `userinfoSub` when set) and advertises HS256 for ID tokens besides RS256, as some providers do.
+ */
 async function startFakeUpstream() {
   const { privateKey, publicKey } = await generateKeyPair('RS256');
   const other = await generateKeyPair('RS256');
   const jwk: JWK = { ...(await exportJWK(publicKey)), kid: 'fake-key', alg: 'RS256', use: 'sig' };
-  const state = { mode: 'good' as Mode, nonce: '', issuer: '', sub: 'fake-person-1', sid: 'fake-sid-1', authorizations: 0, tokens: 0, prompt: null as string | null, email: undefined as string | undefined, maxAge: null as string | null, authTime: undefined as number | undefined };
+  const state = { mode: 'good' as Mode, nonce: '', issuer: '', sub: 'fake-person-1', sid: 'fake-sid-1', authorizations: 0, tokens: 0, userinfos: 0, prompt: null as string | null, email: undefined as string | undefined, userinfoSub: undefined as string | undefined, maxAge: null as string | null, authTime: undefined as number | undefined };
   const sign = (payload: JWTPayload, key = privateKey, typ?: string) =>
     new SignJWT(payload).setProtectedHeader({ alg: 'RS256', kid: 'fake-key', ...(typ && { typ }) }).sign(key);
+  const signedAs = (payload: JWTPayload, mode: Mode) => {
+    if (mode === 'alg-none') return Promise.resolve(`${Buffer.from(JSON.stringify({ alg: 'none' })).toString('base64url')}.${Buffer.from(JSON.stringify(payload)).toString('base64url')}.`);
+    // Keyed with the client secret Latchkey holds at this upstream: no one else could make it, but it is no signature of the upstream's keys.
+    if (mode === 'hs256') return new SignJWT(payload).setProtectedHeader({ alg: 'HS256' }).sign(new TextEncoder().encode(SECRET));
+    return sign(payload, mode === 'forged' ? other.privateKey : privateKey);
+  };
   const server: Server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', state.issuer);
     // A slow upstream: never answers (Latchkey's bound, upstreams.timeout, ends the wait).
     if (url.pathname.startsWith('/slow/')) return;
+    const prefix = url.pathname.startsWith('/ui/') ? '/ui' : '';
+    const path = url.pathname.slice(prefix.length);
+    const issuer = `${state.issuer}${prefix}`;
     const json = (body: unknown, status = 200) => res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
-    if (url.pathname === '/.well-known/openid-configuration') {
-      return json(upstreamDiscovery(state.issuer));
+    if (path === '/.well-known/openid-configuration') {
+      const discovery = upstreamDiscovery(issuer);
+      return json(prefix ? { ...discovery, jwks_uri: `${state.issuer}/jwks`, userinfo_endpoint: `${issuer}/userinfo`, id_token_signing_alg_values_supported: ['RS256', 'HS256'] } : discovery);
     }
-    if (url.pathname === '/jwks') return json({ keys: [jwk] });
-    if (url.pathname === '/authorize') {
+    if (path === '/jwks') return json({ keys: [jwk] });
+    if (prefix && path === '/userinfo') {
+      state.userinfos += 1;
+      return json({ sub: state.userinfoSub ?? state.sub, email: state.email ?? `${state.sub}@fake.example`, email_verified: true, name: 'Userinfo Person' });
+    }
+    if (path === '/authorize') {
       state.authorizations += 1;
       state.prompt = url.searchParams.get('prompt');
       state.maxAge = url.searchParams.get('max_age');
@@ -71,16 +89,20 @@ async function startFakeUpstream() {
       back.searchParams.set('state', url.searchParams.get('state') ?? '');
       return res.writeHead(302, { location: back.href }).end();
     }
-    if (url.pathname === '/token') {
+    if (path === '/token') {
       state.tokens += 1;
       const now = Math.floor(Date.now() / 1000);
+      const { mode } = state;
+      const audiences: Partial<Record<Mode, string | string[]>> = { audience: 'someone-else', 'several-audiences': ['latchkey', 'someone-else'], 'several-audiences-azp': ['latchkey', 'someone-else'], 'azp-other': ['latchkey', 'someone-else'] };
       const claims: JWTPayload = {
-        iss: state.issuer,
+        iss: mode === 'issuer' ? 'https://attacker.example' : issuer,
         sub: state.sub,
-        aud: state.mode === 'audience' ? 'someone-else' : 'latchkey',
-        iat: state.mode === 'expired' ? now - 7200 : now,
-        exp: state.mode === 'expired' ? now - 3600 : now + 300,
-        nonce: state.mode === 'nonce' ? 'another-nonce' : state.nonce,
+        aud: audiences[mode] ?? 'latchkey',
+        ...(mode === 'several-audiences-azp' && { azp: 'latchkey' }),
+        ...(mode === 'azp-other' && { azp: 'someone-else' }),
+        iat: mode === 'expired' ? now - 7200 : now,
+        exp: mode === 'expired' ? now - 3600 : now + 300,
+        nonce: mode === 'nonce' ? 'another-nonce' : state.nonce,
         sid: state.sid,
         // When the person signed in at the upstream: now, unless a test plays an upstream answering from an older session.
         auth_time: state.authTime ?? now,
@@ -88,7 +110,7 @@ async function startFakeUpstream() {
         email_verified: true,
         name: 'Fake Person',
       };
-      void sign(claims, state.mode === 'forged' ? other.privateKey : privateKey).then((idToken) => {
+      void signedAs(claims, mode).then((idToken) => {
         json({ access_token: 'an-access-token', token_type: 'Bearer', expires_in: 60, id_token: idToken });
       });
       return;
@@ -389,6 +411,41 @@ describe('e2e: sign in through an upstream OpenID Connect provider', function ()
       });
     }
 
+    it("ID token checks at the callback (OIDC Core §3.1.3.7): another iss, several audiences without azp or with another's azp, alg none, HS256 keyed with the client secret (even from an upstream that advertises HS256: only its JWKS signs) are refused with no account made; so is userinfo naming another sub (§5.3.2)", async () => {
+      const upstreams = new Upstreams(latchkey.kv, latchkey.config.keys.secrets);
+      // The fake under /ui: a userinfo endpoint, and HS256 among its ID token algorithms.
+      await upstreams.add({ id: 'fakeui', issuer: `${fake.state.issuer}/ui`, clientId: 'latchkey', clientSecret: SECRET, scope: 'openid email', displayName: 'Fake UI', linkByEmail: false, endSession: false });
+      const links = new UpstreamLinks(latchkey.kv, latchkey.accounts);
+      const refused = async (upstream: string, mode: Mode, sub: string) => {
+        const { page } = await throughFake('app1', sub, { upstream }, mode);
+        assert.equal(page.status, 403, `${upstream} ${mode}: ${page.status} ${page.url} ${page.html.slice(0, 300)}`);
+        assert.match(page.html, /Sign-in not completed/);
+        assert.equal(await links.find(upstream, sub), undefined, `${upstream} ${mode}: no account`);
+      };
+      const signsIn = async (upstream: string, mode: Mode, sub: string) => {
+        const { page } = await throughFake('app1', sub, { upstream }, mode);
+        assert.ok(page.url.startsWith(app1Redirect()) || isConsent(page), `${upstream} ${mode}: signed in (${page.status} ${page.url} ${page.html.slice(0, 300)})`);
+        assert.ok(await links.find(upstream, sub), `${upstream} ${mode}: the account`);
+      };
+      try {
+        for (const [upstream, mode] of [['fake', 'issuer'], ['fake', 'several-audiences'], ['fake', 'azp-other'], ['fake', 'alg-none'], ['fakeui', 'alg-none'], ['fake', 'hs256'], ['fakeui', 'hs256']] as const) {
+          await refused(upstream, mode, `idtoken-${upstream}-${mode}`);
+        }
+        // Several audiences with azp naming us are taken (the same checks, passed), and so is the upstream with userinfo.
+        await signsIn('fake', 'several-audiences-azp', 'idtoken-fake-azp');
+        const userinfos = fake.state.userinfos;
+        await signsIn('fakeui', 'good', 'idtoken-fakeui-good');
+        assert.equal(fake.state.userinfos, userinfos + 1, 'userinfo was read');
+        // Userinfo about someone else than the ID token's sub (a mixed-up or hostile userinfo endpoint).
+        fake.state.userinfoSub = 'someone-else';
+        await refused('fakeui', 'good', 'idtoken-fakeui-userinfo');
+      } finally {
+        fake.state.userinfoSub = undefined;
+        fake.state.mode = 'good';
+        await upstreams.remove('fakeui');
+      }
+    });
+
     it('an upstream that answers with an error: the error page, and access_denied for the app', async () => {
       fake.state.mode = 'deny';
       const page = await agent.follow(await toCallback());
@@ -553,8 +610,8 @@ describe('e2e: sign in through an upstream OpenID Connect provider', function ()
     });
 
     /** An authorization request of `client` sent to the fake upstream as `sub`, in a fresh browser; where it stops, and its PKCE verifier. */
-    async function throughFake(client: string, sub: string, extra: Record<string, string> = {}) {
-      fake.state.mode = 'good';
+    async function throughFake(client: string, sub: string, extra: Record<string, string> = {}, mode: Mode = 'good') {
+      fake.state.mode = mode;
       fake.state.sub = sub;
       const verifier = oidc.randomPKCECodeVerifier();
       const params = new URLSearchParams({
@@ -940,6 +997,26 @@ describe('e2e: sign in through an upstream OpenID Connect provider', function ()
       assert.equal(await later.active(), true);
       assert.equal((await post(await fake.logoutToken({ sid: 'fake-sid-replay' }))).status, 200, 'a new token (another jti) still works');
       assert.match(await later.silent(), /error=login_required/);
+    });
+
+    it("a logout token ends only its own upstream's sessions: one signed by the same provider for another of our upstreams (its sid or sub), and one naming the session's sid with another person's sub, end nothing (Back-Channel Logout §2.6, §2.4)", async () => {
+      // `twin` is the same provider (same issuer, keys and client id) added under another id: the strongest case.
+      const upstreams = new Upstreams(latchkey.kv, latchkey.config.keys.secrets);
+      await upstreams.add({ id: 'twin', issuer: fake.state.issuer, clientId: 'latchkey', clientSecret: SECRET, scope: 'openid email', displayName: 'Twin', linkByEmail: false, endSession: false });
+      const post = async (upstream: string, token: string) => (await fetch(`${latchkey.issuer}/upstream/${upstream}/backchannel-logout`, { method: 'POST', body: new URLSearchParams({ logout_token: token }) })).status;
+      try {
+        const signedIn = await tokensThroughFake('fake-person-cross', 'fake-sid-cross');
+        assert.equal(await post('twin', await fake.logoutToken({ sid: 'fake-sid-cross' })), 200, 'a valid token for twin: nothing of its to end');
+        assert.equal(await post('twin', await fake.logoutToken({ sub: 'fake-person-cross' })), 200);
+        assert.equal(await post('twin', await fake.logoutToken({ sid: 'fake-sid-cross', sub: 'fake-person-cross' })), 200);
+        assert.equal(await post('fake', await fake.logoutToken({ sid: 'fake-sid-cross', sub: 'someone-else-there' })), 200);
+        assert.doesNotMatch(await signedIn.silent(), /error=login_required/, 'still signed in');
+        assert.equal(await signedIn.active(), true, 'its access token still active');
+        assert.equal(await post('fake', await fake.logoutToken({ sid: 'fake-sid-cross', sub: 'fake-person-cross' })), 200);
+        assert.match(await signedIn.silent(), /error=login_required/, 'its own upstream ends it');
+      } finally {
+        await upstreams.remove('twin');
+      }
     });
 
     it('removing an upstream link on the account page ends the other sessions it signed in, with their tokens', async () => {
