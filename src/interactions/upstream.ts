@@ -120,7 +120,12 @@ const REFUSALS: Record<'disabled' | 'email-unverified' | 'email-linking-off' | '
   }),
 };
 
-/** Our claims from the upstream's, through the upstream's mapping; values of the wrong type are left out. */
+/**
+ * Our claims from the upstream's, through the upstream's mapping; values of the wrong type are left
+ * out. An upstream added with email domains (--domain) vouches for addresses at those domains only:
+ * another domain's address is taken unverified (an upstream where people, or their tenant's admins,
+ * set any address would otherwise vouch for addresses it does not own: linking, apps' email_verified).
+ */
 function mapClaims(upstream: Upstream, from: Record<string, unknown>): Claims {
   const claims: Record<string, unknown> = {};
   for (const ours of MAPPED_CLAIMS) {
@@ -128,7 +133,13 @@ function mapClaims(upstream: Upstream, from: Record<string, unknown>): Claims {
     if (ours === 'email_verified' ? typeof value === 'boolean' : typeof value === 'string' && value.length <= 256) claims[ours] = value;
   }
   if (claims.email && claims.email_verified === undefined) claims.email_verified = false;
+  if (typeof claims.email === 'string' && upstream.domains.length && !upstream.domains.includes(emailDomain(claims.email) ?? '')) claims.email_verified = false;
   return claims as Claims;
+}
+
+/** The domain of an address (its part after the one @), lowercased; undefined for what is not an address. */
+function emailDomain(email: string): string | undefined {
+  return /^[^@\s]+@([^@\s]+)$/.exec(email)?.[1]?.toLowerCase();
 }
 
 export function upstreamStep(steps: Interactions, options: UpstreamStepOptions) {

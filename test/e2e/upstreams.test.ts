@@ -749,6 +749,31 @@ describe('e2e: sign in through an upstream OpenID Connect provider', function ()
       }
     });
 
+    it("an upstream added with --domain vouches only for addresses at its domains: another domain's address is taken unverified, so it links to no local account and apps read email_verified false", async () => {
+      // `fake` was added with the domain fake.example; an upstream that lets its people (or their admins)
+      // set any address would otherwise vouch for addresses at domains it does not own (nOAuth).
+      const links = new UpstreamLinks(latchkey.kv, latchkey.accounts);
+      const verifiedOf = async (sub: string) => (await latchkey.accounts.find((await links.find('fake', sub))!.sub))!.claims.email_verified;
+      fake.state.email = 'outsider@elsewhere.example';
+      await throughFake('app1', 'domain-outsider').finally(() => (fake.state.email = undefined));
+      assert.equal(await verifiedOf('domain-outsider'), false, 'an address at another domain is not verified by this upstream');
+      fake.state.email = 'insider@FAKE.example';
+      await throughFake('app1', 'domain-insider').finally(() => (fake.state.email = undefined));
+      assert.equal(await verifiedOf('domain-insider'), true, 'one at its own domain is');
+      // Linking by email: an upstream bounded to fake.example saying carol's address (local.example) is not offered carol's account.
+      const upstreams = new Upstreams(latchkey.kv, latchkey.config.keys.secrets);
+      await upstreams.add({ id: 'fakedomain', issuer: fake.state.issuer, clientId: 'latchkey', clientSecret: SECRET, scope: 'openid email', displayName: 'Fake Domain', linkByEmail: true, endSession: false, domains: ['fake.example'] });
+      try {
+        fake.state.email = 'carol@local.example';
+        const { page } = await throughFake('app1', 'domain-carol', { upstream: 'fakedomain' }).finally(() => (fake.state.email = undefined));
+        assert.equal(page.status, 409, `${page.status} ${page.url} ${page.html.slice(0, 300)}`);
+        assert.match(page.html, /did not confirm that the address is yours/);
+        assert.equal(await links.find('fakedomain', 'domain-carol'), undefined);
+      } finally {
+        await upstreams.remove('fakedomain');
+      }
+    });
+
     it('an upstream removed while a sign-in through it waits for the second factor: the sign-in does not complete, the app gets access_denied', async () => {
       const upstreams = new Upstreams(latchkey.kv, latchkey.config.keys.secrets);
       await upstreams.add({ id: 'brief', issuer: fake.state.issuer, clientId: 'latchkey', clientSecret: SECRET, scope: 'openid', displayName: 'Brief', linkByEmail: false, endSession: false });
