@@ -450,7 +450,7 @@ describe('attacks: second factor, step-up and the new endpoints (black box)', fu
     const confirm = await agent.submit(await agent.follow(`${server.issuer}/device`), '/device', { user_code: started.user_code! });
     assert.equal(confirm.status, 200);
     isolated(confirm.html, 'device confirmation');
-    assert.match(confirm.html, /by <bdi>Smart TV<\/bdi>/, "the device's own word for itself is isolated too");
+    assert.match(confirm.html, /by a program that calls itself “<bdi>Smart TV<\/bdi>”/, "the device's own word for itself is quoted as such, and isolated");
     configs['rlo-app'] = await discover('rlo-app', SECRET);
     const { page } = await authorize(new Agent(), 'rlo-app');
     isolated(page.html, 'login page');
