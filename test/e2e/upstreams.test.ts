@@ -547,6 +547,28 @@ describe('e2e: sign in through an upstream OpenID Connect provider', function ()
       agent.clearCookies(); // the tests after this one start signed out
     });
 
+    it('malformed callbacks (a parameter repeated, a code with an error, an error with its description only) get a page, never a 500, and redeem nothing', async () => {
+      fake.state.mode = 'good';
+      const variants: Array<(callback: URL) => void> = [
+        (url) => url.searchParams.append('code', 'another-code'),
+        (url) => url.searchParams.append('state', url.searchParams.get('state')!),
+        (url) => { url.searchParams.append('iss', fake.state.issuer); url.searchParams.append('iss', 'https://attacker.example'); },
+        (url) => url.searchParams.set('error', 'access_denied'),
+        (url) => { url.searchParams.delete('code'); url.searchParams.set('error', 'server_error'); url.searchParams.set('error_description', '<script>alert(1)</script>'.repeat(200)); },
+      ];
+      for (const [at, change] of variants.entries()) {
+        const callback = new URL(await toCallback());
+        change(callback);
+        const tokens = fake.state.tokens;
+        const page = await agent.follow(callback.href, {}, app1Redirect());
+        assert.ok(page.status >= 400 && page.status < 500, `variant ${at}: ${page.status} ${page.html.slice(0, 300)}`);
+        assert.ok(!page.html.includes('<script>alert'), `variant ${at}: nothing of the upstream's is markup`);
+        assert.doesNotMatch(page.html, /at .*\.(ts|js):\d+/, `variant ${at}: no stack trace`);
+        assert.equal(fake.state.tokens, tokens, `variant ${at}: no code sent to the token endpoint`);
+      }
+      agent.clearCookies();
+    });
+
     it('signs in with a good ID token, and refuses the same callback replayed', async () => {
       fake.state.mode = 'good';
       fake.state.sub = 'fake-person-1';
