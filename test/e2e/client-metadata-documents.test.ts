@@ -269,6 +269,17 @@ describe('client ID metadata documents', () => {
     await assert.rejects(redeem(keyed), refusedWith('invalid_client'));
   });
 
+  it('a document asking for the device grant gets no user code: a metadata document client acts through the code flow only (RFC 8628 §5.4: remote phishing needs a client the person cannot see)', async () => {
+    const path = '/device-agent.json';
+    const clientId = serve(path, document(path, { application_type: 'native', grant_types: ['authorization_code', 'urn:ietf:params:oauth:grant-type:device_code', 'refresh_token'] }));
+    const metadata = (await (await fetch(`${server.issuer}/.well-known/openid-configuration`)).json()) as { device_authorization_endpoint: string };
+    const answer = await fetch(metadata.device_authorization_endpoint, { method: 'POST', body: new URLSearchParams({ client_id: clientId, scope: 'openid' }) });
+    const body = (await answer.json()) as Record<string, unknown>;
+    assert.equal(answer.status, 400, JSON.stringify(body));
+    assert.equal(body.error, 'unauthorized_client');
+    assert.equal(body.user_code, undefined);
+  });
+
   it('reads a changed document again only after its max-age', async () => {
     const clientId = serve('/cached.json', document('/cached.json'), { headers: { 'cache-control': 'max-age=3' } });
     await assertAccepted(clientId);
