@@ -41,7 +41,7 @@ const OPS = { id: 'ops', secret: 'ops-client-secret-with-plenty-of-entropy-01234
 /** A device (RFC 8628) whose person signs in at /device. */
 const TV = { client_id: 'tv', application_type: 'native', token_endpoint_auth_method: 'none', grant_types: ['urn:ietf:params:oauth:grant-type:device_code'], response_types: [], redirect_uris: [] };
 
-type Mode = 'good' | 'forged' | 'expired' | 'audience' | 'nonce' | 'deny' | 'issuer' | 'several-audiences' | 'several-audiences-azp' | 'azp-other' | 'alg-none' | 'hs256';
+type Mode = 'good' | 'forged' | 'expired' | 'audience' | 'nonce' | 'deny' | 'issuer' | 'several-audiences' | 'several-audiences-azp' | 'azp-other' | 'alg-none' | 'hs256' | 'email-split';
 
 /**
  * An upstream we control: discovery, authorize (straight back), token (an ID token as `mode` says), JWKS.
@@ -76,7 +76,9 @@ async function startFakeUpstream() {
     if (path === '/jwks') return json({ keys: [jwk] });
     if (prefix && path === '/userinfo') {
       state.userinfos += 1;
-      return json({ sub: state.userinfoSub ?? state.sub, email: state.email ?? `${state.sub}@fake.example`, email_verified: true, name: 'Userinfo Person' });
+      // email-split: userinfo vouches for another address than the ID token names.
+      const email = state.mode === 'email-split' ? `verified-${state.sub}@fake.example` : (state.email ?? `${state.sub}@fake.example`);
+      return json({ sub: state.userinfoSub ?? state.sub, email, email_verified: true, name: 'Userinfo Person' });
     }
     if (path === '/authorize') {
       state.authorizations += 1;
@@ -107,7 +109,8 @@ async function startFakeUpstream() {
         // When the person signed in at the upstream: now, unless a test plays an upstream answering from an older session.
         auth_time: state.authTime ?? now,
         email: state.email ?? `${state.sub}@fake.example`,
-        email_verified: true,
+        // email-split: the ID token names an address without saying it is verified.
+        ...(mode !== 'email-split' && { email_verified: true }),
         name: 'Fake Person',
       };
       void signedAs(claims, mode).then((idToken) => {
@@ -411,9 +414,10 @@ describe('e2e: sign in through an upstream OpenID Connect provider', function ()
       });
     }
 
-    it("ID token checks at the callback (OIDC Core §3.1.3.7): another iss, several audiences without azp or with another's azp, alg none, HS256 keyed with the client secret (even from an upstream that advertises HS256: only its JWKS signs) are refused with no account made; so is userinfo naming another sub (§5.3.2)", async () => {
+    it("ID token checks at the callback (OIDC Core §3.1.3.7): another iss, several audiences without azp or with another's azp, alg none, HS256 keyed with the client secret (even from an upstream that advertises HS256: only its JWKS signs) are refused with no account made; so is userinfo naming another sub (§5.3.2); an address is verified only by its own source", async () => {
       const upstreams = new Upstreams(latchkey.kv, latchkey.config.keys.secrets);
       // The fake under /ui: a userinfo endpoint, and HS256 among its ID token algorithms.
+      const subBefore = fake.state.sub;
       await upstreams.add({ id: 'fakeui', issuer: `${fake.state.issuer}/ui`, clientId: 'latchkey', clientSecret: SECRET, scope: 'openid email', displayName: 'Fake UI', linkByEmail: false, endSession: false });
       const links = new UpstreamLinks(latchkey.kv, latchkey.accounts);
       const refused = async (upstream: string, mode: Mode, sub: string) => {
@@ -439,9 +443,16 @@ describe('e2e: sign in through an upstream OpenID Connect provider', function ()
         // Userinfo about someone else than the ID token's sub (a mixed-up or hostile userinfo endpoint).
         fake.state.userinfoSub = 'someone-else';
         await refused('fakeui', 'good', 'idtoken-fakeui-userinfo');
+        fake.state.userinfoSub = undefined;
+        // The ID token names an address without email_verified, userinfo vouches for another: the
+        // account's address is the ID token's, and nobody verified that one (email and email_verified are one claim pair).
+        await signsIn('fakeui', 'email-split', 'idtoken-fakeui-split');
+        const split = (await latchkey.accounts.find((await links.find('fakeui', 'idtoken-fakeui-split'))!.sub))!.claims;
+        assert.deepEqual([split.email, split.email_verified], ['idtoken-fakeui-split@fake.example', false], 'the verified flag of another address is not this one\'s');
       } finally {
         fake.state.userinfoSub = undefined;
         fake.state.mode = 'good';
+        fake.state.sub = subBefore; // the tests after this one sign in as whoever was left
         await upstreams.remove('fakeui');
       }
     });
