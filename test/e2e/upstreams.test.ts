@@ -46,7 +46,8 @@ type Mode = 'good' | 'forged' | 'expired' | 'audience' | 'nonce' | 'deny' | 'iss
 /**
  * An upstream we control: discovery, authorize (straight back), token (an ID token as `mode` says), JWKS.
  * Under /ui it is another upstream (issuer <issuer>/ui) that also has a userinfo endpoint (whose `sub` is
- * `userinfoSub` when set) and advertises HS256 for ID tokens besides RS256, as some providers do.
+ * `userinfoSub` when set), advertises HS256 for ID tokens besides RS256, as some providers do, and sends
+ * `iss` in its authorization responses (RFC 9207), as it advertises.
  */
 async function startFakeUpstream() {
   const { privateKey, publicKey } = await generateKeyPair('RS256');
@@ -71,7 +72,7 @@ async function startFakeUpstream() {
     const json = (body: unknown, status = 200) => res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
     if (path === '/.well-known/openid-configuration') {
       const discovery = upstreamDiscovery(issuer);
-      return json(prefix ? { ...discovery, jwks_uri: `${state.issuer}/jwks`, userinfo_endpoint: `${issuer}/userinfo`, id_token_signing_alg_values_supported: ['RS256', 'HS256'] } : discovery);
+      return json(prefix ? { ...discovery, jwks_uri: `${state.issuer}/jwks`, userinfo_endpoint: `${issuer}/userinfo`, id_token_signing_alg_values_supported: ['RS256', 'HS256'], authorization_response_iss_parameter_supported: true } : discovery);
     }
     if (path === '/jwks') return json({ keys: [jwk] });
     if (prefix && path === '/userinfo') {
@@ -89,6 +90,8 @@ async function startFakeUpstream() {
       if (state.mode === 'deny') back.searchParams.set('error', 'access_denied');
       else back.searchParams.set('code', 'a-code');
       back.searchParams.set('state', url.searchParams.get('state') ?? '');
+      // Under /ui the upstream identifies itself in its responses (RFC 9207), as it advertises.
+      if (prefix) back.searchParams.set('iss', issuer);
       return res.writeHead(302, { location: back.href }).end();
     }
     if (path === '/token') {
@@ -414,7 +417,7 @@ describe('e2e: sign in through an upstream OpenID Connect provider', function ()
       });
     }
 
-    it("ID token checks at the callback (OIDC Core §3.1.3.7): another iss, several audiences without azp or with another's azp, alg none, HS256 keyed with the client secret (even from an upstream that advertises HS256: only its JWKS signs) are refused with no account made; so is userinfo naming another sub (§5.3.2); an address is verified only by its own source", async () => {
+    it("ID token checks at the callback (OIDC Core §3.1.3.7): another iss, several audiences without azp or with another's azp, alg none, HS256 keyed with the client secret (even from an upstream that advertises HS256: only its JWKS signs) are refused with no account made; so is userinfo naming another sub (§5.3.2), and a response without the iss its upstream advertises (RFC 9207 §2.4); an address is verified only by its own source", async () => {
       const upstreams = new Upstreams(latchkey.kv, latchkey.config.keys.secrets);
       // The fake under /ui: a userinfo endpoint, and HS256 among its ID token algorithms.
       const subBefore = fake.state.sub;
@@ -444,6 +447,16 @@ describe('e2e: sign in through an upstream OpenID Connect provider', function ()
         fake.state.userinfoSub = 'someone-else';
         await refused('fakeui', 'good', 'idtoken-fakeui-userinfo');
         fake.state.userinfoSub = undefined;
+        // An upstream that advertises RFC 9207: a response without its iss is refused before its code is redeemed (§2.4).
+        const params = new URLSearchParams({ client_id: 'app1', response_type: 'code', scope: 'openid', redirect_uri: app1Redirect(), code_challenge: 'x'.repeat(43), code_challenge_method: 'S256', upstream: 'fakeui' });
+        const stripped = new Agent();
+        const callback = new URL((await stripped.follow(`${latchkey.issuer}/auth?${params}`, {}, `${latchkey.issuer}/upstream/fakeui/callback`)).url);
+        assert.equal(callback.searchParams.get('iss'), `${fake.state.issuer}/ui`);
+        callback.searchParams.delete('iss');
+        const tokens = fake.state.tokens;
+        const withoutIss = await stripped.follow(callback.href, {}, app1Redirect());
+        assert.equal(withoutIss.status, 403, `${withoutIss.status} ${withoutIss.url}`);
+        assert.equal(fake.state.tokens, tokens, 'the code was not redeemed');
         // The ID token names an address without email_verified, userinfo vouches for another: the
         // account's address is the ID token's, and nobody verified that one (email and email_verified are one claim pair).
         await signsIn('fakeui', 'email-split', 'idtoken-fakeui-split');
