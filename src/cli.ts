@@ -795,7 +795,7 @@ upstreams
   .option('--link-by-email', 'offer a first sign-in the local account with the same email (when the upstream says email_verified), linked once the person signs in to that account')
   .option('--end-session', "signing out at Latchkey also ends the upstream session (when it has an end_session_endpoint)")
   .option('--claim <mapping...>', 'read one of our claims from another upstream claim, e.g. --claim name=display_name')
-  .option('--domain <domain...>', 'email domains of its people: a login_hint at one of them goes straight to this upstream')
+  .option('--domain <domain...>', 'email domains of its people: a login_hint at one of them goes straight to this upstream, and only addresses at them are taken as verified')
   .action(async (options) =>
     withStore(async (kv, settings) => {
       const { Upstreams, MAPPED_CLAIMS, urisToRegister } = await import('./upstreams/registry.js');

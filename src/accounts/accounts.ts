@@ -150,6 +150,22 @@ const ACCOUNTS_KEY = 'accounts';
 const SKELETONS_INDEXED_KEY = 'accounts:skeletons';
 
 /** The form usernames compare in: the PRECIS enforced form, or (for names it refuses) the old one. */
+/** Characters that change how text looks or reads without being seen themselves. */
+const INVISIBLE = /[\p{Default_Ignorable_Code_Point}\p{Bidi_Control}\p{Join_Control}\p{Cf}]/gu;
+
+/**
+ * An email address as any app might compare it: NFKC (fullwidth "ｓａｍ" is "sam"), invisible and
+ * text-direction characters dropped ("s<ZWSP>am" shows as "sam"), then case folded through both
+ * directions, so that the Unicode case-mapping collisions ("ſ" upper-cases to "S", dotless "ı" to
+ * "I", "ß" to "SS", the Kelvin sign lower-cases to "k") land on the same letters. Two addresses with
+ * the same fold are one person's to an app that compares them in any of these ways; an upstream's
+ * verified word for one must not make a second account with it (accounts/links.ts). Only for
+ * comparing; never stored, never shown.
+ */
+export function emailFold(email: string): string {
+  return email.normalize('NFKC').replace(INVISIBLE, '').toUpperCase().toLowerCase().normalize('NFKC');
+}
+
 export function normalizeUsername(username: string): string {
   const enforced = enforceUsername(username);
   return enforced.ok ? enforced.username : legacyUsernameForm(username);
@@ -416,10 +432,14 @@ export class Accounts {
     return (await this.#update(sub, (stored) => (JSON.stringify(stored.claims) === wanted ? undefined : { ...stored, claims, updatedAt: now() })))?.account;
   }
 
-  /** The accounts whose email is this one (case-insensitive). Scans every account: used only at a first upstream sign-in. */
+  /**
+   * The accounts whose email an app could take for this one (emailFold: case-insensitive, and alike
+   * after compatibility, full case folding and invisible characters). Scans every account: used only
+   * at an upstream sign-in that would give an account a new address.
+   */
   async findByEmail(email: string): Promise<Account[]> {
-    const wanted = email.toLowerCase();
-    return (await this.list()).filter((account) => account.claims.email?.toLowerCase() === wanted);
+    const wanted = emailFold(email);
+    return (await this.list()).filter((account) => account.claims.email !== undefined && emailFold(account.claims.email) === wanted);
   }
 
   /**

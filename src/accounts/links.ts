@@ -6,7 +6,8 @@
  * or passkey and second factor), never on the upstream's word alone ("nOAuth": whoever controls the
  * address at the upstream does not thereby get the local account). Later sign-ins update its claims
  * from the upstream's, but never to an email address another account holds. Any other email match is
- * refused, never merged silently.
+ * refused, never merged silently; so is an address that apps would take for another account's
+ * (accounts.ts emailFold: another case mapping, compatibility width, invisible characters).
  *
  * An upstream is named by its id, and its people by their sub there; an operator may remove an
  * upstream and add another under the same id (the same provider, its secret changed; or another
@@ -47,7 +48,7 @@ export type LinkOutcome =
   | { readonly account: Account; readonly link: Link }
   /** The local account with the same verified email: the person must sign in to it to link (linkConfirmed). */
   | { readonly confirm: Account }
-  | { readonly refused: 'disabled' | 'email-unverified' | 'email-linking-off' };
+  | { readonly refused: 'disabled' | 'email-unverified' | 'email-linking-off' | 'email-lookalike' };
 
 const linkKey = (upstream: string, upstreamSub: string) => `account:link:${upstream}:${upstreamSub}`;
 const linksKey = (sub: string) => `account:links:${sub}`;
@@ -138,6 +139,9 @@ export class UpstreamLinks {
     }
     const sameEmail = claims.email ? await this.accounts.findByEmail(claims.email) : [];
     if (sameEmail.length) {
+      // Held by an account under another spelling that apps take for the same address (emailFold:
+      // "ſam" for "sam"): not that account's own address, so never linked to it, nor made again.
+      if (sameEmail.some((local) => local.claims.email!.toLowerCase() !== claims.email!.toLowerCase())) return { refused: 'email-lookalike' };
       if (!upstream.linkByEmail) return { refused: 'email-linking-off' };
       const local = sameEmail.length === 1 ? sameEmail[0]! : undefined;
       // Both sides must vouch for the address: the upstream now, and the local account itself.

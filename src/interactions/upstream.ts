@@ -27,7 +27,7 @@ import { respondWithError } from '../http/errors.js';
 import { routesWithAllow } from '../http/method-not-allowed.js';
 import { render } from '../http/views.js';
 import type { Logger } from '../ops/logger.js';
-import { UpstreamRefused, UpstreamUnavailable, type UpstreamClients, type VerifiedLogoutToken } from '../upstreams/client.js';
+import { UpstreamRefused, UpstreamUnavailable, type SignedIn, type UpstreamClients, type VerifiedLogoutToken } from '../upstreams/client.js';
 import type { UpstreamLogout } from '../upstreams/logout.js';
 import type { LogoutTokenReplays } from '../upstreams/logout-tokens.js';
 import type { PendingSignIns } from '../upstreams/pending.js';
@@ -98,11 +98,17 @@ const refused = (upstream: { displayName: string }): Failure => ({
   reason: 'access_denied',
   status: 403,
 });
-const REFUSALS: Record<'disabled' | 'email-unverified' | 'email-linking-off', (upstream: Upstream) => Failure> = {
+const REFUSALS: Record<'disabled' | 'email-unverified' | 'email-linking-off' | 'email-lookalike', (upstream: Upstream) => Failure> = {
   disabled: () => ({ title: 'Access denied', message: 'This account cannot sign in. If you think that is a mistake, ask the operator of this sign-in service.', reason: 'access_denied', status: 403 }),
   'email-unverified': (upstream) => ({
     title: 'Account not linked',
     message: `An account with your email address already exists here, and ${upstream.displayName} did not confirm that the address is yours, so the two were not linked. Sign in with your username and password, or ask the operator of this sign-in service.`,
+    reason: 'access_denied',
+    status: 409,
+  }),
+  'email-lookalike': (upstream) => ({
+    title: 'Account not linked',
+    message: `An account here has an email address that apps could take for yours (it differs only in letter case, character width or invisible characters), so no account was made with it and nothing was linked to ${upstream.displayName}. Sign in another way, or ask the operator of this sign-in service.`,
     reason: 'access_denied',
     status: 409,
   }),
@@ -114,15 +120,35 @@ const REFUSALS: Record<'disabled' | 'email-unverified' | 'email-linking-off', (u
   }),
 };
 
-/** Our claims from the upstream's, through the upstream's mapping; values of the wrong type are left out. */
-function mapClaims(upstream: Upstream, from: Record<string, unknown>): Claims {
+/**
+ * Our claims from the upstream's, through the upstream's mapping; values of the wrong type are left
+ * out. An upstream added with email domains (--domain) vouches for addresses at those domains only:
+ * another domain's address is taken unverified (an upstream where people, or their tenant's admins,
+ * set any address would otherwise vouch for addresses it does not own: linking, apps' email_verified).
+ */
+function mapClaims(upstream: Upstream, { claims: from, sources }: Pick<SignedIn, 'claims' | 'sources'>): Claims {
   const claims: Record<string, unknown> = {};
   for (const ours of MAPPED_CLAIMS) {
     const value = from[upstream.claims[ours]];
     if (ours === 'email_verified' ? typeof value === 'boolean' : typeof value === 'string' && value.length <= 256) claims[ours] = value;
   }
+  // email_verified speaks of the address beside it: read from the source the email came from (the ID
+  // token's when it names one), never the other's (userinfo vouching for another address than the
+  // ID token names, which says nothing of it, made that address verified).
+  const emailSource = upstream.claims.email in sources.idToken ? sources.idToken : sources.userinfo;
+  const verified = emailSource[upstream.claims.email_verified];
+  if ('email' in claims) {
+    if (typeof verified === 'boolean') claims.email_verified = verified;
+    else delete claims.email_verified;
+  }
   if (claims.email && claims.email_verified === undefined) claims.email_verified = false;
+  if (typeof claims.email === 'string' && upstream.domains.length && !upstream.domains.includes(emailDomain(claims.email) ?? '')) claims.email_verified = false;
   return claims as Claims;
+}
+
+/** The domain of an address (its part after the one @), lowercased; undefined for what is not an address. */
+function emailDomain(email: string): string | undefined {
+  return /^[^@\s]+@([^@\s]+)$/.exec(email)?.[1]?.toLowerCase();
 }
 
 export function upstreamStep(steps: Interactions, options: UpstreamStepOptions) {
@@ -253,7 +279,7 @@ export function upstreamStep(steps: Interactions, options: UpstreamStepOptions) 
       }
       throw error;
     }
-    const claims = mapClaims(upstream, signedIn.claims);
+    const claims = mapClaims(upstream, signedIn);
     const outcome = await links.signIn(upstream, signedIn.sub, claims);
     if ('refused' in outcome) {
       logger.info({ event: 'upstream.link_refused', upstream: id, reason: outcome.refused }, 'upstream sign-in not linked');

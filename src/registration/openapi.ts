@@ -283,7 +283,7 @@ export function openApiDocument(issuer: string) {
             display_name: { type: 'string', description: 'the login page shows "Continue with <display_name>"' },
             link_by_email: { type: 'boolean', default: false, description: 'offer a first sign-in the local account with the same (verified) email, linked once the person signs in to that account' },
             end_session: { type: 'boolean', default: false, description: "signing out at Latchkey also ends the upstream session" },
-            domains: { type: 'array', items: { type: 'string' }, description: 'email domains of its people: a login_hint at one of them goes straight to this upstream' },
+            domains: { type: 'array', items: { type: 'string' }, description: 'email domains of its people: a login_hint at one of them goes straight to this upstream, and only addresses at them are taken as verified' },
             claims: { type: 'object', description: 'our claim → the upstream claim it is read from', additionalProperties: { type: 'string' } },
           },
         },

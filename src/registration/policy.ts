@@ -93,6 +93,9 @@ export const API_SCOPES_SET_ASIDE = Symbol('latchkey: runtime API scopes in scop
 export const OFFERED_API_SCOPES = Symbol('latchkey: runtime API scopes offered');
 
 /** Throws the RFC 7591 error for the first rule the metadata breaks. */
+/** Characters a client name may not hold: controls, line and paragraph separators, bidi controls, invisible (default-ignorable and format) characters. */
+const HIDDEN_IN_NAMES = /[\p{Cc}\p{Zl}\p{Zp}\p{Bidi_Control}\p{Join_Control}\p{Default_Ignorable_Code_Point}\p{Cf}]/u;
+
 export function enforcePolicy(
   policy: RegistrationPolicy,
   metadata: Record<string, unknown>,
@@ -128,6 +131,16 @@ export function enforcePolicy(
     throw new errors.InvalidClientMetadata(
       `grant_types: ${DEVICE_CODE_GRANT} is only for devices and command-line tools; register them with application_type "native"`,
     );
+  }
+  // A name is shown inside sentences (the consent and device pages: "<name> asks to:", the device's
+  // warning, the domain that vouches for a metadata document's client): a bidi control in it would
+  // reverse or reorder the page's own words around it, and an invisible one hide what it is (UAX #9;
+  // RFC 8628 §5.4). Refused where a client is written; one stored before is isolated by the views (<bdi>).
+  if (typeof metadata.client_name === 'string' && apiScopes !== ALREADY_CHECKED) {
+    const hidden = [...metadata.client_name].find((char) => HIDDEN_IN_NAMES.test(char));
+    if (hidden !== undefined) {
+      throw new errors.InvalidClientMetadata(`client_name cannot contain control, invisible or text-direction characters (found U+${hidden.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')})`);
+    }
   }
   // Subjects are public only, so a sector identifier means nothing here; the engine would fetch it
   // at registration and at every load of the client (a URL someone chose, to probe others with).

@@ -44,6 +44,8 @@ export interface SignedIn {
   readonly sid: string | undefined;
   /** ID token claims, with userinfo's where the upstream offers it. */
   readonly claims: Record<string, unknown>;
+  /** The two apart (userinfo empty where the upstream has none): a claim pair (email, email_verified) is read from one of them. */
+  readonly sources: { readonly idToken: Record<string, unknown>; readonly userinfo: Record<string, unknown> };
   readonly idToken: string;
 }
 
@@ -151,7 +153,7 @@ export class UpstreamClients {
     if (config.serverMetadata().userinfo_endpoint) {
       profile = await refusedOrUnavailable(() => oidc.fetchUserInfo(config, tokens.access_token, claims.sub));
     }
-    return { sub: claims.sub, sid: typeof claims.sid === 'string' ? claims.sid : undefined, claims: { ...profile, ...claims }, idToken: tokens.id_token! };
+    return { sub: claims.sub, sid: typeof claims.sid === 'string' ? claims.sid : undefined, claims: { ...profile, ...claims }, sources: { idToken: { ...claims }, userinfo: profile }, idToken: tokens.id_token! };
   }
 
   /** The upstream's end_session_endpoint, when it has one. */

@@ -162,14 +162,14 @@ describe('RFC 8628 device authorization grant', function () {
       const agent = new Agent();
       const confirm = await enter(agent, user_code.toLowerCase().replace('-', ' '));
       assert.equal(confirm.status, 200);
-      assert.match(confirm.html, /Connect Living-room TV\?/);
+      assert.match(confirm.html, /Connect <bdi>Living-room TV<\/bdi>\?/);
       assert.ok(confirm.html.includes(user_code), 'shows the code to compare, as the device shows it');
       assert.match(confirm.html, /See your name and profile details/);
       assert.match(confirm.html, /offline access/);
       assert.match(confirm.html, /name="abort"/);
       assert.match(confirm.html, /<img class="client-logo" src="https:\/\/tv\.example\.test\/logo\.png"/);
       assert.match(confirm.headers.get('content-security-policy') ?? '', /img-src 'self' data: https:\/\/tv\.example\.test/);
-      assert.match(confirm.html, /Privacy policy of Living-room TV/);
+      assert.match(confirm.html, /Privacy policy of <bdi>Living-room TV<\/bdi>/);
       assert.ok(!confirm.html.includes(device_code), 'the device code never reaches the browser (§5.5)');
       const login = await agent.submit(confirm, '/device', { confirm: 'yes' });
       assert.match(login.url, /\/interaction\//);
@@ -196,7 +196,7 @@ describe('RFC 8628 device authorization grant', function () {
       assert.ok(!/<script/i.test(page.html), 'no script, not even the engine’s auto-submit');
       assert.doesNotMatch(page.headers.get('content-security-policy') ?? '', /sha256-/);
       const confirm = await agent.submit(page, '/device', { user_code });
-      assert.match(confirm.html, /Connect Living-room TV\?/);
+      assert.match(confirm.html, /Connect <bdi>Living-room TV<\/bdi>\?/);
     });
 
     it('denies: the device is told access_denied, and the code cannot be used again', async () => {
@@ -313,7 +313,7 @@ describe('RFC 8628 device authorization grant', function () {
       assert.ok(Number(refused.headers.get('retry-after')) > 0);
       assert.match(refused.html, /Too many wrong codes/);
       const { user_code } = await authorize();
-      assert.match((await enter(agent, user_code)).html, /Connect Living-room TV\?/);
+      assert.match((await enter(agent, user_code)).html, /Connect <bdi>Living-room TV<\/bdi>\?/);
     });
 
     it('per address: after its allowance even a right code is refused, and a deny sent then changes nothing', async () => {

@@ -153,7 +153,7 @@ describe('e2e: the account page', function () {
     assert.equal(await userinfo(), 200);
 
     const { agent, page } = await signIn('alice');
-    assert.match(page.html, /<strong>Orange Notes<\/strong>/);
+    assert.match(page.html, /<strong><bdi>Orange Notes<\/bdi><\/strong>/);
     assert.match(page.html, /May know who you are, keep access while you are away, act on https:\/\/api\.example\.test with: read\./);
     assert.match(page.html, /src="https:\/\/cdn\.notes\.example\.test\/logo\.png"/);
     assert.match(page.headers.get('content-security-policy') ?? '', /img-src 'self' data: https:\/\/cdn\.notes\.example\.test(;|$)/);

@@ -14,12 +14,15 @@ import { Secret, TOTP } from 'otpauth';
 import { Agent, formIn, type Page } from '../helpers/agent.js';
 import { AccountSessions } from '../../src/accounts/sessions.js';
 import { clientCredentialsToken, introspect } from '../helpers/tokens.js';
+import { adapterFactory } from '../../src/store/adapter.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { isConsent, signInSteps, startAuthorization } from '../helpers/sign-in.js';
 
 const REDIRECT = 'https://app.example.test/callback';
 const SECRET = 'client-secret-with-plenty-of-entropy-0123456789';
 const OPS_SECRET = 'ops-client-secret-with-plenty-of-entropy-0123456789';
+/** A client name with a right-to-left override: shown as "bank.org" and reversing what follows it. */
+const RLO_NAME = 'TV \u202Egro.knab';
 const PASSWORD = 'correct horse battery staple';
 const MAX_FAILURES = 3;
 const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
@@ -414,6 +417,43 @@ describe('attacks: second factor, step-up and the new endpoints (black box)', fu
     assert.equal(confirm.status, 200);
     assert.ok(!confirm.html.includes('<b>Your bank</b>') && !confirm.html.includes('<script>alert') && !confirm.html.includes('href="https://evil.example/"'));
     assert.ok(confirm.html.includes('&lt;b&gt;Your bank&lt;/b&gt;'), 'shown as text');
+  });
+
+  it('bidi controls and invisible characters in client_name: refused wherever a client is written; a name stored before is isolated (<bdi>) where pages put it in a sentence, so it cannot reverse the warning or the domain around it (RFC 8628 §5.4, Unicode UAX #9)', async () => {
+    // U+202E makes what follows it in the paragraph read right to left: "Notes<RLO> asks to: …" shows
+    // the page's own words reversed, and a device's warning or the consent page's domain with them.
+    for (const name of ['\u202Egro.knab', 'Notes\u2067', 'Not\u200Bes', 'Notes\u0007', 'Notes\u2028x']) {
+      const registered = await fetch(`${server.url}/reg`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ client_name: name, redirect_uris: [REDIRECT] }) });
+      assert.equal(registered.status, 400, `RFC 7591, ${JSON.stringify(name)}: ${registered.status}`);
+      assert.equal(((await registered.json()) as { error: string }).error, 'invalid_client_metadata');
+      const created = await admin('/clients', { method: 'POST', body: JSON.stringify({ client_id: `bidi-${name.codePointAt(name.length - 1)}`, client_name: name, client_secret: SECRET, redirect_uris: [REDIRECT] }) });
+      assert.equal(created.status, 400, `admin API, ${JSON.stringify(name)}: ${created.status}`);
+    }
+    const rtl = await fetch(`${server.url}/reg`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ client_name: 'ملاحظات', redirect_uris: [REDIRECT] }) });
+    assert.equal(rtl.status, 201, 'a name in a right-to-left script is a name');
+
+    // Clients stored before such names were refused (written straight into the store): a right-to-left override.
+    const stored = adapterFactory(server.kv)('Client');
+    await stored.upsert('rlo-tv', { client_id: 'rlo-tv', client_name: RLO_NAME, application_type: 'native', token_endpoint_auth_method: 'none', grant_types: [DEVICE_GRANT], response_types: [], redirect_uris: [] }, 0);
+    await stored.upsert('rlo-app', { client_id: 'rlo-app', client_name: RLO_NAME, client_secret: SECRET, redirect_uris: [REDIRECT], grant_types: ['authorization_code'], response_types: ['code'], token_endpoint_auth_method: 'client_secret_basic' }, 0);
+    const isolated = (html: string, where: string) => {
+      const escaped = RLO_NAME.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+      const all = html.match(new RegExp(escaped, 'g'))?.length ?? 0;
+      const inBdi = html.match(new RegExp(`<bdi>${escaped}</bdi>`, 'g'))?.length ?? 0;
+      assert.ok(all > 0, `${where}: the name is shown`);
+      assert.equal(inBdi, all, `${where}: every occurrence of the name is isolated`);
+    };
+    const started = (await (
+      await fetch(configs.app!.serverMetadata().device_authorization_endpoint!, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', 'user-agent': 'Smart TV' }, body: new URLSearchParams({ client_id: 'rlo-tv', scope: 'openid' }) })
+    ).json()) as Record<string, string>;
+    const agent = new Agent();
+    const confirm = await agent.submit(await agent.follow(`${server.issuer}/device`), '/device', { user_code: started.user_code! });
+    assert.equal(confirm.status, 200);
+    isolated(confirm.html, 'device confirmation');
+    assert.match(confirm.html, /by a program that calls itself “<bdi>Smart TV<\/bdi>”/, "the device's own word for itself is quoted as such, and isolated");
+    configs['rlo-app'] = await discover('rlo-app', SECRET);
+    const { page } = await authorize(new Agent(), 'rlo-app');
+    isolated(page.html, 'login page');
   });
 
   it("first-party pages: a client copying the account page's name and redirect URI gets no implicit consent; the page's own client cannot be sent elsewhere (issue 15)", async () => {

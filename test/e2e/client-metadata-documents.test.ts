@@ -231,6 +231,55 @@ describe('client ID metadata documents', () => {
     });
   });
 
+  it("a document that changes between the authorization and the token request holds the code to the document as it is now: its redirect URI dropped, or confidential authentication claimed, and the code gets no tokens", async () => {
+    const path = '/changing.json';
+    const clientId = serve(path, document(path), { headers: { 'cache-control': 'max-age=1' } });
+    const config = await oidc.discovery(new URL(server.issuer), clientId, undefined, oidc.None(), { execute: [oidc.allowInsecureRequests] });
+    const agent = new Agent();
+    /** A code of the client (nina signed in), not yet redeemed. */
+    const codeFor = async () => {
+      const { page, verifier } = await startAuthorization(agent, config, redirectUri, { scope: 'openid', prompt: 'consent' });
+      const back = await signInSteps(agent, page, { username: 'nina', password: PASSWORD, stopAt: redirectUri });
+      assert.ok(back.url.startsWith(redirectUri), `expected the redirect, got ${back.status} ${back.url}`);
+      return { callback: new URL(back.url), verifier };
+    };
+    const redeem = (code: { callback: URL; verifier: string }) => oidc.authorizationCodeGrant(config, code.callback, { pkceCodeVerifier: code.verifier });
+    const refusedWith = (expected: string) => (error: Error) => {
+      assert.ok(error instanceof oidc.ResponseBodyError, String(error));
+      assert.equal(error.error, expected, error.message);
+      return true;
+    };
+
+    // The redirect URI the code went to is no longer in the document when the code is redeemed.
+    const moved = await codeFor();
+    serve(path, document(path, { redirect_uris: ['http://127.0.0.1:9/moved'] }), { headers: { 'cache-control': 'max-age=1' } });
+    await eventually(async () => assertRefused(await authorize(clientId), /redirect_uri did not match/, /Unsafe return address/), 50, 200);
+    await assert.rejects(redeem(moved), refusedWith('invalid_grant'));
+
+    // Back as it was: a code; then the document says the client authenticates with a key (confidential).
+    serve(path, document(path), { headers: { 'cache-control': 'max-age=1' } });
+    await eventually(async () => assertAccepted(clientId), 50, 200);
+    const keyed = await codeFor();
+    serve(path, document(path, { token_endpoint_auth_method: 'private_key_jwt', jwks_uri: `${base}/keys.json` }), { headers: { 'cache-control': 'max-age=1' } });
+    // Once the cached copy expired, the token endpoint wants the key (a made-up refresh token: invalid_grant before, invalid_client after).
+    await eventually(async () => {
+      const answer = await fetch(`${server.url}/token`, { method: 'POST', body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: 'made-up', client_id: clientId }) });
+      assert.equal(answer.status, 401, await answer.text());
+    }, 50, 200);
+    await assert.rejects(redeem(keyed), refusedWith('invalid_client'));
+  });
+
+  it('a document asking for the device grant gets no user code: a metadata document client acts through the code flow only (RFC 8628 §5.4: remote phishing needs a client the person cannot see)', async () => {
+    const path = '/device-agent.json';
+    const clientId = serve(path, document(path, { application_type: 'native', grant_types: ['authorization_code', 'urn:ietf:params:oauth:grant-type:device_code', 'refresh_token'] }));
+    const metadata = (await (await fetch(`${server.issuer}/.well-known/openid-configuration`)).json()) as { device_authorization_endpoint: string };
+    const answer = await fetch(metadata.device_authorization_endpoint, { method: 'POST', body: new URLSearchParams({ client_id: clientId, scope: 'openid' }) });
+    const body = (await answer.json()) as Record<string, unknown>;
+    assert.equal(answer.status, 400, JSON.stringify(body));
+    assert.equal(body.error, 'unauthorized_client');
+    assert.equal(body.user_code, undefined);
+  });
+
   it('reads a changed document again only after its max-age', async () => {
     const clientId = serve('/cached.json', document('/cached.json'), { headers: { 'cache-control': 'max-age=3' } });
     await assertAccepted(clientId);

@@ -93,12 +93,12 @@ describe('e2e: the client\'s logo, privacy policy and terms on the login and con
     const { login, consent } = await pages('cdn');
     for (const page of [login, consent]) {
       assert.match(page.html, /<img class="client-logo" src="https:\/\/cdn\.example\.test\/brand\/logo\.png"/);
-      assert.match(page.html, /<a href="https:\/\/cdn-app\.example\.test\/privacy" target="_blank" rel="noopener noreferrer">Privacy policy of App cdn<\/a>/);
+      assert.match(page.html, /<a href="https:\/\/cdn-app\.example\.test\/privacy" target="_blank" rel="noopener noreferrer">Privacy policy of <bdi>App cdn<\/bdi><\/a>/);
       assert.doesNotMatch(page.html, /Terms of service/, 'no tos_uri registered, no link');
       assert.deepEqual(imgSrc(page.headers.get('content-security-policy')), ["'self'", 'data:', 'https://cdn.example.test']);
     }
     const local = await pages('local');
-    assert.match(local.consent.html, /<a href="https:\/\/notes\.example\.test\/terms" target="_blank" rel="noopener noreferrer">Terms of service of Orange Notes<\/a>/);
+    assert.match(local.consent.html, /<a href="https:\/\/notes\.example\.test\/terms" target="_blank" rel="noopener noreferrer">Terms of service of <bdi>Orange Notes<\/bdi><\/a>/);
     assert.deepEqual(imgSrc(local.consent.headers.get('content-security-policy')), ["'self'", 'data:', logoOrigin]);
   });
 

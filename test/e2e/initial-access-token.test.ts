@@ -60,6 +60,26 @@ describe('e2e: an initial access token registers one client', function () {
     }
   });
 
+  it("an initial access token is a registration and nothing else, and a registration access token is no initial access token: neither works at userinfo, the admin API or the revocation feed, the first reads no client by RFC 7592, the second registers nothing (RFC 7591 §3, held)", async () => {
+    const iat = await token();
+    const bearer = (path: string, value: string) => fetch(`${server.url}${path}`, { headers: { authorization: `Bearer ${value}`, accept: 'application/json' } });
+    for (const path of ['/me', '/admin/clients', '/revocations']) {
+      const answer = await bearer(path, iat);
+      assert.equal(answer.status, 401, `${path} with an initial access token: ${answer.status} ${await answer.text()}`);
+    }
+    const registered = await register(iat);
+    assert.equal(registered.status, 201, 'the token is not spent by being tried elsewhere');
+    const client = (await registered.json()) as { client_id: string; registration_access_token: string; registration_client_uri: string };
+    const other = await token();
+    assert.equal((await bearer(new URL(client.registration_client_uri).pathname, other)).status, 401, 'an initial access token reads no client');
+    for (const path of ['/me', '/admin/clients', '/revocations']) {
+      assert.equal((await bearer(path, client.registration_access_token)).status, 401, `${path} with a registration access token`);
+    }
+    const withRat = await register(client.registration_access_token);
+    assert.equal(withRat.status, 401, 'a registration access token registers nothing');
+    assert.equal((await bearer(new URL(client.registration_client_uri).pathname, client.registration_access_token)).status, 200, 'it reads its own client');
+  });
+
   it('a refused registration does not spend the token', async () => {
     const iat = await token();
     const refused = await register(iat, { redirect_uris: ['https://dev.example.test/callback#fragment'] });

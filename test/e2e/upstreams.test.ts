@@ -41,26 +41,47 @@ const OPS = { id: 'ops', secret: 'ops-client-secret-with-plenty-of-entropy-01234
 /** A device (RFC 8628) whose person signs in at /device. */
 const TV = { client_id: 'tv', application_type: 'native', token_endpoint_auth_method: 'none', grant_types: ['urn:ietf:params:oauth:grant-type:device_code'], response_types: [], redirect_uris: [] };
 
-type Mode = 'good' | 'forged' | 'expired' | 'audience' | 'nonce' | 'deny';
+type Mode = 'good' | 'forged' | 'expired' | 'audience' | 'nonce' | 'deny' | 'issuer' | 'several-audiences' | 'several-audiences-azp' | 'azp-other' | 'alg-none' | 'hs256' | 'email-split';
 
-/** An upstream we control: discovery, authorize (straight back), token (an ID token as `mode` says), JWKS. */
+/**
+ * An upstream we control: discovery, authorize (straight back), token (an ID token as `mode` says), JWKS.
+ * Under /ui it is another upstream (issuer <issuer>/ui) that also has a userinfo endpoint (whose `sub` is
+ * `userinfoSub` when set), advertises HS256 for ID tokens besides RS256, as some providers do, and sends
+ * `iss` in its authorization responses (RFC 9207), as it advertises.
+ */
 async function startFakeUpstream() {
   const { privateKey, publicKey } = await generateKeyPair('RS256');
   const other = await generateKeyPair('RS256');
   const jwk: JWK = { ...(await exportJWK(publicKey)), kid: 'fake-key', alg: 'RS256', use: 'sig' };
-  const state = { mode: 'good' as Mode, nonce: '', issuer: '', sub: 'fake-person-1', sid: 'fake-sid-1', authorizations: 0, tokens: 0, prompt: null as string | null, email: undefined as string | undefined, maxAge: null as string | null, authTime: undefined as number | undefined };
+  const state = { mode: 'good' as Mode, nonce: '', issuer: '', sub: 'fake-person-1', sid: 'fake-sid-1', authorizations: 0, tokens: 0, userinfos: 0, prompt: null as string | null, email: undefined as string | undefined, userinfoSub: undefined as string | undefined, maxAge: null as string | null, authTime: undefined as number | undefined };
   const sign = (payload: JWTPayload, key = privateKey, typ?: string) =>
     new SignJWT(payload).setProtectedHeader({ alg: 'RS256', kid: 'fake-key', ...(typ && { typ }) }).sign(key);
+  const signedAs = (payload: JWTPayload, mode: Mode) => {
+    if (mode === 'alg-none') return Promise.resolve(`${Buffer.from(JSON.stringify({ alg: 'none' })).toString('base64url')}.${Buffer.from(JSON.stringify(payload)).toString('base64url')}.`);
+    // Keyed with the client secret Latchkey holds at this upstream: no one else could make it, but it is no signature of the upstream's keys.
+    if (mode === 'hs256') return new SignJWT(payload).setProtectedHeader({ alg: 'HS256' }).sign(new TextEncoder().encode(SECRET));
+    return sign(payload, mode === 'forged' ? other.privateKey : privateKey);
+  };
   const server: Server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', state.issuer);
     // A slow upstream: never answers (Latchkey's bound, upstreams.timeout, ends the wait).
     if (url.pathname.startsWith('/slow/')) return;
+    const prefix = url.pathname.startsWith('/ui/') ? '/ui' : '';
+    const path = url.pathname.slice(prefix.length);
+    const issuer = `${state.issuer}${prefix}`;
     const json = (body: unknown, status = 200) => res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
-    if (url.pathname === '/.well-known/openid-configuration') {
-      return json(upstreamDiscovery(state.issuer));
+    if (path === '/.well-known/openid-configuration') {
+      const discovery = upstreamDiscovery(issuer);
+      return json(prefix ? { ...discovery, jwks_uri: `${state.issuer}/jwks`, userinfo_endpoint: `${issuer}/userinfo`, id_token_signing_alg_values_supported: ['RS256', 'HS256'], authorization_response_iss_parameter_supported: true } : discovery);
     }
-    if (url.pathname === '/jwks') return json({ keys: [jwk] });
-    if (url.pathname === '/authorize') {
+    if (path === '/jwks') return json({ keys: [jwk] });
+    if (prefix && path === '/userinfo') {
+      state.userinfos += 1;
+      // email-split: userinfo vouches for another address than the ID token names.
+      const email = state.mode === 'email-split' ? `verified-${state.sub}@fake.example` : (state.email ?? `${state.sub}@fake.example`);
+      return json({ sub: state.userinfoSub ?? state.sub, email, email_verified: true, name: 'Userinfo Person' });
+    }
+    if (path === '/authorize') {
       state.authorizations += 1;
       state.prompt = url.searchParams.get('prompt');
       state.maxAge = url.searchParams.get('max_age');
@@ -69,26 +90,33 @@ async function startFakeUpstream() {
       if (state.mode === 'deny') back.searchParams.set('error', 'access_denied');
       else back.searchParams.set('code', 'a-code');
       back.searchParams.set('state', url.searchParams.get('state') ?? '');
+      // Under /ui the upstream identifies itself in its responses (RFC 9207), as it advertises.
+      if (prefix) back.searchParams.set('iss', issuer);
       return res.writeHead(302, { location: back.href }).end();
     }
-    if (url.pathname === '/token') {
+    if (path === '/token') {
       state.tokens += 1;
       const now = Math.floor(Date.now() / 1000);
+      const { mode } = state;
+      const audiences: Partial<Record<Mode, string | string[]>> = { audience: 'someone-else', 'several-audiences': ['latchkey', 'someone-else'], 'several-audiences-azp': ['latchkey', 'someone-else'], 'azp-other': ['latchkey', 'someone-else'] };
       const claims: JWTPayload = {
-        iss: state.issuer,
+        iss: mode === 'issuer' ? 'https://attacker.example' : issuer,
         sub: state.sub,
-        aud: state.mode === 'audience' ? 'someone-else' : 'latchkey',
-        iat: state.mode === 'expired' ? now - 7200 : now,
-        exp: state.mode === 'expired' ? now - 3600 : now + 300,
-        nonce: state.mode === 'nonce' ? 'another-nonce' : state.nonce,
+        aud: audiences[mode] ?? 'latchkey',
+        ...(mode === 'several-audiences-azp' && { azp: 'latchkey' }),
+        ...(mode === 'azp-other' && { azp: 'someone-else' }),
+        iat: mode === 'expired' ? now - 7200 : now,
+        exp: mode === 'expired' ? now - 3600 : now + 300,
+        nonce: mode === 'nonce' ? 'another-nonce' : state.nonce,
         sid: state.sid,
         // When the person signed in at the upstream: now, unless a test plays an upstream answering from an older session.
         auth_time: state.authTime ?? now,
         email: state.email ?? `${state.sub}@fake.example`,
-        email_verified: true,
+        // email-split: the ID token names an address without saying it is verified.
+        ...(mode !== 'email-split' && { email_verified: true }),
         name: 'Fake Person',
       };
-      void sign(claims, state.mode === 'forged' ? other.privateKey : privateKey).then((idToken) => {
+      void signedAs(claims, mode).then((idToken) => {
         json({ access_token: 'an-access-token', token_type: 'Bearer', expires_in: 60, id_token: idToken });
       });
       return;
@@ -389,6 +417,59 @@ describe('e2e: sign in through an upstream OpenID Connect provider', function ()
       });
     }
 
+    it("ID token checks at the callback (OIDC Core §3.1.3.7): another iss, several audiences without azp or with another's azp, alg none, HS256 keyed with the client secret (even from an upstream that advertises HS256: only its JWKS signs) are refused with no account made; so is userinfo naming another sub (§5.3.2), and a response without the iss its upstream advertises (RFC 9207 §2.4); an address is verified only by its own source", async () => {
+      const upstreams = new Upstreams(latchkey.kv, latchkey.config.keys.secrets);
+      // The fake under /ui: a userinfo endpoint, and HS256 among its ID token algorithms.
+      const subBefore = fake.state.sub;
+      await upstreams.add({ id: 'fakeui', issuer: `${fake.state.issuer}/ui`, clientId: 'latchkey', clientSecret: SECRET, scope: 'openid email', displayName: 'Fake UI', linkByEmail: false, endSession: false });
+      const links = new UpstreamLinks(latchkey.kv, latchkey.accounts);
+      const refused = async (upstream: string, mode: Mode, sub: string) => {
+        const { page } = await throughFake('app1', sub, { upstream }, mode);
+        assert.equal(page.status, 403, `${upstream} ${mode}: ${page.status} ${page.url} ${page.html.slice(0, 300)}`);
+        assert.match(page.html, /Sign-in not completed/);
+        assert.equal(await links.find(upstream, sub), undefined, `${upstream} ${mode}: no account`);
+      };
+      const signsIn = async (upstream: string, mode: Mode, sub: string) => {
+        const { page } = await throughFake('app1', sub, { upstream }, mode);
+        assert.ok(page.url.startsWith(app1Redirect()) || isConsent(page), `${upstream} ${mode}: signed in (${page.status} ${page.url} ${page.html.slice(0, 300)})`);
+        assert.ok(await links.find(upstream, sub), `${upstream} ${mode}: the account`);
+      };
+      try {
+        for (const [upstream, mode] of [['fake', 'issuer'], ['fake', 'several-audiences'], ['fake', 'azp-other'], ['fake', 'alg-none'], ['fakeui', 'alg-none'], ['fake', 'hs256'], ['fakeui', 'hs256']] as const) {
+          await refused(upstream, mode, `idtoken-${upstream}-${mode}`);
+        }
+        // Several audiences with azp naming us are taken (the same checks, passed), and so is the upstream with userinfo.
+        await signsIn('fake', 'several-audiences-azp', 'idtoken-fake-azp');
+        const userinfos = fake.state.userinfos;
+        await signsIn('fakeui', 'good', 'idtoken-fakeui-good');
+        assert.equal(fake.state.userinfos, userinfos + 1, 'userinfo was read');
+        // Userinfo about someone else than the ID token's sub (a mixed-up or hostile userinfo endpoint).
+        fake.state.userinfoSub = 'someone-else';
+        await refused('fakeui', 'good', 'idtoken-fakeui-userinfo');
+        fake.state.userinfoSub = undefined;
+        // An upstream that advertises RFC 9207: a response without its iss is refused before its code is redeemed (§2.4).
+        const params = new URLSearchParams({ client_id: 'app1', response_type: 'code', scope: 'openid', redirect_uri: app1Redirect(), code_challenge: 'x'.repeat(43), code_challenge_method: 'S256', upstream: 'fakeui' });
+        const stripped = new Agent();
+        const callback = new URL((await stripped.follow(`${latchkey.issuer}/auth?${params}`, {}, `${latchkey.issuer}/upstream/fakeui/callback`)).url);
+        assert.equal(callback.searchParams.get('iss'), `${fake.state.issuer}/ui`);
+        callback.searchParams.delete('iss');
+        const tokens = fake.state.tokens;
+        const withoutIss = await stripped.follow(callback.href, {}, app1Redirect());
+        assert.equal(withoutIss.status, 403, `${withoutIss.status} ${withoutIss.url}`);
+        assert.equal(fake.state.tokens, tokens, 'the code was not redeemed');
+        // The ID token names an address without email_verified, userinfo vouches for another: the
+        // account's address is the ID token's, and nobody verified that one (email and email_verified are one claim pair).
+        await signsIn('fakeui', 'email-split', 'idtoken-fakeui-split');
+        const split = (await latchkey.accounts.find((await links.find('fakeui', 'idtoken-fakeui-split'))!.sub))!.claims;
+        assert.deepEqual([split.email, split.email_verified], ['idtoken-fakeui-split@fake.example', false], 'the verified flag of another address is not this one\'s');
+      } finally {
+        fake.state.userinfoSub = undefined;
+        fake.state.mode = 'good';
+        fake.state.sub = subBefore; // the tests after this one sign in as whoever was left
+        await upstreams.remove('fakeui');
+      }
+    });
+
     it('an upstream that answers with an error: the error page, and access_denied for the app', async () => {
       fake.state.mode = 'deny';
       const page = await agent.follow(await toCallback());
@@ -490,6 +571,28 @@ describe('e2e: sign in through an upstream OpenID Connect provider', function ()
       agent.clearCookies(); // the tests after this one start signed out
     });
 
+    it('malformed callbacks (a parameter repeated, a code with an error, an error with its description only) get a page, never a 500, and redeem nothing', async () => {
+      fake.state.mode = 'good';
+      const variants: Array<(callback: URL) => void> = [
+        (url) => url.searchParams.append('code', 'another-code'),
+        (url) => url.searchParams.append('state', url.searchParams.get('state')!),
+        (url) => { url.searchParams.append('iss', fake.state.issuer); url.searchParams.append('iss', 'https://attacker.example'); },
+        (url) => url.searchParams.set('error', 'access_denied'),
+        (url) => { url.searchParams.delete('code'); url.searchParams.set('error', 'server_error'); url.searchParams.set('error_description', '<script>alert(1)</script>'.repeat(200)); },
+      ];
+      for (const [at, change] of variants.entries()) {
+        const callback = new URL(await toCallback());
+        change(callback);
+        const tokens = fake.state.tokens;
+        const page = await agent.follow(callback.href, {}, app1Redirect());
+        assert.ok(page.status >= 400 && page.status < 500, `variant ${at}: ${page.status} ${page.html.slice(0, 300)}`);
+        assert.ok(!page.html.includes('<script>alert'), `variant ${at}: nothing of the upstream's is markup`);
+        assert.doesNotMatch(page.html, /at .*\.(ts|js):\d+/, `variant ${at}: no stack trace`);
+        assert.equal(fake.state.tokens, tokens, `variant ${at}: no code sent to the token endpoint`);
+      }
+      agent.clearCookies();
+    });
+
     it('signs in with a good ID token, and refuses the same callback replayed', async () => {
       fake.state.mode = 'good';
       fake.state.sub = 'fake-person-1';
@@ -553,8 +656,8 @@ describe('e2e: sign in through an upstream OpenID Connect provider', function ()
     });
 
     /** An authorization request of `client` sent to the fake upstream as `sub`, in a fresh browser; where it stops, and its PKCE verifier. */
-    async function throughFake(client: string, sub: string, extra: Record<string, string> = {}) {
-      fake.state.mode = 'good';
+    async function throughFake(client: string, sub: string, extra: Record<string, string> = {}, mode: Mode = 'good') {
+      fake.state.mode = mode;
       fake.state.sub = sub;
       const verifier = oidc.randomPKCECodeVerifier();
       const params = new URLSearchParams({
@@ -656,6 +759,64 @@ describe('e2e: sign in through an upstream OpenID Connect provider', function ()
         assert.deepEqual((await links.find('fakelink', 'zed-elsewhere'))?.sub, zed.sub);
       } finally {
         await upstreams.remove('fakelink');
+      }
+    });
+
+    it("email lookalikes: an upstream's address that apps would take for a local account's (case folded another way, compatibility width, invisible characters) makes no second account, and a linked identity does not take it", async () => {
+      // An app comparing addresses upper-cased ("ſam" → "SAM"), NFKC-normalized ("ｓａｍ" → "sam") or
+      // as shown ("s<ZWSP>am" looks like "sam") would take the upstream's person for sam: the upstream's
+      // verified word for an address an app takes for sam's is sam's address (the classic account
+      // takeover through a Unicode case-mapping collision). `fake` does not link by email.
+      const sam = await latchkey.accounts.create('sam', 'sam has a local password', { email: 'sam@local.example', email_verified: true });
+      const links = new UpstreamLinks(latchkey.kv, latchkey.accounts);
+      try {
+        for (const [at, email] of ['\u017Fam@local.example', '\uFF53\uFF41\uFF4D@local.example', 's\u200Bam@local.example', 'sam@LOCAL.EXAMPLE', 'SAM@local.example'].entries()) {
+          fake.state.email = email;
+          const { page } = await throughFake('app1', `lookalike-${at}`).finally(() => (fake.state.email = undefined));
+          assert.ok(!page.url.startsWith(app1Redirect()) && !isConsent(page), `${JSON.stringify(email)}: signed in as a new person (${page.status} ${page.url})`);
+          assert.equal(page.status, 409, `${JSON.stringify(email)}: ${page.status} ${page.html.slice(0, 300)}`);
+          assert.match(page.html, /Account not linked/);
+          assert.equal(await links.find('fake', `lookalike-${at}`), undefined, `${JSON.stringify(email)}: no account made`);
+        }
+        // An identity linked already whose upstream later says a lookalike of sam's address keeps its own.
+        await throughFake('app1', 'lookalike-linked');
+        const linked = (await links.find('fake', 'lookalike-linked'))!;
+        fake.state.email = '\u017Fam@local.example';
+        const later = await throughFake('app1', 'lookalike-linked').finally(() => (fake.state.email = undefined));
+        assert.ok(later.page.url.startsWith(app1Redirect()) || isConsent(later.page), `it still signs in: ${later.page.status} ${later.page.url}`);
+        assert.equal((await latchkey.accounts.find(linked.sub))!.claims.email, 'lookalike-linked@fake.example', "a lookalike of another account's address is not taken");
+        assert.equal((await latchkey.accounts.find(sam.sub))!.claims.email, 'sam@local.example');
+        // An address no one here holds, non-ASCII or not, makes its account as before.
+        fake.state.email = 'sàm@local.example';
+        const own = await throughFake('app1', 'lookalike-own').finally(() => (fake.state.email = undefined));
+        assert.ok(own.page.url.startsWith(app1Redirect()) || isConsent(own.page), `a distinct address signs in: ${own.page.status} ${own.page.url}`);
+      } finally {
+        await latchkey.accounts.remove('sam');
+      }
+    });
+
+    it("an upstream added with --domain vouches only for addresses at its domains: another domain's address is taken unverified, so it links to no local account and apps read email_verified false", async () => {
+      // `fake` was added with the domain fake.example; an upstream that lets its people (or their admins)
+      // set any address would otherwise vouch for addresses at domains it does not own (nOAuth).
+      const links = new UpstreamLinks(latchkey.kv, latchkey.accounts);
+      const verifiedOf = async (sub: string) => (await latchkey.accounts.find((await links.find('fake', sub))!.sub))!.claims.email_verified;
+      fake.state.email = 'outsider@elsewhere.example';
+      await throughFake('app1', 'domain-outsider').finally(() => (fake.state.email = undefined));
+      assert.equal(await verifiedOf('domain-outsider'), false, 'an address at another domain is not verified by this upstream');
+      fake.state.email = 'insider@FAKE.example';
+      await throughFake('app1', 'domain-insider').finally(() => (fake.state.email = undefined));
+      assert.equal(await verifiedOf('domain-insider'), true, 'one at its own domain is');
+      // Linking by email: an upstream bounded to fake.example saying carol's address (local.example) is not offered carol's account.
+      const upstreams = new Upstreams(latchkey.kv, latchkey.config.keys.secrets);
+      await upstreams.add({ id: 'fakedomain', issuer: fake.state.issuer, clientId: 'latchkey', clientSecret: SECRET, scope: 'openid email', displayName: 'Fake Domain', linkByEmail: true, endSession: false, domains: ['fake.example'] });
+      try {
+        fake.state.email = 'carol@local.example';
+        const { page } = await throughFake('app1', 'domain-carol', { upstream: 'fakedomain' }).finally(() => (fake.state.email = undefined));
+        assert.equal(page.status, 409, `${page.status} ${page.url} ${page.html.slice(0, 300)}`);
+        assert.match(page.html, /did not confirm that the address is yours/);
+        assert.equal(await links.find('fakedomain', 'domain-carol'), undefined);
+      } finally {
+        await upstreams.remove('fakedomain');
       }
     });
 
@@ -907,6 +1068,26 @@ describe('e2e: sign in through an upstream OpenID Connect provider', function ()
       assert.equal(await later.active(), true);
       assert.equal((await post(await fake.logoutToken({ sid: 'fake-sid-replay' }))).status, 200, 'a new token (another jti) still works');
       assert.match(await later.silent(), /error=login_required/);
+    });
+
+    it("a logout token ends only its own upstream's sessions: one signed by the same provider for another of our upstreams (its sid or sub), and one naming the session's sid with another person's sub, end nothing (Back-Channel Logout §2.6, §2.4)", async () => {
+      // `twin` is the same provider (same issuer, keys and client id) added under another id: the strongest case.
+      const upstreams = new Upstreams(latchkey.kv, latchkey.config.keys.secrets);
+      await upstreams.add({ id: 'twin', issuer: fake.state.issuer, clientId: 'latchkey', clientSecret: SECRET, scope: 'openid email', displayName: 'Twin', linkByEmail: false, endSession: false });
+      const post = async (upstream: string, token: string) => (await fetch(`${latchkey.issuer}/upstream/${upstream}/backchannel-logout`, { method: 'POST', body: new URLSearchParams({ logout_token: token }) })).status;
+      try {
+        const signedIn = await tokensThroughFake('fake-person-cross', 'fake-sid-cross');
+        assert.equal(await post('twin', await fake.logoutToken({ sid: 'fake-sid-cross' })), 200, 'a valid token for twin: nothing of its to end');
+        assert.equal(await post('twin', await fake.logoutToken({ sub: 'fake-person-cross' })), 200);
+        assert.equal(await post('twin', await fake.logoutToken({ sid: 'fake-sid-cross', sub: 'fake-person-cross' })), 200);
+        assert.equal(await post('fake', await fake.logoutToken({ sid: 'fake-sid-cross', sub: 'someone-else-there' })), 200);
+        assert.doesNotMatch(await signedIn.silent(), /error=login_required/, 'still signed in');
+        assert.equal(await signedIn.active(), true, 'its access token still active');
+        assert.equal(await post('fake', await fake.logoutToken({ sid: 'fake-sid-cross', sub: 'fake-person-cross' })), 200);
+        assert.match(await signedIn.silent(), /error=login_required/, 'its own upstream ends it');
+      } finally {
+        await upstreams.remove('twin');
+      }
     });
 
     it('removing an upstream link on the account page ends the other sessions it signed in, with their tokens', async () => {

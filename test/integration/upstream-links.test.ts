@@ -50,4 +50,16 @@ describe('upstream links: the people linked through an upstream (real Redis)', f
     assert.equal(await links.remove(signedIn.account.sub, 'corp:corp-new'), true);
     assert.ok((await links.peopleLinkedTo('corp')).includes(signedIn.account.sub), 'a superset: the grants are what removal checks');
   });
+  it("an address an app would take for a local account's (emailFold) is refused even where linking by email is on; the same address in other letter case is offered to link", async () => {
+    const links = new UpstreamLinks(store.kv, accounts);
+    const sam = await accounts.create('fold-sam', 'a password of its own here', { email: 'sam@fold.example', email_verified: true });
+    const linking = { id: 'linking', issuer: CORP, linkByEmail: true };
+    for (const email of ['\u017Fam@fold.example', '\uFF53am@fold.example', 's\u00ADam@fold.example', 'sam@fold.example\u200B']) {
+      assert.deepEqual(await links.signIn(linking, `fold-${email.codePointAt(1)}-${email.length}`, { email, email_verified: true }), { refused: 'email-lookalike' }, JSON.stringify(email));
+    }
+    const offered = await links.signIn(linking, 'fold-upper', { email: 'SAM@Fold.Example', email_verified: true });
+    assert.ok('confirm' in offered && offered.confirm.sub === sam.sub, JSON.stringify(offered));
+    const other = await links.signIn(linking, 'fold-other', { email: 'sàm@fold.example', email_verified: true });
+    assert.ok('account' in other, 'another address (an accent an app keeps) makes its account');
+  });
 });

@@ -80,6 +80,9 @@ describe('client metadata documents', () => {
     assert.match(refusal(doc({ redirect_uris: ['https://agent.example.com/*'] })), /wildcards/);
     assert.match(refusal(doc({ scope: 'openid admin' })), /granted only by an operator/);
     assert.match(refusal(doc({ logo_uri: 'javascript:alert(1)' })), /logo_uri must be an https URL/);
+    // A name that would reverse the consent page's words around it, or hide in it (attacks › "bidi controls…").
+    assert.match(refusal(doc({ client_name: 'Agent \u202Emoc.elgoog' })), /client_name cannot contain .* \(found U\+202E\)/);
+    assert.match(refusal(doc({ client_name: 'Ag\u200Bent' })), /client_name cannot contain/);
     // Redirect URIs the document's own: its origin, loopback, or a private-use scheme named after its host.
     assert.match(refusal(doc({ redirect_uris: ['https://elsewhere.example/cb'] })), /on its own origin \(https:\/\/agent\.example\.com\)/);
     assert.match(refusal(doc({ redirect_uris: ['https://other.agent.example.com/cb'] })), /on its own origin/);
