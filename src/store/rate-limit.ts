@@ -12,6 +12,7 @@ import { RateLimiterMemory, RateLimiterRedis, type RateLimiterAbstract } from 'r
 import { Cluster, type Redis } from 'ioredis';
 import type { Kv } from './kv.js';
 import { RedisKv } from './redis.js';
+import { defineScript } from './scripts.js';
 
 export interface LimiterOptions {
   /** Distinguishes this limiter's keys from every other's. */
@@ -178,8 +179,8 @@ const countOf = (reply: number[], i: number): WindowCount => ({ count: Number(re
 function redisWindows(connection: Redis | Cluster): FixedWindows {
   const client = connection as (Redis | Cluster) & HitCommands;
   if (!('latchkeyHitWindows' in client)) {
-    connection.defineCommand('latchkeyHitWindows', { lua: HIT_WINDOWS });
-    connection.defineCommand('latchkeyHitWindow', { lua: HIT_WINDOWS, numberOfKeys: 1 });
+    defineScript(connection, 'latchkeyHitWindows', { lua: HIT_WINDOWS });
+    defineScript(connection, 'latchkeyHitWindow', { lua: HIT_WINDOWS, numberOfKeys: 1 });
   }
   return {
     async hit(hits) {

@@ -5,6 +5,7 @@
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 import type { Config } from '../config.js';
 import { getViaInTurn, type CachedReads, type ConsumeOutcome, type Kv, type LogEntry, type ReadResults, type ReadsAhead, type StoredRecord } from './kv.js';
+import { defineScript } from './scripts.js';
 import { TRACKING_CONNECTION, TrackedCache, type TrackedCacheOptions } from './tracked-cache.js';
 
 type RedisSettings = Config['redis'];
@@ -291,9 +292,8 @@ export class RedisKv implements Kv {
   /** `cache`: how cachedReads caches (the server's store); without it, cachedReads gives none. */
   constructor(client: Redis | Cluster, events?: ConnectionEvents, cache?: Omit<TrackedCacheOptions, 'readsOn'>) {
     this.#cache = cache;
-    for (const [name, { numberOfKeys, lua }] of Object.entries(SCRIPTS)) {
-      client.defineCommand(name, { numberOfKeys, lua });
-    }
+    // Not ioredis's defineCommand, which copies every script onto each auto-pipeline (scripts.ts).
+    for (const [name, definition] of Object.entries(SCRIPTS)) defineScript(client, name, definition);
     let down = false;
     // Without an error listener ioredis reports every failed reconnect as an unhandled error.
     client.on('error', (error: Error) => {

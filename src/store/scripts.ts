@@ -1,0 +1,55 @@
+/**
+ * The store's Lua scripts as methods of its ioredis connection, called as ioredis's `defineCommand`
+ * makes them (`connection.putRecord(key, ...)`, `numberOfKeys` given first when the definition
+ * declares it), without ioredis's `defineCommand` on a standalone or Sentinel connection.
+ *
+ * Why: ioredis copies every script defined with `defineCommand`, and its Buffer twin, onto each
+ * pipeline it makes (Pipeline's constructor: `this[name] = redis[name]` for each, and its digest
+ * into a table), and with auto-pipelining it makes one each turn of the event loop that sends a
+ * command. With the store's sixteen scripts that was 48 megamorphic loads and as many stores per
+ * pipeline, about 30 K instructions, 2-3% of an opaque token's (docs/performance.md).
+ *
+ * As ioredis did, a script's first call on each connection to Redis (each socket) is an EVAL, which
+ * runs it and caches it in Redis, and later ones an EVALSHA: every call is auto-pipelined like any
+ * command (the same round trips), and a command sent after a script in the same turn sees its
+ * effect even on a Redis that has just started. An EVALSHA answered NOSCRIPT (the scripts flushed
+ * meanwhile) did not run; it is sent again as EVAL, so it never runs twice.
+ *
+ * On Cluster, `defineCommand` as before: its auto-pipelining groups a command by the slot of its
+ * first argument, which for EVALSHA is the digest, not a key.
+ */
+import { createHash } from 'node:crypto';
+import { Cluster, type Redis } from 'ioredis';
+
+export interface ScriptDefinition {
+  readonly lua: string;
+  /** Keys the script takes; undefined: the caller gives their number as its first argument. */
+  readonly numberOfKeys?: number;
+}
+
+type Args = (string | number)[];
+
+export function defineScript(connection: Redis | Cluster, name: string, { lua, numberOfKeys }: ScriptDefinition): void {
+  if (connection instanceof Cluster) {
+    connection.defineCommand(name, { lua, numberOfKeys });
+    return;
+  }
+  const sha = createHash('sha1').update(lua).digest('hex');
+  const evalsha = connection.evalsha.bind(connection) as (sha: string, ...args: Args) => Promise<unknown>;
+  const evaluate = connection.eval.bind(connection) as (lua: string, ...args: Args) => Promise<unknown>;
+  // The sockets this script was sent on as EVAL (ioredis's CustomScriptCommand keeps the same).
+  const loaded = new WeakSet<object>();
+  const send = (args: Args) => {
+    const socket = (connection as { stream?: object }).stream;
+    if (!socket || !loaded.has(socket)) {
+      if (socket) loaded.add(socket);
+      return evaluate(lua, ...args);
+    }
+    return evalsha(sha, ...args).catch((error: unknown) => {
+      if (!(error instanceof Error) || !error.message.includes('NOSCRIPT')) throw error;
+      return evaluate(lua, ...args);
+    });
+  };
+  const run = numberOfKeys === undefined ? (...args: Args) => send(args) : (...args: Args) => send([numberOfKeys, ...args]);
+  Object.defineProperty(connection, name, { value: run, configurable: true, writable: true });
+}
