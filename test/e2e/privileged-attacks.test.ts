@@ -8,10 +8,14 @@
 import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { calculateJwkThumbprint, exportJWK, generateKeyPair, type JWK } from 'jose';
-import { API, clientCredentialsToken, grantFeed, machineClient, RESOURCE_SERVERS } from '../helpers/tokens.js';
+import { calculateJwkThumbprint, exportJWK, generateKeyPair, SignJWT, type JWK } from 'jose';
+import { API, basic, clientCredentialsToken, grantFeed, machineClient, RESOURCE_SERVERS } from '../helpers/tokens.js';
+import * as oidc from 'openid-client';
+import { Agent } from '../helpers/agent.js';
+import { frontChannel } from '../helpers/front-channel.js';
+import { latchkey } from '../helpers/process.js';
 import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
-import { startServer, testDir, type TestServer } from '../helpers/server.js';
+import { startServer, testDir, testEnv, type TestServer } from '../helpers/server.js';
 import { createLogger } from '../../src/ops/logger.js';
 import { createResourceServer } from '../../src/resource-server/index.js';
 
@@ -31,6 +35,7 @@ describe('attacks: the privileged and cryptographic surfaces (black box)', funct
   const dir = testDir();
   let redis: RedisServer;
   let server: TestServer;
+  let env: Record<string, string>;
   const logLines: string[] = [];
 
   before(async () => {
@@ -57,6 +62,7 @@ describe('attacks: the privileged and cryptographic surfaces (black box)', funct
         machineClient(RS),
       ],
     };
+    env = testEnv(dir, port, settings);
     server = await startServer({ ...settings, env: { LOG_LEVEL: 'debug', RESOURCE_SERVERS }, logger: createLogger('debug', { write: (line: string) => void logLines.push(line) }) });
     await server.apis.grant(OPS.id, `${server.issuer}/admin`, { scopes: ['admin'] });
     await server.apis.grant(READER.id, `${server.issuer}/admin`, { scopes: ['admin:read'] });
@@ -88,6 +94,179 @@ describe('attacks: the privileged and cryptographic surfaces (black box)', funct
       assert.equal(claims.client_id, MACHINE.id);
     } finally {
       helper.close();
+    }
+  });
+
+  const admin = `/admin`;
+  const token = async (client: { id: string; secret: string }, resource: string, scope: string) => clientCredentialsToken(server.url, client, resource, scope);
+  const call = (path: string, init: RequestInit = {}) => fetch(`${server.url}${path}`, { redirect: 'manual', ...init });
+
+  it('the admin API, every route in its OpenAPI document, refuses every token but an operator-granted admin one: none, garbage, an API\'s and the feed\'s client_credentials JWTs, admin:read at a write, a revoked admin token, an admin bearer token sent with the DPoP scheme; none changes anything, none answers with a stack or CORS (RFC 6750 §3.1, RFC 9449 §7.1, ASVS V4.1.1)', async () => {
+    const document = (await (await call(`${admin}/openapi.json`)).json()) as { paths: Record<string, Record<string, unknown>> };
+    const params: Record<string, string> = { id: WEB.id, username: 'alice', api: encodeURIComponent(API), identifier: encodeURIComponent(API) };
+    const routes = Object.entries(document.paths)
+      .filter(([path]) => path !== '/openapi.json')
+      .flatMap(([path, methods]) => Object.keys(methods).filter((method) => ['get', 'post', 'put', 'delete'].includes(method)).map((method) => ({ method: method.toUpperCase(), path: path.replace(/\{(\w+)\}/g, (_, name: string) => params[name] ?? 'x') })));
+    assert.ok(routes.length >= 18, `${routes.length} routes`);
+    const bodies: Record<string, unknown> = {
+      '/users': { username: 'mallory', password: 'mallory would like a password' },
+      '/clients': { client_id: 'mallory-app', redirect_uris: ['https://mallory.example/cb'] },
+      '/apis': { identifier: 'https://mallory.example/api', scopes: ['steal'] },
+      '/upstreams': { id: 'mallory', issuer: 'https://mallory.example', client_id: 'x', client_secret: 'y'.repeat(40) },
+    };
+    const before = { clients: await call(`${admin}/clients`, { headers: { authorization: `Bearer ${await token(READER, `${server.issuer}/admin`, 'admin:read')}` } }).then((r) => r.text()) };
+
+    const readToken = await token(READER, `${server.issuer}/admin`, 'admin:read');
+    const revoked = await token(OPS, `${server.issuer}/admin`, 'admin');
+    const revocation = await call('/token/revocation', { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(OPS) }, body: new URLSearchParams({ token: revoked }) });
+    assert.equal(revocation.status, 200);
+    const attempts: { what: string; authorization?: string; writesOnly?: boolean; status: number[] }[] = [
+      { what: 'no token', status: [401] },
+      { what: 'a garbage token', authorization: 'Bearer not-a-token', status: [401] },
+      { what: "an API's client_credentials JWT", authorization: `Bearer ${await token(MACHINE, API, 'read')}`, status: [401] },
+      { what: "the feed's client_credentials JWT", authorization: `Bearer ${await token(RS, `${server.issuer}/revocations`, 'revocations')}`, status: [401] },
+      { what: 'an admin:read token at a write', authorization: `Bearer ${readToken}`, writesOnly: true, status: [403] },
+      { what: 'a revoked admin token (RFC 7009)', authorization: `Bearer ${revoked}`, status: [401] },
+      { what: 'an admin bearer token with the DPoP scheme', authorization: `DPoP ${await token(OPS, `${server.issuer}/admin`, 'admin')}`, status: [401] },
+      { what: 'an admin token in Basic', authorization: `Basic ${Buffer.from(`ops:${await token(OPS, `${server.issuer}/admin`, 'admin')}`).toString('base64')}`, status: [401] },
+    ];
+    for (const { method, path } of routes) {
+      for (const attempt of attempts) {
+        if (attempt.writesOnly && method === 'GET') continue;
+        const body = method === 'POST' || method === 'PUT' ? JSON.stringify(bodies[path] ?? { scopes: ['read'] }) : undefined;
+        const answer = await call(`${admin}${path}`, { method, headers: { 'content-type': 'application/json', origin: 'https://evil.example', ...(attempt.authorization ? { authorization: attempt.authorization } : {}) }, ...(body ? { body } : {}) });
+        const text = await answer.text();
+        assert.ok(attempt.status.includes(answer.status), `${method} ${path} with ${attempt.what}: ${answer.status} ${text}`);
+        assert.match(answer.headers.get('www-authenticate') ?? '', /^(Bearer|DPoP) /, `${method} ${path} with ${attempt.what}: a challenge`);
+        assert.equal(answer.headers.get('access-control-allow-origin'), null, `${method} ${path}: no CORS`);
+        assert.doesNotMatch(text, /\n\s+at |node_modules|\.ts:\d/, `${method} ${path}: no stack`);
+      }
+    }
+    // Nothing was changed by any of them.
+    assert.equal(await server.accounts.findByUsername('mallory'), undefined);
+    assert.equal(await call(`${admin}/clients`, { headers: { authorization: `Bearer ${readToken}` } }).then((r) => r.text()), before.clients);
+    assert.equal((await server.apis.list()).some((api) => api.identifier === 'https://mallory.example/api'), false);
+
+    // No other origin reads the admin API or the feed with a token it holds: no CORS at all.
+    const adminToken = await token(OPS, `${server.issuer}/admin`, 'admin');
+    for (const path of [`${admin}/clients`, `${admin}/users`, '/revocations']) {
+      const preflight = await call(path, { method: 'OPTIONS', headers: { origin: 'https://evil.example', 'access-control-request-method': 'GET', 'access-control-request-headers': 'authorization' } });
+      await preflight.arrayBuffer();
+      assert.equal(preflight.headers.get('access-control-allow-origin'), null, `preflight ${path}`);
+      assert.equal(preflight.headers.get('access-control-allow-headers'), null, `preflight ${path}`);
+    }
+    const read = await call(`${admin}/clients`, { headers: { origin: 'https://evil.example', authorization: `Bearer ${adminToken}` } });
+    assert.equal(read.status, 200, 'the baseline: the operator token reads');
+    assert.equal(read.headers.get('access-control-allow-origin'), null);
+    assert.equal(read.headers.get('cache-control'), 'no-store');
+  });
+
+  it('no secret reaches the log at LOG_LEVEL=debug: admin tokens, passwords and client secrets in admin API bodies and answers, initial and registration access tokens, client secrets in Basic headers and bodies, DPoP proofs, session cookies, login_hint, codes and tokens (RFC 9700 §4.9.3, RFC 6819 §5.1.4.1, ASVS V7.1.1)', async () => {
+    const secrets: Record<string, string> = {};
+    const adminToken = await token(OPS, `${server.issuer}/admin`, 'admin');
+    secrets['admin token'] = adminToken;
+    const adminCall = (path: string, method: string, body?: unknown) =>
+      call(`${admin}${path}`, { method, headers: { 'content-type': 'application/json', authorization: `Bearer ${adminToken}` }, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
+    // A person made by the admin API, a weak password refused there, a client made and its secret rotated.
+    secrets['password sent to the admin API'] = 'the password bob was given by an operator';
+    assert.equal((await adminCall('/users', 'POST', { username: 'bob', password: secrets['password sent to the admin API'] })).status, 201);
+    secrets['weak password sent to the admin API'] = 'passwordpassword';
+    assert.equal((await adminCall('/users', 'POST', { username: 'carol', password: secrets['weak password sent to the admin API'] })).status, 400);
+    secrets['client secret chosen at the admin API'] = 'a-client-secret-chosen-by-the-operator-0123456789';
+    assert.equal((await adminCall('/clients', 'POST', { client_id: 'chosen', client_secret: secrets['client secret chosen at the admin API'], redirect_uris: [REDIRECT] })).status, 201);
+    const rotated = (await (await adminCall('/clients/chosen/secret', 'POST')).json()) as { client_secret: string };
+    secrets['rotated client secret'] = rotated.client_secret;
+    // A wrong secret in Basic, the right one in the body (client_secret_post is refused for a basic client, still a secret sent).
+    secrets['wrong client secret in Basic'] = 'a-wrong-secret-guessed-by-someone-0123456789';
+    await call('/token', { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic({ id: OPS.id, secret: secrets['wrong client secret in Basic'] }) }, body: new URLSearchParams({ grant_type: 'client_credentials', resource: `${server.issuer}/admin`, scope: 'admin' }) }).then((r) => r.arrayBuffer());
+    await call('/token', { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ grant_type: 'client_credentials', client_id: MACHINE.id, client_secret: MACHINE.secret, resource: API, scope: 'read' }) }).then((r) => r.arrayBuffer());
+    secrets['client secret in Basic'] = MACHINE.secret;
+    // A DPoP proof at the token endpoint.
+    const { privateKey, publicKey } = await generateKeyPair('ES256', { extractable: true });
+    const proof = await new SignJWT({ htm: 'POST', htu: `${server.issuer}/token`, jti: crypto.randomUUID() })
+      .setProtectedHeader({ alg: 'ES256', typ: 'dpop+jwt', jwk: await exportJWK(publicKey) })
+      .setIssuedAt()
+      .sign(privateKey);
+    secrets['DPoP proof'] = proof;
+    const bound = await call('/token', { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(MACHINE), dpop: proof }, body: new URLSearchParams({ grant_type: 'client_credentials', resource: API, scope: 'read' }) });
+    assert.equal(bound.status, 200, await bound.clone().text());
+    secrets['DPoP-bound access token'] = ((await bound.json()) as { access_token: string }).access_token;
+    // Registration with an initial access token from the CLI; the registration access token used.
+    const made = await latchkey(env, ['registration', 'token', 'create', '--expires-in', '600']);
+    assert.equal(made.status, 0, made.stderr);
+    const initial = (JSON.parse(made.stdout) as { initial_access_token: string }).initial_access_token;
+    secrets['initial access token'] = initial;
+    const registered = await call('/reg', { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${initial}` }, body: JSON.stringify({ redirect_uris: [REDIRECT], client_name: 'registered' }) });
+    assert.equal(registered.status, 201, await registered.clone().text());
+    const client = (await registered.json()) as { client_id: string; client_secret: string; registration_access_token: string; registration_client_uri: string };
+    secrets['registered client secret'] = client.client_secret;
+    secrets['registration access token'] = client.registration_access_token;
+    assert.equal((await call(new URL(client.registration_client_uri).pathname, { headers: { authorization: `Bearer ${client.registration_access_token}` } })).status, 200);
+    // A person signs in with a login_hint; the code, tokens and session cookie.
+    const config = await oidc.discovery(new URL(server.issuer), WEB.id, WEB.secret, oidc.ClientSecretBasic(WEB.secret), { execute: [oidc.allowInsecureRequests] });
+    const agent = new Agent();
+    const flow = await frontChannel(config, { agent, redirectUri: REDIRECT, username: 'alice', password: PASSWORD, params: { scope: 'openid email offline_access', prompt: 'consent', login_hint: 'alice@example.test' } });
+    secrets.code = flow.callback.searchParams.get('code')!;
+    secrets['PKCE verifier'] = flow.verifier;
+    secrets.password = PASSWORD;
+    secrets.login_hint = 'alice@example.test';
+    const tokens = await oidc.authorizationCodeGrant(config, flow.callback, { pkceCodeVerifier: flow.verifier });
+    secrets['access token'] = tokens.access_token;
+    secrets['refresh token'] = tokens.refresh_token!;
+    secrets['ID token'] = tokens.id_token!;
+    for (const cookie of agent.cookieHeader(server.url).split('; ')) {
+      const [name, value] = cookie.split('=');
+      // An interaction's own cookies hold its uid, which is its pages' path (/interaction/<uid>): not a secret; their signatures are.
+      if (value && value.length >= 16 && !/^lk_(interaction|resume)$/.test(name!)) secrets[`cookie ${name}`] = value;
+    }
+    await call(`/me?access_token=${tokens.access_token}`).then((r) => r.arrayBuffer());
+    await call(`/revocations?after=${encodeURIComponent(tokens.access_token)}`, { headers: { authorization: `Bearer ${tokens.refresh_token}` } }).then((r) => r.arrayBuffer());
+    await oidc.tokenRevocation(config, tokens.refresh_token!);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+
+    assert.ok(logLines.length > 20, 'the server logs');
+    for (const [what, secret] of Object.entries(secrets)) {
+      const leaked = logLines.find((line) => line.includes(secret));
+      assert.equal(leaked, undefined, `the ${what} was logged`);
+    }
+  });
+
+  it('metrics: served only on their own loopback listener, and no request an outsider sends makes a new series: random paths under every route, methods, grant types, client ids and upstream ids leave the series as they were (label cardinality DoS); /healthz and /readyz say nothing of the store\'s address (ASVS V7.4, V14.3)', async () => {
+    assert.ok(server.metricsUrl, 'a metrics listener');
+    assert.equal(new URL(server.metricsUrl).hostname, '127.0.0.1', 'loopback by default (metrics.host)');
+    const publicMetrics = await call('/metrics');
+    await publicMetrics.arrayBuffer();
+    assert.equal(publicMetrics.status, 404, 'never on the public listener');
+    const series = async () => {
+      const text = await (await fetch(server.metricsUrl!)).text();
+      return text.split('\n').filter((line) => line.startsWith('latchkey_') && !/^latchkey_(process|nodejs)_/.test(line) && !line.startsWith('latchkey_store_command'));
+    };
+    const methods = ['GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'HEAD', 'PROPFIND', 'MKCOL', 'LOCK', 'PURGE', 'SEARCH'];
+    const round = async (salt: string) => {
+      for (let i = 0; i < 3; i += 1) {
+        const random = `${salt}-${i}-${crypto.randomUUID()}`;
+        for (const path of [`/${random}`, `/admin/users/${random}`, `/admin/clients/${random}/grants/${random}`, `/reg/${random}`, `/interaction/${random}`, `/auth/${random}`, `/device/${random}`, `/upstreams/${random}/callback`, `/account/${random}`, `/revocations/${random}`, `/.well-known/${random}`]) {
+          for (const method of methods) await call(path, { method }).then((r) => r.arrayBuffer());
+        }
+        await call('/token', { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic({ id: random, secret: random }) }, body: new URLSearchParams({ grant_type: random, scope: random, resource: `https://${random}.example` }) }).then((r) => r.arrayBuffer());
+        await call('/token', { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(MACHINE) }, body: new URLSearchParams({ grant_type: `urn:${random}`, scope: random }) }).then((r) => r.arrayBuffer());
+        await call(`/auth?client_id=${random}&response_type=${random}&redirect_uri=https://${random}.example/&scope=openid`).then((r) => r.arrayBuffer());
+      }
+    };
+    await round('first');
+    const first = await series();
+    await round('second');
+    const second = await series();
+    const grown = second.map((line) => line.replace(/ [^ ]+$/, '')).filter((name) => !first.some((line) => line.replace(/ [^ ]+$/, '') === name));
+    assert.deepEqual(grown, [], 'no new series');
+    assert.ok(!second.some((line) => /first-|second-/.test(line)), 'no value sent is a label');
+
+    for (const path of ['/healthz', '/readyz']) {
+      const answer = await call(path);
+      const text = await answer.text();
+      assert.equal(answer.status, 200, path);
+      assert.doesNotMatch(text, new RegExp(`${new URL(redis.url).port}|127\\.0\\.0\\.1|redis://`), `${path}: ${text}`);
+      assert.deepEqual(Object.keys(JSON.parse(text) as object).filter((key) => !['status', 'store', 'keys'].includes(key)), [], path);
     }
   });
 });
