@@ -269,4 +269,46 @@ describe('attacks: the privileged and cryptographic surfaces (black box)', funct
       assert.deepEqual(Object.keys(JSON.parse(text) as object).filter((key) => !['status', 'store', 'keys'].includes(key)), [], path);
     }
   });
+
+  it('the CLI refuses to act on production without its settings, and makes no token then: no REDIS_URL (it would have written an embedded file no server reads), the public development KEYS_SECRETS or cookie keys, an http issuer; one line, exit 1 (README, Operating)', async () => {
+    const production = { ...env, NODE_ENV: 'production', ISSUER: 'https://id.example.test', COOKIE_KEYS: 'a-production-cookie-key-of-enough-length-1,another-production-cookie-key-xyz-2', KEYS_SECRETS: 'a-production-keyring-secret-of-enough-length' };
+    const cases: [string, Record<string, string>, RegExp][] = [
+      ['no REDIS_URL', { ...production, REDIS_URL: '' }, /redis\.url \(REDIS_URL\)/],
+      ['the development KEYS_SECRETS', (({ KEYS_SECRETS: _secrets, ...rest }) => rest)(production), /keys\.secrets \(KEYS_SECRETS\)/],
+      ['the development cookie keys', (({ COOKIE_KEYS: _keys, ...rest }) => rest)(production), /cookie\.keys \(COOKIE_KEYS\)/],
+      ['an http issuer', { ...production, ISSUER: 'http://id.example.test' }, /issuer \(ISSUER\)/],
+    ];
+    for (const [what, settings, named] of cases) {
+      for (const args of [['registration', 'token', 'create'], ['users', 'add', 'mallory', '--password-stdin'], ['keys', 'list']]) {
+        const run = await latchkey(settings, args, 'a password mallory would have liked\n');
+        assert.equal(run.status, 1, `${what}, ${args.join(' ')}: ${run.stdout} ${run.stderr}`);
+        assert.equal(run.stdout, '', `${what}, ${args.join(' ')}: nothing printed`);
+        assert.match(run.stderr, named, `${what}, ${args.join(' ')}`);
+        assert.doesNotMatch(run.stderr, /\n\s+at /, 'no stack');
+      }
+    }
+    assert.equal(await server.accounts.findByUsername('mallory'), undefined);
+  });
+
+  it('the admin API with an operator\'s token, fed bodies and path parameters of every shape, answers 4xx and never a stack or an internal message (DESIGN: bad input gets the protocol\'s error, never a 500)', async () => {
+    const adminToken = await token(OPS, `${server.issuer}/admin`, 'admin');
+    const bodies = ['null', '[]', '"text"', '1e999', 'true', '{"__proto__":{"admin":true}}', '{"constructor":{"prototype":{"x":1}}}', '{"username":{"toString":"x"},"password":["a"]}', '{"client_id":"","redirect_uris":"https://x"}', `{"client_id":"${'a'.repeat(5000)}"}`, '{"identifier":"not a url","scopes":"read"}', '{"identifier":"https://x.example/api","scopes":[null,1,{}]}', '{"scopes":["read"],"introspect":"yes"}', '{"previous_secret_valid_for":-1}', '{"previous_secret_valid_for":1e308}', '{"id":"../../etc","issuer":"javascript:alert(1)","client_id":1}', '{"username":"\\u0000","password":"\\ud800"}', '{', '\u0000'];
+    const segments = ['%00', '..%2F..%2Fadmin', '%E0%A4%A', encodeURIComponent('x'.repeat(3000)), '__proto__', 'constructor', '%2e%2e', encodeURIComponent(API)];
+    const paths = (x: string) => [['POST', '/clients'], ['PUT', `/clients/${x}`], ['POST', `/clients/${x}/secret`], ['DELETE', `/clients/${x}`], ['GET', `/clients/${x}`], ['GET', `/clients/${x}/grants`], ['PUT', `/clients/${x}/grants/${x}`], ['DELETE', `/clients/${x}/grants/${x}`], ['POST', '/apis'], ['DELETE', `/apis/${x}`], ['POST', '/users'], ['POST', `/users/${x}/disable`], ['GET', `/users/${x}/mfa`], ['POST', `/users/${x}/mfa/reset`], ['POST', '/upstreams'], ['DELETE', `/upstreams/${x}`]] as const;
+    let sent = 0;
+    for (const segment of segments) {
+      for (const [method, path] of paths(segment)) {
+        for (const body of method === 'GET' || method === 'DELETE' ? [undefined] : bodies) {
+          const answer = await call(`${admin}${path}`, { method, headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' }, ...(body === undefined ? {} : { body }) });
+          const text = await answer.text();
+          sent += 1;
+          assert.ok(answer.status < 500, `${method} ${path} ${body?.slice(0, 60)}: ${answer.status} ${text.slice(0, 300)}`);
+          assert.doesNotMatch(text, /\n\s+at |node_modules|\.ts:\d|TypeError|ReferenceError|Cannot read/, `${method} ${path} ${body?.slice(0, 60)}: ${text.slice(0, 300)}`);
+        }
+      }
+    }
+    assert.ok(sent > 500);
+    assert.equal(await server.accounts.findByUsername('mallory'), undefined);
+    assert.equal(({} as Record<string, unknown>).admin, undefined, 'nothing polluted');
+  });
 });
