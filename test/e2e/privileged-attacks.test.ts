@@ -311,4 +311,53 @@ describe('attacks: the privileged and cryptographic surfaces (black box)', funct
     assert.equal(await server.accounts.findByUsername('mallory'), undefined);
     assert.equal(({} as Record<string, unknown>).admin, undefined, 'nothing polluted');
   });
+
+  it("a client's private key never enters its metadata, where admin:read, RFC 7592 and the developer page would show it: a jwks holding a private or symmetric key is refused at the admin API (POST, PUT) and at registration (RFC 7591), and nothing is stored (RFC 7591 §2: jwks holds public keys)", async () => {
+    const adminToken = await token(OPS, `${server.issuer}/admin`, 'admin');
+    const { privateKey } = await generateKeyPair('ES256', { extractable: true });
+    const privateJwk = { ...(await exportJWK(privateKey)), kid: 'leaky', alg: 'ES256', use: 'sig' };
+    const stored = await call(`${admin}/clients`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${adminToken}` }, body: JSON.stringify({ client_id: 'stored-app', redirect_uris: [REDIRECT] }) });
+    assert.equal(stored.status, 201, await stored.text());
+    const symmetric = { kty: 'oct', k: 'c2VjcmV0LXNoYXJlZC1rZXktb2YtZW5vdWdoLWxlbmd0aC0wMTIzNDU2Nzg5', kid: 'shared', alg: 'HS256' };
+    for (const [what, jwk] of [['a private EC key', privateJwk], ['a symmetric key', symmetric]] as const) {
+      const metadata = { redirect_uris: [REDIRECT], token_endpoint_auth_method: 'private_key_jwt', jwks: { keys: [jwk] } };
+      const created = await call(`${admin}/clients`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${adminToken}` }, body: JSON.stringify({ client_id: `leaky-${jwk.kid}`, ...metadata }) });
+      const createdText = await created.text();
+      assert.equal(created.status, 400, `admin POST with ${what}: ${createdText}`);
+      assert.equal(await server.provider.Client.find(`leaky-${jwk.kid}`), undefined);
+      const replaced = await call(`${admin}/clients/stored-app`, { method: 'PUT', headers: { 'content-type': 'application/json', authorization: `Bearer ${adminToken}` }, body: JSON.stringify(metadata) });
+      assert.equal(replaced.status, 400, `admin PUT with ${what}: ${await replaced.text()}`);
+      const made = await latchkey(env, ['registration', 'token', 'create', '--expires-in', '600']);
+      const initial = (JSON.parse(made.stdout) as { initial_access_token: string }).initial_access_token;
+      const registered = await call('/reg', { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${initial}` }, body: JSON.stringify(metadata) });
+      const text = await registered.text();
+      assert.equal(registered.status, 400, `RFC 7591 with ${what}: ${text}`);
+      assert.ok(!text.includes(jwk.kty === 'oct' ? symmetric.k : (privateJwk as { d: string }).d), 'the key is not echoed');
+    }
+    const kept = (await (await call(`${admin}/clients/stored-app`, { headers: { authorization: `Bearer ${adminToken}` } })).json()) as Record<string, unknown>;
+    assert.equal(kept.jwks, undefined, 'the stored client is as it was');
+  });
+
+  it('an operator reviewing what a leaked admin or feed client did finds its client on the request line of each of its calls, as the incident runbook says (README, Compromised admin client; ASVS V7.2.2)', async () => {
+    const requestLines = () => logLines.map((line) => JSON.parse(line) as { requestId?: string; path?: string; method?: string; status?: number; client_id?: string; msg?: string }).filter((line) => line.msg === 'request');
+    const seen = requestLines().length;
+    const writer = await token(OPS, `${server.issuer}/admin`, 'admin');
+    const reader = await token(READER, `${server.issuer}/admin`, 'admin:read');
+    const calls: [string, string, string, unknown?][] = [
+      [writer, 'POST', '/admin/users', { username: 'audited', password: 'a password an operator made for audited' }],
+      [writer, 'POST', '/admin/users/audited/disable'],
+      [reader, 'GET', '/admin/users'],
+      [reader, 'POST', '/admin/users/audited/enable'],
+    ];
+    for (const [bearer, method, path, body] of calls) {
+      await call(path, { method, headers: { 'content-type': 'application/json', authorization: `Bearer ${bearer}` }, ...(body === undefined ? {} : { body: JSON.stringify(body) }) }).then((r) => r.arrayBuffer());
+    }
+    await call('/revocations', { headers: { authorization: `Bearer ${await token(RS, `${server.issuer}/revocations`, 'revocations')}` } }).then((r) => r.arrayBuffer());
+    await new Promise((resolve) => setTimeout(resolve, 250));
+    const lines = requestLines().slice(seen).filter((line) => line.path?.startsWith('/admin/') || line.path === '/revocations');
+    assert.deepEqual(
+      lines.map(({ method, path, status, client_id }) => `${method} ${path} ${status} ${client_id}`),
+      ['POST /admin/users 201 ops', 'POST /admin/users/audited/disable 200 ops', 'GET /admin/users 200 reader', 'POST /admin/users/audited/enable 403 reader', 'GET /revocations 200 api'],
+    );
+  });
 });
