@@ -6,6 +6,7 @@
  * threat model points here.
  */
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, SignJWT, type JWK } from 'jose';
@@ -359,5 +360,50 @@ describe('attacks: the privileged and cryptographic surfaces (black box)', funct
       lines.map(({ method, path, status, client_id }) => `${method} ${path} ${status} ${client_id}`),
       ['POST /admin/users 201 ops', 'POST /admin/users/audited/disable 200 ops', 'GET /admin/users 200 reader', 'POST /admin/users/audited/enable 403 reader', 'GET /revocations 200 api'],
     );
+  });
+
+  it('an initial access token is nowhere in the store, so a copy of the store (a backup, a replica, a dump) registers nothing: kept under its digest, listed and revoked by its id, registering once; one kept by its value before still registers once, is listed and revoked (RFC 7591 §3.1, ASVS V8.3.4)', async () => {
+    const create = async () => {
+      const made = await latchkey(env, ['registration', 'token', 'create', '--expires-in', '600']);
+      assert.equal(made.status, 0, made.stderr);
+      return JSON.parse(made.stdout) as { initial_access_token: string; id: string };
+    };
+    const [kept, revokedById, revokedByValue] = [await create(), await create(), await create()];
+    const { Redis } = await import('ioredis');
+    const raw = new Redis(redis.url);
+    try {
+      const keys = await raw.keys('*');
+      const values = await Promise.all(keys.map(async (key) => ((await raw.type(key)) === 'string' ? raw.get(key) : (await raw.type(key)) === 'set' ? (await raw.smembers(key)).join(' ') : (await raw.type(key)) === 'hash' ? JSON.stringify(await raw.hgetall(key)) : '')));
+      for (const { initial_access_token: value } of [kept, revokedById, revokedByValue]) {
+        assert.equal(keys.find((key) => key.includes(value)), undefined, 'no key names the token');
+        assert.equal(values.find((stored) => stored?.includes(value)), undefined, 'no value holds the token');
+      }
+    } finally {
+      raw.disconnect();
+    }
+    const listed = () => latchkey(env, ['registration', 'token', 'list']).then((run) => (JSON.parse(run.stdout) as { id: string }[]).map(({ id }) => id));
+    for (const { id } of [kept, revokedById, revokedByValue]) assert.ok((await listed()).includes(id), `${id} listed`);
+    assert.equal((await latchkey(env, ['registration', 'token', 'revoke', revokedById.id])).status, 0);
+    assert.equal((await latchkey(env, ['registration', 'token', 'revoke', '--', revokedByValue.initial_access_token])).status, 0);
+    const register = (value: string) => call('/reg', { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${value}` }, body: JSON.stringify({ redirect_uris: [REDIRECT], client_name: 'digest' }) });
+    for (const { initial_access_token: value } of [revokedById, revokedByValue]) assert.equal((await register(value)).status, 401, 'revoked');
+    assert.equal((await register(kept.initial_access_token)).status, 201);
+    assert.equal((await register(kept.initial_access_token)).status, 401, 'once');
+    assert.deepEqual((await listed()).filter((id) => [kept.id, revokedById.id, revokedByValue.id].includes(id)), []);
+
+    // One made by an earlier release, kept by its value (the record and the index entry as they were written).
+    const legacy = 'legacy-initial-access-token-kept-by-value-0123456789abcdef';
+    const exp = Math.floor(Date.now() / 1000) + 600;
+    await server.kv.putRecord(`oidc:InitialAccessToken:${legacy}`, JSON.stringify({ iat: exp - 600, exp, jti: legacy, kind: 'InitialAccessToken' }), 600);
+    await server.kv.addToSet('oidc:initial-access-tokens', legacy, 600);
+    const legacyId = `iat_${createHash('sha256').update(legacy).digest('base64url').slice(0, 22)}`;
+    assert.ok((await listed()).includes(legacyId), 'listed by its id');
+    assert.equal((await register(legacy)).status, 201, 'still registers');
+    assert.equal((await register(legacy)).status, 401, 'once');
+    const other = 'legacy-initial-access-token-kept-by-value-revoked-012345';
+    await server.kv.putRecord(`oidc:InitialAccessToken:${other}`, JSON.stringify({ iat: exp - 600, exp, jti: other, kind: 'InitialAccessToken' }), 600);
+    await server.kv.addToSet('oidc:initial-access-tokens', other, 600);
+    assert.equal((await latchkey(env, ['registration', 'token', 'revoke', `iat_${createHash('sha256').update(other).digest('base64url').slice(0, 22)}`])).status, 0);
+    assert.equal((await register(other)).status, 401, 'revoked by its id');
   });
 });
