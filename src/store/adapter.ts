@@ -21,10 +21,10 @@
  *   oidc:initial-access-tokens
  *                           set of the digests of outstanding initial access tokens (expiring with the
  *                           longest), so that an operator can list and revoke them
- * An initial access token is kept under its digest (oidc:InitialAccessToken:sha256:<digest>, its
- * record without its jti): the token itself, which registers a client, is nowhere in the store, so
- * a copy of the store (a backup, a replica, a dump) registers nothing. One kept by its value before
- * is still found, and ended, by its value.
+ * Initial and registration access tokens are kept under their digest
+ * (oidc:<Model>:sha256:<digest>, the record without its jti): the token itself, which registers or
+ * manages a client, is nowhere in the store, so a copy of the store (a backup, a replica, a dump)
+ * registers or changes nothing. One kept by its value before is still found, and ended, by its value.
  * An opaque access, client_credentials or refresh token's value says its model by its length
  * (TOKEN_LENGTHS), so that introspection and revocation read it in that model only.
  * The layout works unchanged on Redis Cluster: the one write spanning two keys (a grant's code or
@@ -91,7 +91,7 @@ const INITIAL_ACCESS_TOKENS_KEY = 'oidc:initial-access-tokens';
  * Models kept under a digest of their id, not the id: their id is a bearer credential, and they are
  * read seldom (see the layout above). Their records are stored without their jti, given back by find.
  */
-const DIGESTED = new Set(['InitialAccessToken']);
+const DIGESTED = new Set(['InitialAccessToken', 'RegistrationAccessToken']);
 /** What names a digested record in the store and in its index: `sha256:` and the id's SHA-256, base64url. */
 export const digestOf = (id: string) => `sha256:${createHash('sha256').update(id).digest('base64url')}`;
 const recordKey = (model: string, id: string) => `oidc:${model}:${DIGESTED.has(model) ? digestOf(id) : id}`;
@@ -457,7 +457,11 @@ class KvAdapter implements Adapter {
     await settleFirst();
     const key = recordKey(this.model, id);
     const [outcome] = await Promise.all([this.kv.consumeRecord(key, now()), this.kv.del([key])]);
-    return outcome === 'consumed';
+    if (outcome !== 'missing' || !DIGESTED.has(this.model)) return outcome === 'consumed';
+    // One kept by its value by an earlier release.
+    const legacy = legacyKey(this.model, id);
+    const [before] = await Promise.all([this.kv.consumeRecord(legacy, now()), this.kv.del([legacy])]);
+    return before === 'consumed';
   }
 
   async destroy(id: string): Promise<void> {
@@ -474,8 +478,8 @@ class KvAdapter implements Adapter {
     else if (this.model === 'Session') await this.kv.endRecord(recordKey(this.model, id), (this.options.sessionTtl ?? 0) + this.grace);
     else if (!tookAlready(recordKey(this.model, id))) await this.kv.del([recordKey(this.model, id)]);
     if (this.model === 'Client') await this.clientRemoved(id);
+    if (DIGESTED.has(this.model)) await this.kv.del([legacyKey(this.model, id)]);
     if (this.model === 'InitialAccessToken') {
-      await this.kv.del([legacyKey(this.model, id)]);
       await Promise.all([this.kv.removeFromSet(INITIAL_ACCESS_TOKENS_KEY, digestOf(id)), this.kv.removeFromSet(INITIAL_ACCESS_TOKENS_KEY, id)]);
     }
   }

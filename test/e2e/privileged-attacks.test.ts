@@ -406,4 +406,57 @@ describe('attacks: the privileged and cryptographic surfaces (black box)', funct
     assert.equal((await latchkey(env, ['registration', 'token', 'revoke', `iat_${createHash('sha256').update(other).digest('base64url').slice(0, 22)}`])).status, 0);
     assert.equal((await register(other)).status, 401, 'revoked by its id');
   });
+
+  it('a registration access token is nowhere in the store, so a copy of the store changes no client: kept under its digest, it reads and updates its client (RFC 7592) and rotates once; one kept by its value before still works, once, and ends with its client (RFC 7592 §3, ASVS V8.3.4)', async () => {
+    const made = await latchkey(env, ['registration', 'token', 'create', '--expires-in', '600']);
+    const initial = (JSON.parse(made.stdout) as { initial_access_token: string }).initial_access_token;
+    const metadata = { redirect_uris: [REDIRECT], client_name: 'managed' };
+    const registered = await call('/reg', { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${initial}` }, body: JSON.stringify(metadata) });
+    assert.equal(registered.status, 201);
+    const client = (await registered.json()) as { client_id: string; registration_access_token: string; registration_client_uri: string };
+    const manage = (bearer: string, method = 'GET') =>
+      call(new URL(client.registration_client_uri).pathname + new URL(client.registration_client_uri).search, { method, headers: { 'content-type': 'application/json', authorization: `Bearer ${bearer}` }, ...(method === 'PUT' ? { body: JSON.stringify({ ...metadata, client_id: client.client_id }) } : {}) });
+    const inStore = async (value: string) => {
+      const { Redis } = await import('ioredis');
+      const raw = new Redis(redis.url);
+      try {
+        const keys = await raw.keys('*');
+        if (keys.some((key) => key.includes(value))) return true;
+        for (const key of keys) {
+          const type = await raw.type(key);
+          const text = type === 'string' ? await raw.get(key) : type === 'set' ? (await raw.smembers(key)).join(' ') : type === 'hash' ? JSON.stringify(await raw.hgetall(key)) : '';
+          if (text?.includes(value)) return true;
+        }
+        return false;
+      } finally {
+        raw.disconnect();
+      }
+    };
+    assert.equal(await inStore(client.registration_access_token), false, 'the registration access token is not in the store');
+    assert.equal((await manage(client.registration_access_token)).status, 200);
+    const updated = await manage(client.registration_access_token, 'PUT');
+    assert.equal(updated.status, 200, await updated.clone().text());
+    const successor = ((await updated.json()) as { registration_access_token: string }).registration_access_token;
+    assert.notEqual(successor, client.registration_access_token);
+    assert.equal((await manage(client.registration_access_token)).status, 401, 'the old one ended');
+    assert.equal(await inStore(successor), false, 'nor its successor');
+    assert.equal((await manage(successor)).status, 200);
+
+    // One made by an earlier release, kept by its value (with its entry in the client's index).
+    const legacy = 'legacy-registration-access-token-kept-by-value-0123456789';
+    const iat = Math.floor(Date.now() / 1000);
+    await server.kv.putRecord(`oidc:RegistrationAccessToken:${legacy}`, JSON.stringify({ iat, jti: legacy, kind: 'RegistrationAccessToken', clientId: client.client_id }));
+    await server.kv.addToSet(`oidc:rat:client:${client.client_id}`, `oidc:RegistrationAccessToken:${legacy}`);
+    assert.equal((await manage(legacy)).status, 200, 'still reads');
+    const rotated = await manage(legacy, 'PUT');
+    assert.equal(rotated.status, 200, 'still updates, once');
+    assert.equal((await manage(legacy, 'PUT')).status, 401, 'spent by the update');
+    const last = ((await rotated.json()) as { registration_access_token: string }).registration_access_token;
+    assert.equal((await manage(last)).status, 200);
+    const second = 'legacy-registration-access-token-kept-by-value-second-01';
+    await server.kv.putRecord(`oidc:RegistrationAccessToken:${second}`, JSON.stringify({ iat, jti: second, kind: 'RegistrationAccessToken', clientId: client.client_id }));
+    await server.kv.addToSet(`oidc:rat:client:${client.client_id}`, `oidc:RegistrationAccessToken:${second}`);
+    assert.equal((await manage(second, 'DELETE')).status, 204, 'deletes its client');
+    for (const bearer of [second, last, successor]) assert.equal((await manage(bearer)).status, 401, 'ended with the client');
+  });
 });
