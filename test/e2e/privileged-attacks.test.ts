@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, SignJWT, type JWK } from 'jose';
 import { API, basic, clientCredentialsToken, grantFeed, machineClient, RESOURCE_SERVERS } from '../helpers/tokens.js';
@@ -458,5 +458,33 @@ describe('attacks: the privileged and cryptographic surfaces (black box)', funct
     await server.kv.addToSet(`oidc:rat:client:${client.client_id}`, `oidc:RegistrationAccessToken:${second}`);
     assert.equal((await manage(second, 'DELETE')).status, 204, 'deletes its client');
     for (const bearer of [second, last, successor]) assert.equal((await manage(bearer)).status, 401, 'ended with the client');
+  });
+
+  it("private keys and the embedded store's secrets are the owner's alone on disk: keys/keyring.json 0600 in a 0700 directory (one provisioned 0644 is made 0600 at start), the embedded store file (client secrets, password hashes) 0600 (DESIGN: keys only in keys/ with mode 0600)", async () => {
+    const own = testDir();
+    const keysDir = join(own, 'keys');
+    mkdirSync(keysDir, { recursive: true, mode: 0o700 });
+    const { privateKey } = await generateKeyPair('RS256', { modulusLength: 2048, extractable: true });
+    const exported = await exportJWK(privateKey);
+    const kid = await calculateJwkThumbprint(exported, 'sha256');
+    const at = new Date().toISOString();
+    writeFileSync(join(keysDir, 'keyring.json'), `${JSON.stringify({ version: 1, keys: [{ kid, state: 'current', createdAt: at, activatedAt: at, jwk: { ...exported, kid, alg: 'RS256', use: 'sig' } }] })}\n`, { mode: 0o644 });
+    const embedded = await startServer({ dir: own, port: await freePort(), clients: [machineClient(OPS)] });
+    try {
+      await embedded.accounts.create('disk', 'a password kept only as a hash on disk');
+      await embedded.apis.grant(OPS.id, `${embedded.issuer}/admin`, { scopes: ['admin'] });
+      const adminToken = await clientCredentialsToken(embedded.url, OPS, `${embedded.issuer}/admin`, 'admin');
+      const made = await fetch(`${embedded.url}/admin/clients`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${adminToken}` }, body: JSON.stringify({ client_id: 'on-disk', redirect_uris: [REDIRECT] }) });
+      assert.equal(made.status, 201);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      const mode = (path: string) => statSync(path).mode & 0o777;
+      assert.equal(mode(join(keysDir, 'keyring.json')), 0o600, 'the key ring');
+      assert.equal(mode(keysDir) & 0o077, 0, 'the keys directory');
+      assert.equal(mode(embedded.env.EMBEDDED_FILE!), 0o600, 'the embedded store file');
+      for (const name of readdirSync(keysDir)) assert.equal(mode(join(keysDir, name)) & 0o077, 0, `keys/${name}`);
+    } finally {
+      await embedded.stop();
+      rmSync(own, { recursive: true, force: true });
+    }
   });
 });
