@@ -104,10 +104,17 @@ export class SigningKey extends ExternalSigningKey {
   }
 }
 
+/**
+ * What is published of a key: its public RSA members (RFC 7518 §6.3.1), its kid, and how it is
+ * used, by name, never by what else the private JWK holds. Every key of the ring is an RS256
+ * signing key (checkKey), whatever its JWK says: `alg` and `use` are stated, not copied. A ring an
+ * operator provisioned from a key manager or WebCrypto's exportKey carries members besides the key
+ * (`key_ops: ["sign"]`, `ext`, a tool's own) that were published as they were, a leak for any
+ * member a tool writes that is not in PRIVATE_JWK_MEMBERS, and `key_ops: ["sign"]` made a
+ * WebCrypto verifier (jose) refuse to import the key at all.
+ */
 export function toPublic(jwk: JWK): JWK {
-  const copy: Record<string, unknown> = { ...jwk };
-  for (const member of PRIVATE_JWK_MEMBERS) delete copy[member];
-  return copy as JWK;
+  return { kty: 'RSA', n: jwk.n, e: jwk.e, kid: jwk.kid, alg: 'RS256', use: 'sig' };
 }
 
 /** A new RS256 key pair in the given state, made now. */

@@ -97,6 +97,8 @@ export function adminRouter({ issuer, providers, clients, accounts, apis, grants
       return jsonError(ctx, 401, 'invalid_token', 'the access token is not valid for the admin API');
     }
     if (!(await senderConstraint.allows(ctx, presented, token.jkt))) return;
+    // The request line names the client of every call that got this far, refused or not (app.ts).
+    ctx.state.clientId = token.clientId;
     // What the token carries, bounded by what the operator grants its client now, unless an
     // operator took a scope it carries (or the grant) since it was issued: then it is refused
     // whole, even once the grant is given again (revocation/list.ts, client_grant).
@@ -116,7 +118,6 @@ export function adminRouter({ issuer, providers, clients, accounts, apis, grants
       challenge(`, error="insufficient_scope", scope="${scope}"`);
       return jsonError(ctx, 403, 'insufficient_scope', `this needs the "${scope}" scope`);
     }
-    ctx.state.adminClient = token.clientId;
     return next();
   };
   const read = requireScope('admin:read');

@@ -72,26 +72,39 @@ export interface OutstandingInitialAccessToken {
  */
 export async function outstandingInitialAccessTokens(provider: Provider, kv: Kv): Promise<OutstandingInitialAccessToken[]> {
   const index = new AdapterIndexes(kv);
-  const tokens = await index.initialAccessTokenIds();
-  const found = await Promise.all(tokens.map((token) => provider.InitialAccessToken.find(token)));
-  await Promise.all(tokens.map((token, at) => (found[at] ? undefined : index.forgetInitialAccessToken(token))));
-  return found
-    .flatMap((token) => (token ? [{ id: initialAccessTokenId(token.jti), expires_at: token.exp ?? 0 }] : []))
+  const entries = await index.initialAccessTokenIds();
+  // An entry is a token's digest (the store holds no token), or a token kept by its value before.
+  const found = await Promise.all(entries.map(async (entry) => (isDigest(entry) ? index.initialAccessTokenByDigest(entry) : provider.InitialAccessToken.find(entry))));
+  await Promise.all(entries.map((entry, at) => (live(found[at]) ? undefined : index.forgetInitialAccessToken(entry))));
+  return entries
+    .flatMap((entry, at) => (live(found[at]) ? [{ id: idOfEntry(entry), expires_at: found[at]!.exp ?? 0 }] : []))
     .sort((a, b) => a.expires_at - b.expires_at);
 }
+
+/** A token not yet expired (a record outlives its token by the store's grace). */
+const live = (payload: { exp?: number } | undefined) => payload !== undefined && (payload.exp === undefined || payload.exp > Math.floor(Date.now() / 1000));
+const isDigest = (entry: string) => entry.startsWith('sha256:');
+/** The id an operator sees (initialAccessTokenId) of an index entry: its digest's first characters, or the digest of a token kept by value. */
+const idOfEntry = (entry: string) => (isDigest(entry) ? `iat_${entry.slice('sha256:'.length, 'sha256:'.length + 22)}` : initialAccessTokenId(entry));
 
 /**
  * Revokes the initial access token `tokenOrId` (the token itself, or its id): it registers nothing
  * from now on. Returns its id; InitialAccessTokenError when no outstanding token is that.
  */
 export async function revokeInitialAccessToken(provider: Provider, kv: Kv, tokenOrId: string): Promise<string> {
-  let token = tokenOrId.startsWith('iat_') ? undefined : await provider.InitialAccessToken.find(tokenOrId);
-  if (!token) {
-    const ids = await new AdapterIndexes(kv).initialAccessTokenIds();
-    const jti = ids.find((candidate) => initialAccessTokenId(candidate) === tokenOrId);
-    token = jti ? await provider.InitialAccessToken.find(jti) : undefined;
+  const token = tokenOrId.startsWith('iat_') ? undefined : await provider.InitialAccessToken.find(tokenOrId);
+  if (token) {
+    await token.destroy();
+    return initialAccessTokenId(token.jti);
   }
-  if (!token) throw new InitialAccessTokenError('no outstanding initial access token with that value or id (it may have expired or been used)');
-  await token.destroy();
-  return initialAccessTokenId(token.jti);
+  const index = new AdapterIndexes(kv);
+  const entry = (await index.initialAccessTokenIds()).find((candidate) => idOfEntry(candidate) === tokenOrId);
+  if (entry && isDigest(entry) && live(await index.initialAccessTokenByDigest(entry))) {
+    await index.endInitialAccessTokenByDigest(entry);
+    return tokenOrId;
+  }
+  const legacy = entry && !isDigest(entry) ? await provider.InitialAccessToken.find(entry) : undefined;
+  if (!legacy) throw new InitialAccessTokenError('no outstanding initial access token with that value or id (it may have expired or been used)');
+  await legacy.destroy();
+  return initialAccessTokenId(legacy.jti);
 }

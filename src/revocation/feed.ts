@@ -70,6 +70,8 @@ export function revocationFeed({ issuer, keys, list, apis, clockTolerance, sende
     const cnf = claims.cnf as { jkt?: unknown } | undefined;
     if (cnf !== undefined && typeof cnf.jkt !== 'string') return challenge(401, 'invalid_token', 'the token is bound in a way this feed cannot check');
     if (!(await senderConstraint.allows(ctx, presented, cnf?.jkt as string | undefined))) return;
+    // The request line names the client of every read that got this far, refused or not (app.ts).
+    if (typeof claims.client_id === 'string') ctx.state.clientId = claims.client_id;
     if (typeof claims.scope !== 'string' || !claims.scope.split(' ').includes(FEED_SCOPE)) {
       return challenge(403, 'insufficient_scope', `the token lacks the scope "${FEED_SCOPE}"`);
     }

@@ -19,8 +19,12 @@
  *                           record keys of a client's device codes and pushed authorization requests,
  *                           deleted with the client (expiring with the longest)
  *   oidc:initial-access-tokens
- *                           set of the ids of outstanding initial access tokens (expiring with the
+ *                           set of the digests of outstanding initial access tokens (expiring with the
  *                           longest), so that an operator can list and revoke them
+ * Initial and registration access tokens are kept under their digest
+ * (oidc:<Model>:sha256:<digest>, the record without its jti): the token itself, which registers or
+ * manages a client, is nowhere in the store, so a copy of the store (a backup, a replica, a dump)
+ * registers or changes nothing. One kept by its value before is still found, and ended, by its value.
  * An opaque access, client_credentials or refresh token's value says its model by its length
  * (TOKEN_LENGTHS), so that introspection and revocation read it in that model only.
  * The layout works unchanged on Redis Cluster: the one write spanning two keys (a grant's code or
@@ -32,6 +36,7 @@
  * out on the account page, its person disabled, a password change, a logout) and saves it as it
  * answers would otherwise write it back to life.
  */
+import { createHash } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 import { errors, Provider, type Adapter, type AdapterPayload, type KoaContextWithOIDC } from 'oidc-provider';
 import type { ConsumeOutcome, Kv, StoredRecord } from './kv.js';
@@ -82,7 +87,16 @@ const REPLAY_DESCRIPTION: Record<string, string> = {
 
 const CLIENTS_KEY = 'oidc:clients';
 const INITIAL_ACCESS_TOKENS_KEY = 'oidc:initial-access-tokens';
-const recordKey = (model: string, id: string) => `oidc:${model}:${id}`;
+/**
+ * Models kept under a digest of their id, not the id: their id is a bearer credential, and they are
+ * read seldom (see the layout above). Their records are stored without their jti, given back by find.
+ */
+const DIGESTED = new Set(['InitialAccessToken', 'RegistrationAccessToken']);
+/** What names a digested record in the store and in its index: `sha256:` and the id's SHA-256, base64url. */
+export const digestOf = (id: string) => `sha256:${createHash('sha256').update(id).digest('base64url')}`;
+const recordKey = (model: string, id: string) => `oidc:${model}:${DIGESTED.has(model) ? digestOf(id) : id}`;
+/** Where a digested model's record was kept before it was digested: under the id itself. */
+const legacyKey = (model: string, id: string) => `oidc:${model}:${id}`;
 const grantKey = (grantId: string) => `oidc:grant:${grantId}`;
 const uidKey = (uid: string) => `oidc:uid:${uid}`;
 const userCodeKey = (userCode: string) => `oidc:usercode:${userCode}`;
@@ -235,15 +249,16 @@ class KvAdapter implements Adapter {
     // A grant's record goes into the grant's index with it: one command where the store can (a
     // grant's codes and tokens are never ended, so it answers nothing: only a session's write is judged).
     const grant = GRANTABLE.has(this.model) && payload.grantId ? grantKey(payload.grantId) : undefined;
+    const text = DIGESTED.has(this.model) ? JSON.stringify({ ...payload, jti: undefined }) : JSON.stringify(payload);
     const stored: Promise<unknown> =
-      grant && this.kv.putRecordInSet ? this.kv.putRecordInSet(key, JSON.stringify(payload), ttl, grant) : this.kv.putRecord(key, JSON.stringify(payload), ttl);
+      grant && this.kv.putRecordInSet ? this.kv.putRecordInSet(key, text, ttl, grant) : this.kv.putRecord(key, text, ttl);
     const writes: Promise<unknown>[] = [stored];
     if (grant && !this.kv.putRecordInSet) writes.push(this.kv.addToSet(grant, key, ttl));
     if (this.model === 'Session' && payload.uid) writes.push(this.kv.set(uidKey(payload.uid), id, { ttl }).then(() => {}));
     if (this.model === 'Session' && typeof payload.accountId === 'string') writes.push(this.kv.addToSet(accountSessionsKey(payload.accountId), id, ttl));
     if (payload.userCode) writes.push(this.kv.set(userCodeKey(payload.userCode), id, { ttl }).then(() => {}));
     if (this.model === 'Client') writes.push(this.kv.addToSet(CLIENTS_KEY, id));
-    if (this.model === 'InitialAccessToken') writes.push(this.kv.addToSet(INITIAL_ACCESS_TOKENS_KEY, id, ttl));
+    if (this.model === 'InitialAccessToken') writes.push(this.kv.addToSet(INITIAL_ACCESS_TOKENS_KEY, digestOf(id), ttl));
     if (this.model === 'RegistrationAccessToken' && typeof payload.clientId === 'string') {
       writes.push(this.kv.addToSet(registrationTokensKey(payload.clientId), key, ttl));
     }
@@ -348,9 +363,10 @@ class KvAdapter implements Adapter {
       this.#issued.delete(id);
       this.readAheadFor(names, key);
     }
-    const record = await this.read(key);
+    const record = (await this.read(key)) ?? (DIGESTED.has(this.model) ? await this.kv.getRecord(legacyKey(this.model, id)) : undefined);
     if (!record) return undefined;
     const payload = JSON.parse(record.payload) as AdapterPayload;
+    if (DIGESTED.has(this.model)) payload.jti = id;
     this.readAheadFor(payload);
     // Within the reuse grace, oidc-provider is shown an unspent token, so it rotates it again
     // (consume() below lets it) instead of treating it as a replay.
@@ -441,7 +457,11 @@ class KvAdapter implements Adapter {
     await settleFirst();
     const key = recordKey(this.model, id);
     const [outcome] = await Promise.all([this.kv.consumeRecord(key, now()), this.kv.del([key])]);
-    return outcome === 'consumed';
+    if (outcome !== 'missing' || !DIGESTED.has(this.model)) return outcome === 'consumed';
+    // One kept by its value by an earlier release.
+    const legacy = legacyKey(this.model, id);
+    const [before] = await Promise.all([this.kv.consumeRecord(legacy, now()), this.kv.del([legacy])]);
+    return before === 'consumed';
   }
 
   async destroy(id: string): Promise<void> {
@@ -458,7 +478,10 @@ class KvAdapter implements Adapter {
     else if (this.model === 'Session') await this.kv.endRecord(recordKey(this.model, id), (this.options.sessionTtl ?? 0) + this.grace);
     else if (!tookAlready(recordKey(this.model, id))) await this.kv.del([recordKey(this.model, id)]);
     if (this.model === 'Client') await this.clientRemoved(id);
-    if (this.model === 'InitialAccessToken') await this.kv.removeFromSet(INITIAL_ACCESS_TOKENS_KEY, id);
+    if (DIGESTED.has(this.model)) await this.kv.del([legacyKey(this.model, id)]);
+    if (this.model === 'InitialAccessToken') {
+      await Promise.all([this.kv.removeFromSet(INITIAL_ACCESS_TOKENS_KEY, digestOf(id)), this.kv.removeFromSet(INITIAL_ACCESS_TOKENS_KEY, id)]);
+    }
   }
 
   /**
@@ -669,14 +692,30 @@ export class AdapterIndexes {
     return endListed(this.kv, registrationTokensKey(clientId));
   }
 
-  /** Ids of the initial access tokens made since this index exists (some may have expired or been used since). */
+  /**
+   * The initial access tokens made since this index exists (some may have expired or been used
+   * since), each by its digest (`sha256:…`), or by its value for one made before tokens were kept
+   * under their digest.
+   */
   initialAccessTokenIds(): Promise<string[]> {
     return this.kv.members(INITIAL_ACCESS_TOKENS_KEY);
   }
 
-  /** Drops an initial access token's id from the index (it expired, was used or revoked). */
-  async forgetInitialAccessToken(id: string): Promise<void> {
-    await this.kv.removeFromSet(INITIAL_ACCESS_TOKENS_KEY, id);
+  /** The record of the initial access token of this digest (initialAccessTokenIds), if it is still there. */
+  async initialAccessTokenByDigest(digest: string): Promise<AdapterPayload | undefined> {
+    const record = await this.kv.getRecord(`oidc:InitialAccessToken:${digest}`);
+    return record ? (JSON.parse(record.payload) as AdapterPayload) : undefined;
+  }
+
+  /** Ends the initial access token of this digest: its record and its index entry. */
+  async endInitialAccessTokenByDigest(digest: string): Promise<void> {
+    await this.kv.del([`oidc:InitialAccessToken:${digest}`]);
+    await this.kv.removeFromSet(INITIAL_ACCESS_TOKENS_KEY, digest);
+  }
+
+  /** Drops an initial access token's entry (its digest, or value) from the index (it expired, was used or revoked). */
+  async forgetInitialAccessToken(entry: string): Promise<void> {
+    await this.kv.removeFromSet(INITIAL_ACCESS_TOKENS_KEY, entry);
   }
 
   /** Drops a person's whole session index (the sessions themselves stay). */

@@ -143,6 +143,14 @@ describe('JWT attacks at every place a JWT is accepted (RFC 8725, RFC 7515, RFC 
   const sign = (claims: JWTPayload, header: Record<string, unknown>, key: Key | Uint8Array) =>
     new SignJWT(claims).setProtectedHeader(header as { alg: string }).sign(key);
 
+  /** A JWS jose will not make (it refuses to sign a crit it does not understand): the signing input signed with WebCrypto. */
+  const signUnchecked = async (claims: JWTPayload, header: Record<string, unknown>, key: Key) => {
+    const input = `${b64(header)}.${b64(claims)}`;
+    const algorithm = header.alg === 'ES256' ? { name: 'ECDSA', hash: 'SHA-256' } : { name: 'RSASSA-PKCS1-v1_5' };
+    const signature = await crypto.subtle.sign(algorithm, key as Parameters<typeof crypto.subtle.sign>[1], new TextEncoder().encode(input));
+    return `${input}.${Buffer.from(signature).toString('base64url')}`;
+  };
+
   /** The genuine token's header and claims, to build forgeries that differ in one thing only. */
   const parts = (genuine: string) => ({ header: decodeProtectedHeader(genuine) as Record<string, unknown>, claims: decodeJwt(genuine) });
 
@@ -230,6 +238,14 @@ describe('JWT attacks at every place a JWT is accepted (RFC 8725, RFC 7515, RFC 
     },
   ];
 
+  const unknownCrit: Attack = {
+    title: 'a crit header naming an extension no one here understands, though signed with the genuine key',
+    ref: 'RFC 7515 §4.1.11, RFC 8725 §3.1',
+    make: async (genuine, target) => {
+      const { header, claims } = parts(genuine);
+      return signUnchecked({ ...claims, jti: claims.jti === undefined ? undefined : randomUUID() }, { ...header, crit: ['urn:example:must-understand'], 'urn:example:must-understand': true }, target.privateKey);
+    },
+  };
   const expired: Attack = {
     title: 'an expired token, though signed with the genuine key',
     ref: 'RFC 7519 §4.1.4',
@@ -370,42 +386,42 @@ describe('JWT attacks at every place a JWT is accepted (RFC 8725, RFC 7515, RFC 
       target: () => opTarget,
       genuine: async () => aliceIdToken,
       accepts: endSessionAccepts,
-      attacks: [...SIGNATURE_ATTACKS, notYetValid, wrongIssuer, wrongAudience('not-a-client'), ...ID_TOKEN_TYPES],
+      attacks: [...SIGNATURE_ATTACKS, unknownCrit, notYetValid, wrongIssuer, wrongAudience('not-a-client'), ...ID_TOKEN_TYPES],
     },
     {
       name: 'id_token_hint at the authorization endpoint',
       target: () => opTarget,
       genuine: async () => aliceIdToken,
       accepts: authorizationAccepts,
-      attacks: [...SIGNATURE_ATTACKS, notYetValid, wrongIssuer, wrongAudience('not-a-client'), ...ID_TOKEN_TYPES],
+      attacks: [...SIGNATURE_ATTACKS, unknownCrit, notYetValid, wrongIssuer, wrongAudience('not-a-client'), ...ID_TOKEN_TYPES],
     },
     {
       name: 'private_key_jwt client assertion at the token endpoint',
       target: () => clientTarget,
       genuine: () => clientAssertion(),
       accepts: assertionAccepted,
-      attacks: [...SIGNATURE_ATTACKS, expired, notYetValid, wrongAudience('https://other-issuer.example')],
+      attacks: [...SIGNATURE_ATTACKS, unknownCrit, expired, notYetValid, wrongAudience('https://other-issuer.example')],
     },
     {
       name: 'latchkey/resource-server',
       target: () => opTarget,
       genuine: () => accessToken(API),
       accepts: helperAccepts,
-      attacks: [...SIGNATURE_ATTACKS, expired, notYetValid, wrongIssuer, wrongAudience(OTHER_API), ...ACCESS_TOKEN_TYPES],
+      attacks: [...SIGNATURE_ATTACKS, unknownCrit, expired, notYetValid, wrongIssuer, wrongAudience(OTHER_API), ...ACCESS_TOKEN_TYPES],
     },
     {
       name: 'introspection of JWT access tokens',
       target: () => opTarget,
       genuine: () => accessToken(API),
       accepts: introspectionActive,
-      attacks: [...SIGNATURE_ATTACKS, expired, notYetValid, wrongIssuer, ...ACCESS_TOKEN_TYPES],
+      attacks: [...SIGNATURE_ATTACKS, unknownCrit, expired, notYetValid, wrongIssuer, ...ACCESS_TOKEN_TYPES],
     },
     {
       name: 'the revocation feed',
       target: () => opTarget,
       genuine: () => accessToken(`${op.issuer}/revocations`, 'revocations', api),
       accepts: feedAccepts,
-      attacks: [...SIGNATURE_ATTACKS, expired, notYetValid, wrongIssuer, wrongAudience(API), ...ACCESS_TOKEN_TYPES],
+      attacks: [...SIGNATURE_ATTACKS, unknownCrit, expired, notYetValid, wrongIssuer, wrongAudience(API), ...ACCESS_TOKEN_TYPES],
     },
   ];
 
@@ -413,6 +429,10 @@ describe('JWT attacks at every place a JWT is accepted (RFC 8725, RFC 7515, RFC 
     describe(place.name, () => {
       it(`${place.name}: a genuine token is accepted (the baseline for every refusal below)`, async () => {
         assert.equal(await place.accepts(await place.genuine()), true);
+      });
+      it(`${place.name}: a genuine token signed again by hand is accepted (the baseline of the crit refusal)`, async () => {
+        const { header, claims } = parts(await place.genuine());
+        assert.equal(await place.accepts(await signUnchecked({ ...claims, jti: claims.jti === undefined ? undefined : randomUUID() }, header, place.target().privateKey)), true);
       });
       for (const attack of place.attacks) {
         it(`${place.name}: refuses ${attack.title} (${attack.ref})`, async () => {
@@ -536,6 +556,15 @@ describe('JWT attacks at every place a JWT is accepted (RFC 8725, RFC 7515, RFC 
       ['HS256', async () => proof({}, { alg: 'HS256' }, new TextEncoder().encode('a shared secret of at least thirty-two bytes'))],
       ['signed by a key other than its jwk', async () => proof({}, {}, (await generateKeyPair('ES256')).privateKey)],
       ['a private key in its jwk header', async () => proof({}, { jwk: await exportJWK(dpopKeys.privateKey) })],
+      [
+        'a crit header naming an extension no one here understands (RFC 7515 §4.1.11)',
+        async () =>
+          signUnchecked(
+            { htm: 'POST', htu: op.metadata.token_endpoint!, iat: now(), jti: randomUUID() },
+            { alg: 'ES256', typ: 'dpop+jwt', jwk: await exportJWK(dpopKeys.publicKey), crit: ['urn:example:must-understand'], 'urn:example:must-understand': true },
+            dpopKeys.privateKey,
+          ),
+      ],
       ['the wrong typ', async () => proof({}, { typ: 'JWT' })],
       ['the wrong htm', async () => proof({ htm: 'GET' })],
       ['the wrong htu', async () => proof({ htu: 'https://evil.example/token' })],
@@ -560,6 +589,11 @@ describe('JWT attacks at every place a JWT is accepted (RFC 8725, RFC 7515, RFC 
       assert.equal(body.error, 'use_dpop_nonce');
       assert.equal(body.access_token, undefined);
       assert.ok(response.headers.get('dpop-nonce'));
+    });
+
+    it('a proof signed by hand, without crit, binds the token (the baseline of the crit refusal)', async () => {
+      const dpop = await signUnchecked({ htm: 'POST', htu: op.metadata.token_endpoint!, iat: now(), jti: randomUUID() }, { alg: 'ES256', typ: 'dpop+jwt', jwk: await exportJWK(dpopKeys.publicKey) }, dpopKeys.privateKey);
+      assert.equal((await tokenWithProof(dpop)).status, 200);
     });
 
     it('a replayed DPoP proof (same jti) is refused (RFC 9449 §11.1)', async () => {
