@@ -32,6 +32,7 @@ import type { UpstreamLogout } from '../upstreams/logout.js';
 import { upstreamEndSession } from './patches/upstream-end-session.js';
 import { browserBoundResume } from './patches/browser-bound-resume.js';
 import { endSessionsAtMax } from './patches/session-max.js';
+import { accessTokensWithinSessions } from './patches/tokens-within-session.js';
 import { postLogoutToCurrentRegistration } from './patches/post-logout-current.js';
 import { endBeforeTelling } from './patches/logout-order.js';
 import { singleUseResume } from './patches/single-use-resume.js';
@@ -590,6 +591,9 @@ function applyPatches(
   // A session ends ttl.sessionMax after its sign-in, however often it is used (read through by sessionLoadedOnce).
   endSessionsAtMax(provider, config.ttl.sessionMax);
   sessionLoadedOnce(provider);
+  // An access token bound to its session (no offline_access) ends no later than the session: a JWT is
+  // verified by its API alone, and a session's expiry goes on no revocation list (see the patch).
+  accessTokensWithinSessions(provider, config.ttl.sessionMax);
   // An unchanged session's expiry moves on once a minute (at most 1% of its lifetime), not at every request.
   extendUnchangedSessionsInSteps(provider, Math.min(60, Math.floor(config.ttl.session / 100)));
   // Which credentials signed each session in, so that removing one ends them (see accounts/session-credentials.ts).

@@ -273,6 +273,25 @@ describe('patches on oidc-provider internals (src/provider/patches/)', () => {
     assert.match(source('shared/session.js'), /ttl = ttl\(ctx, ctx\.oidc\.session\);/);
   });
 
+  it('tokens-within-session.ts: an access token takes exp, its record\'s lifetime and expires_in from expiresIn, read when saved; the grants find their session-bound artifact\'s session by Session.findByUid first', () => {
+    const base = source('models/base_token.js');
+    assert.match(base, /get expiration\(\) \{\s*if \(!this\.expiresIn\) \{\s*this\.expiresIn = this\.constructor\.expiresIn\(als\.getStore\(\), this, this\.#client\);/);
+    assert.match(base, /async save\(\) \{\s*return super\.save\(this\.remainingTTL\);/);
+    assert.match(source('models/base_model.js'), /get remainingTTL\(\) \{\s*if \(!this\.exp\) \{\s*return this\.expiration;/);
+    assert.match(source('models/formats/opaque.js'), /const exp = token\.exp \|\| now \+ token\.expiration;/);
+    assert.match(source('models/formats/jwt.js'), /const \{ payload \} = await getOpaqueValueAndPayload\(provider, token\);/);
+    // AccessToken saves through BaseToken's save (the patch wraps it on AccessToken's prototype only).
+    assert.doesNotMatch(source('models/access_token.js'), /\bsave\(/);
+    assert.equal(Object.hasOwn(provider.AccessToken.prototype, 'save'), false);
+    // The response's expires_in is read after the save.
+    const common = source('helpers/grant_common.js');
+    assert.ok(common.indexOf('const accessToken = await at.save();') < common.indexOf('expiresIn: at.expiration,'));
+    assert.match(common, /expiresWithSession: source\.expiresWithSession,[\s\S]*?sessionUid: source\.sessionUid,/);
+    // The code, device code and refresh token are found through checkSessionBinding, which reads the session by uid.
+    for (const model of ['authorization_code', 'device_code', 'refresh_token']) assert.match(source(`models/${model}.js`), /return checkSessionBinding\(provider, await super\.find\(\.\.\.args\), args\[1\]\);/, model);
+    assert.match(source('models/token_helpers.js'), /if \(!token\?\.expiresWithSession \|\| ignoreSessionBinding\) \{\s*return token;\s*\}\s*const session = await provider\.Session\.findByUid\(token\.sessionUid\);/);
+  });
+
   it('session-loaded-once.ts: the authorization stack loads its session with Session.get(ctx), which reads through this.find', () => {
     assert.match(source('shared/session.js'), /new Proxy\(await ctx\.oidc\.provider\.Session\.get\(ctx\)/);
     assert.match(source('models/session.js'), /static async get\(ctx\) \{[\s\S]*?session = await this\.find\(cookieSessionId\);/);
