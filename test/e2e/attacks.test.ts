@@ -6,7 +6,6 @@
  * threat model points here.
  */
 import assert from 'node:assert/strict';
-import { createHash, generateKeyPairSync, randomBytes, sign, type KeyObject } from 'node:crypto';
 import net from 'node:net';
 import { Redis } from 'ioredis';
 import * as oidc from 'openid-client';
@@ -17,6 +16,7 @@ import { clientCredentialsToken, introspect } from '../helpers/tokens.js';
 import { adapterFactory } from '../../src/store/adapter.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { isConsent, signInSteps, startAuthorization } from '../helpers/sign-in.js';
+import { assertion, attestation, isSecondFactor, passkeyChallenge, registerSoftPasskeys, softPasskey } from '../helpers/soft-passkeys.js';
 
 const REDIRECT = 'https://app.example.test/callback';
 const SECRET = 'client-secret-with-plenty-of-entropy-0123456789';
@@ -39,78 +39,6 @@ const wrongCode = (secret: string, i: number) => {
   }
 };
 
-
-/** A software authenticator's passkey: a P-256 key, its COSE public key, and assertions it signs. */
-function softPasskey() {
-  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  const jwk = publicKey.export({ format: 'jwk' }) as { x: string; y: string };
-  const [x, y] = [Buffer.from(jwk.x, 'base64url'), Buffer.from(jwk.y, 'base64url')];
-  // COSE_Key {1: 2 (EC2), 3: -7 (ES256), -1: 1 (P-256), -2: x, -3: y}, CBOR by hand.
-  const cose = Buffer.concat([Buffer.from([0xa5, 0x01, 0x02, 0x03, 0x26, 0x20, 0x01, 0x21, 0x58, 0x20]), x, Buffer.from([0x22, 0x58, 0x20]), y]);
-  return { id: randomBytes(16).toString('base64url'), publicKey: cose.toString('base64url'), privateKey };
-}
-
-/** Gives person `sub` these software passkeys, as a registration would have (device-bound, counter 0). */
-async function registerSoftPasskeys(server: TestServer, sub: string, ...keys: ReturnType<typeof softPasskey>[]): Promise<void> {
-  for (const key of keys) {
-    await server.secondFactors.records.update(sub, (current) => ({
-      next: { ...current, passkeys: [...current.passkeys, { id: key.id, publicKey: key.publicKey, counter: 0, name: 'soft', deviceType: 'singleDevice', createdAt: 0 }] },
-      result: true,
-    }));
-  }
-}
-
-/** An assertion for `challenge` at `origin`, signed by `key`, naming `userHandle`, with sign counter `counter`. */
-function assertion(key: { id: string; privateKey: KeyObject }, origin: string, challenge: string, userHandle: string, counter: number) {
-  const clientData = Buffer.from(JSON.stringify({ type: 'webauthn.get', challenge, origin, crossOrigin: false }));
-  const counterBytes = Buffer.alloc(4);
-  counterBytes.writeUInt32BE(counter);
-  // rpIdHash, flags UP|UV (0x05), counter.
-  const authData = Buffer.concat([createHash('sha256').update(new URL(origin).hostname).digest(), Buffer.from([0x05]), counterBytes]);
-  const signature = sign('sha256', Buffer.concat([authData, createHash('sha256').update(clientData).digest()]), key.privateKey);
-  return JSON.stringify({
-    id: key.id,
-    rawId: key.id,
-    type: 'public-key',
-    clientExtensionResults: {},
-    response: {
-      clientDataJSON: clientData.toString('base64url'),
-      authenticatorData: authData.toString('base64url'),
-      signature: signature.toString('base64url'),
-      userHandle: Buffer.from(userHandle).toString('base64url'),
-    },
-  });
-}
-
-/**
- * A registration response ("none" attestation) for `challenge` at `origin`, for the passkey `key`
- * under the credential id `id` (its own, or one the attacker copied from someone else).
- */
-function attestation(key: { publicKey: string }, id: string, origin: string, challenge: string) {
-  const clientData = Buffer.from(JSON.stringify({ type: 'webauthn.create', challenge, origin, crossOrigin: false }));
-  const credentialId = Buffer.from(id, 'base64url');
-  const idLength = Buffer.alloc(2);
-  idLength.writeUInt16BE(credentialId.length);
-  // rpIdHash, flags UP|UV|AT (0x45), counter 0, AAGUID (zeros), credential id, COSE public key.
-  const authData = Buffer.concat([createHash('sha256').update(new URL(origin).hostname).digest(), Buffer.from([0x45, 0, 0, 0, 0]), Buffer.alloc(16), idLength, credentialId, Buffer.from(key.publicKey, 'base64url')]);
-  assert.ok(authData.length < 256);
-  // CBOR by hand: {"fmt": "none", "attStmt": {}, "authData": bytes}.
-  const cbor = Buffer.concat([Buffer.from([0xa3, 0x63]), Buffer.from('fmt'), Buffer.from([0x64]), Buffer.from('none'), Buffer.from([0x67]), Buffer.from('attStmt'), Buffer.from([0xa0, 0x68]), Buffer.from('authData'), Buffer.from([0x58, authData.length]), authData]);
-  return JSON.stringify({
-    id,
-    rawId: id,
-    type: 'public-key',
-    clientExtensionResults: {},
-    response: { clientDataJSON: clientData.toString('base64url'), attestationObject: cbor.toString('base64url'), transports: ['internal'] },
-  });
-}
-
-const passkeyChallenge = (page: Page) => {
-  const options = page.html.match(/data-options="([^"]+)"/)![1]!.replace(/&quot;/g, '"').replace(/&amp;/g, '&');
-  return (JSON.parse(options) as { challenge: string }).challenge;
-};
-
-const isSecondFactor = (page: Page) => page.url.includes('/interaction/') && page.html.includes('/second-factor');
 
 describe('attacks: second factor, step-up and the new endpoints (black box)', function () {
   this.timeout(30_000);
@@ -602,25 +530,25 @@ describe('attacks: second factor, step-up and the new endpoints (black box)', fu
     const jackKey = softPasskey();
     // jack's attacker key under ivy's credential id: a 409 with the account page, never a 500.
     let shown = await accountPage();
-    const copied = await jack.submit(shown, '/account/passkeys/add', { name: 'copied', credential: attestation(jackKey, ivyKey.id, origin, passkeyChallenge(shown)) });
+    const copied = await jack.submit(shown, '/account/passkeys/add', { name: 'copied', credential: attestation(jackKey, origin, passkeyChallenge(shown), { id: ivyKey.id }) });
     assert.equal(copied.status, 409);
     assert.match(copied.html, /This passkey is registered already/);
     const jackSub = (await server.accounts.findByUsername('jack'))!.sub;
     assert.deepEqual((await server.secondFactors.records.read(jackSub)).passkeys, [], 'nothing was added to jack');
     // The same attestation under a fresh id is a genuine registration: the refusal was the id's.
     shown = await accountPage();
-    const own = await jack.submit(shown, '/account/passkeys/add', { name: 'own', credential: attestation(jackKey, jackKey.id, origin, passkeyChallenge(shown)) });
+    const own = await jack.submit(shown, '/account/passkeys/add', { name: 'own', credential: attestation(jackKey, origin, passkeyChallenge(shown)) });
     assert.equal(own.status, 200, own.html.slice(0, 300));
     assert.match(own.html, /Passkey added/);
     // Registering the same credential again on one's own account is refused too.
     shown = await accountPage();
-    const twice = await jack.submit(shown, '/account/passkeys/add', { name: 'again', credential: attestation(jackKey, jackKey.id, origin, passkeyChallenge(shown)) });
+    const twice = await jack.submit(shown, '/account/passkeys/add', { name: 'again', credential: attestation(jackKey, origin, passkeyChallenge(shown)) });
     assert.equal(twice.status, 409);
     assert.equal((await server.secondFactors.records.read(jackSub)).passkeys.length, 1);
     // Once ivy removes her passkey (here by an operator's reset), its id is free again.
     await server.secondFactors.reset(ivy.sub);
     shown = await accountPage();
-    const freed = await jack.submit(shown, '/account/passkeys/add', { name: 'freed', credential: attestation(jackKey, ivyKey.id, origin, passkeyChallenge(shown)) });
+    const freed = await jack.submit(shown, '/account/passkeys/add', { name: 'freed', credential: attestation(jackKey, origin, passkeyChallenge(shown), { id: ivyKey.id }) });
     assert.equal(freed.status, 200, freed.html.slice(0, 300));
   });
 
@@ -631,7 +559,7 @@ describe('attacks: second factor, step-up and the new endpoints (black box)', fu
     const agent = new Agent();
     const shown = await signInSteps(agent, await agent.follow(`${server.issuer}/account`), { username: 'kit', password: PASSWORD, login: 'required', consent: 'stop' });
     // flags UP|UV|AT, backup eligible and backed up clear: "single device", in the authenticator's own unsigned word.
-    const added = await agent.submit(shown, '/account/passkeys/add', { name: 'soft', credential: attestation(key, key.id, origin, passkeyChallenge(shown)) });
+    const added = await agent.submit(shown, '/account/passkeys/add', { name: 'soft', credential: attestation(key, origin, passkeyChallenge(shown)) });
     assert.match(added.html, /Passkey added/);
     const signedIn = new Agent();
     const { page, verifier } = await authorize(signedIn, 'app');

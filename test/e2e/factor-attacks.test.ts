@@ -6,12 +6,12 @@
  * ("Passkeys and second factors") points here.
  */
 import assert from 'node:assert/strict';
-import { createHash, generateKeyPairSync, randomBytes, sign, type KeyObject } from 'node:crypto';
 import * as oidc from 'openid-client';
 import { Secret, TOTP } from 'otpauth';
 import { Agent, formIn, type Page } from '../helpers/agent.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { isConsent, signInSteps, startAuthorization } from '../helpers/sign-in.js';
+import { assertion, attestation, isSecondFactor, passkeyChallenge, registerSoftPasskeys, softPasskey } from '../helpers/soft-passkeys.js';
 
 const REDIRECT = 'https://app.example.test/callback';
 const SECRET = 'client-secret-with-plenty-of-entropy-0123456789';
@@ -21,62 +21,6 @@ const MAX_FAILURES = 4;
 const codeFor = (secret: string, steps = 0) =>
   TOTP.generate({ secret: Secret.fromBase32(secret), algorithm: 'SHA1', digits: 6, period: 30, timestamp: Date.now() + steps * 30_000 });
 
-/** A software authenticator's passkey: a P-256 key and its COSE public key. */
-function softPasskey() {
-  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  const jwk = publicKey.export({ format: 'jwk' }) as { x: string; y: string };
-  const [x, y] = [Buffer.from(jwk.x, 'base64url'), Buffer.from(jwk.y, 'base64url')];
-  const cose = Buffer.concat([Buffer.from([0xa5, 0x01, 0x02, 0x03, 0x26, 0x20, 0x01, 0x21, 0x58, 0x20]), x, Buffer.from([0x22, 0x58, 0x20]), y]);
-  return { id: randomBytes(16).toString('base64url'), publicKey: cose.toString('base64url'), privateKey };
-}
-
-/**
- * An assertion for `challenge` at `origin`, signed by `key`, with `userHandle` (none when undefined)
- * and sign counter `counter`; the authenticator's flags (UP|UV unless said) and RP ID (the origin's host unless said).
- */
-function assertion(key: { id: string; privateKey: KeyObject }, origin: string, challenge: string, userHandle: string | undefined, counter: number, { flags = 0x05, rpId = new URL(origin).hostname } = {}) {
-  const clientData = Buffer.from(JSON.stringify({ type: 'webauthn.get', challenge, origin, crossOrigin: false }));
-  const counterBytes = Buffer.alloc(4);
-  counterBytes.writeUInt32BE(counter);
-  const authData = Buffer.concat([createHash('sha256').update(rpId).digest(), Buffer.from([flags]), counterBytes]);
-  const signature = sign('sha256', Buffer.concat([authData, createHash('sha256').update(clientData).digest()]), key.privateKey);
-  return JSON.stringify({
-    id: key.id,
-    rawId: key.id,
-    type: 'public-key',
-    clientExtensionResults: {},
-    response: {
-      clientDataJSON: clientData.toString('base64url'),
-      authenticatorData: authData.toString('base64url'),
-      signature: signature.toString('base64url'),
-      ...(userHandle !== undefined && { userHandle: Buffer.from(userHandle).toString('base64url') }),
-    },
-  });
-}
-
-/** A registration response ("none" attestation) for `challenge` at `origin`, for the passkey `key`; flags UP|UV|AT unless said. */
-function attestation(key: { id: string; publicKey: string }, origin: string, challenge: string, flags = 0x45) {
-  const clientData = Buffer.from(JSON.stringify({ type: 'webauthn.create', challenge, origin, crossOrigin: false }));
-  const credentialId = Buffer.from(key.id, 'base64url');
-  const idLength = Buffer.alloc(2);
-  idLength.writeUInt16BE(credentialId.length);
-  const authData = Buffer.concat([createHash('sha256').update(new URL(origin).hostname).digest(), Buffer.from([flags, 0, 0, 0, 0]), Buffer.alloc(16), idLength, credentialId, Buffer.from(key.publicKey, 'base64url')]);
-  const cbor = Buffer.concat([Buffer.from([0xa3, 0x63]), Buffer.from('fmt'), Buffer.from([0x64]), Buffer.from('none'), Buffer.from([0x67]), Buffer.from('attStmt'), Buffer.from([0xa0, 0x68]), Buffer.from('authData'), Buffer.from([0x58, authData.length]), authData]);
-  return JSON.stringify({
-    id: key.id,
-    rawId: key.id,
-    type: 'public-key',
-    clientExtensionResults: {},
-    response: { clientDataJSON: clientData.toString('base64url'), attestationObject: cbor.toString('base64url'), transports: ['internal'] },
-  });
-}
-
-const passkeyChallenge = (page: Page) => {
-  const options = page.html.match(/data-options="([^"]+)"/)![1]!.replace(/&quot;/g, '"').replace(/&amp;/g, '&');
-  return (JSON.parse(options) as { challenge: string }).challenge;
-};
-
-const isSecondFactor = (page: Page) => page.url.includes('/interaction/') && page.html.includes('/second-factor');
 const errorAt = (page: Page) => (page.url.startsWith(REDIRECT) ? new URL(page.url).searchParams.get('error') : undefined);
 
 describe('attacks: sign-in assurance (factors counted, factors spent)', function () {
@@ -240,10 +184,7 @@ describe('attacks: sign-in assurance (factors counted, factors spent)', function
     const { sub } = await person('vera');
     const other = await server.accounts.create('walt', PASSWORD);
     const key = softPasskey();
-    await server.secondFactors.records.update(sub, (current) => ({
-      next: { ...current, passkeys: [...current.passkeys, { id: key.id, publicKey: key.publicKey, counter: 0, name: 'soft', deviceType: 'singleDevice', createdAt: 0 }] },
-      result: true,
-    }));
+    await registerSoftPasskeys(server, sub, key);
     const origin = new URL(server.issuer).origin;
     const swapped = await atSecondFactor('vera');
     const refused = await swapped.agent.submit(swapped.page, '/passkey', { credential: assertion(key, origin, passkeyChallenge(swapped.page), other.sub, 1) }, REDIRECT);
@@ -257,10 +198,7 @@ describe('attacks: sign-in assurance (factors counted, factors spent)', function
   it('passkeys: an assertion without user verification, one made for another RP ID, and one assertion sent twice at the same moment (exactly one passes) (WebAuthn L3 §7.2 steps 12, 15, 17; §13.4.3)', async () => {
     const xena = await server.accounts.create('xena', PASSWORD);
     const key = softPasskey();
-    await server.secondFactors.records.update(xena.sub, (current) => ({
-      next: { ...current, passkeys: [...current.passkeys, { id: key.id, publicKey: key.publicKey, counter: 0, name: 'soft', deviceType: 'singleDevice', createdAt: 0 }] },
-      result: true,
-    }));
+    await registerSoftPasskeys(server, xena.sub, key);
     const origin = new URL(server.issuer).origin;
     const agent = new Agent();
     for (const [what, options] of [
@@ -289,7 +227,7 @@ describe('attacks: sign-in assurance (factors counted, factors spent)', function
     const signIn = await authorize(new Agent());
     // Each made for the challenge of the page it is sent from (a new page replaces the person's registration challenge).
     const refusals: [string, (challenge: string) => string][] = [
-      ['user present, not verified', (challenge) => attestation(softPasskey(), origin, challenge, 0x41)],
+      ['user present, not verified', (challenge) => attestation(softPasskey(), origin, challenge, { flags: 0x41 })],
       ['another origin', (challenge) => attestation(softPasskey(), 'https://latchkey.example.evil', challenge)],
       ["a sign-in's challenge", () => attestation(softPasskey(), origin, passkeyChallenge(signIn.page))],
     ];
@@ -334,10 +272,7 @@ describe('attacks: sign-in assurance (factors counted, factors spent)', function
       const name = `dis-${way.split(' ')[0]}`;
       const { sub, secret } = await person(name);
       const key = softPasskey();
-      await server.secondFactors.records.update(sub, (current) => ({
-        next: { ...current, passkeys: [...current.passkeys, { id: key.id, publicKey: key.publicKey, counter: 0, name: 'soft', deviceType: 'singleDevice', createdAt: 0 }] },
-        result: true,
-      }));
+      await registerSoftPasskeys(server, sub, key);
       const { agent, page } = await atSecondFactor(name);
       await server.accounts.setDisabled(name, true);
       const answer = await act(agent, page, secret, key, sub);
