@@ -149,7 +149,6 @@ const ACCOUNTS_KEY = 'accounts';
 /** Set once every account made before skeletons existed has its skeleton indexed. */
 const SKELETONS_INDEXED_KEY = 'accounts:skeletons';
 
-/** The form usernames compare in: the PRECIS enforced form, or (for names it refuses) the old one. */
 /** Characters that change how text looks or reads without being seen themselves. */
 const INVISIBLE = /[\p{Default_Ignorable_Code_Point}\p{Bidi_Control}\p{Join_Control}\p{Cf}]/gu;
 
@@ -166,6 +165,7 @@ export function emailFold(email: string): string {
   return email.normalize('NFKC').replace(INVISIBLE, '').toUpperCase().toLowerCase().normalize('NFKC');
 }
 
+/** The form usernames compare in: the PRECIS enforced form, or (for names it refuses) the old one. */
 export function normalizeUsername(username: string): string {
   const enforced = enforceUsername(username);
   return enforced.ok ? enforced.username : legacyUsernameForm(username);
