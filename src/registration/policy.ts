@@ -92,10 +92,10 @@ export const API_SCOPES_SET_ASIDE = Symbol('latchkey: runtime API scopes in scop
 /** Where a write path leaves the runtime APIs' scopes for the validator (on ctx.state, or a context of its own). */
 export const OFFERED_API_SCOPES = Symbol('latchkey: runtime API scopes offered');
 
-/** Throws the RFC 7591 error for the first rule the metadata breaks. */
 /** Characters a client name may not hold: controls, line and paragraph separators, bidi controls, invisible (default-ignorable and format) characters. */
 const HIDDEN_IN_NAMES = /[\p{Cc}\p{Zl}\p{Zp}\p{Bidi_Control}\p{Join_Control}\p{Default_Ignorable_Code_Point}\p{Cf}]/u;
 
+/** Throws the RFC 7591 error for the first rule the metadata breaks. */
 export function enforcePolicy(
   policy: RegistrationPolicy,
   metadata: Record<string, unknown>,
