@@ -3,7 +3,8 @@
  *
  * Layout (all under the configured key prefix):
  *   oidc:<Model>:<id>       record (payload + consumed mark), expiring with the model; a Session's
- *                           key holds its ending once it is ended (below)
+ *                           key holds its ending once it is ended (below); a bearer value's record is
+ *                           under oidc:<Model>:sha256:<digest> instead (below)
  *   oidc:grant:<grantId>    set of the record keys issued under a grant, for revokeByGrantId
  *   oidc:uid:<uid>          Session uid → session id
  *   oidc:usercode:<code>    device flow user code → device code id
@@ -21,10 +22,17 @@
  *   oidc:initial-access-tokens
  *                           set of the digests of outstanding initial access tokens (expiring with the
  *                           longest), so that an operator can list and revoke them
- * Initial and registration access tokens are kept under their digest
- * (oidc:<Model>:sha256:<digest>, the record without its jti): the token itself, which registers or
- * manages a client, is nowhere in the store, so a copy of the store (a backup, a replica, a dump)
- * registers or changes nothing. One kept by its value before is still found, and ended, by its value.
+ * Bearer values are kept under their digest (DIGESTED: initial and registration access tokens,
+ * opaque access, client_credentials and refresh tokens, authorization codes), as
+ * oidc:<Model>:sha256:<digest>, the record without its jti (find gives it back), and a grant's index
+ * lists that key (RFC 6819 §5.1.4.1.3): the value, which acts as a client or a person, is nowhere in
+ * the store, so a copy of the store (a backup, a replica, a dump) registers, changes or reads
+ * nothing with them. One kept by its value by an earlier release is still found, consumed and ended
+ * by its value: a read or consumption that finds nothing under the digest tries the value next (one
+ * round trip more, on a miss only); a deletion deletes both keys in one round trip. Not digested yet
+ * (see docs/security.md, Gaps): session ids (the Session key, oidc:uid:<uid>'s value, a person's
+ * session index; the engine also keeps it in an Interaction) and device codes (the DeviceCode key,
+ * oidc:usercode:<code>'s value; the engine keeps it in the Interaction of its approval).
  * An opaque access, client_credentials or refresh token's value says its model by its length
  * (TOKEN_LENGTHS), so that introspection and revocation read it in that model only.
  * The layout works unchanged on Redis Cluster: the one write spanning two keys (a grant's code or
@@ -36,7 +44,7 @@
  * out on the account page, its person disabled, a password change, a logout) and saves it as it
  * answers would otherwise write it back to life.
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 import { errors, Provider, type Adapter, type AdapterPayload, type KoaContextWithOIDC } from 'oidc-provider';
 import type { ConsumeOutcome, Kv, StoredRecord } from './kv.js';
@@ -88,12 +96,22 @@ const REPLAY_DESCRIPTION: Record<string, string> = {
 const CLIENTS_KEY = 'oidc:clients';
 const INITIAL_ACCESS_TOKENS_KEY = 'oidc:initial-access-tokens';
 /**
- * Models kept under a digest of their id, not the id: their id is a bearer credential, and they are
- * read seldom (see the layout above). Their records are stored without their jti, given back by find.
+ * Models kept under a digest of their id, not the id: their id is a bearer credential (see the
+ * layout above). Their records are stored without their jti, given back by find. The digest is one
+ * SHA-256 of a value of at least 256 random bits (a salt or a slow hash would add nothing a guess
+ * could be made against).
  */
-const DIGESTED = new Set(['InitialAccessToken', 'RegistrationAccessToken']);
+const DIGESTED = new Set([
+  'InitialAccessToken',
+  'RegistrationAccessToken',
+  'AccessToken',
+  'ClientCredentials',
+  'RefreshToken',
+  'AuthorizationCode',
+]);
 /** What names a digested record in the store and in its index: `sha256:` and the id's SHA-256, base64url. */
-export const digestOf = (id: string) => `sha256:${createHash('sha256').update(id).digest('base64url')}`;
+// crypto.hash, one call: a Hash object made and digested per key costs more on the hot paths.
+export const digestOf = (id: string) => `sha256:${hash('sha256', id, 'base64url')}`;
 const recordKey = (model: string, id: string) => `oidc:${model}:${DIGESTED.has(model) ? digestOf(id) : id}`;
 /** Where a digested model's record was kept before it was digested: under the id itself. */
 const legacyKey = (model: string, id: string) => `oidc:${model}:${id}`;
@@ -243,8 +261,7 @@ class KvAdapter implements Adapter {
   }
 
   /** The store writes of an upsert, started now; a session's resolves false when it had been ended (Kv.putRecord). */
-  private write(id: string, payload: AdapterPayload, expiresIn: number): Promise<unknown> {
-    const key = recordKey(this.model, id);
+  private write(id: string, payload: AdapterPayload, expiresIn: number, key = recordKey(this.model, id)): Promise<unknown> {
     const ttl = expiresIn ? expiresIn + this.grace : undefined;
     // A grant's record goes into the grant's index with it: one command where the store can (a
     // grant's codes and tokens are never ended, so it answers nothing: only a session's write is judged).
@@ -279,7 +296,8 @@ class KvAdapter implements Adapter {
     // authorization endpoint, with the rest of what the request writes.
     const request = deferringRequest();
     if (request) {
-      deferredOf(request).writes.push({ key: recordKey(this.model, id), model: this.model, kv: this.kv, write: () => this.write(id, payload, expiresIn) });
+      const key = recordKey(this.model, id);
+      deferredOf(request).writes.push({ key, model: this.model, kv: this.kv, write: () => this.write(id, payload, expiresIn, key) });
       return;
     }
     if (this.model === 'Client' && this.hooks.clientReplaced) return this.replaceClient(id, payload, expiresIn, this.hooks.clientReplaced);
@@ -433,9 +451,16 @@ class KvAdapter implements Adapter {
   /** What a consumption's outcome means; `written`: record keys the request wrote after it. */
   async consumed(id: string, outcome: ConsumeOutcome, written: readonly string[]): Promise<void> {
     if (outcome === 'consumed') return;
+    let key = recordKey(this.model, id);
+    // Not under its digest: one kept by its value by an earlier release (one round trip more, on a miss only).
+    if (outcome === 'missing' && DIGESTED.has(this.model)) {
+      key = legacyKey(this.model, id);
+      outcome = await this.kv.consumeRecord(key, now());
+      if (outcome === 'consumed') return;
+    }
     const description = REPLAY_DESCRIPTION[this.model] ?? `${this.model} already consumed`;
     if (outcome === 'already-consumed') {
-      const record = await this.kv.getRecord(recordKey(this.model, id));
+      const record = await this.kv.getRecord(key);
       if (record?.consumed !== undefined && this.withinReuseGrace(record.consumed)) return;
       const payload = await this.find(id);
       // The grant's index holds what this request wrote too: it goes with the grant.
@@ -476,9 +501,11 @@ class KvAdapter implements Adapter {
     if (this.model === 'Grant') await this.revokeGrant(id);
     // A session's ending stays, so that a request in flight cannot write the session back.
     else if (this.model === 'Session') await this.kv.endRecord(recordKey(this.model, id), (this.options.sessionTtl ?? 0) + this.grace);
-    else if (!tookAlready(recordKey(this.model, id))) await this.kv.del([recordKey(this.model, id)]);
+    // A digested model's record kept by its value by an earlier release goes in the same round trip.
+    else if (!tookAlready(recordKey(this.model, id))) {
+      await this.kv.del(DIGESTED.has(this.model) ? [recordKey(this.model, id), legacyKey(this.model, id)] : [recordKey(this.model, id)]);
+    }
     if (this.model === 'Client') await this.clientRemoved(id);
-    if (DIGESTED.has(this.model)) await this.kv.del([legacyKey(this.model, id)]);
     if (this.model === 'InitialAccessToken') {
       await Promise.all([this.kv.removeFromSet(INITIAL_ACCESS_TOKENS_KEY, digestOf(id)), this.kv.removeFromSet(INITIAL_ACCESS_TOKENS_KEY, id)]);
     }

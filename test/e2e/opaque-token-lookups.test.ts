@@ -7,6 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
+import { digestOf } from '../../src/store/adapter.js';
 import { startRedisServer, type RedisServer } from '../helpers/redis.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { eventually } from '../helpers/eventually.js';
@@ -45,14 +46,18 @@ describe('e2e: opaque tokens at introspection and revocation, as the store sees 
   const revokeAsSpa = (token: string) =>
     fetch(`${server.url}/token/revocation`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ token, client_id: SPA }) });
 
-  /** A client_credentials token as Latchkey made them before the lengths differed: 43 characters. */
+  /**
+   * A client_credentials token as Latchkey made them before the lengths differed: 43 characters,
+   * kept under its value (as before tokens were kept under their digest).
+   */
   async function madeBefore(): Promise<string> {
     const token = await opaqueToken();
-    const [key] = await raw.keys(`*oidc:ClientCredentials:${token}`);
+    const [key] = await raw.keys(`*oidc:ClientCredentials:${digestOf(token)}`);
     const record = await raw.hgetall(key!);
     const old = token.slice(0, 43);
-    await raw.hset(key!.replace(token, old), 'p', JSON.stringify({ ...JSON.parse(record.p!), jti: old }));
-    await raw.expire(key!.replace(token, old), 600);
+    const legacy = key!.replace(digestOf(token), old);
+    await raw.hset(legacy, 'p', JSON.stringify({ ...JSON.parse(record.p!), jti: old }));
+    await raw.expire(legacy, 600);
     return old;
   }
 
@@ -108,8 +113,9 @@ describe('e2e: opaque tokens at introspection and revocation, as the store sees 
       const other = token.slice(0, 43).padEnd(length, 'A');
       assert.equal((await introspect(server.url, RS, other)).active, false);
     }
-    // Each in its own model only: one read each (not three).
-    assert.equal((await calls('hgetall')) - before, 2);
+    // Each in its own model only (not three): under its digest, then, not found there, under its
+    // value (where the release before digests kept it): two reads each.
+    assert.equal((await calls('hgetall')) - before, 4);
   });
 
   // Last: it restarts Redis (whose data goes with it).

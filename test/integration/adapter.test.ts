@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
-import { adapterFactory, AdapterIndexes } from '../../src/store/adapter.js';
+import { adapterFactory, AdapterIndexes, digestOf } from '../../src/store/adapter.js';
 import { rmSync } from 'node:fs';
 import { EmbeddedKv } from '../../src/store/embedded.js';
 import { allKeys, backends, PREFIX, type OpenBackend } from '../helpers/backends.js';
@@ -75,7 +75,7 @@ for (const backend of backends) {
       const id = randomUUID();
       await adapter('RefreshToken').upsert(id, payload({ kind: 'RefreshToken', grantId }), 300);
       await adapter('Session').upsert('s-' + id, payload({ kind: 'Session', uid }), 120);
-      const recordTtl = await raw.ttl(`${PREFIX}oidc:RefreshToken:${id}`);
+      const recordTtl = await raw.ttl(`${PREFIX}oidc:RefreshToken:${digestOf(id)}`);
       const grantTtl = await raw.ttl(`${PREFIX}oidc:grant:${grantId}`);
       const uidTtl = await raw.ttl(`${PREFIX}oidc:uid:${uid}`);
       assert.ok(recordTtl > 290 && recordTtl <= 300, `record ttl ${recordTtl}`);

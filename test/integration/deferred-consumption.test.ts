@@ -9,7 +9,7 @@ import type { AsyncLocalStorage } from 'node:async_hooks';
 import { Redis } from 'ioredis';
 import { errors } from 'oidc-provider';
 import { loadConfig } from '../../src/config.js';
-import { adapterFactory, settleRequest } from '../../src/store/adapter.js';
+import { adapterFactory, digestOf, settleRequest } from '../../src/store/adapter.js';
 import { connect, RedisKv } from '../../src/store/redis.js';
 import { startRedisServer, type RedisServer } from '../helpers/redis.js';
 
@@ -51,14 +51,14 @@ describe('store: a token request consumes together with what it writes', functio
     await tokenRequest(async (request) => {
       await adapter('AuthorizationCode').consume('code-1');
       await adapter('AccessToken').upsert('at-1', { iat: now(), exp: now() + 60, grantId: 'grant-1', clientId: 'c' }, 60);
-      assert.equal(await raw.hget('lk:oidc:AuthorizationCode:code-1', 'c'), null, 'not consumed before settling');
-      assert.equal(await raw.exists('lk:oidc:AccessToken:at-1'), 0, 'not written before settling');
+      assert.equal(await raw.hget(`lk:oidc:AuthorizationCode:${digestOf('code-1')}`, 'c'), null, 'not consumed before settling');
+      assert.equal(await raw.exists(`lk:oidc:AccessToken:${digestOf('at-1')}`), 0, 'not written before settling');
       const before = await reads();
       await settleRequest(request);
       assert.equal((await reads()) - before, 2, 'one round trip, and the INFO');
     });
-    assert.notEqual(await raw.hget('lk:oidc:AuthorizationCode:code-1', 'c'), null);
-    assert.equal(await raw.exists('lk:oidc:AccessToken:at-1'), 1);
+    assert.notEqual(await raw.hget(`lk:oidc:AuthorizationCode:${digestOf('code-1')}`, 'c'), null);
+    assert.equal(await raw.exists(`lk:oidc:AccessToken:${digestOf('at-1')}`), 1);
   });
 
   it('a code gone before the request settles: invalid_grant, and what the request wrote is deleted', async () => {
@@ -66,10 +66,10 @@ describe('store: a token request consumes together with what it writes', functio
     await tokenRequest(async (request) => {
       await adapter('AuthorizationCode').consume('code-2');
       await adapter('AccessToken').upsert('at-2', { iat: now(), exp: now() + 60, grantId: 'grant-2', clientId: 'c' }, 60);
-      await raw.del('lk:oidc:AuthorizationCode:code-2');
+      await raw.del(`lk:oidc:AuthorizationCode:${digestOf('code-2')}`);
       await assert.rejects(settleRequest(request)!, (error) => error instanceof errors.InvalidGrant && /not found/.test(error.error_detail!));
     });
-    assert.equal(await raw.exists('lk:oidc:AccessToken:at-2'), 0);
+    assert.equal(await raw.exists(`lk:oidc:AccessToken:${digestOf('at-2')}`), 0);
   });
 
   it('a code consumed by another request first: invalid_grant, the grant is revoked with what this request wrote', async () => {
@@ -77,18 +77,18 @@ describe('store: a token request consumes together with what it writes', functio
     await tokenRequest(async (request) => {
       await adapter('AuthorizationCode').consume('code-3');
       await adapter('AccessToken').upsert('at-3', { iat: now(), exp: now() + 60, grantId: 'grant-3', clientId: 'c' }, 60);
-      await raw.hset('lk:oidc:AuthorizationCode:code-3', 'c', String(Date.now() / 1000));
+      await raw.hset(`lk:oidc:AuthorizationCode:${digestOf('code-3')}`, 'c', String(Date.now() / 1000));
       await assert.rejects(settleRequest(request)!, (error) => error instanceof errors.InvalidGrant && /already consumed/.test(error.error_detail!));
     });
-    assert.equal(await raw.exists('lk:oidc:AccessToken:at-3'), 0);
+    assert.equal(await raw.exists(`lk:oidc:AccessToken:${digestOf('at-3')}`), 0);
     assert.equal(await raw.exists('lk:oidc:Grant:grant-3'), 0);
-    assert.equal(await raw.exists('lk:oidc:AuthorizationCode:code-3'), 0);
+    assert.equal(await raw.exists(`lk:oidc:AuthorizationCode:${digestOf('code-3')}`), 0);
   });
 
   it('outside a token request consume() goes to the store at once, as before', async () => {
     await issued('code-4', 'grant-4');
     await adapter('AuthorizationCode').consume('code-4');
-    assert.notEqual(await raw.hget('lk:oidc:AuthorizationCode:code-4', 'c'), null);
+    assert.notEqual(await raw.hget(`lk:oidc:AuthorizationCode:${digestOf('code-4')}`, 'c'), null);
     await assert.rejects(adapter('AuthorizationCode').consume('code-4'), errors.InvalidGrant);
   });
 });
