@@ -6,6 +6,7 @@ import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis'
 import type { Config } from '../config.js';
 import { getViaInTurn, type CachedReads, type ConsumeOutcome, type Kv, type LogEntry, type ReadResults, type ReadsAhead, type StoredRecord } from './kv.js';
 import { defineScript } from './scripts.js';
+import { sharePipelineLength } from './shared-pipeline-length.js';
 import { TRACKING_CONNECTION, TrackedCache, type TrackedCacheOptions } from './tracked-cache.js';
 
 type RedisSettings = Config['redis'];
@@ -211,6 +212,8 @@ const backoff = (attempt: number) => Math.min(attempt * 100, RECONNECT_BACKOFF_M
  * or a CLUSTERDOWN either (MOVED and ASK, refused before running, are still followed).
  */
 export function connect(settings: RedisSettings): Redis | Cluster {
+  // Each auto-pipeline's own `length` getter kept it alive through young-generation collections.
+  sharePipelineLength();
   const common: RedisOptions = {
     keyPrefix: settings.keyPrefix,
     enableAutoPipelining: true,
