@@ -12,12 +12,11 @@
  * reads the pipeline it is called on (`this._queue.length`, where the closure read the same object
  * as `_this`). The property stays an own, non-configurable, non-enumerable accessor without a
  * setter. Only a getter-only definition of `length` on a Pipeline that has none yet is changed;
- * every other call of Object.defineProperty goes straight through. Installed once per process,
- * before the first connection. Pinned by test/unit/shared-pipeline-length.test.ts.
+ * every other call of Object.defineProperty goes straight through (define-property-hook.ts). Added
+ * once per process, before the first connection. Pinned by test/unit/shared-pipeline-length.test.ts.
  */
 import { Pipeline } from 'ioredis';
-
-const INSTALLED = Symbol.for('latchkey.sharedPipelineLength');
+import { addDefinitionRule } from '../define-property-hook.js';
 
 function length(this: { _queue: unknown[] }): number {
   return this._queue.length;
@@ -26,19 +25,20 @@ function length(this: { _queue: unknown[] }): number {
 const hasOwn = (object: object, key: PropertyKey) => Object.prototype.hasOwnProperty.call(object, key);
 
 /** The constructor's definition exactly: `{ get }` and nothing else, on a Pipeline without `length`. */
-function isPipelineLength(object: unknown, key: PropertyKey, descriptor: PropertyDescriptor | undefined): boolean {
-  if (key !== 'length' || !(object instanceof Pipeline) || !descriptor || typeof descriptor.get !== 'function') return false;
+function isPipelineLength(object: unknown, descriptor: PropertyDescriptor): boolean {
+  if (!(object instanceof Pipeline) || typeof descriptor.get !== 'function') return false;
   for (const field in descriptor) if (field !== 'get') return false;
   return !hasOwn(object, 'length') && Array.isArray((object as unknown as { _queue?: unknown })._queue);
 }
 
 export function sharePipelineLength(): void {
-  const global = globalThis as Record<symbol, unknown>;
-  if (global[INSTALLED]) return;
-  global[INSTALLED] = true;
-  const define = Object.defineProperty;
-  Object.defineProperty = function defineProperty<T>(object: T, key: PropertyKey, descriptor: PropertyDescriptor & ThisType<unknown>): T {
-    if (key !== 'length' || !isPipelineLength(object, key, descriptor)) return define(object, key, descriptor);
-    return define(object, key, { get: length });
-  } as typeof Object.defineProperty;
+  addDefinitionRule({
+    name: 'ioredis Pipeline#length',
+    key: 'length',
+    define(object, descriptor, define) {
+      if (!isPipelineLength(object, descriptor)) return false;
+      define(object as object, 'length', { get: length });
+      return true;
+    },
+  });
 }

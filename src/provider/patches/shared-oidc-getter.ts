@@ -18,11 +18,13 @@
  * context (an object with its own `req` and `res`) that has none yet is changed; every other call of
  * Object.defineProperty goes straight through. Node's own modules use their captured copy.
  *
- * It replaces Object.defineProperty, once per process (the engine's step is a closure in its
- * router, out of reach). Pinned by test/unit/provider-patches.test.ts (the engine's definition, and
- * that two requests' contexts share the getter and read their own OIDCContext).
+ * The engine's step is a closure in its router, out of reach: the definition is made through
+ * define-property-hook.ts, once per process. Pinned by test/unit/provider-patches.test.ts (the
+ * engine's definition, and that two requests' contexts share the getter and read their own
+ * OIDCContext).
  */
-const INSTALLED = Symbol.for('latchkey.sharedOidcGetter');
+import { addDefinitionRule } from '../../define-property-hook.js';
+
 /** Where a context keeps the engine's getter for its request. */
 const OWN_GETTER = Symbol('latchkey.oidcGetter');
 
@@ -33,20 +35,21 @@ function oidc(this: Record<symbol, () => unknown>): unknown {
 const hasOwn = (object: object, key: PropertyKey) => Object.prototype.hasOwnProperty.call(object, key);
 
 /** ensureOIDC's definition exactly: `{ get }` and nothing else, on a Koa context without `oidc`. */
-function isEnsureOidc(object: unknown, key: PropertyKey, descriptor: PropertyDescriptor | undefined): boolean {
-  if (key !== 'oidc' || typeof object !== 'object' || object === null || !descriptor || typeof descriptor.get !== 'function') return false;
+function isEnsureOidc(object: unknown, descriptor: PropertyDescriptor): boolean {
+  if (typeof object !== 'object' || object === null || typeof descriptor.get !== 'function') return false;
   for (const field in descriptor) if (field !== 'get') return false;
   return hasOwn(object, 'req') && hasOwn(object, 'res') && !hasOwn(object, 'oidc') && !hasOwn(object, OWN_GETTER);
 }
 
 export function shareOidcGetter(): void {
-  const global = globalThis as Record<symbol, unknown>;
-  if (global[INSTALLED]) return;
-  global[INSTALLED] = true;
-  const define = Object.defineProperty;
-  Object.defineProperty = function defineProperty<T>(object: T, key: PropertyKey, descriptor: PropertyDescriptor & ThisType<unknown>): T {
-    if (!isEnsureOidc(object, key, descriptor)) return define(object, key, descriptor);
-    define(object, OWN_GETTER, { value: descriptor.get });
-    return define(object, key, { get: oidc });
-  } as typeof Object.defineProperty;
+  addDefinitionRule({
+    name: 'engine ctx.oidc',
+    key: 'oidc',
+    define(object, descriptor, define) {
+      if (!isEnsureOidc(object, descriptor)) return false;
+      define(object as object, OWN_GETTER, { value: descriptor.get });
+      define(object as object, 'oidc', { get: oidc });
+      return true;
+    },
+  });
 }
