@@ -29,10 +29,10 @@ export function formBody(limit: string): Middleware {
  * back: 15,000 nested arrays in 30 KB were parsed, then overflowed the stack where the admin API
  * stored the client, a 500 (before the outsider's second pass).
  */
-export const MAX_JSON_DEPTH = 32;
+const MAX_JSON_DEPTH = 32;
 
 /** How deep `value` nests, counted without recursion, stopping once past `max`. */
-export function nestedDeeperThan(value: unknown, max: number): boolean {
+function nestedDeeperThan(value: unknown, max: number): boolean {
   const pending: [unknown, number][] = [[value, 0]];
   while (pending.length) {
     const [item, depth] = pending.pop()!;

@@ -16,13 +16,13 @@ import { jsonError, respondWithError } from './errors.js';
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'] as const;
 
 /** Only GET and HEAD, for a page or file of a single path. */
-export const READ_ONLY: readonly string[] = ['GET', 'HEAD'];
+const READ_ONLY: readonly string[] = ['GET', 'HEAD'];
 
 /**
  * Answers 405 with `Allow: allowed`: a page for a person, JSON for a program (by Accept), or JSON
  * whatever is accepted (`json`: an API only programs call, such as the admin API).
  */
-export function refuseMethod(ctx: Context, allowed: readonly string[], json = false): void {
+function refuseMethod(ctx: Context, allowed: readonly string[], json = false): void {
   const description = `this endpoint does not take ${ctx.method}; it takes ${allowed.join(', ')}`;
   if (json) {
     jsonError(ctx, 405, 'invalid_request', description);

@@ -19,7 +19,7 @@ type PkceSetting = 'all' | 'public';
 type Client = NonNullable<KoaContextWithOIDC['oidc']['client']>;
 
 /** What the description says to send; within RFC 6749 §4.1.2.1's characters. */
-export function pkceRequiredDescription(setting: PkceSetting): string {
+function pkceRequiredDescription(setting: PkceSetting): string {
   const whom = setting === 'all' ? 'every client' : 'public clients';
   return `PKCE is required of ${whom}: send code_challenge (the S256 hash of a code_verifier) with code_challenge_method=S256, and the code_verifier when redeeming the code (RFC 7636)`;
 }

@@ -33,7 +33,7 @@ type FindByUid = (uid: string, options?: object) => Promise<StoredSession | unde
 type SessionBound = { expiresWithSession?: unknown; sessionUid?: unknown; expiresIn?: number; readonly expiration: number };
 
 /** The epoch second `session` ends at: its expiry, and never past ttl.sessionMax after its sign-in. */
-export function sessionEnd(session: StoredSession, sessionMax: number): number {
+function sessionEnd(session: StoredSession, sessionMax: number): number {
   const ends = [typeof session.exp === 'number' ? session.exp : Infinity, typeof session.loginTs === 'number' ? session.loginTs + sessionMax : Infinity];
   return Math.min(...ends);
 }
