@@ -62,17 +62,21 @@ export class LoginThrottle {
    * at once on both counters (one round trip), so tries made at the same moment cannot all pass a
    * count read before any of them was counted (30 wrong passwords sent at once were all checked
    * before the outsider's attack pass, against a limit of 5). Answers the pause in seconds when
-   * either counter is over its limit (nothing may then be checked, and the try is given back), else 0. A try
-   * that turns out not to be a failure is given back (notFailed); a failure was counted here, and
-   * failed() starts the pause it reaches.
+   * either counter is over its limit (nothing may then be checked), else 0. A try that turns out not
+   * to be a failure is given back (notFailed); a failure was counted here, and attemptFailed() starts
+   * the pause it reaches.
    */
   async attempt(username: string, ip: string): Promise<number> {
     const tries = this.#tries(username, ip);
     const counts = await this.#charge(tries.map(({ counter, key }) => ({ limiter: counter.failures, keyPrefix: counter.failuresPrefix, key, window: this.settings.window })));
     const pauses = counts.map(({ count, ms }, i) => (count > tries[i]!.counter.limit ? ms : 0));
     const pause = Math.ceil(Math.max(...pauses) / 1000);
-    // A try refused for a pause is no try: given back on both counters, as a paused request counted nothing before.
-    if (pause) await this.notFailed(username, ip);
+    // A try refused for a pause is no try: given back on a counter it did not take over its limit (a
+    // paused address charges no username, a paused username no address). Not on one it did: a pause
+    // started meanwhile resets that count to its limit (block), and giving back tries charged before
+    // it would take the count under the limit, letting more guesses of the same burst be checked
+    // (10 of 30 once, against 5). Such a count ends with its window or its pause whatever it holds.
+    if (pause) await Promise.all(tries.filter((_, i) => !pauses[i]).map(({ counter, key }) => counter.failures.reward(key, 1)));
     return pause;
   }
 
