@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import * as oidc from 'openid-client';
 import { InMemoryWebStorage, OidcClient, WebStorageStateStore, type RefreshState } from 'oidc-client-ts';
 import { Agent } from '../helpers/agent.js';
-import { signInSteps } from '../helpers/sign-in.js';
+import { signInSteps, startAuthorization } from '../helpers/sign-in.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 
 const ISSUER = 'https://id.example.test';
@@ -49,19 +49,11 @@ describe('openid-client v6 and oidc-client-ts against an https issuer: discovery
     const request = browser.request.bind(browser);
     browser.request = (url: string, init?: RequestInit) => request(toServer(url), init);
 
-    const verifier = oidc.randomPKCECodeVerifier();
     const nonce = oidc.randomNonce();
     const state = oidc.randomState();
-    const url = oidc.buildAuthorizationUrl(config, {
-      redirect_uri: REDIRECT,
-      scope: 'openid profile email offline_access',
-      prompt: 'consent',
-      code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
-      code_challenge_method: 'S256',
-      nonce,
-      state,
-    });
-    const page = await signInSteps(browser, await browser.follow(url.href, {}, REDIRECT), { username: 'alice', password: PASSWORD, login: 'required', stopAt: REDIRECT });
+    const start = await startAuthorization(browser, config, REDIRECT, { scope: 'openid profile email offline_access', prompt: 'consent', nonce, state });
+    const verifier = start.verifier;
+    const page = await signInSteps(browser, start.page, { username: 'alice', password: PASSWORD, login: 'required', stopAt: REDIRECT });
     assert.ok(page.url.startsWith(REDIRECT), `back at the app: ${page.status} ${page.url}`);
     assert.ok(browser.setCookies.some((line) => line.startsWith('__Host-lk_flow_')), 'the sign-in was bound to this browser');
 

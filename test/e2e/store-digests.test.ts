@@ -13,7 +13,7 @@ import * as oidc from 'openid-client';
 import { Agent } from '../helpers/agent.js';
 import { startRedisServer, type RedisServer } from '../helpers/redis.js';
 import { startServer, type TestServer } from '../helpers/server.js';
-import { signInSteps } from '../helpers/sign-in.js';
+import { signInSteps, startAuthorization } from '../helpers/sign-in.js';
 import { clientCredentialsToken, introspect, machineClient, OPAQUE_API, RESOURCE_SERVERS, tokenEndpoint } from '../helpers/tokens.js';
 import { digestOf } from '../../src/store/adapter.js';
 
@@ -67,16 +67,10 @@ describe('e2e: no code or token handed out is in the store (kept under its diges
 
   /** Code + PKCE (openid-client, a person by a cookie-keeping agent): the code and the tokens. */
   async function codeFlow() {
-    const verifier = oidc.randomPKCECodeVerifier();
-    const url = oidc.buildAuthorizationUrl(config, {
-      redirect_uri: REDIRECT,
-      scope: 'openid offline_access',
-      prompt: 'consent',
-      code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
-      code_challenge_method: 'S256',
-    });
     const agent = new Agent();
-    const page = await signInSteps(agent, await agent.follow(url.href, {}, REDIRECT), { username: 'alice', password: PASSWORD, stopAt: REDIRECT });
+    const start = await startAuthorization(agent, config, REDIRECT, { scope: 'openid offline_access', prompt: 'consent' });
+    const verifier = start.verifier;
+    const page = await signInSteps(agent, start.page, { username: 'alice', password: PASSWORD, stopAt: REDIRECT });
     const code = new URL(page.url).searchParams.get('code');
     assert.ok(code, `a code, got ${page.url}`);
     const tokens = await oidc.authorizationCodeGrant(config, new URL(page.url), { pkceCodeVerifier: verifier });
