@@ -15,7 +15,7 @@ import argon2 from 'argon2';
 import { epochSeconds as now, untilSecond } from '../clock.js';
 import { getViaInTurn, type Kv } from '../store/kv.js';
 import { processArgon2Slots, type Argon2Slots } from './argon2-slots.js';
-import { enforceUsername, legacyUsernameForm, MAX_USERNAME_LENGTH, nonAscii, usernameSkeletons } from './usernames.js';
+import { enforceUsername, legacyUsernameForm, MAX_USERNAME_LENGTH, nonAscii, usernameSkeleton, usernameSkeletons } from './usernames.js';
 import { weakPassword } from './weak-passwords.js';
 
 export interface Argon2Settings {
@@ -163,6 +163,11 @@ const INVISIBLE = /[\p{Default_Ignorable_Code_Point}\p{Bidi_Control}\p{Join_Cont
  */
 export function emailFold(email: string): string {
   return email.normalize('NFKC').replace(INVISIBLE, '').toUpperCase().toLowerCase().normalize('NFKC');
+}
+
+/** How an address looks to a person: the TR 39 skeleton of its fold. Only for comparing. */
+function emailLook(email: string): string {
+  return usernameSkeleton(emailFold(email));
 }
 
 /** The form usernames compare in: the PRECIS enforced form, or (for names it refuses) the old one. */
@@ -434,12 +439,13 @@ export class Accounts {
 
   /**
    * The accounts whose email an app could take for this one (emailFold: case-insensitive, and alike
-   * after compatibility, full case folding and invisible characters). Scans every account: used only
-   * at an upstream sign-in that would give an account a new address.
+   * after compatibility, full case folding and invisible characters), or a person reading it could
+   * (the fold's TR 39 skeleton, as for usernames: Cyrillic "ѕаm" for "sam"). Scans every account:
+   * used only at an upstream sign-in that would give an account a new address.
    */
   async findByEmail(email: string): Promise<Account[]> {
-    const wanted = emailFold(email);
-    return (await this.list()).filter((account) => account.claims.email !== undefined && emailFold(account.claims.email) === wanted);
+    const wanted = emailLook(email);
+    return (await this.list()).filter((account) => account.claims.email !== undefined && emailLook(account.claims.email) === wanted);
   }
 
   /**

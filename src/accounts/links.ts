@@ -139,8 +139,9 @@ export class UpstreamLinks {
     }
     const sameEmail = claims.email ? await this.accounts.findByEmail(claims.email) : [];
     if (sameEmail.length) {
-      // Held by an account under another spelling that apps take for the same address (emailFold:
-      // "ſam" for "sam"): not that account's own address, so never linked to it, nor made again.
+      // Held by an account under another spelling that apps or people take for the same address
+      // (findByEmail: "ſam" or Cyrillic "ѕаm" for "sam"): not that account's own address, so never
+      // linked to it, nor made again.
       if (sameEmail.some((local) => local.claims.email!.toLowerCase() !== claims.email!.toLowerCase())) return { refused: 'email-lookalike' };
       if (!upstream.linkByEmail) return { refused: 'email-linking-off' };
       const local = sameEmail.length === 1 ? sameEmail[0]! : undefined;

@@ -762,15 +762,15 @@ describe('e2e: sign in through an upstream OpenID Connect provider', function ()
       }
     });
 
-    it("email lookalikes: an upstream's address that apps would take for a local account's (case folded another way, compatibility width, invisible characters) makes no second account, and a linked identity does not take it", async () => {
+    it("email lookalikes: an upstream's address that apps or people would take for a local account's (case folded another way, compatibility width, invisible characters, confusable letters) makes no second account, and a linked identity does not take it", async () => {
       // An app comparing addresses upper-cased ("ſam" → "SAM"), NFKC-normalized ("ｓａｍ" → "sam") or
-      // as shown ("s<ZWSP>am" looks like "sam") would take the upstream's person for sam: the upstream's
+      // as shown ("s<ZWSP>am" looks like "sam"), or a person reading Cyrillic "ѕаm", would take the upstream's person for sam: the upstream's
       // verified word for an address an app takes for sam's is sam's address (the classic account
       // takeover through a Unicode case-mapping collision). `fake` does not link by email.
       const sam = await latchkey.accounts.create('sam', 'sam has a local password', { email: 'sam@local.example', email_verified: true });
       const links = new UpstreamLinks(latchkey.kv, latchkey.accounts);
       try {
-        for (const [at, email] of ['\u017Fam@local.example', '\uFF53\uFF41\uFF4D@local.example', 's\u200Bam@local.example', 'sam@LOCAL.EXAMPLE', 'SAM@local.example'].entries()) {
+        for (const [at, email] of ['\u017Fam@local.example', '\uFF53\uFF41\uFF4D@local.example', 's\u200Bam@local.example', '\u0455\u0430m@local.example', 'sam@LOCAL.EXAMPLE', 'SAM@local.example'].entries()) {
           fake.state.email = email;
           const { page } = await throughFake('app1', `lookalike-${at}`).finally(() => (fake.state.email = undefined));
           assert.ok(!page.url.startsWith(app1Redirect()) && !isConsent(page), `${JSON.stringify(email)}: signed in as a new person (${page.status} ${page.url})`);

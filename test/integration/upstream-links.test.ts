@@ -50,11 +50,12 @@ describe('upstream links: the people linked through an upstream (real Redis)', f
     assert.equal(await links.remove(signedIn.account.sub, 'corp:corp-new'), true);
     assert.ok((await links.peopleLinkedTo('corp')).includes(signedIn.account.sub), 'a superset: the grants are what removal checks');
   });
-  it("an address an app would take for a local account's (emailFold) is refused even where linking by email is on; the same address in other letter case is offered to link", async () => {
+  it("an address an app or a person would take for a local account's (emailFold, TR 39 skeleton) is refused even where linking by email is on; the same address in other letter case is offered to link", async () => {
     const links = new UpstreamLinks(store.kv, accounts);
     const sam = await accounts.create('fold-sam', 'a password of its own here', { email: 'sam@fold.example', email_verified: true });
     const linking = { id: 'linking', issuer: CORP, linkByEmail: true };
-    for (const email of ['\u017Fam@fold.example', '\uFF53am@fold.example', 's\u00ADam@fold.example', 'sam@fold.example\u200B']) {
+    // ſ, fullwidth, a soft hyphen and a zero-width space (apps' comparisons), Cyrillic ѕ and а (a person's eye).
+    for (const email of ['\u017Fam@fold.example', '\uFF53am@fold.example', 's\u00ADam@fold.example', 'sam@fold.example\u200B', '\u0455\u0430m@fold.example', 'sam@f\u043Eld.example']) {
       assert.deepEqual(await links.signIn(linking, `fold-${email.codePointAt(1)}-${email.length}`, { email, email_verified: true }), { refused: 'email-lookalike' }, JSON.stringify(email));
     }
     const offered = await links.signIn(linking, 'fold-upper', { email: 'SAM@Fold.Example', email_verified: true });
