@@ -73,6 +73,24 @@ const configuration: Configuration = {
   },
 };
 
+if (process.env.BARE_REMEMBER_CONSENT === '1') {
+  // For login-ab.ts's `bare`: a person's consent to a client is remembered across sign-ins (as
+  // Latchkey's is), so a password login is the same four requests (authorize, the login page, its
+  // submission, the resume) with no consent page; the engine's default remembers it per session.
+  const remembered = new Map<string, string>();
+  configuration.loadExistingGrant = async (ctx) => {
+    const { session, client, provider: engine } = ctx.oidc;
+    if (!session?.accountId || !client) return undefined;
+    const key = `${session.accountId} ${client.clientId}`;
+    const known = remembered.get(key);
+    if (known) return engine.Grant.find(known);
+    const grant = new engine.Grant({ accountId: session.accountId, clientId: client.clientId });
+    grant.addOIDCScope('openid');
+    remembered.set(key, await grant.save());
+    return grant;
+  };
+}
+
 const provider = new Provider(env('ISSUER'), configuration);
 const server = provider.listen(Number(env('PORT')), '127.0.0.1');
 const stop = () => {

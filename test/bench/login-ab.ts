@@ -19,6 +19,10 @@
  *
  * With --steps --each, every run is printed as it ends too: how a build's cost moves as V8 warms it up.
  *
+ * `bare` as a build: the bare oidc-provider (bare-provider.ts, consent remembered) doing the same
+ * four requests on its development pages, no password checked: what the engine's own sign-in costs
+ * beside the hash (its argon2 ratio is then the hash's share of a login had it hashed none).
+ *
  * With --pool-cpus=<list> (e.g. 1): after the warm-up, each server's libuv pool threads (where
  * argon2 runs) move to those cores, its JavaScript thread staying on core 0: what sharing a core
  * with the hashes costs the JavaScript thread (the argon2 ratio then means nothing).
@@ -29,8 +33,8 @@ import { join } from 'node:path';
 import { loadConfig } from '../../src/config.js';
 import { ROOT } from '../../src/paths.js';
 import { closedLoop, sequential } from './load.js';
-import { SCENARIOS } from './scenarios.js';
-import { prepareSideBySide, processCpuSeconds, startPinnedBuild } from './targets.js';
+import { passwordLogin, SCENARIOS } from './scenarios.js';
+import { prepareSideBySide, processCpuSeconds, startBare, startPinnedBuild, type ProcessTarget } from './targets.js';
 
 const args = process.argv.filter((arg) => !arg.startsWith('--'));
 const stepsMode = process.argv.includes('--steps');
@@ -47,6 +51,9 @@ const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
 const { prepared, close } = await prepareSideBySide();
 const argon2Settings = loadConfig(prepared.env).accounts.argon2;
 
+/** Minor page faults per verification of each argon2CpuMs() run. */
+const argon2Faults: number[] = [];
+
 /** CPU ms of one argon2id verification at the configured parameters, one at a time, on core 0. */
 function argon2CpuMs(count: number): number {
   const script = `
@@ -56,23 +63,27 @@ function argon2CpuMs(count: number): number {
       const hash = await argon2.hash('correct horse battery staple', options);
       await argon2.verify(hash, 'correct horse battery staple');
       const cpu = process.cpuUsage();
+      const faults = process.resourceUsage().minorPageFault;
       for (let i = 0; i < ${count}; i += 1) await argon2.verify(hash, 'correct horse battery staple');
       const used = process.cpuUsage(cpu);
-      process.stdout.write(String((used.user + used.system) / 1000 / ${count}));
+      process.stdout.write(JSON.stringify([(used.user + used.system) / 1000 / ${count}, (process.resourceUsage().minorPageFault - faults) / ${count}]));
     })();`;
-  return Number(execFileSync('taskset', ['-c', '0', process.execPath, '-e', script], { encoding: 'utf8' }));
+  const [ms, faults] = JSON.parse(execFileSync('taskset', ['-c', '0', process.execPath, '-e', script], { encoding: 'utf8' })) as [number, number];
+  argon2Faults.push(faults);
+  return ms;
 }
 
-/** A build spec `<dir>[:KEY=value,...]` serving on core 0 (its settings over the bench's). */
-async function start(spec: string) {
+/** A build spec `<dir>[:KEY=value,...]` serving on core 0 (its settings over the bench's), or `bare`. */
+async function start(spec: string): Promise<ProcessTarget & { spec: string }> {
   const [dir = 'dist', settings = ''] = spec.split(':');
   const extra = Object.fromEntries(settings ? settings.split(',').map((pair) => [pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1)]) : []);
+  if (dir === 'bare') return { ...(await startBare({ signingKey: await prepared.signingKey(), cpus: '0', env: { ...extra, BARE_REMEMBER_CONSENT: '1' } })), spec };
   return { ...(await startPinnedBuild(prepared, dir, extra)), spec };
 }
 
 /** CPU seconds of a process's threads so far, by kind: the JavaScript thread, libuv's pool (argon2), the rest (V8's helpers). */
-function threadCpuSeconds(pid: number): { main: number; pool: number; other: number } {
-  const sums = { main: 0, pool: 0, other: 0 };
+function threadCpuSeconds(pid: number): { main: number; pool: number; other: number; faults: number } {
+  const sums = { main: 0, pool: 0, other: 0, faults: 0 };
   for (const tid of readdirSync(`/proc/${pid}/task`)) {
     try {
       const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
@@ -80,6 +91,7 @@ function threadCpuSeconds(pid: number): { main: number; pool: number; other: num
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
       const seconds = (Number(fields[11]) + Number(fields[12])) / 100;
       sums[Number(tid) === pid ? 'main' : name === 'libuv-worker' ? 'pool' : 'other'] += seconds;
+      sums.faults += Number(fields[7]); // minflt
     } catch {
       // the thread ended
     }
@@ -100,7 +112,7 @@ try {
   for (const spec of builds) servers.push(await start(spec));
   const workloads = [];
   for (const server of servers) {
-    const workload = await scenario.prepare(server, { introspectionPool: 0, jwtRevocationPool: 0, sessions: 1, chains: 0 });
+    const workload = server.spec.split(':')[0] === 'bare' ? { steps: passwordLogin(true) } : await scenario.prepare(server, { introspectionPool: 0, jwtRevocationPool: 0, sessions: 1, chains: 0 });
     await closedLoop(server.url, workload, { connections, seconds: 120, amount: Math.min(iterations, 60) }); // warm-up
     workloads.push(workload);
     if (poolCpus) {
@@ -139,7 +151,7 @@ try {
   const argon2: number[] = [];
   const cpu: number[][] = servers.map(() => []);
   const ratio: number[][] = servers.map(() => []);
-  const threads: { main: number; pool: number; other: number }[][] = servers.map(() => []);
+  const threads: { main: number; pool: number; other: number; faults: number }[][] = servers.map(() => []);
   let errors = 0;
   for (let run = 0; run < (stepsMode ? 0 : runs); run += 1) {
     const baseline = argon2CpuMs(Math.max(20, Math.round(iterations / 4)));
@@ -154,21 +166,30 @@ try {
       cpu[i]!.push(perLogin);
       const threadsAfter = threadCpuSeconds(server.pid);
       const per = (kind: 'main' | 'pool' | 'other') => ((threadsAfter[kind] - threadsBefore[kind]) * 1000) / Math.max(1, result.iterations);
-      threads[i]!.push({ main: per('main'), pool: per('pool'), other: per('other') });
+      const faults = (threadsAfter.faults - threadsBefore.faults) / Math.max(1, result.iterations);
+      threads[i]!.push({ main: per('main'), pool: per('pool'), other: per('other'), faults });
       ratio[i]!.push(baseline / perLogin);
       row.push(`${server.spec} ${perLogin.toFixed(2)} ms`);
     }
     console.log(row.join('  '));
   }
-  if (!stepsMode) console.log(`argon2id verify, one at a time on core 0: median ${median(argon2).toFixed(2)} ms CPU (${spread(argon2)})`);
+  if (!stepsMode) console.log(`argon2id verify, one at a time on core 0: median ${median(argon2).toFixed(2)} ms CPU (${spread(argon2)}), ${median(argon2Faults).toFixed(1)} minor page faults`);
   for (const [i, server] of stepsMode ? [] : servers.entries()) {
+    if (server.spec.split(':')[0] === 'bare') {
+      // No hash here: what a login would reach on the bare engine with one hash added.
+      const ceiling = median(cpu[i]!.map((ms, run) => argon2[run]! / (argon2[run]! + ms)));
+      console.log(`${server.spec.padEnd(24)} median ${median(cpu[i]!).toFixed(2)} ms CPU/login (${spread(cpu[i]!)}), no hash; with one: argon2 ÷ (argon2 + login) ${ceiling.toFixed(3)}`);
+      console.log(`${''.padEnd(24)} by thread (medians, ms/login): JavaScript ${median(threads[i]!.map((t) => t.main)).toFixed(2)}, other ${median(threads[i]!.map((t) => t.other)).toFixed(2)}`);
+      continue;
+    }
     console.log(
       `${server.spec.padEnd(24)} median ${median(cpu[i]!).toFixed(2)} ms CPU/login (${spread(cpu[i]!)}), ` +
         `beyond argon2 ${(median(cpu[i]!) - median(argon2)).toFixed(2)} ms; argon2 ÷ login ${median(ratio[i]!).toFixed(3)} (${spread(ratio[i]!)})` +
         (i > 0 ? `; ÷ ${servers[0]!.spec} ${(median(cpu[i]!) / median(cpu[0]!)).toFixed(3)}` : ''),
     );
-    const of = (kind: 'main' | 'pool' | 'other') => median(threads[i]!.map((t) => t[kind])).toFixed(2);
-    console.log(`${''.padEnd(24)} by thread (medians, ms/login): JavaScript ${of('main')}, libuv pool ${of('pool')}, other ${of('other')}`);
+    const of = (kind: 'main' | 'pool' | 'other' | 'faults') => median(threads[i]!.map((t) => t[kind])).toFixed(2);
+    const poolRatio = median(threads[i]!.map((t, run) => t.pool / argon2[run]!)).toFixed(3);
+    console.log(`${''.padEnd(24)} by thread (medians, ms/login): JavaScript ${of('main')}, libuv pool ${of('pool')} (÷ argon2 ${poolRatio}), other ${of('other')}; minor page faults ${of('faults')}/login`);
   }
   if (errors) console.log(`${errors} ERRORS`);
 } finally {

@@ -238,8 +238,13 @@ function ssoAuthorize(sessions: readonly string[]): Step {
   };
 }
 
-/** A person signing in with a password on Latchkey's pages (consent remembered from before). */
-function passwordLogin(): Step[] {
+/**
+ * A person signing in with a password on Latchkey's pages (consent remembered from before). With
+ * `bare`, the same four requests on the bare oidc-provider's development pages (login-ab.ts's
+ * `bare`, started with BARE_REMEMBER_CONSENT=1): its form has no CSRF token, and any login passes
+ * with no password checked.
+ */
+export function passwordLogin(bare = false): Step[] {
   const start = authorizePath('openid', { prompt: 'login' });
   const keepCookies = (response: Response, ctx: Context) => {
     ctx.cookie = withCookies(ctx.cookie, response.headers['set-cookie']);
@@ -259,9 +264,9 @@ function passwordLogin(): Step[] {
       check: (response, ctx) => {
         if (response.status !== 200) return unexpected(response);
         keepCookies(response, ctx);
-        const csrf = /name="csrf" value="([^"]+)"/.exec(response.body)?.[1];
-        const action = /action="([^"]*\/login)"/.exec(response.body)?.[1];
-        if (!csrf || !action) return 'no login form';
+        const csrf = bare ? '' : /name="csrf" value="([^"]+)"/.exec(response.body)?.[1];
+        const action = (bare ? /action="([^"]*)"/ : /action="([^"]*\/login)"/).exec(response.body)?.[1];
+        if (csrf === undefined || !action) return 'no login form';
         ctx.csrf = csrf;
         ctx.action = action;
         return undefined;
@@ -273,7 +278,7 @@ function passwordLogin(): Step[] {
         method: 'POST',
         path: ctx.action!,
         headers: { cookie: ctx.cookie ?? '', 'content-type': FORM, accept: 'text/html' },
-        body: new URLSearchParams({ csrf: ctx.csrf!, username: USER.username, password: USER.password }).toString(),
+        body: new URLSearchParams(bare ? { prompt: 'login', login: USER.username, password: USER.password } : { csrf: ctx.csrf!, username: USER.username, password: USER.password }).toString(),
       }),
       check: (r, ctx) => redirect(r, ctx, 'resume'),
     },
