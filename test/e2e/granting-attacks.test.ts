@@ -765,6 +765,21 @@ describe('attacks: Latchkey hands out no more than was granted (black box)', fun
     assert.equal(await userinfo(fresh.access_token!), 200);
     const refreshed = await asPublic({ grant_type: 'refresh_token', refresh_token: fresh.refresh_token! });
     assert.equal(refreshed.status, 200, JSON.stringify(refreshed.body));
+
+    // The same when the client makes itself public (RFC 7592).
+    const registered = (await (await fetch(`${server.url}/reg`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ...metadata, response_types: ['code'], client_name: 'Self-service' }) })).json()) as Record<string, string>;
+    const own = { id: registered.client_id!, secret: registered.client_secret! };
+    const self = await oidc.discovery(new URL(server.issuer), own.id, own.secret, oidc.ClientSecretBasic(own.secret), { execute: [oidc.allowInsecureRequests] });
+    const held = await signIn(self, (params) => token(own, params));
+    const update = await fetch(`${server.url}/reg/${own.id}`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${registered.registration_access_token}` },
+      body: JSON.stringify({ client_id: own.id, ...metadata, response_types: ['code'], token_endpoint_auth_method: 'none' }),
+    });
+    assert.equal(update.status, 200, await update.text());
+    const byItself = await fetch(`${server.url}/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ client_id: own.id, grant_type: 'refresh_token', refresh_token: held.refresh_token! }) });
+    assert.equal(byItself.status, 400, 'made public by itself (RFC 7592)');
+    assert.equal(((await byItself.json()) as Record<string, string>).error, 'invalid_grant');
   });
 
   it("a token issued before an operator narrowed its client introspects inactive: no resource server is told the token holds a scope the client may no longer have (RFC 7662 §2.2, RFC 6749 §3.3)", async () => {
