@@ -176,8 +176,16 @@ function storage({ config, kv, apis, revocations, accounts, consents }: Provider
         // holds a grant at (client_grant entries, as for a grant revoked), at introspection, the
         // admin API, the feed and resource servers. Its grants stay: given client_credentials back,
         // it gets new tokens; the old ones stay dead.
+        // A client made public (token_endpoint_auth_method "none"), whoever changed it, loses likewise
+        // what it holds on people's behalf: the refresh tokens, codes and access tokens it got while it
+        // authenticated were constrained by its secret or key (RFC 9700 §4.14.2), and would otherwise be
+        // redeemed with its client_id alone (one leaked from its server, say); the delegated mark ends
+        // them everywhere, and the consents given before it, so each person is asked again.
         clientReplaced: async (clientId, previous, next) => {
-          if (previous && getsOwnTokens(previous) && !getsOwnTokens(next)) await apis.endOwnTokens(clientId);
+          await Promise.all([
+            previous && getsOwnTokens(previous) && !getsOwnTokens(next) ? apis.endOwnTokens(clientId) : undefined,
+            previous && authenticates(previous) && !authenticates(next) ? revocations.revokeDelegated(clientId) : undefined,
+          ]);
         },
         // A token request's code or refresh token names the account it will look up next, and its
         // client, whose delegated mark findAccount reads with it (revocation/list.ts).
@@ -194,7 +202,12 @@ function storage({ config, kv, apis, revocations, accounts, consents }: Provider
 /** Whether client metadata (as stored) lets the client get tokens for itself: client_credentials among its grant types (RFC 7591 §2: authorization_code alone by default), and client authentication. */
 function getsOwnTokens(metadata: { grant_types?: unknown; token_endpoint_auth_method?: unknown }): boolean {
   const grantTypes = Array.isArray(metadata.grant_types) ? metadata.grant_types : ['authorization_code'];
-  return grantTypes.includes('client_credentials') && metadata.token_endpoint_auth_method !== 'none';
+  return grantTypes.includes('client_credentials') && authenticates(metadata);
+}
+
+/** Whether client metadata (as stored) has the client authenticate at the token endpoint (RFC 7591 §2: client_secret_basic by default). */
+function authenticates(metadata: { token_endpoint_auth_method?: unknown }): boolean {
+  return metadata.token_endpoint_auth_method !== 'none';
 }
 
 /** The session cookie's name: __Host-lk_session under an https issuer, lk_session under http (development). */

@@ -21,6 +21,7 @@
 import { errors, type KoaContextWithOIDC } from 'oidc-provider';
 import { grantedAt, nothingGrantedAt, offlineAccessHeld } from './resource-servers.js';
 import { scopesBeyond } from './patches/current-registration.js';
+import { bindRotatedRefreshTokenToProof } from './patches/dpop-bound-refresh.js';
 
 interface RefreshTokenWithResources {
   readonly resourceIndicators?: Set<string | undefined>;
@@ -77,15 +78,26 @@ export function rotateRefreshTokenAfterChecks(isResourceOf: (resource: string, g
     boundRefreshToClientScope(ctx);
     const token = ctx.oidc.entities.RefreshToken as RefreshTokenWithResources | undefined;
     const resources = resourceOfRefresh(ctx, token);
-    if (resources === undefined) return true;
-    if (resources.length !== 1) throw new errors.InvalidTarget('only a single resource indicator value must be requested');
-    const [resource] = resources;
-    if (typeof resource !== 'string' || !token?.resourceIndicators?.has(resource) || !(await isResourceOf(resource, token.iiat))) {
-      throw new errors.InvalidTarget('the refresh token was not issued for this resource');
-    }
-    // Nothing the person granted at the API among the scopes asked: no token for it, refused before the
-    // refresh token is spent (checked again with the client's scope metadata when the token is made).
-    if (grantedAt(ctx, resource) === false) throw nothingGrantedAt(resource);
+    if (resources !== undefined) await checkResourceOfRefresh(ctx, token, resources, isResourceOf);
+    // Last, once nothing refuses the refresh: the rotated token of a public client that presented a proof is bound to its key.
+    bindRotatedRefreshTokenToProof(ctx);
     return true;
   };
+}
+
+/** The API a refresh names (or implies) is one the token was issued for, that still exists as it was, and where something was granted. */
+async function checkResourceOfRefresh(
+  ctx: KoaContextWithOIDC,
+  token: RefreshTokenWithResources | undefined,
+  resources: unknown[],
+  isResourceOf: (resource: string, givenAt: number | undefined) => Promise<boolean>,
+): Promise<void> {
+  if (resources.length !== 1) throw new errors.InvalidTarget('only a single resource indicator value must be requested');
+  const [resource] = resources;
+  if (typeof resource !== 'string' || !token?.resourceIndicators?.has(resource) || !(await isResourceOf(resource, token.iiat))) {
+    throw new errors.InvalidTarget('the refresh token was not issued for this resource');
+  }
+  // Nothing the person granted at the API among the scopes asked: no token for it, refused before the
+  // refresh token is spent (checked again with the client's scope metadata when the token is made).
+  if (grantedAt(ctx, resource) === false) throw nothingGrantedAt(resource);
 }

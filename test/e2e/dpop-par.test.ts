@@ -16,7 +16,7 @@ import { createResourceServer, RotatingNonces, TokenRejected, type ResourceServe
 import { Agent } from '../helpers/agent.js';
 import { startRedisServer, type RedisServer } from '../helpers/redis.js';
 import { startServer, type TestServer } from '../helpers/server.js';
-import { signInSteps } from '../helpers/sign-in.js';
+import { signInSteps, startAuthorization } from '../helpers/sign-in.js';
 import { API, clientCredentialsToken, grantFeed, introspect, machineClient, RESOURCE_SERVERS } from '../helpers/tokens.js';
 
 const REDIRECT = 'https://spa.example.test/callback';
@@ -35,6 +35,8 @@ const CLIENTS = [
     require_pushed_authorization_requests: true,
   },
   { client_id: WEB.id, client_secret: WEB.secret, redirect_uris: [REDIRECT], grant_types: ['authorization_code'] },
+  // A public client that may use DPoP but need not: it may start without and take it up later.
+  { client_id: 'spa-later', token_endpoint_auth_method: 'none', redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'], scope: 'openid offline_access' },
   machineClient(RS),
   machineClient(OPS),
 ];
@@ -225,6 +227,31 @@ describe('e2e: DPoP-bound tokens and pushed authorization requests', function ()
     const refreshed = await oidc.refreshTokenGrant(config, tokens.refresh_token!, undefined, { DPoP: oidc.getDPoPHandle(config, key) });
     assert.equal(refreshed.token_type.toLowerCase(), 'dpop');
     assert.ok(refreshed.refresh_token);
+  });
+
+  it("a public client that takes up DPoP at a refresh gets a refresh token bound to that key: without its proof, or with another key's, the new one is invalid_grant (RFC 9449 §5)", async () => {
+    const later = await oidc.discovery(new URL(server.issuer), 'spa-later', undefined, oidc.None(), { execute: [oidc.allowInsecureRequests] });
+    const agent = new Agent();
+    const { page, verifier } = await startAuthorization(agent, later, REDIRECT, { scope: 'openid offline_access', prompt: 'consent' });
+    const back = await signInSteps(agent, page, { username: 'dora', password: PASSWORD, stopAt: REDIRECT });
+    // Redeemed without a proof: a bearer token and a refresh token bound to nothing, as the client asked.
+    const unbound = await oidc.authorizationCodeGrant(later, new URL(back.url), { pkceCodeVerifier: verifier });
+    assert.equal(unbound.token_type.toLowerCase(), 'bearer');
+    // The client takes up DPoP: its refresh, with a proof, answers a DPoP-bound access token and a new
+    // refresh token issued to a public client that presented a valid proof, which must be bound to its key.
+    const refreshed = await oidc.refreshTokenGrant(later, unbound.refresh_token!, undefined, { DPoP: oidc.getDPoPHandle(later, key) });
+    assert.equal(refreshed.token_type.toLowerCase(), 'dpop');
+    const another = await generateKeyPair('ES256', { extractable: true });
+    for (const options of [undefined, { DPoP: oidc.getDPoPHandle(later, another) }]) {
+      await assert.rejects(oidc.refreshTokenGrant(later, refreshed.refresh_token!, undefined, options), (error: oidc.ResponseBodyError) => {
+        assert.equal(error.error, 'invalid_grant', `${options ? "another key's proof" : 'no proof'}: ${error.error_description}`);
+        return true;
+      });
+    }
+    // Refused, not spent: the key's own proof still refreshes it, into a token bound to the key again.
+    const again = await oidc.refreshTokenGrant(later, refreshed.refresh_token!, undefined, { DPoP: oidc.getDPoPHandle(later, key) });
+    assert.equal(again.token_type.toLowerCase(), 'dpop');
+    await assert.rejects(oidc.refreshTokenGrant(later, again.refresh_token!), (error: oidc.ResponseBodyError) => error.error === 'invalid_grant');
   });
 
   it('userinfo with dpop.requireNonce: a proof without a nonce is 401 with a DPoP use_dpop_nonce challenge and a DPoP-Nonce; openid-client retries with it (RFC 9449 §7.1, §9)', async () => {

@@ -724,6 +724,64 @@ describe('attacks: Latchkey hands out no more than was granted (black box)', fun
     assert.deepEqual({ ...after, 'introspected by its client': false }, ended, 'made public');
   });
 
+  it("a confidential client made public loses what it holds on people's behalf: a refresh token or access token it got while it authenticated (one leaked from its server, useless without its secret) is no key once the client has no secret; what it gets as a public client works (RFC 9700 §4.14.2, RFC 6749 §6, §10.4)", async () => {
+    const ops = (await token(OPS, { grant_type: 'client_credentials', resource: `${server.issuer}/admin`, scope: 'admin' })).body.access_token!;
+    const metadata = { redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'], scope: 'openid offline_access email' };
+    const admin = (method: string, path: string, body: Record<string, unknown>) =>
+      fetch(`${server.url}/admin/clients${path}`, { method, headers: { 'content-type': 'application/json', authorization: `Bearer ${ops}` }, body: JSON.stringify(body) });
+    assert.equal((await admin('POST', '', { client_id: 'lender', client_secret: APP.secret, ...metadata })).status, 201);
+    const lender = await oidc.discovery(new URL(server.issuer), 'lender', APP.secret, oidc.ClientSecretBasic(APP.secret), { execute: [oidc.allowInsecureRequests] });
+    /** A person's code flow through the client as `config` is, redeemed by `redeem`. */
+    const signIn = async (config: oidc.Configuration, redeem: (params: Record<string, string>) => Promise<Answer>) => {
+      const agent = new Agent();
+      const { page, verifier } = await startAuthorization(agent, config, REDIRECT, { scope: 'openid offline_access email', prompt: 'consent' });
+      let current: Page = await signInSteps(agent, page, { username: 'pat', password: PASSWORD, stopAt: REDIRECT });
+      if (isConsent(current)) current = await agent.submit(current, '/confirm', {}, REDIRECT);
+      const answer = await redeem({ grant_type: 'authorization_code', code: new URL(current.url).searchParams.get('code')!, redirect_uri: REDIRECT, code_verifier: verifier });
+      assert.ok(answer.body.refresh_token, JSON.stringify(answer.body));
+      return answer.body;
+    };
+    /** A token request as a public client: its client_id and nothing to prove it. */
+    const asPublic = async (params: Record<string, string>): Promise<Answer> => {
+      const response = await fetch(`${server.url}/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ client_id: 'lender', ...params }) });
+      return { status: response.status, body: (await response.json()) as Record<string, string> };
+    };
+    const userinfo = async (accessToken: string) => (await fetch(`${server.url}/me`, { headers: { authorization: `Bearer ${accessToken}` } })).status;
+    const confidential = await signIn(lender, (params) => token({ id: 'lender', secret: APP.secret }, params));
+    // While the client authenticates, its refresh token is nothing without the secret.
+    assert.equal((await asPublic({ grant_type: 'refresh_token', refresh_token: confidential.refresh_token! })).body.error, 'invalid_client');
+
+    // The operator makes it a public client (its server gone, say, the app now a browser app).
+    assert.equal((await admin('PUT', '/lender', { ...metadata, token_endpoint_auth_method: 'none' })).status, 200);
+    const leaked = await asPublic({ grant_type: 'refresh_token', refresh_token: confidential.refresh_token! });
+    assert.equal(leaked.status, 400, `a refresh token got while the client authenticated, presented with its client_id alone: ${JSON.stringify(leaked.body)}`);
+    assert.equal(leaked.body.error, 'invalid_grant');
+    assert.equal(await userinfo(confidential.access_token!), 401, 'its access token, got while the client authenticated');
+
+    // What it gets as a public client (a later second than the change) works, and rotates.
+    await new Promise((done) => setTimeout(done, 1100));
+    const publicConfig = await oidc.discovery(new URL(server.issuer), 'lender', undefined, oidc.None(), { execute: [oidc.allowInsecureRequests] });
+    const fresh = await signIn(publicConfig, asPublic);
+    assert.equal(await userinfo(fresh.access_token!), 200);
+    const refreshed = await asPublic({ grant_type: 'refresh_token', refresh_token: fresh.refresh_token! });
+    assert.equal(refreshed.status, 200, JSON.stringify(refreshed.body));
+
+    // The same when the client makes itself public (RFC 7592).
+    const registered = (await (await fetch(`${server.url}/reg`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ...metadata, response_types: ['code'], client_name: 'Self-service' }) })).json()) as Record<string, string>;
+    const own = { id: registered.client_id!, secret: registered.client_secret! };
+    const self = await oidc.discovery(new URL(server.issuer), own.id, own.secret, oidc.ClientSecretBasic(own.secret), { execute: [oidc.allowInsecureRequests] });
+    const held = await signIn(self, (params) => token(own, params));
+    const update = await fetch(`${server.url}/reg/${own.id}`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${registered.registration_access_token}` },
+      body: JSON.stringify({ client_id: own.id, ...metadata, response_types: ['code'], token_endpoint_auth_method: 'none' }),
+    });
+    assert.equal(update.status, 200, await update.text());
+    const byItself = await fetch(`${server.url}/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ client_id: own.id, grant_type: 'refresh_token', refresh_token: held.refresh_token! }) });
+    assert.equal(byItself.status, 400, 'made public by itself (RFC 7592)');
+    assert.equal(((await byItself.json()) as Record<string, string>).error, 'invalid_grant');
+  });
+
   it("a token issued before an operator narrowed its client introspects inactive: no resource server is told the token holds a scope the client may no longer have (RFC 7662 §2.2, RFC 6749 §3.3)", async () => {
     const write = await operatorWrites('reader');
     assert.equal((await write('POST', '', 'openid offline_access email read')).status, 201);

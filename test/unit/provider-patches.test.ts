@@ -201,6 +201,13 @@ describe('patches on oidc-provider internals (src/provider/patches/)', () => {
     assert.equal(proofThumbprint('not a jwt'), undefined);
   });
 
+  it('dpop-bound-refresh.ts: the refresh_token grant verifies the proof and checks a bound token\'s key before it asks rotateRefreshToken, then makes the rotated token with the old one\'s jkt; first issues bind a public client\'s token only there', () => {
+    const grant = source('actions/grants/refresh_token.js');
+    assert.match(grant, /const dPoP = await validateDpop\(ctx\);[\s\S]*if \(refreshToken\.jkt && \(!dPoP \|\| refreshToken\.jkt !== dPoP\.thumbprint\)\)[\s\S]*await rotateRefreshToken\(ctx\)[\s\S]*await refreshToken\.consume\(\);[\s\S]*jkt: refreshToken\.jkt,/);
+    assert.match(source('helpers/set_rt_bindings.js'), /case 'none':\s*if \(at\.jkt\) \{\s*rt\.jkt = at\.jkt;/);
+    assert.doesNotMatch(grant, /setRefreshTokenBindings/);
+  });
+
   it('step-up.ts: the refresh_token grant finds its token through RefreshToken.find, after client authentication, and keeps its acr', () => {
     assert.equal(typeof (provider.RefreshToken as unknown as Record<string, unknown>).find, 'function');
     assert.match(source('actions/grants/refresh_token.js'), /const \{ client \} = ctx\.oidc;[\s\S]*await RefreshToken\.find\(refreshTokenValue, \{ ignoreExpiration: true \}\)/);

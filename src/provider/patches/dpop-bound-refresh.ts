@@ -1,0 +1,35 @@
+/**
+ * A public client that presents a valid DPoP proof at a refresh gets a refresh token bound to that
+ * proof's key (RFC 9449 §5: a refresh token issued to a public client that presents a valid DPoP
+ * proof at the token endpoint MUST be bound to its public key), also when the token it refreshes
+ * was issued without a proof.
+ *
+ * oidc-provider binds a public client's refresh token to the proof's key when it first issues one
+ * (helpers/set_rt_bindings.js, at the code and device code grants), but its refresh_token grant
+ * makes the rotated token with the old token's `jkt`: a client that redeemed its code without a
+ * proof and took up DPoP later (a browser app turning it on, openid-client given a DPoP handle
+ * after the sign-in) got DPoP-bound access tokens with a refresh token bound to nothing, which
+ * whoever took it from the client's storage used without the key (found by the red-team pass of
+ * 2026-12-01).
+ *
+ * What it changes: rotateRefreshToken (refresh-rotation.ts), which the engine asks after it
+ * verified the proof and checked any binding the token has, and before it makes the rotated token,
+ * sets the proof's thumbprint as the `jkt` of the token being rotated (in memory only: consuming it
+ * writes nothing else), so the rotated token, the engine's copy of it, is bound; a sibling given
+ * within the reuse grace too. Confidential clients' refresh tokens stay unbound (RFC 9449 §5: they
+ * are sender-constrained by client authentication). Pinned by test/e2e/dpop-par.test.ts ("a public
+ * client that takes up DPoP at a refresh ...") and test/unit/provider-patches.test.ts.
+ */
+import type { KoaContextWithOIDC } from 'oidc-provider';
+import { proofThumbprint } from './dpop-bound-codes.js';
+
+/** In rotateRefreshToken: the refresh token being rotated, of a public client, takes the verified proof's key. */
+export function bindRotatedRefreshTokenToProof(ctx: KoaContextWithOIDC): void {
+  if (ctx.oidc.client?.clientAuthMethod !== 'none') return;
+  const token = ctx.oidc.entities.RefreshToken as { jkt?: string } | undefined;
+  // A bound token was refused by the engine unless the proof is by its key: nothing to change.
+  if (!token || token.jkt) return;
+  const proof = ctx.get('DPoP');
+  const thumbprint = proof ? proofThumbprint(proof) : undefined;
+  if (thumbprint) token.jkt = thumbprint;
+}
