@@ -11,12 +11,13 @@ import * as oidc from 'openid-client';
 import { startServer, type TestServer } from '../helpers/server.js';
 
 /** A client's own JWKS host, which says its keys may be cached for a day (a static file behind a CDN). */
-async function startJwksHost(): Promise<{ url: string; keys: JWK[]; fetches: number; server: Server }> {
-  const host = { url: '', keys: [] as JWK[], fetches: 0, server: undefined as unknown as Server };
+async function startJwksHost(): Promise<{ url: string; keys: JWK[] | undefined; fetches: number; server: Server }> {
+  const host = { url: '', keys: [] as JWK[] | undefined, fetches: 0, server: undefined as unknown as Server };
   host.server = createServer((_req, res) => {
     host.fetches += 1;
     const expires = new Date(Date.now() + 86_400_000).toUTCString();
-    res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'public, max-age=86400', expires }).end(JSON.stringify({ keys: host.keys }));
+    // No keys: the file was taken down (404), as its caching said.
+    res.writeHead(host.keys ? 200 : 404, { 'content-type': 'application/json', 'cache-control': 'public, max-age=86400', expires }).end(JSON.stringify(host.keys ? { keys: host.keys } : {}));
   });
   await new Promise<void>((done) => host.server.listen(0, '127.0.0.1', done));
   host.url = `http://127.0.0.1:${(host.server.address() as AddressInfo).port}/jwks`;
@@ -27,23 +28,25 @@ describe('e2e: red team, endings that do not end', function () {
   this.timeout(120_000);
 
   describe("a client's private_key_jwt key removed from its jwks_uri", () => {
-    let host: Awaited<ReturnType<typeof startJwksHost>>;
+    let rotating: Awaited<ReturnType<typeof startJwksHost>>;
+    let takenDown: Awaited<ReturnType<typeof startJwksHost>>;
     let server: TestServer;
+    const keyed = (clientId: string, jwksUri: string) =>
+      ({ client_id: clientId, token_endpoint_auth_method: 'private_key_jwt', jwks_uri: jwksUri, grant_types: ['client_credentials'], response_types: [], redirect_uris: [] });
 
     before(async () => {
-      host = await startJwksHost();
-      server = await startServer({
-        env: { OUTBOUND_ALLOW_PRIVATE_NETWORKS: 'true' },
-        clients: [{ client_id: 'keyed', token_endpoint_auth_method: 'private_key_jwt', jwks_uri: host.url, grant_types: ['client_credentials'], response_types: [], redirect_uris: [] }],
-      });
+      rotating = await startJwksHost();
+      takenDown = await startJwksHost();
+      server = await startServer({ env: { OUTBOUND_ALLOW_PRIVATE_NETWORKS: 'true' }, clients: [keyed('rotating', rotating.url), keyed('taken-down', takenDown.url)] });
     });
     after(async () => {
       await server?.stop();
-      host?.server.close();
+      rotating?.server.close();
+      takenDown?.server.close();
     });
 
-    const as = async (key: oidc.CryptoKey, kid: string) =>
-      oidc.discovery(new URL(server.issuer), 'keyed', undefined, oidc.PrivateKeyJwt({ key, kid }), { execute: [oidc.allowInsecureRequests] });
+    const as = async (clientId: string, key: oidc.CryptoKey, kid: string) =>
+      oidc.discovery(new URL(server.issuer), clientId, undefined, oidc.PrivateKeyJwt({ key, kid }), { execute: [oidc.allowInsecureRequests] });
     /** Client authentication alone: introspection of a token the client does not hold answers inactive once it authenticated. */
     const authenticates = async (config: oidc.Configuration) => {
       try {
@@ -54,20 +57,27 @@ describe('e2e: red team, endings that do not end', function () {
       }
     };
 
-    it('(a leaked key, rotated out by the client) stops authenticating within a minute, whatever caching its JWKS host asked for', async () => {
+    it('(a leaked key) stops authenticating within a minute, whatever caching its JWKS host asked for: rotated out, or its JWKS taken down', async () => {
       const leaked = await generateKeyPair('RS256');
       const next = await generateKeyPair('RS256');
-      host.keys = [{ ...(await exportJWK(leaked.publicKey)), kid: 'leaked', alg: 'RS256', use: 'sig' }];
-      const thief = await as(leaked.privateKey, 'leaked');
+      const published = { ...(await exportJWK(leaked.publicKey)), kid: 'leaked', alg: 'RS256', use: 'sig' };
+      rotating.keys = [published];
+      takenDown.keys = [published];
+      const thief = await as('rotating', leaked.privateKey, 'leaked');
+      const otherThief = await as('taken-down', leaked.privateKey, 'leaked');
       assert.equal(await authenticates(thief), true, 'the key authenticates while it is published');
-      assert.equal(host.fetches, 1);
+      assert.equal(await authenticates(otherThief), true, 'the key authenticates while it is published');
 
-      // The client learns its key leaked and publishes its next key alone.
-      host.keys = [{ ...(await exportJWK(next.publicKey)), kid: 'next', alg: 'RS256', use: 'sig' }];
+      // One client publishes its next key alone; the other takes its JWKS down (404) until it has a new key.
+      rotating.keys = [{ ...(await exportJWK(next.publicKey)), kid: 'next', alg: 'RS256', use: 'sig' }];
+      takenDown.keys = undefined;
       // A JWKS is trusted for at most a minute after it was read (oidc-provider's own least), not for the day its host allows.
       await new Promise((done) => setTimeout(done, 61_000));
       assert.equal(await authenticates(thief), false, 'the leaked key, no longer published, still authenticates the client');
-      assert.equal(await authenticates(await as(next.privateKey, 'next')), true, 'the key the client publishes now authenticates');
+      assert.equal(await authenticates(await as('rotating', next.privateKey, 'next')), true, 'the key the client publishes now authenticates');
+      // A JWKS that could not be read leaves no key of before to verify with, on the request that read it or after.
+      assert.equal(await authenticates(otherThief), false, 'the leaked key authenticates though the JWKS was taken down');
+      assert.equal(await authenticates(otherThief), false, 'the leaked key authenticates again once the failed read made its old keys fresh');
     });
   });
 });

@@ -15,6 +15,7 @@ import mount from 'koa-mount';
 import { interactionPolicy, Provider } from 'oidc-provider';
 import authorizationSteps from 'oidc-provider/lib/actions/authorization/index.js';
 import instance from 'oidc-provider/lib/helpers/weak_cache.js';
+import KeyStore from 'oidc-provider/lib/helpers/keystore.js';
 import { ROOT } from '../../src/paths.js';
 import { CLIENT_AUTH_ROUTES } from '../../src/http/rate-limits.js';
 import { matchedRoute } from '../../src/provider/patches/matched-route.js';
@@ -325,11 +326,14 @@ describe('patches on oidc-provider internals (src/provider/patches/)', () => {
     assert.match(source('actions/revocation.js'), /ctx\.body = '';/);
   });
 
-  it('client-jwks-freshness.ts: JWTs are verified with KeyStore#selectForVerify\'s keys, and a key store with fresh() read again when none verifies and it is stale; only a client\'s jwks_uri key store has fresh()', () => {
+  it('client-jwks-freshness.ts: JWTs are verified with KeyStore#selectForVerify\'s keys, and a key store with fresh() read again when none verifies and it is stale; only a client\'s jwks_uri key store has fresh(), and a failed read keeps its keys', () => {
     const jwt = source('helpers/jwt.js');
     assert.match(jwt, /const keys = keystore\.selectForVerify\(\{ alg: protectedHeader\.alg, kid: protectedHeader\.kid \}\);\s+if \(keys\.length === 0\) \{\s+throw new JWKSNoMatchingKey\(\);/);
     assert.match(jwt, /if \(typeof keystore\.fresh !== 'function' \|\| keystore\.fresh\(\)\) \{\s+throw err;\s+\}\s+await keystore\.refresh\(\);\s+return verify\(jwt, keystore, options\);/);
     assert.match(source('models/client.js'), /class ClientKeyStore extends KeyStore \{[\s\S]*?fresh\(\) \{\s+if \(!this\.jwksUri\) return true;/);
+    // A failed read: freshUntil is set before the status and the body are checked, the keys of before cleared only after both.
+    assert.match(source('models/client.js'), /this\.freshUntil = Math\.max\(\.\.\.freshUntil\.filter\(Boolean\)\);\s+if \(status !== 200\) \{[\s\S]*?validateJWKS\(body\);\s+this\.clear\(\);/);
+    assert.equal(typeof (KeyStore.prototype as unknown as Record<string, unknown>).clear, 'function');
     const callers = execFileSync('grep', ['-rl', 'selectForVerify(', join(ROOT, 'node_modules', 'oidc-provider', 'lib')], { encoding: 'utf8' }).trim().split('\n');
     assert.deepEqual(callers.map((file) => file.split('/lib/')[1]).sort(), ['helpers/jwt.js', 'helpers/keystore.js']);
     const fresh = execFileSync('grep', ['-rl', 'fresh() {', join(ROOT, 'node_modules', 'oidc-provider', 'lib')], { encoding: 'utf8' }).trim().split('\n');

@@ -15,6 +15,10 @@
  *   what it publishes now; a jwks_uri that cannot be read then is invalid_client's reason, not the
  *   keys of before (fails closed). Key stores of keys given by value (`jwks`), and the provider's own,
  *   have no `fresh` and are left as they are.
+ * - A read of the jwks_uri that fails (not 200, or not a JWKS) clears the client's key store: the
+ *   engine marks it fresh for a minute before it looks at the answer, keeping the keys of before, so
+ *   a JWKS taken down (a 404, as a client may answer once its key leaked) had its old keys verify for
+ *   another minute after every read that failed. Until the next read no key verifies.
  * - The engine keeps a client's keys fresh until the latest of a minute after the fetch, the
  *   answer's `Expires` and its `Cache-Control: max-age` (lib/models/client.js
  *   ClientKeyStore#refresh), without a ceiling: a day for a JWKS served as a static file with
@@ -44,13 +48,46 @@ export function keysFreshForAMinute(fetch: Fetch): Fetch {
 
 const PATCHED = Symbol('latchkey: stale client keys verify nothing');
 
-/** A client's key store that is no longer fresh offers no key to verify with (see above); once per process. */
+interface ClientKeyStore {
+  fresh(): boolean;
+  refresh(): Promise<void>;
+  clear(): void;
+}
+
+/** The client key store classes (one per provider) whose failed reads forget the keys of before. */
+const forgetting = new WeakSet<object>();
+
+/**
+ * A failed read of the jwks_uri leaves no key: the engine marks the key store fresh for a minute
+ * before it looks at the answer's status and body, and keeps the keys of before when either is
+ * wrong, so a JWKS taken down (404, as a client may do when its key leaked) or broken made the old
+ * keys, the leaked one among them, verify for another minute after each read that failed.
+ */
+function forgetKeysOnFailedRead(prototype: ClientKeyStore): void {
+  if (forgetting.has(prototype)) return;
+  forgetting.add(prototype);
+  const refresh = prototype.refresh;
+  prototype.refresh = async function (this: ClientKeyStore) {
+    try {
+      await refresh.call(this);
+    } catch (error) {
+      this.clear();
+      throw error;
+    }
+  };
+}
+
+/** A client's key store that is no longer fresh offers no key to verify with, nor after a failed read (see above); once per process. */
 export function staleClientKeysVerifyNothing(): void {
   const prototype = KeyStore.prototype as unknown as Record<string | symbol, unknown> & { selectForVerify(options: unknown): unknown[] };
   if (prototype[PATCHED]) return;
   const select = prototype.selectForVerify;
-  prototype.selectForVerify = function (this: { fresh?: () => boolean }, options: unknown) {
-    if (typeof this.fresh === 'function' && !this.fresh()) return [];
+  prototype.selectForVerify = function (this: Partial<ClientKeyStore>, options: unknown) {
+    if (typeof this.fresh === 'function') {
+      // The class is the engine's, made per provider (lib/models/client.js): reached through its first key store.
+      forgetKeysOnFailedRead(Object.getPrototypeOf(this) as ClientKeyStore);
+      if (!this.fresh()) return [];
+    }
     return select.call(this, options);
   };
   prototype[PATCHED] = true;
