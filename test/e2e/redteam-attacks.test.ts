@@ -4,39 +4,27 @@
  * fix say so in docs/security.md.
  */
 import assert from 'node:assert/strict';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { exportJWK, generateKeyPair, type JWK } from 'jose';
+import { exportJWK, generateKeyPair } from 'jose';
 import * as oidc from 'openid-client';
+import { startJwksHost, type JwksHost } from '../helpers/jwks-host.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 
 /** A client's own JWKS host, which says its keys may be cached for a day (a static file behind a CDN). */
-async function startJwksHost(): Promise<{ url: string; keys: JWK[] | undefined; fetches: number; server: Server }> {
-  const host = { url: '', keys: [] as JWK[] | undefined, fetches: 0, server: undefined as unknown as Server };
-  host.server = createServer((_req, res) => {
-    host.fetches += 1;
-    const expires = new Date(Date.now() + 86_400_000).toUTCString();
-    // No keys: the file was taken down (404), as its caching said.
-    res.writeHead(host.keys ? 200 : 404, { 'content-type': 'application/json', 'cache-control': 'public, max-age=86400', expires }).end(JSON.stringify(host.keys ? { keys: host.keys } : {}));
-  });
-  await new Promise<void>((done) => host.server.listen(0, '127.0.0.1', done));
-  host.url = `http://127.0.0.1:${(host.server.address() as AddressInfo).port}/jwks`;
-  return host;
-}
+const cachedForADay = () => startJwksHost({ 'cache-control': 'public, max-age=86400', expires: new Date(Date.now() + 86_400_000).toUTCString() });
 
 describe('e2e: red team, endings that do not end', function () {
   this.timeout(120_000);
 
   describe("a client's private_key_jwt key removed from its jwks_uri", () => {
-    let rotating: Awaited<ReturnType<typeof startJwksHost>>;
-    let takenDown: Awaited<ReturnType<typeof startJwksHost>>;
+    let rotating: JwksHost;
+    let takenDown: JwksHost;
     let server: TestServer;
     const keyed = (clientId: string, jwksUri: string) =>
       ({ client_id: clientId, token_endpoint_auth_method: 'private_key_jwt', jwks_uri: jwksUri, grant_types: ['client_credentials'], response_types: [], redirect_uris: [] });
 
     before(async () => {
-      rotating = await startJwksHost();
-      takenDown = await startJwksHost();
+      rotating = await cachedForADay();
+      takenDown = await cachedForADay();
       server = await startServer({ env: { OUTBOUND_ALLOW_PRIVATE_NETWORKS: 'true' }, clients: [keyed('rotating', rotating.url), keyed('taken-down', takenDown.url)] });
     });
     after(async () => {
