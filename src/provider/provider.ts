@@ -32,6 +32,7 @@ import type { UpstreamLogout } from '../upstreams/logout.js';
 import { upstreamEndSession } from './patches/upstream-end-session.js';
 import { browserBoundResume } from './patches/browser-bound-resume.js';
 import { endSessionsAtMax } from './patches/session-max.js';
+import { keysFreshForAMinute, staleClientKeysVerifyNothing } from './patches/client-jwks-freshness.js';
 import { accessTokensWithinSessions } from './patches/tokens-within-session.js';
 import { postLogoutToCurrentRegistration } from './patches/post-logout-current.js';
 import { endBeforeTelling } from './patches/logout-order.js';
@@ -532,12 +533,13 @@ function outbound(config: Config): Configuration {
     // the socket only once it connected, so a client's metadata could still open connections to
     // loopback and private addresses), a redirect is not followed, and http only reaches loopback
     // when the operator allows private networks. The engine's timeout is kept, its dispatcher dropped.
-    fetch: (url, options) => {
+    // A client's JWKS is fresh for a minute, whatever its host says (client-jwks-freshness.ts says why).
+    fetch: keysFreshForAMinute((url, options) => {
       const init: RequestInit & { dispatcher?: unknown } = { ...options };
       delete init.dispatcher;
       delete init.redirect;
       return guarded(url instanceof Request ? url.url : url, init);
-    },
+    }),
   };
 }
 
@@ -548,6 +550,8 @@ function applyPatches(
   policy: RegistrationPolicy,
 ): void {
   acceptPreviousSecrets(provider, kv);
+  // A client's keys read from its jwks_uri verify nothing once they are a minute old: it is read again (see the patch).
+  staleClientKeysVerifyNothing();
   // An API's scope is never an OpenID scope: a token for userinfo lists only the OpenID scopes (see the patch).
   openIdScopesOnly(provider, OIDC_SCOPES);
   if (config.clientMetadataDocuments.enabled) {

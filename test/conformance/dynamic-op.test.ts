@@ -5,11 +5,10 @@
  * OP's own key rotation.
  */
 import assert from 'node:assert/strict';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { decodeProtectedHeader, exportJWK, generateKeyPair, jwtVerify, type JWK } from 'jose';
+import { decodeProtectedHeader, exportJWK, generateKeyPair, jwtVerify } from 'jose';
 import * as oidc from 'openid-client';
 import { eventually } from '../helpers/eventually.js';
+import { startJwksHost } from '../helpers/jwks-host.js';
 import { latchkey } from '../helpers/process.js';
 import { Agent, ALICE, callbackParams, RelyingParty, startOp, type Op } from './fixture.js';
 
@@ -20,18 +19,6 @@ interface Registered extends Record<string, unknown> {
   client_secret?: string;
   registration_access_token: string;
   registration_client_uri: string;
-}
-
-/** A relying party's jwks_uri, whose keys the test can change. */
-async function startJwksHost(): Promise<{ url: string; keys: JWK[]; fetches: number; server: Server }> {
-  const host = { url: '', keys: [] as JWK[], fetches: 0, server: undefined as unknown as Server };
-  host.server = createServer((_req, res) => {
-    host.fetches += 1;
-    res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-cache' }).end(JSON.stringify({ keys: host.keys }));
-  });
-  await new Promise<void>((done) => host.server.listen(0, '127.0.0.1', done));
-  host.url = `http://127.0.0.1:${(host.server.address() as AddressInfo).port}/jwks`;
-  return host;
 }
 
 describe('OpenID Connect Dynamic OP (registration and keys)', function () {

@@ -15,6 +15,7 @@ import mount from 'koa-mount';
 import { interactionPolicy, Provider } from 'oidc-provider';
 import authorizationSteps from 'oidc-provider/lib/actions/authorization/index.js';
 import instance from 'oidc-provider/lib/helpers/weak_cache.js';
+import KeyStore from 'oidc-provider/lib/helpers/keystore.js';
 import { ROOT } from '../../src/paths.js';
 import { CLIENT_AUTH_ROUTES } from '../../src/http/rate-limits.js';
 import { matchedRoute } from '../../src/provider/patches/matched-route.js';
@@ -330,6 +331,32 @@ describe('patches on oidc-provider internals (src/provider/patches/)', () => {
 
   it('revocation-response.ts: the revocation endpoint answers an empty body', () => {
     assert.match(source('actions/revocation.js'), /ctx\.body = '';/);
+  });
+
+  it('client-jwks-freshness.ts: JWTs are verified with KeyStore#selectForVerify\'s keys, and a key store with fresh() read again when none verifies and it is stale; only a client\'s jwks_uri key store has fresh(), and a failed read keeps its keys', () => {
+    const jwt = source('helpers/jwt.js');
+    assert.match(jwt, /const keys = keystore\.selectForVerify\(\{ alg: protectedHeader\.alg, kid: protectedHeader\.kid \}\);\s+if \(keys\.length === 0\) \{\s+throw new JWKSNoMatchingKey\(\);/);
+    assert.match(jwt, /if \(typeof keystore\.fresh !== 'function' \|\| keystore\.fresh\(\)\) \{\s+throw err;\s+\}\s+await keystore\.refresh\(\);\s+return verify\(jwt, keystore, options\);/);
+    assert.match(source('models/client.js'), /class ClientKeyStore extends KeyStore \{[\s\S]*?fresh\(\) \{\s+if \(!this\.jwksUri\) return true;/);
+    // A failed read: freshUntil is set before the status and the body are checked, the keys of before cleared only after both.
+    assert.match(source('models/client.js'), /this\.freshUntil = Math\.max\(\.\.\.freshUntil\.filter\(Boolean\)\);\s+if \(status !== 200\) \{[\s\S]*?validateJWKS\(body\);\s+this\.clear\(\);/);
+    assert.equal(typeof (KeyStore.prototype as unknown as Record<string, unknown>).clear, 'function');
+    const callers = execFileSync('grep', ['-rl', 'selectForVerify(', join(ROOT, 'node_modules', 'oidc-provider', 'lib')], { encoding: 'utf8' }).trim().split('\n');
+    assert.deepEqual(callers.map((file) => file.split('/lib/')[1]).sort(), ['helpers/jwt.js', 'helpers/keystore.js']);
+    const fresh = execFileSync('grep', ['-rl', 'fresh() {', join(ROOT, 'node_modules', 'oidc-provider', 'lib')], { encoding: 'utf8' }).trim().split('\n');
+    assert.deepEqual(fresh.map((file) => file.split('/lib/')[1]), ['models/client.js']);
+  });
+
+  it('client-jwks-freshness.ts: a client\'s key store is fresh for a minute at least, longer only by the answer\'s Expires or Cache-Control max-age, which only it reads (of what Latchkey uses), fetched through the configured fetch', () => {
+    const client = source('models/client.js');
+    assert.match(client, /const freshUntil = \[epochTime\(\) \+ 60\];/);
+    assert.match(client, /headers\.has\('expires'\)/);
+    assert.match(client, /headers\.has\('cache-control'\) && \/max-age=/);
+    assert.match(client, /await fetchRequest\(provider, new URL\(this\.jwksUri\)\.href/);
+    assert.match(source('helpers/fetch_request.js'), /return instance\(provider\)\.configuration\.fetch\(url, options\);/);
+    const readers = execFileSync('grep', ['-rlE', "headers\\.(get|has)\\('(expires|cache-control)'\\)", join(ROOT, 'node_modules', 'oidc-provider', 'lib')], { encoding: 'utf8' }).trim().split('\n');
+    // Besides the key store, only the library's own metadata documents, a feature Latchkey keeps off (client-metadata-documents.ts).
+    assert.deepEqual(readers.map((file) => file.split('/lib/')[1]).sort(), ['helpers/client_id_metadata_document.js', 'models/client.js']);
   });
 
   it('client-metadata-documents.ts: the Client constructor takes { cimd }, which filters unsupported values, and the library\'s own CIMD is a feature flag', () => {

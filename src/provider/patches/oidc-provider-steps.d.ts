@@ -11,3 +11,9 @@ declare module 'oidc-provider/lib/actions/authorization/index.js' {
 declare module 'oidc-provider/lib/helpers/weak_cache.js' {
   export default function instance(provider: unknown): unknown;
 }
+/** The engine's key store (lib/helpers/keystore.js), which a client's jwks_uri keys extend: see client-jwks-freshness.ts. */
+declare module 'oidc-provider/lib/helpers/keystore.js' {
+  export default class KeyStore {
+    selectForVerify(options: unknown): unknown[];
+  }
+}
