@@ -85,13 +85,14 @@ try {
       if (!scenario.targets.includes('latchkey')) continue;
       const sizes = { introspectionPool: 64, jwtRevocationPool: 64, sessions: 2, chains: 16 };
       const workload = await scenario.prepare(target, sizes, scenario.consumesTokens ? iterations + 50 : undefined);
-      const probe = await probeRedis(inspector, url, workload, iterations, prepared.env.REDIS_KEY_PREFIX ?? 'lk:', 2000); // less the heartbeat's background reads
+      const probe = await probeRedis(inspector, url, workload, iterations, prepared.env.REDIS_KEY_PREFIX ?? 'lk:');
+      const most = Math.max(...Object.values(probe.steps).map((step) => step.maxRoundTrips));
       console.log(
-        `${id.padEnd(18)} ${build.padEnd(16)} ${probe.roundTripsPerIteration} round trips, ${probe.commandsPerIteration} commands per iteration` +
-          ` (${probe.iterations} iterations${probe.errors ? `, ${probe.errors} ERRORS` : ''})`,
+        `${id.padEnd(18)} ${build.padEnd(16)} ${probe.roundTripsPerIteration} round trips (at most ${most} a request), ${probe.commandsPerIteration} commands per iteration` +
+          ` (${probe.iterations} iterations, ${probe.backgroundWindows} requests left out: the server's timers sent a command meanwhile${probe.errors ? `, ${probe.errors} ERRORS` : ''})`,
       );
-      for (const [step, { roundTrips, commands, sample }] of Object.entries(probe.steps)) {
-        if (Object.keys(probe.steps).length > 1 || trace) console.log(`  ${step}: ${roundTrips} round trips, ${commands} commands: ${sample.join(', ')}`);
+      for (const [step, { roundTrips, maxRoundTrips, commands, sample }] of Object.entries(probe.steps)) {
+        if (Object.keys(probe.steps).length > 1 || trace) console.log(`  ${step}: ${roundTrips} round trips (at most ${maxRoundTrips}), ${commands} commands: ${sample.join(', ')}`);
       }
       if (trace) console.log(await traced(url, workload));
     }

@@ -8,11 +8,46 @@
  *   the commands a Lua script runs as well as the EVALSHA that ran it, so both are listed);
  * - state: the keys the iterations created (SCAN before and after), their MEMORY USAGE and TTL.
  *
- * Both counts come from one INFO call on the inspector's own connection: no MONITOR stream, whose
- * second connection (and its teardown under load) made the harness die now and then.
+ * Both counts come from one transaction on the inspector's own connection (INFO, then the slow
+ * log's entries since the last one, every command logged meanwhile): no MONITOR stream, whose
+ * second connection (and its teardown under load) made the harness die now and then. The slow log
+ * names the commands the server sent on its own timers rather than for the request (BACKGROUND: the
+ * tracked cache's heartbeat once a second, the key ring's poll every keys.refreshInterval, the
+ * lifetimes published once a minute); a request's window in which one of them ran is left out of
+ * the averages, as another iteration of the same step is no different. Subtracting an expected
+ * background rate instead (until 2026-12-01) left a fraction of a read on the figures: refresh's 3
+ * round trips read 3.03 in a 20-iteration bench run, when one heartbeat fell inside a window.
  */
 import { Redis } from 'ioredis';
 import { sequential, type Step, type Workload } from './load.js';
+
+/** The inspector's connection name, so that its own commands are told apart in the slow log. */
+const INSPECTOR_NAME = 'latchkey-bench-inspector';
+
+/** A slow-log entry: id, epoch seconds, µs, the command's words, the client's address and name. */
+type SlowlogEntry = [number, number, number, string[], string, string];
+
+/**
+ * Commands a server sends on its own timers, not for a request: the tracked cache's heartbeat
+ * (store/tracked-cache.ts), the key ring's poll (keyring/service.ts) and the token lifetimes a
+ * server publishes every minute (revocation/list.ts publishLifetimes). Matched on the command and
+ * its first key; none of the scenarios' requests sends one of these.
+ */
+const BACKGROUND: readonly { readonly command: string; readonly key: RegExp }[] = [
+  { command: 'set', key: /tracked-cache:/ },
+  { command: 'get', key: /keyring$/ },
+  { command: 'set', key: /:lifetime:/ },
+  { command: 'evalsha', key: /:lifetimes$/ },
+  { command: 'eval', key: /:lifetimes$/ },
+];
+
+/** Whether a logged command was one a server sent on a timer (see BACKGROUND). */
+export function isBackground(words: readonly string[]): boolean {
+  const command = words[0]?.toLowerCase();
+  // EVALSHA sha numkeys key…: the first key is the fourth word.
+  const key = (command === 'evalsha' || command === 'eval' ? words[3] : words[1]) ?? '';
+  return BACKGROUND.some((b) => b.command === command && b.key.test(key));
+}
 
 export class RedisInspector {
   readonly client: Redis;
@@ -20,7 +55,7 @@ export class RedisInspector {
 
   constructor(url: string) {
     this.url = url;
-    this.client = new Redis(url, { enableAutoPipelining: false, maxRetriesPerRequest: 1 });
+    this.client = new Redis(url, { enableAutoPipelining: false, maxRetriesPerRequest: 1, connectionName: INSPECTOR_NAME });
   }
 
   async info(...sections: string[]): Promise<Record<string, string>> {
@@ -35,13 +70,48 @@ export class RedisInspector {
 
   /** Socket reads and calls per command so far, from one INFO call. */
   async counters(): Promise<Counters> {
-    const info = await this.info('stats', 'commandstats');
+    return this.#parseCounters(await (this.client.info as (...args: string[]) => Promise<string>)('stats', 'commandstats'));
+  }
+
+  #parseCounters(text: string): Counters {
     const calls = new Map<string, number>();
-    for (const [field, value] of Object.entries(info)) {
-      if (!field.startsWith('cmdstat_')) continue;
-      calls.set(field.slice('cmdstat_'.length).toUpperCase(), Number(/calls=(\d+)/.exec(value)?.[1] ?? 0));
+    let reads = 0;
+    for (const line of text.split('\r\n')) {
+      const at = line.indexOf(':');
+      if (at < 0) continue;
+      const field = line.slice(0, at);
+      if (field === 'total_reads_processed') reads = Number(line.slice(at + 1));
+      else if (field.startsWith('cmdstat_')) calls.set(field.slice('cmdstat_'.length).toUpperCase(), Number(/calls=(\d+)/.exec(line)?.[1] ?? 0));
     }
-    return { reads: Number(info.total_reads_processed), calls };
+    return { reads, calls };
+  }
+
+  /**
+   * The counters, and how many commands the server sent on its own timers (BACKGROUND) since the
+   * last call, in one transaction: nothing runs between the INFO and the slow log's reading.
+   * Needs `logEverything` first.
+   */
+  async snapshot(): Promise<Counters & { background: number }> {
+    const replies = (await this.client.multi().info('stats', 'commandstats').slowlog('GET', '-1').slowlog('RESET').exec()) ?? [];
+    for (const [error] of replies) if (error) throw error;
+    const counters = this.#parseCounters(String(replies[0]![1]));
+    const entries = replies[1]![1] as SlowlogEntry[];
+    const background = entries.filter(([, , , words, , name]) => name !== INSPECTOR_NAME && isBackground(words)).length;
+    return { ...counters, background };
+  }
+
+  /** Logs every command in the slow log (for `snapshot`) until the returned function puts the settings back. */
+  async logEverything(): Promise<() => Promise<void>> {
+    const [, slower] = (await this.client.config('GET', 'slowlog-log-slower-than')) as string[];
+    const [, length] = (await this.client.config('GET', 'slowlog-max-len')) as string[];
+    await this.client.config('SET', 'slowlog-log-slower-than', '0');
+    await this.client.config('SET', 'slowlog-max-len', '100000');
+    await this.client.slowlog('RESET');
+    return async () => {
+      await this.client.config('SET', 'slowlog-log-slower-than', slower ?? '10000');
+      await this.client.config('SET', 'slowlog-max-len', length ?? '128');
+      await this.client.slowlog('RESET');
+    };
   }
 
   async cpuSeconds(): Promise<number> {
@@ -108,6 +178,8 @@ export interface KindState {
 
 export interface StepRedis {
   readonly roundTrips: number;
+  /** The most round trips one request of this step made. */
+  readonly maxRoundTrips: number;
   readonly commands: number;
   /** The commands of one request, e.g. ["HGETALL×2", "EVALSHA", "HSET"] (scripts' inner commands included). */
   readonly sample: string[];
@@ -118,6 +190,8 @@ export interface RedisProbe {
   readonly roundTripsPerIteration: number;
   readonly commandsPerIteration: number;
   readonly steps: Record<string, StepRedis>;
+  /** Requests whose window held a command the server sent on a timer (BACKGROUND): left out of the averages. */
+  readonly backgroundWindows: number;
   readonly keysCreatedPerIteration: number;
   readonly keysDeletedPerIteration: number;
   readonly bytesPerIteration: number;
@@ -132,11 +206,11 @@ export interface Counters {
   readonly calls: Map<string, number>;
 }
 
-/** Commands run between two counter snapshots, less the `infos` INFO calls that took them. */
-function commandsBetween(before: Counters, after: Counters, infos: number): Map<string, number> {
+/** Commands run between two counter snapshots, less `own` (the commands that took a snapshot). */
+function commandsBetween(before: Counters, after: Counters, own: ReadonlyMap<string, number> = new Map()): Map<string, number> {
   const out = new Map<string, number>();
   for (const [name, calls] of after.calls) {
-    const delta = calls - (before.calls.get(name) ?? 0) - (name === 'INFO' ? infos : 0);
+    const delta = calls - (before.calls.get(name) ?? 0) - (own.get(name) ?? 0);
     if (delta > 0) out.set(name, delta);
   }
   return out;
@@ -146,63 +220,68 @@ const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
 const round = (value: number, digits = 2) => Math.round(value * 10 ** digits) / 10 ** digits;
 
 /** Runs `iterations` iterations of `workload` one request at a time and reports what Redis saw. */
-/**
- * `idleMs`: how long to watch the idle server first for its background reads (the tracked cache's
- * heartbeat), taken out of each request's window by its length; 0 takes nothing out (smoke runs).
- */
-export async function probeRedis(inspector: RedisInspector, base: string, workload: Workload, iterations: number, prefix: string, idleMs = 0): Promise<RedisProbe> {
+export async function probeRedis(inspector: RedisInspector, base: string, workload: Workload, iterations: number, prefix: string): Promise<RedisProbe> {
   const before = await inspector.keys(prefix);
-
-  // Two INFO calls back to back: the reads one INFO adds.
-  const first = await inspector.counters();
-  const overhead = (await inspector.counters()).reads - first.reads;
-  // What the server reads of Redis when no request comes (the tracked cache's heartbeat, a write a
-  // second): not a request's, so taken out of each window by its length.
-  let background = 0;
-  if (idleMs > 0) {
-    const idleFrom = await inspector.counters();
-    const idleStart = performance.now();
-    await sleep(idleMs);
-    background = Math.max(0, (await inspector.counters()).reads - idleFrom.reads - overhead) / (performance.now() - idleStart);
-  }
+  const restore = await inspector.logEverything();
   const executed: Step[] = [];
-  const trips: number[] = [];
-  const commands: Map<string, number>[] = [];
-  let last = await inspector.counters();
-  let lastAt = performance.now();
-  const settle = async () => {
-    await sleep(3); // let anything the server does after answering reach Redis
-    const now = await inspector.counters();
-    const at = performance.now();
-    trips.push(now.reads - last.reads - overhead - background * (at - lastAt));
-    commands.push(commandsBetween(last, now, 1));
-    last = now;
-    lastAt = at;
-  };
-  const result = await sequential(base, workload, iterations, {
-    before: async (step) => {
-      executed.push(step);
-    },
-    after: settle,
-  });
+  /** Per request: its round trips and commands, and how many commands a timer of the server sent meanwhile. */
+  const windows: { trips: number; commands: Map<string, number>; background: number }[] = [];
+  let result;
+  try {
+    // Two snapshots back to back: the reads and commands one snapshot adds (again if a heartbeat fell between).
+    let first = await inspector.snapshot();
+    let second = await inspector.snapshot();
+    for (let tries = 0; second.background > 0 && tries < 5; tries += 1) [first, second] = [second, await inspector.snapshot()];
+    const overhead = second.reads - first.reads;
+    const own = commandsBetween(first, second);
+    let last = second;
+    const settle = async () => {
+      await sleep(3); // let anything the server does after answering reach Redis
+      const now = await inspector.snapshot();
+      windows.push({ trips: now.reads - last.reads - overhead, commands: commandsBetween(last, now, own), background: now.background });
+      last = now;
+    };
+    result = await sequential(base, workload, iterations, {
+      before: async (step) => {
+        executed.push(step);
+      },
+      after: settle,
+    });
+  } finally {
+    await restore();
+  }
 
   // "HGETALL×3, EVALSHA×2, HSET×2": which commands, how often (scripts' inner commands included).
   const describe = (counts: Map<string, number> = new Map()) =>
     [...counts].sort((x, y) => y[1] - x[1] || x[0].localeCompare(y[0])).map(([name, n]) => (n > 1 ? `${name}×${n}` : name));
   const total = (counts: Map<string, number> = new Map()) => [...counts.values()].reduce((a, b) => a + b, 0);
 
-  const perStep = new Map<string, { trips: number[]; commands: number[]; sample?: string[] }>();
+  // A request's window in which a timer of the server sent a command is left out: the other
+  // iterations of its step stand for it (if every one had one, its timers' commands are subtracted,
+  // each counted as a round trip of its own).
+  const perStep = new Map<string, { ran: number; windows: typeof windows }>();
   executed.forEach((step, index) => {
-    const entry = perStep.get(step.name) ?? { trips: [], commands: [] };
-    entry.trips.push(trips[index] ?? 0);
-    entry.commands.push(total(commands[index]));
-    entry.sample = describe(commands[index]); // the last iteration: the first may load scripts
+    const entry = perStep.get(step.name) ?? { ran: 0, windows: [] };
+    entry.ran += 1;
+    if (windows[index]) entry.windows.push(windows[index]);
     perStep.set(step.name, entry);
   });
   const mean = (values: number[]) => (values.length ? values.reduce((a, b) => a + b, 0) / values.length : 0);
   const steps: Record<string, StepRedis> = {};
+  let tripsPerIteration = 0;
+  let commandsPerIteration = 0;
+  let backgroundWindows = 0;
+  const n = Math.max(1, result.iterations);
   for (const [name, entry] of perStep) {
-    steps[name] = { roundTrips: round(mean(entry.trips)), commands: round(mean(entry.commands)), sample: entry.sample ?? [] };
+    const clean = entry.windows.filter((w) => w.background === 0);
+    backgroundWindows += entry.windows.length - clean.length;
+    const used = clean.length ? clean : entry.windows;
+    const trips = used.map((w) => w.trips - w.background);
+    const commands = used.map((w) => total(w.commands) - w.background);
+    const sample = describe(clean.at(-1)?.commands); // the last iteration: the first may load scripts
+    steps[name] = { roundTrips: round(mean(trips)), maxRoundTrips: trips.length ? Math.max(...trips) : 0, commands: round(mean(commands)), sample };
+    tripsPerIteration += (mean(trips) * entry.ran) / n;
+    commandsPerIteration += (mean(commands) * entry.ran) / n;
   }
 
   const after = await inspector.keys(prefix);
@@ -218,7 +297,6 @@ export async function probeRedis(inspector: RedisInspector, base: string, worklo
     entry.ttl = Math.max(entry.ttl, ttl);
     kinds.set(kind, entry);
   }
-  const n = Math.max(1, result.iterations);
   const state = [...kinds]
     .map(([kind, entry]) => ({
       kind,
@@ -230,9 +308,10 @@ export async function probeRedis(inspector: RedisInspector, base: string, worklo
     .sort((a, b) => b.bytesPerIteration - a.bytesPerIteration);
   return {
     iterations: result.iterations,
-    roundTripsPerIteration: round(trips.reduce((a, b) => a + b, 0) / n),
-    commandsPerIteration: round(commands.reduce((sum, counts) => sum + total(counts), 0) / n),
+    roundTripsPerIteration: round(tripsPerIteration),
+    commandsPerIteration: round(commandsPerIteration),
     steps,
+    backgroundWindows,
     keysCreatedPerIteration: round(created.length / n),
     keysDeletedPerIteration: round(deleted / n),
     bytesPerIteration: Math.round([...sizes.values()].reduce((sum, { bytes }) => sum + bytes, 0) / n),

@@ -399,7 +399,7 @@ export function markdown(report: Report): string {
   if (probed.length) {
     out.push('## Redis per request', '');
     out.push(
-      'One iteration at a time on one connection. Round trips: Redis socket reads per request (commands that ioredis pipelines together count once). ' +
+      'One iteration at a time on one connection. Round trips: Redis socket reads per request (commands that ioredis pipelines together count once; a request during which a timer of the server sent a command, its heartbeat or key-ring poll, is left out). ' +
         'Commands: what Redis ran (INFO commandstats deltas; the commands a Lua script runs are counted as well as its EVALSHA). ' +
         'Stored: keys the iterations created, by MEMORY USAGE. Redis-bound ceiling: redis-benchmark GET/s ÷ commands per iteration.',
       '',

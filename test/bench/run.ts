@@ -65,8 +65,6 @@ interface Timing {
   readonly measureSeconds: number;
   readonly loadSeconds: number;
   readonly probeIterations: number;
-  /** Milliseconds the Redis probe watches an idle server for its background reads first. */
-  readonly probeIdleMs: number;
   readonly limitSeconds: number;
   readonly redisBenchmarkRequests: number;
   readonly profileSeconds: number;
@@ -81,7 +79,6 @@ const TIMING: Record<Options['mode'], Timing> = {
     measureSeconds: 5,
     loadSeconds: 5,
     probeIterations: 20,
-    probeIdleMs: 2000,
     limitSeconds: 2,
     redisBenchmarkRequests: 100_000,
     profileSeconds: 5,
@@ -96,7 +93,6 @@ const TIMING: Record<Options['mode'], Timing> = {
     measureSeconds: 1,
     loadSeconds: 1,
     probeIterations: 3,
-    probeIdleMs: 0,
     limitSeconds: 0.5,
     redisBenchmarkRequests: 5000,
     profileSeconds: 1,
@@ -224,7 +220,7 @@ async function runScenario(scenario: Scenario, target: ProcessTarget, context: R
   let redis;
   if (target.kind !== 'bare') {
     const probeWorkload = workload ?? (await prepare(timing.probeIterations));
-    redis = await probeRedis(inspector, target.url, probeWorkload, timing.probeIterations, context.prefix, timing.probeIdleMs);
+    redis = await probeRedis(inspector, target.url, probeWorkload, timing.probeIterations, context.prefix);
     errors += redis.errors;
     errorSamples.push(...redis.errorSamples.slice(0, 5 - errorSamples.length));
   }
