@@ -13,6 +13,11 @@
  * of optimized code includes what V8 inlined into it: a one-line function may carry its callees'.
  *
  * A step's codes live ttl.AuthorizationCode (60 s): keep `requests` to what the machine does in that.
+ *
+ * STEP_PROFILE_SCENARIO=<id> profiles a one-step scenario of scenarios.ts instead (revoke-opaque,
+ * introspect-opaque, ...), its requests after a warm-up:
+ *
+ *   STEP_PROFILE_SCENARIO=revoke-opaque node --import tsx test/bench/step-profile.ts 5000 both
  */
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -92,8 +97,28 @@ function report(file: string, steps: Record<string, [number, number]>) {
   }
 }
 
+/** STEP_PROFILE_SCENARIO=revoke-opaque (a one-step scenario of scenarios.ts): that scenario's requests instead of the SSO flow's. */
+const ONE_STEP = process.env.STEP_PROFILE_SCENARIO;
+
+/** A one-step scenario's requests, after a warm-up; its time window. */
+async function runOneStep(server: ProcessTarget, id: string): Promise<Record<string, [number, number]>> {
+  const scenario = SCENARIOS.find((candidate) => candidate.id === id);
+  if (!scenario) throw new Error(`no scenario ${id}`);
+  const warmUp = 3000;
+  const workload = await scenario.prepare(server, { introspectionPool: 64, jwtRevocationPool: 64, sessions: 4, chains: 16 }, scenario.consumesTokens ? requests + warmUp + 100 : undefined);
+  await closedLoop(server.url, workload, { connections: 4, seconds: 60, amount: warmUp });
+  const cpu = processCpuSeconds(server.pid);
+  const from = nowUs();
+  const run = await closedLoop(server.url, workload, { connections: 4, seconds: 120, amount: requests });
+  const to = nowUs();
+  const perRequest = ((processCpuSeconds(server.pid) - cpu) * 1000) / Math.max(1, run.iterations);
+  console.log(`${server.kind} ${id}: ${perRequest.toFixed(3)} ms CPU per request, ${run.iterations} requests${run.errors ? `, ${run.errors} errors (${run.errorSamples[0]})` : ''}`);
+  return { [id]: [from, to] };
+}
+
 /** Runs the two steps one after the other; the time window of each. */
 async function runSteps(server: ProcessTarget): Promise<Record<string, [number, number]>> {
+  if (ONE_STEP) return runOneStep(server, ONE_STEP);
   const scenario = SCENARIOS.find((candidate) => candidate.id === 'sso-code')!;
   const workload = await scenario.prepare(server, { introspectionPool: 0, jwtRevocationPool: 0, sessions: 4, chains: 0 });
   const [authorize, token] = workload.steps as [Step, Step];

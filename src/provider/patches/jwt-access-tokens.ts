@@ -9,7 +9,9 @@
  * revocation list consulted. Answering in the step, not by rewriting the engine's error afterwards,
  * means no error is made, logged as `introspection.error` and counted for a successful request.
  * A token without a "." is no JWT (the engine's test needs three or five parts) and goes straight
- * on to the engine's lookup of opaque tokens, without a decoding attempt that throws.
+ * on to the engine's lookup of opaque tokens, without a decoding attempt that throws. A JWT
+ * verified before (VerifiedTokens) is found by its text before its header is decoded: only a token
+ * not remembered is decoded, then verified.
  */
 import { decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWTHeaderParameters, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import { errors, type Client, type KoaContextWithOIDC, type Provider } from 'oidc-provider';
@@ -79,8 +81,6 @@ export function answerJwtAccessTokens(provider: Provider, { issuer, keys, list, 
   const remembered = new VerifiedTokens<Valid>(REMEMBERED_TOKENS, clockTolerance);
 
   async function verify(token: string): Promise<Verified> {
-    const known = remembered.get(token);
-    if (known) return known;
     try {
       const { payload, protectedHeader } = await jwtVerify<AccessTokenClaims>(token, keys, {
         issuer,
@@ -102,9 +102,11 @@ export function answerJwtAccessTokens(provider: Provider, { issuer, keys, list, 
   stepsByProvider.set(provider, async function jwtAccessTokens(ctx, next) {
     const { oidc } = ctx;
     const token = oidc.params!.token as string;
-    if (!structured(token)) return next();
+    // A token verified before is a JWT (its header was parsed then): no second parse of it.
+    const known = token.includes('.') ? remembered.get(token) : undefined;
+    if (!known && !structured(token)) return next();
     const caller = oidc.client!;
-    const verified = await verify(token);
+    const verified = known ?? (await verify(token));
     ctx.status = 200;
 
     if (oidc.route === 'introspection') {
