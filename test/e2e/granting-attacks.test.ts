@@ -1269,6 +1269,18 @@ describe('attacks: Latchkey hands out no more than was granted (black box)', fun
       assert.ok(back.searchParams.get('code'), `${hint}: ${back.href}`);
       assert.equal((await oidc.authorizationCodeGrant(app, back, { pkceCodeVerifier: own.verifier })).claims()!.sub, umaClaims.sub);
     }
+
+    // A device asking for Tess, confirmed at /device in this browser (Uma's session): the login page, not Uma's approval.
+    const started = (await (await fetch(`${server.url}/device/auth`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ client_id: TV.id, scope: 'openid', login_hint: 'tess' }),
+    })).json()) as Record<string, string>;
+    assert.ok(started.user_code, JSON.stringify(started));
+    const confirm = await browser.submit(await browser.follow(`${server.issuer}/device`), '/device', { user_code: started.user_code });
+    const afterConfirm = await browser.submit(confirm, '/device', { confirm: 'yes' });
+    assert.ok(isLogin(afterConfirm), `the login page for a device asking for Tess: ${afterConfirm.status} ${afterConfirm.url}`);
+    assert.match(afterConfirm.html, /value="tess"/);
   });
 
   it("registration takes no identity or credential the registrant chooses: a client_id (another client's, a first-party page's), a client_secret or a software_statement are not taken, and RFC 7592 answers no client with another client's registration access token (RFC 7591 §3.2.1, §2.3, RFC 7592 §3)", async () => {
