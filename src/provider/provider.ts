@@ -59,6 +59,7 @@ import { boundCodesToCurrentRegistration, withCurrentRegistration } from './patc
 import { dpopBoundCodesBeforeSpending } from './patches/dpop-bound-codes.js';
 import { withDeviceFreshLogin } from './patches/device-fresh-login.js';
 import { withHintedSubject } from './patches/hinted-subject.js';
+import { withHintedLogin } from './patches/hinted-login.js';
 import { promptValues, withSelectAccount } from './patches/select-account.js';
 import { openIdScopesOnly } from './patches/openid-scopes.js';
 import { pkceRequired } from './patches/pkce-required.js';
@@ -308,9 +309,13 @@ function accountsAndConsent({ config, accounts, consents, federated, revocations
   // a session weaker than the request needs signs in again (patches/step-up.ts); a request picked
   // up again is held to its client's registration now (patches/current-registration.ts);
   // prompt=select_account lets a signed-in person choose (patches/select-account.ts); an
-  // id_token_hint is held to whoever signs in when the sign-in resumes (patches/hinted-subject.ts).
+  // id_token_hint is held to whoever signs in when the sign-in resumes (patches/hinted-subject.ts);
+  // a login_hint naming someone else than the session's person asks for the login page (patches/hinted-login.ts).
   const interactionSteps = withSelectAccount(
-    withHintedSubject(withDeviceFreshLogin(withCurrentRegistration(withStepUp(consentOnlyIfNeeded(), config.accounts.mfa.required), policy.scopes))),
+    withHintedLogin(
+      withHintedSubject(withDeviceFreshLogin(withCurrentRegistration(withStepUp(consentOnlyIfNeeded(), config.accounts.mfa.required), policy.scopes))),
+      (sub) => accounts.find(sub),
+    ),
   );
   return {
     // Configured resource servers' scopes too: oidc-provider accepts in a client's `scope` metadata

@@ -1234,6 +1234,55 @@ describe('attacks: Latchkey hands out no more than was granted (black box)', fun
     assert.equal(decodeJwt((await device({ id_token_hint: samOnTv }, 'sam')).id_token!).sub, samSub, 'Sam approving it: Sam\'s tokens');
   });
 
+  it("a login_hint naming someone else is not answered with the signed-in person: the login page (login_required for prompt=none), never a code or an ID token of whoever the browser holds; a hint naming the session's person, by username or email, signs in silently (OIDC Core §3.1.2.1 login_hint, §3.1.2.6)", async () => {
+    await server.accounts.create('tess', PASSWORD, { email: 'tess@example.test', name: 'Tess' });
+    await server.accounts.create('uma', PASSWORD, { email: 'uma@example.test', name: 'Uma' });
+    // Tess signed in at this browser (a shared computer, say); an app asks to sign Uma in.
+    const browser = new Agent();
+    const first = await startAuthorization(browser, app, REDIRECT, { scope: 'openid email' });
+    const signedIn = new URL((await signInSteps(browser, first.page, { username: 'tess', password: PASSWORD, stopAt: REDIRECT })).url);
+    const tessSub = (await oidc.authorizationCodeGrant(app, signedIn, { pkceCodeVerifier: first.verifier })).claims()!.sub;
+
+    const silent = await startAuthorization(browser, app, REDIRECT, { scope: 'openid email', login_hint: 'uma', prompt: 'none' });
+    const silentAnswer = new URL(silent.page.url).searchParams;
+    assert.equal(silentAnswer.get('code'), null, `no code of Tess's for a request naming Uma: ${silent.page.url}`);
+    assert.equal(silentAnswer.get('error'), 'login_required', silent.page.url);
+
+    for (const hint of ['uma', 'uma@example.test', 'UMA@Example.test']) {
+      const asked = await startAuthorization(browser, app, REDIRECT, { scope: 'openid email', login_hint: hint });
+      assert.ok(isLogin(asked.page), `${hint}: the login page, not Tess's code: ${asked.page.status} ${asked.page.url}`);
+      assert.match(asked.page.html, new RegExp(`value="${hint}"`), `${hint}: pre-filled`);
+    }
+    // Uma signs in there: Uma's code and ID token.
+    const asked = await startAuthorization(browser, app, REDIRECT, { scope: 'openid email', login_hint: 'uma' });
+    // (The engine ends Tess's session first: a self-submitting form to its sign-out, then the resume.)
+    const switched = await signInSteps(browser, asked.page, { username: 'uma', password: PASSWORD, stopAt: REDIRECT });
+    const uma = new URL((await signInSteps(browser, await browser.submit(switched, '', {}, REDIRECT), { username: 'uma', password: PASSWORD, stopAt: REDIRECT })).url);
+    const umaClaims = (await oidc.authorizationCodeGrant(app, uma, { pkceCodeVerifier: asked.verifier })).claims()!;
+    assert.equal(umaClaims.email, 'uma@example.test');
+    assert.notEqual(umaClaims.sub, tessSub);
+
+    // The honest request next to it: a hint naming the session's person (username or email, any case) signs in silently.
+    for (const hint of ['uma', 'Uma@example.test']) {
+      const own = await startAuthorization(browser, app, REDIRECT, { scope: 'openid email', login_hint: hint, prompt: 'none' });
+      const back = new URL(own.page.url);
+      assert.ok(back.searchParams.get('code'), `${hint}: ${back.href}`);
+      assert.equal((await oidc.authorizationCodeGrant(app, back, { pkceCodeVerifier: own.verifier })).claims()!.sub, umaClaims.sub);
+    }
+
+    // A device asking for Tess, confirmed at /device in this browser (Uma's session): the login page, not Uma's approval.
+    const started = (await (await fetch(`${server.url}/device/auth`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ client_id: TV.id, scope: 'openid', login_hint: 'tess' }),
+    })).json()) as Record<string, string>;
+    assert.ok(started.user_code, JSON.stringify(started));
+    const confirm = await browser.submit(await browser.follow(`${server.issuer}/device`), '/device', { user_code: started.user_code });
+    const afterConfirm = await browser.submit(confirm, '/device', { confirm: 'yes' });
+    assert.ok(isLogin(afterConfirm), `the login page for a device asking for Tess: ${afterConfirm.status} ${afterConfirm.url}`);
+    assert.match(afterConfirm.html, /value="tess"/);
+  });
+
   it("registration takes no identity or credential the registrant chooses: a client_id (another client's, a first-party page's), a client_secret or a software_statement are not taken, and RFC 7592 answers no client with another client's registration access token (RFC 7591 §3.2.1, §2.3, RFC 7592 §3)", async () => {
     const register = async (extra: Record<string, unknown>) => {
       const response = await fetch(`${server.url}/reg`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ redirect_uris: ['https://registrant.example.test/cb'], ...extra }) });

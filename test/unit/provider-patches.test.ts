@@ -160,6 +160,15 @@ describe('patches on oidc-provider internals (src/provider/patches/)', () => {
     assert.match(source('actions/authorization/interactions.js'), /await check\(ctx\),/);
   });
 
+  it('hinted-login.ts: the engine\'s login prompt reads no login_hint (it only pre-fills the page), a check may be async, and a session changing person at the resume is signed out first', () => {
+    const login = source('helpers/interaction_policy/prompts/login.js');
+    // Named only in the prompt's details (the page's pre-fill), by no check.
+    assert.equal(login.match(/login_hint/g)?.length, 3);
+    assert.match(login, /\.\.\.\(oidc\.params\.login_hint === undefined\s*\? undefined\s*: \{ login_hint: oidc\.params\.login_hint \}\)/);
+    assert.match(source('actions/authorization/interactions.js'), /await check\(ctx\),/);
+    assert.match(source('actions/authorization/resume.js'), /session\.accountId !== result\.login\.accountId/);
+  });
+
   it('select-account.ts: the accepted prompt values are the requestable prompts\' names, a requestable prompt gets a check that clear() removes, and a resume\'s result is ctx.oidc.result', () => {
     assert.match(source('helpers/configuration.js'), /this\.interactions\.policy\.forEach\(\(\{ name, requestable \}\) => \{\s*if \(requestable\) \{\s*this\.prompts\.add\(name\);/);
     assert.match(source('actions/authorization/request_parameters.js'), /unsupported prompt value requested/);
