@@ -261,6 +261,12 @@ const ISSUED_CODES = 10_000;
 class KvAdapter implements Adapter {
   /** The AuthorizationCode adapter's codes issued here, by id (ISSUED_CODES). */
   readonly #issued = new Map<string, Names>();
+  /**
+   * Sessions found here under their id (kept so by the release before), whose record by id goes as
+   * they are saved under their digest: else, once ended by a handle (which knows no id), their
+   * cookie would find the record by id again. Bounded as ISSUED_CODES; in memory only.
+   */
+  readonly #byValue = new Set<string>();
 
   /** The model whose records this adapter keeps (forgoConsumption). */
   get modelName(): string {
@@ -298,6 +304,7 @@ class KvAdapter implements Adapter {
     const writes: Promise<unknown>[] = [stored];
     if (grant && !this.kv.putRecordInSet) writes.push(this.kv.addToSet(grant, key, ttl));
     if (this.model === 'Session' && payload.uid) writes.push(this.kv.set(uidKey(payload.uid), refOf(id), { ttl }).then(() => {}));
+    if (this.#byValue.delete(id)) writes.push(this.kv.del([legacyKey(this.model, id)!]));
     if (this.model === 'Session' && typeof payload.accountId === 'string') writes.push(this.kv.addToSet(accountSessionsKey(payload.accountId), refOf(id), ttl));
     if (payload.userCode) writes.push(this.kv.set(userCodeKey(payload.userCode), refOf(id), { ttl }).then(() => {}));
     if (this.model === 'Client') writes.push(this.kv.addToSet(CLIENTS_KEY, id));
@@ -409,7 +416,14 @@ class KvAdapter implements Adapter {
       this.readAheadFor(names, key);
     }
     const legacy = legacyKey(this.model, id);
-    const record = (await this.read(key)) ?? (legacy === undefined ? undefined : await this.kv.getRecord(legacy));
+    let record = await this.read(key);
+    if (!record && legacy !== undefined) {
+      record = await this.kv.getRecord(legacy);
+      if (record && this.model === 'Session') {
+        if (this.#byValue.size >= ISSUED_CODES) this.#byValue.delete(this.#byValue.values().next().value!);
+        this.#byValue.add(id);
+      }
+    }
     if (!record) return undefined;
     const payload = JSON.parse(record.payload) as AdapterPayload;
     if (DIGESTED.has(this.model)) payload.jti = id;
