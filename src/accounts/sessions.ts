@@ -154,13 +154,17 @@ export class AccountSessions {
     );
   }
 
-  /** A person's live sessions (ids in the index whose session is gone are dropped from it). */
+  /**
+   * A person's live sessions (ids in the index whose session is gone are dropped from it), each
+   * once: one kept by its id by the release before and saved since is listed by both.
+   */
   async list(accountId: string): Promise<Session[]> {
     const index = new AdapterIndexes(this.kv);
     const ids = await index.sessionIds(accountId);
     const sessions = await Promise.all(ids.map((id) => this.providers.current.Session.find(id)));
     await Promise.all(ids.map((id, at) => (sessions[at] ? undefined : index.forgetSession(accountId, id))));
-    return sessions.filter((session): session is Session => session?.accountId === accountId);
+    const uids = new Set<string>();
+    return sessions.filter((session): session is Session => session?.accountId === accountId && !uids.has(session.uid) && Boolean(uids.add(session.uid)));
   }
 
   /**

@@ -13,7 +13,7 @@ import type { Apis } from '../apis/apis.js';
 import { FIRST_PARTY_CLIENT_IDS } from '../http/first-party-sign-in.js';
 import { OFFERED_API_SCOPES } from './policy.js';
 import type { ProviderInService } from '../provider-in-service.js';
-import { AdapterIndexes } from '../store/adapter.js';
+import { AdapterIndexes, digestOf } from '../store/adapter.js';
 import type { Kv } from '../store/kv.js';
 import { epochSeconds, untilSecond } from '../clock.js';
 
@@ -53,11 +53,12 @@ const previousSecretKey = (id: string) => `client:previous-secret:${id}`;
 /** Seconds a developer's registration claim outlives a registration that never finished (a crash mid-request). */
 const OWNER_CLAIM_TTL = 30;
 
-/** A rotated-out secret, and when its grace ends (epoch seconds; unknown for one kept before this was recorded). */
-export interface PreviousSecret {
-  readonly secret: string;
-  readonly until?: number;
-}
+/**
+ * A rotated-out secret, by its SHA-256 digest (a copy of the store acts as no client with it;
+ * `secret`: one rotated out by an earlier release, in clear), and when its grace ends (epoch
+ * seconds; unknown for one kept before this was recorded).
+ */
+export type PreviousSecret = ({ readonly digest: string; readonly secret?: undefined } | { readonly secret: string; readonly digest?: undefined }) & { readonly until?: number };
 
 /** The rotated-out secret of a client, while its grace period lasts (provider/patches/previous-secrets.ts). */
 export async function previousSecret(kv: Kv, clientId: string): Promise<PreviousSecret | undefined> {
@@ -178,7 +179,7 @@ export class Clients {
     // and they alive) and once more after, for those got meanwhile (the client's own; a person's
     // grants end with `grants revoke --client`).
     if (grace <= 0) await this.apis?.endOwnTokens(id);
-    const previous = grace > 0 ? JSON.stringify({ secret: existing.client_secret, until: Math.floor(Date.now() / 1000) + grace } satisfies PreviousSecret) : undefined;
+    const previous = grace > 0 ? JSON.stringify({ digest: digestOf(existing.client_secret), until: Math.floor(Date.now() / 1000) + grace } satisfies PreviousSecret) : undefined;
     if (previous) await this.kv.set(previousSecretKey(id), previous, { ttl: grace });
     else await this.kv.del([previousSecretKey(id)]);
     const rotated = { ...existing, client_secret: generateSecret() };

@@ -6,13 +6,13 @@
  *                           key holds its ending once it is ended (below); a bearer value's record is
  *                           under oidc:<Model>:sha256:<digest> instead (below)
  *   oidc:grant:<grantId>    set of the record keys issued under a grant, for revokeByGrantId
- *   oidc:uid:<uid>          Session uid → session id
- *   oidc:usercode:<code>    device flow user code → device code id
+ *   oidc:uid:<uid>          Session uid → the session id's digest (sha256:…)
+ *   oidc:usercode:<code>    device flow user code → the device code's digest (sha256:…)
  *   oidc:clients            set of stored client ids (durable, like the clients themselves)
  *   oidc:grants:account:<accountId>, oidc:grants:client:<clientId>
  *                           sets of grant ids, so that every grant of a person or a client can be revoked
  *   oidc:sessions:account:{<accountId>}
- *                           set of a person's session ids, so that disabling them ends every session
+ *                           set of the digests of a person's session ids, so that disabling them ends every session
  *                           (expiring with the longest; ids of sessions ended otherwise linger until then)
  *   oidc:rat:client:<clientId>
  *                           record keys of a client's registration access tokens, deleted with the client
@@ -23,16 +23,20 @@
  *                           set of the digests of outstanding initial access tokens (expiring with the
  *                           longest), so that an operator can list and revoke them
  * Bearer values are kept under their digest (DIGESTED: initial and registration access tokens,
- * opaque access, client_credentials and refresh tokens, authorization codes), as
+ * opaque access, client_credentials and refresh tokens, authorization codes, session ids, device
+ * codes), as
  * oidc:<Model>:sha256:<digest>, the record without its jti (find gives it back), and a grant's index
  * lists that key (RFC 6819 §5.1.4.1.3): the value, which acts as a client or a person, is nowhere in
  * the store, so a copy of the store (a backup, a replica, a dump) registers, changes or reads
  * nothing with them. One kept by its value by an earlier release is still found, consumed and ended
  * by its value: a read or consumption that finds nothing under the digest tries the value next (one
- * round trip more, on a miss only); a deletion deletes both keys in one round trip. Not digested yet
- * (see docs/security.md, Gaps): session ids (the Session key, oidc:uid:<uid>'s value, a person's
- * session index; the engine also keeps it in an Interaction) and device codes (the DeviceCode key,
- * oidc:usercode:<code>'s value; the engine keeps it in the Interaction of its approval).
+ * round trip more, on a miss only); a deletion deletes both keys in one round trip. A session's
+ * indexes (its uid's, its person's) and a device code's (its user code's) hold the digest, so a
+ * record found through them has no id here: the engine is given a handle (HANDLE) that names the
+ * digest within this process only. An Interaction is kept without the session id the engine
+ * copies into it, and with the digest of the device code it names (interactionText). A user code
+ * stays a key name: it is no bearer credential (entering it approves the device with the
+ * approver's own sign-in), and its digest (some 34 bits) would be inverted at once anyway.
  * An opaque access, client_credentials or refresh token's value says its model by its length
  * (TOKEN_LENGTHS), so that introspection and revocation read it in that model only.
  * The layout works unchanged on Redis Cluster: the one write spanning two keys (a grant's code or
@@ -44,7 +48,7 @@
  * out on the account page, its person disabled, a password change, a logout) and saves it as it
  * answers would otherwise write it back to life.
  */
-import { hash } from 'node:crypto';
+import { hash, randomBytes } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 import { errors, Provider, type Adapter, type AdapterPayload, type KoaContextWithOIDC } from 'oidc-provider';
 import type { ConsumeOutcome, Kv, StoredRecord } from './kv.js';
@@ -108,14 +112,36 @@ const DIGESTED = new Set([
   'ClientCredentials',
   'RefreshToken',
   'AuthorizationCode',
+  'Session',
+  'DeviceCode',
 ]);
 /** What names a digested record in the store and in its index: `sha256:` and the id's SHA-256, base64url. */
 // crypto.hash, one call: a Hash object made and digested per key costs more on the hot paths.
 export const digestOf = (id: string) => `sha256:${hash('sha256', id, 'base64url')}`;
-const recordKey = (model: string, id: string) => `oidc:${model}:${DIGESTED.has(model) ? digestOf(id) : id}`;
-/** Where a digested model's record was kept before it was digested: under the id itself. */
-const legacyKey = (model: string, id: string) => `oidc:${model}:${id}`;
+/**
+ * The id given to the engine for a digested record found without its id (a session by its uid, or
+ * through a person's index, which hold digests): this process's random prefix and the digest. The
+ * store maps it back to the digest (refOf); nothing from outside the process can name a record by
+ * its digest with it (a session cookie holding a digest read from a copy of the store is digested
+ * again, and finds nothing). Never stored: a record is kept without its id, an index holds digests.
+ */
+const HANDLE = `h.${randomBytes(16).toString('base64url')}.`;
+const isHandle = (id: string) => id.startsWith(HANDLE);
+/** What names record `id` of a digested model in the store and in its indexes: its digest. */
+const refOf = (id: string) => (isHandle(id) ? id.slice(HANDLE.length) : digestOf(id));
+/** The id find() takes for an index's entry: a digest's handle, or an id kept by the release before. */
+const idOfRef = (entry: string) => (entry.startsWith('sha256:') ? HANDLE + entry : entry);
+const recordKey = (model: string, id: string) => `oidc:${model}:${DIGESTED.has(model) ? refOf(id) : id}`;
+/**
+ * Where a digested model's record was kept before it was digested: under the id itself. None for
+ * a model kept by its id, nor for a handle (found by its digest), nor for a value spelled as a
+ * digest (`sha256:…`, no id the engine makes has a colon): under it is the record of that digest,
+ * which a digest read from a copy of the store would otherwise find, as good as the value.
+ */
+const legacyKey = (model: string, id: string) => (DIGESTED.has(model) && !isHandle(id) && !id.startsWith('sha256:') ? `oidc:${model}:${id}` : undefined);
 const grantKey = (grantId: string) => `oidc:grant:${grantId}`;
+/** A session's record key but its digest (or, kept by the release before, its id): what oidc:uid:<uid> holds. */
+const SESSION_PREFIX = 'oidc:Session:';
 const uidKey = (uid: string) => `oidc:uid:${uid}`;
 const userCodeKey = (userCode: string) => `oidc:usercode:${userCode}`;
 const accountGrantsKey = (accountId: string) => `oidc:grants:account:${accountId}`;
@@ -235,6 +261,12 @@ const ISSUED_CODES = 10_000;
 class KvAdapter implements Adapter {
   /** The AuthorizationCode adapter's codes issued here, by id (ISSUED_CODES). */
   readonly #issued = new Map<string, Names>();
+  /**
+   * Sessions found here under their id (kept so by the release before), whose record by id goes as
+   * they are saved under their digest: else, once ended by a handle (which knows no id), their
+   * cookie would find the record by id again. Bounded as ISSUED_CODES; in memory only.
+   */
+  readonly #byValue = new Set<string>();
 
   /** The model whose records this adapter keeps (forgoConsumption). */
   get modelName(): string {
@@ -266,14 +298,15 @@ class KvAdapter implements Adapter {
     // A grant's record goes into the grant's index with it: one command where the store can (a
     // grant's codes and tokens are never ended, so it answers nothing: only a session's write is judged).
     const grant = GRANTABLE.has(this.model) && payload.grantId ? grantKey(payload.grantId) : undefined;
-    const text = DIGESTED.has(this.model) ? JSON.stringify({ ...payload, jti: undefined }) : JSON.stringify(payload);
+    const text = DIGESTED.has(this.model) ? JSON.stringify({ ...payload, jti: undefined }) : this.model === 'Interaction' ? interactionText(payload) : JSON.stringify(payload);
     const stored: Promise<unknown> =
       grant && this.kv.putRecordInSet ? this.kv.putRecordInSet(key, text, ttl, grant) : this.kv.putRecord(key, text, ttl);
     const writes: Promise<unknown>[] = [stored];
     if (grant && !this.kv.putRecordInSet) writes.push(this.kv.addToSet(grant, key, ttl));
-    if (this.model === 'Session' && payload.uid) writes.push(this.kv.set(uidKey(payload.uid), id, { ttl }).then(() => {}));
-    if (this.model === 'Session' && typeof payload.accountId === 'string') writes.push(this.kv.addToSet(accountSessionsKey(payload.accountId), id, ttl));
-    if (payload.userCode) writes.push(this.kv.set(userCodeKey(payload.userCode), id, { ttl }).then(() => {}));
+    if (this.model === 'Session' && payload.uid) writes.push(this.kv.set(uidKey(payload.uid), refOf(id), { ttl }).then(() => {}));
+    if (this.#byValue.delete(id)) writes.push(this.kv.del([legacyKey(this.model, id)!]));
+    if (this.model === 'Session' && typeof payload.accountId === 'string') writes.push(this.kv.addToSet(accountSessionsKey(payload.accountId), refOf(id), ttl));
+    if (payload.userCode) writes.push(this.kv.set(userCodeKey(payload.userCode), refOf(id), { ttl }).then(() => {}));
     if (this.model === 'Client') writes.push(this.kv.addToSet(CLIENTS_KEY, id));
     if (this.model === 'InitialAccessToken') writes.push(this.kv.addToSet(INITIAL_ACCESS_TOKENS_KEY, digestOf(id), ttl));
     if (this.model === 'RegistrationAccessToken' && typeof payload.clientId === 'string') {
@@ -358,7 +391,8 @@ class KvAdapter implements Adapter {
     if (own !== undefined) records.push(own);
     this.kv.readAhead({
       ...(records.length ? { records } : {}),
-      ...(payload.sessionUid && payload.expiresWithSession ? { indexed: [{ index: uidKey(payload.sessionUid), prefix: recordKey('Session', '') }] } : {}),
+      // The index holds the session's digest (or, from the release before, its id): its key is the prefix and it.
+      ...(payload.sessionUid && payload.expiresWithSession ? { indexed: [{ index: uidKey(payload.sessionUid), prefix: SESSION_PREFIX }] } : {}),
     });
     if (typeof payload.accountId === 'string') this.hooks.accountAhead?.(payload.accountId, typeof payload.clientId === 'string' ? payload.clientId : undefined);
   }
@@ -381,10 +415,20 @@ class KvAdapter implements Adapter {
       this.#issued.delete(id);
       this.readAheadFor(names, key);
     }
-    const record = (await this.read(key)) ?? (DIGESTED.has(this.model) ? await this.kv.getRecord(legacyKey(this.model, id)) : undefined);
+    const legacy = legacyKey(this.model, id);
+    let record = await this.read(key);
+    if (!record && legacy !== undefined) {
+      record = await this.kv.getRecord(legacy);
+      if (record && this.model === 'Session') {
+        if (this.#byValue.size >= ISSUED_CODES) this.#byValue.delete(this.#byValue.values().next().value!);
+        this.#byValue.add(id);
+      }
+    }
     if (!record) return undefined;
     const payload = JSON.parse(record.payload) as AdapterPayload;
     if (DIGESTED.has(this.model)) payload.jti = id;
+    // The device code an approval's interaction names, kept as its digest: its handle, for DeviceCode.find.
+    else if (this.model === 'Interaction' && typeof payload.deviceCode === 'string') payload.deviceCode = idOfRef(payload.deviceCode);
     this.readAheadFor(payload);
     // Within the reuse grace, oidc-provider is shown an unspent token, so it rotates it again
     // (consume() below lets it) instead of treating it as a replay.
@@ -409,16 +453,18 @@ class KvAdapter implements Adapter {
     });
   }
 
+  /** The session of this uid, by the digest its index holds (its handle: HANDLE), or by the id one kept by the release before holds. */
   async findByUid(uid: string): Promise<AdapterPayload | undefined> {
     await settleFirst({ model: '', id: '' });
-    const id = await this.kv.get(uidKey(uid));
-    return id ? this.find(id) : undefined;
+    const entry = await this.kv.get(uidKey(uid));
+    return entry ? this.find(idOfRef(entry)) : undefined;
   }
 
+  /** The device code of this user code, by the digest its index holds (its handle), or by the id one kept by the release before holds. */
   async findByUserCode(userCode: string): Promise<AdapterPayload | undefined> {
     await settleFirst({ model: '', id: '' });
-    const id = await this.kv.get(userCodeKey(userCode));
-    return id ? this.find(id) : undefined;
+    const entry = await this.kv.get(userCodeKey(userCode));
+    return entry ? this.find(idOfRef(entry)) : undefined;
   }
 
   /**
@@ -453,8 +499,9 @@ class KvAdapter implements Adapter {
     if (outcome === 'consumed') return;
     let key = recordKey(this.model, id);
     // Not under its digest: one kept by its value by an earlier release (one round trip more, on a miss only).
-    if (outcome === 'missing' && DIGESTED.has(this.model)) {
-      key = legacyKey(this.model, id);
+    const legacy = outcome === 'missing' ? legacyKey(this.model, id) : undefined;
+    if (legacy !== undefined) {
+      key = legacy;
       outcome = await this.kv.consumeRecord(key, now());
       if (outcome === 'consumed') return;
     }
@@ -482,9 +529,9 @@ class KvAdapter implements Adapter {
     await settleFirst();
     const key = recordKey(this.model, id);
     const [outcome] = await Promise.all([this.kv.consumeRecord(key, now()), this.kv.del([key])]);
-    if (outcome !== 'missing' || !DIGESTED.has(this.model)) return outcome === 'consumed';
+    const legacy = outcome === 'missing' ? legacyKey(this.model, id) : undefined;
+    if (legacy === undefined) return outcome === 'consumed';
     // One kept by its value by an earlier release.
-    const legacy = legacyKey(this.model, id);
     const [before] = await Promise.all([this.kv.consumeRecord(legacy, now()), this.kv.del([legacy])]);
     return before === 'consumed';
   }
@@ -499,11 +546,18 @@ class KvAdapter implements Adapter {
     // A grant goes only once it is revoked: the engine loads it before it looks at a refresh token
     // presented again, so a grant deleted while its revocation failed left nothing to retry with.
     if (this.model === 'Grant') await this.revokeGrant(id);
-    // A session's ending stays, so that a request in flight cannot write the session back.
-    else if (this.model === 'Session') await this.kv.endRecord(recordKey(this.model, id), (this.options.sessionTtl ?? 0) + this.grace);
+    // A session's ending stays, so that a request in flight cannot write the session back (every
+    // write goes under its digest: one kept by its id by an earlier release is deleted, in the
+    // same round trip, and nothing here writes it back).
+    else if (this.model === 'Session') {
+      const legacy = legacyKey(this.model, id);
+      const ending = this.kv.endRecord(recordKey(this.model, id), (this.options.sessionTtl ?? 0) + this.grace);
+      await (legacy === undefined ? ending : Promise.all([ending, this.kv.del([legacy])]));
+    }
     // A digested model's record kept by its value by an earlier release goes in the same round trip.
     else if (!tookAlready(recordKey(this.model, id))) {
-      await this.kv.del(DIGESTED.has(this.model) ? [recordKey(this.model, id), legacyKey(this.model, id)] : [recordKey(this.model, id)]);
+      const legacy = legacyKey(this.model, id);
+      await this.kv.del(legacy === undefined ? [recordKey(this.model, id)] : [recordKey(this.model, id), legacy]);
     }
     if (this.model === 'Client') await this.clientRemoved(id);
     if (this.model === 'InitialAccessToken') {
@@ -538,6 +592,24 @@ class KvAdapter implements Adapter {
     await this.revokeByGrantId(grantId);
     await this.kv.del([recordKey('Grant', grantId)]);
   }
+}
+
+/**
+ * An interaction's record as kept: without the session id the engine copies into it
+ * (`session.cookie`, which nothing reads back: the engine finds the session by `session.uid`), and
+ * with the digest of the device code an approval's interaction names (`deviceCode`, which the
+ * engine finds the code by as the approval resumes: find gives it back as a handle). Pinned by
+ * test/unit/provider-patches.test.ts (the engine's Interaction and what reads it).
+ */
+function interactionText(payload: AdapterPayload): string {
+  const session = payload.session as { cookie?: unknown } | undefined;
+  const { deviceCode } = payload;
+  if (session?.cookie === undefined && typeof deviceCode !== 'string') return JSON.stringify(payload);
+  return JSON.stringify({
+    ...payload,
+    ...(session?.cookie === undefined ? {} : { session: { ...session, cookie: undefined } }),
+    ...(typeof deviceCode === 'string' ? { deviceCode: refOf(deviceCode) } : {}),
+  });
 }
 
 /** Deletes the records whose keys the set at `index` lists, and the set; returns how many there were. */
@@ -701,14 +773,19 @@ export class AdapterIndexes {
     await this.kv.del([grantsKey(owner)]);
   }
 
-  /** Ids of a person's sessions (some may have ended otherwise since). */
-  sessionIds(accountId: string): Promise<string[]> {
-    return this.kv.members(accountSessionsKey(accountId));
+  /**
+   * Ids of a person's sessions, to find them by (some may have ended otherwise since): the index
+   * holds their digests, given as handles (HANDLE), or the ids of ones kept by the release before.
+   */
+  async sessionIds(accountId: string): Promise<string[]> {
+    return (await this.kv.members(accountSessionsKey(accountId))).map(idOfRef);
   }
 
-  /** Drops one session id from a person's index. */
+  /** Drops one session (its id or handle: sessionIds) from a person's index, as the release before listed it too (one round trip). */
   async forgetSession(accountId: string, sessionId: string): Promise<void> {
-    await this.kv.removeFromSet(accountSessionsKey(accountId), sessionId);
+    const key = accountSessionsKey(accountId);
+    const forgotten = this.kv.removeFromSet(key, refOf(sessionId));
+    await (isHandle(sessionId) ? forgotten : Promise.all([forgotten, this.kv.removeFromSet(key, sessionId)]));
   }
 
   /**

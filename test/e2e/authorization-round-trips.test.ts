@@ -19,6 +19,7 @@ import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.j
 import { startServer, type TestServer } from '../helpers/server.js';
 import { signInSteps } from '../helpers/sign-in.js';
 import { Upstreams } from '../../src/upstreams/registry.js';
+import { digestOf } from '../../src/store/adapter.js';
 
 const REDIRECT = 'https://app.example.test/callback';
 const WEB = { id: 'web', secret: 'web-app-secret-with-plenty-of-entropy-0123456789' };
@@ -85,7 +86,7 @@ describe('e2e: an SSO authorization request in two Redis round trips, its code r
 
   const redeem = (callback: URL, app = web) => oidc.authorizationCodeGrant(app, callback, { pkceCodeVerifier: VERIFIER });
 
-  const sessionKey = (agent: Agent) => `lk:oidc:Session:${/lk_session=([^;]+)/.exec(agent.cookieHeader(server.issuer))![1]}`;
+  const sessionKey = (agent: Agent) => `lk:oidc:Session:${digestOf(/lk_session=([^;]+)/.exec(agent.cookieHeader(server.issuer))![1]!)}`;
   const storedSession = async (agent: Agent) => JSON.parse((await raw.hget(sessionKey(agent), 'p'))!) as { exp: number; uid: string; accountId: string; authorizations: Record<string, { grantId?: string }> };
   /** Socket reads Redis has processed so far (the INFO that asks included). */
   const reads = async () => Number(/total_reads_processed:(\d+)/.exec(await raw.info('stats'))![1]);

@@ -13,8 +13,10 @@ import * as oidc from 'openid-client';
 import { Agent } from '../helpers/agent.js';
 import { startRedisServer, type RedisServer } from '../helpers/redis.js';
 import { startServer, type TestServer } from '../helpers/server.js';
-import { signInSteps, startAuthorization } from '../helpers/sign-in.js';
+import { isConsent, signInSteps, startAuthorization } from '../helpers/sign-in.js';
 import { clientCredentialsToken, introspect, machineClient, OPAQUE_API, RESOURCE_SERVERS, tokenEndpoint } from '../helpers/tokens.js';
+import { AccountSessions } from '../../src/accounts/sessions.js';
+import { Clients } from '../../src/registration/clients.js';
 import { digestOf } from '../../src/store/adapter.js';
 
 const REDIRECT = 'https://spa.example.test/callback';
@@ -22,6 +24,8 @@ const PASSWORD = 'correct horse battery staple';
 const MACHINE = { id: 'machine', secret: 'machine-secret-with-plenty-of-entropy-0123456789' };
 const RS = { id: 'api', secret: 'api-resource-server-secret-with-entropy-012345' };
 const SPA = { client_id: 'spa', token_endpoint_auth_method: 'none', redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'] };
+const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
+const TV = { client_id: 'tv', application_type: 'native', token_endpoint_auth_method: 'none', grant_types: [DEVICE_GRANT], response_types: [], redirect_uris: [] };
 
 describe('e2e: no code or token handed out is in the store (kept under its digest)', function () {
   this.timeout(60_000);
@@ -29,13 +33,15 @@ describe('e2e: no code or token handed out is in the store (kept under its diges
   let raw: Redis;
   let server: TestServer;
   let config: oidc.Configuration;
+  let tv: oidc.Configuration;
 
   before(async () => {
     redis = await startRedisServer();
     raw = new Redis(redis.url);
-    server = await startServer({ redisUrl: redis.url, clients: [machineClient(MACHINE), machineClient(RS), SPA], env: { RESOURCE_SERVERS } });
+    server = await startServer({ redisUrl: redis.url, clients: [machineClient(MACHINE), machineClient(RS), SPA, TV], env: { RESOURCE_SERVERS, DEVICE_FLOW_POLL_INTERVAL: '1' } });
     await server.accounts.create('alice', PASSWORD);
     config = await oidc.discovery(new URL(server.issuer), 'spa', undefined, oidc.None(), { execute: [oidc.allowInsecureRequests] });
+    tv = await oidc.discovery(new URL(server.issuer), 'tv', undefined, oidc.None(), { execute: [oidc.allowInsecureRequests] });
   });
   after(async () => {
     raw?.disconnect();
@@ -59,6 +65,7 @@ describe('e2e: no code or token handed out is in the store (kept under its diges
         else if (type === 'zset') found.push(...(await raw.zrange(key, '0', '-1')));
         else if (type === 'list') found.push(...(await raw.lrange(key, 0, -1)));
         else if (type === 'stream') found.push(JSON.stringify(await raw.xrange(key, '-', '+')));
+        else if (type === 'none') continue; // expired since the scan saw it
         else assert.fail(`key ${key} of type ${type}`);
       }
     } while (cursor !== '0');
@@ -75,7 +82,35 @@ describe('e2e: no code or token handed out is in the store (kept under its diges
     assert.ok(code, `a code, got ${page.url}`);
     const tokens = await oidc.authorizationCodeGrant(config, new URL(page.url), { pkceCodeVerifier: verifier });
     assert.ok(tokens.refresh_token);
-    return { code, tokens: { ...tokens, refresh_token: tokens.refresh_token } };
+    return { agent, code, tokens: { ...tokens, refresh_token: tokens.refresh_token } };
+  }
+
+  /** A device authorization (openid-client), its user code entered and confirmed and the person signed in: left at the consent page. */
+  async function devicePending() {
+    const device = await oidc.initiateDeviceAuthorization(tv, { scope: 'openid' });
+    const agent = new Agent();
+    const confirm = await agent.submit(await agent.follow(`${server.issuer}/device`), '/device', { user_code: device.user_code });
+    const consent = await signInSteps(agent, await agent.submit(confirm, '/device', { confirm: 'yes' }), { username: 'alice', password: PASSWORD, consent: 'stop' });
+    assert.ok(isConsent(consent), `the consent page, got ${consent.url}`);
+    return { agent, device, consent };
+  }
+
+  /** The session id `agent`'s session cookie holds. */
+  function sessionIdOf(agent: Agent): string {
+    const cookie = agent
+      .cookieHeader(server.issuer)
+      .split('; ')
+      .find((pair) => pair.startsWith('lk_session='));
+    assert.ok(cookie, 'a session cookie');
+    return cookie.slice('lk_session='.length);
+  }
+
+  /** Whether `agent`'s session still signs the person in: a prompt=none request gets a code. */
+  async function signedIn(agent: Agent): Promise<boolean> {
+    const { page } = await startAuthorization(agent, config, REDIRECT, { prompt: 'none' });
+    const answer = new URL(page.url).searchParams;
+    assert.ok(answer.has('code') || answer.get('error') === 'login_required', `a code or login_required, got ${page.url}`);
+    return answer.has('code');
   }
 
   /** Moves the record of `value` from under its digest to under its value, as the release before kept it (and its grant's index with it). */
@@ -95,20 +130,39 @@ describe('e2e: no code or token handed out is in the store (kept under its diges
     }
   }
 
-  it('code + PKCE with refresh, client_credentials (opaque): no code or token is a key, a member or inside a value', async () => {
-    const { code, tokens } = await codeFlow();
+  it('code + PKCE with refresh, client_credentials (opaque), a browser session with an interaction pending, a device flow pending: no code, token, session id or device code is a key, a member or inside a value', async () => {
+    const { agent, code, tokens } = await codeFlow();
+    // The session in a pending interaction too: asked to consent again, its consent page not answered.
+    const { page: consent } = await startAuthorization(agent, config, REDIRECT, { prompt: 'consent' });
+    assert.ok(consent.url.includes('/interaction/'), `a pending interaction, got ${consent.url}`);
     const refreshed = await oidc.refreshTokenGrant(config, tokens.refresh_token);
     assert.ok(refreshed.refresh_token);
     const opaque = await clientCredentialsToken(server.url, MACHINE, OPAQUE_API);
     assert.equal((await introspect(server.url, RS, opaque)).active, true);
+    const { device, agent: approver } = await devicePending();
 
-    const handedOut = { code, refresh: tokens.refresh_token, refreshed: refreshed.refresh_token, opaque };
+    const handedOut = {
+      code,
+      refresh: tokens.refresh_token,
+      refreshed: refreshed.refresh_token,
+      opaque,
+      session: sessionIdOf(agent),
+      'device code': device.device_code,
+      "approver's session": sessionIdOf(approver),
+    };
     const store = await everything();
     assert.ok(store.length > 10, 'the store holds the flows');
     for (const [name, value] of Object.entries(handedOut)) {
       const holding = store.filter((entry) => entry.includes(value));
       assert.deepEqual(holding, [], `the ${name} is in the store`);
     }
+    // The approval's interaction names its device code by the digest, which any instance resolves
+    // (not by what this process found it by, from its user code's index: a handle of its own).
+    const interactions = await Promise.all((await raw.keys('*oidc:Interaction:*')).map(async (key) => JSON.parse((await raw.hget(key, 'p')) ?? '{}') as { deviceCode?: string }));
+    assert.deepEqual(interactions.flatMap(({ deviceCode }) => (deviceCode ? [deviceCode] : [])), [digestOf(device.device_code)]);
+    // Nor does a digest read there stand for its value: the record under it is not found by it
+    // (a session cookie holding one: test/integration/adapter.test.ts, findByUid).
+    assert.equal((await introspect(server.url, RS, digestOf(opaque))).active, false, 'a digest presented as the token');
   });
 
   it('a client_credentials token and a refresh token kept by their value (the release before) are still found and revoked', async () => {
@@ -127,5 +181,62 @@ describe('e2e: no code or token handed out is in the store (kept under its diges
     await assert.rejects(oidc.refreshTokenGrant(config, tokens.refresh_token), (error: Error & { error?: string }) => error.error === 'invalid_grant');
     await assert.rejects(oidc.refreshTokenGrant(config, refreshed.refresh_token!), (error: Error & { error?: string }) => error.error === 'invalid_grant', 'the grant was revoked');
     assert.deepEqual(await raw.keys(`*${tokens.refresh_token}`), []);
+  });
+
+  it('a session kept by its id (the release before) still signs the person in, and is ended with their sessions', async () => {
+    const { agent } = await codeFlow();
+    const id = sessionIdOf(agent);
+    const [digested] = await raw.keys(`*oidc:Session:${digestOf(id)}`);
+    assert.ok(digested, 'kept under its digest');
+    const record = await raw.hgetall(digested);
+    const payload = JSON.parse(record.p!) as { uid: string; accountId: string; exp: number };
+    const prefix = digested.slice(0, digested.indexOf('oidc:'));
+    // As the release before kept it: under its id, which its uid's index and its person's index hold
+    // (its expiry two minutes nearer: its next use saves it again).
+    await raw.hset(`${prefix}oidc:Session:${id}`, { ...record, p: JSON.stringify({ ...payload, exp: payload.exp - 120, jti: id }) });
+    await raw.expire(`${prefix}oidc:Session:${id}`, 600);
+    await raw.del(digested);
+    await raw.set(`${prefix}oidc:uid:${payload.uid}`, id, 'EX', 600);
+    const index = `${prefix}oidc:sessions:account:{${payload.accountId}}`;
+    assert.equal(await raw.srem(index, digestOf(id)), 1, 'the person\'s index listed its digest');
+    await raw.sadd(index, id);
+
+    // Found by its id (its cookie), and saved again: now under its digest, its record by id still there.
+    assert.equal(await signedIn(agent), true, 'found by its id');
+    const sessions = new AccountSessions(server.kv, server.providers, server.accounts);
+    const live = await sessions.list(payload.accountId);
+    assert.equal(await raw.sismember(index, digestOf(id)), 1, 'saved again, under its digest');
+    // Its record by id goes then: ended through an index (by its digest, not its id), its cookie must not find that.
+    assert.deepEqual(await raw.keys(`*oidc:Session:${id}`), [], 'its record by id went as it was saved again');
+    assert.equal(live.filter((session) => session.uid === payload.uid).length, 1, 'listed through the person\'s index, once');
+    assert.equal(await sessions.endAll(payload.accountId), live.length, 'every one ended');
+    assert.equal(await signedIn(agent), false, 'ended');
+  });
+
+  it('a device code kept by its value (the release before) is still found by its user code, approved and redeemed', async () => {
+    const device = await oidc.initiateDeviceAuthorization(tv, { scope: 'openid' });
+    await keptByValue('DeviceCode', device.device_code);
+    const [index] = await raw.keys(`*oidc:usercode:${device.user_code.replace(/\W/g, '')}`);
+    assert.equal(await raw.get(index!), digestOf(device.device_code), 'its user code\'s index held its digest');
+    await raw.set(index!, device.device_code, 'KEEPTTL');
+
+    const agent = new Agent();
+    const confirm = await agent.submit(await agent.follow(`${server.issuer}/device`), '/device', { user_code: device.user_code });
+    const approved = await signInSteps(agent, await agent.submit(confirm, '/device', { confirm: 'yes' }), { username: 'alice', password: PASSWORD });
+    assert.match(approved.html, /Device connected/);
+    const tokens = await oidc.pollDeviceAuthorizationGrant(tv, device);
+    assert.ok(tokens.access_token, 'redeemed');
+    await assert.rejects(oidc.pollDeviceAuthorizationGrant(tv, device), (error: Error & { error?: string }) => error.error === 'invalid_grant', 'once');
+  });
+
+  it("a client secret rotated out, its grace running, is kept as its digest, and authenticates until the grace ends", async () => {
+    const clients = new Clients(server.kv, server.providers);
+    const client = { id: 'rotated', secret: 'rotated-client-secret-with-plenty-of-entropy-0123456789' };
+    await clients.add(machineClient(client));
+    await server.apis.grant(client.id, OPAQUE_API, { scopes: ['read'] });
+    const fresh = (await clients.rotateSecret(client.id, 600)).client_secret as string;
+    assert.deepEqual((await everything()).filter((entry) => entry.includes(client.secret)), [], 'the old secret is in the store');
+    assert.equal((await introspect(server.url, RS, await clientCredentialsToken(server.url, client, OPAQUE_API))).active, true, 'the old secret, within its grace');
+    assert.equal((await introspect(server.url, RS, await clientCredentialsToken(server.url, { ...client, secret: fresh }, OPAQUE_API))).active, true, 'the new one');
   });
 });

@@ -91,13 +91,23 @@ for (const backend of backends) {
       const sessionId = randomUUID();
       const session = payload({ kind: 'Session', uid, accountId: 'sub' });
       await adapter('Session').upsert(sessionId, session, 60);
-      assert.deepEqual(await adapter('Session').findByUid(uid), session);
+      // Its index holds the session id's digest: found with another id, which finds it again (and is not the session id).
+      const found = await adapter('Session').findByUid(uid);
+      assert.deepEqual({ ...found, jti: undefined }, { ...session, jti: undefined });
+      assert.ok(typeof found?.jti === 'string' && found.jti !== sessionId && !found.jti.includes(sessionId));
+      assert.deepEqual(await adapter('Session').find(found.jti), found);
+      assert.equal(await adapter('Session').find(digestOf(sessionId)), undefined, 'not by its digest from outside');
       assert.equal(await adapter('Session').findByUid('unknown'), undefined);
 
       const deviceId = randomUUID();
       const device = payload({ kind: 'DeviceCode', userCode: 'ABCD-EFGH' });
       await adapter('DeviceCode').upsert(deviceId, device, 60);
-      assert.deepEqual(await adapter('DeviceCode').findByUserCode('ABCD-EFGH'), device);
+      // Likewise by the device code's digest, which its user code's index holds.
+      const code = await adapter('DeviceCode').findByUserCode('ABCD-EFGH');
+      assert.deepEqual({ ...code, jti: undefined }, { ...device, jti: undefined });
+      assert.ok(typeof code?.jti === 'string' && code.jti !== deviceId && !code.jti.includes(deviceId));
+      assert.deepEqual(await adapter('DeviceCode').find(code.jti), code);
+      assert.deepEqual(await adapter('DeviceCode').find(deviceId), { ...device, jti: deviceId });
       assert.equal(await adapter('DeviceCode').findByUserCode('ZZZZ-ZZZZ'), undefined);
     });
 
@@ -197,12 +207,13 @@ for (const backend of backends) {
       const loaded = await sessions.findByUid!(uid);
       assert.ok(loaded, 'signed in');
       await sessions.destroy(id);
-      // The request that loaded it answers now and saves it.
+      // The request that loaded it answers now and saves it (by the id it was found with, or its own).
+      await sessions.upsert(loaded.jti as string, loaded, 60);
       await sessions.upsert(id, loaded, 60);
       assert.equal(await sessions.find(id), undefined);
       assert.equal(await sessions.findByUid!(uid), undefined);
       if (raw) {
-        const ttl = await raw.ttl(`${PREFIX}oidc:Session:${id}`);
+        const ttl = await raw.ttl(`${PREFIX}oidc:Session:${digestOf(id)}`);
         assert.ok(ttl > 0 && ttl <= 60, `the ending lasts what the session had left (${ttl})`);
       }
       const other = randomUUID();

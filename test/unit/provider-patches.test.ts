@@ -309,6 +309,22 @@ describe('patches on oidc-provider internals (src/provider/patches/)', () => {
     assert.match(source('models/token_helpers.js'), /if \(!token\?\.expiresWithSession \|\| ignoreSessionBinding\) \{\s*return token;\s*\}\s*const session = await provider\.Session\.findByUid\(token\.sessionUid\);/);
   });
 
+  it("store/adapter.ts (interactionText): the engine copies the session id into an Interaction as session.cookie and never reads it back, finding the session by session.uid; an approval's deviceCode is the code's id, found with DeviceCode.find", () => {
+    assert.match(source('models/interaction.js'), /\.\.\.\(session\.jti \? \{ cookie: session\.jti \} : undefined\)/);
+    assert.match(source('actions/authorization/interactions.js'), /deviceCode: oidc\.deviceCode\?\.jti,/);
+    assert.match(source('actions/authorization/device.js'), /DeviceCode\.find\(\s*ctx\.oidc\.entities\.Interaction\.deviceCode,/);
+    assert.match(source('provider.js'), /this\.Session\.findByUid\(interaction\.session\.uid\)/);
+    // grep exits 1 when nothing matches.
+    const readers = (() => {
+      try {
+        return execFileSync('grep', ['-rlE', 'session\\??\\.cookie([^s]|$)', join(ROOT, 'node_modules', 'oidc-provider', 'lib')], { encoding: 'utf8' });
+      } catch {
+        return '';
+      }
+    })();
+    assert.equal(readers, '', 'nothing reads an interaction\'s session.cookie');
+  });
+
   it('session-loaded-once.ts: the authorization stack loads its session with Session.get(ctx), which reads through this.find', () => {
     assert.match(source('shared/session.js'), /new Proxy\(await ctx\.oidc\.provider\.Session\.get\(ctx\)/);
     assert.match(source('models/session.js'), /static async get\(ctx\) \{[\s\S]*?session = await this\.find\(cookieSessionId\);/);

@@ -7,13 +7,15 @@
  *
  * What it changes in oidc-provider: Client.prototype.compareClientSecret (lib/models/client.js,
  * which client_secret_basic and client_secret_post go through) is wrapped. When the current secret
- * does not match, the client's previous secret, kept by registration/clients.ts, is compared in
- * constant time. The store is read only when the current secret did not match, so the token
- * endpoint's usual path is untouched.
+ * does not match, the client's previous secret, kept by registration/clients.ts as its SHA-256
+ * digest (one rotated out by an earlier release: in clear), is compared in constant time with the
+ * presented secret's digest (or with the secret). The store is read only when the current secret
+ * did not match, so the token endpoint's usual path is untouched.
  */
 import { timingSafeEqual } from 'node:crypto';
 import { Provider } from 'oidc-provider';
 import { previousSecret } from '../../registration/clients.js';
+import { digestOf } from '../../store/adapter.js';
 import type { Kv } from '../../store/kv.js';
 
 /** Requests that authenticated with a rotated-out secret: when its grace ends (epoch seconds). */
@@ -34,7 +36,8 @@ export function acceptPreviousSecrets(provider: Provider, kv: Kv): void {
   const compareCurrent = prototype.compareClientSecret;
   const comparePrevious = async (clientId: string, actual: string) => {
     const previous = await previousSecret(kv, clientId);
-    if (previous === undefined || !sameSecret(previous.secret, actual)) return false;
+    if (previous === undefined) return false;
+    if (previous.digest === undefined ? !sameSecret(previous.secret, actual) : !sameSecret(previous.digest, digestOf(actual))) return false;
     const ctx = Provider.ctx;
     if (ctx && previous.until !== undefined) graceEnds.set(ctx, previous.until);
     return true;
