@@ -77,6 +77,7 @@ import { sessionLoadedOnce } from './patches/session-loaded-once.js';
 import { extendUnchangedSessionsInSteps } from './patches/unchanged-sessions.js';
 import { refuseHintsOfRevokedKeys } from './patches/revoked-key-hints.js';
 import { revokeGrantBeforeToken } from './patches/grant-before-token.js';
+import { cheaperCorsHeaderScan } from './patches/cors-header-scan.js';
 import { ADMIN_SCOPES } from '../apis/admin-resource.js';
 import { acceptPreviousSecrets, previousSecretGraceEnd } from './patches/previous-secrets.js';
 import { clientResolves, resolveClientMetadataDocuments } from './patches/client-metadata-documents.js';
@@ -715,6 +716,9 @@ export function createProvider(deps: ProviderDependencies): Provider {
     renderError: deps.renderError,
     ...outbound(deps.config),
   };
+  // The engine's CORS steps look for Access-Control-* headers without copying every header (see the
+  // patch): given to its router as the provider is built, so installed before.
+  cheaperCorsHeaderScan();
   const provider = new Provider(deps.config.issuer, configuration);
   applyPatches(provider, deps, policy);
   return provider;

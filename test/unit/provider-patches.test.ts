@@ -20,6 +20,7 @@ import { ROOT } from '../../src/paths.js';
 import { CLIENT_AUTH_ROUTES } from '../../src/http/rate-limits.js';
 import { matchedRoute } from '../../src/provider/patches/matched-route.js';
 import { errorDescriptionsInOrder } from '../../src/provider/patches/error-descriptions.js';
+import { cheaperCorsHeaderScan } from '../../src/provider/patches/cors-header-scan.js';
 import { adapterFactory } from '../../src/store/adapter.js';
 import type { Kv } from '../../src/store/kv.js';
 
@@ -542,6 +543,60 @@ describe('patches on oidc-provider internals (src/provider/patches/)', () => {
     const getter = () => 42;
     Object.defineProperty(plain, 'oidc', { get: getter });
     assert.equal(Object.getOwnPropertyDescriptor(plain, 'oidc')!.get, getter);
+  });
+
+  it('cors-header-scan.ts: the engine\'s CORS step first scans every response header for Access-Control-*; patched, it reads no copy of the headers and decides as before', async () => {
+    // The step as the patch recognises it, and the scan as its first statement (what the empty read answers).
+    assert.match(source('shared/cors.js'), /return async \(ctx, next\) => \{\s*const headers = Object\.keys\(ctx\.response\.headers\);\s*if \(headers\.find\(\(x\) => x\.toLowerCase\(\)\.startsWith\('access-control-'\)\)\) \{\s*return next\(\);\s*\}/);
+    assert.match(source('helpers/initialize_app.js'), /post\('token', routes\.token, error\('grant\.error'\), CORS\.clientWithDPoP, \.\.\.token\);/);
+    cheaperCorsHeaderScan();
+    cheaperCorsHeaderScan(); // once per process, however often a provider is built
+    const { privateKey } = await generateKeyPair('ES256', { extractable: true });
+    const jwks = { keys: [{ ...(await exportJWK(privateKey)), alg: 'ES256', use: 'sig' }] };
+    const clients = [{ client_id: 'app', client_secret: 'a-secret', grant_types: ['client_credentials'], redirect_uris: [], response_types: [] }];
+    const patched = new Provider('http://localhost:3000', { clients, adapter, jwks, features: { devInteractions: { enabled: false } } });
+    const app = new Koa();
+    let copies = 0;
+    app.use(async (ctx, next) => {
+      // Headers set before the engine, as app.ts's security headers are; one path sets a CORS header of its own.
+      for (let i = 0; i < 14; i += 1) ctx.set(`X-Preset-${i}`, 'x');
+      if (ctx.query.preset !== undefined) ctx.set('Access-Control-Allow-Origin', 'https://set.before.example');
+      const { res } = ctx;
+      const getHeaders = res.getHeaders;
+      res.getHeaders = function counted(this: typeof res) {
+        copies += 1;
+        return getHeaders.call(this);
+      };
+      await next();
+      assert.equal(ctx.response.headers['x-preset-0'], 'x', "Koa's headers read as before after the step");
+    });
+    app.use(mount(patched as unknown as Koa));
+    const server = app.listen(0, '127.0.0.1');
+    await new Promise((resolve) => server.once('listening', resolve));
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const token = (query: string, headers: Record<string, string>) =>
+      fetch(`${base}/token${query}`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers }, body: 'grant_type=client_credentials&client_id=app&client_secret=wrong' });
+    try {
+      const fromOrigin = await token('', { origin: 'https://app.example' });
+      assert.equal(fromOrigin.status, 400, await fromOrigin.clone().text()); // past the CORS step
+      assert.equal(fromOrigin.headers.get('access-control-allow-origin'), 'https://app.example');
+      assert.equal(fromOrigin.headers.get('access-control-expose-headers'), 'WWW-Authenticate');
+      assert.equal(fromOrigin.headers.get('vary'), 'Origin');
+      const without = await token('', {});
+      assert.equal(without.headers.get('access-control-allow-origin'), '*');
+      // A CORS header already set: the engine's step leaves the answer's CORS to whoever set it.
+      const preset = await token('?preset', { origin: 'https://app.example' });
+      assert.equal(preset.headers.get('access-control-allow-origin'), 'https://set.before.example');
+      assert.equal(preset.headers.get('access-control-expose-headers'), null);
+      assert.equal(preset.headers.get('vary'), null);
+      const preflight = await fetch(`${base}/token`, { method: 'OPTIONS', headers: { origin: 'https://app.example', 'access-control-request-method': 'POST' } });
+      assert.equal(preflight.status, 204);
+      assert.equal(preflight.headers.get('access-control-allow-methods'), 'POST');
+    } finally {
+      server.close();
+    }
+    // Only the step that found a CORS header read the copy (the `preset` request); the checks after `next` read their own.
+    assert.equal(copies, 1 + 4);
   });
 
   it('matched-route.ts: @koa/router leaves the matched path pattern on ctx._matchedRoute', async () => {

@@ -17,3 +17,12 @@ declare module 'oidc-provider/lib/helpers/keystore.js' {
     selectForVerify(options: unknown): unknown[];
   }
 }
+/** The engine's router (lib/helpers/router.js): see cors-header-scan.ts. */
+declare module 'oidc-provider/lib/helpers/router.js' {
+  export default class Router {}
+}
+/** Koa's response prototype (CommonJS): see cors-header-scan.ts. */
+declare module 'koa/lib/response.js' {
+  const response: object;
+  export default response;
+}
