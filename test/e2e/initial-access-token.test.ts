@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { latchkey } from '../helpers/process.js';
-import { startRelay, type Relay } from '../helpers/relay.js';
+import { startRelayedServer, type RelayedServer, type Relay } from '../helpers/relay.js';
 import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
 import { startServer, testDir, testEnv, type TestServer } from '../helpers/server.js';
 
@@ -140,27 +140,16 @@ describe('e2e: an initial access token registers one client', function () {
 
 describe('e2e: an initial access token revoked while its registration is in flight', function () {
   this.timeout(60_000);
-  let redis: RedisServer;
   let relay: Relay;
   let server: TestServer;
   let env: Record<string, string>;
+  let relayed: RelayedServer;
 
   before(async () => {
-    redis = await startRedisServer();
-    relay = await startRelay(Number(new URL(redis.url).port));
-    const dir = testDir();
-    const port = await freePort();
-    // The held write must not time out (503) while the operator acts.
-    server = await startServer({ dir, port, redisUrl: relay.url, env: { REDIS_COMMAND_TIMEOUT: '30000' } });
-    // The operator's CLI reaches Redis directly, not through the relay.
-    env = testEnv(dir, port, { redisUrl: redis.url });
+    relayed = await startRelayedServer();
+    ({ relay, server, env } = relayed);
   });
-  after(async () => {
-    relay?.release();
-    await server?.stop();
-    relay?.close();
-    await redis?.stop();
-  });
+  after(() => relayed?.stop());
 
   it('a registration that checked its token, held at its write of the client while the operator revokes the token, registers nothing: 401 invalid_token, no client left behind', async () => {
     const made = await latchkey(env, ['registration', 'token', 'create', '--expires-in', '600']);
