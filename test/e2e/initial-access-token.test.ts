@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { latchkey } from '../helpers/process.js';
-import { startRelayedServer, type RelayedServer, type Relay } from '../helpers/relay.js';
+import { startRelayedServer, type RelayedServer } from '../helpers/relay.js';
 import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
 import { startServer, testDir, testEnv, type TestServer } from '../helpers/server.js';
 
@@ -140,18 +140,12 @@ describe('e2e: an initial access token registers one client', function () {
 
 describe('e2e: an initial access token revoked while its registration is in flight', function () {
   this.timeout(60_000);
-  let relay: Relay;
-  let server: TestServer;
-  let env: Record<string, string>;
   let relayed: RelayedServer;
-
-  before(async () => {
-    relayed = await startRelayedServer();
-    ({ relay, server, env } = relayed);
-  });
+  before(async () => (relayed = await startRelayedServer()));
   after(() => relayed?.stop());
 
   it('a registration that checked its token, held at its write of the client while the operator revokes the token, registers nothing: 401 invalid_token, no client left behind', async () => {
+    const { relay, server, env } = relayed;
     const made = await latchkey(env, ['registration', 'token', 'create', '--expires-in', '600']);
     assert.equal(made.status, 0, made.stderr);
     const { initial_access_token: leaked, id } = JSON.parse(made.stdout) as { initial_access_token: string; id: string };
