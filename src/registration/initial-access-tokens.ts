@@ -5,8 +5,11 @@
  * expires, so this middleware (installed with provider.use) spends it on the first successful one.
  *
  * The token is claimed in the store before the registration runs (set-if-absent, so of concurrent
- * registrations with one token exactly one proceeds), deleted once the registration succeeded, and
- * released if it failed: a developer whose metadata was refused may correct it and try again.
+ * registrations with one token exactly one proceeds), taken once the registration succeeded, and
+ * released if it failed: a developer whose metadata was refused may correct it and try again. A
+ * token revoked while its registration was in flight (checked by the engine, then revoked before
+ * the client was written back) is no longer there to take: the client just written is removed and
+ * the registration answered 401 invalid_token, its credentials never shown.
  *
  * An operator lists the outstanding ones (`latchkey registration token list`: each one's id and
  * expiry, never its value) and revokes one (`registration token revoke <token-or-id>`, a leaked
@@ -42,11 +45,43 @@ export function singleUseInitialAccessTokens(provider: Provider, kv: Kv, realm: 
     try {
       await next();
       registered = ctx.status === 201;
-      if (registered) await (await provider.InitialAccessToken.find(token))?.destroy();
+      // Spent by taking it: a token revoked (or expired) since the engine checked it registers
+      // nothing. The client written meanwhile goes before its credentials are answered.
+      if (registered && !(await spend(provider, token))) {
+        const { client_id: clientId } = (ctx.body ?? {}) as { client_id?: unknown };
+        if (typeof clientId === 'string') await clientsOf(provider).destroy(clientId);
+        ctx.set('Cache-Control', 'no-store');
+        ctx.set('WWW-Authenticate', `Bearer realm="${realm}", error="invalid_token", error_description="initial access token revoked"`);
+        jsonError(ctx, 401, 'invalid_token', 'this initial access token was revoked (or expired) before the registration was complete');
+      }
     } finally {
       if (!registered) await kv.del([claim]);
     }
   });
+}
+
+interface Takes {
+  take?(id: string): Promise<boolean>;
+  destroy(id: string): Promise<void>;
+}
+
+const clientsOf = (provider: Provider) => (provider.Client as unknown as { adapter: Takes }).adapter;
+
+/**
+ * Takes the initial access token (consumed and deleted in one round trip, store/adapter.ts take)
+ * and says whether it was still there: an operator's revocation landing between the engine's check
+ * of the token and the registration's end wins, as it would a moment later.
+ */
+async function spend(provider: Provider, token: string): Promise<boolean> {
+  const adapter = (provider.InitialAccessToken as unknown as { adapter: Takes }).adapter;
+  if (!adapter.take) {
+    const found = await provider.InitialAccessToken.find(token);
+    await found?.destroy();
+    return found !== undefined;
+  }
+  const taken = await adapter.take(token);
+  await adapter.destroy(token); // its place in the index of outstanding tokens
+  return taken;
 }
 
 /** Nothing to revoke: one line, exit 1 (cli.ts). */

@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { latchkey } from '../helpers/process.js';
+import { startRelayedServer, type RelayedServer } from '../helpers/relay.js';
 import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
 import { startServer, testDir, testEnv, type TestServer } from '../helpers/server.js';
 
@@ -134,5 +135,40 @@ describe('e2e: an initial access token registers one client', function () {
       assert.equal(again.stderr.trim().split('\n').at(-1)!.startsWith('latchkey: no outstanding'), true);
       assert.ok(!again.stderr.includes('    at '), 'one line, no stack');
     }
+  });
+});
+
+describe('e2e: an initial access token revoked while its registration is in flight', function () {
+  this.timeout(60_000);
+  let relayed: RelayedServer;
+  before(async () => (relayed = await startRelayedServer()));
+  after(() => relayed?.stop());
+
+  it('a registration that checked its token, held at its write of the client while the operator revokes the token, registers nothing: 401 invalid_token, no client left behind', async () => {
+    const { relay, server, env } = relayed;
+    const made = await latchkey(env, ['registration', 'token', 'create', '--expires-in', '600']);
+    assert.equal(made.status, 0, made.stderr);
+    const { initial_access_token: leaked, id } = JSON.parse(made.stdout) as { initial_access_token: string; id: string };
+
+    // The registration, held at its write of the new client (it has checked the token already).
+    const held = relay.holdFrom((chunk) => /evalsha|eval/i.test(chunk) && chunk.includes('oidc:Client:'));
+    const inFlight = fetch(`${server.url}/reg`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${leaked}` },
+      body: JSON.stringify(METADATA),
+    });
+    await held;
+    const revoked = await latchkey(env, ['registration', 'token', 'revoke', id]);
+    assert.equal(revoked.status, 0, revoked.stderr);
+    relay.release();
+
+    const answered = await inFlight;
+    const body = (await answered.json()) as { error?: string; client_id?: string; client_secret?: string };
+    assert.equal(answered.status, 401, `a token revoked before the registration was written registered a client: ${JSON.stringify(body)}`);
+    assert.equal(body.error, 'invalid_token');
+    assert.equal(body.client_secret, undefined);
+    const listed = await latchkey(env, ['clients', 'list']);
+    assert.equal(listed.status, 0, listed.stderr);
+    assert.ok(!listed.stdout.includes(METADATA.client_name), `no client is left behind: ${listed.stdout}`);
   });
 });

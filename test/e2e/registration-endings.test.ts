@@ -8,9 +8,8 @@
  */
 import assert from 'node:assert/strict';
 import { latchkey } from '../helpers/process.js';
-import { startRelay, type Relay } from '../helpers/relay.js';
-import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
-import { startServer, testDir, testEnv, type TestServer } from '../helpers/server.js';
+import { startRelayedServer, type RelayedServer, type Relay } from '../helpers/relay.js';
+import type { TestServer } from '../helpers/server.js';
 import { basic, clientCredentialsToken, machineClient } from '../helpers/tokens.js';
 
 const REDIRECT = 'https://dev.example.test/callback';
@@ -18,21 +17,14 @@ const OPS = { id: 'ops', secret: 'ops-client-secret-with-plenty-of-entropy-01234
 
 describe('e2e: an RFC 7592 update in flight does not undo an operator\'s change', function () {
   this.timeout(60_000);
-  const dir = testDir();
-  let redis: RedisServer;
   let relay: Relay;
   let server: TestServer;
   let env: Record<string, string>;
+  let relayed: RelayedServer;
 
   before(async () => {
-    redis = await startRedisServer();
-    relay = await startRelay(Number(new URL(redis.url).port));
-    const port = await freePort();
-    const shared = { REGISTRATION_OPEN: 'true', CLIENTS: JSON.stringify([machineClient(OPS)]) };
-    // A's held write must not time out (503) while the operator acts.
-    server = await startServer({ dir, port, redisUrl: relay.url, env: { ...shared, REDIS_COMMAND_TIMEOUT: '30000' } });
-    // The operator's CLI reaches Redis directly, not through the relay.
-    env = testEnv(dir, port, { redisUrl: redis.url, env: shared });
+    relayed = await startRelayedServer({ REGISTRATION_OPEN: 'true', CLIENTS: JSON.stringify([machineClient(OPS)]) });
+    ({ relay, server, env } = relayed);
     await server.apis.grant(OPS.id, `${server.issuer}/admin`, { scopes: ['admin'] });
   });
   /** Resolves once a write of client `clientId` (the adapter's script) reaches the relay, held there. */
@@ -48,12 +40,7 @@ describe('e2e: an RFC 7592 update in flight does not undo an operator\'s change'
     await held;
     return { inFlight }; // wrapped: an async function would wait for the held answer itself
   }
-  after(async () => {
-    relay?.release();
-    await server?.stop();
-    relay?.close();
-    await redis?.stop();
-  });
+  after(() => relayed?.stop());
 
   it("an operator's change (latchkey clients update --require-mfa) made while the client's own update is in flight stays made; the update gets 401 and no new token", async () => {
     const registered = await fetch(`${server.url}/reg`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ redirect_uris: [REDIRECT] }) });
@@ -89,7 +76,7 @@ describe('e2e: an RFC 7592 update in flight does not undo an operator\'s change'
 
     // The operator's CLI (through the relay) changes the client: held at its write, having read it.
     const held = heldAtClientWrite(clientId!);
-    const change = latchkey(testEnv(dir, 0, { redisUrl: relay.url, env: { REGISTRATION_OPEN: 'true', CLIENTS: JSON.stringify([machineClient(OPS)]) } }), ['clients', 'update', clientId!, '--require-par']);
+    const change = latchkey(relayed.relayedEnv, ['clients', 'update', clientId!, '--require-par']);
     await held;
     // Meanwhile the secret is rotated without grace (it leaked).
     const admin = await clientCredentialsToken(server.url, OPS, `${server.issuer}/admin`, 'admin');

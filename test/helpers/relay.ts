@@ -6,6 +6,8 @@
  * it, a paused proxy; nothing is delivered, nothing is closed, no error.
  */
 import { connect, createServer, type Server, type Socket } from 'node:net';
+import { freePort, startRedisServer } from './redis.js';
+import { startServer, testDir, testEnv, type TestServer } from './server.js';
 
 /** A relay to Redis that, once armed, holds a connection's traffic from the first chunk `matches` says is the one. */
 export interface Relay {
@@ -85,6 +87,41 @@ export async function startRelay(redisPort: number): Promise<Relay> {
     close() {
       for (const socket of sockets) socket.destroy();
       server.close();
+    },
+  };
+}
+
+/**
+ * A server on its own Redis, reached through a relay (a held write must not time out, 503, while
+ * the test acts: REDIS_COMMAND_TIMEOUT 30 s), and the environment of an operator's CLI that
+ * reaches that Redis directly, not through the relay.
+ */
+export interface RelayedServer {
+  readonly relay: Relay;
+  readonly server: TestServer;
+  /** The CLI's environment (`latchkey(env, …)`). */
+  readonly env: Record<string, string>;
+  /** The environment of a CLI that reaches Redis through the relay, as the server does. */
+  readonly relayedEnv: Record<string, string>;
+  stop(): Promise<void>;
+}
+
+export async function startRelayedServer(env: Record<string, string> = {}): Promise<RelayedServer> {
+  const redis = await startRedisServer();
+  const relay = await startRelay(Number(new URL(redis.url).port));
+  const dir = testDir();
+  const port = await freePort();
+  const server = await startServer({ dir, port, redisUrl: relay.url, env: { ...env, REDIS_COMMAND_TIMEOUT: '30000' } });
+  return {
+    relay,
+    server,
+    env: testEnv(dir, port, { redisUrl: redis.url, env }),
+    relayedEnv: testEnv(dir, port, { redisUrl: relay.url, env }),
+    async stop() {
+      relay.release();
+      await server.stop();
+      relay.close();
+      await redis.stop();
     },
   };
 }
