@@ -9,6 +9,7 @@ import { createServer, type AddressInfo } from 'node:net';
 import { decodeJwt, exportJWK, generateKeyPair, SignJWT, type CryptoKey } from 'jose';
 import * as oidc from 'openid-client';
 import { Agent, type Page } from '../helpers/agent.js';
+import { launchChromium } from '../helpers/browser.js';
 import { startServer, testDir, type TestServer } from '../helpers/server.js';
 import { freePort, startRedisServer } from '../helpers/redis.js';
 import { isConsent, isLogin, signInSteps, startAuthorization } from '../helpers/sign-in.js';
@@ -1155,6 +1156,85 @@ describe('attacks: Latchkey hands out no more than was granted (black box)', fun
     // A device client allowed "openid email" only: a claim of profile asked by name is never given, so not listed either.
     const narrow = await confirmation({ client_id: 'narrow-tv', scope: 'openid', claims: JSON.stringify({ userinfo: { name: null, email: null } }) });
     assert.match(narrow.page.html, /See these details about you: email</, 'profile\'s name is beyond what the client may have');
+  });
+
+  it("the claims parameter's value, values and essential assert nothing the account does not have: the ID token and userinfo give the account's own values (or none), a claim asked for one member only is not given at the other, and an acr asked at userinfo raises nothing (OIDC Core §5.5.1)", async () => {
+    const claims = JSON.stringify({
+      id_token: { email: { essential: true, value: 'someone-else@example.test' }, email_verified: { essential: true, value: true }, phone_number: { essential: true, value: '+15550100' }, acr: { values: ['phr'] } },
+      userinfo: { name: { essential: true, values: ['Somebody Else'] }, acr: { essential: true, value: 'phr' }, auth_time: { essential: true } },
+    });
+    const agent = new Agent();
+    const { page, verifier } = await startAuthorization(agent, app, REDIRECT, { scope: 'openid', claims, prompt: 'consent' });
+    const consent = await signInSteps(agent, page, { username: 'pat', password: PASSWORD, consent: 'stop', stopAt: REDIRECT });
+    assert.ok(isConsent(consent), `${consent.status} ${consent.url}`);
+    const callback = new URL((await agent.submit(consent, '/confirm', {}, REDIRECT)).url);
+    const tokens = await oidc.authorizationCodeGrant(app, callback, { pkceCodeVerifier: verifier });
+    const idToken = tokens.claims()!;
+    assert.equal(idToken.email, 'pat@example.test', `the account's own address: ${JSON.stringify(idToken)}`);
+    assert.notEqual(idToken.email_verified, true, 'not verified because asked');
+    assert.equal(idToken.phone_number, undefined, 'no value the account does not have');
+    assert.notEqual(idToken.acr, 'phr', 'the acr of the password sign-in, not the one asked');
+    assert.equal(idToken.name, undefined, 'name was asked for userinfo only');
+    const userinfo = await oidc.fetchUserInfo(app, tokens.access_token, idToken.sub);
+    assert.equal(userinfo.name, 'Pat', `the account's own name: ${JSON.stringify(userinfo)}`);
+    assert.equal(userinfo.email, undefined, 'email was asked for the ID token only');
+    assert.notEqual(userinfo.acr, 'phr');
+  });
+
+  it("a consent page left open while the browser signs out and signs in as someone else grants nothing when sent: no grant or remembered consent for the page's person, nothing for the new one, a clear page and no code (Chromium, two tabs; OIDC Core §3.1.2.4)", async () => {
+    await server.accounts.create('sam', PASSWORD, { email: 'sam@example.test', name: 'Sam' });
+    const browser = await launchChromium();
+    try {
+      const context = await browser.newContext();
+      const codes: string[] = [];
+      // The app's redirect URI is not served: each redirect to it is recorded and answered here.
+      await context.route(`${REDIRECT}**`, async (route) => {
+        codes.push(new URL(route.request().url()).searchParams.get('code') ?? '');
+        await route.fulfill({ status: 200, contentType: 'text/plain', body: 'app' });
+      });
+      const authorize = (params: Record<string, string> = {}) =>
+        oidc.buildAuthorizationUrl(app, { redirect_uri: REDIRECT, scope: 'openid email', code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM', code_challenge_method: 'S256', ...params }).href;
+      const signIn = async (tab: import('playwright-core').Page, username: string) => {
+        await tab.fill('input[name="username"]', username);
+        await tab.fill('input[name="password"]', PASSWORD);
+        await tab.click('button:has-text("Sign in")');
+      };
+      // Pat's tab: signed in, at the consent page of a new app scope (prompt=consent asks even if remembered).
+      const pats = await context.newPage();
+      await pats.goto(authorize({ prompt: 'consent' }));
+      await signIn(pats, 'pat');
+      await pats.waitForSelector('button:has-text("Allow")');
+      assert.match(await pats.content(), /pat/);
+      // Another tab: signs out, then Sam signs in and leaves at his own consent page.
+      const other = await context.newPage();
+      await other.goto(`${server.url}/session/end`);
+      await other.click('button:has-text("Sign out everywhere")');
+      await other.waitForLoadState();
+      await other.goto(authorize({ prompt: 'consent' }));
+      await signIn(other, 'sam');
+      await other.waitForSelector('button:has-text("Allow")');
+      // Pat's page is sent now.
+      const answer = pats.waitForResponse((response) => response.url().includes('/confirm'));
+      await pats.click('button:has-text("Allow")');
+      const response = await answer;
+      await pats.waitForLoadState();
+      assert.equal(response.status(), 400, 'a clear page, not a 500');
+      assert.match(await pats.content(), /expired|another|signed/i);
+      assert.deepEqual(codes, [], 'no code for anyone');
+      // Nothing remembered for Pat: a fresh browser signing in as Pat is asked again.
+      const fresh = await browser.newContext();
+      await fresh.route(`${REDIRECT}**`, (route) => route.fulfill({ status: 200, body: 'app' }));
+      const again = await fresh.newPage();
+      await again.goto(authorize());
+      await signIn(again, 'pat');
+      await again.waitForSelector('button:has-text("Allow")');
+      // Sam's own page still works for Sam, and for Sam only.
+      await other.click('button:has-text("Allow")');
+      await other.waitForURL(`${REDIRECT}**`);
+      assert.equal(codes.length, 1);
+    } finally {
+      await browser.close();
+    }
   });
 
   it("the account page lists what each app holds: an API's scopes named with the API, and the details about the person it was allowed by name (README: Apps with access)", async () => {
