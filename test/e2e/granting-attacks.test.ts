@@ -103,6 +103,8 @@ describe('attacks: Latchkey hands out no more than was granted (black box)', fun
     await server.apis.grant(OPS.id, `${server.issuer}/admin`, { scopes: ['admin'] });
     await server.apis.grant(RS.id, `${server.issuer}/revocations`, { scopes: ['revocations'] });
     await server.accounts.create('pat', PASSWORD, { email: 'pat@example.test', name: 'Pat' });
+    // The other person at a shared browser (two-tab tests).
+    await server.accounts.create('quinn', PASSWORD, { email: 'quinn@example.test', name: 'Quinn' });
     app = await oidc.discovery(new URL(server.issuer), APP.id, APP.secret, oidc.ClientSecretBasic(APP.secret), { execute: [oidc.allowInsecureRequests] });
   });
   after(() => server?.stop());
@@ -1182,7 +1184,6 @@ describe('attacks: Latchkey hands out no more than was granted (black box)', fun
   });
 
   it("a consent page left open while the browser signs out and signs in as someone else grants nothing when sent: no grant or remembered consent for the page's person, nothing for the new one, a clear page and no code (Chromium, two tabs; OIDC Core §3.1.2.4)", async () => {
-    await server.accounts.create('sam', PASSWORD, { email: 'sam@example.test', name: 'Sam' });
     const browser = await launchChromium();
     try {
       const context = await browser.newContext();
@@ -1205,13 +1206,17 @@ describe('attacks: Latchkey hands out no more than was granted (black box)', fun
       await signIn(pats, 'pat');
       await pats.waitForSelector('button:has-text("Allow")');
       assert.match(await pats.content(), /pat/);
-      // Another tab: signs out, then Sam signs in and leaves at his own consent page.
+      // And Pat's account page, in a third tab (single sign-on: no sign-in asked).
+      const account = await context.newPage();
+      await account.goto(`${server.url}/account`);
+      await account.waitForSelector('#current_password');
+      // Another tab: signs out, then Quinn signs in and leaves at his own consent page.
       const other = await context.newPage();
       await other.goto(`${server.url}/session/end`);
       await other.click('button:has-text("Sign out everywhere")');
       await other.waitForLoadState();
       await other.goto(authorize({ prompt: 'consent' }));
-      await signIn(other, 'sam');
+      await signIn(other, 'quinn');
       await other.waitForSelector('button:has-text("Allow")');
       // Pat's page is sent now.
       const answer = pats.waitForResponse((response) => response.url().includes('/confirm'));
@@ -1221,6 +1226,16 @@ describe('attacks: Latchkey hands out no more than was granted (black box)', fun
       assert.equal(response.status(), 400, 'a clear page, not a 500');
       assert.match(await pats.content(), /expired|another|signed/i);
       assert.deepEqual(codes, [], 'no code for anyone');
+      // Pat's account page changes nobody's password now (Quinn's is the same passphrase, to tempt it).
+      await account.fill('#current_password', PASSWORD);
+      await account.fill('#new_password', 'a brand new passphrase of pat');
+      await account.fill('#confirm_password', 'a brand new passphrase of pat');
+      const changed = account.waitForResponse((response) => response.request().method() === 'POST');
+      await account.click('button:has-text("Change password")');
+      assert.equal((await changed).status(), 403, 'the form of the signed-out session is refused');
+      for (const username of ['pat', 'quinn']) {
+        assert.ok(await server.accounts.verify(username, PASSWORD), `${username}'s password unchanged`);
+      }
       // Nothing remembered for Pat: a fresh browser signing in as Pat is asked again.
       const fresh = await browser.newContext();
       await fresh.route(`${REDIRECT}**`, (route) => route.fulfill({ status: 200, body: 'app' }));
@@ -1228,10 +1243,68 @@ describe('attacks: Latchkey hands out no more than was granted (black box)', fun
       await again.goto(authorize());
       await signIn(again, 'pat');
       await again.waitForSelector('button:has-text("Allow")');
-      // Sam's own page still works for Sam, and for Sam only.
+      // Quinn's own page still works for Quinn, and for Quinn only.
       await other.click('button:has-text("Allow")');
       await other.waitForURL(`${REDIRECT}**`);
       assert.equal(codes.length, 1);
+    } finally {
+      await browser.close();
+    }
+  });
+
+  it("a device confirmation page left open while the browser signs out and signs in as someone else approves nothing when sent: the device is approved for no one, and the answer is a page, not a 500 (Chromium, two tabs; RFC 8628 §3.3)", async () => {
+    const browser = await launchChromium();
+    try {
+      const context = await browser.newContext();
+      await context.route(`${REDIRECT}**`, (route) => route.fulfill({ status: 200, contentType: 'text/plain', body: 'app' }));
+      const signIn = async (tab: import('playwright-core').Page, username: string) => {
+        await tab.fill('input[name="username"]', username);
+        await tab.fill('input[name="password"]', PASSWORD);
+        await tab.click('button:has-text("Sign in")');
+        await tab.waitForLoadState();
+        if (await tab.locator('button:has-text("Allow")').count()) await tab.click('button:has-text("Allow")');
+      };
+      const authorize = oidc.buildAuthorizationUrl(app, { redirect_uri: REDIRECT, scope: 'openid', code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM', code_challenge_method: 'S256' }).href;
+      // Quinn let the TV in once before (a remembered consent), so an approval in his name would need no page.
+      const before = await (await fetch(`${server.url}/device/auth`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ client_id: TV.id, scope: 'openid' }) })).json() as Record<string, string>;
+      const quinns = await context.newPage();
+      await quinns.goto(before.verification_uri_complete!);
+      await quinns.click('button[type=submit]');
+      await quinns.click('button[name=confirm]');
+      await signIn(quinns, 'quinn');
+      await quinns.waitForSelector('text=Device connected');
+      await quinns.goto(`${server.url}/session/end`);
+      await quinns.click('button:has-text("Sign out everywhere")');
+      await quinns.waitForLoadState();
+
+      // Pat, signed in, at the confirmation of a new device code.
+      const pats = await context.newPage();
+      await pats.goto(authorize);
+      await signIn(pats, 'pat');
+      await pats.waitForURL(`${REDIRECT}**`);
+      const device = await (await fetch(`${server.url}/device/auth`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ client_id: TV.id, scope: 'openid' }) })).json() as Record<string, string>;
+      await pats.goto(device.verification_uri_complete!);
+      await pats.click('button[type=submit]');
+      await pats.waitForSelector('button[name=confirm]');
+      // Another tab signs out, and Quinn signs in.
+      const other = await context.newPage();
+      await other.goto(`${server.url}/session/end`);
+      await other.click('button:has-text("Sign out everywhere")');
+      await other.waitForLoadState();
+      await other.goto(authorize);
+      await signIn(other, 'quinn');
+      await other.waitForURL(`${REDIRECT}**`);
+      // Pat's confirmation is sent now.
+      const answer = pats.waitForResponse((response) => response.request().method() === 'POST');
+      await pats.click('button[name=confirm]');
+      const status = (await answer).status();
+      await pats.waitForLoadState();
+      const text = await pats.locator('body').innerText();
+      assert.ok(status < 500, `no 500: ${status}`);
+      assert.doesNotMatch(text, /Device connected/, `approved from Pat's page: ${text}`);
+      const polled = await fetch(`${server.url}/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ grant_type: DEVICE_CODE, device_code: device.device_code!, client_id: TV.id }) });
+      const body = (await polled.json()) as Record<string, string>;
+      assert.equal(body.error, 'authorization_pending', `the device got nothing: ${JSON.stringify(body)} after ${status}: ${text}`);
     } finally {
       await browser.close();
     }
