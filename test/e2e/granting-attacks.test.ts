@@ -23,6 +23,8 @@ const OPS: ClientCredentials = { id: 'ops', secret: secret('ops') };
 const RS: ClientCredentials = { id: 'rs', secret: secret('rs') };
 /** A client that may request the OpenID scopes openid, offline_access and email only. */
 const NARROW: ClientCredentials = { id: 'narrow', secret: secret('narrow') };
+/** An app only the two-tab consent test signs in to. */
+const TABS: ClientCredentials = { id: 'tabs', secret: secret('tabs') };
 
 /** Two device clients: a public one, and a confidential one that would redeem the other's device code. */
 const TV = { id: 'tv' };
@@ -95,6 +97,7 @@ describe('attacks: Latchkey hands out no more than was granted (black box)', fun
         { client_id: OPS.id, client_secret: OPS.secret, redirect_uris: [], grant_types: ['client_credentials'], response_types: [] },
         { client_id: RS.id, client_secret: RS.secret, redirect_uris: [], grant_types: ['client_credentials'], response_types: [] },
         { client_id: NARROW.id, client_secret: NARROW.secret, redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'], scope: 'openid offline_access email' },
+        { client_id: TABS.id, client_secret: TABS.secret, redirect_uris: [REDIRECT], grant_types: ['authorization_code'] },
         { client_id: TV.id, application_type: 'native', token_endpoint_auth_method: 'none', redirect_uris: [], response_types: [], grant_types: [DEVICE_CODE] },
         { client_id: OTHER_TV.id, client_secret: OTHER_TV.secret, application_type: 'native', redirect_uris: [], response_types: [], grant_types: [DEVICE_CODE] },
         { client_id: 'narrow-tv', application_type: 'native', token_endpoint_auth_method: 'none', redirect_uris: [], response_types: [], grant_types: [DEVICE_CODE], scope: 'openid email' },
@@ -104,7 +107,7 @@ describe('attacks: Latchkey hands out no more than was granted (black box)', fun
     await server.apis.grant(RS.id, `${server.issuer}/revocations`, { scopes: ['revocations'] });
     await server.accounts.create('pat', PASSWORD, { email: 'pat@example.test', name: 'Pat' });
     // The other person at a shared browser (two-tab tests).
-    await server.accounts.create('quinn', PASSWORD, { email: 'quinn@example.test', name: 'Quinn' });
+    await server.accounts.create('robin', PASSWORD, { email: 'robin@example.test', name: 'Robin' });
     app = await oidc.discovery(new URL(server.issuer), APP.id, APP.secret, oidc.ClientSecretBasic(APP.secret), { execute: [oidc.allowInsecureRequests] });
   });
   after(() => server?.stop());
@@ -1193,8 +1196,10 @@ describe('attacks: Latchkey hands out no more than was granted (black box)', fun
         codes.push(new URL(route.request().url()).searchParams.get('code') ?? '');
         await route.fulfill({ status: 200, contentType: 'text/plain', body: 'app' });
       });
+      // An app nobody consented to before, so that a consent remembered by this test would show.
+      const tabs = await oidc.discovery(new URL(server.issuer), TABS.id, TABS.secret, oidc.ClientSecretBasic(TABS.secret), { execute: [oidc.allowInsecureRequests] });
       const authorize = (params: Record<string, string> = {}) =>
-        oidc.buildAuthorizationUrl(app, { redirect_uri: REDIRECT, scope: 'openid email', code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM', code_challenge_method: 'S256', ...params }).href;
+        oidc.buildAuthorizationUrl(tabs, { redirect_uri: REDIRECT, scope: 'openid email', code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM', code_challenge_method: 'S256', ...params }).href;
       const signIn = async (tab: import('playwright-core').Page, username: string) => {
         await tab.fill('input[name="username"]', username);
         await tab.fill('input[name="password"]', PASSWORD);
@@ -1210,13 +1215,13 @@ describe('attacks: Latchkey hands out no more than was granted (black box)', fun
       const account = await context.newPage();
       await account.goto(`${server.url}/account`);
       await account.waitForSelector('#current_password');
-      // Another tab: signs out, then Quinn signs in and leaves at his own consent page.
+      // Another tab: signs out, then Robin signs in and leaves at his own consent page.
       const other = await context.newPage();
       await other.goto(`${server.url}/session/end`);
       await other.click('button:has-text("Sign out everywhere")');
       await other.waitForLoadState();
       await other.goto(authorize({ prompt: 'consent' }));
-      await signIn(other, 'quinn');
+      await signIn(other, 'robin');
       await other.waitForSelector('button:has-text("Allow")');
       // Pat's page is sent now.
       const answer = pats.waitForResponse((response) => response.url().includes('/confirm'));
@@ -1226,14 +1231,14 @@ describe('attacks: Latchkey hands out no more than was granted (black box)', fun
       assert.equal(response.status(), 400, 'a clear page, not a 500');
       assert.match(await pats.content(), /expired|another|signed/i);
       assert.deepEqual(codes, [], 'no code for anyone');
-      // Pat's account page changes nobody's password now (Quinn's is the same passphrase, to tempt it).
+      // Pat's account page changes nobody's password now (Robin's is the same passphrase, to tempt it).
       await account.fill('#current_password', PASSWORD);
       await account.fill('#new_password', 'a brand new passphrase of pat');
       await account.fill('#confirm_password', 'a brand new passphrase of pat');
       const changed = account.waitForResponse((response) => response.request().method() === 'POST');
       await account.click('button:has-text("Change password")');
       assert.equal((await changed).status(), 403, 'the form of the signed-out session is refused');
-      for (const username of ['pat', 'quinn']) {
+      for (const username of ['pat', 'robin']) {
         assert.ok(await server.accounts.verify(username, PASSWORD), `${username}'s password unchanged`);
       }
       // Nothing remembered for Pat: a fresh browser signing in as Pat is asked again.
@@ -1243,7 +1248,7 @@ describe('attacks: Latchkey hands out no more than was granted (black box)', fun
       await again.goto(authorize());
       await signIn(again, 'pat');
       await again.waitForSelector('button:has-text("Allow")');
-      // Quinn's own page still works for Quinn, and for Quinn only.
+      // Robin's own page still works for Robin, and for Robin only.
       await other.click('button:has-text("Allow")');
       await other.waitForURL(`${REDIRECT}**`);
       assert.equal(codes.length, 1);
@@ -1265,17 +1270,17 @@ describe('attacks: Latchkey hands out no more than was granted (black box)', fun
         if (await tab.locator('button:has-text("Allow")').count()) await tab.click('button:has-text("Allow")');
       };
       const authorize = oidc.buildAuthorizationUrl(app, { redirect_uri: REDIRECT, scope: 'openid', code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM', code_challenge_method: 'S256' }).href;
-      // Quinn let the TV in once before (a remembered consent), so an approval in his name would need no page.
+      // Robin let the TV in once before (a remembered consent), so an approval in his name would need no page.
       const before = await (await fetch(`${server.url}/device/auth`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ client_id: TV.id, scope: 'openid' }) })).json() as Record<string, string>;
-      const quinns = await context.newPage();
-      await quinns.goto(before.verification_uri_complete!);
-      await quinns.click('button[type=submit]');
-      await quinns.click('button[name=confirm]');
-      await signIn(quinns, 'quinn');
-      await quinns.waitForSelector('text=Device connected');
-      await quinns.goto(`${server.url}/session/end`);
-      await quinns.click('button:has-text("Sign out everywhere")');
-      await quinns.waitForLoadState();
+      const robins = await context.newPage();
+      await robins.goto(before.verification_uri_complete!);
+      await robins.click('button[type=submit]');
+      await robins.click('button[name=confirm]');
+      await signIn(robins, 'robin');
+      await robins.waitForSelector('text=Device connected');
+      await robins.goto(`${server.url}/session/end`);
+      await robins.click('button:has-text("Sign out everywhere")');
+      await robins.waitForLoadState();
 
       // Pat, signed in, at the confirmation of a new device code.
       const pats = await context.newPage();
@@ -1286,13 +1291,13 @@ describe('attacks: Latchkey hands out no more than was granted (black box)', fun
       await pats.goto(device.verification_uri_complete!);
       await pats.click('button[type=submit]');
       await pats.waitForSelector('button[name=confirm]');
-      // Another tab signs out, and Quinn signs in.
+      // Another tab signs out, and Robin signs in.
       const other = await context.newPage();
       await other.goto(`${server.url}/session/end`);
       await other.click('button:has-text("Sign out everywhere")');
       await other.waitForLoadState();
       await other.goto(authorize);
-      await signIn(other, 'quinn');
+      await signIn(other, 'robin');
       await other.waitForURL(`${REDIRECT}**`);
       // Pat's confirmation is sent now.
       const answer = pats.waitForResponse((response) => response.request().method() === 'POST');
