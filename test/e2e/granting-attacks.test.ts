@@ -9,6 +9,7 @@ import { createServer, type AddressInfo } from 'node:net';
 import { decodeJwt, exportJWK, generateKeyPair, SignJWT, type CryptoKey } from 'jose';
 import * as oidc from 'openid-client';
 import { Agent, type Page } from '../helpers/agent.js';
+import { launchChromium } from '../helpers/browser.js';
 import { startServer, testDir, type TestServer } from '../helpers/server.js';
 import { freePort, startRedisServer } from '../helpers/redis.js';
 import { isConsent, isLogin, signInSteps, startAuthorization } from '../helpers/sign-in.js';
@@ -22,6 +23,8 @@ const OPS: ClientCredentials = { id: 'ops', secret: secret('ops') };
 const RS: ClientCredentials = { id: 'rs', secret: secret('rs') };
 /** A client that may request the OpenID scopes openid, offline_access and email only. */
 const NARROW: ClientCredentials = { id: 'narrow', secret: secret('narrow') };
+/** An app only the two-tab consent test signs in to. */
+const TABS: ClientCredentials = { id: 'tabs', secret: secret('tabs') };
 
 /** Two device clients: a public one, and a confidential one that would redeem the other's device code. */
 const TV = { id: 'tv' };
@@ -94,6 +97,7 @@ describe('attacks: Latchkey hands out no more than was granted (black box)', fun
         { client_id: OPS.id, client_secret: OPS.secret, redirect_uris: [], grant_types: ['client_credentials'], response_types: [] },
         { client_id: RS.id, client_secret: RS.secret, redirect_uris: [], grant_types: ['client_credentials'], response_types: [] },
         { client_id: NARROW.id, client_secret: NARROW.secret, redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'], scope: 'openid offline_access email' },
+        { client_id: TABS.id, client_secret: TABS.secret, redirect_uris: [REDIRECT], grant_types: ['authorization_code'] },
         { client_id: TV.id, application_type: 'native', token_endpoint_auth_method: 'none', redirect_uris: [], response_types: [], grant_types: [DEVICE_CODE] },
         { client_id: OTHER_TV.id, client_secret: OTHER_TV.secret, application_type: 'native', redirect_uris: [], response_types: [], grant_types: [DEVICE_CODE] },
         { client_id: 'narrow-tv', application_type: 'native', token_endpoint_auth_method: 'none', redirect_uris: [], response_types: [], grant_types: [DEVICE_CODE], scope: 'openid email' },
@@ -102,6 +106,8 @@ describe('attacks: Latchkey hands out no more than was granted (black box)', fun
     await server.apis.grant(OPS.id, `${server.issuer}/admin`, { scopes: ['admin'] });
     await server.apis.grant(RS.id, `${server.issuer}/revocations`, { scopes: ['revocations'] });
     await server.accounts.create('pat', PASSWORD, { email: 'pat@example.test', name: 'Pat' });
+    // The other person at a shared browser (two-tab tests).
+    await server.accounts.create('robin', PASSWORD, { email: 'robin@example.test', name: 'Robin' });
     app = await oidc.discovery(new URL(server.issuer), APP.id, APP.secret, oidc.ClientSecretBasic(APP.secret), { execute: [oidc.allowInsecureRequests] });
   });
   after(() => server?.stop());
@@ -1155,6 +1161,158 @@ describe('attacks: Latchkey hands out no more than was granted (black box)', fun
     // A device client allowed "openid email" only: a claim of profile asked by name is never given, so not listed either.
     const narrow = await confirmation({ client_id: 'narrow-tv', scope: 'openid', claims: JSON.stringify({ userinfo: { name: null, email: null } }) });
     assert.match(narrow.page.html, /See these details about you: email</, 'profile\'s name is beyond what the client may have');
+  });
+
+  it("the claims parameter's value, values and essential assert nothing the account does not have: the ID token and userinfo give the account's own values (or none), a claim asked for one member only is not given at the other, and an acr asked at userinfo raises nothing (OIDC Core §5.5.1)", async () => {
+    const claims = JSON.stringify({
+      id_token: { email: { essential: true, value: 'someone-else@example.test' }, email_verified: { essential: true, value: true }, phone_number: { essential: true, value: '+15550100' }, acr: { values: ['phr'] } },
+      userinfo: { name: { essential: true, values: ['Somebody Else'] }, acr: { essential: true, value: 'phr' }, auth_time: { essential: true } },
+    });
+    const agent = new Agent();
+    const { page, verifier } = await startAuthorization(agent, app, REDIRECT, { scope: 'openid', claims, prompt: 'consent' });
+    const consent = await signInSteps(agent, page, { username: 'pat', password: PASSWORD, consent: 'stop', stopAt: REDIRECT });
+    assert.ok(isConsent(consent), `${consent.status} ${consent.url}`);
+    const callback = new URL((await agent.submit(consent, '/confirm', {}, REDIRECT)).url);
+    const tokens = await oidc.authorizationCodeGrant(app, callback, { pkceCodeVerifier: verifier });
+    const idToken = tokens.claims()!;
+    assert.equal(idToken.email, 'pat@example.test', `the account's own address: ${JSON.stringify(idToken)}`);
+    assert.notEqual(idToken.email_verified, true, 'not verified because asked');
+    assert.equal(idToken.phone_number, undefined, 'no value the account does not have');
+    assert.notEqual(idToken.acr, 'phr', 'the acr of the password sign-in, not the one asked');
+    assert.equal(idToken.name, undefined, 'name was asked for userinfo only');
+    const userinfo = await oidc.fetchUserInfo(app, tokens.access_token, idToken.sub);
+    assert.equal(userinfo.name, 'Pat', `the account's own name: ${JSON.stringify(userinfo)}`);
+    assert.equal(userinfo.email, undefined, 'email was asked for the ID token only');
+    assert.notEqual(userinfo.acr, 'phr');
+  });
+
+  it("a consent page left open while the browser signs out and signs in as someone else grants nothing when sent: no grant or remembered consent for the page's person, nothing for the new one, a clear page and no code (Chromium, two tabs; OIDC Core §3.1.2.4)", async () => {
+    const browser = await launchChromium();
+    try {
+      const context = await browser.newContext();
+      const codes: string[] = [];
+      // The app's redirect URI is not served: each redirect to it is recorded and answered here.
+      await context.route(`${REDIRECT}**`, async (route) => {
+        codes.push(new URL(route.request().url()).searchParams.get('code') ?? '');
+        await route.fulfill({ status: 200, contentType: 'text/plain', body: 'app' });
+      });
+      // An app nobody consented to before, so that a consent remembered by this test would show.
+      const tabs = await oidc.discovery(new URL(server.issuer), TABS.id, TABS.secret, oidc.ClientSecretBasic(TABS.secret), { execute: [oidc.allowInsecureRequests] });
+      const authorize = (params: Record<string, string> = {}) =>
+        oidc.buildAuthorizationUrl(tabs, { redirect_uri: REDIRECT, scope: 'openid email', code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM', code_challenge_method: 'S256', ...params }).href;
+      const signIn = async (tab: import('playwright-core').Page, username: string) => {
+        await tab.fill('input[name="username"]', username);
+        await tab.fill('input[name="password"]', PASSWORD);
+        await tab.click('button:has-text("Sign in")');
+      };
+      // Pat's tab: signed in, at the consent page of a new app scope (prompt=consent asks even if remembered).
+      const pats = await context.newPage();
+      await pats.goto(authorize({ prompt: 'consent' }));
+      await signIn(pats, 'pat');
+      await pats.waitForSelector('button:has-text("Allow")');
+      assert.match(await pats.content(), /pat/);
+      // And Pat's account page, in a third tab (single sign-on: no sign-in asked).
+      const account = await context.newPage();
+      await account.goto(`${server.url}/account`);
+      await account.waitForSelector('#current_password');
+      // Another tab: signs out, then Robin signs in and leaves at his own consent page.
+      const other = await context.newPage();
+      await other.goto(`${server.url}/session/end`);
+      await other.click('button:has-text("Sign out everywhere")');
+      await other.waitForLoadState();
+      await other.goto(authorize({ prompt: 'consent' }));
+      await signIn(other, 'robin');
+      await other.waitForSelector('button:has-text("Allow")');
+      // Pat's page is sent now.
+      const answer = pats.waitForResponse((response) => response.url().includes('/confirm'));
+      await pats.click('button:has-text("Allow")');
+      const response = await answer;
+      await pats.waitForLoadState();
+      assert.equal(response.status(), 400, 'a clear page, not a 500');
+      assert.match(await pats.content(), /expired|another|signed/i);
+      assert.deepEqual(codes, [], 'no code for anyone');
+      // Pat's account page changes nobody's password now (Robin's is the same passphrase, to tempt it).
+      await account.fill('#current_password', PASSWORD);
+      await account.fill('#new_password', 'a brand new passphrase of pat');
+      await account.fill('#confirm_password', 'a brand new passphrase of pat');
+      const changed = account.waitForResponse((response) => response.request().method() === 'POST');
+      await account.click('button:has-text("Change password")');
+      assert.equal((await changed).status(), 403, 'the form of the signed-out session is refused');
+      for (const username of ['pat', 'robin']) {
+        assert.ok(await server.accounts.verify(username, PASSWORD), `${username}'s password unchanged`);
+      }
+      // Nothing remembered for Pat: a fresh browser signing in as Pat is asked again.
+      const fresh = await browser.newContext();
+      await fresh.route(`${REDIRECT}**`, (route) => route.fulfill({ status: 200, body: 'app' }));
+      const again = await fresh.newPage();
+      await again.goto(authorize());
+      await signIn(again, 'pat');
+      await again.waitForSelector('button:has-text("Allow")');
+      // Robin's own page still works for Robin, and for Robin only.
+      await other.click('button:has-text("Allow")');
+      await other.waitForURL(`${REDIRECT}**`);
+      assert.equal(codes.length, 1);
+    } finally {
+      await browser.close();
+    }
+  });
+
+  it("a device confirmation page left open while the browser signs out and signs in as someone else approves nothing when sent: the device is approved for no one, and the answer is a page, not a 500 (Chromium, two tabs; RFC 8628 §3.3)", async () => {
+    const browser = await launchChromium();
+    try {
+      const context = await browser.newContext();
+      await context.route(`${REDIRECT}**`, (route) => route.fulfill({ status: 200, contentType: 'text/plain', body: 'app' }));
+      const signIn = async (tab: import('playwright-core').Page, username: string) => {
+        await tab.fill('input[name="username"]', username);
+        await tab.fill('input[name="password"]', PASSWORD);
+        await tab.click('button:has-text("Sign in")');
+        await tab.waitForLoadState();
+        if (await tab.locator('button:has-text("Allow")').count()) await tab.click('button:has-text("Allow")');
+      };
+      const authorize = oidc.buildAuthorizationUrl(app, { redirect_uri: REDIRECT, scope: 'openid', code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM', code_challenge_method: 'S256' }).href;
+      // Robin let the TV in once before (a remembered consent), so an approval in his name would need no page.
+      const before = await (await fetch(`${server.url}/device/auth`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ client_id: TV.id, scope: 'openid' }) })).json() as Record<string, string>;
+      const robins = await context.newPage();
+      await robins.goto(before.verification_uri_complete!);
+      await robins.click('button[type=submit]');
+      await robins.click('button[name=confirm]');
+      await signIn(robins, 'robin');
+      await robins.waitForSelector('text=Device connected');
+      await robins.goto(`${server.url}/session/end`);
+      await robins.click('button:has-text("Sign out everywhere")');
+      await robins.waitForLoadState();
+
+      // Pat, signed in, at the confirmation of a new device code.
+      const pats = await context.newPage();
+      await pats.goto(authorize);
+      await signIn(pats, 'pat');
+      await pats.waitForURL(`${REDIRECT}**`);
+      const device = await (await fetch(`${server.url}/device/auth`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ client_id: TV.id, scope: 'openid' }) })).json() as Record<string, string>;
+      await pats.goto(device.verification_uri_complete!);
+      await pats.click('button[type=submit]');
+      await pats.waitForSelector('button[name=confirm]');
+      // Another tab signs out, and Robin signs in.
+      const other = await context.newPage();
+      await other.goto(`${server.url}/session/end`);
+      await other.click('button:has-text("Sign out everywhere")');
+      await other.waitForLoadState();
+      await other.goto(authorize);
+      await signIn(other, 'robin');
+      await other.waitForURL(`${REDIRECT}**`);
+      // Pat's confirmation is sent now.
+      const answer = pats.waitForResponse((response) => response.request().method() === 'POST');
+      await pats.click('button[name=confirm]');
+      const status = (await answer).status();
+      await pats.waitForLoadState();
+      const text = await pats.locator('body').innerText();
+      assert.ok(status < 500, `no 500: ${status}`);
+      assert.doesNotMatch(text, /Device connected/, `approved from Pat's page: ${text}`);
+      const polled = await fetch(`${server.url}/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ grant_type: DEVICE_CODE, device_code: device.device_code!, client_id: TV.id }) });
+      const body = (await polled.json()) as Record<string, string>;
+      assert.equal(body.error, 'authorization_pending', `the device got nothing: ${JSON.stringify(body)} after ${status}: ${text}`);
+    } finally {
+      await browser.close();
+    }
   });
 
   it("the account page lists what each app holds: an API's scopes named with the API, and the details about the person it was allowed by name (README: Apps with access)", async () => {
