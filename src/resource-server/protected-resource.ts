@@ -46,7 +46,11 @@ export interface ProtectedResourceOptions {
    * `dpopAlgorithms`): its challenges then offer the DPoP scheme beside Bearer (RFC 9449 §7.1).
    */
   readonly dpopSigningAlgValuesSupported?: readonly string[];
-  /** Only DPoP-bound tokens are accepted (`dpop_bound_access_tokens_required`): no Bearer challenge. */
+  /**
+   * Only DPoP-bound tokens are accepted (`dpop_bound_access_tokens_required`): published, and no
+   * Bearer challenge. Published only: the ResourceServer that verifies the tokens enforces it when
+   * created with the same option (pass its `dpopBoundAccessTokensRequired` here).
+   */
   readonly dpopBoundAccessTokensRequired?: boolean;
   /** Further metadata members. */
   readonly extra?: Readonly<Record<string, unknown>>;
