@@ -13,6 +13,7 @@ import { respondWithError } from '../http/errors.js';
 import { startedInThisBrowser } from '../provider/patches/browser-bound-resume.js';
 import { allowLogo, brandingOf, type ClientBranding } from './client-branding.js';
 import type { OfferedLink } from './link-confirmation.js';
+import type { FederatedSession } from '../upstreams/sessions.js';
 
 /** The engine's reasons for refusing an interaction whose session ended or changed person since it started. */
 const SESSION_ENDED = new Set(['session not found', 'session principal changed']);
@@ -63,8 +64,11 @@ export interface Interactions {
   signedInAccount(interaction: Interaction): ReturnType<Accounts['find']>;
   /** What other sign-in ways add to the login page's view data (e.g. passkey.ts). */
   loginPageExtras(interaction: Interaction): Promise<Record<string, unknown>>;
-  /** Whether the upstream `id` is still configured (a sign-in through one removed since does not complete). */
-  upstreamKnown(id: string): Promise<boolean>;
+  /**
+   * Whether an upstream's word still counts for a sign-in through it: the upstream still configured
+   * (one removed since does not complete it), and no back-channel logout of its session since.
+   */
+  upstreamVouches(signedIn: FederatedSession): Promise<boolean>;
   /** Makes the upstream link the person just signed in to its account to confirm (link-confirmation.ts). */
   confirmLink(link: OfferedLink): Promise<void>;
 }
@@ -77,7 +81,7 @@ export function interactions(
   accounts: Accounts,
   csrfKey: string,
   extras: readonly LoginPageExtra[],
-  upstreamKnown: (id: string) => Promise<boolean>,
+  upstreamVouches: (signedIn: FederatedSession) => Promise<boolean>,
   confirmLink: (link: OfferedLink) => Promise<void>,
 ): Interactions {
   const csrf = csrfTokens(csrfKey, 'interaction');
@@ -194,5 +198,5 @@ export function interactions(
     return Object.assign({}, ...(await Promise.all(extras.map((extra) => extra(interaction))))) as Record<string, unknown>;
   }
 
-  return { providers, csrf, load, submitted, restartUrl, clientBranding, activeAccount, denied, signedInAccount, loginPageExtras, upstreamKnown, confirmLink };
+  return { providers, csrf, load, submitted, restartUrl, clientBranding, activeAccount, denied, signedInAccount, loginPageExtras, upstreamVouches, confirmLink };
 }

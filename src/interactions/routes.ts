@@ -21,6 +21,7 @@ import { interactions, type Interaction } from './interaction.js';
 import { linkFor, type OfferedLink } from './link-confirmation.js';
 import { showLogin, submitLogin } from './login.js';
 import { upstreamChoices, upstreamStep, type UpstreamStepOptions } from './upstream.js';
+import type { FederatedSession } from '../upstreams/sessions.js';
 import { passkeyOnLoginPage, submitPasskey } from './passkey.js';
 import { afterFirstFactor, firstFactorPassed, submitSecondFactor, unmetRequirements } from './second-factor.js';
 import { choosingAccount, continueAsSignedIn, showAccountChooser } from './select-account.js';
@@ -59,7 +60,9 @@ export function interactionRoutes(options: Options): Middleware[] {
     const made = await upstreamOptions.links.linkConfirmed(link.upstream, link.upstreamSub, link.sub, link.claims, link.issuer);
     logger.info({ event: made ? 'upstream.linked' : 'upstream.link_not_made', upstream: link.upstream, sub: link.sub }, made ? 'upstream link made after signing in to the account' : 'upstream link not made');
   };
-  const steps = interactions(providers, accounts, csrfKey, extras, (id) => upstreamOptions.upstreams.has(id), confirmLink);
+  const upstreamVouches = async (signedIn: FederatedSession) =>
+    (await upstreamOptions.upstreams.has(signedIn.upstream)) && !(await upstreamOptions.federated.loggedOutSince(signedIn));
+  const steps = interactions(providers, accounts, csrfKey, extras, upstreamVouches, confirmLink);
   const { load, submitted } = steps;
   const upstream = upstreamStep(steps, { ...upstreamOptions, logger });
   const afterFirst = afterFirstFactor(steps, options);

@@ -27,7 +27,7 @@ export interface Used {
 }
 
 export async function finishSignIn(
-  { providers, upstreamKnown, confirmLink }: Interactions,
+  { providers, upstreamVouches, confirmLink }: Interactions,
   ctx: Context,
   sub: string,
   remember: boolean,
@@ -35,12 +35,12 @@ export async function finishSignIn(
   used: Used = {},
 ): Promise<void> {
   const { upstream, passkey, passwordStamp, totp, recoveryCodes, link } = used;
-  if (upstream && !(await upstreamKnown(upstream.upstream))) {
-    // Removed while this sign-in waited (e.g. for its second factor): its word no longer counts.
+  if (upstream && !(await upstreamVouches(upstream))) {
+    // Removed, or its session there logged out, while this sign-in waited (e.g. for its second factor): its word no longer counts.
     await providers.current.interactionFinished(
       ctx.req,
       ctx.res,
-      { error: 'access_denied', error_description: 'the upstream identity provider of this sign-in was removed' },
+      { error: 'access_denied', error_description: 'the upstream identity provider of this sign-in was removed, or signed the person out' },
       { mergeWithLastSubmission: false },
     );
     ctx.respond = false;

@@ -303,7 +303,7 @@ export function upstreamStep(steps: Interactions, options: UpstreamStepOptions) 
       username: outcome.account.username,
       remember: false,
       method: 'federated',
-      upstream: { upstream: id, sub: signedIn.sub, sid: signedIn.sid, idToken: signedIn.idToken },
+      upstream: { upstream: id, sub: signedIn.sub, sid: signedIn.sid, idToken: signedIn.idToken, at: Date.now() },
       // Signing in to an offered account through its own link is signing in to it: the offer goes on.
       ...linkFor(interaction, outcome.account.sub),
     });
@@ -347,6 +347,8 @@ export function upstreamStep(steps: Interactions, options: UpstreamStepOptions) 
       logger.warn({ event: 'upstream.logout_refused', upstream: upstream.id, reason: 'replayed jti' }, 'upstream logout token refused');
       return refuse('this logout token was used already (jti)');
     }
+    // First, for a sign-in it vouched for that has no session yet (waiting for its second factor).
+    await federated.loggedOut(upstream.id, named);
     const provider = providers.current;
     let ended = 0;
     for (const uid of await federated.sessionsOf(upstream.id, named)) {

@@ -55,6 +55,12 @@ export interface ResourceServerOptions {
   readonly onError?: (error: Error) => void;
   /** How DPoP proofs for DPoP-bound tokens are checked (see dpop.ts): proof lifetime, jti store, nonces. */
   readonly dpop?: DPoPOptions;
+  /**
+   * Only DPoP-bound tokens are accepted (RFC 9728's `dpop_bound_access_tokens_required`): a bearer
+   * token, stolen or not, is refused, and `challenge` offers the DPoP scheme alone. Give the same
+   * value (`dpopBoundAccessTokensRequired` of this helper) to createProtectedResource, which publishes it.
+   */
+  readonly dpopBoundAccessTokensRequired?: boolean;
 }
 
 /** Claims of a Latchkey access token (RFC 9068), with `gid`, the grant it was issued under. */
@@ -244,6 +250,8 @@ export class ResourceServer {
     const jkt = claims.cnf?.jkt;
     if (claims.cnf !== undefined && typeof jkt !== 'string') throw new TokenRejected('the token is bound to a key this helper cannot check');
     if (jkt === undefined) {
+      // What the metadata promises is what is enforced: a bearer token's thief needs no key.
+      if (this.dpopBoundAccessTokensRequired && scheme !== 'DPoP') throw new TokenRejected('this API takes only DPoP-bound tokens', 'invalid_token', 'DPoP');
       if (scheme === 'DPoP') throw new TokenRejected('the DPoP scheme is for DPoP-bound tokens; this one is a bearer token', 'invalid_token', 'DPoP');
       return;
     }
@@ -263,7 +271,12 @@ export class ResourceServer {
   challenge(error?: TokenRejected): string {
     // RFC 6750 §3.1: a request with no token at all gets the challenges without an error code.
     const failure = error?.message === NO_TOKEN ? undefined : error;
-    return wwwAuthenticate({ error: failure?.code, scheme: failure?.scheme, dpopAlgorithms: this.#dpop.algorithms });
+    return wwwAuthenticate({ error: failure?.code, scheme: failure?.scheme, dpopAlgorithms: this.#dpop.algorithms, bearer: !this.dpopBoundAccessTokensRequired });
+  }
+
+  /** Whether only DPoP-bound tokens are accepted: give it to createProtectedResource as dpopBoundAccessTokensRequired. */
+  get dpopBoundAccessTokensRequired(): boolean {
+    return this.#options.dpopBoundAccessTokensRequired === true;
   }
 
   /** The DPoP algorithms this API accepts (Latchkey's): give them to createProtectedResource so that its challenges offer DPoP too. */

@@ -46,7 +46,11 @@ export interface ProtectedResourceOptions {
    * `dpopAlgorithms`): its challenges then offer the DPoP scheme beside Bearer (RFC 9449 §7.1).
    */
   readonly dpopSigningAlgValuesSupported?: readonly string[];
-  /** Only DPoP-bound tokens are accepted (`dpop_bound_access_tokens_required`): no Bearer challenge. */
+  /**
+   * Only DPoP-bound tokens are accepted (`dpop_bound_access_tokens_required`): published, and no
+   * Bearer challenge. Published only: the ResourceServer that verifies the tokens enforces it when
+   * created with the same option (pass its `dpopBoundAccessTokensRequired` here).
+   */
   readonly dpopBoundAccessTokensRequired?: boolean;
   /** Further metadata members. */
   readonly extra?: Readonly<Record<string, unknown>>;
@@ -74,6 +78,8 @@ export interface Challenge {
   readonly scope?: readonly string[];
   /** The authentication scheme the challenge is for (RFC 9449's `DPoP` for a DPoP-bound token's failure). Default `Bearer`. */
   readonly scheme?: 'Bearer' | 'DPoP';
+  /** RFC 9449 §9: the nonce a `use_dpop_nonce` refusal tells the client to use, sent as `DPoP-Nonce`. */
+  readonly dpopNonce?: string;
 }
 
 /** A response to send: status, headers and body, for any framework. */
@@ -93,8 +99,13 @@ function isLoopbackHost(hostname: string): boolean {
 /** A TokenRejected from ResourceServer.verify (or anything shaped like it) as a Challenge. */
 function asChallenge(error: unknown): Challenge | undefined {
   if (!(error instanceof Error) || error.name !== 'TokenRejected') return undefined;
-  const { code, scheme } = error as Error & { code?: unknown; scheme?: unknown };
-  return { error: typeof code === 'string' ? code : 'invalid_token', description: error.message, scheme: scheme === 'DPoP' ? 'DPoP' : 'Bearer' };
+  const { code, scheme, dpopNonce } = error as Error & { code?: unknown; scheme?: unknown; dpopNonce?: unknown };
+  return {
+    error: typeof code === 'string' ? code : 'invalid_token',
+    description: error.message,
+    scheme: scheme === 'DPoP' ? 'DPoP' : 'Bearer',
+    ...(typeof dpopNonce === 'string' && dpopNonce && { dpopNonce }),
+  };
 }
 
 export class ProtectedResource {
@@ -184,13 +195,16 @@ export class ProtectedResource {
     const resolved = challenge instanceof Error ? asChallenge(challenge) : challenge;
     const status = resolved?.error ? (STATUS[resolved.error] ?? 401) : 401;
     const body = resolved?.error ? { error: resolved.error, error_description: resolved.description } : { error: 'unauthorized' };
+    // RFC 9449 §9: without the nonce in DPoP-Nonce a client told use_dpop_nonce cannot ever comply.
+    const nonce = resolved?.dpopNonce;
     return {
       status,
       headers: {
         'www-authenticate': this.challenge(resolved),
         'content-type': 'application/json',
         'cache-control': 'no-store',
-        'access-control-expose-headers': 'WWW-Authenticate',
+        'access-control-expose-headers': nonce ? 'WWW-Authenticate, DPoP-Nonce' : 'WWW-Authenticate',
+        ...(nonce && { 'dpop-nonce': nonce }),
       },
       body: JSON.stringify(body),
     };

@@ -16,12 +16,17 @@ export interface FederatedSession {
   readonly sid: string | undefined;
   /** The upstream's ID token, the id_token_hint of its end_session_endpoint. */
   readonly idToken: string;
+  /** Epoch milliseconds when its callback took the upstream's word (absent in records made before it was kept). */
+  readonly at?: number;
 }
 
 const sessionKey = (uid: string) => `upstream:session:${uid}`;
 const bySid = (upstream: string, sid: string) => `upstream:sid:${upstream}:${sid}`;
 const bySub = (upstream: string, sub: string) => `upstream:sub:${upstream}:${sub}`;
 const byUpstream = (upstream: string) => `upstream:sessions:${upstream}`;
+/** A back-channel logout's time, for a sign-in it names that has no session yet (it waits for its second factor). */
+const loggedOutSid = (upstream: string, sid: string) => `upstream:logged-out:sid:${upstream}:${sid}`;
+const loggedOutSub = (upstream: string, sub: string) => `upstream:logged-out:sub:${upstream}:${sub}`;
 
 export class FederatedSessions {
   constructor(
@@ -48,6 +53,28 @@ export class FederatedSessions {
     const records = await Promise.all(uids.map(async (uid) => [uid, await this.find(uid)] as const));
     // With both, the session must match both (OIDC Back-Channel Logout §2.4).
     return records.filter(([, record]) => record && record.upstream === upstream && (!sub || record.sub === sub)).map(([uid]) => uid);
+  }
+
+  /**
+   * Remembers an upstream's back-channel logout (its sid, else its sub; with both, the sid's only
+   * for that sub), so that a sign-in it vouched for before, still under way (waiting for its second
+   * factor, no session yet for the logout to find), does not complete (loggedOutSince).
+   */
+  async loggedOut(upstream: string, { sid, sub }: { sid?: string; sub?: string }, at = Date.now()): Promise<void> {
+    if (sid) await this.kv.set(loggedOutSid(upstream, sid), JSON.stringify({ at, ...(sub && { sub }) }), { ttl: this.ttl });
+    else if (sub) await this.kv.set(loggedOutSub(upstream, sub), JSON.stringify({ at }), { ttl: this.ttl });
+  }
+
+  /** Whether the upstream logged out the session `signedIn` came from since its callback took it (after `at`, epoch ms). */
+  async loggedOutSince(signedIn: FederatedSession): Promise<boolean> {
+    const at = signedIn.at ?? 0;
+    const [bySidMark, bySubMark] = await Promise.all([
+      signedIn.sid ? this.kv.get(loggedOutSid(signedIn.upstream, signedIn.sid)) : undefined,
+      this.kv.get(loggedOutSub(signedIn.upstream, signedIn.sub)),
+    ]);
+    const sidMark = bySidMark ? (JSON.parse(bySidMark) as { at: number; sub?: string }) : undefined;
+    const subMark = bySubMark ? (JSON.parse(bySubMark) as { at: number }) : undefined;
+    return (sidMark !== undefined && sidMark.at > at && (sidMark.sub === undefined || sidMark.sub === signedIn.sub)) || (subMark !== undefined && subMark.at > at);
   }
 
   /** The uids of every session the upstream signed in (sessions recorded before this index existed are not in it). */

@@ -323,6 +323,35 @@ describe('e2e: DPoP-bound tokens and pushed authorization requests', function ()
       await assert.rejects(verify(`DPoP ${tokens.access_token}`, forged), refused('invalid_token', /another key/));
     });
 
+    it('an API that requires DPoP-bound tokens (dpopBoundAccessTokensRequired) refuses a bearer token, and its challenges offer DPoP alone (RFC 9728 §2, RFC 9449 §7.1)', async () => {
+      // A bearer token for the API, as any client with a grant there gets: a thief needs no key to use it.
+      await server.apis.grant(OPS.id, API, { scopes: ['read'] });
+      const bearer = await clientCredentialsToken(server.url, OPS);
+      assert.equal((await helper.verify(`Bearer ${bearer}`)).client_id, OPS.id, 'an API that takes bearer tokens takes it');
+      const bound = await createResourceServer({ issuer: server.issuer, audience: API, clientId: RS.id, clientSecret: RS.secret, dpopBoundAccessTokensRequired: true });
+      try {
+        assert.equal(bound.dpopBoundAccessTokensRequired, true, 'for createProtectedResource, which publishes it');
+        for (const presented of [`Bearer ${bearer}`, bearer]) {
+          await assert.rejects(bound.verify(presented), (error: TokenRejected) => {
+            assert.equal(error.code, 'invalid_token', error.message);
+            assert.equal(error.scheme, 'DPoP');
+            assert.match(error.message, /DPoP-bound/);
+            assert.equal(bound.challenge(error), 'DPoP error="invalid_token", algs="ES256 EdDSA Ed25519"', 'no Bearer challenge to retry with');
+            return true;
+          });
+        }
+        // Nor by calling it DPoP (the scheme is for bound tokens), with a proof by any key.
+        const made = await proof(key, { htm: 'GET', htu: url(), ath: ath(bearer) });
+        await assert.rejects(bound.verify(`DPoP ${bearer}`, { dpop: { proof: made, method: 'GET', url: url() } }), refused('invalid_token', /bearer token/));
+        assert.equal(bound.challenge(), 'DPoP algs="ES256 EdDSA Ed25519"', 'no token: the DPoP challenge alone');
+        // A DPoP-bound token with its key's proof is what it takes.
+        const good = await proof(key, { htm: 'GET', htu: url(), ath: ath(tokens.access_token) });
+        assert.ok((await bound.verify(`DPoP ${tokens.access_token}`, { dpop: { proof: good, method: 'GET', url: url() } })).sub);
+      } finally {
+        bound.close();
+      }
+    });
+
     it('a proof made too long ago (iat), or not a DPoP proof (typ, alg none), is refused', async () => {
       const old = await proof(key, { htm: 'GET', htu: url(), ath: ath(tokens.access_token), iat: Math.floor(Date.now() / 1000) - 600 });
       await assert.rejects(verify(`DPoP ${tokens.access_token}`, old), refused('invalid_dpop_proof', /iat/));

@@ -838,6 +838,24 @@ describe('e2e: sign in through an upstream OpenID Connect provider', function ()
       assert.equal(new URL(done.url).searchParams.get('code'), null);
     });
 
+    it("the upstream's logout of the session a sign-in waits on (for its second factor) ends that sign-in: the app gets access_denied (Back-Channel Logout §2.7)", async () => {
+      const sub = 'fake-person-bcl-waiting';
+      const { account } = (await new UpstreamLinks(latchkey.kv, latchkey.accounts).signIn({ id: 'fake', issuer: fake.state.issuer, linkByEmail: false }, sub, {})) as { account: { sub: string; username: string } };
+      const { secret } = await latchkey.secondFactors.totp.begin(account.sub, account.username);
+      assert.ok(await latchkey.secondFactors.totp.confirm(account.sub, TOTP.generate({ secret: Secret.fromBase32(secret), timestamp: Date.now() - 30_000 })));
+      fake.state.sid = 'fake-sid-waiting';
+      const { browser, page } = await throughFake('app1', sub);
+      assert.ok(page.html.includes('/second-factor'), `expected the second-factor page, got ${page.status} ${page.url}`);
+      // Signed out (or cut off) at the upstream meanwhile: no Latchkey session exists yet for the logout to find.
+      const post = await fetch(`${latchkey.issuer}/upstream/fake/backchannel-logout`, { method: 'POST', body: new URLSearchParams({ logout_token: await fake.logoutToken({ sid: 'fake-sid-waiting' }) }) });
+      assert.equal(post.status, 200);
+      let done = await browser.submit(page, '/second-factor', { method: 'totp', code: TOTP.generate({ secret: Secret.fromBase32(secret) }) }, app1Redirect());
+      if (isConsent(done)) done = await browser.submit(done, '/confirm', {}, app1Redirect());
+      assert.ok(done.url.startsWith(app1Redirect()), `expected the app, got ${done.status} ${done.url}`);
+      assert.equal(new URL(done.url).searchParams.get('error'), 'access_denied', `the app got ${done.url}`);
+      assert.equal(new URL(done.url).searchParams.get('code'), null);
+    });
+
     it('an upstream removed while a finished sign-in through it holds back its resume: the sign-in does not complete, the app gets access_denied', async () => {
       const upstreams = new Upstreams(latchkey.kv, latchkey.config.keys.secrets);
       await upstreams.add({ id: 'held', issuer: fake.state.issuer, clientId: 'latchkey', clientSecret: SECRET, scope: 'openid', displayName: 'Held', linkByEmail: false, endSession: false });

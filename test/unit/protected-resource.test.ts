@@ -117,6 +117,38 @@ describe('protected resource metadata (RFC 9728)', () => {
     }
   });
 
+  it('a use_dpop_nonce refusal carries the nonce in DPoP-Nonce, readable by browser clients, through unauthorized(), Koa and node:http (RFC 9449 §9)', async () => {
+    const dpop = createProtectedResource({ resource: 'https://mcp.example.com/mcp', authorizationServers: ['https://id.example.com'], dpopSigningAlgValuesSupported: ['ES256'] });
+    const needsNonce = () => new TokenRejected('DPoP proof: use the nonce this resource server issued', 'use_dpop_nonce', 'DPoP', 'server-nonce-1');
+    const answer = dpop.unauthorized(needsNonce());
+    assert.equal(answer.status, 401);
+    assert.match(answer.headers['www-authenticate']!, /^DPoP .*error="use_dpop_nonce"/);
+    assert.equal(answer.headers['dpop-nonce'], 'server-nonce-1');
+    assert.equal(answer.headers['access-control-expose-headers'], 'WWW-Authenticate, DPoP-Nonce');
+    assert.equal(dpop.unauthorized(new TokenRejected('expired')).headers['dpop-nonce'], undefined, 'no nonce, no header');
+
+    const app = new Koa();
+    app.use(dpop.koa());
+    app.use(() => {
+      throw needsNonce();
+    });
+    const koa = http.createServer(app.callback());
+    const plain = http.createServer((req, res) => {
+      if (!dpop.serve(req, res)) dpop.reject(res, needsNonce(), req);
+    });
+    try {
+      for (const base of [await listen(koa), await listen(plain)]) {
+        const refused = await fetch(`${base}/mcp`, { headers: { authorization: 'DPoP x', dpop: 'proof' } });
+        assert.equal(refused.status, 401);
+        assert.match(refused.headers.get('www-authenticate')!, /error="use_dpop_nonce"/);
+        assert.equal(refused.headers.get('dpop-nonce'), 'server-nonce-1', base);
+      }
+    } finally {
+      koa.close();
+      plain.close();
+    }
+  });
+
   it('node:http: serve() answers only the metadata path, reject() writes the challenge', async () => {
     const server = http.createServer((req, res) => {
       if (api.serve(req, res)) return;
