@@ -5,7 +5,7 @@
  */
 import type { KoaContextWithOIDC, Provider } from 'oidc-provider';
 import type { Logger } from './logger.js';
-import type { Metrics } from './metrics.js';
+import { incrementerOf, type Metrics } from './metrics.js';
 
 /** Events worth a line; "error" events carry the protocol error, the others succeed. */
 const EVENTS = [
@@ -85,8 +85,8 @@ function backchannelReason(error: unknown) {
 
 export function observeProviderEvents(provider: Provider, logger: Logger, metrics: Metrics): void {
   for (const event of EVENTS) {
-    // Bound once: inc({ event }) hashed the label set at every event.
-    const counted = metrics.providerEvents.labels(event);
+    // Bound once (see incrementerOf): inc({ event }) hashed the label set at every event.
+    const counted = incrementerOf(metrics.providerEvents, { event });
     (provider as unknown as NodeJS.EventEmitter).on(event, (...args: unknown[]) => {
       counted.inc();
       const ctx = args[0] as KoaContextWithOIDC | undefined;

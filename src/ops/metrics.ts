@@ -78,6 +78,56 @@ function observerOf<T extends string>(histogram: client.Histogram<T>, labels: Re
   };
 }
 
+/** What prom-client keeps of a counter's series (lib/counter.js): its label set and value. */
+interface CounterValues {
+  readonly labels: Readonly<Record<string, string | number>>;
+  value: number;
+}
+interface CounterInternals {
+  readonly hashMap?: Record<string, CounterValues | undefined>;
+  readonly enableExemplars?: boolean;
+}
+
+export interface Incrementer {
+  inc(): void;
+}
+
+/**
+ * One series of `counter` (a label set), counted without prom-client's work per increment: a
+ * bound child's inc() still validates the labels and joins them into the series' key at every
+ * call (about 4 K instructions each). As observerOf: the first increment goes through prom-client,
+ * which makes the series; later ones add 1 to that series' value while it is still the one
+ * prom-client holds (after a reset or a removal, prom-client again). Where prom-client keeps its
+ * values otherwise (another version, exemplars), every increment goes through it.
+ */
+export function incrementerOf<T extends string>(counter: client.Counter<T>, labels: Record<T, string>): Incrementer {
+  const internals = counter as unknown as CounterInternals;
+  if (!internals.hashMap || internals.enableExemplars) return counter.labels(labels);
+  const names = Object.keys(labels) as T[];
+  let key: string | undefined;
+  let values: CounterValues | undefined;
+  const find = () => {
+    for (const [hash, series] of Object.entries(internals.hashMap ?? {})) {
+      if (series && typeof series.value === 'number' && names.every((name) => series.labels[name] === labels[name])) {
+        key = hash;
+        values = series;
+        return;
+      }
+    }
+    key = values = undefined;
+  };
+  return {
+    inc() {
+      if (values === undefined || internals.hashMap![key!] !== values) {
+        counter.inc(labels);
+        find();
+        return;
+      }
+      values.value += 1;
+    },
+  };
+}
+
 /**
  * The metrics of one running server, in a registry of its own: serve() makes one and hands it to
  * what records into it (request log, provider events, rate limits, logins, store timing, the key
@@ -164,13 +214,13 @@ export class Metrics {
     series.observe(seconds);
   }
 
-  /** tokensIssued's children by grant type, bound at first use (only grant types the engine supports succeed). */
-  readonly #issuedSeries = new Map<string, { inc(): void }>();
+  /** tokensIssued's series by grant type, bound at first use (see incrementerOf) (only grant types the engine supports succeed). */
+  readonly #issuedSeries = new Map<string, Incrementer>();
 
   /** Counts one successful token request. */
   countIssued(grantType: string): void {
     let series = this.#issuedSeries.get(grantType);
-    if (!series) this.#issuedSeries.set(grantType, (series = this.tokensIssued.labels(grantType)));
+    if (!series) this.#issuedSeries.set(grantType, (series = incrementerOf(this.tokensIssued, { grant_type: grantType })));
     series.inc();
   }
 

@@ -12,7 +12,7 @@
  *   API, the revocation feed) are never delegated through a person.
  */
 import { errors, type Client, type KoaContextWithOIDC, type Provider, type ResourceServer } from 'oidc-provider';
-import { predates, type Apis } from '../apis/apis.js';
+import { predates, type ApiDefinition, type Apis, type ClientGrant } from '../apis/apis.js';
 import { predatesClient } from './consents.js';
 import { scopesBeyond } from './patches/current-registration.js';
 import { refreshLevelMet } from './patches/step-up.js';
@@ -75,17 +75,18 @@ export async function resourceServerInfo(apis: Apis, ctx: KoaContextWithOIDC, in
     if (!grant) {
       throw new errors.InvalidScope(`this client holds no grant at ${indicator} (an operator grants one: latchkey apis grant)`, requested.join(' '));
     }
-    allowed = api.scopes.filter((scope) => grant.scopes.includes(scope));
-    const refused = requested.filter((scope) => !allowed.includes(scope));
+    const held = heldUnder(api, grant);
+    const refused = requested.filter((scope) => !held.allowed.has(scope));
     if (refused.length) {
       throw new errors.InvalidScope(`scope not granted to this client at ${indicator}: ${refused.join(' ')}`, refused.join(' '));
     }
     // A grant with none of the API's scopes (introspection only, or every scope revoked since) is no
     // leave to call it: a token without scope would still be taken by an API that checks only `aud`.
     // An API without scopes is reached by the grant alone.
-    if (api.scopes.length > 0 && allowed.length === 0) {
+    if (api.scopes.length > 0 && held.allowed.size === 0) {
       throw new errors.InvalidScope(`this client holds none of ${indicator}'s scopes (an operator grants them: latchkey apis grant --scope)`, requested.join(' '));
     }
+    return held.info;
   } else {
     if (api.privileged) throw new errors.InvalidTarget(`${indicator} accepts only client_credentials tokens of clients an operator granted it`);
     const givenAt = grantGivenAt(ctx);
@@ -95,6 +96,11 @@ export async function resourceServerInfo(apis: Apis, ctx: KoaContextWithOIDC, in
     if (grantedAt(ctx, indicator, allowed) === false) throw nothingGrantedAt(indicator);
   }
 
+  return serverInfo(api, allowed);
+}
+
+/** What the engine is told of `api` for a token holding `allowed` of its scopes. */
+function serverInfo(api: ApiDefinition, allowed: readonly string[]): ResourceServer {
   return {
     audience: api.identifier,
     scope: allowed.join(' '),
@@ -102,6 +108,37 @@ export async function resourceServerInfo(apis: Apis, ctx: KoaContextWithOIDC, in
     ...(api.accessTokenTTL ? { accessTokenTTL: api.accessTokenTTL } : {}),
     ...(api.format === 'jwt' ? { jwt: { sign: { alg: 'RS256' } } } : {}),
   };
+}
+
+interface HeldUnder {
+  /** The API's scopes the grant holds. */
+  readonly allowed: ReadonlySet<string>;
+  /** What the engine is told of the API for a client_credentials token under the grant (frozen, shared). */
+  readonly info: ResourceServer;
+}
+
+/**
+ * What a client's grant holds at an API, worked out once per API and grant as read: both are the
+ * values Apis parsed (frozen, the same objects while the stored text is unchanged, a new one at any
+ * change, an API from the configuration fixed for the process), so an entry is never found for an
+ * API or grant changed or removed since. Weak: an entry goes with the values it was made of.
+ * The engine copies what it is told into its own ResourceServer (lib/helpers/resource_server.js).
+ */
+const heldUnderGrant = new WeakMap<ApiDefinition, WeakMap<ClientGrant, HeldUnder>>();
+function heldUnder(api: ApiDefinition, grant: ClientGrant): HeldUnder {
+  let byGrant = heldUnderGrant.get(api);
+  if (!byGrant) heldUnderGrant.set(api, (byGrant = new WeakMap()));
+  let held = byGrant.get(grant);
+  if (!held) {
+    const allowed = api.scopes.filter((scope) => grant.scopes.includes(scope));
+    byGrant.set(grant, (held = { allowed: new Set(allowed), info: deepFrozen(serverInfo(api, allowed)) }));
+  }
+  return held;
+}
+
+function deepFrozen<T extends object>(value: T): T {
+  for (const member of Object.values(value)) if (typeof member === 'object' && member !== null) deepFrozen(member as object);
+  return Object.freeze(value);
 }
 
 /**

@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import client from 'prom-client';
-import { Metrics } from '../../src/ops/metrics.js';
+import { incrementerOf, Metrics } from '../../src/ops/metrics.js';
 
 const value = (text: string, series: string) => Number(text.split('\n').find((line) => line.startsWith(`${series} `))?.split(' ')[1]);
 
@@ -73,6 +73,53 @@ describe('metrics', () => {
       const [a, b] = await Promise.all([ours.registry.metrics(), theirs.registry.metrics()]);
       assert.equal(lines(a, 'latchkey_store_command_duration_seconds'), lines(b, 'latchkey_store_command_duration_seconds'));
       assert.match(a, /latchkey_store_command_duration_seconds_count\{operation="set",outcome="error"\} 2$/m);
+    });
+  });
+
+  describe('counter series counted without prom-client\'s per-increment work', () => {
+    const lines = (text: string, name: string) => text.split('\n').filter((line) => line.startsWith(name)).join('\n');
+
+    it('expose exactly what prom-client\'s own inc() exposes, and bypass it after the first', async () => {
+      const ours = new Metrics();
+      const theirs = new Metrics();
+      let throughPromClient = 0;
+      for (const counter of [ours.tokensIssued, ours.providerEvents] as unknown as { inc(...args: unknown[]): void }[]) {
+        const inc = counter.inc.bind(counter);
+        counter.inc = (...args: unknown[]) => ((throughPromClient += 1), inc(...args));
+      }
+      const granted = incrementerOf(ours.providerEvents, { event: 'grant.success' });
+      const ended = incrementerOf(ours.providerEvents, { event: 'end_session.success' });
+      for (let i = 0; i < 7; i += 1) {
+        ours.countIssued('client_credentials');
+        granted.inc();
+        theirs.tokensIssued.labels('client_credentials').inc();
+        theirs.providerEvents.labels('grant.success').inc();
+        if (i % 2 === 0) {
+          ours.countIssued('refresh_token');
+          ended.inc();
+          theirs.tokensIssued.labels('refresh_token').inc();
+          theirs.providerEvents.labels('end_session.success').inc();
+        }
+      }
+      assert.equal(throughPromClient, 4); // the first increment of each series
+      const [a, b] = await Promise.all([ours.registry.metrics(), theirs.registry.metrics()]);
+      assert.match(a, /^latchkey_tokens_issued_total\{grant_type="client_credentials"\} 7$/m);
+      assert.equal(lines(a, 'latchkey_tokens_issued_total'), lines(b, 'latchkey_tokens_issued_total'));
+      assert.equal(lines(a, 'latchkey_provider_events_total'), lines(b, 'latchkey_provider_events_total'));
+    });
+
+    it('start over after a reset or a removal of the series', async () => {
+      const ours = new Metrics();
+      const series = incrementerOf(ours.providerEvents, { event: 'grant.revoked' });
+      series.inc();
+      series.inc();
+      ours.providerEvents.reset();
+      series.inc();
+      ours.providerEvents.remove('grant.revoked');
+      series.inc();
+      series.inc();
+      const text = await ours.registry.metrics();
+      assert.match(text, /^latchkey_provider_events_total\{event="grant.revoked"\} 2$/m);
     });
   });
 });
