@@ -65,6 +65,7 @@ import { announceServer, evictingStore, unreachableStore } from './store/control
 import { openStore, type Kv } from './store/index.js';
 import { isStoreOutage } from './store/outage.js';
 import { inBatches } from './store/kv.js';
+import { AdapterIndexes } from './store/adapter.js';
 
 export interface Running {
   /** Where it listens, e.g. http://127.0.0.1:3000 (not the issuer, which may be a proxy's URL). */
@@ -249,6 +250,11 @@ export async function serve(config: Config, logger: Logger = createLogger(config
     for (const { identifier, scopes } of await apis.reservedScopesIgnored()) {
       logger.warn({ api: identifier, scopes }, `the stored API ${identifier} defines the reserved scope ${scopes.join(' ')} (an OpenID Connect scope, or a privileged API's): it is ignored, so none of its tokens carries it and no grant gives it; remove the API and add it again with scopes of its own`);
     }
+  }
+  // Clients whose secret the release before kept in clear: by its digest from now on (store/adapter.ts).
+  if (!cluster.isWorker) {
+    const digested = await new AdapterIndexes(kv).digestClientSecrets();
+    if (digested) logger.info({ event: 'clients.secrets_digested', clients: digested }, `${digested} stored client secret(s) kept in clear by the release before are now kept by their digest`);
   }
   keys.onChange((ring) => providers.replace(build(ring, verifier)));
   keys.start();

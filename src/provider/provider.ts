@@ -80,6 +80,7 @@ import { revokeGrantBeforeToken } from './patches/grant-before-token.js';
 import { cheaperCorsHeaderScan } from './patches/cors-header-scan.js';
 import { ADMIN_SCOPES } from '../apis/admin-resource.js';
 import { acceptPreviousSecrets, previousSecretGraceEnd } from './patches/previous-secrets.js';
+import { clientSecretDigests } from './patches/client-secret-digests.js';
 import { clientResolves, resolveClientMetadataDocuments } from './patches/client-metadata-documents.js';
 import { ClientMetadataDocuments } from '../registration/client-metadata-documents.js';
 import { ClientMetadataDocumentCache } from '../store/client-metadata-documents.js';
@@ -555,6 +556,9 @@ function applyPatches(
   { config, kv, verifier, accounts, apis, revocations, consents, rateLimits, federated, upstreamLogout, upstreamKnown }: ProviderDependencies,
   policy: RegistrationPolicy,
 ): void {
+  // A stored client's secret is compared by its digest (the store keeps no other); then, failing
+  // that, a rotated-out one within its grace.
+  clientSecretDigests(provider);
   acceptPreviousSecrets(provider, kv);
   // A client's keys read from its jwks_uri verify nothing once they are a minute old: it is read again (see the patch).
   staleClientKeysVerifyNothing();

@@ -1,6 +1,8 @@
 /**
  * Clients kept in the store (as opposed to static ones in config): add, update, rotate a
- * secret, list, remove. Metadata is validated by oidc-provider's own client schema (which runs
+ * secret, list, remove. A secret is handed out once, by the call that makes it (add, rotateSecret);
+ * the store keeps its digest only, and a client read back holds a handle in its place
+ * (store/adapter.ts storedClient). Metadata is validated by oidc-provider's own client schema (which runs
  * our registration policy) before it is stored, so what the CLI, the admin API and the
  * developer page accept is exactly what the provider will load.
  *
@@ -13,7 +15,7 @@ import type { Apis } from '../apis/apis.js';
 import { FIRST_PARTY_CLIENT_IDS } from '../http/first-party-sign-in.js';
 import { OFFERED_API_SCOPES } from './policy.js';
 import type { ProviderInService } from '../provider-in-service.js';
-import { AdapterIndexes, digestOf } from '../store/adapter.js';
+import { AdapterIndexes, secretDigestOf } from '../store/adapter.js';
 import type { Kv } from '../store/kv.js';
 import { epochSeconds, untilSecond } from '../clock.js';
 
@@ -167,8 +169,8 @@ export class Clients {
   /**
    * A new secret, returned this once; the old one keeps working for `grace` seconds. A client
    * registered dynamically also gets a new registration access token, returned with the secret,
-   * and its old ones end at once: RFC 7592 shows the client's secret to whoever holds one, so a
-   * token leaked with the old secret would read the new one (or change the redirect URIs). Without
+   * and its old ones end at once: a token leaked with the old secret would otherwise change the
+   * redirect URIs (RFC 7592 shows no secret: the store keeps its digest only, store/adapter.ts). Without
    * grace (the secret may have leaked), the tokens the client got for itself up to now end too.
    */
   async rotateSecret(id: string, grace: number): Promise<ClientMetadata & { registration_access_token?: string }> {
@@ -179,7 +181,7 @@ export class Clients {
     // and they alive) and once more after, for those got meanwhile (the client's own; a person's
     // grants end with `grants revoke --client`).
     if (grace <= 0) await this.apis?.endOwnTokens(id);
-    const previous = grace > 0 ? JSON.stringify({ digest: digestOf(existing.client_secret), until: Math.floor(Date.now() / 1000) + grace } satisfies PreviousSecret) : undefined;
+    const previous = grace > 0 ? JSON.stringify({ digest: secretDigestOf(existing.client_secret), until: Math.floor(Date.now() / 1000) + grace } satisfies PreviousSecret) : undefined;
     if (previous) await this.kv.set(previousSecretKey(id), previous, { ttl: grace });
     else await this.kv.del([previousSecretKey(id)]);
     const rotated = { ...existing, client_secret: generateSecret() };

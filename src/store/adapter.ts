@@ -139,6 +139,32 @@ const recordKey = (model: string, id: string) => `oidc:${model}:${DIGESTED.has(m
  * which a digest read from a copy of the store would otherwise find, as good as the value.
  */
 const legacyKey = (model: string, id: string) => (DIGESTED.has(model) && !isHandle(id) && !id.startsWith('sha256:') ? `oidc:${model}:${id}` : undefined);
+/**
+ * A client's secret is kept as its SHA-256 digest, in its own field (client_secret_digest), never in
+ * client_secret: a copy of the store acts as no confidential client (a secret is at least 256 random
+ * bits when generated, and a chosen one is held to a minimum length: registration/policy.ts). The
+ * engine is given, as the client's client_secret, a handle (SECRET_HANDLE and the digest) that means
+ * something within this process only; client authentication compares the presented secret's digest
+ * with the one the handle names (provider/patches/client-secret-digests.ts), so a digest copied from
+ * the store is no secret here (it is digested again). A client written by the release before, with
+ * its secret in clear, is given to the engine as it is (and compared as it is), and is kept by the
+ * digest on its next write, or at start (AdapterIndexes.digestClientSecrets).
+ */
+const SECRET_HANDLE = `s.${randomBytes(16).toString('base64url')}.`;
+/** Whether `value` is the handle the engine was given for a client's secret kept by its digest. */
+export const isSecretHandle = (value: unknown): value is string => typeof value === 'string' && value.startsWith(SECRET_HANDLE);
+/** The digest a client secret is kept as: of a clear secret, or the one its handle names. */
+export const secretDigestOf = (secret: string) => (isSecretHandle(secret) ? secret.slice(SECRET_HANDLE.length) : digestOf(secret));
+/** A client's metadata as the store keeps it: its secret (clear, or a handle) as client_secret_digest. */
+export function storedClient(payload: AdapterPayload): AdapterPayload {
+  const { client_secret: secret, client_secret_digest: _given, ...rest } = payload as AdapterPayload & { client_secret?: unknown; client_secret_digest?: unknown };
+  return typeof secret === 'string' ? { ...rest, client_secret_digest: secretDigestOf(secret) } : rest;
+}
+/** A stored client's metadata as the engine is given it: its secret's digest as a handle in client_secret. */
+function loadedClient(payload: AdapterPayload): AdapterPayload {
+  const { client_secret_digest: digest, ...rest } = payload as AdapterPayload & { client_secret_digest?: unknown };
+  return typeof digest === 'string' ? { ...rest, client_secret: SECRET_HANDLE + digest } : payload;
+}
 const grantKey = (grantId: string) => `oidc:grant:${grantId}`;
 /** A session's record key but its digest (or, kept by the release before, its id): what oidc:uid:<uid> holds. */
 const SESSION_PREFIX = 'oidc:Session:';
@@ -298,7 +324,11 @@ class KvAdapter implements Adapter {
     // A grant's record goes into the grant's index with it: one command where the store can (a
     // grant's codes and tokens are never ended, so it answers nothing: only a session's write is judged).
     const grant = GRANTABLE.has(this.model) && payload.grantId ? grantKey(payload.grantId) : undefined;
-    const text = DIGESTED.has(this.model) ? JSON.stringify({ ...payload, jti: undefined }) : this.model === 'Interaction' ? interactionText(payload) : JSON.stringify(payload);
+    const text = DIGESTED.has(this.model)
+      ? JSON.stringify({ ...payload, jti: undefined })
+      : this.model === 'Interaction'
+        ? interactionText(payload)
+        : JSON.stringify(this.model === 'Client' ? storedClient(payload) : payload);
     const stored: Promise<unknown> =
       grant && this.kv.putRecordInSet ? this.kv.putRecordInSet(key, text, ttl, grant) : this.kv.putRecord(key, text, ttl);
     const writes: Promise<unknown>[] = [stored];
@@ -340,7 +370,7 @@ class KvAdapter implements Adapter {
   /** A client's write, between the clientReplaced hook's two calls (clients are written rarely: the read of the previous one costs little). */
   private async replaceClient(id: string, payload: AdapterPayload, expiresIn: number, replaced: NonNullable<AdapterHooks['clientReplaced']>): Promise<void> {
     const stored = await this.kv.getRecord(recordKey(this.model, id));
-    const previous = stored ? (JSON.parse(stored.payload) as AdapterPayload) : undefined;
+    const previous = stored ? loadedClient(JSON.parse(stored.payload) as AdapterPayload) : undefined;
     await replaced(id, previous, payload);
     await this.write(id, payload, expiresIn);
     await replaced(id, previous, payload);
@@ -362,8 +392,10 @@ class KvAdapter implements Adapter {
     }
     const key = recordKey(this.model, id);
     const stored = await this.kv.getRecord(key);
-    if (!stored || stored.consumed !== undefined || !isDeepStrictEqual(JSON.parse(stored.payload), previous)) return false;
-    const write = () => replaceRecord.call(this.kv, key, stored.payload, JSON.stringify(payload), expiresIn ? expiresIn + this.grace : undefined);
+    const read = JSON.parse(stored?.payload ?? 'null') as AdapterPayload | null;
+    if (!stored || stored.consumed !== undefined || !isDeepStrictEqual(read && this.model === 'Client' ? loadedClient(read) : read, previous)) return false;
+    const text = JSON.stringify(this.model === 'Client' ? storedClient(payload) : payload);
+    const write = () => replaceRecord.call(this.kv, key, stored.payload, text, expiresIn ? expiresIn + this.grace : undefined);
     const replaced = this.model === 'Client' ? this.hooks.clientReplaced : undefined;
     if (!replaced) return write();
     await replaced(id, previous, payload);
@@ -425,7 +457,8 @@ class KvAdapter implements Adapter {
       }
     }
     if (!record) return undefined;
-    const payload = JSON.parse(record.payload) as AdapterPayload;
+    const parsed = JSON.parse(record.payload) as AdapterPayload;
+    const payload = this.model === 'Client' ? loadedClient(parsed) : parsed;
     if (DIGESTED.has(this.model)) payload.jti = id;
     // The device code an approval's interaction names, kept as its digest: its handle, for DeviceCode.find.
     else if (this.model === 'Interaction' && typeof payload.deviceCode === 'string') payload.deviceCode = idOfRef(payload.deviceCode);
@@ -761,6 +794,26 @@ export class AdapterIndexes {
   /** Ids of every stored client. */
   clientIds(): Promise<string[]> {
     return this.kv.members(CLIENTS_KEY);
+  }
+
+  /**
+   * Keeps every stored client whose secret the release before kept in clear by its digest instead
+   * (at start): each only while it still holds what was read (Kv.replaceRecord), so a change made
+   * meanwhile is never written over; such a client is left to its next write. How many were changed.
+   */
+  async digestClientSecrets(): Promise<number> {
+    const { replaceRecord } = this.kv;
+    if (!replaceRecord) return 0;
+    let changed = 0;
+    for (const id of await this.clientIds()) {
+      const key = recordKey('Client', id);
+      const stored = await this.kv.getRecord(key);
+      if (!stored || stored.consumed !== undefined || !stored.payload.includes('"client_secret"')) continue;
+      const payload = JSON.parse(stored.payload) as AdapterPayload;
+      if (typeof payload.client_secret !== 'string') continue;
+      if (await replaceRecord.call(this.kv, key, stored.payload, JSON.stringify(storedClient(payload)), undefined)) changed++;
+    }
+    return changed;
   }
 
   /** Ids of the grants of a person or a client (some may have expired or been revoked since). */

@@ -5,6 +5,7 @@
  * OP's own key rotation.
  */
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { decodeProtectedHeader, exportJWK, generateKeyPair, jwtVerify } from 'jose';
 import * as oidc from 'openid-client';
 import { eventually } from '../helpers/eventually.js';
@@ -213,6 +214,8 @@ describe('OpenID Connect Dynamic OP (registration and keys)', function () {
         ['no client_id', { redirect_uris: [REDIRECT] }],
         ['another client_id', { ...base, client_id: 'someone-else' }],
         ['another client_secret', { ...base, client_secret: 'not-the-secret-but-long-enough-0123456789' }],
+        // What the store keeps of the secret (its digest) is not the secret.
+        ["the secret's digest", { ...base, client_secret: `sha256:${createHash('sha256').update(client.client_secret!).digest('base64url')}` }],
         ['registration_access_token', { ...base, registration_access_token: token }],
         ['registration_client_uri', { ...base, registration_client_uri: client.registration_client_uri }],
         ['client_secret_expires_at', { ...base, client_secret_expires_at: 0 }],
@@ -230,7 +233,12 @@ describe('OpenID Connect Dynamic OP (registration and keys)', function () {
       const updated = (await update.json()) as Registered;
       assert.equal(updated.client_name, 'Renamed');
       assert.equal(updated.logo_uri, undefined, 'left out: removed');
-      assert.equal(updated.client_secret, client.client_secret, 'the secret stays');
+      // The store keeps the secret's digest only: no answer after registration shows it (RFC 7591
+      // §3.2.1 makes it OPTIONAL), and the one handed out at registration stays the client's.
+      assert.equal(updated.client_secret, undefined, 'the secret is not read back');
+      assert.equal(read.client_secret, undefined, 'the secret is not read back');
+      const rp = await RelyingParty.create(op, client.client_id, { secret: client.client_secret! }, REDIRECT);
+      assert.ok((await rp.redeem(await rp.signIn(new Agent(), ALICE))).access_token, 'the secret stays (client_secret_basic at the token endpoint)');
     });
 
     it('delete: DELETE → 204, and the client is gone everywhere (RFC 7592 §2.3)', async () => {

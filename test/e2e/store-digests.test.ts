@@ -14,14 +14,16 @@ import { Agent } from '../helpers/agent.js';
 import { startRedisServer, type RedisServer } from '../helpers/redis.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { isConsent, signInSteps, startAuthorization } from '../helpers/sign-in.js';
-import { clientCredentialsToken, introspect, machineClient, OPAQUE_API, RESOURCE_SERVERS, tokenEndpoint } from '../helpers/tokens.js';
+import { basic, clientCredentialsToken, introspect, machineClient, OPAQUE_API, RESOURCE_SERVERS, tokenEndpoint } from '../helpers/tokens.js';
 import { AccountSessions } from '../../src/accounts/sessions.js';
 import { Clients } from '../../src/registration/clients.js';
-import { digestOf } from '../../src/store/adapter.js';
+import { AdapterIndexes, digestOf } from '../../src/store/adapter.js';
+import { developerSignIn } from '../helpers/developer.js';
 
 const REDIRECT = 'https://spa.example.test/callback';
 const PASSWORD = 'correct horse battery staple';
 const MACHINE = { id: 'machine', secret: 'machine-secret-with-plenty-of-entropy-0123456789' };
+const OPS = { id: 'ops', secret: 'ops-client-secret-with-plenty-of-entropy-0123456789' };
 const RS = { id: 'api', secret: 'api-resource-server-secret-with-entropy-012345' };
 const SPA = { client_id: 'spa', token_endpoint_auth_method: 'none', redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'] };
 const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
@@ -38,8 +40,9 @@ describe('e2e: no code or token handed out is in the store (kept under its diges
   before(async () => {
     redis = await startRedisServer();
     raw = new Redis(redis.url);
-    server = await startServer({ redisUrl: redis.url, clients: [machineClient(MACHINE), machineClient(RS), SPA, TV], env: { RESOURCE_SERVERS, DEVICE_FLOW_POLL_INTERVAL: '1' } });
+    server = await startServer({ redisUrl: redis.url, clients: [machineClient(MACHINE), machineClient(RS), machineClient(OPS), SPA, TV], env: { RESOURCE_SERVERS, DEVICE_FLOW_POLL_INTERVAL: '1' } });
     await server.accounts.create('alice', PASSWORD);
+    await server.apis.grant(OPS.id, `${server.issuer}/admin`, { scopes: ['admin'] });
     config = await oidc.discovery(new URL(server.issuer), 'spa', undefined, oidc.None(), { execute: [oidc.allowInsecureRequests] });
     tv = await oidc.discovery(new URL(server.issuer), 'tv', undefined, oidc.None(), { execute: [oidc.allowInsecureRequests] });
   });
@@ -229,6 +232,119 @@ describe('e2e: no code or token handed out is in the store (kept under its diges
     await assert.rejects(oidc.pollDeviceAuthorizationGrant(tv, device), (error: Error & { error?: string }) => error.error === 'invalid_grant', 'once');
   });
 
+  /**
+   * Whether `secret` authenticates client `id` (at the revocation endpoint, which takes the token
+   * endpoint's methods and answers 200 to an authenticated client whatever the token): in a Basic
+   * header (client_secret_basic) or in the body (client_secret_post).
+   */
+  async function authenticates(id: string, secret: string, method: 'basic' | 'post'): Promise<boolean> {
+    const response = await fetch(`${server.url}/token/revocation`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', ...(method === 'basic' ? { authorization: basic({ id, secret }) } : {}) },
+      body: new URLSearchParams({ token: 'not-a-token', ...(method === 'post' ? { client_id: id, client_secret: secret } : {}) }),
+    });
+    const text = await response.text();
+    assert.ok(response.status === 200 || response.status === 401, `${response.status} ${text}`);
+    return response.status === 200;
+  }
+
+  it('no client secret handed out is in the store, whichever way it was written (RFC 7591 registration and RFC 7592 update, the admin API, Clients as the CLI uses it, a rotation, the developer page); each authenticates by its method, a digest read from the store as nobody', async () => {
+    const handedOut: { name: string; id: string; secret: string; method: 'basic' | 'post' }[] = [];
+
+    // RFC 7591, client_secret_post; then RFC 7592: read (no secret to read back), update sending the secret back (§2.2).
+    const initial = await new server.provider.InitialAccessToken({ expiresIn: 600 }).save();
+    const registration = await fetch(`${server.url}/reg`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${initial}` },
+      body: JSON.stringify({ redirect_uris: [REDIRECT], token_endpoint_auth_method: 'client_secret_post' }),
+    });
+    assert.equal(registration.status, 201, await registration.clone().text());
+    const registered = (await registration.json()) as { client_id: string; client_secret: string; registration_client_uri: string; registration_access_token: string };
+    handedOut.push({ name: 'RFC 7591', id: registered.client_id, secret: registered.client_secret, method: 'post' });
+    const manage = (token: string, init: RequestInit = {}) => fetch(registered.registration_client_uri, { ...init, headers: { authorization: `Bearer ${token}`, ...init.headers } });
+    const read = (await (await manage(registered.registration_access_token)).json()) as Record<string, unknown>;
+    assert.equal(read.client_secret, undefined, 'RFC 7592 read: no secret');
+    const update = await manage(registered.registration_access_token, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ client_id: registered.client_id, client_secret: registered.client_secret, redirect_uris: [REDIRECT], token_endpoint_auth_method: 'client_secret_post', client_name: 'Renamed' }),
+    });
+    assert.equal(update.status, 200, await update.clone().text());
+    const updated = (await update.json()) as Record<string, unknown>;
+    assert.equal(updated.client_name, 'Renamed');
+    assert.equal(updated.client_secret, undefined, 'RFC 7592 update: no secret');
+
+    // The admin API: created (a secret generated), updated with a chosen secret, rotated.
+    const adminToken = await clientCredentialsToken(server.url, OPS, `${server.issuer}/admin`, 'admin');
+    const admin = (path: string, init: RequestInit) => fetch(`${server.url}/admin${path}`, { ...init, headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' } });
+    const machine = { grant_types: ['client_credentials'], response_types: [], redirect_uris: [] };
+    const created = await admin('/clients', { method: 'POST', body: JSON.stringify({ client_id: 'admin-made', ...machine }) });
+    assert.equal(created.status, 201, await created.clone().text());
+    handedOut.push({ name: 'admin API, created', id: 'admin-made', secret: ((await created.json()) as { client_secret: string }).client_secret, method: 'basic' });
+    const chosen = 'an-operator-chosen-secret-of-plenty-of-entropy-0123456789';
+    assert.equal((await admin('/clients', { method: 'POST', body: JSON.stringify({ client_id: 'admin-changed', ...machine }) })).status, 201);
+    assert.equal((await admin('/clients/admin-changed', { method: 'PUT', body: JSON.stringify({ client_secret: chosen, token_endpoint_auth_method: 'client_secret_post', ...machine }) })).status, 200);
+    handedOut.push({ name: 'admin API, updated', id: 'admin-changed', secret: chosen, method: 'post' });
+
+    // Clients, as `latchkey clients add` uses it (a chosen secret, client_secret_basic).
+    const cli = { id: 'cli-made', secret: 'a-cli-chosen-secret-with-plenty-of-entropy-0123456789' };
+    await new Clients(server.kv, server.providers).add(machineClient(cli));
+    handedOut.push({ name: 'Clients.add', ...cli, method: 'basic' });
+
+    // The developer page: the secret shown once.
+    const { agent, page } = await developerSignIn(server.issuer, 'alice', PASSWORD);
+    const shown = await agent.submit(page, '/developer/apps', { name: 'Alice Reports', type: 'web', redirect_uris: 'https://alice.example.test/callback' });
+    const id = /id="client-id">([^<]+)</.exec(shown.html)?.[1];
+    const secret = /id="client-secret">([^<]+)</.exec(shown.html)?.[1];
+    assert.ok(id && secret, 'the page shows the new app');
+    handedOut.push({ name: 'developer page', id, secret, method: 'basic' });
+
+    const store = await everything();
+    for (const { name, secret: value } of handedOut) {
+      assert.deepEqual(store.filter((entry) => entry.includes(value)), [], `the secret of ${name} is in the store`);
+    }
+    for (const { name, id: client, secret: value, method } of handedOut) {
+      assert.equal(await authenticates(client, value, method), true, `${name}: its secret authenticates (client_secret_${method})`);
+      assert.equal(await authenticates(client, digestOf(value), method), false, `${name}: the digest the store keeps is no secret`);
+    }
+
+    // A rotation (the admin API's; the developer page's and the CLI's go through Clients.rotateSecret too).
+    const rotated = await admin('/clients/admin-made/secret', { method: 'POST', body: JSON.stringify({ previous_secret_valid_for: 0 }) });
+    assert.equal(rotated.status, 200, await rotated.clone().text());
+    const { client_secret: rotatedSecret } = (await rotated.json()) as { client_secret: string };
+    assert.deepEqual((await everything()).filter((entry) => entry.includes(rotatedSecret)), [], 'the rotated secret is in the store');
+    assert.equal(await authenticates('admin-made', rotatedSecret, 'basic'), true, 'the rotated secret authenticates');
+    assert.equal(await authenticates('admin-made', handedOut[1]!.secret, 'basic'), false, 'the secret rotated out without grace does not');
+  });
+
+  it('a client whose secret the release before kept in clear still authenticates, and is kept by its digest from its next write, or at start', async () => {
+    const clients = new Clients(server.kv, server.providers);
+    const legacy = async (client: { id: string; secret: string }) => {
+      await clients.add(machineClient(client));
+      const [key] = await raw.keys(`*oidc:Client:${client.id}`);
+      const payload = JSON.parse((await raw.hget(key!, 'p'))!) as Record<string, unknown>;
+      assert.equal(payload.client_secret_digest, digestOf(client.secret), 'kept by its digest');
+      const { client_secret_digest: _digest, ...rest } = payload;
+      await raw.hset(key!, 'p', JSON.stringify({ ...rest, client_secret: client.secret }));
+      assert.equal(await authenticates(client.id, client.secret, 'basic'), true, 'in clear: still authenticates');
+      assert.equal(await authenticates(client.id, digestOf(client.secret), 'basic'), false);
+    };
+    const inClear = async (secret: string) => (await everything()).some((entry) => entry.includes(secret));
+
+    const written = { id: 'legacy-written', secret: 'a-legacy-secret-kept-in-clear-with-entropy-0123456789' };
+    await legacy(written);
+    await clients.update(written.id, { client_name: 'Written again', grant_types: ['client_credentials'], response_types: [], redirect_uris: [] });
+    assert.equal(await inClear(written.secret), false, 'digested on its next write');
+    assert.equal(await authenticates(written.id, written.secret, 'basic'), true, 'and still authenticates');
+
+    const started = { id: 'legacy-started', secret: 'another-legacy-secret-kept-in-clear-with-entropy-0123' };
+    await legacy(started);
+    assert.equal(await new AdapterIndexes(server.kv).digestClientSecrets(), 1, 'one client digested at start');
+    assert.equal(await inClear(started.secret), false, 'digested at start');
+    assert.equal(await authenticates(started.id, started.secret, 'basic'), true, 'and still authenticates');
+    assert.equal(await new AdapterIndexes(server.kv).digestClientSecrets(), 0, 'nothing left in clear');
+  });
+
   it("a client secret rotated out, its grace running, is kept as its digest, and authenticates until the grace ends", async () => {
     const clients = new Clients(server.kv, server.providers);
     const client = { id: 'rotated', secret: 'rotated-client-secret-with-plenty-of-entropy-0123456789' };
@@ -236,6 +352,7 @@ describe('e2e: no code or token handed out is in the store (kept under its diges
     await server.apis.grant(client.id, OPAQUE_API, { scopes: ['read'] });
     const fresh = (await clients.rotateSecret(client.id, 600)).client_secret as string;
     assert.deepEqual((await everything()).filter((entry) => entry.includes(client.secret)), [], 'the old secret is in the store');
+    assert.deepEqual((await everything()).filter((entry) => entry.includes(fresh)), [], 'the new secret is in the store');
     assert.equal((await introspect(server.url, RS, await clientCredentialsToken(server.url, client, OPAQUE_API))).active, true, 'the old secret, within its grace');
     assert.equal((await introspect(server.url, RS, await clientCredentialsToken(server.url, { ...client, secret: fresh }, OPAQUE_API))).active, true, 'the new one');
   });

@@ -55,6 +55,20 @@ describe('patches on oidc-provider internals (src/provider/patches/)', () => {
     assert.match(source('shared/client_auth.js'), /ctx\.oidc\.client\.compareClientSecret\(/);
   });
 
+  it('client-secret-digests.ts: client authentication compares in Client#compareClientSecret; RFC 7592 update checks the body\'s client_secret in equalChecks, and read and update answer in the steps it strips; the clear secret is otherwise only a key of symmetric algorithms (none enabled)', async () => {
+    assert.match(source('models/client.js'), /compareClientSecret\(actual\) \{\s*return constantEquals\(this\.clientSecret, actual, 1000\);/);
+    const registration = source('actions/registration.js');
+    assert.match(registration, /async function equalChecks\(ctx, next\) \{[\s\S]*?if \('client_secret' in ctx\.oidc\.body\) \{\s*const clientSecretValid = constantEquals\(\s*typeof ctx\.oidc\.body\.client_secret === 'string' \? ctx\.oidc\.body\.client_secret : '',\s*ctx\.oidc\.client\.clientSecret \|\| '',/);
+    assert.match(registration, /async function clientReadResponse\(ctx\) \{[\s\S]*?ctx\.body = ctx\.oidc\.client\.metadata\(\);/);
+    assert.match(registration, /async function clientUpdateResponse\(ctx\) \{[\s\S]*?ctx\.body = client\.metadata\(\);/);
+    const steps = await import('oidc-provider/lib/actions/registration.js');
+    const names = (list: unknown[]) => list.map((step) => (step as { name: string }).name);
+    assert.ok(names(steps.put).includes('equalChecks') && names(steps.put).includes('clientUpdateResponse') && names(steps.get).includes('clientReadResponse'));
+    // Besides the comparison, the engine reads the secret only as the key of HS* and symmetric encryption algorithms.
+    const uses = source('models/client.js').match(/clientSecret\b/g) ?? [];
+    assert.equal(uses.length, 5, 'models/client.js reads clientSecret elsewhere: review client-secret-digests.ts');
+  });
+
   it('id-token-hints.ts, revoked-key-hints.ts: both readers of id_token_hint call IdToken.validate', () => {
     assert.equal(typeof (provider.IdToken as unknown as Record<string, unknown>).validate, 'function');
     assert.match(source('actions/authorization/claims.js'), /provider\.IdToken\.validate\(/);

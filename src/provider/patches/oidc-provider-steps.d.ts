@@ -26,3 +26,10 @@ declare module 'koa/lib/response.js' {
   const response: object;
   export default response;
 }
+/** The registration endpoints' steps (RFC 7591 create, RFC 7592 read, update, delete): see client-secret-digests.ts. */
+declare module 'oidc-provider/lib/actions/registration.js' {
+  export const post: unknown[];
+  export const get: unknown[];
+  export const put: unknown[];
+  export const del: unknown[];
+}
