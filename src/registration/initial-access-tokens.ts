@@ -61,7 +61,7 @@ export function singleUseInitialAccessTokens(provider: Provider, kv: Kv, realm: 
 }
 
 interface Takes {
-  take?(id: string): Promise<boolean>;
+  take(id: string): Promise<boolean>;
   destroy(id: string): Promise<void>;
 }
 
@@ -74,11 +74,6 @@ const clientsOf = (provider: Provider) => (provider.Client as unknown as { adapt
  */
 async function spend(provider: Provider, token: string): Promise<boolean> {
   const adapter = (provider.InitialAccessToken as unknown as { adapter: Takes }).adapter;
-  if (!adapter.take) {
-    const found = await provider.InitialAccessToken.find(token);
-    await found?.destroy();
-    return found !== undefined;
-  }
   const taken = await adapter.take(token);
   await adapter.destroy(token); // its place in the index of outstanding tokens
   return taken;

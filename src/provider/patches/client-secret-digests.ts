@@ -22,17 +22,16 @@
  * clientUpdateResponse in lib/actions/registration.js, and the update reading ctx.oidc.body and
  * ctx.oidc.client.clientSecret in equalChecks. Pinned in test/unit/provider-patches.test.ts.
  */
-import { timingSafeEqual } from 'node:crypto';
 import type { KoaContextWithOIDC, Provider } from 'oidc-provider';
 import { get as readSteps, put as updateSteps } from 'oidc-provider/lib/actions/registration.js';
 import { digestOf, isSecretHandle, secretDigestOf } from '../../store/adapter.js';
+import { sameSecret } from './previous-secrets.js';
 
 type Step = (ctx: KoaContextWithOIDC, next: () => Promise<void>) => Promise<void>;
 
 /** Whether `presented` is the secret whose digest `handle` names (constant time: the digests have one length). */
 export function matchesSecretHandle(handle: string, presented: string): boolean {
-  const [a, b] = [Buffer.from(secretDigestOf(handle)), Buffer.from(digestOf(presented))];
-  return a.length === b.length && timingSafeEqual(a, b);
+  return sameSecret(secretDigestOf(handle), digestOf(presented));
 }
 
 function sendBack(step: Step): Step {

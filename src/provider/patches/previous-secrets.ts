@@ -26,7 +26,8 @@ export function previousSecretGraceEnd(ctx: object): number | undefined {
   return graceEnds.get(ctx);
 }
 
-function sameSecret(a: string, b: string): boolean {
+/** Whether two secrets (or digests) are the same, in constant time for equal lengths. */
+export function sameSecret(a: string, b: string): boolean {
   const [x, y] = [Buffer.from(a), Buffer.from(b)];
   return x.length === y.length && timingSafeEqual(x, y);
 }
