@@ -75,6 +75,10 @@ export interface AccessTokenClaims extends JWTPayload {
   readonly client_id: string;
   readonly scope?: string;
   readonly gid?: string;
+  /** RFC 9068 §2.2.1, a person's token only: when and how they signed in, as in their ID token. */
+  readonly auth_time?: number;
+  readonly acr?: string;
+  readonly amr?: string[];
   /** RFC 9449 §6.1: the thumbprint of the key a DPoP-bound token is bound to. */
   readonly cnf?: { readonly jkt?: string };
 }

@@ -444,6 +444,22 @@ describe('OAuth 2.0 endpoints to the letter (RFC 6749 §2.3.1, §5; RFC 7009; RF
       assert.equal(machine.payload.sub, 'web');
       assert.equal(personal.payload.sub, op.subs.alice);
     });
+
+    it("a person's JWT access token says how and when they signed in, as their ID token does (auth_time, acr, amr), the same after a refresh; a client's own says nothing of it (RFC 9068 §2.2.1)", async () => {
+      const flow = await web.signIn(new Agent(), ALICE, { resource: API, scope: 'openid read offline_access', prompt: 'consent' });
+      const first = await oidc.authorizationCodeGrant(web.config, new URL(flow.page.url), { pkceCodeVerifier: flow.verifier, expectedState: flow.state, expectedNonce: flow.nonce }, { resource: API });
+      const idToken = first.claims()!;
+      const refreshed = await oidc.refreshTokenGrant(web.config, first.refresh_token!, { resource: API });
+      for (const [name, token] of [['authorization_code', first.access_token], ['refresh_token', refreshed.access_token]] as const) {
+        const { payload } = await jwtVerify(token, op.jwks, { issuer: op.issuer, audience: API, typ: 'at+jwt' });
+        assert.equal(typeof payload.auth_time, 'number', name);
+        assert.equal(payload.auth_time, idToken.auth_time, name);
+        assert.equal(payload.acr, idToken.acr, name);
+        assert.deepEqual(payload.amr, idToken.amr, name);
+      }
+      const { payload: own } = await jwtVerify(await apiToken(web), op.jwks, { issuer: op.issuer, audience: API, typ: 'at+jwt' });
+      for (const claim of ['auth_time', 'acr', 'amr']) assert.equal(own[claim], undefined, claim);
+    });
   });
 
   describe('DPoP at the token endpoint and userinfo (RFC 9449)', () => {

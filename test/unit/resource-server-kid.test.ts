@@ -18,7 +18,7 @@ describe('latchkey/resource-server: a token must name its signing key (kid)', ()
   let server: Server;
   let issuer: string;
   let helper: ResourceServer;
-  let privateKey: CryptoKey;
+  let privateKey: Awaited<ReturnType<typeof generateKeyPair>>['privateKey'];
   const feed: { type: 'kid'; kid: string; revoked_at: number; exp: number }[] = [];
 
   before(async () => {
