@@ -186,6 +186,22 @@ describe('OAuth 2.0 endpoints to the letter (RFC 6749 §2.3.1, §5; RFC 7009; RF
       }
     });
 
+    it("a Basic header with an empty secret is a failed client authentication, a public client's too: 401 invalid_client with the Basic challenge at every endpoint that authenticates clients (RFC 6749 §2.3.1, §5.2: \"attempted to authenticate via the Authorization request header field\")", async () => {
+      const params = { grant_type: 'client_credentials', token: 'whatever', ...(await pushParams()) };
+      delete (params as Record<string, string>).client_id;
+      const endpoints = [op.metadata.token_endpoint!, op.metadata.introspection_endpoint!, op.metadata.revocation_endpoint!, op.metadata.pushed_authorization_request_endpoint!];
+      for (const endpoint of endpoints) {
+        for (const client of ['web', 'spa']) {
+          const answer = await postForm(endpoint, params, `Basic ${Buffer.from(`${client}:`).toString('base64')}`);
+          const challenge = answer.headers.get('www-authenticate') ?? '';
+          const what = `${endpoint}, ${client}: ${answer.status} ${JSON.stringify(answer.body)} ${challenge}`;
+          assert.equal(answer.status, 401, what);
+          assert.equal(answer.body.error, 'invalid_client', what);
+          assert.ok(challenge.startsWith(`Basic realm="${op.issuer}", error="invalid_client"`), what);
+        }
+      }
+    });
+
     it('an Authorization header may put more than one space after its scheme, and spell the scheme in any case (RFC 9110 §11.1, §11.4; RFC 6750 §2.1)', async () => {
       const credentials = Buffer.from(`web:${SECRET}`).toString('base64');
       let token = '';
