@@ -17,6 +17,7 @@ import type { Keyring } from '../keyring/keyring.js';
 import { dpopNonceSecret } from '../keyring/dpop-nonces.js';
 import { FEED_PATH, FEED_SCOPE } from '../apis/feed-server.js';
 import { GrantRevocation } from '../revocation/grants.js';
+import { signInClaims } from './access-token-claims.js';
 import { answerJwtAccessTokens } from './patches/jwt-access-tokens.js';
 // Its steps take the engine's place as it loads, before any Provider is made.
 import './patches/form-bodies.js';
@@ -290,9 +291,10 @@ function tokens({ config, apis }: ProviderDependencies): Configuration {
       bitsOfOpaqueRandomness: (_ctx, token) => opaqueTokenBits(token.kind),
       customizers: {
         // Links each JWT access token to its grant, so revoking the grant revokes the token without
-        // any bookkeeping at issuance (client_credentials tokens have no grant).
-        jwt: (_ctx, token, jwt) => {
-          if ('grantId' in token && token.grantId) jwt.payload[GRANT_CLAIM] = grantHandle(token.grantId);
+        // any bookkeeping at issuance (client_credentials tokens have no grant); a person's token
+        // also says how and when they signed in (access-token-claims.ts).
+        jwt: (ctx, token, jwt) => {
+          if ('grantId' in token && token.grantId) Object.assign(jwt.payload, signInClaims(ctx), { [GRANT_CLAIM]: grantHandle(token.grantId) });
         },
       },
     },

@@ -9,7 +9,8 @@
  *   const claims = await tokens.verify(request.headers.authorization); // throws TokenRejected
  *
  * It checks the signature against Latchkey's JWKS (jose's createRemoteJWKSet, cached as long as
- * the JWKS's Cache-Control allows), the RFC 9068 claims (iss, aud, typ at+jwt, exp), and the
+ * the JWKS's Cache-Control allows) by the key the token names (kid, required), the RFC 9068 header
+ * and claims (typ at+jwt, iss, aud, exp), and the
  * revocation list, which it follows from Latchkey's revocation feed every `pollInterval` (500 ms),
  * so a revocation reaches it within about a second: one token (jti), a grant's tokens (gid), a
  * deleted client's tokens (client_id), a client's own tokens for this API once an operator revoked
@@ -74,6 +75,10 @@ export interface AccessTokenClaims extends JWTPayload {
   readonly client_id: string;
   readonly scope?: string;
   readonly gid?: string;
+  /** RFC 9068 §2.2.1, a person's token only: when and how they signed in, as in their ID token. */
+  readonly auth_time?: number;
+  readonly acr?: string;
+  readonly amr?: string[];
   /** RFC 9449 §6.1: the thumbprint of the key a DPoP-bound token is bound to. */
   readonly cnf?: { readonly jkt?: string };
 }
@@ -222,8 +227,11 @@ export class ResourceServer {
     let claims: AccessTokenClaims;
     try {
       // Before the signature: a revoked key may still be in the cached JWKS, and a forgery made with it verifies.
+      // Latchkey names the key of every token it signs; one without kid would pass this check, and
+      // jose would try the JWKS's only key (the revoked one, say) for it.
       const { kid } = decodeProtectedHeader(token);
-      if (kid !== undefined && this.#kids.has(kid)) throw new TokenRejected('the access token has been revoked (its signing key was revoked)', 'invalid_token', scheme);
+      if (typeof kid !== 'string') throw new TokenRejected('the access token names no signing key (kid)', 'invalid_token', scheme);
+      if (this.#kids.has(kid)) throw new TokenRejected('the access token has been revoked (its signing key was revoked)', 'invalid_token', scheme);
       ({ payload: claims } = await jwtVerify<AccessTokenClaims>(token, this.#keys, {
         issuer: this.#options.issuer,
         audience: this.#options.audience,

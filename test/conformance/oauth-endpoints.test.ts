@@ -186,6 +186,22 @@ describe('OAuth 2.0 endpoints to the letter (RFC 6749 §2.3.1, §5; RFC 7009; RF
       }
     });
 
+    it("a Basic header with an empty secret is a failed client authentication, a public client's too: 401 invalid_client with the Basic challenge at every endpoint that authenticates clients (RFC 6749 §2.3.1, §5.2: \"attempted to authenticate via the Authorization request header field\")", async () => {
+      const params = { grant_type: 'client_credentials', token: 'whatever', ...(await pushParams()) };
+      delete (params as Record<string, string>).client_id;
+      const endpoints = [op.metadata.token_endpoint!, op.metadata.introspection_endpoint!, op.metadata.revocation_endpoint!, op.metadata.pushed_authorization_request_endpoint!];
+      for (const endpoint of endpoints) {
+        for (const client of ['web', 'spa']) {
+          const answer = await postForm(endpoint, params, `Basic ${Buffer.from(`${client}:`).toString('base64')}`);
+          const challenge = answer.headers.get('www-authenticate') ?? '';
+          const what = `${endpoint}, ${client}: ${answer.status} ${JSON.stringify(answer.body)} ${challenge}`;
+          assert.equal(answer.status, 401, what);
+          assert.equal(answer.body.error, 'invalid_client', what);
+          assert.ok(challenge.startsWith(`Basic realm="${op.issuer}", error="invalid_client"`), what);
+        }
+      }
+    });
+
     it('an Authorization header may put more than one space after its scheme, and spell the scheme in any case (RFC 9110 §11.1, §11.4; RFC 6750 §2.1)', async () => {
       const credentials = Buffer.from(`web:${SECRET}`).toString('base64');
       let token = '';
@@ -443,6 +459,22 @@ describe('OAuth 2.0 endpoints to the letter (RFC 6749 §2.3.1, §5; RFC 7009; RF
       }
       assert.equal(machine.payload.sub, 'web');
       assert.equal(personal.payload.sub, op.subs.alice);
+    });
+
+    it("a person's JWT access token says how and when they signed in, as their ID token does (auth_time, acr, amr), the same after a refresh; a client's own says nothing of it (RFC 9068 §2.2.1)", async () => {
+      const flow = await web.signIn(new Agent(), ALICE, { resource: API, scope: 'openid read offline_access', prompt: 'consent' });
+      const first = await oidc.authorizationCodeGrant(web.config, new URL(flow.page.url), { pkceCodeVerifier: flow.verifier, expectedState: flow.state, expectedNonce: flow.nonce }, { resource: API });
+      const idToken = first.claims()!;
+      const refreshed = await oidc.refreshTokenGrant(web.config, first.refresh_token!, { resource: API });
+      for (const [name, token] of [['authorization_code', first.access_token], ['refresh_token', refreshed.access_token]] as const) {
+        const { payload } = await jwtVerify(token, op.jwks, { issuer: op.issuer, audience: API, typ: 'at+jwt' });
+        assert.equal(typeof payload.auth_time, 'number', name);
+        assert.equal(payload.auth_time, idToken.auth_time, name);
+        assert.equal(payload.acr, idToken.acr, name);
+        assert.deepEqual(payload.amr, idToken.amr, name);
+      }
+      const { payload: own } = await jwtVerify(await apiToken(web), op.jwks, { issuer: op.issuer, audience: API, typ: 'at+jwt' });
+      for (const claim of ['auth_time', 'acr', 'amr']) assert.equal(own[claim], undefined, claim);
     });
   });
 

@@ -85,8 +85,9 @@ describe('patches on oidc-provider internals (src/provider/patches/)', () => {
     assert.match(source('helpers/revoke.js'), /provider\.Grant\.adapter\.destroy\(grantId\)/);
   });
 
-  it('client-auth-required.ts: a request without client authentication fails with the description it matches', () => {
+  it('client-auth-required.ts: a request without client authentication, and a Basic header with an empty secret, fail with the descriptions it matches', () => {
     assert.match(source('shared/client_auth.js'), /new InvalidRequest\('no client authentication mechanism provided'\)/);
+    assert.match(source('shared/client_auth.js'), /if \(!clientSecret\) \{\s*throw new InvalidRequest\('client_secret must be provided in the Authorization header'\);/);
   });
 
   it('pkce-required.ts: pkce.required is asked only by checkPKCE, for a code request without code_challenge, and a true answer is the InvalidRequest it replaces', () => {

@@ -25,6 +25,11 @@
  * a Bearer token is how RFC 7662 §2.1 lets a protected resource authorize its call, and §2.3 answers
  * one that will not do with RFC 6750 §3's 401 and Bearer challenge (invalid_token): we take no bearer
  * tokens there, so every one gets that. A malformed Basic header stays the engine's invalid_request.
+ *
+ * A Basic header with an empty secret (`client_id:`, as some libraries send for a public client) is
+ * an attempt to authenticate through the Authorization header that failed: RFC 6749 §5.2's
+ * invalid_client, 401 with the challenge. The engine answered 400 invalid_request ("client_secret
+ * must be provided in the Authorization header").
  */
 import type { Context, Middleware } from 'koa';
 import { jsonError } from '../../http/errors.js';
@@ -32,6 +37,7 @@ import { scoped } from '../../http/layers.js';
 
 const NO_MECHANISM = 'no client authentication mechanism provided';
 const BAD_HEADER = 'invalid authorization header value format';
+const EMPTY_SECRET = 'client_secret must be provided in the Authorization header';
 const AUTHENTICATING_ROUTES = new Set(['token', 'introspection', 'revocation', 'pushed_authorization_request', 'backchannel_authentication', 'device_authorization']);
 
 /** The engine's challenge for a failed client authentication (lib/helpers/append_www_authenticate.js), with this description. */
@@ -58,6 +64,10 @@ export function clientAuthenticationRequired(realm: string): Middleware {
     } else if (ctx.status === 400 && body?.error === 'invalid_request' && body.error_description === NO_MECHANISM) {
       jsonError(ctx, 401, 'invalid_client', 'client authentication is required');
       challenge(ctx, realm, 'client authentication is required');
+    } else if (ctx.status === 400 && body?.error === 'invalid_request' && body.error_description === EMPTY_SECRET) {
+      const description = 'client authentication failed: the Authorization header carries no client secret';
+      jsonError(ctx, 401, 'invalid_client', description);
+      challenge(ctx, realm, description);
     } else if (ctx.status === 400 && body?.error === 'invalid_request' && body.error_description === BAD_HEADER) {
       const scheme = otherScheme(ctx);
       if (scheme === 'bearer' && route === 'introspection') {
