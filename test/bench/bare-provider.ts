@@ -92,6 +92,46 @@ if (process.env.BARE_REMEMBER_CONSENT === '1') {
 }
 
 const provider = new Provider(env('ISSUER'), configuration);
+
+if (process.env.BARE_WAITS) {
+  // For login-ab.ts --steps: every request first waits BARE_WAITS times for 1 ms (the event loop
+  // asleep, as it is across each of Latchkey's Redis round trips), doing nothing else: what
+  // sleeping and waking costs the engine's own JavaScript on a machine whose cores others use.
+  const waits = Number(process.env.BARE_WAITS);
+  provider.use(async (_ctx, next) => {
+    for (let i = 0; i < waits; i += 1) await new Promise((done) => setTimeout(done, 1));
+    await next();
+  });
+}
+
+if (process.env.BARE_HASH === '1') {
+  // For login-ab.ts's `bare:BARE_HASH=1`: the login form's submission verifies one argon2id hash
+  // (BARE_ARGON2, the configured parameters) before the engine takes it, as Latchkey's does: what
+  // the hash does to the JavaScript around it (caches, the core shared with the pool) in the engine alone.
+  const argon2 = await import('argon2');
+  const options: import('argon2').HashOptions = { type: argon2.argon2id, ...(JSON.parse(env('BARE_ARGON2')) as object) };
+  const hash = await argon2.hash('correct horse battery staple', options);
+  // As many at once as there are cores to run them (Latchkey's argon2 slots): one, pinned to one core.
+  const { availableParallelism } = await import('node:os');
+  let running = 0;
+  const queue: (() => void)[] = [];
+  const verify = async () => {
+    // A slot freed goes to the next in the queue as it is (running unchanged).
+    if (running >= availableParallelism()) await new Promise<void>((go) => queue.push(go));
+    else running += 1;
+    try {
+      await argon2.verify(hash, 'correct horse battery staple');
+    } finally {
+      const next = queue.shift();
+      if (next) next();
+      else running -= 1;
+    }
+  };
+  provider.use(async (ctx, next) => {
+    if (ctx.method === 'POST' && ctx.path.startsWith('/interaction/')) await verify();
+    await next();
+  });
+}
 const server = provider.listen(Number(env('PORT')), '127.0.0.1');
 const stop = () => {
   server.close(() => process.exit(0));

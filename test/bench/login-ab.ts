@@ -22,13 +22,16 @@
  * `bare` as a build: the bare oidc-provider (bare-provider.ts, consent remembered) doing the same
  * four requests on its development pages, no password checked: what the engine's own sign-in costs
  * beside the hash (its argon2 ratio is then the hash's share of a login had it hashed none).
+ * `bare:BARE_HASH=1`: the same, its form's submission verifying one argon2id hash at the configured
+ * parameters first (what the hash does to the engine's JavaScript around it, in --steps);
+ * `bare:BARE_WAITS=<n>`: each request first sleeps n times 1 ms (as across Redis round trips).
  *
  * With --pool-cpus=<list> (e.g. 1): after the warm-up, each server's libuv pool threads (where
  * argon2 runs) move to those cores, its JavaScript thread staying on core 0: what sharing a core
  * with the hashes costs the JavaScript thread (the argon2 ratio then means nothing).
  */
 import { execFileSync } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadConfig } from '../../src/config.js';
 import { ROOT } from '../../src/paths.js';
@@ -40,6 +43,13 @@ const args = process.argv.filter((arg) => !arg.startsWith('--'));
 const stepsMode = process.argv.includes('--steps');
 /** With --steps --each: every run's figures as it ends (how a build's cost moves as V8 warms it up). */
 const eachRun = process.argv.includes('--each');
+/**
+ * With --steps and LOGIN_AB_WINDOWS=<file>: each step's window written there as [pid, step, from, to]
+ * in µs of the monotonic clock (a CPU profile's timestamps), for profile.ts to split a server's
+ * profile by step (test/bench/profile-steps.ts).
+ */
+const windowsFile = process.env.LOGIN_AB_WINDOWS;
+const windows: [number, string, number, number][] = [];
 const poolCpus = process.argv.find((arg) => arg.startsWith('--pool-cpus='))?.slice('--pool-cpus='.length);
 const builds = (args[2] ?? 'dist-before,dist').split(';').flatMap((list) => list.split(/,(?![A-Z_]+=)/));
 const iterations = Number(args[3] ?? 150);
@@ -77,7 +87,7 @@ function argon2CpuMs(count: number): number {
 async function start(spec: string): Promise<ProcessTarget & { spec: string }> {
   const [dir = 'dist', settings = ''] = spec.split(':');
   const extra = Object.fromEntries(settings ? settings.split(',').map((pair) => [pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1)]) : []);
-  if (dir === 'bare') return { ...(await startBare({ signingKey: await prepared.signingKey(), cpus: '0', env: { ...extra, BARE_REMEMBER_CONSENT: '1' } })), spec };
+  if (dir === 'bare') return { ...(await startBare({ signingKey: await prepared.signingKey(), cpus: '0', env: { ...extra, BARE_REMEMBER_CONSENT: '1', BARE_ARGON2: JSON.stringify(argon2Settings) } })), spec };
   return { ...(await startPinnedBuild(prepared, dir, extra)), spec };
 }
 
@@ -128,13 +138,16 @@ try {
       for (const [i, server] of servers.entries()) {
         const sums = new Map<string, number>();
         let at = 0;
+        let from = 0n;
         const result = await sequential(server.url, workloads[i]!, iterations, {
           before: async () => {
             at = mainThreadNs(server.pid);
+            from = process.hrtime.bigint();
           },
           after: async (step) => {
             await sleep(2); // what the server does after answering (the request log, metrics)
             sums.set(step.name, (sums.get(step.name) ?? 0) + mainThreadNs(server.pid) - at);
+            if (windowsFile) windows.push([server.pid, step.name, Number(from / 1000n), Number(process.hrtime.bigint() / 1000n)]);
           },
         });
         for (const [name, ns] of sums) perStep[i]!.set(name, [...(perStep[i]!.get(name) ?? []), ns / 1e6 / Math.max(1, result.iterations)]);
@@ -143,6 +156,7 @@ try {
         if (eachRun) console.log(`run ${run + 1} ${server.spec}: ${[...sums].map(([name, ns]) => `${name} ${(ns / 1e6 / Math.max(1, result.iterations)).toFixed(3)}`).join(', ')}, all ${total.toFixed(3)} ms`);
       }
     }
+    if (windowsFile) writeFileSync(windowsFile, JSON.stringify(windows));
     for (const [i, server] of servers.entries()) {
       const row = [...perStep[i]!].map(([name, values]) => `${name} ${median(values).toFixed(3)} (${spread(values)})`);
       console.log(`${server.spec.padEnd(24)} JavaScript thread ms per step, medians of ${runs} runs: ${row.join(', ')}`);
@@ -175,7 +189,7 @@ try {
   }
   if (!stepsMode) console.log(`argon2id verify, one at a time on core 0: median ${median(argon2).toFixed(2)} ms CPU (${spread(argon2)}), ${median(argon2Faults).toFixed(1)} minor page faults`);
   for (const [i, server] of stepsMode ? [] : servers.entries()) {
-    if (server.spec.split(':')[0] === 'bare') {
+    if (server.spec.split(':')[0] === 'bare' && !server.spec.includes('BARE_HASH=1')) {
       // No hash here: what a login would reach on the bare engine with one hash added.
       const ceiling = median(cpu[i]!.map((ms, run) => argon2[run]! / (argon2[run]! + ms)));
       console.log(`${server.spec.padEnd(24)} median ${median(cpu[i]!).toFixed(2)} ms CPU/login (${spread(cpu[i]!)}), no hash; with one: argon2 ÷ (argon2 + login) ${ceiling.toFixed(3)}`);

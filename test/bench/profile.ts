@@ -6,19 +6,19 @@
 import { readFileSync } from 'node:fs';
 import { ROOT } from '../../src/paths.js';
 
-interface CallFrame {
+export interface CallFrame {
   readonly functionName: string;
   readonly url: string;
   readonly lineNumber: number;
 }
 
-interface ProfileNode {
+export interface ProfileNode {
   readonly id: number;
   readonly callFrame: CallFrame;
   readonly children?: number[];
 }
 
-interface CpuProfile {
+export interface CpuProfile {
   readonly nodes: ProfileNode[];
   readonly samples: number[];
   readonly timeDeltas: number[];
@@ -63,7 +63,7 @@ export function componentOf(frame: CallFrame): string {
   return 'other';
 }
 
-function label(frame: CallFrame): string {
+export function label(frame: CallFrame): string {
   const where = frame.url
     .replace(/^file:\/\//, '')
     .replace(ROOT, '')
