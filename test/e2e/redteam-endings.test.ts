@@ -8,18 +8,23 @@
  */
 import assert from 'node:assert/strict';
 import { createHash, randomUUID } from 'node:crypto';
+import { dirname } from 'node:path';
 import { decodeJwt, exportJWK, generateKeyPair, SignJWT } from 'jose';
+import * as oidc from 'openid-client';
+import { Agent } from '../helpers/agent.js';
 import { eventually } from '../helpers/eventually.js';
-import { latchkey, serveProcess, type ServerProcess } from '../helpers/process.js';
+import { latchkey } from '../helpers/process.js';
 import { freePort } from '../helpers/redis.js';
 import { startRelayedServer, type Relay, type RelayedServer } from '../helpers/relay.js';
-import type { TestServer } from '../helpers/server.js';
+import { startServer, type TestServer } from '../helpers/server.js';
+import { signInSteps } from '../helpers/sign-in.js';
 import { API, basic, clientCredentialsToken, grantFeed, introspect, machineClient, RESOURCE_SERVERS, type ClientCredentials } from '../helpers/tokens.js';
 import { Clients } from '../../src/registration/clients.js';
 import { createResourceServer, TokenRejected, type ResourceServer } from '../../src/resource-server/index.js';
 
 const RS = { id: 'api', secret: 'api-resource-server-secret-with-entropy-012345' };
 const OPS = { id: 'ops', secret: 'ops-client-secret-with-plenty-of-entropy-0123456789' };
+const PASSWORD = 'red team endings test password';
 
 type KeyPair = Awaited<ReturnType<typeof generateKeyPair>>;
 
@@ -37,7 +42,7 @@ describe('e2e: red team, endings that do not end (requests in flight)', function
   let clients: Clients;
   let helper: ResourceServer;
   /** Instance B: the same issuer and keys, on Redis directly. */
-  let other: ServerProcess;
+  let other: TestServer;
 
   before(async () => {
     relayed = await startRelayedServer({ CLIENTS: JSON.stringify([machineClient(RS), machineClient(OPS)]), RESOURCE_SERVERS });
@@ -46,7 +51,8 @@ describe('e2e: red team, endings that do not end (requests in flight)', function
     await server.apis.grant(OPS.id, `${server.issuer}/admin`, { scopes: ['admin'] });
     clients = new Clients(server.kv, server.providers);
     helper = await createResourceServer({ issuer: server.issuer, audience: API, clientId: RS.id, clientSecret: RS.secret });
-    other = await serveProcess({ ...env, PORT: String(await freePort()) });
+    const shared = { CLIENTS: env.CLIENTS!, RESOURCE_SERVERS, ISSUER: server.issuer };
+    other = await startServer({ dir: dirname(env.KEYS_DIR!), port: await freePort(), redisUrl: env.REDIS_URL!, env: shared });
   });
   after(async () => {
     helper?.close();
@@ -142,4 +148,26 @@ describe('e2e: red team, endings that do not end (requests in flight)', function
       const updated = await admin(`/clients/${client.id}`, { method: 'PUT', body });
       assert.equal(updated.status, 200, await updated.text());
     }));
+
+  it("a pushed request (PAR) and a sign-in begun before an operator removed the redirect URI they name (admin API at another instance) send no code there once used (held)", async () => {
+    const [kept, removed] = ['https://web.example.test/kept', 'https://web.example.test/removed'];
+    const web = { id: `web-${randomUUID().slice(0, 8)}`, secret: `web-secret-${randomUUID()}` };
+    const metadata = { client_id: web.id, client_secret: web.secret, redirect_uris: [kept, removed], grant_types: ['authorization_code'], response_types: ['code'] };
+    await clients.add(metadata);
+    await server.accounts.create(`alice-${web.id}`, PASSWORD);
+    const app = await oidc.discovery(new URL(server.issuer), web.id, web.secret, oidc.ClientSecretBasic(web.secret), { execute: [oidc.allowInsecureRequests] });
+    const params = async () => ({ redirect_uri: removed, scope: 'openid', code_challenge: await oidc.calculatePKCECodeChallenge(oidc.randomPKCECodeVerifier()), code_challenge_method: 'S256' });
+    const pushed = await oidc.buildAuthorizationUrlWithPAR(app, await params());
+    const agent = new Agent();
+    const signIn = await agent.follow(oidc.buildAuthorizationUrl(app, await params()).href, {}, removed);
+    const updated = await admin(`/clients/${web.id}`, { method: 'PUT', body: { ...metadata, redirect_uris: [kept] } });
+    assert.equal(updated.status, 200, await updated.text());
+
+    const resumed = await signInSteps(agent, signIn, { username: `alice-${web.id}`, password: PASSWORD, stopAt: removed });
+    assert.ok(!resumed.url.startsWith(removed), `the sign-in begun before sent its code to the removed redirect URI: ${resumed.url}`);
+    assert.ok(resumed.status < 500, `never a 5xx (${resumed.status})`);
+    const used = await agent.follow(pushed.href, {}, removed);
+    assert.ok(!used.url.startsWith(removed), `the pushed request sent a code to the removed redirect URI: ${used.url}`);
+    assert.ok(used.status < 500, `never a 5xx (${used.status})`);
+  });
 });
