@@ -85,6 +85,17 @@ describe('patches on oidc-provider internals (src/provider/patches/)', () => {
     assert.match(source('helpers/revoke.js'), /provider\.Grant\.adapter\.destroy\(grantId\)/);
   });
 
+  it('issued-as-of-client-read.ts: client authentication reads the client with Client.find; a client_credentials token, made after it and saved through BaseToken#save, is stamped with iat only when saved, unless it has one', () => {
+    assert.match(source('shared/client_auth.js'), /const client = await provider\.Client\.find\(clientId\);/);
+    const handler = source('actions/grants/client_credentials.js');
+    assert.ok(handler.indexOf('const { client } = ctx.oidc;') < handler.indexOf('new ClientCredentials({') && handler.indexOf('new ClientCredentials({') < handler.indexOf('await token.save();'));
+    assert.doesNotMatch(source('models/client_credentials.js'), /\bsave\(|\biat\b/);
+    assert.equal(Object.hasOwn(provider.ClientCredentials.prototype, 'save'), false);
+    assert.match(source('models/formats/opaque.js'), /iat: token\.iat \|\| epochTime\(\),/);
+    assert.match(source('models/formats/jwt.js'), /const \{ payload \} = await getOpaqueValueAndPayload\(provider, token\);/);
+    assert.ok(Object.getOwnPropertyDescriptor(Provider, 'ctx')?.get, 'Provider.ctx is a getter');
+  });
+
   it('client-auth-required.ts: a request without client authentication, and a Basic header with an empty secret, fail with the descriptions it matches', () => {
     assert.match(source('shared/client_auth.js'), /new InvalidRequest\('no client authentication mechanism provided'\)/);
     assert.match(source('shared/client_auth.js'), /if \(!clientSecret\) \{\s*throw new InvalidRequest\('client_secret must be provided in the Authorization header'\);/);
