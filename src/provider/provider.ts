@@ -75,6 +75,7 @@ import { noNonceInRefreshedIdTokens } from './patches/refreshed-id-token-nonce.j
 import { settleDeferredConsumption } from './patches/deferred-consumption.js';
 import { sessionLoadedOnce } from './patches/session-loaded-once.js';
 import { extendUnchangedSessionsInSteps } from './patches/unchanged-sessions.js';
+import { appsOnlyBySignIn } from './patches/session-app-reads.js';
 import { refuseHintsOfRevokedKeys } from './patches/revoked-key-hints.js';
 import { revokeGrantBeforeToken } from './patches/grant-before-token.js';
 import { cheaperCorsHeaderScan } from './patches/cors-header-scan.js';
@@ -623,6 +624,8 @@ function applyPatches(
   accessTokensWithinSessions(provider, config.ttl.sessionMax);
   // An unchanged session's expiry moves on once a minute (at most 1% of its lifetime), not at every request.
   extendUnchangedSessionsInSteps(provider, Math.min(60, Math.floor(config.ttl.session / 100)));
+  // An app the session was only asked about (prompt=none, a declined consent) is not one of its apps (see the patch).
+  appsOnlyBySignIn(provider);
   // Which credentials signed each session in, so that removing one ends them (see accounts/session-credentials.ts).
   // A session signed in with a credential removed during its own resume ends with every grant it made.
   const grants = new GrantRevocation(kv, revocations);

@@ -491,6 +491,13 @@ describe('patches on oidc-provider internals (src/provider/patches/)', () => {
     assert.match(source('helpers/err_out.js'), /error_description: description/);
   });
 
+  it("session-app-reads.ts: Session#authorizationFor adds a client's entry when only read (sidFor, grantIdFor), loadGrant makes one with ensureClientContainer when a grant is attached, and end_session tells every entry's app", () => {
+    assert.equal(typeof (provider.Session.prototype as unknown as { authorizationFor?: unknown }).authorizationFor, 'function');
+    assert.match(source('models/session.js'), /authorizationFor\(clientId, value\) \{\s*if \(value === undefined && !this\.authorizations\) \{\s*return \{\};\s*\}\s*this\.authorizations = this\.authorizations \|\| \{\};\s*if \(!this\.authorizations\[clientId\]\) \{\s*this\.authorizations\[clientId\] = \{\};/);
+    assert.match(source('actions/authorization/session.js'), /ctx\.oidc\.session\.ensureClientContainer\(ctx\.oidc\.params\.client_id\);\s*ctx\.oidc\.session\.grantIdFor\(ctx\.oidc\.params\.client_id, grant\.jti\);/);
+    assert.match(source('actions/end_session.js'), /const clientIds = Object\.keys\(session\.authorizations \|\| \{\}\);[\s\S]*const sid = session\.sidFor\(client\.clientId\);/);
+  });
+
   it("refreshed-id-token-nonce.ts: the engine puts the sign-in's nonce in an ID token with IdToken#set('nonce'), in issueIdToken, which the refresh_token grant calls", () => {
     assert.equal(typeof (provider.IdToken as unknown as { prototype: { set?: unknown } }).prototype.set, 'function');
     assert.match(source('helpers/grant_common.js'), /token\.set\('nonce', source\.nonce\);/);
