@@ -39,16 +39,21 @@ describe('e2e: red team, Latchkey hands out more than was granted', function () 
     receiver?.server.close();
   });
 
+  /** An app that registers itself (RFC 7591, open registration) as a public client, with `metadata` on top; its client id and configuration. */
+  async function registerTracker(metadata: Record<string, unknown> = {}): Promise<{ id: string; config: oidc.Configuration }> {
+    const registered = await fetch(`${server.url}/reg`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ redirect_uris: [TRACKER_REDIRECT], token_endpoint_auth_method: 'none', ...metadata }),
+    });
+    const id = ((await registered.json()) as { client_id: string }).client_id;
+    return { id, config: await oidc.discovery(new URL(server.issuer), id, { token_endpoint_auth_method: 'none' }, oidc.None(), insecure) };
+  }
+
   it("an app the person never allowed (a silent prompt=none answered consent_required, or a consent page declined) is not sent their sub in a logout token when they sign out everywhere (Back-Channel Logout 1.0 §2.5, OIDC Core §2)", async () => {
     for (const attempt of ['prompt=none', 'declined'] as const) {
-      // The tracker registers itself (RFC 7591) with a back-channel logout URI of its own.
-      const registered = await fetch(`${server.url}/reg`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ redirect_uris: [TRACKER_REDIRECT], token_endpoint_auth_method: 'none', backchannel_logout_uri: receiver.url }),
-      });
-      const trackerId = ((await registered.json()) as { client_id: string }).client_id;
-      const tracker = await oidc.discovery(new URL(server.issuer), trackerId, { token_endpoint_auth_method: 'none' }, oidc.None(), insecure);
+      // The tracker registers itself with a back-channel logout URI of its own.
+      const { id: trackerId, config: tracker } = await registerTracker({ backchannel_logout_uri: receiver.url });
 
       // Pat signs in at the app they use.
       const agent = new Agent();
@@ -78,4 +83,29 @@ describe('e2e: red team, Latchkey hands out more than was granted', function () 
     }
   });
 
+  it("an app the person never allowed cannot tell by a silent prompt=none with login_hint who is signed in at the browser: a hint naming them and one naming someone else get the same answer (OIDC Core §3.1.2.1, §3.1.2.6)", async () => {
+    await server.accounts.create('quinn', PASSWORD, { email: 'quinn@example.test' });
+    const { config: tracker } = await registerTracker();
+    // Pat is signed in at this browser (through the app they use).
+    const agent = new Agent();
+    const { page } = await startAuthorization(agent, app, REDIRECT);
+    await signInSteps(agent, page, { username: 'pat', password: PASSWORD, stopAt: REDIRECT });
+
+    // The tracker, which pat never allowed anything, guesses who they are: usernames and addresses, pat's and others'.
+    const answers: Record<string, string> = {};
+    for (const hint of ['pat', 'pat@example.test', 'quinn', 'quinn@example.test', 'nobody@example.test']) {
+      const asked = await startAuthorization(agent, tracker, TRACKER_REDIRECT, { prompt: 'none', login_hint: hint });
+      const answer = new URL(asked.page.url);
+      assert.ok(asked.page.url.startsWith(TRACKER_REDIRECT), `${hint}: back at the tracker: ${asked.page.url}`);
+      assert.equal(answer.searchParams.get('code'), null, `${hint}: no code for an app never allowed`);
+      answers[hint] = `${answer.searchParams.get('error')}: ${answer.searchParams.get('error_description')}`;
+    }
+    assert.deepEqual(new Set(Object.values(answers)), new Set(['consent_required: requested scopes not granted']), `the answers tell the tracker which hint names the person at the browser: ${JSON.stringify(answers)}`);
+
+    // The app pat allowed is still told login_required for someone else, never given pat's code.
+    const other = await startAuthorization(agent, app, REDIRECT, { prompt: 'none', login_hint: 'quinn' });
+    assert.equal(new URL(other.page.url).searchParams.get('error'), 'login_required', other.page.url);
+    const own = await startAuthorization(agent, app, REDIRECT, { prompt: 'none', login_hint: 'pat@example.test' });
+    assert.ok(new URL(own.page.url).searchParams.get('code'), own.page.url);
+  });
 });
