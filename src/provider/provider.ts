@@ -60,6 +60,7 @@ import { dpopBoundCodesBeforeSpending } from './patches/dpop-bound-codes.js';
 import { withDeviceFreshLogin } from './patches/device-fresh-login.js';
 import { withHintedSubject } from './patches/hinted-subject.js';
 import { withHintedLogin } from './patches/hinted-login.js';
+import { silentStrangersAskedConsent } from './patches/silent-strangers.js';
 import { promptValues, withSelectAccount } from './patches/select-account.js';
 import { openIdScopesOnly } from './patches/openid-scopes.js';
 import { pkceRequired } from './patches/pkce-required.js';
@@ -314,10 +315,13 @@ function accountsAndConsent({ config, accounts, consents, federated, revocations
   // prompt=select_account lets a signed-in person choose (patches/select-account.ts); an
   // id_token_hint is held to whoever signs in when the sign-in resumes (patches/hinted-subject.ts);
   // a login_hint naming someone else than the session's person asks for the login page (patches/hinted-login.ts).
-  const interactionSteps = withSelectAccount(
-    withHintedLogin(
-      withHintedSubject(withDeviceFreshLogin(withCurrentRegistration(withStepUp(consentOnlyIfNeeded(), config.accounts.mfa.required), policy.scopes))),
-      (sub) => accounts.find(sub),
+  // Last, over the login checks comparing the person with someone named: a silent request of an app the person allowed nothing is answered by consent (patches/silent-strangers.ts).
+  const interactionSteps = silentStrangersAskedConsent(
+    withSelectAccount(
+      withHintedLogin(
+        withHintedSubject(withDeviceFreshLogin(withCurrentRegistration(withStepUp(consentOnlyIfNeeded(), config.accounts.mfa.required), policy.scopes))),
+        (sub) => accounts.find(sub),
+      ),
     ),
   );
   return {

@@ -83,28 +83,50 @@ describe('e2e: red team, Latchkey hands out more than was granted', function () 
     }
   });
 
-  it("an app the person never allowed cannot tell by a silent prompt=none with login_hint who is signed in at the browser: a hint naming them and one naming someone else get the same answer (OIDC Core §3.1.2.1, §3.1.2.6)", async () => {
+  it("an app the person never allowed cannot tell by silent prompt=none requests who is signed in at the browser: a login_hint or a sub asked by value, naming them or someone else, gets the answer a request without it gets (another app's ID token is no id_token_hint of its) (OIDC Core §3.1.2.1, §3.1.2.6, §5.5.1)", async () => {
     await server.accounts.create('quinn', PASSWORD, { email: 'quinn@example.test' });
     const { config: tracker } = await registerTracker();
-    // Pat is signed in at this browser (through the app they use).
+    /** `username` signed in at the app in `agent`: their sub and ID token (what any app they allowed holds). */
+    const signIn = async (agent: Agent, username: string) => {
+      const { page, verifier } = await startAuthorization(agent, app, REDIRECT);
+      const back = new URL((await signInSteps(agent, page, { username, password: PASSWORD, stopAt: REDIRECT })).url);
+      const tokens = await oidc.authorizationCodeGrant(app, back, { pkceCodeVerifier: verifier, expectedState: oidc.skipStateCheck });
+      return { sub: tokens.claims()!.sub, idToken: tokens.id_token! };
+    };
+    const quinn = await signIn(new Agent(), 'quinn');
+    // Pat is signed in at this browser.
     const agent = new Agent();
-    const { page } = await startAuthorization(agent, app, REDIRECT);
-    await signInSteps(agent, page, { username: 'pat', password: PASSWORD, stopAt: REDIRECT });
+    const pat = await signIn(agent, 'pat');
 
-    // The tracker, which pat never allowed anything, guesses who they are: usernames and addresses, pat's and others'.
+    // The tracker, which pat never allowed anything, guesses silently who they are: names and addresses, subs another app learnt.
+    const probes: Record<string, Record<string, string>> = {
+      'nothing more': {},
+      'login_hint: pat': { login_hint: 'pat' },
+      'login_hint: pat@example.test': { login_hint: 'pat@example.test' },
+      'login_hint: quinn': { login_hint: 'quinn' },
+      'login_hint: nobody@example.test': { login_hint: 'nobody@example.test' },
+      "sub: pat's": { claims: JSON.stringify({ id_token: { sub: { value: pat.sub } } }) },
+      "sub: quinn's": { claims: JSON.stringify({ id_token: { sub: { value: quinn.sub } } }) },
+    };
     const answers: Record<string, string> = {};
-    for (const hint of ['pat', 'pat@example.test', 'quinn', 'quinn@example.test', 'nobody@example.test']) {
-      const asked = await startAuthorization(agent, tracker, TRACKER_REDIRECT, { prompt: 'none', login_hint: hint });
+    for (const [probe, params] of Object.entries(probes)) {
+      const asked = await startAuthorization(agent, tracker, TRACKER_REDIRECT, { prompt: 'none', ...params });
       const answer = new URL(asked.page.url);
-      assert.ok(asked.page.url.startsWith(TRACKER_REDIRECT), `${hint}: back at the tracker: ${asked.page.url}`);
-      assert.equal(answer.searchParams.get('code'), null, `${hint}: no code for an app never allowed`);
-      answers[hint] = `${answer.searchParams.get('error')}: ${answer.searchParams.get('error_description')}`;
+      assert.ok(asked.page.url.startsWith(TRACKER_REDIRECT), `${probe}: back at the tracker: ${asked.page.url}`);
+      assert.equal(answer.searchParams.get('code'), null, `${probe}: no code for an app never allowed`);
+      answers[probe] = `${answer.searchParams.get('error')}: ${answer.searchParams.get('error_description')}`;
     }
-    assert.deepEqual(new Set(Object.values(answers)), new Set(['consent_required: requested scopes not granted']), `the answers tell the tracker which hint names the person at the browser: ${JSON.stringify(answers)}`);
+    // Nor is an ID token the person's app holds an id_token_hint of the tracker's (its audience is that app).
+    const hinted = await startAuthorization(agent, tracker, TRACKER_REDIRECT, { prompt: 'none', id_token_hint: pat.idToken });
+    assert.equal(new URL(hinted.page.url).searchParams.get('error'), 'invalid_request', hinted.page.url);
+    assert.deepEqual(new Set(Object.values(answers)), new Set(['consent_required: requested scopes not granted']), `the answers tell the tracker who is at the browser: ${JSON.stringify(answers, null, 1)}`);
 
-    // The app pat allowed is still told login_required for someone else, never given pat's code.
-    const other = await startAuthorization(agent, app, REDIRECT, { prompt: 'none', login_hint: 'quinn' });
-    assert.equal(new URL(other.page.url).searchParams.get('error'), 'login_required', other.page.url);
+    // The app pat allowed is still told login_required for someone else (never given pat's code), and gets pat's code for pat.
+    const someoneElse: Record<string, string>[] = [{ login_hint: 'quinn' }, { id_token_hint: quinn.idToken }, { claims: JSON.stringify({ id_token: { sub: { value: quinn.sub } } }) }];
+    for (const params of someoneElse) {
+      const other = await startAuthorization(agent, app, REDIRECT, { prompt: 'none', ...params });
+      assert.equal(new URL(other.page.url).searchParams.get('error'), 'login_required', `${JSON.stringify(params)}: ${other.page.url}`);
+    }
     const own = await startAuthorization(agent, app, REDIRECT, { prompt: 'none', login_hint: 'pat@example.test' });
     assert.ok(new URL(own.page.url).searchParams.get('code'), own.page.url);
   });

@@ -175,14 +175,21 @@ describe('patches on oidc-provider internals (src/provider/patches/)', () => {
     assert.match(source('actions/authorization/interactions.js'), /await check\(ctx\),/);
   });
 
-  it('hinted-login.ts: the engine\'s login prompt reads no login_hint (it only pre-fills the page), a check may be async, a session changing person at the resume is signed out first, and a grant holding nothing gives no code', () => {
+  it('hinted-login.ts: the engine\'s login prompt reads no login_hint (it only pre-fills the page), a check may be async, and a session changing person at the resume is signed out first', () => {
     const login = source('helpers/interaction_policy/prompts/login.js');
     // Named only in the prompt's details (the page's pre-fill), by no check.
     assert.equal(login.match(/login_hint/g)?.length, 3);
     assert.match(login, /\.\.\.\(oidc\.params\.login_hint === undefined\s*\? undefined\s*: \{ login_hint: oidc\.params\.login_hint \}\)/);
     assert.match(source('actions/authorization/interactions.js'), /await check\(ctx\),/);
     assert.match(source('actions/authorization/resume.js'), /session\.accountId !== result\.login\.accountId/);
-    // An app allowed nothing is left to the consent prompt: its grant is loaded before the checks run, and one that holds nothing gets no code.
+  });
+
+  it("silent-strangers.ts: the login prompt's checks comparing the session's person with someone named are id_token_hint and claims_id_token_sub_value, objects whose check() may be replaced; the grant is loaded before the checks run, and one holding nothing gets no code", () => {
+    const login = source('helpers/interaction_policy/prompts/login.js');
+    assert.match(login, /'id_token_hint',\s*'id_token_hint and authenticated subject do not match',\s*async \(ctx\) => \{/);
+    assert.match(login, /'claims_id_token_sub_value',\s*'requested subject could not be obtained',\s*async \(ctx\) => \{/);
+    assert.match(source('helpers/interaction_policy/check.js'), /this\.error = error;\s*this\.details = details;\s*this\.check = check;/);
+    assert.match(source('actions/authorization/interactions.js'), /await check\(ctx\),/);
     assert.match(source('actions/authorization/index.js'), /use\(loadGrant,[^\n]*\n\s*use\(interactions,/);
     assert.match(source('actions/authorization/interactions.js'), /!oidc\.grant\.getOIDCScopeFiltered\(oidc\.requestParamOIDCScopes\)[\s\S]*throw new errors\.AccessDenied\(undefined, 'authorization request resolved without requesting interactions but no scope was granted'\);/);
   });

@@ -14,17 +14,8 @@
  * the login page, pre-filled with the hint (`prompt=none`: `login_required`). A hint is a hint, so
  * whoever then signs in there is who the app gets (it is the person at the browser, who typed it);
  * this check does not run again on that sign-in. An opaque hint (nobody's username or address)
- * costs its app single sign-on: the login page each time.
- *
- * Under `prompt=none` the answer must not tell an app the person allowed nothing (no grant, no
- * remembered consent) who is at the browser: `login_required` for a hint naming someone else and
- * `consent_required` for one naming the person let any app guess usernames and addresses silently,
- * one redirect each (red-team pass of 2026-12-01). Such an app's silent request is answered as it
- * would be without a hint: by the consent prompt (`consent_required`), or by the engine's refusal of
- * a request that was granted nothing (`access_denied`); never with a code, its grant holding
- * nothing. An app the person allowed knows their `sub` already: it is still told `login_required`,
- * never given someone else's code (residual: it may learn whether a hint is their username, or an
- * address it was not given).
+ * costs its app single sign-on: the login page each time. Under `prompt=none` an app the person
+ * allowed nothing is not told whether the hint names them (patches/silent-strangers.ts).
  */
 import { interactionPolicy, type KoaContextWithOIDC } from 'oidc-provider';
 import { emailFold, normalizeUsername, type Account } from '../../accounts/accounts.js';
@@ -35,14 +26,6 @@ export function hintNames(hint: string, account: Pick<Account, 'username' | 'cla
   const email = account.claims.email;
   return email !== undefined && hint.includes('@') && emailFold(hint) === emailFold(email);
 }
-
-interface GrantHeld {
-  getOIDCScope(): string;
-  readonly resources?: Record<string, unknown>;
-}
-
-/** Whether the grant the engine loaded for the request (a session's, or one built from a remembered consent) holds anything. */
-const allowedAnything = (grant: GrantHeld | undefined) => grant !== undefined && (grant.getOIDCScope() !== '' || Object.keys(grant.resources ?? {}).length > 0);
 
 /** `policy` with the hinted_login check on its login prompt; `find` reads an account by its sub. */
 export function withHintedLogin(
@@ -58,9 +41,6 @@ export function withHintedLogin(
       const hint = oidc.params?.login_hint;
       // No session: no_session asks already; just signed in at the login page: whoever typed it.
       if (signedIn === undefined || typeof hint !== 'string' || hint === '' || oidc.result?.login) return interactionPolicy.Check.NO_NEED_TO_PROMPT;
-      // A silent request of an app allowed nothing: the consent prompt answers it (consent_required), or
-      // the engine's "no scope was granted" (access_denied), whoever the hint names; never a code.
-      if (oidc.prompts.has('none') && !allowedAnything(oidc.entities.Grant as GrantHeld | undefined)) return interactionPolicy.Check.NO_NEED_TO_PROMPT;
       const account = await find(signedIn);
       if (account === undefined) return interactionPolicy.Check.NO_NEED_TO_PROMPT; // the engine's account checks end it
       return hintNames(hint, account) ? interactionPolicy.Check.NO_NEED_TO_PROMPT : interactionPolicy.Check.REQUEST_PROMPT;
