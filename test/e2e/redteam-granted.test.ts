@@ -16,6 +16,7 @@ const REDIRECT = 'https://app.example.test/callback';
 const TRACKER_REDIRECT = 'https://tracker.example.test/callback';
 const PASSWORD = 'red team granted passphrase';
 const APP: ClientCredentials = { id: 'app', secret: 'app-secret-with-plenty-of-entropy-0123456789abcdef' };
+const SPA = 'spa';
 const insecure = { execute: [oidc.allowInsecureRequests] };
 
 describe('e2e: red team, Latchkey hands out more than was granted', function () {
@@ -29,7 +30,11 @@ describe('e2e: red team, Latchkey hands out more than was granted', function () 
     server = await startServer({
       // Open registration (RFC 7591) and a back-channel logout URI on loopback, for the test's receiver.
       env: { REGISTRATION_OPEN: 'true', OUTBOUND_ALLOW_PRIVATE_NETWORKS: 'true' },
-      clients: [{ client_id: APP.id, client_secret: APP.secret, redirect_uris: [REDIRECT], grant_types: ['authorization_code'], backchannel_logout_uri: receiver.url }],
+      clients: [
+        { client_id: APP.id, client_secret: APP.secret, redirect_uris: [REDIRECT], grant_types: ['authorization_code'], backchannel_logout_uri: receiver.url },
+        // A browser app: public, its refresh tokens rotated (RFC 9700 §4.14.2).
+        { client_id: SPA, token_endpoint_auth_method: 'none', redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'] },
+      ],
     });
     await server.accounts.create('pat', PASSWORD, { email: 'pat@example.test' });
     app = await oidc.discovery(new URL(server.issuer), APP.id, APP.secret, oidc.ClientSecretBasic(APP.secret), insecure);
@@ -129,5 +134,26 @@ describe('e2e: red team, Latchkey hands out more than was granted', function () 
     }
     const own = await startAuthorization(agent, app, REDIRECT, { prompt: 'none', login_hint: 'pat@example.test' });
     assert.ok(new URL(own.page.url).searchParams.get('code'), own.page.url);
+  });
+
+  it("a public client's refresh token raced by its thief (the same token sent many times at once) is rotated once, and the race revokes the grant: no second line of tokens survives (RFC 9700 §4.14.2, RFC 6749 §10.4)", async () => {
+    const spa = await oidc.discovery(new URL(server.issuer), SPA, { token_endpoint_auth_method: 'none' }, oidc.None(), insecure);
+    const agent = new Agent();
+    const { page, verifier } = await startAuthorization(agent, spa, REDIRECT, { scope: 'openid offline_access', prompt: 'consent' });
+    const back = new URL((await signInSteps(agent, page, { username: 'pat', password: PASSWORD, stopAt: REDIRECT })).url);
+    const refreshToken = (await oidc.authorizationCodeGrant(spa, back, { pkceCodeVerifier: verifier, expectedState: oidc.skipStateCheck })).refresh_token!;
+    assert.ok(refreshToken, 'offline access gives a refresh token');
+
+    const refresh = async (token: string) => {
+      const response = await fetch(`${server.url}/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: token, client_id: SPA }) });
+      return { status: response.status, body: (await response.json()) as { access_token?: string; refresh_token?: string; error?: string } };
+    };
+    const raced = await Promise.all(Array.from({ length: 8 }, () => refresh(refreshToken)));
+    const won = raced.filter(({ status }) => status === 200);
+    assert.ok(won.length <= 1, `${won.length} of 8 refreshes of one token succeeded`);
+    for (const { body } of won) {
+      assert.equal((await refresh(body.refresh_token!)).body.error, 'invalid_grant', 'the winner\'s refresh token outlives the race');
+      assert.equal((await fetch(`${server.url}/me`, { headers: { authorization: `Bearer ${body.access_token}` } })).status, 401, 'the winner\'s access token outlives the race');
+    }
   });
 });
