@@ -61,6 +61,7 @@ import { dpopBoundCodesBeforeSpending } from './patches/dpop-bound-codes.js';
 import { withDeviceFreshLogin } from './patches/device-fresh-login.js';
 import { withHintedSubject } from './patches/hinted-subject.js';
 import { withHintedLogin } from './patches/hinted-login.js';
+import { silentStrangersAskedConsent } from './patches/silent-strangers.js';
 import { promptValues, withSelectAccount } from './patches/select-account.js';
 import { openIdScopesOnly } from './patches/openid-scopes.js';
 import { pkceRequired } from './patches/pkce-required.js';
@@ -76,6 +77,7 @@ import { noNonceInRefreshedIdTokens } from './patches/refreshed-id-token-nonce.j
 import { settleDeferredConsumption } from './patches/deferred-consumption.js';
 import { sessionLoadedOnce } from './patches/session-loaded-once.js';
 import { extendUnchangedSessionsInSteps } from './patches/unchanged-sessions.js';
+import { appsOnlyBySignIn } from './patches/session-app-reads.js';
 import { refuseHintsOfRevokedKeys } from './patches/revoked-key-hints.js';
 import { revokeGrantBeforeToken } from './patches/grant-before-token.js';
 import { ownTokensIssuedAsOfClientRead } from './patches/issued-as-of-client-read.js';
@@ -316,10 +318,13 @@ function accountsAndConsent({ config, accounts, consents, federated, revocations
   // prompt=select_account lets a signed-in person choose (patches/select-account.ts); an
   // id_token_hint is held to whoever signs in when the sign-in resumes (patches/hinted-subject.ts);
   // a login_hint naming someone else than the session's person asks for the login page (patches/hinted-login.ts).
-  const interactionSteps = withSelectAccount(
-    withHintedLogin(
-      withHintedSubject(withDeviceFreshLogin(withCurrentRegistration(withStepUp(consentOnlyIfNeeded(), config.accounts.mfa.required), policy.scopes))),
-      (sub) => accounts.find(sub),
+  // Last, over the login checks comparing the person with someone named: a silent request of an app the person allowed nothing is answered by consent (patches/silent-strangers.ts).
+  const interactionSteps = silentStrangersAskedConsent(
+    withSelectAccount(
+      withHintedLogin(
+        withHintedSubject(withDeviceFreshLogin(withCurrentRegistration(withStepUp(consentOnlyIfNeeded(), config.accounts.mfa.required), policy.scopes))),
+        (sub) => accounts.find(sub),
+      ),
     ),
   );
   return {
@@ -628,6 +633,8 @@ function applyPatches(
   accessTokensWithinSessions(provider, config.ttl.sessionMax);
   // An unchanged session's expiry moves on once a minute (at most 1% of its lifetime), not at every request.
   extendUnchangedSessionsInSteps(provider, Math.min(60, Math.floor(config.ttl.session / 100)));
+  // An app the session was only asked about (prompt=none, a declined consent) is not one of its apps (see the patch).
+  appsOnlyBySignIn(provider);
   // Which credentials signed each session in, so that removing one ends them (see accounts/session-credentials.ts).
   // A session signed in with a credential removed during its own resume ends with every grant it made.
   const grants = new GrantRevocation(kv, revocations);

@@ -196,6 +196,16 @@ describe('patches on oidc-provider internals (src/provider/patches/)', () => {
     assert.match(source('actions/authorization/resume.js'), /session\.accountId !== result\.login\.accountId/);
   });
 
+  it("silent-strangers.ts: the login prompt's checks comparing the session's person with someone named are id_token_hint and claims_id_token_sub_value, objects whose check() may be replaced; the grant is loaded before the checks run, and one holding nothing gets no code", () => {
+    const login = source('helpers/interaction_policy/prompts/login.js');
+    assert.match(login, /'id_token_hint',\s*'id_token_hint and authenticated subject do not match',\s*async \(ctx\) => \{/);
+    assert.match(login, /'claims_id_token_sub_value',\s*'requested subject could not be obtained',\s*async \(ctx\) => \{/);
+    assert.match(source('helpers/interaction_policy/check.js'), /this\.error = error;\s*this\.details = details;\s*this\.check = check;/);
+    assert.match(source('actions/authorization/interactions.js'), /await check\(ctx\),/);
+    assert.match(source('actions/authorization/index.js'), /use\(loadGrant,[^\n]*\n\s*use\(interactions,/);
+    assert.match(source('actions/authorization/interactions.js'), /!oidc\.grant\.getOIDCScopeFiltered\(oidc\.requestParamOIDCScopes\)[\s\S]*throw new errors\.AccessDenied\(undefined, 'authorization request resolved without requesting interactions but no scope was granted'\);/);
+  });
+
   it('select-account.ts: the accepted prompt values are the requestable prompts\' names, a requestable prompt gets a check that clear() removes, and a resume\'s result is ctx.oidc.result', () => {
     assert.match(source('helpers/configuration.js'), /this\.interactions\.policy\.forEach\(\(\{ name, requestable \}\) => \{\s*if \(requestable\) \{\s*this\.prompts\.add\(name\);/);
     assert.match(source('actions/authorization/request_parameters.js'), /unsupported prompt value requested/);
@@ -501,6 +511,13 @@ describe('patches on oidc-provider internals (src/provider/patches/)', () => {
     assert.deepEqual([...(modes?.keys() ?? [])].sort(), ['form_post', 'fragment', 'query']);
     assert.match(source('shared/authorization_error_handler.js'), /instance\(provider\)\.responseModes\.get\(mode\);[\s\S]*await handler\(ctx, safe\(params\.redirect_uri\), omitBy\(out,/);
     assert.match(source('helpers/err_out.js'), /error_description: description/);
+  });
+
+  it("session-app-reads.ts: Session#authorizationFor adds a client's entry when only read (sidFor, grantIdFor), loadGrant makes one with ensureClientContainer when a grant is attached, and end_session tells every entry's app", () => {
+    assert.equal(typeof (provider.Session.prototype as unknown as { authorizationFor?: unknown }).authorizationFor, 'function');
+    assert.match(source('models/session.js'), /authorizationFor\(clientId, value\) \{\s*if \(value === undefined && !this\.authorizations\) \{\s*return \{\};\s*\}\s*this\.authorizations = this\.authorizations \|\| \{\};\s*if \(!this\.authorizations\[clientId\]\) \{\s*this\.authorizations\[clientId\] = \{\};/);
+    assert.match(source('actions/authorization/session.js'), /ctx\.oidc\.session\.ensureClientContainer\(ctx\.oidc\.params\.client_id\);\s*ctx\.oidc\.session\.grantIdFor\(ctx\.oidc\.params\.client_id, grant\.jti\);/);
+    assert.match(source('actions/end_session.js'), /const clientIds = Object\.keys\(session\.authorizations \|\| \{\}\);[\s\S]*const sid = session\.sidFor\(client\.clientId\);/);
   });
 
   it("refreshed-id-token-nonce.ts: the engine puts the sign-in's nonce in an ID token with IdToken#set('nonce'), in issueIdToken, which the refresh_token grant calls", () => {

@@ -14,7 +14,8 @@
  * the login page, pre-filled with the hint (`prompt=none`: `login_required`). A hint is a hint, so
  * whoever then signs in there is who the app gets (it is the person at the browser, who typed it);
  * this check does not run again on that sign-in. An opaque hint (nobody's username or address)
- * costs its app single sign-on: the login page each time.
+ * costs its app single sign-on: the login page each time. Under `prompt=none` an app the person
+ * allowed nothing is not told whether the hint names them (patches/silent-strangers.ts).
  */
 import { interactionPolicy, type KoaContextWithOIDC } from 'oidc-provider';
 import { emailFold, normalizeUsername, type Account } from '../../accounts/accounts.js';

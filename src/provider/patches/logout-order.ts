@@ -19,7 +19,7 @@
  * destroy: an ending no write brings back, store/adapter.ts). The engine then goes on as before
  * with its own copy of the session (its revocations and destroy find nothing left to do), so its
  * events, answer and cookie are unchanged. Every other call (an operator's ending, accounts/
- * sessions.ts) is left alone. It runs only past the engine's xsrf check, which precedes the posts.
+ * sessions.ts, which tells only apps with a sid too) is left alone. It runs only past the engine's xsrf check, which precedes the posts.
  * Relies on: the route name `end_session_confirm`, Client#backchannelLogout called from it with
  * ctx.oidc.session and ctx.oidc.params.logout set, Session#authorizationFor(clientId).persistsLogout,
  * session.state.clientId. Pinned by test/e2e/logout-order.test.ts.
@@ -63,6 +63,9 @@ export function endBeforeTelling(provider: Provider, revokeGrant: (grantId: stri
       let ending = ended.get(ctx);
       if (!ending) ended.set(ctx, (ending = endFirst(ctx)));
       await ending;
+      // An app with no sid in the session was never signed in to in it, only asked about (an entry a
+      // session stored before patches/session-app-reads.ts): it is not told the person's sub.
+      if (sid === undefined) return;
     }
     return backchannelLogout.call(this, sub, sid);
   };
