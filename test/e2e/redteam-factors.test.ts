@@ -6,12 +6,17 @@
  * second factors").
  */
 import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { exportJWK, generateKeyPair, SignJWT, type JWTPayload } from 'jose';
 import * as oidc from 'openid-client';
 import { Secret, TOTP } from 'otpauth';
 import { Agent, formIn, type Page } from '../helpers/agent.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { signInSteps, startAuthorization } from '../helpers/sign-in.js';
 import { isSecondFactor } from '../helpers/soft-passkeys.js';
+import { upstreamDiscovery } from '../helpers/fake-upstream.js';
+import { Upstreams } from '../../src/upstreams/registry.js';
 
 const REDIRECT = 'https://app.example.test/callback';
 const SECRET = 'client-secret-with-plenty-of-entropy-0123456789';
@@ -32,7 +37,7 @@ describe('red team: second factors, passkeys, step-up, the account page', functi
   before(async () => {
     server = await startServer({
       ownRedis: true,
-      env: { ACCOUNTS_REAUTHENTICATE_AFTER: String(RECENT_SECONDS), ACCOUNTS_THROTTLE_MAX_FAILURES: String(MAX_FAILURES), PROXY: 'true', PROXY_HOPS: '1' },
+      env: { ACCOUNTS_REAUTHENTICATE_AFTER: String(RECENT_SECONDS), ACCOUNTS_THROTTLE_MAX_FAILURES: String(MAX_FAILURES), PROXY: 'true', PROXY_HOPS: '1', OUTBOUND_ALLOW_PRIVATE_NETWORKS: 'true' },
       clients: [{ client_id: 'app', client_secret: SECRET, redirect_uris: [REDIRECT] }],
     });
     app = await oidc.discovery(new URL(server.issuer), 'app', SECRET, oidc.ClientSecretBasic(SECRET), { execute: [oidc.allowInsecureRequests] });
@@ -139,5 +144,65 @@ describe('red team: second factors, passkeys, step-up, the account page', functi
     }
     assert.ok(paused, `${guesses} wrong codes for pia, and no pause (limit ${MAX_FAILURES})`);
     assert.ok(guesses <= MAX_FAILURES, `${guesses} codes checked before the pause (limit ${MAX_FAILURES})`);
+  });
+
+  it("an upstream's email_verified said beside no address is not taken for the address the account holds: an upstream added with --domain, whose person's outside address was taken unverified, did not make it verified by leaving the address out (it did)", async () => {
+    // An upstream we control: its ID token carries `claims` as the test sets them.
+    const { privateKey, publicKey } = await generateKeyPair('RS256');
+    const jwk = { ...(await exportJWK(publicKey)), kid: 'k', alg: 'RS256', use: 'sig' };
+    let claims: JWTPayload = {};
+    let nonce = '';
+    const fake = createServer((req, res) => {
+      const url = new URL(req.url ?? '/', issuer);
+      const json = (body: unknown) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+      if (url.pathname === '/.well-known/openid-configuration') return json(upstreamDiscovery(issuer));
+      if (url.pathname === '/jwks') return json({ keys: [jwk] });
+      if (url.pathname === '/authorize') {
+        nonce = url.searchParams.get('nonce') ?? '';
+        const back = new URL(url.searchParams.get('redirect_uri')!);
+        back.searchParams.set('code', 'a-code');
+        back.searchParams.set('state', url.searchParams.get('state') ?? '');
+        return res.writeHead(302, { location: back.href }).end();
+      }
+      if (url.pathname === '/token') {
+        const now = Math.floor(Date.now() / 1000);
+        void new SignJWT({ iss: issuer, sub: 'outsider', aud: 'latchkey', iat: now, exp: now + 300, nonce, ...claims })
+          .setProtectedHeader({ alg: 'RS256', kid: 'k' })
+          .sign(privateKey)
+          .then((idToken) => json({ access_token: 'an-access-token', token_type: 'Bearer', expires_in: 60, id_token: idToken }));
+        return;
+      }
+      res.writeHead(404).end();
+    });
+    await new Promise<void>((done) => fake.listen(0, '127.0.0.1', done));
+    const issuer = `http://127.0.0.1:${(fake.address() as AddressInfo).port}`;
+    try {
+      // Trusted for addresses at its own domain only (--domain).
+      await new Upstreams(server.kv, server.config.keys.secrets).add({
+        id: 'tenant', issuer, clientId: 'latchkey', clientSecret: SECRET, scope: 'openid email', displayName: 'Tenant', linkByEmail: false, endSession: false, domains: ['tenant.example'], claims: {},
+      });
+      /** A sign-in at the app through the upstream; what the app reads at userinfo. */
+      const signIn = async () => {
+        const agent = new Agent();
+        const { page, verifier } = await startAuthorization(agent, app, REDIRECT, { upstream: 'tenant', scope: 'openid email' });
+        const done = await signInSteps(agent, page, { username: '', password: '', stopAt: REDIRECT });
+        assert.ok(done.url.startsWith(REDIRECT), `expected the app, got ${done.status} ${done.url}`);
+        const tokens = await oidc.authorizationCodeGrant(app, new URL(done.url), { pkceCodeVerifier: verifier, expectedState: oidc.skipStateCheck });
+        return oidc.fetchUserInfo(app, tokens.access_token, tokens.claims()!.sub);
+      };
+      // The person (or their tenant's admin) sets an address at a domain the upstream does not own.
+      claims = { email: 'ceo@bank.example', email_verified: true };
+      const first = await signIn();
+      assert.equal(first.email, 'ceo@bank.example');
+      assert.equal(first.email_verified, false, 'an address outside the upstream\'s domains is taken unverified');
+      // Then leaves the address out, the upstream still saying email_verified.
+      claims = { email_verified: true };
+      const second = await signIn();
+      assert.equal(second.email, 'ceo@bank.example');
+      assert.equal(second.email_verified, false, 'the upstream vouched for no address: the one held stays unverified');
+    } finally {
+      await new Upstreams(server.kv, server.config.keys.secrets).remove('tenant').catch(() => {});
+      await new Promise<void>((done) => fake.close(() => done()));
+    }
   });
 });
