@@ -93,7 +93,7 @@ export class LoginThrottle {
     return Math.max(...pauses);
   }
 
-  /** A try reserved by attempt() completed a sign-in (or a check as strong): the username's count is cleared, the address's try given back. */
+  /** A try reserved by attempt() completed a sign-in, second factor included: the username's count is cleared, the address's try given back. */
   async succeededAttempt(username: string, ip: string): Promise<void> {
     await Promise.all([this.succeeded(username), this.#ip.failures.reward(addressKey(ip), 1)]);
   }

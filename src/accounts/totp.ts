@@ -4,7 +4,9 @@
  * person's sub as its additional data, so a sealed secret cannot be moved to another person.
  *
  * Enrolment is two steps: begin() makes a secret kept (sealed, for ENROLMENT_TTL) until the person
- * proves with a code that their app has it (confirm()). A code is accepted one step either side of
+ * proves with a code that their app has it (confirm()). The pending secret belongs to the ceremony
+ * that began it (the account page's session): another session of the same person, say a stale one
+ * whose cookie was stolen, neither sees it nor confirms it. A code is accepted one step either side of
  * now (clock drift) and only once: its time step is marked used in the store for as long as it
  * could still be accepted (RFC 6238 §5.2), and with it the earlier steps: no code older than one
  * accepted is accepted after it.
@@ -19,7 +21,8 @@ const WINDOW = 1;
 /** How long a person has to type the first code after the QR code is shown. */
 export const ENROLMENT_TTL = 600;
 
-const pendingKey = (sub: string) => `mfa:totp-pending:${sub}`;
+/** A pending secret, per person and per ceremony that began it (none: begun outside any session, e.g. by an operator's tooling). */
+const pendingKey = (sub: string, ceremony?: string) => (ceremony === undefined ? `mfa:totp-pending:${sub}` : `mfa:totp-pending:${sub}:${ceremony}`);
 const usedKey = (sub: string, step: number) => `mfa:totp-used:${sub}:${step}`;
 const aad = (sub: string) => `totp:${sub}`;
 
@@ -50,29 +53,32 @@ export class TotpCredentials {
     return String(this.sealer.open(aad(sub), sealed).k);
   }
 
-  /** A new secret for `sub`, pending until confirmed: its otpauth:// URI (for the QR code) and base32 text. */
-  async begin(sub: string, username: string): Promise<{ uri: string; secret: string }> {
+  /**
+   * A new secret for `sub`, pending until confirmed in the same `ceremony` (the account page's
+   * session uid): its otpauth:// URI (for the QR code) and base32 text.
+   */
+  async begin(sub: string, username: string, ceremony?: string): Promise<{ uri: string; secret: string }> {
     const secret = new Secret({ size: 20 }).base32;
-    await this.kv.set(pendingKey(sub), this.#seal(sub, secret), { ttl: ENROLMENT_TTL });
+    await this.kv.set(pendingKey(sub, ceremony), this.#seal(sub, secret), { ttl: ENROLMENT_TTL });
     return { uri: this.#totp(secret, username).toString(), secret };
   }
 
-  /** The pending secret's otpauth:// URI and text again (a page reload), or undefined. */
-  async pending(sub: string, username: string): Promise<{ uri: string; secret: string } | undefined> {
-    const sealed = await this.kv.get(pendingKey(sub));
+  /** The secret `ceremony` began, as its otpauth:// URI and text again (a page reload), or undefined. */
+  async pending(sub: string, username: string, ceremony?: string): Promise<{ uri: string; secret: string } | undefined> {
+    const sealed = await this.kv.get(pendingKey(sub, ceremony));
     if (!sealed) return undefined;
     const secret = this.#open(sub, sealed);
     return { uri: this.#totp(secret, username).toString(), secret };
   }
 
-  /** Makes the pending secret the person's when `code` fits it; false when it does not (or nothing is pending). */
-  async confirm(sub: string, code: string): Promise<boolean> {
-    const sealed = await this.kv.get(pendingKey(sub));
+  /** Makes the secret `ceremony` began the person's when `code` fits it; false when it does not (or nothing is pending there). */
+  async confirm(sub: string, code: string, ceremony?: string): Promise<boolean> {
+    const sealed = await this.kv.get(pendingKey(sub, ceremony));
     if (!sealed) return false;
     const step = this.#matchingStep(this.#open(sub, sealed), code);
     if (step === undefined || !(await this.#spend(sub, step))) return false;
     await this.records.update(sub, (current) => ({ next: { ...current, totp: { ...newEnrolment(), sealed } }, result: true }));
-    await this.kv.del([pendingKey(sub)]);
+    await this.kv.del([pendingKey(sub, ceremony)]);
     return true;
   }
 

@@ -137,10 +137,10 @@ function mapClaims(upstream: Upstream, { claims: from, sources }: Pick<SignedIn,
   // ID token names, which says nothing of it, made that address verified).
   const emailSource = upstream.claims.email in sources.idToken ? sources.idToken : sources.userinfo;
   const verified = emailSource[upstream.claims.email_verified];
-  if ('email' in claims) {
-    if (typeof verified === 'boolean') claims.email_verified = verified;
-    else delete claims.email_verified;
-  }
+  // Said beside no address, it speaks of none: not of the address the account holds (an upstream with
+  // --domain made an outside address verified by leaving it out, its own word taken for it).
+  if ('email' in claims && typeof verified === 'boolean') claims.email_verified = verified;
+  else delete claims.email_verified;
   if (claims.email && claims.email_verified === undefined) claims.email_verified = false;
   if (typeof claims.email === 'string' && upstream.domains.length && !upstream.domains.includes(emailDomain(claims.email) ?? '')) claims.email_verified = false;
   return claims as Claims;

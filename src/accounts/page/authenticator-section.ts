@@ -47,20 +47,22 @@ export function authenticatorSection({ secondFactors, logger, metrics }: SecondF
     page.router.post('/authenticator/start', page.form, async (ctx) => {
       const found = await page.recentlySubmitted(ctx, SECTION);
       if (!found) return;
-      await setupPage(ctx, found.who, await secondFactors.totp.begin(found.who.accountId, found.who.account.username));
+      await setupPage(ctx, found.who, await secondFactors.totp.begin(found.who.accountId, found.who.account.username, found.who.sessionUid));
     });
 
+    // The setup begun in this session only: another session of the person (a stale one, whose cookie
+    // may be stolen) neither sees the secret on the error page nor confirms it (totp.ts).
     page.router.post('/authenticator/confirm', page.form, async (ctx) => {
       const found = await page.submitted(ctx);
       if (!found) return;
       const { who, body } = found;
-      if (await secondFactors.totp.confirm(who.accountId, field(body, 'code'))) {
+      if (await secondFactors.totp.confirm(who.accountId, field(body, 'code'), who.sessionUid)) {
         metrics.secondFactorEnrolments.inc({ method: 'totp', action: 'added' });
         logger.info({ event: 'totp.added', sub: who.accountId }, 'authenticator app set up');
         return page.done(ctx, SECTION, 'added');
       }
       metrics.secondFactorEnrolments.inc({ method: 'totp', action: 'failed' });
-      const pending = await secondFactors.totp.pending(who.accountId, who.account.username);
+      const pending = await secondFactors.totp.pending(who.accountId, who.account.username, who.sessionUid);
       if (!pending) return page.show(ctx, who, { section: SECTION, error: 'Setting up took too long. Start again.' }, 400);
       await setupPage(ctx, who, pending, 'That code does not match. Type the code your app shows now.');
     });

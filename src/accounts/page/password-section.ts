@@ -1,9 +1,10 @@
 /**
  * The account page's "Password" section: a person changes their password by typing the current
  * one. Wrong guesses share the sign-in brute-force throttle (same counts per username and address),
- * so the page is no way around it. Unless the person unticks it, their other sessions are signed
- * out with it (as "Sign out" in the sessions section does), so whoever learned the old password
- * and signed in with it is out too.
+ * so the page is no way around it, nor does a right one clear the count (a completed sign-in alone
+ * does). Unless the person unticks it, their other sessions are signed out with it (as "Sign out"
+ * in the sessions section does), so whoever learned the old password and signed in with it is out
+ * too.
  *
  * A person without a password (an account made just in time by an upstream provider) has none to
  * type: they get "Set a password" instead, which needs a recent sign-in (page.recentlySubmitted)
@@ -126,7 +127,10 @@ export function passwordSection({ accounts, throttle, sessions, grants, consents
         if (started) return paused(started);
         return refuse('That is not your current password. Try again.', 400);
       }
-      await throttle.succeededAttempt(username, ctx.ip);
+      // The right current password is no failure, but no completed sign-in either: the username's
+      // count (wrong authenticator-app codes among it) stays, else a thief holding the session and the
+      // password cleared it here between guesses and never reached the pause.
+      await throttle.notFailed(username, ctx.ip);
       if (everywhere) signedOut += await signOutOthers();
       logger.info({ event: 'account.password_changed', sub: who.accountId, sessions_signed_out: signedOut }, 'password changed on the account page');
       page.done(ctx, SECTION, everywhere ? 'changed-everywhere' : 'changed');
