@@ -21,8 +21,8 @@ const WINDOW = 1;
 /** How long a person has to type the first code after the QR code is shown. */
 export const ENROLMENT_TTL = 600;
 
-/** A pending secret, per person and per ceremony that began it (none: begun outside any session, e.g. by an operator's tooling). */
-const pendingKey = (sub: string, ceremony?: string) => (ceremony === undefined ? `mfa:totp-pending:${sub}` : `mfa:totp-pending:${sub}:${ceremony}`);
+/** A pending secret, per person and per ceremony that began it. */
+const pendingKey = (sub: string, ceremony: string) => `mfa:totp-pending:${sub}:${ceremony}`;
 const usedKey = (sub: string, step: number) => `mfa:totp-used:${sub}:${step}`;
 const aad = (sub: string) => `totp:${sub}`;
 
@@ -57,14 +57,14 @@ export class TotpCredentials {
    * A new secret for `sub`, pending until confirmed in the same `ceremony` (the account page's
    * session uid): its otpauth:// URI (for the QR code) and base32 text.
    */
-  async begin(sub: string, username: string, ceremony?: string): Promise<{ uri: string; secret: string }> {
+  async begin(sub: string, username: string, ceremony: string): Promise<{ uri: string; secret: string }> {
     const secret = new Secret({ size: 20 }).base32;
     await this.kv.set(pendingKey(sub, ceremony), this.#seal(sub, secret), { ttl: ENROLMENT_TTL });
     return { uri: this.#totp(secret, username).toString(), secret };
   }
 
   /** The secret `ceremony` began, as its otpauth:// URI and text again (a page reload), or undefined. */
-  async pending(sub: string, username: string, ceremony?: string): Promise<{ uri: string; secret: string } | undefined> {
+  async pending(sub: string, username: string, ceremony: string): Promise<{ uri: string; secret: string } | undefined> {
     const sealed = await this.kv.get(pendingKey(sub, ceremony));
     if (!sealed) return undefined;
     const secret = this.#open(sub, sealed);
@@ -72,7 +72,7 @@ export class TotpCredentials {
   }
 
   /** Makes the secret `ceremony` began the person's when `code` fits it; false when it does not (or nothing is pending there). */
-  async confirm(sub: string, code: string, ceremony?: string): Promise<boolean> {
+  async confirm(sub: string, code: string, ceremony: string): Promise<boolean> {
     const sealed = await this.kv.get(pendingKey(sub, ceremony));
     if (!sealed) return false;
     const step = this.#matchingStep(this.#open(sub, sealed), code);

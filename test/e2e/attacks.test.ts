@@ -47,8 +47,8 @@ describe('attacks: second factor, step-up and the new endpoints (black box)', fu
 
   async function enrolTotp(username: string): Promise<string> {
     const account = (await server.accounts.findByUsername(username))!;
-    const { secret } = await server.secondFactors.totp.begin(account.sub, username);
-    assert.equal(await server.secondFactors.totp.confirm(account.sub, codeFor(secret, -1)), true);
+    const { secret } = await server.secondFactors.totp.begin(account.sub, username, 'test-session');
+    assert.equal(await server.secondFactors.totp.confirm(account.sub, codeFor(secret, -1), 'test-session'), true);
     return secret;
   }
 
@@ -689,8 +689,8 @@ describe('attacks: second factor, step-up and the new endpoints (black box)', fu
       // Meanwhile the owner acts, as the account page does (no session of the thief's exists yet to end).
       if (stolen.method === 'totp') {
         await server.secondFactors.totp.remove(person.sub);
-        const again = await server.secondFactors.totp.begin(person.sub, name);
-        assert.equal(await server.secondFactors.totp.confirm(person.sub, codeFor(again.secret, 1)), true);
+        const again = await server.secondFactors.totp.begin(person.sub, name, 'test-session');
+        assert.equal(await server.secondFactors.totp.confirm(person.sub, codeFor(again.secret, 1), 'test-session'), true);
       } else {
         await server.secondFactors.recoveryCodes.generate(person.sub);
       }

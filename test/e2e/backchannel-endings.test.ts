@@ -61,9 +61,9 @@ describe('e2e: every way an operator ends a session sends its apps a logout toke
   async function signedIn(username: string, withSecondFactor = false): Promise<{ sub: string; sid: string; agent: Agent }> {
     const account = await server.accounts.create(username, PASSWORD);
     // Enrolled as the account page does (begin, then a code of the step before: the sign-in's is then unused).
-    const enrolled = withSecondFactor ? (await server.secondFactors.totp.begin(account.sub, username)).secret : undefined;
+    const enrolled = withSecondFactor ? (await server.secondFactors.totp.begin(account.sub, username, 'test-session')).secret : undefined;
     const code = (steps: number) => TOTP.generate({ secret: Secret.fromBase32(enrolled!), algorithm: 'SHA1', digits: 6, period: 30, timestamp: Date.now() + steps * 30_000 });
-    if (enrolled) assert.equal(await server.secondFactors.totp.confirm(account.sub, code(-1)), true);
+    if (enrolled) assert.equal(await server.secondFactors.totp.confirm(account.sub, code(-1), 'test-session'), true);
     const agent = new Agent();
     const { page, verifier } = await startAuthorization(agent, app, REDIRECT);
     let done = await signInSteps(agent, page, { username, password: PASSWORD, consent: 'stop', stopAt: REDIRECT });
@@ -128,9 +128,9 @@ describe('e2e: every way an operator ends a session sends its apps a logout toke
   it("a consent page open in a session a second-factor reset ended, confirmed after it, remembers nothing: the app asks the person again", async () => {
     const username = 'xena';
     const account = await server.accounts.create(username, PASSWORD);
-    const enrolled = (await server.secondFactors.totp.begin(account.sub, username)).secret;
+    const enrolled = (await server.secondFactors.totp.begin(account.sub, username, 'test-session')).secret;
     const code = (steps: number) => TOTP.generate({ secret: Secret.fromBase32(enrolled), algorithm: 'SHA1', digits: 6, period: 30, timestamp: Date.now() + steps * 30_000 });
-    assert.equal(await server.secondFactors.totp.confirm(account.sub, code(-1)), true);
+    assert.equal(await server.secondFactors.totp.confirm(account.sub, code(-1), 'test-session'), true);
     // Whoever holds the lost device signs in with it and stops at the app's consent page.
     const holder = new Agent();
     const { page } = await startAuthorization(holder, app, REDIRECT);

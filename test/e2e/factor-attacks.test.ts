@@ -48,9 +48,9 @@ describe('attacks: sign-in assurance (factors counted, factors spent)', function
 
   async function person(name: string): Promise<{ sub: string; secret: string }> {
     const account = await server.accounts.create(name, PASSWORD);
-    const { secret } = await server.secondFactors.totp.begin(account.sub, name);
+    const { secret } = await server.secondFactors.totp.begin(account.sub, name, 'test-session');
     // Enrolled with the code of the step before: that step is spent.
-    assert.equal(await server.secondFactors.totp.confirm(account.sub, codeFor(secret, -1)), true);
+    assert.equal(await server.secondFactors.totp.confirm(account.sub, codeFor(secret, -1), 'test-session'), true);
     return { sub: account.sub, secret };
   }
 

@@ -108,8 +108,8 @@ describe('e2e: KEYS_SECRETS rotated, then the old secret dropped', function () {
       id: 'corp', issuer: upstream.state.issuer, clientId: 'latchkey', clientSecret: UPSTREAM_SECRET, scope: 'openid email', displayName: 'Corp', linkByEmail: false, endSession: false,
     });
     const pat = await server.accounts.create('pat', PASSWORD);
-    const { secret } = await server.secondFactors.totp.begin(pat.sub, 'pat');
-    assert.equal(await server.secondFactors.totp.confirm(pat.sub, codeFor(secret, -1)), true);
+    const { secret } = await server.secondFactors.totp.begin(pat.sub, 'pat', 'test-session');
+    assert.equal(await server.secondFactors.totp.confirm(pat.sub, codeFor(secret, -1), 'test-session'), true);
     await server.stop();
     server = undefined;
 

@@ -129,9 +129,9 @@ describe("attacks: an outsider's and a thief's pass (black box)", function () {
     // Authenticator-app codes: someone who knows the password sends 30 codes at once.
     await server.accounts.create('burst-totp', PASSWORD);
     const account = (await server.accounts.findByUsername('burst-totp'))!;
-    const { secret } = await server.secondFactors.totp.begin(account.sub, 'burst-totp');
+    const { secret } = await server.secondFactors.totp.begin(account.sub, 'burst-totp', 'test-session');
     const codeAt = (steps: number) => TOTP.generate({ secret: Secret.fromBase32(secret), algorithm: 'SHA1', digits: 6, period: 30, timestamp: Date.now() + steps * 30_000 });
-    assert.equal(await server.secondFactors.totp.confirm(account.sub, codeAt(-1)), true);
+    assert.equal(await server.secondFactors.totp.confirm(account.sub, codeAt(-1), 'test-session'), true);
     const valid = new Set([-1, 0, 1, 2].map(codeAt));
     const wrong = Array.from({ length: 200 }, (_, i) => String((123_457 * (i + 1)) % 1_000_000).padStart(6, '0')).filter((code) => !valid.has(code));
     const person = new Agent();

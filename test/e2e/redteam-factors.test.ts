@@ -98,8 +98,8 @@ describe('red team: second factors, passkeys, step-up, the account page', functi
     const { sub } = await server.accounts.create('pia', PASSWORD);
     // The thief's session of pia's, from before she set up her authenticator app.
     const thief = await accountPage('pia');
-    const { secret } = await server.secondFactors.totp.begin(sub, 'pia');
-    assert.equal(await server.secondFactors.totp.confirm(sub, codeFor(secret, -1)), true);
+    const { secret } = await server.secondFactors.totp.begin(sub, 'pia', 'test-session');
+    assert.equal(await server.secondFactors.totp.confirm(sub, codeFor(secret, -1), 'test-session'), true);
     const valid = new Set([-1, 0, 1, 2].map((steps) => codeFor(secret, steps)));
     let guess = 200_000;
     const wrong = () => {

@@ -354,9 +354,9 @@ describe('e2e: client registration (RFC 7591/7592), its policy, and the admin AP
 
     it("users' second factors: listed without secrets (admin:read), reset by an operator (admin); the CLI does the same", async () => {
       const sub = (await server.accounts.findByUsername('dana'))!.sub;
-      const { secret } = await server.secondFactors.totp.begin(sub, 'dana');
+      const { secret } = await server.secondFactors.totp.begin(sub, 'dana', 'test-session');
       const { TOTP, Secret } = await import('otpauth');
-      assert.ok(await server.secondFactors.totp.confirm(sub, TOTP.generate({ secret: Secret.fromBase32(secret) })));
+      assert.ok(await server.secondFactors.totp.confirm(sub, TOTP.generate({ secret: Secret.fromBase32(secret) }), 'test-session'));
       const codes = await server.secondFactors.recoveryCodes.generate(sub);
       const listed = await admin('/users/dana/mfa', await adminToken('auditor', 'admin:read'));
       const body = (await listed.json()) as { totp?: { createdAt: number }; recoveryCodesLeft: number; passkeys: unknown[] };

@@ -38,8 +38,8 @@ describe('e2e: second factor after a password, and step-up (openid-client)', fun
   /** Enrols an authenticator app for `username` as the account page does (begin, then a code). */
   async function enrolTotp(username: string): Promise<string> {
     const account = (await server.accounts.findByUsername(username))!;
-    const { secret } = await server.secondFactors.totp.begin(account.sub, username);
-    assert.equal(await server.secondFactors.totp.confirm(account.sub, codeFor(secret, -1)), true);
+    const { secret } = await server.secondFactors.totp.begin(account.sub, username, 'test-session');
+    assert.equal(await server.secondFactors.totp.confirm(account.sub, codeFor(secret, -1), 'test-session'), true);
     return secret;
   }
 

@@ -679,8 +679,8 @@ describe('e2e: sign in through an upstream OpenID Connect provider', function ()
     it("an upstream sign-in is a first factor: a person with an authenticator app is asked for its code; amr fed otp mfa, acr mfa, idp", async () => {
       const sub = 'fake-person-totp';
       const { account } = (await new UpstreamLinks(latchkey.kv, latchkey.accounts).signIn({ id: 'fake', issuer: fake.state.issuer, linkByEmail: false }, sub, {})) as { account: { sub: string; username: string } };
-      const { secret } = await latchkey.secondFactors.totp.begin(account.sub, account.username);
-      assert.ok(await latchkey.secondFactors.totp.confirm(account.sub, TOTP.generate({ secret: Secret.fromBase32(secret), timestamp: Date.now() - 30_000 })));
+      const { secret } = await latchkey.secondFactors.totp.begin(account.sub, account.username, 'test-session');
+      assert.ok(await latchkey.secondFactors.totp.confirm(account.sub, TOTP.generate({ secret: Secret.fromBase32(secret), timestamp: Date.now() - 30_000 }), 'test-session'));
 
       const { browser, page, verifier, authorizations } = await throughFake('app1', sub);
       assert.equal(authorizations, 1);
@@ -715,8 +715,8 @@ describe('e2e: sign in through an upstream OpenID Connect provider', function ()
         assert.equal(await links.find('fakelink', 'dora'), undefined, 'another account links nothing');
 
         // Signing in to dora herself, password and then her second factor, makes the link; then the upstream signs her in.
-        const { secret } = await latchkey.secondFactors.totp.begin(dora.sub, dora.username);
-        assert.ok(await latchkey.secondFactors.totp.confirm(dora.sub, TOTP.generate({ secret: Secret.fromBase32(secret), timestamp: Date.now() - 30_000 })));
+        const { secret } = await latchkey.secondFactors.totp.begin(dora.sub, dora.username, 'test-session');
+        assert.ok(await latchkey.secondFactors.totp.confirm(dora.sub, TOTP.generate({ secret: Secret.fromBase32(secret), timestamp: Date.now() - 30_000 }), 'test-session'));
         const again = await throughFake('app1', 'dora', { upstream: 'fakelink' });
         // A mistyped password: the page shown again still says why it asks for the account's own sign-in.
         const mistyped = await again.browser.submit(again.page, '/login', { username: 'dora', password: 'not dora\'s password' });
@@ -825,8 +825,8 @@ describe('e2e: sign in through an upstream OpenID Connect provider', function ()
       await upstreams.add({ id: 'brief', issuer: fake.state.issuer, clientId: 'latchkey', clientSecret: SECRET, scope: 'openid', displayName: 'Brief', linkByEmail: false, endSession: false });
       const sub = 'fake-person-brief';
       const { account } = (await new UpstreamLinks(latchkey.kv, latchkey.accounts).signIn({ id: 'brief', issuer: fake.state.issuer, linkByEmail: false }, sub, {})) as { account: { sub: string; username: string } };
-      const { secret } = await latchkey.secondFactors.totp.begin(account.sub, account.username);
-      assert.ok(await latchkey.secondFactors.totp.confirm(account.sub, TOTP.generate({ secret: Secret.fromBase32(secret), timestamp: Date.now() - 30_000 })));
+      const { secret } = await latchkey.secondFactors.totp.begin(account.sub, account.username, 'test-session');
+      assert.ok(await latchkey.secondFactors.totp.confirm(account.sub, TOTP.generate({ secret: Secret.fromBase32(secret), timestamp: Date.now() - 30_000 }), 'test-session'));
       const { browser, page } = await throughFake('app1', sub, { upstream: 'brief' });
       assert.ok(page.html.includes('/second-factor'), `expected the second-factor page, got ${page.status} ${page.url}`);
 
@@ -841,8 +841,8 @@ describe('e2e: sign in through an upstream OpenID Connect provider', function ()
     it("the upstream's logout of the session a sign-in waits on (for its second factor) ends that sign-in: the app gets access_denied (Back-Channel Logout §2.7)", async () => {
       const sub = 'fake-person-bcl-waiting';
       const { account } = (await new UpstreamLinks(latchkey.kv, latchkey.accounts).signIn({ id: 'fake', issuer: fake.state.issuer, linkByEmail: false }, sub, {})) as { account: { sub: string; username: string } };
-      const { secret } = await latchkey.secondFactors.totp.begin(account.sub, account.username);
-      assert.ok(await latchkey.secondFactors.totp.confirm(account.sub, TOTP.generate({ secret: Secret.fromBase32(secret), timestamp: Date.now() - 30_000 })));
+      const { secret } = await latchkey.secondFactors.totp.begin(account.sub, account.username, 'test-session');
+      assert.ok(await latchkey.secondFactors.totp.confirm(account.sub, TOTP.generate({ secret: Secret.fromBase32(secret), timestamp: Date.now() - 30_000 }), 'test-session'));
       fake.state.sid = 'fake-sid-waiting';
       const { browser, page } = await throughFake('app1', sub);
       assert.ok(page.html.includes('/second-factor'), `expected the second-factor page, got ${page.status} ${page.url}`);
@@ -861,8 +861,8 @@ describe('e2e: sign in through an upstream OpenID Connect provider', function ()
       await upstreams.add({ id: 'held', issuer: fake.state.issuer, clientId: 'latchkey', clientSecret: SECRET, scope: 'openid', displayName: 'Held', linkByEmail: false, endSession: false });
       const sub = 'fake-person-held';
       const { account } = (await new UpstreamLinks(latchkey.kv, latchkey.accounts).signIn({ id: 'held', issuer: fake.state.issuer, linkByEmail: false }, sub, {})) as { account: { sub: string; username: string } };
-      const { secret } = await latchkey.secondFactors.totp.begin(account.sub, account.username);
-      assert.ok(await latchkey.secondFactors.totp.confirm(account.sub, TOTP.generate({ secret: Secret.fromBase32(secret), timestamp: Date.now() - 30_000 })));
+      const { secret } = await latchkey.secondFactors.totp.begin(account.sub, account.username, 'test-session');
+      assert.ok(await latchkey.secondFactors.totp.confirm(account.sub, TOTP.generate({ secret: Secret.fromBase32(secret), timestamp: Date.now() - 30_000 }), 'test-session'));
       const { browser, page } = await throughFake('app1', sub, { upstream: 'held' });
       // The second factor passes while the upstream is there; the redirect to the resume is held back.
       const held = await browser.submit(page, '/second-factor', { method: 'totp', code: TOTP.generate({ secret: Secret.fromBase32(secret) }) }, `${latchkey.issuer}/auth/`);

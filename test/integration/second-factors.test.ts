@@ -108,10 +108,10 @@ describe('second-factor credentials (real Redis)', function () {
   });
 
   it('TOTP: enrolment needs a right code; the secret is sealed at rest; a code works once; wrong codes fail', async () => {
-    const { uri, secret } = await factors.totp.begin(SUB, 'alice');
+    const { uri, secret } = await factors.totp.begin(SUB, 'alice', 'test-session');
     assert.match(uri, /^otpauth:\/\/totp\/localhost%3A3000:alice\?/);
-    assert.equal(await factors.totp.confirm(SUB, codeFor(secret, 10)), false, 'a code outside the window does not confirm');
-    assert.equal(await factors.totp.confirm(SUB, codeFor(secret)), true);
+    assert.equal(await factors.totp.confirm(SUB, codeFor(secret, 10), 'test-session'), false, 'a code outside the window does not confirm');
+    assert.equal(await factors.totp.confirm(SUB, codeFor(secret), 'test-session'), true);
     assert.ok((await factors.summary(SUB)).totp);
 
     for (const key of await allKeys(store.raw!)) assert.ok(!(await dumpValue(store.raw!, key)).includes(secret), `${key} holds the secret in clear`);
@@ -132,21 +132,21 @@ describe('second-factor credentials (real Redis)', function () {
 
   it('TOTP: a code says which enrolment it fitted; the app set up again is another enrolment', async () => {
     const sub = `${SUB}-again`;
-    const first = await factors.totp.begin(sub, 'again');
-    assert.ok(await factors.totp.confirm(sub, codeFor(first.secret, -1)));
+    const first = await factors.totp.begin(sub, 'again', 'test-session');
+    assert.ok(await factors.totp.confirm(sub, codeFor(first.secret, -1), 'test-session'));
     const verified = await factors.totp.verify(sub, codeFor(first.secret, 0));
     assert.deepEqual(verified, { outcome: 'ok', enrolment: enrolmentStamp((await factors.records.read(sub)).totp) });
     await factors.totp.remove(sub);
-    const second = await factors.totp.begin(sub, 'again');
-    assert.ok(await factors.totp.confirm(sub, codeFor(second.secret, 1)));
+    const second = await factors.totp.begin(sub, 'again', 'test-session');
+    assert.ok(await factors.totp.confirm(sub, codeFor(second.secret, 1), 'test-session'));
     const now = enrolmentStamp((await factors.records.read(sub)).totp);
     assert.ok(now && verified.outcome === 'ok' && now !== verified.enrolment);
   });
 
   it('TOTP secrets follow a rotation of keys.secrets: sealed again under the new first secret at use; unreadable (not a crash) once the old one is gone', async () => {
     const sub = `${SUB}-rotation`;
-    const { secret } = await factors.totp.begin(sub, 'rotating');
-    assert.ok(await factors.totp.confirm(sub, codeFor(secret, -1)));
+    const { secret } = await factors.totp.begin(sub, 'rotating', 'test-session');
+    assert.ok(await factors.totp.confirm(sub, codeFor(secret, -1), 'test-session'));
     const rotated = new SecondFactors(store.kv, new Sealer(['a new secret that came first', 'a test secret long enough for the sealer']), 'http://localhost:3000');
     const before = (await rotated.records.read(sub)).totp!.sealed;
     assert.equal((await rotated.totp.verify(sub, codeFor(secret))).outcome, 'ok');
