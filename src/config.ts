@@ -515,6 +515,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, dir = join(ROOT
       const meant = nearest(path, defaults);
       throw new ConfigError(`${path.map(String).join('.')}: unknown setting${given(path, tree, meant ?? [])}${didYouMean(meant, defaults)}`);
     }
+    // A group (redis) given a value, as `redis: redis://…` in a file: it has no env var to name, and
+    // the value was meant for one of its settings, which are named instead.
+    const group = valueAt(path, defaults);
+    if (isTree(group)) {
+      const name = path.map(String).join('.');
+      const members = Object.keys(group).slice(0, 2).map((key) => `${name}.${key}`).join(', ');
+      throw new ConfigError(`${name}: a group of settings (${members}, …), expected a mapping of them${given(path, tree)}`);
+    }
     const what =
       issue.code === 'invalid_type' ? expectedType(issue.expected, valueAt(path, tree) === undefined)
       : issue.code === 'too_small' || issue.code === 'too_big' ? bound(issue)

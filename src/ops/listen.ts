@@ -29,7 +29,11 @@ export async function listen(server: Server, { port, host, names }: ListenSettin
 function listenError(error: NodeJS.ErrnoException, { port, host, names }: ListenSettings): Error {
   switch (error.code) {
     case 'EADDRINUSE':
-      return new ConfigError(`${names.port}: port ${port} on ${host} is in use by another process; expected a free port (or stop the other process)`);
+      // Name the setting as it is written, with a value, so that a newcomer whose port 3000 is taken
+      // sees how to start elsewhere (`PORT=3001 npm start`) instead of only that it failed.
+      return new ConfigError(
+        `${names.port}: port ${port} on ${host} is in use by another process; expected a free port, e.g. ${names.port}=${port < 65535 ? port + 1 : port - 1} (or stop the other process)`,
+      );
     case 'EACCES':
       return new ConfigError(`${names.port}: port ${port} needs privileges this process does not have; expected a port above 1023`);
     case 'ENOTFOUND':

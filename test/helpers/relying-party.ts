@@ -218,9 +218,29 @@ async function main() {
     if ((error as NodeJS.ErrnoException).code === 'EADDRINUSE') {
       throw new Error(`port ${port} is in use: PORT is the sample app's own port (default 8080), not Latchkey's; give it a free one, registered in the app's redirect URI http://localhost:<PORT>/callback (walkthrough, step 2)`);
     }
-    throw unreachable(error) ? new Error(`cannot reach Latchkey at ${issuer} (${unreachable(error)}): start it (npm start), or set ISSUER to where it runs`) : error;
+    if (unreachable(error)) throw new Error(`cannot reach Latchkey at ${issuer} (${unreachable(error)}): start it (npm start), or set ISSUER to where it runs`);
+    throw notLatchkey(issuer, error) ?? error;
   });
   console.log(`sample app on ${rp.url} (redirect URI ${rp.url}/callback)`);
+}
+
+/**
+ * Discovery that reached something other than Latchkey at ISSUER, in one line that says what to set:
+ * another program on the port (Latchkey started with PORT=3001, ISSUER left at its default), or
+ * Latchkey under another spelling of its issuer (127.0.0.1 for localhost). openid-client's own words
+ * were "unexpected HTTP response status code" and "discovered metadata issuer does not match".
+ */
+function notLatchkey(issuer: string, error: unknown): Error | undefined {
+  if (!(error instanceof oidc.ClientError)) return undefined;
+  const cause: unknown = error.cause;
+  if (error.code === 'OAUTH_RESPONSE_IS_NOT_CONFORM' && cause instanceof Response) {
+    return new Error(`no Latchkey at ${issuer}: its discovery document answered HTTP ${cause.status}; set ISSUER to the issuer Latchkey logs at start ("latchkey is listening")`);
+  }
+  const said = (cause as { body?: { issuer?: unknown } } | undefined)?.body?.issuer;
+  if (error.code === 'OAUTH_JSON_ATTRIBUTE_COMPARISON_FAILED' && typeof said === 'string') {
+    return new Error(`Latchkey at ${issuer} calls itself ${said}: set ISSUER=${said} (the issuer must match exactly)`);
+  }
+  return undefined;
 }
 
 /** Why a fetch failed to connect (e.g. ECONNREFUSED), from the error or its causes. */

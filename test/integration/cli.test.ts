@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import * as oidc from 'openid-client';
@@ -19,6 +20,18 @@ import { introspect } from '../helpers/tokens.js';
 import { Agent } from '../helpers/agent.js';
 import { startRelyingParty } from '../helpers/relying-party.js';
 import { signInSteps } from '../helpers/sign-in.js';
+
+/** `npm run sample-rp` as the walkthrough's step 3 runs it, with this environment: its exit status and stderr. */
+function sampleRp(env: Record<string, string>): Promise<{ status: number | null; stderr: string }> {
+  return new Promise((done) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'test', 'helpers', 'relying-party.ts')], {
+      env: { PATH: process.env.PATH, NODE_NO_WARNINGS: '1', ...env },
+    });
+    let stderr = '';
+    child.stderr.on('data', (chunk) => (stderr += chunk));
+    child.on('close', (status) => done({ status, stderr }));
+  });
+}
 
 const REDIRECT = 'http://localhost:8080/callback';
 const PASSWORD = 'a long enough password';
@@ -481,16 +494,31 @@ describe('latchkey CLI: usage', function () {
 
   it('npm run sample-rp says clearly when Latchkey is unreachable', async () => {
     const port = await freePort();
-    const run = await new Promise<{ status: number | null; stderr: string }>((done) => {
-      const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'test', 'helpers', 'relying-party.ts')], {
-        env: { PATH: process.env.PATH, NODE_NO_WARNINGS: '1', ISSUER: `http://localhost:${port}`, CLIENT_SECRET: 'x', PORT: '0' },
-      });
-      let stderr = '';
-      child.stderr.on('data', (chunk) => (stderr += chunk));
-      child.on('close', (status) => done({ status, stderr }));
-    });
+    const run = await sampleRp({ ISSUER: `http://localhost:${port}`, CLIENT_SECRET: 'x', PORT: '0' });
     assert.equal(run.status, 1);
     assert.equal(run.stderr.trim(), `cannot reach Latchkey at http://localhost:${port} (ECONNREFUSED): start it (npm start), or set ISSUER to where it runs`);
+  });
+
+  it('npm run sample-rp at an ISSUER where Latchkey is not (another program on the port, another spelling of the issuer) says what to set', async () => {
+    // Latchkey moved to PORT=3001 because something else holds 3000, and ISSUER was left at its default.
+    const other = createHttpServer((_req, res) => res.writeHead(404, { 'content-type': 'text/html' }).end('<h1>Not found</h1>'));
+    await new Promise<void>((done) => other.listen(0, '127.0.0.1', done));
+    const otherPort = (other.address() as AddressInfo).port;
+    const latchkeyServer = await startServer();
+    try {
+      const elsewhere = await sampleRp({ ISSUER: `http://localhost:${otherPort}`, CLIENT_SECRET: 'x', PORT: '0' });
+      assert.equal(elsewhere.status, 1);
+      // Not openid-client's "unexpected HTTP response status code".
+      assert.equal(elsewhere.stderr.trim(), `no Latchkey at http://localhost:${otherPort}: its discovery document answered HTTP 404; set ISSUER to the issuer Latchkey logs at start ("latchkey is listening")`);
+      const spelt = latchkeyServer.issuer.replace('localhost', '127.0.0.1');
+      const respelt = await sampleRp({ ISSUER: spelt, CLIENT_SECRET: 'x', PORT: '0' });
+      assert.equal(respelt.status, 1);
+      // Not "discovered metadata issuer does not match the expected issuer".
+      assert.equal(respelt.stderr.trim(), `Latchkey at ${spelt} calls itself ${latchkeyServer.issuer}: set ISSUER=${latchkeyServer.issuer} (the issuer must match exactly)`);
+    } finally {
+      other.close();
+      await latchkeyServer.stop();
+    }
   });
 
   it('the sample app started with a wrong CLIENT_SECRET says, after the sign-in, which setting to check', async () => {
@@ -513,14 +541,7 @@ describe('latchkey CLI: usage', function () {
 
   it('npm run sample-rp without CLIENT_SECRET (or with an empty one) says where its value comes from', async () => {
     for (const secret of [undefined, '']) {
-      const run = await new Promise<{ status: number | null; stderr: string }>((done) => {
-        const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'test', 'helpers', 'relying-party.ts')], {
-          env: { PATH: process.env.PATH, NODE_NO_WARNINGS: '1', PORT: '0', ...(secret === undefined ? {} : { CLIENT_SECRET: secret }) },
-        });
-        let stderr = '';
-        child.stderr.on('data', (chunk) => (stderr += chunk));
-        child.on('close', (status) => done({ status, stderr }));
-      });
+      const run = await sampleRp({ PORT: '0', ...(secret === undefined ? {} : { CLIENT_SECRET: secret }) });
       assert.equal(run.status, 1);
       assert.equal(run.stderr.trim(), "set CLIENT_SECRET to the client_secret that 'latchkey clients add' printed for this app (the README's walkthrough, step 2)");
     }
@@ -532,14 +553,7 @@ describe('latchkey CLI: usage', function () {
     await new Promise<void>((done) => busy.listen(0, '127.0.0.1', done));
     const port = (busy.address() as AddressInfo).port;
     try {
-      const run = await new Promise<{ status: number | null; stderr: string }>((done) => {
-        const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'test', 'helpers', 'relying-party.ts')], {
-          env: { PATH: process.env.PATH, NODE_NO_WARNINGS: '1', ISSUER: latchkeyServer.url, CLIENT_SECRET: 'x', PORT: String(port) },
-        });
-        let stderr = '';
-        child.stderr.on('data', (chunk) => (stderr += chunk));
-        child.on('close', (status) => done({ status, stderr }));
-      });
+      const run = await sampleRp({ ISSUER: latchkeyServer.url, CLIENT_SECRET: 'x', PORT: String(port) });
       assert.equal(run.status, 1);
       // Not "listen EADDRINUSE: address already in use 127.0.0.1:3000".
       assert.equal(run.stderr.trim(), `port ${port} is in use: PORT is the sample app's own port (default 8080), not Latchkey's; give it a free one, registered in the app's redirect URI http://localhost:<PORT>/callback (walkthrough, step 2)`);

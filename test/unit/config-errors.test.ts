@@ -117,6 +117,11 @@ describe('configuration errors say the setting, the value given and what is expe
       assert.equal(message({ CONFIG_FILE: file }), 'Keys: unknown setting; did you mean keys?');
       writeFileSync(file, 'keys:\n  secret: a-secret-nobody-should-see\n');
       assert.equal(message({ CONFIG_FILE: file }), 'keys.secret: unknown setting; did you mean keys.secrets (KEYS_SECRETS)?');
+      // A group given a value names its settings, not an env var no one reads (REDIS).
+      writeFileSync(file, 'redis: redis://user:hunter2@127.0.0.1:6379\n');
+      assert.equal(message({ CONFIG_FILE: file }), 'redis: a group of settings (redis.url, redis.mode, …), expected a mapping of them, got "redis://***@127.0.0.1:6379"');
+      writeFileSync(file, 'cookie: a-secret-nobody-should-see\n');
+      assert.equal(message({ CONFIG_FILE: file }), 'cookie: a group of settings (cookie.keys, …), expected a mapping of them');
       writeFileSync(file, 'redis:\n  uri: redis://user:hunter2@127.0.0.1:6379\n');
       assert.equal(message({ CONFIG_FILE: file }), 'redis.uri: unknown setting, got "redis://***@127.0.0.1:6379"; did you mean redis.url (REDIS_URL)?');
     } finally {
