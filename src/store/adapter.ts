@@ -546,10 +546,19 @@ class KvAdapter implements Adapter {
       // The grant's index holds what this request wrote too: it goes with the grant.
       if (payload?.grantId) await this.revokeGrant(payload.grantId);
       else if (written.length) await this.kv.del(written);
-      throw new errors.InvalidGrant(description);
+      throw this.replayed(description);
     }
     if (written.length) await this.kv.del(written);
-    throw new errors.InvalidGrant(`${description.replace(/ already .*/, '')} not found`);
+    throw this.replayed(`${description.replace(/ already .*/, '')} not found`);
+  }
+
+  /**
+   * The error for an artifact another request consumed first: invalid_grant at the token endpoint;
+   * a pushed request is consumed at the authorization endpoint, whose answer to the browser has no
+   * invalid_grant (RFC 6749 §4.1.2.1), and the engine's own check says invalid_request_uri.
+   */
+  private replayed(description: string): Error {
+    return this.model === 'PushedAuthorizationRequest' ? new errors.InvalidRequestUri(description) : new errors.InvalidGrant(description);
   }
 
   /**
