@@ -8,6 +8,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import helmet from 'helmet';
 import type { Config } from './config.js';
 import { CookieKeys } from './http/cookie-keys.js';
+import { ownContextDelegates } from './http/context-delegates.js';
 import { respondWithError } from './http/errors.js';
 import { stylesheet } from './http/views.js';
 import { scripts } from './http/scripts.js';
@@ -226,6 +227,8 @@ export function createApp({ config, providers, kv, keyring, logger, metrics, rou
   app.keys = new CookieKeys(config.cookie.keys);
   app.silent = true; // errors are logged by requestContext, with the request id
   serveAsIssuer(app, config.issuer);
+  // ctx.path, ctx.status, ctx.set(): a function of their own each, not Koa's shared closures.
+  ownContextDelegates(app.context);
 
   providers.forEach((provider) => {
     provider.on('server_error', (ctx: Koa.Context, error: unknown) => {
