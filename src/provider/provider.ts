@@ -560,8 +560,8 @@ function applyPatches(
   // that, a rotated-out one within its grace.
   clientSecretDigests(provider);
   acceptPreviousSecrets(provider, kv);
-  // A client's keys read from its jwks_uri verify nothing once they are a minute old: it is read again (see the patch).
-  staleClientKeysVerifyNothing();
+  // A client's keys read from its jwks_uri verify nothing once they are clientJwks.maxAge old: it is read again (see the patch).
+  staleClientKeysVerifyNothing(provider, config.clientJwks.maxAge);
   // An API's scope is never an OpenID scope: a token for userinfo lists only the OpenID scopes (see the patch).
   openIdScopesOnly(provider, OIDC_SCOPES);
   if (config.clientMetadataDocuments.enabled) {

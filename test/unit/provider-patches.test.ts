@@ -378,6 +378,8 @@ describe('patches on oidc-provider internals (src/provider/patches/)', () => {
     assert.match(jwt, /const keys = keystore\.selectForVerify\(\{ alg: protectedHeader\.alg, kid: protectedHeader\.kid \}\);\s+if \(keys\.length === 0\) \{\s+throw new JWKSNoMatchingKey\(\);/);
     assert.match(jwt, /if \(typeof keystore\.fresh !== 'function' \|\| keystore\.fresh\(\)\) \{\s+throw err;\s+\}\s+await keystore\.refresh\(\);\s+return verify\(jwt, keystore, options\);/);
     assert.match(source('models/client.js'), /class ClientKeyStore extends KeyStore \{[\s\S]*?fresh\(\) \{\s+if \(!this\.jwksUri\) return true;/);
+    // clientJwks.maxAge: a key store names its provider, and is fresh while freshUntil (epoch seconds) is ahead.
+    assert.match(source('models/client.js'), /get provider\(\) \{\s+return this\.#provider;[\s\S]*?const now = epochTime\(\);\s+return !!this\.freshUntil && this\.freshUntil > now;/);
     // A failed read: freshUntil is set before the status and the body are checked, the keys of before cleared only after both.
     assert.match(source('models/client.js'), /this\.freshUntil = Math\.max\(\.\.\.freshUntil\.filter\(Boolean\)\);\s+if \(status !== 200\) \{[\s\S]*?validateJWKS\(body\);\s+this\.clear\(\);/);
     assert.equal(typeof (KeyStore.prototype as unknown as Record<string, unknown>).clear, 'function');
