@@ -16,6 +16,7 @@ import { interactionPolicy, Provider } from 'oidc-provider';
 import authorizationSteps from 'oidc-provider/lib/actions/authorization/index.js';
 import instance from 'oidc-provider/lib/helpers/weak_cache.js';
 import KeyStore from 'oidc-provider/lib/helpers/keystore.js';
+import requests from 'oidc-provider/lib/helpers/als.js';
 import { ROOT } from '../../src/paths.js';
 import { CLIENT_AUTH_ROUTES } from '../../src/http/rate-limits.js';
 import { matchedRoute } from '../../src/provider/patches/matched-route.js';
@@ -367,6 +368,13 @@ describe('patches on oidc-provider internals (src/provider/patches/)', () => {
       [...provider.Session.IN_PAYLOAD].sort(),
       ['accountId', 'acr', 'amr', 'authorizations', 'exp', 'iat', 'jti', 'kind', 'loginTs', 'state', 'transient', 'uid'],
     );
+  });
+
+  it('store/read-ahead.ts (no patch, a reading): Provider.ctx is the store of lib/helpers/als.js, which the engine runs every request in', () => {
+    const ctx = {};
+    requests.run(ctx, () => assert.equal(Provider.ctx, ctx));
+    assert.match(source('provider.js'), /import als from '\.\/helpers\/als\.js';[\s\S]*?static get ctx\(\) \{\s+return als\.getStore\(\);/);
+    assert.match(source('helpers/initialize_app.js'), /return als\.run\(ctx, \(\) => next\(\)\);/);
   });
 
   it('revocation-response.ts: the revocation endpoint answers an empty body', () => {
