@@ -160,6 +160,8 @@ const schema = z.strictObject({
     window: seconds,
   }),
   clientAssertions: z.strictObject({ maxLifetime: z.number().int().min(1).max(3600) }),
+  // At most the engine's own minute: its fetch never lets a JWKS stay fresh longer (client-jwks-freshness.ts).
+  clientJwks: z.strictObject({ maxAge: z.number().int().min(1).max(60, "at most 60: a client's keys are read again within a minute") }),
   registration: z.strictObject({
     open: z.boolean(),
     authMethods: z.array(z.enum(['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'])).min(1),

@@ -15,6 +15,7 @@ import { SessionActivity } from '../accounts/session-activity.js';
 import type { Config } from '../config.js';
 import type { Keyring } from '../keyring/keyring.js';
 import { dpopNonceSecret } from '../keyring/dpop-nonces.js';
+import { signingKeys } from '../keyring/signing-keys.js';
 import { FEED_PATH, FEED_SCOPE } from '../apis/feed-server.js';
 import { GrantRevocation } from '../revocation/grants.js';
 import { signInClaims } from './access-token-claims.js';
@@ -227,7 +228,7 @@ export function sessionCookieName(issuer: string): string {
 function protocol({ config, keyring }: ProviderDependencies): Configuration {
   return {
     clients: [...config.clients.map((client) => ({ ...client })), developerClient(config.issuer), accountClient(config.issuer)],
-    jwks: keyring.signingKeys() as unknown as Configuration['jwks'],
+    jwks: signingKeys(keyring) as unknown as Configuration['jwks'],
     cookies: {
       // Keygrip's signatures, compared without tsscmp's extra HMACs (http/cookie-keys.ts).
       keys: new CookieKeys(config.cookie.keys),
@@ -446,7 +447,7 @@ function features({ config, apis, revocations, accounts, logoutPages, devicePage
       attestClientAuth: { enabled: false },
       // Client ID Metadata Documents are Latchkey's own (patches/client-metadata-documents.ts): cached in the store, shared.
       clientIdMetadataDocument: { enabled: false },
-      // The key ring's keys sign through node:crypto (keyring/keyring.ts SigningKey).
+      // The key ring's keys sign through node:crypto (keyring/signing-keys.ts SigningKey).
       externalSigningSupport: { enabled: true, ack: 'experimental-01' },
       openid4vci: { enabled: false },
       clientCredentials: { enabled: true },
@@ -568,8 +569,8 @@ function applyPatches(
   // that, a rotated-out one within its grace.
   clientSecretDigests(provider);
   acceptPreviousSecrets(provider, kv);
-  // A client's keys read from its jwks_uri verify nothing once they are a minute old: it is read again (see the patch).
-  staleClientKeysVerifyNothing();
+  // A client's keys read from its jwks_uri verify nothing once they are clientJwks.maxAge old: it is read again (see the patch).
+  staleClientKeysVerifyNothing(provider, config.clientJwks.maxAge);
   // An API's scope is never an OpenID scope: a token for userinfo lists only the OpenID scopes (see the patch).
   openIdScopesOnly(provider, OIDC_SCOPES);
   if (config.clientMetadataDocuments.enabled) {

@@ -20,14 +20,16 @@
  * (a microtask), rather than one command each: what a command costs the process (ioredis's command
  * object, its timer, its reply) is then paid once. A lone read goes out as itself.
  */
-import { Provider } from 'oidc-provider';
+// The engine's AsyncLocalStorage (what Provider.ctx reads), not the engine itself: the store is
+// loaded by every CLI command, which never runs the engine and would pay a third of its start for it.
+import requests from 'oidc-provider/lib/helpers/als.js';
 import { delegate } from './delegate.js';
 import type { Kv, ReadResults, ReadsAhead, StoredRecord } from './kv.js';
 
 type Pending = Map<string, Promise<unknown>>;
 
 /** The request in progress: oidc-provider's (its Koa context, from its AsyncLocalStorage). */
-const providerRequest = () => Provider.ctx as object | undefined;
+const providerRequest = () => requests.getStore() as object | undefined;
 
 const STRING = 's:';
 const RECORD = 'r:';

@@ -82,6 +82,8 @@ describe('configuration errors say the setting, the value given and what is expe
     assert.equal(message({ COOKIE_KEYS: '' }), 'cookie.keys (COOKIE_KEYS): expected at least one value');
     assert.equal(message({ HOST: '' }), 'host (HOST): must not be empty, got ""');
     assert.equal(message({ ACCOUNTS_ARGON2_MEMORY_COST: '100' }), 'accounts.argon2.memoryCost (ACCOUNTS_ARGON2_MEMORY_COST): OWASP minimum for argon2id is 19456 KiB, got 100');
+    assert.equal(message({ CLIENT_JWKS_MAX_AGE: '61' }), "clientJwks.maxAge (CLIENT_JWKS_MAX_AGE): at most 60: a client's keys are read again within a minute, got 61");
+    assert.equal(message({ CLIENT_JWKS_MAX_AGE: '0' }), 'clientJwks.maxAge (CLIENT_JWKS_MAX_AGE): expected at least 1, got 0');
   });
 
   it('a whole number, a multiple, a URL: in words, not "expected int", "Invalid number:" or "Invalid URL"', () => {

@@ -16,6 +16,7 @@ import { interactionPolicy, Provider } from 'oidc-provider';
 import authorizationSteps from 'oidc-provider/lib/actions/authorization/index.js';
 import instance from 'oidc-provider/lib/helpers/weak_cache.js';
 import KeyStore from 'oidc-provider/lib/helpers/keystore.js';
+import requests from 'oidc-provider/lib/helpers/als.js';
 import { ROOT } from '../../src/paths.js';
 import { CLIENT_AUTH_ROUTES } from '../../src/http/rate-limits.js';
 import { matchedRoute } from '../../src/provider/patches/matched-route.js';
@@ -391,6 +392,13 @@ describe('patches on oidc-provider internals (src/provider/patches/)', () => {
     );
   });
 
+  it('store/read-ahead.ts (no patch, a reading): Provider.ctx is the store of lib/helpers/als.js, which the engine runs every request in', () => {
+    const ctx = {};
+    requests.run(ctx, () => assert.equal(Provider.ctx, ctx));
+    assert.match(source('provider.js'), /import als from '\.\/helpers\/als\.js';[\s\S]*?static get ctx\(\) \{\s+return als\.getStore\(\);/);
+    assert.match(source('helpers/initialize_app.js'), /return als\.run\(ctx, \(\) => next\(\)\);/);
+  });
+
   it('revocation-response.ts: the revocation endpoint answers an empty body', () => {
     assert.match(source('actions/revocation.js'), /ctx\.body = '';/);
   });
@@ -400,6 +408,8 @@ describe('patches on oidc-provider internals (src/provider/patches/)', () => {
     assert.match(jwt, /const keys = keystore\.selectForVerify\(\{ alg: protectedHeader\.alg, kid: protectedHeader\.kid \}\);\s+if \(keys\.length === 0\) \{\s+throw new JWKSNoMatchingKey\(\);/);
     assert.match(jwt, /if \(typeof keystore\.fresh !== 'function' \|\| keystore\.fresh\(\)\) \{\s+throw err;\s+\}\s+await keystore\.refresh\(\);\s+return verify\(jwt, keystore, options\);/);
     assert.match(source('models/client.js'), /class ClientKeyStore extends KeyStore \{[\s\S]*?fresh\(\) \{\s+if \(!this\.jwksUri\) return true;/);
+    // clientJwks.maxAge: a key store names its provider, and is fresh while freshUntil (epoch seconds) is ahead.
+    assert.match(source('models/client.js'), /get provider\(\) \{\s+return this\.#provider;[\s\S]*?const now = epochTime\(\);\s+return !!this\.freshUntil && this\.freshUntil > now;/);
     // A failed read: freshUntil is set before the status and the body are checked, the keys of before cleared only after both.
     assert.match(source('models/client.js'), /this\.freshUntil = Math\.max\(\.\.\.freshUntil\.filter\(Boolean\)\);\s+if \(status !== 200\) \{[\s\S]*?validateJWKS\(body\);\s+this\.clear\(\);/);
     assert.equal(typeof (KeyStore.prototype as unknown as Record<string, unknown>).clear, 'function');

@@ -17,6 +17,12 @@ declare module 'oidc-provider/lib/helpers/keystore.js' {
     selectForVerify(options: unknown): unknown[];
   }
 }
+/** The engine's request context (lib/helpers/als.js), which Provider.ctx reads: see store/read-ahead.ts. */
+declare module 'oidc-provider/lib/helpers/als.js' {
+  import type { AsyncLocalStorage } from 'node:async_hooks';
+  const requests: AsyncLocalStorage<unknown>;
+  export default requests;
+}
 /** The engine's router (lib/helpers/router.js): see cors-header-scan.ts. */
 declare module 'oidc-provider/lib/helpers/router.js' {
   export default class Router {}
