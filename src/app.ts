@@ -105,7 +105,7 @@ function requestContext(config: Config, logger: Logger, metrics: Metrics, header
         ms: seconds * 1000,
         route: oidc?.route,
         // The engine's authenticated client, or the one whose token our own protected resources
-        // (the admin API, the feed) accepted: what an operator reviews after a leak (README runbook).
+        // (the admin API, the feed) accepted: what an operator reviews after a leak (docs/operating.md, Incident runbook).
         client_id: oidc?.client?.clientId ?? (ctx.state.clientId as string | undefined),
         grant_type: typeof oidc?.params?.grant_type === 'string' ? oidc.params.grant_type : undefined,
         outcome: ctx.status < 400 ? 'ok' : typeof error === 'string' ? error : `http_${ctx.status}`,

@@ -399,7 +399,7 @@ function accountsAndConsent({ config, accounts, consents, federated, revocations
 function features({ config, apis, revocations, accounts, logoutPages, devicePages }: ProviderDependencies): Configuration {
   return {
     // Every feature of oidc-provider is named here, on or off, so that a library upgrade that turns a
-    // default on changes nothing (the README's "What it speaks" lists what is offered).
+    // default on changes nothing (docs/protocol.md, "What it speaks", lists what is offered).
     features: {
       devInteractions: { enabled: false },
       // Offered: PAR (RFC 9126; required of clients registered with require_pushed_authorization_requests,

@@ -1,7 +1,7 @@
 /**
  * The latency tail at 80% of peak (issue #18), side by side in one run: Latchkey as `serve` runs it
  * (V8's default young generation), Latchkey with a 16 MiB one (NODE_OPTIONS=--max-semi-space-size=16,
- * README: throughput or tail latency), and the bare oidc-provider. For each scenario and server:
+ * docs/operating.md: throughput or tail latency), and the bare oidc-provider. For each scenario and server:
  * the closed-loop peak, then the open loop at 80% of it (both Latchkeys at 80% of the first one's
  * peak, so that they see the same arrivals), with the slow requests' timeline (clustered =
  * stalls), the server's CPU use and its threads' shares, its GC pauses and event-loop delay (a

@@ -493,7 +493,7 @@ describe('JWT attacks at every place a JWT is accepted (RFC 8725, RFC 7515, RFC 
       assert.equal(await assertionAccepted(assertion), false);
     });
 
-    it('a client assertion without iat is refused: a deliberate departure from Core §9 and RFC 7523 §3, where iat is optional (README, Deliberate departures)', async () => {
+    it('a client assertion without iat is refused: a deliberate departure from Core §9 and RFC 7523 §3, where iat is optional (docs/protocol.md, Deliberate departures)', async () => {
       const assertion = await sign({ iss: 'pkjwt', sub: 'pkjwt', aud: op.issuer, jti: randomUUID(), exp: now() + 60 }, { alg: 'RS256', kid: 'client-key' }, clientTarget.privateKey);
       assert.equal(await assertionAccepted(assertion), false);
       assert.equal(await assertionAccepted(await clientAssertion()), true, 'the same with iat is accepted');

@@ -312,7 +312,7 @@ describe('OAuth 2.0 endpoints to the letter (RFC 6749 §2.3.1, §5; RFC 7009; RF
       }
     });
 
-    it('the two secret methods are one secret: a client registered for client_secret_basic may send it in the body, one registered for client_secret_post in a Basic header (README, Client authentication)', async () => {
+    it('the two secret methods are one secret: a client registered for client_secret_basic may send it in the body, one registered for client_secret_post in a Basic header (docs/protocol.md, Client authentication)', async () => {
       const inBody = await postForm(op.metadata.token_endpoint!, { grant_type: 'client_credentials', scope: 'read', resource: API, client_id: 'web', client_secret: SECRET });
       assert.equal(inBody.status, 200, JSON.stringify(inBody.body));
       const inHeader = await postForm(op.metadata.token_endpoint!, { grant_type: 'client_credentials', scope: 'read', resource: API }, basic('post', SECRET));
@@ -338,7 +338,7 @@ describe('OAuth 2.0 endpoints to the letter (RFC 6749 §2.3.1, §5; RFC 7009; RF
       }
     });
 
-    it("a public client naming another client's token at revocation gets 200 and nothing is revoked: a deliberate departure from RFC 7009 §2.1's \"informed of the error\" (README, Deliberate departures)", async () => {
+    it("a public client naming another client's token at revocation gets 200 and nothing is revoked: a deliberate departure from RFC 7009 §2.1's \"informed of the error\" (docs/protocol.md, Deliberate departures)", async () => {
       const token = await apiToken(web);
       const answer = await postForm(op.metadata.revocation_endpoint!, { token, client_id: 'spa' });
       assert.equal(answer.status, 200, JSON.stringify(answer.body));

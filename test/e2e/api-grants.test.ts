@@ -449,7 +449,7 @@ describe('e2e: APIs and operator grants (client_credentials, privileged APIs, in
         assert.equal(errors.length, 1, result.stderr);
         return errors[0]!;
       };
-      // The README's resource-server example, copied with its example issuer.
+      // The resource-server example of docs/resource-servers.md, copied with its example issuer.
       const unknownApi = await oneError(['grant', '--client', SERVICE.id, '--api', 'https://id.example.com/revocations', '--scope', 'revocations']);
       assert.equal(unknownApi, `latchkey: no API https://id.example.com/revocations; the APIs are ${[admin, feed, API, OPAQUE_API].sort((a, b) => a.localeCompare(b)).join(', ')}`);
       assert.equal(await oneError(['grants', '--client', 'nobody']), 'latchkey: no client "nobody" (and no grants held by it)');

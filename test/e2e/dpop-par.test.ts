@@ -76,7 +76,7 @@ describe('e2e: DPoP-bound tokens and pushed authorization requests', function ()
     const options = { issuer: server.issuer, audience: API, clientId: RS.id, clientSecret: RS.secret };
     helper = await createResourceServer(options);
     strict = await createResourceServer({ ...options, dpop: { nonces: new RotatingNonces() } });
-    // The API: what the README shows, on node:http.
+    // The API: what docs/resource-servers.md shows, on node:http.
     api = createServer((request, response) => {
       const url = `${apiUrl}${request.url}`;
       strict

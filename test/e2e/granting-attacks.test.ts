@@ -406,7 +406,7 @@ describe('attacks: Latchkey hands out no more than was granted (black box)', fun
       assert.deepEqual(await introspection(RS, earlier.body.access_token!), { active: false }, `an earlier token (scope ${String(earlier.body.scope)})`);
     }
 
-    // An API with no scopes at all is reached by the grant alone (README: APIs and client grants).
+    // An API with no scopes at all is reached by the grant alone (docs/register-your-app.md: APIs and client grants).
     const scopeless = await token(OPS, { grant_type: 'client_credentials', resource: SCOPELESS });
     assert.equal(scopeless.status, 200, JSON.stringify(scopeless.body));
   });
@@ -1315,7 +1315,7 @@ describe('attacks: Latchkey hands out no more than was granted (black box)', fun
     }
   });
 
-  it("the account page lists what each app holds: an API's scopes named with the API, and the details about the person it was allowed by name (README: Apps with access)", async () => {
+  it("the account page lists what each app holds: an API's scopes named with the API, and the details about the person it was allowed by name (docs/people.md: Apps with access)", async () => {
     await server.accounts.create('rue', PASSWORD, { email: 'rue@example.test', name: 'Rue' });
     const agent = new Agent();
     const claims = JSON.stringify({ userinfo: { name: null } });

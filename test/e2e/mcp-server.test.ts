@@ -1,6 +1,6 @@
 /**
- * An MCP client meets an MCP server protected by Latchkey (test/helpers/mcp-server.ts, the README's
- * example) knowing nothing but the server's URL, as the MCP authorization specification has it:
+ * An MCP client meets an MCP server protected by Latchkey (test/helpers/mcp-server.ts, the example of
+ * docs/mcp.md) knowing nothing but the server's URL, as the MCP authorization specification has it:
  * its 401 challenge names the RFC 9728 resource metadata, which names Latchkey, whose RFC 8414
  * metadata gives the endpoints and says Client ID Metadata Documents are supported; the client
  * registers by its metadata document (served from loopback) and, separately, by RFC 7591; each time

@@ -271,7 +271,7 @@ describe('attacks: the privileged and cryptographic surfaces (black box)', funct
     }
   });
 
-  it('the CLI refuses to act on production without its settings, and makes no token then: no REDIS_URL (it would have written an embedded file no server reads), the public development KEYS_SECRETS or cookie keys, an http issuer; one line, exit 1 (README, Operating)', async () => {
+  it('the CLI refuses to act on production without its settings, and makes no token then: no REDIS_URL (it would have written an embedded file no server reads), the public development KEYS_SECRETS or cookie keys, an http issuer; one line, exit 1 (docs/operating.md)', async () => {
     const production = { ...env, NODE_ENV: 'production', ISSUER: 'https://id.example.test', COOKIE_KEYS: 'a-production-cookie-key-of-enough-length-1,another-production-cookie-key-xyz-2', KEYS_SECRETS: 'a-production-keyring-secret-of-enough-length' };
     const cases: [string, Record<string, string>, RegExp][] = [
       ['no REDIS_URL', { ...production, REDIS_URL: '' }, /redis\.url \(REDIS_URL\)/],
@@ -339,7 +339,7 @@ describe('attacks: the privileged and cryptographic surfaces (black box)', funct
     assert.equal(kept.jwks, undefined, 'the stored client is as it was');
   });
 
-  it('an operator reviewing what a leaked admin or feed client did finds its client on the request line of each of its calls, as the incident runbook says (README, Compromised admin client; ASVS V7.2.2)', async () => {
+  it('an operator reviewing what a leaked admin or feed client did finds its client on the request line of each of its calls, as the incident runbook says (docs/operating.md, Compromised admin client; ASVS V7.2.2)', async () => {
     const requestLines = () => logLines.map((line) => JSON.parse(line) as { requestId?: string; path?: string; method?: string; status?: number; client_id?: string; msg?: string }).filter((line) => line.msg === 'request');
     const seen = requestLines().length;
     const writer = await token(OPS, `${server.issuer}/admin`, 'admin');

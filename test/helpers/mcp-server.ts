@@ -1,5 +1,5 @@
 /**
- * A tiny MCP server protected by Latchkey: the example of the README's "Protecting an MCP server
+ * A tiny MCP server protected by Latchkey: the example of docs/mcp.md, "Protecting an MCP server
  * with Latchkey". It speaks a small slice of MCP's JSON-RPC over HTTP POST at /mcp (initialize,
  * tools/list, tools/call of one tool, `whoami`), and everything about authorization comes from
  * latchkey/resource-server: token verification (ResourceServer) and RFC 9728 metadata with the

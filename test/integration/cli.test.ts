@@ -450,7 +450,8 @@ describe('latchkey CLI: usage', function () {
   it("the README's CLI reference lists every command with exactly the options its --help has", async function () {
     this.timeout(180_000);
     const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
-    const reference = readme.slice(readme.indexOf('\n## CLI\n'), readme.indexOf('\n## For resource servers\n'));
+    const start = readme.indexOf('\n## CLI\n');
+    const reference = readme.slice(start, readme.indexOf('\n## ', start + 1));
     // Each row: `latchkey <words> [options and arguments]` (a row may add "(or `latchkey …`)").
     const documented = new Map<string, Set<string>>();
     for (const [, usage] of reference.matchAll(/^\| `latchkey ([^`]+)`/gm)) {

@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { ROOT } from '../../src/paths.js';
+import { readAllDocs, readDoc } from '../helpers/docs.js';
 import { eventually } from '../helpers/eventually.js';
 import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
 
@@ -64,11 +65,11 @@ describe('Docker: the Dockerfile and compose file, statically', () => {
     for (const path of ['node_modules', 'keys/*', '.git', 'data', '.env']) assert.ok(ignored.includes(path), `.dockerignore: ${path}`);
   });
 
-  it('the README runs it one way: secrets made once into .env, never a new KEYS_SECRETS per run', () => {
-    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
-    assert.doesNotMatch(readme, /KEYS_SECRETS=\$\(openssl[^\n]*\n?[^\n]*docker compose up/, 'a one-liner makes a new secret at each start');
-    const made = readme.match(/^printf .*KEYS_SECRETS=.*> \.env$/gm) ?? [];
-    assert.equal(made.length, 1, 'one .env recipe');
+  it('the README and docs/ run it one way: secrets made once into .env, never a new KEYS_SECRETS per run', () => {
+    const pages = readAllDocs();
+    for (const { path, text } of pages) assert.doesNotMatch(text, /KEYS_SECRETS=\$\(openssl[^\n]*\n?[^\n]*docker compose up/, `${path}: a one-liner makes a new secret at each start`);
+    const made = pages.flatMap(({ path, text }) => (text.match(/^printf .*KEYS_SECRETS=.*> \.env$/gm) ?? []).map(() => path));
+    assert.deepEqual(made, ['README.md'], 'one .env recipe, in the quick start');
   });
 
   it('compose runs Latchkey with Redis (AOF on, a named volume) and requires the secrets', () => {
@@ -87,12 +88,12 @@ describe('Docker: the Dockerfile and compose file, statically', () => {
     assert.ok(latchkey.depends_on && 'redis' in latchkey.depends_on);
   });
 
-  it('every setting the README says to put in .env reaches the container (compose reads .env only to fill in its own file)', () => {
+  it('every setting docs/operating.md says to put in .env reaches the container (compose reads .env only to fill in its own file)', () => {
     const compose = parseYaml(readFileSync(join(ROOT, 'docker-compose.yml'), 'utf8')) as { services: { latchkey: { environment: Record<string, string> } } };
-    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
-    const docker = readme.slice(readme.indexOf('**Docker.**'), readme.indexOf('### Incident runbook'));
+    const operating = readDoc('docs/operating.md');
+    const docker = operating.slice(operating.indexOf('**Docker.**'), operating.indexOf('## Incident runbook'));
     const named = [...docker.matchAll(/`([A-Z][A-Z0-9_]+)=[^`]*`/g)].map((match) => match[1]!);
-    assert.ok(named.includes('PROXY'), 'the README names the settings it means');
+    assert.ok(named.includes('PROXY'), 'docs/operating.md names the settings it means');
     for (const name of [...named, 'COOKIE_KEYS', 'KEYS_SECRETS']) {
       assert.match(compose.services.latchkey.environment[name] ?? '', new RegExp(`^\\$\\{${name}[:?}-]`), `${name} is passed from .env`);
     }

@@ -10,7 +10,7 @@ import { envWarnings, settings, envName } from '../../src/config.js';
 import { latchkey } from '../helpers/process.js';
 import { startServerProcess, testDir } from '../helpers/server.js';
 
-/** What a shell, npm, a CI runner and a container set, and what the README's walkthrough exports: none is a misspelt setting. */
+/** What a shell, npm, a CI runner and a container set, and what the examples of the README and docs/ export: none is a misspelt setting. */
 const UNRELATED = [
   'PATH', 'HOME', 'USER', 'USERNAME', 'SHELL', 'TERM', 'PWD', 'OLDPWD', 'LANG', 'LC_ALL', 'TZ', 'TMPDIR', 'HOSTNAME', 'HOSTTYPE', 'LOGNAME',
   'SHLVL', 'MAIL', 'EDITOR', 'PAGER', 'DISPLAY', 'COLORTERM', 'DEBUG', 'CI', 'HTTP_PROXY', 'HTTPS_PROXY', 'NO_PROXY', 'http_proxy', 'no_proxy',
