@@ -1,0 +1,72 @@
+/**
+ * Redis blips in the middle of the newer flows, black box: the answer is 503 with Retry-After, and
+ * once Redis is back the same flow completes without a restart, whatever the blip left half
+ * written. Redis keeps its data across the blip (append-only file, fsync always), as a restarted
+ * or failed-over Redis does.
+ */
+import assert from 'node:assert/strict';
+import { Secret, TOTP } from 'otpauth';
+import { Agent, type Page } from '../helpers/agent.js';
+import { eventually } from '../helpers/eventually.js';
+import { startRedisServer, type RedisServer } from '../helpers/redis.js';
+import { startRelay, type Relay } from '../helpers/relay.js';
+import { startServer, type TestServer } from '../helpers/server.js';
+
+const PASSWORD = 'blips and bad input password';
+const REDIRECT = 'https://app.example.test/callback';
+const SECRET = 'blips-client-secret-with-plenty-of-entropy-0123456789';
+
+describe('e2e: Redis blips mid-flow', function () {
+  this.timeout(60_000);
+  let redis: RedisServer;
+  let relay: Relay;
+  let server: TestServer;
+
+  before(async () => {
+    redis = await startRedisServer({ appendonly: true });
+    relay = await startRelay(redis.port);
+    server = await startServer({ redisUrl: relay.url, clients: [{ client_id: 'app', client_secret: SECRET, redirect_uris: [REDIRECT] }] });
+  });
+  after(async () => {
+    relay?.release();
+    await server?.stop();
+    relay?.close();
+    await redis?.stop();
+  });
+
+  const authorize = (agent: Agent) =>
+    agent.follow(`${server.url}/auth?client_id=app&response_type=code&scope=openid&redirect_uri=${encodeURIComponent(REDIRECT)}&code_challenge=${'a'.repeat(43)}&code_challenge_method=S256`, {}, REDIRECT);
+
+  it('a recovery code spent just before Redis went away still finishes that sign-in once Redis is back (it is not lost to the blip)', async () => {
+    const { sub } = await server.accounts.create('rowan', PASSWORD);
+    // Recovery codes come with an authenticator app (alone they are no second factor).
+    const { secret } = await server.secondFactors.totp.begin(sub, 'rowan', 'setup-session');
+    const now = TOTP.generate({ secret: Secret.fromBase32(secret), algorithm: 'SHA1', digits: 6, period: 30 });
+    assert.equal(await server.secondFactors.totp.confirm(sub, now, 'setup-session'), true);
+    const [code] = await server.secondFactors.recoveryCodes.generate(sub);
+    const agent = new Agent();
+    const factor = await agent.submit(await authorize(agent), '/login', { username: 'rowan', password: PASSWORD }, REDIRECT);
+    assert.match(factor.html, /name="code"/, `expected the second-factor page, got ${factor.status} ${factor.url}`);
+    const uid = new URL(factor.url).pathname.split('/')[2]!;
+
+    // The code is spent; Redis dies as the sign-in is written to the interaction.
+    const held = relay.holdFrom((chunk) => chunk.includes(`Interaction:${uid}`) && !/\bGET\b|HGETALL|MGET/i.test(chunk));
+    const during = agent.submit(factor, '/second-factor', { method: 'recovery', code: code! }, REDIRECT);
+    await held;
+    await redis.kill();
+    const blip: Page = await during;
+    assert.equal(blip.status, 503, `${blip.status} ${blip.url}`);
+    assert.ok(Number(blip.headers.get('retry-after')) > 0, 'Retry-After');
+    assert.match(blip.headers.get('content-type') ?? '', /text\/html/);
+
+    await redis.restart();
+    relay.release();
+    const after = await eventually(async () => {
+      const page = await agent.submit(factor, '/second-factor', { method: 'recovery', code: code! }, REDIRECT);
+      assert.notEqual(page.status, 503, 'Redis is back');
+      return page;
+    });
+    assert.ok(after.url.startsWith(REDIRECT) || /Allow access/.test(after.html), `the sign-in goes on with the same code, got ${after.status} ${after.url} ${/class="error[^>]*>([^<]*)/.exec(after.html)?.[1] ?? ''}`);
+    assert.equal((await server.secondFactors.summary(sub)).recoveryCodesLeft, 9, 'the code is spent once');
+  });
+});
