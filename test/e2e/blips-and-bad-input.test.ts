@@ -1,16 +1,17 @@
 /**
- * Redis blips in the middle of the newer flows, black box: the answer is 503 with Retry-After, and
- * once Redis is back the same flow completes without a restart, whatever the blip left half
- * written. Redis keeps its data across the blip (append-only file, fsync always), as a restarted
- * or failed-over Redis does.
+ * The newer surfaces, black box. Redis blips in the middle of a flow: the answer is 503 with
+ * Retry-After, and once Redis is back the same flow completes without a restart, whatever the blip
+ * left half written (Redis keeps its data across the blip: append-only file, fsync always, as a
+ * restarted or failed-over Redis does). Bad input: a protocol error, never a 5xx.
  */
 import assert from 'node:assert/strict';
 import { Secret, TOTP } from 'otpauth';
 import { Agent, type Page } from '../helpers/agent.js';
 import { eventually } from '../helpers/eventually.js';
-import { startRedisServer, type RedisServer } from '../helpers/redis.js';
+import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
 import { startRelay, type Relay } from '../helpers/relay.js';
 import { startServer, type TestServer } from '../helpers/server.js';
+import { Upstreams } from '../../src/upstreams/registry.js';
 
 const PASSWORD = 'blips and bad input password';
 const REDIRECT = 'https://app.example.test/callback';
@@ -68,5 +69,34 @@ describe('e2e: Redis blips mid-flow', function () {
     });
     assert.ok(after.url.startsWith(REDIRECT) || /Allow access/.test(after.html), `the sign-in goes on with the same code, got ${after.status} ${after.url} ${/class="error[^>]*>([^<]*)/.exec(after.html)?.[1] ?? ''}`);
     assert.equal((await server.secondFactors.summary(sub)).recoveryCodesLeft, 9, 'the code is spent once');
+  });
+});
+
+describe('e2e: bad input at the newer surfaces', function () {
+  this.timeout(30_000);
+  let server: TestServer;
+
+  before(async () => {
+    server = await startServer({ ownRedis: true, env: { OUTBOUND_ALLOW_PRIVATE_NETWORKS: 'true' } });
+  });
+  after(async () => {
+    await server?.stop();
+  });
+
+  it("an upstream's back-channel logout endpoint refuses what is no signed JWT with 400 invalid_request, even while the upstream is down", async () => {
+    const upstreams = new Upstreams(server.kv, server.config.keys.secrets);
+    await upstreams.add({ id: 'gone', issuer: `http://127.0.0.1:${await freePort()}`, clientId: 'latchkey', clientSecret: SECRET, scope: 'openid', displayName: 'Gone', linkByEmail: false, endSession: false });
+    const b64 = (value: object) => Buffer.from(JSON.stringify(value)).toString('base64url');
+    const post = async (body: string) => {
+      const response = await fetch(`${server.url}/upstream/gone/backchannel-logout`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body });
+      return { status: response.status, json: (await response.json()) as { error?: string } };
+    };
+    for (const token of ['x', 'a.b.c', '%E0%A4%A', `${b64({ alg: 'none' })}.${b64({ sub: 'x' })}.`, `${b64({ alg: 'RS256' })}.${b64({})}.AA.AA.AA`, `e30.${b64({})}.AA`]) {
+      const { status, json } = await post(`logout_token=${token}`);
+      assert.deepEqual([status, json.error], [400, 'invalid_request'], `logout_token=${token}`);
+    }
+    // A signed JWT it is: the upstream's keys are needed, and it is down.
+    const { status, json } = await post(`logout_token=${b64({ alg: 'RS256', kid: 'k' })}.${b64({ sub: 'x' })}.AA`);
+    assert.deepEqual([status, json.error], [503, 'temporarily_unavailable']);
   });
 });
