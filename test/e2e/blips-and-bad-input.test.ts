@@ -11,6 +11,7 @@ import { eventually } from '../helpers/eventually.js';
 import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
 import { startRelay, type Relay } from '../helpers/relay.js';
 import { startServer, type TestServer } from '../helpers/server.js';
+import { signInSteps } from '../helpers/sign-in.js';
 import { Upstreams } from '../../src/upstreams/registry.js';
 
 const PASSWORD = 'blips and bad input password';
@@ -26,7 +27,11 @@ describe('e2e: Redis blips mid-flow', function () {
   before(async () => {
     redis = await startRedisServer({ appendonly: true });
     relay = await startRelay(redis.port);
-    server = await startServer({ redisUrl: relay.url, clients: [{ client_id: 'app', client_secret: SECRET, redirect_uris: [REDIRECT] }] });
+    const port = await freePort();
+    // The server is its own upstream provider ("self"), where it is the client "latchkey".
+    const latchkey = { client_id: 'latchkey', client_secret: SECRET, redirect_uris: [`http://localhost:${port}/upstream/self/callback`] };
+    server = await startServer({ port, redisUrl: relay.url, clients: [{ client_id: 'app', client_secret: SECRET, redirect_uris: [REDIRECT] }, latchkey], env: { OUTBOUND_ALLOW_PRIVATE_NETWORKS: 'true' } });
+    await new Upstreams(server.kv, server.config.keys.secrets).add({ id: 'self', issuer: server.issuer, clientId: 'latchkey', clientSecret: SECRET, scope: 'openid', displayName: 'Self', linkByEmail: false, endSession: false });
   });
   after(async () => {
     relay?.release();
@@ -69,6 +74,36 @@ describe('e2e: Redis blips mid-flow', function () {
     });
     assert.ok(after.url.startsWith(REDIRECT) || /Allow access/.test(after.html), `the sign-in goes on with the same code, got ${after.status} ${after.url} ${/class="error[^>]*>([^<]*)/.exec(after.html)?.[1] ?? ''}`);
     assert.equal((await server.secondFactors.summary(sub)).recoveryCodesLeft, 9, 'the code is spent once');
+  });
+
+  it("the upstream's answer reaching Latchkey as Redis goes away: 503, and once Redis is back the same answer signs the person in", async () => {
+    await server.accounts.create('uma', PASSWORD);
+    const agent = new Agent();
+    const login = await authorize(agent);
+    const callback = `${server.issuer}/upstream/self/callback`;
+    const toUpstream = await agent.submit(login, '/upstream/self', {}, `${server.issuer}/auth`);
+    // At the upstream (this same server: another browser, so that its session there is not this one's here).
+    const upstreamBrowser = new Agent();
+    const answer = await signInSteps(upstreamBrowser, await upstreamBrowser.follow(toUpstream.url, {}, callback), { username: 'uma', password: PASSWORD, stopAt: callback });
+    assert.ok(answer.url.startsWith(callback), `the upstream answers: ${answer.status} ${answer.url}`);
+
+    // Redis goes away as the callback takes the pending sign-in.
+    const held = relay.holdFrom((chunk) => chunk.includes('upstream:state:'));
+    const during = agent.follow(answer.url, {}, REDIRECT);
+    await held;
+    await redis.kill();
+    const blip = await during;
+    assert.equal(blip.status, 503, `${blip.status} ${blip.url}`);
+    assert.ok(Number(blip.headers.get('retry-after')) > 0, 'Retry-After');
+
+    await redis.restart();
+    relay.release();
+    const after = await eventually(async () => {
+      const page = await agent.follow(answer.url, {}, REDIRECT);
+      assert.notEqual(page.status, 503, 'Redis is back');
+      return page;
+    });
+    assert.ok(after.url.startsWith(REDIRECT) || /Allow access/.test(after.html), `the sign-in goes on, got ${after.status} ${after.url} ${after.html.slice(0, 300)}`);
   });
 });
 
