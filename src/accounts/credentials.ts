@@ -31,7 +31,11 @@ export interface Enrolment {
 export interface StoredCredentials {
   readonly totp?: Enrolment & { readonly sealed: string; readonly lastUsedAt?: number };
   readonly passkeys: readonly StoredPasskey[];
-  readonly recovery?: Enrolment & { readonly hashes: readonly string[] };
+  readonly recovery?: Enrolment & {
+    readonly hashes: readonly string[];
+    /** The code spent last and the sign-in that spent it (recovery-codes.ts use). */
+    readonly spent?: { readonly hash: string; readonly by: string };
+  };
 }
 
 const EMPTY: StoredCredentials = { passkeys: [] };

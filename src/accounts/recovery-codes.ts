@@ -37,15 +37,19 @@ export class RecoveryCodes {
   }
 
   /**
-   * Spends a code: once per code, the stamp of the set it belonged to (credentials.ts
-   * enrolmentStamp); undefined for anything else.
+   * Spends a code for the sign-in `by` (its interaction): once per code, the stamp of the set it
+   * belonged to (credentials.ts enrolmentStamp); undefined for anything else. The sign-in that spent
+   * the code last may offer it again: when the store went away between the spend and the sign-in's
+   * next write, its retry must not find the code gone (another sign-in still cannot use it).
    */
-  async use(sub: string, code: string): Promise<string | undefined> {
+  async use(sub: string, code: string, by: string): Promise<string | undefined> {
     if (typeof code !== 'string' || canonical(code).length !== 16) return undefined;
     const offered = hash(code);
     return this.records.update(sub, (current) => {
-      if (!current.recovery?.hashes.includes(offered)) return undefined;
-      return { next: { ...current, recovery: { ...current.recovery, hashes: current.recovery.hashes.filter((h) => h !== offered) } }, result: enrolmentStamp(current.recovery) };
+      const { recovery } = current;
+      if (recovery?.spent?.hash === offered && recovery.spent.by === by) return { next: current, result: enrolmentStamp(recovery) };
+      if (!recovery?.hashes.includes(offered)) return undefined;
+      return { next: { ...current, recovery: { ...recovery, hashes: recovery.hashes.filter((h) => h !== offered), spent: { hash: offered, by } } }, result: enrolmentStamp(recovery) };
     });
   }
 

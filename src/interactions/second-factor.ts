@@ -181,7 +181,7 @@ export function submitSecondFactor(steps: Interactions, options: SecondFactorOpt
     if (pause) return paused(ctx, pause);
 
     const verified: TotpOutcome =
-      method === 'totp' ? await secondFactors.totp.verify(account.sub, code) : await spentRecoveryCode(secondFactors, account.sub, code);
+      method === 'totp' ? await secondFactors.totp.verify(account.sub, code) : await spentRecoveryCode(secondFactors, account.sub, code, interaction.uid);
     const { outcome } = verified;
     if (outcome === 'unreadable') {
       await throttle.notFailed(passed.username, ctx.ip);
@@ -218,8 +218,8 @@ export function submitSecondFactor(steps: Interactions, options: SecondFactorOpt
 
 /** POST /interaction/:uid/unmet: the person will not set up a second factor now; the app is told. */
 /** A recovery code, answered as an app's code is: ok with the stamp of the set it was spent from, or wrong. */
-async function spentRecoveryCode(factors: SecondFactors, sub: string, code: string): Promise<TotpOutcome> {
-  const set = await factors.recoveryCodes.use(sub, code);
+async function spentRecoveryCode(factors: SecondFactors, sub: string, code: string, uid: string): Promise<TotpOutcome> {
+  const set = await factors.recoveryCodes.use(sub, code, uid);
   return set ? { outcome: 'ok', enrolment: set } : { outcome: 'wrong' };
 }
 

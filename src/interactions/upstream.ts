@@ -243,8 +243,10 @@ export function upstreamStep(steps: Interactions, options: UpstreamStepOptions) 
       respondWithError(ctx, 400, { error: 'invalid_request', error_description: 'this answer from the sign-in provider does not belong to a sign-in started in this browser' });
       return;
     }
-    ctx.cookies.set(STATE_COOKIE, null, { path: '/upstream/', httpOnly: true, sameSite: 'lax', signed: true });
     const taken = await pending.take(state);
+    // Cleared once the state is taken, not before: a store outage at the take (503) leaves this
+    // browser able to retry the same answer once the store is back.
+    ctx.cookies.set(STATE_COOKIE, null, { path: '/upstream/', httpOnly: true, sameSite: 'lax', signed: true });
     if (taken === 'spent' || taken === 'unknown' || taken.upstream !== id) {
       logger.warn({ event: 'upstream.state_refused', upstream: id, outcome: typeof taken === 'string' ? taken : 'other-upstream' }, 'upstream callback refused');
       respondWithError(ctx, 400, { error: 'session_not_found', error_description: taken === 'spent' ? 'this answer from the sign-in provider was already used' : 'this sign-in expired or was not started here' });

@@ -7,7 +7,7 @@
  * hand. Every request goes through the guarded fetch (http/outbound.ts): bounded in time and size,
  * kept off private addresses unless outbound.allowPrivateNetworks.
  */
-import { createRemoteJWKSet, customFetch as joseFetch, jwtVerify, type JWTPayload } from 'jose';
+import { createRemoteJWKSet, customFetch as joseFetch, decodeProtectedHeader, jwtVerify, type JWTPayload } from 'jose';
 import * as oidc from 'openid-client';
 import { createOutboundFetch } from '../http/outbound.js';
 import type { Upstream } from './registry.js';
@@ -169,6 +169,9 @@ export class UpstreamClients {
    * when (epoch seconds) this check would accept it, which is how long its jti must be remembered.
    */
   async verifyLogoutToken(upstream: Upstream, token: string): Promise<VerifiedLogoutToken> {
+    // What is no signed JWT at all is refused before the upstream is asked for its keys: a 400, not
+    // a 503 while the upstream is down, and no outbound request for anyone's garbage.
+    if (!isSignedJwt(token)) throw new UpstreamRefused('the logout token is not a signed JWT');
     const { config, jwks } = await this.#discover(upstream);
     let payload: JWTPayload;
     let typ: string | undefined;
@@ -223,5 +226,15 @@ async function refusedOrUnavailable<T>(run: () => Promise<T>): Promise<T> {
       throw new UpstreamRefused('the upstream provider sent an answer that does not verify', { cause: error });
     }
     throw new UpstreamUnavailable('the upstream provider could not be reached or answered something unusable', { cause: error });
+  }
+}
+
+function isSignedJwt(token: string): boolean {
+  if (token.split('.').length !== 3) return false;
+  try {
+    const { alg } = decodeProtectedHeader(token);
+    return typeof alg === 'string' && alg !== 'none';
+  } catch {
+    return false;
   }
 }

@@ -320,6 +320,8 @@ const TOKEN_TYPE_PARAMS: Record<string, readonly string[]> = {
   client_id: CLIENT_IDS,
   client_secret: [SECRET],
 };
+/** The account page's forms (src/accounts/page/). */
+const ACCOUNT_FORMS = ['/password', '/password/set', '/authenticator/start', '/authenticator/confirm', '/authenticator/remove', '/recovery-codes', '/passkeys/add', '/passkeys/remove', '/sessions/sign-out', '/apps/withdraw', '/links/remove'];
 const LOGIN_FIELDS: Record<string, readonly string[]> = { username: ['alice', 'fuzzer', 'ALICE', 'Zoë'], password: ['x', ALICE.password], remember: ['yes', 'no'], csrf: ['forged'] };
 const REGISTRATION_FIELDS: Record<string, readonly string[]> = {
   redirect_uris: [], client_name: ['x'], token_endpoint_auth_method: ['none', 'client_secret_basic', 'private_key_jwt', 'tls_client_auth', 'x'],
@@ -376,6 +378,28 @@ export function targets(): Target[] {
     { name: 'end session confirm form', arbitrary: requests({ methods: ['POST'], paths: fc.constantFrom('/session/end/confirm', '/session/end/success'), params: q({ xsrf: ['forged'], logout: ['yes', ''] }), carry: 'form', credentials: ['session'], csrf: true }) },
     { name: 'developer pages', arbitrary: requests({ methods: ['GET'], paths: fc.constantFrom('/developer', '/developer/', '/developer/sign-in', '/developer/callback', '/developer/apps'), params: q({ error: ['access_denied'], code: ['x'], state: ['x'], iss: ['x'] }), carry: 'query', credentials: ['session'] }) },
     { name: 'developer forms', arbitrary: requests({ methods: ['POST'], paths: fc.oneof(fc.constant('/developer/apps'), uidPath('/developer/apps', '/secret'), uidPath('/developer/apps', '/delete'), fc.constantFrom('/developer/apps/{app}/secret', '/developer/apps/{app}/delete')), params: q({ name: ['My app', 'x'.repeat(100)], type: ['web', 'spa', 'native', 'x', '__proto__', 'constructor'], redirect_uris: ['https://app.example.test/cb', 'https://a.example/cb https://b.example/cb', 'com.example.app:/cb', 'http://evil.example/cb', '*'], csrf: ['forged'] }), carry: 'form', credentials: ['session'], csrf: true }) },
+    {
+      name: 'account page and forms',
+      arbitrary: fc.oneof(
+        requests({ methods: ['GET', 'HEAD'], paths: fc.constantFrom('/account', '/account/', '/account/sign-in', '/account/callback', '/account/%ZZ'), params: q({ done: ['authenticator.added', '__proto__', 'x'], error: ['access_denied'], code: ['x'], state: ['x', 'password', '__proto__'], iss: ['x'] }), carry: 'query', credentials: ['session'] }),
+        requests({
+          methods: ['POST'],
+          paths: fc.constantFrom(...ACCOUNT_FORMS.map((form) => `/account${form}`)),
+          params: q({ csrf: ['forged'], current: ['x', FUZZER.password], password: ['a new password for the fuzzer', 'x'], confirm: ['a new password for the fuzzer'], code: ['123456', 'x'.repeat(200)], id: ['x', '__proto__', 'corp:x'], name: ['My key', 'x'.repeat(300)], credential: ['{}', 'null', '[]', '{', '{"id":"x","rawId":"x","type":"public-key","response":{"clientDataJSON":"e30","attestationObject":"AA"}}'], session: ['x', '__proto__'], client: ['web', 'x', '__proto__'] }),
+          carry: 'form',
+          credentials: ['session'],
+          csrf: true,
+        }),
+      ),
+    },
+    {
+      name: 'upstream sign-in callback and back-channel logout',
+      arbitrary: fc.oneof(
+        requests({ methods: ['GET'], paths: fc.constantFrom('/upstream/self/callback', '/upstream/self/signed-out', '/upstream/nope/callback', '/upstream/%ZZ/callback', '/upstream/self%FF/callback'), params: q({ code: ['x'], state: ['x', 'a'.repeat(300)], iss: ['x', 'https://evil.example'], error: ['access_denied', 'login_required'], error_description: ['x'], session_state: ['x'] }), carry: 'query', credentials: ['session', 'interaction'] }),
+        requests({ methods: ['POST'], paths: fc.constantFrom('/upstream/self/backchannel-logout', '/upstream/nope/backchannel-logout', '/upstream/%ZZ/backchannel-logout'), params: q({ logout_token: ['x', 'a.b.c', 'eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.'] }), carry: 'form', credentials: [] }),
+        requests({ methods: ['POST'], paths: uidPath('/interaction', '/upstream/self'), params: q({ csrf: ['forged'] }), carry: 'form', credentials: ['interaction'], csrf: true }),
+      ),
+    },
     {
       name: 'admin API',
       arbitrary: requests({
@@ -468,6 +492,13 @@ export class FuzzBench {
     await grantApi(op.env, 'ops', `${op.issuer}/admin`, ['admin']);
     await grantApi(op.env, 'ops', `${op.issuer}/revocations`, ['revocations']);
     const bench = new FuzzBench(op, await RelyingParty.create(op, 'web', { secret: SECRET }));
+    // An upstream provider for /upstream/self/…: the OP itself, so that its discovery and keys answer.
+    const added = await fetch(`${op.issuer}/admin/upstreams`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${await bench.#clientToken(`${op.issuer}/admin`, 'admin')}` },
+      body: JSON.stringify({ id: 'self', issuer: op.issuer, client_id: 'web', client_secret: SECRET, scope: 'openid' }),
+    });
+    assert.equal(added.status, 201, await added.text());
     return bench;
   }
 
