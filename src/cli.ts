@@ -134,7 +134,7 @@ async function clientsOn(kv: Kv, settings: Config): Promise<Clients> {
  * throwaway key will do, and the real ring (sealed in Redis) is not opened.
  */
 async function validatingProvider(kv: Kv, settings: Config) {
-  const { providerFactory } = await import('./main.js');
+  const { providerFactory } = await import('./provider-factory.js');
   return providerFactory(settings, kv).build(new Keyring([await generateKey(2048, 'current')]));
 }
 
@@ -163,7 +163,7 @@ type Opened = Awaited<ReturnType<typeof sessionsOn>>;
 async function sessionsOn(kv: Kv, settings: Config) {
   const snapshot = await readRing(ringStore(settings, kv));
   if (!snapshot) return undefined;
-  const [{ providerFactory }, { AccountSessions }] = await Promise.all([import('./main.js'), import('./accounts/sessions.js')]);
+  const [{ providerFactory }, { AccountSessions }] = await Promise.all([import('./provider-factory.js'), import('./accounts/sessions.js')]);
   const factory = providerFactory(settings, kv);
   const provider = factory.build(snapshot.ring);
   return { sessions: new AccountSessions(kv, { current: provider }, factory.accounts), provider };

@@ -7,19 +7,15 @@ import cluster from 'node:cluster';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
-import { createLocalJWKSet, type JWTVerifyGetKey } from 'jose';
 import type { Provider } from 'oidc-provider';
-import { Accounts, endedWithPerson } from './accounts/accounts.js';
-import { Apis, predates } from './apis/apis.js';
-import { accountReadFor, AccountSessions } from './accounts/sessions.js';
+import { Accounts } from './accounts/accounts.js';
+import { Apis } from './apis/apis.js';
+import { AccountSessions } from './accounts/sessions.js';
 import { SessionCredentials } from './accounts/session-credentials.js';
 import { LoginThrottle } from './accounts/throttle.js';
 import { SecondFactors } from './accounts/second-factors.js';
 import { Sealer } from './keyring/sealing.js';
 import { SessionActivity } from './accounts/session-activity.js';
-import { logoutPages } from './interactions/logout.js';
-import { devicePages } from './interactions/device.js';
-import { Consents } from './provider/consents.js';
 import { adminApi } from './registration/admin-api.js';
 import { Clients } from './registration/clients.js';
 import { developerPages } from './registration/developer-pages.js';
@@ -30,37 +26,29 @@ import { recoveryCodesSection } from './accounts/page/recovery-codes-section.js'
 import { linksSection } from './accounts/page/links-section.js';
 import { checkConfiguredClients } from './registration/policy.js';
 import { createApp } from './app.js';
+import { providerFactory } from './provider-factory.js';
 import { issuerWarnings, publicSecretsWarning, type Config } from './config.js';
-import { renderProviderError } from './http/errors.js';
 import { homePage } from './interactions/home.js';
 import { interactionRoutes } from './interactions/routes.js';
 import { openKeyring } from './keyring/index.js';
 import { jwksEndpoint, WELL_KNOWN_JWKS_PATH } from './keyring/jwks-endpoint.js';
-import type { Keyring } from './keyring/keyring.js';
 import type { KeyringService } from './keyring/service.js';
 import { createLogger, type Logger } from './ops/logger.js';
 import { listen } from './ops/listen.js';
 import { Metrics, serveMetrics } from './ops/metrics.js';
-import { RateLimits } from './http/rate-limits.js';
 import { scoped } from './http/layers.js';
 import { ProviderHost } from './provider/host.js';
-import { builtinResourceServers } from './apis/builtin.js';
-import { CLOCK_TOLERANCE, longestAccessTokenLifetime } from './lifetimes.js';
-import { createProvider } from './provider/provider.js';
+import { CLOCK_TOLERANCE } from './lifetimes.js';
 import { discoveryDocuments } from './provider/discovery.js';
 import { revocationFeed } from './revocation/feed.js';
 import { SenderConstraint } from './http/sender-constraint.js';
 import { FEED_PATH } from './apis/feed-server.js';
 import { GrantRevocation } from './revocation/grants.js';
 import { RevocationList } from './revocation/list.js';
-import { grantEndings } from './revocation/api-endings.js';
 import { UpstreamLinks } from './accounts/links.js';
-import { UpstreamClients } from './upstreams/client.js';
-import { UpstreamLogout } from './upstreams/logout.js';
 import { LogoutTokenReplays } from './upstreams/logout-tokens.js';
 import { PendingSignIns } from './upstreams/pending.js';
 import { Upstreams } from './upstreams/registry.js';
-import { FederatedSessions } from './upstreams/sessions.js';
 import { announceServer, evictingStore, unreachableStore } from './store/control.js';
 import { openStore, type Kv } from './store/index.js';
 import { isStoreOutage } from './store/outage.js';
@@ -88,72 +76,6 @@ export interface Running {
   readonly metricsUrl: string | undefined;
   /** Stops accepting connections, lets in-flight requests finish, closes the store. */
   close(): Promise<void>;
-}
-
-/**
- * What the provider stands on, and how to build one for a key ring: for the server (again at each
- * ring change), and for CLI commands that only validate client metadata or store tokens.
- */
-export function providerFactory(config: Config, kv: Kv, metrics?: Metrics) {
-  const accounts = new Accounts(kv, config.accounts.argon2);
-  // TOTP secrets are sealed under the same secrets as the signing keys kept in the store.
-  const secondFactors = new SecondFactors(kv, new Sealer(config.keys.secrets), config.issuer);
-  const revocations = new RevocationList(kv, { skew: CLOCK_TOLERANCE, accessTokenLifetime: longestAccessTokenLifetime(config), grantLifetime: config.ttl.grant });
-  const apis = new Apis(kv, {
-    builtin: builtinResourceServers(config),
-    configured: config.resourceServers,
-    maxAccessTokenTTL: config.ttl.apiAccessTokenMax,
-    endings: grantEndings(revocations),
-  });
-  const signedInWith = new SessionCredentials(kv, config.ttl.session);
-  // What a person allowed at an API removed and added again since does not carry over to it.
-  const consents = new Consents(
-    kv,
-    config.ttl.grant,
-    async (identifier, givenAt) => {
-      const api = await apis.find(identifier);
-      return api !== undefined && predates(api, givenAt);
-    },
-    // A session's grant given before its person's or its client's cutoff is not taken up again (the
-    // account as the session check read it; the client's mark from the cache: no round trip more).
-    async ({ accountId, clientId, iat }, ctx) => {
-      const [account, delegated] = await Promise.all([accountReadFor(ctx, accountId) ?? accounts.find(accountId), revocations.delegatedEnded(clientId, iat)]);
-      return delegated || !account || endedWithPerson(account, iat, 'token', clientId);
-    },
-    // Which credentials signed in the session a consent is given in: removing one forgets it.
-    (sessionUid) => signedInWith.of(sessionUid),
-  );
-  const limits = new RateLimits(kv, config.rateLimit, metrics);
-  const federated = new FederatedSessions(kv, config.ttl.session);
-  const upstreams = new Upstreams(kv, config.keys.secrets);
-  const upstreamClients = new UpstreamClients(
-    { timeout: config.upstreams.timeout * 1000, maxBytes: 1024 * 1024, allowPrivateNetworks: config.outbound.allowPrivateNetworks },
-    (id) => `${config.issuer}/upstream/${id}/callback`,
-  );
-  const upstreamLogout = new UpstreamLogout(kv, upstreams, upstreamClients, federated, config.issuer, config.upstreams.stateTtl);
-  /**
-   * `verifier` is the key ring service's (the server's); without one (CLI commands that only
-   * validate metadata or store tokens), the ring's own public keys.
-   */
-  const build = (keyring: Keyring, verifier: JWTVerifyGetKey = createLocalJWKSet(keyring.publicJwks())) =>
-    createProvider({
-      config,
-      kv,
-      keyring,
-      verifier,
-      accounts,
-      apis,
-      revocations,
-      consents,
-      rateLimits: limits,
-      renderError: (ctx, out) => renderProviderError(ctx, out),
-      logoutPages,
-      devicePages: devicePages(apis),
-      federated,
-      upstreamLogout,
-      upstreamKnown: (id) => upstreams.has(id),
-    });
-  return { accounts, secondFactors, apis, consents, revocations, limits, federated, upstreams, upstreamClients, upstreamLogout, build };
 }
 
 /** People whose authenticator-app records resealUnderFirstSecret reads at once. */
@@ -220,7 +142,9 @@ export async function serve(config: Config, logger: Logger = createLogger(config
     await kv.close();
     throw evictingStore(config, evicts);
   }
-  const { accounts, secondFactors, apis, consents, revocations, limits, federated, upstreams, upstreamClients, upstreamLogout, build } = providerFactory(config, kv, metrics);
+  const { accounts, apis, consents, revocations, limits, federated, upstreams, upstreamClients, upstreamLogout, build } = providerFactory(config, kv, metrics);
+  // TOTP secrets are sealed under the same secrets as the signing keys kept in the store.
+  const secondFactors = new SecondFactors(kv, new Sealer(config.keys.secrets), config.issuer);
   // How long what this server issues may live, said in the store before it issues anything and
   // again every LIFETIMES_EVERY seconds: every revocation entry, whoever writes it, then lives as
   // long as the tokens it ends, those issued under longer settings before a restart included.

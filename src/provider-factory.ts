@@ -1,0 +1,91 @@
+/**
+ * What the provider stands on, and the provider built on it for a key ring: `serve` wires it into
+ * the server (src/main.ts), and CLI commands that validate client metadata, store tokens or end
+ * sessions build one too. Apart from main.ts so that those commands load the engine and what it
+ * calls, not the whole server (the app, its pages, passkeys and metrics).
+ */
+import { createLocalJWKSet, type JWTVerifyGetKey } from 'jose';
+import { Accounts, endedWithPerson } from './accounts/accounts.js';
+import { SessionCredentials } from './accounts/session-credentials.js';
+import { accountReadFor } from './accounts/sessions.js';
+import { Apis, predates } from './apis/apis.js';
+import { builtinResourceServers } from './apis/builtin.js';
+import type { Config } from './config.js';
+import { renderProviderError } from './http/errors.js';
+import { RateLimits } from './http/rate-limits.js';
+import { devicePages } from './interactions/device.js';
+import { logoutPages } from './interactions/logout.js';
+import type { Keyring } from './keyring/keyring.js';
+import { CLOCK_TOLERANCE, longestAccessTokenLifetime } from './lifetimes.js';
+import type { Metrics } from './ops/metrics.js';
+import { Consents } from './provider/consents.js';
+import { createProvider } from './provider/provider.js';
+import { grantEndings } from './revocation/api-endings.js';
+import { RevocationList } from './revocation/list.js';
+import type { Kv } from './store/index.js';
+import { UpstreamClients } from './upstreams/client.js';
+import { UpstreamLogout } from './upstreams/logout.js';
+import { Upstreams } from './upstreams/registry.js';
+import { FederatedSessions } from './upstreams/sessions.js';
+
+/** For the server (again at each ring change), and for CLI commands that validate client metadata, store tokens or end sessions. */
+export function providerFactory(config: Config, kv: Kv, metrics?: Metrics) {
+  const accounts = new Accounts(kv, config.accounts.argon2);
+  const revocations = new RevocationList(kv, { skew: CLOCK_TOLERANCE, accessTokenLifetime: longestAccessTokenLifetime(config), grantLifetime: config.ttl.grant });
+  const apis = new Apis(kv, {
+    builtin: builtinResourceServers(config),
+    configured: config.resourceServers,
+    maxAccessTokenTTL: config.ttl.apiAccessTokenMax,
+    endings: grantEndings(revocations),
+  });
+  const signedInWith = new SessionCredentials(kv, config.ttl.session);
+  // What a person allowed at an API removed and added again since does not carry over to it.
+  const consents = new Consents(
+    kv,
+    config.ttl.grant,
+    async (identifier, givenAt) => {
+      const api = await apis.find(identifier);
+      return api !== undefined && predates(api, givenAt);
+    },
+    // A session's grant given before its person's or its client's cutoff is not taken up again (the
+    // account as the session check read it; the client's mark from the cache: no round trip more).
+    async ({ accountId, clientId, iat }, ctx) => {
+      const [account, delegated] = await Promise.all([accountReadFor(ctx, accountId) ?? accounts.find(accountId), revocations.delegatedEnded(clientId, iat)]);
+      return delegated || !account || endedWithPerson(account, iat, 'token', clientId);
+    },
+    // Which credentials signed in the session a consent is given in: removing one forgets it.
+    (sessionUid) => signedInWith.of(sessionUid),
+  );
+  const limits = new RateLimits(kv, config.rateLimit, metrics);
+  const federated = new FederatedSessions(kv, config.ttl.session);
+  const upstreams = new Upstreams(kv, config.keys.secrets);
+  const upstreamClients = new UpstreamClients(
+    { timeout: config.upstreams.timeout * 1000, maxBytes: 1024 * 1024, allowPrivateNetworks: config.outbound.allowPrivateNetworks },
+    (id) => `${config.issuer}/upstream/${id}/callback`,
+  );
+  const upstreamLogout = new UpstreamLogout(kv, upstreams, upstreamClients, federated, config.issuer, config.upstreams.stateTtl);
+  /**
+   * `verifier` is the key ring service's (the server's); without one (CLI commands that only
+   * validate metadata or store tokens), the ring's own public keys.
+   */
+  const build = (keyring: Keyring, verifier: JWTVerifyGetKey = createLocalJWKSet(keyring.publicJwks())) =>
+    createProvider({
+      config,
+      kv,
+      keyring,
+      verifier,
+      accounts,
+      apis,
+      revocations,
+      consents,
+      rateLimits: limits,
+      renderError: (ctx, out) => renderProviderError(ctx, out),
+      logoutPages,
+      devicePages: devicePages(apis),
+      federated,
+      upstreamLogout,
+      upstreamKnown: (id) => upstreams.has(id),
+    });
+  return { accounts, apis, consents, revocations, limits, federated, upstreams, upstreamClients, upstreamLogout, build };
+}
+
