@@ -37,7 +37,11 @@ import { scoped } from '../../http/layers.js';
 
 const NO_MECHANISM = 'no client authentication mechanism provided';
 const BAD_HEADER = 'invalid authorization header value format';
-const EMPTY_SECRET = 'client_secret must be provided in the Authorization header';
+/** The engine's invalid_request descriptions that are failed client authentications, and what we say of each. */
+const FAILED_AUTHENTICATION = new Map([
+  [NO_MECHANISM, 'client authentication is required'],
+  ['client_secret must be provided in the Authorization header', 'client authentication failed: the Authorization header carries no client secret'],
+]);
 const AUTHENTICATING_ROUTES = new Set(['token', 'introspection', 'revocation', 'pushed_authorization_request', 'backchannel_authentication', 'device_authorization']);
 
 /** The engine's challenge for a failed client authentication (lib/helpers/append_www_authenticate.js), with this description. */
@@ -61,11 +65,8 @@ export function clientAuthenticationRequired(realm: string): Middleware {
       const description = 'client authentication failed: its registration is not valid any more';
       jsonError(ctx, 401, 'invalid_client', description);
       if (ctx.get('Authorization')) challenge(ctx, realm, description);
-    } else if (ctx.status === 400 && body?.error === 'invalid_request' && body.error_description === NO_MECHANISM) {
-      jsonError(ctx, 401, 'invalid_client', 'client authentication is required');
-      challenge(ctx, realm, 'client authentication is required');
-    } else if (ctx.status === 400 && body?.error === 'invalid_request' && body.error_description === EMPTY_SECRET) {
-      const description = 'client authentication failed: the Authorization header carries no client secret';
+    } else if (ctx.status === 400 && body?.error === 'invalid_request' && FAILED_AUTHENTICATION.has(body.error_description ?? '')) {
+      const description = FAILED_AUTHENTICATION.get(body.error_description ?? '')!;
       jsonError(ctx, 401, 'invalid_client', description);
       challenge(ctx, realm, description);
     } else if (ctx.status === 400 && body?.error === 'invalid_request' && body.error_description === BAD_HEADER) {
