@@ -11,6 +11,8 @@ import { API, basic, type ClientCredentials } from '../helpers/tokens.js';
 
 const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
 const HUB: ClientCredentials = { id: 'hub', secret: 'hub-secret-with-plenty-of-entropy-0123456789abcdef' };
+const APP: ClientCredentials = { id: 'app', secret: 'app-secret-with-plenty-of-entropy-0123456789abcdef' };
+const REDIRECT = 'https://app.example.test/callback';
 
 describe('e2e: red team, third pass, Latchkey hands out more than was granted', function () {
   this.timeout(60_000);
@@ -25,13 +27,25 @@ describe('e2e: red team, third pass, Latchkey hands out more than was granted', 
         { client_id: 'tv', application_type: 'native', token_endpoint_auth_method: 'none', grant_types: [DEVICE_GRANT, 'refresh_token'], response_types: [], redirect_uris: [], scope: 'openid profile read' },
         // A confidential device client without scope metadata: any scope a person may delegate.
         { client_id: HUB.id, client_secret: HUB.secret, application_type: 'native', grant_types: [DEVICE_GRANT, 'refresh_token'], response_types: [], redirect_uris: [] },
+        // A web app that pushes its requests (RFC 9126), with the same scope metadata as the device.
+        { client_id: APP.id, client_secret: APP.secret, redirect_uris: [REDIRECT], scope: 'openid profile read' },
       ],
     });
   });
   after(() => server?.stop());
 
   async function deviceAuthorization(params: Record<string, string>, headers: Record<string, string> = {}) {
-    const response = await fetch(`${server.url}/device/auth`, {
+    return post('/device/auth', params, headers);
+  }
+
+  /** A pushed authorization request of the web app (PKCE S256), as openid-client would push it. */
+  async function pushed(params: Record<string, string>) {
+    const challenge = 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM';
+    return post('/request', { client_id: APP.id, response_type: 'code', redirect_uri: REDIRECT, code_challenge: challenge, code_challenge_method: 'S256', ...params }, { authorization: basic(APP) });
+  }
+
+  async function post(path: string, params: Record<string, string>, headers: Record<string, string> = {}) {
+    const response = await fetch(`${server.url}${path}`, {
       method: 'POST',
       headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json', ...headers },
       body: new URLSearchParams(params),
@@ -54,6 +68,24 @@ describe('e2e: red team, third pass, Latchkey hands out more than was granted', 
       assert.equal(refused.status, 400, `${resource}: ${JSON.stringify(refused.body)}`);
       assert.equal(refused.body.error, 'invalid_target', resource);
       assert.equal(refused.body.user_code, undefined, resource);
+    }
+  });
+
+  it("a pushed authorization request asking for more than its client may request gets no request_uri: the same refusals at the pushed authorization endpoint (RFC 9126 §2.3, RFC 6749 §3.3, RFC 8707 §2)", async () => {
+    const baseline = await pushed({ scope: 'openid profile read', resource: API });
+    assert.equal(baseline.status, 201, JSON.stringify(baseline.body));
+    assert.equal(typeof baseline.body.request_uri, 'string', 'what the client may request is pushed (the baseline)');
+
+    for (const [scope, beyond] of [['openid email', 'email'], ['openid read write', 'write']] as const) {
+      const refused = await pushed({ scope, resource: API });
+      assert.equal(refused.status, 400, `${scope}: ${JSON.stringify(refused.body)}`);
+      assert.deepEqual([refused.body.error, refused.body.scope, refused.body.request_uri], ['invalid_scope', beyond, undefined], scope);
+    }
+    // The privileged scopes are outside its scope metadata (invalid_scope, as above): the API alone is asked for.
+    for (const resource of [`${server.issuer}/admin`, `${server.issuer}/revocations`]) {
+      const refused = await pushed({ scope: 'openid', resource });
+      assert.equal(refused.status, 400, `${resource}: ${JSON.stringify(refused.body)}`);
+      assert.deepEqual([refused.body.error, refused.body.request_uri], ['invalid_target', undefined], resource);
     }
   });
 });
