@@ -1,0 +1,254 @@
+/**
+ * The red team's second endings pass ("some endings do not end", issue #19), black box: for cells
+ * of the endings × artifacts matrix that no suite performed, the ending, then the artifact used
+ * after it. An MCP client (a Client ID Metadata Document) whose access the person withdraws on the
+ * account page; codes issued before a withdrawal or a session signed out there, redeemed after;
+ * a client's grant types narrowed by an operator; a deleted client's ID token as id_token_hint.
+ */
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import * as oidc from 'openid-client';
+import { Clients } from '../../src/registration/clients.js';
+import { createResourceServer, TokenRejected, type ResourceServer } from '../../src/resource-server/index.js';
+import { Agent, formIn, type Page } from '../helpers/agent.js';
+import { eventually } from '../helpers/eventually.js';
+import { isConsent, signInSteps, startAuthorization } from '../helpers/sign-in.js';
+import { startServer, type TestServer } from '../helpers/server.js';
+import { API, grantFeed, introspect, machineClient, RESOURCE_SERVERS } from '../helpers/tokens.js';
+
+const PASSWORD = 'second endings pass password';
+const REDIRECT = 'https://web.example.test/callback';
+const SIGNED_OUT = 'https://web.example.test/bye';
+const WEB = { id: 'web2', secret: 'web-two-app-secret-with-plenty-of-entropy-0123456789' };
+const RS = { id: 'api', secret: 'api-resource-server-secret-with-entropy-012345' };
+const WEB_METADATA = {
+  client_id: WEB.id,
+  client_secret: WEB.secret,
+  redirect_uris: [REDIRECT],
+  post_logout_redirect_uris: [SIGNED_OUT],
+  grant_types: ['authorization_code', 'refresh_token'],
+  response_types: ['code'],
+};
+
+describe('e2e: the red team\'s second endings pass', function () {
+  this.timeout(90_000);
+  let server: TestServer;
+  let clients: Clients;
+  let helper: ResourceServer;
+  let agentSite: http.Server;
+  let agentBase: string;
+  /** Whether the MCP agent's metadata document is served now (its site down, or moved, when not). */
+  let documentServed = true;
+  let web: oidc.Configuration;
+
+  before(async () => {
+    // The MCP agent's own site: its metadata document (never cached: read at every look-up) and its redirect URI.
+    agentSite = http.createServer((req, res) => {
+      if (req.url === '/client.json' && documentServed) {
+        res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+        return res.end(JSON.stringify({
+          client_id: `${agentBase}/client.json`,
+          client_name: 'Example MCP agent',
+          redirect_uris: [`${agentBase}/callback`],
+          grant_types: ['authorization_code', 'refresh_token'],
+          response_types: ['code'],
+          token_endpoint_auth_method: 'none',
+        }));
+      }
+      res.writeHead(404).end();
+    });
+    await new Promise<void>((resolve) => agentSite.listen(0, '127.0.0.1', resolve));
+    agentBase = `http://127.0.0.1:${(agentSite.address() as AddressInfo).port}`;
+
+    server = await startServer({
+      ownRedis: true,
+      clients: [machineClient(RS)],
+      env: { RESOURCE_SERVERS, OUTBOUND_ALLOW_PRIVATE_NETWORKS: 'true', CLIENT_METADATA_DOCUMENTS_CACHE_MIN: '1' },
+    });
+    for (const name of ['mia', 'noor', 'otto', 'pia', 'quin']) await server.accounts.create(name, PASSWORD);
+    await grantFeed(server, RS.id);
+    clients = new Clients(server.kv, server.providers, server.apis, server.revocations);
+    await clients.add({ ...WEB_METADATA });
+    web = await oidc.discovery(new URL(server.issuer), WEB.id, WEB.secret, oidc.ClientSecretBasic(WEB.secret), { execute: [oidc.allowInsecureRequests] });
+    helper = await createResourceServer({ issuer: server.issuer, audience: API, clientId: RS.id, clientSecret: RS.secret, pollInterval: 100 });
+  });
+  after(async () => {
+    helper?.close();
+    await server?.stop();
+    agentSite?.closeAllConnections();
+    agentSite?.close();
+  });
+
+  /** The account page, signed in in `agent` (Latchkey's own page: no consent). */
+  async function accountPage(agent: Agent, username: string): Promise<Page> {
+    const page = await signInSteps(agent, await agent.follow(`${server.issuer}/account`), { username, password: PASSWORD, consent: 'stop' });
+    assert.equal(page.url, `${server.issuer}/account`, `expected the account page, got ${page.url} (${page.status})`);
+    return page;
+  }
+
+  async function token(body: Record<string, string>, auth?: { id: string; secret: string }) {
+    const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded' };
+    if (auth) headers.authorization = `Basic ${Buffer.from(`${auth.id}:${auth.secret}`).toString('base64')}`;
+    const response = await fetch(`${server.url}/token`, { method: 'POST', headers, body: new URLSearchParams(body) });
+    return { status: response.status, body: (await response.json()) as Record<string, string> };
+  }
+
+  /** The web app's sign-in up to its callback's code (not redeemed), in `agent`'s browser. */
+  async function webCode(agent: Agent, username: string, params: Record<string, string> = {}) {
+    const { page, verifier } = await startAuthorization(agent, web, REDIRECT, { scope: 'openid', ...params });
+    const back = await signInSteps(agent, page, { username, password: PASSWORD, stopAt: REDIRECT });
+    assert.ok(back.url.startsWith(REDIRECT), `expected the callback, got ${back.url}`);
+    return { callback: new URL(back.url), verifier };
+  }
+  const redeem = ({ callback, verifier }: { callback: URL; verifier: string }) =>
+    token({ grant_type: 'authorization_code', code: callback.searchParams.get('code')!, redirect_uri: REDIRECT, code_verifier: verifier }, WEB);
+
+  /** Past the shortest time a read document (or a refusal) is kept (CLIENT_METADATA_DOCUMENTS_CACHE_MIN). */
+  const pastCache = () => new Promise((resolve) => setTimeout(resolve, 1_500));
+  const helperRefuses = (jwt: string) => eventually(() => assert.rejects(helper.verify(`Bearer ${jwt}`), TokenRejected));
+
+  describe('an MCP client (Client ID Metadata Document) whose access the person withdraws on the account page', () => {
+    /** The agent's sign-in as `username`, consent given, for the API with offline access; its tokens. */
+    async function mcpTokens(username: string) {
+      const clientId = `${agentBase}/client.json`;
+      const browser = new Agent();
+      const verifier = oidc.randomPKCECodeVerifier();
+      const url = new URL(`${server.issuer}/auth`);
+      url.search = new URLSearchParams({
+        client_id: clientId,
+        redirect_uri: `${agentBase}/callback`,
+        response_type: 'code',
+        scope: 'openid offline_access read',
+        resource: API,
+        prompt: 'consent',
+        code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
+        code_challenge_method: 'S256',
+      }).toString();
+      const back = await signInSteps(browser, await browser.follow(url.href, {}, `${agentBase}/callback`), { username, password: PASSWORD, consent: 'required', stopAt: `${agentBase}/callback` });
+      const code = new URL(back.url).searchParams.get('code');
+      assert.ok(code, `expected a code, got ${back.url}`);
+      const redeemed = await token({ grant_type: 'authorization_code', client_id: clientId, code, redirect_uri: `${agentBase}/callback`, code_verifier: verifier, resource: API });
+      assert.equal(redeemed.status, 200, JSON.stringify(redeemed.body));
+      return { clientId, access: redeemed.body.access_token!, refresh: redeemed.body.refresh_token! };
+    }
+
+    it('the account page lists it and withdrawing ends its refresh token and its JWT, at introspection and at an API verifying it locally', async () => {
+      documentServed = true;
+      const { clientId, access, refresh } = await mcpTokens('mia');
+      assert.equal((await introspect(server.url, RS, access)).active, true);
+      await helper.verify(`Bearer ${access}`);
+
+      const agent = new Agent();
+      const page = await accountPage(agent, 'mia');
+      assert.match(page.html, /Example MCP agent/, 'the account page lists the MCP agent');
+      const form = formIn(page.html, '/apps/withdraw');
+      const done = await agent.follow(new URL(form.action, page.url).href, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ ...form.hidden, client: clientId }),
+      });
+      assert.match(done.html, /Access withdrawn/);
+
+      const refreshed = await token({ grant_type: 'refresh_token', client_id: clientId, refresh_token: refresh });
+      assert.equal(refreshed.body.error, 'invalid_grant', JSON.stringify(refreshed.body));
+      assert.equal((await introspect(server.url, RS, access)).active, false);
+      await helperRefuses(access);
+    });
+
+    it('while its document cannot be read, the account page still lists it for the person to withdraw, and nothing comes back with the document', async () => {
+      documentServed = true;
+      const { clientId, access, refresh } = await mcpTokens('noor');
+      // The agent's site goes away for a while (or its operator moves the file): the client is unknown meanwhile.
+      documentServed = false;
+      await pastCache();
+      try {
+        const agent = new Agent();
+        const page = await accountPage(agent, 'noor');
+        assert.ok(page.html.includes(clientId), `the account page lists the app by its client_id, to withdraw its access:\n${page.html.slice(page.html.indexOf('id="apps"'), page.html.indexOf('id="apps"') + 800)}`);
+        const done = await agent.submit(page, '/apps/withdraw', {});
+        assert.match(done.html, /Access withdrawn/);
+      } finally {
+        documentServed = true;
+      }
+      await pastCache();
+      // The document is back: what the person withdrew stays withdrawn.
+      const refreshed = await token({ grant_type: 'refresh_token', client_id: clientId, refresh_token: refresh });
+      assert.equal(refreshed.body.error, 'invalid_grant', JSON.stringify(refreshed.body));
+      assert.equal((await introspect(server.url, RS, access)).active, false);
+      await helperRefuses(access);
+    });
+  });
+
+  it('a code issued before the person withdrew the app\'s access on the account page is refused after it (held)', async () => {
+    const browser = new Agent();
+    const pending = await webCode(browser, 'otto', { scope: 'openid offline_access', prompt: 'consent' });
+    const agent = new Agent();
+    const done = await agent.submit(await accountPage(agent, 'otto'), '/apps/withdraw', { client: WEB.id });
+    assert.match(done.html, /Access withdrawn/);
+    const redeemed = await redeem(pending);
+    assert.equal(redeemed.body.error, 'invalid_grant', JSON.stringify(redeemed.body));
+  });
+
+  it('a session signed out on the account page: its code not yet redeemed and its access token end (held)', async () => {
+    const phone = new Agent();
+    const first = await webCode(phone, 'pia');
+    const tokens = await redeem(first);
+    assert.equal(tokens.status, 200);
+    const pending = await webCode(phone, 'pia');
+    const me = async () => (await fetch(`${server.url}/me`, { headers: { authorization: `Bearer ${tokens.body.access_token}` } })).status;
+    assert.equal(await me(), 200);
+
+    const agent = new Agent();
+    const page = await accountPage(agent, 'pia');
+    // The phone's session: the one listed that is not this browser.
+    const uids = page.html.split('<div class="listed">').filter((block) => block.includes('name="session"') && !block.includes('This browser')).map((block) => block.match(/name="session" value="([^"]+)"/)![1]!);
+    assert.equal(uids.length, 1, page.html);
+    const form = formIn(page.html, '/sessions/sign-out');
+    const done = await agent.follow(new URL(form.action, page.url).href, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ csrf: form.hidden.csrf!, session: uids[0]! }),
+    });
+    assert.match(done.html, /That session is signed out/);
+    assert.equal(await me(), 401, 'the access token of the session signed out');
+    const redeemed = await redeem(pending);
+    assert.equal(redeemed.body.error, 'invalid_grant', JSON.stringify(redeemed.body));
+  });
+
+  it('an operator narrowing a client\'s grant types: a refresh token it holds, and a code issued before, are refused after (held)', async () => {
+    const browser = new Agent();
+    const first = await webCode(browser, 'quin', { scope: 'openid offline_access', prompt: 'consent' });
+    const tokens = await redeem(first);
+    assert.ok(tokens.body.refresh_token);
+    const pending = await webCode(browser, 'quin', { scope: 'openid offline_access' });
+    try {
+      await clients.update(WEB.id, { ...WEB_METADATA, grant_types: ['authorization_code'] });
+      const refreshed = await token({ grant_type: 'refresh_token', refresh_token: tokens.body.refresh_token! }, WEB);
+      assert.ok(refreshed.status >= 400 && !refreshed.body.access_token, JSON.stringify(refreshed.body));
+      await clients.update(WEB.id, { ...WEB_METADATA, grant_types: ['refresh_token'], response_types: [], redirect_uris: [REDIRECT] });
+      const redeemed = await redeem(pending);
+      assert.ok(redeemed.status >= 400 && !redeemed.body.access_token, JSON.stringify(redeemed.body));
+    } finally {
+      await clients.update(WEB.id, { ...WEB_METADATA });
+    }
+  });
+
+  it("a deleted client's ID token as id_token_hint: no 500 at the end-session or authorization endpoint, and no redirect to its URIs (held)", async () => {
+    const id = 'gone-web';
+    await clients.add({ ...WEB_METADATA, client_id: id });
+    const gone = await oidc.discovery(new URL(server.issuer), id, WEB.secret, oidc.ClientSecretBasic(WEB.secret), { execute: [oidc.allowInsecureRequests] });
+    const browser = new Agent();
+    const { page, verifier } = await startAuthorization(browser, gone, REDIRECT);
+    const back = await signInSteps(browser, page, { username: 'mia', password: PASSWORD, stopAt: REDIRECT });
+    const tokens = await oidc.authorizationCodeGrant(gone, new URL(back.url), { pkceCodeVerifier: verifier });
+    await clients.remove(id);
+
+    const ended = await browser.follow(`${server.issuer}/session/end?${new URLSearchParams({ id_token_hint: tokens.id_token!, post_logout_redirect_uri: SIGNED_OUT })}`, {}, SIGNED_OUT);
+    assert.ok(ended.status < 500 && !ended.url.startsWith(SIGNED_OUT), `${ended.status} ${ended.url}`);
+    const silent = await startAuthorization(browser, web, REDIRECT, { prompt: 'none', id_token_hint: tokens.id_token! });
+    assert.ok(silent.page.status < 500, `${silent.page.status} ${silent.page.url}`);
+    assert.ok(!silent.page.url.includes('code='), `no code for another client's hint: ${silent.page.url}`);
+    assert.ok(!isConsent(silent.page));
+  });
+});
