@@ -6,16 +6,19 @@
  * a client's grant types narrowed by an operator; a deleted client's ID token as id_token_hint.
  */
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { importJWK, SignJWT } from 'jose';
 import * as oidc from 'openid-client';
 import { Clients } from '../../src/registration/clients.js';
 import { createResourceServer, TokenRejected, type ResourceServer } from '../../src/resource-server/index.js';
 import { Agent, formIn, type Page } from '../helpers/agent.js';
 import { eventually } from '../helpers/eventually.js';
+import { latchkey } from '../helpers/process.js';
 import { isConsent, signInSteps, startAuthorization } from '../helpers/sign-in.js';
 import { startServer, type TestServer } from '../helpers/server.js';
-import { API, grantFeed, introspect, machineClient, RESOURCE_SERVERS } from '../helpers/tokens.js';
+import { API, clientCredentialsToken, grantFeed, introspect, machineClient, RESOURCE_SERVERS } from '../helpers/tokens.js';
 
 const PASSWORD = 'second endings pass password';
 const REDIRECT = 'https://web.example.test/callback';
@@ -108,7 +111,7 @@ describe('e2e: the red team\'s second endings pass', function () {
   const pastCache = () => new Promise((resolve) => setTimeout(resolve, 1_500));
   const helperRefuses = (jwt: string) => eventually(() => assert.rejects(helper.verify(`Bearer ${jwt}`), TokenRejected));
 
-  describe('an MCP client (Client ID Metadata Document) whose access the person withdraws on the account page', () => {
+  describe('an MCP client (Client ID Metadata Document): its access withdrawn, revoked, or its grants ended', () => {
     /** The agent's sign-in as `username`, consent given, for the API with offline access; its tokens. */
     async function mcpTokens(username: string) {
       const clientId = `${agentBase}/client.json`;
@@ -150,6 +153,32 @@ describe('e2e: the red team\'s second endings pass', function () {
       });
       assert.match(done.html, /Access withdrawn/);
 
+      const refreshed = await token({ grant_type: 'refresh_token', client_id: clientId, refresh_token: refresh });
+      assert.equal(refreshed.body.error, 'invalid_grant', JSON.stringify(refreshed.body));
+      assert.equal((await introspect(server.url, RS, access)).active, false);
+      await helperRefuses(access);
+    });
+
+    it('its own revocation of its refresh token (RFC 7009, a public client) ends the grant\'s JWT, at introspection and at an API verifying it locally (held)', async () => {
+      documentServed = true;
+      const { clientId, access, refresh } = await mcpTokens('mia');
+      const revoked = await fetch(`${server.url}/token/revocation`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ client_id: clientId, token: refresh, token_type_hint: 'refresh_token' }),
+      });
+      assert.equal(revoked.status, 200);
+      const refreshed = await token({ grant_type: 'refresh_token', client_id: clientId, refresh_token: refresh });
+      assert.equal(refreshed.body.error, 'invalid_grant', JSON.stringify(refreshed.body));
+      assert.equal((await introspect(server.url, RS, access)).active, false);
+      await helperRefuses(access);
+    });
+
+    it('an operator ending its grants (latchkey grants revoke --client <its URL>) ends its refresh token and JWT, at introspection and at an API verifying it locally (held)', async () => {
+      documentServed = true;
+      const { clientId, access, refresh } = await mcpTokens('pia');
+      const run = await latchkey(server.env, ['grants', 'revoke', '--client', clientId]);
+      assert.equal(run.status, 0, run.stderr);
       const refreshed = await token({ grant_type: 'refresh_token', client_id: clientId, refresh_token: refresh });
       assert.equal(refreshed.body.error, 'invalid_grant', JSON.stringify(refreshed.body));
       assert.equal((await introspect(server.url, RS, access)).active, false);
@@ -216,6 +245,28 @@ describe('e2e: the red team\'s second endings pass', function () {
     assert.equal(redeemed.body.error, 'invalid_grant', JSON.stringify(redeemed.body));
   });
 
+  it('a consent page open in a session the person signed out on the account page, confirmed after, sends the app no code (held)', async () => {
+    const thief = new Agent();
+    const { page } = await startAuthorization(thief, web, REDIRECT, { scope: 'openid profile', prompt: 'consent' });
+    const atConsent = await signInSteps(thief, page, { username: 'noor', password: PASSWORD, consent: 'stop' });
+    assert.ok(isConsent(atConsent), atConsent.url);
+
+    const agent = new Agent();
+    const account = await accountPage(agent, 'noor');
+    const uids = account.html.split('<div class="listed">').filter((block) => block.includes('name="session"') && !block.includes('This browser')).map((block) => block.match(/name="session" value="([^"]+)"/)![1]!);
+    assert.equal(uids.length, 1);
+    const form = formIn(account.html, '/sessions/sign-out');
+    await agent.follow(new URL(form.action, account.url).href, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ csrf: form.hidden.csrf!, session: uids[0]! }),
+    });
+
+    const confirmed = await thief.submit(atConsent, '/confirm', {}, REDIRECT);
+    assert.ok(!confirmed.url.includes('code='), `no code: ${confirmed.url}`);
+    assert.ok(confirmed.status < 500, `${confirmed.status} ${confirmed.url}`);
+  });
+
   it('an operator narrowing a client\'s grant types: a refresh token it holds, and a code issued before, are refused after (held)', async () => {
     const browser = new Agent();
     const first = await webCode(browser, 'quin', { scope: 'openid offline_access', prompt: 'consent' });
@@ -250,5 +301,64 @@ describe('e2e: the red team\'s second endings pass', function () {
     assert.ok(silent.page.status < 500, `${silent.page.status} ${silent.page.url}`);
     assert.ok(!silent.page.url.includes('code='), `no code for another client's hint: ${silent.page.url}`);
     assert.ok(!isConsent(silent.page));
+  });
+});
+
+describe('e2e: the red team\'s second endings pass, at ttl.sessionMax', function () {
+  this.timeout(60_000);
+  let server: TestServer;
+  let web: oidc.Configuration;
+
+  before(async () => {
+    server = await startServer({ clients: [{ ...WEB_METADATA }], env: { TTL_SESSION: '3600', TTL_SESSION_MAX: '3' } });
+    await server.accounts.create('rei', PASSWORD);
+    web = await oidc.discovery(new URL(server.issuer), WEB.id, WEB.secret, oidc.ClientSecretBasic(WEB.secret), { execute: [oidc.allowInsecureRequests] });
+  });
+  after(async () => server?.stop());
+
+  it('a session that reached its maximum lifetime: its opaque access token and a code issued in it, not yet redeemed, end with it (held)', async () => {
+    const browser = new Agent();
+    const first = await startAuthorization(browser, web, REDIRECT);
+    const back = await signInSteps(browser, first.page, { username: 'rei', password: PASSWORD, stopAt: REDIRECT });
+    const tokens = await oidc.authorizationCodeGrant(web, new URL(back.url), { pkceCodeVerifier: first.verifier });
+    const second = await startAuthorization(browser, web, REDIRECT);
+    assert.ok(second.page.url.includes('code='), `single sign-on gives a second code: ${second.page.url}`);
+    const me = async () => (await fetch(`${server.url}/me`, { headers: { authorization: `Bearer ${tokens.access_token}` } })).status;
+    assert.equal(await me(), 200);
+
+    // Past the session's maximum lifetime (3 s after its sign-in).
+    await new Promise((resolve) => setTimeout(resolve, 3_500));
+    assert.equal(await me(), 401, 'the access token ended with its session');
+    assert.deepEqual(await introspect(server.url, WEB, tokens.access_token), { active: false });
+    await assert.rejects(oidc.authorizationCodeGrant(web, new URL(second.page.url), { pkceCodeVerifier: second.verifier }), (error: { error?: string }) => error.error === 'invalid_grant');
+  });
+});
+
+describe('e2e: the red team\'s second endings pass, a stolen signing key', function () {
+  this.timeout(60_000);
+  const OPS = { id: 'ops', secret: 'ops-admin-client-secret-with-plenty-of-entropy-012' };
+  let server: TestServer;
+
+  before(async () => {
+    server = await startServer({ clients: [machineClient(OPS)] });
+    await server.apis.grant(OPS.id, `${server.issuer}/admin`, { scopes: ['admin'] });
+  });
+  after(async () => server?.stop());
+
+  it("forges no admin API token, before or after the key is revoked: the admin API's tokens are opaque, and one revoked key ends none of them (held)", async () => {
+    const admin = `${server.issuer}/admin`;
+    const issued = await clientCredentialsToken(server.url, OPS, admin, 'admin');
+    assert.equal(issued.split('.').length, 1, 'an opaque token');
+    const stolen = server.keys.ring.current!;
+    const now = Math.floor(Date.now() / 1000);
+    const forged = await new SignJWT({ iss: server.issuer, aud: admin, sub: OPS.id, client_id: OPS.id, scope: 'admin', iat: now, exp: now + 600, jti: randomUUID() })
+      .setProtectedHeader({ alg: 'RS256', kid: stolen.kid, typ: 'at+jwt' })
+      .sign(await importJWK(stolen.jwk, 'RS256'));
+    const call = async (token: string) => (await fetch(`${server.url}/admin/clients`, { headers: { authorization: `Bearer ${token}` } })).status;
+    assert.equal(await call(issued), 200);
+    assert.equal(await call(forged), 401, 'a JWT signed with our key is no admin token');
+    await server.revocations.revokeKey(stolen.kid, 60);
+    assert.equal(await call(forged), 401);
+    assert.equal(await call(issued), 200, 'the operator keeps the admin API through the key revocation');
   });
 });
