@@ -362,3 +362,69 @@ describe('e2e: the red team\'s second endings pass, a stolen signing key', funct
     assert.equal(await call(issued), 200, 'the operator keeps the admin API through the key revocation');
   });
 });
+
+describe("e2e: the red team's second endings pass, a client's secret replaced by an operator", function () {
+  this.timeout(60_000);
+  const OPS = { id: 'ops', secret: 'ops-admin-client-secret-with-plenty-of-entropy-012' };
+  let server: TestServer;
+  let helper: ResourceServer;
+  let adminToken: string;
+
+  before(async () => {
+    server = await startServer({ clients: [machineClient(OPS), machineClient(RS)], env: { RESOURCE_SERVERS } });
+    await server.apis.grant(OPS.id, `${server.issuer}/admin`, { scopes: ['admin'] });
+    await grantFeed(server, RS.id);
+    adminToken = await clientCredentialsToken(server.url, OPS, `${server.issuer}/admin`, 'admin');
+    helper = await createResourceServer({ issuer: server.issuer, audience: API, clientId: RS.id, clientSecret: RS.secret, pollInterval: 100 });
+  });
+  after(async () => {
+    helper?.close();
+    await server?.stop();
+  });
+
+  const admin = async (method: string, path: string, body?: unknown) => {
+    const response = await fetch(`${server.url}/admin${path}`, {
+      method,
+      headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    return { status: response.status, body: (await response.json().catch(() => ({}))) as Record<string, string> };
+  };
+  const ownToken = async (id: string, secret: string) => {
+    const response = await fetch(`${server.url}/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`${id}:${secret}`).toString('base64')}` },
+      body: new URLSearchParams({ grant_type: 'client_credentials', resource: API, scope: 'read' }),
+    });
+    return { status: response.status, body: (await response.json()) as Record<string, string> };
+  };
+
+  it('a new secret written with the admin API (PUT with client_secret) ends what the old one got, as a rotation without grace does, and the secret in its grace with it', async () => {
+    const metadata = { grant_types: ['client_credentials'], response_types: [], redirect_uris: [], token_endpoint_auth_method: 'client_secret_basic' };
+    const made = await admin('POST', '/clients', { client_id: 'leaky', ...metadata });
+    assert.equal(made.status, 201, JSON.stringify(made.body));
+    await server.apis.grant('leaky', API, { scopes: ['read'] });
+    const first = made.body.client_secret!;
+    // A rotation with the configured grace: the first secret keeps working for a day.
+    const rotated = await admin('POST', '/clients/leaky/secret');
+    assert.equal(rotated.status, 200, JSON.stringify(rotated.body));
+    const second = rotated.body.client_secret!;
+    // A thief holding the first secret got a token with it meanwhile; the operator, told that both leaked, writes a secret of their own.
+    const stolen = (await ownToken('leaky', first)).body.access_token!;
+    const kept = (await ownToken('leaky', second)).body.access_token!;
+    assert.equal((await introspect(server.url, RS, stolen)).active, true);
+    const replaced = await admin('PUT', '/clients/leaky', { ...metadata, client_secret: 'an-operator-chosen-secret-with-plenty-of-entropy-0123' });
+    assert.equal(replaced.status, 200, JSON.stringify(replaced.body));
+
+    for (const [which, secret] of [['the first secret (in its grace)', first], ['the second secret', second]] as const) {
+      assert.equal((await ownToken('leaky', secret)).status, 401, `${which} no longer authenticates`);
+    }
+    for (const [which, token] of [['got with the first secret', stolen], ['got with the second secret', kept]] as const) {
+      assert.deepEqual(await introspect(server.url, RS, token), { active: false }, `the token ${which}`);
+      await helperRefuses(token);
+    }
+    assert.equal((await ownToken('leaky', 'an-operator-chosen-secret-with-plenty-of-entropy-0123')).status, 200, 'the new secret works');
+  });
+
+  const helperRefuses = (jwt: string) => eventually(() => assert.rejects(helper.verify(`Bearer ${jwt}`), TokenRejected));
+});
