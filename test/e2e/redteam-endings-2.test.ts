@@ -1,9 +1,13 @@
 /**
  * The red team's second endings pass ("some endings do not end", issue #19), black box: for cells
  * of the endings × artifacts matrix that no suite performed, the ending, then the artifact used
- * after it. An MCP client (a Client ID Metadata Document) whose access the person withdraws on the
- * account page; codes issued before a withdrawal or a session signed out there, redeemed after;
- * a client's grant types narrowed by an operator; a deleted client's ID token as id_token_hint.
+ * after it. Two did not end before their fix: an MCP client (a Client ID Metadata Document) whose
+ * document was away was left off the account page, so the person could not withdraw what it held;
+ * a secret an operator wrote with the admin API's PUT left the old secrets working and the tokens
+ * got with them alive. The rest held and are pinned: the MCP client's own revocation and an
+ * operator's `grants revoke --client`; codes issued before a withdrawal or a session signed out on
+ * the account page, and a consent page open in it; grant types narrowed; a deleted client's ID
+ * token as id_token_hint; ttl.sessionMax; a stolen signing key and the admin API.
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
@@ -13,7 +17,7 @@ import { importJWK, SignJWT } from 'jose';
 import * as oidc from 'openid-client';
 import { Clients } from '../../src/registration/clients.js';
 import { createResourceServer, TokenRejected, type ResourceServer } from '../../src/resource-server/index.js';
-import { Agent, formIn, type Page } from '../helpers/agent.js';
+import { Agent, type Page } from '../helpers/agent.js';
 import { eventually } from '../helpers/eventually.js';
 import { latchkey } from '../helpers/process.js';
 import { isConsent, signInSteps, startAuthorization } from '../helpers/sign-in.js';
@@ -97,6 +101,16 @@ describe('e2e: the red team\'s second endings pass', function () {
     return { status: response.status, body: (await response.json()) as Record<string, string> };
   }
 
+  /** On the person's account page (a browser of its own), signs out their one other session. */
+  async function signOutOtherSession(username: string) {
+    const agent = new Agent();
+    const page = await accountPage(agent, username);
+    const others = page.html.split('<div class="listed">').filter((block) => block.includes('name="session"') && !block.includes('This browser'));
+    assert.equal(others.length, 1, page.html);
+    const done = await agent.submit(page, '/sessions/sign-out', { session: others[0]!.match(/name="session" value="([^"]+)"/)![1]! });
+    assert.match(done.html, /That session is signed out/);
+  }
+
   /** The web app's sign-in up to its callback's code (not redeemed), in `agent`'s browser. */
   async function webCode(agent: Agent, username: string, params: Record<string, string> = {}) {
     const { page, verifier } = await startAuthorization(agent, web, REDIRECT, { scope: 'openid', ...params });
@@ -136,6 +150,14 @@ describe('e2e: the red team\'s second endings pass', function () {
       return { clientId, access: redeemed.body.access_token!, refresh: redeemed.body.refresh_token! };
     }
 
+    /** The agent's refresh token is refused, its JWT inactive at introspection and refused by an API verifying it locally. */
+    async function assertEnded({ clientId, access, refresh }: { clientId: string; access: string; refresh: string }) {
+      const refreshed = await token({ grant_type: 'refresh_token', client_id: clientId, refresh_token: refresh });
+      assert.equal(refreshed.body.error, 'invalid_grant', JSON.stringify(refreshed.body));
+      assert.equal((await introspect(server.url, RS, access)).active, false);
+      await helperRefuses(access);
+    }
+
     it('the account page lists it and withdrawing ends its refresh token and its JWT, at introspection and at an API verifying it locally', async () => {
       documentServed = true;
       const { clientId, access, refresh } = await mcpTokens('mia');
@@ -145,18 +167,9 @@ describe('e2e: the red team\'s second endings pass', function () {
       const agent = new Agent();
       const page = await accountPage(agent, 'mia');
       assert.match(page.html, /Example MCP agent/, 'the account page lists the MCP agent');
-      const form = formIn(page.html, '/apps/withdraw');
-      const done = await agent.follow(new URL(form.action, page.url).href, {
-        method: 'POST',
-        headers: { 'content-type': 'application/x-www-form-urlencoded' },
-        body: new URLSearchParams({ ...form.hidden, client: clientId }),
-      });
-      assert.match(done.html, /Access withdrawn/);
+      assert.match((await agent.submit(page, '/apps/withdraw', { client: clientId })).html, /Access withdrawn/);
 
-      const refreshed = await token({ grant_type: 'refresh_token', client_id: clientId, refresh_token: refresh });
-      assert.equal(refreshed.body.error, 'invalid_grant', JSON.stringify(refreshed.body));
-      assert.equal((await introspect(server.url, RS, access)).active, false);
-      await helperRefuses(access);
+      await assertEnded({ clientId, access, refresh });
     });
 
     it('its own revocation of its refresh token (RFC 7009, a public client) ends the grant\'s JWT, at introspection and at an API verifying it locally (held)', async () => {
@@ -168,10 +181,7 @@ describe('e2e: the red team\'s second endings pass', function () {
         body: new URLSearchParams({ client_id: clientId, token: refresh, token_type_hint: 'refresh_token' }),
       });
       assert.equal(revoked.status, 200);
-      const refreshed = await token({ grant_type: 'refresh_token', client_id: clientId, refresh_token: refresh });
-      assert.equal(refreshed.body.error, 'invalid_grant', JSON.stringify(refreshed.body));
-      assert.equal((await introspect(server.url, RS, access)).active, false);
-      await helperRefuses(access);
+      await assertEnded({ clientId, access, refresh });
     });
 
     it('an operator ending its grants (latchkey grants revoke --client <its URL>) ends its refresh token and JWT, at introspection and at an API verifying it locally (held)', async () => {
@@ -179,10 +189,7 @@ describe('e2e: the red team\'s second endings pass', function () {
       const { clientId, access, refresh } = await mcpTokens('pia');
       const run = await latchkey(server.env, ['grants', 'revoke', '--client', clientId]);
       assert.equal(run.status, 0, run.stderr);
-      const refreshed = await token({ grant_type: 'refresh_token', client_id: clientId, refresh_token: refresh });
-      assert.equal(refreshed.body.error, 'invalid_grant', JSON.stringify(refreshed.body));
-      assert.equal((await introspect(server.url, RS, access)).active, false);
-      await helperRefuses(access);
+      await assertEnded({ clientId, access, refresh });
     });
 
     it('while its document cannot be read, the account page still lists it for the person to withdraw, and nothing comes back with the document', async () => {
@@ -202,10 +209,7 @@ describe('e2e: the red team\'s second endings pass', function () {
       }
       await pastCache();
       // The document is back: what the person withdrew stays withdrawn.
-      const refreshed = await token({ grant_type: 'refresh_token', client_id: clientId, refresh_token: refresh });
-      assert.equal(refreshed.body.error, 'invalid_grant', JSON.stringify(refreshed.body));
-      assert.equal((await introspect(server.url, RS, access)).active, false);
-      await helperRefuses(access);
+      await assertEnded({ clientId, access, refresh });
     });
   });
 
@@ -228,18 +232,7 @@ describe('e2e: the red team\'s second endings pass', function () {
     const me = async () => (await fetch(`${server.url}/me`, { headers: { authorization: `Bearer ${tokens.body.access_token}` } })).status;
     assert.equal(await me(), 200);
 
-    const agent = new Agent();
-    const page = await accountPage(agent, 'pia');
-    // The phone's session: the one listed that is not this browser.
-    const uids = page.html.split('<div class="listed">').filter((block) => block.includes('name="session"') && !block.includes('This browser')).map((block) => block.match(/name="session" value="([^"]+)"/)![1]!);
-    assert.equal(uids.length, 1, page.html);
-    const form = formIn(page.html, '/sessions/sign-out');
-    const done = await agent.follow(new URL(form.action, page.url).href, {
-      method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ csrf: form.hidden.csrf!, session: uids[0]! }),
-    });
-    assert.match(done.html, /That session is signed out/);
+    await signOutOtherSession('pia');
     assert.equal(await me(), 401, 'the access token of the session signed out');
     const redeemed = await redeem(pending);
     assert.equal(redeemed.body.error, 'invalid_grant', JSON.stringify(redeemed.body));
@@ -251,16 +244,7 @@ describe('e2e: the red team\'s second endings pass', function () {
     const atConsent = await signInSteps(thief, page, { username: 'noor', password: PASSWORD, consent: 'stop' });
     assert.ok(isConsent(atConsent), atConsent.url);
 
-    const agent = new Agent();
-    const account = await accountPage(agent, 'noor');
-    const uids = account.html.split('<div class="listed">').filter((block) => block.includes('name="session"') && !block.includes('This browser')).map((block) => block.match(/name="session" value="([^"]+)"/)![1]!);
-    assert.equal(uids.length, 1);
-    const form = formIn(account.html, '/sessions/sign-out');
-    await agent.follow(new URL(form.action, account.url).href, {
-      method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ csrf: form.hidden.csrf!, session: uids[0]! }),
-    });
+    await signOutOtherSession('noor');
 
     const confirmed = await thief.submit(atConsent, '/confirm', {}, REDIRECT);
     assert.ok(!confirmed.url.includes('code='), `no code: ${confirmed.url}`);
