@@ -251,6 +251,24 @@ describe('e2e: the red team\'s second endings pass', function () {
     assert.ok(confirmed.status < 500, `${confirmed.status} ${confirmed.url}`);
   });
 
+  it('a code issued for an API that an operator removes (or removes and adds again) before the code is redeemed gets no token for it (held)', async () => {
+    const GONE = 'https://gone.example.test';
+    await server.apis.add({ identifier: GONE, scopes: ['gone:read'] });
+    const before = await webCode(new Agent(), 'quin', { scope: 'openid gone:read', resource: GONE, prompt: 'consent' });
+    const beforeAgain = await webCode(new Agent(), 'quin', { scope: 'openid gone:read', resource: GONE });
+    await server.apis.remove(GONE);
+    const redeemed = await token({ grant_type: 'authorization_code', code: before.callback.searchParams.get('code')!, redirect_uri: REDIRECT, code_verifier: before.verifier, resource: GONE }, WEB);
+    assert.ok(!redeemed.body.access_token, JSON.stringify(redeemed.body));
+    await new Promise((done) => setTimeout(done, 1100)); // an API's addedAt has whole-second precision
+    await server.apis.add({ identifier: GONE, scopes: ['gone:read'] });
+    try {
+      const again = await token({ grant_type: 'authorization_code', code: beforeAgain.callback.searchParams.get('code')!, redirect_uri: REDIRECT, code_verifier: beforeAgain.verifier, resource: GONE }, WEB);
+      assert.ok(!again.body.access_token, JSON.stringify(again.body));
+    } finally {
+      await server.apis.remove(GONE);
+    }
+  });
+
   it('an operator narrowing a client\'s grant types: a refresh token it holds, and a code issued before, are refused after (held)', async () => {
     const browser = new Agent();
     const first = await webCode(browser, 'quin', { scope: 'openid offline_access', prompt: 'consent' });
