@@ -6,8 +6,9 @@
  * a secret an operator wrote with the admin API's PUT left the old secrets working and the tokens
  * got with them alive. The rest held and are pinned: the MCP client's own revocation and an
  * operator's `grants revoke --client`; codes issued before a withdrawal or a session signed out on
- * the account page, and a consent page open in it; grant types narrowed; a deleted client's ID
- * token as id_token_hint; ttl.sessionMax; a stolen signing key and the admin API.
+ * the account page, a device approved and a consent page open in it; a code for an API removed;
+ * grant types narrowed; a deleted client's ID token as id_token_hint; ttl.sessionMax; a stolen
+ * signing key and the admin API.
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
@@ -73,7 +74,7 @@ describe('e2e: the red team\'s second endings pass', function () {
       clients: [machineClient(RS)],
       env: { RESOURCE_SERVERS, OUTBOUND_ALLOW_PRIVATE_NETWORKS: 'true', CLIENT_METADATA_DOCUMENTS_CACHE_MIN: '1' },
     });
-    for (const name of ['mia', 'noor', 'otto', 'pia', 'quin']) await server.accounts.create(name, PASSWORD);
+    for (const name of ['mia', 'noor', 'otto', 'pia', 'quin', 'sam']) await server.accounts.create(name, PASSWORD);
     await grantFeed(server, RS.id);
     clients = new Clients(server.kv, server.providers, server.apis, server.revocations);
     await clients.add({ ...WEB_METADATA });
@@ -236,6 +237,26 @@ describe('e2e: the red team\'s second endings pass', function () {
     assert.equal(await me(), 401, 'the access token of the session signed out');
     const redeemed = await redeem(pending);
     assert.equal(redeemed.body.error, 'invalid_grant', JSON.stringify(redeemed.body));
+  });
+
+  it('a device approved without offline access in a session the person then signs out on the account page, before it polled: no tokens (held)', async () => {
+    const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
+    await clients.add({ client_id: 'tv2', application_type: 'native', token_endpoint_auth_method: 'none', grant_types: [DEVICE_GRANT], response_types: [], redirect_uris: [] });
+    const started = await fetch(`${server.url}/device/auth`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ client_id: 'tv2', scope: 'openid' }),
+    });
+    const device = (await started.json()) as { device_code: string; user_code: string };
+    assert.ok(device.user_code, JSON.stringify(device));
+    const browser = new Agent();
+    const confirm = await browser.submit(await browser.follow(`${server.issuer}/device`), '/device', { user_code: device.user_code });
+    const approved = await signInSteps(browser, await browser.submit(confirm, '/device', { confirm: 'yes' }), { username: 'sam', password: PASSWORD });
+    assert.match(approved.html, /Device connected/);
+
+    await signOutOtherSession('sam');
+    const polled = await token({ grant_type: DEVICE_GRANT, device_code: device.device_code, client_id: 'tv2' });
+    assert.ok(!polled.body.access_token, JSON.stringify(polled.body));
   });
 
   it('a consent page open in a session the person signed out on the account page, confirmed after, sends the app no code (held)', async () => {
