@@ -160,9 +160,16 @@ export class Clients {
       ...(existing.client_id_issued_at !== undefined ? { client_id_issued_at: existing.client_id_issued_at } : {}),
     };
     await this.#validate(updated);
+    // A secret named here replaces the client's with no grace, as a rotation without grace does (it
+    // is what an operator told of a leak may write): the old one, and one still in a rotation's
+    // grace, stop now, and what the client got for itself with them ends, before the write and once
+    // more after (red team's second endings pass: both lived on).
+    const secretReplaced = typeof metadata.client_secret === 'string' && typeof existing.client_secret === 'string' && secretDigestOf(metadata.client_secret) !== secretDigestOf(existing.client_secret);
+    if (secretReplaced) await this.#endOldSecrets(id);
     // The tokens end first, so that the operator's write comes after any the client was making.
     await new AdapterIndexes(this.kv).endRegistrationTokens(id);
     await this.#replace(id, existing, updated);
+    if (secretReplaced) await this.apis?.endOwnTokens(id);
     return updated;
   }
 
@@ -180,10 +187,9 @@ export class Clients {
     // before the secret changes (a failure after it then leaves them ended, never the secret changed
     // and they alive) and once more after, for those got meanwhile (the client's own; a person's
     // grants end with `grants revoke --client`).
-    if (grace <= 0) await this.apis?.endOwnTokens(id);
     const previous = grace > 0 ? JSON.stringify({ digest: secretDigestOf(existing.client_secret), until: Math.floor(Date.now() / 1000) + grace } satisfies PreviousSecret) : undefined;
     if (previous) await this.kv.set(previousSecretKey(id), previous, { ttl: grace });
-    else await this.kv.del([previousSecretKey(id)]);
+    else await this.#endOldSecrets(id);
     const rotated = { ...existing, client_secret: generateSecret() };
     try {
       await this.#replace(id, existing, rotated);
@@ -199,6 +205,12 @@ export class Clients {
     const RegistrationAccessToken = this.providers.current.RegistrationAccessToken as unknown as new (payload: { clientId: string }) => { save(): Promise<string> };
     const registrationToken = new RegistrationAccessToken({ clientId: id });
     return { ...rotated, registration_access_token: await registrationToken.save() };
+  }
+
+  /** A secret replaced with no grace: the tokens the client got for itself end, then its rotated-out secret. */
+  async #endOldSecrets(id: string): Promise<void> {
+    await this.apis?.endOwnTokens(id);
+    await this.kv.del([previousSecretKey(id)]);
   }
 
   async #require(id: string): Promise<ClientMetadata> {

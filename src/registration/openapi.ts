@@ -43,7 +43,7 @@ export function openApiDocument(issuer: string) {
         get: { operationId: 'getClient', summary: 'One client (without its secret)', security: read, responses: { 200: json({ $ref: '#/components/schemas/Client' }), 401: unauthorized, 403: forbidden, 404: notFound } },
         put: {
           operationId: 'updateClient',
-          summary: "Replace a client's metadata (its secret stays)",
+          summary: "Replace a client's metadata; its secret stays unless the body names one, which replaces it with no grace (the old secret, one still in a rotation's grace, and the tokens the client got for itself with them end at once)",
           security: write,
           requestBody: { required: true, content: { 'application/json': { schema: { $ref: '#/components/schemas/Client' } } } },
           // 409: the client was changed meanwhile (a secret rotated, say); nothing was written.

@@ -82,19 +82,21 @@ export function appsSection({ providers, grants, accounts, consents, firstParty,
         }
         const apps = await Promise.all(
           [...byClient].map(async ([clientId, { openid, claims, resources, at }]) => {
+            // A client that cannot be found now still holds what is listed (live grants, a remembered
+            // consent): a metadata-document client whose document is away comes back with them when
+            // it returns. It is listed by its client_id, to withdraw; hidden, the person was told "No
+            // app has access" while its tokens lived (red team's second endings pass).
             const client: Client | undefined = await providers.current.Client.find(clientId).catch(() => undefined);
-            // A deleted app's grants went with it; one left in the index is not shown.
-            if (!client) return undefined;
             return {
               clientId,
-              name: client.clientName ?? clientId,
-              logoUri: webUrl(client.metadata().logo_uri)?.href,
+              name: client?.clientName ?? clientId,
+              logoUri: client && webUrl(client.metadata().logo_uri)?.href,
               permissions: permissions(openid, claims, resources),
               since: at && when(at),
             };
           }),
         );
-        const shown = apps.filter((app) => app !== undefined).sort((a, b) => a.name.localeCompare(b.name));
+        const shown = apps.sort((a, b) => a.name.localeCompare(b.name));
         allowImagesFrom(ctx, shown.flatMap((app) => (app.logoUri ? [app.logoUri] : [])));
         return { apps: shown };
       },
