@@ -60,6 +60,11 @@ export interface ScenarioResult {
   readonly redis?: RedisProbe;
   readonly errors: number;
   readonly errorSamples: string[];
+  /**
+   * A default-configuration row measured twice: its first window's server CPU per iteration, which
+   * strayed from the bench configuration's row (test/bench/run.ts DEFAULTS_STRAY).
+   */
+  readonly measuredAgain?: { readonly firstCpuMsPerIteration: number };
   /** What this figure is held against in the table. */
   limit?: { name: string; value: number; ratio: number };
 }
@@ -231,7 +236,10 @@ export function evaluateGoals(scenarios: readonly ScenarioResult[], limits: Repo
   // rate limits add to a token request's round trips.
   for (const s of scenarios.filter((x) => x.target === 'defaults' && x.id !== 'login')) {
     const nearest: Record<string, string> = { 'introspect-jwt': 'introspect-opaque', 'revoke-jwt': 'revoke-opaque' };
-    ratioGoal('G8', `${s.id}: default configuration (rate limits on) ≥ 0.9 × bare oidc-provider`, s.id, s.throughput, find(scenarios, nearest[s.id] ?? s.id, 'bare')?.throughput, 0.9);
+    const again = s.measuredAgain
+      ? `measured twice: the first window's ${s.measuredAgain.firstCpuMsPerIteration} ms CPU per iteration strayed from the bench configuration's ${find(scenarios, s.id)?.server.cpuMsPerIteration}`
+      : undefined;
+    ratioGoal('G8', `${s.id}: default configuration (rate limits on) ≥ 0.9 × bare oidc-provider`, s.id, s.throughput, find(scenarios, nearest[s.id] ?? s.id, 'bare')?.throughput, 0.9, again);
   }
   for (const id of tokenEndpointIds) {
     const step = tokenSteps[id];
