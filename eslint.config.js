@@ -17,7 +17,7 @@ export default tseslint.config(
     languageOptions: { globals: { window: 'readonly', document: 'readonly' } },
   },
   {
-    files: ['src/cli.ts', 'test/**', 'bench/**', '.ci/**'],
+    files: ['src/cli.ts', 'src/cli-actions.ts', 'test/**', 'bench/**', '.ci/**'],
     rules: { 'no-console': 'off' },
   },
 );

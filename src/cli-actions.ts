@@ -1,0 +1,696 @@
+/**
+ * What each `latchkey` command does (src/cli.ts holds the commands' words, options and help, and
+ * loads this module only when a command runs). Every command reads the same configuration
+ * (config/ + env), so it talks to the same store as the server: Redis when REDIS_URL is set, else
+ * the embedded store — a running server's, through its control socket, so the command acts on its
+ * live state (see src/store/control.ts). Each command says on stderr which store it acted on.
+ */
+import cluster from 'node:cluster';
+import { z } from 'zod';
+import type { Command } from 'commander';
+import { AccountError, Accounts, untilEndingPassed } from './accounts/accounts.js';
+import { Apis } from './apis/apis.js';
+import { ConfigError, envWarnings, loadConfig, type Config } from './config.js';
+import { keyRevocationHorizon, ringStore, rotationPolicy } from './keyring/index.js';
+import { generateKey, Keyring } from './keyring/keyring.js';
+import { describeRing, planRevocation, RotationError } from './keyring/lifecycle.js';
+import { SealError, UnknownSecret } from './keyring/sealing.js';
+import { revokeFromRing, rotateRing } from './keyring/service.js';
+import { readRing } from './keyring/stores.js';
+import { createLogger } from './ops/logger.js';
+import { builtinResourceServers } from './apis/builtin.js';
+import { CLOCK_TOLERANCE, longestAccessTokenLifetime } from './lifetimes.js';
+import type { Clients, ClientMetadata } from './registration/clients.js';
+import type { GrantRevocation } from './revocation/grants.js';
+import type { Consents } from './provider/consents.js';
+import type { SignedInWith } from './accounts/sessions.js';
+import { RevocationList } from './revocation/list.js';
+import { grantEndings } from './revocation/api-endings.js';
+import type { Kv } from './store/index.js';
+import { openTarget, StoreAccessError, unreachableStore } from './store/control.js';
+import { isStoreOutage, storeRefusal } from './store/outage.js';
+
+/** Failures a user can fix (by class name: ClientError's module is loaded lazily): one line, exit 1. */
+const USER_ERRORS = new Set([
+  ConfigError.name, AccountError.name, 'ClientError', 'ApiError', RotationError.name, SealError.name, StoreAccessError.name, 'StartupError',
+  'UpstreamError', 'InitialAccessTokenError', 'RingUnusable', 'EmbeddedFileUnusable',
+]);
+
+class UsageError extends Error {
+  override name = 'UsageError';
+}
+
+/** The command being run, e.g. `users add`, for "see latchkey users add --help". */
+let commandPath = '';
+const seeHelp = () => `see latchkey ${commandPath ? `${commandPath} ` : ''}--help`;
+
+/** What went wrong, in one line (a stack trace only for what is a bug). */
+function oneLine(error: unknown): string {
+  if (error instanceof UsageError) return `${error.message}; ${seeHelp()}`;
+  // The CLI beside a server must hold the server's secrets; `serve` itself is the server.
+  if (error instanceof UnknownSecret && commandPath !== 'serve') return `${error.message}: give latchkey the same KEYS_SECRETS as the server`;
+  // The server's own: the secret that sealed them is the one to start with (a new one goes in front of it, not instead).
+  if (error instanceof UnknownSecret) return `${error.message}: start with the KEYS_SECRETS that sealed it (to change the secret, list the new one first and keep the old one after it: KEYS_SECRETS=new,old)`;
+  if (error instanceof Error && USER_ERRORS.has(error.name)) return error.message;
+  if (isStoreOutage(error)) return `the store is unreachable (${(error as Error).message})`;
+  const refusal = storeRefusal(error);
+  if (refusal) return `the store refused the command (${refusal.message})`;
+  return error instanceof Error ? (error.stack ?? error.message) : String(error);
+}
+
+function fail(error: unknown): never {
+  console.error(`latchkey: ${oneLine(error)}`);
+  process.exit(1);
+}
+
+/** Said once a process (a server's workers read the same environment: the primary says it), before the settings are read. */
+let envChecked = cluster.isWorker;
+
+function config(): Config {
+  try {
+    // A misspelt setting (REDIS_ULR) is no setting, so nothing else would mention it: one line each, never a failure.
+    if (!envChecked) for (const warning of envWarnings()) console.error(`latchkey: ${warning}`);
+    envChecked = true;
+    return loadConfig();
+  } catch (error) {
+    fail(error);
+  }
+}
+
+/**
+ * Runs a command against the store a running server serves (or the configured one when none
+ * runs), says which on stderr, and closes it afterwards. The settings carry that server's issuer.
+ * `needsServer`: what the command makes lives in a server's memory on the embedded store.
+ */
+async function withStore<T>(run: (kv: Kv, settings: Config) => Promise<T>, needsServer = false): Promise<void> {
+  const configured = config();
+  const target = await openTarget(configured, { needsServer, command: commandPath }).catch(fail);
+  console.error(`latchkey: acting on ${target.description}`);
+  if (target.warning) console.error(`latchkey: ${target.warning}`);
+  const { kv } = target;
+  const settings: Config = { ...configured, issuer: target.issuer };
+  try {
+    await run(kv, settings);
+  } catch (error) {
+    await kv.close().catch(() => {});
+    // Which setting and why, as serve says it (not ioredis's "max retries per request").
+    fail(kv.kind === 'redis' && isStoreOutage(error) ? unreachableStore(configured, kv, error) : error);
+  }
+  await kv.close();
+}
+
+function revocationList(kv: Kv, settings: Config): RevocationList {
+  return new RevocationList(kv, { skew: CLOCK_TOLERANCE, accessTokenLifetime: longestAccessTokenLifetime(settings), grantLifetime: settings.ttl.grant });
+}
+
+/** Revoking grants goes through the oidc-provider adapter, so it is loaded only when needed. */
+async function grantRevocation(kv: Kv, settings: Config): Promise<GrantRevocation> {
+  const { GrantRevocation } = await import('./revocation/grants.js');
+  return new GrantRevocation(kv, revocationList(kv, settings));
+}
+
+/**
+ * People's remembered consents, for forgetting them. Whether an API was removed and added again
+ * since a consent matters only when a grant is made from it, which the CLI never does.
+ */
+async function consentsOn(kv: Kv, settings: Config): Promise<Consents> {
+  const { Consents } = await import('./provider/consents.js');
+  return new Consents(kv, settings.ttl.grant, async () => false);
+}
+
+/** oidc-provider is imported only by the commands that need it: the rest start faster. */
+async function clientsOn(kv: Kv, settings: Config): Promise<Clients> {
+  const { Clients } = await import('./registration/clients.js');
+  return new Clients(kv, { current: await validatingProvider(kv, settings) }, apisOn(kv, settings), revocationList(kv, settings));
+}
+
+/**
+ * A provider for commands that validate client metadata or store tokens and sign nothing: a
+ * throwaway key will do, and the real ring (sealed in Redis) is not opened.
+ */
+async function validatingProvider(kv: Kv, settings: Config) {
+  const { providerFactory } = await import('./provider-factory.js');
+  return providerFactory(settings, kv).build(new Keyring([await generateKey(2048, 'current')]));
+}
+
+/**
+ * People's sessions, to end them, with the real ring (undefined when no server ever ran: no
+ * sessions either): apps with back-channel logout get a logout token signed with the current key.
+ * Opened before a command changes anything, so settings that cannot open the ring (another
+ * KEYS_SECRETS than the server's) leave the person as they were instead of half done.
+ */
+/**
+ * Ends a person's sessions that `signedInWith` picks, each with every grant it made (offline access
+ * too) and the consent each was made under: what was signed in with a credential taken away goes with it. `opened`: sessionsOn's, taken
+ * before anything changed (so a wrong KEYS_SECRETS refuses first). How many ended.
+ */
+async function endSessionsWithGrants(opened: Opened | undefined, kv: Kv, settings: Config, sub: string, signedInWith: SignedInWith): Promise<number> {
+  if (!opened) return 0;
+  const [{ SessionCredentials }, revocation, consents] = await Promise.all([import('./accounts/session-credentials.js'), grantRevocation(kv, settings), consentsOn(kv, settings)]);
+  // ...and the consent each grant was made under (given, perhaps, by whoever held the credential).
+  const endGrant = revocation.revokingWithConsent(consents);
+  return opened.sessions.endSignedInWith(sub, new SessionCredentials(kv, settings.ttl.session), signedInWith, endGrant, undefined, consents);
+}
+
+type Opened = Awaited<ReturnType<typeof sessionsOn>>;
+
+/** People's sessions, to end them, with the real ring (undefined when no server ever ran: no sessions either). */
+async function sessionsOn(kv: Kv, settings: Config) {
+  const snapshot = await readRing(ringStore(settings, kv));
+  if (!snapshot) return undefined;
+  const [{ providerFactory }, { AccountSessions }] = await Promise.all([import('./provider-factory.js'), import('./accounts/sessions.js')]);
+  const factory = providerFactory(settings, kv);
+  const provider = factory.build(snapshot.ring);
+  return { sessions: new AccountSessions(kv, { current: provider }, factory.accounts), provider };
+}
+
+/** The password: typed at a terminal (not echoed), or piped in. */
+/** A password is only ever read from standard input (never an argument, which `ps` and shell history show). */
+function requirePasswordStdin(options: { passwordStdin?: boolean }, command: string): void {
+  if (!options.passwordStdin) {
+    throw new UsageError(`--password-stdin is required: the password is read from standard input, e.g. printf '%s' "$PASSWORD" | latchkey ${command} --password-stdin`);
+  }
+}
+
+async function readStdin(): Promise<string> {
+  if (process.stdin.isTTY) return promptHidden('Password: ');
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+}
+
+/** Reads one line from the terminal without echoing it (raw mode); Ctrl-C or Ctrl-D give up. */
+function promptHidden(prompt: string): Promise<string> {
+  const input = process.stdin;
+  input.setRawMode(true); // before the prompt: what is typed after it is never echoed
+  process.stderr.write(prompt);
+  input.resume();
+  input.setEncoding('utf8');
+  let typed = '';
+  return new Promise((done, fail) => {
+    const finish = (outcome: () => void) => {
+      input.setRawMode(false);
+      input.pause();
+      input.off('data', onData);
+      process.stderr.write('\n');
+      outcome();
+    };
+    const onData = (chunk: string) => {
+      for (const char of chunk) {
+        if (char === '\r' || char === '\n') return finish(() => done(typed));
+        if (char === '\u0003' || char === '\u0004') return finish(() => fail(new AccountError('no password given')));
+        if (char === '\u007f' || char === '\b') typed = [...typed].slice(0, -1).join('');
+        else if (char >= ' ') typed += char;
+      }
+    };
+    input.on('data', onData);
+  });
+}
+
+const print = (value: unknown) => console.log(JSON.stringify(value, null, 2));
+
+/** The PAR, DPoP and second-factor flags of `clients add` and `clients update`, as client metadata (only those given). */
+function requirements(options: { requirePar?: boolean; dpopBoundAccessTokens?: boolean; requireMfa?: boolean }): Record<string, boolean> {
+  return {
+    ...(options.requirePar !== undefined ? { require_pushed_authorization_requests: options.requirePar } : {}),
+    ...(options.dpopBoundAccessTokens !== undefined ? { dpop_bound_access_tokens: options.dpopBoundAccessTokens } : {}),
+    ...(options.requireMfa !== undefined ? { require_mfa: options.requireMfa } : {}),
+  };
+}
+
+/** APIs and operator grants (configuration and store together, as the server sees them). */
+function apisOn(kv: Kv, settings: Config): Apis {
+  return new Apis(kv, {
+    builtin: builtinResourceServers(settings),
+    configured: settings.resourceServers,
+    maxAccessTokenTTL: settings.ttl.apiAccessTokenMax,
+    endings: grantEndings(revocationList(kv, settings)),
+  });
+}
+
+/** `--scope a --scope "b c"` → [a, b, c]. */
+const scopesOf = (values: string[] | undefined) => (values ?? []).flatMap((value) => value.split(' ')).filter(Boolean);
+
+/** `keys revoke`: kid entries on the revocation list first (if the ring cannot be written, running again finishes the job), then the ring. */
+async function revokeKeys(kv: Kv, settings: Config, kids: readonly string[]): Promise<void> {
+  const store = ringStore(settings, kv);
+  const snapshot = await readRing(store);
+  if (!snapshot) throw new RotationError('there is no key ring yet: `latchkey serve` creates it at its first start');
+  planRevocation(snapshot.ring, kids); // refuses an unknown kid before anything is written
+  const list = revocationList(kv, settings);
+  for (const kid of new Set(kids)) await list.revokeKey(kid, keyRevocationHorizon(settings));
+  const { before, after } = await revokeFromRing(store, kids, settings.keys.rsaBits);
+  print({
+    revoked: [...new Set(kids)],
+    current: after.current?.kid,
+    ...(before.current?.kid !== after.current?.kid ? { previous: before.current?.kid } : {}),
+    next: after.next?.kid,
+    keys: describeRing(after, rotationPolicy(settings)),
+  });
+}
+
+/** A person by username or sub (one line, exit 1, when there is none). */
+async function findAccount(kv: Kv, settings: Config, user: string) {
+  const accounts = new Accounts(kv, settings.accounts.argon2);
+  const account = (await accounts.findByUsername(user)) ?? (await accounts.find(user));
+  if (!account) throw new AccountError(`no user "${user}" (give a username or a sub)`);
+  return account;
+}
+
+/** `--claim email=mail --claim name=display_name` → { email: 'mail', name: 'display_name' }. */
+function claimMapping(values: string[] | undefined, mapped: readonly string[]): Record<string, string> {
+  return Object.fromEntries(
+    (values ?? []).map((value) => {
+      const [ours = '', theirs = ''] = value.split('=');
+      if (!mapped.includes(ours) || !theirs) throw new UsageError(`--claim: expected <claim>=<upstream claim> with <claim> one of ${mapped.join(', ')}, got "${value}"`);
+      return [ours, theirs];
+    }),
+  );
+}
+
+/** The second factors of the person named `username` (one line, exit 1, when there is none). */
+async function secondFactorsOf(kv: Kv, settings: Config, username: string) {
+  const account = await new Accounts(kv, settings.accounts.argon2).findByUsername(username);
+  if (!account) throw new AccountError(`no user "${username}"`);
+  const [{ SecondFactors }, { Sealer }] = await Promise.all([import('./accounts/second-factors.js'), import('./keyring/sealing.js')]);
+  return { account, factors: new SecondFactors(kv, new Sealer(settings.keys.secrets), settings.issuer) };
+}
+
+/** A BCP 47 tag that Intl accepts (it refuses what is not well-formed, e.g. xx_yy). */
+function isLocale(tag: string): boolean {
+  try {
+    return Intl.getCanonicalLocales(tag).length === 1;
+  } catch {
+    return false;
+  }
+}
+
+/** A client that is missing or cannot take what the command asks (one line, exit 1: not a usage error). */
+class ClientMissing extends Error {
+  override name = 'ClientError';
+}
+
+/** `users disable` and `users enable`. */
+function setUserDisabled(username: string, disabled: boolean): Promise<void> {
+  return withStore(async (kv, settings) => {
+    const opened = disabled ? await sessionsOn(kv, settings) : undefined;
+    // Disabling ends everything issued to the person up to now in its own write, one entry
+    // first (accounts.ts endedAt): what follows, grant by grant and session by session, may
+    // fail half-way and leave none of it working, enabled again or not.
+    const account = await new Accounts(kv, settings.accounts.argon2).setDisabled(username, disabled, revocationList(kv, settings));
+    if (disabled) {
+      // The remembered consents go too: enabled again, the person is asked by each app, and an
+      // app someone else consented to in their name while the account was taken gets no code silently.
+      await (await grantRevocation(kv, settings)).revokeAccountWithConsents(account.sub, await consentsOn(kv, settings));
+      await opened?.sessions.endAll(account.sub);
+      await untilEndingPassed(account);
+    }
+    console.log(`${disabled ? 'disable' : 'enable'}d ${username}`);
+  });
+}
+
+/** Commander's arguments to an action: the command's arguments, its options, the command itself. */
+type Action = (...args: Parameters<Parameters<Command['action']>[0]>) => Promise<void>;
+
+/** What each command does, by its words as typed. */
+const actions: Record<string, Action> = {
+  'serve': async (options) => {
+    const settings = config();
+    const workers = options.workers === undefined ? settings.workers : Number(options.workers);
+    if (!Number.isSafeInteger(workers) || workers < 0) {
+      fail(new UsageError(`--workers: expected a number of processes (0: one per core), got "${options.workers}"`));
+    }
+    const logger = createLogger(settings.log.level);
+    const { serve } = await import('./main.js');
+    const { runServer } = await import('./workers.js');
+    await runServer({ ...settings, workers }, logger, () => serve(settings, logger), oneLine).catch(fail);
+  },
+
+  'clients add': async (options) =>
+    withStore(async (kv, settings) => {
+      if (options.public && options.secret) throw new UsageError('--public and --secret exclude each other');
+      const { generateSecret, ClientError } = await import('./registration/clients.js');
+      const { DEVICE_CODE_GRANT } = await import('./registration/policy.js');
+      // `device_code` is short for RFC 8628's grant type URN.
+      const named: string[] | undefined = options.grantType?.map((type: string) => (type === 'device_code' ? DEVICE_CODE_GRANT : type));
+      const grantTypes: string[] = named ?? (options.device ? [DEVICE_CODE_GRANT, 'refresh_token'] : ['authorization_code', 'refresh_token']);
+      const device = grantTypes.includes(DEVICE_CODE_GRANT);
+      if (grantTypes.includes('authorization_code') && !options.redirectUri?.length) {
+        // Before the engine's "redirect_uris must contain members", which names no flag.
+        throw new UsageError('--redirect-uri is required for an app people sign in to (authorization_code); a service takes --grant-type client_credentials, a device or CLI --device');
+      }
+      const publicByDefault = options.public || (options.device && !options.secret && !options.authMethod);
+      const method: string = publicByDefault ? 'none' : (options.authMethod ?? 'client_secret_basic');
+      const metadata: ClientMetadata = {
+        client_id: options.clientId,
+        // The device grant is for native clients only (registration/policy.ts).
+        ...(device ? { application_type: 'native' } : {}),
+        grant_types: grantTypes,
+        response_types: grantTypes.includes('authorization_code') ? ['code'] : [],
+        redirect_uris: options.redirectUri ?? [],
+        token_endpoint_auth_method: method,
+        ...(options.postLogoutRedirectUri ? { post_logout_redirect_uris: options.postLogoutRedirectUri } : {}),
+        ...(options.scope ? { scope: options.scope } : {}),
+        ...(options.name ? { client_name: options.name } : {}),
+        ...(options.jwksUri ? { jwks_uri: options.jwksUri } : {}),
+        ...(options.backchannelLogoutUri
+          ? { backchannel_logout_uri: options.backchannelLogoutUri, backchannel_logout_session_required: true }
+          : {}),
+        ...(method === 'client_secret_basic' || method === 'client_secret_post'
+          ? { client_secret: options.secret ?? generateSecret() }
+          : {}),
+        ...requirements(options),
+      };
+      const added = await (await clientsOn(kv, settings)).add(metadata).catch((error: unknown) => {
+        // Run again with another flag (the walkthrough's --backchannel-logout-uri): say how, since update takes only the requirements.
+        if (error instanceof ClientError && error.error === 'conflict') {
+          throw new ClientError(`${error.message}: to register it anew, latchkey clients remove ${options.clientId} first (its secret and tokens go with it)`, error.error, error.status);
+        }
+        throw error;
+      });
+      print(added);
+    }),
+
+  'clients update': async (clientId: string, options) =>
+    withStore(async (kv, settings) => {
+      const changes = requirements(options);
+      if (!Object.keys(changes).length) {
+        throw new UsageError('nothing to change: give --require-par, --dpop-bound-access-tokens or --require-mfa (or their --no- forms)');
+      }
+      const store = await clientsOn(kv, settings);
+      const existing = await store.get(clientId);
+      if (!existing) throw new ClientMissing(`no client "${clientId}"`);
+      const { client_secret: _secret, ...updated } = await store.update(clientId, { ...existing, ...changes });
+      print(updated);
+    }),
+
+  'clients list': async () =>
+    withStore(async (kv, settings) => {
+      const all = await (await clientsOn(kv, settings)).list();
+      print(all.map(({ client_secret: _secret, ...rest }) => rest));
+    }),
+
+  'clients remove': async (clientId: string) =>
+    withStore(async (kv, settings) => {
+      await (await clientsOn(kv, settings)).remove(clientId);
+      console.log(`removed client ${clientId}`);
+    }),
+
+  'apis list': async () =>
+    withStore(async (kv, settings) => {
+      const known = apisOn(kv, settings);
+      for (const { identifier, scopes } of await known.reservedScopesIgnored()) {
+        console.error(`latchkey: warning: the stored API ${identifier} defines the reserved scope ${scopes.join(' ')}, which is ignored (listed without it); remove the API and add it again with scopes of its own`);
+      }
+      print(await known.list());
+    }),
+
+  'apis add': async (identifier: string, options: { scope?: string[]; format: 'jwt' | 'opaque'; accessTokenTtl?: string }) =>
+    withStore(async (kv, settings) => {
+      const ttl = options.accessTokenTtl === undefined ? undefined : Number(options.accessTokenTtl);
+      if (ttl !== undefined && !Number.isSafeInteger(ttl)) throw new UsageError('--access-token-ttl takes a number of seconds');
+      const api = await apisOn(kv, settings).add({
+        identifier,
+        scopes: scopesOf(options.scope),
+        format: options.format,
+        ...(ttl !== undefined ? { accessTokenTTL: ttl } : {}),
+      });
+      print(api);
+    }),
+
+  'apis remove': async (identifier: string) =>
+    withStore(async (kv, settings) => {
+      await apisOn(kv, settings).remove(identifier);
+      console.log(`removed API ${identifier}`);
+    }),
+
+  'apis grants': async (options: { client: string }) =>
+    withStore(async (kv, settings) => {
+      const held = await apisOn(kv, settings).grantsOf(options.client);
+      // As for grants revoke: a mistyped client is an error, not an empty answer.
+      const known = settings.clients.some((c) => c.client_id === options.client) || (await (await clientsOn(kv, settings)).get(options.client));
+      if (!Object.keys(held).length && !known) throw new ClientMissing(`no client "${options.client}" (and no grants held by it)`);
+      print(held);
+    }),
+
+  'apis grant': async (options: { client: string; api: string; scope?: string[]; introspect?: boolean; default?: boolean }) =>
+    withStore(async (kv, settings) => {
+      const { grantableClient } = await import('./registration/admin-apis.js');
+      const problem = await grantableClient(await validatingProvider(kv, settings), options.client);
+      if (problem) throw new ClientMissing(problem);
+      const grant = await apisOn(kv, settings).grant(options.client, options.api, {
+        scopes: scopesOf(options.scope),
+        ...(options.introspect ? { introspect: true } : {}),
+        ...(options.default ? { default: true } : {}),
+      });
+      print({ client_id: options.client, api: options.api, ...grant });
+    }),
+
+  'apis revoke': async (options: { client: string; api: string; scope?: string[] }) =>
+    withStore(async (kv, settings) => {
+      const grant = await apisOn(kv, settings).revoke(options.client, options.api, scopesOf(options.scope));
+      print({ client_id: options.client, api: options.api, ...(grant ?? { revoked: true }) });
+    }),
+
+  'registration token create': async (options: { expiresIn?: number }) =>
+    withStore(async (kv, settings) => {
+      const expiresIn = options.expiresIn ?? settings.registration.initialAccessTokenTTL;
+      const provider = await validatingProvider(kv, settings);
+      const token = await new provider.InitialAccessToken({ expiresIn }).save();
+      const { initialAccessTokenId } = await import('./registration/initial-access-tokens.js');
+      print({ initial_access_token: token, id: initialAccessTokenId(token), expires_in: expiresIn, registration_endpoint: `${settings.issuer}/reg` });
+    }, true),
+
+  'registration token list': async () =>
+    withStore(async (kv, settings) => {
+      const { outstandingInitialAccessTokens } = await import('./registration/initial-access-tokens.js');
+      print(await outstandingInitialAccessTokens(await validatingProvider(kv, settings), kv));
+    }, true),
+
+  'registration token revoke': async (tokenOrId: string) =>
+    withStore(async (kv, settings) => {
+      const { revokeInitialAccessToken } = await import('./registration/initial-access-tokens.js');
+      const id = await revokeInitialAccessToken(await validatingProvider(kv, settings), kv, tokenOrId);
+      print({ id, revoked: true });
+    }, true),
+
+  'keys list': async () =>
+    withStore(async (kv, settings) => {
+      const snapshot = await readRing(ringStore(settings, kv));
+      print(snapshot ? describeRing(snapshot.ring, rotationPolicy(settings)) : []);
+    }),
+
+  'keys rotate': async (options: { now?: boolean; revokeCurrent?: boolean }) =>
+    withStore(async (kv, settings) => {
+      if (options.revokeCurrent) {
+        if (!options.now) throw new UsageError('--revoke-current goes with --now');
+        const current = (await readRing(ringStore(settings, kv)))?.ring.current?.kid;
+        if (!current) throw new RotationError('there is no key ring yet: `latchkey serve` creates it at its first start');
+        return revokeKeys(kv, settings, [current]);
+      }
+      const { before, after } = await rotateRing(ringStore(settings, kv), rotationPolicy(settings), settings.keys.rsaBits, Boolean(options.now));
+      print({
+        current: after.current?.kid,
+        retired: before.current?.kid,
+        next: after.next?.kid,
+        keys: describeRing(after, rotationPolicy(settings)),
+      });
+    }),
+
+  'keys revoke': async (kids: string[]) => withStore((kv, settings) => revokeKeys(kv, settings, kids)),
+
+  'grants revoke': async (options: { user?: string; client?: string }) =>
+    withStore(async (kv, settings) => {
+      if (!options.user && !options.client) throw new UsageError('give --user, --client or both');
+      const [revocation, consents] = await Promise.all([grantRevocation(kv, settings), consentsOn(kv, settings)]);
+      // A typo must not look like "nothing to revoke": an unknown person or client is an error.
+      const account = options.user ? await findAccount(kv, settings, options.user) : undefined;
+      const clientKnown = async (clientId: string) =>
+        settings.clients.some((c) => c.client_id === clientId) || Boolean(await (await clientsOn(kv, settings)).get(clientId));
+      // Each time the remembered consent goes first, then the grants: the other way round, an app
+      // with a live session asking in between (prompt=none) gets a fresh grant made from the consent,
+      // which outlives the revocation; a failure half-way leaves grants to revoke again.
+      if (account && options.client) {
+        // One cutoff first (a withdrawn entry on the list and feed, the account's clientGrantsEndedAt),
+        // then the consent and the grants one by one: a failure half-way leaves none of them working.
+        const { revoked } = await revocation.withdraw(account.sub, options.client, new Accounts(kv, settings.accounts.argon2), consents);
+        if (!revoked && !(await clientKnown(options.client))) throw new ClientMissing(`no client "${options.client}" (and no grants held by it)`);
+        print({ sub: account.sub, username: account.username, client_id: options.client, revoked });
+      } else if (options.client) {
+        await consents.forgetClient(options.client, (await revocation.ofClient(options.client)).map((grant) => grant.accountId));
+        // After the consents and before the grants, one by one: one entry ends every token, code and
+        // refresh token the client holds on anyone's behalf up to now (a delegated entry on the list
+        // and feed), so that a failure half-way through the grants leaves none of them working.
+        const endedAt = Math.floor(Date.now() / 1000);
+        await revocationList(kv, settings).revokeDelegated(options.client);
+        const revoked = await revocation.revokeClient(options.client);
+        await untilEndingPassed({ endedAt });
+        if (!revoked && !(await clientKnown(options.client))) throw new ClientMissing(`no client "${options.client}" (and no grants held by it)`);
+        print({ client_id: options.client, revoked });
+      } else {
+        // After the consents and before the grants, one by one: one cutoff ends every token, code and
+        // refresh token issued to the person up to now (accounts.ts grantsEndedAt, a sub entry on the
+        // list and feed), so that a failure half-way through the grants leaves none of them working.
+        await revocation.forgetConsentsOf(account!.sub, consents);
+        const ended = await new Accounts(kv, settings.accounts.argon2).endGrants(account!.sub, revocationList(kv, settings));
+        const revoked = await revocation.revokeAccount(account!.sub);
+        if (ended) await untilEndingPassed(ended);
+        print({ sub: account!.sub, username: account!.username, revoked });
+      }
+    }),
+
+  'users add': async (username: string, options) => {
+    requirePasswordStdin(options, `users add ${username}`);
+    return withStore(async (kv, settings) => {
+      if (options.email !== undefined && !z.email().safeParse(options.email).success) {
+        throw new UsageError(`--email: expected an email address, got "${options.email}"`);
+      }
+      if (options.locale !== undefined && !isLocale(options.locale)) {
+        throw new UsageError(`--locale: expected a BCP 47 language tag such as en-GB, got "${options.locale}"`);
+      }
+      const password = await readStdin();
+      const accounts = new Accounts(kv, settings.accounts.argon2);
+      const account = await accounts.create(username, password, {
+        ...(options.email ? { email: options.email, email_verified: Boolean(options.emailVerified) } : {}),
+        ...(options.name ? { name: options.name } : {}),
+        ...(options.givenName ? { given_name: options.givenName } : {}),
+        ...(options.familyName ? { family_name: options.familyName } : {}),
+        ...(options.locale ? { locale: options.locale } : {}),
+      });
+      print({ sub: account.sub, username: account.username, ...account.claims });
+    });
+  },
+
+  'users list': async () =>
+    withStore(async (kv, settings) => {
+      const all = await new Accounts(kv, settings.accounts.argon2).list();
+      print(all.map(({ sub, username, disabled, claims }) => ({ sub, username, disabled, ...claims })));
+    }),
+
+  'users passwd': async (username: string, options: { passwordStdin?: boolean; keepSessions?: boolean }) => {
+    requirePasswordStdin(options, `users passwd ${username}`);
+    return withStore(async (kv, settings) => {
+      const accounts = new Accounts(kv, settings.accounts.argon2);
+      const account = await accounts.findByUsername(username);
+      if (!account) throw new AccountError(`no user "${username}"`);
+      const password = await readStdin();
+      const opened = options.keepSessions ? undefined : await sessionsOn(kv, settings);
+      // Unless kept, everything issued to the person up to now ends with the password's write, one
+      // entry first (accounts.ts endedAt): a failure of what follows leaves none of it working.
+      const changed = await accounts.setPassword(username, password, options.keepSessions ? undefined : revocationList(kv, settings));
+      // An operator sets a password for someone who lost theirs, or whose account was taken: a
+      // session signed in with the old one (a thief's) and the refresh tokens it got must not outlive it,
+      // nor a consent given in the person's name (first, as grants revoke does: no grant is made from it again).
+      const revocation = options.keepSessions ? undefined : await grantRevocation(kv, settings);
+      if (revocation) await revocation.forgetConsentsOf(account.sub, await consentsOn(kv, settings));
+      const ended = options.keepSessions ? 0 : await endSessionsWithGrants(opened, kv, settings, account.sub, () => true);
+      // ...and so must the grants of sessions that ended already (offline access got and kept).
+      await revocation?.revokeAccount(account.sub);
+      await untilEndingPassed(changed);
+      console.log(`password changed for ${username}${options.keepSessions ? '' : `; ended ${ended} session${ended === 1 ? '' : 's'}`}`);
+    });
+  },
+
+  'users disable': (username: string) => setUserDisabled(username, true),
+
+  'users enable': (username: string) => setUserDisabled(username, false),
+
+  'users remove': async (username: string) =>
+    withStore(async (kv, settings) => {
+      const { factors } = await secondFactorsOf(kv, settings, username);
+      const opened = await sessionsOn(kv, settings);
+      const accounts = new Accounts(kv, settings.accounts.argon2);
+      // Disabled first (nothing more is issued to them), everything they hold ended, and only then
+      // the account deleted: a failure half-way leaves a disabled account to remove again, where a
+      // deleted one left their tokens and sessions with no command to end them.
+      const account = await accounts.setDisabled(username, true, revocationList(kv, settings));
+      await factors.reset(account.sub);
+      await (await grantRevocation(kv, settings)).revokeAccount(account.sub);
+      await opened?.sessions.endAll(account.sub);
+      await accounts.remove(username);
+      console.log(`removed ${username}`);
+    }),
+
+  'upstreams add': async (options) =>
+    withStore(async (kv, settings) => {
+      const { Upstreams, MAPPED_CLAIMS, urisToRegister } = await import('./upstreams/registry.js');
+      const claims = claimMapping(options.claim, MAPPED_CLAIMS);
+      const clientSecret = await readStdin();
+      // The secret is sealed under the first of keys.secrets: only the server's own secrets seal
+      // it so that the server can open it (and not, say, under the public development default).
+      await readRing(ringStore(settings, kv));
+      const added = await new Upstreams(kv, settings.keys.secrets).add({
+        id: options.id,
+        issuer: options.issuer,
+        clientId: options.clientId,
+        clientSecret,
+        scope: options.scope,
+        displayName: options.displayName ?? '',
+        linkByEmail: Boolean(options.linkByEmail),
+        endSession: Boolean(options.endSession),
+        domains: options.domain ?? [],
+        claims,
+      });
+      print({ ...added, ...urisToRegister(settings.issuer, added) });
+    }),
+
+  'upstreams list': async () =>
+    withStore(async (kv, settings) => {
+      const { Upstreams } = await import('./upstreams/registry.js');
+      print(await new Upstreams(kv, settings.keys.secrets).list());
+    }),
+
+  'upstreams remove': async (id: string) =>
+    withStore(async (kv, settings) => {
+      const [{ Upstreams }, { FederatedSessions }, { removeUpstream }, { SessionCredentials }, { UpstreamLinks }, { throughUpstream }] = await Promise.all([
+        import('./upstreams/registry.js'),
+        import('./upstreams/sessions.js'),
+        import('./upstreams/removal.js'),
+        import('./accounts/session-credentials.js'),
+        import('./accounts/links.js'),
+        import('./accounts/sessions.js'),
+      ]);
+      const links = new UpstreamLinks(kv, new Accounts(kv, settings.accounts.argon2));
+      const credentials = new SessionCredentials(kv, settings.ttl.session);
+      const [revocation, consents] = await Promise.all([grantRevocation(kv, settings), consentsOn(kv, settings)]);
+      // What the upstream signed in ends with the consents its grants were made under.
+      const endGrant = revocation.revokingWithConsent(consents);
+      const opened = await sessionsOn(kv, settings);
+      const ended = await removeUpstream(id, {
+        upstreams: new Upstreams(kv, settings.keys.secrets),
+        federated: new FederatedSessions(kv, settings.ttl.session),
+        findSession: async (uid) => opened?.provider.Session.findByUid(uid),
+        linksOf: async (uid) => (await credentials.of(uid))?.links,
+        endSession: (session) => opened!.sessions.signOutSession(session, endGrant, true),
+        // No server ever ran (no ring): no session or grant either.
+        peopleLinked: async (upstream) => (opened ? links.peopleLinkedTo(upstream) : []),
+        endSignedInThrough: (sub, upstream) => opened!.sessions.endSignedInWith(sub, credentials, throughUpstream(upstream), endGrant, undefined, consents),
+      });
+      console.log(`removed upstream ${id}; ended ${ended} session${ended === 1 ? '' : 's'} signed in through it`);
+    }),
+
+  'users mfa list': async (username: string) =>
+    withStore(async (kv, settings) => {
+      const { account, factors } = await secondFactorsOf(kv, settings, username);
+      print({ sub: account.sub, username: account.username, ...(await factors.summary(account.sub)) });
+    }),
+
+  'users mfa reset': async (username: string) =>
+    withStore(async (kv, settings) => {
+      const { account, factors } = await secondFactorsOf(kv, settings, username);
+      const opened = await sessionsOn(kv, settings);
+      await factors.reset(account.sub);
+      // As the admin API does: the sessions the factors signed in end, with their grants.
+      const { withSecondFactor } = await import('./accounts/sessions.js');
+      const ended = await endSessionsWithGrants(opened, kv, settings, account.sub, withSecondFactor);
+      console.log(`reset the second factors of ${account.username}; ended ${ended} session${ended === 1 ? '' : 's'} signed in with them`);
+    }),
+};
+
+/** Runs the command `path` ("users add") with commander's arguments; a failure is one line on stderr and exit 1. */
+export async function runCommand(path: string, args: unknown[]): Promise<void> {
+  commandPath = path;
+  const action = actions[path];
+  if (!action) fail(new Error(`latchkey ${path} has no action`));
+  await action(...args).catch(fail);
+}
