@@ -197,10 +197,15 @@ describe('patches on oidc-provider internals (src/provider/patches/)', () => {
     assert.match(source('actions/authorization/resume.js'), /session\.accountId !== result\.login\.accountId/);
   });
 
-  it("silent-strangers.ts: the login prompt's checks comparing the session's person with someone named are id_token_hint and claims_id_token_sub_value, objects whose check() may be replaced; the grant is loaded before the checks run, and one holding nothing gets no code", () => {
+  it("silent-strangers.ts: the login prompt's checks comparing the session's person with someone named are id_token_hint and claims_id_token_sub_value, those weighing its age and acr max_age, essential_acrs and essential_acr, objects whose check() may be replaced; the grant is loaded before the checks run, and one holding nothing gets no code", () => {
     const login = source('helpers/interaction_policy/prompts/login.js');
     assert.match(login, /'id_token_hint',\s*'id_token_hint and authenticated subject do not match',\s*async \(ctx\) => \{/);
     assert.match(login, /'claims_id_token_sub_value',\s*'requested subject could not be obtained',\s*async \(ctx\) => \{/);
+    assert.match(login, /new Check\('max_age', 'End-User authentication could not be obtained', \(ctx\) => \{/);
+    assert.match(login, /'essential_acrs',\s*'none of the requested ACRs could be obtained',/);
+    assert.match(login, /'essential_acr',\s*'requested ACR could not be obtained',/);
+    // max_age=0 becomes prompt=login, whose login_required does not depend on the session.
+    assert.match(source('actions/authorization/request_parameters.js'), /if \(maxAge === 0\) \{\s*const \{ prompts \} = ctx\.oidc;\s*ctx\.oidc\.params\.max_age = undefined;/);
     assert.match(source('helpers/interaction_policy/check.js'), /this\.error = error;\s*this\.details = details;\s*this\.check = check;/);
     assert.match(source('actions/authorization/interactions.js'), /await check\(ctx\),/);
     assert.match(source('actions/authorization/index.js'), /use\(loadGrant,[^\n]*\n\s*use\(interactions,/);
