@@ -86,12 +86,16 @@ describe('patches on oidc-provider internals (src/provider/patches/)', () => {
     assert.match(source('helpers/revoke.js'), /provider\.Grant\.adapter\.destroy\(grantId\)/);
   });
 
-  it('issued-as-of-client-read.ts: client authentication reads the client with Client.find; a client_credentials token, made after it and saved through BaseToken#save, is stamped with iat only when saved, unless it has one', () => {
+  it('issued-as-of-client-read.ts: client authentication reads the client with Client.find; client_credentials, access and refresh tokens, made after it and saved through BaseToken#save, are stamped with iat only when saved, unless they have one', () => {
     assert.match(source('shared/client_auth.js'), /const client = await provider\.Client\.find\(clientId\);/);
     const handler = source('actions/grants/client_credentials.js');
     assert.ok(handler.indexOf('const { client } = ctx.oidc;') < handler.indexOf('new ClientCredentials({') && handler.indexOf('new ClientCredentials({') < handler.indexOf('await token.save();'));
-    assert.doesNotMatch(source('models/client_credentials.js'), /\bsave\(|\biat\b/);
-    assert.equal(Object.hasOwn(provider.ClientCredentials.prototype, 'save'), false);
+    for (const model of ['client_credentials', 'access_token']) assert.doesNotMatch(source(`models/${model}.js`), /\bsave\(|\biat\b/, model);
+    // A refresh token's iiat (its absolute lifetime's start) is taken when it is made, not from the stamp.
+    assert.doesNotMatch(source('models/refresh_token.js').replace('this.iiat = this.iat || epochTime();', ''), /\bsave\(|\biat\b/);
+    for (const Model of [provider.ClientCredentials, provider.AccessToken, provider.RefreshToken]) assert.equal(Object.hasOwn(Model.prototype, 'save'), false, Model.name);
+    // A rotated refresh token is a new one (no iat given): the stamp applies to it too.
+    assert.doesNotMatch(source('actions/grants/refresh_token.js').slice(source('actions/grants/refresh_token.js').indexOf('refreshToken = new RefreshToken({')), /^\s*iat:/m);
     assert.match(source('models/formats/opaque.js'), /iat: token\.iat \|\| epochTime\(\),/);
     assert.match(source('models/formats/jwt.js'), /const \{ payload \} = await getOpaqueValueAndPayload\(provider, token\);/);
     assert.ok(Object.getOwnPropertyDescriptor(Provider, 'ctx')?.get, 'Provider.ctx is a getter');
