@@ -13,6 +13,7 @@ import { Agent } from '../helpers/agent.js';
 import { freePort } from '../helpers/redis.js';
 import { startRelayedServer, type Relay, type RelayedServer } from '../helpers/relay.js';
 import { startServer, type TestServer } from '../helpers/server.js';
+import { Upstreams } from '../../src/upstreams/registry.js';
 import { isConsent, signInSteps, startAuthorization } from '../helpers/sign-in.js';
 import { basic, clientCredentialsToken, machineClient, RESOURCE_SERVERS, type ClientCredentials } from '../helpers/tokens.js';
 
@@ -51,6 +52,22 @@ describe('e2e: red team, residuals of "more than was granted" and "endings that 
   });
   after(async () => {
     await server?.stop();
+  });
+
+  it('an upstream whose back-channel logout cannot be handled now (the upstream unreachable for its keys) is told when to retry: 503 with Retry-After (Back-Channel Logout 1.0 §2.8)', async () => {
+    const issuer = `http://127.0.0.1:${await freePort()}`;
+    await new Upstreams(server.kv, server.config.keys.secrets).add({ id: 'down', issuer, clientId: 'latchkey', clientSecret: APP.secret, scope: 'openid', displayName: 'Down Inc', linkByEmail: false, endSession: false });
+    const { privateKey } = await generateKeyPair('RS256');
+    const logoutToken = await new SignJWT({ sid: 'down-sid', events: { 'http://schemas.openid.net/event/backchannel-logout': {} } })
+      .setProtectedHeader({ alg: 'RS256', typ: 'logout+jwt' })
+      .setIssuer(issuer)
+      .setAudience('latchkey')
+      .setIssuedAt()
+      .setJti(randomUUID())
+      .sign(privateKey);
+    const answer = await fetch(`${server.url}/upstream/down/backchannel-logout`, { method: 'POST', body: new URLSearchParams({ logout_token: logoutToken }) });
+    assert.equal(answer.status, 503, await answer.clone().text());
+    assert.match(answer.headers.get('retry-after') ?? '', /^[1-9]\d*$/, 'Retry-After');
   });
 
   it("an app the person never allowed learns by silent prompt=none requests neither how long ago nor how strongly they signed in (max_age, acr_values, an essential acr); the app they allowed is still told login_required (OIDC Core §3.1.2.1, §3.1.2.6)", async () => {
