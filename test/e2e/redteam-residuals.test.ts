@@ -14,7 +14,7 @@ import { freePort } from '../helpers/redis.js';
 import { startRelayedServer, type Relay, type RelayedServer } from '../helpers/relay.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { Upstreams } from '../../src/upstreams/registry.js';
-import { isConsent, signInSteps, startAuthorization } from '../helpers/sign-in.js';
+import { isConsent, registerPublicClient, signInSteps, silentAnswers, startAuthorization } from '../helpers/sign-in.js';
 import { basic, clientCredentialsToken, machineClient, RESOURCE_SERVERS, type ClientCredentials } from '../helpers/tokens.js';
 
 const REDIRECT = 'https://app.example.test/callback';
@@ -71,13 +71,7 @@ describe('e2e: red team, residuals of "more than was granted" and "endings that 
   });
 
   it("an app the person never allowed learns by silent prompt=none requests neither how long ago nor how strongly they signed in (max_age, acr_values, an essential acr); the app they allowed is still told login_required (OIDC Core §3.1.2.1, §3.1.2.6)", async () => {
-    const registered = await fetch(`${server.url}/reg`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ redirect_uris: [TRACKER_REDIRECT], token_endpoint_auth_method: 'none' }),
-    });
-    const trackerId = ((await registered.json()) as { client_id: string }).client_id;
-    const tracker = await oidc.discovery(new URL(server.issuer), trackerId, { token_endpoint_auth_method: 'none' }, oidc.None(), insecure);
+    const { config: tracker } = await registerPublicClient(server.url, server.issuer, TRACKER_REDIRECT);
 
     // Pat signs in with a password at the app they use.
     const agent = new Agent();
@@ -97,14 +91,7 @@ describe('e2e: red team, residuals of "more than was granted" and "endings that 
       'essential acr mfa': { claims: JSON.stringify({ id_token: { acr: { essential: true, values: ['mfa', 'phr'] } } }) },
       'essential acr pwd': { claims: JSON.stringify({ id_token: { acr: { essential: true, value: 'pwd' } } }) },
     };
-    const answers: Record<string, string> = {};
-    for (const [probe, params] of Object.entries(probes)) {
-      const asked = await startAuthorization(agent, tracker, TRACKER_REDIRECT, { prompt: 'none', ...params });
-      const answer = new URL(asked.page.url);
-      assert.ok(asked.page.url.startsWith(TRACKER_REDIRECT), `${probe}: back at the tracker: ${asked.page.url}`);
-      assert.equal(answer.searchParams.get('code'), null, `${probe}: no code for an app never allowed`);
-      answers[probe] = `${answer.searchParams.get('error')}: ${answer.searchParams.get('error_description')}`;
-    }
+    const answers = await silentAnswers(agent, tracker, TRACKER_REDIRECT, probes);
     assert.deepEqual(new Set(Object.values(answers)), new Set(['consent_required: requested scopes not granted']), `the answers weigh pat's sign-in for the tracker: ${JSON.stringify(answers, null, 1)}`);
 
     // The app pat allowed may still ask for a fresher or stronger sign-in, and is told it needs one.
