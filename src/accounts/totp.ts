@@ -76,13 +76,14 @@ export class TotpCredentials {
     const sealed = await this.kv.get(pendingKey(sub, ceremony));
     if (!sealed) return false;
     const step = this.#matchingStep(this.#open(sub, sealed), code);
-    if (step === undefined || !(await this.#spend(sub, step))) return false;
+    if (step === undefined || !(await this.#spend(sub, step, ceremony))) return false;
     await this.records.update(sub, (current) => ({ next: { ...current, totp: { ...newEnrolment(), sealed } }, result: true }));
     await this.kv.del([pendingKey(sub, ceremony)]);
     return true;
   }
 
-  async verify(sub: string, code: string): Promise<TotpOutcome> {
+  /** Checks `code` for the sign-in `by` (its interaction), which may offer a code it spent again (see #spend). */
+  async verify(sub: string, code: string, by: string): Promise<TotpOutcome> {
     const { totp } = await this.records.read(sub);
     if (!totp) return { outcome: 'wrong' };
     let secret: string;
@@ -94,7 +95,7 @@ export class TotpCredentials {
     }
     const step = this.#matchingStep(secret, code);
     if (step === undefined) return { outcome: 'wrong' };
-    if (!(await this.#spend(sub, step))) return { outcome: 'replayed' };
+    if (!(await this.#spend(sub, step, by))) return { outcome: 'replayed' };
     // A secret sealed under an older keys.secrets entry is sealed again under the first one, so the
     // old entry can be retired once every person has signed in (as the key ring is re-sealed).
     // Only onto the enrolment the code fitted: one made meanwhile keeps its own secret.
@@ -154,10 +155,15 @@ export class TotpCredentials {
    * relayed) no longer is, as the verifier keeps the last step it accepted and takes only later
    * ones (RFC 6238 §5.2 forbids the same code twice; this forbids going back too). Two codes of
    * different steps sent at the same moment may both pass: each is still used once.
+   * The mark names who spent the step (`by`: a sign-in's interaction, an enrolment's session), who
+   * may offer its code again: when the store went away between the spend and the sign-in's next
+   * write, the person's retry must not be told "already used" (as recovery codes' `spent`); no other
+   * sign-in can use it.
    */
-  async #spend(sub: string, step: number): Promise<boolean> {
+  async #spend(sub: string, step: number, by: string): Promise<boolean> {
     const ttl = PERIOD * (2 * WINDOW + 2);
-    if (!(await this.kv.set(usedKey(sub, step), '1', { ttl, onlyIfAbsent: true }))) return false;
+    const key = usedKey(sub, step);
+    if (!(await this.kv.set(key, by, { ttl, onlyIfAbsent: true })) && (await this.kv.get(key)) !== by) return false;
     await Promise.all(Array.from({ length: 2 * WINDOW }, (_, i) => this.kv.set(usedKey(sub, step - 1 - i), '1', { ttl })));
     return true;
   }

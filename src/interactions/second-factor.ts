@@ -181,7 +181,7 @@ export function submitSecondFactor(steps: Interactions, options: SecondFactorOpt
     if (pause) return paused(ctx, pause);
 
     const verified: TotpOutcome =
-      method === 'totp' ? await secondFactors.totp.verify(account.sub, code) : await spentRecoveryCode(secondFactors, account.sub, code, interaction.uid);
+      method === 'totp' ? await secondFactors.totp.verify(account.sub, code, interaction.uid) : await spentRecoveryCode(secondFactors, account.sub, code, interaction.uid);
     const { outcome } = verified;
     if (outcome === 'unreadable') {
       await throttle.notFailed(passed.username, ctx.ip);

@@ -37,6 +37,7 @@ import { field, type Interaction, type Interactions, type LoginPageExtra } from 
 import { linkFor, offeredLink, offeredLinkResult } from './link-confirmation.js';
 import { firstFactorResult } from './second-factor.js';
 import { formBody } from '../http/bodies.js';
+import { RETRY_AFTER_SECONDS } from '../store/outage.js';
 import { startedInThisBrowser } from '../provider/patches/browser-bound-resume.js';
 
 /** The request parameter (an extraParam, see provider.ts) that names the upstream to go to. */
@@ -320,27 +321,25 @@ export function upstreamStep(steps: Interactions, options: UpstreamStepOptions) 
       ctx.status = 400;
       ctx.body = { error: 'invalid_request', error_description: description };
     };
+    // The upstream retries a logout it was not answered (Back-Channel Logout 1.0 §2.8): told when, as for a store outage.
+    const unavailable = (description: string) => {
+      ctx.status = 503;
+      ctx.set('Retry-After', String(RETRY_AFTER_SECONDS));
+      ctx.body = { error: 'temporarily_unavailable', error_description: description };
+    };
     const upstream = await upstreams.find(ctx.params.id!).catch((error: unknown) => {
       if (!(error instanceof UpstreamUnreadable)) throw error;
       logger.error({ event: 'upstream.unreadable', upstream: ctx.params.id, err: error.message }, 'upstream client secret unreadable');
       return false as const;
     });
-    if (upstream === false) {
-      ctx.status = 503;
-      ctx.body = { error: 'temporarily_unavailable', error_description: 'this upstream cannot be used now' };
-      return;
-    }
+    if (upstream === false) return unavailable('this upstream cannot be used now');
     const token = field((ctx.request.body ?? {}) as Record<string, string>, 'logout_token');
     if (!upstream || !token) return refuse('a logout_token from a known upstream is required');
     let named: VerifiedLogoutToken;
     try {
       named = await clients.verifyLogoutToken(upstream, token);
     } catch (error) {
-      if (error instanceof UpstreamUnavailable) {
-        ctx.status = 503;
-        ctx.body = { error: 'temporarily_unavailable', error_description: 'the upstream keys could not be read' };
-        return;
-      }
+      if (error instanceof UpstreamUnavailable) return unavailable('the upstream keys could not be read');
       if (!(error instanceof UpstreamRefused)) throw error;
       logger.warn({ event: 'upstream.logout_refused', upstream: upstream.id, reason: error.message }, 'upstream logout token refused');
       return refuse(error.message);

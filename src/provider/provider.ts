@@ -81,7 +81,7 @@ import { extendUnchangedSessionsInSteps } from './patches/unchanged-sessions.js'
 import { appsOnlyBySignIn } from './patches/session-app-reads.js';
 import { refuseHintsOfRevokedKeys } from './patches/revoked-key-hints.js';
 import { revokeGrantBeforeToken } from './patches/grant-before-token.js';
-import { ownTokensIssuedAsOfClientRead } from './patches/issued-as-of-client-read.js';
+import { tokensIssuedAsOfClientRead } from './patches/issued-as-of-client-read.js';
 import { cheaperCorsHeaderScan } from './patches/cors-header-scan.js';
 import { ADMIN_SCOPES } from '../apis/admin-resource.js';
 import { acceptPreviousSecrets, previousSecretGraceEnd } from './patches/previous-secrets.js';
@@ -602,8 +602,8 @@ function applyPatches(
   refuseHintsOfRevokedKeys(provider, revocations);
   // A token revoked with its grant goes after the grant's revocation: a failure between leaves it to present again.
   revokeGrantBeforeToken(provider);
-  // A client's own token is issued as of its request's read of the client: an ending that read did not see ends it.
-  ownTokensIssuedAsOfClientRead(provider);
+  // A token the token endpoint issues is dated as of its request's read of the client: an ending that read did not see ends it.
+  tokensIssuedAsOfClientRead(provider);
   // A sign-in resumes once: two resumes of one interaction at once get one code, not two.
   singleUseResume(provider);
   // ...and only in the browser that started it: no cookie a sibling subdomain plants resumes it (https issuers).

@@ -117,10 +117,10 @@ describe('e2e: KEYS_SECRETS rotated, then the old secret dropped', function () {
     server = await start(`${NEW},${OLD}`);
     const withNewOnly = { upstreams: new Upstreams(server.kv, [NEW]), factors: new SecondFactors(server.kv, new Sealer([NEW]), server.issuer) };
     assert.equal((await withNewOnly.upstreams.find('corp'))?.clientSecret, UPSTREAM_SECRET, "the upstream's client secret opens with the new secret alone");
-    assert.equal((await withNewOnly.factors.totp.verify(pat.sub, codeFor(secret, 0))).outcome, 'ok', 'the authenticator app opens with the new secret alone');
+    assert.equal((await withNewOnly.factors.totp.verify(pat.sub, codeFor(secret, 0), 'test-sign-in')).outcome, 'ok', 'the authenticator app opens with the new secret alone');
     const withLeaked = { upstreams: new Upstreams(server.kv, [OLD]), factors: new SecondFactors(server.kv, new Sealer([OLD]), server.issuer) };
     await assert.rejects(withLeaked.upstreams.find('corp'), /cannot be opened/, 'the leaked secret opens it no more');
-    assert.equal((await withLeaked.factors.totp.verify(pat.sub, codeFor(secret, 0))).outcome, 'unreadable', 'nor the authenticator app');
+    assert.equal((await withLeaked.factors.totp.verify(pat.sub, codeFor(secret, 0), 'test-sign-in')).outcome, 'unreadable', 'nor the authenticator app');
     await server.stop();
     server = undefined;
 

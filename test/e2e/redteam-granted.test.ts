@@ -9,7 +9,7 @@ import * as oidc from 'openid-client';
 import { Agent } from '../helpers/agent.js';
 import { startLogoutReceiver, type LogoutReceiver } from '../helpers/logout-receiver.js';
 import { startServer, type TestServer } from '../helpers/server.js';
-import { isConsent, signInSteps, startAuthorization } from '../helpers/sign-in.js';
+import { isConsent, registerPublicClient, signInSteps, silentAnswers, startAuthorization } from '../helpers/sign-in.js';
 import type { ClientCredentials } from '../helpers/tokens.js';
 
 const REDIRECT = 'https://app.example.test/callback';
@@ -44,16 +44,8 @@ describe('e2e: red team, Latchkey hands out more than was granted', function () 
     receiver?.server.close();
   });
 
-  /** An app that registers itself (RFC 7591, open registration) as a public client, with `metadata` on top; its client id and configuration. */
-  async function registerTracker(metadata: Record<string, unknown> = {}): Promise<{ id: string; config: oidc.Configuration }> {
-    const registered = await fetch(`${server.url}/reg`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ redirect_uris: [TRACKER_REDIRECT], token_endpoint_auth_method: 'none', ...metadata }),
-    });
-    const id = ((await registered.json()) as { client_id: string }).client_id;
-    return { id, config: await oidc.discovery(new URL(server.issuer), id, { token_endpoint_auth_method: 'none' }, oidc.None(), insecure) };
-  }
+  /** An app that registers itself (RFC 7591, open registration) as a public client, with `metadata` on top. */
+  const registerTracker = (metadata: Record<string, unknown> = {}) => registerPublicClient(server.url, server.issuer, TRACKER_REDIRECT, metadata);
 
   it("an app the person never allowed (a silent prompt=none answered consent_required, or a consent page declined) is not sent their sub in a logout token when they sign out everywhere (Back-Channel Logout 1.0 §2.5, OIDC Core §2)", async () => {
     for (const attempt of ['prompt=none', 'declined'] as const) {
@@ -113,14 +105,7 @@ describe('e2e: red team, Latchkey hands out more than was granted', function () 
       "sub: pat's": { claims: JSON.stringify({ id_token: { sub: { value: pat.sub } } }) },
       "sub: quinn's": { claims: JSON.stringify({ id_token: { sub: { value: quinn.sub } } }) },
     };
-    const answers: Record<string, string> = {};
-    for (const [probe, params] of Object.entries(probes)) {
-      const asked = await startAuthorization(agent, tracker, TRACKER_REDIRECT, { prompt: 'none', ...params });
-      const answer = new URL(asked.page.url);
-      assert.ok(asked.page.url.startsWith(TRACKER_REDIRECT), `${probe}: back at the tracker: ${asked.page.url}`);
-      assert.equal(answer.searchParams.get('code'), null, `${probe}: no code for an app never allowed`);
-      answers[probe] = `${answer.searchParams.get('error')}: ${answer.searchParams.get('error_description')}`;
-    }
+    const answers = await silentAnswers(agent, tracker, TRACKER_REDIRECT, probes);
     // Nor is an ID token the person's app holds an id_token_hint of the tracker's (its audience is that app).
     const hinted = await startAuthorization(agent, tracker, TRACKER_REDIRECT, { prompt: 'none', id_token_hint: pat.idToken });
     assert.equal(new URL(hinted.page.url).searchParams.get('error'), 'invalid_request', hinted.page.url);

@@ -51,3 +51,30 @@ export async function startAuthorization(agent: Agent, config: oidc.Configuratio
   });
   return { page: await agent.follow(url.href, {}, redirectUri), verifier };
 }
+
+/**
+ * What silent requests (prompt=none) of `config`'s client get at `agent`'s browser, one per probe
+ * (its parameters): "error: error_description" each; none of them may be a code.
+ */
+export async function silentAnswers(agent: Agent, config: oidc.Configuration, redirectUri: string, probes: Record<string, Record<string, string>>): Promise<Record<string, string>> {
+  const answers: Record<string, string> = {};
+  for (const [probe, params] of Object.entries(probes)) {
+    const asked = await startAuthorization(agent, config, redirectUri, { prompt: 'none', ...params });
+    const answer = new URL(asked.page.url);
+    assert.ok(asked.page.url.startsWith(redirectUri), `${probe}: back at the client: ${asked.page.url}`);
+    assert.equal(answer.searchParams.get('code'), null, `${probe}: a code`);
+    answers[probe] = `${answer.searchParams.get('error')}: ${answer.searchParams.get('error_description')}`;
+  }
+  return answers;
+}
+
+/** An app that registers itself (RFC 7591, open registration at `serverUrl`) as a public client, with `metadata` on top; its client id and configuration. */
+export async function registerPublicClient(serverUrl: string, issuer: string, redirectUri: string, metadata: Record<string, unknown> = {}): Promise<{ id: string; config: oidc.Configuration }> {
+  const registered = await fetch(`${serverUrl}/reg`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ redirect_uris: [redirectUri], token_endpoint_auth_method: 'none', ...metadata }),
+  });
+  const id = ((await registered.json()) as { client_id: string }).client_id;
+  return { id, config: await oidc.discovery(new URL(issuer), id, { token_endpoint_auth_method: 'none' }, oidc.None(), { execute: [oidc.allowInsecureRequests] }) };
+}

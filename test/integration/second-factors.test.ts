@@ -107,6 +107,16 @@ describe('second-factor credentials (real Redis)', function () {
     assert.equal(await factors.passkeys.authenticate('interaction-b', passkey.assertion(elsewhere.challenge, 5)), undefined);
   });
 
+  it('TOTP: the sign-in that spent a code may offer it again (its retry after the store went away before it could go on), no other sign-in may', async () => {
+    const sub = 'totp-retry-sub';
+    const { secret } = await factors.totp.begin(sub, 'rita', 'enrolling-session');
+    assert.ok(await factors.totp.confirm(sub, codeFor(secret, -1), 'enrolling-session'));
+    const code = codeFor(secret, 0);
+    assert.equal((await factors.totp.verify(sub, code, 'sign-in-a')).outcome, 'ok');
+    assert.equal((await factors.totp.verify(sub, code, 'sign-in-a')).outcome, 'ok', 'the same sign-in, retrying');
+    assert.equal((await factors.totp.verify(sub, code, 'sign-in-b')).outcome, 'replayed', 'another sign-in (a thief who saw the code)');
+  });
+
   it('TOTP: enrolment needs a right code; the secret is sealed at rest; a code works once; wrong codes fail', async () => {
     const { uri, secret } = await factors.totp.begin(SUB, 'alice', 'test-session');
     assert.match(uri, /^otpauth:\/\/totp\/localhost%3A3000:alice\?/);
@@ -117,13 +127,13 @@ describe('second-factor credentials (real Redis)', function () {
     for (const key of await allKeys(store.raw!)) assert.ok(!(await dumpValue(store.raw!, key)).includes(secret), `${key} holds the secret in clear`);
 
     // The code confirming the enrolment was spent: it cannot sign in.
-    assert.equal((await factors.totp.verify(SUB, codeFor(secret))).outcome, 'replayed');
+    assert.equal((await factors.totp.verify(SUB, codeFor(secret), 'sign-in-a')).outcome, 'replayed');
     const next = codeFor(secret, 1); // the next step's code is accepted (clock drift), once
-    const verified = await factors.totp.verify(SUB, next);
+    const verified = await factors.totp.verify(SUB, next, 'sign-in-a');
     assert.equal(verified.outcome, 'ok');
-    assert.equal((await factors.totp.verify(SUB, next)).outcome, 'replayed');
-    assert.equal((await factors.totp.verify(SUB, codeFor(secret, 5))).outcome, 'wrong');
-    assert.equal((await factors.totp.verify(SUB, 'abcdef')).outcome, 'wrong');
+    assert.equal((await factors.totp.verify(SUB, next, 'sign-in-b')).outcome, 'replayed');
+    assert.equal((await factors.totp.verify(SUB, codeFor(secret, 5), 'sign-in-a')).outcome, 'wrong');
+    assert.equal((await factors.totp.verify(SUB, 'abcdef', 'sign-in-a')).outcome, 'wrong');
     // A replay marker lives only as long as the code could be accepted.
     const markers = (await allKeys(store.raw!, '*totp-used*'));
     assert.ok(markers.length >= 2);
@@ -134,7 +144,7 @@ describe('second-factor credentials (real Redis)', function () {
     const sub = `${SUB}-again`;
     const first = await factors.totp.begin(sub, 'again', 'test-session');
     assert.ok(await factors.totp.confirm(sub, codeFor(first.secret, -1), 'test-session'));
-    const verified = await factors.totp.verify(sub, codeFor(first.secret, 0));
+    const verified = await factors.totp.verify(sub, codeFor(first.secret, 0), 'test-sign-in');
     assert.deepEqual(verified, { outcome: 'ok', enrolment: enrolmentStamp((await factors.records.read(sub)).totp) });
     await factors.totp.remove(sub);
     const second = await factors.totp.begin(sub, 'again', 'test-session');
@@ -149,13 +159,13 @@ describe('second-factor credentials (real Redis)', function () {
     assert.ok(await factors.totp.confirm(sub, codeFor(secret, -1), 'test-session'));
     const rotated = new SecondFactors(store.kv, new Sealer(['a new secret that came first', 'a test secret long enough for the sealer']), 'http://localhost:3000');
     const before = (await rotated.records.read(sub)).totp!.sealed;
-    assert.equal((await rotated.totp.verify(sub, codeFor(secret))).outcome, 'ok');
+    assert.equal((await rotated.totp.verify(sub, codeFor(secret), 'test-sign-in')).outcome, 'ok');
     const after = (await rotated.records.read(sub)).totp!.sealed;
     assert.notEqual(after, before, 'sealed again');
     const retired = new SecondFactors(store.kv, new Sealer(['a new secret that came first']), 'http://localhost:3000');
-    assert.equal((await retired.totp.verify(sub, codeFor(secret, 1))).outcome, 'ok', 'the new secret alone opens it');
+    assert.equal((await retired.totp.verify(sub, codeFor(secret, 1), 'test-sign-in')).outcome, 'ok', 'the new secret alone opens it');
     const lost = new SecondFactors(store.kv, new Sealer(['a secret that never sealed it']), 'http://localhost:3000');
-    assert.equal((await lost.totp.verify(sub, codeFor(secret, 1))).outcome, 'unreadable');
+    assert.equal((await lost.totp.verify(sub, codeFor(secret, 1), 'test-sign-in')).outcome, 'unreadable');
   });
 
   it('recovery codes: ten, stored hashed, each works once even when two uses race', async () => {

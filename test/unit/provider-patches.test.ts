@@ -86,12 +86,16 @@ describe('patches on oidc-provider internals (src/provider/patches/)', () => {
     assert.match(source('helpers/revoke.js'), /provider\.Grant\.adapter\.destroy\(grantId\)/);
   });
 
-  it('issued-as-of-client-read.ts: client authentication reads the client with Client.find; a client_credentials token, made after it and saved through BaseToken#save, is stamped with iat only when saved, unless it has one', () => {
+  it('issued-as-of-client-read.ts: client authentication reads the client with Client.find; client_credentials, access and refresh tokens, made after it and saved through BaseToken#save, are stamped with iat only when saved, unless they have one', () => {
     assert.match(source('shared/client_auth.js'), /const client = await provider\.Client\.find\(clientId\);/);
     const handler = source('actions/grants/client_credentials.js');
     assert.ok(handler.indexOf('const { client } = ctx.oidc;') < handler.indexOf('new ClientCredentials({') && handler.indexOf('new ClientCredentials({') < handler.indexOf('await token.save();'));
-    assert.doesNotMatch(source('models/client_credentials.js'), /\bsave\(|\biat\b/);
-    assert.equal(Object.hasOwn(provider.ClientCredentials.prototype, 'save'), false);
+    for (const model of ['client_credentials', 'access_token']) assert.doesNotMatch(source(`models/${model}.js`), /\bsave\(|\biat\b/, model);
+    // A refresh token's iiat (its absolute lifetime's start) is taken when it is made, not from the stamp.
+    assert.doesNotMatch(source('models/refresh_token.js').replace('this.iiat = this.iat || epochTime();', ''), /\bsave\(|\biat\b/);
+    for (const Model of [provider.ClientCredentials, provider.AccessToken, provider.RefreshToken]) assert.equal(Object.hasOwn(Model.prototype, 'save'), false, Model.name);
+    // A rotated refresh token is a new one (no iat given): the stamp applies to it too.
+    assert.doesNotMatch(source('actions/grants/refresh_token.js').slice(source('actions/grants/refresh_token.js').indexOf('refreshToken = new RefreshToken({')), /^\s*iat:/m);
     assert.match(source('models/formats/opaque.js'), /iat: token\.iat \|\| epochTime\(\),/);
     assert.match(source('models/formats/jwt.js'), /const \{ payload \} = await getOpaqueValueAndPayload\(provider, token\);/);
     assert.ok(Object.getOwnPropertyDescriptor(Provider, 'ctx')?.get, 'Provider.ctx is a getter');
@@ -197,10 +201,15 @@ describe('patches on oidc-provider internals (src/provider/patches/)', () => {
     assert.match(source('actions/authorization/resume.js'), /session\.accountId !== result\.login\.accountId/);
   });
 
-  it("silent-strangers.ts: the login prompt's checks comparing the session's person with someone named are id_token_hint and claims_id_token_sub_value, objects whose check() may be replaced; the grant is loaded before the checks run, and one holding nothing gets no code", () => {
+  it("silent-strangers.ts: the login prompt's checks comparing the session's person with someone named are id_token_hint and claims_id_token_sub_value, those weighing its age and acr max_age, essential_acrs and essential_acr, objects whose check() may be replaced; the grant is loaded before the checks run, and one holding nothing gets no code", () => {
     const login = source('helpers/interaction_policy/prompts/login.js');
     assert.match(login, /'id_token_hint',\s*'id_token_hint and authenticated subject do not match',\s*async \(ctx\) => \{/);
     assert.match(login, /'claims_id_token_sub_value',\s*'requested subject could not be obtained',\s*async \(ctx\) => \{/);
+    assert.match(login, /new Check\('max_age', 'End-User authentication could not be obtained', \(ctx\) => \{/);
+    assert.match(login, /'essential_acrs',\s*'none of the requested ACRs could be obtained',/);
+    assert.match(login, /'essential_acr',\s*'requested ACR could not be obtained',/);
+    // max_age=0 becomes prompt=login, whose login_required does not depend on the session.
+    assert.match(source('actions/authorization/request_parameters.js'), /if \(maxAge === 0\) \{\s*const \{ prompts \} = ctx\.oidc;\s*ctx\.oidc\.params\.max_age = undefined;/);
     assert.match(source('helpers/interaction_policy/check.js'), /this\.error = error;\s*this\.details = details;\s*this\.check = check;/);
     assert.match(source('actions/authorization/interactions.js'), /await check\(ctx\),/);
     assert.match(source('actions/authorization/index.js'), /use\(loadGrant,[^\n]*\n\s*use\(interactions,/);

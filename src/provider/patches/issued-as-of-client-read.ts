@@ -1,27 +1,33 @@
 /**
- * A client's own token (client_credentials) is issued as of the second its request read the client.
+ * Every token the token endpoint issues (a client's own, client_credentials; a person's access and
+ * refresh tokens, for a code, a refresh token or a device code) is issued as of the second its
+ * request read the client.
  *
- * Every ending of a client's own tokens is a mark "issued at or before this second" on the
- * revocation list (revocation/list.ts: `client` when it is deleted, `client_grant` when its secret
- * is rotated without grace or client_credentials is taken from it), raised after the client's
- * record changed. oidc-provider stamps a token's `iat` when it saves it, at the end of the request:
- * a request that read the client before the ending and went on past the mark's second (held at its
- * DPoP proof's replay check, or just slow) issued a token after the mark, which no entry ends. The
- * client's JWT then worked at every resource server (and at introspection, after a rotation or
- * client_credentials taken away) for its whole lifetime, after the operator was told it was gone.
+ * Every ending of a client's tokens is a mark "issued at or before this second" on the revocation
+ * list (revocation/list.ts: `client` when it is deleted, `client_grant` when its secret is rotated
+ * without grace or client_credentials is taken from it, `delegated` when it is made public), raised
+ * after the client's record changed. oidc-provider stamps a token's `iat` when it saves it, at the
+ * end of the request: a request that read the client before the ending and went on past the mark's
+ * second (held at a store round trip after its reads, or just slow) issued a token after the mark,
+ * which no entry ends. The client's JWT then worked at every resource server (and at introspection,
+ * after a rotation or client_credentials taken away) for its whole lifetime, after the operator
+ * was told it was gone; a person's refresh in flight as the client was made public got an access
+ * token the `delegated` mark missed (residuals pass of 2026-12-01).
  *
  * What it changes in oidc-provider: Client.find notes, for the request (its Koa context), the second
- * before its first read of a client; ClientCredentials#save takes that second as the token's `iat`.
- * The read's answer is at or after it, and an ending the read did not see raises its mark after its
- * change: at or after it too, so the mark ends the token. `exp` stays the engine's (now + lifetime).
- * Pinned by test/unit/provider-patches.test.ts and test/e2e/redteam-endings.test.ts.
+ * before its first read of a client; ClientCredentials#save, AccessToken#save and RefreshToken#save
+ * take that second as the token's `iat`. The read's answer is at or after it, and an ending the read
+ * did not see raises its mark after its change: at or after it too, so the mark ends the token.
+ * `exp` stays the engine's (now + lifetime). Pinned by test/unit/provider-patches.test.ts,
+ * test/e2e/redteam-endings.test.ts and test/e2e/redteam-residuals.test.ts.
  */
 import { Provider } from 'oidc-provider';
 import { epochSeconds } from '../../clock.js';
 
 type Find = (id: string, ...rest: unknown[]) => Promise<unknown>;
+type Saved = { prototype: { iat?: number; save(...args: unknown[]): Promise<string> } };
 
-export function ownTokensIssuedAsOfClientRead(provider: Provider): void {
+export function tokensIssuedAsOfClientRead(provider: Provider): void {
   const Client = provider.Client as unknown as { find: Find };
   const firstRead = new WeakMap<object, number>();
   const find = Client.find.bind(Client);
@@ -31,12 +37,14 @@ export function ownTokensIssuedAsOfClientRead(provider: Provider): void {
     return find(id, ...rest);
   };
 
-  const prototype = provider.ClientCredentials.prototype as unknown as { iat?: number; save(...args: unknown[]): Promise<string> };
-  const save = prototype.save;
-  prototype.save = function (this: { iat?: number }, ...args: unknown[]) {
-    const request = Provider.ctx as object | undefined;
-    const readAt = request && firstRead.get(request);
-    if (this.iat === undefined && readAt !== undefined) this.iat = readAt;
-    return save.apply(this, args);
-  };
+  for (const Model of [provider.ClientCredentials, provider.AccessToken, provider.RefreshToken] as unknown as Saved[]) {
+    const prototype = Model.prototype;
+    const save = prototype.save;
+    prototype.save = function (this: { iat?: number }, ...args: unknown[]) {
+      const request = Provider.ctx as object | undefined;
+      const readAt = request && firstRead.get(request);
+      if (this.iat === undefined && readAt !== undefined) this.iat = readAt;
+      return save.apply(this, args);
+    };
+  }
 }
