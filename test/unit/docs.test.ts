@@ -10,7 +10,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, normalize } from 'node:path';
 import { parse } from 'yaml';
 import { ROOT } from '../../src/paths.js';
-import { readAllDocs, readDoc } from '../helpers/docs.js';
+import { cliReference, readAllDocs, readDoc } from '../helpers/docs.js';
 
 /** Text outside fenced code blocks: a `[x](y)` in a shell example is not a link. */
 function prose(text: string): string {
@@ -28,27 +28,6 @@ function anchors(text: string): Set<string> {
     found.add(count ? `${slug}-${count}` : slug);
   }
   return found;
-}
-
-/** The README's CLI reference: each command with the flags its row names. */
-function cliReference(): Map<string, Set<string>> {
-  const readme = readDoc('README.md');
-  const start = readme.indexOf('\n## CLI\n');
-  const reference = readme.slice(start, readme.indexOf('\n## ', start + 1));
-  const commands = new Map<string, Set<string>>();
-  for (const [, usage] of reference.matchAll(/^\| `latchkey ([^`]+)`/gm)) {
-    const words = usage!.split(' ');
-    const end = words.findIndex((word) => !/^[a-z|]+$/.test(word));
-    const flags = new Set([...usage!.matchAll(/--[a-z][a-z0-9-]*/g)].map(([flag]) => flag));
-    // `users disable|enable USERNAME` is two commands.
-    const [group, ...rest] = words.slice(0, end < 0 ? undefined : end);
-    for (const last of rest.length ? rest.at(-1)!.split('|') : ['']) {
-      commands.set([group, ...rest.slice(0, -1), last].filter(Boolean).join(' '), flags);
-    }
-  }
-  // `keys rotate --revoke-current` is documented in the `keys revoke` row it is an alternative to.
-  commands.get('keys rotate')?.add('--revoke-current');
-  return commands;
 }
 
 /** Every `latchkey …` a page shows: the words of the command and the flags given to it. */
