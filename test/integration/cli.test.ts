@@ -348,6 +348,8 @@ for (const mode of ['redis', 'embedded'] as const) {
           assert.match(run.stderr, pattern);
           assert.equal(run.stderr.trim().split('\n').length, 1, run.stderr);
         }
+        // The busy metrics port failed after the server took other.json's control socket and record.
+        for (const left of ['sock', 'server']) assert.ok(!existsSync(join(dir, `other.json.${left}`)), `a failed start leaves no other.json.${left}`);
         assert.ok(existsSync(`${env.EMBEDDED_FILE}.sock`), 'the running server keeps its control socket');
         assert.equal(statSync(`${env.EMBEDDED_FILE}.sock`).mode & 0o777, 0o600);
       });
