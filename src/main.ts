@@ -35,7 +35,7 @@ import { jwksEndpoint, WELL_KNOWN_JWKS_PATH } from './keyring/jwks-endpoint.js';
 import type { KeyringService } from './keyring/service.js';
 import { createLogger, type Logger } from './ops/logger.js';
 import { listen } from './ops/listen.js';
-import { Metrics, serveMetrics } from './ops/metrics.js';
+import { Metrics, serveMetrics, type MetricsListener } from './ops/metrics.js';
 import { scoped } from './http/layers.js';
 import { ProviderHost } from './provider/host.js';
 import { CLOCK_TOLERANCE } from './lifetimes.js';
@@ -312,14 +312,20 @@ export async function serve(config: Config, logger: Logger = createLogger(config
   // Slow clients cannot hold a connection open forever.
   server.requestTimeout = 30_000;
   server.headersTimeout = 10_000;
-  let unannounce: () => Promise<void>;
+  let unannounce: (() => Promise<void>) | undefined;
+  let metricsListener: MetricsListener | undefined;
   try {
     await listen(server, { port: config.port, host: config.host, names: { port: 'PORT', host: 'HOST' } });
     // The CLI finds this server (and, on the embedded store, its live state) through these.
     const pid = cluster.isWorker ? process.ppid : process.pid;
     unannounce = await announceServer(config, kv, pid, (message) => logger.warn(message));
+    // In a cluster the primary serves every worker's metrics; a single process serves its own.
+    if (config.metrics.enabled && !cluster.isWorker) metricsListener = await serveMetrics(config.metrics.host, config.metrics.port, logger, metrics);
   } catch (error) {
+    // A start that failed (a busy METRICS_PORT, say) leaves no control socket or record behind
+    // that would tell the CLI, or a person listing data/, that a server runs here.
     clearInterval(publishing);
+    await unannounce?.();
     server.close();
     await keys.close();
     await kv.close();
@@ -329,9 +335,6 @@ export async function serve(config: Config, logger: Logger = createLogger(config
   const host = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
   logger.info({ port, issuer: config.issuer, store: kv.kind }, 'latchkey is listening');
   metrics.observeSigningKeys(() => keys.ring.keys);
-  // In a cluster the primary serves every worker's metrics; a single process serves its own.
-  const metricsListener =
-    config.metrics.enabled && !cluster.isWorker ? await serveMetrics(config.metrics.host, config.metrics.port, logger, metrics) : undefined;
 
   return {
     url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
@@ -350,7 +353,7 @@ export async function serve(config: Config, logger: Logger = createLogger(config
     metricsUrl: metricsListener?.url,
     async close() {
       clearInterval(publishing);
-      await unannounce();
+      await unannounce?.();
       await keys.close();
       // Stop accepting; requests in flight get shutdownTimeout seconds, then their connections go.
       const deadline = setTimeout(() => server.closeAllConnections(), config.shutdownTimeout * 1000);

@@ -13,6 +13,7 @@ import * as oidc from 'openid-client';
 import { ROOT } from '../../src/paths.js';
 import { eventually } from '../helpers/eventually.js';
 import { frontChannel } from '../helpers/front-channel.js';
+import { cliReference } from '../helpers/docs.js';
 import { CLI, latchkey } from '../helpers/process.js';
 import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
 import { startServer, testDir, testEnv, type TestServer } from '../helpers/server.js';
@@ -347,6 +348,8 @@ for (const mode of ['redis', 'embedded'] as const) {
           assert.match(run.stderr, pattern);
           assert.equal(run.stderr.trim().split('\n').length, 1, run.stderr);
         }
+        // The busy metrics port failed after the server took other.json's control socket and record.
+        for (const left of ['sock', 'server']) assert.ok(!existsSync(join(dir, `other.json.${left}`)), `a failed start leaves no other.json.${left}`);
         assert.ok(existsSync(`${env.EMBEDDED_FILE}.sock`), 'the running server keeps its control socket');
         assert.equal(statSync(`${env.EMBEDDED_FILE}.sock`).mode & 0o777, 0o600);
       });
@@ -449,27 +452,13 @@ describe('latchkey CLI: usage', function () {
 
   it("the README's CLI reference lists every command with exactly the options its --help has", async function () {
     this.timeout(180_000);
-    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
-    const start = readme.indexOf('\n## CLI\n');
-    const reference = readme.slice(start, readme.indexOf('\n## ', start + 1));
-    // Each row: `latchkey <words> [options and arguments]` (a row may add "(or `latchkey …`)").
-    const documented = new Map<string, Set<string>>();
-    for (const [, usage] of reference.matchAll(/^\| `latchkey ([^`]+)`/gm)) {
-      const words = usage!.split(' ');
-      const end = words.findIndex((word) => !/^[a-z]+$/.test(word));
-      const command = words.slice(0, end < 0 ? undefined : end).join(' ');
-      const flags = documented.get(command) ?? new Set<string>();
-      for (const [flag] of usage!.matchAll(/--[a-z][a-z0-9-]*/g)) flags.add(flag);
-      documented.set(command, flags);
-    }
+    const documented = cliReference();
     assert.ok(documented.size > 20, [...documented.keys()].join(', '));
     for (const [command, flags] of documented) {
       const run = await latchkey(env, [...command.split(' '), '--help']);
       assert.equal(run.status, 0, `latchkey ${command} --help: ${run.stderr}`);
       const options = new Set([...run.stdout.matchAll(/^\s+(?:-\w, )?(--[a-z][a-z0-9-]*)/gm)].map((match) => match[1]!));
       options.delete('--help');
-      // `keys rotate --revoke-current` is documented in the `keys revoke` row it is an alternative to.
-      if (command === 'keys rotate') flags.add('--revoke-current');
       assert.deepEqual([...options].sort(), [...flags].sort(), `latchkey ${command}: --help against the README`);
     }
   });
