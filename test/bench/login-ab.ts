@@ -91,6 +91,19 @@ async function start(spec: string): Promise<ProcessTarget & { spec: string }> {
   return { ...(await startPinnedBuild(prepared, dir, extra)), spec };
 }
 
+/**
+ * The JavaScript thread's scheduling so far (/proc/<pid>/task/<pid>/schedstat and status): the times
+ * it went to sleep waiting (voluntary switches: each a wake-up to come, after which its caches are
+ * whatever the core ran meanwhile), the times it was taken off the core while it could run
+ * (involuntary), and ms spent runnable but waiting for the core.
+ */
+function mainThreadSched(pid: number): { sleeps: number; preempted: number; waitMs: number } {
+  const status = readFileSync(`/proc/${pid}/task/${pid}/status`, 'utf8');
+  const field = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+)`, 'm').exec(status)?.[1] ?? 0);
+  const waitNs = Number(readFileSync(`/proc/${pid}/task/${pid}/schedstat`, 'utf8').split(' ')[1]);
+  return { sleeps: field('voluntary_ctxt_switches'), preempted: field('nonvoluntary_ctxt_switches'), waitMs: waitNs / 1e6 };
+}
+
 /** CPU seconds of a process's threads so far, by kind: the JavaScript thread, libuv's pool (argon2), the rest (V8's helpers). */
 function threadCpuSeconds(pid: number): { main: number; pool: number; other: number; faults: number } {
   const sums = { main: 0, pool: 0, other: 0, faults: 0 };
@@ -134,22 +147,29 @@ try {
   if (stepsMode) {
     const mainThreadNs = (pid: number) => Number(readFileSync(`/proc/${pid}/task/${pid}/schedstat`, 'utf8').split(' ')[0]);
     const perStep = servers.map(() => new Map<string, number[]>());
+    // The JavaScript thread's sleeps per step, over all runs (each request's own arrival included).
+    const sleeps = servers.map(() => new Map<string, number>());
+    let logins = 0;
     for (let run = 0; run < runs; run += 1) {
       for (const [i, server] of servers.entries()) {
         const sums = new Map<string, number>();
         let at = 0;
+        let sleptAt = 0;
         let from = 0n;
         const result = await sequential(server.url, workloads[i]!, iterations, {
           before: async () => {
             at = mainThreadNs(server.pid);
+            sleptAt = mainThreadSched(server.pid).sleeps;
             from = process.hrtime.bigint();
           },
           after: async (step) => {
             await sleep(2); // what the server does after answering (the request log, metrics)
             sums.set(step.name, (sums.get(step.name) ?? 0) + mainThreadNs(server.pid) - at);
+            sleeps[i]!.set(step.name, (sleeps[i]!.get(step.name) ?? 0) + mainThreadSched(server.pid).sleeps - sleptAt);
             if (windowsFile) windows.push([server.pid, step.name, Number(from / 1000n), Number(process.hrtime.bigint() / 1000n)]);
           },
         });
+        if (i === 0) logins += result.iterations;
         for (const [name, ns] of sums) perStep[i]!.set(name, [...(perStep[i]!.get(name) ?? []), ns / 1e6 / Math.max(1, result.iterations)]);
         const total = [...sums.values()].reduce((sum, ns) => sum + ns, 0) / 1e6 / Math.max(1, result.iterations);
         perStep[i]!.set('all', [...(perStep[i]!.get('all') ?? []), total]);
@@ -160,12 +180,20 @@ try {
     for (const [i, server] of servers.entries()) {
       const row = [...perStep[i]!].map(([name, values]) => `${name} ${median(values).toFixed(3)} (${spread(values)})`);
       console.log(`${server.spec.padEnd(24)} JavaScript thread ms per step, medians of ${runs} runs: ${row.join(', ')}`);
+      const slept = [...sleeps[i]!].map(([name, count]) => `${name} ${(count / Math.max(1, logins)).toFixed(2)}`);
+      console.log(`${''.padEnd(24)} its sleeps (voluntary switches) per step: ${slept.join(', ')}`);
     }
   }
   const argon2: number[] = [];
+  /** The JavaScript thread's scheduling per login (mainThreadSched), medians of the runs. */
+  const schedLine = (i: number) => {
+    const of = (kind: 'sleeps' | 'preempted' | 'waitMs') => median(sched[i]!.map((s) => s[kind])).toFixed(2);
+    return `${''.padEnd(24)} JavaScript thread per login (medians): ${of('sleeps')} sleeps, ${of('preempted')} preemptions, ${of('waitMs')} ms runnable but waiting for the core`;
+  };
   const cpu: number[][] = servers.map(() => []);
   const ratio: number[][] = servers.map(() => []);
   const threads: { main: number; pool: number; other: number; faults: number }[][] = servers.map(() => []);
+  const sched: { sleeps: number; preempted: number; waitMs: number }[][] = servers.map(() => []);
   let errors = 0;
   for (let run = 0; run < (stepsMode ? 0 : runs); run += 1) {
     const baseline = argon2CpuMs(Math.max(20, Math.round(iterations / 4)));
@@ -174,7 +202,11 @@ try {
     for (const [i, server] of servers.entries()) {
       const before = processCpuSeconds(server.pid);
       const threadsBefore = threadCpuSeconds(server.pid);
+      const schedBefore = mainThreadSched(server.pid);
       const result = await closedLoop(server.url, workloads[i]!, { connections, seconds: 300, amount: iterations });
+      const schedAfter = mainThreadSched(server.pid);
+      const logins = Math.max(1, result.iterations);
+      sched[i]!.push({ sleeps: (schedAfter.sleeps - schedBefore.sleeps) / logins, preempted: (schedAfter.preempted - schedBefore.preempted) / logins, waitMs: (schedAfter.waitMs - schedBefore.waitMs) / logins });
       errors += result.errors;
       const perLogin = ((processCpuSeconds(server.pid) - before) * 1000) / Math.max(1, result.iterations);
       cpu[i]!.push(perLogin);
@@ -194,6 +226,7 @@ try {
       const ceiling = median(cpu[i]!.map((ms, run) => argon2[run]! / (argon2[run]! + ms)));
       console.log(`${server.spec.padEnd(24)} median ${median(cpu[i]!).toFixed(2)} ms CPU/login (${spread(cpu[i]!)}), no hash; with one: argon2 ÷ (argon2 + login) ${ceiling.toFixed(3)}`);
       console.log(`${''.padEnd(24)} by thread (medians, ms/login): JavaScript ${median(threads[i]!.map((t) => t.main)).toFixed(2)}, other ${median(threads[i]!.map((t) => t.other)).toFixed(2)}`);
+      console.log(schedLine(i));
       continue;
     }
     console.log(
@@ -204,6 +237,7 @@ try {
     const of = (kind: 'main' | 'pool' | 'other' | 'faults') => median(threads[i]!.map((t) => t[kind])).toFixed(2);
     const poolRatio = median(threads[i]!.map((t, run) => t.pool / argon2[run]!)).toFixed(3);
     console.log(`${''.padEnd(24)} by thread (medians, ms/login): JavaScript ${of('main')}, libuv pool ${of('pool')} (÷ argon2 ${poolRatio}), other ${of('other')}; minor page faults ${of('faults')}/login`);
+    console.log(schedLine(i));
   }
   if (errors) console.log(`${errors} ERRORS`);
 } finally {

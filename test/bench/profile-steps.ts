@@ -7,6 +7,11 @@
  *   LOGIN_AB_WINDOWS=/tmp/w.json node --import tsx test/bench/login-ab.ts \
  *     'dist:NODE_OPTIONS=--cpu-prof --cpu-prof-dir=/tmp/p/d --cpu-prof-interval=100;bare:NODE_OPTIONS=--cpu-prof --cpu-prof-dir=/tmp/p/b --cpu-prof-interval=100' 500 2 --steps
  *   node --import tsx test/bench/profile-steps.ts /tmp/w.json /tmp/p/d/*.cpuprofile /tmp/p/b/*.cpuprofile [top=12]
+ *
+ * PROFILE_STEPS_INCLUSIVE=1: frames by inclusive time instead (each frame once per sample it is on
+ * the stack of). PROFILE_STEPS_CALLERS=<frame label's start>: the stacks (four callers up) that
+ * frame's samples came through, e.g. `PROFILE_STEPS_CALLERS='accountOf'`: whether a frame's
+ * samples are its work or the first code run after a wake-up (see docs/performance.md).
  */
 import { readFileSync } from 'node:fs';
 import { componentOf, label, type CpuProfile } from './profile.js';
@@ -15,6 +20,8 @@ const [windowsFile, ...rest] = process.argv.slice(2);
 const top = /^\d+$/.test(rest.at(-1) ?? '') ? Number(rest.pop()) : 12;
 /** PROFILE_STEPS_COMPONENT=latchkey: the heaviest frames of that component only. */
 const only = process.env.PROFILE_STEPS_COMPONENT;
+const inclusive = process.env.PROFILE_STEPS_INCLUSIVE === '1';
+const callersOf = process.env.PROFILE_STEPS_CALLERS;
 const windows = JSON.parse(readFileSync(windowsFile!, 'utf8')) as [number, string, number, number][];
 
 for (const file of rest) {
@@ -23,6 +30,12 @@ for (const file of rest) {
   if (!mine.length) continue;
   const profile = JSON.parse(readFileSync(file, 'utf8')) as CpuProfile & { startTime: number };
   const byId = new Map(profile.nodes.map((node) => [node.id, node]));
+  const parentOf = new Map<number, number>();
+  for (const node of profile.nodes) for (const child of node.children ?? []) parentOf.set(child, node.id);
+  /** The frames of a sample's stack, innermost first. */
+  const stack = function* (id: number) {
+    for (let at: number | undefined = id; at !== undefined; at = parentOf.get(at)) yield byId.get(at)!;
+  };
   const steps = new Map<string, { requests: number; components: Map<string, number>; frames: Map<string, number> }>();
   for (const [, step] of mine) {
     const entry = steps.get(step) ?? { requests: 0, components: new Map(), frames: new Map() };
@@ -47,9 +60,21 @@ for (const file of rest) {
     const us = interval;
     const entry = steps.get(window[1])!;
     entry.components.set(component, (entry.components.get(component) ?? 0) + us);
+    const add = (frame: string) => entry.frames.set(frame, (entry.frames.get(frame) ?? 0) + us);
+    if (callersOf) {
+      const frames = [...stack(id)];
+      const at = frames.findIndex((frame) => label(frame.callFrame).startsWith(callersOf));
+      if (at >= 0) add(frames.slice(at + 1, at + 5).map((frame) => label(frame.callFrame)).join(' < '));
+      return;
+    }
+    if (inclusive) {
+      const seen = new Set<string>();
+      for (const frame of stack(id)) if (!only || componentOf(frame.callFrame) === only) seen.add(label(frame.callFrame));
+      for (const frame of seen) add(frame);
+      return;
+    }
     if (only && component !== only) return;
-    const frame = label(node.callFrame);
-    entry.frames.set(frame, (entry.frames.get(frame) ?? 0) + us);
+    add(label(node.callFrame));
   });
   console.log(`\n${file} (pid ${pid})`);
   for (const [step, { requests, components, frames }] of steps) {
