@@ -94,6 +94,14 @@ describe('red team: the web surfaces, attacked from outside (Chromium and raw HT
       const refused = await fetch(`${server.url}/reg`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ redirect_uris: [REDIRECT], token_endpoint_auth_method: 'none', [name]: value }) });
       assert.equal(refused.status, 400, `${name}=${value}: ${await refused.text()}`);
     }
+    // What the registration policy does not check is not kept: no page could show it.
+    const unchecked = await fetch(`${server.url}/reg`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ redirect_uris: [REDIRECT], token_endpoint_auth_method: 'none', 'client_name#fr': MARKUP, 'policy_uri#fr': 'javascript:alert(12)', 'logo_uri#de': 'javascript:alert(13)', frontchannel_logout_uri: 'javascript:alert(14)' }),
+    });
+    assert.equal(unchecked.status, 201);
+    assert.deepEqual(Object.keys((await unchecked.json()) as object).filter((key) => key.includes('#') || key.startsWith('frontchannel')), []);
     const registered = await fetch(`${server.url}/reg`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
@@ -209,7 +217,7 @@ describe('red team: the web surfaces, attacked from outside (Chromium and raw HT
     await context.close();
   });
 
-  it("a signed-in person's browser sent to another site: its forms posted to the account page, the developer page, consent and sign-out, and sign-out asked by a link, an image or a top-level GET, change nothing; the person stays signed in (SameSite=Lax, CSRF tokens; RFC 9700 §4.7, OpenID RP-Initiated Logout §6)", async () => {
+  it("a signed-in person's browser sent to another site: its forms posted to the account page, the developer page and sign-out, and sign-out asked by a link, an image or a top-level GET, change nothing; the person stays signed in (SameSite=Lax, CSRF tokens; RFC 9700 §4.7, OpenID RP-Initiated Logout §6)", async () => {
     const { context, page } = await profile();
     await signInToAccount(page);
     const accountHtml = await page.content();
