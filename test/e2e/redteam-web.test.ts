@@ -217,7 +217,7 @@ describe('red team: the web surfaces, attacked from outside (Chromium and raw HT
     await context.close();
   });
 
-  it("a signed-in person's browser sent to another site: its forms posted to the account page, the developer page and sign-out, and sign-out asked by a link, an image or a top-level GET, change nothing; the person stays signed in (SameSite=Lax, CSRF tokens; RFC 9700 §4.7, OpenID RP-Initiated Logout §6)", async () => {
+  it("a signed-in person's browser sent to another site: its forms posted to the account page, the developer page, the device page and sign-out, and sign-out asked by a link, an image or a top-level GET, change nothing; the person stays signed in (SameSite=Lax, CSRF tokens; RFC 9700 §4.7, OpenID RP-Initiated Logout §6)", async () => {
     const { context, page } = await profile();
     await signInToAccount(page);
     const accountHtml = await page.content();
@@ -232,6 +232,7 @@ describe('red team: the web surfaces, attacked from outside (Chromium and raw HT
       ['/account/authenticator/start', {}],
       ['/developer/apps', { name: 'Planted', type: 'web', redirect_uris: 'https://evil.example/cb' }],
       ['/session/end/confirm', { logout: 'yes' }],
+      ['/device', { user_code: 'BCDF-GHJK', confirm: 'yes' }],
     ];
     for (const [action, fields] of forms) {
       const inputs = Object.entries(fields).map(([k, v]) => `<input name="${k}" value="${v}">`).join('');
