@@ -6,7 +6,8 @@
  * (client_credentials) end, at introspection at once and in `latchkey/resource-server` within a
  * poll, as for a secret rotated without grace. Adding a key replaces nothing. And a secret rotated
  * out with a grace does not come back with a client made public and then confidential again, and an
- * RFC 7592 update cannot choose the client's secret. See docs/security.md, the endings matrix.
+ * RFC 7592 update cannot choose the client's secret. An operator without an admin client rotates a
+ * leaked secret with `latchkey clients rotate-secret`. See docs/security.md, the endings matrix.
  */
 import assert from 'node:assert/strict';
 import { exportJWK, generateKeyPair, type JWK } from 'jose';
@@ -14,6 +15,7 @@ import * as oidc from 'openid-client';
 import { createResourceServer, TokenRejected, type ResourceServer } from '../../src/resource-server/index.js';
 import { eventually } from '../helpers/eventually.js';
 import { startJwksHost, type JwksHost } from '../helpers/jwks-host.js';
+import { latchkey } from '../helpers/process.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { API, basic, clientCredentialsToken, grantFeed, introspect, machineClient, RESOURCE_SERVERS } from '../helpers/tokens.js';
 
@@ -192,6 +194,22 @@ describe('e2e: a credential replaced ends what was got with the old one', functi
     await ended(stolen, 'with the secret');
     await nextSecond();
     await alive(await tokenWithKey('switched', key), 'with the key');
+  });
+
+  it("latchkey clients rotate-secret --grace 0 (an operator without an admin client): prints the new secret once, the old one stops at once and the client's own tokens end", async () => {
+    const { client_secret: leaked } = await added({ client_id: 'cli-rotated', token_endpoint_auth_method: 'client_secret_basic' });
+    const stolen = await tokenWithSecret('cli-rotated', leaked!);
+    assert.ok(isToken(stolen), stolen);
+    const run = await latchkey(server.env, ['clients', 'rotate-secret', 'cli-rotated', '--grace', '0']);
+    assert.equal(run.status, 0, run.stderr);
+    assert.match(run.stderr, /^latchkey: acting on /);
+    const printed = JSON.parse(run.stdout) as { client_id: string; client_secret: string; previous_secret_valid_for: number };
+    assert.equal(printed.client_id, 'cli-rotated');
+    assert.equal(printed.previous_secret_valid_for, 0);
+    assert.equal(await tokenWithSecret('cli-rotated', leaked!), 'invalid_client', 'the leaked secret still authenticates');
+    await ended(stolen, 'with the leaked secret');
+    await nextSecond();
+    await alive(await tokenWithSecret('cli-rotated', printed.client_secret), 'with the new secret');
   });
 
   it('a secret rotated out with a grace does not authenticate the client again once it was made public and then confidential again', async () => {
