@@ -384,6 +384,14 @@ const actions: Record<string, Action> = {
       print(updated);
     }),
 
+  'clients rotate-secret': async (clientId: string, options: { grace?: number }) =>
+    withStore(async (kv, settings) => {
+      // As the admin API's rotation: a shorter grace than the configured one may be asked for, never a longer one.
+      const grace = Math.min(options.grace ?? settings.registration.secretRotationGrace, settings.registration.secretRotationGrace);
+      const { client_id, client_secret, registration_access_token } = await (await clientsOn(kv, settings)).rotateSecret(clientId, grace);
+      print({ client_id, client_secret, previous_secret_valid_for: grace, ...(registration_access_token && { registration_access_token }) });
+    }),
+
   'clients list': async () =>
     withStore(async (kv, settings) => {
       const all = await (await clientsOn(kv, settings)).list();

@@ -40,6 +40,13 @@ function initialAccessTokenSeconds(value: string): number {
   return seconds;
 }
 
+/** `--grace` of a secret rotation: 0 (the old secret stops at once) or more seconds. */
+function graceSeconds(value: string): number {
+  const seconds = Number(value);
+  if (!Number.isSafeInteger(seconds) || seconds < 0) throw new InvalidArgumentError('expected a number of seconds, 0 or more.');
+  return seconds;
+}
+
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
 const { version } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
@@ -101,6 +108,12 @@ clients
   .option('--no-dpop-bound-access-tokens', 'DPoP is optional for it')
   .option('--require-mfa', 'its people must sign in with a second factor')
   .option('--no-require-mfa', 'a password alone is enough again (unless accounts.mfa.required)')
+  .action(run);
+
+clients
+  .command('rotate-secret <client_id>')
+  .description("give a stored client a new secret and print it as JSON (shown only this once); the old one keeps working for --grace seconds")
+  .option('--grace <seconds>', 'how long the old secret keeps working: 0 when it leaked (it stops at once, and the tokens the client got for itself end); default and most: registration.secretRotationGrace', graceSeconds)
   .action(run);
 
 clients

@@ -92,6 +92,7 @@ import { ClientMetadataDocumentCache } from '../store/client-metadata-documents.
 import { createOutboundFetch } from '../http/outbound.js';
 import { developerClient } from '../registration/developer-pages.js';
 import { forgetPreviousSecret, registeredClientId } from '../registration/clients.js';
+import { replacedCredentials } from './replaced-credentials.js';
 import { DevicePolling, pacedDevicePolling } from './patches/device-polling.js';
 import { UserCodeThrottle, userCodeEntry } from './patches/user-code-entry.js';
 import { accountClient } from '../accounts/page/account-pages.js';
@@ -190,11 +191,18 @@ function storage({ config, kv, apis, revocations, accounts, consents }: Provider
         // authenticated were constrained by its secret or key (RFC 9700 §4.14.2), and would otherwise be
         // redeemed with its client_id alone (one leaked from its server, say); the delegated mark ends
         // them everywhere, and the consents given before it, so each person is asked again.
+        // A credential replaced (a key removed from its jwks, another jwks_uri, another authentication
+        // method, a secret replaced without grace: replaced-credentials.ts), whoever changed it, ends
+        // likewise the tokens the client got for itself, with any credential (the one a thief used is
+        // not known); and a secret that stops authenticating it takes its rotated-out predecessor along.
         clientReplaced: async (clientId, previous, next) => {
+          if (!previous) return;
+          const replaced = await replacedCredentials(kv, clientId, previous, next);
           await Promise.all([
-            previous && getsOwnTokens(previous) && !getsOwnTokens(next) ? apis.endOwnTokens(clientId) : undefined,
-            previous && authenticates(previous) && !authenticates(next) ? revocations.revokeDelegated(clientId) : undefined,
+            getsOwnTokens(previous) && (!getsOwnTokens(next) || replaced.any) ? apis.endOwnTokens(clientId) : undefined,
+            authenticates(previous) && !authenticates(next) ? revocations.revokeDelegated(clientId) : undefined,
           ]);
+          if (replaced.secret) await forgetPreviousSecret(kv, clientId);
         },
         // A token request's code or refresh token names the account it will look up next, and its
         // client, whose delegated mark findAccount reads with it (revocation/list.ts).

@@ -90,7 +90,7 @@ export class Clients {
     private readonly kv: Kv,
     private readonly providers: ProviderInService,
     /** The APIs whose scopes a client may register (runtime APIs); without it, only the static scopes. */
-    private readonly apis?: Pick<Apis, 'delegableScopes' | 'endOwnTokens'>,
+    private readonly apis?: Pick<Apis, 'delegableScopes'>,
     /** A client deleted lately with the id: what it got in flight ends, and the new one starts in a later second. */
     private readonly endings?: ClientEndings,
   ) {}
@@ -160,16 +160,13 @@ export class Clients {
       ...(existing.client_id_issued_at !== undefined ? { client_id_issued_at: existing.client_id_issued_at } : {}),
     };
     await this.#validate(updated);
-    // A secret named here replaces the client's with no grace, as a rotation without grace does (it
-    // is what an operator told of a leak may write): the old one, and one still in a rotation's
-    // grace, stop now, and what the client got for itself with them ends, before the write and once
-    // more after (red team's second endings pass: both lived on).
-    const secretReplaced = typeof metadata.client_secret === 'string' && typeof existing.client_secret === 'string' && secretDigestOf(metadata.client_secret) !== secretDigestOf(existing.client_secret);
-    if (secretReplaced) await this.#endOldSecrets(id);
-    // The tokens end first, so that the operator's write comes after any the client was making.
+    // The tokens end first, so that the operator's write comes after any the client was making. A
+    // secret named here replaces the client's with no grace, as a rotation without grace does (it is
+    // what an operator told of a leak may write): the old one, and one still in a rotation's grace,
+    // stop now, and what the client got for itself ends, as for any credential replaced (the store's
+    // clientReplaced hook, provider/replaced-credentials.ts; red team's second endings pass).
     await new AdapterIndexes(this.kv).endRegistrationTokens(id);
     await this.#replace(id, existing, updated);
-    if (secretReplaced) await this.apis?.endOwnTokens(id);
     return updated;
   }
 
@@ -183,13 +180,14 @@ export class Clients {
   async rotateSecret(id: string, grace: number): Promise<ClientMetadata & { registration_access_token?: string }> {
     const existing = await this.#require(id);
     if (typeof existing.client_secret !== 'string') throw new ClientError(`client "${id}" has no secret (a public client)`, 'invalid_request', 400);
-    // No grace: the old secret may have leaked, and the tokens got with it may be a thief's. They end
-    // before the secret changes (a failure after it then leaves them ended, never the secret changed
-    // and they alive) and once more after, for those got meanwhile (the client's own; a person's
-    // grants end with `grants revoke --client`).
+    // No grace: the old secret may have leaked, and the tokens got with it may be a thief's. The
+    // store's clientReplaced hook ends them (and a secret still in an earlier rotation's grace) before
+    // the secret changes (a failure after it then leaves them ended, never the secret changed and
+    // they alive) and once more after, for those got meanwhile (the client's own; a person's grants
+    // end with `grants revoke --client`). With a grace, the old secret is kept first: then the hook
+    // sees a routine rotation (provider/replaced-credentials.ts).
     const previous = grace > 0 ? JSON.stringify({ digest: secretDigestOf(existing.client_secret), until: Math.floor(Date.now() / 1000) + grace } satisfies PreviousSecret) : undefined;
     if (previous) await this.kv.set(previousSecretKey(id), previous, { ttl: grace });
-    else await this.#endOldSecrets(id);
     const rotated = { ...existing, client_secret: generateSecret() };
     try {
       await this.#replace(id, existing, rotated);
@@ -199,18 +197,11 @@ export class Clients {
       if (previous) await this.kv.deleteIfEquals(previousSecretKey(id), previous);
       throw error;
     }
-    if (grace <= 0) await this.apis?.endOwnTokens(id);
     if (!(await new AdapterIndexes(this.kv).endRegistrationTokens(id))) return rotated;
     // As the engine makes one at registration (its type declares no constructor arguments).
     const RegistrationAccessToken = this.providers.current.RegistrationAccessToken as unknown as new (payload: { clientId: string }) => { save(): Promise<string> };
     const registrationToken = new RegistrationAccessToken({ clientId: id });
     return { ...rotated, registration_access_token: await registrationToken.save() };
-  }
-
-  /** A secret replaced with no grace: the tokens the client got for itself end, then its rotated-out secret. */
-  async #endOldSecrets(id: string): Promise<void> {
-    await this.apis?.endOwnTokens(id);
-    await this.kv.del([previousSecretKey(id)]);
   }
 
   async #require(id: string): Promise<ClientMetadata> {

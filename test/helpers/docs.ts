@@ -21,7 +21,8 @@ export function readAllDocs(): { path: string; text: string }[] {
 /**
  * The README's CLI reference: each command with the flags its rows name. Each row is `latchkey
  * <words> [options and arguments]` (a row may add "(or `latchkey …`)"); a command may have several
- * rows (`grants revoke`), and `users disable|enable USERNAME` is two commands.
+ * rows (`grants revoke`), a word may hold a hyphen (`clients rotate-secret`), and `users
+ * disable|enable USERNAME` is two commands.
  */
 export function cliReference(): Map<string, Set<string>> {
   const readme = readDoc('README.md');
@@ -30,7 +31,7 @@ export function cliReference(): Map<string, Set<string>> {
   const commands = new Map<string, Set<string>>();
   for (const [, usage] of reference.matchAll(/^\| `latchkey ([^`]+)`/gm)) {
     const words = usage!.split(' ');
-    const end = words.findIndex((word) => !/^[a-z|]+$/.test(word));
+    const end = words.findIndex((word) => !/^[a-z][a-z|-]*$/.test(word));
     const [group, ...rest] = words.slice(0, end < 0 ? undefined : end);
     for (const last of rest.length ? rest.at(-1)!.split('|') : ['']) {
       const command = [group, ...rest.slice(0, -1), last].filter(Boolean).join(' ');

@@ -40,7 +40,7 @@ function invocations(text: string): { command: string; flags: string[]; line: st
   for (const piece of code) {
     for (const [, rest] of piece.matchAll(/(?:^|[\s($])latchkey ([^\n|;)#&]*)/g)) {
       const words = rest!.trim().split(/\s+/);
-      const end = words.findIndex((word) => !/^[a-z]+$/.test(word));
+      const end = words.findIndex((word) => !/^[a-z][a-z-]*$/.test(word));
       const command = words.slice(0, end < 0 ? undefined : end).join(' ');
       const flags = words.filter((word) => /^--[a-z]/.test(word)).map((word) => word.replace(/=.*$/, ''));
       if (command) found.push({ command, flags, line: `latchkey ${rest!.trim()}` });
