@@ -10,6 +10,7 @@ import { decodeProtectedHeader, exportJWK, generateKeyPair, jwtVerify } from 'jo
 import * as oidc from 'openid-client';
 import { eventually } from '../helpers/eventually.js';
 import { startJwksHost } from '../helpers/jwks-host.js';
+import { initialAccessToken } from '../helpers/operator.js';
 import { latchkey } from '../helpers/process.js';
 import { Agent, ALICE, callbackParams, RelyingParty, startOp, type Op } from './fixture.js';
 
@@ -428,8 +429,8 @@ describe('OpenID Connect Dynamic OP (registration and keys)', function () {
     });
 
     it('the OP rotates its signing key: new ID tokens use the new, published key; earlier ones still verify (Core §10.1.1; Dynamic OP: server rotate keys)', async () => {
-      const run = await latchkey(op.env, ['registration', 'token', 'create', '--expires-in', '600']);
-      const { initial_access_token: token } = JSON.parse(run.stdout) as { initial_access_token: string };
+      // The token is only the way in here (the CLI's own is the test above): made in process.
+      const token = await initialAccessToken(op.server!);
       const config = await oidc.dynamicClientRegistration(new URL(op.issuer), { redirect_uris: [REDIRECT] }, undefined, {
         execute: [oidc.allowInsecureRequests],
         initialAccessToken: token,

@@ -1,8 +1,8 @@
 /**
  * The conformance suite's view of Latchkey: a running OP reached over HTTP only. The fixture
  * starts it (real redis-server, Latchkey in process), configures clients the way an operator does
- * (static CLIENTS metadata, or the CLI), creates people with the CLI, and from then on the tests
- * know nothing but the issuer URL: discovery tells them every endpoint.
+ * (static CLIENTS metadata), creates people as the CLI does (in process: test/helpers/operator.ts),
+ * and from then on the tests know nothing but the issuer URL: discovery tells them every endpoint.
  *
  * An operator may provision the signing key ring (keys/keyring.json, imported at first start, see
  * keys/README.md). The JWT attack suite does, so that it can sign tokens "as the OP" with any
@@ -12,8 +12,8 @@ import assert from 'node:assert/strict';
 import { createRemoteJWKSet, type JWK } from 'jose';
 import * as oidc from 'openid-client';
 import { Agent, type Page } from '../helpers/agent.js';
-import { latchkey } from '../helpers/process.js';
-import { startServer, startServerProcess } from '../helpers/server.js';
+import { addUser, grantApi as grantOnServer } from '../helpers/operator.js';
+import { startServer, startServerProcess, type TestServer } from '../helpers/server.js';
 import { isConsent, isLogin, signInSteps } from '../helpers/sign-in.js';
 
 export interface Person {
@@ -57,8 +57,10 @@ export interface Op {
   /** The private signing JWK, when the test provisioned it (provisionKey). */
   readonly signingKey: JWK | undefined;
   readonly jwks: ReturnType<typeof createRemoteJWKSet>;
-  /** `sub` of each person, as the CLI printed it. */
+  /** `sub` of each person. */
   readonly subs: Record<string, string>;
+  /** The server, when it runs in process (not ownProcess): for what an operator prepares (grantApi). */
+  readonly server: TestServer | undefined;
   /** What the server logged, when it runs in its own process (ownProcess). */
   readonly logs: string[];
   stop(): Promise<void>;
@@ -86,6 +88,7 @@ export async function startOp(options: OpOptions = {}): Promise<Op> {
       signingKey: server.signingKey,
       jwks: createRemoteJWKSet(new URL(metadata.jwks_uri!)),
       subs,
+      server: 'provider' in server ? server : undefined,
       get logs() {
         return 'logs' in server ? server.logs : [];
       },
@@ -97,24 +100,22 @@ export async function startOp(options: OpOptions = {}): Promise<Op> {
   }
 }
 
-/** `latchkey users add`, as an operator would; returns the new person's sub. */
+/** A person, as `latchkey users add` makes them (test/helpers/operator.ts); returns the new person's sub. */
 export async function addPerson(env: Record<string, string>, person: Person): Promise<string> {
-  const args = ['users', 'add', person.username, '--password-stdin'];
-  if (person.name) args.push('--name', person.name);
-  if (person.givenName) args.push('--given-name', person.givenName);
-  if (person.familyName) args.push('--family-name', person.familyName);
-  if (person.email) args.push('--email', person.email, '--email-verified');
-  if (person.locale) args.push('--locale', person.locale);
-  const run = await latchkey(env, args, person.password);
-  assert.equal(run.status, 0, run.stderr);
-  const created = JSON.parse(run.stdout) as { sub: string };
-  return created.sub;
+  const claims = {
+    ...(person.name ? { name: person.name } : {}),
+    ...(person.givenName ? { given_name: person.givenName } : {}),
+    ...(person.familyName ? { family_name: person.familyName } : {}),
+    ...(person.email ? { email: person.email, email_verified: true } : {}),
+    ...(person.locale ? { locale: person.locale } : {}),
+  };
+  return (await addUser(env, person.username, person.password, claims)).sub;
 }
 
-/** An operator's grant, the way an operator gives it: `latchkey apis grant` against the OP's store. */
-export async function grantApi(env: Record<string, string>, clientId: string, api: string, scopes: readonly string[], ...flags: ('--introspect' | '--default')[]): Promise<void> {
-  const run = await latchkey(env, ['apis', 'grant', '--client', clientId, '--api', api, ...scopes.flatMap((scope) => ['--scope', scope]), ...flags]);
-  assert.equal(run.status, 0, run.stderr);
+/** An operator's grant, as `latchkey apis grant` gives it (test/helpers/operator.ts), on an OP started in process. */
+export async function grantApi(op: Op, clientId: string, api: string, scopes: readonly string[]): Promise<void> {
+  if (!op.server) throw new Error('grantApi needs an OP started in process (not ownProcess)');
+  await grantOnServer(op.server, clientId, api, { scopes });
 }
 
 /** A confidential web client's static metadata. */

@@ -123,7 +123,7 @@ describe('JWT attacks at every place a JWT is accepted (RFC 8725, RFC 7515, RFC 
     web = await RelyingParty.create(op, 'web', { secret: SECRET });
     alice = new Agent();
     aliceIdToken = (await web.redeem(await web.signIn(alice, ALICE))).id_token!;
-    await grantApi(op.env, api.id, `${op.issuer}/revocations`, ['revocations']);
+    await grantApi(op, api.id, `${op.issuer}/revocations`, ['revocations']);
     helper = await createResourceServer({ issuer: op.issuer, audience: API, clientId: api.id, clientSecret: api.secret });
   });
 

@@ -10,6 +10,7 @@ import { decodeJwt, jwtVerify } from 'jose';
 import * as oidc from 'openid-client';
 import { Agent, ALICE, callbackParams, isLogin, RelyingParty, startOp, webClient, type Op } from './fixture.js';
 import type { Page } from '../helpers/agent.js';
+import { initialAccessToken } from '../helpers/operator.js';
 
 const SECRET = 'logout-conformance-secret-with-plenty-of-entropy-01';
 const BACKCHANNEL_EVENT = 'http://schemas.openid.net/event/backchannel-logout';
@@ -380,7 +381,7 @@ describe('OpenID Connect Back-Channel Logout OP', function () {
   it('a relying party can register a backchannel_logout_uri dynamically and receives logout tokens (Back-Channel Logout §2.2)', async () => {
     const registered = await fetch(h.op.metadata.registration_endpoint!, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${await initialAccessToken()}` },
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${await initialAccessToken(h.op.server!)}` },
       body: JSON.stringify({
         redirect_uris: ['https://dynbc.example.test/callback'],
         backchannel_logout_uri: `${h.receiver.url}/dynbc`,
@@ -399,11 +400,4 @@ describe('OpenID Connect Back-Channel Logout OP', function () {
     assert.ok(delivery?.token);
     await verifyLogoutToken(delivery.token, client.client_id);
   });
-
-  async function initialAccessToken(): Promise<string> {
-    const { latchkey } = await import('../helpers/process.js');
-    const run = await latchkey(h.op.env, ['registration', 'token', 'create', '--expires-in', '600']);
-    assert.equal(run.status, 0, run.stderr);
-    return (JSON.parse(run.stdout) as { initial_access_token: string }).initial_access_token;
-  }
 });

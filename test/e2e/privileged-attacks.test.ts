@@ -14,6 +14,8 @@ import { API, basic, clientCredentialsToken, grantFeed, machineClient, RESOURCE_
 import * as oidc from 'openid-client';
 import { Agent } from '../helpers/agent.js';
 import { frontChannel } from '../helpers/front-channel.js';
+import { initialAccessToken } from '../helpers/operator.js';
+import { initialAccessTokenId } from '../../src/registration/initial-access-tokens.js';
 import { latchkey } from '../helpers/process.js';
 import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
 import { startServer, testDir, testEnv, type TestServer } from '../helpers/server.js';
@@ -192,10 +194,8 @@ describe('attacks: the privileged and cryptographic surfaces (black box)', funct
     const bound = await call('/token', { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(MACHINE), dpop: proof }, body: new URLSearchParams({ grant_type: 'client_credentials', resource: API, scope: 'read' }) });
     assert.equal(bound.status, 200, await bound.clone().text());
     secrets['DPoP-bound access token'] = ((await bound.json()) as { access_token: string }).access_token;
-    // Registration with an initial access token from the CLI; the registration access token used.
-    const made = await latchkey(env, ['registration', 'token', 'create', '--expires-in', '600']);
-    assert.equal(made.status, 0, made.stderr);
-    const initial = (JSON.parse(made.stdout) as { initial_access_token: string }).initial_access_token;
+    // Registration with an initial access token (as the CLI makes it); the registration access token used.
+    const initial = await initialAccessToken(server);
     secrets['initial access token'] = initial;
     const registered = await call('/reg', { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${initial}` }, body: JSON.stringify({ redirect_uris: [REDIRECT], client_name: 'registered' }) });
     assert.equal(registered.status, 201, await registered.clone().text());
@@ -328,8 +328,7 @@ describe('attacks: the privileged and cryptographic surfaces (black box)', funct
       assert.equal(await server.provider.Client.find(`leaky-${jwk.kid}`), undefined);
       const replaced = await call(`${admin}/clients/stored-app`, { method: 'PUT', headers: { 'content-type': 'application/json', authorization: `Bearer ${adminToken}` }, body: JSON.stringify(metadata) });
       assert.equal(replaced.status, 400, `admin PUT with ${what}: ${await replaced.text()}`);
-      const made = await latchkey(env, ['registration', 'token', 'create', '--expires-in', '600']);
-      const initial = (JSON.parse(made.stdout) as { initial_access_token: string }).initial_access_token;
+      const initial = await initialAccessToken(server);
       const registered = await call('/reg', { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${initial}` }, body: JSON.stringify(metadata) });
       const text = await registered.text();
       assert.equal(registered.status, 400, `RFC 7591 with ${what}: ${text}`);
@@ -363,10 +362,10 @@ describe('attacks: the privileged and cryptographic surfaces (black box)', funct
   });
 
   it('an initial access token is nowhere in the store, so a copy of the store (a backup, a replica, a dump) registers nothing: kept under its digest, listed and revoked by its id, registering once; one kept by its value before still registers once, is listed and revoked (RFC 7591 §3.1, ASVS V8.3.4)', async () => {
+    // Made as the CLI makes them (its create is initial-access-token.test.ts's); listed and revoked by the CLI.
     const create = async () => {
-      const made = await latchkey(env, ['registration', 'token', 'create', '--expires-in', '600']);
-      assert.equal(made.status, 0, made.stderr);
-      return JSON.parse(made.stdout) as { initial_access_token: string; id: string };
+      const made = await initialAccessToken(server);
+      return { initial_access_token: made, id: initialAccessTokenId(made) };
     };
     const [kept, revokedById, revokedByValue] = [await create(), await create(), await create()];
     const { Redis } = await import('ioredis');
@@ -408,8 +407,7 @@ describe('attacks: the privileged and cryptographic surfaces (black box)', funct
   });
 
   it('a registration access token is nowhere in the store, so a copy of the store changes no client: kept under its digest, it reads and updates its client (RFC 7592) and rotates once; one kept by its value before still works, once, and ends with its client (RFC 7592 §3, ASVS V8.3.4)', async () => {
-    const made = await latchkey(env, ['registration', 'token', 'create', '--expires-in', '600']);
-    const initial = (JSON.parse(made.stdout) as { initial_access_token: string }).initial_access_token;
+    const initial = await initialAccessToken(server);
     const metadata = { redirect_uris: [REDIRECT], client_name: 'managed' };
     const registered = await call('/reg', { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${initial}` }, body: JSON.stringify(metadata) });
     assert.equal(registered.status, 201);

@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { formIn } from '../helpers/agent.js';
 import { latchkey } from '../helpers/process.js';
 import { signInSteps } from '../helpers/sign-in.js';
-import { Agent, ALICE, callbackParams, isLogin, RelyingParty, startOp, webClient, type Flow, type Op, type Person } from '../conformance/fixture.js';
+import { addPerson, Agent, ALICE, callbackParams, isLogin, RelyingParty, startOp, webClient, type Flow, type Op, type Person } from '../conformance/fixture.js';
 import type { Page } from '../helpers/agent.js';
 
 const SECRET = 'select-account-client-secret-with-plenty-of-entropy';
@@ -41,8 +41,7 @@ describe('e2e: the select_account chooser cannot stand in for a sign-in', functi
 
   async function newPerson(username: string): Promise<Person> {
     const person = { username, password: `${username} has a long enough passphrase`, name: username };
-    const run = await latchkey(op.env, ['users', 'add', username, '--password-stdin', '--name', username], person.password);
-    assert.equal(run.status, 0, run.stderr);
+    await addPerson(op.env, person);
     return person;
   }
 

@@ -489,8 +489,8 @@ export class FuzzBench {
       ],
     });
     // The operator grants `ops` the privileged APIs; `web` gets the API's scope (config above).
-    await grantApi(op.env, 'ops', `${op.issuer}/admin`, ['admin']);
-    await grantApi(op.env, 'ops', `${op.issuer}/revocations`, ['revocations']);
+    await grantApi(op, 'ops', `${op.issuer}/admin`, ['admin']);
+    await grantApi(op, 'ops', `${op.issuer}/revocations`, ['revocations']);
     const bench = new FuzzBench(op, await RelyingParty.create(op, 'web', { secret: SECRET }));
     // An upstream provider for /upstream/self/…: the OP itself, so that its discovery and keys answer.
     const added = await fetch(`${op.issuer}/admin/upstreams`, {
