@@ -15,7 +15,7 @@ import { Redis } from 'ioredis';
 import * as oidc from 'openid-client';
 import { Agent } from '../helpers/agent.js';
 import { eventually } from '../helpers/eventually.js';
-import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
+import { freePort, monitorOf, startRedisServer, type RedisServer } from '../helpers/redis.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { signInSteps } from '../helpers/sign-in.js';
 import { Upstreams } from '../../src/upstreams/registry.js';
@@ -93,7 +93,7 @@ describe('e2e: an SSO authorization request in two Redis round trips, its code r
 
   /** The commands Redis got while `fn` ran, from MONITOR, each as its words. */
   async function commandsDuring(fn: () => Promise<unknown>): Promise<string[][]> {
-    const monitor = await raw.duplicate().monitor();
+    const monitor = await monitorOf(raw);
     const seen: string[][] = [];
     monitor.on('monitor', (_time: string, args: string[]) => seen.push(args));
     try {
@@ -107,7 +107,7 @@ describe('e2e: an SSO authorization request in two Redis round trips, its code r
 
   /** The commands clients sent while `fn` ran (not those a script ran), each as its name. */
   async function sentDuring(fn: () => Promise<unknown>): Promise<string[]> {
-    const monitor = await raw.duplicate().monitor();
+    const monitor = await monitorOf(raw);
     const sent: string[] = [];
     monitor.on('monitor', (_time: string, args: string[], source: string) => {
       // Not the tracked cache's heartbeat (a SET a second, whatever the request: store/tracked-cache.ts).

@@ -8,6 +8,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Redis } from 'ioredis';
 
 const REDIS_SERVER = process.env.REDIS_SERVER_BIN ?? 'redis-server';
 const REDIS_CLI = process.env.REDIS_CLI_BIN ?? 'redis-cli';
@@ -334,4 +335,21 @@ export async function startRedisSentinel(masterName = 'mymaster'): Promise<Redis
     await stop();
     throw error;
   }
+}
+
+/**
+ * A MONITOR connection beside `redis`. ioredis turns a connection to monitoring a microtask after
+ * MONITOR's +OK, so a command Redis ran in between, read in the same chunk, comes as a reply with no
+ * command waiting: a "Command queue state error" ('error' event; ioredis's own monitor() rejects with
+ * it, or throws it if it comes later). That line is of a command run before this resolves, never one
+ * of what the caller then watches, so that error alone is let pass.
+ */
+export function monitorOf(redis: Redis): Promise<Redis> {
+  const monitor = redis.duplicate({ monitor: true, lazyConnect: false });
+  return new Promise((resolve, reject) => {
+    monitor.on('error', (error: Error) => {
+      if (!error.message.startsWith('Command queue state error')) reject(error);
+    });
+    monitor.once('monitoring', () => resolve(monitor));
+  });
 }

@@ -10,7 +10,7 @@ import { Redis } from 'ioredis';
 import { loadConfig } from '../../src/config.js';
 import { withReadAhead } from '../../src/store/read-ahead.js';
 import { connect, RedisKv } from '../../src/store/redis.js';
-import { startRedisServer, type RedisServer } from '../helpers/redis.js';
+import { monitorOf, startRedisServer, type RedisServer } from '../helpers/redis.js';
 
 describe('store: reads started ahead for a request', function () {
   this.timeout(30_000);
@@ -65,7 +65,7 @@ describe('store: reads started ahead for a request', function () {
     await base.putRecord('ra:one:session:S9', '{"s":9}', 60);
     await base.set('ra:one:other', 'carol');
     // What clients sent (MONITOR's source is "lua" for what a script ran).
-    const monitor = await raw.duplicate().monitor();
+    const monitor = await monitorOf(raw);
     const sent: string[] = [];
     monitor.on('monitor', (_time: string, args: string[], source: string) => {
       if (source !== 'lua') sent.push(args[0]!.toLowerCase());
