@@ -125,8 +125,14 @@ describe('red team: the web surfaces, attacked from outside (Chromium and raw HT
     await page.click('button:has-text("Sign in")');
     await page.waitForSelector('button:has-text("Allow")');
     await assertInert(page, dialogs, 'consent page');
-    // The app's redirect URI is not on the network: the request leaving for it is the end of the flow.
-    await Promise.all([page.waitForRequest((request) => request.url().startsWith(REDIRECT)), page.click('button:has-text("Allow")')]);
+    // The app's redirect URI is not on the network (and a route does not see a redirect's next hop):
+    // the request leaving for it is the end of the flow, and its failure's error page is awaited, so
+    // that it cannot land after the next goto began and cut that short.
+    await Promise.all([
+      page.waitForEvent('framenavigated', (frame) => frame === page.mainFrame() && frame.url().startsWith('chrome-error:')),
+      page.waitForRequest((request) => request.url().startsWith(REDIRECT)),
+      page.click('button:has-text("Allow")'),
+    ]);
     // The chooser shows the person's display name.
     await page.goto(authorize(evil, REDIRECT, { prompt: 'select_account' }));
     await page.waitForSelector('text=Choose an account');
