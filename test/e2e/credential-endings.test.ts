@@ -17,7 +17,7 @@ import { eventually } from '../helpers/eventually.js';
 import { startJwksHost, type JwksHost } from '../helpers/jwks-host.js';
 import { latchkey } from '../helpers/process.js';
 import { startServer, type TestServer } from '../helpers/server.js';
-import { API, basic, clientCredentialsToken, grantFeed, introspect, machineClient, RESOURCE_SERVERS } from '../helpers/tokens.js';
+import { adminJson, API, basic, clientCredentialsToken, grantFeed, introspect, machineClient, RESOURCE_SERVERS } from '../helpers/tokens.js';
 
 const OPS = { id: 'ops', secret: 'ops-admin-client-secret-with-plenty-of-entropy-012' };
 const RS = { id: 'api', secret: 'api-resource-server-secret-with-entropy-012345' };
@@ -57,14 +57,7 @@ describe('e2e: a credential replaced ends what was got with the old one', functi
     for (const host of hosts ?? []) host.server.close();
   });
 
-  async function admin(method: string, path: string, body?: unknown) {
-    const response = await fetch(`${server.url}/admin${path}`, {
-      method,
-      headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    return { status: response.status, body: (await response.json().catch(() => ({}))) as Record<string, string> };
-  }
+  const admin = (method: string, path: string, body?: unknown) => adminJson(server.url, adminToken, method, path, body);
 
   /** An operator's client, granted `read` at the API. */
   async function added(metadata: Record<string, unknown>) {

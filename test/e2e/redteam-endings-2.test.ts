@@ -23,7 +23,7 @@ import { eventually } from '../helpers/eventually.js';
 import { latchkey } from '../helpers/process.js';
 import { isConsent, signInSteps, startAuthorization } from '../helpers/sign-in.js';
 import { startServer, type TestServer } from '../helpers/server.js';
-import { API, clientCredentialsToken, grantFeed, introspect, machineClient, RESOURCE_SERVERS } from '../helpers/tokens.js';
+import { adminJson, API, clientCredentialsToken, grantFeed, introspect, machineClient, RESOURCE_SERVERS } from '../helpers/tokens.js';
 
 const PASSWORD = 'second endings pass password';
 const REDIRECT = 'https://web.example.test/callback';
@@ -405,14 +405,7 @@ describe("e2e: the red team's second endings pass, a client's secret replaced by
     await server?.stop();
   });
 
-  const admin = async (method: string, path: string, body?: unknown) => {
-    const response = await fetch(`${server.url}/admin${path}`, {
-      method,
-      headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    return { status: response.status, body: (await response.json().catch(() => ({}))) as Record<string, string> };
-  };
+  const admin = (method: string, path: string, body?: unknown) => adminJson(server.url, adminToken, method, path, body);
   const ownToken = async (id: string, secret: string) => {
     const response = await fetch(`${server.url}/token`, {
       method: 'POST',

@@ -69,3 +69,13 @@ export async function introspect(baseUrl: string, client: ClientCredentials, tok
   assert.equal(status, 200, JSON.stringify(body));
   return body as Record<string, unknown>;
 }
+
+/** A JSON call to the admin API with an operator's bearer token: its status and its JSON body (empty when none). */
+export async function adminJson(baseUrl: string, token: string, method: string, path: string, body?: unknown): Promise<{ status: number; body: Record<string, string> }> {
+  const response = await fetch(`${baseUrl}/admin${path}`, {
+    method,
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  return { status: response.status, body: (await response.json().catch(() => ({}))) as Record<string, string> };
+}
