@@ -1,0 +1,265 @@
+/**
+ * The OpenID Foundation conformance suite's OP plans (oidcc-basic, -config, -dynamic, -formpost-basic,
+ * -rp-initiated-logout, -backchannel-rp-initiated-logout), module by module and condition by condition,
+ * against the checks of the other files here: what this file holds is what those plans check and no
+ * other check did. Each title names the suite's module or condition it stands for.
+ *
+ * Plans' modules and where they are checked (the implicit and hybrid plans do not apply: response
+ * type `code` only, docs/protocol.md "Deliberate departures"):
+ *  - basic / formpost-basic: server-test, response-type-missing, id-token-signature, id-token-unsigned
+ *    (skipped: RS256 only), userinfo-get/-post-header/-post-body, nonce-noreq-code, scope-profile/-email
+ *    (address, phone, all: skipped, not in scopes_supported), alternate-happy-flow, display-page/-popup,
+ *    prompt-login, prompt-none-not-logged-in/-logged-in, max-age-1/-10000, unknown-parameter,
+ *    id-token-hint, login-hint, ui-locales, claims-locales, auth-code-reuse(-30s),
+ *    ensure-registered-redirect-uri, ensure-post-request-succeeds, client-secret-post, request-uri /
+ *    request-object unsigned (request(_uri)_not_supported), ensure-request-object-with-redirect-uri
+ *    (skipped then), refresh-token, valid-pkce: basic-op.test.ts and form-post.test.ts; claims-essential
+ *    and acr-values here.
+ *  - config: discovery-endpoint-verification: config-op.test.ts; its schema and unexpected-member
+ *    conditions here.
+ *  - dynamic: id-token-rs256, userinfo-rs256, redirect-uri-missing/-query-ok/-mismatch/-added/-regfrag,
+ *    registration-logo/-policy/-tos/-jwks-uri/-sector-bad, server-rotate-keys: dynamic-op.test.ts
+ *    (registration-sector-uri skipped: no pairwise; request-uri-unsigned/-signed-rs256 and the plan's
+ *    private_key_jwt assertions with aud the token endpoint are deliberate departures, docs/protocol.md).
+ *  - rp-initiated-logout and backchannel: every module: logout-op.test.ts.
+ */
+import assert from 'node:assert/strict';
+import { jwtVerify, type JWTPayload } from 'jose';
+import * as oidc from 'openid-client';
+import { formIn } from '../helpers/agent.js';
+import { signInSteps } from '../helpers/sign-in.js';
+import { Agent, ALICE, callbackParams, isConsent, isLogin, RelyingParty, startOp, webClient, type Op } from './fixture.js';
+
+const SECRET = 'suite-sweep-client-secret-with-plenty-of-entropy-01';
+const CHALLENGE = 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM';
+const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
+
+describe('OpenID Foundation OP plans: conditions not checked elsewhere', function () {
+  this.timeout(60_000);
+  let op: Op;
+  let web: RelyingParty;
+  let fresh: RelyingParty;
+  let requireAuthTime: RelyingParty;
+  let defaultMaxAge: RelyingParty;
+  /** alice, signed in at web. */
+  let alice: Agent;
+
+  before(async () => {
+    op = await startOp({
+      people: [ALICE],
+      env: { REGISTRATION_OPEN: 'true' },
+      clients: [
+        webClient('web', SECRET),
+        webClient('fresh', SECRET),
+        webClient('rat', SECRET, { require_auth_time: true }),
+        webClient('dma', SECRET, { default_max_age: 1 }),
+      ],
+    });
+    web = await RelyingParty.create(op, 'web', { secret: SECRET });
+    fresh = await RelyingParty.create(op, 'fresh', { secret: SECRET });
+    requireAuthTime = await RelyingParty.create(op, 'rat', { secret: SECRET });
+    defaultMaxAge = await RelyingParty.create(op, 'dma', { secret: SECRET });
+    alice = new Agent();
+    await web.redeem(await web.signIn(alice, ALICE));
+  });
+  after(() => op?.stop());
+
+  async function idToken(rp: RelyingParty, token: string): Promise<JWTPayload> {
+    return (await jwtVerify(token, op.jwks, { issuer: op.issuer, audience: rp.clientId, algorithms: ['RS256'] })).payload;
+  }
+
+  async function userinfo(accessToken: string): Promise<Record<string, unknown>> {
+    const response = await fetch(op.metadata.userinfo_endpoint!, { headers: { authorization: `Bearer ${accessToken}` } });
+    assert.equal(response.status, 200);
+    return (await response.json()) as Record<string, unknown>;
+  }
+
+  async function register(metadata: Record<string, unknown>): Promise<{ status: number; body: Record<string, unknown> }> {
+    const response = await fetch(op.metadata.registration_endpoint!, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(metadata) });
+    return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+  }
+
+  describe('ID token claims (PerformStandardIdTokenChecks and the modules that add to it)', () => {
+    it("oidcc-ensure-request-with-acr-values-succeeds: acr_values naming every acr_values_supported value gets a code, and the ID token's acr is one of them (Core §3.1.2.1, §15.1; ValidateIdTokenACRClaimAgainstAcrValuesRequest)", async () => {
+      const supported = (op.metadata as { acr_values_supported?: string[] }).acr_values_supported;
+      assert.ok(Array.isArray(supported) && supported.length > 0, 'acr_values_supported is advertised');
+      const tokens = await web.redeem(await web.signIn(new Agent(), ALICE, { acr_values: supported.join(' ') }));
+      const { acr } = await idToken(web, tokens.id_token!);
+      assert.equal(typeof acr, 'string');
+      assert.ok(supported.includes(String(acr)), `${String(acr)} is one of ${supported.join(' ')}`);
+    });
+
+    it('require_auth_time: a client registered with it gets auth_time in its ID tokens, with neither max_age nor a claims request, at the sign-in and after a silent one (Registration §2, Core §2)', async () => {
+      const agent = new Agent();
+      const first = await idToken(requireAuthTime, (await requireAuthTime.redeem(await requireAuthTime.signIn(agent, ALICE))).id_token!);
+      assert.equal(typeof first.auth_time, 'number');
+      assert.ok(Number(first.auth_time) <= first.iat!, 'a sign-in before the ID token');
+      const again = await requireAuthTime.authorize(agent, { prompt: 'none' });
+      const second = await idToken(requireAuthTime, (await requireAuthTime.redeem(again)).id_token!);
+      assert.equal(second.auth_time, first.auth_time, 'the time of the sign-in, not of the silent request');
+    });
+
+    it('oidcc-claims-essential: name asked for as essential at userinfo is there and not in the ID token; a claim asked for in the ID token alone stays out of userinfo (Core §5.5, §5.5.1; EnsureUserInfoContainsName, EnsureIdTokenDoesNotContainName)', async () => {
+      const claims = JSON.stringify({ userinfo: { name: { essential: true } }, id_token: { email: { essential: true } } });
+      const tokens = await web.redeem(await web.signIn(new Agent(), ALICE, { scope: 'openid', claims }));
+      const id = await idToken(web, tokens.id_token!);
+      assert.equal(id.name, undefined, 'name was asked for at userinfo only');
+      assert.equal(id.email, ALICE.email);
+      const info = await userinfo(tokens.access_token);
+      assert.equal(info.name, ALICE.name);
+      assert.equal(info.email, undefined, 'email was asked for in the ID token only');
+      assert.equal(info.sub, id.sub);
+    });
+  });
+
+  describe('re-authentication (max_age, default_max_age, prompt)', () => {
+    it('max_age=0 makes a signed-in person sign in again, as prompt=login does; auth_time moves on (Core §3.1.2.1)', async () => {
+      const agent = new Agent();
+      const first = await idToken(web, (await web.redeem(await web.signIn(agent, ALICE))).id_token!);
+      await sleep(1100);
+      const flow = await web.authorize(agent, { max_age: '0' });
+      assert.ok(isLogin(flow.page), `the login page, got ${flow.page.status} ${flow.page.url}`);
+      const page = await signInSteps(agent, flow.page, { username: ALICE.username, password: ALICE.password, stopAt: web.redirectUri });
+      const second = await idToken(web, (await web.redeem({ ...flow, page })).id_token!);
+      assert.ok(Number(second.auth_time) > Number(first.auth_time), `${String(second.auth_time)} > ${String(first.auth_time)}`);
+    });
+
+    it("default_max_age: a client's registered default makes a person sign in again once it has passed, without max_age in the request; a request's own max_age overrides it (Registration §2, Core §3.1.2.1)", async () => {
+      const agent = new Agent();
+      const first = await idToken(defaultMaxAge, (await defaultMaxAge.redeem(await defaultMaxAge.signIn(agent, ALICE))).id_token!);
+      assert.equal(typeof first.auth_time, 'number', 'auth_time, as a max_age asks (Core §2)');
+      // Authentication times are whole seconds: only after two has more than one passed by every reading.
+      await sleep(2100);
+      const overridden = await defaultMaxAge.authorize(agent, { max_age: '3600' });
+      assert.ok(callbackParams(overridden).get('code'), `the request's max_age wins: ${overridden.page.url}`);
+      const flow = await defaultMaxAge.authorize(agent);
+      assert.ok(isLogin(flow.page), `the login page, got ${flow.page.status} ${flow.page.url}`);
+      const page = await signInSteps(agent, flow.page, { username: ALICE.username, password: ALICE.password, stopAt: defaultMaxAge.redirectUri });
+      const second = await idToken(defaultMaxAge, (await defaultMaxAge.redeem({ ...flow, page })).id_token!);
+      assert.ok(Number(second.auth_time) > Number(first.auth_time), `${String(second.auth_time)} > ${String(first.auth_time)}`);
+    });
+
+    it('prompt=consent shows the consent page again to a person who allowed the client before (Core §3.1.2.1)', async () => {
+      const flow = await web.authorize(alice, { prompt: 'consent' });
+      assert.ok(isConsent(flow.page), `the consent page, got ${flow.page.status} ${flow.page.url}`);
+      const page = await signInSteps(alice, flow.page, { username: ALICE.username, password: ALICE.password, consent: 'required', stopAt: web.redirectUri });
+      assert.ok(callbackParams({ ...flow, page }).get('code'));
+    });
+  });
+
+  describe('authorization error responses (performGenericAuthorizationEndpointErrorResponseValidation)', () => {
+    const ALLOWED = ['error', 'error_description', 'error_uri', 'state', 'iss'];
+
+    it('an error at the redirect URI carries error, state and iss and nothing the suite does not expect, in the query and in form_post (RFC 6749 §4.1.2.1, RFC 9207 §2; CheckForUnexpectedParametersInErrorResponseFromAuthorizationEndpoint)', async () => {
+      const base = { client_id: 'web', response_type: 'code', redirect_uri: web.redirectUri, scope: 'openid', state: 'sweep', nonce: 'n', code_challenge: CHALLENGE, code_challenge_method: 'S256' };
+      const cases: [string, Agent, Record<string, string | undefined>, string][] = [
+        ['prompt=none without a session', new Agent(), { prompt: 'none' }, 'login_required'],
+        ['prompt=none for a client not allowed yet', alice, { client_id: 'fresh', redirect_uri: fresh.redirectUri, prompt: 'none' }, 'consent_required'],
+        ['response_type missing', new Agent(), { response_type: undefined }, 'invalid_request'],
+        ['a request object', new Agent(), { request: 'eyJhbGciOiJub25lIn0.eyJjbGllbnRfaWQiOiJ3ZWIifQ.' }, 'request_not_supported'],
+        ['a request_uri', new Agent(), { request_uri: 'https://web.example.test/request.jwt' }, 'request_uri_not_supported'],
+        ['claims not JSON', new Agent(), { claims: '{' }, 'invalid_request'],
+        ['max_age not a number', new Agent(), { max_age: 'soon' }, 'invalid_request'],
+      ];
+      for (const [name, agent, extra, error] of cases) {
+        for (const mode of ['query', 'form_post']) {
+          const params = Object.fromEntries(Object.entries({ ...base, response_mode: mode, ...extra }).filter((entry): entry is [string, string] => entry[1] !== undefined));
+          const url = new URL(op.metadata.authorization_endpoint!);
+          url.search = new URLSearchParams(params).toString();
+          const redirectUri = params.redirect_uri!;
+          const page = await agent.follow(url.href, {}, redirectUri);
+          const answer = mode === 'query' ? Object.fromEntries(new URL(page.url).searchParams) : formIn(page.html, redirectUri).hidden;
+          if (mode === 'query') assert.ok(page.url.startsWith(redirectUri), `${name} (${mode}): back at the client, got ${page.status} ${page.url}`);
+          assert.equal(answer.error, error, `${name} (${mode})`);
+          assert.equal(answer.state, 'sweep', `${name} (${mode})`);
+          assert.equal(answer.iss, op.issuer, `${name} (${mode})`);
+          const unexpected = Object.keys(answer).filter((key) => !ALLOWED.includes(key));
+          assert.deepEqual(unexpected, [], `${name} (${mode}): ${JSON.stringify(answer)}`);
+        }
+      }
+    });
+  });
+
+  describe('codes and tokens (oidcc-server-test, oidcc-refresh-token: RefreshTokenRequestSteps)', () => {
+    it('codes, access and refresh tokens are of RFC 6749 VSCHARs, at least 128 bits long, and new at each refresh (RFC 6749 §10.10, Appendix A.11, A.12, A.17; EnsureMinimumAuthorizationCodeLength, EnsureMinimumAuthorizationCodeEntropy, EnsureRefreshTokenContainsAllowedCharactersOnly, EnsureMinimumAccessTokenEntropy, EnsureMinimumRefreshTokenEntropy)', async () => {
+      const flow = await web.signIn(alice, ALICE, { scope: 'openid offline_access', prompt: 'consent' });
+      const code = callbackParams(flow).get('code')!;
+      const first = await web.redeem(flow);
+      const second = await oidc.refreshTokenGrant(web.config, first.refresh_token!);
+      for (const [name, token] of Object.entries({ code, access: first.access_token, refresh: first.refresh_token, 'refreshed access': second.access_token, 'rotated refresh': second.refresh_token })) {
+        assert.ok(token, `${name} token`);
+        assert.match(token, /^[\x20-\x7E]+$/, `${name} token: VSCHARs only`);
+        // 128 bits are 22 characters of base64url, the alphabet of these tokens.
+        assert.match(token, /^[A-Za-z0-9_-]{22,}$/, `${name} token: 128 bits at least`);
+      }
+      assert.notEqual(second.access_token, first.access_token);
+      assert.notEqual(second.refresh_token, first.refresh_token);
+    });
+  });
+
+  describe('discovery (oidcc-discovery-endpoint-verification: ValidateServerMetadataAgainstSchema, CheckForUnexpectedParametersInServerMetadata)', () => {
+    /** Registered metadata (OpenID Connect Discovery §3, RFC 8414 §2 and the IANA registry) of other than array type. */
+    const URLS = new Set([
+      'issuer', 'authorization_endpoint', 'token_endpoint', 'userinfo_endpoint', 'jwks_uri', 'registration_endpoint', 'end_session_endpoint',
+      'introspection_endpoint', 'revocation_endpoint', 'device_authorization_endpoint', 'pushed_authorization_request_endpoint',
+      'service_documentation', 'op_policy_uri', 'op_tos_uri',
+    ]);
+    const BOOLEANS = new Set([
+      'claims_parameter_supported', 'request_parameter_supported', 'request_uri_parameter_supported', 'require_request_uri_registration',
+      'backchannel_logout_supported', 'backchannel_logout_session_supported', 'authorization_response_iss_parameter_supported',
+      'require_pushed_authorization_requests', 'client_id_metadata_document_supported',
+    ]);
+    /** Registered metadata whose value is an array of strings. */
+    const ARRAYS = new Set([
+      'scopes_supported', 'response_types_supported', 'response_modes_supported', 'grant_types_supported', 'acr_values_supported',
+      'subject_types_supported', 'id_token_signing_alg_values_supported', 'userinfo_signing_alg_values_supported', 'claims_supported',
+      'claim_types_supported', 'display_values_supported', 'ui_locales_supported', 'claims_locales_supported', 'prompt_values_supported',
+      'token_endpoint_auth_methods_supported', 'token_endpoint_auth_signing_alg_values_supported', 'code_challenge_methods_supported',
+      'introspection_endpoint_auth_methods_supported', 'introspection_endpoint_auth_signing_alg_values_supported',
+      'revocation_endpoint_auth_methods_supported', 'revocation_endpoint_auth_signing_alg_values_supported', 'dpop_signing_alg_values_supported',
+    ]);
+    /** Latchkey's own member, the one the suite warns about (docs/protocol.md, "Running the OpenID Foundation's conformance suite"). */
+    const OWN = new Set(['revocation_feed_endpoint']);
+
+    it('every member of the discovery document is registered metadata of its type (URL, boolean, array of strings), but revocation_feed_endpoint, our own and documented', async () => {
+      const document = (await (await fetch(new URL('/.well-known/openid-configuration', op.issuer))).json()) as Record<string, unknown>;
+      for (const [name, value] of Object.entries(document)) {
+        if (URLS.has(name) || OWN.has(name)) {
+          assert.equal(typeof value, 'string', name);
+          assert.equal(new URL(String(value)).origin, new URL(op.issuer).origin, name);
+        } else if (BOOLEANS.has(name)) assert.equal(typeof value, 'boolean', name);
+        else if (ARRAYS.has(name)) {
+          assert.ok(Array.isArray(value) && value.length > 0 && value.every((item) => typeof item === 'string'), `${name}: ${JSON.stringify(value)}`);
+        } else assert.fail(`${name} is not registered metadata: the suite warns about it (CheckForUnexpectedParametersInServerMetadata)`);
+      }
+    });
+  });
+
+  describe('registration (oidcc-dynamic plan, RFC 7591)', () => {
+    it('no redirect_uris for a code client → invalid_redirect_uri; an initiate_login_uri other than https, or an unknown token_endpoint_auth_method → invalid_client_metadata (Registration §2, RFC 7591 §2, §3.2.2)', async () => {
+      const cases: [Record<string, unknown>, string][] = [
+        [{ client_name: 'no redirect uris' }, 'invalid_redirect_uri'],
+        [{ redirect_uris: ['https://reg.example.test/cb'], initiate_login_uri: 'http://reg.example.test/login' }, 'invalid_client_metadata'],
+        [{ redirect_uris: ['https://reg.example.test/cb'], token_endpoint_auth_method: 'made_up' }, 'invalid_client_metadata'],
+      ];
+      for (const [metadata, error] of cases) {
+        const { status, body } = await register(metadata);
+        assert.equal(status, 400, JSON.stringify(metadata));
+        assert.equal(body.error, error, JSON.stringify(body));
+        assert.equal(body.client_id, undefined);
+      }
+    });
+
+    it('oidcc-registration-logo-uri, -policy-uri, -tos-uri: a fresh login page for a client registered with them shows its logo and links to its policy and terms (Registration §2; ExpectLoginPageWithLogo, ExpectLoginPageWithPolicyLink, ExpectLoginPageWithTosLink)', async () => {
+      const uris = { logo_uri: 'https://branded.example.test/logo.png', policy_uri: 'https://branded.example.test/policy', tos_uri: 'https://branded.example.test/tos' };
+      const { status, body } = await register({ redirect_uris: ['https://branded.example.test/callback'], client_name: 'Branded', ...uris });
+      assert.equal(status, 201, JSON.stringify(body));
+      const branded = await RelyingParty.create(op, String(body.client_id), { secret: String(body.client_secret) }, 'https://branded.example.test/callback');
+      const { page } = await branded.authorize(new Agent());
+      assert.ok(isLogin(page), `the login page, got ${page.status} ${page.url}`);
+      assert.match(page.html, /<img class="client-logo" src="https:\/\/branded\.example\.test\/logo\.png"/);
+      assert.match(page.html, /<a href="https:\/\/branded\.example\.test\/policy"[^>]*>Privacy policy of <bdi>Branded<\/bdi><\/a>/);
+      assert.match(page.html, /<a href="https:\/\/branded\.example\.test\/tos"[^>]*>Terms of service of <bdi>Branded<\/bdi><\/a>/);
+    });
+  });
+});
