@@ -31,6 +31,7 @@ import { signInSteps } from '../helpers/sign-in.js';
 import { Agent, ALICE, callbackParams, isConsent, isLogin, RelyingParty, startOp, webClient, type Op } from './fixture.js';
 
 const SECRET = 'suite-sweep-client-secret-with-plenty-of-entropy-01';
+const API = 'https://api.sweep.example.test';
 const CHALLENGE = 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM';
 const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
 
@@ -47,8 +48,12 @@ describe('OpenID Foundation OP plans: conditions not checked elsewhere', functio
   before(async () => {
     op = await startOp({
       people: [ALICE],
-      env: { REGISTRATION_OPEN: 'true' },
+      env: {
+        REGISTRATION_OPEN: 'true',
+        RESOURCE_SERVERS: JSON.stringify([{ identifier: API, scopes: ['read'], format: 'opaque', grants: [{ client_id: 'machine', scopes: ['read'], introspect: true }] }]),
+      },
       clients: [
+        webClient('machine', SECRET, { grant_types: ['client_credentials'], response_types: [], redirect_uris: [], post_logout_redirect_uris: [] }),
         webClient('web', SECRET),
         webClient('fresh', SECRET),
         webClient('rat', SECRET, { require_auth_time: true }),
@@ -197,6 +202,35 @@ describe('OpenID Foundation OP plans: conditions not checked elsewhere', functio
     });
   });
 
+  describe('client credentials and introspection (RFC 6749 §4.4.3, §5.1; RFC 7662 §2.2)', () => {
+    const basic = `Basic ${Buffer.from(`machine:${SECRET}`).toString('base64')}`;
+    async function post(url: string, params: Record<string, string>): Promise<Record<string, unknown>> {
+      const response = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic }, body: new URLSearchParams(params) });
+      assert.equal(response.status, 200);
+      return (await response.json()) as Record<string, unknown>;
+    }
+
+    it('a client_credentials answer has access_token, token_type Bearer and expires_in, and neither a refresh token nor an ID token (RFC 6749 §4.4.3, §5.1)', async () => {
+      const answer = await post(op.metadata.token_endpoint!, { grant_type: 'client_credentials', scope: 'read', resource: API });
+      assert.equal(typeof answer.access_token, 'string');
+      assert.equal(String(answer.token_type).toLowerCase(), 'bearer');
+      assert.ok(Number.isInteger(answer.expires_in) && Number(answer.expires_in) > 0, JSON.stringify(answer));
+      assert.equal(answer.refresh_token, undefined);
+      assert.equal(answer.id_token, undefined);
+    });
+
+    it('introspecting an active token answers active true with its scope, client_id, token_type, exp and iat, exp in the future (RFC 7662 §2.2)', async () => {
+      const { access_token: token } = await post(op.metadata.token_endpoint!, { grant_type: 'client_credentials', scope: 'read', resource: API });
+      const answer = await post(op.metadata.introspection_endpoint!, { token: String(token) });
+      assert.equal(answer.active, true, JSON.stringify(answer));
+      assert.equal(answer.scope, 'read');
+      assert.equal(answer.client_id, 'machine');
+      assert.equal(String(answer.token_type).toLowerCase(), 'bearer');
+      assert.ok(Number(answer.exp) > Date.now() / 1000, JSON.stringify(answer));
+      assert.ok(Number(answer.iat) <= Number(answer.exp));
+    });
+  });
+
   describe('discovery (oidcc-discovery-endpoint-verification: ValidateServerMetadataAgainstSchema, CheckForUnexpectedParametersInServerMetadata)', () => {
     /** Registered metadata (OpenID Connect Discovery §3, RFC 8414 §2 and the IANA registry) of other than array type. */
     const URLS = new Set([
@@ -221,7 +255,7 @@ describe('OpenID Foundation OP plans: conditions not checked elsewhere', functio
     /** Latchkey's own member, the one the suite warns about (docs/protocol.md, "Running the OpenID Foundation's conformance suite"). */
     const OWN = new Set(['revocation_feed_endpoint']);
 
-    it('every member of the discovery document is registered metadata of its type (URL, boolean, array of strings), but revocation_feed_endpoint, our own and documented', async () => {
+    it('every member of the discovery document is registered metadata of its type (URL, boolean, array of strings), but revocation_feed_endpoint, our own and documented; no client authentication algorithm list holds none (RFC 8414 §2)', async () => {
       const document = (await (await fetch(new URL('/.well-known/openid-configuration', op.issuer))).json()) as Record<string, unknown>;
       for (const [name, value] of Object.entries(document)) {
         if (URLS.has(name) || OWN.has(name)) {
@@ -231,6 +265,7 @@ describe('OpenID Foundation OP plans: conditions not checked elsewhere', functio
         else if (ARRAYS.has(name)) {
           assert.ok(Array.isArray(value) && value.length > 0 && value.every((item) => typeof item === 'string'), `${name}: ${JSON.stringify(value)}`);
         } else assert.fail(`${name} is not registered metadata: the suite warns about it (CheckForUnexpectedParametersInServerMetadata)`);
+        if (name.endsWith('_endpoint_auth_signing_alg_values_supported')) assert.ok(!(value as string[]).includes('none'), `${name}: "none" MUST NOT be used (RFC 8414 §2)`);
       }
     });
   });
