@@ -24,7 +24,8 @@
  *  - rp-initiated-logout and backchannel: every module: logout-op.test.ts.
  */
 import assert from 'node:assert/strict';
-import { jwtVerify, type JWTPayload } from 'jose';
+import { createHash, randomUUID } from 'node:crypto';
+import { exportJWK, generateKeyPair, jwtVerify, SignJWT, type JWTPayload } from 'jose';
 import * as oidc from 'openid-client';
 import { formIn } from '../helpers/agent.js';
 import { signInSteps } from '../helpers/sign-in.js';
@@ -228,6 +229,42 @@ describe('OpenID Foundation OP plans: conditions not checked elsewhere', functio
       assert.equal(String(answer.token_type).toLowerCase(), 'bearer');
       assert.ok(Number(answer.exp) > Date.now() / 1000, JSON.stringify(answer));
       assert.ok(Number(answer.iat) <= Number(answer.exp));
+    });
+  });
+
+  describe('DPoP at userinfo (RFC 9449 §7.1)', () => {
+    it("a DPoP-bound access token is accepted at userinfo with its key's proof naming it (ath); without a proof invalid_request; with a proof without ath, for another token or another URL, 401 invalid_dpop_proof; each with a DPoP challenge (RFC 9449 §4.3, §7.1; RFC 6750 §3.1)", async () => {
+      const keys = await generateKeyPair('ES256', { extractable: true });
+      const jwk = await exportJWK(keys.publicKey);
+      const flow = await web.signIn(alice, ALICE);
+      const tokens = await oidc.authorizationCodeGrant(web.config, new URL(flow.page.url), { pkceCodeVerifier: flow.verifier, expectedState: flow.state, expectedNonce: flow.nonce, idTokenExpected: true }, undefined, { DPoP: oidc.getDPoPHandle(web.config, keys) });
+      assert.equal(tokens.token_type, 'dpop');
+      const me = op.metadata.userinfo_endpoint!;
+      const ath = (token: string) => createHash('sha256').update(token).digest('base64url');
+      const proof = (claims: Record<string, unknown>) =>
+        new SignJWT({ htm: 'GET', htu: me, iat: Math.floor(Date.now() / 1000), jti: randomUUID(), ...claims }).setProtectedHeader({ alg: 'ES256', typ: 'dpop+jwt', jwk }).sign(keys.privateKey);
+      const ask = async (dpop?: string) => {
+        const response = await fetch(me, { headers: { authorization: `DPoP ${tokens.access_token}`, ...(dpop ? { dpop } : {}) } });
+        return { status: response.status, challenge: response.headers.get('www-authenticate') ?? '', body: (await response.json()) as Record<string, unknown> };
+      };
+      const good = await ask(await proof({ ath: ath(tokens.access_token) }));
+      assert.equal(good.status, 200, JSON.stringify(good));
+      assert.equal(good.body.sub, op.subs.alice);
+      // Without a proof the request lacks a required part: RFC 6750 §3.1's invalid_request (400), with the DPoP challenge.
+      const missing = await ask();
+      assert.equal(missing.status, 400, JSON.stringify(missing));
+      assert.match(missing.challenge, /^DPoP .*error="invalid_request"/, missing.challenge);
+      assert.equal(missing.body.sub, undefined);
+      for (const [what, dpop] of [
+        ['a proof without ath', await proof({})],
+        ["a proof for another token's ath", await proof({ ath: ath('another-token') })],
+        ['a proof for another URL', await proof({ ath: ath(tokens.access_token), htu: op.metadata.token_endpoint! })],
+      ] as const) {
+        const refused = await ask(dpop);
+        assert.equal(refused.status, 401, `${what}: ${JSON.stringify(refused)}`);
+        assert.match(refused.challenge, /^DPoP .*error="invalid_dpop_proof"/, `${what}: ${refused.challenge}`);
+        assert.equal(refused.body.sub, undefined, what);
+      }
     });
   });
 
