@@ -18,7 +18,8 @@
  *  - config: discovery-endpoint-verification: config-op.test.ts; its schema and unexpected-member
  *    conditions here.
  *  - dynamic: id-token-rs256, userinfo-rs256, redirect-uri-missing/-query-ok/-mismatch/-added/-regfrag,
- *    registration-logo/-policy/-tos/-jwks-uri/-sector-bad, server-rotate-keys: dynamic-op.test.ts
+ *    registration-logo/-policy/-tos (their login page here)/-jwks-uri/-sector-bad, server-rotate-keys (its JWKS
+ *    comparison here): dynamic-op.test.ts
  *    (registration-sector-uri skipped: no pairwise; request-uri-unsigned/-signed-rs256 and the plan's
  *    private_key_jwt assertions with aud the token endpoint are deliberate departures, docs/protocol.md).
  *  - rp-initiated-logout and backchannel: every module: logout-op.test.ts.
@@ -28,6 +29,8 @@ import { createHash, randomUUID } from 'node:crypto';
 import { exportJWK, generateKeyPair, jwtVerify, SignJWT, type JWTPayload } from 'jose';
 import * as oidc from 'openid-client';
 import { formIn } from '../helpers/agent.js';
+import { eventually } from '../helpers/eventually.js';
+import { latchkey } from '../helpers/process.js';
 import { signInSteps } from '../helpers/sign-in.js';
 import { Agent, ALICE, callbackParams, isConsent, isLogin, RelyingParty, startOp, webClient, type Op } from './fixture.js';
 
@@ -304,6 +307,28 @@ describe('OpenID Foundation OP plans: conditions not checked elsewhere', functio
         } else assert.fail(`${name} is not registered metadata: the suite warns about it (CheckForUnexpectedParametersInServerMetadata)`);
         if (name.endsWith('_endpoint_auth_signing_alg_values_supported')) assert.ok(!(value as string[]).includes('none'), `${name}: "none" MUST NOT be used (RFC 8414 §2)`);
       }
+    });
+  });
+
+  describe('key rotation (oidcc-server-rotate-keys)', () => {
+    it('after `latchkey keys rotate --now` the JWKS holds a signing key that was not in it before, with a kid and modulus of its own, and still every key it held (Core §10.1.1; VerifyNewJwksHasNewSigningKey, VerifyNewJwksStillHasOldSigningKey)', async () => {
+      type Jwk = { kid: string; n: string; use?: string };
+      const jwks = async () => ((await (await fetch(op.metadata.jwks_uri!)).json()) as { keys: Jwk[] }).keys.filter((key) => key.use === undefined || key.use === 'sig');
+      const before = await jwks();
+      const rotate = await latchkey(op.env, ['keys', 'rotate', '--now']);
+      assert.equal(rotate.status, 0, rotate.stderr);
+      const after = await eventually(async () => {
+        const keys = await jwks();
+        assert.ok(keys.some((key) => !before.some((old) => old.kid === key.kid)), 'a new key is published');
+        return keys;
+      }, 60);
+      for (const key of after.filter((candidate) => !before.some((old) => old.kid === candidate.kid))) {
+        assert.ok(!before.some((old) => old.n === key.n), `${key.kid}: a new modulus`);
+      }
+      for (const old of before) assert.ok(after.some((key) => key.kid === old.kid && key.n === old.n), `${old.kid} is still published`);
+      // ID tokens still verify against the JWKS as published now, whichever key signs.
+      const tokens = await web.redeem(await web.authorize(alice, { prompt: 'none' }));
+      await idToken(web, tokens.id_token!);
     });
   });
 
