@@ -14,7 +14,7 @@
  *    ensure-registered-redirect-uri, ensure-post-request-succeeds, client-secret-post, request-uri /
  *    request-object unsigned (request(_uri)_not_supported), ensure-request-object-with-redirect-uri
  *    (skipped then), refresh-token, valid-pkce: basic-op.test.ts and form-post.test.ts; claims-essential
- *    and acr-values here.
+ *    and acr-values here, and scope-email's ID token without email for a client that asks for it.
  *  - config: discovery-endpoint-verification: config-op.test.ts; its schema and unexpected-member
  *    conditions here.
  *  - dynamic: id-token-rs256, userinfo-rs256, redirect-uri-missing/-query-ok/-mismatch/-added/-regfrag,
@@ -60,6 +60,7 @@ describe('OpenID Foundation OP plans: conditions not checked elsewhere', functio
         webClient('machine', SECRET, { grant_types: ['client_credentials'], response_types: [], redirect_uris: [], post_logout_redirect_uris: [] }),
         webClient('web', SECRET),
         webClient('fresh', SECRET),
+        webClient('userinfo-only', SECRET, { id_token_scope_claims: false }),
         webClient('rat', SECRET, { require_auth_time: true }),
         webClient('dma', SECRET, { default_max_age: 1 }),
       ],
@@ -118,6 +119,21 @@ describe('OpenID Foundation OP plans: conditions not checked elsewhere', functio
       assert.equal(info.name, ALICE.name);
       assert.equal(info.email, undefined, 'email was asked for in the ID token only');
       assert.equal(info.sub, id.sub);
+    });
+  });
+
+  describe('scope claims (oidcc-scope-email, oidcc-scope-profile)', () => {
+    it("a client registered with id_token_scope_claims false, as the suite's should be, gets scope email's and profile's claims at userinfo and not in the ID token (Core §5.4; EnsureIdTokenDoesNotContainEmailForScopeEmail, EnsureIdTokenDoesNotContainName, VerifyScopesReturnedInUserInfoClaims)", async () => {
+      const rp = await RelyingParty.create(op, 'userinfo-only', { secret: SECRET });
+      const tokens = await rp.redeem(await rp.signIn(new Agent(), ALICE, { scope: 'openid email profile' }));
+      const id = await idToken(rp, tokens.id_token!);
+      for (const claim of ['email', 'email_verified', 'name', 'given_name', 'family_name', 'locale', 'updated_at']) assert.equal(id[claim], undefined, claim);
+      const info = await userinfo(tokens.access_token);
+      assert.equal(info.sub, id.sub);
+      assert.equal(info.email, ALICE.email);
+      assert.equal(info.email_verified, true);
+      assert.equal(info.name, ALICE.name);
+      assert.equal(typeof info.updated_at, 'number', 'a number (EnsureUserInfoUpdatedAtValid)');
     });
   });
 
