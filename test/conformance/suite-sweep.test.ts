@@ -311,7 +311,7 @@ describe('OpenID Foundation OP plans: conditions not checked elsewhere', functio
     /** Latchkey's own member, the one the suite warns about (docs/protocol.md, "Running the OpenID Foundation's conformance suite"). */
     const OWN = new Set(['revocation_feed_endpoint']);
 
-    it('every member of the discovery document is registered metadata of its type (URL, boolean, array of strings), but revocation_feed_endpoint, our own and documented; no client authentication algorithm list holds none (RFC 8414 §2)', async () => {
+    it('every member of the discovery document is registered metadata of its type (URL, boolean, array of strings), but revocation_feed_endpoint, our own and documented; no client authentication algorithm list holds none (RFC 8414 §2); every scope is a scope-token (RFC 6749 §3.3)', async () => {
       const document = (await (await fetch(new URL('/.well-known/openid-configuration', op.issuer))).json()) as Record<string, unknown>;
       for (const [name, value] of Object.entries(document)) {
         if (URLS.has(name) || OWN.has(name)) {
@@ -323,6 +323,8 @@ describe('OpenID Foundation OP plans: conditions not checked elsewhere', functio
         } else assert.fail(`${name} is not registered metadata: the suite warns about it (CheckForUnexpectedParametersInServerMetadata)`);
         if (name.endsWith('_endpoint_auth_signing_alg_values_supported')) assert.ok(!(value as string[]).includes('none'), `${name}: "none" MUST NOT be used (RFC 8414 §2)`);
       }
+      // scope-token = 1*NQCHAR (RFC 6749 §3.3; CheckDiscEndpointScopesSupportedSyntax).
+      for (const scope of document.scopes_supported as string[]) assert.match(scope, /^[\x21\x23-\x5B\x5D-\x7E]+$/, scope);
     });
   });
 
