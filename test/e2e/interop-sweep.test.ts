@@ -11,6 +11,10 @@
  *   "client authentication failed" to the client and nothing in our log: whoever reads it has proved
  *   the client's key, since the check runs once the signature verified. An assertion that fails the
  *   signature still learns nothing more.
+ * - requests-oauthlib sends a public client's code and refresh token with `Authorization: Basic
+ *   base64(client_id:)` (an empty secret; oidc-agent too), which stays 401 invalid_client (RFC 6749
+ *   §5.2, test/conformance/oauth-endpoints); its description now says what to send instead (the
+ *   client_id in the body: `include_client_id=True`), which works.
  * - mod_auth_openidc's own shapes work and stay so: its keys at a jwks_uri with a query
  *   (`<redirect_uri>?jwks=rsa`), and its back-channel logout receiver at `<redirect_uri>?logout=backchannel`,
  *   which gets the logout token with its query intact.
@@ -131,6 +135,33 @@ describe('interop sweep: relying parties and libraries beyond our usual clients'
     const answer = await tokenWith({ aud: op.metadata.token_endpoint!, iat: now(), exp: now() + 3600 }, stranger);
     assert.equal(answer.status, 401);
     assert.deepEqual(answer.body, { error: 'invalid_client', error_description: 'client authentication failed' });
+  });
+
+  it("requests-oauthlib's public client (Basic client_id: with an empty secret) is told to send its client_id in the body, and is taken so", async () => {
+    const { client_id: cli } = await register(op, {
+      client_name: 'Python CLI',
+      application_type: 'native',
+      token_endpoint_auth_method: 'none',
+      redirect_uris: ['http://localhost:8090/cb'],
+      grant_types: ['authorization_code', 'refresh_token'],
+    });
+    const redeem = async (headers: Record<string, string>, extra: Record<string, string>) => {
+      const response = await fetch(op.metadata.token_endpoint!, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json', ...headers },
+        body: new URLSearchParams({ grant_type: 'authorization_code', code: 'not-a-code', redirect_uri: 'http://localhost:8090/cb', code_verifier: 'v'.repeat(43), ...extra }),
+      });
+      return { status: response.status, body: (await response.json()) as Record<string, string>, challenge: response.headers.get('www-authenticate') };
+    };
+    const basic = await redeem({ authorization: `Basic ${Buffer.from(`${cli}:`).toString('base64')}` }, {});
+    assert.equal(basic.status, 401);
+    assert.equal(basic.body.error, 'invalid_client');
+    assert.match(basic.body.error_description!, /a client without a secret sends its client_id in the request body, and no Authorization header/);
+    assert.ok(basic.challenge?.startsWith(`Basic realm="${op.issuer}", error="invalid_client"`), String(basic.challenge));
+    // include_client_id=True: the client_id in the body; the client is identified, and the (made-up) code refused as such.
+    const body = await redeem({}, { client_id: cli });
+    assert.equal(body.status, 400, JSON.stringify(body.body));
+    assert.equal(body.body.error, 'invalid_grant');
   });
 
   it("mod_auth_openidc's back-channel logout receiver at <redirect_uri>?logout=backchannel gets the logout token there, query and sid included", async () => {
