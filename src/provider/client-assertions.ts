@@ -20,6 +20,14 @@
  *
  * Type: untyped, `JWT` or `client-authentication+jwt`; a JWT the client typed as anything else is
  * another kind of JWT of its, not an assertion of its identity (RFC 8725 §3.11).
+ *
+ * Each of these refusals tells the client why (`client authentication failed: <why>`), where the
+ * engine's own say only "client authentication failed": the engine calls this hook once the
+ * assertion's signature has verified against the client's keys, so whoever reads the answer holds
+ * the client's key, and what it learns is this page's policy. Libraries that follow Core §9 by
+ * default (Authlib's PrivateKeyJWT: aud the token endpoint, exp an hour after iat;
+ * mod_auth_openidc: aud the token endpoint) otherwise failed with nothing to go on, client or
+ * server side (RFC 6749 §5.2: error_description is there to help the client's developer).
  */
 import { errors, type Configuration } from 'oidc-provider';
 
@@ -44,6 +52,13 @@ function explicitlyTyped(header: { typ?: unknown }): boolean {
   return type === EXPLICIT_TYPE || type === `application/${EXPLICIT_TYPE}`;
 }
 
+/** A refusal of a verified assertion, which says why (see above); the engine's `error_detail` keeps the bare reason. */
+function refused(why: string): InstanceType<typeof errors.InvalidClientAuth> {
+  const error = new errors.InvalidClientAuth(why);
+  error.error_description = `client authentication failed: ${why}`;
+  return error;
+}
+
 /** The types a client assertion may carry: none, JWT, or rfc7523bis's explicit one (with or without `application/`). */
 const ASSERTION_TYP = /^(application\/)?(client-authentication\+)?jwt$/i;
 
@@ -54,20 +69,20 @@ export function boundedClientAssertions(maxLifetime: number, clockTolerance: num
     // though its signature and claims would pass (any typ was taken before the eighth-round granting audit).
     const { typ } = header as { typ?: unknown };
     if (typ !== undefined && (typeof typ !== 'string' || !ASSERTION_TYP.test(typ))) {
-      throw new errors.InvalidClientAuth(`the client_assertion JWT is typed ${String(typ)}: a client assertion is untyped, JWT or ${EXPLICIT_TYPE}`);
+      throw refused(`the client_assertion JWT is typed ${String(typ)}: a client assertion is untyped, JWT or ${EXPLICIT_TYPE}`);
     }
     const { iat, exp, aud } = claims as { iat?: unknown; exp?: unknown; aud?: unknown };
     if (!namesOurIssuer(aud, ctx.oidc.issuer, ctx.oidc.clientJwtAuthExpectedAudience(), explicitlyTyped(header as { typ?: unknown }))) {
-      throw new errors.InvalidClientAuth(`the client_assertion JWT's aud (audience) must be the issuer identifier (${ctx.oidc.issuer})`);
+      throw refused(`the client_assertion JWT's aud (audience) must be the issuer identifier (${ctx.oidc.issuer})`);
     }
     if (typeof iat !== 'number' || !Number.isFinite(iat)) {
-      throw new errors.InvalidClientAuth('iat (issued at) must be provided in the client_assertion JWT');
+      throw refused('iat (issued at) must be provided in the client_assertion JWT');
     }
     if (iat > Date.now() / 1000 + clockTolerance) {
-      throw new errors.InvalidClientAuth('iat (issued at) of the client_assertion JWT is in the future');
+      throw refused('iat (issued at) of the client_assertion JWT is in the future');
     }
     if (typeof exp === 'number' && exp - iat > maxLifetime) {
-      throw new errors.InvalidClientAuth(`the client_assertion JWT must expire at most ${maxLifetime} seconds after it was issued`);
+      throw refused(`the client_assertion JWT must expire at most ${maxLifetime} seconds after it was issued`);
     }
   };
 }

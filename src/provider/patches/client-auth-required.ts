@@ -26,10 +26,11 @@
  * one that will not do with RFC 6750 §3's 401 and Bearer challenge (invalid_token): we take no bearer
  * tokens there, so every one gets that. A malformed Basic header stays the engine's invalid_request.
  *
- * A Basic header with an empty secret (`client_id:`, as some libraries send for a public client) is
- * an attempt to authenticate through the Authorization header that failed: RFC 6749 §5.2's
- * invalid_client, 401 with the challenge. The engine answered 400 invalid_request ("client_secret
- * must be provided in the Authorization header").
+ * A Basic header with an empty secret (`client_id:`, as some libraries send for a public client:
+ * requests-oauthlib by default, oidc-agent) is an attempt to authenticate through the Authorization
+ * header that failed: RFC 6749 §5.2's invalid_client, 401 with the challenge, whose description says
+ * that a client without a secret sends its client_id in the body. The engine answered 400
+ * invalid_request ("client_secret must be provided in the Authorization header").
  */
 import type { Context, Middleware } from 'koa';
 import { jsonError } from '../../http/errors.js';
@@ -40,7 +41,9 @@ const BAD_HEADER = 'invalid authorization header value format';
 /** The engine's invalid_request descriptions that are failed client authentications, and what we say of each. */
 const FAILED_AUTHENTICATION = new Map([
   [NO_MECHANISM, 'client authentication is required'],
-  ['client_secret must be provided in the Authorization header', 'client authentication failed: the Authorization header carries no client secret'],
+  // requests-oauthlib (its default for a client without a secret) and oidc-agent send `Basic client_id:`
+  // for a public client: the description says what to send instead.
+  ['client_secret must be provided in the Authorization header', 'client authentication failed: the Authorization header carries no client secret (a client without a secret sends its client_id in the request body, and no Authorization header)'],
 ]);
 const AUTHENTICATING_ROUTES = new Set(['token', 'introspection', 'revocation', 'pushed_authorization_request', 'backchannel_authentication', 'device_authorization']);
 
