@@ -25,7 +25,7 @@ import './patches/form-bodies.js';
 // So do these: an authorization request without scope is invalid_scope at once (see the patch).
 import './patches/scope-required.js';
 // OpenID Connect Core §3.1.2.1: an OpenID request names its redirect_uri (see the patch).
-import { openIdCodesNameRedirectUri } from './patches/openid-redirect-uri.js';
+import { codesNameRedirectUri, REDIRECT_URI_OMITTED } from './patches/openid-redirect-uri.js';
 import { GRANT_CLAIM, grantHandle, type RevocationList } from '../revocation/list.js';
 import { opaqueRevoked } from '../revocation/opaque-introspection.js';
 import { adapterFactory, opaqueTokenBits, readInteractionAhead } from '../store/adapter.js';
@@ -375,7 +375,7 @@ function accountsAndConsent({ config, accounts, consents, federated, revocations
     // The levels a sign-in reaches (accounts/assurance.ts): advertised, and the ID token's acr.
     acrValues: [...ACR_VALUES],
     // `upstream`: send the person straight to that upstream provider (interactions/upstream.ts).
-    extraParams: [CONSENT_IF_NEEDED, 'upstream'],
+    extraParams: [CONSENT_IF_NEEDED, REDIRECT_URI_OMITTED, 'upstream'],
     findAccount: async (ctx, sub, token) => {
       // At the authorization endpoint the session's recheck has just read the account (accounts/sessions.ts).
       // With the account: whether the token's client had every grant it holds revoked since (a cached read; else in the same round trip).
@@ -603,8 +603,8 @@ function applyPatches(
   requireLevelAtTokenEndpoint(provider, config.accounts.mfa.required);
   // A code or device code redeemed after its client was narrowed gets only what the client may have now.
   boundCodesToCurrentRegistration(provider);
-  // RFC 6749 §4.1.3: a code of an OpenID request (which named its redirect_uri) is redeemed with it.
-  openIdCodesNameRedirectUri(provider);
+  // RFC 6749 §4.1.3: a code whose authorization request named its redirect_uri is redeemed with it.
+  codesNameRedirectUri(provider);
   // A code bound to a DPoP key (dpop_jkt) is not spent by a request without that key's proof.
   dpopBoundCodesBeforeSpending(provider);
   refuseHintsOfRevokedKeys(provider, revocations);

@@ -124,8 +124,15 @@ describe('patches on oidc-provider internals (src/provider/patches/)', () => {
     assert.match(context, /if \(!length\) \{\s*throw new NoAccessTokenProvided\(\);/);
   });
 
-  it('openid-redirect-uri.ts: the engine fills in a single registered redirect_uri in its oneRedirectUriClients step', () => {
+  it('openid-redirect-uri.ts: the engine fills in a single registered redirect_uri in its oneRedirectUriClients step (after it loads a pushed request), makes a code from the parameters with save(), keeps only IN_PAYLOAD, read once per model, and stores a pushed request with its parameters', () => {
     assert.match(source('actions/authorization/response_parameters.js'), /export function oneRedirectUriClients\(ctx, next\) \{[\s\S]*?if \(params\.redirect_uri === undefined && client\.redirectUris\.length === 1\) \{/);
+    assert.match(source('actions/authorization/index.js'), /use\(loadPushedAuthorizationRequest,[^\n]*\n[\s\S]*use\(oneRedirectUriClients,/);
+    assert.match(source('actions/authorization/pushed_authorization_requests.js'), /ctx\.oidc\.entity\('PushedAuthorizationRequest', pushedAuthorizationRequest\)/);
+    assert.match(source('actions/authorization/pushed_authorization_requests.js'), /const payload = \{ \.\.\.ctx\.oidc\.params \};/);
+    assert.match(source('helpers/process_response_types.js'), /const code = new ctx\.oidc\.provider\.AuthorizationCode\(\{[\s\S]*?redirectUri: ctx\.oidc\.params\.redirect_uri,[\s\S]*?return \{ code: await code\.save\(\) \};/);
+    assert.match(source('models/payload.js'), /result = new Set\(Model\.IN_PAYLOAD\);/);
+    assert.ok(Object.getOwnPropertyDescriptor(Object.getPrototypeOf(provider.AuthorizationCode), 'IN_PAYLOAD')?.get || Object.getOwnPropertyDescriptor(provider.AuthorizationCode, 'IN_PAYLOAD')?.get, 'IN_PAYLOAD is a static getter');
+    assert.equal(typeof (provider.AuthorizationCode.prototype as unknown as Record<string, unknown>).save, 'function');
   });
 
   it('unauthorized-client.ts: the grant-type refusals it rewrites, and Client#responseTypeAllowed is called only by the response_type check', () => {
