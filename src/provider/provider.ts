@@ -26,6 +26,7 @@ import './patches/form-bodies.js';
 import './patches/scope-required.js';
 // OpenID Connect Core §3.1.2.1: an OpenID request names its redirect_uri (see the patch).
 import { codesNameRedirectUri, REDIRECT_URI_OMITTED } from './patches/openid-redirect-uri.js';
+import { loopbackPublicClientsAsked } from './patches/loopback-public-clients.js';
 import { GRANT_CLAIM, grantHandle, type RevocationList } from '../revocation/list.js';
 import { opaqueRevoked } from '../revocation/opaque-introspection.js';
 import { adapterFactory, opaqueTokenBits, readInteractionAhead } from '../store/adapter.js';
@@ -327,11 +328,12 @@ function accountsAndConsent({ config, accounts, consents, federated, revocations
   // prompt=select_account lets a signed-in person choose (patches/select-account.ts); an
   // id_token_hint is held to whoever signs in when the sign-in resumes (patches/hinted-subject.ts);
   // a login_hint naming someone else than the session's person asks for the login page (patches/hinted-login.ts).
+  // A public client's request to a loopback redirect URI asks for consent every time, as a native app's (patches/loopback-public-clients.ts).
   // Last, over the login checks comparing the person with someone named: a silent request of an app the person allowed nothing is answered by consent (patches/silent-strangers.ts).
   const interactionSteps = silentStrangersAskedConsent(
     withSelectAccount(
       withHintedLogin(
-        withHintedSubject(withDeviceFreshLogin(withCurrentRegistration(withStepUp(consentOnlyIfNeeded(), config.accounts.mfa.required), policy.scopes))),
+        withHintedSubject(withDeviceFreshLogin(withCurrentRegistration(withStepUp(loopbackPublicClientsAsked(consentOnlyIfNeeded()), config.accounts.mfa.required), policy.scopes))),
         (sub) => accounts.find(sub),
       ),
     ),

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { exportJWK, generateKeyPair } from 'jose';
 import * as oidc from 'openid-client';
 import { Agent, ALICE, callbackParams, RelyingParty, startOp, webClient, type Flow, type Op } from '../conformance/fixture.js';
-import { signInSteps } from '../helpers/sign-in.js';
+import { isConsent, signInSteps } from '../helpers/sign-in.js';
 import { basic, RESOURCE_SERVERS } from '../helpers/tokens.js';
 
 const SECRET = 'redteam-protocol-secret-with-plenty-of-entropy-0123';
@@ -36,6 +36,12 @@ describe('e2e: red team, the protocol catalogue (RFC 6749, 6750, 7523, 7636, 912
         webClient('other', SECRET),
         { client_id: 'api', client_secret: SECRET, grant_types: ['client_credentials'], response_types: [], redirect_uris: [] },
         { client_id: 'machine', client_secret: SECRET, grant_types: ['client_credentials'], response_types: [], redirect_uris: [] },
+        {
+          client_id: 'spa',
+          token_endpoint_auth_method: 'none',
+          redirect_uris: ['https://spa.example.test/cb', 'http://localhost:5173/cb', 'http://127.0.0.1:5173/cb'],
+          grant_types: ['authorization_code'],
+        },
         {
           client_id: 'native',
           application_type: 'native',
@@ -107,5 +113,30 @@ describe('e2e: red team, the protocol catalogue (RFC 6749, 6750, 7523, 7636, 912
     assert.equal((await redeem(pushedForged, codeOf(pushedForged), false)).body.error, 'invalid_request');
     const pushedOmitted = await pushed({});
     assert.equal((await redeem(pushedOmitted, codeOf(pushedOmitted), false)).status, 200);
+  });
+
+  it("a public client's code to a loopback redirect URI needs the person's consent at every request, as a native app's: whatever program listens on that port could start the request with its own PKCE (RFC 8252 §8.6; RFC 9700 §4.11.2)", async () => {
+    const agent = new Agent();
+    // The person signs in and allows the app once, at its loopback redirect URI (a web app in development, an MCP client).
+    for (const redirectUri of ['http://localhost:5173/cb', 'http://127.0.0.1:5173/cb']) {
+      const spa = await RelyingParty.create(op, 'spa', {}, redirectUri);
+      const first = await spa.signIn(agent, ALICE, { scope: 'openid' });
+      assert.ok(codeOf(first));
+      // The impersonator: another request for the same client at that URI gets the consent page, never a code by itself.
+      const again = await spa.authorize(agent, { scope: 'openid' });
+      assert.ok(isConsent(again.page), `${redirectUri}: ${again.page.status} ${again.page.url}`);
+      const silent = await spa.authorize(agent, { scope: 'openid', prompt: 'none' });
+      assert.ok(silent.page.url.startsWith(redirectUri), silent.page.url);
+      assert.equal(callbackParams(silent).get('error'), 'interaction_required', silent.page.url);
+      assert.equal(callbackParams(silent).get('code'), null);
+    }
+    // At its https redirect URI (its origin proves who receives) a remembered consent still signs in without a page.
+    const https = await RelyingParty.create(op, 'spa', {}, 'https://spa.example.test/cb');
+    await https.signIn(agent, ALICE, { scope: 'openid' });
+    assert.ok(codeOf(await https.authorize(agent, { scope: 'openid', prompt: 'none' })));
+    // And a confidential client's loopback code is no use without its secret: unchanged.
+    const confidential = await RelyingParty.create(op, 'web', { secret: SECRET }, 'http://127.0.0.1:3000/cb');
+    await confidential.signIn(agent, ALICE, { scope: 'openid' });
+    assert.ok(codeOf(await confidential.authorize(agent, { scope: 'openid', prompt: 'none' })));
   });
 });

@@ -208,6 +208,13 @@ describe('patches on oidc-provider internals (src/provider/patches/)', () => {
     assert.match(source('actions/authorization/resume.js'), /session\.accountId !== result\.login\.accountId/);
   });
 
+  it("loopback-public-clients.ts: the consent prompt's native_client_prompt asks a native client's request until the person consented in this interaction, and the engine asks the first consent check that asks (interaction_required under prompt=none)", () => {
+    const consent = source('helpers/interaction_policy/prompts/consent.js');
+    assert.match(consent, /new Check\('native_client_prompt', 'native clients require End-User interaction', 'interaction_required', \(ctx\) => \{\s*const \{ oidc \} = ctx;\s*if \(\s*oidc\.client\.applicationType === 'native'\s*&& oidc\.params\.response_type !== 'none'\s*&& \(!oidc\.result\?\.consent\)\s*\) \{\s*return Check\.REQUEST_PROMPT;/);
+    assert.ok(interactionPolicy.base().get('consent')?.checks.some((check) => check.reason === 'native_client_prompt'));
+    assert.match(source('helpers/interaction_policy/check.js'), /this\.reason = reason;\s*this\.description = description;\s*this\.error = error;/);
+  });
+
   it("silent-strangers.ts: the login prompt's checks comparing the session's person with someone named are id_token_hint and claims_id_token_sub_value, those weighing its age and acr max_age, essential_acrs and essential_acr, objects whose check() may be replaced; the grant is loaded before the checks run, and one holding nothing gets no code", () => {
     const login = source('helpers/interaction_policy/prompts/login.js');
     assert.match(login, /'id_token_hint',\s*'id_token_hint and authenticated subject do not match',\s*async \(ctx\) => \{/);
