@@ -42,7 +42,7 @@ describe('e2e: red team, the protocol catalogue (RFC 6749, 6750, 7523, 7636, 912
         {
           client_id: 'spa',
           token_endpoint_auth_method: 'none',
-          redirect_uris: ['https://spa.example.test/cb', 'http://localhost:5173/cb', 'http://127.0.0.1:5173/cb'],
+          redirect_uris: ['https://spa.example.test/cb', 'http://localhost:5173/cb', 'http://127.0.0.1:5173/cb', 'https://localhost:5174/cb'],
           grant_types: ['authorization_code'],
         },
         {
@@ -121,7 +121,7 @@ describe('e2e: red team, the protocol catalogue (RFC 6749, 6750, 7523, 7636, 912
   it("a public client's code to a loopback redirect URI needs the person's consent at every request, as a native app's: whatever program listens on that port could start the request with its own PKCE (RFC 8252 §8.6; RFC 9700 §4.11.2)", async () => {
     const agent = new Agent();
     // The person signs in and allows the app once, at its loopback redirect URI (a web app in development, an MCP client).
-    for (const redirectUri of ['http://localhost:5173/cb', 'http://127.0.0.1:5173/cb']) {
+    for (const redirectUri of ['http://localhost:5173/cb', 'http://127.0.0.1:5173/cb', 'https://localhost:5174/cb']) {
       const spa = await RelyingParty.create(op, 'spa', {}, redirectUri);
       const first = await spa.signIn(agent, ALICE, { scope: 'openid' });
       assert.ok(codeOf(first));

@@ -15,7 +15,8 @@
  * there silently (red team's protocol pass, 2026-12-02).
  *
  * Now the consent prompt has a check like the engine's, after its others: a request of a public
- * client (token_endpoint_auth_method none) whose redirect_uri is http on a loopback host asks for
+ * client (token_endpoint_auth_method none) whose redirect_uri is on a loopback host (http, or https:
+ * a program can serve TLS there too) asks for
  * the consent page until the person decided in this interaction; under `prompt=none` that is
  * consent_required while something asked was never allowed, interaction_required once it was. A confidential client's code is of no use without its credentials, and
  * Latchkey's own pages (first-party clients, on the issuer's origin) are not apps to impersonate.
@@ -32,7 +33,8 @@ function unprovenLoopback({ oidc }: KoaContextWithOIDC): boolean {
   const { client, params } = oidc;
   if (!client || client.clientAuthMethod !== 'none' || FIRST_PARTY_CLIENT_IDS.includes(client.clientId)) return false;
   const target = typeof params?.redirect_uri === 'string' ? URL.parse(params.redirect_uri) : null;
-  return target?.protocol === 'http:' && isLoopback(target.hostname);
+  // https too: a program can serve TLS on a loopback port (a developer's local CA makes browsers trust it).
+  return (target?.protocol === 'http:' || target?.protocol === 'https:') && isLoopback(target.hostname);
 }
 
 /** `policy` with the consent prompt asking again for a public client's loopback redirect URI. */
