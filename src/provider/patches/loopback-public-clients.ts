@@ -28,13 +28,23 @@ import { isLoopback } from '../../registration/policy.js';
 
 const ENGINE_CHECK = 'native_client_prompt';
 
+/**
+ * Whether a browser sends what goes to `hostname` to this machine: a loopback name or address
+ * (registration/policy.ts), also spelt with a trailing dot, the unspecified addresses browsers have
+ * connected to this machine, and 127/8 mapped into IPv6 (URL normalises `[::ffff:127.0.0.1]` to hex).
+ */
+function onThisMachine(hostname: string): boolean {
+  const host = hostname.endsWith('.') ? hostname.slice(0, -1) : hostname;
+  return isLoopback(host) || host === '0.0.0.0' || host === '[::]' || /^\[::ffff:7f[0-9a-f]{2}:[0-9a-f]{1,4}\]$/.test(host);
+}
+
 /** Whether the request's code goes to a loopback listener of a client that cannot prove who it is. */
 function unprovenLoopback({ oidc }: KoaContextWithOIDC): boolean {
   const { client, params } = oidc;
   if (!client || client.clientAuthMethod !== 'none' || FIRST_PARTY_CLIENT_IDS.includes(client.clientId)) return false;
   const target = typeof params?.redirect_uri === 'string' ? URL.parse(params.redirect_uri) : null;
   // https too: a program can serve TLS on a loopback port (a developer's local CA makes browsers trust it).
-  return (target?.protocol === 'http:' || target?.protocol === 'https:') && isLoopback(target.hostname);
+  return (target?.protocol === 'http:' || target?.protocol === 'https:') && onThisMachine(target.hostname);
 }
 
 /** `policy` with the consent prompt asking again for a public client's loopback redirect URI. */
