@@ -15,11 +15,12 @@
  * there silently (red team's protocol pass, 2026-12-02).
  *
  * Now the consent prompt has a check like the engine's, after its others: a request of a public
- * client (token_endpoint_auth_method none) whose redirect_uri is on a loopback host (http, or https:
- * a program can serve TLS there too) asks for
- * the consent page until the person decided in this interaction; under `prompt=none` that is
- * consent_required while something asked was never allowed, interaction_required once it was. A confidential client's code is of no use without its credentials, and
- * Latchkey's own pages (first-party clients, on the issuer's origin) are not apps to impersonate.
+ * client (token_endpoint_auth_method none) whose redirect_uri is on a loopback host (http, or
+ * https: a program can serve TLS there too; however the host is spelt) asks for the consent page
+ * until the person decided in this interaction; under `prompt=none` that is consent_required while
+ * something asked was never allowed, interaction_required once it was. A confidential client's
+ * code is of no use without its credentials, and Latchkey's own pages (first-party clients, on the
+ * issuer's origin) are not apps to impersonate.
  * Pinned in test/unit/provider-patches.test.ts.
  */
 import { interactionPolicy, type KoaContextWithOIDC } from 'oidc-provider';
