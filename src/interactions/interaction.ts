@@ -11,6 +11,7 @@ import type { ProviderInService } from '../provider-in-service.js';
 import { csrfTokens, type CsrfTokens } from '../http/csrf.js';
 import { respondWithError } from '../http/errors.js';
 import { startedInThisBrowser } from '../provider/patches/browser-bound-resume.js';
+import { REDIRECT_URI_OMITTED } from '../provider/patches/openid-redirect-uri.js';
 import { allowLogo, brandingOf, type ClientBranding } from './client-branding.js';
 import type { OfferedLink } from './link-confirmation.js';
 import type { FederatedSession } from '../upstreams/sessions.js';
@@ -99,9 +100,12 @@ export function interactions(
     const provider = providers.current;
     const client = await provider.Client.find(String(interaction.params.client_id));
     if (!client || client.requirePushedAuthorizationRequests) return undefined;
-    // Every parameter as it came (`resource` may be given more than once).
+    // Every parameter as it came (`resource` may be given more than once): a redirect_uri the engine
+    // filled in stays out, and so does the marker that says so (patches/openid-redirect-uri.ts).
     const params = new URLSearchParams();
+    const omitted = interaction.params[REDIRECT_URI_OMITTED] === '1';
     for (const [name, value] of Object.entries(interaction.params)) {
+      if (name === REDIRECT_URI_OMITTED || (omitted && name === 'redirect_uri')) continue;
       for (const each of Array.isArray(value) ? value : [value]) if (typeof each === 'string') params.append(name, each);
     }
     return `${provider.pathFor('authorization')}?${params}`;

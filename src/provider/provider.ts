@@ -25,7 +25,8 @@ import './patches/form-bodies.js';
 // So do these: an authorization request without scope is invalid_scope at once (see the patch).
 import './patches/scope-required.js';
 // OpenID Connect Core §3.1.2.1: an OpenID request names its redirect_uri (see the patch).
-import { openIdCodesNameRedirectUri } from './patches/openid-redirect-uri.js';
+import { codesNameRedirectUri, REDIRECT_URI_OMITTED } from './patches/openid-redirect-uri.js';
+import { loopbackPublicClientsAsked } from './patches/loopback-public-clients.js';
 import { GRANT_CLAIM, grantHandle, type RevocationList } from '../revocation/list.js';
 import { opaqueRevoked } from '../revocation/opaque-introspection.js';
 import { adapterFactory, opaqueTokenBits, readInteractionAhead } from '../store/adapter.js';
@@ -327,11 +328,12 @@ function accountsAndConsent({ config, accounts, consents, federated, revocations
   // prompt=select_account lets a signed-in person choose (patches/select-account.ts); an
   // id_token_hint is held to whoever signs in when the sign-in resumes (patches/hinted-subject.ts);
   // a login_hint naming someone else than the session's person asks for the login page (patches/hinted-login.ts).
+  // A public client's request to a loopback redirect URI asks for consent every time, as a native app's (patches/loopback-public-clients.ts).
   // Last, over the login checks comparing the person with someone named: a silent request of an app the person allowed nothing is answered by consent (patches/silent-strangers.ts).
   const interactionSteps = silentStrangersAskedConsent(
     withSelectAccount(
       withHintedLogin(
-        withHintedSubject(withDeviceFreshLogin(withCurrentRegistration(withStepUp(consentOnlyIfNeeded(), config.accounts.mfa.required), policy.scopes))),
+        withHintedSubject(withDeviceFreshLogin(withCurrentRegistration(withStepUp(loopbackPublicClientsAsked(consentOnlyIfNeeded()), config.accounts.mfa.required), policy.scopes))),
         (sub) => accounts.find(sub),
       ),
     ),
@@ -375,7 +377,7 @@ function accountsAndConsent({ config, accounts, consents, federated, revocations
     // The levels a sign-in reaches (accounts/assurance.ts): advertised, and the ID token's acr.
     acrValues: [...ACR_VALUES],
     // `upstream`: send the person straight to that upstream provider (interactions/upstream.ts).
-    extraParams: [CONSENT_IF_NEEDED, 'upstream'],
+    extraParams: [CONSENT_IF_NEEDED, REDIRECT_URI_OMITTED, 'upstream'],
     findAccount: async (ctx, sub, token) => {
       // At the authorization endpoint the session's recheck has just read the account (accounts/sessions.ts).
       // With the account: whether the token's client had every grant it holds revoked since (a cached read; else in the same round trip).
@@ -603,8 +605,8 @@ function applyPatches(
   requireLevelAtTokenEndpoint(provider, config.accounts.mfa.required);
   // A code or device code redeemed after its client was narrowed gets only what the client may have now.
   boundCodesToCurrentRegistration(provider);
-  // RFC 6749 §4.1.3: a code of an OpenID request (which named its redirect_uri) is redeemed with it.
-  openIdCodesNameRedirectUri(provider);
+  // RFC 6749 §4.1.3: a code whose authorization request named its redirect_uri is redeemed with it.
+  codesNameRedirectUri(provider);
   // A code bound to a DPoP key (dpop_jkt) is not spent by a request without that key's proof.
   dpopBoundCodesBeforeSpending(provider);
   refuseHintsOfRevokedKeys(provider, revocations);

@@ -124,8 +124,15 @@ describe('patches on oidc-provider internals (src/provider/patches/)', () => {
     assert.match(context, /if \(!length\) \{\s*throw new NoAccessTokenProvided\(\);/);
   });
 
-  it('openid-redirect-uri.ts: the engine fills in a single registered redirect_uri in its oneRedirectUriClients step', () => {
+  it('openid-redirect-uri.ts: the engine fills in a single registered redirect_uri in its oneRedirectUriClients step (after it loads a pushed request), makes a code from the parameters with save(), keeps only IN_PAYLOAD, read once per model, and stores a pushed request with its parameters', () => {
     assert.match(source('actions/authorization/response_parameters.js'), /export function oneRedirectUriClients\(ctx, next\) \{[\s\S]*?if \(params\.redirect_uri === undefined && client\.redirectUris\.length === 1\) \{/);
+    assert.match(source('actions/authorization/index.js'), /use\(loadPushedAuthorizationRequest,[^\n]*\n[\s\S]*use\(oneRedirectUriClients,/);
+    assert.match(source('actions/authorization/pushed_authorization_requests.js'), /ctx\.oidc\.entity\('PushedAuthorizationRequest', pushedAuthorizationRequest\)/);
+    assert.match(source('actions/authorization/pushed_authorization_requests.js'), /const payload = \{ \.\.\.ctx\.oidc\.params \};/);
+    assert.match(source('helpers/process_response_types.js'), /const code = new ctx\.oidc\.provider\.AuthorizationCode\(\{[\s\S]*?redirectUri: ctx\.oidc\.params\.redirect_uri,[\s\S]*?return \{ code: await code\.save\(\) \};/);
+    assert.match(source('models/payload.js'), /result = new Set\(Model\.IN_PAYLOAD\);/);
+    assert.ok(Object.getOwnPropertyDescriptor(Object.getPrototypeOf(provider.AuthorizationCode), 'IN_PAYLOAD')?.get || Object.getOwnPropertyDescriptor(provider.AuthorizationCode, 'IN_PAYLOAD')?.get, 'IN_PAYLOAD is a static getter');
+    assert.equal(typeof (provider.AuthorizationCode.prototype as unknown as Record<string, unknown>).save, 'function');
   });
 
   it('unauthorized-client.ts: the grant-type refusals it rewrites, and Client#responseTypeAllowed is called only by the response_type check', () => {
@@ -199,6 +206,13 @@ describe('patches on oidc-provider internals (src/provider/patches/)', () => {
     assert.match(login, /\.\.\.\(oidc\.params\.login_hint === undefined\s*\? undefined\s*: \{ login_hint: oidc\.params\.login_hint \}\)/);
     assert.match(source('actions/authorization/interactions.js'), /await check\(ctx\),/);
     assert.match(source('actions/authorization/resume.js'), /session\.accountId !== result\.login\.accountId/);
+  });
+
+  it("loopback-public-clients.ts: the consent prompt's native_client_prompt asks a native client's request until the person consented in this interaction, and the engine asks the first consent check that asks (interaction_required under prompt=none)", () => {
+    const consent = source('helpers/interaction_policy/prompts/consent.js');
+    assert.match(consent, /new Check\('native_client_prompt', 'native clients require End-User interaction', 'interaction_required', \(ctx\) => \{\s*const \{ oidc \} = ctx;\s*if \(\s*oidc\.client\.applicationType === 'native'\s*&& oidc\.params\.response_type !== 'none'\s*&& \(!oidc\.result\?\.consent\)\s*\) \{\s*return Check\.REQUEST_PROMPT;/);
+    assert.ok(interactionPolicy.base().get('consent')?.checks.some((check) => check.reason === 'native_client_prompt'));
+    assert.match(source('helpers/interaction_policy/check.js'), /this\.reason = reason;\s*this\.description = description;\s*this\.error = error;/);
   });
 
   it("silent-strangers.ts: the login prompt's checks comparing the session's person with someone named are id_token_hint and claims_id_token_sub_value, those weighing its age and acr max_age, essential_acrs and essential_acr, objects whose check() may be replaced; the grant is loaded before the checks run, and one holding nothing gets no code", () => {
