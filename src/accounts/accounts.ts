@@ -185,8 +185,13 @@ export function validatePassword(password: string, username?: string): string | 
 
 export class Accounts {
   readonly #options: argon2.HashOptions & { raw: false };
-  /** Verified against when the username is unknown, so both failures cost the same. */
-  readonly #dummyHash: Promise<string>;
+  /**
+   * Verified against when the username is unknown, so both failures cost the same. Made at the
+   * first verification, not with the object: most holders never verify (every CLI command that
+   * touches people or builds a provider, a test's helpers), and each paid a whole argon2 hash on
+   * the thread pool, which the process then waited for before it could exit.
+   */
+  #dummyHash: Promise<string> | undefined;
 
   constructor(
     private readonly kv: Kv,
@@ -194,7 +199,6 @@ export class Accounts {
     private readonly slots: Argon2Slots = processArgon2Slots,
   ) {
     this.#options = { type: argon2.argon2id, ...settings, raw: false };
-    this.#dummyHash = this.#hash(randomBytes(32).toString('hex'));
   }
 
   #hash(password: string): Promise<string> {
@@ -365,8 +369,10 @@ export class Accounts {
    */
   async verifyFound(account: Account | undefined, password: string): Promise<Account | undefined> {
     if (password.length > MAX_PASSWORD_LENGTH) return undefined;
+    // Waited for whoever signs in, so the first verification costs the same for a known and an unknown username.
+    const dummyHash = await (this.#dummyHash ??= this.#hash(randomBytes(32).toString('hex')));
     // An account without a password (made by an upstream sign-in) costs the same and never matches.
-    const hash = account?.passwordHash || (await this.#dummyHash);
+    const hash = account?.passwordHash || dummyHash;
     const ok = await this.#verify(hash, password);
     if (!account?.passwordHash || !ok || account.disabled) return undefined;
     if (this.#weakerThanConfigured(account.passwordHash)) {

@@ -223,6 +223,36 @@ describe('accounts (redis)', function () {
     assert.match(verified[0]!, /^\$argon2id\$v=19\$m=19456,p=1,t=2\$/);
   });
 
+  it('makes its dummy hash at the first verification, whatever the username, once: holding Accounts (a CLI command, a helper) hashes nothing', async () => {
+    const hashed: string[] = [];
+    const verified: string[] = [];
+    const [originalHash, originalVerify] = [argon2.hash, argon2.verify];
+    argon2.hash = ((...args: Parameters<typeof argon2.hash>) => {
+      hashed.push(String(args[0]));
+      return originalHash(...args);
+    }) as typeof argon2.hash;
+    argon2.verify = async (hash, password, options) => {
+      verified.push(hash);
+      return originalVerify(hash, password, options);
+    };
+    try {
+      await accounts.create('ivan', PASSWORD);
+      hashed.length = 0;
+      const fresh = new Accounts(kv, OWASP);
+      assert.equal((await fresh.findByUsername('ivan'))?.username, 'ivan');
+      assert.deepEqual(hashed, [], 'made and used, never verifying: no hash');
+      assert.equal((await fresh.verify('ivan', PASSWORD))?.username, 'ivan', 'a known username first');
+      assert.equal(hashed.length, 1, 'the dummy hash, made for the first verification though the username was known');
+      assert.equal(await fresh.verify('nobody-by-this-name', PASSWORD), undefined);
+      assert.equal(await fresh.verify('ivan', 'a wrong password, long enough'), undefined);
+      assert.equal(hashed.length, 1, 'made once');
+      assert.equal(verified.length, 3, 'one verification each, known or not');
+      assert.match(verified[1]!, /^\$argon2id\$v=19\$m=19456,p=1,t=2\$/, 'the unknown username against the dummy hash');
+    } finally {
+      [argon2.hash, argon2.verify] = [originalHash, originalVerify];
+    }
+  });
+
   it('runs no more argon2 verifications at once than it has slots: sign-ins beyond them wait their turn', async () => {
     await accounts.create('heidi', PASSWORD);
     const oneSlot = new Accounts(kv, OWASP, new Argon2Slots(1));
