@@ -43,6 +43,19 @@ function readBack(res: ServerResponse): string {
 }
 
 /**
+ * Whether `probe`'s headers read back as `reference`'s (set by setHeader), and the head Node writes
+ * is the same (without the date, which differs between the two).
+ */
+function readsAsSet(probe: ServerResponse, reference: ServerResponse): boolean {
+  if (readBack(probe) !== readBack(reference)) return false;
+  probe.sendDate = reference.sendDate = false;
+  probe.writeHead(200);
+  reference.writeHead(200);
+  const head = (res: ServerResponse) => (res as unknown as { _header?: unknown })._header;
+  return typeof head(probe) === 'string' && head(probe) === head(reference);
+}
+
+/**
  * The headers `first` (the request id, given per request) and then `fixed`, in that order, as
  * `setHeader` would set them, for every response of one kind.
  */
@@ -73,13 +86,7 @@ export function presetHeaders(first: string, fixed: readonly Pair[]): HeaderPres
   const probe = new ServerResponse(new IncomingMessage(new Socket()));
   if ((probe as unknown as Record<symbol, unknown>)[OUT_HEADERS] !== null) return plain;
   preset(probe, 'probe');
-  if (readBack(probe) !== readBack(reference)) return plain;
-  // And the head Node writes (without the date, which differs between the two).
-  probe.sendDate = reference.sendDate = false;
-  probe.writeHead(200);
-  reference.writeHead(200);
-  const head = (res: ServerResponse) => (res as unknown as { _header?: unknown })._header;
-  return typeof head(probe) === 'string' && head(probe) === head(reference) ? preset : plain;
+  return readsAsSet(probe, reference) ? preset : plain;
 }
 
 /** Sets a fixed list of headers on a response (see fixedHeaders). */
@@ -122,10 +129,5 @@ export function fixedHeaders(pairs: readonly Pair[]): FixedHeaders {
     for (let i = 0; i < keys.length; i += 1) headers[keys[i]!] = [names[i], values[i]];
   };
   direct(probe);
-  if (readBack(probe) !== readBack(reference)) return plain;
-  probe.sendDate = reference.sendDate = false;
-  probe.writeHead(200);
-  reference.writeHead(200);
-  const head = (res: ServerResponse) => (res as unknown as { _header?: unknown })._header;
-  return typeof head(probe) === 'string' && head(probe) === head(reference) ? direct : plain;
+  return readsAsSet(probe, reference) ? direct : plain;
 }
