@@ -32,6 +32,7 @@ import { homePage } from './interactions/home.js';
 import { interactionRoutes } from './interactions/routes.js';
 import { openKeyring } from './keyring/index.js';
 import { jwksEndpoint, WELL_KNOWN_JWKS_PATH } from './keyring/jwks-endpoint.js';
+import { fixedHeaders } from './http/preset-headers.js';
 import type { KeyringService } from './keyring/service.js';
 import { createLogger, type Logger } from './ops/logger.js';
 import { listen } from './ops/listen.js';
@@ -218,7 +219,7 @@ export async function serve(config: Config, logger: Logger = createLogger(config
       homePage({ issuer: config.issuer, jwksPath: providers.current.pathFor('jwks') }),
       // Scoped here: keyring/ sits below http/ (http/layers.ts), and its own test is this exact path.
       // The JWKS at the engine's path (discovery's jwks_uri) and at /.well-known/jwks.json (keyring/jwks-endpoint.ts).
-      scoped({ paths: jwksPaths }, jwksEndpoint(jwksPaths, () => keys.jwks)),
+      scoped({ paths: jwksPaths }, jwksEndpoint(jwksPaths, () => keys.jwks, fixedHeaders)),
       discoveryDocuments(providers),
       revocationFeed({ issuer: config.issuer, keys: verifier, list: revocations, apis, clockTolerance: CLOCK_TOLERANCE, senderConstraint }),
       adminApi({

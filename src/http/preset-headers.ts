@@ -43,6 +43,19 @@ function readBack(res: ServerResponse): string {
 }
 
 /**
+ * Whether `probe`'s headers read back as `reference`'s (set by setHeader), and the head Node writes
+ * is the same (without the date, which differs between the two).
+ */
+function readsAsSet(probe: ServerResponse, reference: ServerResponse): boolean {
+  if (readBack(probe) !== readBack(reference)) return false;
+  probe.sendDate = reference.sendDate = false;
+  probe.writeHead(200);
+  reference.writeHead(200);
+  const head = (res: ServerResponse) => (res as unknown as { _header?: unknown })._header;
+  return typeof head(probe) === 'string' && head(probe) === head(reference);
+}
+
+/**
  * The headers `first` (the request id, given per request) and then `fixed`, in that order, as
  * `setHeader` would set them, for every response of one kind.
  */
@@ -73,11 +86,48 @@ export function presetHeaders(first: string, fixed: readonly Pair[]): HeaderPres
   const probe = new ServerResponse(new IncomingMessage(new Socket()));
   if ((probe as unknown as Record<symbol, unknown>)[OUT_HEADERS] !== null) return plain;
   preset(probe, 'probe');
-  if (readBack(probe) !== readBack(reference)) return plain;
-  // And the head Node writes (without the date, which differs between the two).
-  probe.sendDate = reference.sendDate = false;
-  probe.writeHead(200);
-  reference.writeHead(200);
-  const head = (res: ServerResponse) => (res as unknown as { _header?: unknown })._header;
-  return typeof head(probe) === 'string' && head(probe) === head(reference) ? preset : plain;
+  return readsAsSet(probe, reference) ? preset : plain;
+}
+
+/** Sets a fixed list of headers on a response (see fixedHeaders). */
+export type FixedHeaders = (res: ServerResponse) => void;
+
+/**
+ * Sets `pairs` on a response, in their order, as `setHeader` would (a header of the name already
+ * set is replaced where it stands, any other added after the rest), for answers whose headers stay
+ * the same for a while (the JWKS's, per key ring): validated once, here, and put in place as
+ * setHeader puts them, without validating each again. Koa's `ctx.set` made two arrays and a
+ * closure per header, and Node's `setHeader` validated the name and value and lower-cased the name
+ * each time. Like `ctx.set`, it does nothing once the head is sent. Where the installed pairs would
+ * not read back as `setHeader`'s (another Node), they are set one by one.
+ */
+export function fixedHeaders(pairs: readonly Pair[]): FixedHeaders {
+  const plain: FixedHeaders = (res) => {
+    if (res.headersSent) return;
+    for (let i = 0; i < pairs.length; i += 1) res.setHeader(pairs[i]![0], pairs[i]![1]);
+  };
+  const reference = new ServerResponse(new IncomingMessage(new Socket()));
+  const probe = new ServerResponse(new IncomingMessage(new Socket()));
+  // What a response holds already: a header of another name, and every other one of these (to be replaced).
+  for (const res of [reference, probe]) {
+    res.setHeader('X-Request-Id', 'probe');
+    pairs.forEach(([name], i) => i % 2 === 0 && res.setHeader(name, 'before'));
+  }
+  plain(reference); // validates each name and value (it throws on a bad one)
+  const keys = pairs.map(([name]) => name.toLowerCase());
+  if (!OUT_HEADERS || new Set(keys).size !== keys.length) return plain;
+  const names = pairs.map(([name]) => name);
+  const values = pairs.map(([, value]) => value);
+  // A new pair per header and response, as setHeader makes: these headers are an answer's own, so
+  // any later change of one (appendHeader included) stays that answer's.
+  const direct: FixedHeaders = (res) => {
+    const headers = (res as unknown as Record<symbol, Record<string, unknown> | null>)[OUT_HEADERS];
+    if (headers === null || typeof headers !== 'object' || res.headersSent) {
+      plain(res);
+      return;
+    }
+    for (let i = 0; i < keys.length; i += 1) headers[keys[i]!] = [names[i], values[i]];
+  };
+  direct(probe);
+  return readsAsSet(probe, reference) ? direct : plain;
 }

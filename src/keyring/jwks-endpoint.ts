@@ -8,8 +8,18 @@
  * documented recipe) fetches `<iss>/.well-known/jwks.json` unless told to discover. Discovery's
  * `jwks_uri` stays the engine's path.
  */
+import type { ServerResponse } from 'node:http';
 import type { Middleware } from 'koa';
 import type { PublishedJwks } from './service.js';
+
+/** Sets these headers on a response as `setHeader` would, in order (http/preset-headers.ts fixedHeaders). */
+export type HeaderSetter = (pairs: readonly (readonly [string, string])[]) => (res: ServerResponse) => void;
+
+/** One `setHeader` per header, each time. */
+const oneByOne: HeaderSetter = (pairs) => (res) => {
+  if (res.headersSent) return;
+  for (const [name, value] of pairs) res.setHeader(name, value);
+};
 
 /** RFC 9110 §13.1.2: If-None-Match compares weakly; `*` matches any current representation. */
 export function matches(header: string, etag: string): boolean {
@@ -21,7 +31,35 @@ export function matches(header: string, etag: string): boolean {
 /** Where issuer-only verifiers look for the keys (see the top of this file). */
 export const WELL_KNOWN_JWKS_PATH = '/.well-known/jwks.json';
 
-export function jwksEndpoint(paths: readonly string[], published: () => PublishedJwks): Middleware {
+const JWK_SET_TYPE = 'application/jwk-set+json; charset=utf-8';
+
+/** The headers of a JWKS answer, made once per published set. */
+interface Answers {
+  readonly published: PublishedJwks;
+  /** A 304's: the validator, how long to keep it, and who may read it. */
+  readonly notModified: (res: ServerResponse) => void;
+  /** A 200's: the same, and the type. */
+  readonly ok: (res: ServerResponse) => void;
+}
+
+/**
+ * `headers` (http/preset-headers.ts fixedHeaders, from main.ts: keyring/ sits below http/) sets each
+ * answer's headers at once, made for each published set; the headers, their order and their values
+ * are those four `ctx.set` calls and `ctx.type` made at every request before.
+ */
+export function jwksEndpoint(paths: readonly string[], published: () => PublishedJwks, headers: HeaderSetter = oneByOne): Middleware {
+  let answers: Answers | undefined;
+  const answersOf = (current: PublishedJwks): Answers => {
+    if (answers?.published === current) return answers;
+    const shared: [string, string][] = [
+      ['Cache-Control', current.cacheControl],
+      ['ETag', current.etag],
+      // Read by browser apps and verifiers anywhere, like oidc-provider's own JWKS route.
+      ['Access-Control-Allow-Origin', '*'],
+      ['Cross-Origin-Resource-Policy', 'cross-origin'], // public keys: any page may load them (app.ts)
+    ];
+    return (answers = { published: current, notModified: headers(shared), ok: headers([...shared, ['Content-Type', JWK_SET_TYPE]]) });
+  };
   return async function jwks(ctx, next) {
     if (!paths.includes(ctx.path)) return next();
     if (ctx.method !== 'GET' && ctx.method !== 'HEAD') {
@@ -33,18 +71,15 @@ export function jwksEndpoint(paths: readonly string[], published: () => Publishe
       ctx.body = { error: 'invalid_request', error_description: `this endpoint does not take ${ctx.method}; it takes GET, HEAD` };
       return;
     }
-    const { body, etag, maxAge } = published();
-    ctx.set('Cache-Control', `public, max-age=${maxAge}`);
-    ctx.set('ETag', etag);
-    // Read by browser apps and verifiers anywhere, like oidc-provider's own JWKS route.
-    ctx.set('Access-Control-Allow-Origin', '*');
-    ctx.set('Cross-Origin-Resource-Policy', 'cross-origin'); // public keys: any page may load them (app.ts)
+    const current = published();
+    const { notModified, ok } = answersOf(current);
     const conditional = ctx.get('If-None-Match');
-    if (conditional && matches(conditional, etag)) {
+    if (conditional && matches(conditional, current.etag)) {
+      notModified(ctx.res);
       ctx.status = 304;
       return;
     }
-    ctx.type = 'application/jwk-set+json; charset=utf-8';
-    ctx.body = body;
+    ok(ctx.res);
+    ctx.body = current.body;
   };
 }

@@ -52,7 +52,8 @@ try {
   for (const [index, build] of builds.entries()) {
     const { dir, settings } = buildSpec(build);
     const port = await freePort();
-    const bare = build === 'bare';
+    // `bare:NODE_OPTIONS=--perf-basic-prof` names the bare provider's JIT frames too.
+    const bare = dir === 'bare';
     const env: Record<string, string> = bare
       ? {
           NODE_ENV: 'production',
@@ -61,6 +62,7 @@ try {
           JWKS: JSON.stringify({ keys: [signingKey] }),
           CLIENTS: prepared.env.CLIENTS!,
           RESOURCE_SERVERS: prepared.env.RESOURCE_SERVERS!,
+          ...settings,
         }
       : // Under valgrind a command's answer can take longer than the shipped 2 s on a busy machine: a
         // timeout would answer 503 and count the error path instead.

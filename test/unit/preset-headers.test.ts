@@ -1,11 +1,12 @@
 /**
  * http/preset-headers.ts: the headers installed at once read, change and go on the wire exactly as
- * the same headers set one by one with setHeader, and one response's changes never reach another's.
+ * the same headers set one by one with setHeader, and one response's changes never reach another's;
+ * so do the fixed headers an answer sets at once over them (fixedHeaders: the JWKS's).
  */
 import assert from 'node:assert/strict';
 import { createServer, IncomingMessage, ServerResponse, type Server } from 'node:http';
 import { connect, Socket, type AddressInfo } from 'node:net';
-import { presetHeaders } from '../../src/http/preset-headers.js';
+import { fixedHeaders, presetHeaders } from '../../src/http/preset-headers.js';
 
 const FIXED: [string, string][] = [
   ['Content-Security-Policy', "default-src 'none'; img-src 'self' data:"],
@@ -86,5 +87,65 @@ describe('preset headers', () => {
 
   it('refuses at start a value setHeader refuses', () => {
     assert.throws(() => presetHeaders('X-Request-Id', [['X-Bad', 'a\r\nb']]));
+  });
+});
+
+describe('fixed headers', () => {
+  const preset = presetHeaders('X-Request-Id', FIXED);
+  const ANSWER: [string, string][] = [
+    ['Cache-Control', 'public, max-age=43200'], // replaces the preset's, where it stands
+    ['ETag', '"abc"'],
+    ['Access-Control-Allow-Origin', '*'],
+    ['X-Frame-Options', 'SAMEORIGIN'],
+    ['Content-Type', 'application/jwk-set+json; charset=utf-8'],
+  ];
+  const answer = fixedHeaders(ANSWER);
+
+  it('is taken on this Node (not the one-by-one fallback)', () => {
+    assert.equal(answer.name, 'direct');
+  });
+
+  it('writes the same head as setHeader, one header at a time, over the preset headers', async () => {
+    const expected = await rawHead((res) => {
+      preset(res, 'id-2');
+      for (const [name, value] of ANSWER) res.setHeader(name, value);
+    });
+    const actual = await rawHead((res) => {
+      preset(res, 'id-2');
+      answer(res);
+    });
+    assert.equal(actual, expected);
+    assert.match(actual, /\r\nCache-Control: public, max-age=43200\r\nETag: "abc"\r\n/);
+  });
+
+  it('reads back as setHeader’s on a response with headers of its own or none, and leaves the next response alone', () => {
+    const one = response();
+    one.setHeader('Vary', 'Origin');
+    answer(one);
+    assert.deepEqual(one.getHeaderNames(), ['vary', 'cache-control', 'etag', 'access-control-allow-origin', 'x-frame-options', 'content-type']);
+    one.setHeader('ETag', '"changed"');
+    one.appendHeader('Cache-Control', 'no-transform');
+    const two = response();
+    answer(two);
+    assert.equal(two.getHeader('etag'), '"abc"');
+    assert.equal(two.getHeader('cache-control'), 'public, max-age=43200');
+    assert.equal(two.getHeader('Content-Type'), 'application/jwk-set+json; charset=utf-8');
+    const three = response();
+    preset(three, 'id-3');
+    answer(three);
+    assert.equal(three.getHeader('cache-control'), 'public, max-age=43200');
+    assert.equal(three.getHeader('content-security-policy'), FIXED[0]![1]);
+    assert.equal(response().getHeader('etag'), undefined);
+  });
+
+  it('does nothing once the head is sent, as ctx.set', () => {
+    const res = response();
+    res.writeHead(204);
+    assert.doesNotThrow(() => answer(res));
+    assert.equal(res.getHeader('etag'), undefined);
+  });
+
+  it('refuses at start a value setHeader refuses', () => {
+    assert.throws(() => fixedHeaders([['X-Bad', 'a\r\nb']]));
   });
 });

@@ -8,6 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import * as querystring from 'node:querystring';
 import Router from '@koa/router';
 import { exportJWK, generateKeyPair } from 'jose';
 import Koa from 'koa';
@@ -317,6 +318,22 @@ describe('patches on oidc-provider internals (src/provider/patches/)', () => {
       assert.match(source(`actions/${endpoint}.js`), /import \{ urlencoded as parseBody \} from '\.\.\/shared\/selective_body\.js';/);
       const steps = ((await import(`oidc-provider/lib/actions/${endpoint}.js`)) as { default: { name: string }[] }).default;
       assert.deepEqual(steps.map((step) => step.name).filter((name) => name === 'formBody' || name === 'urlencoded'), ['formBody'], endpoint);
+    }
+  });
+
+  it('form-bodies.ts: parseForm gives querystring.parse\'s object for every form, names, values, repeats, empty pairs and the pair limit included', async () => {
+    const { parseForm } = await import('../../src/provider/patches/form-bodies.js');
+    const pieces = ['a', 'b', '=', '&', '&', '=', '__proto__', 'constructor', 'x.y', '-', '_', 'é', '%41', '%', '+', ' ', 'eyJhbGci.eyJ.sig'];
+    // A small deterministic generator: the same forms at every run.
+    let seed = 7;
+    const next = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31), seed % n);
+    const forms = ['', '&', '=', 'a', 'a=', '=a', 'a=b=c', 'a=1&a=2&a=3', '&&a=1&&', 'a=1&'.repeat(1200) + 'b=2', '&'.repeat(1500) + 'b=2', 'a=1&'.repeat(999) + 'b=2'];
+    for (let i = 0; i < 20_000; i += 1) forms.push(Array.from({ length: next(12) }, () => pieces[next(pieces.length)]).join(''));
+    for (const form of forms) {
+      const expected = querystring.parse(form);
+      const actual = parseForm(form);
+      assert.deepStrictEqual(actual, expected, JSON.stringify(form));
+      assert.equal(Object.getPrototypeOf(actual), Object.getPrototypeOf(expected));
     }
   });
 

@@ -10,8 +10,9 @@
  * the engine's own step, unchanged. For the requests it reads, the result and the refusals are
  * the engine's: at most 56 KiB, exactly Content-Length bytes when given (taken from the stream's
  * buffer when all of them are there already), `querystring.parse` of
- * the bytes as UTF-8 (the engine decodes by `ctx.charset`, which Koa's context does not have, so a
- * charset never changes its decoding, nor a byte-order mark its result), and `invalid_request`
+ * the bytes as UTF-8 (its result made faster by `parseForm` for a form with nothing to decode; the
+ * engine decodes by `ctx.charset`, which Koa's context does not have, so a charset never changes
+ * its decoding, nor a byte-order mark its result), and `invalid_request`
  * "failed to parse the request body" for a body that breaks those rules.
  */
 import type { IncomingMessage } from 'node:http';
@@ -29,6 +30,41 @@ export const FORM_BODY_LIMIT = 56 * 1024;
 
 /** The types read here (type-is would take each for the engine's type). */
 const PLAIN_FORM = /^application\/x-www-form-urlencoded *(?:; *charset *= *(?:utf-8|"utf-8") *)?$/i;
+
+/** querystring.parse's default limit of pairs (empty ones counted). */
+const MAX_PAIRS = 1000;
+
+/**
+ * `querystring.parse(text)`, the same object (no prototype, a repeated name's values in an array),
+ * for a form without `%` or `+`, where there is nothing to decode: split at each `&` and at the
+ * first `=` of each pair by `indexOf`, where querystring's loop looked at every character in
+ * JavaScript (44 K instructions for the 800-character JWT of an introspection or revocation).
+ * Anything else goes to querystring.
+ */
+export function parseForm(text: string): Record<string, string | string[]> {
+  if (text.indexOf('%') !== -1 || text.indexOf('+') !== -1) return querystring.parse(text) as Record<string, string | string[]>;
+  const form: Record<string, string | string[]> = { __proto__: null } as unknown as Record<string, string | string[]>;
+  if (text.length === 0) return form;
+  let pairs = MAX_PAIRS;
+  let start = 0;
+  for (;;) {
+    const end = text.indexOf('&', start);
+    const last = end === -1;
+    const stop = last ? text.length : end;
+    if (stop > start) {
+      const eq = text.indexOf('=', start);
+      const bare = eq === -1 || eq >= stop; // a name without "=": its value is empty
+      const name = text.slice(start, bare ? stop : eq);
+      const value = bare ? '' : text.slice(eq + 1, stop);
+      const held = form[name];
+      if (held === undefined) form[name] = value;
+      else if (Array.isArray(held)) held.push(value);
+      else form[name] = [held, value];
+    }
+    if (last || --pairs === 0) return form;
+    start = end + 1;
+  }
+}
 
 /** The bytes of `req`'s body, by its events; rejects as the engine's reader throws. */
 function readBody(req: IncomingMessage, length: number | undefined): Promise<Buffer> | Buffer {
@@ -78,7 +114,7 @@ function readingForms(engineStep: Step): Step {
       const length = ctx.request.length;
       if (length !== undefined && length > FORM_BODY_LIMIT) throw new Error('request entity too large');
       const read = readBody(ctx.req, length);
-      (ctx.oidc as { body?: object }).body = querystring.parse((read instanceof Promise ? await read : read).toString());
+      (ctx.oidc as { body?: object }).body = parseForm((read instanceof Promise ? await read : read).toString());
     } catch (cause) {
       throw new errors.InvalidRequest('failed to parse the request body', undefined, { cause });
     }
