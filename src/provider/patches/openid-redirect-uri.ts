@@ -41,6 +41,9 @@ function openIdNamesRedirectUri(ctx: KoaContextWithOIDC, next: () => Promise<voi
     throw new errors.InvalidRequest("missing required parameter 'redirect_uri' (OpenID Connect Core section 3.1.2.1)");
   }
   // A pushed request's parameters (`/auth` with its request_uri) were marked where they were pushed.
+  // That holds because the engine stores a push made of parameters as those parameters (this step's
+  // marker among them); a pushed request object it would store as the client sent it, marker and
+  // all: request objects are off (provider.ts), so `request` is refused (test/e2e/review-session.test.ts).
   if (!('PushedAuthorizationRequest' in ctx.oidc.entities)) {
     (ctx.oidc.params as Record<string, unknown>)[REDIRECT_URI_OMITTED] = redirectUri === undefined ? '1' : undefined;
   }
