@@ -84,7 +84,8 @@ describe('bench: npm run bench -- --smoke', function () {
       const result = report.scenarios.find((s) => s.id === scenario.id && s.target === 'defaults');
       assert.ok(result, `defaults/${scenario.id} is missing`);
       assert.equal(result.errors, 0, `defaults/${scenario.id}: ${result.errorSamples.join('; ')}`);
-      assert.ok(result.throughput > 0 && result.redis && result.redis.iterations > 0);
+      assert.ok(result.throughput > 0, `defaults/${scenario.id} completed nothing`);
+      assert.ok(result.redis && result.redis.iterations > 0, `defaults/${scenario.id}: no Redis probe (${JSON.stringify(result.redis ?? null).slice(0, 300)})`);
       if (scenario.id !== 'login') assert.ok(result.limit && result.limit.value > 0, `defaults/${scenario.id} has no limit`);
     }
     const { scaling } = report;
