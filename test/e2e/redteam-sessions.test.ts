@@ -6,7 +6,10 @@
  */
 import assert from 'node:assert/strict';
 import { Secret, TOTP } from 'otpauth';
+import type { Browser } from 'playwright-core';
 import { Agent, type Page } from '../helpers/agent.js';
+import { launchChromium } from '../helpers/browser.js';
+import { eventually } from '../helpers/eventually.js';
 import { signInSteps } from '../helpers/sign-in.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 
@@ -148,5 +151,57 @@ describe("redteam-sessions: an outsider's pass at browser sessions (black box)",
       assert.ok(seen.filter((_, n) => n % 4 === 2).every((policy) => policy === 'no-referrer'), 'no page sends a Referer');
     }
     assert.equal(ids.size, 4);
+  });
+});
+
+describe('redteam-sessions: the back button after signing out (Chromium)', function () {
+  this.timeout(45_000);
+  let server: TestServer;
+  let browser: Browser;
+
+  before(async () => {
+    server = await startServer();
+    await server.accounts.create('dana', PASSWORD, { name: 'Dana Private' });
+    browser = await launchChromium();
+  });
+  after(async () => {
+    await browser?.close();
+    await server?.stop();
+  });
+
+  it("back and forward after signing out show none of the person's pages from the browser's cache (account, developer page): each is asked again and asks for a sign-in (ASVS V8.2.1, V3.3.1)", async () => {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    await page.goto(`${server.issuer}/account`);
+    await page.fill('input[name="username"]', 'dana');
+    await page.fill('input[name="password"]', PASSWORD);
+    await Promise.all([page.waitForURL(`${server.issuer}/account`), page.click('button[type="submit"]')]);
+    assert.match(await page.content(), /Dana Private/);
+    await page.goto(`${server.issuer}/developer`);
+    await page.fill('input[name="name"]', 'Dana Secret App');
+    await page.fill('textarea[name="redirect_uris"]', 'https://dana.example.test/cb');
+    await Promise.all([page.waitForLoadState('load'), page.click('form[action="/developer/apps"] button[type="submit"]')]);
+    assert.match(await page.content(), /App registered/);
+    await page.goto(`${server.issuer}/developer`);
+    assert.match(await page.content(), /Dana Secret App/);
+    await page.goto(`${server.issuer}/session/end`);
+    await Promise.all([page.waitForLoadState('load'), page.click('button[name="logout"], button[type="submit"]')]);
+    assert.match(page.url(), /\/session\/end\/success/);
+    // Back through /session/end, the developer page, the app's secret (a POST's answer: Chromium asks to
+    // send it again, ERR_CACHE_MISS, rather than show it), and the account page; then forward again.
+    const visited: string[] = [];
+    const move = async (go: () => Promise<unknown>) => {
+      await go().catch((error: Error) => assert.match(error.message, /ERR_CACHE_MISS/));
+      await page.waitForLoadState('load');
+      const html = await eventually(() => page.content(), 20, 100);
+      visited.push(page.url());
+      assert.doesNotMatch(html, /Dana Private|Signed in as|Dana Secret App|Copy the secret/, visited.join(' < '));
+    };
+    for (let back = 0; back < 5; back += 1) await move(() => page.goBack({ waitUntil: 'load' }));
+    for (let forward = 0; forward < 5; forward += 1) await move(() => page.goForward({ waitUntil: 'load' }));
+    // The account page was asked again (its sign-in shown), and the secret's page was not shown from the cache.
+    assert.ok(visited.some((url) => url.includes('/interaction/')), visited.join(' '));
+    assert.ok(visited.some((url) => url.startsWith('chrome-error:')), visited.join(' '));
+    await context.close();
   });
 });
