@@ -205,3 +205,36 @@ describe('redteam-sessions: the back button after signing out (Chromium)', funct
     await context.close();
   });
 });
+
+describe('redteam-sessions: an idle session (black box)', function () {
+  this.timeout(40_000);
+  let server: TestServer;
+
+  before(async () => {
+    // Sessions live 2 seconds from their last use, and at most an hour after their sign-in.
+    server = await startServer({ env: { TTL_SESSION: '2', TTL_SESSION_MAX: '3600' } });
+    await server.accounts.create('erin', PASSWORD);
+  });
+  after(() => server?.stop());
+
+  it('a session left idle for ttl.session ends on the server, "keep me signed in" or not: its cookie replayed reaches neither the account page nor a silent sign-in (ASVS V3.3.2)', async () => {
+    const cookies: string[] = [];
+    for (const fields of [{}, { remember: 'yes' }] as Record<string, string>[]) {
+      const agent = new Agent();
+      const page = await signInSteps(agent, await agent.follow(`${server.issuer}/account`), { username: 'erin', password: PASSWORD, login: 'required', consent: 'stop', fields });
+      assert.equal(page.url, `${server.issuer}/account`);
+      cookies.push(agent.cookieHeader(server.url));
+    }
+    // Nothing touches them for longer than ttl.session and the engine's clock tolerance (15 s, for
+    // instances' clocks) together: any check before would be a use that keeps them.
+    await new Promise((resolve) => setTimeout(resolve, 18_500));
+    for (const cookie of cookies) {
+      const account = await fetch(`${server.url}/account`, { headers: { cookie, accept: 'text/html' }, redirect: 'manual' });
+      assert.equal(account.status, 302, 'still signed in');
+      assert.match(account.headers.get('location') ?? '', /sign-in/);
+      const silent = await fetch(`${server.issuer}/account/sign-in`, { headers: { cookie }, redirect: 'manual' });
+      const auth = await fetch(new URL(silent.headers.get('location')!).href.replace('scope=openid', 'scope=openid&prompt=none'), { headers: { cookie }, redirect: 'manual' });
+      assert.equal(new URL(auth.headers.get('location')!).searchParams.get('error'), 'login_required');
+    }
+  });
+});
