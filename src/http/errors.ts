@@ -100,8 +100,24 @@ export function errorPage(out: ErrorOut, requestId?: string): string {
   return render('error', { title, message, error: out.error, detail, requestId });
 }
 
+/**
+ * A sign-out's confirmation refused (a page left open from an ended session, whose form token is
+ * that session's; a blip of the store): the person must not walk away from a shared computer
+ * believing they are signed out, so the page says so and offers the sign-out again.
+ */
+const SIGN_OUT_FAILED = {
+  title: 'Not signed out',
+  message: 'Your sign-out did not go through: this page may have been out of date. You may still be signed in here; sign out again to be sure.',
+};
+
 /** oidc-provider's renderError hook: its errors for people, on our page. */
 export async function renderProviderError(ctx: Context, out: ErrorOut): Promise<void> {
   ctx.type = 'html';
-  ctx.body = errorPage(out, ctx.state.requestId as string | undefined);
+  const requestId = ctx.state.requestId as string | undefined;
+  const oidc = (ctx as Context & { oidc?: { route?: string; urlFor?: (name: string) => string } }).oidc;
+  if (oidc?.route === 'end_session_confirm' && oidc.urlFor) {
+    ctx.body = render('error', { ...SIGN_OUT_FAILED, error: out.error, detail: out.error_description, requestId, again: { href: oidc.urlFor('end_session'), label: 'Sign out' } });
+    return;
+  }
+  ctx.body = errorPage(out, requestId);
 }

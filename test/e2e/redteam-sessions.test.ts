@@ -123,6 +123,15 @@ describe("redteam-sessions: an outsider's pass at browser sessions (black box)",
     const stale = await agent.submit(staleSignOut, '/session/end/confirm', { logout: 'yes' });
     assert.equal(stale.status, 400, 'its form token was the ended session\'s');
     assert.deepEqual(await reach(current), { account: 200, silent: 'code' }, 'the later session goes on');
+    // Not an "invalid sign-in request" a person on a shared computer walks away from believing they signed out.
+    assert.match(stale.html, /<h1>Not signed out<\/h1>/);
+    assert.match(stale.html, /You may still be signed in here/);
+    const again = /<a class="button" href="([^"]+)">Sign out<\/a>/.exec(stale.html)?.[1];
+    assert.equal(again && new URL(again).pathname, '/session/end', 'the page offers the sign-out again');
+    const signOutAgain = await agent.follow(again!);
+    const ended = await agent.submit(signOutAgain, '/session/end/confirm', { logout: 'yes' });
+    assert.equal(ended.status, 200, 'and that sign-out goes through');
+    assert.deepEqual(await reach(current), signedOutReach, 'the later session ended by it');
   });
 
   it("the session id is 256 random bits, new at every sign-in, and travels only in its cookie: never in a URL, a Location, a page or a Referer of a whole visit (sign-in, consent, account and developer pages, sign-out) (ASVS V3.2.2, V3.1.1)", async () => {
