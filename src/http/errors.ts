@@ -93,11 +93,12 @@ export function jsonError(ctx: { status: number; body: unknown }, status: number
   ctx.body = description === undefined ? { error } : { error, error_description: description };
 }
 
-export function errorPage(out: ErrorOut, requestId?: string): string {
-  const { title, message } = friendly(out.error);
+/** The error page; `page` puts its own words (and a link to try again) in place of the error's. */
+export function errorPage(out: ErrorOut, requestId?: string, page?: { title: string; message: string; again?: { href: string; label: string } }): string {
+  const { title, message } = page ?? friendly(out.error);
   // server_error descriptions are generic already; others help the application's developer.
   const detail = out.error === 'server_error' ? undefined : out.error_description;
-  return render('error', { title, message, error: out.error, detail, requestId });
+  return render('error', { title, message, again: page?.again, error: out.error, detail, requestId });
 }
 
 /**
@@ -115,9 +116,6 @@ export async function renderProviderError(ctx: Context, out: ErrorOut): Promise<
   ctx.type = 'html';
   const requestId = ctx.state.requestId as string | undefined;
   const oidc = (ctx as Context & { oidc?: { route?: string; urlFor?: (name: string) => string } }).oidc;
-  if (oidc?.route === 'end_session_confirm' && oidc.urlFor) {
-    ctx.body = render('error', { ...SIGN_OUT_FAILED, error: out.error, detail: out.error_description, requestId, again: { href: oidc.urlFor('end_session'), label: 'Sign out' } });
-    return;
-  }
-  ctx.body = errorPage(out, requestId);
+  const signOutFailed = oidc?.route === 'end_session_confirm' && oidc.urlFor ? { ...SIGN_OUT_FAILED, again: { href: oidc.urlFor('end_session'), label: 'Sign out' } } : undefined;
+  ctx.body = errorPage(out, requestId, signOutFailed);
 }

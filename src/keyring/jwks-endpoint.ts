@@ -15,12 +15,6 @@ import type { PublishedJwks } from './service.js';
 /** Sets these headers on a response as `setHeader` would, in order (http/preset-headers.ts fixedHeaders). */
 export type HeaderSetter = (pairs: readonly (readonly [string, string])[]) => (res: ServerResponse) => void;
 
-/** One `setHeader` per header, each time. */
-const oneByOne: HeaderSetter = (pairs) => (res) => {
-  if (res.headersSent) return;
-  for (const [name, value] of pairs) res.setHeader(name, value);
-};
-
 /** RFC 9110 §13.1.2: If-None-Match compares weakly; `*` matches any current representation. */
 export function matches(header: string, etag: string): boolean {
   if (header.trim() === '*') return true;
@@ -47,7 +41,7 @@ interface Answers {
  * answer's headers at once, made for each published set; the headers, their order and their values
  * are those four `ctx.set` calls and `ctx.type` made at every request before.
  */
-export function jwksEndpoint(paths: readonly string[], published: () => PublishedJwks, headers: HeaderSetter = oneByOne): Middleware {
+export function jwksEndpoint(paths: readonly string[], published: () => PublishedJwks, headers: HeaderSetter): Middleware {
   let answers: Answers | undefined;
   const answersOf = (current: PublishedJwks): Answers => {
     if (answers?.published === current) return answers;
