@@ -189,12 +189,13 @@ describe('redteam-sessions: the back button after signing out (Chromium)', funct
     await page.goto(`${server.issuer}/developer`);
     await page.fill('input[name="name"]', 'Dana Secret App');
     await page.fill('textarea[name="redirect_uris"]', 'https://dana.example.test/cb');
-    await Promise.all([page.waitForLoadState('load'), page.click('form[action="/developer/apps"] button[type="submit"]')]);
+    // The navigation's own URL, not the load state (which the page before already has, so it raced the POST).
+    await Promise.all([page.waitForURL(`${server.issuer}/developer/apps`), page.click('form[action="/developer/apps"] button[type="submit"]')]);
     assert.match(await page.content(), /App registered/);
     await page.goto(`${server.issuer}/developer`);
     assert.match(await page.content(), /Dana Secret App/);
     await page.goto(`${server.issuer}/session/end`);
-    await Promise.all([page.waitForLoadState('load'), page.click('button[name="logout"], button[type="submit"]')]);
+    await Promise.all([page.waitForURL(/\/session\/end\/success/), page.click('button[name="logout"], button[type="submit"]')]);
     assert.match(page.url(), /\/session\/end\/success/);
     // Back through /session/end, the developer page, the app's secret (a POST's answer: Chromium asks to
     // send it again, ERR_CACHE_MISS, rather than show it), and the account page; then forward again.
