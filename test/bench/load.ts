@@ -2,8 +2,11 @@
  * Load generation. A workload is a sequence of HTTP steps (one for a token request, several for a
  * sign-in flow); one pass through the steps is an iteration. Three ways to run one:
  *
- * - closedLoop: autocannon (as a library), N connections each sending the next request as soon
- *   as the previous answer arrives. This finds the peak throughput.
+ * - closedLoop: N connections each sending the next request as soon as the previous answer
+ *   arrives. This finds the peak throughput. By default on the lean client of raw-http.ts, which
+ *   costs the generator less than half autocannon's CPU a request: with autocannon (still there,
+ *   BENCH_GENERATOR=autocannon, to compare) the generator's core was full before a pinned server's
+ *   was on discovery and JWKS (docs/performance.md, perf-generator).
  * - paced: an open loop at a fixed arrival rate (Poisson arrivals), each iteration started at its
  *   scheduled time whether or not earlier ones have finished, latency counted from the scheduled
  *   time. This is "latency under N% of peak". autocannon's own rate limit is not used for it: it
@@ -143,16 +146,63 @@ const lowerCase = (headers: Record<string, string | string[]>) => {
   return out;
 };
 
+/** Which client drives the closed loop. */
+export type Generator = 'raw' | 'autocannon';
+
+export const GENERATORS: readonly Generator[] = ['raw', 'autocannon'];
+
+/** The closed loop's client unless a run says otherwise: BENCH_GENERATOR, else the lean one. */
+export function defaultGenerator(env: NodeJS.ProcessEnv = process.env): Generator {
+  const asked = env.BENCH_GENERATOR ?? 'raw';
+  if (!GENERATORS.includes(asked as Generator)) throw new Error(`BENCH_GENERATOR is ${GENERATORS.join(' or ')}, not ${asked}`);
+  return asked as Generator;
+}
+
 export interface ClosedLoopOptions {
   readonly connections: number;
   /** Seconds to run; ignored when `amount` is given. */
   readonly seconds: number;
   /** Stop after this many requests in all (for workloads that use up a pool of tokens). */
   readonly amount?: number;
+  /** The client; defaultGenerator() when not given. */
+  readonly generator?: Generator;
 }
 
-/** Closed loop with autocannon: as fast as the server answers, on N keep-alive connections. */
+/** Closed loop: as fast as the server answers, on N keep-alive connections. */
 export function closedLoop(base: string, workload: Workload, options: ClosedLoopOptions): Promise<PhaseResult> {
+  return (options.generator ?? defaultGenerator()) === 'raw' ? rawClosedLoop(base, workload, options) : autocannonLoop(base, workload, options);
+}
+
+/**
+ * Closed loop on the lean client (raw-http.ts): N loops, each running iterations one after another
+ * on a pool of N keep-alive connections opened up front, until the time is up (an iteration under
+ * way then finishes) or `amount` requests were sent (as autocannon's amount: an iteration cut
+ * short by it does not count). Latency counts from an iteration's first request.
+ */
+async function rawClosedLoop(base: string, workload: Workload, options: ClosedLoopOptions): Promise<PhaseResult> {
+  const pool = connectionPool(base, options.connections);
+  await pool.open(options.connections);
+  const recorder = new Recorder(workload);
+  const started = performance.now();
+  const end = started + options.seconds * 1000;
+  const amount = options.amount;
+  let sent = 0;
+  let lastResponse = started;
+  const mayRequest = () => (amount === undefined ? true : sent++ < amount);
+  const more = () => (amount === undefined ? performance.now() < end : sent < amount);
+  const loop = async () => {
+    while (more()) {
+      await iterate(pool, workload, recorder, performance.now(), undefined, mayRequest);
+      lastResponse = performance.now();
+    }
+  };
+  await Promise.all(Array.from({ length: options.connections }, loop));
+  pool.close();
+  return recorder.result('closed', (lastResponse - started) / 1000, { connections: options.connections });
+}
+
+/** Closed loop with autocannon (as a library). */
+function autocannonLoop(base: string, workload: Workload, options: ClosedLoopOptions): Promise<PhaseResult> {
   const recorder = new Recorder(workload);
   // autocannon calls onResponse, then (synchronously, same call stack) emits 'response' with the
   // latency; this carries the step and its verdict from the one to the other.
@@ -239,13 +289,20 @@ export function connectionPool(base: string, max = Infinity): ConnectionPool {
 const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
 
 /** Runs one iteration's steps in order; returns when it is over (whatever the outcome). */
-async function iterate(pool: ConnectionPool, workload: Workload, recorder: Recorder, scheduled: number, onIteration?: (scheduled: number, ms: number) => void) {
+async function iterate(
+  pool: ConnectionPool,
+  workload: Workload,
+  recorder: Recorder,
+  scheduled: number,
+  onIteration?: (scheduled: number, ms: number) => void,
+  mayRequest?: () => boolean,
+) {
   const ctx: Context = {};
   for (const [index, step] of workload.steps.entries()) {
     const start = index === 0 ? scheduled : performance.now();
     await step.acquire?.(ctx);
     const request = step.request(ctx);
-    if (!request) return;
+    if (!request || (mayRequest && !mayRequest())) return;
     let response: Response;
     try {
       response = await pool.request(request);
