@@ -9,7 +9,8 @@
  * (BENCH_SERVER), --log-level L (BENCH_LOG_LEVEL, default info, as shipped), --profile id,id
  * (BENCH_PROFILE: profile these scenarios as well as those of missed goals), --no-bare,
  * --no-limits, --no-profile, --no-defaults (skip the default configuration's runs), --no-pin
- * (leave the servers unpinned), --no-scaling (skip `serve --workers 2` against one worker).
+ * (leave the servers unpinned), --no-scaling (skip `serve --workers 2` against one worker),
+ * --generator raw|autocannon (BENCH_GENERATOR: the closed loop's client; raw, the lean one, unless asked).
  * A run with errors still writes its results and exits with status 2.
  */
 import { createHash } from 'node:crypto';
@@ -21,14 +22,15 @@ import { loadConfig } from '../../src/config.js';
 import { ROOT } from '../../src/paths.js';
 import { startRedisServer } from '../helpers/redis.js';
 import { argon2Limit, redisLimit, rs256Limit } from './limits.js';
-import { closedLoop, PACED_CONNECTIONS, paced, type PhaseResult, type Workload } from './load.js';
+import { closedLoop, defaultGenerator, PACED_CONNECTIONS, paced, type ClosedLoopOptions, type Generator, type PhaseResult, type Workload } from './load.js';
 import { summarizeProfile } from './profile.js';
 import { probeRedis, RedisInspector } from './redis-probe.js';
-import { attachLimits, evaluateGoals, find, markdown, terminal, type Report, type ScenarioResult } from './report.js';
+import { attachLimits, CORE_FULL, evaluateGoals, find, markdown, saturation, SERVER_SATURATED, terminal, type Report, type ScenarioResult } from './report.js';
 import { SCENARIOS, type Scenario, type Sizes } from './scenarios.js';
 import {
   addUser,
   canPin,
+  coreBusySeconds,
   machineBusySeconds,
   pin,
   processCpuSeconds,
@@ -57,6 +59,8 @@ interface Options {
   readonly pin: boolean;
   /** Measure `serve --workers 2` against one worker. */
   readonly scaling: boolean;
+  /** The closed loop's client (load.ts): the lean one unless asked, autocannon to compare. */
+  readonly generator: Generator;
 }
 
 interface Timing {
@@ -125,6 +129,7 @@ function parseOptions(argv: readonly string[], env: NodeJS.ProcessEnv): Options 
     defaults: !argv.includes('--no-defaults'),
     pin: !argv.includes('--no-pin'),
     scaling: !argv.includes('--no-scaling'),
+    generator: defaultGenerator({ BENCH_GENERATOR: value('--generator') ?? env.BENCH_GENERATOR }),
   };
 }
 
@@ -166,11 +171,15 @@ async function steadiness(samples: number): Promise<{ minMs: number; medianMs: n
  */
 const CORES = availableParallelism();
 
-/** A closed-loop run with the server's CPU time, and the CPU other processes took meanwhile. */
+/**
+ * A closed-loop run with the server's CPU time, the CPU other processes took meanwhile, and how
+ * busy cores 0 and 1 were (pinned runs: the servers' core and the generator's and Redis's).
+ */
 async function measured(target: ProcessTarget, inspector: RedisInspector, run: () => Promise<PhaseResult>) {
   const cores = CORES;
   const server = processCpuSeconds(target.pid);
   const machine = machineBusySeconds();
+  const perCore = coreBusySeconds();
   const self = process.cpuUsage();
   const redis = await inspector.cpuSeconds();
   const started = performance.now();
@@ -181,10 +190,13 @@ async function measured(target: ProcessTarget, inspector: RedisInspector, run: (
   const generatorCpu = (selfUsage.user + selfUsage.system) / 1e6;
   const redisCpu = (await inspector.cpuSeconds()) - redis;
   const foreign = Math.max(0, machineBusySeconds() - machine - serverCpu - generatorCpu - redisCpu) / (cores * elapsed);
+  const perCoreAfter = coreBusySeconds();
+  const coreBusy = [0, 1].map((core) => r(Math.min(1, ((perCoreAfter[core] ?? 0) - (perCore[core] ?? 0)) / elapsed), 2)) as [number, number];
   return {
     result,
     serverCpu,
     elapsed,
+    coreBusy,
     /** The bench process's own CPU (the load generator) per request, ms. */
     generatorCpuMsPerRequest: r((generatorCpu * 1000) / Math.max(1, result.requests), 3),
     redisCpuMsPerRequest: r((redisCpu * 1000) / Math.max(1, result.requests), 3),
@@ -194,6 +206,8 @@ async function measured(target: ProcessTarget, inspector: RedisInspector, run: (
 
 interface RunContext {
   readonly options: Options;
+  /** Servers on core 0, the generator and Redis on core 1. */
+  readonly pinned: boolean;
   readonly timing: Timing;
   readonly inspector: RedisInspector;
   readonly prefix: string;
@@ -208,6 +222,7 @@ function bestConnections(ramp: readonly PhaseResult[]): number {
 
 async function runScenario(scenario: Scenario, target: ProcessTarget, context: RunContext): Promise<ScenarioResult> {
   const { timing, inspector, results } = context;
+  const loop = (workload: Workload, options: Omit<ClosedLoopOptions, 'generator'>) => closedLoop(target.url, workload, { ...options, generator: context.options.generator });
   const name = `${target.kind.padEnd(8)} ${scenario.id.padEnd(17)}`;
   const errorSamples: string[] = [];
   let errors = 0;
@@ -240,31 +255,31 @@ async function runScenario(scenario: Scenario, target: ProcessTarget, context: R
     // As long a warm-up as the ramp gave the other servers: with one second, V8 was still compiling
     // this server's paths when its measurement began (docs/performance.md, perf-cc's finding).
     const seconds = scenario.ramp ? timing.rampSeconds * scenario.ramp.length : timing.warmupSeconds;
-    if (workload) count(await closedLoop(target.url, workload, { connections, seconds }));
+    if (workload) count(await loop(workload, { connections, seconds }));
   } else if (scenario.ramp) {
     for (const c of scenario.ramp) {
-      const step = await measured(target, inspector, () => closedLoop(target.url, workload!, { connections: c, seconds: timing.rampSeconds }));
+      const step = await measured(target, inspector, () => loop(workload!, { connections: c, seconds: timing.rampSeconds }));
       ramp.push(count(step.result));
       rampForeign.push(step.foreignCpuShare);
       log(`${name} ramp    c=${String(c).padEnd(3)} ${describe(step.result)}`);
     }
     connections = bestConnections(ramp);
   } else if (workload) {
-    count(await closedLoop(target.url, workload, { connections, seconds: timing.warmupSeconds }));
+    count(await loop(workload, { connections, seconds: timing.warmupSeconds }));
   }
 
   let measure: Awaited<ReturnType<typeof measured>>;
   if (scenario.consumesTokens) {
     const needed = Math.max(connections * 4, Math.min(60_000, Math.ceil(opaqueRate * 1.5 * timing.measureSeconds)));
     const fresh = await prepare(needed);
-    measure = await measured(target, inspector, () => closedLoop(target.url, fresh, { connections, seconds: timing.measureSeconds, amount: needed }));
+    measure = await measured(target, inspector, () => loop(fresh, { connections, seconds: timing.measureSeconds, amount: needed }));
   } else {
-    measure = await measured(target, inspector, () => closedLoop(target.url, workload!, { connections, seconds: timing.measureSeconds }));
+    measure = await measured(target, inspector, () => loop(workload!, { connections, seconds: timing.measureSeconds }));
     // An iteration longer than the window (a password login on a busy machine in smoke mode)
     // completes nothing; measure such a scenario again over a window a few iterations long.
     if (measure.result.iterations === 0 && measure.result.errors === 0) {
       const seconds = timing.measureSeconds * 4;
-      measure = await measured(target, inspector, () => closedLoop(target.url, workload!, { connections, seconds }));
+      measure = await measured(target, inspector, () => loop(workload!, { connections, seconds }));
     }
   }
   // The default configuration's own work is about 2 K instructions a request over the bench
@@ -278,11 +293,11 @@ async function runScenario(scenario: Scenario, target: ProcessTarget, context: R
   if (bench && bench.server.cpuMsPerIteration > 0 && Math.abs(Math.log(cpuOf(measure) / bench.server.cpuMsPerIteration)) > Math.log(DEFAULTS_STRAY)) {
     count(measure.result);
     firstCpuMsPerIteration = cpuOf(measure);
-    measure = await measured(target, inspector, () => closedLoop(target.url, workload!, { connections, seconds: timing.measureSeconds }));
+    measure = await measured(target, inspector, () => loop(workload!, { connections, seconds: timing.measureSeconds }));
     log(`${name} measured again: ${firstCpuMsPerIteration} ms CPU/iteration against the bench row's ${bench.server.cpuMsPerIteration}, then ${cpuOf(measure)}`);
   }
   count(measure.result);
-  log(`${name} measure c=${String(connections).padEnd(3)} ${describe(measure.result)}`);
+  log(`${name} measure c=${String(connections).padEnd(3)} ${describe(measure.result)}; server ${Math.round((measure.serverCpu / measure.elapsed) * 100)}% busy, cores ${measure.coreBusy.map((x) => `${Math.round(x * 100)}%`).join('/')}`);
   const m = measure.result;
 
   let load80: ScenarioResult['load80'];
@@ -335,6 +350,7 @@ async function runScenario(scenario: Scenario, target: ProcessTarget, context: R
       cpuUtilization: r(measure.serverCpu / measure.elapsed, 2),
       rssMiB: processMemory(target.pid).rssMiB,
     },
+    saturation: saturation(r(measure.serverCpu / measure.elapsed, 2), context.pinned ? measure.coreBusy : undefined),
     generatorCpuMsPerRequest: measure.generatorCpuMsPerRequest,
     redisCpuMsPerRequest: measure.redisCpuMsPerRequest,
     foreignCpuShare: measure.foreignCpuShare,
@@ -390,7 +406,7 @@ async function main(): Promise<number> {
   let latchkey = await startLatchkey({ redisUrl: redisServer.url, build: options.build, logLevel: options.logLevel });
   dirs.push(latchkey.dir);
   const config = loadConfig(latchkey.env);
-  const context: RunContext = { options, timing, inspector, prefix: config.redis.keyPrefix, results };
+  const context: { -readonly [K in keyof RunContext]: RunContext[K] } = { options, timing, inspector, prefix: config.redis.keyPrefix, results, pinned: false };
   const signingKey = await latchkey.signingKey();
   try {
     await addUser(latchkey, options.build);
@@ -409,6 +425,7 @@ async function main(): Promise<number> {
     // Servers on core 0, the load generator (this process) and Redis on core 1, so that a server's
     // CPU and throughput per core are its own. After the limits, which use every core.
     const pinned = options.pin && CORES >= 2 && canPin();
+    context.pinned = pinned;
     const serverCpus = pinned ? '0' : undefined;
     // Login is held against argon2id on the cores the server has: one hash at a time, on the core
     // the server is pinned to (measured there, not on whichever core was free).
@@ -448,8 +465,8 @@ async function main(): Promise<number> {
         const server = await startLatchkey({ redisUrl: redisServer.url, build: options.build, logLevel: options.logLevel, dir: latchkey.dir, workers });
         try {
           const workload = await scenario.prepare(server, timing.sizes);
-          await closedLoop(server.url, workload, { connections: 16, seconds: timing.warmupSeconds });
-          const run = await closedLoop(server.url, workload, { connections: 16, seconds: timing.measureSeconds });
+          await closedLoop(server.url, workload, { connections: 16, seconds: timing.warmupSeconds, generator: options.generator });
+          const run = await closedLoop(server.url, workload, { connections: 16, seconds: timing.measureSeconds, generator: options.generator });
           scalingErrors += run.errors;
           rates.push(run.iterationsPerSecond);
           log(`scaling  ${SCALING_SCENARIO} --workers ${workers}: ${describe(run)}`);
@@ -484,7 +501,7 @@ async function main(): Promise<number> {
         const workload = await scenario.prepare(latchkey, timing.sizes, needed);
         const loadStarted = performance.now();
         const cpuBefore = processCpuSeconds(latchkey.pid);
-        const run = await closedLoop(latchkey.url, workload, { connections, seconds: timing.profileSeconds, ...(needed ? { amount: needed } : {}) });
+        const run = await closedLoop(latchkey.url, workload, { connections, seconds: timing.profileSeconds, generator: options.generator, ...(needed ? { amount: needed } : {}) });
         const processCpuMs = Math.round((processCpuSeconds(latchkey.pid) - cpuBefore) * 1000);
         await latchkey.stop();
         const windowMs = performance.now() - loadStarted;
@@ -532,6 +549,7 @@ async function main(): Promise<number> {
         nodeEnv: 'production',
         logLevel: options.logLevel,
         pinned: pinned ? 'servers on core 0; the load generator and Redis on core 1' : 'not pinned',
+        generator: options.generator,
         rsaBits: config.keys.rsaBits,
         argon2: config.accounts.argon2,
         ...timing,
@@ -543,7 +561,10 @@ async function main(): Promise<number> {
       goals,
       profiles,
       notes: [
-        'Every server runs in its own process; the load generator (autocannon as a library, closed loop) runs in the bench process, Redis in a redis-server the bench starts (no persistence). All on this one machine.',
+        options.generator === 'raw'
+          ? 'Every server runs in its own process; the load generator (closed loop: a lean HTTP/1.1 client over keep-alive sockets, test/bench/raw-http.ts, about half the CPU a request of autocannon\'s) runs in the bench process, Redis in a redis-server the bench starts (no persistence). All on this one machine.'
+          : 'Every server runs in its own process; the load generator (autocannon as a library, closed loop, asked for with --generator autocannon) runs in the bench process, Redis in a redis-server the bench starts (no persistence). All on this one machine.',
+        `Server busy: the server's CPU time over the measured window (100%: one core). A row below ${SERVER_SATURATED * 100}% did not measure the server and says so: "generator-bound" when core 1 (the load generator and Redis) was at least ${CORE_FULL * 100}% busy by /proc/stat and core 0 was not; its rate is only a lower bound of the server's, and a goal that such a rate cannot decide is not measured (no rate is extrapolated).`,
         "Server CPU: utime + stime of the server process from /proc/<pid>/stat across the measured run, so the load generator's CPU is not counted.",
         'Throughput and latency: closed loop (each connection sends its next request when the answer arrives) at the connection count of the ramp step (1, 4, 16 connections) that gave the highest rate; login, discovery and JWKS use a fixed count.',
         `p99 at 80% of peak: open loop, Poisson arrivals at 0.8 × the measured rate on at most ${PACED_CONNECTIONS} keep-alive connections (like a client's pool or a proxy's upstream pool), latency from each request's scheduled start, so time spent queued, for the server or for a connection, is counted. autocannon's rate limit is not used: it sends each connection's per-second quota back to back, which is a saturated burst.`,

@@ -39,12 +39,26 @@ export function processMemory(pid: number): { peakMiB: number; rssMiB: number } 
   return { peakMiB: Math.round(kib('VmHWM') / 102.4) / 10, rssMiB: Math.round(kib('VmRSS') / 102.4) / 10 };
 }
 
-/** Busy CPU seconds of the whole machine (all cores) so far, from /proc/stat. */
-export function machineBusySeconds(): number {
-  const line = readFileSync('/proc/stat', 'utf8').split('\n')[0]!;
+/** Busy CPU seconds of a /proc/stat line ("cpu" for all cores, "cpuN" for one). */
+function busySeconds(line: string): number {
   const [, ...values] = line.trim().split(/\s+/).map(Number);
   const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0, steal = 0] = values;
   return (user + nice + system + irq + softirq + steal) / CLK_TCK;
+}
+
+/** Busy CPU seconds of the whole machine (all cores) so far, from /proc/stat. */
+export function machineBusySeconds(): number {
+  return busySeconds(readFileSync('/proc/stat', 'utf8').split('\n')[0]!);
+}
+
+/** Busy CPU seconds of each core so far (index: the core's number), whatever ran on it, from /proc/stat. */
+export function coreBusySeconds(): number[] {
+  const cores: number[] = [];
+  for (const line of readFileSync('/proc/stat', 'utf8').split('\n')) {
+    const core = /^cpu(\d+) /.exec(line);
+    if (core) cores[Number(core[1])] = busySeconds(line);
+  }
+  return cores;
 }
 
 const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
