@@ -4,7 +4,7 @@
  *
  * - closedLoop: N connections each sending the next request as soon as the previous answer
  *   arrives. This finds the peak throughput. By default on the lean client of raw-http.ts, which
- *   costs the generator less than half autocannon's CPU a request: with autocannon (still there,
+ *   costs the generator 0.5-0.8x autocannon's CPU a request: with autocannon (still there,
  *   BENCH_GENERATOR=autocannon, to compare) the generator's core was full before a pinned server's
  *   was on discovery and JWKS (docs/performance.md, perf-generator).
  * - paced: an open loop at a fixed arrival rate (Poisson arrivals), each iteration started at its

@@ -1,6 +1,7 @@
 /**
- * A lean HTTP/1.1 client for the open-loop generator: keep-alive sockets from a pool, requests
- * written as text, answers parsed just enough (status, headers, Content-Length or chunked body).
+ * A lean HTTP/1.1 client for the load generators (closed and open loop): keep-alive sockets from a
+ * pool, requests written as text, answers parsed just enough (status, headers, Content-Length or
+ * chunked body).
  * node:http costs the generator several times the CPU per request, and on a two-core machine the
  * generator's CPU is taken from the server under test.
  */

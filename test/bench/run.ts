@@ -562,7 +562,7 @@ async function main(): Promise<number> {
       profiles,
       notes: [
         options.generator === 'raw'
-          ? 'Every server runs in its own process; the load generator (closed loop: a lean HTTP/1.1 client over keep-alive sockets, test/bench/raw-http.ts, about half the CPU a request of autocannon\'s) runs in the bench process, Redis in a redis-server the bench starts (no persistence). All on this one machine.'
+          ? 'Every server runs in its own process; the load generator (closed loop: a lean HTTP/1.1 client over keep-alive sockets, test/bench/raw-http.ts, 0.5–0.8× the CPU a request of autocannon\'s) runs in the bench process, Redis in a redis-server the bench starts (no persistence). All on this one machine.'
           : 'Every server runs in its own process; the load generator (autocannon as a library, closed loop, asked for with --generator autocannon) runs in the bench process, Redis in a redis-server the bench starts (no persistence). All on this one machine.',
         `Server busy: the server's CPU time over the measured window (100%: one core). A row below ${SERVER_SATURATED * 100}% did not measure the server and says so: "generator-bound" when core 1 (the load generator and Redis) was at least ${CORE_FULL * 100}% busy by /proc/stat and core 0 was not; its rate is only a lower bound of the server's, and a goal that such a rate cannot decide is not measured (no rate is extrapolated).`,
         "Server CPU: utime + stime of the server process from /proc/<pid>/stat across the measured run, so the load generator's CPU is not counted.",
