@@ -28,6 +28,11 @@
  * Redis, on the embedded store and the bare provider, in one interleaved run:
  *
  *   node --import tsx test/bench/cpu-ab.ts cc-opaque 2000 6 'dist;dist:REDIS_URL=,NODE_ENV=development,EMBEDDED_FILE=/tmp/lk-embedded.json;bare'
+ *
+ * The bare provider takes settings too: `bare:BARE_WAITS=2` sleeps twice for 1 ms in each request
+ * (bare-provider.ts), as Latchkey's thread sleeps on its Redis round trips:
+ *
+ *   node --import tsx test/bench/cpu-ab.ts sso-code 1500 4 'bare;bare:BARE_WAITS=2;dist'
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -45,21 +50,22 @@ const specs = process.argv[5]?.split(';') ?? [process.env.BENCH_BEFORE ?? 'dist-
 if (specs.length < 2) throw new Error('name two builds or more: before;after');
 // Two builds are `before` and `after`, as they always were; more are named by their specs.
 const names = specs.length === 2 ? ['before', 'after'] : specs;
-const builds = specs.map((spec) => (spec === 'bare' ? 'bare' : buildSpec(spec)));
+// `bare:KEY=value,...`: the bare provider with those settings (bare-provider.ts: BARE_WAITS=N).
+const builds = specs.map((spec) => buildSpec(spec));
 for (const build of builds) {
-  if (build !== 'bare' && !existsSync(join(ROOT, build.dir, 'cli.js'))) throw new Error(`${build.dir}/cli.js is missing: see the top of test/bench/cpu-ab.ts`);
+  if (build.dir !== 'bare' && !existsSync(join(ROOT, build.dir, 'cli.js'))) throw new Error(`${build.dir}/cli.js is missing: see the top of test/bench/cpu-ab.ts`);
 }
 
 // One start of the current build makes the key ring and the bench's person; every build shares them.
 const { prepared, close } = await prepareSideBySide();
 
 const settings = process.env.BENCH_DEFAULTS === '1' ? DEFAULT_LIMITS : {};
-const signingKey = builds.includes('bare') ? await prepared.signingKey() : undefined;
+const signingKey = builds.some((build) => build.dir === 'bare') ? await prepared.signingKey() : undefined;
 const servers: Record<string, ProcessTarget> = {};
 for (const [index, build] of builds.entries()) {
   servers[names[index]!] =
-    build === 'bare'
-      ? await startBare({ signingKey: signingKey!, cpus: '0' })
+    build.dir === 'bare'
+      ? await startBare({ signingKey: signingKey!, cpus: '0', env: build.settings })
       : await startPinnedBuild(prepared, build.dir, { ...settings, ...build.settings });
 }
 try {
