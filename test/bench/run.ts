@@ -268,19 +268,26 @@ async function runScenario(scenario: Scenario, target: ProcessTarget, context: R
     count(await loop(workload, { connections, seconds: timing.warmupSeconds }));
   }
 
+  /**
+   * The measurement window of a scenario that does not use tokens up. An iteration longer than the
+   * window (a password login on a busy machine in smoke mode) completes nothing; such a scenario is
+   * measured again over a window a few iterations long. The second window of a defaults row whose
+   * CPU strayed (below) goes through here too: over the plain window it completed nothing now and
+   * then, the row's throughput 0 (the bench smoke test's "completed nothing" under npm test's load).
+   */
+  const measureWindow = async () => {
+    const first = await measured(target, inspector, () => loop(workload!, { connections, seconds: timing.measureSeconds }));
+    if (first.result.iterations > 0 || first.result.errors > 0) return first;
+    const seconds = timing.measureSeconds * 4;
+    return measured(target, inspector, () => loop(workload!, { connections, seconds }));
+  };
   let measure: Awaited<ReturnType<typeof measured>>;
   if (scenario.consumesTokens) {
     const needed = Math.max(connections * 4, Math.min(60_000, Math.ceil(opaqueRate * 1.5 * timing.measureSeconds)));
     const fresh = await prepare(needed);
     measure = await measured(target, inspector, () => loop(fresh, { connections, seconds: timing.measureSeconds, amount: needed }));
   } else {
-    measure = await measured(target, inspector, () => loop(workload!, { connections, seconds: timing.measureSeconds }));
-    // An iteration longer than the window (a password login on a busy machine in smoke mode)
-    // completes nothing; measure such a scenario again over a window a few iterations long.
-    if (measure.result.iterations === 0 && measure.result.errors === 0) {
-      const seconds = timing.measureSeconds * 4;
-      measure = await measured(target, inspector, () => loop(workload!, { connections, seconds }));
-    }
+    measure = await measureWindow();
   }
   // The default configuration's own work is about 2 K instructions a request over the bench
   // configuration's (callgrind, docs/performance.md): a defaults window whose CPU per iteration is
@@ -293,7 +300,7 @@ async function runScenario(scenario: Scenario, target: ProcessTarget, context: R
   if (bench && bench.server.cpuMsPerIteration > 0 && Math.abs(Math.log(cpuOf(measure) / bench.server.cpuMsPerIteration)) > Math.log(DEFAULTS_STRAY)) {
     count(measure.result);
     firstCpuMsPerIteration = cpuOf(measure);
-    measure = await measured(target, inspector, () => loop(workload!, { connections, seconds: timing.measureSeconds }));
+    measure = await measureWindow();
     log(`${name} measured again: ${firstCpuMsPerIteration} ms CPU/iteration against the bench row's ${bench.server.cpuMsPerIteration}, then ${cpuOf(measure)}`);
   }
   count(measure.result);

@@ -1218,8 +1218,9 @@ describe('attacks: Latchkey hands out no more than was granted (black box)', fun
       // Another tab: signs out, then Robin signs in and leaves at his own consent page.
       const other = await context.newPage();
       await other.goto(`${server.url}/session/end`);
-      await other.click('button:has-text("Sign out everywhere")');
-      await other.waitForLoadState();
+      // The sign-out's own page, not the load state (which the page before already has: the goto
+      // below could cut the POST short, and Robin's sign-in found Pat still signed in).
+      await Promise.all([other.waitForURL(/\/session\/end\/success/), other.click('button:has-text("Sign out everywhere")')]);
       await other.goto(authorize({ prompt: 'consent' }));
       await signIn(other, 'robin');
       await other.waitForSelector('button:has-text("Allow")');
@@ -1227,7 +1228,8 @@ describe('attacks: Latchkey hands out no more than was granted (black box)', fun
       const answer = pats.waitForResponse((response) => response.url().includes('/confirm'));
       await pats.click('button:has-text("Allow")');
       const response = await answer;
-      await pats.waitForLoadState();
+      // The answer's page by its URL: the consent page before it is loaded already, and its content could be read instead.
+      await pats.waitForURL((url) => url.pathname.endsWith('/confirm'));
       assert.equal(response.status(), 400, 'a clear page, not a 500');
       assert.match(await pats.content(), /expired|another|signed/i);
       assert.deepEqual(codes, [], 'no code for anyone');
@@ -1294,8 +1296,9 @@ describe('attacks: Latchkey hands out no more than was granted (black box)', fun
       // Another tab signs out, and Robin signs in.
       const other = await context.newPage();
       await other.goto(`${server.url}/session/end`);
-      await other.click('button:has-text("Sign out everywhere")');
-      await other.waitForLoadState();
+      // The sign-out's own page, not the load state (which the page before already has: the goto
+      // below could cut the POST short, and Robin's sign-in found Pat still signed in).
+      await Promise.all([other.waitForURL(/\/session\/end\/success/), other.click('button:has-text("Sign out everywhere")')]);
       await other.goto(authorize);
       await signIn(other, 'robin');
       await other.waitForURL(`${REDIRECT}**`);
