@@ -7,6 +7,7 @@ import type { Config } from '../config.js';
 import { getViaInTurn, type CachedReads, type ConsumeOutcome, type Kv, type LogEntry, type ReadResults, type ReadsAhead, type StoredRecord } from './kv.js';
 import { defineScript } from './scripts.js';
 import { sharePipelineLength } from './shared-pipeline-length.js';
+import { turnCommandsOf, type Arg, type TurnCommands } from './turn-commands.js';
 import { TRACKING_CONNECTION, TrackedCache, type TrackedCacheOptions } from './tracked-cache.js';
 
 type RedisSettings = Config['redis'];
@@ -291,10 +292,15 @@ export class RedisKv implements Kv {
   readonly #cache: Omit<TrackedCacheOptions, 'readsOn'> | undefined;
   /** The one cache of cachedReads, made at its first call; later calls add their prefixes to it. */
   #tracked: TrackedCache | undefined;
+  /** Standalone and Sentinel: the commands, keys prefixed here (turn-commands.ts); Cluster: ioredis's methods. */
+  readonly #commands: TurnCommands | undefined;
+  readonly #keyPrefix: string;
 
   /** `cache`: how cachedReads caches (the server's store); without it, cachedReads gives none. */
   constructor(client: Redis | Cluster, events?: ConnectionEvents, cache?: Omit<TrackedCacheOptions, 'readsOn'>) {
     this.#cache = cache;
+    this.#commands = client instanceof Cluster ? undefined : turnCommandsOf(client);
+    this.#keyPrefix = client.options.keyPrefix ?? '';
     // Not ioredis's defineCommand, which copies every script onto each auto-pipeline (scripts.ts).
     for (const [name, definition] of Object.entries(SCRIPTS)) defineScript(client, name, definition);
     let down = false;
@@ -317,8 +323,14 @@ export class RedisKv implements Kv {
     return this.#client;
   }
 
+  /** A command whose first argument is its one key, sent with the turn's others (turn-commands.ts). */
+  #keyed<T>(commands: TurnCommands, name: string, key: string, ...rest: Arg[]): Promise<T> {
+    return commands.send<T>(name, [this.#keyPrefix + key, ...rest]);
+  }
+
   async get(key: string) {
-    return (await this.#client.get(key)) ?? undefined;
+    const commands = this.#commands;
+    return (await (commands ? this.#keyed<string | null>(commands, 'get', key) : this.#client.get(key))) ?? undefined;
   }
 
   /** `write`, after which this process's caches drop what they kept of `keys` (tracked-cache.ts forget). */
@@ -332,7 +344,14 @@ export class RedisKv implements Kv {
 
   async set(key: string, value: string, options: { ttl?: number; onlyIfAbsent?: boolean } = {}) {
     const { ttl, onlyIfAbsent } = options;
+    const commands = this.#commands;
     const reply = await this.#writing([key], () => {
+      if (commands) {
+        const rest: Arg[] = [value];
+        if (ttl) rest.push('EX', ttl);
+        if (onlyIfAbsent) rest.push('NX');
+        return this.#keyed<string | null>(commands, 'set', key, ...rest);
+      }
       if (ttl && onlyIfAbsent) return this.#client.set(key, value, 'EX', ttl, 'NX');
       if (ttl) return this.#client.set(key, value, 'EX', ttl);
       if (onlyIfAbsent) return this.#client.set(key, value, 'NX');
@@ -344,11 +363,13 @@ export class RedisKv implements Kv {
   async del(keys: readonly string[]) {
     // One DEL per key: a multi-key DEL would be a cross-slot error on Cluster. Auto-pipelining
     // still sends them together.
-    await this.#writing(keys, () => Promise.all(keys.map((key) => this.#client.del(key))));
+    const commands = this.#commands;
+    await this.#writing(keys, () => Promise.all(keys.map((key) => (commands ? this.#keyed<number>(commands, 'del', key) : this.#client.del(key)))));
   }
 
   async getRecord(key: string): Promise<StoredRecord | undefined> {
-    return recordOf(await this.#client.hgetall(key));
+    const commands = this.#commands;
+    return recordOf(await (commands ? this.#keyed<Record<string, string>>(commands, 'hgetall', key) : this.#client.hgetall(key)));
   }
 
   async getRecordVia(index: string, prefix: string): Promise<{ id: string; record: StoredRecord | undefined } | undefined> {
@@ -435,11 +456,13 @@ export class RedisKv implements Kv {
   }
 
   async removeFromSet(key: string, member: string) {
-    await this.#writing([key], () => this.#client.srem(key, member));
+    const commands = this.#commands;
+    await this.#writing([key], () => (commands ? this.#keyed<number>(commands, 'srem', key, member) : this.#client.srem(key, member)));
   }
 
   async members(key: string) {
-    return this.#client.smembers(key);
+    const commands = this.#commands;
+    return commands ? this.#keyed<string[]>(commands, 'smembers', key) : this.#client.smembers(key);
   }
 
   async compareAndSet(key: string, expected: string | undefined, value: string) {
@@ -464,7 +487,9 @@ export class RedisKv implements Kv {
   }
 
   async readLog(log: string, after: string | undefined, count: number): Promise<LogEntry[]> {
-    const rows = await this.#client.xrange(log, after === undefined ? '-' : `(${after}`, '+', 'COUNT', count);
+    const start = after === undefined ? '-' : `(${after}`;
+    const commands = this.#commands;
+    const rows = await (commands ? this.#keyed<[string, string[]][]>(commands, 'xrange', log, start, '+', 'COUNT', count) : this.#client.xrange(log, start, '+', 'COUNT', count));
     return rows.map(([id, flat]) => {
       const fields: Record<string, string> = {};
       for (let i = 0; i + 1 < flat.length; i += 2) fields[flat[i]!] = flat[i + 1]!;

@@ -10,9 +10,9 @@
  * pipeline, about 30 K instructions, 2-3% of an opaque token's (docs/performance.md).
  *
  * As ioredis did, a script's first call on each connection to Redis (each socket) is an EVAL, which
- * runs it and caches it in Redis, and later ones an EVALSHA: every call is auto-pipelined like any
- * command (the same round trips), and a command sent after a script in the same turn sees its
- * effect even on a Redis that has just started. An EVALSHA answered NOSCRIPT (the scripts flushed
+ * runs it and caches it in Redis, and later ones an EVALSHA: every call is sent with the
+ * connection's other commands of its turn (turn-commands.ts: the same round trips), and a command
+ * sent after a script in the same turn sees its effect even on a Redis that has just started. An EVALSHA answered NOSCRIPT (the scripts flushed
  * meanwhile) did not run; it is sent again as EVAL, so it never runs twice.
  *
  * On Cluster, `defineCommand` as before: its auto-pipelining groups a command by the slot of its
@@ -20,6 +20,7 @@
  */
 import { createHash } from 'node:crypto';
 import { Cluster, type Redis } from 'ioredis';
+import { turnCommandsOf } from './turn-commands.js';
 
 export interface ScriptDefinition {
   readonly lua: string;
@@ -35,19 +36,22 @@ export function defineScript(connection: Redis | Cluster, name: string, { lua, n
     return;
   }
   const sha = createHash('sha1').update(lua).digest('hex');
-  const evalsha = connection.evalsha.bind(connection) as (sha: string, ...args: Args) => Promise<unknown>;
-  const evaluate = connection.eval.bind(connection) as (lua: string, ...args: Args) => Promise<unknown>;
+  // Sent with the connection's other commands of the turn (turn-commands.ts).
+  const commands = turnCommandsOf(connection);
+  const keyPrefix = connection.options.keyPrefix ?? '';
   // The sockets this script was sent on as EVAL (ioredis's CustomScriptCommand keeps the same).
   const loaded = new WeakSet<object>();
+  // args: the number of keys, the keys (prefixed here, as ioredis prefixed them), then the script's arguments.
   const send = (args: Args) => {
-    const socket = (connection as { stream?: object }).stream;
+    if (keyPrefix) for (let at = 1, keys = Number(args[0]); at <= keys; at++) args[at] = keyPrefix + String(args[at]);
+    const socket = connection.stream as object | undefined;
     if (!socket || !loaded.has(socket)) {
       if (socket) loaded.add(socket);
-      return evaluate(lua, ...args);
+      return commands.send('eval', [lua, ...args]);
     }
-    return evalsha(sha, ...args).catch((error: unknown) => {
+    return commands.send('evalsha', [sha, ...args]).catch((error: unknown) => {
       if (!(error instanceof Error) || !error.message.includes('NOSCRIPT')) throw error;
-      return evaluate(lua, ...args);
+      return commands.send('eval', [lua, ...args]);
     });
   };
   const run = numberOfKeys === undefined ? (...args: Args) => send(args) : (...args: Args) => send([numberOfKeys, ...args]);
