@@ -12,7 +12,7 @@
 import { createHash } from 'node:crypto';
 import type { RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { Kv } from '../store/kv.js';
-import { limiterCharger, limiterReader, rateLimiter, type LimiterRead } from '../store/rate-limit.js';
+import { limiterCharger, limiterClearer, limiterGiver, limiterReader, rateLimiter, type LimiterRead } from '../store/rate-limit.js';
 import { addressKey } from '../http/address-key.js';
 import { normalizeUsername } from './accounts.js';
 
@@ -40,6 +40,8 @@ export class LoginThrottle {
   readonly #ip: Counter;
   readonly #read: (reads: readonly LimiterRead[]) => Promise<{ count: number; ms: number }[]>;
   readonly #charge: ReturnType<typeof limiterCharger>;
+  readonly #giveBack: ReturnType<typeof limiterGiver>;
+  readonly #clear: ReturnType<typeof limiterClearer>;
 
   constructor(
     kv: Kv,
@@ -55,6 +57,8 @@ export class LoginThrottle {
     this.#ip = counter('ip', settings.maxFailuresPerIp);
     this.#read = limiterReader(kv);
     this.#charge = limiterCharger(kv);
+    this.#giveBack = limiterGiver(kv);
+    this.#clear = limiterClearer(kv);
   }
 
   /**
@@ -76,13 +80,13 @@ export class LoginThrottle {
     // started meanwhile resets that count to its limit (block), and giving back tries charged before
     // it would take the count under the limit, letting more guesses of the same burst be checked
     // (10 of 30 once, against 5). Such a count ends with its window or its pause whatever it holds.
-    if (pause) await Promise.all(tries.filter((_, i) => !pauses[i]).map(({ counter, key }) => counter.failures.reward(key, 1)));
+    if (pause) await this.#giveBack(tries.filter((_, i) => !pauses[i]).map(({ counter, key }) => this.#failure(counter, key)));
     return pause;
   }
 
   /** A try reserved by attempt() that was no failure (the right password, a right code, a form refused before anything was checked): given back. */
   async notFailed(username: string, ip: string): Promise<void> {
-    await Promise.all([this.#user.failures.reward(userKey(username), 1), this.#ip.failures.reward(addressKey(ip), 1)]);
+    await this.#giveBack(this.#tries(username, ip).map(({ counter, key }) => this.#failure(counter, key)));
   }
 
   /** A try reserved by attempt() failed: it is counted already; returns the pause (seconds) it started, or 0. */
@@ -95,7 +99,7 @@ export class LoginThrottle {
 
   /** A try reserved by attempt() completed a sign-in, second factor included: the username's count is cleared, the address's try given back. */
   async succeededAttempt(username: string, ip: string): Promise<void> {
-    await Promise.all([this.succeeded(username), this.#ip.failures.reward(addressKey(ip), 1)]);
+    await Promise.all([this.succeeded(username), this.#giveBack([this.#failure(this.#ip, addressKey(ip))])]);
   }
 
   /**
@@ -103,7 +107,12 @@ export class LoginThrottle {
    * spray). A right password followed by a second-factor step is not complete yet.
    */
   async succeeded(username: string): Promise<void> {
-    await this.#user.failures.delete(userKey(username));
+    await this.#clear({ limiter: this.#user.failures, keyPrefix: this.#user.failuresPrefix, key: userKey(username) });
+  }
+
+  /** A counter's failures count under `key`, as the store's limiter functions name it. */
+  #failure(counter: Counter, key: string) {
+    return { limiter: counter.failures, keyPrefix: counter.failuresPrefix, key, window: this.settings.window };
   }
 
   /** The username's and the address's counters, and their keys. */

@@ -79,6 +79,31 @@ export function limiterCharger(kv: Kv): (charges: readonly (LimiterRead & { read
     );
 }
 
+/**
+ * Gives back one try to each counter of rateLimiter()s (rate-limiter-flexible's reward(key, 1)): on
+ * Redis as the store's script, sent with the request's other store commands (store/turn-commands.ts)
+ * where the limiter's own reward went in a write of its own; in process memory, the limiters' own.
+ */
+export function limiterGiver(kv: Kv): (gives: readonly (LimiterRead & { readonly window: number })[]) => Promise<void> {
+  if (kv instanceof RedisKv) {
+    const windows = redisWindows(kv.connection);
+    return async (gives) => {
+      await windows.hit(gives.map(({ keyPrefix, key, window }) => ({ limiter: keyPrefix, key, by: -1, window })));
+    };
+  }
+  return async (gives) => {
+    await Promise.all(gives.map(({ limiter, key }) => limiter.reward(key, 1)));
+  };
+}
+
+/** Clears a counter of a rateLimiter() (its delete(key)): on Redis through the store, as limiterGiver. */
+export function limiterClearer(kv: Kv): (counter: LimiterRead) => Promise<void> {
+  if (kv instanceof RedisKv) return ({ keyPrefix, key }) => kv.del([`ratelimit:${keyPrefix}:${key}`]);
+  return async ({ limiter, key }) => {
+    await limiter.delete(key);
+  };
+}
+
 /** One counter of a fixed-window count: `limiter` names the counter family (e.g. `http-ip`). */
 export interface WindowHit {
   readonly limiter: string;
@@ -144,13 +169,13 @@ class ByCounter<V> {
   }
 }
 
-// KEYS: the counters. ARGV: per key, the increment (0: read only) and the window in ms. Returns
+// KEYS: the counters. ARGV: per key, the increment (0: read only; below 0: given back) and the window in ms. Returns
 // per key the count and the ms left. A new counter gets its window; a counter never lives without one.
 const HIT_WINDOWS = `local out = {}
 for i = 1, #KEYS do
   local by = tonumber(ARGV[2 * i - 1])
   local count, ms
-  if by > 0 then
+  if by ~= 0 then
     count = redis.call('INCRBY', KEYS[i], by)
     ms = redis.call('PTTL', KEYS[i])
     if ms < 0 then
