@@ -18,14 +18,15 @@
  * before its first read of a client; ClientCredentials#save, AccessToken#save and RefreshToken#save
  * take that second as the token's `iat`. The read's answer is at or after it, and an ending the read
  * did not see raises its mark after its change: at or after it too, so the mark ends the token.
- * `exp` stays the engine's (now + lifetime). Pinned by test/unit/provider-patches.test.ts,
+ * `exp` is counted from that `iat` when the engine has not set one (it counts from the signing
+ * second, which gave exp - iat one more than the announced lifetime across a second). Pinned by test/unit/provider-patches.test.ts,
  * test/e2e/redteam-endings.test.ts and test/e2e/redteam-residuals.test.ts.
  */
 import { Provider } from 'oidc-provider';
 import { epochSeconds } from '../../clock.js';
 
 type Find = (id: string, ...rest: unknown[]) => Promise<unknown>;
-type Saved = { prototype: { iat?: number; save(...args: unknown[]): Promise<string> } };
+type Saved = { prototype: { iat?: number; exp?: number; readonly expiration?: number; save(...args: unknown[]): Promise<string> } };
 
 export function tokensIssuedAsOfClientRead(provider: Provider): void {
   const Client = provider.Client as unknown as { find: Find };
@@ -40,10 +41,16 @@ export function tokensIssuedAsOfClientRead(provider: Provider): void {
   for (const Model of [provider.ClientCredentials, provider.AccessToken, provider.RefreshToken] as unknown as Saved[]) {
     const prototype = Model.prototype;
     const save = prototype.save;
-    prototype.save = function (this: { iat?: number }, ...args: unknown[]) {
+    prototype.save = function (this: { iat?: number; exp?: number; readonly expiration?: number }, ...args: unknown[]) {
       const request = Provider.ctx as object | undefined;
       const readAt = request && firstRead.get(request);
-      if (this.iat === undefined && readAt !== undefined) this.iat = readAt;
+      if (this.iat === undefined && readAt !== undefined) {
+        this.iat = readAt;
+        // Its lifetime counted from that iat too (the engine counts it from the signing second, so
+        // a request that crossed a second gave exp - iat one more than the lifetime it announces).
+        const lifetime = this.expiration;
+        if (this.exp === undefined && lifetime) this.exp = readAt + lifetime;
+      }
       return save.apply(this, args);
     };
   }
