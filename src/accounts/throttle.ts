@@ -72,7 +72,7 @@ export class LoginThrottle {
    */
   async attempt(username: string, ip: string): Promise<number> {
     const tries = this.#tries(username, ip);
-    const counts = await this.#charge(tries.map(({ counter, key }) => ({ limiter: counter.failures, keyPrefix: counter.failuresPrefix, key, window: this.settings.window })));
+    const counts = await this.#charge(tries.map(({ counter, key }) => this.#failure(counter, key)));
     const pauses = counts.map(({ count, ms }, i) => (count > tries[i]!.counter.limit ? ms : 0));
     const pause = Math.ceil(Math.max(...pauses) / 1000);
     // A try refused for a pause is no try: given back on a counter it did not take over its limit (a
@@ -92,7 +92,7 @@ export class LoginThrottle {
   /** A try reserved by attempt() failed: it is counted already; returns the pause (seconds) it started, or 0. */
   async attemptFailed(username: string, ip: string): Promise<number> {
     const tries = this.#tries(username, ip);
-    const counts = await this.#read(tries.map(({ counter, key }) => ({ limiter: counter.failures, keyPrefix: counter.failuresPrefix, key })));
+    const counts = await this.#read(tries.map(({ counter, key }) => this.#failure(counter, key)));
     const pauses = await Promise.all(tries.map(({ counter, key }, i) => (counts[i]!.count >= counter.limit ? this.#pause(counter, key) : 0)));
     return Math.max(...pauses);
   }
@@ -107,7 +107,7 @@ export class LoginThrottle {
    * spray). A right password followed by a second-factor step is not complete yet.
    */
   async succeeded(username: string): Promise<void> {
-    await this.#clear({ limiter: this.#user.failures, keyPrefix: this.#user.failuresPrefix, key: userKey(username) });
+    await this.#clear(this.#failure(this.#user, userKey(username)));
   }
 
   /** A counter's failures count under `key`, as the store's limiter functions name it. */

@@ -98,7 +98,7 @@ export function limiterGiver(kv: Kv): (gives: readonly (LimiterRead & { readonly
 
 /** Clears a counter of a rateLimiter() (its delete(key)): on Redis through the store, as limiterGiver. */
 export function limiterClearer(kv: Kv): (counter: LimiterRead) => Promise<void> {
-  if (kv instanceof RedisKv) return ({ keyPrefix, key }) => kv.del([`ratelimit:${keyPrefix}:${key}`]);
+  if (kv instanceof RedisKv) return ({ keyPrefix, key }) => kv.del([counterKey(keyPrefix, key)]);
   return async ({ limiter, key }) => {
     await limiter.delete(key);
   };
@@ -169,8 +169,8 @@ class ByCounter<V> {
   }
 }
 
-// KEYS: the counters. ARGV: per key, the increment (0: read only; below 0: given back) and the window in ms. Returns
-// per key the count and the ms left. A new counter gets its window; a counter never lives without one.
+// KEYS: the counters. ARGV: per key, the increment (0: read only; below 0: given back) and the
+// window in ms. Returns per key the count and the ms left. A new counter gets its window; a counter never lives without one.
 const HIT_WINDOWS = `local out = {}
 for i = 1, #KEYS do
   local by = tonumber(ARGV[2 * i - 1])
@@ -198,7 +198,8 @@ type HitCommands = {
 };
 
 /** Same key names as rate-limiter-flexible's (`ratelimit:<limiter>:<key>`), so the counts carry over. */
-const keyOf = (hit: WindowHit) => `ratelimit:${hit.limiter}:${hit.key}`;
+const counterKey = (limiter: string, key: string) => `ratelimit:${limiter}:${key}`;
+const keyOf = (hit: WindowHit) => counterKey(hit.limiter, hit.key);
 const countOf = (reply: number[], i: number): WindowCount => ({ count: Number(reply[2 * i]), ms: Math.max(0, Number(reply[2 * i + 1])) });
 
 function redisWindows(connection: Redis | Cluster): FixedWindows {

@@ -323,14 +323,13 @@ export class RedisKv implements Kv {
     return this.#client;
   }
 
-  /** A command whose first argument is its one key, sent with the turn's others (turn-commands.ts). */
-  #keyed<T>(commands: TurnCommands, name: string, key: string, ...rest: Arg[]): Promise<T> {
-    return commands.send<T>(name, [this.#keyPrefix + key, ...rest]);
+  /** Standalone and Sentinel: a command whose first argument is its one key, sent with the turn's others (turn-commands.ts). */
+  #keyed<T>(name: string, key: string, ...rest: Arg[]): Promise<T> {
+    return this.#commands!.send<T>(name, [this.#keyPrefix + key, ...rest]);
   }
 
   async get(key: string) {
-    const commands = this.#commands;
-    return (await (commands ? this.#keyed<string | null>(commands, 'get', key) : this.#client.get(key))) ?? undefined;
+    return (await (this.#commands ? this.#keyed<string | null>('get', key) : this.#client.get(key))) ?? undefined;
   }
 
   /** `write`, after which this process's caches drop what they kept of `keys` (tracked-cache.ts forget). */
@@ -344,13 +343,12 @@ export class RedisKv implements Kv {
 
   async set(key: string, value: string, options: { ttl?: number; onlyIfAbsent?: boolean } = {}) {
     const { ttl, onlyIfAbsent } = options;
-    const commands = this.#commands;
     const reply = await this.#writing([key], () => {
-      if (commands) {
+      if (this.#commands) {
         const rest: Arg[] = [value];
         if (ttl) rest.push('EX', ttl);
         if (onlyIfAbsent) rest.push('NX');
-        return this.#keyed<string | null>(commands, 'set', key, ...rest);
+        return this.#keyed<string | null>('set', key, ...rest);
       }
       if (ttl && onlyIfAbsent) return this.#client.set(key, value, 'EX', ttl, 'NX');
       if (ttl) return this.#client.set(key, value, 'EX', ttl);
@@ -363,13 +361,11 @@ export class RedisKv implements Kv {
   async del(keys: readonly string[]) {
     // One DEL per key: a multi-key DEL would be a cross-slot error on Cluster. Auto-pipelining
     // still sends them together.
-    const commands = this.#commands;
-    await this.#writing(keys, () => Promise.all(keys.map((key) => (commands ? this.#keyed<number>(commands, 'del', key) : this.#client.del(key)))));
+    await this.#writing(keys, () => Promise.all(keys.map((key) => (this.#commands ? this.#keyed<number>('del', key) : this.#client.del(key)))));
   }
 
   async getRecord(key: string): Promise<StoredRecord | undefined> {
-    const commands = this.#commands;
-    return recordOf(await (commands ? this.#keyed<Record<string, string>>(commands, 'hgetall', key) : this.#client.hgetall(key)));
+    return recordOf(await (this.#commands ? this.#keyed<Record<string, string>>('hgetall', key) : this.#client.hgetall(key)));
   }
 
   async getRecordVia(index: string, prefix: string): Promise<{ id: string; record: StoredRecord | undefined } | undefined> {
@@ -456,13 +452,11 @@ export class RedisKv implements Kv {
   }
 
   async removeFromSet(key: string, member: string) {
-    const commands = this.#commands;
-    await this.#writing([key], () => (commands ? this.#keyed<number>(commands, 'srem', key, member) : this.#client.srem(key, member)));
+    await this.#writing([key], () => (this.#commands ? this.#keyed<number>('srem', key, member) : this.#client.srem(key, member)));
   }
 
   async members(key: string) {
-    const commands = this.#commands;
-    return commands ? this.#keyed<string[]>(commands, 'smembers', key) : this.#client.smembers(key);
+    return this.#commands ? this.#keyed<string[]>('smembers', key) : this.#client.smembers(key);
   }
 
   async compareAndSet(key: string, expected: string | undefined, value: string) {
@@ -488,8 +482,7 @@ export class RedisKv implements Kv {
 
   async readLog(log: string, after: string | undefined, count: number): Promise<LogEntry[]> {
     const start = after === undefined ? '-' : `(${after}`;
-    const commands = this.#commands;
-    const rows = await (commands ? this.#keyed<[string, string[]][]>(commands, 'xrange', log, start, '+', 'COUNT', count) : this.#client.xrange(log, start, '+', 'COUNT', count));
+    const rows = await (this.#commands ? this.#keyed<[string, string[]][]>('xrange', log, start, '+', 'COUNT', count) : this.#client.xrange(log, start, '+', 'COUNT', count));
     return rows.map(([id, flat]) => {
       const fields: Record<string, string> = {};
       for (let i = 0; i + 1 < flat.length; i += 2) fields[flat[i]!] = flat[i + 1]!;

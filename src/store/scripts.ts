@@ -12,8 +12,9 @@
  * As ioredis did, a script's first call on each connection to Redis (each socket) is an EVAL, which
  * runs it and caches it in Redis, and later ones an EVALSHA: every call is sent with the
  * connection's other commands of its turn (turn-commands.ts: the same round trips), and a command
- * sent after a script in the same turn sees its effect even on a Redis that has just started. An EVALSHA answered NOSCRIPT (the scripts flushed
- * meanwhile) did not run; it is sent again as EVAL, so it never runs twice.
+ * sent after a script in the same turn sees its effect even on a Redis that has just started. An
+ * EVALSHA answered NOSCRIPT (the scripts flushed meanwhile) did not run; it is sent again as EVAL,
+ * so it never runs twice.
  *
  * On Cluster, `defineCommand` as before: its auto-pipelining groups a command by the slot of its
  * first argument, which for EVALSHA is the digest, not a key.

@@ -19,8 +19,9 @@
  * take that second as the token's `iat`. The read's answer is at or after it, and an ending the read
  * did not see raises its mark after its change: at or after it too, so the mark ends the token.
  * `exp` is counted from that `iat` when the engine has not set one (it counts from the signing
- * second, which gave exp - iat one more than the announced lifetime across a second). Pinned by test/unit/provider-patches.test.ts,
- * test/e2e/redteam-endings.test.ts and test/e2e/redteam-residuals.test.ts.
+ * second, which gave exp - iat one more than the announced lifetime across a second). Pinned by
+ * test/unit/provider-patches.test.ts, test/e2e/redteam-endings.test.ts,
+ * test/e2e/redteam-residuals.test.ts and test/e2e/session-bound-jwt.test.ts.
  */
 import { Provider } from 'oidc-provider';
 import { epochSeconds } from '../../clock.js';
