@@ -67,6 +67,12 @@ export interface ScenarioResult {
    * strayed from the bench configuration's row (test/bench/run.ts DEFAULTS_STRAY).
    */
   readonly measuredAgain?: { readonly firstCpuMsPerIteration: number };
+  /**
+   * The warm-up before the ramp and the measurement (test/bench/run.ts warmUp): server CPU per
+   * iteration, ms, of each of its windows, and whether its last three agreed (else it stopped at
+   * its most windows, and the row may be measured before the server was steady).
+   */
+  readonly warmUp?: { readonly windows: readonly number[]; readonly steady: boolean };
   /** What this figure is held against in the table. */
   limit?: { name: string; value: number; ratio: number };
 }
@@ -78,6 +84,16 @@ export interface ScenarioResult {
 export const SERVER_SATURATED = 0.9;
 /** A core at least this busy (by /proc/stat, whatever ran on it) had nothing left to give. */
 export const CORE_FULL = 0.9;
+
+/** A server is steady when this many warm-up windows in a row cost the same CPU per iteration within STEADY. */
+export const STEADY_WINDOWS = 3;
+export const STEADY = 1.1;
+
+/** Whether the last STEADY_WINDOWS of `windows` (CPU per iteration) agree within STEADY. */
+export function steady(windows: readonly number[]): boolean {
+  const last = windows.slice(-STEADY_WINDOWS);
+  return last.length === STEADY_WINDOWS && Math.max(...last) <= STEADY * Math.min(...last);
+}
 
 export interface Saturation {
   /** The server's CPU time over the measured window (server.cpuUtilization): 1 is one core, its own when pinned. */
@@ -386,6 +402,7 @@ function scenarioRows(report: Report): string[][] {
     s.id,
     s.target,
     String(s.connections),
+    s.warmUp ? `${s.warmUp.windows.length}${s.warmUp.steady ? '' : ', not steady'}` : '–',
     fmt(s.throughput),
     fmt(s.latency.p50, 2),
     fmt(s.latency.p99, 2),
@@ -399,7 +416,7 @@ function scenarioRows(report: Report): string[][] {
   ]);
 }
 
-const SCENARIO_HEADERS = ['#', 'scenario', 'server', 'conns', 'per s', 'p50 ms', 'p99 ms', 'errors', 'server CPU ms/iter', 'server busy', 'limit (same run)', 'ratio', 'p99 ms at 80% of peak', 'CPU taken by others'];
+const SCENARIO_HEADERS = ['#', 'scenario', 'server', 'conns', 'warm-up s', 'per s', 'p50 ms', 'p99 ms', 'errors', 'server CPU ms/iter', 'server busy', 'limit (same run)', 'ratio', 'p99 ms at 80% of peak', 'CPU taken by others'];
 
 function goalRows(goals: readonly Goal[]): string[][] {
   return goals.map((g) => [
@@ -451,6 +468,7 @@ export function markdown(report: Report): string {
   out.push(
     '"per s" is iterations per second: tokens, documents, or whole flows for the multi-step scenarios (5: authorize + token; 6: four requests). ' +
       'Latency is per iteration, measured closed-loop at the connection count that gave the peak. ' +
+      '"warm-up s": before its ramp and measurement, each server ran the scenario in 1-s windows until three in a row cost the same CPU per iteration within 10% (five at least) (V8 compiles a path\'s functions fully only after thousands of requests; the windows are in latest.json); "not steady": it had not after 20. ' +
       '"server CPU" is the server process\'s CPU time (user + system, all its threads) per iteration. ' +
       `"server busy" is that CPU time over the measured window (100%: its whole core); a row below ${percent(SERVER_SATURATED)} did not measure the server, and says why: "generator-bound" when core 1 (the load generator and Redis) was at least ${percent(CORE_FULL)} busy, and the server's was not, so the rate is the generator's and only a lower bound of the server's. ` +
       '"p99 at 80% of peak" is the token request\'s p99 in an open-loop run at 80% of the peak rate (Poisson arrivals), the rate achieved, and the longest the load generator\'s own event loop was held meanwhile (latency counts from the scheduled start, so a stall of the generator counts as one of the server). ' +

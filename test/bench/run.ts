@@ -25,7 +25,7 @@ import { argon2Limit, redisLimit, rs256Limit } from './limits.js';
 import { closedLoop, defaultGenerator, PACED_CONNECTIONS, paced, type ClosedLoopOptions, type Generator, type PhaseResult, type Workload } from './load.js';
 import { summarizeProfile } from './profile.js';
 import { probeRedis, RedisInspector } from './redis-probe.js';
-import { attachLimits, CORE_FULL, evaluateGoals, find, markdown, saturation, SERVER_SATURATED, terminal, type Report, type ScenarioResult } from './report.js';
+import { attachLimits, CORE_FULL, evaluateGoals, find, markdown, saturation, SERVER_SATURATED, steady, terminal, type Report, type ScenarioResult } from './report.js';
 import { SCENARIOS, type Scenario, type Sizes } from './scenarios.js';
 import {
   addUser,
@@ -73,6 +73,8 @@ interface Timing {
   readonly redisBenchmarkRequests: number;
   readonly profileSeconds: number;
   readonly maxProfiles: number;
+  /** Warm-up to a steady state (warmUp): window length, windows at least and at most; 0: none. */
+  readonly steady: { readonly windowSeconds: number; readonly minWindows: number; readonly maxWindows: number };
   readonly sizes: Sizes;
 }
 
@@ -87,6 +89,7 @@ const TIMING: Record<Options['mode'], Timing> = {
     redisBenchmarkRequests: 100_000,
     profileSeconds: 5,
     maxProfiles: 3,
+    steady: { windowSeconds: 1, minWindows: 5, maxWindows: 20 },
     sizes: { introspectionPool: 512, jwtRevocationPool: 1024, sessions: 16, chains: 128 },
   },
   // Not shorter: with half-second windows, a scenario of the default configuration completed
@@ -101,6 +104,8 @@ const TIMING: Record<Options['mode'], Timing> = {
     redisBenchmarkRequests: 5000,
     profileSeconds: 1,
     maxProfiles: 1,
+    // The smoke run checks that the bench works, not figures: no warm-up beyond the fixed one.
+    steady: { windowSeconds: 0, minWindows: 0, maxWindows: 0 },
     sizes: { introspectionPool: 64, jwtRevocationPool: 64, sessions: 4, chains: 64 },
   },
 };
@@ -220,6 +225,43 @@ function bestConnections(ramp: readonly PhaseResult[]): number {
   return ramp.find((p) => p.iterationsPerSecond >= top * 0.97)!.connections!;
 }
 
+/**
+ * Runs a scenario on a server in windows at the connection count it will be measured at, until its
+ * CPU per iteration is steady (report.ts `steady`; at least minWindows, at most maxWindows). V8
+ * compiles a function with its optimising compiler only after a few thousand calls, and again after
+ * its inline caches change, so a server's first ten thousand or so requests of a path cost up to
+ * 2.5× its later ones (docs/performance.md). A warm-up fixed in seconds gave a server that answers
+ * fewer requests a second fewer requests of warm-up, and measured it cold: Latchkey's opaque token
+ * at 0.27-0.33 ms of CPU in the bench row, 0.15-0.20 in the default configuration's server measured
+ * after it. Every server now reaches its steady state, however fast it is, before its ramp and its
+ * measurement.
+ */
+async function warmUp(
+  scenario: Scenario,
+  target: ProcessTarget,
+  context: RunContext,
+  run: { workload: Workload | undefined; prepare: (needed?: number) => Promise<Workload>; opaqueRate: number; count: (phase: PhaseResult) => PhaseResult },
+): Promise<ScenarioResult['warmUp']> {
+  const { windowSeconds, minWindows, maxWindows } = context.timing.steady;
+  if (maxWindows === 0 || scenario.steadyWarmUp === false) return undefined;
+  const connections = scenario.ramp ? Math.max(...scenario.ramp) : (scenario.connections ?? 16);
+  const windows: number[] = [];
+  while (windows.length < maxWindows && (windows.length < minWindows || !steady(windows))) {
+    let window;
+    if (scenario.consumesTokens) {
+      // Each revocation uses a token up: a fresh pool a window, about a window's worth.
+      const amount = Math.ceil(run.opaqueRate * windowSeconds * 1.2);
+      const fresh = await run.prepare(amount);
+      window = await measured(target, context.inspector, () => closedLoop(target.url, fresh, { connections, seconds: windowSeconds * 10, amount, generator: context.options.generator }));
+    } else {
+      window = await measured(target, context.inspector, () => closedLoop(target.url, run.workload!, { connections, seconds: windowSeconds, generator: context.options.generator }));
+    }
+    run.count(window.result);
+    windows.push(r((window.serverCpu * 1000) / Math.max(1, window.result.iterations), 3));
+  }
+  return { windows, steady: steady(windows) };
+}
+
 async function runScenario(scenario: Scenario, target: ProcessTarget, context: RunContext): Promise<ScenarioResult> {
   const { timing, inspector, results } = context;
   const loop = (workload: Workload, options: Omit<ClosedLoopOptions, 'generator'>) => closedLoop(target.url, workload, { ...options, generator: context.options.generator });
@@ -244,6 +286,9 @@ async function runScenario(scenario: Scenario, target: ProcessTarget, context: R
     errors += redis.errors;
     errorSamples.push(...redis.errorSamples.slice(0, 5 - errorSamples.length));
   }
+
+  const warm = await warmUp(scenario, target, context, { workload, prepare, opaqueRate, count });
+  if (warm) log(`${name} warm-up ${warm.windows.length} s, CPU ms/iteration ${warm.windows.join(' ')}${warm.steady ? '' : ' (not steady)'}`);
 
   const ramp: PhaseResult[] = [];
   const rampForeign: number[] = [];
@@ -351,6 +396,7 @@ async function runScenario(scenario: Scenario, target: ProcessTarget, context: R
     latency: m.latency,
     ...(tokenStep ? { tokenStepLatency: tokenStep } : {}),
     ...(firstCpuMsPerIteration !== undefined ? { measuredAgain: { firstCpuMsPerIteration } } : {}),
+    ...(warm ? { warmUp: warm } : {}),
     server: {
       cpuMsPerIteration: r((measure.serverCpu * 1000) / Math.max(1, m.iterations), 3),
       cpuMsPerRequest: r((measure.serverCpu * 1000) / Math.max(1, m.requests), 3),
