@@ -19,12 +19,25 @@
  *   client that must push them now, is invalid_request; an OpenID scope no longer in
  *   its `scope` metadata is invalid_scope, as the authorization endpoint answers them (for a device
  *   code, the polling device gets the error).
+ *   The engine's other check of a request's scope when it arrives, `offline_access` dropped for a
+ *   client that may not use the refresh_token grant (actions/authorization/scopes.js), is made again
+ *   there too, as the engine makes it: offline_access is dropped from the picked-up request when
+ *   the refresh_token grant was taken from the client meanwhile. Before, the consent page asked the
+ *   person for offline access the client could no longer have, the code carried it, and so its
+ *   tokens were not bound to the session (the engine's expiresWithSession) and the session was
+ *   marked to keep the grant at sign-out: the access token outlived the person's sign-out, with no
+ *   refresh token to show for it (red team's fourth granting pass, 2026-12-02).
  * - boundCodesToCurrentRegistration wraps AuthorizationCode.find and DeviceCode.find on the token
  *   endpoint: a code whose redirect URI is no longer registered is invalid_grant; a code's scopes
  *   outside the client's `scope` metadata are dropped (the answer's `scope` says what is left, as
- *   for a refresh: refresh-rotation.ts), and a code with none left is invalid_grant.
+ *   for a refresh: refresh-rotation.ts), and a code with none left is invalid_grant. Its
+ *   offline_access is dropped too when the client may no longer use the refresh_token grant, and a
+ *   code that loses offline_access either way is redeemed as one issued without it: its tokens end
+ *   with the session it was issued in (expiresWithSession), as the tokens of every grant without
+ *   offline access do.
  * Pinned by test/e2e/granting-attacks.test.ts ("a request begun before an operator narrowed …",
- * "a code issued before an operator narrowed …") and test/unit/provider-patches.test.ts.
+ * "a code issued before an operator narrowed …"), test/e2e/redteam-granted-4.test.ts and
+ * test/unit/provider-patches.test.ts.
  */
 import { errors, interactionPolicy, Provider, type KoaContextWithOIDC } from 'oidc-provider';
 import { DEVICE_CODE_GRANT } from '../../registration/policy.js';
@@ -38,6 +51,13 @@ export function scopesBeyond(client: { readonly scope?: string } | undefined, sc
   if (!client?.scope) return [];
   const allowed = new Set(client.scope.split(' '));
   return [...scopes].filter((scope) => !allowed.has(scope));
+}
+
+const OFFLINE_ACCESS = 'offline_access';
+
+/** `scope` without offline_access (undefined when nothing is left), as the engine drops it from a request of a client without the refresh_token grant. */
+function withoutOfflineAccess(scope: string): string | undefined {
+  return scope.split(' ').filter((each) => each !== OFFLINE_ACCESS).join(' ') || undefined;
 }
 
 interface RegisteredClient {
@@ -74,6 +94,10 @@ export function withCurrentRegistration(policy: interactionPolicy.DefaultPolicy,
       } else if (!client.grantTypeAllowed(DEVICE_CODE_GRANT)) {
         throw new errors.UnauthorizedClient(`${DEVICE_CODE_GRANT} is not allowed for this client`);
       }
+      // As the engine's scope check when a request arrives: no offline access without the refresh_token grant.
+      if (typeof params.scope === 'string' && params.scope.split(' ').includes(OFFLINE_ACCESS) && !client.grantTypeAllowed('refresh_token')) {
+        params.scope = withoutOfflineAccess(params.scope);
+      }
       const asked = typeof params.scope === 'string' ? params.scope.split(' ').filter((scope) => statics.has(scope)) : [];
       const beyond = scopesBeyond(client, asked);
       if (beyond.length) throw new errors.InvalidScope('requested scope is not allowed', beyond.join(' '));
@@ -85,13 +109,17 @@ export function withCurrentRegistration(policy: interactionPolicy.DefaultPolicy,
 
 /** The token endpoint's codes and device codes, held to their client's registration now (see above). */
 export function boundCodesToCurrentRegistration(provider: Provider): void {
-  checkAtTokenEndpoint<RegisteredClient & { clientId: string }>([provider.AuthorizationCode, provider.DeviceCode], (code, client) => {
+  checkAtTokenEndpoint<RegisteredClient & { clientId: string }>([provider.AuthorizationCode, provider.DeviceCode], (found, client) => {
+    const code = found as typeof found & { expiresWithSession?: boolean };
     if (code.redirectUri !== undefined && !client.redirectUriAllowed(code.redirectUri)) {
       throw new errors.InvalidGrant('the redirect_uri this code was issued for is no longer registered for the client');
     }
     const scopes = code.scope?.split(' ').filter(Boolean) ?? [];
     const beyond = new Set(scopesBeyond(client, scopes));
+    if (scopes.includes(OFFLINE_ACCESS) && !client.grantTypeAllowed('refresh_token')) beyond.add(OFFLINE_ACCESS);
     if (beyond.size === scopes.length && scopes.length) throw new errors.InvalidGrant('the client may no longer have any of the scopes this code was issued for');
     if (beyond.size) code.scope = scopes.filter((scope) => !beyond.has(scope)).join(' ');
+    // Offline access taken from it: its tokens end with the session it was issued in, as without offline_access (the engine's expiresWithSession).
+    if (beyond.has(OFFLINE_ACCESS)) code.expiresWithSession = true;
   });
 }

@@ -1,0 +1,130 @@
+/**
+ * The red team's fourth pass at "Latchkey hands out more than was granted" (2026-12-02), black box:
+ * offline access held to the client as it is now. The engine drops `offline_access` from a request
+ * of a client that may not use the refresh_token grant when the request arrives, and never again:
+ * a sign-in begun, or a code issued, before an operator took the refresh_token grant from the client
+ * carried offline access all the same. The consent page asked the person for it, the token answer
+ * said it, and the tokens were not bound to the sign-in session, so they outlived the person's
+ * sign-out (with no refresh token to show for it). The rest of the pass held: docs/security.md lists
+ * what was tried.
+ */
+import assert from 'node:assert/strict';
+import * as oidc from 'openid-client';
+import { Agent, type Page } from '../helpers/agent.js';
+import { startServer, type TestServer } from '../helpers/server.js';
+import { isConsent, isLogin, signInSteps, startAuthorization } from '../helpers/sign-in.js';
+import { basic, type ClientCredentials } from '../helpers/tokens.js';
+
+const REDIRECT = 'https://app.example.test/callback';
+const PASSWORD = 'red team granted four passphrase';
+const OPS: ClientCredentials = { id: 'ops', secret: 'ops-secret-with-plenty-of-entropy-0123456789abcdef' };
+const OFFLINE_WORDS = /offline access/i;
+type Answer = { status: number; body: Record<string, string> };
+
+describe('e2e: red team, fourth pass, Latchkey hands out more than was granted', function () {
+  this.timeout(60_000);
+  let server: TestServer;
+
+  const post = async (path: string, params: Record<string, string>, client: ClientCredentials): Promise<Answer> => {
+    const response = await fetch(`${server.url}${path}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(client) },
+      body: new URLSearchParams(params),
+    });
+    return { status: response.status, body: (await response.json()) as Record<string, string> };
+  };
+
+  /** The admin API's clients, as an operator calls it. */
+  const operator = async (method: string, path: string, metadata: Record<string, unknown>) => {
+    const ops = (await post('/token', { grant_type: 'client_credentials', resource: `${server.issuer}/admin`, scope: 'admin' }, OPS)).body.access_token!;
+    const response = await fetch(`${server.url}/admin/clients${path}`, { method, headers: { 'content-type': 'application/json', authorization: `Bearer ${ops}` }, body: JSON.stringify(metadata) });
+    assert.ok(response.ok, `${method} /admin/clients${path}: ${response.status} ${await response.clone().text()}`);
+  };
+
+  before(async () => {
+    server = await startServer({
+      ownRedis: true,
+      clients: [{ client_id: OPS.id, client_secret: OPS.secret, redirect_uris: [], grant_types: ['client_credentials'], response_types: [] }],
+    });
+    await server.apis.grant(OPS.id, `${server.issuer}/admin`, { scopes: ['admin'] });
+    await server.accounts.create('pat', PASSWORD, {});
+  });
+  after(() => server?.stop());
+
+  /** A confidential web client an operator makes with the refresh_token grant, and its openid-client configuration. */
+  async function offlineClient(id: string): Promise<{ client: ClientCredentials; config: oidc.Configuration; registered: Record<string, unknown> }> {
+    const client = { id, secret: `${id}-secret-with-plenty-of-entropy-0123456789abcdef` };
+    const registered = { client_secret: client.secret, redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'] };
+    await operator('POST', '', { client_id: id, ...registered });
+    return { client, registered, config: await oidc.discovery(new URL(server.issuer), id, client.secret, oidc.ClientSecretBasic(client.secret), { execute: [oidc.allowInsecureRequests] }) };
+  }
+
+  /** Signs the agent's browser out everywhere (RP-initiated logout without a client, confirmed). */
+  async function signOut(agent: Agent): Promise<void> {
+    const page = await agent.follow(`${server.url}/session/end`);
+    const done = await agent.submit(page, '/session/end/confirm', { logout: 'yes' });
+    assert.equal(done.status, 200, done.url);
+  }
+
+  /** Whether an access token still works after its person signed out: introspection by its client, and userinfo. */
+  async function stillWorks(client: ClientCredentials, accessToken: string): Promise<{ active: unknown; userinfo: number }> {
+    const introspected = await post('/token/introspection', { token: accessToken }, client);
+    const userinfo = await fetch(`${server.url}/me`, { headers: { authorization: `Bearer ${accessToken}` } });
+    return { active: introspected.body.active, userinfo: userinfo.status };
+  }
+
+  const listed = (page: Page) => page.html.match(/<li>[^<]*<\/li>/g) ?? [];
+
+  it("a sign-in begun before an operator took the refresh_token grant from its client gets no offline access: the consent page does not ask for it, the code and its tokens do not carry it, and they end with the person's sign-out (OIDC Core §11, RFC 6749 §6, RFC 9700 §4.14.2)", async () => {
+    const { client, config, registered } = await offlineClient('held-offline');
+    // The baseline: while the client may use the refresh_token grant, the same sign-in is offline access.
+    const baseline = new Agent();
+    const first = await startAuthorization(baseline, config, REDIRECT, { scope: 'openid offline_access' });
+    const asked = await signInSteps(baseline, first.page, { username: 'pat', password: PASSWORD, consent: 'stop' });
+    assert.ok(listed(asked).some((item) => OFFLINE_WORDS.test(item)), `the consent page asks for offline access: ${listed(asked).join(' ')}`);
+    const allowed = await baseline.submit(asked, '/confirm', {}, REDIRECT);
+    const offline = await post('/token', { grant_type: 'authorization_code', code: new URL(allowed.url).searchParams.get('code')!, redirect_uri: REDIRECT, code_verifier: first.verifier }, client);
+    assert.equal(offline.body.scope, 'openid offline_access', JSON.stringify(offline.body));
+    assert.equal(typeof offline.body.refresh_token, 'string');
+
+    // Another person's browser (the baseline's consent is pat's; a fresh browser asks again) begins a sign-in,
+    // and waits at the login page while the operator takes the refresh_token grant away.
+    await server.accounts.create('robin', PASSWORD, {});
+    const agent = new Agent();
+    const { page, verifier } = await startAuthorization(agent, config, REDIRECT, { scope: 'openid offline_access' });
+    assert.ok(isLogin(page), page.url);
+    await operator('PUT', `/${client.id}`, { ...registered, grant_types: ['authorization_code'] });
+    const consent = await signInSteps(agent, page, { username: 'robin', password: PASSWORD, consent: 'stop' });
+    assert.ok(isConsent(consent), consent.url);
+    assert.deepEqual(listed(consent).filter((item) => OFFLINE_WORDS.test(item)), [], `the consent page does not ask for offline access the client may no longer have: ${listed(consent).join(' ')}`);
+    const back = await agent.submit(consent, '/confirm', {}, REDIRECT);
+    const tokens = await post('/token', { grant_type: 'authorization_code', code: new URL(back.url).searchParams.get('code')!, redirect_uri: REDIRECT, code_verifier: verifier }, client);
+    assert.equal(tokens.status, 200, JSON.stringify(tokens.body));
+    assert.equal(tokens.body.scope, 'openid', 'the answer says no offline access');
+    assert.equal(tokens.body.refresh_token, undefined);
+    assert.deepEqual(await stillWorks(client, tokens.body.access_token!), { active: true, userinfo: 200 }, 'the access token works while the person is signed in');
+
+    await signOut(agent);
+    assert.deepEqual(await stillWorks(client, tokens.body.access_token!), { active: false, userinfo: 401 }, 'the access token ends with the sign-out, as one of any grant without offline access');
+  });
+
+  it("a code issued with offline access before an operator took the refresh_token grant from its client is redeemed without it: the answer does not say offline_access and its tokens end with the person's sign-out (RFC 6749 §4.1.3, §5.1, OIDC Core §11)", async () => {
+    const { client, config, registered } = await offlineClient('coded-offline');
+    const agent = new Agent();
+    const { page, verifier } = await startAuthorization(agent, config, REDIRECT, { scope: 'openid offline_access' });
+    const back = await signInSteps(agent, page, { username: 'pat', password: PASSWORD, stopAt: REDIRECT });
+    const code = new URL(back.url).searchParams.get('code');
+    assert.ok(code, back.url);
+
+    // The code waits to be redeemed while the operator takes the refresh_token grant away.
+    await operator('PUT', `/${client.id}`, { ...registered, grant_types: ['authorization_code'] });
+    const tokens = await post('/token', { grant_type: 'authorization_code', code, redirect_uri: REDIRECT, code_verifier: verifier }, client);
+    assert.equal(tokens.status, 200, JSON.stringify(tokens.body));
+    assert.equal(tokens.body.scope, 'openid', 'the answer says no offline access');
+    assert.equal(tokens.body.refresh_token, undefined);
+    assert.deepEqual(await stillWorks(client, tokens.body.access_token!), { active: true, userinfo: 200 }, 'the access token works while the person is signed in');
+
+    await signOut(agent);
+    assert.deepEqual(await stillWorks(client, tokens.body.access_token!), { active: false, userinfo: 401 }, 'the access token ends with the sign-out, as one of any grant without offline access');
+  });
+});
