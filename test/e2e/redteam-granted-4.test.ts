@@ -1,12 +1,14 @@
 /**
  * The red team's fourth pass at "Latchkey hands out more than was granted" (2026-12-02), black box:
- * offline access held to the client as it is now. The engine drops `offline_access` from a request
- * of a client that may not use the refresh_token grant when the request arrives, and never again:
- * a sign-in begun, or a code issued, before an operator took the refresh_token grant from the client
- * carried offline access all the same. The consent page asked the person for it, the token answer
- * said it, and the tokens were not bound to the sign-in session, so they outlived the person's
- * sign-out (with no refresh token to show for it). The rest of the pass held: docs/security.md lists
- * what was tried.
+ * what the engine checks only when a request arrives, held to the client as it is now when the
+ * request is picked up again. It drops `offline_access` from a request of a client that may not use
+ * the refresh_token grant, and never again: a sign-in begun, or a code issued, before an operator took
+ * the refresh_token grant from the client carried offline access all the same (the consent page
+ * asked the person for it, the token answer said it, and the tokens outlived the person's sign-out,
+ * with no refresh token to show for it). It asks PKCE of a public client's request, and never again:
+ * a sign-in a confidential client began without PKCE (pkce.required: public), resumed after an
+ * operator made the client public, got a code redeemed with the client_id alone. Each succeeded
+ * before its fix; the rest of the pass held: docs/security.md lists what was tried.
  */
 import assert from 'node:assert/strict';
 import * as oidc from 'openid-client';
@@ -126,5 +128,55 @@ describe('e2e: red team, fourth pass, Latchkey hands out more than was granted',
 
     await signOut(agent);
     assert.deepEqual(await stillWorks(client, tokens.body.access_token!), { active: false, userinfo: 401 }, 'the access token ends with the sign-out, as one of any grant without offline access');
+  });
+});
+
+describe('e2e: red team, fourth pass, a code to a client made public while its sign-in was under way (pkce.required: public)', function () {
+  this.timeout(60_000);
+  let server: TestServer;
+
+  const post = async (path: string, params: Record<string, string>, headers: Record<string, string> = {}): Promise<Answer> => {
+    const response = await fetch(`${server.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers }, body: new URLSearchParams(params) });
+    return { status: response.status, body: (await response.json()) as Record<string, string> };
+  };
+
+  before(async () => {
+    server = await startServer({
+      ownRedis: true,
+      env: { PKCE_REQUIRED: 'public' },
+      clients: [{ client_id: OPS.id, client_secret: OPS.secret, redirect_uris: [], grant_types: ['client_credentials'], response_types: [] }],
+    });
+    await server.apis.grant(OPS.id, `${server.issuer}/admin`, { scopes: ['admin'] });
+    await server.accounts.create('pat', PASSWORD, {});
+  });
+  after(() => server?.stop());
+
+  it("a sign-in begun without PKCE by a confidential client that an operator makes public meanwhile gets no code: a public client's code is bound by PKCE (RFC 9700 §2.1.1, RFC 7636 §4.4.1)", async () => {
+    const client = { id: 'flipped', secret: 'flipped-secret-with-plenty-of-entropy-0123456789abcdef' };
+    const registered = { client_id: client.id, redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'] };
+    const ops = (await post('/token', { grant_type: 'client_credentials', resource: `${server.issuer}/admin`, scope: 'admin' }, { authorization: basic(OPS) })).body.access_token!;
+    const admin = (method: string, path: string, body: Record<string, unknown>) =>
+      fetch(`${server.url}/admin/clients${path}`, { method, headers: { 'content-type': 'application/json', authorization: `Bearer ${ops}` }, body: JSON.stringify(body) });
+    assert.equal((await admin('POST', '', { ...registered, client_secret: client.secret })).status, 201);
+
+    // A confidential client may leave PKCE out (pkce.required: public): its sign-in waits at the login page.
+    const agent = new Agent();
+    const request = `${server.url}/auth?${new URLSearchParams({ client_id: client.id, response_type: 'code', redirect_uri: REDIRECT, scope: 'openid', state: 'flip' })}`;
+    const page = await agent.follow(request, {}, REDIRECT);
+    assert.ok(isLogin(page), `a confidential client's request without code_challenge is taken: ${page.url}`);
+    // The operator makes the client public (its server gone, the app now a browser one).
+    const made = await admin('PUT', `/${client.id}`, { ...registered, token_endpoint_auth_method: 'none' });
+    assert.equal(made.status, 200, await made.text());
+
+    const back = await signInSteps(agent, page, { username: 'pat', password: PASSWORD, stopAt: REDIRECT });
+    const answer = new URL(back.url).searchParams;
+    const code = answer.get('code');
+    if (code) {
+      // What a code without PKCE gives a public client: tokens for whoever holds the code and the client_id.
+      const redeemed = await post('/token', { grant_type: 'authorization_code', code, redirect_uri: REDIRECT, client_id: client.id });
+      assert.fail(`a code without PKCE for a public client (${back.url}); redeemed with its client_id alone: ${redeemed.status} ${Object.keys(redeemed.body).join(' ')}`);
+    }
+    assert.equal(answer.get('error'), 'invalid_request', back.url);
+    assert.match(answer.get('error_description') ?? '', /PKCE/);
   });
 });

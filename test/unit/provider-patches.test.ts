@@ -257,6 +257,9 @@ describe('patches on oidc-provider internals (src/provider/patches/)', () => {
     assert.match(source('actions/authorization/scopes.js'), /\|\| !client\.grantTypeAllowed\('refresh_token'\)\s*\)\s*\{\s*scopes\.splice\(scopes\.indexOf\('offline_access'\), 1\);/);
     assert.match(source('helpers/process_response_types.js'), /const scopeSet = combinedScope\(grant, ctx\.oidc\.requestParamScopes, ctx\.oidc\.resourceServers\);[\s\S]*if \(boolean\(await expiresWithSession\(ctx, code\), 'expiresWithSession'\)\)/);
     assert.match(source('actions/authorization/device.js'), /combinedScope\(\s*ctx\.oidc\.grant,\s*ctx\.oidc\.requestParamScopes,/);
+    // PKCE is checked when a request arrives only (at /auth and /request), and the code takes the picked-up request's challenge.
+    assert.match(stack, /use\(checkPKCE,\s+A,\s+PAR\s+\);/);
+    assert.match(source('helpers/process_response_types.js'), /codeChallenge: ctx\.oidc\.params\.code_challenge,/);
     assert.match(source('helpers/grant_common.js'), /expiresWithSession: source\.expiresWithSession,\s*grantId: source\.grantId,/);
   });
 

@@ -27,6 +27,10 @@
  *   tokens were not bound to the session (the engine's expiresWithSession) and the session was
  *   marked to keep the grant at sign-out: the access token outlived the person's sign-out, with no
  *   refresh token to show for it (red team's fourth granting pass, 2026-12-02).
+ *   So is its PKCE check (pkce.required "public"): a confidential client may leave PKCE out, and a
+ *   sign-in it began so, resumed after an operator made the client public, was given a code that
+ *   anyone holding it redeemed with the client_id alone (RFC 9700 §2.1.1); it is invalid_request now,
+ *   as the public client's request would be when it arrives (same pass).
  * - boundCodesToCurrentRegistration wraps AuthorizationCode.find and DeviceCode.find on the token
  *   endpoint: a code whose redirect URI is no longer registered is invalid_grant; a code's scopes
  *   outside the client's `scope` metadata are dropped (the answer's `scope` says what is left, as
@@ -41,6 +45,7 @@
  */
 import { errors, interactionPolicy, Provider, type KoaContextWithOIDC } from 'oidc-provider';
 import { DEVICE_CODE_GRANT } from '../../registration/policy.js';
+import { pkceRequired } from './pkce-required.js';
 import { checkAtTokenEndpoint } from './token-endpoint-finds.js';
 
 /** Routes where the engine goes on with a request whose client was checked earlier. */
@@ -91,6 +96,8 @@ export function withCurrentRegistration(policy: interactionPolicy.DefaultPolicy,
         if (client.requirePushedAuthorizationRequests && !(ctx.oidc.entities.Interaction as { parJti?: string } | undefined)?.parJti) {
           throw new errors.InvalidRequest('Pushed Authorization Request must be used');
         }
+        // Made public since (pkce.required "public" let a confidential client leave PKCE out): its code needs PKCE, as a public client's request does when it arrives.
+        if (params.code_challenge === undefined) pkceRequired('public')(ctx, ctx.oidc.client!);
       } else if (!client.grantTypeAllowed(DEVICE_CODE_GRANT)) {
         throw new errors.UnauthorizedClient(`${DEVICE_CODE_GRANT} is not allowed for this client`);
       }
