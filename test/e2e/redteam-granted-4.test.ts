@@ -77,6 +77,20 @@ describe('e2e: red team, fourth pass, Latchkey hands out more than was granted',
 
   const listed = (page: Page) => page.html.match(/<li>[^<]*<\/li>/g) ?? [];
 
+  /**
+   * Redeems `code` as `client`: its answer must say no offline access (and give no refresh token), and
+   * its access token must work while the person is signed in and end with their sign-out in `agent`.
+   */
+  async function redeemedWithoutOfflineAccess(agent: Agent, client: ClientCredentials, code: string, verifier: string): Promise<void> {
+    const tokens = await post('/token', { grant_type: 'authorization_code', code, redirect_uri: REDIRECT, code_verifier: verifier }, client);
+    assert.equal(tokens.status, 200, JSON.stringify(tokens.body));
+    assert.equal(tokens.body.scope, 'openid', 'the answer says no offline access');
+    assert.equal(tokens.body.refresh_token, undefined);
+    assert.deepEqual(await stillWorks(client, tokens.body.access_token!), { active: true, userinfo: 200 }, 'the access token works while the person is signed in');
+    await signOut(agent);
+    assert.deepEqual(await stillWorks(client, tokens.body.access_token!), { active: false, userinfo: 401 }, 'the access token ends with the sign-out, as one of any grant without offline access');
+  }
+
   it("a sign-in begun before an operator took the refresh_token grant from its client gets no offline access: the consent page does not ask for it, the code and its tokens do not carry it, and they end with the person's sign-out (OIDC Core §11, RFC 6749 §6, RFC 9700 §4.14.2)", async () => {
     const { client, config, registered } = await offlineClient('held-offline');
     // The baseline: while the client may use the refresh_token grant, the same sign-in is offline access.
@@ -100,14 +114,7 @@ describe('e2e: red team, fourth pass, Latchkey hands out more than was granted',
     assert.ok(isConsent(consent), consent.url);
     assert.deepEqual(listed(consent).filter((item) => OFFLINE_WORDS.test(item)), [], `the consent page does not ask for offline access the client may no longer have: ${listed(consent).join(' ')}`);
     const back = await agent.submit(consent, '/confirm', {}, REDIRECT);
-    const tokens = await post('/token', { grant_type: 'authorization_code', code: new URL(back.url).searchParams.get('code')!, redirect_uri: REDIRECT, code_verifier: verifier }, client);
-    assert.equal(tokens.status, 200, JSON.stringify(tokens.body));
-    assert.equal(tokens.body.scope, 'openid', 'the answer says no offline access');
-    assert.equal(tokens.body.refresh_token, undefined);
-    assert.deepEqual(await stillWorks(client, tokens.body.access_token!), { active: true, userinfo: 200 }, 'the access token works while the person is signed in');
-
-    await signOut(agent);
-    assert.deepEqual(await stillWorks(client, tokens.body.access_token!), { active: false, userinfo: 401 }, 'the access token ends with the sign-out, as one of any grant without offline access');
+    await redeemedWithoutOfflineAccess(agent, client, new URL(back.url).searchParams.get('code')!, verifier);
   });
 
   it("a code issued with offline access before an operator took the refresh_token grant from its client is redeemed without it: the answer does not say offline_access and its tokens end with the person's sign-out (RFC 6749 §4.1.3, §5.1, OIDC Core §11)", async () => {
@@ -120,14 +127,7 @@ describe('e2e: red team, fourth pass, Latchkey hands out more than was granted',
 
     // The code waits to be redeemed while the operator takes the refresh_token grant away.
     await operator('PUT', `/${client.id}`, { ...registered, grant_types: ['authorization_code'] });
-    const tokens = await post('/token', { grant_type: 'authorization_code', code, redirect_uri: REDIRECT, code_verifier: verifier }, client);
-    assert.equal(tokens.status, 200, JSON.stringify(tokens.body));
-    assert.equal(tokens.body.scope, 'openid', 'the answer says no offline access');
-    assert.equal(tokens.body.refresh_token, undefined);
-    assert.deepEqual(await stillWorks(client, tokens.body.access_token!), { active: true, userinfo: 200 }, 'the access token works while the person is signed in');
-
-    await signOut(agent);
-    assert.deepEqual(await stillWorks(client, tokens.body.access_token!), { active: false, userinfo: 401 }, 'the access token ends with the sign-out, as one of any grant without offline access');
+    await redeemedWithoutOfflineAccess(agent, client, code, verifier);
   });
 });
 
