@@ -129,6 +129,33 @@ describe('e2e: red team, fourth pass, Latchkey hands out more than was granted',
     await operator('PUT', `/${client.id}`, { ...registered, grant_types: ['authorization_code'] });
     await redeemedWithoutOfflineAccess(agent, client, code, verifier);
   });
+
+  it("a device code asked with offline access and approved after an operator took the refresh_token grant from its client gets none: the person is not asked for it, the device's tokens do not carry it and end with the sign-out of the browser that approved them (RFC 8628 §3.3, §3.5, OIDC Core §11)", async () => {
+    const DEVICE = 'urn:ietf:params:oauth:grant-type:device_code';
+    const registered = { application_type: 'native', token_endpoint_auth_method: 'none', redirect_uris: [], response_types: [], grant_types: [DEVICE, 'refresh_token'] };
+    await operator('POST', '', { client_id: 'offline-tv', ...registered });
+    const device = async (params: Record<string, string>) => {
+      const response = await fetch(`${server.url}${params.grant_type ? '/token' : '/device/auth'}`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ client_id: 'offline-tv', ...params }) });
+      return { status: response.status, body: (await response.json()) as Record<string, string> };
+    };
+    const started = await device({ scope: 'openid offline_access' });
+    assert.equal(started.status, 200, JSON.stringify(started.body));
+    // The code waits on the device's screen while the operator takes the refresh_token grant away.
+    await operator('PUT', '/offline-tv', { ...registered, grant_types: [DEVICE] });
+    const agent = new Agent();
+    const confirm = await agent.submit(await agent.follow(`${server.issuer}/device`), '/device', { user_code: started.body.user_code! });
+    const consent = await signInSteps(agent, await agent.submit(confirm, '/device', { confirm: 'yes' }), { username: 'pat', password: PASSWORD, consent: 'stop' });
+    assert.deepEqual(listed(consent).filter((item) => OFFLINE_WORDS.test(item)), [], `the person is not asked for offline access the device may no longer have: ${listed(consent).join(' ')}`);
+    if (isConsent(consent)) await agent.submit(consent, '/confirm', {});
+    const tokens = await device({ grant_type: DEVICE, device_code: started.body.device_code! });
+    assert.equal(tokens.status, 200, JSON.stringify(tokens.body));
+    assert.equal(tokens.body.scope, 'openid', 'the answer says no offline access');
+    assert.equal(tokens.body.refresh_token, undefined);
+    const userinfo = () => fetch(`${server.url}/me`, { headers: { authorization: `Bearer ${tokens.body.access_token}` } }).then((response) => response.status);
+    assert.equal(await userinfo(), 200, 'the access token works while the person is signed in');
+    await signOut(agent);
+    assert.equal(await userinfo(), 401, "the access token ends with the sign-out of the browser that approved it, as one of any grant without offline access");
+  });
 });
 
 describe('e2e: red team, fourth pass, a code to a client made public while its sign-in was under way (pkce.required: public)', function () {
