@@ -116,8 +116,7 @@ export function withCurrentRegistration(policy: interactionPolicy.DefaultPolicy,
 
 /** The token endpoint's codes and device codes, held to their client's registration now (see above). */
 export function boundCodesToCurrentRegistration(provider: Provider): void {
-  checkAtTokenEndpoint<RegisteredClient & { clientId: string }>([provider.AuthorizationCode, provider.DeviceCode], (found, client) => {
-    const code = found as typeof found & { expiresWithSession?: boolean };
+  checkAtTokenEndpoint<RegisteredClient & { clientId: string }>([provider.AuthorizationCode, provider.DeviceCode], (code, client) => {
     if (code.redirectUri !== undefined && !client.redirectUriAllowed(code.redirectUri)) {
       throw new errors.InvalidGrant('the redirect_uri this code was issued for is no longer registered for the client');
     }
