@@ -253,6 +253,14 @@ describe('patches on oidc-provider internals (src/provider/patches/)', () => {
     for (const grant of ['authorization_code', 'device_code']) assert.match(source(`actions/grants/${grant}.js`), /await findGrantSource\(/);
     assert.match(source('actions/grants/authorization_code.js'), /if \(code\.redirectUri !== ctx\.oidc\.params\.redirect_uri\)/);
     assert.match(source('helpers/grant_common.js'), /scope: source\.scope,/);
+    // offline_access as the engine checks it when a request arrives, and where a picked-up request's scope and a code's session binding come from.
+    assert.match(source('actions/authorization/scopes.js'), /\|\| !client\.grantTypeAllowed\('refresh_token'\)\s*\)\s*\{\s*scopes\.splice\(scopes\.indexOf\('offline_access'\), 1\);/);
+    assert.match(source('helpers/process_response_types.js'), /const scopeSet = combinedScope\(grant, ctx\.oidc\.requestParamScopes, ctx\.oidc\.resourceServers\);[\s\S]*if \(boolean\(await expiresWithSession\(ctx, code\), 'expiresWithSession'\)\)/);
+    assert.match(source('actions/authorization/device.js'), /combinedScope\(\s*ctx\.oidc\.grant,\s*ctx\.oidc\.requestParamScopes,/);
+    // PKCE is checked when a request arrives only (at /auth and /request), and the code takes the picked-up request's challenge.
+    assert.match(stack, /use\(checkPKCE,\s+A,\s+PAR\s+\);/);
+    assert.match(source('helpers/process_response_types.js'), /codeChallenge: ctx\.oidc\.params\.code_challenge,/);
+    assert.match(source('helpers/grant_common.js'), /expiresWithSession: source\.expiresWithSession,\s*grantId: source\.grantId,/);
   });
 
   it('dpop-bound-codes.ts: the code grant verifies the DPoP proof before it finds the code, consumes the code before it compares the key with dpop_jkt, and the code keeps dpopJkt', async () => {

@@ -19,15 +19,33 @@
  *   client that must push them now, is invalid_request; an OpenID scope no longer in
  *   its `scope` metadata is invalid_scope, as the authorization endpoint answers them (for a device
  *   code, the polling device gets the error).
+ *   The engine's other check of a request's scope when it arrives, `offline_access` dropped for a
+ *   client that may not use the refresh_token grant (actions/authorization/scopes.js), is made again
+ *   there too, as the engine makes it: offline_access is dropped from the picked-up request when
+ *   the refresh_token grant was taken from the client meanwhile. Before, the consent page asked the
+ *   person for offline access the client could no longer have, the code carried it, and so its
+ *   tokens were not bound to the session (the engine's expiresWithSession) and the session was
+ *   marked to keep the grant at sign-out: the access token outlived the person's sign-out, with no
+ *   refresh token to show for it (red team's fourth granting pass, 2026-12-02).
+ *   So is its PKCE check (pkce.required "public"): a confidential client may leave PKCE out, and a
+ *   sign-in it began so, resumed after an operator made the client public, was given a code that
+ *   anyone holding it redeemed with the client_id alone (RFC 9700 §2.1.1); it is invalid_request now,
+ *   as the public client's request would be when it arrives (same pass).
  * - boundCodesToCurrentRegistration wraps AuthorizationCode.find and DeviceCode.find on the token
  *   endpoint: a code whose redirect URI is no longer registered is invalid_grant; a code's scopes
  *   outside the client's `scope` metadata are dropped (the answer's `scope` says what is left, as
- *   for a refresh: refresh-rotation.ts), and a code with none left is invalid_grant.
+ *   for a refresh: refresh-rotation.ts), and a code with none left is invalid_grant. Its
+ *   offline_access is dropped too when the client may no longer use the refresh_token grant, and a
+ *   code that loses offline_access either way is redeemed as one issued without it: its tokens end
+ *   with the session it was issued in (expiresWithSession), as the tokens of every grant without
+ *   offline access do.
  * Pinned by test/e2e/granting-attacks.test.ts ("a request begun before an operator narrowed …",
- * "a code issued before an operator narrowed …") and test/unit/provider-patches.test.ts.
+ * "a code issued before an operator narrowed …"), test/e2e/redteam-granted-4.test.ts and
+ * test/unit/provider-patches.test.ts.
  */
 import { errors, interactionPolicy, Provider, type KoaContextWithOIDC } from 'oidc-provider';
 import { DEVICE_CODE_GRANT } from '../../registration/policy.js';
+import { pkceRequired } from './pkce-required.js';
 import { checkAtTokenEndpoint } from './token-endpoint-finds.js';
 
 /** Routes where the engine goes on with a request whose client was checked earlier. */
@@ -38,6 +56,13 @@ export function scopesBeyond(client: { readonly scope?: string } | undefined, sc
   if (!client?.scope) return [];
   const allowed = new Set(client.scope.split(' '));
   return [...scopes].filter((scope) => !allowed.has(scope));
+}
+
+const OFFLINE_ACCESS = 'offline_access';
+
+/** `scope` without offline_access (undefined when nothing is left), as the engine drops it from a request of a client without the refresh_token grant. */
+function withoutOfflineAccess(scope: string): string | undefined {
+  return scope.split(' ').filter((each) => each !== OFFLINE_ACCESS).join(' ') || undefined;
 }
 
 interface RegisteredClient {
@@ -71,8 +96,14 @@ export function withCurrentRegistration(policy: interactionPolicy.DefaultPolicy,
         if (client.requirePushedAuthorizationRequests && !(ctx.oidc.entities.Interaction as { parJti?: string } | undefined)?.parJti) {
           throw new errors.InvalidRequest('Pushed Authorization Request must be used');
         }
+        // Made public since (pkce.required "public" let a confidential client leave PKCE out): its code needs PKCE, as a public client's request does when it arrives.
+        if (params.code_challenge === undefined) pkceRequired('public')(ctx, ctx.oidc.client!);
       } else if (!client.grantTypeAllowed(DEVICE_CODE_GRANT)) {
         throw new errors.UnauthorizedClient(`${DEVICE_CODE_GRANT} is not allowed for this client`);
+      }
+      // As the engine's scope check when a request arrives: no offline access without the refresh_token grant.
+      if (typeof params.scope === 'string' && params.scope.split(' ').includes(OFFLINE_ACCESS) && !client.grantTypeAllowed('refresh_token')) {
+        params.scope = withoutOfflineAccess(params.scope);
       }
       const asked = typeof params.scope === 'string' ? params.scope.split(' ').filter((scope) => statics.has(scope)) : [];
       const beyond = scopesBeyond(client, asked);
@@ -91,7 +122,10 @@ export function boundCodesToCurrentRegistration(provider: Provider): void {
     }
     const scopes = code.scope?.split(' ').filter(Boolean) ?? [];
     const beyond = new Set(scopesBeyond(client, scopes));
+    if (scopes.includes(OFFLINE_ACCESS) && !client.grantTypeAllowed('refresh_token')) beyond.add(OFFLINE_ACCESS);
     if (beyond.size === scopes.length && scopes.length) throw new errors.InvalidGrant('the client may no longer have any of the scopes this code was issued for');
     if (beyond.size) code.scope = scopes.filter((scope) => !beyond.has(scope)).join(' ');
+    // Offline access taken from it: its tokens end with the session it was issued in, as without offline_access (the engine's expiresWithSession).
+    if (beyond.has(OFFLINE_ACCESS)) code.expiresWithSession = true;
   });
 }

@@ -10,8 +10,9 @@
  * actions/authorization/sender_constraints.js, at /auth and /request), and only for a code request
  * that came without `code_challenge`; it throws its InvalidRequest when the answer is true. So the
  * function given as `pkce.required` throws ours first, for the same requests, with the same error
- * code. Pinned by test/unit/provider-patches.test.ts (where the engine calls it) and
- * test/conformance/basic-op.test.ts (the answer).
+ * code. A sign-in picked up again after its client was made public is held to it too
+ * (current-registration.ts, at the resume). Pinned by test/unit/provider-patches.test.ts (where the
+ * engine calls it) and test/conformance/basic-op.test.ts (the answer).
  */
 import { errors, type KoaContextWithOIDC } from 'oidc-provider';
 

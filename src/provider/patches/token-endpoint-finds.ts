@@ -17,6 +17,8 @@ export interface Redeemed {
   acr?: string;
   scope?: string;
   redirectUri?: string;
+  /** Whether its tokens end with the session it was issued in (the engine's: a code without offline_access). */
+  expiresWithSession?: boolean;
   readonly consumed?: unknown;
 }
 
