@@ -92,11 +92,11 @@ async function withStore<T>(run: (kv: Kv, settings: Config) => Promise<T>, needs
   const settings: Config = { ...configured, issuer: target.issuer };
   try {
     // What this command stamps or cuts off is on the store's clock, as the servers' (clock.ts).
-    // Under an ACL without TIME, this machine's clock, as before (it must then agree with the servers').
+    // Under an ACL without TIME, this machine's clock, as before (it must then agree with the
+    // servers', which warn at start); the command itself says what else the store refuses.
     if (kv.time) {
       await followStoreClock(() => kv.time!()).catch((error: unknown) => {
         if (isStoreOutage(error)) throw error;
-        console.error(`latchkey: cannot read Redis's clock (${(error as Error).message}): this machine's clock is used, and must agree with the servers'`);
       });
     }
     await run(kv, settings);
