@@ -24,6 +24,12 @@ export const CLOCK_AGREEMENT_MS = 50;
 /** The epoch second now, on the store's clock. */
 export const epochSeconds = (): number => Math.floor((Date.now() + offset) / 1000);
 
+/**
+ * The epoch second now on this machine's own clock: for what is compared with times the engine
+ * stamped itself on it (a session's loginTs and exp), which the store's clock would move.
+ */
+export const machineSeconds = (): number => Math.floor(Date.now() / 1000);
+
 /** Milliseconds this process's clock is behind the store's (negative: ahead), as applied. */
 export const storeClockOffset = (): number => offset;
 
