@@ -40,7 +40,7 @@ import { Metrics, serveMetrics, type MetricsListener } from './ops/metrics.js';
 import { scoped } from './http/layers.js';
 import { ProviderHost } from './provider/host.js';
 import { CLOCK_TOLERANCE } from './lifetimes.js';
-import { followStoreClock, storeClockOffset } from './clock.js';
+import { CLOCK_AGREEMENT_MS, followStoreClock } from './clock.js';
 import { discoveryDocuments } from './provider/discovery.js';
 import { revocationFeed } from './revocation/feed.js';
 import { SenderConstraint } from './http/sender-constraint.js';
@@ -146,11 +146,14 @@ export async function serve(config: Config, logger: Logger = createLogger(config
   }
   // Tokens are stamped and cutoffs written on the store's clock, as every other process does
   // (clock.ts): read before anything is issued, and again with the lifetimes, every minute.
+  // Said when it first differs, and again only when it moved by more than the measure can tell (no line a minute for a jitter of a millisecond).
+  let told = 0;
   const followClock = async () => {
     if (!kv.time) return;
-    const before = storeClockOffset();
     const offset = await followStoreClock(() => kv.time!());
-    if (offset !== before) logger.info({ event: 'clock.store_offset', offset_ms: offset }, offset ? `this machine's clock differs from Redis's by ${offset} ms: tokens are stamped and cutoffs written on Redis's clock` : "this machine's clock agrees with Redis's again");
+    if (Math.abs(offset - told) <= CLOCK_AGREEMENT_MS && (offset === 0) === (told === 0)) return;
+    told = offset;
+    logger.info({ event: 'clock.store_offset', offset_ms: offset }, offset ? `this machine's clock differs from Redis's by ${offset} ms: tokens are stamped and cutoffs written on Redis's clock` : "this machine's clock agrees with Redis's again");
   };
   await followClock().catch(async (error: unknown) => {
     if (!isStoreOutage(error)) return logger.warn({ err: { message: (error as Error).message } }, "cannot read Redis's clock (TIME refused): this machine's clock is used, and must agree with every other instance's and the CLI's");
