@@ -20,6 +20,7 @@ import { readRing } from './keyring/stores.js';
 import { createLogger } from './ops/logger.js';
 import { builtinResourceServers } from './apis/builtin.js';
 import { CLOCK_TOLERANCE, longestAccessTokenLifetime } from './lifetimes.js';
+import { epochSeconds, followStoreClock } from './clock.js';
 import type { Clients, ClientMetadata } from './registration/clients.js';
 import type { GrantRevocation } from './revocation/grants.js';
 import type { Consents } from './provider/consents.js';
@@ -90,6 +91,14 @@ async function withStore<T>(run: (kv: Kv, settings: Config) => Promise<T>, needs
   const { kv } = target;
   const settings: Config = { ...configured, issuer: target.issuer };
   try {
+    // What this command stamps or cuts off is on the store's clock, as the servers' (clock.ts).
+    // Under an ACL without TIME, this machine's clock, as before (it must then agree with the
+    // servers', which warn at start); the command itself says what else the store refuses.
+    if (kv.time) {
+      await followStoreClock(() => kv.time!()).catch((error: unknown) => {
+        if (isStoreOutage(error)) throw error;
+      });
+    }
     await run(kv, settings);
   } catch (error) {
     await kv.close().catch(() => {});
@@ -529,7 +538,7 @@ const actions: Record<string, Action> = {
         // After the consents and before the grants, one by one: one entry ends every token, code and
         // refresh token the client holds on anyone's behalf up to now (a delegated entry on the list
         // and feed), so that a failure half-way through the grants leaves none of them working.
-        const endedAt = Math.floor(Date.now() / 1000);
+        const endedAt = epochSeconds();
         await revocationList(kv, settings).revokeDelegated(options.client);
         const revoked = await revocation.revokeClient(options.client);
         await untilEndingPassed({ endedAt });

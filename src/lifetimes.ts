@@ -3,7 +3,7 @@
  * published) and the revocation list (how long an entry must live) are derived from.
  */
 import { resourceServers } from './apis/builtin.js';
-import { epochSeconds } from './clock.js';
+import { machineSeconds } from './clock.js';
 import type { Config } from './config.js';
 
 /** Seconds of clock skew tolerated when validating JWTs (ours and others'). */
@@ -32,7 +32,7 @@ export function longestSignedLifetime(config: Config): number {
  * ttl.sessionMax after `signedInAt` (the session's loginTs; a session nobody signed in to yet, which
  * holds only a sign-out's state, gets ttl.session). At least 1: the engine takes positive integers.
  */
-export function sessionLifetime(ttl: Pick<Config['ttl'], 'session' | 'sessionMax'>, signedInAt: unknown, now = epochSeconds()): number {
+export function sessionLifetime(ttl: Pick<Config['ttl'], 'session' | 'sessionMax'>, signedInAt: unknown, now = machineSeconds()): number {
   if (typeof signedInAt !== 'number') return ttl.session;
   return Math.max(1, Math.min(ttl.session, signedInAt + ttl.sessionMax - now));
 }

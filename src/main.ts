@@ -40,6 +40,7 @@ import { Metrics, serveMetrics, type MetricsListener } from './ops/metrics.js';
 import { scoped } from './http/layers.js';
 import { ProviderHost } from './provider/host.js';
 import { CLOCK_TOLERANCE } from './lifetimes.js';
+import { CLOCK_AGREEMENT_MS, followStoreClock } from './clock.js';
 import { discoveryDocuments } from './provider/discovery.js';
 import { revocationFeed } from './revocation/feed.js';
 import { SenderConstraint } from './http/sender-constraint.js';
@@ -143,6 +144,23 @@ export async function serve(config: Config, logger: Logger = createLogger(config
     await kv.close();
     throw evictingStore(config, evicts);
   }
+  // Tokens are stamped and cutoffs written on the store's clock, as every other process does
+  // (clock.ts): read before anything is issued, and again with the lifetimes, every minute.
+  // Said when it first differs, and again only when it moved by more than the measure can tell (no line a minute for a jitter of a millisecond).
+  let told = 0;
+  const followClock = async () => {
+    if (!kv.time) return;
+    const offset = await followStoreClock(() => kv.time!());
+    if (Math.abs(offset - told) <= CLOCK_AGREEMENT_MS && (offset === 0) === (told === 0)) return;
+    told = offset;
+    logger.info({ event: 'clock.store_offset', offset_ms: offset }, offset ? `this machine's clock differs from Redis's by ${offset} ms: tokens are stamped and cutoffs written on Redis's clock` : "this machine's clock agrees with Redis's again");
+  };
+  await followClock().catch(async (error: unknown) => {
+    if (!isStoreOutage(error)) return logger.warn({ err: { message: (error as Error).message } }, "cannot read Redis's clock (TIME refused): this machine's clock is used, and must agree with every other instance's and the CLI's");
+    await keys.close();
+    await kv.close();
+    throw unreachableStore(config, kv, error);
+  });
   const { accounts, apis, consents, revocations, limits, federated, upstreams, upstreamClients, upstreamLogout, build } = providerFactory(config, kv, metrics);
   // TOTP secrets are sealed under the same secrets as the signing keys kept in the store.
   const secondFactors = new SecondFactors(kv, new Sealer(config.keys.secrets), config.issuer);
@@ -156,6 +174,7 @@ export async function serve(config: Config, logger: Logger = createLogger(config
     throw kv.kind === 'redis' && isStoreOutage(error) ? unreachableStore(config, kv, error) : error;
   });
   const publishing = setInterval(() => {
+    followClock().catch(() => {}); // kept as it was: the outage is told by the store's requests
     publishLifetimes().catch((error: unknown) => {
       logger.warn({ event: 'revocations.lifetimes_failed', err: error instanceof Error ? error.message : String(error) }, 'saying in the store how long tokens live failed; tried again in a minute');
     });

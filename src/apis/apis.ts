@@ -212,7 +212,7 @@ export class Apis {
       scopes: [...new Set(checkScopes(input.scopes ?? []))],
       format: input.format ?? 'jwt',
       ...(input.accessTokenTTL !== undefined ? { accessTokenTTL: input.accessTokenTTL } : {}),
-      addedAt: Math.floor(Date.now() / 1000),
+      addedAt: epochSeconds(),
     };
     if (api.format !== 'jwt' && api.format !== 'opaque') throw new ApiError('format is jwt or opaque', 'invalid_request', 400);
     const ttl = api.accessTokenTTL;

@@ -20,6 +20,7 @@ import type { SessionCredential } from '../accounts/session-credentials.js';
 import { FIRST_PARTY_CLIENT_IDS } from '../http/first-party-sign-in.js';
 import { heldBy, type HeldByGrant } from '../revocation/grants.js';
 import type { Kv } from '../store/kv.js';
+import { epochSeconds } from '../clock.js';
 
 /**
  * Whether an API named in a grant given at `givenAt` (epoch seconds) was removed and added again
@@ -105,7 +106,7 @@ export class Consents {
     const by = sessionUid === undefined ? undefined : await this.signedInWith(sessionUid);
     const remembered: Remembered = {
       scope: grant.getOIDCScope(),
-      at: Math.floor(Date.now() / 1000),
+      at: epochSeconds(),
       claims: grant.getOIDCClaims(),
       resources,
       ...(sessionUid !== undefined && { session: sessionUid }),

@@ -105,6 +105,7 @@ import { ALREADY_CHECKED, applyRequirements, enforcePolicy, OFFERED_API_SCOPES, 
 import { predatesClient, type Consents } from './consents.js';
 import { resourceServers } from '../apis/builtin.js';
 import { CLOCK_TOLERANCE, sessionLifetime } from '../lifetimes.js';
+import { epochSeconds } from '../clock.js';
 import { defaultResource, heldByApiNow, heldByClientNow, mayIntrospect, resourceServerInfo } from './resource-servers.js';
 
 export interface ProviderDependencies {
@@ -317,7 +318,7 @@ function tokens({ config, apis }: ProviderDependencies): Configuration {
 /** `ttl` seconds, or fewer: until the grace of the rotated-out secret the request's client used ends (patches/previous-secrets.ts). */
 function withinSecretGrace(ctx: KoaContextWithOIDC | undefined, ttl: number): number {
   const graceEnd = ctx && previousSecretGraceEnd(ctx);
-  return graceEnd === undefined ? ttl : Math.max(1, Math.min(ttl, graceEnd - Math.floor(Date.now() / 1000)));
+  return graceEnd === undefined ? ttl : Math.max(1, Math.min(ttl, graceEnd - epochSeconds()));
 }
 
 /** Scopes and claims, the people behind them, consent and the sign-in pages. */

@@ -186,7 +186,7 @@ export class Clients {
     // they alive) and once more after, for those got meanwhile (the client's own; a person's grants
     // end with `grants revoke --client`). With a grace, the old secret is kept first: then the hook
     // sees a routine rotation (provider/replaced-credentials.ts).
-    const previous = grace > 0 ? JSON.stringify({ digest: secretDigestOf(existing.client_secret), until: Math.floor(Date.now() / 1000) + grace } satisfies PreviousSecret) : undefined;
+    const previous = grace > 0 ? JSON.stringify({ digest: secretDigestOf(existing.client_secret), until: epochSeconds() + grace } satisfies PreviousSecret) : undefined;
     if (previous) await this.kv.set(previousSecretKey(id), previous, { ttl: grace });
     const rotated = { ...existing, client_secret: generateSecret() };
     try {

@@ -70,6 +70,7 @@
  *   revoked:{rv}:feed               the feed (a Redis stream)
  */
 import { createHash } from 'node:crypto';
+import { epochSeconds } from '../clock.js';
 import { LOG_ID, type CachedReads, type Kv, type LogEntry } from '../store/kv.js';
 
 /** The claim that links a JWT access token to its grant. */
@@ -104,7 +105,6 @@ const LIFETIMES_PREFIX = 'revoked:{rv}:lifetime';
 const LIFETIMES_KEY = `${LIFETIMES_PREFIX}s`;
 const lifetimeKey = (member: string) => `${LIFETIMES_PREFIX}:${member}`;
 
-const epochSeconds = () => Math.floor(Date.now() / 1000);
 const scopesOf = (scope: unknown) => (typeof scope === 'string' ? scope.split(' ').filter(Boolean) : []);
 
 /**

@@ -173,6 +173,12 @@ export interface Kv {
    * drop first, so a revoked token would work again and a spent code be taken twice.
    */
   evictionPolicy?(): Promise<string | undefined>;
+  /**
+   * The store's clock, in epoch milliseconds (Redis's TIME): the one clock every process of a
+   * deployment stamps and compares on (clock.ts followStoreClock). Undefined for the embedded
+   * store, which one process alone uses.
+   */
+  time?(): Promise<number>;
   close(): Promise<void>;
 }
 

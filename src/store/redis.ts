@@ -512,6 +512,11 @@ export class RedisKv implements Kv {
     return policies.find((policy) => policy !== undefined && policy !== 'noeviction');
   }
 
+  async time(): Promise<number> {
+    const [seconds, micros] = await this.#client.time();
+    return Number(seconds) * 1000 + Number(micros) / 1000;
+  }
+
   async close() {
     await this.#tracked?.close();
     await this.#client.quit().catch(() => this.#client.disconnect());

@@ -12,14 +12,14 @@
  * session is read through it. Pinned by test/unit/provider-patches.test.ts.
  */
 import type { Provider } from 'oidc-provider';
-import { epochSeconds } from '../../clock.js';
+import { machineSeconds } from '../../clock.js';
 
 type Session = { loginTs?: unknown } | undefined;
 type Finder = (value: string, options?: object) => Promise<Session>;
 
 export function endSessionsAtMax(provider: Provider, sessionMax: number): void {
   const Session = provider.Session as unknown as { find: Finder; findByUid: Finder };
-  const live = (session: Session) => (session && typeof session.loginTs === 'number' && session.loginTs + sessionMax <= epochSeconds() ? undefined : session);
+  const live = (session: Session) => (session && typeof session.loginTs === 'number' && session.loginTs + sessionMax <= machineSeconds() ? undefined : session);
   const find = Session.find.bind(Session);
   const findByUid = Session.findByUid.bind(Session);
   Session.find = async (value, options) => live(await find(value, options));

@@ -26,7 +26,7 @@
  * Pinned by test/unit/provider-patches.test.ts and test/e2e/session-bound-jwt.test.ts.
  */
 import { errors, Provider } from 'oidc-provider';
-import { epochSeconds } from '../../clock.js';
+import { machineSeconds } from '../../clock.js';
 
 type StoredSession = { exp?: unknown; loginTs?: unknown };
 type FindByUid = (uid: string, options?: object) => Promise<StoredSession | undefined>;
@@ -62,7 +62,7 @@ export function accessTokensWithinSessions(provider: Provider, sessionMax: numbe
       if (!session) throw new errors.InvalidGrant('grant request is invalid (its session has ended)');
       // As configured (ttl.AccessToken, the client's secret grace), then within the session.
       const configured = this.expiration;
-      this.expiresIn = Math.max(1, Math.min(configured, sessionEnd(session, sessionMax) - epochSeconds()));
+      this.expiresIn = Math.max(1, Math.min(configured, sessionEnd(session, sessionMax) - machineSeconds()));
     }
     return save.call(this);
   };
