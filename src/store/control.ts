@@ -74,6 +74,13 @@ function storeSetting(config: Config): string {
  */
 export function unreachableStore(config: Config, kv: Kv, error: unknown): StoreAccessError {
   const cause = connectionError(kv);
+  // Something else answered (a wrong port: Latchkey's own, any HTTP server): ioredis's parser gives up on its first byte.
+  const foreign = /Unknown RESP type \d+ "(.)"/s.exec((cause ?? (error as Error)).message);
+  if (foreign) {
+    const where = config.redis.url ? redactUrl(config.redis.url) : storeLocation(config);
+    const http = foreign[1] === 'H' ? ', as an HTTP server\'s does' : '';
+    return new StoreAccessError(`${storeSetting(config)}: ${where} answers, but not as Redis (its answer began with ${JSON.stringify(foreign[1])}${http}); expected the address and port of a running Redis`);
+  }
   // No connection error but no answer either: a rediss:// URL at a Redis without TLS hangs in the handshake.
   const hint = !cause && config.redis.url.startsWith('rediss:') ? '; rediss:// needs a Redis that speaks TLS on that port (redis:// for one that does not)' : '';
   return new StoreAccessError(`${storeSetting(config)}: cannot reach ${storeLocation(config)} (${(cause ?? (error as Error)).message})${hint}; expected a running Redis that accepts these credentials`);

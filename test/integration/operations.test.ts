@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { request } from 'node:http';
+import { createServer as createNetServer, type Server } from 'node:net';
 import * as oidc from 'openid-client';
 import { createLogger } from '../../src/ops/logger.js';
 import { Agent } from '../helpers/agent.js';
@@ -262,6 +263,33 @@ describe('operations', function () {
       assert.equal(run.status, 1, run.stderr);
       assert.equal(run.stderr.trim().split('\n').length, 1, run.stderr);
       assert.match(run.stderr.trim(), /^latchkey: REDIS_URL: cannot reach Redis rediss:\/\/\S+ \([^)]+\); rediss:\/\/ needs a Redis that speaks TLS on that port/);
+    });
+  });
+
+  describe('serve and the CLI with a REDIS_URL where something else than Redis answers', () => {
+    // A newcomer's wrong port: Latchkey's own HTTP port, or any HTTP server, answers RESP with "HTTP/1.1 400".
+    let notRedis: Server;
+    let port: number;
+    const dir = testDir();
+    before(async () => {
+      notRedis = createNetServer((socket) => socket.once('data', () => socket.write('HTTP/1.1 400 Bad Request\r\n\r\n')));
+      port = await freePort();
+      await new Promise<void>((resolve) => notRedis.listen(port, '127.0.0.1', resolve));
+    });
+    after(async () => {
+      await new Promise((resolve) => notRedis?.close(resolve));
+      rmSync(dir, { recursive: true, force: true });
+    });
+
+    it('exits 1 with one line that names REDIS_URL and says it is not Redis, not ioredis\'s stack trace ("Unknown RESP type … Please report this")', async () => {
+      const url = `redis://127.0.0.1:${port}`;
+      for (const args of [['serve', '--workers', '1'], ['users', 'list']]) {
+        const env = testEnv(dir, await freePort(), { redisUrl: url, env: { CLIENTS } });
+        const run = await latchkey(env, args);
+        assert.equal(run.status, 1, run.stderr);
+        const failure = run.stderr.trim().split('\n').filter((line) => !line.startsWith('latchkey: acting on'));
+        assert.deepEqual(failure, [`latchkey: REDIS_URL: ${url} answers, but not as Redis (its answer began with "H", as an HTTP server's does); expected the address and port of a running Redis`], run.stderr);
+      }
     });
   });
 
