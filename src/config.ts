@@ -7,7 +7,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { isAbsolute, join } from 'node:path';
-import { parse as parseYaml } from 'yaml';
+import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
 import { ROOT } from './paths.js';
 
@@ -220,8 +220,20 @@ export function settings(tree: Tree = readYaml(join(ROOT, 'config', 'default.yam
  */
 const parsedFiles = new Map<string, { text: string; tree: Tree }>();
 
+/**
+ * A file that cannot be read or parsed, in one line: the parser's first line ends with a colon
+ * before the excerpt it draws under it, so the offending line is quoted instead.
+ */
+function yamlError(error: unknown, text: string | undefined): string {
+  const first = (error as Error).message.split('\n')[0]!;
+  if (!(error instanceof YAMLParseError)) return first;
+  const line = error.linePos?.[0]?.line;
+  const source = line === undefined ? undefined : text?.split('\n')[line - 1]?.trim();
+  return `not valid YAML: ${first.replace(/:$/, '')}${source ? ` (${JSON.stringify(source)})` : ''}`;
+}
+
 function readYaml(file: string): Tree {
-  let text: string;
+  let text: string | undefined;
   let parsed: unknown;
   try {
     text = readFileSync(file, 'utf8');
@@ -229,7 +241,7 @@ function readYaml(file: string): Tree {
     if (known?.text === text) return structuredClone(known.tree);
     parsed = parseYaml(text);
   } catch (error) {
-    throw new ConfigError(`${file}: ${(error as Error).message.split('\n')[0]}`);
+    throw new ConfigError(`${file}: ${yamlError(error, text)}`);
   }
   if (parsed == null) parsed = {};
   if (!isTree(parsed)) throw new ConfigError(`${file}: expected a mapping of settings`);

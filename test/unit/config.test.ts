@@ -62,6 +62,15 @@ describe('configuration', () => {
       expectConfigError({ CONFIG_FILE: join(dir, 'missing.yaml') }, /CONFIG_FILE: .* does not exist/);
       writeFileSync(file, 'ttl:\n  acessToken: 5\n');
       expectConfigError({ CONFIG_FILE: file }, /^ttl\.acessToken: unknown setting/);
+      // A file that is not YAML names the line, not a sentence ending in a colon before an excerpt cut off.
+      for (const [text, expected] of [
+        ['port: 3001\n  redis: [\n', 'not valid YAML: Nested mappings are not allowed in compact mappings at line 1, column 7 ("port: 3001")'],
+        ['redis:\n\turl: redis://127.0.0.1:6379\n', 'not valid YAML: Tabs are not allowed as indentation at line 2, column 1 ("url: redis://127.0.0.1:6379")'],
+        ['redis:\n  url: x\n mode: sentinel\n', 'not valid YAML: All mapping items must start at the same column at line 3, column 1 ("mode: sentinel")'],
+      ]) {
+        writeFileSync(file, text!);
+        assert.throws(() => loadConfig({ CONFIG_FILE: file }), { name: 'ConfigError', message: `${file}: ${expected}` });
+      }
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
