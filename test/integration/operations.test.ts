@@ -364,6 +364,22 @@ describe('operations', function () {
       assert.equal(logLines.filter((line) => line.includes(`"requestId":"${refresh.requestId as string}"`)).length, 1);
     });
 
+    it("a failed client authentication's line says why, in the engine's words, where the client learns only \"client authentication failed\"", async () => {
+      logLines.length = 0;
+      const tries = [['svc2', 'not the secret'], ['nobody', SECRET]] as const;
+      for (const [id, secret] of tries) {
+        const answer = await post(`${server.url}/token`, 'grant_type=client_credentials', { authorization: `Basic ${Buffer.from(`${id}:${secret}`).toString('base64')}` });
+        assert.equal(answer.status, 401);
+        assert.deepEqual(JSON.parse(answer.text), { error: 'invalid_client', error_description: 'client authentication failed' });
+      }
+      const lines = logLines.map((line) => JSON.parse(line) as Record<string, unknown>).filter((entry) => entry.msg === 'request' && entry.path === '/token');
+      assert.deepEqual(lines.map((entry) => [entry.outcome, entry.error_description, entry.error_detail]), [
+        ['invalid_client', 'client authentication failed', 'invalid secret provided'],
+        ['invalid_client', 'client authentication failed', 'client not found'],
+      ]);
+      for (const line of logLines) assert.ok(!line.includes('not the secret'), line);
+    });
+
     it('rate limits: the client over its allowance gets 429 with Retry-After; other clients and registration limits are separate', async () => {
       const statuses: number[] = [];
       for (let n = 0; n < 7; n += 1) statuses.push((await clientCredentials(server.url, 'svc')).status);
