@@ -413,6 +413,10 @@ export function issuerWarnings(config: Pick<Config, 'issuer' | 'port' | 'proxy'>
   if (isIP(url.hostname.replace(/^\[|\]$/g, ''))) {
     warnings.push(`issuer (ISSUER): ${url.hostname} is an IP address, for which browsers refuse passkeys (WebAuthn needs a host name); use a name, e.g. http://localhost${url.port ? `:${url.port}` : ''} locally`);
   }
+  // Production refuses it (productionProblems); elsewhere it runs, so a deployment without NODE_ENV=production is told.
+  if (url.protocol === 'http:' && !LOOPBACK.has(url.hostname) && !url.hostname.endsWith('.localhost')) {
+    warnings.push(`issuer (ISSUER): ${config.issuer} is plain http on a host other than localhost: cookies, codes and tokens cross the network unencrypted, and browsers refuse passkeys there; serve it behind TLS and set ISSUER=https://${url.host} (NODE_ENV=production refuses http)`);
+  }
   const port = Number(url.port || (url.protocol === 'https:' ? 443 : 80));
   if (LOOPBACK.has(url.hostname) && port !== config.port && !config.proxy) {
     warnings.push(`issuer (ISSUER): ${config.issuer} names port ${port} but this server listens on ${config.port} (PORT): browsers and clients sent to the issuer will not reach it unless a proxy forwards that port; unset ISSUER (it follows PORT) or make them agree`);
