@@ -519,6 +519,11 @@ export function envWarnings(env: NodeJS.ProcessEnv = process.env, dir = join(ROO
     }
     if (meant) warnings.push(`${name} is not a Latchkey setting; did you mean ${meant}?`);
   }
+  // Only NODE_ENV=production refuses unsafe settings: NODE_ENV=prod (or Production) ran as development without a word.
+  const nodeEnv = env.NODE_ENV;
+  if (nodeEnv && nodeEnv !== 'production' && /^prod|^prd$/i.test(nodeEnv) && !existsSync(join(dir, `${nodeEnv}.yaml`))) {
+    warnings.push(`NODE_ENV=${nodeEnv} is not production (only NODE_ENV=production refuses unsafe settings, and there is no config/${nodeEnv}.yaml); did you mean NODE_ENV=production?`);
+  }
   return warnings;
 }
 
