@@ -270,14 +270,24 @@ describe('operations', function () {
     // A newcomer's wrong port: Latchkey's own HTTP port, or any HTTP server, answers RESP with "HTTP/1.1 400".
     let notRedis: Server;
     let port: number;
+    // One that closes on what it cannot parse, as Node's HTTP server often does before it answers, and one that closes on sight.
+    let closers: { server: Server; port: number }[];
     const dir = testDir();
+    const listening = async (server: Server) => {
+      const at = await freePort();
+      await new Promise<void>((resolve) => server.listen(at, '127.0.0.1', resolve));
+      return at;
+    };
     before(async () => {
       notRedis = createNetServer((socket) => socket.once('data', () => socket.write('HTTP/1.1 400 Bad Request\r\n\r\n')));
-      port = await freePort();
-      await new Promise<void>((resolve) => notRedis.listen(port, '127.0.0.1', resolve));
+      port = await listening(notRedis);
+      closers = [];
+      for (const server of [createNetServer((socket) => socket.once('data', () => socket.destroy())), createNetServer((socket) => socket.destroy())]) {
+        closers.push({ server, port: await listening(server) });
+      }
     });
     after(async () => {
-      await new Promise((resolve) => notRedis?.close(resolve));
+      for (const server of [notRedis, ...(closers ?? []).map((closer) => closer.server)]) await new Promise((resolve) => server?.close(resolve));
       rmSync(dir, { recursive: true, force: true });
     });
 
@@ -289,6 +299,21 @@ describe('operations', function () {
         assert.equal(run.status, 1, run.stderr);
         const failure = run.stderr.trim().split('\n').filter((line) => !line.startsWith('latchkey: acting on'));
         assert.deepEqual(failure, [`latchkey: REDIS_URL: ${url} answers, but not as Redis (its answer began with "H", as an HTTP server's does); expected the address and port of a running Redis`], run.stderr);
+      }
+    });
+
+    it('a server that takes the connection and closes it: one line saying so, not "cannot reach" with ioredis\'s "max retries per request"', async () => {
+      for (const closer of closers) {
+        const url = `redis://127.0.0.1:${closer.port}`;
+        for (const args of [['serve', '--workers', '1'], ['users', 'list']]) {
+          const env = testEnv(dir, await freePort(), { redisUrl: url, env: { CLIENTS } });
+          const run = await latchkey(env, args);
+          assert.equal(run.status, 1, run.stderr);
+          const failure = run.stderr.trim().split('\n').filter((line) => !line.startsWith('latchkey: acting on'));
+          assert.equal(failure.length, 1, run.stderr);
+          const pattern = new RegExp(`^latchkey: REDIS_URL: ${url.replaceAll('.', '\\.')} took the connection and closed it without a Redis answer \\((write EPIPE|read ECONNRESET|closed)\\); expected the address and port of a running Redis \\(6379 by default\\), not another service's$`);
+          assert.match(failure[0]!, pattern);
+        }
       }
     });
   });
