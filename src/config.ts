@@ -80,6 +80,11 @@ const resourceServer = z.strictObject({
     .optional(),
 });
 
+/** ioredis takes the URL's path for a database number: `/x` was SELECT NaN, refused by Redis as an uncaught error. */
+const redisUrl = z
+  .url({ protocol: /^rediss?$/, error: 'expected a redis:// or rediss:// URL (or nothing: the embedded store)' })
+  .refine((value) => /^\/?\d*$/.test(new URL(value).pathname), 'its path is a database number, as in redis://127.0.0.1:6379/0 (or none)');
+
 const schema = z.strictObject({
   issuer: z.union([z.literal(''), issuer]),
   port: z.number().int().min(0).max(65535),
@@ -89,7 +94,7 @@ const schema = z.strictObject({
   proxy: z.boolean(),
   proxyHops: z.number().int().min(1).max(16),
   redis: z.strictObject({
-    url: z.union([z.literal(''), z.url({ protocol: /^rediss?$/, error: 'expected a redis:// or rediss:// URL (or nothing: the embedded store)' })]),
+    url: z.union([z.literal(''), redisUrl]),
     mode: z.enum(['standalone', 'sentinel', 'cluster']),
     sentinels: z.array(hostPort),
     sentinelName: z.string().min(1),

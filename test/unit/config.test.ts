@@ -94,6 +94,9 @@ describe('configuration', () => {
     expectConfigError({ ISSUER: 'id.example.com' }, /^issuer \(ISSUER\): /);
     expectConfigError({ ISSUER: 'https://id.example.com/' }, /^issuer \(ISSUER\): must not end with a slash/);
     expectConfigError({ REDIS_URL: 'http://redis' }, /^redis\.url \(REDIS_URL\): /);
+    // ioredis reads the path as a database number: anything else was SELECT NaN and a crash with Redis's reply.
+    expectConfigError({ REDIS_URL: 'redis://:pw@127.0.0.1:6379/lk' }, /^redis\.url \(REDIS_URL\): its path is a database number, as in redis:\/\/127\.0\.0\.1:6379\/0 \(or none\), got "redis:\/\/\*\*\*@127\.0\.0\.1:6379\/lk"$/);
+    for (const url of ['redis://127.0.0.1:6379', 'redis://127.0.0.1:6379/', 'rediss://u:p@redis.example.com:6380/2']) assert.equal(loadConfig({ REDIS_URL: url }).redis.url, url);
     expectConfigError({ PROXY: 'maybe' }, /^proxy \(PROXY\): /);
     expectConfigError({ TTL_AUTHORIZATION_CODE: '3600' }, /^ttl\.authorizationCode .*10 minutes/);
     // An initial access token must end by itself (fourth endings audit): at most 30 days.
