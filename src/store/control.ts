@@ -14,6 +14,7 @@ import { dirname, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Config } from '../config.js';
 import { connectionError, everReached, openStore, usesRedis } from './index.js';
+import { WRONG_DATABASE } from './redis.js';
 import type { Kv } from './kv.js';
 
 /** The Kv operations the socket serves (not close: the CLI's close ends its connection only). */
@@ -80,6 +81,9 @@ export function unreachableStore(config: Config, kv: Kv, error: unknown): StoreA
   if (foreign) {
     const http = foreign[1] === 'H' ? ', as an HTTP server\'s does' : '';
     return new StoreAccessError(`${storeSetting(config)}: ${where} answers, but not as Redis (its answer began with ${JSON.stringify(foreign[1])}${http}); expected the address and port of a running Redis`);
+  }
+  if (cause && WRONG_DATABASE.test(cause.message)) {
+    return new StoreAccessError(`${storeSetting(config)}: ${where} names a database that Redis does not have (${cause.message}); expected a database number below its databases setting (16 by default), or none`);
   }
   // Taken and then dropped before any answer (a server that closes on what it cannot parse, as an
   // HTTP server does, or on sight): said as such, not as ioredis's "max retries per request".

@@ -302,6 +302,22 @@ describe('operations', function () {
       }
     });
 
+    it('a database Redis does not have (/99 of 16): one line saying so, where ioredis went on with database 0 and acted on its data', async () => {
+      const redis = await startRedisServer();
+      try {
+        const url = `${redis.url}/99`;
+        for (const args of [['serve', '--workers', '1'], ['users', 'list']]) {
+          const env = testEnv(dir, await freePort(), { redisUrl: url, env: { CLIENTS } });
+          const run = await latchkey(env, args);
+          assert.equal(run.status, 1, `${args.join(' ')}: ${run.stdout}${run.stderr}`);
+          const failure = run.stderr.trim().split('\n').filter((line) => !line.startsWith('latchkey: acting on'));
+          assert.deepEqual(failure, [`latchkey: REDIS_URL: ${url} names a database that Redis does not have (ERR DB index is out of range); expected a database number below its databases setting (16 by default), or none`], run.stderr);
+        }
+      } finally {
+        await redis.stop();
+      }
+    });
+
     it('a server that takes the connection and closes it: one line saying so, not "cannot reach" with ioredis\'s "max retries per request"', async () => {
       for (const closer of closers) {
         const url = `redis://127.0.0.1:${closer.port}`;
