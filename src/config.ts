@@ -7,7 +7,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { isAbsolute, join } from 'node:path';
-import { parse as parseYaml } from 'yaml';
+import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
 import { ROOT } from './paths.js';
 
@@ -80,6 +80,11 @@ const resourceServer = z.strictObject({
     .optional(),
 });
 
+/** ioredis takes the URL's path for a database number: `/x` was SELECT NaN, refused by Redis as an uncaught error. */
+const redisUrl = z
+  .url({ protocol: /^rediss?$/, error: 'expected a redis:// or rediss:// URL (or nothing: the embedded store)' })
+  .refine((value) => /^\/?\d*$/.test(new URL(value).pathname), 'its path is a database number, as in redis://127.0.0.1:6379/0 (or none)');
+
 const schema = z.strictObject({
   issuer: z.union([z.literal(''), issuer]),
   port: z.number().int().min(0).max(65535),
@@ -89,7 +94,7 @@ const schema = z.strictObject({
   proxy: z.boolean(),
   proxyHops: z.number().int().min(1).max(16),
   redis: z.strictObject({
-    url: z.union([z.literal(''), z.url({ protocol: /^rediss?$/, error: 'expected a redis:// or rediss:// URL (or nothing: the embedded store)' })]),
+    url: z.union([z.literal(''), redisUrl]),
     mode: z.enum(['standalone', 'sentinel', 'cluster']),
     sentinels: z.array(hostPort),
     sentinelName: z.string().min(1),
@@ -220,8 +225,20 @@ export function settings(tree: Tree = readYaml(join(ROOT, 'config', 'default.yam
  */
 const parsedFiles = new Map<string, { text: string; tree: Tree }>();
 
+/**
+ * A file that cannot be read or parsed, in one line: the parser's first line ends with a colon
+ * before the excerpt it draws under it, so the offending line is quoted instead.
+ */
+function yamlError(error: unknown, text: string | undefined): string {
+  const first = (error as Error).message.split('\n')[0]!;
+  if (!(error instanceof YAMLParseError)) return first;
+  const line = error.linePos?.[0]?.line;
+  const source = line === undefined ? undefined : text?.split('\n')[line - 1]?.trim();
+  return `not valid YAML: ${first.replace(/:$/, '')}${source ? ` (${JSON.stringify(source)})` : ''}`;
+}
+
 function readYaml(file: string): Tree {
-  let text: string;
+  let text: string | undefined;
   let parsed: unknown;
   try {
     text = readFileSync(file, 'utf8');
@@ -229,7 +246,7 @@ function readYaml(file: string): Tree {
     if (known?.text === text) return structuredClone(known.tree);
     parsed = parseYaml(text);
   } catch (error) {
-    throw new ConfigError(`${file}: ${(error as Error).message.split('\n')[0]}`);
+    throw new ConfigError(`${file}: ${yamlError(error, text)}`);
   }
   if (parsed == null) parsed = {};
   if (!isTree(parsed)) throw new ConfigError(`${file}: expected a mapping of settings`);
@@ -401,6 +418,10 @@ export function issuerWarnings(config: Pick<Config, 'issuer' | 'port' | 'proxy'>
   if (isIP(url.hostname.replace(/^\[|\]$/g, ''))) {
     warnings.push(`issuer (ISSUER): ${url.hostname} is an IP address, for which browsers refuse passkeys (WebAuthn needs a host name); use a name, e.g. http://localhost${url.port ? `:${url.port}` : ''} locally`);
   }
+  // Production refuses it (productionProblems); elsewhere it runs, so a deployment without NODE_ENV=production is told.
+  if (url.protocol === 'http:' && !LOOPBACK.has(url.hostname) && !url.hostname.endsWith('.localhost')) {
+    warnings.push(`issuer (ISSUER): ${config.issuer} is plain http on a host other than localhost: cookies, codes and tokens cross the network unencrypted, and browsers refuse passkeys there; serve it behind TLS and set ISSUER=https://${url.host} (NODE_ENV=production refuses http)`);
+  }
   const port = Number(url.port || (url.protocol === 'https:' ? 443 : 80));
   if (LOOPBACK.has(url.hostname) && port !== config.port && !config.proxy) {
     warnings.push(`issuer (ISSUER): ${config.issuer} names port ${port} but this server listens on ${config.port} (PORT): browsers and clients sent to the issuer will not reach it unless a proxy forwards that port; unset ISSUER (it follows PORT) or make them agree`);
@@ -502,6 +523,11 @@ export function envWarnings(env: NodeJS.ProcessEnv = process.env, dir = join(ROO
       }
     }
     if (meant) warnings.push(`${name} is not a Latchkey setting; did you mean ${meant}?`);
+  }
+  // Only NODE_ENV=production refuses unsafe settings: NODE_ENV=prod (or Production) ran as development without a word.
+  const nodeEnv = env.NODE_ENV;
+  if (nodeEnv && nodeEnv !== 'production' && /^prod|^prd$/i.test(nodeEnv) && !existsSync(join(dir, `${nodeEnv}.yaml`))) {
+    warnings.push(`NODE_ENV=${nodeEnv} is not production (only NODE_ENV=production refuses unsafe settings, and there is no config/${nodeEnv}.yaml); did you mean NODE_ENV=production?`);
   }
   return warnings;
 }

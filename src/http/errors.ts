@@ -111,11 +111,30 @@ const SIGN_OUT_FAILED = {
   message: 'Your sign-out did not go through: this page may have been out of date. You may still be signed in here; sign out again to be sure.',
 };
 
+type ProviderContext = Context & {
+  oidc?: { route?: string; urlFor?: (name: string) => string; params?: { redirect_uri?: unknown }; client?: { redirectUris?: readonly string[] } };
+};
+
+/**
+ * A developer's most common near miss, said where they look (the page's details): a redirect_uri a
+ * trailing slash away from a registered one (`/callback/` for `/callback`). Nothing is said of a
+ * registered URI that the request did not all but name.
+ */
+function nearMiss(ctx: ProviderContext, out: ErrorOut): ErrorOut {
+  const asked = ctx.oidc?.params?.redirect_uri;
+  const registered = ctx.oidc?.client?.redirectUris;
+  if (out.error !== 'invalid_redirect_uri' || typeof asked !== 'string' || !registered) return out;
+  const bare = (uri: string) => uri.replace(/\/+$/, '');
+  if (!registered.some((uri) => uri !== asked && bare(uri) === bare(asked))) return out;
+  const slash = asked.endsWith('/') ? 'its trailing slash' : 'a trailing slash';
+  return { ...out, error_description: `${out.error_description ?? 'redirect_uri is not registered'}; ${asked} differs from a registered one only by ${slash} (redirect URIs are compared exactly)` };
+}
+
 /** oidc-provider's renderError hook: its errors for people, on our page. */
 export async function renderProviderError(ctx: Context, out: ErrorOut): Promise<void> {
   ctx.type = 'html';
   const requestId = ctx.state.requestId as string | undefined;
-  const oidc = (ctx as Context & { oidc?: { route?: string; urlFor?: (name: string) => string } }).oidc;
+  const oidc = (ctx as ProviderContext).oidc;
   const signOutFailed = oidc?.route === 'end_session_confirm' && oidc.urlFor ? { ...SIGN_OUT_FAILED, again: { href: oidc.urlFor('end_session'), label: 'Sign out' } } : undefined;
-  ctx.body = errorPage(out, requestId, signOutFailed);
+  ctx.body = errorPage(nearMiss(ctx as ProviderContext, out), requestId, signOutFailed);
 }

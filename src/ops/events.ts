@@ -32,7 +32,17 @@ const EVENTS = [
   'code_verification.error',
 ] as const;
 
-type EventError = { error?: string; error_description?: string; message?: string; status?: number };
+type EventError = { error?: string; error_description?: string; error_detail?: string; message?: string; status?: number };
+
+/**
+ * Errors whose client learns only "client authentication failed" or "grant request is invalid"
+ * (RFC 6749 §5.2 tells it no more): the engine's reason goes to our log, where the developer
+ * debugging a token request looks ("invalid secret provided", "client not found", "code_verifier
+ * does not match code_challenge", "authorization code redirect_uri mismatch"). The engine's fixed words, never a value sent.
+ */
+const DETAILED = new Set(['invalid_client', 'invalid_grant']);
+const detail = (error: EventError | undefined) =>
+  error?.error && DETAILED.has(error.error) && typeof error.error_detail === 'string' ? { error_detail: error.error_detail } : {};
 
 /**
  * What an event adds to its request's log line (app.ts writes it): a request that emits one event
@@ -42,6 +52,7 @@ export interface RequestEvent {
   readonly event: string;
   readonly sub?: string;
   readonly error_description?: string;
+  readonly error_detail?: string;
 }
 export const REQUEST_EVENT = Symbol('request event');
 /** Set by app.ts on every request whose line it will write. */
@@ -106,7 +117,7 @@ export function observeProviderEvents(provider: Provider, logger: Logger, metric
         const status = error?.status ?? 500;
         const warn = status >= 500 || event === 'backchannel.error';
         // The request line's outcome is the error code already; it gains the event and description.
-        if (!warn && !client && onRequestLine(ctx, { event, ...(sub ? { sub } : {}), ...(error?.error_description ? { error_description: error.error_description } : {}) })) return;
+        if (!warn && !client && onRequestLine(ctx, { event, ...(sub ? { sub } : {}), ...(error?.error_description ? { error_description: error.error_description } : {}), ...detail(error) })) return;
         logger[warn ? 'warn' : 'info'](
           {
             event,
@@ -114,6 +125,7 @@ export function observeProviderEvents(provider: Provider, logger: Logger, metric
             ...(client ? { client_id: client } : {}),
             error: error?.error ?? error?.message,
             error_description: error?.error_description,
+            ...detail(error),
             ...(event === 'backchannel.error' ? backchannelReason(error) : {}),
           },
           event,

@@ -13,7 +13,8 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Config } from '../config.js';
-import { connectionError, openStore, usesRedis } from './index.js';
+import { connectionError, everReached, openStore, usesRedis } from './index.js';
+import { WRONG_DATABASE } from './redis.js';
 import type { Kv } from './kv.js';
 
 /** The Kv operations the socket serves (not close: the CLI's close ends its connection only). */
@@ -74,6 +75,24 @@ function storeSetting(config: Config): string {
  */
 export function unreachableStore(config: Config, kv: Kv, error: unknown): StoreAccessError {
   const cause = connectionError(kv);
+  // Something else answered (a wrong port: Latchkey's own, any HTTP server): ioredis's parser gives up on its first byte.
+  const foreign = /Unknown RESP type \d+ "(.)"/s.exec((cause ?? (error as Error)).message);
+  const where = config.redis.url ? redactUrl(config.redis.url) : storeLocation(config);
+  if (foreign) {
+    const http = foreign[1] === 'H' ? ', as an HTTP server\'s does' : '';
+    return new StoreAccessError(`${storeSetting(config)}: ${where} answers, but not as Redis (its answer began with ${JSON.stringify(foreign[1])}${http}); expected the address and port of a running Redis`);
+  }
+  if (cause && WRONG_DATABASE.test(cause.message)) {
+    return new StoreAccessError(`${storeSetting(config)}: ${where} names a database that Redis does not have (${cause.message}); expected a database number below its databases setting (16 by default), or none`);
+  }
+  // Taken and then dropped before any answer (a server that closes on what it cannot parse, as an
+  // HTTP server does, or on sight): said as such, not as ioredis's "max retries per request".
+  const code = (cause as NodeJS.ErrnoException | undefined)?.code;
+  const closed = !cause && !everReached(kv) && /max retries per request|Connection is closed/.test((error as Error).message);
+  const dropped = code === 'EPIPE' || code === 'ECONNRESET' ? cause!.message : closed ? 'closed' : undefined;
+  if (dropped) {
+    return new StoreAccessError(`${storeSetting(config)}: ${where} took the connection and closed it without a Redis answer (${dropped}); expected the address and port of a running Redis (6379 by default), not another service's`);
+  }
   // No connection error but no answer either: a rediss:// URL at a Redis without TLS hangs in the handshake.
   const hint = !cause && config.redis.url.startsWith('rediss:') ? '; rediss:// needs a Redis that speaks TLS on that port (redis:// for one that does not)' : '';
   return new StoreAccessError(`${storeSetting(config)}: cannot reach ${storeLocation(config)} (${(cause ?? (error as Error)).message})${hint}; expected a running Redis that accepts these credentials`);

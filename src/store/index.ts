@@ -21,6 +21,12 @@ export function connectionError(kv: Kv): Error | undefined {
   return connectionErrors.get(kv);
 }
 
+/** Redis stores whose connection was ready once: a failure after that is no start-up failure's reason. */
+const reachedStores = new WeakSet<Kv>();
+export function everReached(kv: Kv): boolean {
+  return reachedStores.has(kv);
+}
+
 /**
  * The server's store on Redis keeps APIs and grants in memory, invalidated by Redis (tracked-cache.ts):
  * this many entries at most, each used for at most this long (a backstop: invalidation keeps them fresh).
@@ -38,7 +44,10 @@ export function openStore(config: Config, logger?: Logger, metrics?: Metrics): K
     const client = connect(config.redis);
     // Until Redis has answered once there is nothing being served: the server is still starting.
     let reached = false;
-    client.once('ready', () => (reached = true));
+    client.once('ready', () => {
+      reached = true;
+      reachedStores.add(kv);
+    });
     const kv: Kv = timed(
       new RedisKv(client, {
         lost: (error) => {

@@ -22,6 +22,8 @@ const OUTAGE_MESSAGES = [
   // A full Redis (maxmemory with noeviction, as required: see Kv.evictionPolicy) refuses writes until it has room.
   'OOM command not allowed',
   'None of startup nodes is available',
+  // What answered is not Redis (a wrong port), or the stream broke: ioredis drops the connection and reconnects.
+  'Unknown RESP type',
   'Failed to refresh slots cache',
 ];
 

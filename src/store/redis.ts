@@ -251,8 +251,23 @@ export function connect(settings: RedisSettings): Redis | Cluster {
       return onceReady(new Cluster(settings.clusterNodes.map(hostPort), options));
     }
     default:
-      return onceReady(new Redis(settings.url, common));
+      return onceReady(onlyItsDatabase(new Redis(settings.url, common)));
   }
+}
+
+/** Redis's refusal of a URL's database (`/99` where it has 16). */
+export const WRONG_DATABASE = /DB index is out of range|invalid DB index/i;
+
+/**
+ * ioredis goes on with database 0 when Redis refuses the URL's (SELECT 99: "ERR DB index is out of
+ * range"), so the server or the CLI would act on another database's data: the connection is closed
+ * instead, and the refusal is the start-up failure's reason (store/index.ts connectionError).
+ */
+function onlyItsDatabase(client: Redis): Redis {
+  client.on('error', (error: Error) => {
+    if (WRONG_DATABASE.test(error.message)) client.disconnect();
+  });
+  return client;
 }
 
 /**

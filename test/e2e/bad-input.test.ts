@@ -8,6 +8,8 @@ import { startRedisServer, type RedisServer } from '../helpers/redis.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 
 const REDIRECT = 'https://app.example.test/callback';
+/** A redirect URI registered with its trailing slash. */
+const SLASHED = 'https://app.example.test/signed-in/';
 const SECRET = 'web-app-secret-with-plenty-of-entropy-0123456789';
 const CHALLENGE = 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM';
 
@@ -23,6 +25,7 @@ describe('e2e: bad input gets a clean protocol error', function () {
       env: {
         CLIENTS: JSON.stringify([
           { client_id: 'web', client_secret: SECRET, redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token', 'client_credentials'] },
+          { client_id: 'slashed', client_secret: SECRET, redirect_uris: [SLASHED] },
         ]),
       },
     });
@@ -136,6 +139,18 @@ describe('e2e: bad input gets a clean protocol error', function () {
       assert.match(page.html, /Unsafe return address/);
       assert.ok(!page.html.includes('evil.example') || page.html.includes('redirect_uri'), 'no link to the attacker');
     }
+  });
+
+  it("a redirect_uri a trailing slash away from a registered one: the page's details say so, and nothing of other near URIs", async () => {
+    const asked = async (redirect: string, client = 'web') => {
+      const page = await authorize({ client_id: client, response_type: 'code', redirect_uri: redirect, scope: 'openid', code_challenge: CHALLENGE, code_challenge_method: 'S256' });
+      assert.equal(page.status, 400, redirect);
+      assert.match(page.html, /Unsafe return address/);
+      return page.html.replaceAll('&#39;', "'");
+    };
+    assert.match(await asked(`${REDIRECT}/`), new RegExp(`redirect_uri did not match any of the client's registered redirect_uris; ${REDIRECT}/ differs from a registered one only by its trailing slash \\(redirect URIs are compared exactly\\)`));
+    assert.match(await asked(SLASHED.slice(0, -1), 'slashed'), /differs from a registered one only by a trailing slash/);
+    for (const other of [`${REDIRECT}/extra`, 'https://evil.example/callback/', `${REDIRECT}?x=1`]) assert.doesNotMatch(await asked(other), /trailing slash|differs/, other);
   });
 
   it('an unknown client at the authorization endpoint shows an error page', async () => {

@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { request } from 'node:http';
+import { createServer as createNetServer, type Server } from 'node:net';
 import * as oidc from 'openid-client';
 import { createLogger } from '../../src/ops/logger.js';
 import { Agent } from '../helpers/agent.js';
@@ -265,6 +266,74 @@ describe('operations', function () {
     });
   });
 
+  describe('serve and the CLI with a REDIS_URL where something else than Redis answers', () => {
+    // A newcomer's wrong port: Latchkey's own HTTP port, or any HTTP server, answers RESP with "HTTP/1.1 400".
+    let notRedis: Server;
+    let port: number;
+    // One that closes on what it cannot parse, as Node's HTTP server often does before it answers, and one that closes on sight.
+    let closers: { server: Server; port: number }[];
+    const dir = testDir();
+    const listening = async (server: Server) => {
+      const at = await freePort();
+      await new Promise<void>((resolve) => server.listen(at, '127.0.0.1', resolve));
+      return at;
+    };
+    before(async () => {
+      notRedis = createNetServer((socket) => socket.once('data', () => socket.write('HTTP/1.1 400 Bad Request\r\n\r\n')));
+      port = await listening(notRedis);
+      closers = [];
+      for (const server of [createNetServer((socket) => socket.once('data', () => socket.destroy())), createNetServer((socket) => socket.destroy())]) {
+        closers.push({ server, port: await listening(server) });
+      }
+    });
+    after(async () => {
+      for (const server of [notRedis, ...(closers ?? []).map((closer) => closer.server)]) await new Promise((resolve) => server?.close(resolve));
+      rmSync(dir, { recursive: true, force: true });
+    });
+
+    it('exits 1 with one line that names REDIS_URL and says it is not Redis, not ioredis\'s stack trace ("Unknown RESP type … Please report this")', async () => {
+      const url = `redis://127.0.0.1:${port}`;
+      for (const args of [['serve', '--workers', '1'], ['users', 'list']]) {
+        const env = testEnv(dir, await freePort(), { redisUrl: url, env: { CLIENTS } });
+        const run = await latchkey(env, args);
+        assert.equal(run.status, 1, run.stderr);
+        const failure = run.stderr.trim().split('\n').filter((line) => !line.startsWith('latchkey: acting on'));
+        assert.deepEqual(failure, [`latchkey: REDIS_URL: ${url} answers, but not as Redis (its answer began with "H", as an HTTP server's does); expected the address and port of a running Redis`], run.stderr);
+      }
+    });
+
+    it('a database Redis does not have (/99 of 16): one line saying so, where ioredis went on with database 0 and acted on its data', async () => {
+      const redis = await startRedisServer();
+      try {
+        const url = `${redis.url}/99`;
+        for (const args of [['serve', '--workers', '1'], ['users', 'list']]) {
+          const env = testEnv(dir, await freePort(), { redisUrl: url, env: { CLIENTS } });
+          const run = await latchkey(env, args);
+          assert.equal(run.status, 1, `${args.join(' ')}: ${run.stdout}${run.stderr}`);
+          const failure = run.stderr.trim().split('\n').filter((line) => !line.startsWith('latchkey: acting on'));
+          assert.deepEqual(failure, [`latchkey: REDIS_URL: ${url} names a database that Redis does not have (ERR DB index is out of range); expected a database number below its databases setting (16 by default), or none`], run.stderr);
+        }
+      } finally {
+        await redis.stop();
+      }
+    });
+
+    it('a server that takes the connection and closes it: one line saying so, not "cannot reach" with ioredis\'s "max retries per request"', async () => {
+      for (const closer of closers) {
+        const url = `redis://127.0.0.1:${closer.port}`;
+        for (const args of [['serve', '--workers', '1'], ['users', 'list']]) {
+          const env = testEnv(dir, await freePort(), { redisUrl: url, env: { CLIENTS } });
+          const run = await latchkey(env, args);
+          assert.equal(run.status, 1, run.stderr);
+          const failure = run.stderr.trim().split('\n').filter((line) => !line.startsWith('latchkey: acting on'));
+          assert.equal(failure.length, 1, run.stderr);
+          const pattern = new RegExp(`^latchkey: REDIS_URL: ${url.replaceAll('.', '\\.')} took the connection and closed it without a Redis answer \\((write EPIPE|read ECONNRESET|closed)\\); expected the address and port of a running Redis \\(6379 by default\\), not another service's$`);
+          assert.match(failure[0]!, pattern);
+        }
+      }
+    });
+  });
+
   describe('metrics, logs and rate limits', () => {
     let redis: RedisServer;
     let server: TestServer;
@@ -334,6 +403,22 @@ describe('operations', function () {
       // The engine's event of a request is on that request's line: one line per token request.
       assert.equal(refresh.event, 'grant.success');
       assert.equal(logLines.filter((line) => line.includes(`"requestId":"${refresh.requestId as string}"`)).length, 1);
+    });
+
+    it("a failed client authentication's line says why, in the engine's words, where the client learns only \"client authentication failed\"", async () => {
+      logLines.length = 0;
+      const tries = [['svc2', 'not the secret'], ['nobody', SECRET]] as const;
+      for (const [id, secret] of tries) {
+        const answer = await post(`${server.url}/token`, 'grant_type=client_credentials', { authorization: `Basic ${Buffer.from(`${id}:${secret}`).toString('base64')}` });
+        assert.equal(answer.status, 401);
+        assert.deepEqual(JSON.parse(answer.text), { error: 'invalid_client', error_description: 'client authentication failed' });
+      }
+      const lines = logLines.map((line) => JSON.parse(line) as Record<string, unknown>).filter((entry) => entry.msg === 'request' && entry.path === '/token');
+      assert.deepEqual(lines.map((entry) => [entry.outcome, entry.error_description, entry.error_detail]), [
+        ['invalid_client', 'client authentication failed', 'invalid secret provided'],
+        ['invalid_client', 'client authentication failed', 'client not found'],
+      ]);
+      for (const line of logLines) assert.ok(!line.includes('not the secret'), line);
     });
 
     it('rate limits: the client over its allowance gets 429 with Retry-After; other clients and registration limits are separate', async () => {

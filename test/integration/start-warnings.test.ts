@@ -2,7 +2,8 @@
  * What `serve` warns about at start, for a configuration that runs but will not do what its operator
  * expects: an issuer on an IP address, where browsers refuse every passkey (WebAuthn's relying-party
  * ID must be a domain) and the page can only say "The passkey was not created"; a loopback issuer on
- * another port than the server's, where every redirect leads nowhere.
+ * another port than the server's, where every redirect leads nowhere; a plain http issuer on a
+ * public host outside production, which refuses it.
  */
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
@@ -35,6 +36,16 @@ describe('serve: warnings at start', function () {
     assert.match(passkeys[0]!, /^issuer \(ISSUER\): 127\.0\.0\.1 is an IP address, for which browsers refuse passkeys \(WebAuthn needs a host name\); use a name, e\.g\. http:\/\/localhost:\d+ locally$/);
     const named = await warningsWith((port) => `http://localhost:${port}`);
     assert.ok(!named.some((msg) => msg.includes('passkeys')), named.join('\n'));
+  });
+
+  it('a plain http issuer on a host other than localhost (no NODE_ENV=production, which refuses it): says so once, with the https issuer to set', async () => {
+    const plain = await warningsWith(() => 'http://id.example.com', { PROXY: 'true' });
+    const clear = plain.filter((msg) => msg.includes('plain http'));
+    assert.deepEqual(clear, ['issuer (ISSUER): http://id.example.com is plain http on a host other than localhost: cookies, codes and tokens cross the network unencrypted, and browsers refuse passkeys there; serve it behind TLS and set ISSUER=https://id.example.com (NODE_ENV=production refuses http)'], plain.join('\n'));
+    for (const local of [(port: number) => `http://localhost:${port}`, (port: number) => `http://app.localhost:${port}`, () => 'https://id.example.com']) {
+      const quiet = await warningsWith(local, { PROXY: 'true' });
+      assert.ok(!quiet.some((msg) => msg.includes('plain http')), quiet.join('\n'));
+    }
   });
 
   it('a localhost issuer on another port than PORT, without a proxy: says the two disagree', async () => {

@@ -62,6 +62,15 @@ describe('configuration', () => {
       expectConfigError({ CONFIG_FILE: join(dir, 'missing.yaml') }, /CONFIG_FILE: .* does not exist/);
       writeFileSync(file, 'ttl:\n  acessToken: 5\n');
       expectConfigError({ CONFIG_FILE: file }, /^ttl\.acessToken: unknown setting/);
+      // A file that is not YAML names the line, not a sentence ending in a colon before an excerpt cut off.
+      for (const [text, expected] of [
+        ['port: 3001\n  redis: [\n', 'not valid YAML: Nested mappings are not allowed in compact mappings at line 1, column 7 ("port: 3001")'],
+        ['redis:\n\turl: redis://127.0.0.1:6379\n', 'not valid YAML: Tabs are not allowed as indentation at line 2, column 1 ("url: redis://127.0.0.1:6379")'],
+        ['redis:\n  url: x\n mode: sentinel\n', 'not valid YAML: All mapping items must start at the same column at line 3, column 1 ("mode: sentinel")'],
+      ]) {
+        writeFileSync(file, text!);
+        assert.throws(() => loadConfig({ CONFIG_FILE: file }), { name: 'ConfigError', message: `${file}: ${expected}` });
+      }
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -85,6 +94,9 @@ describe('configuration', () => {
     expectConfigError({ ISSUER: 'id.example.com' }, /^issuer \(ISSUER\): /);
     expectConfigError({ ISSUER: 'https://id.example.com/' }, /^issuer \(ISSUER\): must not end with a slash/);
     expectConfigError({ REDIS_URL: 'http://redis' }, /^redis\.url \(REDIS_URL\): /);
+    // ioredis reads the path as a database number: anything else was SELECT NaN and a crash with Redis's reply.
+    expectConfigError({ REDIS_URL: 'redis://:pw@127.0.0.1:6379/lk' }, /^redis\.url \(REDIS_URL\): its path is a database number, as in redis:\/\/127\.0\.0\.1:6379\/0 \(or none\), got "redis:\/\/\*\*\*@127\.0\.0\.1:6379\/lk"$/);
+    for (const url of ['redis://127.0.0.1:6379', 'redis://127.0.0.1:6379/', 'rediss://u:p@redis.example.com:6380/2']) assert.equal(loadConfig({ REDIS_URL: url }).redis.url, url);
     expectConfigError({ PROXY: 'maybe' }, /^proxy \(PROXY\): /);
     expectConfigError({ TTL_AUTHORIZATION_CODE: '3600' }, /^ttl\.authorizationCode .*10 minutes/);
     // An initial access token must end by itself (fourth endings audit): at most 30 days.

@@ -46,6 +46,13 @@ describe('environment variables that look like a misspelt setting', () => {
     assert.match(line!, /^RATE_LIMIT_PER_USER is not a Latchkey setting; did you mean RATE_LIMIT_PER_[A-Z_]+\?$/);
   });
 
+  it('NODE_ENV=prod, Production or PROD: not production, which alone refuses unsafe settings; said with what was meant', () => {
+    for (const value of ['prod', 'Production', 'PROD', 'prd', 'producton']) {
+      assert.deepEqual(envWarnings({ NODE_ENV: value }), [`NODE_ENV=${value} is not production (only NODE_ENV=production refuses unsafe settings, and there is no config/${value}.yaml); did you mean NODE_ENV=production?`]);
+    }
+    for (const value of ['production', 'development', 'test', 'staging']) assert.deepEqual(envWarnings({ NODE_ENV: value }), [], value);
+  });
+
   it('says nothing of the settings themselves, nor of the shell\'s, npm\'s, CI\'s and the walkthrough\'s own variables, nor of this process\'s environment', () => {
     assert.deepEqual(envWarnings(env(settings().map(({ path }) => envName(path)))), []);
     assert.deepEqual(envWarnings(env(UNRELATED)), []);
