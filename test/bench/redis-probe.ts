@@ -29,11 +29,13 @@ type SlowlogEntry = [number, number, number, string[], string, string];
 
 /**
  * Commands a server sends on its own timers, not for a request: the tracked cache's heartbeat
- * (store/tracked-cache.ts), the key ring's poll (keyring/service.ts) and the token lifetimes a
- * server publishes every minute (revocation/list.ts publishLifetimes). Matched on the command and
- * its first key; none of the scenarios' requests sends one of these.
+ * (store/tracked-cache.ts), the key ring's poll (keyring/service.ts), the token lifetimes a server
+ * publishes every minute (revocation/list.ts publishLifetimes) and its reading of Redis's clock
+ * with them (TIME, no key: clock.ts followStoreClock). Matched on the command and its first key;
+ * none of the scenarios' requests sends one of these.
  */
 const BACKGROUND: readonly { readonly command: string; readonly key: RegExp }[] = [
+  { command: 'time', key: /^$/ },
   { command: 'set', key: /tracked-cache:/ },
   { command: 'get', key: /keyring$/ },
   { command: 'set', key: /:lifetime:/ },

@@ -32,10 +32,13 @@ const VERIFIER = oidc.randomPKCECodeVerifier();
 const BACKGROUND = ['lk:tracked-cache:', 'lk:keyring', 'lk:revoked:{rv}:lifetime'];
 /**
  * Whether a command MONITOR listed is the server's timer work: its key (a script's first key, for
- * EVAL and EVALSHA: the lifetimes' set is written by one) is one of BACKGROUND's.
+ * EVAL and EVALSHA: the lifetimes' set is written by one) is one of BACKGROUND's, or it is TIME, the
+ * store's clock read at start and every minute (clock.ts followStoreClock), never for a request.
  */
 const isBackground = (args: readonly string[]) => {
-  const key = ['eval', 'evalsha'].includes(args[0]!.toLowerCase()) ? args[3] : args[1];
+  const command = args[0]!.toLowerCase();
+  if (command === 'time') return true;
+  const key = ['eval', 'evalsha'].includes(command) ? args[3] : args[1];
   return BACKGROUND.some((prefix) => key?.startsWith(prefix));
 };
 

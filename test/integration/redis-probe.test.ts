@@ -1,7 +1,8 @@
 /**
  * The bench's Redis probe (test/bench/redis-probe.ts): round trips per request exactly, whatever a
  * server sends on its own timers meanwhile. A server here makes two round trips a request and
- * writes a heartbeat like the tracked cache's (store/tracked-cache.ts) every 20 ms; the probe
+ * writes a heartbeat like the tracked cache's (store/tracked-cache.ts) every 20 ms, and between its
+ * beats reads Redis's clock (TIME) as a server does each minute (clock.ts); the probe
  * used to subtract an expected background rate, which left fractions of a read on the figures
  * (refresh's 3 round trips read 3.03 in a bench run).
  */
@@ -18,6 +19,7 @@ describe('bench: the Redis probe', function () {
   let connection: Redis;
   let server: Server;
   let heartbeat: NodeJS.Timeout;
+  let clock: NodeJS.Timeout | undefined;
   let inspector: RedisInspector;
 
   before(async () => {
@@ -25,6 +27,8 @@ describe('bench: the Redis probe', function () {
     connection = new Redis(redis.url, { enableAutoPipelining: true });
     let beats = 0;
     heartbeat = setInterval(() => void connection.set(`probe:tracked-cache:abc:${(beats += 1)}`, '1', 'PX', 3000), 20);
+    // Between the beats, a reading of Redis's clock as a server's each minute (clock.ts: TIME, no key).
+    setTimeout(() => (clock = setInterval(() => void connection.time(), 20)), 10);
     server = createServer((_request, response) => {
       void (async () => {
         await connection.get('probe:one'); // two round trips: the second waits for the first
@@ -38,6 +42,7 @@ describe('bench: the Redis probe', function () {
 
   after(async () => {
     clearInterval(heartbeat);
+    clearInterval(clock);
     await inspector.close();
     server.close();
     connection.disconnect();
