@@ -1,10 +1,10 @@
 /**
- * The whole server on a 3-master Redis Cluster, as the README says it runs: real clients
- * (openid-client, plain fetch) through the flows people and apps use, and after each ending a
- * check that what it ends no longer works. The store's Kv layer has its own Cluster tests
- * (test/integration/kv.test.ts); this pins the server's use of it: no command of any flow spans
- * slots (CROSSSLOT), none answers 500, no ending is half-applied, and every key is laid out as the
- * store says (TTLs, the revocation list in one slot).
+ * The whole server on a 3-master Redis Cluster, and on Redis Sentinel, as the README says it runs:
+ * real clients (openid-client, plain fetch) through the flows people and apps use, and after each
+ * ending a check that what it ends no longer works. The store's Kv layer has its own Cluster and
+ * Sentinel tests (test/integration/kv.test.ts, sentinel.test.ts); this pins the server's use of it:
+ * no command of any flow spans slots (CROSSSLOT), none answers 500, no ending is half-applied, and
+ * every key is laid out as the store says (TTLs, the revocation list in one slot).
  */
 import assert from 'node:assert/strict';
 import { Cluster, Redis } from 'ioredis';
@@ -15,7 +15,7 @@ import { allKeys } from '../helpers/backends.js';
 import { eventually } from '../helpers/eventually.js';
 import { frontChannel } from '../helpers/front-channel.js';
 import { latchkey } from '../helpers/process.js';
-import { startRedisCluster, type RedisCluster } from '../helpers/redis.js';
+import { startRedisCluster, startRedisSentinel } from '../helpers/redis.js';
 import { startServer, testDir, testEnv, type TestServer } from '../helpers/server.js';
 import { signInSteps } from '../helpers/sign-in.js';
 import { API, basic, clientCredentialsToken, grantFeed, introspect, machineClient, OPAQUE_API, RESOURCE_SERVERS, tokenEndpoint } from '../helpers/tokens.js';
@@ -42,19 +42,61 @@ interface LogLine {
   readonly err?: { message?: string };
 }
 
-describe('e2e: the whole server on a 3-master Redis Cluster', function () {
+/** A Redis topology the server runs on: its settings, and a client of ours to look at what was written. */
+interface Topology {
+  readonly settings: Record<string, string>;
+  readonly raw: Redis | Cluster;
+  stop(): Promise<void>;
+}
+
+const topologies: { readonly name: string; readonly cluster: boolean; start(): Promise<Topology> }[] = [
+  {
+    name: 'a 3-master Redis Cluster',
+    cluster: true,
+    async start() {
+      const cluster = await startRedisCluster(3);
+      const raw = new Cluster(cluster.nodes);
+      return {
+        settings: { REDIS_MODE: 'cluster', REDIS_CLUSTER_NODES: cluster.nodes.map(({ host, port }) => `${host}:${port}`).join(',') },
+        raw,
+        stop: async () => {
+          raw.disconnect();
+          await cluster.stop();
+        },
+      };
+    },
+  },
+  {
+    name: 'Redis Sentinel (a master, a replica, three sentinels)',
+    cluster: false,
+    async start() {
+      const group = await startRedisSentinel();
+      const raw = new Redis(group.masterPort, '127.0.0.1');
+      return {
+        settings: { REDIS_MODE: 'sentinel', REDIS_SENTINELS: group.sentinels.join(','), REDIS_SENTINEL_NAME: group.masterName },
+        raw,
+        stop: async () => {
+          raw.disconnect();
+          await group.stop();
+        },
+      };
+    },
+  },
+];
+
+for (const topology of topologies) describe(`e2e: the whole server on ${topology.name}`, function () {
   this.timeout(120_000);
   const dir = testDir();
   const lines: LogLine[] = [];
-  let cluster: RedisCluster;
-  let raw: Cluster;
+  let store: Topology;
+  let raw: Redis | Cluster;
   let server: TestServer;
   let env: Record<string, string>;
   let app: oidc.Configuration;
 
   before(async () => {
-    cluster = await startRedisCluster(3);
-    raw = new Cluster(cluster.nodes);
+    store = await topology.start();
+    raw = store.raw;
     const clients = [
       {
         client_id: APP.id,
@@ -72,8 +114,7 @@ describe('e2e: the whole server on a 3-master Redis Cluster', function () {
       dir,
       port,
       env: {
-        REDIS_MODE: 'cluster',
-        REDIS_CLUSTER_NODES: cluster.nodes.map(({ host, port: at }) => `${host}:${at}`).join(','),
+        ...store.settings,
         CLIENTS: JSON.stringify(clients),
         RESOURCE_SERVERS,
       },
@@ -90,8 +131,7 @@ describe('e2e: the whole server on a 3-master Redis Cluster', function () {
   });
   after(async () => {
     await server?.stop();
-    raw?.disconnect();
-    await cluster?.stop();
+    await store?.stop();
   });
   afterEach(function () {
     // Nothing a flow did met a Redis error or a server bug (a CROSSSLOT reply is no outage: it would be a 500).
@@ -246,12 +286,12 @@ describe('e2e: the whole server on a 3-master Redis Cluster', function () {
 
   /** The port of the master that holds `key` (with its key prefix). */
   async function masterOf(key: string): Promise<number> {
-    const slot = Number(await raw.cluster('KEYSLOT', key));
-    const ranges = (await raw.cluster('SLOTS')) as [number, number, [string, number]][];
+    const slot = Number(await (raw as Cluster).cluster('KEYSLOT', key));
+    const ranges = (await (raw as Cluster).cluster('SLOTS')) as [number, number, [string, number]][];
     return ranges.find(([from, to]) => slot >= from && slot <= to)![2][1];
   }
 
-  it("a client removal that one master fails half-way (its registration access token's) is run again and ends the token: the index is not lost with the others' part", async () => {
+  if (topology.cluster) it("a client removal that one master fails half-way (its registration access token's) is run again and ends the token: the index is not lost with the others' part", async () => {
     // A client whose registration access token lives on another master than the index that lists it.
     let registered: { client_id: string; registration_access_token: string; registration_client_uri: string } | undefined;
     let tokenMaster = 0;
