@@ -17,7 +17,7 @@ import { frontChannel } from '../helpers/front-channel.js';
 import { latchkey } from '../helpers/process.js';
 import { startRedisCluster, startRedisSentinel } from '../helpers/redis.js';
 import { startServer, testDir, testEnv, type TestServer } from '../helpers/server.js';
-import { signInSteps } from '../helpers/sign-in.js';
+import { isConsent, signInSteps, startAuthorization } from '../helpers/sign-in.js';
 import { API, basic, clientCredentialsToken, grantFeed, introspect, machineClient, OPAQUE_API, RESOURCE_SERVERS, tokenEndpoint } from '../helpers/tokens.js';
 import { Clients } from '../../src/registration/clients.js';
 import { GRANT_CLAIM } from '../../src/revocation/list.js';
@@ -158,16 +158,10 @@ for (const topology of topologies) describe(`e2e: the whole server on ${topology
     const tokens = await oidc.authorizationCodeGrant(app, flow.callback, { pkceCodeVerifier: flow.verifier }, { resource: API });
     return { agent, tokens };
   }
+  /** A prompt=none request of the app in `agent`'s browser: its error, or 'code'. */
   const silent = async (agent: Agent) => {
-    const url = oidc.buildAuthorizationUrl(app, {
-      redirect_uri: REDIRECT,
-      scope: 'openid',
-      prompt: 'none',
-      code_challenge: await oidc.calculatePKCECodeChallenge(oidc.randomPKCECodeVerifier()),
-      code_challenge_method: 'S256',
-    });
-    const page = await agent.follow(url.href, {}, REDIRECT);
-    return new URL(page.url).searchParams.get('error') ?? (new URL(page.url).searchParams.get('code') ? 'code' : page.url);
+    const answer = new URL((await startAuthorization(agent, app, REDIRECT, { prompt: 'none' })).page.url);
+    return answer.searchParams.get('error') ?? (answer.searchParams.get('code') ? 'code' : answer.href);
   };
 
   it('code + PKCE, refresh with rotation; a rotated refresh token presented again revokes the grant (JWT on the feed, every token dead)', async () => {
@@ -215,14 +209,9 @@ for (const topology of topologies) describe(`e2e: the whole server on ${topology
     assert.equal(await refreshError(app, refreshed.refresh_token!), 'invalid_grant');
     assert.deepEqual(await introspect(server.url, RS, tokens.access_token), { active: false });
     assert.equal(await userinfo(refreshed.access_token), 401);
-    const again = await signInSteps(agent, await agent.follow(oidc.buildAuthorizationUrl(app, {
-      redirect_uri: REDIRECT,
-      scope: 'openid offline_access read',
-      resource: API,
-      code_challenge: await oidc.calculatePKCECodeChallenge(oidc.randomPKCECodeVerifier()),
-      code_challenge_method: 'S256',
-    }).href, {}, REDIRECT), { username: 'carol', password: PASSWORD, consent: 'stop', stopAt: REDIRECT });
-    assert.ok(again.url.includes('/interaction/'), `consent is asked again: ${again.url}`);
+    const { page: asked } = await startAuthorization(agent, app, REDIRECT, { scope: 'openid offline_access read', resource: API });
+    const again = await signInSteps(agent, asked, { username: 'carol', password: PASSWORD, consent: 'stop', stopAt: REDIRECT });
+    assert.ok(isConsent(again), `consent is asked again: ${again.url}`);
   });
 
   it('the device flow, then the person disabled with the CLI: sessions, refresh and access tokens all end', async () => {
