@@ -276,13 +276,14 @@ for (const topology of topologies) describe(`e2e: the whole server on ${topology
   /** The port of the master that holds `key` (with its key prefix). */
   async function masterOf(key: string): Promise<number> {
     const slot = Number(await (raw as Cluster).cluster('KEYSLOT', key));
-    const ranges = (await (raw as Cluster).cluster('SLOTS')) as [number, number, [string, number]][];
+    const ranges = (await (raw as Cluster).cluster('SLOTS')) as unknown as [number, number, [string, number]][];
     return ranges.find(([from, to]) => slot >= from && slot <= to)![2][1];
   }
 
   if (topology.cluster) it("a client removal that one master fails half-way (its registration access token's) is run again and ends the token: the index is not lost with the others' part", async () => {
     // A client whose registration access token lives on another master than the index that lists it.
-    let registered: { client_id: string; registration_access_token: string; registration_client_uri: string } | undefined;
+    type Registered = { client_id: string; registration_access_token: string; registration_client_uri: string };
+    let registered: Registered | undefined;
     let tokenMaster = 0;
     for (let tries = 0; tries < 20 && !registered; tries += 1) {
       const response = await fetch(`${server.url}/reg`, {
@@ -290,7 +291,7 @@ for (const topology of topologies) describe(`e2e: the whole server on ${topology
         headers: { 'content-type': 'application/json', authorization: `Bearer ${await new server.provider.InitialAccessToken({ expiresIn: 600 }).save()}` },
         body: JSON.stringify({ redirect_uris: [REDIRECT] }),
       });
-      const body = (await response.json()) as NonNullable<typeof registered>;
+      const body = (await response.json()) as Registered;
       tokenMaster = await masterOf(`lk:oidc:RegistrationAccessToken:${digestOf(body.registration_access_token)}`);
       if (tokenMaster !== (await masterOf(`lk:oidc:rat:client:${body.client_id}`))) registered = body;
     }
