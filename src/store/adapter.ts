@@ -626,7 +626,7 @@ class KvAdapter implements Adapter {
   async revokeByGrantId(grantId: string): Promise<void> {
     await settleFirst();
     const [members] = await Promise.all([this.kv.members(grantKey(grantId)), this.hooks.grantRevoked?.(grantId)]);
-    await this.kv.del([...members, grantKey(grantId)]);
+    await endMembers(this.kv, grantKey(grantId), members);
   }
 
   /** The grant's record after its revocation (see destroy). */
@@ -654,10 +654,23 @@ function interactionText(payload: AdapterPayload): string {
   });
 }
 
+/**
+ * Deletes `members` (the records the set at `index` lists), then the set: the set only once every
+ * record is gone. Sent together, a deletion that failed in part could delete the set and leave a
+ * record, which nothing then finds again, so a removal run again ended nothing more and the
+ * record outlived its ending (a client's registration access token managed a client made again
+ * with the id). On Redis Cluster the set and each record live on their own master, so one master
+ * failing over, or refusing the command, fails only its part (docs/security.md).
+ */
+async function endMembers(kv: Kv, index: string, members: readonly string[]): Promise<void> {
+  if (members.length) await kv.del(members);
+  await kv.del([index]);
+}
+
 /** Deletes the records whose keys the set at `index` lists, and the set; returns how many there were. */
 async function endListed(kv: Kv, index: string): Promise<number> {
   const keys = await kv.members(index);
-  await kv.del([...keys, index]);
+  await endMembers(kv, index, keys);
   return keys.length;
 }
 
