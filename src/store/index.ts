@@ -43,16 +43,12 @@ export function openStore(config: Config, logger?: Logger, metrics?: Metrics): K
   if (usesRedis(config)) {
     const client = connect(config.redis);
     // Until Redis has answered once there is nothing being served: the server is still starting.
-    let reached = false;
-    client.once('ready', () => {
-      reached = true;
-      reachedStores.add(kv);
-    });
+    client.once('ready', () => reachedStores.add(kv));
     const kv: Kv = timed(
       new RedisKv(client, {
         lost: (error) => {
           // Unreachable at start, the server does not start, and says why in one line (connectionError): not logged twice.
-          if (!reached) connectionErrors.set(kv, error);
+          if (!reachedStores.has(kv)) connectionErrors.set(kv, error);
           else logger?.error({ error: error.message }, 'redis unreachable: answering 503 until it returns');
         },
         restored: () => logger?.info('redis reachable again'),
