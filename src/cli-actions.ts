@@ -678,7 +678,7 @@ const actions: Record<string, Action> = {
         federated: new FederatedSessions(kv, settings.ttl.session),
         findSession: async (uid) => opened?.provider.Session.findByUid(uid),
         linksOf: async (uid) => (await credentials.of(uid))?.links,
-        endSession: (session) => opened!.sessions.signOutSession(session, endGrant, true),
+        endSession: (session) => opened!.sessions.endWithEveryGrant(session, endGrant),
         // No server ever ran (no ring): no session or grant either.
         peopleLinked: async (upstream) => (opened ? links.peopleLinkedTo(upstream) : []),
         endSignedInThrough: (sub, upstream) => opened!.sessions.endSignedInWith(sub, credentials, throughUpstream(upstream), endGrant, undefined, consents),

@@ -318,7 +318,7 @@ export async function serve(config: Config, logger: Logger = createLogger(config
           federated,
           sessions,
           logoutTokens: new LogoutTokenReplays(kv),
-          revokeGrant: (grantId) => grants.revoke(grantId),
+          grants,
           stateTtl: config.upstreams.stateTtl,
         },
         secondFactors,

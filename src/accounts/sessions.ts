@@ -23,6 +23,7 @@ import type { ProviderInService } from '../provider-in-service.js';
 import { endedWithPerson, type Account, type Accounts } from './accounts.js';
 import type { SessionCredential, SessionCredentials } from './session-credentials.js';
 import { AdapterIndexes, readGrantAhead } from '../store/adapter.js';
+import type { SessionGrantEndings } from '../revocation/grants.js';
 import type { Kv } from '../store/kv.js';
 
 type Session = Awaited<ReturnType<Provider['Session']['get']>>;
@@ -171,22 +172,34 @@ export class AccountSessions {
    * Signs one of a person's sessions out (the account page), by its uid, as signing out of every app
    * on that device does (end_session with logout=yes). False when the person has no such session.
    */
-  async signOut(accountId: string, uid: string, revokeGrant: RevokeGrant): Promise<boolean> {
+  async signOut(accountId: string, uid: string, grants: SessionGrantEndings): Promise<boolean> {
     const session = await this.providers.current.Session.findByUid(uid);
     if (!session || session.accountId !== accountId) return false;
-    await this.signOutSession(session, revokeGrant);
+    await this.signOutSession(session, grants);
     return true;
   }
 
   /**
    * Ends a session as end_session does: each grant it made is revoked with its tokens unless it
-   * outlives sign-out (offline access; with `everyGrant`, those too: what was granted on the
-   * strength of a sign-in that is no longer trusted), back-channel logout to its apps, then the
-   * session goes.
+   * outlives sign-out (offline access), whose access tokens bound to the session end with it all the
+   * same (SessionGrantEndings), back-channel logout to its apps, then the session goes.
    */
-  async signOutSession(session: Session, revokeGrant: RevokeGrant, everyGrant = false): Promise<void> {
+  async signOutSession(session: Session, grants: SessionGrantEndings): Promise<void> {
+    await this.#endSession(session, (grantId, persistsLogout) => (persistsLogout ? grants.endSessionBound(grantId) : grants.revoke(grantId)));
+  }
+
+  /**
+   * Ends a session with every grant it made, offline access too: what was granted on the strength
+   * of a sign-in that is no longer trusted (a credential removed or reset, a password changed, an
+   * upstream removed or cut off), back-channel logout to its apps, then the session goes.
+   */
+  async endWithEveryGrant(session: Session, revokeGrant: RevokeGrant): Promise<void> {
+    await this.#endSession(session, (grantId) => revokeGrant(grantId));
+  }
+
+  async #endSession(session: Session, endGrant: (grantId: string, persistsLogout: boolean) => Promise<unknown>): Promise<void> {
     const grants = Object.values(session.authorizations ?? {}) as { grantId?: string; persistsLogout?: boolean }[];
-    await Promise.all(grants.map(({ grantId, persistsLogout }) => (grantId && (everyGrant || !persistsLogout) ? revokeGrant(grantId) : undefined)));
+    await Promise.all(grants.map(({ grantId, persistsLogout }) => (grantId ? endGrant(grantId, persistsLogout === true) : undefined)));
     await this.end(session);
     if (session.accountId) await new AdapterIndexes(this.kv).forgetSession(session.accountId, session.jti);
   }
@@ -217,7 +230,7 @@ export class AccountSessions {
       sessions.map(async (session) => {
         if (!signedInWith(await credentials.of(session.uid), session.amr ?? [])) return false;
         for (const grantId of grantsOf(session)) keep.add(grantId);
-        await this.signOutSession(session, revokeGrant, true);
+        await this.endWithEveryGrant(session, revokeGrant);
         return true;
       }),
     );

@@ -39,6 +39,7 @@ import { firstFactorResult } from './second-factor.js';
 import { formBody } from '../http/bodies.js';
 import { RETRY_AFTER_SECONDS } from '../store/outage.js';
 import { startedInThisBrowser } from '../provider/patches/browser-bound-resume.js';
+import type { SessionGrantEndings } from '../revocation/grants.js';
 
 /** The request parameter (an extraParam, see provider.ts) that names the upstream to go to. */
 const UPSTREAM_PARAMETER = 'upstream';
@@ -66,8 +67,8 @@ export interface UpstreamStepOptions {
   readonly logout: UpstreamLogout;
   /** Logout tokens already used (their jti), so that a replay is refused. */
   readonly logoutTokens: LogoutTokenReplays;
-  /** Revokes a grant with its tokens: an upstream's logout revokes what its sessions' sign-out would. */
-  readonly revokeGrant: (grantId: string) => Promise<unknown>;
+  /** An upstream's logout ends what its sessions' sign-out would: grants revoked, or (offline access) kept without what was bound to the session. */
+  readonly grants: SessionGrantEndings;
   readonly logger: Logger;
   /** Seconds a pending sign-in (and its cookie) lives. */
   readonly stateTtl: number;
@@ -153,7 +154,7 @@ function emailDomain(email: string): string | undefined {
 }
 
 export function upstreamStep(steps: Interactions, options: UpstreamStepOptions) {
-  const { upstreams, clients, pending, links, federated, sessions, logout, logoutTokens, revokeGrant, logger, stateTtl } = options;
+  const { upstreams, clients, pending, links, federated, sessions, logout, logoutTokens, grants, logger, stateTtl } = options;
   const { providers, csrf } = steps;
 
   /** An error page with the way back to the login page and, to give up, back to the app. */
@@ -357,7 +358,7 @@ export function upstreamStep(steps: Interactions, options: UpstreamStepOptions) 
       if (session?.accountId) {
         // As the person signing out there would: the session's grants without offline access go too
         // (Back-Channel Logout §2.7), so its access tokens stop working, not only its cookie.
-        await sessions.signOutSession(session, revokeGrant);
+        await sessions.signOutSession(session, grants);
         ended += 1;
       }
       await federated.forget(uid);

@@ -651,10 +651,10 @@ function applyPatches(
   // A session signed in with a credential removed during its own resume ends with every grant it made.
   const grants = new GrantRevocation(kv, revocations);
   // A confirmed sign-out revokes its grants and ends the session before it posts the first logout token (see the patch).
-  endBeforeTelling(provider, (grantId) => grants.revoke(grantId));
+  endBeforeTelling(provider, grants);
   const endSession = async (uid: string) => {
     const session = await provider.Session.findByUid(uid);
-    if (session) await accountSessions.signOutSession(session, (grantId) => grants.revoke(grantId), true);
+    if (session) await accountSessions.endWithEveryGrant(session, (grantId) => grants.revoke(grantId));
   };
   const accountNow = async (sub: string) => {
     const account = await accounts.find(sub);

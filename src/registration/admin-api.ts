@@ -138,7 +138,7 @@ export function adminRouter({ issuer, providers, clients, accounts, apis, grants
       federated,
       findSession: (uid) => providers.current.Session.findByUid(uid),
       linksOf: async (uid) => (await credentials.of(uid))?.links,
-      endSession: (session) => sessions.signOutSession(session, endGrant, true),
+      endSession: (session) => sessions.endWithEveryGrant(session, endGrant),
       peopleLinked: (upstream) => links.peopleLinkedTo(upstream),
       endSignedInThrough: (sub, upstream) => sessions.endSignedInWith(sub, credentials, throughUpstream(upstream), endGrant, undefined, consents),
     });

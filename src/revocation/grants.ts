@@ -62,7 +62,17 @@ export interface GrantSummary {
   readonly iat: number | undefined;
 }
 
-export class GrantRevocation {
+/**
+ * What a session's ending does to each grant it made (accounts/sessions.ts, patches/logout-order.ts):
+ * one that does not outlive sign-out is revoked; one that does (offline access) is kept, but the
+ * access tokens bound to the session end with it.
+ */
+export interface SessionGrantEndings {
+  revoke(grantId: string): Promise<unknown>;
+  endSessionBound(grantId: string): Promise<unknown>;
+}
+
+export class GrantRevocation implements SessionGrantEndings {
   readonly #indexes: AdapterIndexes;
   readonly #list: RevocationList;
   readonly #adapter: ReturnType<typeof adapterFactory>;
@@ -79,6 +89,18 @@ export class GrantRevocation {
   /** Revokes one grant: its artifacts, the grant, and its JWT access tokens. False if the grant was gone already. */
   revoke(grantId: string): Promise<boolean> {
     return this.#revoke(grantId, this.#adapter);
+  }
+
+  /**
+   * A session ended (signed out) that keeps this grant, which holds offline access: the access
+   * tokens issued in the session without offline access are bound to it (the engine's
+   * expiresWithSession) and end with it. An opaque one does by itself (the engine checks its session
+   * when it finds it); a JWT is verified alone, so every JWT access token of the grant issued up to
+   * now goes on the revocation list. The grant, its refresh tokens and their opaque access tokens
+   * stay: offline access outlives the sign-out, and the app refreshes for a JWT it lost this way.
+   */
+  async endSessionBound(grantId: string): Promise<void> {
+    await this.#list.revokeGrant(grantId);
   }
 
   /**

@@ -36,7 +36,7 @@ export interface UpstreamRemovalOptions<S extends SignedInSession> {
    * (SessionCredentials.of); undefined for none, or a session signed in before these were recorded.
    */
   readonly linksOf: (uid: string) => Promise<readonly string[] | undefined>;
-  /** Signs the session out with every grant it made (AccountSessions.signOutSession, everyGrant). */
+  /** Signs the session out with every grant it made (AccountSessions.endWithEveryGrant). */
   readonly endSession: (session: S) => Promise<void>;
   /** The people linked through the upstream `id`, now or once (UpstreamLinks.peopleLinkedTo). */
   readonly peopleLinked: (id: string) => Promise<readonly string[]>;

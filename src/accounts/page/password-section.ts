@@ -103,7 +103,7 @@ export function passwordSection({ accounts, throttle, sessions, grants, consents
         const [remembered, given] = await Promise.all([consents.rememberedBy(who.accountId), grants.ofAccount(who.accountId)]);
         const elsewhere = new Set([...remembered, ...given].map(({ clientId }) => clientId).filter((clientId) => !(clientId in own)));
         await Promise.all([...elsewhere].map((clientId) => consents.forget(who.accountId, clientId)));
-        await Promise.all(others.map((session) => sessions.signOutSession(session, (grantId) => grants.revoke(grantId), true)));
+        await Promise.all(others.map((session) => sessions.endWithEveryGrant(session, (grantId) => grants.revoke(grantId))));
         const kept = new Set(Object.values(own).map((held) => held.grantId));
         const orphaned = given.filter((grant) => !kept.has(grant.grantId));
         await Promise.all(orphaned.map((grant) => grants.revoke(grant.grantId)));

@@ -64,7 +64,7 @@ export function sessionsSection({ sessions, activity, grants, logger }: Options)
       if (!found) return;
       const { who, body } = found;
       const uid = field(body, 'session');
-      if (!uid || !(await sessions.signOut(who.accountId, uid, (grantId) => grants.revoke(grantId)))) {
+      if (!uid || !(await sessions.signOut(who.accountId, uid, grants))) {
         return page.show(ctx, who, { section: SECTION, error: 'That session is not signed in any more.' }, 404);
       }
       await activity.forget(uid);

@@ -15,16 +15,23 @@
  * What it changes: the first Client#backchannelLogout of an end_session_confirm request first does
  * what the engine would do after the posts: revokes each grant the engine revokes (with `logout`,
  * every grant of the session that does not outlive sign-out; without, the one of the client that
- * asked) through `revokeGrant`, and with `logout` ends the session's stored record (the adapter's
- * destroy: an ending no write brings back, store/adapter.ts). The engine then goes on as before
+ * asked) through `grants.revoke`, and with `logout` ends the session's stored record (the adapter's
+ * destroy: an ending no write brings back, store/adapter.ts), having first ended the JWT access
+ * tokens of each grant it keeps (offline access) through `grants.endSessionBound`: those issued in
+ * the session without offline access were bound to it, and the engine, which keeps such a grant
+ * whole, ends only the opaque ones (their session is checked when they are found). The engine then goes on as before
  * with its own copy of the session (its revocations and destroy find nothing left to do), so its
- * events, answer and cookie are unchanged. Every other call (an operator's ending, accounts/
+ * events, answer and cookie are unchanged. When no app is told (none registered a
+ * backchannel_logout_uri), the engine's Session#destroy of that request ends the kept grants' JWT
+ * access tokens first, as the first told app would have. Every other call (an operator's ending, accounts/
  * sessions.ts, which tells only apps with a sid too) is left alone. It runs only past the engine's xsrf check, which precedes the posts.
  * Relies on: the route name `end_session_confirm`, Client#backchannelLogout called from it with
  * ctx.oidc.session and ctx.oidc.params.logout set, Session#authorizationFor(clientId).persistsLogout,
- * session.state.clientId. Pinned by test/e2e/logout-order.test.ts.
+ * session.state.clientId, and Session#destroy called on ctx.oidc.session when it signs out
+ * everywhere. Pinned by test/e2e/logout-order.test.ts and test/e2e/redteam-granted-5.test.ts.
  */
 import { Provider, type KoaContextWithOIDC } from 'oidc-provider';
+import type { SessionGrantEndings } from '../../revocation/grants.js';
 
 interface LoggedOutSession {
   readonly id: string;
@@ -41,10 +48,18 @@ interface Stored {
   adapter: { destroy(id: string): Promise<void> };
 }
 
-export function endBeforeTelling(provider: Provider, revokeGrant: (grantId: string) => Promise<unknown>): void {
+export function endBeforeTelling(provider: Provider, grants: SessionGrantEndings): void {
   const prototype = provider.Client.prototype as unknown as LogsOut;
+  const sessions = provider.Session.prototype as unknown as { destroy(): Promise<void> };
   const backchannelLogout = prototype.backchannelLogout;
   const ended = new WeakMap<object, Promise<void>>();
+  /** The kept grants' (offline access) JWT access tokens of a session signed out everywhere: they were bound to it. */
+  const endKeptGrants = (session: LoggedOutSession) =>
+    Promise.all(
+      Object.entries(session.authorizations ?? {}).map(([clientId, { grantId }]) =>
+        grantId && session.authorizationFor(clientId)?.persistsLogout ? grants.endSessionBound(grantId) : undefined,
+      ),
+    );
   const endFirst = async (ctx: KoaContextWithOIDC) => {
     const session = ctx.oidc.session as unknown as LoggedOutSession;
     const everywhere = Boolean(ctx.oidc.params?.logout);
@@ -52,10 +67,21 @@ export function endBeforeTelling(provider: Provider, revokeGrant: (grantId: stri
     await Promise.all(
       clientIds.map((clientId) => {
         const grantId = session.authorizations?.[clientId]?.grantId;
-        return grantId && !session.authorizationFor(clientId)?.persistsLogout ? revokeGrant(grantId) : undefined;
+        if (!grantId) return undefined;
+        return session.authorizationFor(clientId)?.persistsLogout ? undefined : grants.revoke(grantId);
       }),
     );
-    if (everywhere) await (provider.Session as unknown as Stored).adapter.destroy(session.id);
+    if (!everywhere) return;
+    // Kept (offline access), the session going: what was bound to the session goes with it.
+    await endKeptGrants(session);
+    await (provider.Session as unknown as Stored).adapter.destroy(session.id);
+  };
+  const destroy = sessions.destroy;
+  sessions.destroy = async function (this: LoggedOutSession) {
+    const ctx = Provider.ctx as KoaContextWithOIDC | undefined;
+    // No app was told (so endFirst did not run): the engine destroys the session it signs out everywhere.
+    if (ctx?.oidc?.route === 'end_session_confirm' && (ctx.oidc.session as unknown) === this && !ended.has(ctx)) await endKeptGrants(this);
+    return destroy.call(this);
   };
   prototype.backchannelLogout = async function (this: LogsOut, sub, sid) {
     const ctx = Provider.ctx as KoaContextWithOIDC | undefined;
