@@ -8,8 +8,9 @@
  * JWT access token for an API, got by the same app in the same session without offline access,
  * stayed active at introspection and at every resource server until it expired, after the person
  * signed out everywhere, at the app (RP-initiated logout, with or without an app told by
- * back-channel logout) or on the account page. Each succeeded before its fix; the rest of the pass
- * held: docs/security.md lists what was tried.
+ * back-channel logout) or on the account page, or signed out of that one app (which the engine then
+ * drops from the session, so that a later sign-out everywhere no longer named its grant). Each
+ * succeeded before its fix; the rest of the pass held: docs/security.md lists what was tried.
  */
 import assert from 'node:assert/strict';
 import * as oidc from 'openid-client';
@@ -134,6 +135,20 @@ describe('e2e: red team, fifth pass, Latchkey hands out more than was granted', 
     assert.equal(whenTold, false, 'the token was inactive when the app was told');
     await endedWithTheSession(told, tokens);
   });
+
+  for (const app of ['notes', 'told'] as const) {
+    it(`… and so when the person signs out of that one app (${app === 'told' ? 'told by back-channel logout' : 'no app told'}), which a later sign-out everywhere no longer names (OIDC RP-Initiated Logout §2)`, async () => {
+      const agent = new Agent();
+      const signedIn = app === 'told' ? told : notes;
+      const tokens = await boundAndOffline(agent, signedIn, `otto-${app}`, true);
+      const page = await agent.follow(`${server.issuer}/session/end?client_id=${signedIn.id}`);
+      const done = await agent.submit(page, '/session/end/confirm', {});
+      assert.match(done.url, /\/session\/end\/success/);
+      await endedWithTheSession(signedIn, tokens);
+      await signOutEverywhere(agent);
+      assert.deepEqual(await atTheApi(tokens.accessToken), { introspection: false, resourceServer: 'refused: the access token has been revoked' });
+    });
+  }
 
   it("… and so when the person signs that browser out on the account page (another session's sign-out)", async () => {
     const phone = new Agent();

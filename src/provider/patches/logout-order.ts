@@ -15,20 +15,26 @@
  * What it changes: the first Client#backchannelLogout of an end_session_confirm request first does
  * what the engine would do after the posts: revokes each grant the engine revokes (with `logout`,
  * every grant of the session that does not outlive sign-out; without, the one of the client that
- * asked) through `grants.revoke`, and with `logout` ends the session's stored record (the adapter's
- * destroy: an ending no write brings back, store/adapter.ts), having first ended the JWT access
- * tokens of each grant it keeps (offline access) through `grants.endSessionBound`: those issued in
- * the session without offline access were bound to it, and the engine, which keeps such a grant
- * whole, ends only the opaque ones (their session is checked when they are found). The engine then goes on as before
- * with its own copy of the session (its revocations and destroy find nothing left to do), so its
- * events, answer and cookie are unchanged. When no app is told (none registered a
- * backchannel_logout_uri), the engine's Session#destroy of that request ends the kept grants' JWT
- * access tokens first, as the first told app would have. Every other call (an operator's ending, accounts/
- * sessions.ts, which tells only apps with a sid too) is left alone. It runs only past the engine's xsrf check, which precedes the posts.
+ * asked) through `grants.revoke`, ends the JWT access tokens of each of those grants it keeps
+ * (offline access) through `grants.endSessionBound`, and with `logout` ends the session's stored
+ * record (the adapter's destroy: an ending no write brings back, store/adapter.ts). A grant kept
+ * whole because the app holds offline access from some sign-in of the session also holds what the
+ * session gave it without offline access, bound to the session: the engine ends only the opaque
+ * ones of those (their session is checked when they are found; an app signed out of alone is
+ * dropped from the session, so a later sign-out everywhere no longer names its grant). The engine
+ * then goes on as before with its own copy of the session (its revocations and destroy find nothing
+ * left to do), so its events, answer and cookie are unchanged. When no app is told (none registered
+ * a backchannel_logout_uri), the same kept grants are ended by the engine's Session#destroy of that
+ * request (everywhere), or by its Session#save once it dropped the app signed out of (the app and
+ * its grant noted when the request's Session.get loaded the session). Every other call (an
+ * operator's ending, accounts/sessions.ts, which tells only apps with a sid too) is left alone. It
+ * runs only past the engine's xsrf check, which precedes the posts, the destroy and the drop.
  * Relies on: the route name `end_session_confirm`, Client#backchannelLogout called from it with
  * ctx.oidc.session and ctx.oidc.params.logout set, Session#authorizationFor(clientId).persistsLogout,
- * session.state.clientId, and Session#destroy called on ctx.oidc.session when it signs out
- * everywhere. Pinned by test/e2e/logout-order.test.ts and test/e2e/redteam-granted-5.test.ts.
+ * session.state.clientId, Session.get loading the session, Session#destroy called on
+ * ctx.oidc.session when it signs out everywhere, and the app signed out of deleted from
+ * session.authorizations before Session#save. Pinned by test/e2e/logout-order.test.ts and
+ * test/e2e/redteam-granted-5.test.ts.
  */
 import { Provider, type KoaContextWithOIDC } from 'oidc-provider';
 import type { SessionGrantEndings } from '../../revocation/grants.js';
@@ -50,15 +56,19 @@ interface Stored {
 
 export function endBeforeTelling(provider: Provider, grants: SessionGrantEndings): void {
   const prototype = provider.Client.prototype as unknown as LogsOut;
-  const sessions = provider.Session.prototype as unknown as { destroy(): Promise<void> };
+  const sessions = provider.Session.prototype as unknown as { destroy(): Promise<void>; save(...args: unknown[]): Promise<unknown> };
   const backchannelLogout = prototype.backchannelLogout;
   const ended = new WeakMap<object, Promise<void>>();
-  /** The kept grants' (offline access) JWT access tokens of a session signed out everywhere: they were bound to it. */
-  const endKeptGrants = (session: LoggedOutSession) =>
+  /**
+   * The JWT access tokens of the grants `clientIds` keep (offline access) that were bound to the
+   * session: signing out of them (or of everything) ends what the session gave them.
+   */
+  const endKept = (session: LoggedOutSession, clientIds: readonly string[]) =>
     Promise.all(
-      Object.entries(session.authorizations ?? {}).map(([clientId, { grantId }]) =>
-        grantId && session.authorizationFor(clientId)?.persistsLogout ? grants.endSessionBound(grantId) : undefined,
-      ),
+      clientIds.map((clientId) => {
+        const grantId = session.authorizations?.[clientId]?.grantId;
+        return grantId && session.authorizationFor(clientId)?.persistsLogout ? grants.endSessionBound(grantId) : undefined;
+      }),
     );
   const endFirst = async (ctx: KoaContextWithOIDC) => {
     const session = ctx.oidc.session as unknown as LoggedOutSession;
@@ -67,21 +77,37 @@ export function endBeforeTelling(provider: Provider, grants: SessionGrantEndings
     await Promise.all(
       clientIds.map((clientId) => {
         const grantId = session.authorizations?.[clientId]?.grantId;
-        if (!grantId) return undefined;
-        return session.authorizationFor(clientId)?.persistsLogout ? undefined : grants.revoke(grantId);
+        return grantId && !session.authorizationFor(clientId)?.persistsLogout ? grants.revoke(grantId) : undefined;
       }),
     );
-    if (!everywhere) return;
-    // Kept (offline access), the session going: what was bound to the session goes with it.
-    await endKeptGrants(session);
-    await (provider.Session as unknown as Stored).adapter.destroy(session.id);
+    await endKept(session, clientIds);
+    if (everywhere) await (provider.Session as unknown as Stored).adapter.destroy(session.id);
+  };
+  // No app told (endFirst not run): the app signed out of and the grant it keeps, noted as the session is loaded.
+  const oneApp = new WeakMap<object, { clientId: string; keptGrant: string }>();
+  const unseen = (ctx: KoaContextWithOIDC | undefined): ctx is KoaContextWithOIDC => ctx?.oidc?.route === 'end_session_confirm' && !ended.has(ctx);
+  const Sessions = provider.Session as unknown as { get(ctx: unknown): Promise<LoggedOutSession> };
+  const get = Sessions.get.bind(Sessions);
+  Sessions.get = async (ctx) => {
+    const session = await get(ctx);
+    const clientId = session.state?.clientId;
+    const held = clientId ? (session.authorizations?.[clientId] as { grantId?: string; persistsLogout?: boolean } | undefined) : undefined;
+    if (unseen(ctx as KoaContextWithOIDC) && clientId && held?.grantId && held.persistsLogout) oneApp.set(ctx as object, { clientId, keptGrant: held.grantId });
+    return session;
   };
   const destroy = sessions.destroy;
   sessions.destroy = async function (this: LoggedOutSession) {
     const ctx = Provider.ctx as KoaContextWithOIDC | undefined;
-    // No app was told (so endFirst did not run): the engine destroys the session it signs out everywhere.
-    if (ctx?.oidc?.route === 'end_session_confirm' && (ctx.oidc.session as unknown) === this && !ended.has(ctx)) await endKeptGrants(this);
+    if (unseen(ctx) && (ctx.oidc.session as unknown) === this) await endKept(this, Object.keys(this.authorizations ?? {}));
     return destroy.call(this);
+  };
+  const save = sessions.save;
+  sessions.save = async function (this: LoggedOutSession, ...args: unknown[]) {
+    const ctx = Provider.ctx as KoaContextWithOIDC | undefined;
+    const signedOut = ctx && oneApp.get(ctx);
+    // Signed out of that app (the engine dropped it from the session): its kept grant, as endFirst would have.
+    if (unseen(ctx) && signedOut && !ctx.oidc.params?.logout && !this.authorizations?.[signedOut.clientId]) await grants.endSessionBound(signedOut.keptGrant);
+    return save.apply(this, args);
   };
   prototype.backchannelLogout = async function (this: LogsOut, sub, sid) {
     const ctx = Provider.ctx as KoaContextWithOIDC | undefined;
