@@ -12,9 +12,8 @@ import { Agent } from '../helpers/agent.js';
 import { eventually } from '../helpers/eventually.js';
 import { startLogoutReceiver, type LogoutReceiver } from '../helpers/logout-receiver.js';
 import { latchkey } from '../helpers/process.js';
-import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
 import { signInSteps, startAuthorization } from '../helpers/sign-in.js';
-import { startServer, testDir, testEnv, type TestServer } from '../helpers/server.js';
+import { startServer, type TestServer } from '../helpers/server.js';
 
 const PASSWORD = 'fifth endings pass password';
 const REDIRECT = 'https://told.example.test/callback';
@@ -23,19 +22,13 @@ const BACKCHANNEL_EVENT = 'http://schemas.openid.net/event/backchannel-logout';
 
 describe("e2e: the red team's fifth endings pass", function () {
   this.timeout(120_000);
-  const dir = testDir();
-  let redis: RedisServer;
   let receiver: LogoutReceiver;
   let server: TestServer;
-  let env: Record<string, string>;
   let app: oidc.Configuration;
 
   before(async () => {
-    [redis, receiver] = await Promise.all([startRedisServer(), startLogoutReceiver()]);
-    const port = await freePort();
-    const settings = { redisUrl: redis.url, dir, port, env: { OUTBOUND_ALLOW_PRIVATE_NETWORKS: 'true' } };
-    env = testEnv(dir, port, settings);
-    server = await startServer(settings);
+    receiver = await startLogoutReceiver();
+    server = await startServer({ ownRedis: true, env: { OUTBOUND_ALLOW_PRIVATE_NETWORKS: 'true' } });
     // A registered client (kept in the store, as every client but the configuration file's).
     await new Clients(server.kv, server.providers, server.apis, server.revocations).add({
       client_id: TOLD.id,
@@ -51,7 +44,6 @@ describe("e2e: the red team's fifth endings pass", function () {
   after(async () => {
     await server?.stop();
     receiver?.server.close();
-    await redis?.stop();
   });
 
   /** `username` signs in to the app: the session's sid and the person's sub, as the ID token says them. */
@@ -78,13 +70,14 @@ describe("e2e: the red team's fifth endings pass", function () {
     const session = await signedIn('ulla');
     // The store refuses the clients' records to this connection only (an ACL: every key but those
     // under oidc:Client:), as a failing store or master refuses a read in the middle of the ending.
-    const raw = new Redis(redis.url);
+    const redisUrl = new URL(server.env.REDIS_URL!);
+    const raw = new Redis(redisUrl.href);
     const prefix = server.config.redis.keyPrefix;
     const spelled = `${prefix}oidc:Client:`;
     const others = [...spelled].map((char, at) => `~${spelled.slice(0, at)}[^${char}]*`);
     await raw.call('ACL', 'SETUSER', 'noclients', 'on', '>noclients-password', ...others, '&*', '+@all');
     raw.disconnect();
-    const failing = { ...env, REDIS_URL: `redis://noclients:noclients-password@127.0.0.1:${redis.port}` };
+    const failing = { ...server.env, REDIS_URL: `redis://noclients:noclients-password@${redisUrl.host}` };
 
     const first = await latchkey(failing, ['users', 'disable', 'ulla']);
     // Either the ending reports its failure (to be run again), or the app was told: never a
@@ -93,7 +86,7 @@ describe("e2e: the red team's fifth endings pass", function () {
       await eventually(async () => assert.equal(await logoutTokensFor(session), 1, `"${first.stdout.trim()}", and the app was never sent a logout token`));
       return;
     }
-    const again = await latchkey(env, ['users', 'disable', 'ulla']);
+    const again = await latchkey(server.env, ['users', 'disable', 'ulla']);
     assert.equal(again.status, 0, again.stderr);
     await eventually(async () => assert.equal(await logoutTokensFor(session), 1, 'the app is told once the ending is run again'));
   });
