@@ -33,7 +33,7 @@
  * Relies on: the route name `end_session_confirm`, Client#backchannelLogout called from it with
  * ctx.oidc.session and ctx.oidc.params.logout set, Session#authorizationFor(clientId).persistsLogout,
  * session.state.clientId, Client.find(clientId) as the engine's clientForLogout calls it. Pinned by
- * test/e2e/logout-order.test.ts and test/e2e/redteam-endings-5.test.ts.
+ * test/e2e/logout-order.test.ts, test/e2e/redteam-endings-5.test.ts and test/unit/provider-patches.test.ts.
  */
 import { errors, Provider, type KoaContextWithOIDC } from 'oidc-provider';
 
