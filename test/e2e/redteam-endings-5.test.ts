@@ -1,11 +1,12 @@
 /**
  * The red team's fifth endings pass ("some endings do not end", 2026-12-02), black box: endings
- * during a store failure, endings racing what they end, and the newest features' endings. Two
+ * during a store failure, endings racing what they end, and the newest features' endings. Three
  * endings a store failing in their middle left half-applied, with nothing left to run again for,
- * both refused before their fix: an operator's (`latchkey users disable`) that answered success
- * with the session's app never told, and a person's sign-out everywhere that ended the session,
- * answered "Not signed out" and never told the session's second app. What was tried and held is
- * listed in docs/security.md ("Looked at in the fifth endings pass").
+ * each refused before its fix: an operator's (`latchkey users disable`) that answered success with
+ * the session's app never told; a person's sign-out everywhere that ended the session, answered
+ * "Not signed out" and never told the session's second app; an upstream's logout token whose
+ * ending failed so, refused as a replay when the upstream sent it again. What was tried and held
+ * is listed in docs/security.md ("Looked at in the fifth endings pass").
  */
 import assert from 'node:assert/strict';
 import { createRemoteJWKSet, decodeJwt, jwtVerify } from 'jose';
@@ -16,7 +17,9 @@ import { Agent } from '../helpers/agent.js';
 import { eventually } from '../helpers/eventually.js';
 import { startLogoutReceiver, type LogoutReceiver } from '../helpers/logout-receiver.js';
 import { latchkey } from '../helpers/process.js';
-import { signInSteps, startAuthorization } from '../helpers/sign-in.js';
+import { isConsent, signInSteps, startAuthorization } from '../helpers/sign-in.js';
+import { startFakeUpstream } from '../helpers/fake-upstream.js';
+import { Upstreams } from '../../src/upstreams/registry.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 
 const PASSWORD = 'fifth endings pass password';
@@ -24,6 +27,7 @@ const REDIRECT = 'https://told.example.test/callback';
 const TOLD = { id: 'told', secret: 'told-app-client-secret-with-plenty-of-entropy-0123456789' };
 const BEE = { id: 'bee', secret: 'bee-app-client-secret-with-plenty-of-entropy-01234567890' };
 const BEE_REDIRECT = 'https://bee.example.test/callback';
+const UPSTREAM_SECRET = 'fifth-pass-upstream-client-secret-with-plenty-of-entropy';
 const BACKCHANNEL_EVENT = 'http://schemas.openid.net/event/backchannel-logout';
 
 /** ACL key patterns for every key but those that start with `spelled`. */
@@ -139,5 +143,35 @@ describe("e2e: the red team's fifth endings pass", function () {
       assert.equal(await logoutTokensFor(told), 1, 'the first app is told');
       assert.equal(await logoutTokensFor(atBee, BEE.id), 1, 'the app whose look-up failed is told once the sign-out is done');
     });
+  });
+
+  it("an upstream's logout token whose ending the store fails half-way is taken when the upstream sends it again (Back-Channel Logout 1.0 §2.8): the session it names ends and its app is told", async () => {
+    const fake = await startFakeUpstream(UPSTREAM_SECRET);
+    try {
+      await new Upstreams(server.kv, server.config.keys.secrets).add({ id: 'fake', issuer: fake.state.issuer, clientId: 'latchkey', clientSecret: UPSTREAM_SECRET, scope: 'openid email', displayName: 'Fake', linkByEmail: false, endSession: false });
+      Object.assign(fake.state, { sub: 'fake-person-xena', sid: 'fake-sid-xena' });
+      // Xena signs in to the app through the upstream (an account made just in time).
+      const agent = new Agent();
+      const { page, verifier } = await startAuthorization(agent, app, REDIRECT, { upstream: 'fake' });
+      const done = isConsent(page) ? await agent.submit(page, '/confirm', {}, REDIRECT) : page;
+      assert.ok(done.url.startsWith(REDIRECT), `back at the app, got ${done.status} ${done.url}`);
+      const claims = (await oidc.authorizationCodeGrant(app, new URL(done.url), { pkceCodeVerifier: verifier, expectedState: oidc.skipStateCheck })).claims()!;
+      const session = { sub: claims.sub, sid: String(claims.sid) };
+
+      // The upstream logs that session out; the store fails in the middle (the app's record refused).
+      const logoutToken = await fake.logoutToken({ sid: 'fake-sid-xena' });
+      const post = () => fetch(`${server.url}/upstream/fake/backchannel-logout`, { method: 'POST', body: new URLSearchParams({ logout_token: logoutToken }) });
+      const first = await clientRefused(TOLD.id, post);
+      if (first.status !== 200) {
+        // Not taken: the upstream sends it again (the same token, as a retry of that request).
+        const again = await post();
+        assert.equal(again.status, 200, `the logout token sent again: ${again.status} ${await again.text()}`);
+      }
+      await eventually(async () => assert.equal(await logoutTokensFor(session), 1, 'the app is told'));
+      const { page: silent } = await startAuthorization(agent, app, REDIRECT, { prompt: 'none' });
+      assert.equal(new URL(silent.url).searchParams.get('error'), 'login_required', `the session the upstream logged out still signs xena in: ${silent.url}`);
+    } finally {
+      await fake.close();
+    }
   });
 });
