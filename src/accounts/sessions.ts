@@ -18,7 +18,7 @@
  */
 import type { Context, Middleware, Next } from 'koa';
 import { scoped } from '../http/layers.js';
-import type { KoaContextWithOIDC, Provider } from 'oidc-provider';
+import { errors, type KoaContextWithOIDC, type Provider } from 'oidc-provider';
 import type { ProviderInService } from '../provider-in-service.js';
 import { endedWithPerson, type Account, type Accounts } from './accounts.js';
 import type { SessionCredential, SessionCredentials } from './session-credentials.js';
@@ -137,17 +137,30 @@ export class AccountSessions {
    * told of the end finds it ended (Back-Channel Logout 1.0 §2.7), and the session signs no one in
    * while the slowest app is told (up to the outbound timeout). Its authorizations are read from the
    * object, which outlives its record.
+   *
+   * The apps are looked up before the session goes, and only a client that is no more (the engine's
+   * InvalidClient, as its end_session's clientForLogout) is skipped: a store failure at the look-up
+   * fails the ending with the session still there, to end again. Before the fifth endings pass
+   * (2026-12-02) every failure was taken for "no such client" after the session was gone: the ending
+   * answered success, the app was never told, and nothing was left to run again for.
    */
   async end(session: Session): Promise<void> {
     const provider = this.providers.current;
     const accountId = session.accountId!;
     const emit = (event: string, ...args: unknown[]) => (provider as unknown as NodeJS.EventEmitter).emit(event, undefined, ...args);
+    const told = await Promise.all(
+      Object.entries(session.authorizations ?? {}).map(async ([clientId, { sid }]) => {
+        if (!sid) return undefined;
+        const client = await provider.Client.find(clientId).catch((error: unknown) => (error instanceof errors.InvalidClient ? undefined : Promise.reject(error)));
+        return client?.backchannelLogoutUri ? { client, sid } : undefined;
+      }),
+    );
     await session.destroy();
     await Promise.all(
-      Object.entries(session.authorizations ?? {}).map(async ([clientId, { sid }]) => {
-        const client = await provider.Client.find(clientId).catch(() => undefined);
-        if (!client?.backchannelLogoutUri || !sid) return;
-        await (client as unknown as LogsOut).backchannelLogout(accountId, sid).then(
+      told.map((app) => {
+        if (!app) return undefined;
+        const { client, sid } = app;
+        return (client as unknown as LogsOut).backchannelLogout(accountId, sid).then(
           () => emit('backchannel.success', client, accountId, sid),
           (error: unknown) => emit('backchannel.error', error, client, accountId, sid),
         );

@@ -345,7 +345,7 @@ export function upstreamStep(steps: Interactions, options: UpstreamStepOptions) 
       logger.warn({ event: 'upstream.logout_refused', upstream: upstream.id, reason: error.message }, 'upstream logout token refused');
       return refuse(error.message);
     }
-    if (!(await logoutTokens.firstUse(upstream.id, named.jti, named.acceptedUntil))) {
+    if (await logoutTokens.spent(upstream.id, named.jti)) {
       logger.warn({ event: 'upstream.logout_refused', upstream: upstream.id, reason: 'replayed jti' }, 'upstream logout token refused');
       return refuse('this logout token was used already (jti)');
     }
@@ -363,6 +363,8 @@ export function upstreamStep(steps: Interactions, options: UpstreamStepOptions) 
       }
       await federated.forget(uid);
     }
+    // Spent only now: a failure above leaves the token to be sent again, which ends what this try did not (logout-tokens.ts).
+    await logoutTokens.spend(upstream.id, named.jti, named.acceptedUntil);
     logger.info({ event: 'upstream.logout', upstream: upstream.id, ended }, 'upstream back-channel logout');
     ctx.status = 200;
     ctx.body = '';

@@ -13,9 +13,6 @@
  * carry another state.
  */
 import assert from 'node:assert/strict';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { exportJWK, generateKeyPair, SignJWT, type JWK, type JWTPayload } from 'jose';
 import * as oidc from 'openid-client';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { Secret, TOTP } from 'otpauth';
@@ -31,109 +28,14 @@ import { latchkey as cli } from '../helpers/process.js';
 import { UpstreamLinks } from '../../src/accounts/links.js';
 import { AccountSessions } from '../../src/accounts/sessions.js';
 import { Upstreams } from '../../src/upstreams/registry.js';
-import { upstreamDiscovery } from '../helpers/fake-upstream.js';
+import { startFakeUpstream, type Mode } from '../helpers/fake-upstream.js';
 
 const SECRET = 'upstream-test-client-secret-with-plenty-of-entropy';
 const PASSWORD = 'a passphrase for the upstream';
-const BACKCHANNEL_EVENT = 'http://schemas.openid.net/event/backchannel-logout';
 const RS = { id: 'api', secret: 'api-resource-server-secret-with-entropy-012345' };
 const OPS = { id: 'ops', secret: 'ops-client-secret-with-plenty-of-entropy-0123456789' };
 /** A device (RFC 8628) whose person signs in at /device. */
 const TV = { client_id: 'tv', application_type: 'native', token_endpoint_auth_method: 'none', grant_types: ['urn:ietf:params:oauth:grant-type:device_code'], response_types: [], redirect_uris: [] };
-
-type Mode = 'good' | 'forged' | 'expired' | 'audience' | 'nonce' | 'deny' | 'issuer' | 'several-audiences' | 'several-audiences-azp' | 'azp-other' | 'alg-none' | 'hs256' | 'email-split';
-
-/**
- * An upstream we control: discovery, authorize (straight back), token (an ID token as `mode` says), JWKS.
- * Under /ui it is another upstream (issuer <issuer>/ui) that also has a userinfo endpoint (whose `sub` is
- * `userinfoSub` when set), advertises HS256 for ID tokens besides RS256, as some providers do, and sends
- * `iss` in its authorization responses (RFC 9207), as it advertises.
- */
-async function startFakeUpstream() {
-  const { privateKey, publicKey } = await generateKeyPair('RS256');
-  const other = await generateKeyPair('RS256');
-  const jwk: JWK = { ...(await exportJWK(publicKey)), kid: 'fake-key', alg: 'RS256', use: 'sig' };
-  const state = { mode: 'good' as Mode, nonce: '', issuer: '', sub: 'fake-person-1', sid: 'fake-sid-1', authorizations: 0, tokens: 0, userinfos: 0, prompt: null as string | null, email: undefined as string | undefined, userinfoSub: undefined as string | undefined, maxAge: null as string | null, authTime: undefined as number | undefined };
-  const sign = (payload: JWTPayload, key = privateKey, typ?: string) =>
-    new SignJWT(payload).setProtectedHeader({ alg: 'RS256', kid: 'fake-key', ...(typ && { typ }) }).sign(key);
-  const signedAs = (payload: JWTPayload, mode: Mode) => {
-    if (mode === 'alg-none') return Promise.resolve(`${Buffer.from(JSON.stringify({ alg: 'none' })).toString('base64url')}.${Buffer.from(JSON.stringify(payload)).toString('base64url')}.`);
-    // Keyed with the client secret Latchkey holds at this upstream: no one else could make it, but it is no signature of the upstream's keys.
-    if (mode === 'hs256') return new SignJWT(payload).setProtectedHeader({ alg: 'HS256' }).sign(new TextEncoder().encode(SECRET));
-    return sign(payload, mode === 'forged' ? other.privateKey : privateKey);
-  };
-  const server: Server = createServer((req, res) => {
-    const url = new URL(req.url ?? '/', state.issuer);
-    // A slow upstream: never answers (Latchkey's bound, upstreams.timeout, ends the wait).
-    if (url.pathname.startsWith('/slow/')) return;
-    const prefix = url.pathname.startsWith('/ui/') ? '/ui' : '';
-    const path = url.pathname.slice(prefix.length);
-    const issuer = `${state.issuer}${prefix}`;
-    const json = (body: unknown, status = 200) => res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
-    if (path === '/.well-known/openid-configuration') {
-      const discovery = upstreamDiscovery(issuer);
-      return json(prefix ? { ...discovery, jwks_uri: `${state.issuer}/jwks`, userinfo_endpoint: `${issuer}/userinfo`, id_token_signing_alg_values_supported: ['RS256', 'HS256'], authorization_response_iss_parameter_supported: true } : discovery);
-    }
-    if (path === '/jwks') return json({ keys: [jwk] });
-    if (prefix && path === '/userinfo') {
-      state.userinfos += 1;
-      // email-split: userinfo vouches for another address than the ID token names.
-      const email = state.mode === 'email-split' ? `verified-${state.sub}@fake.example` : (state.email ?? `${state.sub}@fake.example`);
-      return json({ sub: state.userinfoSub ?? state.sub, email, email_verified: true, name: 'Userinfo Person' });
-    }
-    if (path === '/authorize') {
-      state.authorizations += 1;
-      state.prompt = url.searchParams.get('prompt');
-      state.maxAge = url.searchParams.get('max_age');
-      state.nonce = url.searchParams.get('nonce') ?? '';
-      const back = new URL(url.searchParams.get('redirect_uri')!);
-      if (state.mode === 'deny') back.searchParams.set('error', 'access_denied');
-      else back.searchParams.set('code', 'a-code');
-      back.searchParams.set('state', url.searchParams.get('state') ?? '');
-      // Under /ui the upstream identifies itself in its responses (RFC 9207), as it advertises.
-      if (prefix) back.searchParams.set('iss', issuer);
-      return res.writeHead(302, { location: back.href }).end();
-    }
-    if (path === '/token') {
-      state.tokens += 1;
-      const now = Math.floor(Date.now() / 1000);
-      const { mode } = state;
-      const audiences: Partial<Record<Mode, string | string[]>> = { audience: 'someone-else', 'several-audiences': ['latchkey', 'someone-else'], 'several-audiences-azp': ['latchkey', 'someone-else'], 'azp-other': ['latchkey', 'someone-else'] };
-      const claims: JWTPayload = {
-        iss: mode === 'issuer' ? 'https://attacker.example' : issuer,
-        sub: state.sub,
-        aud: audiences[mode] ?? 'latchkey',
-        ...(mode === 'several-audiences-azp' && { azp: 'latchkey' }),
-        ...(mode === 'azp-other' && { azp: 'someone-else' }),
-        iat: mode === 'expired' ? now - 7200 : now,
-        exp: mode === 'expired' ? now - 3600 : now + 300,
-        nonce: mode === 'nonce' ? 'another-nonce' : state.nonce,
-        sid: state.sid,
-        // When the person signed in at the upstream: now, unless a test plays an upstream answering from an older session.
-        auth_time: state.authTime ?? now,
-        email: state.email ?? `${state.sub}@fake.example`,
-        // email-split: the ID token names an address without saying it is verified.
-        ...(mode !== 'email-split' && { email_verified: true }),
-        name: 'Fake Person',
-      };
-      void signedAs(claims, mode).then((idToken) => {
-        json({ access_token: 'an-access-token', token_type: 'Bearer', expires_in: 60, id_token: idToken });
-      });
-      return;
-    }
-    res.writeHead(404).end();
-  });
-  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
-  state.issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  return {
-    state,
-    /** A logout token as the fake upstream (or a forger, with `key`) would send it. */
-    logoutToken: (claims: JWTPayload, key = privateKey, typ = 'logout+jwt') =>
-      sign({ iss: state.issuer, aud: 'latchkey', iat: Math.floor(Date.now() / 1000), jti: crypto.randomUUID(), events: { [BACKCHANNEL_EVENT]: {} }, ...claims }, key, typ),
-    otherKey: other.privateKey,
-    close: () => new Promise<void>((done) => server.close(() => done())),
-  };
-}
 
 describe('e2e: sign in through an upstream OpenID Connect provider', function () {
   this.timeout(90_000);
@@ -197,7 +99,7 @@ describe('e2e: sign in through an upstream OpenID Connect provider', function ()
     await latchkey.accounts.create('bob', 'bob has a local password', { email: 'bob@local.example', email_verified: true });
     await latchkey.accounts.create('carol', 'carol has a local password', { email: 'carol@local.example', email_verified: true });
 
-    fake = await startFakeUpstream();
+    fake = await startFakeUpstream(SECRET);
     const upstreams = new Upstreams(latchkey.kv, latchkey.config.keys.secrets);
     const common = { clientId: 'latchkey', clientSecret: SECRET, scope: 'openid email profile', endSession: false };
     // `name` is read from the upstream's given_name: the mapping is configurable.

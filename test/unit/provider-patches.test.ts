@@ -515,6 +515,12 @@ describe('patches on oidc-provider internals (src/provider/patches/)', () => {
     assert.match(source('helpers/initialize_app.js'), /post\('end_session_confirm'/);
   });
 
+  it("logout-order.ts: end_session_confirm looks each of the session's apps up with Client.find(clientId), skipping only InvalidClient, and calls an app's backchannelLogout before it looks up the next", () => {
+    const confirm = source('actions/end_session.js');
+    assert.match(confirm, /async function clientForLogout\(ctx, clientId\) \{\s*try \{\s*return await ctx\.oidc\.provider\.Client\.find\(clientId\);\s*\} catch \(err\) \{\s*if \(err instanceof InvalidClient\) \{\s*return undefined;\s*\}\s*throw err;/);
+    assert.match(confirm, /for \(const clientId of clientIds\) \{\s*if \(params\.logout \|\| clientId === state\.clientId\) \{\s*const client = await clientForLogout\(ctx, clientId\);[\s\S]*?back\.push\(client\.backchannelLogout\(accountId, sid\)/);
+  });
+
   it('openid-scopes.ts: the engine takes its OpenID scopes from requestParamOIDCScopes and Grant#getOIDCScope, and sets a userinfo token\'s scope from the grant\'s', () => {
     assert.match(source('helpers/oidc_context.js'), /get requestParamOIDCScopes\(\) \{\s*return new Set\(this\.params\.scope\?\.split\(' '\)\.filter\(Set\.prototype\.has\.bind\(state\.configuration\.scopes\)\)\);/);
     const grant = source('models/grant.js');

@@ -35,8 +35,19 @@
  * ctx.oidc.session when it signs out everywhere, and the app signed out of deleted from
  * session.authorizations before Session#save. Pinned by test/e2e/logout-order.test.ts and
  * test/e2e/redteam-granted-5.test.ts.
+ *
+ * Every app the engine is about to tell is looked up before anything ends: the engine looks the
+ * session's apps up one after another and calls the first one's backchannelLogout (where the ending
+ * starts) before it has looked up the next, so a store failing at a later look-up failed the sign-out
+ * ("Not signed out") with the session ended already and that app never told, and the person's next
+ * try found no session to sign out of (fifth endings pass, 2026-12-02). Now the ending first waits
+ * for the look-ups of all of them (a client that is no more, the engine's InvalidClient, is skipped
+ * as its clientForLogout skips it), and each client is looked up once per confirmation: the engine's
+ * own look-ups in the same request get the same answers, so a failure fails the sign-out with nothing
+ * ended, to confirm again. Relies also on Client.find(clientId) as the engine's clientForLogout
+ * calls it; pinned also by test/e2e/redteam-endings-5.test.ts and test/unit/provider-patches.test.ts.
  */
-import { Provider, type KoaContextWithOIDC } from 'oidc-provider';
+import { errors, Provider, type KoaContextWithOIDC } from 'oidc-provider';
 import type { SessionGrantEndings } from '../../revocation/grants.js';
 
 interface LoggedOutSession {
@@ -70,10 +81,25 @@ export function endBeforeTelling(provider: Provider, grants: SessionGrantEndings
         return grantId && session.authorizationFor(clientId)?.persistsLogout ? grants.endSessionBound(grantId) : undefined;
       }),
     );
+  // Each client looked up once per confirmation: the ending's look-ups and the engine's share their answers.
+  const Client = provider.Client as unknown as { find(id: unknown, ...rest: unknown[]): Promise<unknown> };
+  const find = Client.find.bind(Client);
+  const lookedUp = new WeakMap<object, Map<string, Promise<unknown>>>();
+  Client.find = (id: unknown, ...rest: unknown[]) => {
+    const ctx = Provider.ctx as KoaContextWithOIDC | undefined;
+    if (ctx?.oidc?.route !== 'end_session_confirm' || typeof id !== 'string' || rest.length) return find(id, ...rest);
+    let byId = lookedUp.get(ctx);
+    if (!byId) lookedUp.set(ctx, (byId = new Map()));
+    let found = byId.get(id);
+    if (!found) byId.set(id, (found = find(id)));
+    return found;
+  };
   const endFirst = async (ctx: KoaContextWithOIDC) => {
     const session = ctx.oidc.session as unknown as LoggedOutSession;
     const everywhere = Boolean(ctx.oidc.params?.logout);
     const clientIds = everywhere ? Object.keys(session.authorizations ?? {}) : [session.state?.clientId].filter((id): id is string => typeof id === 'string');
+    // The apps the engine tells (these same ids), looked up before anything ends.
+    await Promise.all(clientIds.map((clientId) => Client.find(clientId).catch((error: unknown) => (error instanceof errors.InvalidClient ? undefined : Promise.reject(error)))));
     await Promise.all(
       clientIds.map((clientId) => {
         const grantId = session.authorizations?.[clientId]?.grantId;
