@@ -7,11 +7,9 @@
  * Layout: upstream:logout-jti:<upstream>:<sha-256 of the jti> → "1", with that TTL; claimed by a
  * set-if-absent, so of two deliveries of one token exactly one is taken, on any instance.
  */
-import { createHash } from 'node:crypto';
 import type { Kv } from '../store/kv.js';
+import { usedLogoutTokenKey } from '../store/keys.js';
 
-// Hashed: a jti is the upstream's free-form string (up to 256 characters), the key stays short.
-const key = (upstream: string, jti: string) => `upstream:logout-jti:${upstream}:${createHash('sha256').update(jti).digest('base64url')}`;
 
 export class LogoutTokenReplays {
   constructor(private readonly kv: Kv) {}
@@ -19,6 +17,6 @@ export class LogoutTokenReplays {
   /** True the first time this upstream's `jti` is presented; false for a replay. */
   async firstUse(upstream: string, jti: string, acceptedUntil: number): Promise<boolean> {
     const ttl = Math.max(1, Math.ceil(acceptedUntil - Date.now() / 1000));
-    return this.kv.set(key(upstream, jti), '1', { ttl, onlyIfAbsent: true });
+    return this.kv.set(usedLogoutTokenKey(upstream, jti), '1', { ttl, onlyIfAbsent: true });
   }
 }
