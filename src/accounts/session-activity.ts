@@ -28,7 +28,6 @@ export interface SeenAt {
 /** Enough of a User-Agent to name the browser and device (they run to a few hundred characters). */
 const MAX_USER_AGENT = 512;
 
-
 /** Seconds a visit from the same browser and address is not written again at the authorization endpoint. */
 export const SEEN_STEP = 60;
 /** Sessions whose last written visit a process keeps (for SEEN_STEP); past this many, the oldest go first. */

@@ -57,7 +57,6 @@ export interface SessionCredential {
 /** Where, in the interaction's result, a finished sign-in leaves its credential (interactions/sign-in-result.ts). */
 export const CREDENTIAL_RESULT = 'latchkey_credential';
 
-
 /** Several sign-ins' credentials (JSON, as recorded) as one: the union of each part. */
 function merged(jsons: readonly string[]): SessionCredential | undefined {
   const all = jsons.map((json) => JSON.parse(json) as SessionCredential);

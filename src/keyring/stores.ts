@@ -188,7 +188,6 @@ export class FileRingStore implements RingStore {
   }
 }
 
-
 /**
  * The ring in the shared store, one durable key: dates, the public JWK (for people inspecting
  * Redis; what we publish is derived from the opened private key) and the sealed private JWK.

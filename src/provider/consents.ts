@@ -57,7 +57,6 @@ export function predatesClient(createdAt: number | undefined, givenAt: unknown):
   return typeof createdAt === 'number' && (typeof givenAt !== 'number' || givenAt < createdAt);
 }
 
-
 /** What a person allowed an app, as the account page lists it. */
 export interface RememberedConsent {
   readonly clientId: string;

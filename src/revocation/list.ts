@@ -77,7 +77,6 @@ import { LIFETIMES_KEY, LIFETIMES_PREFIX, lifetimeKey, OPERATOR_ENDINGS_KEY, REV
 /** The claim that links a JWT access token to its grant. */
 export const GRANT_CLAIM = 'gid';
 
-
 const scopesOf = (scope: unknown) => (typeof scope === 'string' ? scope.split(' ').filter(Boolean) : []);
 
 /**

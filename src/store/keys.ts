@@ -210,7 +210,7 @@ export const UPSTREAMS_KEY = 'upstreams';
 export const upstreamStateKey = (state: string) => `upstream:state:${state}`;
 /** Where to go once signed out at an upstream (a record, consumed once), by its handle. */
 export const upstreamLogoutKey = (handle: string) => `upstream:logout:${handle}`;
-/** An upstream's logout token already used (by its jti's SHA-256), until it expires. */
+/** An upstream's logout token already used, until it expires; by its jti's SHA-256 (a jti is free-form, up to 256 characters). */
 export const usedLogoutTokenKey = (upstream: string, jti: string) => `upstream:logout-jti:${upstream}:${digest(jti)}`;
 /** The upstream sign-in of a session (JSON), for a session lifetime. */
 export const federatedSessionKey = (sessionUid: string) => `upstream:session:${sessionUid}`;

@@ -92,7 +92,6 @@ function withoutOverlaps(prefixes: readonly string[]): string[] {
   return prefixes.filter((prefix, i) => !prefixes.some((other, j) => j !== i && prefix.startsWith(other) && (other !== prefix || j < i)));
 }
 
-
 /** A sentinel written, its invalidation awaited. */
 interface Beat {
   readonly key: string;

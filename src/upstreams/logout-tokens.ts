@@ -10,7 +10,6 @@
 import type { Kv } from '../store/kv.js';
 import { usedLogoutTokenKey } from '../store/keys.js';
 
-
 export class LogoutTokenReplays {
   constructor(private readonly kv: Kv) {}
 

@@ -21,7 +21,6 @@ export interface FederatedSession {
   readonly at?: number;
 }
 
-
 export class FederatedSessions {
   constructor(
     private readonly kv: Kv,
