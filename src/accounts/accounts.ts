@@ -14,6 +14,7 @@ import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import argon2 from 'argon2';
 import { epochSeconds as now, untilSecond } from '../clock.js';
 import { getViaInTurn, type Kv } from '../store/kv.js';
+import { ACCOUNT_PREFIX, ACCOUNTS_KEY, accountKey, SKELETONS_INDEXED_KEY, usernameKey, usernameSkeletonKey } from '../store/keys.js';
 import { processArgon2Slots, type Argon2Slots } from './argon2-slots.js';
 import { enforceUsername, legacyUsernameForm, MAX_USERNAME_LENGTH, nonAscii, usernameSkeleton, usernameSkeletons } from './usernames.js';
 import { weakPassword } from './weak-passwords.js';
@@ -137,17 +138,10 @@ export class AccountError extends Error {
 /** The longest password we hash; longer input is rejected before argon2 sees it. */
 export const MAX_PASSWORD_LENGTH = 1024;
 
-const ACCOUNT_PREFIX = 'account:';
 /** An account as stored (its JSON, or nothing). */
 const accountOf = (json: string | undefined): Account | undefined => (json ? (JSON.parse(json) as Account) : undefined);
-const accountKey = (sub: string) => `${ACCOUNT_PREFIX}${sub}`;
 /** How many times an account write (#update) is tried against writes made in between. */
 const UPDATE_ATTEMPTS = 8;
-const nameKey = (form: string) => `account:name:${form}`;
-const skeletonKey = (skeleton: string) => `account:skeleton:${skeleton}`;
-const ACCOUNTS_KEY = 'accounts';
-/** Set once every account made before skeletons existed has its skeleton indexed. */
-const SKELETONS_INDEXED_KEY = 'accounts:skeletons';
 
 /** Characters that change how text looks or reads without being seen themselves. */
 const INVISIBLE = /[\p{Default_Ignorable_Code_Point}\p{Bidi_Control}\p{Join_Control}\p{Cf}]/gu;
@@ -248,8 +242,8 @@ export class Accounts {
   /** Takes the username's skeletons and its name for `sub`, or explains whose they are. */
   async #claimUsername(sub: string, username: string, enforced: string): Promise<void> {
     const taken = () => new AccountError(`the username "${username}" is taken`, true);
-    if (enforced !== legacyUsernameForm(username) && (await this.kv.get(nameKey(legacyUsernameForm(username))))) throw taken();
-    const skeletons = usernameSkeletons(username).map(skeletonKey);
+    if (enforced !== legacyUsernameForm(username) && (await this.kv.get(usernameKey(legacyUsernameForm(username))))) throw taken();
+    const skeletons = usernameSkeletons(username).map(usernameSkeletonKey);
     const release = () => Promise.all(skeletons.map((key) => this.kv.deleteIfEquals(key, sub)));
     for (const key of skeletons) {
       if (await this.#claimSkeleton(key, sub)) continue;
@@ -262,7 +256,7 @@ export class Accounts {
         true,
       );
     }
-    if (!(await this.kv.set(nameKey(enforced), sub, { onlyIfAbsent: true }))) {
+    if (!(await this.kv.set(usernameKey(enforced), sub, { onlyIfAbsent: true }))) {
       await release();
       throw taken();
     }
@@ -289,8 +283,8 @@ export class Accounts {
       for (const sub of await this.kv.members(ACCOUNTS_KEY)) {
         const account = await this.find(sub);
         if (!account) continue;
-        for (const skeleton of usernameSkeletons(account.username)) await this.kv.set(skeletonKey(skeleton), sub, { onlyIfAbsent: true });
-        await this.kv.set(nameKey(normalizeUsername(account.username)), sub, { onlyIfAbsent: true });
+        for (const skeleton of usernameSkeletons(account.username)) await this.kv.set(usernameSkeletonKey(skeleton), sub, { onlyIfAbsent: true });
+        await this.kv.set(usernameKey(normalizeUsername(account.username)), sub, { onlyIfAbsent: true });
       }
       await this.kv.set(SKELETONS_INDEXED_KEY, '1');
     })().catch((error: unknown) => {
@@ -325,7 +319,7 @@ export class Accounts {
   async #viaUsername<T>(username: string, read: (index: string) => Promise<T | undefined>): Promise<T | undefined> {
     if (typeof username !== 'string' || !username || [...username].length > MAX_USERNAME_LENGTH) return undefined;
     const enforced = enforceUsername(username);
-    return (enforced.ok ? await read(nameKey(enforced.username)) : undefined) ?? (await read(nameKey(legacyUsernameForm(username))));
+    return (enforced.ok ? await read(usernameKey(enforced.username)) : undefined) ?? (await read(usernameKey(legacyUsernameForm(username))));
   }
 
   /**
@@ -548,8 +542,8 @@ export class Accounts {
     const account = await this.#require(username);
     const forms = new Set([normalizeUsername(account.username), legacyUsernameForm(account.username)]);
     await this.kv.del([accountKey(account.sub)]);
-    for (const form of forms) await this.kv.deleteIfEquals(nameKey(form), account.sub);
-    for (const skeleton of usernameSkeletons(account.username)) await this.kv.deleteIfEquals(skeletonKey(skeleton), account.sub);
+    for (const form of forms) await this.kv.deleteIfEquals(usernameKey(form), account.sub);
+    for (const skeleton of usernameSkeletons(account.username)) await this.kv.deleteIfEquals(usernameSkeletonKey(skeleton), account.sub);
     await this.kv.removeFromSet(ACCOUNTS_KEY, account.sub);
     return account;
   }

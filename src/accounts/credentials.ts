@@ -6,6 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Kv } from '../store/kv.js';
+import { secondFactorsKey } from '../store/keys.js';
 
 export interface StoredPasskey {
   /** The credential id, base64url. */
@@ -39,9 +40,6 @@ export interface StoredCredentials {
 }
 
 const EMPTY: StoredCredentials = { passkeys: [] };
-/** Where a person's record is: this and their sub (for a read made with the account's: Accounts.findByUsernameWith). */
-export const CREDENTIALS_PREFIX = 'mfa:';
-const recordKey = (sub: string) => `${CREDENTIALS_PREFIX}${sub}`;
 
 /** A record as read (its JSON, or nothing: no second factor). */
 export const credentialsOf = (json: string | undefined): StoredCredentials => (json ? (JSON.parse(json) as StoredCredentials) : EMPTY);
@@ -61,7 +59,7 @@ export class CredentialRecords {
   constructor(private readonly kv: Kv) {}
 
   async read(sub: string): Promise<StoredCredentials> {
-    return credentialsOf(await this.kv.get(recordKey(sub)));
+    return credentialsOf(await this.kv.get(secondFactorsKey(sub)));
   }
 
   /**
@@ -70,16 +68,16 @@ export class CredentialRecords {
    */
   async update<T>(sub: string, change: (current: StoredCredentials) => { next: StoredCredentials; result: T } | undefined): Promise<T | undefined> {
     for (let attempt = 0; attempt < 10; attempt += 1) {
-      const json = await this.kv.get(recordKey(sub));
+      const json = await this.kv.get(secondFactorsKey(sub));
       const outcome = change(json ? (JSON.parse(json) as StoredCredentials) : EMPTY);
       if (!outcome) return undefined;
-      if (await this.kv.compareAndSet(recordKey(sub), json, JSON.stringify(outcome.next))) return outcome.result;
+      if (await this.kv.compareAndSet(secondFactorsKey(sub), json, JSON.stringify(outcome.next))) return outcome.result;
     }
     throw new Error('second-factor record kept changing; try again');
   }
 
   /** Forgets every second factor of a person (an operator's reset, or the account's removal). */
   async remove(sub: string): Promise<void> {
-    await this.kv.del([recordKey(sub)]);
+    await this.kv.del([secondFactorsKey(sub)]);
   }
 }

@@ -27,6 +27,7 @@
 import { createHash } from 'node:crypto';
 import { AccountError, type Account, type Accounts, type Claims } from './accounts.js';
 import { inBatches, type Kv } from '../store/kv.js';
+import { accountLinksKey, linkedAccountsKey, LINKS_INDEXED_KEY, upstreamLinkKey } from '../store/keys.js';
 
 export interface Link {
   /** The local account. */
@@ -50,11 +51,6 @@ export type LinkOutcome =
   | { readonly confirm: Account }
   | { readonly refused: 'disabled' | 'email-unverified' | 'email-linking-off' | 'email-lookalike' };
 
-const linkKey = (upstream: string, upstreamSub: string) => `account:link:${upstream}:${upstreamSub}`;
-const linksKey = (sub: string) => `account:links:${sub}`;
-const linkedKey = (upstream: string) => `account:linked:${upstream}`;
-/** Set (durable) once every link made before account:linked existed was added to it. */
-const INDEXED_KEY = 'account:linked-indexed';
 /** Accounts whose links the one-time indexing reads at once. */
 const INDEXING_BATCH = 64;
 
@@ -65,14 +61,14 @@ export class UpstreamLinks {
   ) {}
 
   async find(upstream: string, upstreamSub: string): Promise<Link | undefined> {
-    const json = await this.kv.get(linkKey(upstream, upstreamSub));
+    const json = await this.kv.get(upstreamLinkKey(upstream, upstreamSub));
     return json ? (JSON.parse(json) as Link) : undefined;
   }
 
   /** The links of the local account `sub`, oldest first. */
   async list(sub: string): Promise<ListedLink[]> {
     const listed = await Promise.all(
-      (await this.kv.members(linksKey(sub))).map(async (id) => {
+      (await this.kv.members(accountLinksKey(sub))).map(async (id) => {
         const at = id.indexOf(':');
         const link = at > 0 ? await this.find(id.slice(0, at), id.slice(at + 1)) : undefined;
         return link?.sub === sub ? { ...link, id, upstream: id.slice(0, at) } : undefined;
@@ -87,30 +83,30 @@ export class UpstreamLinks {
    * existed, reading every account's links once, a batch at a time.
    */
   async peopleLinkedTo(upstream: string): Promise<string[]> {
-    if (!(await this.kv.get(INDEXED_KEY))) await this.#indexEarlierLinks();
-    return this.kv.members(linkedKey(upstream));
+    if (!(await this.kv.get(LINKS_INDEXED_KEY))) await this.#indexEarlierLinks();
+    return this.kv.members(linkedAccountsKey(upstream));
   }
 
   async #indexEarlierLinks(): Promise<void> {
     const subs = await this.accounts.subs();
     await inBatches(subs, INDEXING_BATCH, async (sub) => {
-      const ids = await this.kv.members(linksKey(sub));
+      const ids = await this.kv.members(accountLinksKey(sub));
       const upstreams = new Set(ids.filter((id) => id.indexOf(':') > 0).map((id) => id.slice(0, id.indexOf(':'))));
-      await Promise.all([...upstreams].map((upstream) => this.kv.addToSet(linkedKey(upstream), sub)));
+      await Promise.all([...upstreams].map((upstream) => this.kv.addToSet(linkedAccountsKey(upstream), sub)));
     });
     // Idempotent: two instances doing it at once add the same members.
-    await this.kv.set(INDEXED_KEY, String(Math.floor(Date.now() / 1000)));
+    await this.kv.set(LINKS_INDEXED_KEY, String(Math.floor(Date.now() / 1000)));
   }
 
   /** Removes the link `id` of the account `sub` (the next sign-in through it starts afresh); false when it is not theirs. */
   async remove(sub: string, id: string): Promise<boolean> {
     const at = id.indexOf(':');
     if (at <= 0) return false;
-    const key = linkKey(id.slice(0, at), id.slice(at + 1));
+    const key = upstreamLinkKey(id.slice(0, at), id.slice(at + 1));
     const json = await this.kv.get(key);
     if (!json || (JSON.parse(json) as Link).sub !== sub) return false;
     const removed = await this.kv.deleteIfEquals(key, json);
-    await this.kv.removeFromSet(linksKey(sub), id);
+    await this.kv.removeFromSet(accountLinksKey(sub), id);
     return removed;
   }
 
@@ -123,9 +119,9 @@ export class UpstreamLinks {
     if (existing?.iss !== undefined && existing.iss !== upstream.issuer) {
       // Linked through a provider removed since, whose id another was given: its person there is not
       // this one, whatever the sub. The old link goes (the account stays, and signs in another way).
-      const key = linkKey(upstream.id, upstreamSub);
+      const key = upstreamLinkKey(upstream.id, upstreamSub);
       const json = await this.kv.get(key);
-      if (json && (JSON.parse(json) as Link).iss === existing.iss && (await this.kv.deleteIfEquals(key, json))) await this.kv.removeFromSet(linksKey(existing.sub), `${upstream.id}:${upstreamSub}`);
+      if (json && (JSON.parse(json) as Link).iss === existing.iss && (await this.kv.deleteIfEquals(key, json))) await this.kv.removeFromSet(accountLinksKey(existing.sub), `${upstream.id}:${upstreamSub}`);
       return this.signIn(upstream, upstreamSub, claims);
     }
     if (existing) {
@@ -135,7 +131,7 @@ export class UpstreamLinks {
         return { account: (await this.accounts.updateClaims(account.sub, await this.#refreshed(account, claims)))!, link: existing };
       }
       // The account was removed: the link is stale, and this sign-in starts afresh.
-      await this.kv.del([linkKey(upstream.id, upstreamSub)]);
+      await this.kv.del([upstreamLinkKey(upstream.id, upstreamSub)]);
     }
     const sameEmail = claims.email ? await this.accounts.findByEmail(claims.email) : [];
     if (sameEmail.length) {
@@ -201,8 +197,8 @@ export class UpstreamLinks {
 
   async #link(upstream: string, upstreamSub: string, sub: string, how: Link['how'], iss?: string): Promise<Link | undefined> {
     const link: Link = { sub, how, at: Math.floor(Date.now() / 1000), ...(iss !== undefined && { iss }) };
-    if (!(await this.kv.set(linkKey(upstream, upstreamSub), JSON.stringify(link), { onlyIfAbsent: true }))) return undefined;
-    await Promise.all([this.kv.addToSet(linksKey(sub), `${upstream}:${upstreamSub}`), this.kv.addToSet(linkedKey(upstream), sub)]);
+    if (!(await this.kv.set(upstreamLinkKey(upstream, upstreamSub), JSON.stringify(link), { onlyIfAbsent: true }))) return undefined;
+    await Promise.all([this.kv.addToSet(accountLinksKey(sub), `${upstream}:${upstreamSub}`), this.kv.addToSet(linkedAccountsKey(upstream), sub)]);
     return link;
   }
 }

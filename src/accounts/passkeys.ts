@@ -34,17 +34,14 @@ import { randomBytes } from 'node:crypto';
 import type { Sealer } from '../keyring/sealing.js';
 import type { Kv } from '../store/kv.js';
 import { epochSeconds, type CredentialRecords, type StoredPasskey } from './credentials.js';
+import { passkeyOwnerKey, passkeyRegistrationChallengeKey, usedPasskeyChallengeKey } from '../store/keys.js';
 
 const CHALLENGE_TTL = 300;
 const MAX_NAME_LENGTH = 64;
-const challengeKey = (ceremony: string) => `mfa:webauthn-challenge:${ceremony}`;
-/** A sealed sign-in challenge's use (its random part): present while it could still open. */
-const usedChallengeKey = (nonce: string) => `mfa:webauthn-challenge-used:${nonce}`;
 /** How long a used challenge's marker outlives its expiry: instances' clocks may differ by this much. */
 const CLOCK_SKEW = 60;
 /** What a sign-in challenge is sealed under: its ceremony, so it opens for no other. */
 const challengeLabel = (ceremony: string) => `passkey-challenge:signin:${ceremony}`;
-const ownerKey = (credentialId: string) => `mfa:passkey-owner:${credentialId}`;
 
 /** Why a registration was refused: it did not verify, or the credential is registered already. */
 export type PasskeyRefusal = 'unverified' | 'already-registered';
@@ -69,13 +66,12 @@ export class Passkeys {
     this.#origin = url.origin;
   }
 
-  async #remember(ceremony: string, challenge: string): Promise<void> {
-    await this.kv.putRecord(challengeKey(ceremony), challenge, CHALLENGE_TTL);
+  async #remember(key: string, challenge: string): Promise<void> {
+    await this.kv.putRecord(key, challenge, CHALLENGE_TTL);
   }
 
   /** The ceremony's challenge, once: undefined when it expired or was used. */
-  async #spend(ceremony: string): Promise<string | undefined> {
-    const key = challengeKey(ceremony);
+  async #spend(key: string): Promise<string | undefined> {
     if ((await this.kv.consumeRecord(key, Date.now() / 1000)) !== 'consumed') return undefined;
     return (await this.kv.getRecord(key))?.payload;
   }
@@ -92,13 +88,13 @@ export class Passkeys {
       excludeCredentials: passkeys.map(({ id, transports }) => ({ id, transports })),
       authenticatorSelection: { residentKey: 'required', userVerification: 'required' },
     });
-    await this.#remember(`register:${sub}`, options.challenge);
+    await this.#remember(passkeyRegistrationChallengeKey(sub), options.challenge);
     return options;
   }
 
   /** Verifies and stores a new passkey; or why not. */
   async register(sub: string, name: string, response: unknown): Promise<StoredPasskey | PasskeyRefusal> {
-    const expectedChallenge = await this.#spend(`register:${sub}`);
+    const expectedChallenge = await this.#spend(passkeyRegistrationChallengeKey(sub));
     if (!expectedChallenge || !isObject(response)) return 'unverified';
     let verified;
     try {
@@ -136,7 +132,7 @@ export class Passkeys {
    * account removed) is taken over.
    */
   async #claim(credentialId: string, sub: string): Promise<boolean> {
-    const key = ownerKey(credentialId);
+    const key = passkeyOwnerKey(credentialId);
     if (await this.kv.set(key, sub, { onlyIfAbsent: true })) return true;
     const owner = await this.kv.get(key);
     if (owner === undefined) return this.#claim(credentialId, sub);
@@ -175,7 +171,7 @@ export class Passkeys {
     if (!isObject(opened) || typeof opened.n !== 'string' || typeof opened.exp !== 'number') return undefined;
     const left = opened.exp - Math.floor(Date.now() / 1000);
     if (left <= 0) return undefined;
-    const fresh = await this.kv.set(usedChallengeKey(opened.n), '1', { ttl: left + CLOCK_SKEW, onlyIfAbsent: true });
+    const fresh = await this.kv.set(usedPasskeyChallengeKey(opened.n), '1', { ttl: left + CLOCK_SKEW, onlyIfAbsent: true });
     return fresh ? challenge : undefined;
   }
 
@@ -217,7 +213,7 @@ export class Passkeys {
     });
     if (!used) return undefined;
     // A passkey registered before the owner index existed is claimed now (a no-op once it is).
-    await this.kv.set(ownerKey(used.id), owner, { onlyIfAbsent: true });
+    await this.kv.set(passkeyOwnerKey(used.id), owner, { onlyIfAbsent: true });
     return { sub: owner, passkey: used };
   }
 
@@ -227,7 +223,7 @@ export class Passkeys {
       current.passkeys.some((p) => p.id === id) ? { next: { ...current, passkeys: current.passkeys.filter((p) => p.id !== id) }, result: true } : undefined,
     );
     if (removed !== true) return false;
-    await this.kv.deleteIfEquals(ownerKey(id), sub);
+    await this.kv.deleteIfEquals(passkeyOwnerKey(id), sub);
     return true;
   }
 }

@@ -5,7 +5,8 @@
 import type { Sealer } from '../keyring/sealing.js';
 import type { Kv } from '../store/kv.js';
 import type { Account, Accounts } from './accounts.js';
-import { CREDENTIALS_PREFIX, CredentialRecords, credentialsOf, type StoredCredentials } from './credentials.js';
+import { CredentialRecords, credentialsOf, type StoredCredentials } from './credentials.js';
+import { SECOND_FACTORS_PREFIX } from '../store/keys.js';
 import { Passkeys } from './passkeys.js';
 import { RecoveryCodes } from './recovery-codes.js';
 import { TotpCredentials } from './totp.js';
@@ -36,7 +37,7 @@ function summaryOf({ passkeys, totp, recovery }: StoredCredentials): SecondFacto
  * (Accounts.findByUsernameWith). Undefined for a username nobody has.
  */
 export async function findWithSecondFactors(accounts: Accounts, username: string): Promise<{ account: Account | undefined; factors: SecondFactorSummary } | undefined> {
-  const found = await accounts.findByUsernameWith(username, [CREDENTIALS_PREFIX]);
+  const found = await accounts.findByUsernameWith(username, [SECOND_FACTORS_PREFIX]);
   return found && { account: found.account, factors: summaryOf(credentialsOf(found.values[0])) };
 }
 

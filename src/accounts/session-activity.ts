@@ -16,6 +16,7 @@
 import type { Context } from 'koa';
 import type { KoaContextWithOIDC, Provider } from 'oidc-provider';
 import type { Kv } from '../store/kv.js';
+import { sessionSeenKey } from '../store/keys.js';
 
 export interface SeenAt {
   readonly userAgent: string;
@@ -26,8 +27,6 @@ export interface SeenAt {
 
 /** Enough of a User-Agent to name the browser and device (they run to a few hundred characters). */
 const MAX_USER_AGENT = 512;
-
-const key = (sessionUid: string) => `session-seen:${sessionUid}`;
 
 /** Seconds a visit from the same browser and address is not written again at the authorization endpoint. */
 export const SEEN_STEP = 60;
@@ -56,7 +55,7 @@ export class SessionActivity {
   async #write(sessionUid: string, seen: SeenAt): Promise<void> {
     // Forgotten first: a write that fails leaves nothing that would skip the next visit.
     this.#written.delete(sessionUid);
-    await this.kv.set(key(sessionUid), JSON.stringify(seen), { ttl: this.ttl });
+    await this.kv.set(sessionSeenKey(sessionUid), JSON.stringify(seen), { ttl: this.ttl });
     if (this.#written.size >= REMEMBERED) this.#written.delete(this.#written.keys().next().value!);
     this.#written.set(sessionUid, seen);
   }
@@ -68,13 +67,13 @@ export class SessionActivity {
   }
 
   async of(sessionUid: string): Promise<SeenAt | undefined> {
-    const json = await this.kv.get(key(sessionUid));
+    const json = await this.kv.get(sessionSeenKey(sessionUid));
     return json ? (JSON.parse(json) as SeenAt) : undefined;
   }
 
   async forget(sessionUid: string): Promise<void> {
     this.#written.delete(sessionUid);
-    await this.kv.del([key(sessionUid)]);
+    await this.kv.del([sessionSeenKey(sessionUid)]);
   }
 
   /**

@@ -33,6 +33,7 @@ import type { Method } from './assurance.js';
 import { enrolmentStamp, type CredentialRecords } from './credentials.js';
 import type { UpstreamLinks } from './links.js';
 import type { Kv } from '../store/kv.js';
+import { formerSessionCredentialKey, grantCredentialsKey, sessionCredentialsKey } from '../store/keys.js';
 
 /**
  * What signed a session in. A session signed in again (prompt=login, the account page's "sign in
@@ -55,12 +56,6 @@ export interface SessionCredential {
 
 /** Where, in the interaction's result, a finished sign-in leaves its credential (interactions/sign-in-result.ts). */
 export const CREDENTIAL_RESULT = 'latchkey_credential';
-
-const key = (sessionUid: string) => `session-credentials:${sessionUid}`;
-/** The credentials of the sessions that made or extended a grant (recordGrant). */
-const grantKey = (grantId: string) => `grant-credentials:${grantId}`;
-/** The former layout (one merged JSON), read for one session lifetime. */
-const formerKey = (sessionUid: string) => `session-credential:${sessionUid}`;
 
 /** Several sign-ins' credentials (JSON, as recorded) as one: the union of each part. */
 function merged(jsons: readonly string[]): SessionCredential | undefined {
@@ -185,12 +180,12 @@ export class SessionCredentials {
   ) {}
 
   async record(sessionUid: string, credential: SessionCredential): Promise<void> {
-    await this.kv.addToSet(key(sessionUid), JSON.stringify(credential), this.ttl);
+    await this.kv.addToSet(sessionCredentialsKey(sessionUid), JSON.stringify(credential), this.ttl);
   }
 
   /** Every sign-in's credentials, merged. Undefined for a session signed in before these were recorded. */
   async of(sessionUid: string): Promise<SessionCredential | undefined> {
-    const [members, former] = await Promise.all([this.kv.members(key(sessionUid)), this.kv.get(formerKey(sessionUid))]);
+    const [members, former] = await Promise.all([this.kv.members(sessionCredentialsKey(sessionUid)), this.kv.get(formerSessionCredentialKey(sessionUid))]);
     return merged([...members, ...(former ? [former] : [])]);
   }
 
@@ -208,12 +203,12 @@ export class SessionCredentials {
 
   async #writeGrant({ jti, remainingTTL }: GrantMade, used: SessionCredential): Promise<void> {
     if (!remainingTTL || remainingTTL <= 0) return;
-    await this.kv.addToSet(grantKey(jti), JSON.stringify(used), Math.ceil(remainingTTL));
+    await this.kv.addToSet(grantCredentialsKey(jti), JSON.stringify(used), Math.ceil(remainingTTL));
   }
 
   /** The credentials of the sessions that made or extended the grant, merged; undefined when none were recorded. */
   async ofGrant(grantId: string): Promise<SessionCredential | undefined> {
-    return merged(await this.kv.members(grantKey(grantId)));
+    return merged(await this.kv.members(grantCredentialsKey(grantId)));
   }
 
   /**
@@ -264,7 +259,7 @@ export class SessionCredentials {
           const used = await this.ofGrant(grantId);
           if (!used || !signedInWith(used)) return false;
           await revokeGrant(grantId);
-          await this.kv.del([grantKey(grantId)]);
+          await this.kv.del([grantCredentialsKey(grantId)]);
           return true;
         }),
     );

@@ -13,6 +13,7 @@ import { createHash } from 'node:crypto';
 import type { RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { Kv } from '../store/kv.js';
 import { limiterCharger, limiterClearer, limiterGiver, limiterReader, rateLimiter, type LimiterRead } from '../store/rate-limit.js';
+import { loginFailuresLimiter, loginPausesLimiter } from '../store/keys.js';
 import { addressKey } from '../http/address-key.js';
 import { normalizeUsername } from './accounts.js';
 
@@ -47,10 +48,10 @@ export class LoginThrottle {
     kv: Kv,
     private readonly settings: ThrottleSettings,
   ) {
-    const counter = (name: string, limit: number): Counter => ({
-      failures: rateLimiter(kv, { keyPrefix: `login-${name}`, points: limit, duration: settings.window }),
-      failuresPrefix: `login-${name}`,
-      strikes: rateLimiter(kv, { keyPrefix: `login-${name}-pauses`, points: 1, duration: STRIKE_MEMORY }),
+    const counter = (name: 'user' | 'ip', limit: number): Counter => ({
+      failures: rateLimiter(kv, { keyPrefix: loginFailuresLimiter(name), points: limit, duration: settings.window }),
+      failuresPrefix: loginFailuresLimiter(name),
+      strikes: rateLimiter(kv, { keyPrefix: loginPausesLimiter(name), points: 1, duration: STRIKE_MEMORY }),
       limit,
     });
     this.#user = counter('user', settings.maxFailures);

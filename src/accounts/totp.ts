@@ -14,6 +14,7 @@
 import { Secret, TOTP } from 'otpauth';
 import { SealError, type Sealer } from '../keyring/sealing.js';
 import type { Kv } from '../store/kv.js';
+import { totpPendingKey, usedTotpStepKey } from '../store/keys.js';
 import { enrolmentStamp, epochSeconds, newEnrolment, type CredentialRecords } from './credentials.js';
 
 const PERIOD = 30;
@@ -22,8 +23,6 @@ const WINDOW = 1;
 export const ENROLMENT_TTL = 600;
 
 /** A pending secret, per person and per ceremony that began it. */
-const pendingKey = (sub: string, ceremony: string) => `mfa:totp-pending:${sub}:${ceremony}`;
-const usedKey = (sub: string, step: number) => `mfa:totp-used:${sub}:${step}`;
 const aad = (sub: string) => `totp:${sub}`;
 
 /**
@@ -59,13 +58,13 @@ export class TotpCredentials {
    */
   async begin(sub: string, username: string, ceremony: string): Promise<{ uri: string; secret: string }> {
     const secret = new Secret({ size: 20 }).base32;
-    await this.kv.set(pendingKey(sub, ceremony), this.#seal(sub, secret), { ttl: ENROLMENT_TTL });
+    await this.kv.set(totpPendingKey(sub, ceremony), this.#seal(sub, secret), { ttl: ENROLMENT_TTL });
     return { uri: this.#totp(secret, username).toString(), secret };
   }
 
   /** The secret `ceremony` began, as its otpauth:// URI and text again (a page reload), or undefined. */
   async pending(sub: string, username: string, ceremony: string): Promise<{ uri: string; secret: string } | undefined> {
-    const sealed = await this.kv.get(pendingKey(sub, ceremony));
+    const sealed = await this.kv.get(totpPendingKey(sub, ceremony));
     if (!sealed) return undefined;
     const secret = this.#open(sub, sealed);
     return { uri: this.#totp(secret, username).toString(), secret };
@@ -73,12 +72,12 @@ export class TotpCredentials {
 
   /** Makes the secret `ceremony` began the person's when `code` fits it; false when it does not (or nothing is pending there). */
   async confirm(sub: string, code: string, ceremony: string): Promise<boolean> {
-    const sealed = await this.kv.get(pendingKey(sub, ceremony));
+    const sealed = await this.kv.get(totpPendingKey(sub, ceremony));
     if (!sealed) return false;
     const step = this.#matchingStep(this.#open(sub, sealed), code);
     if (step === undefined || !(await this.#spend(sub, step, ceremony))) return false;
     await this.records.update(sub, (current) => ({ next: { ...current, totp: { ...newEnrolment(), sealed } }, result: true }));
-    await this.kv.del([pendingKey(sub, ceremony)]);
+    await this.kv.del([totpPendingKey(sub, ceremony)]);
     return true;
   }
 
@@ -162,9 +161,9 @@ export class TotpCredentials {
    */
   async #spend(sub: string, step: number, by: string): Promise<boolean> {
     const ttl = PERIOD * (2 * WINDOW + 2);
-    const key = usedKey(sub, step);
+    const key = usedTotpStepKey(sub, step);
     if (!(await this.kv.set(key, by, { ttl, onlyIfAbsent: true })) && (await this.kv.get(key)) !== by) return false;
-    await Promise.all(Array.from({ length: 2 * WINDOW }, (_, i) => this.kv.set(usedKey(sub, step - 1 - i), '1', { ttl })));
+    await Promise.all(Array.from({ length: 2 * WINDOW }, (_, i) => this.kv.set(usedTotpStepKey(sub, step - 1 - i), '1', { ttl })));
     return true;
   }
 }

@@ -16,6 +16,7 @@
  */
 import { RESERVED_SCOPES, reservedScopeProblem, type ResourceServerConfig } from '../config.js';
 import type { CachedReads, Kv } from '../store/kv.js';
+import { API_GRANTS_PREFIX, API_PREFIX, apiGranteesKey, apiGrantsKey, apiKey, APIS_KEY } from '../store/keys.js';
 import { epochSeconds, untilSecond } from '../clock.js';
 
 export interface ApiDefinition {
@@ -67,12 +68,6 @@ export class ApiError extends Error {
   }
 }
 
-const API_PREFIX = 'api:';
-const apiKey = (identifier: string) => `${API_PREFIX}${identifier}`;
-const APIS_KEY = 'apis';
-const GRANTS_PREFIX = 'api-grants:';
-const clientGrantsKey = (clientId: string) => `${GRANTS_PREFIX}${clientId}`;
-const granteesKey = (identifier: string) => `api-grantees:${identifier}`;
 const SCOPE_TOKEN = /^[\x21\x23-\x5B\x5D-\x7E]+$/;
 
 /**
@@ -146,7 +141,7 @@ export class Apis {
     private readonly kv: Kv,
     private readonly options: ApisOptions,
   ) {
-    this.#reads = kv.cachedReads?.([API_PREFIX, APIS_KEY, GRANTS_PREFIX]) ?? kv;
+    this.#reads = kv.cachedReads?.([API_PREFIX, APIS_KEY, API_GRANTS_PREFIX]) ?? kv;
     // A privileged API's scope that another API could take would mean two things (RESERVED_SCOPES).
     const unreserved = options.builtin.filter((api) => api.privileged).flatMap((api) => api.scopes.filter((scope) => !RESERVED_SCOPES.has(scope)));
     if (unreserved.length) throw new Error(`privileged scopes ${unreserved.join(' ')} are not in RESERVED_SCOPES (src/config.ts)`);
@@ -254,17 +249,17 @@ export class Apis {
     await this.options.endings?.apiRemoved(identifier);
     // Grants first: an API re-added under the same identifier starts with none (and the api
     // entry below ends their tokens, so no client_grant entry per grantee).
-    for (const clientId of await this.kv.members(granteesKey(identifier))) {
+    for (const clientId of await this.kv.members(apiGranteesKey(identifier))) {
       await this.#change(clientId, (grants) => without(grants, identifier), false);
     }
-    await this.kv.del([apiKey(identifier), granteesKey(identifier)]);
+    await this.kv.del([apiKey(identifier), apiGranteesKey(identifier)]);
     await this.kv.removeFromSet(APIS_KEY, identifier);
     await this.options.endings?.apiRemoved(identifier);
   }
 
   /** What an operator granted a client, at every API (configuration and store together). */
   async grantsOf(clientId: string): Promise<ClientGrants> {
-    const json = await this.#reads.get(clientGrantsKey(clientId));
+    const json = await this.#reads.get(apiGrantsKey(clientId));
     return this.#parsedGrants.get(clientId, json, (text) => {
       const stored = text ? (JSON.parse(text) as Record<string, ClientGrant>) : {};
       const fixed = this.#staticGrants.get(clientId);
@@ -316,7 +311,7 @@ export class Apis {
     if (!api) throw new ApiError(`no API ${identifier}; the APIs are ${(await this.list()).map((known) => known.identifier).join(', ')}`, 'not_found', 404);
     const unknown = grant.scopes.filter((scope) => !api.scopes.includes(scope));
     if (unknown.length) throw new ApiError(`${identifier} has no scope ${unknown.join(', ')} (it has: ${api.scopes.join(' ') || 'none'})`, 'invalid_request', 400);
-    await this.kv.addToSet(granteesKey(identifier), clientId);
+    await this.kv.addToSet(apiGranteesKey(identifier), clientId);
     const grants = await this.#change(clientId, (grants) => {
       const changed: Record<string, ClientGrant> = {};
       // A client has at most one default API.
@@ -357,7 +352,7 @@ export class Apis {
 
   /** Forgets every grant a client held (when the client is deleted). */
   async forgetClient(clientId: string): Promise<void> {
-    await this.kv.del([clientGrantsKey(clientId)]);
+    await this.kv.del([apiGrantsKey(clientId)]);
   }
 
   /**
@@ -367,14 +362,14 @@ export class Apis {
    */
   async #change(clientId: string, change: (grants: Record<string, ClientGrant>) => Record<string, ClientGrant>, endTokens = true) {
     for (;;) {
-      const before = await this.kv.get(clientGrantsKey(clientId));
+      const before = await this.kv.get(apiGrantsKey(clientId));
       const previous = before ? (JSON.parse(before) as Record<string, ClientGrant>) : {};
       const next = change(previous);
       // What it takes away ends before the grant changes too (a failure half-way leaves the grant as
       // it was, to change again: once changed, a second attempt finds nothing to take), and after,
       // for tokens issued meanwhile.
       if (endTokens) await this.#endTaken(clientId, previous, next);
-      if (!(await this.kv.compareAndSet(clientGrantsKey(clientId), before, JSON.stringify(next)))) continue;
+      if (!(await this.kv.compareAndSet(apiGrantsKey(clientId), before, JSON.stringify(next)))) continue;
       if (endTokens) await this.#endTaken(clientId, previous, next);
       return next;
     }

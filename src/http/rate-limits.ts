@@ -27,6 +27,7 @@ import type { Config } from '../config.js';
 import { addressKey } from './address-key.js';
 import { jsonError } from './errors.js';
 import type { Kv } from '../store/kv.js';
+import { HTTP_LIMITERS, httpLimiter } from '../store/keys.js';
 import { fixedWindows, memoryWindows, type FixedWindows, type WindowCount, type WindowHit } from '../store/rate-limit.js';
 import type { Metrics } from '../ops/metrics.js';
 
@@ -170,10 +171,10 @@ export class RateLimits {
     this.#stored = fixedWindows(kv);
     this.#window = settings.window;
     const limit = (limiter: string, points: number) => (points > 0 ? { limiter, points, lease: leaseOf(points) } : undefined);
-    this.#perIp = limit('http-ip', settings.perIp);
-    this.#registrationPerIp = limit('http-registration-ip', settings.registrationPerIp);
-    this.#perClient = limit('http-client', settings.perClient);
-    this.#hotPerIp = limit('http-metadata-ip', settings.metadataPerIp);
+    this.#perIp = limit(HTTP_LIMITERS.perIp, settings.perIp);
+    this.#registrationPerIp = limit(HTTP_LIMITERS.registrationPerIp, settings.registrationPerIp);
+    this.#perClient = limit(HTTP_LIMITERS.perClient, settings.perClient);
+    this.#hotPerIp = limit(HTTP_LIMITERS.metadataPerIp, settings.metadataPerIp);
   }
 
   #hit(limit: Limit, key: string, by: number): WindowHit {
@@ -183,7 +184,7 @@ export class RateLimits {
   #route(name: string): LimitedRoute {
     const hot = HOT_ROUTES.has(name);
     const limit = hot ? this.#hotPerIp : name === 'registration' ? this.#registrationPerIp : this.#perIp;
-    return { name, limit, limiter: limit ? `${limit.limiter}:${name}` : '', hot, charges: !!this.#perClient && CLIENT_AUTH_ROUTES.has(name) };
+    return { name, limit, limiter: limit ? httpLimiter(limit.limiter, name) : '', hot, charges: !!this.#perClient && CLIENT_AUTH_ROUTES.has(name) };
   }
 
   /**

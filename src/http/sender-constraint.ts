@@ -9,6 +9,7 @@
 import type { Context } from 'koa';
 import { DPoPProblem, DPoPVerifier, type ReplayStore } from '../resource-server/dpop.js';
 import type { Kv } from '../store/kv.js';
+import { dpopProofKey } from '../store/keys.js';
 import { jsonError } from './errors.js';
 import type { PresentedToken } from './bearer.js';
 
@@ -21,7 +22,7 @@ const PROOF_MAX_AGE = 60;
 function storeReplays(kv: Kv): ReplayStore {
   return {
     unique: (key, expiresAt) =>
-      kv.set(`dpop-proof:${key}`, '1', { ttl: Math.max(1, expiresAt - Math.floor(Date.now() / 1000)), onlyIfAbsent: true }),
+      kv.set(dpopProofKey(key), '1', { ttl: Math.max(1, expiresAt - Math.floor(Date.now() / 1000)), onlyIfAbsent: true }),
   };
 }
 

@@ -13,6 +13,7 @@ import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { JWK } from 'jose';
 import type { Kv } from '../store/kv.js';
+import { KEYRING_KEY, KEYRING_LOCK_KEY } from '../store/keys.js';
 import { checkKey, Keyring, toPublic, type KeyState, type StoredKey } from './keyring.js';
 import type { Sealer } from './sealing.js';
 
@@ -187,9 +188,6 @@ export class FileRingStore implements RingStore {
   }
 }
 
-const RING_KEY = 'keyring';
-const LOCK_KEY = 'keyring:lock';
-
 /**
  * The ring in the shared store, one durable key: dates, the public JWK (for people inspecting
  * Redis; what we publish is derived from the opened private key) and the sealed private JWK.
@@ -203,7 +201,7 @@ export class KvRingStore implements RingStore {
   ) {}
 
   async readRaw(): Promise<string | undefined> {
-    return this.kv.get(RING_KEY);
+    return this.kv.get(KEYRING_KEY);
   }
 
   async parse(raw: string): Promise<Keyring> {
@@ -228,16 +226,16 @@ export class KvRingStore implements RingStore {
       format: 1,
       keys: ring.keys.map(({ jwk, ...dated }) => ({ ...dated, public: toPublic(jwk), sealed: this.sealer.seal(dated.kid, jwk) })),
     });
-    return (await this.kv.compareAndSet(RING_KEY, previous, raw)) ? { raw, ring } : undefined;
+    return (await this.kv.compareAndSet(KEYRING_KEY, previous, raw)) ? { raw, ring } : undefined;
   }
 
   async locked<T>(work: () => Promise<T>): Promise<T | typeof LOCKED> {
     const token = randomUUID();
-    if (!(await this.kv.set(LOCK_KEY, token, { ttl: LOCK_SECONDS, onlyIfAbsent: true }))) return LOCKED;
+    if (!(await this.kv.set(KEYRING_LOCK_KEY, token, { ttl: LOCK_SECONDS, onlyIfAbsent: true }))) return LOCKED;
     try {
       return await work();
     } finally {
-      await this.kv.deleteIfEquals(LOCK_KEY, token).catch(() => {});
+      await this.kv.deleteIfEquals(KEYRING_LOCK_KEY, token).catch(() => {});
     }
   }
 

@@ -20,6 +20,7 @@ import type { SessionCredential } from '../accounts/session-credentials.js';
 import { FIRST_PARTY_CLIENT_IDS } from '../http/first-party-sign-in.js';
 import { heldBy, type HeldByGrant } from '../revocation/grants.js';
 import type { Kv } from '../store/kv.js';
+import { consentHoldersKey, consentKey, consentsKey } from '../store/keys.js';
 import { epochSeconds } from '../clock.js';
 
 /**
@@ -55,10 +56,6 @@ interface Remembered {
 export function predatesClient(createdAt: number | undefined, givenAt: unknown): boolean {
   return typeof createdAt === 'number' && (typeof givenAt !== 'number' || givenAt < createdAt);
 }
-
-const key = (accountId: string, clientId: string) => `consent:${accountId}:${clientId}`;
-const indexKey = (accountId: string) => `consents:${accountId}`;
-const holdersKey = (clientId: string) => `consent-holders:${clientId}`;
 
 /** What a person allowed an app, as the account page lists it. */
 export interface RememberedConsent {
@@ -113,16 +110,16 @@ export class Consents {
       ...(by && { by }),
     };
     await Promise.all([
-      this.kv.set(key(grant.accountId!, grant.clientId!), JSON.stringify(remembered), { ttl: this.ttl }),
-      this.kv.addToSet(indexKey(grant.accountId!), grant.clientId!, this.ttl),
-      this.kv.addToSet(holdersKey(grant.clientId!), grant.accountId!, this.ttl),
+      this.kv.set(consentKey(grant.accountId!, grant.clientId!), JSON.stringify(remembered), { ttl: this.ttl }),
+      this.kv.addToSet(consentsKey(grant.accountId!), grant.clientId!, this.ttl),
+      this.kv.addToSet(consentHoldersKey(grant.clientId!), grant.accountId!, this.ttl),
     ]);
   }
 
   /** The apps a person's remembered consents are for. */
   async rememberedBy(accountId: string): Promise<RememberedConsent[]> {
-    const clientIds = await this.kv.members(indexKey(accountId));
-    const found = await Promise.all(clientIds.map(async (clientId) => ({ clientId, json: await this.kv.get(key(accountId, clientId)) })));
+    const clientIds = await this.kv.members(consentsKey(accountId));
+    const found = await Promise.all(clientIds.map(async (clientId) => ({ clientId, json: await this.kv.get(consentKey(accountId, clientId)) })));
     return found.flatMap(({ clientId, json }) => {
       if (!json) return [];
       const { scope, at, resources, claims } = JSON.parse(json) as Remembered;
@@ -136,12 +133,12 @@ export class Consents {
    * (store/read-ahead.ts); `request` is its Koa context.
    */
   readAhead(accountId: string, clientId: string, request: object): void {
-    this.kv.readAhead?.({ strings: [key(accountId, clientId)] }, request);
+    this.kv.readAhead?.({ strings: [consentKey(accountId, clientId)] }, request);
   }
 
   /** Forgets what a person allowed an app: its next request asks for consent again. */
   async forget(accountId: string, clientId: string): Promise<void> {
-    await Promise.all([this.kv.del([key(accountId, clientId)]), this.kv.removeFromSet(indexKey(accountId), clientId), this.kv.removeFromSet(holdersKey(clientId), accountId)]);
+    await Promise.all([this.kv.del([consentKey(accountId, clientId)]), this.kv.removeFromSet(consentsKey(accountId), clientId), this.kv.removeFromSet(consentHoldersKey(clientId), accountId)]);
   }
 
   /**
@@ -152,10 +149,10 @@ export class Consents {
    * Consents remembered before their credentials were recorded stay.
    */
   async forgetGivenWith(accountId: string, given: (credential: SessionCredential) => boolean, exceptSession?: string): Promise<void> {
-    const clientIds = await this.kv.members(indexKey(accountId));
+    const clientIds = await this.kv.members(consentsKey(accountId));
     await Promise.all(
       clientIds.map(async (clientId) => {
-        const json = await this.kv.get(key(accountId, clientId));
+        const json = await this.kv.get(consentKey(accountId, clientId));
         if (!json) return;
         const { by, session } = JSON.parse(json) as Remembered;
         if (by && session !== exceptSession && given(by)) await this.forget(accountId, clientId);
@@ -169,7 +166,7 @@ export class Consents {
    * them (those of their grants).
    */
   async forgetAccount(accountId: string, alsoTo: Iterable<string> = []): Promise<void> {
-    const clientIds = new Set([...(await this.kv.members(indexKey(accountId))), ...alsoTo]);
+    const clientIds = new Set([...(await this.kv.members(consentsKey(accountId))), ...alsoTo]);
     await Promise.all([...clientIds].map((clientId) => this.forget(accountId, clientId)));
   }
 
@@ -180,9 +177,9 @@ export class Consents {
    * (those of its grants).
    */
   async forgetClient(clientId: string, alsoOf: Iterable<string> = []): Promise<void> {
-    const holders = new Set([...(await this.kv.members(holdersKey(clientId))), ...alsoOf]);
-    await Promise.all([...holders].map((accountId) => Promise.all([this.kv.del([key(accountId, clientId)]), this.kv.removeFromSet(indexKey(accountId), clientId)])));
-    await this.kv.del([holdersKey(clientId)]);
+    const holders = new Set([...(await this.kv.members(consentHoldersKey(clientId))), ...alsoOf]);
+    await Promise.all([...holders].map((accountId) => Promise.all([this.kv.del([consentKey(accountId, clientId)]), this.kv.removeFromSet(consentsKey(accountId), clientId)])));
+    await this.kv.del([consentHoldersKey(clientId)]);
   }
 
   /**
@@ -223,7 +220,7 @@ export class Consents {
       await grant.save();
       return grant;
     }
-    const json = await this.kv.get(key(session.accountId, client.clientId));
+    const json = await this.kv.get(consentKey(session.accountId, client.clientId));
     if (!json) return undefined;
     const remembered = JSON.parse(json) as Remembered;
     // Nor a consent given before its person's or client's cutoff, whatever the order of the writes:

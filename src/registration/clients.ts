@@ -17,6 +17,7 @@ import { OFFERED_API_SCOPES } from './policy.js';
 import type { ProviderInService } from '../provider-in-service.js';
 import { AdapterIndexes, secretDigestOf } from '../store/adapter.js';
 import type { Kv } from '../store/kv.js';
+import { ownerClaimKey, previousSecretKey } from '../store/keys.js';
 import { epochSeconds, untilSecond } from '../clock.js';
 
 export type ClientMetadata = Record<string, unknown> & { client_id: string };
@@ -51,7 +52,6 @@ export function registeredClientId(): string {
   }
 }
 
-const previousSecretKey = (id: string) => `client:previous-secret:${id}`;
 /** Seconds a developer's registration claim outlives a registration that never finished (a crash mid-request). */
 const OWNER_CLAIM_TTL = 30;
 
@@ -244,7 +244,7 @@ export class Clients {
    * is refused, to send again.
    */
   async addOwned(metadata: ClientMetadata & { owner: string }, max: number): Promise<ClientMetadata> {
-    const claim = `registration:owner-claim:${metadata.owner}`;
+    const claim = ownerClaimKey(metadata.owner);
     const token = randomBytes(16).toString('base64url');
     if (!(await this.kv.set(claim, token, { ttl: OWNER_CLAIM_TTL, onlyIfAbsent: true }))) {
       throw new ClientError('another app of yours is being registered at this moment; try again', 'conflict', 409);

@@ -23,6 +23,7 @@ import type { Provider } from 'oidc-provider';
 import { bearerToken } from '../http/bearer.js';
 import { jsonError } from '../http/errors.js';
 import type { Kv } from '../store/kv.js';
+import { initialAccessTokenClaimKey } from '../store/keys.js';
 import { scoped } from '../http/layers.js';
 import { AdapterIndexes } from '../store/adapter.js';
 
@@ -35,7 +36,7 @@ export function singleUseInitialAccessTokens(provider: Provider, kv: Kv, realm: 
     if (ctx.method !== 'POST' || ctx.path !== path) return next();
     const token = bearerToken(ctx);
     if (!token) return next(); // oidc-provider answers the missing token
-    const claim = `registration:initial-access-token:${createHash('sha256').update(token).digest('base64url')}`;
+    const claim = initialAccessTokenClaimKey(token);
     if (!(await kv.set(claim, String(Date.now()), { ttl: CLAIM_TTL, onlyIfAbsent: true }))) {
       ctx.set('Cache-Control', 'no-store');
       ctx.set('WWW-Authenticate', `Bearer realm="${realm}", error="invalid_token", error_description="initial access token already used"`);

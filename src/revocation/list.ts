@@ -72,38 +72,10 @@
 import { createHash } from 'node:crypto';
 import { epochSeconds } from '../clock.js';
 import { LOG_ID, type CachedReads, type Kv, type LogEntry } from '../store/kv.js';
+import { LIFETIMES_KEY, LIFETIMES_PREFIX, lifetimeKey, OPERATOR_ENDINGS_KEY, REVOCATION_FEED_KEY, REVOKED_API_PREFIX, REVOKED_CLIENT_GRANT_PREFIX, REVOKED_CLIENT_PREFIX, REVOKED_DELEGATED_PREFIX, REVOKED_KID_PREFIX, revokedApiKey, revokedClientGrantKey, revokedClientKey, revokedDelegatedKey, revokedGrantKey, revokedJtiKey, revokedKidKey, revokedSubjectKey, withdrawnKey } from '../store/keys.js';
 
 /** The claim that links a JWT access token to its grant. */
 export const GRANT_CLAIM = 'gid';
-
-const jtiKey = (jti: string) => `revoked:{rv}:jti:${jti}`;
-const grantKey = (gid: string) => `revoked:{rv}:grant:${gid}`;
-const CLIENT_PREFIX = 'revoked:{rv}:client:';
-const KID_PREFIX = 'revoked:{rv}:kid:';
-const CLIENT_GRANT_PREFIX = 'revoked:{rv}:client-grant:';
-/**
- * Set while any client_grant or api entry can still matter: a check reads this one key, and the
- * entries for the token's API (one per scope it carries) only while it is set, so the hot path
- * pays one cached read for what is rare.
- */
-const OPERATOR_ENDINGS_KEY = 'revoked:{rv}:operator-endings';
-const API_PREFIX = 'revoked:{rv}:api:';
-/** Read with the token's jti and grant, in their round trip (one GET more in the pipeline, no round trip more). */
-const subjectKey = (sub: string) => `revoked:{rv}:sub:${sub}`;
-/** Read with the `sub` entry, in the same round trip (one GET more in the pipeline). A sub holds no colon (accounts' are UUIDs). */
-const withdrawnKey = (sub: string, clientId: string) => `revoked:{rv}:withdrawn:${sub}:${clientId}`;
-const DELEGATED_PREFIX = 'revoked:{rv}:delegated:';
-const delegatedKey = (clientId: string) => `${DELEGATED_PREFIX}${clientId}`;
-const clientKey = (clientId: string) => `${CLIENT_PREFIX}${clientId}`;
-const kidKey = (kid: string) => `${KID_PREFIX}${kid}`;
-const apiKey = (aud: string) => `${API_PREFIX}${aud}`;
-/** The client id and scope are encoded: either may hold a colon, and the API identifier follows. `scope` '': the whole grant. */
-const clientGrantKey = (clientId: string, scope: string, aud: string) => `${CLIENT_GRANT_PREFIX}${encodeURIComponent(clientId)}:${encodeURIComponent(scope)}:${aud}`;
-const FEED_KEY = 'revoked:{rv}:feed';
-/** The lifetimes published (members "access:<seconds>", "grant:<seconds>"), each alive while its key is. */
-const LIFETIMES_PREFIX = 'revoked:{rv}:lifetime';
-const LIFETIMES_KEY = `${LIFETIMES_PREFIX}s`;
-const lifetimeKey = (member: string) => `${LIFETIMES_PREFIX}:${member}`;
 
 const scopesOf = (scope: unknown) => (typeof scope === 'string' ? scope.split(' ').filter(Boolean) : []);
 
@@ -231,7 +203,7 @@ export class RevocationList {
 
   constructor(kv: Kv, { skew, accessTokenLifetime, grantLifetime }: RevocationListOptions) {
     this.#kv = kv;
-    this.#rareMarks = kv.cachedReads?.([CLIENT_PREFIX, KID_PREFIX, CLIENT_GRANT_PREFIX, API_PREFIX, OPERATOR_ENDINGS_KEY, DELEGATED_PREFIX, LIFETIMES_PREFIX]) ?? kv;
+    this.#rareMarks = kv.cachedReads?.([REVOKED_CLIENT_PREFIX, REVOKED_KID_PREFIX, REVOKED_CLIENT_GRANT_PREFIX, REVOKED_API_PREFIX, OPERATOR_ENDINGS_KEY, REVOKED_DELEGATED_PREFIX, LIFETIMES_PREFIX]) ?? kv;
     this.#skew = skew;
     this.#lifetime = accessTokenLifetime;
     this.#grantLifetime = Math.max(grantLifetime ?? 0, accessTokenLifetime);
@@ -284,7 +256,7 @@ export class RevocationList {
     if (ttl <= 0) return false;
     const fields = { type: 'jti', value: jti, exp: String(exp) };
     const { feed } = await this.lifetimes();
-    return (await this.#kv.raiseMarkAndLog(jtiKey(jti), 1, ttl, FEED_KEY, fields, feed + this.#skew)) !== undefined;
+    return (await this.#kv.raiseMarkAndLog(revokedJtiKey(jti), 1, ttl, REVOCATION_FEED_KEY, fields, feed + this.#skew)) !== undefined;
   }
 
   /**
@@ -292,7 +264,7 @@ export class RevocationList {
    * is revoked once per model by oidc-provider): false when nothing new was recorded.
    */
   async revokeGrant(grantId: string): Promise<boolean> {
-    return this.#revokeUpToNow('grant', grantKey, grantHandle(grantId));
+    return this.#revokeUpToNow('grant', revokedGrantKey, grantHandle(grantId));
   }
 
   /**
@@ -300,7 +272,7 @@ export class RevocationList {
    * tokens (revoking a person's JWT access token ends its grant's, whether or not the grant is still stored).
    */
   async revokeGrantHandle(gid: string): Promise<boolean> {
-    return this.#revokeUpToNow('grant', grantKey, gid);
+    return this.#revokeUpToNow('grant', revokedGrantKey, gid);
   }
 
   /**
@@ -310,12 +282,12 @@ export class RevocationList {
    * they work; tokens issued within the same second are refused too. False if already recorded.
    */
   async revokeClient(clientId: string): Promise<boolean> {
-    return this.#revokeUpToNow('client', clientKey, clientId);
+    return this.#revokeUpToNow('client', revokedClientKey, clientId);
   }
 
   /** Epoch seconds a client of this id was last deleted, while that can still matter (its client entry); a cached read. */
   async clientRemovedAt(clientId: string): Promise<number | undefined> {
-    const mark = await this.#rareMarks.get(clientKey(clientId));
+    const mark = await this.#rareMarks.get(revokedClientKey(clientId));
     return mark === undefined ? undefined : Number(mark);
   }
 
@@ -329,7 +301,7 @@ export class RevocationList {
     // cursor (its JWKS cache may still hold the key), is still told. Before the entry.
     const matters = Math.max(horizon, (await this.lifetimes()).access);
     await this.#publish('feed', matters, matters + this.#skew);
-    return this.#revokeUpToNow('kid', kidKey, kid, { horizon });
+    return this.#revokeUpToNow('kid', revokedKidKey, kid, { horizon });
   }
 
   /**
@@ -340,21 +312,21 @@ export class RevocationList {
   async revokeClientGrant(clientId: string, aud: string, scopes?: readonly string[]): Promise<boolean> {
     await this.#operatorEndings();
     const revoked = await Promise.all(
-      (scopes ?? ['']).map((scope) => this.#revokeUpToNow('client_grant', () => clientGrantKey(clientId, scope, aud), clientId, { extra: { aud, ...(scope ? { scope } : {}) } })),
+      (scopes ?? ['']).map((scope) => this.#revokeUpToNow('client_grant', () => revokedClientGrantKey(clientId, scope, aud), clientId, { extra: { aud, ...(scope ? { scope } : {}) } })),
     );
     return revoked.some(Boolean);
   }
 
   /** Epoch seconds an API of this identifier was last removed, while that can still matter (its api entry); a cached read. */
   async apiRemovedAt(aud: string): Promise<number | undefined> {
-    const mark = await this.#rareMarks.get(apiKey(aud));
+    const mark = await this.#rareMarks.get(revokedApiKey(aud));
     return mark === undefined ? undefined : Number(mark);
   }
 
   /** Revokes every token for an API up to now (the API was removed), a person's and a client's own. */
   async revokeApi(aud: string): Promise<boolean> {
     await this.#operatorEndings();
-    return this.#revokeUpToNow('api', apiKey, aud);
+    return this.#revokeUpToNow('api', revokedApiKey, aud);
   }
 
   /**
@@ -366,7 +338,7 @@ export class RevocationList {
    * (accounts.ts endedAt, or grantsEndedAt with the sessions kept). False if already recorded this second.
    */
   async revokeSubject(sub: string): Promise<boolean> {
-    return this.#revokeUpToNow('sub', subjectKey, sub);
+    return this.#revokeUpToNow('sub', revokedSubjectKey, sub);
   }
 
   /**
@@ -394,7 +366,7 @@ export class RevocationList {
    * are untouched. False if already recorded this second.
    */
   async revokeDelegated(clientId: string): Promise<boolean> {
-    return this.#revokeUpToNow('delegated', delegatedKey, clientId, { keptAsGrants: true });
+    return this.#revokeUpToNow('delegated', revokedDelegatedKey, clientId, { keptAsGrants: true });
   }
 
   /**
@@ -404,7 +376,7 @@ export class RevocationList {
    */
   async delegatedEnded(clientId: unknown, iat: unknown): Promise<boolean> {
     if (typeof clientId !== 'string') return false;
-    const mark = await this.#rareMarks.get(delegatedKey(clientId));
+    const mark = await this.#rareMarks.get(revokedDelegatedKey(clientId));
     return issuedUpTo(mark, iat);
   }
 
@@ -413,7 +385,7 @@ export class RevocationList {
    * round trip), where no cache answers it (Redis Cluster); the cache answers it otherwise.
    */
   readDelegatedAhead(clientId: string): void {
-    if (this.#rareMarks === this.#kv) this.#kv.readAhead?.({ strings: [delegatedKey(clientId)] });
+    if (this.#rareMarks === this.#kv) this.#kv.readAhead?.({ strings: [revokedDelegatedKey(clientId)] });
   }
 
   /** Before the entry: a check that sees the entry sees this too (it outlives the entry by a second). */
@@ -437,7 +409,7 @@ export class RevocationList {
     const kept = keptAsGrants ? Math.max(lifetimes.grant, matters) : matters;
     const at = epochSeconds();
     const fields = { type, value, ...extra, at: String(at), exp: String(at + matters) };
-    return (await this.#kv.raiseMarkAndLog(key(value), at, kept + this.#skew, FEED_KEY, fields, lifetimes.feed + this.#skew)) !== undefined;
+    return (await this.#kv.raiseMarkAndLog(key(value), at, kept + this.#skew, REVOCATION_FEED_KEY, fields, lifetimes.feed + this.#skew)) !== undefined;
   }
 
   /**
@@ -456,14 +428,14 @@ export class RevocationList {
     const { kid } = header;
     const read = (value: unknown, key: (value: string) => string, from: CachedReads = this.#kv) => (typeof value === 'string' ? from.get(key(value)) : undefined);
     const [byJti, byGrant, bySubject, byWithdrawal, byDelegation, byClient, byKid, operatorEndings] = await Promise.all([
-      read(jti, jtiKey),
-      read(gid, grantKey),
+      read(jti, revokedJtiKey),
+      read(gid, revokedGrantKey),
       // A person's token only: a client's own token's sub is the client, whose id may be anything.
-      ownToken ? undefined : read(sub, subjectKey),
+      ownToken ? undefined : read(sub, revokedSubjectKey),
       ownToken || typeof clientId !== 'string' ? undefined : read(sub, (person) => withdrawnKey(person, clientId)),
-      ownToken ? undefined : read(clientId, delegatedKey, this.#rareMarks),
-      read(clientId, clientKey, this.#rareMarks),
-      read(kid, kidKey, this.#rareMarks),
+      ownToken ? undefined : read(clientId, revokedDelegatedKey, this.#rareMarks),
+      read(clientId, revokedClientKey, this.#rareMarks),
+      read(kid, revokedKidKey, this.#rareMarks),
       audiences.length ? this.#rareMarks.get(OPERATOR_ENDINGS_KEY) : undefined,
     ]);
     if (byJti !== undefined || byKid !== undefined) return true;
@@ -471,9 +443,9 @@ export class RevocationList {
     if (issuedBy(byGrant) || issuedBy(bySubject) || issuedBy(byWithdrawal) || issuedBy(byDelegation) || issuedBy(byClient)) return true;
     if (operatorEndings === undefined) return false;
     const byApi = await Promise.all([
-      ...audiences.map((aud) => this.#rareMarks.get(apiKey(aud))),
+      ...audiences.map((aud) => this.#rareMarks.get(revokedApiKey(aud))),
       ...(ownToken && typeof clientId === 'string'
-        ? audiences.flatMap((aud) => ['', ...scopesOf(claims.scope)].map((scope) => this.#rareMarks.get(clientGrantKey(clientId, scope, aud))))
+        ? audiences.flatMap((aud) => ['', ...scopesOf(claims.scope)].map((scope) => this.#rareMarks.get(revokedClientGrantKey(clientId, scope, aud))))
         : []),
     ]);
     return byApi.some(issuedBy);
@@ -485,7 +457,7 @@ export class RevocationList {
    */
   async feed(after: string | undefined, limit: number): Promise<FeedPage> {
     if (after !== undefined && !LOG_ID.test(after)) throw new RangeError('not a feed cursor');
-    const lines = await this.#kv.readLog(FEED_KEY, after, limit);
+    const lines = await this.#kv.readLog(REVOCATION_FEED_KEY, after, limit);
     const now = epochSeconds();
     const entries = lines.map(toEntry).filter((entry): entry is RevocationEntry => !!entry && entry.exp + this.#skew >= now);
     return { entries, cursor: lines.at(-1)?.id ?? after, more: lines.length === limit };

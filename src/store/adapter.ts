@@ -52,6 +52,20 @@ import { hash, randomBytes } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 import { errors, Provider, type Adapter, type AdapterPayload, type KoaContextWithOIDC } from 'oidc-provider';
 import type { ConsumeOutcome, Kv, StoredRecord } from './kv.js';
+import {
+  OIDC_CLIENTS_KEY,
+  OIDC_INITIAL_ACCESS_TOKENS_KEY,
+  OIDC_SESSION_PREFIX,
+  oidcAccountGrantsKey,
+  oidcAccountSessionsKey,
+  oidcClientGrantsKey,
+  oidcGrantKey,
+  oidcPendingKey,
+  oidcRecordKey,
+  oidcRegistrationTokensKey,
+  oidcSessionUidKey,
+  oidcUserCodeKey,
+} from './keys.js';
 
 /** Models whose records belong to a grant and die with it. */
 const GRANTABLE = new Set([
@@ -97,8 +111,6 @@ const REPLAY_DESCRIPTION: Record<string, string> = {
   PushedAuthorizationRequest: 'request_uri already used',
 };
 
-const CLIENTS_KEY = 'oidc:clients';
-const INITIAL_ACCESS_TOKENS_KEY = 'oidc:initial-access-tokens';
 /**
  * Models kept under a digest of their id, not the id: their id is a bearer credential (see the
  * layout above). Their records are stored without their jti, given back by find. The digest is one
@@ -131,14 +143,14 @@ const isHandle = (id: string) => id.startsWith(HANDLE);
 const refOf = (id: string) => (isHandle(id) ? id.slice(HANDLE.length) : digestOf(id));
 /** The id find() takes for an index's entry: a digest's handle, or an id kept by the release before. */
 const idOfRef = (entry: string) => (entry.startsWith('sha256:') ? HANDLE + entry : entry);
-const recordKey = (model: string, id: string) => `oidc:${model}:${DIGESTED.has(model) ? refOf(id) : id}`;
+const recordKey = (model: string, id: string) => oidcRecordKey(model, DIGESTED.has(model) ? refOf(id) : id);
 /**
  * Where a digested model's record was kept before it was digested: under the id itself. None for
  * a model kept by its id, nor for a handle (found by its digest), nor for a value spelled as a
  * digest (`sha256:…`, no id the engine makes has a colon): under it is the record of that digest,
  * which a digest read from a copy of the store would otherwise find, as good as the value.
  */
-const legacyKey = (model: string, id: string) => (DIGESTED.has(model) && !isHandle(id) && !id.startsWith('sha256:') ? `oidc:${model}:${id}` : undefined);
+const legacyKey = (model: string, id: string) => (DIGESTED.has(model) && !isHandle(id) && !id.startsWith('sha256:') ? oidcRecordKey(model, id) : undefined);
 /**
  * A client's secret is kept as its SHA-256 digest, in its own field (client_secret_digest), never in
  * client_secret: a copy of the store acts as no confidential client (a secret is at least 256 random
@@ -165,16 +177,6 @@ function loadedClient(payload: AdapterPayload): AdapterPayload {
   const { client_secret_digest: digest, ...rest } = payload as AdapterPayload & { client_secret_digest?: unknown };
   return typeof digest === 'string' ? { ...rest, client_secret: SECRET_HANDLE + digest } : payload;
 }
-const grantKey = (grantId: string) => `oidc:grant:${grantId}`;
-/** A session's record key but its digest (or, kept by the release before, its id): what oidc:uid:<uid> holds. */
-const SESSION_PREFIX = 'oidc:Session:';
-const uidKey = (uid: string) => `oidc:uid:${uid}`;
-const userCodeKey = (userCode: string) => `oidc:usercode:${userCode}`;
-const accountGrantsKey = (accountId: string) => `oidc:grants:account:${accountId}`;
-const clientGrantsKey = (clientId: string) => `oidc:grants:client:${clientId}`;
-const accountSessionsKey = (accountId: string) => `oidc:sessions:account:{${accountId}}`;
-const registrationTokensKey = (clientId: string) => `oidc:rat:client:${clientId}`;
-const pendingKey = (clientId: string) => `oidc:pending:client:${clientId}`;
 
 /** What the store tells the rest of Latchkey about (the adapter itself knows nothing of JWTs). */
 export interface AdapterHooks {
@@ -323,7 +325,7 @@ class KvAdapter implements Adapter {
     const ttl = expiresIn ? expiresIn + this.grace : undefined;
     // A grant's record goes into the grant's index with it: one command where the store can (a
     // grant's codes and tokens are never ended, so it answers nothing: only a session's write is judged).
-    const grant = GRANTABLE.has(this.model) && payload.grantId ? grantKey(payload.grantId) : undefined;
+    const grant = GRANTABLE.has(this.model) && payload.grantId ? oidcGrantKey(payload.grantId) : undefined;
     const text = DIGESTED.has(this.model)
       ? JSON.stringify({ ...payload, jti: undefined })
       : this.model === 'Interaction'
@@ -333,20 +335,20 @@ class KvAdapter implements Adapter {
       grant && this.kv.putRecordInSet ? this.kv.putRecordInSet(key, text, ttl, grant) : this.kv.putRecord(key, text, ttl);
     const writes: Promise<unknown>[] = [stored];
     if (grant && !this.kv.putRecordInSet) writes.push(this.kv.addToSet(grant, key, ttl));
-    if (this.model === 'Session' && payload.uid) writes.push(this.kv.set(uidKey(payload.uid), refOf(id), { ttl }).then(() => {}));
+    if (this.model === 'Session' && payload.uid) writes.push(this.kv.set(oidcSessionUidKey(payload.uid), refOf(id), { ttl }).then(() => {}));
     if (this.#byValue.delete(id)) writes.push(this.kv.del([legacyKey(this.model, id)!]));
-    if (this.model === 'Session' && typeof payload.accountId === 'string') writes.push(this.kv.addToSet(accountSessionsKey(payload.accountId), refOf(id), ttl));
-    if (payload.userCode) writes.push(this.kv.set(userCodeKey(payload.userCode), refOf(id), { ttl }).then(() => {}));
-    if (this.model === 'Client') writes.push(this.kv.addToSet(CLIENTS_KEY, id));
-    if (this.model === 'InitialAccessToken') writes.push(this.kv.addToSet(INITIAL_ACCESS_TOKENS_KEY, digestOf(id), ttl));
+    if (this.model === 'Session' && typeof payload.accountId === 'string') writes.push(this.kv.addToSet(oidcAccountSessionsKey(payload.accountId), refOf(id), ttl));
+    if (payload.userCode) writes.push(this.kv.set(oidcUserCodeKey(payload.userCode), refOf(id), { ttl }).then(() => {}));
+    if (this.model === 'Client') writes.push(this.kv.addToSet(OIDC_CLIENTS_KEY, id));
+    if (this.model === 'InitialAccessToken') writes.push(this.kv.addToSet(OIDC_INITIAL_ACCESS_TOKENS_KEY, digestOf(id), ttl));
     if (this.model === 'RegistrationAccessToken' && typeof payload.clientId === 'string') {
-      writes.push(this.kv.addToSet(registrationTokensKey(payload.clientId), key, ttl));
+      writes.push(this.kv.addToSet(oidcRegistrationTokensKey(payload.clientId), key, ttl));
     }
     const pendingFor = PENDING.has(this.model) ? requestingClient(payload) : undefined;
-    if (pendingFor) writes.push(this.kv.addToSet(pendingKey(pendingFor), key, ttl));
+    if (pendingFor) writes.push(this.kv.addToSet(oidcPendingKey(pendingFor), key, ttl));
     if (this.model === 'Grant') {
-      if (typeof payload.accountId === 'string') writes.push(this.kv.addToSet(accountGrantsKey(payload.accountId), id, ttl));
-      if (typeof payload.clientId === 'string') writes.push(this.kv.addToSet(clientGrantsKey(payload.clientId), id, ttl));
+      if (typeof payload.accountId === 'string') writes.push(this.kv.addToSet(oidcAccountGrantsKey(payload.accountId), id, ttl));
+      if (typeof payload.clientId === 'string') writes.push(this.kv.addToSet(oidcClientGrantsKey(payload.clientId), id, ttl));
     }
     // Most upserts write the record alone: its own promise then, not a Promise.all of one.
     return writes.length === 1 ? stored : Promise.all(writes).then(() => stored);
@@ -424,7 +426,7 @@ class KvAdapter implements Adapter {
     this.kv.readAhead({
       ...(records.length ? { records } : {}),
       // The index holds the session's digest (or, from the release before, its id): its key is the prefix and it.
-      ...(payload.sessionUid && payload.expiresWithSession ? { indexed: [{ index: uidKey(payload.sessionUid), prefix: SESSION_PREFIX }] } : {}),
+      ...(payload.sessionUid && payload.expiresWithSession ? { indexed: [{ index: oidcSessionUidKey(payload.sessionUid), prefix: OIDC_SESSION_PREFIX }] } : {}),
     });
     if (typeof payload.accountId === 'string') this.hooks.accountAhead?.(payload.accountId, typeof payload.clientId === 'string' ? payload.clientId : undefined);
   }
@@ -489,14 +491,14 @@ class KvAdapter implements Adapter {
   /** The session of this uid, by the digest its index holds (its handle: HANDLE), or by the id one kept by the release before holds. */
   async findByUid(uid: string): Promise<AdapterPayload | undefined> {
     await settleFirst({ model: '', id: '' });
-    const entry = await this.kv.get(uidKey(uid));
+    const entry = await this.kv.get(oidcSessionUidKey(uid));
     return entry ? this.find(idOfRef(entry)) : undefined;
   }
 
   /** The device code of this user code, by the digest its index holds (its handle), or by the id one kept by the release before holds. */
   async findByUserCode(userCode: string): Promise<AdapterPayload | undefined> {
     await settleFirst({ model: '', id: '' });
-    const entry = await this.kv.get(userCodeKey(userCode));
+    const entry = await this.kv.get(oidcUserCodeKey(userCode));
     return entry ? this.find(idOfRef(entry)) : undefined;
   }
 
@@ -603,7 +605,7 @@ class KvAdapter implements Adapter {
     }
     if (this.model === 'Client') await this.clientRemoved(id);
     if (this.model === 'InitialAccessToken') {
-      await Promise.all([this.kv.removeFromSet(INITIAL_ACCESS_TOKENS_KEY, digestOf(id)), this.kv.removeFromSet(INITIAL_ACCESS_TOKENS_KEY, id)]);
+      await Promise.all([this.kv.removeFromSet(OIDC_INITIAL_ACCESS_TOKENS_KEY, digestOf(id)), this.kv.removeFromSet(OIDC_INITIAL_ACCESS_TOKENS_KEY, id)]);
     }
   }
 
@@ -614,7 +616,7 @@ class KvAdapter implements Adapter {
    * list's entry moves on to now).
    */
   private async clientRemoved(clientId: string) {
-    await Promise.all([this.kv.removeFromSet(CLIENTS_KEY, clientId), endClientsRecords(this.kv, clientId)]);
+    await Promise.all([this.kv.removeFromSet(OIDC_CLIENTS_KEY, clientId), endClientsRecords(this.kv, clientId)]);
     await this.hooks.clientRemoved?.(clientId);
   }
 
@@ -625,8 +627,8 @@ class KvAdapter implements Adapter {
    */
   async revokeByGrantId(grantId: string): Promise<void> {
     await settleFirst();
-    const [members] = await Promise.all([this.kv.members(grantKey(grantId)), this.hooks.grantRevoked?.(grantId)]);
-    await endMembers(this.kv, grantKey(grantId), members);
+    const [members] = await Promise.all([this.kv.members(oidcGrantKey(grantId)), this.hooks.grantRevoked?.(grantId)]);
+    await endMembers(this.kv, oidcGrantKey(grantId), members);
   }
 
   /** The grant's record after its revocation (see destroy). */
@@ -676,7 +678,7 @@ async function endListed(kv: Kv, index: string): Promise<number> {
 
 /** What a client began that must not outlive it: its registration access tokens, device codes and pushed requests. */
 async function endClientsRecords(kv: Kv, clientId: string): Promise<void> {
-  await Promise.all([endListed(kv, registrationTokensKey(clientId)), endListed(kv, pendingKey(clientId))]);
+  await Promise.all([endListed(kv, oidcRegistrationTokensKey(clientId)), endListed(kv, oidcPendingKey(clientId))]);
 }
 
 /**
@@ -815,7 +817,7 @@ export class AdapterIndexes {
 
   /** Ids of every stored client. */
   clientIds(): Promise<string[]> {
-    return this.kv.members(CLIENTS_KEY);
+    return this.kv.members(OIDC_CLIENTS_KEY);
   }
 
   /**
@@ -853,12 +855,12 @@ export class AdapterIndexes {
    * holds their digests, given as handles (HANDLE), or the ids of ones kept by the release before.
    */
   async sessionIds(accountId: string): Promise<string[]> {
-    return (await this.kv.members(accountSessionsKey(accountId))).map(idOfRef);
+    return (await this.kv.members(oidcAccountSessionsKey(accountId))).map(idOfRef);
   }
 
   /** Drops one session (its id or handle: sessionIds) from a person's index, as the release before listed it too (one round trip). */
   async forgetSession(accountId: string, sessionId: string): Promise<void> {
-    const key = accountSessionsKey(accountId);
+    const key = oidcAccountSessionsKey(accountId);
     const forgotten = this.kv.removeFromSet(key, refOf(sessionId));
     await (isHandle(sessionId) ? forgotten : Promise.all([forgotten, this.kv.removeFromSet(key, sessionId)]));
   }
@@ -868,7 +870,7 @@ export class AdapterIndexes {
    * otherwise show the new secret to whoever holds an old token). Returns how many there were.
    */
   endRegistrationTokens(clientId: string): Promise<number> {
-    return endListed(this.kv, registrationTokensKey(clientId));
+    return endListed(this.kv, oidcRegistrationTokensKey(clientId));
   }
 
   /**
@@ -877,30 +879,30 @@ export class AdapterIndexes {
    * under their digest.
    */
   initialAccessTokenIds(): Promise<string[]> {
-    return this.kv.members(INITIAL_ACCESS_TOKENS_KEY);
+    return this.kv.members(OIDC_INITIAL_ACCESS_TOKENS_KEY);
   }
 
   /** The record of the initial access token of this digest (initialAccessTokenIds), if it is still there. */
   async initialAccessTokenByDigest(digest: string): Promise<AdapterPayload | undefined> {
-    const record = await this.kv.getRecord(`oidc:InitialAccessToken:${digest}`);
+    const record = await this.kv.getRecord(oidcRecordKey('InitialAccessToken', digest));
     return record ? (JSON.parse(record.payload) as AdapterPayload) : undefined;
   }
 
   /** Ends the initial access token of this digest: its record and its index entry. */
   async endInitialAccessTokenByDigest(digest: string): Promise<void> {
-    await this.kv.del([`oidc:InitialAccessToken:${digest}`]);
-    await this.kv.removeFromSet(INITIAL_ACCESS_TOKENS_KEY, digest);
+    await this.kv.del([oidcRecordKey('InitialAccessToken', digest)]);
+    await this.kv.removeFromSet(OIDC_INITIAL_ACCESS_TOKENS_KEY, digest);
   }
 
   /** Drops an initial access token's entry (its digest, or value) from the index (it expired, was used or revoked). */
   async forgetInitialAccessToken(entry: string): Promise<void> {
-    await this.kv.removeFromSet(INITIAL_ACCESS_TOKENS_KEY, entry);
+    await this.kv.removeFromSet(OIDC_INITIAL_ACCESS_TOKENS_KEY, entry);
   }
 
   /** Drops a person's whole session index (the sessions themselves stay). */
   async forgetSessions(accountId: string): Promise<void> {
-    await this.kv.del([accountSessionsKey(accountId)]);
+    await this.kv.del([oidcAccountSessionsKey(accountId)]);
   }
 }
 
-const grantsKey = (owner: GrantOwner) => ('accountId' in owner ? accountGrantsKey(owner.accountId) : clientGrantsKey(owner.clientId));
+const grantsKey = (owner: GrantOwner) => ('accountId' in owner ? oidcAccountGrantsKey(owner.accountId) : oidcClientGrantsKey(owner.clientId));

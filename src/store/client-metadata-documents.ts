@@ -5,24 +5,22 @@
  *
  * Layout: client-metadata-document:<sha256 of the URL, base64url> → JSON, always with a TTL.
  */
-import { createHash } from 'node:crypto';
 import type { Kv } from './kv.js';
+import { clientMetadataDocumentKey } from './keys.js';
 
 export type CachedDocument =
   | { readonly metadata: Record<string, unknown> }
   | { readonly refused: string };
 
-const key = (url: string) => `client-metadata-document:${createHash('sha256').update(url).digest('base64url')}`;
-
 export class ClientMetadataDocumentCache {
   constructor(private readonly kv: Kv) {}
 
   async get(url: string): Promise<CachedDocument | undefined> {
-    const json = await this.kv.get(key(url));
+    const json = await this.kv.get(clientMetadataDocumentKey(url));
     return json === undefined ? undefined : (JSON.parse(json) as CachedDocument);
   }
 
   async put(url: string, entry: CachedDocument, ttl: number): Promise<void> {
-    await this.kv.set(key(url), JSON.stringify(entry), { ttl });
+    await this.kv.set(clientMetadataDocumentKey(url), JSON.stringify(entry), { ttl });
   }
 }

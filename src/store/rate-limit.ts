@@ -11,6 +11,7 @@
 import { RateLimiterMemory, RateLimiterRedis, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import { Cluster, type Redis } from 'ioredis';
 import type { Kv } from './kv.js';
+import { rateLimitKey, rateLimitPrefix } from './keys.js';
 import { RedisKv } from './redis.js';
 import { defineScript } from './scripts.js';
 
@@ -24,7 +25,7 @@ export interface LimiterOptions {
 }
 
 export function rateLimiter(kv: Kv, options: LimiterOptions): RateLimiterAbstract {
-  const keyPrefix = `ratelimit:${options.keyPrefix}`;
+  const keyPrefix = rateLimitPrefix(options.keyPrefix);
   if (kv instanceof RedisKv) return new RateLimiterRedis({ ...options, keyPrefix, storeClient: kv.connection });
   return new RateLimiterMemory({ ...options, keyPrefix });
 }
@@ -98,7 +99,7 @@ export function limiterGiver(kv: Kv): (gives: readonly (LimiterRead & { readonly
 
 /** Clears a counter of a rateLimiter() (its delete(key)): on Redis through the store, as limiterGiver. */
 export function limiterClearer(kv: Kv): (counter: LimiterRead) => Promise<void> {
-  if (kv instanceof RedisKv) return ({ keyPrefix, key }) => kv.del([counterKey(keyPrefix, key)]);
+  if (kv instanceof RedisKv) return ({ keyPrefix, key }) => kv.del([rateLimitKey(keyPrefix, key)]);
   return async ({ limiter, key }) => {
     await limiter.delete(key);
   };
@@ -197,9 +198,8 @@ type HitCommands = {
   latchkeyHitWindow(key: string, by: number, windowMs: number): Promise<number[]>;
 };
 
-/** Same key names as rate-limiter-flexible's (`ratelimit:<limiter>:<key>`), so the counts carry over. */
-const counterKey = (limiter: string, key: string) => `ratelimit:${limiter}:${key}`;
-const keyOf = (hit: WindowHit) => counterKey(hit.limiter, hit.key);
+/** Same key names as rate-limiter-flexible's (`ratelimit:<limiter>:<key>`, rateLimitKey), so the counts carry over. */
+const keyOf = (hit: WindowHit) => rateLimitKey(hit.limiter, hit.key);
 const countOf = (reply: number[], i: number): WindowCount => ({ count: Number(reply[2 * i]), ms: Math.max(0, Number(reply[2 * i + 1])) });
 
 function redisWindows(connection: Redis | Cluster): FixedWindows {

@@ -35,6 +35,7 @@
 import { randomBytes } from 'node:crypto';
 import { ReplyError, type Redis, type RedisOptions } from 'ioredis';
 import type { CachedReads } from './kv.js';
+import { trackedCacheBeatsPrefix } from './keys.js';
 
 /**
  * What the cache's own connection needs over the store's: RESP2, in which Redis delivers
@@ -91,9 +92,6 @@ function withoutOverlaps(prefixes: readonly string[]): string[] {
   return prefixes.filter((prefix, i) => !prefixes.some((other, j) => j !== i && prefix.startsWith(other) && (other !== prefix || j < i)));
 }
 
-/** Where this cache's heartbeat sentinels go, before its instance's own part: `tracked-cache:<random>:<n>`. */
-const BEAT_PREFIX = 'tracked-cache:';
-
 /** A sentinel written, its invalidation awaited. */
 interface Beat {
   readonly key: string;
@@ -147,7 +145,7 @@ export class TrackedCache implements CachedReads {
     this.#prefixes = withoutOverlaps(prefixes);
     this.#options = options;
     this.#heartbeat = options.heartbeat ?? HEARTBEAT;
-    this.#beats = `${BEAT_PREFIX}${randomBytes(6).toString('hex')}:`;
+    this.#beats = trackedCacheBeatsPrefix(randomBytes(6).toString('hex'));
     connection.on('messageBuffer', (channel: Buffer, keys: unknown) => {
       if (String(channel) === CHANNEL) this.#invalidate(keys);
     });

@@ -14,23 +14,20 @@
  *
  * Layout: upstream:logout-jti:<upstream>:<sha-256 of the jti> → "1", with that TTL.
  */
-import { createHash } from 'node:crypto';
 import type { Kv } from '../store/kv.js';
-
-// Hashed: a jti is the upstream's free-form string (up to 256 characters), the key stays short.
-const key = (upstream: string, jti: string) => `upstream:logout-jti:${upstream}:${createHash('sha256').update(jti).digest('base64url')}`;
+import { usedLogoutTokenKey } from '../store/keys.js';
 
 export class LogoutTokenReplays {
   constructor(private readonly kv: Kv) {}
 
   /** Whether this upstream's `jti` was spent already (a replay). */
   async spent(upstream: string, jti: string): Promise<boolean> {
-    return (await this.kv.get(key(upstream, jti))) !== undefined;
+    return (await this.kv.get(usedLogoutTokenKey(upstream, jti))) !== undefined;
   }
 
   /** Spends this upstream's `jti` once its logout is done, for as long as the token would be accepted. */
   async spend(upstream: string, jti: string, acceptedUntil: number): Promise<void> {
     const ttl = Math.max(1, Math.ceil(acceptedUntil - Date.now() / 1000));
-    await this.kv.set(key(upstream, jti), '1', { ttl, onlyIfAbsent: true });
+    await this.kv.set(usedLogoutTokenKey(upstream, jti), '1', { ttl, onlyIfAbsent: true });
   }
 }

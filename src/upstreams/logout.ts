@@ -11,11 +11,11 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Kv } from '../store/kv.js';
+import { upstreamLogoutKey } from '../store/keys.js';
 import type { UpstreamClients } from './client.js';
 import { UpstreamUnreadable, type Upstreams } from './registry.js';
 import type { FederatedSessions } from './sessions.js';
 
-const key = (handle: string) => `upstream:logout:${handle}`;
 const HANDLE = /^[\w-]{32,64}$/;
 
 export class UpstreamLogout {
@@ -46,7 +46,7 @@ export class UpstreamLogout {
     const url = await this.clients.endSessionUrl(upstream, record.idToken).catch(() => undefined);
     if (!url) return undefined;
     const handle = randomBytes(24).toString('base64url');
-    await this.kv.putRecord(key(handle), destination, this.ttl);
+    await this.kv.putRecord(upstreamLogoutKey(handle), destination, this.ttl);
     url.searchParams.set('post_logout_redirect_uri', `${this.issuer}/upstream/${upstream.id}/signed-out`);
     url.searchParams.set('state', handle);
     return url.href;
@@ -55,7 +55,7 @@ export class UpstreamLogout {
   /** Where the browser goes on after the upstream's logout; undefined for an unknown or used handle. */
   async destination(handle: string): Promise<string | undefined> {
     if (!HANDLE.test(handle)) return undefined;
-    if ((await this.kv.consumeRecord(key(handle), Date.now() / 1000)) !== 'consumed') return undefined;
-    return (await this.kv.getRecord(key(handle)))?.payload;
+    if ((await this.kv.consumeRecord(upstreamLogoutKey(handle), Date.now() / 1000)) !== 'consumed') return undefined;
+    return (await this.kv.getRecord(upstreamLogoutKey(handle)))?.payload;
   }
 }

@@ -5,6 +5,7 @@
  * Layout: upstream:state:<state> → record {upstream, uid, nonce, verifier, maxAge?}, with a TTL.
  */
 import type { Kv } from '../store/kv.js';
+import { upstreamStateKey } from '../store/keys.js';
 
 export interface PendingSignIn {
   readonly upstream: string;
@@ -16,7 +17,6 @@ export interface PendingSignIn {
   readonly maxAge?: number;
 }
 
-const key = (state: string) => `upstream:state:${state}`;
 const STATE = /^[\w-]{16,128}$/;
 
 export class PendingSignIns {
@@ -26,15 +26,15 @@ export class PendingSignIns {
   ) {}
 
   async save(state: string, pending: PendingSignIn): Promise<void> {
-    await this.kv.putRecord(key(state), JSON.stringify(pending), this.ttl);
+    await this.kv.putRecord(upstreamStateKey(state), JSON.stringify(pending), this.ttl);
   }
 
   /** The pending sign-in of this state, taken once; 'spent' for a replay, 'unknown' for a state never issued or expired. */
   async take(state: string): Promise<PendingSignIn | 'spent' | 'unknown'> {
     if (!STATE.test(state)) return 'unknown';
-    const outcome = await this.kv.consumeRecord(key(state), Date.now() / 1000);
+    const outcome = await this.kv.consumeRecord(upstreamStateKey(state), Date.now() / 1000);
     if (outcome === 'already-consumed') return 'spent';
-    const record = outcome === 'consumed' ? await this.kv.getRecord(key(state)) : undefined;
+    const record = outcome === 'consumed' ? await this.kv.getRecord(upstreamStateKey(state)) : undefined;
     return record ? (JSON.parse(record.payload) as PendingSignIn) : 'unknown';
   }
 }

@@ -8,6 +8,7 @@
  */
 import { SealError, Sealer } from '../keyring/sealing.js';
 import type { CachedReads, Kv } from '../store/kv.js';
+import { upstreamKey, UPSTREAMS_KEY } from '../store/keys.js';
 
 /** Our claims an upstream's claims are mapped to (default: the claim of the same name). */
 export const MAPPED_CLAIMS = ['email', 'email_verified', 'name', 'given_name', 'family_name', 'locale'] as const;
@@ -63,8 +64,6 @@ export class UpstreamError extends Error {
 }
 
 const ID = /^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$/;
-const key = (id: string) => `upstream:${id}`;
-const ALL = 'upstreams';
 const DOMAIN = /^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/;
 const LOOPBACK = /^(localhost|127\.0\.0\.1|\[::1\]|[a-z0-9-]+\.localhost)$/i;
 
@@ -114,7 +113,7 @@ export class Upstreams {
     secrets: readonly string[],
   ) {
     this.#sealer = new Sealer(secrets);
-    this.#list = kv.cachedReads?.([ALL]) ?? kv;
+    this.#list = kv.cachedReads?.([UPSTREAMS_KEY]) ?? kv;
   }
 
   async add(
@@ -136,25 +135,25 @@ export class Upstreams {
       displayName: rest.displayName || rest.id,
       domains,
       claims: { ...defaultClaims(), ...rest.claims },
-      sealedSecret: this.#sealer.seal(key(rest.id), { kty: 'oct', k: Buffer.from(clientSecret).toString('base64url') }),
+      sealedSecret: this.#sealer.seal(upstreamKey(rest.id), { kty: 'oct', k: Buffer.from(clientSecret).toString('base64url') }),
       createdAt: Math.floor(Date.now() / 1000),
     };
-    if (!(await this.kv.set(key(rest.id), JSON.stringify(stored), { onlyIfAbsent: true }))) {
+    if (!(await this.kv.set(upstreamKey(rest.id), JSON.stringify(stored), { onlyIfAbsent: true }))) {
       throw new UpstreamError(`an upstream "${rest.id}" exists already`, true);
     }
-    await this.kv.addToSet(ALL, rest.id);
+    await this.kv.addToSet(UPSTREAMS_KEY, rest.id);
     return publicSettings(stored);
   }
 
   /** The upstream with its client secret opened. */
   async find(id: string): Promise<Upstream | undefined> {
     if (!ID.test(id)) return undefined;
-    const json = await this.kv.get(key(id));
+    const json = await this.kv.get(upstreamKey(id));
     if (!json) return undefined;
     const stored = JSON.parse(json) as Stored;
     let jwk: { k?: unknown };
     try {
-      jwk = this.#sealer.open(key(id), stored.sealedSecret);
+      jwk = this.#sealer.open(upstreamKey(id), stored.sealedSecret);
     } catch (error) {
       throw error instanceof SealError ? new UpstreamUnreadable(publicSettings(stored), error) : error;
     }
@@ -170,32 +169,32 @@ export class Upstreams {
    */
   async resealSecrets(): Promise<number> {
     let resealed = 0;
-    for (const id of await this.kv.members(ALL)) {
-      const json = await this.kv.get(key(id));
+    for (const id of await this.kv.members(UPSTREAMS_KEY)) {
+      const json = await this.kv.get(upstreamKey(id));
       if (!json) continue;
       const stored = JSON.parse(json) as Stored;
       if (this.#sealer.isCurrent(stored.sealedSecret)) continue;
       let jwk: ReturnType<Sealer['open']>;
       try {
-        jwk = this.#sealer.open(key(id), stored.sealedSecret);
+        jwk = this.#sealer.open(upstreamKey(id), stored.sealedSecret);
       } catch (error) {
         if (error instanceof SealError) continue;
         throw error;
       }
-      const next = JSON.stringify({ ...stored, sealedSecret: this.#sealer.seal(key(id), jwk) });
-      if (await this.kv.compareAndSet(key(id), json, next)) resealed += 1;
+      const next = JSON.stringify({ ...stored, sealedSecret: this.#sealer.seal(upstreamKey(id), jwk) });
+      if (await this.kv.compareAndSet(upstreamKey(id), json, next)) resealed += 1;
     }
     return resealed;
   }
 
   /** Whether there is an upstream `id` (its secret is not opened). */
   async has(id: string): Promise<boolean> {
-    return ID.test(id) && (await this.kv.get(key(id))) !== undefined;
+    return ID.test(id) && (await this.kv.get(upstreamKey(id))) !== undefined;
   }
 
   /** Every upstream, without secrets, by display name. */
   async list(): Promise<UpstreamSettings[]> {
-    const all = await Promise.all((await this.#list.members(ALL)).map((id) => this.kv.get(key(id))));
+    const all = await Promise.all((await this.#list.members(UPSTREAMS_KEY)).map((id) => this.kv.get(upstreamKey(id))));
     return all
       .filter((json): json is string => !!json)
       .map((json) => publicSettings(JSON.parse(json) as Stored))
@@ -209,9 +208,9 @@ export class Upstreams {
   }
 
   async remove(id: string): Promise<void> {
-    if (!ID.test(id) || !(await this.kv.get(key(id)))) throw new UpstreamError(`no upstream "${id}"`);
-    await this.kv.del([key(id)]);
-    await this.kv.removeFromSet(ALL, id);
+    if (!ID.test(id) || !(await this.kv.get(upstreamKey(id)))) throw new UpstreamError(`no upstream "${id}"`);
+    await this.kv.del([upstreamKey(id)]);
+    await this.kv.removeFromSet(UPSTREAMS_KEY, id);
   }
 }
 

@@ -9,6 +9,7 @@
  */
 import { scoped } from '../http/layers.js';
 import type { Kv } from '../store/kv.js';
+import { federatedBySidKey, federatedBySubKey, federatedByUpstreamKey, federatedSessionKey, loggedOutSidKey, loggedOutSubKey } from '../store/keys.js';
 
 export interface FederatedSession {
   readonly upstream: string;
@@ -20,14 +21,6 @@ export interface FederatedSession {
   readonly at?: number;
 }
 
-const sessionKey = (uid: string) => `upstream:session:${uid}`;
-const bySid = (upstream: string, sid: string) => `upstream:sid:${upstream}:${sid}`;
-const bySub = (upstream: string, sub: string) => `upstream:sub:${upstream}:${sub}`;
-const byUpstream = (upstream: string) => `upstream:sessions:${upstream}`;
-/** A back-channel logout's time, for a sign-in it names that has no session yet (it waits for its second factor). */
-const loggedOutSid = (upstream: string, sid: string) => `upstream:logged-out:sid:${upstream}:${sid}`;
-const loggedOutSub = (upstream: string, sub: string) => `upstream:logged-out:sub:${upstream}:${sub}`;
-
 export class FederatedSessions {
   constructor(
     private readonly kv: Kv,
@@ -36,20 +29,20 @@ export class FederatedSessions {
   ) {}
 
   async record(sessionUid: string, session: FederatedSession): Promise<void> {
-    await this.kv.set(sessionKey(sessionUid), JSON.stringify(session), { ttl: this.ttl });
-    await this.kv.addToSet(bySub(session.upstream, session.sub), sessionUid, this.ttl);
-    await this.kv.addToSet(byUpstream(session.upstream), sessionUid, this.ttl);
-    if (session.sid) await this.kv.addToSet(bySid(session.upstream, session.sid), sessionUid, this.ttl);
+    await this.kv.set(federatedSessionKey(sessionUid), JSON.stringify(session), { ttl: this.ttl });
+    await this.kv.addToSet(federatedBySubKey(session.upstream, session.sub), sessionUid, this.ttl);
+    await this.kv.addToSet(federatedByUpstreamKey(session.upstream), sessionUid, this.ttl);
+    if (session.sid) await this.kv.addToSet(federatedBySidKey(session.upstream, session.sid), sessionUid, this.ttl);
   }
 
   async find(sessionUid: string): Promise<FederatedSession | undefined> {
-    const json = await this.kv.get(sessionKey(sessionUid));
+    const json = await this.kv.get(federatedSessionKey(sessionUid));
     return json ? (JSON.parse(json) as FederatedSession) : undefined;
   }
 
   /** The uids of the sessions an upstream logout names (by its sid, else by its sub). */
   async sessionsOf(upstream: string, { sid, sub }: { sid?: string; sub?: string }): Promise<string[]> {
-    const uids = sid ? await this.kv.members(bySid(upstream, sid)) : await this.kv.members(bySub(upstream, sub!));
+    const uids = sid ? await this.kv.members(federatedBySidKey(upstream, sid)) : await this.kv.members(federatedBySubKey(upstream, sub!));
     const records = await Promise.all(uids.map(async (uid) => [uid, await this.find(uid)] as const));
     // With both, the session must match both (OIDC Back-Channel Logout §2.4).
     return records.filter(([, record]) => record && record.upstream === upstream && (!sub || record.sub === sub)).map(([uid]) => uid);
@@ -61,16 +54,16 @@ export class FederatedSessions {
    * factor, no session yet for the logout to find), does not complete (loggedOutSince).
    */
   async loggedOut(upstream: string, { sid, sub }: { sid?: string; sub?: string }, at = Date.now()): Promise<void> {
-    if (sid) await this.kv.set(loggedOutSid(upstream, sid), JSON.stringify({ at, ...(sub && { sub }) }), { ttl: this.ttl });
-    else if (sub) await this.kv.set(loggedOutSub(upstream, sub), JSON.stringify({ at }), { ttl: this.ttl });
+    if (sid) await this.kv.set(loggedOutSidKey(upstream, sid), JSON.stringify({ at, ...(sub && { sub }) }), { ttl: this.ttl });
+    else if (sub) await this.kv.set(loggedOutSubKey(upstream, sub), JSON.stringify({ at }), { ttl: this.ttl });
   }
 
   /** Whether the upstream logged out the session `signedIn` came from since its callback took it (after `at`, epoch ms). */
   async loggedOutSince(signedIn: FederatedSession): Promise<boolean> {
     const at = signedIn.at ?? 0;
     const [bySidMark, bySubMark] = await Promise.all([
-      signedIn.sid ? this.kv.get(loggedOutSid(signedIn.upstream, signedIn.sid)) : undefined,
-      this.kv.get(loggedOutSub(signedIn.upstream, signedIn.sub)),
+      signedIn.sid ? this.kv.get(loggedOutSidKey(signedIn.upstream, signedIn.sid)) : undefined,
+      this.kv.get(loggedOutSubKey(signedIn.upstream, signedIn.sub)),
     ]);
     const sidMark = bySidMark ? (JSON.parse(bySidMark) as { at: number; sub?: string }) : undefined;
     const subMark = bySubMark ? (JSON.parse(bySubMark) as { at: number }) : undefined;
@@ -79,7 +72,7 @@ export class FederatedSessions {
 
   /** The uids of every session the upstream signed in (sessions recorded before this index existed are not in it). */
   async sessionsThrough(upstream: string): Promise<string[]> {
-    const uids = await this.kv.members(byUpstream(upstream));
+    const uids = await this.kv.members(federatedByUpstreamKey(upstream));
     const records = await Promise.all(uids.map((uid) => this.find(uid)));
     return uids.filter((_, at) => records[at]?.upstream === upstream);
   }
@@ -87,10 +80,10 @@ export class FederatedSessions {
   async forget(sessionUid: string): Promise<void> {
     const record = await this.find(sessionUid);
     if (!record) return;
-    await this.kv.del([sessionKey(sessionUid)]);
-    await this.kv.removeFromSet(bySub(record.upstream, record.sub), sessionUid);
-    await this.kv.removeFromSet(byUpstream(record.upstream), sessionUid);
-    if (record.sid) await this.kv.removeFromSet(bySid(record.upstream, record.sid), sessionUid);
+    await this.kv.del([federatedSessionKey(sessionUid)]);
+    await this.kv.removeFromSet(federatedBySubKey(record.upstream, record.sub), sessionUid);
+    await this.kv.removeFromSet(federatedByUpstreamKey(record.upstream), sessionUid);
+    if (record.sid) await this.kv.removeFromSet(federatedBySidKey(record.upstream, record.sid), sessionUid);
   }
 }
 

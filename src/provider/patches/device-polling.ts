@@ -17,6 +17,7 @@ import type { Context, Middleware, Next } from 'koa';
 import { errors, Provider, type KoaContextWithOIDC } from 'oidc-provider';
 import type { RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { Kv } from '../../store/kv.js';
+import { DEVICE_POLL_LIMITER, DEVICE_SLOW_DOWN_LIMITER } from '../../store/keys.js';
 import { scoped } from '../../http/layers.js';
 import { rateLimiter } from '../../store/rate-limit.js';
 
@@ -42,8 +43,8 @@ export class DevicePolling {
     readonly interval: number,
     codeLifetime: number,
   ) {
-    this.#polls = rateLimiter(kv, { keyPrefix: 'device-poll', points: 1, duration: interval });
-    this.#slowDowns = rateLimiter(kv, { keyPrefix: 'device-slow-down', points: Number.MAX_SAFE_INTEGER, duration: codeLifetime });
+    this.#polls = rateLimiter(kv, { keyPrefix: DEVICE_POLL_LIMITER, points: 1, duration: interval });
+    this.#slowDowns = rateLimiter(kv, { keyPrefix: DEVICE_SLOW_DOWN_LIMITER, points: Number.MAX_SAFE_INTEGER, duration: codeLifetime });
   }
 
   /**

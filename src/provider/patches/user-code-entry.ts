@@ -23,6 +23,7 @@ import type { Context, Middleware, Next } from 'koa';
 import { errors, Provider, type KoaContextWithOIDC } from 'oidc-provider';
 import type { RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { Kv } from '../../store/kv.js';
+import { USER_CODE_IP_LIMITER, USER_CODE_LIMITER } from '../../store/keys.js';
 import { scoped } from '../../http/layers.js';
 import { addressKey } from '../../http/address-key.js';
 import { rateLimiter } from '../../store/rate-limit.js';
@@ -55,8 +56,8 @@ export class UserCodeThrottle {
   readonly #perCode: RateLimiterAbstract;
 
   constructor(kv: Kv, limits: UserCodeLimits) {
-    this.#perIp = rateLimiter(kv, { keyPrefix: 'user-code-ip', points: limits.maxFailuresPerIp, duration: limits.window });
-    this.#perCode = rateLimiter(kv, { keyPrefix: 'user-code', points: limits.maxFailuresPerCode, duration: limits.window });
+    this.#perIp = rateLimiter(kv, { keyPrefix: USER_CODE_IP_LIMITER, points: limits.maxFailuresPerIp, duration: limits.window });
+    this.#perCode = rateLimiter(kv, { keyPrefix: USER_CODE_LIMITER, points: limits.maxFailuresPerCode, duration: limits.window });
   }
 
   /**
