@@ -65,6 +65,7 @@ export function discoveryDocuments(providers: ProviderHost): Middleware {
     const provider = providers.current;
     const known = documents.get(provider)?.get(ctx.path);
     if (!known) {
+      // The engine's answer, kept: the caching and cross-origin headers as documentOf's.
       ctx.set('Cross-Origin-Resource-Policy', 'cross-origin');
       ctx.set('Cache-Control', 'no-cache');
       await next();
