@@ -32,14 +32,14 @@ interface Answers {
   readonly published: PublishedJwks;
   /** A 304's: the validator, how long to keep it, and who may read it. */
   readonly notModified: (res: ServerResponse) => void;
-  /** A 200's: the same, and the type. */
+  /** A 200's: the same, the type and the body's length. */
   readonly ok: (res: ServerResponse) => void;
 }
 
 /**
  * `headers` (http/preset-headers.ts fixedHeaders, from main.ts: keyring/ sits below http/) sets each
  * answer's headers at once, made for each published set; the headers, their order and their values
- * are those four `ctx.set` calls and `ctx.type` made at every request before.
+ * are those four `ctx.set` calls, `ctx.type` and Koa's length of the body made at every request before.
  */
 export function jwksEndpoint(paths: readonly string[], published: () => PublishedJwks, headers: HeaderSetter): Middleware {
   let answers: Answers | undefined;
@@ -52,7 +52,7 @@ export function jwksEndpoint(paths: readonly string[], published: () => Publishe
       ['Access-Control-Allow-Origin', '*'],
       ['Cross-Origin-Resource-Policy', 'cross-origin'], // public keys: any page may load them (app.ts)
     ];
-    return (answers = { published: current, notModified: headers(shared), ok: headers([...shared, ['Content-Type', JWK_SET_TYPE]]) });
+    return (answers = { published: current, notModified: headers(shared), ok: headers([...shared, ['Content-Type', JWK_SET_TYPE], ['Content-Length', String(Buffer.byteLength(current.body))]]) });
   };
   return async function jwks(ctx, next) {
     if (!paths.includes(ctx.path)) return next();
@@ -67,13 +67,18 @@ export function jwksEndpoint(paths: readonly string[], published: () => Publishe
     }
     const current = published();
     const { notModified, ok } = answersOf(current);
-    const conditional = ctx.get('If-None-Match');
+    const conditional = ctx.req.headers['if-none-match'];
     if (conditional && matches(conditional, current.etag)) {
       notModified(ctx.res);
       ctx.status = 304;
       return;
     }
     ok(ctx.res);
-    ctx.body = current.body;
+    // Written here, whole: Koa's body setter and its answer measured the set's length at every
+    // request (it is among the set's headers), and so did Node's end() for a head not written yet.
+    // HEAD: Node sends the head only.
+    ctx.status = 200;
+    ctx.respond = false;
+    ctx.res.writeHead(200).end(current.body);
   };
 }

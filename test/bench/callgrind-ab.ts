@@ -13,7 +13,9 @@
  *   node --import tsx test/bench/callgrind-ab.ts cc-opaque 'dist:NODE_OPTIONS=--max-semi-space-size=0;dist'
  *
  * Needs valgrind (callgrind_control). Builds sit in the package root; `bare` is
- * test/bench/bare-provider.ts, for the scenarios it can do. A build `<dir>:KEY=value,...` runs with
+ * test/bench/bare-provider.ts, for the scenarios it can do; `floor` is test/bench/floor-server.ts, node:http
+ * alone answering discovery and the JWKS with the bytes and headers Latchkey answered (the floor
+ * for those two scenarios: `... callgrind-ab.ts jwks 'dist;floor;bare' 2000`). A build `<dir>:KEY=value,...` runs with
  * those settings (`off`: the bench configuration's rate limits, see targets.ts buildSpec);
  * builds are separated by `;` when settings are given (node flags: `NODE_OPTIONS=...`).
  * BENCH_DEFAULTS=1: the default configuration.
@@ -21,11 +23,12 @@
  *   BENCH_DEFAULTS=1 node --import tsx test/bench/callgrind-ab.ts introspect-opaque 'dist:off;dist'
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT } from '../../src/paths.js';
 import { freePort, startRedisServer } from '../helpers/redis.js';
+import { captureAnswers } from './floor-server.js';
 import { closedLoop } from './load.js';
 import { SCENARIOS, type Target } from './scenarios.js';
 import { addUser, bareSignIn, buildSpec, startLatchkey } from './targets.js';
@@ -45,16 +48,24 @@ const redis = await startRedisServer();
 const prepared = await startLatchkey({ redisUrl: redis.url, build: 'dist', logLevel: 'info', defaults: process.env.BENCH_DEFAULTS === '1' });
 await addUser(prepared, 'dist');
 const signingKey = await prepared.signingKey();
-await prepared.stop();
 const out = mkdtempSync(join(tmpdir(), 'latchkey-callgrind-'));
+// `floor`: node:http alone answering discovery and the JWKS with the bytes and headers this Latchkey answered (floor-server.ts).
+const floorAnswers = join(out, 'floor-answers.json');
+if (builds.some((build) => buildSpec(build).dir === 'floor')) {
+  writeFileSync(floorAnswers, JSON.stringify(await captureAnswers(prepared.url, ['/.well-known/openid-configuration', '/jwks'])));
+}
+await prepared.stop();
 
 try {
   for (const [index, build] of builds.entries()) {
     const { dir, settings } = buildSpec(build);
     const port = await freePort();
     // `bare:NODE_OPTIONS=--perf-basic-prof` names the bare provider's JIT frames too.
-    const bare = dir === 'bare';
-    const env: Record<string, string> = bare
+    const floor = dir === 'floor';
+    const bare = dir === 'bare' || floor;
+    const env: Record<string, string> = floor
+      ? { PORT: String(port), ISSUER: `http://localhost:${port}`, FLOOR_ANSWERS: floorAnswers, ...settings }
+      : bare
       ? {
           NODE_ENV: 'production',
           PORT: String(port),
@@ -67,7 +78,7 @@ try {
       : // Under valgrind a command's answer can take longer than the shipped 2 s on a busy machine: a
         // timeout would answer 503 and count the error path instead.
         { ...prepared.env, ...settings, PORT: String(port), ISSUER: `http://localhost:${port}`, REDIS_COMMAND_TIMEOUT: '60000' };
-    const args = bare ? ['--import', 'tsx', join(ROOT, 'test', 'bench', 'bare-provider.ts')] : [join(ROOT, dir, 'cli.js'), 'serve'];
+    const args = bare ? ['--import', 'tsx', join(ROOT, 'test', 'bench', floor ? 'floor-server.ts' : 'bare-provider.ts')] : [join(ROOT, dir, 'cli.js'), 'serve'];
     const file = join(out, `${index}.out`);
     // vgdb's pipes are named after HOST, which Latchkey's settings use too: callgrind_control must see the server's.
     const prefix = `--vgdb-prefix=${file}-vgdb`;
