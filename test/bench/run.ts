@@ -180,8 +180,8 @@ const CORES = availableParallelism();
 /**
  * The fixed job beside the servers on their core (core-probe.ts), when they are pinned: how fast
  * the core was in each measured window. The host's own use of the core is not accounted as steal on
- * this VM, and showed as a warmed server costing up to 2× its CPU per request for minutes
- * (docs/performance.md, the bistable finding).
+ * this VM: it is charged to the server as CPU, the likeliest cause of a warmed server costing up
+ * to 2× its CPU per request for minutes (docs/performance.md, the bistable finding).
  */
 let coreProbe: CoreProbe | undefined;
 /** The job's figures over two seconds with the servers pinned and idle, before the first scenario. */
