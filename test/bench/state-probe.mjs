@@ -26,6 +26,8 @@ new PerformanceObserver((list) => {
 }).observe({ entryTypes: ['gc'] });
 
 process.on('SIGUSR2', () => {
+  // A mark in the server's stdout between windows, to count what V8 traced there (--trace-deopt) by window.
+  if (process.env.STATE_PROBE_MARK === '1') process.stdout.write('#state-probe window\n');
   const main = process.threadCpuUsage();
   const all = process.cpuUsage();
   const spaces = Object.fromEntries(getHeapSpaceStatistics().map((s) => [s.space_name, { size: s.space_size, used: s.space_used_size }]));

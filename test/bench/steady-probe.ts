@@ -14,6 +14,14 @@
  * server 2's, ...), so that each window of one server has a neighbour of the others in time.
  * STEADY_FIXED_ONLY=1 prints the fixed job alone, every second (the host's speed over time).
  * Builds are named as in cpu-ab.ts; `NODE_OPTIONS` among a build's settings is added to the probe's.
+ * Among a build's settings: `STEADY_SKIP=cc-jwt+cc-opaque` sits those scenarios out (a fresh process
+ * beside one with the bench's history); `STATE_PROBE_V8_FLAGS=--trace-deopt` sets V8 flags Node
+ * refuses in NODE_OPTIONS; `BENCH_SERVER_STDOUT=<file>` keeps the server's stdout, where
+ * `STATE_PROBE_MARK=1` marks each window (to count V8's traces by window). A phase `16h1` runs a busy
+ * loop on core 1 meanwhile (`h0`: on the servers' core); `0` idles a window.
+ *
+ *   STEADY_INTERLEAVE=1 node --import tsx test/bench/steady-probe.ts cc-jwt,cc-opaque,introspect-opaque,introspect-jwt \
+ *     'dist;dist:STEADY_SKIP=cc-jwt+cc-opaque+introspect-opaque' '16*6,1,4,16,16*8'
  */
 import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -133,6 +141,9 @@ try {
   };
   const window = async (side: Side, phase: (typeof phases)[number], which: number) => {
     const { connections, hog: hogCore } = phase;
+    // STEADY_SKIP=id+id among a build's settings: that server sits those scenarios out (a fresh
+    // process beside one with the bench's history).
+    if (buildSpec(side.spec).settings.STEADY_SKIP?.split('+').includes(ids[which]!)) return;
     const hog = hogCore === undefined ? undefined : spawn('taskset', ['-c', hogCore, process.execPath, '-e', 'for (;;);'], { stdio: 'ignore' });
     if (hog) await sleep(100);
     try {
