@@ -2,6 +2,7 @@
  * The results: their shape (latest.json), the goals of issue #7 with PASS/MISS, and the Markdown
  * and terminal tables.
  */
+import { slowCoreRows, type CoreProbeWindow } from './core-probe.js';
 import type { Argon2Limit, RedisLimit, Rs256Limit } from './limits.js';
 import type { Latency, PhaseResult } from './load.js';
 import type { ProfileSummary } from './profile.js';
@@ -20,6 +21,11 @@ export interface Machine {
   /** Wall time of one fixed CPU job (SHA-256 of 20 MB), several times at the start and at the end. */
   readonly steadinessAtStart: { minMs: number; medianMs: number; maxMs: number };
   readonly steadinessAtEnd: { minMs: number; medianMs: number; maxMs: number };
+  /**
+   * A small fixed CPU job run every 100 ms beside the servers on their core (core-probe.ts), over two
+   * seconds with the servers idle before the first scenario: each row's `coreProbe` is held against it.
+   */
+  readonly coreProbeAtStart?: CoreProbeWindow;
 }
 
 export interface ScenarioResult {
@@ -43,6 +49,12 @@ export interface ScenarioResult {
   readonly redisCpuMsPerRequest: number;
   /** Share of the machine's cores busy with other processes during the measured run. */
   readonly foreignCpuShare: number;
+  /**
+   * The fixed job beside the server on its core during the measured run (pinned runs): slower than
+   * at the start (machine.coreProbeAtStart), the host took part of the core, and the row's CPU per
+   * iteration with it.
+   */
+  readonly coreProbe?: CoreProbeWindow;
   readonly load80?: {
     readonly targetRate: number;
     readonly achievedRate: number;
@@ -72,7 +84,7 @@ export interface ScenarioResult {
    * iteration, ms, of each of its windows, and whether its last three agreed (else it stopped at
    * its most windows, and the row may be measured before the server was steady).
    */
-  readonly warmUp?: { readonly windows: readonly number[]; readonly steady: boolean };
+  readonly warmUp?: { readonly windows: readonly number[]; readonly steady: boolean; readonly coreProbeMs?: readonly number[] };
   /** What this figure is held against in the table. */
   limit?: { name: string; value: number; ratio: number };
 }
@@ -453,6 +465,13 @@ export function markdown(report: Report): string {
   const busiest = Math.max(0, ...report.scenarios.flatMap((s) => [s.foreignCpuShare, s.load80?.foreignCpuShare ?? 0]));
   if (busiest > 0.1) {
     out.push(`> **Other processes were using the machine**: up to ${fmt(busiest * 100, 0)}% of its cores during a measured run (see \`foreignCpuShare\` in latest.json). Treat these figures as provisional.`, '');
+  }
+  const slowCore = slowCoreRows(report.scenarios, m.coreProbeAtStart);
+  if (slowCore.length) {
+    out.push(
+      `> **The servers' core was slow** in the measured run of ${slowCore.map((x) => `${x.id} (${x.target}, ${fmt(x.ratio, 2)}×)`).join(', ')}: a fixed CPU job beside the server took that many times its best time of the run (\`coreProbe\` in latest.json). The core did less work for the same time (the host took part of it, or processes beside the server fought it for its caches), and those rows' CPU per iteration is inflated with it: measure them again.`,
+      '',
+    );
   }
   if (report.mode === 'smoke') out.push('> Smoke run: about a second per scenario. It proves the harness works; its figures mean little.', '');
 

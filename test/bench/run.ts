@@ -21,6 +21,7 @@ import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { loadConfig } from '../../src/config.js';
 import { ROOT } from '../../src/paths.js';
 import { startRedisServer } from '../helpers/redis.js';
+import { startCoreProbe, type CoreProbe, type CoreProbeWindow } from './core-probe.js';
 import { argon2Limit, redisLimit, rs256Limit } from './limits.js';
 import { closedLoop, defaultGenerator, PACED_CONNECTIONS, paced, type ClosedLoopOptions, type Generator, type PhaseResult, type Workload } from './load.js';
 import { summarizeProfile } from './profile.js';
@@ -177,6 +178,16 @@ async function steadiness(samples: number): Promise<{ minMs: number; medianMs: n
 const CORES = availableParallelism();
 
 /**
+ * The fixed job beside the servers on their core (core-probe.ts), when they are pinned: how fast
+ * the core was in each measured window. The host's own use of the core is not accounted as steal on
+ * this VM: it is charged to the server as CPU, the likeliest cause of a warmed server costing up
+ * to 2× its CPU per request for minutes (docs/performance.md, the bistable finding).
+ */
+let coreProbe: CoreProbe | undefined;
+/** The job's figures over two seconds with the servers pinned and idle, before the first scenario. */
+let coreProbeAtStart: CoreProbeWindow | undefined;
+
+/**
  * A closed-loop run with the server's CPU time, the CPU other processes took meanwhile, and how
  * busy cores 0 and 1 were (pinned runs: the servers' core and the generator's and Redis's).
  */
@@ -187,8 +198,10 @@ async function measured(target: ProcessTarget, inspector: RedisInspector, run: (
   const perCore = coreBusySeconds();
   const self = process.cpuUsage();
   const redis = await inspector.cpuSeconds();
+  await coreProbe?.take(); // drops the samples taken before the window
   const started = performance.now();
   const result = await run();
+  const core = await coreProbe?.take();
   const elapsed = (performance.now() - started) / 1000;
   const serverCpu = processCpuSeconds(target.pid) - server;
   const selfUsage = process.cpuUsage(self);
@@ -206,6 +219,8 @@ async function measured(target: ProcessTarget, inspector: RedisInspector, run: (
     generatorCpuMsPerRequest: r((generatorCpu * 1000) / Math.max(1, result.requests), 3),
     redisCpuMsPerRequest: r((redisCpu * 1000) / Math.max(1, result.requests), 3),
     foreignCpuShare: r(foreign, 3),
+    /** The fixed job beside the server on its core during the window (pinned runs). */
+    coreProbe: core,
   };
 }
 
@@ -246,6 +261,7 @@ async function warmUp(
   if (maxWindows === 0 || scenario.steadyWarmUp === false) return undefined;
   const connections = scenario.ramp ? Math.max(...scenario.ramp) : (scenario.connections ?? 16);
   const windows: number[] = [];
+  const coreProbeMs: number[] = [];
   while (windows.length < maxWindows && (windows.length < minWindows || !steady(windows))) {
     let window;
     if (scenario.consumesTokens) {
@@ -258,8 +274,9 @@ async function warmUp(
     }
     run.count(window.result);
     windows.push(r((window.serverCpu * 1000) / Math.max(1, window.result.iterations), 3));
+    if (window.coreProbe) coreProbeMs.push(window.coreProbe.medianMs);
   }
-  return { windows, steady: steady(windows) };
+  return { windows, steady: steady(windows), ...(coreProbeMs.length ? { coreProbeMs } : {}) };
 }
 
 async function runScenario(scenario: Scenario, target: ProcessTarget, context: RunContext): Promise<ScenarioResult> {
@@ -349,7 +366,10 @@ async function runScenario(scenario: Scenario, target: ProcessTarget, context: R
     log(`${name} measured again: ${firstCpuMsPerIteration} ms CPU/iteration against the bench row's ${bench.server.cpuMsPerIteration}, then ${cpuOf(measure)}`);
   }
   count(measure.result);
-  log(`${name} measure c=${String(connections).padEnd(3)} ${describe(measure.result)}; server ${Math.round((measure.serverCpu / measure.elapsed) * 100)}% busy, cores ${measure.coreBusy.map((x) => `${Math.round(x * 100)}%`).join('/')}`);
+  log(`${name} measure c=${String(connections).padEnd(3)} ${describe(measure.result)}; server ${Math.round((measure.serverCpu / measure.elapsed) * 100)}% busy, cores ${measure.coreBusy.map((x) => `${Math.round(x * 100)}%`).join('/')}${
+      measure.coreProbe && coreProbeAtStart ? `, fixed job beside ${r(measure.coreProbe.medianMs / coreProbeAtStart.medianMs, 2)}× its time at the start` : ''
+    }`,
+  );
   const m = measure.result;
 
   let load80: ScenarioResult['load80'];
@@ -407,6 +427,7 @@ async function runScenario(scenario: Scenario, target: ProcessTarget, context: R
     generatorCpuMsPerRequest: measure.generatorCpuMsPerRequest,
     redisCpuMsPerRequest: measure.redisCpuMsPerRequest,
     foreignCpuShare: measure.foreignCpuShare,
+    ...(measure.coreProbe ? { coreProbe: measure.coreProbe } : {}),
     ...(load80 ? { load80 } : {}),
     ...(redis ? { redis } : {}),
     errors,
@@ -497,11 +518,20 @@ async function main(): Promise<number> {
     const defaults = options.defaults
       ? await startLatchkey({ redisUrl: redisServer.url, build: options.build, logLevel: options.logLevel, dir: latchkey.dir, defaults: true, ...(serverCpus ? { cpus: serverCpus } : {}) })
       : undefined;
+    // Not in the smoke run, whose figures mean little: two seconds saved.
+    if (pinned && options.mode !== 'smoke') {
+      coreProbe = startCoreProbe('0');
+      await new Promise((done) => setTimeout(done, 2000));
+      coreProbeAtStart = await coreProbe.take();
+      log(`fixed job beside the servers on core 0, idle: ${coreProbeAtStart?.medianMs} ms (median of ${coreProbeAtStart?.samples})`);
+    }
     try {
       await runAll([latchkey, ...(defaults ? [defaults] : []), ...(bare ? [bare] : [])], context);
       memory.latchkeyPeakMiB = processMemory(latchkey.pid).peakMiB;
       if (bare) memory.barePeakMiB = processMemory(bare.pid).peakMiB;
     } finally {
+      coreProbe?.stop();
+      coreProbe = undefined;
       await bare?.stop();
       await defaults?.stop();
     }
@@ -595,6 +625,7 @@ async function main(): Promise<number> {
         loadAverageAtStart,
         loadAverageAtEnd: loadavg().map((v) => r(v, 2)),
         steadinessAtStart,
+        ...(coreProbeAtStart ? { coreProbeAtStart } : {}),
         steadinessAtEnd: await steadiness(options.mode === 'smoke' ? 3 : 15),
       },
       settings: {

@@ -5,7 +5,7 @@
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { exportJWK, generateKeyPair, type JWK } from 'jose';
@@ -84,8 +84,9 @@ function spawnServer(args: string[], env: Record<string, string>, profileDir?: s
   const child = spawn(cpus ? 'taskset' : process.execPath, cpus ? ['-c', cpus, process.execPath, ...argv] : argv, {
     cwd: ROOT,
     env: { PATH: process.env.PATH ?? '', NODE_NO_WARNINGS: '1', ...env },
-    // Request logs go to /dev/null: written (that cost is Latchkey's), not read.
-    stdio: ['ignore', 'ignore', 'pipe'],
+    // Request logs go to /dev/null: written (that cost is Latchkey's), not read. BENCH_SERVER_STDOUT
+    // (among a build's settings): to that file instead, e.g. for V8's --trace-deopt (steady-probe.ts).
+    stdio: ['ignore', env.BENCH_SERVER_STDOUT ? openSync(env.BENCH_SERVER_STDOUT, 'w') : 'ignore', 'pipe'],
   });
   let stderr = '';
   child.stderr!.on('data', (chunk: Buffer) => {
