@@ -11,9 +11,11 @@
 import assert from 'node:assert/strict';
 import { Secret, TOTP } from 'otpauth';
 import { enrolmentStamp } from '../../src/accounts/credentials.js';
+import { passwordStamp } from '../../src/accounts/accounts.js';
 import { Agent, formIn, type Page } from '../helpers/agent.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { signInSteps } from '../helpers/sign-in.js';
+import { assertion, passkeyChallenge, registerSoftPasskeys, softPasskey } from '../helpers/soft-passkeys.js';
 
 const PASSWORD = 'credential replaced password';
 
@@ -105,5 +107,33 @@ describe('e2e: a credential replaced, not removed', function () {
     assert.equal(lost.status, 409, `both were set up, the second over the first: ${answers.map((answer) => `${answer.status} ${answer.url}`).join(', ')}`);
     assert.match(lost.html, SET_UP_ALREADY);
     assert.equal((await server.secondFactors.totp.verify(sub, codeFor(secrets[1 - won]!, 0), 'a-sign-in')).outcome, 'wrong', "the refused setup's secret is no one's");
+  });
+
+  it('a first password set from two sessions at the same moment (a person without one, signed in with a passkey): one is set, the other refused, not written over it', async () => {
+    const bea = await server.accounts.createWithoutPassword('bea', {});
+    const key = softPasskey();
+    await registerSoftPasskeys(server, bea.sub, key);
+    const origin = new URL(server.issuer).origin;
+    let counter = 0;
+    const withPasskey = async () => {
+      const agent = new Agent();
+      const login = await agent.follow(`${server.issuer}/account`);
+      const page = await agent.submit(login, '/passkey', { credential: assertion(key, origin, passkeyChallenge(login), bea.sub, (counter += 1)) });
+      assert.equal(page.url, `${server.issuer}/account`, `expected the account page, got ${page.status} ${page.url}`);
+      return { agent, page };
+    };
+    const sessions = [await withPasskey(), await withPasskey()];
+    const passwords = ['bea sets this one first', 'bea sets another one too'];
+    const answers = await Promise.all(
+      sessions.map(({ agent, page }, at) => agent.submit(page, '/account/password/set', { new_password: passwords[at]!, confirm_password: passwords[at]! })),
+    );
+    const won = answers.findIndex((answer) => /done=password\.set/.test(answer.url));
+    assert.ok(won >= 0, `neither was set: ${answers.map((answer) => `${answer.status} ${answer.url}`).join(', ')}`);
+    const lost = answers[1 - won]!;
+    assert.equal(lost.status, 409, `both were set, the second over the first: ${answers.map((answer) => `${answer.status} ${answer.url}`).join(', ')}`);
+    assert.match(lost.html, /You already have a password/);
+    const stored = await server.accounts.find(bea.sub);
+    assert.ok(passwordStamp(stored!), 'a password is set');
+    assert.ok(await server.accounts.verify('bea', passwords[won]!), 'the password set is the one whose answer said so');
   });
 });
