@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import { Secret, TOTP } from 'otpauth';
 import { enrolmentStamp } from '../../src/accounts/credentials.js';
 import { passwordStamp } from '../../src/accounts/accounts.js';
-import { Agent, formIn, type Page } from '../helpers/agent.js';
+import { Agent, postToAccount, type Page } from '../helpers/agent.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { signInSteps } from '../helpers/sign-in.js';
 import { assertion, passkeyChallenge, registerSoftPasskeys, softPasskey } from '../helpers/soft-passkeys.js';
@@ -42,14 +42,6 @@ describe('e2e: a credential replaced, not removed', function () {
     return { agent, page };
   }
 
-  /** A POST of the account page's form at `path` with the CSRF token of `page` (its session's): a crafted form. */
-  const post = (agent: Agent, page: Page, path: string, fields: Record<string, string>) =>
-    agent.follow(`${server.issuer}/account${path}`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ csrf: formIn(page.html, '/account/recovery-codes').hidden.csrf!, ...fields }),
-    });
-
   it('an authenticator app set up while one is (a setup page left open since before another session set one up, then a crafted start) is refused with the account page: the app set up stays, and what it signed in stays signed in', async () => {
     const { sub } = await server.accounts.create('ada', PASSWORD);
     const stale = await accountPage('ada');
@@ -78,7 +70,7 @@ describe('e2e: a credential replaced, not removed', function () {
     assert.equal(enrolmentStamp((await server.secondFactors.records.read(sub)).totp), enrolled);
 
     // A crafted start while the app is set up: refused before any secret is made.
-    const started = await post(fresh.agent, added, '/authenticator/start', {});
+    const started = await postToAccount(fresh.agent, added, '/authenticator/start', {});
     assert.equal(started.status, 409, `a setup was started over the app: ${started.status} ${started.url}`);
     assert.match(started.html, SET_UP_ALREADY);
     assert.equal(secretShown(started), undefined);
