@@ -4,20 +4,25 @@
  * offers "Set up" for an authenticator app only while none is set up, and "Set a password" only to a
  * person without one; a setup or a first password confirmed while one exists (a setup page left open
  * in one session while another set an app up, a crafted POST, two confirmed at once) is refused with
- * the account page, never written over the one there. Over HTTP with the account page's CSRF token,
- * against a real Redis; recovery codes made anew, a passkey registered again and a password changed
- * are shown elsewhere (attacks.test.ts, account-page.test.ts).
+ * the account page, never written over the one there. Recovery codes made anew end what an old code
+ * signed in as a removal does, also when the store fails half-way. Over HTTP with the account page's
+ * CSRF token, against a real Redis; a passkey registered again and a password changed are shown
+ * elsewhere (attacks.test.ts, account-page.test.ts).
  */
 import assert from 'node:assert/strict';
+import { Redis } from 'ioredis';
+import * as oidc from 'openid-client';
 import { Secret, TOTP } from 'otpauth';
 import { enrolmentStamp } from '../../src/accounts/credentials.js';
 import { passwordStamp } from '../../src/accounts/accounts.js';
 import { Agent, postToAccount, type Page } from '../helpers/agent.js';
 import { startServer, type TestServer } from '../helpers/server.js';
-import { signInSteps } from '../helpers/sign-in.js';
+import { signInSteps, startAuthorization } from '../helpers/sign-in.js';
 import { assertion, passkeyChallenge, registerSoftPasskeys, softPasskey } from '../helpers/soft-passkeys.js';
 
 const PASSWORD = 'credential replaced password';
+const REDIRECT = 'https://app.example.test/callback';
+const SECRET = 'client-secret-with-plenty-of-entropy-0123456789';
 
 const codeFor = (secret: string, steps = 0) =>
   TOTP.generate({ secret: Secret.fromBase32(secret), algorithm: 'SHA1', digits: 6, period: 30, timestamp: Date.now() + steps * 30_000 });
@@ -28,8 +33,11 @@ describe('e2e: a credential replaced, not removed', function () {
   this.timeout(60_000);
   let server: TestServer;
 
+  let app: oidc.Configuration;
+
   before(async () => {
-    server = await startServer({ ownRedis: true });
+    server = await startServer({ ownRedis: true, clients: [{ client_id: 'app', client_secret: SECRET, redirect_uris: [REDIRECT] }] });
+    app = await oidc.discovery(new URL(server.issuer), 'app', SECRET, oidc.ClientSecretBasic(SECRET), { execute: [oidc.allowInsecureRequests] });
   });
   after(() => server?.stop());
 
@@ -82,6 +90,44 @@ describe('e2e: a credential replaced, not removed', function () {
     assert.ok(login.html.includes('/second-factor'), 'the password asks for the app');
     assert.equal((await server.secondFactors.totp.verify(sub, codeFor(staleSecret, 0), 'a-sign-in')).outcome, 'wrong', "the stale setup's secret is no one's");
     assert.equal((await server.secondFactors.totp.verify(sub, codeFor(secret, 1), 'a-sign-in')).outcome, 'ok', 'the app set up signs in');
+  });
+
+  /** Whether `agent`'s session is still signed in: the account page answers, not the sign-in. */
+  const signedIn = async (agent: Agent) => (await agent.follow(`${server.issuer}/account`)).url === `${server.issuer}/account`;
+
+  it('recovery codes made anew end what an old code signed in as a removal does: before the codes are replaced too, so that a failure half-way (the store refusing the revocation list) leaves the old codes the person holds, not new ones never shown; made again, the thief is signed out', async () => {
+    const { sub } = await server.accounts.create('cy', PASSWORD);
+    const { secret } = await server.secondFactors.totp.begin(sub, 'cy', 'test-session');
+    assert.equal(await server.secondFactors.totp.confirm(sub, codeFor(secret, -1), 'test-session'), true);
+    const [stolen, spare] = await server.secondFactors.recoveryCodes.generate(sub);
+    // A thief with cy's password and a recovery code signs in to the app (a grant) and stays signed in.
+    const thief = new Agent();
+    const second = await signInSteps(thief, (await startAuthorization(thief, app, REDIRECT)).page, { username: 'cy', password: PASSWORD, login: 'required', stopAt: REDIRECT });
+    const done = await thief.submit(second, '/second-factor', { method: 'recovery', code: stolen! }, REDIRECT);
+    const granted = done.url.startsWith(REDIRECT) ? done : await thief.submit(done, '/confirm', {}, REDIRECT);
+    assert.ok(new URL(granted.url).searchParams.get('code'), `the thief got a code: ${granted.status} ${granted.url}`);
+    assert.equal(await signedIn(thief), true);
+    const owner = await accountPage('cy', () => codeFor(secret, 0));
+    const before = enrolmentStamp((await server.secondFactors.records.read(sub)).recovery);
+
+    // As cy makes new codes, the store refuses the server the revocation list's keys (a failover in the middle).
+    const raw = new Redis(server.env.REDIS_URL!);
+    const prefix = server.config.redis.keyPrefix;
+    try {
+      await raw.call('ACL', 'SETUSER', 'default', 'resetkeys', `~${prefix}[^r]*`, `~${prefix}r[^e]*`, `~${prefix}re[^v]*`);
+      const failed = await owner.agent.submit(owner.page, '/account/recovery-codes', {});
+      assert.doesNotMatch(failed.html, /id="recovery-codes"/, 'no codes can have been shown');
+    } finally {
+      await raw.call('ACL', 'SETUSER', 'default', 'resetkeys', '~*');
+      raw.disconnect();
+    }
+    assert.equal(enrolmentStamp((await server.secondFactors.records.read(sub)).recovery), before, 'the codes cy holds are still hers (new ones were made and never shown)');
+    assert.ok(await server.secondFactors.recoveryCodes.use(sub, spare!, 'a-sign-in'), 'an unused one of them still works');
+
+    const made = await owner.agent.submit(await owner.agent.follow(`${server.issuer}/account`), '/account/recovery-codes', {});
+    assert.match(made.html, /id="recovery-codes"/, `made again: ${made.status} ${made.url}`);
+    assert.equal(await signedIn(thief), false, 'the session an old code signed in ended');
+    assert.equal(await signedIn(owner.agent), true, 'the session that acted stays');
   });
 
   it('two authenticator-app setups confirmed at the same moment (two sessions): one is set up, the other refused, not written over it', async () => {
