@@ -431,6 +431,23 @@ export class Accounts {
     return this.#endingEverything(account, endings, (stored, endedAt) => ({ ...stored, passwordHash, ...(endedAt !== undefined && { endedAt }) }));
   }
 
+  /**
+   * A person without a password (an account an upstream made) sets their first one: written only
+   * while the account still has none and is enabled, so that two first passwords set at once (two
+   * of their sessions) do not leave the second replacing the first with what the first signed in
+   * still signed in (a password is replaced only by changePassword, or by an operator). False when
+   * the account has a password (or is gone or disabled); AccountError when the password is not
+   * acceptable.
+   */
+  async setFirstPassword(sub: string, password: string): Promise<boolean> {
+    const account = await this.find(sub);
+    if (!account || account.passwordHash || account.disabled) return false;
+    const problem = validatePassword(password, account.username);
+    if (problem) throw new AccountError(problem);
+    const passwordHash = await this.#hash(password);
+    return (await this.#update(sub, (stored) => (stored.passwordHash || stored.disabled ? undefined : { ...stored, passwordHash })))?.written === true;
+  }
+
   /** Replaces the claims (e.g. those an upstream sends at each sign-in); a no-op when they are the same. */
   async updateClaims(sub: string, claims: Claims): Promise<Account | undefined> {
     const wanted = JSON.stringify(claims);

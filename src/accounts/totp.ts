@@ -70,15 +70,27 @@ export class TotpCredentials {
     return { uri: this.#totp(secret, username).toString(), secret };
   }
 
-  /** Makes the secret `ceremony` began the person's when `code` fits it; false when it does not (or nothing is pending there). */
+  /**
+   * Makes the secret `ceremony` began the person's when `code` fits it; false when it does not (or
+   * nothing is pending there), and when the person has an authenticator app already: a setup never
+   * replaces one (a crafted confirm, or a setup begun before another session set one up). Replacing
+   * it would leave signed in what the old one signed in, which only its removal ends; so the person
+   * removes it first. Checked before the code's step is spent (the step is the person's, and their
+   * app's code in it would be refused as a replay) and again in the write (two setups confirmed at
+   * once: one wins). A refused setup's pending secret is dropped.
+   */
   async confirm(sub: string, code: string, ceremony: string): Promise<boolean> {
-    const sealed = await this.kv.get(totpPendingKey(sub, ceremony));
+    const [sealed, record] = await Promise.all([this.kv.get(totpPendingKey(sub, ceremony)), this.records.read(sub)]);
     if (!sealed) return false;
+    if (record.totp) {
+      await this.kv.del([totpPendingKey(sub, ceremony)]);
+      return false;
+    }
     const step = this.#matchingStep(this.#open(sub, sealed), code);
     if (step === undefined || !(await this.#spend(sub, step, ceremony))) return false;
-    await this.records.update(sub, (current) => ({ next: { ...current, totp: { ...newEnrolment(), sealed } }, result: true }));
+    const added = await this.records.update(sub, (current) => (current.totp ? undefined : { next: { ...current, totp: { ...newEnrolment(), sealed } }, result: true }));
     await this.kv.del([totpPendingKey(sub, ceremony)]);
-    return true;
+    return added === true;
   }
 
   /** Checks `code` for the sign-in `by` (its interaction), which may offer a code it spent again (see #spend). */

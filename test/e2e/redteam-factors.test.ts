@@ -11,7 +11,7 @@ import type { AddressInfo } from 'node:net';
 import { exportJWK, generateKeyPair, SignJWT, type JWTPayload } from 'jose';
 import * as oidc from 'openid-client';
 import { Secret, TOTP } from 'otpauth';
-import { Agent, formIn, type Page } from '../helpers/agent.js';
+import { Agent, formIn, postToAccount, type Page } from '../helpers/agent.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { signInSteps, startAuthorization } from '../helpers/sign-in.js';
 import { isSecondFactor } from '../helpers/soft-passkeys.js';
@@ -52,20 +52,12 @@ describe('red team: second factors, passkeys, step-up, the account page', functi
     return { agent, page };
   }
 
-  /** A POST of the account page's form at `path`, with the CSRF token of `page` (its session's). */
-  const post = (agent: Agent, page: Page, path: string, fields: Record<string, string>) =>
-    agent.follow(`${server.issuer}/account${path}`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ csrf: formIn(page.html, '/account/recovery-codes').hidden.csrf!, ...fields }),
-    });
-
   it("a stale session (a stolen cookie) neither reads nor confirms the authenticator-app secret the person is setting up in another session (it read it from the confirm form's error page before)", async () => {
     const sub = (await server.accounts.create('vic', PASSWORD)).sub;
     // The thief holds the cookie of a session of vic's signed in a while ago: too old to start a setup.
     const thief = await accountPage('vic');
     await new Promise((done) => setTimeout(done, (RECENT_SECONDS + 1) * 1000 + 100));
-    const refused = await post(thief.agent, thief.page, '/authenticator/start', {});
+    const refused = await postToAccount(thief.agent, thief.page, '/authenticator/start', {});
     assert.ok(refused.url.includes('/interaction/'), `a stale session starting a setup is asked to sign in again, got ${refused.status} ${refused.url}`);
 
     // Vic, signed in just now in her own browser, starts setting up her authenticator app.
@@ -76,12 +68,12 @@ describe('red team: second factors, passkeys, step-up, the account page', functi
 
     // The thief's confirm form with a wrong code: the page must not show the secret vic's app is taking.
     const wrong = ['000000', '111111'].find((code) => ![-1, 0, 1].some((steps) => codeFor(secret, steps) === code))!;
-    const probed = await post(thief.agent, thief.page, '/authenticator/confirm', { code: wrong });
+    const probed = await postToAccount(thief.agent, thief.page, '/authenticator/confirm', { code: wrong });
     assert.equal(probed.status, 400);
     assert.equal(secretShown(probed), undefined, "the stale session was shown the secret of vic's setup");
     assert.ok(!probed.html.replace(/\s/g, '').includes(secret), 'the secret appears nowhere on the page');
     // Nor does the right code (had the thief learnt the secret) make it vic's factor from the thief's session.
-    const confirmed = await post(thief.agent, thief.page, '/authenticator/confirm', { code: codeFor(secret) });
+    const confirmed = await postToAccount(thief.agent, thief.page, '/authenticator/confirm', { code: codeFor(secret) });
     assert.equal(confirmed.status, 400, `confirmed from the stale session: ${confirmed.status} ${confirmed.url}`);
     assert.equal((await server.secondFactors.summary(sub)).totp, undefined);
 
@@ -137,7 +129,7 @@ describe('red team: second factors, passkeys, step-up, the account page', functi
       if (paused) break;
       // Then the right password on the account page, with pia's session.
       const next = `${PASSWORD} round ${round}`;
-      const changed = await post(thief.agent, thief.page, '/password', { current_password: password, new_password: next, confirm_password: next });
+      const changed = await postToAccount(thief.agent, thief.page, '/password', { current_password: password, new_password: next, confirm_password: next });
       assert.equal(changed.status, 200, `the password change: ${changed.status} ${changed.url}`);
       assert.match(changed.html, /Your password has been changed/);
       password = next;

@@ -96,3 +96,16 @@ function decode(text: string): string {
     .replace(/&#x([0-9a-f]+);/gi, (_, n: string) => String.fromCharCode(parseInt(n, 16)))
     .replace(/&quot;/g, '"').replace(/&#39;/g, "'").replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&amp;/g, '&');
 }
+
+/**
+ * A POST to the account page's `path` (under /account) as a crafted form would send it, whatever
+ * forms the page shows: the CSRF token of `page` (an account page: its session's, read off its
+ * recovery-codes form) with `fields`.
+ */
+export function postToAccount(agent: Agent, page: Page, path: string, fields: Record<string, string>): Promise<Page> {
+  return agent.follow(new URL(`/account${path}`, page.url).href, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ csrf: formIn(page.html, '/account/recovery-codes').hidden.csrf!, ...fields }),
+  });
+}

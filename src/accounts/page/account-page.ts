@@ -122,11 +122,11 @@ export interface AccountPage {
    */
   endSessionsSignedInWith(person: Person, signedInWith: SignedInWith): Promise<number>;
   /**
-   * Removes a credential (`remove`: false when there was none to remove) and ends the sessions it
-   * signed in, as endSessionsSignedInWith: before the removal too, so that a failure half-way (the
-   * store lost in the middle) leaves the credential there to remove again (once it is gone nothing
-   * would end them), and after it, for a sign-in with it that finished meanwhile. How many sessions
-   * ended, or undefined when `remove` found nothing.
+   * Removes a credential (`remove`: false when there was none to remove), or replaces it (new
+   * recovery codes), and ends the sessions it signed in, as endSessionsSignedInWith: before the
+   * removal too, so that a failure half-way (the store lost in the middle) leaves the credential
+   * there to remove again (once it is gone nothing would end them), and after it, for a sign-in with
+   * it that finished meanwhile. How many sessions ended, or undefined when `remove` found nothing.
    */
   removeCredential(person: Person, signedInWith: SignedInWith, remove: () => Promise<boolean>): Promise<number | undefined>;
 }

@@ -1,7 +1,7 @@
 /**
  * The account page's "Authenticator app" section: setting one up (a page with the secret as a QR
  * code, an SVG rendered here by `qrcode`, and as text; confirmed with a code from the app) and
- * removing it.
+ * removing it. While one is set up, setting up another is refused (remove it first).
  */
 import QRCode from 'qrcode';
 import type { Context } from 'koa';
@@ -44,9 +44,22 @@ export function authenticatorSection({ secondFactors, logger, metrics }: SecondF
       );
     }
 
+    /**
+     * A setup while an app is set up (the page offers "Set up" only while none is: a crafted POST,
+     * or a setup page open since before another session set one up) is refused, never a
+     * replacement: what the old app signed in would stay signed in (only its removal ends that), and
+     * a stale page would swap the app just set up for another. The person removes it first.
+     */
+    const setUpAlready = (ctx: Context, who: Person) => {
+      metrics.secondFactorEnrolments.inc({ method: 'totp', action: 'failed' });
+      logger.info({ event: 'totp.enrolment_refused', sub: who.accountId, reason: 'set-up-already' }, 'authenticator app not set up: one is set up already');
+      return page.show(ctx, who, { section: SECTION, error: 'An authenticator app is set up already. To use another one, remove this one first, then set up the new one.' }, 409);
+    };
+
     page.router.post('/authenticator/start', page.form, async (ctx) => {
       const found = await page.recentlySubmitted(ctx, SECTION);
       if (!found) return;
+      if ((await secondFactors.summary(found.who.accountId)).totp) return setUpAlready(ctx, found.who);
       await setupPage(ctx, found.who, await secondFactors.totp.begin(found.who.accountId, found.who.account.username, found.who.sessionUid));
     });
 
@@ -61,6 +74,7 @@ export function authenticatorSection({ secondFactors, logger, metrics }: SecondF
         logger.info({ event: 'totp.added', sub: who.accountId }, 'authenticator app set up');
         return page.done(ctx, SECTION, 'added');
       }
+      if ((await secondFactors.summary(who.accountId)).totp) return setUpAlready(ctx, who);
       metrics.secondFactorEnrolments.inc({ method: 'totp', action: 'failed' });
       const pending = await secondFactors.totp.pending(who.accountId, who.account.username, who.sessionUid);
       if (!pending) return page.show(ctx, who, { section: SECTION, error: 'Setting up took too long. Start again.' }, 400);

@@ -58,12 +58,15 @@ export function passwordSection({ accounts, throttle, sessions, grants, consents
       const next = field(body, 'new_password');
       if (!next) return refuse('Enter a new password.', 400);
       if (next !== field(body, 'confirm_password')) return refuse('The new password and its confirmation are not the same. Type them again.', 400);
+      let set: boolean;
       try {
-        await accounts.setPassword(who.account.username, next);
+        set = await accounts.setFirstPassword(who.accountId, next);
       } catch (error) {
         if (!(error instanceof AccountError)) throw error;
         return refuse(`Choose another password: ${error.message}.`, 400);
       }
+      // Another of the person's sessions set one meanwhile: a first password never replaces it.
+      if (!set) return refuse('You already have a password: change it with your current one.', 409);
       logger.info({ event: 'account.password_set', sub: who.accountId }, 'first password set on the account page');
       page.done(ctx, SECTION, 'set');
     });

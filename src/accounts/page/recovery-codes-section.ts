@@ -24,10 +24,19 @@ export function recoveryCodesSection({ secondFactors, logger, metrics }: SecondF
     page.router.post('/recovery-codes', page.form, async (ctx) => {
       const found = await page.recentlySubmitted(ctx, SECTION);
       if (!found) return;
-      const codes = await secondFactors.recoveryCodes.generate(found.who.accountId);
       // New codes replace the old, which may have leaked: the other sessions an old code signed in end
-      // (recorded ones only: amr does not tell a recovery code apart).
-      const ended = await page.endSessionsSignedInWith(found.who, (used) => used?.methods.includes('recovery-code') ?? false);
+      // (recorded ones only: amr does not tell a recovery code apart), as a removal ends them: before
+      // the codes are replaced too, so that a failure half-way leaves the old codes, which the person
+      // holds, rather than new ones never shown.
+      let codes: string[] = [];
+      const ended = await page.removeCredential(
+        found.who,
+        (used) => used?.methods.includes('recovery-code') ?? false,
+        async () => {
+          codes = await secondFactors.recoveryCodes.generate(found.who.accountId);
+          return true;
+        },
+      );
       metrics.secondFactorEnrolments.inc({ method: 'recovery_codes', action: 'added' });
       logger.info({ event: 'recovery_codes.generated', sub: found.who.accountId, sessions_signed_out: ended }, 'recovery codes made');
       const text = `Latchkey recovery codes for ${found.who.account.username}\nEach works once.\n\n${codes.join('\n')}\n`;
