@@ -23,6 +23,9 @@
  *
  *   BENCH_DEFAULTS=1 node --import tsx test/bench/cpu-ab.ts introspect-opaque 2000 6 'dist:off;dist'
  *
+ * `NODE_ARGS` among a build's settings goes on its node command line (targets.ts), for V8 flags
+ * Node refuses in NODE_OPTIONS: `'dist;dist:NODE_ARGS=--min-semi-space-size=64'`.
+ *
  * More than two builds may be named (each held against the first), and `bare` is the bare
  * oidc-provider (bare-provider.ts) on the same core, for the scenarios it can do: e.g. Latchkey on
  * Redis, on the embedded store and the bare provider, in one interleaved run:

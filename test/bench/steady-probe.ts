@@ -5,15 +5,17 @@
  * and after every window a fixed CPU job runs in a process of its own pinned to the same core (the
  * host's speed at that moment: a slow window whose fixed job was slow too is the host, one whose
  * fixed job was not is the server). Each window prints the server's CPU per iteration (whole
- * process and its main thread alone, ms), the fixed job's CPU (ms), and what the server's
- * collector did in it (scavenges and mark-compacts: state-probe.mjs, preloaded).
+ * process and its main thread alone, ms), the fixed job's CPU (ms), what the server's collector
+ * did in it (scavenges with their mean pause, and mark-compacts: state-probe.mjs, preloaded), its
+ * young generation's size and its resident set (now/peak, MiB).
  *
  *   node --import tsx test/bench/steady-probe.ts introspect-jwt 'dist;dist;dist' ['16*8,1,4,16,16*12']
  *
  * STEADY_INTERLEAVE=1 runs the servers at once, window by window in turn (server 1's window, then
  * server 2's, ...), so that each window of one server has a neighbour of the others in time.
  * STEADY_FIXED_ONLY=1 prints the fixed job alone, every second (the host's speed over time).
- * Builds are named as in cpu-ab.ts; `NODE_OPTIONS` among a build's settings is added to the probe's.
+ * Builds are named as in cpu-ab.ts; `NODE_OPTIONS` among a build's settings is added to the probe's,
+ * and `NODE_ARGS` goes on the server's node command line (`dist:NODE_ARGS=--min-semi-space-size=64`).
  * Among a build's settings: `STEADY_SKIP=cc-jwt+cc-opaque` sits those scenarios out (a fresh process
  * beside one with the bench's history); `STATE_PROBE_V8_FLAGS=--trace-deopt` sets V8 flags Node
  * refuses in NODE_OPTIONS; `BENCH_SERVER_STDOUT=<file>` keeps the server's stdout, where
@@ -29,7 +31,7 @@ import { join } from 'node:path';
 import { startCoreProbe } from './core-probe.js';
 import { closedLoop } from './load.js';
 import { SCENARIOS } from './scenarios.js';
-import { buildSpec, prepareSideBySide, processCpuSeconds, startPinnedBuild, type LatchkeyTarget } from './targets.js';
+import { buildSpec, prepareSideBySide, processCpuSeconds, processMemory, startPinnedBuild, type LatchkeyTarget } from './targets.js';
 
 const ids = (process.argv[2] ?? 'introspect-jwt').split(',');
 const specs = (process.argv[3] ?? 'dist;dist;dist').split(';');
@@ -159,7 +161,8 @@ try {
       await sleep(1000);
       const state = await snapshot(side.server, side.file, side.seen++);
       const count = (kind: string) => (state.gc[kind]?.count ?? 0) - (side.last.gc[kind]?.count ?? 0);
-      side.rows.push(`  idle  scav ${count('scavenge')} mc ${count('markCompact')}  new ${((state.spaces.new_space?.size ?? 0) / 2 ** 20).toFixed(1)} MiB`);
+      const { rssMiB, peakMiB } = processMemory(side.server.pid);
+      side.rows.push(`  idle  scav ${count('scavenge')} mc ${count('markCompact')}  new ${((state.spaces.new_space?.size ?? 0) / 2 ** 20).toFixed(1)} MiB  rss ${rssMiB} peak ${peakMiB} MiB`);
       side.cpu.push(0);
       side.last = state;
       return;
@@ -184,8 +187,10 @@ try {
     const count = (kind: string) => (state.gc[kind]?.count ?? 0) - (side.last.gc[kind]?.count ?? 0);
     const main = (state.mainCpuMs - side.last.mainCpuMs) / Math.max(1, result.iterations);
     const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(1);
+    const pause = (kind: string) => count(kind) ? ((state.gc[kind]!.ms - (side.last.gc[kind]?.ms ?? 0)) / count(kind)).toFixed(1) : '-';
+    const { rssMiB, peakMiB } = processMemory(side.server.pid);
     side.rows.push(
-      `  c=${`${connections}${hogCore === undefined ? '' : `h${hogCore}`}`.padEnd(5)} ${String(result.iterations).padStart(6)} it  busy ${String(Math.round(busy * 100)).padStart(3)}%  cpu ${cpu.toFixed(3)} main ${main.toFixed(3)}  beside ${during.toFixed(3)}  fixed ${fixed.toFixed(1)} (core 1 ${other.toFixed(1)}, server meanwhile ${idleMs.toFixed(0)} ms)  minflt ${per('minflt')} majflt ${per('majflt')} preempted ${per('involuntary')}  scav ${count('scavenge')} mc ${count('markCompact')}  new ${mib(state.spaces.new_space?.size ?? 0)} old ${mib(state.spaces.old_space?.used ?? 0)}/${mib(state.spaces.old_space?.size ?? 0)} code ${mib(state.spaces.code_space?.used ?? 0)} MiB${result.errors ? `  ${result.errors} ERRORS` : ''}`,
+      `  c=${`${connections}${hogCore === undefined ? '' : `h${hogCore}`}`.padEnd(5)} ${String(result.iterations).padStart(6)} it  busy ${String(Math.round(busy * 100)).padStart(3)}%  cpu ${cpu.toFixed(3)} main ${main.toFixed(3)}  beside ${during.toFixed(3)}  fixed ${fixed.toFixed(1)} (core 1 ${other.toFixed(1)}, server meanwhile ${idleMs.toFixed(0)} ms)  minflt ${per('minflt')} majflt ${per('majflt')} preempted ${per('involuntary')}  scav ${count('scavenge')} (${pause('scavenge')} ms) mc ${count('markCompact')}  new ${mib(state.spaces.new_space?.size ?? 0)} rss ${rssMiB}/${peakMiB} old ${mib(state.spaces.old_space?.used ?? 0)}/${mib(state.spaces.old_space?.size ?? 0)} code ${mib(state.spaces.code_space?.used ?? 0)} MiB${result.errors ? `  ${result.errors} ERRORS` : ''}`,
     );
     side.cpu.push(cpu);
     side.last = state;

@@ -78,9 +78,13 @@ export function pin(pid: number, cpus: string): void {
   execFileSync('taskset', ['-apc', cpus, String(pid)], { stdio: 'ignore' });
 }
 
-/** `cpus`: run the server pinned to these cores (taskset execs it, so the pid is the server's). */
+/**
+ * `cpus`: run the server pinned to these cores (taskset execs it, so the pid is the server's).
+ * `NODE_ARGS` among the settings: node flags for its command line, space-separated, e.g.
+ * `dist:NODE_ARGS=--min-semi-space-size=64` in the A/B tools (V8 flags Node refuses in NODE_OPTIONS).
+ */
 function spawnServer(args: string[], env: Record<string, string>, profileDir?: string, cpus?: string): { child: ChildProcess; stderr: () => string } {
-  const argv = [...(profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : []), ...args];
+  const argv = [...(env.NODE_ARGS ?? '').split(' ').filter(Boolean), ...(profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : []), ...args];
   const child = spawn(cpus ? 'taskset' : process.execPath, cpus ? ['-c', cpus, process.execPath, ...argv] : argv, {
     cwd: ROOT,
     env: { PATH: process.env.PATH ?? '', NODE_NO_WARNINGS: '1', ...env },
