@@ -207,7 +207,7 @@ export class AccountSessions {
    * upstream removed or cut off), back-channel logout to its apps, then the session goes.
    */
   async endWithEveryGrant(session: Session, revokeGrant: RevokeGrant): Promise<void> {
-    await this.#endSession(session, (grantId) => revokeGrant(grantId));
+    await this.#endSession(session, revokeGrant);
   }
 
   async #endSession(session: Session, endGrant: (grantId: string, persistsLogout: boolean) => Promise<unknown>): Promise<void> {

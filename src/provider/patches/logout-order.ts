@@ -71,14 +71,17 @@ export function endBeforeTelling(provider: Provider, grants: SessionGrantEndings
   const backchannelLogout = prototype.backchannelLogout;
   const ended = new WeakMap<object, Promise<void>>();
   /**
-   * The JWT access tokens of the grants `clientIds` keep (offline access) that were bound to the
-   * session: signing out of them (or of everything) ends what the session gave them.
+   * The grants of `clientIds` in the session: one kept for offline access has the JWT access tokens
+   * bound to the session ended (signing out of its app, or of everything, ends what the session gave
+   * it); any other is revoked, unless `keptOnly` (the engine revokes those itself).
    */
-  const endKept = (session: LoggedOutSession, clientIds: readonly string[]) =>
+  const endGrants = (session: LoggedOutSession, clientIds: readonly string[], keptOnly = false) =>
     Promise.all(
       clientIds.map((clientId) => {
         const grantId = session.authorizations?.[clientId]?.grantId;
-        return grantId && session.authorizationFor(clientId)?.persistsLogout ? grants.endSessionBound(grantId) : undefined;
+        if (!grantId) return undefined;
+        if (session.authorizationFor(clientId)?.persistsLogout) return grants.endSessionBound(grantId);
+        return keptOnly ? undefined : grants.revoke(grantId);
       }),
     );
   // Each client looked up once per confirmation: the ending's look-ups and the engine's share their answers.
@@ -100,13 +103,7 @@ export function endBeforeTelling(provider: Provider, grants: SessionGrantEndings
     const clientIds = everywhere ? Object.keys(session.authorizations ?? {}) : [session.state?.clientId].filter((id): id is string => typeof id === 'string');
     // The apps the engine tells (these same ids), looked up before anything ends.
     await Promise.all(clientIds.map((clientId) => Client.find(clientId).catch((error: unknown) => (error instanceof errors.InvalidClient ? undefined : Promise.reject(error)))));
-    await Promise.all(
-      clientIds.map((clientId) => {
-        const grantId = session.authorizations?.[clientId]?.grantId;
-        return grantId && !session.authorizationFor(clientId)?.persistsLogout ? grants.revoke(grantId) : undefined;
-      }),
-    );
-    await endKept(session, clientIds);
+    await endGrants(session, clientIds);
     if (everywhere) await (provider.Session as unknown as Stored).adapter.destroy(session.id);
   };
   // No app told (endFirst not run): the app signed out of and the grant it keeps, noted as the session is loaded.
@@ -124,7 +121,7 @@ export function endBeforeTelling(provider: Provider, grants: SessionGrantEndings
   const destroy = sessions.destroy;
   sessions.destroy = async function (this: LoggedOutSession) {
     const ctx = Provider.ctx as KoaContextWithOIDC | undefined;
-    if (unseen(ctx) && (ctx.oidc.session as unknown) === this) await endKept(this, Object.keys(this.authorizations ?? {}));
+    if (unseen(ctx) && (ctx.oidc.session as unknown) === this) await endGrants(this, Object.keys(this.authorizations ?? {}), true);
     return destroy.call(this);
   };
   const save = sessions.save;
