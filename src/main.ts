@@ -70,6 +70,8 @@ export interface Running {
   readonly secondFactors: SecondFactors;
   /** APIs and operator grants. */
   readonly apis: Apis;
+  /** Registered clients, as the admin API and the developer page change them (a re-made id waits out its predecessor's endings). */
+  readonly clients: Clients;
   readonly keys: KeyringService;
   readonly revocations: RevocationList;
   /** Revokes grants (and their JWT access tokens): for sign-out, disabling a person, admin tools. */
@@ -367,6 +369,7 @@ export async function serve(config: Config, logger: Logger = createLogger(config
     accounts,
     secondFactors,
     apis,
+    clients,
     keys,
     revocations,
     grants,

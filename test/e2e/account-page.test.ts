@@ -10,7 +10,7 @@ import { decodeJwt } from 'jose';
 import { Redis } from 'ioredis';
 import * as oidc from 'openid-client';
 import { AccountSessions } from '../../src/accounts/sessions.js';
-import { ClientError, Clients } from '../../src/registration/clients.js';
+import { ClientError } from '../../src/registration/clients.js';
 import { GRANT_CLAIM } from '../../src/revocation/list.js';
 import { Agent, formIn, type Page } from '../helpers/agent.js';
 import { eventually } from '../helpers/eventually.js';
@@ -116,7 +116,7 @@ describe('e2e: the account page', function () {
     const app = await authorize(agent);
     assert.ok(isConsent(app.page), `an app asks for consent, got ${app.page.url}`);
 
-    await assert.rejects(new Clients(server.kv, server.providers).add({ client_id: 'latchkey-account', redirect_uris: [REDIRECT] }), (error: Error) => {
+    await assert.rejects(server.clients.add({ client_id: 'latchkey-account', redirect_uris: [REDIRECT] }), (error: Error) => {
       assert.ok(error instanceof ClientError);
       assert.equal(error.status, 409);
       return true;

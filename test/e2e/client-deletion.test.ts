@@ -17,7 +17,7 @@ import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.j
 import { startServer, testDir, testEnv, type TestServer } from '../helpers/server.js';
 import { isConsent, signInSteps, startAuthorization } from '../helpers/sign-in.js';
 import { API, basic, clientCredentialsToken, grantFeed, introspect, machineClient, OPAQUE_API, RESOURCE_SERVERS, type ClientCredentials } from '../helpers/tokens.js';
-import { Clients } from '../../src/registration/clients.js';
+import type { Clients } from '../../src/registration/clients.js';
 import { createResourceServer, TokenRejected, type ResourceServer } from '../../src/resource-server/index.js';
 
 const REDIRECT = 'https://app.example.test/callback';
@@ -60,7 +60,7 @@ describe('e2e: deleting a client ends its grants and tokens, whichever way it is
     await grantFeed(server, RS.id);
     await server.apis.grant(OPS.id, `${server.issuer}/admin`, { scopes: ['admin'] });
     alice = (await server.accounts.create('alice', PASSWORD)).sub;
-    clients = new Clients(server.kv, server.providers);
+    clients = server.clients;
     helper = await createResourceServer({ issuer: server.issuer, audience: API, clientId: RS.id, clientSecret: RS.secret });
   });
   after(async () => {
@@ -147,7 +147,7 @@ describe('e2e: deleting a client ends its grants and tokens, whichever way it is
     const { client } = armed;
     await assertEnded(armed);
     assert.equal(await refreshError(armed), 'invalid_client', 'the client is gone');
-    const entry = (await feed()).find((line) => line.type === 'client' && line.client_id === client.id);
+    const entry = (await feed()).findLast((line) => line.type === 'client' && line.client_id === client.id);
     assert.ok(entry?.revoked_at, 'the feed carries the deletion');
 
     await clients.add(metadata(client.id, client.secret, extra));

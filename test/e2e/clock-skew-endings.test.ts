@@ -13,7 +13,7 @@ import { randomUUID } from 'node:crypto';
 import { dirname } from 'node:path';
 import { decodeJwt } from 'jose';
 import * as oidc from 'openid-client';
-import { Clients } from '../../src/registration/clients.js';
+import type { Clients } from '../../src/registration/clients.js';
 import { createResourceServer, TokenRejected, type ResourceServer } from '../../src/resource-server/index.js';
 import { Agent } from '../helpers/agent.js';
 import { eventually } from '../helpers/eventually.js';
@@ -45,7 +45,7 @@ describe('e2e: an ending written on a clock that differs from the issuer\'s stil
     server = await startServer({ ownRedis: true, clients: [machineClient(RS)], env: { RESOURCE_SERVERS } });
     await server.accounts.create('kim', PASSWORD);
     await grantFeed(server, RS.id);
-    clients = new Clients(server.kv, server.providers, server.apis, server.revocations);
+    clients = server.clients;
     await clients.add({
       client_id: WEB.id,
       client_secret: WEB.secret,

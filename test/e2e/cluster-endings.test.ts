@@ -19,7 +19,6 @@ import { startRedisCluster, startRedisSentinel } from '../helpers/redis.js';
 import { startServer, testDir, testEnv, type TestServer } from '../helpers/server.js';
 import { isConsent, signInSteps, startAuthorization } from '../helpers/sign-in.js';
 import { API, basic, clientCredentialsToken, grantFeed, introspect, machineClient, OPAQUE_API, RESOURCE_SERVERS, tokenEndpoint } from '../helpers/tokens.js';
-import { Clients } from '../../src/registration/clients.js';
 import { GRANT_CLAIM } from '../../src/revocation/list.js';
 import { digestOf } from '../../src/store/adapter.js';
 import { freePort } from '../helpers/redis.js';
@@ -302,7 +301,7 @@ for (const topology of topologies) describe(`e2e: the whole server on ${topology
     // That master refuses the server registration access tokens' keys (as one failing over refuses
     // everything): the removal fails there, and only there.
     const master = new Redis(tokenMaster, '127.0.0.1');
-    const clients = new Clients(server.kv, server.providers);
+    const clients = server.clients;
     try {
       const spelled = 'lk:oidc:Reg';
       await master.call('ACL', 'SETUSER', 'default', 'resetkeys', ...[...spelled].map((char, at) => `~${spelled.slice(0, at)}[^${char}]*`));

@@ -18,7 +18,6 @@ import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.j
 import { startLogoutReceiver, type LogoutReceiver } from '../helpers/logout-receiver.js';
 import { clientCredentialsToken, introspect } from '../helpers/tokens.js';
 import { startServer, testDir, testEnv, type TestServer } from '../helpers/server.js';
-import { Clients } from '../../src/registration/clients.js';
 import { AdapterIndexes } from '../../src/store/adapter.js';
 
 const PASSWORD = 'disabled person test password';
@@ -236,7 +235,7 @@ describe('e2e: disabling a person ends their sessions everywhere (issue 19.2)', 
     assert.equal(new URL(confirmed.url).searchParams.get('code'), null, 'no code reaches the app');
   });
 
-  const developerApps = (accountId: string) => new Clients(server.kv, server.providers).ownedBy(accountId);
+  const developerApps = (accountId: string) => server.clients.ownedBy(accountId);
 
   it("a disabled person's tokens: userinfo answers 401 and introspection inactive, at once", async () => {
     await server.accounts.create('hank', PASSWORD);

@@ -22,7 +22,7 @@ import { isConsent, signInSteps } from '../helpers/sign-in.js';
 import { startServer, testDir, testEnv, type TestServer } from '../helpers/server.js';
 import { API, basic, clientCredentialsToken, grantFeed, introspect, machineClient, OPAQUE_API, RESOURCE_SERVERS, type ClientCredentials } from '../helpers/tokens.js';
 import { AccountSessions } from '../../src/accounts/sessions.js';
-import { Clients } from '../../src/registration/clients.js';
+import type { Clients } from '../../src/registration/clients.js';
 import { digestOf, secretDigestOf } from '../../src/store/adapter.js';
 import { createResourceServer, TokenRejected, type ResourceServer } from '../../src/resource-server/index.js';
 
@@ -59,7 +59,7 @@ describe('e2e: what an operator takes away ends at once (endings audit)', functi
     server = await startServer(settings);
     await grantFeed(server, RS.id);
     await server.apis.grant(OPS.id, `${server.issuer}/admin`, { scopes: ['admin'] });
-    clients = new Clients(server.kv, server.providers);
+    clients = server.clients;
     helper = await createResourceServer({ issuer: server.issuer, audience: API, clientId: RS.id, clientSecret: RS.secret });
   });
   after(async () => {

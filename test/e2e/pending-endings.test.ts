@@ -13,7 +13,7 @@ import { latchkey } from '../helpers/process.js';
 import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
 import { signInSteps, startAuthorization } from '../helpers/sign-in.js';
 import { startServer, testDir, testEnv, type TestServer } from '../helpers/server.js';
-import { Clients } from '../../src/registration/clients.js';
+import type { Clients } from '../../src/registration/clients.js';
 
 const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
 const PASSWORD = 'pending endings test password';
@@ -34,7 +34,7 @@ describe('e2e: what was begun before an ending cannot be finished after it (devi
     const settings = { redisUrl: redis.url, dir, port, env: { DEVICE_FLOW_POLL_INTERVAL: '1' } };
     env = testEnv(dir, port, settings);
     server = await startServer(settings);
-    clients = new Clients(server.kv, server.providers);
+    clients = server.clients;
     for (const name of ['alice', 'bob', 'carol', 'dave']) await server.accounts.create(name, PASSWORD);
   });
   after(async () => {

@@ -16,7 +16,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { importJWK, SignJWT } from 'jose';
 import * as oidc from 'openid-client';
-import { Clients } from '../../src/registration/clients.js';
+import type { Clients } from '../../src/registration/clients.js';
 import { createResourceServer, TokenRejected, type ResourceServer } from '../../src/resource-server/index.js';
 import { Agent, type Page } from '../helpers/agent.js';
 import { eventually } from '../helpers/eventually.js';
@@ -76,7 +76,7 @@ describe('e2e: the red team\'s second endings pass', function () {
     });
     for (const name of ['mia', 'noor', 'otto', 'pia', 'quin', 'sam']) await server.accounts.create(name, PASSWORD);
     await grantFeed(server, RS.id);
-    clients = new Clients(server.kv, server.providers, server.apis, server.revocations);
+    clients = server.clients;
     await clients.add({ ...WEB_METADATA });
     web = await oidc.discovery(new URL(server.issuer), WEB.id, WEB.secret, oidc.ClientSecretBasic(WEB.secret), { execute: [oidc.allowInsecureRequests] });
     helper = await createResourceServer({ issuer: server.issuer, audience: API, clientId: RS.id, clientSecret: RS.secret, pollInterval: 100 });

@@ -12,7 +12,6 @@ import assert from 'node:assert/strict';
 import { createRemoteJWKSet, decodeJwt, jwtVerify } from 'jose';
 import { Redis } from 'ioredis';
 import * as oidc from 'openid-client';
-import { Clients } from '../../src/registration/clients.js';
 import { Agent } from '../helpers/agent.js';
 import { eventually } from '../helpers/eventually.js';
 import { startLogoutReceiver, type LogoutReceiver } from '../helpers/logout-receiver.js';
@@ -43,7 +42,7 @@ describe("e2e: the red team's fifth endings pass", function () {
     receiver = await startLogoutReceiver();
     server = await startServer({ ownRedis: true, env: { OUTBOUND_ALLOW_PRIVATE_NETWORKS: 'true' } });
     // Registered clients (kept in the store, as every client but the configuration file's).
-    const clients = new Clients(server.kv, server.providers, server.apis, server.revocations);
+    const clients = server.clients;
     for (const [{ id, secret }, redirect] of [[TOLD, REDIRECT], [BEE, BEE_REDIRECT]] as const) {
       await clients.add({
         client_id: id,

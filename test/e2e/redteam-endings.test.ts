@@ -19,7 +19,7 @@ import { startRelayedServer, type Relay, type RelayedServer } from '../helpers/r
 import { startServer, type TestServer } from '../helpers/server.js';
 import { signInSteps } from '../helpers/sign-in.js';
 import { API, basic, clientCredentialsToken, grantFeed, introspect, machineClient, RESOURCE_SERVERS, type ClientCredentials } from '../helpers/tokens.js';
-import { Clients } from '../../src/registration/clients.js';
+import type { Clients } from '../../src/registration/clients.js';
 import { createResourceServer, TokenRejected, type ResourceServer } from '../../src/resource-server/index.js';
 
 const RS = { id: 'api', secret: 'api-resource-server-secret-with-entropy-012345' };
@@ -49,7 +49,7 @@ describe('e2e: red team, endings that do not end (requests in flight)', function
     ({ relay, server, env } = relayed);
     await grantFeed(server, RS.id);
     await server.apis.grant(OPS.id, `${server.issuer}/admin`, { scopes: ['admin'] });
-    clients = new Clients(server.kv, server.providers);
+    clients = server.clients;
     helper = await createResourceServer({ issuer: server.issuer, audience: API, clientId: RS.id, clientSecret: RS.secret });
     const shared = { CLIENTS: env.CLIENTS!, RESOURCE_SERVERS, ISSUER: server.issuer };
     other = await startServer({ dir: dirname(env.KEYS_DIR!), port: await freePort(), redisUrl: env.REDIS_URL!, env: shared });

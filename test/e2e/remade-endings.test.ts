@@ -13,7 +13,7 @@ import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
 import * as oidc from 'openid-client';
 import { decodeJwt } from 'jose';
-import { Clients } from '../../src/registration/clients.js';
+import type { Clients } from '../../src/registration/clients.js';
 import { Agent } from '../helpers/agent.js';
 import { frontChannel } from '../helpers/front-channel.js';
 import { isConsent, signInSteps, startAuthorization } from '../helpers/sign-in.js';
@@ -42,7 +42,7 @@ describe('e2e: a client or API removed and added again with the same identifier 
     const port = await freePort();
     server = await startServer({ redisUrl: redis.url, dir, port, env: { CLIENTS: JSON.stringify([machineClient(RS)]), RESOURCE_SERVERS } });
     await grantFeed(server, RS.id);
-    clients = new Clients(server.kv, server.providers, server.apis, server.revocations);
+    clients = server.clients;
     app = await oidc.discovery(new URL(server.issuer), APP.id, APP.secret, oidc.ClientSecretBasic(APP.secret), { execute: [oidc.allowInsecureRequests] });
   });
   afterEach(async () => {

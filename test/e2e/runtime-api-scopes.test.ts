@@ -27,7 +27,7 @@ describe('e2e: a runtime API\'s scopes in a client\'s registered scope', functio
     server = await startServer({ clients: [client('open'), client('bounded', { scope: 'openid profile' })], env: { REGISTRATION_OPEN: 'true' } });
     await server.apis.add({ identifier: LEDGER, scopes: ['entries:read', 'entries:write'], format: 'jwt' });
     await server.accounts.create('lena', PASSWORD);
-    clients = new Clients(server.kv, server.providers, server.apis);
+    clients = server.clients;
   });
   after(() => server?.stop());
 

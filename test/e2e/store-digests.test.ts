@@ -16,7 +16,6 @@ import { startServer, type TestServer } from '../helpers/server.js';
 import { isConsent, signInSteps, startAuthorization } from '../helpers/sign-in.js';
 import { basic, clientCredentialsToken, introspect, machineClient, OPAQUE_API, RESOURCE_SERVERS, tokenEndpoint } from '../helpers/tokens.js';
 import { AccountSessions } from '../../src/accounts/sessions.js';
-import { Clients } from '../../src/registration/clients.js';
 import { AdapterIndexes, digestOf } from '../../src/store/adapter.js';
 import { developerSignIn } from '../helpers/developer.js';
 
@@ -288,7 +287,7 @@ describe('e2e: no code or token handed out is in the store (kept under its diges
 
     // Clients, as `latchkey clients add` uses it (a chosen secret, client_secret_basic).
     const cli = { id: 'cli-made', secret: 'a-cli-chosen-secret-with-plenty-of-entropy-0123456789' };
-    await new Clients(server.kv, server.providers).add(machineClient(cli));
+    await server.clients.add(machineClient(cli));
     handedOut.push({ name: 'Clients.add', ...cli, method: 'basic' });
 
     // The developer page: the secret shown once.
@@ -318,7 +317,7 @@ describe('e2e: no code or token handed out is in the store (kept under its diges
   });
 
   it('a client whose secret the release before kept in clear still authenticates, and is kept by its digest from its next write, or at start', async () => {
-    const clients = new Clients(server.kv, server.providers);
+    const clients = server.clients;
     const legacy = async (client: { id: string; secret: string }) => {
       await clients.add(machineClient(client));
       const [key] = await raw.keys(`*oidc:Client:${client.id}`);
@@ -346,7 +345,7 @@ describe('e2e: no code or token handed out is in the store (kept under its diges
   });
 
   it("a client secret rotated out, its grace running, is kept as its digest, and authenticates until the grace ends", async () => {
-    const clients = new Clients(server.kv, server.providers);
+    const clients = server.clients;
     const client = { id: 'rotated', secret: 'rotated-client-secret-with-plenty-of-entropy-0123456789' };
     await clients.add(machineClient(client));
     await server.apis.grant(client.id, OPAQUE_API, { scopes: ['read'] });
