@@ -18,7 +18,8 @@ import { health } from './http/health.js';
 import { dispatch } from './http/layers.js';
 import { presetHeaders, type HeaderPreset } from './http/preset-headers.js';
 import type { Metrics } from './ops/metrics.js';
-import { lineWriter, type Logger } from './ops/logger.js';
+import { lineWriter, type LineFields, type Logger } from './ops/logger.js';
+import { aheadOf, type AheadAdmission, type AheadAnswers, type AheadRequest } from './http/ahead.js';
 import type { ProviderHost } from './provider/host.js';
 import { canonicalPaths } from './provider/patches/canonical-paths.js';
 import { matchedRoute } from './provider/patches/matched-route.js';
@@ -36,6 +37,12 @@ export interface AppParts {
   readonly metrics: Metrics;
   /** Our own routes (interactions, developer pages), tried before the provider's. */
   readonly routes?: readonly Middleware[];
+  /**
+   * Answers kept in memory (discovery, the JWKS) that the app's request listener writes before Koa
+   * (http/ahead.ts), with the rate limits' count for their routes; their middleware stays among
+   * `routes` for what is not taken ahead.
+   */
+  readonly ahead?: { readonly answers: readonly AheadAnswers[]; readonly admit?: AheadAdmission };
 }
 
 const REQUEST_ID = /^[\w.-]{1,128}$/;
@@ -55,17 +62,27 @@ function statusClass(status: number): string {
   return STATUS_CLASSES[index] ?? `${index}xx`;
 }
 
+/**
+ * The request line's writer. It holds fixed fields only (the path, never the query; ids, a route,
+ * an error code), none of which can carry a secret: it skips the redaction pass, which cost five
+ * times the rest of writing the line. Errors logged by requestContext still go through the
+ * redacting logger. Written as pino would write it, from one JSON.stringify of its fields
+ * (ops/logger.ts lineWriter).
+ */
+function requestLineOf(logger: Logger): (fields: LineFields) => void {
+  return lineWriter(logger.child({}, { redact: { paths: [], censor: '[redacted]' } }), 'request');
+}
+
+/** The request's id: a proxy's X-Request-Id when `proxy` is on and it is well formed, else a new one. */
+function requestIdOf(config: Config, offered: string | string[] | undefined): string {
+  return config.proxy && typeof offered === 'string' && REQUEST_ID.test(offered) ? offered : randomUUID();
+}
+
 /** Logs each request and turns anything thrown by our own routes into a clean error answer. */
-function requestContext(config: Config, logger: Logger, metrics: Metrics, headers: ResponseHeaders): Middleware {
-  // The request line holds fixed fields only (the path, never the query; ids, a route, an error
-  // code), none of which can carry a secret: it skips the redaction pass, which cost five times
-  // the rest of writing the line. Errors logged here still go through the redacting logger.
-  // Written as pino would write it, from one JSON.stringify of its fields (ops/logger.ts lineWriter).
-  const requestLine = lineWriter(logger.child({}, { redact: { paths: [], censor: '[redacted]' } }), 'request');
+function requestContext(config: Config, logger: Logger, metrics: Metrics, headers: ResponseHeaders, requestLine: (fields: LineFields) => void): Middleware {
   return async (ctx, next) => {
     const started = process.hrtime.bigint();
-    const offered = config.proxy ? ctx.get('X-Request-Id') : '';
-    const requestId = REQUEST_ID.test(offered) ? offered : randomUUID();
+    const requestId = requestIdOf(config, ctx.req.headers['x-request-id']);
     ctx.state.requestId = requestId;
     (ctx.state as Record<symbol, unknown>)[REQUEST_LINE] = true;
     // The request id and the security headers, on the Node response directly, all at once (see
@@ -217,7 +234,38 @@ function securityHeaders(config: Config): ResponseHeaders {
   };
 }
 
-export function createApp({ config, providers, kv, keyring, logger, metrics, routes = [] }: AppParts): Koa {
+/**
+ * What the request listener does around an answer written before Koa (http/ahead.ts): what
+ * requestContext does around a GET or HEAD answered by a layer that neither throws nor names a
+ * route, client or event (the request line's other fields are left out, as undefined ones are),
+ * and Koa's `ctx.ip`.
+ */
+function aheadRequest(app: Koa, config: Config, metrics: Metrics, headers: ResponseHeaders, requestLine: (fields: LineFields) => void): AheadRequest {
+  const proxyIpHeader = app.proxyIpHeader.toLowerCase();
+  return {
+    begin(req, res) {
+      const requestId = requestIdOf(config, req.headers['x-request-id']);
+      headers.read(res, requestId);
+      return requestId;
+    },
+    end(req, path, requestId, status, started) {
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      const method = req.method!;
+      // matchedRoute's label for a request neither the engine nor a router matched.
+      metrics.observeRequest('other', method, statusClass(status), seconds);
+      requestLine({ requestId, method, path, status, ms: seconds * 1000, outcome: status < 400 ? 'ok' : `http_${status}` });
+    },
+    // Koa's request.ips and request.ip (koa/lib/request.js), for the app's proxy settings.
+    ip(req) {
+      const forwarded = req.headers[proxyIpHeader];
+      let ips = app.proxy && typeof forwarded === 'string' && forwarded ? forwarded.split(',').map((ip) => ip.trim()) : [];
+      if (app.maxIpsCount > 0) ips = ips.slice(-app.maxIpsCount);
+      return ips[0] || req.socket.remoteAddress || '';
+    },
+  };
+}
+
+export function createApp({ config, providers, kv, keyring, logger, metrics, routes = [], ahead }: AppParts): Koa {
   // Behind `proxyHops` proxies, the client address is that many entries from the right of
   // X-Forwarded-For (Koa's maxIpsCount); what a client wrote further left is never its address.
   const app = new Koa({ proxy: config.proxy, maxIpsCount: config.proxyHops });
@@ -238,7 +286,9 @@ export function createApp({ config, providers, kv, keyring, logger, metrics, rou
     observeProviderEvents(provider, logger, metrics);
   });
 
-  app.use(requestContext(config, logger, metrics, securityHeaders(config)));
+  const headers = securityHeaders(config);
+  const requestLine = requestLineOf(logger);
+  app.use(requestContext(config, logger, metrics, headers, requestLine));
   // Each of the engine's routes in its own spelling only, before any path is compared (the route
   // paths come from the configuration: every provider built later has the same).
   app.use(canonicalPaths(providers.current));
@@ -248,5 +298,11 @@ export function createApp({ config, providers, kv, keyring, logger, metrics, rou
   app.use(async (ctx) => {
     respondWithError(ctx, 404, { error: 'not_found', error_description: 'no such endpoint' });
   });
+  if (ahead?.answers.length) {
+    // The app's listener (what main.ts serves, and any test's server) writes these answers before Koa's.
+    const callback = app.callback.bind(app);
+    const request = aheadRequest(app, config, metrics, headers, requestLine);
+    app.callback = () => aheadOf(callback(), ahead.answers, request, ahead.admit) as ReturnType<Koa['callback']>;
+  }
   return app;
 }

@@ -218,6 +218,10 @@ export async function serve(config: Config, logger: Logger = createLogger(config
   const mfaSections = { secondFactors, logger, metrics };
   const links = new UpstreamLinks(kv, accounts);
   const jwksPaths = [providers.current.pathFor('jwks'), WELL_KNOWN_JWKS_PATH];
+  // The JWKS at the engine's path (discovery's jwks_uri) and at /.well-known/jwks.json (keyring/jwks-endpoint.ts),
+  // and discovery: answered by the app's request listener before Koa (http/ahead.ts), else by their middleware.
+  const jwks = jwksEndpoint(jwksPaths, () => keys.jwks, fixedHeaders);
+  const discovery = discoveryDocuments(providers);
   const app = createApp({
     config,
     providers,
@@ -225,6 +229,7 @@ export async function serve(config: Config, logger: Logger = createLogger(config
     keyring: () => keys.ring,
     logger,
     metrics,
+    ahead: { answers: [jwks.ahead, discovery.ahead], admit: (route, ip) => limits.admitsAhead(route, ip) },
     routes: [
       // Per-address limits on every endpoint the provider serves (the JWKS too, answered just below),
       // the feed, and our own surfaces: the admin API, the developer and account pages and the sign-in pages.
@@ -239,9 +244,8 @@ export async function serve(config: Config, logger: Logger = createLogger(config
       }),
       homePage({ issuer: config.issuer, jwksPath: providers.current.pathFor('jwks') }),
       // Scoped here: keyring/ sits below http/ (http/layers.ts), and its own test is this exact path.
-      // The JWKS at the engine's path (discovery's jwks_uri) and at /.well-known/jwks.json (keyring/jwks-endpoint.ts).
-      scoped({ paths: jwksPaths }, jwksEndpoint(jwksPaths, () => keys.jwks, fixedHeaders)),
-      discoveryDocuments(providers),
+      scoped({ paths: jwksPaths }, jwks.middleware),
+      discovery.middleware,
       revocationFeed({ issuer: config.issuer, keys: verifier, list: revocations, apis, clockTolerance: CLOCK_TOLERANCE, senderConstraint }),
       adminApi({
         issuer: config.issuer,

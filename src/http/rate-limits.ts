@@ -254,6 +254,27 @@ export class RateLimits {
     }, CHARGE_DELAY).unref();
   }
 
+  /** Hot routes by name (#route), for admitsAhead. */
+  readonly #hotRoutes = new Map<string, LimitedRoute>();
+
+  /**
+   * A request on a hot route (discovery, the JWKS) answered ahead of the app (http/ahead.ts):
+   * counted against its per-address limit as the middleware counts it, and true; or false,
+   * counting nothing, when the middleware would refuse it (the app then counts it and answers its 429).
+   */
+  admitsAhead(name: string, ip: string): boolean {
+    let route = this.#hotRoutes.get(name);
+    if (!route) this.#hotRoutes.set(name, (route = this.#route(name)));
+    if (!route.hot) return false; // counted in the store: never answered ahead
+    const limit = route.limit;
+    if (!limit) return true;
+    const key = addressKey(ip);
+    const read = this.#inMemory.hitHere({ limiter: route.limiter, key, by: 0, window: this.#window, lease: limit.lease });
+    if (read!.count + 1 > limit.points) return false;
+    this.#inMemory.hitHere({ limiter: route.limiter, key, by: 1, window: this.#window, lease: limit.lease });
+    return true;
+  }
+
   /** The 429 answer for a client over its allowance (used before it is authenticated). */
   refuseClient(ctx: Parameters<Middleware>[0], seconds: number, route: string): void {
     refuse(ctx, seconds, route, 'client', this.#metrics);

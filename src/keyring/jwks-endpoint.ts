@@ -8,7 +8,7 @@
  * documented recipe) fetches `<iss>/.well-known/jwks.json` unless told to discover. Discovery's
  * `jwks_uri` stays the engine's path.
  */
-import type { ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Middleware } from 'koa';
 import type { PublishedJwks } from './service.js';
 
@@ -36,12 +36,42 @@ interface Answers {
   readonly ok: (res: ServerResponse) => void;
 }
 
+/** An answer written by the app's request listener ahead of Koa (http/ahead.ts: keyring/ sits below http/). */
+export interface JwksAhead {
+  readonly paths: readonly string[];
+  readonly route: string;
+  find(path: string): { write(req: IncomingMessage, res: ServerResponse): number } | undefined;
+}
+
+/** The answer to a GET or HEAD: 304 for a matching If-None-Match, else 200. */
+function statusOf(current: PublishedJwks, conditional: string | undefined): 200 | 304 {
+  return conditional && matches(conditional, current.etag) ? 304 : 200;
+}
+
+/**
+ * Writes the answer of `status`, head and body, whole: Koa's body setter and its answer measured
+ * the set's length at every request (it is among the set's headers), and so did Node's end() for
+ * a head not written yet. HEAD: Node sends the head only.
+ */
+function write({ published, notModified, ok }: Answers, status: 200 | 304, res: ServerResponse): void {
+  if (status === 304) {
+    notModified(res);
+    res.writeHead(304).end();
+    return;
+  }
+  ok(res);
+  res.writeHead(200).end(published.body);
+}
+
 /**
  * `headers` (http/preset-headers.ts fixedHeaders, from main.ts: keyring/ sits below http/) sets each
  * answer's headers at once, made for each published set; the headers, their order and their values
  * are those four `ctx.set` calls, `ctx.type` and Koa's length of the body made at every request before.
+ * `middleware` answers in the app (a path in another spelling, a method other than GET and HEAD);
+ * `ahead`, the same answers written by the app's request listener before Koa, for a path in its own
+ * spelling (app.ts). Both read the published set at each request, so a key ring change shows at once.
  */
-export function jwksEndpoint(paths: readonly string[], published: () => PublishedJwks, headers: HeaderSetter): Middleware {
+export function jwksEndpoint(paths: readonly string[], published: () => PublishedJwks, headers: HeaderSetter): { middleware: Middleware; ahead: JwksAhead } {
   let answers: Answers | undefined;
   const answersOf = (current: PublishedJwks): Answers => {
     if (answers?.published === current) return answers;
@@ -54,7 +84,7 @@ export function jwksEndpoint(paths: readonly string[], published: () => Publishe
     ];
     return (answers = { published: current, notModified: headers(shared), ok: headers([...shared, ['Content-Type', JWK_SET_TYPE], ['Content-Length', String(Buffer.byteLength(current.body))]]) });
   };
-  return async function jwks(ctx, next) {
+  const middleware: Middleware = async function jwks(ctx, next) {
     if (!paths.includes(ctx.path)) return next();
     if (ctx.method !== 'GET' && ctx.method !== 'HEAD') {
       if (ctx.method === 'OPTIONS') return next(); // a CORS preflight, or the usual 404
@@ -65,20 +95,21 @@ export function jwksEndpoint(paths: readonly string[], published: () => Publishe
       ctx.body = { error: 'invalid_request', error_description: `this endpoint does not take ${ctx.method}; it takes GET, HEAD` };
       return;
     }
-    const current = published();
-    const { notModified, ok } = answersOf(current);
-    const conditional = ctx.req.headers['if-none-match'];
-    if (conditional && matches(conditional, current.etag)) {
-      notModified(ctx.res);
-      ctx.status = 304;
-      return;
-    }
-    ok(ctx.res);
-    // Written here, whole: Koa's body setter and its answer measured the set's length at every
-    // request (it is among the set's headers), and so did Node's end() for a head not written yet.
-    // HEAD: Node sends the head only.
-    ctx.status = 200;
+    const current = answersOf(published());
+    // Koa's status first (its setter does nothing once the head is sent; the request line and
+    // metrics read it), then the answer.
+    const status = statusOf(current.published, ctx.req.headers['if-none-match']);
+    ctx.status = status;
     ctx.respond = false;
-    ctx.res.writeHead(200).end(current.body);
+    write(current, status, ctx.res);
   };
+  const answer = {
+    write(req: IncomingMessage, res: ServerResponse): number {
+      const current = answersOf(published());
+      const status = statusOf(current.published, req.headers['if-none-match']);
+      write(current, status, res);
+      return status;
+    },
+  };
+  return { middleware, ahead: { paths, route: 'jwks', find: () => answer } };
 }

@@ -10,8 +10,10 @@
  * it keep the document for that (a change of configuration shows at the next request).
  */
 import { createHash } from 'node:crypto';
+import type { ServerResponse } from 'node:http';
 import type { Middleware } from 'koa';
 import type { Provider } from 'oidc-provider';
+import type { AheadAnswer, AheadAnswers } from '../http/ahead.js';
 import { scoped } from '../http/layers.js';
 import { fixedHeaders, type FixedHeaders } from '../http/preset-headers.js';
 import { matches } from '../keyring/jwks-endpoint.js';
@@ -27,6 +29,8 @@ interface Document {
   readonly ok: FixedHeaders;
   /** A 304's: the same but the type and length. */
   readonly notModified: FixedHeaders;
+  /** Writes the answer to a GET or HEAD ahead of Koa (app.ts). */
+  readonly write: AheadAnswer['write'];
 }
 
 const JSON_TYPE = 'application/json; charset=utf-8';
@@ -50,17 +54,45 @@ function documentOf(body: string, etag: string): Document {
     ['Access-Control-Allow-Origin', ANY_ORIGIN],
     ['ETag', etag],
   ];
-  return {
+  const document: Document = {
     body,
     etag,
     notModified: fixedHeaders(shared),
     ok: fixedHeaders([...shared, ['Content-Type', JSON_TYPE], ['Content-Length', String(Buffer.byteLength(body))]]),
+    write: (req, res) => {
+      const status = statusOf(document, req.headers['if-none-match']);
+      write(document, status, res, req.headers.origin);
+      return status;
+    },
   };
+  return document;
 }
 
-export function discoveryDocuments(providers: ProviderHost): Middleware {
+/** A kept document's answer to a GET or HEAD: 304 for a matching If-None-Match, else 200. */
+function statusOf(document: Document, conditional: string | undefined): 200 | 304 {
+  return conditional && matches(conditional, document.etag) ? 304 : 200;
+}
+
+/** Writes a kept document's answer of `status` (statusOf), head and body. */
+function write(document: Document, status: 200 | 304, res: ServerResponse, origin: string | undefined): void {
+  (status === 304 ? document.notModified : document.ok)(res);
+  if (origin) res.setHeader('Access-Control-Allow-Origin', origin);
+  // Written here, whole: Koa's body setter and its answer measured the fixed body's length at
+  // every request (the type and length are among the document's headers), and so did Node's
+  // end() for a head not written yet. HEAD: Node sends the head only.
+  if (status === 304) res.writeHead(304).end();
+  else res.writeHead(200).end(document.body);
+}
+
+/**
+ * The discovery paths' answers: `middleware` in the app (the first request for a path on each
+ * provider instance goes to the engine and its answer is kept; a path in another spelling), and
+ * `ahead`, the same kept answers written by the app's request listener before Koa (app.ts
+ * AheadAnswers) for a path in its own spelling.
+ */
+export function discoveryDocuments(providers: ProviderHost): { middleware: Middleware; ahead: AheadAnswers } {
   const documents = new WeakMap<Provider, Map<string, Document>>();
-  return scoped({ paths: [...PATHS] }, async function discovery(ctx, next) {
+  const middleware = scoped<Middleware>({ paths: [...PATHS] }, async function discovery(ctx, next) {
     if ((ctx.method !== 'GET' && ctx.method !== 'HEAD') || !PATHS.has(ctx.path)) return next();
     const provider = providers.current;
     const known = documents.get(provider)?.get(ctx.path);
@@ -79,22 +111,18 @@ export function discoveryDocuments(providers: ProviderHost): Middleware {
       ctx.body = document.body;
       return;
     }
-    const res = ctx.res;
-    const origin = ctx.req.headers.origin;
-    const conditional = ctx.req.headers['if-none-match'];
-    if (conditional && matches(conditional, known.etag)) {
-      known.notModified(res);
-      if (origin) res.setHeader('Access-Control-Allow-Origin', origin);
-      ctx.status = 304;
-      return;
-    }
-    known.ok(res);
-    if (origin) res.setHeader('Access-Control-Allow-Origin', origin);
-    // Written here, whole: Koa's body setter and its answer measured the fixed body's length at
-    // every request (the type and length are among the document's headers), and so did Node's
-    // end() for a head not written yet. HEAD: Node sends the head only.
-    ctx.status = 200;
+    // Koa's status first (its setter does nothing once the head is sent; the request line and
+    // metrics read it), then the answer, written whole.
+    const status = statusOf(known, ctx.req.headers['if-none-match']);
+    ctx.status = status;
     ctx.respond = false;
-    res.writeHead(200).end(known.body);
+    write(known, status, ctx.res, ctx.req.headers.origin);
   });
+  const ahead: AheadAnswers = {
+    paths: [...PATHS],
+    route: 'discovery',
+    // Only a document kept for the provider in service: the first request of each instance goes through the app.
+    find: (path) => documents.get(providers.current)?.get(path),
+  };
+  return { middleware, ahead };
 }
