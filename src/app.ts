@@ -18,7 +18,7 @@ import { health } from './http/health.js';
 import { dispatch } from './http/layers.js';
 import { presetHeaders, type HeaderPreset } from './http/preset-headers.js';
 import type { Metrics } from './ops/metrics.js';
-import { lineWriter, type LineFields, type Logger } from './ops/logger.js';
+import { lineWriter, type LineWriter, type Logger } from './ops/logger.js';
 import { aheadOf, type AheadAdmission, type AheadAnswers, type AheadRequest } from './http/ahead.js';
 import type { ProviderHost } from './provider/host.js';
 import { canonicalPaths } from './provider/patches/canonical-paths.js';
@@ -69,7 +69,7 @@ function statusClass(status: number): string {
  * redacting logger. Written as pino would write it, from one JSON.stringify of its fields
  * (ops/logger.ts lineWriter).
  */
-function requestLineOf(logger: Logger): (fields: LineFields) => void {
+function requestLineOf(logger: Logger): LineWriter {
   return lineWriter(logger.child({}, { redact: { paths: [], censor: '[redacted]' } }), 'request');
 }
 
@@ -79,7 +79,7 @@ function requestIdOf(config: Config, offered: string | string[] | undefined): st
 }
 
 /** Logs each request and turns anything thrown by our own routes into a clean error answer. */
-function requestContext(config: Config, logger: Logger, metrics: Metrics, headers: ResponseHeaders, requestLine: (fields: LineFields) => void): Middleware {
+function requestContext(config: Config, logger: Logger, metrics: Metrics, headers: ResponseHeaders, requestLine: LineWriter): Middleware {
   return async (ctx, next) => {
     const started = process.hrtime.bigint();
     const requestId = requestIdOf(config, ctx.req.headers['x-request-id']);
@@ -240,8 +240,9 @@ function securityHeaders(config: Config): ResponseHeaders {
  * route, client or event (the request line's other fields are left out, as undefined ones are),
  * and Koa's `ctx.ip`.
  */
-function aheadRequest(app: Koa, config: Config, metrics: Metrics, headers: ResponseHeaders, requestLine: (fields: LineFields) => void): AheadRequest {
+function aheadRequest(app: Koa, config: Config, metrics: Metrics, headers: ResponseHeaders, requestLine: LineWriter): AheadRequest {
   const proxyIpHeader = app.proxyIpHeader.toLowerCase();
+  const quotedPaths = new Map<string, string>();
   return {
     begin(req, res) {
       const requestId = requestIdOf(config, req.headers['x-request-id']);
@@ -253,7 +254,17 @@ function aheadRequest(app: Koa, config: Config, metrics: Metrics, headers: Respo
       const method = req.method!;
       // matchedRoute's label for a request neither the engine nor a router matched.
       metrics.observeRequest('other', method, statusClass(status), seconds);
-      requestLine({ requestId, method, path, status, ms: seconds * 1000, outcome: status < 400 ? 'ok' : `http_${status}` });
+      const outcome = status < 400 ? 'ok' : `http_${status}`;
+      if (!requestLine.written) {
+        requestLine({ requestId, method, path, status, ms: seconds * 1000, outcome });
+        return;
+      }
+      // The same fields, written as JSON.stringify writes them without it: a request id is
+      // REQUEST_ID's characters or a UUID, the method GET or HEAD, the path one of the answers'
+      // (quoted once), the status and duration finite numbers (written as String writes them).
+      let quoted = quotedPaths.get(path);
+      if (quoted === undefined) quotedPaths.set(path, (quoted = JSON.stringify(path)));
+      requestLine.written(`"requestId":"${requestId}","method":"${method}","path":${quoted},"status":${status},"ms":${seconds * 1000},"outcome":"${outcome}"`);
     },
     // Koa's request.ips and request.ip (koa/lib/request.js), for the app's proxy settings.
     ip(req) {

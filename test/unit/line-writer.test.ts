@@ -44,6 +44,28 @@ describe('the request line (lineWriter)', () => {
     assert.match(ours.lines.at(-1)!, /^\{"level":30,"time":\d+,"service":"latchkey","pid":\d+,"requestId":"r-1","method":"POST","path":"\/token","status":200,"ms":0\.25,"route":"token","client_id":"app","outcome":"ok","msg":"request"\}\n$/);
   });
 
+  it('`written`: fields given as JSON.stringify writes them make the same line, and nothing below the level', () => {
+    const ours = capture();
+    const theirs = capture();
+    const child = (dest: ReturnType<typeof capture>) => createLogger('info', dest).child({}, { redact: { paths: [], censor: '[redacted]' } });
+    const write = lineWriter(child(ours), 'request');
+    const reference = child(theirs);
+    fc.assert(
+      fc.property(fields, (sample: LineFields) => {
+        const json = JSON.stringify(sample);
+        fc.pre(json !== '{}');
+        write.written!(json.slice(1, -1));
+        reference.info(sample, 'request');
+        assert.equal(withoutTime(ours.lines.at(-1)!), withoutTime(theirs.lines.at(-1)!));
+      }),
+      { numRuns: 300 },
+    );
+    const quiet = capture();
+    const logger = createLogger('warn', quiet);
+    lineWriter(logger, 'request').written!('"path":"/"');
+    assert.deepEqual(quiet.lines, []);
+  });
+
   it('writes nothing below the logger’s level', () => {
     const out = capture();
     const logger = createLogger('warn', out);
@@ -59,6 +81,7 @@ describe('the request line (lineWriter)', () => {
     const hooked = pino({ hooks: { streamWrite: (line) => line.replace('request', 'hooked') } }, out);
     const write = lineWriter(hooked, 'request');
     assert.equal(write.name, 'throughPino');
+    assert.equal(write.written, undefined, 'the fields are given to pino');
     write({ path: '/' });
     assert.match(out.lines[0]!, /"msg":"hooked"/);
     assert.equal(lineWriter(pino({ mixin: () => ({ extra: 1 }) }, out), 'request').name, 'throughPino');
