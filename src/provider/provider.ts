@@ -76,6 +76,7 @@ import { requestUriNotPushed } from './patches/pushed-request-uri.js';
 import { authorizationErrorDescriptions, errorDescriptionsInOrder } from './patches/error-descriptions.js';
 import { methodNotAllowed } from './patches/method-not-allowed.js';
 import { noNonceInRefreshedIdTokens } from './patches/refreshed-id-token-nonce.js';
+import { narrowedRefreshClaims } from './patches/narrowed-refresh-claims.js';
 import { settleDeferredConsumption } from './patches/deferred-consumption.js';
 import { sessionLoadedOnce } from './patches/session-loaded-once.js';
 import { extendUnchangedSessionsInSteps } from './patches/unchanged-sessions.js';
@@ -602,6 +603,8 @@ function applyPatches(
   onlyIdTokensAsHints(provider);
   // OIDC Core §12.2: a refreshed ID token carries no nonce.
   noNonceInRefreshedIdTokens(provider);
+  // A refresh that narrows the scope narrows the claims asked by name with it (narrowed-refresh-claims.ts).
+  narrowedRefreshClaims(provider);
   // Step-up holds at the token endpoint too: no refresh, code or device code from a sign-in weaker than the client requires.
   requireLevelAtTokenEndpoint(provider, config.accounts.mfa.required);
   // A code or device code redeemed after its client was narrowed gets only what the client may have now.

@@ -590,6 +590,34 @@ describe('patches on oidc-provider internals (src/provider/patches/)', () => {
     assert.match(source('actions/grants/refresh_token.js'), /await issueIdToken\(provider, ctx, refreshToken,/);
   });
 
+  it("narrowed-refresh-claims.ts: a refresh copies the refresh token's claims asked by name onto the access token before saving it and hands them to issueIdToken, which sets them as the ID token's mask, read when it is issued; the request's scope is ctx.oidc.requestParamScopes", async () => {
+    const refresh = source('actions/grants/refresh_token.js');
+    assert.match(refresh, /ctx\.oidc\.entity\('RotatedRefreshToken', refreshToken\);/);
+    assert.match(refresh, /const scope = ctx\.oidc\.params\.scope \? ctx\.oidc\.requestParamScopes : refreshToken\.scopes;/);
+    assert.match(refresh, /at\.claims = refreshToken\.claims;/);
+    assert.ok(refresh.indexOf('at.claims = refreshToken.claims;') < refresh.indexOf('const accessToken = await at.save();'), 'the claims are set before the save');
+    assert.ok(refresh.indexOf('const accessToken = await at.save();') < refresh.indexOf('await issueIdToken(provider, ctx, refreshToken, at, grant, scope);'));
+    const common = source('helpers/grant_common.js');
+    assert.match(common, /const claims = filterClaims\(source\.claims, 'id_token', grant\);[\s\S]*?token\.mask = claims;[\s\S]*?return token\.issue\(\{ use: 'idtoken' \}\);/);
+    assert.match(source('models/id_token.js'), /mask\.mask\(this\.mask\);/);
+    assert.match(source('actions/userinfo.js'), /filterClaims\(ctx\.oidc\.accessToken\.claims, 'userinfo', ctx\.oidc\.grant\)/);
+    assert.equal(typeof (provider.IdToken as unknown as { prototype: { issue?: unknown } }).prototype.issue, 'function');
+    assert.match(source('helpers/oidc_context.js'), /get requestParamScopes\(\) \{/);
+    // What is left out: the claims of the OpenID scopes the refresh token holds and the request's scope does not name.
+    const { claimsLeftOut } = await import('../../src/provider/patches/narrowed-refresh-claims.js');
+    const refreshing = (held: string, asked: string | undefined) => ({
+      oidc: {
+        route: 'token',
+        params: { grant_type: 'refresh_token', scope: asked },
+        requestParamScopes: new Set((asked ?? '').split(' ')),
+        entities: { RotatedRefreshToken: { scopes: new Set(held.split(' ')) } },
+      },
+    });
+    assert.deepEqual([...claimsLeftOut(refreshing('openid email profile offline_access', 'openid offline_access'))].sort(), ['email', 'email_verified', 'family_name', 'given_name', 'locale', 'name', 'updated_at']);
+    assert.deepEqual([...claimsLeftOut(refreshing('openid email offline_access', 'openid email offline_access'))], []);
+    assert.deepEqual([...claimsLeftOut(refreshing('openid email offline_access', undefined))], [], 'no scope asked: not narrowed');
+  });
+
   it("method-not-allowed.ts: the provider keeps its router (instance(provider).router), whose match(method, path) says whether a method has a route, GET's serving HEAD", () => {
     const engine = (instance(provider) as { router?: { match(method: string, path: string): unknown } }).router;
     assert.equal(typeof engine?.match, 'function');
