@@ -37,6 +37,7 @@ import { browserBoundResume } from './patches/browser-bound-resume.js';
 import { endSessionsAtMax } from './patches/session-max.js';
 import { keysFreshForAMinute, staleClientKeysVerifyNothing } from './patches/client-jwks-freshness.js';
 import { accessTokensWithinSessions } from './patches/tokens-within-session.js';
+import { accessTokensWithinGrants } from './patches/tokens-within-grant.js';
 import { postLogoutToCurrentRegistration } from './patches/post-logout-current.js';
 import { endBeforeTelling } from './patches/logout-order.js';
 import { singleUseResume } from './patches/single-use-resume.js';
@@ -646,6 +647,8 @@ function applyPatches(
   // An access token bound to its session (no offline_access) ends no later than the session: a JWT is
   // verified by its API alone, and a session's expiry goes on no revocation list (see the patch).
   accessTokensWithinSessions(provider, config.ttl.sessionMax);
+  // ...and none past the end of its grant (ttl.Grant), which no revocation marks either.
+  accessTokensWithinGrants(provider);
   // An unchanged session's expiry moves on once a minute (at most 1% of its lifetime), not at every request.
   extendUnchangedSessionsInSteps(provider, Math.min(60, Math.floor(config.ttl.session / 100)));
   // An app the session was only asked about (prompt=none, a declined consent) is not one of its apps (see the patch).

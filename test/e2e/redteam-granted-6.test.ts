@@ -4,16 +4,19 @@
  * token whose `scope` said `openid offline_access`, in the token answer and at introspection, while
  * its ID token and userinfo still gave the person's email and name: the sign-in had asked for them by
  * scope and by name too (the `claims` parameter, OIDC Core §5.5), and the refresh carried the
- * claims asked by name whole. It succeeded before its fix; the rest of the pass held, and
- * docs/security.md lists what was tried.
+ * claims asked by name whole. And a token's lifetime beyond its grant: a JWT access token issued
+ * near the end of the grant it was issued under (the person's consent, ttl.grant) lived a whole
+ * access token lifetime past it, at introspection and at every API, while every refresh was
+ * refused. Each succeeded before its fix; the rest of the pass held, and docs/security.md lists
+ * what was tried.
  */
 import assert from 'node:assert/strict';
-import { decodeJwt } from 'jose';
+import { createRemoteJWKSet, decodeJwt, errors as joseErrors, jwtVerify } from 'jose';
 import * as oidc from 'openid-client';
 import { Agent } from '../helpers/agent.js';
 import { signInSteps, startAuthorization } from '../helpers/sign-in.js';
 import { startServer, type TestServer } from '../helpers/server.js';
-import { introspect, machineClient, type ClientCredentials } from '../helpers/tokens.js';
+import { API, introspect, machineClient, RESOURCE_SERVERS, type ClientCredentials } from '../helpers/tokens.js';
 
 const PASSWORD = 'red team granted six passphrase';
 const REDIRECT = 'https://notes.example.test/callback';
@@ -87,5 +90,83 @@ describe('e2e: red team, sixth pass, Latchkey hands out more than was granted', 
     assert.deepEqual(await claimsOf(tokens), { idToken: [...EMAIL, 'name'].sort(), userinfo: [...EMAIL, 'name'].sort() });
     const narrowed = await oidc.refreshTokenGrant(notes, tokens.refresh_token!, { scope: 'openid offline_access' });
     assert.deepEqual(await claimsOf(narrowed), { idToken: ['name'], userinfo: ['name'] }, 'email was asked by its scope, left out; name by name alone');
+  });
+});
+
+/** Grants (and refresh tokens) live a minute here; access tokens an hour: far longer than the grants. */
+const GRANT_TTL = 60;
+const ACCESS_TOKEN_TTL = 3600;
+const RS: ClientCredentials = { id: 'api', secret: 'api-resource-server-secret-with-entropy-012345' };
+const TV = 'tv';
+const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
+
+describe('e2e: red team, sixth pass, a JWT access token ends no later than its grant (ttl.grant)', function () {
+  this.timeout(60_000);
+  let server: TestServer;
+  let notes: oidc.Configuration;
+
+  before(async () => {
+    server = await startServer({
+      ownRedis: true,
+      env: { RESOURCE_SERVERS, TTL_GRANT: String(GRANT_TTL), TTL_REFRESH_TOKEN: String(GRANT_TTL), TTL_ACCESS_TOKEN: String(ACCESS_TOKEN_TTL) },
+      clients: [
+        { client_id: NOTES.id, client_secret: NOTES.secret, redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'] },
+        { client_id: TV, application_type: 'native', token_endpoint_auth_method: 'none', grant_types: [DEVICE_GRANT, 'refresh_token'], response_types: [], redirect_uris: [] },
+        machineClient(RS),
+      ],
+    });
+    await server.accounts.create('sasha', PASSWORD);
+    notes = await oidc.discovery(new URL(server.issuer), NOTES.id, NOTES.secret, oidc.ClientSecretBasic(NOTES.secret), { execute: [oidc.allowInsecureRequests] });
+  });
+  after(async () => server?.stop());
+
+  /** What an API verifying locally sees at `at` (epoch seconds): the token's claims, or 'expired'. */
+  async function atTheApi(token: string, at: number) {
+    try {
+      return (await jwtVerify(token, createRemoteJWKSet(new URL(`${server.issuer}/jwks`)), { issuer: server.issuer, audience: API, typ: 'at+jwt', currentDate: new Date(at * 1000) })).payload;
+    } catch (error) {
+      if (error instanceof joseErrors.JWTExpired) return 'expired';
+      throw error;
+    }
+  }
+
+  /** A token's lifetime is within the grant, which was saved (at the consent) before the token's `iat`: asserted from its claims, not by waiting. */
+  async function withinTheGrant(token: string, expiresIn: number | undefined, grantEndsBy: number, what: string) {
+    const { iat, exp } = decodeJwt(token);
+    assert.ok(exp! <= grantEndsBy, `${what} lives until ${exp}, ${exp! - grantEndsBy} s past the end of its grant (${grantEndsBy})`);
+    assert.equal(expiresIn, exp! - iat!, 'expires_in says the token’s own lifetime');
+    assert.equal((await introspect(server.url, RS, token)).exp, exp, 'introspection tells the same exp');
+    assert.notEqual(await atTheApi(token, iat!), 'expired');
+    assert.equal(await atTheApi(token, grantEndsBy), 'expired', 'an API verifying locally refuses it once the grant has ended');
+  }
+
+  it("a code's JWT and every refreshed one end no later than the consent they were issued under (ttl.grant), however long access tokens live: at introspection and at an API verifying locally (RFC 6749 §1.5, §6, RFC 7662 §2.2)", async () => {
+    const agent = new Agent();
+    const { page, verifier } = await startAuthorization(agent, notes, REDIRECT, { scope: 'openid offline_access read', resource: API });
+    const done = await signInSteps(agent, page, { username: 'sasha', password: PASSWORD, consent: 'required', stopAt: REDIRECT });
+    const tokens = await oidc.authorizationCodeGrant(notes, new URL(done.url), { pkceCodeVerifier: verifier, expectedState: oidc.skipStateCheck }, { resource: API });
+    assert.ok(tokens.refresh_token, 'offline access was granted');
+    // The grant was saved at the consent, before the code was redeemed: it ends at most GRANT_TTL after the token's iat.
+    const grantEndsBy = decodeJwt(tokens.access_token).iat! + GRANT_TTL;
+    await withinTheGrant(tokens.access_token, tokens.expires_in, grantEndsBy, 'the code’s JWT');
+    const refreshed = await oidc.refreshTokenGrant(notes, tokens.refresh_token, { resource: API });
+    await withinTheGrant(refreshed.access_token, refreshed.expires_in, grantEndsBy, 'a refreshed JWT');
+  });
+
+  it('… and so does a device\'s JWT (RFC 8628 §3.5)', async () => {
+    const config = await oidc.discovery(new URL(server.issuer), TV, { token_endpoint_auth_method: 'none' }, oidc.None(), { execute: [oidc.allowInsecureRequests] });
+    const device = await oidc.initiateDeviceAuthorization(config, { scope: 'openid offline_access read', resource: API });
+    const agent = new Agent();
+    const confirm = await agent.submit(await agent.follow(`${server.issuer}/device`), '/device', { user_code: device.user_code });
+    const page = await signInSteps(agent, await agent.submit(confirm, '/device', { confirm: 'yes' }), { username: 'sasha', password: PASSWORD });
+    assert.match(page.html, /Device connected/);
+    const response = await fetch(`${server.url}/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ grant_type: DEVICE_GRANT, device_code: device.device_code, client_id: TV, resource: API }),
+    });
+    const body = (await response.json()) as { access_token?: string; expires_in?: number };
+    assert.ok(body.access_token, JSON.stringify(body));
+    await withinTheGrant(body.access_token, body.expires_in, decodeJwt(body.access_token).iat! + GRANT_TTL, 'the device’s JWT');
   });
 });

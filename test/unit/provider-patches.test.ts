@@ -395,6 +395,20 @@ describe('patches on oidc-provider internals (src/provider/patches/)', () => {
     assert.match(source('models/token_helpers.js'), /if \(!token\?\.expiresWithSession \|\| ignoreSessionBinding\) \{\s*return token;\s*\}\s*const session = await provider\.Session\.findByUid\(token\.sessionUid\);/);
   });
 
+  it("tokens-within-grant.ts: the authorization_code, device_code and refresh_token grants set the Grant entity, found and checked unexpired by validateGrant, before they make the access token (grantId from their source), saved through BaseToken's save; a grant's exp is stamped on the machine's clock", () => {
+    for (const grant of ['authorization_code', 'device_code']) {
+      const text = source(`actions/grants/${grant}.js`);
+      assert.ok(text.indexOf("ctx.oidc.entity('Grant', grant);") >= 0 && text.indexOf("ctx.oidc.entity('Grant', grant);") < text.indexOf('await issueTokens('), grant);
+    }
+    const refresh = source('actions/grants/refresh_token.js');
+    assert.ok(refresh.indexOf("ctx.oidc.entity('Grant', grant);") < refresh.indexOf('const at = createAccessToken(provider, ctx, {'));
+    assert.match(refresh, /const at = createAccessToken\(provider, ctx, \{[\s\S]*?grantId: refreshToken\.grantId,/);
+    assert.match(source('helpers/grant_common.js'), /return new provider\.AccessToken\(\{[\s\S]*?grantId: source\.grantId,/);
+    assert.match(source('helpers/grant_source.js'), /const grant = await provider\.Grant\.find\(grantId, \{\s*ignoreExpiration: true,\s*\}\);[\s\S]*?if \(grant\.isExpired\) \{/);
+    assert.match(source('models/base_model.js'), /this\.exp = epochTime\(\) \+ ttl;/);
+    assert.equal(Object.hasOwn(provider.AccessToken.prototype, 'save'), false);
+  });
+
   it("store/adapter.ts (interactionText): the engine copies the session id into an Interaction as session.cookie and never reads it back, finding the session by session.uid; an approval's deviceCode is the code's id, found with DeviceCode.find", () => {
     assert.match(source('models/interaction.js'), /\.\.\.\(session\.jti \? \{ cookie: session\.jti \} : undefined\)/);
     assert.match(source('actions/authorization/interactions.js'), /deviceCode: oidc\.deviceCode\?\.jti,/);
