@@ -14,7 +14,7 @@ import assert from 'node:assert/strict';
 import { createRemoteJWKSet, decodeJwt, errors as joseErrors, jwtVerify } from 'jose';
 import * as oidc from 'openid-client';
 import { Agent } from '../helpers/agent.js';
-import { signInSteps, startAuthorization } from '../helpers/sign-in.js';
+import { approvedDevice, signInSteps, startAuthorization } from '../helpers/sign-in.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { API, introspect, machineClient, RESOURCE_SERVERS, type ClientCredentials } from '../helpers/tokens.js';
 
@@ -23,8 +23,15 @@ const REDIRECT = 'https://notes.example.test/callback';
 const NOTES: ClientCredentials = { id: 'notes', secret: 'notes-client-secret-with-plenty-of-entropy-0123456789' };
 /** Another confidential client, to show introspection tells no one else. */
 const OTHER: ClientCredentials = { id: 'other', secret: 'other-client-secret-with-plenty-of-entropy-0123456789' };
+const NOTES_CLIENT = { client_id: NOTES.id, client_secret: NOTES.secret, redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'] };
 const EMAIL = ['email', 'email_verified'];
 const PROFILE = ['name', 'given_name', 'family_name', 'locale', 'updated_at'];
+
+/** A Latchkey on its own Redis with `env`, the notes app and `clients`; and notes as openid-client sees it. */
+async function withNotes(env: Record<string, string>, clients: Record<string, unknown>[]): Promise<{ server: TestServer; notes: oidc.Configuration }> {
+  const server = await startServer({ ownRedis: true, env, clients: [NOTES_CLIENT, ...clients] });
+  return { server, notes: await oidc.discovery(new URL(server.issuer), NOTES.id, NOTES.secret, oidc.ClientSecretBasic(NOTES.secret), { execute: [oidc.allowInsecureRequests] }) };
+}
 
 describe('e2e: red team, sixth pass, Latchkey hands out more than was granted', function () {
   this.timeout(60_000);
@@ -32,14 +39,7 @@ describe('e2e: red team, sixth pass, Latchkey hands out more than was granted', 
   let notes: oidc.Configuration;
 
   before(async () => {
-    server = await startServer({
-      ownRedis: true,
-      clients: [
-        { client_id: NOTES.id, client_secret: NOTES.secret, redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'] },
-        machineClient(OTHER),
-      ],
-    });
-    notes = await oidc.discovery(new URL(server.issuer), NOTES.id, NOTES.secret, oidc.ClientSecretBasic(NOTES.secret), { execute: [oidc.allowInsecureRequests] });
+    ({ server, notes } = await withNotes({}, [machineClient(OTHER)]));
   });
   after(async () => server?.stop());
 
@@ -98,7 +98,6 @@ const GRANT_TTL = 60;
 const ACCESS_TOKEN_TTL = 3600;
 const RS: ClientCredentials = { id: 'api', secret: 'api-resource-server-secret-with-entropy-012345' };
 const TV = 'tv';
-const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
 
 describe('e2e: red team, sixth pass, a JWT access token ends no later than its grant (ttl.grant)', function () {
   this.timeout(60_000);
@@ -106,17 +105,10 @@ describe('e2e: red team, sixth pass, a JWT access token ends no later than its g
   let notes: oidc.Configuration;
 
   before(async () => {
-    server = await startServer({
-      ownRedis: true,
-      env: { RESOURCE_SERVERS, TTL_GRANT: String(GRANT_TTL), TTL_REFRESH_TOKEN: String(GRANT_TTL), TTL_ACCESS_TOKEN: String(ACCESS_TOKEN_TTL) },
-      clients: [
-        { client_id: NOTES.id, client_secret: NOTES.secret, redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'] },
-        { client_id: TV, application_type: 'native', token_endpoint_auth_method: 'none', grant_types: [DEVICE_GRANT, 'refresh_token'], response_types: [], redirect_uris: [] },
-        machineClient(RS),
-      ],
-    });
+    const env = { RESOURCE_SERVERS, TTL_GRANT: String(GRANT_TTL), TTL_REFRESH_TOKEN: String(GRANT_TTL), TTL_ACCESS_TOKEN: String(ACCESS_TOKEN_TTL) };
+    const tv = { client_id: TV, application_type: 'native', token_endpoint_auth_method: 'none', grant_types: ['urn:ietf:params:oauth:grant-type:device_code', 'refresh_token'], response_types: [], redirect_uris: [] };
+    ({ server, notes } = await withNotes(env, [tv, machineClient(RS)]));
     await server.accounts.create('sasha', PASSWORD);
-    notes = await oidc.discovery(new URL(server.issuer), NOTES.id, NOTES.secret, oidc.ClientSecretBasic(NOTES.secret), { execute: [oidc.allowInsecureRequests] });
   });
   after(async () => server?.stop());
 
@@ -154,19 +146,7 @@ describe('e2e: red team, sixth pass, a JWT access token ends no later than its g
   });
 
   it('… and so does a device\'s JWT (RFC 8628 §3.5)', async () => {
-    const config = await oidc.discovery(new URL(server.issuer), TV, { token_endpoint_auth_method: 'none' }, oidc.None(), { execute: [oidc.allowInsecureRequests] });
-    const device = await oidc.initiateDeviceAuthorization(config, { scope: 'openid offline_access read', resource: API });
-    const agent = new Agent();
-    const confirm = await agent.submit(await agent.follow(`${server.issuer}/device`), '/device', { user_code: device.user_code });
-    const page = await signInSteps(agent, await agent.submit(confirm, '/device', { confirm: 'yes' }), { username: 'sasha', password: PASSWORD });
-    assert.match(page.html, /Device connected/);
-    const response = await fetch(`${server.url}/token`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ grant_type: DEVICE_GRANT, device_code: device.device_code, client_id: TV, resource: API }),
-    });
-    const body = (await response.json()) as { access_token?: string; expires_in?: number };
-    assert.ok(body.access_token, JSON.stringify(body));
-    await withinTheGrant(body.access_token, body.expires_in, decodeJwt(body.access_token).iat! + GRANT_TTL, 'the device’s JWT');
+    const body = await approvedDevice(server, TV, { username: 'sasha', password: PASSWORD }, { scope: 'openid offline_access read', resource: API });
+    await withinTheGrant(body.access_token!, body.expires_in, decodeJwt(body.access_token!).iat! + GRANT_TTL, 'the device’s JWT');
   });
 });
