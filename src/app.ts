@@ -23,7 +23,7 @@ import type { ProviderHost } from './provider/host.js';
 import { canonicalPaths } from './provider/patches/canonical-paths.js';
 import { matchedRoute } from './provider/patches/matched-route.js';
 import type { Kv } from './store/kv.js';
-import { isStoreOutage, RETRY_AFTER_SECONDS } from './store/outage.js';
+import { isStoreOutage, RETRY_AFTER_SECONDS, storeRefused } from './store/outage.js';
 
 export interface AppParts {
   readonly config: Config;
@@ -39,6 +39,21 @@ export interface AppParts {
 }
 
 const REQUEST_ID = /^[\w.-]{1,128}$/;
+
+/**
+ * Marks a request the store could not serve (away, or refusing the command: store/outage.ts) to be
+ * answered 503 with Retry-After: what failed is not done, and the person or program tries again. A
+ * refusal (an ACL without the permission, NOPERM) is logged with the store's reply, which says what
+ * to mend; an outage is said by the request line's `outage`. False for any other error.
+ */
+function storeCannot(ctx: Koa.Context, error: unknown, logger: Logger): boolean {
+  const refused = storeRefused(error);
+  if (refused) {
+    logger.error({ event: 'store.refused', err: { message: refused.message }, requestId: ctx.state.requestId, path: ctx.path }, `the store refused a command: ${refused.message}`);
+  } else if (!isStoreOutage(error)) return false;
+  ctx.state.storeOutage = refused ? 'store_refused' : 'store';
+  return true;
+}
 
 function storeOutage(ctx: Koa.Context) {
   ctx.set('Retry-After', String(RETRY_AFTER_SECONDS));
@@ -83,8 +98,7 @@ function requestContext(config: Config, logger: Logger, metrics: Metrics, header
           error: 'invalid_request',
           error_description: status === 413 ? 'the request body is too large' : 'the request body could not be read',
         });
-      } else if (isStoreOutage(error)) {
-        ctx.state.storeOutage = true;
+      } else if (storeCannot(ctx, error, logger)) {
         storeOutage(ctx);
       } else {
         logger.error({ err: error, requestId, path: ctx.path }, 'unhandled error');
@@ -111,7 +125,7 @@ function requestContext(config: Config, logger: Logger, metrics: Metrics, header
         outcome: ctx.status < 400 ? 'ok' : typeof error === 'string' ? error : `http_${ctx.status}`,
       };
       // Added only when there is something to add (spreading an empty literal made one per request).
-      if (ctx.state.storeOutage) line.outage = 'store';
+      if (ctx.state.storeOutage) line.outage = ctx.state.storeOutage as string;
       if (event) Object.assign(line, event);
       requestLine(line);
     }
@@ -232,8 +246,7 @@ export function createApp({ config, providers, kv, keyring, logger, metrics, rou
 
   providers.forEach((provider) => {
     provider.on('server_error', (ctx: Koa.Context, error: unknown) => {
-      if (isStoreOutage(error)) ctx.state.storeOutage = true;
-      else logger.error({ err: error, requestId: ctx.state.requestId, path: ctx.path }, 'provider server_error');
+      if (!storeCannot(ctx, error, logger)) logger.error({ err: error, requestId: ctx.state.requestId, path: ctx.path }, 'provider server_error');
     });
     observeProviderEvents(provider, logger, metrics);
   });

@@ -78,7 +78,7 @@ export function respondWithError(ctx: Context, status: number, out: ErrorOut): v
   ctx.set('Cache-Control', 'no-store');
   if (wantsHtml(ctx)) {
     ctx.type = 'html';
-    ctx.body = errorPage(out, ctx.state.requestId as string | undefined);
+    ctx.body = errorPage(out, ctx.state.requestId as string | undefined, signOutFailed(ctx));
   } else {
     ctx.body = out.error_description === undefined ? { error: out.error } : out;
   }
@@ -130,11 +130,18 @@ function nearMiss(ctx: ProviderContext, out: ErrorOut): ErrorOut {
   return { ...out, error_description: `${out.error_description ?? 'redirect_uri is not registered'}; ${asked} differs from a registered one only by ${slash} (redirect URIs are compared exactly)` };
 }
 
+/**
+ * The words of a sign-out's confirmation that failed, whatever failed (a refusal by the engine, the
+ * store away or refusing: app.ts answers those 503 on the same page), or undefined for any other page.
+ */
+function signOutFailed(ctx: Context) {
+  const oidc = (ctx as ProviderContext).oidc;
+  return oidc?.route === 'end_session_confirm' && oidc.urlFor ? { ...SIGN_OUT_FAILED, again: { href: oidc.urlFor('end_session'), label: 'Sign out' } } : undefined;
+}
+
 /** oidc-provider's renderError hook: its errors for people, on our page. */
 export async function renderProviderError(ctx: Context, out: ErrorOut): Promise<void> {
   ctx.type = 'html';
   const requestId = ctx.state.requestId as string | undefined;
-  const oidc = (ctx as ProviderContext).oidc;
-  const signOutFailed = oidc?.route === 'end_session_confirm' && oidc.urlFor ? { ...SIGN_OUT_FAILED, again: { href: oidc.urlFor('end_session'), label: 'Sign out' } } : undefined;
-  ctx.body = errorPage(nearMiss(ctx as ProviderContext, out), requestId, signOutFailed);
+  ctx.body = errorPage(nearMiss(ctx as ProviderContext, out), requestId, signOutFailed(ctx));
 }
