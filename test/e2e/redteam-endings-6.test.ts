@@ -18,12 +18,14 @@ import { eventually } from '../helpers/eventually.js';
 import { startLogoutReceiver, type LogoutReceiver } from '../helpers/logout-receiver.js';
 import { signInSteps, startAuthorization } from '../helpers/sign-in.js';
 import { startServer, type TestServer } from '../helpers/server.js';
-import { API, basic, introspect, machineClient, RESOURCE_SERVERS } from '../helpers/tokens.js';
+import { adminJson, API, basic, clientCredentialsToken, introspect, machineClient, RESOURCE_SERVERS } from '../helpers/tokens.js';
 
 const PASSWORD = 'sixth endings pass password';
 const REDIRECT = 'https://told.example.test/callback';
 const TOLD = { id: 'told', secret: 'told-app-client-secret-with-plenty-of-entropy-0123456789' };
 const RS = { id: 'api', secret: 'api-resource-server-secret-with-entropy-012345' };
+const OPS = { id: 'ops', secret: 'ops-admin-client-secret-with-plenty-of-entropy-012' };
+const NARROWED = { id: 'narrowed', secret: 'narrowed-client-secret-with-plenty-of-entropy-0123' };
 const BACKCHANNEL_EVENT = 'http://schemas.openid.net/event/backchannel-logout';
 
 /** ACL key patterns for every key but those that start with `spelled`. */
@@ -42,7 +44,7 @@ describe("e2e: the red team's sixth endings pass", function () {
     receiver = await startLogoutReceiver();
     server = await startServer({
       ownRedis: true,
-      env: { OUTBOUND_ALLOW_PRIVATE_NETWORKS: 'true', RESOURCE_SERVERS, CLIENTS: JSON.stringify([machineClient(RS)]) },
+      env: { OUTBOUND_ALLOW_PRIVATE_NETWORKS: 'true', RESOURCE_SERVERS, CLIENTS: JSON.stringify([machineClient(RS), machineClient(OPS)]) },
       logger: createLogger('info', { write: (line: string) => void lines.push(JSON.parse(line) as LogLine) }),
     });
     await server.clients.add({
@@ -54,6 +56,7 @@ describe("e2e: the red team's sixth endings pass", function () {
       backchannel_logout_uri: receiver.url,
       backchannel_logout_session_required: true,
     });
+    await server.apis.grant(OPS.id, `${server.issuer}/admin`, { scopes: ['admin'] });
     app = await oidc.discovery(new URL(server.issuer), TOLD.id, TOLD.secret, oidc.ClientSecretBasic(TOLD.secret), { execute: [oidc.allowInsecureRequests] });
   });
   after(async () => {
@@ -158,5 +161,19 @@ describe("e2e: the red team's sixth endings pass", function () {
     for (const line of refusals) assert.match(line.err?.message ?? '', /NOPERM|can't access at least one of the keys/);
     assert.deepEqual(lines.filter((line) => (line.status ?? 0) >= 500 && line.status !== 503), [], 'no 5xx but 503');
     assert.deepEqual(lines.filter((line) => /unhandled error|provider server_error/.test(line.msg)).map((line) => line.err?.message), [], 'no refusal logged as a bug');
+  });
+
+  it("an operator narrowing a client's API grant while the store refuses the client's record is told it failed (503), not that there is no such client; sent again, it ends what the narrowing takes", async () => {
+    await server.clients.add(machineClient(NARROWED));
+    await server.apis.grant(NARROWED.id, API, { scopes: ['read', 'write'] });
+    const writing = await clientCredentialsToken(server.url, NARROWED, API, 'read write');
+    const admin = await clientCredentialsToken(server.url, OPS, `${server.issuer}/admin`, 'admin');
+    const narrow = () => adminJson(server.url, admin, 'PUT', `/clients/${NARROWED.id}/grants/${encodeURIComponent(API)}`, { scopes: ['read'] });
+    const first = await refused(`oidc:Client:${NARROWED.id}`, narrow);
+    assert.equal(first.status, 503, `the narrowing answered ${first.status} ${JSON.stringify(first.body)}: an operator told "no client" believes it gone, with its grant and tokens`);
+    assert.equal((await introspect(server.url, RS, writing)).active, true, 'nothing was narrowed');
+    const again = await narrow();
+    assert.equal(again.status, 200, JSON.stringify(again.body));
+    assert.equal((await introspect(server.url, RS, writing)).active, false, 'the token with the scope taken ends');
   });
 });
