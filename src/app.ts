@@ -9,7 +9,7 @@ import helmet from 'helmet';
 import type { Config } from './config.js';
 import { CookieKeys } from './http/cookie-keys.js';
 import { ownContextDelegates } from './http/context-delegates.js';
-import { respondWithError } from './http/errors.js';
+import { respondWithError, signOutFailedPage } from './http/errors.js';
 import { stylesheet } from './http/views.js';
 import { scripts } from './http/scripts.js';
 import type { Keyring } from './keyring/keyring.js';
@@ -55,12 +55,19 @@ function storeCannot(ctx: Koa.Context, error: unknown, logger: Logger): boolean 
   return true;
 }
 
-function storeOutage(ctx: Koa.Context) {
+/**
+ * 503 with Retry-After. A sign-out's confirmation that failed so says "Not signed out" and offers
+ * it again, whichever layer met the store (the rate limits', before the engine knows its route):
+ * a person at a shared computer must not walk away from "Temporarily unavailable" believing it done.
+ */
+function storeOutage(ctx: Koa.Context, providers: ProviderHost) {
   ctx.set('Retry-After', String(RETRY_AFTER_SECONDS));
+  const provider = providers.current;
+  const signOut = ctx.path === provider.pathFor('end_session_confirm') ? signOutFailedPage(`${ctx.origin}${provider.pathFor('end_session')}`) : undefined;
   respondWithError(ctx, 503, {
     error: 'temporarily_unavailable',
     error_description: 'the service is temporarily unavailable, retry shortly',
-  });
+  }, signOut);
 }
 
 /** The status label of a request's duration ("2xx"), without making a string per request. */
@@ -71,7 +78,7 @@ function statusClass(status: number): string {
 }
 
 /** Logs each request and turns anything thrown by our own routes into a clean error answer. */
-function requestContext(config: Config, logger: Logger, metrics: Metrics, headers: ResponseHeaders): Middleware {
+function requestContext(config: Config, logger: Logger, metrics: Metrics, headers: ResponseHeaders, providers: ProviderHost): Middleware {
   // The request line holds fixed fields only (the path, never the query; ids, a route, an error
   // code), none of which can carry a secret: it skips the redaction pass, which cost five times
   // the rest of writing the line. Errors logged here still go through the redacting logger.
@@ -88,7 +95,7 @@ function requestContext(config: Config, logger: Logger, metrics: Metrics, header
     (ctx.method === 'GET' || ctx.method === 'HEAD' ? headers.read : headers.other)(ctx.res, requestId);
     try {
       await next();
-      if (ctx.state.storeOutage) storeOutage(ctx);
+      if (ctx.state.storeOutage) storeOutage(ctx, providers);
     } catch (error) {
       const status = (error as { status?: number; expose?: boolean }).status;
       if (status && status >= 400 && status < 500) {
@@ -99,7 +106,7 @@ function requestContext(config: Config, logger: Logger, metrics: Metrics, header
           error_description: status === 413 ? 'the request body is too large' : 'the request body could not be read',
         });
       } else if (storeCannot(ctx, error, logger)) {
-        storeOutage(ctx);
+        storeOutage(ctx, providers);
       } else {
         logger.error({ err: error, requestId, path: ctx.path }, 'unhandled error');
         respondWithError(ctx, 500, { error: 'server_error', error_description: 'an unexpected error occurred' });
@@ -251,7 +258,7 @@ export function createApp({ config, providers, kv, keyring, logger, metrics, rou
     observeProviderEvents(provider, logger, metrics);
   });
 
-  app.use(requestContext(config, logger, metrics, securityHeaders(config)));
+  app.use(requestContext(config, logger, metrics, securityHeaders(config), providers));
   // Each of the engine's routes in its own spelling only, before any path is compared (the route
   // paths come from the configuration: every provider built later has the same).
   app.use(canonicalPaths(providers.current));

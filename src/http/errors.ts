@@ -73,12 +73,12 @@ export function wantsHtml(ctx: Context): boolean {
 }
 
 /** Writes an error as a page or as JSON, by what the caller accepts. */
-export function respondWithError(ctx: Context, status: number, out: ErrorOut): void {
+export function respondWithError(ctx: Context, status: number, out: ErrorOut, page = signOutFailed(ctx)): void {
   ctx.status = status;
   ctx.set('Cache-Control', 'no-store');
   if (wantsHtml(ctx)) {
     ctx.type = 'html';
-    ctx.body = errorPage(out, ctx.state.requestId as string | undefined, signOutFailed(ctx));
+    ctx.body = errorPage(out, ctx.state.requestId as string | undefined, page);
   } else {
     ctx.body = out.error_description === undefined ? { error: out.error } : out;
   }
@@ -131,12 +131,18 @@ function nearMiss(ctx: ProviderContext, out: ErrorOut): ErrorOut {
 }
 
 /**
- * The words of a sign-out's confirmation that failed, whatever failed (a refusal by the engine, the
- * store away or refusing: app.ts answers those 503 on the same page), or undefined for any other page.
+ * The page of a sign-out's confirmation that failed, whatever failed (a refusal by the engine, the
+ * store away or refusing: app.ts answers those 503, also when a layer before the engine failed),
+ * with `again` the sign-out's own URL.
  */
+export function signOutFailedPage(again: string) {
+  return { ...SIGN_OUT_FAILED, again: { href: again, label: 'Sign out' } };
+}
+
+/** signOutFailedPage at the engine's sign-out confirmation, undefined on any other page. */
 function signOutFailed(ctx: Context) {
   const oidc = (ctx as ProviderContext).oidc;
-  return oidc?.route === 'end_session_confirm' && oidc.urlFor ? { ...SIGN_OUT_FAILED, again: { href: oidc.urlFor('end_session'), label: 'Sign out' } } : undefined;
+  return oidc?.route === 'end_session_confirm' && oidc.urlFor ? signOutFailedPage(oidc.urlFor('end_session')) : undefined;
 }
 
 /** oidc-provider's renderError hook: its errors for people, on our page. */

@@ -16,6 +16,7 @@ import { createLogger } from '../../src/ops/logger.js';
 import { Agent, type Page } from '../helpers/agent.js';
 import { eventually } from '../helpers/eventually.js';
 import { startLogoutReceiver, type LogoutReceiver } from '../helpers/logout-receiver.js';
+import { startRedisServer, type RedisServer } from '../helpers/redis.js';
 import { signInSteps, startAuthorization } from '../helpers/sign-in.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { adminJson, API, basic, clientCredentialsToken, introspect, machineClient, RESOURCE_SERVERS } from '../helpers/tokens.js';
@@ -175,5 +176,47 @@ describe("e2e: the red team's sixth endings pass", function () {
     const again = await narrow();
     assert.equal(again.status, 200, JSON.stringify(again.body));
     assert.equal((await introspect(server.url, RS, writing)).active, false, 'the token with the scope taken ends');
+  });
+});
+
+describe("e2e: the red team's sixth endings pass, a sign-out while the store is away", function () {
+  this.timeout(60_000);
+  let redis: RedisServer;
+  let server: TestServer;
+
+  before(async () => {
+    redis = await startRedisServer({ appendonly: true });
+    server = await startServer({ redisUrl: redis.url });
+    await server.clients.add({ client_id: TOLD.id, client_secret: TOLD.secret, redirect_uris: [REDIRECT], grant_types: ['authorization_code'], response_types: ['code'] });
+    await server.accounts.create('ann', PASSWORD);
+  });
+  after(async () => {
+    await server?.stop();
+    await redis?.stop();
+  });
+
+  it('a sign-out confirmed while Redis is down says "Not signed out" (503) and offers it again, which signs out once Redis is back', async () => {
+    const app = await oidc.discovery(new URL(server.issuer), TOLD.id, TOLD.secret, oidc.ClientSecretBasic(TOLD.secret), { execute: [oidc.allowInsecureRequests] });
+    const agent = new Agent();
+    const { page } = await startAuthorization(agent, app, REDIRECT);
+    assert.ok((await signInSteps(agent, page, { username: 'ann', password: PASSWORD, stopAt: REDIRECT })).url.startsWith(REDIRECT));
+    const confirmation = await agent.follow(`${server.url}/session/end`);
+    assert.match(confirmation.html, /session\/end\/confirm/);
+    await redis.kill();
+    let first: Page;
+    try {
+      first = await agent.submit(confirmation, '/session/end/confirm', { logout: 'yes' });
+    } finally {
+      await redis.restart();
+    }
+    assert.equal(first.status, 503);
+    // At a shared computer the person must not walk away believing they are signed out.
+    assert.equal(first.html.match(/<h1>([^<]*)<\/h1>/)?.[1], 'Not signed out', 'the page says the sign-out did not go through');
+    assert.match(first.html, /href="[^"]*\/session\/end"/, 'and offers it again');
+    await eventually(async () => assert.equal((await fetch(`${server.url}/readyz`)).status, 200));
+    const again = await agent.follow(`${server.url}/session/end`);
+    assert.match((await agent.submit(again, '/session/end/confirm', { logout: 'yes' })).url, /\/session\/end\/success/);
+    const { page: silent } = await startAuthorization(agent, app, REDIRECT, { prompt: 'none' });
+    assert.equal(new URL(silent.url).searchParams.get('error'), 'login_required');
   });
 });
