@@ -16,7 +16,7 @@ import { createLogger } from '../../src/ops/logger.js';
 import { Agent, type Page } from '../helpers/agent.js';
 import { eventually } from '../helpers/eventually.js';
 import { startLogoutReceiver, type LogoutReceiver } from '../helpers/logout-receiver.js';
-import { startRedisServer, type RedisServer } from '../helpers/redis.js';
+import { keysBut, startRedisServer, type RedisServer } from '../helpers/redis.js';
 import { signInSteps, startAuthorization } from '../helpers/sign-in.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { adminJson, API, basic, clientCredentialsToken, introspect, machineClient, RESOURCE_SERVERS } from '../helpers/tokens.js';
@@ -28,9 +28,6 @@ const RS = { id: 'api', secret: 'api-resource-server-secret-with-entropy-012345'
 const OPS = { id: 'ops', secret: 'ops-admin-client-secret-with-plenty-of-entropy-012' };
 const NARROWED = { id: 'narrowed', secret: 'narrowed-client-secret-with-plenty-of-entropy-0123' };
 const BACKCHANNEL_EVENT = 'http://schemas.openid.net/event/backchannel-logout';
-
-/** ACL key patterns for every key but those that start with `spelled`. */
-const keysBut = (spelled: string) => [...spelled].map((char, at) => `~${spelled.slice(0, at)}[^${char}]*`);
 
 type LogLine = { level: number; msg: string; event?: string; status?: number; outage?: string; err?: { message?: string } };
 
