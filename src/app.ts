@@ -9,7 +9,7 @@ import helmet from 'helmet';
 import type { Config } from './config.js';
 import { CookieKeys } from './http/cookie-keys.js';
 import { ownContextDelegates } from './http/context-delegates.js';
-import { respondWithError, signOutFailedPage } from './http/errors.js';
+import { respondWithError, signOutFailedPage, type FailurePage } from './http/errors.js';
 import { stylesheet } from './http/views.js';
 import { scripts } from './http/scripts.js';
 import type { Keyring } from './keyring/keyring.js';
@@ -36,7 +36,12 @@ export interface AppParts {
   readonly metrics: Metrics;
   /** Our own routes (interactions, developer pages), tried before the provider's. */
   readonly routes?: readonly Middleware[];
+  /** By path, what a person's request there that the store failed shows instead of "Temporarily unavailable" (a sign-out). */
+  readonly failurePages?: FailurePages;
 }
+
+/** By path, the page a failure there shows (its origin given: the issuer's). */
+export type FailurePages = Readonly<Record<string, (origin: string) => FailurePage>>;
 
 const REQUEST_ID = /^[\w.-]{1,128}$/;
 
@@ -59,15 +64,16 @@ function storeCannot(ctx: Koa.Context, error: unknown, logger: Logger): boolean 
  * 503 with Retry-After. A sign-out's confirmation that failed so says "Not signed out" and offers
  * it again, whichever layer met the store (the rate limits', before the engine knows its route):
  * a person at a shared computer must not walk away from "Temporarily unavailable" believing it done.
+ * Our own pages say so by path (failurePages: the account page's "Sign out" of a session).
  */
-function storeOutage(ctx: Koa.Context, providers: ProviderHost) {
+function storeOutage(ctx: Koa.Context, providers: ProviderHost, failurePages: FailurePages) {
   ctx.set('Retry-After', String(RETRY_AFTER_SECONDS));
   const provider = providers.current;
   const signOut = ctx.path === provider.pathFor('end_session_confirm') ? signOutFailedPage(`${ctx.origin}${provider.pathFor('end_session')}`) : undefined;
   respondWithError(ctx, 503, {
     error: 'temporarily_unavailable',
     error_description: 'the service is temporarily unavailable, retry shortly',
-  }, signOut);
+  }, signOut ?? (Object.hasOwn(failurePages, ctx.path) ? failurePages[ctx.path]!(ctx.origin) : undefined));
 }
 
 /** The status label of a request's duration ("2xx"), without making a string per request. */
@@ -78,7 +84,7 @@ function statusClass(status: number): string {
 }
 
 /** Logs each request and turns anything thrown by our own routes into a clean error answer. */
-function requestContext(config: Config, logger: Logger, metrics: Metrics, headers: ResponseHeaders, providers: ProviderHost): Middleware {
+function requestContext(config: Config, logger: Logger, metrics: Metrics, headers: ResponseHeaders, providers: ProviderHost, failurePages: FailurePages): Middleware {
   // The request line holds fixed fields only (the path, never the query; ids, a route, an error
   // code), none of which can carry a secret: it skips the redaction pass, which cost five times
   // the rest of writing the line. Errors logged here still go through the redacting logger.
@@ -95,7 +101,7 @@ function requestContext(config: Config, logger: Logger, metrics: Metrics, header
     (ctx.method === 'GET' || ctx.method === 'HEAD' ? headers.read : headers.other)(ctx.res, requestId);
     try {
       await next();
-      if (ctx.state.storeOutage) storeOutage(ctx, providers);
+      if (ctx.state.storeOutage) storeOutage(ctx, providers, failurePages);
     } catch (error) {
       const status = (error as { status?: number; expose?: boolean }).status;
       if (status && status >= 400 && status < 500) {
@@ -106,7 +112,7 @@ function requestContext(config: Config, logger: Logger, metrics: Metrics, header
           error_description: status === 413 ? 'the request body is too large' : 'the request body could not be read',
         });
       } else if (storeCannot(ctx, error, logger)) {
-        storeOutage(ctx, providers);
+        storeOutage(ctx, providers, failurePages);
       } else {
         logger.error({ err: error, requestId, path: ctx.path }, 'unhandled error');
         respondWithError(ctx, 500, { error: 'server_error', error_description: 'an unexpected error occurred' });
@@ -238,7 +244,7 @@ function securityHeaders(config: Config): ResponseHeaders {
   };
 }
 
-export function createApp({ config, providers, kv, keyring, logger, metrics, routes = [] }: AppParts): Koa {
+export function createApp({ config, providers, kv, keyring, logger, metrics, routes = [], failurePages = {} }: AppParts): Koa {
   // Behind `proxyHops` proxies, the client address is that many entries from the right of
   // X-Forwarded-For (Koa's maxIpsCount); what a client wrote further left is never its address.
   const app = new Koa({ proxy: config.proxy, maxIpsCount: config.proxyHops });
@@ -258,7 +264,7 @@ export function createApp({ config, providers, kv, keyring, logger, metrics, rou
     observeProviderEvents(provider, logger, metrics);
   });
 
-  app.use(requestContext(config, logger, metrics, securityHeaders(config), providers));
+  app.use(requestContext(config, logger, metrics, securityHeaders(config), providers, failurePages));
   // Each of the engine's routes in its own spelling only, before any path is compared (the route
   // paths come from the configuration: every provider built later has the same).
   app.use(canonicalPaths(providers.current));

@@ -139,6 +139,22 @@ export function signOutFailedPage(again: string) {
   return { ...SIGN_OUT_FAILED, again: { href: again, label: 'Sign out' } };
 }
 
+/**
+ * The account page's "Sign out" of one of the person's sessions that failed (the store away or
+ * refusing: a 503): that session may still be signed in, and the person is sent back to sign it
+ * out again, not left with "Temporarily unavailable".
+ */
+export function sessionSignOutFailedPage(account: string) {
+  return {
+    title: 'Not signed out',
+    message: 'Signing that session out did not go through: it may still be signed in. Sign it out again from your account page.',
+    again: { href: account, label: 'Your account' },
+  };
+}
+
+/** What a person's request that failed part-way shows in place of its error's words (app.ts failurePages). */
+export type FailurePage = ReturnType<typeof signOutFailedPage>;
+
 /** signOutFailedPage at the engine's sign-out confirmation, undefined on any other page. */
 function signOutFailed(ctx: Context) {
   const oidc = (ctx as ProviderContext).oidc;

@@ -216,4 +216,30 @@ describe("e2e: the red team's sixth endings pass, a sign-out while the store is 
     const { page: silent } = await startAuthorization(agent, app, REDIRECT, { prompt: 'none' });
     assert.equal(new URL(silent.url).searchParams.get('error'), 'login_required');
   });
+
+  it('the account page\'s "Sign out" of another session while Redis is down says "Not signed out" (503) and leads back to the account page, where it signs out once Redis is back', async () => {
+    const app = await oidc.discovery(new URL(server.issuer), TOLD.id, TOLD.secret, oidc.ClientSecretBasic(TOLD.secret), { execute: [oidc.allowInsecureRequests] });
+    const lost = new Agent();
+    const { page } = await startAuthorization(lost, app, REDIRECT);
+    assert.ok((await signInSteps(lost, page, { username: 'ann', password: PASSWORD, stopAt: REDIRECT })).url.startsWith(REDIRECT));
+    const owner = new Agent();
+    const account = await signInSteps(owner, await owner.follow(`${server.issuer}/account`), { username: 'ann', password: PASSWORD, consent: 'stop' });
+    const other = () => account.html.split('<div class="listed">').find((block) => block.includes('name="session"') && !block.includes('This browser'))!.match(/name="session" value="([^"]+)"/)![1]!;
+    const uid = other();
+    await redis.kill();
+    let first: Page;
+    try {
+      first = await owner.submit(account, '/sessions/sign-out', { session: uid });
+    } finally {
+      await redis.restart();
+    }
+    assert.equal(first.status, 503);
+    assert.equal(first.html.match(/<h1>([^<]*)<\/h1>/)?.[1], 'Not signed out', 'the page says that session may still be signed in');
+    assert.match(first.html, /href="[^"]*\/account#sessions"/, 'and leads back to sign it out again');
+    await eventually(async () => assert.equal((await fetch(`${server.url}/readyz`)).status, 200));
+    const again = await owner.follow(`${server.issuer}/account`);
+    assert.match((await owner.submit(again, '/sessions/sign-out', { session: uid })).url, /done=sessions\.signed-out/);
+    const { page: silent } = await startAuthorization(lost, app, REDIRECT, { prompt: 'none' });
+    assert.equal(new URL(silent.url).searchParams.get('error'), 'login_required');
+  });
 });
