@@ -353,3 +353,9 @@ export function monitorOf(redis: Redis): Promise<Redis> {
     monitor.once('monitoring', () => resolve(monitor));
   });
 }
+
+/**
+ * ACL key patterns (`ACL SETUSER … resetkeys …`) for every key but those that start with `spelled`:
+ * a store that refuses one kind of record, as a failing store or master does at that read.
+ */
+export const keysBut = (spelled: string) => [...spelled].map((char, at) => `~${spelled.slice(0, at)}[^${char}]*`);
