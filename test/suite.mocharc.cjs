@@ -17,6 +17,7 @@ const base = require('../.mocharc.json');
 const LONGEST_FIRST = [
   'test/integration/cli.test.ts',
   'test/integration/bench.test.ts',
+  'test/integration/cli-embedded.test.ts',
   'test/e2e/person-cutoff-endings.test.ts',
   'test/e2e/upstreams.test.ts',
   'test/e2e/granting-attacks.test.ts',
