@@ -49,7 +49,7 @@ function bindable(port: number): Promise<boolean> {
 /**
  * A free port for a server a test starts, or has a child process start, a moment later. Picked at
  * random below the ephemeral range: a port the kernel chose (listen on 0) is an ephemeral one, which
- * any outgoing connection of another test file running beside this one (npm test runs two at a
+ * any outgoing connection of another test file running beside this one (npm test runs five at a
  * time), of Chromium or of a load generator may take as its local port before the server binds it
  * (EADDRINUSE).
  */
