@@ -17,6 +17,12 @@ export default tseslint.config(
     languageOptions: { globals: { window: 'readonly', document: 'readonly' } },
   },
   {
+    // CommonJS configuration files (mocha's settings for npm test: test/suite.mocharc.cjs).
+    files: ['**/*.cjs'],
+    languageOptions: { sourceType: 'commonjs', globals: { require: 'readonly', module: 'writable' } },
+    rules: { '@typescript-eslint/no-require-imports': 'off' },
+  },
+  {
     files: ['src/cli.ts', 'src/cli-actions.ts', 'test/**', 'bench/**', '.ci/**'],
     rules: { 'no-console': 'off' },
   },

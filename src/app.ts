@@ -9,7 +9,7 @@ import helmet from 'helmet';
 import type { Config } from './config.js';
 import { CookieKeys } from './http/cookie-keys.js';
 import { ownContextDelegates } from './http/context-delegates.js';
-import { respondWithError } from './http/errors.js';
+import { respondWithError, signOutFailedPage, type FailurePage } from './http/errors.js';
 import { stylesheet } from './http/views.js';
 import { scripts } from './http/scripts.js';
 import type { Keyring } from './keyring/keyring.js';
@@ -24,7 +24,7 @@ import type { ProviderHost } from './provider/host.js';
 import { canonicalPaths } from './provider/patches/canonical-paths.js';
 import { matchedRoute } from './provider/patches/matched-route.js';
 import type { Kv } from './store/kv.js';
-import { isStoreOutage, RETRY_AFTER_SECONDS } from './store/outage.js';
+import { isStoreOutage, RETRY_AFTER_SECONDS, storeRefused } from './store/outage.js';
 
 export interface AppParts {
   readonly config: Config;
@@ -43,16 +43,44 @@ export interface AppParts {
    * `routes` for what is not taken ahead.
    */
   readonly ahead?: { readonly answers: readonly AheadAnswers[]; readonly admit?: AheadAdmission };
+  /** By path, what a person's request there that the store failed shows instead of "Temporarily unavailable" (a sign-out). */
+  readonly failurePages?: FailurePages;
 }
+
+/** By path, the page a failure there shows (its origin given: the issuer's). */
+export type FailurePages = Readonly<Record<string, (origin: string) => FailurePage>>;
 
 const REQUEST_ID = /^[\w.-]{1,128}$/;
 
-function storeOutage(ctx: Koa.Context) {
+/**
+ * Marks a request the store could not serve (away, or refusing the command: store/outage.ts) to be
+ * answered 503 with Retry-After: what failed is not done, and the person or program tries again. A
+ * refusal (an ACL without the permission, NOPERM) is logged with the store's reply, which says what
+ * to mend; an outage is said by the request line's `outage`. False for any other error.
+ */
+function storeCannot(ctx: Koa.Context, error: unknown, logger: Logger): boolean {
+  const refused = storeRefused(error);
+  if (refused) {
+    logger.error({ event: 'store.refused', err: { message: refused.message }, requestId: ctx.state.requestId, path: ctx.path }, `the store refused a command: ${refused.message}`);
+  } else if (!isStoreOutage(error)) return false;
+  ctx.state.storeOutage = refused ? 'store_refused' : 'store';
+  return true;
+}
+
+/**
+ * 503 with Retry-After. A sign-out's confirmation that failed so says "Not signed out" and offers
+ * it again, whichever layer met the store (the rate limits', before the engine knows its route):
+ * a person at a shared computer must not walk away from "Temporarily unavailable" believing it done.
+ * Our own pages say so by path (failurePages: the account page's "Sign out" of a session).
+ */
+function storeOutage(ctx: Koa.Context, providers: ProviderHost, failurePages: FailurePages) {
   ctx.set('Retry-After', String(RETRY_AFTER_SECONDS));
+  const provider = providers.current;
+  const signOut = ctx.path === provider.pathFor('end_session_confirm') ? signOutFailedPage(`${ctx.origin}${provider.pathFor('end_session')}`) : undefined;
   respondWithError(ctx, 503, {
     error: 'temporarily_unavailable',
     error_description: 'the service is temporarily unavailable, retry shortly',
-  });
+  }, signOut ?? (Object.hasOwn(failurePages, ctx.path) ? failurePages[ctx.path]!(ctx.origin) : undefined));
 }
 
 /** The status label of a request's duration ("2xx"), without making a string per request. */
@@ -79,7 +107,7 @@ function requestIdOf(config: Config, offered: string | string[] | undefined): st
 }
 
 /** Logs each request and turns anything thrown by our own routes into a clean error answer. */
-function requestContext(config: Config, logger: Logger, metrics: Metrics, headers: ResponseHeaders, requestLine: LineWriter): Middleware {
+function requestContext(config: Config, logger: Logger, metrics: Metrics, headers: ResponseHeaders, requestLine: LineWriter, providers: ProviderHost, failurePages: FailurePages): Middleware {
   return async (ctx, next) => {
     const started = process.hrtime.bigint();
     const requestId = requestIdOf(config, ctx.req.headers['x-request-id']);
@@ -90,7 +118,7 @@ function requestContext(config: Config, logger: Logger, metrics: Metrics, header
     (ctx.method === 'GET' || ctx.method === 'HEAD' ? headers.read : headers.other)(ctx.res, requestId);
     try {
       await next();
-      if (ctx.state.storeOutage) storeOutage(ctx);
+      if (ctx.state.storeOutage) storeOutage(ctx, providers, failurePages);
     } catch (error) {
       const status = (error as { status?: number; expose?: boolean }).status;
       if (status && status >= 400 && status < 500) {
@@ -100,9 +128,8 @@ function requestContext(config: Config, logger: Logger, metrics: Metrics, header
           error: 'invalid_request',
           error_description: status === 413 ? 'the request body is too large' : 'the request body could not be read',
         });
-      } else if (isStoreOutage(error)) {
-        ctx.state.storeOutage = true;
-        storeOutage(ctx);
+      } else if (storeCannot(ctx, error, logger)) {
+        storeOutage(ctx, providers, failurePages);
       } else {
         logger.error({ err: error, requestId, path: ctx.path }, 'unhandled error');
         respondWithError(ctx, 500, { error: 'server_error', error_description: 'an unexpected error occurred' });
@@ -128,7 +155,7 @@ function requestContext(config: Config, logger: Logger, metrics: Metrics, header
         outcome: ctx.status < 400 ? 'ok' : typeof error === 'string' ? error : `http_${ctx.status}`,
       };
       // Added only when there is something to add (spreading an empty literal made one per request).
-      if (ctx.state.storeOutage) line.outage = 'store';
+      if (ctx.state.storeOutage) line.outage = ctx.state.storeOutage as string;
       if (event) Object.assign(line, event);
       requestLine(line);
     }
@@ -276,7 +303,7 @@ function aheadRequest(app: Koa, config: Config, metrics: Metrics, headers: Respo
   };
 }
 
-export function createApp({ config, providers, kv, keyring, logger, metrics, routes = [], ahead }: AppParts): Koa {
+export function createApp({ config, providers, kv, keyring, logger, metrics, routes = [], ahead, failurePages = {} }: AppParts): Koa {
   // Behind `proxyHops` proxies, the client address is that many entries from the right of
   // X-Forwarded-For (Koa's maxIpsCount); what a client wrote further left is never its address.
   const app = new Koa({ proxy: config.proxy, maxIpsCount: config.proxyHops });
@@ -291,15 +318,14 @@ export function createApp({ config, providers, kv, keyring, logger, metrics, rou
 
   providers.forEach((provider) => {
     provider.on('server_error', (ctx: Koa.Context, error: unknown) => {
-      if (isStoreOutage(error)) ctx.state.storeOutage = true;
-      else logger.error({ err: error, requestId: ctx.state.requestId, path: ctx.path }, 'provider server_error');
+      if (!storeCannot(ctx, error, logger)) logger.error({ err: error, requestId: ctx.state.requestId, path: ctx.path }, 'provider server_error');
     });
     observeProviderEvents(provider, logger, metrics);
   });
 
   const headers = securityHeaders(config);
   const requestLine = requestLineOf(logger);
-  app.use(requestContext(config, logger, metrics, headers, requestLine));
+  app.use(requestContext(config, logger, metrics, headers, requestLine, providers, failurePages));
   // Each of the engine's routes in its own spelling only, before any path is compared (the route
   // paths come from the configuration: every provider built later has the same).
   app.use(canonicalPaths(providers.current));

@@ -20,6 +20,7 @@ import { adminApi } from './registration/admin-api.js';
 import { Clients } from './registration/clients.js';
 import { developerPages } from './registration/developer-pages.js';
 import { accountPages } from './accounts/page/account-pages.js';
+import { SESSION_SIGN_OUT_PATH, sessionSignOutFailed } from './accounts/page/sessions-section.js';
 import { passkeysSection } from './accounts/page/passkeys-section.js';
 import { authenticatorSection } from './accounts/page/authenticator-section.js';
 import { recoveryCodesSection } from './accounts/page/recovery-codes-section.js';
@@ -230,6 +231,7 @@ export async function serve(config: Config, logger: Logger = createLogger(config
     logger,
     metrics,
     ahead: { answers: [jwks.ahead, discovery.ahead], admit: (route, ip) => limits.admitsAhead(route, ip) },
+    failurePages: { [SESSION_SIGN_OUT_PATH]: sessionSignOutFailed },
     routes: [
       // Per-address limits on every endpoint the provider serves (the JWKS too, answered just below),
       // the feed, and our own surfaces: the admin API, the developer and account pages and the sign-in pages.

@@ -73,12 +73,12 @@ export function wantsHtml(ctx: Context): boolean {
 }
 
 /** Writes an error as a page or as JSON, by what the caller accepts. */
-export function respondWithError(ctx: Context, status: number, out: ErrorOut): void {
+export function respondWithError(ctx: Context, status: number, out: ErrorOut, page = signOutFailed(ctx)): void {
   ctx.status = status;
   ctx.set('Cache-Control', 'no-store');
   if (wantsHtml(ctx)) {
     ctx.type = 'html';
-    ctx.body = errorPage(out, ctx.state.requestId as string | undefined);
+    ctx.body = errorPage(out, ctx.state.requestId as string | undefined, page);
   } else {
     ctx.body = out.error_description === undefined ? { error: out.error } : out;
   }
@@ -130,11 +130,40 @@ function nearMiss(ctx: ProviderContext, out: ErrorOut): ErrorOut {
   return { ...out, error_description: `${out.error_description ?? 'redirect_uri is not registered'}; ${asked} differs from a registered one only by ${slash} (redirect URIs are compared exactly)` };
 }
 
+/**
+ * The page of a sign-out's confirmation that failed, whatever failed (a refusal by the engine, the
+ * store away or refusing: app.ts answers those 503, also when a layer before the engine failed),
+ * with `again` the sign-out's own URL.
+ */
+export function signOutFailedPage(again: string) {
+  return { ...SIGN_OUT_FAILED, again: { href: again, label: 'Sign out' } };
+}
+
+/**
+ * The account page's "Sign out" of one of the person's sessions that failed (the store away or
+ * refusing: a 503): that session may still be signed in, and the person is sent back to sign it
+ * out again, not left with "Temporarily unavailable".
+ */
+export function sessionSignOutFailedPage(account: string) {
+  return {
+    title: 'Not signed out',
+    message: 'Signing that session out did not go through: it may still be signed in. Sign it out again from your account page.',
+    again: { href: account, label: 'Your account' },
+  };
+}
+
+/** What a person's request that failed part-way shows in place of its error's words (app.ts failurePages). */
+export type FailurePage = ReturnType<typeof signOutFailedPage>;
+
+/** signOutFailedPage at the engine's sign-out confirmation, undefined on any other page. */
+function signOutFailed(ctx: Context) {
+  const oidc = (ctx as ProviderContext).oidc;
+  return oidc?.route === 'end_session_confirm' && oidc.urlFor ? signOutFailedPage(oidc.urlFor('end_session')) : undefined;
+}
+
 /** oidc-provider's renderError hook: its errors for people, on our page. */
 export async function renderProviderError(ctx: Context, out: ErrorOut): Promise<void> {
   ctx.type = 'html';
   const requestId = ctx.state.requestId as string | undefined;
-  const oidc = (ctx as ProviderContext).oidc;
-  const signOutFailed = oidc?.route === 'end_session_confirm' && oidc.urlFor ? { ...SIGN_OUT_FAILED, again: { href: oidc.urlFor('end_session'), label: 'Sign out' } } : undefined;
-  ctx.body = errorPage(nearMiss(ctx as ProviderContext, out), requestId, signOutFailed);
+  ctx.body = errorPage(nearMiss(ctx as ProviderContext, out), requestId, signOutFailed(ctx));
 }

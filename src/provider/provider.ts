@@ -37,6 +37,7 @@ import { browserBoundResume } from './patches/browser-bound-resume.js';
 import { endSessionsAtMax } from './patches/session-max.js';
 import { keysFreshForAMinute, staleClientKeysVerifyNothing } from './patches/client-jwks-freshness.js';
 import { accessTokensWithinSessions } from './patches/tokens-within-session.js';
+import { accessTokensWithinGrants } from './patches/tokens-within-grant.js';
 import { postLogoutToCurrentRegistration } from './patches/post-logout-current.js';
 import { endBeforeTelling } from './patches/logout-order.js';
 import { singleUseResume } from './patches/single-use-resume.js';
@@ -76,6 +77,7 @@ import { requestUriNotPushed } from './patches/pushed-request-uri.js';
 import { authorizationErrorDescriptions, errorDescriptionsInOrder } from './patches/error-descriptions.js';
 import { methodNotAllowed } from './patches/method-not-allowed.js';
 import { noNonceInRefreshedIdTokens } from './patches/refreshed-id-token-nonce.js';
+import { narrowedRefreshClaims } from './patches/narrowed-refresh-claims.js';
 import { settleDeferredConsumption } from './patches/deferred-consumption.js';
 import { sessionLoadedOnce } from './patches/session-loaded-once.js';
 import { extendUnchangedSessionsInSteps } from './patches/unchanged-sessions.js';
@@ -602,6 +604,8 @@ function applyPatches(
   onlyIdTokensAsHints(provider);
   // OIDC Core §12.2: a refreshed ID token carries no nonce.
   noNonceInRefreshedIdTokens(provider);
+  // A refresh that narrows the scope narrows the claims asked by name with it (narrowed-refresh-claims.ts).
+  narrowedRefreshClaims(provider);
   // Step-up holds at the token endpoint too: no refresh, code or device code from a sign-in weaker than the client requires.
   requireLevelAtTokenEndpoint(provider, config.accounts.mfa.required);
   // A code or device code redeemed after its client was narrowed gets only what the client may have now.
@@ -643,6 +647,8 @@ function applyPatches(
   // An access token bound to its session (no offline_access) ends no later than the session: a JWT is
   // verified by its API alone, and a session's expiry goes on no revocation list (see the patch).
   accessTokensWithinSessions(provider, config.ttl.sessionMax);
+  // ...and none past the end of its grant (ttl.Grant), which no revocation marks either.
+  accessTokensWithinGrants(provider);
   // An unchanged session's expiry moves on once a minute (at most 1% of its lifetime), not at every request.
   extendUnchangedSessionsInSteps(provider, Math.min(60, Math.floor(config.ttl.session / 100)));
   // An app the session was only asked about (prompt=none, a declined consent) is not one of its apps (see the patch).

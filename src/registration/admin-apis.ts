@@ -15,6 +15,7 @@ import type { ProviderInService } from '../provider-in-service.js';
 import { z } from 'zod';
 import { jsonError } from '../http/errors.js';
 import { ApiError, type Apis } from '../apis/apis.js';
+import { isStoreOutage, storeRefusal } from '../store/outage.js';
 
 interface Options {
   readonly providers: ProviderInService;
@@ -42,9 +43,21 @@ function invalid(ctx: Context, error: z.ZodError): void {
   jsonError(ctx, 400, 'invalid_request', `${issue.path.join('.') || 'body'}: ${issue.message}`);
 }
 
+/**
+ * The client, or undefined when there is none (or its stored metadata is no longer valid). A store
+ * away or refusing the read is thrown (503, or the CLI's failure), never "no client": an operator
+ * narrowing a grant was told the client was gone while it and its grant were there.
+ */
+function clientOrNone(provider: Provider, clientId: string) {
+  return provider.Client.find(clientId).catch((error: unknown) => {
+    if (isStoreOutage(error) || storeRefusal(error)) throw error;
+    return undefined;
+  });
+}
+
 /** A client an operator may grant an API: it exists and can authenticate (not a public client). */
 export async function grantableClient(provider: Provider, clientId: string): Promise<string | undefined> {
-  const client = await provider.Client.find(clientId).catch(() => undefined);
+  const client = await clientOrNone(provider, clientId);
   if (!client) return `no client "${clientId}"`;
   if (client.clientAuthMethod === 'none') return `client "${clientId}" is public (no client authentication): it cannot hold an API grant`;
   return undefined;
@@ -81,7 +94,7 @@ export function apiRoutes(router: Router, { providers, apis, read, write, json }
   });
 
   router.get('/clients/:id/grants', read, async (ctx) => {
-    if (!(await providers.current.Client.find(ctx.params.id!).catch(() => undefined))) return jsonError(ctx, 404, 'not_found', `no client "${ctx.params.id}"`);
+    if (!(await clientOrNone(providers.current, ctx.params.id!))) return jsonError(ctx, 404, 'not_found', `no client "${ctx.params.id}"`);
     ctx.body = await apis.grantsOf(ctx.params.id!);
   });
 

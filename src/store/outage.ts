@@ -44,5 +44,23 @@ export function storeRefusal(error: unknown): Error | undefined {
   return error.name === 'ReplyError' ? error : storeRefusal(error.cause);
 }
 
+/**
+ * Reply codes of a store that answered and refused for a reason of its own, not a command of
+ * ours that is wrong: an ACL user without the permission for a key or command (NOPERM: a
+ * misconfigured ACL, or a replica or master refusing while it is replaced), a master that cannot
+ * persist (MISCONF) or reach its replicas (NOREPLICAS), a script still running (BUSY), a Cluster
+ * slot being moved (TRYAGAIN). Such a request failed as it would in an outage: answered 503 (never
+ * a 500, which says "a bug"), and logged with the reply, which the operator must see. The ACL's
+ * refusal of a script's keys or commands is said in words ("ERR The user executing the script
+ * can't access at least one of the keys…"), not by NOPERM.
+ */
+const REFUSAL = /(?:^|[\s:(])(?:NOPERM|MISCONF|NOREPLICAS|BUSY|TRYAGAIN)\s|^ERR The user executing the script can't /;
+
+/** The store's refusal of a command for a reason of its own (see REFUSAL), or undefined. */
+export function storeRefused(error: unknown): Error | undefined {
+  const refusal = storeRefusal(error);
+  return refusal && REFUSAL.test(refusal.message) ? refusal : undefined;
+}
+
 /** Seconds a client should wait before retrying while the store is away. */
 export const RETRY_AFTER_SECONDS = 2;

@@ -16,6 +16,7 @@ import { Agent } from '../helpers/agent.js';
 import { eventually } from '../helpers/eventually.js';
 import { startLogoutReceiver, type LogoutReceiver } from '../helpers/logout-receiver.js';
 import { latchkey } from '../helpers/process.js';
+import { keysBut } from '../helpers/redis.js';
 import { isConsent, signInSteps, startAuthorization } from '../helpers/sign-in.js';
 import { startFakeUpstream } from '../helpers/fake-upstream.js';
 import { Upstreams } from '../../src/upstreams/registry.js';
@@ -28,9 +29,6 @@ const BEE = { id: 'bee', secret: 'bee-app-client-secret-with-plenty-of-entropy-0
 const BEE_REDIRECT = 'https://bee.example.test/callback';
 const UPSTREAM_SECRET = 'fifth-pass-upstream-client-secret-with-plenty-of-entropy';
 const BACKCHANNEL_EVENT = 'http://schemas.openid.net/event/backchannel-logout';
-
-/** ACL key patterns for every key but those that start with `spelled`. */
-const keysBut = (spelled: string) => [...spelled].map((char, at) => `~${spelled.slice(0, at)}[^${char}]*`);
 
 describe("e2e: the red team's fifth endings pass", function () {
   this.timeout(120_000);

@@ -9,9 +9,8 @@
 import assert from 'node:assert/strict';
 import { createRemoteJWKSet, decodeJwt, errors as joseErrors, jwtVerify } from 'jose';
 import * as oidc from 'openid-client';
-import { Agent } from '../helpers/agent.js';
 import { frontChannel } from '../helpers/front-channel.js';
-import { signInSteps } from '../helpers/sign-in.js';
+import { approvedDevice } from '../helpers/sign-in.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { API, introspect, machineClient, RESOURCE_SERVERS } from '../helpers/tokens.js';
 
@@ -78,24 +77,11 @@ for (const { ending, env, bound } of [
     });
 
     it('a device approved without offline access: its JWT ends no later than the session of the browser that approved it (RFC 8628)', async () => {
-      const config = await oidc.discovery(new URL(server.issuer), TV, { token_endpoint_auth_method: 'none' }, oidc.None(), { execute: [oidc.allowInsecureRequests] });
-      const device = await oidc.initiateDeviceAuthorization(config, { scope: 'openid read', resource: API });
-      const agent = new Agent();
-      const entry = await agent.follow(`${server.issuer}/device`);
-      const confirm = await agent.submit(entry, '/device', { user_code: device.user_code });
-      const page = await signInSteps(agent, await agent.submit(confirm, '/device', { confirm: 'yes' }), { username: 'alice', password: PASSWORD });
-      assert.match(page.html, /Device connected/);
-      const response = await fetch(`${server.url}/token`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/x-www-form-urlencoded' },
-        body: new URLSearchParams({ grant_type: DEVICE_GRANT, device_code: device.device_code, client_id: TV, resource: API }),
-      });
-      const body = (await response.json()) as { access_token?: string; expires_in?: number };
-      assert.ok(body.access_token, JSON.stringify(body));
-      const { iat, exp } = decodeJwt(body.access_token);
+      const body = await approvedDevice(server, TV, { username: 'alice', password: PASSWORD }, { scope: 'openid read', resource: API });
+      const { iat, exp } = decodeJwt(body.access_token!);
       assert.ok(exp! <= iat! + bound, `the device's token lives ${exp! - iat!} s, the session that approved it at most ${bound} s`);
       assert.equal(body.expires_in, exp! - iat!);
-      assert.equal(await atResourceServer(server, body.access_token, iat! + bound), 'expired');
+      assert.equal(await atResourceServer(server, body.access_token!, iat! + bound), 'expired');
     });
 
     it('an offline grant is not bound to the session: its JWT and refreshed ones live ttl.accessToken', async () => {

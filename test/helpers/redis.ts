@@ -49,7 +49,7 @@ function bindable(port: number): Promise<boolean> {
 /**
  * A free port for a server a test starts, or has a child process start, a moment later. Picked at
  * random below the ephemeral range: a port the kernel chose (listen on 0) is an ephemeral one, which
- * any outgoing connection of another test file running beside this one (npm test runs two at a
+ * any outgoing connection of another test file running beside this one (npm test runs five at a
  * time), of Chromium or of a load generator may take as its local port before the server binds it
  * (EADDRINUSE).
  */
@@ -353,3 +353,9 @@ export function monitorOf(redis: Redis): Promise<Redis> {
     monitor.once('monitoring', () => resolve(monitor));
   });
 }
+
+/**
+ * ACL key patterns (`ACL SETUSER … resetkeys …`) for every key but those that start with `spelled`:
+ * a store that refuses one kind of record, as a failing store or master does at that read.
+ */
+export const keysBut = (spelled: string) => [...spelled].map((char, at) => `~${spelled.slice(0, at)}[^${char}]*`);

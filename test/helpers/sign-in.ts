@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import * as oidc from 'openid-client';
-import type { Agent, Page } from './agent.js';
+import { Agent, type Page } from './agent.js';
 
 export const isLogin = (page: Page) => page.url.includes('/interaction/') && page.html.includes('name="password"');
 export const isConsent = (page: Page) => page.url.includes('/interaction/') && page.html.includes('/confirm');
@@ -77,4 +77,31 @@ export async function registerPublicClient(serverUrl: string, issuer: string, re
   });
   const id = ((await registered.json()) as { client_id: string }).client_id;
   return { id, config: await oidc.discovery(new URL(issuer), id, { token_endpoint_auth_method: 'none' }, oidc.None(), { execute: [oidc.allowInsecureRequests] }) };
+}
+
+/**
+ * A public device client's flow (RFC 8628): the device asks with `params` (openid-client), the
+ * person approves at /device (types the code, confirms, signs in and allows), and the device's
+ * token request names the same `resource`; the token endpoint's answer.
+ */
+export async function approvedDevice(
+  server: { issuer: string; url: string },
+  clientId: string,
+  person: { username: string; password: string },
+  params: { scope: string; resource: string },
+): Promise<{ access_token?: string; expires_in?: number; refresh_token?: string }> {
+  const config = await oidc.discovery(new URL(server.issuer), clientId, { token_endpoint_auth_method: 'none' }, oidc.None(), { execute: [oidc.allowInsecureRequests] });
+  const device = await oidc.initiateDeviceAuthorization(config, params);
+  const agent = new Agent();
+  const confirm = await agent.submit(await agent.follow(`${server.issuer}/device`), '/device', { user_code: device.user_code });
+  const page = await signInSteps(agent, await agent.submit(confirm, '/device', { confirm: 'yes' }), person);
+  assert.match(page.html, /Device connected/);
+  const response = await fetch(`${server.url}/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ grant_type: 'urn:ietf:params:oauth:grant-type:device_code', device_code: device.device_code, client_id: clientId, resource: params.resource }),
+  });
+  const body = (await response.json()) as { access_token?: string; expires_in?: number; refresh_token?: string };
+  assert.ok(body.access_token, JSON.stringify(body));
+  return body;
 }

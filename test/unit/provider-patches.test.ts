@@ -395,6 +395,20 @@ describe('patches on oidc-provider internals (src/provider/patches/)', () => {
     assert.match(source('models/token_helpers.js'), /if \(!token\?\.expiresWithSession \|\| ignoreSessionBinding\) \{\s*return token;\s*\}\s*const session = await provider\.Session\.findByUid\(token\.sessionUid\);/);
   });
 
+  it("tokens-within-grant.ts: the authorization_code, device_code and refresh_token grants set the Grant entity, found and checked unexpired by validateGrant, before they make the access token (grantId from their source), saved through BaseToken's save; a grant's exp is stamped on the machine's clock", () => {
+    for (const grant of ['authorization_code', 'device_code']) {
+      const text = source(`actions/grants/${grant}.js`);
+      assert.ok(text.indexOf("ctx.oidc.entity('Grant', grant);") >= 0 && text.indexOf("ctx.oidc.entity('Grant', grant);") < text.indexOf('await issueTokens('), grant);
+    }
+    const refresh = source('actions/grants/refresh_token.js');
+    assert.ok(refresh.indexOf("ctx.oidc.entity('Grant', grant);") < refresh.indexOf('const at = createAccessToken(provider, ctx, {'));
+    assert.match(refresh, /const at = createAccessToken\(provider, ctx, \{[\s\S]*?grantId: refreshToken\.grantId,/);
+    assert.match(source('helpers/grant_common.js'), /return new provider\.AccessToken\(\{[\s\S]*?grantId: source\.grantId,/);
+    assert.match(source('helpers/grant_source.js'), /const grant = await provider\.Grant\.find\(grantId, \{\s*ignoreExpiration: true,\s*\}\);[\s\S]*?if \(grant\.isExpired\) \{/);
+    assert.match(source('models/base_model.js'), /this\.exp = epochTime\(\) \+ ttl;/);
+    assert.equal(Object.hasOwn(provider.AccessToken.prototype, 'save'), false);
+  });
+
   it("store/adapter.ts (interactionText): the engine copies the session id into an Interaction as session.cookie and never reads it back, finding the session by session.uid; an approval's deviceCode is the code's id, found with DeviceCode.find", () => {
     assert.match(source('models/interaction.js'), /\.\.\.\(session\.jti \? \{ cookie: session\.jti \} : undefined\)/);
     assert.match(source('actions/authorization/interactions.js'), /deviceCode: oidc\.deviceCode\?\.jti,/);
@@ -588,6 +602,34 @@ describe('patches on oidc-provider internals (src/provider/patches/)', () => {
     assert.equal(typeof (provider.IdToken as unknown as { prototype: { set?: unknown } }).prototype.set, 'function');
     assert.match(source('helpers/grant_common.js'), /token\.set\('nonce', source\.nonce\);/);
     assert.match(source('actions/grants/refresh_token.js'), /await issueIdToken\(provider, ctx, refreshToken,/);
+  });
+
+  it("narrowed-refresh-claims.ts: a refresh copies the refresh token's claims asked by name onto the access token before saving it and hands them to issueIdToken, which sets them as the ID token's mask, read when it is issued; the request's scope is ctx.oidc.requestParamScopes", async () => {
+    const refresh = source('actions/grants/refresh_token.js');
+    assert.match(refresh, /ctx\.oidc\.entity\('RotatedRefreshToken', refreshToken\);/);
+    assert.match(refresh, /const scope = ctx\.oidc\.params\.scope \? ctx\.oidc\.requestParamScopes : refreshToken\.scopes;/);
+    assert.match(refresh, /at\.claims = refreshToken\.claims;/);
+    assert.ok(refresh.indexOf('at.claims = refreshToken.claims;') < refresh.indexOf('const accessToken = await at.save();'), 'the claims are set before the save');
+    assert.ok(refresh.indexOf('const accessToken = await at.save();') < refresh.indexOf('await issueIdToken(provider, ctx, refreshToken, at, grant, scope);'));
+    const common = source('helpers/grant_common.js');
+    assert.match(common, /const claims = filterClaims\(source\.claims, 'id_token', grant\);[\s\S]*?token\.mask = claims;[\s\S]*?return token\.issue\(\{ use: 'idtoken' \}\);/);
+    assert.match(source('models/id_token.js'), /mask\.mask\(this\.mask\);/);
+    assert.match(source('actions/userinfo.js'), /filterClaims\(ctx\.oidc\.accessToken\.claims, 'userinfo', ctx\.oidc\.grant\)/);
+    assert.equal(typeof (provider.IdToken as unknown as { prototype: { issue?: unknown } }).prototype.issue, 'function');
+    assert.match(source('helpers/oidc_context.js'), /get requestParamScopes\(\) \{/);
+    // What is left out: the claims of the OpenID scopes the refresh token holds and the request's scope does not name.
+    const { claimsLeftOut } = await import('../../src/provider/patches/narrowed-refresh-claims.js');
+    const refreshing = (held: string, asked: string | undefined) => ({
+      oidc: {
+        route: 'token',
+        params: { grant_type: 'refresh_token', scope: asked },
+        requestParamScopes: new Set((asked ?? '').split(' ')),
+        entities: { RotatedRefreshToken: { scopes: new Set(held.split(' ')) } },
+      },
+    });
+    assert.deepEqual([...claimsLeftOut(refreshing('openid email profile offline_access', 'openid offline_access'))].sort(), ['email', 'email_verified', 'family_name', 'given_name', 'locale', 'name', 'updated_at']);
+    assert.deepEqual([...claimsLeftOut(refreshing('openid email offline_access', 'openid email offline_access'))], []);
+    assert.deepEqual([...claimsLeftOut(refreshing('openid email offline_access', undefined))], [], 'no scope asked: not narrowed');
   });
 
   it("method-not-allowed.ts: the provider keeps its router (instance(provider).router), whose match(method, path) says whether a method has a route, GET's serving HEAD", () => {

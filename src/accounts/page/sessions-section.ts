@@ -5,11 +5,19 @@
  * back-channel logout and lose the grants that do not outlive sign-out (accounts/sessions.ts).
  */
 import Bowser from 'bowser';
+import { sessionSignOutFailedPage } from '../../http/errors.js';
 import type { Logger } from '../../ops/logger.js';
 import type { GrantRevocation } from '../../revocation/grants.js';
 import type { SessionActivity } from '../session-activity.js';
 import type { AccountSessions } from '../sessions.js';
 import { ACCOUNT_PATH, field, when, type AccountPage } from './account-page.js';
+
+/**
+ * The account page's "Sign out" of one session, and the page a failure of it shows (app.ts
+ * failurePages: whichever layer meets the store, the rate limits' included).
+ */
+export const SESSION_SIGN_OUT_PATH = `${ACCOUNT_PATH}/sessions/sign-out`;
+export const sessionSignOutFailed = (origin: string) => sessionSignOutFailedPage(`${origin}${ACCOUNT_PATH}#sessions`);
 
 const SECTION = 'sessions';
 
