@@ -34,13 +34,16 @@ type RefreshContext = {
   };
 };
 
+/** No claims: what every token saved outside a narrowing refresh gets, without a set made for it. */
+const NONE: ReadonlySet<string> = new Set();
+
 /** The claims of the OpenID scopes this request's refresh token holds and its `scope` leaves out; none outside a narrowing refresh. */
 export function claimsLeftOut(ctx: RefreshContext | undefined): ReadonlySet<string> {
   const oidc = ctx?.oidc;
-  if (oidc?.route !== 'token' || oidc.params?.grant_type !== 'refresh_token' || typeof oidc.params.scope !== 'string') return new Set();
+  if (oidc?.route !== 'token' || oidc.params?.grant_type !== 'refresh_token' || typeof oidc.params.scope !== 'string') return NONE;
   const held = (oidc.entities?.RotatedRefreshToken ?? oidc.entities?.RefreshToken)?.scopes;
   const asked = oidc.requestParamScopes;
-  if (!held || !asked) return new Set();
+  if (!held || !asked) return NONE;
   return new Set(Object.entries(SCOPE_CLAIMS).flatMap(([scope, claims]) => (scope !== 'openid' && held.has(scope) && !asked.has(scope) ? claims : [])));
 }
 
