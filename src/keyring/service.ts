@@ -80,8 +80,9 @@ export async function rotateRing(store: RingStore, policy: RotationPolicy, rsaBi
 
 /**
  * `latchkey keys revoke`: the keys leave the ring now (see planRevocation). Every instance follows
- * within keys.refreshInterval: its JWKS, signing and verification drop them. Tokens they signed are
- * refused through the revocation list (the caller writes its kid entries first).
+ * within keys.refreshInterval: its JWKS, signing and verification drop them; and at its next
+ * signature, which finds the kid entry first (ready). Tokens they signed are refused through the
+ * revocation list (the caller writes its kid entries first).
  */
 export async function revokeFromRing(store: RingStore, kids: readonly string[], rsaBits: number): Promise<{ before: Keyring; after: Keyring }> {
   let before: Keyring | undefined;
