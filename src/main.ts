@@ -184,7 +184,10 @@ export async function serve(config: Config, logger: Logger = createLogger(config
   }, LIFETIMES_EVERY * 1000);
   publishing.unref();
   const verifier = keys.verifier();
-  const providers = new ProviderHost(build(keys.ring, verifier));
+  // A current key revoked elsewhere is replaced before anything is signed with it (keyring/service.ts ready).
+  const keyRevoked = revocations.keyRevokedCheck();
+  if (keyRevoked) keys.guardSigning(keyRevoked);
+  const providers = new ProviderHost(build(keys.ring, verifier, keys));
   await checkConfiguredClients(providers.current, config.clients, await apis.delegableScopes()).catch(async (error: unknown) => {
     clearInterval(publishing);
     await keys.close();
@@ -203,7 +206,7 @@ export async function serve(config: Config, logger: Logger = createLogger(config
     const digested = await new AdapterIndexes(kv).digestClientSecrets();
     if (digested) logger.info({ event: 'clients.secrets_digested', clients: digested }, `${digested} stored client secret(s) kept in clear by the release before are now kept by their digest`);
   }
-  keys.onChange((ring) => providers.replace(build(ring, verifier)));
+  keys.onChange((ring) => providers.replace(build(ring, verifier, keys)));
   keys.start();
   // KEYS_SECRETS rotated (a new secret put first): the key ring is sealed again under it by its
   // maintenance, and so is everything else sealed under an older one, here.

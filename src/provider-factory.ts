@@ -16,6 +16,7 @@ import { RateLimits } from './http/rate-limits.js';
 import { devicePages } from './interactions/device.js';
 import { logoutPages } from './interactions/logout.js';
 import type { Keyring } from './keyring/keyring.js';
+import type { SigningGate } from './keyring/service.js';
 import { CLOCK_TOLERANCE, longestAccessTokenLifetime } from './lifetimes.js';
 import type { Metrics } from './ops/metrics.js';
 import { Consents } from './provider/consents.js';
@@ -66,14 +67,16 @@ export function providerFactory(config: Config, kv: Kv, metrics?: Metrics) {
   const upstreamLogout = new UpstreamLogout(kv, upstreams, upstreamClients, federated, config.issuer, config.upstreams.stateTtl);
   /**
    * `verifier` is the key ring service's (the server's); without one (CLI commands that only
-   * validate metadata or store tokens), the ring's own public keys.
+   * validate metadata or store tokens), the ring's own public keys. `signing` too (the server's:
+   * which key signs, followed at once when the current one is revoked).
    */
-  const build = (keyring: Keyring, verifier: JWTVerifyGetKey = createLocalJWKSet(keyring.publicJwks())) =>
+  const build = (keyring: Keyring, verifier: JWTVerifyGetKey = createLocalJWKSet(keyring.publicJwks()), signing?: SigningGate) =>
     createProvider({
       config,
       kv,
       keyring,
       verifier,
+      ...(signing ? { signing } : {}),
       accounts,
       apis,
       revocations,

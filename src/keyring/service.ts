@@ -8,6 +8,7 @@
 import { createHash } from 'node:crypto';
 import { createLocalJWKSet, type JSONWebKeySet, type JWTVerifyGetKey } from 'jose';
 import type { Logger } from '../ops/logger.js';
+import { StoreBehind } from '../store/outage.js';
 import type { Keyring } from './keyring.js';
 import { apply, isEmpty, plan, planRevocation, planRotation, RotationError, type RotationPolicy } from './lifecycle.js';
 import { LOCKED, readRing, type RingSnapshot, type RingStore } from './stores.js';
@@ -79,8 +80,9 @@ export async function rotateRing(store: RingStore, policy: RotationPolicy, rsaBi
 
 /**
  * `latchkey keys revoke`: the keys leave the ring now (see planRevocation). Every instance follows
- * within keys.refreshInterval: its JWKS, signing and verification drop them. Tokens they signed are
- * refused through the revocation list (the caller writes its kid entries first).
+ * within keys.refreshInterval: its JWKS, signing and verification drop them; and at its next
+ * signature, which finds the kid entry first (ready). Tokens they signed are refused through the
+ * revocation list (the caller writes its kid entries first).
  */
 export async function revokeFromRing(store: RingStore, kids: readonly string[], rsaBits: number): Promise<{ before: Keyring; after: Keyring }> {
   let before: Keyring | undefined;
@@ -92,7 +94,34 @@ export async function revokeFromRing(store: RingStore, kids: readonly string[], 
   return { before: before!, after: after!.ring };
 }
 
-export class KeyringService {
+/**
+ * What the provider asks before it signs (provider.ts, patches/revoked-key-signing.ts): which key
+ * signs now, and whether that key may still sign.
+ */
+export interface SigningGate {
+  /** Whether `kid` is the key that signs now (the current key of the newest ring this process holds). Synchronous: the engine picks its key so. */
+  signsWith(kid: string): boolean;
+  /**
+   * Resolves once the key that signs now is not revoked; rejects (a store outage: 503) when it is
+   * and the store holds no ring without it yet, or cannot be read. Called before the engine picks
+   * its key.
+   */
+  ready(): Promise<void>;
+}
+
+/**
+ * Nothing revoked is signed with: the ring's current key was revoked (the revocation list's kid
+ * entry says so) and no ring without it could be read. A store outage for the caller (503 with
+ * Retry-After, store/outage.ts): better than a token no verifier accepts.
+ */
+export class SigningKeyRevoked extends StoreBehind {
+  override name = 'SigningKeyRevoked';
+  constructor(kid: string, cause?: unknown) {
+    super(`the signing key ${kid} is revoked and the key ring that replaces it could not be read`, { cause });
+  }
+}
+
+export class KeyringService implements SigningGate {
   readonly #options: KeyringServiceOptions;
   #snapshot: RingSnapshot;
   #jwks: PublishedJwks;
@@ -103,6 +132,10 @@ export class KeyringService {
   #closed = false;
   #failing = false;
   #changesMade = 0;
+  /** Whether a key is revoked, read where it costs no round trip (guardSigning); none: not checked. */
+  #revoked: ((kid: string) => Promise<boolean>) | undefined;
+  /** The one read of the ring that signers who met a revoked key wait for together. */
+  #following: Promise<boolean> | undefined;
 
   private constructor(options: KeyringServiceOptions, snapshot: RingSnapshot) {
     this.#options = options;
@@ -164,6 +197,39 @@ export class KeyringService {
   /** Called with the new ring after every change (rotation here or elsewhere). */
   onChange(listener: (ring: Keyring) => void): void {
     this.#listeners.push(listener);
+  }
+
+  /**
+   * Has ready() ask `revoked` whether the key that signs now is revoked (the revocation list's kid
+   * entry, from the store's tracked cache: no round trip). Without it ready() asks nothing, and a
+   * key revoked elsewhere signs here until the next refresh (keys.refreshInterval).
+   */
+  guardSigning(revoked: (kid: string) => Promise<boolean>): void {
+    this.#revoked = revoked;
+  }
+
+  signsWith(kid: string): boolean {
+    return kid === this.#snapshot.ring.current?.kid;
+  }
+
+  /**
+   * Before anything is signed: when the current key is revoked (`latchkey keys revoke`, or
+   * `keys rotate --revoke-current`, through another instance or the CLI: the kid entry is written
+   * before the ring), the ring is read at once (one read for every signer waiting) and followed,
+   * so that what is signed next is signed by the key that replaced it; never by the revoked one.
+   */
+  async ready(): Promise<void> {
+    const revoked = this.#revoked;
+    const kid = this.#snapshot.ring.current?.kid;
+    if (!revoked || kid === undefined || !(await revoked(kid))) return;
+    try {
+      await (this.#following ??= this.refresh().finally(() => (this.#following = undefined)));
+    } catch (error) {
+      throw new SigningKeyRevoked(kid, error);
+    }
+    const now = this.#snapshot.ring.current?.kid;
+    // The kid entry is written before the ring: between the two, nothing may sign.
+    if (now === undefined || now === kid || (await revoked(now))) throw new SigningKeyRevoked(kid);
   }
 
   /** Starts following the store and running the schedule. */

@@ -10,11 +10,18 @@ import type { Keyring } from './keyring.js';
 
 /**
  * The keys as oidc-provider signs with them (its features.externalSigningSupport): the current
- * key first, so it is the one that signs.
+ * key first. Which key may sign is asked when the engine picks one (`signsWith`, by default the
+ * ring's current key): a provider built from an older ring, still serving a request when this
+ * process followed a revocation, signs with the key that replaced the revoked one (the older
+ * ring's next key, which a revocation promotes), never with the revoked one, and never with a
+ * next or retired key.
  */
-export function signingKeys(keyring: Keyring): { keys: SigningKey[] } {
-  return { keys: keyring.keys.map(({ jwk }) => new SigningKey(jwk)) };
+export function signingKeys(keyring: Keyring, signsWith: (kid: string) => boolean = (kid) => kid === keyring.current?.kid): { keys: SigningKey[] } {
+  return { keys: keyring.keys.map(({ jwk }) => new SigningKey(jwk, signsWith)) };
 }
+
+/** What a key that does not sign now may still do for the engine: verify (an id_token_hint). */
+const VERIFY_ONLY = Object.freeze(['verify']);
 
 /**
  * One RS256 key of the ring as oidc-provider's signer: the engine serialises the JWS header and
@@ -28,10 +35,12 @@ export class SigningKey extends ExternalSigningKey {
   readonly #kid: string;
   readonly #private: KeyObject;
   readonly #public: KeyObject;
+  readonly #signsWith: (kid: string) => boolean;
 
-  constructor(jwk: JWK) {
+  constructor(jwk: JWK, signsWith: (kid: string) => boolean) {
     super();
     this.#kid = jwk.kid!;
+    this.#signsWith = signsWith;
     this.#private = createPrivateKey({ key: jwk as JsonWebKey, format: 'jwk' });
     this.#public = createPublicKey(this.#private);
   }
@@ -42,6 +51,11 @@ export class SigningKey extends ExternalSigningKey {
 
   override get alg(): string {
     return 'RS256';
+  }
+
+  /** The engine's keystore picks a key to sign with only among those whose key_ops, if any, say "sign". */
+  override get key_ops(): string[] | undefined {
+    return this.#signsWith(this.#kid) ? undefined : (VERIFY_ONLY as string[]);
   }
 
   override keyObject(): KeyObject {

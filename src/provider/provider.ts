@@ -16,6 +16,7 @@ import type { Config } from '../config.js';
 import type { Keyring } from '../keyring/keyring.js';
 import { dpopNonceSecret } from '../keyring/dpop-nonces.js';
 import { signingKeys } from '../keyring/signing-keys.js';
+import type { SigningGate } from '../keyring/service.js';
 import { FEED_PATH, FEED_SCOPE } from '../apis/feed-server.js';
 import { GrantRevocation } from '../revocation/grants.js';
 import { signInClaims } from './access-token-claims.js';
@@ -83,6 +84,7 @@ import { sessionLoadedOnce } from './patches/session-loaded-once.js';
 import { extendUnchangedSessionsInSteps } from './patches/unchanged-sessions.js';
 import { appsOnlyBySignIn } from './patches/session-app-reads.js';
 import { refuseHintsOfRevokedKeys } from './patches/revoked-key-hints.js';
+import { signWithUnrevokedKeys } from './patches/revoked-key-signing.js';
 import { revokeGrantBeforeToken } from './patches/grant-before-token.js';
 import { tokensIssuedAsOfClientRead } from './patches/issued-as-of-client-read.js';
 import { cheaperCorsHeaderScan } from './patches/cors-header-scan.js';
@@ -115,6 +117,11 @@ export interface ProviderDependencies {
   readonly kv: Kv;
   /** The ring this instance signs with. */
   readonly keyring: Keyring;
+  /**
+   * Which key signs now, and the wait before signing while a revoked current key is replaced (the
+   * key ring service's); without one (CLI commands that never sign), the ring's current key.
+   */
+  readonly signing?: SigningGate;
   /** Verifies what we signed against the keys published now (KeyringService.verifier). */
   readonly verifier: JWTVerifyGetKey;
   readonly accounts: Accounts;
@@ -237,10 +244,10 @@ export function sessionCookieName(issuer: string): string {
 }
 
 /** Clients, signing keys, cookies, and the protocol choices: response types, PKCE, client authentication, algorithms. */
-function protocol({ config, keyring }: ProviderDependencies): Configuration {
+function protocol({ config, keyring, signing }: ProviderDependencies): Configuration {
   return {
     clients: [...config.clients.map((client) => ({ ...client })), developerClient(config.issuer), accountClient(config.issuer)],
-    jwks: signingKeys(keyring) as unknown as Configuration['jwks'],
+    jwks: signingKeys(keyring, signing && ((kid) => signing.signsWith(kid))) as unknown as Configuration['jwks'],
     cookies: {
       // Keygrip's signatures, compared without tsscmp's extra HMACs (http/cookie-keys.ts).
       keys: new CookieKeys(config.cookie.keys),
@@ -279,7 +286,7 @@ function protocol({ config, keyring }: ProviderDependencies): Configuration {
 }
 
 /** How tokens live: refresh rotation, lifetimes, and what JWT access tokens carry. */
-function tokens({ config, apis }: ProviderDependencies): Configuration {
+function tokens({ config, apis, signing }: ProviderDependencies): Configuration {
   return {
     // Every refresh token is single-use: a rotated one presented again (after the reuse grace)
     // revokes the grant. The request's resource is checked before the token is spent (see refresh-rotation.ts).
@@ -309,8 +316,11 @@ function tokens({ config, apis }: ProviderDependencies): Configuration {
         // Links each JWT access token to its grant, so revoking the grant revokes the token without
         // any bookkeeping at issuance (client_credentials tokens have no grant); a person's token
         // also says how and when they signed in (access-token-claims.ts).
-        jwt: (ctx, token, jwt) => {
+        // The last step before the engine picks the key that signs it: a current key revoked
+        // elsewhere is replaced first (patches/revoked-key-signing.ts says why; ID tokens there).
+        jwt: async (ctx, token, jwt) => {
           if ('grantId' in token && token.grantId) Object.assign(jwt.payload, signInClaims(ctx), { [GRANT_CLAIM]: grantHandle(token.grantId) });
+          await signing?.ready();
         },
       },
     },
@@ -575,7 +585,7 @@ function outbound(config: Config): Configuration {
 /** The changes Latchkey makes to the instance itself: patches of its internals and middleware in front of its routes. */
 function applyPatches(
   provider: Provider,
-  { config, kv, verifier, accounts, apis, revocations, consents, rateLimits, federated, upstreamLogout, upstreamKnown }: ProviderDependencies,
+  { config, kv, verifier, accounts, apis, revocations, consents, rateLimits, federated, upstreamLogout, upstreamKnown, signing }: ProviderDependencies,
   policy: RegistrationPolicy,
 ): void {
   // A stored client's secret is compared by its digest (the store keeps no other); then, failing
@@ -615,6 +625,8 @@ function applyPatches(
   // A code bound to a DPoP key (dpop_jkt) is not spent by a request without that key's proof.
   dpopBoundCodesBeforeSpending(provider);
   refuseHintsOfRevokedKeys(provider, revocations);
+  // Nothing is signed with a key revoked elsewhere: the ring is followed first (JWT access tokens: formats.customizers.jwt).
+  if (signing) signWithUnrevokedKeys(provider, signing);
   // A token revoked with its grant goes after the grant's revocation: a failure between leaves it to present again.
   revokeGrantBeforeToken(provider);
   // A token the token endpoint issues is dated as of its request's read of the client: an ending that read did not see ends it.

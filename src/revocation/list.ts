@@ -305,6 +305,17 @@ export class RevocationList {
   }
 
   /**
+   * Whether a key is revoked (its kid entry), asked where that costs no round trip: the store's
+   * tracked cache, or the embedded store's memory. Undefined where each answer would be a read of
+   * its own (Redis Cluster, which has no cache): asked before every signature, that would be a
+   * round trip on every token (keyring/service.ts ready).
+   */
+  keyRevokedCheck(): ((kid: string) => Promise<boolean>) | undefined {
+    if (this.#rareMarks === this.#kv && this.#kv.kind !== 'embedded') return undefined;
+    return async (kid) => (await this.#rareMarks.get(revokedKidKey(kid))) !== undefined;
+  }
+
+  /**
    * Revokes the tokens a client got for itself (client_credentials) for one API up to now that
    * carry one of `scopes` (an operator took them from its grant there), or all of them (`scopes`
    * undefined: the whole grant was revoked).

@@ -27,8 +27,17 @@ const OUTAGE_MESSAGES = [
   'Failed to refresh slots cache',
 ];
 
+/**
+ * The store has not yet been read to what a request needs (the key ring that replaces a revoked
+ * signing key: keyring/service.ts SigningKeyRevoked): answered as an outage, 503 with Retry-After.
+ */
+export class StoreBehind extends Error {
+  override name = 'StoreBehind';
+}
+
 export function isStoreOutage(error: unknown): boolean {
   if (!(error instanceof Error)) return false;
+  if (error instanceof StoreBehind) return true;
   if (OUTAGE_MESSAGES.some((text) => error.message.includes(text))) return true;
   const code = (error as NodeJS.ErrnoException).code;
   if (code === 'ECONNREFUSED' || code === 'ECONNRESET' || code === 'ETIMEDOUT') return true;

@@ -77,6 +77,16 @@ describe('patches on oidc-provider internals (src/provider/patches/)', () => {
     assert.match(source('actions/end_session.js'), /provider\.IdToken\.validate\(/);
   });
 
+  it('revoked-key-signing.ts: the engine signs with its keys only in IdToken#issue and the JWT format, each picking the key after its last await (the JWT customizer), among keys whose key_ops allow "sign"', () => {
+    assert.equal(typeof (provider.IdToken as unknown as { prototype: { issue?: unknown } }).prototype.issue, 'function');
+    const callers = execFileSync('grep', ['-rl', 'JWT.sign(', join(ROOT, 'node_modules', 'oidc-provider', 'lib')], { encoding: 'utf8' }).trim().split('\n').map((file) => file.slice(file.indexOf('/lib/') + 5)).sort();
+    assert.deepEqual(callers, ['models/formats/jwt.js', 'models/id_token.js']);
+    assert.match(source('models/id_token.js'), /async issue\(\{ use, expiresAt = null \} = \{\}\) \{/);
+    assert.match(source('models/formats/jwt.js'), /await customizer\(als\.getStore\(\), token, structuredToken\);[\s\S]*?const config = await getResourceServerConfig\(provider, token\);[\s\S]*?signed = await JWT\.sign\(/);
+    assert.match(source('models/formats/jwt.js'), /async function getResourceServerConfig[\s\S]*?\[key\] = keystore\.selectForSign\(\{ alg, use: 'sig', kid \}\);/);
+    assert.match(source('helpers/keystore.js'), /if \(candidate && Array\.isArray\(jwk\.key_ops\)\) \{\s*candidate = jwk\.key_ops\.includes\(operation\);/);
+  });
+
   it('grant-before-token.ts: the engine destroys an access or refresh token with destroy() and then revokes its grant by revokeByGrantId', () => {
     for (const model of [provider.AccessToken, provider.RefreshToken] as unknown as { revokeByGrantId?: unknown; prototype: { destroy?: unknown } }[]) {
       assert.equal(typeof model.revokeByGrantId, 'function');
