@@ -16,10 +16,15 @@ import type { PublishedJwks } from './service.js';
 export type HeaderSetter = (pairs: readonly (readonly [string, string])[]) => (res: ServerResponse) => void;
 
 /** RFC 9110 §13.1.2: If-None-Match compares weakly; `*` matches any current representation. */
-export function matches(header: string, etag: string): boolean {
+function matches(header: string, etag: string): boolean {
   if (header.trim() === '*') return true;
   const strip = (tag: string) => tag.trim().replace(/^W\//, '');
   return header.split(',').some((candidate) => strip(candidate) === strip(etag));
+}
+
+/** The status of a kept answer to a GET or HEAD whose If-None-Match is `conditional`: 304 when it matches `etag`, else 200. */
+export function conditionalStatus(conditional: string | undefined, etag: string): 200 | 304 {
+  return conditional && matches(conditional, etag) ? 304 : 200;
 }
 
 /** Where issuer-only verifiers look for the keys (see the top of this file). */
@@ -43,10 +48,6 @@ export interface JwksAhead {
   find(path: string): { write(req: IncomingMessage, res: ServerResponse): number } | undefined;
 }
 
-/** The answer to a GET or HEAD: 304 for a matching If-None-Match, else 200. */
-function statusOf(current: PublishedJwks, conditional: string | undefined): 200 | 304 {
-  return conditional && matches(conditional, current.etag) ? 304 : 200;
-}
 
 /**
  * Writes the answer of `status`, head and body, whole: Koa's body setter and its answer measured
@@ -98,7 +99,7 @@ export function jwksEndpoint(paths: readonly string[], published: () => Publishe
     const current = answersOf(published());
     // Koa's status first (its setter does nothing once the head is sent; the request line and
     // metrics read it), then the answer.
-    const status = statusOf(current.published, ctx.req.headers['if-none-match']);
+    const status = conditionalStatus(ctx.req.headers['if-none-match'], current.published.etag);
     ctx.status = status;
     ctx.respond = false;
     write(current, status, ctx.res);
@@ -106,7 +107,7 @@ export function jwksEndpoint(paths: readonly string[], published: () => Publishe
   const answer = {
     write(req: IncomingMessage, res: ServerResponse): number {
       const current = answersOf(published());
-      const status = statusOf(current.published, req.headers['if-none-match']);
+      const status = conditionalStatus(req.headers['if-none-match'], current.published.etag);
       write(current, status, res);
       return status;
     },

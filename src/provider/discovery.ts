@@ -16,7 +16,7 @@ import type { Provider } from 'oidc-provider';
 import type { AheadAnswer, AheadAnswers } from '../http/ahead.js';
 import { scoped } from '../http/layers.js';
 import { fixedHeaders, type FixedHeaders } from '../http/preset-headers.js';
-import { matches } from '../keyring/jwks-endpoint.js';
+import { conditionalStatus } from '../keyring/jwks-endpoint.js';
 import type { ProviderHost } from './host.js';
 
 /** OpenID Connect Discovery §4 and RFC 8414 §3: the paths oidc-provider serves them at. */
@@ -60,7 +60,7 @@ function documentOf(body: string, etag: string): Document {
     notModified: fixedHeaders(shared),
     ok: fixedHeaders([...shared, ['Content-Type', JSON_TYPE], ['Content-Length', String(Buffer.byteLength(body))]]),
     write: (req, res) => {
-      const status = statusOf(document, req.headers['if-none-match']);
+      const status = conditionalStatus(req.headers['if-none-match'], document.etag);
       write(document, status, res, req.headers.origin);
       return status;
     },
@@ -68,12 +68,7 @@ function documentOf(body: string, etag: string): Document {
   return document;
 }
 
-/** A kept document's answer to a GET or HEAD: 304 for a matching If-None-Match, else 200. */
-function statusOf(document: Document, conditional: string | undefined): 200 | 304 {
-  return conditional && matches(conditional, document.etag) ? 304 : 200;
-}
-
-/** Writes a kept document's answer of `status` (statusOf), head and body. */
+/** Writes a kept document's answer of `status` (conditionalStatus), head and body. */
 function write(document: Document, status: 200 | 304, res: ServerResponse, origin: string | undefined): void {
   (status === 304 ? document.notModified : document.ok)(res);
   if (origin) res.setHeader('Access-Control-Allow-Origin', origin);
@@ -113,7 +108,7 @@ export function discoveryDocuments(providers: ProviderHost): { middleware: Middl
     }
     // Koa's status first (its setter does nothing once the head is sent; the request line and
     // metrics read it), then the answer, written whole.
-    const status = statusOf(known, ctx.req.headers['if-none-match']);
+    const status = conditionalStatus(ctx.req.headers['if-none-match'], known.etag);
     ctx.status = status;
     ctx.respond = false;
     write(known, status, ctx.res, ctx.req.headers.origin);
