@@ -405,7 +405,7 @@ describe('patches on oidc-provider internals (src/provider/patches/)', () => {
     assert.match(source('models/token_helpers.js'), /if \(!token\?\.expiresWithSession \|\| ignoreSessionBinding\) \{\s*return token;\s*\}\s*const session = await provider\.Session\.findByUid\(token\.sessionUid\);/);
   });
 
-  it("tokens-within-grant.ts: the authorization_code, device_code and refresh_token grants set the Grant entity, found and checked unexpired by validateGrant, before they make the access token (grantId from their source), saved through BaseToken's save; a grant's exp is stamped on the machine's clock", () => {
+  it("tokens-within-grant.ts: the authorization_code, device_code and refresh_token grants set the Grant entity, found and checked unexpired by validateGrant, before they make the access and refresh tokens (grantId from their source), saved through BaseToken's save, and the ID token, whose lifetime IdToken.expiresIn gives; a grant's exp is stamped on the machine's clock", () => {
     for (const grant of ['authorization_code', 'device_code']) {
       const text = source(`actions/grants/${grant}.js`);
       assert.ok(text.indexOf("ctx.oidc.entity('Grant', grant);") >= 0 && text.indexOf("ctx.oidc.entity('Grant', grant);") < text.indexOf('await issueTokens('), grant);
@@ -417,6 +417,18 @@ describe('patches on oidc-provider internals (src/provider/patches/)', () => {
     assert.match(source('helpers/grant_source.js'), /const grant = await provider\.Grant\.find\(grantId, \{\s*ignoreExpiration: true,\s*\}\);[\s\S]*?if \(grant\.isExpired\) \{/);
     assert.match(source('models/base_model.js'), /this\.exp = epochTime\(\) \+ ttl;/);
     assert.equal(Object.hasOwn(provider.AccessToken.prototype, 'save'), false);
+    // Refresh tokens: made with the source's grantId after the Grant entity is set (the code's and device code's
+    // in grant_common, a rotation's in refresh_token.js), saved through BaseToken's save too.
+    assert.match(source('helpers/grant_common.js'), /const rt = new provider\.RefreshToken\(\{[\s\S]*?grantId: source\.grantId,[\s\S]*?refreshToken = await rt\.save\(\);/);
+    assert.ok(refresh.indexOf("ctx.oidc.entity('Grant', grant);") < refresh.indexOf('refreshToken = new RefreshToken({'));
+    assert.match(refresh, /refreshToken = new RefreshToken\(\{[\s\S]*?grantId: refreshToken\.grantId,/);
+    assert.doesNotMatch(source('models/refresh_token.js'), /\bsave\(/);
+    assert.equal(Object.hasOwn(provider.RefreshToken.prototype, 'save'), false);
+    // ID tokens: their lifetime is the static expiresIn's, asked with the request's ctx and the client, for use 'idtoken' only.
+    const idToken = source('models/id_token.js');
+    assert.match(idToken, /case 'idtoken':[\s\S]*?expiresIn: \(expiresIn \|\| this\.constructor\.expiresIn\(this\.ctx, this, client\)\),[\s\S]*?case 'logout':/);
+    assert.equal(idToken.match(/constructor\.expiresIn\(/g)?.length, 1, 'no other use asks for it');
+    assert.equal(typeof (provider.IdToken as unknown as { expiresIn?: unknown }).expiresIn, 'function');
   });
 
   it("store/adapter.ts (interactionText): the engine copies the session id into an Interaction as session.cookie and never reads it back, finding the session by session.uid; an approval's deviceCode is the code's id, found with DeviceCode.find", () => {
