@@ -1,11 +1,13 @@
 /**
  * How every sign-in step ends: the login result oidc-provider records in the session, with the
- * `amr` and `acr` of the methods used (accounts/assurance.ts) and `auth_time` now.
+ * `amr` and `acr` of the methods used (accounts/assurance.ts) and `auth_time` now, or when an
+ * upstream says its own sign-in was, if earlier (provider/patches/sign-in-time.ts).
  */
 import type { Context } from 'koa';
 import { assurance, type Method } from '../accounts/assurance.js';
 import { CREDENTIAL_RESULT, type SessionCredential } from '../accounts/session-credentials.js';
 import type { FederatedSession } from '../upstreams/sessions.js';
+import { SIGNED_IN_AT } from '../provider/patches/sign-in-time.js';
 import type { Interactions } from './interaction.js';
 import type { OfferedLink } from './link-confirmation.js';
 
@@ -54,7 +56,9 @@ export async function finishSignIn(
     ...(upstream && { links: [`${upstream.upstream}:${upstream.sub}`] }),
     ...((passwordStamp || totp || recoveryCodes) && { verified: { password: passwordStamp, totp, recoveryCodes } }),
   };
-  const result = { login: { accountId: sub, remember, amr, acr }, [CREDENTIAL_RESULT]: credential, ...(upstream && { upstream }) };
+  // A first factor an upstream performed earlier (its session of hours ago) makes this sign-in no fresher than that (sign-in-time.ts).
+  const signedInAt = upstream?.authTime;
+  const result = { login: { accountId: sub, remember, amr, acr, ...(signedInAt !== undefined && { [SIGNED_IN_AT]: signedInAt }) }, [CREDENTIAL_RESULT]: credential, ...(upstream && { upstream }) };
   await providers.current.interactionFinished(ctx.req, ctx.res, result, { mergeWithLastSubmission: false });
   ctx.respond = false;
 }

@@ -307,7 +307,7 @@ export function upstreamStep(steps: Interactions, options: UpstreamStepOptions) 
       username: outcome.account.username,
       remember: false,
       method: 'federated',
-      upstream: { upstream: id, sub: signedIn.sub, sid: signedIn.sid, idToken: signedIn.idToken, at: Date.now() },
+      upstream: { upstream: id, sub: signedIn.sub, sid: signedIn.sid, idToken: signedIn.idToken, at: Date.now(), ...(signedIn.authTime !== undefined && { authTime: signedIn.authTime }) },
       // Signing in to an offered account through its own link is signing in to it: the offer goes on.
       ...linkFor(interaction, outcome.account.sub),
     });

@@ -39,6 +39,7 @@ import { endSessionsAtMax } from './patches/session-max.js';
 import { keysFreshForAMinute, staleClientKeysVerifyNothing } from './patches/client-jwks-freshness.js';
 import { accessTokensWithinSessions } from './patches/tokens-within-session.js';
 import { accessTokensWithinGrants } from './patches/tokens-within-grant.js';
+import { authTimeOfFirstFactor } from './patches/sign-in-time.js';
 import { postLogoutToCurrentRegistration } from './patches/post-logout-current.js';
 import { endBeforeTelling } from './patches/logout-order.js';
 import { singleUseResume } from './patches/single-use-resume.js';
@@ -655,6 +656,8 @@ function applyPatches(
   layers.push(accountSessions.recheckAtAuthorization(provider));
   // A session ends ttl.sessionMax after its sign-in, however often it is used (read through by sessionLoadedOnce).
   endSessionsAtMax(provider, config.ttl.sessionMax);
+  // A sign-in through an upstream's earlier session says the upstream's auth_time, and max_age reads it (see the patch).
+  authTimeOfFirstFactor(provider);
   sessionLoadedOnce(provider);
   // An access token bound to its session (no offline_access) ends no later than the session: a JWT is
   // verified by its API alone, and a session's expiry goes on no revocation list (see the patch).

@@ -47,6 +47,8 @@ export interface SignedIn {
   /** The two apart (userinfo empty where the upstream has none): a claim pair (email, email_verified) is read from one of them. */
   readonly sources: { readonly idToken: Record<string, unknown>; readonly userinfo: Record<string, unknown> };
   readonly idToken: string;
+  /** When the person signed in at the upstream (its ID token's `auth_time`, epoch seconds, never later than now), when it says. */
+  readonly authTime?: number;
 }
 
 export interface VerifiedLogoutToken {
@@ -153,7 +155,9 @@ export class UpstreamClients {
     if (config.serverMetadata().userinfo_endpoint) {
       profile = await refusedOrUnavailable(() => oidc.fetchUserInfo(config, tokens.access_token, claims.sub));
     }
-    return { sub: claims.sub, sid: typeof claims.sid === 'string' ? claims.sid : undefined, claims: { ...profile, ...claims }, sources: { idToken: { ...claims }, userinfo: profile }, idToken: tokens.id_token! };
+    // An upstream answering from a session it signed in hours ago says so in auth_time: our sign-in is no fresher (sign-in-time.ts).
+    const authTime = typeof claims.auth_time === 'number' && Number.isSafeInteger(claims.auth_time) ? Math.min(claims.auth_time, Math.floor(Date.now() / 1000)) : undefined;
+    return { sub: claims.sub, sid: typeof claims.sid === 'string' ? claims.sid : undefined, claims: { ...profile, ...claims }, sources: { idToken: { ...claims }, userinfo: profile }, idToken: tokens.id_token!, ...(authTime !== undefined && { authTime }) };
   }
 
   /** The upstream's end_session_endpoint, when it has one. */

@@ -19,6 +19,8 @@ export interface FederatedSession {
   readonly idToken: string;
   /** Epoch milliseconds when its callback took the upstream's word (absent in records made before it was kept). */
   readonly at?: number;
+  /** Epoch seconds when the person signed in at the upstream (its ID token's auth_time), when it said. */
+  readonly authTime?: number;
 }
 
 export class FederatedSessions {

@@ -1,6 +1,8 @@
 /**
  * The red team's seventh pass at "Latchkey hands out more than was granted" (2026-12-02), black box:
- * a refresh token and an ID token that said they were good past the end of the grant they were
+ * a sign-in through an upstream that answered from its session of an hour ago claimed a sign-in of
+ * now (the ID token's and the access token's `auth_time`), and met a later app's `max_age` with it;
+ * and a refresh token and an ID token that said they were good past the end of the grant they were
  * issued under (the person's consent, ttl.grant). A refresh token rotated in the grant's last
  * stretch introspected with an `exp` a whole ttl.refreshToken past it, and an ID token (ttl.idToken)
  * told its app the sign-in could be relied on up to an hour after the consent had ended, from the
@@ -11,9 +13,11 @@ import assert from 'node:assert/strict';
 import { decodeJwt } from 'jose';
 import * as oidc from 'openid-client';
 import { Agent } from '../helpers/agent.js';
-import { approvedDevice, signInSteps, startAuthorization } from '../helpers/sign-in.js';
+import { startFakeUpstream } from '../helpers/fake-upstream.js';
+import { approvedDevice, isConsent, signInSteps, startAuthorization } from '../helpers/sign-in.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { API, introspect, RESOURCE_SERVERS, type ClientCredentials } from '../helpers/tokens.js';
+import { Upstreams } from '../../src/upstreams/registry.js';
 
 const PASSWORD = 'red team granted seven passphrase';
 const REDIRECT = 'https://notes.example.test/callback';
@@ -78,5 +82,62 @@ describe('e2e: red team, seventh pass, a refresh token and an ID token end no la
   it("… and so does a device's ID token (RFC 8628 §3.5)", async () => {
     const body = (await approvedDevice(server, TV, { username: 'sasha', password: PASSWORD }, { scope: 'openid offline_access read', resource: API })) as { id_token?: string };
     idTokenWithin(body.id_token, decodeJwt(body.id_token!).iat! + GRANT_TTL, 'the device’s ID token');
+  });
+});
+
+describe("e2e: red team, seventh pass, a sign-in through an upstream is no fresher than the upstream's own (auth_time)", function () {
+  this.timeout(60_000);
+  const UPSTREAM_SECRET = 'upstream-client-secret-with-plenty-of-entropy-0123456789';
+  let server: TestServer;
+  let notes: oidc.Configuration;
+  let fake: Awaited<ReturnType<typeof startFakeUpstream>>;
+
+  before(async () => {
+    server = await startServer({ ownRedis: true, env: { OUTBOUND_ALLOW_PRIVATE_NETWORKS: 'true', RESOURCE_SERVERS }, clients: [NOTES_CLIENT] });
+    notes = await oidc.discovery(new URL(server.issuer), NOTES.id, NOTES.secret, oidc.ClientSecretBasic(NOTES.secret), { execute: [oidc.allowInsecureRequests] });
+    fake = await startFakeUpstream(UPSTREAM_SECRET);
+    await new Upstreams(server.kv, server.config.keys.secrets).add({ id: 'fake', issuer: fake.state.issuer, clientId: 'latchkey', clientSecret: UPSTREAM_SECRET, scope: 'openid email profile', displayName: 'Fake', linkByEmail: false, endSession: false });
+  });
+  after(async () => {
+    await fake?.close();
+    await server?.stop();
+  });
+
+  /** `agent` goes to notes with `params` (through the fake upstream when it must sign in); the page it ends on, and the tokens when that is a code. */
+  async function atNotes(agent: Agent, params: Record<string, string>) {
+    const { page, verifier } = await startAuthorization(agent, notes, REDIRECT, { scope: 'openid read', resource: API, upstream: 'fake', ...params });
+    const done = isConsent(page) ? await agent.submit(page, '/confirm', {}, REDIRECT) : page;
+    const code = done.url.startsWith(REDIRECT) ? new URL(done.url).searchParams.get('code') : null;
+    const tokens = code ? await oidc.authorizationCodeGrant(notes, new URL(done.url), { pkceCodeVerifier: verifier, expectedState: oidc.skipStateCheck }, { resource: API }) : undefined;
+    return { done, tokens };
+  }
+
+  it("an upstream answering from its session of an hour ago makes no sign-in of now: the ID token's and the access token's auth_time are the upstream's, and an app's max_age later in the same session asks again (OIDC Core §2 auth_time, §3.1.2.1 max_age; RFC 9068 §2.2.1)", async () => {
+    const upstreamSignedIn = Math.floor(Date.now() / 1000) - 3600;
+    fake.state.sub = 'fake-person-of-an-hour-ago';
+    fake.state.authTime = upstreamSignedIn;
+    try {
+      const agent = new Agent();
+      // An app that asks no max_age: the upstream answers from its session of an hour ago, as it may.
+      const { tokens } = await atNotes(agent, {});
+      assert.ok(tokens, 'signed in');
+      assert.equal(decodeJwt(tokens.id_token!).auth_time, upstreamSignedIn, 'the ID token says when the person signed in: at the upstream, an hour ago');
+      assert.equal(decodeJwt(tokens.access_token).auth_time, upstreamSignedIn, 'so does the JWT access token');
+
+      // Then an app that needs a sign-in of the last five minutes: the session's word is the upstream's hour-old one.
+      const silent = await atNotes(agent, { max_age: '300', prompt: 'none' });
+      assert.equal(new URL(silent.done.url).searchParams.get('error'), 'login_required', `no code from an hour-old sign-in: ${silent.done.url}`);
+      const asked = await atNotes(agent, { max_age: '300' });
+      assert.equal(asked.tokens, undefined, `the upstream's hour-old session is asked again and refused: ${asked.done.status} ${asked.done.url}`);
+      assert.equal(fake.state.maxAge, '300', 'max_age went on to the upstream');
+
+      // An upstream that signs the person in again: a sign-in of now.
+      fake.state.authTime = undefined;
+      const fresh = await atNotes(agent, { max_age: '300' });
+      assert.ok(fresh.tokens, `signed in again: ${fresh.done.status} ${fresh.done.url}`);
+      assert.ok((decodeJwt(fresh.tokens.id_token!).auth_time as number) > Math.floor(Date.now() / 1000) - 300, 'auth_time is now');
+    } finally {
+      fake.state.authTime = undefined;
+    }
   });
 });

@@ -447,6 +447,24 @@ describe('patches on oidc-provider internals (src/provider/patches/)', () => {
     assert.equal(readers, '', 'nothing reads an interaction\'s session.cookie');
   });
 
+  it("sign-in-time.ts: the resume finds the interaction as an entity, then signs its result's login in with Session#loginAccount before it sets ctx.oidc.result; a session keeps its IN_PAYLOAD; auth_time is Session#authTime's and max_age is Session#past's", () => {
+    const resume = source('actions/authorization/resume.js');
+    const entity = resume.indexOf("ctx.oidc.entity('Interaction', interactionSession);");
+    const login = resume.indexOf('session.loginAccount({');
+    assert.ok(entity >= 0 && entity < login && login < resume.indexOf('ctx.oidc.result = result;'));
+    assert.match(resume, /remember = true, accountId, ts: loginTs, amr, acr,\s*\} = result\.login;/);
+    const session = source('models/session.js');
+    assert.match(session, /static get IN_PAYLOAD\(\) \{[\s\S]*?'loginTs',/);
+    assert.match(session, /authTime\(\) \{\s*return this\.loginTs;\s*\}/);
+    assert.match(session, /past\(age\) \{[\s\S]*?epochTime\(\) - this\.loginTs > maxAge;/);
+    assert.match(source('models/payload.js'), /result = new Set\(Model\.IN_PAYLOAD\);/);
+    assert.match(source('helpers/interaction_policy/prompts/login.js'), /oidc\.session\.past\(oidc\.params\.max_age\)/);
+    assert.match(source('helpers/process_response_types.js'), /authTime: ctx\.oidc\.session\.authTime\(\),/);
+    assert.match(source('actions/authorization/device.js'), /authTime: ctx\.oidc\.session\.authTime\(\),/);
+    const described = Object.getOwnPropertyDescriptor(provider.Session, 'IN_PAYLOAD');
+    assert.equal(typeof described?.get, 'function');
+  });
+
   it('session-loaded-once.ts: the authorization stack loads its session with Session.get(ctx), which reads through this.find', () => {
     assert.match(source('shared/session.js'), /new Proxy\(await ctx\.oidc\.provider\.Session\.get\(ctx\)/);
     assert.match(source('models/session.js'), /static async get\(ctx\) \{[\s\S]*?session = await this\.find\(cookieSessionId\);/);

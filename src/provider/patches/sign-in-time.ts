@@ -1,0 +1,56 @@
+/**
+ * A sign-in's `auth_time` is no later than its first factor: a sign-in through an upstream that
+ * answered from a session it signed in earlier (its ID token's `auth_time`) says the upstream's time,
+ * in the ID token, in the JWT access token (RFC 9068 §2.2.1), and to every `max_age` and recent
+ * sign-in check that follows in the session (OIDC Core §2, §3.1.2.1).
+ *
+ * oidc-provider takes a session's auth_time from its `loginTs`, the moment our interaction finished
+ * (or the result's `ts`). An upstream passes on an app's max_age and its auth_time is checked against
+ * it (interactions/upstream.ts), but an app that asked none got a sign-in of now from an upstream
+ * session of hours ago: its ID token said a sign-in of now, and the session then met any later
+ * app's max_age, the account page's and the developer page's recent-sign-in checks
+ * (accounts.reauthenticateAfter) with it, so the upstream's stale session was laundered into a fresh
+ * one (red team's seventh granting pass). `loginTs` itself stays the moment of our sign-in: it is
+ * also the session's start for ttl.sessionMax and for the cutoffs that end a person's sessions
+ * (accounts.ts endedWithPerson), which an upstream's older time must not move (a session dead on
+ * arrival, or ended by a sign-out everywhere it followed).
+ *
+ * What it changes in oidc-provider: Session keeps one more property, `authTs` (IN_PAYLOAD), set by
+ * Session#loginAccount from the result's `login.signedInAt` (sign-in-result.ts; read from the
+ * Interaction entity the resume found, since ctx.oidc.result is set only after) when it
+ * is earlier than `loginTs`, and dropped at every other sign-in; Session#authTime (which the code,
+ * the device code and our pages read) and Session#past (the login prompt's max_age check) read it
+ * before `loginTs`. Pinned by test/unit/provider-patches.test.ts and test/e2e/redteam-granted-7.test.ts.
+ */
+import { Provider } from 'oidc-provider';
+import { machineSeconds } from '../../clock.js';
+
+/** The interaction result's `login` member naming when the sign-in's first factor was performed, if before now (epoch seconds). */
+export const SIGNED_IN_AT = 'signedInAt';
+
+type SessionLike = { loginTs?: number; authTs?: number; authTime(): number | undefined; past(age: unknown): boolean; loginAccount(details: object): void };
+type SessionModel = { prototype: SessionLike; IN_PAYLOAD: string[] };
+
+export function authTimeOfFirstFactor(provider: Provider): void {
+  const Session = provider.Session as unknown as SessionModel;
+  const inPayload = Object.getOwnPropertyDescriptor(Session, 'IN_PAYLOAD')?.get;
+  const { loginAccount } = Session.prototype;
+  if (!inPayload || typeof loginAccount !== 'function') throw new Error('oidc-provider Session.IN_PAYLOAD or Session#loginAccount is gone: review src/provider/patches/sign-in-time.ts');
+  Object.defineProperty(Session, 'IN_PAYLOAD', { configurable: true, get: () => [...(inPayload.call(Session) as string[]), 'authTs'] });
+
+  Session.prototype.loginAccount = function (this: SessionLike, details: object) {
+    loginAccount.call(this, details);
+    // The resume (the only caller) has found the interaction, whose result it is signing in, as an entity.
+    const login = (Provider.ctx as { oidc?: { entities?: { Interaction?: { result?: { login?: Record<string, unknown> } } } } } | undefined)?.oidc?.entities?.Interaction?.result?.login;
+    const at = login?.[SIGNED_IN_AT];
+    if (typeof at === 'number' && Number.isSafeInteger(at) && typeof this.loginTs === 'number' && at < this.loginTs) this.authTs = at;
+    else delete this.authTs;
+  };
+  Session.prototype.authTime = function (this: SessionLike) {
+    return typeof this.authTs === 'number' && typeof this.loginTs === 'number' ? Math.min(this.authTs, this.loginTs) : this.loginTs;
+  };
+  Session.prototype.past = function (this: SessionLike, age: unknown) {
+    const at = this.authTime();
+    return at ? machineSeconds() - at > Number(age) : true;
+  };
+}
