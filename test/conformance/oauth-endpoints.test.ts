@@ -229,7 +229,7 @@ describe('OAuth 2.0 endpoints to the letter (RFC 6749 §2.3.1, §5; RFC 7009; RF
       assert.equal(((await response.json()) as { error: string }).error, 'invalid_request');
     });
 
-    it('an endpoint asked with a method it does not take answers 405 with Allow, for programs and for people; a path that is no endpoint stays 404 (RFC 9110 §15.5.6; RFC 9126 §2.3 for pushed requests)', async () => {
+    it('an endpoint asked with a method it does not take answers 405 with Allow, for programs and for people, the device authorization endpoint too (its path is also the shape of the device resume); a path that is no endpoint stays 404 (RFC 9110 §15.5.6; RFC 9126 §2.3 for pushed requests, RFC 8628 §3.1)', async () => {
       const m = op.metadata;
       const cases: [string, string, string][] = [
         [m.pushed_authorization_request_endpoint!, 'GET', 'POST'],
@@ -245,11 +245,17 @@ describe('OAuth 2.0 endpoints to the letter (RFC 6749 §2.3.1, §5; RFC 7009; RF
         [`${op.issuer}/.well-known/openid-configuration`, 'DELETE', 'GET, HEAD'],
         [m.userinfo_endpoint!, 'PUT', 'GET, HEAD, POST'],
         [`${m.registration_endpoint!}/some-client`, 'POST', 'GET, HEAD, PUT, DELETE'],
+        // RFC 8628 §3.1: POST only. Its path is also the shape of the person's device resume
+        // (<code_verification>/:uid), whose GET must not answer for it, nor be named in its Allow.
+        [m.device_authorization_endpoint!, 'GET', 'POST'],
+        [m.device_authorization_endpoint!, 'HEAD', 'POST'],
+        [m.device_authorization_endpoint!, 'PUT', 'POST'],
       ];
       for (const [url, method, allow] of cases) {
         const response = await fetch(url, { method, headers: { accept: 'application/json' } });
         assert.equal(response.status, 405, `${method} ${url}`);
         assert.equal(response.headers.get('allow'), allow, `${method} ${url}`);
+        if (method === 'HEAD') continue;
         const body = (await response.json()) as { error?: string };
         assert.equal(body.error, 'invalid_request', `${method} ${url}`);
       }

@@ -652,6 +652,20 @@ describe('patches on oidc-provider internals (src/provider/patches/)', () => {
     assert.equal(engine!.match('POST', '/token/nowhere'), undefined);
   });
 
+  it("method-not-allowed.ts: a match names its route's path, the configured one (configuration.routes); GET /device/auth matches the device resume's /device/:uid, POST the device authorization endpoint", async () => {
+    const { privateKey } = await generateKeyPair('ES256', { extractable: true });
+    const jwks = { keys: [{ ...(await exportJWK(privateKey)), alg: 'ES256', use: 'sig' }] };
+    const device = new Provider('http://localhost:3000', { clients: [], adapter, jwks, features: { devInteractions: { enabled: false }, deviceFlow: { enabled: true } } });
+    const engine = (instance(device) as { router?: { match(method: string, path: string): { route: { path: string } } | undefined } }).router!;
+    const routes = (instance(device) as { configuration?: { routes?: Record<string, string> } }).configuration?.routes;
+    assert.equal(routes?.device_authorization, '/device/auth');
+    assert.equal(routes?.code_verification, '/device');
+    assert.equal(engine.match('POST', '/device/auth')?.route.path, '/device/auth');
+    assert.equal(engine.match('GET', '/device/auth')?.route.path, '/device/:uid');
+    assert.equal(engine.match('HEAD', '/device/auth/')?.route.path, '/device/:uid');
+    assert.equal(engine.match('POST', '/session/end/confirm')?.route.path, '/session/end/confirm');
+  });
+
   it('error-descriptions.ts: a JSON error body and a WWW-Authenticate challenge leave with an error_description in RFC 6749 §5.2 / RFC 6750 §3 characters', async () => {
     const headers = new Map<string, string | string[]>([['WWW-Authenticate', ['Bearer realm="x", error="invalid_token", error_description="no \\"caf\u00e9\\" \u00a73"', 'Basic realm="x"']]]);
     const ctx = {
