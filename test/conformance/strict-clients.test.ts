@@ -23,6 +23,7 @@ const WEB_SIGNED_OUT = 'https://web.example.test/signed-out';
 const SECRET = 'strict-clients-secret-0123456789abcdef0123';
 const PASSWORD = 'strict clients passphrase for alice';
 const SCOPE = 'openid profile email offline_access';
+const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
 
 describe('Strict client libraries (oauth4webapi, openid-client) with their defaults, end to end', function () {
   this.timeout(30_000);
@@ -49,6 +50,7 @@ describe('Strict client libraries (oauth4webapi, openid-client) with their defau
         RESOURCE_SERVERS: JSON.stringify([{ identifier: API, scopes: ['read'], format: 'jwt', grants: [] }]),
         // Server nonces (RFC 9449 §8, §9): each library must take up the nonce it is told, at every endpoint.
         DPOP_REQUIRE_NONCE: 'true',
+        REGISTRATION_OPEN: 'true',
       },
       clients: [
         { client_id: 'spa', application_type: 'web', token_endpoint_auth_method: 'none', redirect_uris: [SPA], scope: `${SCOPE} read`, grant_types: ['authorization_code', 'refresh_token'], dpop_bound_access_tokens: true },
@@ -62,6 +64,7 @@ describe('Strict client libraries (oauth4webapi, openid-client) with their defau
           token_endpoint_auth_signing_alg: 'ES256',
           jwks: { keys: [{ ...(await exportJWK(webKey.publicKey)), kid: 'web-1', alg: 'ES256', use: 'sig' }] },
         },
+        { client_id: 'tv', application_type: 'native', token_endpoint_auth_method: 'none', grant_types: [DEVICE_GRANT, 'refresh_token'], response_types: [], redirect_uris: [], scope: SCOPE },
         { client_id: 'basic', client_secret: SECRET, redirect_uris: [WEB], post_logout_redirect_uris: [WEB_SIGNED_OUT], scope: SCOPE, grant_types: ['authorization_code', 'refresh_token'] },
       ],
     });
@@ -216,5 +219,48 @@ describe('Strict client libraries (oauth4webapi, openid-client) with their defau
     const confirm = await agent.follow(end.href, {}, WEB_SIGNED_OUT);
     const back = await agent.submit(confirm, '/session/end/confirm', { logout: 'yes' }, WEB_SIGNED_OUT);
     assert.equal(back.url, `${WEB_SIGNED_OUT}?state=bye`);
+  });
+
+  it('oauth4webapi: dynamic registration (RFC 7591) of a client with signed userinfo, its sign-in, and the signed userinfo verified against the JWKS; a device (RFC 8628) polling for its tokens', async () => {
+    const issuer = new URL(ISSUER);
+    const as = await oauth.processDiscoveryResponse(issuer, await oauth.discoveryRequest(issuer, { algorithm: 'oidc', ...options }));
+    const registered = await oauth.processDynamicClientRegistrationResponse(
+      await oauth.dynamicClientRegistrationRequest(as, { redirect_uris: [WEB], client_name: 'Strict', userinfo_signed_response_alg: 'RS256' }, options),
+    );
+    const client: oauth.Client = { client_id: registered.client_id, userinfo_signed_response_alg: 'RS256' };
+    const auth = oauth.ClientSecretBasic(registered.client_secret as string);
+    const verifier = oauth.generateRandomCodeVerifier();
+    const state = oauth.generateRandomState();
+    const nonce = oauth.generateRandomNonce();
+    const url = new URL(as.authorization_endpoint!);
+    for (const [name, value] of Object.entries({
+      client_id: client.client_id,
+      redirect_uri: WEB,
+      response_type: 'code',
+      scope: 'openid profile',
+      state,
+      nonce,
+      code_challenge: await oauth.calculatePKCECodeChallenge(verifier),
+      code_challenge_method: 'S256',
+    })) url.searchParams.set(name, value);
+    const callback = oauth.validateAuthResponse(as, client, await front(browser(), url, WEB), state);
+    const tokens = await oauth.processAuthorizationCodeResponse(as, client, await oauth.authorizationCodeGrantRequest(as, client, auth, callback, WEB, verifier, options), {
+      expectedNonce: nonce,
+      requireIdToken: true,
+    });
+    const response = await oauth.userInfoRequest(as, client, tokens.access_token, options);
+    assert.match(response.headers.get('content-type') ?? '', /^application\/jwt/);
+    const info = await oauth.processUserInfoResponse(as, client, oauth.getValidatedIdTokenClaims(tokens)!.sub, response);
+    await oauth.validateApplicationLevelSignature(as, response, options);
+    assert.equal(info.name, 'Alice Liddell');
+
+    const tv: oauth.Client = { client_id: 'tv' };
+    const device = await oauth.processDeviceAuthorizationResponse(as, tv, await oauth.deviceAuthorizationRequest(as, tv, oauth.None(), new URLSearchParams({ scope: 'openid profile' }), options));
+    const agent = browser();
+    const confirm = await agent.submit(await agent.follow(device.verification_uri), '/device', { user_code: device.user_code });
+    const page = await signInSteps(agent, await agent.submit(confirm, '/device', { confirm: 'yes' }), { username: 'alice', password: PASSWORD, login: 'if-shown' });
+    assert.match(page.html, /Device connected/);
+    const granted = await oauth.processDeviceCodeResponse(as, tv, await oauth.deviceCodeGrantRequest(as, tv, oauth.None(), device.device_code, options));
+    assert.equal(oauth.getValidatedIdTokenClaims(granted)?.sub, sub);
   });
 });
