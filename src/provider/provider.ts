@@ -77,6 +77,7 @@ import { otherSchemesUnauthenticated } from './patches/other-schemes-unauthentic
 import { requestUriNotPushed } from './patches/pushed-request-uri.js';
 import { authorizationErrorDescriptions, errorDescriptionsInOrder } from './patches/error-descriptions.js';
 import { methodNotAllowed } from './patches/method-not-allowed.js';
+import { oversizedBodies } from './patches/oversized-bodies.js';
 import { noNonceInRefreshedIdTokens } from './patches/refreshed-id-token-nonce.js';
 import { narrowedRefreshClaims } from './patches/narrowed-refresh-claims.js';
 import { settleDeferredConsumption } from './patches/deferred-consumption.js';
@@ -608,6 +609,8 @@ function applyPatches(
   // the engine wrote (outermost, unscoped; the authorization endpoint's redirects through its response modes).
   layers.push(errorDescriptionsInOrder());
   authorizationErrorDescriptions(provider);
+  // RFC 9110 §15.5.14, RFC 9126 §2.3: a body over what the engine reads is 413, before anything reads it.
+  layers.push(oversizedBodies(provider.pathFor('registration')));
   // RFC 8628: `interval` and `slow_down` (device-polling.ts); /device entry throttled and without script (user-code-entry.ts).
   layers.push(pacedDevicePolling(provider, new DevicePolling(kv, config.deviceFlow.pollInterval, config.ttl.deviceCode + CLOCK_TOLERANCE)));
   layers.push(userCodeEntry(provider, new UserCodeThrottle(kv, config.deviceFlow)));

@@ -289,6 +289,39 @@ describe('OAuth 2.0 endpoints to the letter (RFC 6749 §2.3.1, §5; RFC 7009; RF
       assert.equal(((await json.json()) as { error: string }).error, 'invalid_request');
     });
 
+    it('a body over the 56 KiB the server reads is 413 invalid_request, with Content-Length or chunked, at every endpoint that reads one; one under it is read (RFC 9110 §15.5.14; RFC 9126 §2.3 for pushed requests)', async () => {
+      const m = op.metadata;
+      const padding = 'x'.repeat(57 * 1024);
+      const form = (extra: string) => `grant_type=client_credentials&client_id=web&token=t&response_type=code&redirect_uri=${encodeURIComponent('https://web.example.test/callback')}&pad=${extra}`;
+      const endpoints: [string, string, string][] = [
+        [m.pushed_authorization_request_endpoint!, 'application/x-www-form-urlencoded', form(padding)],
+        [m.token_endpoint!, 'application/x-www-form-urlencoded', form(padding)],
+        [m.introspection_endpoint!, 'application/x-www-form-urlencoded', form(padding)],
+        [m.revocation_endpoint!, 'application/x-www-form-urlencoded', form(padding)],
+        [m.userinfo_endpoint!, 'application/x-www-form-urlencoded', `access_token=t&pad=${padding}`],
+        [m.device_authorization_endpoint!, 'application/x-www-form-urlencoded', form(padding)],
+        [m.registration_endpoint!, 'application/json', JSON.stringify({ redirect_uris: ['https://dyn.example.test/cb'], client_name: padding })],
+      ];
+      for (const [url, type, body] of endpoints) {
+        const response = await fetch(url, { method: 'POST', headers: { 'content-type': type, authorization: basic('web', SECRET), accept: 'application/json' }, body });
+        assert.equal(response.status, 413, url);
+        assert.equal(((await response.json()) as { error: string }).error, 'invalid_request', url);
+      }
+      // Without Content-Length: the body grows past the limit as it is read.
+      const chunked = await fetch(m.token_endpoint!, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic('web', SECRET) },
+        body: new Blob([form(padding)]).stream(),
+        duplex: 'half',
+      } as RequestInit);
+      assert.equal(chunked.status, 413);
+      assert.equal(((await chunked.json()) as { error: string }).error, 'invalid_request');
+      // Under the limit, the same request is read (and refused for what it asks, not for its size).
+      const under = await postForm(m.token_endpoint!, { grant_type: 'client_credentials', scope: 'nothing-offered', pad: 'x'.repeat(50 * 1024) }, basic('web', SECRET));
+      assert.equal(under.status, 400);
+      assert.equal(under.body.error, 'invalid_scope');
+    });
+
     it('GET is not a token request: no token for parameters in a query (RFC 6749 §3.2)', async () => {
       const response = await fetch(`${op.metadata.token_endpoint!}?grant_type=client_credentials&scope=read&resource=${encodeURIComponent(API)}`, {
         headers: { authorization: basic('web', SECRET) },

@@ -339,6 +339,18 @@ describe('patches on oidc-provider internals (src/provider/patches/)', () => {
     }
   });
 
+  it("oversized-bodies.ts: the engine refuses a body over its limit as a malformed one (400, InvalidRequest's status argument left out), and every endpoint the layer names reads its body through that reader", () => {
+    const reader = source('shared/selective_body.js');
+    assert.match(reader, /if \(length !== undefined && length > LIMIT\) \{\s*throw new Error\('request entity too large'\);/);
+    assert.match(reader, /throw new InvalidRequest\('failed to parse the request body', undefined, \{ cause \}\);/);
+    // form-bodies.ts gives its second argument, the status, as 413.
+    assert.match(source('helpers/errors.js'), /export class InvalidRequest extends OIDCProviderError \{\s*constructor\(description, code, options\) \{\s*super\(code \?\? 400, 'invalid_request', options\);/);
+    for (const action of ['token', 'introspection', 'revocation', 'userinfo', 'authorization/index', 'end_session', 'code_verification']) {
+      assert.match(source(`actions/${action}.js`), /import \{ urlencoded as parseBody \} from '\.\.?\/(\.\.\/)?shared\/selective_body\.js';/, action);
+    }
+    assert.match(source('actions/registration.js'), /import \{ json as parseBody \} from '\.\.\/shared\/selective_body\.js';/);
+  });
+
   it('form-bodies.ts: parseForm gives querystring.parse\'s object for every form, names, values, repeats, empty pairs and the pair limit included', async () => {
     const { parseForm } = await import('../../src/provider/patches/form-bodies.js');
     const pieces = ['a', 'b', '=', '&', '&', '=', '__proto__', 'constructor', 'x.y', '-', '_', 'é', '%41', '%', '+', ' ', 'eyJhbGci.eyJ.sig'];
