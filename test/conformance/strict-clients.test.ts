@@ -29,7 +29,7 @@ describe('Strict client libraries (oauth4webapi, openid-client) with their defau
   this.timeout(30_000);
   let server: TestServer;
   let sub: string;
-  let webKey: CryptoKeyPair;
+  let webKey: Awaited<ReturnType<typeof generateKeyPair>>;
   /** Every request of the libraries goes to the server's plain port, as a TLS proxy would send it. */
   const toServer = (url: string) => url.replace(ISSUER, server.url);
   const through = (url: string | URL | Request, init?: RequestInit) => fetch(toServer(url instanceof Request ? url.url : String(url)), init);

@@ -24,6 +24,7 @@ import type { Context, Middleware } from 'koa';
 import type { Provider } from 'oidc-provider';
 import instance from 'oidc-provider/lib/helpers/weak_cache.js';
 import { respondWithError } from '../../http/errors.js';
+import { pathKey } from '../../http/layers.js';
 
 interface EngineRouter {
   match(method: string, path: string): { route: { path: string } } | undefined;
@@ -48,9 +49,6 @@ function answerMethodNotAllowed(ctx: Context, engine: EngineRouter): void {
   const allowed = METHODS.filter((method) => engine.match(method, ctx.path));
   if (allowed.length) refuse(ctx, allowed);
 }
-
-/** The router's key for a path: upper case, a trailing slash dropped (as its match() folds and retries). */
-const pathKey = (path: string): string => (path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : path).toUpperCase();
 
 /**
  * Each configured endpoint path (and the end-session confirmation and success pages) with the methods
