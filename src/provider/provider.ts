@@ -78,6 +78,7 @@ import { requestUriNotPushed } from './patches/pushed-request-uri.js';
 import { authorizationErrorDescriptions, errorDescriptionsInOrder } from './patches/error-descriptions.js';
 import { methodNotAllowed } from './patches/method-not-allowed.js';
 import { oversizedBodies } from './patches/oversized-bodies.js';
+import { registrationBearerChallenges } from './patches/registration-bearer-challenges.js';
 import { noNonceInRefreshedIdTokens } from './patches/refreshed-id-token-nonce.js';
 import { narrowedRefreshClaims } from './patches/narrowed-refresh-claims.js';
 import { settleDeferredConsumption } from './patches/deferred-consumption.js';
@@ -597,6 +598,8 @@ function applyPatches(
   staleClientKeysVerifyNothing(provider, config.clientJwks.maxAge);
   // An API's scope is never an OpenID scope: a token for userinfo lists only the OpenID scopes (see the patch).
   openIdScopesOnly(provider, OIDC_SCOPES);
+  // RFC 6750 §3: a registration or RFC 7592 request whose bearer token cannot be taken gets the Bearer challenge.
+  registrationBearerChallenges(provider);
   if (config.clientMetadataDocuments.enabled) {
     const outbound = createOutboundFetch(config.outbound);
     const documents = new ClientMetadataDocuments(config.clientMetadataDocuments, outbound, new ClientMetadataDocumentCache(kv), policy, apis);

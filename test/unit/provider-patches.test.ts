@@ -339,6 +339,19 @@ describe('patches on oidc-provider internals (src/provider/patches/)', () => {
     }
   });
 
+  it("registration-bearer-challenges.ts: OIDCContext#getAccessToken throws InvalidRequest for a token it cannot take; the registration routes challenge 401s only (dpop: false), by these route names", () => {
+    assert.equal(typeof (provider.OIDCContext.prototype as unknown as { getAccessToken?: unknown }).getAccessToken, 'function');
+    const context = source('helpers/oidc_context.js');
+    assert.match(context, /this\.route = ctx\._matchedRouteName;/);
+    assert.match(context, /throw new InvalidRequest\('access tokens must not be provided via query parameter'\);/);
+    assert.match(context, /throw new InvalidRequest\('access token must only be provided using one mechanism'\);/);
+    const registration = source('actions/registration.js');
+    assert.match(registration, /const setWWWAuthenticate = getSetWWWAuthenticateHeader\(\{ dpop: false \}\);/);
+    assert.match(source('shared/set_www_authenticate_header.js'), /if \(!err\.expose \|\| \(dpop === false && err\.statusCode !== 401\)\) throw err;/);
+    const app = source('helpers/initialize_app.js');
+    for (const route of ["post('registration'", "get('client'", "put('client_update'", "del('client_delete'"]) assert.ok(app.includes(route), route);
+  });
+
   it("oversized-bodies.ts: the engine refuses a body over its limit as a malformed one (400, InvalidRequest's status argument left out), and every endpoint the layer names reads its body through that reader", () => {
     const reader = source('shared/selective_body.js');
     assert.match(reader, /if \(length !== undefined && length > LIMIT\) \{\s*throw new Error\('request entity too large'\);/);
