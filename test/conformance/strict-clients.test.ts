@@ -91,6 +91,22 @@ describe('Strict client libraries (oauth4webapi, openid-client) with their defau
     }
   }
 
+  /** oauth4webapi's code flow at the authorization endpoint (PKCE, state, nonce), redeemed with every check it makes. */
+  async function codeFlow(as: oauth.AuthorizationServer, client: oauth.Client, auth: oauth.ClientAuth, scope: string, extra: Record<string, string> = {}) {
+    const verifier = oauth.generateRandomCodeVerifier();
+    const state = oauth.generateRandomState();
+    const nonce = oauth.generateRandomNonce();
+    const url = new URL(as.authorization_endpoint!);
+    const parameters = { client_id: client.client_id, redirect_uri: WEB, response_type: 'code', scope, state, nonce, ...extra };
+    for (const [name, value] of Object.entries(parameters)) url.searchParams.set(name, value);
+    url.searchParams.set('code_challenge', await oauth.calculatePKCECodeChallenge(verifier));
+    url.searchParams.set('code_challenge_method', 'S256');
+    const callback = oauth.validateAuthResponse(as, client, await front(browser(), url, WEB), state);
+    const resource = extra.resource ? { additionalParameters: { resource: extra.resource } } : {};
+    const response = await oauth.authorizationCodeGrantRequest(as, client, auth, callback, WEB, verifier, { ...resource, ...options });
+    return oauth.processAuthorizationCodeResponse(as, client, response, { expectedNonce: nonce, requireIdToken: true });
+  }
+
   it('oauth4webapi, a public client: discovery, PAR with DPoP, PKCE, state, nonce, iss, ID token, DPoP userinfo, refresh, revocation', async () => {
     const issuer = new URL(ISSUER);
     const as = await oauth.processDiscoveryResponse(issuer, await oauth.discoveryRequest(issuer, { algorithm: 'oidc', ...options }));
@@ -148,27 +164,7 @@ describe('Strict client libraries (oauth4webapi, openid-client) with their defau
     const as = await oauth.processDiscoveryResponse(issuer, await oauth.discoveryRequest(issuer, { algorithm: 'oauth2', ...options }));
     const client: oauth.Client = { client_id: 'web' };
     const auth = oauth.PrivateKeyJwt({ key: webKey.privateKey, kid: 'web-1' });
-    const verifier = oauth.generateRandomCodeVerifier();
-    const state = oauth.generateRandomState();
-    const nonce = oauth.generateRandomNonce();
-    const url = new URL(as.authorization_endpoint!);
-    for (const [name, value] of Object.entries({
-      client_id: 'web',
-      redirect_uri: WEB,
-      response_type: 'code',
-      scope: `${SCOPE} read`,
-      resource: API,
-      prompt: 'consent',
-      state,
-      nonce,
-      code_challenge: await oauth.calculatePKCECodeChallenge(verifier),
-      code_challenge_method: 'S256',
-    })) url.searchParams.set(name, value);
-    const callback = oauth.validateAuthResponse(as, client, await front(browser(), url, WEB), state);
-    const tokens = await oauth.processAuthorizationCodeResponse(as, client, await oauth.authorizationCodeGrantRequest(as, client, auth, callback, WEB, verifier, { additionalParameters: { resource: API }, ...options }), {
-      expectedNonce: nonce,
-      requireIdToken: true,
-    });
+    const tokens = await codeFlow(as, client, auth, `${SCOPE} read`, { resource: API, prompt: 'consent' });
     assert.equal(tokens.token_type, 'bearer');
 
     const request = new Request(`${API}/things`, { headers: { authorization: `Bearer ${tokens.access_token}` } });
@@ -229,25 +225,7 @@ describe('Strict client libraries (oauth4webapi, openid-client) with their defau
     );
     const client: oauth.Client = { client_id: registered.client_id, userinfo_signed_response_alg: 'RS256' };
     const auth = oauth.ClientSecretBasic(registered.client_secret as string);
-    const verifier = oauth.generateRandomCodeVerifier();
-    const state = oauth.generateRandomState();
-    const nonce = oauth.generateRandomNonce();
-    const url = new URL(as.authorization_endpoint!);
-    for (const [name, value] of Object.entries({
-      client_id: client.client_id,
-      redirect_uri: WEB,
-      response_type: 'code',
-      scope: 'openid profile',
-      state,
-      nonce,
-      code_challenge: await oauth.calculatePKCECodeChallenge(verifier),
-      code_challenge_method: 'S256',
-    })) url.searchParams.set(name, value);
-    const callback = oauth.validateAuthResponse(as, client, await front(browser(), url, WEB), state);
-    const tokens = await oauth.processAuthorizationCodeResponse(as, client, await oauth.authorizationCodeGrantRequest(as, client, auth, callback, WEB, verifier, options), {
-      expectedNonce: nonce,
-      requireIdToken: true,
-    });
+    const tokens = await codeFlow(as, client, auth, 'openid profile');
     const response = await oauth.userInfoRequest(as, client, tokens.access_token, options);
     assert.match(response.headers.get('content-type') ?? '', /^application\/jwt/);
     const info = await oauth.processUserInfoResponse(as, client, oauth.getValidatedIdTokenClaims(tokens)!.sub, response);
