@@ -76,7 +76,7 @@ import { foldAuthorizationSpaces } from './patches/authorization-header-spaces.j
 import { otherSchemesUnauthenticated } from './patches/other-schemes-unauthenticated.js';
 import { requestUriNotPushed } from './patches/pushed-request-uri.js';
 import { authorizationErrorDescriptions, errorDescriptionsInOrder } from './patches/error-descriptions.js';
-import { methodNotAllowed } from './patches/method-not-allowed.js';
+import { methodNotAllowed, ownEndpointPaths } from './patches/method-not-allowed.js';
 import { oversizedBodies } from './patches/oversized-bodies.js';
 import { registrationBearerChallenges } from './patches/registration-bearer-challenges.js';
 import { noNonceInRefreshedIdTokens } from './patches/refreshed-id-token-nonce.js';
@@ -653,6 +653,9 @@ function applyPatches(
   layers.push(bareNotFound());
   // RFC 9110 §15.5.6, RFC 9126 §2.3: an endpoint asked with a method it does not take is 405 with Allow, not 404.
   layers.push(methodNotAllowed(provider));
+  // ...and an endpoint's own path is its own: GET /device/auth is not the device resume (/device/:uid).
+  const ownPaths = ownEndpointPaths(provider);
+  if (ownPaths) layers.push(ownPaths);
   // OIDC Core §3.1.2.1 and RP-Initiated Logout §2: POST too, with SameSite=Lax cookies kept (see post-methods.ts).
   layers.push(postAsGet([provider.pathFor('authorization'), provider.pathFor('end_session')]));
   // A session whose person was disabled or deleted is ended before the engine reads it (see accounts/sessions.ts),

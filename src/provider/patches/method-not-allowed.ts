@@ -18,13 +18,14 @@
  * with `auth` for an interaction id (a 400 "Connect a device" page to a client that asked the
  * device authorization endpoint, RFC 8628 §3.1: POST), and `PUT /device/auth` named GET and HEAD in
  * its Allow. The paths of the engine's configured endpoints are looked up once, when the provider is
- * built: such a request is answered 405 before the engine, its Allow naming the endpoint's methods.
+ * built (ownEndpointPaths, a layer scoped to those paths): such a request is answered 405 before the
+ * engine, its Allow naming the endpoint's methods.
  */
-import type { Context, Middleware } from 'koa';
+import type { Context, Middleware, Next } from 'koa';
 import type { Provider } from 'oidc-provider';
 import instance from 'oidc-provider/lib/helpers/weak_cache.js';
 import { respondWithError } from '../../http/errors.js';
-import { pathKey } from '../../http/layers.js';
+import { pathKey, scoped } from '../../http/layers.js';
 
 interface EngineRouter {
   match(method: string, path: string): { route: { path: string } } | undefined;
@@ -72,16 +73,23 @@ function shadowedEndpoints(provider: Provider, engine: EngineRouter): Map<string
 /** Inside bare-not-found.ts's layer: it sees the 404 first. */
 export function methodNotAllowed(provider: Provider): Middleware {
   const engine = router(provider);
-  const shadowed = shadowedEndpoints(provider, engine);
   // Not an async function, on every request the engine serves.
   return function notAllowed(ctx, next) {
-    if (shadowed.size) {
-      const own = shadowed.get(pathKey(ctx.path));
-      if (own && ctx.method !== 'OPTIONS' && !own.includes(ctx.method)) {
-        refuse(ctx, own);
-        return Promise.resolve();
-      }
-    }
     return next().then(() => answerMethodNotAllowed(ctx, engine));
   };
+}
+
+/**
+ * Before the engine, on the endpoint paths a route with a parameter shadows (scoped to them, so no
+ * other request meets it): another method than the endpoint's own is 405 there. Undefined when none is.
+ */
+export function ownEndpointPaths(provider: Provider): Middleware | undefined {
+  const shadowed = shadowedEndpoints(provider, router(provider));
+  if (!shadowed.size) return undefined;
+  return scoped({ paths: [...shadowed.keys()] }, function ownMethodsOnly(ctx: Context, next: Next) {
+    const own = shadowed.get(pathKey(ctx.path));
+    if (!own || ctx.method === 'OPTIONS' || own.includes(ctx.method)) return next();
+    refuse(ctx, own);
+    return Promise.resolve();
+  });
 }
