@@ -77,7 +77,9 @@ import { foldAuthorizationSpaces } from './patches/authorization-header-spaces.j
 import { otherSchemesUnauthenticated } from './patches/other-schemes-unauthenticated.js';
 import { requestUriNotPushed } from './patches/pushed-request-uri.js';
 import { authorizationErrorDescriptions, errorDescriptionsInOrder } from './patches/error-descriptions.js';
-import { methodNotAllowed } from './patches/method-not-allowed.js';
+import { methodNotAllowed, ownEndpointPaths } from './patches/method-not-allowed.js';
+import { oversizedBodies } from './patches/oversized-bodies.js';
+import { registrationBearerChallenges } from './patches/registration-bearer-challenges.js';
 import { noNonceInRefreshedIdTokens } from './patches/refreshed-id-token-nonce.js';
 import { narrowedRefreshClaims } from './patches/narrowed-refresh-claims.js';
 import { settleDeferredConsumption } from './patches/deferred-consumption.js';
@@ -597,6 +599,8 @@ function applyPatches(
   staleClientKeysVerifyNothing(provider, config.clientJwks.maxAge);
   // An API's scope is never an OpenID scope: a token for userinfo lists only the OpenID scopes (see the patch).
   openIdScopesOnly(provider, OIDC_SCOPES);
+  // RFC 6750 §3: a registration or RFC 7592 request whose bearer token cannot be taken gets the Bearer challenge.
+  registrationBearerChallenges(provider);
   if (config.clientMetadataDocuments.enabled) {
     const outbound = createOutboundFetch(config.outbound);
     const documents = new ClientMetadataDocuments(config.clientMetadataDocuments, outbound, new ClientMetadataDocumentCache(kv), policy, apis);
@@ -609,6 +613,8 @@ function applyPatches(
   // the engine wrote (outermost, unscoped; the authorization endpoint's redirects through its response modes).
   layers.push(errorDescriptionsInOrder());
   authorizationErrorDescriptions(provider);
+  // RFC 9110 §15.5.14, RFC 9126 §2.3: a body over what the engine reads is 413, before anything reads it.
+  layers.push(oversizedBodies(provider.pathFor('registration')));
   // RFC 8628: `interval` and `slow_down` (device-polling.ts); /device entry throttled and without script (user-code-entry.ts).
   layers.push(pacedDevicePolling(provider, new DevicePolling(kv, config.deviceFlow.pollInterval, config.ttl.deviceCode + CLOCK_TOLERANCE)));
   layers.push(userCodeEntry(provider, new UserCodeThrottle(kv, config.deviceFlow)));
@@ -648,6 +654,9 @@ function applyPatches(
   layers.push(bareNotFound());
   // RFC 9110 §15.5.6, RFC 9126 §2.3: an endpoint asked with a method it does not take is 405 with Allow, not 404.
   layers.push(methodNotAllowed(provider));
+  // ...and an endpoint's own path is its own: GET /device/auth is not the device resume (/device/:uid).
+  const ownPaths = ownEndpointPaths(provider);
+  if (ownPaths) layers.push(ownPaths);
   // OIDC Core §3.1.2.1 and RP-Initiated Logout §2: POST too, with SameSite=Lax cookies kept (see post-methods.ts).
   layers.push(postAsGet([provider.pathFor('authorization'), provider.pathFor('end_session')]));
   // A session whose person was disabled or deleted is ended before the engine reads it (see accounts/sessions.ts),

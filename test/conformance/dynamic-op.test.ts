@@ -188,6 +188,29 @@ describe('OpenID Connect Dynamic OP (registration and keys)', function () {
       assert.equal((await management(client, 'GET')).status, 200, 'its registration access token still reads it');
     });
 
+    it('a registration or client configuration request whose bearer token cannot be taken (in the query, sent two ways, a malformed header) is 400 invalid_request with a Bearer challenge naming it, as userinfo answers it (RFC 6750 §3, §3.1; RFC 7591 §3, RFC 7592 §2)', async () => {
+      const { body: client } = await register({ redirect_uris: [REDIRECT] });
+      const token = client.registration_access_token;
+      const uri = client.registration_client_uri;
+      const cases: [string, string, RequestInit][] = [
+        ['read, token in the query', `${uri}?access_token=${token}`, {}],
+        ['read, token in the query and the header', `${uri}?access_token=${token}`, { headers: { authorization: `Bearer ${token}` } }],
+        ['read, a header of three parts', uri, { headers: { authorization: `Bearer ${token} extra` } }],
+        ['delete, token in the query', `${uri}?access_token=${token}`, { method: 'DELETE' }],
+      ];
+      for (const [name, url, init] of cases) {
+        const response = await fetch(url, init);
+        assert.equal(response.status, 400, name);
+        assert.equal(((await response.json()) as { error: string }).error, 'invalid_request', name);
+        assert.match(response.headers.get('www-authenticate') ?? '', /^Bearer realm="[^"]+", error="invalid_request", error_description="[^"]+"$/, name);
+      }
+      // A refusal of the metadata is no bearer token problem: no challenge.
+      const refused = await fetch(op.metadata.registration_endpoint!, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ redirect_uris: ['https://dyn.example.test/cb#fragment'] }) });
+      assert.equal(refused.status, 400);
+      assert.equal(refused.headers.get('www-authenticate'), null);
+      assert.equal((await management(client, 'GET')).status, 200, 'the client is still there');
+    });
+
     it('update: PUT replaces the metadata, the new redirect URI works, the registration access token rotates (RFC 7592 §2.2)', async () => {
       const { body: client } = await register({ client_name: 'Before', redirect_uris: [REDIRECT] });
       const moved = 'https://dyn.example.test/moved';
@@ -413,11 +436,15 @@ describe('OpenID Connect Dynamic OP (registration and keys)', function () {
         body: JSON.stringify({ redirect_uris: [REDIRECT] }),
       });
 
-    it('without an initial access token registration is refused with 401 (RFC 7591 §3, RFC 6750 §3.1)', async () => {
+    it('without an initial access token registration is refused with 401; a token in the query string is 400 invalid_request with its challenge (RFC 7591 §3, RFC 6750 §3, §3.1)', async () => {
       const answer = await register();
       assert.equal(answer.status, 401);
       assert.equal(((await answer.json()) as { error: string }).error, 'invalid_token');
       assert.equal((await register('made-up-token')).status, 401);
+      // One that cannot be taken at all (in the query string) is invalid_request, with the challenge naming it (RFC 6750 §3).
+      const query = await fetch(`${op.metadata.registration_endpoint!}?access_token=made-up-token`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ redirect_uris: [REDIRECT] }) });
+      assert.equal(query.status, 400);
+      assert.match(query.headers.get('www-authenticate') ?? '', /^Bearer realm="[^"]+", error="invalid_request", error_description="[^"]+"$/);
     });
 
     it('an initial access token from the CLI registers one client, once (RFC 7591 §3; latchkey registration token create)', async () => {

@@ -229,7 +229,7 @@ describe('OAuth 2.0 endpoints to the letter (RFC 6749 §2.3.1, §5; RFC 7009; RF
       assert.equal(((await response.json()) as { error: string }).error, 'invalid_request');
     });
 
-    it('an endpoint asked with a method it does not take answers 405 with Allow, for programs and for people; a path that is no endpoint stays 404 (RFC 9110 §15.5.6; RFC 9126 §2.3 for pushed requests)', async () => {
+    it('an endpoint asked with a method it does not take answers 405 with Allow, for programs and for people, the device authorization endpoint too (its path is also the shape of the device resume); a path that is no endpoint stays 404 (RFC 9110 §15.5.6; RFC 9126 §2.3 for pushed requests, RFC 8628 §3.1)', async () => {
       const m = op.metadata;
       const cases: [string, string, string][] = [
         [m.pushed_authorization_request_endpoint!, 'GET', 'POST'],
@@ -245,11 +245,17 @@ describe('OAuth 2.0 endpoints to the letter (RFC 6749 §2.3.1, §5; RFC 7009; RF
         [`${op.issuer}/.well-known/openid-configuration`, 'DELETE', 'GET, HEAD'],
         [m.userinfo_endpoint!, 'PUT', 'GET, HEAD, POST'],
         [`${m.registration_endpoint!}/some-client`, 'POST', 'GET, HEAD, PUT, DELETE'],
+        // RFC 8628 §3.1: POST only. Its path is also the shape of the person's device resume
+        // (<code_verification>/:uid), whose GET must not answer for it, nor be named in its Allow.
+        [m.device_authorization_endpoint!, 'GET', 'POST'],
+        [m.device_authorization_endpoint!, 'HEAD', 'POST'],
+        [m.device_authorization_endpoint!, 'PUT', 'POST'],
       ];
       for (const [url, method, allow] of cases) {
         const response = await fetch(url, { method, headers: { accept: 'application/json' } });
         assert.equal(response.status, 405, `${method} ${url}`);
         assert.equal(response.headers.get('allow'), allow, `${method} ${url}`);
+        if (method === 'HEAD') continue;
         const body = (await response.json()) as { error?: string };
         assert.equal(body.error, 'invalid_request', `${method} ${url}`);
       }
@@ -281,6 +287,39 @@ describe('OAuth 2.0 endpoints to the letter (RFC 6749 §2.3.1, §5; RFC 7009; RF
       });
       assert.equal(json.status, 400);
       assert.equal(((await json.json()) as { error: string }).error, 'invalid_request');
+    });
+
+    it('a body over the 56 KiB the server reads is 413 invalid_request, with Content-Length or chunked, at every endpoint that reads one; one under it is read (RFC 9110 §15.5.14; RFC 9126 §2.3 for pushed requests)', async () => {
+      const m = op.metadata;
+      const padding = 'x'.repeat(57 * 1024);
+      const form = (extra: string) => `grant_type=client_credentials&client_id=web&token=t&response_type=code&redirect_uri=${encodeURIComponent('https://web.example.test/callback')}&pad=${extra}`;
+      const endpoints: [string, string, string][] = [
+        [m.pushed_authorization_request_endpoint!, 'application/x-www-form-urlencoded', form(padding)],
+        [m.token_endpoint!, 'application/x-www-form-urlencoded', form(padding)],
+        [m.introspection_endpoint!, 'application/x-www-form-urlencoded', form(padding)],
+        [m.revocation_endpoint!, 'application/x-www-form-urlencoded', form(padding)],
+        [m.userinfo_endpoint!, 'application/x-www-form-urlencoded', `access_token=t&pad=${padding}`],
+        [m.device_authorization_endpoint!, 'application/x-www-form-urlencoded', form(padding)],
+        [m.registration_endpoint!, 'application/json', JSON.stringify({ redirect_uris: ['https://dyn.example.test/cb'], client_name: padding })],
+      ];
+      for (const [url, type, body] of endpoints) {
+        const response = await fetch(url, { method: 'POST', headers: { 'content-type': type, authorization: basic('web', SECRET), accept: 'application/json' }, body });
+        assert.equal(response.status, 413, url);
+        assert.equal(((await response.json()) as { error: string }).error, 'invalid_request', url);
+      }
+      // Without Content-Length: the body grows past the limit as it is read.
+      const chunked = await fetch(m.token_endpoint!, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic('web', SECRET) },
+        body: new Blob([form(padding)]).stream(),
+        duplex: 'half',
+      } as RequestInit);
+      assert.equal(chunked.status, 413);
+      assert.equal(((await chunked.json()) as { error: string }).error, 'invalid_request');
+      // Under the limit, the same request is read (and refused for what it asks, not for its size).
+      const under = await postForm(m.token_endpoint!, { grant_type: 'client_credentials', scope: 'nothing-offered', pad: 'x'.repeat(50 * 1024) }, basic('web', SECRET));
+      assert.equal(under.status, 400);
+      assert.equal(under.body.error, 'invalid_scope');
     });
 
     it('GET is not a token request: no token for parameters in a query (RFC 6749 §3.2)', async () => {

@@ -339,6 +339,31 @@ describe('patches on oidc-provider internals (src/provider/patches/)', () => {
     }
   });
 
+  it("registration-bearer-challenges.ts: OIDCContext#getAccessToken throws InvalidRequest for a token it cannot take; the registration routes challenge 401s only (dpop: false), by these route names", () => {
+    assert.equal(typeof (provider.OIDCContext.prototype as unknown as { getAccessToken?: unknown }).getAccessToken, 'function');
+    const context = source('helpers/oidc_context.js');
+    assert.match(context, /this\.route = ctx\._matchedRouteName;/);
+    assert.match(context, /throw new InvalidRequest\('access tokens must not be provided via query parameter'\);/);
+    assert.match(context, /throw new InvalidRequest\('access token must only be provided using one mechanism'\);/);
+    const registration = source('actions/registration.js');
+    assert.match(registration, /const setWWWAuthenticate = getSetWWWAuthenticateHeader\(\{ dpop: false \}\);/);
+    assert.match(source('shared/set_www_authenticate_header.js'), /if \(!err\.expose \|\| \(dpop === false && err\.statusCode !== 401\)\) throw err;/);
+    const app = source('helpers/initialize_app.js');
+    for (const route of ["post('registration'", "get('client'", "put('client_update'", "del('client_delete'"]) assert.ok(app.includes(route), route);
+  });
+
+  it("oversized-bodies.ts: the engine refuses a body over its limit as a malformed one (400, InvalidRequest's status argument left out), and every endpoint the layer names reads its body through that reader", () => {
+    const reader = source('shared/selective_body.js');
+    assert.match(reader, /if \(length !== undefined && length > LIMIT\) \{\s*throw new Error\('request entity too large'\);/);
+    assert.match(reader, /throw new InvalidRequest\('failed to parse the request body', undefined, \{ cause \}\);/);
+    // form-bodies.ts gives its second argument, the status, as 413.
+    assert.match(source('helpers/errors.js'), /export class InvalidRequest extends OIDCProviderError \{\s*constructor\(description, code, options\) \{\s*super\(code \?\? 400, 'invalid_request', options\);/);
+    for (const action of ['token', 'introspection', 'revocation', 'userinfo', 'authorization/index', 'end_session', 'code_verification']) {
+      assert.match(source(`actions/${action}.js`), /import \{ urlencoded as parseBody \} from '\.\.?\/(\.\.\/)?shared\/selective_body\.js';/, action);
+    }
+    assert.match(source('actions/registration.js'), /import \{ json as parseBody \} from '\.\.\/shared\/selective_body\.js';/);
+  });
+
   it('form-bodies.ts: parseForm gives querystring.parse\'s object for every form, names, values, repeats, empty pairs and the pair limit included', async () => {
     const { parseForm } = await import('../../src/provider/patches/form-bodies.js');
     const pieces = ['a', 'b', '=', '&', '&', '=', '__proto__', 'constructor', 'x.y', '-', '_', 'é', '%41', '%', '+', ' ', 'eyJhbGci.eyJ.sig'];
@@ -680,6 +705,20 @@ describe('patches on oidc-provider internals (src/provider/patches/)', () => {
     assert.ok(engine!.match('HEAD', '/jwks'));
     assert.ok(engine!.match('POST', '/me'));
     assert.equal(engine!.match('POST', '/token/nowhere'), undefined);
+  });
+
+  it("method-not-allowed.ts: a match names its route's path, the configured one (configuration.routes); GET /device/auth matches the device resume's /device/:uid, POST the device authorization endpoint", async () => {
+    const { privateKey } = await generateKeyPair('ES256', { extractable: true });
+    const jwks = { keys: [{ ...(await exportJWK(privateKey)), alg: 'ES256', use: 'sig' }] };
+    const device = new Provider('http://localhost:3000', { clients: [], adapter, jwks, features: { devInteractions: { enabled: false }, deviceFlow: { enabled: true } } });
+    const engine = (instance(device) as { router?: { match(method: string, path: string): { route: { path: string } } | undefined } }).router!;
+    const routes = (instance(device) as { configuration?: { routes?: Record<string, string> } }).configuration?.routes;
+    assert.equal(routes?.device_authorization, '/device/auth');
+    assert.equal(routes?.code_verification, '/device');
+    assert.equal(engine.match('POST', '/device/auth')?.route.path, '/device/auth');
+    assert.equal(engine.match('GET', '/device/auth')?.route.path, '/device/:uid');
+    assert.equal(engine.match('HEAD', '/device/auth/')?.route.path, '/device/:uid');
+    assert.equal(engine.match('POST', '/session/end/confirm')?.route.path, '/session/end/confirm');
   });
 
   it('error-descriptions.ts: a JSON error body and a WWW-Authenticate challenge leave with an error_description in RFC 6749 §5.2 / RFC 6750 §3 characters', async () => {

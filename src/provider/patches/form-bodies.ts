@@ -13,7 +13,8 @@
  * the bytes as UTF-8 (its result made faster by `parseForm` for a form with nothing to decode; the
  * engine decodes by `ctx.charset`, which Koa's context does not have, so a charset never changes
  * its decoding, nor a byte-order mark its result), and `invalid_request`
- * "failed to parse the request body" for a body that breaks those rules.
+ * "failed to parse the request body" for a body that breaks those rules, but one over the limit,
+ * which is `413 invalid_request` (RFC 9110 §15.5.14, as oversized-bodies.ts answers a declared one).
  */
 import type { IncomingMessage } from 'node:http';
 import * as querystring from 'node:querystring';
@@ -27,6 +28,9 @@ type Step = (ctx: KoaContextWithOIDC, next: () => Promise<void>) => Promise<void
 
 /** The engine's limit (selective_body.js), pinned by test/unit/provider-patches.test.ts. */
 export const FORM_BODY_LIMIT = 56 * 1024;
+/** What a body over it is told, with 413 (RFC 9110 §15.5.14; oversized-bodies.ts). */
+export const BODY_TOO_LARGE = `the request body is larger than the ${FORM_BODY_LIMIT / 1024} KiB this endpoint reads`;
+const TOO_LARGE = 'request entity too large';
 
 /** The types read here (type-is would take each for the engine's type). */
 const PLAIN_FORM = /^application\/x-www-form-urlencoded *(?:; *charset *= *(?:utf-8|"utf-8") *)?$/i;
@@ -90,7 +94,7 @@ function readBody(req: IncomingMessage, length: number | undefined): Promise<Buf
     };
     const onData = (chunk: Buffer) => {
       received += chunk.length;
-      if (received > FORM_BODY_LIMIT) return done(new Error('request entity too large'));
+      if (received > FORM_BODY_LIMIT) return done(new Error(TOO_LARGE));
       if (length !== undefined && received > length) return done(new Error('request size did not match content length'));
       chunks.push(chunk);
     };
@@ -112,11 +116,13 @@ function readingForms(engineStep: Step): Step {
     if (ctx.method !== 'POST' || type === undefined || !hasBody || !ctx.req.readable || !PLAIN_FORM.test(type)) return engineStep(ctx, next);
     try {
       const length = ctx.request.length;
-      if (length !== undefined && length > FORM_BODY_LIMIT) throw new Error('request entity too large');
+      if (length !== undefined && length > FORM_BODY_LIMIT) throw new Error(TOO_LARGE);
       const read = readBody(ctx.req, length);
       (ctx.oidc as { body?: object }).body = parseForm((read instanceof Promise ? await read : read).toString());
     } catch (cause) {
-      throw new errors.InvalidRequest('failed to parse the request body', undefined, { cause });
+      if ((cause as Error).message !== TOO_LARGE) throw new errors.InvalidRequest('failed to parse the request body', undefined, { cause });
+      // 413, not the engine's 400 (oversized-bodies.ts answers a declared length; this, a chunked body).
+      throw new errors.InvalidRequest(BODY_TOO_LARGE, 413, { cause });
     }
     await next();
   };
