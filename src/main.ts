@@ -41,7 +41,7 @@ import { Metrics, serveMetrics, type MetricsListener } from './ops/metrics.js';
 import { scoped } from './http/layers.js';
 import { ProviderHost } from './provider/host.js';
 import { CLOCK_TOLERANCE } from './lifetimes.js';
-import { CLOCK_AGREEMENT_MS, followStoreClock, untilSecond } from './clock.js';
+import { CLOCK_AGREEMENT_MS, followStoreClock } from './clock.js';
 import { discoveryDocuments } from './provider/discovery.js';
 import { revocationFeed } from './revocation/feed.js';
 import { SenderConstraint } from './http/sender-constraint.js';
@@ -171,16 +171,12 @@ export async function serve(config: Config, logger: Logger = createLogger(config
   // again every LIFETIMES_EVERY seconds: every revocation entry, whoever writes it, then lives as
   // long as the tokens it ends, those issued under longer settings before a restart included.
   const publishLifetimes = () => revocations.publishLifetimes(LIFETIMES_EVERY);
-  // It stamps the store's epoch first, if none (revocation/list.ts epoch): nothing is issued in
-  // that second (refused as issued before it), so a new store's server waits for the next one.
-  const epoch = await publishLifetimes()
-    .then(() => revocations.epoch())
-    .catch(async (error: unknown) => {
-      await keys.close();
-      await kv.close();
-      throw kv.kind === 'redis' && isStoreOutage(error) ? unreachableStore(config, kv, error) : error;
-    });
-  await untilSecond(epoch + 1);
+  // It stamps the store's epoch first, if none (revocation/list.ts epoch).
+  await publishLifetimes().catch(async (error: unknown) => {
+    await keys.close();
+    await kv.close();
+    throw kv.kind === 'redis' && isStoreOutage(error) ? unreachableStore(config, kv, error) : error;
+  });
   const publishing = setInterval(() => {
     followClock().catch(() => {}); // kept as it was: the outage is told by the store's requests
     publishLifetimes().catch((error: unknown) => {
@@ -192,8 +188,8 @@ export async function serve(config: Config, logger: Logger = createLogger(config
   // A current key revoked elsewhere is replaced before anything is signed with it (keyring/service.ts ready).
   const keyRevoked = revocations.keyRevokedCheck();
   // The store's epoch too (revocation/list.ts epoch; the same cached read): a store that lost
-  // everything is stamped anew at the first signature after, so that only what is issued up to that
-  // second is refused with what the loss forgot, not all until the next check or publication.
+  // everything is stamped anew at the first signature after, so that what is issued after the loss
+  // is not refused with what it forgot until the next check or publication stamps it.
   if (keyRevoked) keys.guardSigning(async (kid) => (await revocations.epoch(), keyRevoked(kid)));
   const providers = new ProviderHost(build(keys.ring, verifier, keys));
   await checkConfiguredClients(providers.current, config.clients, await apis.delegableScopes()).catch(async (error: unknown) => {

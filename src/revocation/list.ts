@@ -226,16 +226,17 @@ export class RevocationList {
   }
 
   /**
-   * The second (epoch seconds) this store's memory begins: every token issued up to it is revoked
-   * (isRevoked, and the feed's `epoch` for resource servers), as a cutoff is. A store that lost
-   * everything (a Redis restarted with nothing on disk, flushed, or a replica promoted empty) lost
-   * the revocation list with it, and a token revoked before worked again, at introspection and at an
-   * API that started following the feed afterwards, for as long as it lived. Stamped when absent:
-   * the first thing a server does (publishLifetimes, before it issues anything; it then waits for
-   * the next second), and after a loss by the first check or signature that finds it gone (a
-   * signer waits for the next second: main.ts), else by the next publication (a minute): now, on a
-   * store with nothing in it; 0 on a store an earlier release wrote without one (its servers'
-   * published lifetimes are there), whose list is whole.
+   * The second (epoch seconds) before this store's memory begins: every token issued up to it is
+   * revoked (isRevoked, and the feed's `epoch` for resource servers), as a cutoff is. A store that
+   * lost everything (a Redis restarted with nothing on disk, flushed, or a replica promoted empty)
+   * lost the revocation list with it, and a token revoked before worked again, at introspection and
+   * at an API that started following the feed afterwards, for as long as it lived. Stamped when
+   * absent: the first thing a server does (publishLifetimes, before it issues anything), and after a
+   * loss by the first check or signature that finds it gone (main.ts), else by the next publication
+   * (a minute): the second before the stamp's, on a store with nothing in it (what is issued from
+   * then on stays valid; what was issued in the stamp's own second before the loss does too); 0 on a
+   * store an earlier release wrote without one (its servers' published lifetimes are there), whose
+   * list is whole.
    */
   async epoch(): Promise<number> {
     const stamped = await this.#rareMarks.get(STORE_EPOCH_KEY);
@@ -244,7 +245,8 @@ export class RevocationList {
 
   async #stampEpoch(): Promise<number> {
     const written = (await this.#kv.members(LIFETIMES_KEY)).length > 0;
-    const value = String(written ? 0 : epochSeconds());
+    // The second before this one: what is issued from now on (in this second too) stays valid.
+    const value = String(written ? 0 : epochSeconds() - 1);
     if (await this.#kv.compareAndSet(STORE_EPOCH_KEY, undefined, value)) return Number(value);
     return Number((await this.#kv.get(STORE_EPOCH_KEY)) ?? value); // another stamped it first
   }
