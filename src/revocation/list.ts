@@ -68,12 +68,20 @@
  *                                   "1" while a token or grant issued with that lifetime may live (publishLifetimes),
  *                                   or while a kid entry of that horizon matters (revokeKey)
  *   revoked:{rv}:feed               the feed (a Redis stream)
- *   revoked:{rv}:epoch              epoch seconds this store's memory begins at (durable; see epoch())
+ *   revoked:{rv}:epoch              epoch seconds this store's memory begins at (see epoch(); kept ten years, not
+ *                                   durable: the embedded store keeps no key with a TTL across a restart, nor this)
  */
 import { createHash } from 'node:crypto';
 import { epochSeconds } from '../clock.js';
 import { LOG_ID, type CachedReads, type Kv, type LogEntry } from '../store/kv.js';
 import { LIFETIMES_KEY, LIFETIMES_PREFIX, STORE_EPOCH_KEY, lifetimeKey, OPERATOR_ENDINGS_KEY, REVOCATION_FEED_KEY, REVOKED_API_PREFIX, REVOKED_CLIENT_GRANT_PREFIX, REVOKED_CLIENT_PREFIX, REVOKED_DELEGATED_PREFIX, REVOKED_KID_PREFIX, revokedApiKey, revokedClientGrantKey, revokedClientKey, revokedDelegatedKey, revokedGrantKey, revokedJtiKey, revokedKidKey, revokedSubjectKey, withdrawnKey } from '../store/keys.js';
+
+/**
+ * How long the store's epoch is kept (seconds): as the revocation list, with a TTL, so that a store
+ * that keeps no key with one (the embedded store across a restart) forgets it with the list. Once
+ * gone it is stamped anew, which refuses what was issued before: far longer than anything lives.
+ */
+const EPOCH_KEPT = 10 * 365 * 86_400;
 
 /** The claim that links a JWT access token to its grant. */
 export const GRANT_CLAIM = 'gid';
@@ -247,7 +255,7 @@ export class RevocationList {
     const written = (await this.#kv.members(LIFETIMES_KEY)).length > 0;
     // The second before this one: what is issued from now on (in this second too) stays valid.
     const value = String(written ? 0 : epochSeconds() - 1);
-    if (await this.#kv.compareAndSet(STORE_EPOCH_KEY, undefined, value)) return Number(value);
+    if (await this.#kv.set(STORE_EPOCH_KEY, value, { ttl: EPOCH_KEPT, onlyIfAbsent: true })) return Number(value);
     return Number((await this.#kv.get(STORE_EPOCH_KEY)) ?? value); // another stamped it first
   }
 

@@ -34,6 +34,8 @@ const accepted = (helper: ResourceServer, token: string) =>
     },
   );
 
+const iatOf = (jwt: string) => (JSON.parse(Buffer.from(jwt.split('.')[1]!, 'base64url').toString()) as { iat: number }).iat;
+
 describe('e2e: red team, seventh endings pass', function () {
   this.timeout(120_000);
 
@@ -73,7 +75,7 @@ describe('e2e: red team, seventh endings pass', function () {
       // before its own for the store's beginning: docs/security.md) and comes back empty; the server
       // reconnects by itself.
       const raw = new Redis(redis.url);
-      const issuedAt = Math.max(...[revoked, unrevoked].map((token) => (JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()) as { iat: number }).iat));
+      const issuedAt = Math.max(iatOf(revoked), iatOf(unrevoked));
       await eventually(async () => assert.ok(Number((await raw.time())[0]) > issuedAt), 30);
       raw.disconnect();
       await redis.kill();
@@ -97,6 +99,28 @@ describe('e2e: red team, seventh endings pass', function () {
       assert.equal(await accepted(through, unrevoked), false, 'an API that followed the feed through the loss');
       assert.equal(await accepted(through, fresh), true);
     });
+  });
+
+  it('a token revoked before the embedded store restarted stays refused: its revocation entries live in memory only, its clients and keys on disk', async () => {
+    const dir = testDir();
+    let server = await startServer({ dir, env: { CLIENTS, RESOURCE_SERVERS } });
+    let token: string;
+    try {
+      token = await clientCredentialsToken(server.url, MACHINE, API);
+      assert.equal((await tokenEndpoint(server.url, '/token/revocation', MACHINE, token)).status, 200);
+      assert.equal((await introspect(server.url, RS, token)).active, false);
+    } finally {
+      await server.stop();
+    }
+    // Restarted in a later second than the token's (the embedded store runs on this machine's clock).
+    await eventually(async () => assert.ok(Math.floor(Date.now() / 1000) > iatOf(token)), 30);
+    server = await startServer({ dir, port: Number(new URL(server.url).port), env: { CLIENTS, RESOURCE_SERVERS } }); // the same issuer
+    try {
+      assert.equal((await introspect(server.url, RS, token)).active, false, 'revoked before the restart');
+      assert.equal((await introspect(server.url, RS, await clientCredentialsToken(server.url, MACHINE, API))).active, true, 'issued after it');
+    } finally {
+      await server.stop();
+    }
   });
 
   describe('latchkey/resource-server reads the feed again from its start when its epoch changes', () => {
