@@ -11,14 +11,13 @@
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { Redis } from 'ioredis';
-import { exportJWK, generateKeyPair, SignJWT, type JWK } from 'jose';
+import { SignJWT } from 'jose';
 import { createResourceServer, TokenRejected, type ResourceServer } from '../../src/resource-server/index.js';
 import { eventually } from '../helpers/eventually.js';
 import { startRedisServer, type RedisServer } from '../helpers/redis.js';
 import { startServer, testDir, type TestServer } from '../helpers/server.js';
+import { startStandInIssuer, type StandInIssuer } from '../helpers/stand-in-issuer.js';
 import { API, clientCredentialsToken, grantFeed, introspect, machineClient, RESOURCE_SERVERS, tokenEndpoint } from '../helpers/tokens.js';
 
 const MACHINE = { id: 'machine', secret: 'machine-secret-with-plenty-of-entropy-0123456789' };
@@ -126,52 +125,34 @@ describe('e2e: red team, seventh endings pass', function () {
   describe('latchkey/resource-server reads the feed again from its start when its epoch changes', () => {
     // A Latchkey (and its store) as the helper sees it, over plain HTTP: after its store began
     // again on another host, the new feed's lines sort before the cursor the helper holds.
-    let server: Server;
-    let issuer: string;
-    let privateKey: Awaited<ReturnType<typeof generateKeyPair>>['privateKey'];
+    let standIn: StandInIssuer;
     const KID = 'k1';
     let feed = { epoch: 1_000, lines: [] as { id: string; entry: Record<string, unknown> }[] };
+    // As a Redis stream: the lines after the cursor, by id.
+    const order = (id: string) => id.split('-').map(Number) as [number, number];
+    const later = (id: string, after: string) => order(id)[0] > order(after)[0] || (order(id)[0] === order(after)[0] && order(id)[1] > order(after)[1]);
 
     before(async () => {
-      const pair = await generateKeyPair('RS256');
-      privateKey = pair.privateKey;
-      const jwk: JWK = { ...(await exportJWK(pair.publicKey)), kid: KID, alg: 'RS256', use: 'sig' };
-      server = createServer((req, res) => {
-        const send = (body: unknown) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body));
-        const url = new URL(req.url ?? '/', issuer);
-        if (url.pathname === '/.well-known/openid-configuration') return send({ issuer, jwks_uri: `${issuer}/jwks`, token_endpoint: `${issuer}/token` });
-        if (url.pathname === '/jwks') return send({ keys: [jwk] });
-        if (url.pathname === '/token') return send({ access_token: 'feed-token', token_type: 'Bearer', expires_in: 300 });
-        if (url.pathname === '/revocations') {
-          // As a Redis stream: the lines after the cursor, by id.
-          const after = url.searchParams.get('after');
-          const order = (id: string) => id.split('-').map(Number) as [number, number];
-          const later = (id: string) => after === null || order(id)[0] > order(after)[0] || (order(id)[0] === order(after)[0] && order(id)[1] > order(after)[1]);
-          const lines = feed.lines.filter(({ id }) => later(id));
-          return send({ entries: lines.map(({ entry }) => entry), cursor: lines.at(-1)?.id ?? after, more: false, epoch: feed.epoch });
-        }
-        res.writeHead(404).end();
+      standIn = await startStandInIssuer(KID, (after) => {
+        const lines = feed.lines.filter(({ id }) => after === null || later(id, after));
+        return { entries: lines.map(({ entry }) => entry), cursor: lines.at(-1)?.id ?? after, more: false, epoch: feed.epoch };
       });
-      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-      issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
     });
-    after(async () => {
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    });
+    after(() => standIn?.close());
 
     const token = (jti: string) =>
       new SignJWT({ sub: 'app', client_id: 'app', scope: 'read', jti })
         .setProtectedHeader({ alg: 'RS256', typ: 'at+jwt', kid: KID })
-        .setIssuer(issuer)
+        .setIssuer(standIn.issuer)
         .setAudience(API)
         .setIssuedAt()
         .setExpirationTime('5m')
-        .sign(privateKey);
+        .sign(standIn.privateKey);
 
     it('a revocation on the new feed, whose line sorts before the old cursor, is seen', async () => {
       const now = Math.floor(Date.now() / 1000);
       feed.lines.push({ id: '2000000000000-0', entry: { type: 'jti', jti: 'old', exp: now + 300 } });
-      const helper = await createResourceServer({ issuer, audience: API, clientId: 'api', clientSecret: 'secret', onError: () => {} });
+      const helper = await createResourceServer({ issuer: standIn.issuer, audience: API, clientId: 'api', clientSecret: 'secret', onError: () => {} });
       try {
         const jti = randomUUID();
         const jwt = await token(jti);
