@@ -171,6 +171,7 @@ export async function serve(config: Config, logger: Logger = createLogger(config
   // again every LIFETIMES_EVERY seconds: every revocation entry, whoever writes it, then lives as
   // long as the tokens it ends, those issued under longer settings before a restart included.
   const publishLifetimes = () => revocations.publishLifetimes(LIFETIMES_EVERY);
+  // It stamps the store's epoch first, if none (revocation/list.ts epoch).
   await publishLifetimes().catch(async (error: unknown) => {
     await keys.close();
     await kv.close();
@@ -186,7 +187,10 @@ export async function serve(config: Config, logger: Logger = createLogger(config
   const verifier = keys.verifier();
   // A current key revoked elsewhere is replaced before anything is signed with it (keyring/service.ts ready).
   const keyRevoked = revocations.keyRevokedCheck();
-  if (keyRevoked) keys.guardSigning(keyRevoked);
+  // The store's epoch too (revocation/list.ts epoch; the same cached read): a store that lost
+  // everything is stamped anew at the first signature after, so that what is issued after the loss
+  // is not refused with what it forgot until the next check or publication stamps it.
+  if (keyRevoked) keys.guardSigning(async (kid) => (await revocations.epoch(), keyRevoked(kid)));
   const providers = new ProviderHost(build(keys.ring, verifier, keys));
   await checkConfiguredClients(providers.current, config.clients, await apis.delegableScopes()).catch(async (error: unknown) => {
     clearInterval(publishing);

@@ -174,6 +174,8 @@ export class ResourceServer {
   readonly #clientGrants = new Map<string, UpTo>();
   /** This API's removals (key: the audience): every token for it issued up to then */
   readonly #removals = new Map<string, UpTo>();
+  /** Tokens issued up to this second are refused: the feed's `epoch`, where Latchkey's store begins (one that lost everything forgot what it had revoked). */
+  #epoch: number | undefined;
   #cursor: string | undefined;
   #lastSync: number | undefined;
   #accessToken: { value: string; renewAt: number } | undefined;
@@ -295,6 +297,7 @@ export class ResourceServer {
   /** Whether verified claims are on the revocation list as last synced. */
   isRevoked(claims: Pick<AccessTokenClaims, 'jti' | 'iat' | 'gid' | 'sub' | 'client_id' | 'scope'>, header: { kid?: string } = {}): boolean {
     if (this.#jtis.has(claims.jti)) return true;
+    if (this.#epoch !== undefined && claims.iat <= this.#epoch) return true;
     if (header.kid !== undefined && this.#kids.has(header.kid)) return true;
     const issuedUpTo = (entry: UpTo | undefined) => entry !== undefined && claims.iat <= entry.revokedAt;
     return (
@@ -348,7 +351,17 @@ export class ResourceServer {
         this.#accessToken = undefined; // expired or revoked: get a new one, once
         response = await request(url, 'revocation feed', { headers: { authorization: `Bearer ${await this.#token()}` } });
       }
-      const body = await json<{ entries: FeedEntry[]; cursor: string | null; more: boolean }>(response, 'revocation feed');
+      const body = await json<{ entries: FeedEntry[]; cursor: string | null; more: boolean; epoch?: number }>(response, 'revocation feed');
+      if (typeof body.epoch === 'number' && body.epoch !== this.#epoch) {
+        // Latchkey's store began again (it lost everything, the feed with it): its new feed's lines
+        // may sort before our cursor (another host's clock), so read it from its start.
+        const known = this.#epoch;
+        this.#epoch = body.epoch;
+        if (known !== undefined && this.#cursor !== undefined) {
+          this.#cursor = undefined;
+          continue;
+        }
+      }
       const raise = (map: Map<string, UpTo>, key: string, entry: { revoked_at: number; exp: number }) => {
         const known = map.get(key);
         if (!known || known.revokedAt < entry.revoked_at) map.set(key, { revokedAt: entry.revoked_at, exp: entry.exp });

@@ -5,7 +5,8 @@
  *   GET /revocations?after=<cursor>   only what was added since that page
  *   Authorization: Bearer <access token for aud <issuer>/revocations, scope "revocations">
  *
- * Answers `{ entries, cursor, more }` (see RevocationEntry). A resource server polls it with the
+ * Answers `{ entries, cursor, more, epoch }` (see RevocationEntry; `epoch`: every token issued
+ * before that second is revoked, RevocationList.epoch). A resource server polls it with the
  * last cursor (the helper latchkey/resource-server does, twice a second), so a revocation reaches
  * it within a poll interval. Entries are listed for as long as a token they revoke could be
  * valid; a cursor stays usable as long as that (older parts of the feed hold nothing that matters).
@@ -93,6 +94,6 @@ export function revocationFeed({ issuer, keys, list, apis, clockTolerance, sende
     }
     const size = Math.min(FEED_PAGE_LIMIT, Math.max(1, Number(limit ?? FEED_PAGE_LIMIT)));
     const page = await list.feed(after, size);
-    ctx.body = { entries: page.entries, cursor: page.cursor ?? null, more: page.more };
+    ctx.body = { entries: page.entries, cursor: page.cursor ?? null, more: page.more, epoch: page.epoch };
   });
 }

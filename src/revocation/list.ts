@@ -68,11 +68,20 @@
  *                                   "1" while a token or grant issued with that lifetime may live (publishLifetimes),
  *                                   or while a kid entry of that horizon matters (revokeKey)
  *   revoked:{rv}:feed               the feed (a Redis stream)
+ *   revoked:{rv}:epoch              epoch seconds this store's memory begins at (see epoch(); kept ten years, not
+ *                                   durable: the embedded store keeps no key with a TTL across a restart, nor this)
  */
 import { createHash } from 'node:crypto';
 import { epochSeconds } from '../clock.js';
 import { LOG_ID, type CachedReads, type Kv, type LogEntry } from '../store/kv.js';
-import { LIFETIMES_KEY, LIFETIMES_PREFIX, lifetimeKey, OPERATOR_ENDINGS_KEY, REVOCATION_FEED_KEY, REVOKED_API_PREFIX, REVOKED_CLIENT_GRANT_PREFIX, REVOKED_CLIENT_PREFIX, REVOKED_DELEGATED_PREFIX, REVOKED_KID_PREFIX, revokedApiKey, revokedClientGrantKey, revokedClientKey, revokedDelegatedKey, revokedGrantKey, revokedJtiKey, revokedKidKey, revokedSubjectKey, withdrawnKey } from '../store/keys.js';
+import { LIFETIMES_KEY, LIFETIMES_PREFIX, STORE_EPOCH_KEY, lifetimeKey, OPERATOR_ENDINGS_KEY, REVOCATION_FEED_KEY, REVOKED_API_PREFIX, REVOKED_CLIENT_GRANT_PREFIX, REVOKED_CLIENT_PREFIX, REVOKED_DELEGATED_PREFIX, REVOKED_KID_PREFIX, revokedApiKey, revokedClientGrantKey, revokedClientKey, revokedDelegatedKey, revokedGrantKey, revokedJtiKey, revokedKidKey, revokedSubjectKey, withdrawnKey } from '../store/keys.js';
+
+/**
+ * How long the store's epoch is kept (seconds): as the revocation list, with a TTL, so that a store
+ * that keeps no key with one (the embedded store across a restart) forgets it with the list. Once
+ * gone it is stamped anew, which refuses what was issued before: far longer than anything lives.
+ */
+const EPOCH_KEPT = 10 * 365 * 86_400;
 
 /** The claim that links a JWT access token to its grant. */
 export const GRANT_CLAIM = 'gid';
@@ -131,6 +140,8 @@ export interface FeedPage {
   readonly cursor: string | undefined;
   /** More entries are waiting: ask again at once. */
   readonly more: boolean;
+  /** Tokens issued before this second (epoch seconds) are revoked: the store's memory begins there (RevocationList.epoch). */
+  readonly epoch: number;
 }
 
 /** Claims of a verified access token that the list looks at. */
@@ -203,7 +214,7 @@ export class RevocationList {
 
   constructor(kv: Kv, { skew, accessTokenLifetime, grantLifetime }: RevocationListOptions) {
     this.#kv = kv;
-    this.#rareMarks = kv.cachedReads?.([REVOKED_CLIENT_PREFIX, REVOKED_KID_PREFIX, REVOKED_CLIENT_GRANT_PREFIX, REVOKED_API_PREFIX, OPERATOR_ENDINGS_KEY, REVOKED_DELEGATED_PREFIX, LIFETIMES_PREFIX]) ?? kv;
+    this.#rareMarks = kv.cachedReads?.([REVOKED_CLIENT_PREFIX, REVOKED_KID_PREFIX, REVOKED_CLIENT_GRANT_PREFIX, REVOKED_API_PREFIX, OPERATOR_ENDINGS_KEY, REVOKED_DELEGATED_PREFIX, LIFETIMES_PREFIX, STORE_EPOCH_KEY]) ?? kv;
     this.#skew = skew;
     this.#lifetime = accessTokenLifetime;
     this.#grantLifetime = Math.max(grantLifetime ?? 0, accessTokenLifetime);
@@ -216,8 +227,36 @@ export class RevocationList {
    * settings, the CLI with other settings) keeps it as long as those tokens live (lifetimes).
    */
   async publishLifetimes(every: number): Promise<void> {
+    // Before the lifetimes: a store holding them was written by someone (epoch()).
+    await this.epoch();
     await this.#publish('access', this.#lifetime, this.#lifetime + every + this.#skew);
     await this.#publish('grant', this.#grantLifetime, this.#grantLifetime + every + this.#skew);
+  }
+
+  /**
+   * The second (epoch seconds) before this store's memory begins: every token issued up to it is
+   * revoked (isRevoked, and the feed's `epoch` for resource servers), as a cutoff is. A store that
+   * lost everything (a Redis restarted with nothing on disk, flushed, or a replica promoted empty)
+   * lost the revocation list with it, and a token revoked before worked again, at introspection and
+   * at an API that started following the feed afterwards, for as long as it lived. Stamped when
+   * absent: the first thing a server does (publishLifetimes, before it issues anything), and after a
+   * loss by the first check or signature that finds it gone (main.ts), else by the next publication
+   * (a minute): the second before the stamp's, on a store with nothing in it (what is issued from
+   * then on stays valid; what was issued in the stamp's own second before the loss does too); 0 on a
+   * store an earlier release wrote without one (its servers' published lifetimes are there), whose
+   * list is whole.
+   */
+  async epoch(): Promise<number> {
+    const stamped = await this.#rareMarks.get(STORE_EPOCH_KEY);
+    return stamped === undefined ? this.#stampEpoch() : Number(stamped);
+  }
+
+  async #stampEpoch(): Promise<number> {
+    const written = (await this.#kv.members(LIFETIMES_KEY)).length > 0;
+    // The second before this one: what is issued from now on (in this second too) stays valid.
+    const value = String(written ? 0 : epochSeconds() - 1);
+    if (await this.#kv.set(STORE_EPOCH_KEY, value, { ttl: EPOCH_KEPT, onlyIfAbsent: true })) return Number(value);
+    return Number((await this.#kv.get(STORE_EPOCH_KEY)) ?? value); // another stamped it first
   }
 
   /** `kind:seconds` holds for `ttl` seconds from now (lifetimes). */
@@ -438,7 +477,7 @@ export class RevocationList {
     const audiences = [claims.aud].flat().filter((aud): aud is string => typeof aud === 'string');
     const { kid } = header;
     const read = (value: unknown, key: (value: string) => string, from: CachedReads = this.#kv) => (typeof value === 'string' ? from.get(key(value)) : undefined);
-    const [byJti, byGrant, bySubject, byWithdrawal, byDelegation, byClient, byKid, operatorEndings] = await Promise.all([
+    const [byJti, byGrant, bySubject, byWithdrawal, byDelegation, byClient, byKid, operatorEndings, stamped] = await Promise.all([
       read(jti, revokedJtiKey),
       read(gid, revokedGrantKey),
       // A person's token only: a client's own token's sub is the client, whose id may be anything.
@@ -448,8 +487,11 @@ export class RevocationList {
       read(clientId, revokedClientKey, this.#rareMarks),
       read(kid, revokedKidKey, this.#rareMarks),
       audiences.length ? this.#rareMarks.get(OPERATOR_ENDINGS_KEY) : undefined,
+      this.#rareMarks.get(STORE_EPOCH_KEY),
     ]);
     if (byJti !== undefined || byKid !== undefined) return true;
+    // Issued before the store's memory begins (or in its second): what ended it may be on no list any more.
+    if (typeof iat === 'number' && iat <= (stamped === undefined ? await this.#stampEpoch() : Number(stamped))) return true;
     const issuedBy = (mark: string | undefined) => issuedUpTo(mark, iat);
     if (issuedBy(byGrant) || issuedBy(bySubject) || issuedBy(byWithdrawal) || issuedBy(byDelegation) || issuedBy(byClient)) return true;
     if (operatorEndings === undefined) return false;
@@ -468,9 +510,9 @@ export class RevocationList {
    */
   async feed(after: string | undefined, limit: number): Promise<FeedPage> {
     if (after !== undefined && !LOG_ID.test(after)) throw new RangeError('not a feed cursor');
-    const lines = await this.#kv.readLog(REVOCATION_FEED_KEY, after, limit);
+    const [lines, epoch] = await Promise.all([this.#kv.readLog(REVOCATION_FEED_KEY, after, limit), this.epoch()]);
     const now = epochSeconds();
     const entries = lines.map(toEntry).filter((entry): entry is RevocationEntry => !!entry && entry.exp + this.#skew >= now);
-    return { entries, cursor: lines.at(-1)?.id ?? after, more: lines.length === limit };
+    return { entries, cursor: lines.at(-1)?.id ?? after, more: lines.length === limit, epoch };
   }
 }

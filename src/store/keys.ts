@@ -191,6 +191,12 @@ export const withdrawnKey = (sub: string, clientId: string) => `revoked:{rv}:wit
 export const REVOKED_DELEGATED_PREFIX = 'revoked:{rv}:delegated:';
 /** A client's tokens delegated by people, issued up to the time it holds, are revoked. */
 export const revokedDelegatedKey = (clientId: string) => `${REVOKED_DELEGATED_PREFIX}${clientId}`;
+/**
+ * The second before this store's memory begins: a token issued up to it may have been ended by an
+ * entry the store no longer holds (a Redis that lost everything, the embedded store restarted), so
+ * it is refused.
+ */
+export const STORE_EPOCH_KEY = 'revoked:{rv}:epoch';
 /** The revocation feed (a log of every mark written). */
 export const REVOCATION_FEED_KEY = 'revoked:{rv}:feed';
 /** Prefix of the published lifetimes, the set's and each member's (the tracked cache follows it). */

@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { grantHandle, RevocationList } from '../../src/revocation/list.js';
+import { LIFETIMES_KEY, STORE_EPOCH_KEY } from '../../src/store/keys.js';
 import { backends, PREFIX, type OpenBackend } from '../helpers/backends.js';
 
 const now = () => Math.floor(Date.now() / 1000);
@@ -19,6 +20,8 @@ for (const backend of backends) {
     before(async () => {
       open = await backend.open();
       list = new RevocationList(open.kv, { skew: 15, accessTokenLifetime: 900 });
+      // A store whose memory began an hour ago: the tokens below were issued since (epoch()).
+      await open.kv.set(STORE_EPOCH_KEY, String(now() - 3600));
     });
     after(async () => open?.stop());
 
@@ -206,8 +209,32 @@ for (const backend of backends) {
       const grant = rest.entries[2]!;
       assert.ok(grant.type === 'grant' && grant.revoked_at >= before && grant.revoked_at <= after && grant.exp === grant.revoked_at + 900);
       const end = await list.feed(rest.cursor, 3);
-      assert.deepEqual(end, { entries: [], cursor: rest.cursor, more: false });
+      const { epoch, ...page } = end;
+      assert.deepEqual(page, { entries: [], cursor: rest.cursor, more: false });
+      assert.equal(epoch, first.epoch, "the store's epoch, the same on every page");
       await assert.rejects(list.feed('not-a-cursor', 10), RangeError);
+    });
+
+    it("the store's epoch: stamped when absent: on an empty store, the second before now (a token issued up to it is revoked, one after it is not), 0 on one an earlier release wrote; the feed carries it", async () => {
+      await open.kv.del([STORE_EPOCH_KEY, LIFETIMES_KEY]); // everything lost
+      const epoch = await list.epoch();
+      assert.ok(epoch >= now() - 2 && epoch < now(), `stamped the second before now: ${epoch}`);
+      assert.equal(await list.epoch(), epoch, 'once');
+      assert.equal(await list.isRevoked({ jti: randomUUID(), iat: epoch - 60 }), true, 'issued before the store lost everything');
+      assert.equal(await list.isRevoked({ jti: randomUUID(), iat: epoch }), true, 'issued in its second');
+      assert.equal(await list.isRevoked({ jti: randomUUID(), iat: epoch + 1 }), false, "issued after it (in the stamp's second)");
+      assert.equal(await list.isRevoked({}, { kid: 'no-such-key' }), false, 'a key alone, no iat: not by the epoch');
+      assert.equal((await list.feed(undefined, 1)).epoch, epoch);
+      // Lost again, found by a check first: stamped there.
+      await open.kv.del([STORE_EPOCH_KEY]);
+      assert.equal(await list.isRevoked({ jti: randomUUID(), iat: now() - 60 }), true);
+      assert.ok((await list.epoch()) >= epoch);
+      // A store an earlier release wrote (its servers' lifetimes there, no epoch): its list is whole.
+      await open.kv.del([STORE_EPOCH_KEY]);
+      await open.kv.addToSet(LIFETIMES_KEY, 'access:900', 60);
+      assert.equal(await list.epoch(), 0);
+      assert.equal(await list.isRevoked({ jti: randomUUID(), iat: now() - 60 }), false);
+      await open.kv.set(STORE_EPOCH_KEY, String(now() - 3600));
     });
   });
 }

@@ -6,40 +6,27 @@
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { exportJWK, generateKeyPair, SignJWT, type JWK } from 'jose';
+import { SignJWT } from 'jose';
 import { createResourceServer, TokenRejected, type ResourceServer } from '../../src/resource-server/index.js';
+import { startStandInIssuer, type StandInIssuer } from '../helpers/stand-in-issuer.js';
 
 const AUDIENCE = 'https://api.example.test';
 const KID = 'the-one-key';
 
 describe('latchkey/resource-server: a token must name its signing key (kid)', () => {
-  let server: Server;
+  let standIn: StandInIssuer;
   let issuer: string;
   let helper: ResourceServer;
-  let privateKey: Awaited<ReturnType<typeof generateKeyPair>>['privateKey'];
   const feed: { type: 'kid'; kid: string; revoked_at: number; exp: number }[] = [];
 
   before(async () => {
-    const pair = await generateKeyPair('RS256');
-    privateKey = pair.privateKey;
-    const jwk: JWK = { ...(await exportJWK(pair.publicKey)), kid: KID, alg: 'RS256', use: 'sig' };
-    server = createServer((req, res) => {
-      const send = (body: unknown) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body));
-      if (req.url === '/.well-known/openid-configuration') return send({ issuer, jwks_uri: `${issuer}/jwks`, token_endpoint: `${issuer}/token`, revocation_feed_endpoint: `${issuer}/revocations` });
-      if (req.url === '/jwks') return send({ keys: [jwk] });
-      if (req.url === '/token') return send({ access_token: 'feed-token', token_type: 'Bearer', expires_in: 300 });
-      if (req.url?.startsWith('/revocations')) return send({ entries: feed, cursor: null, more: false });
-      res.writeHead(404).end();
-    });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    standIn = await startStandInIssuer(KID, () => ({ entries: feed, cursor: null, more: false }));
+    issuer = standIn.issuer;
     helper = await createResourceServer({ issuer, audience: AUDIENCE, clientId: 'api', clientSecret: 'secret' });
   });
   after(async () => {
     helper?.close();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await standIn?.close();
   });
 
   const token = (header: { alg: string; typ: string; kid?: string }) =>
@@ -49,7 +36,7 @@ describe('latchkey/resource-server: a token must name its signing key (kid)', ()
       .setAudience(AUDIENCE)
       .setIssuedAt()
       .setExpirationTime('5m')
-      .sign(privateKey);
+      .sign(standIn.privateKey);
   const accepted = (jwt: string) =>
     helper.verify(`Bearer ${jwt}`).then(
       () => true,

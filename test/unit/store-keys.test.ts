@@ -109,6 +109,7 @@ const PINNED: Record<keyof typeof keys, readonly [unknown, string] | readonly (r
   REVOKED_DELEGATED_PREFIX: [keys.REVOKED_DELEGATED_PREFIX, 'revoked:{rv}:delegated:'],
   revokedDelegatedKey: [keys.revokedDelegatedKey('app-1'), 'revoked:{rv}:delegated:app-1'],
   REVOCATION_FEED_KEY: [keys.REVOCATION_FEED_KEY, 'revoked:{rv}:feed'],
+  STORE_EPOCH_KEY: [keys.STORE_EPOCH_KEY, 'revoked:{rv}:epoch'],
   LIFETIMES_PREFIX: [keys.LIFETIMES_PREFIX, 'revoked:{rv}:lifetime'],
   LIFETIMES_KEY: [keys.LIFETIMES_KEY, 'revoked:{rv}:lifetimes'],
   lifetimeKey: [keys.lifetimeKey('access:3600'), 'revoked:{rv}:lifetime:access:3600'],
