@@ -73,7 +73,7 @@ export interface BackchannelDeliveryOptions {
 export class BackchannelDelivery {
   readonly #options: BackchannelDeliveryOptions;
   #timer: NodeJS.Timeout | undefined;
-  #sweeping: Promise<void> | undefined;
+  #sweeping: Promise<boolean> | undefined;
   #stopped = false;
   /** The store failed the last sweep (said once, until one succeeds). */
   #failing = false;
@@ -95,21 +95,32 @@ export class BackchannelDelivery {
   }
 
   /** One sweep now (tests; the timer's own otherwise). */
-  sweep(): Promise<void> {
-    this.#sweeping ??= this.#sweep().finally(() => {
-      this.#sweeping = undefined;
-    });
-    return this.#sweeping;
+  async sweep(): Promise<void> {
+    await this.#sweepOnce();
   }
 
-  #next(): void {
+  /** The sweep in progress, or a new one; whether it claimed a whole batch (more may be due). */
+  #sweepOnce(): Promise<boolean> {
+    const sweeping = (this.#sweeping ??= this.#sweep().finally(() => {
+      this.#sweeping = undefined;
+    }));
+    return sweeping;
+  }
+
+  #next(at = this.#options.interval * 1000): void {
     if (this.#stopped) return;
-    this.#timer = setTimeout(() => void this.sweep().finally(() => this.#next()), this.#options.interval * 1000);
+    this.#timer = setTimeout(() => {
+      // A whole batch claimed: the rest at once, not a sweep interval later.
+      this.#sweepOnce().then(
+        (full) => this.#next(full ? 0 : undefined),
+        () => this.#next(),
+      );
+    }, at);
     this.#timer.unref();
   }
 
 
-  async #sweep(): Promise<void> {
+  async #sweep(): Promise<boolean> {
     const { due, logger } = this.#options;
     const now = storeNow();
     const until = now + LEASE_MS;
@@ -119,7 +130,7 @@ export class BackchannelDelivery {
     } catch (error) {
       if (!this.#failing) logger.warn({ event: 'backchannel.sweep_failed', err: (error as Error).message }, 'the store failed the back-channel logout sweep: tried again at the next');
       this.#failing = true;
-      return;
+      return false;
     }
     if (this.#failing) logger.info({ event: 'backchannel.sweep_resumed' }, 'the back-channel logout sweep reads the store again');
     this.#failing = false;
@@ -127,6 +138,7 @@ export class BackchannelDelivery {
       ...claimed.retries.map((retry) => this.#retry(retry).catch((error: unknown) => this.#failed('retry', error))),
       ...claimed.sessions.map(({ member, id }) => this.#expire(member, id, until).catch((error: unknown) => this.#failed('session', error))),
     ]);
+    return claimed.retries.length === BATCH || claimed.sessions.length === BATCH;
   }
 
   /** A claimed item the store failed half-way: left at its lease, claimed again once it ends. */

@@ -613,7 +613,9 @@ class KvAdapter implements Adapter {
     else if (this.model === 'Session') {
       const legacy = legacyKey(this.model, id);
       const ending = this.kv.endRecord(recordKey(this.model, id), (this.options.sessionTtl ?? 0) + this.grace);
-      await (legacy === undefined ? ending : Promise.all([ending, this.kv.del([legacy])]));
+      // Nothing left for the expiry sweep (in the same round trip).
+      const swept = this.options.sessionEndsMargin !== undefined && this.kv.schedule ? this.kv.schedule(OIDC_SESSION_ENDS_KEY, undefined, 0, 1, refOf(id)) : undefined;
+      await Promise.all([ending, swept, legacy === undefined ? undefined : this.kv.del([legacy])]);
     }
     // A digested model's record kept by its value by an earlier release goes in the same round trip.
     else if (!tookAlready(recordKey(this.model, id))) {

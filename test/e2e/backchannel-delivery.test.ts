@@ -175,7 +175,11 @@ describe('e2e: back-channel logout reaches the app: sent again, and at session e
     await Promise.all([one.backchannel.sweep(), two.backchannel.sweep()]);
     assert.equal(postsTo('never').length, 3, 'the first attempt, then one per delay of the schedule (1,1)');
     assert.equal(await raw.zcard('lk:backchannel:{bc}:retries'), 0, 'nothing kept');
-    assert.ok((await raw.ttl('lk:backchannel:{bc}:session-ends')) > 0, 'the store keeps nothing without a TTL');
+    // Each set there is kept with a TTL (-2: none there, the sessions having ended).
+    for (const key of ['lk:backchannel:{bc}:session-ends', 'lk:backchannel:{bc}:retries']) {
+      const ttl = await raw.ttl(key);
+      assert.ok(ttl === -2 || ttl > 0, `${key}: TTL ${ttl}`);
+    }
   });
 
   it("an answer of the app, 400 with an error (Back-Channel Logout 1.0 §2.8: the token invalid or the logout failed), is its verdict: not sent again", async () => {
@@ -190,6 +194,8 @@ describe('e2e: back-channel logout reaches the app: sent again, and at session e
   it('a session that expires tells its app, and its grant (no offline access) is revoked', async () => {
     const session = await signedIn('eve', 'expiry');
     assert.equal((await one.grants.ofAccount(session.sub)).length, 1, 'a grant made in the session');
+    assert.equal(await raw.zcard('lk:backchannel:{bc}:session-ends'), 1, 'its expiry kept for the sweep');
+    assert.ok((await raw.ttl('lk:backchannel:{bc}:session-ends')) > 0, 'with a TTL');
     // Idle for ttl.session (5 s): it expires, the sweep ends it and tells the app.
     await eventually(async () => assert.equal(postsTo('expiry').length, 1, 'told of the expiry'), 200);
     const payload = await verified('expiry', postsTo('expiry')[0]!.token);
@@ -201,6 +207,7 @@ describe('e2e: back-channel logout reaches the app: sent again, and at session e
     // Told once, whichever instance swept it.
     await Promise.all([one.backchannel.sweep(), two.backchannel.sweep()]);
     assert.equal(postsTo('expiry').length, 1);
+    assert.equal(await raw.zcard('lk:backchannel:{bc}:session-ends'), 0, 'nothing left to sweep');
   });
 
   it('two instances sweeping one store deliver a retry once', async () => {
