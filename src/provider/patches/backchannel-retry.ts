@@ -14,7 +14,9 @@
  * logout token is invalid or the logout failed (with an `error` in its body), a verdict on the token
  * that a fresh token with the same claims would get again; so do other 4xx (the URI is wrong, the app
  * refuses us) and what the outbound guard refuses before any connection (a special-use address, a
- * redirect), which only the operator can mend.
+ * redirect), which only the operator can mend. (RFC 8935's rule for security event tokens, which the
+ * working group took for failed logout requests: retransmit only after a potentially recoverable
+ * error, such as a server unavailable for a moment, and after a delay.)
  *
  * A retry posts through the engine's own method, kept as `deliverOnce` (not the patched one, so a
  * retry does not keep itself again): each attempt signs a new token, with a fresh iat and jti, as a
