@@ -146,6 +146,11 @@ const schema = z.strictObject({
   clients: z.array(z.looseObject({ client_id: z.string().min(1) })),
   resourceServers: z.array(resourceServer),
   outbound: z.strictObject({ allowPrivateNetworks: z.boolean() }),
+  backchannel: z.strictObject({
+    // From BACKCHANNEL_RETRY_SCHEDULE, "10,30,120" is text: numbers read from it.
+    retrySchedule: z.array(z.coerce.number().positive().max(86400, 'at most a day between two attempts')).max(20, 'at most 20 attempts more'),
+    sweepInterval: z.number().positive().max(60, 'at most a minute: what is due waits for the next sweep'),
+  }),
   par: z.strictObject({ required: z.boolean() }),
   pkce: z.strictObject({ required: z.enum(['all', 'public']) }),
   dpop: z.strictObject({ requireNonce: z.boolean() }),

@@ -28,6 +28,8 @@ import { linksSection } from './accounts/page/links-section.js';
 import { checkConfiguredClients } from './registration/policy.js';
 import { createApp } from './app.js';
 import { providerFactory } from './provider-factory.js';
+import { BackchannelDelivery } from './provider/backchannel-delivery.js';
+import { DueEndings } from './store/due-endings.js';
 import { issuerWarnings, publicSecretsWarning, type Config } from './config.js';
 import { homePage } from './interactions/home.js';
 import { interactionRoutes } from './interactions/routes.js';
@@ -77,6 +79,8 @@ export interface Running {
   readonly revocations: RevocationList;
   /** Revokes grants (and their JWT access tokens): for sign-out, disabling a person, admin tools. */
   readonly grants: GrantRevocation;
+  /** The sweeps that send logout tokens again and end expired sessions (provider/backchannel-delivery.ts). */
+  readonly backchannel: BackchannelDelivery;
   /** Where Prometheus scrapes this process, when it serves metrics itself. */
   readonly metricsUrl: string | undefined;
   /** Stops accepting connections, lets in-flight requests finish, closes the store. */
@@ -369,6 +373,19 @@ export async function serve(config: Config, logger: Logger = createLogger(config
   const { port } = server.address() as AddressInfo;
   const host = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
   logger.info({ port, issuer: config.issuer, store: kv.kind }, 'latchkey is listening');
+  // Logout tokens an app did not take, sent again, and sessions that expired holding an app, ended
+  // with their apps told: swept every backchannel.sweepInterval seconds (provider/backchannel-delivery.ts).
+  const backchannel = new BackchannelDelivery({
+    due: new DueEndings(kv),
+    providers,
+    sessions,
+    grants,
+    schedule: config.backchannel.retrySchedule,
+    interval: config.backchannel.sweepInterval,
+    logger,
+    metrics,
+  });
+  backchannel.start();
   metrics.observeSigningKeys(() => keys.ring.keys);
 
   return {
@@ -387,8 +404,10 @@ export async function serve(config: Config, logger: Logger = createLogger(config
     revocations,
     grants,
     metricsUrl: metricsListener?.url,
+    backchannel,
     async close() {
       clearInterval(publishing);
+      await backchannel.close();
       await unannounce?.();
       await keys.close();
       // Stop accepting; requests in flight get shutdownTimeout seconds, then their connections go.

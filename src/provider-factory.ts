@@ -21,6 +21,8 @@ import { CLOCK_TOLERANCE, longestAccessTokenLifetime } from './lifetimes.js';
 import type { Metrics } from './ops/metrics.js';
 import { Consents } from './provider/consents.js';
 import { createProvider } from './provider/provider.js';
+import { logoutRetryKeeper } from './provider/backchannel-delivery.js';
+import { DueEndings } from './store/due-endings.js';
 import { grantEndings } from './revocation/api-endings.js';
 import { RevocationList } from './revocation/list.js';
 import type { Kv } from './store/index.js';
@@ -64,6 +66,8 @@ export function providerFactory(config: Config, kv: Kv, metrics?: Metrics) {
     { timeout: config.upstreams.timeout * 1000, maxBytes: 1024 * 1024, allowPrivateNetworks: config.outbound.allowPrivateNetworks },
     (id) => `${config.issuer}/upstream/${id}/callback`,
   );
+  // A logout token an app's endpoint did not take is sent again by the servers' sweeps, the CLI's endings' too.
+  const keepLogoutRetry = logoutRetryKeeper(new DueEndings(kv), config.backchannel.retrySchedule, metrics);
   const upstreamLogout = new UpstreamLogout(kv, upstreams, upstreamClients, federated, config.issuer, config.upstreams.stateTtl);
   /**
    * `verifier` is the key ring service's (the server's); without one (CLI commands that only
@@ -88,6 +92,7 @@ export function providerFactory(config: Config, kv: Kv, metrics?: Metrics) {
       federated,
       upstreamLogout,
       upstreamKnown: (id) => upstreams.has(id),
+      keepLogoutRetry,
     });
   return { accounts, apis, consents, revocations, limits, federated, upstreams, upstreamClients, upstreamLogout, build };
 }

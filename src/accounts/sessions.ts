@@ -202,6 +202,16 @@ export class AccountSessions {
   }
 
   /**
+   * Ends a session that expired (idle, or ttl.sessionMax after its sign-in), as signing out would
+   * have: each grant it made is revoked with its tokens unless it outlives sign-out (offline access,
+   * kept whole: what the session gave it bound to the session expired with it already), back-channel
+   * logout to its apps, then the session's ending stays in the store.
+   */
+  async endExpired(session: Session, grants: Pick<SessionGrantEndings, 'revoke'>): Promise<void> {
+    await this.#endSession(session, (grantId, persistsLogout) => (persistsLogout ? Promise.resolve() : grants.revoke(grantId)));
+  }
+
+  /**
    * Ends a session with every grant it made, offline access too: what was granted on the strength
    * of a sign-in that is no longer trusted (a credential removed or reset, a password changed, an
    * upstream removed or cut off), back-channel logout to its apps, then the session goes.

@@ -181,6 +181,12 @@ export class Metrics {
     buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 0.5, 2],
     registers: [this.registry],
   });
+  readonly backchannelLogouts = new Counter({
+    name: 'latchkey_backchannel_logouts_total',
+    help: 'Back-channel logouts an app did not take at once, by outcome: retried (kept to send again), delivered (taken at a later attempt), dropped (given up); and expired (sessions ended by their expiry, their apps told)',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
   readonly rateLimited = new Counter({
     name: 'latchkey_rate_limited_total',
     help: 'Requests refused with 429, by endpoint and limit (ip or client)',

@@ -34,6 +34,7 @@ import { adapterFactory, opaqueTokenBits, readInteractionAhead } from '../store/
 import { recordFederatedSessions, type FederatedSessions } from '../upstreams/sessions.js';
 import type { UpstreamLogout } from '../upstreams/logout.js';
 import { upstreamEndSession } from './patches/upstream-end-session.js';
+import { retryBackchannelLogouts, type KeepRetry } from './patches/backchannel-retry.js';
 import { browserBoundResume } from './patches/browser-bound-resume.js';
 import { endSessionsAtMax } from './patches/session-max.js';
 import { keysFreshForAMinute, staleClientKeysVerifyNothing } from './patches/client-jwks-freshness.js';
@@ -148,7 +149,15 @@ export interface ProviderDependencies {
   };
   /** The pages of the device authorization grant at /device (interactions/device.ts). */
   readonly devicePages: DevicePages;
+  /** Keeps a logout token the app did not take, to send again (provider/backchannel-delivery.ts); without it, none is. */
+  readonly keepLogoutRetry?: KeepRetry;
 }
+
+/**
+ * Seconds a session that holds an app is kept past its expiry, for the sweep that ends it and tells
+ * its apps to read it after a delay (a store outage of up to this long loses no telling).
+ */
+const SESSION_ENDS_MARGIN = 300;
 
 type DeviceFlow = NonNullable<NonNullable<Configuration['features']>['deviceFlow']>;
 /** features.deviceFlow's page hooks. */
@@ -225,7 +234,8 @@ function storage({ config, kv, apis, revocations, accounts, consents }: Provider
           if (clientId) revocations.readDelegatedAhead(clientId);
         },
       },
-      { refreshReuseGrace: config.ttl.refreshReuseGrace, sessionTtl: config.ttl.session },
+      // A session that holds an app is swept at its expiry, telling its apps (provider/backchannel-delivery.ts).
+      { refreshReuseGrace: config.ttl.refreshReuseGrace, sessionTtl: config.ttl.session, sessionEndsMargin: SESSION_ENDS_MARGIN },
     ),
   };
 }
@@ -588,7 +598,7 @@ function outbound(config: Config): Configuration {
 /** The changes Latchkey makes to the instance itself: patches of its internals and middleware in front of its routes. */
 function applyPatches(
   provider: Provider,
-  { config, kv, verifier, accounts, apis, revocations, consents, rateLimits, federated, upstreamLogout, upstreamKnown, signing }: ProviderDependencies,
+  { config, kv, verifier, accounts, apis, revocations, consents, rateLimits, federated, upstreamLogout, upstreamKnown, signing, keepLogoutRetry }: ProviderDependencies,
   policy: RegistrationPolicy,
 ): void {
   // A stored client's secret is compared by its digest (the store keeps no other); then, failing
@@ -680,6 +690,9 @@ function applyPatches(
   // Which credentials signed each session in, so that removing one ends them (see accounts/session-credentials.ts).
   // A session signed in with a credential removed during its own resume ends with every grant it made.
   const grants = new GrantRevocation(kv, revocations);
+  // A logout token the app's endpoint did not take (no answer, 5xx) is kept to send again (see the patch),
+  // innermost: the ending below calls through it.
+  if (keepLogoutRetry) retryBackchannelLogouts(provider, keepLogoutRetry);
   // A confirmed sign-out revokes its grants and ends the session before it posts the first logout token (see the patch).
   endBeforeTelling(provider, grants);
   const endSession = async (uid: string) => {

@@ -55,6 +55,7 @@ import type { ConsumeOutcome, Kv, StoredRecord } from './kv.js';
 import {
   OIDC_CLIENTS_KEY,
   OIDC_INITIAL_ACCESS_TOKENS_KEY,
+  OIDC_SESSION_ENDS_KEY,
   OIDC_SESSION_PREFIX,
   oidcAccountGrantsKey,
   oidcAccountSessionsKey,
@@ -143,6 +144,8 @@ const isHandle = (id: string) => id.startsWith(HANDLE);
 const refOf = (id: string) => (isHandle(id) ? id.slice(HANDLE.length) : digestOf(id));
 /** The id find() takes for an index's entry: a digest's handle, or an id kept by the release before. */
 const idOfRef = (entry: string) => (entry.startsWith('sha256:') ? HANDLE + entry : entry);
+/** A session's id as find() takes it, for its digest in the sorted set of session ends (Kv.schedule). */
+export const sessionHandleOf = idOfRef;
 const recordKey = (model: string, id: string) => oidcRecordKey(model, DIGESTED.has(model) ? refOf(id) : id);
 /**
  * Where a digested model's record was kept before it was digested: under the id itself. None for
@@ -272,7 +275,18 @@ export interface AdapterOptions {
   readonly refreshReuseGrace?: number;
   /** Seconds a session's ending lasts when its record was gone already (ttl.session). */
   readonly sessionTtl?: number;
+  /**
+   * With it, a session that holds an app is also put in the sorted set of session ends (at its
+   * expiry), for the sweeper that tells its apps it expired (provider/backchannel-delivery.ts), and
+   * its record outlives its expiry by these seconds more, for the sweeper to read it after a delay
+   * (a store outage). Where the store has no schedule (embedded), nothing is put.
+   */
+  readonly sessionEndsMargin?: number;
 }
+
+/** Whether a session's payload names an app (a sid or a grant): what its expiry ends or tells. */
+const holdsApp = (payload: AdapterPayload) =>
+  Object.values((payload.authorizations ?? {}) as Record<string, { sid?: unknown; grantId?: unknown }>).some(({ sid, grantId }) => sid !== undefined || grantId !== undefined);
 
 /** What a record names that its redemption reads next (see readAheadFor). */
 type Names = Pick<AdapterPayload, 'grantId' | 'sessionUid' | 'expiresWithSession' | 'accountId' | 'clientId'>;
@@ -322,7 +336,9 @@ class KvAdapter implements Adapter {
 
   /** The store writes of an upsert, started now; a session's resolves false when it had been ended (Kv.putRecord). */
   private write(id: string, payload: AdapterPayload, expiresIn: number, key = recordKey(this.model, id)): Promise<unknown> {
-    const ttl = expiresIn ? expiresIn + this.grace : undefined;
+    // A session the sweeper will end is read by it up to sessionEndsMargin after it expired.
+    const sweptEnd = this.model === 'Session' && this.options.sessionEndsMargin !== undefined && this.kv.schedule && expiresIn && typeof payload.exp === 'number' && holdsApp(payload);
+    const ttl = expiresIn ? expiresIn + this.grace + (sweptEnd ? this.options.sessionEndsMargin! : 0) : undefined;
     // A grant's record goes into the grant's index with it: one command where the store can (a
     // grant's codes and tokens are never ended, so it answers nothing: only a session's write is judged).
     const grant = GRANTABLE.has(this.model) && payload.grantId ? oidcGrantKey(payload.grantId) : undefined;
@@ -338,6 +354,7 @@ class KvAdapter implements Adapter {
     if (this.model === 'Session' && payload.uid) writes.push(this.kv.set(oidcSessionUidKey(payload.uid), refOf(id), { ttl }).then(() => {}));
     if (this.#byValue.delete(id)) writes.push(this.kv.del([legacyKey(this.model, id)!]));
     if (this.model === 'Session' && typeof payload.accountId === 'string') writes.push(this.kv.addToSet(oidcAccountSessionsKey(payload.accountId), refOf(id), ttl));
+    if (sweptEnd) writes.push(this.kv.schedule!(OIDC_SESSION_ENDS_KEY, refOf(id), (payload.exp as number) * 1000, ttl!));
     if (payload.userCode) writes.push(this.kv.set(oidcUserCodeKey(payload.userCode), refOf(id), { ttl }).then(() => {}));
     if (this.model === 'Client') writes.push(this.kv.addToSet(OIDC_CLIENTS_KEY, id));
     if (this.model === 'InitialAccessToken') writes.push(this.kv.addToSet(OIDC_INITIAL_ACCESS_TOKENS_KEY, digestOf(id), ttl));
@@ -596,7 +613,9 @@ class KvAdapter implements Adapter {
     else if (this.model === 'Session') {
       const legacy = legacyKey(this.model, id);
       const ending = this.kv.endRecord(recordKey(this.model, id), (this.options.sessionTtl ?? 0) + this.grace);
-      await (legacy === undefined ? ending : Promise.all([ending, this.kv.del([legacy])]));
+      // Nothing left for the expiry sweep (in the same round trip).
+      const swept = this.options.sessionEndsMargin !== undefined && this.kv.schedule ? this.kv.schedule(OIDC_SESSION_ENDS_KEY, undefined, 0, 1, refOf(id)) : undefined;
+      await Promise.all([ending, swept, legacy === undefined ? undefined : this.kv.del([legacy])]);
     }
     // A digested model's record kept by its value by an earlier release goes in the same round trip.
     else if (!tookAlready(recordKey(this.model, id))) {

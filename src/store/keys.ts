@@ -31,6 +31,13 @@ export const oidcAccountGrantsKey = (accountId: string) => `oidc:grants:account:
 export const oidcClientGrantsKey = (clientId: string) => `oidc:grants:client:${clientId}`;
 /** Set of the digests of a person's session ids; hash tag {<accountId>}. */
 export const oidcAccountSessionsKey = (accountId: string) => `oidc:sessions:account:{${accountId}}`;
+/**
+ * Sorted set of the digests of sessions that hold an app, by when each expires (epoch ms): what the
+ * sweeper ends, telling the apps (provider/backchannel-delivery.ts); hash tag {bc}, with the retries.
+ */
+export const OIDC_SESSION_ENDS_KEY = 'backchannel:{bc}:session-ends';
+/** Sorted set of back-channel logouts an app did not take, by when each is sent again (epoch ms); hash tag {bc}. */
+export const BACKCHANNEL_RETRIES_KEY = 'backchannel:{bc}:retries';
 /** The record keys of a client's registration access tokens, deleted with the client. */
 export const oidcRegistrationTokensKey = (clientId: string) => `oidc:rat:client:${clientId}`;
 /** The record keys of a client's device codes and pushed authorization requests, deleted with the client. */

@@ -164,6 +164,25 @@ export interface Kv {
    */
   cachedReads?(prefixes: readonly string[]): CachedReads | undefined;
 
+  /**
+   * Due work in sorted sets (scores: epoch milliseconds), for the timers every instance shares
+   * (provider/backchannel-delivery.ts). Absent on the embedded store (one process, development).
+   * schedule: adds `member` due at `at` (or moves it there) and, in the same step, drops `replaces`;
+   * the set's TTL becomes the larger of its current one and `ttl`. One key: atomic, Cluster-safe.
+   */
+  schedule?(key: string, member: string | undefined, at: number, ttl: number, replaces?: string): Promise<void>;
+  /**
+   * Claims what is due at `now` in each of `keys` (at most `count` from each): every member claimed is
+   * moved to `until`, in the same step, so of concurrent claimers exactly one gets it, and one that
+   * stops before it settles it leaves it to be claimed again then. The keys share a hash tag.
+   */
+  claimDue?(keys: readonly string[], now: number, until: number, count: number): Promise<string[][]>;
+  /**
+   * Settles a claimed member: only while it is still due at `until` (nothing moved it since),
+   * dropped, or moved to `at`. True when it was.
+   */
+  settleDue?(key: string, member: string, until: number, at?: number): Promise<boolean>;
+
   /** Round trip to the store; throws when it is unreachable. */
   ping(): Promise<void>;
   /**

@@ -105,6 +105,34 @@ return 1`,
     lua: `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0`,
   },
+  // Kv.schedule. ARGV: member ('' for none), at, ttl, the member it replaces ('' for none).
+  schedule: {
+    numberOfKeys: 1,
+    lua: `if ARGV[4] ~= '' then redis.call('ZREM', KEYS[1], ARGV[4]) end
+if ARGV[1] == '' then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+local ttl = tonumber(ARGV[3])
+if redis.call('TTL', KEYS[1]) < ttl then redis.call('EXPIRE', KEYS[1], ttl) end
+return 1`,
+  },
+  // Kv.claimDue over every key given (one hash tag). ARGV: now, until, count.
+  claimDue: {
+    lua: `local out = {}
+for i = 1, #KEYS do
+  local due = redis.call('ZRANGEBYSCORE', KEYS[i], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
+  for _, member in ipairs(due) do redis.call('ZADD', KEYS[i], 'XX', ARGV[2], member) end
+  out[i] = due
+end
+return out`,
+  },
+  // Kv.settleDue. ARGV: member, until, at ('' to drop).
+  settleDue: {
+    numberOfKeys: 1,
+    lua: `local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if not score or tonumber(score) ~= tonumber(ARGV[2]) then return 0 end
+if ARGV[3] == '' then redis.call('ZREM', KEYS[1], ARGV[1]) else redis.call('ZADD', KEYS[1], 'XX', ARGV[3], ARGV[1]) end
+return 1`,
+  },
   // KEYS: mark, log. ARGV: value, ttl, retain, then field/value pairs. MINID trims by the ids'
   // millisecond part, i.e. by time of append (Redis >= 6.2).
   raiseMarkAndLog: {
@@ -166,6 +194,9 @@ type Scripted = {
   putRecordInSet(key: string, set: string, payload: string, ttl: number, member: string): Promise<number>;
   compareAndSet(key: string, hasExpected: '0' | '1', expected: string, value: string): Promise<number>;
   deleteIfEquals(key: string, value: string): Promise<number>;
+  schedule(key: string, member: string, at: number, ttl: number, replaces: string): Promise<number>;
+  claimDue(numberOfKeys: number, ...args: (string | number)[]): Promise<string[][]>;
+  settleDue(key: string, member: string, until: number, at: number | ''): Promise<number>;
   raiseMarkAndLog(mark: string, log: string, value: number, ttl: number, retain: number, ...fields: string[]): Promise<string | null>;
   getRecordVia(index: string, recordPrefix: string): Promise<[string, string[]] | null>;
   getVia(index: string, ...prefixes: string[]): Promise<(string | null)[] | null>;
@@ -480,6 +511,18 @@ export class RedisKv implements Kv {
 
   async deleteIfEquals(key: string, value: string) {
     return (await this.#writing([key], () => this.#client.deleteIfEquals(key, value))) === 1;
+  }
+
+  async schedule(key: string, member: string | undefined, at: number, ttl: number, replaces?: string) {
+    await this.#writing([key], () => this.#client.schedule(key, member ?? '', Math.round(at), Math.max(1, Math.ceil(ttl)), replaces ?? ''));
+  }
+
+  async claimDue(keys: readonly string[], now: number, until: number, count: number) {
+    return this.#writing(keys, () => this.#client.claimDue(keys.length, ...keys, Math.round(now), Math.round(until), count));
+  }
+
+  async settleDue(key: string, member: string, until: number, at?: number) {
+    return (await this.#writing([key], () => this.#client.settleDue(key, member, Math.round(until), at === undefined ? '' : Math.round(at)))) === 1;
   }
 
   async raiseMarkAndLog(

@@ -31,7 +31,8 @@ type SlowlogEntry = [number, number, number, string[], string, string];
  * Commands a server sends on its own timers, not for a request: the tracked cache's heartbeat
  * (store/tracked-cache.ts), the key ring's poll (keyring/service.ts), the token lifetimes a server
  * publishes every minute (revocation/list.ts publishLifetimes) and its reading of Redis's clock
- * with them (TIME, no key: clock.ts followStoreClock). Matched on the command and its first key;
+ * with them (TIME, no key: clock.ts followStoreClock), the back-channel sweep every few seconds
+ * (provider/backchannel-delivery.ts; what it then sends is for something due, none in the scenarios). Matched on the command and its first key;
  * none of the scenarios' requests sends one of these.
  */
 const BACKGROUND: readonly { readonly command: string; readonly key: RegExp }[] = [
@@ -41,6 +42,9 @@ const BACKGROUND: readonly { readonly command: string; readonly key: RegExp }[] 
   { command: 'set', key: /:lifetime:/ },
   { command: 'evalsha', key: /:lifetimes$/ },
   { command: 'eval', key: /:lifetimes$/ },
+  // The back-channel sweep (provider/backchannel-delivery.ts): one script claiming what is due, its first key the retries.
+  { command: 'evalsha', key: /backchannel:\{bc\}:retries$/ },
+  { command: 'eval', key: /backchannel:\{bc\}:retries$/ },
 ];
 
 /** Whether a logged command was one a server sent on a timer (see BACKGROUND). */

@@ -28,8 +28,8 @@ const PASSWORD = 'authorization round trips password';
 const FIREFOX = 'Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0';
 const SAFARI = 'Mozilla/5.0 (Macintosh; Intel Mac OS X 14_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Safari/605.1.15';
 const VERIFIER = oidc.randomPKCECodeVerifier();
-/** Keys the server reads or writes on a timer, not for a request. */
-const BACKGROUND = ['lk:tracked-cache:', 'lk:keyring', 'lk:revoked:{rv}:lifetime'];
+/** Keys the server reads or writes on a timer, not for a request (the back-channel sweep's: provider/backchannel-delivery.ts). */
+const BACKGROUND = ['lk:tracked-cache:', 'lk:keyring', 'lk:revoked:{rv}:lifetime', 'lk:backchannel:{bc}:'];
 /**
  * Whether a command MONITOR listed is the server's timer work: its key (a script's first key, for
  * EVAL and EVALSHA: the lifetimes' set is written by one) is one of BACKGROUND's, or it is TIME, the

@@ -600,6 +600,32 @@ describe('patches on oidc-provider internals (src/provider/patches/)', () => {
     assert.match(confirm, /for \(const clientId of clientIds\) \{\s*if \(params\.logout \|\| clientId === state\.clientId\) \{\s*const client = await clientForLogout\(ctx, clientId\);[\s\S]*?back\.push\(client\.backchannelLogout\(accountId, sid\)/);
   });
 
+  it('backchannel-retry.ts: Client#backchannelLogout signs a new logout token (new jti, iat now) at each call and rejects on an answer other than 200/204 with the Response as error.response', () => {
+    const client = source('models/client.js');
+    assert.match(client, /async backchannelLogout\(sub, sid\) \{\s*const logoutToken = new provider\.IdToken\(\{ sub \}, \{ client: this, ctx: undefined \}\);/);
+    assert.match(client, /logoutToken\.set\('jti', nanoid\(\)\);/);
+    assert.match(client, /return fetchRequest\(provider, new URL\(this\.backchannelLogoutUri\)\.href, \{[\s\S]*?body: new URLSearchParams\(\{ logout_token: await logoutToken\.issue\(\{ use: 'logout' \}\) \}\),/);
+    assert.match(client, /if \(status !== 200 && status !== 204\) \{[\s\S]*?error\.response = response;\s*throw error;/);
+    assert.equal(typeof (provider.Client.prototype as unknown as Record<string, unknown>).backchannelLogout, 'function');
+  });
+
+  it('session-max.ts: the engine never asks Session.find with ignoreExpiration (only the expiry sweep does, and is given the session past ttl.sessionMax)', () => {
+    // The session's own read of its cookie's session, without options; no other Session.find in the engine.
+    assert.match(source('models/session.js'), /session = await this\.find\(cookieSessionId\);/);
+    const lib = join(ROOT, 'node_modules', 'oidc-provider', 'lib');
+    // grep exits 1 when nothing matches.
+    const finders = (() => {
+      try {
+        return execFileSync('grep', ['-rlE', 'Session\\.find\\(', lib], { encoding: 'utf8' });
+      } catch {
+        return '';
+      }
+    })();
+    assert.equal(finders, '', 'no Session.find in the engine but its own');
+    // The one find with ignoreExpiration on a model it is given is findGrantSource's, given grant sources (codes, device codes, CIBA requests).
+    for (const line of execFileSync('grep', ['-rn', 'findGrantSource(', join(lib, 'actions')], { encoding: 'utf8' }).split('\n').filter(Boolean)) assert.doesNotMatch(line, /Session/);
+  });
+
   it('openid-scopes.ts: the engine takes its OpenID scopes from requestParamOIDCScopes and Grant#getOIDCScope, and sets a userinfo token\'s scope from the grant\'s', () => {
     assert.match(source('helpers/oidc_context.js'), /get requestParamOIDCScopes\(\) \{\s*return new Set\(this\.params\.scope\?\.split\(' '\)\.filter\(Set\.prototype\.has\.bind\(state\.configuration\.scopes\)\)\);/);
     const grant = source('models/grant.js');

@@ -25,6 +25,8 @@ const PINNED: Record<keyof typeof keys, readonly [unknown, string] | readonly (r
   oidcAccountGrantsKey: [keys.oidcAccountGrantsKey('sub-1'), 'oidc:grants:account:sub-1'],
   oidcClientGrantsKey: [keys.oidcClientGrantsKey('app-1'), 'oidc:grants:client:app-1'],
   oidcAccountSessionsKey: [keys.oidcAccountSessionsKey('sub-1'), 'oidc:sessions:account:{sub-1}'],
+  OIDC_SESSION_ENDS_KEY: [keys.OIDC_SESSION_ENDS_KEY, 'backchannel:{bc}:session-ends'],
+  BACKCHANNEL_RETRIES_KEY: [keys.BACKCHANNEL_RETRIES_KEY, 'backchannel:{bc}:retries'],
   oidcRegistrationTokensKey: [keys.oidcRegistrationTokensKey('app-1'), 'oidc:rat:client:app-1'],
   oidcPendingKey: [keys.oidcPendingKey('app-1'), 'oidc:pending:client:app-1'],
   OIDC_CLIENTS_KEY: [keys.OIDC_CLIENTS_KEY, 'oidc:clients'],

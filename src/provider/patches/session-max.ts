@@ -8,7 +8,8 @@
  * once a second would be carried past its end one second at a time. What it changes: Session.find
  * and Session.findByUid treat a stored session whose sign-in (loginTs) is ttl.sessionMax or more
  * ago as not found, so Session.get starts the request without it (signed out), as the engine does
- * for a session the store no longer has. Installed before session-loaded-once.ts, whose kept
+ * for a session the store no longer has (but to a caller asking with ignoreExpiration, which the
+ * engine never does for a session: the sweeper that ends expired ones). Installed before session-loaded-once.ts, whose kept
  * session is read through it. Pinned by test/unit/provider-patches.test.ts.
  */
 import type { Provider } from 'oidc-provider';
@@ -22,6 +23,8 @@ export function endSessionsAtMax(provider: Provider, sessionMax: number): void {
   const live = (session: Session) => (session && typeof session.loginTs === 'number' && session.loginTs + sessionMax <= machineSeconds() ? undefined : session);
   const find = Session.find.bind(Session);
   const findByUid = Session.findByUid.bind(Session);
-  Session.find = async (value, options) => live(await find(value, options));
+  // Asked with ignoreExpiration (the sweeper ending an expired session: provider/backchannel-delivery.ts;
+  // the engine never asks a session so), the session is given as stored.
+  Session.find = async (value, options) => ((options as { ignoreExpiration?: boolean } | undefined)?.ignoreExpiration ? find(value, options) : live(await find(value, options)));
   Session.findByUid = async (value, options) => live(await findByUid(value, options));
 }

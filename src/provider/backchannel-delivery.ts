@@ -1,0 +1,189 @@
+/**
+ * Back-channel logout that reaches the app (OpenID Connect Back-Channel Logout 1.0): a logout token
+ * its endpoint did not take is sent again, and a session that expires tells its apps as a sign-out does.
+ *
+ * - Sent again: patches/backchannel-retry.ts keeps who was to be told when a post fails as a delivery
+ *   (no answer, 5xx, 408, 429; an answer of the app, 400 included, is its verdict: §2.8); here each is
+ *   posted again, a freshly signed token each time (new jti, iat now), after each delay of
+ *   backchannel.retrySchedule in turn, then given up and said in the log.
+ * - Expiry: Redis drops an expired session in silence, so the store also keeps, with each write of a
+ *   session that holds an app, when it expires (store/due-endings.ts); once it has, the session is
+ *   ended here as signing out ends it (accounts/sessions.ts endExpired: its grants without offline
+ *   access revoked, the session's ending stored, each app with a backchannel_logout_uri told).
+ *
+ * One sweep every backchannel.sweepInterval seconds at each instance and worker: one command claims
+ * what is due in both sets (moved to this sweep's lease end in the same step, so of two instances
+ * one gets each), nothing else when nothing is due; nothing on any request's path. A sweep the store
+ * fails is skipped and said once per outage; what it had claimed and not settled is claimed again
+ * when its lease ends. close() stops the timer and waits for the sweep in progress.
+ */
+import { errors } from 'oidc-provider';
+import type { Logger } from '../ops/logger.js';
+import type { Metrics } from '../ops/metrics.js';
+import type { ProviderInService } from '../provider-in-service.js';
+import type { AccountSessions } from '../accounts/sessions.js';
+import type { SessionGrantEndings } from '../revocation/grants.js';
+import { storeClockOffset } from '../clock.js';
+import type { ClaimedRetry, DueEndings } from '../store/due-endings.js';
+import { deliverOnce, deliveryFailed, type KeepRetry } from './patches/backchannel-retry.js';
+
+/** Milliseconds a sweep holds what it claimed: past it, another instance may claim it again (well beyond a post's 5 s timeout). */
+const LEASE_MS = 60_000;
+/** At most this many retries and this many session ends per sweep (the rest, at the next). */
+const BATCH = 50;
+/** Seconds a kept retry may outlive its schedule's end (a store down meanwhile). */
+const RETRY_SLACK = 3600;
+
+/** Epoch milliseconds on the store's clock (clock.ts), which every instance shares. */
+const storeNow = () => Date.now() + storeClockOffset();
+
+type Session = Parameters<AccountSessions['endExpired']>[0];
+type SessionFinder = { find(id: string, options: { ignoreExpiration: boolean }): Promise<Session | undefined> };
+
+/** Seconds a kept retry lives: its whole schedule, and some. */
+const retryTtl = (schedule: readonly number[]) => schedule.reduce((sum, delay) => sum + delay, 0) + RETRY_SLACK;
+
+/**
+ * The retry patch's keep (patches/backchannel-retry.ts): who was to be told, kept to send again after
+ * the schedule's first delay, by whichever instance sweeps first (the CLI's endings too: a server
+ * sends them). Nothing is kept with an empty schedule or on a store without shared timers (embedded).
+ * The failed post itself is said by the engine's backchannel.error (ops/events.ts).
+ */
+export function logoutRetryKeeper(due: DueEndings, schedule: readonly number[], metrics?: Metrics): KeepRetry {
+  return async (clientId, sub, sid) => {
+    if (!due.shared || !schedule.length) return;
+    await due.keepRetry({ clientId, sub, sid, attempts: 1 }, storeNow() + schedule[0]! * 1000, retryTtl(schedule));
+    metrics?.backchannelLogouts.inc({ outcome: 'retried' });
+  };
+}
+
+export interface BackchannelDeliveryOptions {
+  readonly due: DueEndings;
+  readonly providers: ProviderInService;
+  readonly sessions: AccountSessions;
+  readonly grants: Pick<SessionGrantEndings, 'revoke'>;
+  /** Seconds before each attempt after the first (backchannel.retrySchedule). */
+  readonly schedule: readonly number[];
+  /** Seconds between sweeps (backchannel.sweepInterval). */
+  readonly interval: number;
+  readonly logger: Logger;
+  readonly metrics: Metrics;
+}
+
+export class BackchannelDelivery {
+  readonly #options: BackchannelDeliveryOptions;
+  #timer: NodeJS.Timeout | undefined;
+  #sweeping: Promise<boolean> | undefined;
+  #stopped = false;
+  /** The store failed the last sweep (said once, until one succeeds). */
+  #failing = false;
+
+  constructor(options: BackchannelDeliveryOptions) {
+    this.#options = options;
+  }
+
+  start(): void {
+    if (!this.#options.due.shared || this.#stopped) return;
+    this.#next();
+  }
+
+  /** Stops sweeping; waits for the sweep in progress. */
+  async close(): Promise<void> {
+    this.#stopped = true;
+    clearTimeout(this.#timer);
+    await this.#sweeping;
+  }
+
+  /** One sweep now (tests; the timer's own otherwise). */
+  async sweep(): Promise<void> {
+    await this.#sweepOnce();
+  }
+
+  /** The sweep in progress, or a new one; whether it claimed a whole batch (more may be due). */
+  #sweepOnce(): Promise<boolean> {
+    const sweeping = (this.#sweeping ??= this.#sweep().finally(() => {
+      this.#sweeping = undefined;
+    }));
+    return sweeping;
+  }
+
+  #next(at = this.#options.interval * 1000): void {
+    if (this.#stopped) return;
+    this.#timer = setTimeout(() => {
+      // A whole batch claimed: the rest at once, not a sweep interval later.
+      this.#sweepOnce().then(
+        (full) => this.#next(full ? 0 : undefined),
+        () => this.#next(),
+      );
+    }, at);
+    this.#timer.unref();
+  }
+
+
+  async #sweep(): Promise<boolean> {
+    const { due, logger } = this.#options;
+    const now = storeNow();
+    const until = now + LEASE_MS;
+    let claimed: Awaited<ReturnType<DueEndings['claim']>>;
+    try {
+      claimed = await due.claim(now, until, BATCH);
+    } catch (error) {
+      if (!this.#failing) logger.warn({ event: 'backchannel.sweep_failed', err: (error as Error).message }, 'the store failed the back-channel logout sweep: tried again at the next');
+      this.#failing = true;
+      return false;
+    }
+    if (this.#failing) logger.info({ event: 'backchannel.sweep_resumed' }, 'the back-channel logout sweep reads the store again');
+    this.#failing = false;
+    await Promise.all([
+      ...claimed.retries.map((retry) => this.#retry(retry).catch((error: unknown) => this.#failed('retry', error))),
+      ...claimed.sessions.map(({ member, id }) => this.#expire(member, id, until).catch((error: unknown) => this.#failed('session', error))),
+    ]);
+    return claimed.retries.length === BATCH || claimed.sessions.length === BATCH;
+  }
+
+  /** A claimed item the store failed half-way: left at its lease, claimed again once it ends. */
+  #failed(kind: string, error: unknown): void {
+    this.#options.logger.warn({ event: 'backchannel.sweep_item_failed', kind, err: (error as Error).message }, 'a back-channel logout step failed: tried again in a minute');
+  }
+
+  async #retry({ member, retry }: ClaimedRetry): Promise<void> {
+    const { due, providers, schedule, logger, metrics } = this.#options;
+    const drop = async (reason: string, fields: object = {}) => {
+      await due.dropRetry(member);
+      metrics.backchannelLogouts.inc({ outcome: 'dropped' });
+      logger.warn({ event: 'backchannel.dropped', reason, ...(retry ? { client_id: retry.clientId, attempts: retry.attempts } : {}), ...fields }, 'a logout token the app did not take is given up');
+    };
+    if (!retry) return drop('unreadable');
+    const client = await providers.current.Client.find(retry.clientId).catch((error: unknown) => (error instanceof errors.InvalidClient ? undefined : Promise.reject(error)));
+    if (!client?.backchannelLogoutUri) return drop('client_gone');
+    const attempts = retry.attempts + 1;
+    try {
+      await deliverOnce(client, retry.sub, retry.sid);
+    } catch (error) {
+      const cause = error instanceof Error ? error.message : String(error);
+      if (!deliveryFailed(error)) return drop('refused', { attempts, cause });
+      if (attempts > schedule.length) return drop('schedule_ended', { attempts, cause });
+      const delay = schedule[attempts - 1]!;
+      await due.keepRetry({ ...retry, attempts }, storeNow() + delay * 1000, retryTtl(schedule), member);
+      metrics.backchannelLogouts.inc({ outcome: 'retried' });
+      logger.info({ event: 'backchannel.retry_kept', client_id: retry.clientId, attempts, in_s: delay, cause }, 'the app did not take the logout token: sent again later');
+      return;
+    }
+    await due.dropRetry(member);
+    metrics.backchannelLogouts.inc({ outcome: 'delivered' });
+    logger.info({ event: 'backchannel.delivered', client_id: retry.clientId, attempts }, 'a logout token the app did not take at first is delivered');
+  }
+
+  async #expire(member: string, id: string, until: number): Promise<void> {
+    const { due, providers, sessions, grants, logger, metrics } = this.#options;
+    const session = await (providers.current.Session as unknown as SessionFinder).find(id, { ignoreExpiration: true });
+    // Gone, or ended otherwise (signed out, its person disabled): nothing left to end or tell.
+    if (!session) return void (await due.settleSession(member, until));
+    // Used since, with a later expiry (written before this claim moved it): due then.
+    if (typeof session.exp === 'number' && session.exp * 1000 > storeNow()) return void (await due.settleSession(member, until, session.exp * 1000));
+    await sessions.endExpired(session, grants);
+    await due.settleSession(member, until);
+    metrics.backchannelLogouts.inc({ outcome: 'expired' });
+    logger.info({ event: 'session.expired', apps: Object.keys(session.authorizations ?? {}).length }, 'an expired session is ended and its apps told');
+  }
+}

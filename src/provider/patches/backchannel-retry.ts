@@ -1,0 +1,74 @@
+/**
+ * A logout token the app's endpoint did not take is sent again (OpenID Connect Back-Channel Logout
+ * 1.0), by whichever instance claims it first (provider/backchannel-delivery.ts).
+ *
+ * oidc-provider's Client#backchannelLogout(sub, sid) signs a logout token (a new jti, iat now) and
+ * posts it once: anything but 200 or 204 rejects, and every caller (the engine's end_session_confirm,
+ * accounts/sessions.ts) only says so in the log (backchannel.error). An app whose endpoint was down
+ * for a moment never learnt the person signed out, and kept its session for them.
+ *
+ * What it changes: when that post fails as a delivery (no answer: refused, reset, timed out; or 5xx,
+ * 408, 429), `keep` is told (who, for whom: the client, sub and sid, never the token), then the call
+ * rejects as before, so the engine's events and answers are unchanged. An answer of the app is not
+ * a delivery failure and is not retried: Back-Channel Logout 1.0 §2.8 has the RP answer 400 when the
+ * logout token is invalid or the logout failed (with an `error` in its body), a verdict on the token
+ * that a fresh token with the same claims would get again; so do other 4xx (the URI is wrong, the app
+ * refuses us) and what the outbound guard refuses before any connection (a special-use address, a
+ * redirect), which only the operator can mend. (RFC 8935's rule for security event tokens, which the
+ * working group took for failed logout requests: retransmit only after a potentially recoverable
+ * error, such as a server unavailable for a moment, and after a delay.)
+ *
+ * A retry posts through the engine's own method, kept as `deliverOnce` (not the patched one, so a
+ * retry does not keep itself again): each attempt signs a new token, with a fresh iat and jti, as a
+ * relying party checking iat against its window (§2.6) must see.
+ * Relies on: Client#backchannelLogout(sub, sid) posting through the configured fetch and rejecting,
+ * on an answer other than 200/204, with an Error whose `response` is the fetch Response. Pinned by
+ * test/unit/provider-patches.test.ts and test/e2e/backchannel-delivery.test.ts.
+ */
+import type { Provider } from 'oidc-provider';
+import { OutboundError } from '../../http/outbound.js';
+
+/** The engine's own Client#backchannelLogout, kept on the prototype under this symbol. */
+const ONCE = Symbol('backchannelLogout, once');
+
+interface LogsOut {
+  clientId: string;
+  backchannelLogout(sub: string, sid: string | undefined): Promise<void>;
+  [ONCE]?: (sub: string, sid: string | undefined) => Promise<void>;
+}
+
+/** Who is to be told, again: never the token (a new one is signed at each attempt). */
+export type KeepRetry = (clientId: string, sub: string, sid: string | undefined) => Promise<void>;
+
+/** Whether a failed post is worth another attempt: no answer (refused, reset, timed out), or 5xx, 408, 429. */
+export function deliveryFailed(error: unknown): boolean {
+  const status = (error as { response?: { status?: unknown } } | undefined)?.response?.status;
+  if (typeof status === 'number') return status >= 500 || status === 408 || status === 429;
+  // Refused by the outbound guard before any connection: the operator's to mend, not the app's moment.
+  for (let at = error; at instanceof Error; at = at.cause) {
+    if (at instanceof OutboundError) return at.code === 'timeout' || at.code === 'network';
+    if (/special-use IP address/.test(at.message)) return false;
+  }
+  return true;
+}
+
+/** The engine's post of a fresh logout token, once (a client of a provider this patch was applied to). */
+export function deliverOnce(client: object, sub: string, sid: string | undefined): Promise<void> {
+  const logsOut = client as LogsOut;
+  return (logsOut[ONCE] ?? logsOut.backchannelLogout).call(logsOut, sub, sid);
+}
+
+/** `keep` failing (the store down too) is not said here: the post's own failure is (backchannel.error), as before. */
+export function retryBackchannelLogouts(provider: Provider, keep: KeepRetry): void {
+  const prototype = provider.Client.prototype as unknown as LogsOut;
+  const once = prototype.backchannelLogout;
+  Object.defineProperty(prototype, ONCE, { value: once });
+  prototype.backchannelLogout = async function (this: LogsOut, sub, sid) {
+    try {
+      await once.call(this, sub, sid);
+    } catch (error) {
+      if (deliveryFailed(error)) await keep(this.clientId, sub, sid).catch(() => {});
+      throw error;
+    }
+  };
+}

@@ -1,0 +1,86 @@
+/**
+ * The timers of back-channel logout that every instance and worker shares, kept in the store
+ * (provider/backchannel-delivery.ts runs them): logouts an app did not take, to send again, and the
+ * ends of sessions that hold an app (written by the adapter with each session write), to end and
+ * tell when they expire. Two sorted sets under one hash tag ({bc}), scored by when each is due
+ * (epoch milliseconds on the store's clock); both expire with what they hold.
+ *
+ * A claim moves what is due to the claimer's lease end in the same step (Kv.claimDue), so of two
+ * instances one gets it; the claimer settles it (dropped, or moved on) only while it is still at its
+ * lease (a session saved since is due at its new expiry, and stays), and what a claimer that stopped
+ * never settled is claimed again once its lease ends.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Kv } from './kv.js';
+import { BACKCHANNEL_RETRIES_KEY, OIDC_SESSION_ENDS_KEY } from './keys.js';
+import { sessionHandleOf } from './adapter.js';
+
+/** A logout token to send again (a new one is signed at each attempt): to whom, for whom, and how many attempts failed. */
+export interface LogoutRetry {
+  readonly clientId: string;
+  readonly sub: string;
+  readonly sid: string | undefined;
+  /** Attempts made so far (the first, from the ending, is 1). */
+  readonly attempts: number;
+}
+
+interface Member {
+  c: string;
+  s: string;
+  i?: string;
+  n: number;
+  /** Each kept retry its own member, two endings telling one app alike included. */
+  r: string;
+}
+
+export interface ClaimedRetry {
+  readonly member: string;
+  readonly retry: LogoutRetry | undefined;
+}
+
+export class DueEndings {
+  constructor(private readonly kv: Kv) {}
+
+  /** Whether the store keeps shared timers (Redis; not the embedded store). */
+  get shared(): boolean {
+    return Boolean(this.kv.schedule && this.kv.claimDue && this.kv.settleDue);
+  }
+
+  /** Keeps `retry` to be sent at `at` (epoch ms) for `ttl` seconds at most; `replaces`: the claimed member it follows, dropped in the same step. */
+  async keepRetry(retry: LogoutRetry, at: number, ttl: number, replaces?: string): Promise<void> {
+    const member: Member = { c: retry.clientId, s: retry.sub, ...(retry.sid === undefined ? {} : { i: retry.sid }), n: retry.attempts, r: randomBytes(6).toString('base64url') };
+    await this.kv.schedule!(BACKCHANNEL_RETRIES_KEY, JSON.stringify(member), at, ttl, replaces);
+  }
+
+  /** Drops a claimed retry (delivered, or given up). */
+  async dropRetry(member: string): Promise<void> {
+    await this.kv.schedule!(BACKCHANNEL_RETRIES_KEY, undefined, 0, 1, member);
+  }
+
+  /**
+   * Claims what is due at `now` until `until` (epoch ms): at most `count` retries and `count`
+   * session ends, in one command. Sessions are given by the id the engine's Session.find takes.
+   */
+  async claim(now: number, until: number, count: number): Promise<{ retries: ClaimedRetry[]; sessions: { member: string; id: string }[] }> {
+    const [retries = [], sessions = []] = await this.kv.claimDue!([BACKCHANNEL_RETRIES_KEY, OIDC_SESSION_ENDS_KEY], now, until, count);
+    return {
+      retries: retries.map((member) => ({ member, retry: parseRetry(member) })),
+      sessions: sessions.map((member) => ({ member, id: sessionHandleOf(member) })),
+    };
+  }
+
+  /** A claimed session end settled: dropped, or (`at`: saved since with a later expiry) due then. Only while still at the claim's `until`. */
+  settleSession(member: string, until: number, at?: number): Promise<boolean> {
+    return this.kv.settleDue!(OIDC_SESSION_ENDS_KEY, member, until, at);
+  }
+}
+
+function parseRetry(member: string): LogoutRetry | undefined {
+  try {
+    const { c, s, i, n } = JSON.parse(member) as Partial<Member>;
+    if (typeof c !== 'string' || typeof s !== 'string' || typeof n !== 'number') return undefined;
+    return { clientId: c, sub: s, sid: typeof i === 'string' ? i : undefined, attempts: n };
+  } catch {
+    return undefined;
+  }
+}
