@@ -27,6 +27,7 @@ import './patches/form-bodies.js';
 import './patches/scope-required.js';
 // OpenID Connect Core §3.1.2.1: an OpenID request names its redirect_uri (see the patch).
 import { codesNameRedirectUri, REDIRECT_URI_OMITTED } from './patches/openid-redirect-uri.js';
+import { confidentialRedemption } from './patches/confidential-redemption.js';
 import { loopbackPublicClientsAsked } from './patches/loopback-public-clients.js';
 import { GRANT_CLAIM, grantHandle, type RevocationList } from '../revocation/list.js';
 import { opaqueRevoked } from '../revocation/opaque-introspection.js';
@@ -639,6 +640,8 @@ function applyPatches(
   boundCodesToCurrentRegistration(provider);
   // RFC 6749 §4.1.3: a code whose authorization request named its redirect_uri is redeemed with it.
   codesNameRedirectUri(provider);
+  // What a client got while confidential is redeemed only by it authenticating, however it became public.
+  confidentialRedemption(provider);
   // A code bound to a DPoP key (dpop_jkt) is not spent by a request without that key's proof.
   dpopBoundCodesBeforeSpending(provider);
   refuseHintsOfRevokedKeys(provider, revocations);

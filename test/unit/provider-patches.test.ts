@@ -146,6 +146,20 @@ describe('patches on oidc-provider internals (src/provider/patches/)', () => {
     assert.equal(typeof (provider.AuthorizationCode.prototype as unknown as Record<string, unknown>).save, 'function');
   });
 
+  it('confidential-redemption.ts: refresh tokens, codes and device codes are made with their client and saved with save(), keep only IN_PAYLOAD (static getters), and are found at the token endpoint after client authentication', () => {
+    assert.match(source('helpers/grant_common.js'), /new provider\.RefreshToken\(\{[\s\S]*?client: ctx\.oidc\.client,[\s\S]*?\}\);/);
+    assert.match(source('actions/grants/refresh_token.js'), /refreshToken = new RefreshToken\(\{[\s\S]*?\n\s*client,\n[\s\S]*?refreshTokenValue = await refreshToken\.save\(\);/);
+    assert.match(source('helpers/process_response_types.js'), /new ctx\.oidc\.provider\.AuthorizationCode\(\{[\s\S]*?client: ctx\.oidc\.client,/);
+    assert.match(source('actions/authorization/device.js'), /new ctx\.oidc\.provider\.DeviceCode\(\{\s*client: ctx\.oidc\.client,/);
+    assert.match(source('models/base_token.js'), /set client\(client\) \{\s*this\.clientId = client\.clientId;/);
+    assert.match(source('models/client.js'), /get clientAuthMethod\(\) \{/);
+    assert.match(source('models/payload.js'), /result = new Set\(Model\.IN_PAYLOAD\);/);
+    for (const Model of [provider.RefreshToken, provider.AuthorizationCode, provider.DeviceCode]) {
+      assert.ok(Object.getOwnPropertyDescriptor(Object.getPrototypeOf(Model), 'IN_PAYLOAD')?.get || Object.getOwnPropertyDescriptor(Model, 'IN_PAYLOAD')?.get, 'IN_PAYLOAD is a static getter');
+      assert.equal(typeof (Model.prototype as unknown as Record<string, unknown>).save, 'function');
+    }
+  });
+
   it('unauthorized-client.ts: the grant-type refusals it rewrites, and Client#responseTypeAllowed is called only by the response_type check', () => {
     assert.match(source('actions/token.js'), /if \(!ctx\.oidc\.client\.grantTypeAllowed\(ctx\.oidc\.params\.grant_type\)\) \{\s*throw new InvalidRequest\('requested grant type is not allowed for this client'\);/);
     assert.match(source('actions/authorization/client.js'), /throw new InvalidRequest\(`\$\{grantType\} is not allowed for this client`\);/);
