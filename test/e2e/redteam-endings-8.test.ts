@@ -1,0 +1,105 @@
+/**
+ * Red team, eighth endings pass (docs/security.md, "Looked at in the eighth endings pass").
+ *
+ * A scope taken from a client's `scope` metadata (an operator's `clients update`, the admin API's
+ * PUT, or the client itself with RFC 7592) ended the person's tokens carrying it at introspection
+ * only: an API verifying JWTs locally and following the revocation feed (latchkey/resource-server)
+ * kept accepting them, scope and all, for their whole lifetime. The narrowing now puts a scoped
+ * `delegated` entry on the feed: the client's person tokens (carrying `gid`) issued up to now that
+ * carry the scope taken away.
+ */
+import assert from 'node:assert/strict';
+import { decodeJwt } from 'jose';
+import * as oidc from 'openid-client';
+import { scopesTaken } from '../../src/provider/provider.js';
+import { createResourceServer, TokenRejected, type ResourceServer } from '../../src/resource-server/index.js';
+import { Agent } from '../helpers/agent.js';
+import { frontChannel } from '../helpers/front-channel.js';
+import { startServer, type TestServer } from '../helpers/server.js';
+import { API, grantFeed, introspect, machineClient, RESOURCE_SERVERS } from '../helpers/tokens.js';
+
+const REDIRECT = 'https://app.example.test/callback';
+const PASSWORD = 'eighth endings pass test password';
+const RS = { id: 'api', secret: 'api-resource-server-secret-with-entropy-012345' };
+const WEB = { id: 'narrowed-web', secret: 'narrowed-web-secret-with-plenty-of-entropy-0123' };
+const METADATA = {
+  client_id: WEB.id,
+  client_secret: WEB.secret,
+  redirect_uris: [REDIRECT],
+  grant_types: ['authorization_code', 'refresh_token'],
+  response_types: ['code'],
+  scope: 'openid offline_access read write',
+};
+
+const accepted = (helper: ResourceServer, token: string) =>
+  helper.verify(`Bearer ${token}`).then(
+    () => true,
+    (error: unknown) => {
+      if (error instanceof TokenRejected && error.code === 'invalid_token') return false;
+      throw error;
+    },
+  );
+
+describe('e2e: red team, eighth endings pass', function () {
+  this.timeout(60_000);
+  let server: TestServer;
+  let helper: ResourceServer;
+  let config: oidc.Configuration;
+
+  before(async () => {
+    server = await startServer({ ownRedis: true, clients: [machineClient(RS)], env: { RESOURCE_SERVERS } });
+    await server.accounts.create('rhea', PASSWORD);
+    await grantFeed(server, RS.id);
+    await server.clients.add({ ...METADATA });
+    config = await oidc.discovery(new URL(server.issuer), WEB.id, WEB.secret, oidc.ClientSecretBasic(WEB.secret), { execute: [oidc.allowInsecureRequests] });
+    helper = await createResourceServer({ issuer: server.issuer, audience: API, clientId: RS.id, clientSecret: RS.secret, onError: () => {} });
+  });
+  after(async () => {
+    helper?.close();
+    await server?.stop();
+  });
+
+  async function signIn(scope = 'openid offline_access read write') {
+    const flow = await frontChannel(config, {
+      redirectUri: REDIRECT,
+      username: 'rhea',
+      password: PASSWORD,
+      params: { scope, resource: API, prompt: 'consent' },
+      agent: new Agent(),
+    });
+    return oidc.authorizationCodeGrant(config, flow.callback, { pkceCodeVerifier: flow.verifier }, { resource: API });
+  }
+
+  it("a scope an operator took from a client's metadata ends the person's JWTs carrying it at latchkey/resource-server too, not only at introspection; a refresh gets a token without it, which is accepted", async () => {
+    const kept = (await signIn('openid read')).access_token; // a sign-in asking for what the client keeps
+    const tokens = await signIn();
+    const wide = tokens.access_token;
+    assert.ok(String(decodeJwt(wide).scope).split(' ').includes('write'), String(decodeJwt(wide).scope));
+    await helper.sync();
+    assert.equal(await accepted(helper, wide), true);
+
+    await server.clients.update(WEB.id, { ...METADATA, scope: 'openid offline_access read' });
+
+    assert.equal((await introspect(server.url, RS, wide)).active, false, 'introspection (held before)');
+    await helper.sync();
+    // Before the fix: true, for the token's whole lifetime.
+    assert.equal(await accepted(helper, wide), false, 'a JWT carrying the scope taken away, at an API that follows the feed');
+    assert.equal(await accepted(helper, kept), true, 'a JWT of the client within what it keeps, issued before');
+    assert.equal((await introspect(server.url, RS, kept)).active, true);
+
+    const refreshed = await oidc.refreshTokenGrant(config, tokens.refresh_token!, { resource: API });
+    const narrow = refreshed.access_token;
+    assert.ok(!String(decodeJwt(narrow).scope).split(' ').includes('write'), String(decodeJwt(narrow).scope));
+    assert.equal((await introspect(server.url, RS, narrow)).active, true);
+    await helper.sync();
+    assert.equal(await accepted(helper, narrow), true, 'a token within what the client keeps, even of the same second');
+  });
+
+  it('the scopes a change of `scope` metadata takes: those before and not after; every scope offered when it registered none before; none when it registers none after', async () => {
+    const offered = async () => ['openid', 'email', 'read', 'write'];
+    assert.deepEqual(await scopesTaken({ scope: 'openid read write' }, { scope: 'openid read' }, offered), ['write']);
+    assert.deepEqual(await scopesTaken({}, { scope: 'openid read' }, offered), ['email', 'write']);
+    assert.deepEqual(await scopesTaken({ scope: 'openid read' }, {}, offered), []);
+    assert.deepEqual(await scopesTaken({ scope: 'openid' }, { scope: 'openid read' }, offered), []);
+  });
+});
