@@ -1,9 +1,10 @@
 /**
  * Red team, eighth endings pass (docs/security.md, "Looked at in the eighth endings pass").
  *
- * A scope taken from a client's `scope` metadata (an operator's admin API PUT, or the client itself with RFC 7592) ended the person's tokens carrying it at introspection
- * only: an API verifying JWTs locally and following the revocation feed (latchkey/resource-server)
- * kept accepting them, scope and all, for their whole lifetime. The narrowing now puts a scoped
+ * A scope taken from a client's `scope` metadata (an operator's admin API PUT, or the client itself
+ * with RFC 7592) ended the person's tokens carrying it at introspection only: an API verifying JWTs
+ * locally and following the revocation feed (latchkey/resource-server) kept accepting them, scope
+ * and all, for their whole lifetime. The narrowing now puts a scoped
  * `delegated` entry on the feed: the client's person tokens (carrying `gid`) issued up to now that
  * carry the scope taken away.
  */
