@@ -16,11 +16,12 @@ import { createResourceServer, type ResourceServer } from '../../src/resource-se
 import { Agent } from '../helpers/agent.js';
 import { frontChannel } from '../helpers/front-channel.js';
 import { startServer, type TestServer } from '../helpers/server.js';
-import { acceptedBy, API, grantFeed, introspect, machineClient, RESOURCE_SERVERS } from '../helpers/tokens.js';
+import { acceptedBy, adminJson, API, clientCredentialsToken, grantFeed, introspect, machineClient, RESOURCE_SERVERS } from '../helpers/tokens.js';
 
 const REDIRECT = 'https://app.example.test/callback';
 const PASSWORD = 'eighth endings pass test password';
 const RS = { id: 'api', secret: 'api-resource-server-secret-with-entropy-012345' };
+const OPS = { id: 'ops', secret: 'ops-client-secret-with-plenty-of-entropy-0123456789' };
 const WEB = { id: 'narrowed-web', secret: 'narrowed-web-secret-with-plenty-of-entropy-0123' };
 const METADATA = {
   client_id: WEB.id,
@@ -39,9 +40,10 @@ describe('e2e: red team, eighth endings pass', function () {
   let config: oidc.Configuration;
 
   before(async () => {
-    server = await startServer({ ownRedis: true, clients: [machineClient(RS)], env: { RESOURCE_SERVERS } });
+    server = await startServer({ ownRedis: true, clients: [machineClient(RS), machineClient(OPS)], env: { RESOURCE_SERVERS } });
     await server.accounts.create('rhea', PASSWORD);
     await grantFeed(server, RS.id);
+    await server.apis.grant(OPS.id, `${server.issuer}/admin`, { scopes: ['admin'] });
     await server.clients.add({ ...METADATA });
     config = await oidc.discovery(new URL(server.issuer), WEB.id, WEB.secret, oidc.ClientSecretBasic(WEB.secret), { execute: [oidc.allowInsecureRequests] });
     helper = await createResourceServer({ issuer: server.issuer, audience: API, clientId: RS.id, clientSecret: RS.secret, onError: () => {} });
@@ -62,7 +64,7 @@ describe('e2e: red team, eighth endings pass', function () {
     return oidc.authorizationCodeGrant(config, flow.callback, { pkceCodeVerifier: flow.verifier }, { resource: API });
   }
 
-  it("a scope an operator took from a client's metadata ends the person's JWTs carrying it at latchkey/resource-server too, not only at introspection; a refresh gets a token without it, which is accepted", async () => {
+  it("a scope an operator took from a client's metadata (admin API PUT) ends the person's JWTs carrying it at latchkey/resource-server too, not only at introspection; a refresh gets a token without it, which is accepted", async () => {
     const kept = (await signIn('openid read')).access_token; // a sign-in asking for what the client keeps
     const tokens = await signIn();
     const wide = tokens.access_token;
@@ -70,7 +72,11 @@ describe('e2e: red team, eighth endings pass', function () {
     await helper.sync();
     assert.equal(await acceptedBy(helper, wide), true);
 
-    await server.clients.update(WEB.id, { ...METADATA, scope: 'openid offline_access read' });
+    // The operator, at the admin API.
+    const admin = await clientCredentialsToken(server.url, OPS, `${server.issuer}/admin`, 'admin');
+    const { client_id: _id, client_secret: _secret, ...narrowed } = METADATA;
+    const put = await adminJson(server.url, admin, 'PUT', `/clients/${WEB.id}`, { ...narrowed, scope: 'openid offline_access read' });
+    assert.equal(put.status, 200, JSON.stringify(put.body));
 
     assert.equal((await introspect(server.url, RS, wide)).active, false, 'introspection (held before)');
     await helper.sync();
