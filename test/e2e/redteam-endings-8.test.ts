@@ -40,7 +40,7 @@ describe('e2e: red team, eighth endings pass', function () {
   let config: oidc.Configuration;
 
   before(async () => {
-    server = await startServer({ ownRedis: true, clients: [machineClient(RS), machineClient(OPS)], env: { RESOURCE_SERVERS } });
+    server = await startServer({ ownRedis: true, clients: [machineClient(RS), machineClient(OPS)], env: { RESOURCE_SERVERS, REGISTRATION_OPEN: 'true' } });
     await server.accounts.create('rhea', PASSWORD);
     await grantFeed(server, RS.id);
     await server.apis.grant(OPS.id, `${server.issuer}/admin`, { scopes: ['admin'] });
@@ -91,6 +91,29 @@ describe('e2e: red team, eighth endings pass', function () {
     assert.equal((await introspect(server.url, RS, narrow)).active, true);
     await helper.sync();
     assert.equal(await acceptedBy(helper, narrow), true, 'a token within what the client keeps, even of the same second');
+  });
+
+  it("a client narrowing its own `scope` with RFC 7592 puts the scopes it gave up on the feed, as an operator's narrowing does", async () => {
+    const registered = await fetch(`${server.url}/reg`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ redirect_uris: [REDIRECT], scope: 'openid email profile' }),
+    });
+    assert.equal(registered.status, 201);
+    const client = (await registered.json()) as { client_id: string; registration_access_token: string; registration_client_uri: string };
+    const feedToken = await clientCredentialsToken(server.url, RS, `${server.issuer}/revocations`, 'revocations');
+    const feed = async (after?: string) =>
+      (await (await fetch(`${server.url}/revocations${after ? `?after=${after}` : ''}`, { headers: { authorization: `Bearer ${feedToken}` } })).json()) as { entries: Record<string, unknown>[]; cursor: string | null };
+    const start = await feed();
+    const put = await fetch(client.registration_client_uri, {
+      method: 'PUT',
+      headers: { authorization: `Bearer ${client.registration_access_token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ client_id: client.client_id, redirect_uris: [REDIRECT], scope: 'openid profile' }),
+    });
+    assert.equal(put.status, 200, await put.text());
+    const { entries } = await feed(start.cursor ?? undefined);
+    const ours = entries.filter((entry) => entry.type === 'delegated' && entry.client_id === client.client_id);
+    assert.deepEqual([...new Set(ours.map((entry) => entry.scope))], ['email']);
   });
 
   it('the scopes a change of `scope` metadata takes: those before and not after; every scope offered when it registered none before; none when it registers none after', async () => {
