@@ -225,6 +225,10 @@ function storage({ config, kv, apis, revocations, accounts, consents }: Provider
           await Promise.all([
             getsOwnTokens(previous) && (!getsOwnTokens(next) || replaced.any) ? apis.endOwnTokens(clientId) : undefined,
             authenticates(previous) && !authenticates(next) ? revocations.revokeDelegated(clientId) : undefined,
+            // Scopes taken from its `scope` metadata: refreshes are narrowed and introspection refuses
+            // the tokens carrying them already (resource-servers.ts heldByClientNow); the feed tells
+            // the APIs that verify JWTs locally (a scoped delegated entry).
+            scopesTaken(previous, next, async () => [...registrationPolicy(config).scopes, ...(await apis.delegableScopes())]).then((taken) => revocations.revokeNarrowed(clientId, taken)),
           ]);
           if (replaced.secret) await forgetPreviousSecret(kv, clientId);
         },
@@ -245,6 +249,19 @@ function storage({ config, kv, apis, revocations, accounts, consents }: Provider
 function getsOwnTokens(metadata: { grant_types?: unknown; token_endpoint_auth_method?: unknown }): boolean {
   const grantTypes = Array.isArray(metadata.grant_types) ? metadata.grant_types : ['authorization_code'];
   return grantTypes.includes('client_credentials') && authenticates(metadata);
+}
+
+/**
+ * The scopes a change of a client's `scope` metadata takes from it: those its tokens may carry
+ * before (every scope offered, `offered`, when it registered none) and are beyond it after
+ * (patches/current-registration.ts scopesBeyond; none when it registers no `scope` after).
+ */
+export async function scopesTaken(previous: { scope?: unknown }, next: { scope?: unknown }, offered: () => Promise<readonly string[]>): Promise<string[]> {
+  const words = (scope: unknown) => (typeof scope === 'string' ? scope.split(' ').filter(Boolean) : []);
+  const after = new Set(words(next.scope));
+  if (!after.size) return [];
+  const before = words(previous.scope);
+  return [...new Set(before.length ? before : await offered())].filter((scope) => !after.has(scope));
 }
 
 /** Whether client metadata (as stored) has the client authenticate at the token endpoint (RFC 7591 §2: client_secret_basic by default). */

@@ -25,7 +25,11 @@
  *           every token a client holds on people's behalf (under a grant: carrying `gid`), issued
  *           up to a moment: an operator revoked every grant the client holds (`latchkey grants revoke
  *           --client`). One entry first, as for a person, and its mark lives as long as a grant, so
- *           that refresh tokens and codes are held to it too (provider.ts findAccount).
+ *           that refresh tokens and codes are held to it too (provider.ts findAccount). With a
+           `scope`: only such tokens carrying that scope, which an operator or the client itself
+           (RFC 7592) took from its `scope` metadata (narrowed below; refreshes are narrowed and
+           introspection refuses them already: provider/resource-servers.ts heldByClientNow). A
+           verifier that ignores `scope` refuses more, never less.
  *   sub     every token issued to a person (its `sub`, under a grant: carrying `gid`) up to a
  *           moment: the person was disabled, an operator reset their password or revoked every
  *           grant they gave. One entry, written
@@ -61,7 +65,10 @@
  *                                   epoch seconds of the latest ending of what the person gave the client
  *   revoked:{rv}:delegated:<client_id>
  *                                   epoch seconds of the latest revocation of every grant the client holds
- *   revoked:{rv}:operator-endings   "1" while a client_grant or api entry can matter
+ *   revoked:{rv}:narrowed:<client_id>:<scope>
+ *                                   epoch seconds the scope was last taken from the client's `scope` metadata
+ *                                   (URI-encoded; a scoped delegated entry on the feed)
+ *   revoked:{rv}:operator-endings   "1" while a client_grant, narrowed or api entry can matter
  *   revoked:{rv}:lifetimes          the lifetimes instances issue with ("access:<seconds>", "grant:<seconds>"),
  *                                   and how long the feed must keep its lines ("feed:<seconds>", a kid entry's horizon)
  *   revoked:{rv}:lifetime:<kind>:<seconds>
@@ -74,7 +81,7 @@
 import { createHash } from 'node:crypto';
 import { epochSeconds } from '../clock.js';
 import { LOG_ID, type CachedReads, type Kv, type LogEntry } from '../store/kv.js';
-import { LIFETIMES_KEY, LIFETIMES_PREFIX, STORE_EPOCH_KEY, lifetimeKey, OPERATOR_ENDINGS_KEY, REVOCATION_FEED_KEY, REVOKED_API_PREFIX, REVOKED_CLIENT_GRANT_PREFIX, REVOKED_CLIENT_PREFIX, REVOKED_DELEGATED_PREFIX, REVOKED_KID_PREFIX, revokedApiKey, revokedClientGrantKey, revokedClientKey, revokedDelegatedKey, revokedGrantKey, revokedJtiKey, revokedKidKey, revokedSubjectKey, withdrawnKey } from '../store/keys.js';
+import { LIFETIMES_KEY, LIFETIMES_PREFIX, STORE_EPOCH_KEY, lifetimeKey, OPERATOR_ENDINGS_KEY, REVOCATION_FEED_KEY, REVOKED_API_PREFIX, REVOKED_CLIENT_GRANT_PREFIX, REVOKED_CLIENT_PREFIX, REVOKED_DELEGATED_PREFIX, REVOKED_KID_PREFIX, REVOKED_NARROWED_PREFIX, revokedApiKey, revokedClientGrantKey, revokedClientKey, revokedDelegatedKey, revokedGrantKey, revokedJtiKey, revokedKidKey, revokedNarrowedKey, revokedSubjectKey, withdrawnKey } from '../store/keys.js';
 
 /**
  * How long the store's epoch is kept (seconds): as the revocation list, with a TTL, so that a store
@@ -130,9 +137,10 @@ export type RevocationEntry =
   /**
    * Reject tokens whose `client_id` is this, that carry a `gid` (held on a person's behalf, never the
    * client's own), and whose `iat` is at or before `revoked_at` (an operator revoked every grant the
-   * client holds). Matters until `exp`.
+   * client holds); with `scope`, only those that carry it (it was taken from the client's `scope`
+   * metadata). Matters until `exp`.
    */
-  | { readonly type: 'delegated'; readonly client_id: string; readonly revoked_at: number; readonly exp: number };
+  | { readonly type: 'delegated'; readonly client_id: string; readonly scope?: string; readonly revoked_at: number; readonly exp: number };
 
 export interface FeedPage {
   readonly entries: RevocationEntry[];
@@ -195,7 +203,7 @@ function toEntry({ fields }: LogEntry): RevocationEntry | undefined {
   if (fields.type === 'api' && fields.value) return { type: 'api', aud: fields.value, revoked_at: Number(fields.at), exp };
   if (fields.type === 'sub' && fields.value) return { type: 'sub', sub: fields.value, revoked_at: Number(fields.at), exp };
   if (fields.type === 'withdrawn' && fields.value && fields.client_id) return { type: 'withdrawn', sub: fields.value, client_id: fields.client_id, revoked_at: Number(fields.at), exp };
-  if (fields.type === 'delegated' && fields.value) return { type: 'delegated', client_id: fields.value, revoked_at: Number(fields.at), exp };
+  if (fields.type === 'delegated' && fields.value) return { type: 'delegated', client_id: fields.value, ...(fields.scope ? { scope: fields.scope } : {}), revoked_at: Number(fields.at), exp };
   return undefined;
 }
 
@@ -214,7 +222,7 @@ export class RevocationList {
 
   constructor(kv: Kv, { skew, accessTokenLifetime, grantLifetime }: RevocationListOptions) {
     this.#kv = kv;
-    this.#rareMarks = kv.cachedReads?.([REVOKED_CLIENT_PREFIX, REVOKED_KID_PREFIX, REVOKED_CLIENT_GRANT_PREFIX, REVOKED_API_PREFIX, OPERATOR_ENDINGS_KEY, REVOKED_DELEGATED_PREFIX, LIFETIMES_PREFIX, STORE_EPOCH_KEY]) ?? kv;
+    this.#rareMarks = kv.cachedReads?.([REVOKED_CLIENT_PREFIX, REVOKED_KID_PREFIX, REVOKED_CLIENT_GRANT_PREFIX, REVOKED_API_PREFIX, OPERATOR_ENDINGS_KEY, REVOKED_DELEGATED_PREFIX, REVOKED_NARROWED_PREFIX, LIFETIMES_PREFIX, STORE_EPOCH_KEY]) ?? kv;
     this.#skew = skew;
     this.#lifetime = accessTokenLifetime;
     this.#grantLifetime = Math.max(grantLifetime ?? 0, accessTokenLifetime);
@@ -420,6 +428,20 @@ export class RevocationList {
   }
 
   /**
+   * Revokes every token the client holds on people's behalf up to now that carries one of `scopes`:
+   * they were taken from its `scope` metadata (an operator's update, or its own with RFC 7592).
+   * Introspection refuses such tokens from the client's record already (resource-servers.ts
+   * heldByClientNow) and refreshes are narrowed; this tells the APIs that verify JWTs locally (the
+   * feed). Its refresh tokens and codes are not ended: they are narrowed to the client as it is now.
+   */
+  async revokeNarrowed(clientId: string, scopes: readonly string[]): Promise<boolean> {
+    if (!scopes.length) return false;
+    await this.#operatorEndings();
+    const revoked = await Promise.all(scopes.map((scope) => this.#revokeUpToNow('delegated', () => revokedNarrowedKey(clientId, scope), clientId, { extra: { scope } })));
+    return revoked.some(Boolean);
+  }
+
+  /**
    * Whether a token, code or refresh token the client holds on a person's behalf, issued at `iat`,
    * was revoked with every grant it holds (revokeDelegated). A cached read (store/tracked-cache.ts):
    * on the token endpoint it goes with the account's read, no round trip of its own.
@@ -500,6 +522,7 @@ export class RevocationList {
       ...(ownToken && typeof clientId === 'string'
         ? audiences.flatMap((aud) => ['', ...scopesOf(claims.scope)].map((scope) => this.#rareMarks.get(revokedClientGrantKey(clientId, scope, aud))))
         : []),
+      ...(!ownToken && typeof clientId === 'string' ? scopesOf(claims.scope).map((scope) => this.#rareMarks.get(revokedNarrowedKey(clientId, scope))) : []),
     ]);
     return byApi.some(issuedBy);
   }

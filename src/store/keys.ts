@@ -198,6 +198,10 @@ export const withdrawnKey = (sub: string, clientId: string) => `revoked:{rv}:wit
 export const REVOKED_DELEGATED_PREFIX = 'revoked:{rv}:delegated:';
 /** A client's tokens delegated by people, issued up to the time it holds, are revoked. */
 export const revokedDelegatedKey = (clientId: string) => `${REVOKED_DELEGATED_PREFIX}${clientId}`;
+/** Prefix of the marks of scopes taken from clients' `scope` metadata (the tracked cache follows it). */
+export const REVOKED_NARROWED_PREFIX = 'revoked:{rv}:narrowed:';
+/** A client's tokens delegated by people carrying a scope since taken from its metadata; client id and scope encoded, as either may hold a colon. */
+export const revokedNarrowedKey = (clientId: string, scope: string) => `${REVOKED_NARROWED_PREFIX}${encodeURIComponent(clientId)}:${encodeURIComponent(scope)}`;
 /**
  * The second before this store's memory begins: a token issued up to it may have been ended by an
  * entry the store no longer holds (a Redis that lost everything, the embedded store restarted), so

@@ -1,5 +1,6 @@
 /** Small token-endpoint calls shared by the key and revocation suites (plain fetch, no client library). */
 import assert from 'node:assert/strict';
+import { TokenRejected, type ResourceServer } from '../../src/resource-server/index.js';
 
 export const API = 'https://api.example.test';
 export const OPAQUE_API = 'https://ledger.example.test';
@@ -79,3 +80,13 @@ export async function adminJson(baseUrl: string, token: string, method: string, 
   });
   return { status: response.status, body: (await response.json().catch(() => ({}))) as Record<string, string> };
 }
+
+/** Whether latchkey/resource-server `helper` accepts `token` (false: invalid_token; anything else is thrown). */
+export const acceptedBy = (helper: ResourceServer, token: string): Promise<boolean> =>
+  helper.verify(`Bearer ${token}`).then(
+    () => true,
+    (error: unknown) => {
+      if (error instanceof TokenRejected && error.code === 'invalid_token') return false;
+      throw error;
+    },
+  );

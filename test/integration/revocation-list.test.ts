@@ -126,6 +126,26 @@ for (const backend of backends) {
       }
     });
 
+    it("a scope taken from a client's metadata (a scoped delegated entry) revokes the tokens it holds on people's behalf that carry it, up to it: not those without it, its own, another client's, later ones; nor does it end its refresh tokens and codes", async () => {
+      const clientId = `web:${randomUUID()}`;
+      const aud = `https://${randomUUID()}.example.test`;
+      const start = await list.feed(undefined, 1000);
+      const persons = (scope: string, extra: Record<string, unknown> = {}) => ({ jti: randomUUID(), iat: now() - 10, sub: randomUUID(), client_id: clientId, aud, scope, gid: grantHandle(randomUUID()), ...extra });
+      assert.equal(await list.isRevoked(persons('read write')), false);
+      assert.equal(await list.revokeNarrowed(clientId, []), false, 'nothing taken');
+      assert.equal(await list.revokeNarrowed(clientId, ['write', 'email']), true);
+      assert.equal(await list.isRevoked(persons('read write')), true, 'carries a scope taken');
+      assert.equal(await list.isRevoked(persons('read')), false, 'within what it keeps');
+      assert.equal(await list.isRevoked(persons('read write', { iat: now() + 2 })), false, 'issued after');
+      assert.equal(await list.isRevoked(persons('write', { client_id: `${clientId}-other` })), false, 'another client');
+      assert.equal(await list.isRevoked({ jti: randomUUID(), iat: now() - 10, sub: clientId, client_id: clientId, aud, scope: 'write' }), false, 'its own client_credentials token');
+      assert.equal(await list.delegatedEnded(clientId, now() - 10), false, 'its refresh tokens and codes are narrowed, not ended');
+      const { entries } = await list.feed(start.cursor, 1000);
+      const ours = entries.filter((line) => line.type === 'delegated' && line.client_id === clientId);
+      assert.deepEqual(ours.map((line) => ('scope' in line ? line.scope : undefined)).sort(), ['email', 'write']);
+      assert.ok(ours.every((line) => 'revoked_at' in line && line.exp === line.revoked_at + 900));
+    });
+
     it("an operator's ending: a scope taken from a client's grant at an API revokes its own tokens there that carry it; a whole grant all of them; a removed API every token for it", async () => {
       const clientId = `svc-${randomUUID()}`;
       const aud = `https://${randomUUID()}.example.test`;
