@@ -347,7 +347,7 @@ export async function serve(config: Config, logger: Logger = createLogger(config
     ],
   });
 
-  const server: Server = createServer(app.callback());
+  const server: Server = createServer(metrics.arrivals(app.callback()));
   // Slow clients cannot hold a connection open forever.
   server.requestTimeout = 30_000;
   server.headersTimeout = 10_000;

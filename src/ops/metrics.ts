@@ -6,7 +6,9 @@
  * Labels are bounded: routes are oidc-provider's route names or our own route names, never paths.
  */
 import { createServer, type Server } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { createHistogram, performance } from 'node:perf_hooks';
 import client from 'prom-client';
 import type { Logger } from './logger.js';
 import { listen } from './listen.js';
@@ -200,8 +202,32 @@ export class Metrics {
    */
   readonly #requestSeries = new Map<string, Map<string, Map<string, Observer>>>();
 
-  constructor() {
-    client.collectDefaultMetrics({ prefix: 'latchkey_', register: this.registry });
+  readonly #loopDelay: LoopDelay;
+
+  /** `loopIdleAfter`: ms without a request after which the event loop's delay is no longer sampled (LoopDelay). */
+  constructor(options: { readonly loopIdleAfter?: number } = {}) {
+    // prom-client's own event-loop delay monitor, off in effect (its timer due every 24.8 days),
+    // and its seven gauges replaced by LoopDelay's, of the same names.
+    client.collectDefaultMetrics({ prefix: 'latchkey_', register: this.registry, eventLoopMonitoringPrecision: 2 ** 31 - 1 });
+    for (const name of LOOP_DELAY_GAUGES) this.registry.removeSingleMetric(`latchkey_nodejs_eventloop_lag_${name}_seconds`);
+    this.#loopDelay = new LoopDelay(this.registry, options.loopIdleAfter ?? LOOP_IDLE_AFTER);
+  }
+
+  /** Whether the event loop's delay is being sampled (a request arrived lately: LoopDelay). */
+  get loopDelaySampling(): boolean {
+    return this.#loopDelay.sampling;
+  }
+
+  /**
+   * `listener`, telling this server's event-loop delay monitor of each request as it arrives (the
+   * monitor samples only while requests arrive: LoopDelay).
+   */
+  arrivals(listener: (req: IncomingMessage, res: ServerResponse) => void): (req: IncomingMessage, res: ServerResponse) => void {
+    const loopDelay = this.#loopDelay;
+    return function arrived(req, res) {
+      loopDelay.arrived();
+      listener(req, res);
+    };
   }
 
   /** storeCommands' series of an operation and outcome (bound: see observerOf), for store/instrumented.ts. */
@@ -253,6 +279,92 @@ export class Metrics {
     AggregatorRegistry.setRegistries([this.registry]);
     new AggregatorRegistry();
   }
+}
+
+/** The event loop's delay gauges prom-client's defaults name `nodejs_eventloop_lag_<name>_seconds`, and how a cluster's are summed. */
+const LOOP_DELAY_GAUGES = ['min', 'max', 'mean', 'stddev', 'p50', 'p90', 'p99'] as const;
+const LOOP_DELAY_HELP = {
+  min: ['The minimum recorded event loop delay', 'min'],
+  max: ['The maximum recorded event loop delay', 'max'],
+  mean: ['The mean of the recorded event loop delays', 'average'],
+  stddev: ['The standard deviation of the recorded event loop delays', 'average'],
+  p50: ['The 50th percentile of the recorded event loop delays', 'average'],
+  p90: ['The 90th percentile of the recorded event loop delays', 'average'],
+  p99: ['The 99th percentile of the recorded event loop delays', 'average'],
+} as const;
+/** The sampling stops one to two of these (ms) after the last request, until the next arrives. */
+const LOOP_IDLE_AFTER = 1000;
+/** Node's monitorEventLoopDelay's (and so prom-client's) sampling period, ms. */
+const LOOP_DELAY_RESOLUTION = 10;
+
+/**
+ * The event loop's delay since the last scrape, sampled as prom-client's defaults sample it with
+ * Node's monitorEventLoopDelay (a timer every 10 ms, each sample the time since the one before:
+ * 10 ms and how late it came), but only while requests arrive and for one to two seconds
+ * (LOOP_IDLE_AFTER) after the last. prom-client's monitor ran whether anything was asked or not:
+ * 100 wake-ups a second, two thirds of an idle server's CPU (docs/performance.md). Here the first
+ * sample after an idle spell runs from the request that ended it (monitorEventLoopDelay, enabled
+ * again, would give the whole spell as one sample, or, enabled anew, miss that request's first
+ * stall), so a stall while requests arrive is recorded as before; what the loop does once no
+ * request came for that long (timers, a collection) is not, and a scrape after a spell without
+ * samples reports 0 for every gauge. The timer is JavaScript's (about a microsecond a tick).
+ */
+class LoopDelay {
+  readonly #histogram = createHistogram();
+  readonly #idleAfter: number;
+  /** performance.now() of the last sample's end (a tick, or the arrival that started the sampling). */
+  #previous = 0;
+  #ticks = 0;
+  #seen = false;
+  #ticker: NodeJS.Timeout | undefined;
+
+  constructor(registry: client.Registry, idleAfter: number) {
+    this.#idleAfter = idleAfter;
+    const histogram = this.#histogram;
+    // The first gauge's collect sets them all (as prom-client's does), then starts a new period.
+    const collect = () => {
+      const values = histogram.count === 0 ? [0, 0, 0, 0, 0, 0, 0] : [histogram.min, histogram.max, histogram.mean, histogram.stddev, histogram.percentile(50), histogram.percentile(90), histogram.percentile(99)];
+      for (const [i, gauge] of gauges.entries()) gauge.set(values[i]! / 1e9);
+      histogram.reset();
+    };
+    const gauges: client.Gauge[] = LOOP_DELAY_GAUGES.map(
+      (name, i) =>
+        new Gauge({
+          name: `latchkey_nodejs_eventloop_lag_${name}_seconds`,
+          help: `${LOOP_DELAY_HELP[name][0]}, while requests arrived.`,
+          aggregator: LOOP_DELAY_HELP[name][1],
+          registers: [registry],
+          ...(i === 0 ? { collect } : {}),
+        }),
+    );
+  }
+
+  /** Whether the loop is being sampled (requests arrived lately). */
+  get sampling(): boolean {
+    return this.#ticker !== undefined;
+  }
+
+  arrived(): void {
+    this.#seen = true;
+    if (this.#ticker) return;
+    this.#previous = performance.now();
+    this.#ticks = 0;
+    this.#ticker = setInterval(this.#tick, LOOP_DELAY_RESOLUTION).unref();
+  }
+
+  readonly #tick = () => {
+    const now = performance.now();
+    this.#histogram.record(Math.max(1, Math.round((now - this.#previous) * 1e6)));
+    this.#previous = now;
+    if ((this.#ticks += 1) * LOOP_DELAY_RESOLUTION < this.#idleAfter) return;
+    this.#ticks = 0;
+    if (this.#seen) {
+      this.#seen = false;
+      return;
+    }
+    clearInterval(this.#ticker);
+    this.#ticker = undefined;
+  };
 }
 
 export interface MetricsListener {

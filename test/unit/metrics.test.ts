@@ -3,6 +3,8 @@
  * Metrics (two servers in one process) count apart, each with its own signing-key gauge.
  */
 import assert from 'node:assert/strict';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { performance } from 'node:perf_hooks';
 import client from 'prom-client';
 import { incrementerOf, Metrics } from '../../src/ops/metrics.js';
 
@@ -120,6 +122,50 @@ describe('metrics', () => {
       series.inc();
       const text = await ours.registry.metrics();
       assert.match(text, /^latchkey_provider_events_total\{event="grant.revoked"\} 2$/m);
+    });
+  });
+
+  describe('the event loop\'s delay, sampled only while requests arrive (an idle server is not woken)', () => {
+    const busy = (ms: number) => {
+      const end = performance.now() + ms;
+      while (performance.now() < end);
+    };
+    const request = {} as IncomingMessage;
+    const response = {} as ServerResponse;
+    const maxDelay = async (metrics: Metrics) => value(await metrics.registry.metrics(), 'latchkey_nodejs_eventloop_lag_max_seconds');
+    const until = async (done: () => boolean) => {
+      while (!done()) await new Promise((next) => setTimeout(next, 5));
+    };
+
+    it('records a stall from the arrival of the request that made it on, under prom-client\'s names', async () => {
+      const metrics = new Metrics();
+      const listener = metrics.arrivals(() => busy(60));
+      listener(request, response);
+      assert.equal(metrics.loopDelaySampling, true);
+      // The next sample's timer has fired once a timer due after it does.
+      await new Promise((next) => setTimeout(next, 15));
+      assert.ok((await maxDelay(metrics)) >= 0.06, 'the stall is the first sample');
+      const text = await metrics.registry.metrics();
+      for (const name of ['min', 'max', 'mean', 'stddev', 'p50', 'p90', 'p99']) {
+        assert.equal(text.match(new RegExp(`^latchkey_nodejs_eventloop_lag_${name}_seconds `, 'gm'))?.length, 1, name);
+      }
+      assert.match(text, /^latchkey_nodejs_eventloop_lag_seconds /m);
+    });
+
+    it('stops sampling once no request arrived for a while, and starts again at the next', async () => {
+      const metrics = new Metrics({ loopIdleAfter: 20 });
+      const listener = metrics.arrivals(() => {});
+      assert.equal(metrics.loopDelaySampling, false);
+      listener(request, response);
+      await until(() => !metrics.loopDelaySampling);
+      await maxDelay(metrics); // a scrape starts a new period
+      busy(60);
+      await new Promise((next) => setTimeout(next, 15));
+      assert.equal(await maxDelay(metrics), 0, 'a stall with no request arriving is not sampled');
+      listener(request, response);
+      busy(60);
+      await new Promise((next) => setTimeout(next, 15));
+      assert.ok((await maxDelay(metrics)) >= 0.06);
     });
   });
 });
