@@ -31,23 +31,10 @@ export interface ClientBranding {
   readonly tosUri?: string;
   /** The host of a URL client_id: the one thing about such a client that is not self-asserted. */
   readonly domain?: string;
-  /** Where this request sends the person back (returnedTo), for a client without a `domain`. */
+  /** Where this request sends the person back (http/image-origins.ts returnedTo), for a client without a `domain`. */
   readonly returnsTo?: string;
 }
 
-const LOOPBACK = new Set(['localhost', '127.0.0.1', '[::1]']);
-
-/**
- * Where a redirect URI sends the person, in words they can check: a web URI's host (with its
- * port), a loopback one as a program on this device, a private-use scheme (a native app) as an
- * app on this device by its scheme; undefined for none (the device flow) or one that is no URL.
- */
-export function returnedTo(redirectUri: unknown): string | undefined {
-  if (typeof redirectUri !== 'string' || !URL.canParse(redirectUri)) return undefined;
-  const url = new URL(redirectUri);
-  if (url.protocol !== 'https:' && url.protocol !== 'http:') return `an app on this device (${url.protocol.slice(0, -1)})`;
-  return LOOPBACK.has(url.hostname) ? `a program on this device (${url.host})` : url.host;
-}
 
 /**
  * Made once per client object (a client object never changes: provider/client-metadata.ts), not at

@@ -12,7 +12,8 @@ import { csrfTokens, type CsrfTokens } from '../http/csrf.js';
 import { respondWithError } from '../http/errors.js';
 import { startedInThisBrowser } from '../provider/patches/browser-bound-resume.js';
 import { REDIRECT_URI_OMITTED } from '../provider/patches/openid-redirect-uri.js';
-import { allowLogo, brandingOf, returnedTo, type ClientBranding } from './client-branding.js';
+import { allowLogo, brandingOf, type ClientBranding } from './client-branding.js';
+import { returnedTo } from '../http/image-origins.js';
 import type { OfferedLink } from './link-confirmation.js';
 import type { FederatedSession } from '../upstreams/sessions.js';
 

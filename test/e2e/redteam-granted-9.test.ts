@@ -4,7 +4,9 @@
  * An app's name (and logo) is whatever its developer typed: anyone who may use the developer page
  * (or open registration) registered an app named "Notes", like the operator's, with its redirect
  * URI on a host of their own, and its sign-in and consent pages read word for word as the real
- * app's: the person, signed in, allowed it their email and name, which went to the impostor's host.
+ * app's: the person, signed in, allowed it their email and name, which went to the impostor's host, and
+ * the account page then listed two apps called Notes alike, so the person could not tell which to
+ * withdraw.
  * That succeeded before its fix; the rest of the pass held, and docs/security.md lists what was tried.
  */
 import assert from 'node:assert/strict';
@@ -51,10 +53,12 @@ describe("e2e (Chromium): red team, ninth pass, an app's pages name where the pe
     return page.locator('main').innerText();
   }
 
-  it("the login and consent pages of an app named like another say where the person goes back to, so a name typed on the developer page cannot pass for the operator's app (RFC 6819 §4.4.1.4, RFC 7591 §5)", async () => {
+  it("the login and consent pages of an app named like another say where the person goes back to, and the account page where each app is, so a name typed on the developer page cannot pass for the operator's app (RFC 6819 §4.4.1.4, RFC 7591 §5)", async () => {
     const context = await browser.newContext();
     try {
       const page = await context.newPage();
+      // Both apps' hosts answer where the browser is sent back.
+      for (const host of ['notes.example.test', 'notes-sign-in.example.net']) await page.route(`https://${host}/**`, (route) => route.fulfill({ status: 200, contentType: 'text/plain', body: 'back at the app' }));
       // Before signing in: the login page of each.
       const realLogin = await pageText(page, 'notes', NOTES_REDIRECT);
       const impostorLogin = await pageText(page, impostorId, IMPOSTOR_REDIRECT);
@@ -73,6 +77,19 @@ describe("e2e (Chromium): red team, ninth pass, an app's pages name where the pe
       assert.notEqual(impostorConsent, realConsent, 'the impostor’s consent page reads as the real app’s');
       assert.match(impostorConsent, /notes-sign-in\.example\.net/);
       assert.match(realConsent, /notes\.example\.test/);
+
+      // The person allows both; the account page lists two apps called Notes, which they can tell apart to withdraw the impostor.
+      for (const [clientId, redirectUri] of [['notes', NOTES_REDIRECT], [impostorId, IMPOSTOR_REDIRECT]] as const) {
+        await pageText(page, clientId, redirectUri);
+        await page.click('button:has-text("Allow")');
+        await page.waitForURL(`${redirectUri}?**`);
+      }
+      await page.goto(`${server.issuer}/account`);
+      const listed = await page.locator('.listed-text').allInnerTexts();
+      const named = listed.filter((entry) => entry.startsWith('Notes'));
+      assert.equal(named.length, 2, listed.join(' | '));
+      assert.notEqual(named[0], named[1], 'two apps listed alike on the account page');
+      assert.ok(named.some((entry) => entry.includes('notes-sign-in.example.net')) && named.some((entry) => entry.includes('notes.example.test')), named.join(' | '));
     } finally {
       await context.close();
     }
