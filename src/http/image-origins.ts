@@ -3,7 +3,8 @@
  * images only from ourselves): the page's img-src is widened, on that response only, by exactly the
  * origins of the images it shows, and only http(s) URLs are shown at all. The account page (its
  * apps' logos) and the login, consent and device pages (one app's logo, interactions/client-branding.ts)
- * all go through here.
+ * all go through here, and so does where an app sends people back (returnedTo), which those pages
+ * show beside the app's self-asserted name.
  */
 import type { Context } from 'koa';
 
@@ -41,4 +42,18 @@ export function allowImagesFrom(ctx: Context, urls: readonly string[]): void {
   if (!origins.length || !csp) return;
   const directives = csp.split(';').map((directive) => directive.trim());
   ctx.set('Content-Security-Policy', directives.map((directive) => (directive.split(' ')[0] === 'img-src' ? [directive, ...origins].join(' ') : directive)).join(';'));
+}
+
+const LOOPBACK = new Set(['localhost', '127.0.0.1', '[::1]']);
+
+/**
+ * Where a redirect URI sends the person, in words they can check: a web URI's host (with its
+ * port), a loopback one as a program on this device, a private-use scheme (a native app) as an
+ * app on this device by its scheme; undefined for none (the device flow) or one that is no URL.
+ */
+export function returnedTo(redirectUri: unknown): string | undefined {
+  if (typeof redirectUri !== 'string' || !URL.canParse(redirectUri)) return undefined;
+  const url = new URL(redirectUri);
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') return `an app on this device (${url.protocol.slice(0, -1)})`;
+  return LOOPBACK.has(url.hostname) ? `a program on this device (${url.host})` : url.host;
 }

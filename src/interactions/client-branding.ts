@@ -11,6 +11,12 @@
  * A client whose client_id is a URL (a Client ID Metadata Document, registration/
  * client-metadata-documents.ts) names itself: its name and logo are whatever its document says.
  * What is proven is the host that served the document, so the pages show that `domain` first.
+ *
+ * Any other client's name and logo are self-asserted too: whoever registers an app (the developer
+ * page, open registration) may call it "Notes" like the operator's app. What a person can check is
+ * where their answer goes, the authorization request's redirect URI, which the client registered
+ * and the engine matched exactly: the sign-in, account choice and consent pages name its host
+ * (`returnsTo`), so two apps of one name read apart (red team's ninth granting pass).
  */
 import type { Context } from 'koa';
 import type { Provider } from 'oidc-provider';
@@ -25,7 +31,10 @@ export interface ClientBranding {
   readonly tosUri?: string;
   /** The host of a URL client_id: the one thing about such a client that is not self-asserted. */
   readonly domain?: string;
+  /** Where this request sends the person back (http/image-origins.ts returnedTo), for a client without a `domain`. */
+  readonly returnsTo?: string;
 }
+
 
 /**
  * Made once per client object (a client object never changes: provider/client-metadata.ts), not at

@@ -13,6 +13,7 @@ import { respondWithError } from '../http/errors.js';
 import { startedInThisBrowser } from '../provider/patches/browser-bound-resume.js';
 import { REDIRECT_URI_OMITTED } from '../provider/patches/openid-redirect-uri.js';
 import { allowLogo, brandingOf, type ClientBranding } from './client-branding.js';
+import { returnedTo } from '../http/image-origins.js';
 import type { OfferedLink } from './link-confirmation.js';
 import type { FederatedSession } from '../upstreams/sessions.js';
 
@@ -158,7 +159,9 @@ export function interactions(
     const clientId = String(interaction.params.client_id);
     const branding = brandingOf(await providers.current.Client.find(clientId), clientId);
     allowLogo(ctx, branding);
-    return branding;
+    // A URL client_id shows its domain; any other client, where this request sends the person.
+    const returnsTo = branding.domain ? undefined : returnedTo(interaction.params.redirect_uri);
+    return returnsTo ? { ...branding, returnsTo } : branding;
   }
 
   async function signedInAccount(interaction: Interaction) {

@@ -85,7 +85,7 @@ describe('e2e (Chromium): the account page', function () {
     await signIn(laptop.page);
     const main = laptop.page.locator('main');
     assert.match(await main.innerText(), /Signed in as alice \(Alice Liddell\)/);
-    assert.match(await main.innerText(), /Orange Notes\s+May know who you are, see your name and profile, see your email address\./);
+    assert.match(await main.innerText(), /Orange Notes at notes\.example\.test\s+May know who you are, see your name and profile, see your email address\./);
     assert.equal(await laptop.page.locator('img.listed-logo').evaluate((img) => (img as unknown as { naturalWidth: number }).naturalWidth), 64, 'the logo loads under the CSP');
     // No script but our own files for passkey enrolment (served from /static/, under script-src 'self').
     const scripts = await laptop.page.locator('script').evaluateAll((elements) => elements.map((element) => element.getAttribute('src') ?? 'inline'));

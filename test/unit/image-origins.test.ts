@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { IncomingMessage, ServerResponse } from 'node:http';
 import { Socket } from 'node:net';
 import Koa, { type Context } from 'koa';
-import { allowImagesFrom, webUrl } from '../../src/http/image-origins.js';
+import { allowImagesFrom, returnedTo, webUrl } from '../../src/http/image-origins.js';
 import { allowLogo } from '../../src/interactions/client-branding.js';
 
 const CSP = "default-src 'self'; img-src 'self' data:; script-src 'self'";
@@ -53,5 +53,16 @@ describe('image origins under the CSP', () => {
     const without = context();
     allowLogo(without, { name: 'Notes' });
     assert.equal(without.response.get('Content-Security-Policy'), CSP);
+  });
+
+  it('returnedTo: where a redirect URI sends the person, in words they can check', () => {
+    assert.equal(returnedTo('https://notes.example.test/callback'), 'notes.example.test');
+    assert.equal(returnedTo('https://notes.example.test:8443/cb'), 'notes.example.test:8443');
+    assert.equal(returnedTo('http://127.0.0.1:5173/cb'), 'a program on this device (127.0.0.1:5173)');
+    assert.equal(returnedTo('http://localhost:3000/cb'), 'a program on this device (localhost:3000)');
+    assert.equal(returnedTo('http://[::1]:3000/cb'), 'a program on this device ([::1]:3000)');
+    assert.equal(returnedTo('com.example.notes:/callback'), 'an app on this device (com.example.notes)');
+    assert.equal(returnedTo(undefined), undefined, 'the device flow has none');
+    assert.equal(returnedTo('not a url'), undefined);
   });
 });

@@ -9,7 +9,7 @@
  * consent, so that the app must ask again before it can act for the person.
  */
 import type { Provider } from 'oidc-provider';
-import { allowImagesFrom, webUrl } from '../../http/image-origins.js';
+import { allowImagesFrom, returnedTo, webUrl } from '../../http/image-origins.js';
 import type { Logger } from '../../ops/logger.js';
 import type { ProviderInService } from '../../provider-in-service.js';
 import type { EndsClientGrants, GrantRevocation, HeldByGrant } from '../../revocation/grants.js';
@@ -90,6 +90,8 @@ export function appsSection({ providers, grants, accounts, consents, firstParty,
             return {
               clientId,
               name: client?.clientName ?? clientId,
+              // Where it sends people back (its domain, for a URL client_id): a name is the app's own word, and two apps may share one.
+              at: webUrl(clientId)?.host ?? [...new Set((client?.redirectUris ?? []).map(returnedTo).filter(Boolean))].join(', '),
               logoUri: client && webUrl(client.metadata().logo_uri)?.href,
               permissions: permissions(openid, claims, resources),
               since: at && when(at),
