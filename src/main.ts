@@ -151,6 +151,18 @@ export async function serve(config: Config, logger: Logger = createLogger(config
     await kv.close();
     throw evictingStore(config, evicts);
   }
+  // A master that acknowledges writes no replica has loses, in a failover, the endings it acknowledged last (Kv.acknowledgesUnreplicated): said at start,
+  // by each process that opens the store (with --workers, the primary does not), as the checks beside it are.
+  const unreplicated = await kv.acknowledgesUnreplicated?.().catch((error: unknown) => {
+    logger.warn({ err: { message: (error as Error).message } }, 'cannot tell whether Redis acknowledges writes before a replica has them (INFO refused): set min-replicas-to-write 1 and min-replicas-max-lag on every master that may fail over');
+    return false;
+  });
+  if (unreplicated) {
+    logger.warn(
+      { event: 'store.unreplicated_acks' },
+      'Redis acknowledges writes before any replica has them (min-replicas-to-write 0): a sign-out, revocation or other ending acknowledged just before a failover is lost with the master, and what it ended works again; set min-replicas-to-write 1 and min-replicas-max-lag 10 (or less) on every master (docs/operating.md)',
+    );
+  }
   // Tokens are stamped and cutoffs written on the store's clock, as every other process does
   // (clock.ts): read before anything is issued, and again with the lifetimes, every minute.
   // Said when it first differs, and again only when it moved by more than the measure can tell (no line a minute for a jitter of a millisecond).

@@ -193,6 +193,12 @@ export interface Kv {
    */
   evictionPolicy?(): Promise<string | undefined>;
   /**
+   * Whether a master that may fail over (Redis Sentinel's, or one with replicas) answers a write
+   * before any replica has it (min-replicas-to-write 0, or min-replicas-max-lag 0): an ending it
+   * acknowledged just before a failover is lost with it, and what it ended works again.
+   */
+  acknowledgesUnreplicated?(): Promise<boolean>;
+  /**
    * The store's clock, in epoch milliseconds (Redis's TIME): the one clock every process of a
    * deployment stamps and compares on (clock.ts followStoreClock). Undefined for the embedded
    * store, which one process alone uses.

@@ -570,6 +570,16 @@ export class RedisKv implements Kv {
     return policies.find((policy) => policy !== undefined && policy !== 'noeviction');
   }
 
+  async acknowledgesUnreplicated(): Promise<boolean> {
+    const cluster = this.#client instanceof Cluster;
+    // Sentinel fails over to a replica even if none is connected at this moment.
+    const sentinel = !cluster && Boolean((this.#client as Redis).options.sentinels?.length);
+    const masters = this.#client instanceof Cluster ? this.#client.nodes('master') : [this.#client];
+    const infos = await Promise.all(masters.map((node) => node.info('replication')));
+    // min_slaves_good_slaves is said only while min-replicas-to-write and min-replicas-max-lag are both set.
+    return infos.some((info) => (sentinel || Number(/^connected_slaves:(\d+)/m.exec(info)?.[1] ?? 0) > 0) && !/^min_slaves_good_slaves:/m.test(info));
+  }
+
   async time(): Promise<number> {
     const [seconds, micros] = await this.#client.time();
     return Number(seconds) * 1000 + Number(micros) / 1000;
