@@ -16,8 +16,14 @@
  * EVALSHA answered NOSCRIPT (the scripts flushed meanwhile) did not run; it is sent again as EVAL,
  * so it never runs twice.
  *
- * On Cluster, `defineCommand` as before: its auto-pipelining groups a command by the slot of its
- * first argument, which for EVALSHA is the digest, not a key.
+ * On Cluster, ioredis's `defineCommand` for a script with a fixed number of keys: its auto-pipelining
+ * groups a command it does not know (a script) by its first argument, here the script's first key.
+ * A script given its number of keys at each call (claimDue) would have that number first, so it was
+ * grouped with the node of `<prefix><number>` (`lk:2`: the first master) while its keys are on
+ * another: ioredis then refuses that node's whole pipeline before sending it, failing every command
+ * of the turn in it (the key ring's refresh in CI). Such a script is sent as EVALSHA (EVAL after
+ * NOSCRIPT), whose keys the commands table names, so it goes with its first key's node.
+ * test/integration/cluster-pipelines.test.ts.
  */
 import { createHash } from 'node:crypto';
 import { Cluster, type Redis } from 'ioredis';
@@ -32,11 +38,17 @@ export interface ScriptDefinition {
 type Args = (string | number)[];
 
 export function defineScript(connection: Redis | Cluster, name: string, { lua, numberOfKeys }: ScriptDefinition): void {
+  const sha = createHash('sha1').update(lua).digest('hex');
   if (connection instanceof Cluster) {
-    connection.defineCommand(name, { lua, numberOfKeys });
+    if (numberOfKeys !== undefined) {
+      connection.defineCommand(name, { lua, numberOfKeys });
+      return;
+    }
+    // args: the number of keys, the keys (prefixed by ioredis), then the script's arguments.
+    const evalsha = (...args: Args) => orEval(connection.call('evalsha', sha, ...args), () => connection.call('eval', lua, ...args));
+    Object.defineProperty(connection, name, { value: evalsha, configurable: true, writable: true });
     return;
   }
-  const sha = createHash('sha1').update(lua).digest('hex');
   // Sent with the connection's other commands of the turn (turn-commands.ts).
   const commands = turnCommandsOf(connection);
   const keyPrefix = connection.options.keyPrefix ?? '';
@@ -50,11 +62,16 @@ export function defineScript(connection: Redis | Cluster, name: string, { lua, n
       if (socket) loaded.add(socket);
       return commands.send('eval', [lua, ...args]);
     }
-    return commands.send('evalsha', [sha, ...args]).catch((error: unknown) => {
-      if (!(error instanceof Error) || !error.message.includes('NOSCRIPT')) throw error;
-      return commands.send('eval', [lua, ...args]);
-    });
+    return orEval(commands.send('evalsha', [sha, ...args]), () => commands.send('eval', [lua, ...args]));
   };
   const run = numberOfKeys === undefined ? (...args: Args) => send(args) : (...args: Args) => send([numberOfKeys, ...args]);
   Object.defineProperty(connection, name, { value: run, configurable: true, writable: true });
+}
+
+/** The EVALSHA's reply, or the EVAL's when Redis did not have the script (NOSCRIPT: the EVALSHA did not run). */
+function orEval<T>(evalsha: Promise<T>, evalLua: () => Promise<T>): Promise<T> {
+  return evalsha.catch((error: unknown) => {
+    if (!(error instanceof Error) || !error.message.includes('NOSCRIPT')) throw error;
+    return evalLua();
+  });
 }
