@@ -1328,7 +1328,7 @@ describe('attacks: Latchkey hands out no more than was granted (black box)', fun
     assert.ok((await agent.submit(consent, '/confirm', {}, REDIRECT)).url.startsWith(REDIRECT));
     const account = await signInSteps(agent, await agent.follow(`${server.issuer}/account`), { username: 'rue', password: PASSWORD, consent: 'stop' });
     assert.equal(account.url, `${server.issuer}/account`, `${account.status} ${account.url}`);
-    const listed = account.html.match(/<strong><bdi>app<\/bdi><\/strong>\s*<p class="hint">([^<]*)</)?.[1] ?? '';
+    const listed = account.html.match(/<strong><bdi>app<\/bdi><\/strong>(?:\s*<span class="hint">.*?<\/span>)?\s*<p class="hint">([^<]*)</)?.[1] ?? '';
     assert.match(listed, /act on https:\/\/api\.example\.test with: read/, `the API is named: ${listed}`);
     assert.match(listed, /see these details about you: name/, `the claim given by name: ${listed}`);
     assert.doesNotMatch(listed, /use the &quot;read&quot; permission/);
