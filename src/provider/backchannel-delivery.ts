@@ -27,8 +27,13 @@ import { storeClockOffset } from '../clock.js';
 import type { ClaimedRetry, DueEndings } from '../store/due-endings.js';
 import { deliverOnce, deliveryFailed, type KeepRetry } from './patches/backchannel-retry.js';
 
-/** Milliseconds a sweep holds what it claimed: past it, another instance may claim it again (well beyond a post's 5 s timeout). */
-const LEASE_MS = 60_000;
+/**
+ * Milliseconds a sweep holds what it claimed: past it, another instance may claim it again. Three
+ * times a post's 5 s timeout; and no longer, because a claim whose answer the store was too slow
+ * to give (a blip: the sweep failed at the command timeout) may still run on the store afterwards,
+ * leaving what it claimed held by nobody until the lease ends.
+ */
+const LEASE_MS = 15_000;
 /** At most this many retries and this many session ends per sweep (the rest, at the next). */
 const BATCH = 50;
 /** Seconds a kept retry may outlive its schedule's end (a store down meanwhile). */
@@ -143,7 +148,7 @@ export class BackchannelDelivery {
 
   /** A claimed item the store failed half-way: left at its lease, claimed again once it ends. */
   #failed(kind: string, error: unknown): void {
-    this.#options.logger.warn({ event: 'backchannel.sweep_item_failed', kind, err: (error as Error).message }, 'a back-channel logout step failed: tried again in a minute');
+    this.#options.logger.warn({ event: 'backchannel.sweep_item_failed', kind, err: (error as Error).message }, 'a back-channel logout step failed: tried again once its lease ends (15 s)');
   }
 
   async #retry({ member, retry }: ClaimedRetry): Promise<void> {
