@@ -191,9 +191,10 @@ function registrationPolicy(config: Config): RegistrationPolicy {
 export function clientEndings({ config, kv, apis, revocations, consents }: Pick<ProviderDependencies, 'config' | 'kv' | 'apis' | 'revocations' | 'consents'>): Required<Pick<AdapterHooks, 'clientRemoved' | 'clientReplaced'>> {
   const grants = new GrantRevocation(kv, revocations);
   return {
-    // ...and its operator grants at APIs, its rotated-out secret and people's remembered consent
-    // go, so a client made again with the id starts with none (RFC 7592's DELETE left the
-    // secret before, and every path left the consents).
+    // A client removed: everything it held ends (GrantRevocation.clientRemoved), and its operator
+    // grants at APIs, its rotated-out secret and people's remembered consent go, so a client made
+    // again with the id starts with none (RFC 7592's DELETE left the secret before, and every path
+    // left the consents).
     clientRemoved: async (clientId) => {
       await grants.clientRemoved(clientId);
       await Promise.all([apis.forgetClient(clientId), forgetPreviousSecret(kv, clientId), consents.forgetClient(clientId)]);
