@@ -42,6 +42,7 @@ import { listen } from './ops/listen.js';
 import { Metrics, serveMetrics, type MetricsListener } from './ops/metrics.js';
 import { scoped } from './http/layers.js';
 import { ProviderHost } from './provider/host.js';
+import { configuredClientsChanged } from './provider/provider.js';
 import { CLOCK_TOLERANCE } from './lifetimes.js';
 import { CLOCK_AGREEMENT_MS, followStoreClock } from './clock.js';
 import { discoveryDocuments } from './provider/discovery.js';
@@ -180,7 +181,7 @@ export async function serve(config: Config, logger: Logger = createLogger(config
     await kv.close();
     throw unreachableStore(config, kv, error);
   });
-  const { accounts, apis, consents, revocations, limits, federated, upstreams, upstreamClients, upstreamLogout, build } = providerFactory(config, kv, metrics);
+  const { accounts, apis, consents, revocations, limits, federated, upstreams, upstreamClients, upstreamLogout, clientEndings, build } = providerFactory(config, kv, metrics);
   // TOTP secrets are sealed under the same secrets as the signing keys kept in the store.
   const secondFactors = new SecondFactors(kv, new Sealer(config.keys.secrets), config.issuer);
   // How long what this server issues may live, said in the store before it issues anything and
@@ -219,6 +220,20 @@ export async function serve(config: Config, logger: Logger = createLogger(config
   if (!cluster.isWorker) {
     for (const { identifier, scopes } of await apis.reservedScopesIgnored()) {
       logger.warn({ api: identifier, scopes }, `the stored API ${identifier} defines the reserved scope ${scopes.join(' ')} (an OpenID Connect scope, or a privileged API's): it is ignored, so none of its tokens carries it and no grant gives it; remove the API and add it again with scopes of its own`);
+    }
+  }
+  // A configured client changed in the configuration since the start before (another secret, made
+  // public, narrowed, removed) ends what the same change written through the admin API would: once,
+  // by the first instance that starts with the new configuration (provider.ts configuredClientsChanged).
+  // Each worker too (with --workers the primary serves nothing): started at once, they may each end
+  // it, as instances started at once may.
+  {
+    const changed = await configuredClientsChanged(kv, config.clients, clientEndings);
+    if (changed.replaced.length || changed.removed.length) {
+      logger.info({ event: 'clients.configuration_changed', replaced: changed.replaced, removed: changed.removed }, `configured clients changed since the last start (${[...changed.replaced.map((id) => `${id} changed`), ...changed.removed.map((id) => `${id} removed`)].join(', ')}): what the change ends is ended, as for the same change through the admin API`);
+    }
+    if (!changed.recorded) {
+      logger.warn({ event: 'clients.configuration_differs' }, 'another instance recorded other configured clients while this one started: instances are running with different configurations (CLIENTS); finish the rolling restart, and every instance started with the new configuration ends what it changed');
     }
   }
   // Clients whose secret the release before kept in clear: by its digest from now on (store/adapter.ts).

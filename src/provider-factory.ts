@@ -20,7 +20,7 @@ import type { SigningGate } from './keyring/service.js';
 import { CLOCK_TOLERANCE, longestAccessTokenLifetime } from './lifetimes.js';
 import type { Metrics } from './ops/metrics.js';
 import { Consents } from './provider/consents.js';
-import { createProvider } from './provider/provider.js';
+import { clientEndings, createProvider } from './provider/provider.js';
 import { logoutRetryKeeper } from './provider/backchannel-delivery.js';
 import { DueEndings } from './store/due-endings.js';
 import { grantEndings } from './revocation/api-endings.js';
@@ -94,6 +94,8 @@ export function providerFactory(config: Config, kv: Kv, metrics?: Metrics) {
       upstreamKnown: (id) => upstreams.has(id),
       keepLogoutRetry,
     });
-  return { accounts, apis, consents, revocations, limits, federated, upstreams, upstreamClients, upstreamLogout, build };
+  // What ends with a client removed or changed: the store's hooks, and a configured client's change across a restart (main.ts).
+  const endings = clientEndings({ config, kv, apis, revocations, consents });
+  return { accounts, apis, consents, revocations, limits, federated, upstreams, upstreamClients, upstreamLogout, clientEndings: endings, build };
 }
 

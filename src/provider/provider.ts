@@ -4,7 +4,7 @@
  */
 import type { JWTVerifyGetKey } from 'jose';
 import type { Middleware } from 'koa';
-import { errors, Provider, type AccountClaims, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
+import { errors, Provider, type AccountClaims, type AdapterPayload, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 import { claimsFor, endedWithPerson, passwordStamp, type Accounts } from '../accounts/accounts.js';
 import { predates, type Apis } from '../apis/apis.js';
 import { accountCheckedFor, accountReadByEngine, AccountSessions } from '../accounts/sessions.js';
@@ -31,7 +31,8 @@ import { confidentialRedemption } from './patches/confidential-redemption.js';
 import { loopbackPublicClientsAsked } from './patches/loopback-public-clients.js';
 import { GRANT_CLAIM, grantHandle, type RevocationList } from '../revocation/list.js';
 import { opaqueRevoked } from '../revocation/opaque-introspection.js';
-import { adapterFactory, opaqueTokenBits, readInteractionAhead } from '../store/adapter.js';
+import { adapterFactory, opaqueTokenBits, readInteractionAhead, type AdapterHooks } from '../store/adapter.js';
+import { configuredClientChanges } from '../store/configured-clients.js';
 import { recordFederatedSessions, type FederatedSessions } from '../upstreams/sessions.js';
 import type { UpstreamLogout } from '../upstreams/logout.js';
 import { upstreamEndSession } from './patches/upstream-end-session.js';
@@ -114,7 +115,7 @@ import { ALREADY_CHECKED, applyRequirements, enforcePolicy, OFFERED_API_SCOPES, 
 import { predatesClient, type Consents } from './consents.js';
 import { resourceServers } from '../apis/builtin.js';
 import { CLOCK_TOLERANCE, sessionLifetime } from '../lifetimes.js';
-import { epochSeconds } from '../clock.js';
+import { epochSeconds, untilSecond } from '../clock.js';
 import { defaultResource, heldByApiNow, heldByClientNow, mayIntrospect, resourceServerInfo } from './resource-servers.js';
 
 export interface ProviderDependencies {
@@ -183,9 +184,75 @@ function registrationPolicy(config: Config): RegistrationPolicy {
   };
 }
 
-/** Where everything persists, and what ends with a grant or a client. */
-function storage({ config, kv, apis, revocations, accounts, consents }: ProviderDependencies): Configuration {
+/**
+ * What ends with a client removed or changed, whichever way: the store's hooks for a stored client's
+ * deletion and write, and configuredClientsChanged for a configured client's, across a restart.
+ */
+export function clientEndings({ config, kv, apis, revocations, consents }: Pick<ProviderDependencies, 'config' | 'kv' | 'apis' | 'revocations' | 'consents'>): Required<Pick<AdapterHooks, 'clientRemoved' | 'clientReplaced'>> {
   const grants = new GrantRevocation(kv, revocations);
+  return {
+    // A client removed: everything it held ends (GrantRevocation.clientRemoved), and its operator
+    // grants at APIs, its rotated-out secret and people's remembered consent go, so a client made
+    // again with the id starts with none (RFC 7592's DELETE left the secret before, and every path
+    // left the consents).
+    clientRemoved: async (clientId) => {
+      await grants.clientRemoved(clientId);
+      await Promise.all([apis.forgetClient(clientId), forgetPreviousSecret(kv, clientId), consents.forgetClient(clientId)]);
+    },
+    // A client that may no longer get tokens for itself (client_credentials taken from its grant
+    // types, or made public), whoever changed it: the tokens it got so far end at every API it
+    // holds a grant at (client_grant entries, as for a grant revoked), at introspection, the
+    // admin API, the feed and resource servers. Its grants stay: given client_credentials back,
+    // it gets new tokens; the old ones stay dead.
+    // A client made public (token_endpoint_auth_method "none"), whoever changed it, loses likewise
+    // what it holds on people's behalf: the refresh tokens, codes and access tokens it got while it
+    // authenticated were constrained by its secret or key (RFC 9700 §4.14.2), and would otherwise be
+    // redeemed with its client_id alone (one leaked from its server, say); the delegated mark ends
+    // them everywhere, and the consents given before it, so each person is asked again.
+    // A credential replaced (a key removed from its jwks, another jwks_uri, another authentication
+    // method, a secret replaced without grace: replaced-credentials.ts), whoever changed it, ends
+    // likewise the tokens the client got for itself, with any credential (the one a thief used is
+    // not known); and a secret that stops authenticating it takes its rotated-out predecessor along.
+    clientReplaced: async (clientId, previous, next) => {
+      if (!previous) return;
+      const replaced = await replacedCredentials(kv, clientId, previous, next);
+      await Promise.all([
+        getsOwnTokens(previous) && (!getsOwnTokens(next) || replaced.any) ? apis.endOwnTokens(clientId) : undefined,
+        authenticates(previous) && !authenticates(next) ? revocations.revokeDelegated(clientId) : undefined,
+        // Scopes taken from its `scope` metadata: refreshes are narrowed and introspection refuses
+        // the tokens carrying them already (resource-servers.ts heldByClientNow); the feed tells
+        // the APIs that verify JWTs locally (a scoped delegated entry).
+        scopesTaken(previous, next, async () => [...registrationPolicy(config).scopes, ...(await apis.delegableScopes())]).then((taken) => revocations.revokeNarrowed(clientId, taken)),
+      ]);
+      if (replaced.secret) await forgetPreviousSecret(kv, clientId);
+    },
+  };
+}
+
+/**
+ * A configured client (CLIENTS) changed by editing the configuration and restarting ends what the
+ * same change written to a stored client ends (clientEndings: its secret replaced, made public, scopes
+ * narrowed, client_credentials taken away; removed from the configuration, as a client deleted),
+ * against the clients recorded by the start before (store/configured-clients.ts), at the first start
+ * with the new configuration. Each ending is a cutoff of its own second and idempotent: instances
+ * starting at once may each run it; the first to record the new clients ends the comparison, and
+ * one that finds other clients recorded since records nothing (said by the caller). Run before the
+ * instance serves; what an instance still running the old configuration issues afterwards is not
+ * ended (docs/operating.md, "Changing a configured client").
+ */
+export async function configuredClientsChanged(kv: Kv, clients: readonly Record<string, unknown>[], endings: ReturnType<typeof clientEndings>): Promise<{ replaced: string[]; removed: string[]; recorded: boolean }> {
+  const changes = await configuredClientChanges(kv, clients);
+  for (const { clientId, previous, next } of changes.replaced) await endings.clientReplaced(clientId, previous as AdapterPayload, next as AdapterPayload);
+  for (const clientId of changes.removed) await endings.clientRemoved(clientId);
+  // Each ending is a cutoff "issued at or before this second": the instance serves once it has
+  // passed, so that what it issues under the new configuration is of a later second.
+  if (changes.replaced.length || changes.removed.length) await untilSecond(epochSeconds() + 1);
+  return { replaced: changes.replaced.map(({ clientId }) => clientId), removed: [...changes.removed], recorded: await changes.record() };
+}
+
+/** Where everything persists, and what ends with a grant or a client. */
+function storage(dependencies: ProviderDependencies): Configuration {
+  const { config, kv, revocations, accounts } = dependencies;
   return {
     // Whenever oidc-provider revokes a grant (refresh token reuse, code replay, sign-out, the
     // revocation endpoint), its JWT access tokens go on the revocation list too. Whenever a client
@@ -198,40 +265,7 @@ function storage({ config, kv, apis, revocations, accounts, consents }: Provider
       CLOCK_TOLERANCE,
       {
         grantRevoked: (grantId) => revocations.revokeGrant(grantId),
-        // ...and its operator grants at APIs, its rotated-out secret and people's remembered consent
-        // go, so a client made again with the id starts with none (RFC 7592's DELETE left the
-        // secret before, and every path left the consents).
-        clientRemoved: async (clientId) => {
-          await grants.clientRemoved(clientId);
-          await Promise.all([apis.forgetClient(clientId), forgetPreviousSecret(kv, clientId), consents.forgetClient(clientId)]);
-        },
-        // A client that may no longer get tokens for itself (client_credentials taken from its grant
-        // types, or made public), whoever changed it: the tokens it got so far end at every API it
-        // holds a grant at (client_grant entries, as for a grant revoked), at introspection, the
-        // admin API, the feed and resource servers. Its grants stay: given client_credentials back,
-        // it gets new tokens; the old ones stay dead.
-        // A client made public (token_endpoint_auth_method "none"), whoever changed it, loses likewise
-        // what it holds on people's behalf: the refresh tokens, codes and access tokens it got while it
-        // authenticated were constrained by its secret or key (RFC 9700 §4.14.2), and would otherwise be
-        // redeemed with its client_id alone (one leaked from its server, say); the delegated mark ends
-        // them everywhere, and the consents given before it, so each person is asked again.
-        // A credential replaced (a key removed from its jwks, another jwks_uri, another authentication
-        // method, a secret replaced without grace: replaced-credentials.ts), whoever changed it, ends
-        // likewise the tokens the client got for itself, with any credential (the one a thief used is
-        // not known); and a secret that stops authenticating it takes its rotated-out predecessor along.
-        clientReplaced: async (clientId, previous, next) => {
-          if (!previous) return;
-          const replaced = await replacedCredentials(kv, clientId, previous, next);
-          await Promise.all([
-            getsOwnTokens(previous) && (!getsOwnTokens(next) || replaced.any) ? apis.endOwnTokens(clientId) : undefined,
-            authenticates(previous) && !authenticates(next) ? revocations.revokeDelegated(clientId) : undefined,
-            // Scopes taken from its `scope` metadata: refreshes are narrowed and introspection refuses
-            // the tokens carrying them already (resource-servers.ts heldByClientNow); the feed tells
-            // the APIs that verify JWTs locally (a scoped delegated entry).
-            scopesTaken(previous, next, async () => [...registrationPolicy(config).scopes, ...(await apis.delegableScopes())]).then((taken) => revocations.revokeNarrowed(clientId, taken)),
-          ]);
-          if (replaced.secret) await forgetPreviousSecret(kv, clientId);
-        },
+        ...clientEndings(dependencies),
         // A token request's code or refresh token names the account it will look up next, and its
         // client, whose delegated mark findAccount reads with it (revocation/list.ts).
         accountAhead: (accountId, clientId) => {

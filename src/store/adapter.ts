@@ -176,7 +176,7 @@ export function storedClient(payload: AdapterPayload): AdapterPayload {
   return typeof secret === 'string' ? { ...rest, client_secret_digest: secretDigestOf(secret) } : rest;
 }
 /** A stored client's metadata as the engine is given it: its secret's digest as a handle in client_secret. */
-function loadedClient(payload: AdapterPayload): AdapterPayload {
+export function loadedClient(payload: AdapterPayload): AdapterPayload {
   const { client_secret_digest: digest, ...rest } = payload as AdapterPayload & { client_secret_digest?: unknown };
   return typeof digest === 'string' ? { ...rest, client_secret: SECRET_HANDLE + digest } : payload;
 }

@@ -44,6 +44,12 @@ export const oidcRegistrationTokensKey = (clientId: string) => `oidc:rat:client:
 export const oidcPendingKey = (clientId: string) => `oidc:pending:client:${clientId}`;
 /** Set of stored client ids, durable. */
 export const OIDC_CLIENTS_KEY = 'oidc:clients';
+/**
+ * The configuration's clients (CLIENTS) as the last instance started with them saw them (JSON: each
+ * client's metadata by id, its secret by digest), durable: what a start with another configuration
+ * compares with (store/configured-clients.ts).
+ */
+export const CONFIGURED_CLIENTS_KEY = 'configured-clients';
 /** Set of the digests of outstanding initial access tokens. */
 export const OIDC_INITIAL_ACCESS_TOKENS_KEY = 'oidc:initial-access-tokens';
 /** A client's metadata document fetched (by its URL's SHA-256), until it must be fetched again. */

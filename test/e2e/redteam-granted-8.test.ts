@@ -87,11 +87,17 @@ describe('e2e: red team, eighth pass, what a client got while it authenticated i
     const own = await refreshWithClientIdAlone(await refreshTokenOf(publicConfig));
     assert.equal(own.status, 200, JSON.stringify(own.body));
 
-    // Made confidential again, the refresh token of its confidential days works with the secret (nothing was revoked).
+    // Made confidential again, the refresh token of its confidential days stays ended: the change to
+    // public, seen at the restart, ended what the client held on people's behalf, as the same change
+    // through the admin API does (tenth endings pass; it refreshed with the secret before).
     running = await start(CONFIDENTIAL);
-    const again = await oidc.discovery(new URL(running.issuer), 'notes', SECRET, oidc.ClientSecretBasic(SECRET), { execute: [oidc.allowInsecureRequests] });
-    const refreshed = await oidc.refreshTokenGrant(again, gotWhileConfidential);
-    assert.ok(refreshed.access_token);
+    const again = await fetch(`${running.url}/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`notes:${SECRET}`).toString('base64')}` },
+      body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: gotWhileConfidential }),
+    });
+    assert.equal(again.status, 400);
+    assert.equal(((await again.json()) as { error?: string }).error, 'invalid_grant');
   });
 
   it('a Client ID Metadata Document that drops its key (private_key_jwt to none): the refresh token got with the key is not redeemed with the client_id alone', async () => {

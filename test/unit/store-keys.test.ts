@@ -30,6 +30,7 @@ const PINNED: Record<keyof typeof keys, readonly [unknown, string] | readonly (r
   oidcRegistrationTokensKey: [keys.oidcRegistrationTokensKey('app-1'), 'oidc:rat:client:app-1'],
   oidcPendingKey: [keys.oidcPendingKey('app-1'), 'oidc:pending:client:app-1'],
   OIDC_CLIENTS_KEY: [keys.OIDC_CLIENTS_KEY, 'oidc:clients'],
+  CONFIGURED_CLIENTS_KEY: [keys.CONFIGURED_CLIENTS_KEY, 'configured-clients'],
   OIDC_INITIAL_ACCESS_TOKENS_KEY: [keys.OIDC_INITIAL_ACCESS_TOKENS_KEY, 'oidc:initial-access-tokens'],
   clientMetadataDocumentKey: [keys.clientMetadataDocumentKey('https://app.example/client.json'), 'client-metadata-document:HPwM3fX8jOq37b7sEEUjox0Jg55HxLCfw6itVv1iAQk'],
   trackedCacheBeatsPrefix: [keys.trackedCacheBeatsPrefix('a1b2c3'), 'tracked-cache:a1b2c3:'],
