@@ -99,8 +99,17 @@ describe('e2e (Chromium + openid-client): red team, tenth pass, a self-registere
       const impostor = await confirmation(impostorId);
       assert.notEqual(impostor, real, 'the impostor’s device page reads as the TV app’s');
       assert.match(real, /Registered with the web address tv\.example\.test/);
+      assert.doesNotMatch(real, /registered itself/);
       assert.match(impostor, /No web address is registered for this app/);
+      assert.match(impostor, /This app registered itself here/);
       assert.doesNotMatch(impostor, /tv\.example\.test/);
+
+      // A redirect URI proves no control of its host: one on the TV's host, never used, lists that host, and the page says whose word it is.
+      const decoy = await register({ client_name: 'Living-room TV', application_type: 'native', token_endpoint_auth_method: 'none', grant_types: [DEVICE_GRANT, 'authorization_code'], redirect_uris: ['https://tv.example.test/cb'], logo_uri: TV.logo_uri });
+      assert.equal(decoy.status, 201, await decoy.clone().text());
+      const decoyed = await confirmation(((await decoy.json()) as { client_id: string }).client_id);
+      assert.notEqual(decoyed, real, 'the decoy’s device page reads as the TV app’s');
+      assert.match(decoyed, /This app registered itself here/);
     } finally {
       await context.close();
     }
