@@ -22,6 +22,7 @@ import type { Metrics } from './ops/metrics.js';
 import { Consents } from './provider/consents.js';
 import { clientEndings, createProvider } from './provider/provider.js';
 import { logoutRetryKeeper } from './provider/backchannel-delivery.js';
+import { AdapterIndexes } from './store/adapter.js';
 import { DueEndings } from './store/due-endings.js';
 import { grantEndings } from './revocation/api-endings.js';
 import { RevocationList } from './revocation/list.js';
@@ -88,7 +89,7 @@ export function providerFactory(config: Config, kv: Kv, metrics?: Metrics) {
       rateLimits: limits,
       renderError: (ctx, out) => renderProviderError(ctx, out),
       logoutPages,
-      devicePages: devicePages(apis),
+      devicePages: devicePages(apis, (clientId) => new AdapterIndexes(kv).managesItself(clientId)),
       federated,
       upstreamLogout,
       upstreamKnown: (id) => upstreams.has(id),

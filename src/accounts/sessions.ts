@@ -61,6 +61,20 @@ export const throughUpstream =
 const checkedAccounts = new WeakMap<object, Account>();
 
 /** The account `sub` as this request's recheck read it, once; undefined when it read no such account. */
+/**
+ * The session property that says its sign-in's age is not known (provider/patches/sign-in-time.ts
+ * sets it: an upstream that said no auth_time and owed none).
+ */
+export const AUTH_AGE_UNKNOWN = 'authAgeUnknown';
+
+/**
+ * When a session's sign-in was, for a recent-sign-in check of our pages (accounts.reauthenticateAfter):
+ * its auth_time, or 0 (long ago) when its age is not known, so the check asks for a sign-in again.
+ */
+export function signInTimeForChecks(session: Session): number {
+  return (session as unknown as Record<string, unknown>)[AUTH_AGE_UNKNOWN] === true ? 0 : (session.authTime() ?? 0);
+}
+
 export function accountCheckedFor(ctx: object, sub: string): Account | undefined {
   const account = checkedAccounts.get(ctx);
   checkedAccounts.delete(ctx);

@@ -4,7 +4,8 @@
  * origins of the images it shows, and only http(s) URLs are shown at all. The account page (its
  * apps' logos) and the login, consent and device pages (one app's logo, interactions/client-branding.ts)
  * all go through here, and so does where an app sends people back (returnedTo), which those pages
- * show beside the app's self-asserted name.
+ * show beside the app's self-asserted name, and the hosts it registered (registeredHosts), which the
+ * device page shows.
  */
 import type { Context } from 'koa';
 
@@ -56,4 +57,15 @@ export function returnedTo(redirectUri: unknown): string | undefined {
   const url = new URL(redirectUri);
   if (url.protocol !== 'https:' && url.protocol !== 'http:') return `an app on this device (${url.protocol.slice(0, -1)})`;
   return LOOPBACK.has(url.hostname) ? `a program on this device (${url.host})` : url.host;
+}
+
+/**
+ * The web hosts a client registered (its `client_uri`, its http(s) redirect URIs; not loopback): what
+ * a page can show of an app beside its self-asserted name when no redirect URI is in the request (the
+ * device flow). Self-registered clients' client_uri is on one of those hosts (registration/policy.ts).
+ */
+export function registeredHosts(metadata: Record<string, unknown>): string[] {
+  const uris = [metadata.client_uri, ...(Array.isArray(metadata.redirect_uris) ? metadata.redirect_uris : [])];
+  const hosts = uris.map((uri) => webUrl(uri)).filter((url): url is URL => url !== undefined && !LOOPBACK.has(url.hostname)).map((url) => url.host);
+  return [...new Set(hosts)];
 }

@@ -16,11 +16,13 @@
  * page, open registration) may call it "Notes" like the operator's app. What a person can check is
  * where their answer goes, the authorization request's redirect URI, which the client registered
  * and the engine matched exactly: the sign-in, account choice and consent pages name its host
- * (`returnsTo`), so two apps of one name read apart (red team's ninth granting pass).
+ * (`returnsTo`), so two apps of one name read apart (red team's ninth granting pass). The device
+ * page has no redirect URI to name: it shows the web hosts the client registered (`hosts`), or says
+ * it has none (red team's tenth granting pass, RFC 8628 §5.4).
  */
 import type { Context } from 'koa';
 import type { Provider } from 'oidc-provider';
-import { allowImagesFrom, webUrl } from '../http/image-origins.js';
+import { allowImagesFrom, registeredHosts, webUrl } from '../http/image-origins.js';
 
 type Client = NonNullable<Awaited<ReturnType<Provider['Client']['find']>>>;
 
@@ -33,6 +35,8 @@ export interface ClientBranding {
   readonly domain?: string;
   /** Where this request sends the person back (http/image-origins.ts returnedTo), for a client without a `domain`. */
   readonly returnsTo?: string;
+  /** The web hosts the client registered (http/image-origins.ts registeredHosts): what the device page shows, having no redirect URI to name. */
+  readonly hosts?: readonly string[];
 }
 
 
@@ -57,6 +61,7 @@ function branding(client: Client | undefined, clientId: string): ClientBranding 
     policyUri: webUrl(metadata.policy_uri)?.href,
     tosUri: webUrl(metadata.tos_uri)?.href,
     domain: webUrl(clientId)?.host,
+    hosts: registeredHosts(metadata),
   };
 }
 

@@ -107,7 +107,12 @@ function claimsAskedByName(parameter: unknown): string[] {
 type ApisFound = Pick<Apis, 'find'>;
 
 /** features.deviceFlow's page hooks. The engine's own `form` markup is not used: its fields are. */
-export const devicePages = (apis: ApisFound): DevicePages => ({
+/**
+ * `managesItself`: whether a client registered itself (RFC 7591) and is not since an operator's
+ * (store/adapter.ts AdapterIndexes#managesItself). Its name and hosts are then its own word (a redirect
+ * URI proves no control of its host), which the page says (red team's tenth granting pass).
+ */
+export const devicePages = (apis: ApisFound, managesItself: (clientId: string) => Promise<boolean>): DevicePages => ({
   async userCodeInputSource(ctx, _form, _out, err) {
     const said = problem(err as EngineError | undefined);
     const typed = (err as { userCode?: unknown } | undefined)?.userCode;
@@ -132,6 +137,7 @@ export const devicePages = (apis: ApisFound): DevicePages => ({
     page(ctx, 'device-confirm', {
       title: 'Connect a device',
       client: branding,
+      selfRegistered: client.metadata().owner !== undefined || (await managesItself(client.clientId)),
       permissions: await permissionsOf(apis, ctx, client),
       userCode,
       deviceIp: typeof device.ip === 'string' ? device.ip : undefined,

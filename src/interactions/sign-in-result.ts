@@ -7,7 +7,7 @@ import type { Context } from 'koa';
 import { assurance, type Method } from '../accounts/assurance.js';
 import { CREDENTIAL_RESULT, type SessionCredential } from '../accounts/session-credentials.js';
 import type { FederatedSession } from '../upstreams/sessions.js';
-import { SIGNED_IN_AT } from '../provider/patches/sign-in-time.js';
+import { SIGNED_IN_AT, SIGN_IN_AGE_UNKNOWN } from '../provider/patches/sign-in-time.js';
 import type { Interactions } from './interaction.js';
 import type { OfferedLink } from './link-confirmation.js';
 
@@ -58,7 +58,9 @@ export async function finishSignIn(
   };
   // A first factor an upstream performed earlier (its session of hours ago) makes this sign-in no fresher than that (sign-in-time.ts).
   const signedInAt = upstream?.authTime;
-  const result = { login: { accountId: sub, remember, amr, acr, ...(signedInAt !== undefined && { [SIGNED_IN_AT]: signedInAt }) }, [CREDENTIAL_RESULT]: credential, ...(upstream && { upstream }) };
+  // One that said no time and owed none may be of any age: it meets no max_age or recent-sign-in check (sign-in-time.ts).
+  const ageUnknown = upstream?.ageUnknown === true;
+  const result = { login: { accountId: sub, remember, amr, acr, ...(signedInAt !== undefined && { [SIGNED_IN_AT]: signedInAt }), ...(ageUnknown && { [SIGN_IN_AGE_UNKNOWN]: true }) }, [CREDENTIAL_RESULT]: credential, ...(upstream && { upstream }) };
   await providers.current.interactionFinished(ctx.req, ctx.res, result, { mergeWithLastSubmission: false });
   ctx.respond = false;
 }

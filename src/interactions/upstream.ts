@@ -216,7 +216,7 @@ export function upstreamStep(steps: Interactions, options: UpstreamStepOptions) 
       return fail(ctx, interaction.uid, unavailable(upstream));
     }
     const { url, pending: p } = started;
-    await pending.save(p.state, { upstream: id, uid: interaction.uid, nonce: p.nonce, verifier: p.verifier, ...(p.maxAge !== undefined && { maxAge: p.maxAge }) });
+    await pending.save(p.state, { upstream: id, uid: interaction.uid, nonce: p.nonce, verifier: p.verifier, ...(p.maxAge !== undefined && { maxAge: p.maxAge }), ...(p.fresh && { fresh: true }) });
     ctx.cookies.set(STATE_COOKIE, p.state, { path: '/upstream/', httpOnly: true, sameSite: 'lax', signed: true, maxAge: stateTtl * 1000, overwrite: true });
     ctx.set('Cache-Control', 'no-store');
     ctx.redirect(url.href);
@@ -271,7 +271,7 @@ export function upstreamStep(steps: Interactions, options: UpstreamStepOptions) 
     }
     let signedIn: Awaited<ReturnType<UpstreamClients['finish']>>;
     try {
-      signedIn = await clients.finish(upstream, new URL(ctx.href), { state, nonce: taken.nonce, verifier: taken.verifier, ...(taken.maxAge !== undefined && { maxAge: taken.maxAge }) });
+      signedIn = await clients.finish(upstream, new URL(ctx.href), { state, nonce: taken.nonce, verifier: taken.verifier, ...(taken.maxAge !== undefined && { maxAge: taken.maxAge }), ...(taken.fresh && { fresh: true }) });
     } catch (error) {
       if (error instanceof UpstreamUnavailable) {
         logger.warn({ event: 'upstream.unavailable', upstream: id, err: error.cause }, 'upstream provider unavailable');
@@ -307,7 +307,7 @@ export function upstreamStep(steps: Interactions, options: UpstreamStepOptions) 
       username: outcome.account.username,
       remember: false,
       method: 'federated',
-      upstream: { upstream: id, sub: signedIn.sub, sid: signedIn.sid, idToken: signedIn.idToken, at: Date.now(), ...(signedIn.authTime !== undefined && { authTime: signedIn.authTime }) },
+      upstream: { upstream: id, sub: signedIn.sub, sid: signedIn.sid, idToken: signedIn.idToken, at: Date.now(), ...(signedIn.authTime !== undefined && { authTime: signedIn.authTime }), ...(signedIn.ageUnknown && { ageUnknown: true }) },
       // Signing in to an offered account through its own link is signing in to it: the offer goes on.
       ...linkFor(interaction, outcome.account.sub),
     });

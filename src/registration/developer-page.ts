@@ -5,7 +5,7 @@
  * that also needs a recent sign-in, and an app that must belong to the person.
  */
 import type { Context } from 'koa';
-import type { AccountSessions } from '../accounts/sessions.js';
+import { signInTimeForChecks, type AccountSessions } from '../accounts/sessions.js';
 import { csrfTokens, type CsrfTokens } from '../http/csrf.js';
 import { respondWithError } from '../http/errors.js';
 import { signedInPages, type Form, type SignedIn } from '../http/signed-in-pages.js';
@@ -57,7 +57,7 @@ export function developerPage({ providers, clients, sessions, csrfKey, reauthent
   /** The signed-in person's sub and session id, or undefined (also when they were disabled or deleted since). */
   async function signedIn(ctx: Context): Promise<Developer | undefined> {
     const found = await sessions.signedIn(providers.current, ctx);
-    return found && { accountId: found.accountId, sessionId: found.session.jti, authTime: found.session.authTime() ?? 0 };
+    return found && { accountId: found.accountId, sessionId: found.session.jti, authTime: signInTimeForChecks(found.session) };
   }
 
   const { page, submitted } = signedInPages({ signedIn, csrf, where: 'the developer page' });

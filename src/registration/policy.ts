@@ -35,6 +35,41 @@ export const DEVICE_CODE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
  */
 const WEB_URIS = ['client_uri', 'logo_uri', 'policy_uri', 'tos_uri', 'jwks_uri', 'backchannel_logout_uri'] as const;
 
+/**
+ * What a person is shown of a client beside its name: its logo and the links to its site, policy and
+ * terms. RFC 7591 §5: "the authorization server SHOULD check to see if the logo_uri, tos_uri,
+ * client_uri, and policy_uri have the same host and scheme as those defined in the array of
+ * redirect_uris". Checked where a client registers itself (dynamic registration, RFC 7592 update, a
+ * Client ID Metadata Document); see ownHostProblem.
+ */
+const SHOWN_URIS = ['client_uri', 'logo_uri', 'policy_uri', 'tos_uri'] as const;
+
+/** Whether `hostname` is `site` or a name under it (a CDN of the app's own domain). */
+function onHost(hostname: string, site: string): boolean {
+  return hostname === site || hostname.endsWith(`.${site}`);
+}
+
+/**
+ * RFC 7591 §5 on the self-service paths: a client that registers itself may show a person a logo and
+ * links only on the hosts it sends people back to (its web redirect URIs' hosts, or names under them),
+ * or the host of its client_id when that is a URL (a metadata document, whose host is proven). Without
+ * it, a developer's app named like another showed that other app's logo and linked its privacy policy
+ * and terms (red team's tenth granting pass). Loopback URLs (development) are this machine's, so no
+ * one else's. An operator (admin API, CLI, configuration) is trusted with the clients it registers.
+ */
+function ownHostProblem(metadata: Record<string, unknown>, name: string, url: URL, redirectUris: readonly string[]): string | undefined {
+  if (isLoopback(url.hostname)) return undefined;
+  const sites = [...redirectUris, typeof metadata.client_id === 'string' ? metadata.client_id : '']
+    .filter((uri) => URL.canParse(uri))
+    .map((uri) => new URL(uri))
+    .filter((site) => site.protocol === url.protocol && !isLoopback(site.hostname))
+    .map((site) => site.hostname);
+  if (sites.some((site) => onHost(url.hostname, site))) return undefined;
+  return sites.length
+    ? `${name} must be on the host of a redirect URI (${[...new Set(sites)].join(', ')}) or a name under it, not ${url.hostname} (RFC 7591 section 5)`
+    : `${name} must be on the host of a redirect URI (RFC 7591 section 5), and this client has no ${url.protocol.slice(0, -1)} redirect URI`;
+}
+
 /** RFC 6761 §6.3 / RFC 8252 §7.3: names and addresses that can only be this machine. */
 export function isLoopback(hostname: string): boolean {
   return hostname === 'localhost' || hostname.endsWith('.localhost') || hostname === '[::1]' || /^127(\.\d{1,3}){3}$/.test(hostname);
@@ -103,7 +138,8 @@ export function enforcePolicy(
   apiScopes: readonly string[] | typeof ALREADY_CHECKED = [],
 ): void {
   const native = metadata.application_type === 'native';
-  for (const uri of uris(metadata, 'redirect_uris')) {
+  const redirectUris = uris(metadata, 'redirect_uris');
+  for (const uri of redirectUris) {
     const problem = redirectUriProblem(uri, native);
     // oidc-provider answers invalid_redirect_uri for a description that starts with "redirect_uris".
     if (problem) throw new errors.InvalidClientMetadata(`redirect_uris: ${problem}`);
@@ -188,6 +224,8 @@ export function enforcePolicy(
     // A host the URL parser takes but no DNS name is (`https://cdn.example;sandbox/logo.png`): its
     // origin would carry a directive of the client's into our pages' Content-Security-Policy.
     if (!plainHost(url)) throw new errors.InvalidClientMetadata(`${name} must be on a DNS name or IP address (letters, digits, hyphens and dots)`);
+    const foreign = selfService && apiScopes !== ALREADY_CHECKED && (SHOWN_URIS as readonly string[]).includes(name) ? ownHostProblem(metadata, name, url, redirectUris) : undefined;
+    if (foreign) throw new errors.InvalidClientMetadata(foreign);
     // OpenID Connect Back-Channel Logout 1.0 §2.2: the URI "MUST NOT include a fragment component".
     if (name === 'backchannel_logout_uri' && String(value).includes('#')) {
       throw new errors.InvalidClientMetadata('backchannel_logout_uri must not have a fragment (Back-Channel Logout 1.0 section 2.2)');

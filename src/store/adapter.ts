@@ -893,6 +893,14 @@ export class AdapterIndexes {
   }
 
   /**
+   * Whether the client holds registration access tokens: it registered itself (RFC 7591) and no
+   * operator has written it since (an operator's write ends them, registration/clients.ts update).
+   */
+  async managesItself(clientId: string): Promise<boolean> {
+    return (await this.kv.members(oidcRegistrationTokensKey(clientId))).length > 0;
+  }
+
+  /**
    * The initial access tokens made since this index exists (some may have expired or been used
    * since), each by its digest (`sha256:…`), or by its value for one made before tokens were kept
    * under their digest.

@@ -36,6 +36,8 @@ export interface Pending {
   readonly verifier: string;
   /** The app's max_age, asked of the upstream: its ID token's auth_time must be that recent. */
   readonly maxAge?: number;
+  /** The upstream was asked for a fresh sign-in (prompt=login). */
+  readonly fresh?: boolean;
 }
 
 export interface SignedIn {
@@ -49,6 +51,12 @@ export interface SignedIn {
   readonly idToken: string;
   /** When the person signed in at the upstream (its ID token's `auth_time`, epoch seconds, never later than now), when it says. */
   readonly authTime?: number;
+  /**
+   * The upstream said no auth_time and was asked neither a max_age nor a fresh sign-in: it may have
+   * answered from a session of any age (OIDC Core §2: auth_time is then optional), so nothing says
+   * how recent the sign-in is (provider/patches/sign-in-time.ts).
+   */
+  readonly ageUnknown?: boolean;
 }
 
 export interface VerifiedLogoutToken {
@@ -122,7 +130,7 @@ export class UpstreamClients {
    */
   async start(upstream: Upstream, loginHint?: string, fresh = false, maxAge?: number): Promise<{ url: URL; pending: Pending }> {
     const { config } = await this.#discover(upstream);
-    const pending = { state: oidc.randomState(), nonce: oidc.randomNonce(), verifier: oidc.randomPKCECodeVerifier(), ...(maxAge !== undefined && { maxAge }) };
+    const pending = { state: oidc.randomState(), nonce: oidc.randomNonce(), verifier: oidc.randomPKCECodeVerifier(), ...(maxAge !== undefined && { maxAge }), ...(fresh && { fresh }) };
     const url = oidc.buildAuthorizationUrl(config, {
       redirect_uri: this.callbackUrl(upstream.id),
       scope: upstream.scope,
@@ -157,7 +165,9 @@ export class UpstreamClients {
     }
     // An upstream answering from a session it signed in hours ago says so in auth_time: our sign-in is no fresher (sign-in-time.ts).
     const authTime = typeof claims.auth_time === 'number' && Number.isSafeInteger(claims.auth_time) ? Math.min(claims.auth_time, Math.floor(Date.now() / 1000)) : undefined;
-    return { sub: claims.sub, sid: typeof claims.sid === 'string' ? claims.sid : undefined, claims: { ...profile, ...claims }, sources: { idToken: { ...claims }, userinfo: profile }, idToken: tokens.id_token!, ...(authTime !== undefined && { authTime }) };
+    // None, and none owed (no max_age asked, which openid-client made required above, nor prompt=login): its age is unknown.
+    const ageUnknown = authTime === undefined && pending.maxAge === undefined && !pending.fresh;
+    return { sub: claims.sub, sid: typeof claims.sid === 'string' ? claims.sid : undefined, claims: { ...profile, ...claims }, sources: { idToken: { ...claims }, userinfo: profile }, idToken: tokens.id_token!, ...(authTime !== undefined && { authTime }), ...(ageUnknown && { ageUnknown }) };
   }
 
   /** The upstream's end_session_endpoint, when it has one. */

@@ -21,6 +21,8 @@ export interface FederatedSession {
   readonly at?: number;
   /** Epoch seconds when the person signed in at the upstream (its ID token's auth_time), when it said. */
   readonly authTime?: number;
+  /** It said no auth_time and owed none (upstreams/client.ts SignedIn.ageUnknown). */
+  readonly ageUnknown?: boolean;
 }
 
 export class FederatedSessions {

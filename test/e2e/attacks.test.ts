@@ -1013,9 +1013,9 @@ describe('attacks: second factor, step-up and the new endpoints (black box)', fu
 
   it("a client's logo_uri on a host that smuggles a CSP directive (https://cdn.example;sandbox/…) is refused, and never reaches the account page's Content-Security-Policy, where it would stop its forms (withdrawing the app among them)", async () => {
     await server.accounts.create('gwen', PASSWORD);
-    const metadata = { redirect_uris: [REDIRECT], token_endpoint_auth_method: 'none', client_name: 'Sticky', logo_uri: 'https://cdn.sticky.example.test/logo.png' };
+    const metadata = { redirect_uris: [REDIRECT], token_endpoint_auth_method: 'none', client_name: 'Sticky', logo_uri: 'https://cdn.app.example.test/logo.png' };
     // Registered with a bad logo (or policy link) outright: refused.
-    for (const [name, value] of [['logo_uri', 'https://cdn.sticky.example.test;sandbox/logo.png'], ['policy_uri', 'https://sticky.example.test;form-action/privacy']] as const) {
+    for (const [name, value] of [['logo_uri', 'https://cdn.app.example.test;sandbox/logo.png'], ['policy_uri', 'https://app.example.test;form-action/privacy']] as const) {
       const refused = await fetch(`${server.url}/reg`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ...metadata, [name]: value }) });
       assert.equal(refused.status, 400, `${name}: ${await refused.clone().text()}`);
       assert.equal(((await refused.json()) as { error: string }).error, 'invalid_client_metadata');
@@ -1032,7 +1032,7 @@ describe('attacks: second factor, step-up and the new endpoints (black box)', fu
     const changed = await fetch(client.registration_client_uri, {
       method: 'PUT',
       headers: { 'content-type': 'application/json', authorization: `Bearer ${client.registration_access_token}` },
-      body: JSON.stringify({ ...metadata, client_id: client.client_id, logo_uri: 'https://cdn.sticky.example.test;sandbox/logo.png' }),
+      body: JSON.stringify({ ...metadata, client_id: client.client_id, logo_uri: 'https://cdn.app.example.test;sandbox/logo.png' }),
     });
     assert.equal(changed.status, 400, `the change is refused: ${await changed.clone().text()}`);
     // Gwen's account page: img-src widened by the logo's origin alone, no directive of the app's, and withdrawing works.
@@ -1041,7 +1041,7 @@ describe('attacks: second factor, step-up and the new endpoints (black box)', fu
     const csp = account.headers.get('content-security-policy') ?? '';
     const names = csp.split(';').map((directive) => directive.trim().split(' ')[0]);
     assert.deepEqual(names.filter((name) => ['sandbox', 'form-action'].includes(name!)), [], csp);
-    assert.match(csp, /img-src [^;]*https:\/\/cdn\.sticky\.example\.test(;|$)/, csp);
+    assert.match(csp, /img-src [^;]*https:\/\/cdn\.app\.example\.test(;|$)/, csp);
     const form = formIn(account.html, '/apps/withdraw');
     const withdrawn = await agent.request(new URL(form.action, account.url).href, {
       method: 'POST',

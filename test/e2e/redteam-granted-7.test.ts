@@ -13,11 +13,10 @@ import assert from 'node:assert/strict';
 import { decodeJwt } from 'jose';
 import * as oidc from 'openid-client';
 import { Agent } from '../helpers/agent.js';
-import { startFakeUpstream } from '../helpers/fake-upstream.js';
+import { fakeUpstreamOf, type startFakeUpstream } from '../helpers/fake-upstream.js';
 import { approvedDevice, isConsent, signInSteps, startAuthorization } from '../helpers/sign-in.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { API, introspect, RESOURCE_SERVERS, type ClientCredentials } from '../helpers/tokens.js';
-import { Upstreams } from '../../src/upstreams/registry.js';
 
 const PASSWORD = 'red team granted seven passphrase';
 const REDIRECT = 'https://notes.example.test/callback';
@@ -95,8 +94,7 @@ describe("e2e: red team, seventh pass, a sign-in through an upstream is no fresh
   before(async () => {
     server = await startServer({ ownRedis: true, env: { OUTBOUND_ALLOW_PRIVATE_NETWORKS: 'true', RESOURCE_SERVERS }, clients: [NOTES_CLIENT] });
     notes = await oidc.discovery(new URL(server.issuer), NOTES.id, NOTES.secret, oidc.ClientSecretBasic(NOTES.secret), { execute: [oidc.allowInsecureRequests] });
-    fake = await startFakeUpstream(UPSTREAM_SECRET);
-    await new Upstreams(server.kv, server.config.keys.secrets).add({ id: 'fake', issuer: fake.state.issuer, clientId: 'latchkey', clientSecret: UPSTREAM_SECRET, scope: 'openid email profile', displayName: 'Fake', linkByEmail: false, endSession: false });
+    fake = await fakeUpstreamOf(server, UPSTREAM_SECRET);
   });
   after(async () => {
     await fake?.close();

@@ -107,7 +107,7 @@ describe('red team: the web surfaces, attacked from outside (Chromium and raw HT
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({
         redirect_uris: [REDIRECT], token_endpoint_auth_method: 'none', client_name: `Evil ${MARKUP}`,
-        policy_uri: `https://evil.example/policy?a="><script>alert(8)</script>`, tos_uri: `https://evil.example/tos#'><svg onload=alert(9)>`,
+        policy_uri: `https://app.example.test/policy?a="><script>alert(8)</script>`, tos_uri: `https://app.example.test/tos#'><svg onload=alert(9)>`,
       }),
     });
     assert.equal(registered.status, 201, await registered.clone().text());
@@ -118,7 +118,7 @@ describe('red team: the web surfaces, attacked from outside (Chromium and raw HT
     await page.goto(authorize(evil, REDIRECT, { login_hint: MARKUP, ui_locales: MARKUP, state: MARKUP, nonce: MARKUP }));
     assert.equal(await page.inputValue('#username'), MARKUP, 'login_hint is the username field\'s value, as text');
     assert.match(await page.locator('main').innerText(), /Evil "'><img src=\/x/, 'the name is shown as text');
-    assert.equal(await page.getAttribute('a:has-text("Privacy policy")', 'href'), new URL(`https://evil.example/policy?a="><script>alert(8)</script>`).href, 'the policy link, as registered (normalised)');
+    assert.equal(await page.getAttribute('a:has-text("Privacy policy")', 'href'), new URL(`https://app.example.test/policy?a="><script>alert(8)</script>`).href, 'the policy link, as registered (normalised)');
     await assertInert(page, dialogs, 'login page');
     await page.fill('#username', 'vic');
     await page.fill('#password', PASSWORD);

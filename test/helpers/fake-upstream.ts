@@ -2,6 +2,8 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { exportJWK, generateKeyPair, SignJWT, type JWK, type JWTPayload } from 'jose';
+import type { TestServer } from './server.js';
+import { Upstreams } from '../../src/upstreams/registry.js';
 
 /** The discovery document of a fake upstream at `issuer`: code flow, PKCE S256, RS256 ID tokens. */
 export function upstreamDiscovery(issuer: string) {
@@ -29,7 +31,7 @@ export async function startFakeUpstream(clientSecret: string) {
   const { privateKey, publicKey } = await generateKeyPair('RS256');
   const other = await generateKeyPair('RS256');
   const jwk: JWK = { ...(await exportJWK(publicKey)), kid: 'fake-key', alg: 'RS256', use: 'sig' };
-  const state = { mode: 'good' as Mode, nonce: '', issuer: '', sub: 'fake-person-1', sid: 'fake-sid-1', authorizations: 0, tokens: 0, userinfos: 0, prompt: null as string | null, email: undefined as string | undefined, userinfoSub: undefined as string | undefined, maxAge: null as string | null, authTime: undefined as number | undefined };
+  const state = { mode: 'good' as Mode, nonce: '', issuer: '', sub: 'fake-person-1', sid: 'fake-sid-1', authorizations: 0, tokens: 0, userinfos: 0, prompt: null as string | null, email: undefined as string | undefined, userinfoSub: undefined as string | undefined, maxAge: null as string | null, authTime: undefined as number | null | undefined };
   const sign = (payload: JWTPayload, key = privateKey, typ?: string) =>
     new SignJWT(payload).setProtectedHeader({ alg: 'RS256', kid: 'fake-key', ...(typ && { typ }) }).sign(key);
   const signedAs = (payload: JWTPayload, mode: Mode) => {
@@ -85,8 +87,8 @@ export async function startFakeUpstream(clientSecret: string) {
         exp: mode === 'expired' ? now - 3600 : now + 300,
         nonce: mode === 'nonce' ? 'another-nonce' : state.nonce,
         sid: state.sid,
-        // When the person signed in at the upstream: now, unless a test plays an upstream answering from an older session.
-        auth_time: state.authTime ?? now,
+        // When the person signed in at the upstream: now, unless a test plays an upstream answering from an older session, or one that does not say (null).
+        ...(state.authTime !== null && { auth_time: state.authTime ?? now }),
         email: state.email ?? `${state.sub}@fake.example`,
         // email-split: the ID token names an address without saying it is verified.
         ...(mode !== 'email-split' && { email_verified: true }),
@@ -109,4 +111,11 @@ export async function startFakeUpstream(clientSecret: string) {
     otherKey: other.privateKey,
     close: () => new Promise<void>((done) => server.close(() => done())),
   };
+}
+
+/** The fake upstream, started and added to `server` as the upstream `fake` (scope `openid email profile`, no email linking, no end-session), as `latchkey upstreams add` would. */
+export async function fakeUpstreamOf(server: TestServer, clientSecret: string): Promise<Awaited<ReturnType<typeof startFakeUpstream>>> {
+  const fake = await startFakeUpstream(clientSecret);
+  await new Upstreams(server.kv, server.config.keys.secrets).add({ id: 'fake', issuer: fake.state.issuer, clientId: 'latchkey', clientSecret, scope: 'openid email profile', displayName: 'Fake', linkByEmail: false, endSession: false });
+  return fake;
 }

@@ -15,7 +15,7 @@ describe('client branding', () => {
     const client = (name: string) => ({ clientName: name, metadata: () => (made++, { logo_uri: 'https://cdn.notes.example.test/logo.png', tos_uri: 'javascript:alert(1)' }) }) as unknown as Client;
     const notes = client('Notes');
     const first = brandingOf(notes, 'notes');
-    assert.deepEqual(first, { name: 'Notes', logoUri: 'https://cdn.notes.example.test/logo.png', policyUri: undefined, tosUri: undefined, domain: undefined });
+    assert.deepEqual(first, { name: 'Notes', logoUri: 'https://cdn.notes.example.test/logo.png', policyUri: undefined, tosUri: undefined, domain: undefined, hosts: [] });
     assert.equal(brandingOf(notes, 'notes'), first);
     assert.equal(made, 1, 'the metadata read once');
     assert.equal(brandingOf(client('Notes, renamed'), 'notes').name, 'Notes, renamed');

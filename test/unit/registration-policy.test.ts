@@ -127,6 +127,21 @@ describe('registration policy', () => {
     }
   });
 
+  it('takes a self-registered logo, policy, terms or site link only on the host of a redirect URI or under it (RFC 7591 §5), an operator\'s anywhere', () => {
+    for (const name of ['client_uri', 'logo_uri', 'policy_uri', 'tos_uri']) {
+      assert.equal(refusal(web({ [name]: 'https://notes.example.test/x' }), true), `${name} must be on the host of a redirect URI (app.example.com) or a name under it, not notes.example.test (RFC 7591 section 5)`);
+      assert.match(refusal(web({ [name]: 'https://example.com/x' }), true), /not example\.com/, 'the parent domain is not the app\'s host');
+      assert.match(refusal(web({ [name]: 'https://evilapp.example.com/x' }), true), /not evilapp\.example\.com/);
+      assert.match(refusal({ application_type: 'native', redirect_uris: ['com.example.app:/cb', 'http://127.0.0.1/cb'], [name]: 'https://app.example.com/x' }, true), /has no https redirect URI/);
+      enforcePolicy(POLICY, web({ [name]: 'https://app.example.com/x' }), true);
+      enforcePolicy(POLICY, web({ [name]: 'https://cdn.app.example.com/x' }), true);
+      enforcePolicy(POLICY, { client_id: 'https://agent.example.net/client.json', redirect_uris: ['http://127.0.0.1:4000/cb'], [name]: 'https://agent.example.net/' }, true);
+      // An operator (admin API, CLI, configuration) and a client loaded as stored.
+      enforcePolicy(POLICY, web({ [name]: 'https://notes.example.test/x' }), false);
+      enforcePolicy(POLICY, web({ [name]: 'https://notes.example.test/x' }), true, ALREADY_CHECKED);
+    }
+  });
+
   it('lets only native clients, public or confidential, use the device grant (RFC 8628), on every path', () => {
     const device = { grant_types: [DEVICE_CODE_GRANT, 'refresh_token'], response_types: [], redirect_uris: [] };
     for (const selfService of [true, false]) {

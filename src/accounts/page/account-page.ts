@@ -42,7 +42,7 @@ import { signedInPages, type Form } from '../../http/signed-in-pages.js';
 import type { ProviderInService } from '../../provider-in-service.js';
 import type { Account } from '../accounts.js';
 import type { SessionCredentials } from '../session-credentials.js';
-import type { AccountSessions, ForgetsConsentsGivenWith, SignedInWith } from '../sessions.js';
+import { signInTimeForChecks, type AccountSessions, type ForgetsConsentsGivenWith, type SignedInWith } from '../sessions.js';
 import { formBody } from '../../http/bodies.js';
 
 export { field, type Form } from '../../http/signed-in-pages.js';
@@ -163,7 +163,7 @@ export function accountPage({ providers, sessions, csrfKey, reauthenticateAfter,
   async function signedIn(ctx: Context): Promise<Person | undefined> {
     const found = await sessions.signedIn(providers.current, ctx);
     return (
-      found && { accountId: found.accountId, sessionId: found.session.jti, sessionUid: found.session.uid, authTime: found.session.authTime() ?? 0, account: found.account }
+      found && { accountId: found.accountId, sessionId: found.session.jti, sessionUid: found.session.uid, authTime: signInTimeForChecks(found.session), account: found.account }
     );
   }
 

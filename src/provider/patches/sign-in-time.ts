@@ -21,14 +21,28 @@
  * is earlier than `loginTs`, and dropped at every other sign-in; Session#authTime (which the code,
  * the device code and our pages read) and Session#past (the login prompt's max_age check) read it
  * before `loginTs`. Pinned by test/unit/provider-patches.test.ts and test/e2e/redteam-granted-7.test.ts.
+ *
+ * An upstream that says no auth_time when it owed none (no max_age asked, nor prompt=login; OIDC Core
+ * §2) may have answered from a session of any age: taking it as a sign-in of now laundered that
+ * session as above (red team's tenth granting pass). Its `iat` would say no more (the token is
+ * minted at our code exchange), and OIDC has no "unknown" auth_time, so the ID token's stays our
+ * sign-in's moment; but the session is marked `authAgeUnknown` (IN_PAYLOAD, from the result's
+ * `login.signInAgeUnknown`), which meets no `max_age` (Session#past) and no recent-sign-in check of
+ * our pages (accounts/sessions.ts signInTimeForChecks): each asks again, the upstream then with max_age or prompt=login,
+ * where its auth_time is owed (and checked by openid-client) or its sign-in fresh. Pinned by
+ * test/e2e/redteam-granted-10.test.ts.
  */
 import { Provider } from 'oidc-provider';
 import { machineSeconds } from '../../clock.js';
+import { AUTH_AGE_UNKNOWN } from '../../accounts/sessions.js';
 
 /** The interaction result's `login` member naming when the sign-in's first factor was performed, if before now (epoch seconds). */
 export const SIGNED_IN_AT = 'signedInAt';
+/** The interaction result's `login` member saying the first factor's time is not known (an upstream that said no auth_time and owed none). */
+export const SIGN_IN_AGE_UNKNOWN = 'signInAgeUnknown';
 
-type SessionLike = { loginTs?: number; authTs?: number; authTime(): number | undefined; past(age: unknown): boolean; loginAccount(details: object): void };
+type SessionLike = { loginTs?: number; authTs?: number; [AUTH_AGE_UNKNOWN]?: boolean; authTime(): number | undefined; past(age: unknown): boolean; loginAccount(details: object): void };
+
 type SessionModel = { prototype: SessionLike; IN_PAYLOAD: string[] };
 
 export function authTimeOfFirstFactor(provider: Provider): void {
@@ -36,7 +50,7 @@ export function authTimeOfFirstFactor(provider: Provider): void {
   const inPayload = Object.getOwnPropertyDescriptor(Session, 'IN_PAYLOAD')?.get;
   const { loginAccount } = Session.prototype;
   if (!inPayload || typeof loginAccount !== 'function') throw new Error('oidc-provider Session.IN_PAYLOAD or Session#loginAccount is gone: review src/provider/patches/sign-in-time.ts');
-  Object.defineProperty(Session, 'IN_PAYLOAD', { configurable: true, get: () => [...(inPayload.call(Session) as string[]), 'authTs'] });
+  Object.defineProperty(Session, 'IN_PAYLOAD', { configurable: true, get: () => [...(inPayload.call(Session) as string[]), 'authTs', AUTH_AGE_UNKNOWN] });
 
   Session.prototype.loginAccount = function (this: SessionLike, details: object) {
     loginAccount.call(this, details);
@@ -45,11 +59,15 @@ export function authTimeOfFirstFactor(provider: Provider): void {
     const at = login?.[SIGNED_IN_AT];
     if (typeof at === 'number' && Number.isSafeInteger(at) && typeof this.loginTs === 'number' && at < this.loginTs) this.authTs = at;
     else delete this.authTs;
+    if (login?.[SIGN_IN_AGE_UNKNOWN] === true) this[AUTH_AGE_UNKNOWN] = true;
+    else delete this[AUTH_AGE_UNKNOWN];
   };
   Session.prototype.authTime = function (this: SessionLike) {
     return typeof this.authTs === 'number' && typeof this.loginTs === 'number' ? Math.min(this.authTs, this.loginTs) : this.loginTs;
   };
   Session.prototype.past = function (this: SessionLike, age: unknown) {
+    // A sign-in of unknown age meets no max_age: the login prompt asks again (the upstream with max_age, when its auth_time is owed).
+    if (this[AUTH_AGE_UNKNOWN] === true) return true;
     const at = this.authTime();
     return at ? machineSeconds() - at > Number(age) : true;
   };
