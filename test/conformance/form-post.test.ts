@@ -164,6 +164,8 @@ describe('OAuth 2.0 Form Post Response Mode (in a browser)', function () {
       assert.equal(silent.method, 'POST');
       assert.equal(silent.params.get('error'), 'consent_required');
       assert.equal(silent.params.get('state'), 'form-post-state');
+      // The post is caught before its page loads: a goto now would race the browser's own navigation.
+      await page.waitForURL(CALLBACKS);
       await page.goto((await authorizationUrl({ client_id: 'logo' })).url, { waitUntil: 'commit' });
       const sso = await next();
       assert.equal(sso.method, 'POST');
