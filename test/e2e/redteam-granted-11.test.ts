@@ -5,7 +5,8 @@
  * refresh token where an access token belongs (userinfo, another client's or an API's
  * introspection), claims asked with a language tag (OIDC Core §5.2, §5.5), near misses of a
  * post-logout redirect URI and another client's, Latchkey's own account-page client asked for more
- * than `openid`, and a person's token at Latchkey's own pages and privileged APIs.
+ * than `openid`, a person's token at Latchkey's own pages and privileged APIs, and a `client_id`
+ * chosen at open registration (an operator's client's, our own pages').
  */
 import assert from 'node:assert/strict';
 import { decodeJwt } from 'jose';
@@ -143,5 +144,27 @@ describe('e2e: red team, eleventh pass, Latchkey hands out more than was granted
     // Latchkey's pages read a session, not a bearer token: with one they answer as to nobody.
     for (const path of ['/account', '/developer']) assert.equal(await as(path, `Bearer ${tokens.access_token}`), await as(path), path);
     for (const path of ['/admin/clients', '/revocations']) assert.match(await as(path, `Bearer ${tokens.access_token}`), /^401 /, path);
+  });
+});
+
+describe('e2e: red team, eleventh pass, open registration takes no client_id it is given', function () {
+  this.timeout(60_000);
+  let server: TestServer;
+
+  before(async () => {
+    server = await startServer({ ownRedis: true, env: { REGISTRATION_OPEN: 'true' }, clients: [{ client_id: NOTES.id, client_secret: NOTES.secret, redirect_uris: [REDIRECT] }] });
+  });
+  after(async () => server?.stop());
+
+  it("an app registering itself as notes or as Latchkey's own account or developer page gets an id of its own (RFC 7591 §3.2.1), and notes is still the operator's", async () => {
+    for (const client_id of [NOTES.id, 'latchkey-account', 'latchkey-developer']) {
+      const response = await fetch(`${server.url}/reg`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ client_id, redirect_uris: ['https://attacker.example.test/cb'], token_endpoint_auth_method: 'none' }) });
+      assert.equal(response.status, 201);
+      assert.notEqual(((await response.json()) as { client_id: string }).client_id, client_id);
+    }
+    const notes = await oidc.discovery(new URL(server.issuer), NOTES.id, NOTES.secret, oidc.ClientSecretBasic(NOTES.secret), { execute: [oidc.allowInsecureRequests] });
+    const { page } = await startAuthorization(new Agent(), notes, REDIRECT);
+    assert.equal(page.status, 200, 'notes keeps its redirect URI');
+    assert.ok(page.url.startsWith(`${server.issuer}/interaction/`), page.url);
   });
 });
