@@ -155,10 +155,23 @@ export function sessionSignOutFailedPage(account: string) {
 /** What a person's request that failed part-way shows in place of its error's words (app.ts failurePages). */
 export type FailurePage = ReturnType<typeof signOutFailedPage>;
 
-/** signOutFailedPage at the engine's sign-out confirmation, undefined on any other page. */
+/**
+ * A sign-out request refused before its confirmation (a post_logout_redirect_uri its app did not
+ * register, a bad id_token_hint): nothing was ended, which the page must not leave in doubt; the
+ * sign-out offered again is the plain one, which sends the person nowhere afterwards.
+ */
+const SIGN_OUT_REFUSED = {
+  title: 'Not signed out',
+  message: 'The application asked for a sign-out this service cannot carry out as asked, so nothing was ended: you may still be signed in here. Sign out here to be sure.',
+};
+
+/** The sign-out pages' own words at the engine's sign-out routes, undefined on any other page. */
 function signOutFailed(ctx: Context) {
   const oidc = (ctx as ProviderContext).oidc;
-  return oidc?.route === 'end_session_confirm' && oidc.urlFor ? signOutFailedPage(oidc.urlFor('end_session')) : undefined;
+  if (!oidc?.urlFor) return undefined;
+  if (oidc.route === 'end_session_confirm') return signOutFailedPage(oidc.urlFor('end_session'));
+  if (oidc.route === 'end_session') return { ...SIGN_OUT_REFUSED, again: { href: oidc.urlFor('end_session'), label: 'Sign out' } };
+  return undefined;
 }
 
 /** oidc-provider's renderError hook: its errors for people, on our page. */

@@ -120,6 +120,9 @@ describe('e2e: red team, eleventh pass, Latchkey hands out more than was granted
       const page = await found.agent.follow(`${server.issuer}/session/end?${new URLSearchParams(query)}`);
       assert.equal(page.status, 400, `${JSON.stringify({ ...query, id_token_hint: undefined })}: ${page.url}`);
       assert.ok(page.url.startsWith(server.issuer));
+      // Nothing was ended, and the page says so (it was titled "Invalid sign-in request").
+      assert.match(page.html, /Not signed out/);
+      assert.match(page.html, new RegExp(`href="${server.issuer}/session/end"`));
     }
   });
 
