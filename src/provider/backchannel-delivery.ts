@@ -55,9 +55,9 @@ const retryTtl = (schedule: readonly number[]) => schedule.reduce((sum, delay) =
  * The failed post itself is said by the engine's backchannel.error (ops/events.ts).
  */
 export function logoutRetryKeeper(due: DueEndings, schedule: readonly number[], metrics?: Metrics): KeepRetry {
-  return async (clientId, sub, sid) => {
+  return async (clientId, issuedAt, sub, sid) => {
     if (!due.shared || !schedule.length) return;
-    await due.keepRetry({ clientId, sub, sid, attempts: 1 }, storeNow() + schedule[0]! * 1000, retryTtl(schedule));
+    await due.keepRetry({ clientId, clientIssuedAt: issuedAt ?? 0, sub, sid, attempts: 1 }, storeNow() + schedule[0]! * 1000, retryTtl(schedule));
     metrics?.backchannelLogouts.inc({ outcome: 'retried' });
   };
 }
@@ -161,6 +161,9 @@ export class BackchannelDelivery {
     if (!retry) return drop('unreadable');
     const client = await providers.current.Client.find(retry.clientId).catch((error: unknown) => (error instanceof errors.InvalidClient ? undefined : Promise.reject(error)));
     if (!client?.backchannelLogoutUri) return drop('client_gone');
+    // Deleted since, and another client made with the id (registration/clients.ts add): another app,
+    // which never had the person's session, is not sent their logout (their sub and sid).
+    if (retry.clientIssuedAt !== undefined && (client.clientIdIssuedAt ?? 0) !== retry.clientIssuedAt) return drop('client_gone');
     const attempts = retry.attempts + 1;
     try {
       await deliverOnce(client, retry.sub, retry.sid);

@@ -18,6 +18,12 @@ import { sessionHandleOf } from './adapter.js';
 /** A logout token to send again (a new one is signed at each attempt): to whom, for whom, and how many attempts failed. */
 export interface LogoutRetry {
   readonly clientId: string;
+  /**
+   * The client's client_id_issued_at when the ending told it (0: none), so that a client deleted and
+   * made again with the id (another app) is not sent the first one's logout. Undefined in a retry
+   * kept by an earlier release.
+   */
+  readonly clientIssuedAt: number | undefined;
   readonly sub: string;
   readonly sid: string | undefined;
   /** Attempts made so far (the first, from the ending, is 1). */
@@ -26,6 +32,7 @@ export interface LogoutRetry {
 
 interface Member {
   c: string;
+  t?: number;
   s: string;
   i?: string;
   n: number;
@@ -48,7 +55,7 @@ export class DueEndings {
 
   /** Keeps `retry` to be sent at `at` (epoch ms) for `ttl` seconds at most; `replaces`: the claimed member it follows, dropped in the same step. */
   async keepRetry(retry: LogoutRetry, at: number, ttl: number, replaces?: string): Promise<void> {
-    const member: Member = { c: retry.clientId, s: retry.sub, ...(retry.sid === undefined ? {} : { i: retry.sid }), n: retry.attempts, r: randomBytes(6).toString('base64url') };
+    const member: Member = { c: retry.clientId, ...(retry.clientIssuedAt === undefined ? {} : { t: retry.clientIssuedAt }), s: retry.sub, ...(retry.sid === undefined ? {} : { i: retry.sid }), n: retry.attempts, r: randomBytes(6).toString('base64url') };
     await this.kv.schedule!(BACKCHANNEL_RETRIES_KEY, JSON.stringify(member), at, ttl, replaces);
   }
 
@@ -77,9 +84,9 @@ export class DueEndings {
 
 function parseRetry(member: string): LogoutRetry | undefined {
   try {
-    const { c, s, i, n } = JSON.parse(member) as Partial<Member>;
+    const { c, t, s, i, n } = JSON.parse(member) as Partial<Member>;
     if (typeof c !== 'string' || typeof s !== 'string' || typeof n !== 'number') return undefined;
-    return { clientId: c, sub: s, sid: typeof i === 'string' ? i : undefined, attempts: n };
+    return { clientId: c, clientIssuedAt: typeof t === 'number' ? t : undefined, sub: s, sid: typeof i === 'string' ? i : undefined, attempts: n };
   } catch {
     return undefined;
   }

@@ -53,7 +53,7 @@ describe('store on Redis Cluster: one auto-pipeline per node', function () {
 
   it('a script given its number of keys (the sweep\'s claim) goes with its keys\' node, and the turn\'s other commands with theirs', async () => {
     const due = new DueEndings(kv);
-    await due.keepRetry({ clientId: 'pipelines-app', sub: 'someone', sid: undefined, attempts: 1 }, 1, 60);
+    await due.keepRetry({ clientId: 'pipelines-app', clientIssuedAt: 0, sub: 'someone', sid: undefined, attempts: 1 }, 1, 60);
     for (let round = 0; round < 3; round += 1) {
       // One turn: the claim and the reads, as the sweep, the key ring's refresh and requests send them.
       const [claimed, ...values] = await Promise.all([due.claim(Date.now() + 60_000, Date.now() + 120_000, 10), ...keys.map((key) => kv.get(key))]);

@@ -623,6 +623,12 @@ describe('patches on oidc-provider internals (src/provider/patches/)', () => {
     assert.equal(typeof (provider.Client.prototype as unknown as Record<string, unknown>).backchannelLogout, 'function');
   });
 
+  it("backchannel-retry.ts: a client's clientIdIssuedAt is its client_id_issued_at, which an RFC 7592 update keeps (a retry tells a client made again with the id by it)", () => {
+    assert.match(source('actions/registration.js'), /const properties = omitBy\(\{\s*client_id: ctx\.oidc\.client\.clientId,\s*client_id_issued_at: ctx\.oidc\.client\.clientIdIssuedAt,/);
+    assert.match(source('models/client.js'), /Object\.assign\(this, mapKeys\(schema, \(_value, key\) => \{\s*if \(!instance\(provider\)\.RECOGNIZED_METADATA\.includes\(key\)\) \{\s*return key;\s*\}\s*return camelCase\(key\);/);
+    assert.match(source('consts/client_attributes.js'), /RECOGNIZED_METADATA = \[[^\]]*'client_id_issued_at',/);
+  });
+
   it('session-max.ts: the engine never asks Session.find with ignoreExpiration (only the expiry sweep does, and is given the session past ttl.sessionMax)', () => {
     // The session's own read of its cookie's session, without options; no other Session.find in the engine.
     assert.match(source('models/session.js'), /session = await this\.find\(cookieSessionId\);/);

@@ -8,7 +8,8 @@
  * for a moment never learnt the person signed out, and kept its session for them.
  *
  * What it changes: when that post fails as a delivery (no answer: refused, reset, timed out; or 5xx,
- * 408, 429), `keep` is told (who, for whom: the client, sub and sid, never the token), then the call
+ * 408, 429), `keep` is told (who, for whom: the client, with its creation time, sub and sid, never
+ * the token; the creation time tells the client from another an operator makes later with its id), then the call
  * rejects as before, so the engine's events and answers are unchanged. An answer of the app is not
  * a delivery failure and is not retried: Back-Channel Logout 1.0 §2.8 has the RP answer 400 when the
  * logout token is invalid or the logout failed (with an `error` in its body), a verdict on the token
@@ -33,12 +34,13 @@ const ONCE = Symbol('backchannelLogout, once');
 
 interface LogsOut {
   clientId: string;
+  clientIdIssuedAt?: number;
   backchannelLogout(sub: string, sid: string | undefined): Promise<void>;
   [ONCE]?: (sub: string, sid: string | undefined) => Promise<void>;
 }
 
-/** Who is to be told, again: never the token (a new one is signed at each attempt). */
-export type KeepRetry = (clientId: string, sub: string, sid: string | undefined) => Promise<void>;
+/** Who is to be told, again: never the token (a new one is signed at each attempt). `issuedAt`: the client's client_id_issued_at, if it has one. */
+export type KeepRetry = (clientId: string, issuedAt: number | undefined, sub: string, sid: string | undefined) => Promise<void>;
 
 /** Whether a failed post is worth another attempt: no answer (refused, reset, timed out), or 5xx, 408, 429. */
 export function deliveryFailed(error: unknown): boolean {
@@ -67,7 +69,7 @@ export function retryBackchannelLogouts(provider: Provider, keep: KeepRetry): vo
     try {
       await once.call(this, sub, sid);
     } catch (error) {
-      if (deliveryFailed(error)) await keep(this.clientId, sub, sid).catch(() => {});
+      if (deliveryFailed(error)) await keep(this.clientId, this.clientIdIssuedAt, sub, sid).catch(() => {});
       throw error;
     }
   };
