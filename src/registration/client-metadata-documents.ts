@@ -243,11 +243,11 @@ export class ClientMetadataDocuments {
         timeoutMs: this.settings.timeoutMs,
       });
     } catch (error) {
-      if (error instanceof OutboundRedirectError && GONE.has(error.status!)) throw new DocumentGone(`the client metadata document moved for good: HTTP ${error.status}`);
+      if (error instanceof OutboundRedirectError && GONE.has(error.status!)) throw new DocumentGone(`the client metadata document could not be fetched: ${error.message}`);
       if (error instanceof OutboundError) throw new DocumentRefused(`the client metadata document could not be fetched: ${error.message}`);
       throw error;
     }
-    if (GONE.has(response.status)) throw new DocumentGone(`the client metadata document is gone: HTTP ${response.status}`);
+    if (GONE.has(response.status)) throw new DocumentGone(`the client metadata document could not be fetched: HTTP ${response.status}`);
     if (response.status !== 200) throw new DocumentRefused(`the client metadata document could not be fetched: HTTP ${response.status}`);
     try {
       return { headers: response.headers, document: JSON.parse(await response.text()) };
