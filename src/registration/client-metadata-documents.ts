@@ -225,13 +225,26 @@ export class ClientMetadataDocuments {
     const previous = await this.cache.accepted(url);
     const next = JSON.stringify(metadata);
     if (previous === next || !(await this.cache.replaceAccepted(url, previous, next))) return;
-    if (previous !== undefined) await this.endings?.clientReplaced(url, JSON.parse(previous) as Record<string, unknown>, metadata);
+    if (previous !== undefined) await this.#ending(() => this.endings?.clientReplaced(url, JSON.parse(previous) as Record<string, unknown>, metadata), () => this.cache.replaceAccepted(url, next, previous));
   }
 
   /** A document gone for good: the client it named is removed, once whichever instances saw it. */
   async #gone(url: string): Promise<void> {
     const previous = await this.cache.accepted(url);
-    if (previous !== undefined && (await this.cache.forgetAccepted(url, previous))) await this.endings?.clientRemoved(url);
+    if (previous !== undefined && (await this.cache.forgetAccepted(url, previous))) await this.#ending(() => this.endings?.clientRemoved(url), () => this.cache.replaceAccepted(url, undefined, previous));
+  }
+
+  /**
+   * Runs endings won by the compare-and-set; one that fails (the store, midway) puts the record back
+   * as it was, so that the next read of the document runs them again (each is idempotent).
+   */
+  async #ending(endings: () => Promise<unknown> | undefined, putBack: () => Promise<unknown>): Promise<void> {
+    try {
+      await endings();
+    } catch (error) {
+      await putBack().catch(() => undefined);
+      throw error;
+    }
   }
 
   async #fetch(url: string): Promise<{ headers: Headers; document: unknown }> {

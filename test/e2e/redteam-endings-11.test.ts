@@ -210,4 +210,25 @@ describe('e2e: red team, eleventh endings pass: a Client ID Metadata Document ch
     await Promise.all([assert.rejects(one.metadata(clientId), DocumentRefused), assert.rejects(two.metadata(clientId), DocumentRefused)]);
     assert.deepEqual(ended.slice(1), ['removed'], 'a permanent redirect: the client_id names no document; removed once');
   });
+
+  it('endings that fail midway (the store) are run again at the next read of the document, not lost', async () => {
+    const runs: string[] = [];
+    let failing = true;
+    const documentsHere = new ClientMetadataDocuments(server.config.clientMetadataDocuments, createOutboundFetch({ allowPrivateNetworks: true }), new ClientMetadataDocumentCache(server.kv), { authMethods: ['none'], scopes: ['openid', 'read', 'write'], privilegedScopes: [] }, undefined, {
+      clientReplaced: async (_clientId, previous, next) => {
+        runs.push(`${String(previous.scope)} -> ${String(next.scope)}`);
+        if (failing) throw new Error('the store failed midway');
+      },
+      clientRemoved: async () => undefined,
+    });
+    const clientId = serve('/retried.json', { scope: 'openid read write' });
+    await documentsHere.metadata(clientId);
+    serve('/retried.json', { scope: 'openid read' });
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    await assert.rejects(documentsHere.metadata(clientId), /failed midway/);
+    failing = false;
+    await documentsHere.metadata(clientId);
+    // Without the record put back: the second read finds the new metadata recorded and runs nothing.
+    assert.deepEqual(runs, ['openid read write -> openid read', 'openid read write -> openid read']);
+  });
 });
