@@ -61,7 +61,11 @@ export class OutboundAddressError extends OutboundError {
 }
 /** The server answered with a redirect and no (more) redirects were allowed. */
 export class OutboundRedirectError extends OutboundError {
-  constructor(message: string) {
+  constructor(
+    message: string,
+    /** The redirect's status (301, 302, 303, 307, 308). */
+    readonly status?: number,
+  ) {
     super('redirect', message);
   }
 }
@@ -245,7 +249,7 @@ export function createOutboundFetch(policy: OutboundPolicy): OutboundFetch {
       }
       const location = result.headers.get('location');
       if (result.status >= 300 && result.status < 400 && location !== null) {
-        if (redirects <= 0) throw new OutboundRedirectError(`${url.origin} answered with a redirect, which is not followed`);
+        if (redirects <= 0) throw new OutboundRedirectError(`${url.origin} answered with a redirect, which is not followed`, result.status);
         if (init.body !== undefined && init.body !== null) {
           throw new OutboundRedirectError(`${url.origin} redirected a request with a body, which is not replayed`);
         }

@@ -665,7 +665,8 @@ function applyPatches(
   registrationBearerChallenges(provider);
   if (config.clientMetadataDocuments.enabled) {
     const outbound = createOutboundFetch(config.outbound);
-    const documents = new ClientMetadataDocuments(config.clientMetadataDocuments, outbound, new ClientMetadataDocumentCache(kv), policy, apis);
+    // A document read again that changed, or is gone, ends what the same write to a stored client would.
+    const documents = new ClientMetadataDocuments(config.clientMetadataDocuments, outbound, new ClientMetadataDocumentCache(kv), policy, apis, clientEndings({ config, kv, apis, revocations, consents }));
     resolveClientMetadataDocuments(provider, documents, config.outbound.allowPrivateNetworks);
   }
   // The middleware in front of the engine's router, in this order; each declares the paths or routes

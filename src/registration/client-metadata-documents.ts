@@ -25,12 +25,22 @@
  * a changed document is read again only when the cached one expires. A refusal is remembered for
  * cacheMin seconds, so a failing document costs its server one request per cacheMin, whatever the
  * traffic naming it.
+ *
+ * A document read again is a client changed without a write: it ends what the same change written to
+ * a stored client ends (the endings handed in: provider.ts clientEndings). Its metadata is compared
+ * with the last accepted at the URL (kept by the store until the document is gone), and a change
+ * (made public, a key location replaced, scopes narrowed) runs clientReplaced's endings; a definite
+ * 404 or 410, or a permanent redirect (301, 308: the client_id names no document any more), runs a
+ * removed client's. Anything else that fails (a timeout, a 5xx, a network error, a refused or
+ * malformed document) refuses new requests for cacheMin, as before, but ends nothing: a blip at the
+ * client's host must not sign everyone out. The compare-and-set in the store has one instance of
+ * those reading a change at once run its endings.
  */
 import { errors } from 'oidc-provider';
 import type { Apis } from '../apis/apis.js';
 import type { Config } from '../config.js';
 import { plainHost } from '../http/image-origins.js';
-import { OutboundError, type OutboundFetch } from '../http/outbound.js';
+import { OutboundError, OutboundRedirectError, type OutboundFetch } from '../http/outbound.js';
 import type { ClientMetadataDocumentCache } from '../store/client-metadata-documents.js';
 import { enforcePolicy, isLoopback, type RegistrationPolicy } from './policy.js';
 
@@ -39,8 +49,19 @@ export class DocumentRefused extends Error {
   override name = 'DocumentRefused';
 }
 
+/** The document is gone for good (404, 410, a permanent redirect): the client it named is removed. */
+class DocumentGone extends DocumentRefused {}
+
+/** What ends when a document changes or is gone (provider.ts clientEndings, handed in: no import of the provider here). */
+export interface DocumentEndings {
+  clientReplaced(clientId: string, previous: Record<string, unknown>, next: Record<string, unknown>): Promise<unknown>;
+  clientRemoved(clientId: string): Promise<unknown>;
+}
+
 const AUTH_METHODS = new Set(['none', 'private_key_jwt']);
 const GRANT_TYPES = new Set(['authorization_code', 'refresh_token']);
+/** Answers that say a document is gone for good (RFC 9110 §15.5.5, §15.5.11; a permanent redirect: no document at the client_id). */
+const GONE = new Set([301, 308, 404, 410]);
 /** JWA values that need a shared secret: HMAC signatures, direct and AES key wrap encryption. */
 const SYMMETRIC_ALG = /^(HS\d+|dir|A\d+(GCM)?KW)$/;
 
@@ -161,6 +182,8 @@ export class ClientMetadataDocuments {
     private readonly policy: RegistrationPolicy,
     /** Runtime APIs, whose scopes a document may name too (registration/policy.ts). */
     private readonly apis?: Pick<Apis, 'delegableScopes'>,
+    /** What a changed or gone document ends; nothing when not given (unit tests). */
+    private readonly endings?: DocumentEndings,
   ) {}
 
   /** The checked metadata for a document URL (from the cache when fresh), or DocumentRefused. */
@@ -188,11 +211,40 @@ export class ClientMetadataDocuments {
       metadata = checkDocument(url, response.document, this.policy, (await this.apis?.delegableScopes()) ?? []);
     } catch (error) {
       if (!(error instanceof DocumentRefused)) throw error;
+      if (error instanceof DocumentGone) await this.#gone(url);
       await this.cache.put(url, { refused: error.message }, cacheMin);
       throw error;
     }
+    await this.#accepted(url, metadata);
     await this.cache.put(url, { metadata }, ttl);
     return metadata;
+  }
+
+  /** A document accepted: compared with the one accepted before, its changes end what a write's would. */
+  async #accepted(url: string, metadata: Record<string, unknown>): Promise<void> {
+    const previous = await this.cache.accepted(url);
+    const next = JSON.stringify(metadata);
+    if (previous === next || !(await this.cache.replaceAccepted(url, previous, next))) return;
+    if (previous !== undefined) await this.#ending(() => this.endings?.clientReplaced(url, JSON.parse(previous) as Record<string, unknown>, metadata), () => this.cache.replaceAccepted(url, next, previous));
+  }
+
+  /** A document gone for good: the client it named is removed, once whichever instances saw it. */
+  async #gone(url: string): Promise<void> {
+    const previous = await this.cache.accepted(url);
+    if (previous !== undefined && (await this.cache.forgetAccepted(url, previous))) await this.#ending(() => this.endings?.clientRemoved(url), () => this.cache.replaceAccepted(url, undefined, previous));
+  }
+
+  /**
+   * Runs endings won by the compare-and-set; one that fails (the store, midway) puts the record back
+   * as it was, so that the next read of the document runs them again (each is idempotent).
+   */
+  async #ending(endings: () => Promise<unknown> | undefined, putBack: () => Promise<unknown>): Promise<void> {
+    try {
+      await endings();
+    } catch (error) {
+      await putBack().catch(() => undefined);
+      throw error;
+    }
   }
 
   async #fetch(url: string): Promise<{ headers: Headers; document: unknown }> {
@@ -204,9 +256,11 @@ export class ClientMetadataDocuments {
         timeoutMs: this.settings.timeoutMs,
       });
     } catch (error) {
+      if (error instanceof OutboundRedirectError && GONE.has(error.status!)) throw new DocumentGone(`the client metadata document could not be fetched: ${error.message}`);
       if (error instanceof OutboundError) throw new DocumentRefused(`the client metadata document could not be fetched: ${error.message}`);
       throw error;
     }
+    if (GONE.has(response.status)) throw new DocumentGone(`the client metadata document could not be fetched: HTTP ${response.status}`);
     if (response.status !== 200) throw new DocumentRefused(`the client metadata document could not be fetched: HTTP ${response.status}`);
     try {
       return { headers: response.headers, document: JSON.parse(await response.text()) };

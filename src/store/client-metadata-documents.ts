@@ -4,9 +4,14 @@
  * caching rules allow. Every instance reads the same entries, so one fetch serves them all.
  *
  * Layout: client-metadata-document:<sha256 of the URL, base64url> → JSON, always with a TTL.
+ *
+ * Beside it, the metadata last accepted at the URL (client-metadata-document-accepted:<sha256>),
+ * durable, as a client's record is: what the next accepted document is compared with, however long
+ * after (its changes end what a write's would), and gone with a definite 404 or 410. Written by
+ * compare-and-set, so that of instances reading one change at once, one runs its endings.
  */
 import type { Kv } from './kv.js';
-import { clientMetadataDocumentKey } from './keys.js';
+import { clientMetadataDocumentAcceptedKey, clientMetadataDocumentKey } from './keys.js';
 
 export type CachedDocument =
   | { readonly metadata: Record<string, unknown> }
@@ -22,5 +27,20 @@ export class ClientMetadataDocumentCache {
 
   async put(url: string, entry: CachedDocument, ttl: number): Promise<void> {
     await this.kv.set(clientMetadataDocumentKey(url), JSON.stringify(entry), { ttl });
+  }
+
+  /** The metadata last accepted at the URL, as written (JSON), if any. */
+  accepted(url: string): Promise<string | undefined> {
+    return this.kv.get(clientMetadataDocumentAcceptedKey(url));
+  }
+
+  /** Records `next` as the metadata accepted at the URL if `previous` still is (false: another instance changed it first). */
+  replaceAccepted(url: string, previous: string | undefined, next: string): Promise<boolean> {
+    return this.kv.compareAndSet(clientMetadataDocumentAcceptedKey(url), previous, next);
+  }
+
+  /** Forgets the metadata accepted at the URL if it still is `previous` (false: another instance did first). */
+  forgetAccepted(url: string, previous: string): Promise<boolean> {
+    return this.kv.deleteIfEquals(clientMetadataDocumentAcceptedKey(url), previous);
   }
 }

@@ -64,7 +64,8 @@ describe('e2e: the red team\'s second endings pass', function () {
           token_endpoint_auth_method: 'none',
         }));
       }
-      res.writeHead(404).end();
+      // Its site down (a 503; a 404 or 410 would say the document is gone, which removes the client and ends everything it holds: redteam-endings-11).
+      res.writeHead(req.url === '/client.json' ? 503 : 404).end();
     });
     await new Promise<void>((resolve) => agentSite.listen(0, '127.0.0.1', resolve));
     agentBase = `http://127.0.0.1:${(agentSite.address() as AddressInfo).port}`;
@@ -196,7 +197,7 @@ describe('e2e: the red team\'s second endings pass', function () {
     it('while its document cannot be read, the account page still lists it for the person to withdraw, and nothing comes back with the document', async () => {
       documentServed = true;
       const { clientId, access, refresh } = await mcpTokens('noor');
-      // The agent's site goes away for a while (or its operator moves the file): the client is unknown meanwhile.
+      // The agent's site goes away for a while (down: a 503): the client is unknown meanwhile.
       documentServed = false;
       await pastCache();
       try {
