@@ -185,6 +185,15 @@ function registrationPolicy(config: Config): RegistrationPolicy {
 }
 
 /**
+ * How long a metadata document's accepted metadata is kept after its last acceptance: the longest
+ * anything issued under it can live. A grant begun while a cached copy was fresh (cacheMax) lives
+ * ttl.grant, its refresh tokens within it, and the last access token from it its own lifetime past it.
+ */
+function acceptedDocumentsKept({ ttl, clientMetadataDocuments }: Config): number {
+  return clientMetadataDocuments.cacheMax + ttl.grant + Math.max(ttl.accessToken, ttl.apiAccessTokenMax);
+}
+
+/**
  * What ends with a client removed or changed, whichever way: the store's hooks for a stored client's
  * deletion and write, and configuredClientsChanged for a configured client's, across a restart.
  */
@@ -666,7 +675,7 @@ function applyPatches(
   if (config.clientMetadataDocuments.enabled) {
     const outbound = createOutboundFetch(config.outbound);
     // A document read again that changed, or is gone, ends what the same write to a stored client would.
-    const documents = new ClientMetadataDocuments(config.clientMetadataDocuments, outbound, new ClientMetadataDocumentCache(kv), policy, apis, clientEndings({ config, kv, apis, revocations, consents }));
+    const documents = new ClientMetadataDocuments(config.clientMetadataDocuments, outbound, new ClientMetadataDocumentCache(kv, acceptedDocumentsKept(config)), policy, apis, clientEndings({ config, kv, apis, revocations, consents }));
     resolveClientMetadataDocuments(provider, documents, config.outbound.allowPrivateNetworks);
   }
   // The middleware in front of the engine's router, in this order; each declares the paths or routes

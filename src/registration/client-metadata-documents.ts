@@ -224,7 +224,8 @@ export class ClientMetadataDocuments {
   async #accepted(url: string, metadata: Record<string, unknown>): Promise<void> {
     const previous = await this.cache.accepted(url);
     const next = JSON.stringify(metadata);
-    if (previous === next || !(await this.cache.replaceAccepted(url, previous, next))) return;
+    // Written also when unchanged: that keeps it for longer.
+    if (!(await this.cache.replaceAccepted(url, previous, next)) || previous === next) return;
     if (previous !== undefined) await this.#ending(() => this.endings?.clientReplaced(url, JSON.parse(previous) as Record<string, unknown>, metadata), () => this.cache.replaceAccepted(url, next, previous));
   }
 

@@ -5,10 +5,12 @@
  *
  * Layout: client-metadata-document:<sha256 of the URL, base64url> → JSON, always with a TTL.
  *
- * Beside it, the metadata last accepted at the URL (client-metadata-document-accepted:<sha256>),
- * durable, as a client's record is: what the next accepted document is compared with, however long
- * after (its changes end what a write's would), and gone with a definite 404 or 410. Written by
- * compare-and-set, so that of instances reading one change at once, one runs its endings.
+ * Beside it, the metadata last accepted at the URL (client-metadata-document-accepted:<sha256>):
+ * what the next accepted document is compared with (its changes end what a write's would), gone
+ * with a definite 404 or 410. Kept, from each acceptance, for as long as something issued under the
+ * document may live (`keep`), not for ever: anyone can name documents of their own, and a document
+ * no one read for that long has nothing left to end. Written by compare-and-set, so that of
+ * instances reading one change at once, one runs its endings.
  */
 import type { Kv } from './kv.js';
 import { clientMetadataDocumentAcceptedKey, clientMetadataDocumentKey } from './keys.js';
@@ -18,7 +20,11 @@ export type CachedDocument =
   | { readonly refused: string };
 
 export class ClientMetadataDocumentCache {
-  constructor(private readonly kv: Kv) {}
+  constructor(
+    private readonly kv: Kv,
+    /** Seconds the accepted metadata is kept from each acceptance (provider.ts: the longest a grant and its last access token live, and a cached copy's). */
+    private readonly keep: number,
+  ) {}
 
   async get(url: string): Promise<CachedDocument | undefined> {
     const json = await this.kv.get(clientMetadataDocumentKey(url));
@@ -34,9 +40,9 @@ export class ClientMetadataDocumentCache {
     return this.kv.get(clientMetadataDocumentAcceptedKey(url));
   }
 
-  /** Records `next` as the metadata accepted at the URL if `previous` still is (false: another instance changed it first). */
+  /** Records `next` as the metadata accepted at the URL, for `keep` seconds more, if `previous` still is (false: another instance changed it first). */
   replaceAccepted(url: string, previous: string | undefined, next: string): Promise<boolean> {
-    return this.kv.compareAndSet(clientMetadataDocumentAcceptedKey(url), previous, next);
+    return this.kv.compareAndSet(clientMetadataDocumentAcceptedKey(url), previous, next, this.keep);
   }
 
   /** Forgets the metadata accepted at the URL if it still is `previous` (false: another instance did first). */

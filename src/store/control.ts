@@ -291,7 +291,7 @@ export class RemoteKv implements Kv {
   addToSet(key: string, member: string, ttl?: number) { return this.#call<void>('addToSet', key, member, ttl); }
   removeFromSet(key: string, member: string) { return this.#call<void>('removeFromSet', key, member); }
   members(key: string) { return this.#call<string[]>('members', key); }
-  compareAndSet(key: string, expected: string | undefined, value: string) { return this.#call<boolean>('compareAndSet', key, expected, value); }
+  compareAndSet(key: string, expected: string | undefined, value: string, ttl?: number) { return this.#call<boolean>('compareAndSet', key, expected, value, ttl); }
   deleteIfEquals(key: string, value: string) { return this.#call<boolean>('deleteIfEquals', key, value); }
   raiseMarkAndLog(...args: Parameters<Kv['raiseMarkAndLog']>) { return this.#call<string | undefined>('raiseMarkAndLog', ...args); }
   readLog(log: string, after: string | undefined, count: number) { return this.#call<Awaited<ReturnType<Kv['readLog']>>>('readLog', log, after, count); }

@@ -128,10 +128,10 @@ export class EmbeddedKv implements Kv {
     return [...(this.#read(key, 'set')?.members ?? [])];
   }
 
-  async compareAndSet(key: string, expected: string | undefined, value: string) {
+  async compareAndSet(key: string, expected: string | undefined, value: string, ttl?: number) {
     const current = this.#read(key, 'string')?.value;
     if (current !== expected) return false;
-    this.#write(key, { type: 'string', value });
+    this.#write(key, { type: 'string', value }, ttl);
     return true;
   }
 

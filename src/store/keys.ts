@@ -55,9 +55,10 @@ export const OIDC_INITIAL_ACCESS_TOKENS_KEY = 'oidc:initial-access-tokens';
 /** A client's metadata document fetched (by its URL's SHA-256), until it must be fetched again. */
 export const clientMetadataDocumentKey = (url: string) => `client-metadata-document:${digest(url)}`;
 /**
- * The metadata of the last metadata document accepted at a URL (by its SHA-256), durable as a client's
- * record is, until a definite 404 or 410: the next accepted one is compared with it, so a change ends
- * what the same change written to a stored client ends (registration/client-metadata-documents.ts).
+ * The metadata of the last metadata document accepted at a URL (by its SHA-256), until a definite 404
+ * or 410, or for as long as anything issued under it may live: the next accepted one is compared with
+ * it, so a change ends what the same change written to a stored client ends
+ * (registration/client-metadata-documents.ts).
  */
 export const clientMetadataDocumentAcceptedKey = (url: string) => `client-metadata-document-accepted:${digest(url)}`;
 /** Prefix of one tracked cache's heartbeat sentinels (`tracked-cache:<instance>:<n>`), each kept a few seconds. */

@@ -116,10 +116,10 @@ export interface Kv {
   members(key: string): Promise<string[]>;
 
   /**
-   * Replaces a durable string only if it still holds `expected` (`undefined`: only if it is absent).
-   * Atomic; false when someone else changed it first.
+   * Replaces a string only if it still holds `expected` (`undefined`: only if it is absent), durable
+   * or, with `ttl`, for `ttl` seconds. Atomic; false when someone else changed it first.
    */
-  compareAndSet(key: string, expected: string | undefined, value: string): Promise<boolean>;
+  compareAndSet(key: string, expected: string | undefined, value: string, ttl?: number): Promise<boolean>;
   /** Deletes a key only if it holds `value` (how the holder of a lock releases it, and no one else). */
   deleteIfEquals(key: string, value: string): Promise<boolean>;
 

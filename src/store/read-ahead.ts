@@ -164,7 +164,7 @@ export function withReadAhead<T extends Kv>(kv: T, request: () => object | undef
     endRecord: (key, ttl) => (written([key]), kv.endRecord(key, ttl)),
     consumeRecord: (key, at) => (written([key]), kv.consumeRecord(key, at)),
     ...(kv.takeRecordOwnedBy && { takeRecordOwnedBy: (key: string, owner: string, now: number) => (written([key]), kv.takeRecordOwnedBy!(key, owner, now)) }),
-    compareAndSet: (key, expected, value) => (written([key]), kv.compareAndSet(key, expected, value)),
+    compareAndSet: (key, expected, value, ttl) => (written([key]), kv.compareAndSet(key, expected, value, ttl)),
     deleteIfEquals: (key, value) => (written([key]), kv.deleteIfEquals(key, value)),
   };
   // A plain object over the store: its methods bound, these in their place (no Proxy trap per call).

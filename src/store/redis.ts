@@ -97,7 +97,11 @@ if ARGV[1] == '0' then
 elseif current ~= ARGV[2] then
   return 0
 end
-redis.call('SET', KEYS[1], ARGV[3])
+if ARGV[4] == '' then
+  redis.call('SET', KEYS[1], ARGV[3])
+else
+  redis.call('SET', KEYS[1], ARGV[3], 'EX', ARGV[4])
+end
 return 1`,
   },
   deleteIfEquals: {
@@ -192,7 +196,7 @@ type Scripted = {
   takeRecordOwnedBy(key: string, owner: string, now: number): Promise<[string, string, number] | null>;
   addToSet(key: string, member: string, ttl: number): Promise<number>;
   putRecordInSet(key: string, set: string, payload: string, ttl: number, member: string): Promise<number>;
-  compareAndSet(key: string, hasExpected: '0' | '1', expected: string, value: string): Promise<number>;
+  compareAndSet(key: string, hasExpected: '0' | '1', expected: string, value: string, ttl: number | ''): Promise<number>;
   deleteIfEquals(key: string, value: string): Promise<number>;
   schedule(key: string, member: string, at: number, ttl: number, replaces: string): Promise<number>;
   claimDue(numberOfKeys: number, ...args: (string | number)[]): Promise<string[][]>;
@@ -505,8 +509,9 @@ export class RedisKv implements Kv {
     return this.#commands ? this.#keyed<string[]>('smembers', key) : this.#client.smembers(key);
   }
 
-  async compareAndSet(key: string, expected: string | undefined, value: string) {
-    return (await this.#writing([key], () => this.#client.compareAndSet(key, expected === undefined ? '0' : '1', expected ?? '', value))) === 1;
+  async compareAndSet(key: string, expected: string | undefined, value: string, ttl?: number) {
+    const seconds = ttl === undefined ? '' : Math.max(1, Math.ceil(ttl));
+    return (await this.#writing([key], () => this.#client.compareAndSet(key, expected === undefined ? '0' : '1', expected ?? '', value, seconds))) === 1;
   }
 
   async deleteIfEquals(key: string, value: string) {

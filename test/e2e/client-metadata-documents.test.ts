@@ -128,7 +128,7 @@ describe('client ID metadata documents', () => {
     const otherInstance = new ClientMetadataDocuments(
       server.config.clientMetadataDocuments,
       createOutboundFetch({ allowPrivateNetworks: true }),
-      new ClientMetadataDocumentCache(server.kv),
+      new ClientMetadataDocumentCache(server.kv, 3600),
       { authMethods: ['none'], scopes: ['openid'], privilegedScopes: [] },
     );
     assert.equal((await otherInstance.metadata(clientId)).client_name, 'Agent');
@@ -190,7 +190,7 @@ describe('client ID metadata documents', () => {
     const guarded = new ClientMetadataDocuments(
       server.config.clientMetadataDocuments,
       createOutboundFetch({ allowPrivateNetworks: false }),
-      new ClientMetadataDocumentCache(server.kv),
+      new ClientMetadataDocumentCache(server.kv, 3600),
       { authMethods: ['none'], scopes: ['openid'], privilegedScopes: [] },
     );
     const port = new URL(base).port;

@@ -14,6 +14,7 @@ import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { Redis } from 'ioredis';
 import { exportJWK, generateKeyPair } from 'jose';
 import * as oidc from 'openid-client';
 import { createOutboundFetch } from '../../src/http/outbound.js';
@@ -181,7 +182,7 @@ describe('e2e: red team, eleventh endings pass: a Client ID Metadata Document ch
   it('two instances reading one change at once end it once; a 5xx, a temporary redirect or a refused document end nothing; a permanent redirect removes the client', async () => {
     const ended: string[] = [];
     const instance = () =>
-      new ClientMetadataDocuments(server.config.clientMetadataDocuments, createOutboundFetch({ allowPrivateNetworks: true }), new ClientMetadataDocumentCache(server.kv), { authMethods: ['none'], scopes: ['openid', 'offline_access', 'read', 'write'], privilegedScopes: [] }, undefined, {
+      new ClientMetadataDocuments(server.config.clientMetadataDocuments, createOutboundFetch({ allowPrivateNetworks: true }), new ClientMetadataDocumentCache(server.kv, 3600), { authMethods: ['none'], scopes: ['openid', 'offline_access', 'read', 'write'], privilegedScopes: [] }, undefined, {
         clientReplaced: async (clientId, previous, next) => void ended.push(`replaced ${String(previous.scope)} -> ${String(next.scope)}`),
         clientRemoved: async () => void ended.push('removed'),
       });
@@ -214,7 +215,7 @@ describe('e2e: red team, eleventh endings pass: a Client ID Metadata Document ch
   it('endings that fail midway (the store) are run again at the next read of the document, not lost', async () => {
     const runs: string[] = [];
     let failing = true;
-    const documentsHere = new ClientMetadataDocuments(server.config.clientMetadataDocuments, createOutboundFetch({ allowPrivateNetworks: true }), new ClientMetadataDocumentCache(server.kv), { authMethods: ['none'], scopes: ['openid', 'read', 'write'], privilegedScopes: [] }, undefined, {
+    const documentsHere = new ClientMetadataDocuments(server.config.clientMetadataDocuments, createOutboundFetch({ allowPrivateNetworks: true }), new ClientMetadataDocumentCache(server.kv, 3600), { authMethods: ['none'], scopes: ['openid', 'read', 'write'], privilegedScopes: [] }, undefined, {
       clientReplaced: async (_clientId, previous, next) => {
         runs.push(`${String(previous.scope)} -> ${String(next.scope)}`);
         if (failing) throw new Error('the store failed midway');
@@ -230,5 +231,22 @@ describe('e2e: red team, eleventh endings pass: a Client ID Metadata Document ch
     await documentsHere.metadata(clientId);
     // Without the record put back: the second read finds the new metadata recorded and runs nothing.
     assert.deepEqual(runs, ['openid read write -> openid read', 'openid read write -> openid read']);
+  });
+
+  it('what is kept of each document accepted lives as long as what was issued under it may, not for ever (anyone can name documents of their own)', async () => {
+    await readAgain(serve('/kept.json', { scope: 'openid read' }), known);
+    const raw = new Redis(redis.url);
+    try {
+      const keys = await raw.keys('*client-metadata-document-accepted:*');
+      assert.ok(keys.length > 0, 'the documents accepted above are kept');
+      const { ttl, clientMetadataDocuments } = server.config;
+      const longest = clientMetadataDocuments.cacheMax + ttl.grant + Math.max(ttl.accessToken, ttl.apiAccessTokenMax);
+      for (const key of keys) {
+        const left = await raw.ttl(key);
+        assert.ok(left > 0 && left <= longest, `${key}: ttl ${left} (at most ${longest})`);
+      }
+    } finally {
+      raw.disconnect();
+    }
   });
 });

@@ -33,6 +33,24 @@ for (const backend of [...backends, remoteEmbedded]) {
       if (open.raw) assert.equal(await open.raw.ttl(`${PREFIX}${key}`), -1, 'durable');
     });
 
+    it('compareAndSet with a ttl keeps what it writes that long, and a write of the same value over itself keeps it longer', async () => {
+      const key = `cas-ttl:${randomUUID()}`;
+      assert.equal(await kv.compareAndSet(key, undefined, 'v1', 1), true);
+      assert.equal(await kv.compareAndSet(key, 'v1', 'v1', 600), true);
+      assert.equal(await kv.get(key), 'v1');
+      if (open.raw) {
+        const ttl = await open.raw.ttl(`${PREFIX}${key}`);
+        assert.ok(ttl > 1 && ttl <= 600, `ttl ${ttl}`);
+      } else {
+        // No raw view of the TTL (the embedded store): outlive the first one.
+        await new Promise((done) => setTimeout(done, 1_500));
+        assert.equal(await kv.get(key), 'v1', 'kept by the second write');
+        assert.equal(await kv.compareAndSet(key, 'v1', 'v2', 1), true);
+        await new Promise((done) => setTimeout(done, 1_500));
+        assert.equal(await kv.get(key), undefined, 'gone after its ttl');
+      }
+    });
+
     it('endRecord: an ended record reads as none, and putRecord does not write over its ending for what it had left to live', async () => {
       const key = `ended:${randomUUID()}`;
       assert.equal(await kv.putRecord(key, '{"s":1}', 60), true);
