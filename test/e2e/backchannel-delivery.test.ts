@@ -36,12 +36,15 @@ interface Endpoint {
   readonly server: Server;
   readonly url: string;
   readonly mode: Map<string, Mode>;
+  /** Answers for an app's next posts, one each, in order, before `mode` again. */
+  readonly next: Map<string, Mode[]>;
   /** Every logout token posted, by app, with how it was answered. */
   readonly posts: Map<string, { token: string; answered: Mode }[]>;
 }
 
 async function startEndpoint(): Promise<Endpoint> {
   const mode = new Map<string, Mode>();
+  const next = new Map<string, Mode[]>();
   const posts = new Map<string, { token: string; answered: Mode }[]>();
   const server = createServer((req, res) => {
     let body = '';
@@ -49,7 +52,7 @@ async function startEndpoint(): Promise<Endpoint> {
     req.on('end', () => {
       const app = (req.url ?? '').slice(1);
       const token = new URLSearchParams(body).get('logout_token') ?? '';
-      const answered = mode.get(app) ?? 200;
+      const answered = next.get(app)?.shift() ?? mode.get(app) ?? 200;
       (posts.get(app) ?? posts.set(app, []).get(app)!).push({ token, answered });
       if (answered === 'down') return void req.socket.destroy();
       if (answered === 400) return void res.writeHead(400, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end('{"error":"invalid_request","error_description":"the logout failed"}');
@@ -57,7 +60,7 @@ async function startEndpoint(): Promise<Endpoint> {
     });
   });
   await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
-  return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, mode, posts };
+  return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, mode, next, posts };
 }
 
 /** A logger whose lines the test reads (JSON objects), for the sweeps' events. */
@@ -140,10 +143,13 @@ describe('e2e: back-channel logout reaches the app: sent again, and at session e
     const session = await signedIn('rita', 'recovers');
     await disable('rita');
     assert.equal(postsTo('recovers').length, 1, 'told once as the session ended (503)');
-    // The first retry finds it down (no answer at all), the second finds it back.
-    endpoint.mode.set('recovers', 'down');
-    await eventually(async () => assert.ok(postsTo('recovers').length >= 2, 'sent again'), 100);
+    // The first retry finds it down (no answer at all), the second finds it back. Set now, for the
+    // endpoint to play in order: switched to 200 by the test once the retry was seen, the second retry
+    // (a second later) could come first on a loaded machine, find it down, and end the schedule.
+    endpoint.next.set('recovers', ['down']);
     endpoint.mode.set('recovers', 200);
+    await eventually(async () => assert.ok(postsTo('recovers').length >= 2, 'sent again'), 100);
+    assert.equal(postsTo('recovers')[1]!.answered, 'down');
     await eventually(async () => assert.equal(postsTo('recovers').at(-1)!.answered, 200, 'delivered once it recovered'), 100);
     const [first, ...rest] = postsTo('recovers');
     const delivered = rest.at(-1)!;
