@@ -92,8 +92,10 @@ describe('e2e: back-channel logout reaches the app: sent again, and at session e
       machineClient(OPS, { scope: 'admin' }),
     ];
     // Short schedules: a retry a second after the first failure, another a second later, then given up.
-    // Sessions expire 5 s after their last use (the other tests end theirs at once).
-    const env = { OUTBOUND_ALLOW_PRIVATE_NETWORKS: 'true', BACKCHANNEL_RETRY_SCHEDULE: '1,1', BACKCHANNEL_SWEEP_INTERVAL: '0.2', REDIS_COMMAND_TIMEOUT: '500', TTL_SESSION: '5' };
+    // Sessions expire 5 s after their last use (the other tests end theirs at once). Redis commands
+    // time out after 2 s, for the outage test to see a sweep fail soon: 500 ms was overrun at the
+    // servers' start on a loaded machine (three copies of this file at once), and the start refused.
+    const env = { OUTBOUND_ALLOW_PRIVATE_NETWORKS: 'true', BACKCHANNEL_RETRY_SCHEDULE: '1,1', BACKCHANNEL_SWEEP_INTERVAL: '0.2', REDIS_COMMAND_TIMEOUT: '2000', TTL_SESSION: '5' };
     one = await startServer({ redisUrl: redis.url, clients, env, logger: logs.one.logger });
     // A second instance of the same deployment (one issuer), sweeping the same store.
     two = await startServer({ redisUrl: redis.url, clients, env: { ...env, ISSUER: one.issuer }, logger: logs.two.logger });
