@@ -12,8 +12,13 @@ import { startServer } from '../helpers/server.js';
 import { Agent, ALICE, startOp, webClient, type Op } from './fixture.js';
 
 const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
-const TTL = 5;
-const INTERVAL = 1;
+/**
+ * Seconds. Each a window a loaded machine must not overrun: a code lives long enough for the whole
+ * approval (sign-in and consent; 5 s expired under load), and a poll right after another comes
+ * within the interval (1 s was overrun, and the "too soon" poll was answered authorization_pending).
+ */
+const TTL = 20;
+const INTERVAL = 3;
 const WEB_SECRET = 'device-conformance-web-secret-with-plenty-of-entropy';
 const USER_CODE = /^[BCDFGHJKLMNPQRSTVWXZ]{4}-[BCDFGHJKLMNPQRSTVWXZ]{4}$/;
 
@@ -125,7 +130,7 @@ describe('RFC 8628 device authorization grant', function () {
       const tooSoon = await poll(device_code);
       assert.equal(tooSoon.status, 400);
       assert.equal(tooSoon.body.error, 'slow_down');
-      // The original interval has passed, the grown one (1 + 5 s) has not: still too soon.
+      // The original interval has passed, the grown one (INTERVAL + 5 s) has not: still too soon.
       await sleep(INTERVAL * 1000 + 200);
       assert.equal((await poll(device_code)).body.error, 'slow_down');
     });

@@ -36,12 +36,15 @@ interface Endpoint {
   readonly server: Server;
   readonly url: string;
   readonly mode: Map<string, Mode>;
+  /** Answers for an app's next posts, one each, in order, before `mode` again. */
+  readonly next: Map<string, Mode[]>;
   /** Every logout token posted, by app, with how it was answered. */
   readonly posts: Map<string, { token: string; answered: Mode }[]>;
 }
 
 async function startEndpoint(): Promise<Endpoint> {
   const mode = new Map<string, Mode>();
+  const next = new Map<string, Mode[]>();
   const posts = new Map<string, { token: string; answered: Mode }[]>();
   const server = createServer((req, res) => {
     let body = '';
@@ -49,7 +52,7 @@ async function startEndpoint(): Promise<Endpoint> {
     req.on('end', () => {
       const app = (req.url ?? '').slice(1);
       const token = new URLSearchParams(body).get('logout_token') ?? '';
-      const answered = mode.get(app) ?? 200;
+      const answered = next.get(app)?.shift() ?? mode.get(app) ?? 200;
       (posts.get(app) ?? posts.set(app, []).get(app)!).push({ token, answered });
       if (answered === 'down') return void req.socket.destroy();
       if (answered === 400) return void res.writeHead(400, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end('{"error":"invalid_request","error_description":"the logout failed"}');
@@ -57,7 +60,7 @@ async function startEndpoint(): Promise<Endpoint> {
     });
   });
   await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
-  return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, mode, posts };
+  return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, mode, next, posts };
 }
 
 /** A logger whose lines the test reads (JSON objects), for the sweeps' events. */
@@ -89,8 +92,10 @@ describe('e2e: back-channel logout reaches the app: sent again, and at session e
       machineClient(OPS, { scope: 'admin' }),
     ];
     // Short schedules: a retry a second after the first failure, another a second later, then given up.
-    // Sessions expire 5 s after their last use (the other tests end theirs at once).
-    const env = { OUTBOUND_ALLOW_PRIVATE_NETWORKS: 'true', BACKCHANNEL_RETRY_SCHEDULE: '1,1', BACKCHANNEL_SWEEP_INTERVAL: '0.2', REDIS_COMMAND_TIMEOUT: '500', TTL_SESSION: '5' };
+    // Sessions expire 5 s after their last use (the other tests end theirs at once). Redis commands
+    // time out after 2 s, for the outage test to see a sweep fail soon: 500 ms was overrun at the
+    // servers' start on a loaded machine (three copies of this file at once), and the start refused.
+    const env = { OUTBOUND_ALLOW_PRIVATE_NETWORKS: 'true', BACKCHANNEL_RETRY_SCHEDULE: '1,1', BACKCHANNEL_SWEEP_INTERVAL: '0.2', REDIS_COMMAND_TIMEOUT: '2000', TTL_SESSION: '5' };
     one = await startServer({ redisUrl: redis.url, clients, env, logger: logs.one.logger });
     // A second instance of the same deployment (one issuer), sweeping the same store.
     two = await startServer({ redisUrl: redis.url, clients, env: { ...env, ISSUER: one.issuer }, logger: logs.two.logger });
@@ -140,10 +145,13 @@ describe('e2e: back-channel logout reaches the app: sent again, and at session e
     const session = await signedIn('rita', 'recovers');
     await disable('rita');
     assert.equal(postsTo('recovers').length, 1, 'told once as the session ended (503)');
-    // The first retry finds it down (no answer at all), the second finds it back.
-    endpoint.mode.set('recovers', 'down');
-    await eventually(async () => assert.ok(postsTo('recovers').length >= 2, 'sent again'), 100);
+    // The first retry finds it down (no answer at all), the second finds it back. Set now, for the
+    // endpoint to play in order: switched to 200 by the test once the retry was seen, the second retry
+    // (a second later) could come first on a loaded machine, find it down, and end the schedule.
+    endpoint.next.set('recovers', ['down']);
     endpoint.mode.set('recovers', 200);
+    await eventually(async () => assert.ok(postsTo('recovers').length >= 2, 'sent again'), 100);
+    assert.equal(postsTo('recovers')[1]!.answered, 'down');
     await eventually(async () => assert.equal(postsTo('recovers').at(-1)!.answered, 200, 'delivered once it recovered'), 100);
     const [first, ...rest] = postsTo('recovers');
     const delivered = rest.at(-1)!;

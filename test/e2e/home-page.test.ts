@@ -45,11 +45,14 @@ describe('e2e: the home page and the favicon', function () {
     assert.equal(await page.locator('link[rel=stylesheet]').getAttribute('href'), '/static/latchkey.css', 'the pages\' look');
     await shot(page, 'home');
 
+    // The click returns once the linked document is committed, not loaded: the JSON read whole.
     await page.click('text=Discovery document');
+    await page.waitForLoadState();
     const discovery = JSON.parse(await page.locator('body').innerText()) as { issuer: string; jwks_uri: string };
     assert.equal(discovery.issuer, server.issuer);
     await page.goto(`${server.url}/`);
     await page.click('text=Signing keys');
+    await page.waitForLoadState();
     assert.ok((JSON.parse(await page.locator('body').innerText()) as { keys: unknown[] }).keys.length >= 1);
     await page.goto(`${server.url}/`);
     await page.click('text=Developer page');

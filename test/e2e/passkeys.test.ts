@@ -214,7 +214,11 @@ describe('e2e (Chromium, virtual authenticator): passkeys, authenticator app and
     await authorize(notes);
     await page.waitForSelector('text=That passkey was not accepted');
     assert.equal(await page.getAttribute('#passkey-form', 'data-autofill'), 'no', 'after a refusal, autofill does not ask again by itself');
+    // The button's ceremony submits the form from script, after the click has returned, and the
+    // page it leaves says the same words: wait for the new page, or the old one would pass.
+    const refusedAgain = page.waitForEvent('framenavigated', (frame) => frame === page.mainFrame());
     await page.click('#passkey-button');
+    await refusedAgain;
     await page.waitForSelector('text=That passkey was not accepted');
     await screenshot('passkey-refused');
     assert.deepEqual(cspViolations, [], 'no page broke the Content-Security-Policy');

@@ -3,7 +3,10 @@
  * rotated, the same client presenting it again gets a sibling under the same grant; after the
  * window, reuse revokes the grant as before; 0 keeps strict rotation. Two instances share one
  * Redis, so the decision is shown to hold across instances (it rests on the store's atomic
- * consumption mark). A 1-second window keeps the waits short.
+ * consumption mark). The window is GRACE seconds: long enough that a loaded machine answering
+ * one refresh slowly keeps the next one inside it (1 s was overrun under load: the parallel or
+ * retried refresh arrived after the window, was taken for reuse, and revoked the grant), short
+ * enough to wait out once.
  */
 import assert from 'node:assert/strict';
 import * as oidc from 'openid-client';
@@ -21,6 +24,8 @@ const CLIENTS = JSON.stringify(
 );
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+/** ttl.refreshReuseGrace of the first two instances, seconds. */
+const GRACE = 5;
 
 interface Answer {
   readonly status: number;
@@ -61,7 +66,7 @@ describe('e2e: concurrent refreshes within ttl.refreshReuseGrace', function () {
     redis = await startRedisServer();
     // Two instances of one deployment: one Redis, one issuer, one key prefix.
     const port = await freePort();
-    const env = { CLIENTS, TTL_REFRESH_REUSE_GRACE: '1', ISSUER: `http://localhost:${port}` };
+    const env = { CLIENTS, TTL_REFRESH_REUSE_GRACE: String(GRACE), ISSUER: `http://localhost:${port}` };
     first = await startServer({ redisUrl: redis.url, port, env });
     second = await startServer({ redisUrl: redis.url, env });
     await first.accounts.create('alice', PASSWORD);
@@ -101,7 +106,7 @@ describe('e2e: concurrent refreshes within ttl.refreshReuseGrace', function () {
     const done = await refresh(first, tokens.refresh_token!);
     const sibling = await refresh(first, tokens.refresh_token!);
     assert.equal(sibling.status, 200);
-    await sleep(1_500);
+    await sleep(GRACE * 1000 + 500);
     const late = await refresh(second, tokens.refresh_token!);
     assert.equal(late.status, 400);
     assert.equal(late.body.error, 'invalid_grant');

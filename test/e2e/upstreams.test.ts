@@ -141,6 +141,9 @@ describe('e2e: sign in through an upstream OpenID Connect provider', function ()
     await page.fill('input[name="username"]', username);
     await page.fill('input[name="password"]', PASSWORD);
     await page.click('button:has-text("Sign in")');
+    // The click returns once the next page is committed, not parsed: counting now could miss the
+    // upstream's consent, and the caller's wait for Latchkey's "Allow access?" would match it instead.
+    await page.waitForLoadState();
     // The upstream asks once whether Latchkey may have the person's profile.
     if (await page.locator('text=Allow access?').count()) await page.click('button:has-text("Allow")');
   }

@@ -75,6 +75,16 @@ describe('tracked cache: in-process reads that Redis invalidates', function () {
     const info = await other.info('commandstats');
     return Number(new RegExp(`cmdstat_${command}:calls=(\\d+)`).exec(info)?.[1] ?? 0);
   }
+  /** The next invalidation message naming `key` on the tracking connection `on`. */
+  const invalidationOf = (on: Redis, key: string) =>
+    new Promise<void>((done) => {
+      const seen = (_channel: Buffer, keys: unknown) => {
+        if (!Array.isArray(keys) || !keys.some((named) => String(named) === key)) return;
+        on.off('messageBuffer', seen);
+        done();
+      };
+      on.on('messageBuffer', seen);
+    });
   const tracking = (subject: TrackedCache = cache) =>
     eventually(async () => assert.equal(subject.tracking, true, 'tracking on'));
 
@@ -320,10 +330,14 @@ describe('tracked cache: in-process reads that Redis invalidates', function () {
     it('a read that an invalidation overtakes is not kept', async () => {
       own = new TrackedCache(source, connection, PREFIX, ['api-grants:'], { ...OPTIONS, readsOn: kv.connection as Redis });
       await tracking(own);
+      // Its invalidation handled: it comes on the tracking connection, not with the SET's answer, so
+      // a turn of the event loop may not have seen it, and `invalidated` below would take it for the
+      // invalidation of 'new' (as it would a heartbeat's: hence the key).
+      const oldInvalidated = invalidationOf(connection, `${PREFIX}api-grants:race`);
       await other.set(`${PREFIX}api-grants:race`, 'old');
-      await new Promise((done) => setImmediate(done)); // its invalidation handled
+      await oldInvalidated;
       held = { read: deferred(), release: deferred() };
-      const invalidated = new Promise<void>((done) => connection.once('messageBuffer', () => done()));
+      const invalidated = invalidationOf(connection, `${PREFIX}api-grants:race`);
       const pending = own.get('api-grants:race');
       await held.read.promise; // Redis answered "old"; the answer is not back with the cache yet
       await other.set(`${PREFIX}api-grants:race`, 'new');
