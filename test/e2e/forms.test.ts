@@ -121,7 +121,7 @@ describe('e2e: bad input on the pages people use', function () {
     );
     assert.equal(unregistered.status, 400);
     assert.equal(unregistered.headers.get('location'), null);
-    assert.match(unregistered.html, /Invalid sign-in request/);
+    assert.match(unregistered.html, /Not signed out/);
     assert.match(unregistered.html, /post_logout_redirect_uri not registered/);
 
     const garbage = await agent.follow(`${server.url}/session/end?id_token_hint=not.a.jwt`);
