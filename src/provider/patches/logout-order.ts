@@ -49,6 +49,7 @@
  */
 import { errors, Provider, type KoaContextWithOIDC } from 'oidc-provider';
 import type { SessionGrantEndings } from '../../revocation/grants.js';
+import { sessionAppIsClient } from '../../session-apps.js';
 
 interface LoggedOutSession {
   readonly id: string;
@@ -58,6 +59,8 @@ interface LoggedOutSession {
 }
 
 interface LogsOut {
+  readonly clientId: string;
+  readonly clientIdIssuedAt?: number;
   backchannelLogout(sub: string, sid: string): Promise<void>;
 }
 
@@ -141,6 +144,9 @@ export function endBeforeTelling(provider: Provider, grants: SessionGrantEndings
       // An app with no sid in the session was never signed in to in it, only asked about (an entry a
       // session stored before patches/session-app-reads.ts): it is not told the person's sub.
       if (sid === undefined) return;
+      // Nor one whose client was made after the person was last signed in to the app of that id: a
+      // deleted app's entry, its id given to another app since (session-apps.ts).
+      if (!sessionAppIsClient(ctx.oidc.session, this)) return;
     }
     return backchannelLogout.call(this, sub, sid);
   };
