@@ -22,7 +22,7 @@ import * as oidc from 'openid-client';
 import { decodeJwt } from 'jose';
 import { AccountSessions } from '../../src/accounts/sessions.js';
 import { createLogger } from '../../src/ops/logger.js';
-import { Agent } from '../helpers/agent.js';
+import { Agent, formIn } from '../helpers/agent.js';
 import { eventually } from '../helpers/eventually.js';
 import { signInSteps, startAuthorization } from '../helpers/sign-in.js';
 import { startServer, type TestServer } from '../helpers/server.js';
@@ -82,13 +82,18 @@ describe('e2e: red team, twelfth endings pass', function () {
     backchannel_logout_session_required: true,
   });
 
-  it("a logout token kept to send again is not sent to another app an operator made with the deleted app's client_id", async () => {
-    await server.clients.add(metadata('/first'));
-    const config = await oidc.discovery(new URL(server.issuer), APP.id, APP.secret, oidc.ClientSecretBasic(APP.secret), { execute: [oidc.allowInsecureRequests] });
-    const agent = new Agent();
+  /** `agent` signs rosa in to `clientId` (her session's entry for it); the consent page, when shown, allowed. */
+  const signIn = async (agent: Agent, clientId: string) => {
+    const config = await oidc.discovery(new URL(server.issuer), clientId, APP.secret, oidc.ClientSecretBasic(APP.secret), { execute: [oidc.allowInsecureRequests] });
     const { page } = await startAuthorization(agent, config, REDIRECT);
     const back = await signInSteps(agent, page, { username: 'rosa', password: PASSWORD, stopAt: REDIRECT });
-    assert.ok(back.url.startsWith(REDIRECT), `back at the app, got ${back.status} ${back.url}`);
+    assert.ok(back.url.startsWith(REDIRECT), `back at ${clientId}, got ${back.status} ${back.url}`);
+  };
+
+  it("a logout token kept to send again is not sent to another app an operator made with the deleted app's client_id", async () => {
+    await server.clients.add(metadata('/first'));
+    const agent = new Agent();
+    await signIn(agent, APP.id);
 
     // The person signs out; the first app's endpoint answers 503, so the logout is kept to send again.
     const confirmation = await agent.follow(`${server.url}/session/end`);
@@ -106,14 +111,6 @@ describe('e2e: red team, twelfth endings pass', function () {
     assert.equal(settled()!.event, 'backchannel.dropped');
     assert.equal(settled()!.reason, 'client_gone');
   });
-
-  /** `agent` signs rosa in to `clientId` (her session's entry for it); the consent page, when shown, allowed. */
-  const signIn = async (agent: Agent, clientId: string) => {
-    const config = await oidc.discovery(new URL(server.issuer), clientId, APP.secret, oidc.ClientSecretBasic(APP.secret), { execute: [oidc.allowInsecureRequests] });
-    const { page } = await startAuthorization(agent, config, REDIRECT);
-    const back = await signInSteps(agent, page, { username: 'rosa', password: PASSWORD, stopAt: REDIRECT });
-    assert.ok(back.url.startsWith(REDIRECT), `back at ${clientId}, got ${back.status} ${back.url}`);
-  };
 
   it("signing out at an app tells the session's apps, never another app an operator made with a deleted app's client_id", async () => {
     await server.clients.add(metadata('/rp-old', 'rp-reused'));
@@ -157,5 +154,30 @@ describe('e2e: red team, twelfth endings pass', function () {
     assert.equal(told.sub, rosa.sub);
     assert.equal(told.sid, [...sinceSids][0], 'the session signed in to the new app');
     assert.equal(posts.get('/op-old'), undefined);
+  });
+
+  it("the account page's sign-out of a session tells no app made again with a deleted app's client_id", async () => {
+    await server.clients.add(metadata('/ap-old', 'ap-reused'));
+    const phone = new Agent();
+    await signIn(phone, 'ap-reused');
+    const rosa = (await server.accounts.findByUsername('rosa'))!;
+    const phones = (await new AccountSessions(server.kv, server.providers, server.accounts).list(rosa.sub)).find((session) => session.authorizations?.['ap-reused']);
+    assert.ok(phones);
+
+    await server.clients.remove('ap-reused');
+    await server.clients.add(metadata('/ap-new', 'ap-reused'));
+
+    // From another browser, the person signs that session out on the account page.
+    const agent = new Agent();
+    const page = await signInSteps(agent, await agent.follow(`${server.issuer}/account`), { username: 'rosa', password: PASSWORD, login: 'required', consent: 'stop' });
+    const form = formIn(page.html, '/sessions/sign-out');
+    const done = await agent.follow(new URL(form.action, page.url).href, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ csrf: form.hidden.csrf!, session: phones.uid }),
+    });
+    assert.match(done.html, /That session is signed out/);
+    assert.equal(posts.get('/ap-new'), undefined, "the first app's person's logout token was posted to the app made again with its id");
+    assert.equal(posts.get('/ap-old'), undefined);
   });
 });
