@@ -22,7 +22,7 @@ import * as oidc from 'openid-client';
 import { decodeJwt } from 'jose';
 import { AccountSessions } from '../../src/accounts/sessions.js';
 import { createLogger } from '../../src/ops/logger.js';
-import { Agent, formIn } from '../helpers/agent.js';
+import { Agent } from '../helpers/agent.js';
 import { eventually } from '../helpers/eventually.js';
 import { signInSteps, startAuthorization } from '../helpers/sign-in.js';
 import { startServer, type TestServer } from '../helpers/server.js';
@@ -170,12 +170,7 @@ describe('e2e: red team, twelfth endings pass', function () {
     // From another browser, the person signs that session out on the account page.
     const agent = new Agent();
     const page = await signInSteps(agent, await agent.follow(`${server.issuer}/account`), { username: 'rosa', password: PASSWORD, login: 'required', consent: 'stop' });
-    const form = formIn(page.html, '/sessions/sign-out');
-    const done = await agent.follow(new URL(form.action, page.url).href, {
-      method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ csrf: form.hidden.csrf!, session: phones.uid }),
-    });
+    const done = await agent.submit(page, '/sessions/sign-out', { session: phones.uid });
     assert.match(done.html, /That session is signed out/);
     assert.equal(posts.get('/ap-new'), undefined, "the first app's person's logout token was posted to the app made again with its id");
     assert.equal(posts.get('/ap-old'), undefined);
