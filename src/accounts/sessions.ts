@@ -25,6 +25,7 @@ import type { SessionCredential, SessionCredentials } from './session-credential
 import { AdapterIndexes, readGrantAhead } from '../store/adapter.js';
 import type { SessionGrantEndings } from '../revocation/grants.js';
 import type { Kv } from '../store/kv.js';
+import { sessionAppIsClient } from '../session-apps.js';
 
 type Session = Awaited<ReturnType<Provider['Session']['get']>>;
 type RevokeGrant = (grantId: string) => Promise<unknown>;
@@ -166,7 +167,8 @@ export class AccountSessions {
       Object.entries(session.authorizations ?? {}).map(async ([clientId, { sid }]) => {
         if (!sid) return undefined;
         const client = await provider.Client.find(clientId).catch((error: unknown) => (error instanceof errors.InvalidClient ? undefined : Promise.reject(error)));
-        return client?.backchannelLogoutUri ? { client, sid } : undefined;
+        // Not an app made since with a deleted app's id, which the person never signed in to (session-apps.ts).
+        return client?.backchannelLogoutUri && sessionAppIsClient(session, client) ? { client, sid } : undefined;
       }),
     );
     await session.destroy();

@@ -709,6 +709,25 @@ describe('patches on oidc-provider internals (src/provider/patches/)', () => {
     assert.match(source('actions/end_session.js'), /const clientIds = Object\.keys\(session\.authorizations \|\| \{\}\);[\s\S]*const sid = session\.sidFor\(client\.clientId\);/);
   });
 
+  it("session-app-reads.ts: Session#grantIdFor(clientId, value) writes the grant into the client's entry (made when missing) of session.authorizations, saved whole; the patched one stamps the entry's sign-in when the grant changes, not when it is the same", async () => {
+    assert.match(source('models/session.js'), /grantIdFor\(clientId, value\) \{\s*const authorization = this\.authorizationFor\(clientId, value\);\s*if \(value\) \{\s*authorization\.grantId = value;/);
+    assert.match(source('models/session.js'), /static get IN_PAYLOAD\(\) \{[\s\S]*?'authorizations',/);
+    const { appsOnlyBySignIn } = await import('../../src/provider/patches/session-app-reads.js');
+    const { privateKey } = await generateKeyPair('ES256', { extractable: true });
+    const patched = new Provider('http://localhost:3000', { clients: [], adapter, jwks: { keys: [{ ...(await exportJWK(privateKey)), alg: 'ES256', use: 'sig' }] } });
+    appsOnlyBySignIn(patched);
+    const session = new patched.Session() as unknown as { authorizations?: Record<string, { grantId?: string; signedInAt?: number }>; grantIdFor(clientId: string, value?: string): string | undefined };
+    session.grantIdFor('app', 'grant-1');
+    assert.equal(session.authorizations?.app?.grantId, 'grant-1');
+    assert.equal(typeof session.authorizations?.app?.signedInAt, 'number');
+    session.authorizations!.app!.signedInAt = 1;
+    session.grantIdFor('app', 'grant-1');
+    assert.equal(session.authorizations.app.signedInAt, 1, 'the same grant again is no new sign-in (no session write for it)');
+    session.grantIdFor('app', 'grant-2');
+    assert.ok(session.authorizations.app.signedInAt > 1, 'another grant is');
+    assert.equal(session.grantIdFor('app'), 'grant-2');
+  });
+
   it("refreshed-id-token-nonce.ts: the engine puts the sign-in's nonce in an ID token with IdToken#set('nonce'), in issueIdToken, which the refresh_token grant calls", () => {
     assert.equal(typeof (provider.IdToken as unknown as { prototype: { set?: unknown } }).prototype.set, 'function');
     assert.match(source('helpers/grant_common.js'), /token\.set\('nonce', source\.nonce\);/);

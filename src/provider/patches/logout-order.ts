@@ -46,9 +46,16 @@
  * own look-ups in the same request get the same answers, so a failure fails the sign-out with nothing
  * ended, to confirm again. Relies also on Client.find(clientId) as the engine's clientForLogout
  * calls it; pinned also by test/e2e/redteam-endings-5.test.ts and test/unit/provider-patches.test.ts.
+ *
+ * Nor is an app told whose client was made after the person was last signed in to the app of its id
+ * in the session (session-apps.ts sessionAppIsClient): a deleted app's entry, the id given to another
+ * app since, which got the person's sub and the old sid (twelfth endings pass). Relies also on the
+ * client the engine calls backchannelLogout on having `clientIdIssuedAt`; shown by
+ * test/e2e/redteam-endings-12.test.ts.
  */
 import { errors, Provider, type KoaContextWithOIDC } from 'oidc-provider';
 import type { SessionGrantEndings } from '../../revocation/grants.js';
+import { sessionAppIsClient } from '../../session-apps.js';
 
 interface LoggedOutSession {
   readonly id: string;
@@ -58,6 +65,8 @@ interface LoggedOutSession {
 }
 
 interface LogsOut {
+  readonly clientId: string;
+  readonly clientIdIssuedAt?: number;
   backchannelLogout(sub: string, sid: string): Promise<void>;
 }
 
@@ -141,6 +150,9 @@ export function endBeforeTelling(provider: Provider, grants: SessionGrantEndings
       // An app with no sid in the session was never signed in to in it, only asked about (an entry a
       // session stored before patches/session-app-reads.ts): it is not told the person's sub.
       if (sid === undefined) return;
+      // Nor one whose client was made after the person was last signed in to the app of that id: a
+      // deleted app's entry, its id given to another app since (session-apps.ts).
+      if (!sessionAppIsClient(ctx.oidc.session, this)) return;
     }
     return backchannelLogout.call(this, sub, sid);
   };
