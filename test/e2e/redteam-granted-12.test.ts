@@ -83,7 +83,8 @@ describe('e2e (Chromium): red team, twelfth granting pass, the consent form and 
   /** A silent request's answer at the app: the error or code it got, in whatever response mode. */
   async function silent(page: Page, clientId: string, redirectUri: string, scope: string, responseMode?: string): Promise<string> {
     const before = seen.length;
-    const answer = await page.goto(await authUrl(clientId, redirectUri, scope, { prompt: 'none', ...(responseMode ? { response_mode: responseMode } : {}) }));
+    // Until commit only: the form_post page posts itself at once, and a wait for its load would race that navigation.
+    const answer = await page.goto(await authUrl(clientId, redirectUri, scope, { prompt: 'none', ...(responseMode ? { response_mode: responseMode } : {}) }), { waitUntil: 'commit' });
     if (responseMode === 'form_post') {
       // The page that posts the answer can be neither framed nor kept by a window that opened it.
       const headers = (await answer!.request().response())!.headers();
