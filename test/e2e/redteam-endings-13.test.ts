@@ -12,8 +12,7 @@ import assert from 'node:assert/strict';
 import { UpstreamLinks, type Link } from '../../src/accounts/links.js';
 import { upstreamLinkKey } from '../../src/store/keys.js';
 import { Upstreams } from '../../src/upstreams/registry.js';
-import { Agent } from '../helpers/agent.js';
-import { startFakeUpstream } from '../helpers/fake-upstream.js';
+import { linkedBySignIn, startFakeUpstream } from '../helpers/fake-upstream.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { clientCredentialsToken, machineClient } from '../helpers/tokens.js';
 
@@ -45,13 +44,7 @@ describe('e2e: red team, thirteenth endings pass', function () {
     const links = new UpstreamLinks(server.kv, server.accounts);
     const original = fake.state.issuer;
     const common = { id: 'swap', clientId: 'latchkey', clientSecret: SECRET, scope: 'openid', displayName: 'Swap', linkByEmail: false, endSession: false };
-    const signIn = async () => {
-      fake.state.mode = 'good';
-      fake.state.sub = 'swap-person';
-      const params = new URLSearchParams({ client_id: 'app', response_type: 'code', scope: 'openid', redirect_uri: REDIRECT, code_challenge: 'x'.repeat(43), code_challenge_method: 'S256', upstream: 'swap' });
-      await new Agent().follow(`${server.issuer}/auth?${params}`, {}, REDIRECT);
-      return (await links.find('swap', 'swap-person'))?.sub;
-    };
+    const signIn = () => linkedBySignIn(server, fake, { upstream: 'swap', sub: 'swap-person', clientId: 'app', redirectUri: REDIRECT });
     await upstreams.add({ ...common, issuer: original });
     try {
       const first = await signIn();

@@ -28,7 +28,7 @@ import { latchkey as cli } from '../helpers/process.js';
 import { UpstreamLinks } from '../../src/accounts/links.js';
 import { AccountSessions } from '../../src/accounts/sessions.js';
 import { Upstreams } from '../../src/upstreams/registry.js';
-import { startFakeUpstream, type Mode } from '../helpers/fake-upstream.js';
+import { linkedBySignIn, startFakeUpstream, type Mode } from '../helpers/fake-upstream.js';
 
 const SECRET = 'upstream-test-client-secret-with-plenty-of-entropy';
 const PASSWORD = 'a passphrase for the upstream';
@@ -530,16 +530,9 @@ describe('e2e: sign in through an upstream OpenID Connect provider', function ()
 
     it("an upstream removed and another provider added under its id: the new one's person with the same sub does not get the old one's account", async () => {
       const upstreams = new Upstreams(latchkey.kv, latchkey.config.keys.secrets);
-      const links = new UpstreamLinks(latchkey.kv, latchkey.accounts);
       const original = fake.state.issuer;
       const common = { id: 'swap', clientId: 'latchkey', clientSecret: SECRET, scope: 'openid', displayName: 'Swap', linkByEmail: false, endSession: false };
-      const signIn = async () => {
-        fake.state.mode = 'good';
-        fake.state.sub = 'swap-person';
-        const params = new URLSearchParams({ client_id: 'app1', response_type: 'code', scope: 'openid', redirect_uri: app1Redirect(), code_challenge: 'x'.repeat(43), code_challenge_method: 'S256', upstream: 'swap' });
-        await new Agent().follow(`${latchkey.issuer}/auth?${params}`, {}, app1Redirect());
-        return (await links.find('swap', 'swap-person'))?.sub;
-      };
+      const signIn = () => linkedBySignIn(latchkey, fake, { upstream: 'swap', sub: 'swap-person', clientId: 'app1', redirectUri: app1Redirect() });
       await upstreams.add({ ...common, issuer: original });
       try {
         const first = await signIn();
