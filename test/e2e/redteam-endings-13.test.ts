@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import { UpstreamLinks, type Link } from '../../src/accounts/links.js';
 import { upstreamLinkKey } from '../../src/store/keys.js';
 import { Upstreams } from '../../src/upstreams/registry.js';
-import { linkedBySignIn, startFakeUpstream } from '../helpers/fake-upstream.js';
+import { anotherProviderSignsIn, linkedBySignIn, startFakeUpstream } from '../helpers/fake-upstream.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { clientCredentialsToken, machineClient } from '../helpers/tokens.js';
 
@@ -55,11 +55,7 @@ describe('e2e: red team, thirteenth endings pass', function () {
 
       const token = await clientCredentialsToken(server.url, OPS, `${server.issuer}/admin`, 'admin');
       assert.equal((await fetch(`${server.url}/admin/upstreams/swap`, { method: 'DELETE', headers: { authorization: `Bearer ${token}` } })).status, 204);
-      // Another provider (the same fake under another issuer name), whose person has the same sub.
-      fake.state.issuer = original.replace('127.0.0.1', 'localhost');
-      fake.state.email = 'another-person@swap.example';
-      await upstreams.add({ ...common, issuer: fake.state.issuer });
-      const second = await signIn();
+      const second = await anotherProviderSignsIn(server, fake, common, signIn);
       assert.ok(second, 'the second provider made an account');
       assert.notEqual(second, first, "the new provider's person signed in to the removed provider's person's account");
       assert.ok(await server.accounts.find(first), 'the old account stays');

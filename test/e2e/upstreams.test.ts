@@ -28,7 +28,7 @@ import { latchkey as cli } from '../helpers/process.js';
 import { UpstreamLinks } from '../../src/accounts/links.js';
 import { AccountSessions } from '../../src/accounts/sessions.js';
 import { Upstreams } from '../../src/upstreams/registry.js';
-import { linkedBySignIn, startFakeUpstream, type Mode } from '../helpers/fake-upstream.js';
+import { anotherProviderSignsIn, linkedBySignIn, startFakeUpstream, type Mode } from '../helpers/fake-upstream.js';
 
 const SECRET = 'upstream-test-client-secret-with-plenty-of-entropy';
 const PASSWORD = 'a passphrase for the upstream';
@@ -538,11 +538,7 @@ describe('e2e: sign in through an upstream OpenID Connect provider', function ()
         const first = await signIn();
         assert.ok(first, 'the first provider made an account');
         await upstreams.remove('swap');
-        // Another provider (the same server under another issuer name), whose person has the same sub.
-        fake.state.issuer = original.replace('127.0.0.1', 'localhost');
-        fake.state.email = 'another-person@swap.example';
-        await upstreams.add({ ...common, issuer: fake.state.issuer });
-        const second = await signIn();
+        const second = await anotherProviderSignsIn(latchkey, fake, common, signIn);
         assert.ok(second, 'the second provider made an account');
         assert.notEqual(second, first, "the new provider's person signed in to the removed provider's person's account");
         assert.ok(await latchkey.accounts.find(first), 'the old account stays');

@@ -134,3 +134,15 @@ export async function linkedBySignIn(server: TestServer, fake: Awaited<ReturnTyp
   await new Agent().follow(`${server.issuer}/auth?${params}`, {}, redirectUri);
   return (await new UpstreamLinks(server.kv, server.accounts).find(upstream, sub))?.sub;
 }
+
+/**
+ * Another provider added under the id of the upstream `settings` (removed): the fake under another
+ * issuer name (localhost for 127.0.0.1), whose person has another email; the account that `signIn`
+ * (its person, whose sub is the same string as the removed provider's) then signs in to.
+ */
+export async function anotherProviderSignsIn(server: TestServer, fake: Awaited<ReturnType<typeof startFakeUpstream>>, settings: Omit<Parameters<Upstreams['add']>[0], 'issuer'>, signIn: () => Promise<string | undefined>): Promise<string | undefined> {
+  fake.state.issuer = fake.state.issuer.replace('127.0.0.1', 'localhost');
+  fake.state.email = 'another-person@swap.example';
+  await new Upstreams(server.kv, server.config.keys.secrets).add({ ...settings, issuer: fake.state.issuer });
+  return signIn();
+}
