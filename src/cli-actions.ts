@@ -682,6 +682,7 @@ const actions: Record<string, Action> = {
         // No server ever ran (no ring): no session or grant either.
         peopleLinked: async (upstream) => (opened ? links.peopleLinkedTo(upstream) : []),
         endSignedInThrough: (sub, upstream) => opened!.sessions.endSignedInWith(sub, credentials, throughUpstream(upstream), endGrant, undefined, consents),
+        recordIssuer: (upstream, issuer) => links.recordIssuer(upstream, issuer),
       });
       console.log(`removed upstream ${id}; ended ${ended} session${ended === 1 ? '' : 's'} signed in through it`);
     }),

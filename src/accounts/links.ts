@@ -13,8 +13,10 @@
  * upstream and add another under the same id (the same provider, its secret changed; or another
  * provider, whose subs may be the same strings as the first one's people's). A link records the
  * issuer that vouched for it, and a sign-in vouched for by another issuer under the id does not
- * follow it: the link is of the provider removed, and the sign-in starts afresh (links made before
- * the issuer was recorded are followed as before).
+ * follow it: the link is of the provider removed, and the sign-in starts afresh. Links made before
+ * the issuer was recorded get the issuer of their upstream when it is removed (recordIssuer, called
+ * by upstreams/removal.ts), so a provider added later under the id follows them only when it is the
+ * same issuer (before the thirteenth endings pass, they followed any).
  *
  * Layout (durable): account:link:<upstream>:<upstream sub> → JSON {sub, how, at, iss};
  * account:links:<sub> → set of "<upstream>:<upstream sub>" (the account page lists and removes them);
@@ -96,6 +98,23 @@ export class UpstreamLinks {
     });
     // Idempotent: two instances doing it at once add the same members.
     await this.kv.set(LINKS_INDEXED_KEY, String(Math.floor(Date.now() / 1000)));
+  }
+
+  /**
+   * Writes `issuer` into the upstream's links that record none (made by an earlier release), as the
+   * upstream is removed: a provider added again under the id is then told apart by its issuer. A
+   * link changed meanwhile is left as it now is (compare-and-set).
+   */
+  async recordIssuer(upstream: string, issuer: string): Promise<void> {
+    await inBatches(await this.peopleLinkedTo(upstream), INDEXING_BATCH, async (sub) => {
+      for (const id of await this.kv.members(accountLinksKey(sub))) {
+        if (!id.startsWith(`${upstream}:`)) continue;
+        const key = upstreamLinkKey(upstream, id.slice(upstream.length + 1));
+        const json = await this.kv.get(key);
+        const link = json ? (JSON.parse(json) as Link) : undefined;
+        if (link?.sub === sub && link.iss === undefined) await this.kv.compareAndSet(key, json, JSON.stringify({ ...link, iss: issuer }));
+      }
+    });
   }
 
   /** Removes the link `id` of the account `sub` (the next sign-in through it starts afresh); false when it is not theirs. */

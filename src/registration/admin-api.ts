@@ -141,6 +141,7 @@ export function adminRouter({ issuer, providers, clients, accounts, apis, grants
       endSession: (session) => sessions.endWithEveryGrant(session, endGrant),
       peopleLinked: (upstream) => links.peopleLinkedTo(upstream),
       endSignedInThrough: (sub, upstream) => sessions.endSignedInWith(sub, credentials, throughUpstream(upstream), endGrant, undefined, consents),
+      recordIssuer: (upstream, issuer) => links.recordIssuer(upstream, issuer),
     });
   upstreamRoutes(router, { upstreams, remove, issuer, read, write, json });
 

@@ -15,7 +15,9 @@
  * other sign-ins only (password, passkey) stay. A grant made before those records existed has none
  * and is not found (it lasts until it expires, ttl.grant). The
  * accounts it made stay, with their links, so re-adding the same provider under the same id (how
- * its client secret is changed) finds the same people; they sign in again.
+ * its client secret is changed) finds the same people; they sign in again. A link names the issuer
+ * that vouched for it (those made by an earlier release are given it here, before the upstream
+ * goes), so another provider added under the id finds none of them (accounts/links.ts).
  */
 import { UpstreamError, type Upstreams } from './registry.js';
 import type { FederatedSessions } from './sessions.js';
@@ -46,13 +48,18 @@ export interface UpstreamRemovalOptions<S extends SignedInSession> {
    * ended.
    */
   readonly endSignedInThrough: (sub: string, id: string) => Promise<number>;
+  /**
+   * Writes the upstream's issuer into its links that record none (UpstreamLinks.recordIssuer), so
+   * that a provider added again under the id with another issuer does not follow them.
+   */
+  readonly recordIssuer: (id: string, issuer: string) => Promise<void>;
 }
 
 /** People whose grants are looked at at once. */
 const PEOPLE_BATCH = 16;
 
 /** Removes the upstream and ends the sessions it signed in; how many ended. UpstreamError when there is no such upstream. */
-export async function removeUpstream<S extends SignedInSession>(id: string, { upstreams, federated, findSession, linksOf, endSession, peopleLinked, endSignedInThrough }: UpstreamRemovalOptions<S>): Promise<number> {
+export async function removeUpstream<S extends SignedInSession>(id: string, { upstreams, federated, findSession, linksOf, endSession, peopleLinked, endSignedInThrough, recordIssuer }: UpstreamRemovalOptions<S>): Promise<number> {
   if (!(await upstreams.has(id))) throw new UpstreamError(`no upstream "${id}"`);
   const endAll = async () => (await endIndexed()) + (await endGrants());
   // What its people were granted through it, their sessions live or gone.
@@ -78,6 +85,8 @@ export async function removeUpstream<S extends SignedInSession>(id: string, { up
   // The sessions and grants first: should ending them fail half-way, the upstream is still there and
   // removing it again finishes the job. Then once more for sign-ins that completed meanwhile.
   const before = await endAll();
+  const issuer = (await upstreams.list()).find((upstream) => upstream.id === id)?.issuer;
+  if (issuer !== undefined) await recordIssuer(id, issuer);
   await upstreams.remove(id);
   return before + (await endAll());
 }

@@ -28,7 +28,7 @@ import { latchkey as cli } from '../helpers/process.js';
 import { UpstreamLinks } from '../../src/accounts/links.js';
 import { AccountSessions } from '../../src/accounts/sessions.js';
 import { Upstreams } from '../../src/upstreams/registry.js';
-import { startFakeUpstream, type Mode } from '../helpers/fake-upstream.js';
+import { anotherProviderSignsIn, linkedBySignIn, startFakeUpstream, type Mode } from '../helpers/fake-upstream.js';
 
 const SECRET = 'upstream-test-client-secret-with-plenty-of-entropy';
 const PASSWORD = 'a passphrase for the upstream';
@@ -530,26 +530,15 @@ describe('e2e: sign in through an upstream OpenID Connect provider', function ()
 
     it("an upstream removed and another provider added under its id: the new one's person with the same sub does not get the old one's account", async () => {
       const upstreams = new Upstreams(latchkey.kv, latchkey.config.keys.secrets);
-      const links = new UpstreamLinks(latchkey.kv, latchkey.accounts);
       const original = fake.state.issuer;
       const common = { id: 'swap', clientId: 'latchkey', clientSecret: SECRET, scope: 'openid', displayName: 'Swap', linkByEmail: false, endSession: false };
-      const signIn = async () => {
-        fake.state.mode = 'good';
-        fake.state.sub = 'swap-person';
-        const params = new URLSearchParams({ client_id: 'app1', response_type: 'code', scope: 'openid', redirect_uri: app1Redirect(), code_challenge: 'x'.repeat(43), code_challenge_method: 'S256', upstream: 'swap' });
-        await new Agent().follow(`${latchkey.issuer}/auth?${params}`, {}, app1Redirect());
-        return (await links.find('swap', 'swap-person'))?.sub;
-      };
+      const signIn = () => linkedBySignIn(latchkey, fake, { upstream: 'swap', sub: 'swap-person', clientId: 'app1', redirectUri: app1Redirect() });
       await upstreams.add({ ...common, issuer: original });
       try {
         const first = await signIn();
         assert.ok(first, 'the first provider made an account');
         await upstreams.remove('swap');
-        // Another provider (the same server under another issuer name), whose person has the same sub.
-        fake.state.issuer = original.replace('127.0.0.1', 'localhost');
-        fake.state.email = 'another-person@swap.example';
-        await upstreams.add({ ...common, issuer: fake.state.issuer });
-        const second = await signIn();
+        const second = await anotherProviderSignsIn(latchkey, fake, common, signIn);
         assert.ok(second, 'the second provider made an account');
         assert.notEqual(second, first, "the new provider's person signed in to the removed provider's person's account");
         assert.ok(await latchkey.accounts.find(first), 'the old account stays');

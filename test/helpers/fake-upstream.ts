@@ -2,7 +2,9 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { exportJWK, generateKeyPair, SignJWT, type JWK, type JWTPayload } from 'jose';
+import { Agent } from './agent.js';
 import type { TestServer } from './server.js';
+import { UpstreamLinks } from '../../src/accounts/links.js';
 import { Upstreams } from '../../src/upstreams/registry.js';
 
 /** The discovery document of a fake upstream at `issuer`: code flow, PKCE S256, RS256 ID tokens. */
@@ -118,4 +120,29 @@ export async function fakeUpstreamOf(server: TestServer, clientSecret: string): 
   const fake = await startFakeUpstream(clientSecret);
   await new Upstreams(server.kv, server.config.keys.secrets).add({ id: 'fake', issuer: fake.state.issuer, clientId: 'latchkey', clientSecret, scope: 'openid email profile', displayName: 'Fake', linkByEmail: false, endSession: false });
   return fake;
+}
+
+/**
+ * A sign-in through the upstream `upstream` (the fake, answering as its person `sub`) to the app
+ * `clientId` at `redirectUri`, in a fresh browser: the local account the link (upstream, sub) names
+ * after it, if any.
+ */
+export async function linkedBySignIn(server: TestServer, fake: Awaited<ReturnType<typeof startFakeUpstream>>, { upstream, sub, clientId, redirectUri }: { upstream: string; sub: string; clientId: string; redirectUri: string }): Promise<string | undefined> {
+  fake.state.mode = 'good';
+  fake.state.sub = sub;
+  const params = new URLSearchParams({ client_id: clientId, response_type: 'code', scope: 'openid', redirect_uri: redirectUri, code_challenge: 'x'.repeat(43), code_challenge_method: 'S256', upstream });
+  await new Agent().follow(`${server.issuer}/auth?${params}`, {}, redirectUri);
+  return (await new UpstreamLinks(server.kv, server.accounts).find(upstream, sub))?.sub;
+}
+
+/**
+ * Another provider added under the id of the upstream `settings` (removed): the fake under another
+ * issuer name (localhost for 127.0.0.1), whose person has another email; the account that `signIn`
+ * (its person, whose sub is the same string as the removed provider's) then signs in to.
+ */
+export async function anotherProviderSignsIn(server: TestServer, fake: Awaited<ReturnType<typeof startFakeUpstream>>, settings: Omit<Parameters<Upstreams['add']>[0], 'issuer'>, signIn: () => Promise<string | undefined>): Promise<string | undefined> {
+  fake.state.issuer = fake.state.issuer.replace('127.0.0.1', 'localhost');
+  fake.state.email = 'another-person@swap.example';
+  await new Upstreams(server.kv, server.config.keys.secrets).add({ ...settings, issuer: fake.state.issuer });
+  return signIn();
 }
