@@ -13,6 +13,7 @@ import { Secret, TOTP } from 'otpauth';
 import type { Browser, Page } from 'playwright-core';
 import { Agent } from '../helpers/agent.js';
 import { launchChromium } from '../helpers/browser.js';
+import { isConsent, startAuthorization } from '../helpers/sign-in.js';
 import { fakeUpstreamOf, type startFakeUpstream } from '../helpers/fake-upstream.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 
@@ -233,5 +234,28 @@ describe('e2e (Chromium): red team, thirteenth granting pass, sign-ins interleav
       assert.ok(!again.url.startsWith(NOTES) && !again.url.startsWith(TASKS), again.url);
     }
     assert.equal(fake.state.tokens, redeemed);
+  });
+
+  it("a login_hint naming an address the session's person holds unverified (an upstream's word not taken, an operator's entry) is not answered with that person: the login page, login_required at prompt=none; the address verified, or the username, still signs in silently (OIDC Core §3.1.2.1)", async () => {
+    // Mallory's account holds uma's address, which nobody verified (as an upstream's unverified address is taken just in time).
+    const mallory = await server.accounts.create('mallory', PASSWORD, { email: 'uma@example.test', email_verified: false });
+    const agent = new Agent();
+    const first = await startAuthorization(agent, notes, NOTES);
+    let page = await agent.submit(first.page, '/login', { username: 'mallory', password: PASSWORD }, NOTES);
+    if (isConsent(page)) page = await agent.submit(page, '/confirm', {}, NOTES);
+    assert.ok(page.url.startsWith(NOTES), `signed in: ${page.status} ${page.url}`);
+    // Notes' chooser offers "Continue as uma@example.test" at this browser: it is not mallory who is asked for.
+    const silent = await startAuthorization(agent, notes, NOTES, { login_hint: 'uma@example.test', prompt: 'none' });
+    const answer = new URL(silent.page.url);
+    assert.equal(answer.searchParams.get('code'), null, `mallory's code for a hint of uma's address: ${silent.page.url}`);
+    assert.equal(answer.searchParams.get('error'), 'login_required', silent.page.url);
+    const shown = await startAuthorization(agent, notes, NOTES, { login_hint: 'uma@example.test' });
+    assert.ok(shown.page.html.includes('name="password"'), `the login page: ${shown.page.status} ${shown.page.url}`);
+    // Mallory's username names her; so does the address once it is verified.
+    const byName = await startAuthorization(agent, notes, NOTES, { login_hint: 'mallory', prompt: 'none' });
+    assert.ok(new URL(byName.page.url).searchParams.get('code'), byName.page.url);
+    await server.accounts.updateClaims(mallory.sub, { email: 'uma@example.test', email_verified: true });
+    const verified = await startAuthorization(agent, notes, NOTES, { login_hint: 'uma@example.test', prompt: 'none' });
+    assert.ok(new URL(verified.page.url).searchParams.get('code'), verified.page.url);
   });
 });
