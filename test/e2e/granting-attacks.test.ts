@@ -1396,8 +1396,8 @@ describe('attacks: Latchkey hands out no more than was granted (black box)', fun
   });
 
   it("a login_hint naming someone else is not answered with the signed-in person: the login page (login_required for prompt=none), never a code or an ID token of whoever the browser holds; a hint naming the session's person, by username or email, signs in silently (OIDC Core §3.1.2.1 login_hint, §3.1.2.6)", async () => {
-    await server.accounts.create('tess', PASSWORD, { email: 'tess@example.test', name: 'Tess' });
-    await server.accounts.create('uma', PASSWORD, { email: 'uma@example.test', name: 'Uma' });
+    await server.accounts.create('tess', PASSWORD, { email: 'tess@example.test', email_verified: true, name: 'Tess' });
+    await server.accounts.create('uma', PASSWORD, { email: 'uma@example.test', email_verified: true, name: 'Uma' });
     // Tess signed in at this browser (a shared computer, say); an app asks to sign Uma in.
     const browser = new Agent();
     const first = await startAuthorization(browser, app, REDIRECT, { scope: 'openid email' });

@@ -36,7 +36,7 @@ describe('e2e: red team, Latchkey hands out more than was granted', function () 
         { client_id: SPA, token_endpoint_auth_method: 'none', redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'] },
       ],
     });
-    await server.accounts.create('pat', PASSWORD, { email: 'pat@example.test' });
+    await server.accounts.create('pat', PASSWORD, { email: 'pat@example.test', email_verified: true });
     app = await oidc.discovery(new URL(server.issuer), APP.id, APP.secret, oidc.ClientSecretBasic(APP.secret), insecure);
   });
   after(async () => {

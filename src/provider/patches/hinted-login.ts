@@ -10,7 +10,7 @@
  * it did not check itself, and the person at the browser is never asked.
  *
  * This adds one check to the login prompt: a hint that is neither the session's person's username
- * (compared as usernames compare) nor their email address (folded as addresses compare) asks for
+ * (compared as usernames compare) nor their verified email address (folded as addresses compare) asks for
  * the login page, pre-filled with the hint (`prompt=none`: `login_required`). A hint is a hint, so
  * whoever then signs in there is who the app gets (it is the person at the browser, who typed it);
  * this check does not run again on that sign-in. An opaque hint (nobody's username or address)
@@ -20,11 +20,16 @@
 import { interactionPolicy, type KoaContextWithOIDC } from 'oidc-provider';
 import { emailFold, normalizeUsername, type Account } from '../../accounts/accounts.js';
 
-/** Whether `hint` names `account`: its username, or its email address. */
+/**
+ * Whether `hint` names `account`: its username, or its email address if verified. An address nobody
+ * verified is only what the account says (an upstream's unverified word, taken just in time), so it
+ * names no one: Mallory's account holding uma's address unverified answered an app's hint of that
+ * address with Mallory's code, silently (thirteenth granting pass).
+ */
 export function hintNames(hint: string, account: Pick<Account, 'username' | 'claims'>): boolean {
   if (normalizeUsername(hint) === normalizeUsername(account.username)) return true;
-  const email = account.claims.email;
-  return email !== undefined && hint.includes('@') && emailFold(hint) === emailFold(email);
+  const { email, email_verified: verified } = account.claims;
+  return email !== undefined && verified === true && hint.includes('@') && emailFold(hint) === emailFold(email);
 }
 
 /** `policy` with the hinted_login check on its login prompt; `find` reads an account by its sub. */
