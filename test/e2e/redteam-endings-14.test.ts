@@ -1,0 +1,137 @@
+/**
+ * Red team, fourteenth endings pass (docs/security.md, "Looked at in the fourteenth endings pass").
+ *
+ * Endings racing the issuing, performed with concurrency against a running server: refreshes of a
+ * person's grants fired in parallel with the ending, round after round, and afterwards nothing any
+ * of them issued works (refresh refused, access token inactive at introspection and refused at
+ * userinfo), whatever second it was issued in. Nothing found: these pin what held.
+ */
+import assert from 'node:assert/strict';
+import * as oidc from 'openid-client';
+import { Agent } from '../helpers/agent.js';
+import { latchkey } from '../helpers/process.js';
+import { signInSteps, startAuthorization } from '../helpers/sign-in.js';
+import { startServer, type TestServer } from '../helpers/server.js';
+import { introspect } from '../helpers/tokens.js';
+
+const PASSWORD = 'fourteenth endings pass test password';
+const REDIRECT = 'https://app.example.test/callback';
+const WEB = { id: 'web', secret: 'web-client-secret-with-plenty-of-entropy-0123456789' };
+
+interface Issued {
+  access: string[];
+  refresh: string[];
+}
+
+describe('e2e: red team, fourteenth endings pass: endings racing the issuing', function () {
+  this.timeout(120_000);
+  let server: TestServer;
+
+  before(async () => {
+    server = await startServer({
+      ownRedis: true,
+      clients: [{ client_id: WEB.id, client_secret: WEB.secret, redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'], scope: 'openid offline_access' }],
+    });
+  });
+  after(async () => {
+    await server?.stop();
+  });
+
+  /** A sign-in of `username` at the web app with offline access: its tokens. */
+  async function signIn(username: string): Promise<{ access: string; refresh: string }> {
+    const config = await oidc.discovery(new URL(server.issuer), WEB.id, WEB.secret, oidc.ClientSecretBasic(WEB.secret), { execute: [oidc.allowInsecureRequests] });
+    const agent = new Agent();
+    const { page, verifier } = await startAuthorization(agent, config, REDIRECT, { scope: 'openid offline_access', prompt: 'consent' });
+    const done = await signInSteps(agent, page, { username, password: PASSWORD, stopAt: REDIRECT });
+    const tokens = await oidc.authorizationCodeGrant(config, new URL(done.url), { pkceCodeVerifier: verifier, expectedState: oidc.skipStateCheck });
+    return { access: tokens.access_token, refresh: tokens.refresh_token! };
+  }
+
+  const refresh = async (token: string) => {
+    const response = await fetch(`${server.url}/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: token, client_id: WEB.id, client_secret: WEB.secret }),
+    });
+    return { status: response.status, body: (await response.json()) as Record<string, string> };
+  };
+
+  /** Refreshes `token` in a chain (each rotation's successor next) until refused or `stop()`; records all issued. */
+  async function chain(token: string, issued: Issued, stop: () => boolean): Promise<void> {
+    let current = token;
+    for (let i = 0; i < 200 && !stop(); i += 1) {
+      const { status, body } = await refresh(current);
+      if (status !== 200) return;
+      issued.access.push(body.access_token!);
+      issued.refresh.push(body.refresh_token!);
+      current = body.refresh_token!;
+    }
+  }
+
+  /** Nothing in `issued` works: refresh refused, access tokens inactive and refused at userinfo. */
+  async function nothingWorks(issued: Issued, what: string): Promise<void> {
+    for (const token of issued.refresh) {
+      const { status, body } = await refresh(token);
+      assert.equal(status, 400, `${what}: a refresh token issued around the ending still refreshes (${JSON.stringify(body).slice(0, 80)})`);
+    }
+    for (const token of issued.access) {
+      const info = await introspect(server.url, WEB, token);
+      assert.equal(info.active, false, `${what}: an access token issued around the ending is active (iat ${String(info.iat)})`);
+      const me = await fetch(`${server.url}/me`, { headers: { authorization: `Bearer ${token}` } });
+      assert.equal(me.status, 401, `${what}: an access token issued around the ending is accepted at userinfo`);
+    }
+  }
+
+  it('a person disabled by an operator (CLI) while refreshes of their grants are in flight: nothing issued works after', async () => {
+    await server.accounts.create('dora', PASSWORD);
+    const grants = await Promise.all([0, 1, 2, 3].map(() => signIn('dora')));
+    const issued: Issued = { access: grants.map((g) => g.access), refresh: grants.map((g) => g.refresh) };
+    let done = false;
+    const chains = grants.map((g) => chain(g.refresh, issued, () => done));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const run = await latchkey(server.env, ['users', 'disable', 'dora']);
+    assert.equal(run.status, 0, run.stderr);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    done = true;
+    await Promise.all(chains);
+    assert.ok(issued.access.length > grants.length, 'some refreshes were issued around the ending');
+    await nothingWorks(issued, 'users disable');
+  });
+
+  it('a refresh token presented ten times at once (reuse racing its own rotation): the grant ends, nothing issued works after', async () => {
+    await server.accounts.create('reuben', PASSWORD);
+    for (let round = 0; round < 10; round += 1) {
+      const grant = await signIn('reuben');
+      const issued: Issued = { access: [grant.access], refresh: [grant.refresh] };
+      const answers = await Promise.all(Array.from({ length: 10 }, () => refresh(grant.refresh)));
+      for (const { status, body } of answers) {
+        if (status !== 200) continue;
+        issued.access.push(body.access_token!);
+        issued.refresh.push(body.refresh_token!);
+      }
+      assert.ok(answers.some((a) => a.status === 400), 'some presentation was refused as reuse');
+      await nothingWorks(issued, `reuse round ${round}`);
+    }
+  });
+
+  it('a refresh token revoked (RFC 7009) while a refresh of the same grant is in flight: nothing issued works after', async () => {
+    await server.accounts.create('ravi', PASSWORD);
+    for (let round = 0; round < 10; round += 1) {
+      const grant = await signIn('ravi');
+      const issued: Issued = { access: [grant.access], refresh: [grant.refresh] };
+      const revocation = fetch(`${server.url}/token/revocation`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ token: grant.refresh, token_type_hint: 'refresh_token', client_id: WEB.id, client_secret: WEB.secret }),
+      });
+      const answers = await Promise.all(Array.from({ length: 3 }, (_, i) => new Promise((r) => setTimeout(r, i * 5)).then(() => refresh(grant.refresh))));
+      assert.equal((await revocation).status, 200);
+      for (const { status, body } of answers) {
+        if (status !== 200) continue;
+        issued.access.push(body.access_token!);
+        issued.refresh.push(body.refresh_token!);
+      }
+      await nothingWorks(issued, `revocation round ${round}`);
+    }
+  });
+});
