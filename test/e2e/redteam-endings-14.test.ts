@@ -7,16 +7,19 @@
  * userinfo), whatever second it was issued in. Nothing found: these pin what held.
  */
 import assert from 'node:assert/strict';
+import { decodeJwt } from 'jose';
 import * as oidc from 'openid-client';
 import { Agent } from '../helpers/agent.js';
 import { latchkey } from '../helpers/process.js';
 import { signInSteps, startAuthorization } from '../helpers/sign-in.js';
 import { startServer, type TestServer } from '../helpers/server.js';
-import { introspect } from '../helpers/tokens.js';
+import { createResourceServer, type ResourceServer } from '../../src/resource-server/index.js';
+import { acceptedBy, API, grantFeed, introspect, machineClient, RESOURCE_SERVERS } from '../helpers/tokens.js';
 
 const PASSWORD = 'fourteenth endings pass test password';
 const REDIRECT = 'https://app.example.test/callback';
 const WEB = { id: 'web', secret: 'web-client-secret-with-plenty-of-entropy-0123456789' };
+const RS = { id: 'api', secret: 'api-resource-server-secret-with-entropy-012345' };
 
 interface Issued {
   access: string[];
@@ -26,32 +29,39 @@ interface Issued {
 describe('e2e: red team, fourteenth endings pass: endings racing the issuing', function () {
   this.timeout(120_000);
   let server: TestServer;
+  let helper: ResourceServer;
 
   before(async () => {
     server = await startServer({
       ownRedis: true,
-      clients: [{ client_id: WEB.id, client_secret: WEB.secret, redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'], scope: 'openid offline_access' }],
+      env: { RESOURCE_SERVERS },
+      clients: [machineClient(RS), { client_id: WEB.id, client_secret: WEB.secret, redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'], scope: 'openid offline_access read' }],
     });
+    await grantFeed(server, RS.id);
+    helper = await createResourceServer({ issuer: server.issuer, audience: API, clientId: RS.id, clientSecret: RS.secret, onError: () => {} });
+    await helper.sync();
   });
   after(async () => {
+    helper?.close();
     await server?.stop();
   });
 
   /** A sign-in of `username` at the web app with offline access: its tokens. */
-  async function signIn(username: string): Promise<{ access: string; refresh: string }> {
+  async function signIn(username: string, resource?: string): Promise<{ access: string; refresh: string }> {
     const config = await oidc.discovery(new URL(server.issuer), WEB.id, WEB.secret, oidc.ClientSecretBasic(WEB.secret), { execute: [oidc.allowInsecureRequests] });
     const agent = new Agent();
-    const { page, verifier } = await startAuthorization(agent, config, REDIRECT, { scope: 'openid offline_access', prompt: 'consent' });
+    const { page, verifier } = await startAuthorization(agent, config, REDIRECT, { scope: resource ? 'openid offline_access read' : 'openid offline_access', prompt: 'consent', ...(resource ? { resource } : {}) });
     const done = await signInSteps(agent, page, { username, password: PASSWORD, stopAt: REDIRECT });
-    const tokens = await oidc.authorizationCodeGrant(config, new URL(done.url), { pkceCodeVerifier: verifier, expectedState: oidc.skipStateCheck });
+    const tokens = await oidc.authorizationCodeGrant(config, new URL(done.url), { pkceCodeVerifier: verifier, expectedState: oidc.skipStateCheck }, resource ? { resource } : undefined);
+    if (resource) assert.equal(decodeJwt(tokens.access_token).aud, resource, 'a JWT for the API');
     return { access: tokens.access_token, refresh: tokens.refresh_token! };
   }
 
-  const refresh = async (token: string) => {
+  const refresh = async (token: string, resource?: string) => {
     const response = await fetch(`${server.url}/token`, {
       method: 'POST',
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: token, client_id: WEB.id, client_secret: WEB.secret }),
+      body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: token, client_id: WEB.id, client_secret: WEB.secret, ...(resource ? { resource } : {}) }),
     });
     return { status: response.status, body: (await response.json()) as Record<string, string> };
   };
@@ -69,14 +79,17 @@ describe('e2e: red team, fourteenth endings pass: endings racing the issuing', f
   }
 
   /** Nothing in `issued` works: refresh refused, access tokens inactive and refused at userinfo. */
-  async function nothingWorks(issued: Issued, what: string): Promise<void> {
+  async function nothingWorks(issued: Issued, what: string, resource?: string): Promise<void> {
     for (const token of issued.refresh) {
       const { status, body } = await refresh(token);
       assert.equal(status, 400, `${what}: a refresh token issued around the ending still refreshes (${JSON.stringify(body).slice(0, 80)})`);
     }
+    if (resource) await helper.sync();
     for (const token of issued.access) {
-      const info = await introspect(server.url, WEB, token);
+      if (resource) assert.equal(await acceptedBy(helper, token), false, `${what}: a JWT issued around the ending is accepted by an API following the feed`);
+      const info = await introspect(server.url, resource ? RS : WEB, token);
       assert.equal(info.active, false, `${what}: an access token issued around the ending is active (iat ${String(info.iat)})`);
+      if (resource) continue;
       const me = await fetch(`${server.url}/me`, { headers: { authorization: `Bearer ${token}` } });
       assert.equal(me.status, 401, `${what}: an access token issued around the ending is accepted at userinfo`);
     }
@@ -98,40 +111,42 @@ describe('e2e: red team, fourteenth endings pass: endings racing the issuing', f
     await nothingWorks(issued, 'users disable');
   });
 
-  it('a refresh token presented ten times at once (reuse racing its own rotation): the grant ends, nothing issued works after', async () => {
-    await server.accounts.create('reuben', PASSWORD);
-    for (let round = 0; round < 10; round += 1) {
-      const grant = await signIn('reuben');
-      const issued: Issued = { access: [grant.access], refresh: [grant.refresh] };
-      const answers = await Promise.all(Array.from({ length: 10 }, () => refresh(grant.refresh)));
-      for (const { status, body } of answers) {
-        if (status !== 200) continue;
-        issued.access.push(body.access_token!);
-        issued.refresh.push(body.refresh_token!);
+  for (const [kind, resource] of [['opaque', undefined], ['JWT', API]] as const) {
+    it(`a refresh token presented ten times at once (reuse racing its own rotation), ${kind}: the grant ends, nothing issued works after`, async () => {
+      await server.accounts.create(`reuben-${kind}`, PASSWORD);
+      for (let round = 0; round < 10; round += 1) {
+        const grant = await signIn(`reuben-${kind}`, resource);
+        const issued: Issued = { access: [grant.access], refresh: [grant.refresh] };
+        const answers = await Promise.all(Array.from({ length: 10 }, () => refresh(grant.refresh, resource)));
+        for (const { status, body } of answers) {
+          if (status !== 200) continue;
+          issued.access.push(body.access_token!);
+          issued.refresh.push(body.refresh_token!);
+        }
+        assert.ok(answers.some((a) => a.status === 400), 'some presentation was refused as reuse');
+        await nothingWorks(issued, `reuse round ${round} (${kind})`, resource);
       }
-      assert.ok(answers.some((a) => a.status === 400), 'some presentation was refused as reuse');
-      await nothingWorks(issued, `reuse round ${round}`);
-    }
-  });
+    });
 
-  it('a refresh token revoked (RFC 7009) while a refresh of the same grant is in flight: nothing issued works after', async () => {
-    await server.accounts.create('ravi', PASSWORD);
-    for (let round = 0; round < 10; round += 1) {
-      const grant = await signIn('ravi');
-      const issued: Issued = { access: [grant.access], refresh: [grant.refresh] };
-      const revocation = fetch(`${server.url}/token/revocation`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/x-www-form-urlencoded' },
-        body: new URLSearchParams({ token: grant.refresh, token_type_hint: 'refresh_token', client_id: WEB.id, client_secret: WEB.secret }),
-      });
-      const answers = await Promise.all(Array.from({ length: 3 }, (_, i) => new Promise((r) => setTimeout(r, i * 5)).then(() => refresh(grant.refresh))));
-      assert.equal((await revocation).status, 200);
-      for (const { status, body } of answers) {
-        if (status !== 200) continue;
-        issued.access.push(body.access_token!);
-        issued.refresh.push(body.refresh_token!);
+    it(`a refresh token revoked (RFC 7009) while a refresh of the same grant is in flight, ${kind}: nothing issued works after`, async () => {
+      await server.accounts.create(`ravi-${kind}`, PASSWORD);
+      for (let round = 0; round < 10; round += 1) {
+        const grant = await signIn(`ravi-${kind}`, resource);
+        const issued: Issued = { access: [grant.access], refresh: [grant.refresh] };
+        const revocation = fetch(`${server.url}/token/revocation`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/x-www-form-urlencoded' },
+          body: new URLSearchParams({ token: grant.refresh, token_type_hint: 'refresh_token', client_id: WEB.id, client_secret: WEB.secret }),
+        });
+        const answers = await Promise.all(Array.from({ length: 3 }, (_, i) => new Promise((r) => setTimeout(r, i * 5)).then(() => refresh(grant.refresh, resource))));
+        assert.equal((await revocation).status, 200);
+        for (const { status, body } of answers) {
+          if (status !== 200) continue;
+          issued.access.push(body.access_token!);
+          issued.refresh.push(body.refresh_token!);
+        }
+        await nothingWorks(issued, `revocation round ${round} (${kind})`, resource);
       }
-      await nothingWorks(issued, `revocation round ${round}`);
-    }
-  });
+    });
+  }
 });
