@@ -4,7 +4,9 @@
  * Endings racing the issuing, performed with concurrency against a running server: refreshes of a
  * person's grants fired in parallel with the ending, round after round, and afterwards nothing any
  * of them issued works (refresh refused, access token inactive at introspection and refused at
- * userinfo), whatever second it was issued in. Nothing found: these pin what held.
+ * userinfo, refused by latchkey/resource-server following the feed for JWTs), whatever second it
+ * was issued in; and a refresh held deterministically (the test relay) right after it read its
+ * grant, across the ending: what it then issues works nowhere. Nothing found: these pin what held.
  */
 import assert from 'node:assert/strict';
 import { decodeJwt } from 'jose';
