@@ -62,6 +62,12 @@ const AUTH_METHODS = new Set(['none', 'private_key_jwt']);
 const GRANT_TYPES = new Set(['authorization_code', 'refresh_token']);
 /** Answers that say a document is gone for good (RFC 9110 §15.5.5, §15.5.11; a permanent redirect: no document at the client_id). */
 const GONE = new Set([301, 308, 404, 410]);
+
+/** A document that could not be fetched: gone for good when its answer says so (GONE), else refused for now. */
+function unfetched(reason: string, status: number | undefined): DocumentRefused {
+  const Refusal = status !== undefined && GONE.has(status) ? DocumentGone : DocumentRefused;
+  return new Refusal(`the client metadata document could not be fetched: ${reason}`);
+}
 /** JWA values that need a shared secret: HMAC signatures, direct and AES key wrap encryption. */
 const SYMMETRIC_ALG = /^(HS\d+|dir|A\d+(GCM)?KW)$/;
 
@@ -257,12 +263,10 @@ export class ClientMetadataDocuments {
         timeoutMs: this.settings.timeoutMs,
       });
     } catch (error) {
-      if (error instanceof OutboundRedirectError && GONE.has(error.status!)) throw new DocumentGone(`the client metadata document could not be fetched: ${error.message}`);
-      if (error instanceof OutboundError) throw new DocumentRefused(`the client metadata document could not be fetched: ${error.message}`);
+      if (error instanceof OutboundError) throw unfetched(error.message, error instanceof OutboundRedirectError ? error.status : undefined);
       throw error;
     }
-    if (GONE.has(response.status)) throw new DocumentGone(`the client metadata document could not be fetched: HTTP ${response.status}`);
-    if (response.status !== 200) throw new DocumentRefused(`the client metadata document could not be fetched: HTTP ${response.status}`);
+    if (response.status !== 200) throw unfetched(`HTTP ${response.status}`, response.status);
     try {
       return { headers: response.headers, document: JSON.parse(await response.text()) };
     } catch {
