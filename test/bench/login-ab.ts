@@ -136,7 +136,9 @@ try {
   const workloads = [];
   for (const server of servers) {
     const workload = server.spec.split(':')[0] === 'bare' ? { steps: passwordLogin(true) } : await scenario.prepare(server, { introspectionPool: 0, jwtRevocationPool: 0, sessions: 1, chains: 0 });
-    await closedLoop(server.url, workload, { connections, seconds: 120, amount: Math.min(iterations, 60) }); // warm-up
+    // Warm-up: 400 logins, for V8 to compile the JavaScript around the hash (60 measured the first
+    // build partly cold: run.ts warmUp says what a cold login row cost).
+    await closedLoop(server.url, workload, { connections, seconds: 300, amount: 400 });
     workloads.push(workload);
     if (poolCpus) {
       for (const tid of readdirSync(`/proc/${server.pid}/task`)) {

@@ -389,11 +389,6 @@ export interface Scenario {
   readonly connections?: number;
   /** Each request uses up one fresh token: prepare() is given how many the phase will need. */
   readonly consumesTokens?: boolean;
-  /**
-   * Whether each server is first run until its CPU per iteration is steady (run.ts warmUp): not for
-   * an iteration whose cost is a password hash, which V8 does not compile and which is steady at once.
-   */
-  readonly steadyWarmUp?: false;
   prepare(target: Target, sizes: Sizes, tokensNeeded?: number): Promise<Workload>;
 }
 
@@ -469,7 +464,6 @@ export const SCENARIOS: readonly Scenario[] = [
     tokenEndpoint: false,
     hotPath: false,
     connections: 8,
-    steadyWarmUp: false,
     // One sign-in first, so that the consent is remembered and every iteration is login only.
     prepare: async (target) => {
       await sessions(target, 1);
