@@ -1,5 +1,5 @@
 /**
- * The results: their shape (latest.json), the goals of issue #7 with PASS/MISS, and the Markdown
+ * The results: their shape (latest.json), the goals of issues #7 and #18 with PASS/MISS, and the Markdown
  * and terminal tables.
  */
 import { slowCoreRows, type CoreProbeWindow } from './core-probe.js';
@@ -377,6 +377,30 @@ export function evaluateGoals(scenarios: readonly ScenarioResult[], limits: Repo
       pass: extra === undefined ? null : extra <= 1,
     });
   }
+  // Issue 18: every scenario at least the bare provider's rate (cc-jwt is G2), and login against
+  // the argon2id hash rate by CPU (what one login costs beyond its one hash), in both configurations.
+  const nearestBare: Record<string, string> = { 'introspect-jwt': 'introspect-opaque', 'revoke-jwt': 'revoke-opaque' };
+  for (const s of scenarios.filter((x) => x.target === 'latchkey' && x.id !== 'cc-jwt' && x.id !== 'login')) {
+    const bareRow = find(scenarios, nearestBare[s.id] ?? s.id, 'bare');
+    const note = [nearestBare[s.id] ? `held against the bare provider's ${nearestBare[s.id]}` : undefined, unsaturated(s), unsaturated(bareRow)];
+    ratioGoal('G10', `${s.id}: ≥ 1 × bare oidc-provider`, s.id, s.throughput, bareRow?.throughput, 1, note.filter(Boolean).join('; ') || undefined);
+  }
+  const hash = limits.argon2idServerCores?.cpuMsPerHash;
+  for (const s of scenarios.filter((x) => x.id === 'login' && x.target !== 'bare')) {
+    const perLogin = s.server.cpuMsPerIteration;
+    const ratio = hash && perLogin ? r(hash / perLogin) : null;
+    goals.push({
+      id: 'G11',
+      goal: `login (${s.target === 'defaults' ? 'default configuration' : 'bench configuration'}): ≥ 0.9 × the argon2id hash rate, by CPU (one hash's CPU ÷ one login's)`,
+      scenario: 'login',
+      measured: perLogin ?? null,
+      limit: hash ?? null,
+      ratio,
+      target: '≥ 0.9×',
+      unit: 'ms CPU',
+      pass: ratio === null ? null : ratio >= 0.9,
+    });
+  }
   const login = find(scenarios, 'login')?.redis?.state;
   const session = login?.find((k) => k.kind === 'Session')?.bytesPerKey;
   const grant = login?.find((k) => k.kind === 'Grant')?.bytesPerKey;
@@ -477,7 +501,7 @@ export function markdown(report: Report): string {
 
   const passed = report.goals.filter((g) => g.pass === true).length;
   const missed = report.goals.filter((g) => g.pass === false).length;
-  out.push('## Goals (issue #7)', '', `${passed} met, ${missed} missed, ${report.goals.length - passed - missed} not measured.`, '');
+  out.push('## Goals (issues #7 and #18)', '', `${passed} met, ${missed} missed, ${report.goals.length - passed - missed} not measured.`, '');
   out.push(table(['', 'goal', 'measured', 'limit', 'ratio', 'target', 'result'], goalRows(report.goals)), '');
   const notes = report.goals.filter((g) => g.note);
   for (const g of notes) out.push(`- ${g.id} ${g.scenario}: ${g.note}.`);
