@@ -180,6 +180,7 @@ function registrationPolicy(config: Config): RegistrationPolicy {
     scopes: [...new Set([...OIDC_SCOPES, ...servers.flatMap((server) => server.scopes)])],
     // The privileged APIs' scopes: granted only by operators, never registered self-service.
     privilegedScopes: [...ADMIN_SCOPES, FEED_SCOPE],
+    issuer: config.issuer,
     ...(config.par.required ? { requirePushedRequests: { except: FIRST_PARTY_CLIENT_IDS } } : {}),
   };
 }

@@ -20,6 +20,8 @@ export interface RegistrationPolicy {
   readonly privilegedScopes: readonly string[];
   /** par.required: every client must push its authorization requests (RFC 9126), except these clients. */
   readonly requirePushedRequests?: { readonly except: readonly string[] };
+  /** The issuer (an origin): a client that registers itself may not send people back to Latchkey's own pages. */
+  readonly issuer?: string;
 }
 
 /** The shortest client secret a client may be given (generated ones are longer). */
@@ -147,6 +149,18 @@ export function enforcePolicy(
   for (const uri of uris(metadata, 'post_logout_redirect_uris')) {
     const problem = redirectUriProblem(uri, native);
     if (problem) throw new errors.InvalidClientMetadata(`post_logout_redirect_uris: ${problem}`);
+  }
+  // A client someone registers for themselves (dynamic registration, RFC 7592, a metadata document,
+  // the developer page: an owner) sends people back to its own site, never to Latchkey's: a code
+  // of its sent to one of our pages lands in our URLs and history, and our authorization and logout
+  // endpoints would redirect to our own pages (an account page's callback, an action) in another
+  // app's name (RFC 9700 §4.11). Latchkey's own clients, and an operator's, are trusted with it.
+  if (policy.issuer && (selfService || metadata.owner !== undefined) && apiScopes !== ALREADY_CHECKED) {
+    const own = new URL(policy.issuer).origin;
+    for (const name of ['redirect_uris', 'post_logout_redirect_uris']) {
+      const ours = uris(metadata, name).find((uri) => URL.parse(uri)?.origin === own);
+      if (ours) throw new errors.InvalidClientMetadata(`${name}: ${ours}: this is Latchkey's own address; an app's redirect URIs are on the app's own site`);
+    }
   }
   const method = metadata.token_endpoint_auth_method;
   if (typeof method === 'string' && !policy.authMethods.includes(method)) {

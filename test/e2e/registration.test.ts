@@ -191,6 +191,24 @@ describe('e2e: client registration (RFC 7591/7592), its policy, and the admin AP
       });
     }
 
+    it("refuses Latchkey's own address as a redirect or post-logout URI (an account page's callback), and an RFC 7592 update to it: invalid_redirect_uri", async () => {
+      for (const metadata of [{ redirect_uris: [REDIRECT, `${server.issuer}/account/callback`] }, { redirect_uris: [REDIRECT], post_logout_redirect_uris: [`${server.issuer}/`] }]) {
+        const response = await register(metadata, await initialAccessToken());
+        const body = (await response.json()) as { error: string; error_description: string };
+        assert.equal(response.status, 400);
+        assert.match(body.error, /^invalid_(redirect_uri|client_metadata)$/);
+        assert.match(body.error_description, /Latchkey's own address/);
+      }
+      const created = (await (await register({ redirect_uris: [REDIRECT] }, await initialAccessToken())).json()) as Record<string, string>;
+      const update = await fetch(created.registration_client_uri!, {
+        method: 'PUT',
+        headers: { authorization: `Bearer ${created.registration_access_token}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ client_id: created.client_id, redirect_uris: [`${server.issuer}/account/callback`] }),
+      });
+      assert.equal(update.status, 400);
+      assert.match(((await update.json()) as { error_description: string }).error_description, /Latchkey's own address/);
+    });
+
     it('accepts loopback http and a reverse-domain scheme for a native app, and still requires PKCE of it', async () => {
       const response = await register(
         { application_type: 'native', token_endpoint_auth_method: 'none', redirect_uris: ['http://127.0.0.1:8123/cb', 'com.example.app:/oauth'] },

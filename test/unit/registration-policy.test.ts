@@ -142,6 +142,27 @@ describe('registration policy', () => {
     }
   });
 
+  it("refuses Latchkey's own address as a self-registered or developer-owned client's redirect or post-logout URI; an operator's client may use it, one loaded was checked before", () => {
+    const policy: RegistrationPolicy = { ...POLICY, issuer: 'https://id.example.com' };
+    const refused = (metadata: Record<string, unknown>, selfService: boolean) => {
+      try {
+        enforcePolicy(policy, metadata, selfService);
+      } catch (error) {
+        assert.ok(error instanceof errors.InvalidClientMetadata);
+        return error.error_description!;
+      }
+      assert.fail(`accepted: ${JSON.stringify(metadata)}`);
+    };
+    assert.equal(refused(web({ redirect_uris: ['https://app.example.com/cb', 'https://id.example.com/account/callback'] }), true), "redirect_uris: https://id.example.com/account/callback: this is Latchkey's own address; an app's redirect URIs are on the app's own site");
+    assert.match(refused(web({ post_logout_redirect_uris: ['https://ID.example.com:443/session/end'] }), true), /^post_logout_redirect_uris: .*Latchkey's own address/);
+    // The developer page's clients have an owner (a person), whatever route writes them.
+    assert.match(refused(web({ owner: 'account-1', redirect_uris: ['https://id.example.com/developer/callback'] }), false), /^redirect_uris: .*Latchkey's own address/);
+    // Another origin of the same host (a port, a scheme) is another site.
+    enforcePolicy(policy, web({ redirect_uris: ['https://id.example.com:8443/cb', 'https://app.id.example.com/cb'] }), true);
+    enforcePolicy(policy, web({ redirect_uris: ['https://id.example.com/account/callback'] }), false);
+    enforcePolicy(policy, web({ owner: 'account-1', redirect_uris: ['https://id.example.com/cb'] }), true, ALREADY_CHECKED);
+  });
+
   it('lets only native clients, public or confidential, use the device grant (RFC 8628), on every path', () => {
     const device = { grant_types: [DEVICE_CODE_GRANT, 'refresh_token'], response_types: [], redirect_uris: [] };
     for (const selfService of [true, false]) {
