@@ -81,7 +81,7 @@ import { otherSchemesUnauthenticated } from './patches/other-schemes-unauthentic
 import { requestUriNotPushed } from './patches/pushed-request-uri.js';
 import { authorizationErrorDescriptions, errorDescriptionsInOrder } from './patches/error-descriptions.js';
 import { methodNotAllowed, ownEndpointPaths } from './patches/method-not-allowed.js';
-import { oversizedBodies } from './patches/oversized-bodies.js';
+import { chunkedBodiesTooLarge, oversizedBodies } from './patches/oversized-bodies.js';
 import { registrationBearerChallenges } from './patches/registration-bearer-challenges.js';
 import { noNonceInRefreshedIdTokens } from './patches/refreshed-id-token-nonce.js';
 import { narrowedRefreshClaims } from './patches/narrowed-refresh-claims.js';
@@ -688,6 +688,7 @@ function applyPatches(
   authorizationErrorDescriptions(provider);
   // RFC 9110 §15.5.14, RFC 9126 §2.3: a body over what the engine reads is 413, before anything reads it.
   layers.push(oversizedBodies(provider.pathFor('registration')));
+  chunkedBodiesTooLarge(provider);
   // RFC 8628: `interval` and `slow_down` (device-polling.ts); /device entry throttled and without script (user-code-entry.ts).
   layers.push(pacedDevicePolling(provider, new DevicePolling(kv, config.deviceFlow.pollInterval, config.ttl.deviceCode + CLOCK_TOLERANCE)));
   layers.push(userCodeEntry(provider, new UserCodeThrottle(kv, config.deviceFlow)));

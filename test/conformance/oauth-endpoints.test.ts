@@ -307,15 +307,20 @@ describe('OAuth 2.0 endpoints to the letter (RFC 6749 §2.3.1, §5; RFC 7009; RF
         assert.equal(response.status, 413, url);
         assert.equal(((await response.json()) as { error: string }).error, 'invalid_request', url);
       }
-      // Without Content-Length: the body grows past the limit as it is read.
-      const chunked = await fetch(m.token_endpoint!, {
-        method: 'POST',
-        headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic('web', SECRET) },
-        body: new Blob([form(padding)]).stream(),
-        duplex: 'half',
-      } as RequestInit);
-      assert.equal(chunked.status, 413);
-      assert.equal(((await chunked.json()) as { error: string }).error, 'invalid_request');
+      // Without Content-Length: the body grows past the limit as it is read, at every endpoint,
+      // whether form-bodies.ts reads it (token, introspection, revocation, userinfo) or the engine.
+      for (const [url, type, body] of endpoints) {
+        const chunked = await fetch(url, {
+          method: 'POST',
+          headers: { 'content-type': type, authorization: basic('web', SECRET), accept: 'application/json' },
+          body: new Blob([body]).stream(),
+          duplex: 'half',
+        } as RequestInit);
+        assert.equal(chunked.status, 413, `${url} (chunked)`);
+        const answer = (await chunked.json()) as { error: string; error_description: string };
+        assert.equal(answer.error, 'invalid_request', url);
+        assert.match(answer.error_description, /larger than the 56 KiB/, url);
+      }
       // Under the limit, the same request is read (and refused for what it asks, not for its size).
       const under = await postForm(m.token_endpoint!, { grant_type: 'client_credentials', scope: 'nothing-offered', pad: 'x'.repeat(50 * 1024) }, basic('web', SECRET));
       assert.equal(under.status, 400);

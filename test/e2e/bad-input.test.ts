@@ -245,6 +245,18 @@ describe('e2e: bad input gets a clean protocol error', function () {
       });
       assert.equal(chunked.status, 413);
       assert.equal((JSON.parse(chunked.body) as { error_description: string }).error_description, 'the request body is larger than the 56 KiB this endpoint reads');
+      // The forms a person posts (the device code entry, the sign-out confirmation): 413 with a page, not a stack.
+      for (const path of ['/device', '/session/end/confirm']) {
+        const page = await fetch(`${server.url}${path}`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'text/html' },
+          body: new Blob([`xsrf=x&user_code=ABCD-EFGH&pad=${'a'.repeat(57 * 1024)}`]).stream(),
+          duplex: 'half',
+        } as RequestInit);
+        assert.equal(page.status, 413, path);
+        assert.match(page.headers.get('content-type') ?? '', /^text\/html/, path);
+        assert.doesNotMatch(await page.text(), /at [\w.]+ \(|node_modules/, `${path}: no stack trace`);
+      }
 
       await new Promise<void>((resolve) => {
         const req = request(`${server.url}/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', 'content-length': '1000', authorization: basic('web', SECRET) } });

@@ -366,7 +366,7 @@ describe('patches on oidc-provider internals (src/provider/patches/)', () => {
     for (const route of ["post('registration'", "get('client'", "put('client_update'", "del('client_delete'"]) assert.ok(app.includes(route), route);
   });
 
-  it("oversized-bodies.ts: the engine refuses a body over its limit as a malformed one (400, InvalidRequest's status argument left out), and every endpoint the layer names reads its body through that reader", () => {
+  it("oversized-bodies.ts: the engine refuses a body over its limit as a malformed one (400, InvalidRequest's status argument left out), and every endpoint the layer names reads its body through that reader", async () => {
     const reader = source('shared/selective_body.js');
     assert.match(reader, /if \(length !== undefined && length > LIMIT\) \{\s*throw new Error\('request entity too large'\);/);
     assert.match(reader, /throw new InvalidRequest\('failed to parse the request body', undefined, \{ cause \}\);/);
@@ -376,6 +376,11 @@ describe('patches on oidc-provider internals (src/provider/patches/)', () => {
       assert.match(source(`actions/${action}.js`), /import \{ urlencoded as parseBody \} from '\.\.?\/(\.\.\/)?shared\/selective_body\.js';/, action);
     }
     assert.match(source('actions/registration.js'), /import \{ json as parseBody \} from '\.\.\/shared\/selective_body\.js';/);
+    // chunkedBodiesTooLarge: the routes the engine reads itself emit these events, after their status and answer are set.
+    const { ENGINE_READ_ERRORS } = await import('../../src/provider/patches/oversized-bodies.js');
+    const app = source('helpers/initialize_app.js');
+    for (const event of ENGINE_READ_ERRORS) assert.ok(app.includes(`error('${event}')`), event);
+    assert.match(source('shared/error_handler.js'), /ctx\.status = err\.statusCode \|\| 500;[\s\S]*ctx\.body = out;[\s\S]*provider\.emit\(eventName, ctx, err\);/);
   });
 
   it('form-bodies.ts: parseForm gives querystring.parse\'s object for every form, names, values, repeats, empty pairs and the pair limit included', async () => {

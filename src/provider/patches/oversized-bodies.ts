@@ -12,11 +12,14 @@
  * What changes: a POST or PUT to one of those endpoints whose Content-Length is over the limit is
  * answered `413 invalid_request` before the engine, and the body is left unread (Node's server
  * discards it, as after the engine's refusal); form-bodies.ts answers 413 too when a body sent
- * without Content-Length (chunked) grows past the limit at the four endpoints it reads. Left: such a
- * chunked body at the other endpoints, which the engine reads itself (400, as before). Pinned by
- * test/unit/provider-patches.test.ts (the engine's limit and its refusal of a declared length over it).
+ * without Content-Length (chunked) grows past the limit at the four endpoints it reads; at the
+ * others, which the engine reads itself, chunkedBodiesTooLarge turns the engine's refusal of such a
+ * body into the same 413 as its error event goes out. Pinned by test/unit/provider-patches.test.ts
+ * (the engine's limit, its refusal of a body over it, and the error events that carry it).
  */
-import type { Middleware } from 'koa';
+import type { EventEmitter } from 'node:events';
+import type { Context, Middleware } from 'koa';
+import type { Provider } from 'oidc-provider';
 import { respondWithError } from '../../http/errors.js';
 import { scoped } from '../../http/layers.js';
 import { BODY_TOO_LARGE, FORM_BODY_LIMIT } from './form-bodies.js';
@@ -43,4 +46,35 @@ export function oversizedBodies(registrationPath: string): Middleware {
     respondWithError(ctx, 413, { error: 'invalid_request', error_description: BODY_TOO_LARGE });
     return Promise.resolve();
   });
+}
+
+/** The error events of the engine's routes that read a body themselves (not through form-bodies.ts). */
+export const ENGINE_READ_ERRORS = [
+  'pushed_authorization_request.error',
+  'registration_create.error',
+  'registration_update.error',
+  'device_authorization.error',
+  'code_verification.error',
+  'end_session_confirm.error',
+];
+
+/** What the engine's body reader throws, as the cause of its InvalidRequest, for a body over its limit. */
+const ENGINE_TOO_LARGE = 'request entity too large';
+
+/**
+ * A chunked body (no Content-Length to refuse it by in front) that grows past the limit at an
+ * endpoint the engine reads itself: 413, as a declared one. The engine's error handler has set its
+ * 400 and its answer when it emits the route's error event, synchronously, before the response
+ * goes out; first among the listeners, so that the request log sees the 413.
+ */
+export function chunkedBodiesTooLarge(provider: Provider): void {
+  const listener = (ctx: Context, error: { cause?: unknown }) => {
+    if (!(error?.cause instanceof Error) || error.cause.message !== ENGINE_TOO_LARGE) return;
+    ctx.status = 413;
+    // A JSON answer is the engine's error object, its own; an HTML one (the device and sign-out forms) keeps its page.
+    const body = ctx.body as { error?: unknown; error_description?: unknown } | undefined;
+    if (body && typeof body === 'object' && body.error === 'invalid_request') body.error_description = BODY_TOO_LARGE;
+  };
+  // The engine's typings list its events by name; these are of its routes' error handlers (initialize_app.js).
+  for (const event of ENGINE_READ_ERRORS) (provider as unknown as EventEmitter).prependListener(event, listener);
 }
