@@ -157,8 +157,8 @@ export function enforcePolicy(
   // app's name (RFC 9700 §4.11). Latchkey's own clients, and an operator's, are trusted with it.
   if (policy.issuer && (selfService || metadata.owner !== undefined) && apiScopes !== ALREADY_CHECKED) {
     const own = new URL(policy.issuer).origin;
-    for (const name of ['redirect_uris', 'post_logout_redirect_uris']) {
-      const ours = uris(metadata, name).find((uri) => URL.parse(uri)?.origin === own);
+    for (const [name, list] of [['redirect_uris', redirectUris], ['post_logout_redirect_uris', uris(metadata, 'post_logout_redirect_uris')]] as const) {
+      const ours = list.find((uri) => URL.parse(uri)?.origin === own);
       if (ours) throw new errors.InvalidClientMetadata(`${name}: ${ours}: this is Latchkey's own address; an app's redirect URIs are on the app's own site`);
     }
   }
