@@ -182,7 +182,10 @@ export interface Report {
   readonly scenarios: ScenarioResult[];
   readonly memory: { latchkeyPeakMiB?: number; barePeakMiB?: number };
   /** `serve --workers 2` against one worker, iterations per second on the same scenario. */
-  readonly scaling?: { scenario: string; connections: number; oneWorker: number; twoWorkers: number; ratio: number; errors: number };
+  /** `failed`: a server of the scaling run did not start or serve (why); the rest of the report stands. */
+  readonly scaling?:
+    | { scenario: string; connections: number; oneWorker: number; twoWorkers: number; ratio: number; errors: number }
+    | { scenario: string; connections: number; failed: string };
   readonly goals: Goal[];
   readonly profiles: (ProfileSummary & {
     scenario: string;
@@ -588,9 +591,11 @@ export function markdown(report: Report): string {
     const sc = report.scaling;
     out.push('## Scaling', '');
     out.push(
-      `\`serve --workers 2\` against one worker, ${sc.scenario} at ${sc.connections} connections (closed loop, not pinned): ` +
-        `${fmt(sc.oneWorker)}/s with one worker, ${fmt(sc.twoWorkers)}/s with two: **${fmt(sc.ratio, 2)}×**` +
-        `${sc.errors ? ` (${sc.errors} errors)` : ''}. The load generator runs on the same cores, so two workers cannot reach 2×.`,
+      'failed' in sc
+        ? `\`serve --workers 2\` against one worker, ${sc.scenario}: **not measured**, a server of the run failed: ${sc.failed}`
+        : `\`serve --workers 2\` against one worker, ${sc.scenario} at ${sc.connections} connections (closed loop, not pinned): ` +
+            `${fmt(sc.oneWorker)}/s with one worker, ${fmt(sc.twoWorkers)}/s with two: **${fmt(sc.ratio, 2)}×**` +
+            `${sc.errors ? ` (${sc.errors} errors)` : ''}. The load generator runs on the same cores, so two workers cannot reach 2×.`,
       '',
     );
   }

@@ -546,21 +546,30 @@ async function main(): Promise<number> {
       if (pinned) pin(process.pid, `0-${CORES - 1}`);
       const scenario = SCENARIOS.find((s) => s.id === SCALING_SCENARIO)!;
       const rates: number[] = [];
-      for (const workers of [1, 2]) {
-        const server = await startLatchkey({ redisUrl: redisServer.url, build: options.build, logLevel: options.logLevel, dir: latchkey.dir, workers });
-        try {
-          const workload = await scenario.prepare(server, timing.sizes);
-          await closedLoop(server.url, workload, { connections: 16, seconds: timing.warmupSeconds, generator: options.generator });
-          const run = await closedLoop(server.url, workload, { connections: 16, seconds: timing.measureSeconds, generator: options.generator });
-          scalingErrors += run.errors;
-          rates.push(run.iterationsPerSecond);
-          log(`scaling  ${SCALING_SCENARIO} --workers ${workers}: ${describe(run)}`);
-        } finally {
-          await server.stop();
+      try {
+        for (const workers of [1, 2]) {
+          const server = await startLatchkey({ redisUrl: redisServer.url, build: options.build, logLevel: options.logLevel, dir: latchkey.dir, workers });
+          try {
+            const workload = await scenario.prepare(server, timing.sizes);
+            await closedLoop(server.url, workload, { connections: 16, seconds: timing.warmupSeconds, generator: options.generator });
+            const run = await closedLoop(server.url, workload, { connections: 16, seconds: timing.measureSeconds, generator: options.generator });
+            scalingErrors += run.errors;
+            rates.push(run.iterationsPerSecond);
+            log(`scaling  ${SCALING_SCENARIO} --workers ${workers}: ${describe(run)}`);
+          } finally {
+            await server.stop();
+          }
         }
+        scaling = { scenario: SCALING_SCENARIO, connections: 16, oneWorker: rates[0]!, twoWorkers: rates[1]!, ratio: r(rates[1]! / rates[0]!, 2), errors: scalingErrors };
+      } catch (error) {
+        // A server that does not start is an error of the run (the exit status says so), but the
+        // scenarios measured before it are kept: they are most of the run's time.
+        const failed = `with ${rates.length + 1} worker${rates.length ? 's' : ''}: ${error instanceof Error ? error.message : String(error)}`.slice(0, 2000);
+        scalingErrors += 1;
+        scaling = { scenario: SCALING_SCENARIO, connections: 16, failed };
+        log(`scaling  ${SCALING_SCENARIO} failed ${failed}`);
       }
       if (pinned) pin(process.pid, '1');
-      scaling = { scenario: SCALING_SCENARIO, connections: 16, oneWorker: rates[0]!, twoWorkers: rates[1]!, ratio: r(rates[1]! / rates[0]!, 2), errors: scalingErrors };
     }
 
     attachLimits(results, limits);
@@ -675,7 +684,9 @@ async function main(): Promise<number> {
     log('');
     log(`wrote ${relative(process.cwd(), join(options.out, 'latest.md'))} and latest.json in ${r(report.wallSeconds, 0)} s`);
     if (report.errors) {
-      log(`${report.errors} errors: ${results.filter((s) => s.errors).map((s) => `${s.target}/${s.id}: ${s.errorSamples[0] ?? ''}`).join('; ')}`);
+      const failures = results.filter((s) => s.errors).map((s) => `${s.target}/${s.id}: ${s.errorSamples[0] ?? ''}`);
+      if (scaling && 'failed' in scaling) failures.push(`scaling: ${scaling.failed}`);
+      log(`${report.errors} errors: ${failures.join('; ')}`);
       return 2;
     }
     return 0;

@@ -89,7 +89,8 @@ describe('bench: npm run bench -- --smoke', function () {
       if (scenario.id !== 'login') assert.ok(result.limit && result.limit.value > 0, `defaults/${scenario.id} has no limit`);
     }
     const { scaling } = report;
-    assert.ok(scaling && scaling.oneWorker > 0 && scaling.twoWorkers > 0 && scaling.ratio > 0);
+    assert.ok(scaling && !('failed' in scaling), `scaling: ${JSON.stringify(scaling)}`);
+    assert.ok(scaling.oneWorker > 0 && scaling.twoWorkers > 0 && scaling.ratio > 0);
     assert.equal(scaling.errors, 0);
     assert.match(md, /## Scaling/);
   });
