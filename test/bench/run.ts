@@ -546,8 +546,9 @@ async function main(): Promise<number> {
       if (pinned) pin(process.pid, `0-${CORES - 1}`);
       const scenario = SCENARIOS.find((s) => s.id === SCALING_SCENARIO)!;
       const rates: number[] = [];
+      let workers = 1;
       try {
-        for (const workers of [1, 2]) {
+        for (workers of [1, 2]) {
           const server = await startLatchkey({ redisUrl: redisServer.url, build: options.build, logLevel: options.logLevel, dir: latchkey.dir, workers });
           try {
             const workload = await scenario.prepare(server, timing.sizes);
@@ -564,7 +565,7 @@ async function main(): Promise<number> {
       } catch (error) {
         // A server that does not start is an error of the run (the exit status says so), but the
         // scenarios measured before it are kept: they are most of the run's time.
-        const failed = `with ${rates.length + 1} worker${rates.length ? 's' : ''}: ${error instanceof Error ? error.message : String(error)}`.slice(0, 2000);
+        const failed = `with ${workers} worker${workers > 1 ? 's' : ''}: ${error instanceof Error ? error.message : String(error)}`.slice(0, 2000);
         scalingErrors += 1;
         scaling = { scenario: SCALING_SCENARIO, connections: 16, failed };
         log(`scaling  ${SCALING_SCENARIO} failed ${failed}`);
