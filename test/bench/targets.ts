@@ -104,17 +104,35 @@ async function ready(child: ChildProcess, url: string, stderr: () => string): Pr
   // BENCH_READY_SECONDS: longer on a machine so busy that a start takes more than 30 s.
   const seconds = Number(process.env.BENCH_READY_SECONDS ?? 30);
   const deadline = Date.now() + seconds * 1000;
+  let last = 'no attempt';
   while (Date.now() < deadline) {
     if (child.exitCode !== null) throw new Error(`the server exited (${child.exitCode}): ${stderr()}`);
     try {
-      if ((await fetch(url)).ok) return;
-    } catch {
-      // not listening yet
+      const answer = await fetch(url, { signal: AbortSignal.timeout(5000) });
+      if (answer.ok) return;
+      last = `HTTP ${answer.status}`;
+    } catch (error) {
+      // Not listening yet (ECONNREFUSED), or listening and not answering (a timeout).
+      const cause = (error as { cause?: { code?: string } }).cause;
+      last = cause?.code ?? (error as Error).name;
     }
     await sleep(100);
   }
+  // The server's stdout (its log) is not kept, so say what can still be read about the process.
+  const state = startState(child.pid!);
   child.kill('SIGKILL');
-  throw new Error(`no answer from ${url} within ${seconds} s: ${stderr()}`);
+  throw new Error(`no answer from ${url} within ${seconds} s (last attempt: ${last}; ${state}): ${stderr() || 'nothing on stderr'}`);
+}
+
+/** The CPU a starting server and its workers used so far, from /proc: busy starting, or stuck idle. */
+function startState(pid: number): string {
+  try {
+    const children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean);
+    const workers = children.map((worker) => `${processCpuSeconds(Number(worker)).toFixed(2)}`);
+    return `CPU so far ${processCpuSeconds(pid).toFixed(2)} s${workers.length ? `, its ${workers.length} child process(es) ${workers.join(', ')} s` : ''}`;
+  } catch {
+    return 'its CPU not readable';
+  }
 }
 
 function stopper(child: ChildProcess): () => Promise<void> {
