@@ -681,7 +681,12 @@ export class FuzzBench {
         if (body !== undefined && (typeof error !== 'string' || !/^[\x21\x23-\x5b\x5d-\x7e]+$/.test(error))) problems.push('a JSON error answer without a well-formed "error"');
         if (description !== undefined && typeof description !== 'string') problems.push('error_description is not a string');
       } else if (/html/.test(type)) {
-        if (!text.includes('<p class="brand">Latchkey</p>') || !/<h1>[^<]+<\/h1>/.test(text)) problems.push('an HTML error answer that is not one of our pages');
+        // An error sent to the client's registered redirect URI in response_mode=form_post (the
+        // engine's self-submitting form, status 400): the client's page, not ours, shows it.
+        const posted = /<title>Submitting Callback<\/title>[^]*<form method="post" action="([^"]+)">/.exec(text);
+        if (posted && /<input type="hidden" name="error" value="[^"]+"\/>/.test(text)) {
+          if (!(await this.#allowedRedirect(posted[1]!.replaceAll('&amp;', '&')))) problems.push(`posts an error off-site to ${posted[1]!.slice(0, 200)}`);
+        } else if (!text.includes('<p class="brand">Latchkey</p>') || !/<h1>[^<]+<\/h1>/.test(text)) problems.push('an HTML error answer that is not one of our pages');
       } else {
         problems.push(`an error answer of type "${type}": ${text.slice(0, 80)}`);
       }
