@@ -1,0 +1,110 @@
+/**
+ * The red team's fifteenth pass at "Latchkey hands out more than was granted" (2026-12-04), black box:
+ * what an app that registers itself may show a person about itself.
+ *
+ * - A self-registered app could call itself by Latchkey's own name: open registration (RFC 7591), its
+ *   RFC 7592 update and the developer page took "Latchkey account page" (the name of Latchkey's own
+ *   page, which people never see a consent page for: it is Latchkey itself), "Latchkey", or a
+ *   lookalike ("Lаtchkey" with a Cyrillic а, "LATCH-KEY"). Our login page then read "Sign in to
+ *   continue to Latchkey account page", and our consent page "Latchkey account page asks to: … keep
+ *   access while you are not using it", under Latchkey's own header: a person is asked, on Latchkey's
+ *   own page, to give Latchkey more, and gives it to the app. Such names are now refused where an
+ *   app names itself (registration/policy.ts); an operator may still use them.
+ *
+ * Held, pinned here: markup in an app's name is shown as text; a javascript: or data: link or logo
+ * is refused at registration. docs/security.md lists what else the pass tried.
+ */
+import assert from 'node:assert/strict';
+import * as oidc from 'openid-client';
+import { Agent } from '../helpers/agent.js';
+import { developerSignIn } from '../helpers/developer.js';
+import { isLogin, startAuthorization } from '../helpers/sign-in.js';
+import { startServer, type TestServer } from '../helpers/server.js';
+
+const insecure = { execute: [oidc.allowInsecureRequests] };
+const PASSWORD = 'red team granted fifteen passphrase';
+const REDIRECT = 'https://app.example.net/cb';
+/** An operator's own app may carry the service's name (the operator is trusted with what it registers). */
+const OPERATORS = {
+  client_id: 'status', client_name: 'Latchkey status board', token_endpoint_auth_method: 'none',
+  grant_types: ['authorization_code'], response_types: ['code'], redirect_uris: ['https://status.example.test/cb'], scope: 'openid',
+};
+/** Latchkey's own names and lookalikes of them: the page's own, the service's, a Cyrillic а, spaced and cased otherwise, inside a longer name. */
+const LATCHKEY_NAMES = ['Latchkey account page', 'Latchkey', 'L\u0430tchkey', 'LATCH-KEY', 'Latch key', 'Sign in with Latchkey', 'latchkey developer page'];
+
+describe("e2e (openid-client): red team, fifteenth pass, an app that registers itself cannot call itself Latchkey, and what it shows is text on its own hosts", function () {
+  this.timeout(60_000);
+  let server: TestServer;
+
+  before(async () => {
+    server = await startServer({ ownRedis: true, env: { REGISTRATION_OPEN: 'true' }, clients: [OPERATORS] });
+    await server.accounts.create('alice', PASSWORD);
+  });
+  after(async () => {
+    await server?.stop();
+  });
+
+  const register = (body: Record<string, unknown>) => fetch(`${server.url}/reg`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const app = (name: string) => ({ client_name: name, redirect_uris: [REDIRECT], token_endpoint_auth_method: 'none', scope: 'openid email offline_access' });
+
+  it("dynamic registration refuses Latchkey's own name and its lookalikes as an app's name, naming the field", async () => {
+    for (const name of LATCHKEY_NAMES) {
+      const refused = await register(app(name));
+      assert.equal(refused.status, 400, `${name}: ${await refused.clone().text()}`);
+      const body = (await refused.json()) as { error: string; error_description: string };
+      assert.equal(body.error, 'invalid_client_metadata', name);
+      assert.match(body.error_description, /^client_name: .*Latchkey's own name/, name);
+    }
+    // A name of its own is taken, and a word that only contains the letters apart is not Latchkey.
+    for (const name of ['Notes', 'Latch and Key Locksmiths', 'Hatchkey']) {
+      const taken = await register(app(name));
+      assert.equal(taken.status, 201, `${name}: ${await taken.clone().text()}`);
+    }
+  });
+
+  it("an app registered under a name of its own cannot take Latchkey's by an RFC 7592 update, and keeps its name", async () => {
+    const created = await register(app('Notes'));
+    assert.equal(created.status, 201, await created.clone().text());
+    const client = (await created.json()) as { client_id: string; registration_client_uri: string; registration_access_token: string };
+    const changed = await fetch(client.registration_client_uri, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${client.registration_access_token}` },
+      body: JSON.stringify({ ...app('Latchkey account page'), client_id: client.client_id }),
+    });
+    assert.equal(changed.status, 400, await changed.clone().text());
+    assert.match(((await changed.json()) as { error_description: string }).error_description, /^client_name: /);
+    const read = await fetch(client.registration_client_uri, { headers: { authorization: `Bearer ${client.registration_access_token}` } });
+    assert.equal(((await read.json()) as { client_name: string }).client_name, 'Notes');
+  });
+
+  it("the developer page refuses an app named Latchkey (its own page's name) and makes none", async () => {
+    const { agent, page } = await developerSignIn(server.issuer, 'alice', PASSWORD);
+    const answer = await agent.submit(page, '/developer/apps', { name: 'Latchkey account page', type: 'web', redirect_uris: REDIRECT });
+    assert.match(answer.html, /class="error"[^>]*>[^<]*Latchkey&#39;s own name|class="error"[^>]*>[^<]*Latchkey's own name/, answer.html.slice(0, 3000));
+    const apps = await agent.follow(`${server.issuer}/developer`);
+    assert.ok(!apps.html.includes('Latchkey account page</'), 'no app of that name is listed');
+  });
+
+  it("an operator's own app may carry the service's name: its sign-in page names it", async () => {
+    const config = await oidc.discovery(new URL(server.issuer), OPERATORS.client_id, undefined, oidc.None(), insecure);
+    const { page } = await startAuthorization(new Agent(), config, OPERATORS.redirect_uris[0]!);
+    assert.ok(isLogin(page), page.url);
+    assert.match(page.html, /to continue to <strong><bdi>Latchkey status board<\/bdi><\/strong>/);
+  });
+
+  it('held: markup in an app\'s name is shown as text on the sign-in page, and a javascript: or data: link or logo is refused', async () => {
+    const created = await register(app('<img src=x onerror=alert(1)><b>Notes</b>'));
+    assert.equal(created.status, 201, await created.clone().text());
+    const { client_id } = (await created.json()) as { client_id: string };
+    const config = await oidc.discovery(new URL(server.issuer), client_id, undefined, oidc.None(), insecure);
+    const { page } = await startAuthorization(new Agent(), config, REDIRECT);
+    assert.ok(isLogin(page), page.url);
+    assert.ok(!page.html.includes('<img src=x'), 'the name is not markup');
+    assert.ok(page.html.includes('&lt;img src=x onerror=alert(1)&gt;&lt;b&gt;Notes&lt;/b&gt;'), 'the name is shown as text');
+    for (const [field, value] of [['policy_uri', 'javascript:alert(1)//app.example.net/'], ['tos_uri', 'data:text/html,<script>alert(1)</script>'], ['logo_uri', 'javascript:alert(1)'], ['client_uri', 'JaVaScRiPt:alert(1)']] as const) {
+      const refused = await register({ ...app('Notes'), [field]: value });
+      assert.equal(refused.status, 400, `${field}: ${await refused.clone().text()}`);
+      assert.match(((await refused.json()) as { error_description: string }).error_description, new RegExp(`^${field} must be an https URL`));
+    }
+  });
+});
