@@ -8,6 +8,7 @@
  * Each refusal is the RFC 7591 §3.2.2 error with a description a developer can act on.
  */
 import { errors, type Provider } from 'oidc-provider';
+import { rectifyConfusion } from 'unicode-confusables';
 import { ConfigError } from '../config.js';
 import { plainHost } from '../http/image-origins.js';
 
@@ -132,6 +133,36 @@ export const OFFERED_API_SCOPES = Symbol('latchkey: runtime API scopes offered')
 /** Characters a client name may not hold: controls, line and paragraph separators, bidi controls, invisible (default-ignorable and format) characters. */
 const HIDDEN_IN_NAMES = /[\p{Cc}\p{Zl}\p{Zp}\p{Bidi_Control}\p{Join_Control}\p{Default_Ignorable_Code_Point}\p{Cf}]/u;
 
+/**
+ * The name every page of ours is headed with (views/layout.eta), and that Latchkey's own clients'
+ * names begin with (http/first-party-sign-in.ts: "Latchkey account page", which people never see a
+ * consent page for: it is Latchkey itself).
+ */
+export const OWN_NAME = 'Latchkey';
+
+/**
+ * What a name reads as, for telling whether it reads as ours: NFKC (full-width letters), each
+ * character to its prototype in Unicode's confusables table (TR 39 §4: a Cyrillic а, a capital I
+ * read as l), lower case, letters and digits only (spaces, hyphens, dots and accents dropped). Both
+ * the name as written and its lower case, as accounts/usernames.ts does for usernames: "Iatchkey"
+ * (capital i) reads as "latchkey", "iatchkey" does not.
+ */
+function readAs(name: string): string[] {
+  const form = name.normalize('NFKC');
+  return [form, form.toLowerCase()].map((text) => rectifyConfusion(text.normalize('NFD')).normalize('NFD').toLowerCase().replace(/[^\p{L}\p{N}]/gu, ''));
+}
+
+/**
+ * Whether a client name reads as Latchkey's own: our login page says "Sign in to continue to <name>"
+ * and our consent page "<name> asks to:", under our own header, so an app calling itself "Latchkey
+ * account page" asks a person, on Latchkey's page, to give Latchkey access, and gets it itself (red
+ * team's fifteenth granting pass).
+ */
+export function readsAsOwnName(name: string): boolean {
+  const own = readAs(OWN_NAME)[1]!;
+  return readAs(name).some((form) => form.includes(own));
+}
+
 /** Throws the RFC 7591 error for the first rule the metadata breaks. */
 export function enforcePolicy(
   policy: RegistrationPolicy,
@@ -191,6 +222,12 @@ export function enforcePolicy(
     if (hidden !== undefined) {
       throw new errors.InvalidClientMetadata(`client_name cannot contain control, invisible or text-direction characters (found U+${hidden.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')})`);
     }
+  }
+  // An app that names itself (dynamic registration, RFC 7592, a metadata document, the developer
+  // page) may not take Latchkey's own name or one that reads as it: our pages show the name as the
+  // one asking. An operator's client (admin API, CLI, configuration) may; one stored before is loaded.
+  if (typeof metadata.client_name === 'string' && (selfService || metadata.owner !== undefined) && apiScopes !== ALREADY_CHECKED && readsAsOwnName(metadata.client_name)) {
+    throw new errors.InvalidClientMetadata(`client_name: "${metadata.client_name}" reads as ${OWN_NAME}'s own name, which its pages show as the one asking; name the app as itself`);
   }
   // Subjects are public only, so a sector identifier means nothing here; the engine would fetch it
   // at registration and at every load of the client (a URL someone chose, to probe others with).

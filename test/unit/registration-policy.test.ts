@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
 import { errors } from 'oidc-provider';
 import { openApiDocument } from '../../src/registration/openapi.js';
-import { ALREADY_CHECKED, API_SCOPES_SET_ASIDE, applyRequirements, DEVICE_CODE_GRANT, enforcePolicy, isLoopback, type RegistrationPolicy } from '../../src/registration/policy.js';
+import { ALREADY_CHECKED, API_SCOPES_SET_ASIDE, applyRequirements, DEVICE_CODE_GRANT, enforcePolicy, isLoopback, readsAsOwnName, type RegistrationPolicy } from '../../src/registration/policy.js';
 
 const POLICY: RegistrationPolicy = {
   authMethods: ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'],
@@ -153,6 +153,20 @@ describe('registration policy', () => {
     enforcePolicy(policy, web({ redirect_uris: ['https://id.example.com:8443/cb', 'https://app.id.example.com/cb'] }), true);
     enforcePolicy(policy, web({ redirect_uris: ['https://id.example.com/account/callback'] }), false);
     enforcePolicy(policy, web({ owner: 'account-1', redirect_uris: ['https://id.example.com/cb'] }), true, ALREADY_CHECKED);
+  });
+
+  it("refuses Latchkey's own name, and names that read as it, as a self-registered or developer-owned client's name; an operator's client may take it, one loaded was checked before", () => {
+    for (const name of ['Latchkey', 'Latchkey account page', 'L\u0430tchkey', 'Iatchkey', 'LATCH-KEY', 'Latch.key', 'Latchk\u00e9y', '\uff2c\uff41\uff54\uff43\uff48\uff4b\uff45\uff59', 'Notes for Latchkey']) {
+      assert.ok(readsAsOwnName(name), name);
+      assert.match(refusal(web({ client_name: name }), true), /^client_name: ".*" reads as Latchkey's own name/, name);
+      assert.match(refusal(web({ client_name: name, owner: 'account-1' }), false), /^client_name: /, name);
+      enforcePolicy(POLICY, web({ client_name: name }), false);
+      enforcePolicy(POLICY, web({ client_name: name, owner: 'account-1' }), true, ALREADY_CHECKED);
+    }
+    for (const name of ['Notes', 'Latch and Key', 'Hatchkey', 'iatchkey', 'Latches']) {
+      assert.ok(!readsAsOwnName(name), name);
+      enforcePolicy(POLICY, web({ client_name: name }), true);
+    }
   });
 
   it('lets only native clients, public or confidential, use the device grant (RFC 8628), on every path', () => {
