@@ -163,6 +163,9 @@ export function readsAsOwnName(name: string): boolean {
   return readAs(name).some((form) => form.includes(own));
 }
 
+/** The longest name an app may give itself (the developer page's limit, registration/developer-apps.ts). */
+export const MAX_SELF_NAME_LENGTH = 80;
+
 /** Throws the RFC 7591 error for the first rule the metadata breaks. */
 export function enforcePolicy(
   policy: RegistrationPolicy,
@@ -226,8 +229,16 @@ export function enforcePolicy(
   // An app that names itself (dynamic registration, RFC 7592, a metadata document, the developer
   // page) may not take Latchkey's own name or one that reads as it: our pages show the name as the
   // one asking. An operator's client (admin API, CLI, configuration) may; one stored before is loaded.
-  if (typeof metadata.client_name === 'string' && (selfService || metadata.owner !== undefined) && apiScopes !== ALREADY_CHECKED && readsAsOwnName(metadata.client_name)) {
-    throw new errors.InvalidClientMetadata(`client_name: "${metadata.client_name}" reads as ${OWN_NAME}'s own name, which its pages show as the one asking; name the app as itself`);
+  // Nor one that names nothing or crowds the page: 3,000 blank braille cells (U+2800, neither a
+  // control nor invisible) pushed our sign-in page's heading and the name off the screen; blanks
+  // alone name no one. At most the developer page's 80 characters, with a letter or digit.
+  if (typeof metadata.client_name === 'string' && (selfService || metadata.owner !== undefined) && apiScopes !== ALREADY_CHECKED) {
+    const name = metadata.client_name;
+    if ([...name].length > MAX_SELF_NAME_LENGTH) throw new errors.InvalidClientMetadata(`client_name: at most ${MAX_SELF_NAME_LENGTH} characters`);
+    if (!/[\p{L}\p{N}]/u.test(name)) throw new errors.InvalidClientMetadata('client_name: a name needs a letter or digit');
+    if (readsAsOwnName(name)) {
+      throw new errors.InvalidClientMetadata(`client_name: "${name}" reads as ${OWN_NAME}'s own name, which its pages show as the one asking; name the app as itself`);
+    }
   }
   // Subjects are public only, so a sector identifier means nothing here; the engine would fetch it
   // at registration and at every load of the client (a URL someone chose, to probe others with).
