@@ -16,17 +16,27 @@
  *   at most 80 characters (the developer page's limit) and has a letter or digit.
  *
  * Held, pinned here: markup in an app's name is shown as text; a javascript: or data: link or logo
- * is refused at registration. docs/security.md lists what else the pass tried.
+ * is refused at registration; an upstream added with --link-by-email that says `email_verified` as
+ * the string "true" (or 1) beside a local person's verified address links nothing and signs no one
+ * in, and a first sign-in saying so makes an account whose address apps get as unverified (the
+ * fourteenth pass read this; performed here with the fake upstream). docs/security.md lists what else the pass tried.
  */
 import assert from 'node:assert/strict';
 import * as oidc from 'openid-client';
 import { Agent } from '../helpers/agent.js';
 import { developerSignIn } from '../helpers/developer.js';
+import { startFakeUpstream } from '../helpers/fake-upstream.js';
 import { isLogin, startAuthorization } from '../helpers/sign-in.js';
 import { startServer, type TestServer } from '../helpers/server.js';
+import { UpstreamLinks } from '../../src/accounts/links.js';
+import { Upstreams } from '../../src/upstreams/registry.js';
 
 const insecure = { execute: [oidc.allowInsecureRequests] };
 const PASSWORD = 'red team granted fifteen passphrase';
+const SECRET = 'red-team-granted-fifteen-client-secret-0123456789';
+const UPSTREAM_SECRET = 'red-team-granted-fifteen-upstream-secret-0123456789';
+const NOTES = 'https://notes.example.test/cb';
+const NOTES_CLIENT = { client_id: 'notes', client_name: 'Notes', client_secret: SECRET, redirect_uris: [NOTES], grant_types: ['authorization_code'], scope: 'openid email' };
 const REDIRECT = 'https://app.example.net/cb';
 /** An operator's own app may carry the service's name (the operator is trusted with what it registers). */
 const OPERATORS = {
@@ -41,7 +51,7 @@ describe("e2e (openid-client): red team, fifteenth pass, an app that registers i
   let server: TestServer;
 
   before(async () => {
-    server = await startServer({ ownRedis: true, env: { REGISTRATION_OPEN: 'true' }, clients: [OPERATORS] });
+    server = await startServer({ ownRedis: true, env: { REGISTRATION_OPEN: 'true', OUTBOUND_ALLOW_PRIVATE_NETWORKS: 'true' }, clients: [OPERATORS, NOTES_CLIENT] });
     await server.accounts.create('alice', PASSWORD);
   });
   after(async () => {
@@ -121,6 +131,46 @@ describe("e2e (openid-client): red team, fifteenth pass, an app that registers i
       const refused = await register({ ...app('Notes'), [field]: value });
       assert.equal(refused.status, 400, `${field}: ${await refused.clone().text()}`);
       assert.match(((await refused.json()) as { error_description: string }).error_description, new RegExp(`^${field} must be an https URL`));
+    }
+  });
+  it('held, performed: an upstream that links by email and says email_verified "true" or 1 beside a local person\'s verified address links nothing and signs no one in (true asks for her sign-in); a first sign-in saying "true" gives apps the address unverified', async () => {
+    const fake = await startFakeUpstream(UPSTREAM_SECRET);
+    try {
+      await new Upstreams(server.kv, server.config.keys.secrets).add({ id: 'linking', issuer: fake.state.issuer, clientId: 'latchkey', clientSecret: UPSTREAM_SECRET, scope: 'openid email', displayName: 'Linking', linkByEmail: true, endSession: false });
+      const uma = await server.accounts.create('uma', PASSWORD, { email: 'uma@fake.example', email_verified: true });
+      const notes = await oidc.discovery(new URL(server.issuer), 'notes', SECRET, undefined, insecure);
+      const links = new UpstreamLinks(server.kv, server.accounts);
+      const signIn = async (agent: Agent, sub: string, email: string, verified: unknown) => {
+        Object.assign(fake.state, { mode: 'good', sub, email, emailVerified: verified });
+        const verifier = oidc.randomPKCECodeVerifier();
+        const url = oidc.buildAuthorizationUrl(notes, { redirect_uri: NOTES, scope: 'openid email', upstream: 'linking', code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256' });
+        return { page: await agent.follow(url.href, {}, NOTES), verifier };
+      };
+      for (const verified of ['true', 1, 'yes']) {
+        const sub = `mallory-${String(verified)}`;
+        const { page } = await signIn(new Agent(), sub, 'uma@fake.example', verified);
+        assert.equal(page.status, 409, `${JSON.stringify(verified)}: ${page.status} ${page.url}`);
+        assert.match(page.html, /Linking did not confirm that the address is yours/);
+        assert.equal(await links.find('linking', sub), undefined, 'nothing linked');
+      }
+      // Said as a boolean, the link is offered: the login page asks for Uma's own sign-in, and nothing is linked yet.
+      const { page: offered } = await signIn(new Agent(), 'uma-upstream', 'uma@fake.example', true);
+      assert.ok(!offered.url.startsWith(NOTES), 'no code without her sign-in');
+      assert.ok(isLogin(offered), `${offered.status} ${offered.url}`);
+      assert.equal(await links.find('linking', 'uma-upstream'), undefined);
+      // A first sign-in with an address no one holds, said "true": the account made holds it unverified, and so do apps.
+      const agent = new Agent();
+      const { page: consent, verifier } = await signIn(agent, 'newcomer', 'newcomer@fake.example', 'true');
+      const back = await agent.submit(consent, '/confirm', {}, NOTES);
+      const tokens = await oidc.authorizationCodeGrant(notes, new URL(back.url), { pkceCodeVerifier: verifier });
+      const made = (await links.find('linking', 'newcomer'))!;
+      assert.ok(made && made.sub !== uma.sub);
+      assert.equal((await server.accounts.find(made.sub))?.claims.email_verified, false);
+      const info = await oidc.fetchUserInfo(notes, tokens.access_token, made.sub);
+      assert.equal(info.email, 'newcomer@fake.example');
+      assert.equal(info.email_verified, false);
+    } finally {
+      await fake.close();
     }
   });
 });

@@ -33,7 +33,7 @@ export async function startFakeUpstream(clientSecret: string) {
   const { privateKey, publicKey } = await generateKeyPair('RS256');
   const other = await generateKeyPair('RS256');
   const jwk: JWK = { ...(await exportJWK(publicKey)), kid: 'fake-key', alg: 'RS256', use: 'sig' };
-  const state = { mode: 'good' as Mode, nonce: '', issuer: '', sub: 'fake-person-1', sid: 'fake-sid-1', authorizations: 0, tokens: 0, userinfos: 0, prompt: null as string | null, email: undefined as string | undefined, userinfoSub: undefined as string | undefined, maxAge: null as string | null, authTime: undefined as number | null | undefined };
+  const state = { mode: 'good' as Mode, nonce: '', issuer: '', sub: 'fake-person-1', sid: 'fake-sid-1', authorizations: 0, tokens: 0, userinfos: 0, prompt: null as string | null, email: undefined as string | undefined, userinfoSub: undefined as string | undefined, maxAge: null as string | null, authTime: undefined as number | null | undefined, emailVerified: true as unknown };
   const sign = (payload: JWTPayload, key = privateKey, typ?: string) =>
     new SignJWT(payload).setProtectedHeader({ alg: 'RS256', kid: 'fake-key', ...(typ && { typ }) }).sign(key);
   const signedAs = (payload: JWTPayload, mode: Mode) => {
@@ -93,7 +93,8 @@ export async function startFakeUpstream(clientSecret: string) {
         ...(state.authTime !== null && { auth_time: state.authTime ?? now }),
         email: state.email ?? `${state.sub}@fake.example`,
         // email-split: the ID token names an address without saying it is verified.
-        ...(mode !== 'email-split' && { email_verified: true }),
+        // emailVerified: what the ID token says beside it (true unless a test plays an upstream saying it otherwise: "true", 1).
+        ...(mode !== 'email-split' && { email_verified: state.emailVerified }),
         name: 'Fake Person',
       };
       void signedAs(claims, mode).then((idToken) => {
