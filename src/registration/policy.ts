@@ -163,8 +163,8 @@ export function readsAsOwnName(name: string): boolean {
   return readAs(name).some((form) => form.includes(own));
 }
 
-/** The longest name an app may give itself (the developer page's limit, registration/developer-apps.ts). */
-export const MAX_SELF_NAME_LENGTH = 80;
+/** The longest name an app may give itself (the developer page's form says 80: registration/developer-apps.ts). */
+export const MAX_SELF_NAME_LENGTH = 100;
 
 /** Throws the RFC 7591 error for the first rule the metadata breaks. */
 export function enforcePolicy(
@@ -231,7 +231,7 @@ export function enforcePolicy(
   // one asking. An operator's client (admin API, CLI, configuration) may; one stored before is loaded.
   // Nor one that names nothing or crowds the page: 3,000 blank braille cells (U+2800, neither a
   // control nor invisible) pushed our sign-in page's heading and the name off the screen; blanks
-  // alone name no one. At most the developer page's 80 characters, with a letter or digit.
+  // alone name no one. At most 100 characters (a few lines on the page), with a letter or digit.
   if (typeof metadata.client_name === 'string' && (selfService || metadata.owner !== undefined) && apiScopes !== ALREADY_CHECKED) {
     const name = metadata.client_name;
     if ([...name].length > MAX_SELF_NAME_LENGTH) throw new errors.InvalidClientMetadata(`client_name: at most ${MAX_SELF_NAME_LENGTH} characters`);

@@ -13,7 +13,7 @@
  * - A self-registered app's name had no length and needed nothing visible: 3,000 blank braille cells
  *   (U+2800, not a control or invisible character) pushed the sign-in page's heading and the app's
  *   name off the screen; a name of blanks alone named nobody. Where an app names itself, a name is now
- *   at most 80 characters (the developer page's limit) and has a letter or digit.
+ *   at most 100 characters and has a letter or digit.
  *
  * Held, pinned here: markup in an app's name is shown as text; a javascript: or data: link or logo
  * is refused at registration; an upstream added with --link-by-email that says `email_verified` as
@@ -76,13 +76,13 @@ describe("e2e (openid-client): red team, fifteenth pass, an app that registers i
     }
   });
 
-  it('dynamic registration refuses a name of more than 80 characters (the developer page\'s limit) or without a letter or digit: a name of 3,000 blank braille cells pushed the sign-in page\'s own heading off the screen', async () => {
-    for (const name of ['Notes ' + '\u2800 '.repeat(3000), 'N'.repeat(81), '\u2800', '\u3000\u3000', ' ', '...']) {
+  it('dynamic registration refuses a name of more than 100 characters or without a letter or digit: a name of 3,000 blank braille cells pushed the sign-in page\'s own heading off the screen', async () => {
+    for (const name of ['Notes ' + '\u2800 '.repeat(3000), 'N'.repeat(101), '\u2800', '\u3000\u3000', ' ', '...']) {
       const refused = await register(app(name));
       assert.equal(refused.status, 400, `${JSON.stringify(name.slice(0, 20))}: ${(await refused.clone().text()).slice(0, 300)}`);
       assert.match(((await refused.json()) as { error_description: string }).error_description, /^client_name: /);
     }
-    for (const name of ['N'.repeat(80), 'Ñotes \u2014 écrits', '\u30e1\u30e2', 'R2']) {
+    for (const name of ['N'.repeat(100), 'Ñotes \u2014 écrits', '\u30e1\u30e2', 'R2']) {
       const taken = await register(app(name));
       assert.equal(taken.status, 201, `${name}: ${await taken.clone().text()}`);
     }
