@@ -1,0 +1,165 @@
+/**
+ * Red team, fifteenth endings pass (docs/security.md, "Looked at in the fifteenth endings pass").
+ *
+ * The endings the fourteenth pass left unraced, each performed against a running server while four
+ * of a person's grants refresh in chains (JWTs for an API): the account page's withdrawal of an
+ * app's access, and an operator's change of the client through the admin API (made public, a scope
+ * taken from it). Afterwards nothing any refresh issued works (refresh refused, access token
+ * inactive at introspection, refused by latchkey/resource-server following the feed), whatever
+ * second it was issued in.
+ */
+import assert from 'node:assert/strict';
+import { decodeJwt } from 'jose';
+import * as oidc from 'openid-client';
+import { Agent } from '../helpers/agent.js';
+import { signInSteps, startAuthorization } from '../helpers/sign-in.js';
+import { startServer, type TestServer } from '../helpers/server.js';
+import { createResourceServer, type ResourceServer } from '../../src/resource-server/index.js';
+import { acceptedBy, adminJson, API, grantFeed, introspect, machineClient, RESOURCE_SERVERS, basic, type ClientCredentials } from '../helpers/tokens.js';
+
+const PASSWORD = 'fifteenth endings pass test password';
+const REDIRECT = 'https://app.example.test/callback';
+const RS = { id: 'api', secret: 'api-resource-server-secret-with-entropy-012345' };
+const OPS = { id: 'ops', secret: 'ops-client-secret-with-plenty-of-entropy-0123456789' };
+const METADATA = { redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'], scope: 'openid offline_access read' };
+
+interface Issued {
+  access: string[];
+  refresh: string[];
+}
+
+describe('e2e: red team, fifteenth endings pass: endings racing the issuing', function () {
+  this.timeout(120_000);
+  let server: TestServer;
+  let helper: ResourceServer;
+  let ops: string;
+
+  before(async () => {
+    server = await startServer({
+      ownRedis: true,
+      env: { RESOURCE_SERVERS },
+      clients: [machineClient(RS), { client_id: OPS.id, client_secret: OPS.secret, redirect_uris: [], grant_types: ['client_credentials'], response_types: [] }],
+    });
+    await grantFeed(server, RS.id);
+    await server.apis.grant(OPS.id, `${server.issuer}/admin`, { scopes: ['admin'] });
+    const got = await fetch(`${server.url}/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(OPS) },
+      body: new URLSearchParams({ grant_type: 'client_credentials', resource: `${server.issuer}/admin`, scope: 'admin' }),
+    });
+    ops = String(((await got.json()) as Record<string, string>).access_token);
+    helper = await createResourceServer({ issuer: server.issuer, audience: API, clientId: RS.id, clientSecret: RS.secret, onError: () => {} });
+    await helper.sync();
+  });
+  after(async () => {
+    helper?.close();
+    await server?.stop();
+  });
+
+  /** A sign-in of `username` at `app` with offline access, JWTs for the API: its tokens. */
+  async function signIn(username: string, app: ClientCredentials, agent = new Agent()): Promise<{ access: string; refresh: string }> {
+    const config = await oidc.discovery(new URL(server.issuer), app.id, app.secret, oidc.ClientSecretBasic(app.secret), { execute: [oidc.allowInsecureRequests] });
+    const { page, verifier } = await startAuthorization(agent, config, REDIRECT, { scope: 'openid offline_access read', prompt: 'consent', resource: API });
+    const done = await signInSteps(agent, page, { username, password: PASSWORD, stopAt: REDIRECT });
+    const tokens = await oidc.authorizationCodeGrant(config, new URL(done.url), { pkceCodeVerifier: verifier, expectedState: oidc.skipStateCheck }, { resource: API });
+    assert.equal(decodeJwt(tokens.access_token).aud, API, 'a JWT for the API');
+    return { access: tokens.access_token, refresh: tokens.refresh_token! };
+  }
+
+  /** A refresh as `app` (with its secret, or with its client_id alone when `secretless`). */
+  const refresh = async (token: string, app: ClientCredentials, secretless = false) => {
+    const response = await fetch(`${server.url}/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: token, client_id: app.id, ...(secretless ? {} : { client_secret: app.secret }), resource: API }),
+    });
+    return { status: response.status, body: (await response.json()) as Record<string, string> };
+  };
+
+  async function chain(token: string, issued: Issued, stop: () => boolean, app: ClientCredentials): Promise<void> {
+    let current = token;
+    for (let i = 0; i < 200 && !stop(); i += 1) {
+      const { status, body } = await refresh(current, app);
+      if (status !== 200) return;
+      issued.access.push(body.access_token!);
+      issued.refresh.push(body.refresh_token!);
+      current = body.refresh_token!;
+    }
+  }
+
+  /** Runs four refresh chains of `person` at `app` across `ending`; returns all they issued. */
+  async function race(person: string, app: ClientCredentials, ending: () => Promise<void>, agent?: Agent): Promise<Issued> {
+    const grants = [];
+    for (let i = 0; i < 4; i += 1) grants.push(await signIn(person, app, agent));
+    const issued: Issued = { access: grants.map((g) => g.access), refresh: grants.map((g) => g.refresh) };
+    let done = false;
+    const chains = grants.map((g) => chain(g.refresh, issued, () => done, app));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    await ending();
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    done = true;
+    await Promise.all(chains);
+    assert.ok(issued.access.length > grants.length, 'some refreshes were issued around the ending');
+    return issued;
+  }
+
+  async function nothingWorks(issued: Issued, what: string, app: ClientCredentials, secretless = false): Promise<void> {
+    for (const token of issued.refresh) {
+      for (const without of secretless ? [true, false] : [false]) {
+        const { status, body } = await refresh(token, app, without);
+        assert.notEqual(status, 200, `${what}: a refresh token issued around the ending still refreshes (${JSON.stringify(body).slice(0, 80)})`);
+      }
+    }
+    await helper.sync();
+    for (const token of issued.access) {
+      assert.equal(await acceptedBy(helper, token), false, `${what}: a JWT issued around the ending is accepted by an API following the feed`);
+      const info = await introspect(server.url, RS, token);
+      assert.equal(info.active, false, `${what}: an access token issued around the ending is active (iat ${String(info.iat)})`);
+    }
+  }
+
+  const newApp = async (tag: string): Promise<ClientCredentials> => {
+    const app = { id: `app-${tag}`, secret: `${tag}-client-secret-with-plenty-of-entropy-0123456789` };
+    await server.clients.add({ client_id: app.id, client_secret: app.secret, ...METADATA });
+    await server.accounts.create(`person-${tag}`, PASSWORD);
+    return app;
+  };
+
+  it("the account page's withdrawal of an app's access while refreshes of four grants are in flight: nothing issued works after", async () => {
+    const app = await newApp('withdrawn');
+    const agent = new Agent();
+    const issued = await race('person-withdrawn', app, async () => {
+      const page = await signInSteps(agent, await agent.follow(`${server.issuer}/account`), { username: 'person-withdrawn', password: PASSWORD, login: 'required', consent: 'stop' });
+      assert.equal(page.url, `${server.issuer}/account`, `expected the account page, got ${page.url}`);
+      const done = await agent.submit(page, '/apps/withdraw', { client: app.id });
+      assert.equal(done.url, `${server.issuer}/account?done=apps.withdrawn#apps`, done.html.slice(0, 200));
+    });
+    await nothingWorks(issued, 'withdrawal', app);
+  });
+
+  it('a client made public by an operator (admin API) while refreshes of four grants are in flight: nothing issued works after, with or without the secret', async () => {
+    const app = await newApp('made-public');
+    const issued = await race('person-made-public', app, async () => {
+      const put = await adminJson(server.url, ops, 'PUT', `/clients/${app.id}`, { ...METADATA, token_endpoint_auth_method: 'none' });
+      assert.equal(put.status, 200, JSON.stringify(put.body));
+    });
+    await nothingWorks(issued, 'made public', app, true);
+  });
+
+  it('a scope taken from a client by an operator (admin API) while refreshes of four grants are in flight: no JWT carrying it is accepted after', async () => {
+    const app = await newApp('narrowed');
+    const issued = await race('person-narrowed', app, async () => {
+      const put = await adminJson(server.url, ops, 'PUT', `/clients/${app.id}`, { ...METADATA, client_secret: app.secret, scope: 'openid offline_access' });
+      assert.equal(put.status, 200, JSON.stringify(put.body));
+    });
+    await helper.sync();
+    for (const token of issued.access) {
+      assert.match(String(decodeJwt(token).scope), /\bread\b/, 'every JWT issued carried the scope');
+      assert.equal(await acceptedBy(helper, token), false, 'narrowed: a JWT carrying the scope taken, issued around the change, is accepted by an API following the feed');
+    }
+    for (const token of issued.refresh) {
+      const { status, body } = await refresh(token, app);
+      if (status === 200) assert.doesNotMatch(String(body.scope), /\bread\b/, 'a refresh after the change still gets the scope taken');
+    }
+  });
+});
