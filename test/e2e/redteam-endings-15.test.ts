@@ -21,6 +21,8 @@ const PASSWORD = 'fifteenth endings pass test password';
 const REDIRECT = 'https://app.example.test/callback';
 const RS = { id: 'api', secret: 'api-resource-server-secret-with-entropy-012345' };
 const OPS = { id: 'ops', secret: 'ops-client-secret-with-plenty-of-entropy-0123456789' };
+const WEB = { id: 'web', secret: 'web-client-secret-with-plenty-of-entropy-0123456789' };
+const TV = 'tv';
 const METADATA = { redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'], scope: 'openid offline_access read' };
 
 interface Issued {
@@ -38,7 +40,12 @@ describe('e2e: red team, fifteenth endings pass: endings racing the issuing', fu
     server = await startServer({
       ownRedis: true,
       env: { RESOURCE_SERVERS },
-      clients: [machineClient(RS), { client_id: OPS.id, client_secret: OPS.secret, redirect_uris: [], grant_types: ['client_credentials'], response_types: [] }],
+      clients: [
+        machineClient(RS),
+        { client_id: TV, application_type: 'native', token_endpoint_auth_method: 'none', grant_types: ['urn:ietf:params:oauth:grant-type:device_code', 'refresh_token'], response_types: [], redirect_uris: [], scope: 'openid offline_access read' },
+        { client_id: WEB.id, client_secret: WEB.secret, ...METADATA },
+        { client_id: OPS.id, client_secret: OPS.secret, redirect_uris: [], grant_types: ['client_credentials'], response_types: [] },
+      ],
     });
     await grantFeed(server, RS.id);
     await server.apis.grant(OPS.id, `${server.issuer}/admin`, { scopes: ['admin'] });
@@ -162,4 +169,80 @@ describe('e2e: red team, fifteenth endings pass: endings racing the issuing', fu
       if (status === 200) assert.doesNotMatch(String(body.scope), /\bread\b/, 'a refresh after the change still gets the scope taken');
     }
   });
+
+  /** `token` works nowhere: inactive at introspection, refused by the API following the feed. */
+  async function dead(token: string, what: string): Promise<void> {
+    await helper.sync();
+    assert.equal(await acceptedBy(helper, token), false, `${what}: a JWT issued in the race is accepted by an API following the feed`);
+    const info = await introspect(server.url, RS, token);
+    assert.equal(info.active, false, `${what}: an access token issued in the race is active (iat ${String(info.iat)})`);
+  }
+
+  const post = async (params: Record<string, string>) => {
+    const response = await fetch(`${server.url}/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(params) });
+    return { status: response.status, body: (await response.json()) as Record<string, string> };
+  };
+
+  it('a code exchanged while the browser signs out everywhere (RP-initiated logout), eight rounds at staggered offsets: what the exchange issues works nowhere', async () => {
+    await server.accounts.create('cody', PASSWORD);
+    const config = await oidc.discovery(new URL(server.issuer), WEB.id, WEB.secret, oidc.ClientSecretBasic(WEB.secret), { execute: [oidc.allowInsecureRequests] });
+    let raced = 0;
+    for (let round = 0; round < 8; round += 1) {
+      const agent = new Agent();
+      const { page, verifier } = await startAuthorization(agent, config, REDIRECT, { scope: 'openid read', prompt: 'consent', resource: API });
+      const done = await signInSteps(agent, page, { username: 'cody', password: PASSWORD, stopAt: REDIRECT });
+      const code = new URL(done.url).searchParams.get('code')!;
+      const logoutPage = await agent.follow(`${server.issuer}/session/end`);
+      // The exchange first, the sign-out 0–14 ms behind it: both orders and the overlap between.
+      const wait = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+      const [exchange] = await Promise.all([
+        post({ grant_type: 'authorization_code', code, redirect_uri: REDIRECT, code_verifier: verifier, client_id: WEB.id, client_secret: WEB.secret, resource: API }),
+        wait(round * 2).then(() => agent.submit(logoutPage, '/session/end/confirm', { logout: 'yes' })),
+      ]);
+      if (exchange.status !== 200) continue;
+      raced += 1;
+      await dead(exchange.body.access_token!, `round ${round}`);
+    }
+    assert.ok(raced > 0, 'some exchange was answered with tokens');
+  });
+
+  for (const kind of ['code', 'device'] as const) {
+    it(`a ${kind === 'code' ? 'code exchanged' : 'device code polled'} while an operator disables the person (admin API), eight rounds at staggered offsets: what it issues works nowhere`, async () => {
+      const person = `dana-${kind}`;
+      let raced = 0;
+      for (let round = 0; round < 8; round += 1) {
+        await server.accounts.create(`${person}-${round}`, PASSWORD);
+        const username = `${person}-${round}`;
+        let redeem: () => Promise<{ status: number; body: Record<string, string> }>;
+        if (kind === 'code') {
+          const config = await oidc.discovery(new URL(server.issuer), WEB.id, WEB.secret, oidc.ClientSecretBasic(WEB.secret), { execute: [oidc.allowInsecureRequests] });
+          const agent = new Agent();
+          const { page, verifier } = await startAuthorization(agent, config, REDIRECT, { scope: 'openid offline_access read', prompt: 'consent', resource: API });
+          const done = await signInSteps(agent, page, { username, password: PASSWORD, stopAt: REDIRECT });
+          const code = new URL(done.url).searchParams.get('code')!;
+          redeem = () => post({ grant_type: 'authorization_code', code, redirect_uri: REDIRECT, code_verifier: verifier, client_id: WEB.id, client_secret: WEB.secret, resource: API });
+        } else {
+          const config = await oidc.discovery(new URL(server.issuer), TV, { token_endpoint_auth_method: 'none' }, oidc.None(), { execute: [oidc.allowInsecureRequests] });
+          const device = await oidc.initiateDeviceAuthorization(config, { scope: 'openid offline_access read', resource: API });
+          const agent = new Agent();
+          const confirm = await agent.submit(await agent.follow(`${server.issuer}/device`), '/device', { user_code: device.user_code });
+          const page = await signInSteps(agent, await agent.submit(confirm, '/device', { confirm: 'yes' }), { username, password: PASSWORD });
+          assert.match(page.html, /Device connected/);
+          redeem = () => post({ grant_type: 'urn:ietf:params:oauth:grant-type:device_code', device_code: device.device_code, client_id: TV, resource: API });
+        }
+        const disable = adminJson(server.url, ops, 'POST', `/users/${username}/disable`);
+        await new Promise((resolve) => setTimeout(resolve, round * 3));
+        const answer = await redeem();
+        assert.equal((await disable).status, 200);
+        if (answer.status !== 200) continue;
+        raced += 1;
+        await dead(answer.body.access_token!, `${kind} round ${round}`);
+        if (answer.body.refresh_token) {
+          const again = await post({ grant_type: 'refresh_token', refresh_token: answer.body.refresh_token, client_id: kind === 'code' ? WEB.id : TV, ...(kind === 'code' ? { client_secret: WEB.secret } : {}), resource: API });
+          assert.notEqual(again.status, 200, `${kind} round ${round}: its refresh token refreshes`);
+        }
+      }
+      assert.ok(raced > 0, 'some redemption was answered with tokens');
+    });
+  }
 });
