@@ -12,8 +12,10 @@ import assert from 'node:assert/strict';
 import { decodeJwt } from 'jose';
 import * as oidc from 'openid-client';
 import { Agent } from '../helpers/agent.js';
-import { signInSteps, startAuthorization } from '../helpers/sign-in.js';
+import { isConsent, signInSteps, startAuthorization } from '../helpers/sign-in.js';
 import { startServer, type TestServer } from '../helpers/server.js';
+import { startRelayedServer, type RelayedServer } from '../helpers/relay.js';
+import { latchkey } from '../helpers/process.js';
 import { createResourceServer, type ResourceServer } from '../../src/resource-server/index.js';
 import { acceptedBy, adminJson, API, grantFeed, introspect, machineClient, RESOURCE_SERVERS, basic, type ClientCredentials } from '../helpers/tokens.js';
 
@@ -243,6 +245,50 @@ describe('e2e: red team, fifteenth endings pass: endings racing the issuing', fu
         }
       }
       assert.ok(raced > 0, 'some redemption was answered with tokens');
+    });
+  }
+});
+
+describe('e2e: red team, fifteenth endings pass: a consent confirmed on a grant held across the grant revoked', function () {
+  this.timeout(120_000);
+  let relayed: RelayedServer;
+  const APP = { id: 'mail', secret: 'mail-client-secret-with-plenty-of-entropy-0123456789' };
+
+  before(async () => {
+    relayed = await startRelayedServer({
+      CLIENTS: JSON.stringify([{ client_id: APP.id, client_secret: APP.secret, redirect_uris: [REDIRECT], grant_types: ['authorization_code'], scope: 'openid email profile' }]),
+    });
+  });
+  after(async () => {
+    await relayed?.stop();
+  });
+
+  for (const ending of ['grants revoke --client', 'grants revoke --user'] as const) {
+    it(`a consent page adding to a grant, its confirmation held just before it saves the grant, across ${ending}: the app gets no code for prompt=none after`, async () => {
+      const { server, relay, env } = relayed;
+      const person = `wanda-${ending.replace(/[^a-z]+/g, '-')}`;
+      await server.accounts.create(person, PASSWORD);
+      const config = await oidc.discovery(new URL(server.issuer), APP.id, APP.secret, oidc.ClientSecretBasic(APP.secret), { execute: [oidc.allowInsecureRequests] });
+      const browser = new Agent();
+      // A grant of openid email, then a request for profile too: the consent page asks for profile on that grant.
+      const first = await signInSteps(browser, (await startAuthorization(browser, config, REDIRECT, { scope: 'openid email', prompt: 'consent' })).page, { username: person, password: PASSWORD, stopAt: REDIRECT });
+      assert.ok(new URL(first.url).searchParams.get('code'), first.url);
+      const consent = (await startAuthorization(browser, config, REDIRECT, { scope: 'openid email profile' })).page;
+      assert.ok(isConsent(consent), `expected the consent page, got ${consent.url}`);
+      // Held at the grant's write (its record with its payload): after it read the grant and checked it.
+      const held = relay.holdFrom((chunk) => chunk.includes('oidc:Grant:') && chunk.includes('"kind":"Grant"'));
+      const confirming = browser.submit(consent, '/confirm', {}, REDIRECT);
+      await held;
+      const args = { 'grants revoke --client': ['grants', 'revoke', '--client', APP.id], 'grants revoke --user': ['grants', 'revoke', '--user', person] }[ending];
+      const run = await latchkey(env, args);
+      assert.equal(run.status, 0, run.stderr);
+      await new Promise((resolve) => setTimeout(resolve, 1100));
+      relay.release();
+      await confirming;
+      const silent = await startAuthorization(browser, config, REDIRECT, { scope: 'openid email', prompt: 'none' });
+      const answer = new URL(silent.page.url).searchParams;
+      assert.equal(answer.get('code'), null, `${ending}: the grant revoked came back with the consent confirmed across it: the app gets a code without asking`);
+      assert.equal(answer.get('error'), 'consent_required', silent.page.url);
     });
   }
 });
