@@ -53,8 +53,12 @@ export function providerFactory(config: Config, kv: Kv, metrics?: Metrics) {
     },
     // A session's grant given before its person's or its client's cutoff is not taken up again (the
     // account as the session check read it; the client's mark from the cache: no round trip more).
-    async ({ accountId, clientId, iat }, ctx) => {
-      const [account, delegated] = await Promise.all([accountReadFor(ctx, accountId) ?? accounts.find(accountId), revocations.delegatedEnded(clientId, iat)]);
+    // `fresh`: the account and the mark read anew (a check after the consent's writes).
+    async ({ accountId, clientId, iat }, ctx, fresh) => {
+      const [account, delegated] = await Promise.all([
+        (fresh ? undefined : accountReadFor(ctx, accountId)) ?? accounts.find(accountId),
+        revocations.delegatedEnded(clientId, iat, fresh),
+      ]);
       return delegated || !account || endedWithPerson(account, iat, 'token', clientId);
     },
     // Which credentials signed in the session a consent is given in: removing one forgets it.

@@ -149,6 +149,17 @@ export function confirmConsent(steps: Interactions, consents: Consents) {
     }
     const grantId = await grant.save();
     await consents.remember(grant, interaction.session.uid);
+    // Checked again once written, from Redis: an ending that wrote its cutoff after the check above
+    // but before the writes (the grant revoked, the consent forgotten, then written back by this
+    // request) would otherwise be undone: the revoked grant stored again, its consent remembered as
+    // given now. An ending's cutoff comes first (then the consents, then the grants): not seen
+    // here, it is later than these writes, and what it forgets and revokes after includes them.
+    if (interaction.grantId && (await consents.grantEnded(grant, ctx, true))) {
+      await grant.destroy();
+      await consents.forget(grant.accountId!, grant.clientId!);
+      respondWithError(ctx, 400, { error: 'session_not_found', error_description: 'the earlier consent was withdrawn; start again' });
+      return;
+    }
     await provider.interactionFinished(ctx.req, ctx.res, { consent: { grantId } }, { mergeWithLastSubmission: true });
     ctx.respond = false;
   };

@@ -34,7 +34,7 @@ export type StaleResource = (identifier: string, givenAt: number | undefined) =>
  * client (accounts.ts grantsEndedAt, endedAt; the client's delegated mark, revocation/list.ts): given
  * at or before their cutoff. `ctx`: the authorization request, whose session check read the account already.
  */
-export type GrantEnded = (grant: { readonly accountId: string; readonly clientId: string; readonly iat: number | undefined }, ctx: object) => Promise<boolean>;
+export type GrantEnded = (grant: { readonly accountId: string; readonly clientId: string; readonly iat: number | undefined }, ctx: object, fresh?: boolean) => Promise<boolean>;
 
 interface Remembered {
   readonly scope: string;
@@ -87,8 +87,8 @@ export class Consents {
    * consent step confirming more on it (interactions/consent.ts) must not take it up again, nor
    * remember what it held as given now. `ctx`: the request.
    */
-  grantEnded(grant: Grant, ctx: object): Promise<boolean> {
-    return this.ended({ accountId: grant.accountId!, clientId: grant.clientId!, iat: grant.iat }, ctx);
+  grantEnded(grant: Grant, ctx: object, fresh = false): Promise<boolean> {
+    return this.ended({ accountId: grant.accountId!, clientId: grant.clientId!, iat: grant.iat }, ctx, fresh);
   }
 
   /**

@@ -446,9 +446,11 @@ export class RevocationList {
    * was revoked with every grant it holds (revokeDelegated). A cached read (store/tracked-cache.ts):
    * on the token endpoint it goes with the account's read, no round trip of its own.
    */
-  async delegatedEnded(clientId: unknown, iat: unknown): Promise<boolean> {
+  async delegatedEnded(clientId: unknown, iat: unknown, fresh = false): Promise<boolean> {
     if (typeof clientId !== 'string') return false;
-    const mark = await this.#rareMarks.get(revokedDelegatedKey(clientId));
+    // `fresh`: from Redis, not the cache (whose invalidation may still be on its way): a check made
+    // after a write, to learn whether an ending's mark was written before it.
+    const mark = await (fresh ? this.#kv : this.#rareMarks).get(revokedDelegatedKey(clientId));
     return issuedUpTo(mark, iat);
   }
 

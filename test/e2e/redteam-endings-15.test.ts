@@ -284,7 +284,8 @@ describe('e2e: red team, fifteenth endings pass: a consent confirmed on a grant 
       assert.equal(run.status, 0, run.stderr);
       await new Promise((resolve) => setTimeout(resolve, 1100));
       relay.release();
-      await confirming;
+      const confirmed = await confirming;
+      assert.match(confirmed.html, /the earlier consent was withdrawn/, `${ending}: the consent confirmed across it was taken (${confirmed.url})`);
       const silent = await startAuthorization(browser, config, REDIRECT, { scope: 'openid email', prompt: 'none' });
       const answer = new URL(silent.page.url).searchParams;
       assert.equal(answer.get('code'), null, `${ending}: the grant revoked came back with the consent confirmed across it: the app gets a code without asking`);
