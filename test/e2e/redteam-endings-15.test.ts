@@ -6,7 +6,13 @@
  * app's access, and an operator's change of the client through the admin API (made public, a scope
  * taken from it). Afterwards nothing any refresh issued works (refresh refused, access token
  * inactive at introspection, refused by latchkey/resource-server following the feed), whatever
- * second it was issued in.
+ * second it was issued in. Also the code exchange racing sign-out everywhere, and the code exchange
+ * and device polling racing an operator's disable (admin API). These held.
+ *
+ * Found and fixed: a consent page adding to a grant, its confirmation held (the test relay) after it
+ * read and checked the grant but before it wrote it, across `grants revoke --client` or `--user`:
+ * its write stored the revoked grant again and remembered its consent as given after the cutoff, so
+ * the app got a code for prompt=none, without asking, once the operator had been told it was revoked.
  */
 import assert from 'node:assert/strict';
 import { decodeJwt } from 'jose';
