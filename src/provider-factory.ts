@@ -53,13 +53,15 @@ export function providerFactory(config: Config, kv: Kv, metrics?: Metrics) {
     },
     // A session's grant given before its person's or its client's cutoff is not taken up again (the
     // account as the session check read it; the client's mark from the cache: no round trip more).
-    // `fresh`: the account and the mark read anew (a check after the consent's writes).
-    async ({ accountId, clientId, iat }, ctx, fresh) => {
-      const [account, delegated] = await Promise.all([
+    // `fresh`: the account and the marks read anew, and the grant's own entry (a check after the
+    // consent's writes: an ending with no cutoff revoked the grant in between).
+    async ({ accountId, clientId, iat, jti }, ctx, fresh) => {
+      const [account, delegated, revoked] = await Promise.all([
         (fresh ? undefined : accountReadFor(ctx, accountId)) ?? accounts.find(accountId),
         revocations.delegatedEnded(clientId, iat, fresh),
+        fresh && jti !== undefined ? revocations.grantWasRevoked(jti) : false,
       ]);
-      return delegated || !account || endedWithPerson(account, iat, 'token', clientId);
+      return delegated || revoked || !account || endedWithPerson(account, iat, 'token', clientId);
     },
     // Which credentials signed in the session a consent is given in: removing one forgets it.
     (sessionUid) => signedInWith.of(sessionUid),

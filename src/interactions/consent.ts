@@ -154,6 +154,8 @@ export function confirmConsent(steps: Interactions, consents: Consents) {
     // request) would otherwise be undone: the revoked grant stored again, its consent remembered as
     // given now. An ending's cutoff comes first (then the consents, then the grants): not seen
     // here, it is later than these writes, and what it forgets and revokes after includes them.
+    // The grant's own revocation entry too (fresh: an ending with no cutoff, RFC 7009 or a
+    // sign-out), written before its record is deleted.
     if (interaction.grantId && (await consents.grantEnded(grant, ctx, true))) {
       await grant.destroy();
       await consents.forget(grant.accountId!, grant.clientId!);

@@ -34,7 +34,7 @@ export type StaleResource = (identifier: string, givenAt: number | undefined) =>
  * client (accounts.ts grantsEndedAt, endedAt; the client's delegated mark, revocation/list.ts): given
  * at or before their cutoff. `ctx`: the authorization request, whose session check read the account already.
  */
-export type GrantEnded = (grant: { readonly accountId: string; readonly clientId: string; readonly iat: number | undefined }, ctx: object, fresh?: boolean) => Promise<boolean>;
+export type GrantEnded = (grant: { readonly accountId: string; readonly clientId: string; readonly iat: number | undefined; readonly jti?: string }, ctx: object, fresh?: boolean) => Promise<boolean>;
 
 interface Remembered {
   readonly scope: string;
@@ -88,7 +88,7 @@ export class Consents {
    * remember what it held as given now. `ctx`: the request.
    */
   grantEnded(grant: Grant, ctx: object, fresh = false): Promise<boolean> {
-    return this.ended({ accountId: grant.accountId!, clientId: grant.clientId!, iat: grant.iat }, ctx, fresh);
+    return this.ended({ accountId: grant.accountId!, clientId: grant.clientId!, iat: grant.iat, jti: grant.jti }, ctx, fresh);
   }
 
   /**

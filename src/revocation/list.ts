@@ -315,6 +315,15 @@ export class RevocationList {
   }
 
   /**
+   * Whether grant `grantId` was revoked (its entry, read from Redis, not a cache): a grant's id is
+   * never given again, so any entry means it ended, whatever revoked it (with no cutoff: RFC 7009,
+   * a sign-out, a refresh token's reuse).
+   */
+  async grantWasRevoked(grantId: string): Promise<boolean> {
+    return (await this.#kv.get(revokedGrantKey(grantHandle(grantId)))) !== undefined;
+  }
+
+  /**
    * revokeGrant by the handle a token carries (its `gid`), for a grant known only from one of its
    * tokens (revoking a person's JWT access token ends its grant's, whether or not the grant is still stored).
    */

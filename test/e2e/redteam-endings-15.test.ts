@@ -15,6 +15,7 @@
  * the app got a code for prompt=none, without asking, once the operator had been told it was revoked.
  */
 import assert from 'node:assert/strict';
+import { dirname } from 'node:path';
 import { decodeJwt } from 'jose';
 import * as oidc from 'openid-client';
 import { Agent } from '../helpers/agent.js';
@@ -259,14 +260,47 @@ describe('e2e: red team, fifteenth endings pass: a consent confirmed on a grant 
   this.timeout(120_000);
   let relayed: RelayedServer;
   const APP = { id: 'mail', secret: 'mail-client-secret-with-plenty-of-entropy-0123456789' };
+  const OFFLINE = { id: 'calendar', secret: 'calendar-client-secret-with-plenty-of-entropy-01234567' };
 
   before(async () => {
     relayed = await startRelayedServer({
-      CLIENTS: JSON.stringify([{ client_id: APP.id, client_secret: APP.secret, redirect_uris: [REDIRECT], grant_types: ['authorization_code'], scope: 'openid email profile' }]),
+      CLIENTS: JSON.stringify([
+        { client_id: APP.id, client_secret: APP.secret, redirect_uris: [REDIRECT], grant_types: ['authorization_code'], scope: 'openid email profile' },
+        { client_id: OFFLINE.id, client_secret: OFFLINE.secret, redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'], scope: 'openid offline_access email profile' },
+      ]),
     });
   });
   after(async () => {
     await relayed?.stop();
+  });
+
+  it('a consent page adding to a grant, its confirmation held just before it saves the grant, across an RFC 7009 revocation of the grant (no cutoff): the revoked grant does not come back', async () => {
+    const { server, relay, env } = relayed;
+    // A second instance on the same Redis, not through the relay: the revocation is not held with the confirmation.
+    const other = await startServer({ redisUrl: env.REDIS_URL!, dir: dirname(env.KEYS_DIR!), env: { ISSUER: server.issuer, CLIENTS: env.CLIENTS! } });
+    const person = 'wanda-rfc7009';
+    await server.accounts.create(person, PASSWORD);
+    const config = await oidc.discovery(new URL(server.issuer), OFFLINE.id, OFFLINE.secret, oidc.ClientSecretBasic(OFFLINE.secret), { execute: [oidc.allowInsecureRequests] });
+    const browser = new Agent();
+    const { page, verifier } = await startAuthorization(browser, config, REDIRECT, { scope: 'openid offline_access email', prompt: 'consent' });
+    const first = await signInSteps(browser, page, { username: person, password: PASSWORD, stopAt: REDIRECT });
+    const tokens = await oidc.authorizationCodeGrant(config, new URL(first.url), { pkceCodeVerifier: verifier, expectedState: oidc.skipStateCheck });
+    const consent = (await startAuthorization(browser, config, REDIRECT, { scope: 'openid offline_access email profile' })).page;
+    assert.ok(isConsent(consent), `expected the consent page, got ${consent.url}`);
+    const held = relay.holdFrom((chunk) => chunk.includes('oidc:Grant:') && chunk.includes('"kind":"Grant"'));
+    const confirming = browser.submit(consent, '/confirm', {}, REDIRECT);
+    await held;
+    const revoked = await fetch(`${other.url}/token/revocation`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ token: tokens.refresh_token!, token_type_hint: 'refresh_token', client_id: OFFLINE.id, client_secret: OFFLINE.secret }),
+    });
+    assert.equal(revoked.status, 200);
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    relay.release();
+    const confirmed = await confirming;
+    await other.stop();
+    assert.match(confirmed.html, /the earlier consent was withdrawn/, `the consent confirmed across the revocation was taken: the revoked grant stored again (${confirmed.url})`);
   });
 
   for (const ending of ['grants revoke --client', 'grants revoke --user'] as const) {
