@@ -13,6 +13,8 @@
  * read and checked the grant but before it wrote it, across `grants revoke --client` or `--user`:
  * its write stored the revoked grant again and remembered its consent as given after the cutoff, so
  * the app got a code for prompt=none, without asking, once the operator had been told it was revoked.
+ * And across an RFC 7009 revocation of the grant (no cutoff, at a second instance): it stored the
+ * revoked grant again under its id.
  */
 import assert from 'node:assert/strict';
 import { dirname } from 'node:path';
