@@ -19,6 +19,7 @@ export interface Relay {
    * says is the one (what it sent so far, as one text): how many.
    */
   silence(matches: (sent: string) => boolean): number;
+  /** Lets everything held go on, and drops a hold not reached yet. */
   release(): void;
   close(): void;
 }
@@ -77,6 +78,8 @@ export async function startRelay(redisPort: number): Promise<Relay> {
       return silenced;
     },
     release() {
+      // A hold not reached by now is dropped too: it would catch a later request's traffic.
+      armed = undefined;
       for (const [client, queue] of holding) for (const chunk of queue) links.get(client)?.upstream.write(chunk);
       holding.clear();
       for (const [client, link] of links) {

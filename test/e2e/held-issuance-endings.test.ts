@@ -1,14 +1,16 @@
 /**
- * Endings racing a code exchange or a device's poll (docs/security.md, "Endings × what may outlive
- * them"): the token request of an authorization code, or of a device code the person approved (RFC
- * 8628), is held, deterministically (the test relay), right after it read the code's grant, while
- * an operator ends the person or their grants (the CLI, straight on Redis); released a second
- * later, whatever it then issues works nowhere: its JWT for an API is refused by
+ * Endings racing the issuing of a person's tokens (docs/security.md, the fourteenth and fifteenth
+ * endings passes): a token request (a refresh, an authorization code's exchange, a device's poll of
+ * a code the person approved, RFC 8628) is held, deterministically (the test relay), right after it
+ * read its grant, while an operator ends the person or their grants (the CLI, straight on Redis);
+ * released a second later, whatever it then issues works nowhere: its JWT for an API is refused by
  * latchkey/resource-server following the revocation feed and inactive at introspection, its refresh
- * token refused. Performed: the request is held at its writes (the code's consumption and the
- * tokens, one pipeline after the read-ahead of account, grant and code), and each ending here makes
- * it answer invalid_grant. The fourteenth endings pass held a refresh this way and left the code
- * exchange and device polling undone; this pins both.
+ * token refused. Each is held at its writes (a refresh's rotation and new tokens, an exchange's or
+ * a poll's consumption of its code and the tokens), sent in one pipeline after the script that read
+ * the grant's record with the account; each ending here makes it answer invalid_grant (the writes
+ * are refused under the ended grant). A hold that is not reached before the answer fails the test:
+ * the fourteenth pass's held refresh watched for the grant's set (oidc:grant:), which only the
+ * refresh's last chunk, its writes, names, so it held nothing of that request.
  */
 import assert from 'node:assert/strict';
 import { decodeJwt } from 'jose';
@@ -34,7 +36,7 @@ const ENDINGS = {
   'grants revoke --user': (person: string) => ['grants', 'revoke', '--user', person],
 } as const;
 
-describe('e2e: a code exchange or a device poll held after it read its grant, across an ending', function () {
+describe('e2e: a token request held after it read its grant, across an ending', function () {
   this.timeout(120_000);
   let relayed: RelayedServer;
   let helper: ResourceServer;
@@ -90,7 +92,21 @@ describe('e2e: a code exchange or a device poll held after it read its grant, ac
       });
   }
 
-  const REQUESTS = { 'the code exchange': { start: codeExchange, client: WEB.id }, "the device's poll": { start: devicePoll, client: DEVICE } };
+  /** A person's refresh token for the web app: its refresh, ready to send. */
+  async function refresh(person: string): Promise<() => Promise<Response>> {
+    const { server } = relayed;
+    const exchange = await codeExchange(person);
+    const tokens = (await (await exchange()).json()) as { refresh_token?: string };
+    assert.ok(tokens.refresh_token, JSON.stringify(tokens));
+    return () =>
+      fetch(`${server.url}/token`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(WEB) },
+        body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: tokens.refresh_token!, resource: API }),
+      });
+  }
+
+  const REQUESTS = { 'a refresh': { start: refresh, client: WEB.id }, 'the code exchange': { start: codeExchange, client: WEB.id }, "the device's poll": { start: devicePoll, client: DEVICE } };
 
   for (const [what, { start, client }] of Object.entries(REQUESTS)) {
     for (const [ending, args] of Object.entries(ENDINGS)) {
@@ -100,7 +116,8 @@ describe('e2e: a code exchange or a device poll held after it read its grant, ac
         await server.accounts.create(person, PASSWORD);
         const request = await start(person);
 
-        // The grant's record is read by its key (oidc:Grant:<id>); what the request sends after that is held.
+        // Each reads its grant's record (oidc:Grant:<id>) with the account in one script (and the
+        // code, for an exchange or a poll); what it sends next, its writes, is held.
         let sawGrant = false;
         const held = relay.holdFrom((chunk) => {
           if (sawGrant) return true;
@@ -108,17 +125,20 @@ describe('e2e: a code exchange or a device poll held after it read its grant, ac
           return false;
         });
         const inFlight = request();
-        const reached = await Promise.race([held.then(() => true), inFlight.then(() => false)]);
-        assert.ok(reached, 'the token request finished without being held after its grant read: the hold is misplaced');
-        const run = await latchkey(env, args(person, client));
-        assert.equal(run.status, 0, run.stderr);
-        // The ending's marks are of this second or an earlier one; the held request goes on in a later one.
-        await new Promise((resolve) => setTimeout(resolve, 1100));
-        relay.release();
+        try {
+          const reached = await Promise.race([held.then(() => true), inFlight.then(() => false)]);
+          assert.ok(reached, 'the token request finished without being held after its grant read: the hold is misplaced');
+          const run = await latchkey(env, args(person, client));
+          assert.equal(run.status, 0, run.stderr);
+          // The ending's marks are of this second or an earlier one; the held request goes on in a later one.
+          await new Promise((resolve) => setTimeout(resolve, 1100));
+        } finally {
+          relay.release();
+        }
         const answered = await inFlight;
         assert.notEqual(answered.status, 503, 'the held request timed out: nothing was tried');
         const body = (await answered.json()) as { access_token?: string; refresh_token?: string; error?: string };
-        // The held request's writes (the code's consumption, the tokens) are refused under an ended grant.
+        // An exchange's or a poll's writes (the code's consumption, the tokens) are refused under an ended grant.
         if (!body.access_token) {
           assert.deepEqual([answered.status, body.error], [400, 'invalid_grant'], `${ending}: the held request's refusal`);
           return;
