@@ -91,6 +91,8 @@ async function redirectStillAllowed({ providers }: Interactions, interaction: In
 }
 
 const CLIENT_CHANGED = { error: 'invalid_request', error_description: 'the app changed since this sign-in began; start again from the app' };
+/** The grant a consent page adds to ended, before or while the page was confirmed. */
+const CONSENT_WITHDRAWN = { error: 'session_not_found', error_description: 'the earlier consent was withdrawn; start again' };
 
 /** The consent page of an interaction waiting for consent. */
 export async function showConsent(steps: Interactions, ctx: Context, interaction: Interaction): Promise<void> {
@@ -137,7 +139,7 @@ export function confirmConsent(steps: Interactions, consents: Consents) {
     // (an operator's grants revoke that stopped half-way left it stored): what it held is not given
     // again, nor remembered as given now, by a page that asked only for what it lacked.
     if (!grant || (interaction.grantId && (await consents.grantEnded(grant, ctx)))) {
-      respondWithError(ctx, 400, { error: 'session_not_found', error_description: 'the earlier consent was withdrawn; start again' });
+      respondWithError(ctx, 400, CONSENT_WITHDRAWN);
       return;
     }
     if (details.missingOIDCScope) grant.addOIDCScope(details.missingOIDCScope.join(' '));
@@ -159,7 +161,7 @@ export function confirmConsent(steps: Interactions, consents: Consents) {
     if (interaction.grantId && (await consents.grantEnded(grant, ctx, true))) {
       await grant.destroy();
       await consents.forget(grant.accountId!, grant.clientId!);
-      respondWithError(ctx, 400, { error: 'session_not_found', error_description: 'the earlier consent was withdrawn; start again' });
+      respondWithError(ctx, 400, CONSENT_WITHDRAWN);
       return;
     }
     await provider.interactionFinished(ctx.req, ctx.res, { consent: { grantId } }, { mergeWithLastSubmission: true });

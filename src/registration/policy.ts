@@ -8,8 +8,8 @@
  * Each refusal is the RFC 7591 §3.2.2 error with a description a developer can act on.
  */
 import { errors, type Provider } from 'oidc-provider';
-import { rectifyConfusion } from 'unicode-confusables';
 import { ConfigError } from '../config.js';
+import { usernameSkeleton } from '../accounts/usernames.js';
 import { plainHost } from '../http/image-origins.js';
 
 export interface RegistrationPolicy {
@@ -141,16 +141,18 @@ const HIDDEN_IN_NAMES = /[\p{Cc}\p{Zl}\p{Zp}\p{Bidi_Control}\p{Join_Control}\p{D
 export const OWN_NAME = 'Latchkey';
 
 /**
- * What a name reads as, for telling whether it reads as ours: NFKC (full-width letters), each
- * character to its prototype in Unicode's confusables table (TR 39 §4: a Cyrillic а, a capital I
- * read as l), lower case, letters and digits only (spaces, hyphens, dots and accents dropped). Both
- * the name as written and its lower case, as accounts/usernames.ts does for usernames: "Iatchkey"
- * (capital i) reads as "latchkey", "iatchkey" does not.
+ * What a name reads as, for telling whether it reads as ours: NFKC (full-width letters), its TR 39
+ * skeleton (usernameSkeleton: a Cyrillic а, a capital I read as l), lower case, letters and digits
+ * only (spaces, hyphens, dots and accents dropped). Both the name as written and its lower case, as
+ * for usernames (usernameSkeletons): "Iatchkey" (capital i) reads as "latchkey", "iatchkey" does not.
  */
 function readAs(name: string): string[] {
   const form = name.normalize('NFKC');
-  return [form, form.toLowerCase()].map((text) => rectifyConfusion(text.normalize('NFD')).normalize('NFD').toLowerCase().replace(/[^\p{L}\p{N}]/gu, ''));
+  return [form, form.toLowerCase()].map((text) => usernameSkeleton(text).toLowerCase().replace(/[^\p{L}\p{N}]/gu, ''));
 }
+
+/** What Latchkey's own name reads as (lower case). */
+const OWN_NAME_READ = readAs(OWN_NAME)[1]!;
 
 /**
  * Whether a client name reads as Latchkey's own: our login page says "Sign in to continue to <name>"
@@ -159,8 +161,7 @@ function readAs(name: string): string[] {
  * team's fifteenth granting pass).
  */
 export function readsAsOwnName(name: string): boolean {
-  const own = readAs(OWN_NAME)[1]!;
-  return readAs(name).some((form) => form.includes(own));
+  return readAs(name).some((form) => form.includes(OWN_NAME_READ));
 }
 
 /** The longest name an app may give itself (the developer page's form says 80: registration/developer-apps.ts). */
