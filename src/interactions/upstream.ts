@@ -138,7 +138,12 @@ function mapClaims(upstream: Upstream, { claims: from, sources }: Pick<SignedIn,
   // token's when it names one), never the other's (userinfo vouching for another address than the
   // ID token names, which says nothing of it, made that address verified).
   const emailSource = upstream.claims.email in sources.idToken ? sources.idToken : sources.userinfo;
-  const verified = emailSource[upstream.claims.email_verified];
+  let verified = emailSource[upstream.claims.email_verified];
+  // And the standard email_verified speaks of the standard email (OIDC Core §5.1), nothing else: an
+  // address an operator maps from another claim (--claim email=preferred_username: a username, a upn,
+  // anything the person or their tenant sets) is vouched for by it only when it is that same address.
+  // An operator who maps email_verified to another claim too (--claim email_verified=…) pairs the two.
+  if (verified === true && upstream.claims.email_verified === 'email_verified' && emailSource.email !== claims.email) verified = false;
   // Said beside no address, it speaks of none: not of the address the account holds (an upstream with
   // --domain made an outside address verified by leaving it out, its own word taken for it).
   if ('email' in claims && typeof verified === 'boolean') claims.email_verified = verified;

@@ -33,7 +33,7 @@ export async function startFakeUpstream(clientSecret: string) {
   const { privateKey, publicKey } = await generateKeyPair('RS256');
   const other = await generateKeyPair('RS256');
   const jwk: JWK = { ...(await exportJWK(publicKey)), kid: 'fake-key', alg: 'RS256', use: 'sig' };
-  const state = { mode: 'good' as Mode, nonce: '', issuer: '', sub: 'fake-person-1', sid: 'fake-sid-1', authorizations: 0, tokens: 0, userinfos: 0, prompt: null as string | null, email: undefined as string | undefined, userinfoSub: undefined as string | undefined, maxAge: null as string | null, authTime: undefined as number | null | undefined, emailVerified: true as unknown };
+  const state = { mode: 'good' as Mode, nonce: '', issuer: '', sub: 'fake-person-1', sid: 'fake-sid-1', authorizations: 0, tokens: 0, userinfos: 0, prompt: null as string | null, email: undefined as string | undefined, userinfoSub: undefined as string | undefined, maxAge: null as string | null, authTime: undefined as number | null | undefined, emailVerified: true as unknown, extraClaims: {} as JWTPayload };
   const sign = (payload: JWTPayload, key = privateKey, typ?: string) =>
     new SignJWT(payload).setProtectedHeader({ alg: 'RS256', kid: 'fake-key', ...(typ && { typ }) }).sign(key);
   const signedAs = (payload: JWTPayload, mode: Mode) => {
@@ -96,6 +96,8 @@ export async function startFakeUpstream(clientSecret: string) {
         // emailVerified: what the ID token says beside it (true unless a test plays an upstream saying it otherwise: "true", 1).
         ...(mode !== 'email-split' && { email_verified: state.emailVerified }),
         name: 'Fake Person',
+        // extraClaims: more the ID token says (a test plays an upstream naming the address in another claim too).
+        ...state.extraClaims,
       };
       void signedAs(claims, mode).then((idToken) => {
         json({ access_token: 'an-access-token', token_type: 'Bearer', expires_in: 60, id_token: idToken });

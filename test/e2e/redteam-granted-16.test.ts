@@ -1,0 +1,95 @@
+/**
+ * The red team's sixteenth pass at "Latchkey hands out more than was granted" (2026-12-04), black box:
+ * what an upstream's word vouches for once an operator maps our claims from other claims of its.
+ *
+ * - An upstream added with `--claim email=preferred_username` (an operator's mapping for an upstream
+ *   that puts the address people sign in with in another claim than `email`) gave the address read
+ *   from that claim the upstream's `email_verified`, which speaks of the upstream's own `email`
+ *   (OIDC Core §5.1) and nothing else. A person at the upstream whose username (or `upn`, or any claim
+ *   the person or their tenant sets) reads `bob@corp.example`, and whose own verified address is
+ *   another, got an account holding `bob@corp.example` as verified, within the upstream's `--domain`
+ *   too, and every app got `email_verified: true` for it; beside a local person's verified address,
+ *   the link was offered as if the upstream had vouched for it. Now the standard `email_verified`
+ *   vouches only for the address the upstream calls `email` (interactions/upstream.ts mapClaims).
+ *
+ * docs/security.md lists what else the pass tried.
+ */
+import assert from 'node:assert/strict';
+import { decodeJwt } from 'jose';
+import * as oidc from 'openid-client';
+import { Agent } from '../helpers/agent.js';
+import { startFakeUpstream } from '../helpers/fake-upstream.js';
+import { isLogin } from '../helpers/sign-in.js';
+import { startServer, type TestServer } from '../helpers/server.js';
+import { UpstreamLinks } from '../../src/accounts/links.js';
+import { Upstreams } from '../../src/upstreams/registry.js';
+
+const insecure = { execute: [oidc.allowInsecureRequests] };
+const PASSWORD = 'red team granted sixteen passphrase';
+const SECRET = 'red-team-granted-sixteen-client-secret-0123456789';
+const UPSTREAM_SECRET = 'red-team-granted-sixteen-upstream-secret-0123456789';
+const NOTES = 'https://notes.example.test/cb';
+const NOTES_CLIENT = { client_id: 'notes', client_name: 'Notes', client_secret: SECRET, redirect_uris: [NOTES], grant_types: ['authorization_code'], scope: 'openid email' };
+
+describe('e2e (openid-client): red team, sixteenth pass, an upstream vouches only for the address it verified', function () {
+  this.timeout(60_000);
+  let server: TestServer;
+  let fake: Awaited<ReturnType<typeof startFakeUpstream>>;
+  let notes: oidc.Configuration;
+
+  before(async () => {
+    server = await startServer({ ownRedis: true, env: { OUTBOUND_ALLOW_PRIVATE_NETWORKS: 'true' }, clients: [NOTES_CLIENT] });
+    fake = await startFakeUpstream(UPSTREAM_SECRET);
+    // The operator's mapping: the address is the upstream's preferred_username; email_verified left as the upstream says it.
+    await new Upstreams(server.kv, server.config.keys.secrets).add({
+      id: 'corp', issuer: fake.state.issuer, clientId: 'latchkey', clientSecret: UPSTREAM_SECRET, scope: 'openid email profile', displayName: 'Corp',
+      linkByEmail: true, endSession: false, domains: ['corp.example'], claims: { email: 'preferred_username' },
+    });
+    notes = await oidc.discovery(new URL(server.issuer), 'notes', SECRET, undefined, insecure);
+  });
+  after(async () => {
+    await fake?.close();
+    await server?.stop();
+  });
+
+  /** The fake upstream's person `sub` (own address `email`, verified; `username` its preferred_username) signs in at notes through corp. */
+  async function signIn(sub: string, email: string, username: string) {
+    Object.assign(fake.state, { mode: 'good', sub, email, emailVerified: true, extraClaims: { preferred_username: username } });
+    const agent = new Agent();
+    const verifier = oidc.randomPKCECodeVerifier();
+    const url = oidc.buildAuthorizationUrl(notes, { redirect_uri: NOTES, scope: 'openid email', upstream: 'corp', code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256' });
+    return { agent, verifier, page: await agent.follow(url.href, {}, NOTES) };
+  }
+
+  /** Allows notes on the consent page and redeems its code: the ID token's and userinfo's email and email_verified. */
+  async function whatNotesGets({ agent, verifier, page }: Awaited<ReturnType<typeof signIn>>) {
+    const back = await agent.submit(page, '/confirm', {}, NOTES);
+    const tokens = await oidc.authorizationCodeGrant(notes, new URL(back.url), { pkceCodeVerifier: verifier });
+    const idToken = decodeJwt(tokens.id_token!);
+    const info = await oidc.fetchUserInfo(notes, tokens.access_token, idToken.sub!);
+    return { idToken: [idToken.email, idToken.email_verified], userinfo: [info.email, info.email_verified] };
+  }
+
+  it("an address mapped from another claim than the upstream's email is not verified by the upstream's email_verified: apps get it unverified, and it offers no link to the local account holding it", async () => {
+    // Mallory's own address at the upstream is verified; her username there reads as Bob's address at corp.example.
+    const mallory = await whatNotesGets(await signIn('mallory', 'mallory@fake.example', 'bob@corp.example'));
+    assert.deepEqual(mallory.idToken, ['bob@corp.example', false], 'the ID token does not say the address is verified');
+    assert.deepEqual(mallory.userinfo, ['bob@corp.example', false], 'nor does userinfo');
+    const links = new UpstreamLinks(server.kv, server.accounts);
+    assert.equal((await server.accounts.find((await links.find('corp', 'mallory'))!.sub))?.claims.email_verified, false, 'the account holds it unverified');
+
+    // Beside a local person's verified address, the upstream did not vouch for it: no link is offered, nothing is linked.
+    await server.accounts.create('alice', PASSWORD, { email: 'alice@corp.example', email_verified: true });
+    const { page } = await signIn('mallory-2', 'mallory-2@fake.example', 'alice@corp.example');
+    assert.equal(page.status, 409, `${page.status} ${page.url}`);
+    assert.match(page.html, /Corp did not confirm that the address is yours/);
+    assert.ok(!isLogin(page));
+    assert.equal(await links.find('corp', 'mallory-2'), undefined);
+  });
+
+  it('held: an upstream whose mapped claim is its verified email address vouches for it as before', async () => {
+    const carol = await whatNotesGets(await signIn('carol', 'carol@corp.example', 'carol@corp.example'));
+    assert.deepEqual(carol.idToken, ['carol@corp.example', true]);
+    assert.deepEqual(carol.userinfo, ['carol@corp.example', true]);
+  });
+});
