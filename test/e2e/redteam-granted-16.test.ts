@@ -9,7 +9,8 @@
  *   the person or their tenant sets) reads `bob@corp.example`, and whose own verified address is
  *   another, got an account holding `bob@corp.example` as verified, within the upstream's `--domain`
  *   too, and every app got `email_verified: true` for it; beside a local person's verified address,
- *   the link was offered as if the upstream had vouched for it. Now the standard `email_verified`
+ *   the link was offered as if the upstream had vouched for it, and an app's silent request with
+ *   `login_hint=bob@corp.example` got the code of whoever was signed in so. Now the standard `email_verified`
  *   vouches only for the address the upstream calls `email` (interactions/upstream.ts mapClaims).
  *
  * docs/security.md lists what else the pass tried.
@@ -72,9 +73,15 @@ describe('e2e (openid-client): red team, sixteenth pass, an upstream vouches onl
 
   it("an address mapped from another claim than the upstream's email is not verified by the upstream's email_verified: apps get it unverified, and it offers no link to the local account holding it", async () => {
     // Mallory's own address at the upstream is verified; her username there reads as Bob's address at corp.example.
-    const mallory = await whatNotesGets(await signIn('mallory', 'mallory@fake.example', 'bob@corp.example'));
+    const signedIn = await signIn('mallory', 'mallory@fake.example', 'bob@corp.example');
+    const mallory = await whatNotesGets(signedIn);
     assert.deepEqual(mallory.idToken, ['bob@corp.example', false], 'the ID token does not say the address is verified');
     assert.deepEqual(mallory.userinfo, ['bob@corp.example', false], 'nor does userinfo');
+    // Nor does it name her: notes asking silently for Bob ("Continue as bob@corp.example") in her browser gets no code of hers.
+    const silent = oidc.buildAuthorizationUrl(notes, { redirect_uri: NOTES, scope: 'openid email', prompt: 'none', login_hint: 'bob@corp.example', code_challenge: await oidc.calculatePKCECodeChallenge(oidc.randomPKCECodeVerifier()), code_challenge_method: 'S256' });
+    const answer = new URL((await signedIn.agent.follow(silent.href, {}, NOTES)).url);
+    assert.equal(answer.searchParams.get('code'), null, answer.href);
+    assert.equal(answer.searchParams.get('error'), 'login_required');
     const links = new UpstreamLinks(server.kv, server.accounts);
     assert.equal((await server.accounts.find((await links.find('corp', 'mallory'))!.sub))?.claims.email_verified, false, 'the account holds it unverified');
 
