@@ -13,15 +13,19 @@
  *   `login_hint=bob@corp.example` got the code of whoever was signed in so. Now the standard `email_verified`
  *   vouches only for the address the upstream calls `email` (interactions/upstream.ts mapClaims).
  *
- * docs/security.md lists what else the pass tried.
+ * Held, pinned here: an upstream whose mapped claim is its verified `email` still vouches for it; an
+ * essential `acr` whose values name no level Latchkey reaches is refused at once, never a code; a refresh
+ * for an API that narrows the OpenID scopes narrows the ID token's claims too. docs/security.md lists
+ * what else the pass tried.
  */
 import assert from 'node:assert/strict';
 import { decodeJwt } from 'jose';
 import * as oidc from 'openid-client';
 import { Agent } from '../helpers/agent.js';
 import { startFakeUpstream } from '../helpers/fake-upstream.js';
-import { isLogin } from '../helpers/sign-in.js';
+import { isLogin, signInSteps, startAuthorization } from '../helpers/sign-in.js';
 import { startServer, type TestServer } from '../helpers/server.js';
+import { API, basic, RESOURCE_SERVERS } from '../helpers/tokens.js';
 import { UpstreamLinks } from '../../src/accounts/links.js';
 import { Upstreams } from '../../src/upstreams/registry.js';
 
@@ -30,16 +34,16 @@ const PASSWORD = 'red team granted sixteen passphrase';
 const SECRET = 'red-team-granted-sixteen-client-secret-0123456789';
 const UPSTREAM_SECRET = 'red-team-granted-sixteen-upstream-secret-0123456789';
 const NOTES = 'https://notes.example.test/cb';
-const NOTES_CLIENT = { client_id: 'notes', client_name: 'Notes', client_secret: SECRET, redirect_uris: [NOTES], grant_types: ['authorization_code'], scope: 'openid email' };
+const NOTES_CLIENT = { client_id: 'notes', client_name: 'Notes', client_secret: SECRET, redirect_uris: [NOTES], grant_types: ['authorization_code', 'refresh_token'], scope: 'openid email offline_access read' };
 
-describe('e2e (openid-client): red team, sixteenth pass, an upstream vouches only for the address it verified', function () {
+describe('e2e (openid-client): red team, sixteenth pass, an upstream vouches only for the address it verified, and what else held', function () {
   this.timeout(60_000);
   let server: TestServer;
   let fake: Awaited<ReturnType<typeof startFakeUpstream>>;
   let notes: oidc.Configuration;
 
   before(async () => {
-    server = await startServer({ ownRedis: true, env: { OUTBOUND_ALLOW_PRIVATE_NETWORKS: 'true' }, clients: [NOTES_CLIENT] });
+    server = await startServer({ ownRedis: true, env: { OUTBOUND_ALLOW_PRIVATE_NETWORKS: 'true', RESOURCE_SERVERS }, clients: [NOTES_CLIENT] });
     fake = await startFakeUpstream(UPSTREAM_SECRET);
     // The operator's mapping: the address is the upstream's preferred_username; email_verified left as the upstream says it.
     await new Upstreams(server.kv, server.config.keys.secrets).add({
@@ -98,5 +102,34 @@ describe('e2e (openid-client): red team, sixteenth pass, an upstream vouches onl
     const carol = await whatNotesGets(await signIn('carol', 'carol@corp.example', 'carol@corp.example'));
     assert.deepEqual(carol.idToken, ['carol@corp.example', true]);
     assert.deepEqual(carol.userinfo, ['carol@corp.example', true]);
+  });
+
+  it('held: an essential acr whose values name no level Latchkey reaches is unmet_authentication_requirements at once, never a code (OIDC Core §5.5.1.1)', async () => {
+    const { page } = await startAuthorization(new Agent(), notes, NOTES, { claims: JSON.stringify({ id_token: { acr: { essential: true, values: ['urn:example:loa:4'] } } }) });
+    const back = new URL(page.url);
+    assert.ok(page.url.startsWith(NOTES), `${page.status} ${page.url}`);
+    assert.equal(back.searchParams.get('error'), 'unmet_authentication_requirements');
+    assert.equal(back.searchParams.get('code'), null);
+  });
+
+  it("held: a refresh for an API that narrows the OpenID scopes (resource and scope 'openid read') narrows the ID token's claims with them", async () => {
+    await server.accounts.create('pat', PASSWORD, { email: 'pat@corp.example', email_verified: true });
+    const agent = new Agent();
+    const { page, verifier } = await startAuthorization(agent, notes, NOTES, { scope: 'openid email offline_access read', resource: API, prompt: 'consent' });
+    const back = await signInSteps(agent, page, { username: 'pat', password: PASSWORD, stopAt: NOTES });
+    const tokens = await oidc.authorizationCodeGrant(notes, new URL(back.url), { pkceCodeVerifier: verifier }, { resource: API });
+    assert.equal(decodeJwt(tokens.id_token!).email, 'pat@corp.example');
+    const response = await fetch(`${server.url}/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic({ id: 'notes', secret: SECRET }) },
+      body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: tokens.refresh_token!, resource: API, scope: 'openid read' }),
+    });
+    const refreshed = (await response.json()) as { scope: string; id_token: string; access_token: string };
+    assert.equal(response.status, 200, JSON.stringify(refreshed));
+    assert.equal(refreshed.scope, 'read');
+    assert.equal(decodeJwt(refreshed.access_token).aud, API);
+    const idToken = decodeJwt(refreshed.id_token);
+    assert.equal(idToken.email, undefined);
+    assert.equal(idToken.email_verified, undefined);
   });
 });
