@@ -191,13 +191,22 @@ export class UpstreamLinks {
   /**
    * The account's claims with the upstream's on top, but for an email address another account
    * holds: the upstream may not hand this account someone else's address (apps that key people by
-   * email would take one for the other), so the account keeps its own.
+   * email would take one for the other), so the account keeps its own; nor vouch for the account's own
+   * address once another account holds it too.
    */
   async #refreshed(account: Account, claims: Claims): Promise<Claims> {
     const { email, email_verified: _verified, ...rest } = claims;
-    if (!email || email.toLowerCase() === account.claims.email?.toLowerCase()) return { ...account.claims, ...claims };
-    const holders = await this.accounts.findByEmail(email);
-    return holders.some((other) => other.sub !== account.sub) ? { ...account.claims, ...rest } : { ...account.claims, ...claims };
+    const own = email !== undefined && email.toLowerCase() === account.claims.email?.toLowerCase();
+    // Nothing for the upstream to vouch for, or its own address not said verified: no one else's to read.
+    if (!email || (own && claims.email_verified !== true)) return { ...account.claims, ...claims };
+    const heldElsewhere = (await this.accounts.findByEmail(email)).some((other) => other.sub !== account.sub);
+    if (!heldElsewhere) return { ...account.claims, ...claims };
+    if (!own) return { ...account.claims, ...rest };
+    // Its own address, held by another account since (an operator gave it to a local person after this
+    // account took it unverified): the upstream's word alone no longer vouches for it, as it would not
+    // have at a first sign-in (signIn: the link asks for that person's own sign-in). Held unverified,
+    // apps and hints do not take this account for the other.
+    return { ...account.claims, ...claims, email_verified: false };
   }
 
   /**

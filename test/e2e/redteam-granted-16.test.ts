@@ -12,6 +12,11 @@
  *   the link was offered as if the upstream had vouched for it, and an app's silent request with
  *   `login_hint=bob@corp.example` got the code of whoever was signed in so. Now the standard `email_verified`
  *   vouches only for the address the upstream calls `email` (interactions/upstream.ts mapClaims).
+ * - An address an upstream's account took unverified (nobody held it), which an operator then gave a
+ *   local person, verified, was made verified on that account by the upstream's later `email_verified:
+ *   true`: apps got it verified beside hers, and her address as a hint got the other account's code,
+ *   where a first sign-in after hers would have asked for her own sign-in. A later sign-in now holds an
+ *   address another account holds too unverified (accounts/links.ts #refreshed).
  *
  * Held, pinned here: an upstream whose mapped claim is its verified `email` still vouches for it; an
  * essential `acr` whose values name no level Latchkey reaches is refused at once, never a code; a refresh
@@ -96,6 +101,36 @@ describe('e2e (openid-client): red team, sixteenth pass, an upstream vouches onl
     assert.match(page.html, /Corp did not confirm that the address is yours/);
     assert.ok(!isLogin(page));
     assert.equal(await links.find('corp', 'mallory-2'), undefined);
+  });
+
+  it("an address an upstream's account holds unverified, given verified to a local person since, is not made verified by the upstream's later word: apps and hints do not take the one for the other", async () => {
+    // Another upstream, its email as the upstream says it (no mapping); the sub's address is someone else's, unverified.
+    const plain = await startFakeUpstream(UPSTREAM_SECRET);
+    try {
+      await new Upstreams(server.kv, server.config.keys.secrets).add({ id: 'plain', issuer: plain.state.issuer, clientId: 'latchkey', clientSecret: UPSTREAM_SECRET, scope: 'openid email', displayName: 'Plain', linkByEmail: true, endSession: false });
+      const through = async (verified: boolean) => {
+        Object.assign(plain.state, { mode: 'good', sub: 'mallory-plain', email: 'dana@corp.example', emailVerified: verified });
+        const agent = new Agent();
+        const verifier = oidc.randomPKCECodeVerifier();
+        const url = oidc.buildAuthorizationUrl(notes, { redirect_uri: NOTES, scope: 'openid email', upstream: 'plain', code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256' });
+        return { agent, verifier, page: await agent.follow(url.href, {}, NOTES) };
+      };
+      assert.deepEqual((await whatNotesGets(await through(false))).idToken, ['dana@corp.example', false]);
+      // The operator then gives Dana, a local person, her own address, verified; the upstream now says it is verified.
+      const dana = await server.accounts.create('dana', PASSWORD, { email: 'dana@corp.example', email_verified: true });
+      const again = await through(true);
+      const back = new URL(again.page.url.startsWith(NOTES) ? again.page.url : (await again.agent.submit(again.page, '/confirm', {}, NOTES)).url);
+      const tokens = await oidc.authorizationCodeGrant(notes, back, { pkceCodeVerifier: again.verifier });
+      const idToken = decodeJwt(tokens.id_token!);
+      assert.notEqual(idToken.sub, dana.sub);
+      assert.deepEqual([idToken.email, idToken.email_verified], ['dana@corp.example', false], 'not verified beside Dana');
+      const silent = oidc.buildAuthorizationUrl(notes, { redirect_uri: NOTES, scope: 'openid email', prompt: 'none', login_hint: 'dana@corp.example', code_challenge: await oidc.calculatePKCECodeChallenge(oidc.randomPKCECodeVerifier()), code_challenge_method: 'S256' });
+      const answer = new URL((await again.agent.follow(silent.href, {}, NOTES)).url);
+      assert.equal(answer.searchParams.get('code'), null, answer.href);
+      assert.equal(answer.searchParams.get('error'), 'login_required');
+    } finally {
+      await plain.close();
+    }
   });
 
   it('held: an upstream whose mapped claim is its verified email address vouches for it as before', async () => {
