@@ -206,6 +206,15 @@ export class Accounts {
   async create(username: string, password: string, claims: Claims = {}): Promise<Account> {
     const problem = validatePassword(password, username);
     if (problem) throw new AccountError(problem);
+    // An operator's person (CLI, admin API) does not get as verified an address another account holds
+    // verified, under any spelling apps take for the same (findByEmail): an upstream's account that took
+    // it first, say. Apps keying people by email, and a login_hint of it, would take one for the other;
+    // an upstream's first sign-in is refused the same (links.ts signIn). One held unverified is no
+    // conflict: the upstream's later word no longer verifies it beside this one (links.ts #refreshed).
+    if (claims.email !== undefined && claims.email_verified === true) {
+      const holder = (await this.findByEmail(claims.email)).find((other) => other.claims.email_verified === true);
+      if (holder) throw new AccountError(`the email address ${claims.email} is held, verified, by the account "${holder.username}": apps would take one person for the other; change or remove that account first, or add this one with the address unverified`, true);
+    }
     return this.#make(username, await this.#hash(password), claims);
   }
 

@@ -16,7 +16,9 @@
  *   local person, verified, was made verified on that account by the upstream's later `email_verified:
  *   true`: apps got it verified beside hers, and her address as a hint got the other account's code,
  *   where a first sign-in after hers would have asked for her own sign-in. A later sign-in now holds an
- *   address another account holds too unverified (accounts/links.ts #refreshed).
+ *   address another account holds too unverified (accounts/links.ts #refreshed); in the other order (the
+ *   upstream's account held it verified first), an operator's person no longer gets it as verified
+ *   (accounts.ts create: the CLI and the admin API, 409).
  *
  * Held, pinned here: an upstream whose mapped claim is its verified `email` still vouches for it; an
  * essential `acr` whose values name no level Latchkey reaches is refused at once, never a code; a refresh
@@ -30,7 +32,7 @@ import { Agent } from '../helpers/agent.js';
 import { startFakeUpstream } from '../helpers/fake-upstream.js';
 import { isLogin, signInSteps, startAuthorization } from '../helpers/sign-in.js';
 import { startServer, type TestServer } from '../helpers/server.js';
-import { API, basic, RESOURCE_SERVERS } from '../helpers/tokens.js';
+import { API, basic, clientCredentialsToken, RESOURCE_SERVERS } from '../helpers/tokens.js';
 import { UpstreamLinks } from '../../src/accounts/links.js';
 import { Upstreams } from '../../src/upstreams/registry.js';
 
@@ -39,6 +41,7 @@ const PASSWORD = 'red team granted sixteen passphrase';
 const SECRET = 'red-team-granted-sixteen-client-secret-0123456789';
 const UPSTREAM_SECRET = 'red-team-granted-sixteen-upstream-secret-0123456789';
 const NOTES = 'https://notes.example.test/cb';
+const OPS = { id: 'ops', secret: 'red-team-granted-sixteen-ops-secret-0123456789' };
 const NOTES_CLIENT = { client_id: 'notes', client_name: 'Notes', client_secret: SECRET, redirect_uris: [NOTES], grant_types: ['authorization_code', 'refresh_token'], scope: 'openid email offline_access read' };
 
 describe('e2e (openid-client): red team, sixteenth pass, an upstream vouches only for the address it verified, and what else held', function () {
@@ -48,7 +51,8 @@ describe('e2e (openid-client): red team, sixteenth pass, an upstream vouches onl
   let notes: oidc.Configuration;
 
   before(async () => {
-    server = await startServer({ ownRedis: true, env: { OUTBOUND_ALLOW_PRIVATE_NETWORKS: 'true', RESOURCE_SERVERS }, clients: [NOTES_CLIENT] });
+    server = await startServer({ ownRedis: true, env: { OUTBOUND_ALLOW_PRIVATE_NETWORKS: 'true', RESOURCE_SERVERS }, clients: [NOTES_CLIENT, { client_id: OPS.id, client_secret: OPS.secret, redirect_uris: [], grant_types: ['client_credentials'], response_types: [] }] });
+    await server.apis.grant(OPS.id, `${server.issuer}/admin`, { scopes: ['admin'] });
     fake = await startFakeUpstream(UPSTREAM_SECRET);
     // The operator's mapping: the address is the upstream's preferred_username; email_verified left as the upstream says it.
     await new Upstreams(server.kv, server.config.keys.secrets).add({
@@ -131,6 +135,30 @@ describe('e2e (openid-client): red team, sixteenth pass, an upstream vouches onl
     } finally {
       await plain.close();
     }
+  });
+
+  it("an operator's person does not get as verified an address an upstream's account holds verified (admin API: 409), so no two accounts hold one address verified; unverified, or a free address, is taken", async () => {
+    const other = await startFakeUpstream(UPSTREAM_SECRET);
+    try {
+      await new Upstreams(server.kv, server.config.keys.secrets).add({ id: 'other', issuer: other.state.issuer, clientId: 'latchkey', clientSecret: UPSTREAM_SECRET, scope: 'openid email', displayName: 'Other', linkByEmail: false, endSession: false });
+      Object.assign(other.state, { mode: 'good', sub: 'erin-upstream', email: 'erin@corp.example', emailVerified: true });
+      const verifier = oidc.randomPKCECodeVerifier();
+      const url = oidc.buildAuthorizationUrl(notes, { redirect_uri: NOTES, scope: 'openid email', upstream: 'other', code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256' });
+      const agent = new Agent();
+      assert.deepEqual((await whatNotesGets({ agent, verifier, page: await agent.follow(url.href, {}, NOTES) })).idToken, ['erin@corp.example', true]);
+    } finally {
+      await other.close();
+    }
+    const token = await clientCredentialsToken(server.url, OPS, `${server.issuer}/admin`, 'admin');
+    const add = (body: Record<string, unknown>) => fetch(`${server.url}/admin/users`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body: JSON.stringify({ password: PASSWORD, ...body }) });
+    for (const email of ['erin@corp.example', 'ERIN@corp.example']) {
+      const refused = await add({ username: 'erin', email, email_verified: true });
+      assert.equal(refused.status, 409, `${email}: ${await refused.clone().text()}`);
+      assert.match(((await refused.json()) as { error_description: string }).error_description, /held, verified, by the account/);
+    }
+    assert.equal(await server.accounts.findByUsername('erin'), undefined, 'nothing was made');
+    assert.equal((await add({ username: 'erin', email: 'erin@corp.example' })).status, 201, 'unverified, it is taken');
+    assert.equal((await add({ username: 'frank', email: 'frank@corp.example', email_verified: true })).status, 201, 'an address no one holds');
   });
 
   it('held: an upstream whose mapped claim is its verified email address vouches for it as before', async () => {
