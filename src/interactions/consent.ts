@@ -93,6 +93,8 @@ async function redirectStillAllowed({ providers }: Interactions, interaction: In
 const CLIENT_CHANGED = { error: 'invalid_request', error_description: 'the app changed since this sign-in began; start again from the app' };
 /** The grant a consent page adds to ended, before or while the page was confirmed. */
 const CONSENT_WITHDRAWN = { error: 'session_not_found', error_description: 'the earlier consent was withdrawn; start again' };
+/** The session the consent was given in ended while the page was confirmed. */
+const SESSION_ENDED = { error: 'session_not_found', error_description: 'you were signed out while this was confirmed; start again' };
 
 /** The consent page of an interaction waiting for consent. */
 export async function showConsent(steps: Interactions, ctx: Context, interaction: Interaction): Promise<void> {
@@ -158,10 +160,21 @@ export function confirmConsent(steps: Interactions, consents: Consents) {
     // here, it is later than these writes, and what it forgets and revokes after includes them.
     // The grant's own revocation entry too (fresh: an ending with no cutoff, RFC 7009 or a
     // sign-out), written before its record is deleted.
-    if (interaction.grantId && (await consents.grantEnded(grant, ctx, true))) {
-      await grant.destroy();
+    const [grantEnded, sessionLive] = await Promise.all([
+      interaction.grantId ? consents.grantEnded(grant, ctx, true) : false,
+      // And the session the consent is given in, ended meanwhile by an ending with no cutoff that
+      // forgets consents (a password change signing the other sessions out, a credential removed):
+      // it forgot them before it ended the session, so a consent written after it forgot is taken
+      // here, once the session is seen ended; or, seen live, by its next forgetting, which comes
+      // after the session's end (accounts/sessions.ts endSignedInWith, the password section).
+      provider.Session.findByUid(interaction.session.uid),
+    ]);
+    if (grantEnded || !sessionLive) {
+      // A grant this page made has nothing else; one it added to is the ending's to decide
+      // (a plain sign-out keeps offline access), but what it ended is not taken up again.
+      if (grantEnded || !interaction.grantId) await grant.destroy();
       await consents.forget(grant.accountId!, grant.clientId!);
-      respondWithError(ctx, 400, CONSENT_WITHDRAWN);
+      respondWithError(ctx, 400, grantEnded ? CONSENT_WITHDRAWN : SESSION_ENDED);
       return;
     }
     await provider.interactionFinished(ctx.req, ctx.res, { consent: { grantId } }, { mergeWithLastSubmission: true });

@@ -1,0 +1,115 @@
+/**
+ * Red team, sixteenth endings pass (docs/security.md, "Looked at in the sixteenth endings pass").
+ *
+ * Found and fixed: a consent page confirmed in a session signed in with the old password, its
+ * confirmation held (the test relay) at its write of the grant while the person changed their
+ * password on the account page at a second instance, signing every other session out: the
+ * confirmation then remembered its consent after the change had forgotten the consents given
+ * elsewhere, so the app (a thief's, say) got the person's code silently (prompt=none) in the
+ * person's own session afterwards.
+ */
+import assert from 'node:assert/strict';
+import { dirname } from 'node:path';
+import * as oidc from 'openid-client';
+import { Secret, TOTP } from 'otpauth';
+import { Agent, formIn, type Page } from '../helpers/agent.js';
+import { isConsent, signInSteps, startAuthorization } from '../helpers/sign-in.js';
+import { startServer } from '../helpers/server.js';
+import { startRelayedServer, type RelayedServer } from '../helpers/relay.js';
+
+const PASSWORD = 'sixteenth endings pass test password';
+const NEW_PASSWORD = 'a new passphrase nobody else knows';
+const REDIRECT = 'https://gallery.example.test/callback';
+const THIEFS = { id: 'gallery', secret: 'gallery-client-secret-with-plenty-of-entropy-0123456789' };
+
+describe('e2e: red team, sixteenth endings pass: a consent confirmed across a password change', function () {
+  this.timeout(120_000);
+  let relayed: RelayedServer;
+
+  before(async () => {
+    relayed = await startRelayedServer({
+      CLIENTS: JSON.stringify([
+        { client_id: THIEFS.id, client_secret: THIEFS.secret, redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'], scope: 'openid offline_access email' },
+      ]),
+    });
+  });
+  after(async () => {
+    await relayed?.stop();
+  });
+
+  /** The person's endings on their account page that forget the consents given in other sessions, posted to `url`: the form, its fields. */
+  const ENDINGS = {
+    'a password change signing every other session out': {
+      form: '/account/password',
+      fields: { current_password: PASSWORD, new_password: NEW_PASSWORD, confirm_password: NEW_PASSWORD, sign_out_others: 'yes' },
+      done: /done=password\.changed-everywhere/,
+    },
+    'the authenticator app removed': { form: '/account/authenticator/remove', fields: {}, done: /done=authenticator\.removed/ },
+  } as const;
+
+  for (const [ending, { form: action, fields, done }] of Object.entries(ENDINGS)) {
+    it(`a thief's consent page, its confirmation held at its write of the grant across ${ending} on the account page (another instance): the app gets no code silently after`, async () => {
+      const { server, relay, env } = relayed;
+      // A second instance on the same Redis, not through the relay: the ending is not held with the confirmation.
+      const other = await startServer({ redisUrl: env.REDIS_URL!, dir: dirname(env.KEYS_DIR!), env: { ISSUER: server.issuer, CLIENTS: env.CLIENTS! } });
+      try {
+        const person = `pat-${action.split('/').pop()}`;
+        const account = await server.accounts.create(person, PASSWORD);
+        const totp = action.includes('authenticator');
+        let step = 0;
+        let secondFactor: ((agent: Agent, page: Page) => Promise<Page>) | undefined;
+        if (totp) {
+          const enrolled = (await server.secondFactors.totp.begin(account.sub, person, 'test-session')).secret;
+          const code = (steps: number) => TOTP.generate({ secret: Secret.fromBase32(enrolled), algorithm: 'SHA1', digits: 6, period: 30, timestamp: Date.now() + steps * 30_000 });
+          assert.equal(await server.secondFactors.totp.confirm(account.sub, code(-1), 'test-session'), true);
+          secondFactor = (agent, page) => agent.submit(page, '/second-factor', { method: 'totp', code: code(step++) }, REDIRECT);
+        }
+        const config = await oidc.discovery(new URL(server.issuer), THIEFS.id, THIEFS.secret, oidc.ClientSecretBasic(THIEFS.secret), { execute: [oidc.allowInsecureRequests] });
+
+        // The person, on their account page.
+        const own = new Agent();
+        let page = await signInSteps(own, await own.follow(`${server.issuer}/account`), { username: person, password: PASSWORD, login: 'required', consent: 'stop' });
+        if (secondFactor) page = await secondFactor(own, page);
+        assert.equal(page.url, `${server.issuer}/account`, `expected the account page, got ${page.url}`);
+
+        // The thief, signed in with the old password (and a code of the lost phone), at the consent page of an app of theirs.
+        const thief = new Agent();
+        let consent = await signInSteps(thief, (await startAuthorization(thief, config, REDIRECT, { scope: 'openid offline_access email', prompt: 'consent' })).page, {
+          username: person,
+          password: PASSWORD,
+          consent: 'stop',
+        });
+        if (secondFactor) consent = await secondFactor(thief, consent);
+        assert.ok(isConsent(consent), `expected the consent page, got ${consent.url}`);
+
+        const held = relay.holdFrom((chunk) => chunk.includes('oidc:Grant:') && chunk.includes('"kind":"Grant"'));
+        const confirming = thief.submit(consent, '/confirm', {}, REDIRECT);
+        const reached = await Promise.race([held.then(() => true), confirming.then(() => false)]);
+        try {
+          assert.ok(reached, 'the confirmation finished without being held at its write of the grant: the hold is misplaced');
+          const ended = await fetch(`${other.url}${action}`, {
+            method: 'POST',
+            redirect: 'manual',
+            headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: own.cookieHeader(server.issuer) },
+            body: new URLSearchParams({ ...formIn(page.html, action).hidden, ...fields }),
+          });
+          assert.equal(ended.status, 303, await ended.text());
+          assert.match(String(ended.headers.get('location')), done);
+        } finally {
+          relay.release();
+        }
+        const confirmed = await confirming;
+        assert.ok(!confirmed.url.startsWith(REDIRECT), `the thief's ended session went back to the app: ${confirmed.url}`);
+
+        // The person's own session, still signed in: the thief's app asks silently.
+        const silent = await startAuthorization(own, config, REDIRECT, { scope: 'openid offline_access email', prompt: 'none' });
+        const answer = new URL(silent.page.url).searchParams;
+        assert.equal(answer.get('code'), null, `${ending}: the consent confirmed across it was remembered: the thief's app gets the person's code without asking`);
+        assert.equal(answer.get('error'), 'consent_required', silent.page.url);
+        assert.match(confirmed.html, /signed out while this was confirmed/, `${ending}: the confirmation's answer (${confirmed.status} ${confirmed.url})`);
+      } finally {
+        await other.stop();
+      }
+    });
+  }
+});
