@@ -275,6 +275,10 @@ export class AccountSessions {
     );
     // A grant's record says which credentials signed in the sessions that made it; it has no amr.
     await credentials.revokeGrantsMadeWith(grantIds, (used) => signedInWith(used, []), revokeGrant, keep);
+    // And once more now that the sessions are ended: a consent page of one of them confirmed after
+    // the first forgetting, and before its session ended, saw the session live once it wrote its
+    // consent (interactions/consent.ts checks after writing); one confirmed later sees it ended.
+    await consents?.forgetGivenWith(accountId, (used) => signedInWith(used, []), except);
     return ended.filter(Boolean).length;
   }
 

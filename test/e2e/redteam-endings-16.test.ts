@@ -16,6 +16,7 @@ import { Agent, formIn, type Page } from '../helpers/agent.js';
 import { isConsent, signInSteps, startAuthorization } from '../helpers/sign-in.js';
 import { startServer } from '../helpers/server.js';
 import { startRelayedServer, type RelayedServer } from '../helpers/relay.js';
+import { latchkey } from '../helpers/process.js';
 
 const PASSWORD = 'sixteenth endings pass test password';
 const NEW_PASSWORD = 'a new passphrase nobody else knows';
@@ -112,4 +113,52 @@ describe('e2e: red team, sixteenth endings pass: a consent confirmed across a pa
       }
     });
   }
+
+  it("a thief's consent confirmed while an operator's second-factor reset (CLI) is held between forgetting the consents and ending the sessions: the person is asked again at the app", async () => {
+    const { server, relay, env, relayedEnv } = relayed;
+    // The confirmation at a second instance, not through the relay: the reset (the CLI, through it) is held alone.
+    const other = await startServer({ redisUrl: env.REDIS_URL!, dir: dirname(env.KEYS_DIR!), env: { ISSUER: server.issuer, CLIENTS: env.CLIENTS! } });
+    try {
+      const person = 'pat-reset';
+      const account = await server.accounts.create(person, PASSWORD);
+      const enrolled = (await server.secondFactors.totp.begin(account.sub, person, 'test-session')).secret;
+      const code = (steps: number) => TOTP.generate({ secret: Secret.fromBase32(enrolled), algorithm: 'SHA1', digits: 6, period: 30, timestamp: Date.now() + steps * 30_000 });
+      assert.equal(await server.secondFactors.totp.confirm(account.sub, code(-1), 'test-session'), true);
+      const config = await oidc.discovery(new URL(server.issuer), THIEFS.id, THIEFS.secret, oidc.ClientSecretBasic(THIEFS.secret), { execute: [oidc.allowInsecureRequests] });
+      // Whoever holds the lost phone signs in with it and stops at the consent page of an app of theirs.
+      const thief = new Agent();
+      let consent = await signInSteps(thief, (await startAuthorization(thief, config, REDIRECT, { scope: 'openid offline_access email', prompt: 'consent' })).page, { username: person, password: PASSWORD, consent: 'stop' });
+      consent = await thief.submit(consent, '/second-factor', { method: 'totp', code: code(0) }, REDIRECT);
+      assert.ok(isConsent(consent), `expected the consent page, got ${consent.url}`);
+
+      // The reset forgets the consents given with the factor, then lists the person's sessions to end them: held there.
+      const held = relay.holdFrom((chunk) => chunk.includes('oidc:sessions:account:'));
+      const reset = latchkey(relayedEnv, ['users', 'mfa', 'reset', person]);
+      const reached = await Promise.race([held.then(() => true), reset.then(() => false)]);
+      let confirmed: Response;
+      try {
+        assert.ok(reached, 'the reset finished without being held at its look-up of the sessions: the hold is misplaced');
+        const form = formIn(consent.html, '/confirm');
+        confirmed = await fetch(new URL(form.action, `${other.url}/`), {
+          method: 'POST',
+          redirect: 'manual',
+          headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: thief.cookieHeader(server.issuer) },
+          body: new URLSearchParams(form.hidden),
+        });
+      } finally {
+        relay.release();
+      }
+      assert.equal(confirmed.status, 303, 'the confirmation, in a session not ended yet, was taken');
+      const run = await reset;
+      assert.equal(run.status, 0, run.stderr);
+      assert.match(run.stdout, /ended 1 session/);
+
+      // The person, without a second factor now, signs in at the app (a link the thief sends, say).
+      const agent = new Agent();
+      const next = await signInSteps(agent, (await startAuthorization(agent, config, REDIRECT, { scope: 'openid offline_access email' })).page, { username: person, password: PASSWORD, consent: 'stop', stopAt: REDIRECT });
+      assert.ok(isConsent(next), `the consent the thief gave while the reset was under way outlives it: the app got the person's code without asking (${next.url})`);
+    } finally {
+      await other.stop();
+    }
+  });
 });
