@@ -1,12 +1,16 @@
 /**
- * Red team, sixteenth endings pass (docs/security.md, "Looked at in the sixteenth endings pass").
+ * Red team, sixteenth endings pass (docs/security.md, "Looked at in the sixteenth endings pass"):
+ * endings with no cutoff (the person's password change, a credential removed) racing what a thief's
+ * session is doing, held deterministically by the test relay, the ending at a second instance.
  *
- * Found and fixed: a consent page confirmed in a session signed in with the old password, its
- * confirmation held (the test relay) at its write of the grant while the person changed their
- * password on the account page at a second instance, signing every other session out: the
- * confirmation then remembered its consent after the change had forgotten the consents given
- * elsewhere, so the app (a thief's, say) got the person's code silently (prompt=none) in the
- * person's own session afterwards.
+ * Found and fixed: a consent page confirmed in a session signed in with the old password (or a code
+ * of the lost phone), its confirmation held at its write of the grant while the person changed their
+ * password signing every other session out (or removed the authenticator app): the confirmation
+ * remembered its consent after the ending had forgotten the consents given elsewhere, so the app (a
+ * thief's) got the person's code silently (prompt=none) in the person's own session afterwards. And
+ * the same confirmed while an operator's second-factor reset (CLI) was held between its forgetting
+ * of the consents and its ending of the sessions. Held: a device approved in such a session, held at
+ * its resume's write of the approval across the password change, gets nothing.
  */
 import assert from 'node:assert/strict';
 import { dirname } from 'node:path';
@@ -21,15 +25,17 @@ import { latchkey } from '../helpers/process.js';
 const PASSWORD = 'sixteenth endings pass test password';
 const NEW_PASSWORD = 'a new passphrase nobody else knows';
 const REDIRECT = 'https://gallery.example.test/callback';
+const DEVICE = 'thiefs-tv';
 const THIEFS = { id: 'gallery', secret: 'gallery-client-secret-with-plenty-of-entropy-0123456789' };
 
-describe('e2e: red team, sixteenth endings pass: a consent confirmed across a password change', function () {
+describe('e2e: red team, sixteenth endings pass: a thief\'s session confirming across an ending with no cutoff', function () {
   this.timeout(120_000);
   let relayed: RelayedServer;
 
   before(async () => {
     relayed = await startRelayedServer({
       CLIENTS: JSON.stringify([
+        { client_id: DEVICE, application_type: 'native', token_endpoint_auth_method: 'none', grant_types: ['urn:ietf:params:oauth:grant-type:device_code', 'refresh_token'], response_types: [], redirect_uris: [], scope: 'openid offline_access' },
         { client_id: THIEFS.id, client_secret: THIEFS.secret, redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'], scope: 'openid offline_access email' },
       ]),
     });
@@ -157,6 +163,66 @@ describe('e2e: red team, sixteenth endings pass: a consent confirmed across a pa
       const agent = new Agent();
       const next = await signInSteps(agent, (await startAuthorization(agent, config, REDIRECT, { scope: 'openid offline_access email' })).page, { username: person, password: PASSWORD, consent: 'stop', stopAt: REDIRECT });
       assert.ok(isConsent(next), `the consent the thief gave while the reset was under way outlives it: the app got the person's code without asking (${next.url})`);
+    } finally {
+      await other.stop();
+    }
+  });
+
+  it("a device approved in a thief's session, held at its resume's write of the approval across the person's password change signing every other session out: the device gets nothing that works", async () => {
+    const { server, relay, env } = relayed;
+    const other = await startServer({ redisUrl: env.REDIS_URL!, dir: dirname(env.KEYS_DIR!), env: { ISSUER: server.issuer, CLIENTS: env.CLIENTS! } });
+    try {
+      const person = 'pat-device';
+      await server.accounts.create(person, PASSWORD);
+      const own = new Agent();
+      const page = await signInSteps(own, await own.follow(`${server.issuer}/account`), { username: person, password: PASSWORD, login: 'required', consent: 'stop' });
+      assert.equal(page.url, `${server.issuer}/account`);
+      const tv = await oidc.discovery(new URL(server.issuer), DEVICE, { token_endpoint_auth_method: 'none' }, oidc.None(), { execute: [oidc.allowInsecureRequests] });
+      // The thief, signed in with the old password, connected a device of theirs once.
+      const thief = new Agent();
+      const approve = async (userCode: string) => {
+        const confirm = await thief.submit(await thief.follow(`${server.issuer}/device`), '/device', { user_code: userCode });
+        return thief.submit(confirm, '/device', { confirm: 'yes' });
+      };
+      const first = await oidc.initiateDeviceAuthorization(tv, { scope: 'openid offline_access' });
+      assert.match((await signInSteps(thief, await approve(first.user_code), { username: person, password: PASSWORD })).html, /Device connected/);
+      // Another device, approved in the same session (its consent page again): held at the resume's writes.
+      const device = await oidc.initiateDeviceAuthorization(tv, { scope: 'openid offline_access' });
+      const confirm = await thief.submit(await thief.follow(`${server.issuer}/device`), '/device', { user_code: device.user_code });
+      const consent = await thief.submit(confirm, '/device', { confirm: 'yes' });
+      assert.ok(isConsent(consent), `expected the consent page, got ${consent.url}`);
+      // The consent's own writes go (the grant, the consent); the resume's approval of the device code is held.
+      const held = relay.holdFrom((chunk) => chunk.includes('"kind":"DeviceCode"'));
+      const approving = thief.submit(consent, '/confirm', {});
+      const reached = await Promise.race([held.then(() => true), approving.then(() => false)]);
+      try {
+        assert.ok(reached, 'the approval finished without being held at its writes: the hold is misplaced');
+        const changed = await fetch(`${other.url}/account/password`, {
+          method: 'POST',
+          redirect: 'manual',
+          headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: own.cookieHeader(server.issuer) },
+          body: new URLSearchParams({ ...formIn(page.html, '/account/password').hidden, current_password: PASSWORD, new_password: NEW_PASSWORD, confirm_password: NEW_PASSWORD, sign_out_others: 'yes' }),
+        });
+        assert.equal(changed.status, 303, await changed.text());
+      } finally {
+        relay.release();
+      }
+      await approving;
+      const polled = await fetch(`${server.url}/token`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ grant_type: 'urn:ietf:params:oauth:grant-type:device_code', device_code: device.device_code, client_id: DEVICE }),
+      });
+      const body = (await polled.json()) as Record<string, string>;
+      if (body.refresh_token) {
+        const again = await fetch(`${server.url}/token`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/x-www-form-urlencoded' },
+          body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: body.refresh_token, client_id: DEVICE }),
+        });
+        assert.notEqual(again.status, 200, 'the refresh token the device got after the password change refreshes');
+      }
+      assert.equal(body.access_token, undefined, 'the device got tokens');
     } finally {
       await other.stop();
     }
