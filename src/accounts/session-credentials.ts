@@ -51,7 +51,19 @@ export interface SessionCredential {
    * (accounts.ts passwordStamp, credentials.ts enrolmentStamp): checked at the resume only, never
    * kept for later.
    */
-  readonly verified?: { readonly password?: string; readonly totp?: string; readonly recoveryCodes?: string };
+  readonly verified?: { readonly password?: string; readonly totp?: string; readonly recoveryCodes?: string; readonly upstream?: UpstreamWord };
+}
+
+/**
+ * The upstream session a sign-in through an upstream took the word of (upstreams/sessions.ts
+ * FederatedSession): its sid and when the callback took it (epoch ms), so that the upstream's
+ * back-channel logout of that session since stops the resume.
+ */
+export interface UpstreamWord {
+  readonly upstream: string;
+  readonly sub: string;
+  readonly sid: string | undefined;
+  readonly at?: number;
 }
 
 /** Where, in the interaction's result, a finished sign-in leaves its credential (interactions/sign-in-result.ts). */
@@ -149,17 +161,23 @@ export function credentialsHeld(
   links: UpstreamLinks,
   upstreamKnown: (id: string) => Promise<boolean>,
   accountOf: AccountNow,
+  /** Whether the upstream logged out the session a sign-in took its word of, since it took it. */
+  loggedOutSince: (word: UpstreamWord) => Promise<boolean> = async () => false,
 ): CredentialsHeld {
   return async (sub, credential, startedAt) => {
     const parts = (credential.links ?? []).map((id) => [id.slice(0, id.indexOf(':')), id.slice(id.indexOf(':') + 1)] as const);
     // The account with the records: one round trip (it was read for the password's stamp before, and is read ahead for the engine).
-    const [record, linked, known, account] = await Promise.all([
+    const { verified } = credential;
+    const [record, linked, known, account, loggedOut] = await Promise.all([
       records.read(sub),
       Promise.all(parts.map(([upstream, upstreamSub]) => links.find(upstream, upstreamSub))),
       Promise.all(parts.map(([upstream]) => upstreamKnown(upstream))),
       accountOf(sub),
+      verified?.upstream ? loggedOutSince(verified.upstream) : false,
     ]);
-    const { verified } = credential;
+    // Checked before the resume and once it wrote the session (and its upstream's record): either the
+    // logout, which marks before it looks for sessions, found the record, or this reads its mark.
+    if (loggedOut) return false;
     if (account && typeof startedAt === 'number' && endedWithPerson(account, startedAt, 'session')) return false;
     if (verified?.password && verified.password !== account?.passwordStamp) return false;
     if (credential.passkeys?.some((id) => !record.passkeys.some((passkey) => passkey.id === id))) return false;

@@ -54,7 +54,10 @@ export async function finishSignIn(
     methods,
     ...(passkey && { passkeys: [passkey] }),
     ...(upstream && { links: [`${upstream.upstream}:${upstream.sub}`] }),
-    ...((passwordStamp || totp || recoveryCodes) && { verified: { password: passwordStamp, totp, recoveryCodes } }),
+    // Which upstream session it took the word of: a logout of it before the resume stops the resume (session-credentials.ts).
+    ...((passwordStamp || totp || recoveryCodes || upstream) && {
+      verified: { password: passwordStamp, totp, recoveryCodes, ...(upstream && { upstream: { upstream: upstream.upstream, sub: upstream.sub, sid: upstream.sid, at: upstream.at } }) },
+    }),
   };
   // A first factor an upstream performed earlier (its session of hours ago) makes this sign-in no fresher than that (sign-in-time.ts).
   const signedInAt = upstream?.authTime;

@@ -776,7 +776,7 @@ function applyPatches(
     if (clientId) consents.readAhead(sub, clientId, request);
     return dropInteraction;
   };
-  const sessionCredentials = new SessionCredentials(kv, config.ttl.session, credentialsHeld(new CredentialRecords(kv), new UpstreamLinks(kv, accounts), upstreamKnown, accountNow));
+  const sessionCredentials = new SessionCredentials(kv, config.ttl.session, credentialsHeld(new CredentialRecords(kv), new UpstreamLinks(kv, accounts), upstreamKnown, accountNow, (word) => federated.loggedOutSince(word)));
   // ...and which signed in the session a grant was made or extended in, kept as long as the grant:
   // removing a credential revokes the grants made with it, their session gone or not (in front of
   // recordAtSignIn, so that a resume's own sign-in is recorded for the session first).

@@ -63,7 +63,7 @@ export class FederatedSessions {
   }
 
   /** Whether the upstream logged out the session `signedIn` came from since its callback took it (after `at`, epoch ms). */
-  async loggedOutSince(signedIn: FederatedSession): Promise<boolean> {
+  async loggedOutSince(signedIn: Pick<FederatedSession, 'upstream' | 'sub' | 'sid' | 'at'>): Promise<boolean> {
     const at = signedIn.at ?? 0;
     const [bySidMark, bySubMark] = await Promise.all([
       signedIn.sid ? this.kv.get(loggedOutSidKey(signedIn.upstream, signedIn.sid)) : undefined,

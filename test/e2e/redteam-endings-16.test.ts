@@ -19,6 +19,8 @@ import { Secret, TOTP } from 'otpauth';
 import { Agent, formIn, type Page } from '../helpers/agent.js';
 import { isConsent, signInSteps, startAuthorization } from '../helpers/sign-in.js';
 import { startServer } from '../helpers/server.js';
+import { basic } from '../helpers/tokens.js';
+import { fakeUpstreamOf } from '../helpers/fake-upstream.js';
 import { startRelayedServer, type RelayedServer } from '../helpers/relay.js';
 import { latchkey } from '../helpers/process.js';
 
@@ -223,6 +225,90 @@ describe('e2e: red team, sixteenth endings pass: a thief\'s session confirming a
         assert.notEqual(again.status, 200, 'the refresh token the device got after the password change refreshes');
       }
       assert.equal(body.access_token, undefined, 'the device got tokens');
+    } finally {
+      await other.stop();
+    }
+  });
+});
+
+describe("e2e: red team, sixteenth endings pass: an upstream's back-channel logout across a sign-in's resume", function () {
+  this.timeout(60_000);
+  const APP = { id: 'notes', secret: 'notes-client-secret-with-plenty-of-entropy-0123456789' };
+  const SECRET = 'upstream-client-secret-with-plenty-of-entropy-012345';
+  let relayed: RelayedServer;
+  let fake: Awaited<ReturnType<typeof fakeUpstreamOf>>;
+  let config: oidc.Configuration;
+
+  before(async () => {
+    relayed = await startRelayedServer({
+      OUTBOUND_ALLOW_PRIVATE_NETWORKS: 'true',
+      CLIENTS: JSON.stringify([{ client_id: APP.id, client_secret: APP.secret, redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'], scope: 'openid offline_access email' }]),
+    });
+    fake = await fakeUpstreamOf(relayed.server, SECRET);
+    config = await oidc.discovery(new URL(relayed.server.issuer), APP.id, APP.secret, oidc.ClientSecretBasic(APP.secret), { execute: [oidc.allowInsecureRequests] });
+  });
+  after(async () => {
+    await fake?.close();
+    await relayed?.stop();
+  });
+
+  /** Through the upstream (as `sid`) and back: its word taken at the callback, the browser at the resume, not followed yet. */
+  async function atResume(sid: string): Promise<{ browser: Agent; resume: string; verifier: string }> {
+    fake.state.mode = 'good';
+    fake.state.sub = `upstream-person-${sid}`;
+    fake.state.sid = sid;
+    const browser = new Agent();
+    const verifier = oidc.randomPKCECodeVerifier();
+    const url = oidc.buildAuthorizationUrl(config, { redirect_uri: REDIRECT, scope: 'openid email', prompt: 'consent', code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256', upstream: 'fake' });
+    const held = await browser.follow(url.href, {}, `${relayed.server.issuer}/auth/`);
+    assert.match(held.url, /\/auth\/[^/?]+$/, `expected the resume, got ${held.status} ${held.url}`);
+    return { browser, resume: held.url, verifier };
+  }
+
+  /** The upstream's back-channel logout of its session `sid`, posted to the instance at `url`. */
+  const logout = async (url: string, sid: string) =>
+    fetch(`${url}/upstream/fake/backchannel-logout`, { method: 'POST', body: new URLSearchParams({ logout_token: await fake.logoutToken({ sid }) }) });
+
+  it("the upstream's logout token for the session a finished sign-in came from, while the browser holds back its resume: the sign-in does not complete, the app gets access_denied", async () => {
+    const { browser, resume } = await atResume('sid-browser-held');
+    // Signed out there meanwhile: no Latchkey session exists yet for the logout to find.
+    assert.equal((await logout(relayed.server.issuer, 'sid-browser-held')).status, 200);
+    let done = await browser.follow(resume, {}, REDIRECT);
+    if (isConsent(done)) done = await browser.submit(done, '/confirm', {}, REDIRECT);
+    assert.ok(done.url.startsWith(REDIRECT), `expected the app, got ${done.status} ${done.url}`);
+    assert.equal(new URL(done.url).searchParams.get('code'), null, 'a sign-in the upstream had signed out completed: the app got a code');
+    assert.equal(new URL(done.url).searchParams.get('error'), 'access_denied', done.url);
+  });
+
+  it("the upstream's logout token, at another instance, while the resume is held at its writes: the session and the code it made work nowhere after", async () => {
+    const { server, relay, env } = relayed;
+    const other = await startServer({ redisUrl: env.REDIS_URL!, dir: dirname(env.KEYS_DIR!), env: { ISSUER: server.issuer, CLIENTS: env.CLIENTS!, OUTBOUND_ALLOW_PRIVATE_NETWORKS: 'true' } });
+    try {
+      const { browser, resume, verifier } = await atResume('sid-writes-held');
+      // The resume checked the sign-in and made the session and the code: held at their write.
+      const held = relay.holdFrom((chunk) => chunk.includes('"kind":"Session"'));
+      const resuming = browser.follow(resume, {}, REDIRECT);
+      const reached = await Promise.race([held.then(() => true), resuming.then(() => false)]);
+      try {
+        assert.ok(reached, 'the resume finished without being held at its writes: the hold is misplaced');
+        assert.equal((await logout(other.url, 'sid-writes-held')).status, 200);
+      } finally {
+        relay.release();
+      }
+      let done = await resuming;
+      // Whatever the resume answered (the consent page, once its session ended: nothing to confirm), the app gets no working code.
+      if (isConsent(done)) done = await browser.submit(done, '/confirm', {}, REDIRECT);
+      const code = new URL(done.url).searchParams.get('code');
+      if (code) {
+        const exchanged = await fetch(`${server.url}/token`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(APP) },
+          body: new URLSearchParams({ grant_type: 'authorization_code', code, redirect_uri: REDIRECT, code_verifier: verifier }),
+        });
+        assert.equal(exchanged.status, 400, `the code the resume made across the logout is redeemed: ${await exchanged.text()}`);
+      }
+      const silent = await startAuthorization(browser, config, REDIRECT, { scope: 'openid email', prompt: 'none' });
+      assert.equal(new URL(silent.page.url).searchParams.get('error'), 'login_required', `the session the upstream logged out lives: ${silent.page.url}`);
     } finally {
       await other.stop();
     }
