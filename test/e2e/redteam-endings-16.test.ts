@@ -9,8 +9,13 @@
  * remembered its consent after the ending had forgotten the consents given elsewhere, so the app (a
  * thief's) got the person's code silently (prompt=none) in the person's own session afterwards. And
  * the same confirmed while an operator's second-factor reset (CLI) was held between its forgetting
- * of the consents and its ending of the sessions. Held: a device approved in such a session, held at
- * its resume's write of the approval across the password change, gets nothing.
+ * of the consents and its ending of the sessions. And a sign-in through an upstream whose resume was
+ * held back (by the browser, or by the relay at its writes) across the upstream's back-channel logout
+ * of the session it came from: it completed, a code and a session the logout never found.
+ *
+ * Held: a device approved in such a session, held at its resume's write of the approval across the
+ * password change, gets nothing; nor do a refresh and a code exchange of such a session's grant held
+ * after their read of the grant.
  */
 import assert from 'node:assert/strict';
 import { dirname } from 'node:path';
@@ -116,6 +121,67 @@ describe('e2e: red team, sixteenth endings pass: a thief\'s session confirming a
         assert.equal(answer.get('code'), null, `${ending}: the consent confirmed across it was remembered: the thief's app gets the person's code without asking`);
         assert.equal(answer.get('error'), 'consent_required', silent.page.url);
         assert.match(confirmed.html, /signed out while this was confirmed/, `${ending}: the confirmation's answer (${confirmed.status} ${confirmed.url})`);
+      } finally {
+        await other.stop();
+      }
+    });
+  }
+
+  for (const what of ['a refresh', 'a code exchange'] as const) {
+    it(`${what} of a thief's grant (offline access), held after it read the grant, across the person's password change signing every other session out: what it got works nowhere`, async () => {
+      const { server, relay, env } = relayed;
+      const other = await startServer({ redisUrl: env.REDIS_URL!, dir: dirname(env.KEYS_DIR!), env: { ISSUER: server.issuer, CLIENTS: env.CLIENTS! } });
+      try {
+        const person = `pat-${what.replace(/[^a-z]+/g, '-')}`;
+        await server.accounts.create(person, PASSWORD);
+        const own = new Agent();
+        const page = await signInSteps(own, await own.follow(`${server.issuer}/account`), { username: person, password: PASSWORD, login: 'required', consent: 'stop' });
+        assert.equal(page.url, `${server.issuer}/account`);
+        const config = await oidc.discovery(new URL(server.issuer), THIEFS.id, THIEFS.secret, oidc.ClientSecretBasic(THIEFS.secret), { execute: [oidc.allowInsecureRequests] });
+        const thief = new Agent();
+        const { page: start, verifier } = await startAuthorization(thief, config, REDIRECT, { scope: 'openid offline_access email', prompt: 'consent' });
+        const done = await signInSteps(thief, start, { username: person, password: PASSWORD, stopAt: REDIRECT });
+        const code = new URL(done.url).searchParams.get('code');
+        assert.ok(code, done.url);
+        const token = (params: Record<string, string>) =>
+          fetch(`${server.url}/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(THIEFS) }, body: new URLSearchParams(params) });
+        const exchange = { grant_type: 'authorization_code', code, redirect_uri: REDIRECT, code_verifier: verifier };
+        let request = exchange as Record<string, string>;
+        if (what === 'a refresh') {
+          const got = (await (await token(exchange)).json()) as Record<string, string>;
+          assert.ok(got.refresh_token, JSON.stringify(got));
+          request = { grant_type: 'refresh_token', refresh_token: got.refresh_token };
+        }
+        // Held at its writes: what it sends after the read of its grant's record.
+        let sawGrant = false;
+        const held = relay.holdFrom((chunk) => {
+          if (sawGrant) return true;
+          if (chunk.includes('oidc:Grant:')) sawGrant = true;
+          return false;
+        });
+        const inFlight = token(request);
+        try {
+          const reached = await Promise.race([held.then(() => true), inFlight.then(() => false)]);
+          assert.ok(reached, 'the token request finished without being held after its grant read: the hold is misplaced');
+          const changed = await fetch(`${other.url}/account/password`, {
+            method: 'POST',
+            redirect: 'manual',
+            headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: own.cookieHeader(server.issuer) },
+            body: new URLSearchParams({ ...formIn(page.html, '/account/password').hidden, current_password: PASSWORD, new_password: NEW_PASSWORD, confirm_password: NEW_PASSWORD, sign_out_others: 'yes' }),
+          });
+          assert.equal(changed.status, 303, await changed.text());
+          await new Promise((resolve) => setTimeout(resolve, 1100));
+        } finally {
+          relay.release();
+        }
+        const answered = await inFlight;
+        assert.notEqual(answered.status, 503, 'the held request timed out: nothing was tried');
+        const body = (await answered.json()) as Record<string, string>;
+        if (!body.access_token) return assert.deepEqual([answered.status, body.error], [400, 'invalid_grant']);
+        const userinfo = await fetch(`${server.url}/me`, { headers: { authorization: `Bearer ${body.access_token}` } });
+        assert.equal(userinfo.status, 401, `${what}: the access token it got works at userinfo`);
+        const again = await token({ grant_type: 'refresh_token', refresh_token: body.refresh_token! });
+        assert.notEqual(again.status, 200, `${what}: the refresh token it got refreshes`);
       } finally {
         await other.stop();
       }
