@@ -7,6 +7,7 @@ import { respondWithError } from '../http/errors.js';
 import { render } from '../http/views.js';
 import { predatesClient, type Consents } from '../provider/consents.js';
 import { claimsBeyondScope } from '../provider/id-token-claims.js';
+import { epochSeconds } from '../clock.js';
 import type { Interaction, Interactions } from './interaction.js';
 
 const SCOPE_WORDS: Record<string, string> = {
@@ -93,6 +94,8 @@ async function redirectStillAllowed({ providers }: Interactions, interaction: In
 const CLIENT_CHANGED = { error: 'invalid_request', error_description: 'the app changed since this sign-in began; start again from the app' };
 /** The grant a consent page adds to ended, before or while the page was confirmed. */
 const CONSENT_WITHDRAWN = { error: 'session_not_found', error_description: 'the earlier consent was withdrawn; start again' };
+/** The person's or the app's access was ended (grants revoked, a disable) while a first consent was confirmed. */
+const ACCESS_ENDED = { error: 'session_not_found', error_description: "this app's access was ended while this was confirmed; start again" };
 /** The session the consent was given in ended while the page was confirmed. */
 const SESSION_ENDED = { error: 'session_not_found', error_description: 'you were signed out while this was confirmed; start again' };
 
@@ -134,9 +137,11 @@ export function confirmConsent(steps: Interactions, consents: Consents) {
       missingResourceScopes?: Record<string, string[]>;
     };
     const provider = providers.current;
+    // A new grant is dated now, as the person decided, not when it is written: an ending whose cutoff
+    // comes between (grants revoke, a disable) ends it, and the check after the writes finds it so.
     const grant = interaction.grantId
       ? await provider.Grant.find(interaction.grantId)
-      : new provider.Grant({ accountId: interaction.session.accountId, clientId: String(interaction.params.client_id) });
+      : Object.assign(new provider.Grant({ accountId: interaction.session.accountId, clientId: String(interaction.params.client_id) }), { iat: epochSeconds() });
     // The grant the page added to was revoked since, or given before its person's or client's cutoff
     // (an operator's grants revoke that stopped half-way left it stored): what it held is not given
     // again, nor remembered as given now, by a page that asked only for what it lacked.
@@ -154,14 +159,15 @@ export function confirmConsent(steps: Interactions, consents: Consents) {
     const grantId = await grant.save();
     await consents.remember(grant, interaction.session.uid);
     // Checked again once written, from Redis: an ending that wrote its cutoff after the check above
-    // but before the writes (the grant revoked, the consent forgotten, then written back by this
-    // request) would otherwise be undone: the revoked grant stored again, its consent remembered as
-    // given now. An ending's cutoff comes first (then the consents, then the grants): not seen
-    // here, it is later than these writes, and what it forgets and revokes after includes them.
+    // (or, for a new grant, after the person decided) but before the writes (the grant revoked, the
+    // consent forgotten, then written back by this request) would otherwise be undone: the revoked
+    // grant stored again, or a new one made, its consent remembered as given now. An ending's
+    // cutoff comes first (then the consents, then the grants): not seen here, it is later than
+    // these writes, and what it forgets and revokes after includes them.
     // The grant's own revocation entry too (fresh: an ending with no cutoff, RFC 7009 or a
     // sign-out), written before its record is deleted.
     const [grantEnded, sessionLive] = await Promise.all([
-      interaction.grantId ? consents.grantEnded(grant, ctx, true) : false,
+      consents.grantEnded(grant, ctx, true),
       // And the session the consent is given in, ended meanwhile by an ending with no cutoff that
       // forgets consents (a password change signing the other sessions out, a credential removed):
       // it forgot them before it ended the session, so a consent written after it forgot is taken
@@ -174,7 +180,7 @@ export function confirmConsent(steps: Interactions, consents: Consents) {
       // (a plain sign-out keeps offline access), but what it ended is not taken up again.
       if (grantEnded || !interaction.grantId) await grant.destroy();
       await consents.forget(grant.accountId!, grant.clientId!);
-      respondWithError(ctx, 400, grantEnded ? CONSENT_WITHDRAWN : SESSION_ENDED);
+      respondWithError(ctx, 400, !grantEnded ? SESSION_ENDED : interaction.grantId ? CONSENT_WITHDRAWN : ACCESS_ENDED);
       return;
     }
     await provider.interactionFinished(ctx.req, ctx.res, { consent: { grantId } }, { mergeWithLastSubmission: true });

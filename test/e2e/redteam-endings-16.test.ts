@@ -9,7 +9,9 @@
  * remembered its consent after the ending had forgotten the consents given elsewhere, so the app (a
  * thief's) got the person's code silently (prompt=none) in the person's own session afterwards. And
  * the same confirmed while an operator's second-factor reset (CLI) was held between its forgetting
- * of the consents and its ending of the sessions. And a sign-in through an upstream whose resume was
+ * of the consents and its ending of the sessions. A first consent confirmed across `grants revoke
+ * --client` or `--user` (held likewise, the CLI straight on Redis): the app got a code after the
+ * operator was told, and its consent was remembered. And a sign-in through an upstream whose resume was
  * held back (by the browser, or by the relay at its writes) across the upstream's back-channel logout
  * of the session it came from: it completed, a code and a session the logout never found.
  *
@@ -124,6 +126,36 @@ describe('e2e: red team, sixteenth endings pass: a thief\'s session confirming a
       } finally {
         await other.stop();
       }
+    });
+  }
+
+  for (const ending of ['grants revoke --client', 'grants revoke --user', 'users disable'] as const) {
+    it(`a first consent, its confirmation held at its write of the grant across ${ending}: the app gets no code silently after`, async () => {
+      const { server, relay, env } = relayed;
+      const person = `pat-first-${ending.replace(/[^a-z]+/g, '-')}`;
+      await server.accounts.create(person, PASSWORD);
+      const config = await oidc.discovery(new URL(server.issuer), THIEFS.id, THIEFS.secret, oidc.ClientSecretBasic(THIEFS.secret), { execute: [oidc.allowInsecureRequests] });
+      const browser = new Agent();
+      const consent = await signInSteps(browser, (await startAuthorization(browser, config, REDIRECT, { scope: 'openid email' })).page, { username: person, password: PASSWORD, consent: 'stop' });
+      assert.ok(isConsent(consent), `expected the consent page, got ${consent.url}`);
+      const held = relay.holdFrom((chunk) => chunk.includes('oidc:Grant:') && chunk.includes('"kind":"Grant"'));
+      const confirming = browser.submit(consent, '/confirm', {}, REDIRECT);
+      const reached = await Promise.race([held.then(() => true), confirming.then(() => false)]);
+      try {
+        assert.ok(reached, 'the confirmation finished without being held at its write of the grant: the hold is misplaced');
+        const args = { 'grants revoke --client': ['grants', 'revoke', '--client', THIEFS.id], 'grants revoke --user': ['grants', 'revoke', '--user', person], 'users disable': ['users', 'disable', person] }[ending];
+        const run = await latchkey(env, args);
+        assert.equal(run.status, 0, run.stderr);
+        await new Promise((resolve) => setTimeout(resolve, 1100));
+      } finally {
+        relay.release();
+      }
+      const confirmed = await confirming;
+      assert.ok(!confirmed.url.startsWith(REDIRECT), `${ending}: the confirmation across it went back to the app: ${confirmed.url}`);
+      if (ending === 'users disable') assert.equal((await latchkey(env, ['users', 'enable', person])).status, 0);
+      const again = new Agent();
+      const next = await signInSteps(again, (await startAuthorization(again, config, REDIRECT, { scope: 'openid email' })).page, { username: person, password: PASSWORD, consent: 'stop', stopAt: REDIRECT });
+      assert.ok(isConsent(next), `${ending}: the consent confirmed across it was remembered: the app got a code without asking (${next.url})`);
     });
   }
 
