@@ -159,6 +159,45 @@ describe('e2e: red team, sixteenth endings pass: a thief\'s session confirming a
     });
   }
 
+  for (const ending of ['grants revoke --client', 'grants revoke --user'] as const) {
+    it(`a sign-in answered from a remembered consent (a new grant), held at its writes across ${ending}: its code works nowhere, the app is asked again`, async () => {
+      const { server, relay, env } = relayed;
+      const person = `pat-remembered-${ending.replace(/[^a-z]+/g, '-')}`;
+      await server.accounts.create(person, PASSWORD);
+      const config = await oidc.discovery(new URL(server.issuer), THIEFS.id, THIEFS.secret, oidc.ClientSecretBasic(THIEFS.secret), { execute: [oidc.allowInsecureRequests] });
+      const first = new Agent();
+      const done = await signInSteps(first, (await startAuthorization(first, config, REDIRECT, { scope: 'openid email' })).page, { username: person, password: PASSWORD, stopAt: REDIRECT });
+      assert.ok(new URL(done.url).searchParams.get('code'), done.url);
+      // Another browser signs in: the remembered consent makes a new grant at the resume, with the code.
+      const browser = new Agent();
+      const { page, verifier } = await startAuthorization(browser, config, REDIRECT, { scope: 'openid email' });
+      const held = relay.holdFrom((chunk) => chunk.includes('"kind":"AuthorizationCode"'));
+      const signingIn = signInSteps(browser, page, { username: person, password: PASSWORD, consent: 'stop', stopAt: REDIRECT });
+      const reached = await Promise.race([held.then(() => true), signingIn.then(() => false)]);
+      try {
+        assert.ok(reached, 'the sign-in finished without being held at its writes: the hold is misplaced');
+        const args = { 'grants revoke --client': ['grants', 'revoke', '--client', THIEFS.id], 'grants revoke --user': ['grants', 'revoke', '--user', person] }[ending];
+        const run = await latchkey(env, args);
+        assert.equal(run.status, 0, run.stderr);
+        await new Promise((resolve) => setTimeout(resolve, 1100));
+      } finally {
+        relay.release();
+      }
+      const answered = await signingIn;
+      const code = new URL(answered.url).searchParams.get('code');
+      if (code) {
+        const exchanged = await fetch(`${server.url}/token`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(THIEFS) },
+          body: new URLSearchParams({ grant_type: 'authorization_code', code, redirect_uri: REDIRECT, code_verifier: verifier }),
+        });
+        assert.equal(exchanged.status, 400, `${ending}: the code made across it is redeemed`);
+      }
+      const silent = await startAuthorization(browser, config, REDIRECT, { scope: 'openid email', prompt: 'none' });
+      assert.equal(new URL(silent.page.url).searchParams.get('code'), null, `${ending}: the app gets a code without asking after it`);
+    });
+  }
+
   for (const what of ['a refresh', 'a code exchange'] as const) {
     it(`${what} of a thief's grant (offline access), held after it read the grant, across the person's password change signing every other session out: what it got works nowhere`, async () => {
       const { server, relay, env } = relayed;
