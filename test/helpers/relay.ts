@@ -5,14 +5,29 @@
  * silence a connection both ways (`silence`), as a half-open one: a NAT or firewall that dropped
  * it, a paused proxy; nothing is delivered, nothing is closed, no error.
  */
+import { appendFileSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { freePort, startRedisServer } from './redis.js';
 import { startServer, testDir, testEnv, type TestServer } from './server.js';
 
+/** A request held by `Relay.hold`: its hold was reached before it answered. */
+export interface Held<T> {
+  /** Its answer, once released (or once its Redis is gone). */
+  readonly answer: Promise<T>;
+  /** Lets everything held go on and waits for the answer; fails if it came while held (what was held was not this request's). */
+  release(): Promise<T>;
+}
+
 /** A relay to Redis that, once armed, holds a connection's traffic from the first chunk `matches` says is the one. */
 export interface Relay {
   readonly url: string;
-  /** Resolves once a chunk matching `matches` is held (with everything after it on that connection). */
+  /**
+   * Starts `request` with a hold armed, and resolves once the hold is reached (a chunk matching
+   * `matches` is held with everything after it on that connection). Fails if the request answers
+   * first: the hold is misplaced, it would hold nothing of that request.
+   */
+  hold<T>(matches: (chunk: string) => boolean, request: () => Promise<T>): Promise<Held<T>>;
+  /** As `hold` for traffic no request of the test's waits on (a timer's): resolves once held. */
   holdFrom(matches: (chunk: string) => boolean): Promise<void>;
   /**
    * Holds, both ways, the traffic of every open connection that has sent something `matches`
@@ -24,6 +39,30 @@ export interface Relay {
   close(): void;
 }
 
+/** The commands in a chunk (RESP arrays of bulk strings, as ioredis sends them), each as its words. */
+export function commandsIn(chunk: string): string[][] {
+  const commands: string[][] = [];
+  let at = 0;
+  for (let head; (head = /^\*(\d+)\r\n/.exec(chunk.slice(at, at + 16))); ) {
+    at += head[0].length;
+    const words: string[] = [];
+    for (let bulk; words.length < Number(head[1]) && (bulk = /^\$(\d+)\r\n/.exec(chunk.slice(at, at + 24))); at += Number(bulk[1]) + 2) {
+      at += bulk[0].length;
+      words.push(chunk.slice(at, at + Number(bulk[1])));
+    }
+    commands.push(words);
+  }
+  return commands;
+}
+
+/**
+ * A trigger: a script (EVAL, EVALSHA) with a key naming `key` among its KEYS. The store writes,
+ * consumes and ends records so; its reads are HGETALL, GET, or one script with the keys it reads
+ * as arguments (readMany), so none of them is held by this.
+ */
+export const scriptOn = (key: string) => (chunk: string) =>
+  commandsIn(chunk).some(([name = '', , keys = '0', ...args]) => /^eval(sha)?$/i.test(name) && args.slice(0, Number(keys)).some((arg) => arg.includes(key)));
+
 /** What a connection sent, kept for `silence` up to this length. */
 const SENT_KEPT = 64 * 1024;
 
@@ -34,6 +73,12 @@ interface Link {
   down?: Buffer[];
 }
 
+/** RELAY_LOG=<file>: every command each connection sends, one line a chunk (held ones marked), to check what a hold holds. */
+const LOG = process.env.RELAY_LOG;
+const shown = (text: string) => text.replace(/\*\d+\r\n/g, '| ').replace(/\$\d+\r\n/g, '').replace(/\r\n/g, ' ').replace(/[^\x20-\x7e]/g, '.').replace(/(\S{80})\S+/g, '$1…');
+const log = (line: string) => LOG && appendFileSync(LOG, `${new Date().toISOString().slice(11, 23)} ${line}\n`);
+let connections = 0;
+
 export async function startRelay(redisPort: number): Promise<Relay> {
   let armed: { matches: (chunk: string) => boolean; held: () => void } | undefined;
   const holding = new Map<Socket, Buffer[]>();
@@ -42,6 +87,7 @@ export async function startRelay(redisPort: number): Promise<Relay> {
   const server: Server = createServer((client) => {
     const upstream = connect(redisPort, '127.0.0.1');
     const link: Link = { upstream, sent: '' };
+    const id = (connections += 1);
     links.set(client, link);
     sockets.add(client).add(upstream);
     upstream.on('data', (chunk) => (link.down ? link.down.push(chunk) : client.write(chunk)));
@@ -49,8 +95,10 @@ export async function startRelay(redisPort: number): Promise<Relay> {
       const text = chunk.toString('latin1');
       if (link.sent.length < SENT_KEPT) link.sent += text.slice(0, SENT_KEPT - link.sent.length);
       const queue = holding.get(client);
+      const hold = !queue && armed?.matches(text);
+      if (LOG) log(`c${id}${queue ? ' (queued)' : hold ? ' HELD' : ''} ${shown(text)}`);
       if (queue) return void queue.push(chunk);
-      if (armed?.matches(text)) {
+      if (hold && armed) {
         holding.set(client, [chunk]);
         armed.held();
         armed = undefined;
@@ -64,9 +112,45 @@ export async function startRelay(redisPort: number): Promise<Relay> {
   });
   await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
   const { port } = server.address() as { port: number };
+  const holdFrom = (matches: (chunk: string) => boolean) => new Promise<void>((held) => (armed = { matches, held }));
+  function release() {
+    log('-- released');
+    // A hold not reached by now is dropped too: it would catch a later request's traffic.
+    armed = undefined;
+    for (const [client, queue] of holding) for (const chunk of queue) links.get(client)?.upstream.write(chunk);
+    holding.clear();
+    for (const [client, link] of links) {
+      for (const chunk of link.down ?? []) client.write(chunk);
+      delete link.down;
+    }
+  }
   return {
     url: `redis://127.0.0.1:${port}`,
-    holdFrom: (matches) => new Promise((held) => (armed = { matches, held })),
+    async hold(matches, request) {
+      if (holding.size > 0) release(); // what a test that failed before releasing left held
+      const reached = holdFrom(matches);
+      let answered = false;
+      const answer = request();
+      const settled = answer.then(
+        () => (answered = true),
+        () => (answered = true),
+      );
+      void settled.then(() => log('-- the request answered'));
+      if (!(await Promise.race([reached.then(() => true), settled.then(() => false)]))) {
+        armed = undefined;
+        throw new Error('the request answered before its hold was reached: the hold is misplaced, it held nothing of that request');
+      }
+      return {
+        answer,
+        async release() {
+          const early = answered;
+          release();
+          if (early) throw new Error('the request answered while held: what was held was not its traffic');
+          return answer;
+        },
+      };
+    },
+    holdFrom,
     silence(matches) {
       let silenced = 0;
       for (const [client, link] of links) {
@@ -77,16 +161,7 @@ export async function startRelay(redisPort: number): Promise<Relay> {
       }
       return silenced;
     },
-    release() {
-      // A hold not reached by now is dropped too: it would catch a later request's traffic.
-      armed = undefined;
-      for (const [client, queue] of holding) for (const chunk of queue) links.get(client)?.upstream.write(chunk);
-      holding.clear();
-      for (const [client, link] of links) {
-        for (const chunk of link.down ?? []) client.write(chunk);
-        delete link.down;
-      }
-    },
+    release,
     close() {
       for (const socket of sockets) socket.destroy();
       server.close();
