@@ -9,7 +9,7 @@ import { Secret, TOTP } from 'otpauth';
 import { Agent, type Page } from '../helpers/agent.js';
 import { eventually } from '../helpers/eventually.js';
 import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
-import { startRelay, type Relay } from '../helpers/relay.js';
+import { scriptOn, startRelay, type Relay } from '../helpers/relay.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { signInSteps } from '../helpers/sign-in.js';
 import { Upstreams } from '../../src/upstreams/registry.js';
@@ -56,11 +56,9 @@ describe('e2e: Redis blips mid-flow', function () {
     const uid = new URL(factor.url).pathname.split('/')[2]!;
 
     // The code is spent; Redis dies as the sign-in is written to the interaction.
-    const held = relay.holdFrom((chunk) => chunk.includes(`Interaction:${uid}`) && !/\bGET\b|HGETALL|MGET/i.test(chunk));
-    const during = agent.submit(factor, '/second-factor', { method: 'recovery', code: code! }, REDIRECT);
-    await held;
+    const held = await relay.hold(scriptOn(`oidc:Interaction:${uid}`), () => agent.submit(factor, '/second-factor', { method: 'recovery', code: code! }, REDIRECT));
     await redis.kill();
-    const blip: Page = await during;
+    const blip: Page = await held.answer;
     assert.equal(blip.status, 503, `${blip.status} ${blip.url}`);
     assert.ok(Number(blip.headers.get('retry-after')) > 0, 'Retry-After');
     assert.match(blip.headers.get('content-type') ?? '', /text\/html/);
@@ -88,11 +86,9 @@ describe('e2e: Redis blips mid-flow', function () {
     assert.ok(answer.url.startsWith(callback), `the upstream answers: ${answer.status} ${answer.url}`);
 
     // Redis goes away as the callback takes the pending sign-in.
-    const held = relay.holdFrom((chunk) => chunk.includes('upstream:state:'));
-    const during = agent.follow(answer.url, {}, REDIRECT);
-    await held;
+    const held = await relay.hold((chunk) => chunk.includes('upstream:state:'), () => agent.follow(answer.url, {}, REDIRECT));
     await redis.kill();
-    const blip = await during;
+    const blip = await held.answer;
     assert.equal(blip.status, 503, `${blip.status} ${blip.url}`);
     assert.ok(Number(blip.headers.get('retry-after')) > 0, 'Retry-After');
 

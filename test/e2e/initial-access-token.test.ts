@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { initialAccessToken } from '../helpers/operator.js';
 import { latchkey } from '../helpers/process.js';
-import { startRelayedServer, type RelayedServer } from '../helpers/relay.js';
+import { scriptOn, startRelayedServer, type RelayedServer } from '../helpers/relay.js';
 import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
 import { startServer, testDir, testEnv, type TestServer } from '../helpers/server.js';
 
@@ -160,18 +160,17 @@ describe('e2e: an initial access token revoked while its registration is in flig
     const { initial_access_token: leaked, id } = JSON.parse(made.stdout) as { initial_access_token: string; id: string };
 
     // The registration, held at its write of the new client (it has checked the token already).
-    const held = relay.holdFrom((chunk) => /evalsha|eval/i.test(chunk) && chunk.includes('oidc:Client:'));
-    const inFlight = fetch(`${server.url}/reg`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${leaked}` },
-      body: JSON.stringify(METADATA),
-    });
-    await held;
+    const held = await relay.hold(scriptOn('oidc:Client:'), () =>
+      fetch(`${server.url}/reg`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${leaked}` },
+        body: JSON.stringify(METADATA),
+      }),
+    );
     const revoked = await latchkey(env, ['registration', 'token', 'revoke', id]);
     assert.equal(revoked.status, 0, revoked.stderr);
-    relay.release();
 
-    const answered = await inFlight;
+    const answered = await held.release();
     const body = (await answered.json()) as { error?: string; client_id?: string; client_secret?: string };
     assert.equal(answered.status, 401, `a token revoked before the registration was written registered a client: ${JSON.stringify(body)}`);
     assert.equal(body.error, 'invalid_token');

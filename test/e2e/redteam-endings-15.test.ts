@@ -275,6 +275,8 @@ describe('e2e: red team, fifteenth endings pass: a consent confirmed on a grant 
   after(async () => {
     await relayed?.stop();
   });
+  /** The grant's write (its record with its payload): after the confirmation read the grant and checked it. */
+  const grantWrite = (chunk: string) => chunk.includes('oidc:Grant:') && chunk.includes('"kind":"Grant"');
 
   it('a consent page adding to a grant, its confirmation held just before it saves the grant, across an RFC 7009 revocation of the grant (no cutoff): the revoked grant does not come back', async () => {
     const { server, relay, env } = relayed;
@@ -289,9 +291,7 @@ describe('e2e: red team, fifteenth endings pass: a consent confirmed on a grant 
     const tokens = await oidc.authorizationCodeGrant(config, new URL(first.url), { pkceCodeVerifier: verifier, expectedState: oidc.skipStateCheck });
     const consent = (await startAuthorization(browser, config, REDIRECT, { scope: 'openid offline_access email profile' })).page;
     assert.ok(isConsent(consent), `expected the consent page, got ${consent.url}`);
-    const held = relay.holdFrom((chunk) => chunk.includes('oidc:Grant:') && chunk.includes('"kind":"Grant"'));
-    const confirming = browser.submit(consent, '/confirm', {}, REDIRECT);
-    await held;
+    const held = await relay.hold(grantWrite, () => browser.submit(consent, '/confirm', {}, REDIRECT));
     const revoked = await fetch(`${other.url}/token/revocation`, {
       method: 'POST',
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
@@ -299,8 +299,7 @@ describe('e2e: red team, fifteenth endings pass: a consent confirmed on a grant 
     });
     assert.equal(revoked.status, 200);
     await new Promise((resolve) => setTimeout(resolve, 1100));
-    relay.release();
-    const confirmed = await confirming;
+    const confirmed = await held.release();
     await other.stop();
     assert.match(confirmed.html, /the earlier consent was withdrawn/, `the consent confirmed across the revocation was taken: the revoked grant stored again (${confirmed.url})`);
   });
@@ -317,16 +316,12 @@ describe('e2e: red team, fifteenth endings pass: a consent confirmed on a grant 
       assert.ok(new URL(first.url).searchParams.get('code'), first.url);
       const consent = (await startAuthorization(browser, config, REDIRECT, { scope: 'openid email profile' })).page;
       assert.ok(isConsent(consent), `expected the consent page, got ${consent.url}`);
-      // Held at the grant's write (its record with its payload): after it read the grant and checked it.
-      const held = relay.holdFrom((chunk) => chunk.includes('oidc:Grant:') && chunk.includes('"kind":"Grant"'));
-      const confirming = browser.submit(consent, '/confirm', {}, REDIRECT);
-      await held;
+      const held = await relay.hold(grantWrite, () => browser.submit(consent, '/confirm', {}, REDIRECT));
       const args = { 'grants revoke --client': ['grants', 'revoke', '--client', APP.id], 'grants revoke --user': ['grants', 'revoke', '--user', person] }[ending];
       const run = await latchkey(env, args);
       assert.equal(run.status, 0, run.stderr);
       await new Promise((resolve) => setTimeout(resolve, 1100));
-      relay.release();
-      const confirmed = await confirming;
+      const confirmed = await held.release();
       assert.match(confirmed.html, /the earlier consent was withdrawn/, `${ending}: the consent confirmed across it was taken (${confirmed.url})`);
       const silent = await startAuthorization(browser, config, REDIRECT, { scope: 'openid email', prompt: 'none' });
       const answer = new URL(silent.page.url).searchParams;

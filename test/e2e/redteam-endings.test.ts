@@ -15,7 +15,7 @@ import { Agent } from '../helpers/agent.js';
 import { eventually } from '../helpers/eventually.js';
 import { latchkey } from '../helpers/process.js';
 import { freePort } from '../helpers/redis.js';
-import { startRelayedServer, type Relay, type RelayedServer } from '../helpers/relay.js';
+import { startRelayedServer, type Held, type Relay, type RelayedServer } from '../helpers/relay.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { signInSteps } from '../helpers/sign-in.js';
 import { API, basic, clientCredentialsToken, grantFeed, introspect, machineClient, RESOURCE_SERVERS, type ClientCredentials } from '../helpers/tokens.js';
@@ -86,22 +86,24 @@ describe('e2e: red team, endings that do not end (requests in flight)', function
   }
 
   /** client_credentials with a DPoP proof, held once it reaches the proof's replay check (it has read its client). */
-  async function tokenRequestHeld(client: ClientCredentials): Promise<{ key: KeyPair; inFlight: Promise<Response> }> {
+  async function tokenRequestHeld(client: ClientCredentials): Promise<{ key: KeyPair; held: Held<Response> }> {
     const key = await generateKeyPair('ES256');
     const dpop = await proof(key, 'POST', `${server.issuer}/token`);
-    const held = relay.holdFrom((chunk) => chunk.includes('ReplayDetection'));
-    const inFlight = fetch(`${server.url}/token`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(client), dpop },
-      body: new URLSearchParams({ grant_type: 'client_credentials', resource: API, scope: 'read' }),
-    });
-    await held;
-    return { key, inFlight }; // wrapped: an async function would wait for the held answer itself
+    const held = await relay.hold(
+      (chunk) => chunk.includes('ReplayDetection'),
+      () =>
+        fetch(`${server.url}/token`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(client), dpop },
+          body: new URLSearchParams({ grant_type: 'client_credentials', resource: API, scope: 'read' }),
+        }),
+    );
+    return { key, held };
   }
 
-  /** Whatever the held request got: no access token, or one that works nowhere (introspection, the resource server with its proof). */
-  async function assertNothingWorks({ key, inFlight }: { key: KeyPair; inFlight: Promise<Response> }, ending: string) {
-    const answered = await inFlight;
+  /** Whatever the held request got, once released: no access token, or one that works nowhere (introspection, the resource server with its proof). */
+  async function assertNothingWorks({ key, held }: { key: KeyPair; held: Held<Response> }, ending: string) {
+    const answered = await held.release();
     assert.notEqual(answered.status, 503, 'the held request timed out: nothing was tried');
     const { access_token: token } = (await answered.json()) as { access_token?: string };
     if (!token) return;
@@ -126,7 +128,6 @@ describe('e2e: red team, endings that do not end (requests in flight)', function
     await end(client);
     // The ending's marks are of this second or an earlier one; the request goes on in a later one.
     await pastSecond(Math.floor(Date.now() / 1000));
-    relay.release();
     await assertNothingWorks(held, ending);
   }
 

@@ -155,15 +155,16 @@ describe('e2e: red team residuals, a person\'s token request in flight across an
 
     // The client redeems the code with a DPoP proof, held at the proof's replay check: it has read the client, the code and the person.
     const key = await generateKeyPair('ES256');
-    const held = relay.holdFrom((chunk) => chunk.includes('ReplayDetection'));
-    const inFlight = token({ grant_type: 'authorization_code', code, redirect_uri: REDIRECT, code_verifier: verifier }, LENDER, await proof(key, 'POST', `${server.issuer}/token`));
-    await held;
+    const dpop = await proof(key, 'POST', `${server.issuer}/token`);
+    const held = await relay.hold(
+      (chunk) => chunk.includes('ReplayDetection'),
+      () => token({ grant_type: 'authorization_code', code, redirect_uri: REDIRECT, code_verifier: verifier }, LENDER, dpop),
+    );
     // The operator makes the client public (its server gone): what it holds on people's behalf ends.
     assert.equal((await admin('PUT', `/${LENDER.id}`, { ...METADATA, token_endpoint_auth_method: 'none' })).status, 200);
     // The ending's mark is of this second or an earlier one; the redemption goes on in a later one.
     await pastSecond(Math.floor(Date.now() / 1000));
-    relay.release();
-    const redeemed = await inFlight;
+    const redeemed = await held.release();
     assert.notEqual(redeemed.status, 503, 'the held request timed out: nothing was tried');
     if (redeemed.status !== 200) return; // refused: nothing outlives the change
     const { access_token: accessToken, refresh_token: refreshToken } = redeemed.body;

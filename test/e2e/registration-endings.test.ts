@@ -8,7 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { latchkey } from '../helpers/process.js';
-import { startRelayedServer, type RelayedServer, type Relay } from '../helpers/relay.js';
+import { scriptOn, startRelayedServer, type Held, type RelayedServer, type Relay } from '../helpers/relay.js';
 import type { TestServer } from '../helpers/server.js';
 import { basic, clientCredentialsToken, machineClient } from '../helpers/tokens.js';
 
@@ -27,19 +27,17 @@ describe('e2e: an RFC 7592 update in flight does not undo an operator\'s change'
     ({ relay, server, env } = relayed);
     await server.apis.grant(OPS.id, `${server.issuer}/admin`, { scopes: ['admin'] });
   });
-  /** Resolves once a write of client `clientId` (the adapter's script) reaches the relay, held there. */
-  const heldAtClientWrite = (clientId: string) => relay.holdFrom((chunk) => /evalsha|eval/i.test(chunk) && chunk.includes(`oidc:Client:${clientId}`));
+  /** `request`, held at its write of client `clientId` (the adapter's script), once it is held there. */
+  const heldAtClientWrite = <T>(clientId: string, request: () => Promise<T>) => relay.hold(scriptOn(`oidc:Client:${clientId}`), request);
   /** The client's own RFC 7592 update, once it is held at its write of the client (it has read the client and checked its token). */
-  async function updateHeldAtItsWrite(clientId: string, token: string, uri: string): Promise<{ inFlight: Promise<Response> }> {
-    const held = heldAtClientWrite(clientId);
-    const inFlight = fetch(uri, {
-      method: 'PUT',
-      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ client_id: clientId, redirect_uris: [REDIRECT] }),
-    });
-    await held;
-    return { inFlight }; // wrapped: an async function would wait for the held answer itself
-  }
+  const updateHeldAtItsWrite = (clientId: string, token: string, uri: string): Promise<Held<Response>> =>
+    heldAtClientWrite(clientId, () =>
+      fetch(uri, {
+        method: 'PUT',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ client_id: clientId, redirect_uris: [REDIRECT] }),
+      }),
+    );
   after(() => relayed?.stop());
 
   it("an operator's change (latchkey clients update --require-mfa) made while the client's own update is in flight stays made; the update gets 401 and no new token", async () => {
@@ -48,12 +46,11 @@ describe('e2e: an RFC 7592 update in flight does not undo an operator\'s change'
     const { client_id: clientId, registration_access_token: token, registration_client_uri: uri } = (await registered.json()) as Record<string, string>;
 
     // The client's update, held at its write of the client (it has read the client and checked its token).
-    const { inFlight } = await updateHeldAtItsWrite(clientId!, token!, uri!);
+    const held = await updateHeldAtItsWrite(clientId!, token!, uri!);
     const changed = await latchkey(env, ['clients', 'update', clientId!, '--require-mfa']);
     assert.equal(changed.status, 0, changed.stderr);
-    relay.release();
 
-    const answered = await inFlight;
+    const answered = await held.release();
     const body = (await answered.json()) as { error?: string; registration_access_token?: string };
     const stored = JSON.parse((await server.kv.getRecord(`oidc:Client:${clientId}`))!.payload) as { require_mfa?: boolean };
     assert.equal(stored.require_mfa, true, "the operator's change was undone by the client's update that was in flight");
@@ -75,9 +72,7 @@ describe('e2e: an RFC 7592 update in flight does not undo an operator\'s change'
     assert.equal(await authenticates(leaked!), true);
 
     // The operator's CLI (through the relay) changes the client: held at its write, having read it.
-    const held = heldAtClientWrite(clientId!);
-    const change = latchkey(relayed.relayedEnv, ['clients', 'update', clientId!, '--require-par']);
-    await held;
+    const held = await heldAtClientWrite(clientId!, () => latchkey(relayed.relayedEnv, ['clients', 'update', clientId!, '--require-par']));
     // Meanwhile the secret is rotated without grace (it leaked).
     const admin = await clientCredentialsToken(server.url, OPS, `${server.issuer}/admin`, 'admin');
     const rotation = await fetch(`${server.url}/admin/clients/${encodeURIComponent(clientId!)}/secret`, {
@@ -87,9 +82,8 @@ describe('e2e: an RFC 7592 update in flight does not undo an operator\'s change'
     });
     assert.equal(rotation.status, 200);
     const { client_secret: fresh } = (await rotation.json()) as { client_secret: string };
-    relay.release();
 
-    const changed = await change;
+    const changed = await held.release();
     assert.equal(await authenticates(leaked!), false, "the leaked secret works again: the operator's change in flight wrote it back");
     assert.equal(await authenticates(fresh), true);
     assert.equal(changed.status, 1, changed.stdout);
@@ -99,11 +93,10 @@ describe('e2e: an RFC 7592 update in flight does not undo an operator\'s change'
   it('a client deleted (latchkey clients remove) while its own update is in flight stays deleted: the update does not write it back', async () => {
     const registered = await fetch(`${server.url}/reg`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ redirect_uris: [REDIRECT] }) });
     const { client_id: clientId, client_secret: secret, registration_access_token: token, registration_client_uri: uri } = (await registered.json()) as Record<string, string>;
-    const { inFlight } = await updateHeldAtItsWrite(clientId!, token!, uri!);
+    const held = await updateHeldAtItsWrite(clientId!, token!, uri!);
     const removed = await latchkey(env, ['clients', 'remove', clientId!]);
     assert.equal(removed.status, 0, removed.stderr);
-    relay.release();
-    const answered = await inFlight;
+    const answered = await held.release();
     assert.equal(await server.kv.getRecord(`oidc:Client:${clientId}`), undefined, 'the update in flight wrote the deleted client back');
     assert.equal(answered.status, 401);
     const authenticated = await fetch(`${server.url}/token/introspection`, {

@@ -20,7 +20,7 @@ import { eventually } from '../helpers/eventually.js';
 import { frontChannel } from '../helpers/front-channel.js';
 import { latchkey, serveProcess, type ServerProcess } from '../helpers/process.js';
 import { signInSteps } from '../helpers/sign-in.js';
-import { startRelay, type Relay } from '../helpers/relay.js';
+import { commandsIn, scriptOn, startRelay, type Held, type Relay } from '../helpers/relay.js';
 import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
 import { startServer, testDir, testEnv, type TestServer } from '../helpers/server.js';
 import { digestOf } from '../../src/store/adapter.js';
@@ -92,20 +92,17 @@ describe('e2e: a session ended while a request is in flight stays ended', functi
   }
 
   /** The thief's next /auth, at instance A: it reads the session, then is held at its write of it. New requests go to B. */
-  async function heldAuthorization(thief: Agent, sessionId: string): Promise<{ inFlight: Promise<Page> }> {
+  async function heldAuthorization(thief: Agent, sessionId: string): Promise<Held<Page>> {
     balancer.route(server.url);
-    const held = relay.holdFrom((chunk) => /evalsha|eval/i.test(chunk) && chunk.includes(sessionKey(sessionId)));
-    const inFlight = authorize(thief);
-    await held;
+    const held = await relay.hold(scriptOn(sessionKey(sessionId)), () => authorize(thief));
     balancer.route(other.url, { drain: true });
-    return { inFlight };
+    return held;
   }
 
   /** Once the held request goes on: it answers without a code, and the session stays ended. */
-  async function staysEnded(thief: Agent, sessionId: string, inFlight: Promise<Page>) {
-    relay.release();
+  async function staysEnded(thief: Agent, sessionId: string, held: Held<Page>) {
     // The held request answered from a session that ended meanwhile: its code does not leave.
-    const answered = await inFlight;
+    const answered = await held.release();
     assert.equal(answered.status, 401, `the held request gets no code (${answered.status} ${answered.url})`);
     assert.match(answered.html, /Signed out/);
     assert.equal(answered.headers.get('location'), null);
@@ -117,13 +114,13 @@ describe('e2e: a session ended while a request is in flight stays ended', functi
 
   it("an operator's password reset ends a thief's session while the thief's /auth is held at its session write: the write does not bring it back", async () => {
     const { thief, sessionId } = await thiefSignedIn('alice');
-    const { inFlight } = await heldAuthorization(thief, sessionId);
+    const held = await heldAuthorization(thief, sessionId);
 
     const run = await latchkey(env, ['users', 'passwd', 'alice', '--password-stdin'], 'another passphrase long enough\n');
     assert.equal(run.status, 0, run.stderr);
     assert.match(run.stdout, /ended 1 session/);
 
-    await staysEnded(thief, sessionId, inFlight);
+    await staysEnded(thief, sessionId, held);
   });
 
   it('the person signs the thief\'s session out on the account page (another instance) while its /auth is held: it stays signed out', async () => {
@@ -137,7 +134,7 @@ describe('e2e: a session ended while a request is in flight stays ended', functi
       .map((block) => /name="session" value="([^"]+)"/.exec(block)![1]!);
     assert.equal(uids.length, 1, 'the thief\'s session is listed');
 
-    const { inFlight } = await heldAuthorization(thief, sessionId);
+    const held = await heldAuthorization(thief, sessionId);
     const form = formIn(page.html, '/sessions/sign-out');
     const done = await person.follow(new URL(form.action, page.url).href, {
       method: 'POST',
@@ -146,7 +143,7 @@ describe('e2e: a session ended while a request is in flight stays ended', functi
     });
     assert.match(done.html, /That session is signed out/);
 
-    await staysEnded(thief, sessionId, inFlight);
+    await staysEnded(thief, sessionId, held);
   });
 
   it("access withdrawn on the account page while the app asks again at another instance: nothing the app gets meanwhile outlives the withdrawal", async () => {
@@ -165,14 +162,16 @@ describe('e2e: a session ended while a request is in flight stays ended', functi
     assert.equal(page.url, `${balancer.url}/account`, `the account page (${page.status} ${page.url})`);
 
     // The withdrawal is held at its deletion of the remembered consent.
-    const held = relay.holdFrom((chunk) => /\r\n(del|unlink)\r\n/i.test(chunk) && chunk.includes(`consent:${sub}:app`));
     const form = formIn(page.html, '/apps/withdraw');
-    const withdrawn = person.follow(new URL(form.action, page.url).href, {
-      method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ csrf: form.hidden.csrf!, client: 'app' }),
-    });
-    await held;
+    const held = await relay.hold(
+      (chunk) => commandsIn(chunk).some(([name = '', key = '']) => /^(del|unlink)$/i.test(name) && key.endsWith(`consent:${sub}:app`)),
+      () =>
+        person.follow(new URL(form.action, page.url).href, {
+          method: 'POST',
+          headers: { 'content-type': 'application/x-www-form-urlencoded' },
+          body: new URLSearchParams({ csrf: form.hidden.csrf!, client: 'app' }),
+        }),
+    );
     balancer.route(other.url, { drain: true });
     // Meanwhile the app sends carol's browser to ask again (instance B): the withdrawal's cutoff,
     // written before the consent's deletion (accounts.ts clientGrantsEndedAt), ends the consent
@@ -180,11 +179,11 @@ describe('e2e: a session ended while a request is in flight stays ended', functi
     const verifier = oidc.randomPKCECodeVerifier();
     const url = oidc.buildAuthorizationUrl(app, { redirect_uri: REDIRECT, scope: 'openid offline_access', code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256' });
     const again = await browser.follow(url.href, {}, REDIRECT);
-    relay.release();
+    const withdrawn = await held.release();
     assert.ok(!again.url.startsWith(REDIRECT), `no code while the withdrawal is under way (${again.status} ${again.url})`);
     assert.match(again.html, /offline/i, 'she is asked for consent again');
 
-    assert.match((await withdrawn).url, /done=apps\.withdrawn/);
+    assert.match(withdrawn.url, /done=apps\.withdrawn/);
     for (const [what, token] of [['before', first.refresh_token]] as const) {
       await assert.rejects(oidc.refreshTokenGrant(app, token), (error: Error) => {
         assert.ok(error instanceof oidc.ResponseBodyError);
@@ -208,13 +207,10 @@ describe('e2e: a session ended while a request is in flight stays ended', functi
     // Instance A reads the interaction and is held as it goes on to end it; B resumes meanwhile.
     balancer.route(server.url);
     await eventually(() => fetch(`${balancer.url}/healthz`, { headers: { connection: 'close' } }), 5, 0);
-    const held = relay.holdFrom((chunk) => chunk.includes(`Interaction:${uid}`) && !/\bGET\b|HGETALL|MGET/i.test(chunk));
-    const atA = agent.follow(resume.url, {}, REDIRECT);
-    await held;
+    const held = await relay.hold(scriptOn(`oidc:Interaction:${uid}`), () => agent.follow(resume.url, {}, REDIRECT));
     balancer.route(other.url, { drain: true });
     const atB = await agent.follow(resume.url, {}, REDIRECT);
-    relay.release();
-    const answers = [await atA, atB];
+    const answers = [await held.release(), atB];
     const codes = answers.filter((page) => page.url.startsWith(REDIRECT) && new URL(page.url).searchParams.get('code'));
     assert.equal(codes.length, 1, `two codes came out of one sign-in: ${answers.map((page) => `${page.status} ${page.url}`).join(', ')}`);
     for (const page of answers) assert.ok(page.status < 500, `never a 5xx (${page.status})`);
@@ -258,17 +254,14 @@ describe('e2e: a code made from a session ended while its request is in flight, 
       await frontChannel(app, { redirectUri: REDIRECT, username, password: PASSWORD, params: { scope, prompt: 'consent' }, agent: thief });
       const verifier = oidc.randomPKCECodeVerifier();
       const url = oidc.buildAuthorizationUrl(app, { redirect_uri: REDIRECT, scope, code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256' });
-      const held = relay.holdFrom((chunk) => /evalsha|eval/i.test(chunk) && chunk.includes('oidc:AuthorizationCode:'));
-      const inFlight = thief.follow(url.href, {}, REDIRECT);
-      await held;
+      const held = await relay.hold(scriptOn('oidc:AuthorizationCode:'), () => thief.follow(url.href, {}, REDIRECT));
 
       const run = await latchkey(env, ['users', 'passwd', username, '--password-stdin'], 'another passphrase long enough\n');
       assert.equal(run.status, 0, run.stderr);
       assert.match(run.stdout, /ended 1 session/);
-      relay.release();
 
       // Its session was not written back, so nothing stopped the redirect: the code is what must not work.
-      const answered = await inFlight;
+      const answered = await held.release();
       assert.ok(answered.url.startsWith(REDIRECT) && new URL(answered.url).searchParams.get('code'), `the held request answered with a code (${answered.status} ${answered.url})`);
       await assert.rejects(oidc.authorizationCodeGrant(app, new URL(answered.url), { pkceCodeVerifier: verifier }), (error: Error) => {
         assert.ok(error instanceof oidc.ResponseBodyError, String(error));
