@@ -1,7 +1,9 @@
 /**
  * A TCP relay to Redis that a test can pause mid-conversation: once armed, it holds a connection's
  * traffic from the first chunk `matches` says is the one, so a request is caught in flight at the
- * write the test names while other connections (another instance, the CLI) go on. It can also
+ * write the test names while other connections (another instance, the CLI) go on. A request is
+ * held with `hold`, which fails the test when the request answers before its hold is reached (a
+ * trigger that named the wrong traffic held nothing of it) or while held. It can also
  * silence a connection both ways (`silence`), as a half-open one: a NAT or firewall that dropped
  * it, a paused proxy; nothing is delivered, nothing is closed, no error.
  */
