@@ -28,7 +28,7 @@ import { isConsent, signInSteps, startAuthorization } from '../helpers/sign-in.j
 import { startServer } from '../helpers/server.js';
 import { basic } from '../helpers/tokens.js';
 import { fakeUpstreamOf } from '../helpers/fake-upstream.js';
-import { startRelayedServer, type RelayedServer } from '../helpers/relay.js';
+import { scriptOn, startRelayedServer, type RelayedServer } from '../helpers/relay.js';
 import { latchkey } from '../helpers/process.js';
 
 const PASSWORD = 'sixteenth endings pass test password';
@@ -36,6 +36,20 @@ const NEW_PASSWORD = 'a new passphrase nobody else knows';
 const REDIRECT = 'https://gallery.example.test/callback';
 const DEVICE = 'thiefs-tv';
 const THIEFS = { id: 'gallery', secret: 'gallery-client-secret-with-plenty-of-entropy-0123456789' };
+/** A consent confirmation's write of the grant (its record, with its payload). */
+const GRANT_WRITE = (chunk: string) => chunk.includes('oidc:Grant:') && chunk.includes('"kind":"Grant"');
+
+/** Posts a form of the person's account page (`page`, read in `agent`) to the instance at `url`: its answer, a 303. */
+async function postAccountForm(url: string, agent: Agent, issuer: string, page: Page, action: string, fields: Record<string, string>): Promise<Response> {
+  const answer = await fetch(`${url}${action}`, {
+    method: 'POST',
+    redirect: 'manual',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: agent.cookieHeader(issuer) },
+    body: new URLSearchParams({ ...formIn(page.html, action).hidden, ...fields }),
+  });
+  assert.equal(answer.status, 303, await answer.clone().text());
+  return answer;
+}
 
 describe('e2e: red team, sixteenth endings pass: a thief\'s session confirming across an ending with no cutoff', function () {
   this.timeout(120_000);
@@ -98,23 +112,10 @@ describe('e2e: red team, sixteenth endings pass: a thief\'s session confirming a
         if (secondFactor) consent = await secondFactor(thief, consent);
         assert.ok(isConsent(consent), `expected the consent page, got ${consent.url}`);
 
-        const held = relay.holdFrom((chunk) => chunk.includes('oidc:Grant:') && chunk.includes('"kind":"Grant"'));
-        const confirming = thief.submit(consent, '/confirm', {}, REDIRECT);
-        const reached = await Promise.race([held.then(() => true), confirming.then(() => false)]);
-        try {
-          assert.ok(reached, 'the confirmation finished without being held at its write of the grant: the hold is misplaced');
-          const ended = await fetch(`${other.url}${action}`, {
-            method: 'POST',
-            redirect: 'manual',
-            headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: own.cookieHeader(server.issuer) },
-            body: new URLSearchParams({ ...formIn(page.html, action).hidden, ...fields }),
-          });
-          assert.equal(ended.status, 303, await ended.text());
-          assert.match(String(ended.headers.get('location')), done);
-        } finally {
-          relay.release();
-        }
-        const confirmed = await confirming;
+        const held = await relay.hold(GRANT_WRITE, () => thief.submit(consent, '/confirm', {}, REDIRECT));
+        const ended = await postAccountForm(other.url, own, server.issuer, page, action, fields);
+        assert.match(String(ended.headers.get('location')), done);
+        const confirmed = await held.release();
         assert.ok(!confirmed.url.startsWith(REDIRECT), `the thief's ended session went back to the app: ${confirmed.url}`);
 
         // The person's own session, still signed in: the thief's app asks silently.
@@ -138,19 +139,12 @@ describe('e2e: red team, sixteenth endings pass: a thief\'s session confirming a
       const browser = new Agent();
       const consent = await signInSteps(browser, (await startAuthorization(browser, config, REDIRECT, { scope: 'openid email' })).page, { username: person, password: PASSWORD, consent: 'stop' });
       assert.ok(isConsent(consent), `expected the consent page, got ${consent.url}`);
-      const held = relay.holdFrom((chunk) => chunk.includes('oidc:Grant:') && chunk.includes('"kind":"Grant"'));
-      const confirming = browser.submit(consent, '/confirm', {}, REDIRECT);
-      const reached = await Promise.race([held.then(() => true), confirming.then(() => false)]);
-      try {
-        assert.ok(reached, 'the confirmation finished without being held at its write of the grant: the hold is misplaced');
-        const args = { 'grants revoke --client': ['grants', 'revoke', '--client', THIEFS.id], 'grants revoke --user': ['grants', 'revoke', '--user', person], 'users disable': ['users', 'disable', person] }[ending];
-        const run = await latchkey(env, args);
-        assert.equal(run.status, 0, run.stderr);
-        await new Promise((resolve) => setTimeout(resolve, 1100));
-      } finally {
-        relay.release();
-      }
-      const confirmed = await confirming;
+      const held = await relay.hold(GRANT_WRITE, () => browser.submit(consent, '/confirm', {}, REDIRECT));
+      const args = { 'grants revoke --client': ['grants', 'revoke', '--client', THIEFS.id], 'grants revoke --user': ['grants', 'revoke', '--user', person], 'users disable': ['users', 'disable', person] }[ending];
+      const run = await latchkey(env, args);
+      assert.equal(run.status, 0, run.stderr);
+      await new Promise((resolve) => setTimeout(resolve, 1100));
+      const confirmed = await held.release();
       assert.ok(!confirmed.url.startsWith(REDIRECT), `${ending}: the confirmation across it went back to the app: ${confirmed.url}`);
       if (ending === 'users disable') assert.equal((await latchkey(env, ['users', 'enable', person])).status, 0);
       const again = new Agent();
@@ -171,19 +165,12 @@ describe('e2e: red team, sixteenth endings pass: a thief\'s session confirming a
       // Another browser signs in: the remembered consent makes a new grant at the resume, with the code.
       const browser = new Agent();
       const { page, verifier } = await startAuthorization(browser, config, REDIRECT, { scope: 'openid email' });
-      const held = relay.holdFrom((chunk) => chunk.includes('"kind":"AuthorizationCode"'));
-      const signingIn = signInSteps(browser, page, { username: person, password: PASSWORD, consent: 'stop', stopAt: REDIRECT });
-      const reached = await Promise.race([held.then(() => true), signingIn.then(() => false)]);
-      try {
-        assert.ok(reached, 'the sign-in finished without being held at its writes: the hold is misplaced');
-        const args = { 'grants revoke --client': ['grants', 'revoke', '--client', THIEFS.id], 'grants revoke --user': ['grants', 'revoke', '--user', person] }[ending];
-        const run = await latchkey(env, args);
-        assert.equal(run.status, 0, run.stderr);
-        await new Promise((resolve) => setTimeout(resolve, 1100));
-      } finally {
-        relay.release();
-      }
-      const answered = await signingIn;
+      const held = await relay.hold(scriptOn('oidc:AuthorizationCode:'), () => signInSteps(browser, page, { username: person, password: PASSWORD, consent: 'stop', stopAt: REDIRECT }));
+      const args = { 'grants revoke --client': ['grants', 'revoke', '--client', THIEFS.id], 'grants revoke --user': ['grants', 'revoke', '--user', person] }[ending];
+      const run = await latchkey(env, args);
+      assert.equal(run.status, 0, run.stderr);
+      await new Promise((resolve) => setTimeout(resolve, 1100));
+      const answered = await held.release();
       const code = new URL(answered.url).searchParams.get('code');
       if (code) {
         const exchanged = await fetch(`${server.url}/token`, {
@@ -223,29 +210,18 @@ describe('e2e: red team, sixteenth endings pass: a thief\'s session confirming a
           assert.ok(got.refresh_token, JSON.stringify(got));
           request = { grant_type: 'refresh_token', refresh_token: got.refresh_token };
         }
-        // Held at its writes: what it sends after the read of its grant's record.
+        // Held at its writes, after the read of its grant's record: they begin with the consumption of
+        // its refresh token or code (a read of the signing key's revocation mark may come between).
+        const consumed = scriptOn(what === 'a refresh' ? 'oidc:RefreshToken:' : 'oidc:AuthorizationCode:');
         let sawGrant = false;
-        const held = relay.holdFrom((chunk) => {
-          if (sawGrant) return true;
+        const held = await relay.hold((chunk) => {
+          if (sawGrant) return consumed(chunk);
           if (chunk.includes('oidc:Grant:')) sawGrant = true;
           return false;
-        });
-        const inFlight = token(request);
-        try {
-          const reached = await Promise.race([held.then(() => true), inFlight.then(() => false)]);
-          assert.ok(reached, 'the token request finished without being held after its grant read: the hold is misplaced');
-          const changed = await fetch(`${other.url}/account/password`, {
-            method: 'POST',
-            redirect: 'manual',
-            headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: own.cookieHeader(server.issuer) },
-            body: new URLSearchParams({ ...formIn(page.html, '/account/password').hidden, current_password: PASSWORD, new_password: NEW_PASSWORD, confirm_password: NEW_PASSWORD, sign_out_others: 'yes' }),
-          });
-          assert.equal(changed.status, 303, await changed.text());
-          await new Promise((resolve) => setTimeout(resolve, 1100));
-        } finally {
-          relay.release();
-        }
-        const answered = await inFlight;
+        }, () => token(request));
+        await postAccountForm(other.url, own, server.issuer, page, '/account/password', ENDINGS['a password change signing every other session out'].fields);
+        await new Promise((resolve) => setTimeout(resolve, 1100));
+        const answered = await held.release();
         assert.notEqual(answered.status, 503, 'the held request timed out: nothing was tried');
         const body = (await answered.json()) as Record<string, string>;
         if (!body.access_token) return assert.deepEqual([answered.status, body.error], [400, 'invalid_grant']);
@@ -277,24 +253,16 @@ describe('e2e: red team, sixteenth endings pass: a thief\'s session confirming a
       assert.ok(isConsent(consent), `expected the consent page, got ${consent.url}`);
 
       // The reset forgets the consents given with the factor, then lists the person's sessions to end them: held there.
-      const held = relay.holdFrom((chunk) => chunk.includes('oidc:sessions:account:'));
-      const reset = latchkey(relayedEnv, ['users', 'mfa', 'reset', person]);
-      const reached = await Promise.race([held.then(() => true), reset.then(() => false)]);
-      let confirmed: Response;
-      try {
-        assert.ok(reached, 'the reset finished without being held at its look-up of the sessions: the hold is misplaced');
-        const form = formIn(consent.html, '/confirm');
-        confirmed = await fetch(new URL(form.action, `${other.url}/`), {
-          method: 'POST',
-          redirect: 'manual',
-          headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: thief.cookieHeader(server.issuer) },
-          body: new URLSearchParams(form.hidden),
-        });
-      } finally {
-        relay.release();
-      }
+      const held = await relay.hold((chunk) => chunk.includes('oidc:sessions:account:'), () => latchkey(relayedEnv, ['users', 'mfa', 'reset', person]));
+      const form = formIn(consent.html, '/confirm');
+      const confirmed = await fetch(new URL(form.action, `${other.url}/`), {
+        method: 'POST',
+        redirect: 'manual',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: thief.cookieHeader(server.issuer) },
+        body: new URLSearchParams(form.hidden),
+      });
+      const run = await held.release();
       assert.equal(confirmed.status, 303, 'the confirmation, in a session not ended yet, was taken');
-      const run = await reset;
       assert.equal(run.status, 0, run.stderr);
       assert.match(run.stdout, /ended 1 session/);
 
@@ -331,22 +299,9 @@ describe('e2e: red team, sixteenth endings pass: a thief\'s session confirming a
       const consent = await thief.submit(confirm, '/device', { confirm: 'yes' });
       assert.ok(isConsent(consent), `expected the consent page, got ${consent.url}`);
       // The consent's own writes go (the grant, the consent); the resume's approval of the device code is held.
-      const held = relay.holdFrom((chunk) => chunk.includes('"kind":"DeviceCode"'));
-      const approving = thief.submit(consent, '/confirm', {});
-      const reached = await Promise.race([held.then(() => true), approving.then(() => false)]);
-      try {
-        assert.ok(reached, 'the approval finished without being held at its writes: the hold is misplaced');
-        const changed = await fetch(`${other.url}/account/password`, {
-          method: 'POST',
-          redirect: 'manual',
-          headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: own.cookieHeader(server.issuer) },
-          body: new URLSearchParams({ ...formIn(page.html, '/account/password').hidden, current_password: PASSWORD, new_password: NEW_PASSWORD, confirm_password: NEW_PASSWORD, sign_out_others: 'yes' }),
-        });
-        assert.equal(changed.status, 303, await changed.text());
-      } finally {
-        relay.release();
-      }
-      await approving;
+      const held = await relay.hold((chunk) => chunk.includes('"kind":"DeviceCode"'), () => thief.submit(consent, '/confirm', {}));
+      await postAccountForm(other.url, own, server.issuer, page, '/account/password', ENDINGS['a password change signing every other session out'].fields);
+      await held.release();
       const polled = await fetch(`${server.url}/token`, {
         method: 'POST',
         headers: { 'content-type': 'application/x-www-form-urlencoded' },
@@ -423,16 +378,9 @@ describe("e2e: red team, sixteenth endings pass: an upstream's back-channel logo
     try {
       const { browser, resume, verifier } = await atResume('sid-writes-held');
       // The resume checked the sign-in and made the session and the code: held at their write.
-      const held = relay.holdFrom((chunk) => chunk.includes('"kind":"Session"'));
-      const resuming = browser.follow(resume, {}, REDIRECT);
-      const reached = await Promise.race([held.then(() => true), resuming.then(() => false)]);
-      try {
-        assert.ok(reached, 'the resume finished without being held at its writes: the hold is misplaced');
-        assert.equal((await logout(other.url, 'sid-writes-held')).status, 200);
-      } finally {
-        relay.release();
-      }
-      let done = await resuming;
+      const held = await relay.hold((chunk) => chunk.includes('"kind":"Session"'), () => browser.follow(resume, {}, REDIRECT));
+      assert.equal((await logout(other.url, 'sid-writes-held')).status, 200);
+      let done = await held.release();
       // Whatever the resume answered (the consent page, once its session ended: nothing to confirm), the app gets no working code.
       if (isConsent(done)) done = await browser.submit(done, '/confirm', {}, REDIRECT);
       const code = new URL(done.url).searchParams.get('code');
