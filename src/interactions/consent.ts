@@ -36,6 +36,27 @@ async function askedClaims({ providers }: Interactions, interaction: Interaction
 }
 
 /**
+ * Where, in the interaction's result, the consent page records the claims it listed (the engine
+ * replaces the result when the interaction finishes). Which claims the client may have is read
+ * from its registration, which can change while the page is open (the app's own RFC 7592 update,
+ * an operator's): confirming gives only what the page listed, never a claim it left out then.
+ */
+const CLAIMS_LISTED = 'latchkey_claims_listed';
+
+function claimsListed(interaction: Interaction): ReadonlySet<string> {
+  const value = (interaction.result as Record<string, unknown> | undefined)?.[CLAIMS_LISTED];
+  return new Set(Array.isArray(value) ? value.filter((claim): claim is string => typeof claim === 'string') : []);
+}
+
+/** Records `asked` as what the page lists (a page shown again records what it lists then). */
+async function recordListed(interaction: Interaction, asked: readonly string[]): Promise<void> {
+  const listed = claimsListed(interaction);
+  if (listed.size === asked.length && asked.every((claim) => listed.has(claim))) return;
+  interaction.result = { ...interaction.result, [CLAIMS_LISTED]: [...asked] };
+  await interaction.persist();
+}
+
+/**
  * A request's permissions in words, as the consent page and the device confirmation list them: its
  * OpenID scopes, the claims it asks for by name, and each API's scopes named with the API.
  */
@@ -106,6 +127,7 @@ export async function showConsent(steps: Interactions, ctx: Context, interaction
   if (!account) return;
   if (!(await redirectStillAllowed(steps, interaction))) return respondWithError(ctx, 400, CLIENT_CHANGED);
   const { asked } = await askedClaims(steps, interaction);
+  await recordListed(interaction, asked);
   ctx.type = 'html';
   ctx.body = render('consent', {
     title: 'Allow access',
@@ -150,8 +172,12 @@ export function confirmConsent(steps: Interactions, consents: Consents) {
       return;
     }
     if (details.missingOIDCScope) grant.addOIDCScope(details.missingOIDCScope.join(' '));
+    // The claims the page listed that the client may still have; one it may have now but the page
+    // did not list is neither given nor refused, so the engine asks for it on a page of its own.
     const claims = await askedClaims(steps, interaction);
-    if (claims.asked.length) grant.addOIDCClaims(claims.asked);
+    const listed = claimsListed(interaction);
+    const given = claims.asked.filter((claim) => listed.has(claim));
+    if (given.length) grant.addOIDCClaims(given);
     if (claims.beyond.length) grant.rejectOIDCClaims(claims.beyond);
     for (const [indicator, scopes] of Object.entries(details.missingResourceScopes ?? {})) {
       grant.addResourceScope(indicator, scopes.join(' '));

@@ -1,0 +1,77 @@
+/**
+ * The red team's seventeenth pass at "Latchkey hands out more than was granted" (2026-12-04), black
+ * box: what the consent page shows against what the tokens then carry (docs/security.md, "Looked at
+ * in the seventeenth granting pass").
+ */
+import assert from 'node:assert/strict';
+import { decodeJwt } from 'jose';
+import * as oidc from 'openid-client';
+import { Agent } from '../helpers/agent.js';
+import { isConsent, signInSteps, startAuthorization } from '../helpers/sign-in.js';
+import { startServer, type TestServer } from '../helpers/server.js';
+
+const PASSWORD = 'red team granted seventeen passphrase';
+const REDIRECT = 'https://widen.example.test/callback';
+/** Claims asked for by name, of the email and profile scopes. */
+const CLAIMS = JSON.stringify({ userinfo: { email: null, name: null }, id_token: { email: { essential: true } } });
+const PERSON_CLAIMS = ['email', 'email_verified', 'name', 'given_name', 'family_name'];
+
+describe('e2e: red team, seventeenth pass, what the consent page shows against what the tokens carry', function () {
+  this.timeout(60_000);
+  let server: TestServer;
+
+  before(async () => {
+    server = await startServer({ ownRedis: true, env: { REGISTRATION_OPEN: 'true' } });
+  });
+  after(async () => server?.stop());
+
+  const personClaims = (claims: object) => Object.keys(claims).filter((claim) => PERSON_CLAIMS.includes(claim));
+  const userinfo = async (token: string) => (await (await fetch(`${server.url}/me`, { headers: { authorization: `Bearer ${token}` } })).json()) as Record<string, unknown>;
+
+  it('an app that widens its own scope (RFC 7592) while its consent page is open gets no claim the page did not list', async () => {
+    // An app registers itself for `openid` alone and asks for email and name by name: the page
+    // cannot list them (claims of scopes the app may not request are never given).
+    const own = { client_name: 'Widener', redirect_uris: [REDIRECT], token_endpoint_auth_method: 'none', scope: 'openid' };
+    const created = await fetch(`${server.url}/reg`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(own) });
+    assert.equal(created.status, 201, await created.clone().text());
+    const app = (await created.json()) as { client_id: string; registration_client_uri: string; registration_access_token: string };
+    const config = await oidc.discovery(new URL(server.issuer), app.client_id, { token_endpoint_auth_method: 'none' }, oidc.None(), { execute: [oidc.allowInsecureRequests] });
+
+    await server.accounts.create('wren', PASSWORD, { email: 'wren@example.test', email_verified: true, name: 'Wren Example', given_name: 'Wren' });
+    const agent = new Agent();
+    const { page, verifier } = await startAuthorization(agent, config, REDIRECT, { claims: CLAIMS });
+    const shown = await signInSteps(agent, page, { username: 'wren', password: PASSWORD, consent: 'stop' });
+    assert.ok(isConsent(shown), `the consent page: ${shown.status} ${shown.url}`);
+    assert.doesNotMatch(shown.html, /email|name:|See these details/, 'the page lists neither the email nor the name');
+
+    // While the person reads it, the app widens its own registration to the email and profile scopes.
+    const widened = await fetch(app.registration_client_uri, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${app.registration_access_token}` },
+      body: JSON.stringify({ ...own, client_id: app.client_id, scope: 'openid email profile' }),
+    });
+    assert.equal(widened.status, 200, await widened.clone().text());
+
+    // The person allows what the page listed: that gives the app nothing the page left out. The
+    // claims the app may have now are asked on a page of their own, which the person declines.
+    const next = await agent.submit(shown, '/confirm', {}, REDIRECT);
+    assert.ok(isConsent(next), `a consent page for what the first did not list: ${next.status} ${next.url}`);
+    assert.match(next.html, /See these details about you: email, name/);
+    const declined = new URL((await agent.submit(next, '/abort', {}, REDIRECT)).url);
+    assert.equal(declined.searchParams.get('error'), 'access_denied');
+    assert.equal(declined.searchParams.get('code'), null);
+
+    // Nor is the consent remembered as covering them: a silent request for them gets no code.
+    const silent = await startAuthorization(agent, config, REDIRECT, { claims: CLAIMS, prompt: 'none' });
+    const answer = new URL(silent.page.url);
+    assert.ok(silent.page.url.startsWith(REDIRECT), `back at the app: ${silent.page.url}`);
+    assert.equal(answer.searchParams.get('error'), 'consent_required');
+    assert.equal(answer.searchParams.get('code'), null);
+
+    // What was allowed is given: a request without the claims gets a code silently, and no claim.
+    const plain = await startAuthorization(agent, config, REDIRECT, { prompt: 'none' });
+    const tokens = await oidc.authorizationCodeGrant(config, new URL(plain.page.url), { pkceCodeVerifier: plain.verifier, idTokenExpected: true });
+    assert.deepEqual(personClaims(decodeJwt(tokens.id_token!)), []);
+    assert.deepEqual(personClaims(await userinfo(tokens.access_token)), []);
+  });
+});
