@@ -74,4 +74,40 @@ describe('e2e: red team, seventeenth pass, what the consent page shows against w
     assert.deepEqual(personClaims(decodeJwt(tokens.id_token!)), []);
     assert.deepEqual(personClaims(await userinfo(tokens.access_token)), []);
   });
+
+  it("held: a consent remembered before an operator widened the app's scope and gave it a new API covers neither the new scope, the claims nor the API", async () => {
+    const STOCK = 'https://stock.example.test';
+    await server.apis.add({ identifier: STOCK, scopes: ['stock:read'] });
+    const metadata = { client_id: 'shelf', client_name: 'Shelf', client_secret: 'shelf-client-secret-with-plenty-of-entropy-0123456789', redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'], scope: 'openid' };
+    await server.clients.add(metadata);
+    const config = await oidc.discovery(new URL(server.issuer), 'shelf', metadata.client_secret, oidc.ClientSecretBasic(metadata.client_secret), { execute: [oidc.allowInsecureRequests] });
+    await server.accounts.create('sol', PASSWORD, { email: 'sol@example.test', email_verified: true, name: 'Sol Example' });
+    const first = new Agent();
+    const { page } = await startAuthorization(first, config, REDIRECT, { claims: CLAIMS });
+    const back = await signInSteps(first, page, { username: 'sol', password: PASSWORD, consent: 'required', stopAt: REDIRECT });
+    assert.ok(back.url.startsWith(REDIRECT), back.url);
+
+    // The operator widens the app to the email scope and the new API's scope.
+    await server.clients.update('shelf', { ...metadata, scope: 'openid email stock:read' });
+    const probes = {
+      scope: { scope: 'openid email' },
+      claims: { claims: CLAIMS },
+      api: { scope: 'openid stock:read', resource: STOCK },
+    };
+    // In a new sign-in (the consent remembered), each is asked for on a page: consent_required silently.
+    const second = new Agent();
+    const signedIn = await startAuthorization(second, config, REDIRECT, {});
+    assert.ok((await signInSteps(second, signedIn.page, { username: 'sol', password: PASSWORD, stopAt: REDIRECT })).url.startsWith(REDIRECT));
+    for (const [probe, params] of Object.entries(probes)) {
+      const asked = await startAuthorization(second, config, REDIRECT, { prompt: 'none', ...params });
+      const answer = new URL(asked.page.url);
+      assert.equal(answer.searchParams.get('error'), 'consent_required', `${probe}: ${asked.page.url}`);
+    }
+    // In the first browser the session's grant refused the claims then (rejected, as beyond the
+    // app's scope): they stay refused, a code without them, as the engine counts a refusal as decided.
+    const silent = await startAuthorization(first, config, REDIRECT, { prompt: 'none', claims: CLAIMS });
+    const tokens = await oidc.authorizationCodeGrant(config, new URL(silent.page.url), { pkceCodeVerifier: silent.verifier, idTokenExpected: true });
+    assert.deepEqual(personClaims(decodeJwt(tokens.id_token!)), []);
+    assert.deepEqual(personClaims(await userinfo(tokens.access_token)), []);
+  });
 });
