@@ -82,9 +82,13 @@ export async function resourceServerInfo(apis: Apis, ctx: KoaContextWithOIDC, in
     }
     // A grant with none of the API's scopes (introspection only, or every scope revoked since) is no
     // leave to call it: a token without scope would still be taken by an API that checks only `aud`.
-    // An API without scopes is reached by the grant alone.
+    // An API without scopes is reached by the grant alone, but for one that only makes the client
+    // serve as the API (`--introspect`): its introspector was not granted to call it either.
     if (api.scopes.length > 0 && held.allowed.size === 0) {
       throw new errors.InvalidScope(`this client holds none of ${indicator}'s scopes (an operator grants them: latchkey apis grant --scope)`, requested.join(' '));
+    }
+    if (api.scopes.length === 0 && grant.introspect === true) {
+      throw new errors.InvalidScope(`this client serves as ${indicator} (introspection), which is no leave to call it`, requested.join(' '));
     }
     return held.info;
   } else {

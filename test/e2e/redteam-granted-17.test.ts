@@ -9,6 +9,7 @@ import * as oidc from 'openid-client';
 import { Agent } from '../helpers/agent.js';
 import { isConsent, signInSteps, startAuthorization } from '../helpers/sign-in.js';
 import { startServer, type TestServer } from '../helpers/server.js';
+import { introspect, machineClient, type ClientCredentials } from '../helpers/tokens.js';
 
 const PASSWORD = 'red team granted seventeen passphrase';
 const REDIRECT = 'https://widen.example.test/callback';
@@ -109,5 +110,27 @@ describe('e2e: red team, seventeenth pass, what the consent page shows against w
     const tokens = await oidc.authorizationCodeGrant(config, new URL(silent.page.url), { pkceCodeVerifier: silent.verifier, idTokenExpected: true });
     assert.deepEqual(personClaims(decodeJwt(tokens.id_token!)), []);
     assert.deepEqual(personClaims(await userinfo(tokens.access_token)), []);
+  });
+
+  it('a client an operator made the introspector of an API without scopes gets no token to call it: serving as an API is no leave to call it (RFC 7662 §4, RFC 6749 §4.4)', async () => {
+    const EVENTS = 'https://events.example.test';
+    const GATE: ClientCredentials = { id: 'gate', secret: 'gate-client-secret-with-plenty-of-entropy-0123456789' };
+    const CALLER: ClientCredentials = { id: 'caller', secret: 'caller-client-secret-with-plenty-of-entropy-0123456789' };
+    await server.apis.add({ identifier: EVENTS });
+    for (const client of [GATE, CALLER]) await server.clients.add(machineClient(client));
+    await server.apis.grant(GATE.id, EVENTS, { scopes: [], introspect: true });
+    await server.apis.grant(CALLER.id, EVENTS, { scopes: [] });
+    const configOf = (client: ClientCredentials) => oidc.discovery(new URL(server.issuer), client.id, client.secret, oidc.ClientSecretBasic(client.secret), { execute: [oidc.allowInsecureRequests] });
+
+    // A client granted the API (no scopes to grant) calls it, and the API's introspector is told so.
+    const called = await oidc.clientCredentialsGrant(await configOf(CALLER), { resource: EVENTS });
+    assert.equal(decodeJwt(called.access_token).aud, EVENTS);
+    assert.equal((await introspect(server.url, GATE, called.access_token)).active, true);
+
+    // The introspector was granted to serve as the API, not to call it.
+    await assert.rejects(oidc.clientCredentialsGrant(await configOf(GATE), { resource: EVENTS }), (error: oidc.ResponseBodyError) => {
+      assert.equal(error.error, 'invalid_scope', error.error_description);
+      return true;
+    });
   });
 });
