@@ -27,7 +27,7 @@ describe('e2e: red team, seventeenth pass, what the consent page shows against w
   let browser: Browser;
 
   before(async () => {
-    server = await startServer({ ownRedis: true, env: { REGISTRATION_OPEN: 'true' } });
+    server = await startServer({ ownRedis: true, env: { REGISTRATION_OPEN: 'true', DEVICE_FLOW_POLL_INTERVAL: '1' } });
     browser = await launchChromium();
   });
   after(async () => {
@@ -97,6 +97,39 @@ describe('e2e: red team, seventeenth pass, what the consent page shows against w
     const tokens = await oidc.authorizationCodeGrant(config, new URL(plain.page.url), { pkceCodeVerifier: plain.verifier, idTokenExpected: true });
     assert.deepEqual(personClaims(decodeJwt(tokens.id_token!)), []);
     assert.deepEqual(personClaims(await userinfo(tokens.access_token)), []);
+  });
+
+  it('the same through the device flow (RFC 8628): a device app that widens its own scope while the consent page is open gets no claim it did not list', async () => {
+    const own = { client_name: 'Widening TV', application_type: 'native', token_endpoint_auth_method: 'none', grant_types: ['urn:ietf:params:oauth:grant-type:device_code'], response_types: [], redirect_uris: [], scope: 'openid' };
+    const created = await fetch(`${server.url}/reg`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(own) });
+    assert.equal(created.status, 201, await created.clone().text());
+    const app = (await created.json()) as { client_id: string; registration_client_uri: string; registration_access_token: string };
+    const config = await oidc.discovery(new URL(server.issuer), app.client_id, { token_endpoint_auth_method: 'none' }, oidc.None(), { execute: [oidc.allowInsecureRequests] });
+    await server.accounts.create('dev', PASSWORD, { email: 'dev@example.test', email_verified: true, name: 'Dev Example' });
+
+    const device = await oidc.initiateDeviceAuthorization(config, { scope: 'openid', claims: CLAIMS });
+    const polled = oidc.pollDeviceAuthorizationGrant(config, device).then(
+      (tokens) => ({ tokens }),
+      (error: oidc.ResponseBodyError) => ({ error: error.error }),
+    );
+    const agent = new Agent();
+    const entered = await agent.submit(await agent.follow(`${server.issuer}/device`), '/device', { user_code: device.user_code });
+    const shown = await signInSteps(agent, await agent.submit(entered, '/device', { confirm: 'yes' }), { username: 'dev', password: PASSWORD, consent: 'stop' });
+    assert.ok(isConsent(shown), `the consent page: ${shown.status} ${shown.url}`);
+    assert.doesNotMatch(shown.html, /See these details/);
+
+    const widened = await fetch(app.registration_client_uri, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${app.registration_access_token}` },
+      body: JSON.stringify({ ...own, client_id: app.client_id, scope: 'openid email profile' }),
+    });
+    assert.equal(widened.status, 200, await widened.clone().text());
+
+    const next = await agent.submit(shown, '/confirm', {});
+    assert.ok(isConsent(next), `a consent page for what the first did not list: ${next.status} ${next.url}`);
+    assert.match(next.html, /See these details about you: email, name/);
+    await agent.submit(next, '/abort', {});
+    assert.deepEqual(await polled, { error: 'access_denied' });
   });
 
   it("held: a consent remembered before an operator widened the app's scope and gave it a new API covers neither the new scope, the claims nor the API", async () => {
