@@ -1,0 +1,229 @@
+/**
+ * Red team, seventeenth endings pass (docs/security.md, "Looked at in the seventeenth endings pass"):
+ * the sixteenth pass's "not done", performed against running servers.
+ *
+ * RP-initiated logout (sign out everywhere, and this app only) at a second instance while a code
+ * exchange of the same session's grant is held by the test relay after its read of the grant:
+ * whatever the exchange answers works nowhere after (userinfo, introspection, latchkey/resource-server
+ * following the feed). And a signing key revoked (`keys rotate --now --revoke-current`) while
+ * `serve --workers 2` signs tokens: every token the key signed, those signed as it was revoked
+ * among them, is refused at both workers' introspection and as `id_token_hint`, and by
+ * latchkey/resource-server.
+ */
+import assert from 'node:assert/strict';
+import { request } from 'node:http';
+import { dirname } from 'node:path';
+import { decodeProtectedHeader } from 'jose';
+import * as oidc from 'openid-client';
+import { Agent, formIn } from '../helpers/agent.js';
+import { eventually } from '../helpers/eventually.js';
+import { signInSteps, startAuthorization } from '../helpers/sign-in.js';
+import { startServer, testDir, testEnv } from '../helpers/server.js';
+import { startRelayedServer, type RelayedServer } from '../helpers/relay.js';
+import { latchkey, serveProcess, type ServerProcess } from '../helpers/process.js';
+import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
+import { acceptedBy, API, basic, grantFeed, machineClient, RESOURCE_SERVERS } from '../helpers/tokens.js';
+import { createResourceServer, type ResourceServer } from '../../src/resource-server/index.js';
+
+const PASSWORD = 'seventeenth endings pass test password';
+const REDIRECT = 'https://app.example.test/callback';
+const SIGNED_OUT = 'https://app.example.test/bye';
+const WEB = { id: 'web', secret: 'web-app-secret-with-plenty-of-entropy-0123456789' };
+const MACHINE = { id: 'machine', secret: 'machine-secret-with-plenty-of-entropy-0123456789' };
+const RS = { id: 'api', secret: 'api-resource-server-secret-with-entropy-012345' };
+const CLIENTS = JSON.stringify([
+  { client_id: WEB.id, client_secret: WEB.secret, redirect_uris: [REDIRECT], post_logout_redirect_uris: [SIGNED_OUT], grant_types: ['authorization_code', 'refresh_token'] },
+  machineClient(MACHINE),
+  machineClient(RS),
+]);
+
+const form = (fields: Record<string, string>) => new URLSearchParams(fields);
+const token = (url: string, fields: Record<string, string>) =>
+  fetch(`${url}/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(WEB) }, body: form(fields) });
+const introspected = async (url: string, client: typeof WEB, value: string) =>
+  (await (await fetch(`${url}/token/introspection`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(client) }, body: form({ token: value }) })).json()) as { active: boolean };
+
+describe('e2e: red team, seventeenth endings pass: RP-initiated logout across a code exchange of the same session held at its writes', function () {
+  this.timeout(120_000);
+  let relayed: RelayedServer;
+  let helper: ResourceServer;
+  let config: oidc.Configuration;
+
+  before(async () => {
+    relayed = await startRelayedServer({ CLIENTS, RESOURCE_SERVERS });
+    await grantFeed(relayed.server, RS.id);
+    config = await oidc.discovery(new URL(relayed.server.issuer), WEB.id, WEB.secret, oidc.ClientSecretBasic(WEB.secret), { execute: [oidc.allowInsecureRequests] });
+    helper = await createResourceServer({ issuer: relayed.server.issuer, audience: API, clientId: RS.id, clientSecret: RS.secret, pollInterval: 100 });
+  });
+  after(async () => {
+    helper?.close();
+    await relayed?.stop();
+  });
+
+  // The grant the code is of: one without offline access (the sign-out revokes it), or one the session's
+  // earlier sign-in gave offline access (kept by design), the code itself without (bound to the session).
+  for (const grant of ['its own grant', 'a grant kept for offline access'] as const)
+  for (const ending of ['sign out everywhere', 'this app only'] as const) {
+    for (const format of ['opaque', 'jwt'] as const) {
+      it(`a code exchange (${format} access token, ${grant}) held at its writes, across RP-initiated logout (${ending}) at another instance: what it got works nowhere`, async () => {
+        const { server, relay, env } = relayed;
+        const other = await startServer({ redisUrl: env.REDIS_URL!, dir: dirname(env.KEYS_DIR!), env: { ISSUER: server.issuer, CLIENTS, RESOURCE_SERVERS } });
+        try {
+          const person = `pat-${format}-${grant.length}-${ending.replace(/[^a-z]+/g, '-')}`;
+          await server.accounts.create(person, PASSWORD);
+          const resource = format === 'jwt' ? { resource: API } : {};
+          const scope = format === 'jwt' ? 'openid read' : 'openid email';
+          const browser = new Agent();
+          if (grant === 'a grant kept for offline access') {
+            const first = await startAuthorization(browser, config, REDIRECT, { scope: `${scope} offline_access`, prompt: 'consent', ...resource });
+            assert.ok(new URL((await signInSteps(browser, first.page, { username: person, password: PASSWORD, stopAt: REDIRECT })).url).searchParams.get('code'));
+          }
+          const { page, verifier } = await startAuthorization(browser, config, REDIRECT, { scope, ...resource });
+          const done = await signInSteps(browser, page, { username: person, password: PASSWORD, stopAt: REDIRECT });
+          const code = new URL(done.url).searchParams.get('code');
+          assert.ok(code, done.url);
+
+          // The app's sign-out page at the other instance, in the person's browser: its form first.
+          const cookie = browser.cookieHeader(server.issuer);
+          const asked = await fetch(`${other.url}/session/end?${form({ client_id: WEB.id, post_logout_redirect_uri: SIGNED_OUT })}`, { headers: { cookie } });
+          const signOut = formIn(await asked.text(), '/session/end/confirm');
+
+          // Held at its writes (the code's consumption, the access token): what it sends after its one read of the code, its grant, account and session.
+          let sawGrant = false;
+          const held = relay.holdFrom((chunk) => {
+            if (sawGrant) return true;
+            if (chunk.includes('oidc:Grant:')) sawGrant = true;
+            return false;
+          });
+          const inFlight = token(server.url, { grant_type: 'authorization_code', code, redirect_uri: REDIRECT, code_verifier: verifier, ...resource });
+          try {
+            const reached = await Promise.race([held.then(() => true), inFlight.then(() => false)]);
+            assert.ok(reached, 'the code exchange finished without being held after its grant read: the hold is misplaced');
+            // Its action names the issuer: posted to the other instance.
+            const confirmed = await fetch(`${other.url}${new URL(signOut.action, `${server.issuer}/`).pathname}`, {
+              method: 'POST',
+              redirect: 'manual',
+              headers: { 'content-type': 'application/x-www-form-urlencoded', cookie },
+              body: form({ ...signOut.hidden, ...(ending === 'sign out everywhere' ? { logout: 'yes' } : {}) }),
+            });
+            assert.equal(confirmed.status, 303, await confirmed.text());
+            assert.ok(String(confirmed.headers.get('location')).startsWith(SIGNED_OUT), String(confirmed.headers.get('location')));
+            await new Promise((resolve) => setTimeout(resolve, 1100));
+          } finally {
+            relay.release();
+          }
+          const answered = await inFlight;
+          assert.notEqual(answered.status, 503, 'the held request timed out: nothing was tried');
+          const body = (await answered.json()) as Record<string, string>;
+          if (!body.access_token) return assert.deepEqual([answered.status, body.error], [400, 'invalid_grant']);
+          if (format === 'opaque') {
+            const userinfo = await fetch(`${server.url}/me`, { headers: { authorization: `Bearer ${body.access_token}` } });
+            assert.equal(userinfo.status, 401, `${ending}: the access token the held exchange got works at userinfo`);
+            assert.equal((await introspected(server.url, WEB, body.access_token)).active, false, `${ending}: the access token is active`);
+          } else {
+            assert.equal((await introspected(server.url, RS, body.access_token)).active, false, `${ending}: the JWT is active at introspection`);
+            await eventually(async () => assert.equal(await acceptedBy(helper, body.access_token!), false, `${ending}: the JWT is accepted by latchkey/resource-server`));
+          }
+          assert.equal(body.refresh_token, undefined, 'a refresh token without offline access');
+        } finally {
+          await other.stop();
+        }
+      });
+    }
+  }
+});
+
+/** A GET or POST on a connection of its own (no keep-alive): the cluster's primary hands each new connection to the next worker. */
+function fresh(url: string, init: { method?: string; headers?: Record<string, string>; body?: string } = {}): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method: init.method ?? 'GET', headers: init.headers, agent: false }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (text += chunk));
+      res.on('end', () => resolve({ status: res.statusCode!, text }));
+    });
+    req.on('error', reject);
+    req.end(init.body);
+  });
+}
+
+describe('e2e: red team, seventeenth endings pass: keys rotate --now --revoke-current against serve --workers 2', function () {
+  this.timeout(120_000);
+  const dir = testDir();
+  let redis: RedisServer;
+  let served: ServerProcess;
+  let env: Record<string, string>;
+  let helper: ResourceServer;
+
+  before(async () => {
+    redis = await startRedisServer();
+    const port = await freePort();
+    env = testEnv(dir, port, { redisUrl: redis.url, env: { CLIENTS, RESOURCE_SERVERS } });
+    served = await serveProcess(env, ['--workers', '2']);
+    const granted = await latchkey(env, ['apis', 'grant', '--client', RS.id, '--api', `${env.ISSUER}/revocations`, '--scope', 'revocations']);
+    assert.equal(granted.status, 0, granted.stderr);
+    helper = await createResourceServer({ issuer: env.ISSUER!, audience: API, clientId: RS.id, clientSecret: RS.secret, pollInterval: 100 });
+    const added = await latchkey(env, ['users', 'add', 'alice', '--password-stdin'], `${PASSWORD}\n`);
+    assert.equal(added.status, 0, added.stderr);
+  });
+  after(async () => {
+    helper?.close();
+    await served?.stop();
+    await redis?.stop();
+  });
+
+  it('every token the revoked key signed, those signed by either worker as it was revoked among them, is refused at every worker and by latchkey/resource-server', async () => {
+    const url = served.url;
+    const issue = async () => {
+      const answer = await fresh(`${url}/token`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(MACHINE) },
+        body: form({ grant_type: 'client_credentials', resource: API, scope: 'read' }).toString(),
+      });
+      return answer.status === 200 ? (JSON.parse(answer.text) as { access_token: string }).access_token : undefined;
+    };
+    // An ID token, for id_token_hint, signed by the key to be revoked.
+    const config = await oidc.discovery(new URL(env.ISSUER!), WEB.id, WEB.secret, oidc.ClientSecretBasic(WEB.secret), { execute: [oidc.allowInsecureRequests] });
+    const browser = new Agent();
+    const { page, verifier } = await startAuthorization(browser, config, REDIRECT, { scope: 'openid' });
+    const done = await signInSteps(browser, page, { username: 'alice', password: PASSWORD, stopAt: REDIRECT });
+    const tokens = await oidc.authorizationCodeGrant(config, new URL(done.url), { pkceCodeVerifier: verifier, expectedState: oidc.skipStateCheck });
+    const revokedKid = decodeProtectedHeader(tokens.id_token!).kid!;
+
+    // Both workers sign, on their own connections, while the key is revoked.
+    const signed: string[] = [];
+    let revoking = true;
+    const signers = Array.from({ length: 4 }, async () => {
+      while (revoking) {
+        const value = await issue();
+        if (value) signed.push(value);
+      }
+    });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const run = await latchkey(env, ['keys', 'rotate', '--now', '--revoke-current']);
+    revoking = false;
+    await Promise.all(signers);
+    assert.equal(run.status, 0, run.stderr);
+    const byRevoked = signed.filter((value) => decodeProtectedHeader(value).kid === revokedKid);
+    const byNext = signed.filter((value) => decodeProtectedHeader(value).kid !== revokedKid);
+    assert.ok(byRevoked.length > 0 && byNext.length > 0, `tokens on both sides of the revocation (${byRevoked.length} by the revoked key, ${byNext.length} after)`);
+
+    // Each check twice on connections of their own, so both workers answer it.
+    for (const value of byRevoked) {
+      for (let i = 0; i < 2; i++) {
+        const answer = await fresh(`${url}/token/introspection`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(RS) },
+          body: form({ token: value }).toString(),
+        });
+        assert.deepEqual(JSON.parse(answer.text), { active: false }, 'a token the revoked key signed is active at a worker');
+      }
+      assert.equal(await acceptedBy(helper, value), false, 'latchkey/resource-server accepts a token the revoked key signed');
+    }
+    for (const value of byNext.slice(-2)) assert.equal(await acceptedBy(helper, value), true, 'a token the next key signed is refused');
+    for (let i = 0; i < 2; i++) {
+      const hinted = await fresh(`${url}/session/end?${form({ id_token_hint: tokens.id_token!, post_logout_redirect_uri: SIGNED_OUT })}`);
+      assert.equal(hinted.status, 400, `an ID token the revoked key signed is taken as id_token_hint (${hinted.status})`);
+    }
+  });
+});
