@@ -17,7 +17,8 @@ import { decodeProtectedHeader } from 'jose';
 import * as oidc from 'openid-client';
 import { Agent, formIn } from '../helpers/agent.js';
 import { eventually } from '../helpers/eventually.js';
-import { signInSteps, startAuthorization } from '../helpers/sign-in.js';
+import { isConsent, signInSteps, startAuthorization } from '../helpers/sign-in.js';
+import { assertion, passkeyChallenge, registerSoftPasskeys, softPasskey } from '../helpers/soft-passkeys.js';
 import { startServer, testDir, testEnv } from '../helpers/server.js';
 import { startRelayedServer, type RelayedServer } from '../helpers/relay.js';
 import { latchkey, serveProcess, type ServerProcess } from '../helpers/process.js';
@@ -131,6 +132,52 @@ describe('e2e: red team, seventeenth endings pass: RP-initiated logout across a 
       });
     }
   }
+
+  it("a thief's consent page, signed in with a stolen passkey, its confirmation held at its write of the grant across the passkey removed on the account page (another instance): the app gets no code silently after", async () => {
+    const { server, relay, env } = relayed;
+    const other = await startServer({ redisUrl: env.REDIS_URL!, dir: dirname(env.KEYS_DIR!), env: { ISSUER: server.issuer, CLIENTS, RESOURCE_SERVERS } });
+    try {
+      const person = 'pat-passkey';
+      const { sub } = await server.accounts.create(person, PASSWORD);
+      const [stolen, kept] = [softPasskey(), softPasskey()];
+      await registerSoftPasskeys(server, sub, stolen, kept);
+      const origin = new URL(server.issuer).origin;
+      // The person, signed in with the passkey they keep, on their account page.
+      const own = new Agent();
+      const ownLogin = await own.follow(`${server.issuer}/account`);
+      const page = await own.submit(ownLogin, '/passkey', { credential: assertion(kept, origin, passkeyChallenge(ownLogin), sub, 1) });
+      assert.equal(page.url, `${server.issuer}/account`, `expected the account page, got ${page.url}`);
+      // Whoever holds the passkey signs in with it, at the consent page of an app.
+      const thief = new Agent();
+      const login = (await startAuthorization(thief, config, REDIRECT, { scope: 'openid offline_access email', prompt: 'consent' })).page;
+      const consent = await thief.submit(login, '/passkey', { credential: assertion(stolen, origin, passkeyChallenge(login), sub, 1) }, REDIRECT);
+      assert.ok(isConsent(consent), `expected the consent page, got ${consent.status} ${consent.url}`);
+
+      const held = relay.holdFrom((chunk) => chunk.includes('oidc:Grant:') && chunk.includes('"kind":"Grant"'));
+      const confirming = thief.submit(consent, '/confirm', {}, REDIRECT);
+      const reached = await Promise.race([held.then(() => true), confirming.then(() => false)]);
+      try {
+        assert.ok(reached, 'the confirmation finished without being held at its write of the grant: the hold is misplaced');
+        const removed = await fetch(`${other.url}/account/passkeys/remove`, {
+          method: 'POST',
+          redirect: 'manual',
+          headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: own.cookieHeader(server.issuer) },
+          body: form({ ...formIn(page.html, '/account/passkeys/remove').hidden, id: stolen.id }),
+        });
+        assert.equal(removed.status, 303, await removed.text());
+        assert.match(String(removed.headers.get('location')), /done=passkeys\.removed/);
+      } finally {
+        relay.release();
+      }
+      const confirmed = await confirming;
+      assert.ok(!confirmed.url.startsWith(REDIRECT), `the session the removed passkey signed in went back to the app: ${confirmed.url}`);
+      const silent = await startAuthorization(own, config, REDIRECT, { scope: 'openid offline_access email', prompt: 'none' });
+      assert.equal(new URL(silent.page.url).searchParams.get('error'), 'consent_required', `the consent confirmed across the removal was remembered: ${silent.page.url}`);
+      assert.match(confirmed.html, /signed out while this was confirmed/, `the confirmation's answer (${confirmed.status} ${confirmed.url})`);
+    } finally {
+      await other.stop();
+    }
+  });
 });
 
 /** A GET or POST on a connection of its own (no keep-alive): the cluster's primary hands each new connection to the next worker. */
