@@ -31,6 +31,7 @@ const LONGEST_FIRST = [
   'test/e2e/initial-access-token.test.ts',
   'test/e2e/registered-client-ids.test.ts',
   'test/e2e/pending-endings.test.ts',
+  'test/e2e/redteam-endings-17.test.ts',
   'test/e2e/redteam-endings-15.test.ts',
   'test/e2e/redteam-endings-16.test.ts',
   'test/e2e/held-issuance-endings.test.ts',

@@ -19,8 +19,9 @@ import { Agent, formIn } from '../helpers/agent.js';
 import { eventually } from '../helpers/eventually.js';
 import { isConsent, signInSteps, startAuthorization } from '../helpers/sign-in.js';
 import { assertion, passkeyChallenge, registerSoftPasskeys, softPasskey } from '../helpers/soft-passkeys.js';
-import { startServer, testDir, testEnv } from '../helpers/server.js';
+import { startServer, testDir, testEnv, type TestServer } from '../helpers/server.js';
 import { startRelayedServer, type RelayedServer } from '../helpers/relay.js';
+import { fakeUpstreamOf } from '../helpers/fake-upstream.js';
 import { latchkey, serveProcess, type ServerProcess } from '../helpers/process.js';
 import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
 import { acceptedBy, API, basic, grantFeed, machineClient, RESOURCE_SERVERS } from '../helpers/tokens.js';
@@ -44,50 +45,76 @@ const token = (url: string, fields: Record<string, string>) =>
 const introspected = async (url: string, client: typeof WEB, value: string) =>
   (await (await fetch(`${url}/token/introspection`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(client) }, body: form({ token: value }) })).json()) as { active: boolean };
 
-describe('e2e: red team, seventeenth endings pass: RP-initiated logout across a code exchange of the same session held at its writes', function () {
+describe('e2e: red team, seventeenth endings pass: sign-outs across a code exchange of the same session held at its writes, a passkey removed across a consent', function () {
   this.timeout(120_000);
+  const SETTINGS = { CLIENTS, RESOURCE_SERVERS, OUTBOUND_ALLOW_PRIVATE_NETWORKS: 'true' };
   let relayed: RelayedServer;
   let helper: ResourceServer;
   let config: oidc.Configuration;
+  let fake: Awaited<ReturnType<typeof fakeUpstreamOf>>;
 
   before(async () => {
-    relayed = await startRelayedServer({ CLIENTS, RESOURCE_SERVERS });
+    relayed = await startRelayedServer(SETTINGS);
+    fake = await fakeUpstreamOf(relayed.server, 'upstream-client-secret-with-plenty-of-entropy-012345');
     await grantFeed(relayed.server, RS.id);
     config = await oidc.discovery(new URL(relayed.server.issuer), WEB.id, WEB.secret, oidc.ClientSecretBasic(WEB.secret), { execute: [oidc.allowInsecureRequests] });
     helper = await createResourceServer({ issuer: relayed.server.issuer, audience: API, clientId: RS.id, clientSecret: RS.secret, pollInterval: 100 });
   });
   after(async () => {
     helper?.close();
+    await fake?.close();
     await relayed?.stop();
   });
+
+  /** Each ending, done at the instance at `url` in the browser whose cookie is `cookie` (signed in through the upstream's session `sid`, for its logout). */
+  const ENDINGS = {
+    'RP-initiated logout (sign out everywhere)': (url: string, cookie: string) => signOut(url, cookie, { logout: 'yes' }),
+    'RP-initiated logout (this app only)': (url: string, cookie: string) => signOut(url, cookie, {}),
+    "the upstream's back-channel logout": async (url: string, _cookie: string, sid: string) => {
+      const logout = await fetch(`${url}/upstream/fake/backchannel-logout`, { method: 'POST', body: form({ logout_token: await fake.logoutToken({ sid }) }) });
+      assert.equal(logout.status, 200, await logout.text());
+    },
+  };
+  /** RP-initiated logout: the app's sign-out page, then its confirmation (`fields`), at the instance at `url`. */
+  async function signOut(url: string, cookie: string, fields: Record<string, string>) {
+    const asked = await fetch(`${url}/session/end?${form({ client_id: WEB.id, post_logout_redirect_uri: SIGNED_OUT })}`, { headers: { cookie } });
+    const page = formIn(await asked.text(), '/session/end/confirm');
+    // Its action names the issuer: posted to the instance at `url`.
+    const confirmed = await fetch(`${url}${new URL(page.action, relayed.server.issuer).pathname}`, {
+      method: 'POST',
+      redirect: 'manual',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', cookie },
+      body: form({ ...page.hidden, ...fields }),
+    });
+    assert.equal(confirmed.status, 303, await confirmed.text());
+    assert.ok(String(confirmed.headers.get('location')).startsWith(SIGNED_OUT), String(confirmed.headers.get('location')));
+  }
 
   // The grant the code is of: one without offline access (the sign-out revokes it), or one the session's
   // earlier sign-in gave offline access (kept by design), the code itself without (bound to the session).
   for (const grant of ['its own grant', 'a grant kept for offline access'] as const)
-  for (const ending of ['sign out everywhere', 'this app only'] as const) {
+  for (const [ending, end] of Object.entries(ENDINGS)) {
     for (const format of ['opaque', 'jwt'] as const) {
-      it(`a code exchange (${format} access token, ${grant}) held at its writes, across RP-initiated logout (${ending}) at another instance: what it got works nowhere`, async () => {
+      it(`a code exchange (${format} access token, ${grant}) held at its writes, across ${ending} at another instance: what it got works nowhere`, async () => {
         const { server, relay, env } = relayed;
-        const other = await startServer({ redisUrl: env.REDIS_URL!, dir: dirname(env.KEYS_DIR!), env: { ISSUER: server.issuer, CLIENTS, RESOURCE_SERVERS } });
+        const other = await startServer({ redisUrl: env.REDIS_URL!, dir: dirname(env.KEYS_DIR!), env: { ISSUER: server.issuer, ...SETTINGS } });
         try {
           const person = `pat-${format}-${grant.length}-${ending.replace(/[^a-z]+/g, '-')}`;
           await server.accounts.create(person, PASSWORD);
-          const resource = format === 'jwt' ? { resource: API } : {};
+          // Signed in through the upstream (its session `person`) for its logout, else with the password.
+          const upstream: Record<string, string> = ending.includes('upstream') ? { upstream: 'fake' } : {};
+          Object.assign(fake.state, { mode: 'good', sub: `upstream-${person}`, sid: person });
+          const resource: Record<string, string> = format === 'jwt' ? { resource: API } : {};
           const scope = format === 'jwt' ? 'openid read' : 'openid email';
           const browser = new Agent();
           if (grant === 'a grant kept for offline access') {
-            const first = await startAuthorization(browser, config, REDIRECT, { scope: `${scope} offline_access`, prompt: 'consent', ...resource });
+            const first = await startAuthorization(browser, config, REDIRECT, { scope: `${scope} offline_access`, prompt: 'consent', ...resource, ...upstream });
             assert.ok(new URL((await signInSteps(browser, first.page, { username: person, password: PASSWORD, stopAt: REDIRECT })).url).searchParams.get('code'));
           }
-          const { page, verifier } = await startAuthorization(browser, config, REDIRECT, { scope, ...resource });
+          const { page, verifier } = await startAuthorization(browser, config, REDIRECT, { scope, ...resource, ...(grant === 'its own grant' ? upstream : {}) });
           const done = await signInSteps(browser, page, { username: person, password: PASSWORD, stopAt: REDIRECT });
           const code = new URL(done.url).searchParams.get('code');
           assert.ok(code, done.url);
-
-          // The app's sign-out page at the other instance, in the person's browser: its form first.
-          const cookie = browser.cookieHeader(server.issuer);
-          const asked = await fetch(`${other.url}/session/end?${form({ client_id: WEB.id, post_logout_redirect_uri: SIGNED_OUT })}`, { headers: { cookie } });
-          const signOut = formIn(await asked.text(), '/session/end/confirm');
 
           // Held at its writes (the code's consumption, the access token): what it sends after its one read of the code, its grant, account and session.
           let sawGrant = false;
@@ -100,15 +127,7 @@ describe('e2e: red team, seventeenth endings pass: RP-initiated logout across a 
           try {
             const reached = await Promise.race([held.then(() => true), inFlight.then(() => false)]);
             assert.ok(reached, 'the code exchange finished without being held after its grant read: the hold is misplaced');
-            // Its action names the issuer: posted to the other instance.
-            const confirmed = await fetch(`${other.url}${new URL(signOut.action, `${server.issuer}/`).pathname}`, {
-              method: 'POST',
-              redirect: 'manual',
-              headers: { 'content-type': 'application/x-www-form-urlencoded', cookie },
-              body: form({ ...signOut.hidden, ...(ending === 'sign out everywhere' ? { logout: 'yes' } : {}) }),
-            });
-            assert.equal(confirmed.status, 303, await confirmed.text());
-            assert.ok(String(confirmed.headers.get('location')).startsWith(SIGNED_OUT), String(confirmed.headers.get('location')));
+            await end(other.url, browser.cookieHeader(server.issuer), person);
             await new Promise((resolve) => setTimeout(resolve, 1100));
           } finally {
             relay.release();
@@ -135,7 +154,7 @@ describe('e2e: red team, seventeenth endings pass: RP-initiated logout across a 
 
   it("a thief's consent page, signed in with a stolen passkey, its confirmation held at its write of the grant across the passkey removed on the account page (another instance): the app gets no code silently after", async () => {
     const { server, relay, env } = relayed;
-    const other = await startServer({ redisUrl: env.REDIS_URL!, dir: dirname(env.KEYS_DIR!), env: { ISSUER: server.issuer, CLIENTS, RESOURCE_SERVERS } });
+    const other = await startServer({ redisUrl: env.REDIS_URL!, dir: dirname(env.KEYS_DIR!), env: { ISSUER: server.issuer, ...SETTINGS } });
     try {
       const person = 'pat-passkey';
       const { sub } = await server.accounts.create(person, PASSWORD);
@@ -273,4 +292,77 @@ describe('e2e: red team, seventeenth endings pass: keys rotate --now --revoke-cu
       assert.equal(hinted.status, 400, `an ID token the revoked key signed is taken as id_token_hint (${hinted.status})`);
     }
   });
+});
+
+describe('e2e: red team, seventeenth endings pass: a PAR request_uri pushed and a device approved before users disable or grants revoke --client, used after', function () {
+  this.timeout(60_000);
+  const DEVICE = 'tv';
+  let server: TestServer;
+  let config: oidc.Configuration;
+  let tv: oidc.Configuration;
+
+  before(async () => {
+    server = await startServer({
+      ownRedis: true,
+      env: {
+        CLIENTS: JSON.stringify([
+          { client_id: WEB.id, client_secret: WEB.secret, redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'] },
+          { client_id: DEVICE, application_type: 'native', token_endpoint_auth_method: 'none', grant_types: ['urn:ietf:params:oauth:grant-type:device_code', 'refresh_token'], response_types: [], redirect_uris: [] },
+        ]),
+      },
+    });
+    config = await oidc.discovery(new URL(server.issuer), WEB.id, WEB.secret, oidc.ClientSecretBasic(WEB.secret), { execute: [oidc.allowInsecureRequests] });
+    tv = await oidc.discovery(new URL(server.issuer), DEVICE, { token_endpoint_auth_method: 'none' }, oidc.None(), { execute: [oidc.allowInsecureRequests] });
+  });
+  after(async () => {
+    await server?.stop();
+  });
+
+  /** The CLI's arguments of each ending, for `person` and the client `client`. */
+  const ENDINGS = {
+    'users disable': (person: string) => ['users', 'disable', person],
+    'grants revoke --client': (_person: string, client: string) => ['grants', 'revoke', '--client', client],
+  };
+
+  for (const [ending, args] of Object.entries(ENDINGS)) {
+    it(`a device approved before ${ending} (of the device's client), polled after: no tokens`, async () => {
+      const person = `pat-device-${ending.replace(/[^a-z]+/g, '-')}`;
+      await server.accounts.create(person, PASSWORD);
+      const device = await oidc.initiateDeviceAuthorization(tv, { scope: 'openid offline_access' });
+      const agent = new Agent();
+      const confirm = await agent.submit(await agent.follow(`${server.issuer}/device`), '/device', { user_code: device.user_code });
+      assert.match((await signInSteps(agent, await agent.submit(confirm, '/device', { confirm: 'yes' }), { username: person, password: PASSWORD })).html, /Device connected/);
+      const run = await latchkey(server.env, args(person, DEVICE));
+      assert.equal(run.status, 0, run.stderr);
+      const polled = await fetch(`${server.url}/token`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: form({ grant_type: 'urn:ietf:params:oauth:grant-type:device_code', device_code: device.device_code, client_id: DEVICE }),
+      });
+      const body = (await polled.json()) as Record<string, string>;
+      assert.equal(body.access_token, undefined, `${ending}: the device approved before it got tokens after`);
+      assert.equal(polled.status, 400, JSON.stringify(body));
+    });
+
+    it(`a PAR request_uri pushed before ${ending}, used after in the person's signed-in browser: no code without the person again`, async () => {
+      const person = `pat-par-${ending.replace(/[^a-z]+/g, '-')}`;
+      await server.accounts.create(person, PASSWORD);
+      const browser = new Agent();
+      const first = await startAuthorization(browser, config, REDIRECT, { scope: 'openid email' });
+      assert.ok(new URL((await signInSteps(browser, first.page, { username: person, password: PASSWORD, stopAt: REDIRECT })).url).searchParams.get('code'));
+      const verifier = oidc.randomPKCECodeVerifier();
+      const pushed = await oidc.buildAuthorizationUrlWithPAR(config, { redirect_uri: REDIRECT, scope: 'openid email', code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256' });
+      assert.ok(pushed.searchParams.get('request_uri'), pushed.href);
+      const run = await latchkey(server.env, args(person, WEB.id));
+      assert.equal(run.status, 0, run.stderr);
+      const page = await browser.follow(pushed.href, {}, REDIRECT);
+      assert.equal(new URL(page.url).searchParams.get('code'), null, `${ending}: the request pushed before it got a code after, silently`);
+      if (ending === 'users disable') {
+        const signedIn = await signInSteps(browser, page, { username: person, password: PASSWORD, stopAt: REDIRECT });
+        assert.equal(new URL(signedIn.url).searchParams.get('code'), null, `${ending}: the disabled person signed in through the request pushed before`);
+      } else {
+        assert.ok(isConsent(page), `${ending}: expected the consent page, got ${page.status} ${page.url}`);
+      }
+    });
+  }
 });
