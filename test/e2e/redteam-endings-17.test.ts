@@ -197,6 +197,55 @@ describe('e2e: red team, seventeenth endings pass: sign-outs across a code excha
       await other.stop();
     }
   });
+
+  it('a sign-in with a stolen passkey, its resume held at its write of the session across the passkey removed on the account page (another instance): no session, no code that works', async () => {
+    const { server, relay, env } = relayed;
+    const other = await startServer({ redisUrl: env.REDIS_URL!, dir: dirname(env.KEYS_DIR!), env: { ISSUER: server.issuer, ...SETTINGS } });
+    try {
+      const person = 'pat-passkey-resume';
+      const { sub } = await server.accounts.create(person, PASSWORD);
+      const [stolen, kept] = [softPasskey(), softPasskey()];
+      await registerSoftPasskeys(server, sub, stolen, kept);
+      const origin = new URL(server.issuer).origin;
+      const own = new Agent();
+      const ownLogin = await own.follow(`${server.issuer}/account`);
+      const page = await own.submit(ownLogin, '/passkey', { credential: assertion(kept, origin, passkeyChallenge(ownLogin), sub, 1) });
+      assert.equal(page.url, `${server.issuer}/account`, `expected the account page, got ${page.url}`);
+      // The app the thief signs in to was consented to before: the resume answers with a code.
+      const before = await startAuthorization(own, config, REDIRECT, { scope: 'openid email' });
+      assert.ok(new URL((await signInSteps(own, before.page, { username: person, password: PASSWORD, stopAt: REDIRECT })).url).searchParams.get('code'));
+      const account = await own.follow(`${server.issuer}/account`);
+
+      const thief = new Agent();
+      const { page: login, verifier } = await startAuthorization(thief, config, REDIRECT, { scope: 'openid email' });
+      const held = relay.holdFrom((chunk) => chunk.includes('"kind":"Session"'));
+      const signingIn = thief.submit(login, '/passkey', { credential: assertion(stolen, origin, passkeyChallenge(login), sub, 1) }, REDIRECT);
+      const reached = await Promise.race([held.then(() => true), signingIn.then(() => false)]);
+      try {
+        assert.ok(reached, 'the sign-in finished without being held at its write of the session: the hold is misplaced');
+        const removed = await fetch(`${other.url}/account/passkeys/remove`, {
+          method: 'POST',
+          redirect: 'manual',
+          headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: own.cookieHeader(server.issuer) },
+          body: form({ ...formIn(account.html, '/account/passkeys/remove').hidden, id: stolen.id }),
+        });
+        assert.equal(removed.status, 303, await removed.text());
+      } finally {
+        relay.release();
+      }
+      let done = await signingIn;
+      if (isConsent(done)) done = await thief.submit(done, '/confirm', {}, REDIRECT);
+      const code = done.url.startsWith(REDIRECT) ? new URL(done.url).searchParams.get('code') : null;
+      if (code) {
+        const exchanged = await token(server.url, { grant_type: 'authorization_code', code, redirect_uri: REDIRECT, code_verifier: verifier });
+        assert.equal(exchanged.status, 400, `the code of a sign-in with the removed passkey is redeemed: ${await exchanged.text()}`);
+      }
+      const silent = await startAuthorization(thief, config, REDIRECT, { scope: 'openid email', prompt: 'none' });
+      assert.equal(new URL(silent.page.url).searchParams.get('error'), 'login_required', `the session the removed passkey signed in lives: ${silent.page.url}`);
+    } finally {
+      await other.stop();
+    }
+  });
 });
 
 /** A GET or POST on a connection of its own (no keep-alive): the cluster's primary hands each new connection to the next worker. */
