@@ -1,14 +1,18 @@
 /**
  * Red team, seventeenth endings pass (docs/security.md, "Looked at in the seventeenth endings pass"):
- * the sixteenth pass's "not done", performed against running servers.
+ * the sixteenth pass's "not done", performed against running servers. Nothing found; all held.
  *
- * RP-initiated logout (sign out everywhere, and this app only) at a second instance while a code
- * exchange of the same session's grant is held by the test relay after its read of the grant:
- * whatever the exchange answers works nowhere after (userinfo, introspection, latchkey/resource-server
- * following the feed). And a signing key revoked (`keys rotate --now --revoke-current`) while
- * `serve --workers 2` signs tokens: every token the key signed, those signed as it was revoked
- * among them, is refused at both workers' introspection and as `id_token_hint`, and by
- * latchkey/resource-server.
+ * A code exchange held by the test relay at its writes (after its one read of the code, grant,
+ * account and session) across RP-initiated logout (sign out everywhere, this app only) or the
+ * upstream's back-channel logout at a second instance: of a grant without offline access (the
+ * exchange is refused), and of a grant an earlier sign-in of the session gave offline access (kept by
+ * design; the exchange's tokens, bound to the session, work nowhere: userinfo, introspection,
+ * latchkey/resource-server following the feed). A consent confirmation held at its write of the
+ * grant, and a sign-in's resume held at its write of the session, in a session a stolen passkey
+ * signed in, across the passkey's removal. A signing key revoked (`keys rotate --now
+ * --revoke-current`) while `serve --workers 2` signs: every token it signed, those signed as it was
+ * revoked among them, refused at both workers and by latchkey/resource-server. A PAR request_uri
+ * pushed and a device approved before `users disable` or `grants revoke --client`, used after.
  */
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
