@@ -7,7 +7,8 @@
  * upstream's back-channel logout at a second instance: of a grant without offline access (the
  * exchange is refused), and of a grant an earlier sign-in of the session gave offline access (kept by
  * design; the exchange's tokens, bound to the session, work nowhere: userinfo, introspection,
- * latchkey/resource-server following the feed). A consent confirmation held at its write of the
+ * latchkey/resource-server following the feed). A silent authorization of the session held at its
+ * write of the code across the same (its code refused, the session stays ended). A consent confirmation held at its write of the
  * grant, and a sign-in's resume held at its write of the session, in a session a stolen passkey
  * signed in, across the passkey's removal. A signing key revoked (`keys rotate --now
  * --revoke-current`) while `serve --workers 2` signs: every token it signed, those signed as it was
@@ -154,6 +155,42 @@ describe('e2e: red team, seventeenth endings pass: sign-outs across a code excha
         }
       });
     }
+  }
+
+  for (const ending of ['RP-initiated logout (sign out everywhere)', "the upstream's back-channel logout"] as const) {
+    it(`a silent authorization (prompt=none) of the session, held at its write of the code across ${ending} at another instance: its code works nowhere, the session stays ended`, async () => {
+      const { server, relay, env } = relayed;
+      const other = await startServer({ redisUrl: env.REDIS_URL!, dir: dirname(env.KEYS_DIR!), env: { ISSUER: server.issuer, ...SETTINGS } });
+      try {
+        const person = `pat-silent-${ending.length}`;
+        await server.accounts.create(person, PASSWORD);
+        const upstream: Record<string, string> = ending.includes('upstream') ? { upstream: 'fake' } : {};
+        Object.assign(fake.state, { mode: 'good', sub: `upstream-${person}`, sid: person });
+        const browser = new Agent();
+        const first = await startAuthorization(browser, config, REDIRECT, { scope: 'openid email', ...upstream });
+        assert.ok(new URL((await signInSteps(browser, first.page, { username: person, password: PASSWORD, stopAt: REDIRECT })).url).searchParams.get('code'));
+        const held = relay.holdFrom((chunk) => chunk.includes('"kind":"AuthorizationCode"'));
+        const silent = startAuthorization(browser, config, REDIRECT, { scope: 'openid email', prompt: 'none' });
+        const reached = await Promise.race([held.then(() => true), silent.then(() => false)]);
+        try {
+          assert.ok(reached, 'the authorization finished without being held at its write of the code: the hold is misplaced');
+          await ENDINGS[ending](other.url, browser.cookieHeader(server.issuer), person);
+          await new Promise((resolve) => setTimeout(resolve, 1100));
+        } finally {
+          relay.release();
+        }
+        const { page, verifier } = await silent;
+        const code = new URL(page.url).searchParams.get('code');
+        if (code) {
+          const exchanged = await token(server.url, { grant_type: 'authorization_code', code, redirect_uri: REDIRECT, code_verifier: verifier });
+          assert.equal(exchanged.status, 400, `${ending}: the code the held authorization made is redeemed: ${await exchanged.text()}`);
+        }
+        const again = await startAuthorization(browser, config, REDIRECT, { scope: 'openid email', prompt: 'none' });
+        assert.equal(new URL(again.page.url).searchParams.get('error'), 'login_required', `${ending}: the session lives after it: ${again.page.url}`);
+      } finally {
+        await other.stop();
+      }
+    });
   }
 
   it("a thief's consent page, signed in with a stolen passkey, its confirmation held at its write of the grant across the passkey removed on the account page (another instance): the app gets no code silently after", async () => {
