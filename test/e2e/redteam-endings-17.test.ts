@@ -364,7 +364,7 @@ describe('e2e: red team, seventeenth endings pass: keys rotate --now --revoke-cu
     const byNext = signed.filter((value) => decodeProtectedHeader(value).kid !== revokedKid);
     assert.ok(byRevoked.length > 0 && byNext.length > 0, `tokens on both sides of the revocation (${byRevoked.length} by the revoked key, ${byNext.length} after)`);
 
-    // Each check twice on connections of their own, so both workers answer it.
+    // Each check twice, on connections of their own: the primary hands them to the workers in turn (the helper's feed polls may come between, so not pinned per token).
     for (const value of byRevoked) {
       for (let i = 0; i < 2; i++) {
         const answer = await fresh(`${url}/token/introspection`, {
