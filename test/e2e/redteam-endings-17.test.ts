@@ -20,12 +20,12 @@ import { request } from 'node:http';
 import { dirname } from 'node:path';
 import { decodeProtectedHeader } from 'jose';
 import * as oidc from 'openid-client';
-import { Agent, formIn } from '../helpers/agent.js';
+import { Agent, formIn, type Page } from '../helpers/agent.js';
 import { eventually } from '../helpers/eventually.js';
 import { isConsent, signInSteps, startAuthorization } from '../helpers/sign-in.js';
 import { assertion, passkeyChallenge, registerSoftPasskeys, softPasskey } from '../helpers/soft-passkeys.js';
 import { startServer, testDir, testEnv, type TestServer } from '../helpers/server.js';
-import { startRelayedServer, type RelayedServer } from '../helpers/relay.js';
+import { scriptOn, startRelayedServer, type RelayedServer } from '../helpers/relay.js';
 import { fakeUpstreamOf } from '../helpers/fake-upstream.js';
 import { latchkey, serveProcess, type ServerProcess } from '../helpers/process.js';
 import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
@@ -45,6 +45,20 @@ const CLIENTS = JSON.stringify([
 ]);
 
 const form = (fields: Record<string, string>) => new URLSearchParams(fields);
+/** A code exchange's first write: the code's consumption. */
+const CODE_CONSUMED = scriptOn('oidc:AuthorizationCode:');
+
+/** Removes passkey `id` on the person's account page (`page`, read in `agent`), posted to the instance at `url`: its answer, a 303. */
+async function removePasskey(url: string, agent: Agent, issuer: string, page: Page, id: string): Promise<Response> {
+  const removed = await fetch(`${url}/account/passkeys/remove`, {
+    method: 'POST',
+    redirect: 'manual',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: agent.cookieHeader(issuer) },
+    body: form({ ...formIn(page.html, '/account/passkeys/remove').hidden, id }),
+  });
+  assert.equal(removed.status, 303, await removed.clone().text());
+  return removed;
+}
 const token = (url: string, fields: Record<string, string>) =>
   fetch(`${url}/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(WEB) }, body: form(fields) });
 const introspected = async (url: string, client: typeof WEB, value: string) =>
@@ -121,23 +135,20 @@ describe('e2e: red team, seventeenth endings pass: sign-outs across a code excha
           const code = new URL(done.url).searchParams.get('code');
           assert.ok(code, done.url);
 
-          // Held at its writes (the code's consumption, the access token): what it sends after its one read of the code, its grant, account and session.
+          // Held at its writes, after its one read of the code, its grant, account and session: they
+          // begin with the code's consumption (a read of the signing key's revocation mark may come between).
           let sawGrant = false;
-          const held = relay.holdFrom((chunk) => {
-            if (sawGrant) return true;
-            if (chunk.includes('oidc:Grant:')) sawGrant = true;
-            return false;
-          });
-          const inFlight = token(server.url, { grant_type: 'authorization_code', code, redirect_uri: REDIRECT, code_verifier: verifier, ...resource });
-          try {
-            const reached = await Promise.race([held.then(() => true), inFlight.then(() => false)]);
-            assert.ok(reached, 'the code exchange finished without being held after its grant read: the hold is misplaced');
-            await end(other.url, browser.cookieHeader(server.issuer), person);
-            await new Promise((resolve) => setTimeout(resolve, 1100));
-          } finally {
-            relay.release();
-          }
-          const answered = await inFlight;
+          const held = await relay.hold(
+            (chunk) => {
+              if (sawGrant) return CODE_CONSUMED(chunk);
+              if (chunk.includes('oidc:Grant:')) sawGrant = true;
+              return false;
+            },
+            () => token(server.url, { grant_type: 'authorization_code', code, redirect_uri: REDIRECT, code_verifier: verifier, ...resource }),
+          );
+          await end(other.url, browser.cookieHeader(server.issuer), person);
+          await new Promise((resolve) => setTimeout(resolve, 1100));
+          const answered = await held.release();
           assert.notEqual(answered.status, 503, 'the held request timed out: nothing was tried');
           const body = (await answered.json()) as Record<string, string>;
           if (!body.access_token) return assert.deepEqual([answered.status, body.error], [400, 'invalid_grant']);
@@ -169,17 +180,10 @@ describe('e2e: red team, seventeenth endings pass: sign-outs across a code excha
         const browser = new Agent();
         const first = await startAuthorization(browser, config, REDIRECT, { scope: 'openid email', ...upstream });
         assert.ok(new URL((await signInSteps(browser, first.page, { username: person, password: PASSWORD, stopAt: REDIRECT })).url).searchParams.get('code'));
-        const held = relay.holdFrom((chunk) => chunk.includes('"kind":"AuthorizationCode"'));
-        const silent = startAuthorization(browser, config, REDIRECT, { scope: 'openid email', prompt: 'none' });
-        const reached = await Promise.race([held.then(() => true), silent.then(() => false)]);
-        try {
-          assert.ok(reached, 'the authorization finished without being held at its write of the code: the hold is misplaced');
-          await ENDINGS[ending](other.url, browser.cookieHeader(server.issuer), person);
-          await new Promise((resolve) => setTimeout(resolve, 1100));
-        } finally {
-          relay.release();
-        }
-        const { page, verifier } = await silent;
+        const held = await relay.hold(CODE_CONSUMED, () => startAuthorization(browser, config, REDIRECT, { scope: 'openid email', prompt: 'none' }));
+        await ENDINGS[ending](other.url, browser.cookieHeader(server.issuer), person);
+        await new Promise((resolve) => setTimeout(resolve, 1100));
+        const { page, verifier } = await held.release();
         const code = new URL(page.url).searchParams.get('code');
         if (code) {
           const exchanged = await token(server.url, { grant_type: 'authorization_code', code, redirect_uri: REDIRECT, code_verifier: verifier });
@@ -213,23 +217,10 @@ describe('e2e: red team, seventeenth endings pass: sign-outs across a code excha
       const consent = await thief.submit(login, '/passkey', { credential: assertion(stolen, origin, passkeyChallenge(login), sub, 1) }, REDIRECT);
       assert.ok(isConsent(consent), `expected the consent page, got ${consent.status} ${consent.url}`);
 
-      const held = relay.holdFrom((chunk) => chunk.includes('oidc:Grant:') && chunk.includes('"kind":"Grant"'));
-      const confirming = thief.submit(consent, '/confirm', {}, REDIRECT);
-      const reached = await Promise.race([held.then(() => true), confirming.then(() => false)]);
-      try {
-        assert.ok(reached, 'the confirmation finished without being held at its write of the grant: the hold is misplaced');
-        const removed = await fetch(`${other.url}/account/passkeys/remove`, {
-          method: 'POST',
-          redirect: 'manual',
-          headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: own.cookieHeader(server.issuer) },
-          body: form({ ...formIn(page.html, '/account/passkeys/remove').hidden, id: stolen.id }),
-        });
-        assert.equal(removed.status, 303, await removed.text());
-        assert.match(String(removed.headers.get('location')), /done=passkeys\.removed/);
-      } finally {
-        relay.release();
-      }
-      const confirmed = await confirming;
+      const held = await relay.hold((chunk) => chunk.includes('oidc:Grant:') && chunk.includes('"kind":"Grant"'), () => thief.submit(consent, '/confirm', {}, REDIRECT));
+      const removed = await removePasskey(other.url, own, server.issuer, page, stolen.id);
+      assert.match(String(removed.headers.get('location')), /done=passkeys\.removed/);
+      const confirmed = await held.release();
       assert.ok(!confirmed.url.startsWith(REDIRECT), `the session the removed passkey signed in went back to the app: ${confirmed.url}`);
       const silent = await startAuthorization(own, config, REDIRECT, { scope: 'openid offline_access email', prompt: 'none' });
       assert.equal(new URL(silent.page.url).searchParams.get('error'), 'consent_required', `the consent confirmed across the removal was remembered: ${silent.page.url}`);
@@ -259,22 +250,9 @@ describe('e2e: red team, seventeenth endings pass: sign-outs across a code excha
 
       const thief = new Agent();
       const { page: login, verifier } = await startAuthorization(thief, config, REDIRECT, { scope: 'openid email' });
-      const held = relay.holdFrom((chunk) => chunk.includes('"kind":"Session"'));
-      const signingIn = thief.submit(login, '/passkey', { credential: assertion(stolen, origin, passkeyChallenge(login), sub, 1) }, REDIRECT);
-      const reached = await Promise.race([held.then(() => true), signingIn.then(() => false)]);
-      try {
-        assert.ok(reached, 'the sign-in finished without being held at its write of the session: the hold is misplaced');
-        const removed = await fetch(`${other.url}/account/passkeys/remove`, {
-          method: 'POST',
-          redirect: 'manual',
-          headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: own.cookieHeader(server.issuer) },
-          body: form({ ...formIn(account.html, '/account/passkeys/remove').hidden, id: stolen.id }),
-        });
-        assert.equal(removed.status, 303, await removed.text());
-      } finally {
-        relay.release();
-      }
-      let done = await signingIn;
+      const held = await relay.hold((chunk) => chunk.includes('"kind":"Session"'), () => thief.submit(login, '/passkey', { credential: assertion(stolen, origin, passkeyChallenge(login), sub, 1) }, REDIRECT));
+      await removePasskey(other.url, own, server.issuer, account, stolen.id);
+      let done = await held.release();
       if (isConsent(done)) done = await thief.submit(done, '/confirm', {}, REDIRECT);
       const code = done.url.startsWith(REDIRECT) ? new URL(done.url).searchParams.get('code') : null;
       if (code) {
