@@ -48,6 +48,22 @@ const form = (fields: Record<string, string>) => new URLSearchParams(fields);
 /** A code exchange's first write: the code's consumption. */
 const CODE_CONSUMED = scriptOn('oidc:AuthorizationCode:');
 
+/**
+ * A person (`person`, PASSWORD) with two passkeys, one of them stolen, signed in with the one they
+ * keep on their account page (`page`, in `own`).
+ */
+async function withStolenPasskey(server: TestServer, person: string) {
+  const { sub } = await server.accounts.create(person, PASSWORD);
+  const [stolen, kept] = [softPasskey(), softPasskey()];
+  await registerSoftPasskeys(server, sub, stolen, kept);
+  const origin = new URL(server.issuer).origin;
+  const own = new Agent();
+  const login = await own.follow(`${server.issuer}/account`);
+  const page = await own.submit(login, '/passkey', { credential: assertion(kept, origin, passkeyChallenge(login), sub, 1) });
+  assert.equal(page.url, `${server.issuer}/account`, `expected the account page, got ${page.url}`);
+  return { sub, stolen, origin, own, page };
+}
+
 /** Removes passkey `id` on the person's account page (`page`, read in `agent`), posted to the instance at `url`: its answer, a 303. */
 async function removePasskey(url: string, agent: Agent, issuer: string, page: Page, id: string): Promise<Response> {
   const removed = await fetch(`${url}/account/passkeys/remove`, {
@@ -202,15 +218,7 @@ describe('e2e: red team, seventeenth endings pass: sign-outs across a code excha
     const other = await startServer({ redisUrl: env.REDIS_URL!, dir: dirname(env.KEYS_DIR!), env: { ISSUER: server.issuer, ...SETTINGS } });
     try {
       const person = 'pat-passkey';
-      const { sub } = await server.accounts.create(person, PASSWORD);
-      const [stolen, kept] = [softPasskey(), softPasskey()];
-      await registerSoftPasskeys(server, sub, stolen, kept);
-      const origin = new URL(server.issuer).origin;
-      // The person, signed in with the passkey they keep, on their account page.
-      const own = new Agent();
-      const ownLogin = await own.follow(`${server.issuer}/account`);
-      const page = await own.submit(ownLogin, '/passkey', { credential: assertion(kept, origin, passkeyChallenge(ownLogin), sub, 1) });
-      assert.equal(page.url, `${server.issuer}/account`, `expected the account page, got ${page.url}`);
+      const { sub, stolen, origin, own, page } = await withStolenPasskey(server, person);
       // Whoever holds the passkey signs in with it, at the consent page of an app.
       const thief = new Agent();
       const login = (await startAuthorization(thief, config, REDIRECT, { scope: 'openid offline_access email', prompt: 'consent' })).page;
@@ -235,14 +243,7 @@ describe('e2e: red team, seventeenth endings pass: sign-outs across a code excha
     const other = await startServer({ redisUrl: env.REDIS_URL!, dir: dirname(env.KEYS_DIR!), env: { ISSUER: server.issuer, ...SETTINGS } });
     try {
       const person = 'pat-passkey-resume';
-      const { sub } = await server.accounts.create(person, PASSWORD);
-      const [stolen, kept] = [softPasskey(), softPasskey()];
-      await registerSoftPasskeys(server, sub, stolen, kept);
-      const origin = new URL(server.issuer).origin;
-      const own = new Agent();
-      const ownLogin = await own.follow(`${server.issuer}/account`);
-      const page = await own.submit(ownLogin, '/passkey', { credential: assertion(kept, origin, passkeyChallenge(ownLogin), sub, 1) });
-      assert.equal(page.url, `${server.issuer}/account`, `expected the account page, got ${page.url}`);
+      const { sub, stolen, origin, own } = await withStolenPasskey(server, person);
       // The app the thief signs in to was consented to before: the resume answers with a code.
       const before = await startAuthorization(own, config, REDIRECT, { scope: 'openid email' });
       assert.ok(new URL((await signInSteps(own, before.page, { username: person, password: PASSWORD, stopAt: REDIRECT })).url).searchParams.get('code'));
