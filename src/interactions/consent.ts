@@ -6,7 +6,7 @@ import type { Context } from 'koa';
 import { respondWithError } from '../http/errors.js';
 import { render } from '../http/views.js';
 import { predatesClient, type Consents } from '../provider/consents.js';
-import { claimsBeyondScope } from '../provider/id-token-claims.js';
+import { claimsBeyondScope, SCOPE_CLAIMS } from '../provider/id-token-claims.js';
 import { epochSeconds } from '../clock.js';
 import type { Interaction, Interactions } from './interaction.js';
 
@@ -76,23 +76,47 @@ function permissions(details: Record<string, unknown>, claims: readonly string[]
 
 const words = (scope: string | undefined) => (scope ?? '').split(' ').filter(Boolean);
 
+/** The claim names of a `claims` parameter's userinfo and id_token members (none when it does not parse). */
+export function claimsAskedByName(parameter: unknown): string[] {
+  if (typeof parameter !== 'string') return [];
+  try {
+    const parsed = JSON.parse(parameter) as Record<string, unknown>;
+    return [parsed.userinfo, parsed.id_token].flatMap((member) => (member && typeof member === 'object' && !Array.isArray(member) ? Object.keys(member) : []));
+  } catch {
+    return [];
+  }
+}
+
 /**
  * What the page lists: what the app asks for that the person has not given it yet (the engine's
- * "missing" details). When the app asks for consent again (prompt=consent) and nothing is new, the
- * page lists what the app asks for again from the earlier consent, which confirming gives it; the
- * engine reports nothing missing, and the page said only "Sign you in" before.
+ * "missing" details, and the claims asked by name the client may have). When the app asks for
+ * consent again (prompt=consent) and nothing is new, the page lists what the app asks for again
+ * from the earlier consent, which confirming gives it: its OpenID scopes, each API's scopes and the
+ * claims it asks for by name that the grant holds (left out before the eighteenth granting pass, so
+ * the page read "Know who you are" while the tokens carried the email and name asked by name).
  */
-async function listed({ providers }: Interactions, interaction: Interaction): Promise<Record<string, unknown>> {
+async function listed({ providers }: Interactions, interaction: Interaction, asked: string[]): Promise<{ details: Record<string, unknown>; claims: string[] }> {
   const details = interaction.prompt.details as { missingOIDCScope?: string[]; missingOIDCClaims?: string[]; missingResourceScopes?: Record<string, string[]> };
   const missing = details.missingOIDCScope?.length || details.missingOIDCClaims?.length || Object.keys(details.missingResourceScopes ?? {}).length;
   const grant = !missing && interaction.grantId ? await providers.current.Grant.find(interaction.grantId) : undefined;
-  if (!grant) return details;
+  if (!grant) return { details, claims: asked };
   const requested = new Set(words(interaction.params.scope as string | undefined));
   const again = (scope: string | undefined) => words(scope).filter((name) => requested.has(name));
   const resources = [interaction.params.resource].flat().filter((resource): resource is string => typeof resource === 'string');
+  const openid = again(grant.getOIDCScope());
+  // The claims by name the grant holds, as issuance gives them: within the client's scope, and not
+  // those the scopes listed again already say.
+  const client = await providers.current.Client.find(String(interaction.params.client_id));
+  const beyond = claimsBeyondScope(client);
+  const byScope = new Set(openid.flatMap((scope) => [...((SCOPE_CLAIMS as Record<string, readonly string[]>)[scope] ?? [])]));
+  const held = new Set(grant.getOIDCClaims());
+  const claims = [...new Set(claimsAskedByName(interaction.params.claims))].filter((claim) => held.has(claim) && !beyond.has(claim) && !byScope.has(claim));
   return {
-    missingOIDCScope: again(grant.getOIDCScope()),
-    missingResourceScopes: Object.fromEntries(resources.map((resource) => [resource, again(grant.getResourceScope(resource))]).filter(([, scopes]) => scopes!.length)),
+    details: {
+      missingOIDCScope: openid,
+      missingResourceScopes: Object.fromEntries(resources.map((resource) => [resource, again(grant.getResourceScope(resource))]).filter(([, scopes]) => scopes!.length)),
+    },
+    claims,
   };
 }
 
@@ -128,11 +152,12 @@ export async function showConsent(steps: Interactions, ctx: Context, interaction
   if (!(await redirectStillAllowed(steps, interaction))) return respondWithError(ctx, 400, CLIENT_CHANGED);
   const { asked } = await askedClaims(steps, interaction);
   await recordListed(interaction, asked);
+  const shown = await listed(steps, interaction, asked);
   ctx.type = 'html';
   ctx.body = render('consent', {
     title: 'Allow access',
     client: await clientBranding(ctx, interaction),
-    permissions: permissions(await listed(steps, interaction), asked),
+    permissions: permissions(shown.details, shown.claims),
     username: account.username,
     action: `/interaction/${interaction.uid}/confirm`,
     abort: `/interaction/${interaction.uid}/abort`,

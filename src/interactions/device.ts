@@ -18,7 +18,7 @@ import type { DevicePages } from '../provider/provider.js';
 import { render } from '../http/views.js';
 import { forgetUnstoredXsrf, PREFILLED_USER_CODE } from '../provider/patches/user-code-entry.js';
 import { allowLogo, brandingOf } from './client-branding.js';
-import { describePermissions } from './consent.js';
+import { claimsAskedByName, describePermissions } from './consent.js';
 import { claimsBeyondScope, SCOPE_CLAIMS } from '../provider/id-token-claims.js';
 
 interface EngineError {
@@ -90,17 +90,6 @@ async function permissionsOf(apis: ApisFound, ctx: KoaContextWithOIDC, client: C
     resources[indicator] = scopes.filter((scope) => api.scopes.includes(scope) && (!registered || registered.has(scope)));
   }
   return describePermissions(openid, claims, resources);
-}
-
-/** The claim names of a `claims` parameter's userinfo and id_token members (none when it does not parse). */
-function claimsAskedByName(parameter: unknown): string[] {
-  if (typeof parameter !== 'string') return [];
-  try {
-    const parsed = JSON.parse(parameter) as Record<string, unknown>;
-    return [parsed.userinfo, parsed.id_token].flatMap((member) => (member && typeof member === 'object' && !Array.isArray(member) ? Object.keys(member) : []));
-  } catch {
-    return [];
-  }
 }
 
 /** What the confirmation reads of the APIs a device names (apis/apis.ts). */

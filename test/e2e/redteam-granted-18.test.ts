@@ -1,0 +1,61 @@
+/**
+ * The red team's eighteenth pass at "Latchkey hands out more than was granted" (2026-12-04), black
+ * box (docs/security.md, "Looked at in the eighteenth granting pass"): what the person is shown
+ * against what the tokens carry when an app asks for consent again (prompt=consent) with nothing
+ * new (found: the claims it asked for by name again were given, unlisted).
+ */
+import assert from 'node:assert/strict';
+import { decodeJwt } from 'jose';
+import * as oidc from 'openid-client';
+import { Agent } from '../helpers/agent.js';
+import { isConsent, signInSteps, startAuthorization } from '../helpers/sign-in.js';
+import { startServer, type TestServer } from '../helpers/server.js';
+
+const PASSWORD = 'red team granted eighteen passphrase';
+const REDIRECT = 'https://again.example.test/callback';
+const STOCK = 'https://stock.example.test';
+/** Claims asked for by name, of the email and profile scopes (which the request does not ask for). */
+const CLAIMS = JSON.stringify({ userinfo: { name: null }, id_token: { email: { essential: true } } });
+
+describe('e2e: red team, eighteenth pass, what a consent page asked again shows against what the tokens carry', function () {
+  this.timeout(60_000);
+  let server: TestServer;
+
+  before(async () => {
+    server = await startServer({ ownRedis: true });
+  });
+  after(async () => {
+    await server?.stop();
+  });
+
+  it('prompt=consent with nothing new lists everything confirming gives: the claims asked by name again, offline access and the API', async () => {
+    await server.apis.add({ identifier: STOCK, scopes: ['stock:read'] });
+    const metadata = { client_id: 'again', client_name: 'Again', client_secret: 'again-client-secret-with-plenty-of-entropy-0123456789', redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'], scope: 'openid offline_access email profile stock:read' };
+    await server.clients.add(metadata);
+    const config = await oidc.discovery(new URL(server.issuer), 'again', metadata.client_secret, oidc.ClientSecretBasic(metadata.client_secret), { execute: [oidc.allowInsecureRequests] });
+    await server.accounts.create('ada', PASSWORD, { email: 'ada@example.test', email_verified: true, name: 'Ada Example' });
+    const request = { scope: 'openid offline_access stock:read', resource: STOCK, claims: CLAIMS };
+
+    // The first consent lists the claims by name with the rest, and the person allows it.
+    const agent = new Agent();
+    const first = await signInSteps(agent, (await startAuthorization(agent, config, REDIRECT, request)).page, { username: 'ada', password: PASSWORD, consent: 'stop' });
+    assert.ok(isConsent(first), `the consent page: ${first.status} ${first.url}`);
+    assert.match(first.html, /See these details about you: (email, name|name, email)<\/li>/);
+    assert.ok((await agent.submit(first, '/confirm', {}, REDIRECT)).url.startsWith(REDIRECT));
+
+    // The app asks again with nothing new: the page lists what confirming gives it again, all of it.
+    const again = await startAuthorization(agent, config, REDIRECT, { ...request, prompt: 'consent' });
+    assert.ok(isConsent(again.page), `a consent page: ${again.page.status} ${again.page.url}`);
+    assert.match(again.page.html, /Keep access while you are not using it/);
+    assert.match(again.page.html, /Act on https:\/\/stock\.example\.test with: stock:read/);
+    assert.match(again.page.html, /See these details about you: (email, name|name, email)<\/li>/, 'the claims confirming gives are listed');
+
+    // What confirming gives: the claims by name (and nothing the page did not list).
+    const back = await agent.submit(again.page, '/confirm', {}, REDIRECT);
+    assert.ok(back.url.startsWith(REDIRECT), back.url);
+    const tokens = await oidc.authorizationCodeGrant(config, new URL(back.url), { pkceCodeVerifier: again.verifier, idTokenExpected: true }, { resource: STOCK });
+    assert.equal(decodeJwt(tokens.id_token!).email, 'ada@example.test');
+    assert.ok(tokens.refresh_token, 'offline access, as listed');
+    assert.equal(tokens.scope?.split(' ').filter((scope) => scope === 'stock:read').length, 1);
+  });
+});
