@@ -2,7 +2,8 @@
  * The red team's eighteenth pass at "Latchkey hands out more than was granted" (2026-12-04), black
  * box (docs/security.md, "Looked at in the eighteenth granting pass"): what the person is shown
  * against what the tokens carry when an app asks for consent again (prompt=consent) with nothing
- * new (found: the claims it asked for by name again were given, unlisted).
+ * new (found: the claims it asked for by name again were given, unlisted), and when the app adds the
+ * refresh_token grant to itself while its consent page is open (held).
  */
 import assert from 'node:assert/strict';
 import { decodeJwt } from 'jose';
@@ -22,7 +23,7 @@ describe('e2e: red team, eighteenth pass, what a consent page asked again shows 
   let server: TestServer;
 
   before(async () => {
-    server = await startServer({ ownRedis: true });
+    server = await startServer({ ownRedis: true, env: { REGISTRATION_OPEN: 'true' } });
   });
   after(async () => {
     await server?.stop();
@@ -57,5 +58,38 @@ describe('e2e: red team, eighteenth pass, what a consent page asked again shows 
     assert.equal(decodeJwt(tokens.id_token!).email, 'ada@example.test');
     assert.ok(tokens.refresh_token, 'offline access, as listed');
     assert.equal(tokens.scope?.split(' ').filter((scope) => scope === 'stock:read').length, 1);
+  });
+
+  it('held: an app that adds the refresh_token grant to itself (RFC 7592) while its consent page is open gets no offline access the page did not list', async () => {
+    const own = { client_name: 'Keeper', redirect_uris: [REDIRECT], token_endpoint_auth_method: 'none', grant_types: ['authorization_code'], scope: 'openid offline_access' };
+    const created = await fetch(`${server.url}/reg`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(own) });
+    assert.equal(created.status, 201, await created.clone().text());
+    const app = (await created.json()) as { client_id: string; registration_client_uri: string; registration_access_token: string };
+    const config = await oidc.discovery(new URL(server.issuer), app.client_id, { token_endpoint_auth_method: 'none' }, oidc.None(), { execute: [oidc.allowInsecureRequests] });
+    await server.accounts.create('kit', PASSWORD, { email: 'kit@example.test' });
+
+    const agent = new Agent();
+    const started = await startAuthorization(agent, config, REDIRECT, { scope: 'openid offline_access', prompt: 'consent' });
+    const shown = await signInSteps(agent, started.page, { username: 'kit', password: PASSWORD, consent: 'stop' });
+    assert.ok(isConsent(shown), `the consent page: ${shown.status} ${shown.url}`);
+    assert.doesNotMatch(shown.html, /offline access/, 'without the refresh_token grant the page lists no offline access');
+
+    const widened = await fetch(app.registration_client_uri, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${app.registration_access_token}` },
+      body: JSON.stringify({ ...own, client_id: app.client_id, grant_types: ['authorization_code', 'refresh_token'] }),
+    });
+    assert.equal(widened.status, 200, await widened.clone().text());
+
+    const back = await agent.submit(shown, '/confirm', {}, REDIRECT);
+    assert.ok(back.url.startsWith(REDIRECT), back.url);
+    const tokens = await oidc.authorizationCodeGrant(config, new URL(back.url), { pkceCodeVerifier: started.verifier, idTokenExpected: true });
+    assert.equal(tokens.refresh_token, undefined, 'no refresh token');
+    assert.deepEqual(tokens.scope?.split(' '), ['openid']);
+    // Nor is offline access remembered: asked for silently now that the app may have it, the code
+    // comes without it (prompt=none drops offline_access, and nothing was consented to).
+    const silent = await startAuthorization(agent, config, REDIRECT, { scope: 'openid offline_access', prompt: 'none' });
+    const later = await oidc.authorizationCodeGrant(config, new URL(silent.page.url), { pkceCodeVerifier: silent.verifier, idTokenExpected: true });
+    assert.equal(later.refresh_token, undefined, 'no refresh token from a silent request');
   });
 });
