@@ -3,7 +3,8 @@
  * box (docs/security.md, "Looked at in the eighteenth granting pass"): what the person is shown
  * against what the tokens carry when an app asks for consent again (prompt=consent) with nothing
  * new (found: the claims it asked for by name again were given, unlisted), and when the app adds the
- * refresh_token grant to itself while its consent page is open (held).
+ * refresh_token grant to itself while its consent page is open, or an operator makes its API again
+ * with more scopes (held).
  */
 import assert from 'node:assert/strict';
 import { decodeJwt } from 'jose';
@@ -91,5 +92,32 @@ describe('e2e: red team, eighteenth pass, what a consent page asked again shows 
     const silent = await startAuthorization(agent, config, REDIRECT, { scope: 'openid offline_access', prompt: 'none' });
     const later = await oidc.authorizationCodeGrant(config, new URL(silent.page.url), { pkceCodeVerifier: silent.verifier, idTokenExpected: true });
     assert.equal(later.refresh_token, undefined, 'no refresh token from a silent request');
+  });
+
+  it('held: an API an operator makes again with more scopes while the consent page is open gets the app only the scope the page listed; the new one is asked on a page of its own', async () => {
+    const LEDGER = 'https://ledger.example.test';
+    await server.apis.add({ identifier: LEDGER, scopes: ['ledger:read'] });
+    const metadata = { client_id: 'ledgerly', client_name: 'Ledgerly', client_secret: 'ledgerly-client-secret-with-plenty-of-entropy-0123456789', redirect_uris: [REDIRECT], grant_types: ['authorization_code'] };
+    await server.clients.add(metadata);
+    const config = await oidc.discovery(new URL(server.issuer), 'ledgerly', metadata.client_secret, oidc.ClientSecretBasic(metadata.client_secret), { execute: [oidc.allowInsecureRequests] });
+    await server.accounts.create('lee', PASSWORD, { email: 'lee@example.test' });
+
+    const agent = new Agent();
+    const started = await startAuthorization(agent, config, REDIRECT, { scope: 'openid ledger:read ledger:write', resource: LEDGER });
+    const shown = await signInSteps(agent, started.page, { username: 'lee', password: PASSWORD, consent: 'stop' });
+    assert.ok(isConsent(shown), `the consent page: ${shown.status} ${shown.url}`);
+    assert.match(shown.html, /Act on https:\/\/ledger\.example\.test with: ledger:read<\/li>/);
+
+    // While the page is open, the operator makes the API again with a second scope.
+    await server.apis.remove(LEDGER);
+    await server.apis.add({ identifier: LEDGER, scopes: ['ledger:read', 'ledger:write'] });
+
+    const next = await agent.submit(shown, '/confirm', {}, REDIRECT);
+    assert.ok(isConsent(next), `a page for what the first did not list: ${next.status} ${next.url}`);
+    assert.match(next.html, /<li>Act on https:\/\/ledger\.example\.test with: ledger:write<\/li>/);
+    assert.doesNotMatch(next.html, /ledger:read/, 'only what the first page did not list');
+    const declined = new URL((await agent.submit(next, '/abort', {}, REDIRECT)).url);
+    assert.equal(declined.searchParams.get('error'), 'access_denied');
+    assert.equal(declined.searchParams.get('code'), null);
   });
 });
