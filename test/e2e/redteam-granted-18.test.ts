@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict';
 import { decodeJwt } from 'jose';
 import * as oidc from 'openid-client';
-import { Agent } from '../helpers/agent.js';
+import { Agent, postToAccount } from '../helpers/agent.js';
 import { isConsent, signInSteps, startAuthorization } from '../helpers/sign-in.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 
@@ -30,7 +30,7 @@ describe('e2e: red team, eighteenth pass, what a consent page asked again shows 
     await server?.stop();
   });
 
-  it('prompt=consent with nothing new lists everything confirming gives: the claims asked by name again, offline access and the API', async () => {
+  it('prompt=consent with nothing new lists everything confirming gives: the claims asked by name again, offline access and the API; the account page lists them all, and withdrawing ends them', async () => {
     await server.apis.add({ identifier: STOCK, scopes: ['stock:read'] });
     const metadata = { client_id: 'again', client_name: 'Again', client_secret: 'again-client-secret-with-plenty-of-entropy-0123456789', redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'], scope: 'openid offline_access email profile stock:read' };
     await server.clients.add(metadata);
@@ -59,6 +59,20 @@ describe('e2e: red team, eighteenth pass, what a consent page asked again shows 
     assert.equal(decodeJwt(tokens.id_token!).email, 'ada@example.test');
     assert.ok(tokens.refresh_token, 'offline access, as listed');
     assert.equal(tokens.scope?.split(' ').filter((scope) => scope === 'stock:read').length, 1);
+
+    // The account page lists all the app holds, and withdrawing there ends all of it.
+    const account = await signInSteps(agent, await agent.follow(`${server.issuer}/account`), { username: 'ada', password: PASSWORD, consent: 'stop' });
+    assert.equal(account.url, `${server.issuer}/account`, `${account.status} ${account.url}`);
+    const held = account.html.match(/<strong><bdi>Again<\/bdi><\/strong>(?:\s*<span class="hint">.*?<\/span>)?\s*<p class="hint">([^<]*)</)?.[1] ?? '';
+    for (const words of [/keep access while you are away/, /act on https:\/\/stock\.example\.test with: stock:read/, /see these details about you: (email, name|name, email)/]) {
+      assert.match(held, words, `the account page: ${held}`);
+    }
+    const refreshed = await oidc.refreshTokenGrant(config, tokens.refresh_token!, { resource: STOCK });
+    const withdrawn = await postToAccount(agent, account, '/apps/withdraw', { client: 'again' });
+    assert.match(withdrawn.url, /done=apps\.withdrawn/, withdrawn.url);
+    await assert.rejects(oidc.refreshTokenGrant(config, refreshed.refresh_token ?? tokens.refresh_token!, { resource: STOCK }), (error: oidc.ResponseBodyError) => error.error === 'invalid_grant');
+    const silent = new URL((await startAuthorization(agent, config, REDIRECT, { ...request, prompt: 'none' })).page.url);
+    assert.equal(silent.searchParams.get('error'), 'consent_required', silent.href);
   });
 
   it('held: an app that adds the refresh_token grant to itself (RFC 7592) while its consent page is open gets no offline access the page did not list', async () => {
