@@ -6,7 +6,7 @@ import type { Context } from 'koa';
 import { respondWithError } from '../http/errors.js';
 import { render } from '../http/views.js';
 import { predatesClient, type Consents } from '../provider/consents.js';
-import { claimsBeyondScope, SCOPE_CLAIMS } from '../provider/id-token-claims.js';
+import { claimsBeyondScope, claimsOfScopes } from '../provider/id-token-claims.js';
 import { epochSeconds } from '../clock.js';
 import type { Interaction, Interactions } from './interaction.js';
 
@@ -108,7 +108,7 @@ async function listed({ providers }: Interactions, interaction: Interaction, ask
   // those the scopes listed again already say.
   const client = await providers.current.Client.find(String(interaction.params.client_id));
   const beyond = claimsBeyondScope(client);
-  const byScope = new Set(openid.flatMap((scope) => [...((SCOPE_CLAIMS as Record<string, readonly string[]>)[scope] ?? [])]));
+  const byScope = claimsOfScopes(openid);
   const held = new Set(grant.getOIDCClaims());
   const claims = [...new Set(claimsAskedByName(interaction.params.claims))].filter((claim) => held.has(claim) && !beyond.has(claim) && !byScope.has(claim));
   return {

@@ -19,7 +19,7 @@ import { render } from '../http/views.js';
 import { forgetUnstoredXsrf, PREFILLED_USER_CODE } from '../provider/patches/user-code-entry.js';
 import { allowLogo, brandingOf } from './client-branding.js';
 import { claimsAskedByName, describePermissions } from './consent.js';
-import { claimsBeyondScope, SCOPE_CLAIMS } from '../provider/id-token-claims.js';
+import { claimsBeyondScope, claimsOfScopes, SCOPE_CLAIMS } from '../provider/id-token-claims.js';
 
 interface EngineError {
   readonly name?: string;
@@ -77,7 +77,7 @@ async function permissionsOf(apis: ApisFound, ctx: KoaContextWithOIDC, client: C
   const device = (ctx.oidc.entities.DeviceCode as { params?: Record<string, unknown> } | undefined)?.params ?? {};
   const scopes = typeof device.scope === 'string' ? device.scope.split(' ').filter(Boolean) : [];
   const openid = scopes.filter((scope) => OPENID_SCOPES.has(scope));
-  const byScope = new Set(openid.flatMap((scope) => [...((SCOPE_CLAIMS as Record<string, readonly string[]>)[scope] ?? [])]));
+  const byScope = claimsOfScopes(openid);
   const beyond = claimsBeyondScope(client);
   const claims = [...new Set(claimsAskedByName(device.claims))].filter((claim) => !UNASKED_CLAIMS.has(claim) && !byScope.has(claim) && !beyond.has(claim));
   // Each API's scopes the device asks for, within the client's `scope` metadata, as the token endpoint bounds them (provider/resource-servers.ts).

@@ -22,6 +22,11 @@ export const SCOPE_CLAIMS = {
   email: ['email', 'email_verified'],
 } as const;
 
+/** The claims the OpenID scopes `scopes` give between them (a page that lists a scope need not list its claims by name). */
+export function claimsOfScopes(scopes: readonly string[]): ReadonlySet<string> {
+  return new Set(scopes.flatMap((scope) => (SCOPE_CLAIMS as Record<string, readonly string[]>)[scope] ?? []));
+}
+
 const NONE: ReadonlySet<string> = new Set();
 /** Per client object (one never changes once made: client-metadata.ts): asked at every ID token and userinfo answer. */
 const beyondOf = new WeakMap<object, ReadonlySet<string>>();
