@@ -73,6 +73,12 @@ function ownHostProblem(metadata: Record<string, unknown>, name: string, url: UR
     : `${name} must be on the host of a redirect URI (RFC 7591 section 5), and this client has no ${url.protocol.slice(0, -1)} redirect URI`;
 }
 
+/** What an authorization response adds to the redirect URI: code or error, and state and iss (RFC 6749 §4.1.2, §4.1.2.1; RFC 9207 §2). */
+const AUTHORIZATION_RESPONSE_PARAMETERS = ['code', 'state', 'iss', 'error', 'error_description', 'error_uri'] as const;
+
+/** What RP-Initiated Logout adds to the post-logout redirect URI (RP-Initiated Logout 1.0 §3). */
+const LOGOUT_RESPONSE_PARAMETERS = ['state'] as const;
+
 /** RFC 6761 §6.3 / RFC 8252 §7.3: names and addresses that can only be this machine. */
 export function isLoopback(hostname: string): boolean {
   return hostname === 'localhost' || hostname.endsWith('.localhost') || hostname === '[::1]' || /^127(\.\d{1,3}){3}$/.test(hostname);
@@ -184,6 +190,23 @@ export function enforcePolicy(
   for (const uri of uris(metadata, 'post_logout_redirect_uris')) {
     const problem = redirectUriProblem(uri, native);
     if (problem) throw new errors.InvalidClientMetadata(`post_logout_redirect_uris: ${problem}`);
+  }
+  // The engine adds its response to a registered URI's query, replacing a parameter of the same name
+  // (an error answer then went out with the registered `code`, a code with the registered `error`).
+  // RFC 6749 §3.1.2 keeps the registered query and §3.1 names each response parameter once, so
+  // neither can hold for such a URI: refused where a client is written; one stored before is loaded.
+  if (apiScopes !== ALREADY_CHECKED) {
+    for (const [name, list, answered, section] of [
+      ['redirect_uris', redirectUris, AUTHORIZATION_RESPONSE_PARAMETERS, 'RFC 6749 section 3.1'],
+      ['post_logout_redirect_uris', uris(metadata, 'post_logout_redirect_uris'), LOGOUT_RESPONSE_PARAMETERS, 'RP-Initiated Logout 1.0 section 3'],
+    ] as const) {
+      for (const uri of list) {
+        const taken = [...(URL.parse(uri)?.searchParams.keys() ?? [])].find((key) => (answered as readonly string[]).includes(key));
+        if (taken !== undefined) {
+          throw new errors.InvalidClientMetadata(`${name}: ${uri}: its query has ${taken}, a parameter the answer sent to it adds (${section}); name it otherwise`);
+        }
+      }
+    }
   }
   // A client someone registers for themselves (dynamic registration, RFC 7592, a metadata document,
   // the developer page: an owner) sends people back to its own site, never to Latchkey's: a code
