@@ -11,7 +11,7 @@
  */
 import Router from '@koa/router';
 import type { Context, Middleware, Next } from 'koa';
-import { presentedToken } from '../http/bearer.js';
+import { malformedTokenRequest, presentedToken } from '../http/bearer.js';
 import { routesWithAllow } from '../http/method-not-allowed.js';
 import type { SenderConstraint } from '../http/sender-constraint.js';
 import { jsonError } from '../http/errors.js';
@@ -84,6 +84,11 @@ export function adminRouter({ issuer, providers, clients, accounts, apis, grants
     ctx.set('Cache-Control', 'no-store');
     const presented = presentedToken(ctx);
     const challenge = (extra = '') => ctx.set('WWW-Authenticate', `Bearer realm="${audience}"${extra}`);
+    const malformed = malformedTokenRequest(ctx);
+    if (malformed) {
+      challenge(', error="invalid_request"');
+      return jsonError(ctx, 400, 'invalid_request', malformed);
+    }
     if (!presented) {
       challenge();
       return jsonError(ctx, 401, 'invalid_token', 'an admin access token is required (Authorization: Bearer <token>)');

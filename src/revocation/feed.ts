@@ -14,7 +14,7 @@
 import type { Middleware } from 'koa';
 import { jwtVerify, type JWTVerifyGetKey } from 'jose';
 import type { Apis } from '../apis/apis.js';
-import { presentedToken } from '../http/bearer.js';
+import { malformedTokenRequest, presentedToken } from '../http/bearer.js';
 import type { SenderConstraint } from '../http/sender-constraint.js';
 import { jsonError } from '../http/errors.js';
 import { scoped } from '../http/layers.js';
@@ -48,12 +48,14 @@ export function revocationFeed({ issuer, keys, list, apis, clockTolerance, sende
       return jsonError(ctx, 405, 'invalid_request', 'the revocation feed is read with GET');
     }
 
-    // RFC 6750: no credentials → a bare challenge; bad credentials → invalid_token.
+    // RFC 6750: no credentials → a bare challenge; bad credentials → invalid_token; a malformed request → invalid_request.
     const challenge = (status: number, error?: string, description?: string) => {
       ctx.set('WWW-Authenticate', `Bearer realm="${realm}"${error ? `, error="${error}"` : ''}, scope="${FEED_SCOPE}"`);
       if (error) jsonError(ctx, status, error, description);
       else jsonError(ctx, status, 'invalid_token', 'an access token is required');
     };
+    const malformed = malformedTokenRequest(ctx);
+    if (malformed) return challenge(400, 'invalid_request', malformed);
     const presented = presentedToken(ctx);
     if (!presented) return challenge(401);
     let claims, signedBy;

@@ -225,6 +225,46 @@ describe('Spec-letter pass (MUSTs no other plan checks)', function () {
     });
   });
 
+  describe("Latchkey's own protected resources: the admin API and the revocation feed (RFC 6750 §3)", () => {
+    const paths = ['/admin/clients', '/revocations'];
+
+    it('a malformed request is 400 invalid_request with the Bearer challenge naming it, as at userinfo: a Bearer header without a token or with a space in it, a token in the query string with a header or without (RFC 6750 §2.3, §3, §3.1)', async () => {
+      const admin = await postForm(op.metadata.token_endpoint!, { grant_type: 'client_credentials', resource: `${op.issuer}/admin`, scope: 'admin' }, { authorization: basic('web') });
+      const token = String(admin.body.access_token);
+      for (const path of paths) {
+        for (const [what, query, authorization] of <[string, string, string | undefined][]>[
+          ['Bearer without a token', '', 'Bearer'],
+          ['Bearer with a space in the token', '', 'Bearer two parts'],
+          ['a token in the query string', `?access_token=${token}`, undefined],
+          ['a token in the query string and the header', `?access_token=${token}`, `Bearer ${token}`],
+        ]) {
+          const response = await fetch(`${op.issuer}${path}${query}`, { headers: authorization ? { authorization } : {} });
+          assert.equal(response.status, 400, `${path}, ${what}`);
+          assert.match(response.headers.get('www-authenticate') ?? '', /^Bearer realm="[^"]+".*, error="invalid_request"/, `${path}, ${what}`);
+          const body = (await response.json()) as { error?: string; error_description?: string };
+          assert.equal(body.error, 'invalid_request', `${path}, ${what}`);
+          assert.match(body.error_description ?? '', /^[\x20-\x21\x23-\x5B\x5D-\x7E]+$/, 'RFC 6750 section 3 characters');
+        }
+      }
+      assert.equal((await fetch(`${op.issuer}/admin/clients`, { headers: { authorization: `Bearer ${token}` } })).status, 200, 'the baseline: the token in the header alone');
+    });
+
+    it('no credentials, or another scheme, is 401 with a bare Bearer challenge; a token that is not good there is 401 invalid_token (RFC 6750 §3, §3.1)', async () => {
+      for (const path of paths) {
+        for (const headers of [{}, { authorization: basic('web') }]) {
+          const response = await fetch(`${op.issuer}${path}`, { headers });
+          assert.equal(response.status, 401, path);
+          const challenge = response.headers.get('www-authenticate') ?? '';
+          assert.match(challenge, /^Bearer realm="[^"]+"/, path);
+          assert.doesNotMatch(challenge, /error=/, `${path}: ${challenge}`);
+        }
+        const wrong = await fetch(`${op.issuer}${path}`, { headers: { authorization: 'Bearer not-a-token-of-ours' } });
+        assert.equal(wrong.status, 401, path);
+        assert.match(wrong.headers.get('www-authenticate') ?? '', /^Bearer realm="[^"]+".*, error="invalid_token"/, path);
+      }
+    });
+  });
+
   describe('introspection and revocation (RFC 7662 §2, RFC 7009 §2)', () => {
     it('what is not an active token of the caller is {"active": false} and nothing else: a code, an ID token, a refresh token rotated out, a revoked access token and its grant\'s refresh token, another client\'s token; no token is invalid_request (RFC 7662 §2.1, §2.2)', async () => {
       const flow = await web.signIn(new Agent(), ALICE, { scope: 'openid offline_access', prompt: 'consent' });
