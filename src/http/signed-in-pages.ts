@@ -36,7 +36,10 @@ export function signedInPages<Who extends SignedIn>({ signedIn, csrf, where }: O
   function page(ctx: Context, view: string, data: Record<string, unknown>, status = 200) {
     ctx.status = status;
     ctx.type = 'html';
+    // These pages show secrets once (a new client secret, recovery codes, an authenticator's key):
+    // RFC 6749 §5.1's pair, as the token endpoint sends it (provider/patches/pragma-no-cache.ts).
     ctx.set('Cache-Control', 'no-store');
+    ctx.set('Pragma', 'no-cache');
     ctx.body = render(view, { wide: true, ...data });
   }
 

@@ -81,7 +81,9 @@ export function adminRouter({ issuer, providers, clients, accounts, apis, grants
 
   /** RFC 6750 bearer authentication with the admin scope this route needs. */
   const requireScope = (scope: 'admin' | 'admin:read') => async (ctx: Context, next: Next) => {
+    // Its answers hand out client secrets and show people: RFC 6749 §5.1's pair (patches/pragma-no-cache.ts).
     ctx.set('Cache-Control', 'no-store');
+    ctx.set('Pragma', 'no-cache');
     const presented = presentedToken(ctx);
     const challenge = (extra = '') => ctx.set('WWW-Authenticate', `Bearer realm="${audience}"${extra}`);
     const malformed = malformedTokenRequest(ctx);

@@ -10,6 +10,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { calculateJwkThumbprint, decodeJwt, exportJWK, generateKeyPair, SignJWT } from 'jose';
 import * as oidc from 'openid-client';
+import { developerSignIn } from '../helpers/developer.js';
 import { signInSteps } from '../helpers/sign-in.js';
 import { Agent, ALICE, BOB, grantApi, RelyingParty, startOp, webClient, type Flow, type Op, type Person } from './fixture.js';
 
@@ -130,6 +131,27 @@ describe('Spec-letter pass (MUSTs no other plan checks)', function () {
       assert.equal(answer.status, 400);
       assert.equal(answer.body.error, 'invalid_client_metadata');
       assert.match(String(answer.body.error_description), /post_logout_redirect_uris: .*its query has state/);
+    });
+
+    it('a redirect_uri is compared with the registered one as a string: another case, the default port, percent-encoding, dot segments, an empty query or fragment, a trailing slash or dot are each an error page, never a redirect (RFC 6749 §3.1.2.3 "simple string comparison", RFC 3986 §6.2.1)', async () => {
+      for (const uri of [
+        'https://WEB.example.test/callback',
+        'HTTPS://web.example.test/callback',
+        'https://web.example.test/CALLBACK',
+        'https://web.example.test:443/callback',
+        'https://web.example.test/%63allback',
+        'https://web.example.test/./callback',
+        'https://web.example.test//callback',
+        'https://web.example.test/callback?',
+        'https://web.example.test/callback#',
+        'https://web.example.test/callback/',
+        'https://web.example.test./callback',
+      ]) {
+        const url = oidc.buildAuthorizationUrl(web.config, { redirect_uri: uri, scope: 'openid', state: 'S', code_challenge: CHALLENGE, code_challenge_method: 'S256' });
+        const response = await fetch(url, { redirect: 'manual' });
+        assert.equal(response.status, 400, uri);
+        assert.equal(response.headers.get('location'), null, uri);
+      }
     });
 
     it('any other query is kept whole, repeated names included, beside the code and beside an error (RFC 6749 §3.1.2, §4.1.2, §4.1.2.1)', async () => {
@@ -261,6 +283,30 @@ describe('Spec-letter pass (MUSTs no other plan checks)', function () {
         const wrong = await fetch(`${op.issuer}${path}`, { headers: { authorization: 'Bearer not-a-token-of-ours' } });
         assert.equal(wrong.status, 401, path);
         assert.match(wrong.headers.get('www-authenticate') ?? '', /^Bearer realm="[^"]+".*, error="invalid_token"/, path);
+      }
+    });
+  });
+
+  describe('answers that hand out a credential are not cached (RFC 6749 §5.1)', () => {
+    it("Cache-Control: no-store and Pragma: no-cache on the admin API's new client and rotated secret, and the developer page's new app, as on the token endpoint's answers (RFC 6749 §5.1)", async () => {
+      const admin = await postForm(op.metadata.token_endpoint!, { grant_type: 'client_credentials', resource: `${op.issuer}/admin`, scope: 'admin' }, { authorization: basic('web') });
+      assert.equal(admin.headers.get('pragma'), 'no-cache', 'the token endpoint, the baseline');
+      const token = String(admin.body.access_token);
+      const made = await json(`${op.issuer}/admin/clients`, 'POST', token, { redirect_uris: ['https://made.example.test/cb'] });
+      assert.equal(made.status, 201);
+      const rotated = await json(`${op.issuer}/admin/clients/${String(made.body.client_id)}/secret`, 'POST', token, {});
+      assert.equal(rotated.status, 200);
+      const { agent, page } = await developerSignIn(op.issuer, ALICE.username, ALICE.password);
+      const app = await agent.submit(page, '/developer/apps', { name: 'Spec Letter App', type: 'web', redirect_uris: 'https://app.example.test/cb' });
+      assert.match(app.html, /id="client-secret"/, `the new app's page shows its secret: ${app.status}`);
+      for (const [what, headers, secret] of <[string, Headers, unknown][]>[
+        ['admin API: a new client', made.headers, made.body.client_secret],
+        ['admin API: a rotated secret', rotated.headers, rotated.body.client_secret],
+        ["developer page: a new app's secret", app.headers, true],
+      ]) {
+        assert.ok(secret, `${what} hands out a secret`);
+        assert.match(headers.get('cache-control') ?? '', /no-store/, what);
+        assert.equal(headers.get('pragma'), 'no-cache', what);
       }
     });
   });
