@@ -225,6 +225,18 @@ describe('Spec-letter pass (MUSTs no other plan checks)', function () {
       assert.equal(await signedInAs(ALICE, { claims: JSON.stringify({ id_token: { acr: { essential: true, values: ['urn:example:unoffered'] } } }) }), 'unmet_authentication_requirements');
     });
 
+    it('members of the claims parameter it does not understand are ignored: another top-level member, another member of a claim request (Core §5.5, §5.5.1 "MUST be ignored")', async () => {
+      for (const claims of [
+        { id_token: { name: null }, 'urn:example:not-understood': { anything: 1 } },
+        { userinfo: { name: { essential: true, purpose: 'to greet you', 'urn:example:not-understood': [1, 2] } } },
+      ]) {
+        const tokens = await web.redeem(await web.signIn(new Agent(), ALICE, { claims: JSON.stringify(claims) }));
+        const userinfo = await fetch(op.metadata.userinfo_endpoint!, { headers: { authorization: `Bearer ${tokens.access_token}` } });
+        const released = 'userinfo' in claims ? ((await userinfo.json()) as { name?: string }).name : decodeJwt(tokens.id_token!).name;
+        assert.equal(released, ALICE.name, JSON.stringify(claims));
+      }
+    });
+
     it('the nonce comes back in the ID token exactly as sent: non-ASCII, quotes, markup and 512 characters (Core §3.1.2.1, §3.1.3.7 #11)', async () => {
       const nonce = `ñ☃ "q" 'q' <b>&amp; \\ ${'n'.repeat(512)}`;
       const flow = await web.signIn(new Agent(), ALICE, { nonce });
@@ -365,7 +377,7 @@ describe('Spec-letter pass (MUSTs no other plan checks)', function () {
       assert.equal(pub.body.client_secret, undefined);
     });
 
-    it('an update with invalid metadata is the registration error (invalid_redirect_uri, invalid_client_metadata) and changes nothing; after a delete, read, update and delete are 401 with the Bearer challenge (RFC 7592 §2.1, §2.2, §2.3)', async () => {
+    it('an update with invalid metadata is the registration error (invalid_redirect_uri, invalid_client_metadata) and changes nothing; another client\'s registration access token reads and deletes nothing; after a delete, read, update and delete are 401 with the Bearer challenge (RFC 7592 §2, §2.1, §2.2, §2.3)', async () => {
       const client = (await register({ redirect_uris: ['https://rp.example.test/cb'], client_name: 'Before' })).body as Record<string, unknown> & { registration_client_uri: string; registration_access_token: string };
       const { registration_client_uri: uri, registration_access_token: token, client_secret_expires_at: _e, client_id_issued_at: _i, client_secret: _s, ...metadata } = client;
       const wrongs: [Record<string, unknown>, string][] = [
@@ -381,6 +393,12 @@ describe('Spec-letter pass (MUSTs no other plan checks)', function () {
       }
       const read = await json(uri, 'GET', token);
       assert.equal(read.body.client_name, 'Before', 'nothing changed');
+      const stranger = (await register({ redirect_uris: ['https://stranger.example.test/cb'] })).body;
+      for (const method of ['GET', 'DELETE']) {
+        const answer = await json(uri, method, String(stranger.registration_access_token));
+        assert.equal(answer.status, 401, `${method} with another client's registration access token`);
+        assert.equal(answer.body.client_id, undefined);
+      }
       assert.equal((await json(uri, 'DELETE', token)).status, 204);
       for (const [method, body] of [['GET'], ['PUT', metadata], ['DELETE']] as const) {
         const answer = await json(uri, method, token, body);
