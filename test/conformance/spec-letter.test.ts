@@ -191,6 +191,42 @@ describe('Spec-letter pass (MUSTs no other plan checks)', function () {
       }
     });
 
+    it('a parameter given twice is invalid_request at pushed requests, device authorization, introspection and revocation, and signs no one out at the end-session endpoint (RFC 6749 §3.1 "MUST NOT be included more than once")', async () => {
+      const push = `client_id=web&response_type=code&scope=openid&redirect_uri=${encodeURIComponent(web.redirectUri)}&code_challenge=${CHALLENGE}&code_challenge_method=S256&state=a&state=b`;
+      for (const [url, body, headers] of <[string, string, Record<string, string>][]>[
+        [op.metadata.pushed_authorization_request_endpoint!, push, { authorization: basic('web') }],
+        [op.metadata.device_authorization_endpoint as string, 'client_id=device&scope=openid&scope=openid', {}],
+        [op.metadata.introspection_endpoint!, 'token=a&token=b', { authorization: basic('web') }],
+        [op.metadata.revocation_endpoint!, 'token=a&token=b', { authorization: basic('web') }],
+      ]) {
+        const response = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers }, body });
+        assert.equal(response.status, 400, url);
+        assert.equal(((await response.json()) as { error?: string }).error, 'invalid_request', url);
+      }
+      const agent = new Agent();
+      const tokens = await web.redeem(await web.signIn(agent, ALICE));
+      const url = new URL(op.metadata.end_session_endpoint!);
+      url.search = `${new URLSearchParams({ id_token_hint: tokens.id_token!, post_logout_redirect_uri: 'https://web.example.test/signed-out', state: 'a' })}&state=b`;
+      const page = await agent.follow(url.href, {}, 'https://web.example.test/');
+      assert.equal(page.status, 400);
+      assert.ok(page.url.startsWith(op.issuer), 'no redirect');
+      assert.ok(new URL((await web.authorize(agent, { prompt: 'none' })).page.url).searchParams.get('code'), 'still signed in');
+    });
+
+    it('a parameter pushed without a value is treated as omitted: the request_uri it gives signs in, and an empty state is not echoed (RFC 6749 §3.1, RFC 9126 §2.1)', async () => {
+      const agent = new Agent();
+      await web.signIn(agent, ALICE);
+      const base = { client_id: 'web', response_type: 'code', scope: 'openid', redirect_uri: web.redirectUri, code_challenge: CHALLENGE, code_challenge_method: 'S256' };
+      for (const name of ['state', 'nonce', 'prompt', 'max_age', 'claims', 'resource', 'login_hint', 'acr_values', 'ui_locales', 'id_token_hint', 'response_mode']) {
+        const pushed = await postForm(op.metadata.pushed_authorization_request_endpoint!, { ...base, [name]: '' }, { authorization: basic('web') });
+        assert.equal(pushed.status, 201, `${name}=: ${JSON.stringify(pushed.body)}`);
+        const page = await agent.follow(`${op.metadata.authorization_endpoint!}?${new URLSearchParams({ client_id: 'web', request_uri: String(pushed.body.request_uri) })}`, {}, web.redirectUri);
+        const answer = new URL(page.url).searchParams;
+        assert.ok(answer.get('code'), `${name}=: ${page.url}`);
+        assert.equal(answer.has('state'), false, `${name}=: no state`);
+      }
+    });
+
     it('scope is in the token response when the scope issued differs from the one asked: scopes not offered are dropped and named nowhere (RFC 6749 §3.3, §5.1; Core §5.4)', async () => {
       const flow = await web.signIn(new Agent(), ALICE, { scope: 'openid profile address phone urn:example:unknown' });
       const answer = await redeem(flow);
