@@ -236,6 +236,20 @@ export async function serve(config: Config, logger: Logger = createLogger(config
       logger.warn({ event: 'clients.configuration_differs' }, 'another instance recorded other configured clients while this one started: instances are running with different configurations (CLIENTS); finish the rolling restart, and every instance started with the new configuration ends what it changed');
     }
   }
+  // Likewise a configured API or operator grant (resourceServers) changed since the start before
+  // (removed, a grant narrowed), and a configured API new since then is another API (apis.ts configurationChanged).
+  {
+    const changed = await apis.configurationChanged();
+    if (changed.removed.length || changed.narrowed.length || changed.added.length) {
+      logger.info(
+        { event: 'apis.configuration_changed', removed: changed.removed, added: changed.added, narrowed: changed.narrowed },
+        `configured APIs changed since the last start (${[...changed.removed.map((id) => `${id} removed`), ...changed.added.map((id) => `${id} added`), ...changed.narrowed.map((id) => `grants of ${id} narrowed`)].join(', ')}): what the change ends is ended, as for the same change through the admin API`,
+      );
+    }
+    if (!changed.recorded) {
+      logger.warn({ event: 'apis.configuration_differs' }, 'another instance recorded other configured APIs while this one started: instances are running with different configurations (RESOURCE_SERVERS); finish the rolling restart, and every instance started with the new configuration ends what it changed');
+    }
+  }
   // Clients whose secret the release before kept in clear: by its digest from now on (store/adapter.ts).
   if (!cluster.isWorker) {
     const digested = await new AdapterIndexes(kv).digestClientSecrets();

@@ -12,11 +12,12 @@
  * revoked grant stops working with the next request. Read-modify-writes read the store itself.
  *
  * Layout (all durable): api:<identifier> → JSON, apis (set of identifiers),
- * api-grants:<client_id> → JSON { <identifier>: Grant }, api-grantees:<identifier> (set of client_ids).
+ * api-grants:<client_id> → JSON { <identifier>: Grant }, api-grantees:<identifier> (set of client_ids);
+ * configured-apis → JSON { <identifier>: RecordedApi }, the configuration's as the last start saw them.
  */
 import { RESERVED_SCOPES, reservedScopeProblem, type ResourceServerConfig } from '../config.js';
 import type { CachedReads, Kv } from '../store/kv.js';
-import { API_GRANTS_PREFIX, API_PREFIX, apiGranteesKey, apiGrantsKey, apiKey, APIS_KEY } from '../store/keys.js';
+import { API_GRANTS_PREFIX, API_PREFIX, apiGranteesKey, apiGrantsKey, apiKey, APIS_KEY, CONFIGURED_APIS_KEY } from '../store/keys.js';
 import { epochSeconds, untilSecond } from '../clock.js';
 
 export interface ApiDefinition {
@@ -123,6 +124,25 @@ function deepFreeze<T>(value: T): T {
     for (const member of Object.values(value)) deepFreeze(member);
   }
   return value;
+}
+
+/** A configured API as a start recorded it (Apis.configurationChanged): its scopes, its operator grants by client, when it was added. */
+interface RecordedApi {
+  readonly scopes: readonly string[];
+  readonly grants: Readonly<Record<string, ClientGrant>>;
+  readonly addedAt?: number;
+}
+
+/** What changed in the configuration's APIs since the start before (Apis.configurationChanged). */
+export interface ConfiguredApiChanges {
+  /** APIs in the configuration no more. */
+  readonly removed: readonly string[];
+  /** APIs new to it, each another API than any of its identifier before (what was granted there does not carry over). */
+  readonly added: readonly string[];
+  /** Clients whose operator grants in the configuration lost scopes, or went. */
+  readonly narrowed: readonly string[];
+  /** False when another instance recorded another configuration meanwhile (nothing written). */
+  readonly recorded: boolean;
 }
 
 /** As many clients' grants and stored APIs as are kept parsed (ParsedByText). */
@@ -238,6 +258,90 @@ export class Apis {
     const addedAt = Math.max(epochSeconds(), removedAt) + 1;
     await untilSecond(addedAt);
     return addedAt;
+  }
+
+  /**
+   * A configured API (`resourceServers`) or operator grant changed by editing the configuration and
+   * restarting ends what the same change made at runtime ends (remove, revoke), against the APIs the
+   * start before recorded (CONFIGURED_APIS_KEY), at the first start with the new configuration: an
+   * API gone ends every token for it (an api entry, as `apis remove`), a grant gone or narrowed the
+   * tokens its client got for itself there (client_grant entries, as `apis revoke`). And a configured
+   * API new since then is another API, as a stored one added again is: it carries when it was added
+   * (the stored API's of the identifier, if the operator moved one into the configuration), so what a
+   * person granted under the identifier before (a refresh token, a remembered consent) gives nothing
+   * there, and a configured API put back is not the one removed. None recorded (the first start of a
+   * release that records them): nothing changed, and they are recorded as they are. Run before the
+   * instance serves; each ending is a cutoff of its own second and idempotent, so instances starting
+   * at once may each run it; one that finds other APIs recorded meanwhile compares again with them.
+   */
+  async configurationChanged(): Promise<ConfiguredApiChanges> {
+    for (let attempt = 0; ; attempt++) {
+      const text = await this.kv.get(CONFIGURED_APIS_KEY);
+      const recorded = text === undefined ? undefined : (JSON.parse(text) as Record<string, RecordedApi>);
+      const changes = await this.#endChanges(recorded);
+      const next = JSON.stringify(changes.now);
+      const recordedNow = text === next || (await this.kv.compareAndSet(CONFIGURED_APIS_KEY, text, next));
+      // Another instance recorded first: compared again, the same configuration (started at once)
+      // gives its addedAt and ends nothing more; another one is said (recorded: false).
+      if (recordedNow || attempt) {
+        for (const [identifier, { addedAt }] of Object.entries(changes.now)) this.#addedAt(identifier, addedAt);
+        return { removed: changes.removed, added: changes.added, narrowed: changes.narrowed, recorded: recordedNow };
+      }
+    }
+  }
+
+  /** Ends what the configuration's change since `recorded` takes away; what to record now. */
+  async #endChanges(recorded: Record<string, RecordedApi> | undefined) {
+    const configured = this.options.configured.map(({ grants: _grants, ...api }) => api.identifier);
+    const removed = Object.keys(recorded ?? {}).filter((identifier) => !configured.includes(identifier));
+    for (const identifier of removed) await this.options.endings?.apiRemoved(identifier);
+    const now: Record<string, RecordedApi> = {};
+    const added: string[] = [];
+    for (const { identifier, scopes } of this.options.configured) {
+      const grants: Record<string, ClientGrant> = {};
+      for (const [clientId, held] of this.#staticGrants) if (held[identifier]) grants[clientId] = held[identifier];
+      const before = recorded?.[identifier];
+      let addedAt = before?.addedAt;
+      if (recorded && !before) {
+        const stored = await this.kv.get(apiKey(identifier));
+        addedAt = stored ? (JSON.parse(stored) as ApiDefinition).addedAt : await this.#afterPredecessor(identifier);
+        added.push(identifier);
+      }
+      now[identifier] = { scopes: [...scopes], grants, ...(addedAt !== undefined && { addedAt }) };
+    }
+    // A grant taken from the configuration, as the client holds it with its stored grants (the two
+    // are one grant: union): the scopes it no longer holds at an API still configured end there.
+    const clients = new Set(Object.values(recorded ?? {}).flatMap((api) => Object.keys(api.grants)));
+    const narrowed: string[] = [];
+    for (const clientId of clients) {
+      const storedText = await this.kv.get(apiGrantsKey(clientId));
+      const stored = storedText ? (JSON.parse(storedText) as Record<string, ClientGrant>) : {};
+      const held = (record: Record<string, RecordedApi>) =>
+        Object.fromEntries(
+          Object.keys(now).flatMap((identifier) => {
+            const grant = record[identifier]?.grants[clientId];
+            return grant || stored[identifier] ? [[identifier, grant ? union(stored[identifier], grant) : stored[identifier]!]] : [];
+          }),
+        );
+      const previous = held(recorded!);
+      const next = held(now);
+      if (Object.entries(previous).some(([identifier, grant]) => grant.scopes.some((scope) => !next[identifier]?.scopes.includes(scope)) || !next[identifier])) {
+        narrowed.push(clientId);
+        await this.#endTaken(clientId, previous, next);
+      }
+    }
+    // Each ending is a cutoff "issued at or before this second": the instance serves once it has
+    // passed, so that what it issues under the new configuration is of a later second.
+    if (removed.length || narrowed.length) await untilSecond(epochSeconds() + 1);
+    return { removed, added, narrowed, now };
+  }
+
+  /** A configured API's addedAt, as recorded (configurationChanged). */
+  #addedAt(identifier: string, addedAt: number | undefined): void {
+    const fixed = this.#static.get(identifier);
+    if (!fixed || fixed.source !== 'config') return;
+    const { addedAt: _previous, ...api } = fixed.api;
+    this.#static.set(identifier, { api: addedAt === undefined ? api : { ...api, addedAt }, source: 'config' });
   }
 
   /** Deletes a stored API and every grant at it. */

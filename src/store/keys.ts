@@ -50,6 +50,12 @@ export const OIDC_CLIENTS_KEY = 'oidc:clients';
  * compares with (store/configured-clients.ts).
  */
 export const CONFIGURED_CLIENTS_KEY = 'configured-clients';
+/**
+ * The configuration's APIs (resourceServers) as the last instance started with them saw them (JSON:
+ * each API's scopes, operator grants and when it was added, by identifier), durable: what a start
+ * with another configuration compares with (apis/apis.ts configurationChanged).
+ */
+export const CONFIGURED_APIS_KEY = 'configured-apis';
 /** Set of the digests of outstanding initial access tokens. */
 export const OIDC_INITIAL_ACCESS_TOKENS_KEY = 'oidc:initial-access-tokens';
 /** A client's metadata document fetched (by its URL's SHA-256), until it must be fetched again. */

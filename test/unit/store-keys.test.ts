@@ -31,6 +31,7 @@ const PINNED: Record<keyof typeof keys, readonly [unknown, string] | readonly (r
   oidcPendingKey: [keys.oidcPendingKey('app-1'), 'oidc:pending:client:app-1'],
   OIDC_CLIENTS_KEY: [keys.OIDC_CLIENTS_KEY, 'oidc:clients'],
   CONFIGURED_CLIENTS_KEY: [keys.CONFIGURED_CLIENTS_KEY, 'configured-clients'],
+  CONFIGURED_APIS_KEY: [keys.CONFIGURED_APIS_KEY, 'configured-apis'],
   OIDC_INITIAL_ACCESS_TOKENS_KEY: [keys.OIDC_INITIAL_ACCESS_TOKENS_KEY, 'oidc:initial-access-tokens'],
   clientMetadataDocumentKey: [keys.clientMetadataDocumentKey('https://app.example/client.json'), 'client-metadata-document:HPwM3fX8jOq37b7sEEUjox0Jg55HxLCfw6itVv1iAQk'],
   clientMetadataDocumentAcceptedKey: [keys.clientMetadataDocumentAcceptedKey('https://app.example/client.json'), 'client-metadata-document-accepted:HPwM3fX8jOq37b7sEEUjox0Jg55HxLCfw6itVv1iAQk'],
