@@ -14,13 +14,15 @@
  */
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
+import { request } from 'node:http';
 import * as oidc from 'openid-client';
 import { createResourceServer, type ResourceServer } from '../../src/resource-server/index.js';
 import { Agent } from '../helpers/agent.js';
 import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
 import { isConsent, signInSteps, startAuthorization } from '../helpers/sign-in.js';
-import { startServer, testDir, type TestServer } from '../helpers/server.js';
-import { acceptedBy, API, clientCredentialsToken, grantFeed, introspect, machineClient, OPAQUE_API } from '../helpers/tokens.js';
+import { latchkey, serveProcess, type ServerProcess } from '../helpers/process.js';
+import { startServer, testDir, testEnv, type TestServer } from '../helpers/server.js';
+import { acceptedBy, API, basic, clientCredentialsToken, grantFeed, introspect, machineClient, OPAQUE_API } from '../helpers/tokens.js';
 
 const PASSWORD = 'eighteenth endings pass test password';
 const REDIRECT = 'https://app.example.test/callback';
@@ -180,3 +182,90 @@ describe('e2e: red team, eighteenth endings pass: a configured API or operator g
     assert.equal(await asksConsent(agent, MOVED), false);
   });
 });
+
+describe('e2e: red team, eighteenth endings pass: a configured API taken out and put back under serve --workers 2', function () {
+  this.timeout(60_000);
+  const dir = testDir();
+  let redis: RedisServer;
+  let served: ServerProcess | undefined;
+  let helper: ResourceServer | undefined;
+
+  before(async () => {
+    redis = await startRedisServer();
+  });
+  after(async () => {
+    helper?.close();
+    await served?.stop();
+    await redis?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** `latchkey serve --workers 2` (the built CLI) with these configured APIs, on the same Redis and port. */
+  async function serve(apis: unknown[], port: number): Promise<Record<string, string>> {
+    helper?.close();
+    helper = undefined;
+    await served?.stop();
+    const env = testEnv(dir, port, { redisUrl: redis.url, env: { CLIENTS: JSON.stringify([machineClient(RS), machineClient(MACHINE), webClient]), RESOURCE_SERVERS: JSON.stringify(apis) } });
+    served = await serveProcess(env, ['--workers', '2']);
+    return env;
+  }
+
+  it('both workers end the API taken out (its JWT refused at latchkey/resource-server) and, put back, both take it as another API: the refresh token from before is invalid_target at each, a new token works', async () => {
+    const port = await freePort();
+    const env = await serve([jwtApi(), ledger], port);
+    for (const args of [['users', 'add', 'rhea', '--password-stdin'], ['apis', 'grant', '--client', RS.id, '--api', `${env.ISSUER}/revocations`, '--scope', 'revocations']]) {
+      const run = await latchkey(env, args, `${PASSWORD}\n`);
+      assert.equal(run.status, 0, run.stderr);
+    }
+    const config = await oidc.discovery(new URL(env.ISSUER!), WEB.id, WEB.secret, oidc.ClientSecretBasic(WEB.secret), { execute: [oidc.allowInsecureRequests] });
+    const agent = new Agent();
+    const { page, verifier } = await startAuthorization(agent, config, REDIRECT, { scope: 'openid offline_access read', prompt: 'consent', resource: API });
+    const done = await signInSteps(agent, page, { username: 'rhea', password: PASSWORD, stopAt: REDIRECT });
+    const person = await oidc.authorizationCodeGrant(config, new URL(done.url), { pkceCodeVerifier: verifier, expectedState: oidc.skipStateCheck }, { resource: API });
+
+    await serve([ledger], port);
+    helper = await createResourceServer({ issuer: env.ISSUER!, audience: API, clientId: RS.id, clientSecret: RS.secret, onError: () => {} });
+    await helper.sync();
+    assert.equal(await acceptedBy(helper, person.access_token), false, 'a person’s JWT for the API taken out of the configuration');
+
+    // Put back: both workers start at once with an API the record does not hold, each compares.
+    await serve([jwtApi(), ledger], port);
+    const url = `http://127.0.0.1:${port}`;
+    // Each on a connection of its own: the primary hands them to the workers in turn.
+    for (let i = 0; i < 4; i++) {
+      const answer = await fresh(`${url}/token`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(WEB) },
+        body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: person.refresh_token!, resource: API }).toString(),
+      });
+      assert.equal(answer.status, 400, answer.text);
+      assert.equal((JSON.parse(answer.text) as { error: string }).error, 'invalid_target');
+      const own = await fresh(`${url}/token`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(MACHINE) },
+        body: new URLSearchParams({ grant_type: 'client_credentials', resource: API, scope: 'read' }).toString(),
+      });
+      assert.equal(own.status, 200, own.text);
+      const introspected = await fresh(`${url}/token/introspection`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(RS) },
+        body: new URLSearchParams({ token: (JSON.parse(own.text) as { access_token: string }).access_token }).toString(),
+      });
+      assert.equal((JSON.parse(introspected.text) as { active: boolean }).active, true, 'a token of the API put back');
+    }
+  });
+});
+
+/** A request on a connection of its own (no keep-alive): the cluster's primary hands each new connection to the next worker. */
+function fresh(url: string, init: { method?: string; headers?: Record<string, string>; body?: string } = {}): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method: init.method ?? 'GET', headers: init.headers, agent: false }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (text += chunk));
+      res.on('end', () => resolve({ status: res.statusCode!, text }));
+    });
+    req.on('error', reject);
+    req.end(init.body);
+  });
+}
