@@ -394,6 +394,7 @@ export class Apis {
 
   /** Removes scopes from a client's grant at an API, or (no scopes given) the whole grant. */
   async revoke(clientId: string, identifier: string, scopes?: readonly string[]): Promise<ClientGrant | undefined> {
+    this.#notConfigured(clientId, identifier, (fixed) => (scopes?.length ? fixed.scopes.filter((scope) => scopes.includes(scope)) : [...fixed.scopes, ...(fixed.introspect ? ['introspection'] : []), ...(fixed.default ? ['default'] : [])]), !scopes?.length);
     const grants = await this.#change(clientId, (grants) => {
       const current = grants[identifier];
       if (!current) throw new ApiError(`client ${clientId} holds no grant at ${identifier} in the store`, 'not_found', 404);
@@ -405,7 +406,32 @@ export class Apis {
 
   /** Replaces a client's grant at an API (the admin API's PUT). */
   async setGrant(clientId: string, identifier: string, grant: ClientGrant): Promise<ClientGrant> {
+    this.#notConfigured(clientId, identifier, (fixed) => [
+      ...fixed.scopes.filter((scope) => !grant.scopes.includes(scope)),
+      ...(fixed.introspect && !grant.introspect ? ['introspection'] : []),
+      ...(fixed.default && !grant.default ? ['default'] : []),
+    ]);
     return this.#write(clientId, identifier, grant, () => union(undefined, grant));
+  }
+
+  /**
+   * A client's grant in the configuration (`resourceServers` grants) and its stored one are one grant
+   * (grantsOf: their union), so taking from the stored one what the configured one gives takes
+   * nothing: the client would go on getting it, a revocation answered as done, the operator told
+   * a leaked client's access was ended (red team's eighteenth endings pass). Refused instead, nothing
+   * changed, naming what only the configuration can take (`taken`: what the change would take of the
+   * configured grant; `whole`: the whole grant is to go, which the configured one outlives).
+   */
+  #notConfigured(clientId: string, identifier: string, taken: (fixed: ClientGrant) => string[], whole = false): void {
+    const fixed = this.#staticGrants.get(clientId)?.[identifier];
+    if (!fixed) return;
+    const kept = taken(fixed);
+    if (!kept.length && !whole) return;
+    throw new ApiError(
+      `client ${clientId}'s grant at ${identifier} is in the configuration (resourceServers)${kept.length ? `, which gives it ${kept.join(', ')}` : ''}: change it there and restart (what the configuration takes away ends then)`,
+      'conflict',
+      409,
+    );
   }
 
   /** Checks a grant against the API, then writes what `next` makes of the current one. */

@@ -10,7 +10,9 @@
  * accepted there; and a stored API removed, then configured under its identifier, was the same API
  * to the refresh tokens of the one removed. The first start with the new configuration now ends
  * what the runtime change would, once, and a configured API new since the start before is another
- * API (apis.ts configurationChanged), as the tenth pass made it for configured clients.
+ * API (apis.ts configurationChanged), as the tenth pass made it for configured clients. And an
+ * operator's `apis revoke` (or the admin API's DELETE) of a client's grant that the configuration
+ * gives too answered done while the client went on getting tokens: refused now (409).
  */
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
@@ -22,7 +24,7 @@ import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.j
 import { isConsent, signInSteps, startAuthorization } from '../helpers/sign-in.js';
 import { latchkey, serveProcess, type ServerProcess } from '../helpers/process.js';
 import { startServer, testDir, testEnv, type TestServer } from '../helpers/server.js';
-import { acceptedBy, API, basic, clientCredentialsToken, grantFeed, introspect, machineClient, OPAQUE_API } from '../helpers/tokens.js';
+import { acceptedBy, adminJson, API, basic, clientCredentialsToken, grantFeed, introspect, machineClient, OPAQUE_API } from '../helpers/tokens.js';
 
 const PASSWORD = 'eighteenth endings pass test password';
 const REDIRECT = 'https://app.example.test/callback';
@@ -30,6 +32,7 @@ const RS = { id: 'api', secret: 'api-resource-server-secret-with-entropy-012345'
 const MACHINE = { id: 'machine', secret: 'machine-client-secret-with-plenty-of-entropy-0123' };
 const WEB = { id: 'web', secret: 'web-client-secret-with-plenty-of-entropy-0123456789' };
 const STORED = 'https://stored.example.test';
+const OPS = { id: 'ops', secret: 'ops-client-secret-with-plenty-of-entropy-0123456789' };
 const webClient = { client_id: WEB.id, client_secret: WEB.secret, redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'], scope: 'openid offline_access read' };
 const introspector = { client_id: RS.id, introspect: true };
 /** The JWT API (the one `latchkey/resource-server` serves below), with the machine's grant there. */
@@ -180,6 +183,51 @@ describe('e2e: red team, eighteenth endings pass: a configured API or operator g
     await start([jwtApi(), ledger, { identifier: STORED, scopes: ['read'], format: 'jwt' }, { identifier: MOVED, scopes: ['read'], format: 'jwt' }]);
     assert.equal((await refresh(kept.refresh_token!, MOVED)).status, 200, 'a refresh token of the stored API now configured');
     assert.equal(await asksConsent(agent, MOVED), false);
+  });
+});
+
+describe('e2e: red team, eighteenth endings pass: an operator revoking a grant the configuration gives', function () {
+  this.timeout(60_000);
+  let server: TestServer;
+  let ops: string;
+
+  before(async () => {
+    // The machine's grant at the API is in the configuration: `read` only.
+    server = await startServer({ ownRedis: true, clients: [machineClient(RS), machineClient(MACHINE), machineClient(OPS)], env: { RESOURCE_SERVERS: JSON.stringify([jwtApi(['read']), ledger]) } });
+    await server.apis.grant(OPS.id, `${server.issuer}/admin`, { scopes: ['admin'] });
+    ops = await clientCredentialsToken(server.url, OPS, `${server.issuer}/admin`, 'admin');
+  });
+  after(async () => {
+    await server?.stop();
+  });
+
+  const grantOf = async () => (await adminJson(server.url, ops, 'GET', `/clients/${MACHINE.id}/grants`)).body[API] as unknown as { scopes: string[] } | undefined;
+
+  it('`apis revoke` and the admin API’s DELETE of a grant the configuration gives too are refused (409, nothing changed) instead of answering done while the client goes on getting tokens; a scope only the store gives is revoked', async () => {
+    // The operator also granted `write` at runtime: the client holds read (configuration) and write (store).
+    const granted = await latchkey(server.env, ['apis', 'grant', '--client', MACHINE.id, '--api', API, '--scope', 'write']);
+    assert.equal(granted.status, 0, granted.stderr);
+    const before = await clientCredentialsToken(server.url, MACHINE, API, 'read');
+
+    // The machine's secret leaked: the operator revokes its grant at the API. Before the fix: exit 0,
+    // {"revoked": true}, and a second later the machine got a token for `read` that introspected active.
+    const revoked = await latchkey(server.env, ['apis', 'revoke', '--client', MACHINE.id, '--api', API]);
+    assert.equal(revoked.status, 1, `answered done while the configuration's grant goes on: ${revoked.stdout}`);
+    assert.match(revoked.stderr, /in the configuration \(resourceServers\), which gives it read: change it there and restart/);
+    const deleted = await adminJson(server.url, ops, 'DELETE', `/clients/${MACHINE.id}/grants/${encodeURIComponent(API)}`);
+    assert.equal(deleted.status, 409, JSON.stringify(deleted.body));
+    const narrowed = await adminJson(server.url, ops, 'PUT', `/clients/${MACHINE.id}/grants/${encodeURIComponent(API)}`, { scopes: ['write'] });
+    assert.equal(narrowed.status, 409, 'a PUT leaving out what the configuration gives');
+    assert.equal((await latchkey(server.env, ['apis', 'revoke', '--client', MACHINE.id, '--api', API, '--scope', 'read'])).status, 1);
+    assert.deepEqual((await grantOf())?.scopes.sort(), ['read', 'write'], 'nothing changed');
+    assert.equal((await introspect(server.url, RS, before)).active, true, 'nothing ended: the operator was told so');
+
+    // What the store alone gives is revoked, and its tokens end.
+    const write = await clientCredentialsToken(server.url, MACHINE, API, 'write');
+    const scoped = await latchkey(server.env, ['apis', 'revoke', '--client', MACHINE.id, '--api', API, '--scope', 'write']);
+    assert.equal(scoped.status, 0, scoped.stderr);
+    assert.equal((await introspect(server.url, RS, write)).active, false);
+    assert.deepEqual((await grantOf())?.scopes, ['read']);
   });
 });
 
