@@ -121,6 +121,9 @@ describe('e2e: red team, eighteenth endings pass: a configured API or operator g
     assert.equal(await acceptedBy(await api(), person.access_token), true);
     assert.equal(await acceptedBy(helper!, own), true);
     assert.equal(await asksConsent(agent, API), false, 'the consent is remembered');
+    // A code issued now (from the remembered consent), redeemed once the API is put back.
+    const pending = await startAuthorization(agent, await web(), REDIRECT, { scope: 'openid offline_access read', resource: API });
+    const withCode = await signInSteps(agent, pending.page, { username: 'rhea', password: PASSWORD, stopAt: REDIRECT });
 
     await start([ledger]);
     const after = await api();
@@ -137,6 +140,13 @@ describe('e2e: red team, eighteenth endings pass: a configured API or operator g
     assert.equal(refreshed.status, 400, JSON.stringify(refreshed.body));
     assert.equal(refreshed.body.error, 'invalid_target');
     assert.equal(await asksConsent(agent, API), true, 'the person is asked again for the API put back');
+    const exchange = await fetch(`${server!.url}/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(WEB) },
+      body: new URLSearchParams({ grant_type: 'authorization_code', code: new URL(withCode.url).searchParams.get('code')!, redirect_uri: REDIRECT, code_verifier: pending.verifier, resource: API }),
+    });
+    assert.equal(exchange.status, 400, 'a code issued before the API was taken out, redeemed once it is put back');
+    assert.equal(((await exchange.json()) as { error: string }).error, 'invalid_target');
 
     // What is issued at the API put back works, and a restart with the same configuration ends nothing more.
     const fresh = await clientCredentialsToken(server!.url, MACHINE, API, 'read');
