@@ -294,7 +294,13 @@ export class Apis {
   async #endChanges(recorded: Record<string, RecordedApi> | undefined) {
     const configured = this.options.configured.map(({ grants: _grants, ...api }) => api.identifier);
     const removed = Object.keys(recorded ?? {}).filter((identifier) => !configured.includes(identifier));
-    for (const identifier of removed) await this.options.endings?.apiRemoved(identifier);
+    for (const identifier of removed) {
+      // A stored API of the identifier (the configured one was put over it) goes on as it is.
+      if (await this.kv.get(apiKey(identifier))) continue;
+      await this.options.endings?.apiRemoved(identifier);
+      // As `remove`: the operators' grants made at runtime go with it, so an API put back starts with none.
+      await this.#forgetGrantsAt(identifier);
+    }
     const now: Record<string, RecordedApi> = {};
     const added: string[] = [];
     for (const { identifier, scopes } of this.options.configured) {
@@ -353,12 +359,18 @@ export class Apis {
     await this.options.endings?.apiRemoved(identifier);
     // Grants first: an API re-added under the same identifier starts with none (and the api
     // entry below ends their tokens, so no client_grant entry per grantee).
+    await this.#forgetGrantsAt(identifier);
+    await this.kv.del([apiKey(identifier)]);
+    await this.kv.removeFromSet(APIS_KEY, identifier);
+    await this.options.endings?.apiRemoved(identifier);
+  }
+
+  /** Every operator grant at an API, gone (the API is): no client_grant entries, its api entry ends their tokens. */
+  async #forgetGrantsAt(identifier: string): Promise<void> {
     for (const clientId of await this.kv.members(apiGranteesKey(identifier))) {
       await this.#change(clientId, (grants) => without(grants, identifier), false);
     }
-    await this.kv.del([apiKey(identifier), apiGranteesKey(identifier)]);
-    await this.kv.removeFromSet(APIS_KEY, identifier);
-    await this.options.endings?.apiRemoved(identifier);
+    await this.kv.del([apiGranteesKey(identifier)]);
   }
 
   /** What an operator granted a client, at every API (configuration and store together). */

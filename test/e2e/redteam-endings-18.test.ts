@@ -118,6 +118,9 @@ describe('e2e: red team, eighteenth endings pass: a configured API or operator g
     const agent = new Agent();
     const person = await signIn(agent, API);
     const own = await clientCredentialsToken(server!.url, MACHINE, API, 'read');
+    // An operator's runtime grant at the configured API, beside the configuration's (its introspection).
+    await started.apis.grant(RS.id, API, { scopes: ['read'] });
+    assert.ok(await clientCredentialsToken(server!.url, RS, API, 'read'));
     assert.equal(await acceptedBy(await api(), person.access_token), true);
     assert.equal(await acceptedBy(helper!, own), true);
     assert.equal(await asksConsent(agent, API), false, 'the consent is remembered');
@@ -140,6 +143,14 @@ describe('e2e: red team, eighteenth endings pass: a configured API or operator g
     assert.equal(refreshed.status, 400, JSON.stringify(refreshed.body));
     assert.equal(refreshed.body.error, 'invalid_target');
     assert.equal(await asksConsent(agent, API), true, 'the person is asked again for the API put back');
+    const regranted = await fetch(`${server!.url}/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(RS) },
+      body: new URLSearchParams({ grant_type: 'client_credentials', resource: API, scope: 'read' }),
+    });
+    // Before the fix: 200, the runtime grant at the API taken out carried over to the one put back.
+    assert.equal(regranted.status, 400, 'an operator grant made at runtime at the API taken out, once it is put back');
+    assert.equal(((await regranted.json()) as { error: string }).error, 'invalid_scope');
     const exchange = await fetch(`${server!.url}/token`, {
       method: 'POST',
       headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(WEB) },
