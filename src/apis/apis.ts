@@ -406,7 +406,7 @@ export class Apis {
 
   /** Removes scopes from a client's grant at an API, or (no scopes given) the whole grant. */
   async revoke(clientId: string, identifier: string, scopes?: readonly string[]): Promise<ClientGrant | undefined> {
-    this.#notConfigured(clientId, identifier, (fixed) => (scopes?.length ? fixed.scopes.filter((scope) => scopes.includes(scope)) : [...fixed.scopes, ...(fixed.introspect ? ['introspection'] : []), ...(fixed.default ? ['default'] : [])]), !scopes?.length);
+    await this.#notConfigured(clientId, identifier, (fixed) => (scopes?.length ? fixed.scopes.filter((scope) => scopes.includes(scope)) : [...fixed.scopes, ...(fixed.introspect ? ['introspection'] : []), ...(fixed.default ? ['default'] : [])]), !scopes?.length);
     const grants = await this.#change(clientId, (grants) => {
       const current = grants[identifier];
       if (!current) throw new ApiError(`client ${clientId} holds no grant at ${identifier} in the store`, 'not_found', 404);
@@ -418,7 +418,7 @@ export class Apis {
 
   /** Replaces a client's grant at an API (the admin API's PUT). */
   async setGrant(clientId: string, identifier: string, grant: ClientGrant): Promise<ClientGrant> {
-    this.#notConfigured(clientId, identifier, (fixed) => [
+    await this.#notConfigured(clientId, identifier, (fixed) => [
       ...fixed.scopes.filter((scope) => !grant.scopes.includes(scope)),
       ...(fixed.introspect && !grant.introspect ? ['introspection'] : []),
       ...(fixed.default && !grant.default ? ['default'] : []),
@@ -434,8 +434,14 @@ export class Apis {
    * changed, naming what only the configuration can take (`taken`: what the change would take of the
    * configured grant; `whole`: the whole grant is to go, which the configured one outlives).
    */
-  #notConfigured(clientId: string, identifier: string, taken: (fixed: ClientGrant) => string[], whole = false): void {
-    const fixed = this.#staticGrants.get(clientId)?.[identifier];
+  async #notConfigured(clientId: string, identifier: string, taken: (fixed: ClientGrant) => string[], whole = false): Promise<void> {
+    // This process's configuration, or the one the servers last started with (a CLI run without the
+    // servers' RESOURCE_SERVERS reads it from the store: configurationChanged records it).
+    const recorded = async () => {
+      const text = await this.kv.get(CONFIGURED_APIS_KEY);
+      return text === undefined ? undefined : (JSON.parse(text) as Record<string, RecordedApi>)[identifier]?.grants[clientId];
+    };
+    const fixed = this.#staticGrants.get(clientId)?.[identifier] ?? (await recorded());
     if (!fixed) return;
     const kept = taken(fixed);
     if (!kept.length && !whole) return;

@@ -235,6 +235,11 @@ describe('e2e: red team, eighteenth endings pass: an operator revoking a grant t
     const revoked = await latchkey(server.env, ['apis', 'revoke', '--client', MACHINE.id, '--api', API]);
     assert.equal(revoked.status, 1, `answered done while the configuration's grant goes on: ${revoked.stdout}`);
     assert.match(revoked.stderr, /in the configuration \(resourceServers\), which gives it read: change it there and restart/);
+    // The CLI run without the servers' RESOURCE_SERVERS knows the configured grant from the store (the record the servers keep).
+    const { RESOURCE_SERVERS: _configured, ...elsewhere } = server.env;
+    const uninformed = await latchkey(elsewhere, ['apis', 'revoke', '--client', MACHINE.id, '--api', API]);
+    assert.equal(uninformed.status, 1, `a CLI without the configuration answered done: ${uninformed.stdout}`);
+    assert.match(uninformed.stderr, /in the configuration \(resourceServers\)/);
     const deleted = await adminJson(server.url, ops, 'DELETE', `/clients/${MACHINE.id}/grants/${encodeURIComponent(API)}`);
     assert.equal(deleted.status, 409, JSON.stringify(deleted.body));
     const narrowed = await adminJson(server.url, ops, 'PUT', `/clients/${MACHINE.id}/grants/${encodeURIComponent(API)}`, { scopes: ['write'] });
