@@ -30,12 +30,16 @@ function requestedScopes(ctx: KoaContextWithOIDC): string[] {
 
 /**
  * At the token endpoint, when the person's grant behind the request was given: the refresh token
- * chain's first issue, or the code's issue (consent came just before it).
+ * chain's first issue, the code's issue (consent came just before it), or for a device code its
+ * grant's making (the person's approval at /device, which always makes a new grant; the device
+ * code itself is older: the device asked before the person approved). A device code was left out
+ * before the eighteenth endings pass: approved for an API removed and added again since, it got a
+ * token for the new one.
  */
 function grantGivenAt(ctx: KoaContextWithOIDC): number | undefined {
   if (ctx.oidc.route !== 'token') return undefined;
-  const { RefreshToken, AuthorizationCode } = ctx.oidc.entities as { RefreshToken?: { iiat?: number }; AuthorizationCode?: { iat?: number } };
-  return RefreshToken?.iiat ?? AuthorizationCode?.iat;
+  const { RefreshToken, AuthorizationCode, DeviceCode, Grant } = ctx.oidc.entities as { RefreshToken?: { iiat?: number }; AuthorizationCode?: { iat?: number }; DeviceCode?: object; Grant?: { iat?: number } };
+  return RefreshToken?.iiat ?? AuthorizationCode?.iat ?? (DeviceCode ? Grant?.iat : undefined);
 }
 
 interface GrantScopes {

@@ -12,7 +12,9 @@
  * what the runtime change would, once, and a configured API new since the start before is another
  * API (apis.ts configurationChanged), as the tenth pass made it for configured clients. And an
  * operator's `apis revoke` (or the admin API's DELETE) of a client's grant that the configuration
- * gives too answered done while the client went on getting tokens: refused now (409).
+ * gives too answered done while the client went on getting tokens: refused now (409). And a device
+ * approved for an API, polled once the API was removed and added again (stored or configured), got
+ * a token for the new one: a device code's grant is now dated at the approval (resource-servers.ts).
  */
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
@@ -35,6 +37,7 @@ const STORED = 'https://stored.example.test';
 const OPS = { id: 'ops', secret: 'ops-client-secret-with-plenty-of-entropy-0123456789' };
 const webClient = { client_id: WEB.id, client_secret: WEB.secret, redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'], scope: 'openid offline_access read' };
 const introspector = { client_id: RS.id, introspect: true };
+const TV = { client_id: 'tv', application_type: 'native', token_endpoint_auth_method: 'none', grant_types: ['urn:ietf:params:oauth:grant-type:device_code'], response_types: [], redirect_uris: [] };
 /** The JWT API (the one `latchkey/resource-server` serves below), with the machine's grant there. */
 const jwtApi = (machineScopes: string[] | null = ['read', 'write']) => ({
   identifier: API,
@@ -72,7 +75,7 @@ describe('e2e: red team, eighteenth endings pass: a configured API or operator g
     helper?.close();
     helper = undefined;
     await server?.stop();
-    server = await startServer({ redisUrl: redis.url, dir, port, clients: [machineClient(RS), machineClient(MACHINE), webClient], env: { RESOURCE_SERVERS: JSON.stringify(apis) } });
+    server = await startServer({ redisUrl: redis.url, dir, port, clients: [machineClient(RS), machineClient(MACHINE), webClient, TV], env: { RESOURCE_SERVERS: JSON.stringify(apis) } });
     await grantFeed(server, RS.id);
     return server;
   }
@@ -103,6 +106,26 @@ describe('e2e: red team, eighteenth endings pass: a configured API or operator g
     return isConsent(shown);
   }
 
+  /** A device (the public client `tv`) asking for `resource`, approved at /device in `agent`'s browser, not polled yet: its device code. */
+  async function approvedDevice(agent: Agent, resource: string): Promise<string> {
+    const tv = await oidc.discovery(new URL(server!.issuer), TV.client_id, { token_endpoint_auth_method: 'none' }, oidc.None(), { execute: [oidc.allowInsecureRequests] });
+    const device = await oidc.initiateDeviceAuthorization(tv, { scope: 'read', resource });
+    const confirm = await agent.submit(await agent.follow(`${server!.issuer}/device`), '/device', { user_code: device.user_code });
+    const approved = await signInSteps(agent, await agent.submit(confirm, '/device', { confirm: 'yes' }), { username: 'rhea', password: PASSWORD });
+    assert.match(approved.html, /Device connected/);
+    return device.device_code;
+  }
+
+  /** The device's poll for `resource`: the token endpoint's status and answer. */
+  const poll = async (deviceCode: string, resource: string) => {
+    const response = await fetch(`${server!.url}/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ grant_type: 'urn:ietf:params:oauth:grant-type:device_code', device_code: deviceCode, client_id: TV.client_id, resource }),
+    });
+    return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+  };
+
   const refresh = async (refreshToken: string, resource: string) => {
     const response = await fetch(`${server!.url}/token`, {
       method: 'POST',
@@ -127,6 +150,8 @@ describe('e2e: red team, eighteenth endings pass: a configured API or operator g
     // A code issued now (from the remembered consent), redeemed once the API is put back.
     const pending = await startAuthorization(agent, await web(), REDIRECT, { scope: 'openid offline_access read', resource: API });
     const withCode = await signInSteps(agent, pending.page, { username: 'rhea', password: PASSWORD, stopAt: REDIRECT });
+    // A device approved now, polled once the API is put back.
+    const deviceCode = await approvedDevice(agent, API);
 
     await start([ledger]);
     const after = await api();
@@ -158,6 +183,10 @@ describe('e2e: red team, eighteenth endings pass: a configured API or operator g
     });
     assert.equal(exchange.status, 400, 'a code issued before the API was taken out, redeemed once it is put back');
     assert.equal(((await exchange.json()) as { error: string }).error, 'invalid_target');
+    const polled = await poll(deviceCode, API);
+    // Before the fix: 200, a token for the API put back from an approval of the one taken out.
+    assert.equal(polled.status, 400, `a device approved before the API was taken out, polled once it is put back: ${JSON.stringify(polled.body)}`);
+    assert.equal(polled.body.error, 'invalid_target');
 
     // What is issued at the API put back works, and a restart with the same configuration ends nothing more.
     const fresh = await clientCredentialsToken(server!.url, MACHINE, API, 'read');
@@ -189,6 +218,13 @@ describe('e2e: red team, eighteenth endings pass: a configured API or operator g
     await started.apis.add({ identifier: STORED, scopes: ['read'] });
     const agent = new Agent();
     const removed = await signIn(agent, STORED);
+    const devicePending = await approvedDevice(agent, STORED);
+    await started.apis.remove(STORED);
+    await started.apis.add({ identifier: STORED, scopes: ['read'] });
+    // Before the fix: 200, a token for the stored API added again from an approval of the one removed.
+    const polled = await poll(devicePending, STORED);
+    assert.equal(polled.status, 400, `a device approved before the API was removed, polled once it is added again: ${JSON.stringify(polled.body)}`);
+    assert.equal(polled.body.error, 'invalid_target');
     await started.apis.remove(STORED);
 
     await start([jwtApi(), ledger, { identifier: STORED, scopes: ['read'], format: 'jwt' }]);
