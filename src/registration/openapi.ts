@@ -104,13 +104,13 @@ export function openApiDocument(issuer: string) {
           summary: "Set the client's grant at an API: client_credentials scopes, introspection, default API",
           security: write,
           requestBody: { required: true, content: { 'application/json': { schema: { $ref: '#/components/schemas/Grant' } } } },
-          responses: { 200: json({ $ref: '#/components/schemas/Grant' }), 400: error, 401: unauthorized, 403: forbidden, 404: notFound },
+          responses: { 200: json({ $ref: '#/components/schemas/Grant' }), 400: error, 401: unauthorized, 403: forbidden, 404: notFound, 409: error },
         },
         delete: {
           operationId: 'revokeClientGrant',
-          summary: "Revoke the client's grant at an API; its next token request and privileged calls are refused",
+          summary: "Revoke the client's grant at an API; its next token request and privileged calls are refused (409: what the configuration's grant gives, changed there)",
           security: write,
-          responses: { 204: { description: 'revoked' }, 401: unauthorized, 403: forbidden, 404: notFound },
+          responses: { 204: { description: 'revoked' }, 401: unauthorized, 403: forbidden, 404: notFound, 409: error },
         },
       },
       '/apis': {
