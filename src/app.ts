@@ -106,8 +106,22 @@ function requestIdOf(config: Config, offered: string | string[] | undefined): st
   return config.proxy && typeof offered === 'string' && REQUEST_ID.test(offered) ? offered : randomUUID();
 }
 
+/**
+ * The paths of the sign-in and sign-out flow, as prefixes in any case (the engine's router and ours
+ * fold case): the engine's authorization endpoint (its resume, /auth/<uid>, answers the form_post
+ * page), its end-session endpoint (the sign-out page), our interaction pages and the upstream
+ * callbacks' pages. Their forms' answers go on to the client's redirect_uri, an upstream's sign-in
+ * or a post-logout URI, so their pages carry no form-action (securityHeaders); every other page's
+ * forms stay on our origin, and carry form-action 'self'.
+ */
+function flowPaths(provider: ProviderHost['current']): RegExp {
+  const prefixes = [provider.pathFor('authorization'), provider.pathFor('end_session'), '/interaction/', '/upstream/'];
+  return new RegExp(`^(?:${prefixes.map((prefix) => prefix.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|')})`, 'i');
+}
+
 /** Logs each request and turns anything thrown by our own routes into a clean error answer. */
 function requestContext(config: Config, logger: Logger, metrics: Metrics, headers: ResponseHeaders, requestLine: LineWriter, providers: ProviderHost, failurePages: FailurePages): Middleware {
+  const inFlow = flowPaths(providers.current);
   return async (ctx, next) => {
     const started = process.hrtime.bigint();
     const requestId = requestIdOf(config, ctx.req.headers['x-request-id']);
@@ -115,7 +129,8 @@ function requestContext(config: Config, logger: Logger, metrics: Metrics, header
     (ctx.state as Record<symbol, unknown>)[REQUEST_LINE] = true;
     // The request id and the security headers, on the Node response directly, all at once (see
     // securityHeaders): koa's ctx.set built two arrays per call, Node's setHeader more.
-    (ctx.method === 'GET' || ctx.method === 'HEAD' ? headers.read : headers.other)(ctx.res, requestId);
+    const read = ctx.method === 'GET' || ctx.method === 'HEAD';
+    (inFlow.test(ctx.path) ? (read ? headers.flowRead : headers.flowOther) : read ? headers.read : headers.other)(ctx.res, requestId);
     try {
       await next();
       if (ctx.state.storeOutage) storeOutage(ctx, providers, failurePages);
@@ -209,6 +224,9 @@ interface ResponseHeaders {
   /** GET and HEAD. */
   readonly read: HeaderPreset;
   readonly other: HeaderPreset;
+  /** The same, on the sign-in and sign-out flow's paths (flowPaths): without form-action. */
+  readonly flowRead: HeaderPreset;
+  readonly flowOther: HeaderPreset;
 }
 
 /**
@@ -220,6 +238,23 @@ interface ResponseHeaders {
  * same answers, without a layer of the stack.
  */
 function securityHeaders(config: Config): ResponseHeaders {
+  const ours = helmetHeaders(config, true);
+  const flow = helmetHeaders(config, false);
+  return {
+    // No GET or HEAD answer is stored unless its route says otherwise (the JWKS, discovery, static
+    // files do). health.ts used to set this on every such request, whatever its path.
+    read: presetHeaders('X-Request-Id', [...ours, ['Cache-Control', 'no-store']]),
+    other: presetHeaders('X-Request-Id', ours),
+    flowRead: presetHeaders('X-Request-Id', [...flow, ['Cache-Control', 'no-store']]),
+    flowOther: presetHeaders('X-Request-Id', flow),
+  };
+}
+
+/**
+ * helmet's headers and ours. `formAction`: whether the Content-Security-Policy holds form-action
+ * 'self', which every page but the sign-in and sign-out flow's carries (see flowPaths).
+ */
+function helmetHeaders(config: Config, formAction: boolean): [string, string][] {
   const headers: [string, string][] = [];
   const recorder = { setHeader: (name: string, value: unknown) => headers.push([name, String(value)]), removeHeader: () => {} };
   helmet({
@@ -234,8 +269,13 @@ function securityHeaders(config: Config): ResponseHeaders {
         imgSrc: ["'self'", 'data:'],
         frameAncestors: ["'none'"],
         baseUri: ["'none'"],
-        // No form-action: after a login form is posted, the browser follows redirects to the
-        // client's redirect_uri, and Chromium applies form-action to that whole chain.
+        // Forms post to ourselves only: a form that got into a page anyway (markup, no script
+        // needed) cannot send what the browser fills in (a saved password) to another site. Not
+        // on the flow's pages (flowPaths): after their forms the browser follows redirects to the
+        // client's redirect_uri (or an upstream's sign-in, a post-logout URI; the form_post page
+        // posts there itself) and on from there wherever the app sends it, and Chromium applies
+        // form-action to that whole chain, so no list of sources can be right there.
+        ...(formAction && { formAction: ["'self'"] }),
       },
     },
     strictTransportSecurity: config.issuer.startsWith('https:') ? { maxAge: 31_536_000, includeSubDomains: true } : false,
@@ -253,12 +293,7 @@ function securityHeaders(config: Config): ResponseHeaders {
   // Powerful features no page of ours uses are off for our pages and anything they might embed; WebAuthn
   // (passkeys) keeps its default, our own origin.
   headers.push(['Permissions-Policy', PERMISSIONS_POLICY]);
-  return {
-    // No GET or HEAD answer is stored unless its route says otherwise (the JWKS, discovery, static
-    // files do). health.ts used to set this on every such request, whatever its path.
-    read: presetHeaders('X-Request-Id', [...headers, ['Cache-Control', 'no-store']]),
-    other: presetHeaders('X-Request-Id', headers),
-  };
+  return headers;
 }
 
 /**
