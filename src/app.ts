@@ -109,13 +109,14 @@ function requestIdOf(config: Config, offered: string | string[] | undefined): st
 /**
  * The paths of the sign-in and sign-out flow, as prefixes in any case (the engine's router and ours
  * fold case): the engine's authorization endpoint (its resume, /auth/<uid>, answers the form_post
- * page), its end-session endpoint (the sign-out page), our interaction pages and the upstream
- * callbacks' pages. Their forms' answers go on to the client's redirect_uri, an upstream's sign-in
- * or a post-logout URI, so their pages carry no form-action (securityHeaders); every other page's
- * forms stay on our origin, and carry form-action 'self'.
+ * page), its end-session endpoint (the sign-out page), the device pages (a device's request naming an
+ * upstream, or a login_hint one signs in, goes on from the confirmation straight to that upstream),
+ * our interaction pages and the upstream callbacks' pages. Their forms' answers go on to the client's
+ * redirect_uri, an upstream's sign-in or a post-logout URI, so their pages carry no form-action
+ * (securityHeaders); every other page's forms stay on our origin, and carry form-action 'self'.
  */
 function flowPaths(provider: ProviderHost['current']): RegExp {
-  const prefixes = [provider.pathFor('authorization'), provider.pathFor('end_session'), '/interaction/', '/upstream/'];
+  const prefixes = [provider.pathFor('authorization'), provider.pathFor('end_session'), provider.pathFor('code_verification'), '/interaction/', '/upstream/'];
   return new RegExp(`^(?:${prefixes.map((prefix) => prefix.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|')})`, 'i');
 }
 

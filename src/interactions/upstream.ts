@@ -198,7 +198,8 @@ export function upstreamStep(steps: Interactions, options: UpstreamStepOptions) 
     const upstream = await readable(ctx, interaction.uid, id);
     if (upstream === false) return;
     if (!upstream) {
-      respondWithError(ctx, 400, { error: 'invalid_request', error_description: `there is no upstream provider "${id}"` });
+      // The request's own words are not repeated on our page (it is the request's `upstream`, or a login_hint's domain's).
+      respondWithError(ctx, 400, { error: 'invalid_request', error_description: 'the upstream provider asked for is not one this service offers' });
       return;
     }
     if (interaction.prompt.name !== 'login') {

@@ -13,6 +13,7 @@ import type { AddressInfo } from 'node:net';
 import type { Browser } from 'playwright-core';
 import { Agent, type Page } from '../helpers/agent.js';
 import { launchChromium, watchCsp } from '../helpers/browser.js';
+import { fakeUpstreamOf } from '../helpers/fake-upstream.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { signInSteps } from '../helpers/sign-in.js';
 
@@ -29,13 +30,19 @@ describe('red team, second web pass: an attack suite over every page and form (C
   let attacker: Server;
   let attackerOrigin = '';
   const received: string[] = [];
+  let fake: Awaited<ReturnType<typeof fakeUpstreamOf>>;
 
   before(async () => {
     server = await startServer({
       // A username pauses after 3 failures; the address's own limit is out of the way.
-      env: { ACCOUNTS_THROTTLE_MAX_FAILURES: '3', ACCOUNTS_THROTTLE_MAX_FAILURES_PER_IP: '1000' },
-      clients: [{ client_id: 'app', client_name: 'Plain App', token_endpoint_auth_method: 'none', redirect_uris: [REDIRECT], post_logout_redirect_uris: [SIGNED_OUT] }],
+      // (The fake upstream listens on loopback.)
+      env: { ACCOUNTS_THROTTLE_MAX_FAILURES: '3', ACCOUNTS_THROTTLE_MAX_FAILURES_PER_IP: '1000', OUTBOUND_ALLOW_PRIVATE_NETWORKS: 'true' },
+      clients: [
+        { client_id: 'app', client_name: 'Plain App', token_endpoint_auth_method: 'none', redirect_uris: [REDIRECT], post_logout_redirect_uris: [SIGNED_OUT] },
+        { client_id: 'tv', client_name: 'TV', application_type: 'native', token_endpoint_auth_method: 'none', grant_types: ['urn:ietf:params:oauth:grant-type:device_code'], response_types: [], redirect_uris: [] },
+      ],
     });
+    fake = await fakeUpstreamOf(server, 'fake-upstream-secret-with-plenty-of-entropy-0123');
     await server.accounts.create('vic', PASSWORD, { name: 'Vic' });
     await server.accounts.create('zoë', PASSWORD);
     attacker = createServer((request, response) => {
@@ -49,6 +56,7 @@ describe('red team, second web pass: an attack suite over every page and form (C
   after(async () => {
     await browser?.close();
     attacker?.close();
+    await fake?.close();
     await server?.stop();
   });
 
@@ -60,7 +68,7 @@ describe('red team, second web pass: an attack suite over every page and form (C
     return { agent, page, csrf: /name="csrf" value="([^"]+)"/.exec(page.html)![1]! };
   }
 
-  it("a form that got into a page anyway cannot post what the browser fills in to another site: on the home, account, developer, device and error pages Chromium refuses the submission (CSP form-action 'self'), which it sent before; the sign-in flow still reaches the app (OWASP ASVS V14.4.3, CSP Level 3 form-action)", async () => {
+  it("a form that got into a page anyway cannot post what the browser fills in to another site: on the home, account, developer and error pages Chromium refuses the submission (CSP form-action 'self'), which it sent before; the sign-in flow still reaches the app (OWASP ASVS V14.4.3, CSP Level 3 form-action)", async () => {
     const context = await browser.newContext();
     const csp: string[] = [];
     const page = watchCsp(await context.newPage(), csp);
@@ -79,10 +87,11 @@ describe('red team, second web pass: an attack suite over every page and form (C
     const submit = async (url: string) => {
       await page.goto(url);
       await page.waitForSelector('#planted');
+      // A sent submission lands on the attacker's page; a refused one navigates nowhere, and Chromium says why.
+      const settled = Promise.race([page.waitForURL(`${attackerOrigin}/steal`), page.waitForEvent('console', (message) => /form-action/.test(message.text()))]);
       // A click of the person's (from the page, not playwright's, which waits for a navigation a refused form never starts).
       await page.evaluate(`document.getElementById('planted').click()`);
-      // A refused submission navigates nowhere; a sent one lands on the attacker's page.
-      await page.waitForURL(`${attackerOrigin}/steal`, { timeout: 1000 }).catch(() => {});
+      await settled;
     };
     await submit(`${server.issuer}/?control`);
     assert.equal(page.url(), `${attackerOrigin}/steal`, 'without the policy, the planted form is sent');
@@ -109,11 +118,26 @@ describe('red team, second web pass: an attack suite over every page and form (C
       page.waitForRequest((request) => request.url().startsWith(`${REDIRECT}?code=`)),
       page.click('button:has-text("Allow")'),
     ]);
-    for (const path of ['/', '/account', '/developer', '/device', '/device?user_code=BCDF-GHJK', '/no-such-page', '/account/callback?error=access_denied']) {
+    for (const path of ['/', '/account', '/developer', '/developer/callback?error=access_denied', '/no-such-page', '/account/callback?error=access_denied']) {
       const before = csp.length;
       await submit(`${server.issuer}${path}`);
       await refused(path, before);
     }
+    await context.close();
+  });
+
+  it("the flow's pages keep none, as their forms lead on off-site: a device's request naming an upstream, confirmed at /device in Chromium, goes straight on to that upstream's sign-in (RFC 8628 §3.3)", async () => {
+    const context = await browser.newContext();
+    const csp: string[] = [];
+    const page = watchCsp(await context.newPage(), csp);
+    const started = await fetch(`${server.issuer}/device/auth`, { method: 'POST', body: new URLSearchParams({ client_id: 'tv', scope: 'openid', upstream: 'fake' }) });
+    const { verification_uri_complete: complete } = (await started.json()) as { verification_uri_complete: string };
+    await page.goto(complete);
+    await page.click('button:has-text("Continue")');
+    await page.waitForSelector('button:has-text("Deny")');
+    // The fake upstream answers at once; the confirmation's chain of redirects reaches it.
+    await Promise.all([page.waitForRequest((request) => request.url().startsWith(`${fake.state.issuer}/authorize`)), page.click('button:has-text("Continue")')]);
+    assert.deepEqual(csp.filter((line) => /form-action/.test(line)), []);
     await context.close();
   });
 
@@ -187,9 +211,15 @@ describe('red team, second web pass: an attack suite over every page and form (C
       const reflected = `${answer.headers.get('location') ?? ''} ${await answer.text()}`;
       assert.doesNotMatch(decodeURIComponent(reflected.replace(/\+/g, ' ')), /CALL SUPPORT/, `${name} is reflected`);
     }
-    for (const path of [`/auth?client_id=${encodeURIComponent(text)}&response_type=code`, `/session/end?client_id=${encodeURIComponent(text)}`, `/session/end?id_token_hint=${encodeURIComponent(text)}`]) {
-      const html = await (await fetch(`${server.issuer}${path}`, { headers: { accept: 'text/html' } })).text();
-      assert.doesNotMatch(html, /CALL SUPPORT/, path);
+    for (const path of [
+      `/auth?client_id=${encodeURIComponent(text)}&response_type=code`, `/session/end?client_id=${encodeURIComponent(text)}`, `/session/end?id_token_hint=${encodeURIComponent(text)}`,
+      // Our own pages: an upstream no one configured, named by the request (it was echoed in the page's details).
+      `/auth?${new URLSearchParams({ ...base, upstream: text })}`,
+    ]) {
+      const page = await new Agent().follow(`${server.issuer}${path}`, {}, REDIRECT);
+      assert.ok(page.status >= 400 || page.url.startsWith(REDIRECT), `${path}: ${page.status} ${page.url}`);
+      const said = page.url.startsWith(REDIRECT) ? (new URL(page.url).searchParams.get('error_description') ?? '') : page.html;
+      assert.doesNotMatch(said, /CALL SUPPORT/, path);
     }
     const { agent } = await signedIn();
     for (const near of [

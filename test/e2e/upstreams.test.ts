@@ -418,7 +418,7 @@ describe('e2e: sign in through an upstream OpenID Connect provider', function ()
       assert.match(local.html, /name="password"/, 'another domain gets the login page');
       const unknown = await new Agent().follow(`${latchkey.issuer}/auth?${params}&upstream=nope`);
       assert.equal(unknown.status, 400, 'an unknown upstream: the error page');
-      assert.match(unknown.html, /there is no upstream provider/);
+      assert.match(unknown.html, /the upstream provider asked for is not one this service offers/);
     });
 
     it("the login page's upstream buttons are CSRF-protected forms", async () => {
@@ -1042,7 +1042,7 @@ describe('e2e: sign in through an upstream OpenID Connect provider', function ()
       const params = new URLSearchParams({ client_id: 'app1', response_type: 'code', scope: 'openid', redirect_uri: app1Redirect(), code_challenge: 'x'.repeat(43), code_challenge_method: 'S256', upstream: 'gone' });
       const signIn = await new Agent().follow(`${latchkey.issuer}/auth?${params}`);
       assert.equal(signIn.status, 400, 'no sign-in through it');
-      assert.match(signIn.html, /there is no upstream provider/);
+      assert.match(signIn.html, /the upstream provider asked for is not one this service offers/);
       const logout = await fetch(`${latchkey.issuer}/upstream/gone/backchannel-logout`, { method: 'POST', body: new URLSearchParams({ logout_token: await fake.logoutToken({ sid: 'fake-sid-stays' }) }) });
       assert.equal(logout.status, 400, 'nor logout through it');
       const again = await fetch(`${latchkey.url}/admin/upstreams/gone`, { method: 'DELETE', headers: { authorization: `Bearer ${token}` } });
