@@ -217,8 +217,11 @@ export async function serve(config: Config, logger: Logger = createLogger(config
   });
   // A stored API that defines a reserved scope (added before such scopes were refused) is read
   // without it (apis.ts): said here, once, so the operator can re-add it with a scope of its own.
+  // It no longer offers the scope: a token for it carrying the scope (issued by a release before)
+  // ends at every API following the feed too, as introspection refuses it (a scoped api entry).
   if (!cluster.isWorker) {
     for (const { identifier, scopes } of await apis.reservedScopesIgnored()) {
+      await revocations.revokeApiScopes(identifier, scopes);
       logger.warn({ api: identifier, scopes }, `the stored API ${identifier} defines the reserved scope ${scopes.join(' ')} (an OpenID Connect scope, or a privileged API's): it is ignored, so none of its tokens carries it and no grant gives it; remove the API and add it again with scopes of its own`);
     }
   }
@@ -237,13 +240,13 @@ export async function serve(config: Config, logger: Logger = createLogger(config
     }
   }
   // Likewise a configured API or operator grant (resourceServers) changed since the start before
-  // (removed, a grant narrowed), and a configured API new since then is another API (apis.ts configurationChanged).
+  // (removed, a scope taken out, a grant narrowed), and a configured API new since then is another API (apis.ts configurationChanged).
   {
     const changed = await apis.configurationChanged();
-    if (changed.removed.length || changed.narrowed.length || changed.added.length) {
+    if (changed.removed.length || changed.narrowed.length || changed.added.length || changed.scopesTaken.length) {
       logger.info(
-        { event: 'apis.configuration_changed', removed: changed.removed, added: changed.added, narrowed: changed.narrowed },
-        `configured APIs changed since the last start (${[...changed.removed.map((id) => `${id} removed`), ...changed.added.map((id) => `${id} added`), ...changed.narrowed.map((id) => `grants of ${id} narrowed`)].join(', ')}): what the change ends is ended, as for the same change through the admin API`,
+        { event: 'apis.configuration_changed', removed: changed.removed, added: changed.added, scopesTaken: changed.scopesTaken, narrowed: changed.narrowed },
+        `configured APIs changed since the last start (${[...changed.removed.map((id) => `${id} removed`), ...changed.added.map((id) => `${id} added`), ...changed.scopesTaken.map((id) => `scopes taken out of ${id}`), ...changed.narrowed.map((id) => `grants of ${id} narrowed`)].join(', ')}): what the change ends is ended, as for the same change through the admin API`,
       );
     }
     if (!changed.recorded) {

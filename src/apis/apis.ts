@@ -85,6 +85,8 @@ export interface GrantEndings {
   clientGrantNarrowed(clientId: string, identifier: string, scopes: readonly string[] | undefined): Promise<unknown>;
   /** An API was removed: every token for it up to now ends. */
   apiRemoved(identifier: string): Promise<unknown>;
+  /** An API that stays no longer offers `scopes`: every token for it up to now carrying one ends. */
+  apiScopesTaken(identifier: string, scopes: readonly string[]): Promise<unknown>;
   /** When an API of the identifier was last removed, while that can still matter (its tokens may live). */
   apiRemovedAt?(identifier: string): Promise<number | undefined>;
 }
@@ -139,6 +141,8 @@ export interface ConfiguredApiChanges {
   readonly removed: readonly string[];
   /** APIs new to it, each another API than any of its identifier before (what was granted there does not carry over). */
   readonly added: readonly string[];
+  /** APIs that stay but no longer offer a scope they offered (taken out of the configuration, or the API that takes over the identifier lacks it). */
+  readonly scopesTaken: readonly string[];
   /** Clients whose operator grants in the configuration lost scopes, or went. */
   readonly narrowed: readonly string[];
   /** False when another instance recorded another configuration meanwhile (nothing written). */
@@ -265,7 +269,8 @@ export class Apis {
    * restarting ends what the same change made at runtime ends (remove, revoke), against the APIs the
    * start before recorded (CONFIGURED_APIS_KEY), at the first start with the new configuration: an
    * API gone ends every token for it (an api entry, as `apis remove`), a grant gone or narrowed the
-   * tokens its client got for itself there (client_grant entries, as `apis revoke`). And a configured
+   * tokens its client got for itself there (client_grant entries, as `apis revoke`), a scope taken out
+   * of an API that stays every token for it carrying the scope (scoped api entries). And a configured
    * API new since then is another API, as a stored one added again is: it carries when it was added
    * (the stored API's of the identifier, if the operator moved one into the configuration), so what a
    * person granted under the identifier before (a refresh token, a remembered consent) gives nothing
@@ -285,7 +290,7 @@ export class Apis {
       // gives its addedAt and ends nothing more; another one is said (recorded: false).
       if (recordedNow || attempt) {
         for (const [identifier, { addedAt }] of Object.entries(changes.now)) this.#addedAt(identifier, addedAt);
-        return { removed: changes.removed, added: changes.added, narrowed: changes.narrowed, recorded: recordedNow };
+        return { removed: changes.removed, added: changes.added, scopesTaken: changes.scopesTaken, narrowed: changes.narrowed, recorded: recordedNow };
       }
     }
   }
@@ -294,9 +299,23 @@ export class Apis {
   async #endChanges(recorded: Record<string, RecordedApi> | undefined) {
     const configured = this.options.configured.map(({ grants: _grants, ...api }) => api.identifier);
     const removed = Object.keys(recorded ?? {}).filter((identifier) => !configured.includes(identifier));
+    // A scope an API that stays no longer offers: its tokens carrying it end, as introspection
+    // refuses them already (resource-servers.ts heldByApiNow), at every API following the feed too.
+    const scopesTaken: string[] = [];
+    const takeScopes = async (identifier: string, before: readonly string[], after: readonly string[]) => {
+      const taken = before.filter((scope) => !after.includes(scope));
+      if (!taken.length) return;
+      scopesTaken.push(identifier);
+      await this.options.endings?.apiScopesTaken(identifier, taken);
+    };
     for (const identifier of removed) {
-      // A stored API of the identifier (the configured one was put over it) goes on as it is.
-      if (await this.kv.get(apiKey(identifier))) continue;
+      // A stored API of the identifier (the configured one was put over it) goes on as it is, with
+      // its own scopes: those only the configured one offered are taken.
+      const stored = await this.kv.get(apiKey(identifier));
+      if (stored) {
+        await takeScopes(identifier, recorded![identifier]!.scopes, withoutReserved(JSON.parse(stored) as ApiDefinition).scopes);
+        continue;
+      }
       await this.options.endings?.apiRemoved(identifier);
       // As `remove`: the operators' grants made at runtime go with it, so an API put back starts with none.
       await this.#forgetGrantsAt(identifier);
@@ -308,9 +327,13 @@ export class Apis {
       for (const [clientId, held] of this.#staticGrants) if (held[identifier]) grants[clientId] = held[identifier];
       const before = recorded?.[identifier];
       let addedAt = before?.addedAt;
+      if (before) await takeScopes(identifier, before.scopes, scopes);
       if (recorded && !before) {
         const stored = await this.kv.get(apiKey(identifier));
-        addedAt = stored ? (JSON.parse(stored) as ApiDefinition).addedAt : await this.#afterPredecessor(identifier);
+        const moved = stored ? (JSON.parse(stored) as ApiDefinition) : undefined;
+        // A stored API moved into the configuration stays the same API, with the configured scopes.
+        if (moved) await takeScopes(identifier, moved.scopes, scopes);
+        addedAt = moved ? moved.addedAt : await this.#afterPredecessor(identifier);
         added.push(identifier);
       }
       now[identifier] = { scopes: [...scopes], grants, ...(addedAt !== undefined && { addedAt }) };
@@ -338,8 +361,8 @@ export class Apis {
     }
     // Each ending is a cutoff "issued at or before this second": the instance serves once it has
     // passed, so that what it issues under the new configuration is of a later second.
-    if (removed.length || narrowed.length) await untilSecond(epochSeconds() + 1);
-    return { removed, added, narrowed, now };
+    if (removed.length || narrowed.length || scopesTaken.length) await untilSecond(epochSeconds() + 1);
+    return { removed, added, scopesTaken, narrowed, now };
   }
 
   /** A configured API's addedAt, as recorded (configurationChanged). */

@@ -14,7 +14,9 @@
  * revocation list, which it follows from Latchkey's revocation feed every `pollInterval` (500 ms),
  * so a revocation reaches it within about a second: one token (jti), a grant's tokens (gid), a
  * deleted client's tokens (client_id), a client's own tokens for this API once an operator revoked
- * or narrowed its grant here (client_grant), every token for this API once it was removed (api), and
+ * or narrowed its grant here (client_grant), every token for this API once it was removed (api), or
+ * carrying a scope it no longer offers (api with `scope`), a person's token carrying a scope taken
+ * from its client's `scope` (delegated with `scope`), and
  * every token signed by a revoked key (kid), which it refuses even while its cached JWKS still holds that key. When the feed cannot be reached for
  * `maxStaleness` (10 s) it refuses every token (fails closed) rather than accept revoked ones.
  * A DPoP-bound token (cnf.jkt) is accepted only with the DPoP scheme and a valid proof for the
@@ -106,7 +108,7 @@ type FeedEntry =
   | { type: 'client'; client_id: string; revoked_at: number; exp: number }
   | { type: 'kid'; kid: string; revoked_at: number; exp: number }
   | { type: 'client_grant'; client_id: string; aud: string; scope?: string; revoked_at: number; exp: number }
-  | { type: 'api'; aud: string; revoked_at: number; exp: number }
+  | { type: 'api'; aud: string; scope?: string; revoked_at: number; exp: number }
   | { type: 'sub'; sub: string; revoked_at: number; exp: number }
   | { type: 'withdrawn'; sub: string; client_id: string; revoked_at: number; exp: number }
   | { type: 'delegated'; client_id: string; scope?: string; revoked_at: number; exp: number };
@@ -176,6 +178,8 @@ export class ResourceServer {
   readonly #clientGrants = new Map<string, UpTo>();
   /** This API's removals (key: the audience): every token for it issued up to then */
   readonly #removals = new Map<string, UpTo>();
+  /** scope → up to when: the scope was taken out of this API, so every token for it carrying the scope, up to then */
+  readonly #scopesTaken = new Map<string, UpTo>();
   /** Tokens issued up to this second are refused: the feed's `epoch`, where Latchkey's store begins (one that lost everything forgot what it had revoked). */
   #epoch: number | undefined;
   #cursor: string | undefined;
@@ -313,7 +317,8 @@ export class ResourceServer {
       issuedUpTo(this.#clients.get(claims.client_id)) ||
       // A client's own token (client_credentials) carries no gid; every token verified here is for this API.
       (claims.gid === undefined && ['', ...(typeof claims.scope === 'string' ? claims.scope.split(' ') : [])].some((scope) => issuedUpTo(this.#clientGrants.get(`${claims.client_id} ${scope}`)))) ||
-      issuedUpTo(this.#removals.get(this.#options.audience))
+      issuedUpTo(this.#removals.get(this.#options.audience)) ||
+      (typeof claims.scope === 'string' && claims.scope.split(' ').some((scope) => issuedUpTo(this.#scopesTaken.get(scope))))
     );
   }
 
@@ -379,7 +384,7 @@ export class ResourceServer {
         else if (entry.type === 'kid') this.#kids.set(entry.kid, Math.max(entry.exp, this.#kids.get(entry.kid) ?? 0));
         // Only this API's: another API's grants and removals do not concern the tokens verified here.
         else if (entry.type === 'client_grant' && entry.aud === this.#options.audience) raise(this.#clientGrants, `${entry.client_id} ${entry.scope ?? ''}`, entry);
-        else if (entry.type === 'api' && entry.aud === this.#options.audience) raise(this.#removals, entry.aud, entry);
+        else if (entry.type === 'api' && entry.aud === this.#options.audience) raise(entry.scope ? this.#scopesTaken : this.#removals, entry.scope ?? entry.aud, entry);
       }
       if (body.cursor) this.#cursor = body.cursor;
       if (!body.more) {
@@ -401,7 +406,7 @@ export class ResourceServer {
     for (const map of [this.#subjects, this.#withdrawals, this.#delegations, this.#narrowings]) for (const [key, { exp }] of map) if (exp < horizon) map.delete(key);
     for (const [clientId, { exp }] of this.#clients) if (exp < horizon) this.#clients.delete(clientId);
     for (const [kid, exp] of this.#kids) if (exp < horizon) this.#kids.delete(kid);
-    for (const map of [this.#clientGrants, this.#removals]) for (const [key, { exp }] of map) if (exp < horizon) map.delete(key);
+    for (const map of [this.#clientGrants, this.#removals, this.#scopesTaken]) for (const [key, { exp }] of map) if (exp < horizon) map.delete(key);
   }
 
   async #token(): Promise<string> {

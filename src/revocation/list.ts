@@ -20,7 +20,13 @@
  *           introspection and at every resource server, and does not come back with a new grant.
  *           Tokens within what is still granted are untouched, even those of the same second.
  *   api     every token for one API (its `aud`), issued up to a moment: the API was removed, so
- *           neither its tokens nor an API later added with the identifier inherit them.
+ *           neither its tokens nor an API later added with the identifier inherit them. With a
+ *           `scope`: only such tokens carrying that scope, which the API no longer offers (taken out
+ *           of its `resourceServers` entry across a restart: apis.ts configurationChanged);
+ *           introspection refuses them already (provider/resource-servers.ts heldByApiNow), this
+ *           tells the APIs that verify JWTs locally, and keeps them refused should the scope be put
+ *           back. A verifier that ignores `scope` refuses more (every token for the API up to then),
+ *           never less.
  *   delegated
  *           every token a client holds on people's behalf (under a grant: carrying `gid`), issued
  *           up to a moment: an operator revoked every grant the client holds (`latchkey grants revoke
@@ -60,6 +66,9 @@
  *                                   epoch seconds the scope was last taken from the client at the API
  *                                   (client_id and scope URI-encoded; an empty scope: the whole grant)
  *   revoked:{rv}:api:<aud>          epoch seconds of the latest removal of the API
+ *   revoked:{rv}:api-scope:<aud>:<scope>
+ *                                   epoch seconds the scope was last taken out of the API (both URI-encoded;
+ *                                   a scoped api entry on the feed)
  *   revoked:{rv}:sub:<sub>          epoch seconds of the latest ending of everything issued to the person
  *   revoked:{rv}:withdrawn:<sub>:<client_id>
  *                                   epoch seconds of the latest ending of what the person gave the client
@@ -68,7 +77,7 @@
  *   revoked:{rv}:narrowed:<client_id>:<scope>
  *                                   epoch seconds the scope was last taken from the client's `scope` metadata
  *                                   (URI-encoded; a scoped delegated entry on the feed)
- *   revoked:{rv}:operator-endings   "1" while a client_grant, narrowed or api entry can matter
+ *   revoked:{rv}:operator-endings   "1" while a client_grant, narrowed, api or api-scope entry can matter
  *   revoked:{rv}:lifetimes          the lifetimes instances issue with ("access:<seconds>", "grant:<seconds>"),
  *                                   and how long the feed must keep its lines ("feed:<seconds>", a kid entry's horizon)
  *   revoked:{rv}:lifetime:<kind>:<seconds>
@@ -81,7 +90,7 @@
 import { createHash } from 'node:crypto';
 import { epochSeconds } from '../clock.js';
 import { LOG_ID, type CachedReads, type Kv, type LogEntry } from '../store/kv.js';
-import { LIFETIMES_KEY, LIFETIMES_PREFIX, STORE_EPOCH_KEY, lifetimeKey, OPERATOR_ENDINGS_KEY, REVOCATION_FEED_KEY, REVOKED_API_PREFIX, REVOKED_CLIENT_GRANT_PREFIX, REVOKED_CLIENT_PREFIX, REVOKED_DELEGATED_PREFIX, REVOKED_KID_PREFIX, REVOKED_NARROWED_PREFIX, revokedApiKey, revokedClientGrantKey, revokedClientKey, revokedDelegatedKey, revokedGrantKey, revokedJtiKey, revokedKidKey, revokedNarrowedKey, revokedSubjectKey, withdrawnKey } from '../store/keys.js';
+import { LIFETIMES_KEY, LIFETIMES_PREFIX, STORE_EPOCH_KEY, lifetimeKey, OPERATOR_ENDINGS_KEY, REVOCATION_FEED_KEY, REVOKED_API_PREFIX, REVOKED_API_SCOPE_PREFIX, REVOKED_CLIENT_GRANT_PREFIX, REVOKED_CLIENT_PREFIX, REVOKED_DELEGATED_PREFIX, REVOKED_KID_PREFIX, REVOKED_NARROWED_PREFIX, revokedApiKey, revokedApiScopeKey, revokedClientGrantKey, revokedClientKey, revokedDelegatedKey, revokedGrantKey, revokedJtiKey, revokedKidKey, revokedNarrowedKey, revokedSubjectKey, withdrawnKey } from '../store/keys.js';
 
 /**
  * How long the store's epoch is kept (seconds): as the revocation list, with a TTL, so that a store
@@ -120,8 +129,11 @@ export type RevocationEntry =
    * whole grant was revoked). Matters until `exp`.
    */
   | { readonly type: 'client_grant'; readonly client_id: string; readonly aud: string; readonly scope?: string; readonly revoked_at: number; readonly exp: number }
-  /** Reject tokens whose `aud` is this and whose `iat` is at or before `revoked_at` (the API was removed). Matters until `exp`. */
-  | { readonly type: 'api'; readonly aud: string; readonly revoked_at: number; readonly exp: number }
+  /**
+   * Reject tokens whose `aud` is this and whose `iat` is at or before `revoked_at` (the API was
+   * removed); with `scope`, only those that carry it (the API no longer offers it). Matters until `exp`.
+   */
+  | { readonly type: 'api'; readonly aud: string; readonly scope?: string; readonly revoked_at: number; readonly exp: number }
   /**
    * Reject tokens whose `sub` is this, that carry a `gid` (a person's, under a grant: never a
    * client's own), and whose `iat` is at or before `revoked_at` (the person was disabled, an
@@ -200,7 +212,7 @@ function toEntry({ fields }: LogEntry): RevocationEntry | undefined {
   if (fields.type === 'client_grant' && fields.value && fields.aud) {
     return { type: 'client_grant', client_id: fields.value, aud: fields.aud, ...(fields.scope ? { scope: fields.scope } : {}), revoked_at: Number(fields.at), exp };
   }
-  if (fields.type === 'api' && fields.value) return { type: 'api', aud: fields.value, revoked_at: Number(fields.at), exp };
+  if (fields.type === 'api' && fields.value) return { type: 'api', aud: fields.value, ...(fields.scope ? { scope: fields.scope } : {}), revoked_at: Number(fields.at), exp };
   if (fields.type === 'sub' && fields.value) return { type: 'sub', sub: fields.value, revoked_at: Number(fields.at), exp };
   if (fields.type === 'withdrawn' && fields.value && fields.client_id) return { type: 'withdrawn', sub: fields.value, client_id: fields.client_id, revoked_at: Number(fields.at), exp };
   if (fields.type === 'delegated' && fields.value) return { type: 'delegated', client_id: fields.value, ...(fields.scope ? { scope: fields.scope } : {}), revoked_at: Number(fields.at), exp };
@@ -222,7 +234,7 @@ export class RevocationList {
 
   constructor(kv: Kv, { skew, accessTokenLifetime, grantLifetime }: RevocationListOptions) {
     this.#kv = kv;
-    this.#rareMarks = kv.cachedReads?.([REVOKED_CLIENT_PREFIX, REVOKED_KID_PREFIX, REVOKED_CLIENT_GRANT_PREFIX, REVOKED_API_PREFIX, OPERATOR_ENDINGS_KEY, REVOKED_DELEGATED_PREFIX, REVOKED_NARROWED_PREFIX, LIFETIMES_PREFIX, STORE_EPOCH_KEY]) ?? kv;
+    this.#rareMarks = kv.cachedReads?.([REVOKED_CLIENT_PREFIX, REVOKED_KID_PREFIX, REVOKED_CLIENT_GRANT_PREFIX, REVOKED_API_PREFIX, REVOKED_API_SCOPE_PREFIX, OPERATOR_ENDINGS_KEY, REVOKED_DELEGATED_PREFIX, REVOKED_NARROWED_PREFIX, LIFETIMES_PREFIX, STORE_EPOCH_KEY]) ?? kv;
     this.#skew = skew;
     this.#lifetime = accessTokenLifetime;
     this.#grantLifetime = Math.max(grantLifetime ?? 0, accessTokenLifetime);
@@ -397,6 +409,19 @@ export class RevocationList {
   }
 
   /**
+   * Revokes every token for an API up to now that carries one of `scopes`, a person's and a client's
+   * own: the API, which stays, no longer offers them (taken out of its configuration). Introspection
+   * refuses such tokens from the API as it is (resource-servers.ts heldByApiNow) and refreshes are
+   * narrowed; this tells the APIs that verify JWTs locally (the feed), and outlives the scope put back.
+   */
+  async revokeApiScopes(aud: string, scopes: readonly string[]): Promise<boolean> {
+    if (!scopes.length) return false;
+    await this.#operatorEndings();
+    const revoked = await Promise.all(scopes.map((scope) => this.#revokeUpToNow('api', () => revokedApiScopeKey(aud, scope), aud, { extra: { scope } })));
+    return revoked.some(Boolean);
+  }
+
+  /**
    * Revokes every token issued to a person up to now (access tokens under any of their grants, JWT
    * and opaque), in one atomic step with its feed line: the first thing done when a person is
    * disabled, their password set by an operator or every grant they gave revoked, so that what
@@ -498,8 +523,9 @@ export class RevocationList {
   /**
    * Whether a verified token is revoked: by its jti, its grant, its person (`sub`, for a token under a
    * grant), its person's withdrawal of its client, its client, the key that signed it
-   * (`header.kid`), its API (`aud`), or, for a client's own token (no grant), the client's grant at
-   * its API (whole, or a scope it carries). One round trip (the store pipelines the reads; the rare
+   * (`header.kid`), its API (`aud`, whole or a scope it carries that the API no longer offers), or,
+   * for a client's own token (no grant), the client's grant at its API (whole, or a scope it carries);
+   * for a person's, a scope it carries taken from its client's `scope`. One round trip (the store pipelines the reads; the rare
    * marks come from the cache), and a second only while an operator's ending can matter.
    * `ownToken`: whether the token is the client's own (client_credentials); a JWT says so by
    * carrying no grant claim, an opaque token's model says it.
@@ -530,6 +556,7 @@ export class RevocationList {
     if (operatorEndings === undefined) return false;
     const byApi = await Promise.all([
       ...audiences.map((aud) => this.#rareMarks.get(revokedApiKey(aud))),
+      ...audiences.flatMap((aud) => scopesOf(claims.scope).map((scope) => this.#rareMarks.get(revokedApiScopeKey(aud, scope)))),
       ...(ownToken && typeof clientId === 'string'
         ? audiences.flatMap((aud) => ['', ...scopesOf(claims.scope)].map((scope) => this.#rareMarks.get(revokedClientGrantKey(clientId, scope, aud))))
         : []),

@@ -203,12 +203,16 @@ export const revokedKidKey = (kid: string) => `${REVOKED_KID_PREFIX}${kid}`;
 export const REVOKED_CLIENT_GRANT_PREFIX = 'revoked:{rv}:client-grant:';
 /** A client's client_credentials tokens for a scope of an API (`scope` '': the whole grant); client id and scope encoded, as either may hold a colon. */
 export const revokedClientGrantKey = (clientId: string, scope: string, aud: string) => `${REVOKED_CLIENT_GRANT_PREFIX}${encodeURIComponent(clientId)}:${encodeURIComponent(scope)}:${aud}`;
-/** Set while any client-grant or API mark can still matter (a check reads the others only then). */
+/** Set while any client-grant, narrowed, API or API-scope mark can still matter (a check reads the others only then). */
 export const OPERATOR_ENDINGS_KEY = 'revoked:{rv}:operator-endings';
 /** Prefix of removed APIs' marks (the tracked cache follows it). */
 export const REVOKED_API_PREFIX = 'revoked:{rv}:api:';
 /** A removed API's tokens (by audience) are revoked. */
 export const revokedApiKey = (aud: string) => `${REVOKED_API_PREFIX}${aud}`;
+/** Prefix of the marks of scopes taken out of APIs that stay (the tracked cache follows it). */
+export const REVOKED_API_SCOPE_PREFIX = 'revoked:{rv}:api-scope:';
+/** An API's tokens (by audience) carrying a scope it no longer offers; both encoded, as either may hold a colon. */
+export const revokedApiScopeKey = (aud: string, scope: string) => `${REVOKED_API_SCOPE_PREFIX}${encodeURIComponent(aud)}:${encodeURIComponent(scope)}`;
 /** A person's tokens issued up to the time it holds are revoked. */
 export const revokedSubjectKey = (sub: string) => `revoked:{rv}:sub:${sub}`;
 /** A person's tokens for one client, after they withdrew it (a sub holds no colon). */
