@@ -20,6 +20,7 @@ import { Agent } from '../helpers/agent.js';
 import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
 import { signInSteps, startAuthorization } from '../helpers/sign-in.js';
 import { startServer, testDir, type TestServer } from '../helpers/server.js';
+import { apiKey, APIS_KEY } from '../../src/store/keys.js';
 import { acceptedBy, API, clientCredentialsToken, grantFeed, introspect, machineClient, OPAQUE_API } from '../helpers/tokens.js';
 
 const PASSWORD = 'nineteenth endings pass test password';
@@ -162,5 +163,35 @@ describe('e2e: red team, nineteenth endings pass: a scope taken out of an API th
     assert.equal(await acceptedBy(moved, person.access_token), false, 'a JWT carrying the scope the configured API does not offer');
     assert.equal(await acceptedBy(moved, kept.access_token), true, 'a JWT within what it offers: the same API');
     assert.equal((await introspect(server!.url, RS, kept.access_token)).active, true);
+  });
+
+  it('a configured API taken out over a stored API of its identifier with fewer scopes: the JWTs carrying a scope only the configured one offered are refused at latchkey/resource-server; a stored API read without a reserved scope says so on the feed', async () => {
+    const started = await start([jwtApi(['read']), ledger]);
+    await started.accounts.create('rhea', PASSWORD);
+    await started.apis.add({ identifier: STORED, scopes: ['read'] });
+    await started.apis.grant(RS.id, STORED, { scopes: [], introspect: true });
+    // The operator configures the identifier with more (the configured API is put over the stored one).
+    await start([jwtApi(['read']), ledger, jwtApi(['read', 'write'], STORED)]);
+    const wide = await signIn(new Agent(), STORED);
+    const kept = await signIn(new Agent(), STORED, 'openid read');
+    assert.equal(await acceptedBy(await api(STORED), wide.access_token), true);
+
+    // Taken out of the configuration again: the stored API goes on, without `write`.
+    await start([jwtApi(['read']), ledger]);
+    const underneath = await api(STORED);
+    assert.equal((await introspect(server!.url, RS, wide.access_token)).active, false, 'introspection (held before)');
+    // Before the fix: true.
+    assert.equal(await acceptedBy(underneath, wide.access_token), false, 'a JWT carrying the scope only the configured API offered');
+    assert.equal(await acceptedBy(underneath, kept.access_token), true);
+
+    // A stored API written with a reserved scope (by a release before they were refused) is read without it.
+    const RESERVED = 'https://reserved.example.test';
+    await server!.kv.set(apiKey(RESERVED), JSON.stringify({ identifier: RESERVED, scopes: ['read', 'admin'], format: 'jwt', addedAt: 1 }));
+    await server!.kv.addToSet(APIS_KEY, RESERVED);
+    await start([jwtApi(['read']), ledger]);
+    assert.deepEqual(
+      (await feed()).filter((entry) => entry.type === 'api' && entry.aud === RESERVED).map(({ scope }) => scope),
+      ['admin'],
+    );
   });
 });
