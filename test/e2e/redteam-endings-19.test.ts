@@ -2,14 +2,15 @@
  * Red team, nineteenth endings pass (docs/security.md, "Looked at in the nineteenth endings pass").
  *
  * A scope taken out of an API that stays (its `resourceServers` entry edited and the server
- * restarted, or a stored API moved into the configuration without it) was refused at introspection
+ * restarted, a stored API moved into the configuration without it, or a configured API taken out
+ * over a stored one of its identifier that lacks it) was refused at introspection
  * (resource-servers.ts heldByApiNow) but went on no list: an API verifying JWTs locally with
  * `latchkey/resource-server` accepted a person's token and a client's own carrying it until they
  * expired, and once the scope was put back, introspection said them active again. The first start
  * with the new configuration now writes a scoped api entry (`{ type: 'api', aud, scope }`) for each
  * scope taken (apis.ts configurationChanged), which the feed carries and the helper honours, and
- * introspection reads too. What a narrowed client's `scope` ends (delegated entries with `scope`,
- * since the eighth endings pass) is pinned here through the admin API as a control.
+ * introspection reads too. What a narrowed client's `scope` ends (delegated entries with `scope`)
+ * was closed by the eighth, tenth and eleventh endings passes and is pinned there.
  */
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
