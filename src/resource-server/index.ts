@@ -382,7 +382,7 @@ export class ResourceServer {
         else if (entry.type === 'delegated') raise(entry.scope ? this.#narrowings : this.#delegations, entry.scope ? `${entry.client_id} ${entry.scope}` : entry.client_id, entry);
         else if (entry.type === 'client') raise(this.#clients, entry.client_id, entry);
         else if (entry.type === 'kid') this.#kids.set(entry.kid, Math.max(entry.exp, this.#kids.get(entry.kid) ?? 0));
-        // Only this API's: another API's grants and removals do not concern the tokens verified here.
+        // Only this API's: another API's grants, removals and scopes taken out do not concern the tokens verified here.
         else if (entry.type === 'client_grant' && entry.aud === this.#options.audience) raise(this.#clientGrants, `${entry.client_id} ${entry.scope ?? ''}`, entry);
         else if (entry.type === 'api' && entry.aud === this.#options.audience) raise(entry.scope ? this.#scopesTaken : this.#removals, entry.scope ?? entry.aud, entry);
       }
