@@ -195,4 +195,16 @@ describe('e2e: red team, nineteenth endings pass: a scope taken out of an API th
       ['admin'],
     );
   });
+
+  it('an opaque token for a configured API a scope was taken out of stays inactive at introspection once the scope is put back', async () => {
+    const started = await start([jwtApi(['read', 'write']), ledger]);
+    await started.accounts.create('rhea', PASSWORD);
+    const person = await signIn(new Agent(), OPAQUE_API);
+    assert.equal((await introspect(server!.url, RS, person.access_token)).active, true);
+    await start([jwtApi(['read', 'write']), { ...ledger, scopes: ['read'] }]);
+    assert.equal((await introspect(server!.url, RS, person.access_token)).active, false, 'held before');
+    await start([jwtApi(['read', 'write']), ledger]);
+    // Before the fix: active again.
+    assert.equal((await introspect(server!.url, RS, person.access_token)).active, false, 'an opaque token from before the scope was taken, once it is put back');
+  });
 });
