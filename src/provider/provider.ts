@@ -28,6 +28,7 @@ import './patches/scope-required.js';
 // OpenID Connect Core §3.1.2.1: an OpenID request names its redirect_uri (see the patch).
 import { codesNameRedirectUri, REDIRECT_URI_OMITTED } from './patches/openid-redirect-uri.js';
 import { confidentialRedemption } from './patches/confidential-redemption.js';
+import { grantGivenAtKept } from './patches/grant-given-at.js';
 import { loopbackPublicClientsAsked } from './patches/loopback-public-clients.js';
 import { GRANT_CLAIM, grantHandle, type RevocationList } from '../revocation/list.js';
 import { opaqueRevoked } from '../revocation/opaque-introspection.js';
@@ -705,6 +706,8 @@ function applyPatches(
   codesNameRedirectUri(provider);
   // What a client got while confidential is redeemed only by it authenticating, however it became public.
   confidentialRedemption(provider);
+  // An API removed and added again since the person allowed a code, device code or refresh token is not given by it: when they allowed it is kept.
+  grantGivenAtKept(provider);
   // A code bound to a DPoP key (dpop_jkt) is not spent by a request without that key's proof.
   dpopBoundCodesBeforeSpending(provider);
   refuseHintsOfRevokedKeys(provider, revocations);

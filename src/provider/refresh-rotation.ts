@@ -22,12 +22,11 @@ import { errors, type KoaContextWithOIDC } from 'oidc-provider';
 import { grantedAt, nothingGrantedAt, offlineAccessHeld } from './resource-servers.js';
 import { scopesBeyond } from './patches/current-registration.js';
 import { bindRotatedRefreshTokenToProof } from './patches/dpop-bound-refresh.js';
+import { grantGivenAt } from './patches/grant-given-at.js';
 
 interface RefreshTokenWithResources {
   readonly resourceIndicators?: Set<string | undefined>;
   readonly scopes?: Set<string>;
-  /** When the first token of the chain was issued (epoch seconds): when the person's grant was given. */
-  readonly iiat?: number;
 }
 
 /**
@@ -94,7 +93,7 @@ async function checkResourceOfRefresh(
 ): Promise<void> {
   if (resources.length !== 1) throw new errors.InvalidTarget('only a single resource indicator value must be requested');
   const [resource] = resources;
-  if (typeof resource !== 'string' || !token?.resourceIndicators?.has(resource) || !(await isResourceOf(resource, token.iiat))) {
+  if (typeof resource !== 'string' || !token?.resourceIndicators?.has(resource) || !(await isResourceOf(resource, grantGivenAt(ctx)))) {
     throw new errors.InvalidTarget('the refresh token was not issued for this resource');
   }
   // Nothing the person granted at the API among the scopes asked: no token for it, refused before the

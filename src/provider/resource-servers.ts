@@ -16,6 +16,7 @@ import { predates, type ApiDefinition, type Apis, type ClientGrant } from '../ap
 import { predatesClient } from './consents.js';
 import { scopesBeyond } from './patches/current-registration.js';
 import { refreshLevelMet } from './patches/step-up.js';
+import { grantGivenAt } from './patches/grant-given-at.js';
 import { isStoreOutage } from '../store/outage.js';
 
 /** True for a token request in which the client acts for itself. */
@@ -26,20 +27,6 @@ function clientCredentials(ctx: KoaContextWithOIDC): boolean {
 function requestedScopes(ctx: KoaContextWithOIDC): string[] {
   const scope = ctx.oidc.params?.scope;
   return typeof scope === 'string' ? scope.split(' ').filter(Boolean) : [];
-}
-
-/**
- * At the token endpoint, when the person's grant behind the request was given: the refresh token
- * chain's first issue, the code's issue (consent came just before it), or for a device code its
- * grant's making (the person's approval at /device, which always makes a new grant; the device
- * code itself is older: the device asked before the person approved). A device code was left out
- * before the eighteenth endings pass: approved for an API removed and added again since, it got a
- * token for the new one.
- */
-function grantGivenAt(ctx: KoaContextWithOIDC): number | undefined {
-  if (ctx.oidc.route !== 'token') return undefined;
-  const { RefreshToken, AuthorizationCode, DeviceCode, Grant } = ctx.oidc.entities as { RefreshToken?: { iiat?: number }; AuthorizationCode?: { iat?: number }; DeviceCode?: object; Grant?: { iat?: number } };
-  return RefreshToken?.iiat ?? AuthorizationCode?.iat ?? (DeviceCode ? Grant?.iat : undefined);
 }
 
 interface GrantScopes {

@@ -1,0 +1,81 @@
+/**
+ * When the person gave what a code, device code or refresh token carries: the moment an API named in
+ * it is compared with (an API removed and added again under the same identifier since is another
+ * API, apis.ts `predates`: what the person allowed at the removed one is not for it).
+ *
+ * A code is issued just after the consent: its `iat` says when. A refresh token said its chain's
+ * first issue (`iiat`), which is the moment its code or device code was redeemed, not when the person
+ * allowed it; and a device code said nothing (its `iat` is the device's request, before the person's
+ * approval), so the token endpoint did not compare it at all. A device approved before an operator
+ * removed an API and made it again, polling after, got the person's token for the new API; a code
+ * issued before, redeemed after for userinfo alone, gave a refresh token whose chain began after the
+ * new API, and it refreshed into tokens for the new API for as long as it kept refreshing (red team's
+ * nineteenth granting pass: both performed).
+ *
+ * What it changes in oidc-provider: DeviceCode and RefreshToken keep one more property, `grantedAt`
+ * (IN_PAYLOAD, epoch seconds on the store's clock as an API's `addedAt`). A device code takes it when
+ * it is first saved approved (with its person); a new refresh token takes it from what it is made
+ * from in the request (the engine names it before saving it): the refresh token it rotates, else the
+ * code (its `iat`) or the device code redeemed. One stored before this change has none: a refresh
+ * token then counts from its `iiat` and a device code from its `iat` (the device's request, earlier
+ * than its approval: what it asks is refused rather than given). grantGivenAt reads it.
+ */
+import { Provider, type KoaContextWithOIDC } from 'oidc-provider';
+import { epochSeconds } from '../../clock.js';
+
+type Given = { grantedAt?: number; iat?: number; iiat?: number; accountId?: unknown };
+type Model = { IN_PAYLOAD: readonly string[]; prototype: Given & { save(...args: unknown[]): Promise<unknown> } };
+type Sources = { RotatedRefreshToken?: Given; RefreshToken?: Given; AuthorizationCode?: Given; DeviceCode?: Given };
+
+const MARK = 'grantedAt';
+
+const number = (value: unknown): number | undefined => (typeof value === 'number' ? value : undefined);
+
+/** When the grant of a refresh token, code or device code (the first found, in that order) was given. */
+function givenAt({ RefreshToken, AuthorizationCode, DeviceCode }: Omit<Sources, 'RotatedRefreshToken'>): number | undefined {
+  if (RefreshToken) return number(RefreshToken.grantedAt) ?? number(RefreshToken.iiat);
+  if (AuthorizationCode) return number(AuthorizationCode.iat);
+  if (DeviceCode) return number(DeviceCode.grantedAt) ?? number(DeviceCode.iat);
+  return undefined;
+}
+
+/** At the token endpoint: when the person gave the grant the request redeems (its refresh token, code or device code). */
+export function grantGivenAt(ctx: KoaContextWithOIDC): number | undefined {
+  if (ctx.oidc.route !== 'token') return undefined;
+  return givenAt(ctx.oidc.entities as Sources);
+}
+
+function keepMark(Token: Model): void {
+  const payload = Token.IN_PAYLOAD;
+  // Read by the engine once per model, when the first one is made or read (models/payload.js).
+  Object.defineProperty(Token, 'IN_PAYLOAD', { configurable: true, get: () => [...payload, MARK] });
+}
+
+export function grantGivenAtKept(provider: Provider): void {
+  const DeviceCode = provider.DeviceCode as unknown as Model;
+  const RefreshToken = provider.RefreshToken as unknown as Model;
+  for (const Token of [DeviceCode, RefreshToken]) {
+    keepMark(Token);
+    if (typeof Token.prototype.save !== 'function') throw new Error('oidc-provider Model#save is gone: review src/provider/patches/grant-given-at.ts');
+  }
+
+  const saveDevice = DeviceCode.prototype.save;
+  DeviceCode.prototype.save = function (this: Given, ...args: unknown[]) {
+    // Approved: the engine saves it with its person once (device.js deviceVerificationResponse).
+    if (this.grantedAt === undefined && typeof this.accountId === 'string') this.grantedAt = epochSeconds();
+    return saveDevice.apply(this, args);
+  };
+
+  const saveRefresh = RefreshToken.prototype.save;
+  RefreshToken.prototype.save = function (this: Given, ...args: unknown[]) {
+    if (this.grantedAt === undefined) {
+      const entities = ((Provider.ctx as KoaContextWithOIDC | undefined)?.oidc?.entities ?? {}) as Sources;
+      // At a rotation the engine names the new token RefreshToken before saving it, the old one RotatedRefreshToken.
+      const from = entities.RotatedRefreshToken
+        ? givenAt({ RefreshToken: entities.RotatedRefreshToken })
+        : givenAt({ AuthorizationCode: entities.AuthorizationCode, DeviceCode: entities.DeviceCode });
+      if (from !== undefined) this.grantedAt = from;
+    }
+    return saveRefresh.apply(this, args);
+  };
+}

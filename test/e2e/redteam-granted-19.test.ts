@@ -1,0 +1,107 @@
+/**
+ * The red team's nineteenth pass at "Latchkey hands out more than was granted" (2026-12-04), black
+ * box (docs/security.md, "Looked at in the nineteenth granting pass"): features combined across an
+ * operator's change. Found: an API removed and made again under its identifier was given by a device
+ * code the person approved before, and by a refresh token whose chain began after it from a code
+ * issued before (the moment compared was the redemption's, not the person's).
+ */
+import assert from 'node:assert/strict';
+import { decodeJwt } from 'jose';
+import * as oidc from 'openid-client';
+import { Agent } from '../helpers/agent.js';
+import { signInSteps, startAuthorization } from '../helpers/sign-in.js';
+import { startServer, type TestServer } from '../helpers/server.js';
+
+const PASSWORD = 'red team granted nineteen passphrase';
+const DEVICE_CODE = 'urn:ietf:params:oauth:grant-type:device_code';
+const REDIRECT = 'https://nineteen.example.test/callback';
+const APP = { id: 'nineteen', secret: 'nineteen-client-secret-with-plenty-of-entropy-0123456789' };
+const TV = 'nineteen-tv';
+
+describe('e2e: red team, nineteenth granting pass, features combined across an operator change', function () {
+  this.timeout(60_000);
+  let server: TestServer;
+  let app: oidc.Configuration;
+
+  before(async () => {
+    server = await startServer({ ownRedis: true, env: { REGISTRATION_OPEN: 'true' } });
+    await server.accounts.create('ada', PASSWORD, { email: 'ada@example.test', email_verified: true, name: 'Ada Example' });
+    await server.clients.add({ client_id: APP.id, client_secret: APP.secret, redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'] });
+    await server.clients.add({ client_id: TV, application_type: 'native', token_endpoint_auth_method: 'none', redirect_uris: [], response_types: [], grant_types: [DEVICE_CODE, 'refresh_token'] });
+    app = await oidc.discovery(new URL(server.issuer), APP.id, APP.secret, oidc.ClientSecretBasic(APP.secret), { execute: [oidc.allowInsecureRequests] });
+  });
+  after(async () => {
+    await server?.stop();
+  });
+
+  async function post(path: string, params: Record<string, string>): Promise<{ status: number; body: Record<string, string> }> {
+    const response = await fetch(`${server.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(params) });
+    return { status: response.status, body: (await response.json()) as Record<string, string> };
+  }
+
+  /** A device authorization of the TV for `params`, approved by ada at /device; its device code. */
+  async function approvedDeviceCode(params: Record<string, string>): Promise<string> {
+    const started = await post('/device/auth', { client_id: TV, ...params });
+    assert.equal(started.status, 200, JSON.stringify(started.body));
+    const agent = new Agent();
+    const confirm = await agent.submit(await agent.follow(`${server.issuer}/device`), '/device', { user_code: started.body.user_code! });
+    const approved = await signInSteps(agent, await agent.submit(confirm, '/device', { confirm: 'yes' }), { username: 'ada', password: PASSWORD });
+    assert.match(approved.html, /Device connected/, `${approved.status} ${approved.url}`);
+    return started.body.device_code!;
+  }
+
+  /** The operator removes the API and someone adds one under the same identifier (another service). */
+  async function remade(identifier: string, scopes: string[]): Promise<void> {
+    await server.apis.remove(identifier);
+    await server.apis.add({ identifier, scopes });
+  }
+
+  it('an API removed and made again is not given by a device code approved before, nor by a refresh token from a code issued before and redeemed after (RFC 8707 §2, RFC 8628 §3.4, RFC 6749 §6)', async () => {
+    const NOTES = 'https://notes.nineteen.example.test';
+    await server.apis.add({ identifier: NOTES, scopes: ['notes:read'] });
+
+    // A device approved for the API; the operator remakes the API before the device polls.
+    const device = await approvedDeviceCode({ scope: 'openid offline_access notes:read', resource: NOTES });
+    // A code issued for the API (consented), redeemed only after the API was made again.
+    const agent = new Agent();
+    const { page, verifier } = await startAuthorization(agent, app, REDIRECT, { scope: 'openid offline_access notes:read', resource: NOTES });
+    const back = await signInSteps(agent, page, { username: 'ada', password: PASSWORD, consent: 'required', stopAt: REDIRECT });
+    assert.ok(back.url.startsWith(REDIRECT), back.url);
+
+    await remade(NOTES, ['notes:read']);
+
+    const polled = await post('/token', { grant_type: DEVICE_CODE, device_code: device, client_id: TV, resource: NOTES });
+    assert.equal(polled.status, 400, `the device approved for the removed API got a token for the new one: ${JSON.stringify(polled.body)}`);
+    assert.equal(polled.body.error, 'invalid_target');
+    // For userinfo it still works (that is what is left of the grant), and its refresh token does not reach the new API either.
+    const deviceUserinfo = await post('/token', { grant_type: DEVICE_CODE, device_code: device, client_id: TV });
+    assert.equal(deviceUserinfo.status, 200, JSON.stringify(deviceUserinfo.body));
+    const deviceRefresh = await post('/token', { grant_type: 'refresh_token', refresh_token: deviceUserinfo.body.refresh_token!, client_id: TV, resource: NOTES });
+    assert.equal(deviceRefresh.body.error, 'invalid_target', `the device's refresh token for the new API: ${JSON.stringify(deviceRefresh.body)}`);
+
+    // The code redeemed for userinfo after the remake: its refresh token's chain begins after the new
+    // API, but what it carries was allowed before; it refreshes into nothing at the new API.
+    const tokens = await oidc.authorizationCodeGrant(app, new URL(back.url), { pkceCodeVerifier: verifier });
+    assert.ok(tokens.refresh_token);
+    await assert.rejects(oidc.refreshTokenGrant(app, tokens.refresh_token, { resource: NOTES }), (error: oidc.ResponseBodyError) => error.error === 'invalid_target');
+    // Implied by its scope alone, the same; neither refusal spent it.
+    await assert.rejects(oidc.refreshTokenGrant(app, tokens.refresh_token, { scope: 'notes:read' }), (error: oidc.ResponseBodyError) => error.error === 'invalid_target');
+    const rotated = await oidc.refreshTokenGrant(app, tokens.refresh_token);
+    assert.ok(rotated.refresh_token, 'still good for userinfo');
+    await assert.rejects(oidc.refreshTokenGrant(app, rotated.refresh_token, { resource: NOTES }), (error: oidc.ResponseBodyError) => error.error === 'invalid_target', 'nor after a rotation');
+
+    // Allowed since the remake: the device and the app get the new API's tokens, and refresh into them again.
+    const fresh = await approvedDeviceCode({ scope: 'openid offline_access notes:read', resource: NOTES });
+    const granted = await post('/token', { grant_type: DEVICE_CODE, device_code: fresh, client_id: TV, resource: NOTES });
+    assert.equal(granted.status, 200, JSON.stringify(granted.body));
+    assert.equal(decodeJwt(granted.body.access_token!).aud, NOTES);
+    const again = await post('/token', { grant_type: 'refresh_token', refresh_token: granted.body.refresh_token!, client_id: TV, resource: NOTES });
+    assert.equal(again.status, 200, JSON.stringify(again.body));
+    const more = await post('/token', { grant_type: 'refresh_token', refresh_token: again.body.refresh_token!, client_id: TV, resource: NOTES });
+    assert.equal(more.status, 200, `a rotated refresh token keeps when it was given: ${JSON.stringify(more.body)}`);
+    const second = await startAuthorization(agent, app, REDIRECT, { scope: 'openid offline_access notes:read', resource: NOTES });
+    const asked = await signInSteps(agent, second.page, { username: 'ada', password: PASSWORD, consent: 'required', stopAt: REDIRECT });
+    const ok = await oidc.authorizationCodeGrant(app, new URL(asked.url), { pkceCodeVerifier: second.verifier });
+    assert.equal(decodeJwt((await oidc.refreshTokenGrant(app, ok.refresh_token!, { resource: NOTES })).access_token).aud, NOTES);
+  });
+});
