@@ -39,10 +39,16 @@ describe('e2e: red team, nineteenth granting pass, features combined across an o
     return { status: response.status, body: (await response.json()) as Record<string, string> };
   }
 
-  /** A device authorization of the TV for `params`, approved by ada at /device; its device code. */
-  async function approvedDeviceCode(params: Record<string, string>): Promise<string> {
+  /** A device authorization of the TV for `params`; its device code and user code. */
+  async function deviceAuthorization(params: Record<string, string>): Promise<{ device_code: string; user_code: string }> {
     const started = await post('/device/auth', { client_id: TV, ...params });
     assert.equal(started.status, 200, JSON.stringify(started.body));
+    return { device_code: started.body.device_code!, user_code: started.body.user_code! };
+  }
+
+  /** A device authorization of the TV for `params` (or one made before), approved by ada at /device; its device code. */
+  async function approvedDeviceCode(params: Record<string, string>, begun?: { device_code: string; user_code: string }): Promise<string> {
+    const started = { body: begun ?? (await deviceAuthorization(params)) };
     const agent = new Agent();
     const confirm = await agent.submit(await agent.follow(`${server.issuer}/device`), '/device', { user_code: started.body.user_code! });
     const approved = await signInSteps(agent, await agent.submit(confirm, '/device', { confirm: 'yes' }), { username: 'ada', password: PASSWORD });
@@ -60,6 +66,8 @@ describe('e2e: red team, nineteenth granting pass, features combined across an o
     const NOTES = 'https://notes.nineteen.example.test';
     await server.apis.add({ identifier: NOTES, scopes: ['notes:read'] });
 
+    // A device that asks now and is approved only after the remake: the person allows the new API.
+    const begun = await deviceAuthorization({ scope: 'openid notes:read', resource: NOTES });
     // A device approved for the API; the operator remakes the API before the device polls.
     const device = await approvedDeviceCode({ scope: 'openid offline_access notes:read', resource: NOTES });
     // A code issued for the API (consented), redeemed only after the API was made again.
@@ -91,6 +99,9 @@ describe('e2e: red team, nineteenth granting pass, features combined across an o
     await assert.rejects(oidc.refreshTokenGrant(app, rotated.refresh_token, { resource: NOTES }), (error: oidc.ResponseBodyError) => error.error === 'invalid_target', 'nor after a rotation');
 
     // Allowed since the remake: the device and the app get the new API's tokens, and refresh into them again.
+    const approvedAfter = await approvedDeviceCode({}, begun);
+    const later = await post('/token', { grant_type: DEVICE_CODE, device_code: approvedAfter, client_id: TV, resource: NOTES });
+    assert.equal(later.status, 200, `a device asked before the remake and approved after gets the API the person allowed: ${JSON.stringify(later.body)}`);
     const fresh = await approvedDeviceCode({ scope: 'openid offline_access notes:read', resource: NOTES });
     const granted = await post('/token', { grant_type: DEVICE_CODE, device_code: fresh, client_id: TV, resource: NOTES });
     assert.equal(granted.status, 200, JSON.stringify(granted.body));
