@@ -6,7 +6,8 @@
  * issued before (the moment compared was the redemption's, not the person's).
  */
 import assert from 'node:assert/strict';
-import { decodeJwt } from 'jose';
+import { createHash, randomUUID } from 'node:crypto';
+import { decodeJwt, exportJWK, generateKeyPair, SignJWT } from 'jose';
 import * as oidc from 'openid-client';
 import { Agent } from '../helpers/agent.js';
 import { signInSteps, startAuthorization } from '../helpers/sign-in.js';
@@ -17,6 +18,15 @@ const DEVICE_CODE = 'urn:ietf:params:oauth:grant-type:device_code';
 const REDIRECT = 'https://nineteen.example.test/callback';
 const APP = { id: 'nineteen', secret: 'nineteen-client-secret-with-plenty-of-entropy-0123456789' };
 const TV = 'nineteen-tv';
+
+type KeyPair = { publicKey: CryptoKey; privateKey: CryptoKey };
+
+/** A DPoP proof made by hand (RFC 9449 §4.2) for a POST to `htu`. */
+async function proof(key: KeyPair, htu: string, accessToken?: string): Promise<string> {
+  return new SignJWT({ jti: randomUUID(), iat: Math.floor(Date.now() / 1000), htm: 'POST', htu, ...(accessToken && { ath: createHash('sha256').update(accessToken).digest('base64url') }) })
+    .setProtectedHeader({ typ: 'dpop+jwt', alg: 'ES256', jwk: await exportJWK(key.publicKey) })
+    .sign(key.privateKey);
+}
 
 describe('e2e: red team, nineteenth granting pass, features combined across an operator change', function () {
   this.timeout(60_000);
@@ -34,8 +44,8 @@ describe('e2e: red team, nineteenth granting pass, features combined across an o
     await server?.stop();
   });
 
-  async function post(path: string, params: Record<string, string>): Promise<{ status: number; body: Record<string, string> }> {
-    const response = await fetch(`${server.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(params) });
+  async function post(path: string, params: Record<string, string>, headers: Record<string, string> = {}): Promise<{ status: number; body: Record<string, string> }> {
+    const response = await fetch(`${server.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers }, body: new URLSearchParams(params) });
     return { status: response.status, body: (await response.json()) as Record<string, string> };
   }
 
@@ -114,5 +124,40 @@ describe('e2e: red team, nineteenth granting pass, features combined across an o
     const asked = await signInSteps(agent, second.page, { username: 'ada', password: PASSWORD, consent: 'required', stopAt: REDIRECT });
     const ok = await oidc.authorizationCodeGrant(app, new URL(asked.url), { pkceCodeVerifier: second.verifier });
     assert.equal(decodeJwt((await oidc.refreshTokenGrant(app, ok.refresh_token!, { resource: NOTES })).access_token).aud, NOTES);
+  });
+
+  it('held: a device that proves a DPoP key at polling keeps its refresh token to that key and to the API it named, through rotations; another key, no proof, or another API gets nothing (RFC 9449 §5, RFC 8628 §3.4, RFC 8707 §2)', async () => {
+    const LEDGER = 'https://ledger.nineteen.example.test';
+    const OTHER = 'https://other.nineteen.example.test';
+    await server.apis.add({ identifier: LEDGER, scopes: ['ledger:read'] });
+    await server.apis.add({ identifier: OTHER, scopes: ['ledger:read'] });
+    const key = (await generateKeyPair('ES256', { extractable: true })) as KeyPair;
+    const thief = (await generateKeyPair('ES256', { extractable: true })) as KeyPair;
+    const tokenUrl = `${server.issuer}/token`;
+    const device = await approvedDeviceCode({ scope: 'openid offline_access ledger:read', resource: LEDGER });
+    const polled = await post('/token', { grant_type: DEVICE_CODE, device_code: device, client_id: TV, resource: LEDGER }, { dpop: await proof(key, tokenUrl) });
+    assert.equal(polled.status, 200, JSON.stringify(polled.body));
+    assert.equal(polled.body.token_type, 'DPoP');
+    assert.equal(decodeJwt(polled.body.access_token!).aud, LEDGER);
+    const refresh = (refreshToken: string, extra: Record<string, string>, headers: Record<string, string> = {}) =>
+      post('/token', { grant_type: 'refresh_token', refresh_token: refreshToken, client_id: TV, ...extra }, headers);
+    for (const [what, headers] of [
+      ['no proof', {}],
+      ["another key's proof", { dpop: await proof(thief, tokenUrl) }],
+    ] as const) {
+      const refused = await refresh(polled.body.refresh_token!, { resource: LEDGER }, headers);
+      assert.equal(refused.body.error, 'invalid_grant', `${what}: ${JSON.stringify(refused.body)}`);
+    }
+    const elsewhere = await refresh(polled.body.refresh_token!, { resource: OTHER }, { dpop: await proof(key, tokenUrl) });
+    assert.equal(elsewhere.body.error, 'invalid_target', `an API the device did not name, with the same scope: ${JSON.stringify(elsewhere.body)}`);
+    // Not spent by the refusals; rotated with the key, the new token is held the same way.
+    const rotated = await refresh(polled.body.refresh_token!, { resource: LEDGER }, { dpop: await proof(key, tokenUrl) });
+    assert.equal(rotated.status, 200, JSON.stringify(rotated.body));
+    assert.equal(rotated.body.token_type, 'DPoP');
+    assert.equal((await refresh(rotated.body.refresh_token!, { resource: LEDGER }, { dpop: await proof(thief, tokenUrl) })).body.error, 'invalid_grant');
+    assert.equal((await refresh(rotated.body.refresh_token!, { resource: OTHER }, { dpop: await proof(key, tokenUrl) })).body.error, 'invalid_target');
+    const userinfo = await refresh(rotated.body.refresh_token!, {}, { dpop: await proof(key, tokenUrl) });
+    assert.equal(userinfo.status, 200, JSON.stringify(userinfo.body));
+    assert.equal(decodeJwt(userinfo.body.id_token!).email, undefined, 'no claim the device did not ask for');
   });
 });
