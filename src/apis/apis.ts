@@ -427,7 +427,10 @@ export class Apis {
     return this.#write(clientId, identifier, addition, (current) => union(current, addition));
   }
 
-  /** Removes scopes from a client's grant at an API, or (no scopes given) the whole grant. */
+  /**
+   * Removes scopes from a client's grant at an API, or (no scopes given) the whole grant; what the
+   * client holds there after it (with what the configuration grants), undefined when nothing.
+   */
   async revoke(clientId: string, identifier: string, scopes?: readonly string[]): Promise<ClientGrant | undefined> {
     await this.#notConfigured(clientId, identifier, (fixed) => (scopes?.length ? fixed.scopes.filter((scope) => scopes.includes(scope)) : [...fixed.scopes, ...(fixed.introspect ? ['introspection'] : []), ...(fixed.default ? ['default'] : [])]), !scopes?.length);
     const grants = await this.#change(clientId, (grants) => {
@@ -436,7 +439,13 @@ export class Apis {
       if (!scopes?.length) return without(grants, identifier);
       return { ...grants, [identifier]: { ...current, scopes: current.scopes.filter((scope) => !scopes.includes(scope)) } };
     });
-    return grants[identifier];
+    return this.#held(clientId, identifier, grants[identifier]);
+  }
+
+  /** What a client holds at an API with `stored` its grant there in the store: the configuration's grant added. */
+  #held(clientId: string, identifier: string, stored: ClientGrant | undefined): ClientGrant | undefined {
+    const fixed = this.#staticGrants.get(clientId)?.[identifier];
+    return fixed ? union(stored, fixed) : stored;
   }
 
   /** Replaces a client's grant at an API (the admin API's PUT). */
@@ -490,7 +499,7 @@ export class Apis {
       changed[identifier] = next(grants[identifier]);
       return changed;
     });
-    return grants[identifier]!;
+    return this.#held(clientId, identifier, grants[identifier])!;
   }
 
   /** What a change took from a client: a whole grant, or scopes of one (see GrantEndings). */

@@ -10,14 +10,21 @@ import { createHash, randomUUID } from 'node:crypto';
 import { decodeJwt, exportJWK, generateKeyPair, SignJWT } from 'jose';
 import * as oidc from 'openid-client';
 import { Agent } from '../helpers/agent.js';
+import { grantApi } from '../helpers/operator.js';
+import { latchkey } from '../helpers/process.js';
 import { signInSteps, startAuthorization } from '../helpers/sign-in.js';
 import { startServer, type TestServer } from '../helpers/server.js';
+import { adminJson, basic, clientCredentialsToken, machineClient } from '../helpers/tokens.js';
 
 const PASSWORD = 'red team granted nineteen passphrase';
 const DEVICE_CODE = 'urn:ietf:params:oauth:grant-type:device_code';
 const REDIRECT = 'https://nineteen.example.test/callback';
 const APP = { id: 'nineteen', secret: 'nineteen-client-secret-with-plenty-of-entropy-0123456789' };
 const TV = 'nineteen-tv';
+/** An API in the configuration, whose grant to the machine client is the configuration's too. */
+const CONFIGURED = 'https://configured.nineteen.example.test';
+const MACHINE = { id: 'nineteen-machine', secret: 'nineteen-machine-secret-with-plenty-of-entropy-0123' };
+const OPERATOR = { id: 'nineteen-operator', secret: 'nineteen-operator-secret-with-plenty-of-entropy-012' };
 
 type KeyPair = { publicKey: CryptoKey; privateKey: CryptoKey };
 
@@ -34,7 +41,14 @@ describe('e2e: red team, nineteenth granting pass, features combined across an o
   let app: oidc.Configuration;
 
   before(async () => {
-    server = await startServer({ ownRedis: true, env: { REGISTRATION_OPEN: 'true' } });
+    server = await startServer({
+      ownRedis: true,
+      clients: [machineClient(MACHINE), machineClient(OPERATOR)],
+      env: {
+        REGISTRATION_OPEN: 'true',
+        RESOURCE_SERVERS: JSON.stringify([{ identifier: CONFIGURED, scopes: ['read', 'write'], grants: [{ client_id: MACHINE.id, scopes: ['read'] }] }]),
+      },
+    });
     await server.accounts.create('ada', PASSWORD, { email: 'ada@example.test', email_verified: true, name: 'Ada Example' });
     await server.clients.add({ client_id: APP.id, client_secret: APP.secret, redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'] });
     await server.clients.add({ client_id: TV, application_type: 'native', token_endpoint_auth_method: 'none', redirect_uris: [], response_types: [], grant_types: [DEVICE_CODE, 'refresh_token'] });
@@ -159,5 +173,46 @@ describe('e2e: red team, nineteenth granting pass, features combined across an o
     const userinfo = await refresh(rotated.body.refresh_token!, {}, { dpop: await proof(key, tokenUrl) });
     assert.equal(userinfo.status, 200, JSON.stringify(userinfo.body));
     assert.equal(decodeJwt(userinfo.body.id_token!).email, undefined, 'no claim the device did not ask for');
+  });
+
+  it("an operator's revocation of what the configuration grants is refused, not reported done while the client goes on getting it (CLI and admin API)", async () => {
+    const cc = async (scope: string) => {
+      const response = await fetch(`${server.url}/token`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(MACHINE) },
+        body: new URLSearchParams({ grant_type: 'client_credentials', resource: CONFIGURED, scope }),
+      });
+      return { status: response.status, body: (await response.json()) as Record<string, string> };
+    };
+    // The operator grants in the store what the configuration grants, and more.
+    const granted = await latchkey(server.env, ['apis', 'grant', '--client', MACHINE.id, '--api', CONFIGURED, '--scope', 'read write']);
+    assert.equal(granted.status, 0, granted.stderr);
+
+    // `latchkey apis revoke` of the configuration's scope, and of the whole grant: each said it was done (the
+    // store's part), and the client went on getting read tokens, the configuration's grant added at every read.
+    for (const args of [['--scope', 'read'], []]) {
+      const revoked = await latchkey(server.env, ['apis', 'revoke', '--client', MACHINE.id, '--api', CONFIGURED, ...args]);
+      assert.notEqual(revoked.status, 0, `apis revoke ${args.join(' ')} said: ${revoked.stdout}`);
+      assert.match(revoked.stderr, /the configuration grants client nineteen-machine (scope read|a grant) at https:\/\/configured\.nineteen\.example\.test/);
+    }
+    // The admin API alike: DELETE of the grant, and PUT of a grant without the configuration's scope.
+    await grantApi(server, OPERATOR.id, `${server.issuer}/admin`, { scopes: ['admin'] });
+    const admin = await clientCredentialsToken(server.url, OPERATOR, `${server.issuer}/admin`, 'admin');
+    const path = `/clients/${MACHINE.id}/grants/${encodeURIComponent(CONFIGURED)}`;
+    const deleted = await adminJson(server.url, admin, 'DELETE', path);
+    assert.equal(deleted.status, 409, JSON.stringify(deleted.body));
+    assert.equal(deleted.body.error, 'conflict');
+    const replaced = await adminJson(server.url, admin, 'PUT', path, { scopes: ['write'] });
+    assert.equal(replaced.status, 409, JSON.stringify(replaced.body));
+    // Nothing changed: the grant is what it was, and so is what the client gets.
+    assert.deepEqual((await adminJson(server.url, admin, 'GET', `/clients/${MACHINE.id}/grants`)).body[CONFIGURED], { scopes: ['read', 'write'] });
+    assert.equal((await cc('read write')).status, 200);
+
+    // What the store alone grants is taken as before, and the answer says what the client holds after it.
+    const narrowed = await adminJson(server.url, admin, 'PUT', path, { scopes: ['read'] });
+    assert.equal(narrowed.status, 200, JSON.stringify(narrowed.body));
+    assert.deepEqual(narrowed.body, { scopes: ['read'] });
+    assert.equal((await cc('write')).body.error, 'invalid_scope');
+    assert.equal((await cc('read')).status, 200);
   });
 });

@@ -90,7 +90,7 @@ for (const backend of [...backends, cachingRedis]) {
       assert.equal(sources[CONFIGURED], 'config');
       assert.equal(sources[BUILTIN], 'builtin');
       assert.deepEqual((await one.grantAt('svc', CONFIGURED))?.scopes, ['read'], 'a grant from the configuration');
-      await assert.rejects(one.revoke('svc', CONFIGURED), (error: Error) => error instanceof ApiError && error.status === 404, 'a configured grant is not revoked here');
+      await assert.rejects(one.revoke('svc', CONFIGURED), (error: Error) => error instanceof ApiError && error.status === 409, 'a configured grant is not revoked here');
       await one.grant('svc', CONFIGURED, { scopes: ['write'] });
       assert.deepEqual([...(await two.grantAt('svc', CONFIGURED))!.scopes].sort(), ['read', 'write'], 'merged with the stored one');
       for (const change of [() => one.remove(CONFIGURED), () => one.remove(BUILTIN), () => one.add({ identifier: CONFIGURED }), () => one.add({ identifier: BUILTIN })]) {
