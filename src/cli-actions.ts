@@ -130,7 +130,7 @@ async function consentsOn(kv: Kv, settings: Config): Promise<Consents> {
 /** oidc-provider is imported only by the commands that need it: the rest start faster. */
 async function clientsOn(kv: Kv, settings: Config): Promise<Clients> {
   const { Clients } = await import('./registration/clients.js');
-  return new Clients(kv, { current: await validatingProvider(kv, settings) }, apisOn(kv, settings), revocationList(kv, settings));
+  return new Clients(kv, { current: await validatingProvider(kv, settings) }, apisOn(kv, settings), revocationList(kv, settings), settings.clients.map((client) => client.client_id));
 }
 
 /**

@@ -264,7 +264,7 @@ export async function serve(config: Config, logger: Logger = createLogger(config
   // maintenance, and so is everything else sealed under an older one, here.
   await resealUnderFirstSecret(config, { accounts, secondFactors, upstreams }, logger);
   // Our own routes take the host and use the provider in service per request.
-  const clients = new Clients(kv, providers, apis, revocations);
+  const clients = new Clients(kv, providers, apis, revocations, config.clients.map((client) => client.client_id));
   const grants = new GrantRevocation(kv, revocations);
   const sessions = new AccountSessions(kv, providers, accounts);
   const credentials = new SessionCredentials(kv, config.ttl.session);

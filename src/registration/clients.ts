@@ -93,7 +93,21 @@ export class Clients {
     private readonly apis?: Pick<Apis, 'delegableScopes'>,
     /** A client deleted lately with the id: what it got in flight ends, and the new one starts in a later second. */
     private readonly endings?: ClientEndings,
+    /** The ids of the clients in the configuration (`clients`, CLIENTS), which the engine finds before any in the store. */
+    private readonly configured: readonly string[] = [],
   ) {}
+
+  /**
+   * A client of the configuration is changed there: one stored with its id is never used (the engine
+   * finds the configured one first), so adding, updating, rotating the secret of or removing it
+   * here would say done while the configured client goes on as it was: a secret rotated because it
+   * leaked still working, a narrowing or a removal with no effect (red team's nineteenth granting pass).
+   */
+  #notConfigured(id: string): void {
+    if (this.configured.includes(id)) {
+      throw new ClientError(`client "${id}" is defined in the configuration (clients, CLIENTS): change it there and restart`, 'conflict', 409);
+    }
+  }
 
   /** The provider's own adapter: removing a client here runs the same hook as RFC 7592's DELETE. */
   get #adapter(): Adapter & { upsertIfUnchanged?(id: string, previous: object, payload: object, expiresIn: number): Promise<boolean> } {
@@ -118,6 +132,7 @@ export class Clients {
     const id = metadata.client_id;
     // Latchkey's own pages' clients, configured statically (and trusted without consent: provider/consents.ts).
     if (FIRST_PARTY_CLIENT_IDS.includes(id)) throw new ClientError(`"${id}" is Latchkey's own client id`, 'conflict', 409);
+    this.#notConfigured(id);
     if (await this.#adapter.find(id)) throw new ClientError(`a client "${id}" exists already`, 'conflict', 409);
     await this.#validate(metadata);
     // The client's creation time (RFC 7591's client_id_issued_at, as registration sets it): consents,
@@ -205,6 +220,7 @@ export class Clients {
   }
 
   async #require(id: string): Promise<ClientMetadata> {
+    this.#notConfigured(id);
     const existing = await this.get(id);
     if (!existing) throw new ClientError(`no client "${id}"`, 'not_found', 404);
     return existing;

@@ -215,4 +215,46 @@ describe('e2e: red team, nineteenth granting pass, features combined across an o
     assert.equal((await cc('write')).body.error, 'invalid_scope');
     assert.equal((await cc('read')).status, 200);
   });
+
+  it("a client of the configuration is not added, updated, rotated or removed in the store, said done while the configured one goes on as it was: a leaked secret 'rotated' still worked (CLI and admin API)", async () => {
+    const cc = async (secret: string, headers: Record<string, string> = {}) => {
+      const response = await fetch(`${server.url}/token`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic({ id: MACHINE.id, secret }), ...headers },
+        body: new URLSearchParams({ grant_type: 'client_credentials', resource: CONFIGURED, scope: 'read' }),
+      });
+      return { status: response.status, body: (await response.json()) as Record<string, string> };
+    };
+    assert.equal((await cc(MACHINE.secret)).status, 200);
+    // The operator, told the configured client's secret leaked, adds it to the store with a new secret,
+    // then rotates that without grace, makes it DPoP-bound, and removes it: each said done, and the
+    // leaked secret still got Bearer tokens after every one of them (the engine finds the configured client first).
+    const fresh = 'nineteen-machine-fresh-secret-with-plenty-of-entropy-01';
+    const steps = [
+      ['clients', 'add', '--client-id', MACHINE.id, '--secret', fresh, '--grant-type', 'client_credentials'],
+      ['clients', 'rotate-secret', MACHINE.id, '--grace', '0'],
+      ['clients', 'update', MACHINE.id, '--dpop-bound-access-tokens'],
+      ['clients', 'remove', MACHINE.id],
+    ];
+    for (const args of steps) {
+      const run = await latchkey(server.env, args);
+      assert.notEqual(run.status, 0, `${args.slice(0, 2).join(' ')} said: ${run.stdout}`);
+      // (`clients update` reads the stored client first: there is none, no copy having been made.)
+      assert.match(run.stderr, /client "nineteen-machine" is defined in the configuration|no client "nineteen-machine"/);
+    }
+    const leaked = await cc(MACHINE.secret);
+    assert.equal(leaked.status, 200, 'the configured client is what it is in the configuration');
+    assert.equal(leaked.body.token_type, 'Bearer');
+    assert.equal((await cc(fresh)).status, 401, 'no stored copy was made');
+
+    // The admin API alike.
+    await grantApi(server, OPERATOR.id, `${server.issuer}/admin`, { scopes: ['admin'] });
+    const admin = await clientCredentialsToken(server.url, OPERATOR, `${server.issuer}/admin`, 'admin');
+    const added = await adminJson(server.url, admin, 'POST', '/clients', { client_id: MACHINE.id, grant_types: ['client_credentials'], response_types: [], redirect_uris: [] });
+    assert.equal(added.status, 409, JSON.stringify(added.body));
+    for (const [method, path] of [['POST', `/clients/${MACHINE.id}/secret`], ['DELETE', `/clients/${MACHINE.id}`]] as const) {
+      const answer = await adminJson(server.url, admin, method, path);
+      assert.equal(answer.status, 409, `${method} ${path}: ${answer.status} ${JSON.stringify(answer.body)}`);
+    }
+  });
 });
