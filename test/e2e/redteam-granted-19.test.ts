@@ -3,7 +3,9 @@
  * box (docs/security.md, "Looked at in the nineteenth granting pass"): features combined across an
  * operator's change. Found: an API removed and made again under its identifier was given by a device
  * code the person approved before, and by a refresh token whose chain began after it from a code
- * issued before (the moment compared was the redemption's, not the person's).
+ * issued before (the moment compared was the redemption's, not the person's); an operator's revocation
+ * of what the configuration grants, and changes to a stored copy of a configured client (a leaked
+ * secret "rotated"), were said done while nothing changed. Held: a device's DPoP-bound refresh token.
  */
 import assert from 'node:assert/strict';
 import { createHash, randomUUID } from 'node:crypto';
