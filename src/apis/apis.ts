@@ -444,7 +444,7 @@ export class Apis {
 
   /** What a client holds at an API with `stored` its grant there in the store: the configuration's grant added. */
   #held(clientId: string, identifier: string, stored: ClientGrant | undefined): ClientGrant | undefined {
-    const fixed = this.#staticGrants.get(clientId)?.[identifier];
+    const fixed = own(this.#staticGrants.get(clientId), identifier);
     return fixed ? union(stored, fixed) : stored;
   }
 
@@ -471,9 +471,9 @@ export class Apis {
     // servers' RESOURCE_SERVERS reads it from the store: configurationChanged records it).
     const recorded = async () => {
       const text = await this.kv.get(CONFIGURED_APIS_KEY);
-      return text === undefined ? undefined : (JSON.parse(text) as Record<string, RecordedApi>)[identifier]?.grants[clientId];
+      return text === undefined ? undefined : own(own(JSON.parse(text) as Record<string, RecordedApi>, identifier)?.grants, clientId);
     };
-    const fixed = this.#staticGrants.get(clientId)?.[identifier] ?? (await recorded());
+    const fixed = own(this.#staticGrants.get(clientId), identifier) ?? (await recorded());
     if (!fixed) return;
     const kept = taken(fixed);
     if (!kept.length && !whole) return;
@@ -554,6 +554,11 @@ export class Apis {
       return next;
     }
   }
+}
+
+/** `record[key]` when it is the record's own: identifiers and client ids come from requests (`__proto__` is no grant). */
+function own<T>(record: Readonly<Record<string, T>> | undefined, key: string): T | undefined {
+  return record && Object.hasOwn(record, key) ? record[key] : undefined;
 }
 
 function union(a: ClientGrant | undefined, b: ClientGrant): ClientGrant {
