@@ -338,7 +338,7 @@ const actions: Record<string, Action> = {
   'clients add': async (options) =>
     withStore(async (kv, settings) => {
       if (options.public && options.secret) throw new UsageError('--public and --secret exclude each other');
-      const { generateSecret, ClientError } = await import('./registration/clients.js');
+      const { generateSecret, ClientError, ConfiguredClient } = await import('./registration/clients.js');
       const { DEVICE_CODE_GRANT } = await import('./registration/policy.js');
       // `device_code` is short for RFC 8628's grant type URN.
       const named: string[] | undefined = options.grantType?.map((type: string) => (type === 'device_code' ? DEVICE_CODE_GRANT : type));
@@ -372,7 +372,7 @@ const actions: Record<string, Action> = {
       };
       const added = await (await clientsOn(kv, settings)).add(metadata).catch((error: unknown) => {
         // Run again with another flag (the walkthrough's --backchannel-logout-uri): say how, since update takes only the requirements.
-        if (error instanceof ClientError && error.error === 'conflict') {
+        if (error instanceof ClientError && error.error === 'conflict' && !(error instanceof ConfiguredClient)) {
           throw new ClientError(`${error.message}: to register it anew, latchkey clients remove ${options.clientId} first (its secret and tokens go with it)`, error.error, error.status);
         }
         throw error;
@@ -387,6 +387,8 @@ const actions: Record<string, Action> = {
         throw new UsageError('nothing to change: give --require-par, --dpop-bound-access-tokens or --require-mfa (or their --no- forms)');
       }
       const store = await clientsOn(kv, settings);
+      // Said before "no client": a configured client has no stored record to find.
+      await store.notConfigured(clientId);
       const existing = await store.get(clientId);
       if (!existing) throw new ClientMissing(`no client "${clientId}"`);
       const { client_secret: _secret, ...updated } = await store.update(clientId, { ...existing, ...changes });

@@ -17,7 +17,7 @@ import { OFFERED_API_SCOPES } from './policy.js';
 import type { ProviderInService } from '../provider-in-service.js';
 import { AdapterIndexes, secretDigestOf } from '../store/adapter.js';
 import type { Kv } from '../store/kv.js';
-import { ownerClaimKey, previousSecretKey } from '../store/keys.js';
+import { CONFIGURED_CLIENTS_KEY, ownerClaimKey, previousSecretKey } from '../store/keys.js';
 import { epochSeconds, untilSecond } from '../clock.js';
 
 export type ClientMetadata = Record<string, unknown> & { client_id: string };
@@ -32,6 +32,13 @@ export class ClientError extends Error {
     readonly description: string = message,
   ) {
     super(message);
+  }
+}
+
+/** A change refused because the client is defined in the configuration (Clients.notConfigured). */
+export class ConfiguredClient extends ClientError {
+  constructor(id: string) {
+    super(`client "${id}" is defined in the configuration (clients, CLIENTS): change it there and restart`, 'conflict', 409);
   }
 }
 
@@ -102,11 +109,16 @@ export class Clients {
    * finds the configured one first), so adding, updating, rotating the secret of or removing it
    * here would say done while the configured client goes on as it was: a secret rotated because it
    * leaked still working, a narrowing or a removal with no effect (red team's nineteenth granting pass).
+   * Configured is this process's configuration, or the one the servers last started with: a CLI run
+   * without the servers' CLIENTS reads it from the store (store/configured-clients.ts records it).
    */
-  #notConfigured(id: string): void {
-    if (this.configured.includes(id)) {
-      throw new ClientError(`client "${id}" is defined in the configuration (clients, CLIENTS): change it there and restart`, 'conflict', 409);
-    }
+  async notConfigured(id: string): Promise<void> {
+    if (this.configured.includes(id) || (await this.#recordedAsConfigured(id))) throw new ConfiguredClient(id);
+  }
+
+  async #recordedAsConfigured(id: string): Promise<boolean> {
+    const text = await this.kv.get(CONFIGURED_CLIENTS_KEY);
+    return text !== undefined && Object.hasOwn(JSON.parse(text) as object, id);
   }
 
   /** The provider's own adapter: removing a client here runs the same hook as RFC 7592's DELETE. */
@@ -132,7 +144,7 @@ export class Clients {
     const id = metadata.client_id;
     // Latchkey's own pages' clients, configured statically (and trusted without consent: provider/consents.ts).
     if (FIRST_PARTY_CLIENT_IDS.includes(id)) throw new ClientError(`"${id}" is Latchkey's own client id`, 'conflict', 409);
-    this.#notConfigured(id);
+    await this.notConfigured(id);
     if (await this.#adapter.find(id)) throw new ClientError(`a client "${id}" exists already`, 'conflict', 409);
     await this.#validate(metadata);
     // The client's creation time (RFC 7591's client_id_issued_at, as registration sets it): consents,
@@ -220,7 +232,7 @@ export class Clients {
   }
 
   async #require(id: string): Promise<ClientMetadata> {
-    this.#notConfigured(id);
+    await this.notConfigured(id);
     const existing = await this.get(id);
     if (!existing) throw new ClientError(`no client "${id}"`, 'not_found', 404);
     return existing;

@@ -46,10 +46,10 @@ export function openApiDocument(issuer: string) {
           summary: "Replace a client's metadata; its secret stays unless the body names one, which replaces it with no grace (the old secret, one still in a rotation's grace, and the tokens the client got for itself with them end at once)",
           security: write,
           requestBody: { required: true, content: { 'application/json': { schema: { $ref: '#/components/schemas/Client' } } } },
-          // 409: the client was changed meanwhile (a secret rotated, say); nothing was written.
+          // 409: the client was changed meanwhile (a secret rotated, say), or is defined in the configuration; nothing was written.
           responses: { 200: json({ $ref: '#/components/schemas/Client' }), 400: error, 401: unauthorized, 403: forbidden, 404: notFound, 409: error },
         },
-        delete: { operationId: 'deleteClient', summary: 'Delete a client; its tokens stop working', security: write, responses: { 204: { description: 'deleted' }, 401: unauthorized, 403: forbidden, 404: notFound } },
+        delete: { operationId: 'deleteClient', summary: 'Delete a client; its tokens stop working (409: a client of the configuration, changed there)', security: write, responses: { 204: { description: 'deleted' }, 401: unauthorized, 403: forbidden, 404: notFound, 409: error } },
       },
       '/clients/{id}/secret': {
         parameters: [clientId],

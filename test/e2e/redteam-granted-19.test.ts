@@ -238,11 +238,17 @@ describe('e2e: red team, nineteenth granting pass, features combined across an o
       ['clients', 'update', MACHINE.id, '--dpop-bound-access-tokens'],
       ['clients', 'remove', MACHINE.id],
     ];
-    for (const args of steps) {
-      const run = await latchkey(server.env, args);
-      assert.notEqual(run.status, 0, `${args.slice(0, 2).join(' ')} said: ${run.stdout}`);
-      // (`clients update` reads the stored client first: there is none, no copy having been made.)
-      assert.match(run.stderr, /client "nineteen-machine" is defined in the configuration|no client "nineteen-machine"/);
+    // With the servers' configuration, and from a shell without their CLIENTS (the CLI then reads
+    // the configured clients the servers last started with from the store).
+    const { CLIENTS: _clients, ...withoutClients } = server.env;
+    for (const env of [server.env, withoutClients]) {
+      for (const args of steps) {
+        const run = await latchkey(env, args);
+        assert.notEqual(run.status, 0, `${args.slice(0, 2).join(' ')} said: ${run.stdout}`);
+        assert.match(run.stderr, /client "nineteen-machine" is defined in the configuration/);
+        // No advice to remove it first: that is refused too.
+        assert.doesNotMatch(run.stderr, /remove nineteen-machine first/);
+      }
     }
     const leaked = await cc(MACHINE.secret);
     assert.equal(leaked.status, 200, 'the configured client is what it is in the configuration');
