@@ -29,6 +29,7 @@ import './patches/scope-required.js';
 import { codesNameRedirectUri, REDIRECT_URI_OMITTED } from './patches/openid-redirect-uri.js';
 import { confidentialRedemption } from './patches/confidential-redemption.js';
 import { grantGivenAtKept } from './patches/grant-given-at.js';
+import { signedInThroughKept, upstreamOf } from './patches/signed-in-through.js';
 import { loopbackPublicClientsAsked } from './patches/loopback-public-clients.js';
 import { GRANT_CLAIM, grantHandle, type RevocationList } from '../revocation/list.js';
 import { opaqueRevoked } from '../revocation/opaque-introspection.js';
@@ -486,9 +487,8 @@ function accountsAndConsent({ config, accounts, consents, federated, revocations
       const client = ctx.oidc.client;
       if (token && client?.clientId === clientId && predatesClient(client?.clientIdIssuedAt, iat)) return undefined;
       const claims = accountClaims(ctx, config.idToken.scopeClaims, { ...claimsFor(account) } as AccountClaims);
-      // Only a session signed in through an upstream (amr "fed") costs the extra read.
-      const { amr, sessionUid } = (token ?? {}) as { amr?: string[]; sessionUid?: string };
-      const idp = amr?.includes('fed') && sessionUid ? (await federated.find(sessionUid))?.upstream : undefined;
+      // The upstream of the sign-in the token came from (amr "fed"), kept with it (signed-in-through.ts).
+      const idp = await upstreamOf(federated, token as Parameters<typeof upstreamOf>[1]);
       if (!idp) return { accountId: account.sub, claims };
       return { accountId: account.sub, claims: async (use, scope, requested) => ({ ...(await claims(use, scope, requested)), ...(use === 'id_token' && { idp }) }) };
     },
@@ -708,6 +708,8 @@ function applyPatches(
   confidentialRedemption(provider);
   // An API removed and added again since the person allowed a code, device code or refresh token is not given by it: when they allowed it is kept.
   grantGivenAtKept(provider);
+  // An ID token names the upstream its sign-in went through, not the one its session signed in through last.
+  signedInThroughKept(provider, federated);
   // A code bound to a DPoP key (dpop_jkt) is not spent by a request without that key's proof.
   dpopBoundCodesBeforeSpending(provider);
   refuseHintsOfRevokedKeys(provider, revocations);

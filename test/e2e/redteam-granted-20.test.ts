@@ -10,8 +10,10 @@ import { createHash, randomUUID } from 'node:crypto';
 import { decodeJwt, exportJWK, generateKeyPair, SignJWT, type CryptoKey } from 'jose';
 import * as oidc from 'openid-client';
 import { Agent } from '../helpers/agent.js';
+import { startFakeUpstream } from '../helpers/fake-upstream.js';
 import { signInSteps, startAuthorization } from '../helpers/sign-in.js';
 import { startServer, type TestServer } from '../helpers/server.js';
+import { Upstreams } from '../../src/upstreams/registry.js';
 
 const PASSWORD = 'red team granted twenty passphrase';
 const REDIRECT = 'https://twenty.example.test/callback';
@@ -111,5 +113,65 @@ describe('e2e: red team, twentieth granting pass, what a token or a request name
     assert.equal(again.get('error'), 'invalid_request');
     const own = new URL((await startAuthorization(agent, app, REDIRECT, { prompt: 'none', id_token_hint: ownIdToken })).page.url).searchParams;
     assert.ok(own.get('code'), `own hint: ${own.toString()}`);
+  });
+});
+
+describe('e2e: red team, twentieth granting pass, the upstream an ID token names', function () {
+  this.timeout(60_000);
+  const UPSTREAM_SECRET = 'red-team-granted-twenty-upstream-secret-0123456789';
+  let server: TestServer;
+  let app: oidc.Configuration;
+  let social: Awaited<ReturnType<typeof startFakeUpstream>>;
+  let corp: Awaited<ReturnType<typeof startFakeUpstream>>;
+
+  before(async () => {
+    server = await startServer({ ownRedis: true, env: { OUTBOUND_ALLOW_PRIVATE_NETWORKS: 'true' } });
+    await server.accounts.create('ada', PASSWORD, { email: 'ada@corp.example', email_verified: true, name: 'Ada Example' });
+    await server.clients.add({ client_id: APP.id, client_secret: APP.secret, redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'], scope: 'openid email offline_access' });
+    app = await oidc.discovery(new URL(server.issuer), APP.id, APP.secret, oidc.ClientSecretBasic(APP.secret), { execute: [oidc.allowInsecureRequests] });
+    social = await startFakeUpstream(UPSTREAM_SECRET);
+    corp = await startFakeUpstream(UPSTREAM_SECRET);
+    const upstreams = new Upstreams(server.kv, server.config.keys.secrets);
+    for (const [id, fake] of [['social', social], ['corp', corp]] as const) {
+      Object.assign(fake.state, { sub: `ada-at-${id}`, email: 'ada@corp.example', emailVerified: true });
+      await upstreams.add({ id, issuer: fake.state.issuer, clientId: 'latchkey', clientSecret: UPSTREAM_SECRET, scope: 'openid email', displayName: id, linkByEmail: true, endSession: false });
+    }
+  });
+  after(async () => {
+    await social?.close();
+    await corp?.close();
+    await server?.stop();
+  });
+
+  /** A request of the app through `upstream` at `agent` (`params` on top), Ada confirming a link with her password where offered; the code response. */
+  async function through(agent: Agent, upstream: string, params: Record<string, string> = {}): Promise<{ url: URL; verifier: string }> {
+    const { page, verifier } = await startAuthorization(agent, app, REDIRECT, { scope: 'openid email offline_access', prompt: 'consent', upstream, ...params });
+    const back = await signInSteps(agent, page, { username: 'ada', password: PASSWORD, stopAt: REDIRECT });
+    assert.ok(back.url.startsWith(REDIRECT), `${back.status} ${back.url}`);
+    return { url: new URL(back.url), verifier };
+  }
+
+  it("an ID token of a sign-in through one upstream names that upstream, not the one the session signed in through later (a refresh, a code redeemed later)", async () => {
+    // Ada links both upstreams to her account (her password confirms each link).
+    await through(new Agent(), 'social');
+    await through(new Agent(), 'corp');
+
+    // She signs in to the app through the social upstream; the app keeps a refresh token and a second code.
+    const agent = new Agent();
+    const first = await through(agent, 'social');
+    const tokens = await oidc.authorizationCodeGrant(app, first.url, { pkceCodeVerifier: first.verifier });
+    assert.equal(decodeJwt(tokens.id_token!).idp, 'social');
+    const kept = await through(agent, 'social', { prompt: 'none' });
+
+    // The same browser signs in again, through corp (another app's step, here the same app's).
+    const again = await through(agent, 'corp', { prompt: 'login' });
+    const corpTokens = await oidc.authorizationCodeGrant(app, again.url, { pkceCodeVerifier: again.verifier });
+    assert.equal(decodeJwt(corpTokens.id_token!).idp, 'corp');
+
+    // What the social sign-in gave still says social: its refresh and its code redeemed now.
+    const refreshed = await oidc.refreshTokenGrant(app, tokens.refresh_token!);
+    assert.equal(decodeJwt(refreshed.id_token!).idp, 'social', 'a refresh of the social sign-in named the upstream signed in through later');
+    const late = await oidc.authorizationCodeGrant(app, kept.url, { pkceCodeVerifier: kept.verifier });
+    assert.equal(decodeJwt(late.id_token!).idp, 'social', 'a code of the social sign-in redeemed later named the upstream signed in through later');
   });
 });
