@@ -81,8 +81,8 @@ describe('e2e: red team, twentieth granting pass, what a token or a request name
 
   it('held: `value` and `values` of the claims parameter for claims other than sub neither pick whom they speak of nor put the asked value in a token (OIDC Core §5.5.1)', async () => {
     const claims = JSON.stringify({
-      id_token: { email: { essential: true, value: 'eve@example.test' }, name: { values: ['Eve Example'] }, email_verified: { value: true } },
-      userinfo: { email: { value: 'eve@example.test' }, name: { essential: true, values: ['Eve Example'] } },
+      id_token: { email: { essential: true, value: 'eve@example.test' }, name: { values: ['Eve Example'] }, email_verified: { value: true }, acr: { value: 'mfa' }, amr: { values: [['otp']] }, idp: { value: 'corp' } },
+      userinfo: { email: { value: 'eve@example.test' }, name: { essential: true, values: ['Eve Example'] }, acr: { essential: true, value: 'mfa' }, auth_time: { essential: true }, idp: { value: 'corp' } },
     });
     const { url, verifier } = await signIn(new Agent(), app, REDIRECT, { scope: 'openid email profile', claims });
     const tokens = await oidc.authorizationCodeGrant(app, url, { pkceCodeVerifier: verifier });
@@ -93,6 +93,11 @@ describe('e2e: red team, twentieth granting pass, what a token or a request name
     assert.equal(userinfo.email, 'ada@example.test');
     assert.equal(userinfo.name, 'Ada Example');
     assert.ok(!JSON.stringify({ idToken, userinfo }).includes('eve'), 'the asked value appears');
+    // Nor do they make a password sign-in read as a stronger or federated one (acr, amr, idp asked with values).
+    assert.notEqual(idToken.acr, 'mfa');
+    assert.deepEqual(idToken.amr, ['pwd']);
+    assert.equal(idToken.idp, undefined);
+    assert.deepEqual(Object.keys(userinfo).filter((claim) => ['acr', 'amr', 'auth_time', 'idp'].includes(claim)), [], JSON.stringify(userinfo));
   });
 
   it('held: a silent request carrying another client\'s ID token as its id_token_hint gets no code (OIDC Core §3.1.2.1)', async () => {
