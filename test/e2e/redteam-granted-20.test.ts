@@ -11,7 +11,7 @@ import { decodeJwt, exportJWK, generateKeyPair, SignJWT, type CryptoKey } from '
 import * as oidc from 'openid-client';
 import { Agent } from '../helpers/agent.js';
 import { startFakeUpstream } from '../helpers/fake-upstream.js';
-import { signInSteps, startAuthorization } from '../helpers/sign-in.js';
+import { isConsent, signInSteps, startAuthorization } from '../helpers/sign-in.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { Upstreams } from '../../src/upstreams/registry.js';
 
@@ -19,6 +19,8 @@ const PASSWORD = 'red team granted twenty passphrase';
 const REDIRECT = 'https://twenty.example.test/callback';
 const OTHER_REDIRECT = 'https://other.twenty.example.test/callback';
 const APP = { id: 'twenty', secret: 'twenty-client-secret-with-plenty-of-entropy-0123456789' };
+const TV = 'twenty-tv';
+const DEVICE_CODE = 'urn:ietf:params:oauth:grant-type:device_code';
 const OTHER = { id: 'twenty-other', secret: 'twenty-other-secret-with-plenty-of-entropy-0123456789' };
 
 type KeyPair = { publicKey: CryptoKey; privateKey: CryptoKey };
@@ -133,6 +135,7 @@ describe('e2e: red team, twentieth granting pass, the upstream an ID token names
     server = await startServer({ ownRedis: true, env: { OUTBOUND_ALLOW_PRIVATE_NETWORKS: 'true' } });
     await server.accounts.create('ada', PASSWORD, { email: 'ada@corp.example', email_verified: true, name: 'Ada Example' });
     await server.clients.add({ client_id: APP.id, client_secret: APP.secret, redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'], scope: 'openid email offline_access' });
+    await server.clients.add({ client_id: TV, application_type: 'native', token_endpoint_auth_method: 'none', redirect_uris: [], response_types: [], grant_types: [DEVICE_CODE] });
     app = await oidc.discovery(new URL(server.issuer), APP.id, APP.secret, oidc.ClientSecretBasic(APP.secret), { execute: [oidc.allowInsecureRequests] });
     social = await startFakeUpstream(UPSTREAM_SECRET);
     corp = await startFakeUpstream(UPSTREAM_SECRET);
@@ -178,5 +181,23 @@ describe('e2e: red team, twentieth granting pass, the upstream an ID token names
     assert.equal(decodeJwt(refreshed.id_token!).idp, 'social', 'a refresh of the social sign-in named the upstream signed in through later');
     const late = await oidc.authorizationCodeGrant(app, kept.url, { pkceCodeVerifier: kept.verifier });
     assert.equal(decodeJwt(late.id_token!).idp, 'social', 'a code of the social sign-in redeemed later named the upstream signed in through later');
+  });
+
+  it('an ID token of a device approved after a sign-in through one upstream names that upstream, not the one the browser signed in through before the device polled (RFC 8628)', async () => {
+    const started = await fetch(`${server.issuer}/device/auth`, { method: 'POST', body: new URLSearchParams({ client_id: TV, scope: 'openid' }) });
+    const { user_code: userCode, device_code: deviceCode } = (await started.json()) as { user_code: string; device_code: string };
+    const agent = new Agent();
+    const confirm = await agent.submit(await agent.follow(`${server.issuer}/device`), '/device', { user_code: userCode });
+    const login = await agent.submit(confirm, '/device', { confirm: 'yes' });
+    assert.ok(login.html.includes('/upstream/social'), `expected the login page with the upstreams, got ${login.status} ${login.url}`);
+    let done = await agent.submit(login, '/upstream/social', {});
+    if (isConsent(done)) done = await agent.submit(done, '/confirm', {});
+    assert.match(done.html, /Device connected/, `${done.status} ${done.url}`);
+    // Before the device polls, the same browser signs in through corp.
+    await through(agent, 'corp', { prompt: 'login' });
+    const polled = await fetch(`${server.issuer}/token`, { method: 'POST', body: new URLSearchParams({ grant_type: DEVICE_CODE, device_code: deviceCode, client_id: TV }) });
+    const tokens = (await polled.json()) as { id_token?: string };
+    assert.ok(tokens.id_token, JSON.stringify(tokens));
+    assert.equal(decodeJwt(tokens.id_token).idp, 'social', "the device's ID token named the upstream signed in through after its approval");
   });
 });
