@@ -1,9 +1,12 @@
 /**
  * The red team's twentieth pass at "Latchkey hands out more than was granted" (2026-12-04), black
  * box (docs/security.md, "Looked at in the twentieth granting pass"): what a token or a request
- * names beside what was granted. Held: a DPoP-bound access token at userinfo as a Bearer token or
- * with another key's proof; `value` and `values` of the `claims` parameter for claims other than
- * `sub`; a silent request carrying another client's ID token as its `id_token_hint`.
+ * names beside what was granted. Found: an ID token named the upstream its session signed in through
+ * last (`idp`), not the one its sign-in went through: a refresh, a code redeemed later and a device
+ * approved before named the company's upstream once the same browser had signed in through it after a
+ * social login. Held: a DPoP-bound access token at userinfo as a Bearer token or with another key's
+ * proof; `value` and `values` of the `claims` parameter for claims other than `sub`; a silent request
+ * carrying another client's ID token as its `id_token_hint`.
  */
 import assert from 'node:assert/strict';
 import { createHash, randomUUID } from 'node:crypto';
