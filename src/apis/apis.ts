@@ -238,7 +238,7 @@ export class Apis {
     if (ttl !== undefined && (!Number.isSafeInteger(ttl) || ttl <= 0 || ttl > this.options.maxAccessTokenTTL)) {
       throw new ApiError(`accessTokenTTL is a number of seconds from 1 to ${this.options.maxAccessTokenTTL} (ttl.apiAccessTokenMax)`, 'invalid_request', 400);
     }
-    if (this.#static.has(api.identifier)) throw new ApiError(`the API ${api.identifier} is defined in the configuration`, 'conflict', 409);
+    if (await this.#configured(api.identifier)) throw new ApiError(`the API ${api.identifier} is defined in the configuration`, 'conflict', 409);
     if (await this.kv.get(apiKey(api.identifier))) throw new ApiError(`an API ${api.identifier} exists already`, 'conflict', 409);
     api = { ...api, addedAt: await this.#afterPredecessor(api.identifier) };
     if (!(await this.kv.set(apiKey(api.identifier), JSON.stringify(api), { onlyIfAbsent: true }))) {
@@ -373,9 +373,21 @@ export class Apis {
     this.#static.set(identifier, { api: addedAt === undefined ? api : { ...api, addedAt }, source: 'config' });
   }
 
+  /**
+   * Whether an API is this process's own (built in or configured), or configured where the servers
+   * last started: a CLI run without their RESOURCE_SERVERS reads that from the store
+   * (configurationChanged records it), so that it does not add or remove a stored API the servers
+   * never use, and say done.
+   */
+  async #configured(identifier: string): Promise<boolean> {
+    if (this.#static.has(identifier)) return true;
+    const text = await this.kv.get(CONFIGURED_APIS_KEY);
+    return text !== undefined && Object.hasOwn(JSON.parse(text) as object, identifier);
+  }
+
   /** Deletes a stored API and every grant at it. */
   async remove(identifier: string): Promise<void> {
-    if (this.#static.has(identifier)) throw new ApiError(`the API ${identifier} is defined in the configuration; it cannot be removed here`, 'conflict', 409);
+    if (await this.#configured(identifier)) throw new ApiError(`the API ${identifier} is defined in the configuration; it cannot be removed here`, 'conflict', 409);
     if (!(await this.kv.get(apiKey(identifier)))) throw new ApiError(`no API ${identifier}`, 'not_found', 404);
     // Its tokens end before it goes (a failure half-way leaves it there, to remove again; once it is
     // gone nothing would end them), and once more after, for tokens issued meanwhile.

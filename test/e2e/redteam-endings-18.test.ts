@@ -276,6 +276,13 @@ describe('e2e: red team, eighteenth endings pass: an operator revoking a grant t
     const uninformed = await latchkey(elsewhere, ['apis', 'revoke', '--client', MACHINE.id, '--api', API]);
     assert.equal(uninformed.status, 1, `a CLI without the configuration answered done: ${uninformed.stdout}`);
     assert.match(uninformed.stderr, /in the configuration \(resourceServers\)/);
+    // Nor does it add or remove a stored API of the configured one's identifier (one the servers never
+    // use; a removal would also end every token of the configured API), and say done.
+    for (const args of [['apis', 'add', API, '--scope', 'read'], ['apis', 'remove', API]]) {
+      const run = await latchkey(elsewhere, args);
+      assert.equal(run.status, 1, `${args.slice(0, 2).join(' ')} from a shell without the configuration answered done: ${run.stdout}`);
+      assert.match(run.stderr, /is defined in the configuration/);
+    }
     const deleted = await adminJson(server.url, ops, 'DELETE', `/clients/${MACHINE.id}/grants/${encodeURIComponent(API)}`);
     assert.equal(deleted.status, 409, JSON.stringify(deleted.body));
     const narrowed = await adminJson(server.url, ops, 'PUT', `/clients/${MACHINE.id}/grants/${encodeURIComponent(API)}`, { scopes: ['write'] });
