@@ -8,7 +8,8 @@
  * permissions are asked for.
  *
  * Layout: consent:<sub>:<client_id> → JSON (the scopes, claims and APIs' scopes allowed; when; in
- * which session, signed in with which credentials), expiring ttl.grant after the last decision;
+ * which session, signed in with which credentials), expiring ttl.grant after the last decision (as
+ * ttl.grant is now: one kept for a longer lifetime before a restart is not used past it);
  * consents:<sub> → set of those client ids (for the account page's list of apps), expiring with the
  * last of them; consent-holders:<client_id> → set of the subs who consented to the client, so that
  * deleting the client forgets them all (a client made again with the id must ask again), expiring
@@ -77,6 +78,11 @@ export class Consents {
     private readonly signedInWith: (sessionUid: string) => Promise<SessionCredential | undefined> = async () => undefined,
   ) {}
 
+  /** Whether a consent was remembered longer ago than ttl.grant is now (kept for a longer one before a restart). */
+  #outlived(remembered: Remembered): boolean {
+    return typeof remembered.at === 'number' && remembered.at + this.ttl <= epochSeconds();
+  }
+
   /** Whether any API `resources` names was removed and added again since `givenAt`. */
   async #anyStale(resources: Iterable<string>, givenAt: number | undefined): Promise<boolean> {
     return (await Promise.all([...resources].map((identifier) => this.stale(identifier, givenAt)))).some(Boolean);
@@ -122,7 +128,9 @@ export class Consents {
     const found = await Promise.all(clientIds.map(async (clientId) => ({ clientId, json: await this.kv.get(consentKey(accountId, clientId)) })));
     return found.flatMap(({ clientId, json }) => {
       if (!json) return [];
-      const { scope, at, resources, claims } = JSON.parse(json) as Remembered;
+      const remembered = JSON.parse(json) as Remembered;
+      if (this.#outlived(remembered)) return [];
+      const { scope, at, resources, claims } = remembered;
       const scopes = [scope, ...Object.values(resources)].join(' ').split(' ').filter(Boolean);
       return [{ clientId, scopes, held: heldBy(scope, claims, resources), at }];
     });
@@ -231,6 +239,8 @@ export class Consents {
     // Nor one given to a client deleted since, whose id was given again (its consents forgotten with
     // it, but one confirmed while it was being deleted may have been remembered after).
     if (predatesClient(client.clientIdIssuedAt, remembered.at)) return undefined;
+    // Nor one older than ttl.grant is now (an operator lowered it: it was kept for the longer one).
+    if (this.#outlived(remembered)) return undefined;
     if (await this.ended({ accountId: session.accountId, clientId: client.clientId, iat: remembered.at }, ctx)) return undefined;
     const grant = new provider.Grant({ accountId: session.accountId, clientId: client.clientId });
     if (remembered.scope) grant.addOIDCScope(remembered.scope);

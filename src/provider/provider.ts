@@ -44,6 +44,7 @@ import { endSessionsAtMax } from './patches/session-max.js';
 import { keysFreshForAMinute, staleClientKeysVerifyNothing } from './patches/client-jwks-freshness.js';
 import { accessTokensWithinSessions } from './patches/tokens-within-session.js';
 import { accessTokensWithinGrants } from './patches/tokens-within-grant.js';
+import { lifetimesAsConfigured } from './patches/lifetimes-as-configured.js';
 import { authTimeOfFirstFactor } from './patches/sign-in-time.js';
 import { postLogoutToCurrentRegistration } from './patches/post-logout-current.js';
 import { endBeforeTelling } from './patches/logout-order.js';
@@ -754,6 +755,8 @@ function applyPatches(
   accessTokensWithinSessions(provider, config.ttl.sessionMax);
   // ...and none past the end of its grant (ttl.Grant), which no revocation marks either.
   accessTokensWithinGrants(provider);
+  // A grant, refresh token, code or device code saved under a longer lifetime than is configured now ends at the new one.
+  lifetimesAsConfigured(provider, { Grant: config.ttl.grant, RefreshToken: config.ttl.refreshToken, AuthorizationCode: config.ttl.authorizationCode, DeviceCode: config.ttl.deviceCode });
   // An unchanged session's expiry moves on once a minute (at most 1% of its lifetime), not at every request.
   extendUnchangedSessionsInSteps(provider, Math.min(60, Math.floor(config.ttl.session / 100)));
   // An app the session was only asked about (prompt=none, a declined consent) is not one of its apps (see the patch).

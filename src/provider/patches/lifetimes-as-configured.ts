@@ -1,0 +1,44 @@
+/**
+ * What is stored lives no longer than the configuration says now: a grant `ttl.grant` after it was
+ * given, a refresh token `ttl.refreshToken` after it was issued (or rotated), a code and a device code their
+ * own lifetime, whatever lifetime they were saved with.
+ *
+ * oidc-provider stamps a stored record's `exp` when it is first saved (later saves keep it), from the
+ * lifetime configured then, and reads only that `exp`. An operator who lowered a lifetime and
+ * restarted (a consent to be asked again within a week, not a month; refresh tokens of a day) ended
+ * nothing given before: a grant saved under the longer lifetime went on refreshing for it, its opaque
+ * tokens stayed active, and JWTs were issued to its old end (red team's twentieth endings pass).
+ *
+ * What it changes in oidc-provider: the static `verify` of Grant, RefreshToken, AuthorizationCode
+ * and DeviceCode (which find and findByUserCode call with what the store holds, before
+ * the instance is made) is given the record with its `exp` lowered to `iat` plus the lifetime
+ * configured now, so the instance says it (isExpired, remainingTTL, a later save's TTL, and what
+ * tokens-within-grant.ts bounds tokens by), and a find that does not ask with ignoreExpiration finds
+ * nothing once that bound has passed (on this machine's clock, with none of the engine's tolerance
+ * for a stored `exp`: the bound is ours). `iat` is the record's first save (opaque.js keeps it), so
+ * a grant is bounded from when it was given, a rotated refresh token from its rotation. A raised
+ * lifetime extends nothing (the stored `exp` is kept). Latchkey's remembered consents are bounded
+ * alike (consents.ts). Pinned by test/e2e/redteam-endings-20.test.ts.
+ */
+import type { Provider } from 'oidc-provider';
+import { machineSeconds } from '../../clock.js';
+
+type Stored = { iat?: unknown; exp?: unknown };
+type Verify = (stored: Stored, options?: { ignoreExpiration?: boolean }) => Promise<unknown>;
+
+/** The models whose lifetime is one configured number (a session is bounded by session-max.ts; an interaction, saved anew at each step, lives ttl.interaction from its last), by model name. */
+export type ConfiguredLifetimes = Readonly<Record<'Grant' | 'RefreshToken' | 'AuthorizationCode' | 'DeviceCode', number>>;
+
+export function lifetimesAsConfigured(provider: Provider, lifetimes: ConfiguredLifetimes): void {
+  for (const [name, lifetime] of Object.entries(lifetimes)) {
+    const model = (provider as unknown as Record<string, { verify?: Verify }>)[name];
+    const verify = model?.verify;
+    if (typeof verify !== 'function') throw new Error(`oidc-provider ${name}.verify is gone: review src/provider/patches/lifetimes-as-configured.ts`);
+    model!.verify = async function (this: unknown, stored, options) {
+      const bound = typeof stored?.iat === 'number' ? stored.iat + lifetime : undefined;
+      if (bound === undefined || (typeof stored.exp === 'number' && stored.exp <= bound)) return verify.call(this, stored, options);
+      if (!options?.ignoreExpiration && bound <= machineSeconds()) throw new Error('past the lifetime configured now');
+      return verify.call(this, { ...stored, exp: bound }, options);
+    };
+  }
+}

@@ -1,0 +1,156 @@
+/**
+ * Red team, twentieth endings pass (docs/security.md, "Looked at in the twentieth endings pass").
+ *
+ * A lifetime lowered in the configuration (`ttl.grant`, `ttl.refreshToken`) and the server
+ * restarted ended nothing saved before: oidc-provider stamps a record's `exp` at its first save and
+ * reads only that, so a grant given under the longer lifetime went on refreshing, its opaque tokens
+ * stayed active, the app got codes silently from it, and the consent Latchkey remembers (kept with
+ * the longer TTL) made fresh grants without asking. Now what is stored lives no longer than the
+ * configuration says now (patches/lifetimes-as-configured.ts, consents.ts).
+ */
+import assert from 'node:assert/strict';
+import { rmSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { decodeJwt } from 'jose';
+import * as oidc from 'openid-client';
+import { Agent } from '../helpers/agent.js';
+import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
+import { isConsent, signInSteps, startAuthorization } from '../helpers/sign-in.js';
+import { startServer, testDir, type TestServer } from '../helpers/server.js';
+import { API } from '../helpers/tokens.js';
+
+const PASSWORD = 'twentieth endings pass test password';
+const REDIRECT = 'https://app.example.test/callback';
+const WEB = { id: 'web', secret: 'web-client-secret-with-plenty-of-entropy-0123456789' };
+const webClient = { client_id: WEB.id, client_secret: WEB.secret, redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'], scope: 'openid offline_access' };
+
+describe('e2e: red team, twentieth endings pass: some endings do not end', function () {
+  this.timeout(60_000);
+  let redis: RedisServer;
+  let dir: string;
+  let port: number;
+  let server: TestServer | undefined;
+
+  beforeEach(async () => {
+    redis = await startRedisServer();
+    dir = testDir();
+    port = await freePort();
+  });
+  afterEach(async () => {
+    await server?.stop();
+    server = undefined;
+    await redis?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** (Re)starts the server on the same Redis with `env` on top. */
+  async function start(env: Record<string, string> = {}): Promise<TestServer> {
+    await server?.stop();
+    server = await startServer({ redisUrl: redis.url, dir, port, clients: [webClient], env });
+    return server;
+  }
+
+  const web = () => oidc.discovery(new URL(server!.issuer), WEB.id, WEB.secret, oidc.ClientSecretBasic(WEB.secret), { execute: [oidc.allowInsecureRequests] });
+
+  /** A sign-in at the web client in `agent`'s browser (the consent page as `consent` says): its tokens. */
+  async function signIn(agent: Agent, consent: 'required' | 'if-shown' = 'if-shown') {
+    const config = await web();
+    const { page, verifier } = await startAuthorization(agent, config, REDIRECT, { scope: 'openid offline_access', prompt: 'consent' });
+    const done = await signInSteps(agent, page, { username: 'rhea', password: PASSWORD, stopAt: REDIRECT, consent });
+    return oidc.authorizationCodeGrant(config, new URL(done.url), { pkceCodeVerifier: verifier, expectedState: oidc.skipStateCheck });
+  }
+
+  /** The answer to a refresh with `refreshToken`: its error code, or 'refreshed'. */
+  async function refreshed(refreshToken: string): Promise<string> {
+    try {
+      await oidc.refreshTokenGrant(await web(), refreshToken);
+      return 'refreshed';
+    } catch (error) {
+      return (error as { error?: string }).error ?? String(error);
+    }
+  }
+
+  /** Waits until `seconds` whole seconds have passed since `since` (epoch ms), and one more. */
+  const pastSince = async (since: number, seconds: number) => sleep(Math.max(0, since + (seconds + 1) * 1000 - Date.now()));
+
+  it('ttl.grant lowered and the server restarted: a grant given before and older than the new lifetime ends (its refresh token, its opaque access token, the app’s silent codes), and its remembered consent is asked again', async () => {
+    const started = await start({ TTL_GRANT: '3600', TTL_REFRESH_TOKEN: '3600' });
+    await started.accounts.create('rhea', PASSWORD);
+    const agent = new Agent();
+    const given = Date.now();
+    const tokens = await signIn(agent, 'required');
+    assert.ok(tokens.refresh_token);
+
+    // The operator lowers ttl.grant (consents to be asked again within 2 s, say a week) and restarts.
+    await start({ TTL_GRANT: '2', TTL_REFRESH_TOKEN: '2' });
+    await pastSince(given, 2);
+    // Before the fix: 'refreshed', a userinfo answer, a code, and no consent page, for an hour.
+    assert.equal(await refreshed(tokens.refresh_token!), 'invalid_grant', 'the refresh token of a grant past the lifetime configured now');
+    const userinfo = await fetch(`${server!.url}/me`, { headers: { authorization: `Bearer ${tokens.access_token}` } });
+    assert.equal(userinfo.status, 401, 'its opaque access token at userinfo');
+    const config = await web();
+    const silent = await startAuthorization(agent, config, REDIRECT, { scope: 'openid offline_access', prompt: 'none' });
+    assert.equal(new URL(silent.page.url).searchParams.get('code'), null, 'a silent code from the session’s grant');
+    assert.equal(new URL(silent.page.url).searchParams.get('error'), 'consent_required');
+    // Another browser: the consent remembered under the longer lifetime is asked again.
+    const other = new Agent();
+    const { page } = await startAuthorization(other, config, REDIRECT, { scope: 'openid offline_access' });
+    const after = await signInSteps(other, page, { username: 'rhea', password: PASSWORD, stopAt: REDIRECT, consent: 'stop' });
+    assert.ok(isConsent(after), `the consent page, not ${after.url}`);
+  });
+
+  it('ttl.refreshToken lowered and the server restarted: a refresh token issued before and older than the new lifetime is refused; the grant stays, so the person’s next sign-in is silent', async () => {
+    const started = await start({ TTL_GRANT: '3600', TTL_REFRESH_TOKEN: '3600' });
+    await started.accounts.create('rhea', PASSWORD);
+    const agent = new Agent();
+    const issued = Date.now();
+    const tokens = await signIn(agent, 'required');
+
+    await start({ TTL_GRANT: '3600', TTL_REFRESH_TOKEN: '2' });
+    await pastSince(issued, 2);
+    // Before the fix: 'refreshed', for an hour.
+    assert.equal(await refreshed(tokens.refresh_token!), 'invalid_grant');
+    // Held: the grant was not shortened, so the app gets a code silently still.
+    const silent = await startAuthorization(agent, await web(), REDIRECT, { scope: 'openid offline_access', prompt: 'none' });
+    assert.ok(new URL(silent.page.url).searchParams.get('code'), silent.page.url);
+  });
+
+  it('a PAR request_uri pushed before its configured client was narrowed, or its API taken out, and the server restarted, used after in the person’s signed-in browser: nothing the change took (held)', async () => {
+    const api = { identifier: API, scopes: ['read', 'write'], format: 'jwt' };
+    const wide = { ...webClient, scope: 'openid offline_access read write' };
+    const narrow = { ...webClient, scope: 'openid offline_access read' };
+    const restart = (client: object, apis: object[]) => start({ CLIENTS: JSON.stringify([client]), RESOURCE_SERVERS: JSON.stringify(apis) });
+    const started = await restart(wide, [api]);
+    await started.accounts.create('rhea', PASSWORD);
+    const agent = new Agent();
+    let config = await web();
+    // The person allows read and write at the API first, so a later request is answered silently.
+    const first = await startAuthorization(agent, config, REDIRECT, { scope: 'openid read write', resource: API });
+    assert.ok(new URL((await signInSteps(agent, first.page, { username: 'rhea', password: PASSWORD, stopAt: REDIRECT })).url).searchParams.get('code'));
+    const push = async (scope: string) => {
+      const verifier = oidc.randomPKCECodeVerifier();
+      const url = await oidc.buildAuthorizationUrlWithPAR(config, { redirect_uri: REDIRECT, scope, resource: API, code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256' });
+      return { url, verifier };
+    };
+
+    // Narrowed: `write` taken from the client's scope.
+    const beforeNarrowing = await push('openid read write');
+    await restart(narrow, [api]);
+    config = await web();
+    const narrowed = await agent.follow(beforeNarrowing.url.href, {}, REDIRECT);
+    const code = new URL(narrowed.url).searchParams.get('code');
+    if (code) {
+      const tokens = await oidc.authorizationCodeGrant(config, new URL(narrowed.url), { pkceCodeVerifier: beforeNarrowing.verifier, expectedState: oidc.skipStateCheck }, { resource: API });
+      assert.ok(!String(decodeJwt(tokens.access_token).scope).split(' ').includes('write'), 'a scope taken from the client since the push');
+    } else {
+      assert.ok(new URL(narrowed.url).searchParams.get('error') ?? narrowed.status >= 400, narrowed.url);
+    }
+
+    // The API taken out.
+    const beforeRemoval = await push('openid read');
+    await restart(webClient, []);
+    config = await web();
+    const removed = await agent.follow(beforeRemoval.url.href, {}, REDIRECT);
+    assert.equal(new URL(removed.url).searchParams.get('code'), null, `a code for an API taken out since the push: ${removed.url}`);
+  });
+});
