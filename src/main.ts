@@ -42,7 +42,9 @@ import { listen } from './ops/listen.js';
 import { Metrics, serveMetrics, type MetricsListener } from './ops/metrics.js';
 import { scoped } from './http/layers.js';
 import { ProviderHost } from './provider/host.js';
-import { configuredClientsChanged } from './provider/provider.js';
+import { acceptedDocumentsKept, configuredClientsChanged } from './provider/provider.js';
+import { documentsSwitchedOff } from './registration/client-metadata-documents.js';
+import { ClientMetadataDocumentCache } from './store/client-metadata-documents.js';
 import { CLOCK_TOLERANCE } from './lifetimes.js';
 import { CLOCK_AGREEMENT_MS, followStoreClock } from './clock.js';
 import { discoveryDocuments } from './provider/discovery.js';
@@ -237,6 +239,14 @@ export async function serve(config: Config, logger: Logger = createLogger(config
     }
     if (!changed.recorded) {
       logger.warn({ event: 'clients.configuration_differs' }, 'another instance recorded other configured clients while this one started: instances are running with different configurations (CLIENTS); finish the rolling restart, and every instance started with the new configuration ends what it changed');
+    }
+  }
+  // Client ID Metadata Documents switched off: the clients documents named are removed, as a document
+  // gone is (registration/client-metadata-documents.ts documentsSwitchedOff), once.
+  if (!config.clientMetadataDocuments.enabled) {
+    const ended = await documentsSwitchedOff(new ClientMetadataDocumentCache(kv, acceptedDocumentsKept(config)), clientEndings);
+    if (ended.length) {
+      logger.info({ event: 'client_metadata_documents.switched_off', clients: ended }, `Client ID Metadata Documents are switched off: the ${ended.length} client(s) documents named are removed, with what they were issued, as for a document gone`);
     }
   }
   // Likewise a configured API or operator grant (resourceServers) changed since the start before

@@ -193,7 +193,7 @@ function registrationPolicy(config: Config): RegistrationPolicy {
  * anything issued under it can live. A grant begun while a cached copy was fresh (cacheMax) lives
  * ttl.grant, its refresh tokens within it, and the last access token from it its own lifetime past it.
  */
-function acceptedDocumentsKept({ ttl, clientMetadataDocuments }: Config): number {
+export function acceptedDocumentsKept({ ttl, clientMetadataDocuments }: Config): number {
   return clientMetadataDocuments.cacheMax + ttl.grant + Math.max(ttl.accessToken, ttl.apiAccessTokenMax);
 }
 

@@ -177,6 +177,32 @@ export function checkDocument(url: string, document: unknown, policy: Registrati
   return metadata;
 }
 
+/**
+ * The feature switched off (clientMetadataDocuments.enabled false at a start): every client a
+ * document named is removed, as a document gone is, once (the accepted record's compare-and-set),
+ * whichever instances start so. Its clients are unknown while it is off, but what they were issued
+ * would otherwise live on at APIs that verify JWTs locally, and, the feature switched on again, be
+ * taken up again (refresh tokens, consents, tokens active at introspection). Its URLs, as ended.
+ */
+export async function documentsSwitchedOff(cache: ClientMetadataDocumentCache, endings: Pick<DocumentEndings, 'clientRemoved'>): Promise<string[]> {
+  const ended: string[] = [];
+  for (const url of await cache.acceptedUrls()) {
+    const previous = await cache.accepted(url);
+    if (previous !== undefined && (await cache.forgetAccepted(url, previous))) {
+      try {
+        await endings.clientRemoved(url);
+      } catch (error) {
+        // Put back, so the next start runs it again (each ending is idempotent).
+        await cache.replaceAccepted(url, undefined, previous).catch(() => undefined);
+        throw error;
+      }
+      ended.push(url);
+    }
+    if (previous === undefined || ended.includes(url)) await cache.unindex(url);
+  }
+  return ended;
+}
+
 /** Fetches, checks and caches documents; one fetch per URL at a time in this process. */
 export class ClientMetadataDocuments {
   readonly #pending = new Map<string, Promise<Record<string, unknown>>>();

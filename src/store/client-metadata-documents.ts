@@ -10,10 +10,12 @@
  * with a definite 404 or 410. Kept, from each acceptance, for as long as something issued under the
  * document may live (`keep`), not for ever: anyone can name documents of their own, and a document
  * no one read for that long has nothing left to end. Written by compare-and-set, so that of
- * instances reading one change at once, one runs its endings.
+ * instances reading one change at once, one runs its endings. Their URLs are indexed
+ * (client-metadata-documents-accepted, a set kept as long as the last of them), so that a start with
+ * the feature switched off ends their clients (switchedOff).
  */
 import type { Kv } from './kv.js';
-import { clientMetadataDocumentAcceptedKey, clientMetadataDocumentKey } from './keys.js';
+import { CLIENT_METADATA_DOCUMENTS_ACCEPTED_KEY, clientMetadataDocumentAcceptedKey, clientMetadataDocumentKey } from './keys.js';
 
 export type CachedDocument =
   | { readonly metadata: Record<string, unknown> }
@@ -41,8 +43,20 @@ export class ClientMetadataDocumentCache {
   }
 
   /** Records `next` as the metadata accepted at the URL, for `keep` seconds more, if `previous` still is (false: another instance changed it first). */
-  replaceAccepted(url: string, previous: string | undefined, next: string): Promise<boolean> {
+  async replaceAccepted(url: string, previous: string | undefined, next: string): Promise<boolean> {
+    // Indexed first: an index naming a URL whose record was not written is harmless (switchedOff skips it).
+    await this.kv.addToSet(CLIENT_METADATA_DOCUMENTS_ACCEPTED_KEY, url, this.keep);
     return this.kv.compareAndSet(clientMetadataDocumentAcceptedKey(url), previous, next, this.keep);
+  }
+
+  /** The URLs whose metadata may be kept accepted (those accepted before the index was kept are not among them). */
+  acceptedUrls(): Promise<string[]> {
+    return this.kv.members(CLIENT_METADATA_DOCUMENTS_ACCEPTED_KEY);
+  }
+
+  /** Takes `url` out of the index (its accepted metadata is gone). */
+  async unindex(url: string): Promise<void> {
+    await this.kv.removeFromSet(CLIENT_METADATA_DOCUMENTS_ACCEPTED_KEY, url);
   }
 
   /** Forgets the metadata accepted at the URL if it still is `previous` (false: another instance did first). */

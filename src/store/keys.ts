@@ -67,6 +67,8 @@ export const clientMetadataDocumentKey = (url: string) => `client-metadata-docum
  * (registration/client-metadata-documents.ts).
  */
 export const clientMetadataDocumentAcceptedKey = (url: string) => `client-metadata-document-accepted:${digest(url)}`;
+/** The URLs whose metadata is kept accepted (clientMetadataDocumentAcceptedKey), so that switching the feature off can end their clients. */
+export const CLIENT_METADATA_DOCUMENTS_ACCEPTED_KEY = 'client-metadata-documents-accepted';
 /** Prefix of one tracked cache's heartbeat sentinels (`tracked-cache:<instance>:<n>`), each kept a few seconds. */
 export const trackedCacheBeatsPrefix = (instance: string) => `tracked-cache:${instance}:`;
 

@@ -10,6 +10,8 @@
  */
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { decodeJwt } from 'jose';
 import * as oidc from 'openid-client';
@@ -17,7 +19,8 @@ import { Agent } from '../helpers/agent.js';
 import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
 import { isConsent, signInSteps, startAuthorization } from '../helpers/sign-in.js';
 import { startServer, testDir, type TestServer } from '../helpers/server.js';
-import { API } from '../helpers/tokens.js';
+import { createResourceServer } from '../../src/resource-server/index.js';
+import { acceptedBy, API, grantFeed, introspect, machineClient, RESOURCE_SERVERS } from '../helpers/tokens.js';
 
 const PASSWORD = 'twentieth endings pass test password';
 const REDIRECT = 'https://app.example.test/callback';
@@ -152,5 +155,90 @@ describe('e2e: red team, twentieth endings pass: some endings do not end', funct
     config = await web();
     const removed = await agent.follow(beforeRemoval.url.href, {}, REDIRECT);
     assert.equal(new URL(removed.url).searchParams.get('code'), null, `a code for an API taken out since the push: ${removed.url}`);
+  });
+});
+
+describe('e2e: red team, twentieth endings pass: Client ID Metadata Documents switched off and on again', function () {
+  this.timeout(60_000);
+  const RS = { id: 'api', secret: 'api-resource-server-secret-with-entropy-012345' };
+  let redis: RedisServer;
+  let dir: string;
+  let port: number;
+  let server: TestServer | undefined;
+  let documents: http.Server;
+  let base: string;
+
+  before(async () => {
+    documents = http.createServer((req, res) => {
+      if (req.url !== '/agent.json') return res.writeHead(404).end();
+      res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'max-age=1' }).end(JSON.stringify({ client_id: `${base}/agent.json`, client_name: 'Agent', redirect_uris: [`${base}/callback`], grant_types: ['authorization_code', 'refresh_token'], scope: 'openid offline_access read' }));
+    });
+    await new Promise<void>((resolve) => documents.listen(0, '127.0.0.1', resolve));
+    base = `http://127.0.0.1:${(documents.address() as AddressInfo).port}`;
+    redis = await startRedisServer();
+    dir = testDir();
+    port = await freePort();
+  });
+  after(async () => {
+    await server?.stop();
+    documents?.closeAllConnections();
+    documents?.close();
+    await redis?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  async function start(enabled: boolean): Promise<TestServer> {
+    await server?.stop();
+    server = await startServer({
+      redisUrl: redis.url,
+      dir,
+      port,
+      clients: [machineClient(RS)],
+      env: { RESOURCE_SERVERS, OUTBOUND_ALLOW_PRIVATE_NETWORKS: 'true', CLIENT_METADATA_DOCUMENTS_ENABLED: String(enabled), CLIENT_METADATA_DOCUMENTS_CACHE_MIN: '1', CLIENT_METADATA_DOCUMENTS_CACHE_MAX: '2' },
+    });
+    await grantFeed(server, RS.id);
+    return server;
+  }
+  const acceptedNow = async (token: string) => {
+    const helper = await createResourceServer({ issuer: server!.issuer, audience: API, clientId: RS.id, clientSecret: RS.secret, onError: () => {} });
+    try {
+      await helper.sync();
+      return await acceptedBy(helper, token);
+    } finally {
+      helper.close();
+    }
+  };
+
+  it('switched off and the server restarted: a document client’s JWT is refused at latchkey/resource-server; switched on again, its refresh token and its tokens from before stay dead, and the person is asked again', async () => {
+    const started = await start(true);
+    await started.accounts.create('noor', PASSWORD);
+    const clientId = `${base}/agent.json`;
+    const callback = `${base}/callback`;
+    const config = await oidc.discovery(new URL(server!.issuer), clientId, { token_endpoint_auth_method: 'none' }, oidc.None(), { execute: [oidc.allowInsecureRequests] });
+    const agent = new Agent();
+    const { page, verifier } = await startAuthorization(agent, config, callback, { scope: 'openid offline_access read', prompt: 'consent', resource: API });
+    const done = await signInSteps(agent, page, { username: 'noor', password: PASSWORD, stopAt: callback, consent: 'required' });
+    const tokens = await oidc.authorizationCodeGrant(config, new URL(done.url), { pkceCodeVerifier: verifier, expectedState: oidc.skipStateCheck }, { resource: API });
+    assert.equal(await acceptedNow(tokens.access_token), true);
+
+    // The operator switches the feature off (only operator-approved apps may ask now) and restarts.
+    await start(false);
+    // Before the fix: accepted for its whole lifetime.
+    assert.equal(await acceptedNow(tokens.access_token), false, 'a document client’s JWT with the feature switched off, at an API following the feed');
+
+    // Switched on again: what was issued before does not come back.
+    await start(true);
+    const refresh = await fetch(`${server!.url}/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: tokens.refresh_token!, client_id: clientId, resource: API }),
+    });
+    // Before the fix: 200, new tokens.
+    assert.equal(refresh.status, 400, `the refresh token from before: ${refresh.status}`);
+    assert.equal((await introspect(server!.url, RS, tokens.access_token)).active, false, 'its JWT from before, at introspection');
+    assert.equal(await acceptedNow(tokens.access_token), false);
+    const again = await startAuthorization(agent, config, callback, { scope: 'openid offline_access read', resource: API });
+    const asked = await signInSteps(agent, again.page, { username: 'noor', password: PASSWORD, stopAt: callback, consent: 'stop' });
+    assert.ok(isConsent(asked), `the consent page, not ${asked.url}`);
   });
 });
