@@ -6,7 +6,12 @@
  * reads only that, so a grant given under the longer lifetime went on refreshing, its opaque tokens
  * stayed active, the app got codes silently from it, and the consent Latchkey remembers (kept with
  * the longer TTL) made fresh grants without asking. Now what is stored lives no longer than the
- * configuration says now (patches/lifetimes-as-configured.ts, consents.ts).
+ * configuration says now (patches/lifetimes-as-configured.ts, consents.ts). Client ID Metadata
+ * Documents switched off and restarted ended nothing (the clients were only unknown): a document
+ * client's JWT was accepted at an API following the feed, and switched on again its refresh token
+ * refreshed. A start with the feature off now removes each client a document named, as a document
+ * gone is (registration/client-metadata-documents.ts documentsSwitchedOff). Held and pinned: a PAR
+ * request_uri pushed before its configured client was narrowed or its API taken out, used after.
  */
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
