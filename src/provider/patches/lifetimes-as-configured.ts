@@ -18,7 +18,7 @@
  * for a stored `exp`: the bound is ours). `iat` is the record's first save (opaque.js keeps it), so
  * a grant is bounded from when it was given, a rotated refresh token from its rotation. A raised
  * lifetime extends nothing (the stored `exp` is kept). Latchkey's remembered consents are bounded
- * alike (consents.ts). Pinned by test/e2e/redteam-endings-20.test.ts.
+ * alike (consents.ts). Pinned by test/unit/provider-patches.test.ts and test/e2e/redteam-endings-20.test.ts.
  */
 import type { Provider } from 'oidc-provider';
 import { machineSeconds } from '../../clock.js';
