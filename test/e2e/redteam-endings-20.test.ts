@@ -11,7 +11,8 @@
  * client's JWT was accepted at an API following the feed, and switched on again its refresh token
  * refreshed. A start with the feature off now removes each client a document named, as a document
  * gone is (registration/client-metadata-documents.ts documentsSwitchedOff). Held and pinned: a PAR
- * request_uri pushed before its configured client was narrowed or its API taken out, used after.
+ * request_uri pushed before its configured client was narrowed or its API taken out, used after; a
+ * configured client taken out while its consent page and device flow are pending.
  */
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
@@ -160,6 +161,33 @@ describe('e2e: red team, twentieth endings pass: some endings do not end', funct
     config = await web();
     const removed = await agent.follow(beforeRemoval.url.href, {}, REDIRECT);
     assert.equal(new URL(removed.url).searchParams.get('code'), null, `a code for an API taken out since the push: ${removed.url}`);
+  });
+  it('a configured client taken out and the server restarted while its device flow (user code not yet entered) and its consent page are pending: the user code, the poll and the consent give nothing (held)', async () => {
+    const DEVICE = 'tv';
+    const tvClient = { client_id: DEVICE, application_type: 'native', token_endpoint_auth_method: 'none', grant_types: ['urn:ietf:params:oauth:grant-type:device_code', 'refresh_token'], response_types: [], redirect_uris: [] };
+    const started = await start({ CLIENTS: JSON.stringify([webClient, tvClient]) });
+    await started.accounts.create('rhea', PASSWORD);
+    const tv = await oidc.discovery(new URL(server!.issuer), DEVICE, { token_endpoint_auth_method: 'none' }, oidc.None(), { execute: [oidc.allowInsecureRequests] });
+    const device = await oidc.initiateDeviceAuthorization(tv, { scope: 'openid offline_access' });
+    const agent = new Agent();
+    const { page } = await startAuthorization(agent, await web(), REDIRECT, { scope: 'openid offline_access' });
+    const consent = await signInSteps(agent, page, { username: 'rhea', password: PASSWORD, stopAt: REDIRECT, consent: 'stop' });
+    assert.ok(isConsent(consent), consent.url);
+
+    await start({ CLIENTS: JSON.stringify([]) });
+    const confirmed = await agent.submit(consent, '/confirm', {}, REDIRECT);
+    assert.equal(new URL(confirmed.url).searchParams.get('code'), null, `the consent page of a client taken out: ${confirmed.status} ${confirmed.url}`);
+    const entry = await agent.submit(await agent.follow(`${server!.issuer}/device`), '/device', { user_code: device.user_code });
+    const approved = entry.html.includes('name="confirm"') ? await signInSteps(agent, await agent.submit(entry, '/device', { confirm: 'yes' }), { username: 'rhea', password: PASSWORD }) : entry;
+    assert.doesNotMatch(approved.html, /Device connected/, 'a device of a client taken out approved');
+    const polled = await fetch(`${server!.url}/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ grant_type: 'urn:ietf:params:oauth:grant-type:device_code', device_code: device.device_code, client_id: DEVICE }),
+    });
+    const body = (await polled.json()) as Record<string, unknown>;
+    assert.equal(body.access_token, undefined, JSON.stringify(body));
+    assert.ok(polled.status === 400 || polled.status === 401, `${polled.status} ${JSON.stringify(body)}`);
   });
 });
 
