@@ -755,8 +755,8 @@ function applyPatches(
   accessTokensWithinSessions(provider, config.ttl.sessionMax);
   // ...and none past the end of its grant (ttl.Grant), which no revocation marks either.
   accessTokensWithinGrants(provider);
-  // A grant, refresh token, code or device code saved under a longer lifetime than is configured now ends at the new one.
-  lifetimesAsConfigured(provider, { Grant: config.ttl.grant, RefreshToken: config.ttl.refreshToken, AuthorizationCode: config.ttl.authorizationCode, DeviceCode: config.ttl.deviceCode });
+  // A grant, refresh token, code, device code or interaction saved under a longer lifetime than is configured now ends at the new one.
+  lifetimesAsConfigured(provider, { Grant: config.ttl.grant, RefreshToken: config.ttl.refreshToken, AuthorizationCode: config.ttl.authorizationCode, DeviceCode: config.ttl.deviceCode, Interaction: config.ttl.interaction });
   // An unchanged session's expiry moves on once a minute (at most 1% of its lifetime), not at every request.
   extendUnchangedSessionsInSteps(provider, Math.min(60, Math.floor(config.ttl.session / 100)));
   // An app the session was only asked about (prompt=none, a declined consent) is not one of its apps (see the patch).

@@ -82,17 +82,25 @@ describe('e2e: red team, twentieth endings pass: some endings do not end', funct
   /** Waits until `seconds` whole seconds have passed since `since` (epoch ms), and one more. */
   const pastSince = async (since: number, seconds: number) => sleep(Math.max(0, since + (seconds + 1) * 1000 - Date.now()));
 
-  it('ttl.grant lowered and the server restarted: a grant given before and older than the new lifetime ends (its refresh token, its opaque access token, the app’s silent codes), and its remembered consent is asked again', async () => {
-    const started = await start({ TTL_GRANT: '3600', TTL_REFRESH_TOKEN: '3600' });
+  it('ttl.grant and ttl.interaction lowered and the server restarted: a grant given before and older than the new lifetime ends (its refresh token, its opaque access token, the app’s silent codes), its remembered consent is asked again, and a sign-in under way older than the new ttl.interaction goes nowhere', async () => {
+    const started = await start({ TTL_GRANT: '3600', TTL_REFRESH_TOKEN: '3600', TTL_INTERACTION: '3600' });
     await started.accounts.create('rhea', PASSWORD);
     const agent = new Agent();
     const given = Date.now();
     const tokens = await signIn(agent, 'required');
     assert.ok(tokens.refresh_token);
+    // A sign-in under way in a third browser, its login page open.
+    const pending = new Agent();
+    const login = await startAuthorization(pending, await web(), REDIRECT, { scope: 'openid offline_access' });
 
-    // The operator lowers ttl.grant (consents to be asked again within 2 s, say a week) and restarts.
-    await start({ TTL_GRANT: '2', TTL_REFRESH_TOKEN: '2' });
+    // The operator lowers ttl.grant (consents to be asked again within 2 s, say a week), and
+    // ttl.interaction, and restarts.
+    await start({ TTL_GRANT: '2', TTL_REFRESH_TOKEN: '2', TTL_INTERACTION: '2' });
     await pastSince(given, 2);
+    // Before the fix: the sign-in begun under the longer ttl.interaction went on to a code.
+    const resumed = await signInSteps(pending, login.page, { username: 'rhea', password: PASSWORD, stopAt: REDIRECT });
+    assert.equal(new URL(resumed.url).searchParams.get('code'), null, `a sign-in older than ttl.interaction is now: ${resumed.url}`);
+    assert.ok(resumed.status < 500, `a page, not ${resumed.status}`);
     // Before the fix: 'refreshed', a userinfo answer, a code, and no consent page, for an hour.
     assert.equal(await refreshed(tokens.refresh_token!), 'invalid_grant', 'the refresh token of a grant past the lifetime configured now');
     const userinfo = await fetch(`${server!.url}/me`, { headers: { authorization: `Bearer ${tokens.access_token}` } });

@@ -475,11 +475,14 @@ describe('patches on oidc-provider internals (src/provider/patches/)', () => {
     assert.equal(typeof (provider.IdToken as unknown as { expiresIn?: unknown }).expiresIn, 'function');
   });
 
-  it('lifetimes-as-configured.ts: every find of a Grant, RefreshToken, AuthorizationCode and DeviceCode passes the stored record to the model\'s static verify before instantiating it; iat is the first save\'s and exp is kept by later saves; the refresh grant finds with ignoreExpiration and checks isExpired', () => {
+  it('lifetimes-as-configured.ts: every find of a Grant, RefreshToken, AuthorizationCode, DeviceCode and Interaction passes the stored record to the model\'s static verify before instantiating it; iat is the first save\'s and exp is kept by later saves; the refresh grant finds with ignoreExpiration and checks isExpired', () => {
     const base = source('models/base_model.js');
     assert.match(base, /static async find\(value, \{ ignoreExpiration = false \} = \{\}\) \{[\s\S]*?const payload = await this\.verify\(stored, \{ ignoreExpiration \}\);\s*return this\.instantiate\(payload\);/);
     assert.match(source('models/device_code.js'), /static async findByUserCode\([\s\S]*?const payload = await this\.verify\(stored, \{ ignoreExpiration \}\);/);
-    for (const model of ['grant', 'refresh_token', 'authorization_code', 'device_code']) assert.doesNotMatch(source(`models/${model}.js`), /static (async )?verify\(/, model);
+    for (const model of ['grant', 'refresh_token', 'authorization_code', 'device_code', 'interaction']) assert.doesNotMatch(source(`models/${model}.js`), /static (async )?verify\(/, model);
+    assert.doesNotMatch(source('models/interaction.js'), /static (async )?find\(/);
+    // An interaction keeps the exp it was made with at later saves.
+    assert.match(source('provider.js'), /await interaction\.save\(interaction\.exp - epochTime\(\)\);/);
     assert.match(source('models/formats/opaque.js'), /iat: token\.iat \|\| epochTime\(\),/);
     assert.match(source('models/base_token.js'), /async save\(\) \{\s*return super\.save\(this\.remainingTTL\);/);
     assert.match(source('actions/grants/refresh_token.js'), /RefreshToken\.find\(refreshTokenValue, \{ ignoreExpiration: true \}\);[\s\S]*?if \(refreshToken\.isExpired\) \{/);

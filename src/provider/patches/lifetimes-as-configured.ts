@@ -1,7 +1,8 @@
 /**
  * What is stored lives no longer than the configuration says now: a grant `ttl.grant` after it was
- * given, a refresh token `ttl.refreshToken` after it was issued (or rotated), a code and a device code their
- * own lifetime, whatever lifetime they were saved with.
+ * given, a refresh token `ttl.refreshToken` after it was issued (or rotated), a code, a device code
+ * and an interaction (a sign-in under way) their own lifetime, whatever lifetime they were saved
+ * with.
  *
  * oidc-provider stamps a stored record's `exp` when it is first saved (later saves keep it), from the
  * lifetime configured then, and reads only that `exp`. An operator who lowered a lifetime and
@@ -9,8 +10,8 @@
  * nothing given before: a grant saved under the longer lifetime went on refreshing for it, its opaque
  * tokens stayed active, and JWTs were issued to its old end (red team's twentieth endings pass).
  *
- * What it changes in oidc-provider: the static `verify` of Grant, RefreshToken, AuthorizationCode
- * and DeviceCode (which find and findByUserCode call with what the store holds, before
+ * What it changes in oidc-provider: the static `verify` of Grant, RefreshToken, AuthorizationCode,
+ * DeviceCode and Interaction (which find and findByUserCode call with what the store holds, before
  * the instance is made) is given the record with its `exp` lowered to `iat` plus the lifetime
  * configured now, so the instance says it (isExpired, remainingTTL, a later save's TTL, and what
  * tokens-within-grant.ts bounds tokens by), and a find that does not ask with ignoreExpiration finds
@@ -26,8 +27,8 @@ import { machineSeconds } from '../../clock.js';
 type Stored = { iat?: unknown; exp?: unknown };
 type Verify = (stored: Stored, options?: { ignoreExpiration?: boolean }) => Promise<unknown>;
 
-/** The models whose lifetime is one configured number (a session is bounded by session-max.ts; an interaction, saved anew at each step, lives ttl.interaction from its last), by model name. */
-export type ConfiguredLifetimes = Readonly<Record<'Grant' | 'RefreshToken' | 'AuthorizationCode' | 'DeviceCode', number>>;
+/** The models whose lifetime is one configured number (a session is bounded by session-max.ts), by model name. */
+export type ConfiguredLifetimes = Readonly<Record<'Grant' | 'RefreshToken' | 'AuthorizationCode' | 'DeviceCode' | 'Interaction', number>>;
 
 export function lifetimesAsConfigured(provider: Provider, lifetimes: ConfiguredLifetimes): void {
   for (const [name, lifetime] of Object.entries(lifetimes)) {
