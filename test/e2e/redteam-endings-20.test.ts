@@ -1,8 +1,8 @@
 /**
  * Red team, twentieth endings pass (docs/security.md, "Looked at in the twentieth endings pass").
  *
- * A lifetime lowered in the configuration (`ttl.grant`, `ttl.refreshToken`) and the server
- * restarted ended nothing saved before: oidc-provider stamps a record's `exp` at its first save and
+ * A lifetime lowered in the configuration (`ttl.grant`, `ttl.refreshToken`, `ttl.interaction`) and
+ * the server restarted ended nothing saved before: oidc-provider stamps a record's `exp` at its first save and
  * reads only that, so a grant given under the longer lifetime went on refreshing, its opaque tokens
  * stayed active, the app got codes silently from it, and the consent Latchkey remembers (kept with
  * the longer TTL) made fresh grants without asking. Now what is stored lives no longer than the
