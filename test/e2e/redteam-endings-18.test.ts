@@ -25,8 +25,9 @@ import { Agent } from '../helpers/agent.js';
 import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
 import { isConsent, signInSteps, startAuthorization } from '../helpers/sign-in.js';
 import { latchkey, serveProcess, type ServerProcess } from '../helpers/process.js';
+import { configuredApiRestarts } from '../helpers/configured-api-restarts.js';
 import { startServer, testDir, testEnv, type TestServer } from '../helpers/server.js';
-import { acceptedBy, adminJson, API, basic, clientCredentialsToken, grantFeed, introspect, machineClient, OPAQUE_API } from '../helpers/tokens.js';
+import { acceptedBy, adminJson, API, basic, clientCredentialsToken, introspect, machineClient, OPAQUE_API } from '../helpers/tokens.js';
 
 const PASSWORD = 'eighteenth endings pass test password';
 const REDIRECT = 'https://app.example.test/callback';
@@ -50,43 +51,13 @@ const ledger = { identifier: OPAQUE_API, scopes: ['read'], format: 'opaque', gra
 
 describe('e2e: red team, eighteenth endings pass: a configured API or operator grant changed across a restart ends what the same runtime change ends', function () {
   this.timeout(60_000);
-  let redis: RedisServer;
-  let dir: string;
-  let port: number;
+  const restarts = configuredApiRestarts([machineClient(RS), machineClient(MACHINE), webClient, TV], RS);
+  /** The server running now (restarts stops it after each test). */
   let server: TestServer | undefined;
-  let helper: ResourceServer | undefined;
-
-  beforeEach(async () => {
-    redis = await startRedisServer();
-    dir = testDir();
-    port = await freePort();
-  });
-  afterEach(async () => {
-    helper?.close();
-    helper = undefined;
-    await server?.stop();
-    server = undefined;
-    await redis?.stop();
-    rmSync(dir, { recursive: true, force: true });
-  });
-
   /** (Re)starts the server on the same Redis with these configured APIs; the feed's reader granted. */
-  async function start(apis: unknown[]): Promise<TestServer> {
-    helper?.close();
-    helper = undefined;
-    await server?.stop();
-    server = await startServer({ redisUrl: redis.url, dir, port, clients: [machineClient(RS), machineClient(MACHINE), webClient, TV], env: { RESOURCE_SERVERS: JSON.stringify(apis) } });
-    await grantFeed(server, RS.id);
-    return server;
-  }
-
+  const start = async (apis: unknown[]) => (server = await restarts.start(apis));
   /** An API at `API` following the feed, started now (it reads what is on the list). */
-  async function api(): Promise<ResourceServer> {
-    helper?.close();
-    helper = await createResourceServer({ issuer: server!.issuer, audience: API, clientId: RS.id, clientSecret: RS.secret, onError: () => {} });
-    await helper.sync();
-    return helper;
-  }
+  const api = (audience = API) => restarts.api(audience);
 
   const web = () => oidc.discovery(new URL(server!.issuer), WEB.id, WEB.secret, oidc.ClientSecretBasic(WEB.secret), { execute: [oidc.allowInsecureRequests] });
 
@@ -144,8 +115,9 @@ describe('e2e: red team, eighteenth endings pass: a configured API or operator g
     // An operator's runtime grant at the configured API, beside the configuration's (its introspection).
     await started.apis.grant(RS.id, API, { scopes: ['read'] });
     assert.ok(await clientCredentialsToken(server!.url, RS, API, 'read'));
-    assert.equal(await acceptedBy(await api(), person.access_token), true);
-    assert.equal(await acceptedBy(helper!, own), true);
+    const following = await api();
+    assert.equal(await acceptedBy(following, person.access_token), true);
+    assert.equal(await acceptedBy(following, own), true);
     assert.equal(await asksConsent(agent, API), false, 'the consent is remembered');
     // A code issued now (from the remembered consent), redeemed once the API is put back.
     const pending = await startAuthorization(agent, await web(), REDIRECT, { scope: 'openid offline_access read', resource: API });

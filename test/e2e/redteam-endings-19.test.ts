@@ -13,16 +13,14 @@
  * was closed by the eighth, tenth and eleventh endings passes and is pinned there.
  */
 import assert from 'node:assert/strict';
-import { rmSync } from 'node:fs';
 import { decodeJwt } from 'jose';
 import * as oidc from 'openid-client';
-import { createResourceServer, type ResourceServer } from '../../src/resource-server/index.js';
 import { Agent } from '../helpers/agent.js';
-import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
 import { signInSteps, startAuthorization } from '../helpers/sign-in.js';
-import { startServer, testDir, type TestServer } from '../helpers/server.js';
+import { configuredApiRestarts } from '../helpers/configured-api-restarts.js';
+import type { TestServer } from '../helpers/server.js';
 import { apiKey, APIS_KEY } from '../../src/store/keys.js';
-import { acceptedBy, API, clientCredentialsToken, grantFeed, introspect, machineClient, OPAQUE_API } from '../helpers/tokens.js';
+import { acceptedBy, API, clientCredentialsToken, introspect, machineClient, OPAQUE_API } from '../helpers/tokens.js';
 
 const PASSWORD = 'nineteenth endings pass test password';
 const REDIRECT = 'https://app.example.test/callback';
@@ -39,43 +37,13 @@ const ledger = { identifier: OPAQUE_API, scopes: ['read', 'write'], format: 'opa
 
 describe('e2e: red team, nineteenth endings pass: a scope taken out of an API that stays ends its tokens at every API following the feed', function () {
   this.timeout(60_000);
-  let redis: RedisServer;
-  let dir: string;
-  let port: number;
+  const restarts = configuredApiRestarts([machineClient(RS), machineClient(MACHINE), webClient], RS);
+  /** The server running now (restarts stops it after each test). */
   let server: TestServer | undefined;
-  let helper: ResourceServer | undefined;
-
-  beforeEach(async () => {
-    redis = await startRedisServer();
-    dir = testDir();
-    port = await freePort();
-  });
-  afterEach(async () => {
-    helper?.close();
-    helper = undefined;
-    await server?.stop();
-    server = undefined;
-    await redis?.stop();
-    rmSync(dir, { recursive: true, force: true });
-  });
-
   /** (Re)starts the server on the same Redis with these configured APIs; the feed's reader granted. */
-  async function start(apis: unknown[]): Promise<TestServer> {
-    helper?.close();
-    helper = undefined;
-    await server?.stop();
-    server = await startServer({ redisUrl: redis.url, dir, port, clients: [machineClient(RS), machineClient(MACHINE), webClient], env: { RESOURCE_SERVERS: JSON.stringify(apis) } });
-    await grantFeed(server, RS.id);
-    return server;
-  }
-
+  const start = async (apis: unknown[]) => (server = await restarts.start(apis));
   /** An API at `audience` following the feed, started now (it reads what is on the list). */
-  async function api(audience = API): Promise<ResourceServer> {
-    helper?.close();
-    helper = await createResourceServer({ issuer: server!.issuer, audience, clientId: RS.id, clientSecret: RS.secret, onError: () => {} });
-    await helper.sync();
-    return helper;
-  }
+  const api = (audience = API) => restarts.api(audience);
 
   const web = () => oidc.discovery(new URL(server!.issuer), WEB.id, WEB.secret, oidc.ClientSecretBasic(WEB.secret), { execute: [oidc.allowInsecureRequests] });
 
