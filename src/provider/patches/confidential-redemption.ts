@@ -24,18 +24,17 @@
  */
 import { errors, type Provider } from 'oidc-provider';
 import { checkAtTokenEndpoint } from './token-endpoint-finds.js';
+import { keptInPayload } from './payload-properties.js';
 
 type Marked = { issuedConfidential?: boolean; client?: { clientAuthMethod?: string }; save(...args: unknown[]): Promise<unknown> };
-type Model = { IN_PAYLOAD: readonly string[]; prototype: Marked };
+type Model = { prototype: Marked };
 
 const MARK = 'issuedConfidential';
 
 export function confidentialRedemption(provider: Provider): void {
   const models = [provider.RefreshToken, provider.AuthorizationCode, provider.DeviceCode];
   for (const Token of models as unknown as Model[]) {
-    const payload = Token.IN_PAYLOAD;
-    // Read by the engine once per model, when the first one is made or read (models/payload.js).
-    Object.defineProperty(Token, 'IN_PAYLOAD', { configurable: true, get: () => [...payload, MARK] });
+    keptInPayload(Token, MARK);
     const save = Token.prototype.save;
     Token.prototype.save = function saveMarked(this: Marked, ...args: unknown[]) {
       const method = this.client?.clientAuthMethod;

@@ -22,9 +22,10 @@
  */
 import { Provider, type KoaContextWithOIDC } from 'oidc-provider';
 import { epochSeconds } from '../../clock.js';
+import { keptInPayload } from './payload-properties.js';
 
 type Given = { grantedAt?: number; iat?: number; iiat?: number; accountId?: unknown };
-type Model = { IN_PAYLOAD: readonly string[]; prototype: Given & { save(...args: unknown[]): Promise<unknown> } };
+type Model = { prototype: Given & { save(...args: unknown[]): Promise<unknown> } };
 type Sources = { RotatedRefreshToken?: Given; RefreshToken?: Given; AuthorizationCode?: Given; DeviceCode?: Given };
 
 const MARK = 'grantedAt';
@@ -45,17 +46,11 @@ export function grantGivenAt(ctx: KoaContextWithOIDC): number | undefined {
   return givenAt(ctx.oidc.entities as Sources);
 }
 
-function keepMark(Token: Model): void {
-  const payload = Token.IN_PAYLOAD;
-  // Read by the engine once per model, when the first one is made or read (models/payload.js).
-  Object.defineProperty(Token, 'IN_PAYLOAD', { configurable: true, get: () => [...payload, MARK] });
-}
-
 export function grantGivenAtKept(provider: Provider): void {
   const DeviceCode = provider.DeviceCode as unknown as Model;
   const RefreshToken = provider.RefreshToken as unknown as Model;
   for (const Token of [DeviceCode, RefreshToken]) {
-    keepMark(Token);
+    keptInPayload(Token, MARK);
     if (typeof Token.prototype.save !== 'function') throw new Error('oidc-provider Model#save is gone: review src/provider/patches/grant-given-at.ts');
   }
 

@@ -27,6 +27,7 @@
 import { errors, Provider, type KoaContextWithOIDC } from 'oidc-provider';
 import authorizationSteps from 'oidc-provider/lib/actions/authorization/index.js';
 import { checkAtTokenEndpoint } from './token-endpoint-finds.js';
+import { keptInPayload } from './payload-properties.js';
 
 type Step = (ctx: KoaContextWithOIDC, next: () => Promise<void>) => Promise<void> | void;
 
@@ -58,14 +59,12 @@ for (const endpoint of ['authorization', 'pushed_authorization_request']) {
   if (!steps.includes(openIdNamesRedirectUri)) steps.splice(at, 0, openIdNamesRedirectUri);
 }
 
-type CodeModel = { IN_PAYLOAD: readonly string[]; prototype: { save(...args: unknown[]): Promise<unknown>; redirectUriOmitted?: boolean } };
+type CodeModel = { prototype: { save(...args: unknown[]): Promise<unknown>; redirectUriOmitted?: boolean } };
 
 /** The token endpoint: a code is redeemed with its redirect_uri unless its request left it out (see above). */
 export function codesNameRedirectUri(provider: Provider): void {
   const Code = provider.AuthorizationCode as unknown as CodeModel;
-  const payload = Code.IN_PAYLOAD;
-  // Read by the engine once per model, when the first code is made or read (models/payload.js).
-  Object.defineProperty(Code, 'IN_PAYLOAD', { configurable: true, get: () => [...payload, 'redirectUriOmitted'] });
+  keptInPayload(Code, 'redirectUriOmitted');
   const save = Code.prototype.save;
   Code.prototype.save = function saveMarked(this: CodeModel['prototype'], ...args: unknown[]) {
     // A code is made at the authorization endpoint or its resume, whose parameters say how it was asked for.

@@ -19,9 +19,10 @@
  */
 import { Provider, type KoaContextWithOIDC } from 'oidc-provider';
 import type { FederatedSessions } from '../../upstreams/sessions.js';
+import { keptInPayload } from './payload-properties.js';
 
 type Marked = { idp?: string; amr?: unknown; sessionUid?: unknown; accountId?: unknown };
-type Model = { IN_PAYLOAD: readonly string[]; prototype: Marked & { save(...args: unknown[]): Promise<unknown> } };
+type Model = { prototype: Marked & { save(...args: unknown[]): Promise<unknown> } };
 type Sources = { RotatedRefreshToken?: Marked; AuthorizationCode?: Marked; DeviceCode?: Marked };
 
 const MARK = 'idp';
@@ -39,9 +40,7 @@ export function signedInThroughKept(provider: Provider, federated: FederatedSess
   const models = { AuthorizationCode: provider.AuthorizationCode, DeviceCode: provider.DeviceCode, RefreshToken: provider.RefreshToken } as unknown as Record<string, Model>;
   for (const [name, Token] of Object.entries(models)) {
     if (typeof Token.prototype.save !== 'function') throw new Error('oidc-provider Model#save is gone: review src/provider/patches/signed-in-through.ts');
-    const payload = Token.IN_PAYLOAD;
-    // Read by the engine once per model, when the first one is made or read (models/payload.js).
-    Object.defineProperty(Token, 'IN_PAYLOAD', { configurable: true, get: () => [...payload, MARK] });
+    keptInPayload(Token, MARK);
     const save = Token.prototype.save;
     Token.prototype.save = async function (this: Marked, ...args: unknown[]) {
       if (this.idp === undefined && typeof this.accountId === 'string' && federatedSignIn(this)) {
