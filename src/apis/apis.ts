@@ -380,9 +380,13 @@ export class Apis {
    * never use, and say done.
    */
   async #configured(identifier: string): Promise<boolean> {
-    if (this.#static.has(identifier)) return true;
+    return this.#static.has(identifier) || own(await this.#recorded(), identifier) !== undefined;
+  }
+
+  /** The configured APIs the servers last started with (configurationChanged records them), by identifier. */
+  async #recorded(): Promise<Record<string, RecordedApi> | undefined> {
     const text = await this.kv.get(CONFIGURED_APIS_KEY);
-    return text !== undefined && Object.hasOwn(JSON.parse(text) as object, identifier);
+    return text === undefined ? undefined : (JSON.parse(text) as Record<string, RecordedApi>);
   }
 
   /** Deletes a stored API and every grant at it. */
@@ -481,11 +485,7 @@ export class Apis {
   async #notConfigured(clientId: string, identifier: string, taken: (fixed: ClientGrant) => string[], whole = false): Promise<void> {
     // This process's configuration, or the one the servers last started with (a CLI run without the
     // servers' RESOURCE_SERVERS reads it from the store: configurationChanged records it).
-    const recorded = async () => {
-      const text = await this.kv.get(CONFIGURED_APIS_KEY);
-      return text === undefined ? undefined : own(own(JSON.parse(text) as Record<string, RecordedApi>, identifier)?.grants, clientId);
-    };
-    const fixed = own(this.#staticGrants.get(clientId), identifier) ?? (await recorded());
+    const fixed = own(this.#staticGrants.get(clientId), identifier) ?? own(own(await this.#recorded(), identifier)?.grants, clientId);
     if (!fixed) return;
     const kept = taken(fixed);
     if (!kept.length && !whole) return;
