@@ -8,7 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { exportJWK, generateKeyPair, SignJWT } from 'jose';
+import { decodeJwt, exportJWK, generateKeyPair, SignJWT } from 'jose';
 import * as oidc from 'openid-client';
 import { createResourceServer, type ResourceServer } from '../../src/resource-server/index.js';
 import { Agent, ALICE, callbackParams, grantApi, RelyingParty, startOp, webClient, type Flow, type Op } from '../conformance/fixture.js';
@@ -106,7 +106,11 @@ describe('e2e: red team, second protocol pass: token and artifact confusion (RFC
     const userinfoJwt = await fetch(op.metadata.userinfo_endpoint!, { headers: { authorization: `Bearer ${tokens.access_token}` } });
     assert.equal(userinfoJwt.status, 200);
     assert.match(String(userinfoJwt.headers.get('content-type')), /application\/jwt/);
+    const apiFlow = await signed.signIn(alice, ALICE, { scope: 'openid read', resource: API });
+    const personal = await token({ grant_type: 'authorization_code', code: codeOf(apiFlow), code_verifier: apiFlow.verifier, redirect_uri: apiFlow.redirectUri, resource: API }, 'signed');
+    assert.equal(personal.status, 200, personal.text);
     const jwts: Record<string, string> = {
+      "a person's JWT access token for the API": String(personal.body.access_token),
       'an ID token': tokens.id_token!,
       'a signed userinfo response': await userinfoJwt.text(),
       "a client's JWT access token for the API": await clientToken('machine', API, 'read'),
@@ -116,6 +120,7 @@ describe('e2e: red team, second protocol pass: token and artifact confusion (RFC
     const admin = `${op.issuer}/admin/clients`;
     // The baselines: each is taken where it is meant.
     assert.equal(await acceptedBy(helper, jwts["a client's JWT access token for the API"]!), true);
+    assert.equal(await acceptedBy(helper, jwts["a person's JWT access token for the API"]!), true);
     assert.equal(await bearerAt(feed, jwts["the revocation feed's token"]!), 200);
     assert.equal(await bearerAt(admin, await clientToken('ops', `${op.issuer}/admin`, 'admin:read')), 200);
     assert.equal((await silentHint(signed, tokens.id_token!)).get('code') !== null, true, 'its own ID token is a hint');
@@ -127,7 +132,7 @@ describe('e2e: red team, second protocol pass: token and artifact confusion (RFC
       assert.equal(await bearerAt(op.metadata.userinfo_endpoint!, jwt), 401, `${what} at userinfo`);
       assert.equal(await bearerAt(admin, jwt), 401, `${what} at the admin API`);
       if (what !== "the revocation feed's token") assert.equal(await bearerAt(feed, jwt), 401, `${what} at the feed`);
-      if (what !== "a client's JWT access token for the API") assert.equal(await acceptedBy(helper, jwt), false, `${what} at latchkey/resource-server`);
+      if (!what.includes('JWT access token for the API')) assert.equal(await acceptedBy(helper, jwt), false, `${what} at latchkey/resource-server`);
       if (!what.includes('access token') && !what.includes("feed's token")) {
         assert.deepEqual(await introspect('signed', jwt), { active: false }, `${what} at introspection, by its own client`);
         assert.deepEqual(await introspect('api', jwt), { active: false }, `${what} at introspection, by the API`);
@@ -139,6 +144,19 @@ describe('e2e: red team, second protocol pass: token and artifact confusion (RFC
         const page = await endSessionWith(jwt, 'signed');
         assert.notEqual(page.status, 200, `${what} as the end-session hint: ${page.status}`);
       }
+      // As a grant's artifact, a registration access token or an initial access token: refused, never a 500.
+      for (const [grant, params] of [
+        ['a code', { grant_type: 'authorization_code', code: jwt, code_verifier: 'v'.repeat(43), redirect_uri: 'https://signed.example.test/callback' }],
+        ['a refresh token', { grant_type: 'refresh_token', refresh_token: jwt }],
+      ] as const) {
+        const answer = await token(params, 'signed');
+        assert.equal(answer.body.error, 'invalid_grant', `${what} as ${grant}: ${answer.text}`);
+      }
+      const asDevice = await post(op.metadata.token_endpoint!, { grant_type: DEVICE_GRANT, device_code: jwt, client_id: 'tv' });
+      assert.equal(asDevice.body.error, 'invalid_grant', `${what} as a device code: ${asDevice.text}`);
+      const registered = await fetch(op.metadata.registration_endpoint!, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${jwt}` }, body: JSON.stringify({ redirect_uris: ['https://dyn.example.test/cb'] }) });
+      assert.equal(registered.status, 401, `${what} as an initial access token`);
+      assert.equal(await bearerAt(`${op.metadata.registration_endpoint}/signed`, jwt), 401, `${what} as a registration access token`);
       // As the client's own assertion: signed by us, not by the client.
       const asAssertion = await post(op.metadata.token_endpoint!, { grant_type: 'client_credentials', client_id: 'pkjwt-a', client_assertion_type: ASSERTION_TYPE, client_assertion: jwt });
       assert.equal(asAssertion.body.access_token, undefined, `${what} as a client_assertion`);
@@ -364,5 +382,27 @@ describe('e2e: red team, second protocol pass: token and artifact confusion (RFC
         assert.equal(params.get('iss'), op.issuer, `${mode}: ${url.href}`);
       }
     }
+  });
+
+  it("held: what a token names in place of what its request named: a code for one API redeemed for another, a privileged one or an unknown one, and the ID token's sid, which names no session id the browser holds (RFC 8707 §2.2, Back-Channel Logout §2.1)", async () => {
+    const flow = await signed.signIn(alice, ALICE, { scope: 'openid read', resource: API });
+    const redeem = (resource?: string) =>
+      token({ grant_type: 'authorization_code', code: codeOf(flow), code_verifier: flow.verifier, redirect_uri: flow.redirectUri, ...(resource && { resource }) }, 'signed');
+    for (const other of ['https://ledger.example.test', `${op.issuer}/revocations`, `${op.issuer}/admin`, 'https://unknown.example.test', `${API}/`]) {
+      const answer = await redeem(other);
+      assert.equal(answer.status, 400, `${other}: ${answer.text}`);
+      assert.equal(answer.body.access_token, undefined, other);
+    }
+    const redeemed = await redeem(API);
+    assert.equal(redeemed.status, 200, `not spent by those: ${redeemed.text}`);
+    assert.deepEqual(decodeJwt(String(redeemed.body.access_token)).aud, API);
+    // sid: the session's (one for every app, as public subjects are), and no cookie value of the person's browser (an app that learnt it could not act as the session).
+    const sids = [];
+    for (const client of [web, signed]) {
+      const { id_token } = await client.redeem(await client.signIn(alice, ALICE));
+      sids.push(String(decodeJwt(id_token!).sid));
+    }
+    const cookies = alice.cookieHeader(op.issuer);
+    for (const sid of sids) assert.ok(sid.length > 0 && !cookies.includes(sid), `sid ${sid} is in no cookie: ${cookies.replace(/=[^;]+/g, '=…')}`);
   });
 });
