@@ -116,8 +116,16 @@ describe('e2e: red team, second protocol pass: token and artifact confusion (RFC
       "a client's JWT access token for the API": await clientToken('machine', API, 'read'),
       "the revocation feed's token": await clientToken('api', `${op.issuer}/revocations`, 'revocations'),
     };
+    // A client's DPoP proof (signed by the client, typ dpop+jwt) is no token of ours anywhere.
+    const dpopKey = await generateKeyPair('ES256');
+    jwts["a client's DPoP proof"] = await new SignJWT({ jti: randomUUID(), iat: now(), htm: 'GET', htu: op.metadata.userinfo_endpoint, sub: op.subs.alice, aud: API, client_id: 'signed', scope: 'read', exp: now() + 60 })
+      .setIssuer(op.issuer).setProtectedHeader({ typ: 'dpop+jwt', alg: 'ES256', jwk: await exportJWK(dpopKey.publicKey) }).sign(dpopKey.privateKey);
     const feed = `${op.issuer}/revocations`;
     const admin = `${op.issuer}/admin/clients`;
+    // Introspection answers are never signed (RFC 9701 is not offered): asked for one, plain JSON.
+    const asJwt = await fetch(op.metadata.introspection_endpoint!, { method: 'POST', headers: { ...as('api'), accept: 'application/token-introspection+jwt', 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ token: jwts["a client's JWT access token for the API"]! }) });
+    assert.match(String(asJwt.headers.get('content-type')), /^application\/json/);
+    assert.equal(((await asJwt.json()) as { active: boolean }).active, true);
     // The baselines: each is taken where it is meant.
     assert.equal(await acceptedBy(helper, jwts["a client's JWT access token for the API"]!), true);
     assert.equal(await acceptedBy(helper, jwts["a person's JWT access token for the API"]!), true);
@@ -273,6 +281,12 @@ describe('e2e: red team, second protocol pass: token and artifact confusion (RFC
     const posted = await post(op.metadata.token_endpoint!, { grant_type: 'client_credentials', client_id: 'machine', client_secret: SECRET, resource: API, scope: 'read' });
     assert.equal(posted.status, 200, `a secret client may post its secret (docs/protocol.md): ${posted.text}`);
 
+    // Another spelling of a client's id is no client (the store's lookups are exact).
+    for (const spelt of ['MACHINE', 'Machine', ' machine', 'machine ', 'machine\u200b', 'ｍachine', 'machine%00']) {
+      const answer = await post(op.metadata.token_endpoint!, { grant_type: 'client_credentials', resource: API, scope: 'read' }, { authorization: basic({ id: spelt, secret: SECRET }) });
+      refused(answer, `Basic as ${JSON.stringify(spelt)}`);
+      refused(await post(op.metadata.token_endpoint!, { grant_type: 'client_credentials', client_id: spelt, client_secret: SECRET, resource: API, scope: 'read' }), `posted as ${JSON.stringify(spelt)}`);
+    }
     refused(await token({ grant_type: 'client_credentials', client_id: 'api', resource: API, scope: 'read' }, 'machine'), "Basic for machine, client_id api in the body");
     refused(await post(op.metadata.token_endpoint!, { grant_type: 'client_credentials', client_id: 'machine', client_secret: SECRET, resource: API, scope: 'read' }, as('api')), 'Basic for api and a posted secret for machine');
     refused(await withAssertion(await ofA(), {}, as('machine')), "Basic for machine and pkjwt-a's assertion");
