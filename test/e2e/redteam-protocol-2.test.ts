@@ -419,4 +419,29 @@ describe('e2e: red team, second protocol pass: token and artifact confusion (RFC
     const cookies = alice.cookieHeader(op.issuer);
     for (const sid of sids) assert.ok(sid.length > 0 && !cookies.includes(sid), `sid ${sid} is in no cookie: ${cookies.replace(/=[^;]+/g, '=…')}`);
   });
+
+  it("held: a token revoked under another kind's token_type_hint, or a hint no server knows, is revoked all the same: a refresh token hinted access_token, an opaque or JWT access token hinted refresh_token, a client's own token hinted refresh_token (RFC 7009 §2.1: the search extends to every type)", async () => {
+    const revoke = async (client: string, value: string, hint: string) => {
+      const answer = await post(op.metadata.revocation_endpoint!, { token: value, token_type_hint: hint }, as(client));
+      assert.equal(answer.status, 200, `${hint}: ${answer.text}`);
+    };
+    for (const hint of ['access_token', 'refresh_token', 'device_code', 'id_token']) {
+      // A browser of its own each round: a consent page on a grant one of whose access tokens was revoked is
+      // refused once (docs/security.md, the second protocol pass, "left alone").
+      const browser = new Agent();
+      const tokens = await web.redeem(await web.signIn(browser, ALICE, { scope: 'openid offline_access', prompt: 'consent' }));
+      await revoke('web', tokens.refresh_token!, hint === 'refresh_token' ? 'access_token' : hint);
+      assert.equal((await introspect('web', tokens.refresh_token!)).active, false, `a refresh token revoked under ${hint}`);
+      assert.equal((await token({ grant_type: 'refresh_token', refresh_token: tokens.refresh_token! })).body.error, 'invalid_grant');
+      const again = await web.redeem(await web.signIn(browser, ALICE));
+      await revoke('web', again.access_token, hint === 'access_token' ? 'refresh_token' : hint);
+      assert.equal(await bearerAt(op.metadata.userinfo_endpoint!, again.access_token), 401, `an access token revoked under ${hint}`);
+      const jwt = await clientToken('machine', API, 'read');
+      await revoke('machine', jwt, hint === 'access_token' ? 'refresh_token' : hint);
+      assert.equal((await introspect('api', jwt)).active, false, `a JWT access token revoked under ${hint}`);
+      const opaque = await clientToken('machine', 'https://ledger.example.test', 'read');
+      await revoke('machine', opaque, hint === 'access_token' ? 'refresh_token' : hint);
+      assert.equal((await introspect('machine', opaque)).active, false, `a client's own opaque token revoked under ${hint}`);
+    }
+  });
 });
