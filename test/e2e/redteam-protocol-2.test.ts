@@ -101,7 +101,7 @@ describe('e2e: red team, second protocol pass: token and artifact confusion (RFC
     return response;
   };
 
-  it("held: every JWT Latchkey signs, presented where another kind is expected: an ID token, a signed userinfo response, a person's and a client's JWT access token and the revocation feed's token are each taken only where they are meant (userinfo, introspection, the feed, the admin API, latchkey/resource-server, id_token_hint, client_assertion) (RFC 8725 §3.11, RFC 9068 §4, Core §5.3.2)", async () => {
+  it("held: every JWT Latchkey signs, presented where another kind is expected: an ID token, a signed userinfo response, a person's and a client's JWT access token, the revocation feed's token and a client's DPoP proof are each taken only where they are meant (userinfo, introspection, the feed, the admin API, latchkey/resource-server, id_token_hint at authorization and end-session, a code, refresh token or device code, an initial or registration access token, a client_assertion); introspection is never signed (RFC 8725 §3.11, RFC 9068 §4, Core §5.3.2, RFC 9701)", async () => {
     const tokens = await signed.redeem(await signed.signIn(alice, ALICE, { scope: 'openid email' }));
     const userinfoJwt = await fetch(op.metadata.userinfo_endpoint!, { headers: { authorization: `Bearer ${tokens.access_token}` } });
     assert.equal(userinfoJwt.status, 200);
@@ -386,6 +386,7 @@ describe('e2e: red team, second protocol pass: token and artifact confusion (RFC
     const back = callbackParams(stateless);
     assert.ok(back.get('code'));
     assert.equal(back.get('iss'), op.issuer, 'iss without a state too');
+    const redirected: string[] = [];
     for (const mode of ['jwt', 'query.jwt', 'fragment.jwt', 'form_post.jwt', 'web_message', 'none']) {
       const refused = await web.authorize(alice, { response_mode: mode });
       const url = new URL(refused.page.url);
@@ -394,8 +395,10 @@ describe('e2e: red team, second protocol pass: token and artifact confusion (RFC
       if (url.href.startsWith(web.redirectUri)) {
         assert.ok(params.get('error'), `${mode}: ${url.href}`);
         assert.equal(params.get('iss'), op.issuer, `${mode}: ${url.href}`);
+        redirected.push(mode);
       }
     }
+    assert.deepEqual(redirected, ['jwt', 'query.jwt', 'fragment.jwt', 'form_post.jwt', 'web_message', 'none'], 'each an error at the redirect URI');
   });
 
   it("held: what a token names in place of what its request named: a code for one API redeemed for another, a privileged one or an unknown one, and the ID token's sid, which names no session id the browser holds (RFC 8707 §2.2, Back-Channel Logout §2.1)", async () => {
