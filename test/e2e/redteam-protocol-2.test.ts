@@ -8,6 +8,8 @@
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { decodeJwt, exportJWK, generateKeyPair, SignJWT } from 'jose';
 import * as oidc from 'openid-client';
 import { createResourceServer, type ResourceServer } from '../../src/resource-server/index.js';
@@ -30,8 +32,22 @@ describe('e2e: red team, second protocol pass: token and artifact confusion (RFC
   let alice: Agent;
   let helper: ResourceServer;
   let clientKey: Awaited<ReturnType<typeof generateKeyPair>>;
+  /** signed's back-channel logout endpoint: the logout tokens it was sent. */
+  const received: string[] = [];
+  let receiver: Server;
 
   before(async () => {
+    receiver = createServer((req, res) => {
+      let body = '';
+      req.on('data', (chunk: Buffer) => (body += chunk.toString()));
+      req.on('end', () => {
+        const value = new URLSearchParams(body).get('logout_token');
+        if (value) received.push(value);
+        res.writeHead(200).end();
+      });
+    });
+    await new Promise<void>((done) => receiver.listen(0, '127.0.0.1', done));
+    const backchannel = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/logout`;
     clientKey = await generateKeyPair('RS256');
     const jwks = { keys: [{ ...(await exportJWK(clientKey.publicKey)), kid: 'shared-1', alg: 'RS256', use: 'sig' }] };
     const machine = (id: string, extra: Record<string, unknown> = {}) => ({ client_id: id, client_secret: SECRET, grant_types: ['client_credentials'], response_types: [], redirect_uris: [], ...extra });
@@ -41,7 +57,7 @@ describe('e2e: red team, second protocol pass: token and artifact confusion (RFC
       clients: [
         webClient('web', SECRET),
         webClient('other', SECRET, { redirect_uris: ['https://web.example.test/callback'] }),
-        webClient('signed', SECRET, { userinfo_signed_response_alg: 'RS256' }),
+        webClient('signed', SECRET, { userinfo_signed_response_alg: 'RS256', backchannel_logout_uri: backchannel }),
         webClient('poster', SECRET, { token_endpoint_auth_method: 'client_secret_post' }),
         { client_id: 'spa', token_endpoint_auth_method: 'none', redirect_uris: ['https://spa.example.test/cb'], grant_types: ['authorization_code'] },
         { client_id: 'tv', application_type: 'native', token_endpoint_auth_method: 'none', grant_types: [DEVICE_GRANT, 'refresh_token'], response_types: [], redirect_uris: [] },
@@ -64,6 +80,7 @@ describe('e2e: red team, second protocol pass: token and artifact confusion (RFC
   after(async () => {
     helper?.close();
     await op?.stop();
+    receiver?.close();
   });
 
   async function post(url: string, params: Record<string, string>, headers: Record<string, string> = {}): Promise<Answer> {
@@ -101,16 +118,23 @@ describe('e2e: red team, second protocol pass: token and artifact confusion (RFC
     return response;
   };
 
-  it("held: every JWT Latchkey signs, presented where another kind is expected: an ID token, a signed userinfo response, a person's and a client's JWT access token, the revocation feed's token and a client's DPoP proof are each taken only where they are meant (userinfo, introspection, the feed, the admin API, latchkey/resource-server, id_token_hint at authorization and end-session, a code, refresh token or device code, an initial or registration access token, a client_assertion); introspection is never signed (RFC 8725 §3.11, RFC 9068 §4, Core §5.3.2, RFC 9701)", async () => {
+  it("held: every JWT Latchkey signs, presented where another kind is expected: an ID token, a signed userinfo response, a logout token, a person's and a client's JWT access token, the revocation feed's token and a client's DPoP proof are each taken only where they are meant (userinfo, introspection, the feed, the admin API, latchkey/resource-server, id_token_hint at authorization, PAR, the device endpoint and end-session, a code, refresh token or device code, an initial or registration access token, a client_assertion); introspection is never signed (RFC 8725 §3.11, RFC 9068 §4, Core §5.3.2, RFC 9701)", async () => {
     const tokens = await signed.redeem(await signed.signIn(alice, ALICE, { scope: 'openid email' }));
     const userinfoJwt = await fetch(op.metadata.userinfo_endpoint!, { headers: { authorization: `Bearer ${tokens.access_token}` } });
     assert.equal(userinfoJwt.status, 200);
     assert.match(String(userinfoJwt.headers.get('content-type')), /application\/jwt/);
+    // A logout token signed sends its back-channel endpoint: a browser of its own signs in and out.
+    const leaving = new Agent();
+    const leavingIdToken = (await signed.redeem(await signed.signIn(leaving, ALICE))).id_token!;
+    const confirm = await leaving.follow(`${op.metadata.end_session_endpoint}?${new URLSearchParams({ id_token_hint: leavingIdToken })}`);
+    await leaving.submit(confirm, '/session/end/confirm', { logout: 'yes' }, 'https://');
+    assert.equal(received.length, 1, 'the logout token was sent');
     const apiFlow = await signed.signIn(alice, ALICE, { scope: 'openid read', resource: API });
     const personal = await token({ grant_type: 'authorization_code', code: codeOf(apiFlow), code_verifier: apiFlow.verifier, redirect_uri: apiFlow.redirectUri, resource: API }, 'signed');
     assert.equal(personal.status, 200, personal.text);
     const jwts: Record<string, string> = {
       "a person's JWT access token for the API": String(personal.body.access_token),
+      'a logout token': received[0]!,
       'an ID token': tokens.id_token!,
       'a signed userinfo response': await userinfoJwt.text(),
       "a client's JWT access token for the API": await clientToken('machine', API, 'read'),
@@ -152,6 +176,13 @@ describe('e2e: red team, second protocol pass: token and artifact confusion (RFC
         const page = await endSessionWith(jwt, 'signed');
         assert.notEqual(page.status, 200, `${what} as the end-session hint: ${page.status}`);
       }
+      // As the hint of a device's request (none is the device's ID token) and of a pushed request (only the ID token is signed's).
+      const deviceHint = await post(op.metadata.device_authorization_endpoint!, { client_id: 'tv', scope: 'openid', id_token_hint: jwt });
+      assert.equal(deviceHint.body.error, 'invalid_request', `${what} as a device request's hint: ${deviceHint.text}`);
+      const pushedHint = await post(op.metadata.pushed_authorization_request_endpoint!, {
+        client_id: 'signed', response_type: 'code', scope: 'openid', redirect_uri: 'https://signed.example.test/callback', code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM', code_challenge_method: 'S256', id_token_hint: jwt,
+      }, as('signed'));
+      assert.equal(pushedHint.status, what === 'an ID token' ? 201 : 400, `${what} as a pushed request's hint: ${pushedHint.text}`);
       // As a grant's artifact, a registration access token or an initial access token: refused, never a 500.
       for (const [grant, params] of [
         ['a code', { grant_type: 'authorization_code', code: jwt, code_verifier: 'v'.repeat(43), redirect_uri: 'https://signed.example.test/callback' }],
