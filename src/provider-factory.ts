@@ -54,12 +54,14 @@ export function providerFactory(config: Config, kv: Kv, metrics?: Metrics) {
     // A session's grant given before its person's or its client's cutoff is not taken up again (the
     // account as the session check read it; the client's mark from the cache: no round trip more).
     // `fresh`: the account and the marks read anew, and the grant's own entry (a check after the
-    // consent's writes: an ending with no cutoff revoked the grant in between).
-    async ({ accountId, clientId, iat, jti }, ctx, fresh) => {
+    // consent's writes: an ending with no cutoff revoked the grant in between), one written at or
+    // after `revokedSince` when given (an entry from before the consent page's request is an access
+    // token's RFC 7009 revocation, which keeps the grant the request took up: see grantRevokedAt).
+    async ({ accountId, clientId, iat, jti }, ctx, fresh, revokedSince) => {
       const [account, delegated, revoked] = await Promise.all([
         (fresh ? undefined : accountReadFor(ctx, accountId)) ?? accounts.find(accountId),
         revocations.delegatedEnded(clientId, iat, fresh),
-        fresh && jti !== undefined ? revocations.grantWasRevoked(jti) : false,
+        fresh && jti !== undefined ? revocations.grantRevokedAt(jti).then((at) => at !== undefined && (revokedSince === undefined || at >= revokedSince)) : false,
       ]);
       return delegated || revoked || !account || endedWithPerson(account, iat, 'token', clientId);
     },

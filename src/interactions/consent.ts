@@ -216,9 +216,13 @@ export function confirmConsent(steps: Interactions, consents: Consents) {
     // cutoff comes first (then the consents, then the grants): not seen here, it is later than
     // these writes, and what it forgets and revokes after includes them.
     // The grant's own revocation entry too (fresh: an ending with no cutoff, RFC 7009 or a
-    // sign-out), written before its record is deleted.
+    // sign-out), written before its record is deleted: for a grant the page added to, one written
+    // since this request began (the same second included). One from before is an app's RFC 7009
+    // revocation of an access token, which keeps the grant (the engine's revokeGrantPolicy): the
+    // request took it up as the silent requests do, and the page adds to it (refused as withdrawn,
+    // and the consent forgotten, before the second protocol pass).
     const [grantEnded, sessionLive] = await Promise.all([
-      consents.grantEnded(grant, ctx, true),
+      consents.grantEnded(grant, ctx, true, interaction.grantId ? interaction.iat : undefined),
       // And the session the consent is given in, ended meanwhile by an ending with no cutoff that
       // forgets consents (a password change signing the other sessions out, a credential removed):
       // it forgot them before it ended the session, so a consent written after it forgot is taken

@@ -327,12 +327,16 @@ export class RevocationList {
   }
 
   /**
-   * Whether grant `grantId` was revoked (its entry, read from Redis, not a cache): a grant's id is
-   * never given again, so any entry means it ended, whatever revoked it (with no cutoff: RFC 7009,
-   * a sign-out, a refresh token's reuse).
+   * When grant `grantId`'s tokens were last revoked (its entry, read from Redis, not a cache; epoch
+   * seconds), or undefined. A grant's id is never given again, so an entry written after a moment
+   * means the grant ended after it, whatever revoked it (with no cutoff: RFC 7009, a sign-out, a
+   * refresh token's reuse), and its record goes next. Only an access token's RFC 7009 revocation
+   * keeps the record (the engine's revokeGrantPolicy; patches/jwt-access-tokens.ts likewise): the
+   * entry ends every token of the grant up to then, and the grant is reused, as it was.
    */
-  async grantWasRevoked(grantId: string): Promise<boolean> {
-    return (await this.#kv.get(revokedGrantKey(grantHandle(grantId)))) !== undefined;
+  async grantRevokedAt(grantId: string): Promise<number | undefined> {
+    const mark = await this.#kv.get(revokedGrantKey(grantHandle(grantId)));
+    return mark === undefined ? undefined : Number(mark);
   }
 
   /**

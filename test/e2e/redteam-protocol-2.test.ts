@@ -4,7 +4,9 @@
  * Every kind of JWT Latchkey signs and every kind of opaque artifact it hands out is presented where
  * another is expected; client authentication methods are mixed; codes are injected across clients
  * and redirect URIs. What the first protocol pass, jwt-attacks and oauth-security pinned is not
- * repeated (docs/security.md, "Looked at in the second protocol pass", says which is which).
+ * repeated (docs/security.md, "Looked at in the second protocol pass", says which is which). Every
+ * test titled "held: …" pins what held; the last one, found on the way (an app's own RFC 7009
+ * revocation, then its person's consent page refused), fails without its fix.
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
@@ -15,6 +17,7 @@ import * as oidc from 'openid-client';
 import { createResourceServer, type ResourceServer } from '../../src/resource-server/index.js';
 import { Agent, ALICE, callbackParams, grantApi, RelyingParty, startOp, webClient, type Flow, type Op } from '../conformance/fixture.js';
 import { initialAccessToken } from '../helpers/operator.js';
+import { signInSteps } from '../helpers/sign-in.js';
 import { acceptedBy, API, basic, RESOURCE_SERVERS } from '../helpers/tokens.js';
 
 const SECRET = 'redteam-protocol-2-secret-with-plenty-of-entropy-0123';
@@ -460,8 +463,6 @@ describe('e2e: red team, second protocol pass: token and artifact confusion (RFC
       assert.equal(answer.status, 200, `${hint}: ${answer.text}`);
     };
     for (const hint of ['access_token', 'refresh_token', 'device_code', 'id_token']) {
-      // A browser of its own each round: a consent page on a grant one of whose access tokens was revoked is
-      // refused once (docs/security.md, the second protocol pass, "left alone").
       const browser = new Agent();
       const tokens = await web.redeem(await web.signIn(browser, ALICE, { scope: 'openid offline_access', prompt: 'consent' }));
       await revoke('web', tokens.refresh_token!, hint === 'refresh_token' ? 'access_token' : hint);
@@ -476,6 +477,34 @@ describe('e2e: red team, second protocol pass: token and artifact confusion (RFC
       const opaque = await clientToken('machine', 'https://ledger.example.test', 'read');
       await revoke('machine', opaque, hint === 'access_token' ? 'refresh_token' : hint);
       assert.equal((await introspect('machine', opaque)).active, false, `a client's own opaque token revoked under ${hint}`);
+    }
+  });
+
+  it("an app that revoked one of its own access tokens (RFC 7009) keeps its person's grant, and the consent page of their next request adds to it: it was refused once as a withdrawn consent, the remembered consent dropped (RFC 7009 §2.1, Core §3.1.2.4)", async () => {
+    for (const kind of ['an opaque access token', "a person's JWT access token"] as const) {
+      const browser = new Agent();
+      const jwt = kind !== 'an opaque access token';
+      const first = await signed.signIn(browser, ALICE, jwt ? { scope: 'openid read', resource: API } : {});
+      const issued = await token({ grant_type: 'authorization_code', code: codeOf(first), code_verifier: first.verifier, redirect_uri: first.redirectUri, ...(jwt && { resource: API }) }, 'signed');
+      assert.equal(issued.status, 200, issued.text);
+      const accessToken = String(issued.body.access_token);
+      const revoked = await post(op.metadata.revocation_endpoint!, { token: accessToken }, as('signed'));
+      assert.equal(revoked.status, 200, revoked.text);
+      assert.equal((await introspect('signed', accessToken)).active, false, `${kind}: revoked`);
+      // The person's next request, in a later second than the revocation (an entry of the request's own
+      // second is taken as an ending while its page was open), asks for more than was allowed: the
+      // consent page, then the code.
+      await new Promise((done) => setTimeout(done, 1100));
+      const next = await signed.authorize(browser, { scope: 'openid email offline_access', prompt: 'consent' });
+      const page = await signInSteps(browser, next.page, { username: ALICE.username, password: ALICE.password, stopAt: next.redirectUri });
+      assert.ok(page.url.startsWith(next.redirectUri), `${kind}: ${page.status} ${page.url} ${page.html.replace(/<[^>]+>/g, ' ').replace(/\s+/g, ' ').slice(0, 400)}`);
+      const tokens = await signed.redeem({ ...next, page });
+      assert.ok(tokens.refresh_token, kind);
+      assert.equal((await introspect('signed', accessToken)).active, false, `${kind}: still revoked`);
+      assert.equal((await introspect('signed', tokens.access_token)).active, true, kind);
+      // And what was allowed is remembered: the next request asks nothing.
+      const silent = await signed.authorize(browser, { scope: 'openid email offline_access', prompt: 'none' });
+      assert.ok(callbackParams(silent).get('code'), `${kind}: ${silent.page.url}`);
     }
   });
 });
