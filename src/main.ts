@@ -211,62 +211,69 @@ export async function serve(config: Config, logger: Logger = createLogger(config
   // is not refused with what it forgot until the next check or publication stamps it.
   if (keyRevoked) keys.guardSigning(async (kid) => (await revocations.epoch(), keyRevoked(kid)));
   const providers = new ProviderHost(build(keys.ring, verifier, keys));
-  await checkConfiguredClients(providers.current, config.clients, await apis.delegableScopes()).catch(async (error: unknown) => {
+  // What a start ends and records before serving (configured clients and APIs changed, documents
+  // switched off, secrets digested): each records what it did only once it is done, so a store that
+  // goes away midway leaves it for the next start. Such a start ends as one that cannot reach the
+  // store at first does, in one line naming the setting (it said ioredis's "max retries per
+  // request" before the second blips pass), with what it opened closed.
+  try {
+    await checkConfiguredClients(providers.current, config.clients, await apis.delegableScopes());
+    // A stored API that defines a reserved scope (added before such scopes were refused) is read
+    // without it (apis.ts): said here, once, so the operator can re-add it with a scope of its own.
+    // It no longer offers the scope: a token for it carrying the scope (issued by a release before)
+    // ends at every API following the feed too, as introspection refuses it (a scoped api entry).
+    if (!cluster.isWorker) {
+      for (const { identifier, scopes } of await apis.reservedScopesIgnored()) {
+        await revocations.revokeApiScopes(identifier, scopes);
+        logger.warn({ api: identifier, scopes }, `the stored API ${identifier} defines the reserved scope ${scopes.join(' ')} (an OpenID Connect scope, or a privileged API's): it is ignored, so none of its tokens carries it and no grant gives it; remove the API and add it again with scopes of its own`);
+      }
+    }
+    // A configured client changed in the configuration since the start before (another secret, made
+    // public, narrowed, removed) ends what the same change written through the admin API would: once,
+    // by the first instance that starts with the new configuration (provider.ts configuredClientsChanged).
+    // Each worker too (with --workers the primary serves nothing): started at once, they may each end
+    // it, as instances started at once may.
+    {
+      const changed = await configuredClientsChanged(kv, config.clients, clientEndings);
+      if (changed.replaced.length || changed.removed.length) {
+        logger.info({ event: 'clients.configuration_changed', replaced: changed.replaced, removed: changed.removed }, `configured clients changed since the last start (${[...changed.replaced.map((id) => `${id} changed`), ...changed.removed.map((id) => `${id} removed`)].join(', ')}): what the change ends is ended, as for the same change through the admin API`);
+      }
+      if (!changed.recorded) {
+        logger.warn({ event: 'clients.configuration_differs' }, 'another instance recorded other configured clients while this one started: instances are running with different configurations (CLIENTS); finish the rolling restart, and every instance started with the new configuration ends what it changed');
+      }
+    }
+    // Client ID Metadata Documents switched off: the clients documents named are removed, as a document
+    // gone is (registration/client-metadata-documents.ts documentsSwitchedOff), once.
+    if (!config.clientMetadataDocuments.enabled) {
+      const ended = await documentsSwitchedOff(new ClientMetadataDocumentCache(kv, acceptedDocumentsKept(config)), clientEndings);
+      if (ended.length) {
+        logger.info({ event: 'client_metadata_documents.switched_off', clients: ended }, `Client ID Metadata Documents are switched off: the ${ended.length} client(s) documents named are removed, with what they were issued, as for a document gone`);
+      }
+    }
+    // Likewise a configured API or operator grant (resourceServers) changed since the start before
+    // (removed, a scope taken out, a grant narrowed), and a configured API new since then is another API (apis.ts configurationChanged).
+    {
+      const changed = await apis.configurationChanged();
+      if (changed.removed.length || changed.narrowed.length || changed.added.length || changed.scopesTaken.length) {
+        logger.info(
+          { event: 'apis.configuration_changed', removed: changed.removed, added: changed.added, scopesTaken: changed.scopesTaken, narrowed: changed.narrowed },
+          `configured APIs changed since the last start (${[...changed.removed.map((id) => `${id} removed`), ...changed.added.map((id) => `${id} added`), ...changed.scopesTaken.map((id) => `scopes taken out of ${id}`), ...changed.narrowed.map((id) => `grants of ${id} narrowed`)].join(', ')}): what the change ends is ended, as for the same change through the admin API`,
+        );
+      }
+      if (!changed.recorded) {
+        logger.warn({ event: 'apis.configuration_differs' }, 'another instance recorded other configured APIs while this one started: instances are running with different configurations (RESOURCE_SERVERS); finish the rolling restart, and every instance started with the new configuration ends what it changed');
+      }
+    }
+    // Clients whose secret the release before kept in clear: by its digest from now on (store/adapter.ts).
+    if (!cluster.isWorker) {
+      const digested = await new AdapterIndexes(kv).digestClientSecrets();
+      if (digested) logger.info({ event: 'clients.secrets_digested', clients: digested }, `${digested} stored client secret(s) kept in clear by the release before are now kept by their digest`);
+    }
+  } catch (error) {
     clearInterval(publishing);
     await keys.close();
     await kv.close();
-    throw error;
-  });
-  // A stored API that defines a reserved scope (added before such scopes were refused) is read
-  // without it (apis.ts): said here, once, so the operator can re-add it with a scope of its own.
-  // It no longer offers the scope: a token for it carrying the scope (issued by a release before)
-  // ends at every API following the feed too, as introspection refuses it (a scoped api entry).
-  if (!cluster.isWorker) {
-    for (const { identifier, scopes } of await apis.reservedScopesIgnored()) {
-      await revocations.revokeApiScopes(identifier, scopes);
-      logger.warn({ api: identifier, scopes }, `the stored API ${identifier} defines the reserved scope ${scopes.join(' ')} (an OpenID Connect scope, or a privileged API's): it is ignored, so none of its tokens carries it and no grant gives it; remove the API and add it again with scopes of its own`);
-    }
-  }
-  // A configured client changed in the configuration since the start before (another secret, made
-  // public, narrowed, removed) ends what the same change written through the admin API would: once,
-  // by the first instance that starts with the new configuration (provider.ts configuredClientsChanged).
-  // Each worker too (with --workers the primary serves nothing): started at once, they may each end
-  // it, as instances started at once may.
-  {
-    const changed = await configuredClientsChanged(kv, config.clients, clientEndings);
-    if (changed.replaced.length || changed.removed.length) {
-      logger.info({ event: 'clients.configuration_changed', replaced: changed.replaced, removed: changed.removed }, `configured clients changed since the last start (${[...changed.replaced.map((id) => `${id} changed`), ...changed.removed.map((id) => `${id} removed`)].join(', ')}): what the change ends is ended, as for the same change through the admin API`);
-    }
-    if (!changed.recorded) {
-      logger.warn({ event: 'clients.configuration_differs' }, 'another instance recorded other configured clients while this one started: instances are running with different configurations (CLIENTS); finish the rolling restart, and every instance started with the new configuration ends what it changed');
-    }
-  }
-  // Client ID Metadata Documents switched off: the clients documents named are removed, as a document
-  // gone is (registration/client-metadata-documents.ts documentsSwitchedOff), once.
-  if (!config.clientMetadataDocuments.enabled) {
-    const ended = await documentsSwitchedOff(new ClientMetadataDocumentCache(kv, acceptedDocumentsKept(config)), clientEndings);
-    if (ended.length) {
-      logger.info({ event: 'client_metadata_documents.switched_off', clients: ended }, `Client ID Metadata Documents are switched off: the ${ended.length} client(s) documents named are removed, with what they were issued, as for a document gone`);
-    }
-  }
-  // Likewise a configured API or operator grant (resourceServers) changed since the start before
-  // (removed, a scope taken out, a grant narrowed), and a configured API new since then is another API (apis.ts configurationChanged).
-  {
-    const changed = await apis.configurationChanged();
-    if (changed.removed.length || changed.narrowed.length || changed.added.length || changed.scopesTaken.length) {
-      logger.info(
-        { event: 'apis.configuration_changed', removed: changed.removed, added: changed.added, scopesTaken: changed.scopesTaken, narrowed: changed.narrowed },
-        `configured APIs changed since the last start (${[...changed.removed.map((id) => `${id} removed`), ...changed.added.map((id) => `${id} added`), ...changed.scopesTaken.map((id) => `scopes taken out of ${id}`), ...changed.narrowed.map((id) => `grants of ${id} narrowed`)].join(', ')}): what the change ends is ended, as for the same change through the admin API`,
-      );
-    }
-    if (!changed.recorded) {
-      logger.warn({ event: 'apis.configuration_differs' }, 'another instance recorded other configured APIs while this one started: instances are running with different configurations (RESOURCE_SERVERS); finish the rolling restart, and every instance started with the new configuration ends what it changed');
-    }
-  }
-  // Clients whose secret the release before kept in clear: by its digest from now on (store/adapter.ts).
-  if (!cluster.isWorker) {
-    const digested = await new AdapterIndexes(kv).digestClientSecrets();
-    if (digested) logger.info({ event: 'clients.secrets_digested', clients: digested }, `${digested} stored client secret(s) kept in clear by the release before are now kept by their digest`);
+    throw kv.kind === 'redis' && isStoreOutage(error) ? unreachableStore(config, kv, error) : error;
   }
   keys.onChange((ring) => providers.replace(build(ring, verifier, keys)));
   keys.start();

@@ -179,26 +179,27 @@ export function checkDocument(url: string, document: unknown, policy: Registrati
 
 /**
  * The feature switched off (clientMetadataDocuments.enabled false at a start): every client a
- * document named is removed, as a document gone is, once (the accepted record's compare-and-set),
- * whichever instances start so. Its clients are unknown while it is off, but what they were issued
- * would otherwise live on at APIs that verify JWTs locally, and, the feature switched on again, be
- * taken up again (refresh tokens, consents, tokens active at introspection). Its URLs, as ended.
+ * document named is removed, as a document gone is, whichever instances start so. Its clients are
+ * unknown while it is off, but what they were issued would otherwise live on at APIs that verify
+ * JWTs locally, and, the feature switched on again, be taken up again (refresh tokens, consents,
+ * tokens active at introspection). Each client is ended before its accepted record goes (the
+ * record's compare-and-delete then says which instance reports it): a start whose store goes away
+ * midway leaves the record, and the next start ends it again (each ending is idempotent; instances
+ * starting at once may each run it). Forgotten first, as before the second blips pass, the record
+ * was gone with the store and its put-back failed with it: the next start ended nothing. Its URLs,
+ * as ended.
  */
 export async function documentsSwitchedOff(cache: ClientMetadataDocumentCache, endings: Pick<DocumentEndings, 'clientRemoved'>): Promise<string[]> {
   const ended: string[] = [];
   for (const url of await cache.acceptedUrls()) {
     const previous = await cache.accepted(url);
-    if (previous !== undefined && (await cache.forgetAccepted(url, previous))) {
-      try {
-        await endings.clientRemoved(url);
-      } catch (error) {
-        // Put back, so the next start runs it again (each ending is idempotent).
-        await cache.replaceAccepted(url, undefined, previous).catch(() => undefined);
-        throw error;
-      }
+    if (previous !== undefined) {
+      await endings.clientRemoved(url);
+      // Changed since by another instance (one starting with the feature on): its record stays indexed.
+      if (!(await cache.forgetAccepted(url, previous))) continue;
       ended.push(url);
     }
-    if (previous === undefined || ended.includes(url)) await cache.unindex(url);
+    await cache.unindex(url);
   }
   return ended;
 }

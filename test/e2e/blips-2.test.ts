@@ -1,0 +1,130 @@
+/**
+ * The second blips pass (2026-12-04), black box: a Redis that goes away (a redis-server of the
+ * test's own, killed and started again with its append-only file, or a relay holding a
+ * connection's traffic at the write the test names) in the newest code paths: what a start ends
+ * and records before it serves (configured clients and APIs changed, Client ID Metadata Documents
+ * switched off), the code exchange, refresh and device poll through the patches added last, and
+ * the rate limiter. The house rule: a request fails with 503 (Retry-After, `temporarily_unavailable`
+ * at OAuth endpoints), a start fails in one line, and once Redis is back everything recovers by
+ * itself with nothing lost: no ending skipped, no code or refresh token consumed by a failed
+ * request or honoured twice.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { rmSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import * as oidc from 'openid-client';
+import { Agent } from '../helpers/agent.js';
+import { CLI } from '../helpers/process.js';
+import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
+import { startRelay, type Relay } from '../helpers/relay.js';
+import { signInSteps, startAuthorization } from '../helpers/sign-in.js';
+import { startServer, testDir, testEnv, type TestServer } from '../helpers/server.js';
+import { API, grantFeed, machineClient, RESOURCE_SERVERS } from '../helpers/tokens.js';
+
+const PASSWORD = 'second blips pass test password';
+
+/** `latchkey serve` (the built CLI) until it exits or is killed: its exit code and stderr. */
+function serveUntilExit(env: Record<string, string>, args: string[] = []) {
+  const child = spawn(process.execPath, [CLI, 'serve', ...args], { env: { PATH: process.env.PATH, NODE_NO_WARNINGS: '1', ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr!.on('data', (chunk) => (stderr += chunk));
+  const exited = new Promise<number | null>((done) => child.once('exit', (code) => done(code)));
+  process.once('exit', () => child.kill('SIGKILL'));
+  return { exited, stderr: () => stderr, kill: () => child.kill('SIGKILL') };
+}
+
+describe('e2e: second blips pass: a start whose Redis goes away midway', function () {
+  this.timeout(90_000);
+  const RS = { id: 'api', secret: 'api-resource-server-secret-with-entropy-012345' };
+  let redis: RedisServer;
+  let relay: Relay;
+  let dir: string;
+  let port: number;
+  let server: TestServer | undefined;
+  let documents: http.Server;
+  let base: string;
+
+  before(async () => {
+    documents = http.createServer((req, res) => {
+      if (req.url !== '/agent.json') return res.writeHead(404).end();
+      res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'max-age=1' }).end(JSON.stringify({ client_id: `${base}/agent.json`, client_name: 'Agent', redirect_uris: [`${base}/callback`], grant_types: ['authorization_code', 'refresh_token'], scope: 'openid offline_access read' }));
+    });
+    await new Promise<void>((resolve) => documents.listen(0, '127.0.0.1', resolve));
+    base = `http://127.0.0.1:${(documents.address() as AddressInfo).port}`;
+    // Kept across the kill, as a restarted or failed-over Redis keeps it.
+    redis = await startRedisServer({ appendonly: true });
+    relay = await startRelay(redis.port);
+    dir = testDir();
+    port = await freePort();
+  });
+  after(async () => {
+    relay?.release();
+    await server?.stop();
+    relay?.close();
+    documents?.closeAllConnections();
+    documents?.close();
+    await redis?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const settings = (enabled: boolean) => ({ RESOURCE_SERVERS, OUTBOUND_ALLOW_PRIVATE_NETWORKS: 'true', CLIENT_METADATA_DOCUMENTS_ENABLED: String(enabled), CLIENT_METADATA_DOCUMENTS_CACHE_MIN: '1', CLIENT_METADATA_DOCUMENTS_CACHE_MAX: '2' });
+  async function start(enabled: boolean): Promise<TestServer> {
+    await server?.stop();
+    server = undefined;
+    server = await startServer({ redisUrl: redis.url, dir, port, clients: [machineClient(RS)], env: settings(enabled) });
+    await grantFeed(server, RS.id);
+    return server;
+  }
+
+  it('Client ID Metadata Documents switched off, the start killed with Redis as it ends a document client: one line, exit 1; the next start ends the client (before the fix its record was gone with the failed start, and the client’s refresh token refreshed once switched on again)', async () => {
+    const started = await start(true);
+    await started.accounts.create('ines', PASSWORD);
+    const clientId = `${base}/agent.json`;
+    const callback = `${base}/callback`;
+    const config = await oidc.discovery(new URL(started.issuer), clientId, { token_endpoint_auth_method: 'none' }, oidc.None(), { execute: [oidc.allowInsecureRequests] });
+    const agent = new Agent();
+    const { page, verifier } = await startAuthorization(agent, config, callback, { scope: 'openid offline_access read', prompt: 'consent', resource: API });
+    const done = await signInSteps(agent, page, { username: 'ines', password: PASSWORD, stopAt: callback, consent: 'required' });
+    const tokens = await oidc.authorizationCodeGrant(config, new URL(done.url), { pkceCodeVerifier: verifier, expectedState: oidc.skipStateCheck }, { resource: API });
+    assert.ok(tokens.refresh_token);
+    await server!.stop();
+    server = undefined;
+
+    // Switched off; the start reads the document client's accepted record, and Redis dies at the
+    // next command after it (the client's ending, or before the fix the record's deletion's answer
+    // already in: the ending after it).
+    let readRecord = false;
+    const held = relay.holdFrom((chunk) => {
+      if (chunk.includes('client-metadata-document-accepted:')) readRecord = true;
+      else return readRecord;
+      return false;
+    });
+    const run = serveUntilExit(testEnv(dir, port, { redisUrl: relay.url, clients: [machineClient(RS)], env: settings(false) }));
+    try {
+      const reached = await Promise.race([held.then(() => true), run.exited.then(() => false)]);
+      assert.ok(reached, `the start ended before its ending was held: ${run.stderr()}`);
+      await redis.kill();
+      relay.release();
+      assert.equal(await run.exited, 1);
+      // One line naming the setting, as a start that cannot reach Redis at first says it (before: ioredis's "max retries per request").
+      assert.match(run.stderr(), /^latchkey: REDIS_URL: cannot reach Redis redis:\/\/127\.0\.0\.1:\d+ \([^\n]*\)[^\n]*\n$/);
+    } finally {
+      run.kill();
+      relay.release();
+    }
+
+    await redis.restart();
+    await start(false);
+    // Switched on again: what was issued before does not come back.
+    await start(true);
+    const refresh = await fetch(`${server!.url}/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: tokens.refresh_token!, client_id: clientId, resource: API }),
+    });
+    // Before the fix: 200, new tokens (the ending was lost with the failed start).
+    assert.equal(refresh.status, 400, `the refresh token from before the feature was switched off: ${refresh.status}`);
+  });
+});
