@@ -5,6 +5,7 @@
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 import type { Config } from '../config.js';
 import { getViaInTurn, type CachedReads, type ConsumeOutcome, type Kv, type LogEntry, type ReadResults, type ReadsAhead, type StoredRecord } from './kv.js';
+import { storeClockOffset } from '../clock.js';
 import { defineScript } from './scripts.js';
 import { sharePipelineLength } from './shared-pipeline-length.js';
 import { turnCommandsOf, type Arg, type TurnCommands } from './turn-commands.js';
@@ -53,9 +54,17 @@ redis.call('HSET', KEYS[1], 'e', '1')
 if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) else redis.call('EXPIRE', KEYS[1], ARGV[1]) end
 return 1`,
   },
+  // Kv.consumeRecord. ARGV: when (seconds, with ms), and the last millisecond on Redis's clock at
+  // which the caller still waits for the answer ('' for no bound): run later (a Redis paused past
+  // the caller's commandTimeout runs what waited in its socket once it resumes, after the caller
+  // answered 503), it consumes nothing (-2), so the code or refresh token is still there for the retry.
   consumeRecord: {
     numberOfKeys: 1,
     lua: `if redis.call('HEXISTS', KEYS[1], 'p') == 0 then return -1 end
+if ARGV[2] ~= '' then
+  local now = redis.call('TIME')
+  if tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) > tonumber(ARGV[2]) then return -2 end
+end
 return redis.call('HSETNX', KEYS[1], 'c', ARGV[1])`,
   },
   addToSet: {
@@ -192,7 +201,7 @@ type Scripted = {
   putRecord(key: string, payload: string, ttl: number): Promise<number>;
   replaceRecord(key: string, expected: string, payload: string, ttl: number): Promise<number>;
   endRecord(key: string, ttl: number): Promise<number>;
-  consumeRecord(key: string, at: number): Promise<number>;
+  consumeRecord(key: string, at: number, until: number | ''): Promise<number>;
   takeRecordOwnedBy(key: string, owner: string, now: number): Promise<[string, string, number] | null>;
   addToSet(key: string, member: string, ttl: number): Promise<number>;
   putRecordInSet(key: string, set: string, payload: string, ttl: number, member: string): Promise<number>;
@@ -231,6 +240,8 @@ function urlOptions(url: string): RedisOptions {
  * is down costs a refused connection.
  */
 const RECONNECT_BACKOFF_MAX = 500;
+/** At most this many ms before its commandTimeout, a consumption is refused by Redis (consumeRecord): the way back, and the clocks' disagreement (clock.ts CLOCK_AGREEMENT_MS). */
+const CONSUME_MARGIN_MS = 50;
 const backoff = (attempt: number) => Math.min(attempt * 100, RECONNECT_BACKOFF_MAX);
 
 /**
@@ -345,12 +356,15 @@ export class RedisKv implements Kv {
   /** Standalone and Sentinel: the commands, keys prefixed here (turn-commands.ts); Cluster: ioredis's methods. */
   readonly #commands: TurnCommands | undefined;
   readonly #keyPrefix: string;
+  /** ms a command is waited for (redis.commandTimeout), if any: consumeRecord's bound. */
+  readonly #commandTimeout: number | undefined;
 
   /** `cache`: how cachedReads caches (the server's store); without it, cachedReads gives none. */
   constructor(client: Redis | Cluster, events?: ConnectionEvents, cache?: Omit<TrackedCacheOptions, 'readsOn'>) {
     this.#cache = cache;
     this.#commands = client instanceof Cluster ? undefined : turnCommandsOf(client);
     this.#keyPrefix = client.options.keyPrefix ?? '';
+    this.#commandTimeout = client instanceof Cluster ? client.options.redisOptions?.commandTimeout : client.options.commandTimeout;
     // Not ioredis's defineCommand, which copies every script onto each auto-pipeline (scripts.ts).
     for (const [name, definition] of Object.entries(SCRIPTS)) defineScript(client, name, definition);
     let down = false;
@@ -486,7 +500,13 @@ export class RedisKv implements Kv {
   }
 
   async consumeRecord(key: string, at: number): Promise<ConsumeOutcome> {
-    const reply = await this.#writing([key], () => this.#client.consumeRecord(key, at));
+    // Until when, on Redis's clock as followed (clock.ts), this caller waits for the answer: a
+    // margin before its commandTimeout, for the way back and the clocks' disagreement.
+    const timeout = this.#commandTimeout;
+    const until = timeout ? Date.now() + storeClockOffset() + timeout - Math.min(CONSUME_MARGIN_MS, Math.floor(timeout / 4)) : '';
+    const reply = await this.#writing([key], () => this.#client.consumeRecord(key, at, until));
+    // Run too late for the caller (an answer that still arrived, just before its timeout): nothing consumed, an outage to retry.
+    if (reply === -2) throw new Error('the consumption reached Redis after the caller stopped waiting for it (Command timed out)');
     return reply === 1 ? 'consumed' : reply === 0 ? 'already-consumed' : 'missing';
   }
 

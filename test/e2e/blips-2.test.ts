@@ -128,3 +128,60 @@ describe('e2e: second blips pass: a start whose Redis goes away midway', functio
     assert.equal(refresh.status, 400, `the refresh token from before the feature was switched off: ${refresh.status}`);
   });
 });
+
+describe('e2e: second blips pass: a code or refresh token sent as Redis pauses', function () {
+  this.timeout(60_000);
+  const REDIRECT = 'https://app.example.test/callback';
+  const WEB = { id: 'web', secret: 'web-client-secret-with-plenty-of-entropy-0123456789' };
+  let redis: RedisServer;
+  let server: TestServer;
+
+  before(async () => {
+    redis = await startRedisServer();
+    // A command waits half a second: a Redis paused longer is an outage (503).
+    server = await startServer({ redisUrl: redis.url, clients: [{ client_id: WEB.id, client_secret: WEB.secret, redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'], scope: 'openid offline_access' }], env: { REDIS_COMMAND_TIMEOUT: '500' } });
+    await server.accounts.create('pat', PASSWORD);
+  });
+  after(async () => {
+    redis?.resume();
+    await server?.stop();
+    await redis?.stop();
+  });
+
+  const token = (body: Record<string, string>) =>
+    fetch(`${server.url}/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`${WEB.id}:${WEB.secret}`).toString('base64')}` }, body: new URLSearchParams(body) });
+  /** Sends `body` to the token endpoint as Redis pauses (SIGSTOP: its socket takes the commands, it runs them once resumed, after the request's 503): that answer, once resumed. */
+  async function pausedAt(body: Record<string, string>): Promise<{ status: number; retryAfter: string | null; error: unknown }> {
+    const sent = token(body);
+    // Just after the request left: its reads are answered or waiting; its consumption goes to a paused Redis.
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    redis.pause();
+    const answer = await sent;
+    redis.resume();
+    // Redis runs what waited in its socket.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    return { status: answer.status, retryAfter: answer.headers.get('retry-after'), error: ((await answer.json()) as { error?: string }).error };
+  }
+
+  it('a code exchange and a refresh answered 503 while Redis was paused (it ran them on resuming) spent nothing: the same code, then the same refresh token, work once after (before the fix the code was spent by the failed request, and its retry was a replay)', async () => {
+    const config = await oidc.discovery(new URL(server.issuer), WEB.id, WEB.secret, oidc.ClientSecretBasic(WEB.secret), { execute: [oidc.allowInsecureRequests] });
+    const agent = new Agent();
+    const { page, verifier } = await startAuthorization(agent, config, REDIRECT, { scope: 'openid offline_access', prompt: 'consent' });
+    const done = await signInSteps(agent, page, { username: 'pat', password: PASSWORD, stopAt: REDIRECT, consent: 'required' });
+    const exchange = { grant_type: 'authorization_code', code: new URL(done.url).searchParams.get('code')!, redirect_uri: REDIRECT, code_verifier: verifier };
+
+    assert.deepEqual(await pausedAt(exchange), { status: 503, retryAfter: '2', error: 'temporarily_unavailable' });
+    const redeemed = await token(exchange);
+    // Before the fix: 400 invalid_grant (the code was spent once Redis resumed).
+    assert.equal(redeemed.status, 200, `the same code once Redis is back: ${redeemed.status} ${await redeemed.clone().text()}`);
+    const { refresh_token: refreshToken } = (await redeemed.json()) as { refresh_token: string };
+
+    assert.deepEqual(await pausedAt({ grant_type: 'refresh_token', refresh_token: refreshToken }), { status: 503, retryAfter: '2', error: 'temporarily_unavailable' });
+    const refreshed = await token({ grant_type: 'refresh_token', refresh_token: refreshToken });
+    assert.equal(refreshed.status, 200, `the same refresh token once Redis is back: ${refreshed.status} ${await refreshed.clone().text()}`);
+    const { refresh_token: next } = (await refreshed.json()) as { refresh_token: string };
+    // Exactly once: the code and the rotated refresh token again are refused (a replay, as ever).
+    assert.equal((await token(exchange)).status, 400);
+    assert.equal((await token({ grant_type: 'refresh_token', refresh_token: next })).status, 400, 'the code replayed revoked the grant, its refresh token with it');
+  });
+});
