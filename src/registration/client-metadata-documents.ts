@@ -178,6 +178,15 @@ export function checkDocument(url: string, document: unknown, policy: Registrati
 }
 
 /**
+ * Marks an accepted record (store/client-metadata-documents.ts) takes while the endings of its
+ * change run (metadata is JSON, so neither begins one): the client's removal under way, and its
+ * replacement under way, each followed by the metadata accepted before. Left by a store that
+ * failed midway, the next read of the document (or a start with the feature off) ends it again.
+ */
+const REMOVING = 'removing ';
+const REPLACING = 'replacing ';
+
+/**
  * The feature switched off (clientMetadataDocuments.enabled false at a start): every client a
  * document named is removed, as a document gone is, whichever instances start so. Its clients are
  * unknown while it is off, but what they were issued would otherwise live on at APIs that verify
@@ -253,32 +262,48 @@ export class ClientMetadataDocuments {
     return metadata;
   }
 
-  /** A document accepted: compared with the one accepted before, its changes end what a write's would. */
+  /**
+   * A document accepted: compared with the one accepted before, its changes end what a write's
+   * would, once whichever instances read it (the record's compare-and-set). The record is marked
+   * first (REPLACING: the endings under way, with what was accepted before), then the endings run,
+   * then the new metadata is recorded: a store that goes away midway leaves the mark, and the next
+   * read runs them again (each is idempotent). Before the second blips pass the record was written
+   * first and put back on a failure, which failed with the store: the next read found nothing
+   * changed. A removal left under way (REMOVING) is finished first: the client is made again.
+   */
   async #accepted(url: string, metadata: Record<string, unknown>): Promise<void> {
-    const previous = await this.cache.accepted(url);
+    let record = await this.cache.accepted(url);
     const next = JSON.stringify(metadata);
+    if (record?.startsWith(REMOVING)) {
+      await this.#remove(url, record);
+      record = undefined;
+    }
+    const previous = record?.startsWith(REPLACING) ? record.slice(REPLACING.length) : record;
     // Written also when unchanged: that keeps it for longer.
-    if (!(await this.cache.replaceAccepted(url, previous, next)) || previous === next) return;
-    if (previous !== undefined) await this.#ending(() => this.endings?.clientReplaced(url, JSON.parse(previous) as Record<string, unknown>, metadata), () => this.cache.replaceAccepted(url, next, previous));
+    if (previous === undefined || previous === next) return void (await this.cache.replaceAccepted(url, record, next));
+    const mark = `${REPLACING}${previous}`;
+    if (record !== mark && !(await this.cache.replaceAccepted(url, record, mark))) return;
+    await this.endings?.clientReplaced(url, JSON.parse(previous) as Record<string, unknown>, metadata);
+    await this.cache.replaceAccepted(url, mark, next);
   }
 
   /** A document gone for good: the client it named is removed, once whichever instances saw it. */
   async #gone(url: string): Promise<void> {
-    const previous = await this.cache.accepted(url);
-    if (previous !== undefined && (await this.cache.forgetAccepted(url, previous))) await this.#ending(() => this.endings?.clientRemoved(url), () => this.cache.replaceAccepted(url, undefined, previous));
+    const record = await this.cache.accepted(url);
+    if (record !== undefined) await this.#remove(url, record);
   }
 
   /**
-   * Runs endings won by the compare-and-set; one that fails (the store, midway) puts the record back
-   * as it was, so that the next read of the document runs them again (each is idempotent).
+   * Removes the client of the accepted `record`: marked REMOVING (by the instance whose compare-and-set
+   * wins), ended, then forgotten; a store failing midway leaves the mark for the next read to end
+   * it again. Forgotten first, before the second blips pass, a failure's put-back failed with the
+   * store and the ending was lost.
    */
-  async #ending(endings: () => Promise<unknown> | undefined, putBack: () => Promise<unknown>): Promise<void> {
-    try {
-      await endings();
-    } catch (error) {
-      await putBack().catch(() => undefined);
-      throw error;
-    }
+  async #remove(url: string, record: string): Promise<void> {
+    const mark = record.startsWith(REMOVING) ? record : `${REMOVING}${record.startsWith(REPLACING) ? record.slice(REPLACING.length) : record}`;
+    if (record !== mark && !(await this.cache.replaceAccepted(url, record, mark))) return;
+    await this.endings?.clientRemoved(url);
+    await this.cache.forgetAccepted(url, mark);
   }
 
   async #fetch(url: string): Promise<{ headers: Headers; document: unknown }> {

@@ -16,6 +16,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as oidc from 'openid-client';
 import { Agent } from '../helpers/agent.js';
+import { eventually } from '../helpers/eventually.js';
 import { CLI } from '../helpers/process.js';
 import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
 import { startRelay, type Relay } from '../helpers/relay.js';
@@ -183,5 +184,83 @@ describe('e2e: second blips pass: a code or refresh token sent as Redis pauses',
     // Exactly once: the code and the rotated refresh token again are refused (a replay, as ever).
     assert.equal((await token(exchange)).status, 400);
     assert.equal((await token({ grant_type: 'refresh_token', refresh_token: next })).status, 400, 'the code replayed revoked the grant, its refresh token with it');
+  });
+});
+
+describe('e2e: second blips pass: a Client ID Metadata Document read as gone while Redis goes away', function () {
+  this.timeout(60_000);
+  let redis: RedisServer;
+  let relay: Relay;
+  let server: TestServer;
+  let documents: http.Server;
+  let base: string;
+  let gone = false;
+
+  before(async () => {
+    documents = http.createServer((req, res) => {
+      if (req.url !== '/agent.json' || gone) return res.writeHead(404).end();
+      res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'max-age=1' }).end(JSON.stringify({ client_id: `${base}/agent.json`, client_name: 'Agent', redirect_uris: [`${base}/callback`], grant_types: ['authorization_code', 'refresh_token'], scope: 'openid offline_access' }));
+    });
+    await new Promise<void>((resolve) => documents.listen(0, '127.0.0.1', resolve));
+    base = `http://127.0.0.1:${(documents.address() as AddressInfo).port}`;
+    redis = await startRedisServer({ appendonly: true });
+    relay = await startRelay(redis.port);
+    server = await startServer({ redisUrl: relay.url, env: { OUTBOUND_ALLOW_PRIVATE_NETWORKS: 'true', CLIENT_METADATA_DOCUMENTS_CACHE_MIN: '1', CLIENT_METADATA_DOCUMENTS_CACHE_MAX: '1' } });
+    await server.accounts.create('ana', PASSWORD);
+  });
+  after(async () => {
+    relay?.release();
+    await server?.stop();
+    relay?.close();
+    documents?.closeAllConnections();
+    documents?.close();
+    await redis?.stop();
+  });
+
+  const cacheExpired = () => new Promise((resolve) => setTimeout(resolve, 1100));
+
+  it('its client’s removal cut short by Redis going away is finished at the next read once Redis is back: served again, its refresh token from before is refused (before the fix the removal was lost, and the refresh token refreshed)', async () => {
+    const clientId = `${base}/agent.json`;
+    const callback = `${base}/callback`;
+    const config = await oidc.discovery(new URL(server.issuer), clientId, { token_endpoint_auth_method: 'none' }, oidc.None(), { execute: [oidc.allowInsecureRequests] });
+    const agent = new Agent();
+    const { page, verifier } = await startAuthorization(agent, config, callback, { scope: 'openid offline_access', prompt: 'consent' });
+    const done = await signInSteps(agent, page, { username: 'ana', password: PASSWORD, stopAt: callback, consent: 'required' });
+    const tokens = await oidc.authorizationCodeGrant(config, new URL(done.url), { pkceCodeVerifier: verifier, expectedState: oidc.skipStateCheck });
+    const refresh = () =>
+      fetch(`${server.url}/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: tokens.refresh_token!, client_id: clientId }) });
+
+    // The document is gone (404); the refresh reads it again, and Redis dies at the first command
+    // after the client's accepted record is read (and, before the fix, deleted): its removal.
+    gone = true;
+    await cacheExpired();
+    let readRecord = false;
+    const held = await relay.hold((chunk) => {
+      if (chunk.includes('client-metadata-document-accepted:')) readRecord = true;
+      else return readRecord;
+      return false;
+    }, refresh);
+    await redis.kill();
+    const answer = await held.release();
+    assert.equal(answer.status, 503);
+    assert.equal(answer.headers.get('retry-after'), '2');
+    assert.equal(((await answer.json()) as { error: string }).error, 'temporarily_unavailable');
+
+    await redis.restart();
+    // Read again, still gone: its client is unknown.
+    const still = await eventually(async () => {
+      const again = await refresh();
+      if (again.status === 503) throw new Error('Redis not reached yet');
+      return again;
+    });
+    const stillBody = await still.text();
+    assert.ok(still.status < 500 && /invalid_client/.test(stillBody), `the document still gone: ${still.status} ${stillBody}`);
+    // Served again: a client made again, with nothing of before.
+    gone = false;
+    await cacheExpired();
+    const after = await refresh();
+    // Before the fix: 200, new tokens.
+    assert.equal(after.status, 400, `the refresh token from before the document was gone: ${after.status}`);
+    assert.equal(((await after.json()) as { error: string }).error, 'invalid_grant');
   });
 });
