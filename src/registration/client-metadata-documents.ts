@@ -187,28 +187,33 @@ const REMOVING = 'removing ';
 const REPLACING = 'replacing ';
 
 /**
+ * Removes the client of the accepted `record` at `url`: the record marked REMOVING (by the caller
+ * whose compare-and-set wins, so that one of those reading the change at once runs it), the client
+ * ended, then the record forgotten; a store failing midway leaves the mark, and whoever reads the
+ * record next ends it again (each ending is idempotent). Forgotten first, before the second blips
+ * pass, a failure's put-back failed with the store and the ending was lost. False: another won.
+ */
+async function removeAccepted(cache: ClientMetadataDocumentCache, endings: Pick<DocumentEndings, 'clientRemoved'> | undefined, url: string, record: string): Promise<boolean> {
+  const mark = record.startsWith(REMOVING) ? record : `${REMOVING}${record.startsWith(REPLACING) ? record.slice(REPLACING.length) : record}`;
+  if (record !== mark && !(await cache.replaceAccepted(url, record, mark))) return false;
+  await endings?.clientRemoved(url);
+  return cache.forgetAccepted(url, mark);
+}
+
+/**
  * The feature switched off (clientMetadataDocuments.enabled false at a start): every client a
- * document named is removed, as a document gone is, whichever instances start so. Its clients are
- * unknown while it is off, but what they were issued would otherwise live on at APIs that verify
- * JWTs locally, and, the feature switched on again, be taken up again (refresh tokens, consents,
- * tokens active at introspection). Each client is ended before its accepted record goes (the
- * record's compare-and-delete then says which instance reports it): a start whose store goes away
- * midway leaves the record, and the next start ends it again (each ending is idempotent; instances
- * starting at once may each run it). Forgotten first, as before the second blips pass, the record
- * was gone with the store and its put-back failed with it: the next start ended nothing. Its URLs,
- * as ended.
+ * document named is removed, as a document gone is, once whichever instances start so
+ * (removeAccepted: a start whose store goes away midway leaves it for the next start). Its clients
+ * are unknown while it is off, but what they were issued would otherwise live on at APIs that
+ * verify JWTs locally, and, the feature switched on again, be taken up again (refresh tokens,
+ * consents, tokens active at introspection). Its URLs, as ended.
  */
 export async function documentsSwitchedOff(cache: ClientMetadataDocumentCache, endings: Pick<DocumentEndings, 'clientRemoved'>): Promise<string[]> {
   const ended: string[] = [];
   for (const url of await cache.acceptedUrls()) {
-    const previous = await cache.accepted(url);
-    if (previous !== undefined) {
-      await endings.clientRemoved(url);
-      // Changed since by another instance (one starting with the feature on): its record stays indexed.
-      if (!(await cache.forgetAccepted(url, previous))) continue;
-      ended.push(url);
-    }
-    await cache.unindex(url);
+    const record = await cache.accepted(url);
+    if (record !== undefined && (await removeAccepted(cache, endings, url, record))) ended.push(url);
+    if (record === undefined || ended.includes(url)) await cache.unindex(url);
   }
   return ended;
 }
@@ -275,7 +280,7 @@ export class ClientMetadataDocuments {
     let record = await this.cache.accepted(url);
     const next = JSON.stringify(metadata);
     if (record?.startsWith(REMOVING)) {
-      await this.#remove(url, record);
+      await removeAccepted(this.cache, this.endings, url, record);
       record = undefined;
     }
     const previous = record?.startsWith(REPLACING) ? record.slice(REPLACING.length) : record;
@@ -287,23 +292,10 @@ export class ClientMetadataDocuments {
     await this.cache.replaceAccepted(url, mark, next);
   }
 
-  /** A document gone for good: the client it named is removed, once whichever instances saw it. */
+  /** A document gone for good: the client it named is removed, once whichever instances saw it (removeAccepted). */
   async #gone(url: string): Promise<void> {
     const record = await this.cache.accepted(url);
-    if (record !== undefined) await this.#remove(url, record);
-  }
-
-  /**
-   * Removes the client of the accepted `record`: marked REMOVING (by the instance whose compare-and-set
-   * wins), ended, then forgotten; a store failing midway leaves the mark for the next read to end
-   * it again. Forgotten first, before the second blips pass, a failure's put-back failed with the
-   * store and the ending was lost.
-   */
-  async #remove(url: string, record: string): Promise<void> {
-    const mark = record.startsWith(REMOVING) ? record : `${REMOVING}${record.startsWith(REPLACING) ? record.slice(REPLACING.length) : record}`;
-    if (record !== mark && !(await this.cache.replaceAccepted(url, record, mark))) return;
-    await this.endings?.clientRemoved(url);
-    await this.cache.forgetAccepted(url, mark);
+    if (record !== undefined) await removeAccepted(this.cache, this.endings, url, record);
   }
 
   async #fetch(url: string): Promise<{ headers: Headers; document: unknown }> {
