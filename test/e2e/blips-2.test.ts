@@ -140,7 +140,14 @@ describe('e2e: second blips pass: a code or refresh token sent as Redis pauses',
   before(async () => {
     redis = await startRedisServer();
     // A command waits half a second: a Redis paused longer is an outage (503).
-    server = await startServer({ redisUrl: redis.url, clients: [{ client_id: WEB.id, client_secret: WEB.secret, redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'], scope: 'openid offline_access' }], env: { REDIS_COMMAND_TIMEOUT: '500' } });
+    server = await startServer({
+      redisUrl: redis.url,
+      clients: [
+        { client_id: WEB.id, client_secret: WEB.secret, redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'], scope: 'openid offline_access' },
+        { client_id: 'tv', application_type: 'native', token_endpoint_auth_method: 'none', redirect_uris: [], response_types: [], grant_types: ['urn:ietf:params:oauth:grant-type:device_code', 'refresh_token'], scope: 'openid offline_access' },
+      ],
+      env: { REDIS_COMMAND_TIMEOUT: '500' },
+    });
     await server.accounts.create('pat', PASSWORD);
   });
   after(async () => {
@@ -150,7 +157,11 @@ describe('e2e: second blips pass: a code or refresh token sent as Redis pauses',
   });
 
   const token = (body: Record<string, string>) =>
-    fetch(`${server.url}/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`${WEB.id}:${WEB.secret}`).toString('base64')}` }, body: new URLSearchParams(body) });
+    fetch(`${server.url}/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', ...(body.client_id ? {} : { authorization: `Basic ${Buffer.from(`${WEB.id}:${WEB.secret}`).toString('base64')}` }) },
+      body: new URLSearchParams(body),
+    });
   /** Sends `body` to the token endpoint as Redis pauses (SIGSTOP: its socket takes the commands, it runs them once resumed, after the request's 503): that answer, once resumed. */
   async function pausedAt(body: Record<string, string>): Promise<{ status: number; retryAfter: string | null; error: unknown }> {
     const sent = token(body);
@@ -184,6 +195,23 @@ describe('e2e: second blips pass: a code or refresh token sent as Redis pauses',
     // Exactly once: the code and the rotated refresh token again are refused (a replay, as ever).
     assert.equal((await token(exchange)).status, 400);
     assert.equal((await token({ grant_type: 'refresh_token', refresh_token: next })).status, 400, 'the code replayed revoked the grant, its refresh token with it');
+  });
+
+  it('a device’s poll answered 503 while Redis was paused, once the person had approved it, spent nothing: its next poll gets the tokens, once', async () => {
+    const config = await oidc.discovery(new URL(server.issuer), 'tv', { token_endpoint_auth_method: 'none' }, oidc.None(), { execute: [oidc.allowInsecureRequests] });
+    const device = await oidc.initiateDeviceAuthorization(config, { scope: 'openid offline_access' });
+    const agent = new Agent();
+    const confirm = await agent.submit(await agent.follow(`${server.issuer}/device`), '/device', { user_code: device.user_code });
+    const approved = await signInSteps(agent, await agent.submit(confirm, '/device', { confirm: 'yes' }), { username: 'pat', password: PASSWORD });
+    assert.match(approved.html, /Device connected/);
+    const poll = { grant_type: 'urn:ietf:params:oauth:grant-type:device_code', device_code: device.device_code, client_id: 'tv' };
+
+    assert.deepEqual(await pausedAt(poll), { status: 503, retryAfter: '2', error: 'temporarily_unavailable' });
+    const polled = await token(poll);
+    // Before the fix: 400 invalid_grant (the device code was spent once Redis resumed).
+    assert.equal(polled.status, 200, `the device's next poll once Redis is back: ${polled.status} ${await polled.clone().text()}`);
+    assert.ok(((await polled.json()) as { access_token?: string }).access_token);
+    assert.equal((await token(poll)).status, 400, 'a device code is spent once');
   });
 });
 
