@@ -582,19 +582,20 @@ class KvAdapter implements Adapter {
 
   /**
    * Deletes record `id` and says whether this call is the one that took it, of several at once
-   * (a sign-in's interaction, used once as it resumes: patches/single-use-resume.ts). Its
-   * consumption and deletion are sent in the same tick, so one round trip as a deletion alone:
-   * only the first consumption of a record there finds it unconsumed.
+   * (a sign-in's interaction, used once as it resumes: patches/single-use-resume.ts). Consumed and
+   * deleted by one command, so one round trip as a deletion alone: only the first consumption of
+   * a record there finds it unconsumed. One command, not a consumption and a deletion sent together
+   * (before the second blips pass): a Redis paused past the command timeout ran the deletion on
+   * resuming, after the resume was answered 503, and its retry found no sign-in to resume.
    */
   async take(id: string): Promise<boolean> {
     await settleFirst();
     const key = recordKey(this.model, id);
-    const [outcome] = await Promise.all([this.kv.consumeRecord(key, now()), this.kv.del([key])]);
+    const outcome = await this.kv.consumeRecord(key, now(), { drop: true });
     const legacy = outcome === 'missing' ? legacyKey(this.model, id) : undefined;
     if (legacy === undefined) return outcome === 'consumed';
     // One kept by its value by an earlier release.
-    const [before] = await Promise.all([this.kv.consumeRecord(legacy, now()), this.kv.del([legacy])]);
-    return before === 'consumed';
+    return (await this.kv.consumeRecord(legacy, now(), { drop: true })) === 'consumed';
   }
 
   async destroy(id: string): Promise<void> {

@@ -287,7 +287,7 @@ export class RemoteKv implements Kv {
   getRecord(key: string) { return this.#call<Awaited<ReturnType<Kv['getRecord']>>>('getRecord', key); }
   putRecord(key: string, payload: string, ttl?: number) { return this.#call<boolean>('putRecord', key, payload, ttl); }
   endRecord(key: string, ttl: number) { return this.#call<void>('endRecord', key, ttl); }
-  consumeRecord(key: string, at: number) { return this.#call<Awaited<ReturnType<Kv['consumeRecord']>>>('consumeRecord', key, at); }
+  consumeRecord(key: string, at: number, options?: { readonly drop?: boolean }) { return this.#call<Awaited<ReturnType<Kv['consumeRecord']>>>('consumeRecord', key, at, options); }
   addToSet(key: string, member: string, ttl?: number) { return this.#call<void>('addToSet', key, member, ttl); }
   removeFromSet(key: string, member: string) { return this.#call<void>('removeFromSet', key, member); }
   members(key: string) { return this.#call<string[]>('members', key); }

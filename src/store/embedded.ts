@@ -93,10 +93,12 @@ export class EmbeddedKv implements Kv {
     this.#write(key, { type: 'ended' }, expiresAt === undefined ? Math.max(1, Math.ceil(ttl)) : Math.max(1, expiresAt - Date.now()) / 1000);
   }
 
-  async consumeRecord(key: string, at: number): Promise<ConsumeOutcome> {
+  async consumeRecord(key: string, at: number, options: { readonly drop?: boolean } = {}): Promise<ConsumeOutcome> {
     const entry = this.#record(key);
     if (!entry) return 'missing';
+    if (options.drop) await this.del([key]);
     if (entry.consumed !== undefined) return 'already-consumed';
+    if (options.drop) return 'consumed';
     entry.consumed = at;
     if (entry.expiresAt === undefined) this.#persist();
     return 'consumed';

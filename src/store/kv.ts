@@ -107,8 +107,13 @@ export interface Kv {
    * caller read, never of what someone changed since. Atomic; false (nothing written) otherwise.
    */
   replaceRecord?(key: string, expected: string, payload: string, ttl?: number): Promise<boolean>;
-  /** Marks a record consumed unless it already is: of concurrent callers exactly one gets 'consumed'. */
-  consumeRecord(key: string, at: number): Promise<ConsumeOutcome>;
+  /**
+   * Marks a record consumed unless it already is: of concurrent callers exactly one gets 'consumed'.
+   * `drop`: the record is deleted too, by the same command, once consumed (by this call or before).
+   * On Redis a consumption that runs after its caller stopped waiting (a Redis paused past
+   * redis.commandTimeout) neither consumes nor deletes.
+   */
+  consumeRecord(key: string, at: number, options?: { readonly drop?: boolean }): Promise<ConsumeOutcome>;
 
   /** Adds a member to a set; the set's TTL becomes the larger of its current one and `ttl`. */
   addToSet(key: string, member: string, ttl?: number): Promise<void>;

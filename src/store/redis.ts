@@ -54,10 +54,11 @@ redis.call('HSET', KEYS[1], 'e', '1')
 if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) else redis.call('EXPIRE', KEYS[1], ARGV[1]) end
 return 1`,
   },
-  // Kv.consumeRecord. ARGV: when (seconds, with ms), and the last millisecond on Redis's clock at
-  // which the caller still waits for the answer ('' for no bound): run later (a Redis paused past
-  // the caller's commandTimeout runs what waited in its socket once it resumes, after the caller
-  // answered 503), it consumes nothing (-2), so the code or refresh token is still there for the retry.
+  // Kv.consumeRecord. ARGV: when (seconds, with ms), the last millisecond on Redis's clock at which
+  // the caller still waits for the answer ('' for no bound), and '1' to delete the record once
+  // consumed: run later (a Redis paused past the caller's commandTimeout runs what waited in its
+  // socket once it resumes, after the caller answered 503), it consumes and deletes nothing (-2),
+  // so the code, refresh token or sign-in is still there for the retry.
   consumeRecord: {
     numberOfKeys: 1,
     lua: `if redis.call('HEXISTS', KEYS[1], 'p') == 0 then return -1 end
@@ -65,7 +66,9 @@ if ARGV[2] ~= '' then
   local now = redis.call('TIME')
   if tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) > tonumber(ARGV[2]) then return -2 end
 end
-return redis.call('HSETNX', KEYS[1], 'c', ARGV[1])`,
+local consumed = redis.call('HSETNX', KEYS[1], 'c', ARGV[1])
+if ARGV[3] == '1' then redis.call('DEL', KEYS[1]) end
+return consumed`,
   },
   addToSet: {
     numberOfKeys: 1,
@@ -201,7 +204,7 @@ type Scripted = {
   putRecord(key: string, payload: string, ttl: number): Promise<number>;
   replaceRecord(key: string, expected: string, payload: string, ttl: number): Promise<number>;
   endRecord(key: string, ttl: number): Promise<number>;
-  consumeRecord(key: string, at: number, until: number | ''): Promise<number>;
+  consumeRecord(key: string, at: number, until: number | '', drop: '1' | ''): Promise<number>;
   takeRecordOwnedBy(key: string, owner: string, now: number): Promise<[string, string, number] | null>;
   addToSet(key: string, member: string, ttl: number): Promise<number>;
   putRecordInSet(key: string, set: string, payload: string, ttl: number, member: string): Promise<number>;
@@ -499,12 +502,12 @@ export class RedisKv implements Kv {
     await this.#writing([key, set], () => this.#client.putRecordInSet(key, set, payload, ttl ?? 0, key));
   }
 
-  async consumeRecord(key: string, at: number): Promise<ConsumeOutcome> {
+  async consumeRecord(key: string, at: number, options: { readonly drop?: boolean } = {}): Promise<ConsumeOutcome> {
     // Until when, on Redis's clock as followed (clock.ts), this caller waits for the answer: a
     // margin before its commandTimeout, for the way back and the clocks' disagreement.
     const timeout = this.#commandTimeout;
     const until = timeout ? Date.now() + storeClockOffset() + timeout - Math.min(CONSUME_MARGIN_MS, Math.floor(timeout / 4)) : '';
-    const reply = await this.#writing([key], () => this.#client.consumeRecord(key, at, until));
+    const reply = await this.#writing([key], () => this.#client.consumeRecord(key, at, until, options.drop ? '1' : ''));
     // Run too late for the caller (an answer that still arrived, just before its timeout): nothing consumed, an outage to retry.
     if (reply === -2) throw new Error('the consumption reached Redis after the caller stopped waiting for it (Command timed out)');
     return reply === 1 ? 'consumed' : reply === 0 ? 'already-consumed' : 'missing';

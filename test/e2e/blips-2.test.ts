@@ -19,7 +19,7 @@ import { Agent } from '../helpers/agent.js';
 import { eventually } from '../helpers/eventually.js';
 import { CLI } from '../helpers/process.js';
 import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
-import { startRelay, type Relay } from '../helpers/relay.js';
+import { commandsIn, startRelay, type Relay } from '../helpers/relay.js';
 import { signInSteps, startAuthorization } from '../helpers/sign-in.js';
 import { startServer, testDir, testEnv, type TestServer } from '../helpers/server.js';
 import { API, grantFeed, machineClient, RESOURCE_SERVERS } from '../helpers/tokens.js';
@@ -290,5 +290,51 @@ describe('e2e: second blips pass: a Client ID Metadata Document read as gone whi
     // Before the fix: 200, new tokens.
     assert.equal(after.status, 400, `the refresh token from before the document was gone: ${after.status}`);
     assert.equal(((await after.json()) as { error: string }).error, 'invalid_grant');
+  });
+});
+
+describe('e2e: second blips pass: a sign-in resumed as Redis pauses', function () {
+  this.timeout(60_000);
+  const REDIRECT = 'https://app.example.test/callback';
+  let redis: RedisServer;
+  let relay: Relay;
+  let server: TestServer;
+
+  before(async () => {
+    redis = await startRedisServer();
+    relay = await startRelay(redis.port);
+    server = await startServer({ redisUrl: relay.url, clients: [{ client_id: 'app', client_secret: 'app-client-secret-with-plenty-of-entropy-0123456789', redirect_uris: [REDIRECT] }], env: { REDIS_COMMAND_TIMEOUT: '500' } });
+    await server.accounts.create('lee', PASSWORD);
+  });
+  after(async () => {
+    redis?.resume();
+    relay?.release();
+    await server?.stop();
+    relay?.close();
+    await redis?.stop();
+  });
+
+  it('its resume answered 503 while Redis was paused (Redis ran the resume’s taking of the sign-in on resuming) is taken up again by the retry, not "sign-in not found" (before the fix the sign-in was deleted by then)', async () => {
+    const agent = new Agent();
+    const login = await agent.follow(`${server.url}/auth?client_id=app&response_type=code&scope=openid&redirect_uri=${encodeURIComponent(REDIRECT)}&code_challenge=${'a'.repeat(43)}&code_challenge_method=S256`, {}, REDIRECT);
+    const uid = new URL(login.url).pathname.split('/')[2]!;
+    // The password is taken; the browser is sent to resume the authorization request.
+    const resume = await agent.submit(login, '/login', { username: 'lee', password: PASSWORD }, `${server.issuer}/auth/`);
+    assert.ok(resume.url.startsWith(`${server.issuer}/auth/${uid}`), `the resume: ${resume.status} ${resume.url}`);
+
+    // The resume's taking of the sign-in (a script on its interaction whose arguments are a time, not a record) reaches a paused Redis.
+    const taking = (chunk: string) => commandsIn(chunk).some(([name = '', , , key = '', at = '']) => /^eval(sha)?$/i.test(name) && key.endsWith(`oidc:Interaction:${uid}`) && /^\d+(\.\d+)?$/.test(at));
+    const held = await relay.hold(taking, () => agent.follow(resume.url, {}, REDIRECT));
+    redis.pause();
+    const blip = await held.release();
+    redis.resume();
+    assert.equal(blip.status, 503, `${blip.status} ${blip.url}`);
+    assert.match(blip.headers.get('content-type') ?? '', /text\/html/);
+    // What waited in Redis's socket runs now.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+
+    const again = await agent.follow(resume.url, {}, REDIRECT);
+    // Before the fix: 400, the error page (the interaction had been deleted).
+    assert.ok(again.url.startsWith(REDIRECT) || /\/confirm/.test(again.html), `the retried resume goes on to the consent or the app: ${again.status} ${again.url} ${/<title>([^<]*)/.exec(again.html)?.[1] ?? ''}`);
   });
 });

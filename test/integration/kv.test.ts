@@ -100,6 +100,15 @@ for (const backend of [...backends, remoteEmbedded]) {
       assert.equal(await kv.replaceRecord!(key, now, 'e'), false, 'consumed');
     });
 
+    it('consumeRecord with drop consumes and deletes in one command: exactly one of concurrent takers gets it, none after', async () => {
+      const key = `take:${randomUUID()}`;
+      await kv.putRecord(key, '{"t":1}', 60);
+      const outcomes = await Promise.all(Array.from({ length: 5 }, () => kv.consumeRecord(key, Date.now() / 1000, { drop: true })));
+      assert.equal(outcomes.filter((outcome) => outcome === 'consumed').length, 1, outcomes.join(' '));
+      assert.equal(await kv.getRecord(key), undefined, 'deleted');
+      assert.equal(await kv.consumeRecord(key, Date.now() / 1000, { drop: true }), 'missing');
+    });
+
     it('compareAndSet lets exactly one of concurrent writers win', async () => {
       const key = `cas:${randomUUID()}`;
       const outcomes = await Promise.all(Array.from({ length: 10 }, (_, i) => kv.compareAndSet(key, undefined, `w${i}`)));
