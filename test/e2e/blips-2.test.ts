@@ -130,6 +130,29 @@ describe('e2e: second blips pass: a start whose Redis goes away midway', functio
   });
 });
 
+describe('e2e: second blips pass: a start while Redis is paused', function () {
+  this.timeout(60_000);
+
+  it('serve --workers 2 with Redis paused (it takes connections and answers nothing) exits 1 with one line naming the setting, no stack (held)', async () => {
+    const redis = await startRedisServer();
+    const dir = testDir();
+    try {
+      redis.pause();
+      const run = serveUntilExit(testEnv(dir, await freePort(), { redisUrl: redis.url, env: { REDIS_COMMAND_TIMEOUT: '500' } }), ['--workers', '2']);
+      try {
+        assert.equal(await run.exited, 1);
+      } finally {
+        run.kill();
+      }
+      assert.match(run.stderr(), /^latchkey: REDIS_URL: cannot reach Redis redis:\/\/127\.0\.0\.1:\d+ \(Command timed out\)[^\n]*\n$/);
+    } finally {
+      redis.resume();
+      await redis.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('e2e: second blips pass: a code or refresh token sent as Redis pauses', function () {
   this.timeout(60_000);
   const REDIRECT = 'https://app.example.test/callback';
