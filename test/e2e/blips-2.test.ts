@@ -23,6 +23,7 @@ import { commandsIn, startRelay, type Relay } from '../helpers/relay.js';
 import { signInSteps, startAuthorization } from '../helpers/sign-in.js';
 import { startServer, testDir, testEnv, type TestServer } from '../helpers/server.js';
 import { API, grantFeed, machineClient, RESOURCE_SERVERS } from '../helpers/tokens.js';
+import { Upstreams } from '../../src/upstreams/registry.js';
 
 const PASSWORD = 'second blips pass test password';
 
@@ -316,9 +317,10 @@ describe('e2e: second blips pass: a Client ID Metadata Document read as gone whi
   });
 });
 
-describe('e2e: second blips pass: a sign-in resumed as Redis pauses', function () {
+describe('e2e: second blips pass: a sign-in resumed, or an upstream’s answer taken, as Redis pauses', function () {
   this.timeout(60_000);
   const REDIRECT = 'https://app.example.test/callback';
+  const SECRET = 'app-client-secret-with-plenty-of-entropy-0123456789';
   let redis: RedisServer;
   let relay: Relay;
   let server: TestServer;
@@ -326,7 +328,11 @@ describe('e2e: second blips pass: a sign-in resumed as Redis pauses', function (
   before(async () => {
     redis = await startRedisServer();
     relay = await startRelay(redis.port);
-    server = await startServer({ redisUrl: relay.url, clients: [{ client_id: 'app', client_secret: 'app-client-secret-with-plenty-of-entropy-0123456789', redirect_uris: [REDIRECT] }], env: { REDIS_COMMAND_TIMEOUT: '500' } });
+    const port = await freePort();
+    // The server is its own upstream provider ("self"), where it is the client "latchkey".
+    const latchkey = { client_id: 'latchkey', client_secret: SECRET, redirect_uris: [`http://localhost:${port}/upstream/self/callback`] };
+    server = await startServer({ port, redisUrl: relay.url, clients: [{ client_id: 'app', client_secret: SECRET, redirect_uris: [REDIRECT] }, latchkey], env: { REDIS_COMMAND_TIMEOUT: '500', OUTBOUND_ALLOW_PRIVATE_NETWORKS: 'true' } });
+    await new Upstreams(server.kv, server.config.keys.secrets).add({ id: 'self', issuer: server.issuer, clientId: 'latchkey', clientSecret: SECRET, scope: 'openid', displayName: 'Self', linkByEmail: false, endSession: false });
     await server.accounts.create('lee', PASSWORD);
   });
   after(async () => {
@@ -359,5 +365,30 @@ describe('e2e: second blips pass: a sign-in resumed as Redis pauses', function (
     const again = await agent.follow(resume.url, {}, REDIRECT);
     // Before the fix: 400, the error page (the interaction had been deleted).
     assert.ok(again.url.startsWith(REDIRECT) || /\/confirm/.test(again.html), `the retried resume goes on to the consent or the app: ${again.status} ${again.url} ${/<title>([^<]*)/.exec(again.html)?.[1] ?? ''}`);
+  });
+
+  it('the upstream’s answer reaching Latchkey as Redis pauses: 503, and once Redis is back the same answer signs the person in (before the fix Redis spent the pending sign-in on resuming, and the retry was refused)', async () => {
+    await server.accounts.create('uma', PASSWORD);
+    const agent = new Agent();
+    const login = await agent.follow(`${server.url}/auth?client_id=app&response_type=code&scope=openid&redirect_uri=${encodeURIComponent(REDIRECT)}&code_challenge=${'a'.repeat(43)}&code_challenge_method=S256`, {}, REDIRECT);
+    const callback = `${server.issuer}/upstream/self/callback`;
+    const toUpstream = await agent.submit(login, '/upstream/self', {}, `${server.issuer}/auth`);
+    // At the upstream (this same server: another browser, so that its session there is not this one's here).
+    const upstreamBrowser = new Agent();
+    const answer = await signInSteps(upstreamBrowser, await upstreamBrowser.follow(toUpstream.url, {}, callback), { username: 'uma', password: PASSWORD, stopAt: callback });
+    assert.ok(answer.url.startsWith(callback), `the upstream answers: ${answer.status} ${answer.url}`);
+
+    // The callback's taking of the pending sign-in reaches a paused Redis.
+    const held = await relay.hold((chunk) => chunk.includes('upstream:state:'), () => agent.follow(answer.url, {}, REDIRECT));
+    redis.pause();
+    const blip = await held.release();
+    redis.resume();
+    assert.equal(blip.status, 503, `${blip.status} ${blip.url}`);
+    assert.equal(blip.headers.get('retry-after'), '2');
+    await new Promise((resolve) => setTimeout(resolve, 300));
+
+    const after = await agent.follow(answer.url, {}, REDIRECT);
+    // Before the fix: 400, "Invalid sign-in request".
+    assert.ok(after.url.startsWith(REDIRECT) || /\/confirm/.test(after.html), `the sign-in goes on: ${after.status} ${after.url} ${/<title>([^<]*)/.exec(after.html)?.[1] ?? ''}`);
   });
 });
