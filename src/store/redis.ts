@@ -58,13 +58,14 @@ return 1`,
   // the caller still waits for the answer ('' for no bound), and '1' to delete the record once
   // consumed: run later (a Redis paused past the caller's commandTimeout runs what waited in its
   // socket once it resumes, after the caller answered 503), it consumes and deletes nothing (-2),
-  // so the code, refresh token or sign-in is still there for the retry.
+  // so the code, refresh token or sign-in is still there for the retry. Under an ACL without TIME
+  // (allowed: operating.md; the caller's clock then is its own, not Redis's) there is no bound.
   consumeRecord: {
     numberOfKeys: 1,
     lua: `if redis.call('HEXISTS', KEYS[1], 'p') == 0 then return -1 end
 if ARGV[2] ~= '' then
-  local now = redis.call('TIME')
-  if tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) > tonumber(ARGV[2]) then return -2 end
+  local now = redis.pcall('TIME')
+  if type(now) == 'table' and now[2] and tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) > tonumber(ARGV[2]) then return -2 end
 end
 local consumed = redis.call('HSETNX', KEYS[1], 'c', ARGV[1])
 if ARGV[3] == '1' then redis.call('DEL', KEYS[1]) end
