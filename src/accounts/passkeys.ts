@@ -171,7 +171,9 @@ export class Passkeys {
     if (!isObject(opened) || typeof opened.n !== 'string' || typeof opened.exp !== 'number') return undefined;
     const left = opened.exp - Math.floor(Date.now() / 1000);
     if (left <= 0) return undefined;
-    const fresh = await this.kv.set(usedPasskeyChallengeKey(opened.n), '1', { ttl: left + CLOCK_SKEW, onlyIfAbsent: true });
+    // Bounded: a mark Redis writes after this request answered 503 (paused past the command
+    // timeout) would refuse the browser's retry of the same assertion.
+    const fresh = await this.kv.set(usedPasskeyChallengeKey(opened.n), '1', { ttl: left + CLOCK_SKEW, onlyIfAbsent: true, bounded: true });
     return fresh ? challenge : undefined;
   }
 

@@ -282,7 +282,7 @@ export class RemoteKv implements Kv {
   }
 
   get(key: string) { return this.#call<string | undefined>('get', key); }
-  set(key: string, value: string, options?: { ttl?: number; onlyIfAbsent?: boolean }) { return this.#call<boolean>('set', key, value, options); }
+  set(key: string, value: string, options?: { ttl?: number; onlyIfAbsent?: boolean; bounded?: boolean }) { return this.#call<boolean>('set', key, value, options); }
   del(keys: readonly string[]) { return this.#call<void>('del', keys); }
   getRecord(key: string) { return this.#call<Awaited<ReturnType<Kv['getRecord']>>>('getRecord', key); }
   putRecord(key: string, payload: string, ttl?: number) { return this.#call<boolean>('putRecord', key, payload, ttl); }

@@ -52,7 +52,7 @@ export class EmbeddedKv implements Kv {
     return entry?.value;
   }
 
-  async set(key: string, value: string, options: { ttl?: number; onlyIfAbsent?: boolean } = {}) {
+  async set(key: string, value: string, options: { ttl?: number; onlyIfAbsent?: boolean; bounded?: boolean } = {}) {
     if (options.onlyIfAbsent && this.#live(key)) return false;
     this.#write(key, { type: 'string', value }, options.ttl);
     return true;

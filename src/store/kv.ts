@@ -55,8 +55,13 @@ export interface Kv {
   readonly kind: 'redis' | 'embedded';
 
   get(key: string): Promise<string | undefined>;
-  /** Writes a string; with onlyIfAbsent, returns false (and writes nothing) when the key exists. */
-  set(key: string, value: string, options?: { ttl?: number; onlyIfAbsent?: boolean }): Promise<boolean>;
+  /**
+   * Writes a string; with onlyIfAbsent, returns false (and writes nothing) when the key exists.
+   * `bounded` (with onlyIfAbsent and a ttl: a single-use mark): on Redis, not written when Redis
+   * runs it after the caller stopped waiting (a Redis paused past redis.commandTimeout), as
+   * consumeRecord's consumption; the caller has had its outage then.
+   */
+  set(key: string, value: string, options?: { ttl?: number; onlyIfAbsent?: boolean; bounded?: boolean }): Promise<boolean>;
   /** Deletes keys (each on its own, so they may live on different cluster slots). */
   del(keys: readonly string[]): Promise<void>;
 

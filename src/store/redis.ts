@@ -71,6 +71,16 @@ local consumed = redis.call('HSETNX', KEYS[1], 'c', ARGV[1])
 if ARGV[3] == '1' then redis.call('DEL', KEYS[1]) end
 return consumed`,
   },
+  // Kv.set bounded: ARGV value, ttl, and the caller's last millisecond as consumeRecord's. 1 set, 0 present, -2 too late.
+  setIfAbsentBounded: {
+    numberOfKeys: 1,
+    lua: `if ARGV[3] ~= '' then
+  local now = redis.pcall('TIME')
+  if type(now) == 'table' and now[2] and tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) > tonumber(ARGV[3]) then return -2 end
+end
+if redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2], 'NX') then return 1 end
+return 0`,
+  },
   addToSet: {
     numberOfKeys: 1,
     lua: `${ADD_TO_SET}
@@ -206,6 +216,7 @@ type Scripted = {
   replaceRecord(key: string, expected: string, payload: string, ttl: number): Promise<number>;
   endRecord(key: string, ttl: number): Promise<number>;
   consumeRecord(key: string, at: number, until: number | '', drop: '1' | ''): Promise<number>;
+  setIfAbsentBounded(key: string, value: string, ttl: number, until: number | ''): Promise<number>;
   takeRecordOwnedBy(key: string, owner: string, now: number): Promise<[string, string, number] | null>;
   addToSet(key: string, member: string, ttl: number): Promise<number>;
   putRecordInSet(key: string, set: string, payload: string, ttl: number, member: string): Promise<number>;
@@ -409,8 +420,13 @@ export class RedisKv implements Kv {
     }
   }
 
-  async set(key: string, value: string, options: { ttl?: number; onlyIfAbsent?: boolean } = {}) {
+  async set(key: string, value: string, options: { ttl?: number; onlyIfAbsent?: boolean; bounded?: boolean } = {}) {
     const { ttl, onlyIfAbsent } = options;
+    if (options.bounded && onlyIfAbsent && ttl) {
+      const reply = await this.#writing([key], () => this.#client.setIfAbsentBounded(key, value, ttl, this.#until()));
+      if (reply === -2) throw new Error('the write reached Redis after the caller stopped waiting for it (Command timed out)');
+      return reply === 1;
+    }
     const reply = await this.#writing([key], () => {
       if (this.#commands) {
         const rest: Arg[] = [value];
@@ -503,12 +519,18 @@ export class RedisKv implements Kv {
     await this.#writing([key, set], () => this.#client.putRecordInSet(key, set, payload, ttl ?? 0, key));
   }
 
-  async consumeRecord(key: string, at: number, options: { readonly drop?: boolean } = {}): Promise<ConsumeOutcome> {
-    // Until when, on Redis's clock as followed (clock.ts), this caller waits for the answer: a
-    // margin before its commandTimeout, for the way back and the clocks' disagreement.
+  /**
+   * Until when, on Redis's clock as followed (clock.ts), a caller sending a command now waits for
+   * its answer ('' without a command timeout): a margin before its commandTimeout, for the way
+   * back and the clocks' disagreement. Single-use writes are refused by Redis after it.
+   */
+  #until(): number | '' {
     const timeout = this.#commandTimeout;
-    const until = timeout ? Date.now() + storeClockOffset() + timeout - Math.min(CONSUME_MARGIN_MS, Math.floor(timeout / 4)) : '';
-    const reply = await this.#writing([key], () => this.#client.consumeRecord(key, at, until, options.drop ? '1' : ''));
+    return timeout ? Date.now() + storeClockOffset() + timeout - Math.min(CONSUME_MARGIN_MS, Math.floor(timeout / 4)) : '';
+  }
+
+  async consumeRecord(key: string, at: number, options: { readonly drop?: boolean } = {}): Promise<ConsumeOutcome> {
+    const reply = await this.#writing([key], () => this.#client.consumeRecord(key, at, this.#until(), options.drop ? '1' : ''));
     // Run too late for the caller (an answer that still arrived, just before its timeout): nothing consumed, an outage to retry.
     if (reply === -2) throw new Error('the consumption reached Redis after the caller stopped waiting for it (Command timed out)');
     return reply === 1 ? 'consumed' : reply === 0 ? 'already-consumed' : 'missing';

@@ -23,6 +23,7 @@ import { commandsIn, startRelay, type Relay } from '../helpers/relay.js';
 import { signInSteps, startAuthorization } from '../helpers/sign-in.js';
 import { startServer, testDir, testEnv, type TestServer } from '../helpers/server.js';
 import { API, grantFeed, machineClient, RESOURCE_SERVERS } from '../helpers/tokens.js';
+import { assertion, passkeyChallenge, registerSoftPasskeys, softPasskey } from '../helpers/soft-passkeys.js';
 import { Upstreams } from '../../src/upstreams/registry.js';
 
 const PASSWORD = 'second blips pass test password';
@@ -365,6 +366,30 @@ describe('e2e: second blips pass: a sign-in resumed, or an upstream’s answer t
     const again = await agent.follow(resume.url, {}, REDIRECT);
     // Before the fix: 400, the error page (the interaction had been deleted).
     assert.ok(again.url.startsWith(REDIRECT) || /\/confirm/.test(again.html), `the retried resume goes on to the consent or the app: ${again.status} ${again.url} ${/<title>([^<]*)/.exec(again.html)?.[1] ?? ''}`);
+  });
+
+  it('a passkey sign-in answered 503 while Redis was paused (Redis wrote its challenge’s use on resuming) is taken when the browser sends the same assertion again (before the fix: “That passkey was not accepted”)', async () => {
+    const gina = await server.accounts.create('gina', PASSWORD);
+    const key = softPasskey();
+    await registerSoftPasskeys(server, gina.sub, key);
+    const agent = new Agent();
+    const page = await agent.follow(`${server.url}/auth?client_id=app&response_type=code&scope=openid&redirect_uri=${encodeURIComponent(REDIRECT)}&code_challenge=${'a'.repeat(43)}&code_challenge_method=S256`, {}, REDIRECT);
+    const credential = assertion(key, new URL(server.issuer).origin, passkeyChallenge(page), gina.sub, 1);
+    // The mark of the challenge's use reaches a paused Redis.
+    const held = await relay.hold((chunk) => chunk.includes('webauthn-challenge-used:'), () => agent.submit(page, '/passkey', { credential }, REDIRECT));
+    redis.pause();
+    const blip = await held.release();
+    redis.resume();
+    assert.equal(blip.status, 503, `${blip.status} ${blip.url}`);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+
+    const again = await agent.submit(page, '/passkey', { credential }, REDIRECT);
+    // Before the fix: 401, the sign-in page again.
+    assert.ok(again.url.startsWith(REDIRECT) || /\/confirm/.test(again.html), `the same assertion once Redis is back: ${again.status} ${again.url} ${/class="error[^>]*>([^<]*)/.exec(again.html)?.[1] ?? ''}`);
+    // Used once: the same assertion in another sign-in is refused, as ever (its challenge is not that sign-in's).
+    const other = new Agent();
+    const otherPage = await other.follow(`${server.url}/auth?client_id=app&response_type=code&scope=openid&redirect_uri=${encodeURIComponent(REDIRECT)}&code_challenge=${'a'.repeat(43)}&code_challenge_method=S256`, {}, REDIRECT);
+    assert.equal((await other.submit(otherPage, '/passkey', { credential }, REDIRECT)).status, 401);
   });
 
   it('the upstream’s answer reaching Latchkey as Redis pauses: 503, and once Redis is back the same answer signs the person in (before the fix Redis spent the pending sign-in on resuming, and the retry was refused)', async () => {

@@ -109,6 +109,13 @@ for (const backend of [...backends, remoteEmbedded]) {
       assert.equal(await kv.consumeRecord(key, Date.now() / 1000, { drop: true }), 'missing');
     });
 
+    it('a bounded set-if-absent (a single-use mark) is written once, as any set-if-absent', async () => {
+      const key = `mark:${randomUUID()}`;
+      const outcomes = await Promise.all(Array.from({ length: 5 }, () => kv.set(key, 'used', { ttl: 60, onlyIfAbsent: true, bounded: true })));
+      assert.equal(outcomes.filter(Boolean).length, 1);
+      assert.equal(await kv.get(key), 'used');
+    });
+
     it('compareAndSet lets exactly one of concurrent writers win', async () => {
       const key = `cas:${randomUUID()}`;
       const outcomes = await Promise.all(Array.from({ length: 10 }, (_, i) => kv.compareAndSet(key, undefined, `w${i}`)));
