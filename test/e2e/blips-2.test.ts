@@ -160,24 +160,28 @@ describe('e2e: second blips pass: a code or refresh token sent as Redis pauses',
   const REDIRECT = 'https://app.example.test/callback';
   const WEB = { id: 'web', secret: 'web-client-secret-with-plenty-of-entropy-0123456789' };
   let redis: RedisServer;
+  let relay: Relay;
   let server: TestServer;
 
   before(async () => {
     redis = await startRedisServer();
-    // A command waits half a second: a Redis paused longer is an outage (503).
+    relay = await startRelay(redis.port);
     server = await startServer({
-      redisUrl: redis.url,
+      redisUrl: relay.url,
       clients: [
         { client_id: WEB.id, client_secret: WEB.secret, redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'], scope: 'openid offline_access' },
         { client_id: 'tv', application_type: 'native', token_endpoint_auth_method: 'none', redirect_uris: [], response_types: [], grant_types: ['urn:ietf:params:oauth:grant-type:device_code', 'refresh_token'], scope: 'openid offline_access' },
       ],
+      // A command waits half a second: a Redis paused longer is an outage (503).
       env: { REDIS_COMMAND_TIMEOUT: '500' },
     });
     await server.accounts.create('pat', PASSWORD);
   });
   after(async () => {
     redis?.resume();
+    relay?.release();
     await server?.stop();
+    relay?.close();
     await redis?.stop();
   });
 
@@ -187,13 +191,16 @@ describe('e2e: second blips pass: a code or refresh token sent as Redis pauses',
       headers: { 'content-type': 'application/x-www-form-urlencoded', ...(body.client_id ? {} : { authorization: `Basic ${Buffer.from(`${WEB.id}:${WEB.secret}`).toString('base64')}` }) },
       body: new URLSearchParams(body),
     });
-  /** Sends `body` to the token endpoint as Redis pauses (SIGSTOP: its socket takes the commands, it runs them once resumed, after the request's 503): that answer, once resumed. */
-  async function pausedAt(body: Record<string, string>): Promise<{ status: number; retryAfter: string | null; error: unknown }> {
-    const sent = token(body);
-    // Just after the request left: its reads are answered or waiting; its consumption goes to a paused Redis.
-    await new Promise((resolve) => setTimeout(resolve, 5));
+  /**
+   * Sends `body` to the token endpoint; its consumption of the `model`'s record (a script on it
+   * whose argument is a time, sent with the tokens it made) reaches a paused Redis (SIGSTOP: its
+   * socket takes the commands, it runs them once resumed, after the request's 503). That answer.
+   */
+  async function pausedAt(model: string, body: Record<string, string>): Promise<{ status: number; retryAfter: string | null; error: unknown }> {
+    const consuming = (chunk: string) => commandsIn(chunk).some(([name = '', , , key = '', at = '']) => /^eval(sha)?$/i.test(name) && key.includes(`oidc:${model}:`) && /^\d+(\.\d+)?$/.test(at));
+    const held = await relay.hold(consuming, () => token(body));
     redis.pause();
-    const answer = await sent;
+    const answer = await held.release();
     redis.resume();
     // Redis runs what waited in its socket.
     await new Promise((resolve) => setTimeout(resolve, 300));
@@ -207,13 +214,13 @@ describe('e2e: second blips pass: a code or refresh token sent as Redis pauses',
     const done = await signInSteps(agent, page, { username: 'pat', password: PASSWORD, stopAt: REDIRECT, consent: 'required' });
     const exchange = { grant_type: 'authorization_code', code: new URL(done.url).searchParams.get('code')!, redirect_uri: REDIRECT, code_verifier: verifier };
 
-    assert.deepEqual(await pausedAt(exchange), { status: 503, retryAfter: '2', error: 'temporarily_unavailable' });
+    assert.deepEqual(await pausedAt('AuthorizationCode', exchange), { status: 503, retryAfter: '2', error: 'temporarily_unavailable' });
     const redeemed = await token(exchange);
     // Before the fix: 400 invalid_grant (the code was spent once Redis resumed).
     assert.equal(redeemed.status, 200, `the same code once Redis is back: ${redeemed.status} ${await redeemed.clone().text()}`);
     const { refresh_token: refreshToken } = (await redeemed.json()) as { refresh_token: string };
 
-    assert.deepEqual(await pausedAt({ grant_type: 'refresh_token', refresh_token: refreshToken }), { status: 503, retryAfter: '2', error: 'temporarily_unavailable' });
+    assert.deepEqual(await pausedAt('RefreshToken', { grant_type: 'refresh_token', refresh_token: refreshToken }), { status: 503, retryAfter: '2', error: 'temporarily_unavailable' });
     const refreshed = await token({ grant_type: 'refresh_token', refresh_token: refreshToken });
     assert.equal(refreshed.status, 200, `the same refresh token once Redis is back: ${refreshed.status} ${await refreshed.clone().text()}`);
     const { refresh_token: next } = (await refreshed.json()) as { refresh_token: string };
@@ -231,7 +238,7 @@ describe('e2e: second blips pass: a code or refresh token sent as Redis pauses',
     assert.match(approved.html, /Device connected/);
     const poll = { grant_type: 'urn:ietf:params:oauth:grant-type:device_code', device_code: device.device_code, client_id: 'tv' };
 
-    assert.deepEqual(await pausedAt(poll), { status: 503, retryAfter: '2', error: 'temporarily_unavailable' });
+    assert.deepEqual(await pausedAt('DeviceCode', poll), { status: 503, retryAfter: '2', error: 'temporarily_unavailable' });
     const polled = await token(poll);
     // Before the fix: 400 invalid_grant (the device code was spent once Redis resumed).
     assert.equal(polled.status, 200, `the device's next poll once Redis is back: ${polled.status} ${await polled.clone().text()}`);
