@@ -10,7 +10,9 @@
  * with a definite 404 or 410. Kept, from each acceptance, for as long as something issued under the
  * document may live (`keep`), not for ever: anyone can name documents of their own, and a document
  * no one read for that long has nothing left to end. Written by compare-and-set, so that of
- * instances reading one change at once, one runs its endings. Their URLs are indexed
+ * instances reading one change at once, one runs its endings; while they run it holds a mark
+ * (`removing ` or `replacing ` and the metadata before: registration/client-metadata-documents.ts),
+ * so that endings a store failure cut short are run again. Their URLs are indexed
  * (client-metadata-documents-accepted, a set kept as long as the last of them), so that a start with
  * the feature switched off ends their clients (switchedOff).
  */
