@@ -155,6 +155,30 @@ describe('e2e: second blips pass: a start while Redis is paused', function () {
   });
 });
 
+describe('e2e: second blips pass: the rate limits while Redis is away', function () {
+  this.timeout(60_000);
+
+  it('fail closed: a request on a route limited per address in Redis (no lease: a limit under 100) is 503 temporarily_unavailable with Retry-After, not let through, and answered again once Redis is back (held)', async () => {
+    const redis = await startRedisServer();
+    const server = await startServer({ redisUrl: redis.url, env: { RATE_LIMIT_PER_IP: '50' } });
+    // The token endpoint without client authentication needs nothing of Redis but its limit's counter.
+    const unauthenticated = () => fetch(`${server.url}/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'grant_type=client_credentials' });
+    try {
+      assert.equal((await unauthenticated()).status, 401);
+      await redis.kill();
+      const away = await unauthenticated();
+      assert.equal(away.status, 503);
+      assert.equal(away.headers.get('retry-after'), '2');
+      assert.equal(((await away.json()) as { error: string }).error, 'temporarily_unavailable');
+      await redis.restart();
+      await eventually(async () => assert.equal((await unauthenticated()).status, 401));
+    } finally {
+      await server.stop();
+      await redis.stop();
+    }
+  });
+});
+
 describe('e2e: second blips pass: a code or refresh token sent as Redis pauses', function () {
   this.timeout(60_000);
   const REDIRECT = 'https://app.example.test/callback';
