@@ -1,13 +1,15 @@
 /**
  * The second blips pass (2026-12-04), black box: a Redis that goes away (a redis-server of the
- * test's own, killed and started again with its append-only file, or a relay holding a
- * connection's traffic at the write the test names) in the newest code paths: what a start ends
- * and records before it serves (configured clients and APIs changed, Client ID Metadata Documents
- * switched off), the code exchange, refresh and device poll through the patches added last, and
- * the rate limiter. The house rule: a request fails with 503 (Retry-After, `temporarily_unavailable`
- * at OAuth endpoints), a start fails in one line, and once Redis is back everything recovers by
- * itself with nothing lost: no ending skipped, no code or refresh token consumed by a failed
- * request or honoured twice.
+ * test's own, killed and started again with its append-only file, or paused with SIGSTOP past
+ * REDIS_COMMAND_TIMEOUT, so that it runs what waited in its socket only after the request's 503;
+ * and a relay holding a connection's traffic at the command the test names) in the newest code
+ * paths: what a start ends before it serves (Client ID Metadata Documents switched off) and its
+ * one line, a start with Redis paused, a document read as gone, the code exchange, refresh and
+ * device poll through the patches added last, a sign-in's resume, an upstream's answer, a passkey
+ * sign-in, and the per-address rate limit. The house rule: a request fails with 503 (Retry-After,
+ * `temporarily_unavailable` at OAuth endpoints, a page for people), a start fails in one line, and
+ * once Redis is back everything recovers by itself with nothing lost: no ending skipped, no code,
+ * refresh token, sign-in or challenge spent by a failed request, none honoured twice.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
