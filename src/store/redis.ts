@@ -5,7 +5,7 @@
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 import type { Config } from '../config.js';
 import { getViaInTurn, type CachedReads, type ConsumeOutcome, type Kv, type LogEntry, type ReadResults, type ReadsAhead, type StoredRecord } from './kv.js';
-import { storeClockOffset } from '../clock.js';
+import { followStoreClock, storeClockOffset } from '../clock.js';
 import { defineScript } from './scripts.js';
 import { sharePipelineLength } from './shared-pipeline-length.js';
 import { turnCommandsOf, type Arg, type TurnCommands } from './turn-commands.js';
@@ -371,15 +371,16 @@ export class RedisKv implements Kv {
   /** Standalone and Sentinel: the commands, keys prefixed here (turn-commands.ts); Cluster: ioredis's methods. */
   readonly #commands: TurnCommands | undefined;
   readonly #keyPrefix: string;
-  /** ms a command is waited for (redis.commandTimeout), if any: consumeRecord's bound. */
-  readonly #commandTimeout: number | undefined;
+  /** ms a caller waits for a command's answer, if there is a commandTimeout: a margin before it (#until). */
+  readonly #waitsFor: number | undefined;
 
   /** `cache`: how cachedReads caches (the server's store); without it, cachedReads gives none. */
   constructor(client: Redis | Cluster, events?: ConnectionEvents, cache?: Omit<TrackedCacheOptions, 'readsOn'>) {
     this.#cache = cache;
     this.#commands = client instanceof Cluster ? undefined : turnCommandsOf(client);
     this.#keyPrefix = client.options.keyPrefix ?? '';
-    this.#commandTimeout = client instanceof Cluster ? client.options.redisOptions?.commandTimeout : client.options.commandTimeout;
+    const timeout = client instanceof Cluster ? client.options.redisOptions?.commandTimeout : client.options.commandTimeout;
+    this.#waitsFor = timeout ? timeout - Math.min(CONSUME_MARGIN_MS, Math.floor(timeout / 4)) : undefined;
     // Not ioredis's defineCommand, which copies every script onto each auto-pipeline (scripts.ts).
     for (const [name, definition] of Object.entries(SCRIPTS)) defineScript(client, name, definition);
     let down = false;
@@ -423,7 +424,7 @@ export class RedisKv implements Kv {
   async set(key: string, value: string, options: { ttl?: number; onlyIfAbsent?: boolean; bounded?: boolean } = {}) {
     const { ttl, onlyIfAbsent } = options;
     if (options.bounded && onlyIfAbsent && ttl) {
-      const reply = await this.#writing([key], () => this.#client.setIfAbsentBounded(key, value, ttl, this.#until()));
+      const reply = await this.#writing([key], () => this.#inTime((until) => this.#client.setIfAbsentBounded(key, value, ttl, until)));
       if (reply === -2) throw new Error('the write reached Redis after the caller stopped waiting for it (Command timed out)');
       return reply === 1;
     }
@@ -525,12 +526,27 @@ export class RedisKv implements Kv {
    * back and the clocks' disagreement. Single-use writes are refused by Redis after it.
    */
   #until(): number | '' {
-    const timeout = this.#commandTimeout;
-    return timeout ? Date.now() + storeClockOffset() + timeout - Math.min(CONSUME_MARGIN_MS, Math.floor(timeout / 4)) : '';
+    const waits = this.#waitsFor;
+    return waits ? Date.now() + storeClockOffset() + waits : '';
+  }
+
+  /**
+   * Sends a bounded single-use write (`until`: #until's). Refused as late (-2) though answered well
+   * within the command timeout, it was not late: this machine's clock moved against Redis's since it
+   * was last followed (a step back by NTP or a resumed VM; main.ts follows it once a minute), which
+   * would refuse every code exchange and refresh until then. The clock is followed again and the
+   * write sent once more (nothing was written).
+   */
+  async #inTime(send: (until: number | '') => Promise<number>): Promise<number> {
+    const sent = performance.now();
+    const reply = await send(this.#until());
+    if (reply !== -2 || !this.#waitsFor || performance.now() - sent >= this.#waitsFor) return reply;
+    await followStoreClock(() => this.time());
+    return send(this.#until());
   }
 
   async consumeRecord(key: string, at: number, options: { readonly drop?: boolean } = {}): Promise<ConsumeOutcome> {
-    const reply = await this.#writing([key], () => this.#client.consumeRecord(key, at, this.#until(), options.drop ? '1' : ''));
+    const reply = await this.#writing([key], () => this.#inTime((until) => this.#client.consumeRecord(key, at, until, options.drop ? '1' : '')));
     // Run too late for the caller (an answer that still arrived, just before its timeout): nothing consumed, an outage to retry.
     if (reply === -2) throw new Error('the consumption reached Redis after the caller stopped waiting for it (Command timed out)');
     return reply === 1 ? 'consumed' : reply === 0 ? 'already-consumed' : 'missing';

@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import type { Kv } from '../../src/store/kv.js';
+import { followStoreClock, storeClockOffset } from '../../src/clock.js';
 import { fixedWindows } from '../../src/store/rate-limit.js';
 import { backends, PREFIX, remoteEmbedded, type OpenBackend } from '../helpers/backends.js';
 
@@ -315,3 +316,35 @@ for (const backend of backends.filter((b) => b.name !== 'embedded store')) {
     });
   });
 }
+
+describe('Kv single-use writes on a machine whose clock moved since it followed Redis\'s', function () {
+  this.timeout(30_000);
+  let open: OpenBackend;
+  const realNow = Date.now;
+
+  before(async () => {
+    open = await backends.find((backend) => backend.name === 'single redis-server')!.open();
+  });
+  after(async () => {
+    Date.now = realNow;
+    await followStoreClock(() => open.kv.time!());
+    await open?.stop();
+  });
+
+  it('a bounded mark and a consumption are taken, once, after this clock stepped back (the clock is followed again), not refused as late', async () => {
+    const { kv } = open;
+    await followStoreClock(() => kv.time!());
+    assert.equal(storeClockOffset(), 0, 'this machine and its redis-server share a clock');
+    // Stepped back 10 s (NTP, a resumed VM): the bound it sends would be long past on Redis's clock.
+    Date.now = () => realNow() - 10_000;
+    const mark = `mark:${randomUUID()}`;
+    assert.equal(await kv.set(mark, 'used', { ttl: 60, onlyIfAbsent: true, bounded: true }), true);
+    assert.equal(await kv.set(mark, 'again', { ttl: 60, onlyIfAbsent: true, bounded: true }), false);
+    assert.ok(Math.abs(storeClockOffset() - 10_000) < 1000, `followed again: ${storeClockOffset()} ms`);
+    Date.now = () => realNow() - 30_000;
+    const record = `take:${randomUUID()}`;
+    await kv.putRecord(record, '{"t":1}', 60);
+    assert.equal(await kv.consumeRecord(record, 1), 'consumed');
+    assert.equal(await kv.consumeRecord(record, 1), 'already-consumed');
+  });
+});
