@@ -41,6 +41,7 @@ import { upstreamEndSession } from './patches/upstream-end-session.js';
 import { retryBackchannelLogouts, type KeepRetry } from './patches/backchannel-retry.js';
 import { browserBoundResume } from './patches/browser-bound-resume.js';
 import { endSessionsAtMax } from './patches/session-max.js';
+import { sessionsIdleAsConfigured } from './patches/session-idle.js';
 import { keysFreshForAMinute, staleClientKeysVerifyNothing } from './patches/client-jwks-freshness.js';
 import { accessTokensWithinSessions } from './patches/tokens-within-session.js';
 import { accessTokensWithinGrants } from './patches/tokens-within-grant.js';
@@ -747,6 +748,9 @@ function applyPatches(
   layers.push(accountSessions.recheckAtAuthorization(provider));
   // A session ends ttl.sessionMax after its sign-in, however often it is used (read through by sessionLoadedOnce).
   endSessionsAtMax(provider, config.ttl.sessionMax);
+  // ...and one idle longer than ttl.session as configured now ends, whatever it was saved under (before
+  // extendUnchangedSessionsInSteps below, so that only a save that writes stamps its last use).
+  sessionsIdleAsConfigured(provider, config.ttl.session);
   // A sign-in through an upstream's earlier session says the upstream's auth_time, and max_age reads it (see the patch).
   authTimeOfFirstFactor(provider);
   sessionLoadedOnce(provider);

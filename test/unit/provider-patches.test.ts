@@ -488,6 +488,35 @@ describe('patches on oidc-provider internals (src/provider/patches/)', () => {
     assert.match(source('actions/grants/refresh_token.js'), /RefreshToken\.find\(refreshTokenValue, \{ ignoreExpiration: true \}\);[\s\S]*?if \(refreshToken\.isExpired\) \{/);
   });
 
+  it('session-idle.ts: Session.find and findByUid pass the stored session to the static verify Session inherits; a session is saved through Session#save (BaseModel#save stamps exp from ttl and writes the payload IN_PAYLOAD names); the patched verify lowers exp to usedAt plus the idle lifetime now, finds nothing past it, and extends nothing', async () => {
+    const base = source('models/base_model.js');
+    assert.match(base, /static async find\(value, \{ ignoreExpiration = false \} = \{\}\) \{[\s\S]*?const payload = await this\.verify\(stored, \{ ignoreExpiration \}\);/);
+    assert.match(source('models/session.js'), /static async findByUid\(uid\) \{[\s\S]*?const payload = await this\.verify\(stored\);/);
+    assert.doesNotMatch(source('models/session.js'), /static (async )?verify\(/);
+    assert.match(source('models/session.js'), /const result = await super\.save\(ttl\);/);
+    const { sessionsIdleAsConfigured, STORED_EXP } = await import('../../src/provider/patches/session-idle.js');
+    const { privateKey } = await generateKeyPair('ES256', { extractable: true });
+    const patched = new Provider('http://localhost:3000', { clients: [], adapter, jwks: { keys: [{ ...(await exportJWK(privateKey)), alg: 'ES256', use: 'sig' }] }, features: { devInteractions: { enabled: false } } });
+    sessionsIdleAsConfigured(patched, 10);
+    const Session = patched.Session as unknown as { IN_PAYLOAD: string[]; verify(stored: object, options?: object): Promise<{ exp?: number }> };
+    assert.ok(Session.IN_PAYLOAD.includes('usedAt'));
+    const now = Math.floor(Date.now() / 1000);
+    const stored = (usedAt: number | undefined, exp: number) => ({ jti: 'session-id', uid: 'uid', kind: 'Session', iat: now - 100, exp, ...(usedAt === undefined ? {} : { usedAt }) });
+    await assert.rejects(Session.verify(stored(now - 11, now + 3600)), 'idle past the lifetime now: not found');
+    assert.equal((await Session.verify(stored(now - 11, now + 3600), { ignoreExpiration: true })).exp, now - 1, 'the sweeper is given it, its exp lowered');
+    assert.equal((await Session.verify(stored(now - 5, now + 3600))).exp, now + 5, 'within it: exp lowered to the bound');
+    assert.equal((await Session.verify(stored(now - 5, now + 2))).exp, now + 2, 'a raised lifetime extends nothing');
+    assert.equal((await Session.verify(stored(undefined, now + 3600))).exp, now + 3600, 'saved before the release: its stored exp');
+    // The instance made of a lowered session knows the exp stored (for unchanged-sessions.ts to write it back).
+    const SessionWith = patched.Session as unknown as { instantiate(payload: object): Record<symbol, unknown> };
+    assert.equal(SessionWith.instantiate(await Session.verify(stored(now - 5, now + 3600)))[STORED_EXP], now + 3600);
+    assert.equal(SessionWith.instantiate(await Session.verify(stored(now - 5, now + 2)))[STORED_EXP], undefined);
+    // Every save that writes stamps it.
+    const session = new patched.Session() as unknown as { usedAt?: number; save(ttl: number): Promise<unknown> };
+    await session.save(60).catch(() => {});
+    assert.ok(typeof session.usedAt === 'number' && session.usedAt >= now);
+  });
+
   it("store/adapter.ts (interactionText): the engine copies the session id into an Interaction as session.cookie and never reads it back, finding the session by session.uid; an approval's deviceCode is the code's id, found with DeviceCode.find", () => {
     assert.match(source('models/interaction.js'), /\.\.\.\(session\.jti \? \{ cookie: session\.jti \} : undefined\)/);
     assert.match(source('actions/authorization/interactions.js'), /deviceCode: oidc\.deviceCode\?\.jti,/);

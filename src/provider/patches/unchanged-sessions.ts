@@ -7,11 +7,12 @@
  * holds what it held when it was loaded and the write would move its expiry on by less than `step`
  * seconds; the session keeps the expiry it has (and the cookie, set from it, says the same). Any
  * change (a sign-in, a new app's sid or grant, a renewed id) is written at once, and so is an expiry
- * that would move earlier (ttl.session lowered since): a session lives ttl.session after its last
- * use, at most `step` seconds less.
+ * that would move earlier (ttl.session lowered since; or the expiry session-idle.ts lowered on
+ * reading it, STORED_EXP): a session lives ttl.session after its last use, at most `step` seconds less.
  * Pinned by test/unit/provider-patches.test.ts and test/e2e/authorization-round-trips.test.ts.
  */
 import { Provider } from 'oidc-provider';
+import { STORED_EXP } from './session-idle.js';
 
 /**
  * Endpoints that load a session only to check a token's binding to it (checkSessionBinding) and
@@ -47,7 +48,7 @@ export function extendUnchangedSessionsInSteps(provider: Provider, step: number)
   const save = Session.prototype.save;
   Session.prototype.save = async function (this: Session, ttl: number) {
     const extension = Math.floor(Date.now() / 1000) + ttl - this.exp;
-    if (this[LOADED] !== undefined && !this.oldId && extension >= 0 && extension < step && contents(this) === this[LOADED]) {
+    if (this[LOADED] !== undefined && !this.oldId && (this as { [STORED_EXP]?: unknown })[STORED_EXP] === undefined && extension >= 0 && extension < step && contents(this) === this[LOADED]) {
       this.touched = false;
       return this.jti;
     }

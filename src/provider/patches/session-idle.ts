@@ -1,0 +1,74 @@
+/**
+ * A sign-in session idle longer than `ttl.session` as configured now is ended, whatever lifetime it
+ * was saved under.
+ *
+ * oidc-provider saves a session with `exp` set to ttl.Session from that save (its last use, at most
+ * unchanged-sessions.ts's step earlier) and reads only that `exp`: the stored session knows when it
+ * expires, not when it was last used. An operator who lowered `ttl.session` and restarted ended no
+ * session saved under the longer one: signed in under TTL_SESSION=3600, restarted with 2, idle for
+ * 3 s, a silent request got a code (the twentieth endings pass, found; the idle-lifetime pass, fixed).
+ *
+ * What it changes in oidc-provider: a session keeps, in what the engine stores of it, when it was
+ * last saved (`usedAt`, set by every Session#save that writes; unchanged-sessions.ts's skipped saves
+ * keep the one before, so a session is bounded from its last use at most that step earlier, as its
+ * `exp` was). Session's static `verify` (which find, findByUid and so Session.get call with what the
+ * store holds, before the instance is made) is given the session with its `exp` lowered to `usedAt`
+ * plus `ttl.session` configured now, so the instance says it (isExpired, a later save's TTL, the
+ * access tokens tokens-within-session.ts bounds by its expiry), and a find that does not ask with
+ * ignoreExpiration finds nothing once that bound has passed (on this machine's clock, strictly: the
+ * bound is ours), so every reader (the authorization endpoint's SSO and silent requests, end_session,
+ * the account page, the device page, the admin API and the CLI) starts without it, as for a session
+ * the store no longer has. A raised lifetime extends nothing (the stored `exp` is kept: the bound
+ * only lowers it). A session saved before this release has no `usedAt` and keeps its stored `exp`
+ * (its last use plus the ttl.session it was saved under: the bound it had), until its next save
+ * stamps one. No read more: the bound is read from the record the engine reads anyway.
+ * Installed before unchanged-sessions.ts, so that the stamp is made only by a save that writes; a
+ * session whose `exp` the bound lowered is written at its next save (unchanged-sessions.ts reads
+ * STORED_EXP), so the store's expiry, its key's TTL and the sweeper's schedule come back to it.
+ * Pinned by test/unit/provider-patches.test.ts and test/e2e/session-idle-lifetime.test.ts.
+ */
+import type { Provider } from 'oidc-provider';
+import { machineSeconds } from '../../clock.js';
+import { keptInPayload } from './payload-properties.js';
+
+/** The stored session's property that says when it was last saved (epoch seconds, this machine's clock). */
+export const USED_AT = 'usedAt';
+
+/**
+ * On a session whose `exp` the bound lowered, the `exp` the store holds (a hidden property: not part
+ * of its payload), so that unchanged-sessions.ts writes the lowered expiry back rather than skip the save.
+ */
+export const STORED_EXP = Symbol('stored exp');
+
+type Stored = { exp?: unknown; [USED_AT]?: unknown };
+type Verify = (stored: Stored, options?: { ignoreExpiration?: boolean }) => Promise<unknown>;
+type SessionModel = { verify?: Verify; instantiate(payload?: object): object; prototype: { save(this: Record<string, unknown>, ttl: number): Promise<unknown> } };
+
+export function sessionsIdleAsConfigured(provider: Provider, idle: number): void {
+  const Session = provider.Session as unknown as SessionModel;
+  const verify = Session.verify;
+  const save = Session.prototype.save;
+  if (typeof verify !== 'function' || typeof save !== 'function') throw new Error('oidc-provider Session.verify or Session#save is gone: review src/provider/patches/session-idle.ts');
+  keptInPayload(Session, USED_AT);
+  // The payloads verify lowered, to the exp stored: what the instance made of each is marked so.
+  const loweredFrom = new WeakMap<object, unknown>();
+  const instantiate = Session.instantiate.bind(Session);
+  Session.instantiate = (payload) => {
+    const session = instantiate(payload);
+    if (payload && loweredFrom.has(payload)) Object.defineProperty(session, STORED_EXP, { value: loweredFrom.get(payload), configurable: true });
+    return session;
+  };
+  Session.prototype.save = function (ttl) {
+    this[USED_AT] = machineSeconds();
+    return save.call(this, ttl);
+  };
+  Session.verify = async function (this: unknown, stored, options) {
+    const usedAt = stored?.[USED_AT];
+    const bound = typeof usedAt === 'number' ? usedAt + idle : undefined;
+    if (bound === undefined || (typeof stored.exp === 'number' && stored.exp <= bound)) return verify.call(this, stored, options);
+    if (!options?.ignoreExpiration && bound <= machineSeconds()) throw new Error('idle past the session lifetime configured now');
+    const lowered = { ...stored, exp: bound };
+    loweredFrom.set(lowered, stored.exp);
+    return verify.call(this, lowered, options);
+  };
+}
