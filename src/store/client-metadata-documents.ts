@@ -13,11 +13,19 @@
  * instances reading one change at once, one runs its endings; while they run it holds a mark
  * (`removing ` or `replacing ` and the metadata before: registration/client-metadata-documents.ts),
  * so that endings a store failure cut short are run again. Their URLs are indexed
- * (client-metadata-documents-accepted, a set kept as long as the last of them), so that a start with
- * the feature switched off ends their clients (switchedOff).
+ * (client-metadata-documents-accepted-ends, a sorted set scored by when each URL's accepted record
+ * ends, `keep` after its last acceptance), so that a start with the feature switched off ends their
+ * clients (switchedOff). Each add drops the URLs already ended, in the same step: under a steady
+ * stream of new documents the index holds those of the last `keep` seconds, not every one ever
+ * accepted (the twentieth endings pass's plain set, whose TTL each add renewed, never lost one).
+ * That set (client-metadata-documents-accepted), left by the release before, is read beside it
+ * until it expires, `keep` after its last add; nothing adds to it now.
  */
 import type { Kv } from './kv.js';
-import { CLIENT_METADATA_DOCUMENTS_ACCEPTED_KEY, clientMetadataDocumentAcceptedKey, clientMetadataDocumentKey } from './keys.js';
+import { CLIENT_METADATA_DOCUMENTS_ACCEPTED_ENDS_KEY, CLIENT_METADATA_DOCUMENTS_ACCEPTED_KEY, clientMetadataDocumentAcceptedKey, clientMetadataDocumentKey } from './keys.js';
+
+/** Seconds an index entry outlives the accepted record written after it (which is written a round trip later). */
+const INDEX_MARGIN = 60;
 
 export type CachedDocument =
   | { readonly metadata: Record<string, unknown> }
@@ -47,18 +55,21 @@ export class ClientMetadataDocumentCache {
   /** Records `next` as the metadata accepted at the URL, for `keep` seconds more, if `previous` still is (false: another instance changed it first). */
   async replaceAccepted(url: string, previous: string | undefined, next: string): Promise<boolean> {
     // Indexed first: an index naming a URL whose record was not written is harmless (switchedOff skips it).
-    await this.kv.addToSet(CLIENT_METADATA_DOCUMENTS_ACCEPTED_KEY, url, this.keep);
+    // Scored by when the record written next ends (`keep` after its write, a round trip after this
+    // add), with a minute to spare: the index names the URL as long as its record may live.
+    await this.kv.addExpiring(CLIENT_METADATA_DOCUMENTS_ACCEPTED_ENDS_KEY, url, this.keep + INDEX_MARGIN);
     return this.kv.compareAndSet(clientMetadataDocumentAcceptedKey(url), previous, next, this.keep);
   }
 
   /** The URLs whose metadata may be kept accepted (those accepted before the index was kept are not among them). */
-  acceptedUrls(): Promise<string[]> {
-    return this.kv.members(CLIENT_METADATA_DOCUMENTS_ACCEPTED_KEY);
+  async acceptedUrls(): Promise<string[]> {
+    const [indexed, before] = await Promise.all([this.kv.liveMembers(CLIENT_METADATA_DOCUMENTS_ACCEPTED_ENDS_KEY), this.kv.members(CLIENT_METADATA_DOCUMENTS_ACCEPTED_KEY)]);
+    return [...new Set([...indexed, ...before])];
   }
 
   /** Takes `url` out of the index (its accepted metadata is gone). */
   async unindex(url: string): Promise<void> {
-    await this.kv.removeFromSet(CLIENT_METADATA_DOCUMENTS_ACCEPTED_KEY, url);
+    await Promise.all([this.kv.removeExpiring(CLIENT_METADATA_DOCUMENTS_ACCEPTED_ENDS_KEY, url), this.kv.removeFromSet(CLIENT_METADATA_DOCUMENTS_ACCEPTED_KEY, url)]);
   }
 
   /** Forgets the metadata accepted at the URL if it still is `previous` (false: another instance did first). */

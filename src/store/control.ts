@@ -20,6 +20,7 @@ import type { Kv } from './kv.js';
 /** The Kv operations the socket serves (not close: the CLI's close ends its connection only). */
 const OPERATIONS = [
   'get', 'set', 'del', 'getRecord', 'putRecord', 'endRecord', 'consumeRecord', 'addToSet', 'removeFromSet', 'members',
+  'addExpiring', 'liveMembers', 'removeExpiring',
   'compareAndSet', 'deleteIfEquals', 'raiseMarkAndLog', 'readLog', 'ping',
 ] as const;
 type Operation = (typeof OPERATIONS)[number];
@@ -291,6 +292,9 @@ export class RemoteKv implements Kv {
   addToSet(key: string, member: string, ttl?: number) { return this.#call<void>('addToSet', key, member, ttl); }
   removeFromSet(key: string, member: string) { return this.#call<void>('removeFromSet', key, member); }
   members(key: string) { return this.#call<string[]>('members', key); }
+  addExpiring(key: string, member: string, ttl: number) { return this.#call<void>('addExpiring', key, member, ttl); }
+  liveMembers(key: string) { return this.#call<string[]>('liveMembers', key); }
+  removeExpiring(key: string, member: string) { return this.#call<void>('removeExpiring', key, member); }
   compareAndSet(key: string, expected: string | undefined, value: string, ttl?: number) { return this.#call<boolean>('compareAndSet', key, expected, value, ttl); }
   deleteIfEquals(key: string, value: string) { return this.#call<boolean>('deleteIfEquals', key, value); }
   raiseMarkAndLog(...args: Parameters<Kv['raiseMarkAndLog']>) { return this.#call<string | undefined>('raiseMarkAndLog', ...args); }

@@ -15,6 +15,7 @@ type Value =
   | { type: 'record'; payload: string; consumed?: number }
   | { type: 'ended' }
   | { type: 'set'; members: string[] }
+  | { type: 'expiring'; ends: Record<string, number> }
   | { type: 'log'; entries: LogEntry[]; last: [number, number] };
 type Entry = Value & { expiresAt?: number };
 
@@ -128,6 +129,27 @@ export class EmbeddedKv implements Kv {
 
   async members(key: string) {
     return [...(this.#read(key, 'set')?.members ?? [])];
+  }
+
+  async addExpiring(key: string, member: string, ttl: number) {
+    const now = Date.now();
+    const entry = this.#read(key, 'expiring');
+    // Ended members dropped; a member's end only moves later; the key's TTL only grows.
+    const ends = Object.fromEntries(Object.entries(entry?.ends ?? {}).filter(([, end]) => end > now));
+    ends[member] = Math.max(ends[member] ?? 0, now + ttl * 1000);
+    this.#entries.set(key, { type: 'expiring', ends, expiresAt: Math.max(entry?.expiresAt ?? 0, now + ttl * 1000) });
+  }
+
+  async liveMembers(key: string) {
+    const now = Date.now();
+    return Object.entries(this.#read(key, 'expiring')?.ends ?? {}).filter(([, end]) => end > now).map(([member]) => member);
+  }
+
+  async removeExpiring(key: string, member: string) {
+    const entry = this.#read(key, 'expiring');
+    if (!entry) return;
+    delete entry.ends[member];
+    if (!Object.keys(entry.ends).length) this.#entries.delete(key);
   }
 
   async compareAndSet(key: string, expected: string | undefined, value: string, ttl?: number) {

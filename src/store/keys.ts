@@ -67,8 +67,14 @@ export const clientMetadataDocumentKey = (url: string) => `client-metadata-docum
  * (registration/client-metadata-documents.ts).
  */
 export const clientMetadataDocumentAcceptedKey = (url: string) => `client-metadata-document-accepted:${digest(url)}`;
-/** The URLs whose metadata is kept accepted (clientMetadataDocumentAcceptedKey), so that switching the feature off can end their clients. */
+/**
+ * The URLs whose metadata is kept accepted (clientMetadataDocumentAcceptedKey), so that switching the
+ * feature off can end their clients: the previous release's index, a plain set whose TTL each add
+ * renewed, so that it never lost a member. Only read (and taken from) now, until it expires.
+ */
 export const CLIENT_METADATA_DOCUMENTS_ACCEPTED_KEY = 'client-metadata-documents-accepted';
+/** The same index, each URL scored by when its accepted metadata ends (Kv.addExpiring: ended ones are dropped at each add). */
+export const CLIENT_METADATA_DOCUMENTS_ACCEPTED_ENDS_KEY = 'client-metadata-documents-accepted-ends';
 /** Prefix of one tracked cache's heartbeat sentinels (`tracked-cache:<instance>:<n>`), each kept a few seconds. */
 export const trackedCacheBeatsPrefix = (instance: string) => `tracked-cache:${instance}:`;
 

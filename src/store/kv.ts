@@ -124,6 +124,17 @@ export interface Kv {
   addToSet(key: string, member: string, ttl?: number): Promise<void>;
   removeFromSet(key: string, member: string): Promise<void>;
   members(key: string): Promise<string[]>;
+  /**
+   * A set whose members each expire (a sorted set scored by each member's end, epoch ms on the
+   * store's clock), for an index that many writers add to and none would ever empty: adds `member`
+   * to live `ttl` seconds from now (a member's end only moves later) and, in the same step, drops
+   * every member already ended; the key's TTL becomes the larger of its current one and `ttl`.
+   * One key: atomic, Cluster-safe.
+   */
+  addExpiring(key: string, member: string, ttl: number): Promise<void>;
+  /** The members of an expiring set (addExpiring) that have not ended. */
+  liveMembers(key: string): Promise<string[]>;
+  removeExpiring(key: string, member: string): Promise<void>;
 
   /**
    * Replaces a string only if it still holds `expected` (`undefined`: only if it is absent), durable

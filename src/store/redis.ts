@@ -87,6 +87,25 @@ return 0`,
 addToSet(KEYS[1], ARGV[1], tonumber(ARGV[2]))
 return 1`,
   },
+  // Kv.addExpiring. ARGV: member, ttl (seconds). Scores are each member's end (epoch ms, Redis's
+  // clock); ZADD GT: a member's end only moves later (Redis >= 6.2, as raiseMarkAndLog's MINID).
+  addExpiring: {
+    numberOfKeys: 1,
+    lua: `local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local ttl = tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+redis.call('ZADD', KEYS[1], 'GT', now + ttl * 1000, ARGV[1])
+if redis.call('TTL', KEYS[1]) < ttl then redis.call('EXPIRE', KEYS[1], ttl) end
+return 1`,
+  },
+  // Kv.liveMembers: the members whose end is after now (Redis's clock).
+  liveMembers: {
+    numberOfKeys: 1,
+    lua: `local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+return redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf')`,
+  },
   // KEYS: record, set. ARGV: payload, ttl, the record's key as the set's member (unprefixed, as
   // addToSet is given it). Two keys: only where every key lives on one server (not Cluster).
   putRecordInSet: {
@@ -219,6 +238,8 @@ type Scripted = {
   setIfAbsentBounded(key: string, value: string, ttl: number, until: number | ''): Promise<number>;
   takeRecordOwnedBy(key: string, owner: string, now: number): Promise<[string, string, number] | null>;
   addToSet(key: string, member: string, ttl: number): Promise<number>;
+  addExpiring(key: string, member: string, ttl: number): Promise<number>;
+  liveMembers(key: string): Promise<string[]>;
   putRecordInSet(key: string, set: string, payload: string, ttl: number, member: string): Promise<number>;
   compareAndSet(key: string, hasExpected: '0' | '1', expected: string, value: string, ttl: number | ''): Promise<number>;
   deleteIfEquals(key: string, value: string): Promise<number>;
@@ -569,6 +590,18 @@ export class RedisKv implements Kv {
 
   async members(key: string) {
     return this.#commands ? this.#keyed<string[]>('smembers', key) : this.#client.smembers(key);
+  }
+
+  async addExpiring(key: string, member: string, ttl: number) {
+    await this.#writing([key], () => this.#client.addExpiring(key, member, Math.max(1, Math.ceil(ttl))));
+  }
+
+  async liveMembers(key: string) {
+    return this.#client.liveMembers(key);
+  }
+
+  async removeExpiring(key: string, member: string) {
+    await this.#writing([key], () => this.#client.zrem(key, member));
   }
 
   async compareAndSet(key: string, expected: string | undefined, value: string, ttl?: number) {

@@ -36,6 +36,7 @@ const PINNED: Record<keyof typeof keys, readonly [unknown, string] | readonly (r
   clientMetadataDocumentKey: [keys.clientMetadataDocumentKey('https://app.example/client.json'), 'client-metadata-document:HPwM3fX8jOq37b7sEEUjox0Jg55HxLCfw6itVv1iAQk'],
   clientMetadataDocumentAcceptedKey: [keys.clientMetadataDocumentAcceptedKey('https://app.example/client.json'), 'client-metadata-document-accepted:HPwM3fX8jOq37b7sEEUjox0Jg55HxLCfw6itVv1iAQk'],
   CLIENT_METADATA_DOCUMENTS_ACCEPTED_KEY: [keys.CLIENT_METADATA_DOCUMENTS_ACCEPTED_KEY, 'client-metadata-documents-accepted'],
+  CLIENT_METADATA_DOCUMENTS_ACCEPTED_ENDS_KEY: [keys.CLIENT_METADATA_DOCUMENTS_ACCEPTED_ENDS_KEY, 'client-metadata-documents-accepted-ends'],
   trackedCacheBeatsPrefix: [keys.trackedCacheBeatsPrefix('a1b2c3'), 'tracked-cache:a1b2c3:'],
 
   ACCOUNT_PREFIX: [keys.ACCOUNT_PREFIX, 'account:'],
