@@ -511,10 +511,12 @@ describe('patches on oidc-provider internals (src/provider/patches/)', () => {
     const SessionWith = patched.Session as unknown as { instantiate(payload: object): Record<symbol, unknown> };
     assert.equal(SessionWith.instantiate(await Session.verify(stored(now - 5, now + 3600)))[STORED_EXP], now + 3600);
     assert.equal(SessionWith.instantiate(await Session.verify(stored(now - 5, now + 2)))[STORED_EXP], undefined);
-    // Every save that writes stamps it.
-    const session = new patched.Session() as unknown as { usedAt?: number; save(ttl: number): Promise<unknown> };
+    // Every save that writes stamps it, as the save's exp less its ttl (the store is a stand-in here: the write fails after).
+    assert.match(base, /this\.exp = epochTime\(\) \+ ttl;\s*\}\s*const \{ value, payload \} = await this\.getValueAndPayload\(\);/);
+    const session = new patched.Session() as unknown as { usedAt?: number; exp?: number; save(ttl: number): Promise<unknown> };
     await session.save(60).catch(() => {});
     assert.ok(typeof session.usedAt === 'number' && session.usedAt >= now);
+    assert.equal(session.usedAt, session.exp! - 60);
   });
 
   it("store/adapter.ts (interactionText): the engine copies the session id into an Interaction as session.cookie and never reads it back, finding the session by session.uid; an approval's deviceCode is the code's id, found with DeviceCode.find", () => {

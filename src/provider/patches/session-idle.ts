@@ -42,13 +42,21 @@ export const STORED_EXP = Symbol('stored exp');
 
 type Stored = { exp?: unknown; [USED_AT]?: unknown };
 type Verify = (stored: Stored, options?: { ignoreExpiration?: boolean }) => Promise<unknown>;
-type SessionModel = { verify?: Verify; instantiate(payload?: object): object; prototype: { save(this: Record<string, unknown>, ttl: number): Promise<unknown> } };
+type Saved = Record<string | symbol, unknown>;
+type SessionModel = {
+  verify?: Verify;
+  instantiate(payload?: object): object;
+  prototype: { save(this: Saved, ttl: number): Promise<unknown>; getValueAndPayload(this: Saved): Promise<unknown> };
+};
+
+/** The ttl of the save under way (a hidden property), for its payload's stamp. */
+const SAVING = Symbol('saving with ttl');
 
 export function sessionsIdleAsConfigured(provider: Provider, idle: number): void {
   const Session = provider.Session as unknown as SessionModel;
   const verify = Session.verify;
-  const save = Session.prototype.save;
-  if (typeof verify !== 'function' || typeof save !== 'function') throw new Error('oidc-provider Session.verify or Session#save is gone: review src/provider/patches/session-idle.ts');
+  const { save, getValueAndPayload } = Session.prototype;
+  if (typeof verify !== 'function' || typeof save !== 'function' || typeof getValueAndPayload !== 'function') throw new Error('oidc-provider Session.verify, Session#save or #getValueAndPayload is gone: review src/provider/patches/session-idle.ts');
   keptInPayload(Session, USED_AT);
   // The payloads verify lowered, to the exp stored: what the instance made of each is marked so.
   const loweredFrom = new WeakMap<object, unknown>();
@@ -58,9 +66,21 @@ export function sessionsIdleAsConfigured(provider: Provider, idle: number): void
     if (payload && loweredFrom.has(payload)) Object.defineProperty(session, STORED_EXP, { value: loweredFrom.get(payload), configurable: true });
     return session;
   };
-  Session.prototype.save = function (ttl) {
-    this[USED_AT] = machineSeconds();
-    return save.call(this, ttl);
+  // Stamped as the engine's save stamps exp (its epoch second plus ttl, then the payload): usedAt is
+  // exp less ttl, so that with ttl.session unchanged the bound is the stored exp itself (and the
+  // engine's own check, with its clock tolerance, decides), whatever second boundary the save crossed.
+  Session.prototype.save = async function (ttl) {
+    this[SAVING] = ttl;
+    try {
+      return await save.call(this, ttl);
+    } finally {
+      delete this[SAVING];
+    }
+  };
+  Session.prototype.getValueAndPayload = function () {
+    const ttl = this[SAVING];
+    if (typeof ttl === 'number') this[USED_AT] = typeof this.exp === 'number' ? this.exp - ttl : machineSeconds();
+    return getValueAndPayload.call(this);
   };
   Session.verify = async function (this: unknown, stored, options) {
     const usedAt = stored?.[USED_AT];
