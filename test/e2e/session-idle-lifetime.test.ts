@@ -20,6 +20,8 @@ const PASSWORD = 'idle-lifetime pass test password';
 const REDIRECT = 'https://app.example.test/callback';
 const WEB = { id: 'web', secret: 'web-client-secret-with-plenty-of-entropy-0123456789' };
 const webClient = { client_id: WEB.id, client_secret: WEB.secret, redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'], scope: 'openid' };
+const DEVICE = 'tv';
+const tvClient = { client_id: DEVICE, application_type: 'native', token_endpoint_auth_method: 'none', grant_types: ['urn:ietf:params:oauth:grant-type:device_code'], response_types: [], redirect_uris: [] };
 
 describe('e2e: a lowered ttl.session (idle lifetime) ends sessions saved under the longer one', function () {
   this.timeout(60_000);
@@ -43,7 +45,7 @@ describe('e2e: a lowered ttl.session (idle lifetime) ends sessions saved under t
   /** (Re)starts the server on the same Redis with `env` on top. */
   async function start(env: Record<string, string> = {}): Promise<TestServer> {
     await server?.stop();
-    server = await startServer({ redisUrl: redis.url, dir, port, clients: [webClient], env });
+    server = await startServer({ redisUrl: redis.url, dir, port, clients: [webClient, tvClient], env });
     return server;
   }
 
@@ -75,7 +77,7 @@ describe('e2e: a lowered ttl.session (idle lifetime) ends sessions saved under t
     return answer.get('code') ? 'code' : (answer.get('error') ?? `${page.status} ${page.url}`);
   }
 
-  it('signed in under TTL_SESSION=3600, restarted with 2 and idle for 3 s: no silent code, the account page and the authorization endpoint ask to sign in again (each got through before the fix)', async () => {
+  it('signed in under TTL_SESSION=3600, restarted with 2 and idle for 3 s: no silent code, the account page, the authorization endpoint and the device page ask to sign in again (each got through before the fix)', async () => {
     const started = await start({ TTL_SESSION: '3600' });
     await started.accounts.create('rhea', PASSWORD);
     const agent = new Agent();
@@ -98,6 +100,13 @@ describe('e2e: a lowered ttl.session (idle lifetime) ends sessions saved under t
     const interactive = new URL(await authorizeWith(cookie));
     assert.equal(interactive.searchParams.get('code'), null, `single sign-on from a session idle past the lifetime configured now: ${interactive.href}`);
     assert.ok(interactive.pathname.startsWith('/interaction/'), `the sign-in, not ${interactive.href}`);
+    // The device page in the browser: a user code entered and confirmed asks who is signing in
+    // (before the fix: the session's person went on to approve the device).
+    const tv = await oidc.discovery(new URL(server!.issuer), DEVICE, { token_endpoint_auth_method: 'none' }, oidc.None(), { execute: [oidc.allowInsecureRequests] });
+    const device = await oidc.initiateDeviceAuthorization(tv, { scope: 'openid' });
+    const entry = await agent.submit(await agent.follow(`${server!.issuer}/device`), '/device', { user_code: device.user_code });
+    const confirmed = entry.html.includes('name="confirm"') ? await agent.submit(entry, '/device', { confirm: 'yes' }) : entry;
+    assert.ok(isLogin(confirmed), `the login page at the device's sign-in, not ${confirmed.status} ${confirmed.url}`);
     // And in the browser itself: its next authorization request shows the login page.
     const { page } = await startAuthorization(agent, await web(), REDIRECT, { scope: 'openid' });
     assert.ok(isLogin(page), `the login page, not ${page.status} ${page.url}`);
