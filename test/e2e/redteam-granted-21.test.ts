@@ -1,0 +1,127 @@
+/**
+ * The red team's twenty-first pass at "Latchkey hands out more than was granted" (2026-12-04), black
+ * box (docs/security.md, "Looked at in the twenty-first granting pass"): assurance claims (`acr`,
+ * `amr`, `auth_time`) said by a token of one sign-in after the same browser signed in more strongly.
+ * The twentieth pass found `idp` read from the session's latest sign-in; this pass asks the same of the
+ * sign-in's level: a refresh, a code redeemed later, a device approved before, their access tokens at
+ * introspection and at an API, after a step-up to a second factor in the same browser.
+ */
+import assert from 'node:assert/strict';
+import { decodeJwt } from 'jose';
+import * as oidc from 'openid-client';
+import { Secret, TOTP } from 'otpauth';
+import { Agent } from '../helpers/agent.js';
+import { isConsent, isLogin, signInSteps, startAuthorization } from '../helpers/sign-in.js';
+import { startServer, type TestServer } from '../helpers/server.js';
+
+const PASSWORD = 'red team granted twenty-one passphrase';
+const REDIRECT = 'https://twenty-one.example.test/callback';
+const APP = { id: 'twenty-one', secret: 'twenty-one-client-secret-with-plenty-of-entropy-0123456789' };
+const STRICT = { id: 'twenty-one-strict', secret: 'twenty-one-strict-secret-with-plenty-of-entropy-0123456789' };
+const TV = 'twenty-one-tv';
+const API = 'https://api.twenty-one.example.test';
+const DEVICE_CODE = 'urn:ietf:params:oauth:grant-type:device_code';
+
+/** The current code of an authenticator app with `secret`. */
+const codeFor = (secret: string, steps = 0) => TOTP.generate({ secret: Secret.fromBase32(secret), algorithm: 'SHA1', digits: 6, period: 30, timestamp: Date.now() + steps * 30_000 });
+
+describe('e2e: red team, twenty-first granting pass, assurance a token says after a stronger sign-in in the same browser', function () {
+  this.timeout(60_000);
+  let server: TestServer;
+  let app: oidc.Configuration;
+  let strict: oidc.Configuration;
+
+  before(async () => {
+    server = await startServer({ ownRedis: true });
+    await server.accounts.create('ada', PASSWORD, { email: 'ada@example.test', email_verified: true, name: 'Ada Example' });
+    await server.apis.add({ identifier: API, scopes: ['notes:read'] });
+    await server.clients.add({ client_id: APP.id, client_secret: APP.secret, redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'], scope: 'openid email offline_access notes:read' });
+    await server.clients.add({ client_id: STRICT.id, client_secret: STRICT.secret, redirect_uris: [REDIRECT], grant_types: ['authorization_code'], require_mfa: true });
+    await server.clients.add({ client_id: TV, application_type: 'native', token_endpoint_auth_method: 'none', redirect_uris: [], response_types: [], grant_types: [DEVICE_CODE, 'refresh_token'], scope: 'openid offline_access' });
+    app = await oidc.discovery(new URL(server.issuer), APP.id, APP.secret, oidc.ClientSecretBasic(APP.secret), { execute: [oidc.allowInsecureRequests] });
+    strict = await oidc.discovery(new URL(server.issuer), STRICT.id, STRICT.secret, oidc.ClientSecretBasic(STRICT.secret), { execute: [oidc.allowInsecureRequests] });
+  });
+  after(async () => {
+    await server?.stop();
+  });
+
+  /** The app's request at `agent` (`params` on top), Ada signing in with her password where asked; the code response. */
+  async function appCode(agent: Agent, params: Record<string, string>): Promise<{ url: URL; verifier: string }> {
+    const { page, verifier } = await startAuthorization(agent, app, REDIRECT, params);
+    const back = await signInSteps(agent, page, { username: 'ada', password: PASSWORD, stopAt: REDIRECT });
+    assert.ok(back.url.startsWith(REDIRECT), `${back.status} ${back.url}`);
+    return { url: new URL(back.url), verifier };
+  }
+
+  /** What the app's introspection of `token` says of the sign-in. */
+  async function introspected(token: string): Promise<Record<string, unknown>> {
+    const response = await fetch(`${server.issuer}/token/introspection`, {
+      method: 'POST',
+      headers: { authorization: `Basic ${Buffer.from(`${APP.id}:${APP.secret}`).toString('base64')}`, 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ token }),
+    });
+    const body = (await response.json()) as Record<string, unknown>;
+    assert.equal(body.active, true, JSON.stringify(body));
+    return body;
+  }
+
+  it('held: a password sign-in\'s refresh, its code redeemed later and a device approved in it say pwd after the same browser stepped up to a second factor (OIDC Core §2, §12.2)', async () => {
+    const agent = new Agent();
+    // Ada, with a password alone, signs in to the app: offline access, and a token for the API.
+    const first = await appCode(agent, { scope: 'openid email offline_access', prompt: 'consent' });
+    const tokens = await oidc.authorizationCodeGrant(app, first.url, { pkceCodeVerifier: first.verifier });
+    const signedIn = decodeJwt(tokens.id_token!);
+    assert.equal(signedIn.acr, 'pwd');
+    assert.deepEqual(signedIn.amr, ['pwd']);
+    const kept = await appCode(agent, { scope: 'openid email offline_access', prompt: 'none' });
+    const forApi = await appCode(agent, { scope: 'openid offline_access notes:read', resource: API, prompt: 'consent' });
+    const apiTokens = await oidc.authorizationCodeGrant(app, forApi.url, { pkceCodeVerifier: forApi.verifier }, { resource: API });
+    assert.equal(decodeJwt(apiTokens.access_token).acr, 'pwd');
+
+    // A TV asks; she approves it in the same browser, its session password-only.
+    const started = await fetch(`${server.issuer}/device/auth`, { method: 'POST', body: new URLSearchParams({ client_id: TV, scope: 'openid offline_access' }) });
+    const { user_code: userCode, device_code: deviceCode } = (await started.json()) as { user_code: string; device_code: string };
+    const confirm = await agent.submit(await agent.follow(`${server.issuer}/device`), '/device', { user_code: userCode });
+    let approved = await agent.submit(confirm, '/device', { confirm: 'yes' });
+    if (isLogin(approved)) approved = await agent.submit(approved, '/login', { username: 'ada', password: PASSWORD });
+    if (isConsent(approved)) approved = await agent.submit(approved, '/confirm', {});
+    assert.match(approved.html, /Device connected/, `${approved.status} ${approved.url}`);
+
+    // She sets up an authenticator app, and the strict client steps the same browser up: password and code.
+    const account = (await server.accounts.findByUsername('ada'))!;
+    const { secret } = await server.secondFactors.totp.begin(account.sub, 'ada', 'test-session');
+    assert.equal(await server.secondFactors.totp.confirm(account.sub, codeFor(secret, -1), 'test-session'), true);
+    const stepUp = await startAuthorization(agent, strict, REDIRECT);
+    assert.ok(isLogin(stepUp.page), `the password session is asked to sign in again: ${stepUp.page.url}`);
+    const factorPage = await signInSteps(agent, stepUp.page, { username: 'ada', password: PASSWORD, stopAt: REDIRECT });
+    let back = await agent.submit(factorPage, '/second-factor', { method: 'totp', code: codeFor(secret) }, REDIRECT);
+    if (isConsent(back)) back = await agent.submit(back, '/confirm', {}, REDIRECT);
+    assert.ok(back.url.startsWith(REDIRECT), `${back.status} ${back.url}`);
+    const stepped = (await oidc.authorizationCodeGrant(strict, new URL(back.url), { pkceCodeVerifier: stepUp.verifier })).claims()!;
+    assert.equal(stepped.acr, 'mfa');
+
+    // What the password sign-in gave says pwd still, wherever it is read.
+    const asSignedIn = (claims: Record<string, unknown>, what: string) => {
+      assert.equal(claims.acr, 'pwd', `${what}: acr ${String(claims.acr)}`);
+      assert.deepEqual(claims.amr, ['pwd'], `${what}: amr ${JSON.stringify(claims.amr)}`);
+      assert.equal(claims.auth_time, signedIn.auth_time, `${what}: auth_time of the later sign-in`);
+    };
+    const refreshed = await oidc.refreshTokenGrant(app, tokens.refresh_token!);
+    asSignedIn(decodeJwt(refreshed.id_token!), 'the refreshed ID token');
+    const late = await oidc.authorizationCodeGrant(app, kept.url, { pkceCodeVerifier: kept.verifier });
+    asSignedIn(decodeJwt(late.id_token!), 'the ID token of a code redeemed later');
+    const apiRefreshed = await oidc.refreshTokenGrant(app, apiTokens.refresh_token!, { resource: API });
+    asSignedIn(decodeJwt(apiRefreshed.access_token), "the API's JWT access token of a refresh");
+    for (const [what, token] of [['the refreshed access token', refreshed.access_token], ["the API's access token", apiRefreshed.access_token]] as const) {
+      const body = await introspected(token);
+      for (const claim of ['acr', 'amr', 'auth_time'] as const) {
+        if (body[claim] !== undefined) assert.deepEqual(body[claim], { acr: 'pwd', amr: ['pwd'], auth_time: signedIn.auth_time }[claim], `${what} at introspection: ${claim}`);
+      }
+    }
+    const polled = await fetch(`${server.issuer}/token`, { method: 'POST', body: new URLSearchParams({ grant_type: DEVICE_CODE, device_code: deviceCode, client_id: TV }) });
+    const device = (await polled.json()) as { id_token?: string; refresh_token?: string };
+    assert.ok(device.id_token, JSON.stringify(device));
+    assert.equal(decodeJwt(device.id_token).acr, 'pwd', "the device's ID token");
+    assert.deepEqual(decodeJwt(device.id_token).amr, ['pwd'], "the device's ID token");
+  });
+});
