@@ -34,6 +34,7 @@ describe('e2e: red team, twenty-first granting pass, assurance a token says afte
   before(async () => {
     server = await startServer({ ownRedis: true });
     await server.accounts.create('ada', PASSWORD, { email: 'ada@example.test', email_verified: true, name: 'Ada Example' });
+    await server.accounts.create('cleo', PASSWORD, { email: 'cleo@example.test', email_verified: true, name: 'Cleo Example' });
     await server.apis.add({ identifier: API, scopes: ['notes:read'] });
     await server.clients.add({ client_id: APP.id, client_secret: APP.secret, redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'], scope: 'openid email offline_access notes:read' });
     await server.clients.add({ client_id: STRICT.id, client_secret: STRICT.secret, redirect_uris: [REDIRECT], grant_types: ['authorization_code'], require_mfa: true });
@@ -45,10 +46,10 @@ describe('e2e: red team, twenty-first granting pass, assurance a token says afte
     await server?.stop();
   });
 
-  /** The app's request at `agent` (`params` on top), Ada signing in with her password where asked; the code response. */
-  async function appCode(agent: Agent, params: Record<string, string>): Promise<{ url: URL; verifier: string }> {
+  /** The app's request at `agent` (`params` on top), `username` signing in with a password where asked; the code response. */
+  async function appCode(agent: Agent, params: Record<string, string>, username = 'ada'): Promise<{ url: URL; verifier: string }> {
     const { page, verifier } = await startAuthorization(agent, app, REDIRECT, params);
-    const back = await signInSteps(agent, page, { username: 'ada', password: PASSWORD, stopAt: REDIRECT });
+    const back = await signInSteps(agent, page, { username, password: PASSWORD, stopAt: REDIRECT });
     assert.ok(back.url.startsWith(REDIRECT), `${back.status} ${back.url}`);
     return { url: new URL(back.url), verifier };
   }
@@ -123,5 +124,21 @@ describe('e2e: red team, twenty-first granting pass, assurance a token says afte
     assert.ok(device.id_token, JSON.stringify(device));
     assert.equal(decodeJwt(device.id_token).acr, 'pwd', "the device's ID token");
     assert.deepEqual(decodeJwt(device.id_token).amr, ['pwd'], "the device's ID token");
+  });
+  it('held: a refresh narrowed past `openid` itself gives no ID token, and its access token no claim at userinfo, not even one allowed by name (OIDC Core §5.5, RFC 6749 §6)', async () => {
+    const claims = JSON.stringify({ id_token: { email: null }, userinfo: { email: null } });
+    const { url, verifier } = await appCode(new Agent(), { scope: 'openid offline_access', claims, prompt: 'consent' }, 'cleo');
+    const tokens = await oidc.authorizationCodeGrant(app, url, { pkceCodeVerifier: verifier });
+    assert.equal(decodeJwt(tokens.id_token!).email, 'cleo@example.test', 'allowed by name');
+    const narrowed = await oidc.refreshTokenGrant(app, tokens.refresh_token!, { scope: 'offline_access' });
+    assert.equal(narrowed.id_token, undefined, 'an ID token for a refresh without openid');
+    assert.equal(narrowed.scope, 'offline_access');
+    const userinfo = await fetch(`${server.issuer}/me`, { headers: { authorization: `Bearer ${narrowed.access_token}` } });
+    const answer = await userinfo.text();
+    assert.equal(userinfo.status, 403, answer);
+    assert.ok(!answer.includes('cleo@example.test'), answer);
+    const seen = await introspected(narrowed.access_token);
+    assert.equal(seen.scope, 'offline_access');
+    assert.equal(seen.email, undefined);
   });
 });
