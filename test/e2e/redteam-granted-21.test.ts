@@ -50,7 +50,7 @@ describe('e2e: red team, twenty-first granting pass, assurance a token says afte
   async function appCode(agent: Agent, params: Record<string, string>, username = 'ada'): Promise<{ url: URL; verifier: string }> {
     const { page, verifier } = await startAuthorization(agent, app, REDIRECT, params);
     const back = await signInSteps(agent, page, { username, password: PASSWORD, stopAt: REDIRECT });
-    assert.ok(back.url.startsWith(REDIRECT), `${back.status} ${back.url}`);
+    assert.ok(back.url.startsWith(REDIRECT), `${back.status} ${back.url} ${back.html.slice(0, 600)}`);
     return { url: new URL(back.url), verifier };
   }
 
@@ -97,7 +97,7 @@ describe('e2e: red team, twenty-first granting pass, assurance a token says afte
     const factorPage = await signInSteps(agent, stepUp.page, { username: 'ada', password: PASSWORD, stopAt: REDIRECT });
     let back = await agent.submit(factorPage, '/second-factor', { method: 'totp', code: codeFor(secret) }, REDIRECT);
     if (isConsent(back)) back = await agent.submit(back, '/confirm', {}, REDIRECT);
-    assert.ok(back.url.startsWith(REDIRECT), `${back.status} ${back.url}`);
+    assert.ok(back.url.startsWith(REDIRECT), `${back.status} ${back.url} ${back.html.slice(0, 600)}`);
     const stepped = (await oidc.authorizationCodeGrant(strict, new URL(back.url), { pkceCodeVerifier: stepUp.verifier })).claims()!;
     assert.equal(stepped.acr, 'mfa');
 
@@ -140,5 +140,24 @@ describe('e2e: red team, twenty-first granting pass, assurance a token says afte
     const seen = await introspected(narrowed.access_token);
     assert.equal(seen.scope, 'offline_access');
     assert.equal(seen.email, undefined);
+  });
+  it("held: the account chooser's \"continue\" after another person signed in at the same browser gives no code, neither the one shown nor the one signed in now (OIDC Core §3.1.2.1)", async () => {
+    const agent = new Agent();
+    await appCode(agent, { scope: 'openid', prompt: 'consent' }, 'cleo');
+    const chooser = await startAuthorization(agent, app, REDIRECT, { prompt: 'select_account' });
+    assert.ok(chooser.page.html.includes('/continue'), `the chooser for Cleo: ${chooser.page.status} ${chooser.page.url}`);
+    // Dora signs in at the same browser meanwhile (the engine ends Cleo's session first).
+    await server.accounts.create('dora', PASSWORD, { email: 'dora@example.test', email_verified: true, name: 'Dora Example' });
+    const doraStart = await startAuthorization(agent, app, REDIRECT, { scope: 'openid', prompt: 'login' });
+    let doraPage = await signInSteps(agent, doraStart.page, { username: 'dora', password: PASSWORD, stopAt: REDIRECT });
+    if (doraPage.html.includes('/session/end/confirm')) doraPage = await agent.submit(doraPage, '/session/end/confirm', {}, REDIRECT);
+    if (isConsent(doraPage)) doraPage = await agent.submit(doraPage, '/confirm', {}, REDIRECT);
+    const doraSub = decodeJwt((await oidc.authorizationCodeGrant(app, new URL(doraPage.url), { pkceCodeVerifier: doraStart.verifier })).id_token!).sub;
+    assert.equal(doraSub, (await server.accounts.findByUsername('dora'))!.sub);
+    // Cleo's chooser, still open, is continued.
+    const after = await agent.submit(chooser.page, '/continue', {}, REDIRECT);
+    assert.equal(after.status, 400, `${after.status} ${after.url}`);
+    assert.ok(!after.url.startsWith(REDIRECT), after.url);
+    assert.match(after.html, /Sign-in expired/);
   });
 });
