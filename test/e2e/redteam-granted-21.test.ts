@@ -4,7 +4,9 @@
  * `amr`, `auth_time`) said by a token of one sign-in after the same browser signed in more strongly.
  * The twentieth pass found `idp` read from the session's latest sign-in; this pass asks the same of the
  * sign-in's level: a refresh, a code redeemed later, a device approved before, their access tokens at
- * introspection and at an API, after a step-up to a second factor in the same browser.
+ * introspection and at an API, after a step-up to a second factor in the same browser. Also held: a
+ * refresh narrowed past `openid`, the account chooser continued after another person signed in at the
+ * same browser, and a token's own claims (`sid`, `jti`, `azp`…) asked by name. Nothing found.
  */
 import assert from 'node:assert/strict';
 import { decodeJwt } from 'jose';
@@ -159,5 +161,28 @@ describe('e2e: red team, twenty-first granting pass, assurance a token says afte
     assert.equal(after.status, 400, `${after.status} ${after.url}`);
     assert.ok(!after.url.startsWith(REDIRECT), after.url);
     assert.match(after.html, /Sign-in expired/);
+  });
+  it("held: a token's own claims asked by name (`sid`, `nonce`, `azp`, `jti`, `client_id`, `scope`, `auth_time` at userinfo) give nothing; what is given was listed (OIDC Core §5.5)", async () => {
+    await server.clients.add({ client_id: 'twenty-one-open', client_secret: APP.secret, redirect_uris: [REDIRECT], grant_types: ['authorization_code'] });
+    const open = await oidc.discovery(new URL(server.issuer), 'twenty-one-open', APP.secret, oidc.ClientSecretBasic(APP.secret), { execute: [oidc.allowInsecureRequests] });
+    await server.accounts.create('eve', PASSWORD, { email: 'eve@example.test', email_verified: true, name: 'Eve Example' });
+    const claims = JSON.stringify({
+      userinfo: { sid: null, nonce: null, azp: null, updated_at: null, auth_time: { essential: true }, jti: null, client_id: null, scope: null, acr: null },
+      id_token: { updated_at: null, jti: { essential: true }, scope: null, client_id: null, azp: null },
+    });
+    const agent = new Agent();
+    const { page, verifier } = await startAuthorization(agent, open, REDIRECT, { scope: 'openid', claims });
+    const consent = await signInSteps(agent, page, { username: 'eve', password: PASSWORD, consent: 'stop' });
+    assert.ok(isConsent(consent), `${consent.status} ${consent.url}`);
+    const listed = consent.html.replace(/<[^>]+>/g, ' ').replace(/\s+/g, ' ');
+    assert.match(listed, /See these details about you: updated_at/);
+    const back = await agent.submit(consent, '/confirm', {}, REDIRECT);
+    const tokens = await oidc.authorizationCodeGrant(open, new URL(back.url), { pkceCodeVerifier: verifier });
+    const idToken = decodeJwt(tokens.id_token!);
+    for (const claim of ['jti', 'scope', 'client_id', 'azp', 'email', 'name']) assert.equal(idToken[claim], undefined, `${claim} in the ID token: ${JSON.stringify(idToken)}`);
+    const userinfo = await fetch(`${server.issuer}/me`, { headers: { authorization: `Bearer ${tokens.access_token}` } });
+    const body = (await userinfo.json()) as Record<string, unknown>;
+    assert.equal(userinfo.status, 200);
+    assert.deepEqual(Object.keys(body).sort(), ['sub', 'updated_at'], JSON.stringify(body));
   });
 });
