@@ -33,7 +33,7 @@ import { signedInThroughKept, upstreamOf } from './patches/signed-in-through.js'
 import { loopbackPublicClientsAsked } from './patches/loopback-public-clients.js';
 import { GRANT_CLAIM, grantHandle, type RevocationList } from '../revocation/list.js';
 import { opaqueRevoked } from '../revocation/opaque-introspection.js';
-import { adapterFactory, opaqueTokenBits, readInteractionAhead, type AdapterHooks } from '../store/adapter.js';
+import { adapterFactory, endClientsRecords, opaqueTokenBits, readInteractionAhead, type AdapterHooks } from '../store/adapter.js';
 import { configuredClientChanges } from '../store/configured-clients.js';
 import { recordFederatedSessions, type FederatedSessions } from '../upstreams/sessions.js';
 import type { UpstreamLogout } from '../upstreams/logout.js';
@@ -208,10 +208,12 @@ export function clientEndings({ config, kv, apis, revocations, consents }: Pick<
     // A client removed: everything it held ends (GrantRevocation.clientRemoved), and its operator
     // grants at APIs, its rotated-out secret and people's remembered consent go, so a client made
     // again with the id starts with none (RFC 7592's DELETE left the secret before, and every path
-    // left the consents).
+    // left the consents). Its pending requests (device codes, pushed requests) go on every path too:
+    // a configured client taken out, or a document gone, left them to a client put back (twenty-first
+    // endings pass; a stored client's deletion ended them already, in the adapter).
     clientRemoved: async (clientId) => {
       await grants.clientRemoved(clientId);
-      await Promise.all([apis.forgetClient(clientId), forgetPreviousSecret(kv, clientId), consents.forgetClient(clientId)]);
+      await Promise.all([apis.forgetClient(clientId), forgetPreviousSecret(kv, clientId), consents.forgetClient(clientId), endClientsRecords(kv, clientId)]);
     },
     // A client that may no longer get tokens for itself (client_credentials taken from its grant
     // types, or made public), whoever changed it: the tokens it got so far end at every API it

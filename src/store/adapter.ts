@@ -696,8 +696,14 @@ async function endListed(kv: Kv, index: string): Promise<number> {
   return keys.length;
 }
 
-/** What a client began that must not outlive it: its registration access tokens, device codes and pushed requests. */
-async function endClientsRecords(kv: Kv, clientId: string): Promise<void> {
+/**
+ * What a client began that must not outlive it: its registration access tokens, device codes and
+ * pushed requests. Exported for the endings of a removal the store does not see as a deletion (a
+ * configured client taken out, a Client ID Metadata Document gone: provider.ts clientEndings):
+ * before the twenty-first endings pass their pending requests outlived them, and a client put back
+ * within their lifetime finished them.
+ */
+export async function endClientsRecords(kv: Kv, clientId: string): Promise<void> {
   await Promise.all([endListed(kv, oidcRegistrationTokensKey(clientId)), endListed(kv, oidcPendingKey(clientId))]);
 }
 
