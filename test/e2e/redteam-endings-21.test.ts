@@ -11,6 +11,8 @@
  */
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import * as oidc from 'openid-client';
 import { Agent } from '../helpers/agent.js';
 import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
@@ -113,5 +115,71 @@ describe('e2e: red team, twenty-first endings pass: some endings do not end', fu
     const ok = await signInSteps(agent, await agent.submit(again, '/device', { confirm: 'yes' }), { username: 'rhea', password: PASSWORD });
     const done = isConsent(ok) ? await agent.submit(ok, '/confirm', {}) : ok;
     assert.match(done.html, /Device connected/, `${done.status} ${done.url}`);
+  });
+});
+
+describe('e2e: red team, twenty-first endings pass: a Client ID Metadata Document client’s pending requests', function () {
+  this.timeout(60_000);
+  let redis: RedisServer;
+  let dir: string;
+  let port: number;
+  let server: TestServer | undefined;
+  let documents: http.Server;
+  let base: string;
+
+  before(async () => {
+    documents = http.createServer((req, res) => {
+      if (req.url !== '/agent.json') return res.writeHead(404).end();
+      res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'max-age=1' }).end(JSON.stringify({ client_id: `${base}/agent.json`, client_name: 'Agent', redirect_uris: [`${base}/callback`], grant_types: ['authorization_code', 'refresh_token'], scope: 'openid offline_access' }));
+    });
+    await new Promise<void>((resolve) => documents.listen(0, '127.0.0.1', resolve));
+    base = `http://127.0.0.1:${(documents.address() as AddressInfo).port}`;
+    redis = await startRedisServer();
+    dir = testDir();
+    port = await freePort();
+  });
+  after(async () => {
+    await server?.stop();
+    documents?.closeAllConnections();
+    documents?.close();
+    await redis?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  async function start(enabled: boolean): Promise<TestServer> {
+    await server?.stop();
+    server = await startServer({
+      redisUrl: redis.url,
+      dir,
+      port,
+      env: { OUTBOUND_ALLOW_PRIVATE_NETWORKS: 'true', CLIENT_METADATA_DOCUMENTS_ENABLED: String(enabled), CLIENT_METADATA_DOCUMENTS_CACHE_MIN: '1', CLIENT_METADATA_DOCUMENTS_CACHE_MAX: '2' },
+    });
+    return server;
+  }
+
+  it('documents switched off and the server restarted while a PAR request of a document client is pending, then switched on again: its request_uri gives no code', async () => {
+    const started = await start(true);
+    await started.accounts.create('noor', PASSWORD);
+    const clientId = `${base}/agent.json`;
+    const callback = `${base}/callback`;
+    const config = await oidc.discovery(new URL(server!.issuer), clientId, { token_endpoint_auth_method: 'none' }, oidc.None(), { execute: [oidc.allowInsecureRequests] });
+    const agent = new Agent();
+    const { page } = await startAuthorization(agent, config, callback, { scope: 'openid offline_access', prompt: 'consent' });
+    assert.ok(new URL((await signInSteps(agent, page, { username: 'noor', password: PASSWORD, stopAt: callback, consent: 'required' })).url).searchParams.get('code'));
+    const push = async () => {
+      const verifier = oidc.randomPKCECodeVerifier();
+      return oidc.buildAuthorizationUrlWithPAR(config, { redirect_uri: callback, scope: 'openid', code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256' });
+    };
+    const pending = await push();
+
+    await start(false);
+    await start(true);
+    const back = await agent.follow(pending.href, {}, callback);
+    const answered = isConsent(back) ? await agent.submit(back, '/confirm', {}, callback) : back;
+    assert.equal(new URL(answered.url).searchParams.get('code'), null, `a code from a request pushed before documents were switched off: ${answered.status} ${answered.url}`);
+    assert.ok(!isConsent(back) && back.status < 500, `${back.status} ${back.url}`);
+    // The ending is real: a request pushed now goes on (to the consent page: the consent went with the client).
+    const fresh = await agent.follow((await push()).href, {}, callback);
+    assert.ok(isConsent(fresh) || new URL(fresh.url).searchParams.get('code'), `${fresh.status} ${fresh.url}`);
   });
 });
