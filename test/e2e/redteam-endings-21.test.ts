@@ -15,6 +15,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as oidc from 'openid-client';
 import { Agent } from '../helpers/agent.js';
+import { latchkey } from '../helpers/process.js';
 import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
 import { isConsent, signInSteps, startAuthorization } from '../helpers/sign-in.js';
 import { startServer, testDir, type TestServer } from '../helpers/server.js';
@@ -84,6 +85,32 @@ describe('e2e: red team, twenty-first endings pass: some endings do not end', fu
     const answered = isConsent(back) ? await agent.submit(back, '/confirm', {}, REDIRECT) : back;
     assert.equal(new URL(answered.url).searchParams.get('code'), null, `a code from a request pushed before the client was taken out: ${answered.status} ${answered.url}`);
     assert.equal(new URL(back.url).searchParams.get('error'), 'invalid_request_uri', `the request_uri is gone: ${back.status} ${back.url}`);
+  });
+
+  it('a device approval across the person disabled between the user code entry and the consent: no device connected, its poll gets no token (held)', async () => {
+    const DEVICE = 'tv';
+    const tvClient = { client_id: DEVICE, application_type: 'native', token_endpoint_auth_method: 'none', grant_types: ['urn:ietf:params:oauth:grant-type:device_code', 'refresh_token'], response_types: [], redirect_uris: [] };
+    const started = await start([webClient, tvClient]);
+    await started.accounts.create('rhea', PASSWORD);
+    const tv = await oidc.discovery(new URL(server!.issuer), DEVICE, { token_endpoint_auth_method: 'none' }, oidc.None(), { execute: [oidc.allowInsecureRequests] });
+    const device = await oidc.initiateDeviceAuthorization(tv, { scope: 'openid offline_access' });
+    const agent = new Agent();
+    const entry = await agent.submit(await agent.follow(`${server!.issuer}/device`), '/device', { user_code: device.user_code });
+    const consent = await signInSteps(agent, await agent.submit(entry, '/device', { confirm: 'yes' }), { username: 'rhea', password: PASSWORD, consent: 'stop' });
+    assert.ok(isConsent(consent), `the consent page, not ${consent.status} ${consent.url}`);
+
+    const run = await latchkey(server!.env, ['users', 'disable', 'rhea']);
+    assert.equal(run.status, 0, run.stderr);
+    const confirmed = await agent.submit(consent, '/confirm', {});
+    assert.doesNotMatch(confirmed.html, /Device connected/, 'a device approved by a person disabled');
+    assert.ok(confirmed.status < 500, `${confirmed.status} ${confirmed.url}`);
+    const polled = await fetch(`${server!.url}/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ grant_type: 'urn:ietf:params:oauth:grant-type:device_code', device_code: device.device_code, client_id: DEVICE }),
+    });
+    const body = (await polled.json()) as Record<string, unknown>;
+    assert.equal(body.access_token, undefined, JSON.stringify(body));
   });
 
   it('a configured client taken out and the server restarted while its device flow is pending, then put back: the user code from before is not taken and its poll gets no token (approved and a token before the fix)', async () => {
