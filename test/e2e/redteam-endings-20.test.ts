@@ -15,16 +15,15 @@
  * configured client taken out while its consent page and device flow are pending.
  */
 import assert from 'node:assert/strict';
-import { rmSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { decodeJwt } from 'jose';
 import * as oidc from 'openid-client';
 import { Agent } from '../helpers/agent.js';
-import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
 import { isConsent, signInSteps, startAuthorization } from '../helpers/sign-in.js';
-import { startServer, testDir, type TestServer } from '../helpers/server.js';
+import { serverRestarts } from '../helpers/restarts.js';
+import type { TestServer } from '../helpers/server.js';
 import { createResourceServer } from '../../src/resource-server/index.js';
 import { acceptedBy, API, grantFeed, introspect, machineClient, RESOURCE_SERVERS } from '../helpers/tokens.js';
 
@@ -35,28 +34,12 @@ const webClient = { client_id: WEB.id, client_secret: WEB.secret, redirect_uris:
 
 describe('e2e: red team, twentieth endings pass: some endings do not end', function () {
   this.timeout(60_000);
-  let redis: RedisServer;
-  let dir: string;
-  let port: number;
+  const restarts = serverRestarts();
   let server: TestServer | undefined;
-
-  beforeEach(async () => {
-    redis = await startRedisServer();
-    dir = testDir();
-    port = await freePort();
-  });
-  afterEach(async () => {
-    await server?.stop();
-    server = undefined;
-    await redis?.stop();
-    rmSync(dir, { recursive: true, force: true });
-  });
 
   /** (Re)starts the server on the same Redis with `env` on top. */
   async function start(env: Record<string, string> = {}): Promise<TestServer> {
-    await server?.stop();
-    server = await startServer({ redisUrl: redis.url, dir, port, clients: [webClient], env });
-    return server;
+    return (server = await restarts.start({ clients: [webClient], env }));
   }
 
   const web = () => oidc.discovery(new URL(server!.issuer), WEB.id, WEB.secret, oidc.ClientSecretBasic(WEB.secret), { execute: [oidc.allowInsecureRequests] });
@@ -203,9 +186,7 @@ describe('e2e: red team, twentieth endings pass: some endings do not end', funct
 describe('e2e: red team, twentieth endings pass: Client ID Metadata Documents switched off and on again', function () {
   this.timeout(60_000);
   const RS = { id: 'api', secret: 'api-resource-server-secret-with-entropy-012345' };
-  let redis: RedisServer;
-  let dir: string;
-  let port: number;
+  const restarts = serverRestarts('describe');
   let server: TestServer | undefined;
   let documents: http.Server;
   let base: string;
@@ -217,24 +198,14 @@ describe('e2e: red team, twentieth endings pass: Client ID Metadata Documents sw
     });
     await new Promise<void>((resolve) => documents.listen(0, '127.0.0.1', resolve));
     base = `http://127.0.0.1:${(documents.address() as AddressInfo).port}`;
-    redis = await startRedisServer();
-    dir = testDir();
-    port = await freePort();
   });
-  after(async () => {
-    await server?.stop();
+  after(() => {
     documents?.closeAllConnections();
     documents?.close();
-    await redis?.stop();
-    rmSync(dir, { recursive: true, force: true });
   });
 
   async function start(enabled: boolean): Promise<TestServer> {
-    await server?.stop();
-    server = await startServer({
-      redisUrl: redis.url,
-      dir,
-      port,
+    server = await restarts.start({
       clients: [machineClient(RS)],
       env: { RESOURCE_SERVERS, OUTBOUND_ALLOW_PRIVATE_NETWORKS: 'true', CLIENT_METADATA_DOCUMENTS_ENABLED: String(enabled), CLIENT_METADATA_DOCUMENTS_CACHE_MIN: '1', CLIENT_METADATA_DOCUMENTS_CACHE_MAX: '2' },
     });

@@ -10,15 +10,14 @@
  * every path: a configured client taken out, a Client ID Metadata Document gone or switched off.
  */
 import assert from 'node:assert/strict';
-import { rmSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as oidc from 'openid-client';
 import { Agent } from '../helpers/agent.js';
 import { latchkey } from '../helpers/process.js';
-import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
 import { isConsent, signInSteps, startAuthorization } from '../helpers/sign-in.js';
-import { startServer, testDir, type TestServer } from '../helpers/server.js';
+import { serverRestarts } from '../helpers/restarts.js';
+import type { TestServer } from '../helpers/server.js';
 
 const PASSWORD = 'twenty-first endings pass test password';
 const REDIRECT = 'https://app.example.test/callback';
@@ -27,28 +26,12 @@ const webClient = { client_id: WEB.id, client_secret: WEB.secret, redirect_uris:
 
 describe('e2e: red team, twenty-first endings pass: some endings do not end', function () {
   this.timeout(60_000);
-  let redis: RedisServer;
-  let dir: string;
-  let port: number;
+  const restarts = serverRestarts();
   let server: TestServer | undefined;
-
-  beforeEach(async () => {
-    redis = await startRedisServer();
-    dir = testDir();
-    port = await freePort();
-  });
-  afterEach(async () => {
-    await server?.stop();
-    server = undefined;
-    await redis?.stop();
-    rmSync(dir, { recursive: true, force: true });
-  });
 
   /** (Re)starts the server on the same Redis with `clients` configured. */
   async function start(clients: Record<string, unknown>[]): Promise<TestServer> {
-    await server?.stop();
-    server = await startServer({ redisUrl: redis.url, dir, port, clients });
-    return server;
+    return (server = await restarts.start({ clients }));
   }
 
   const web = () => oidc.discovery(new URL(server!.issuer), WEB.id, WEB.secret, oidc.ClientSecretBasic(WEB.secret), { execute: [oidc.allowInsecureRequests] });
@@ -147,9 +130,7 @@ describe('e2e: red team, twenty-first endings pass: some endings do not end', fu
 
 describe('e2e: red team, twenty-first endings pass: a Client ID Metadata Document client’s pending requests', function () {
   this.timeout(60_000);
-  let redis: RedisServer;
-  let dir: string;
-  let port: number;
+  const restarts = serverRestarts('describe');
   let server: TestServer | undefined;
   let documents: http.Server;
   let base: string;
@@ -161,24 +142,14 @@ describe('e2e: red team, twenty-first endings pass: a Client ID Metadata Documen
     });
     await new Promise<void>((resolve) => documents.listen(0, '127.0.0.1', resolve));
     base = `http://127.0.0.1:${(documents.address() as AddressInfo).port}`;
-    redis = await startRedisServer();
-    dir = testDir();
-    port = await freePort();
   });
-  after(async () => {
-    await server?.stop();
+  after(() => {
     documents?.closeAllConnections();
     documents?.close();
-    await redis?.stop();
-    rmSync(dir, { recursive: true, force: true });
   });
 
   async function start(enabled: boolean): Promise<TestServer> {
-    await server?.stop();
-    server = await startServer({
-      redisUrl: redis.url,
-      dir,
-      port,
+    server = await restarts.start({
       env: { OUTBOUND_ALLOW_PRIVATE_NETWORKS: 'true', CLIENT_METADATA_DOCUMENTS_ENABLED: String(enabled), CLIENT_METADATA_DOCUMENTS_CACHE_MIN: '1', CLIENT_METADATA_DOCUMENTS_CACHE_MAX: '2' },
     });
     return server;

@@ -8,13 +8,12 @@
  * bounded by that plus `ttl.session` as configured now (patches/session-idle.ts).
  */
 import assert from 'node:assert/strict';
-import { rmSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import * as oidc from 'openid-client';
 import { Agent } from '../helpers/agent.js';
-import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
 import { isLogin, signInSteps, startAuthorization } from '../helpers/sign-in.js';
-import { startServer, testDir, type TestServer } from '../helpers/server.js';
+import { serverRestarts } from '../helpers/restarts.js';
+import type { TestServer } from '../helpers/server.js';
 
 const PASSWORD = 'idle-lifetime pass test password';
 const REDIRECT = 'https://app.example.test/callback';
@@ -25,28 +24,12 @@ const tvClient = { client_id: DEVICE, application_type: 'native', token_endpoint
 
 describe('e2e: a lowered ttl.session (idle lifetime) ends sessions saved under the longer one', function () {
   this.timeout(60_000);
-  let redis: RedisServer;
-  let dir: string;
-  let port: number;
+  const restarts = serverRestarts();
   let server: TestServer | undefined;
-
-  beforeEach(async () => {
-    redis = await startRedisServer();
-    dir = testDir();
-    port = await freePort();
-  });
-  afterEach(async () => {
-    await server?.stop();
-    server = undefined;
-    await redis?.stop();
-    rmSync(dir, { recursive: true, force: true });
-  });
 
   /** (Re)starts the server on the same Redis with `env` on top. */
   async function start(env: Record<string, string> = {}): Promise<TestServer> {
-    await server?.stop();
-    server = await startServer({ redisUrl: redis.url, dir, port, clients: [webClient, tvClient], env });
-    return server;
+    return (server = await restarts.start({ clients: [webClient, tvClient], env }));
   }
 
   const web = () => oidc.discovery(new URL(server!.issuer), WEB.id, WEB.secret, oidc.ClientSecretBasic(WEB.secret), { execute: [oidc.allowInsecureRequests] });
