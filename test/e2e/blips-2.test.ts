@@ -24,6 +24,7 @@ import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.j
 import { commandsIn, startRelay, type Relay } from '../helpers/relay.js';
 import { signInSteps, startAuthorization } from '../helpers/sign-in.js';
 import { startServer, testDir, testEnv, type TestServer } from '../helpers/server.js';
+import { documentHost } from '../helpers/document-host.js';
 import { API, grantFeed, machineClient, RESOURCE_SERVERS } from '../helpers/tokens.js';
 import { assertion, passkeyChallenge, registerSoftPasskeys, softPasskey } from '../helpers/soft-passkeys.js';
 import { Upstreams } from '../../src/upstreams/registry.js';
@@ -48,16 +49,9 @@ describe('e2e: second blips pass: a start whose Redis goes away midway', functio
   let dir: string;
   let port: number;
   let server: TestServer | undefined;
-  let documents: http.Server;
-  let base: string;
+  const host = documentHost('openid offline_access read');
 
   before(async () => {
-    documents = http.createServer((req, res) => {
-      if (req.url !== '/agent.json') return res.writeHead(404).end();
-      res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'max-age=1' }).end(JSON.stringify({ client_id: `${base}/agent.json`, client_name: 'Agent', redirect_uris: [`${base}/callback`], grant_types: ['authorization_code', 'refresh_token'], scope: 'openid offline_access read' }));
-    });
-    await new Promise<void>((resolve) => documents.listen(0, '127.0.0.1', resolve));
-    base = `http://127.0.0.1:${(documents.address() as AddressInfo).port}`;
     // Kept across the kill, as a restarted or failed-over Redis keeps it.
     redis = await startRedisServer({ appendonly: true });
     relay = await startRelay(redis.port);
@@ -68,8 +62,6 @@ describe('e2e: second blips pass: a start whose Redis goes away midway', functio
     relay?.release();
     await server?.stop();
     relay?.close();
-    documents?.closeAllConnections();
-    documents?.close();
     await redis?.stop();
     rmSync(dir, { recursive: true, force: true });
   });
@@ -86,8 +78,8 @@ describe('e2e: second blips pass: a start whose Redis goes away midway', functio
   it('Client ID Metadata Documents switched off, the start killed with Redis as it ends a document client: one line, exit 1; the next start ends the client (before the fix its record was gone with the failed start, and the client’s refresh token refreshed once switched on again)', async () => {
     const started = await start(true);
     await started.accounts.create('ines', PASSWORD);
-    const clientId = `${base}/agent.json`;
-    const callback = `${base}/callback`;
+    const clientId = `${host.base}/agent.json`;
+    const callback = `${host.base}/callback`;
     const config = await oidc.discovery(new URL(started.issuer), clientId, { token_endpoint_auth_method: 'none' }, oidc.None(), { execute: [oidc.allowInsecureRequests] });
     const agent = new Agent();
     const { page, verifier } = await startAuthorization(agent, config, callback, { scope: 'openid offline_access read', prompt: 'consent', resource: API });

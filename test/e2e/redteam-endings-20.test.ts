@@ -15,13 +15,12 @@
  * configured client taken out while its consent page and device flow are pending.
  */
 import assert from 'node:assert/strict';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { decodeJwt } from 'jose';
 import * as oidc from 'openid-client';
 import { Agent } from '../helpers/agent.js';
 import { isConsent, signInSteps, startAuthorization } from '../helpers/sign-in.js';
+import { documentHost } from '../helpers/document-host.js';
 import { serverRestarts } from '../helpers/restarts.js';
 import type { TestServer } from '../helpers/server.js';
 import { createResourceServer } from '../../src/resource-server/index.js';
@@ -188,21 +187,7 @@ describe('e2e: red team, twentieth endings pass: Client ID Metadata Documents sw
   const RS = { id: 'api', secret: 'api-resource-server-secret-with-entropy-012345' };
   const restarts = serverRestarts('describe');
   let server: TestServer | undefined;
-  let documents: http.Server;
-  let base: string;
-
-  before(async () => {
-    documents = http.createServer((req, res) => {
-      if (req.url !== '/agent.json') return res.writeHead(404).end();
-      res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'max-age=1' }).end(JSON.stringify({ client_id: `${base}/agent.json`, client_name: 'Agent', redirect_uris: [`${base}/callback`], grant_types: ['authorization_code', 'refresh_token'], scope: 'openid offline_access read' }));
-    });
-    await new Promise<void>((resolve) => documents.listen(0, '127.0.0.1', resolve));
-    base = `http://127.0.0.1:${(documents.address() as AddressInfo).port}`;
-  });
-  after(() => {
-    documents?.closeAllConnections();
-    documents?.close();
-  });
+  const host = documentHost('openid offline_access read');
 
   async function start(enabled: boolean): Promise<TestServer> {
     server = await restarts.start({
@@ -225,8 +210,8 @@ describe('e2e: red team, twentieth endings pass: Client ID Metadata Documents sw
   it('switched off and the server restarted: a document client’s JWT is refused at latchkey/resource-server; switched on again, its refresh token and its tokens from before stay dead, and the person is asked again', async () => {
     const started = await start(true);
     await started.accounts.create('noor', PASSWORD);
-    const clientId = `${base}/agent.json`;
-    const callback = `${base}/callback`;
+    const clientId = `${host.base}/agent.json`;
+    const callback = `${host.base}/callback`;
     const config = await oidc.discovery(new URL(server!.issuer), clientId, { token_endpoint_auth_method: 'none' }, oidc.None(), { execute: [oidc.allowInsecureRequests] });
     const agent = new Agent();
     const { page, verifier } = await startAuthorization(agent, config, callback, { scope: 'openid offline_access read', prompt: 'consent', resource: API });

@@ -10,12 +10,11 @@
  * every path: a configured client taken out, a Client ID Metadata Document gone or switched off.
  */
 import assert from 'node:assert/strict';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import * as oidc from 'openid-client';
 import { Agent } from '../helpers/agent.js';
 import { latchkey } from '../helpers/process.js';
 import { isConsent, signInSteps, startAuthorization } from '../helpers/sign-in.js';
+import { documentHost } from '../helpers/document-host.js';
 import { serverRestarts } from '../helpers/restarts.js';
 import type { TestServer } from '../helpers/server.js';
 
@@ -132,21 +131,7 @@ describe('e2e: red team, twenty-first endings pass: a Client ID Metadata Documen
   this.timeout(60_000);
   const restarts = serverRestarts('describe');
   let server: TestServer | undefined;
-  let documents: http.Server;
-  let base: string;
-
-  before(async () => {
-    documents = http.createServer((req, res) => {
-      if (req.url !== '/agent.json') return res.writeHead(404).end();
-      res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'max-age=1' }).end(JSON.stringify({ client_id: `${base}/agent.json`, client_name: 'Agent', redirect_uris: [`${base}/callback`], grant_types: ['authorization_code', 'refresh_token'], scope: 'openid offline_access' }));
-    });
-    await new Promise<void>((resolve) => documents.listen(0, '127.0.0.1', resolve));
-    base = `http://127.0.0.1:${(documents.address() as AddressInfo).port}`;
-  });
-  after(() => {
-    documents?.closeAllConnections();
-    documents?.close();
-  });
+  const host = documentHost('openid offline_access');
 
   async function start(enabled: boolean): Promise<TestServer> {
     server = await restarts.start({
@@ -158,8 +143,8 @@ describe('e2e: red team, twenty-first endings pass: a Client ID Metadata Documen
   it('documents switched off and the server restarted while a PAR request of a document client is pending, then switched on again: its request_uri gives no code', async () => {
     const started = await start(true);
     await started.accounts.create('noor', PASSWORD);
-    const clientId = `${base}/agent.json`;
-    const callback = `${base}/callback`;
+    const clientId = `${host.base}/agent.json`;
+    const callback = `${host.base}/callback`;
     const config = await oidc.discovery(new URL(server!.issuer), clientId, { token_endpoint_auth_method: 'none' }, oidc.None(), { execute: [oidc.allowInsecureRequests] });
     const agent = new Agent();
     const { page } = await startAuthorization(agent, config, callback, { scope: 'openid offline_access', prompt: 'consent' });
