@@ -562,9 +562,10 @@ class KvAdapter implements Adapter {
       const record = await this.kv.getRecord(key);
       if (record?.consumed !== undefined && this.withinReuseGrace(record.consumed)) return;
       const payload = await this.find(id);
-      // The grant's index holds what this request wrote too: it goes with the grant.
+      // The grant's index holds what this request wrote too, and it goes with the grant; deleted by
+      // name as well, in case another racer's revocation read the index before these writes landed.
       if (payload?.grantId) await this.revokeGrant(payload.grantId);
-      else if (written.length) await this.kv.del(written);
+      if (written.length) await this.kv.del(written);
       throw this.replayed(description);
     }
     if (written.length) await this.kv.del(written);
