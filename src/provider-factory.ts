@@ -53,15 +53,15 @@ export function providerFactory(config: Config, kv: Kv, metrics?: Metrics) {
     },
     // A session's grant given before its person's or its client's cutoff is not taken up again (the
     // account as the session check read it; the client's mark from the cache: no round trip more).
-    // `fresh`: the account and the marks read anew, and the grant's own entry (a check after the
-    // consent's writes: an ending with no cutoff revoked the grant in between), one written at or
-    // after `revokedSince` when given (an entry from before the consent page's request is an access
-    // token's RFC 7009 revocation, which keeps the grant the request took up: see grantRevokedAt).
-    async ({ accountId, clientId, iat, jti }, ctx, fresh, revokedSince) => {
+    // `fresh`: the account and the marks read anew, and whether the grant itself ended (a check
+    // after the consent's writes: an ending with no cutoff, a sign-out or a refresh token's
+    // revocation, ended the grant in between). Its tokens revoked with the grant kept (an access
+    // token's RFC 7009 revocation) end nothing here: see grantWasEnded.
+    async ({ accountId, clientId, iat, jti }, ctx, fresh) => {
       const [account, delegated, revoked] = await Promise.all([
         (fresh ? undefined : accountReadFor(ctx, accountId)) ?? accounts.find(accountId),
         revocations.delegatedEnded(clientId, iat, fresh),
-        fresh && jti !== undefined ? revocations.grantRevokedAt(jti).then((at) => at !== undefined && (revokedSince === undefined || at >= revokedSince)) : false,
+        fresh && jti !== undefined ? revocations.grantWasEnded(jti) : false,
       ]);
       return delegated || revoked || !account || endedWithPerson(account, iat, 'token', clientId);
     },

@@ -215,14 +215,14 @@ export function confirmConsent(steps: Interactions, consents: Consents) {
     // grant stored again, or a new one made, its consent remembered as given now. An ending's
     // cutoff comes first (then the consents, then the grants): not seen here, it is later than
     // these writes, and what it forgets and revokes after includes them.
-    // The grant's own revocation entry too (fresh: an ending with no cutoff, RFC 7009 or a
-    // sign-out), written before its record is deleted: for a grant the page added to, one written
-    // since this request began (the same second included). One from before is an app's RFC 7009
-    // revocation of an access token, which keeps the grant (the engine's revokeGrantPolicy): the
-    // request took it up as the silent requests do, and the page adds to it (refused as withdrawn,
-    // and the consent forgotten, before the second protocol pass).
+    // The grant's own ending too (fresh: an ending with no cutoff, a refresh token's RFC 7009
+    // revocation, its reuse, a sign-out), marked before its record is deleted, however long before
+    // this request began. An app's RFC 7009 revocation of an access token keeps the grant (the
+    // engine's revokeGrantPolicy): its tokens' entry is not an ending, and the page adds to the grant
+    // (refused as withdrawn before the second protocol pass; until the twenty-second granting pass
+    // told the two apart by time, which missed an ending stalled across the request's start).
     const [grantEnded, sessionLive] = await Promise.all([
-      consents.grantEnded(grant, ctx, true, interaction.grantId ? interaction.iat : undefined),
+      consents.grantEnded(grant, ctx, true),
       // And the session the consent is given in, ended meanwhile by an ending with no cutoff that
       // forgets consents (a password change signing the other sessions out, a credential removed):
       // it forgot them before it ended the session, so a consent written after it forgot is taken

@@ -35,13 +35,7 @@ export type StaleResource = (identifier: string, givenAt: number | undefined) =>
  * client (accounts.ts grantsEndedAt, endedAt; the client's delegated mark, revocation/list.ts): given
  * at or before their cutoff. `ctx`: the authorization request, whose session check read the account already.
  */
-export type GrantEnded = (
-  grant: { readonly accountId: string; readonly clientId: string; readonly iat: number | undefined; readonly jti?: string },
-  ctx: object,
-  fresh?: boolean,
-  /** With `fresh`: the grant's own revocation entry ends it only if written at or after this second (epoch). */
-  revokedSince?: number,
-) => Promise<boolean>;
+export type GrantEnded = (grant: { readonly accountId: string; readonly clientId: string; readonly iat: number | undefined; readonly jti?: string }, ctx: object, fresh?: boolean) => Promise<boolean>;
 
 interface Remembered {
   readonly scope: string;
@@ -99,8 +93,8 @@ export class Consents {
    * consent step confirming more on it (interactions/consent.ts) must not take it up again, nor
    * remember what it held as given now. `ctx`: the request.
    */
-  grantEnded(grant: Grant, ctx: object, fresh = false, revokedSince?: number): Promise<boolean> {
-    return this.ended({ accountId: grant.accountId!, clientId: grant.clientId!, iat: grant.iat, jti: grant.jti }, ctx, fresh, revokedSince);
+  grantEnded(grant: Grant, ctx: object, fresh = false): Promise<boolean> {
+    return this.ended({ accountId: grant.accountId!, clientId: grant.clientId!, iat: grant.iat, jti: grant.jti }, ctx, fresh);
   }
 
   /**

@@ -281,6 +281,7 @@ function storage(dependencies: ProviderDependencies): Configuration {
       CLOCK_TOLERANCE,
       {
         grantRevoked: (grantId) => revocations.revokeGrant(grantId),
+        grantEnded: (grantId) => revocations.endGrant(grantId),
         ...clientEndings(dependencies),
         // A token request's code or refresh token names the account it will look up next, and its
         // client, whose delegated mark findAccount reads with it (revocation/list.ts).

@@ -82,7 +82,7 @@ export class GrantRevocation implements SessionGrantEndings {
   constructor(kv: Kv, list: RevocationList) {
     this.#indexes = new AdapterIndexes(kv);
     this.#list = list;
-    this.#adapter = adapterFactory(kv, 0, { grantRevoked: (grantId) => list.revokeGrant(grantId) });
+    this.#adapter = adapterFactory(kv, 0, { grantRevoked: (grantId) => list.revokeGrant(grantId), grantEnded: (grantId) => list.endGrant(grantId) });
     this.#unlisted = adapterFactory(kv);
   }
 

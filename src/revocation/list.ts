@@ -60,6 +60,7 @@
  *
  *   revoked:{rv}:jti:<jti>          "1"
  *   revoked:{rv}:grant:<gid>        epoch seconds of the latest revocation of the grant
+ *   revoked:{rv}:grant-ended:<gid>  "1": the grant itself ended (endGrant), not only its tokens; no feed line
  *   revoked:{rv}:client:<client_id> epoch seconds of the latest removal of the client
  *   revoked:{rv}:kid:<kid>          epoch seconds of the key's revocation
  *   revoked:{rv}:client-grant:<client_id>:<scope>:<aud>
@@ -90,7 +91,7 @@
 import { createHash } from 'node:crypto';
 import { epochSeconds } from '../clock.js';
 import { LOG_ID, type CachedReads, type Kv, type LogEntry } from '../store/kv.js';
-import { LIFETIMES_KEY, LIFETIMES_PREFIX, STORE_EPOCH_KEY, lifetimeKey, OPERATOR_ENDINGS_KEY, REVOCATION_FEED_KEY, REVOKED_API_PREFIX, REVOKED_API_SCOPE_PREFIX, REVOKED_CLIENT_GRANT_PREFIX, REVOKED_CLIENT_PREFIX, REVOKED_DELEGATED_PREFIX, REVOKED_KID_PREFIX, REVOKED_NARROWED_PREFIX, revokedApiKey, revokedApiScopeKey, revokedClientGrantKey, revokedClientKey, revokedDelegatedKey, revokedGrantKey, revokedJtiKey, revokedKidKey, revokedNarrowedKey, revokedSubjectKey, withdrawnKey } from '../store/keys.js';
+import { LIFETIMES_KEY, LIFETIMES_PREFIX, STORE_EPOCH_KEY, lifetimeKey, OPERATOR_ENDINGS_KEY, REVOCATION_FEED_KEY, REVOKED_API_PREFIX, REVOKED_API_SCOPE_PREFIX, REVOKED_CLIENT_GRANT_PREFIX, REVOKED_CLIENT_PREFIX, REVOKED_DELEGATED_PREFIX, REVOKED_KID_PREFIX, REVOKED_NARROWED_PREFIX, revokedApiKey, revokedApiScopeKey, revokedClientGrantKey, revokedClientKey, revokedDelegatedKey, endedGrantKey, revokedGrantKey, revokedJtiKey, revokedKidKey, revokedNarrowedKey, revokedSubjectKey, withdrawnKey } from '../store/keys.js';
 
 /**
  * How long the store's epoch is kept (seconds): as the revocation list, with a TTL, so that a store
@@ -327,16 +328,25 @@ export class RevocationList {
   }
 
   /**
-   * When grant `grantId`'s tokens were last revoked (its entry, read from Redis, not a cache; epoch
-   * seconds), or undefined. A grant's id is never given again, so an entry written after a moment
-   * means the grant ended after it, whatever revoked it (with no cutoff: RFC 7009, a sign-out, a
-   * refresh token's reuse), and its record goes next. Only an access token's RFC 7009 revocation
-   * keeps the record (the engine's revokeGrantPolicy; patches/jwt-access-tokens.ts likewise): the
-   * entry ends every token of the grant up to then, and the grant is reused, as it was.
+   * Records that grant `grantId` itself ends, before its record is deleted (the store's Grant
+   * destroy: a refresh token's revocation or reuse, a code's replay, a sign-out, `grants revoke`):
+   * an ending, told apart by its kind from revokeGrant alone, which also revokes the tokens of grants
+   * that are kept (an access token's RFC 7009 revocation, the engine's revokeGrantPolicy and
+   * patches/jwt-access-tokens.ts; a sign-out keeping offline access, grants.ts endSessionBound).
+   * Kept as long as the grant's entry.
    */
-  async grantRevokedAt(grantId: string): Promise<number | undefined> {
-    const mark = await this.#kv.get(revokedGrantKey(grantHandle(grantId)));
-    return mark === undefined ? undefined : Number(mark);
+  async endGrant(grantId: string): Promise<void> {
+    await this.#kv.set(endedGrantKey(grantHandle(grantId)), '1', { ttl: (await this.lifetimes()).access + this.#skew });
+  }
+
+  /**
+   * Whether grant `grantId` ended (endGrant; read from Redis, not a cache). A grant's id is never
+   * given again, so a grant that ended never comes back: a consent page that took it up before its
+   * record was deleted must not write it back. Its tokens' revocation alone (the grant kept, as an
+   * app's RFC 7009 revocation of an access token keeps it) is not an ending, whenever it came.
+   */
+  async grantWasEnded(grantId: string): Promise<boolean> {
+    return (await this.#kv.get(endedGrantKey(grantHandle(grantId)))) !== undefined;
   }
 
   /**

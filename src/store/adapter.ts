@@ -186,6 +186,11 @@ export interface AdapterHooks {
   /** Every artifact of a grant is being revoked (reuse, replay, sign-out, revocation endpoint). */
   grantRevoked?(grantId: string): Promise<unknown>;
   /**
+   * A grant itself is ending, before anything of it is revoked or deleted (its record goes last:
+   * destroy, a replay); not called when only its tokens are revoked and it is kept (grantRevoked alone).
+   */
+  grantEnded?(grantId: string): Promise<unknown>;
+  /**
    * A client was deleted (its record and registration access tokens are gone already): whichever
    * way it was removed (RFC 7592, admin API, developer page, CLI), it goes through here.
    */
@@ -652,8 +657,9 @@ class KvAdapter implements Adapter {
     await endMembers(this.kv, oidcGrantKey(grantId), members);
   }
 
-  /** The grant's record after its revocation (see destroy). */
+  /** The grant's record after its revocation (see destroy), its ending told first. */
   private async revokeGrant(grantId: string) {
+    await this.hooks.grantEnded?.(grantId);
     await this.revokeByGrantId(grantId);
     await this.kv.del([recordKey('Grant', grantId)]);
   }

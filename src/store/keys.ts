@@ -199,6 +199,8 @@ export const initialAccessTokenClaimKey = (token: string) => `registration:initi
 export const revokedJtiKey = (jti: string) => `revoked:{rv}:jti:${jti}`;
 /** A revoked grant, until its tokens expire. */
 export const revokedGrantKey = (gid: string) => `revoked:{rv}:grant:${gid}`;
+/** A grant that itself ended (its record deleted next), as against its tokens revoked with the grant kept; as long as its grant entry. */
+export const endedGrantKey = (gid: string) => `revoked:{rv}:grant-ended:${gid}`;
 /** Prefix of deleted or cut-off clients' marks (the tracked cache follows it). */
 export const REVOKED_CLIENT_PREFIX = 'revoked:{rv}:client:';
 /** A client's tokens issued up to the time it holds are revoked. */

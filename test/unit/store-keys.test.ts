@@ -99,6 +99,7 @@ const PINNED: Record<keyof typeof keys, readonly [unknown, string] | readonly (r
 
   revokedJtiKey: [keys.revokedJtiKey('j1'), 'revoked:{rv}:jti:j1'],
   revokedGrantKey: [keys.revokedGrantKey('g1'), 'revoked:{rv}:grant:g1'],
+  endedGrantKey: [keys.endedGrantKey('g1'), 'revoked:{rv}:grant-ended:g1'],
   REVOKED_CLIENT_PREFIX: [keys.REVOKED_CLIENT_PREFIX, 'revoked:{rv}:client:'],
   revokedClientKey: [keys.revokedClientKey('app-1'), 'revoked:{rv}:client:app-1'],
   REVOKED_KID_PREFIX: [keys.REVOKED_KID_PREFIX, 'revoked:{rv}:kid:'],
