@@ -32,6 +32,7 @@ const LONGEST_FIRST = [
   'test/e2e/registered-client-ids.test.ts',
   'test/e2e/pending-endings.test.ts',
   'test/e2e/redteam-endings-17.test.ts',
+  'test/e2e/redteam-granted-22.test.ts',
   'test/e2e/redteam-endings-15.test.ts',
   'test/e2e/redteam-endings-16.test.ts',
   'test/e2e/held-issuance-endings.test.ts',
