@@ -7,7 +7,8 @@
  * - confirmation: which application asks (name, logo, links), for what (its scopes in words), the
  *   code to compare with the device, and where the request came from; Continue or Deny;
  * - then our own sign-in and consent steps, as for any authorization request;
- * - done: the device may go on; or, on the entry page, why not (denied, expired, throttled).
+ * - done: the device may go on; or, on the entry page, why not (denied, expired, throttled); or not
+ *   connected after all, when the person's access to the app ended after the device asked.
  *
  * The forms carry the engine's xsrf token (bound to the browser's session). No page has script.
  */
@@ -58,6 +59,11 @@ function page(ctx: Context, view: string, data: Record<string, unknown>): void {
   ctx.set('Cache-Control', 'no-store');
   ctx.type = 'html';
   ctx.body = render(view, data);
+}
+
+function clientName(ctx: KoaContextWithOIDC): string {
+  const client = ctx.oidc.client;
+  return client ? (client.clientName ?? client.clientId) : 'The application';
 }
 
 /** The OpenID scopes (an API's scopes are listed with their API). */
@@ -137,7 +143,11 @@ export const devicePages = (apis: ApisFound, managesItself: (clientId: string) =
   },
 
   async successSource(ctx) {
-    const client = ctx.oidc.client;
-    page(ctx, 'device-done', { title: 'Device connected', clientName: client ? (client.clientName ?? client.clientId) : 'The application' });
+    page(ctx, 'device-done', { title: 'Device connected', clientName: clientName(ctx) });
+  },
+
+  async notConnectedSource(ctx) {
+    ctx.status = 400;
+    page(ctx, 'device-not-connected', { title: 'Device not connected', clientName: clientName(ctx) });
   },
 });

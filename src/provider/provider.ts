@@ -166,8 +166,12 @@ export interface ProviderDependencies {
 const SESSION_ENDS_MARGIN = 300;
 
 type DeviceFlow = NonNullable<NonNullable<Configuration['features']>['deviceFlow']>;
-/** features.deviceFlow's page hooks. */
-export type DevicePages = Required<Pick<DeviceFlow, 'userCodeInputSource' | 'userCodeConfirmSource' | 'successSource'>>;
+/**
+ * features.deviceFlow's page hooks, and the page that says a device was not connected after all
+ * (the approval dropped: see features).
+ */
+export type DevicePages = Required<Pick<DeviceFlow, 'userCodeInputSource' | 'userCodeConfirmSource' | 'successSource'>> & { readonly notConnectedSource: NonNullable<DeviceFlow['successSource']> };
+type FindAccount = NonNullable<Configuration['findAccount']>;
 
 /** Client authentication at the token, introspection and revocation endpoints alike (public clients revoke their own tokens: RFC 7009 §5). */
 const CLIENT_AUTH_METHODS = ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'] as const;
@@ -415,8 +419,39 @@ function withinSecretGrace(ctx: KoaContextWithOIDC | undefined, ttl: number): nu
   return graceEnd === undefined ? ttl : Math.max(1, Math.min(ttl, graceEnd - epochSeconds()));
 }
 
+/**
+ * The engine's findAccount: the person behind a session (no `token`) or behind a code, device code,
+ * refresh or access token, or undefined when the person, or that token of theirs, has ended.
+ */
+function accountFinder({ config, accounts, federated, revocations }: ProviderDependencies): FindAccount {
+  return async (ctx, sub, token) => {
+    // At the authorization endpoint the session's recheck has just read the account (accounts/sessions.ts).
+    // With the account: whether the token's client had every grant it holds revoked since (a cached read; else in the same round trip).
+    const { iat, clientId } = (token ?? {}) as { iat?: unknown; clientId?: unknown };
+    const [account, delegationEnded] = await Promise.all([accountCheckedFor(ctx, sub) ?? accounts.find(sub), token ? revocations.delegatedEnded(clientId, iat) : false]);
+    if (!account || account.disabled) return undefined;
+    // The grant loadExistingGrant then makes from a remembered consent is checked with this read.
+    if (!token) accountReadByEngine(ctx, account);
+    // A code, device code, refresh token or access token (userinfo) issued before everything of the
+    // person ended (disabled, or a password set by an operator: accounts.ts endedAt), or before
+    // every grant of its client was revoked (`grants revoke --client`), is void, even if the
+    // revocation of its grant did not happen: read with the account, so it costs no round trip.
+    // So is one issued before the person withdrew its client's access (clientGrantsEndedAt), in the same read.
+    if (token && (delegationEnded || endedWithPerson(account, iat, 'token', clientId))) return undefined;
+    // And one issued to a client deleted since, whose id was given again (the client of the request,
+    // as loaded: its creation time, registration/clients.ts add).
+    const client = ctx.oidc.client;
+    if (token && client?.clientId === clientId && predatesClient(client?.clientIdIssuedAt, iat)) return undefined;
+    const claims = accountClaims(ctx, config.idToken.scopeClaims, { ...claimsFor(account) } as AccountClaims);
+    // The upstream of the sign-in the token came from (amr "fed"), kept with it (signed-in-through.ts).
+    const idp = await upstreamOf(federated, token as Parameters<typeof upstreamOf>[1]);
+    if (!idp) return { accountId: account.sub, claims };
+    return { accountId: account.sub, claims: async (use, scope, requested) => ({ ...(await claims(use, scope, requested)), ...(use === 'id_token' && { idp }) }) };
+  };
+}
+
 /** Scopes and claims, the people behind them, consent and the sign-in pages. */
-function accountsAndConsent({ config, accounts, consents, federated, revocations }: ProviderDependencies, policy: RegistrationPolicy): Configuration {
+function accountsAndConsent({ config, accounts, consents }: ProviderDependencies, policy: RegistrationPolicy, findAccount: FindAccount): Configuration {
   // offline_access with remembered consent needs no prompt=consent (patches/offline-access.ts);
   // a session weaker than the request needs signs in again (patches/step-up.ts); a request picked
   // up again is held to its client's registration now (patches/current-registration.ts);
@@ -473,34 +508,12 @@ function accountsAndConsent({ config, accounts, consents, federated, revocations
     acrValues: [...ACR_VALUES],
     // `upstream`: send the person straight to that upstream provider (interactions/upstream.ts).
     extraParams: [CONSENT_IF_NEEDED, REDIRECT_URI_OMITTED, 'upstream'],
-    findAccount: async (ctx, sub, token) => {
-      // At the authorization endpoint the session's recheck has just read the account (accounts/sessions.ts).
-      // With the account: whether the token's client had every grant it holds revoked since (a cached read; else in the same round trip).
-      const { iat, clientId } = (token ?? {}) as { iat?: unknown; clientId?: unknown };
-      const [account, delegationEnded] = await Promise.all([accountCheckedFor(ctx, sub) ?? accounts.find(sub), token ? revocations.delegatedEnded(clientId, iat) : false]);
-      if (!account || account.disabled) return undefined;
-      // The grant loadExistingGrant then makes from a remembered consent is checked with this read.
-      if (!token) accountReadByEngine(ctx, account);
-      // A code, device code, refresh token or access token (userinfo) issued before everything of the
-      // person ended (disabled, or a password set by an operator: accounts.ts endedAt), or before
-      // every grant of its client was revoked (`grants revoke --client`), is void, even if the
-      // revocation of its grant did not happen: read with the account, so it costs no round trip.
-      // So is one issued before the person withdrew its client's access (clientGrantsEndedAt), in the same read.
-      if (token && (delegationEnded || endedWithPerson(account, iat, 'token', clientId))) return undefined;
-      // And one issued to a client deleted since, whose id was given again (the client of the request,
-      // as loaded: its creation time, registration/clients.ts add).
-      const client = ctx.oidc.client;
-      if (token && client?.clientId === clientId && predatesClient(client?.clientIdIssuedAt, iat)) return undefined;
-      const claims = accountClaims(ctx, config.idToken.scopeClaims, { ...claimsFor(account) } as AccountClaims);
-      // The upstream of the sign-in the token came from (amr "fed"), kept with it (signed-in-through.ts).
-      const idp = await upstreamOf(federated, token as Parameters<typeof upstreamOf>[1]);
-      if (!idp) return { accountId: account.sub, claims };
-      return { accountId: account.sub, claims: async (use, scope, requested) => ({ ...(await claims(use, scope, requested)), ...(use === 'id_token' && { idp }) }) };
-    },
+    findAccount,
   };
 }
 
-function features({ config, apis, revocations, accounts, logoutPages, devicePages }: ProviderDependencies): Configuration {
+function features({ config, apis, revocations, accounts, logoutPages, devicePages }: ProviderDependencies, findAccount: FindAccount): Configuration {
+  const { notConnectedSource, ...devicePageHooks } = devicePages;
   return {
     // Every feature of oidc-provider is named here, on or off, so that a library upgrade that turns a
     // default on changes nothing (docs/protocol.md, "What it speaks", lists what is offered).
@@ -543,7 +556,16 @@ function features({ config, apis, revocations, accounts, logoutPages, devicePage
         // 20^8 ≈ 2^34.6 codes, against wrong entries throttled per address and per code (patches/user-code-entry.ts).
         charset: 'base-20',
         mask: '****-****',
-        ...devicePages,
+        ...devicePageHooks,
+        // The approval is saved on the device code; one its poll refuses (the request began before
+        // the person's access to its client ended: a withdrawal, `grants revoke` while the person
+        // stood at the confirmation) is dropped and the page says so, not "Device connected".
+        successSource: async (ctx) => {
+          const code = ctx.oidc.deviceCode!;
+          if (code.accountId !== undefined && (await findAccount(ctx, code.accountId, code))) return devicePageHooks.successSource(ctx);
+          await code.destroy();
+          return notConnectedSource(ctx);
+        },
       },
       ciba: { enabled: false },
       mTLS: { enabled: false },
@@ -858,12 +880,13 @@ function applyPatches(
  */
 export function createProvider(deps: ProviderDependencies): Provider {
   const policy = registrationPolicy(deps.config);
+  const findAccount = accountFinder(deps);
   const configuration: Configuration = {
     ...storage(deps),
     ...protocol(deps),
     ...tokens(deps),
-    ...accountsAndConsent(deps, policy),
-    ...features(deps),
+    ...accountsAndConsent(deps, policy, findAccount),
+    ...features(deps, findAccount),
     ...clientMetadata(policy),
     renderError: deps.renderError,
     ...outbound(deps.config),

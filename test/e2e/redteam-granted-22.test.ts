@@ -178,7 +178,7 @@ describe('e2e: red team, twenty-second granting pass, a device approval in Chrom
   }
 
   for (const ending of ['withdrawn on the account page', 'grants revoke --user', 'grants revoke --client'] as const) {
-    it(`a device approval whose person's access for the device client was ${ending.startsWith('grants') ? `revoked (${ending})` : ending} between the user code and the confirmation: the consent is asked again, nothing is given silently (RFC 8628 §3.3, §5.4)`, async () => {
+    it(`a device approval whose person's access for the device client was ${ending.startsWith('grants') ? `revoked (${ending})` : ending} between the user code and the confirmation: the consent is asked again, nothing is given silently, and allowed again the page says the device was not connected (RFC 8628 §3.3, §5.4)`, async () => {
       const person = `pat-${ending.replace(/[^a-z]+/g, '-')}`;
       await server.accounts.create(person, PASSWORD, { email: `${person}@example.test` });
       const context = await chromium.newContext();
@@ -201,6 +201,13 @@ describe('e2e: red team, twenty-second granting pass, a device approval in Chrom
         assert.equal((await poll(device.device_code!)).error, 'authorization_pending', 'the device got nothing before the person allowed');
         // The earlier grant is gone with it.
         assert.equal((await post('/token', { grant_type: 'refresh_token', refresh_token: before.refresh_token!, client_id: TV })).error, 'invalid_grant');
+        // Allowed again: the device's request began before the ending, so its poll is refused, and
+        // the page says so rather than "Device connected" (it did before); a new code connects it.
+        await Promise.all([tab.waitForNavigation(), tab.click('button:has-text("Allow")')]);
+        const allowed = await tab.locator('body').innerText();
+        assert.match(allowed, /Device not connected/, `the page after allowing: ${allowed}`);
+        assert.equal((await poll(device.device_code!)).error, 'invalid_grant', 'the device code of a request from before the ending');
+        await approvedOnce(tab, person);
       } finally {
         await context.close();
       }
