@@ -1,0 +1,141 @@
+/**
+ * The third session review (2026-12-04): fresh eyes, as an attacker, on the last session's changes
+ * (docs/security.md, "Looked at in the third session review"). Each test titled "held: …" pins what
+ * held; the others pin what was found and fixed, and fail without their fix.
+ *
+ * The consent page's check after its writes (interactions/consent.ts) reads the grant's own
+ * revocation entry, written on the store's clock (revocation/list.ts, clock.ts epochSeconds), and
+ * took it for an ending only if written at or after the interaction's `iat`, which the engine stamps
+ * on this machine's clock. On an instance whose clock differs from Redis's, the two were seconds
+ * apart: 30 s slow, an app's own RFC 7009 revocation of an access token up to 30 s before the
+ * person's next request refused its consent page, forgot the remembered consent and destroyed the
+ * grant the revocation keeps; 30 s fast, a refresh token's revocation landing while the page
+ * was confirmed, within 30 s of the request, was not seen, and the page stored the revoked grant
+ * again, whose new tokens worked.
+ */
+import assert from 'node:assert/strict';
+import * as oidc from 'openid-client';
+import { Agent, type Page } from '../helpers/agent.js';
+import { startBalancer, type Balancer } from '../helpers/balancer.js';
+import { serveProcess, type ServerProcess } from '../helpers/process.js';
+import { isConsent, signInSteps } from '../helpers/sign-in.js';
+import { scriptOn, startRelay, type Relay } from '../helpers/relay.js';
+import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
+import { startServer, testDir, testEnv, type TestServer } from '../helpers/server.js';
+import { skewedClock } from '../helpers/skewed-clock.js';
+
+const PASSWORD = 'review session three passphrase';
+const SECRET = 'review-session-3-app-secret-with-plenty-of-entropy-0123';
+const REDIRECT = 'https://app.example.test/callback';
+/** How far off the skewed instances' clocks are from Redis's. */
+const SKEW_MS = 30_000;
+
+describe('e2e: the third session review', function () {
+  this.timeout(120_000);
+  const dir = testDir();
+  let redis: RedisServer;
+  let relay: Relay;
+  let balancer: Balancer;
+  /** Instance A, in this process, on Redis's clock: the operator's and the app's back channel. */
+  let server: TestServer;
+  /** An instance whose machine's clock is SKEW_MS behind Redis's. */
+  let slow: ServerProcess;
+  /** An instance whose machine's clock is SKEW_MS ahead of Redis's, reaching Redis through the relay. */
+  let fast: ServerProcess;
+  let app: oidc.Configuration;
+
+  before(async () => {
+    [redis, balancer] = await Promise.all([startRedisServer(), startBalancer()]);
+    relay = await startRelay(Number(new URL(redis.url).port));
+    const clients = [{ client_id: 'app', client_secret: SECRET, redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'] }];
+    const shared = { ISSUER: balancer.url, CLIENTS: JSON.stringify(clients) };
+    server = await startServer({ dir, redisUrl: redis.url, env: shared });
+    await server.accounts.create('alice', PASSWORD);
+    // The fast one's held write must not time out (503) while the ending runs.
+    [slow, fast] = await Promise.all([
+      freePort().then((port) => serveProcess(testEnv(dir, port, { redisUrl: redis.url, env: { ...shared, ...skewedClock(-SKEW_MS) } }))),
+      freePort().then((port) => serveProcess(testEnv(dir, port, { redisUrl: relay.url, env: { ...shared, REDIS_COMMAND_TIMEOUT: '30000', ...skewedClock(SKEW_MS) } }))),
+    ]);
+    balancer.route(server.url);
+    app = await oidc.discovery(new URL(balancer.url), 'app', SECRET, undefined, { execute: [oidc.allowInsecureRequests] });
+  });
+  after(async () => {
+    relay?.release();
+    await Promise.all([slow?.stop(), fast?.stop()]);
+    await server?.stop();
+    await balancer?.close();
+    relay?.close();
+    await redis?.stop();
+  });
+
+  const basic = `Basic ${Buffer.from(`app:${SECRET}`).toString('base64')}`;
+  const post = (url: string, fields: Record<string, string>) =>
+    fetch(url, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic }, body: new URLSearchParams(fields) });
+
+  /** An authorization request of the app at `agent`'s browser, to its first page (or back). */
+  async function authorize(agent: Agent, params: Record<string, string>): Promise<{ page: Page; verifier: string }> {
+    const verifier = oidc.randomPKCECodeVerifier();
+    const url = oidc.buildAuthorizationUrl(app, { redirect_uri: REDIRECT, code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256', ...params });
+    return { page: await agent.follow(url.href, {}, REDIRECT), verifier };
+  }
+
+  /** The code `page` brought back, redeemed at `base`: its tokens. */
+  async function redeem(base: string, page: Page, verifier: string): Promise<{ access_token: string; refresh_token: string }> {
+    const code = new URL(page.url).searchParams.get('code');
+    assert.ok(page.url.startsWith(REDIRECT) && code, `expected a code, got ${page.status} ${page.url} ${page.html.replace(/<[^>]+>/g, ' ').replace(/\s+/g, ' ').slice(0, 300)}`);
+    const response = await post(`${base}/token`, { grant_type: 'authorization_code', code, redirect_uri: REDIRECT, code_verifier: verifier });
+    const body = (await response.json()) as { access_token?: string; refresh_token?: string };
+    assert.ok(response.ok && body.access_token && body.refresh_token, JSON.stringify(body));
+    return { access_token: body.access_token, refresh_token: body.refresh_token };
+  }
+
+  /** Whether the refresh token still gets tokens (its grant lives). */
+  const refreshes = async (base: string, token: string) => (await post(`${base}/token`, { grant_type: 'refresh_token', refresh_token: token })).status === 200;
+
+  /** Alice signed in to the app with offline access, at `instance`: her browser and tokens. */
+  async function signedIn(instance: ServerProcess): Promise<{ browser: Agent; tokens: { access_token: string; refresh_token: string } }> {
+    balancer.route(instance.url);
+    const browser = new Agent();
+    const first = await authorize(browser, { scope: 'openid offline_access', prompt: 'consent' });
+    const back = await signInSteps(browser, first.page, { username: 'alice', password: PASSWORD, stopAt: REDIRECT });
+    return { browser, tokens: await redeem(instance.url, back, first.verifier) };
+  }
+
+  it("an app's own RFC 7009 revocation of an access token, seconds before its person's next request, at an instance whose clock is 30 s behind Redis's: the consent page adds to the grant the revocation keeps, which goes on refreshing (it was refused as withdrawn, the grant destroyed)", async () => {
+    const { browser, tokens } = await signedIn(slow);
+    const revoked = await post(`${slow.url}/token/revocation`, { token: tokens.access_token, token_type_hint: 'access_token' });
+    assert.equal(revoked.status, 200, await revoked.text());
+    // A later second than the revocation (an entry of the request's own second is taken as an ending).
+    await new Promise((done) => setTimeout(done, 1100));
+    const next = await authorize(browser, { scope: 'openid email offline_access', prompt: 'consent' });
+    assert.ok(isConsent(next.page), `expected the consent page, got ${next.page.status} ${next.page.url}`);
+    const back = await signInSteps(browser, next.page, { username: 'alice', password: PASSWORD, consent: 'required', stopAt: REDIRECT });
+    const more = await redeem(slow.url, back, next.verifier);
+    assert.equal(await refreshes(slow.url, more.refresh_token), true, 'the grant the revocation of an access token keeps');
+    // And what was allowed is remembered: the next request asks nothing.
+    const silent = await authorize(browser, { scope: 'openid email offline_access', prompt: 'none' });
+    assert.ok(new URL(silent.page.url).searchParams.get('code'), `${silent.page.status} ${silent.page.url}`);
+  });
+
+  it("a refresh token revoked (RFC 7009, which ends its grant) while its person's consent page adds to the grant, at an instance whose clock is 30 s ahead of Redis's: the page is refused as withdrawn and the grant stays ended (it was stored again, and its new tokens worked)", async () => {
+    const { browser, tokens } = await signedIn(fast);
+    const next = await authorize(browser, { scope: 'openid email offline_access', prompt: 'consent' });
+    assert.ok(isConsent(next.page), `expected the consent page, got ${next.page.status} ${next.page.url}`);
+    // The confirmation is held at its write of the grant, which it found and checked; meanwhile the
+    // app revokes its refresh token at another instance: the grant's entry, then its record deleted.
+    const held = await relay.hold(scriptOn('oidc:Grant:'), () => browser.submit(next.page, '/confirm', {}, REDIRECT));
+    const revoked = await post(`${server.url}/token/revocation`, { token: tokens.refresh_token, token_type_hint: 'refresh_token' });
+    assert.equal(revoked.status, 200, await revoked.text());
+    assert.equal(await refreshes(server.url, tokens.refresh_token), false, 'the revocation ended the grant');
+    const page = await held.release();
+    // Later than the revocation's second: a token of that second would be ended by its entry anyway.
+    await new Promise((done) => setTimeout(done, 1100));
+    if (page.url.startsWith(REDIRECT)) {
+      const stored = await redeem(fast.url, page, next.verifier);
+      assert.fail(`the revoked grant was stored again: its new refresh token ${(await refreshes(fast.url, stored.refresh_token)) ? 'works' : 'is refused'}`);
+    }
+    assert.equal(page.status, 400, `${page.status} ${page.url}`);
+    assert.match(page.html, /consent was withdrawn/);
+    assert.equal(await refreshes(server.url, tokens.refresh_token), false);
+  });
+});
