@@ -14,6 +14,11 @@
 
 /** Milliseconds to add to this process's clock to read the store's (followStoreClock); 0 until then, and on the embedded store. */
 let offset = 0;
+/**
+ * The store's clock as last followed: the epoch milliseconds it read at the middle of the round trip
+ * kept, and performance.now() then (storeMilliseconds counts on from it). Undefined until followed.
+ */
+let followed: { readonly store: number; readonly at: number } | undefined;
 
 /**
  * Clocks that agree within this are taken to agree: what the measure itself can tell (a round trip
@@ -29,6 +34,16 @@ export const epochSeconds = (): number => Math.floor((Date.now() + offset) / 100
  * stamped itself on it (a session's loginTs and exp), which the store's clock would move.
  */
 export const machineSeconds = (): number => Math.floor(Date.now() / 1000);
+
+/**
+ * Epoch milliseconds now on the store's clock, counted on from its last reading on this process's
+ * monotonic clock: a step of this machine's clock since then (NTP, a migrated VM) does not move it,
+ * as it moves Date.now() plus the offset until the next follow. For a bound Redis compares with its
+ * own clock (store/redis.ts, a consumption's): read off a clock stepped 10 s forward, the bound was
+ * 10 s late, and a consumption Redis ran after its request's 503 spent the code (third session review).
+ * This machine's clock until the store's is followed.
+ */
+export const storeMilliseconds = (): number => (followed ? followed.store + (performance.now() - followed.at) : Date.now() + offset);
 
 /** Milliseconds this process's clock is behind the store's (negative: ahead), as applied. */
 export const storeClockOffset = (): number => offset;
@@ -50,15 +65,18 @@ export function untilSecond(second: number): Promise<void> {
  * Returns the offset applied from now on.
  */
 export async function followStoreClock(time: () => Promise<number>): Promise<number> {
-  let best: { rtt: number; offset: number } | undefined;
+  let best: { rtt: number; offset: number; store: number; at: number } | undefined;
   for (let sample = 0; sample < 3; sample += 1) {
     const sent = Date.now();
+    const sentAt = performance.now();
     const store = await time();
+    const receivedAt = performance.now();
     const received = Date.now();
-    const rtt = received - sent;
-    if (!best || rtt < best.rtt) best = { rtt, offset: store - (sent + received) / 2 };
+    const rtt = receivedAt - sentAt;
+    if (!best || rtt < best.rtt) best = { rtt, offset: store - (sent + received) / 2, store, at: (sentAt + receivedAt) / 2 };
   }
-  const { rtt, offset: measured } = best!;
+  const { rtt, offset: measured, store, at } = best!;
   offset = Math.abs(measured) <= Math.max(CLOCK_AGREEMENT_MS, rtt) ? 0 : Math.round(measured);
+  followed = { store, at };
   return offset;
 }

@@ -5,7 +5,7 @@
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 import type { Config } from '../config.js';
 import { getViaInTurn, type CachedReads, type ConsumeOutcome, type Kv, type LogEntry, type ReadResults, type ReadsAhead, type StoredRecord } from './kv.js';
-import { followStoreClock, storeClockOffset } from '../clock.js';
+import { followStoreClock, storeMilliseconds } from '../clock.js';
 import { defineScript } from './scripts.js';
 import { sharePipelineLength } from './shared-pipeline-length.js';
 import { turnCommandsOf, type Arg, type TurnCommands } from './turn-commands.js';
@@ -542,21 +542,22 @@ export class RedisKv implements Kv {
   }
 
   /**
-   * Until when, on Redis's clock as followed (clock.ts), a caller sending a command now waits for
+   * Until when, on Redis's clock as followed (clock.ts storeMilliseconds: counted on the monotonic
+   * clock, which a step of this machine's does not move), a caller sending a command now waits for
    * its answer ('' without a command timeout): a margin before its commandTimeout, for the way
    * back and the clocks' disagreement. Single-use writes are refused by Redis after it.
    */
   #until(): number | '' {
     const waits = this.#waitsFor;
-    return waits ? Date.now() + storeClockOffset() + waits : '';
+    return waits ? Math.round(storeMilliseconds()) + waits : '';
   }
 
   /**
    * Sends a bounded single-use write (`until`: #until's). Refused as late (-2) though answered well
-   * within the command timeout, it was not late: this machine's clock moved against Redis's since it
-   * was last followed (a step back by NTP or a resumed VM; main.ts follows it once a minute), which
-   * would refuse every code exchange and refresh until then. The clock is followed again and the
-   * write sent once more (nothing was written).
+   * within the command timeout, it was not late: Redis's clock moved against the one followed since
+   * it was last read (Redis's stepped forward, or this process was suspended with its VM; main.ts
+   * follows it once a minute), which would refuse every code exchange and refresh until then. The
+   * clock is followed again and the write sent once more (nothing was written).
    */
   async #inTime(send: (until: number | '') => Promise<number>): Promise<number> {
     const sent = performance.now();

@@ -18,8 +18,8 @@ import * as oidc from 'openid-client';
 import { Agent, type Page } from '../helpers/agent.js';
 import { startBalancer, type Balancer } from '../helpers/balancer.js';
 import { serveProcess, type ServerProcess } from '../helpers/process.js';
-import { isConsent, signInSteps } from '../helpers/sign-in.js';
-import { scriptOn, startRelay, type Relay } from '../helpers/relay.js';
+import { isConsent, signInSteps, startAuthorization } from '../helpers/sign-in.js';
+import { commandsIn, scriptOn, startRelay, type Relay } from '../helpers/relay.js';
 import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
 import { startServer, testDir, testEnv, type TestServer } from '../helpers/server.js';
 import { skewedClock } from '../helpers/skewed-clock.js';
@@ -137,5 +137,67 @@ describe('e2e: the third session review', function () {
     assert.equal(page.status, 400, `${page.status} ${page.url}`);
     assert.match(page.html, /consent was withdrawn/);
     assert.equal(await refreshes(server.url, tokens.refresh_token), false);
+  });
+});
+
+describe('e2e: the third session review: a code sent as Redis pauses, just after this machine\'s clock stepped forward', function () {
+  this.timeout(60_000);
+  const REDIRECT = 'https://app.example.test/callback';
+  const WEB = { id: 'web', secret: 'web-client-secret-with-plenty-of-entropy-0123456789' };
+  let redis: RedisServer;
+  let relay: Relay;
+  let server: TestServer;
+
+  before(async () => {
+    redis = await startRedisServer();
+    relay = await startRelay(redis.port);
+    server = await startServer({
+      redisUrl: relay.url,
+      clients: [{ client_id: WEB.id, client_secret: WEB.secret, redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'], scope: 'openid offline_access' }],
+      // A command waits half a second: a Redis paused longer is an outage (503).
+      env: { REDIS_COMMAND_TIMEOUT: '500' },
+    });
+    await server.accounts.create('pat', PASSWORD);
+  });
+  after(async () => {
+    redis?.resume();
+    relay?.release();
+    await server?.stop();
+    relay?.close();
+    await redis?.stop();
+  });
+
+  const token = (body: Record<string, string>) =>
+    fetch(`${server.url}/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`${WEB.id}:${WEB.secret}`).toString('base64')}` },
+      body: new URLSearchParams(body),
+    });
+
+  it("a code exchange answered 503 while Redis was paused (it ran it on resuming), sent just after this machine's clock stepped 10 s forward (NTP, a migrated VM; the store's clock is followed once a minute), spent nothing: the same code works once after (its consumption's bound was read off the stepped clock, 10 s late, and the code was spent by the failed request: its retry was a replay)", async () => {
+    const config = await oidc.discovery(new URL(server.issuer), WEB.id, WEB.secret, oidc.ClientSecretBasic(WEB.secret), { execute: [oidc.allowInsecureRequests] });
+    const agent = new Agent();
+    const { page, verifier } = await startAuthorization(agent, config, REDIRECT, { scope: 'openid offline_access', prompt: 'consent' });
+    const done = await signInSteps(agent, page, { username: 'pat', password: PASSWORD, stopAt: REDIRECT, consent: 'required' });
+    const exchange = { grant_type: 'authorization_code', code: new URL(done.url).searchParams.get('code')!, redirect_uri: REDIRECT, code_verifier: verifier };
+    const consuming = (chunk: string) => commandsIn(chunk).some(([name = '', , , key = '', at = '']) => /^eval(sha)?$/i.test(name) && key.includes('oidc:AuthorizationCode:') && /^\d+(\.\d+)?$/.test(at));
+    // This process is the server's: its clock steps 10 s forward, and back once the request is answered.
+    const now = Date.now.bind(Date);
+    Date.now = () => now() + 10_000;
+    let answer: Response;
+    try {
+      const held = await relay.hold(consuming, () => token(exchange));
+      redis.pause();
+      answer = await held.release();
+    } finally {
+      Date.now = now;
+      redis.resume();
+    }
+    assert.equal(answer.status, 503, await answer.clone().text());
+    // Redis runs what waited in its socket.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const redeemed = await token(exchange);
+    assert.equal(redeemed.status, 200, `the same code once Redis is back: ${redeemed.status} ${await redeemed.clone().text()}`);
+    assert.equal((await token(exchange)).status, 400, 'spent once');
   });
 });
