@@ -59,7 +59,7 @@ return 1`,
   // consumed: run later (a Redis paused past the caller's commandTimeout runs what waited in its
   // socket once it resumes, after the caller answered 503), it consumes and deletes nothing (-2),
   // so the code, refresh token or sign-in is still there for the retry. Under an ACL without TIME
-  // (allowed: operating.md; the caller's clock then is its own, not Redis's) there is no bound.
+  // (operating.md asks for TIME: raiseMarkAndLog and addExpiring need it) there is no bound.
   consumeRecord: {
     numberOfKeys: 1,
     lua: `if redis.call('HEXISTS', KEYS[1], 'p') == 0 then return -1 end

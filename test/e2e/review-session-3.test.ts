@@ -34,9 +34,12 @@ describe('e2e: the third session review', function () {
   this.timeout(120_000);
   const dir = testDir();
   let redis: RedisServer;
+  /** The fast instance's way to Redis. */
   let relay: Relay;
+  /** Instance A's way to Redis. */
+  let relayA: Relay;
   let balancer: Balancer;
-  /** Instance A, in this process, on Redis's clock: the operator's and the app's back channel. */
+  /** Instance A, in this process, on Redis's clock, reaching Redis through relayA. */
   let server: TestServer;
   /** An instance whose machine's clock is SKEW_MS behind Redis's. */
   let slow: ServerProcess;
@@ -46,12 +49,12 @@ describe('e2e: the third session review', function () {
 
   before(async () => {
     [redis, balancer] = await Promise.all([startRedisServer(), startBalancer()]);
-    relay = await startRelay(Number(new URL(redis.url).port));
+    [relay, relayA] = await Promise.all([startRelay(redis.port), startRelay(redis.port)]);
     const clients = [{ client_id: 'app', client_secret: SECRET, redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'] }];
     const shared = { ISSUER: balancer.url, CLIENTS: JSON.stringify(clients) };
-    server = await startServer({ dir, redisUrl: redis.url, env: shared });
+    // Held writes must not time out (503) while the ending runs.
+    server = await startServer({ dir, redisUrl: relayA.url, env: { ...shared, REDIS_COMMAND_TIMEOUT: '30000' } });
     await server.accounts.create('alice', PASSWORD);
-    // The fast one's held write must not time out (503) while the ending runs.
     [slow, fast] = await Promise.all([
       freePort().then((port) => serveProcess(testEnv(dir, port, { redisUrl: redis.url, env: { ...shared, ...skewedClock(-SKEW_MS) } }))),
       freePort().then((port) => serveProcess(testEnv(dir, port, { redisUrl: relay.url, env: { ...shared, REDIS_COMMAND_TIMEOUT: '30000', ...skewedClock(SKEW_MS) } }))),
@@ -61,10 +64,12 @@ describe('e2e: the third session review', function () {
   });
   after(async () => {
     relay?.release();
+    relayA?.release();
     await Promise.all([slow?.stop(), fast?.stop()]);
     await server?.stop();
     await balancer?.close();
     relay?.close();
+    relayA?.close();
     await redis?.stop();
   });
 
@@ -93,7 +98,7 @@ describe('e2e: the third session review', function () {
   const refreshes = async (base: string, token: string) => (await post(`${base}/token`, { grant_type: 'refresh_token', refresh_token: token })).status === 200;
 
   /** Alice signed in to the app with offline access, at `instance`: her browser and tokens. */
-  async function signedIn(instance: ServerProcess): Promise<{ browser: Agent; tokens: { access_token: string; refresh_token: string } }> {
+  async function signedIn(instance: { readonly url: string }): Promise<{ browser: Agent; tokens: { access_token: string; refresh_token: string } }> {
     balancer.route(instance.url);
     const browser = new Agent();
     const first = await authorize(browser, { scope: 'openid offline_access', prompt: 'consent' });
@@ -137,6 +142,26 @@ describe('e2e: the third session review', function () {
     assert.equal(page.status, 400, `${page.status} ${page.url}`);
     assert.match(page.html, /consent was withdrawn/);
     assert.equal(await refreshes(server.url, tokens.refresh_token), false);
+  });
+
+  it("the same across instances: the consent page shown by the instance 30 s fast, confirmed at one on Redis's clock while the refresh token's revocation lands, is refused as withdrawn (read on the confirming instance's clock, the fast one's iat was still 30 s late)", async () => {
+    const { browser, tokens } = await signedIn(fast);
+    const next = await authorize(browser, { scope: 'openid email offline_access', prompt: 'consent' });
+    assert.ok(isConsent(next.page), `expected the consent page, got ${next.page.status} ${next.page.url}`);
+    balancer.route(server.url);
+    // The browser's open connection to the fast one is closed by the switch: let it see that first.
+    await new Promise((done) => setTimeout(done, 100));
+    const held = await relayA.hold(scriptOn('oidc:Grant:'), () => browser.submit(next.page, '/confirm', {}, REDIRECT));
+    const revoked = await post(`${slow.url}/token/revocation`, { token: tokens.refresh_token, token_type_hint: 'refresh_token' });
+    assert.equal(revoked.status, 200, await revoked.text());
+    const page = await held.release();
+    await new Promise((done) => setTimeout(done, 1100));
+    if (page.url.startsWith(REDIRECT)) {
+      const stored = await redeem(server.url, page, next.verifier);
+      assert.fail(`the revoked grant was stored again: its new refresh token ${(await refreshes(server.url, stored.refresh_token)) ? 'works' : 'is refused'}`);
+    }
+    assert.equal(page.status, 400, `${page.status} ${page.url}`);
+    assert.match(page.html, /consent was withdrawn/);
   });
 });
 
