@@ -23,6 +23,7 @@ import { commandsIn, scriptOn, startRelay, type Relay } from '../helpers/relay.j
 import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
 import { startServer, testDir, testEnv, type TestServer } from '../helpers/server.js';
 import { skewedClock } from '../helpers/skewed-clock.js';
+import { digestOf } from '../../src/store/adapter.js';
 
 const PASSWORD = 'review session three passphrase';
 const SECRET = 'review-session-3-app-secret-with-plenty-of-entropy-0123';
@@ -224,5 +225,60 @@ describe('e2e: the third session review: a code sent as Redis pauses, just after
     const redeemed = await token(exchange);
     assert.equal(redeemed.status, 200, `the same code once Redis is back: ${redeemed.status} ${await redeemed.clone().text()}`);
     assert.equal((await token(exchange)).status, 400, 'spent once');
+  });
+});
+
+describe("e2e: the third session review: sessions the idle bound reads (patches/session-idle.ts) as the previous release saved them, or crafted", function () {
+  this.timeout(60_000);
+  const REDIRECT = 'https://app.example.test/callback';
+  const WEB = { id: 'web', secret: 'web-client-secret-with-plenty-of-entropy-0123456789' };
+  let server: TestServer;
+
+  before(async () => {
+    server = await startServer({
+      ownRedis: true,
+      clients: [{ client_id: WEB.id, client_secret: WEB.secret, redirect_uris: [REDIRECT], grant_types: ['authorization_code'], scope: 'openid' }],
+      env: { TTL_SESSION: '3600' },
+    });
+    await server.accounts.create('pat', PASSWORD);
+  });
+  after(() => server?.stop());
+
+  it("held: a session without usedAt (saved by the release before) keeps its stored expiry; one whose usedAt is not a number, null or far ahead is read by its stored expiry too (the bound only lowers it); one last used longer ago than ttl.session is not found; none answers a 500", async () => {
+    const config = await oidc.discovery(new URL(server.issuer), WEB.id, WEB.secret, oidc.ClientSecretBasic(WEB.secret), { execute: [oidc.allowInsecureRequests] });
+    const agent = new Agent();
+    const { page } = await startAuthorization(agent, config, REDIRECT, { scope: 'openid', prompt: 'consent' });
+    const done = await signInSteps(agent, page, { username: 'pat', password: PASSWORD, login: 'required', stopAt: REDIRECT, consent: 'required' });
+    assert.ok(new URL(done.url).searchParams.get('code'));
+    const cookie = agent.cookieHeader(server.url);
+    const sessionId = /lk_session=([^;]+)/.exec(cookie)?.[1];
+    assert.ok(sessionId, cookie);
+    const key = `oidc:Session:${digestOf(sessionId)}`;
+    const now = Math.floor(Date.now() / 1000);
+    const signedIn = await server.kv.getRecord(key);
+    assert.equal(typeof (JSON.parse(signedIn!.payload) as { usedAt?: unknown }).usedAt, 'number', 'this release stamps usedAt');
+
+    /** The stored session with its usedAt replaced (`undefined`: without one), then a silent request with the cookie: 'code' or its error. */
+    async function silentWith(usedAt: unknown): Promise<string> {
+      const stored = await server.kv.getRecord(key);
+      assert.ok(stored, 'the session is stored');
+      const payload = JSON.parse(stored.payload) as Record<string, unknown>;
+      if (usedAt === undefined) delete payload.usedAt;
+      else payload.usedAt = usedAt;
+      // Its stored expiry (ttl.session after its last save) is still ahead.
+      assert.ok(typeof payload.exp === 'number' && payload.exp > now + 3000, String(payload.exp));
+      await server.kv.putRecord(key, JSON.stringify(payload), 3600);
+      const url = oidc.buildAuthorizationUrl(config, { redirect_uri: REDIRECT, scope: 'openid', prompt: 'none', code_challenge: await oidc.calculatePKCECodeChallenge(oidc.randomPKCECodeVerifier()), code_challenge_method: 'S256' });
+      const answer = await fetch(url, { headers: { cookie, accept: 'text/html' }, redirect: 'manual' });
+      assert.equal(answer.status, 303, `a redirect, not ${answer.status}: ${await answer.text()}`);
+      const back = new URL(answer.headers.get('location')!, server.url).searchParams;
+      return back.get('code') ? 'code' : (back.get('error') ?? 'nothing');
+    }
+
+    assert.equal(await silentWith(undefined), 'code', 'saved by the release before');
+    assert.equal(await silentWith('yesterday'), 'code');
+    assert.equal(await silentWith(null), 'code');
+    assert.equal(await silentWith(1e12), 'code', 'far ahead: the stored expiry, not later');
+    assert.equal(await silentWith(now - 7200), 'login_required', 'last used two hours ago, ttl.session an hour');
   });
 });
