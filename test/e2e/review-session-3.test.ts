@@ -11,7 +11,14 @@
  * person's next request refused its consent page, forgot the remembered consent and destroyed the
  * grant the revocation keeps; 30 s fast, a refresh token's revocation landing while the page
  * was confirmed, within 30 s of the request, was not seen, and the page stored the revoked grant
- * again, whose new tokens worked.
+ * again, whose new tokens worked (also when the page was shown by the fast instance and confirmed
+ * at another).
+ *
+ * A code's consumption carries the last millisecond, on Redis's clock, at which its request still
+ * waits (store/redis.ts #until), so that a Redis paused past the command timeout does not spend the
+ * code after the request's 503. It was read off Date.now() plus the offset followed once a minute:
+ * this machine's clock stepped forward since, the bound was late by the step, and the code was
+ * spent. Now it is counted on the monotonic clock (clock.ts storeMilliseconds).
  */
 import assert from 'node:assert/strict';
 import * as oidc from 'openid-client';
