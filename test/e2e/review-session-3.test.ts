@@ -3,16 +3,16 @@
  * (docs/security.md, "Looked at in the third session review"). Each test titled "held: …" pins what
  * held; the others pin what was found and fixed, and fail without their fix.
  *
- * The consent page's check after its writes (interactions/consent.ts) reads the grant's own
- * revocation entry, written on the store's clock (revocation/list.ts, clock.ts epochSeconds), and
- * took it for an ending only if written at or after the interaction's `iat`, which the engine stamps
- * on this machine's clock. On an instance whose clock differs from Redis's, the two were seconds
- * apart: 30 s slow, an app's own RFC 7009 revocation of an access token up to 30 s before the
- * person's next request refused its consent page, forgot the remembered consent and destroyed the
- * grant the revocation keeps; 30 s fast, a refresh token's revocation landing while the page
- * was confirmed, within 30 s of the request, was not seen, and the page stored the revoked grant
- * again, whose new tokens worked (also when the page was shown by the fast instance and confirmed
- * at another).
+ * The consent page's check after its writes (interactions/consent.ts), at 3157515, read the grant's
+ * own revocation entry, written on the store's clock, and took it for an ending only if written at or
+ * after the interaction's `iat`, which the engine stamps on this machine's clock. On an instance whose
+ * clock differs from Redis's the two were seconds apart: 30 s slow, an app's own RFC 7009 revocation
+ * of an access token up to 30 s before the person's next request refused its consent page, forgot the
+ * remembered consent and destroyed the grant the revocation keeps; 30 s fast, a refresh token's
+ * revocation landing while the page was confirmed was not seen, and the page stored the revoked grant
+ * again, whose new tokens worked (also when the page was shown by the fast instance and confirmed at
+ * another). The twenty-second granting pass, landed meanwhile, tells a grant's ending apart by its
+ * kind (RevocationList.endGrant), with no time compared: these tests pin that it holds on such clocks.
  *
  * A code's consumption carries the last millisecond, on Redis's clock, at which its request still
  * waits (store/redis.ts #until), so that a Redis paused past the command timeout does not spend the
@@ -114,7 +114,7 @@ describe('e2e: the third session review', function () {
     return { browser, tokens: await redeem(instance.url, back, first.verifier) };
   }
 
-  it("an app's own RFC 7009 revocation of an access token, seconds before its person's next request, at an instance whose clock is 30 s behind Redis's: the consent page adds to the grant the revocation keeps, which goes on refreshing (it was refused as withdrawn, the grant destroyed)", async () => {
+  it("held: an app's own RFC 7009 revocation of an access token, seconds before its person's next request, at an instance whose clock is 30 s behind Redis's: the consent page adds to the grant the revocation keeps, which goes on refreshing (at 3157515 it was refused as withdrawn, the grant destroyed)", async () => {
     const { browser, tokens } = await signedIn(slow);
     const revoked = await post(`${slow.url}/token/revocation`, { token: tokens.access_token, token_type_hint: 'access_token' });
     assert.equal(revoked.status, 200, await revoked.text());
@@ -130,7 +130,7 @@ describe('e2e: the third session review', function () {
     assert.ok(new URL(silent.page.url).searchParams.get('code'), `${silent.page.status} ${silent.page.url}`);
   });
 
-  it("a refresh token revoked (RFC 7009, which ends its grant) while its person's consent page adds to the grant, at an instance whose clock is 30 s ahead of Redis's: the page is refused as withdrawn and the grant stays ended (it was stored again, and its new tokens worked)", async () => {
+  it("held: a refresh token revoked (RFC 7009, which ends its grant) while its person's consent page adds to the grant, at an instance whose clock is 30 s ahead of Redis's: the page is refused as withdrawn and the grant stays ended (at 3157515 it was stored again, and its new tokens worked)", async () => {
     const { browser, tokens } = await signedIn(fast);
     const next = await authorize(browser, { scope: 'openid email offline_access', prompt: 'consent' });
     assert.ok(isConsent(next.page), `expected the consent page, got ${next.page.status} ${next.page.url}`);
@@ -152,7 +152,7 @@ describe('e2e: the third session review', function () {
     assert.equal(await refreshes(server.url, tokens.refresh_token), false);
   });
 
-  it("the same across instances: the consent page shown by the instance 30 s fast, confirmed at one on Redis's clock while the refresh token's revocation lands, is refused as withdrawn (read on the confirming instance's clock, the fast one's iat was still 30 s late)", async () => {
+  it("held: the same across instances: the consent page shown by the instance 30 s fast, confirmed at one on Redis's clock while the refresh token's revocation lands, is refused as withdrawn", async () => {
     const { browser, tokens } = await signedIn(fast);
     const next = await authorize(browser, { scope: 'openid email offline_access', prompt: 'consent' });
     assert.ok(isConsent(next.page), `expected the consent page, got ${next.page.status} ${next.page.url}`);
