@@ -33,7 +33,7 @@ import { signedInThroughKept, upstreamOf } from './patches/signed-in-through.js'
 import { loopbackPublicClientsAsked } from './patches/loopback-public-clients.js';
 import { GRANT_CLAIM, grantHandle, type RevocationList } from '../revocation/list.js';
 import { opaqueRevoked } from '../revocation/opaque-introspection.js';
-import { adapterFactory, endClientsRecords, opaqueTokenBits, readInteractionAhead, type AdapterHooks } from '../store/adapter.js';
+import { adapterFactory, endClientsRecords, endPendingRequests, opaqueTokenBits, readInteractionAhead, type AdapterHooks } from '../store/adapter.js';
 import { configuredClientChanges } from '../store/configured-clients.js';
 import { recordFederatedSessions, type FederatedSessions } from '../upstreams/sessions.js';
 import type { UpstreamLogout } from '../upstreams/logout.js';
@@ -233,16 +233,22 @@ export function clientEndings({ config, kv, apis, revocations, consents }: Pick<
     // method, a secret replaced without grace: replaced-credentials.ts), whoever changed it, ends
     // likewise the tokens the client got for itself, with any credential (the one a thief used is
     // not known); and a secret that stops authenticating it takes its rotated-out predecessor along.
+    // A client narrowed (a redirect URI, grant type, response type or scope taken away), whoever
+    // changed it: its pending requests end. Each is checked against the client as it is when taken
+    // up (patches/current-registration.ts), but was kept, and the client widened again within its
+    // lifetime finished it (twenty-second endings pass).
     clientReplaced: async (clientId, previous, next) => {
       if (!previous) return;
       const replaced = await replacedCredentials(kv, clientId, previous, next);
+      const taken = scopesTaken(previous, next, async () => [...registrationPolicy(config).scopes, ...(await apis.delegableScopes())]);
       await Promise.all([
         getsOwnTokens(previous) && (!getsOwnTokens(next) || replaced.any) ? apis.endOwnTokens(clientId) : undefined,
         authenticates(previous) && !authenticates(next) ? revocations.revokeDelegated(clientId) : undefined,
         // Scopes taken from its `scope` metadata: refreshes are narrowed and introspection refuses
         // the tokens carrying them already (resource-servers.ts heldByClientNow); the feed tells
         // the APIs that verify JWTs locally (a scoped delegated entry).
-        scopesTaken(previous, next, async () => [...registrationPolicy(config).scopes, ...(await apis.delegableScopes())]).then((taken) => revocations.revokeNarrowed(clientId, taken)),
+        taken.then((scopes) => revocations.revokeNarrowed(clientId, scopes)),
+        taken.then((scopes) => (scopes.length || requestsNarrowed(previous, next) ? endPendingRequests(kv, clientId) : undefined)),
       ]);
       if (replaced.secret) await forgetPreviousSecret(kv, clientId);
     },
@@ -317,6 +323,18 @@ export async function scopesTaken(previous: { scope?: unknown }, next: { scope?:
   if (!after.size) return [];
   const before = words(previous.scope);
   return [...new Set(before.length ? before : await offered())].filter((scope) => !after.has(scope));
+}
+
+/** What a client's requests may name, each with RFC 7591 §2's default where none is registered. */
+const REQUESTED_METADATA: Readonly<Record<string, readonly string[]>> = { redirect_uris: [], grant_types: ['authorization_code'], response_types: ['code'] };
+
+/** Whether a change of client metadata takes a redirect URI, grant type or response type from it. */
+function requestsNarrowed(previous: Record<string, unknown>, next: Record<string, unknown>): boolean {
+  return Object.entries(REQUESTED_METADATA).some(([name, otherwise]) => {
+    const values = (metadata: Record<string, unknown>) => (Array.isArray(metadata[name]) ? (metadata[name] as unknown[]) : otherwise);
+    const after = new Set(values(next));
+    return values(previous).some((value) => !after.has(value));
+  });
 }
 
 /** Whether client metadata (as stored) has the client authenticate at the token endpoint (RFC 7591 §2: client_secret_basic by default). */

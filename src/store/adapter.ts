@@ -711,7 +711,15 @@ async function endListed(kv: Kv, index: string): Promise<number> {
  * within their lifetime finished them.
  */
 export async function endClientsRecords(kv: Kv, clientId: string): Promise<void> {
-  await Promise.all([endListed(kv, oidcRegistrationTokensKey(clientId)), endListed(kv, oidcPendingKey(clientId))]);
+  await Promise.all([endListed(kv, oidcRegistrationTokensKey(clientId)), endPendingRequests(kv, clientId)]);
+}
+
+/**
+ * A client's pending requests (device codes, pushed requests): ended too when the client is
+ * narrowed (provider.ts clientEndings), since the twenty-second endings pass.
+ */
+export async function endPendingRequests(kv: Kv, clientId: string): Promise<void> {
+  await endListed(kv, oidcPendingKey(clientId));
 }
 
 /**
