@@ -11,8 +11,17 @@
  * changed.
  */
 import assert from 'node:assert/strict';
+import { decodeProtectedHeader, generateKeyPair } from 'jose';
 import * as oidc from 'openid-client';
 import { Agent } from '../helpers/agent.js';
+import { eventually } from '../helpers/eventually.js';
+import { frontChannel } from '../helpers/front-channel.js';
+import { latchkey } from '../helpers/process.js';
+import { scriptOn, startRelayedServer, type RelayedServer } from '../helpers/relay.js';
+import { Secret, TOTP } from 'otpauth';
+import { isSecondFactor } from '../helpers/soft-passkeys.js';
+import { acceptedBy, API, grantFeed, introspect, machineClient, RESOURCE_SERVERS } from '../helpers/tokens.js';
+import { createResourceServer, type ResourceServer } from '../../src/resource-server/index.js';
 import { isConsent, signInSteps, startAuthorization } from '../helpers/sign-in.js';
 import { documentHost } from '../helpers/document-host.js';
 import { serverRestarts } from '../helpers/restarts.js';
@@ -21,6 +30,7 @@ import { startServer, type TestServer } from '../helpers/server.js';
 const PASSWORD = 'twenty-second endings pass test password';
 const REDIRECT = 'https://app.example.test/callback';
 const OTHER_REDIRECT = 'https://app.example.test/other-callback';
+const SIGNED_OUT = 'https://app.example.test/bye';
 const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
 const WEB = { id: 'web', secret: 'web-client-secret-with-plenty-of-entropy-0123456789' };
 const webClient = (changes: Record<string, unknown> = {}) => ({
@@ -160,4 +170,137 @@ describe('e2e: red team, twenty-second endings pass: a Client ID Metadata Docume
     assert.equal(shown.status, 400, `${shown.status} ${shown.url}`);
     assert.match(shown.html, /invalid_request_uri/, 'the request_uri is gone');
   });
+});
+
+describe('e2e: red team, twenty-second endings pass: latchkey keys revoke across a DPoP-bound refresh held at its Redis traffic', function () {
+  this.timeout(60_000);
+  const SPA = 'spa';
+  const RS = { id: 'api', secret: 'api-resource-server-secret-with-entropy-012345' };
+  let relayed: RelayedServer;
+  let helper: ResourceServer;
+  let config: oidc.Configuration;
+
+  before(async () => {
+    relayed = await startRelayedServer({
+      RESOURCE_SERVERS,
+      CLIENTS: JSON.stringify([
+        { client_id: SPA, token_endpoint_auth_method: 'none', redirect_uris: [REDIRECT], post_logout_redirect_uris: [SIGNED_OUT], grant_types: ['authorization_code', 'refresh_token'], dpop_bound_access_tokens: true },
+        machineClient(RS),
+      ]),
+    });
+    await grantFeed(relayed.server, RS.id);
+    await relayed.server.accounts.create('ines', PASSWORD);
+    config = await oidc.discovery(new URL(relayed.server.issuer), SPA, { token_endpoint_auth_method: 'none' }, oidc.None(), { execute: [oidc.allowInsecureRequests] });
+    helper = await createResourceServer({ issuer: relayed.server.issuer, audience: API, clientId: RS.id, clientSecret: RS.secret, pollInterval: 100 });
+  });
+  after(async () => {
+    helper?.close();
+    await relayed?.stop();
+  });
+
+  /** Where each refresh is held: before it signs (its proof's replay check, a read), or after (the rotated token's consumption, with its writes). */
+  const HOLDS = {
+    'before it signs (the proof’s replay check)': (chunk: string) => chunk.includes('oidc:ReplayDetection:'),
+    'after it signed (its writes)': scriptOn('oidc:RefreshToken:'),
+  };
+
+  for (const [where, matches] of Object.entries(HOLDS)) {
+    it(`a refresh held ${where} across the signing key revoked: nothing it answers is accepted under the revoked key, and the grant goes on under the next (held)`, async () => {
+      const { server, relay, env } = relayed;
+      const dpop = oidc.getDPoPHandle(config, await generateKeyPair('ES256', { extractable: true }));
+      const flow = await frontChannel(config, { redirectUri: REDIRECT, username: 'ines', password: PASSWORD, params: { scope: 'openid offline_access read', resource: API, prompt: 'consent' } });
+      const first = await oidc.authorizationCodeGrant(config, flow.callback, { pkceCodeVerifier: flow.verifier }, { resource: API }, { DPoP: dpop });
+      assert.equal(first.token_type.toLowerCase(), 'dpop');
+      const revoked = decodeProtectedHeader(first.access_token).kid!;
+
+      const held = await relay.hold(matches, () => oidc.refreshTokenGrant(config, first.refresh_token!, { resource: API }, { DPoP: dpop }));
+      const run = await latchkey(env, ['keys', 'revoke', revoked]);
+      assert.equal(run.status, 0, run.stderr);
+      const refreshed = await held.release();
+
+      for (const value of [first.access_token, refreshed.access_token]) {
+        const kid = decodeProtectedHeader(value).kid;
+        if (where.startsWith('before')) assert.ok(value === first.access_token || kid !== revoked, 'signed by the revoked key after its revocation was read');
+        if (kid !== revoked) continue;
+        assert.equal((await introspect(server.url, RS, value)).active, false, 'a token the revoked key signed is active at introspection');
+        await eventually(async () => assert.equal(await acceptedBy(helper, value), false, 'latchkey/resource-server accepts a token the revoked key signed'));
+      }
+      if (decodeProtectedHeader(refreshed.id_token!).kid === revoked) {
+        const hinted = await fetch(`${server.url}/session/end?${new URLSearchParams({ id_token_hint: refreshed.id_token!, post_logout_redirect_uri: SIGNED_OUT })}`);
+        assert.equal(hinted.status, 400, 'an ID token the revoked key signed is taken as id_token_hint');
+      }
+      // The grant goes on (a key revocation ends what the key signed, not the grant): the rotated token, with its key's proof, refreshes under the next key.
+      const next = await oidc.refreshTokenGrant(config, refreshed.refresh_token!, { resource: API }, { DPoP: dpop });
+      assert.notEqual(decodeProtectedHeader(next.access_token).kid, revoked);
+      assert.equal((await introspect(server.url, RS, next.access_token)).active, true);
+    });
+  }
+});
+
+describe('e2e: red team, twenty-second endings pass: a second factor removed while a step-up that needs it is pending', function () {
+  this.timeout(60_000);
+  let server: TestServer | undefined;
+  let config: oidc.Configuration;
+
+  before(async () => {
+    server = await startServer({ ownRedis: true, clients: [webClient()] });
+    config = await oidc.discovery(new URL(server.issuer), WEB.id, WEB.secret, oidc.ClientSecretBasic(WEB.secret), { execute: [oidc.allowInsecureRequests] });
+  });
+  after(async () => {
+    await server?.stop();
+  });
+
+  /** Each removal of the person's authenticator app (`code`: a code of it not used yet, for signing in to the account page). */
+  const REMOVALS = {
+    'on the account page': async (person: string, code: string) => {
+      const own = new Agent();
+      const second = await signInSteps(own, await own.follow(`${server!.issuer}/account`), { username: person, password: PASSWORD, login: 'required', consent: 'stop' });
+      const account = await own.submit(second, '/second-factor', { method: 'totp', code });
+      assert.equal(new URL(account.url).pathname, '/account', `expected the account page, got ${account.status} ${account.url}`);
+      assert.match((await own.submit(account, '/account/authenticator/remove', {})).url, /done=authenticator\.removed/);
+    },
+    'by an operator (latchkey users mfa reset)': async (person: string) => {
+      const run = await latchkey(server!.env, ['users', 'mfa', 'reset', person]);
+      assert.equal(run.status, 0, run.stderr);
+    },
+  };
+
+  for (const [removal, remove] of Object.entries(REMOVALS)) {
+    for (const when of ['before its code is entered', 'between its code and the resume'] as const) {
+      it(`the authenticator app removed ${removal} while a step-up (acr_values=mfa) is pending, ${when}: no code, no session at mfa (held)`, async () => {
+        const person = `kai-${removal.length}-${when.length}`;
+        const { sub } = await server!.accounts.create(person, PASSWORD);
+        // Signed in to the app with the password alone, then the person set up an authenticator app.
+        const browser = new Agent();
+        const first = await startAuthorization(browser, config, REDIRECT, { scope: 'openid' });
+        assert.ok(new URL((await signInSteps(browser, first.page, { username: person, password: PASSWORD, stopAt: REDIRECT })).url).searchParams.get('code'));
+        const { secret } = await server!.secondFactors.totp.begin(sub, person, 'test-session');
+        const code = (step: number) => TOTP.generate({ secret: Secret.fromBase32(secret), algorithm: 'SHA1', digits: 6, period: 30, timestamp: Date.now() + step * 30_000 });
+        assert.equal(await server!.secondFactors.totp.confirm(sub, code(-1), 'test-session'), true);
+
+        // The app asks for a stronger sign-in: the password again, then the second-factor page.
+        const { page, verifier } = await startAuthorization(browser, config, REDIRECT, { scope: 'openid', acr_values: 'mfa' });
+        const second = await signInSteps(browser, page, { username: person, password: PASSWORD, consent: 'stop', stopAt: REDIRECT });
+        assert.ok(isSecondFactor(second), `expected the second-factor page, got ${second.status} ${second.url}`);
+        let answered;
+        if (when === 'before its code is entered') {
+          await remove(person, code(0));
+          answered = await browser.submit(second, '/second-factor', { method: 'totp', code: code(1) }, REDIRECT);
+        } else {
+          // The code taken, the browser stops before the resume (`/auth/<uid>`), which it follows after the removal.
+          const resume = await browser.submit(second, '/second-factor', { method: 'totp', code: code(0) }, `${server!.issuer}/auth/`);
+          assert.ok(resume.url.startsWith(`${server!.issuer}/auth/`), `the code was taken: ${resume.status} ${resume.url}`);
+          await remove(person, code(1));
+          answered = await browser.follow(resume.url, {}, REDIRECT);
+        }
+        const got = answered.url.startsWith(REDIRECT) ? new URL(answered.url).searchParams.get('code') : null;
+        if (got) {
+          const tokens = await oidc.authorizationCodeGrant(config, new URL(answered.url), { pkceCodeVerifier: verifier, expectedState: oidc.skipStateCheck });
+          assert.fail(`a code of the step-up with the removed app, its ID token's amr ${JSON.stringify(tokens.claims()?.amr)}`);
+        }
+        const silent = await startAuthorization(browser, config, REDIRECT, { scope: 'openid', acr_values: 'mfa', prompt: 'none' });
+        assert.equal(new URL(silent.page.url).searchParams.get('code'), null, `a silent code at mfa after the removal: ${silent.page.url}`);
+      });
+    }
+  }
 });
