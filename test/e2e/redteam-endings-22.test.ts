@@ -19,7 +19,7 @@ import { frontChannel } from '../helpers/front-channel.js';
 import { latchkey } from '../helpers/process.js';
 import { scriptOn, startRelayedServer, type RelayedServer } from '../helpers/relay.js';
 import { Secret, TOTP } from 'otpauth';
-import { isSecondFactor } from '../helpers/soft-passkeys.js';
+import { assertion, isSecondFactor, passkeyChallenge, registerSoftPasskeys, softPasskey } from '../helpers/soft-passkeys.js';
 import { acceptedBy, API, grantFeed, introspect, machineClient, RESOURCE_SERVERS } from '../helpers/tokens.js';
 import { createResourceServer, type ResourceServer } from '../../src/resource-server/index.js';
 import { isConsent, signInSteps, startAuthorization } from '../helpers/sign-in.js';
@@ -302,5 +302,49 @@ describe('e2e: red team, twenty-second endings pass: a second factor removed whi
         assert.equal(new URL(silent.page.url).searchParams.get('code'), null, `a silent code at mfa after the removal: ${silent.page.url}`);
       });
     }
+  }
+
+  for (const when of ['before its assertion is sent', 'between its assertion and the resume'] as const) {
+    it(`a passkey removed on the account page while a step-up that needs it (acr_values=phr) is pending, ${when}: no code, no session at phr (held)`, async () => {
+      const person = `kai-passkey-${when.length}`;
+      const { sub } = await server!.accounts.create(person, PASSWORD);
+      const origin = new URL(server!.issuer).origin;
+      // Signed in to the app with the password alone; then two passkeys were registered, one of them since lost.
+      const browser = new Agent();
+      const first = await startAuthorization(browser, config, REDIRECT, { scope: 'openid' });
+      assert.ok(new URL((await signInSteps(browser, first.page, { username: person, password: PASSWORD, stopAt: REDIRECT })).url).searchParams.get('code'));
+      const [lost, kept] = [softPasskey(), softPasskey()];
+      await registerSoftPasskeys(server!, sub, lost, kept);
+      const removeLost = async () => {
+        const own = new Agent();
+        const login = await own.follow(`${server!.issuer}/account`);
+        const account = await own.submit(login, '/passkey', { credential: assertion(kept, origin, passkeyChallenge(login), sub, 1) });
+        assert.equal(account.url, `${server!.issuer}/account`, `expected the account page, got ${account.url}`);
+        assert.match((await own.submit(account, '/account/passkeys/remove', { id: lost.id })).url, /done=passkeys\.removed/);
+      };
+
+      const { page, verifier } = await startAuthorization(browser, config, REDIRECT, { scope: 'openid', acr_values: 'phr' });
+      const second = await signInSteps(browser, page, { username: person, password: PASSWORD, consent: 'stop', stopAt: REDIRECT });
+      // The second-factor page, offering the passkey alone (phr: no codes).
+      assert.match(second.html, /Use your passkey/, `expected the second-factor page, got ${second.status} ${second.url}`);
+      const credential = assertion(lost, origin, passkeyChallenge(second), sub, 1);
+      let answered;
+      if (when === 'before its assertion is sent') {
+        await removeLost();
+        answered = await browser.submit(second, '/passkey', { credential }, REDIRECT);
+      } else {
+        const resume = await browser.submit(second, '/passkey', { credential }, `${server!.issuer}/auth/`);
+        assert.ok(resume.url.startsWith(`${server!.issuer}/auth/`), `the passkey was taken: ${resume.status} ${resume.url}`);
+        await removeLost();
+        answered = await browser.follow(resume.url, {}, REDIRECT);
+      }
+      const got = answered.url.startsWith(REDIRECT) ? new URL(answered.url).searchParams.get('code') : null;
+      if (got) {
+        const tokens = await oidc.authorizationCodeGrant(config, new URL(answered.url), { pkceCodeVerifier: verifier, expectedState: oidc.skipStateCheck });
+        assert.fail(`a code of the step-up with the removed passkey, its ID token's acr ${String(tokens.claims()?.acr)}`);
+      }
+      const silent = await startAuthorization(browser, config, REDIRECT, { scope: 'openid', acr_values: 'phr', prompt: 'none' });
+      assert.equal(new URL(silent.page.url).searchParams.get('code'), null, `a silent code at phr after the removal: ${silent.page.url}`);
+    });
   }
 });
