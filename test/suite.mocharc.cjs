@@ -36,6 +36,7 @@ const LONGEST_FIRST = [
   'test/e2e/redteam-endings-15.test.ts',
   'test/e2e/redteam-endings-16.test.ts',
   'test/e2e/held-issuance-endings.test.ts',
+  'test/e2e/redteam-endings-22.test.ts',
   'test/integration/operations.test.ts',
 ];
 

@@ -11,7 +11,7 @@
  * changed.
  */
 import assert from 'node:assert/strict';
-import { decodeProtectedHeader, generateKeyPair } from 'jose';
+import { decodeProtectedHeader, exportJWK, generateKeyPair } from 'jose';
 import * as oidc from 'openid-client';
 import { Agent } from '../helpers/agent.js';
 import { eventually } from '../helpers/eventually.js';
@@ -24,6 +24,7 @@ import { acceptedBy, API, grantFeed, introspect, machineClient, RESOURCE_SERVERS
 import { createResourceServer, type ResourceServer } from '../../src/resource-server/index.js';
 import { isConsent, signInSteps, startAuthorization } from '../helpers/sign-in.js';
 import { documentHost } from '../helpers/document-host.js';
+import { startJwksHost, type JwksHost } from '../helpers/jwks-host.js';
 import { serverRestarts } from '../helpers/restarts.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 
@@ -126,10 +127,13 @@ describe('e2e: red team, twenty-second endings pass: a configured client narrowe
   });
 });
 
-describe('e2e: red team, twenty-second endings pass: a Client ID Metadata Document narrowed and widened again while a request of its is pending', function () {
+describe('e2e: red team, twenty-second endings pass: a Client ID Metadata Document changed while a request of its is pending', function () {
   this.timeout(60_000);
   const host = documentHost('openid offline_access');
   let server: TestServer | undefined;
+  let jwks: JwksHost | undefined;
+  /** Until the server's cached copy of the document has expired (CLIENT_METADATA_DOCUMENTS_CACHE_MAX): its next use reads it again. */
+  const cacheExpired = () => new Promise((resolve) => setTimeout(resolve, 2100));
 
   before(async () => {
     server = await startServer({
@@ -138,6 +142,7 @@ describe('e2e: red team, twenty-second endings pass: a Client ID Metadata Docume
     });
   });
   after(async () => {
+    jwks?.server.close();
     await server?.stop();
   });
 
@@ -162,13 +167,44 @@ describe('e2e: red team, twenty-second endings pass: a Client ID Metadata Docume
     // Narrowed, then widened again, each read by the server once the cached copy expired (a request of the client's).
     for (const members of [undefined, both]) {
       host.change(members);
-      await new Promise((resolve) => setTimeout(resolve, 2100));
+      await cacheExpired();
       await push(config, callback);
     }
     const { shown, answered } = await answer(pending, other);
     assert.equal(new URL(answered.url).searchParams.get('code'), null, `a code from a request pushed before its redirect URI was taken out of the document: ${answered.status} ${answered.url}`);
     assert.equal(shown.status, 400, `${shown.status} ${shown.url}`);
     assert.match(shown.html, /invalid_request_uri/, 'the request_uri is gone');
+  });
+
+  it('its key dropped (private_key_jwt to none) between the authorization and the code’s redemption: the code is not redeemed with the client_id alone (held)', async () => {
+    await server!.accounts.create('omar', PASSWORD);
+    const callback = `${host.base}/callback`;
+    const clientId = `${host.base}/agent.json`;
+    const { publicKey, privateKey } = await generateKeyPair('ES256', { extractable: true });
+    jwks = await startJwksHost();
+    jwks.keys = [{ ...(await exportJWK(publicKey)), kid: 'agent-key', alg: 'ES256', use: 'sig' }];
+    host.change({ token_endpoint_auth_method: 'private_key_jwt', jwks_uri: jwks.url });
+    await cacheExpired();
+    const keyed = await oidc.discovery(new URL(server!.issuer), clientId, { token_endpoint_auth_method: 'private_key_jwt' }, oidc.PrivateKeyJwt(privateKey), { execute: [oidc.allowInsecureRequests] });
+    const agent = new Agent();
+    const signIn = async () => {
+      const { page, verifier } = await startAuthorization(agent, keyed, callback, { scope: 'openid offline_access' });
+      const done = await signInSteps(agent, page, { username: 'omar', password: PASSWORD, stopAt: callback });
+      assert.ok(new URL(done.url).searchParams.get('code'), done.url);
+      return { callback: new URL(done.url), verifier };
+    };
+    // The ending is real: a code is redeemed with the key while the document names it.
+    const control = await signIn();
+    assert.ok((await oidc.authorizationCodeGrant(keyed, control.callback, { pkceCodeVerifier: control.verifier, expectedState: oidc.skipStateCheck })).refresh_token);
+    const pending = await signIn();
+
+    host.change(undefined);
+    await cacheExpired();
+    const bare = await oidc.discovery(new URL(server!.issuer), clientId, { token_endpoint_auth_method: 'none' }, oidc.None(), { execute: [oidc.allowInsecureRequests] });
+    await assert.rejects(oidc.authorizationCodeGrant(bare, pending.callback, { pkceCodeVerifier: pending.verifier, expectedState: oidc.skipStateCheck }), (error: oidc.ResponseBodyError) => {
+      assert.equal(error.error, 'invalid_grant', String(error));
+      return true;
+    });
   });
 });
 
