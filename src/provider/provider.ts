@@ -233,22 +233,22 @@ export function clientEndings({ config, kv, apis, revocations, consents }: Pick<
     // method, a secret replaced without grace: replaced-credentials.ts), whoever changed it, ends
     // likewise the tokens the client got for itself, with any credential (the one a thief used is
     // not known); and a secret that stops authenticating it takes its rotated-out predecessor along.
-    // A client narrowed (a redirect URI, grant type, response type or scope taken away), whoever
-    // changed it: its pending requests end. Each is checked against the client as it is when taken
-    // up (patches/current-registration.ts), but was kept, and the client widened again within its
-    // lifetime finished it (twenty-second endings pass).
+    // A client narrowed so that its pending requests are refused (a redirect URI, a response type or
+    // a grant type they are made with taken away: requestsNarrowed), whoever changed it: they end.
+    // Each was refused against the client as it is (patches/current-registration.ts) but kept, and
+    // the client widened again within its lifetime took it up (twenty-second endings pass). A scope
+    // or offline access taken away is not such a narrowing: what asks it goes on without it.
     clientReplaced: async (clientId, previous, next) => {
       if (!previous) return;
       const replaced = await replacedCredentials(kv, clientId, previous, next);
-      const taken = scopesTaken(previous, next, async () => [...registrationPolicy(config).scopes, ...(await apis.delegableScopes())]);
       await Promise.all([
         getsOwnTokens(previous) && (!getsOwnTokens(next) || replaced.any) ? apis.endOwnTokens(clientId) : undefined,
         authenticates(previous) && !authenticates(next) ? revocations.revokeDelegated(clientId) : undefined,
         // Scopes taken from its `scope` metadata: refreshes are narrowed and introspection refuses
         // the tokens carrying them already (resource-servers.ts heldByClientNow); the feed tells
         // the APIs that verify JWTs locally (a scoped delegated entry).
-        taken.then((scopes) => revocations.revokeNarrowed(clientId, scopes)),
-        taken.then((scopes) => (scopes.length || requestsNarrowed(previous, next) ? endPendingRequests(kv, clientId) : undefined)),
+        scopesTaken(previous, next, async () => [...registrationPolicy(config).scopes, ...(await apis.delegableScopes())]).then((taken) => revocations.revokeNarrowed(clientId, taken)),
+        requestsNarrowed(previous, next) ? endPendingRequests(kv, clientId) : undefined,
       ]);
       if (replaced.secret) await forgetPreviousSecret(kv, clientId);
     },
@@ -325,16 +325,27 @@ export async function scopesTaken(previous: { scope?: unknown }, next: { scope?:
   return [...new Set(before.length ? before : await offered())].filter((scope) => !after.has(scope));
 }
 
-/** What a client's requests may name, each with RFC 7591 §2's default where none is registered. */
-const REQUESTED_METADATA: Readonly<Record<string, readonly string[]>> = { redirect_uris: [], grant_types: ['authorization_code'], response_types: ['code'] };
+/** A client's grant and response types where its metadata names none (the engine's clientDefaults). */
+const DEFAULT_GRANT_TYPES: readonly string[] = ['authorization_code', 'refresh_token'];
+const DEFAULT_RESPONSE_TYPES = ['code'] as const;
 
-/** Whether a change of client metadata takes a redirect URI, grant type or response type from it. */
+/** What a client's requests may name, each with the engine's default where none is registered (clientDefaults). */
+const REQUESTED_METADATA: Readonly<Record<string, readonly string[]>> = { redirect_uris: [], grant_types: DEFAULT_GRANT_TYPES, response_types: DEFAULT_RESPONSE_TYPES };
+
+/** The values of the list `name` (one of REQUESTED_METADATA) a change of client metadata takes away. */
+function takenFrom(previous: Record<string, unknown>, next: Record<string, unknown>, name: string): unknown[] {
+  const values = (metadata: Record<string, unknown>) => (Array.isArray(metadata[name]) ? (metadata[name] as unknown[]) : REQUESTED_METADATA[name]!);
+  const after = new Set(values(next));
+  return values(previous).filter((value) => !after.has(value));
+}
+
+/**
+ * Whether a change of client metadata takes from it what a pending request may be made with: a
+ * redirect URI, a response type, or a grant type other than refresh_token (a request asking for
+ * offline access goes on without it then: patches/current-registration.ts).
+ */
 function requestsNarrowed(previous: Record<string, unknown>, next: Record<string, unknown>): boolean {
-  return Object.entries(REQUESTED_METADATA).some(([name, otherwise]) => {
-    const values = (metadata: Record<string, unknown>) => (Array.isArray(metadata[name]) ? (metadata[name] as unknown[]) : otherwise);
-    const after = new Set(values(next));
-    return values(previous).some((value) => !after.has(value));
-  });
+  return Object.keys(REQUESTED_METADATA).some((name) => takenFrom(previous, next, name).some((value) => name !== 'grant_types' || value !== 'refresh_token'));
 }
 
 /** Whether client metadata (as stored) has the client authenticate at the token endpoint (RFC 7591 §2: client_secret_basic by default). */
@@ -370,8 +381,8 @@ function protocol({ config, keyring, signing }: ProviderDependencies): Configura
     pkce: { required: pkceRequired(config.pkce.required) },
     clientAuthMethods: CLIENT_AUTH_METHODS,
     clientDefaults: {
-      grant_types: ['authorization_code', 'refresh_token'],
-      response_types: ['code'],
+      grant_types: [...DEFAULT_GRANT_TYPES],
+      response_types: [...DEFAULT_RESPONSE_TYPES],
       token_endpoint_auth_method: 'client_secret_basic',
       id_token_signed_response_alg: 'RS256',
     },
