@@ -167,7 +167,8 @@ describe('e2e: red team, endings that do not end (requests in flight)', function
     const resumed = await signInSteps(agent, signIn, { username: `alice-${web.id}`, password: PASSWORD, stopAt: removed });
     assert.ok(!resumed.url.startsWith(removed), `the sign-in begun before sent its code to the removed redirect URI: ${resumed.url}`);
     assert.ok(resumed.status < 500, `never a 5xx (${resumed.status})`);
-    const used = await agent.follow(pushed.href, {}, removed);
+    // Ended with the narrowing (redteam-endings-22), the request_uri is unknown: the error goes to the client's one redirect URI left, never the removed one.
+    const used = await agent.follow(pushed.href, {}, 'https://web.example.test/');
     assert.ok(!used.url.startsWith(removed), `the pushed request sent a code to the removed redirect URI: ${used.url}`);
     assert.ok(used.status < 500, `never a 5xx (${used.status})`);
   });
