@@ -6,9 +6,14 @@
  * device flow of its was pending, then widened again within the request's lifetime: the request
  * from before was taken up again, a code to the redirect URI it named and a device's tokens. Used
  * while narrowed it was refused (current-registration.ts), but it was kept: a narrowing ended
- * nothing pending. Now a narrowing of a client's redirect URIs or grant types ends its pending
- * requests, as a removal does (provider.ts clientEndings clientReplaced), whichever way the client
- * changed.
+ * nothing pending. Now a narrowing that refuses them (a redirect URI, a response type, a grant type
+ * other than refresh_token taken away) ends the client's pending requests, as a removal does
+ * (provider.ts clientEndings clientReplaced), whichever way the client changed.
+ *
+ * Held and pinned: `latchkey keys revoke` across a DPoP-bound refresh held by the test relay before
+ * and after it signs; the authenticator app (account page, operator reset) or a passkey removed
+ * while a step-up that needs it is pending; a document's key dropped between the authorization and
+ * the code's redemption.
  */
 import assert from 'node:assert/strict';
 import { decodeProtectedHeader, exportJWK, generateKeyPair } from 'jose';
