@@ -15,6 +15,7 @@ const { existsSync, globSync } = require('node:fs');
 const base = require('../.mocharc.json');
 
 const LONGEST_FIRST = [
+  'test/e2e/blips-3.test.ts',
   'test/integration/cli.test.ts',
   'test/integration/bench.test.ts',
   'test/integration/cli-embedded.test.ts',

@@ -36,6 +36,12 @@ export interface Relay {
    * says is the one (what it sent so far, as one text): how many.
    */
   silence(matches: (sent: string) => boolean): number;
+  /**
+   * Once a chunk `matches` says is the one arrives, cuts every connection (as a proxy restarted, a
+   * redis-server killed): that chunk is passed on to Redis first and its answer lost (`answered`:
+   * the write ran, the caller was never told), or dropped (not run). Resolves once cut.
+   */
+  cut(matches: (chunk: string) => boolean, options?: { answered?: boolean }): Promise<void>;
   /** Lets everything held go on, and drops a hold not reached yet. */
   release(): void;
   close(): void;
@@ -73,6 +79,8 @@ interface Link {
   sent: string;
   /** What Redis sent it while silenced. */
   down?: Buffer[];
+  /** Cut with its last chunk passed on: Redis's side closes once it has read it, its answer goes nowhere. */
+  passedOn?: boolean;
 }
 
 /** RELAY_LOG=<file>: every command each connection sends, one line a chunk (held ones marked), to check what a hold holds. */
@@ -83,6 +91,7 @@ let connections = 0;
 
 export async function startRelay(redisPort: number): Promise<Relay> {
   let armed: { matches: (chunk: string) => boolean; held: () => void } | undefined;
+  let cutting: { matches: (chunk: string) => boolean; answered: boolean; cut: () => void } | undefined;
   const holding = new Map<Socket, Buffer[]>();
   const links = new Map<Socket, Link>();
   const sockets = new Set<Socket>();
@@ -92,10 +101,23 @@ export async function startRelay(redisPort: number): Promise<Relay> {
     const id = (connections += 1);
     links.set(client, link);
     sockets.add(client).add(upstream);
-    upstream.on('data', (chunk) => (link.down ? link.down.push(chunk) : client.write(chunk)));
+    upstream.on('data', (chunk) => (link.passedOn ? undefined : link.down ? link.down.push(chunk) : client.write(chunk)));
     client.on('data', (chunk) => {
       const text = chunk.toString('latin1');
       if (link.sent.length < SENT_KEPT) link.sent += text.slice(0, SENT_KEPT - link.sent.length);
+      if (cutting?.matches(text)) {
+        const { answered, cut } = cutting;
+        cutting = undefined;
+        if (LOG) log(`c${id} CUT${answered ? ' (passed on)' : ''} ${shown(text)}`);
+        for (const [other, each] of links) {
+          if (other === client && answered) {
+            each.passedOn = true;
+            each.upstream.end(chunk);
+          } else each.upstream.destroy();
+          other.destroy();
+        }
+        return void cut();
+      }
       const queue = holding.get(client);
       const hold = !queue && armed?.matches(text);
       if (LOG) log(`c${id}${queue ? ' (queued)' : hold ? ' HELD' : ''} ${shown(text)}`);
@@ -108,7 +130,7 @@ export async function startRelay(redisPort: number): Promise<Relay> {
       }
       upstream.write(chunk);
     });
-    const close = () => (client.destroy(), upstream.destroy(), links.delete(client), holding.delete(client));
+    const close = () => (client.destroy(), link.passedOn || upstream.destroy(), links.delete(client), holding.delete(client));
     client.on('close', close).on('error', close);
     upstream.on('close', close).on('error', close);
   });
@@ -117,8 +139,9 @@ export async function startRelay(redisPort: number): Promise<Relay> {
   const holdFrom = (matches: (chunk: string) => boolean) => new Promise<void>((held) => (armed = { matches, held }));
   function release() {
     log('-- released');
-    // A hold not reached by now is dropped too: it would catch a later request's traffic.
+    // A hold (or cut) not reached by now is dropped too: it would catch a later request's traffic.
     armed = undefined;
+    cutting = undefined;
     for (const [client, queue] of holding) for (const chunk of queue) links.get(client)?.upstream.write(chunk);
     holding.clear();
     for (const [client, link] of links) {
@@ -153,6 +176,9 @@ export async function startRelay(redisPort: number): Promise<Relay> {
       };
     },
     holdFrom,
+    cut(matches, options = {}) {
+      return new Promise<void>((cut) => (cutting = { matches, answered: options.answered ?? false, cut }));
+    },
     silence(matches) {
       let silenced = 0;
       for (const [client, link] of links) {

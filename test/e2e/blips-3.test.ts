@@ -1,0 +1,255 @@
+/**
+ * The third blips pass (2026-12-04), black box: an ending whose Redis connection is cut (the relay
+ * drops every connection, as a proxy restarted or a redis-server killed and started again with its
+ * data) after one of its writes, that write passed on to Redis and its answer lost, swept write by
+ * write over the whole ending: an RFC 7009 revocation, a sign-out everywhere (RP-initiated logout),
+ * `latchkey users disable`, `latchkey clients remove`, the admin API's DELETE, `latchkey grants
+ * revoke`, the account page's withdrawal. The house rule: a cut-off ending is said not done (503 with
+ * Retry-After, a non-zero exit) and finishes when run again, or it is done whole; afterwards every
+ * token got before is refused at introspection, userinfo, refresh and by `latchkey/resource-server`
+ * following the feed. The HTTP endings (the account page's withdrawal among them) under a Redis
+ * paused at each write in turn as well.
+ */
+import assert from 'node:assert/strict';
+import { rmSync } from 'node:fs';
+import * as oidc from 'openid-client';
+import { Agent } from '../helpers/agent.js';
+import { eventually } from '../helpers/eventually.js';
+import { latchkey } from '../helpers/process.js';
+import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
+import { commandsIn, startRelay, type Relay } from '../helpers/relay.js';
+import { signInSteps, startAuthorization } from '../helpers/sign-in.js';
+import { startServer, testDir, type TestServer } from '../helpers/server.js';
+import { createResourceServer, type ResourceServer } from '../../src/resource-server/index.js';
+import { acceptedBy, API, basic, clientCredentialsToken, grantFeed, introspect, machineClient, RESOURCE_SERVERS, type ClientCredentials } from '../helpers/tokens.js';
+
+const PASSWORD = 'third blips pass test password';
+const REDIRECT = 'https://app.example.test/callback';
+const RS = { id: 'api', secret: 'api-resource-server-secret-with-entropy-012345' };
+const OPS = { id: 'ops', secret: 'ops-client-secret-with-plenty-of-entropy-0123456789' };
+
+/** Commands that may write (a script may be a read too: counted all the same). */
+const WRITES = /^(evalsha|eval|set|del|unlink|sadd|srem|zadd|zrem|xadd|hset|hdel|expire|pexpire|incr|incrby|decr|publish)$/i;
+const writes = (chunk: string) => commandsIn(chunk).some(([name = '']) => WRITES.test(name));
+
+/** What an ending answered: done, or said not done (503 with Retry-After, a non-zero exit). */
+type Outcome = 'done' | 'not done';
+/**
+ * How Redis goes away at the ending's k-th write: every connection cut with that write passed on
+ * and its answer lost (`cut`) or dropped unsent (`cut-dropped`), or Redis paused with it in its
+ * socket past REDIS_COMMAND_TIMEOUT and resumed after the answer (`pause`).
+ */
+type Blip = 'cut' | 'cut-dropped' | 'pause';
+
+interface Tokens {
+  /** A JWT for the API (the code exchange's, asked for it). */
+  readonly jwt: string;
+  /** An opaque access token (a second, silent sign-in's), for userinfo. */
+  readonly opaque: string;
+  /** The refresh tokens of both (none without offline access). */
+  readonly refresh: readonly string[];
+}
+
+describe('e2e: third blips pass: an ending whose Redis connection is cut after each of its writes', function () {
+  this.timeout(600_000);
+  let redis: RedisServer;
+  let relay: Relay;
+  let dir: string;
+  let server: TestServer;
+  let helper: ResourceServer;
+  let admin: string;
+  let made = 0;
+
+  before(async () => {
+    redis = await startRedisServer({ appendonly: true });
+    relay = await startRelay(redis.port);
+    dir = testDir();
+    server = await startServer({ redisUrl: relay.url, dir, port: await freePort(), clients: [machineClient(RS), machineClient(OPS)], env: { RESOURCE_SERVERS, REDIS_COMMAND_TIMEOUT: '500' } });
+    await grantFeed(server, RS.id);
+    await server.apis.grant(OPS.id, `${server.issuer}/admin`, { scopes: ['admin'] });
+    admin = await clientCredentialsToken(server.url, OPS, `${server.issuer}/admin`, 'admin');
+    helper = await createResourceServer({ issuer: server.issuer, audience: API, clientId: RS.id, clientSecret: RS.secret, onError: () => {} });
+    await helper.sync();
+  });
+  after(async () => {
+    helper?.close();
+    relay?.release();
+    await server?.stop();
+    relay?.close();
+    await redis?.stop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** A new app and person (each cut gets its own, so that what one ended says nothing of another). */
+  async function fresh(): Promise<{ app: ClientCredentials; username: string; sub: string }> {
+    made += 1;
+    const app = { id: `app-${made}`, secret: `app-${made}-client-secret-with-plenty-of-entropy-0123456789` };
+    await server.clients.add({ client_id: app.id, client_secret: app.secret, redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'], scope: 'openid offline_access read' });
+    const username = `person-${made}`;
+    const { sub } = await server.accounts.create(username, PASSWORD);
+    return { app, username, sub };
+  }
+
+  /** `username` signs in to `app` in `agent`: a JWT for the API, then silently an opaque token, with offline access or not. */
+  async function signIn(agent: Agent, app: ClientCredentials, username: string, offline: boolean): Promise<Tokens> {
+    const config = await oidc.discovery(new URL(server.issuer), app.id, app.secret, oidc.ClientSecretBasic(app.secret), { execute: [oidc.allowInsecureRequests] });
+    const scope = offline ? 'openid offline_access read' : 'openid read';
+    const first = await startAuthorization(agent, config, REDIRECT, { scope, prompt: 'consent', resource: API });
+    const done = await signInSteps(agent, first.page, { username, password: PASSWORD, stopAt: REDIRECT });
+    const jwt = await oidc.authorizationCodeGrant(config, new URL(done.url), { pkceCodeVerifier: first.verifier, expectedState: oidc.skipStateCheck }, { resource: API });
+    const second = await startAuthorization(agent, config, REDIRECT, { scope: offline ? 'openid offline_access' : 'openid', prompt: offline ? 'consent' : 'none' });
+    const again = second.page.url.startsWith(REDIRECT) ? second.page : await signInSteps(agent, second.page, { username, password: PASSWORD, stopAt: REDIRECT });
+    const opaque = await oidc.authorizationCodeGrant(config, new URL(again.url), { pkceCodeVerifier: second.verifier, expectedState: oidc.skipStateCheck });
+    const refresh = [jwt.refresh_token, opaque.refresh_token].filter((token): token is string => typeof token === 'string');
+    assert.equal(refresh.length, offline ? 2 : 0);
+    return { jwt: jwt.access_token, opaque: opaque.access_token, refresh };
+  }
+
+  /** Every token got before works nowhere. */
+  async function nothingWorks(tokens: Tokens, app: ClientCredentials, what: string): Promise<void> {
+    for (const token of [tokens.jwt, tokens.opaque]) assert.equal((await introspect(server.url, RS, token)).active, false, `${what}: an access token is active at introspection`);
+    const userinfo = await fetch(`${server.url}/me`, { headers: { authorization: `Bearer ${tokens.opaque}` } });
+    assert.equal(userinfo.status, 401, `${what}: userinfo answered ${userinfo.status}`);
+    for (const token of tokens.refresh) {
+      const refreshed = await fetch(`${server.url}/token`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(app) },
+        body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: token }),
+      });
+      assert.notEqual(refreshed.status, 200, `${what}: a refresh token refreshed`);
+      assert.ok(refreshed.status < 500, `${what}: a refresh answered ${refreshed.status}`);
+    }
+    await helper.sync();
+    assert.equal(await acceptedBy(helper, tokens.jwt), false, `${what}: the JWT is accepted by an API following the feed`);
+  }
+
+  /** The server's store connection is back (ioredis reconnects after the cut). */
+  const reconnected = () => eventually(async () => assert.equal((await fetch(`${server.url}/readyz`)).status, 200));
+
+  /**
+   * For each k from 1: a fresh app and person signed in, the ending run with every Redis connection
+   * cut at its k-th write (passed on, its answer lost); said done, nothing may work; said not done,
+   * it is run again (once the server reconnected) and must be done. Until an ending runs whole
+   * before its k-th write. How many cuts were made.
+   */
+  async function sweep(
+    what: string,
+    options: { offline: boolean; blip: Blip; from?: (fresh: { app: ClientCredentials; sub: string }) => string },
+    ending: (context: { app: ClientCredentials; username: string; agent: Agent; tokens: Tokens }) => Promise<Outcome>,
+  ): Promise<number> {
+    for (let k = 1; k < 40; k += 1) {
+      const { app, username, sub } = await fresh();
+      const agent = new Agent();
+      const tokens = await signIn(agent, app, username, options.offline);
+      let seen = 0;
+      let blipped = false;
+      // A CLI's own start-up writes are not counted: from its first write that names `from` on (when given).
+      const from = options.from?.({ app, sub });
+      let counting = from === undefined;
+      const kth = (chunk: string) => writes(chunk) && (counting ||= chunk.includes(from!)) && ++seen === k;
+      if (options.blip === 'pause') {
+        // The k-th write and what follows wait in a paused Redis's socket, past the command timeout.
+        void relay.holdFrom(kth).then(() => {
+          blipped = true;
+          redis.pause();
+          relay.release();
+        });
+      } else void relay.cut(kth, { answered: options.blip === 'cut' }).then(() => (blipped = true));
+      const outcome = await ending({ app, username, agent, tokens });
+      relay.release();
+      if (options.blip === 'pause') {
+        redis.resume();
+        // Redis runs what waited in its socket.
+        await new Promise((resolve) => setTimeout(resolve, 300));
+      }
+      if (!blipped) {
+        await nothingWorks(tokens, app, `${what}, run whole`);
+        return k - 1;
+      }
+      await reconnected();
+      const at = `${what}, ${options.blip} at write ${k}`;
+      if (outcome === 'not done') assert.equal(await ending({ app, username, agent, tokens }), 'done', `${at}: run again once Redis is back, it is not done`);
+      await nothingWorks(tokens, app, `${at} (${outcome === 'done' ? 'said done at once' : 'said not done, run again'})`);
+    }
+    assert.fail(`${what}: still blipped at its 40th write`);
+  }
+
+  /** An HTTP answer: 2xx done, 503 with Retry-After not done; anything else fails the test. */
+  function answered(what: string, status: number, retryAfter: string | null, ok: (status: number) => boolean = (s) => s >= 200 && s < 300): Outcome {
+    if (status === 503) {
+      assert.ok(retryAfter, `${what}: 503 without Retry-After`);
+      return 'not done';
+    }
+    assert.ok(ok(status), `${what}: answered ${status}`);
+    return 'done';
+  }
+
+  /** A CLI run through the relay (as the server reaches Redis): exit 0 done, anything else not done (one line, no stack). */
+  async function cli(args: string[], alsoDone?: RegExp): Promise<Outcome> {
+    const run = await latchkey(server.env, args);
+    if (run.status === 0 || alsoDone?.test(run.stderr)) return 'done';
+    assert.doesNotMatch(run.stderr, /\n\s+at /, `latchkey ${args.join(' ')}: a stack trace`);
+    return 'not done';
+  }
+
+  type Ending = (context: { app: ClientCredentials; username: string; agent: Agent; tokens: Tokens }) => Promise<Outcome>;
+
+  const revocation: Ending = async ({ app, tokens }) => {
+    let outcome: Outcome = 'done';
+    for (const token of tokens.refresh) {
+      const response = await fetch(`${server.url}/token/revocation`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(app) }, body: new URLSearchParams({ token }) });
+      if (answered('revocation', response.status, response.headers.get('retry-after')) === 'not done') outcome = 'not done';
+    }
+    return outcome;
+  };
+  const signOut: Ending = async ({ agent }) => {
+    const confirmation = await agent.follow(`${server.url}/session/end`);
+    if (confirmation.status === 503) return answered('sign-out page', confirmation.status, confirmation.headers.get('retry-after'));
+    assert.match(confirmation.html, /session\/end\/confirm/);
+    const page = await agent.submit(confirmation, '/session/end/confirm', { logout: 'yes' });
+    return answered('sign-out', page.status, page.headers.get('retry-after'));
+  };
+  const adminDelete: Ending = async ({ app }) => {
+    const response = await fetch(`${server.url}/admin/clients/${app.id}`, { method: 'DELETE', headers: { authorization: `Bearer ${admin}` } });
+    // Run again after a removal cut off once its record was gone: 404 (what it held ended before).
+    return answered('admin DELETE', response.status, response.headers.get('retry-after'), (s) => s === 204 || s === 404);
+  };
+  const withdrawal: Ending = async ({ app, agent }) => {
+    const account = await agent.follow(`${server.issuer}/account`);
+    if (account.status === 503) return answered('account page', account.status, account.headers.get('retry-after'));
+    // Run again after a withdrawal said not done that went through: nothing listed to withdraw.
+    if (!account.html.includes(`value="${app.id}"`)) return 'done';
+    const page = await agent.submit(account, '/apps/withdraw', { client: app.id });
+    return answered('withdrawal', page.status, page.headers.get('retry-after'), (s) => s === 200 && /Access withdrawn/.test(page.html));
+  };
+
+  const endings: [string, boolean, Ending][] = [
+    ['an RFC 7009 revocation of both refresh tokens', true, revocation],
+    ['a sign-out everywhere (RP-initiated logout)', false, signOut],
+    ['the admin API’s DELETE /admin/clients/{id}', true, adminDelete],
+    ['the account page’s withdrawal of the app’s access', true, withdrawal],
+  ];
+  // (A cut with the write dropped unsent, not passed on, was performed too and held: the same states as a cut at the write before.)
+  for (const blip of ['cut', 'pause'] as const) {
+    for (const [what, offline, ending] of endings) {
+      it(`${what}, ${blip === 'pause' ? 'Redis paused' : blip === 'cut' ? 'the connection cut (the write run, its answer lost)' : 'the connection cut (the write lost)'} at each of its writes in turn (held)`, async () => {
+        assert.ok((await sweep(what, { offline, blip }, ending)) > 2, 'the ending writes');
+      });
+    }
+  }
+
+  // The CLI's own connection goes through the relay too: the cut is of its connection and the server's.
+  it('latchkey users disable, its connection cut at each of its writes in turn (held)', async () => {
+    assert.ok((await sweep('users disable', { offline: true, blip: 'cut', from: ({ sub }) => sub }, ({ username }) => cli(['users', 'disable', username]))) > 2);
+  });
+
+  it('latchkey grants revoke --user, its connection cut at each of its writes in turn (held)', async () => {
+    assert.ok((await sweep('grants revoke --user', { offline: true, blip: 'cut', from: ({ sub }) => sub }, ({ username }) => cli(['grants', 'revoke', '--user', username]))) > 2);
+  });
+
+  it('latchkey clients remove, its connection cut at each of its writes in turn (held)', async () => {
+    // Run again after a removal cut off once its record was gone: "no client" (what it held ended before).
+    assert.ok((await sweep('clients remove', { offline: true, blip: 'cut', from: ({ app }) => app.id }, ({ app }) => cli(['clients', 'remove', app.id], /no client "/))) > 2);
+  });
+});
+
