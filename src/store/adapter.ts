@@ -396,8 +396,23 @@ class KvAdapter implements Adapter {
     const stored = await this.kv.getRecord(recordKey(this.model, id));
     const previous = stored ? loadedClient(JSON.parse(stored.payload) as AdapterPayload) : undefined;
     await replaced(id, previous, payload);
+    if (!previous) return this.createClient(id, payload, expiresIn);
     await this.write(id, payload, expiresIn);
     await replaced(id, previous, payload);
+  }
+
+  /**
+   * A new client (the clientReplaced hook ends nothing for one): in the clients' index first, then
+   * its record, last and bounded (Kv.putRecord), so that a creation answered as an outage (503, a
+   * non-zero exit) made no client. Before, a Redis paused past the command timeout wrote the record
+   * once it resumed, after the 503: the operator's retry made a second client, the first one's
+   * secret shown to nobody (third blips pass). An id indexed without its record is no client (the
+   * index's readers skip it). A write run in time whose answer was lost (a connection cut after it)
+   * still made the client, as any acknowledgement lost.
+   */
+  private async createClient(id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {
+    await this.kv.addToSet(OIDC_CLIENTS_KEY, id);
+    await this.kv.putRecord(recordKey(this.model, id), JSON.stringify(storedClient(payload)), expiresIn ? expiresIn + this.grace : undefined, { bounded: true });
   }
 
   /**

@@ -286,7 +286,7 @@ export class RemoteKv implements Kv {
   set(key: string, value: string, options?: { ttl?: number; onlyIfAbsent?: boolean; bounded?: boolean }) { return this.#call<boolean>('set', key, value, options); }
   del(keys: readonly string[]) { return this.#call<void>('del', keys); }
   getRecord(key: string) { return this.#call<Awaited<ReturnType<Kv['getRecord']>>>('getRecord', key); }
-  putRecord(key: string, payload: string, ttl?: number) { return this.#call<boolean>('putRecord', key, payload, ttl); }
+  putRecord(key: string, payload: string, ttl?: number, options?: { readonly bounded?: boolean }) { return this.#call<boolean>('putRecord', key, payload, ttl, options); }
   endRecord(key: string, ttl: number) { return this.#call<void>('endRecord', key, ttl); }
   consumeRecord(key: string, at: number, options?: { readonly drop?: boolean }) { return this.#call<Awaited<ReturnType<Kv['consumeRecord']>>>('consumeRecord', key, at, options); }
   addToSet(key: string, member: string, ttl?: number) { return this.#call<void>('addToSet', key, member, ttl); }

@@ -75,7 +75,8 @@ export class EmbeddedKv implements Kv {
     return entry.consumed === undefined ? { payload: entry.payload } : { payload: entry.payload, consumed: entry.consumed };
   }
 
-  async putRecord(key: string, payload: string, ttl?: number) {
+  // `bounded` (Kv.putRecord): one process, nothing runs after its caller stopped waiting.
+  async putRecord(key: string, payload: string, ttl?: number, _options?: { readonly bounded?: boolean }) {
     if (this.#live(key)?.type === 'ended') return false;
     this.#write(key, { type: 'record', payload }, ttl);
     return true;

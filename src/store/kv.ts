@@ -87,9 +87,12 @@ export interface Kv {
   /**
    * Replaces a record (dropping any consumed mark) and sets or clears its TTL, unless the key holds
    * an ending (endRecord): then nothing is written and the answer is false. One operation on one
-   * key, so a write in flight when the record was ended cannot bring it back.
+   * key, so a write in flight when the record was ended cannot bring it back. `bounded`: on Redis,
+   * not written when Redis runs it after the caller stopped waiting (a Redis paused past
+   * redis.commandTimeout), as consumeRecord's consumption: the caller has had its outage then, and
+   * nothing was written.
    */
-  putRecord(key: string, payload: string, ttl?: number): Promise<boolean>;
+  putRecord(key: string, payload: string, ttl?: number, options?: { readonly bounded?: boolean }): Promise<boolean>;
   /**
    * Replaces a record by its ending, which getRecord reads as no record and putRecord does not
    * overwrite, for as long as the record had left to live (or `ttl` seconds when it had no expiry

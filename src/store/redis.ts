@@ -38,6 +38,16 @@ const SCRIPTS = {
     lua: `${PUT_RECORD}
 return putRecord(KEYS[1], ARGV[1], tonumber(ARGV[2]))`,
   },
+  // Kv.putRecord bounded. ARGV: payload, ttl, the caller's last millisecond as consumeRecord's. -2 too late.
+  putRecordBounded: {
+    numberOfKeys: 1,
+    lua: `${PUT_RECORD}
+if ARGV[3] ~= '' then
+  local now = redis.pcall('TIME')
+  if type(now) == 'table' and now[2] and tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) > tonumber(ARGV[3]) then return -2 end
+end
+return putRecord(KEYS[1], ARGV[1], tonumber(ARGV[2]))`,
+  },
   // Only while the record holds ARGV[1], unconsumed (Kv.replaceRecord).
   replaceRecord: {
     numberOfKeys: 1,
@@ -232,6 +242,7 @@ return out`,
 
 type Scripted = {
   putRecord(key: string, payload: string, ttl: number): Promise<number>;
+  putRecordBounded(key: string, payload: string, ttl: number, until: number | ''): Promise<number>;
   replaceRecord(key: string, expected: string, payload: string, ttl: number): Promise<number>;
   endRecord(key: string, ttl: number): Promise<number>;
   consumeRecord(key: string, at: number, until: number | '', drop: '1' | ''): Promise<number>;
@@ -521,8 +532,11 @@ export class RedisKv implements Kv {
     };
   }
 
-  async putRecord(key: string, payload: string, ttl?: number) {
-    return (await this.#writing([key], () => this.#client.putRecord(key, payload, ttl ?? 0))) === 1;
+  async putRecord(key: string, payload: string, ttl?: number, options: { readonly bounded?: boolean } = {}) {
+    if (!options.bounded) return (await this.#writing([key], () => this.#client.putRecord(key, payload, ttl ?? 0))) === 1;
+    const reply = await this.#writing([key], () => this.#inTime((until) => this.#client.putRecordBounded(key, payload, ttl ?? 0, until)));
+    if (reply === -2) throw new Error('the write reached Redis after the caller stopped waiting for it (Command timed out)');
+    return reply === 1;
   }
 
   async replaceRecord(key: string, expected: string, payload: string, ttl?: number) {

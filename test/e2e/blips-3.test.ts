@@ -8,7 +8,9 @@
  * Retry-After, a non-zero exit) and finishes when run again, or it is done whole; afterwards every
  * token got before is refused at introspection, userinfo, refresh and by `latchkey/resource-server`
  * following the feed. The HTTP endings (the account page's withdrawal among them) under a Redis
- * paused at each write in turn as well.
+ * paused at each write in turn as well. And a client made (admin API, developer page, RFC 7591)
+ * while Redis pauses at its record's write: answered 503, it was made once Redis resumed, and the
+ * retry made a second one (fixed: a 503 made nothing).
  */
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
@@ -17,7 +19,9 @@ import { Agent } from '../helpers/agent.js';
 import { eventually } from '../helpers/eventually.js';
 import { latchkey } from '../helpers/process.js';
 import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
-import { commandsIn, startRelay, type Relay } from '../helpers/relay.js';
+import { commandsIn, scriptOn, startRelay, type Relay } from '../helpers/relay.js';
+import { developerSignIn } from '../helpers/developer.js';
+import { initialAccessToken } from '../helpers/operator.js';
 import { signInSteps, startAuthorization } from '../helpers/sign-in.js';
 import { startServer, testDir, type TestServer } from '../helpers/server.js';
 import { createResourceServer, type ResourceServer } from '../../src/resource-server/index.js';
@@ -253,3 +257,88 @@ describe('e2e: third blips pass: an ending whose Redis connection is cut after e
   });
 });
 
+describe('e2e: third blips pass: a client made while Redis pauses at its write', function () {
+  this.timeout(60_000);
+  let redis: RedisServer;
+  let relay: Relay;
+  let server: TestServer;
+  let admin: string;
+
+  before(async () => {
+    redis = await startRedisServer();
+    relay = await startRelay(redis.port);
+    // A command waits half a second: a Redis paused longer is an outage (503).
+    server = await startServer({ redisUrl: relay.url, clients: [machineClient(OPS)], env: { REDIS_COMMAND_TIMEOUT: '500' } });
+    await server.apis.grant(OPS.id, `${server.issuer}/admin`, { scopes: ['admin'] });
+    admin = await clientCredentialsToken(server.url, OPS, `${server.issuer}/admin`, 'admin');
+    await server.accounts.create('dev', PASSWORD);
+  });
+  after(async () => {
+    redis?.resume();
+    relay?.release();
+    await server?.stop();
+    relay?.close();
+    await redis?.stop();
+  });
+
+  /** `request`, its write of a client's record (a script on oidc:Client:…) reaching a paused Redis, which runs it once resumed, after the answer. */
+  async function pausedAtTheClientsWrite<T>(request: () => Promise<T>): Promise<T> {
+    const held = await relay.hold(scriptOn('oidc:Client:'), request);
+    redis.pause();
+    const answer = await held.release();
+    redis.resume();
+    // Redis runs what waited in its socket.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    return answer;
+  }
+
+  const listed = async () => {
+    const response = await fetch(`${server.url}/admin/clients`, { headers: { authorization: `Bearer ${admin}` } });
+    assert.equal(response.status, 200);
+    return ((await response.json()) as { client_id: string }[]).map((client) => client.client_id).filter((id) => id !== OPS.id);
+  };
+
+  it('POST /admin/clients answered 503 made no client: the operator’s retry makes the one client, whose secret was shown (before the fix the first was made once Redis resumed, a second client with a secret nobody was shown)', async () => {
+    const before = await listed();
+    const metadata = { client_name: 'Reports', redirect_uris: ['https://reports.example.test/callback'] };
+    const post = () => fetch(`${server.url}/admin/clients`, { method: 'POST', headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' }, body: JSON.stringify(metadata) });
+    const blip = await pausedAtTheClientsWrite(post);
+    assert.equal(blip.status, 503);
+    assert.equal(blip.headers.get('retry-after'), '2');
+    // Before the fix: the client was there, made after its 503.
+    assert.deepEqual(await listed(), before, 'a creation answered 503 made no client');
+    const retried = await post();
+    assert.equal(retried.status, 201);
+    const made = (await retried.json()) as { client_id: string; client_secret: string };
+    assert.deepEqual(await listed(), [...before, made.client_id].sort(), 'one client, the one the operator was shown');
+    const token = await fetch(`${server.url}/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic({ id: made.client_id, secret: made.client_secret }) }, body: 'grant_type=client_credentials' });
+    assert.notEqual(token.status, 401, 'and its secret is the one shown');
+  });
+
+  it('an RFC 7591 registration answered 503 at its client’s write made no client: registered again, one client (the same path: fails without the fix too)', async () => {
+    const before = await listed();
+    const iat = await initialAccessToken(server);
+    const register = () => fetch(`${server.url}/reg`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${iat}` }, body: JSON.stringify({ client_name: 'Registered', redirect_uris: ['https://registered.example.test/callback'] }) });
+    const blip = await pausedAtTheClientsWrite(register);
+    assert.equal(blip.status, 503);
+    assert.deepEqual(await listed(), before, 'a registration answered 503 made no client');
+    const again = await register();
+    assert.equal(again.status, 201);
+    const { client_id: id } = (await again.json()) as { client_id: string };
+    assert.deepEqual(await listed(), [...before, id].sort());
+  });
+
+  it('an app registered on the developer page answered 503 made no app: the developer’s page lists none, and registered again it is the one app (before the fix: two, one whose secret nobody was shown)', async () => {
+    const { agent, page } = await developerSignIn(server.issuer, 'dev', PASSWORD);
+    const form = { name: 'Dev Reports', type: 'web', redirect_uris: 'https://dev.example.test/callback' };
+    const blip = await pausedAtTheClientsWrite(() => agent.submit(page, '/developer/apps', form));
+    assert.equal(blip.status, 503);
+    const apps = async () => [...(await agent.follow(`${server.issuer}/developer`)).html.matchAll(/<h2><bdi>Dev Reports<\/bdi><\/h2>/g)].length;
+    // Before the fix: listed, made after its 503.
+    assert.equal(await apps(), 0, 'a registration answered 503 made no app');
+    const again = await agent.submit(await agent.follow(`${server.issuer}/developer`), '/developer/apps', form);
+    assert.equal(again.status, 200);
+    assert.match(again.html, /App registered/);
+    assert.equal(await apps(), 1);
+  });
+});
