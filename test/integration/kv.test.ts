@@ -117,6 +117,18 @@ for (const backend of [...backends, remoteEmbedded]) {
       assert.equal(await kv.get(key), 'used');
     });
 
+    it('a bounded putRecord (a new client) writes as putRecord does: the record, its TTL or none, nothing over an ending', async () => {
+      const key = `bounded:${randomUUID()}`;
+      assert.equal(await kv.putRecord(key, '{"c":1}', undefined, { bounded: true }), true);
+      assert.deepEqual(await kv.getRecord(key), { payload: '{"c":1}' });
+      const expiring = `bounded:${randomUUID()}`;
+      assert.equal(await kv.putRecord(expiring, '{"c":2}', 60, { bounded: true }), true);
+      assert.deepEqual(await kv.getRecord(expiring), { payload: '{"c":2}' });
+      await kv.endRecord(expiring, 60);
+      assert.equal(await kv.putRecord(expiring, '{"c":3}', 60, { bounded: true }), false, 'an ending stays');
+      assert.equal(await kv.getRecord(expiring), undefined);
+    });
+
     it('compareAndSet lets exactly one of concurrent writers win', async () => {
       const key = `cas:${randomUUID()}`;
       const outcomes = await Promise.all(Array.from({ length: 10 }, (_, i) => kv.compareAndSet(key, undefined, `w${i}`)));
@@ -348,5 +360,8 @@ describe('Kv single-use writes on a machine whose clock moved since it followed 
     await kv.putRecord(record, '{"t":1}', 60);
     assert.equal(await kv.consumeRecord(record, 1), 'consumed');
     assert.equal(await kv.consumeRecord(record, 1), 'already-consumed');
+    const client = `bounded:${randomUUID()}`;
+    assert.equal(await kv.putRecord(client, '{"c":1}', undefined, { bounded: true }), true, 'a bounded record write is not refused as late either');
+    assert.deepEqual(await kv.getRecord(client), { payload: '{"c":1}' });
   });
 });
