@@ -255,7 +255,8 @@ describe('e2e: red team, twenty-second endings pass: latchkey keys revoke across
       const revoked = decodeProtectedHeader(first.access_token).kid!;
 
       const held = await relay.hold(matches, () => oidc.refreshTokenGrant(config, first.refresh_token!, { resource: API }, { DPoP: dpop }));
-      const run = await latchkey(env, ['keys', 'revoke', revoked]);
+      // A kid may start with "-": after "--" (the CLI takes it as an option otherwise).
+      const run = await latchkey(env, ['keys', 'revoke', '--', revoked]);
       assert.equal(run.status, 0, run.stderr);
       const refreshed = await held.release();
 
