@@ -273,7 +273,8 @@ describe('e2e: red team, eighteenth endings pass: an operator revoking a grant t
 });
 
 describe('e2e: red team, eighteenth endings pass: a configured API taken out and put back under serve --workers 2', function () {
-  this.timeout(60_000);
+  // Two restarts of serve --workers 2 and CLI runs per test: on a loaded two-core runner a minute is not always enough.
+  this.timeout(120_000);
   const dir = testDir();
   let redis: RedisServer;
   let served: ServerProcess | undefined;

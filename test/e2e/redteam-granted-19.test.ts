@@ -38,7 +38,8 @@ async function proof(key: KeyPair, htu: string, accessToken?: string): Promise<s
 }
 
 describe('e2e: red team, nineteenth granting pass, features combined across an operator change', function () {
-  this.timeout(60_000);
+  // Several CLI runs per test: on a loaded two-core runner one takes a few seconds.
+  this.timeout(120_000);
   let server: TestServer;
   let app: oidc.Configuration;
 
