@@ -16,9 +16,11 @@
  *                           (expiring with the longest; ids of sessions ended otherwise linger until then)
  *   oidc:rat:client:<clientId>
  *                           record keys of a client's registration access tokens, deleted with the client
- *   oidc:pending:client:<clientId>
+ *   oidc:pending-ends:client:<clientId>
  *                           record keys of a client's device codes and pushed authorization requests,
- *                           deleted with the client (expiring with the longest)
+ *                           each scored by its record's end (Kv.addExpiring: ended ones dropped at each
+ *                           add), deleted with the client; oidc:pending:client:<clientId>, the plain
+ *                           set of the release before (never pruned), is read and deleted with it too
  *   oidc:initial-access-tokens
  *                           set of the digests of outstanding initial access tokens (expiring with the
  *                           longest), so that an operator can list and revoke them
@@ -61,6 +63,7 @@ import {
   oidcAccountSessionsKey,
   oidcClientGrantsKey,
   oidcGrantKey,
+  oidcPendingEndsKey,
   oidcPendingKey,
   oidcRecordKey,
   oidcRegistrationTokensKey,
@@ -367,7 +370,8 @@ class KvAdapter implements Adapter {
       writes.push(this.kv.addToSet(oidcRegistrationTokensKey(payload.clientId), key, ttl));
     }
     const pendingFor = PENDING.has(this.model) ? requestingClient(payload) : undefined;
-    if (pendingFor) writes.push(this.kv.addToSet(oidcPendingKey(pendingFor), key, ttl));
+    // An expiring set: a client asks as often as it likes, and each record ends on its own.
+    if (pendingFor && ttl !== undefined) writes.push(this.kv.addExpiring(oidcPendingEndsKey(pendingFor), key, ttl));
     if (this.model === 'Grant') {
       if (typeof payload.accountId === 'string') writes.push(this.kv.addToSet(oidcAccountGrantsKey(payload.accountId), id, ttl));
       if (typeof payload.clientId === 'string') writes.push(this.kv.addToSet(oidcClientGrantsKey(payload.clientId), id, ttl));
@@ -734,7 +738,9 @@ export async function endClientsRecords(kv: Kv, clientId: string): Promise<void>
  * narrowed (provider.ts clientEndings), since the twenty-second endings pass.
  */
 export async function endPendingRequests(kv: Kv, clientId: string): Promise<void> {
-  await endListed(kv, oidcPendingKey(clientId));
+  // The expiring index, and the plain set the release before wrote (until it expires).
+  const ends = oidcPendingEndsKey(clientId);
+  await Promise.all([kv.liveMembers(ends).then((keys) => endMembers(kv, ends, keys)), endListed(kv, oidcPendingKey(clientId))]);
 }
 
 /**

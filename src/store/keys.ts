@@ -42,6 +42,13 @@ export const BACKCHANNEL_RETRIES_KEY = 'backchannel:{bc}:retries';
 export const oidcRegistrationTokensKey = (clientId: string) => `oidc:rat:client:${clientId}`;
 /** The record keys of a client's device codes and pushed authorization requests, deleted with the client. */
 export const oidcPendingKey = (clientId: string) => `oidc:pending:client:${clientId}`;
+/**
+ * The same index, each record key scored by when its record ends (Kv.addExpiring: ended ones are
+ * dropped at each add), since the store-growth pass: oidcPendingKey, a plain set whose TTL each add
+ * renewed, never lost a member, so a client asking again and again grew it without end. The plain
+ * set is only read (and deleted with the client) now, until it expires.
+ */
+export const oidcPendingEndsKey = (clientId: string) => `oidc:pending-ends:client:${clientId}`;
 /** Set of stored client ids, durable. */
 export const OIDC_CLIENTS_KEY = 'oidc:clients';
 /**
