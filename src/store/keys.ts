@@ -277,6 +277,15 @@ export const federatedBySidKey = (upstream: string, sid: string) => `upstream:si
 export const federatedBySubKey = (upstream: string, sub: string) => `upstream:sub:${upstream}:${sub}`;
 /** Set of the sessions an upstream signed in. */
 export const federatedByUpstreamKey = (upstream: string) => `upstream:sessions:${upstream}`;
+/**
+ * The three sets above as expiring sets (Kv.addExpiring: each session uid scored by its record's
+ * end, ended ones dropped at each add), since the store-growth pass: the plain sets, whose TTL each
+ * sign-in renewed, never lost a member, so an upstream in use (every person's sign-in through it)
+ * grew its set without end. The plain sets are only read (and taken from) now, until they expire.
+ */
+export const federatedBySidEndsKey = (upstream: string, sid: string) => `upstream:sid-ends:${upstream}:${sid}`;
+export const federatedBySubEndsKey = (upstream: string, sub: string) => `upstream:sub-ends:${upstream}:${sub}`;
+export const federatedByUpstreamEndsKey = (upstream: string) => `upstream:sessions-ends:${upstream}`;
 /** A back-channel logout's time for an upstream sid, for a sign-in that has no session yet. */
 export const loggedOutSidKey = (upstream: string, sid: string) => `upstream:logged-out:sid:${upstream}:${sid}`;
 /** A back-channel logout's time for an upstream subject, for a sign-in that has no session yet. */

@@ -5,11 +5,24 @@
  *
  * Layout (each with the session's lifetime): upstream:session:<session uid> → JSON record;
  * upstream:sid:<upstream>:<upstream sid>, upstream:sub:<upstream>:<upstream sub> and
- * upstream:sessions:<upstream> (every session it signed in, for its removal) → sets of session uids.
+ * upstream:sessions:<upstream> (every session it signed in, for its removal) → sets of session uids
+ * the release before wrote (never pruned: read and taken from until they expire); each now as an
+ * expiring set (Kv.addExpiring), upstream:sid-ends:…, upstream:sub-ends:…, upstream:sessions-ends:…,
+ * whose members end with their session's record.
  */
 import { scoped } from '../http/layers.js';
 import type { Kv } from '../store/kv.js';
-import { federatedBySidKey, federatedBySubKey, federatedByUpstreamKey, federatedSessionKey, loggedOutSidKey, loggedOutSubKey } from '../store/keys.js';
+import {
+  federatedBySidEndsKey,
+  federatedBySidKey,
+  federatedBySubEndsKey,
+  federatedBySubKey,
+  federatedByUpstreamEndsKey,
+  federatedByUpstreamKey,
+  federatedSessionKey,
+  loggedOutSidKey,
+  loggedOutSubKey,
+} from '../store/keys.js';
 
 export interface FederatedSession {
   readonly upstream: string;
@@ -34,9 +47,16 @@ export class FederatedSessions {
 
   async record(sessionUid: string, session: FederatedSession): Promise<void> {
     await this.kv.set(federatedSessionKey(sessionUid), JSON.stringify(session), { ttl: this.ttl });
-    await this.kv.addToSet(federatedBySubKey(session.upstream, session.sub), sessionUid, this.ttl);
-    await this.kv.addToSet(federatedByUpstreamKey(session.upstream), sessionUid, this.ttl);
-    if (session.sid) await this.kv.addToSet(federatedBySidKey(session.upstream, session.sid), sessionUid, this.ttl);
+    // Expiring sets: every sign-in adds a member, and each ends with its session's record.
+    await this.kv.addExpiring(federatedBySubEndsKey(session.upstream, session.sub), sessionUid, this.ttl);
+    await this.kv.addExpiring(federatedByUpstreamEndsKey(session.upstream), sessionUid, this.ttl);
+    if (session.sid) await this.kv.addExpiring(federatedBySidEndsKey(session.upstream, session.sid), sessionUid, this.ttl);
+  }
+
+  /** The live members of an expiring index and those the release before put in its plain set. */
+  private async indexed(ends: string, before: string): Promise<string[]> {
+    const [live, old] = await Promise.all([this.kv.liveMembers(ends), this.kv.members(before)]);
+    return [...new Set([...live, ...old])];
   }
 
   async find(sessionUid: string): Promise<FederatedSession | undefined> {
@@ -46,7 +66,7 @@ export class FederatedSessions {
 
   /** The uids of the sessions an upstream logout names (by its sid, else by its sub). */
   async sessionsOf(upstream: string, { sid, sub }: { sid?: string; sub?: string }): Promise<string[]> {
-    const uids = sid ? await this.kv.members(federatedBySidKey(upstream, sid)) : await this.kv.members(federatedBySubKey(upstream, sub!));
+    const uids = sid ? await this.indexed(federatedBySidEndsKey(upstream, sid), federatedBySidKey(upstream, sid)) : await this.indexed(federatedBySubEndsKey(upstream, sub!), federatedBySubKey(upstream, sub!));
     const records = await Promise.all(uids.map(async (uid) => [uid, await this.find(uid)] as const));
     // With both, the session must match both (OIDC Back-Channel Logout §2.4).
     return records.filter(([, record]) => record && record.upstream === upstream && (!sub || record.sub === sub)).map(([uid]) => uid);
@@ -76,7 +96,7 @@ export class FederatedSessions {
 
   /** The uids of every session the upstream signed in (sessions recorded before this index existed are not in it). */
   async sessionsThrough(upstream: string): Promise<string[]> {
-    const uids = await this.kv.members(federatedByUpstreamKey(upstream));
+    const uids = await this.indexed(federatedByUpstreamEndsKey(upstream), federatedByUpstreamKey(upstream));
     const records = await Promise.all(uids.map((uid) => this.find(uid)));
     return uids.filter((_, at) => records[at]?.upstream === upstream);
   }
@@ -85,9 +105,13 @@ export class FederatedSessions {
     const record = await this.find(sessionUid);
     if (!record) return;
     await this.kv.del([federatedSessionKey(sessionUid)]);
-    await this.kv.removeFromSet(federatedBySubKey(record.upstream, record.sub), sessionUid);
-    await this.kv.removeFromSet(federatedByUpstreamKey(record.upstream), sessionUid);
-    if (record.sid) await this.kv.removeFromSet(federatedBySidKey(record.upstream, record.sid), sessionUid);
+    await Promise.all([
+      this.kv.removeExpiring(federatedBySubEndsKey(record.upstream, record.sub), sessionUid),
+      this.kv.removeFromSet(federatedBySubKey(record.upstream, record.sub), sessionUid),
+      this.kv.removeExpiring(federatedByUpstreamEndsKey(record.upstream), sessionUid),
+      this.kv.removeFromSet(federatedByUpstreamKey(record.upstream), sessionUid),
+      ...(record.sid ? [this.kv.removeExpiring(federatedBySidEndsKey(record.upstream, record.sid), sessionUid), this.kv.removeFromSet(federatedBySidKey(record.upstream, record.sid), sessionUid)] : []),
+    ]);
   }
 }
 

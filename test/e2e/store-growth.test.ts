@@ -9,6 +9,7 @@ import { Redis } from 'ioredis';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startRedisServer, type RedisServer } from '../helpers/redis.js';
 import { startServer, type TestServer } from '../helpers/server.js';
+import { fakeUpstreamOf, linkedBySignIn } from '../helpers/fake-upstream.js';
 
 const PREFIX = 'lk:';
 const DEVICE = 'tv-app';
@@ -31,8 +32,10 @@ describe('e2e: store growth, what outsiders make Latchkey keep', function () {
   before(async () => {
     redis = await startRedisServer();
     raw = new Redis(redis.url);
+    // Short device codes and sessions, so that a test sees their indexes outlive them or not; the
+    // fake upstream is on loopback.
     // The rate limits bound how fast, not how much in the end: off, so that a test drives hundreds quickly.
-    server = await startServer({ redisUrl: redis.url, clients, env: { TTL_DEVICE_CODE: '2', RATE_LIMIT_PER_IP: '0', RATE_LIMIT_PER_CLIENT: '0' } });
+    server = await startServer({ redisUrl: redis.url, clients, env: { TTL_DEVICE_CODE: '2', TTL_SESSION: '3', OUTBOUND_ALLOW_PRIVATE_NETWORKS: 'true', RATE_LIMIT_PER_IP: '0', RATE_LIMIT_PER_CLIENT: '0' } });
   });
   after(async () => {
     raw?.disconnect();
@@ -72,10 +75,7 @@ describe('e2e: store growth, what outsiders make Latchkey keep', function () {
     await sleep(1000);
     assert.equal((await deviceAuthorization()).status, 200);
     since++;
-    let indexed = 0;
-    for (const key of (await allKeys()).filter((key) => key.startsWith('oidc:pending'))) {
-      indexed += (await raw.type(PREFIX + key)) === 'zset' ? await raw.zcard(PREFIX + key) : await raw.scard(PREFIX + key);
-    }
+    const indexed = await indexedUnder('oidc:pending');
     assert.ok(indexed <= since, `the app's pending index holds ${indexed} members, of which only ${since} can be live`);
 
     // Pushed requests go into the same index.
@@ -83,6 +83,15 @@ describe('e2e: store growth, what outsiders make Latchkey keep', function () {
     const pushedLive = (await allKeys()).filter((key) => key.startsWith('oidc:PushedAuthorizationRequest:')).length;
     assert.equal(pushedLive, 50);
   });
+
+  /** Members of the indexes whose keys start with `prefix` (plain sets and expiring ones alike). */
+  async function indexedUnder(prefix: string): Promise<number> {
+    let indexed = 0;
+    for (const key of (await allKeys()).filter((key) => key.startsWith(prefix))) {
+      indexed += (await raw.type(PREFIX + key)) === 'zset' ? await raw.zcard(PREFIX + key) : await raw.scard(PREFIX + key);
+    }
+    return indexed;
+  }
 
   it('hundreds of anonymous requests at every open endpoint leave no key without a TTL', async () => {
     const junk = (n: number) => `junk-${n}-${'x'.repeat(40)}`;
@@ -101,5 +110,31 @@ describe('e2e: store growth, what outsiders make Latchkey keep', function () {
     const durable: string[] = [];
     for (const key of await allKeys()) if ((await raw.ttl(PREFIX + key)) === -1 && !OPERATOR_OWNED.some((owned) => owned.test(key))) durable.push(key);
     assert.deepEqual(durable, [], 'keys an outsider made that never expire');
+  });
+
+  it("people signing in through an upstream again and again: the upstream's session indexes keep only the live sessions", async () => {
+    const fake = await fakeUpstreamOf(server, 'upstream-secret-with-plenty-of-entropy-0123');
+    try {
+      const signIn = async () => assert.ok(await linkedBySignIn(server, fake, { upstream: 'fake', sub: 'same-person', clientId: WEB, redirectUri: REDIRECT }));
+      for (let round = 0; round < 40; round++) await signIn();
+      const first = new Set((await allKeys()).filter((key) => key.startsWith('upstream:session:')));
+      assert.ok(first.size > 0);
+      // Sign-ins go on until every one of those sessions has ended (TTL_SESSION 3).
+      let since = 0;
+      while ((await allKeys()).some((key) => first.has(key))) {
+        await signIn();
+        since++;
+        await sleep(200);
+      }
+      await sleep(1000);
+      await signIn();
+      since++;
+      for (const prefix of ['upstream:sessions', 'upstream:sub', 'upstream:sid']) {
+        const indexed = await indexedUnder(prefix);
+        assert.ok(indexed <= since, `${prefix}: ${indexed} members, of which only ${since} can be live`);
+      }
+    } finally {
+      await fake.close();
+    }
   });
 });

@@ -136,6 +136,9 @@ const PINNED: Record<keyof typeof keys, readonly [unknown, string] | readonly (r
   federatedBySidKey: [keys.federatedBySidKey('corp', 'sid-1'), 'upstream:sid:corp:sid-1'],
   federatedBySubKey: [keys.federatedBySubKey('corp', 'u-9'), 'upstream:sub:corp:u-9'],
   federatedByUpstreamKey: [keys.federatedByUpstreamKey('corp'), 'upstream:sessions:corp'],
+  federatedBySidEndsKey: [keys.federatedBySidEndsKey('fake', 'sid-1'), 'upstream:sid-ends:fake:sid-1'],
+  federatedBySubEndsKey: [keys.federatedBySubEndsKey('fake', 'sub-1'), 'upstream:sub-ends:fake:sub-1'],
+  federatedByUpstreamEndsKey: [keys.federatedByUpstreamEndsKey('fake'), 'upstream:sessions-ends:fake'],
   loggedOutSidKey: [keys.loggedOutSidKey('corp', 'sid-1'), 'upstream:logged-out:sid:corp:sid-1'],
   loggedOutSubKey: [keys.loggedOutSubKey('corp', 'u-9'), 'upstream:logged-out:sub:corp:u-9'],
 };
