@@ -9,8 +9,10 @@
  *   oidc:uid:<uid>          Session uid → the session id's digest (sha256:…)
  *   oidc:usercode:<code>    device flow user code → the device code's digest (sha256:…)
  *   oidc:clients            set of stored client ids (durable, like the clients themselves)
- *   oidc:grants:account:<accountId>, oidc:grants:client:<clientId>
- *                           sets of grant ids, so that every grant of a person or a client can be revoked
+ *   oidc:grants-ends:account:<accountId>, oidc:grants-ends:client:<clientId>
+ *                           expiring sets (Kv.addExpiring) of grant ids, so that every grant of a person
+ *                           or a client can be revoked; oidc:grants:account:…, oidc:grants:client:…, the
+ *                           plain sets of the release before (never pruned), are read with them
  *   oidc:sessions:account:{<accountId>}
  *                           set of the digests of a person's session ids, so that disabling them ends every session
  *                           (expiring with the longest; ids of sessions ended otherwise linger until then)
@@ -59,8 +61,10 @@ import {
   OIDC_INITIAL_ACCESS_TOKENS_KEY,
   OIDC_SESSION_ENDS_KEY,
   OIDC_SESSION_PREFIX,
+  oidcAccountGrantsEndsKey,
   oidcAccountGrantsKey,
   oidcAccountSessionsKey,
+  oidcClientGrantsEndsKey,
   oidcClientGrantsKey,
   oidcGrantKey,
   oidcPendingEndsKey,
@@ -70,6 +74,13 @@ import {
   oidcSessionUidKey,
   oidcUserCodeKey,
 } from './keys.js';
+
+/**
+ * Seconds an expiring index (Kv.addExpiring) keeps a record's key or id past the record's own TTL:
+ * the two are written by separate commands, so the index's end must not come before the record's
+ * by the moment between them (what ends a client's or a person's everything reads the index).
+ */
+const INDEX_MARGIN = 1;
 
 /** Models whose records belong to a grant and die with it. */
 const GRANTABLE = new Set([
@@ -371,10 +382,12 @@ class KvAdapter implements Adapter {
     }
     const pendingFor = PENDING.has(this.model) ? requestingClient(payload) : undefined;
     // An expiring set: a client asks as often as it likes, and each record ends on its own.
-    if (pendingFor && ttl !== undefined) writes.push(this.kv.addExpiring(oidcPendingEndsKey(pendingFor), key, ttl));
+    if (pendingFor && ttl !== undefined) writes.push(this.kv.addExpiring(oidcPendingEndsKey(pendingFor), key, ttl + INDEX_MARGIN));
     if (this.model === 'Grant') {
-      if (typeof payload.accountId === 'string') writes.push(this.kv.addToSet(oidcAccountGrantsKey(payload.accountId), id, ttl));
-      if (typeof payload.clientId === 'string') writes.push(this.kv.addToSet(oidcClientGrantsKey(payload.clientId), id, ttl));
+      // Expiring sets: a grant that ends on its own leaves its person's and its client's index too.
+      const index = (ends: string, plain: string) => (ttl !== undefined ? this.kv.addExpiring(ends, id, ttl + INDEX_MARGIN) : this.kv.addToSet(plain, id));
+      if (typeof payload.accountId === 'string') writes.push(index(oidcAccountGrantsEndsKey(payload.accountId), oidcAccountGrantsKey(payload.accountId)));
+      if (typeof payload.clientId === 'string') writes.push(index(oidcClientGrantsEndsKey(payload.clientId), oidcClientGrantsKey(payload.clientId)));
     }
     // Most upserts write the record alone: its own promise then, not a Promise.all of one.
     return writes.length === 1 ? stored : Promise.all(writes).then(() => stored);
@@ -903,13 +916,14 @@ export class AdapterIndexes {
   }
 
   /** Ids of the grants of a person or a client (some may have expired or been revoked since). */
-  grantIds(owner: GrantOwner): Promise<string[]> {
-    return this.kv.members(grantsKey(owner));
+  async grantIds(owner: GrantOwner): Promise<string[]> {
+    const [live, plain] = await Promise.all([this.kv.liveMembers(grantsEndsKey(owner)), this.kv.members(grantsKey(owner))]);
+    return [...new Set([...live, ...plain])];
   }
 
   /** Drops the index of a person's or a client's grants (once they are revoked). */
   async forgetGrants(owner: GrantOwner): Promise<void> {
-    await this.kv.del([grantsKey(owner)]);
+    await this.kv.del([grantsEndsKey(owner), grantsKey(owner)]);
   }
 
   /**
@@ -976,3 +990,4 @@ export class AdapterIndexes {
 }
 
 const grantsKey = (owner: GrantOwner) => ('accountId' in owner ? oidcAccountGrantsKey(owner.accountId) : oidcClientGrantsKey(owner.clientId));
+const grantsEndsKey = (owner: GrantOwner) => ('accountId' in owner ? oidcAccountGrantsEndsKey(owner.accountId) : oidcClientGrantsEndsKey(owner.clientId));

@@ -29,6 +29,15 @@ export const oidcUserCodeKey = (userCode: string) => `oidc:usercode:${userCode}`
 export const oidcAccountGrantsKey = (accountId: string) => `oidc:grants:account:${accountId}`;
 /** Set of a client's grant ids. */
 export const oidcClientGrantsKey = (clientId: string) => `oidc:grants:client:${clientId}`;
+/**
+ * The two sets above as expiring sets (Kv.addExpiring: each grant id scored by its record's end,
+ * ended ones dropped at each add), since the store-growth pass: the plain sets, whose TTL each
+ * grant renewed, never lost a grant that expired, so a client in use (every person's grant to it)
+ * grew its set without end. The plain sets are only read (and deleted with the grants) now, until
+ * they expire.
+ */
+export const oidcAccountGrantsEndsKey = (accountId: string) => `oidc:grants-ends:account:${accountId}`;
+export const oidcClientGrantsEndsKey = (clientId: string) => `oidc:grants-ends:client:${clientId}`;
 /** Set of the digests of a person's session ids; hash tag {<accountId>}. */
 export const oidcAccountSessionsKey = (accountId: string) => `oidc:sessions:account:{${accountId}}`;
 /**

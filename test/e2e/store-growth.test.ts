@@ -9,7 +9,9 @@ import { Redis } from 'ioredis';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startRedisServer, type RedisServer } from '../helpers/redis.js';
 import { startServer, type TestServer } from '../helpers/server.js';
-import { fakeUpstreamOf, linkedBySignIn } from '../helpers/fake-upstream.js';
+import { Agent } from '../helpers/agent.js';
+import { fakeUpstreamOf } from '../helpers/fake-upstream.js';
+import { isConsent } from '../helpers/sign-in.js';
 
 const PREFIX = 'lk:';
 const DEVICE = 'tv-app';
@@ -32,10 +34,10 @@ describe('e2e: store growth, what outsiders make Latchkey keep', function () {
   before(async () => {
     redis = await startRedisServer();
     raw = new Redis(redis.url);
-    // Short device codes and sessions, so that a test sees their indexes outlive them or not; the
+    // Short device codes, sessions and grants, so that a test sees their indexes outlive them or not; the
     // fake upstream is on loopback.
     // The rate limits bound how fast, not how much in the end: off, so that a test drives hundreds quickly.
-    server = await startServer({ redisUrl: redis.url, clients, env: { TTL_DEVICE_CODE: '2', TTL_SESSION: '3', OUTBOUND_ALLOW_PRIVATE_NETWORKS: 'true', RATE_LIMIT_PER_IP: '0', RATE_LIMIT_PER_CLIENT: '0' } });
+    server = await startServer({ redisUrl: redis.url, clients, env: { TTL_DEVICE_CODE: '2', TTL_SESSION: '3', TTL_GRANT: '3', TTL_REFRESH_TOKEN: '3', OUTBOUND_ALLOW_PRIVATE_NETWORKS: 'true', RATE_LIMIT_PER_IP: '0', RATE_LIMIT_PER_CLIENT: '0' } });
   });
   after(async () => {
     raw?.disconnect();
@@ -66,17 +68,14 @@ describe('e2e: store growth, what outsiders make Latchkey keep', function () {
     assert.equal(first.size, 200);
     // The app goes on asking, one every 200 ms, until every one of those first device codes has
     // ended (TTL_DEVICE_CODE 2, and the store's grace): an index renewed by each add outlives them.
-    let since = 0;
     while ((await allKeys()).some((key) => first.has(key))) {
       assert.equal((await deviceAuthorization()).status, 200);
-      since++;
       await sleep(200);
     }
-    await sleep(1000);
+    await sleep(2500);
     assert.equal((await deviceAuthorization()).status, 200);
-    since++;
-    const indexed = await indexedUnder('oidc:pending');
-    assert.ok(indexed <= since, `the app's pending index holds ${indexed} members, of which only ${since} can be live`);
+    const kept = (await membersUnder('oidc:pending')).filter((member) => first.has(member));
+    assert.equal(kept.length, 0, `the app's pending index still holds ${kept.length} of the ${first.size} device codes that ended`);
 
     // Pushed requests go into the same index.
     for (let round = 0; round < 50; round++) assert.equal((await pushed()).status, 201);
@@ -85,12 +84,12 @@ describe('e2e: store growth, what outsiders make Latchkey keep', function () {
   });
 
   /** Members of the indexes whose keys start with `prefix` (plain sets and expiring ones alike). */
-  async function indexedUnder(prefix: string): Promise<number> {
-    let indexed = 0;
+  async function membersUnder(prefix: string): Promise<string[]> {
+    const members: string[] = [];
     for (const key of (await allKeys()).filter((key) => key.startsWith(prefix))) {
-      indexed += (await raw.type(PREFIX + key)) === 'zset' ? await raw.zcard(PREFIX + key) : await raw.scard(PREFIX + key);
+      members.push(...((await raw.type(PREFIX + key)) === 'zset' ? await raw.zrange(PREFIX + key, '0', '-1') : await raw.smembers(PREFIX + key)));
     }
-    return indexed;
+    return members;
   }
 
   it('hundreds of anonymous requests at every open endpoint leave no key without a TTL', async () => {
@@ -112,26 +111,37 @@ describe('e2e: store growth, what outsiders make Latchkey keep', function () {
     assert.deepEqual(durable, [], 'keys an outsider made that never expire');
   });
 
-  it("people signing in through an upstream again and again: the upstream's session indexes keep only the live sessions", async () => {
+  it("people signing in through an upstream to an app again and again: the upstream's session indexes and the app's and the person's grant indexes keep only the live ones", async () => {
     const fake = await fakeUpstreamOf(server, 'upstream-secret-with-plenty-of-entropy-0123');
     try {
-      const signIn = async () => assert.ok(await linkedBySignIn(server, fake, { upstream: 'fake', sub: 'same-person', clientId: WEB, redirectUri: REDIRECT }));
+      fake.state.sub = 'same-person';
+      const params = new URLSearchParams({ client_id: WEB, response_type: 'code', scope: 'openid', redirect_uri: REDIRECT, code_challenge: 'x'.repeat(43), code_challenge_method: 'S256', upstream: 'fake' });
+      /** A sign-in through the upstream in a fresh browser, allowing the app: a code. */
+      const signIn = async () => {
+        const agent = new Agent();
+        let page = await agent.follow(`${server.issuer}/auth?${params}`, {}, REDIRECT);
+        if (isConsent(page)) page = await agent.submit(page, '/confirm', {}, REDIRECT);
+        assert.ok(new URL(page.url).searchParams.get('code'), `a code: ${page.url}`);
+      };
       for (let round = 0; round < 40; round++) await signIn();
-      const first = new Set((await allKeys()).filter((key) => key.startsWith('upstream:session:')));
-      assert.ok(first.size > 0);
-      // Sign-ins go on until every one of those sessions has ended (TTL_SESSION 3).
-      let since = 0;
-      while ((await allKeys()).some((key) => first.has(key))) {
+      const first = new Set((await allKeys()).filter((key) => key.startsWith('upstream:session:') || key.startsWith('oidc:Grant:')));
+      assert.ok([...first].some((key) => key.startsWith('oidc:Grant:')), 'the sign-ins made grants');
+      // Sign-ins go on until every one of those sessions and grants has ended (TTL_SESSION, TTL_GRANT
+      // 3), and the longest of their lifetimes as the store gave them (a grant's is its record's TTL,
+      // even when it is ended with its session first) has passed, with a second of margin.
+      let longest = 0;
+      for (const key of first) longest = Math.max(longest, await raw.pttl(PREFIX + key));
+      const until = Date.now() + longest + 1000;
+      while ((await allKeys()).some((key) => first.has(key)) || Date.now() < until) {
         await signIn();
-        since++;
         await sleep(200);
       }
-      await sleep(1000);
+      await sleep(2500);
       await signIn();
-      since++;
-      for (const prefix of ['upstream:sessions', 'upstream:sub', 'upstream:sid']) {
-        const indexed = await indexedUnder(prefix);
-        assert.ok(indexed <= since, `${prefix}: ${indexed} members, of which only ${since} can be live`);
+      const ended = new Set([...first].map((key) => key.replace(/^(upstream:session|oidc:Grant):/, '')));
+      for (const prefix of ['upstream:sessions', 'upstream:sub', 'upstream:sid', 'oidc:grants:client', 'oidc:grants-ends:client', 'oidc:grants:account', 'oidc:grants-ends:account']) {
+        const kept = (await membersUnder(prefix)).filter((member) => ended.has(member));
+        assert.equal(kept.length, 0, `${prefix}: still holds ${kept.length} sessions or grants that ended`);
       }
     } finally {
       await fake.close();

@@ -24,6 +24,8 @@ const PINNED: Record<keyof typeof keys, readonly [unknown, string] | readonly (r
   oidcUserCodeKey: [keys.oidcUserCodeKey('ABCD-EFGH'), 'oidc:usercode:ABCD-EFGH'],
   oidcAccountGrantsKey: [keys.oidcAccountGrantsKey('sub-1'), 'oidc:grants:account:sub-1'],
   oidcClientGrantsKey: [keys.oidcClientGrantsKey('app-1'), 'oidc:grants:client:app-1'],
+  oidcAccountGrantsEndsKey: [keys.oidcAccountGrantsEndsKey('sub-1'), 'oidc:grants-ends:account:sub-1'],
+  oidcClientGrantsEndsKey: [keys.oidcClientGrantsEndsKey('app-1'), 'oidc:grants-ends:client:app-1'],
   oidcAccountSessionsKey: [keys.oidcAccountSessionsKey('sub-1'), 'oidc:sessions:account:{sub-1}'],
   OIDC_SESSION_ENDS_KEY: [keys.OIDC_SESSION_ENDS_KEY, 'backchannel:{bc}:session-ends'],
   BACKCHANNEL_RETRIES_KEY: [keys.BACKCHANNEL_RETRIES_KEY, 'backchannel:{bc}:retries'],
