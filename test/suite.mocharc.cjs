@@ -21,6 +21,7 @@ const LONGEST_FIRST = [
   'test/integration/cli-embedded.test.ts',
   'test/e2e/person-cutoff-endings.test.ts',
   'test/e2e/upstreams.test.ts',
+  'test/e2e/store-growth.test.ts',
   'test/e2e/granting-attacks.test.ts',
   'test/e2e/redteam-sessions.test.ts',
   'test/e2e/revocation.test.ts',
