@@ -18,7 +18,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as oidc from 'openid-client';
 import { Agent } from '../helpers/agent.js';
-import { eventually } from '../helpers/eventually.js';
+import { eventually, pastOutages } from '../helpers/eventually.js';
 import { CLI } from '../helpers/process.js';
 import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
 import { commandsIn, startRelay, type Relay } from '../helpers/relay.js';
@@ -371,7 +371,7 @@ describe('e2e: second blips pass: a sign-in resumed, or an upstream’s answer t
 
   it('its resume answered 503 while Redis was paused (Redis ran the resume’s taking of the sign-in on resuming) is taken up again by the retry, not "sign-in not found" (before the fix the sign-in was deleted by then)', async () => {
     const agent = new Agent();
-    const login = await agent.follow(`${server.url}/auth?client_id=app&response_type=code&scope=openid&redirect_uri=${encodeURIComponent(REDIRECT)}&code_challenge=${'a'.repeat(43)}&code_challenge_method=S256`, {}, REDIRECT);
+    const login = await pastOutages(() => agent.follow(`${server.url}/auth?client_id=app&response_type=code&scope=openid&redirect_uri=${encodeURIComponent(REDIRECT)}&code_challenge=${'a'.repeat(43)}&code_challenge_method=S256`, {}, REDIRECT));
     const uid = new URL(login.url).pathname.split('/')[2]!;
     // The password is taken; the browser is sent to resume the authorization request.
     const resume = await agent.submit(login, '/login', { username: 'lee', password: PASSWORD }, `${server.issuer}/auth/`);
@@ -398,7 +398,7 @@ describe('e2e: second blips pass: a sign-in resumed, or an upstream’s answer t
     const key = softPasskey();
     await registerSoftPasskeys(server, gina.sub, key);
     const agent = new Agent();
-    const page = await agent.follow(`${server.url}/auth?client_id=app&response_type=code&scope=openid&redirect_uri=${encodeURIComponent(REDIRECT)}&code_challenge=${'a'.repeat(43)}&code_challenge_method=S256`, {}, REDIRECT);
+    const page = await pastOutages(() => agent.follow(`${server.url}/auth?client_id=app&response_type=code&scope=openid&redirect_uri=${encodeURIComponent(REDIRECT)}&code_challenge=${'a'.repeat(43)}&code_challenge_method=S256`, {}, REDIRECT));
     const credential = assertion(key, new URL(server.issuer).origin, passkeyChallenge(page), gina.sub, 1);
     // The mark of the challenge's use reaches a paused Redis.
     const held = await relay.hold((chunk) => chunk.includes('webauthn-challenge-used:'), () => agent.submit(page, '/passkey', { credential }, REDIRECT));
@@ -420,7 +420,7 @@ describe('e2e: second blips pass: a sign-in resumed, or an upstream’s answer t
   it('the upstream’s answer reaching Latchkey as Redis pauses: 503, and once Redis is back the same answer signs the person in (before the fix Redis spent the pending sign-in on resuming, and the retry was refused)', async () => {
     await server.accounts.create('uma', PASSWORD);
     const agent = new Agent();
-    const login = await agent.follow(`${server.url}/auth?client_id=app&response_type=code&scope=openid&redirect_uri=${encodeURIComponent(REDIRECT)}&code_challenge=${'a'.repeat(43)}&code_challenge_method=S256`, {}, REDIRECT);
+    const login = await pastOutages(() => agent.follow(`${server.url}/auth?client_id=app&response_type=code&scope=openid&redirect_uri=${encodeURIComponent(REDIRECT)}&code_challenge=${'a'.repeat(43)}&code_challenge_method=S256`, {}, REDIRECT));
     const callback = `${server.issuer}/upstream/self/callback`;
     const toUpstream = await agent.submit(login, '/upstream/self', {}, `${server.issuer}/auth`);
     // At the upstream (this same server: another browser, so that its session there is not this one's here).

@@ -16,7 +16,7 @@ import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import * as oidc from 'openid-client';
 import { Agent } from '../helpers/agent.js';
-import { eventually } from '../helpers/eventually.js';
+import { eventually, pastOutages } from '../helpers/eventually.js';
 import { latchkey } from '../helpers/process.js';
 import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
 import { commandsIn, scriptOn, startRelay, type Relay } from '../helpers/relay.js';
@@ -109,18 +109,6 @@ describe('e2e: third blips pass: an ending whose Redis connection is cut after e
     return { jwt: jwt.access_token, opaque: opaque.access_token, refresh };
   }
 
-  /**
-   * `request` again while it is answered 503: with a 500 ms command timeout, a loaded machine times
-   * a command out now and then, and the answer that counts is the first that is not an outage.
-   */
-  async function pastOutages(request: () => Promise<Response>): Promise<Response> {
-    for (let attempt = 1; ; attempt += 1) {
-      const response = await request();
-      if (response.status !== 503 || attempt === 20) return response;
-      await new Promise((done) => setTimeout(done, 250));
-    }
-  }
-
   /** Every token got before works nowhere. */
   async function nothingWorks(tokens: Tokens, app: ClientCredentials, what: string): Promise<void> {
     const form = (params: Record<string, string>) => ({ method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(app) }, body: new URLSearchParams(params) });
@@ -185,7 +173,16 @@ describe('e2e: third blips pass: an ending whose Redis connection is cut after e
       }
       await reconnected();
       const at = `${what}, ${options.blip} at write ${k}`;
-      if (outcome === 'not done') assert.equal(await ending({ app, username, agent, tokens }), 'done', `${at}: run again once Redis is back, it is not done`);
+      if (outcome === 'not done') {
+        // Run again until done: on a loaded runner a command of the run again may time out too (its
+        // own 503, "not done" again), which an operator or an app asks again for.
+        let again = await ending({ app, username, agent, tokens });
+        for (let attempt = 1; again === 'not done' && attempt < 5; attempt += 1) {
+          await reconnected();
+          again = await ending({ app, username, agent, tokens });
+        }
+        assert.equal(again, 'done', `${at}: run again once Redis is back, it is not done`);
+      }
       await nothingWorks(tokens, app, `${at} (${outcome === 'done' ? 'said done at once' : 'said not done, run again'})`);
     }
     assert.fail(`${what}: still blipped at its 40th write`);
