@@ -13,17 +13,16 @@
  * retry made a second one (fixed: a 503 made nothing).
  */
 import assert from 'node:assert/strict';
-import { rmSync } from 'node:fs';
 import * as oidc from 'openid-client';
 import { Agent } from '../helpers/agent.js';
 import { eventually, pastOutages } from '../helpers/eventually.js';
 import { latchkey } from '../helpers/process.js';
-import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
-import { commandsIn, scriptOn, startRelay, type Relay } from '../helpers/relay.js';
+import { type RedisServer } from '../helpers/redis.js';
+import { commandsIn, scriptOn, startRelayedServer, type Relay, type RelayedServer } from '../helpers/relay.js';
 import { developerSignIn } from '../helpers/developer.js';
 import { initialAccessToken } from '../helpers/operator.js';
 import { signInSteps, startAuthorization } from '../helpers/sign-in.js';
-import { startServer, testDir, type TestServer } from '../helpers/server.js';
+import { type TestServer } from '../helpers/server.js';
 import { createResourceServer, type ResourceServer } from '../../src/resource-server/index.js';
 import { acceptedBy, API, basic, clientCredentialsToken, grantFeed, machineClient, RESOURCE_SERVERS, type ClientCredentials } from '../helpers/tokens.js';
 
@@ -56,19 +55,17 @@ interface Tokens {
 
 describe('e2e: third blips pass: an ending whose Redis connection is cut after each of its writes', function () {
   this.timeout(600_000);
+  let relayed: RelayedServer;
   let redis: RedisServer;
   let relay: Relay;
-  let dir: string;
   let server: TestServer;
   let helper: ResourceServer;
   let admin: string;
   let made = 0;
 
   before(async () => {
-    redis = await startRedisServer({ appendonly: true });
-    relay = await startRelay(redis.port);
-    dir = testDir();
-    server = await startServer({ redisUrl: relay.url, dir, port: await freePort(), clients: [machineClient(RS), machineClient(OPS)], env: { RESOURCE_SERVERS, REDIS_COMMAND_TIMEOUT: '500' } });
+    relayed = await startRelayedServer({ RESOURCE_SERVERS }, { commandTimeout: 500, appendonly: true, clients: [machineClient(RS), machineClient(OPS)] });
+    ({ redis, relay, server } = relayed);
     await grantFeed(server, RS.id);
     await server.apis.grant(OPS.id, `${server.issuer}/admin`, { scopes: ['admin'] });
     admin = await clientCredentialsToken(server.url, OPS, `${server.issuer}/admin`, 'admin');
@@ -77,11 +74,7 @@ describe('e2e: third blips pass: an ending whose Redis connection is cut after e
   });
   after(async () => {
     helper?.close();
-    relay?.release();
-    await server?.stop();
-    relay?.close();
-    await redis?.stop();
-    if (dir) rmSync(dir, { recursive: true, force: true });
+    await relayed?.stop();
   });
 
   /** A new app and person (each cut gets its own, so that what one ended says nothing of another). */
@@ -269,27 +262,21 @@ describe('e2e: third blips pass: an ending whose Redis connection is cut after e
 
 describe('e2e: third blips pass: a client made while Redis pauses at its write', function () {
   this.timeout(60_000);
+  let relayed: RelayedServer;
   let redis: RedisServer;
   let relay: Relay;
   let server: TestServer;
   let admin: string;
 
   before(async () => {
-    redis = await startRedisServer();
-    relay = await startRelay(redis.port);
     // A command waits half a second: a Redis paused longer is an outage (503).
-    server = await startServer({ redisUrl: relay.url, clients: [machineClient(OPS)], env: { REDIS_COMMAND_TIMEOUT: '500' } });
+    relayed = await startRelayedServer({}, { commandTimeout: 500, clients: [machineClient(OPS)] });
+    ({ redis, relay, server } = relayed);
     await server.apis.grant(OPS.id, `${server.issuer}/admin`, { scopes: ['admin'] });
     admin = await clientCredentialsToken(server.url, OPS, `${server.issuer}/admin`, 'admin');
     await server.accounts.create('dev', PASSWORD);
   });
-  after(async () => {
-    redis?.resume();
-    relay?.release();
-    await server?.stop();
-    relay?.close();
-    await redis?.stop();
-  });
+  after(() => relayed?.stop());
 
   /** `request`, its write of a client's record (a script on oidc:Client:…) reaching a paused Redis, which runs it once resumed, after the answer. */
   async function pausedAtTheClientsWrite<T>(request: () => Promise<T>): Promise<T> {

@@ -26,7 +26,7 @@ import { Agent, type Page } from '../helpers/agent.js';
 import { startBalancer, type Balancer } from '../helpers/balancer.js';
 import { serveProcess, type ServerProcess } from '../helpers/process.js';
 import { isConsent, signInSteps, startAuthorization } from '../helpers/sign-in.js';
-import { commandsIn, scriptOn, startRelay, type Relay } from '../helpers/relay.js';
+import { commandsIn, scriptOn, startRelay, startRelayedServer, type Relay, type RelayedServer } from '../helpers/relay.js';
 import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
 import { startServer, testDir, testEnv, type TestServer } from '../helpers/server.js';
 import { skewedClock } from '../helpers/skewed-clock.js';
@@ -177,28 +177,21 @@ describe('e2e: the third session review: a code sent as Redis pauses, just after
   this.timeout(60_000);
   const REDIRECT = 'https://app.example.test/callback';
   const WEB = { id: 'web', secret: 'web-client-secret-with-plenty-of-entropy-0123456789' };
+  let relayed: RelayedServer;
   let redis: RedisServer;
   let relay: Relay;
   let server: TestServer;
 
   before(async () => {
-    redis = await startRedisServer();
-    relay = await startRelay(redis.port);
-    server = await startServer({
-      redisUrl: relay.url,
-      clients: [{ client_id: WEB.id, client_secret: WEB.secret, redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'], scope: 'openid offline_access' }],
+    relayed = await startRelayedServer({}, {
       // A command waits half a second: a Redis paused longer is an outage (503).
-      env: { REDIS_COMMAND_TIMEOUT: '500' },
+      commandTimeout: 500,
+      clients: [{ client_id: WEB.id, client_secret: WEB.secret, redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'], scope: 'openid offline_access' }],
     });
+    ({ redis, relay, server } = relayed);
     await server.accounts.create('pat', PASSWORD);
   });
-  after(async () => {
-    redis?.resume();
-    relay?.release();
-    await server?.stop();
-    relay?.close();
-    await redis?.stop();
-  });
+  after(() => relayed?.stop());
 
   const token = (body: Record<string, string>) =>
     fetch(`${server.url}/token`, {

@@ -7,10 +7,10 @@
  * silence a connection both ways (`silence`), as a half-open one: a NAT or firewall that dropped
  * it, a paused proxy; nothing is delivered, nothing is closed, no error.
  */
-import { appendFileSync } from 'node:fs';
+import { appendFileSync, rmSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
-import { freePort, startRedisServer } from './redis.js';
-import { startServer, testDir, testEnv, type TestServer } from './server.js';
+import { freePort, startRedisServer, type RedisServer } from './redis.js';
+import { startServer, testDir, testEnv, type TestServer, type TestServerOptions } from './server.js';
 
 /** A request held by `Relay.hold`: its hold was reached before it answered. */
 export interface Held<T> {
@@ -198,11 +198,11 @@ export async function startRelay(redisPort: number): Promise<Relay> {
 }
 
 /**
- * A server on its own Redis, reached through a relay (a held write must not time out, 503, while
- * the test acts: REDIS_COMMAND_TIMEOUT 30 s), and the environment of an operator's CLI that
+ * A server on its own Redis, reached through a relay, and the environment of an operator's CLI that
  * reaches that Redis directly, not through the relay.
  */
 export interface RelayedServer {
+  readonly redis: RedisServer;
   readonly relay: Relay;
   readonly server: TestServer;
   /** The CLI's environment (`latchkey(env, …)`). */
@@ -212,22 +212,37 @@ export interface RelayedServer {
   stop(): Promise<void>;
 }
 
-export async function startRelayedServer(env: Record<string, string> = {}): Promise<RelayedServer> {
-  const redis = await startRedisServer();
-  const relay = await startRelay(Number(new URL(redis.url).port));
+export interface RelayedServerOptions {
+  /**
+   * The server's REDIS_COMMAND_TIMEOUT (ms). By default 30 s: a held write must not time out (503)
+   * while the test acts. A short one (500) makes a Redis paused longer an outage, answered 503.
+   */
+  readonly commandTimeout?: number;
+  /** Redis keeps an append-only file, as a restarted or failed-over Redis keeps its data. */
+  readonly appendonly?: boolean;
+  readonly clients?: TestServerOptions['clients'];
+}
+
+export async function startRelayedServer(env: Record<string, string> = {}, options: RelayedServerOptions = {}): Promise<RelayedServer> {
+  const redis = await startRedisServer({ appendonly: options.appendonly });
+  const relay = await startRelay(redis.port);
   const dir = testDir();
   const port = await freePort();
-  const server = await startServer({ dir, port, redisUrl: relay.url, env: { ...env, REDIS_COMMAND_TIMEOUT: '30000' } });
+  const timeout = String(options.commandTimeout ?? 30_000);
+  const server = await startServer({ dir, port, redisUrl: relay.url, clients: options.clients, env: { ...env, REDIS_COMMAND_TIMEOUT: timeout } });
   return {
+    redis,
     relay,
     server,
-    env: testEnv(dir, port, { redisUrl: redis.url, env }),
-    relayedEnv: testEnv(dir, port, { redisUrl: relay.url, env }),
+    env: testEnv(dir, port, { redisUrl: redis.url, clients: options.clients, env }),
+    relayedEnv: testEnv(dir, port, { redisUrl: relay.url, clients: options.clients, env }),
     async stop() {
+      redis.resume();
       relay.release();
       await server.stop();
       relay.close();
       await redis.stop();
+      rmSync(dir, { recursive: true, force: true });
     },
   };
 }
