@@ -12,6 +12,9 @@ import { Agent, type Page } from './agent.js';
 export const isLogin = (page: Page) => page.url.includes('/interaction/') && page.html.includes('name="password"');
 export const isConsent = (page: Page) => page.url.includes('/interaction/') && page.html.includes('/confirm');
 
+/** A page as a failed step's message tells it: status, URL and the start of its text (an error page says why). */
+const told = (page: Page) => `${page.status} ${page.url}: ${page.html.replace(/<(style|script)[^]*?<\/\1>/g, '').replace(/<[^>]+>/g, ' ').replace(/\s+/g, ' ').trim().slice(0, 300)}`;
+
 export interface SignInOptions {
   readonly username: string;
   readonly password: string;
@@ -28,10 +31,10 @@ export interface SignInOptions {
 /** From `page` (where the authorization request led), the login and consent steps as asked; returns the last page. */
 export async function signInSteps(agent: Agent, page: Page, steps: SignInOptions): Promise<Page> {
   const { login = 'if-shown', consent = 'if-shown', stopAt } = steps;
-  if (login === 'required') assert.ok(isLogin(page), `expected the login page, got ${page.status} ${page.url}`);
+  if (login === 'required') assert.ok(isLogin(page), `expected the login page, got ${told(page)}`);
   if (isLogin(page)) page = await agent.submit(page, '/login', { username: steps.username, password: steps.password, ...steps.fields }, stopAt);
   if (consent === 'stop') return page;
-  if (consent === 'required') assert.ok(isConsent(page), `expected the consent page, got ${page.status} ${page.url}`);
+  if (consent === 'required') assert.ok(isConsent(page), `expected the consent page, got ${told(page)}`);
   if (isConsent(page)) page = await agent.submit(page, '/confirm', {}, stopAt);
   return page;
 }
