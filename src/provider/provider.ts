@@ -33,7 +33,7 @@ import { signedInThroughKept, upstreamOf } from './patches/signed-in-through.js'
 import { loopbackPublicClientsAsked } from './patches/loopback-public-clients.js';
 import { GRANT_CLAIM, grantHandle, type RevocationList } from '../revocation/list.js';
 import { opaqueRevoked } from '../revocation/opaque-introspection.js';
-import { adapterFactory, endClientsRecords, endPendingRequests, opaqueTokenBits, readInteractionAhead, type AdapterHooks } from '../store/adapter.js';
+import { adapterFactory, clientNarrowedAt, endClientsRecords, endPendingRequests, endPendingSignIns, opaqueTokenBits, readInteractionAhead, type AdapterHooks } from '../store/adapter.js';
 import { configuredClientChanges } from '../store/configured-clients.js';
 import { recordFederatedSessions, type FederatedSessions } from '../upstreams/sessions.js';
 import type { UpstreamLogout } from '../upstreams/logout.js';
@@ -208,16 +208,19 @@ export function acceptedDocumentsKept({ ttl, clientMetadataDocuments }: Config):
  */
 export function clientEndings({ config, kv, apis, revocations, consents }: Pick<ProviderDependencies, 'config' | 'kv' | 'apis' | 'revocations' | 'consents'>): Required<Pick<AdapterHooks, 'clientRemoved' | 'clientReplaced'>> {
   const grants = new GrantRevocation(kv, revocations);
+  // As long as a sign-in begun before a cutoff can live (its interaction record, kept that long past its end).
+  const signIns = config.ttl.interaction + CLOCK_TOLERANCE;
   return {
     // A client removed: everything it held ends (GrantRevocation.clientRemoved), and its operator
     // grants at APIs, its rotated-out secret and people's remembered consent go, so a client made
     // again with the id starts with none (RFC 7592's DELETE left the secret before, and every path
     // left the consents). Its pending requests (device codes, pushed requests) go on every path too:
     // a configured client taken out, or a document gone, left them to a client put back (twenty-first
-    // endings pass; a stored client's deletion ended them already, in the adapter).
+    // endings pass; a stored client's deletion ended them already, in the adapter). So do its sign-ins
+    // in progress (twenty-fourth endings pass): a client put back with the id does not finish them.
     clientRemoved: async (clientId) => {
       await grants.clientRemoved(clientId);
-      await Promise.all([apis.forgetClient(clientId), forgetPreviousSecret(kv, clientId), consents.forgetClient(clientId), endClientsRecords(kv, clientId)]);
+      await Promise.all([apis.forgetClient(clientId), forgetPreviousSecret(kv, clientId), consents.forgetClient(clientId), endClientsRecords(kv, clientId), endPendingSignIns(kv, clientId, signIns)]);
     },
     // A client that may no longer get tokens for itself (client_credentials taken from its grant
     // types, or made public), whoever changed it: the tokens it got so far end at every API it
@@ -238,6 +241,11 @@ export function clientEndings({ config, kv, apis, revocations, consents }: Pick<
     // Each was refused against the client as it is (patches/current-registration.ts) but kept, and
     // the client widened again within its lifetime took it up (twenty-second endings pass). A scope
     // or offline access taken away is not such a narrowing: what asks it goes on without it.
+    // Its sign-ins in progress end too, by a cutoff read as they resume (endPendingSignIns), on such
+    // a narrowing or pushed requests required since (signInsNarrowed): a sign-in left at the login
+    // page across a redirect URI taken out and put back ended in a code to it (twenty-fourth endings
+    // pass). The change answers once the cutoff's second has passed, so that a sign-in begun after
+    // it (by the very request that read a changed metadata document again, say) is of a later second.
     clientReplaced: async (clientId, previous, next) => {
       if (!previous) return;
       const replaced = await replacedCredentials(kv, clientId, previous, next);
@@ -249,6 +257,7 @@ export function clientEndings({ config, kv, apis, revocations, consents }: Pick<
         // the APIs that verify JWTs locally (a scoped delegated entry).
         scopesTaken(previous, next, async () => [...registrationPolicy(config).scopes, ...(await apis.delegableScopes())]).then((taken) => revocations.revokeNarrowed(clientId, taken)),
         requestsNarrowed(previous, next) ? endPendingRequests(kv, clientId) : undefined,
+        signInsNarrowed(previous, next) ? endPendingSignIns(kv, clientId, signIns).then((at) => untilSecond(at + 1)) : undefined,
       ]);
       if (replaced.secret) await forgetPreviousSecret(kv, clientId);
     },
@@ -346,6 +355,19 @@ function takenFrom(previous: Record<string, unknown>, next: Record<string, unkno
  */
 function requestsNarrowed(previous: Record<string, unknown>, next: Record<string, unknown>): boolean {
   return Object.keys(REQUESTED_METADATA).some((name) => takenFrom(previous, next, name).some((value) => name !== 'grant_types' || value !== 'refresh_token'));
+}
+
+/**
+ * Whether a change of client metadata ends its sign-ins in progress: it takes away what a request
+ * is made with (requestsNarrowed), or requires pushed requests where it did not, so that a request
+ * sent through the front channel is refused (patches/current-registration.ts). A scope or offline
+ * access taken away is not (the request goes on without it), nor is the client made public (its
+ * request without PKCE is refused while it is public, and once it authenticates again, its code
+ * needs its secret or key as any code of a confidential client does), nor another authentication
+ * method (not part of the request).
+ */
+function signInsNarrowed(previous: Record<string, unknown>, next: Record<string, unknown>): boolean {
+  return requestsNarrowed(previous, next) || (previous.require_pushed_authorization_requests !== true && next.require_pushed_authorization_requests === true);
 }
 
 /** Whether client metadata (as stored) has the client authenticate at the token endpoint (RFC 7591 §2: client_secret_basic by default). */
@@ -480,10 +502,11 @@ function accountFinder({ config, accounts, federated, revocations }: ProviderDep
 }
 
 /** Scopes and claims, the people behind them, consent and the sign-in pages. */
-function accountsAndConsent({ config, accounts, consents }: ProviderDependencies, policy: RegistrationPolicy, findAccount: FindAccount): Configuration {
+function accountsAndConsent({ config, kv, accounts, consents }: ProviderDependencies, policy: RegistrationPolicy, findAccount: FindAccount): Configuration {
   // offline_access with remembered consent needs no prompt=consent (patches/offline-access.ts);
   // a session weaker than the request needs signs in again (patches/step-up.ts); a request picked
-  // up again is held to its client's registration now (patches/current-registration.ts);
+  // up again is held to its client's registration now, and ends when the client was narrowed or
+  // removed since it began (patches/current-registration.ts, clientEndings);
   // prompt=select_account lets a signed-in person choose (patches/select-account.ts); an
   // id_token_hint is held to whoever signs in when the sign-in resumes (patches/hinted-subject.ts);
   // a login_hint naming someone else than the session's person asks for the login page (patches/hinted-login.ts).
@@ -492,7 +515,7 @@ function accountsAndConsent({ config, accounts, consents }: ProviderDependencies
   const interactionSteps = silentStrangersAskedConsent(
     withSelectAccount(
       withHintedLogin(
-        withHintedSubject(withDeviceFreshLogin(withCurrentRegistration(withStepUp(loopbackPublicClientsAsked(consentOnlyIfNeeded()), config.accounts.mfa.required), policy.scopes))),
+        withHintedSubject(withDeviceFreshLogin(withCurrentRegistration(withStepUp(loopbackPublicClientsAsked(consentOnlyIfNeeded()), config.accounts.mfa.required), policy.scopes, (clientId) => clientNarrowedAt(kv, clientId)))),
         (sub) => accounts.find(sub),
       ),
     ),
@@ -837,7 +860,7 @@ function applyPatches(
   };
   // The interaction, the account and the remembered consent the resume reads next are read with its credential check.
   const signInReads = (request: object, sub: string, clientId: string | undefined, uid: string) => {
-    const dropInteraction = readInteractionAhead(kv, uid, request);
+    const dropInteraction = readInteractionAhead(kv, uid, request, clientId);
     accounts.readAhead(sub, request);
     if (clientId) consents.readAhead(sub, clientId, request);
     return dropInteraction;

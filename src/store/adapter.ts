@@ -56,6 +56,7 @@ import { hash, randomBytes } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 import { errors, Provider, type Adapter, type AdapterPayload, type KoaContextWithOIDC } from 'oidc-provider';
 import type { ConsumeOutcome, Kv, StoredRecord } from './kv.js';
+import { epochSeconds } from '../clock.js';
 import {
   OIDC_CLIENTS_KEY,
   OIDC_INITIAL_ACCESS_TOKENS_KEY,
@@ -66,6 +67,7 @@ import {
   oidcAccountSessionsKey,
   oidcClientGrantsEndsKey,
   oidcClientGrantsKey,
+  oidcClientNarrowedKey,
   oidcGrantKey,
   oidcPendingEndsKey,
   oidcPendingKey,
@@ -757,6 +759,26 @@ export async function endPendingRequests(kv: Kv, clientId: string): Promise<void
 }
 
 /**
+ * A client's sign-ins in progress (interactions: at the login page, a second factor, an upstream
+ * provider, consent), ended by a cutoff: the second now (the store's clock) is recorded for `lifetime`
+ * seconds (as long as an interaction begun before can live), and a sign-in of the client begun at
+ * or before it ends as it resumes (clientNarrowedAt: patches/current-registration.ts). Sign-ins are
+ * not indexed per client, so endPendingRequests does not reach them (twenty-fourth endings pass).
+ * Returns the cutoff.
+ */
+export async function endPendingSignIns(kv: Kv, clientId: string, lifetime: number): Promise<number> {
+  const at = epochSeconds();
+  await kv.set(oidcClientNarrowedKey(clientId), String(at), { ttl: lifetime });
+  return at;
+}
+
+/** The cutoff of a client's sign-ins (endPendingSignIns), while it can matter; one read (or one started ahead: readInteractionAhead). */
+export async function clientNarrowedAt(kv: Kv, clientId: string): Promise<number | undefined> {
+  const at = await kv.get(oidcClientNarrowedKey(clientId));
+  return at === undefined ? undefined : Number(at);
+}
+
+/**
  * The client of a device code, or of a pushed request, whose record keeps its client only in the
  * request object it holds (an unsecured JWT the engine made of the pushed parameters).
  */
@@ -867,11 +889,12 @@ export function readGrantAhead(kv: Kv, grantId: string, request: object): void {
  * Starts reading the interaction `uid` for `request`, whose resume is about to load it (after a
  * check in front of the engine read it too): see store/read-ahead.ts. Returns what drops that
  * read, for the check to call before it changes the interaction (its write, made in front of the
- * engine, is not tied to the request by the store).
+ * engine, is not tied to the request by the store). With it, the cutoff of `clientId`'s sign-ins
+ * (clientNarrowedAt), which the resume reads too.
  */
-export function readInteractionAhead(kv: Kv, uid: string, request: object): () => void {
+export function readInteractionAhead(kv: Kv, uid: string, request: object, clientId?: string): () => void {
   const key = recordKey('Interaction', uid);
-  kv.readAhead?.({ records: [key] }, request);
+  kv.readAhead?.({ records: [key], strings: clientId === undefined ? [] : [oidcClientNarrowedKey(clientId)] }, request);
   return () => kv.forgetAhead?.([key], request);
 }
 

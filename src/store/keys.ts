@@ -58,6 +58,12 @@ export const oidcPendingKey = (clientId: string) => `oidc:pending:client:${clien
  * set is only read (and deleted with the client) now, until it expires.
  */
 export const oidcPendingEndsKey = (clientId: string) => `oidc:pending-ends:client:${clientId}`;
+/**
+ * The epoch second (the store's clock) a client was last narrowed or removed, kept as long as a
+ * sign-in begun before can live (ttl.interaction): a sign-in of the client begun at or before it
+ * ends as it resumes (provider.ts clientEndings, patches/current-registration.ts).
+ */
+export const oidcClientNarrowedKey = (clientId: string) => `oidc:narrowed:client:${clientId}`;
 /** Set of stored client ids, durable. */
 export const OIDC_CLIENTS_KEY = 'oidc:clients';
 /**

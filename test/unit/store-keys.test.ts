@@ -32,6 +32,7 @@ const PINNED: Record<keyof typeof keys, readonly [unknown, string] | readonly (r
   oidcRegistrationTokensKey: [keys.oidcRegistrationTokensKey('app-1'), 'oidc:rat:client:app-1'],
   oidcPendingKey: [keys.oidcPendingKey('app-1'), 'oidc:pending:client:app-1'],
   oidcPendingEndsKey: [keys.oidcPendingEndsKey('app-1'), 'oidc:pending-ends:client:app-1'],
+  oidcClientNarrowedKey: [keys.oidcClientNarrowedKey('app-1'), 'oidc:narrowed:client:app-1'],
   OIDC_CLIENTS_KEY: [keys.OIDC_CLIENTS_KEY, 'oidc:clients'],
   CONFIGURED_CLIENTS_KEY: [keys.CONFIGURED_CLIENTS_KEY, 'configured-clients'],
   CONFIGURED_APIS_KEY: [keys.CONFIGURED_APIS_KEY, 'configured-apis'],

@@ -31,6 +31,17 @@
  *   sign-in it began so, resumed after an operator made the client public, was given a code that
  *   anyone holding it redeemed with the client_id alone (RFC 9700 §2.1.1); it is invalid_request now,
  *   as the public client's request would be when it arrives (same pass).
+ *   Last, a sign-in that resumes (`resume`) ends when its client was narrowed or removed since its
+ *   interaction began (at or before the client's cutoff, `narrowedAt`: provider.ts clientEndings
+ *   records it), though the client is as wide again now: invalid_request, sent to the redirect URI
+ *   the client has again. A sign-in left at the login page across a redirect URI taken out and put
+ *   back (a configured client restarted twice, the admin API, the developer page, RFC 7592, a Client
+ *   ID Metadata Document read again) ended in a code to it: each check above sees only the client
+ *   as it is, and sign-ins are not indexed per client to be ended with its pending requests
+ *   (twenty-fourth endings pass). Each interaction of a sign-in is made as the one before resumes, so
+ *   one made after the cutoff follows one resumed after it: only the first can predate the cutoff.
+ *   One read, on the resume alone (started with the resume's own reads, store/adapter.ts
+ *   readInteractionAhead, where a credential check reads them).
  * - boundCodesToCurrentRegistration wraps AuthorizationCode.find and DeviceCode.find on the token
  *   endpoint: a code whose redirect URI is no longer registered is invalid_grant; a code's scopes
  *   outside the client's `scope` metadata are dropped (the answer's `scope` says what is left, as
@@ -78,14 +89,18 @@ interface RegisteredClient {
  * `staticScopes`: the engine's `scopes` setting; as at the authorization endpoint, a runtime API's
  * scope outside the client's metadata is not refused here (the API's token never carries it).
  */
-export function withCurrentRegistration(policy: interactionPolicy.DefaultPolicy, staticScopes: readonly string[]): interactionPolicy.DefaultPolicy {
+export function withCurrentRegistration(
+  policy: interactionPolicy.DefaultPolicy,
+  staticScopes: readonly string[],
+  narrowedAt?: (clientId: string) => Promise<number | undefined>,
+): interactionPolicy.DefaultPolicy {
   const login = policy.get('login');
   if (!login) throw new Error('oidc-provider has no login prompt: review src/provider/patches/current-registration.ts');
   const statics = new Set(staticScopes);
   login.checks.add(
-    new interactionPolicy.Check('registration_changed', 'the client registration changed since the request began', 'invalid_request', (ctx: KoaContextWithOIDC) => {
+    new interactionPolicy.Check('registration_changed', 'the client registration changed since the request began', 'invalid_request', async (ctx: KoaContextWithOIDC) => {
       const { route, params } = ctx.oidc;
-      const client = ctx.oidc.client as unknown as RegisteredClient | undefined;
+      const client = ctx.oidc.client as unknown as (RegisteredClient & { readonly clientId: string }) | undefined;
       if (!PICKED_UP.has(route) || !client || !params) return interactionPolicy.Check.NO_NEED_TO_PROMPT;
       if (route === 'resume') {
         if (typeof params.redirect_uri === 'string' && !client.redirectUriAllowed(params.redirect_uri)) throw new errors.InvalidRedirectUri();
@@ -108,6 +123,13 @@ export function withCurrentRegistration(policy: interactionPolicy.DefaultPolicy,
       const asked = typeof params.scope === 'string' ? params.scope.split(' ').filter((scope) => statics.has(scope)) : [];
       const beyond = scopesBeyond(client, asked);
       if (beyond.length) throw new errors.InvalidScope('requested scope is not allowed', beyond.join(' '));
+      if (route === 'resume' && narrowedAt) {
+        const began = (ctx.oidc.entities.Interaction as { iat?: unknown } | undefined)?.iat;
+        const cutoff = await narrowedAt(client.clientId);
+        if (cutoff !== undefined && (typeof began !== 'number' || began <= cutoff)) {
+          throw new errors.InvalidRequest('the client registration changed since the request began; make the request again');
+        }
+      }
       return interactionPolicy.Check.NO_NEED_TO_PROMPT;
     }),
   );
