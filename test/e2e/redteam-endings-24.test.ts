@@ -9,8 +9,9 @@
  * sign-ins, which are not indexed per client. Now the narrowing records a cutoff per client
  * (provider.ts clientEndings, store/adapter.ts endPendingSignIns), and a sign-in whose interaction
  * began at or before it ends at its resume: invalid_request, sent to the redirect URI the client has
- * again. Performed with a configured client (CLIENTS) restarted on the same Redis, and a client
- * registered and changed by itself (RFC 7591, RFC 7592), with openid-client and the test's browser agent.
+ * again. Performed with a configured client (CLIENTS) restarted on the same Redis, a client
+ * registered and changed by itself (RFC 7591, RFC 7592) and a Client ID Metadata Document read
+ * again, with openid-client and the test's browser agent.
  *
  * Held and pinned: a scope taken away and given back while a sign-in waits is not such a narrowing
  * (the sign-in goes on, as granting-attacks pins for pending requests), nor is another client
@@ -19,6 +20,7 @@
 import assert from 'node:assert/strict';
 import * as oidc from 'openid-client';
 import { Agent, type Page } from '../helpers/agent.js';
+import { documentHost } from '../helpers/document-host.js';
 import { isConsent, isLogin, signInSteps, startAuthorization } from '../helpers/sign-in.js';
 import { serverRestarts } from '../helpers/restarts.js';
 import { startServer, type TestServer } from '../helpers/server.js';
@@ -160,5 +162,45 @@ describe('e2e: red team, twenty-fourth endings pass: a client that registered it
     // One begun now goes on.
     const fresh = await startAuthorization(agent, config, OTHER_REDIRECT);
     assert.ok(codeOf(await signInSteps(agent, fresh.page, { username: 'noor', password: PASSWORD, stopAt: OTHER_REDIRECT })));
+  });
+});
+
+describe('e2e: red team, twenty-fourth endings pass: a Client ID Metadata Document narrowed and widened again while a sign-in of its is in progress', function () {
+  this.timeout(30_000);
+  const host = documentHost('openid offline_access');
+  let server: TestServer | undefined;
+  /** Until the server's cached copy of the document has expired (CLIENT_METADATA_DOCUMENTS_CACHE_MAX): its next use reads it again. */
+  const cacheExpired = () => new Promise((resolve) => setTimeout(resolve, 2100));
+
+  before(async () => {
+    server = await startServer({
+      ownRedis: true,
+      env: { OUTBOUND_ALLOW_PRIVATE_NETWORKS: 'true', CLIENT_METADATA_DOCUMENTS_CACHE_MIN: '1', CLIENT_METADATA_DOCUMENTS_CACHE_MAX: '2' },
+    });
+  });
+  after(async () => {
+    await server?.stop();
+  });
+
+  it('a redirect URI taken out of the document and put back, each read by the server, while a sign-in for it waits at the login page: no code (a code before the fix)', async () => {
+    await server!.accounts.create('omar', PASSWORD);
+    const [callback, other] = [`${host.base}/callback`, `${host.base}/other-callback`];
+    const both = { redirect_uris: [callback, other] };
+    host.change(both);
+    const config = await oidc.discovery(new URL(server!.issuer), `${host.base}/agent.json`, { token_endpoint_auth_method: 'none' }, oidc.None(), { execute: [oidc.allowInsecureRequests] });
+    const agent = new Agent();
+    const { page } = await startAuthorization(agent, config, other);
+    assert.ok(isLogin(page), `${page.status} ${page.url}`);
+
+    // Narrowed, then widened again, each read by the server once the cached copy expired (a request of the client's).
+    for (const members of [undefined, both]) {
+      host.change(members);
+      await cacheExpired();
+      await startAuthorization(new Agent(), config, callback);
+    }
+    endedAt(await signInSteps(agent, page, { username: 'omar', password: PASSWORD, stopAt: other }), other);
+    // One begun now goes on.
+    const fresh = await startAuthorization(agent, config, other);
+    assert.ok(codeOf(await signInSteps(agent, fresh.page, { username: 'omar', password: PASSWORD, stopAt: other })));
   });
 });
