@@ -20,7 +20,9 @@
 import assert from 'node:assert/strict';
 import * as oidc from 'openid-client';
 import { Agent, type Page } from '../helpers/agent.js';
+import { Secret, TOTP } from 'otpauth';
 import { documentHost } from '../helpers/document-host.js';
+import { isSecondFactor } from '../helpers/soft-passkeys.js';
 import { isConsent, isLogin, signInSteps, startAuthorization } from '../helpers/sign-in.js';
 import { serverRestarts } from '../helpers/restarts.js';
 import { startServer, type TestServer } from '../helpers/server.js';
@@ -137,31 +139,57 @@ describe('e2e: red team, twenty-fourth endings pass: a client that registered it
     await server?.stop();
   });
 
-  it('a redirect URI taken out and put back by the app itself while a sign-in for it waits at the consent page: allowed, no code (a code before the fix)', async () => {
-    const metadata = { redirect_uris: [REDIRECT, OTHER_REDIRECT], token_endpoint_auth_method: 'none' };
+  const metadata = { redirect_uris: [REDIRECT, OTHER_REDIRECT], token_endpoint_auth_method: 'none' };
+
+  /** A public client registered (RFC 7591), and what takes its other redirect URI out and puts it back (RFC 7592, the token rotated at each update). */
+  async function registered() {
     const created = await fetch(`${server!.url}/reg`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(metadata) });
     assert.equal(created.status, 201, await created.clone().text());
     const client = (await created.json()) as { client_id: string; registration_client_uri: string; registration_access_token: string };
     const config = await oidc.discovery(new URL(server!.issuer), client.client_id, { token_endpoint_auth_method: 'none' }, oidc.None(), { execute: [oidc.allowInsecureRequests] });
+    let token = client.registration_access_token;
+    const outAndBack = async () => {
+      for (const redirectUris of [[REDIRECT], [REDIRECT, OTHER_REDIRECT]]) {
+        const updated = await fetch(client.registration_client_uri, {
+          method: 'PUT',
+          headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+          body: JSON.stringify({ ...metadata, redirect_uris: redirectUris, client_id: client.client_id }),
+        });
+        assert.equal(updated.status, 200, await updated.clone().text());
+        token = ((await updated.json()) as { registration_access_token?: string }).registration_access_token ?? token;
+      }
+    };
+    return { config, outAndBack };
+  }
+
+  it('a redirect URI taken out and put back by the app itself while a sign-in for it waits at the consent page: allowed, no code (a code before the fix)', async () => {
+    const { config, outAndBack } = await registered();
     const agent = new Agent();
     const { page } = await startAuthorization(agent, config, OTHER_REDIRECT);
     const consent = await signInSteps(agent, page, { username: 'noor', password: PASSWORD, consent: 'stop' });
     assert.ok(isConsent(consent), `${consent.status} ${consent.url}`);
 
-    let token = client.registration_access_token;
-    for (const redirectUris of [[REDIRECT], [REDIRECT, OTHER_REDIRECT]]) {
-      const updated = await fetch(client.registration_client_uri, {
-        method: 'PUT',
-        headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
-        body: JSON.stringify({ ...metadata, redirect_uris: redirectUris, client_id: client.client_id }),
-      });
-      assert.equal(updated.status, 200, await updated.clone().text());
-      token = ((await updated.json()) as { registration_access_token?: string }).registration_access_token ?? token;
-    }
+    await outAndBack();
     endedAt(await agent.submit(consent, '/confirm', {}, OTHER_REDIRECT), OTHER_REDIRECT);
     // One begun now goes on.
     const fresh = await startAuthorization(agent, config, OTHER_REDIRECT);
     assert.ok(codeOf(await signInSteps(agent, fresh.page, { username: 'noor', password: PASSWORD, stopAt: OTHER_REDIRECT })));
+  });
+
+  it('the same while a sign-in for it waits at the second-factor page: the code entered, no code (a code before the fix)', async () => {
+    const { sub } = await server!.accounts.create('ines', PASSWORD);
+    const { secret } = await server!.secondFactors.totp.begin(sub, 'ines', 'test-session');
+    const totp = (step: number) => TOTP.generate({ secret: Secret.fromBase32(secret), algorithm: 'SHA1', digits: 6, period: 30, timestamp: Date.now() + step * 30_000 });
+    assert.equal(await server!.secondFactors.totp.confirm(sub, totp(-1), 'test-session'), true);
+    const { config, outAndBack } = await registered();
+    const agent = new Agent();
+    const { page } = await startAuthorization(agent, config, OTHER_REDIRECT, { acr_values: 'mfa' });
+    const second = await signInSteps(agent, page, { username: 'ines', password: PASSWORD, consent: 'stop', stopAt: OTHER_REDIRECT });
+    assert.ok(isSecondFactor(second), `expected the second-factor page, got ${second.status} ${second.url}`);
+
+    await outAndBack();
+    const answered = await agent.submit(second, '/second-factor', { method: 'totp', code: totp(0) }, OTHER_REDIRECT);
+    endedAt(isConsent(answered) ? await agent.submit(answered, '/confirm', {}, OTHER_REDIRECT) : answered, OTHER_REDIRECT);
   });
 });
 
