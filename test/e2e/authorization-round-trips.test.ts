@@ -261,21 +261,24 @@ describe('e2e: an SSO authorization request in two Redis round trips, its code r
     assert.equal(reads.filter((key) => key === `lk:account:${sub}`).length, 3, 'the account read once, and by the password check twice');
     assert.equal(reads.filter((key) => key === `lk:consent:${sub}:${WEB.id}`).length, 1, 'the remembered consent read once');
     // Sent together, in one pipeline, before the engine takes the interaction: the check's read of
-    // the person's credentials, and what the engine will read (the account, the consent, the
-    // interaction again), started ahead as one command (store/read-ahead.ts: Redis runs its reads
-    // as one script, whose reads MONITOR lists after it).
+    // the person's credentials, and what the engine will read (the client's sign-in cutoff, the
+    // account, the consent, the interaction again), started ahead as one command (store/read-ahead.ts:
+    // Redis runs its reads as one script, whose reads MONITOR lists after it).
     const words = commands.map(([command, key]) => `${command!.toLowerCase()} ${key}`);
     const taken = words.findIndex((word) => word.startsWith('del lk:oidc:Interaction:'));
     const mfa = words.indexOf(`get lk:mfa:${sub}`);
     assert.ok(mfa >= 0 && mfa < taken, words.join('\n'));
-    const ahead = words.findIndex((word, index) => word.startsWith('evalsha') && words[index + 1] === `get lk:account:${sub}`);
+    const narrowed = `get lk:oidc:narrowed:client:${WEB.id}`;
+    const ahead = words.findIndex((word, index) => word.startsWith('evalsha') && words[index + 1] === narrowed);
     assert.ok(ahead > mfa && ahead < taken, words.join('\n'));
-    assert.deepEqual(words.slice(ahead + 1, ahead + 3), [`get lk:account:${sub}`, `get lk:consent:${sub}:${WEB.id}`], words.join('\n'));
-    assert.ok(words[ahead + 3]!.startsWith('hgetall lk:oidc:Interaction:'), words.join('\n'));
-    // The interaction, read by the check, is read again for the engine in that same command, not after it.
+    assert.deepEqual(words.slice(ahead + 1, ahead + 4), [narrowed, `get lk:account:${sub}`, `get lk:consent:${sub}:${WEB.id}`], words.join('\n'));
+    assert.ok(words[ahead + 4]!.startsWith('hgetall lk:oidc:Interaction:'), words.join('\n'));
+    // The interaction, read by the check, is read again for the engine in that same command, not after
+    // it; and the client's sign-in cutoff (patches/current-registration.ts) is read there alone.
     const interactionReads = words.flatMap((word, index) => (word.startsWith('hgetall lk:oidc:Interaction:') ? [index] : []));
     assert.deepEqual(interactionReads.length, 2, words.join('\n'));
-    assert.equal(interactionReads[1], ahead + 3, words.join('\n'));
+    assert.equal(interactionReads[1], ahead + 4, words.join('\n'));
+    assert.equal(words.filter((word) => word === narrowed).length, 1, words.join('\n'));
   });
 
   it("a password sign-in's resume writes the grant, the code, the new session, where it was seen and what signed it in in one round trip", async () => {
