@@ -51,6 +51,7 @@ import { postLogoutToCurrentRegistration } from './patches/post-logout-current.j
 import { endBeforeTelling } from './patches/logout-order.js';
 import { singleUseResume } from './patches/single-use-resume.js';
 import { singleUseRegistrationToken } from './patches/single-use-registration-token.js';
+import { registrationTokenFirst } from './patches/registration-token-first.js';
 import type { Kv } from '../store/kv.js';
 import type { RateLimits } from '../http/rate-limits.js';
 import { limitAnnouncedClients } from './patches/announced-client-limit.js';
@@ -804,6 +805,8 @@ function applyPatches(
   browserBoundResume(provider, config.issuer, config.ttl.interaction);
   // An RFC 7592 update rotates its registration access token once: two at once get one successor, not two.
   singleUseRegistrationToken(provider);
+  // An RFC 7591 registration saves its registration access token before its client: a 503 made nothing.
+  registrationTokenFirst(provider);
   limitAnnouncedClients(provider, rateLimits);
   // ctx.oidc through one getter shared by every request: the engine's closure per request kept each
   // request's context alive through young-generation collections (see shared-oidc-getter.ts).
