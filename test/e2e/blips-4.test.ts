@@ -80,4 +80,54 @@ describe('e2e: fourth blips pass: RFC 7591 / 7592 with Redis paused at a write',
     assert.deepEqual(await listed(), [...before, made.client_id].sort(), 'one client, the one the developer was shown');
     assert.equal((await read(made)).status, 200, 'managed by the token shown');
   });
+  /** A client registered (the retry of a 503 aside) and the update that changes its redirect URI, with the token it presents. */
+  async function registered(name: string): Promise<{ made: Registered; update: (token: string) => () => Promise<Response> }> {
+    const response = await register(await initialAccessToken(server), name)();
+    assert.equal(response.status, 201);
+    const made = (await response.json()) as Registered;
+    const update = (token: string) => () =>
+      fetch(made.registration_client_uri, {
+        method: 'PUT',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+        body: JSON.stringify({ client_id: made.client_id, client_name: name, redirect_uris: [`https://${name}.example.test/moved`] }),
+      });
+    return { made, update };
+  }
+
+  /** Sent again with the token presented before: done, the successor shown works, the presented token and only it ended. */
+  async function sentAgainDone(made: Registered, update: (token: string) => () => Promise<Response>, name: string): Promise<void> {
+    const again = await update(made.registration_access_token)();
+    assert.equal(again.status, 200, 'sent again with the token presented before, the update is done');
+    const successor = ((await again.json()) as Registered).registration_access_token;
+    assert.notEqual(successor, made.registration_access_token);
+    assert.deepEqual(await read(made, successor), { status: 200, redirect_uris: [`https://${name}.example.test/moved`] }, 'the successor shown manages the client, updated');
+    assert.equal((await read(made)).status, 401, 'the token presented is ended');
+  }
+
+  it('an RFC 7592 update answered 503 at its new registration access token’s save left the token presented working: sent again, done, its successor shown (before the fix: the presented token spent, the successor shown to nobody, the client unmanageable)', async () => {
+    const { made, update } = await registered('rotated');
+    // The successor's save names the client in its payload; the presented token's take does not.
+    const held = await relay.hold((chunk) => scriptOn('oidc:RegistrationAccessToken:')(chunk) && chunk.includes(made.client_id), update(made.registration_access_token));
+    redis.pause();
+    const blip = await held.release();
+    redis.resume();
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    assert.equal(blip.status, 503);
+    assert.ok(blip.headers.get('retry-after'));
+    // Before the fix: 401, the presented token taken before the successor's save timed out.
+    assert.equal((await read(made)).status, 200, 'an update answered 503 left the token presented working');
+    await sentAgainDone(made, update, 'rotated');
+  });
+
+  it('an RFC 7592 update answered 503 at the take of the token presented (its last write) left that token working: sent again, done (held)', async () => {
+    const { made, update } = await registered('taken');
+    const held = await relay.hold((chunk) => scriptOn('oidc:RegistrationAccessToken:')(chunk) && !chunk.includes(made.client_id), update(made.registration_access_token));
+    redis.pause();
+    const blip = await held.release();
+    redis.resume();
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    assert.equal(blip.status, 503);
+    assert.equal((await read(made)).status, 200, 'an update answered 503 left the token presented working');
+    await sentAgainDone(made, update, 'taken');
+  });
 });

@@ -21,19 +21,30 @@
  * client's record still holds what the update read (store/adapter.ts upsertIfUnchanged), else the
  * update is invalid_token (its token was ended with the change) and writes nothing.
  *
+ * The presented token is taken once its successor is saved (the engine's destroy() only marks it),
+ * so that an update answered 503 (Redis paused at either write) leaves the presented token working
+ * and the update can be sent again; a successor saved for an update that then did not take the
+ * presented token is deleted.
+ *
  * Relies on: registration.js calling ctx.oidc.registrationAccessToken.destroy() before the new
- * token's save(), the update reading the client through Client.adapter.find and writing it through
+ * token's save(), nothing else of the update writing after that save, the update reading the client through Client.adapter.find and writing it through
  * Client.adapter.upsert (helpers/add_client.js), and the route name `client_update`. Pinned by
  * test/e2e/registration.test.ts ("RFC 7592 updates presenting one registration access token at
- * once…") and test/e2e/registration-endings.test.ts.
+ * once…"), test/e2e/registration-endings.test.ts and test/e2e/blips-4.test.ts.
  */
 import { errors, Provider } from 'oidc-provider';
 
-interface Taking {
+interface Rotating {
   readonly jti: string;
-  readonly adapter: { take?(id: string): Promise<boolean> };
+  readonly adapter: { take?(id: string): Promise<boolean>; destroy(id: string): Promise<void> };
   emit(event: string): void;
+  destroy(): Promise<void>;
+  save(): Promise<string>;
 }
+
+/** The token an update presented, to be taken once its successor is saved. */
+const PRESENTED = Symbol('registration access token presented to this RFC 7592 update');
+type Presenting = { [PRESENTED]?: Rotating | undefined };
 
 interface ClientAdapter {
   find(id: string): Promise<object | undefined>;
@@ -67,12 +78,37 @@ export function singleUseRegistrationToken(provider: Provider): void {
     if (!(await clients.upsertIfUnchanged(id, read.payload, payload, expiresIn))) throw new errors.InvalidToken('the client was changed meanwhile, which ended its registration access tokens');
   };
 
-  const prototype = provider.RegistrationAccessToken.prototype as unknown as { destroy(this: Taking): Promise<void> };
+  // The presented token is taken after its successor is saved, not before: taken first, a Redis
+  // paused at the successor's save answered 503 with the presented token spent and the successor
+  // shown to nobody, the client's management lost (fourth blips pass). Taken last (a bounded
+  // consumption: not taken when Redis runs it after the caller stopped waiting), a 503 leaves the
+  // presented token working, to send the update again; the successor saved meanwhile is deleted.
+  const prototype = provider.RegistrationAccessToken.prototype as unknown as Rotating;
   const destroy = prototype.destroy;
-  prototype.destroy = async function (this: Taking) {
-    const route = (Provider.ctx as { oidc?: { route?: string } } | undefined)?.oidc?.route;
-    if (route !== 'client_update' || !this.adapter.take) return destroy.call(this);
-    if (!(await this.adapter.take(this.jti))) throw new errors.InvalidToken('the registration access token was used already');
-    this.emit('destroyed');
+  prototype.destroy = async function (this: Rotating) {
+    const ctx = updating() as (Reading & Presenting) | undefined;
+    if (!ctx || !this.adapter.take) return destroy.call(this);
+    ctx[PRESENTED] = this;
+  };
+  const save = prototype.save;
+  prototype.save = async function (this: Rotating) {
+    const ctx = updating() as (Reading & Presenting) | undefined;
+    const presented = ctx?.[PRESENTED];
+    if (!ctx || !presented || presented === this || !presented.adapter.take) return save.call(this);
+    ctx[PRESENTED] = undefined;
+    const value = await save.call(this);
+    let taken: boolean;
+    try {
+      taken = await presented.adapter.take(presented.jti);
+    } catch (error) {
+      await this.adapter.destroy(this.jti).catch(() => {});
+      throw error;
+    }
+    if (!taken) {
+      await this.adapter.destroy(this.jti);
+      throw new errors.InvalidToken('the registration access token was used already');
+    }
+    presented.emit('destroyed');
+    return value;
   };
 }
