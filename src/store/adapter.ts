@@ -266,6 +266,13 @@ function deferringRequest(): object | undefined {
   return route !== undefined && DEFERRING_ROUTES.has(route) ? ctx : undefined;
 }
 
+/** The record key of the registration access token an RFC 7592 deletion in progress presented. */
+function presentedRegistrationToken(): string | undefined {
+  const ctx = Provider.ctx;
+  const token = ctx?.oidc?.route === 'client_delete' ? (ctx.oidc.entities as { RegistrationAccessToken?: { jti?: unknown } }).RegistrationAccessToken : undefined;
+  return typeof token?.jti === 'string' ? recordKey('RegistrationAccessToken', token.jti) : undefined;
+}
+
 /** The record key a revocation request deleted as it found it (KvAdapter.read). */
 const TAKEN = Symbol('latchkey.taken');
 type Taking = { [TAKEN]?: string | undefined };
@@ -676,7 +683,7 @@ class KvAdapter implements Adapter {
    * list's entry moves on to now).
    */
   private async clientRemoved(clientId: string) {
-    await Promise.all([this.kv.removeFromSet(OIDC_CLIENTS_KEY, clientId), endClientsRecords(this.kv, clientId)]);
+    await Promise.all([this.kv.removeFromSet(OIDC_CLIENTS_KEY, clientId), endClientsRecords(this.kv, clientId, null)]);
     await this.hooks.clientRemoved?.(clientId);
   }
 
@@ -742,10 +749,20 @@ async function endListed(kv: Kv, index: string): Promise<number> {
  * pushed requests. Exported for the endings of a removal the store does not see as a deletion (a
  * configured client taken out, a Client ID Metadata Document gone: provider.ts clientEndings):
  * before the twenty-first endings pass their pending requests outlived them, and a client put back
- * within their lifetime finished them.
+ * within their lifetime finished them. Within an RFC 7592 deletion, the registration access token
+ * it presented is kept (`keep`, by default that token's record key) until the client's record is
+ * gone (clientRemoved passes null: every one): cut off between, the client is still there and the
+ * deletion is sent again with that token. Before, the token was ended first, and a deletion said
+ * not done left a client nobody could delete through RFC 7592 (fourth blips pass).
  */
-export async function endClientsRecords(kv: Kv, clientId: string): Promise<void> {
-  await Promise.all([endListed(kv, oidcRegistrationTokensKey(clientId)), endPendingRequests(kv, clientId)]);
+export async function endClientsRecords(kv: Kv, clientId: string, keep: string | null | undefined = presentedRegistrationToken()): Promise<void> {
+  await Promise.all([!keep ? endListed(kv, oidcRegistrationTokensKey(clientId)) : endListedBut(kv, oidcRegistrationTokensKey(clientId), keep), endPendingRequests(kv, clientId)]);
+}
+
+/** As endListed, but the record `keep` names and the set stay (for a later endListed to end). */
+async function endListedBut(kv: Kv, index: string, keep: string): Promise<void> {
+  const keys = (await kv.members(index)).filter((key) => key !== keep);
+  if (keys.length) await kv.del(keys);
 }
 
 /**

@@ -9,7 +9,8 @@
  */
 import assert from 'node:assert/strict';
 import { type RedisServer } from '../helpers/redis.js';
-import { scriptOn, startRelayedServer, type Relay, type RelayedServer } from '../helpers/relay.js';
+import { eventually, pastOutages } from '../helpers/eventually.js';
+import { commandsIn, scriptOn, startRelayedServer, type Relay, type RelayedServer } from '../helpers/relay.js';
 import { initialAccessToken } from '../helpers/operator.js';
 import { type TestServer } from '../helpers/server.js';
 import { clientCredentialsToken, machineClient } from '../helpers/tokens.js';
@@ -129,5 +130,24 @@ describe('e2e: fourth blips pass: RFC 7591 / 7592 with Redis paused at a write',
     assert.equal(blip.status, 503);
     assert.equal((await read(made)).status, 200, 'an update answered 503 left the token presented working');
     await sentAgainDone(made, update, 'taken');
+  });
+  it('an RFC 7592 deletion cut off as its client’s record was deleted (the deletion dropped), its tokens ended before: said not done, the token presented still deletes it (before the fix: the client left, and no token to delete it with)', async () => {
+    const { made } = await registered('deleted');
+    const remove = () => fetch(made.registration_client_uri, { method: 'DELETE', headers: { authorization: `Bearer ${made.registration_access_token}` } });
+    // Every connection cut at the deletion of the client's record, which is dropped (not run).
+    const deletesTheClient = (chunk: string) => commandsIn(chunk).some(([name = '', ...keys]) => /^(del|unlink)$/i.test(name) && keys.some((key) => key.endsWith(`oidc:Client:${made.client_id}`)));
+    const cut = relay.cut(deletesTheClient, { answered: false });
+    const first = await remove();
+    relay.release();
+    // (A deletion that answered without reaching the write cut nothing: the trigger named the wrong traffic.)
+    await Promise.race([cut, new Promise((_, fail) => setTimeout(() => fail(new Error(`answered ${first.status} without the cut`)), 2000))]);
+    assert.equal(first.status, 503);
+    await eventually(async () => assert.equal((await fetch(`${server.url}/readyz`)).status, 200));
+    assert.ok((await listed()).includes(made.client_id), 'said not done, the client is there');
+    // Sent again: the token presented still deletes the client (before the fix: 401, the client left).
+    const again = await pastOutages(remove);
+    assert.equal(again.status, 204, `a deletion said not done, sent again, answered ${again.status}`);
+    assert.ok(!(await listed()).includes(made.client_id), 'the client is gone');
+    assert.equal((await read(made)).status, 401);
   });
 });
