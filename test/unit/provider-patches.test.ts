@@ -740,6 +740,11 @@ describe('patches on oidc-provider internals (src/provider/patches/)', () => {
     assert.match(source('actions/registration.js'), /await ctx\.oidc\.registrationAccessToken\.destroy\(\);\s*ctx\.oidc\.entity\('RegistrationAccessToken', rat\);\s*ctx\.body\.registration_access_token = await rat\.save\(\);/);
   });
 
+  it('registration-token-first.ts: an RFC 7591 registration (route registration) makes its registration access token, with its policies, before it writes the client through addClient, and saves it after', () => {
+    assert.match(source('helpers/initialize_app.js'), /post\('registration', routes\.registration,/);
+    assert.match(source('actions/registration.js'), /rat = new provider\.RegistrationAccessToken\(\{ clientId \}\);\s*ctx\.oidc\.entity\('RegistrationAccessToken', rat\);[\s\S]*rat\.policies = policies;[\s\S]*const client = await addClient\(provider, properties, \{ store: true, ctx \}\);[\s\S]*registration_access_token: await rat\.save\(\),/);
+  });
+
   it('registration/clients.ts reads the Client model\'s adapter (Client.adapter)', () => {
     assert.equal(typeof (provider.Client as unknown as { adapter?: { find?: unknown } }).adapter?.find, 'function');
   });
