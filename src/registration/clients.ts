@@ -220,8 +220,11 @@ export class Clients {
       await this.#replace(id, existing, rotated);
     } catch (error) {
       // Changed meanwhile (another rotation, without grace, say): the secret read here is no longer
-      // one to keep working.
-      if (previous) await this.kv.deleteIfEquals(previousSecretKey(id), previous);
+      // one to keep working. Not on an outage (503): the new secret may still be written, by a Redis
+      // that runs the write once it resumes, and the old one must then keep its grace; deleted there,
+      // the app's secret stopped at once, the new one shown to nobody (fourth blips pass). Kept while
+      // the secret did not change, it names the current secret: harmless.
+      if (previous && error instanceof ClientError) await this.kv.deleteIfEquals(previousSecretKey(id), previous);
       throw error;
     }
     if (!(await new AdapterIndexes(this.kv).endRegistrationTokens(id))) return rotated;

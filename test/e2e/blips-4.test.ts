@@ -5,7 +5,9 @@
  * never half. RFC 7591 registration paused at its registration access token's save answered 503
  * with its client made (fixed: the token is saved first, the client last and bounded); an RFC 7592
  * update paused at its new registration access token's save answered 503 with the presented token
- * spent and the new one shown to nobody (fixed: the presented token is taken last).
+ * spent and the new one shown to nobody (fixed: the presented token is taken last); an RFC 7592
+ * deletion cut off before its record went left no token to delete it with (fixed); a secret rotation
+ * with a grace paused at the client's write stopped the old secret at once (fixed).
  */
 import assert from 'node:assert/strict';
 import { type RedisServer } from '../helpers/redis.js';
@@ -13,7 +15,7 @@ import { eventually, pastOutages } from '../helpers/eventually.js';
 import { commandsIn, scriptOn, startRelayedServer, type Relay, type RelayedServer } from '../helpers/relay.js';
 import { initialAccessToken } from '../helpers/operator.js';
 import { type TestServer } from '../helpers/server.js';
-import { clientCredentialsToken, machineClient } from '../helpers/tokens.js';
+import { basic, clientCredentialsToken, machineClient } from '../helpers/tokens.js';
 
 const OPS = { id: 'ops', secret: 'ops-client-secret-with-plenty-of-entropy-0123456789' };
 
@@ -149,5 +151,23 @@ describe('e2e: fourth blips pass: RFC 7591 / 7592 with Redis paused at a write',
     assert.equal(again.status, 204, `a deletion said not done, sent again, answered ${again.status}`);
     assert.ok(!(await listed()).includes(made.client_id), 'the client is gone');
     assert.equal((await read(made)).status, 401);
+  });
+
+  it('a secret rotation with a grace answered 503 at the client’s write (run once Redis resumed) left the old secret working for its grace (before the fix: the grace deleted as the rotation failed, the old secret stopped at once, the new one shown to nobody)', async () => {
+    const made = await fetch(`${server.url}/admin/clients`, { method: 'POST', headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' }, body: JSON.stringify({ client_name: 'Rotated', redirect_uris: ['https://rotated.example.test/callback'] }) });
+    assert.equal(made.status, 201);
+    const app = (await made.json()) as { client_id: string; client_secret: string };
+    // The client has no client_credentials grant: its secret authenticates (400 unauthorized_client) or not (401).
+    const authenticates = async (secret: string) => {
+      const response = await pastOutages(() => fetch(`${server.url}/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic({ id: app.client_id, secret }) }, body: 'grant_type=client_credentials' }));
+      assert.ok(response.status === 400 || response.status === 401, `answered ${response.status}`);
+      return response.status === 400;
+    };
+    assert.equal(await authenticates(app.client_secret), true);
+    const rotate = () => fetch(`${server.url}/admin/clients/${app.client_id}/secret`, { method: 'POST', headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' }, body: JSON.stringify({ previous_secret_valid_for: 3600 }) });
+    const blip = await pausedAt(`oidc:Client:${app.client_id}`, rotate);
+    assert.equal(blip.status, 503);
+    // Before the fix: 401, the grace's record deleted as the rotation failed, and its write run after.
+    assert.equal(await authenticates(app.client_secret), true, 'a rotation with a grace answered 503 left the old secret working');
   });
 });
