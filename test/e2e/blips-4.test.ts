@@ -26,7 +26,7 @@ interface Registered {
   readonly redirect_uris: string[];
 }
 
-describe('e2e: fourth blips pass: RFC 7591 / 7592 with Redis paused at a write', function () {
+describe('e2e: fourth blips pass: a multi-write operation with Redis paused (or the connection cut) at a write', function () {
   this.timeout(60_000);
   let relayed: RelayedServer;
   let redis: RedisServer;
