@@ -13,9 +13,12 @@
  *                           expiring sets (Kv.addExpiring) of grant ids, so that every grant of a person
  *                           or a client can be revoked; oidc:grants:account:…, oidc:grants:client:…, the
  *                           plain sets of the release before (never pruned), are read with them
- *   oidc:sessions:account:{<accountId>}
- *                           set of the digests of a person's session ids, so that disabling them ends every session
- *                           (expiring with the longest; ids of sessions ended otherwise linger until then)
+ *   oidc:sessions-ends:account:{<accountId>}
+ *                           the digests of a person's session ids, so that disabling them ends every session:
+ *                           an expiring set (Kv.addExpiring), each scored by its session record's end (every
+ *                           save moves it, as it moves the record's TTL), ended ones dropped at each add;
+ *                           oidc:sessions:account:{<accountId>}, the plain set of the release before (never
+ *                           pruned), is read and taken from with it until it expires
  *   oidc:rat:client:<clientId>
  *                           record keys of a client's registration access tokens, deleted with the client
  *   oidc:pending-ends:client:<clientId>
@@ -64,6 +67,7 @@ import {
   OIDC_SESSION_PREFIX,
   oidcAccountGrantsEndsKey,
   oidcAccountGrantsKey,
+  oidcAccountSessionsEndsKey,
   oidcAccountSessionsKey,
   oidcClientGrantsEndsKey,
   oidcClientGrantsKey,
@@ -381,7 +385,12 @@ class KvAdapter implements Adapter {
     if (grant && !this.kv.putRecordInSet) writes.push(this.kv.addToSet(grant, key, ttl));
     if (this.model === 'Session' && payload.uid) writes.push(this.kv.set(oidcSessionUidKey(payload.uid), refOf(id), { ttl }).then(() => {}));
     if (this.#byValue.delete(id)) writes.push(this.kv.del([legacyKey(this.model, id)!]));
-    if (this.model === 'Session' && typeof payload.accountId === 'string') writes.push(this.kv.addToSet(oidcAccountSessionsKey(payload.accountId), refOf(id), ttl));
+    // An expiring set: a person signs in as often as they like, and each session ends on its own. Its
+    // end follows the record's TTL of this very save (idle lifetime, the sweeper's margin), later only.
+    if (this.model === 'Session' && typeof payload.accountId === 'string') {
+      const accountId = payload.accountId;
+      writes.push(ttl !== undefined ? this.kv.addExpiring(oidcAccountSessionsEndsKey(accountId), refOf(id), ttl + INDEX_MARGIN) : this.kv.addToSet(oidcAccountSessionsKey(accountId), refOf(id)));
+    }
     if (sweptEnd) writes.push(this.kv.schedule!(OIDC_SESSION_ENDS_KEY, refOf(id), (payload.exp as number) * 1000, ttl!));
     if (payload.userCode) writes.push(this.kv.set(oidcUserCodeKey(payload.userCode), refOf(id), { ttl }).then(() => {}));
     if (this.model === 'Client') writes.push(this.kv.addToSet(OIDC_CLIENTS_KEY, id));
@@ -971,14 +980,19 @@ export class AdapterIndexes {
    * holds their digests, given as handles (HANDLE), or the ids of ones kept by the release before.
    */
   async sessionIds(accountId: string): Promise<string[]> {
-    return (await this.kv.members(oidcAccountSessionsKey(accountId))).map(idOfRef);
+    // The live members of the expiring set, and the plain set of the release before (until it expires).
+    const [live, plain] = await Promise.all([this.kv.liveMembers(oidcAccountSessionsEndsKey(accountId)), this.kv.members(oidcAccountSessionsKey(accountId))]);
+    return [...new Set([...live, ...plain])].map(idOfRef);
   }
 
-  /** Drops one session (its id or handle: sessionIds) from a person's index, as the release before listed it too (one round trip). */
+  /** Drops one session (its id or handle: sessionIds) from a person's index, and from the plain set of the release before (one round trip). */
   async forgetSession(accountId: string, sessionId: string): Promise<void> {
     const key = oidcAccountSessionsKey(accountId);
-    const forgotten = this.kv.removeFromSet(key, refOf(sessionId));
-    await (isHandle(sessionId) ? forgotten : Promise.all([forgotten, this.kv.removeFromSet(key, sessionId)]));
+    const ref = refOf(sessionId);
+    const forgotten = [this.kv.removeExpiring(oidcAccountSessionsEndsKey(accountId), ref), this.kv.removeFromSet(key, ref)];
+    // An id kept by the release before (not a handle) is listed by its id there too.
+    if (!isHandle(sessionId)) forgotten.push(this.kv.removeFromSet(key, sessionId));
+    await Promise.all(forgotten);
   }
 
   /**
@@ -1025,7 +1039,7 @@ export class AdapterIndexes {
 
   /** Drops a person's whole session index (the sessions themselves stay). */
   async forgetSessions(accountId: string): Promise<void> {
-    await this.kv.del([oidcAccountSessionsKey(accountId)]);
+    await this.kv.del([oidcAccountSessionsEndsKey(accountId), oidcAccountSessionsKey(accountId)]);
   }
 }
 

@@ -41,6 +41,14 @@ export const oidcClientGrantsEndsKey = (clientId: string) => `oidc:grants-ends:c
 /** Set of the digests of a person's session ids; hash tag {<accountId>}. */
 export const oidcAccountSessionsKey = (accountId: string) => `oidc:sessions:account:{${accountId}}`;
 /**
+ * The same index as an expiring set (Kv.addExpiring: each session's digest scored by its record's
+ * end, moved later by every save of the session, ended ones dropped at each add), since the second
+ * store-growth pass: the plain set above, whose TTL each sign-in renewed, kept every session that
+ * expired, so a person signing in again and again (or whoever holds their password) grew it without
+ * end. The plain set is only read (and taken from) now, until it expires. Hash tag {<accountId>}.
+ */
+export const oidcAccountSessionsEndsKey = (accountId: string) => `oidc:sessions-ends:account:{${accountId}}`;
+/**
  * Sorted set of the digests of sessions that hold an app, by when each expires (epoch ms): what the
  * sweeper ends, telling the apps (provider/backchannel-delivery.ts); hash tag {bc}, with the retries.
  */

@@ -11,7 +11,9 @@ import { startRedisServer, type RedisServer } from '../helpers/redis.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { Agent } from '../helpers/agent.js';
 import { fakeUpstreamOf } from '../helpers/fake-upstream.js';
-import { isConsent } from '../helpers/sign-in.js';
+import { isConsent, signInSteps } from '../helpers/sign-in.js';
+import { AccountSessions } from '../../src/accounts/sessions.js';
+import { digestOf } from '../../src/store/adapter.js';
 
 const PREFIX = 'lk:';
 const DEVICE = 'tv-app';
@@ -83,12 +85,15 @@ describe('e2e: store growth, what outsiders make Latchkey keep', function () {
     assert.equal(pushedLive, 50);
   });
 
+  /** Members of an index (a plain set or an expiring one), by its key without the prefix. */
+  async function membersOf(key: string): Promise<string[]> {
+    return (await raw.type(PREFIX + key)) === 'zset' ? raw.zrange(PREFIX + key, '0', '-1') : raw.smembers(PREFIX + key);
+  }
+
   /** Members of the indexes whose keys start with `prefix` (plain sets and expiring ones alike). */
   async function membersUnder(prefix: string): Promise<string[]> {
     const members: string[] = [];
-    for (const key of (await allKeys()).filter((key) => key.startsWith(prefix))) {
-      members.push(...((await raw.type(PREFIX + key)) === 'zset' ? await raw.zrange(PREFIX + key, '0', '-1') : await raw.smembers(PREFIX + key)));
-    }
+    for (const key of (await allKeys()).filter((key) => key.startsWith(prefix))) members.push(...(await membersOf(key)));
     return members;
   }
 
@@ -146,5 +151,63 @@ describe('e2e: store growth, what outsiders make Latchkey keep', function () {
     } finally {
       await fake.close();
     }
+  });
+  it("a person signing in again and again: their session index keeps only the live sessions, and ending them all still finds every live one", async () => {
+    const person = 'pat-again';
+    const password = 'pat signs in again and again';
+    const { sub } = await server.accounts.create(person, password);
+    const authorize = `${server.issuer}/auth?${new URLSearchParams({ client_id: WEB, response_type: 'code', scope: 'openid', redirect_uri: REDIRECT, code_challenge: 'x'.repeat(43), code_challenge_method: 'S256' })}`;
+    /** A sign-in with the password in a fresh browser, left at the consent page (no app needed: what anyone with the password can do). */
+    const signIn = async () => {
+      const agent = new Agent();
+      const page = await signInSteps(agent, await agent.follow(authorize, {}, REDIRECT), { username: person, password, login: 'required', consent: 'stop' });
+      assert.ok(isConsent(page), `the consent page: ${page.status} ${page.url}`);
+      return agent;
+    };
+    /** The browser's session at the app: its consent asked (signed in), or its sign-in (not). */
+    const silent = async (agent: Agent) => new URL((await agent.follow(`${authorize}&prompt=none`, {}, REDIRECT)).url).searchParams.get('error');
+    const sessionOf = (agent: Agent) => digestOf(agent.cookieHeader(server.issuer).split('; ').find((pair) => pair.startsWith('lk_session='))!.slice('lk_session='.length));
+    /** What the person's session index holds (the plain set and the expiring one alike). */
+    const indexed = async () => {
+      const members: string[] = [];
+      for (const key of (await allKeys()).filter((key) => key.startsWith('oidc:sessions') && key.endsWith(`{${sub}}`))) members.push(...(await membersOf(key)));
+      return members;
+    };
+    const uidOf = async (agent: Agent) => (JSON.parse((await raw.hget(`${PREFIX}oidc:Session:${sessionOf(agent)}`, 'p'))!) as { uid: string }).uid;
+
+    // One browser signs in first and stays in use all along (each visit saves its session, moving its
+    // end later, TTL_SESSION 3 from then): its index entry must follow it, or ending everything misses it.
+    const kept = await signIn();
+    const keptSession = sessionOf(kept);
+    for (let round = 0; round < 20; round++) await signIn();
+    const first = new Set((await indexed()).filter((member) => member !== keptSession));
+    assert.equal(first.size, 20, 'every sign-in is indexed');
+    // Sign-ins go on until every one of those sessions' records has ended (TTL_SESSION 3 and the
+    // store's grace), then the index's second of margin: a set renewed by each sign-in outlives them.
+    const visit = async () => assert.ok(isConsent(await kept.follow(authorize, {}, REDIRECT)), 'the browser kept in use is still signed in');
+    while ((await allKeys()).some((key) => key.startsWith('oidc:Session:') && first.has(key.slice('oidc:Session:'.length)))) {
+      await visit();
+      await signIn();
+      await sleep(300);
+    }
+    const until = Date.now() + 1500;
+    while (Date.now() < until) {
+      await visit();
+      await sleep(300);
+    }
+    const last = await signIn();
+    await visit();
+    const stale = (await indexed()).filter((member) => first.has(member));
+    assert.equal(stale.length, 0, `the person's session index still holds ${stale.length} of the ${first.size} sessions that ended`);
+
+    // Every live session is still found: listed (the account page), and ended with the rest (what
+    // disabling the person, the CLI and the admin API run), the one kept in use among them.
+    const sessions = new AccountSessions(server.kv, server.providers, server.accounts);
+    const listed = new Set((await sessions.list(sub)).map((session) => session.uid));
+    assert.ok(listed.has(await uidOf(kept)) && listed.has(await uidOf(last)), 'the browser kept in use and the last sign-in are listed');
+    assert.ok((await sessions.endAll(sub)) >= 2);
+    assert.equal(await silent(kept), 'login_required', 'the browser kept in use is signed out');
+    assert.equal(await silent(last), 'login_required', 'the last sign-in is signed out');
+    assert.deepEqual(await indexed(), [], 'the index is emptied');
   });
 });

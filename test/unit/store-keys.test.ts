@@ -27,6 +27,7 @@ const PINNED: Record<keyof typeof keys, readonly [unknown, string] | readonly (r
   oidcAccountGrantsEndsKey: [keys.oidcAccountGrantsEndsKey('sub-1'), 'oidc:grants-ends:account:sub-1'],
   oidcClientGrantsEndsKey: [keys.oidcClientGrantsEndsKey('app-1'), 'oidc:grants-ends:client:app-1'],
   oidcAccountSessionsKey: [keys.oidcAccountSessionsKey('sub-1'), 'oidc:sessions:account:{sub-1}'],
+  oidcAccountSessionsEndsKey: [keys.oidcAccountSessionsEndsKey('sub-1'), 'oidc:sessions-ends:account:{sub-1}'],
   OIDC_SESSION_ENDS_KEY: [keys.OIDC_SESSION_ENDS_KEY, 'backchannel:{bc}:session-ends'],
   BACKCHANNEL_RETRIES_KEY: [keys.BACKCHANNEL_RETRIES_KEY, 'backchannel:{bc}:retries'],
   oidcRegistrationTokensKey: [keys.oidcRegistrationTokensKey('app-1'), 'oidc:rat:client:app-1'],
