@@ -646,6 +646,15 @@ class KvAdapter implements Adapter {
    */
   async take(id: string): Promise<boolean> {
     await settleFirst();
+    // A registration access token taken by the RFC 7592 update that rotates it
+    // (patches/single-use-registration-token.ts) leaves its client's index too, as destroy's.
+    const registrationOf = this.model === 'RegistrationAccessToken' ? await this.registrationTokenClient(id) : undefined;
+    const taken = await this.takeRecord(id);
+    if (taken && registrationOf !== undefined) await this.unlistRegistrationToken(id, registrationOf);
+    return taken;
+  }
+
+  private async takeRecord(id: string): Promise<boolean> {
     const key = recordKey(this.model, id);
     const outcome = await this.kv.consumeRecord(key, now(), { drop: true });
     const legacy = outcome === 'missing' ? legacyKey(this.model, id) : undefined;
@@ -661,6 +670,8 @@ class KvAdapter implements Adapter {
     // Its registration access tokens and pending requests too: once it is gone, a removal run again
     // finds no client, and they would serve a client made again with the id.
     if (this.model === 'Client') await Promise.all([this.hooks.clientRemoved?.(id), endClientsRecords(this.kv, id)]);
+    // A registration access token's client, read before it goes: its index entry goes after it (below).
+    const registrationOf = this.model === 'RegistrationAccessToken' ? await this.registrationTokenClient(id) : undefined;
     // A grant goes only once it is revoked: the engine loads it before it looks at a refresh token
     // presented again, so a grant deleted while its revocation failed left nothing to retry with.
     if (this.model === 'Grant') await this.revokeGrant(id);
@@ -683,6 +694,27 @@ class KvAdapter implements Adapter {
     if (this.model === 'InitialAccessToken') {
       await Promise.all([this.kv.removeFromSet(OIDC_INITIAL_ACCESS_TOKENS_KEY, digestOf(id)), this.kv.removeFromSet(OIDC_INITIAL_ACCESS_TOKENS_KEY, id)]);
     }
+    if (registrationOf !== undefined) await this.unlistRegistrationToken(id, registrationOf);
+  }
+
+  /**
+   * Takes a registration access token out of its client's index once the token is gone (never
+   * before: an operator's write ends what the index lists). Before the second store-growth pass a
+   * rotated-out token (every RFC 7592 update rotates it) stayed listed: the index, durable as the
+   * tokens, grew by one member per update, for as long as the client lived.
+   */
+  private async unlistRegistrationToken(id: string, clientId: string): Promise<void> {
+    const index = oidcRegistrationTokensKey(clientId);
+    const legacy = legacyKey(this.model, id);
+    await Promise.all([this.kv.removeFromSet(index, recordKey(this.model, id)), legacy === undefined ? undefined : this.kv.removeFromSet(index, legacy)]);
+  }
+
+  /** The client a registration access token (by its value) was issued to, as its record says (under its digest, or its value: the release before). */
+  private async registrationTokenClient(id: string): Promise<string | undefined> {
+    const legacy = legacyKey(this.model, id);
+    const record = (await this.kv.getRecord(recordKey(this.model, id))) ?? (legacy === undefined ? undefined : await this.kv.getRecord(legacy));
+    const clientId = record ? (JSON.parse(record.payload) as AdapterPayload).clientId : undefined;
+    return typeof clientId === 'string' ? clientId : undefined;
   }
 
   /**

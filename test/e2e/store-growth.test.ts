@@ -13,7 +13,7 @@ import { Agent } from '../helpers/agent.js';
 import { fakeUpstreamOf } from '../helpers/fake-upstream.js';
 import { isConsent, signInSteps } from '../helpers/sign-in.js';
 import { AccountSessions } from '../../src/accounts/sessions.js';
-import { digestOf } from '../../src/store/adapter.js';
+import { AdapterIndexes, digestOf } from '../../src/store/adapter.js';
 
 const PREFIX = 'lk:';
 const DEVICE = 'tv-app';
@@ -37,9 +37,9 @@ describe('e2e: store growth, what outsiders make Latchkey keep', function () {
     redis = await startRedisServer();
     raw = new Redis(redis.url);
     // Short device codes, sessions and grants, so that a test sees their indexes outlive them or not; the
-    // fake upstream is on loopback.
+    // fake upstream is on loopback; anyone may register an app (REGISTRATION_OPEN).
     // The rate limits bound how fast, not how much in the end: off, so that a test drives hundreds quickly.
-    server = await startServer({ redisUrl: redis.url, clients, env: { TTL_DEVICE_CODE: '2', TTL_SESSION: '3', TTL_GRANT: '3', TTL_REFRESH_TOKEN: '3', OUTBOUND_ALLOW_PRIVATE_NETWORKS: 'true', RATE_LIMIT_PER_IP: '0', RATE_LIMIT_PER_CLIENT: '0' } });
+    server = await startServer({ redisUrl: redis.url, clients, env: { TTL_DEVICE_CODE: '2', TTL_SESSION: '3', TTL_GRANT: '3', TTL_REFRESH_TOKEN: '3', OUTBOUND_ALLOW_PRIVATE_NETWORKS: 'true', RATE_LIMIT_PER_IP: '0', RATE_LIMIT_PER_CLIENT: '0', REGISTRATION_OPEN: 'true' } });
   });
   after(async () => {
     raw?.disconnect();
@@ -209,5 +209,28 @@ describe('e2e: store growth, what outsiders make Latchkey keep', function () {
     assert.equal(await silent(kept), 'login_required', 'the browser kept in use is signed out');
     assert.equal(await silent(last), 'login_required', 'the last sign-in is signed out');
     assert.deepEqual(await indexed(), [], 'the index is emptied');
+  });
+  it('an app that registered itself updating its registration again and again: its registration token index keeps only the live token', async () => {
+    const metadata = { redirect_uris: [REDIRECT], token_endpoint_auth_method: 'none' };
+    const created = await fetch(`${server.url}/reg`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(metadata) });
+    assert.equal(created.status, 201, await created.clone().text());
+    const client = (await created.json()) as { client_id: string; registration_client_uri: string; registration_access_token: string };
+    const update = (token: string) =>
+      fetch(client.registration_client_uri, { method: 'PUT', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body: JSON.stringify({ ...metadata, client_id: client.client_id }) });
+    // Each update rotates the registration access token (RFC 7592 §2.2): the one used ends.
+    const used = [client.registration_access_token];
+    for (let round = 0; round < 30; round++) {
+      const answer = await update(used.at(-1)!);
+      assert.equal(answer.status, 200, await answer.clone().text());
+      used.push(((await answer.json()) as { registration_access_token: string }).registration_access_token);
+    }
+    const live = used.at(-1)!;
+    assert.equal((await update(used[0]!)).status, 401, 'a rotated-out token is refused');
+    const index = `oidc:rat:client:${client.client_id}`;
+    const members = await membersOf(index);
+    assert.deepEqual(members, [`oidc:RegistrationAccessToken:${digestOf(live)}`], `the app's registration token index holds ${members.length} tokens, one of them live`);
+    // Still what ends the live one when an operator writes the app (registration/clients.ts update).
+    assert.equal(await new AdapterIndexes(server.kv).endRegistrationTokens(client.client_id), 1);
+    assert.equal((await update(live)).status, 401, 'the live token is ended through the index');
   });
 });
