@@ -162,6 +162,20 @@ describe('e2e: red team, twenty-fourth endings pass: a client that registered it
     return { config, outAndBack };
   }
 
+  it('a client removed and made again with its id, a sign-in begun at once (the same second as the removal) goes on to a code: the removal ends only sign-ins begun before it, and the client is made again a second past it (registration/clients.ts afterPredecessor; ended without that wait) (held)', async () => {
+    const client = { client_id: 'remade', client_secret: 'remade-client-secret-with-plenty-of-entropy-0123', redirect_uris: [REDIRECT], grant_types: ['authorization_code'], scope: 'openid' };
+    await server!.clients.add(client);
+    // Just past a second's start, so that the removal, the client made again and the sign-in's start share it.
+    await new Promise((resolve) => setTimeout(resolve, 1000 - (Date.now() % 1000) + 20));
+    await server!.clients.remove(client.client_id);
+    await server!.clients.add(client);
+    const config = await oidc.discovery(new URL(server!.issuer), client.client_id, client.client_secret, oidc.ClientSecretBasic(client.client_secret), { execute: [oidc.allowInsecureRequests] });
+    const agent = new Agent();
+    const { page } = await startAuthorization(agent, config, REDIRECT);
+    const answer = await signInSteps(agent, page, { username: 'noor', password: PASSWORD, stopAt: REDIRECT });
+    assert.ok(codeOf(answer), `a sign-in begun after the client was made again: ${answer.status} ${answer.url}`);
+  });
+
   it('a redirect URI taken out and put back by the app itself while a sign-in for it waits at the consent page: allowed, no code (a code before the fix)', async () => {
     const { config, outAndBack } = await registered();
     const agent = new Agent();
