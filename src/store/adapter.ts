@@ -739,11 +739,21 @@ class KvAdapter implements Adapter {
     await endMembers(this.kv, oidcGrantKey(grantId), members);
   }
 
-  /** The grant's record after its revocation (see destroy), its ending told first. */
+  /**
+   * A grant's ending: told first (its mark and revocation-list entry), then its record, then what
+   * was issued under it. A failure half-way leaves nothing that works (the engine refuses a token
+   * or code whose grant is gone, and the list refuses what was issued up to then) and leaves the
+   * token an app revokes (RFC 7009), to ask again with: patches/grant-before-token.ts ends the grant
+   * before the token. Before the twenty-third endings pass the record went last, after the tokens: a
+   * revocation refused at that last write answered 503 with the refresh token gone, the retry 200
+   * for an unknown token, and the grant's record stayed, taken up again by the session's next request.
+   */
   private async revokeGrant(grantId: string) {
+    await settleFirst();
     await this.hooks.grantEnded?.(grantId);
-    await this.revokeByGrantId(grantId);
+    const [members] = await Promise.all([this.kv.members(oidcGrantKey(grantId)), this.hooks.grantRevoked?.(grantId)]);
     await this.kv.del([recordKey('Grant', grantId)]);
+    await endMembers(this.kv, oidcGrantKey(grantId), members);
   }
 }
 

@@ -178,6 +178,34 @@ describe('e2e: revocation reaches JWT access tokens (introspection and latchkey/
     await assert.rejects(refresh(rotated.refresh_token!), oidc.ResponseBodyError);
   });
 
+  it('a refresh token revocation refused at the grant record’s deletion can be asked for again, and then the grant is gone: the person’s next silent request makes a new one (before the twenty-third endings pass: the token spent first, the retry 200 for an unknown token, the grant kept)', async () => {
+    const prefix = server.config.redis.keyPrefix;
+    const grants = async () => new Set(await raw.keys(`${prefix}oidc:Grant:*`));
+    const before = await grants();
+    const flow = await signIn();
+    const tokens = await redeem(flow);
+    const [grant] = [...(await grants())].filter((key) => !before.has(key));
+    assert.ok(grant, 'the sign-in made a grant');
+    // Every key but the grant records' (ACL key patterns are allow-lists: one per character of what is refused).
+    const refused = 'oidc:Grant:';
+    const allowedBut = [...refused].map((char, at) => `~${prefix}${refused.slice(0, at)}[^${char}]*`);
+    await raw.call('ACL', 'SETUSER', 'default', 'resetkeys', ...allowedBut);
+    try {
+      assert.notEqual((await tokenEndpoint(server.url, '/token/revocation', WEB, tokens.refresh_token!)).status, 200, 'the revocation cannot have succeeded');
+    } finally {
+      await raw.call('ACL', 'SETUSER', 'default', 'resetkeys', '~*');
+    }
+    assert.equal((await tokenEndpoint(server.url, '/token/revocation', WEB, tokens.refresh_token!)).status, 200);
+    await assert.rejects(refresh(tokens.refresh_token!), (error: Error) => error instanceof oidc.ResponseBodyError && error.error === 'invalid_grant');
+    assert.equal(await active(tokens.access_token), false);
+    // The session's next request for the app is answered under a new grant, not the ended one
+    // (a JWT access token names its grant: gid).
+    const again = await redeem(await frontChannel(config, { redirectUri: REDIRECT, username: 'alice', password: PASSWORD, agent: flow.agent, params: { scope: 'openid offline_access read', resource: API } }));
+    assert.notEqual(decodeJwt(again.access_token)[GRANT_CLAIM], decodeJwt(tokens.access_token)[GRANT_CLAIM], 'the app’s next request was answered under the grant it revoked');
+    assert.equal(await active(again.access_token), true);
+    assert.equal(await raw.exists(grant), 0, 'the grant outlived its revocation asked for again');
+  });
+
   it("revoking a person's JWT access token (RFC 7009) ends every token of its grant, as revoking an opaque one does: the refresh token and the grant's other access tokens stop working; a client's own JWT ends alone", async () => {
     // An opaque access token (userinfo, no resource): the engine revokes its whole grant.
     const viaOpaque = await signIn();
