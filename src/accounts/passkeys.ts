@@ -38,13 +38,19 @@ import { passkeyOwnerKey, passkeyRegistrationChallengeKey, usedPasskeyChallengeK
 
 const CHALLENGE_TTL = 300;
 const MAX_NAME_LENGTH = 64;
+/**
+ * The most passkeys one person holds: each is kept in their credential record (read at every
+ * sign-in with a passkey and listed to the browser at a second factor) and claims a durable owner
+ * key. Before the third store-growth pass a session could add them without end.
+ */
+export const MAX_PASSKEYS = 20;
 /** How long a used challenge's marker outlives its expiry: instances' clocks may differ by this much. */
 const CLOCK_SKEW = 60;
 /** What a sign-in challenge is sealed under: its ceremony, so it opens for no other. */
 const challengeLabel = (ceremony: string) => `passkey-challenge:signin:${ceremony}`;
 
-/** Why a registration was refused: it did not verify, or the credential is registered already. */
-export type PasskeyRefusal = 'unverified' | 'already-registered';
+/** Why a registration was refused: it did not verify, the credential is registered already, or the person holds MAX_PASSKEYS. */
+export type PasskeyRefusal = 'unverified' | 'already-registered' | 'too-many';
 
 export interface PasskeySignIn {
   readonly sub: string;
@@ -76,9 +82,10 @@ export class Passkeys {
     return (await this.kv.getRecord(key))?.payload;
   }
 
-  /** Options for navigator.credentials.create(), for a new passkey of `sub`. */
-  async registrationOptions(sub: string, username: string): Promise<PublicKeyCredentialCreationOptionsJSON> {
+  /** Options for navigator.credentials.create(), for a new passkey of `sub`; none when they hold MAX_PASSKEYS. */
+  async registrationOptions(sub: string, username: string): Promise<PublicKeyCredentialCreationOptionsJSON | undefined> {
     const { passkeys } = await this.records.read(sub);
+    if (passkeys.length >= MAX_PASSKEYS) return undefined;
     const options = await generateRegistrationOptions({
       rpName: 'Latchkey',
       rpID: this.#rpId,
@@ -110,6 +117,7 @@ export class Passkeys {
     }
     if (!verified.verified) return 'unverified';
     const { credential, credentialDeviceType } = verified.registrationInfo;
+    if ((await this.records.read(sub)).passkeys.length >= MAX_PASSKEYS) return 'too-many';
     if (!(await this.#claim(credential.id, sub))) return 'already-registered';
     const passkey: StoredPasskey = {
       id: credential.id,
@@ -120,10 +128,18 @@ export class Passkeys {
       deviceType: credentialDeviceType,
       createdAt: epochSeconds(),
     };
-    const added = await this.records.update(sub, (current) =>
-      current.passkeys.some((p) => p.id === passkey.id) ? undefined : { next: { ...current, passkeys: [...current.passkeys, passkey] }, result: passkey },
-    );
-    return added ?? 'already-registered';
+    // The cap checked again as the record is written: registrations at once do not pass it together.
+    let refusal = 'already-registered' as PasskeyRefusal;
+    const added = await this.records.update(sub, (current) => {
+      if (current.passkeys.some((p) => p.id === passkey.id)) return undefined;
+      if (current.passkeys.length < MAX_PASSKEYS) return { next: { ...current, passkeys: [...current.passkeys, passkey] }, result: passkey };
+      refusal = 'too-many';
+      return undefined;
+    });
+    if (added) return added;
+    // Not theirs after all: the claim goes (they do not hold the passkey).
+    if (refusal === 'too-many') await this.kv.deleteIfEquals(passkeyOwnerKey(passkey.id), sub);
+    return refusal;
   }
 
   /**

@@ -14,6 +14,7 @@ import { Agent, formIn, type Page } from '../helpers/agent.js';
 import { AccountSessions } from '../../src/accounts/sessions.js';
 import { clientCredentialsToken, introspect } from '../helpers/tokens.js';
 import { adapterFactory } from '../../src/store/adapter.js';
+import { MAX_PASSKEYS } from '../../src/accounts/passkeys.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { isConsent, signInSteps, startAuthorization } from '../helpers/sign-in.js';
 import { assertion, attestation, isSecondFactor, passkeyChallenge, registerSoftPasskeys, softPasskey } from '../helpers/soft-passkeys.js';
@@ -551,6 +552,38 @@ describe('attacks: second factor, step-up and the new endpoints (black box)', fu
     shown = await accountPage();
     const freed = await jack.submit(shown, '/account/passkeys/add', { name: 'freed', credential: attestation(jackKey, origin, passkeyChallenge(shown), { id: ivyKey.id }) });
     assert.equal(freed.status, 200, freed.html.slice(0, 300));
+  });
+
+  it(`passkeys: a person holds at most ${MAX_PASSKEYS}; the page then offers none, and one registered past the cap (a challenge shown before another was added) is refused with its credential id left free (third store-growth pass: before, a session added them without end)`, async () => {
+    const lena = await server.accounts.create('lena', PASSWORD);
+    const origin = new URL(server.issuer).origin;
+    const agent = new Agent();
+    const accountPage = () => agent.follow(`${server.issuer}/account`);
+    // Signed in (with the password alone, as she has no passkey yet), then given all but one.
+    await signInSteps(agent, await accountPage(), { username: 'lena', password: PASSWORD, login: 'required', consent: 'stop' });
+    await registerSoftPasskeys(server, lena.sub, ...Array.from({ length: MAX_PASSKEYS - 1 }, () => softPasskey()));
+    // One short of the cap: the page offers to add one, and the last is added.
+    let shown = await accountPage();
+    const last = await agent.submit(shown, '/account/passkeys/add', { name: 'last', credential: attestation(softPasskey(), origin, passkeyChallenge(shown)) });
+    assert.match(last.html, /Passkey added/);
+    shown = await accountPage();
+    assert.doesNotMatch(shown.html, /passkey-enrol-form/, 'at the cap the page offers no registration');
+    assert.match(shown.html, new RegExp(`You have ${MAX_PASSKEYS} passkeys, the most an account can have`));
+    // A challenge shown one short of the cap, spent once another passkey made it full.
+    await server.secondFactors.passkeys.remove(lena.sub, (await server.secondFactors.records.read(lena.sub)).passkeys[0]!.id);
+    shown = await accountPage();
+    await registerSoftPasskeys(server, lena.sub, softPasskey());
+    const late = softPasskey();
+    const refused = await agent.submit(shown, '/account/passkeys/add', { name: 'late', credential: attestation(late, origin, passkeyChallenge(shown)) });
+    assert.equal(refused.status, 409, refused.html.slice(0, 300));
+    assert.match(refused.html, /the most an account can have/);
+    assert.equal((await server.secondFactors.records.read(lena.sub)).passkeys.length, MAX_PASSKEYS);
+    // Refused, the credential id is not kept as lena's: another person registers it.
+    const mona = new Agent();
+    await server.accounts.create('mona', PASSWORD);
+    const monaPage = await signInSteps(mona, await mona.follow(`${server.issuer}/account`), { username: 'mona', password: PASSWORD, login: 'required', consent: 'stop' });
+    const theirs = await mona.submit(monaPage, '/account/passkeys/add', { name: 'late', credential: attestation(late, origin, passkeyChallenge(monaPage)) });
+    assert.match(theirs.html, /Passkey added/, 'the refused registration kept its credential id claimed');
   });
 
   it("amr never claims a hardware-secured key (hwk) for a passkey no attestation vouched for: a software authenticator that registers with \"none\" attestation and says it is bound to one device (backup flags clear) signs in with amr swk, acr phr (RFC 8176 §2, WebAuthn L3 §6.1 flags)", async () => {

@@ -6,6 +6,7 @@
 import { PASSKEY_SCRIPTS } from '../../http/scripts.js';
 import type { Logger } from '../../ops/logger.js';
 import type { Metrics } from '../../ops/metrics.js';
+import { MAX_PASSKEYS } from '../passkeys.js';
 import type { SecondFactors } from '../second-factors.js';
 import { field, when, type AccountPage } from './account-page.js';
 
@@ -29,12 +30,16 @@ export function passkeysSection({ secondFactors, logger, metrics }: SecondFactor
       async data(_ctx, person) {
         const { passkeys } = await secondFactors.summary(person.accountId);
         // Adding one needs a recent sign-in: a stale session is offered "sign in again" before the
-        // browser creates a passkey that the server would then not register.
+        // browser creates a passkey that the server would then not register. A person who holds
+        // the most there can be is offered neither.
+        const full = passkeys.length >= MAX_PASSKEYS;
         const recent = page.recent(person);
+        const options = recent && !full ? await secondFactors.passkeys.registrationOptions(person.accountId, person.account.username) : undefined;
         return {
           passkeys: passkeys.map((p) => ({ id: p.id, name: p.name, added: when(p.createdAt), lastUsed: p.lastUsedAt ? when(p.lastUsedAt) : undefined })),
-          options: recent ? JSON.stringify(await secondFactors.passkeys.registrationOptions(person.accountId, person.account.username)) : undefined,
-          signInAgain: recent ? undefined : `/account/sign-in?again=${SECTION}`,
+          options: options && JSON.stringify(options),
+          full: full ? MAX_PASSKEYS : undefined,
+          signInAgain: recent || full ? undefined : `/account/sign-in?again=${SECTION}`,
         };
       },
     });
@@ -55,6 +60,9 @@ export function passkeysSection({ secondFactors, logger, metrics }: SecondFactor
         logger.info({ event: 'passkey.enrolment_failed', sub: who.accountId, reason: added }, 'passkey not added');
         if (added === 'already-registered') {
           return page.show(ctx, who, { section: SECTION, error: 'This passkey is registered already. Each passkey can be added once: create a new one on your device.' }, 409);
+        }
+        if (added === 'too-many') {
+          return page.show(ctx, who, { section: SECTION, error: `You have ${MAX_PASSKEYS} passkeys, the most an account can have. Remove one you no longer use to add another.` }, 409);
         }
         return page.show(ctx, who, { section: SECTION, error: 'The passkey could not be added. Try again.' }, 400);
       }
