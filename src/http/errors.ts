@@ -112,7 +112,12 @@ const SIGN_OUT_FAILED = {
 };
 
 type ProviderContext = Context & {
-  oidc?: { route?: string; urlFor?: (name: string) => string; params?: { redirect_uri?: unknown }; client?: { redirectUris?: readonly string[] } };
+  oidc?: {
+    route?: string;
+    urlFor?: (name: string) => string;
+    params?: { redirect_uri?: unknown; post_logout_redirect_uri?: unknown };
+    client?: { redirectUris?: readonly string[] };
+  };
 };
 
 /**
@@ -128,6 +133,25 @@ function nearMiss(ctx: ProviderContext, out: ErrorOut): ErrorOut {
   if (!registered.some((uri) => uri !== asked && bare(uri) === bare(asked))) return out;
   const slash = asked.endsWith('/') ? 'its trailing slash' : 'a trailing slash';
   return { ...out, error_description: `${out.error_description ?? 'redirect_uri is not registered'}; ${asked} differs from a registered one only by ${slash} (redirect URIs are compared exactly)` };
+}
+
+/** The engine's description of a sign-out asked with a post_logout_redirect_uri its app did not register (actions/end_session.js). */
+const LOGOUT_URI_NOT_REGISTERED = 'post_logout_redirect_uri not registered';
+
+/** The most of a refused post_logout_redirect_uri the page repeats. */
+const SHOWN_URI_LENGTH = 300;
+
+/**
+ * A sign-out refused for its post_logout_redirect_uri names the refused URI in the page's details, so
+ * that the app's developer sees what to register (or what their app sent by mistake). It is the
+ * app's own parameter, shown as text (views/error.eta escapes it), cut to SHOWN_URI_LENGTH; no
+ * registered URI is named.
+ */
+function refusedLogoutUri(ctx: ProviderContext, out: ErrorOut): ErrorOut {
+  const asked = ctx.oidc?.params?.post_logout_redirect_uri;
+  if (ctx.oidc?.route !== 'end_session' || out.error_description !== LOGOUT_URI_NOT_REGISTERED || typeof asked !== 'string') return out;
+  const shown = [...asked].length > SHOWN_URI_LENGTH ? `${[...asked].slice(0, SHOWN_URI_LENGTH).join('')}…` : asked;
+  return { ...out, error_description: `${out.error_description}: ${shown} is not one of this app's post-logout redirect URIs (they are compared exactly)` };
 }
 
 /**
@@ -178,5 +202,5 @@ function signOutFailed(ctx: Context) {
 export async function renderProviderError(ctx: Context, out: ErrorOut): Promise<void> {
   ctx.type = 'html';
   const requestId = ctx.state.requestId as string | undefined;
-  ctx.body = errorPage(nearMiss(ctx as ProviderContext, out), requestId, signOutFailed(ctx));
+  ctx.body = errorPage(refusedLogoutUri(ctx as ProviderContext, nearMiss(ctx as ProviderContext, out)), requestId, signOutFailed(ctx));
 }

@@ -14,8 +14,14 @@ import { startedInThisBrowser } from '../provider/patches/browser-bound-resume.j
 import { REDIRECT_URI_OMITTED } from '../provider/patches/openid-redirect-uri.js';
 import { allowLogo, brandingOf, type ClientBranding } from './client-branding.js';
 import { returnedTo } from '../http/image-origins.js';
+import { FIRST_PARTY_CLIENT_IDS } from '../http/first-party-sign-in.js';
 import type { OfferedLink } from './link-confirmation.js';
 import type { FederatedSession } from '../upstreams/sessions.js';
+
+/** Whether this is one of Latchkey's own pages' sign-ins, back to an address of Latchkey's own origin. */
+function ownPageReturn(issuer: string, clientId: string, redirectUri: unknown): boolean {
+  return FIRST_PARTY_CLIENT_IDS.includes(clientId) && typeof redirectUri === 'string' && URL.parse(redirectUri)?.origin === new URL(issuer).origin;
+}
 
 /** The engine's reasons for refusing an interaction whose session ended or changed person since it started. */
 const SESSION_ENDED = new Set(['session not found', 'session principal changed']);
@@ -159,8 +165,11 @@ export function interactions(
     const clientId = String(interaction.params.client_id);
     const branding = brandingOf(await providers.current.Client.find(clientId), clientId);
     allowLogo(ctx, branding);
-    // A URL client_id shows its domain; any other client, where this request sends the person.
-    const returnsTo = branding.domain ? undefined : returnedTo(interaction.params.redirect_uri);
+    // A URL client_id shows its domain; any other client, where this request sends the person. Not
+    // Latchkey's own pages (the developer and account pages) sending the person back to Latchkey's
+    // own address: that is where they are already, and with an issuer on localhost it read "a program
+    // on this device". Every other client's loopback redirect URI is still said to be one.
+    const returnsTo = branding.domain || ownPageReturn(providers.current.issuer, clientId, interaction.params.redirect_uri) ? undefined : returnedTo(interaction.params.redirect_uri);
     return returnsTo ? { ...branding, returnsTo } : branding;
   }
 

@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import type Router from '@koa/router';
 import type { Context, Middleware } from 'koa';
 import { ClientError, generateSecret, type ClientMetadata, type Clients } from './clients.js';
+import { MAX_SELF_NAME_LENGTH } from './policy.js';
 import { SIGNED_IN_AGAIN } from '../http/first-party-sign-in.js';
 import { APPS_SECTION, field, type DeveloperPage, type Form, type SignedIn } from './developer-page.js';
 
@@ -32,6 +33,14 @@ const PROTECTIONS = [
   { field: 'dpop', metadata: 'dpop_bound_access_tokens', label: "Bind its tokens to the app's key (DPoP, RFC 9449)", shown: 'DPoP-bound tokens' },
 ] as const;
 
+/** The form's text fields, given back to it as they were typed when a registration is refused. */
+const TEXT_FIELDS = ['name', 'redirect_uris', 'post_logout_redirect_uris', 'backchannel_logout_uri'] as const;
+
+/** URIs one per line (or separated by any white space: a URI holds none). */
+function uriLines(text: string): string[] {
+  return text.split(/\s+/).filter(Boolean);
+}
+
 interface Options {
   readonly issuer: string;
   readonly clients: Clients;
@@ -48,6 +57,8 @@ export function appsPage(router: Router, { signedIn, page, submitted, csrf }: De
       name: app.client_name ?? app.client_id,
       confidential: typeof app.client_secret === 'string',
       redirectUris: (app.redirect_uris as string[] | undefined) ?? [],
+      postLogoutRedirectUris: (app.post_logout_redirect_uris as string[] | undefined) ?? [],
+      backchannelLogoutUri: typeof app.backchannel_logout_uri === 'string' ? app.backchannel_logout_uri : undefined,
       type: app.token_endpoint_auth_method === 'none' ? (app.application_type === 'native' ? 'Native' : 'Single-page') : 'Web',
       protections: PROTECTIONS.filter((protection) => app[protection.metadata] === true).map((protection) => protection.shown),
     }));
@@ -58,9 +69,13 @@ export function appsPage(router: Router, { signedIn, page, submitted, csrf }: De
       protections: PROTECTIONS.map(({ field: name, label }) => ({ name, label, checked: field(state.values ?? {}, name) === 'on' })),
       csrf: csrf.token(who.sessionId),
       error: state.error,
+      maxNameLength: MAX_SELF_NAME_LENGTH,
       // Back from signing in again (a rotation needs a recent sign-in): the person may go ahead now.
       notice: !state.error && ctx.query.done === `${APPS_SECTION}.${SIGNED_IN_AGAIN}` ? 'You signed in again: go ahead.' : undefined,
-      values: { name: field(state.values ?? {}, 'name'), redirect_uris: field(state.values ?? {}, 'redirect_uris'), type: field(state.values ?? {}, 'type') || 'web' },
+      values: {
+        ...Object.fromEntries(TEXT_FIELDS.map((name) => [name, field(state.values ?? {}, name)])),
+        type: field(state.values ?? {}, 'type') || 'web',
+      },
     }, status);
   }
 
@@ -76,12 +91,16 @@ export function appsPage(router: Router, { signedIn, page, submitted, csrf }: De
     const { who, body } = found;
     const name = field(body, 'name').trim();
     const type = field(body, 'type') as AppType;
-    const redirectUris = field(body, 'redirect_uris').split(/\s+/).filter(Boolean);
+    const redirectUris = uriLines(field(body, 'redirect_uris'));
+    const postLogoutRedirectUris = uriLines(field(body, 'post_logout_redirect_uris'));
+    const backchannelLogoutUris = uriLines(field(body, 'backchannel_logout_uri'));
     const problem =
-      !name || name.length > 80 ? 'Give the app a name of at most 80 characters.'
+      // The registration policy's limit (registration/policy.ts), counted as it counts: in characters, not UTF-16 units.
+      !name || [...name].length > MAX_SELF_NAME_LENGTH ? `Give the app a name of at most ${MAX_SELF_NAME_LENGTH} characters.`
       // Own keys only: `in` also finds what every object inherits (constructor, toString, __proto__).
       : !Object.hasOwn(APP_TYPES, type) ? 'Choose what kind of app this is.'
       : !redirectUris.length ? 'Add at least one redirect URI (where people return after signing in).'
+      : backchannelLogoutUris.length > 1 ? 'Give one back-channel logout URI at most (Latchkey posts each logout token to one address).'
       : undefined;
     if (problem) return showApps(ctx, who, { error: problem, values: body }, 400);
 
@@ -90,6 +109,11 @@ export function appsPage(router: Router, { signedIn, page, submitted, csrf }: De
       client_id: `app-${randomBytes(9).toString('base64url')}`,
       client_name: name,
       redirect_uris: redirectUris,
+      // What else it registers is checked by the same registration policy as every other path's
+      // (clients.add runs the engine's client schema, which runs registration/policy.ts).
+      ...(postLogoutRedirectUris.length ? { post_logout_redirect_uris: postLogoutRedirectUris } : {}),
+      // With its sid, as the CLI's --backchannel-logout-uri registers it: the app ends that session only.
+      ...(backchannelLogoutUris.length ? { backchannel_logout_uri: backchannelLogoutUris[0], backchannel_logout_session_required: true } : {}),
       response_types: ['code'],
       ...metadata,
       ...(metadata.token_endpoint_auth_method === 'none' ? {} : { client_secret: generateSecret() }),

@@ -170,7 +170,7 @@ export function readsAsOwnName(name: string): boolean {
   return readAs(name).some((form) => form.includes(OWN_NAME_READ));
 }
 
-/** The longest name an app may give itself (the developer page's form says 80: registration/developer-apps.ts). */
+/** The longest name an app may give itself (the developer page's form and its own check say the same: registration/developer-apps.ts). */
 export const MAX_SELF_NAME_LENGTH = 100;
 
 /** Throws the RFC 7591 error for the first rule the metadata breaks. */
