@@ -21,6 +21,13 @@ export interface RelyingPartyOptions {
   readonly publicUrl: (port: number) => string;
   readonly title: string;
   readonly port?: number;
+  /**
+   * Before listening, authenticate as the client once (a revocation of a token that is none), so
+   * that a wrong CLIENT_ID or CLIENT_SECRET stops the app at start rather than after a sign-in.
+   */
+  readonly checkClient?: boolean;
+  /** Where the app says what it did that no page shows (a back-channel logout); `npm run sample-rp`: stdout. */
+  readonly log?: (line: string) => void;
 }
 
 export interface RelyingParty {
@@ -59,12 +66,21 @@ async function readForm(req: IncomingMessage): Promise<URLSearchParams> {
   return new URLSearchParams(body);
 }
 
+/** Latchkey refused the app's client credentials at start (see RelyingPartyOptions.checkClient). */
+export class ClientRefused extends Error {
+  constructor(clientId: string) {
+    super(
+      `Latchkey refused CLIENT_ID=${clientId} with this CLIENT_SECRET (invalid_client): set CLIENT_SECRET to the client_secret that latchkey clients add printed for ${clientId} (lost: npx latchkey clients rotate-secret ${clientId} --grace 0 prints a new one)`,
+    );
+  }
+}
+
 /** What the sign-in failure page says; for a refused secret, which setting to check (the walkthrough's usual slip). */
-function failure(error: unknown): string {
+function failure(error: unknown, clientId: string): string {
   if (!(error instanceof oidc.ResponseBodyError)) return error instanceof Error ? error.message : String(error);
   const said = `${error.error}: ${error.error_description ?? error.message}`;
   return error.error === 'invalid_client'
-    ? `${said}. Check CLIENT_SECRET: it is the client_secret that latchkey clients add printed (shown only once; lost, remove the client and add it again)`
+    ? `${said}. Check CLIENT_SECRET: it is the client_secret that latchkey clients add printed (shown only once; lost, get a new one with npx latchkey clients rotate-secret ${clientId} --grace 0)`
     : said;
 }
 
@@ -77,13 +93,17 @@ export async function startRelyingParty(options: RelyingPartyOptions): Promise<R
   const loggedOut: string[] = [];
   const idTokens: Record<string, unknown>[] = [];
   let base = '';
+  // One cookie name per app: browsers keep cookies per host, not per port, so two sample apps on
+  // localhost:8080 and localhost:8081 would otherwise overwrite each other's session cookie.
+  const cookie = `rp_session_${options.clientId.replace(/[^\w-]/g, '_')}`;
+  const cookiePattern = new RegExp(`(?:^|;\\s*)${cookie}=([\\w-]+)`);
 
   function session(req: IncomingMessage, res: ServerResponse): Session {
-    const id = /(?:^|;\s*)rp_session=([\w-]+)/.exec(req.headers.cookie ?? '')?.[1];
+    const id = cookiePattern.exec(req.headers.cookie ?? '')?.[1];
     if (id && sessions.has(id)) return sessions.get(id)!;
     const fresh = randomBytes(16).toString('base64url');
     sessions.set(fresh, {});
-    res.setHeader('set-cookie', `rp_session=${fresh}; Path=/; HttpOnly; SameSite=Lax`);
+    res.setHeader('set-cookie', `${cookie}=${fresh}; Path=/; HttpOnly; SameSite=Lax`);
     return sessions.get(fresh)!;
   }
 
@@ -101,8 +121,15 @@ export async function startRelyingParty(options: RelyingPartyOptions): Promise<R
           requiredClaims: ['iat', 'jti', 'sid'],
         });
         if (!(payload.events as Record<string, unknown> | undefined)?.[BACKCHANNEL_EVENT] || 'nonce' in payload) throw new Error('not a logout token');
-        for (const [id, s] of sessions) if (s.user?.sid === payload.sid) sessions.delete(id);
+        let ended = 0;
+        for (const [id, s] of sessions) {
+          if (s.user?.sid === payload.sid) {
+            sessions.delete(id);
+            ended += 1;
+          }
+        }
         loggedOut.push(String(payload.sid));
+        options.log?.(`back-channel logout: ended session sid=${String(payload.sid)}${ended ? '' : ' (no one was signed in here with it)'}`);
         res.writeHead(200, { 'cache-control': 'no-store' }).end();
       } catch {
         res.writeHead(400, { 'content-type': 'application/json' }).end('{"error":"invalid_request"}');
@@ -174,23 +201,29 @@ export async function startRelyingParty(options: RelyingPartyOptions): Promise<R
 
   const server: Server = createServer((req, res) => {
     handle(req, res).catch((error: unknown) => {
-      if (!res.headersSent) page(res, 'Sign-in failed', `<p id="status">${escape(failure(error))}</p>`, 500);
+      if (!res.headersSent) page(res, 'Sign-in failed', `<p id="status">${escape(failure(error, options.clientId))}</p>`, 500);
     });
   });
   await new Promise<void>((done, fail) => server.once('error', fail).listen(options.port ?? 0, '127.0.0.1', done));
   const { port } = server.address() as AddressInfo;
   base = options.publicUrl(port);
-  return {
-    url: base,
-    port,
-    loggedOut,
-    idTokens,
-    close: () =>
-      new Promise<void>((done) => {
-        server.close(() => done());
-        server.closeAllConnections();
-      }),
-  };
+  const close = () =>
+    new Promise<void>((done) => {
+      server.close(() => done());
+      server.closeAllConnections();
+    });
+  // After listening, so that a busy PORT (the likelier slip) is what a start with both is told.
+  if (options.checkClient) {
+    try {
+      // RFC 7009 §2.2: an unknown token is a 200; only the client's authentication can fail.
+      await oidc.tokenRevocation(config, 'not-a-token-only-a-check-of-the-client-credentials');
+    } catch (error) {
+      await close();
+      if (error instanceof oidc.ResponseBodyError && error.error === 'invalid_client') throw new ClientRefused(options.clientId);
+      throw error;
+    }
+  }
+  return { url: base, port, loggedOut, idTokens, close };
 }
 
 // `npm run sample-rp`: one app, configured by the environment. (No top-level await: test files
@@ -201,14 +234,19 @@ async function main() {
     if (value === undefined) throw new Error(`set ${name}`);
     return value;
   };
+  const clientId = env('CLIENT_ID', 'demo');
   if (!process.env.CLIENT_SECRET) {
-    throw new Error("set CLIENT_SECRET to the client_secret that 'latchkey clients add' printed for this app (the README's walkthrough, step 2)");
+    throw new Error(
+      `set CLIENT_SECRET to the client_secret that 'latchkey clients add' printed for this app (the README's walkthrough, step 2, which needs jq; without it, install jq, and npx latchkey clients rotate-secret ${clientId} --grace 0 | jq -r .client_secret prints a new one)`,
+    );
   }
   const port = Number(env('PORT', '8080'));
   const issuer = env('ISSUER', 'http://localhost:3000');
   const rp = await startRelyingParty({
     issuer,
-    clientId: env('CLIENT_ID', 'demo'),
+    clientId,
+    checkClient: true,
+    log: (line) => console.log(line),
     clientSecret: env('CLIENT_SECRET'),
     publicUrl: () => env('PUBLIC_URL', `http://localhost:${port}`),
     title: env('TITLE', 'Sample app'),

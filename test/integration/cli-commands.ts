@@ -18,7 +18,7 @@ import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.j
 import { startServer, testDir, testEnv, type TestServer } from '../helpers/server.js';
 import { introspect } from '../helpers/tokens.js';
 
-/** `npm run sample-rp` as the walkthrough's step 3 runs it, with this environment: its exit status and stderr. */
+/** `npm run sample-rp` as the walkthrough's step 3 runs it, with this environment: its exit status and stderr (killed after 30 s: status null). */
 export function sampleRp(env: Record<string, string>): Promise<{ status: number | null; stderr: string }> {
   return new Promise((done) => {
     const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'test', 'helpers', 'relying-party.ts')], {
@@ -26,7 +26,12 @@ export function sampleRp(env: Record<string, string>): Promise<{ status: number 
     });
     let stderr = '';
     child.stderr.on('data', (chunk) => (stderr += chunk));
-    child.on('close', (status) => done({ status, stderr }));
+    // One that starts when it should have stopped is stopped (status null), not left running.
+    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+    child.on('close', (status) => {
+      clearTimeout(timer);
+      done({ status, stderr });
+    });
   });
 }
 

@@ -150,18 +150,39 @@ describe('latchkey CLI: usage', function () {
       const agent = new Agent();
       const page = await signInSteps(agent, await agent.follow(`${rp.url}/login`), { username: 'alice', password: PASSWORD, login: 'required', consent: 'required' });
       assert.equal(page.status, 500);
-      assert.match(page.html, /invalid_client: client authentication failed\. Check CLIENT_SECRET: it is the client_secret that latchkey clients add printed/);
+      assert.match(page.html, /invalid_client: client authentication failed\. Check CLIENT_SECRET: it is the client_secret that latchkey clients add printed \(shown only once; lost, get a new one with npx latchkey clients rotate-secret demo --grace 0\)/);
     } finally {
       await rp.close();
       await latchkeyServer.stop();
     }
   });
 
-  it('npm run sample-rp without CLIENT_SECRET (or with an empty one) says where its value comes from', async () => {
+  it('npm run sample-rp with a wrong CLIENT_SECRET (or an unknown CLIENT_ID) stops at start with one line saying what to set, not after a sign-in', async () => {
+    const latchkeyServer = await startServer({
+      clients: [{ client_id: 'demo', client_secret: 'the-secret-latchkey-printed-0123456789abcdef', redirect_uris: [REDIRECT] }],
+    });
+    try {
+      for (const [clientId, secret] of [['demo', 'a-secret-copied-from-elsewhere'], ['demo2', 'the-secret-latchkey-printed-0123456789abcdef']] as const) {
+        const run = await sampleRp({ ISSUER: latchkeyServer.issuer, CLIENT_ID: clientId, CLIENT_SECRET: secret, PORT: '0' });
+        assert.equal(run.status, 1, run.stderr);
+        assert.equal(
+          run.stderr.trim(),
+          `Latchkey refused CLIENT_ID=${clientId} with this CLIENT_SECRET (invalid_client): set CLIENT_SECRET to the client_secret that latchkey clients add printed for ${clientId} (lost: npx latchkey clients rotate-secret ${clientId} --grace 0 prints a new one)`,
+        );
+      }
+    } finally {
+      await latchkeyServer.stop();
+    }
+  });
+
+  it('npm run sample-rp without CLIENT_SECRET (or with an empty one) says where its value comes from, and how to get one without jq', async () => {
     for (const secret of [undefined, '']) {
-      const run = await sampleRp({ PORT: '0', ...(secret === undefined ? {} : { CLIENT_SECRET: secret }) });
+      const run = await sampleRp({ PORT: '0', CLIENT_ID: 'demo2', ...(secret === undefined ? {} : { CLIENT_SECRET: secret }) });
       assert.equal(run.status, 1);
-      assert.equal(run.stderr.trim(), "set CLIENT_SECRET to the client_secret that 'latchkey clients add' printed for this app (the README's walkthrough, step 2)");
+      assert.equal(
+        run.stderr.trim(),
+        "set CLIENT_SECRET to the client_secret that 'latchkey clients add' printed for this app (the README's walkthrough, step 2, which needs jq; without it, install jq, and npx latchkey clients rotate-secret demo2 --grace 0 | jq -r .client_secret prints a new one)",
+      );
     }
   });
 
