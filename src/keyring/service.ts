@@ -149,12 +149,18 @@ export class KeyringService implements SigningGate {
     const { store, importFrom, policy, rsaBits, logger } = options;
     let snapshot = await readRing(store);
     if (!snapshot) {
+      let generated: Keyring | undefined;
       snapshot = await updateRing(store, async (latest, now) => {
+        generated = undefined;
         if (latest) return undefined; // another instance made it while we waited
         const imported = importFrom ? (await readRing(importFrom))?.ring : undefined;
         if (imported) logger?.info({ from: importFrom!.description, to: store.description }, 'importing the signing keys');
-        return apply(imported, plan(imported, now, policy), now, rsaBits);
+        const ring = await apply(imported, plan(imported, now, policy), now, rsaBits);
+        if (!imported) generated = ring;
+        return ring;
       });
+      // A first start says where its signing key went (keys/keyring.json without Redis): one line.
+      if (generated?.current) logger?.info({ kid: generated.current.kid, store: store.description }, `generated a signing key (kid ${generated.current.kid}) into ${store.description}`);
     }
     const service = new KeyringService(options, snapshot!);
     await service.maintain();

@@ -3,10 +3,13 @@
  * expects: an issuer on an IP address, where browsers refuse every passkey (WebAuthn's relying-party
  * ID must be a domain) and the page can only say "The passkey was not created"; a loopback issuer on
  * another port than the server's, where every redirect leads nowhere; a plain http issuer on a
- * public host outside production, which refuses it.
+ * public host outside production, which refuses it. And what a first start says it made: the
+ * signing key it generated into keys/.
  */
 import assert from 'node:assert/strict';
-import { rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createLogger } from '../../src/ops/logger.js';
 import { freePort } from '../helpers/redis.js';
 import { startServer, testDir } from '../helpers/server.js';
@@ -57,5 +60,29 @@ describe('serve: warnings at start', function () {
     assert.ok(!proxied.some((msg) => msg.includes('names port')), 'behind a proxy the ports may differ');
     const agreeing = await warningsWith((port) => `http://localhost:${port}`);
     assert.ok(!agreeing.some((msg) => msg.includes('names port')), agreeing.join('\n'));
+  });
+
+  it('a first start says in one line that it generated a signing key into keys/, and which; a later start, with the key there, does not', async () => {
+    const fresh = mkdtempSync(join(tmpdir(), 'latchkey-test-'));
+    try {
+      const starts: string[][] = [];
+      for (let start = 0; start < 2; start++) {
+        const lines: string[] = [];
+        const server = await startServer({
+          dir: fresh,
+          port: await freePort(),
+          env: { LOG_LEVEL: 'info' },
+          logger: createLogger('info', { write: (line: string) => void lines.push(line) }),
+        });
+        await server.stop();
+        starts.push(lines.map((line) => (JSON.parse(line) as { msg: string }).msg).filter((msg) => msg.includes('signing key')));
+      }
+      const [first, second] = starts;
+      assert.equal(first!.length, 1, first!.join('\n'));
+      assert.match(first![0]!, new RegExp(`^generated a signing key \\(kid [\\w-]{43}\\) into ${join(fresh, 'keys', 'keyring.json').replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`));
+      assert.deepEqual(second, [], 'the key was there: nothing generated');
+    } finally {
+      rmSync(fresh, { recursive: true, force: true });
+    }
   });
 });
