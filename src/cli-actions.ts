@@ -17,6 +17,7 @@ import { describeRing, planRevocation, RotationError } from './keyring/lifecycle
 import { SealError, UnknownSecret } from './keyring/sealing.js';
 import { revokeFromRing, rotateRing } from './keyring/service.js';
 import { readRing } from './keyring/stores.js';
+import { StartConflicts } from './ops/listen.js';
 import { createLogger } from './ops/logger.js';
 import { builtinResourceServers } from './apis/builtin.js';
 import { CLOCK_TOLERANCE, longestAccessTokenLifetime } from './lifetimes.js';
@@ -52,6 +53,8 @@ function oneLine(error: unknown): string {
   if (error instanceof UnknownSecret && commandPath !== 'serve') return `${error.message}: give latchkey the same KEYS_SECRETS as the server`;
   // The server's own: the secret that sealed them is the one to start with (a new one goes in front of it, not instead).
   if (error instanceof UnknownSecret) return `${error.message}: start with the KEYS_SECRETS that sealed it (to change the secret, list the new one first and keep the old one after it: KEYS_SECRETS=new,old)`;
+  // Several conflicts at start: one line each, each as fail() begins a line.
+  if (error instanceof StartConflicts) return error.lines.join('\nlatchkey: ');
   if (error instanceof Error && USER_ERRORS.has(error.name)) return error.message;
   if (isStoreOutage(error)) return `the store is unreachable (${(error as Error).message})`;
   const refusal = storeRefusal(error);

@@ -38,7 +38,7 @@ import { jwksEndpoint, WELL_KNOWN_JWKS_PATH } from './keyring/jwks-endpoint.js';
 import { fixedHeaders } from './http/preset-headers.js';
 import type { KeyringService } from './keyring/service.js';
 import { createLogger, type Logger } from './ops/logger.js';
-import { listen } from './ops/listen.js';
+import { listen, portInUse, StartConflicts } from './ops/listen.js';
 import { Metrics, serveMetrics, type MetricsListener } from './ops/metrics.js';
 import { scoped } from './http/layers.js';
 import { ProviderHost } from './provider/host.js';
@@ -57,7 +57,7 @@ import { UpstreamLinks } from './accounts/links.js';
 import { LogoutTokenReplays } from './upstreams/logout-tokens.js';
 import { PendingSignIns } from './upstreams/pending.js';
 import { Upstreams } from './upstreams/registry.js';
-import { announceServer, evictingStore, unreachableStore } from './store/control.js';
+import { announceServer, evictingStore, servedElsewhere, unreachableStore } from './store/control.js';
 import { openStore, type Kv } from './store/index.js';
 import { isStoreOutage } from './store/outage.js';
 import { inBatches } from './store/kv.js';
@@ -415,7 +415,20 @@ export async function serve(config: Config, logger: Logger = createLogger(config
   let unannounce: (() => Promise<void>) | undefined;
   let metricsListener: MetricsListener | undefined;
   try {
-    await listen(server, { port: config.port, host: config.host, names: { port: 'PORT', host: 'HOST' } });
+    const listening = { port: config.port, host: config.host, names: { port: 'PORT', host: 'HOST' } };
+    if (!cluster.isWorker) {
+      // A second Latchkey from the same directory holds all three: said together, not one per attempt
+      // (a single one is said by the step that meets it, below).
+      const conflicts = (
+        await Promise.all([
+          portInUse(listening),
+          config.metrics.enabled ? portInUse({ port: config.metrics.port, host: config.metrics.host, names: { port: 'METRICS_PORT', host: 'METRICS_HOST' } }) : undefined,
+          kv.kind === 'embedded' ? servedElsewhere(config) : undefined,
+        ])
+      ).filter((conflict) => conflict !== undefined);
+      if (conflicts.length > 1) throw new StartConflicts(conflicts);
+    }
+    await listen(server, listening);
     // The CLI finds this server (and, on the embedded store, its live state) through these.
     const pid = cluster.isWorker ? process.ppid : process.pid;
     unannounce = await announceServer(config, kv, pid, (message) => logger.warn(message));

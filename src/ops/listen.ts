@@ -3,6 +3,7 @@
  * port, an address that is not this machine's), instead of a stack trace.
  */
 import type { Server } from 'node:http';
+import { createServer } from 'node:net';
 import { ConfigError } from '../config.js';
 
 export interface ListenSettings {
@@ -24,6 +25,34 @@ export async function listen(server: Server, { port, host, names }: ListenSettin
   } catch (error) {
     throw listenError(error as NodeJS.ErrnoException, { port, host, names });
   }
+}
+
+/**
+ * Several things another server holds at once (a second Latchkey started from the same directory
+ * holds PORT, METRICS_PORT and EMBEDDED_FILE): each said on its own line, so that one restart fixes all.
+ */
+export class StartConflicts extends ConfigError {
+  readonly lines: readonly string[];
+  constructor(conflicts: readonly Error[]) {
+    super(conflicts.map((conflict) => conflict.message).join('\n'));
+    this.lines = conflicts.map((conflict) => conflict.message);
+  }
+}
+
+/** The one-line error listen() would give for a port another process holds now, if it does (probed: listened on and closed at once). */
+export async function portInUse(settings: ListenSettings): Promise<Error | undefined> {
+  if (settings.port === 0) return undefined;
+  const probe = createServer();
+  try {
+    await new Promise<void>((done, fail) => {
+      probe.once('error', fail);
+      probe.listen({ port: settings.port, host: settings.host, exclusive: true }, done);
+    });
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EADDRINUSE' ? listenError(error as NodeJS.ErrnoException, settings) : undefined;
+  }
+  await new Promise<void>((done) => probe.close(() => done()));
+  return undefined;
 }
 
 function listenError(error: NodeJS.ErrnoException, { port, host, names }: ListenSettings): Error {

@@ -137,6 +137,14 @@ export function readRunInfo(config: Config): RunInfo | undefined {
   return Number.isSafeInteger(info.pid) && alive(info.pid) ? info : undefined;
 }
 
+/** An embedded store file another latchkey process serves now (its control socket answers), said in one line. */
+export async function servedElsewhere(config: Config): Promise<StoreAccessError | undefined> {
+  if (!(await answers(controlPaths(config).socket))) return undefined;
+  return new StoreAccessError(
+    `EMBEDDED_FILE: ${config.embedded.file} is already served by another latchkey process; the embedded store is one process's store (stop that one, or set REDIS_URL)`,
+  );
+}
+
 /**
  * Serves `kv` on the control socket (embedded store only) and writes the run file; returns what
  * removes both. A server that cannot write them (a read-only directory) still runs: `warn` says so.
@@ -151,11 +159,8 @@ export async function announceServer(config: Config, kv: Kv, pid: number, warn: 
     // reported below, by what needs it
   }
   if (kv.kind === 'embedded') {
-    if (await answers(paths.socket)) {
-      throw new StoreAccessError(
-        `EMBEDDED_FILE: ${config.embedded.file} is already served by another latchkey process; the embedded store is one process's store (stop that one, or set REDIS_URL)`,
-      );
-    }
+    const served = await servedElsewhere(config);
+    if (served) throw served;
     rmSync(paths.socket, { force: true }); // left behind by a server that did not stop cleanly
     try {
       server = await listenControl(paths.socket, kv);

@@ -8,6 +8,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync, rmSync, statSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import * as oidc from 'openid-client';
 import { ROOT } from '../../src/paths.js';
@@ -339,7 +340,7 @@ export function cliCommands(mode: 'redis' | 'embedded'): void {
       it('a second server on the same embedded store is refused; a busy PORT or metrics port and an unknown HOST are one line', async () => {
         const cases: [Record<string, string>, RegExp][] = [
           [{ PORT: String(await freePort()) }, /^latchkey: EMBEDDED_FILE: .*store\.json is already served by another latchkey process/],
-          [{}, new RegExp(`^latchkey: PORT: port ${server.port} on 127\\.0\\.0\\.1 is in use by another process; expected a free port`)],
+          [{ EMBEDDED_FILE: join(dir, 'other.json') }, new RegExp(`^latchkey: PORT: port ${server.port} on 127\\.0\\.0\\.1 is in use by another process; expected a free port`)],
           // (another embedded file, so that only the port is in the way)
           [{ PORT: '0', METRICS_PORT: String(server.port), EMBEDDED_FILE: join(dir, 'other.json') }, new RegExp(`^latchkey: METRICS_PORT: port ${server.port} on 127\\.0\\.0\\.1 is in use`)],
           [{ PORT: '0', HOST: 'no-such-host.invalid', EMBEDDED_FILE: join(dir, 'other.json') }, /^latchkey: HOST: "no-such-host\.invalid" is not a known host name; expected an address of this machine/],
@@ -349,6 +350,22 @@ export function cliCommands(mode: 'redis' | 'embedded'): void {
           assert.equal(run.status, 1, JSON.stringify(extra));
           assert.match(run.stderr, pattern);
           assert.equal(run.stderr.trim().split('\n').length, 1, run.stderr);
+        }
+        // Another Latchkey from the same directory holds PORT, METRICS_PORT and EMBEDDED_FILE: all
+        // three said at once, one line each, rather than one per attempt.
+        const metrics = createServer();
+        await new Promise<void>((done) => metrics.listen(0, '127.0.0.1', done));
+        try {
+          const metricsPort = (metrics.address() as AddressInfo).port;
+          const run = await latchkey({ ...env, LOG_LEVEL: 'silent', METRICS_ENABLED: 'true', METRICS_PORT: String(metricsPort) }, ['serve']);
+          assert.equal(run.status, 1, run.stderr);
+          const lines = run.stderr.trim().split('\n');
+          assert.equal(lines.length, 3, run.stderr);
+          assert.match(lines[0]!, new RegExp(`^latchkey: PORT: port ${server.port} on 127\\.0\\.0\\.1 is in use by another process; expected a free port, e\\.g\\. PORT=${server.port + 1} `));
+          assert.match(lines[1]!, new RegExp(`^latchkey: METRICS_PORT: port ${metricsPort} on 127\\.0\\.0\\.1 is in use by another process; expected a free port, e\\.g\\. METRICS_PORT=${metricsPort + 1} `));
+          assert.match(lines[2]!, /^latchkey: EMBEDDED_FILE: .*store\.json is already served by another latchkey process/);
+        } finally {
+          metrics.close();
         }
         // The busy metrics port failed after the server took other.json's control socket and record.
         for (const left of ['sock', 'server']) assert.ok(!existsSync(join(dir, `other.json.${left}`)), `a failed start leaves no other.json.${left}`);
