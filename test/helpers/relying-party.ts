@@ -22,8 +22,8 @@ export interface RelyingPartyOptions {
   readonly title: string;
   readonly port?: number;
   /**
-   * Before listening, authenticate as the client once (a revocation of a token that is none), so
-   * that a wrong CLIENT_ID or CLIENT_SECRET stops the app at start rather than after a sign-in.
+   * At start, once listening, authenticate as the client (a revocation of a token that is none), so
+   * that a wrong CLIENT_ID or CLIENT_SECRET stops the app (ClientRefused) rather than failing after a sign-in.
    */
   readonly checkClient?: boolean;
   /** Where the app says what it did that no page shows (a back-channel logout); `npm run sample-rp`: stdout. */
