@@ -26,6 +26,7 @@ import { AdapterIndexes, readGrantAhead } from '../store/adapter.js';
 import type { SessionGrantEndings } from '../revocation/grants.js';
 import type { Kv } from '../store/kv.js';
 import { sessionAppIsClient } from '../session-apps.js';
+import { pendingLogout } from '../pending-logouts.js';
 
 type Session = Awaited<ReturnType<Provider['Session']['get']>>;
 type RevokeGrant = (grantId: string) => Promise<unknown>;
@@ -171,15 +172,22 @@ export class AccountSessions {
         return client?.backchannelLogoutUri && sessionAppIsClient(session, client) ? { client, sid } : undefined;
       }),
     );
+    // Who is to be told is kept before the session goes, until told: an ending stopped between the
+    // two (the store cut off at the session's ending) leaves the app to the sweep, where its retry,
+    // finding no session, had nothing left to tell it from (patches/backchannel-retry.ts).
+    const settled = await Promise.all(told.map((app) => (app ? pendingLogout(app.client, accountId, app.sid) : undefined)));
     await session.destroy();
     await Promise.all(
-      told.map((app) => {
+      told.map((app, at) => {
         if (!app) return undefined;
         const { client, sid } = app;
-        return (client as unknown as LogsOut).backchannelLogout(accountId, sid).then(
-          () => emit('backchannel.success', client, accountId, sid),
-          (error: unknown) => emit('backchannel.error', error, client, accountId, sid),
-        );
+        return (client as unknown as LogsOut)
+          .backchannelLogout(accountId, sid)
+          .then(
+            () => emit('backchannel.success', client, accountId, sid),
+            (error: unknown) => emit('backchannel.error', error, client, accountId, sid),
+          )
+          .then(settled[at]);
       }),
     );
   }

@@ -25,7 +25,7 @@ import type { AccountSessions } from '../accounts/sessions.js';
 import type { SessionGrantEndings } from '../revocation/grants.js';
 import { storeClockOffset } from '../clock.js';
 import type { ClaimedRetry, DueEndings } from '../store/due-endings.js';
-import { deliverOnce, deliveryFailed, type KeepRetry } from './patches/backchannel-retry.js';
+import { deliverOnce, deliveryFailed, type LogoutRetries } from './patches/backchannel-retry.js';
 
 /**
  * Milliseconds a sweep holds what it claimed: past it, another instance may claim it again. Three
@@ -38,6 +38,8 @@ const LEASE_MS = 15_000;
 const BATCH = 50;
 /** Seconds a kept retry may outlive its schedule's end (a store down meanwhile). */
 const RETRY_SLACK = 3600;
+/** Seconds before an ending's logout it did not attempt is sent, without a retry schedule: two posts' timeouts. */
+const PENDING_S = 10;
 
 /** Epoch milliseconds on the store's clock (clock.ts), which every instance shares. */
 const storeNow = () => Date.now() + storeClockOffset();
@@ -54,11 +56,21 @@ const retryTtl = (schedule: readonly number[]) => schedule.reduce((sum, delay) =
  * sends them). Nothing is kept with an empty schedule or on a store without shared timers (embedded).
  * The failed post itself is said by the engine's backchannel.error (ops/events.ts).
  */
-export function logoutRetryKeeper(due: DueEndings, schedule: readonly number[], metrics?: Metrics): KeepRetry {
-  return async (clientId, issuedAt, sub, sid) => {
-    if (!due.shared || !schedule.length) return;
-    await due.keepRetry({ clientId, clientIssuedAt: issuedAt ?? 0, sub, sid, attempts: 1 }, storeNow() + schedule[0]! * 1000, retryTtl(schedule));
-    metrics?.backchannelLogouts.inc({ outcome: 'retried' });
+export function logoutRetryKeeper(due: DueEndings, schedule: readonly number[], metrics?: Metrics): LogoutRetries {
+  return {
+    async keep(clientId, issuedAt, sub, sid) {
+      if (!due.shared || !schedule.length) return;
+      await due.keepRetry({ clientId, clientIssuedAt: issuedAt ?? 0, sub, sid, attempts: 1 }, storeNow() + schedule[0]! * 1000, retryTtl(schedule));
+      metrics?.backchannelLogouts.inc({ outcome: 'retried' });
+    },
+    // An ending's logout not attempted yet (patches/backchannel-retry.ts pendingLogout): its first
+    // attempt is the sweep's, at the schedule's first delay (PENDING_S without a schedule), when the
+    // ending stopped before making it.
+    async pend(clientId, issuedAt, sub, sid) {
+      if (!due.shared) return undefined;
+      return due.keepRetry({ clientId, clientIssuedAt: issuedAt ?? 0, sub, sid, attempts: 0 }, storeNow() + (schedule[0] ?? PENDING_S) * 1000, retryTtl(schedule));
+    },
+    drop: (member) => due.dropRetry(member),
   };
 }
 

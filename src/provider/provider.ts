@@ -38,7 +38,7 @@ import { configuredClientChanges } from '../store/configured-clients.js';
 import { recordFederatedSessions, type FederatedSessions } from '../upstreams/sessions.js';
 import type { UpstreamLogout } from '../upstreams/logout.js';
 import { upstreamEndSession } from './patches/upstream-end-session.js';
-import { retryBackchannelLogouts, type KeepRetry } from './patches/backchannel-retry.js';
+import { retryBackchannelLogouts, type LogoutRetries } from './patches/backchannel-retry.js';
 import { browserBoundResume } from './patches/browser-bound-resume.js';
 import { endSessionsAtMax } from './patches/session-max.js';
 import { sessionsIdleAsConfigured } from './patches/session-idle.js';
@@ -156,8 +156,8 @@ export interface ProviderDependencies {
   };
   /** The pages of the device authorization grant at /device (interactions/device.ts). */
   readonly devicePages: DevicePages;
-  /** Keeps a logout token the app did not take, to send again (provider/backchannel-delivery.ts); without it, none is. */
-  readonly keepLogoutRetry?: KeepRetry;
+  /** Keeps a logout token the app did not take, to send again, and one an ending is about to send (provider/backchannel-delivery.ts); without it, none is. */
+  readonly keepLogoutRetry?: LogoutRetries;
 }
 
 /**

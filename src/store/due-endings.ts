@@ -26,7 +26,10 @@ export interface LogoutRetry {
   readonly clientIssuedAt: number | undefined;
   readonly sub: string;
   readonly sid: string | undefined;
-  /** Attempts made so far (the first, from the ending, is 1). */
+  /**
+   * Attempts made so far (the first, from the ending, is 1; 0 for one kept before the ending's own
+   * attempt, which drops it once made: due only when the ending stopped before it).
+   */
   readonly attempts: number;
 }
 
@@ -53,13 +56,17 @@ export class DueEndings {
     return Boolean(this.kv.schedule && this.kv.claimDue && this.kv.settleDue);
   }
 
-  /** Keeps `retry` to be sent at `at` (epoch ms) for `ttl` seconds at most; `replaces`: the claimed member it follows, dropped in the same step. */
-  async keepRetry(retry: LogoutRetry, at: number, ttl: number, replaces?: string): Promise<void> {
-    const member: Member = { c: retry.clientId, ...(retry.clientIssuedAt === undefined ? {} : { t: retry.clientIssuedAt }), s: retry.sub, ...(retry.sid === undefined ? {} : { i: retry.sid }), n: retry.attempts, r: randomBytes(6).toString('base64url') };
-    await this.kv.schedule!(BACKCHANNEL_RETRIES_KEY, JSON.stringify(member), at, ttl, replaces);
+  /**
+   * Keeps `retry` to be sent at `at` (epoch ms) for `ttl` seconds at most; `replaces`: the claimed
+   * member it follows, dropped in the same step. The member kept (for dropRetry).
+   */
+  async keepRetry(retry: LogoutRetry, at: number, ttl: number, replaces?: string): Promise<string> {
+    const member = JSON.stringify({ c: retry.clientId, ...(retry.clientIssuedAt === undefined ? {} : { t: retry.clientIssuedAt }), s: retry.sub, ...(retry.sid === undefined ? {} : { i: retry.sid }), n: retry.attempts, r: randomBytes(6).toString('base64url') } satisfies Member);
+    await this.kv.schedule!(BACKCHANNEL_RETRIES_KEY, member, at, ttl, replaces);
+    return member;
   }
 
-  /** Drops a claimed retry (delivered, or given up). */
+  /** Drops a retry: a claimed one (delivered, or given up), or one kept before an ending told its app itself. */
   async dropRetry(member: string): Promise<void> {
     await this.kv.schedule!(BACKCHANNEL_RETRIES_KEY, undefined, 0, 1, member);
   }

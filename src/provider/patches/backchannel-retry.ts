@@ -19,6 +19,15 @@
  * working group took for failed logout requests: retransmit only after a potentially recoverable
  * error, such as a server unavailable for a moment, and after a delay.)
  *
+ * Before the post, too: an ending that goes on to tell an app may stop after the session went and
+ * before the post (the store cut off or paused at the session's ending: a 503, a CLI's non-zero
+ * exit), and its retry then finds no session and nothing to tell the app from; before the twenty-fifth
+ * endings pass (2026-12-04) such an app was never told. So every ending keeps who it is about to
+ * tell (`pendingLogout`, as not yet attempted, due at the schedule's first delay) before the
+ * session goes, and drops it once its own post settled (a failed delivery is kept again as above):
+ * what an ending that stopped half-way did not tell is told by the sweep. An app whose ending's post
+ * outlasts that delay may be told twice (each a fresh token for a session already ended).
+ *
  * A retry posts through the engine's own method, kept as `deliverOnce` (not the patched one, so a
  * retry does not keep itself again): each attempt signs a new token, with a fresh iat and jti, as a
  * relying party checking iat against its window (§2.6) must see.
@@ -28,6 +37,9 @@
  */
 import type { Provider } from 'oidc-provider';
 import { OutboundError } from '../../http/outbound.js';
+import { RETRIES, type LogoutRetries } from '../../pending-logouts.js';
+
+export type { KeepRetry, LogoutRetries } from '../../pending-logouts.js';
 
 /** The engine's own Client#backchannelLogout, kept on the prototype under this symbol. */
 const ONCE = Symbol('backchannelLogout, once');
@@ -37,10 +49,8 @@ interface LogsOut {
   clientIdIssuedAt?: number;
   backchannelLogout(sub: string, sid: string | undefined): Promise<void>;
   [ONCE]?: (sub: string, sid: string | undefined) => Promise<void>;
+  [RETRIES]?: LogoutRetries;
 }
-
-/** Who is to be told, again: never the token (a new one is signed at each attempt). `issuedAt`: the client's client_id_issued_at, if it has one. */
-export type KeepRetry = (clientId: string, issuedAt: number | undefined, sub: string, sid: string | undefined) => Promise<void>;
 
 /** Whether a failed post is worth another attempt: no answer (refused, reset, timed out), or 5xx, 408, 429. */
 export function deliveryFailed(error: unknown): boolean {
@@ -61,10 +71,12 @@ export function deliverOnce(client: object, sub: string, sid: string | undefined
 }
 
 /** `keep` failing (the store down too) is not said here: the post's own failure is (backchannel.error), as before. */
-export function retryBackchannelLogouts(provider: Provider, keep: KeepRetry): void {
+export function retryBackchannelLogouts(provider: Provider, retries: LogoutRetries): void {
   const prototype = provider.Client.prototype as unknown as LogsOut;
   const once = prototype.backchannelLogout;
+  const { keep } = retries;
   Object.defineProperty(prototype, ONCE, { value: once });
+  Object.defineProperty(prototype, RETRIES, { value: retries });
   prototype.backchannelLogout = async function (this: LogsOut, sub, sid) {
     try {
       await once.call(this, sub, sid);

@@ -56,10 +56,11 @@
 import { errors, Provider, type KoaContextWithOIDC } from 'oidc-provider';
 import type { SessionGrantEndings } from '../../revocation/grants.js';
 import { sessionAppIsClient } from '../../session-apps.js';
+import { pendingLogout } from '../../pending-logouts.js';
 
 interface LoggedOutSession {
   readonly id: string;
-  readonly authorizations?: Record<string, { grantId?: string }>;
+  readonly authorizations?: Record<string, { grantId?: string; sid?: string }>;
   readonly state?: { clientId?: string };
   authorizationFor(clientId: string): { persistsLogout?: boolean } | undefined;
 }
@@ -106,12 +107,26 @@ export function endBeforeTelling(provider: Provider, grants: SessionGrantEndings
     if (!found) byId.set(id, (found = find(id)));
     return found;
   };
+  /** What drops each app's logout kept before the session went (pendingLogout), by confirmation and client. */
+  const pending = new WeakMap<object, Map<string, () => Promise<void>>>();
   const endFirst = async (ctx: KoaContextWithOIDC) => {
     const session = ctx.oidc.session as unknown as LoggedOutSession;
     const everywhere = Boolean(ctx.oidc.params?.logout);
     const clientIds = everywhere ? Object.keys(session.authorizations ?? {}) : [session.state?.clientId].filter((id): id is string => typeof id === 'string');
     // The apps the engine tells (these same ids), looked up before anything ends.
-    await Promise.all(clientIds.map((clientId) => Client.find(clientId).catch((error: unknown) => (error instanceof errors.InvalidClient ? undefined : Promise.reject(error)))));
+    const clients = await Promise.all(clientIds.map((clientId) => Client.find(clientId).catch((error: unknown) => (error instanceof errors.InvalidClient ? undefined : Promise.reject(error)))));
+    // Each app to be told is kept until told (told later by the sweep when the ending stops after the
+    // session went: its retry finds no session to tell it from), as accounts/sessions.ts end does.
+    const settles = new Map<string, () => Promise<void>>();
+    pending.set(ctx, settles);
+    const sub = ctx.oidc.session?.accountId;
+    await Promise.all(
+      clients.map(async (client, at) => {
+        const sid = session.authorizations?.[clientIds[at]!]?.sid;
+        if (!sub || !sid || !(client as { backchannelLogoutUri?: string } | undefined)?.backchannelLogoutUri || !sessionAppIsClient(session, client as LogsOut)) return;
+        settles.set(clientIds[at]!, await pendingLogout(client!, sub, sid));
+      }),
+    );
     await endGrants(session, clientIds);
     if (everywhere) await (provider.Session as unknown as Stored).adapter.destroy(session.id);
   };
@@ -153,6 +168,8 @@ export function endBeforeTelling(provider: Provider, grants: SessionGrantEndings
       // Nor one whose client was made after the person was last signed in to the app of that id: a
       // deleted app's entry, its id given to another app since (session-apps.ts).
       if (!sessionAppIsClient(ctx.oidc.session, this)) return;
+      const settle = pending.get(ctx)?.get(this.clientId);
+      if (settle) return backchannelLogout.call(this, sub, sid).finally(settle);
     }
     return backchannelLogout.call(this, sub, sid);
   };
