@@ -23,6 +23,7 @@ const LONGEST_FIRST = [
   'test/e2e/upstreams.test.ts',
   'test/e2e/store-growth.test.ts',
   'test/e2e/granting-attacks.test.ts',
+  'test/e2e/redteam-endings-25.test.ts',
   'test/e2e/redteam-sessions.test.ts',
   'test/e2e/revocation.test.ts',
   'test/e2e/privileged-attacks.test.ts',

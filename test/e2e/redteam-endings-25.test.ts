@@ -16,13 +16,15 @@
  * - `latchkey grants revoke --client` with its connection cut at each of its writes in turn (held).
  */
 import assert from 'node:assert/strict';
+import { dirname } from 'node:path';
 import { decodeJwt, decodeProtectedHeader } from 'jose';
 import * as oidc from 'openid-client';
 import { Agent } from '../helpers/agent.js';
 import { eventually, pastOutages } from '../helpers/eventually.js';
 import { startLogoutReceiver, type LogoutReceiver } from '../helpers/logout-receiver.js';
 import { latchkey } from '../helpers/process.js';
-import { scriptOn, startRelayedServer, type RelayedServer } from '../helpers/relay.js';
+import { commandsIn, scriptOn, startRelayedServer, type RelayedServer } from '../helpers/relay.js';
+import { startServer, type TestServer } from '../helpers/server.js';
 import { signInSteps, startAuthorization } from '../helpers/sign-in.js';
 import { createResourceServer, type ResourceServer } from '../../src/resource-server/index.js';
 import { acceptedBy, API, basic, clientCredentialsToken, grantFeed, introspect, machineClient, RESOURCE_SERVERS, type ClientCredentials } from '../helpers/tokens.js';
@@ -290,4 +292,183 @@ describe('e2e: red team, twenty-fifth endings pass: latchkey keys revoke while a
       });
     }
   }
+});
+
+describe('e2e: red team, twenty-fifth endings pass: the admin API’s disable (at another instance) while a person’s refresh or device poll is held at its Redis traffic', function () {
+  this.timeout(120_000);
+  let relayed: RelayedServer;
+  let other: TestServer;
+  let helper: ResourceServer;
+  let admin: string;
+  let made = 0;
+
+  before(async () => {
+    const settings = { RESOURCE_SERVERS, CLIENTS: JSON.stringify(PEOPLES_CLIENTS) };
+    relayed = await startRelayedServer(settings);
+    // A second instance of the deployment on the same Redis, reached directly: the operator's call is not held.
+    other = await startServer({ redisUrl: relayed.redis.url, dir: dirname(relayed.env.KEYS_DIR!), env: { ISSUER: relayed.server.issuer, ...settings } });
+    await grantFeed(relayed.server, RS.id);
+    await relayed.server.apis.grant(OPS.id, `${relayed.server.issuer}/admin`, { scopes: ['admin'] });
+    admin = await clientCredentialsToken(other.url, OPS, `${relayed.server.issuer}/admin`, 'admin');
+    helper = await createResourceServer({ issuer: relayed.server.issuer, audience: API, clientId: RS.id, clientSecret: RS.secret, pollInterval: 100, onError: () => {} });
+  });
+  after(async () => {
+    helper?.close();
+    await other?.stop();
+    await relayed?.stop();
+  });
+
+  const requests = tokenRequests(() => relayed);
+  for (const what of ['a refresh', 'a device’s poll'] as const) {
+    const { start, reads, client } = requests[what];
+    const HOLDS = {
+      'before it read its grant (its first read)': () => (chunk: string) => chunk.includes(reads),
+      'after it read its grant (its writes)': () => {
+        let sawGrant = false;
+        return (chunk: string) => (sawGrant ? scriptOn(reads)(chunk) : ((sawGrant = chunk.includes('oidc:Grant:')), false));
+      },
+    };
+    for (const [where, matches] of Object.entries(HOLDS)) {
+      it(`${what} held ${where} across POST /admin/users/{username}/disable: what it answers works nowhere (held)`, async () => {
+        const { server, relay } = relayed;
+        made += 1;
+        const person = `disabled-${made}`;
+        await server.accounts.create(person, PASSWORD);
+        const request = await start(person);
+        const held = await relay.hold(matches(), request);
+        const disabled = await fetch(`${other.url}/admin/users/${person}/disable`, { method: 'POST', headers: { authorization: `Bearer ${admin}` } });
+        assert.equal(disabled.status, 200, await disabled.clone().text());
+        const answered = await held.release();
+        assert.notEqual(answered.status, 503, 'the held request timed out: nothing was tried');
+        const body = (await answered.json()) as { access_token?: string; refresh_token?: string; error?: string };
+        if (!body.access_token) {
+          assert.deepEqual([answered.status, body.error], [400, 'invalid_grant'], `${what}: the held request's refusal`);
+          return;
+        }
+        assert.equal(decodeJwt(body.access_token).aud, API, 'a JWT for the API');
+        assert.equal((await introspect(server.url, RS, body.access_token)).active, false, `${what}: the JWT it got after the disable is active`);
+        await helper.sync();
+        assert.equal(await acceptedBy(helper, body.access_token), false, `${what}: the JWT it got after the disable is accepted by an API following the feed`);
+        assert.ok(body.refresh_token, 'offline access was granted: a refresh token');
+        assert.notEqual((await refreshWith(server.url, client, body.refresh_token)).status, 200, `${what}: the refresh token it got still refreshes`);
+      });
+    }
+  }
+});
+
+describe('e2e: red team, twenty-fifth endings pass: latchkey grants revoke --client and the admin API’s disable, the connection cut at each of their writes in turn', function () {
+  this.timeout(300_000);
+  const APP = { id: 'swept-app', secret: 'swept-app-secret-with-plenty-of-entropy-0123456789' };
+  /**
+   * Commands that may write (a script may be a read too: counted all the same); not those on the
+   * back-channel timers alone ({bc}: the sweep's claims, every 0.2 s), though a session's ending
+   * drops its timer in the same chunk.
+   */
+  const WRITES = /^(evalsha|eval|set|del|unlink|sadd|srem|zadd|zrem|xadd|hset|hdel|expire|pexpire|incr|incrby|decr|publish)$/i;
+  const writes = (chunk: string) => commandsIn(chunk).some(([name = '', ...words]) => WRITES.test(name) && !words.some((word) => word.includes('{bc}')));
+  let receiver: LogoutReceiver;
+  let relayed: RelayedServer;
+  let helper: ResourceServer;
+  let admin: string;
+  let made = 0;
+
+  before(async () => {
+    receiver = await startLogoutReceiver();
+    const app = { client_id: APP.id, client_secret: APP.secret, redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'], scope: SCOPE, backchannel_logout_uri: receiver.url, backchannel_logout_session_required: true };
+    relayed = await startRelayedServer(
+      { OUTBOUND_ALLOW_PRIVATE_NETWORKS: 'true', BACKCHANNEL_RETRY_SCHEDULE: '1', BACKCHANNEL_SWEEP_INTERVAL: '0.2', RESOURCE_SERVERS },
+      { commandTimeout: 500, clients: [app, machineClient(RS), machineClient(OPS)] },
+    );
+    await grantFeed(relayed.server, RS.id);
+    await relayed.server.apis.grant(OPS.id, `${relayed.server.issuer}/admin`, { scopes: ['admin'] });
+    admin = await clientCredentialsToken(relayed.server.url, OPS, `${relayed.server.issuer}/admin`, 'admin');
+    helper = await createResourceServer({ issuer: relayed.server.issuer, audience: API, clientId: RS.id, clientSecret: RS.secret, pollInterval: 100, onError: () => {} });
+  });
+  after(async () => {
+    helper?.close();
+    await relayed?.stop();
+    receiver?.server.close();
+  });
+
+  /** A new person signed in to the app: a JWT for the API and a refresh token, and the session's sid. */
+  async function signedIn(): Promise<{ username: string; sub: string; sid: string; jwt: string; refresh: string }> {
+    const { server } = relayed;
+    made += 1;
+    const username = `swept-${made}`;
+    const { sub } = await server.accounts.create(username, PASSWORD);
+    const config = await oidc.discovery(new URL(server.issuer), APP.id, APP.secret, oidc.ClientSecretBasic(APP.secret), { execute: [oidc.allowInsecureRequests] });
+    const agent = new Agent();
+    const { page, verifier } = await startAuthorization(agent, config, REDIRECT, { scope: SCOPE, prompt: 'consent', resource: API });
+    const done = await signInSteps(agent, page, { username, password: PASSWORD, stopAt: REDIRECT });
+    const tokens = await oidc.authorizationCodeGrant(config, new URL(done.url), { pkceCodeVerifier: verifier, expectedState: oidc.skipStateCheck }, { resource: API });
+    return { username, sub, sid: String(tokens.claims()!.sid), jwt: tokens.access_token, refresh: tokens.refresh_token! };
+  }
+
+  type Outcome = 'done' | 'not done';
+
+  /**
+   * For each k from 1: a fresh person signed in, the ending run with every connection cut at its k-th
+   * write from the first that names `from` (passed on, its answer lost); said not done, it is run again
+   * once the server reconnected, until done; then nothing got before works (and, with `told`, the app
+   * was sent a logout token for the session). Until the ending runs whole before its k-th write: how many cuts.
+   */
+  async function sweep(what: string, from: (person: { sub: string }) => string, ending: (person: { username: string }) => Promise<Outcome>, told: boolean): Promise<number> {
+    const { server, relay } = relayed;
+    for (let k = 1; k < 40; k += 1) {
+      const person = await signedIn();
+      const named = from(person);
+      let seen = 0;
+      let counting = false;
+      let cut = false;
+      void relay.cut((chunk) => writes(chunk) && (counting ||= chunk.includes(named)) && ++seen === k, { answered: true }).then(() => (cut = true));
+      let outcome = await ending(person);
+      relay.release();
+      const at = `${what}, cut at write ${k}`;
+      if (cut) {
+        await reconnected(server.url);
+        for (let attempt = 0; outcome === 'not done' && attempt < 5; attempt += 1) {
+          outcome = await ending(person);
+          if (outcome === 'not done') await reconnected(server.url);
+        }
+        assert.equal(outcome, 'done', `${at}: run again once Redis is back, it is not done`);
+      } else assert.equal(outcome, 'done', `${what}, run whole`);
+      assert.equal((await pastOutages(() => fetch(`${server.url}/readyz`))).status, 200);
+      assert.equal((await introspect(server.url, RS, person.jwt)).active, false, `${at}: the JWT is active at introspection`);
+      await helper.sync();
+      assert.equal(await acceptedBy(helper, person.jwt), false, `${at}: the JWT is accepted by an API following the feed`);
+      const refreshed = await pastOutages(() => post(`${server.url}/token`, { grant_type: 'refresh_token', refresh_token: person.refresh }, APP));
+      assert.equal(refreshed.status, 400, `${at}: the refresh token answered ${refreshed.status}`);
+      if (told) {
+        const deadline = Date.now() + 8000;
+        const sent = () => receiver.tokens.some((token) => decodeJwt(token).sid === person.sid);
+        while (!sent() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 200));
+        assert.ok(sent(), `${at}: the app signed in in the ended session was never told`);
+      }
+      if (!cut) return k - 1;
+    }
+    assert.fail(`${what}: still cut at its 40th write`);
+  }
+
+  it('latchkey grants revoke --client, its connection cut at each of its writes in turn: a non-zero exit, run again done, nothing works after (held)', async () => {
+    const cli = async (): Promise<Outcome> => {
+      const run = await latchkey(relayed.relayedEnv, ['grants', 'revoke', '--client', APP.id]);
+      if (run.status === 0) return 'done';
+      assert.doesNotMatch(run.stderr, /\n\s+at /, 'a stack trace');
+      return 'not done';
+    };
+    assert.ok((await sweep('grants revoke --client', () => APP.id, cli, false)) > 2, 'the ending writes');
+  });
+
+  it('POST /admin/users/{username}/disable, the connection cut at each of its writes in turn: 503, run again done, nothing works after and the app is told (fixed: an ending cut after the session went never told it)', async () => {
+    const disable = async ({ username }: { username: string }): Promise<Outcome> => {
+      const response = await fetch(`${relayed.server.url}/admin/users/${username}/disable`, { method: 'POST', headers: { authorization: `Bearer ${admin}` } });
+      if (response.status === 503) {
+        assert.ok(response.headers.get('retry-after'), '503 without Retry-After');
+        return 'not done';
+      }
+      assert.equal(response.status, 200);
+      return 'done';
+    };
+    assert.ok((await sweep('admin disable', ({ sub }) => sub, disable, true)) > 2, 'the ending writes');
+  });
 });
