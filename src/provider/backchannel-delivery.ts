@@ -54,7 +54,9 @@ const retryTtl = (schedule: readonly number[]) => schedule.reduce((sum, delay) =
  * The retry patch's keep (patches/backchannel-retry.ts): who was to be told, kept to send again after
  * the schedule's first delay, by whichever instance sweeps first (the CLI's endings too: a server
  * sends them). Nothing is kept with an empty schedule or on a store without shared timers (embedded).
- * The failed post itself is said by the engine's backchannel.error (ops/events.ts).
+ * The failed post itself is said by the engine's backchannel.error (ops/events.ts). And its pend
+ * (src/pending-logouts.ts): an ending's logout kept before its session goes, dropped once posted;
+ * kept with an empty schedule too (it is a first attempt, not a retry), never on the embedded store.
  */
 export function logoutRetryKeeper(due: DueEndings, schedule: readonly number[], metrics?: Metrics): LogoutRetries {
   return {
