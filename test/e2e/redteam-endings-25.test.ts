@@ -328,16 +328,18 @@ describe('e2e: red team, twenty-fifth endings pass: the admin API’s disable (a
         return (chunk: string) => (sawGrant ? scriptOn(reads)(chunk) : ((sawGrant = chunk.includes('oidc:Grant:')), false));
       },
     };
-    for (const [where, matches] of Object.entries(HOLDS)) {
-      it(`${what} held ${where} across POST /admin/users/{username}/disable: what it answers works nowhere (held)`, async () => {
+    for (const [where, matches] of Object.entries(HOLDS)) for (const enabledAgain of [false, true]) {
+      it(`${what} held ${where} across POST /admin/users/{username}/disable${enabledAgain ? ' and /enable at once' : ''}: what it answers works nowhere (held)`, async () => {
         const { server, relay } = relayed;
         made += 1;
         const person = `disabled-${made}`;
         await server.accounts.create(person, PASSWORD);
         const request = await start(person);
         const held = await relay.hold(matches(), request);
-        const disabled = await fetch(`${other.url}/admin/users/${person}/disable`, { method: 'POST', headers: { authorization: `Bearer ${admin}` } });
-        assert.equal(disabled.status, 200, await disabled.clone().text());
+        for (const action of enabledAgain ? ['disable', 'enable'] : ['disable']) {
+          const answer = await fetch(`${other.url}/admin/users/${person}/${action}`, { method: 'POST', headers: { authorization: `Bearer ${admin}` } });
+          assert.equal(answer.status, 200, await answer.clone().text());
+        }
         const answered = await held.release();
         assert.notEqual(answered.status, 503, 'the held request timed out: nothing was tried');
         const body = (await answered.json()) as { access_token?: string; refresh_token?: string; error?: string };
