@@ -5,10 +5,11 @@
  * relay (test/helpers/relay.ts), which holds a request at the Redis traffic named, cuts every
  * connection there or lets Redis pause past the server's command timeout.
  *
- * - An operator's ending of a person (the admin API's disable, `latchkey users disable`) or a person's
- *   sign-out everywhere, cut off by Redis at the session's ending: the retry said done, and the app
- *   signed in in that session was never told by back-channel logout (nothing was left to tell it
- *   from); fixed, each fails without.
+ * - An operator's ending of a person (the admin API's disable, `latchkey users disable`), a person's
+ *   sign-out everywhere or of another session on the account page, cut off by Redis at the session's
+ *   ending: the retry said done, and the app signed in in that session was never told by back-channel
+ *   logout (nothing was left to tell it from); fixed, each fails without.
+ * - The admin API's disable with an enable at once after it, across the same held requests (held).
  * - `latchkey keys revoke` while a code exchange, a refresh or a device's poll is held before it
  *   signs and after it signed (held, pinned).
  * - The admin API's disable while a refresh or a device's poll is held after it read its grant
@@ -19,7 +20,7 @@ import assert from 'node:assert/strict';
 import { dirname } from 'node:path';
 import { decodeJwt, decodeProtectedHeader } from 'jose';
 import * as oidc from 'openid-client';
-import { Agent } from '../helpers/agent.js';
+import { Agent, postToAccount } from '../helpers/agent.js';
 import { eventually, pastOutages } from '../helpers/eventually.js';
 import { startLogoutReceiver, type LogoutReceiver } from '../helpers/logout-receiver.js';
 import { latchkey } from '../helpers/process.js';
@@ -148,6 +149,28 @@ describe('e2e: red team, twenty-fifth endings pass: an ending of a person cut of
     const again = await latchkey(relayedEnv, ['users', 'disable', username]);
     assert.equal(again.status, 0, again.stderr);
     await appTold(sid, 'users disable, cut');
+  });
+
+  it('another session signed out on the account page, the connection cut at its ending: said not done, and the app signed in there is told (before the fix: never)', async () => {
+    const { server } = relayed;
+    const phone = new Agent();
+    const { username, sid } = await signedIn(phone);
+    const own = new Agent();
+    const account = await signInSteps(own, await own.follow(`${server.issuer}/account`), { username, password: PASSWORD, login: 'required', consent: 'stop' });
+    assert.equal(account.url, `${server.issuer}/account`);
+    const other = account.html
+      .split('<div class="listed">')
+      .filter((block) => block.includes('name="session"') && !block.includes('This browser'))
+      .map((block) => block.match(/name="session" value="([^"]+)"/)![1]!);
+    assert.equal(other.length, 1, 'the phone’s session is listed');
+    const signOut = () => postToAccount(own, account, '/sessions/sign-out', { session: other[0]! });
+    const first = await blipAtTheSessionsEnding('cut', signOut);
+    assert.equal(first.status, 503, `the sign-out cut off answered ${first.status}`);
+    await reconnected(server.url);
+    // Asked again: signed out already ("not signed in any more"), or signed out now.
+    const again = await pastOutages(signOut);
+    assert.ok(again.status === 200 || again.status === 404, `asked again: ${again.status}`);
+    await appTold(sid, 'account page sign-out, cut');
   });
 
   it('a sign-out everywhere (RP-initiated), the connection cut at the session’s ending as it is confirmed: said not done, the retry signs nobody in, and the app is told (before the fix: never)', async () => {
