@@ -257,6 +257,7 @@ async function main() {
       throw new Error(`port ${port} is in use: PORT is the sample app's own port (default 8080), not Latchkey's; give it a free one, registered in the app's redirect URI http://localhost:<PORT>/callback (walkthrough, step 2)`);
     }
     if (unreachable(error)) throw new Error(`cannot reach Latchkey at ${issuer} (${unreachable(error)}): start it (npm start), or set ISSUER to where it runs`);
+    if (notHttp(error)) throw new Error(`no Latchkey at ${issuer}: what listens there does not speak HTTP (${notHttp(error)}); set ISSUER to the issuer Latchkey logs at start ("latchkey is listening")`);
     throw notLatchkey(issuer, error) ?? error;
   });
   console.log(`sample app on ${rp.url} (redirect URI ${rp.url}/callback)`);
@@ -277,6 +278,18 @@ function notLatchkey(issuer: string, error: unknown): Error | undefined {
   const said = (cause as { body?: { issuer?: unknown } } | undefined)?.body?.issuer;
   if (error.code === 'OAUTH_JSON_ATTRIBUTE_COMPARISON_FAILED' && typeof said === 'string') {
     return new Error(`Latchkey at ${issuer} calls itself ${said}: set ISSUER=${said} (the issuer must match exactly)`);
+  }
+  return undefined;
+}
+
+/**
+ * Why a fetch that connected got no HTTP answer: another kind of server on the port (a database, a
+ * Redis), which closes or answers in its own protocol. Node's fetch said only "fetch failed".
+ */
+function notHttp(error: unknown): string | undefined {
+  for (let at = error; at instanceof Error; at = at.cause) {
+    const code = (at as NodeJS.ErrnoException).code;
+    if (code === 'UND_ERR_SOCKET' || code?.startsWith('HPE_')) return at.message;
   }
   return undefined;
 }

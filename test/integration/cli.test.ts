@@ -110,11 +110,22 @@ describe('latchkey CLI: usage', function () {
     assert.match(run.stderr, /^latchkey: no user "nosuch"$/m);
   });
 
-  it('npm run sample-rp says clearly when Latchkey is unreachable', async () => {
+  it('npm run sample-rp says clearly when Latchkey is unreachable, or what answers at ISSUER does not speak HTTP', async () => {
     const port = await freePort();
     const run = await sampleRp({ ISSUER: `http://localhost:${port}`, CLIENT_SECRET: 'x', PORT: '0' });
     assert.equal(run.status, 1);
     assert.equal(run.stderr.trim(), `cannot reach Latchkey at http://localhost:${port} (ECONNREFUSED): start it (npm start), or set ISSUER to where it runs`);
+    // A database's port, say: the connection is taken and closed without an HTTP answer (Node's fetch: "fetch failed").
+    const silent = createServer((socket) => socket.end());
+    await new Promise<void>((done) => silent.listen(0, '127.0.0.1', done));
+    const silentPort = (silent.address() as AddressInfo).port;
+    try {
+      const closed = await sampleRp({ ISSUER: `http://localhost:${silentPort}`, CLIENT_SECRET: 'x', PORT: '0' });
+      assert.equal(closed.status, 1);
+      assert.match(closed.stderr.trim(), new RegExp(`^no Latchkey at http://localhost:${silentPort}: what listens there does not speak HTTP \\(.+\\); set ISSUER to the issuer Latchkey logs at start`));
+    } finally {
+      silent.close();
+    }
   });
 
   it('npm run sample-rp at an ISSUER where Latchkey is not (another program on the port, another spelling of the issuer) says what to set', async () => {
