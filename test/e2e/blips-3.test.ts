@@ -263,15 +263,13 @@ describe('e2e: third blips pass: an ending whose Redis connection is cut after e
 describe('e2e: third blips pass: a client made while Redis pauses at its write', function () {
   this.timeout(60_000);
   let relayed: RelayedServer;
-  let redis: RedisServer;
-  let relay: Relay;
   let server: TestServer;
   let admin: string;
 
   before(async () => {
     // A command waits half a second: a Redis paused longer is an outage (503).
     relayed = await startRelayedServer({}, { commandTimeout: 500, clients: [machineClient(OPS)] });
-    ({ redis, relay, server } = relayed);
+    ({ server } = relayed);
     await server.apis.grant(OPS.id, `${server.issuer}/admin`, { scopes: ['admin'] });
     admin = await clientCredentialsToken(server.url, OPS, `${server.issuer}/admin`, 'admin');
     await server.accounts.create('dev', PASSWORD);
@@ -279,15 +277,7 @@ describe('e2e: third blips pass: a client made while Redis pauses at its write',
   after(() => relayed?.stop());
 
   /** `request`, its write of a client's record (a script on oidc:Client:…) reaching a paused Redis, which runs it once resumed, after the answer. */
-  async function pausedAtTheClientsWrite<T>(request: () => Promise<T>): Promise<T> {
-    const held = await relay.hold(scriptOn('oidc:Client:'), request);
-    redis.pause();
-    const answer = await held.release();
-    redis.resume();
-    // Redis runs what waited in its socket.
-    await new Promise((resolve) => setTimeout(resolve, 300));
-    return answer;
-  }
+  const pausedAtTheClientsWrite = <T>(request: () => Promise<T>): Promise<T> => relayed.pausedAt(scriptOn('oidc:Client:'), request);
 
   const listed = async () => {
     const response = await fetch(`${server.url}/admin/clients`, { headers: { authorization: `Bearer ${admin}` } });

@@ -10,7 +10,6 @@
  * with a grace paused at the client's write stopped the old secret at once (fixed).
  */
 import assert from 'node:assert/strict';
-import { type RedisServer } from '../helpers/redis.js';
 import { eventually, pastOutages } from '../helpers/eventually.js';
 import { commandsIn, scriptOn, startRelayedServer, type Relay, type RelayedServer } from '../helpers/relay.js';
 import { initialAccessToken } from '../helpers/operator.js';
@@ -29,7 +28,6 @@ interface Registered {
 describe('e2e: fourth blips pass: a multi-write operation with Redis paused (or the connection cut) at a write', function () {
   this.timeout(60_000);
   let relayed: RelayedServer;
-  let redis: RedisServer;
   let relay: Relay;
   let server: TestServer;
   let admin: string;
@@ -37,22 +35,14 @@ describe('e2e: fourth blips pass: a multi-write operation with Redis paused (or 
   before(async () => {
     // A command waits half a second: a Redis paused longer is an outage (503).
     relayed = await startRelayedServer({}, { commandTimeout: 500, clients: [machineClient(OPS)] });
-    ({ redis, relay, server } = relayed);
+    ({ relay, server } = relayed);
     await server.apis.grant(OPS.id, `${server.issuer}/admin`, { scopes: ['admin'] });
     admin = await clientCredentialsToken(server.url, OPS, `${server.issuer}/admin`, 'admin');
   });
   after(() => relayed?.stop());
 
   /** `request`, its first script on a key holding `key` reaching a paused Redis, which runs it once resumed, after the answer. */
-  async function pausedAt<T>(key: string, request: () => Promise<T>): Promise<T> {
-    const held = await relay.hold(scriptOn(key), request);
-    redis.pause();
-    const answer = await held.release();
-    redis.resume();
-    // Redis runs what waited in its socket.
-    await new Promise((resolve) => setTimeout(resolve, 300));
-    return answer;
-  }
+  const pausedAt = <T>(key: string, request: () => Promise<T>): Promise<T> => relayed.pausedAt(scriptOn(key), request);
 
   const listed = async () => {
     const response = await fetch(`${server.url}/admin/clients`, { headers: { authorization: `Bearer ${admin}` } });
@@ -110,11 +100,7 @@ describe('e2e: fourth blips pass: a multi-write operation with Redis paused (or 
   it('an RFC 7592 update answered 503 at its new registration access token’s save left the token presented working: sent again, done, its successor shown (before the fix: the presented token spent, the successor shown to nobody, the client unmanageable)', async () => {
     const { made, update } = await registered('rotated');
     // The successor's save names the client in its payload; the presented token's take does not.
-    const held = await relay.hold((chunk) => scriptOn('oidc:RegistrationAccessToken:')(chunk) && chunk.includes(made.client_id), update(made.registration_access_token));
-    redis.pause();
-    const blip = await held.release();
-    redis.resume();
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    const blip = await relayed.pausedAt((chunk) => scriptOn('oidc:RegistrationAccessToken:')(chunk) && chunk.includes(made.client_id), update(made.registration_access_token));
     assert.equal(blip.status, 503);
     assert.ok(blip.headers.get('retry-after'));
     // Before the fix: 401, the presented token taken before the successor's save timed out.
@@ -124,11 +110,7 @@ describe('e2e: fourth blips pass: a multi-write operation with Redis paused (or 
 
   it('an RFC 7592 update answered 503 at the take of the token presented (its last write) left that token working: sent again, done (held)', async () => {
     const { made, update } = await registered('taken');
-    const held = await relay.hold((chunk) => scriptOn('oidc:RegistrationAccessToken:')(chunk) && !chunk.includes(made.client_id), update(made.registration_access_token));
-    redis.pause();
-    const blip = await held.release();
-    redis.resume();
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    const blip = await relayed.pausedAt((chunk) => scriptOn('oidc:RegistrationAccessToken:')(chunk) && !chunk.includes(made.client_id), update(made.registration_access_token));
     assert.equal(blip.status, 503);
     assert.equal((await read(made)).status, 200, 'an update answered 503 left the token presented working');
     await sentAgainDone(made, update, 'taken');

@@ -96,20 +96,14 @@ describe('e2e: red team, twenty-fifth endings pass: an ending of a person cut of
 
   /** The session's ending (a script on oidc:Session:…), the connection cut there with it run and its answer lost, or Redis paused past the command timeout with it in its socket. */
   async function blipAtTheSessionsEnding<T>(blip: 'cut' | 'pause', ending: () => Promise<T>): Promise<T> {
-    const { relay, redis } = relayed;
+    const { relay } = relayed;
     if (blip === 'cut') {
       void relay.cut(scriptOn('oidc:Session:'), { answered: true });
       const answer = await ending();
       relay.release();
       return answer;
     }
-    const held = await relay.hold(scriptOn('oidc:Session:'), ending);
-    redis.pause();
-    const answer = await held.release();
-    redis.resume();
-    // Redis runs what waited in its socket.
-    await new Promise((resolve) => setTimeout(resolve, 300));
-    return answer;
+    return relayed.pausedAt(scriptOn('oidc:Session:'), ending);
   }
 
   const disable = (username: string) => fetch(`${relayed.server.url}/admin/users/${username}/disable`, { method: 'POST', headers: { authorization: `Bearer ${admin}` } });

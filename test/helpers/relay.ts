@@ -209,6 +209,11 @@ export interface RelayedServer {
   readonly env: Record<string, string>;
   /** The environment of a CLI that reaches Redis through the relay, as the server does. */
   readonly relayedEnv: Record<string, string>;
+  /**
+   * `request`, its first chunk `matches` says is the one reaching a paused Redis (past a short
+   * command timeout: an outage), which runs it and what followed once resumed, after the answer.
+   */
+  pausedAt<T>(matches: (chunk: string) => boolean, request: () => Promise<T>): Promise<T>;
   stop(): Promise<void>;
 }
 
@@ -236,6 +241,15 @@ export async function startRelayedServer(env: Record<string, string> = {}, optio
     server,
     env: testEnv(dir, port, { redisUrl: redis.url, clients: options.clients, env }),
     relayedEnv: testEnv(dir, port, { redisUrl: relay.url, clients: options.clients, env }),
+    async pausedAt(matches, request) {
+      const held = await relay.hold(matches, request);
+      redis.pause();
+      const answer = await held.release();
+      redis.resume();
+      // Redis runs what waited in its socket.
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      return answer;
+    },
     async stop() {
       redis.resume();
       relay.release();
