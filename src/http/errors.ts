@@ -116,7 +116,7 @@ type ProviderContext = Context & {
     route?: string;
     urlFor?: (name: string) => string;
     params?: { redirect_uri?: unknown; post_logout_redirect_uri?: unknown };
-    client?: { redirectUris?: readonly string[] };
+    client?: { redirectUris?: readonly string[]; postLogoutRedirectUris?: readonly string[] };
   };
 };
 
@@ -141,16 +141,32 @@ const LOGOUT_URI_NOT_REGISTERED = 'post_logout_redirect_uri not registered';
 /** The most of a refused post_logout_redirect_uri the page repeats. */
 const SHOWN_URI_LENGTH = 300;
 
+/** What a URI is on: its origin (http, https), or its scheme where it has none (a native app's reverse-domain scheme). */
+const siteOf = (url: URL) => (url.origin === 'null' ? url.protocol : url.origin);
+
 /**
  * A sign-out refused for its post_logout_redirect_uri names the refused URI in the page's details, so
- * that the app's developer sees what to register (or what their app sent by mistake). It is the
- * app's own parameter, shown as text (views/error.eta escapes it), cut to SHOWN_URI_LENGTH; no
- * registered URI is named.
+ * that the app's developer sees what to register (or what their app sent by mistake). Only a URI on
+ * a site the app registered (the origin, or a native app's scheme, of one of its redirect or
+ * post-logout redirect URIs), written as the URL it is (what the URL parser gives back, no white
+ * space: printable ASCII, a host in punycode), cut to SHOWN_URI_LENGTH, shown as text (views/error.eta
+ * escapes it); no registered URI is named. Anything else is the engine's description alone: the
+ * parameter is anyone's to write in a link to our sign-out, and before the red team's pass over the
+ * session's changes any string was repeated on our page (words, a bidi override, a lookalike host:
+ * content injection on Latchkey's origin).
  */
 function refusedLogoutUri(ctx: ProviderContext, out: ErrorOut): ErrorOut {
   const asked = ctx.oidc?.params?.post_logout_redirect_uri;
-  if (ctx.oidc?.route !== 'end_session' || out.error_description !== LOGOUT_URI_NOT_REGISTERED || typeof asked !== 'string') return out;
-  const shown = [...asked].length > SHOWN_URI_LENGTH ? `${[...asked].slice(0, SHOWN_URI_LENGTH).join('')}…` : asked;
+  const client = ctx.oidc?.client;
+  if (ctx.oidc?.route !== 'end_session' || out.error_description !== LOGOUT_URI_NOT_REGISTERED || typeof asked !== 'string' || !client) return out;
+  const url = URL.parse(asked);
+  if (!url || url.href !== asked || /\s/.test(asked)) return out;
+  const sites = [...(client.redirectUris ?? []), ...(client.postLogoutRedirectUris ?? [])].flatMap((uri) => {
+    const registered = URL.parse(uri);
+    return registered ? [siteOf(registered)] : [];
+  });
+  if (!sites.includes(siteOf(url))) return out;
+  const shown = asked.length > SHOWN_URI_LENGTH ? `${asked.slice(0, SHOWN_URI_LENGTH)}…` : asked;
   return { ...out, error_description: `${out.error_description}: ${shown} is not one of this app's post-logout redirect URIs (they are compared exactly)` };
 }
 
