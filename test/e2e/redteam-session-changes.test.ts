@@ -1,14 +1,16 @@
 /**
  * The red team's pass over the session's changes (2026-12-04), black box: the developer page's
  * post-logout and back-channel logout URIs, the sign-out error page naming a refused
- * post_logout_redirect_uri, Latchkey's own pages' sign-ins, and the passkey cap raced by two
- * registrations at once. One attack per test; what held is titled "held: ...".
+ * post_logout_redirect_uri, Latchkey's own pages' sign-ins, the passkey cap raced by two
+ * registrations at once, and the logouts kept before a session goes (src/pending-logouts.ts) across
+ * their app made again or moved, and flooded. One attack per test; what held is titled "held: ...".
  */
 import assert from 'node:assert/strict';
 import { Agent, type Page } from '../helpers/agent.js';
 import { developerSignIn } from '../helpers/developer.js';
 import { signInSteps } from '../helpers/sign-in.js';
 import { startServer, type TestServer } from '../helpers/server.js';
+import { startLogoutReceiver, type LogoutReceiver } from '../helpers/logout-receiver.js';
 import { attestation, passkeyChallenge, registerSoftPasskeys, softPasskey } from '../helpers/soft-passkeys.js';
 import { MAX_PASSKEYS } from '../../src/accounts/passkeys.js';
 import { FIRST_PARTY_CLIENT_IDS } from '../../src/http/first-party-sign-in.js';
@@ -18,6 +20,27 @@ const SECRET = 'client-secret-with-plenty-of-entropy-0123456789';
 const APP_ORIGIN = 'https://app.example.test';
 const REDIRECT = `${APP_ORIGIN}/callback`;
 const SIGNED_OUT = `${APP_ORIGIN}/signed-out`;
+const CHALLENGE = 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM';
+/** Kept logouts are due a second after their ending (the retry schedule's first delay), swept every 0.2 s. */
+const SWEEPS = { BACKCHANNEL_RETRY_SCHEDULE: '1', BACKCHANNEL_SWEEP_INTERVAL: '0.2' };
+const pause = (ms: number) => new Promise((done) => setTimeout(done, ms));
+
+/** `agent` signs in as `username` to `clientId` (consent given), stopping at its redirect URI. */
+async function signInToApp(server: TestServer, agent: Agent, clientId: string, redirectUri: string, username: string) {
+  const page = await agent.follow(
+    `${server.issuer}/auth?${new URLSearchParams({ client_id: clientId, response_type: 'code', scope: 'openid', redirect_uri: redirectUri, code_challenge: CHALLENGE, code_challenge_method: 'S256' })}`,
+    {},
+    redirectUri,
+  );
+  const done = await signInSteps(agent, page, { username, password: PASSWORD, stopAt: redirectUri });
+  assert.ok(done.url.startsWith(`${redirectUri}?code=`), `signed in to ${clientId}: ${done.url}`);
+}
+
+/** `agent`'s sign-out everywhere (RP-initiated logout, confirmed). */
+async function signOutEverywhere(server: TestServer, agent: Agent) {
+  const page = await agent.follow(`${server.issuer}/session/end`);
+  assert.match((await agent.submit(page, '/session/end/confirm', { logout: 'yes' })).url, /\/session\/end\/success/);
+}
 
 /** The page's text as a person reads it (markup taken out, entities decoded). */
 const textOf = (html: string) =>
@@ -33,7 +56,8 @@ describe('red team: the session changes (developer page logout URIs, the sign-ou
   before(async () => {
     server = await startServer({
       ownRedis: true,
-      env: { REGISTRATION_OPEN: 'true' },
+      // Private networks not allowed (the default): a loopback back-channel URI is not reached.
+      env: { REGISTRATION_OPEN: 'true', ...SWEEPS },
       clients: [{ client_id: 'app', client_secret: SECRET, redirect_uris: [REDIRECT], post_logout_redirect_uris: [SIGNED_OUT] }],
     });
     for (const name of ['mallory', 'lena']) await server.accounts.create(name, PASSWORD);
@@ -194,5 +218,102 @@ describe('red team: the session changes (developer page logout URIs, the sign-ou
       assert.ok(answers.filter((answer) => /Passkey added/.test(answer.html)).length <= 1, `round ${round}: two added at once (${statuses})`);
     }
     assert.ok(added >= 1, 'registrations went through at all');
+  });
+
+  it("held: a developer's back-channel logout URI on loopback, with private networks not allowed: the person's sign-out posts nothing there, and the logout kept before the session went is not sent later by the sweep either", async () => {
+    const receiver = await startLogoutReceiver();
+    try {
+      const registered = await register({ name: 'Mallory Loopback', type: 'spa', backchannel_logout_uri: receiver.url });
+      assert.equal(registered.status, 200, 'a loopback back-channel URI is registered, as on every path');
+      const id = registered.html.match(/id="client-id">([^<]+)</)?.[1];
+      assert.ok(id, 'the new app\'s id');
+      const agent = new Agent();
+      await server.accounts.create('nina', PASSWORD);
+      await signInToApp(server, agent, id, 'https://notes.example.test/callback', 'nina');
+      await signOutEverywhere(server, agent);
+      // Past the kept logout's due time (a second), and a sweep run to its end.
+      await pause(1500);
+      await server.backchannel.sweep();
+      assert.deepEqual(receiver.tokens, [], 'nothing posted to loopback');
+    } finally {
+      receiver.server.close();
+    }
+  });
+});
+
+describe('red team: logouts kept before a session goes, across a client made again or moved before they are sent', function () {
+  this.timeout(60_000);
+  let server: TestServer;
+  const receivers: LogoutReceiver[] = [];
+
+  before(async () => {
+    server = await startServer({ ownRedis: true, env: { OUTBOUND_ALLOW_PRIVATE_NETWORKS: 'true', ...SWEEPS } });
+    for (const name of ['olga', 'pia']) await server.accounts.create(name, PASSWORD);
+    for (let i = 0; i < 5; i += 1) receivers.push(await startLogoutReceiver());
+  });
+  after(async () => {
+    for (const receiver of receivers) receiver.server.close();
+    await server?.stop();
+  });
+
+  const app = (id: string, receiver: LogoutReceiver) => ({
+    client_id: id,
+    client_secret: SECRET,
+    redirect_uris: [REDIRECT],
+    backchannel_logout_uri: receiver.url,
+    backchannel_logout_session_required: true,
+  });
+  /** Waits until a kept logout due a second after the ending is past due and a sweep has run to its end. */
+  const sweptPastDue = async () => {
+    await pause(1500);
+    await server.backchannel.sweep();
+  };
+
+  it("held: an app deleted and made again with its id while the ending's own post is held (its logout kept, then due and swept): the new app is sent nothing of the old session; an app that moved its back-channel URI meanwhile is told at the new one", async () => {
+    const [first, second, moved, movedTo] = receivers as [LogoutReceiver, LogoutReceiver, LogoutReceiver, LogoutReceiver];
+    // Made again: the ending's post to the deleted app is held while an operator deletes it and makes
+    // another app under its id, and the kept logout falls due and is swept.
+    await server.clients.add(app('shared-id', first));
+    const olga = new Agent();
+    await signInToApp(server, olga, 'shared-id', REDIRECT, 'olga');
+    // A second on: the app made again has a creation time of its own.
+    await pause(1100);
+    first.onToken = async () => {
+      await server.clients.remove('shared-id');
+      await server.clients.add(app('shared-id', second));
+      await sweptPastDue();
+    };
+    await signOutEverywhere(server, olga);
+    assert.equal(first.tokens.length, 1, 'the ending told the app it ended');
+    await sweptPastDue();
+    assert.deepEqual(second.tokens, [], "the app made again with the id is sent nothing of the old app's session");
+    // Moved: the same app (an operator's or its own RFC 7592 update) moves its back-channel URI while
+    // the ending's post is held: the kept logout, swept, tells the app at its new address (the same app,
+    // told twice: a fresh token for a session already ended, as the twenty-fifth endings pass left it).
+    await server.clients.add(app('moving', moved));
+    const pia = new Agent();
+    await signInToApp(server, pia, 'moving', REDIRECT, 'pia');
+    moved.onToken = async () => {
+      await server.clients.update('moving', { ...app('moving', movedTo) });
+      await sweptPastDue();
+    };
+    await signOutEverywhere(server, pia);
+    assert.equal(moved.tokens.length, 1);
+    assert.equal(movedTo.tokens.length, 1, 'the kept logout was swept while the post was held: the control that the first half held for the right reason');
+  });
+
+  it("held: a flood of endings (one person signing in to an app and out again, 15 times) keeps nothing behind: each kept logout is dropped once posted, so past their due time the sweep sends none again (the app is told once per ending)", async () => {
+    const receiver = receivers[4]!;
+    receiver.onToken = undefined;
+    const told = receiver.tokens.length;
+    await server.clients.add(app('flooded', receiver));
+    for (let round = 0; round < 15; round += 1) {
+      const agent = new Agent();
+      await signInToApp(server, agent, 'flooded', REDIRECT, 'olga');
+      await signOutEverywhere(server, agent);
+    }
+    assert.equal(receiver.tokens.length - told, 15, 'each ending told the app');
+    await sweptPastDue();
+    assert.equal(receiver.tokens.length - told, 15, 'nothing kept was sent again');
   });
 });
