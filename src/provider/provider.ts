@@ -98,6 +98,7 @@ import { refuseHintsOfRevokedKeys } from './patches/revoked-key-hints.js';
 import { signWithUnrevokedKeys } from './patches/revoked-key-signing.js';
 import { revokeGrantBeforeToken } from './patches/grant-before-token.js';
 import { tokensIssuedAsOfClientRead } from './patches/issued-as-of-client-read.js';
+import { interactionsOnStoreClock } from './patches/interactions-on-store-clock.js';
 import { cheaperCorsHeaderScan } from './patches/cors-header-scan.js';
 import { ADMIN_SCOPES } from '../apis/admin-resource.js';
 import { acceptPreviousSecrets, previousSecretGraceEnd } from './patches/previous-secrets.js';
@@ -799,6 +800,8 @@ function applyPatches(
   revokeGrantBeforeToken(provider);
   // A token the token endpoint issues is dated as of its request's read of the client: an ending that read did not see ends it.
   tokensIssuedAsOfClientRead(provider);
+  // A sign-in is dated on the store's clock, the one its client's and its person's cutoffs are written on.
+  interactionsOnStoreClock(provider);
   // A sign-in resumes once: two resumes of one interaction at once get one code, not two.
   singleUseResume(provider);
   // ...and only in the browser that started it: no cookie a sibling subdomain plants resumes it (https issuers).

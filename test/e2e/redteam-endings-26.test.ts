@@ -1,0 +1,149 @@
+/**
+ * Red team, twenty-sixth endings pass (docs/security.md, "Looked at in the twenty-sixth endings pass").
+ *
+ * A client's sign-ins in progress end by its cutoff (store/adapter.ts endPendingSignIns, written on
+ * the store's clock) compared at their resume with the sign-in's interaction's `iat`
+ * (patches/current-registration.ts), and a person's by theirs (accounts.ts endedAt, compared in
+ * session-credentials.ts). oidc-provider stamped that `iat` on the clock of the instance that began
+ * the sign-in: with two instances on one Redis, one whose machine's clock ran some seconds ahead
+ * gave a sign-in begun there just before its client was narrowed (a redirect URI taken out and put
+ * back, RFC 7592) an `iat` after the cutoff, and it ended in a code to the redirect URI; one whose
+ * clock ran behind gave a sign-in begun after the narrowing answered (past the second it waits for)
+ * an `iat` at or before the cutoff, and it was refused. Now an interaction is stamped on the store's
+ * clock (patches/interactions-on-store-clock.ts), the clock every cutoff is written on.
+ * Performed through one front door (test/helpers/balancer.ts) to three instances: this process,
+ * and two `latchkey serve` processes whose clocks are SKEW_MS ahead and behind.
+ */
+import assert from 'node:assert/strict';
+import { dirname } from 'node:path';
+import * as oidc from 'openid-client';
+import { Agent, type Page } from '../helpers/agent.js';
+import { startBalancer, type Balancer } from '../helpers/balancer.js';
+import { eventually } from '../helpers/eventually.js';
+import { latchkey } from '../helpers/process.js';
+import { freePort } from '../helpers/redis.js';
+import { isConsent, isLogin, signInSteps, startAuthorization } from '../helpers/sign-in.js';
+import { startServer, startServerProcess, type TestServer, type TestServerProcess } from '../helpers/server.js';
+import { skewedClock } from '../helpers/skewed-clock.js';
+
+const PASSWORD = 'twenty-sixth endings pass test password';
+const REDIRECT = 'https://app.example.test/callback';
+const OTHER_REDIRECT = 'https://app.example.test/other-callback';
+/** How far off the other instances' clocks are (one ahead, one behind): a few seconds. */
+const SKEW_MS = 8_000;
+
+/** The error an answer at `redirectUri` carries, or 'code' when it carries a code. */
+function answerAt(page: Page, redirectUri: string): string {
+  assert.ok(page.url.startsWith(redirectUri), `expected an answer at ${redirectUri}, got ${page.status} ${page.url}`);
+  const answer = new URL(page.url).searchParams;
+  return answer.get('code') ? 'code' : String(answer.get('error'));
+}
+
+describe('e2e: red team, twenty-sixth endings pass: sign-ins across a narrowing and a person\'s ending, on instances whose clocks differ', function () {
+  this.timeout(60_000);
+  let balancer: Balancer;
+  /** This process's instance, on the store's own clock: the narrowings and the operator go through it. */
+  let server: TestServer;
+  let fast: TestServerProcess;
+  let slow: TestServerProcess;
+  const urls: Record<'server' | 'fast' | 'slow', string> = { server: '', fast: '', slow: '' };
+
+  before(async () => {
+    balancer = await startBalancer();
+    const shared = { ISSUER: balancer.url, REGISTRATION_OPEN: 'true' };
+    server = await startServer({ ownRedis: true, env: shared });
+    urls.server = server.url;
+    const other = async (skew: number) => {
+      const port = await freePort();
+      const started = await startServerProcess({ dir: dirname(server.env.KEYS_DIR!), port, redisUrl: server.env.REDIS_URL!, env: { ...shared, ...skewedClock(skew) } });
+      return { started, url: `http://127.0.0.1:${port}` };
+    };
+    const [ahead, behind] = await Promise.all([other(SKEW_MS), other(-SKEW_MS)]);
+    [fast, slow, urls.fast, urls.slow] = [ahead.started, behind.started, ahead.url, behind.url];
+    await server.accounts.create('tove', PASSWORD);
+  });
+  after(async () => {
+    await Promise.all([fast?.stop(), slow?.stop()]);
+    await server?.stop();
+    await balancer?.close();
+  });
+
+  /** Every new connection through the front door goes to `instance` from now on. */
+  async function routeTo(instance: keyof typeof urls) {
+    balancer.route(urls[instance]);
+    await eventually(() => fetch(`${balancer.url}/healthz`, { headers: { connection: 'close' } }), 5, 0);
+  }
+
+  /** A public client registered (RFC 7591), and what takes its other redirect URI out and puts it back (RFC 7592), through this process's instance. */
+  async function registered() {
+    await routeTo('server');
+    const metadata = { redirect_uris: [REDIRECT, OTHER_REDIRECT], token_endpoint_auth_method: 'none' };
+    const created = await fetch(`${balancer.url}/reg`, { method: 'POST', headers: { 'content-type': 'application/json', connection: 'close' }, body: JSON.stringify(metadata) });
+    assert.equal(created.status, 201, await created.clone().text());
+    const client = (await created.json()) as { client_id: string; registration_client_uri: string; registration_access_token: string };
+    const config = await oidc.discovery(new URL(balancer.url), client.client_id, { token_endpoint_auth_method: 'none' }, oidc.None(), { execute: [oidc.allowInsecureRequests] });
+    let token = client.registration_access_token;
+    const outAndBack = async () => {
+      await routeTo('server');
+      for (const redirectUris of [[REDIRECT], [REDIRECT, OTHER_REDIRECT]]) {
+        const updated = await fetch(client.registration_client_uri, {
+          method: 'PUT',
+          headers: { 'content-type': 'application/json', authorization: `Bearer ${token}`, connection: 'close' },
+          body: JSON.stringify({ ...metadata, redirect_uris: redirectUris, client_id: client.client_id }),
+        });
+        assert.equal(updated.status, 200, await updated.clone().text());
+        token = ((await updated.json()) as { registration_access_token?: string }).registration_access_token ?? token;
+      }
+    };
+    return { config, outAndBack };
+  }
+
+  /** A sign-in for OTHER_REDIRECT begun at `instance`, left at the login page. */
+  async function atLogin(config: oidc.Configuration, instance: keyof typeof urls) {
+    await routeTo(instance);
+    const agent = new Agent();
+    const { page } = await startAuthorization(agent, config, OTHER_REDIRECT);
+    assert.ok(isLogin(page), `${page.status} ${page.url}`);
+    return { agent, page };
+  }
+
+  /** Signs the person in and allows, the request's resume at `instance`: what the app is told. */
+  async function resumedAt(pending: { agent: Agent; page: Page }, instance: keyof typeof urls): Promise<string> {
+    await routeTo(instance);
+    return answerAt(await signInSteps(pending.agent, pending.page, { username: 'tove', password: PASSWORD, stopAt: OTHER_REDIRECT }), OTHER_REDIRECT);
+  }
+
+  it(`sign-ins begun at the instance ${SKEW_MS / 1000} s ahead just before the client's redirect URI was taken out and put back (RFC 7592): resumed there and at the instance behind, each ends (a code before the fix)`, async () => {
+    const { config, outAndBack } = await registered();
+    const first = await atLogin(config, 'fast');
+    const second = await atLogin(config, 'fast');
+    await outAndBack();
+    assert.equal(await resumedAt(first, 'fast'), 'invalid_request', 'resumed at the instance that began it');
+    assert.equal(await resumedAt(second, 'slow'), 'invalid_request', 'resumed at the instance behind');
+  });
+
+  it(`sign-ins begun after the narrowing answered, at the instance ${SKEW_MS / 1000} s behind and at the one ahead: each goes on to a code (the one behind was refused before the fix)`, async () => {
+    const { config, outAndBack } = await registered();
+    await outAndBack();
+    const behind = await atLogin(config, 'slow');
+    const ahead = await atLogin(config, 'fast');
+    assert.equal(await resumedAt(behind, 'slow'), 'code', 'begun and resumed at the instance behind');
+    assert.equal(await resumedAt(ahead, 'server'), 'code', 'begun at the instance ahead, resumed at another');
+  });
+
+  it(`a password verified at the instance ${SKEW_MS / 1000} s ahead, the person disabled and enabled again by an operator before the sign-in resumes: the app is refused (signed in before the fix)`, async () => {
+    const { config } = await registered();
+    const pending = await atLogin(config, 'fast');
+    // The password verified; the resume not yet followed.
+    const resume = await pending.agent.submit(pending.page, '/login', { username: 'tove', password: PASSWORD }, `${balancer.url}/auth/`);
+    assert.ok(resume.url.startsWith(`${balancer.url}/auth/`), `the login answers the resume (${resume.status} ${resume.url})`);
+    for (const action of ['disable', 'enable']) {
+      const done = await latchkey(server.env, ['users', action, 'tove']);
+      assert.equal(done.status, 0, done.stderr);
+    }
+    await routeTo('fast');
+    const resumed = await pending.agent.follow(resume.url, {}, OTHER_REDIRECT);
+    const answer = isConsent(resumed) ? await pending.agent.submit(resumed, '/confirm', {}, OTHER_REDIRECT) : resumed;
+    assert.equal(answerAt(answer, OTHER_REDIRECT), 'access_denied', 'a sign-in whose password was verified before the person was ended');
+  });
+});
