@@ -10,7 +10,11 @@
  * back, RFC 7592) an `iat` after the cutoff, and it ended in a code to the redirect URI; one whose
  * clock ran behind gave a sign-in begun after the narrowing answered (past the second it waits for)
  * an `iat` at or before the cutoff, and it was refused. Now an interaction is stamped on the store's
- * clock (patches/interactions-on-store-clock.ts), the clock every cutoff is written on.
+ * clock (patches/interactions-on-store-clock.ts), the clock every cutoff is written on. Likewise a
+ * code's grant was dated by the code's `iat` (the engine's, the machine's clock) against an API's
+ * `addedAt`: a code issued at the instance ahead just before its API was removed and added again
+ * under its identifier got the new API's token; a code keeps `grantedAt` on the store's clock now
+ * (patches/grant-given-at.ts).
  * Performed through one front door (test/helpers/balancer.ts) to three instances: this process,
  * and two `latchkey serve` processes whose clocks are SKEW_MS ahead and behind.
  */
@@ -29,6 +33,7 @@ import { skewedClock } from '../helpers/skewed-clock.js';
 const PASSWORD = 'twenty-sixth endings pass test password';
 const REDIRECT = 'https://app.example.test/callback';
 const OTHER_REDIRECT = 'https://app.example.test/other-callback';
+const APP = { id: 'app-26', secret: 'twenty-sixth-endings-app-secret-with-plenty-of-entropy-01' };
 /** How far off the other instances' clocks are (one ahead, one behind): a few seconds. */
 const SKEW_MS = 8_000;
 
@@ -61,6 +66,8 @@ describe('e2e: red team, twenty-sixth endings pass: sign-ins across a narrowing 
     const [ahead, behind] = await Promise.all([other(SKEW_MS), other(-SKEW_MS)]);
     [fast, slow, urls.fast, urls.slow] = [ahead.started, behind.started, ahead.url, behind.url];
     await server.accounts.create('tove', PASSWORD);
+    balancer.route(urls.server);
+    await server.clients.add({ client_id: APP.id, client_secret: APP.secret, redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'] });
   });
   after(async () => {
     await Promise.all([fast?.stop(), slow?.stop()]);
@@ -145,5 +152,25 @@ describe('e2e: red team, twenty-sixth endings pass: sign-ins across a narrowing 
     const resumed = await pending.agent.follow(resume.url, {}, OTHER_REDIRECT);
     const answer = isConsent(resumed) ? await pending.agent.submit(resumed, '/confirm', {}, OTHER_REDIRECT) : resumed;
     assert.equal(answerAt(answer, OTHER_REDIRECT), 'access_denied', 'a sign-in whose password was verified before the person was ended');
+  });
+
+  it(`a code issued at the instance ${SKEW_MS / 1000} s ahead for an API, the API removed and added again under its identifier before the code is redeemed: no token for the new API (one before the fix)`, async () => {
+    const NOTES = 'https://notes.twenty-six.example.test';
+    await server.apis.add({ identifier: NOTES, scopes: ['notes:read'] });
+    const app = await oidc.discovery(new URL(balancer.url), APP.id, APP.secret, oidc.ClientSecretBasic(APP.secret), { execute: [oidc.allowInsecureRequests] });
+    await routeTo('fast');
+    const agent = new Agent();
+    const { page, verifier } = await startAuthorization(agent, app, REDIRECT, { scope: 'openid notes:read', resource: NOTES });
+    const back = await signInSteps(agent, page, { username: 'tove', password: PASSWORD, consent: 'required', stopAt: REDIRECT });
+    assert.equal(answerAt(back, REDIRECT), 'code');
+    // The operator removes the API and someone adds one under the same identifier (another service).
+    await server.apis.remove(NOTES);
+    await server.apis.add({ identifier: NOTES, scopes: ['notes:read'] });
+    await routeTo('server');
+    await assert.rejects(oidc.authorizationCodeGrant(app, new URL(back.url), { pkceCodeVerifier: verifier }, { resource: NOTES }), (error: Error) => {
+      assert.ok(error instanceof oidc.ResponseBodyError, String(error));
+      assert.equal(error.error, 'invalid_target', error.message);
+      return true;
+    });
   });
 });

@@ -12,13 +12,18 @@
  * new API, and it refreshed into tokens for the new API for as long as it kept refreshing (red team's
  * nineteenth granting pass: both performed).
  *
- * What it changes in oidc-provider: DeviceCode and RefreshToken keep one more property, `grantedAt`
- * (IN_PAYLOAD, epoch seconds on the store's clock as an API's `addedAt`). A device code takes it when
- * it is first saved approved (with its person); a new refresh token takes it from what it is made
- * from in the request (the engine names it before saving it): the refresh token it rotates, else the
- * code (its `iat`) or the device code redeemed. One stored before this change has none: a refresh
- * token then counts from its `iiat` and a device code from its `iat` (the device's request, earlier
- * than its approval: what it asks is refused rather than given). grantGivenAt reads it.
+ * What it changes in oidc-provider: DeviceCode, RefreshToken and AuthorizationCode keep one more
+ * property, `grantedAt` (IN_PAYLOAD, epoch seconds on the store's clock as an API's `addedAt`). A
+ * device code takes it when it is first saved approved (with its person), a code when it is first
+ * saved (issued); a new refresh token takes it from what it is made from in the request (the engine
+ * names it before saving it): the refresh token it rotates, else the code or the device code
+ * redeemed. One stored before this change has none: a refresh token then counts from its `iiat`, a
+ * code from its `iat` and a device code from its `iat` (the device's request, earlier than its
+ * approval: what it asks is refused rather than given). grantGivenAt reads it.
+ * A code's `iat` is the engine's, on the clock of the machine its instance runs on: a code issued at
+ * an instance whose clock ran some seconds ahead of the store's just before an API was removed and
+ * added again counted as given after it, and was redeemed for the new API (twenty-sixth endings
+ * pass, test/e2e/redteam-endings-26.test.ts); its `grantedAt` is on the store's clock.
  */
 import { Provider, type KoaContextWithOIDC } from 'oidc-provider';
 import { epochSeconds } from '../../clock.js';
@@ -35,7 +40,7 @@ const number = (value: unknown): number | undefined => (typeof value === 'number
 /** When the grant of a refresh token, code or device code (the first found, in that order) was given. */
 function givenAt({ RefreshToken, AuthorizationCode, DeviceCode }: Omit<Sources, 'RotatedRefreshToken'>): number | undefined {
   if (RefreshToken) return number(RefreshToken.grantedAt) ?? number(RefreshToken.iiat);
-  if (AuthorizationCode) return number(AuthorizationCode.iat);
+  if (AuthorizationCode) return number(AuthorizationCode.grantedAt) ?? number(AuthorizationCode.iat);
   if (DeviceCode) return number(DeviceCode.grantedAt) ?? number(DeviceCode.iat);
   return undefined;
 }
@@ -49,7 +54,8 @@ export function grantGivenAt(ctx: KoaContextWithOIDC): number | undefined {
 export function grantGivenAtKept(provider: Provider): void {
   const DeviceCode = provider.DeviceCode as unknown as Model;
   const RefreshToken = provider.RefreshToken as unknown as Model;
-  for (const Token of [DeviceCode, RefreshToken]) {
+  const AuthorizationCode = provider.AuthorizationCode as unknown as Model;
+  for (const Token of [DeviceCode, RefreshToken, AuthorizationCode]) {
     keptInPayload(Token, MARK);
     if (typeof Token.prototype.save !== 'function') throw new Error('oidc-provider Model#save is gone: review src/provider/patches/grant-given-at.ts');
   }
@@ -59,6 +65,14 @@ export function grantGivenAtKept(provider: Provider): void {
     // Approved: the engine saves it with its person once (device.js deviceVerificationResponse).
     if (this.grantedAt === undefined && typeof this.accountId === 'string') this.grantedAt = epochSeconds();
     return saveDevice.apply(this, args);
+  };
+
+  // A code is issued as the person's consent is given: dated on the store's clock, not by its `iat`
+  // (the engine's, on the machine's clock of the instance that issued it: see above).
+  const saveCode = AuthorizationCode.prototype.save;
+  AuthorizationCode.prototype.save = function (this: Given, ...args: unknown[]) {
+    if (this.grantedAt === undefined) this.grantedAt = epochSeconds();
+    return saveCode.apply(this, args);
   };
 
   const saveRefresh = RefreshToken.prototype.save;
