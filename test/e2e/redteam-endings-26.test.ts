@@ -15,6 +15,11 @@
  * `addedAt`: a code issued at the instance ahead just before its API was removed and added again
  * under its identifier got the new API's token; a code keeps `grantedAt` on the store's clock now
  * (patches/grant-given-at.ts).
+ * Twenty-seventh endings pass: a code's and a device code's `iat` (the engine's, machine clock) was
+ * compared by findAccount with the person's cutoff: issued (a device code asked for and approved)
+ * at the instance ahead just before the person was disabled and enabled again, the revocation of
+ * their grants failing half-way, each gave tokens; findAccount compares their `grantedAt` (store's
+ * clock) now.
  * Performed through one front door (test/helpers/balancer.ts) to three instances: this process,
  * and two `latchkey serve` processes whose clocks are SKEW_MS ahead and behind.
  */
@@ -172,5 +177,57 @@ describe('e2e: red team, twenty-sixth endings pass: sign-ins across a narrowing 
       assert.equal(error.error, 'invalid_target', error.message);
       return true;
     });
+  });
+
+
+  // Twenty-seventh endings pass: a code's and a device code's `iat` against the person's cutoff.
+
+  /**
+   * The person disabled and enabled again by an operator whose revocation of their grants failed
+   * half-way (accounts.ts: the cutoff, endedAt, and the revocation list's entries written first;
+   * the grants, and with them their codes and device codes, not yet revoked): the cutoff is all
+   * that ends what was issued before.
+   */
+  async function endedHalfWay(): Promise<void> {
+    await server.accounts.setDisabled('tove', true, server.revocations);
+    await server.accounts.setDisabled('tove', false);
+  }
+
+  it(`a code issued at the instance ${SKEW_MS / 1000} s ahead, the person disabled and enabled again before it is redeemed, the revocation of their grants failing half-way: redeemed at the instance behind, no tokens (tokens before the fix)`, async () => {
+    const app = await oidc.discovery(new URL(balancer.url), APP.id, APP.secret, oidc.ClientSecretBasic(APP.secret), { execute: [oidc.allowInsecureRequests] });
+    await routeTo('fast');
+    const agent = new Agent();
+    const { page, verifier } = await startAuthorization(agent, app, REDIRECT);
+    const back = await signInSteps(agent, page, { username: 'tove', password: PASSWORD, stopAt: REDIRECT });
+    assert.equal(answerAt(back, REDIRECT), 'code');
+    await endedHalfWay();
+    await routeTo('slow');
+    await assert.rejects(oidc.authorizationCodeGrant(app, new URL(back.url), { pkceCodeVerifier: verifier }), (error: Error) => {
+      assert.ok(error instanceof oidc.ResponseBodyError, String(error));
+      assert.equal(error.error, 'invalid_grant', error.message);
+      return true;
+    });
+  });
+
+  it(`a device code asked for and approved at the instance ${SKEW_MS / 1000} s ahead, the person disabled and enabled again before the device polls, the revocation of their grants failing half-way: no tokens (tokens before the fix)`, async () => {
+    const DEVICE_CODE = 'urn:ietf:params:oauth:grant-type:device_code';
+    const tv = 'tv-27';
+    await server.clients.add({ client_id: tv, application_type: 'native', token_endpoint_auth_method: 'none', redirect_uris: [], response_types: [], grant_types: [DEVICE_CODE] });
+    const post = async (path: string, params: Record<string, string>) => {
+      const response = await fetch(`${balancer.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', connection: 'close' }, body: new URLSearchParams(params) });
+      return { status: response.status, body: (await response.json()) as Record<string, string> };
+    };
+    await routeTo('fast');
+    const started = await post('/device/auth', { client_id: tv, scope: 'openid' });
+    assert.equal(started.status, 200, JSON.stringify(started.body));
+    const agent = new Agent();
+    const confirm = await agent.submit(await agent.follow(`${balancer.url}/device`), '/device', { user_code: started.body.user_code! });
+    const approved = await signInSteps(agent, await agent.submit(confirm, '/device', { confirm: 'yes' }), { username: 'tove', password: PASSWORD });
+    assert.match(approved.html, /Device connected/, `${approved.status} ${approved.url}`);
+    await endedHalfWay();
+    await routeTo('server');
+    const polled = await post('/token', { grant_type: DEVICE_CODE, device_code: started.body.device_code!, client_id: tv });
+    assert.equal(polled.status, 400, `the device approved before the person's ending got tokens: ${JSON.stringify(polled.body)}`);
+    assert.equal(polled.body.error, 'invalid_grant', JSON.stringify(polled.body));
   });
 });
