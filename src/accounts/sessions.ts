@@ -70,6 +70,14 @@ const checkedAccounts = new WeakMap<object, Account>();
 export const AUTH_AGE_UNKNOWN = 'authAgeUnknown';
 
 /**
+ * The session property that says when its person signed in on the store's clock (clock.ts
+ * epochSeconds; provider/patches/sign-in-time.ts sets it with `loginTs`), which the person's cutoff
+ * (accounts.ts endedAt) is compared with: `loginTs` is the engine's, on the machine clock of the
+ * instance that signed it in (twenty-seventh endings pass). A session without it counts from `loginTs`.
+ */
+export const SIGNED_IN_ON_STORE = 'signedInOnStore';
+
+/**
  * When a session's sign-in was, for a recent-sign-in check of our pages (accounts.reauthenticateAfter):
  * its auth_time, or 0 (long ago) when its age is not known, so the check asks for a sign-in again.
  */
@@ -306,7 +314,8 @@ export class AccountSessions {
     const account = await (started?.sub === session.accountId ? started.account : this.accounts.find(session.accountId));
     // A session signed in before everything of the person ended (accounts.ts endedAt) ends, found or
     // not by the index when they were disabled or their password set.
-    if (account && !account.disabled && !endedWithPerson(account, session.loginTs, 'session')) return { accountId: account.sub, account, session };
+    const signedInAt = (session as unknown as Record<string, unknown>)[SIGNED_IN_ON_STORE] ?? session.loginTs;
+    if (account && !account.disabled && !endedWithPerson(account, signedInAt, 'session')) return { accountId: account.sub, account, session };
     await this.end(session);
     return undefined;
   }

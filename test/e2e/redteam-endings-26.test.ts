@@ -19,7 +19,10 @@
  * compared by findAccount with the person's cutoff: issued (a device code asked for and approved)
  * at the instance ahead just before the person was disabled and enabled again, the revocation of
  * their grants failing half-way, each gave tokens; findAccount compares their `grantedAt` (store's
- * clock) now.
+ * clock) now. A session signed in at the instance ahead just before the person's ending (its
+ * sessions' ending failing half-way) lived on, and one signed in at the instance behind just after
+ * was ended at once: a session keeps its sign-in's second on the store's clock
+ * (patches/sign-in-time.ts).
  * Performed through one front door (test/helpers/balancer.ts) to three instances: this process,
  * and two `latchkey serve` processes whose clocks are SKEW_MS ahead and behind.
  */
@@ -229,5 +232,27 @@ describe('e2e: red team, twenty-sixth endings pass: sign-ins across a narrowing 
     const polled = await post('/token', { grant_type: DEVICE_CODE, device_code: started.body.device_code!, client_id: tv });
     assert.equal(polled.status, 400, `the device approved before the person's ending got tokens: ${JSON.stringify(polled.body)}`);
     assert.equal(polled.body.error, 'invalid_grant', JSON.stringify(polled.body));
+  });
+
+
+  it(`sessions across the person disabled and enabled again, the ending of their sessions failing half-way: one signed in at the instance ${SKEW_MS / 1000} s ahead just before is signed out (it lived on before the fix); one signed in at the instance behind just after lives (it was ended before the fix)`, async () => {
+    const app = await oidc.discovery(new URL(balancer.url), APP.id, APP.secret, oidc.ClientSecretBasic(APP.secret), { execute: [oidc.allowInsecureRequests] });
+    const signedIn = async (instance: keyof typeof urls) => {
+      await routeTo(instance);
+      const agent = new Agent();
+      const { page } = await startAuthorization(agent, app, REDIRECT);
+      assert.equal(answerAt(await signInSteps(agent, page, { username: 'tove', password: PASSWORD, login: 'required', stopAt: REDIRECT }), REDIRECT), 'code');
+      return agent;
+    };
+    /** What a silent request of the app (prompt=none) at this process's instance gets in the agent's session. */
+    const silently = async (agent: Agent) => {
+      await routeTo('server');
+      return answerAt((await startAuthorization(agent, app, REDIRECT, { prompt: 'none' })).page, REDIRECT);
+    };
+    const before = await signedIn('fast');
+    await endedHalfWay();
+    assert.equal(await silently(before), 'login_required', 'the session signed in before the ending, at the instance ahead');
+    const after = await signedIn('slow');
+    assert.equal(await silently(after), 'code', 'the session signed in after the ending, at the instance behind');
   });
 });

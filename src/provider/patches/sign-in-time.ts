@@ -31,17 +31,24 @@
  * our pages (accounts/sessions.ts signInTimeForChecks): each asks again, the upstream then with max_age or prompt=login,
  * where its auth_time is owed (and checked by openid-client) or its sign-in fresh. Pinned by
  * test/e2e/redteam-granted-10.test.ts.
+ *
+ * Session#loginAccount also keeps the second of the sign-in on the store's clock (`signedInOnStore`,
+ * IN_PAYLOAD; accounts/sessions.ts SIGNED_IN_ON_STORE), which the person's cutoff is compared with:
+ * `loginTs` is on the machine clock of the instance that signed the session in, and a session signed
+ * in at an instance ahead just before the person was disabled and enabled again outlived the cutoff
+ * where the ending of its sessions failed half-way (twenty-seventh endings pass,
+ * test/e2e/redteam-endings-26.test.ts). `loginTs` stays the start of the session's lifetimes.
  */
 import { Provider } from 'oidc-provider';
-import { machineSeconds } from '../../clock.js';
-import { AUTH_AGE_UNKNOWN } from '../../accounts/sessions.js';
+import { epochSeconds, machineSeconds } from '../../clock.js';
+import { AUTH_AGE_UNKNOWN, SIGNED_IN_ON_STORE } from '../../accounts/sessions.js';
 
 /** The interaction result's `login` member naming when the sign-in's first factor was performed, if before now (epoch seconds). */
 export const SIGNED_IN_AT = 'signedInAt';
 /** The interaction result's `login` member saying the first factor's time is not known (an upstream that said no auth_time and owed none). */
 export const SIGN_IN_AGE_UNKNOWN = 'signInAgeUnknown';
 
-type SessionLike = { loginTs?: number; authTs?: number; [AUTH_AGE_UNKNOWN]?: boolean; authTime(): number | undefined; past(age: unknown): boolean; loginAccount(details: object): void };
+type SessionLike = { loginTs?: number; authTs?: number; [AUTH_AGE_UNKNOWN]?: boolean; [SIGNED_IN_ON_STORE]?: number; authTime(): number | undefined; past(age: unknown): boolean; loginAccount(details: object): void };
 
 type SessionModel = { prototype: SessionLike; IN_PAYLOAD: string[] };
 
@@ -50,10 +57,12 @@ export function authTimeOfFirstFactor(provider: Provider): void {
   const inPayload = Object.getOwnPropertyDescriptor(Session, 'IN_PAYLOAD')?.get;
   const { loginAccount } = Session.prototype;
   if (!inPayload || typeof loginAccount !== 'function') throw new Error('oidc-provider Session.IN_PAYLOAD or Session#loginAccount is gone: review src/provider/patches/sign-in-time.ts');
-  Object.defineProperty(Session, 'IN_PAYLOAD', { configurable: true, get: () => [...(inPayload.call(Session) as string[]), 'authTs', AUTH_AGE_UNKNOWN] });
+  Object.defineProperty(Session, 'IN_PAYLOAD', { configurable: true, get: () => [...(inPayload.call(Session) as string[]), 'authTs', AUTH_AGE_UNKNOWN, SIGNED_IN_ON_STORE] });
 
   Session.prototype.loginAccount = function (this: SessionLike, details: object) {
     loginAccount.call(this, details);
+    // `loginTs` is this machine's second; the person's cutoffs are on the store's clock (accounts/sessions.ts SIGNED_IN_ON_STORE).
+    this[SIGNED_IN_ON_STORE] = epochSeconds();
     // The resume (the only caller) has found the interaction, whose result it is signing in, as an entity.
     const login = (Provider.ctx as { oidc?: { entities?: { Interaction?: { result?: { login?: Record<string, unknown> } } } } } | undefined)?.oidc?.entities?.Interaction?.result?.login;
     const at = login?.[SIGNED_IN_AT];
