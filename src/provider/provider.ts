@@ -71,7 +71,7 @@ import { REQUIRE_MFA_PROPERTY, requireLevelAtTokenEndpoint, validateRequireMfa, 
 import { keepRequirements } from './patches/kept-requirements.js';
 import { boundCodesToCurrentRegistration, withCurrentRegistration } from './patches/current-registration.js';
 import { dpopBoundCodesBeforeSpending } from './patches/dpop-bound-codes.js';
-import { withDeviceFreshLogin } from './patches/device-fresh-login.js';
+import { deviceRequestsOnStoreClock, withDeviceFreshLogin } from './patches/device-fresh-login.js';
 import { withHintedSubject } from './patches/hinted-subject.js';
 import { withHintedLogin } from './patches/hinted-login.js';
 import { silentStrangersAskedConsent } from './patches/silent-strangers.js';
@@ -798,6 +798,7 @@ function applyPatches(
   confidentialRedemption(provider);
   // An API removed and added again since the person allowed a code, device code or refresh token is not given by it: when they allowed it is kept.
   grantGivenAtKept(provider);
+  deviceRequestsOnStoreClock(provider);
   // An ID token names the upstream its sign-in went through, not the one its session signed in through last.
   signedInThroughKept(provider, federated);
   // A code bound to a DPoP key (dpop_jkt) is not spent by a request without that key's proof.

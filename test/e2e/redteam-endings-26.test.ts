@@ -22,7 +22,9 @@
  * clock) now. A session signed in at the instance ahead just before the person's ending (its
  * sessions' ending failing half-way) lived on, and one signed in at the instance behind just after
  * was ended at once: a session keeps its sign-in's second on the store's clock
- * (patches/sign-in-time.ts).
+ * (patches/sign-in-time.ts). A browser signed in at the instance ahead a second before a device
+ * asked for a fresh sign-in (max_age=0) at the instance behind was not asked to sign in again: both
+ * times are on the store's clock now (patches/device-fresh-login.ts).
  * Performed through one front door (test/helpers/balancer.ts) to three instances: this process,
  * and two `latchkey serve` processes whose clocks are SKEW_MS ahead and behind.
  */
@@ -254,5 +256,27 @@ describe('e2e: red team, twenty-sixth endings pass: sign-ins across a narrowing 
     assert.equal(await silently(before), 'login_required', 'the session signed in before the ending, at the instance ahead');
     const after = await signedIn('slow');
     assert.equal(await silently(after), 'code', 'the session signed in after the ending, at the instance behind');
+  });
+
+
+  it(`a device asking for a fresh sign-in (max_age=0) at the instance ${SKEW_MS / 1000} s behind, the person's browser signed in a second before at the instance ahead: asked to sign in again (went to the consent before the fix)`, async () => {
+    const DEVICE_CODE = 'urn:ietf:params:oauth:grant-type:device_code';
+    const tv = 'fresh-tv-27';
+    await server.clients.add({ client_id: tv, application_type: 'native', token_endpoint_auth_method: 'none', redirect_uris: [], response_types: [], grant_types: [DEVICE_CODE] });
+    const app = await oidc.discovery(new URL(balancer.url), APP.id, APP.secret, oidc.ClientSecretBasic(APP.secret), { execute: [oidc.allowInsecureRequests] });
+    await routeTo('fast');
+    const agent = new Agent();
+    const { page } = await startAuthorization(agent, app, REDIRECT);
+    assert.equal(answerAt(await signInSteps(agent, page, { username: 'tove', password: PASSWORD, stopAt: REDIRECT }), REDIRECT), 'code');
+    await new Promise((resolve) => setTimeout(resolve, 1100)); // the sign-in now predates the request (whole seconds)
+    await routeTo('slow');
+    const started = await fetch(`${balancer.url}/device/auth`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', connection: 'close' }, body: new URLSearchParams({ client_id: tv, scope: 'openid', max_age: '0' }) });
+    const device = (await started.json()) as { user_code: string };
+    assert.equal(started.status, 200, JSON.stringify(device));
+    const confirm = await agent.submit(await agent.follow(`${balancer.url}/device`), '/device', { user_code: device.user_code });
+    const next = await agent.submit(confirm, '/device', { confirm: 'yes' });
+    assert.ok(isLogin(next), `tove is asked to sign in again (${next.status} ${next.url})`);
+    const done = await signInSteps(agent, next, { username: 'tove', password: PASSWORD });
+    assert.match(done.html, /Device connected/, 'the fresh sign-in at the instance behind goes on to connect the device');
   });
 });
