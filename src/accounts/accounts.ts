@@ -559,7 +559,10 @@ export class Accounts {
       const stored = JSON.parse(text) as Account;
       const next = change(stored);
       if (!next) return { account: stored, written: false };
-      if (await this.kv.compareAndSet(key, text, JSON.stringify(next))) return { account: next, written: true };
+      // Bounded: a write Redis runs after this request answered 503 (paused past the command timeout)
+      // is not made, so a password change said not done is not done (the person retries with the
+      // password they hold as current).
+      if (await this.kv.compareAndSet(key, text, JSON.stringify(next), undefined, { bounded: true })) return { account: next, written: true };
     }
     throw new Error(`the account ${sub} changed ${UPDATE_ATTEMPTS} times while it was being written`);
   }

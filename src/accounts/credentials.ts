@@ -71,7 +71,10 @@ export class CredentialRecords {
       const json = await this.kv.get(secondFactorsKey(sub));
       const outcome = change(json ? (JSON.parse(json) as StoredCredentials) : EMPTY);
       if (!outcome) return undefined;
-      if (await this.kv.compareAndSet(secondFactorsKey(sub), json, JSON.stringify(outcome.next))) return outcome.result;
+      // Bounded: a write Redis runs after this request answered 503 (paused past the command timeout)
+      // is not made: new recovery codes never shown do not replace the ones the person holds, an
+      // authenticator app said not set up is not (its confirmation sent again sets it up).
+      if (await this.kv.compareAndSet(secondFactorsKey(sub), json, JSON.stringify(outcome.next), undefined, { bounded: true })) return outcome.result;
     }
     throw new Error('second-factor record kept changing; try again');
   }

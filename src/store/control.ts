@@ -300,7 +300,7 @@ export class RemoteKv implements Kv {
   addExpiring(key: string, member: string, ttl: number) { return this.#call<void>('addExpiring', key, member, ttl); }
   liveMembers(key: string) { return this.#call<string[]>('liveMembers', key); }
   removeExpiring(key: string, member: string) { return this.#call<void>('removeExpiring', key, member); }
-  compareAndSet(key: string, expected: string | undefined, value: string, ttl?: number) { return this.#call<boolean>('compareAndSet', key, expected, value, ttl); }
+  compareAndSet(key: string, expected: string | undefined, value: string, ttl?: number, options?: { readonly bounded?: boolean }) { return this.#call<boolean>('compareAndSet', key, expected, value, ttl, options); }
   deleteIfEquals(key: string, value: string) { return this.#call<boolean>('deleteIfEquals', key, value); }
   raiseMarkAndLog(...args: Parameters<Kv['raiseMarkAndLog']>) { return this.#call<string | undefined>('raiseMarkAndLog', ...args); }
   readLog(log: string, after: string | undefined, count: number) { return this.#call<Awaited<ReturnType<Kv['readLog']>>>('readLog', log, after, count); }

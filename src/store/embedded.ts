@@ -153,7 +153,8 @@ export class EmbeddedKv implements Kv {
     if (!Object.keys(entry.ends).length) this.#entries.delete(key);
   }
 
-  async compareAndSet(key: string, expected: string | undefined, value: string, ttl?: number) {
+  // `bounded` (Kv.compareAndSet): one process, nothing runs after its caller stopped waiting.
+  async compareAndSet(key: string, expected: string | undefined, value: string, ttl?: number, _options?: { readonly bounded?: boolean }) {
     const current = this.#read(key, 'string')?.value;
     if (current !== expected) return false;
     this.#write(key, { type: 'string', value }, ttl);

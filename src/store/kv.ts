@@ -142,8 +142,11 @@ export interface Kv {
   /**
    * Replaces a string only if it still holds `expected` (`undefined`: only if it is absent), durable
    * or, with `ttl`, for `ttl` seconds. Atomic; false when someone else changed it first.
+   * `bounded`: on Redis, not written when Redis runs it after the caller stopped waiting (a Redis
+   * paused past redis.commandTimeout runs what waited once it resumes, after the caller answered
+   * 503), as putRecord's: the caller has had its outage then, and nothing was written.
    */
-  compareAndSet(key: string, expected: string | undefined, value: string, ttl?: number): Promise<boolean>;
+  compareAndSet(key: string, expected: string | undefined, value: string, ttl?: number, options?: { readonly bounded?: boolean }): Promise<boolean>;
   /** Deletes a key only if it holds `value` (how the holder of a lock releases it, and no one else). */
   deleteIfEquals(key: string, value: string): Promise<boolean>;
 

@@ -164,7 +164,7 @@ export function withReadAhead<T extends Kv>(kv: T, request: () => object | undef
     endRecord: (key, ttl) => (written([key]), kv.endRecord(key, ttl)),
     consumeRecord: (key, at, options) => (written([key]), kv.consumeRecord(key, at, options)),
     ...(kv.takeRecordOwnedBy && { takeRecordOwnedBy: (key: string, owner: string, now: number) => (written([key]), kv.takeRecordOwnedBy!(key, owner, now)) }),
-    compareAndSet: (key, expected, value, ttl) => (written([key]), kv.compareAndSet(key, expected, value, ttl)),
+    compareAndSet: (key, expected, value, ttl, options) => (written([key]), kv.compareAndSet(key, expected, value, ttl, options)),
     deleteIfEquals: (key, value) => (written([key]), kv.deleteIfEquals(key, value)),
   };
   // A plain object over the store: its methods bound, these in their place (no Proxy trap per call).

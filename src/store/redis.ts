@@ -141,9 +141,14 @@ if ok and type(payload) == 'table' and payload.clientId == ARGV[1] and type(payl
 end
 return {record[1], record[2] or '', taken}`,
   },
+  // Kv.compareAndSet (bounded: ARGV[5] the caller's last millisecond as consumeRecord's, -2 too late).
   compareAndSet: {
     numberOfKeys: 1,
-    lua: `local current = redis.call('GET', KEYS[1])
+    lua: `if ARGV[5] and ARGV[5] ~= '' then
+  local now = redis.pcall('TIME')
+  if type(now) == 'table' and now[2] and tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) > tonumber(ARGV[5]) then return -2 end
+end
+local current = redis.call('GET', KEYS[1])
 if ARGV[1] == '0' then
   if current then return 0 end
 elseif current ~= ARGV[2] then
@@ -252,7 +257,7 @@ type Scripted = {
   addExpiring(key: string, member: string, ttl: number): Promise<number>;
   liveMembers(key: string): Promise<string[]>;
   putRecordInSet(key: string, set: string, payload: string, ttl: number, member: string): Promise<number>;
-  compareAndSet(key: string, hasExpected: '0' | '1', expected: string, value: string, ttl: number | ''): Promise<number>;
+  compareAndSet(key: string, hasExpected: '0' | '1', expected: string, value: string, ttl: number | '', until?: number | ''): Promise<number>;
   deleteIfEquals(key: string, value: string): Promise<number>;
   schedule(key: string, member: string, at: number, ttl: number, replaces: string): Promise<number>;
   claimDue(numberOfKeys: number, ...args: (string | number)[]): Promise<string[][]>;
@@ -619,9 +624,13 @@ export class RedisKv implements Kv {
     await this.#writing([key], () => this.#client.zrem(key, member));
   }
 
-  async compareAndSet(key: string, expected: string | undefined, value: string, ttl?: number) {
+  async compareAndSet(key: string, expected: string | undefined, value: string, ttl?: number, options: { readonly bounded?: boolean } = {}) {
     const seconds = ttl === undefined ? '' : Math.max(1, Math.ceil(ttl));
-    return (await this.#writing([key], () => this.#client.compareAndSet(key, expected === undefined ? '0' : '1', expected ?? '', value, seconds))) === 1;
+    const hasExpected = expected === undefined ? '0' : '1';
+    if (!options.bounded) return (await this.#writing([key], () => this.#client.compareAndSet(key, hasExpected, expected ?? '', value, seconds))) === 1;
+    const reply = await this.#writing([key], () => this.#inTime((until) => this.#client.compareAndSet(key, hasExpected, expected ?? '', value, seconds, until)));
+    if (reply === -2) throw new Error('the write reached Redis after the caller stopped waiting for it (Command timed out)');
+    return reply === 1;
   }
 
   async deleteIfEquals(key: string, value: string) {

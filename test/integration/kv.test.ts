@@ -129,6 +129,16 @@ for (const backend of [...backends, remoteEmbedded]) {
       assert.equal(await kv.getRecord(expiring), undefined);
     });
 
+    it('a bounded compareAndSet (an account, a person’s credentials) compares and sets as compareAndSet does', async () => {
+      const key = `cas:${randomUUID()}`;
+      const outcomes = await Promise.all(Array.from({ length: 5 }, (_, i) => kv.compareAndSet(key, undefined, `w${i}`, undefined, { bounded: true })));
+      assert.equal(outcomes.filter(Boolean).length, 1);
+      const won = await kv.get(key);
+      assert.equal(await kv.compareAndSet(key, 'not it', 'x', undefined, { bounded: true }), false);
+      assert.equal(await kv.compareAndSet(key, won, 'next', undefined, { bounded: true }), true);
+      assert.equal(await kv.get(key), 'next');
+    });
+
     it('compareAndSet lets exactly one of concurrent writers win', async () => {
       const key = `cas:${randomUUID()}`;
       const outcomes = await Promise.all(Array.from({ length: 10 }, (_, i) => kv.compareAndSet(key, undefined, `w${i}`)));
@@ -363,5 +373,7 @@ describe('Kv single-use writes on a machine whose clock moved since it followed 
     const client = `bounded:${randomUUID()}`;
     assert.equal(await kv.putRecord(client, '{"c":1}', undefined, { bounded: true }), true, 'a bounded record write is not refused as late either');
     assert.deepEqual(await kv.getRecord(client), { payload: '{"c":1}' });
+    const account = `cas:${randomUUID()}`;
+    assert.equal(await kv.compareAndSet(account, undefined, 'a', undefined, { bounded: true }), true, 'nor a bounded compare-and-set');
   });
 });
