@@ -17,7 +17,7 @@ import { Agent, type Page } from '../helpers/agent.js';
 import { commandsIn, startRelayedServer, type RelayedServer } from '../helpers/relay.js';
 import { type TestServer } from '../helpers/server.js';
 import { signInSteps, startAuthorization } from '../helpers/sign-in.js';
-import { isSecondFactor } from '../helpers/soft-passkeys.js';
+import { attestation, isSecondFactor, passkeyChallenge, softPasskey } from '../helpers/soft-passkeys.js';
 import { basic } from '../helpers/tokens.js';
 
 const PASSWORD = 'fifth blips pass password';
@@ -175,6 +175,29 @@ describe('e2e: fifth blips pass: the account page and the consent page with Redi
         assert.ok(again.url.startsWith(REDIRECT), `back at the app: ${again.status} ${again.url}`);
         const tokens = await oidc.authorizationCodeGrant(notes, new URL(again.url), { pkceCodeVerifier: used, expectedState: oidc.skipStateCheck });
         assert.ok(tokens.access_token);
+      });
+    }
+  });
+
+  describe('passkey registration', () => {
+    for (const [write, username, matches] of [
+      ['its challenge’s spending', 'pia', (sub: string) => commandOn(`mfa:webauthn-challenge:register:${sub}`)],
+      ['its owner’s claim', 'pim', (_sub: string) => commandOn('mfa:passkey-owner:')],
+      ['the credentials’ write', 'pol', (sub: string) => scriptOnExactly(`mfa:${sub}`)],
+    ] as const) {
+      it(`answered 503 at ${write}: added once, by the retry (from the page shown again) if not by the first`, async () => {
+        const { sub } = await server.accounts.create(username, PASSWORD);
+        const { agent, page } = await accountPage(username);
+        const key = softPasskey();
+        const add = (shown: Page) => agent.submit(shown, '/account/passkeys/add', { name: 'laptop', credential: attestation(key, new URL(server.issuer).origin, passkeyChallenge(shown)) });
+        const first = await relayed.pausedAt(matches(sub), () => add(page));
+        blip(first);
+        const listed = async () => (await server.secondFactors.records.read(sub)).passkeys.filter((passkey) => passkey.id === key.id).length;
+        if ((await listed()) === 0) {
+          const again = await add(await agent.follow(`${server.issuer}/account`));
+          assert.match(again.html, /Passkey added/, `the retry adds it: ${again.status} ${again.html.match(/class="error"[^>]*>([^<]*)/)?.[1] ?? ''}`);
+        }
+        assert.equal(await listed(), 1, 'the passkey is the person’s, once');
       });
     }
   });
