@@ -16,7 +16,7 @@ import { Secret, TOTP } from 'otpauth';
 import { Agent, type Page } from '../helpers/agent.js';
 import { commandsIn, startRelayedServer, type RelayedServer } from '../helpers/relay.js';
 import { type TestServer } from '../helpers/server.js';
-import { signInSteps, startAuthorization } from '../helpers/sign-in.js';
+import { signedInToAccountPage, signInSteps, startAuthorization } from '../helpers/sign-in.js';
 import { attestation, isSecondFactor, passkeyChallenge, softPasskey } from '../helpers/soft-passkeys.js';
 import { basic } from '../helpers/tokens.js';
 
@@ -56,13 +56,7 @@ describe('e2e: fifth blips pass: the account page and the consent page with Redi
   /** A trigger: any command with a word starting with `key` (under the server's prefix). */
   const commandOn = (key: string) => (chunk: string) => commandsIn(chunk).some((words) => words.some((word) => word.startsWith(`${server.config.redis.keyPrefix}${key}`)));
 
-  async function accountPage(username: string, code?: () => string): Promise<{ agent: Agent; page: Page }> {
-    const agent = new Agent();
-    let page = await signInSteps(agent, await agent.follow(`${server.issuer}/account`), { username, password: PASSWORD, login: 'required', consent: 'stop' });
-    if (code && page.html.includes('/second-factor')) page = await agent.submit(page, '/second-factor', { method: 'totp', code: code() });
-    assert.equal(page.url, `${server.issuer}/account`, `expected the account page, got ${page.status} ${page.url}`);
-    return { agent, page };
-  }
+  const accountPage = (username: string, code?: () => string) => signedInToAccountPage(server.issuer, username, PASSWORD, code);
 
   const blip = (page: Page) => {
     assert.equal(page.status, 503, `answered ${page.status} ${page.url}`);

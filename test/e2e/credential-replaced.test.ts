@@ -17,7 +17,7 @@ import { enrolmentStamp } from '../../src/accounts/credentials.js';
 import { passwordStamp } from '../../src/accounts/accounts.js';
 import { Agent, postToAccount, type Page } from '../helpers/agent.js';
 import { startServer, type TestServer } from '../helpers/server.js';
-import { signInSteps, startAuthorization } from '../helpers/sign-in.js';
+import { signedInToAccountPage, signInSteps, startAuthorization } from '../helpers/sign-in.js';
 import { assertion, passkeyChallenge, registerSoftPasskeys, softPasskey } from '../helpers/soft-passkeys.js';
 
 const PASSWORD = 'credential replaced password';
@@ -42,13 +42,7 @@ describe('e2e: a credential replaced, not removed', function () {
   after(() => server?.stop());
 
   /** A browser signed in to `username`'s account page just now with the password, and the second factor's `code` when asked. */
-  async function accountPage(username: string, code?: () => string): Promise<{ agent: Agent; page: Page }> {
-    const agent = new Agent();
-    let page = await signInSteps(agent, await agent.follow(`${server.issuer}/account`), { username, password: PASSWORD, login: 'required', consent: 'stop' });
-    if (code && page.html.includes('/second-factor')) page = await agent.submit(page, '/second-factor', { method: 'totp', code: code() });
-    assert.equal(page.url, `${server.issuer}/account`, `expected the account page, got ${page.status} ${page.url}`);
-    return { agent, page };
-  }
+  const accountPage = (username: string, code?: () => string) => signedInToAccountPage(server.issuer, username, PASSWORD, code);
 
   it('an authenticator app set up while one is (a setup page left open since before another session set one up, then a crafted start) is refused with the account page: the app set up stays, and what it signed in stays signed in', async () => {
     const { sub } = await server.accounts.create('ada', PASSWORD);

@@ -108,3 +108,15 @@ export async function approvedDevice(
   assert.ok(body.access_token, JSON.stringify(body));
   return body;
 }
+
+/**
+ * A new browser signed in to `username`'s account page at `issuer` just now with `password`, and the
+ * second factor's `code` (an authenticator app's) when asked.
+ */
+export async function signedInToAccountPage(issuer: string, username: string, password: string, code?: () => string): Promise<{ agent: Agent; page: Page }> {
+  const agent = new Agent();
+  let page = await signInSteps(agent, await agent.follow(`${issuer}/account`), { username, password, login: 'required', consent: 'stop' });
+  if (code && page.html.includes('/second-factor')) page = await agent.submit(page, '/second-factor', { method: 'totp', code: code() });
+  assert.equal(page.url, `${issuer}/account`, `expected the account page, got ${page.status} ${page.url}`);
+  return { agent, page };
+}
