@@ -480,16 +480,20 @@ function accountFinder({ config, accounts, federated, revocations }: ProviderDep
   return async (ctx, sub, token) => {
     // At the authorization endpoint the session's recheck has just read the account (accounts/sessions.ts).
     // With the account: whether the token's client had every grant it holds revoked since (a cached read; else in the same round trip).
-    const { clientId, ...dated } = (token ?? {}) as { iat?: unknown; clientId?: unknown; kind?: unknown; grantedAt?: unknown };
+    const { clientId, ...dated } = (token ?? {}) as { iat?: unknown; clientId?: unknown; kind?: unknown; grantedAt?: unknown; requestedAt?: unknown };
     // When it was issued, on the store's clock as every cutoff below: a code's and a device code's
     // `iat` is the engine's, on the machine clock of the instance that made it (a device code's, the
     // device's request), so one issued at an instance whose clock ran some seconds ahead just before
     // the person was disabled and enabled again counted as after it, and gave tokens where the
-    // revocation of its grant had failed half-way (twenty-seventh endings pass). Its `grantedAt`
-    // (patches/grant-given-at.ts: a code's issue, a device code's approval) is on the store's clock.
-    // Refresh and access tokens are issued on it already (patches/issued-as-of-client-read.ts).
-    const storeDated = (dated.kind === 'AuthorizationCode' || dated.kind === 'DeviceCode') && typeof dated.grantedAt === 'number';
-    const iat = storeDated ? dated.grantedAt : dated.iat;
+    // revocation of its grant had failed half-way (twenty-seventh endings pass). A code's `grantedAt`
+    // (patches/grant-given-at.ts, its issue) and a device code's `requestedAt` (the device's request,
+    // patches/device-fresh-login.ts) are on the store's clock. The device's request, not its
+    // approval: a device flow begun before an ending is refused however late it is approved (the
+    // twenty-second granting pass's "refuses more, never less": a device code phished before an
+    // operator's revocation and approved after it gives nothing). Refresh and access tokens are
+    // issued on the store's clock already (patches/issued-as-of-client-read.ts).
+    const onStore = dated.kind === 'AuthorizationCode' ? dated.grantedAt : dated.kind === 'DeviceCode' ? dated.requestedAt : undefined;
+    const iat = typeof onStore === 'number' ? onStore : dated.iat;
     const [account, delegationEnded] = await Promise.all([accountCheckedFor(ctx, sub) ?? accounts.find(sub), token ? revocations.delegatedEnded(clientId, iat) : false]);
     if (!account || account.disabled) return undefined;
     // The grant loadExistingGrant then makes from a remembered consent is checked with this read.
