@@ -44,6 +44,21 @@ const post = (url: string, fields: Record<string, string>, client?: ClientCreden
   fetch(url, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', ...(client ? { authorization: basic(client) } : {}) }, body: form(fields) });
 
 /** The server's store connection is back (ioredis reconnects after a cut). */
+/**
+ * A server on its own Redis through a relay (a command waits half a second: a Redis paused longer is
+ * an outage, 503) with the app `id` telling `receiver` of its logouts (one the app did not take is
+ * sent again a second later, swept every 0.2 s), `others` beside it, and an admin token of OPS's.
+ */
+async function startWithLogoutReceiver(receiver: LogoutReceiver, { id, secret }: ClientCredentials, others: Record<string, unknown>[]): Promise<{ relayed: RelayedServer; admin: string }> {
+  const app = { client_id: id, client_secret: secret, redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'], scope: SCOPE, backchannel_logout_uri: receiver.url, backchannel_logout_session_required: true };
+  const relayed = await startRelayedServer(
+    { OUTBOUND_ALLOW_PRIVATE_NETWORKS: 'true', BACKCHANNEL_RETRY_SCHEDULE: '1', BACKCHANNEL_SWEEP_INTERVAL: '0.2', RESOURCE_SERVERS },
+    { commandTimeout: 500, clients: [app, ...others, machineClient(OPS)] },
+  );
+  await relayed.server.apis.grant(OPS.id, `${relayed.server.issuer}/admin`, { scopes: ['admin'] });
+  return { relayed, admin: await clientCredentialsToken(relayed.server.url, OPS, `${relayed.server.issuer}/admin`, 'admin') };
+}
+
 const reconnected = (url: string) => eventually(async () => assert.equal((await fetch(`${url}/readyz`)).status, 200));
 
 describe('e2e: red team, twenty-fifth endings pass: an ending of a person cut off by Redis at the session’s ending, and the app signed in there', function () {
@@ -55,15 +70,7 @@ describe('e2e: red team, twenty-fifth endings pass: an ending of a person cut of
 
   before(async () => {
     receiver = await startLogoutReceiver();
-    const web = { client_id: WEB.id, client_secret: WEB.secret, redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'], scope: SCOPE, backchannel_logout_uri: receiver.url, backchannel_logout_session_required: true };
-    // A command waits half a second: a Redis paused longer is an outage (503). A logout the app did
-    // not take is sent again a second later, swept every 0.2 s.
-    relayed = await startRelayedServer(
-      { OUTBOUND_ALLOW_PRIVATE_NETWORKS: 'true', BACKCHANNEL_RETRY_SCHEDULE: '1', BACKCHANNEL_SWEEP_INTERVAL: '0.2', RESOURCE_SERVERS },
-      { commandTimeout: 500, clients: [web, machineClient(OPS)] },
-    );
-    await relayed.server.apis.grant(OPS.id, `${relayed.server.issuer}/admin`, { scopes: ['admin'] });
-    admin = await clientCredentialsToken(relayed.server.url, OPS, `${relayed.server.issuer}/admin`, 'admin');
+    ({ relayed, admin } = await startWithLogoutReceiver(receiver, WEB, []));
   });
   after(async () => {
     await relayed?.stop();
@@ -393,14 +400,8 @@ describe('e2e: red team, twenty-fifth endings pass: latchkey grants revoke --cli
 
   before(async () => {
     receiver = await startLogoutReceiver();
-    const app = { client_id: APP.id, client_secret: APP.secret, redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'], scope: SCOPE, backchannel_logout_uri: receiver.url, backchannel_logout_session_required: true };
-    relayed = await startRelayedServer(
-      { OUTBOUND_ALLOW_PRIVATE_NETWORKS: 'true', BACKCHANNEL_RETRY_SCHEDULE: '1', BACKCHANNEL_SWEEP_INTERVAL: '0.2', RESOURCE_SERVERS },
-      { commandTimeout: 500, clients: [app, machineClient(RS), machineClient(OPS)] },
-    );
+    ({ relayed, admin } = await startWithLogoutReceiver(receiver, APP, [machineClient(RS)]));
     await grantFeed(relayed.server, RS.id);
-    await relayed.server.apis.grant(OPS.id, `${relayed.server.issuer}/admin`, { scopes: ['admin'] });
-    admin = await clientCredentialsToken(relayed.server.url, OPS, `${relayed.server.issuer}/admin`, 'admin');
     helper = await createResourceServer({ issuer: relayed.server.issuer, audience: API, clientId: RS.id, clientSecret: RS.secret, pollInterval: 100, onError: () => {} });
   });
   after(async () => {
