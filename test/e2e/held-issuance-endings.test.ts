@@ -1,5 +1,5 @@
 /**
- * Endings racing the issuing of a person's tokens (docs/security.md, the fourteenth and fifteenth
+ * Endings racing the issuing of a person's tokens (docs/security-passes.md, the fourteenth and fifteenth
  * endings passes): a token request (a refresh, an authorization code's exchange, a device's poll of
  * a code the person approved, RFC 8628) is held, deterministically (the test relay), right after it
  * read its grant, while an operator ends the person or their grants (the CLI, straight on Redis);

@@ -1,5 +1,5 @@
 /**
- * Red team, tenth endings pass (docs/security.md, "Looked at in the tenth endings pass").
+ * Red team, tenth endings pass (docs/security-passes.md, "Looked at in the tenth endings pass").
  *
  * A client defined in the configuration (CLIENTS) and changed by editing it and restarting went
  * through no write, so it ended less than the same change made through the admin API, CLI or RFC

@@ -1,5 +1,5 @@
 /**
- * Red team, eleventh endings pass (docs/security.md, "Looked at in the eleventh endings pass").
+ * Red team, eleventh endings pass (docs/security-passes.md, "Looked at in the eleventh endings pass").
  *
  * A client named by its Client ID Metadata Document is read again when the cached copy expires; a
  * document that changed, or was gone, ended nothing: narrowed (a scope taken from its `scope`), its

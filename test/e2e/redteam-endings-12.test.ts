@@ -1,5 +1,5 @@
 /**
- * Red team, twelfth endings pass (docs/security.md, "Looked at in the twelfth endings pass").
+ * Red team, twelfth endings pass (docs/security-passes.md, "Looked at in the twelfth endings pass").
  *
  * A logout token an app's endpoint did not take is kept to send again (backchannel.retrySchedule),
  * naming the app by its client_id only. The app's client deleted and an operator making another with

@@ -1,5 +1,5 @@
 /**
- * Red team, thirteenth endings pass (docs/security.md, "Looked at in the thirteenth endings pass"):
+ * Red team, thirteenth endings pass (docs/security-passes.md, "Looked at in the thirteenth endings pass"):
  * identifiers an operator can free and use again.
  *
  * An upstream provider removed and another added under its id, with another issuer: a link

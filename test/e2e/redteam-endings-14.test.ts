@@ -1,5 +1,5 @@
 /**
- * Red team, fourteenth endings pass (docs/security.md, "Looked at in the fourteenth endings pass").
+ * Red team, fourteenth endings pass (docs/security-passes.md, "Looked at in the fourteenth endings pass").
  *
  * Endings racing the issuing, performed with concurrency against a running server: refreshes of a
  * person's grants fired in parallel with the ending, round after round, and afterwards nothing any

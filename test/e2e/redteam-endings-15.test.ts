@@ -1,5 +1,5 @@
 /**
- * Red team, fifteenth endings pass (docs/security.md, "Looked at in the fifteenth endings pass").
+ * Red team, fifteenth endings pass (docs/security-passes.md, "Looked at in the fifteenth endings pass").
  *
  * The endings the fourteenth pass left unraced, each performed against a running server while four
  * of a person's grants refresh in chains (JWTs for an API): the account page's withdrawal of an

@@ -1,5 +1,5 @@
 /**
- * Red team, sixteenth endings pass (docs/security.md, "Looked at in the sixteenth endings pass"):
+ * Red team, sixteenth endings pass (docs/security-passes.md, "Looked at in the sixteenth endings pass"):
  * endings with no cutoff (the person's password change, a credential removed) racing what a thief's
  * session is doing, held deterministically by the test relay, the ending at a second instance.
  *

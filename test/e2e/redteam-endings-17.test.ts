@@ -1,5 +1,5 @@
 /**
- * Red team, seventeenth endings pass (docs/security.md, "Looked at in the seventeenth endings pass"):
+ * Red team, seventeenth endings pass (docs/security-passes.md, "Looked at in the seventeenth endings pass"):
  * the sixteenth pass's "not done", performed against running servers. Nothing found; all held.
  *
  * A code exchange held by the test relay at its writes (after its one read of the code, grant,

@@ -1,5 +1,5 @@
 /**
- * Red team, eighteenth endings pass (docs/security.md, "Looked at in the eighteenth endings pass").
+ * Red team, eighteenth endings pass (docs/security-passes.md, "Looked at in the eighteenth endings pass").
  *
  * An API defined in the configuration (`resourceServers`, RESOURCE_SERVERS), or an operator grant
  * there, changed by editing it and restarting went through no write, so it ended less than the same

@@ -1,5 +1,5 @@
 /**
- * Red team, nineteenth endings pass (docs/security.md, "Looked at in the nineteenth endings pass").
+ * Red team, nineteenth endings pass (docs/security-passes.md, "Looked at in the nineteenth endings pass").
  *
  * A scope taken out of an API that stays (its `resourceServers` entry edited and the server
  * restarted, a stored API moved into the configuration without it, or a configured API taken out

@@ -1,5 +1,5 @@
 /**
- * Red team, twentieth endings pass (docs/security.md, "Looked at in the twentieth endings pass").
+ * Red team, twentieth endings pass (docs/security-passes.md, "Looked at in the twentieth endings pass").
  *
  * A lifetime lowered in the configuration (`ttl.grant`, `ttl.refreshToken`, `ttl.interaction`) and
  * the server restarted ended nothing saved before: oidc-provider stamps a record's `exp` at its first save and

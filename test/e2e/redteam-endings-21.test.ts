@@ -1,5 +1,5 @@
 /**
- * Red team, twenty-first endings pass (docs/security.md, "Looked at in the twenty-first endings pass").
+ * Red team, twenty-first endings pass (docs/security-passes.md, "Looked at in the twenty-first endings pass").
  *
  * A configured client (`CLIENTS`) taken out and the server restarted while a pushed authorization
  * request (PAR) or a device flow of its was pending, then put back (the same entry) and restarted

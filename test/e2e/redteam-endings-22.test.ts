@@ -1,5 +1,5 @@
 /**
- * Red team, twenty-second endings pass (docs/security.md, "Looked at in the twenty-second endings pass").
+ * Red team, twenty-second endings pass (docs/security-passes.md, "Looked at in the twenty-second endings pass").
  *
  * A client narrowed (a redirect URI or a grant type taken away: a configured client edited and the
  * server restarted, or a Client ID Metadata Document changed) while a pushed request (PAR) or a

@@ -1,5 +1,5 @@
 /**
- * Red team, twenty-fourth endings pass (docs/security.md, "Looked at in the twenty-fourth endings pass").
+ * Red team, twenty-fourth endings pass (docs/security-passes.md, "Looked at in the twenty-fourth endings pass").
  *
  * A sign-in in progress (left at the login page or the consent page) while its client was narrowed
  * (a redirect URI or the code response type taken away, pushed requests required) or removed, then

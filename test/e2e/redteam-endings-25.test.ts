@@ -1,5 +1,5 @@
 /**
- * Red team, twenty-fifth endings pass (docs/security.md, "Looked at in the twenty-fifth endings
+ * Red team, twenty-fifth endings pass (docs/security-passes.md, "Looked at in the twenty-fifth endings
  * pass"): an attacker holding an app's credentials or a person's tokens while an operator ends
  * something, black box, against servers on a redis-server of the test's own reached through the test
  * relay (test/helpers/relay.ts), which holds a request at the Redis traffic named, cuts every

@@ -1,5 +1,5 @@
 /**
- * Red team, twenty-sixth endings pass (docs/security.md, "Looked at in the twenty-sixth endings pass").
+ * Red team, twenty-sixth endings pass (docs/security-passes.md, "Looked at in the twenty-sixth endings pass").
  *
  * A client's sign-ins in progress end by its cutoff (store/adapter.ts endPendingSignIns, written on
  * the store's clock) compared at their resume with the sign-in's interaction's `iat`

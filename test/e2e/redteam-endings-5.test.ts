@@ -6,7 +6,7 @@
  * the session's app never told; a person's sign-out everywhere that ended the session, answered
  * "Not signed out" and never told the session's second app; an upstream's logout token whose
  * ending failed so, refused as a replay when the upstream sent it again. What was tried and held
- * is listed in docs/security.md ("Looked at in the fifth endings pass").
+ * is listed in docs/security-passes.md ("Looked at in the fifth endings pass").
  */
 import assert from 'node:assert/strict';
 import { createRemoteJWKSet, decodeJwt, jwtVerify } from 'jose';

@@ -6,7 +6,7 @@
  * a sign-out everywhere, an RFC 7009 revocation, a refresh token's reuse, a withdrawal on the
  * account page. Each is now a 503 with Retry-After (the sign-out's page still says "Not signed
  * out"), the store's reply logged for the operator, and run again it finishes. What was tried and
- * held is listed in docs/security.md ("Looked at in the sixth endings pass").
+ * held is listed in docs/security-passes.md ("Looked at in the sixth endings pass").
  */
 import assert from 'node:assert/strict';
 import { createRemoteJWKSet, decodeJwt, jwtVerify } from 'jose';

@@ -1,5 +1,5 @@
 /**
- * Red team, seventh endings pass (docs/security.md, "Looked at in the seventh endings pass").
+ * Red team, seventh endings pass (docs/security-passes.md, "Looked at in the seventh endings pass").
  *
  * A Redis that loses everything (restarted with nothing on disk, as this suite's Redis keeps
  * nothing; flushed; a replica promoted empty) loses the revocation list with it, while the servers

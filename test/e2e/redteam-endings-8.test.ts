@@ -1,5 +1,5 @@
 /**
- * Red team, eighth endings pass (docs/security.md, "Looked at in the eighth endings pass").
+ * Red team, eighth endings pass (docs/security-passes.md, "Looked at in the eighth endings pass").
  *
  * A scope taken from a client's `scope` metadata (an operator's admin API PUT, or the client itself
  * with RFC 7592) ended the person's tokens carrying it at introspection only: an API verifying JWTs

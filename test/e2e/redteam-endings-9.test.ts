@@ -1,5 +1,5 @@
 /**
- * Red team, ninth endings pass (docs/security.md, "Looked at in the ninth endings pass").
+ * Red team, ninth endings pass (docs/security-passes.md, "Looked at in the ninth endings pass").
  *
  * On Redis Sentinel, an RFC 7009 revocation answered 200 by a master that had not passed it to its
  * replica was lost when the replica was promoted, and the revoked token was active again at

@@ -13,7 +13,7 @@
  *   was taken as a sign-in of now: the session then met a later app's max_age (a code, prompt=none
  *   too) though the upstream may have answered from a session of any age. Such a sign-in is now of
  *   unknown age (provider/patches/sign-in-time.ts): a later max_age goes back to the upstream.
- * Each succeeded before its fix; docs/security.md lists what else the pass tried.
+ * Each succeeded before its fix; docs/security-passes.md lists what else the pass tried.
  */
 import assert from 'node:assert/strict';
 import { decodeJwt } from 'jose';

@@ -1,6 +1,6 @@
 /**
  * The red team's eleventh pass at "Latchkey hands out more than was granted" (2026-12-03), black
- * box. Nothing was found; what no earlier test performed is pinned here (docs/security.md, "Looked
+ * box. Nothing was found; what no earlier test performed is pinned here (docs/security-passes.md, "Looked
  * at in the eleventh granting pass"): what a client adds at the code exchange, an ID token or a
  * refresh token where an access token belongs (userinfo, another client's or an API's
  * introspection), claims asked with a language tag (OIDC Core §5.2, §5.5), near misses of a

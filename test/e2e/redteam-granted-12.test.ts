@@ -4,7 +4,7 @@
  * tab's sign-in, from another site and after its sign-in ended; silent requests in every response
  * mode for scopes never consented, and the form_post page's headers; the device flow's `scope` at
  * polling and a user code confirmed twice. Everything tried held; this file pins what no earlier
- * test performed, and docs/security.md lists the rest of what was tried.
+ * test performed, and docs/security-passes.md lists the rest of what was tried.
  */
 import assert from 'node:assert/strict';
 import * as oidc from 'openid-client';

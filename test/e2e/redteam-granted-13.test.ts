@@ -6,7 +6,7 @@
  * person's; and two sign-ins through the (fake) upstream pending at once in one browser (a cookie jar:
  * the state cookie is one per browser, whatever the path), which held and are pinned here where no
  * earlier test performed them; and, found and fixed, a login_hint of an address the signed-in person
- * holds unverified answered with that person's code. docs/security.md lists the rest of what was tried.
+ * holds unverified answered with that person's code. docs/security-passes.md lists the rest of what was tried.
  */
 import assert from 'node:assert/strict';
 import * as oidc from 'openid-client';

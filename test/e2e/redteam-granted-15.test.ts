@@ -19,7 +19,7 @@
  * is refused at registration; an upstream added with --link-by-email that says `email_verified` as
  * the string "true" (or 1) beside a local person's verified address links nothing and signs no one
  * in, and a first sign-in saying so makes an account whose address apps get as unverified (the
- * fourteenth pass read this; performed here with the fake upstream). docs/security.md lists what else the pass tried.
+ * fourteenth pass read this; performed here with the fake upstream). docs/security-passes.md lists what else the pass tried.
  */
 import assert from 'node:assert/strict';
 import * as oidc from 'openid-client';

@@ -22,7 +22,7 @@
  *
  * Held, pinned here: an upstream whose mapped claim is its verified `email` still vouches for it; an
  * essential `acr` whose values name no level Latchkey reaches is refused at once, never a code; a refresh
- * for an API that narrows the OpenID scopes narrows the ID token's claims too. docs/security.md lists
+ * for an API that narrows the OpenID scopes narrows the ID token's claims too. docs/security-passes.md lists
  * what else the pass tried.
  */
 import assert from 'node:assert/strict';

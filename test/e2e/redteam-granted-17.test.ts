@@ -1,6 +1,6 @@
 /**
  * The red team's seventeenth pass at "Latchkey hands out more than was granted" (2026-12-04), black
- * box (docs/security.md, "Looked at in the seventeenth granting pass"): what the consent page shows
+ * box (docs/security-passes.md, "Looked at in the seventeenth granting pass"): what the consent page shows
  * against what the tokens then carry, when the app's registration changes while the page is open
  * (found: claims the page left out were given) and after a consent was remembered (held); and an
  * API's introspector at an API without scopes (found: it got tokens to call the API).

@@ -1,6 +1,6 @@
 /**
  * The red team's eighteenth pass at "Latchkey hands out more than was granted" (2026-12-04), black
- * box (docs/security.md, "Looked at in the eighteenth granting pass"): what the person is shown
+ * box (docs/security-passes.md, "Looked at in the eighteenth granting pass"): what the person is shown
  * against what the tokens carry when an app asks for consent again (prompt=consent) with nothing
  * new (found: the claims it asked for by name again were given, unlisted), and when the app adds the
  * refresh_token grant to itself while its consent page is open, or an operator makes its API again

@@ -1,6 +1,6 @@
 /**
  * The red team's nineteenth pass at "Latchkey hands out more than was granted" (2026-12-04), black
- * box (docs/security.md, "Looked at in the nineteenth granting pass"): features combined across an
+ * box (docs/security-passes.md, "Looked at in the nineteenth granting pass"): features combined across an
  * operator's change. Found: an API removed and made again under its identifier was given by a device
  * code the person approved before, and by a refresh token whose chain began after it from a code
  * issued before (the moment compared was the redemption's, not the person's); an operator's revocation

@@ -1,6 +1,6 @@
 /**
  * The red team's twentieth pass at "Latchkey hands out more than was granted" (2026-12-04), black
- * box (docs/security.md, "Looked at in the twentieth granting pass"): what a token or a request
+ * box (docs/security-passes.md, "Looked at in the twentieth granting pass"): what a token or a request
  * names beside what was granted. Found: an ID token named the upstream its session signed in through
  * last (`idp`), not the one its sign-in went through: a refresh, a code redeemed later and a device
  * approved before named the company's upstream once the same browser had signed in through it after a

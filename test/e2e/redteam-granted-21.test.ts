@@ -1,6 +1,6 @@
 /**
  * The red team's twenty-first pass at "Latchkey hands out more than was granted" (2026-12-04), black
- * box (docs/security.md, "Looked at in the twenty-first granting pass"): assurance claims (`acr`,
+ * box (docs/security-passes.md, "Looked at in the twenty-first granting pass"): assurance claims (`acr`,
  * `amr`, `auth_time`) said by a token of one sign-in after the same browser signed in more strongly.
  * The twentieth pass found `idp` read from the session's latest sign-in; this pass asks the same of the
  * sign-in's level: a refresh, a code redeemed later, a device approved before, their access tokens at

@@ -1,6 +1,6 @@
 /**
  * The red team's twenty-second pass at "Latchkey hands out more than was granted" (2026-12-04), black
- * box (docs/security.md, "Looked at in the twenty-second granting pass").
+ * box (docs/security-passes.md, "Looked at in the twenty-second granting pass").
  *
  * Found and fixed: the consent page's check after its writes told an app's RFC 7009 revocation of an
  * access token (the grant kept) from a grant's ending by the second of the grant's revocation entry,

@@ -8,7 +8,7 @@
  * with no refresh token to show for it). It asks PKCE of a public client's request, and never again:
  * a sign-in a confidential client began without PKCE (pkce.required: public), resumed after an
  * operator made the client public, got a code redeemed with the client_id alone. Each succeeded
- * before its fix; the rest of the pass held: docs/security.md lists what was tried.
+ * before its fix; the rest of the pass held: docs/security-passes.md lists what was tried.
  */
 import assert from 'node:assert/strict';
 import * as oidc from 'openid-client';

@@ -10,7 +10,7 @@
  * signed out everywhere, at the app (RP-initiated logout, with or without an app told by
  * back-channel logout) or on the account page, or signed out of that one app (which the engine then
  * drops from the session, so that a later sign-out everywhere no longer named its grant). Each
- * succeeded before its fix; the rest of the pass held: docs/security.md lists what was tried.
+ * succeeded before its fix; the rest of the pass held: docs/security-passes.md lists what was tried.
  */
 import assert from 'node:assert/strict';
 import * as oidc from 'openid-client';

@@ -7,7 +7,7 @@
  * claims asked by name whole. And a token's lifetime beyond its grant: a JWT access token issued
  * near the end of the grant it was issued under (the person's consent, ttl.grant) lived a whole
  * access token lifetime past it, at introspection and at every API, while every refresh was
- * refused. Each succeeded before its fix; the rest of the pass held, and docs/security.md lists
+ * refused. Each succeeded before its fix; the rest of the pass held, and docs/security-passes.md lists
  * what was tried.
  */
 import assert from 'node:assert/strict';

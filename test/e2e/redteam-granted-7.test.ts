@@ -7,7 +7,7 @@
  * stretch introspected with an `exp` a whole ttl.refreshToken past it, and an ID token (ttl.idToken)
  * told its app the sign-in could be relied on up to an hour after the consent had ended, from the
  * code, a refresh and a device alike. Each was so before its fix; the rest of the pass held, and
- * docs/security.md lists what was tried.
+ * docs/security-passes.md lists what was tried.
  */
 import assert from 'node:assert/strict';
 import { decodeJwt } from 'jose';

@@ -6,7 +6,7 @@
  * (`CLIENTS`) changed to `token_endpoint_auth_method: none` and the server restarted, or a Client ID
  * Metadata Document dropping its key. A stored client made public ends what it holds (the delegated
  * mark); these did not, so whoever had taken a refresh token from the client's server refreshed it
- * without its secret. That was so before its fix; the rest of the pass held, and docs/security.md
+ * without its secret. That was so before its fix; the rest of the pass held, and docs/security-passes.md
  * lists what was tried.
  */
 import assert from 'node:assert/strict';

@@ -7,7 +7,7 @@
  * app's: the person, signed in, allowed it their email and name, which went to the impostor's host, and
  * the account page then listed two apps called Notes alike, so the person could not tell which to
  * withdraw.
- * That succeeded before its fix; the rest of the pass held, and docs/security.md lists what was tried.
+ * That succeeded before its fix; the rest of the pass held, and docs/security-passes.md lists what was tried.
  */
 import assert from 'node:assert/strict';
 import * as oidc from 'openid-client';

@@ -4,7 +4,7 @@
  * Every kind of JWT Latchkey signs and every kind of opaque artifact it hands out is presented where
  * another is expected; client authentication methods are mixed; codes are injected across clients
  * and redirect URIs. What the first protocol pass, jwt-attacks and oauth-security pinned is not
- * repeated (docs/security.md, "Looked at in the second protocol pass", says which is which). Every
+ * repeated (docs/security-passes.md, "Looked at in the second protocol pass", says which is which). Every
  * test titled "held: …" pins what held; the last one, found on the way (an app's own RFC 7009
  * revocation, then its person's consent page refused), fails without its fix.
  */

@@ -1,6 +1,6 @@
 /**
  * The third session review (2026-12-04): fresh eyes, as an attacker, on the last session's changes
- * (docs/security.md, "Looked at in the third session review"). Each test titled "held: …" pins what
+ * (docs/security-passes.md, "Looked at in the third session review"). Each test titled "held: …" pins what
  * held; the others pin what was found and fixed, and fail without their fix.
  *
  * The consent page's check after its writes (interactions/consent.ts), at 3157515, read the grant's

@@ -1,5 +1,5 @@
 /**
- * The idle-lifetime pass (docs/security.md, "Looked at in the idle-lifetime pass").
+ * The idle-lifetime pass (docs/security-passes.md, "Looked at in the idle-lifetime pass").
  *
  * A lowered `ttl.session` (the idle lifetime) ended no session saved under the longer one: signed in
  * under TTL_SESSION=3600, restarted on the same Redis with 2, idle for 3 s, a silent request got a
