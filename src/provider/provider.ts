@@ -99,6 +99,7 @@ import { signWithUnrevokedKeys } from './patches/revoked-key-signing.js';
 import { revokeGrantBeforeToken } from './patches/grant-before-token.js';
 import { tokensIssuedAsOfClientRead } from './patches/issued-as-of-client-read.js';
 import { interactionsOnStoreClock } from './patches/interactions-on-store-clock.js';
+import { grantsOnStoreClock } from './patches/grants-on-store-clock.js';
 import { cheaperCorsHeaderScan } from './patches/cors-header-scan.js';
 import { ADMIN_SCOPES } from '../apis/admin-resource.js';
 import { acceptPreviousSecrets, previousSecretGraceEnd } from './patches/previous-secrets.js';
@@ -816,6 +817,8 @@ function applyPatches(
   tokensIssuedAsOfClientRead(provider);
   // A sign-in is dated on the store's clock, the one its client's and its person's cutoffs are written on.
   interactionsOnStoreClock(provider);
+  // So is a grant: the cutoffs it is compared with when it is taken up again are written on it too.
+  grantsOnStoreClock(provider);
   // A sign-in resumes once: two resumes of one interaction at once get one code, not two.
   singleUseResume(provider);
   // ...and only in the browser that started it: no cookie a sibling subdomain plants resumes it (https issuers).
