@@ -25,7 +25,8 @@ import { startBalancer, type Balancer } from '../helpers/balancer.js';
 import { eventually } from '../helpers/eventually.js';
 import { latchkey } from '../helpers/process.js';
 import { freePort } from '../helpers/redis.js';
-import { isConsent, signInSteps, startAuthorization } from '../helpers/sign-in.js';
+import { commandsIn, startRelayedServer, type RelayedServer } from '../helpers/relay.js';
+import { isConsent, signedInToAccountPage, signInSteps, startAuthorization } from '../helpers/sign-in.js';
 import { startServer, startServerProcess, type TestServer, type TestServerProcess } from '../helpers/server.js';
 import { skewedClock } from '../helpers/skewed-clock.js';
 
@@ -161,5 +162,84 @@ describe('e2e: red team, twenty-eighth endings pass: a session\'s grant taken up
     const allowed = await agent.submit(asked, '/confirm', {}, REDIRECT);
     assert.ok(allowed.url.startsWith(REDIRECT), `the consent confirmed was refused: ${allowed.status} ${allowed.url} ${allowed.html.replace(/<[^>]+>/g, ' ').replace(/\s+/g, ' ').slice(0, 400)}`);
     assert.equal(answerAt(allowed), 'code');
+  });
+});
+
+describe('e2e: red team, twenty-eighth endings pass: a password change signing the other sessions out, cut off by Redis after the password was written', function () {
+  this.timeout(60_000);
+  const WRITES = /^(evalsha|eval|set|del|unlink|sadd|srem|zadd|zrem|xadd|hset|hdel|expire|pexpire|incr|incrby|decr|publish)$/i;
+  const writes = (chunk: string) => commandsIn(chunk).some(([name = '']) => WRITES.test(name));
+  const SCOPE = 'openid offline_access';
+  const client = { client_id: APP.id, client_secret: APP.secret, redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'], scope: SCOPE };
+  let balancer: Balancer;
+  let relayed: RelayedServer;
+  /** A second instance on the same Redis, reached directly (not through the relay): the thief's. */
+  let other: TestServer;
+  let app: oidc.Configuration;
+
+  before(async () => {
+    balancer = await startBalancer();
+    relayed = await startRelayedServer({ ISSUER: balancer.url }, { clients: [client] });
+    other = await startServer({ redisUrl: relayed.redis.url, dir: dirname(relayed.env.KEYS_DIR!), clients: [client], env: { ISSUER: balancer.url } });
+    balancer.route(relayed.server.url);
+    app = await oidc.discovery(new URL(balancer.url), APP.id, APP.secret, oidc.ClientSecretBasic(APP.secret), { execute: [oidc.allowInsecureRequests] });
+  });
+  after(async () => {
+    await other?.stop();
+    await relayed?.stop();
+    await balancer?.close();
+  });
+
+  /** New connections go to `url`; open ones stay with their instance (the person's held request among them). */
+  async function routeTo(url: string) {
+    balancer.route(url, { drain: true });
+    await eventually(() => fetch(`${balancer.url}/healthz`, { headers: { connection: 'close' } }), 5, 0);
+  }
+
+  /** A trigger: a script whose KEYS hold exactly `key` (under the server's prefix). */
+  const scriptOnExactly = (key: string) => (chunk: string) =>
+    commandsIn(chunk).some(([name = '', , keys = '0', ...args]) => /^eval(sha)?$/i.test(name) && args.slice(0, Number(keys)).includes(`${relayed.server.config.redis.keyPrefix}${key}`));
+
+  it('a session signed in with the old password while the change hashed the new one (the other sessions signed out already), Redis cut off after the password was written: the 503, the person\'s retry, and the thief\'s session, refresh token and access token end', async () => {
+    const username = 'paula';
+    const { sub } = await relayed.server.accounts.create(username, PASSWORD);
+    await routeTo(relayed.server.url);
+    const { agent, page } = await signedInToAccountPage(balancer.url, username, PASSWORD);
+    const change = { current_password: PASSWORD, new_password: 'paula has a new password now', confirm_password: 'paula has a new password now', sign_out_others: 'yes' };
+    // The change held at its write of the password (its first sign-out of the others done).
+    const held = await relayed.relay.hold(scriptOnExactly(`account:${sub}`), () => agent.submit(page, '/password', change));
+    // Meanwhile a thief holding the old password signs in to the app at the other instance.
+    await routeTo(other.url);
+    const thief = new Agent();
+    const { page: login, verifier } = await startAuthorization(thief, app, REDIRECT, { scope: SCOPE, prompt: 'consent' });
+    const back = await signInSteps(thief, login, { username, password: PASSWORD, login: 'required', stopAt: REDIRECT });
+    assert.equal(answerAt(back), 'code');
+    const tokens = await oidc.authorizationCodeGrant(app, new URL(back.url), { pkceCodeVerifier: verifier });
+    assert.ok(tokens.refresh_token, 'offline access');
+    // The password is written; Redis is cut off at the change's next write.
+    const answer = held.release();
+    const cut = relayed.relay.cut((chunk) => writes(chunk));
+    const first = await answer;
+    await cut;
+    assert.equal(first.status, 503, `the change cut off after its write: ${first.status} ${first.url}`);
+    await eventually(async () => assert.equal((await fetch(`${relayed.server.url}/readyz`)).status, 200));
+    assert.ok(await relayed.server.accounts.verify(username, change.new_password), 'the password was changed');
+    // The person, told "not done", sends the same form again.
+    await routeTo(relayed.server.url);
+    const again = await agent.submit(await agent.follow(`${balancer.url}/account`), '/password', change);
+    const said = again.html.match(/class="(?:error|notice)"[^>]*>([^<]*)/)?.[1] ?? '';
+    // Whatever it says, what the thief got before the change works nowhere.
+    await routeTo(other.url);
+    const silent = answerAt((await startAuthorization(thief, app, REDIRECT, { prompt: 'none' })).page);
+    const refreshed = await oidc.refreshTokenGrant(app, tokens.refresh_token!).then(
+      () => 'refreshed',
+      (error: Error) => (error instanceof oidc.ResponseBodyError ? error.error : String(error)),
+    );
+    const userinfo = await fetch(`${balancer.url}/me`, { headers: { authorization: `Bearer ${tokens.access_token}`, connection: 'close' } });
+    assert.deepEqual(
+      { silent, refreshed, userinfo: userinfo.status },
+      { silent: 'login_required', refreshed: 'invalid_grant', userinfo: 401 },
+      `after the 503 and the retry (${again.status}: ${said})`,
+    );
   });
 });

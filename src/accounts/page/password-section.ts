@@ -4,7 +4,8 @@
  * so the page is no way around it, nor does a right one clear the count (a completed sign-in alone
  * does). Unless the person unticks it, their other sessions are signed out with it (as "Sign out"
  * in the sessions section does), so whoever learned the old password and signed in with it is out
- * too.
+ * too; a change refused (the current password wrong, or changed already by the same form answered
+ * 503 after its write) signs them out all the same.
  *
  * A person without a password (an account made just in time by an upstream provider) has none to
  * type: they get "Set a password" instead, which needs a recent sign-in (page.recentlySubmitted)
@@ -126,9 +127,17 @@ export function passwordSection({ accounts, throttle, sessions, grants, consents
       }
       if (!changed) {
         logger.info({ event: 'account.password_change_failed', sub: who.accountId }, 'password change: wrong current password');
+        // The other sessions are signed out all the same. A change cut off by the store after its
+        // write (503: its second sign-out of the others not made) is sent again by the person with
+        // the password they held as current, refused here: a session signed in with the old password
+        // while the new one was written, and what it got, would otherwise outlive the change, which
+        // no retry finished (twenty-eighth endings pass). It takes no password: the sessions and
+        // apps sections sign a session and an app out for whoever holds this session.
+        if (everywhere) signedOut = await signOutOthers();
+        if (signedOut) logger.info({ event: 'account.sessions_signed_out', sub: who.accountId, sessions_signed_out: signedOut }, 'other sessions signed out with a refused password change');
         const started = await throttle.attemptFailed(username, ctx.ip);
         if (started) return paused(started);
-        return refuse('That is not your current password. Try again.', 400);
+        return refuse(`That is not your current password. Try again.${everywhere ? ' Your other sessions are signed out.' : ''}`, 400);
       }
       // The right current password is no failure, but no completed sign-in either: the username's
       // count (wrong authenticator-app codes among it) stays, else a thief holding the session and the
