@@ -166,7 +166,7 @@ describe('e2e: red team, twenty-eighth endings pass: a session\'s grant taken up
 });
 
 describe('e2e: red team, twenty-eighth endings pass: a password change signing the other sessions out, cut off by Redis after the password was written', function () {
-  this.timeout(60_000);
+  this.timeout(180_000);
   const WRITES = /^(evalsha|eval|set|del|unlink|sadd|srem|zadd|zrem|xadd|hset|hdel|expire|pexpire|incr|incrby|decr|publish)$/i;
   const writes = (chunk: string) => commandsIn(chunk).some(([name = '']) => WRITES.test(name));
   const SCOPE = 'openid offline_access';
@@ -199,6 +199,59 @@ describe('e2e: red team, twenty-eighth endings pass: a password change signing t
   /** A trigger: a script whose KEYS hold exactly `key` (under the server's prefix). */
   const scriptOnExactly = (key: string) => (chunk: string) =>
     commandsIn(chunk).some(([name = '', , keys = '0', ...args]) => /^eval(sha)?$/i.test(name) && args.slice(0, Number(keys)).includes(`${relayed.server.config.redis.keyPrefix}${key}`));
+
+  type Outcome = 'changed' | 'refused' | 'not done';
+  /** What a password change's answer says: done, refused as the wrong current password, or 503 (not done). */
+  function outcome(page: Page): Outcome {
+    if (page.status === 503) {
+      assert.ok(page.headers.get('retry-after'), 'a 503 says when to retry');
+      return 'not done';
+    }
+    if (/Your password has been changed/.test(page.html)) return 'changed';
+    assert.match(page.html, /That is not your current password/, `${page.status} ${page.url}`);
+    return 'refused';
+  }
+
+  it('a password change signing the other sessions out, the connection cut at each of its writes in turn: after the 503 and the person\'s retries, the other session, its refresh token and its access token end (held)', async () => {
+    const change = { current_password: PASSWORD, new_password: 'a new password for the sweep', confirm_password: 'a new password for the sweep', sign_out_others: 'yes' };
+    await routeTo(relayed.server.url);
+    for (let k = 1; k < 60; k += 1) {
+      const username = `swept-${k}`;
+      const { sub } = await relayed.server.accounts.create(username, PASSWORD);
+      // Another session of the person's, signed in to the app with offline access.
+      const elsewhere = new Agent();
+      const { page: login, verifier } = await startAuthorization(elsewhere, app, REDIRECT, { scope: SCOPE, prompt: 'consent' });
+      const back = await signInSteps(elsewhere, login, { username, password: PASSWORD, login: 'required', stopAt: REDIRECT });
+      const tokens = await oidc.authorizationCodeGrant(app, new URL(back.url), { pkceCodeVerifier: verifier });
+      assert.ok(tokens.refresh_token, 'offline access');
+      const { agent, page } = await signedInToAccountPage(balancer.url, username, PASSWORD);
+      let seen = 0;
+      let counting = false;
+      let cut = false;
+      void relayed.relay.cut((chunk) => writes(chunk) && (counting ||= chunk.includes(sub)) && ++seen === k, { answered: true }).then(() => (cut = true));
+      let said = outcome(await agent.submit(page, '/password', change));
+      relayed.relay.release();
+      const at = `cut at write ${k}`;
+      for (let attempt = 0; said === 'not done' && attempt < 5; attempt += 1) {
+        await eventually(async () => assert.equal((await fetch(`${relayed.server.url}/readyz`)).status, 200));
+        said = outcome(await agent.submit(await agent.follow(`${balancer.url}/account`), '/password', change));
+      }
+      assert.notEqual(said, 'not done', `${at}: sent again once Redis is back, still not done`);
+      assert.ok(await relayed.server.accounts.verify(username, change.new_password), `${at}: the new password works (${said})`);
+      const silent = answerAt((await startAuthorization(elsewhere, app, REDIRECT, { prompt: 'none' })).page);
+      const refreshed = await oidc.refreshTokenGrant(app, tokens.refresh_token!).then(
+        () => 'refreshed',
+        (error: Error) => (error instanceof oidc.ResponseBodyError ? error.error : String(error)),
+      );
+      const userinfo = await fetch(`${balancer.url}/me`, { headers: { authorization: `Bearer ${tokens.access_token}` } });
+      assert.deepEqual({ silent, refreshed, userinfo: userinfo.status }, { silent: 'login_required', refreshed: 'invalid_grant', userinfo: 401 }, `${at} (${said})`);
+      if (!cut) {
+        assert.ok(k > 5, 'the change writes');
+        return;
+      }
+    }
+    assert.fail('still cut at its 60th write');
+  });
 
   it('a session signed in with the old password while the change hashed the new one (the other sessions signed out already), Redis cut off after the password was written: the 503, the person\'s retry, and the thief\'s session, refresh token and access token end', async () => {
     const username = 'paula';
