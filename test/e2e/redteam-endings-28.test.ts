@@ -10,9 +10,14 @@
  * made at an instance whose clock ran ahead just before the ending counted as given after it, and
  * was taken up again, silently, by the next request: a code for the API removed and added again,
  * a code after `grants revoke --user` or the withdrawal of the app whose revocation of the grants
- * failed half-way. One made at an instance behind just after an ending counted as given before it:
+ * failed half-way, a code after the app was made public (its grants kept, its `delegated` mark). One made at an instance behind just after an ending counted as given before it:
  * the consent page asking the person for one scope more was refused as withdrawn. A grant is dated
  * on the store's clock now (patches/grants-on-store-clock.ts).
+ * A password change signing the other sessions out, cut off by Redis at its second sign-out (after
+ * the password's write): a session signed in with the old password meanwhile outlived it, and the
+ * person's retry, refused as the wrong current password, signed nothing out; a refused change signs
+ * the others out all the same now (accounts/page/password-section.ts). The change cut at each of
+ * its writes in turn, sent again, holds.
  * Performed through one front door (test/helpers/balancer.ts) to three instances: this process,
  * and two `latchkey serve` processes whose clocks are SKEW_MS ahead and behind (the fixture of
  * redteam-endings-26).
@@ -86,14 +91,14 @@ describe('e2e: red team, twenty-eighth endings pass: a session\'s grant taken up
    * process's instance), then signs in in another browser at `instance`: no consent page, the
    * consent remembered makes that session's grant there. That browser, and the code it got.
    */
-  async function grantMadeAt(username: string, instance: keyof typeof urls, params: Record<string, string> = {}) {
+  async function grantMadeAt(username: string, instance: keyof typeof urls, params: Record<string, string> = {}, of = app) {
     await routeTo('server');
     const first = new Agent();
-    const consented = await signInSteps(first, (await startAuthorization(first, app, REDIRECT, params)).page, { username, password: PASSWORD, consent: 'required', stopAt: REDIRECT });
+    const consented = await signInSteps(first, (await startAuthorization(first, of, REDIRECT, params)).page, { username, password: PASSWORD, consent: 'required', stopAt: REDIRECT });
     assert.equal(answerAt(consented), 'code');
     await routeTo(instance);
     const agent = new Agent();
-    const { page, verifier } = await startAuthorization(agent, app, REDIRECT, params);
+    const { page, verifier } = await startAuthorization(agent, of, REDIRECT, params);
     const back = await signInSteps(agent, page, { username, password: PASSWORD, login: 'required', stopAt: REDIRECT });
     assert.equal(answerAt(back), 'code', 'signed in, the consent remembered: no consent page');
     return { agent, back, verifier };
@@ -149,6 +154,21 @@ describe('e2e: red team, twenty-eighth endings pass: a session\'s grant taken up
       assert.equal(answer, 'consent_required', answer === 'code' ? 'a silent code from the grant given before the ending' : answer);
     });
   }
+
+  it(`a session's grant made at the instance ${SKEW_MS / 1000} s ahead, its app made public by the operator (a confidential client's grants end with it): the app's next request in that session gets no code (a silent code before the fix)`, async () => {
+    const id = 'app-28-made-public';
+    const metadata = { client_id: id, redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'] };
+    const secret = 'twenty-eighth-endings-public-later-secret-with-entropy-012';
+    await server.clients.add({ ...metadata, client_secret: secret });
+    const confidential = await oidc.discovery(new URL(balancer.url), id, secret, oidc.ClientSecretBasic(secret), { execute: [oidc.allowInsecureRequests] });
+    await server.accounts.create('pia', PASSWORD);
+    const { agent } = await grantMadeAt('pia', 'fast', {}, confidential);
+    await server.clients.update(id, { ...metadata, token_endpoint_auth_method: 'none' });
+    const madePublic = await oidc.discovery(new URL(balancer.url), id, { token_endpoint_auth_method: 'none' }, oidc.None(), { execute: [oidc.allowInsecureRequests] });
+    await routeTo('server');
+    const answer = answerAt((await startAuthorization(agent, madePublic, REDIRECT, { prompt: 'none' })).page);
+    assert.equal(answer, 'consent_required', answer === 'code' ? 'a silent code from the grant given while the app was confidential' : answer);
+  });
 
   it(`a session's grant made at the instance ${SKEW_MS / 1000} s behind just after grants revoke --user answered: the consent page asking one scope more goes on to a code (refused as withdrawn before the fix)`, async () => {
     const { sub } = await server.accounts.create('otto', PASSWORD);
