@@ -71,6 +71,7 @@ import { REQUIRE_MFA_PROPERTY, requireLevelAtTokenEndpoint, validateRequireMfa, 
 import { keepRequirements } from './patches/kept-requirements.js';
 import { boundCodesToCurrentRegistration, withCurrentRegistration } from './patches/current-registration.js';
 import { dpopBoundCodesBeforeSpending } from './patches/dpop-bound-codes.js';
+import { deviceApprovalOutages } from './patches/device-approval-outage.js';
 import { deviceRequestsOnStoreClock, withDeviceFreshLogin } from './patches/device-fresh-login.js';
 import { withHintedSubject } from './patches/hinted-subject.js';
 import { withHintedLogin } from './patches/hinted-login.js';
@@ -821,6 +822,8 @@ function applyPatches(
   grantsOnStoreClock(provider);
   // A sign-in resumes once: two resumes of one interaction at once get one code, not two.
   singleUseResume(provider);
+  // A device approval the store fails leaves its code pending or approved whole, never dead (before the other Session#save patches).
+  deviceApprovalOutages(provider);
   // ...and only in the browser that started it: no cookie a sibling subdomain plants resumes it (https issuers).
   browserBoundResume(provider, config.issuer, config.ttl.interaction);
   // An RFC 7592 update rotates its registration access token once: two at once get one successor, not two.

@@ -1,0 +1,68 @@
+/**
+ * A device approval at /device that the store fails (Redis paused past its command timeout, or
+ * away) answers 503 and leaves the device code as the person can take it on from: approved whole
+ * once the store runs what was sent, or pending, never dead (sixth blips pass,
+ * test/e2e/blips-6.test.ts).
+ *
+ * Before, an approval whose device code write timed out (a Redis paused with it in its socket,
+ * which runs it once resumed, after the answer) killed the code two ways, each enough alone:
+ *
+ * - oidc-provider's `deviceUserFlowErrors` (lib/actions/authorization/device.js) catches any
+ *   error of the device pages and saves it onto the device code: the outage became `error:
+ *   server_error`, written after the approval's own write, so the device's next poll was refused
+ *   (`invalid_grant`, the code taken as answered) and the person's retry "already used". Here a
+ *   `server_error` is not saved onto the device code at /device (`code_verification`,
+ *   `device_resume`): it is no answer of the person's (they allowed or denied nothing), nor of the
+ *   device's request; the code stays what it was, pending for the device, and the error page
+ *   still shows. A person's denial (`access_denied`) and the engine's other refusals are saved as
+ *   before.
+ * - The resume renews the browser session's id as it approves (Session#resetIdentifier), and the
+ *   engine's Session#save ends the old id before it writes the new one: the approval failed, the
+ *   old id's ending was sent (queued behind the held write, run once resumed) and the new id was
+ *   never written. The approval, run late, then named a session gone, and the device code bound to
+ *   it (expiresWithSession) was no longer found: `invalid_grant`. Here, on `device_resume`, the
+ *   new id is written first and the old one ended once it was: a save that fails leaves the old
+ *   id (and its uid's index) in place, and one written late replaces it under the same uid.
+ *
+ * Relies on: deviceUserFlowErrors saving `error` with errOut's `server_error` for errors it does
+ * not know; Session#save ending `oldId` (set by resetIdentifier, not in the payload) before it
+ * writes. Installed before the other Session#save patches (unchanged-sessions.ts reads `oldId`).
+ */
+import { Provider } from 'oidc-provider';
+
+const AT_DEVICE = new Set(['code_verification', 'device_resume']);
+
+type Saving = { error?: unknown; jti?: string };
+type Renewing = { oldId?: string; jti?: string; adapter: { destroy(id: string): Promise<void> } };
+
+const route = () => (Provider.ctx as { oidc?: { route?: string } } | undefined)?.oidc?.route;
+
+export function deviceApprovalOutages(provider: Provider): void {
+  const DeviceCode = provider.DeviceCode as unknown as { prototype: { save(this: Saving, ...args: unknown[]): Promise<unknown> } };
+  const saveCode = DeviceCode.prototype.save;
+  if (typeof saveCode !== 'function') throw new Error('oidc-provider DeviceCode#save is gone: review src/provider/patches/device-approval-outage.ts');
+  DeviceCode.prototype.save = function (this: Saving, ...args: unknown[]) {
+    // The engine's catch-all (deviceUserFlowErrors): nothing written, the code is left as it was.
+    if (this.error === 'server_error' && AT_DEVICE.has(route() ?? '')) return Promise.resolve(this.jti);
+    return saveCode.apply(this, args);
+  };
+
+  const Session = provider.Session as unknown as { prototype: { save(this: Renewing, ttl: number): Promise<unknown> } };
+  const saveSession = Session.prototype.save;
+  if (typeof saveSession !== 'function') throw new Error('oidc-provider Session#save is gone: review src/provider/patches/device-approval-outage.ts');
+  Session.prototype.save = async function (this: Renewing, ttl: number) {
+    const oldId = this.oldId;
+    if (!oldId || route() !== 'device_resume') return saveSession.call(this, ttl);
+    // The new id first: the engine's save, without the old id to end.
+    this.oldId = undefined;
+    let saved: unknown;
+    try {
+      saved = await saveSession.call(this, ttl);
+    } catch (error) {
+      this.oldId = oldId;
+      throw error;
+    }
+    await this.adapter.destroy(oldId);
+    return saved;
+  };
+}
