@@ -33,6 +33,7 @@ const LONGEST_FIRST = [
   'test/e2e/cluster-endings.test.ts',
   'test/e2e/initial-access-token.test.ts',
   'test/e2e/registered-client-ids.test.ts',
+  'test/e2e/blips-6.test.ts',
   'test/e2e/pending-endings.test.ts',
   'test/e2e/redteam-endings-17.test.ts',
   'test/e2e/redteam-granted-22.test.ts',

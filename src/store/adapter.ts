@@ -261,9 +261,12 @@ function tokenRequest(): object | undefined {
  * The token or authorization request in progress, whose writes are deferred. At the authorization
  * endpoint, and where it resumes after a sign-in, that is the code, the session (and a grant made
  * from remembered consent, or an interaction): written one after another by oidc-provider as it
- * answers, sent together instead.
+ * answers, sent together instead. At a device approval's resume (device_resume), the device code's
+ * approval and the session (its renewed id, which the approval names: expiresWithSession) go
+ * together the same way: a store failure between them left an approval naming a session never
+ * written, and the device's poll was refused (sixth blips pass, test/e2e/blips-6.test.ts).
  */
-const DEFERRING_ROUTES = new Set(['token', 'authorization', 'resume']);
+const DEFERRING_ROUTES = new Set(['token', 'authorization', 'resume', 'device_resume']);
 function deferringRequest(): object | undefined {
   const ctx = Provider.ctx;
   const route = ctx?.oidc?.route;

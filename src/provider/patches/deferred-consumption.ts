@@ -22,7 +22,8 @@
  * consumes anything, as ever. Pinned by test/e2e/granting-attacks.test.ts ("a code or device code
  * exchanged for a resource that is refused is not spent by it").
  *
- * At the authorization endpoint, and where it resumes after a sign-in, the records the request
+ * At the authorization endpoint, and where it resumes after a sign-in (a device approval's resume
+ * too: the device code and the session), the records the request
  * saves (the code, the session, a grant made from remembered consent, an interaction) are held back
  * the same way and sent together, with the writes of `alongside` (where the session was last seen),
  * before the redirect leaves. When the session had been ended meanwhile (elsewhere, while this

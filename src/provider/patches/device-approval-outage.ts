@@ -23,6 +23,10 @@
  *   it (expiresWithSession) was no longer found: `invalid_grant`. Here, on `device_resume`, the
  *   new id is written first and the old one ended once it was: a save that fails leaves the old
  *   id (and its uid's index) in place, and one written late replaces it under the same uid.
+ *   The two writes go to the store together (store/adapter.ts DEFERRING_ROUTES holds device_resume's
+ *   writes back, as the authorization resume's): a connection cut after they reached Redis (their
+ *   answer lost) left the approval without the session that names its grant, refused at the poll
+ *   just as well.
  *
  * Relies on: deviceUserFlowErrors saving `error` with errOut's `server_error` for errors it does
  * not know; Session#save ending `oldId` (set by resetIdentifier, not in the payload) before it
