@@ -182,6 +182,21 @@ describe('e2e: sixth blips pass: the device flow with Redis paused or cut at a w
         assert.notEqual(later.status, 200, 'no tokens after a denial');
       });
 
+      it(`held: Cancel at the consent page after the sign-in at /device, ${how} at the device code’s write: the device gets access_denied, never tokens`, async () => {
+        const username = await person();
+        const device = await asked();
+        const agent = new Agent();
+        const consent = await signInSteps(agent, await agent.submit(await entered(agent, device.user_code), '/device', { confirm: 'yes' }), { username, password: PASSWORD, consent: 'stop' });
+        assert.match(consent.html, /\/abort/, `the consent page: ${consent.status} ${consent.url}`);
+        const first = await blipped(how, scriptOn('oidc:DeviceCode:'), () => agent.submit(consent, '/abort', {}));
+        failedFriendly(first);
+        await new Promise((resolve) => setTimeout(resolve, 1100));
+        const answer = await poll(device.device_code);
+        assert.equal(answer.body.error, 'access_denied', `after the denial: ${answer.status} ${JSON.stringify(answer.body)}`);
+        await new Promise((resolve) => setTimeout(resolve, 1100));
+        assert.notEqual((await poll(device.device_code)).status, 200, 'no tokens after a denial');
+      });
+
       // Paused: the first test above.
       if (how === 'cut') it(`found: Allow, ${how} at the device code’s write (the approval), its answer lost: tokens once`, async () => {
         const username = await person();
