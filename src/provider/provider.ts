@@ -913,7 +913,7 @@ function applyPatches(
   layers.push(apiScopesInMetadata(provider, apis));
   // RFC 6749 §5.2, §4.1.2.1: unauthorized_client for a grant or response type the client is not registered for.
   layers.push(unauthorizedClientAnswers(provider));
-  if (!config.registration.open) layers.push(singleUseInitialAccessTokens(provider, kv, config.issuer));
+  if (!config.registration.open) layers.push(singleUseInitialAccessTokens(provider, kv, config.issuer, config.redis.commandTimeout));
   layers.push(jsonRevocationAnswer());
   // RFC 6749 §5.1: Pragma: no-cache beside Cache-Control: no-store; RFC 9126 §2.1: request_uri is not pushed (see the patches).
   layers.push(pragmaNoCache(provider.pathFor('registration')));

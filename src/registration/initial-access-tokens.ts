@@ -11,6 +11,20 @@
  * the client was written back) is no longer there to take: the client just written is removed and
  * the registration answered 401 invalid_token, its credentials never shown.
  *
+ * A registration answered 503 at the token's spend (Redis paused past the command timeout: the
+ * bounded consumption, run late, takes nothing) had made its client, and the claim stayed: the
+ * developer's retry was refused as "already used", and once the claim expired the token registered
+ * a second client, the first one's secret shown to nobody (the fourth blips pass left it; the
+ * seventh fixed it). So the claim names the client as it is about to be written
+ * (CLIENT_ABOUT_TO_BE_WRITTEN, called by patches/registration-token-first.ts) and lives as long as
+ * the token: a claim naming a client while the token is not spent is a registration that stopped
+ * between the client's write and the spend (or one still finishing, which ABANDONED_AFTER_TIMEOUTS
+ * command timeouts outlast: every write it makes after naming the client is bounded, or harmless).
+ * A retry that finds one removes that client and registers anew; one that comes sooner is answered
+ * 503 with Retry-After, as the registration it waits on. A spend run in time whose answer was lost
+ * (the connection cut after it) spent the token on a client nobody was shown, as any
+ * acknowledgement lost: the retry is refused (401), the client listed for the operator to remove.
+ *
  * An operator lists the outstanding ones (`latchkey registration token list`: each one's id and
  * expiry, never its value) and revokes one (`registration token revoke <token-or-id>`, a leaked
  * token): its record goes, so /reg answers it 401 invalid_token, as it does an unknown one. The id
@@ -26,22 +40,62 @@ import type { Kv } from '../store/kv.js';
 import { initialAccessTokenClaimKey } from '../store/keys.js';
 import { scoped } from '../http/layers.js';
 import { AdapterIndexes } from '../store/adapter.js';
+import { storeMilliseconds } from '../clock.js';
+import { StoreBehind } from '../store/outage.js';
 
 /** Seconds a claim outlives a registration that never finished (a crash mid-request). */
 const CLAIM_TTL = 60;
+/**
+ * Command timeouts after a claim named its client by which the registration that wrote it has
+ * finished, one way or the other: the claim's write, the client's index and record (bounded), the
+ * token's spend (bounded), each answered or timed out within one; one more for what runs between.
+ */
+const ABANDONED_AFTER_TIMEOUTS = 5;
 
-export function singleUseInitialAccessTokens(provider: Provider, kv: Kv, realm: string): Middleware {
+/**
+ * On the koa context of a registration with an initial access token: what the store adapter's
+ * client write calls (patches/registration-token-first.ts) with the client's id just before the
+ * client is written, so that the claim names it.
+ */
+export const CLIENT_ABOUT_TO_BE_WRITTEN = Symbol('the client of a registration with an initial access token is about to be written');
+
+/** A claim's value: when it was made or last named its client (store milliseconds), and the client. */
+const claimOf = (value: string): { at: number; clientId?: string } => {
+  const [at = '0', clientId] = value.split(' ');
+  return { at: Number(at), clientId };
+};
+
+export function singleUseInitialAccessTokens(provider: Provider, kv: Kv, realm: string, commandTimeout: number): Middleware {
   const path = provider.pathFor('registration');
+  const alreadyUsed = (ctx: Parameters<Middleware>[0]) => {
+    ctx.set('Cache-Control', 'no-store');
+    ctx.set('WWW-Authenticate', `Bearer realm="${realm}", error="invalid_token", error_description="initial access token already used"`);
+    jsonError(ctx, 401, 'invalid_token', 'this initial access token has already been used');
+  };
   return scoped({ paths: [path] }, async function initialAccessTokens(ctx, next) {
     if (ctx.method !== 'POST' || ctx.path !== path) return next();
     const token = bearerToken(ctx);
     if (!token) return next(); // oidc-provider answers the missing token
     const claim = initialAccessTokenClaimKey(token);
-    if (!(await kv.set(claim, String(Date.now()), { ttl: CLAIM_TTL, onlyIfAbsent: true }))) {
-      ctx.set('Cache-Control', 'no-store');
-      ctx.set('WWW-Authenticate', `Bearer realm="${realm}", error="invalid_token", error_description="initial access token already used"`);
-      return jsonError(ctx, 401, 'invalid_token', 'this initial access token has already been used');
+    const made = String(Math.round(storeMilliseconds()));
+    if (!(await kv.set(claim, made, { ttl: CLAIM_TTL, onlyIfAbsent: true }))) {
+      const held = await kv.get(claim);
+      const stopped = held === undefined ? undefined : claimOf(held);
+      // A claim that names no client: a registration in flight (or done and spent).
+      if (stopped?.clientId === undefined) return alreadyUsed(ctx);
+      const unspent = await provider.InitialAccessToken.find(token);
+      if (!unspent || (unspent as { consumed?: unknown }).consumed) return alreadyUsed(ctx);
+      if (storeMilliseconds() - stopped.at < ABANDONED_AFTER_TIMEOUTS * commandTimeout) throw new StoreBehind('a registration with this initial access token is still finishing');
+      // It stopped between its client's write and the token's spend: nobody was shown that client.
+      await clientsOf(provider).destroy(stopped.clientId);
+      if (!(await kv.compareAndSet(claim, held, made, CLAIM_TTL))) return alreadyUsed(ctx);
     }
+    const state = ctx.state as Record<symbol, (clientId: string) => Promise<void>>;
+    state[CLIENT_ABOUT_TO_BE_WRITTEN] = async (clientId) => {
+      const expiresAt = (ctx.oidc?.entities as { InitialAccessToken?: { exp?: number } } | undefined)?.InitialAccessToken?.exp;
+      const ttl = Math.max(CLAIM_TTL, expiresAt === undefined ? 0 : expiresAt - Math.floor(storeMilliseconds() / 1000));
+      await kv.set(claim, `${Math.round(storeMilliseconds())} ${clientId}`, { ttl });
+    };
     let registered = false;
     try {
       await next();
@@ -56,6 +110,7 @@ export function singleUseInitialAccessTokens(provider: Provider, kv: Kv, realm: 
         jsonError(ctx, 401, 'invalid_token', 'this initial access token was revoked (or expired) before the registration was complete');
       }
     } finally {
+      // A registration stopped after naming its client keeps the claim (above); one that failed before, not.
       if (!registered) await kv.del([claim]);
     }
   });

@@ -18,6 +18,7 @@
  * access token's save…").
  */
 import { Provider } from 'oidc-provider';
+import { CLIENT_ABOUT_TO_BE_WRITTEN } from '../../registration/initial-access-tokens.js';
 
 /** The value a registration's token was saved as, ahead of its client. */
 const SAVED = Symbol('registration access token saved before its client');
@@ -41,9 +42,11 @@ export function registrationTokenFirst(provider: Provider): void {
   const clients = (provider.Client as unknown as { adapter: ClientAdapter }).adapter;
   const upsert = clients.upsert.bind(clients);
   clients.upsert = async (id, payload, expiresIn) => {
-    const ctx = Provider.ctx as { oidc?: { route?: string; entities?: { RegistrationAccessToken?: Saving } } } | undefined;
+    const ctx = Provider.ctx as { state?: Record<symbol, ((clientId: string) => Promise<void>) | undefined>; oidc?: { route?: string; entities?: { RegistrationAccessToken?: Saving } } } | undefined;
     const token = ctx?.oidc?.route === 'registration' ? ctx.oidc.entities?.RegistrationAccessToken : undefined;
     if (token && token[SAVED] === undefined) token[SAVED] = await save.call(token);
+    // A registration with an initial access token: its claim names the client before it is written (registration/initial-access-tokens.ts).
+    if (token) await ctx?.state?.[CLIENT_ABOUT_TO_BE_WRITTEN]?.(id);
     return upsert(id, payload, expiresIn);
   };
 }
