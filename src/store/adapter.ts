@@ -458,7 +458,11 @@ class KvAdapter implements Adapter {
    * upsert does otherwise (a client's write between the clientReplaced hook's calls); false, with
    * nothing written, when someone changed or removed it since. The stored text is compared as it
    * is, in one atomic step (Kv.replaceRecord), once it has been read to hold `previous`. Where the
-   * store cannot (no replaceRecord), an upsert.
+   * store cannot (no replaceRecord), an upsert. A client's write is bounded (Kv.replaceRecord): a
+   * change answered as an outage (503) changed nothing. Before, a Redis paused past the command
+   * timeout wrote it once it resumed: a secret rotation answered 503 put a secret nobody was shown
+   * in place, and its retry, rotating from that one, gave it the grace and ended the deployed
+   * secret's at once (the fourth blips pass left it; the seventh fixed it).
    */
   async upsertIfUnchanged(id: string, previous: AdapterPayload, payload: AdapterPayload, expiresIn: number): Promise<boolean> {
     await settleFirst();
@@ -472,7 +476,7 @@ class KvAdapter implements Adapter {
     const read = JSON.parse(stored?.payload ?? 'null') as AdapterPayload | null;
     if (!stored || stored.consumed !== undefined || !isDeepStrictEqual(read && this.model === 'Client' ? loadedClient(read) : read, previous)) return false;
     const text = JSON.stringify(this.model === 'Client' ? storedClient(payload) : payload);
-    const write = () => replaceRecord.call(this.kv, key, stored.payload, text, expiresIn ? expiresIn + this.grace : undefined);
+    const write = () => replaceRecord.call(this.kv, key, stored.payload, text, expiresIn ? expiresIn + this.grace : undefined, { bounded: this.model === 'Client' });
     const replaced = this.model === 'Client' ? this.hooks.clientReplaced : undefined;
     if (!replaced) return write();
     await replaced(id, previous, payload);

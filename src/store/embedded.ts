@@ -82,7 +82,8 @@ export class EmbeddedKv implements Kv {
     return true;
   }
 
-  async replaceRecord(key: string, expected: string, payload: string, ttl?: number) {
+  // `bounded` (Kv.replaceRecord): one process, nothing runs after its caller stopped waiting.
+  async replaceRecord(key: string, expected: string, payload: string, ttl?: number, _options?: { readonly bounded?: boolean }) {
     const entry = this.#record(key);
     if (entry?.payload !== expected || entry.consumed !== undefined) return false;
     this.#write(key, { type: 'record', payload }, ttl);

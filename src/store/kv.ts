@@ -113,8 +113,10 @@ export interface Kv {
   /**
    * Replaces a record only while it still holds `expected` (unconsumed): an update of what the
    * caller read, never of what someone changed since. Atomic; false (nothing written) otherwise.
+   * `bounded`: on Redis, not written when Redis runs it after the caller stopped waiting, as
+   * putRecord's (a client's write: store/adapter.ts upsertIfUnchanged).
    */
-  replaceRecord?(key: string, expected: string, payload: string, ttl?: number): Promise<boolean>;
+  replaceRecord?(key: string, expected: string, payload: string, ttl?: number, options?: { readonly bounded?: boolean }): Promise<boolean>;
   /**
    * Marks a record consumed unless it already is: of concurrent callers exactly one gets 'consumed'.
    * `drop`: the record is deleted too, by the same command, once consumed (by this call or before).

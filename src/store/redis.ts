@@ -48,10 +48,14 @@ if ARGV[3] ~= '' then
 end
 return putRecord(KEYS[1], ARGV[1], tonumber(ARGV[2]))`,
   },
-  // Only while the record holds ARGV[1], unconsumed (Kv.replaceRecord).
+  // Only while the record holds ARGV[1], unconsumed (Kv.replaceRecord). ARGV[4] (bounded): the caller's last millisecond as consumeRecord's, -2 too late.
   replaceRecord: {
     numberOfKeys: 1,
     lua: `${PUT_RECORD}
+if ARGV[4] and ARGV[4] ~= '' then
+  local now = redis.pcall('TIME')
+  if type(now) == 'table' and now[2] and tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) > tonumber(ARGV[4]) then return -2 end
+end
 if redis.call('HGET', KEYS[1], 'p') ~= ARGV[1] or redis.call('HEXISTS', KEYS[1], 'c') == 1 then return 0 end
 return putRecord(KEYS[1], ARGV[2], tonumber(ARGV[3]))`,
   },
@@ -248,7 +252,7 @@ return out`,
 type Scripted = {
   putRecord(key: string, payload: string, ttl: number): Promise<number>;
   putRecordBounded(key: string, payload: string, ttl: number, until: number | ''): Promise<number>;
-  replaceRecord(key: string, expected: string, payload: string, ttl: number): Promise<number>;
+  replaceRecord(key: string, expected: string, payload: string, ttl: number, until?: number | ''): Promise<number>;
   endRecord(key: string, ttl: number): Promise<number>;
   consumeRecord(key: string, at: number, until: number | '', drop: '1' | ''): Promise<number>;
   setIfAbsentBounded(key: string, value: string, ttl: number, until: number | ''): Promise<number>;
@@ -544,8 +548,11 @@ export class RedisKv implements Kv {
     return reply === 1;
   }
 
-  async replaceRecord(key: string, expected: string, payload: string, ttl?: number) {
-    return (await this.#writing([key], () => this.#client.replaceRecord(key, expected, payload, ttl ?? 0))) === 1;
+  async replaceRecord(key: string, expected: string, payload: string, ttl?: number, options: { readonly bounded?: boolean } = {}) {
+    if (!options.bounded) return (await this.#writing([key], () => this.#client.replaceRecord(key, expected, payload, ttl ?? 0))) === 1;
+    const reply = await this.#writing([key], () => this.#inTime((until) => this.#client.replaceRecord(key, expected, payload, ttl ?? 0, until)));
+    if (reply === -2) throw new Error('the write reached Redis after the caller stopped waiting for it (Command timed out)');
+    return reply === 1;
   }
 
   async endRecord(key: string, ttl: number) {

@@ -7,11 +7,11 @@
  * one success gives. See docs/security-passes.md, "seventh blips pass".
  */
 import assert from 'node:assert/strict';
-import { pastOutages } from '../helpers/eventually.js';
-import { scriptOn, startRelayedServer, type RelayedServer } from '../helpers/relay.js';
+import { eventually, pastOutages } from '../helpers/eventually.js';
+import { scriptOn, startRelayedServer, type Relay, type RelayedServer } from '../helpers/relay.js';
 import { initialAccessToken } from '../helpers/operator.js';
 import { type TestServer } from '../helpers/server.js';
-import { clientCredentialsToken, machineClient } from '../helpers/tokens.js';
+import { basic, clientCredentialsToken, machineClient } from '../helpers/tokens.js';
 
 const OPS = { id: 'ops', secret: 'ops-client-secret-with-plenty-of-entropy-0123456789' };
 
@@ -26,12 +26,13 @@ describe('e2e: seventh blips pass: registration, client management and secret ro
   this.timeout(60_000);
   let relayed: RelayedServer;
   let server: TestServer;
+  let relay: Relay;
   let admin: string;
 
   before(async () => {
     // A command waits half a second: a Redis paused longer is an outage (503).
     relayed = await startRelayedServer({}, { commandTimeout: 500, clients: [machineClient(OPS)] });
-    ({ server } = relayed);
+    ({ server, relay } = relayed);
     await server.apis.grant(OPS.id, `${server.issuer}/admin`, { scopes: ['admin'] });
     admin = await clientCredentialsToken(server.url, OPS, `${server.issuer}/admin`, 'admin');
   });
@@ -71,4 +72,97 @@ describe('e2e: seventh blips pass: registration, client management and secret ro
     assert.ok(blip.headers.get('retry-after'));
     await registeredOnceByTheRetry(iat, 'spent', before);
   });
+  /** `request` with every connection cut as its first script on a key holding `key` reaches Redis, which runs it (its answer lost). */
+  async function cutAt<T extends { status: number }>(key: string, request: () => Promise<T>, extra: (chunk: string) => boolean = () => true): Promise<T> {
+    const cut = relay.cut((chunk) => scriptOn(key)(chunk) && extra(chunk), { answered: true });
+    const answer = await request();
+    relay.release();
+    await Promise.race([cut, new Promise((_, fail) => setTimeout(() => fail(new Error(`answered ${answer.status} without the cut`)), 2000))]);
+    await eventually(async () => assert.equal((await fetch(`${server.url}/readyz`)).status, 200));
+    return answer;
+  }
+
+  /** A confidential client made through the admin API, and whether a secret of it authenticates (it has no client_credentials grant: 400 unauthorized_client, or 401). */
+  async function confidential(name: string) {
+    const made = await fetch(`${server.url}/admin/clients`, { method: 'POST', headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' }, body: JSON.stringify({ client_name: name, redirect_uris: [`https://${name}.example.test/callback`] }) });
+    assert.equal(made.status, 201);
+    const app = (await made.json()) as { client_id: string; client_secret: string };
+    const authenticates = async (secret: string) => {
+      const response = await pastOutages(() => fetch(`${server.url}/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic({ id: app.client_id, secret }) }, body: 'grant_type=client_credentials' }));
+      assert.ok(response.status === 400 || response.status === 401, `answered ${response.status}`);
+      return response.status === 400;
+    };
+    const rotate = () => fetch(`${server.url}/admin/clients/${app.client_id}/secret`, { method: 'POST', headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' }, body: JSON.stringify({ previous_secret_valid_for: 3600 }) });
+    return { app, authenticates, rotate };
+  }
+
+  /** Sent again past the 503: a new secret shown, which works, and the deployed one still works (its grace), as one rotation leaves them. */
+  async function rotatedOnceByTheRetry({ app, authenticates, rotate }: Awaited<ReturnType<typeof confidential>>): Promise<void> {
+    const again = await pastOutages(rotate);
+    assert.equal(again.status, 200, `the retry of a rotation answered 503 answered ${again.status}`);
+    const { client_secret: shown } = (await again.json()) as { client_secret: string };
+    assert.notEqual(shown, app.client_secret);
+    assert.equal(await authenticates(shown), true, 'the secret shown works');
+    assert.equal(await authenticates(app.client_secret), true, 'the deployed secret keeps its grace after the retry');
+  }
+
+  it('a secret rotation with a grace answered 503 at the client’s write: sent again, the secret shown works and the deployed one keeps its grace (before the fix: the write run late put a secret nobody was shown in place, and the retry, rotating from it, ended the deployed secret at once)', async () => {
+    const rotation = await confidential('rotated-paused');
+    const blip = await relayed.pausedAt(scriptOn(`oidc:Client:${rotation.app.client_id}`), rotation.rotate);
+    assert.equal(blip.status, 503);
+    await rotatedOnceByTheRetry(rotation);
+  });
+
+  it('a secret rotation with a grace cut off at its grace record’s write (run, its answer lost): sent again, the secret shown works and the deployed one keeps its grace (held)', async () => {
+    const rotation = await confidential('rotated-grace-cut');
+    const cut = relay.cut((chunk) => chunk.includes(`previous-secret:${rotation.app.client_id}`), { answered: true });
+    const blip = await rotation.rotate();
+    relay.release();
+    await cut;
+    assert.equal(blip.status, 503);
+    await eventually(async () => assert.equal((await fetch(`${server.url}/readyz`)).status, 200));
+    await rotatedOnceByTheRetry(rotation);
+  });
+
+
+  /** A client registered, and the RFC 7592 update that moves its redirect URI, presenting `token`. */
+  async function registered(name: string): Promise<{ made: Registered; update: (token: string) => () => Promise<Response> }> {
+    const response = await register(await initialAccessToken(server), name)();
+    assert.equal(response.status, 201);
+    const made = (await response.json()) as Registered;
+    const update = (token: string) => () =>
+      fetch(made.registration_client_uri, {
+        method: 'PUT',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+        body: JSON.stringify({ client_id: made.client_id, client_name: name, redirect_uris: [`https://${name}.example.test/moved`] }),
+      });
+    return { made, update };
+  }
+
+  /** Sent again with the token presented before (past the 503): done, the successor shown manages the client, the presented token ended. */
+  async function updatedByTheRetry(made: Registered, update: (token: string) => () => Promise<Response>, name: string): Promise<void> {
+    const again = await pastOutages(update(made.registration_access_token));
+    assert.equal(again.status, 200, `sent again with the token presented before, the update answered ${again.status}`);
+    const successor = ((await again.json()) as Registered).registration_access_token;
+    assert.notEqual(successor, made.registration_access_token);
+    assert.deepEqual(await read(made, successor), { status: 200, redirect_uris: [`https://${name}.example.test/moved`] }, 'the successor shown manages the client, updated');
+    assert.equal((await read(made)).status, 401, 'the token presented is ended');
+  }
+
+  it('an RFC 7592 update answered 503 at the client’s write changed nothing, the token presented still works: sent again, done (before the fix: the metadata written once Redis resumed, after the 503)', async () => {
+    const { made, update } = await registered('update-paused');
+    const blip = await relayed.pausedAt(scriptOn(`oidc:Client:${made.client_id}`), update(made.registration_access_token));
+    assert.equal(blip.status, 503);
+    assert.deepEqual(await read(made), { status: 200, redirect_uris: ['https://update-paused.example.test/callback'] }, 'an update answered 503 changed nothing');
+    await updatedByTheRetry(made, update, 'update-paused');
+  });
+
+  it('an RFC 7592 update cut off at its new registration access token’s save (run, its answer lost): the token presented still works; sent again, done (held)', async () => {
+    const { made, update } = await registered('update-successor-cut');
+    const blip = await cutAt('oidc:RegistrationAccessToken:', update(made.registration_access_token), (chunk) => chunk.includes(made.client_id));
+    assert.equal(blip.status, 503);
+    assert.equal((await read(made)).status, 200, 'the token presented still works');
+    await updatedByTheRetry(made, update, 'update-successor-cut');
+  });
+
 });
