@@ -67,7 +67,25 @@ const OWNER_CLAIM_TTL = 30;
  * `secret`: one rotated out by an earlier release, in clear), and when its grace ends (epoch
  * seconds; unknown for one kept before this was recorded).
  */
-export type PreviousSecret = ({ readonly digest: string; readonly secret?: undefined } | { readonly secret: string; readonly digest?: undefined }) & { readonly until?: number };
+export type PreviousSecret = ({ readonly digest: string; readonly secret?: undefined } | { readonly secret: string; readonly digest?: undefined }) & {
+  readonly until?: number;
+  /**
+   * Secrets rotated out before this one whose grace had not ended when it was (a rotation's retry
+   * after a 503 whose write ran, its answer lost, rotates from a secret nobody was shown: the
+   * deployed one keeps its grace, seventh blips pass). Newest first, at most EARLIER_KEPT.
+   */
+  readonly earlier?: readonly { readonly digest: string; readonly until: number }[];
+};
+
+/** Earlier rotated-out secrets kept beside the latest (PreviousSecret.earlier). */
+const EARLIER_KEPT = 4;
+
+/** Each rotated-out secret a record keeps, the latest first: what client authentication compares (provider/patches/previous-secrets.ts). */
+export function previousSecrets(previous: PreviousSecret, now: number): PreviousSecret[] {
+  // The latest's record lives as long as its longest grace: the latest counts until its own end.
+  const latest = previous.until === undefined || previous.until > now || !previous.earlier?.length ? [previous] : [];
+  return [...latest, ...(previous.earlier ?? []).filter((earlier) => earlier.until > now).map(({ digest, until }) => ({ digest, until }))];
+}
 
 /** The rotated-out secret of a client, while its grace period lasts (provider/patches/previous-secrets.ts). */
 export async function previousSecret(kv: Kv, clientId: string): Promise<PreviousSecret | undefined> {
@@ -213,8 +231,8 @@ export class Clients {
     // they alive) and once more after, for those got meanwhile (the client's own; a person's grants
     // end with `grants revoke --client`). With a grace, the old secret is kept first: then the hook
     // sees a routine rotation (provider/replaced-credentials.ts).
-    const previous = grace > 0 ? JSON.stringify({ digest: secretDigestOf(existing.client_secret), until: epochSeconds() + grace } satisfies PreviousSecret) : undefined;
-    if (previous) await this.kv.set(previousSecretKey(id), previous, { ttl: grace });
+    const previous = grace > 0 ? await this.#graceRecord(id, existing.client_secret, grace) : undefined;
+    if (previous) await this.kv.set(previousSecretKey(id), previous.text, { ttl: previous.ttl });
     const rotated = { ...existing, client_secret: generateSecret() };
     try {
       await this.#replace(id, existing, rotated);
@@ -224,7 +242,7 @@ export class Clients {
       // that runs the write once it resumes, and the old one must then keep its grace; deleted there,
       // the app's secret stopped at once, the new one shown to nobody (fourth blips pass). Kept while
       // the secret did not change, it names the current secret: harmless.
-      if (previous && error instanceof ClientError) await this.kv.deleteIfEquals(previousSecretKey(id), previous);
+      if (previous && error instanceof ClientError) await this.kv.deleteIfEquals(previousSecretKey(id), previous.text);
       throw error;
     }
     if (!(await new AdapterIndexes(this.kv).endRegistrationTokens(id))) return rotated;
@@ -232,6 +250,23 @@ export class Clients {
     const RegistrationAccessToken = this.providers.current.RegistrationAccessToken as unknown as new (payload: { clientId: string }) => { save(): Promise<string> };
     const registrationToken = new RegistrationAccessToken({ clientId: id });
     return { ...rotated, registration_access_token: await registrationToken.save() };
+  }
+
+  /**
+   * The grace record of a rotation from `secret`: its digest until the grace ends, and those of the
+   * secrets rotated out before it whose grace has not ended (a grace is not cut short by the next
+   * rotation with one: a retry after a 503 whose write ran, its answer lost, rotated from a secret
+   * nobody was shown, and the deployed one's grace ended at the retry before the seventh blips pass).
+   */
+  async #graceRecord(id: string, secret: string, grace: number): Promise<{ text: string; ttl: number }> {
+    const now = epochSeconds();
+    const digest = secretDigestOf(secret);
+    const kept = await previousSecret(this.kv, id);
+    const earlier = (kept ? previousSecrets(kept, now) : [])
+      .flatMap((one) => (one.digest !== undefined && one.until !== undefined && one.until > now && one.digest !== digest ? [{ digest: one.digest, until: one.until }] : []))
+      .slice(0, EARLIER_KEPT);
+    const record: PreviousSecret = earlier.length ? { digest, until: now + grace, earlier } : { digest, until: now + grace };
+    return { text: JSON.stringify(record), ttl: Math.max(grace, ...earlier.map((one) => one.until - now)) };
   }
 
   async #require(id: string): Promise<ClientMetadata> {

@@ -125,6 +125,13 @@ describe('e2e: seventh blips pass: registration, client management and secret ro
   });
 
 
+  it('a secret rotation with a grace cut off at the client’s write (run, its answer lost): sent again, the secret shown works and the deployed one keeps its grace (before the fix: the retry, rotating from the secret written, which nobody was shown, ended the deployed one’s grace at once)', async () => {
+    const rotation = await confidential('rotated-cut');
+    const blip = await cutAt(`oidc:Client:${rotation.app.client_id}`, rotation.rotate);
+    assert.equal(blip.status, 503);
+    await rotatedOnceByTheRetry(rotation);
+  });
+
   /** A client registered, and the RFC 7592 update that moves its redirect URI, presenting `token`. */
   async function registered(name: string): Promise<{ made: Registered; update: (token: string) => () => Promise<Response> }> {
     const response = await register(await initialAccessToken(server), name)();

@@ -14,7 +14,8 @@
  */
 import { timingSafeEqual } from 'node:crypto';
 import { Provider } from 'oidc-provider';
-import { previousSecret } from '../../registration/clients.js';
+import { previousSecret, previousSecrets } from '../../registration/clients.js';
+import { epochSeconds } from '../../clock.js';
 import { digestOf } from '../../store/adapter.js';
 import type { Kv } from '../../store/kv.js';
 
@@ -36,9 +37,11 @@ export function acceptPreviousSecrets(provider: Provider, kv: Kv): void {
   const prototype = provider.Client.prototype as unknown as { compareClientSecret(actual: string): Promise<boolean> | boolean };
   const compareCurrent = prototype.compareClientSecret;
   const comparePrevious = async (clientId: string, actual: string) => {
-    const previous = await previousSecret(kv, clientId);
+    const kept = await previousSecret(kv, clientId);
+    if (kept === undefined) return false;
+    // The latest rotated-out secret, and earlier ones still in their grace (PreviousSecret.earlier).
+    const previous = previousSecrets(kept, epochSeconds()).find((one) => (one.digest === undefined ? sameSecret(one.secret, actual) : sameSecret(one.digest, digestOf(actual))));
     if (previous === undefined) return false;
-    if (previous.digest === undefined ? !sameSecret(previous.secret, actual) : !sameSecret(previous.digest, digestOf(actual))) return false;
     const ctx = Provider.ctx;
     if (ctx && previous.until !== undefined) graceEnds.set(ctx, previous.until);
     return true;
