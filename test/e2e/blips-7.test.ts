@@ -8,7 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { eventually, pastOutages } from '../helpers/eventually.js';
-import { scriptOn, startRelayedServer, type Relay, type RelayedServer } from '../helpers/relay.js';
+import { commandsIn, scriptOn, startRelayedServer, type Relay, type RelayedServer } from '../helpers/relay.js';
 import { initialAccessToken } from '../helpers/operator.js';
 import { type TestServer } from '../helpers/server.js';
 import { basic, clientCredentialsToken, machineClient } from '../helpers/tokens.js';
@@ -72,6 +72,17 @@ describe('e2e: seventh blips pass: registration, client management and secret ro
     assert.ok(blip.headers.get('retry-after'));
     await registeredOnceByTheRetry(iat, 'spent', before);
   });
+  it('an RFC 7591 registration answered 503 at its claim’s naming of the client (the fix’s own write, before the client’s): sent again, registered once (held)', async () => {
+    const before = await listed();
+    const iat = await initialAccessToken(server);
+    // The claim is set first with the time alone; then it names the client (`<time> <client id>`).
+    const naming = (chunk: string) => commandsIn(chunk).some(([name = '', key = '', value = '']) => /^set$/i.test(name) && key.includes('registration:initial-access-token:') && value.includes(' '));
+    const blip = await relayed.pausedAt(naming, register(iat, 'named'));
+    assert.equal(blip.status, 503);
+    assert.deepEqual(await listed(), before, 'a registration answered 503 made no client');
+    await registeredOnceByTheRetry(iat, 'named', before);
+  });
+
   /** `request` with every connection cut as its first script on a key holding `key` reaches Redis, which runs it (its answer lost). */
   async function cutAt<T extends { status: number }>(key: string, request: () => Promise<T>, extra: (chunk: string) => boolean = () => true): Promise<T> {
     const cut = relay.cut((chunk) => scriptOn(key)(chunk) && extra(chunk), { answered: true });
@@ -130,6 +141,20 @@ describe('e2e: seventh blips pass: registration, client management and secret ro
     const blip = await cutAt(`oidc:Client:${rotation.app.client_id}`, rotation.rotate);
     assert.equal(blip.status, 503);
     await rotatedOnceByTheRetry(rotation);
+  });
+
+  it('what the grace kept for a rotation’s retry means: two rotations with a grace leave both rotated-out secrets working (each until its own grace ends), and one without a grace (a leak) ends every one', async () => {
+    const { app, authenticates, rotate } = await confidential('rotated-twice');
+    const rotated = async (grace?: number) => {
+      const response = await (grace === undefined ? rotate() : fetch(`${server.url}/admin/clients/${app.client_id}/secret`, { method: 'POST', headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' }, body: JSON.stringify({ previous_secret_valid_for: grace }) }));
+      assert.equal(response.status, 200);
+      return ((await response.json()) as { client_secret: string }).client_secret;
+    };
+    const second = await rotated();
+    const third = await rotated();
+    assert.deepEqual([await authenticates(app.client_secret), await authenticates(second), await authenticates(third)], [true, true, true]);
+    const fourth = await rotated(0);
+    assert.deepEqual([await authenticates(app.client_secret), await authenticates(second), await authenticates(third), await authenticates(fourth)], [false, false, false, true]);
   });
 
   /** A client registered, and the RFC 7592 update that moves its redirect URI, presenting `token`. */
