@@ -245,11 +245,18 @@ export class Clients {
       if (previous && error instanceof ClientError) await this.kv.deleteIfEquals(previousSecretKey(id), previous.text);
       throw error;
     }
-    if (!(await new AdapterIndexes(this.kv).endRegistrationTokens(id))) return rotated;
+    // A client that manages itself (RFC 7591) gets a new registration access token, saved before
+    // the others end: a rotation cut off between (a 503) leaves one in the index, so its retry still
+    // hands one over. Ended first, a retry found none, and answered no token: the developer was
+    // locked out of RFC 7592 management (seventh blips pass).
+    const indexes = new AdapterIndexes(this.kv);
+    if (!(await indexes.managesItself(id))) return rotated;
     // As the engine makes one at registration (its type declares no constructor arguments).
-    const RegistrationAccessToken = this.providers.current.RegistrationAccessToken as unknown as new (payload: { clientId: string }) => { save(): Promise<string> };
+    const RegistrationAccessToken = this.providers.current.RegistrationAccessToken as unknown as new (payload: { clientId: string }) => { jti: string; save(): Promise<string> };
     const registrationToken = new RegistrationAccessToken({ clientId: id });
-    return { ...rotated, registration_access_token: await registrationToken.save() };
+    const value = await registrationToken.save();
+    await indexes.endRegistrationTokensBut(id, registrationToken.jti);
+    return { ...rotated, registration_access_token: value };
   }
 
   /**

@@ -1053,6 +1053,19 @@ export class AdapterIndexes {
   }
 
   /**
+   * Ends the client's registration access tokens but the one `jti` (just saved, to be handed over),
+   * and takes them out of its index: a secret rotation's (registration/clients.ts rotateSecret).
+   */
+  async endRegistrationTokensBut(clientId: string, jti: string): Promise<void> {
+    const index = oidcRegistrationTokensKey(clientId);
+    const keep = recordKey('RegistrationAccessToken', jti);
+    const keys = (await this.kv.members(index)).filter((key) => key !== keep);
+    if (!keys.length) return;
+    await this.kv.del(keys);
+    await Promise.all(keys.map((key) => this.kv.removeFromSet(index, key)));
+  }
+
+  /**
    * Whether the client holds registration access tokens: it registered itself (RFC 7591) and no
    * operator has written it since (an operator's write ends them, registration/clients.ts update).
    */

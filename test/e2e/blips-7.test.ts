@@ -197,4 +197,21 @@ describe('e2e: seventh blips pass: registration, client management and secret ro
     await updatedByTheRetry(made, update, 'update-successor-cut');
   });
 
+  it('a secret rotation of a client that registered itself, cut off at its new registration access token’s save (not run): sent again, a token is handed over and manages the client, the one before ended (before the fix: the retry answered none, the tokens ended by the first attempt, the client no longer managed through RFC 7592)', async () => {
+    const { made } = await registered('rotated-managed');
+    const rotate = () => fetch(`${server.url}/admin/clients/${made.client_id}/secret`, { method: 'POST', headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' }, body: JSON.stringify({ previous_secret_valid_for: 3600 }) });
+    // The new token's record names the client; the rotation's client write is on `oidc:Client:`.
+    const cut = relay.cut((chunk) => scriptOn('oidc:RegistrationAccessToken:')(chunk) && chunk.includes(made.client_id), { answered: false });
+    const blip = await rotate();
+    relay.release();
+    await Promise.race([cut, new Promise((_, fail) => setTimeout(() => fail(new Error(`answered ${blip.status} without the cut`)), 2000))]);
+    assert.equal(blip.status, 503);
+    await eventually(async () => assert.equal((await fetch(`${server.url}/readyz`)).status, 200));
+    const again = await pastOutages(rotate);
+    assert.equal(again.status, 200);
+    const { registration_access_token: handed } = (await again.json()) as { registration_access_token?: string };
+    assert.ok(handed, 'the retry hands a registration access token over');
+    assert.equal((await read(made, handed)).status, 200, 'the token handed over manages the client');
+    assert.equal((await read(made)).status, 401, 'the token before it is ended');
+  });
 });
