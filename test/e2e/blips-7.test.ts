@@ -214,4 +214,16 @@ describe('e2e: seventh blips pass: registration, client management and secret ro
     assert.equal((await read(made, handed)).status, 200, 'the token handed over manages the client');
     assert.equal((await read(made)).status, 401, 'the token before it is ended');
   });
+  it('a secret rotation of a client that registered itself, paused at its new registration access token’s save (run once Redis resumed): sent again, a token is handed over and manages the client, every other ended (held)', async () => {
+    const { made } = await registered('rotated-managed-paused');
+    const rotate = () => fetch(`${server.url}/admin/clients/${made.client_id}/secret`, { method: 'POST', headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' }, body: JSON.stringify({ previous_secret_valid_for: 3600 }) });
+    const blip = await relayed.pausedAt((chunk) => scriptOn('oidc:RegistrationAccessToken:')(chunk) && chunk.includes(made.client_id), rotate);
+    assert.equal(blip.status, 503);
+    const again = await pastOutages(rotate);
+    assert.equal(again.status, 200);
+    const { registration_access_token: handed } = (await again.json()) as { registration_access_token?: string };
+    assert.ok(handed, 'the retry hands a registration access token over');
+    assert.equal((await read(made, handed)).status, 200, 'the token handed over manages the client');
+    assert.equal((await read(made)).status, 401, 'the token before it is ended');
+  });
 });
