@@ -21,7 +21,8 @@
  * between the client's write and the spend (or one still finishing, which ABANDONED_AFTER_TIMEOUTS
  * command timeouts outlast: every write it makes after naming the client is bounded, or harmless).
  * A retry that finds one removes that client and registers anew; one that comes sooner is answered
- * 503 with Retry-After, as the registration it waits on. A spend run in time whose answer was lost
+ * 503 with Retry-After, as the registration it waits on (and, within a command timeout of the
+ * naming, 401 "already used", as registrations sent at once: the registration named it just now). A spend run in time whose answer was lost
  * (the connection cut after it) spent the token on a client nobody was shown, as any
  * acknowledgement lost: the retry is refused (401), the client listed for the operator to remove.
  *
@@ -81,8 +82,10 @@ export function singleUseInitialAccessTokens(provider: Provider, kv: Kv, realm: 
     if (!(await kv.set(claim, made, { ttl: CLAIM_TTL, onlyIfAbsent: true }))) {
       const held = await kv.get(claim);
       const stopped = held === undefined ? undefined : claimOf(held);
-      // A claim that names no client: a registration in flight (or done and spent).
-      if (stopped?.clientId === undefined) return alreadyUsed(ctx);
+      // A claim that names no client: a registration in flight (or done and spent). One that named
+      // it less than a command timeout ago is in flight too (one stopped by a timeout answered no
+      // sooner): registrations sent at once are answered as they were, one registered, the rest 401.
+      if (stopped?.clientId === undefined || storeMilliseconds() - stopped.at < commandTimeout) return alreadyUsed(ctx);
       const unspent = await provider.InitialAccessToken.find(token);
       if (!unspent || (unspent as { consumed?: unknown }).consumed) return alreadyUsed(ctx);
       if (storeMilliseconds() - stopped.at < ABANDONED_AFTER_TIMEOUTS * commandTimeout) throw new StoreBehind('a registration with this initial access token is still finishing');
