@@ -13,17 +13,12 @@ import assert from 'node:assert/strict';
 import { eventually, pastOutages } from '../helpers/eventually.js';
 import { commandsIn, scriptOn, startRelayedServer, type Relay, type RelayedServer } from '../helpers/relay.js';
 import { initialAccessToken } from '../helpers/operator.js';
+import { register as registerWith, readRegistration, registeredWithUpdate, type Registered } from '../helpers/registration.js';
 import { type TestServer } from '../helpers/server.js';
 import { basic, clientCredentialsToken, machineClient } from '../helpers/tokens.js';
 
 const OPS = { id: 'ops', secret: 'ops-client-secret-with-plenty-of-entropy-0123456789' };
 
-interface Registered {
-  readonly client_id: string;
-  readonly registration_access_token: string;
-  readonly registration_client_uri: string;
-  readonly redirect_uris: string[];
-}
 
 describe('e2e: fourth blips pass: a multi-write operation with Redis paused (or the connection cut) at a write', function () {
   this.timeout(60_000);
@@ -50,14 +45,10 @@ describe('e2e: fourth blips pass: a multi-write operation with Redis paused (or 
     return ((await response.json()) as { client_id: string }[]).map((client) => client.client_id).filter((id) => id !== OPS.id);
   };
 
-  const register = (iat: string, name: string) => () =>
-    fetch(`${server.url}/reg`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${iat}` }, body: JSON.stringify({ client_name: name, redirect_uris: [`https://${name}.example.test/callback`] }) });
+  const register = (iat: string, name: string) => registerWith(server, iat, name);
 
   /** What the registration endpoint says of the client its token manages: the status, and the redirect URIs. */
-  const read = async (made: Registered, token = made.registration_access_token) => {
-    const response = await fetch(made.registration_client_uri, { headers: { authorization: `Bearer ${token}` } });
-    return { status: response.status, redirect_uris: response.status === 200 ? ((await response.json()) as Registered).redirect_uris : [] };
-  };
+  const read = readRegistration;
 
   it('an RFC 7591 registration answered 503 at its registration access token’s save made no client: registered again, one client, managed by the token shown (before the fix: two, the first with a secret and token nobody was shown)', async () => {
     const before = await listed();
@@ -74,18 +65,7 @@ describe('e2e: fourth blips pass: a multi-write operation with Redis paused (or 
     assert.equal((await read(made)).status, 200, 'managed by the token shown');
   });
   /** A client registered (the retry of a 503 aside) and the update that changes its redirect URI, with the token it presents. */
-  async function registered(name: string): Promise<{ made: Registered; update: (token: string) => () => Promise<Response> }> {
-    const response = await register(await initialAccessToken(server), name)();
-    assert.equal(response.status, 201);
-    const made = (await response.json()) as Registered;
-    const update = (token: string) => () =>
-      fetch(made.registration_client_uri, {
-        method: 'PUT',
-        headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
-        body: JSON.stringify({ client_id: made.client_id, client_name: name, redirect_uris: [`https://${name}.example.test/moved`] }),
-      });
-    return { made, update };
-  }
+  const registered = (name: string) => registeredWithUpdate(server, name);
 
   /** Sent again with the token presented before: done, the successor shown works, the presented token and only it ended. */
   async function sentAgainDone(made: Registered, update: (token: string) => () => Promise<Response>, name: string): Promise<void> {

@@ -10,17 +10,12 @@ import assert from 'node:assert/strict';
 import { eventually, pastOutages } from '../helpers/eventually.js';
 import { commandsIn, scriptOn, startRelayedServer, type Relay, type RelayedServer } from '../helpers/relay.js';
 import { initialAccessToken } from '../helpers/operator.js';
+import { register as registerWith, readRegistration, registeredWithUpdate, type Registered } from '../helpers/registration.js';
 import { type TestServer } from '../helpers/server.js';
 import { basic, clientCredentialsToken, machineClient } from '../helpers/tokens.js';
 
 const OPS = { id: 'ops', secret: 'ops-client-secret-with-plenty-of-entropy-0123456789' };
 
-interface Registered {
-  readonly client_id: string;
-  readonly registration_access_token: string;
-  readonly registration_client_uri: string;
-  readonly redirect_uris: string[];
-}
 
 describe('e2e: seventh blips pass: registration, client management and secret rotation with Redis paused (or the connection cut) at a write', function () {
   this.timeout(60_000);
@@ -44,13 +39,9 @@ describe('e2e: seventh blips pass: registration, client management and secret ro
     return ((await response.json()) as { client_id: string }[]).map((client) => client.client_id).filter((id) => id !== OPS.id).sort();
   };
 
-  const register = (iat: string, name: string) => () =>
-    fetch(`${server.url}/reg`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${iat}` }, body: JSON.stringify({ client_name: name, redirect_uris: [`https://${name}.example.test/callback`] }) });
+  const register = (iat: string, name: string) => registerWith(server, iat, name);
 
-  const read = async (made: Registered, token = made.registration_access_token) => {
-    const response = await fetch(made.registration_client_uri, { headers: { authorization: `Bearer ${token}` } });
-    return { status: response.status, redirect_uris: response.status === 200 ? ((await response.json()) as Registered).redirect_uris : [] };
-  };
+  const read = readRegistration;
 
   /** Sent again (past the 503's Retry-After): registered, one client more than before, managed by the token shown, and the initial access token spent. */
   async function registeredOnceByTheRetry(iat: string, name: string, before: string[]): Promise<Registered> {
@@ -158,18 +149,7 @@ describe('e2e: seventh blips pass: registration, client management and secret ro
   });
 
   /** A client registered, and the RFC 7592 update that moves its redirect URI, presenting `token`. */
-  async function registered(name: string): Promise<{ made: Registered; update: (token: string) => () => Promise<Response> }> {
-    const response = await register(await initialAccessToken(server), name)();
-    assert.equal(response.status, 201);
-    const made = (await response.json()) as Registered;
-    const update = (token: string) => () =>
-      fetch(made.registration_client_uri, {
-        method: 'PUT',
-        headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
-        body: JSON.stringify({ client_id: made.client_id, client_name: name, redirect_uris: [`https://${name}.example.test/moved`] }),
-      });
-    return { made, update };
-  }
+  const registered = (name: string) => registeredWithUpdate(server, name);
 
   /** Sent again with the token presented before (past the 503): done, the successor shown manages the client, the presented token ended. */
   async function updatedByTheRetry(made: Registered, update: (token: string) => () => Promise<Response>, name: string): Promise<void> {

@@ -31,7 +31,7 @@
 import assert from 'node:assert/strict';
 import { dirname } from 'node:path';
 import * as oidc from 'openid-client';
-import { Agent, type Page } from '../helpers/agent.js';
+import { Agent, answerAt, type Page } from '../helpers/agent.js';
 import { startBalancer, type Balancer } from '../helpers/balancer.js';
 import { eventually } from '../helpers/eventually.js';
 import { latchkey } from '../helpers/process.js';
@@ -46,13 +46,6 @@ const OTHER_REDIRECT = 'https://app.example.test/other-callback';
 const APP = { id: 'app-26', secret: 'twenty-sixth-endings-app-secret-with-plenty-of-entropy-01' };
 /** How far off the other instances' clocks are (one ahead, one behind): a few seconds. */
 const SKEW_MS = 8_000;
-
-/** The error an answer at `redirectUri` carries, or 'code' when it carries a code. */
-function answerAt(page: Page, redirectUri: string): string {
-  assert.ok(page.url.startsWith(redirectUri), `expected an answer at ${redirectUri}, got ${page.status} ${page.url}`);
-  const answer = new URL(page.url).searchParams;
-  return answer.get('code') ? 'code' : String(answer.get('error'));
-}
 
 describe('e2e: red team, twenty-sixth endings pass: sign-ins across a narrowing and a person\'s ending, on instances whose clocks differ', function () {
   this.timeout(60_000);

@@ -25,7 +25,7 @@
 import assert from 'node:assert/strict';
 import { dirname } from 'node:path';
 import * as oidc from 'openid-client';
-import { Agent, type Page } from '../helpers/agent.js';
+import { Agent, answerAt as answerAtRedirect, type Page } from '../helpers/agent.js';
 import { startBalancer, type Balancer } from '../helpers/balancer.js';
 import { eventually } from '../helpers/eventually.js';
 import { latchkey } from '../helpers/process.js';
@@ -42,11 +42,7 @@ const APP = { id: 'app-28', secret: 'twenty-eighth-endings-app-secret-with-plent
 const SKEW_MS = 8_000;
 
 /** The error an answer at REDIRECT carries, or 'code' when it carries a code. */
-function answerAt(page: Page): string {
-  assert.ok(page.url.startsWith(REDIRECT), `expected an answer at ${REDIRECT}, got ${page.status} ${page.url}`);
-  const answer = new URL(page.url).searchParams;
-  return answer.get('code') ? 'code' : String(answer.get('error'));
-}
+const answerAt = (page: Page): string => answerAtRedirect(page, REDIRECT);
 
 describe('e2e: red team, twenty-eighth endings pass: a session\'s grant taken up again across an ending, made at instances whose clocks differ', function () {
   this.timeout(60_000);

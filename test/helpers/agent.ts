@@ -2,6 +2,8 @@
  * A minimal user agent over fetch: keeps cookies per host, follows redirects by hand (so tests
  * can stop at the client's redirect_uri), and reads forms out of our HTML pages.
  */
+import assert from 'node:assert/strict';
+
 export interface Page {
   readonly url: string;
   readonly status: number;
@@ -108,4 +110,11 @@ export function postToAccount(agent: Agent, page: Page, path: string, fields: Re
     headers: { 'content-type': 'application/x-www-form-urlencoded' },
     body: new URLSearchParams({ csrf: formIn(page.html, '/account/recovery-codes').hidden.csrf!, ...fields }),
   });
+}
+
+/** The error an authorization answer at `redirectUri` carries, or 'code' when it carries a code. */
+export function answerAt(page: Page, redirectUri: string): string {
+  assert.ok(page.url.startsWith(redirectUri), `expected an answer at ${redirectUri}, got ${page.status} ${page.url}`);
+  const answer = new URL(page.url).searchParams;
+  return answer.get('code') ? 'code' : String(answer.get('error'));
 }
