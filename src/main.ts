@@ -25,6 +25,7 @@ import { passkeysSection } from './accounts/page/passkeys-section.js';
 import { authenticatorSection } from './accounts/page/authenticator-section.js';
 import { recoveryCodesSection } from './accounts/page/recovery-codes-section.js';
 import { linksSection } from './accounts/page/links-section.js';
+import { OwedEndings } from './accounts/page/owed-endings.js';
 import { checkConfiguredClients } from './registration/policy.js';
 import { createApp } from './app.js';
 import { providerFactory } from './provider-factory.js';
@@ -285,6 +286,9 @@ export async function serve(config: Config, logger: Logger = createLogger(config
   const grants = new GrantRevocation(kv, revocations);
   const sessions = new AccountSessions(kv, providers, accounts);
   const credentials = new SessionCredentials(kv, config.ttl.session);
+  const due = new DueEndings(kv);
+  // What a removed credential or a changed password ends, finished by the sweep when its request was cut off.
+  const owed = new OwedEndings({ due, sessions, credentials, grants, consents, ttl: Math.max(config.ttl.grant, config.ttl.session) });
   // The admin API and the feed take a DPoP-bound token only with its key's proof.
   const senderConstraint = new SenderConstraint(kv, CLOCK_TOLERANCE);
 
@@ -377,7 +381,7 @@ export async function serve(config: Config, logger: Logger = createLogger(config
         grants,
         consents,
         activity: new SessionActivity(kv, config.ttl.session),
-        credentials,
+        owed,
         logger,
         reauthenticateAfter: config.accounts.reauthenticateAfter,
       }),
@@ -450,7 +454,8 @@ export async function serve(config: Config, logger: Logger = createLogger(config
   // Logout tokens an app did not take, sent again, and sessions that expired holding an app, ended
   // with their apps told: swept every backchannel.sweepInterval seconds (provider/backchannel-delivery.ts).
   const backchannel = new BackchannelDelivery({
-    due: new DueEndings(kv),
+    due,
+    owed,
     providers,
     sessions,
     grants,

@@ -26,6 +26,7 @@ import type { SessionGrantEndings } from '../revocation/grants.js';
 import { storeClockOffset } from '../clock.js';
 import type { ClaimedRetry, DueEndings } from '../store/due-endings.js';
 import { deliverOnce, deliveryFailed, type LogoutRetries } from './patches/backchannel-retry.js';
+import { OwedEndings } from '../accounts/page/owed-endings.js';
 
 /**
  * Milliseconds a sweep holds what it claimed: past it, another instance may claim it again. Three
@@ -85,6 +86,8 @@ export interface BackchannelDeliveryOptions {
   readonly schedule: readonly number[];
   /** Seconds between sweeps (backchannel.sweepInterval). */
   readonly interval: number;
+  /** The endings a change of credentials owes (accounts/page/owed-endings.ts): those its request did not finish are finished here. */
+  readonly owed: Pick<OwedEndings, 'finish'>;
   readonly logger: Logger;
   readonly metrics: Metrics;
 }
@@ -156,8 +159,9 @@ export class BackchannelDelivery {
     await Promise.all([
       ...claimed.retries.map((retry) => this.#retry(retry).catch((error: unknown) => this.#failed('retry', error))),
       ...claimed.sessions.map(({ member, id }) => this.#expire(member, id, until).catch((error: unknown) => this.#failed('session', error))),
+      ...claimed.owed.map((member) => this.#finishOwed(member, until).catch((error: unknown) => this.#failed('owed', error))),
     ]);
-    return claimed.retries.length === BATCH || claimed.sessions.length === BATCH;
+    return [claimed.retries, claimed.sessions, claimed.owed].some((batch) => batch.length === BATCH);
   }
 
   /** A claimed item the store failed half-way: left at its lease, claimed again once it ends. */
@@ -207,5 +211,18 @@ export class BackchannelDelivery {
     await due.settleSession(member, until);
     metrics.backchannelLogouts.inc({ outcome: 'expired' });
     logger.info({ event: 'session.expired', apps: Object.keys(session.authorizations ?? {}).length }, 'an expired session is ended and its apps told');
+  }
+
+  /** An ending whose request stopped before it was done (a 503): finished now, then dropped. */
+  async #finishOwed(member: string, until: number): Promise<void> {
+    const { due, owed, logger } = this.#options;
+    const ending = OwedEndings.parse(member);
+    if (!ending) {
+      await due.dropOwed(member, until);
+      return void logger.warn({ event: 'account.owed_ending_dropped', reason: 'unreadable' }, 'an owed ending is dropped unfinished');
+    }
+    const ended = await owed.finish(ending);
+    await due.dropOwed(member, until);
+    logger.info({ event: 'account.owed_ending_finished', sub: ending.sub, changed: ending.changed.kind, sessions_signed_out: ended }, 'an ending a change of credentials owed is finished');
   }
 }

@@ -1,9 +1,10 @@
 /**
- * The timers of back-channel logout that every instance and worker shares, kept in the store
- * (provider/backchannel-delivery.ts runs them): logouts an app did not take, to send again, and the
+ * The timers of endings that every instance and worker shares, kept in the store
+ * (provider/backchannel-delivery.ts runs them): logouts an app did not take, to send again; the
  * ends of sessions that hold an app (written by the adapter with each session write), to end and
- * tell when they expire. Two sorted sets under one hash tag ({bc}), scored by when each is due
- * (epoch milliseconds on the store's clock); both expire with what they hold.
+ * tell when they expire; and the endings a credential's removal owes (accounts/owed-endings.ts), to
+ * finish when its request did not. Three sorted sets under one hash tag ({bc}), scored by when each
+ * is due (epoch milliseconds on the store's clock); each expires with what it holds.
  *
  * A claim moves what is due to the claimer's lease end in the same step (Kv.claimDue), so of two
  * instances one gets it; the claimer settles it (dropped, or moved on) only while it is still at its
@@ -12,7 +13,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Kv } from './kv.js';
-import { BACKCHANNEL_RETRIES_KEY, OIDC_SESSION_ENDS_KEY } from './keys.js';
+import { BACKCHANNEL_RETRIES_KEY, OIDC_SESSION_ENDS_KEY, OWED_ENDINGS_KEY } from './keys.js';
 import { sessionHandleOf } from './adapter.js';
 
 /** A logout token to send again (a new one is signed at each attempt): to whom, for whom, and how many attempts failed. */
@@ -48,6 +49,13 @@ export interface ClaimedRetry {
   readonly retry: LogoutRetry | undefined;
 }
 
+/** What a claim returns: at most its count of each kind. Owed endings as kept (their owner reads them). */
+export interface Claimed {
+  readonly retries: ClaimedRetry[];
+  readonly sessions: { member: string; id: string }[];
+  readonly owed: string[];
+}
+
 export class DueEndings {
   constructor(private readonly kv: Kv) {}
 
@@ -72,15 +80,31 @@ export class DueEndings {
   }
 
   /**
-   * Claims what is due at `now` until `until` (epoch ms): at most `count` retries and `count`
-   * session ends, in one command. Sessions are given by the id the engine's Session.find takes.
+   * Claims what is due at `now` until `until` (epoch ms): at most `count` of each kind, in one
+   * command. Sessions are given by the id the engine's Session.find takes.
    */
-  async claim(now: number, until: number, count: number): Promise<{ retries: ClaimedRetry[]; sessions: { member: string; id: string }[] }> {
-    const [retries = [], sessions = []] = await this.kv.claimDue!([BACKCHANNEL_RETRIES_KEY, OIDC_SESSION_ENDS_KEY], now, until, count);
+  async claim(now: number, until: number, count: number): Promise<Claimed> {
+    const [retries = [], sessions = [], owed = []] = await this.kv.claimDue!([BACKCHANNEL_RETRIES_KEY, OIDC_SESSION_ENDS_KEY, OWED_ENDINGS_KEY], now, until, count);
     return {
       retries: retries.map((member) => ({ member, retry: parseRetry(member) })),
       sessions: sessions.map((member) => ({ member, id: sessionHandleOf(member) })),
+      owed,
     };
+  }
+
+  /**
+   * Keeps an ending owed (`ending`: its owner's JSON, one member each, made unique here) to be
+   * finished at `at` (epoch ms) unless dropped first; kept `ttl` seconds at most. The member.
+   */
+  async owe(ending: object, at: number, ttl: number): Promise<string> {
+    const member = JSON.stringify({ ...ending, r: randomBytes(6).toString('base64url') });
+    await this.kv.schedule!(OWED_ENDINGS_KEY, member, at, ttl);
+    return member;
+  }
+
+  /** Drops an owed ending: finished by its request, or (`until`: claimed until then) by a sweep. */
+  async dropOwed(member: string, until?: number): Promise<void> {
+    await (until === undefined ? this.kv.schedule!(OWED_ENDINGS_KEY, undefined, 0, 1, member) : this.kv.settleDue!(OWED_ENDINGS_KEY, member, until));
   }
 
   /** A claimed session end settled: dropped, or (`at`: saved since with a later expiry) due then. Only while still at the claim's `until`. */

@@ -55,6 +55,11 @@ export const oidcAccountSessionsEndsKey = (accountId: string) => `oidc:sessions-
 export const OIDC_SESSION_ENDS_KEY = 'backchannel:{bc}:session-ends';
 /** Sorted set of back-channel logouts an app did not take, by when each is sent again (epoch ms); hash tag {bc}. */
 export const BACKCHANNEL_RETRIES_KEY = 'backchannel:{bc}:retries';
+/**
+ * Sorted set of the endings a credential's removal owes (accounts/owed-endings.ts), by when the sweep
+ * finishes one its request did not (epoch ms); hash tag {bc}, swept with the two above.
+ */
+export const OWED_ENDINGS_KEY = 'backchannel:{bc}:owed-endings';
 /** The record keys of a client's registration access tokens, deleted with the client. */
 export const oidcRegistrationTokensKey = (clientId: string) => `oidc:rat:client:${clientId}`;
 /** The record keys of a client's device codes and pushed authorization requests, deleted with the client. */

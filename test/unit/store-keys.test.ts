@@ -30,6 +30,7 @@ const PINNED: Record<keyof typeof keys, readonly [unknown, string] | readonly (r
   oidcAccountSessionsEndsKey: [keys.oidcAccountSessionsEndsKey('sub-1'), 'oidc:sessions-ends:account:{sub-1}'],
   OIDC_SESSION_ENDS_KEY: [keys.OIDC_SESSION_ENDS_KEY, 'backchannel:{bc}:session-ends'],
   BACKCHANNEL_RETRIES_KEY: [keys.BACKCHANNEL_RETRIES_KEY, 'backchannel:{bc}:retries'],
+  OWED_ENDINGS_KEY: [keys.OWED_ENDINGS_KEY, 'backchannel:{bc}:owed-endings'],
   oidcRegistrationTokensKey: [keys.oidcRegistrationTokensKey('app-1'), 'oidc:rat:client:app-1'],
   oidcPendingKey: [keys.oidcPendingKey('app-1'), 'oidc:pending:client:app-1'],
   oidcPendingEndsKey: [keys.oidcPendingEndsKey('app-1'), 'oidc:pending-ends:client:app-1'],

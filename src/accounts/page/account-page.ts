@@ -41,8 +41,8 @@ import { render } from '../../http/views.js';
 import { signedInPages, type Form } from '../../http/signed-in-pages.js';
 import type { ProviderInService } from '../../provider-in-service.js';
 import type { Account } from '../accounts.js';
-import type { SessionCredentials } from '../session-credentials.js';
-import { signInTimeForChecks, type AccountSessions, type ForgetsConsentsGivenWith, type SignedInWith } from '../sessions.js';
+import { signInTimeForChecks, type AccountSessions } from '../sessions.js';
+import type { Changed, OwedEndings } from './owed-endings.js';
 import { formBody } from '../../http/bodies.js';
 
 export { field, type Form } from '../../http/signed-in-pages.js';
@@ -115,20 +115,17 @@ export interface AccountPage {
   /** A page of its own in the same look (e.g. something shown once): views/<view>.eta with the layout. */
   page(ctx: Context, view: string, data: Record<string, unknown>, status?: number): void;
   /**
-   * After a credential was removed: ends the person's other sessions that `signedInWith` says were
-   * signed in with it (given the session's recorded credential, undefined for a session older than
-   * those records, and its `amr`), each with every grant it made (offline access too: they were
-   * granted on the strength of that credential) and back-channel logout. How many ended.
-   */
-  endSessionsSignedInWith(person: Person, signedInWith: SignedInWith): Promise<number>;
-  /**
    * Removes a credential (`remove`: false when there was none to remove), or replaces it (new
-   * recovery codes), and ends the sessions it signed in, as endSessionsSignedInWith: before the
-   * removal too, so that a failure half-way (the store lost in the middle) leaves the credential
-   * there to remove again (once it is gone nothing would end them), and after it, for a sign-in with
-   * it that finished meanwhile. How many sessions ended, or undefined when `remove` found nothing.
+   * recovery codes), and ends the person's other sessions it signed in (owed-endings.ts
+   * signedInWith: by the session's recorded credential, or its `amr` for one older than those
+   * records), each with every grant it made (offline access too: they were granted on the strength
+   * of that credential) and back-channel logout: before the removal too, so that a failure half-way
+   * (the store lost in the middle) leaves the credential there to remove again, and after it, for a
+   * sign-in with it that finished meanwhile. Kept as owed before anything (OwedEndings): a removal
+   * cut off after its write is finished by the sweep. How many sessions ended, or undefined when
+   * `remove` found nothing.
    */
-  removeCredential(person: Person, signedInWith: SignedInWith, remove: () => Promise<boolean>): Promise<number | undefined>;
+  removeCredential(person: Person, removed: Exclude<Changed, { kind: 'password' }>, remove: () => Promise<boolean>): Promise<number | undefined>;
 }
 
 const dateTime = new Intl.DateTimeFormat('en-GB', { dateStyle: 'medium', timeStyle: 'short', timeZone: 'UTC' });
@@ -146,15 +143,11 @@ interface Options {
   readonly csrfKey: string;
   /** accounts.reauthenticateAfter: seconds a sign-in counts as recent. */
   readonly reauthenticateAfter: number;
-  /** Which credentials signed each session in. */
-  readonly credentials: SessionCredentials;
-  /** Revokes a grant with its tokens. */
-  readonly revokeGrant: (grantId: string) => Promise<unknown>;
-  /** Forgets the consents given in sessions a removed credential signed in. */
-  readonly consents?: ForgetsConsentsGivenWith;
+  /** Ends what a removed credential signed in, kept as owed until done. */
+  readonly owed: OwedEndings;
 }
 
-export function accountPage({ providers, sessions, csrfKey, reauthenticateAfter, credentials, revokeGrant, consents }: Options): AccountPage {
+export function accountPage({ providers, sessions, csrfKey, reauthenticateAfter, owed }: Options): AccountPage {
   const router = new Router({ prefix: ACCOUNT_PATH });
   const form = formBody('16kb');
   const csrf = csrfTokens(csrfKey, 'account');
@@ -216,13 +209,14 @@ export function accountPage({ providers, sessions, csrfKey, reauthenticateAfter,
     ctx.redirect(`${ACCOUNT_PATH}?done=${encodeURIComponent(`${section}.${key}`)}#${encodeURIComponent(section)}`);
   }
 
-  const endSessionsSignedInWith = (person: Person, signedInWith: SignedInWith) =>
-    sessions.endSignedInWith(person.accountId, credentials, signedInWith, revokeGrant, person.sessionUid, consents);
-
-  async function removeCredential(person: Person, signedInWith: SignedInWith, remove: () => Promise<boolean>) {
-    const before = await endSessionsSignedInWith(person, signedInWith);
-    if (!(await remove())) return undefined;
-    return before + (await endSessionsSignedInWith(person, signedInWith));
+  async function removeCredential(person: Person, removed: Exclude<Changed, { kind: 'password' }>, remove: () => Promise<boolean>) {
+    const ending = { sub: person.accountId, changed: removed, except: person.sessionUid };
+    const member = await owed.owe(ending);
+    const before = await owed.finish(ending);
+    const found = await remove();
+    const after = found ? await owed.finish(ending) : 0;
+    await owed.drop(member);
+    return found ? before + after : undefined;
   }
 
   function addSection(section: AccountSection) {
@@ -230,5 +224,5 @@ export function accountPage({ providers, sessions, csrfKey, reauthenticateAfter,
     sections.sort((a, b) => a.order - b.order);
   }
 
-  return { router, form, csrf, addSection, signedIn, personRequired, submitted, recentlySubmitted, recent, show, done, page, endSessionsSignedInWith, removeCredential };
+  return { router, form, csrf, addSection, signedIn, personRequired, submitted, recentlySubmitted, recent, show, done, page, removeCredential };
 }

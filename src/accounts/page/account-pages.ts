@@ -15,11 +15,11 @@ import type { ProviderInService } from '../../provider-in-service.js';
 import type { GrantRevocation } from '../../revocation/grants.js';
 import type { Accounts } from '../accounts.js';
 import type { SessionActivity } from '../session-activity.js';
-import type { SessionCredentials } from '../session-credentials.js';
-import type { AccountSessions, ForgetsConsentsGivenWith } from '../sessions.js';
+import type { AccountSessions } from '../sessions.js';
 import type { LoginThrottle } from '../throttle.js';
 import { ACCOUNT_PATH, accountPage, type AccountPage, type Person } from './account-page.js';
 import { appsSection, type RememberedConsents } from './apps-section.js';
+import type { OwedEndings } from './owed-endings.js';
 import { passwordSection } from './password-section.js';
 import { sessionsSection } from './sessions-section.js';
 
@@ -48,23 +48,21 @@ interface Options {
   readonly throttle: LoginThrottle;
   /** Revokes what a person withdraws or signs out. */
   readonly grants: GrantRevocation;
-  readonly consents: RememberedConsents & ForgetsConsentsGivenWith;
+  readonly consents: RememberedConsents;
   readonly activity: SessionActivity;
-  /** Which credentials signed each session in: removing one ends the sessions it signed in. */
-  readonly credentials: SessionCredentials;
+  /** What a removed credential or a changed password ends, kept as owed until done. */
+  readonly owed: OwedEndings;
   readonly logger: Logger;
   /** accounts.reauthenticateAfter: seconds a sign-in counts as recent for changing credentials. */
   readonly reauthenticateAfter: number;
 }
 
 export function accountPages(options: Options): Middleware {
-  const { issuer, providers, accounts, sessions, csrfKey, extensions = [], throttle, grants, consents, activity, credentials, logger, reauthenticateAfter } = options;
-  // A credential removed ends what it signed in with the consents given there (perhaps by whoever held it).
-  const revokeGrant = grants.revokingWithConsent(consents);
-  const page = accountPage({ providers, sessions, csrfKey, reauthenticateAfter, credentials, revokeGrant, consents });
+  const { issuer, providers, accounts, sessions, csrfKey, extensions = [], throttle, grants, consents, activity, owed, logger, reauthenticateAfter } = options;
+  const page = accountPage({ providers, sessions, csrfKey, reauthenticateAfter, owed });
   firstPartySignIn(page.router, issuer, ACCOUNT_PAGE);
   const own = [
-    passwordSection({ accounts, throttle, sessions, grants, consents, logger }),
+    passwordSection({ accounts, throttle, owed, logger }),
     appsSection({ providers, grants, accounts, consents, firstParty: FIRST_PARTY_CLIENT_IDS, logger }),
     sessionsSection({ sessions, activity, grants, logger }),
   ];

@@ -87,7 +87,7 @@ export function authenticatorSection({ secondFactors, logger, metrics }: SecondF
       // The app may be on a lost or stolen phone: the other sessions its codes signed in end.
       const ended = await page.removeCredential(
         found.who,
-        (used, amr) => (used ? used.methods.includes('totp') : amr.includes('otp')),
+        { kind: 'totp' },
         async () => {
           await secondFactors.totp.remove(found.who.accountId);
           return true;

@@ -12,12 +12,10 @@
  * in place of the current password.
  */
 import type { Logger } from '../../ops/logger.js';
-import type { GrantRevocation } from '../../revocation/grants.js';
 import { AccountError, type Accounts } from '../accounts.js';
-import type { AccountSessions } from '../sessions.js';
 import type { LoginThrottle } from '../throttle.js';
 import { field, type AccountPage } from './account-page.js';
-import type { RememberedConsents } from './apps-section.js';
+import type { OwedEnding, OwedEndings } from './owed-endings.js';
 
 const SECTION = 'password';
 
@@ -27,15 +25,12 @@ const inWords = (seconds: number) => (seconds < 90 ? `${seconds} seconds` : `${M
 interface Options {
   readonly accounts: Accounts;
   readonly throttle: LoginThrottle;
-  /** Signs the other sessions out, revoking what they made as sign-out does. */
-  readonly sessions: AccountSessions;
-  readonly grants: GrantRevocation;
-  /** The consents given elsewhere are forgotten with the other sessions. */
-  readonly consents: RememberedConsents;
+  /** Signs the other sessions out with what they were granted, kept as owed until done. */
+  readonly owed: OwedEndings;
   readonly logger: Logger;
 }
 
-export function passwordSection({ accounts, throttle, sessions, grants, consents, logger }: Options) {
+export function passwordSection({ accounts, throttle, owed, logger }: Options) {
   return (page: AccountPage): void => {
     page.addSection({
       id: SECTION,
@@ -94,32 +89,23 @@ export function passwordSection({ accounts, throttle, sessions, grants, consents
       const pause = await throttle.attempt(username, ctx.ip);
       if (pause) return paused(pause);
       const everywhere = field(body, 'sign_out_others') === 'yes';
-      // The old password may have leaked: what the other sessions were granted goes with them,
-      // offline access included (a thief's refresh token would outlive a plain sign-out). So does
-      // every grant whose session has ended already (a thief who signed in with the old password,
-      // got offline access and left): only this session's grants stay. The consents remembered for
-      // apps other than this session's go first (a thief's consent to an app of theirs would get it
-      // the person's codes silently at their next sign-in; before the grants, so none is made again).
-      const signOutOthers = async () => {
-        const all = await sessions.list(who.accountId);
-        const others = all.filter((session) => session.uid !== who.sessionUid);
-        const own = all.find((session) => session.uid === who.sessionUid)?.authorizations ?? {};
-        const [remembered, given] = await Promise.all([consents.rememberedBy(who.accountId), grants.ofAccount(who.accountId)]);
-        const elsewhere = new Set([...remembered, ...given].map(({ clientId }) => clientId).filter((clientId) => !(clientId in own)));
-        await Promise.all([...elsewhere].map((clientId) => consents.forget(who.accountId, clientId)));
-        await Promise.all(others.map((session) => sessions.endWithEveryGrant(session, (grantId) => grants.revoke(grantId))));
-        const kept = new Set(Object.values(own).map((held) => held.grantId));
-        const orphaned = given.filter((grant) => !kept.has(grant.grantId));
-        await Promise.all(orphaned.map((grant) => grants.revoke(grant.grantId)));
-        return others.length;
-      };
+      // The old password may have leaked: the other sessions end with what they were granted, their
+      // consents too (OwedEndings: every other session and grant, but this session's).
+      const ending: OwedEnding = { sub: who.accountId, changed: { kind: 'password' }, except: who.sessionUid };
+      const signOutOthers = () => owed.finish(ending);
+      let member: string | undefined;
       let signedOut = 0;
       let changed: boolean;
       try {
         // Before the new password is written, so that a failure half-way is retried with the old
         // one, which still works; and once more after it, for a sign-in with the old one that
-        // finished meanwhile.
-        changed = await accounts.changePassword(who.accountId, current, next, everywhere ? async () => (signedOut = await signOutOthers()) : undefined);
+        // finished meanwhile. Kept as owed first: a change cut off after its write (503) is
+        // finished by the sweep, whether or not the person sends it again.
+        const signOutFirst = async () => {
+          member = await owed.owe(ending);
+          signedOut = await signOutOthers();
+        };
+        changed = await accounts.changePassword(who.accountId, current, next, everywhere ? signOutFirst : undefined);
       } catch (error) {
         if (!(error instanceof AccountError)) throw error;
         await throttle.notFailed(username, ctx.ip);
@@ -134,6 +120,7 @@ export function passwordSection({ accounts, throttle, sessions, grants, consents
         // no retry finished (twenty-eighth endings pass). It takes no password: the sessions and
         // apps sections sign a session and an app out for whoever holds this session.
         if (everywhere) signedOut = await signOutOthers();
+        await owed.drop(member);
         if (signedOut) logger.info({ event: 'account.sessions_signed_out', sub: who.accountId, sessions_signed_out: signedOut }, 'other sessions signed out with a refused password change');
         const started = await throttle.attemptFailed(username, ctx.ip);
         if (started) return paused(started);
@@ -144,6 +131,7 @@ export function passwordSection({ accounts, throttle, sessions, grants, consents
       // password cleared it here between guesses and never reached the pause.
       await throttle.notFailed(username, ctx.ip);
       if (everywhere) signedOut += await signOutOthers();
+      await owed.drop(member);
       logger.info({ event: 'account.password_changed', sub: who.accountId, sessions_signed_out: signedOut }, 'password changed on the account page');
       page.done(ctx, SECTION, everywhere ? 'changed-everywhere' : 'changed');
     });

@@ -31,7 +31,7 @@ export function recoveryCodesSection({ secondFactors, logger, metrics }: SecondF
       let codes: string[] = [];
       const ended = await page.removeCredential(
         found.who,
-        (used) => used?.methods.includes('recovery-code') ?? false,
+        { kind: 'recovery-codes' },
         async () => {
           codes = await secondFactors.recoveryCodes.generate(found.who.accountId);
           return true;

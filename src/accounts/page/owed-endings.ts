@@ -1,0 +1,136 @@
+/**
+ * The endings a change of credentials on the account page owes, kept until they are done: a
+ * removed passkey, authenticator app, upstream link or set of recovery codes ends the person's
+ * other sessions it signed in (and what they were granted), and a password change with "sign out
+ * every other session" ends all of them. The request ends them before its write and again after it
+ * (a sign-in that finished meanwhile); should the store cut it off after the write, the 503 leaves
+ * the credential gone and nothing for the person to send again that would end anything (a passkey
+ * removed answers 404, a password changed is refused as the wrong one), and a thief's session,
+ * refresh token and access token would live on. So before anything ends, the request keeps the
+ * ending as owed in the store (store/due-endings.ts), due OWED_S later, and drops it once done; one
+ * it did not finish is finished by the sweep (provider/backchannel-delivery.ts) at whichever
+ * instance claims it, again until it succeeds. Finishing twice ends nothing more: it is the same
+ * ending run on what is left. On the embedded store (no shared timers) nothing is kept: the
+ * request's own ending is all there is, as for back-channel logouts.
+ */
+import type { GrantRevocation } from '../../revocation/grants.js';
+import type { DueEndings } from '../../store/due-endings.js';
+import { storeClockOffset } from '../../clock.js';
+import type { SessionCredentials } from '../session-credentials.js';
+import type { AccountSessions, ForgetsConsentsGivenWith, SignedInWith } from '../sessions.js';
+import type { RememberedConsents } from './apps-section.js';
+
+/** Seconds after it is kept that the sweep finishes an ending its request has not dropped: two requests' worth. */
+export const OWED_S = 10;
+
+/** What was removed or changed, which says which other sessions end. */
+export type Changed =
+  | { readonly kind: 'passkey'; readonly id: string }
+  | { readonly kind: 'totp' }
+  | { readonly kind: 'recovery-codes' }
+  /** An upstream link, "<upstream>:<upstream sub>". */
+  | { readonly kind: 'link'; readonly id: string }
+  /** A password change signing every other session out. */
+  | { readonly kind: 'password' };
+
+/** An ending owed: the person's, what changed, and the session that changed it (which stays). */
+export interface OwedEnding {
+  readonly sub: string;
+  readonly changed: Changed;
+  readonly except: string;
+}
+
+/** Whether a session was signed in with what was removed (by its recorded credential; by its amr if older than those records). */
+export function signedInWith(changed: Exclude<Changed, { kind: 'password' }>): SignedInWith {
+  switch (changed.kind) {
+    case 'passkey':
+      return (used, amr) => (used ? (used.passkeys ?? []).includes(changed.id) : amr.includes('hwk') || amr.includes('swk'));
+    case 'totp':
+      return (used, amr) => (used ? used.methods.includes('totp') : amr.includes('otp'));
+    // amr does not tell a recovery code or a link apart: recorded sessions only.
+    case 'recovery-codes':
+      return (used) => used?.methods.includes('recovery-code') ?? false;
+    case 'link':
+      return (used) => used?.links?.includes(changed.id) ?? false;
+  }
+}
+
+interface Options {
+  /** Absent or not shared (the embedded store): nothing is kept. */
+  readonly due?: DueEndings;
+  readonly sessions: AccountSessions;
+  readonly credentials: SessionCredentials;
+  readonly grants: GrantRevocation;
+  readonly consents: RememberedConsents & ForgetsConsentsGivenWith;
+  /** Seconds an owed ending is kept at most, no instance having swept it: the longest a grant lives. */
+  readonly ttl: number;
+}
+
+/** Epoch milliseconds on the store's clock (clock.ts), which every instance shares. */
+const storeNow = () => Date.now() + storeClockOffset();
+
+export class OwedEndings {
+  readonly #options: Options;
+  /** A removed credential's ending revokes its grants with the consents given in them (perhaps by whoever held it). */
+  readonly #revokeGrant: (grantId: string) => Promise<unknown>;
+
+  constructor(options: Options) {
+    this.#options = options;
+    this.#revokeGrant = options.grants.revokingWithConsent(options.consents);
+  }
+
+  /** Kept as owed before anything of it ends; the member to drop once done (undefined: nothing kept). A failure fails the change before it began. */
+  async owe(ending: OwedEnding): Promise<string | undefined> {
+    const { due, ttl } = this.#options;
+    if (!due?.shared) return undefined;
+    return due.owe(ending, storeNow() + OWED_S * 1000, ttl);
+  }
+
+  /** Done: no longer owed. `until`: the sweep's claim. */
+  async drop(member: string | undefined, until?: number): Promise<void> {
+    if (member !== undefined) await this.#options.due!.dropOwed(member, until);
+  }
+
+  /** The ending, run on what is there now; how many sessions it ended. */
+  async finish({ sub, changed, except }: OwedEnding): Promise<number> {
+    const { sessions, credentials, consents } = this.#options;
+    if (changed.kind === 'password') return this.#signOutOthers(sub, except);
+    return sessions.endSignedInWith(sub, credentials, signedInWith(changed), this.#revokeGrant, except, consents);
+  }
+
+  /** An owed ending as kept (DueEndings.owe), or undefined when it is not one. */
+  static parse(member: string): OwedEnding | undefined {
+    try {
+      const { sub, changed, except } = JSON.parse(member) as Partial<OwedEnding>;
+      const kinds = ['passkey', 'totp', 'recovery-codes', 'link', 'password'];
+      if (typeof sub !== 'string' || typeof except !== 'string' || !kinds.includes(changed?.kind as string)) return undefined;
+      if ((changed!.kind === 'passkey' || changed!.kind === 'link') && typeof changed!.id !== 'string') return undefined;
+      return { sub, changed: changed!, except };
+    } catch {
+      return undefined;
+    }
+  }
+
+  /**
+   * Every other session of the person, with every grant but `except`'s sessions' (the old password
+   * may have leaked: a thief's refresh token would outlive a plain sign-out). So does every grant
+   * whose session has ended already (a thief who signed in with the old password, got offline
+   * access and left). The consents remembered for apps other than `except`'s go first (a thief's
+   * consent to an app of theirs would get it the person's codes silently at their next sign-in;
+   * before the grants, so none is made again). How many sessions ended.
+   */
+  async #signOutOthers(sub: string, except: string): Promise<number> {
+    const { sessions, grants, consents } = this.#options;
+    const all = await sessions.list(sub);
+    const others = all.filter((session) => session.uid !== except);
+    const own = all.find((session) => session.uid === except)?.authorizations ?? {};
+    const [remembered, given] = await Promise.all([consents.rememberedBy(sub), grants.ofAccount(sub)]);
+    const elsewhere = new Set([...remembered, ...given].map(({ clientId }) => clientId).filter((clientId) => !(clientId in own)));
+    await Promise.all([...elsewhere].map((clientId) => consents.forget(sub, clientId)));
+    await Promise.all(others.map((session) => sessions.endWithEveryGrant(session, (grantId) => grants.revoke(grantId))));
+    const kept = new Set(Object.values(own).map((held) => held.grantId));
+    const orphaned = given.filter((grant) => !kept.has(grant.grantId));
+    await Promise.all(orphaned.map((grant) => grants.revoke(grant.grantId)));
+    return others.length;
+  }
+}

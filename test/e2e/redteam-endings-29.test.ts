@@ -1,0 +1,163 @@
+/**
+ * Red team, twenty-ninth endings pass (docs/security-passes.md, "Looked at in the twenty-ninth endings pass").
+ *
+ * A change of credentials on the account page ends the other sessions it concerns: a password
+ * change with "sign out every other session" all of them, an authenticator app's (or a passkey's,
+ * a link's, recovery codes') removal those it signed in, each with what they were granted. The
+ * request ends them before its write and again after it, for a sign-in that finished meanwhile.
+ * Cut off by Redis after the write (503), and not sent again by the person (who may well not: the
+ * page said "not done", and a removed passkey answers 404, a changed password "not your current
+ * password"), the second ending was never made: a thief's session signed in while the change was
+ * being written, its refresh token and its access token lived on. The ending is kept as owed in the
+ * store before anything is written, and the sweep finishes what the request did not
+ * (accounts/page/owed-endings.ts), at whichever instance sweeps first.
+ *
+ * Performed through one front door (test/helpers/balancer.ts) to two instances on one Redis: the
+ * person's, whose Redis traffic goes through a relay the test holds and cuts, and the thief's.
+ */
+import assert from 'node:assert/strict';
+import { dirname } from 'node:path';
+import * as oidc from 'openid-client';
+import { Secret, TOTP } from 'otpauth';
+import { Agent, answerAt as answerAtRedirect, type Page } from '../helpers/agent.js';
+import { startBalancer, type Balancer } from '../helpers/balancer.js';
+import { eventually } from '../helpers/eventually.js';
+import { commandsIn, startRelayedServer, type RelayedServer } from '../helpers/relay.js';
+import { signedInToAccountPage, signInSteps, startAuthorization } from '../helpers/sign-in.js';
+import { startServer, type TestServer } from '../helpers/server.js';
+
+const PASSWORD = 'twenty-ninth endings pass test password';
+const REDIRECT = 'https://app.example.test/callback';
+const APP = { id: 'app-29', secret: 'twenty-ninth-endings-app-secret-with-plenty-of-entropy-1' };
+const SCOPE = 'openid offline_access';
+const WRITES = /^(evalsha|eval|set|del|unlink|sadd|srem|zadd|zrem|xadd|hset|hdel|expire|pexpire|incr|incrby|decr|publish)$/i;
+/** The sweeps come often: the owed ending is finished a few seconds after it is due (OWED_S). */
+const SWEEPS = { BACKCHANNEL_SWEEP_INTERVAL: '0.5' };
+
+const answerAt = (page: Page): string => answerAtRedirect(page, REDIRECT);
+const codeFor = (secret: string, steps = 0) =>
+  TOTP.generate({ secret: Secret.fromBase32(secret), algorithm: 'SHA1', digits: 6, period: 30, timestamp: Date.now() + steps * 30_000 });
+const writes = (chunk: string) => commandsIn(chunk).some(([name = '']) => WRITES.test(name));
+
+describe('e2e: red team, twenty-ninth endings pass: a change of credentials cut off by Redis after its write, not sent again', function () {
+  this.timeout(120_000);
+  const client = { client_id: APP.id, client_secret: APP.secret, redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'], scope: SCOPE };
+  let balancer: Balancer;
+  let relayed: RelayedServer;
+  /** A second instance on the same Redis, reached directly (not through the relay): the thief's. */
+  let other: TestServer;
+  let app: oidc.Configuration;
+
+  before(async () => {
+    balancer = await startBalancer();
+    relayed = await startRelayedServer({ ISSUER: balancer.url, ...SWEEPS }, { clients: [client] });
+    other = await startServer({ redisUrl: relayed.redis.url, dir: dirname(relayed.env.KEYS_DIR!), clients: [client], env: { ISSUER: balancer.url, ...SWEEPS } });
+    balancer.route(relayed.server.url);
+    app = await oidc.discovery(new URL(balancer.url), APP.id, APP.secret, oidc.ClientSecretBasic(APP.secret), { execute: [oidc.allowInsecureRequests] });
+  });
+  after(async () => {
+    await other?.stop();
+    await relayed?.stop();
+    await balancer?.close();
+  });
+
+  /** New connections go to `url`; open ones stay with their instance (the person's held request among them). */
+  async function routeTo(url: string) {
+    balancer.route(url, { drain: true });
+    await eventually(() => fetch(`${balancer.url}/healthz`, { headers: { connection: 'close' } }), 5, 0);
+  }
+
+  /** A trigger: a script whose KEYS hold exactly `key` (under the server's prefix). */
+  const scriptOnExactly = (key: string) => (chunk: string) =>
+    commandsIn(chunk).some(([name = '', , keys = '0', ...args]) => /^eval(sha)?$/i.test(name) && args.slice(0, Number(keys)).includes(`${relayed.server.config.redis.keyPrefix}${key}`));
+
+  /** A trigger: any command on exactly `key` (under the server's prefix). */
+  const commandOnExactly = (key: string) => (chunk: string) => commandsIn(chunk).some((words) => words.includes(`${relayed.server.config.redis.keyPrefix}${key}`));
+
+  /** The thief signs in to the app at the other instance (password, and the authenticator app's `code` when asked): a browser and its tokens. */
+  async function thiefSignsIn(username: string, code?: string) {
+    await routeTo(other.url);
+    const thief = new Agent();
+    const { page: login, verifier } = await startAuthorization(thief, app, REDIRECT, { scope: SCOPE, prompt: 'consent' });
+    let page = await signInSteps(thief, login, { username, password: PASSWORD, login: 'required', consent: 'stop' });
+    if (code !== undefined) page = await thief.submit(page, '/second-factor', { method: 'totp', code });
+    page = await signInSteps(thief, page, { username, password: PASSWORD, stopAt: REDIRECT });
+    assert.equal(answerAt(page), 'code', `the thief signs in: ${page.status} ${page.url}`);
+    const tokens = await oidc.authorizationCodeGrant(app, new URL(page.url), { pkceCodeVerifier: verifier });
+    assert.ok(tokens.refresh_token, 'offline access');
+    return { thief, tokens };
+  }
+
+  /** What the thief's session, refresh token and access token get now, at the other instance. */
+  async function thiefHolds(thief: Agent, tokens: oidc.TokenEndpointResponse) {
+    await routeTo(other.url);
+    const silent = answerAt((await startAuthorization(thief, app, REDIRECT, { prompt: 'none' })).page);
+    const refreshed = await oidc.refreshTokenGrant(app, tokens.refresh_token!).then(
+      () => 'refreshed',
+      (error: Error) => (error instanceof oidc.ResponseBodyError ? error.error : String(error)),
+    );
+    const userinfo = await fetch(`${balancer.url}/me`, { headers: { authorization: `Bearer ${tokens.access_token}`, connection: 'close' } });
+    return { silent, refreshed, userinfo: userinfo.status };
+  }
+
+  /**
+   * The person's change (`submit`) held at `at`; meanwhile the thief signs in at the other
+   * instance (`signIn`); then Redis is cut off at the change's next write, run (`answered`: its
+   * answer lost) or not: the answer, 503. The thief's browser and tokens.
+   */
+  async function cutAfterWrite(at: (chunk: string) => boolean, answered: boolean, submit: () => Promise<Page>, signIn: () => ReturnType<typeof thiefSignsIn>) {
+    await routeTo(relayed.server.url);
+    const held = await relayed.relay.hold(at, submit);
+    const signedIn = await signIn();
+    const answer = held.release();
+    const cut = relayed.relay.cut(writes, { answered });
+    const first = await answer;
+    await cut;
+    assert.equal(first.status, 503, `the change cut off after its write: ${first.status} ${first.url}`);
+    await eventually(async () => assert.equal((await fetch(`${relayed.server.url}/readyz`)).status, 200));
+    return signedIn;
+  }
+
+  /** The thief's session, refresh token and access token end, with no retry by the person: the sweep's ending. The person's own session stays. */
+  async function endedWithoutRetry(thief: Agent, tokens: oidc.TokenEndpointResponse, person: Agent) {
+    await eventually(async () => assert.deepEqual(await thiefHolds(thief, tokens), { silent: 'login_required', refreshed: 'invalid_grant', userinfo: 401 }), 60, 500);
+    await routeTo(relayed.server.url);
+    const own = await person.follow(`${balancer.url}/account`);
+    assert.equal(own.url, `${balancer.url}/account`, `the person's own session stays signed in: ${own.status} ${own.url}`);
+  }
+
+  it('a password change signing the other sessions out, cut off after the password was written and not sent again: the session the thief signed in with the old password meanwhile, its refresh token and its access token end (they lived on before)', async () => {
+    const username = 'quentin';
+    const { sub } = await relayed.server.accounts.create(username, PASSWORD);
+    await routeTo(relayed.server.url);
+    const { agent, page } = await signedInToAccountPage(balancer.url, username, PASSWORD);
+    const change = { current_password: PASSWORD, new_password: 'quentin has a new password now', confirm_password: 'quentin has a new password now', sign_out_others: 'yes' };
+    // Held at the password's write, which goes on; the change's next write (its second sign-out) is not run.
+    const { thief, tokens } = await cutAfterWrite(scriptOnExactly(`account:${sub}`), false, () => agent.submit(page, '/password', change), () => thiefSignsIn(username));
+    assert.ok(await relayed.server.accounts.verify(username, change.new_password), 'the password was changed');
+    await endedWithoutRetry(thief, tokens, agent);
+  });
+
+  it('an authenticator app removed, cut off after its removal was written and not sent again: the session the thief signed in with it meanwhile, its refresh token and its access token end (they lived on before)', async () => {
+    const username = 'tamsin';
+    const { sub } = await relayed.server.accounts.create(username, PASSWORD);
+    await routeTo(relayed.server.url);
+    const { agent, page } = await signedInToAccountPage(balancer.url, username, PASSWORD);
+    const setup = await agent.submit(page, '/account/authenticator/start', {});
+    const secret = setup.html.match(/id="totp-secret">([^<]+)</)?.[1]?.replace(/\s/g, '');
+    assert.ok(secret, `a setup page with a secret: ${setup.status}`);
+    const added = await agent.submit(setup, '/account/authenticator/confirm', { code: codeFor(secret, -1) });
+    assert.match(added.url, /done=authenticator\.added/);
+    // Held at the removal's read of the record it writes: the thief's sign-in writes it too (when
+    // the app's code was last used), and a removal that read it before would not be written. Its
+    // write is run, its answer lost.
+    const { thief, tokens } = await cutAfterWrite(
+      commandOnExactly(`mfa:${sub}`),
+      true,
+      () => agent.submit(added, '/account/authenticator/remove', {}),
+      () => thiefSignsIn(username, codeFor(secret)),
+    );
+    assert.equal((await relayed.server.secondFactors.records.read(sub)).totp, undefined, 'the app was removed');
+    await endedWithoutRetry(thief, tokens, agent);
+  });
+});
