@@ -25,6 +25,7 @@ import { eventually } from '../helpers/eventually.js';
 import { commandsIn, startRelayedServer, type RelayedServer } from '../helpers/relay.js';
 import { signedInToAccountPage, signInSteps, startAuthorization } from '../helpers/sign-in.js';
 import { startServer, type TestServer } from '../helpers/server.js';
+import { assertion, passkeyChallenge, registerSoftPasskeys, softPasskey } from '../helpers/soft-passkeys.js';
 
 const PASSWORD = 'twenty-ninth endings pass test password';
 const REDIRECT = 'https://app.example.test/callback';
@@ -71,22 +72,32 @@ describe('e2e: red team, twenty-ninth endings pass: a change of credentials cut 
   const scriptOnExactly = (key: string) => (chunk: string) =>
     commandsIn(chunk).some(([name = '', , keys = '0', ...args]) => /^eval(sha)?$/i.test(name) && args.slice(0, Number(keys)).includes(`${relayed.server.config.redis.keyPrefix}${key}`));
 
-  /** A trigger: any command on exactly `key` (under the server's prefix). */
-  const commandOnExactly = (key: string) => (chunk: string) => commandsIn(chunk).some((words) => words.includes(`${relayed.server.config.redis.keyPrefix}${key}`));
+  /** A trigger: the `nth` chunk with a command on exactly `key` (under the server's prefix). */
+  const commandOnExactly = (key: string, nth = 1) => {
+    let seen = 0;
+    return (chunk: string) => commandsIn(chunk).some((words) => words.includes(`${relayed.server.config.redis.keyPrefix}${key}`)) && ++seen === nth;
+  };
 
-  /** The thief signs in to the app at the other instance (password, and the authenticator app's `code` when asked): a browser and its tokens. */
-  async function thiefSignsIn(username: string, code?: string) {
+  /**
+   * The thief signs in to the app at the other instance, `first` answering the login page (and the
+   * second factor when asked): a browser and its tokens.
+   */
+  async function thiefSignsIn(username: string, first: (thief: Agent, login: Page) => Promise<Page>) {
     await routeTo(other.url);
     const thief = new Agent();
     const { page: login, verifier } = await startAuthorization(thief, app, REDIRECT, { scope: SCOPE, prompt: 'consent' });
-    let page = await signInSteps(thief, login, { username, password: PASSWORD, login: 'required', consent: 'stop' });
-    if (code !== undefined) page = await thief.submit(page, '/second-factor', { method: 'totp', code });
-    page = await signInSteps(thief, page, { username, password: PASSWORD, stopAt: REDIRECT });
+    const page = await signInSteps(thief, await first(thief, login), { username, password: PASSWORD, stopAt: REDIRECT });
     assert.equal(answerAt(page), 'code', `the thief signs in: ${page.status} ${page.url}`);
     const tokens = await oidc.authorizationCodeGrant(app, new URL(page.url), { pkceCodeVerifier: verifier });
     assert.ok(tokens.refresh_token, 'offline access');
     return { thief, tokens };
   }
+
+  /** The login page answered with the password, and the authenticator app's `code` when asked. */
+  const withPassword = (username: string, code?: string) => async (thief: Agent, login: Page) => {
+    const page = await signInSteps(thief, login, { username, password: PASSWORD, login: 'required', consent: 'stop' });
+    return code === undefined ? page : thief.submit(page, '/second-factor', { method: 'totp', code });
+  };
 
   /** What the thief's session, refresh token and access token get now, at the other instance. */
   async function thiefHolds(thief: Agent, tokens: oidc.TokenEndpointResponse) {
@@ -133,7 +144,7 @@ describe('e2e: red team, twenty-ninth endings pass: a change of credentials cut 
     const { agent, page } = await signedInToAccountPage(balancer.url, username, PASSWORD);
     const change = { current_password: PASSWORD, new_password: 'quentin has a new password now', confirm_password: 'quentin has a new password now', sign_out_others: 'yes' };
     // Held at the password's write, which goes on; the change's next write (its second sign-out) is not run.
-    const { thief, tokens } = await cutAfterWrite(scriptOnExactly(`account:${sub}`), false, () => agent.submit(page, '/password', change), () => thiefSignsIn(username));
+    const { thief, tokens } = await cutAfterWrite(scriptOnExactly(`account:${sub}`), false, () => agent.submit(page, '/password', change), () => thiefSignsIn(username, withPassword(username)));
     assert.ok(await relayed.server.accounts.verify(username, change.new_password), 'the password was changed');
     await endedWithoutRetry(thief, tokens, agent);
   });
@@ -155,9 +166,33 @@ describe('e2e: red team, twenty-ninth endings pass: a change of credentials cut 
       commandOnExactly(`mfa:${sub}`),
       true,
       () => agent.submit(added, '/account/authenticator/remove', {}),
-      () => thiefSignsIn(username, codeFor(secret)),
+      () => thiefSignsIn(username, withPassword(username, codeFor(secret))),
     );
     assert.equal((await relayed.server.secondFactors.records.read(sub)).totp, undefined, 'the app was removed');
+    await endedWithoutRetry(thief, tokens, agent);
+  });
+
+  it('a stolen passkey removed, cut off after its removal was written and not sent again: the session the thief signed in with it meanwhile, its refresh token and its access token end (they lived on before; the removal sent again answers 404)', async () => {
+    const username = 'petra';
+    const { sub } = await relayed.server.accounts.create(username, PASSWORD);
+    const [stolen, kept] = [softPasskey(), softPasskey()];
+    await registerSoftPasskeys(relayed.server, sub, stolen, kept);
+    const origin = new URL(balancer.url).origin;
+    await routeTo(relayed.server.url);
+    const agent = new Agent();
+    const login = await agent.follow(`${balancer.url}/account`);
+    const page = await agent.submit(login, '/passkey', { credential: assertion(kept, origin, passkeyChallenge(login), sub, 1) });
+    assert.equal(page.url, `${balancer.url}/account`, `signed in with the passkey kept: ${page.status} ${page.url}`);
+    // Held at the removal's read of the record it writes, after the page's look at it (the thief's
+    // sign-in writes it too: the passkey's counter); its write is run, its answer lost.
+    const { thief, tokens } = await cutAfterWrite(
+      commandOnExactly(`mfa:${sub}`, 2),
+      true,
+      () => agent.submit(page, '/account/passkeys/remove', { id: stolen.id }),
+      () => thiefSignsIn(username, (them, at) => them.submit(at, '/passkey', { credential: assertion(stolen, origin, passkeyChallenge(at), sub, 1) })),
+    );
+    const left = (await relayed.server.secondFactors.records.read(sub)).passkeys.map((passkey) => passkey.id);
+    assert.deepEqual(left, [kept.id], 'the stolen passkey was removed');
     await endedWithoutRetry(thief, tokens, agent);
   });
 });
