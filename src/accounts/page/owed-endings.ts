@@ -9,8 +9,10 @@
  * refresh token and access token would live on. So before anything ends, the request keeps the
  * ending as owed in the store (store/due-endings.ts), due OWED_S later, and drops it once done; one
  * it did not finish is finished by the sweep (provider/backchannel-delivery.ts) at whichever
- * instance claims it, again until it succeeds. Finishing twice ends nothing more: it is the same
- * ending run on what is left. On the embedded store (no shared timers) nothing is kept: the
+ * instance claims it, again until it succeeds. Run twice (the request slower than OWED_S, or its
+ * drop lost), a removal's ending ends nothing more: no session signs in with a removed credential
+ * since. A password change's also signs out a session the person signed in with the new password
+ * in between: more, never less. On the embedded store (no shared timers) nothing is kept: the
  * request's own ending is all there is, as for back-channel logouts.
  */
 import type { GrantRevocation } from '../../revocation/grants.js';
@@ -86,9 +88,12 @@ export class OwedEndings {
     return due.owe(ending, storeNow() + OWED_S * 1000, ttl);
   }
 
-  /** Done: no longer owed. `until`: the sweep's claim. */
-  async drop(member: string | undefined, until?: number): Promise<void> {
-    if (member !== undefined) await this.#options.due!.dropOwed(member, until);
+  /**
+   * Done: no longer owed. Not said when it fails: the change is done whole, and the sweep runs the
+   * ending once more (ending nothing more than a session signed in since, for a password change).
+   */
+  async drop(member: string | undefined): Promise<void> {
+    if (member !== undefined) await this.#options.due!.dropOwed(member).catch(() => {});
   }
 
   /** The ending, run on what is there now; how many sessions it ended. */

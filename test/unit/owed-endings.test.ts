@@ -1,0 +1,59 @@
+/**
+ * What the sweep reads back of an owed ending (accounts/page/owed-endings.ts): each kind as kept,
+ * never something else; and which sessions each kind of removal ends, by their recorded credential
+ * or, for sessions older than those records, by their amr.
+ */
+import assert from 'node:assert/strict';
+import { OwedEndings, signedInWith, type OwedEnding } from '../../src/accounts/page/owed-endings.js';
+
+/** As DueEndings.owe keeps it: the ending's JSON, with a random part. */
+const kept = (ending: object) => JSON.stringify({ ...ending, r: 'abcdefgh' });
+
+describe('owed endings', () => {
+  it('reads back every kind as kept', () => {
+    const endings: OwedEnding[] = [
+      { sub: 'alice', except: 'uid-1', changed: { kind: 'passkey', id: 'credential-1' } },
+      { sub: 'alice', except: 'uid-1', changed: { kind: 'totp' } },
+      { sub: 'alice', except: 'uid-1', changed: { kind: 'recovery-codes' } },
+      { sub: 'alice', except: 'uid-1', changed: { kind: 'link', id: 'corp:12345' } },
+      { sub: 'alice', except: 'uid-1', changed: { kind: 'password' } },
+    ];
+    for (const ending of endings) assert.deepEqual(OwedEndings.parse(kept(ending)), ending);
+  });
+
+  it('reads nothing from what is not an owed ending: the sweep drops it, ending nothing', () => {
+    for (const member of [
+      'not json',
+      '[]',
+      'null',
+      kept({ except: 'uid-1', changed: { kind: 'totp' } }),
+      kept({ sub: 'alice', changed: { kind: 'totp' } }),
+      kept({ sub: 'alice', except: 'uid-1' }),
+      kept({ sub: 'alice', except: 'uid-1', changed: { kind: 'everything' } }),
+      kept({ sub: 'alice', except: 'uid-1', changed: { kind: 'passkey' } }),
+      kept({ sub: 'alice', except: 'uid-1', changed: { kind: 'link', id: 7 } }),
+      kept({ sub: 1, except: 'uid-1', changed: { kind: 'totp' } }),
+    ]) {
+      assert.equal(OwedEndings.parse(member), undefined, member);
+    }
+  });
+
+  it('a removal ends the sessions signed in with what was removed, by their record, or by amr when older than the records', () => {
+    const passkey = signedInWith({ kind: 'passkey', id: 'p1' });
+    assert.equal(passkey({ methods: ['passkey-synced'], passkeys: ['p1'] }, []), true);
+    assert.equal(passkey({ methods: ['passkey-synced'], passkeys: ['p2'] }, ['swk']), false, 'another passkey, recorded');
+    assert.equal(passkey(undefined, ['swk']), true);
+    assert.equal(passkey(undefined, ['pwd']), false);
+    const totp = signedInWith({ kind: 'totp' });
+    assert.equal(totp({ methods: ['password', 'totp'] }, []), true);
+    assert.equal(totp({ methods: ['password'] }, ['otp']), false, 'the record says how, not the amr');
+    assert.equal(totp(undefined, ['pwd', 'otp']), true);
+    const codes = signedInWith({ kind: 'recovery-codes' });
+    assert.equal(codes({ methods: ['password', 'recovery-code'] }, []), true);
+    assert.equal(codes(undefined, ['pwd', 'otp']), false, 'amr does not tell a recovery code apart');
+    const link = signedInWith({ kind: 'link', id: 'corp:1' });
+    assert.equal(link({ methods: ['federated'], links: ['corp:1'] }, []), true);
+    assert.equal(link({ methods: ['federated'], links: ['corp:2'] }, ['fed']), false);
+    assert.equal(link(undefined, ['fed']), false);
+  });
+});
