@@ -71,7 +71,7 @@ import { REQUIRE_MFA_PROPERTY, requireLevelAtTokenEndpoint, validateRequireMfa, 
 import { keepRequirements } from './patches/kept-requirements.js';
 import { boundCodesToCurrentRegistration, withCurrentRegistration } from './patches/current-registration.js';
 import { dpopBoundCodesBeforeSpending } from './patches/dpop-bound-codes.js';
-import { deviceApprovalOutages } from './patches/device-approval-outage.js';
+import { deviceApprovalOutages, deviceCodesInFlightPerBrowser } from './patches/device-approval-outage.js';
 import { deviceRequestsOnStoreClock, withDeviceFreshLogin } from './patches/device-fresh-login.js';
 import { withHintedSubject } from './patches/hinted-subject.js';
 import { withHintedLogin } from './patches/hinted-login.js';
@@ -788,6 +788,8 @@ function applyPatches(
   chunkedBodiesTooLarge(provider);
   // RFC 8628: `interval` and `slow_down` (device-polling.ts); /device entry throttled and without script (user-code-entry.ts).
   layers.push(pacedDevicePolling(provider, new DevicePolling(kv, config.deviceFlow.pollInterval, config.ttl.deviceCode + CLOCK_TOLERANCE)));
+  // A code taken on at Continue may be taken on again in the same browser (device-approval-outage.ts): before the throttle wraps the lookup.
+  deviceCodesInFlightPerBrowser(provider);
   layers.push(userCodeEntry(provider, new UserCodeThrottle(kv, config.deviceFlow)));
   onlyIdTokensAsHints(provider);
   // OIDC Core §12.2: a refreshed ID token carries no nonce.

@@ -9,9 +9,10 @@
  * and sent together, store/adapter.ts): an approval answered 503 at the device code's write or
  * the session's killed the device code (the engine's catch-all saved `server_error` onto it; the
  * session the approval names, its id renewed, was never written while the old id was ended), and
- * a cut between the two writes did too. Left (docs/security-passes.md, sixth blips pass): a 503
- * after Continue (the code marked in flight) and before the approval leaves the code in flight,
- * which nobody can take on.
+ * a cut between the two writes did too. And (eighth blips pass) a 503 after Continue (the code
+ * marked in flight, at the mark's write or the sign-in's) left the code in flight, which nobody could
+ * take on until it expired: the browser that took it on may again now, another browser still may not
+ * (provider/patches/device-approval-outage.ts).
  */
 import assert from 'node:assert/strict';
 import * as oidc from 'openid-client';
@@ -146,6 +147,24 @@ describe('e2e: sixth blips pass: the device flow with Redis paused or cut at a w
     return username;
   }
 
+  it('a code taken on at Continue in one browser is “already used” in another, and the first browser, typing it again (its sign-in left half-way), connects the device: tokens once (“already used” in that browser too before the eighth blips pass)', async () => {
+    const username = await person();
+    const device = await asked();
+    const agent = new Agent();
+    const login = await agent.submit(await entered(agent, device.user_code), '/device', { confirm: 'yes' });
+    assert.match(login.html, /name="password"/, `the sign-in after Continue: ${login.status} ${login.url}`);
+    const stranger = new Agent();
+    const typed = await stranger.submit(await stranger.follow(`${server.issuer}/device`), '/device', { user_code: device.user_code });
+    assert.match(typed.html, /already used/, `another browser: ${typed.status}`);
+    await tokensOnce(device.device_code, async () => {
+      const again = await agent.submit(await agent.follow(`${server.issuer}/device`), '/device', { user_code: device.user_code });
+      const done = await signInSteps(agent, await agent.submit(again, '/device', { confirm: 'yes' }), { username, password: PASSWORD });
+      assert.match(done.html, /Device connected/, `the first browser connects the device: ${done.status} ${done.url}`);
+      const late = await stranger.submit(await stranger.follow(`${server.issuer}/device`), '/device', { user_code: device.user_code });
+      assert.match(late.html, /already used/, `another browser after the approval: ${late.status}`);
+    });
+  });
+
   for (const how of ['paused', 'cut'] as const) {
     describe(`Redis ${how} at a write`, () => {
       it(`held: the code typed at /device, ${how} at its throttle’s count: typed again, connected; tokens once`, async () => {
@@ -196,6 +215,26 @@ describe('e2e: sixth blips pass: the device flow with Redis paused or cut at a w
         await new Promise((resolve) => setTimeout(resolve, 1100));
         assert.notEqual((await poll(device.device_code)).status, 200, 'no tokens after a denial');
       });
+
+      for (const [write, key] of [
+        ['the device code’s write (its mark: in flight)', 'oidc:DeviceCode:'],
+        ['the sign-in’s write (the interaction Continue begins)', 'oidc:Interaction:'],
+      ] as const) {
+        it(`found: Continue at the confirmation, ${how} at ${write}: typed again in the same browser, connected; tokens once (“already used” until the code expired before the eighth blips pass)`, async () => {
+          const username = await person();
+          const device = await asked();
+          const agent = new Agent();
+          const confirm = await entered(agent, device.user_code);
+          const first = await blipped(how, scriptOn(key), () => agent.submit(confirm, '/device', { confirm: 'yes' }));
+          failedFriendly(first);
+          await tokensOnce(device.device_code, async () => {
+            const typed = await agent.submit(await agent.follow(`${server.issuer}/device`), '/device', { user_code: device.user_code });
+            assert.match(typed.html, /name="confirm"/, `typed again in the same browser: ${typed.status} ${typed.html.match(/class="error"[^>]*>([^<]*)/)?.[1] ?? ''}`);
+            const done = await signInSteps(agent, await agent.submit(typed, '/device', { confirm: 'yes' }), { username, password: PASSWORD });
+            assert.match(done.html, /Device connected/, `the retry connects the device: ${done.status} ${done.url}`);
+          });
+        });
+      }
 
       // Paused: the first test above.
       if (how === 'cut') it(`found: Allow, ${how} at the device code’s write (the approval), its answer lost: tokens once`, async () => {

@@ -28,18 +28,32 @@
  *   answer lost) left the approval without the session that names its grant, refused at the poll
  *   just as well.
  *
+ *
+ * And a code taken on at Continue (the engine marks it `inFlight` and refuses it from then on as
+ * "already used") whose request the store failed after the mark's write (503) was left so: the
+ * person's retry was refused, and the device waited until its code expired (eighth blips pass).
+ * The mark now names the browser session that made it (its uid, in place of `true`), and that
+ * browser may take the code on again, the code neither approved nor denied: an attempt answered
+ * 503, or a sign-in left half-way. Another browser is still refused, so one code is never being
+ * approved in two; a mark written by a release before this one (`true`) stays as it was.
+ *
  * Relies on: deviceUserFlowErrors saving `error` with errOut's `server_error` for errors it does
  * not know; Session#save ending `oldId` (set by resetIdentifier, not in the payload) before it
- * writes. Installed before the other Session#save patches (unchanged-sessions.ts reads `oldId`).
+ * writes; code_verification refusing a code with a truthy `inFlight` (lib/actions/code_verification.js)
+ * and setting it to `true` before its save. Installed before the other Session#save patches
+ * (unchanged-sessions.ts reads `oldId`).
  */
 import { Provider } from 'oidc-provider';
 
 const AT_DEVICE = new Set(['code_verification', 'device_resume']);
 
-type Saving = { error?: unknown; jti?: string };
+type Saving = { error?: unknown; jti?: string; inFlight?: unknown; accountId?: unknown };
 type Renewing = { oldId?: string; jti?: string; adapter: { destroy(id: string): Promise<void> } };
 
-const route = () => (Provider.ctx as { oidc?: { route?: string } } | undefined)?.oidc?.route;
+const oidcOf = () => (Provider.ctx as { oidc?: { route?: string; session?: { uid?: string } } } | undefined)?.oidc;
+const route = () => oidcOf()?.route;
+/** The uid of the browser session at /device (the engine loads it for the form's xsrf check). */
+const sessionUid = () => (route() === 'code_verification' ? oidcOf()?.session?.uid : undefined);
 
 export function deviceApprovalOutages(provider: Provider): void {
   const DeviceCode = provider.DeviceCode as unknown as { prototype: { save(this: Saving, ...args: unknown[]): Promise<unknown> } };
@@ -48,6 +62,8 @@ export function deviceApprovalOutages(provider: Provider): void {
   DeviceCode.prototype.save = function (this: Saving, ...args: unknown[]) {
     // The engine's catch-all (deviceUserFlowErrors): nothing written, the code is left as it was.
     if (this.error === 'server_error' && AT_DEVICE.has(route() ?? '')) return Promise.resolve(this.jti);
+    // Continue's mark names the browser that made it.
+    if (this.inFlight === true) this.inFlight = sessionUid() ?? true;
     return saveCode.apply(this, args);
   };
 
@@ -68,5 +84,22 @@ export function deviceApprovalOutages(provider: Provider): void {
     }
     await this.adapter.destroy(oldId);
     return saved;
+  };
+}
+
+/**
+ * The other half of the in-flight mark (above): a code this browser took on at Continue and that
+ * is neither approved nor denied is found as not in flight, so the engine takes it on again.
+ * Installed before user-code-entry.ts's throttle wraps the lookup: a code taken on again is no miss.
+ */
+export function deviceCodesInFlightPerBrowser(provider: Provider): void {
+  const DeviceCode = provider.DeviceCode as unknown as { findByUserCode(this: unknown, ...args: unknown[]): Promise<Saving | undefined> };
+  const findByUserCode = DeviceCode.findByUserCode;
+  if (typeof findByUserCode !== 'function') throw new Error('oidc-provider DeviceCode.findByUserCode is gone: review src/provider/patches/device-approval-outage.ts');
+  DeviceCode.findByUserCode = async function (this: unknown, ...args: unknown[]) {
+    const code = await findByUserCode.apply(this, args);
+    const uid = sessionUid();
+    if (code && uid !== undefined && code.inFlight === uid && code.accountId === undefined && code.error === undefined) code.inFlight = undefined;
+    return code;
   };
 }
