@@ -30,7 +30,8 @@ import { startBalancer, type Balancer } from '../helpers/balancer.js';
 import { eventually } from '../helpers/eventually.js';
 import { latchkey } from '../helpers/process.js';
 import { freePort } from '../helpers/redis.js';
-import { commandsIn, startRelayedServer, type RelayedServer } from '../helpers/relay.js';
+import { commandsIn } from '../helpers/relay.js';
+import { twoInstancesBehindOneDoor } from '../helpers/front-door.js';
 import { isConsent, signedInToAccountPage, signInSteps, startAuthorization } from '../helpers/sign-in.js';
 import { startServer, startServerProcess, type TestServer, type TestServerProcess } from '../helpers/server.js';
 import { skewedClock } from '../helpers/skewed-clock.js';
@@ -187,34 +188,13 @@ describe('e2e: red team, twenty-eighth endings pass: a password change signing t
   const writes = (chunk: string) => commandsIn(chunk).some(([name = '']) => WRITES.test(name));
   const SCOPE = 'openid offline_access';
   const client = { client_id: APP.id, client_secret: APP.secret, redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'], scope: SCOPE };
-  let balancer: Balancer;
-  let relayed: RelayedServer;
-  /** A second instance on the same Redis, reached directly (not through the relay): the thief's. */
-  let other: TestServer;
+  const door = twoInstancesBehindOneDoor({}, [client]);
+  const { routeTo, scriptOnExactly } = door;
   let app: oidc.Configuration;
 
   before(async () => {
-    balancer = await startBalancer();
-    relayed = await startRelayedServer({ ISSUER: balancer.url }, { clients: [client] });
-    other = await startServer({ redisUrl: relayed.redis.url, dir: dirname(relayed.env.KEYS_DIR!), clients: [client], env: { ISSUER: balancer.url } });
-    balancer.route(relayed.server.url);
-    app = await oidc.discovery(new URL(balancer.url), APP.id, APP.secret, oidc.ClientSecretBasic(APP.secret), { execute: [oidc.allowInsecureRequests] });
+    app = await oidc.discovery(new URL(door.balancer.url), APP.id, APP.secret, oidc.ClientSecretBasic(APP.secret), { execute: [oidc.allowInsecureRequests] });
   });
-  after(async () => {
-    await other?.stop();
-    await relayed?.stop();
-    await balancer?.close();
-  });
-
-  /** New connections go to `url`; open ones stay with their instance (the person's held request among them). */
-  async function routeTo(url: string) {
-    balancer.route(url, { drain: true });
-    await eventually(() => fetch(`${balancer.url}/healthz`, { headers: { connection: 'close' } }), 5, 0);
-  }
-
-  /** A trigger: a script whose KEYS hold exactly `key` (under the server's prefix). */
-  const scriptOnExactly = (key: string) => (chunk: string) =>
-    commandsIn(chunk).some(([name = '', , keys = '0', ...args]) => /^eval(sha)?$/i.test(name) && args.slice(0, Number(keys)).includes(`${relayed.server.config.redis.keyPrefix}${key}`));
 
   type Outcome = 'changed' | 'refused' | 'not done';
   /** What a password change's answer says: done, refused as the wrong current password, or 503 (not done). */
@@ -230,36 +210,36 @@ describe('e2e: red team, twenty-eighth endings pass: a password change signing t
 
   it('a password change signing the other sessions out, the connection cut at each of its writes in turn: after the 503 and the person\'s retries, the other session, its refresh token and its access token end (held)', async () => {
     const change = { current_password: PASSWORD, new_password: 'a new password for the sweep', confirm_password: 'a new password for the sweep', sign_out_others: 'yes' };
-    await routeTo(relayed.server.url);
+    await routeTo(door.relayed.server.url);
     for (let k = 1; k < 60; k += 1) {
       const username = `swept-${k}`;
-      const { sub } = await relayed.server.accounts.create(username, PASSWORD);
+      const { sub } = await door.relayed.server.accounts.create(username, PASSWORD);
       // Another session of the person's, signed in to the app with offline access.
       const elsewhere = new Agent();
       const { page: login, verifier } = await startAuthorization(elsewhere, app, REDIRECT, { scope: SCOPE, prompt: 'consent' });
       const back = await signInSteps(elsewhere, login, { username, password: PASSWORD, login: 'required', stopAt: REDIRECT });
       const tokens = await oidc.authorizationCodeGrant(app, new URL(back.url), { pkceCodeVerifier: verifier });
       assert.ok(tokens.refresh_token, 'offline access');
-      const { agent, page } = await signedInToAccountPage(balancer.url, username, PASSWORD);
+      const { agent, page } = await signedInToAccountPage(door.balancer.url, username, PASSWORD);
       let seen = 0;
       let counting = false;
       let cut = false;
-      void relayed.relay.cut((chunk) => writes(chunk) && (counting ||= chunk.includes(sub)) && ++seen === k, { answered: true }).then(() => (cut = true));
+      void door.relayed.relay.cut((chunk) => writes(chunk) && (counting ||= chunk.includes(sub)) && ++seen === k, { answered: true }).then(() => (cut = true));
       let said = outcome(await agent.submit(page, '/password', change));
-      relayed.relay.release();
+      door.relayed.relay.release();
       const at = `cut at write ${k}`;
       for (let attempt = 0; said === 'not done' && attempt < 5; attempt += 1) {
-        await eventually(async () => assert.equal((await fetch(`${relayed.server.url}/readyz`)).status, 200));
-        said = outcome(await agent.submit(await agent.follow(`${balancer.url}/account`), '/password', change));
+        await eventually(async () => assert.equal((await fetch(`${door.relayed.server.url}/readyz`)).status, 200));
+        said = outcome(await agent.submit(await agent.follow(`${door.balancer.url}/account`), '/password', change));
       }
       assert.notEqual(said, 'not done', `${at}: sent again once Redis is back, still not done`);
-      assert.ok(await relayed.server.accounts.verify(username, change.new_password), `${at}: the new password works (${said})`);
+      assert.ok(await door.relayed.server.accounts.verify(username, change.new_password), `${at}: the new password works (${said})`);
       const silent = answerAt((await startAuthorization(elsewhere, app, REDIRECT, { prompt: 'none' })).page);
       const refreshed = await oidc.refreshTokenGrant(app, tokens.refresh_token!).then(
         () => 'refreshed',
         (error: Error) => (error instanceof oidc.ResponseBodyError ? error.error : String(error)),
       );
-      const userinfo = await fetch(`${balancer.url}/me`, { headers: { authorization: `Bearer ${tokens.access_token}` } });
+      const userinfo = await fetch(`${door.balancer.url}/me`, { headers: { authorization: `Bearer ${tokens.access_token}` } });
       assert.deepEqual({ silent, refreshed, userinfo: userinfo.status }, { silent: 'login_required', refreshed: 'invalid_grant', userinfo: 401 }, `${at} (${said})`);
       if (!cut) {
         assert.ok(k > 5, 'the change writes');
@@ -271,14 +251,14 @@ describe('e2e: red team, twenty-eighth endings pass: a password change signing t
 
   it('a session signed in with the old password while the change hashed the new one (the other sessions signed out already), Redis cut off after the password was written: the 503, the person\'s retry, and the thief\'s session, refresh token and access token end', async () => {
     const username = 'paula';
-    const { sub } = await relayed.server.accounts.create(username, PASSWORD);
-    await routeTo(relayed.server.url);
-    const { agent, page } = await signedInToAccountPage(balancer.url, username, PASSWORD);
+    const { sub } = await door.relayed.server.accounts.create(username, PASSWORD);
+    await routeTo(door.relayed.server.url);
+    const { agent, page } = await signedInToAccountPage(door.balancer.url, username, PASSWORD);
     const change = { current_password: PASSWORD, new_password: 'paula has a new password now', confirm_password: 'paula has a new password now', sign_out_others: 'yes' };
     // The change held at its write of the password (its first sign-out of the others done).
-    const held = await relayed.relay.hold(scriptOnExactly(`account:${sub}`), () => agent.submit(page, '/password', change));
+    const held = await door.relayed.relay.hold(scriptOnExactly(`account:${sub}`), () => agent.submit(page, '/password', change));
     // Meanwhile a thief holding the old password signs in to the app at the other instance.
-    await routeTo(other.url);
+    await routeTo(door.other.url);
     const thief = new Agent();
     const { page: login, verifier } = await startAuthorization(thief, app, REDIRECT, { scope: SCOPE, prompt: 'consent' });
     const back = await signInSteps(thief, login, { username, password: PASSWORD, login: 'required', stopAt: REDIRECT });
@@ -287,28 +267,17 @@ describe('e2e: red team, twenty-eighth endings pass: a password change signing t
     assert.ok(tokens.refresh_token, 'offline access');
     // The password is written; Redis is cut off at the change's next write.
     const answer = held.release();
-    const cut = relayed.relay.cut((chunk) => writes(chunk));
+    const cut = door.relayed.relay.cut((chunk) => writes(chunk));
     const first = await answer;
     await cut;
     assert.equal(first.status, 503, `the change cut off after its write: ${first.status} ${first.url}`);
-    await eventually(async () => assert.equal((await fetch(`${relayed.server.url}/readyz`)).status, 200));
-    assert.ok(await relayed.server.accounts.verify(username, change.new_password), 'the password was changed');
+    await eventually(async () => assert.equal((await fetch(`${door.relayed.server.url}/readyz`)).status, 200));
+    assert.ok(await door.relayed.server.accounts.verify(username, change.new_password), 'the password was changed');
     // The person, told "not done", sends the same form again.
-    await routeTo(relayed.server.url);
-    const again = await agent.submit(await agent.follow(`${balancer.url}/account`), '/password', change);
+    await routeTo(door.relayed.server.url);
+    const again = await agent.submit(await agent.follow(`${door.balancer.url}/account`), '/password', change);
     const said = again.html.match(/class="(?:error|notice)"[^>]*>([^<]*)/)?.[1] ?? '';
     // Whatever it says, what the thief got before the change works nowhere.
-    await routeTo(other.url);
-    const silent = answerAt((await startAuthorization(thief, app, REDIRECT, { prompt: 'none' })).page);
-    const refreshed = await oidc.refreshTokenGrant(app, tokens.refresh_token!).then(
-      () => 'refreshed',
-      (error: Error) => (error instanceof oidc.ResponseBodyError ? error.error : String(error)),
-    );
-    const userinfo = await fetch(`${balancer.url}/me`, { headers: { authorization: `Bearer ${tokens.access_token}`, connection: 'close' } });
-    assert.deepEqual(
-      { silent, refreshed, userinfo: userinfo.status },
-      { silent: 'login_required', refreshed: 'invalid_grant', userinfo: 401 },
-      `after the 503 and the retry (${again.status}: ${said})`,
-    );
+    assert.deepEqual(await door.whatWorks(thief, app, tokens, REDIRECT), { silent: 'login_required', refreshed: 'invalid_grant', userinfo: 401 }, `after the 503 and the retry (${again.status}: ${said})`);
   });
 });

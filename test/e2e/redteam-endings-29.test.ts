@@ -16,15 +16,13 @@
  * person's, whose Redis traffic goes through a relay the test holds and cuts, and the thief's.
  */
 import assert from 'node:assert/strict';
-import { dirname } from 'node:path';
 import * as oidc from 'openid-client';
 import { Secret, TOTP } from 'otpauth';
 import { Agent, answerAt as answerAtRedirect, type Page } from '../helpers/agent.js';
-import { startBalancer, type Balancer } from '../helpers/balancer.js';
 import { eventually } from '../helpers/eventually.js';
-import { commandsIn, startRelayedServer, type RelayedServer } from '../helpers/relay.js';
+import { commandsIn } from '../helpers/relay.js';
+import { twoInstancesBehindOneDoor } from '../helpers/front-door.js';
 import { signedInToAccountPage, signInSteps, startAuthorization } from '../helpers/sign-in.js';
-import { startServer, type TestServer } from '../helpers/server.js';
 import { assertion, passkeyChallenge, registerSoftPasskeys, softPasskey } from '../helpers/soft-passkeys.js';
 
 const PASSWORD = 'twenty-ninth endings pass test password';
@@ -43,39 +41,18 @@ const writes = (chunk: string) => commandsIn(chunk).some(([name = '']) => WRITES
 describe('e2e: red team, twenty-ninth endings pass: a change of credentials cut off by Redis after its write, not sent again', function () {
   this.timeout(120_000);
   const client = { client_id: APP.id, client_secret: APP.secret, redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'], scope: SCOPE };
-  let balancer: Balancer;
-  let relayed: RelayedServer;
-  /** A second instance on the same Redis, reached directly (not through the relay): the thief's. */
-  let other: TestServer;
+  const door = twoInstancesBehindOneDoor(SWEEPS, [client]);
+  const { routeTo, scriptOnExactly } = door;
   let app: oidc.Configuration;
 
   before(async () => {
-    balancer = await startBalancer();
-    relayed = await startRelayedServer({ ISSUER: balancer.url, ...SWEEPS }, { clients: [client] });
-    other = await startServer({ redisUrl: relayed.redis.url, dir: dirname(relayed.env.KEYS_DIR!), clients: [client], env: { ISSUER: balancer.url, ...SWEEPS } });
-    balancer.route(relayed.server.url);
-    app = await oidc.discovery(new URL(balancer.url), APP.id, APP.secret, oidc.ClientSecretBasic(APP.secret), { execute: [oidc.allowInsecureRequests] });
+    app = await oidc.discovery(new URL(door.balancer.url), APP.id, APP.secret, oidc.ClientSecretBasic(APP.secret), { execute: [oidc.allowInsecureRequests] });
   });
-  after(async () => {
-    await other?.stop();
-    await relayed?.stop();
-    await balancer?.close();
-  });
-
-  /** New connections go to `url`; open ones stay with their instance (the person's held request among them). */
-  async function routeTo(url: string) {
-    balancer.route(url, { drain: true });
-    await eventually(() => fetch(`${balancer.url}/healthz`, { headers: { connection: 'close' } }), 5, 0);
-  }
-
-  /** A trigger: a script whose KEYS hold exactly `key` (under the server's prefix). */
-  const scriptOnExactly = (key: string) => (chunk: string) =>
-    commandsIn(chunk).some(([name = '', , keys = '0', ...args]) => /^eval(sha)?$/i.test(name) && args.slice(0, Number(keys)).includes(`${relayed.server.config.redis.keyPrefix}${key}`));
 
   /** A trigger: the `nth` chunk with a command on exactly `key` (under the server's prefix). */
   const commandOnExactly = (key: string, nth = 1) => {
     let seen = 0;
-    return (chunk: string) => commandsIn(chunk).some((words) => words.includes(`${relayed.server.config.redis.keyPrefix}${key}`)) && ++seen === nth;
+    return (chunk: string) => commandsIn(chunk).some((words) => words.includes(`${door.relayed.server.config.redis.keyPrefix}${key}`)) && ++seen === nth;
   };
 
   /**
@@ -83,7 +60,7 @@ describe('e2e: red team, twenty-ninth endings pass: a change of credentials cut 
    * second factor when asked): a browser and its tokens.
    */
   async function thiefSignsIn(username: string, first: (thief: Agent, login: Page) => Promise<Page>) {
-    await routeTo(other.url);
+    await routeTo(door.other.url);
     const thief = new Agent();
     const { page: login, verifier } = await startAuthorization(thief, app, REDIRECT, { scope: SCOPE, prompt: 'consent' });
     const page = await signInSteps(thief, await first(thief, login), { username, password: PASSWORD, stopAt: REDIRECT });
@@ -100,16 +77,7 @@ describe('e2e: red team, twenty-ninth endings pass: a change of credentials cut 
   };
 
   /** What the thief's session, refresh token and access token get now, at the other instance. */
-  async function thiefHolds(thief: Agent, tokens: oidc.TokenEndpointResponse) {
-    await routeTo(other.url);
-    const silent = answerAt((await startAuthorization(thief, app, REDIRECT, { prompt: 'none' })).page);
-    const refreshed = await oidc.refreshTokenGrant(app, tokens.refresh_token!).then(
-      () => 'refreshed',
-      (error: Error) => (error instanceof oidc.ResponseBodyError ? error.error : String(error)),
-    );
-    const userinfo = await fetch(`${balancer.url}/me`, { headers: { authorization: `Bearer ${tokens.access_token}`, connection: 'close' } });
-    return { silent, refreshed, userinfo: userinfo.status };
-  }
+  const thiefHolds = (thief: Agent, tokens: oidc.TokenEndpointResponse) => door.whatWorks(thief, app, tokens, REDIRECT);
 
   /**
    * The person's change (`submit`) held at `at`; meanwhile the thief signs in at the other
@@ -117,43 +85,43 @@ describe('e2e: red team, twenty-ninth endings pass: a change of credentials cut 
    * answer lost) or not: the answer, 503. The thief's browser and tokens.
    */
   async function cutAfterWrite(at: (chunk: string) => boolean, answered: boolean, submit: () => Promise<Page>, signIn: () => ReturnType<typeof thiefSignsIn>) {
-    await routeTo(relayed.server.url);
-    const held = await relayed.relay.hold(at, submit);
+    await routeTo(door.relayed.server.url);
+    const held = await door.relayed.relay.hold(at, submit);
     const signedIn = await signIn();
     const answer = held.release();
-    const cut = relayed.relay.cut(writes, { answered });
+    const cut = door.relayed.relay.cut(writes, { answered });
     const first = await answer;
     await cut;
     assert.equal(first.status, 503, `the change cut off after its write: ${first.status} ${first.url}`);
-    await eventually(async () => assert.equal((await fetch(`${relayed.server.url}/readyz`)).status, 200));
+    await eventually(async () => assert.equal((await fetch(`${door.relayed.server.url}/readyz`)).status, 200));
     return signedIn;
   }
 
   /** The thief's session, refresh token and access token end, with no retry by the person: the sweep's ending. The person's own session stays. */
   async function endedWithoutRetry(thief: Agent, tokens: oidc.TokenEndpointResponse, person: Agent) {
     await eventually(async () => assert.deepEqual(await thiefHolds(thief, tokens), { silent: 'login_required', refreshed: 'invalid_grant', userinfo: 401 }), 60, 500);
-    await routeTo(relayed.server.url);
-    const own = await person.follow(`${balancer.url}/account`);
-    assert.equal(own.url, `${balancer.url}/account`, `the person's own session stays signed in: ${own.status} ${own.url}`);
+    await routeTo(door.relayed.server.url);
+    const own = await person.follow(`${door.balancer.url}/account`);
+    assert.equal(own.url, `${door.balancer.url}/account`, `the person's own session stays signed in: ${own.status} ${own.url}`);
   }
 
   it('a password change signing the other sessions out, cut off after the password was written and not sent again: the session the thief signed in with the old password meanwhile, its refresh token and its access token end (they lived on before)', async () => {
     const username = 'quentin';
-    const { sub } = await relayed.server.accounts.create(username, PASSWORD);
-    await routeTo(relayed.server.url);
-    const { agent, page } = await signedInToAccountPage(balancer.url, username, PASSWORD);
+    const { sub } = await door.relayed.server.accounts.create(username, PASSWORD);
+    await routeTo(door.relayed.server.url);
+    const { agent, page } = await signedInToAccountPage(door.balancer.url, username, PASSWORD);
     const change = { current_password: PASSWORD, new_password: 'quentin has a new password now', confirm_password: 'quentin has a new password now', sign_out_others: 'yes' };
     // Held at the password's write, which goes on; the change's next write (its second sign-out) is not run.
     const { thief, tokens } = await cutAfterWrite(scriptOnExactly(`account:${sub}`), false, () => agent.submit(page, '/password', change), () => thiefSignsIn(username, withPassword(username)));
-    assert.ok(await relayed.server.accounts.verify(username, change.new_password), 'the password was changed');
+    assert.ok(await door.relayed.server.accounts.verify(username, change.new_password), 'the password was changed');
     await endedWithoutRetry(thief, tokens, agent);
   });
 
   it('an authenticator app removed, cut off after its removal was written and not sent again: the session the thief signed in with it meanwhile, its refresh token and its access token end (they lived on before)', async () => {
     const username = 'tamsin';
-    const { sub } = await relayed.server.accounts.create(username, PASSWORD);
-    await routeTo(relayed.server.url);
-    const { agent, page } = await signedInToAccountPage(balancer.url, username, PASSWORD);
+    const { sub } = await door.relayed.server.accounts.create(username, PASSWORD);
+    await routeTo(door.relayed.server.url);
+    const { agent, page } = await signedInToAccountPage(door.balancer.url, username, PASSWORD);
     const setup = await agent.submit(page, '/account/authenticator/start', {});
     const secret = setup.html.match(/id="totp-secret">([^<]+)</)?.[1]?.replace(/\s/g, '');
     assert.ok(secret, `a setup page with a secret: ${setup.status}`);
@@ -168,21 +136,21 @@ describe('e2e: red team, twenty-ninth endings pass: a change of credentials cut 
       () => agent.submit(added, '/account/authenticator/remove', {}),
       () => thiefSignsIn(username, withPassword(username, codeFor(secret))),
     );
-    assert.equal((await relayed.server.secondFactors.records.read(sub)).totp, undefined, 'the app was removed');
+    assert.equal((await door.relayed.server.secondFactors.records.read(sub)).totp, undefined, 'the app was removed');
     await endedWithoutRetry(thief, tokens, agent);
   });
 
   it('a stolen passkey removed, cut off after its removal was written and not sent again: the session the thief signed in with it meanwhile, its refresh token and its access token end (they lived on before; the removal sent again answers 404)', async () => {
     const username = 'petra';
-    const { sub } = await relayed.server.accounts.create(username, PASSWORD);
+    const { sub } = await door.relayed.server.accounts.create(username, PASSWORD);
     const [stolen, kept] = [softPasskey(), softPasskey()];
-    await registerSoftPasskeys(relayed.server, sub, stolen, kept);
-    const origin = new URL(balancer.url).origin;
-    await routeTo(relayed.server.url);
+    await registerSoftPasskeys(door.relayed.server, sub, stolen, kept);
+    const origin = new URL(door.balancer.url).origin;
+    await routeTo(door.relayed.server.url);
     const agent = new Agent();
-    const login = await agent.follow(`${balancer.url}/account`);
+    const login = await agent.follow(`${door.balancer.url}/account`);
     const page = await agent.submit(login, '/passkey', { credential: assertion(kept, origin, passkeyChallenge(login), sub, 1) });
-    assert.equal(page.url, `${balancer.url}/account`, `signed in with the passkey kept: ${page.status} ${page.url}`);
+    assert.equal(page.url, `${door.balancer.url}/account`, `signed in with the passkey kept: ${page.status} ${page.url}`);
     // Held at the removal's read of the record it writes, after the page's look at it (the thief's
     // sign-in writes it too: the passkey's counter); its write is run, its answer lost.
     const { thief, tokens } = await cutAfterWrite(
@@ -191,7 +159,7 @@ describe('e2e: red team, twenty-ninth endings pass: a change of credentials cut 
       () => agent.submit(page, '/account/passkeys/remove', { id: stolen.id }),
       () => thiefSignsIn(username, (them, at) => them.submit(at, '/passkey', { credential: assertion(stolen, origin, passkeyChallenge(at), sub, 1) })),
     );
-    const left = (await relayed.server.secondFactors.records.read(sub)).passkeys.map((passkey) => passkey.id);
+    const left = (await door.relayed.server.secondFactors.records.read(sub)).passkeys.map((passkey) => passkey.id);
     assert.deepEqual(left, [kept.id], 'the stolen passkey was removed');
     await endedWithoutRetry(thief, tokens, agent);
   });

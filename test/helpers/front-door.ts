@@ -1,0 +1,68 @@
+/**
+ * One front door (balancer.ts) to two instances on one Redis: the person's, whose Redis traffic goes
+ * through the test relay (relay.ts: held, paused or cut at a chosen command), and another reached
+ * directly, whose requests a held one does not queue behind (a thief's, say). Both take `env` and
+ * `clients`; the issuer is the front door's. Call it inside a describe: it adds that describe's
+ * before and after hooks, and its getters answer once they ran.
+ */
+import { dirname } from 'node:path';
+import * as oidc from 'openid-client';
+import { answerAt, type Agent } from './agent.js';
+import { startBalancer, type Balancer } from './balancer.js';
+import { eventually } from './eventually.js';
+import { commandsIn, startRelayedServer, type RelayedServer } from './relay.js';
+import { startServer, type TestServer } from './server.js';
+import { startAuthorization } from './sign-in.js';
+
+export function twoInstancesBehindOneDoor(env: Record<string, string>, clients: readonly Record<string, unknown>[]) {
+  let balancer: Balancer;
+  let relayed: RelayedServer;
+  let other: TestServer;
+
+  before(async () => {
+    balancer = await startBalancer();
+    relayed = await startRelayedServer({ ISSUER: balancer.url, ...env }, { clients });
+    other = await startServer({ redisUrl: relayed.redis.url, dir: dirname(relayed.env.KEYS_DIR!), clients, env: { ISSUER: balancer.url, ...env } });
+    balancer.route(relayed.server.url);
+  });
+  after(async () => {
+    await other?.stop();
+    await relayed?.stop();
+    await balancer?.close();
+  });
+
+  return {
+    get balancer() {
+      return balancer;
+    },
+    get relayed() {
+      return relayed;
+    },
+    get other() {
+      return other;
+    },
+    /** New connections go to `url`; open ones stay with their instance (a held request among them). */
+    async routeTo(url: string) {
+      balancer.route(url, { drain: true });
+      await eventually(() => fetch(`${balancer.url}/healthz`, { headers: { connection: 'close' } }), 5, 0);
+    },
+    /**
+     * What a browser's session (`agent`'s, its silent request for `app` to `redirect`), its refresh
+     * token and its access token get now, at the other instance: the error or 'code', 'refreshed'
+     * or the error, userinfo's status.
+     */
+    async whatWorks(agent: Agent, app: oidc.Configuration, tokens: oidc.TokenEndpointResponse, redirect: string) {
+      await this.routeTo(other.url);
+      const silent = answerAt((await startAuthorization(agent, app, redirect, { prompt: 'none' })).page, redirect);
+      const refreshed = await oidc.refreshTokenGrant(app, tokens.refresh_token!).then(
+        () => 'refreshed',
+        (error: Error) => (error instanceof oidc.ResponseBodyError ? error.error : String(error)),
+      );
+      const userinfo = await fetch(`${balancer.url}/me`, { headers: { authorization: `Bearer ${tokens.access_token}`, connection: 'close' } });
+      return { silent, refreshed, userinfo: userinfo.status };
+    },
+    /** A trigger: a script whose KEYS hold exactly `key` (under the relayed server's prefix). */
+    scriptOnExactly: (key: string) => (chunk: string) =>
+      commandsIn(chunk).some(([name = '', , keys = '0', ...args]) => /^eval(sha)?$/i.test(name) && args.slice(0, Number(keys)).includes(`${relayed.server.config.redis.keyPrefix}${key}`)),
+  };
+}
