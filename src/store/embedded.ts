@@ -150,7 +150,9 @@ export class EmbeddedKv implements Kv {
   async removeExpiring(key: string, member: string) {
     const entry = this.#read(key, 'expiring');
     if (!entry) return;
-    delete entry.ends[member];
+    const now = Date.now();
+    // Ended members go too, as at addExpiring.
+    entry.ends = Object.fromEntries(Object.entries(entry.ends).filter(([other, end]) => other !== member && end > now));
     if (!Object.keys(entry.ends).length) this.#entries.delete(key);
   }
 

@@ -139,6 +139,11 @@ export interface Kv {
   addExpiring(key: string, member: string, ttl: number): Promise<void>;
   /** The members of an expiring set (addExpiring) that have not ended. */
   liveMembers(key: string): Promise<string[]>;
+  /**
+   * Drops `member` from an expiring set and, in the same step, every member already ended (as an
+   * add does): a set its readers empty one member at a time (ending every session of a person) is
+   * left empty, not holding those that ended since the last add until the key expires.
+   */
   removeExpiring(key: string, member: string): Promise<void>;
 
   /**

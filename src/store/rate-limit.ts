@@ -92,8 +92,9 @@ export function limiterGiver(kv: Kv): (gives: readonly (LimiterRead & { readonly
       await windows.hit(gives.map(({ keyPrefix, key, window }) => ({ limiter: keyPrefix, key, by: -1, window })));
     };
   }
+  // Nothing is given back to a counter whose window ended meanwhile, or that holds nothing (as on Redis).
   return async (gives) => {
-    await Promise.all(gives.map(({ limiter, key }) => limiter.reward(key, 1)));
+    await Promise.all(gives.map(async ({ limiter, key }) => ((await limiter.get(key))?.consumedPoints ?? 0) > 0 && limiter.reward(key, 1)));
   };
 }
 
@@ -177,11 +178,27 @@ for i = 1, #KEYS do
   local by = tonumber(ARGV[2 * i - 1])
   local count, ms
   if by ~= 0 then
-    count = redis.call('INCRBY', KEYS[i], by)
     ms = redis.call('PTTL', KEYS[i])
-    if ms < 0 then
-      ms = tonumber(ARGV[2 * i])
-      redis.call('PEXPIRE', KEYS[i], ms)
+    -- A window in its last millisecond (PTTL 0) is over: a charge starts the next one.
+    if ms == 0 then
+      redis.call('DEL', KEYS[i])
+      ms = -2
+    end
+    if by < 0 and ms == -2 then
+      -- A give-back to a window that ended meanwhile gives nothing: a count of -1 would be a try
+      -- more in the next window (a sign-in throttle let one guess more through after each pause).
+      count = 0
+      ms = 0
+    else
+      count = redis.call('INCRBY', KEYS[i], by)
+      if count < 0 then
+        count = 0
+        redis.call('SET', KEYS[i], 0, 'KEEPTTL')
+      end
+      if ms < 0 then
+        ms = tonumber(ARGV[2 * i])
+        redis.call('PEXPIRE', KEYS[i], ms)
+      end
     end
   else
     count = tonumber(redis.call('GET', KEYS[i]) or '0')

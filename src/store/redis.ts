@@ -120,6 +120,14 @@ return 1`,
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 return redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf')`,
   },
+  // Kv.removeExpiring. ARGV: member. Ended members go too (Redis's clock), as at addExpiring.
+  removeExpiring: {
+    numberOfKeys: 1,
+    lua: `local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+return redis.call('ZREM', KEYS[1], ARGV[1])`,
+  },
   // KEYS: record, set. ARGV: payload, ttl, the record's key as the set's member (unprefixed, as
   // addToSet is given it). Two keys: only where every key lives on one server (not Cluster).
   putRecordInSet: {
@@ -260,6 +268,7 @@ type Scripted = {
   addToSet(key: string, member: string, ttl: number): Promise<number>;
   addExpiring(key: string, member: string, ttl: number): Promise<number>;
   liveMembers(key: string): Promise<string[]>;
+  removeExpiring(key: string, member: string): Promise<number>;
   putRecordInSet(key: string, set: string, payload: string, ttl: number, member: string): Promise<number>;
   compareAndSet(key: string, hasExpected: '0' | '1', expected: string, value: string, ttl: number | '', until?: number | ''): Promise<number>;
   deleteIfEquals(key: string, value: string): Promise<number>;
@@ -628,7 +637,7 @@ export class RedisKv implements Kv {
   }
 
   async removeExpiring(key: string, member: string) {
-    await this.#writing([key], () => this.#client.zrem(key, member));
+    await this.#writing([key], () => this.#client.removeExpiring(key, member));
   }
 
   async compareAndSet(key: string, expected: string | undefined, value: string, ttl?: number, options: { readonly bounded?: boolean } = {}) {

@@ -229,6 +229,19 @@ for (const backend of [...backends, remoteEmbedded]) {
       assert.equal((await windows.hit([hit('short', 1, 0.05)]))[0]!.count, 1, 'a new window starts from 1');
     });
 
+    it('an expiring set drops its ended members at a removal too: emptied one live member at a time, it is gone', async () => {
+      const key = `expiring:${randomUUID()}`;
+      await kv.addExpiring(key, 'ends-soon', 1);
+      await kv.addExpiring(key, 'lives', 60);
+      assert.deepEqual((await kv.liveMembers(key)).sort(), ['ends-soon', 'lives']);
+      await new Promise((resolve) => setTimeout(resolve, 1200));
+      assert.deepEqual(await kv.liveMembers(key), ['lives'], 'an ended member is not live');
+      await kv.removeExpiring(key, 'lives');
+      assert.deepEqual(await kv.liveMembers(key), []);
+      // Only an absent key takes a set-if-absent: the ended member went with the last live one.
+      assert.equal(await kv.set(key, 'gone', { ttl: 5, onlyIfAbsent: true }), true, 'nothing is left under the key');
+    });
+
   });
 }
 

@@ -148,4 +148,24 @@ describe('brute-force protection', function () {
       await redisKv.close().catch(() => {});
     }
   });
+
+  it('a try given back after its window ended gives the next window no try more, on Redis and in the embedded store', async () => {
+    // A right password (or a form refused unchecked) gives back the try reserved for it; one whose
+    // window ended in between gave a count of -1 to the next window: one guess more before the
+    // pause (a CI run's "third pause" found no pause at all, a poll's give-back having landed so).
+    const redisKv = new RedisKv(connect({ url: redis.url, mode: 'standalone', sentinels: [], sentinelName: 'x', clusterNodes: [], keyPrefix: 'throttle-late-give:', commandTimeout: 2000 }));
+    try {
+      for (const kv of [redisKv, new EmbeddedKv()]) {
+        const throttle = new LoginThrottle(kv, { maxFailures: 2, maxFailuresPerIp: 100, window: 1, baseDelay: 30, maxDelay: 60 });
+        assert.equal(await throttle.attempt('uma', '192.0.2.5'), 0, `${kv.kind}: the try is reserved`);
+        await new Promise((resolve) => setTimeout(resolve, 1200));
+        await throttle.notFailed('uma', '192.0.2.5');
+        assert.equal(await fail(throttle, 'uma', '192.0.2.5'), 0, `${kv.kind}: the first failure of the next window`);
+        assert.equal(await fail(throttle, 'uma', '192.0.2.5'), 30, `${kv.kind}: the second starts the pause, as in any window`);
+        await kv.close();
+      }
+    } finally {
+      await redisKv.close().catch(() => {});
+    }
+  });
 });
