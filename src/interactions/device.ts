@@ -34,7 +34,7 @@ function duration(seconds: number): string {
   return `${Math.ceil(seconds / 60)} minutes`;
 }
 
-/** What the entry page says after the engine refused something (ReRenderError names, our 429). */
+/** What the entry page says after the engine refused something (ReRenderError names, a write of the code lost to another: store/adapter.ts RecordChangedMeanwhile, our 429). */
 function problem(err: EngineError | undefined): { error?: string; notice?: string } {
   if (!err) return {};
   switch (err.name) {
@@ -46,6 +46,8 @@ function problem(err: EngineError | undefined): { error?: string; notice?: strin
       return { error: 'That code has expired. Start again on your device to get a new one.' };
     case 'AlreadyUsedError':
       return { error: 'That code was already used. Start again on your device if it is not connected.' };
+    case 'RecordChangedMeanwhile':
+      return { error: 'That code was used in another window or browser at the same moment. Nothing was done here; start again on your device if it is not connected.' };
     case 'AbortedError':
       return { notice: 'Access denied. The device was told, and it got nothing. You can close this page.' };
   }

@@ -280,6 +280,46 @@ function presentedRegistrationToken(): string | undefined {
   return typeof token?.jti === 'string' ? recordKey('RegistrationAccessToken', token.jti) : undefined;
 }
 
+/**
+ * A record written back by the request that read it (a device code at /device: marked in flight,
+ * approved, denied) lands only while it still holds what that request read, unconsumed
+ * (Kv.replaceRecord); else this is thrown, and nothing is written. Two approvals of one code that
+ * read it at the same moment (two browsers, two tabs of one) both wrote before, the later over the
+ * earlier: its grant in place of the one the device may have redeemed already, the consumed mark
+ * gone with the record written again, so the device redeemed a second time (ninth blips pass).
+ */
+export class RecordChangedMeanwhile extends Error {
+  override name = 'RecordChangedMeanwhile';
+  /** As the engine's own refusals: shown on its pages (the device entry page says what happened), 409. */
+  readonly expose = true;
+  readonly status = 409;
+  readonly statusCode = 409;
+  readonly error = 'invalid_request';
+  constructor(model: string) {
+    super(`the ${model} was changed elsewhere since this request read it`);
+  }
+}
+/** What the request in progress read of each record it may write back (RecordChangedMeanwhile): on the request, by key. */
+const READ_AS = Symbol('latchkey.read-as');
+type ReadingAs = { [READ_AS]?: Map<string, string> };
+
+/** Keeps what the request in progress read at `key`. */
+function readFor(key: string, text: string): void {
+  const request = Provider.ctx as ReadingAs | undefined;
+  if (request) (request[READ_AS] ??= new Map()).set(key, text);
+}
+
+/**
+ * What the request in progress read at `key`, if it did, and from now on `written` in its place: a
+ * second write of the same request (held back with the first, sent after it) replaces the first's.
+ */
+function readAs(key: string, written: string): string | undefined {
+  const read = (Provider.ctx as ReadingAs | undefined)?.[READ_AS];
+  const text = read?.get(key);
+  if (text !== undefined) read!.set(key, written);
+  return text;
+}
+
 /** The record key a revocation request deleted as it found it (KvAdapter.read). */
 const TAKEN = Symbol('latchkey.taken');
 type Taking = { [TAKEN]?: string | undefined };
@@ -382,10 +422,15 @@ class KvAdapter implements Adapter {
       : this.model === 'Interaction'
         ? interactionText(payload)
         : JSON.stringify(this.model === 'Client' ? storedClient(payload) : payload);
+    const asRead = this.model === 'DeviceCode' && this.kv.replaceRecord ? readAs(key, text) : undefined;
     const stored: Promise<unknown> =
-      grant && this.kv.putRecordInSet ? this.kv.putRecordInSet(key, text, ttl, grant) : this.kv.putRecord(key, text, ttl);
+      asRead !== undefined
+        ? this.kv.replaceRecord!(key, asRead, text, ttl).then((landed) => landed || Promise.reject(new RecordChangedMeanwhile(this.model)))
+        : grant && this.kv.putRecordInSet
+          ? this.kv.putRecordInSet(key, text, ttl, grant)
+          : this.kv.putRecord(key, text, ttl);
     const writes: Promise<unknown>[] = [stored];
-    if (grant && !this.kv.putRecordInSet) writes.push(this.kv.addToSet(grant, key, ttl));
+    if (grant && (asRead !== undefined || !this.kv.putRecordInSet)) writes.push(this.kv.addToSet(grant, key, ttl));
     if (this.model === 'Session' && payload.uid) writes.push(this.kv.set(oidcSessionUidKey(payload.uid), refOf(id), { ttl }).then(() => {}));
     if (this.#byValue.delete(id)) writes.push(this.kv.del([legacyKey(this.model, id)!]));
     // An expiring set: a person signs in as often as they like, and each session ends on its own. Its
@@ -538,6 +583,7 @@ class KvAdapter implements Adapter {
       }
     }
     if (!record) return undefined;
+    if (this.model === 'DeviceCode') readFor(key, record.payload);
     const parsed = JSON.parse(record.payload) as AdapterPayload;
     const payload = this.model === 'Client' ? loadedClient(parsed) : parsed;
     if (DIGESTED.has(this.model)) payload.jti = id;
