@@ -575,6 +575,9 @@ class KvAdapter implements Adapter {
     }
     const legacy = legacyKey(this.model, id);
     let record = await this.read(key);
+    // A device code found under its digest is written back only over what was read (RecordChangedMeanwhile);
+    // one kept by its value by the release before is written under its digest, as a new record.
+    if (record && this.model === 'DeviceCode') readFor(key, record.payload);
     if (!record && legacy !== undefined) {
       record = await this.kv.getRecord(legacy);
       if (record && this.model === 'Session') {
@@ -583,7 +586,6 @@ class KvAdapter implements Adapter {
       }
     }
     if (!record) return undefined;
-    if (this.model === 'DeviceCode') readFor(key, record.payload);
     const parsed = JSON.parse(record.payload) as AdapterPayload;
     const payload = this.model === 'Client' ? loadedClient(parsed) : parsed;
     if (DIGESTED.has(this.model)) payload.jti = id;
