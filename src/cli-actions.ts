@@ -164,6 +164,24 @@ async function endSessionsWithGrants(opened: Opened | undefined, kv: Kv, setting
   return opened.sessions.endSignedInWith(sub, new SessionCredentials(kv, settings.ttl.session), signedInWith, endGrant, undefined, consents);
 }
 
+/**
+ * What an operator's change ends, kept as owed until done (accounts/owed-endings.ts): a command cut
+ * off after its write (exit 1) is finished by a running server's sweep. Undefined when no server
+ * ever ran (`opened` undefined: no sessions either). `throughUpstream`: what an upstream's removal ends.
+ */
+async function owedEndingsOn(opened: Opened | undefined, kv: Kv, settings: Config, throughUpstream?: (id: string) => Promise<number>) {
+  if (!opened) return undefined;
+  const [{ OwedEndings }, { DueEndings }, { SessionCredentials }, grants, consents] = await Promise.all([
+    import('./accounts/owed-endings.js'),
+    import('./store/due-endings.js'),
+    import('./accounts/session-credentials.js'),
+    grantRevocation(kv, settings),
+    consentsOn(kv, settings),
+  ]);
+  const credentials = new SessionCredentials(kv, settings.ttl.session);
+  return new OwedEndings({ due: new DueEndings(kv), sessions: opened.sessions, credentials, grants, consents, ttl: Math.max(settings.ttl.grant, settings.ttl.session), ...(throughUpstream ? { throughUpstream } : {}) });
+}
+
 type Opened = Awaited<ReturnType<typeof sessionsOn>>;
 
 /** People's sessions, to end them, with the real ring (undefined when no server ever ran: no sessions either). */
@@ -664,7 +682,7 @@ const actions: Record<string, Action> = {
 
   'upstreams remove': async (id: string) =>
     withStore(async (kv, settings) => {
-      const [{ Upstreams }, { FederatedSessions }, { removeUpstream }, { SessionCredentials }, { UpstreamLinks }, { throughUpstream }] = await Promise.all([
+      const [{ Upstreams }, { FederatedSessions }, { removeUpstream, endingsThrough }, { SessionCredentials }, { UpstreamLinks }, { throughUpstream }] = await Promise.all([
         import('./upstreams/registry.js'),
         import('./upstreams/sessions.js'),
         import('./upstreams/removal.js'),
@@ -678,8 +696,7 @@ const actions: Record<string, Action> = {
       // What the upstream signed in ends with the consents its grants were made under.
       const endGrant = revocation.revokingWithConsent(consents);
       const opened = await sessionsOn(kv, settings);
-      const ended = await removeUpstream(id, {
-        upstreams: new Upstreams(kv, settings.keys.secrets),
+      const endThrough = endingsThrough({
         federated: new FederatedSessions(kv, settings.ttl.session),
         findSession: async (uid) => opened?.provider.Session.findByUid(uid),
         linksOf: async (uid) => (await credentials.of(uid))?.links,
@@ -687,8 +704,9 @@ const actions: Record<string, Action> = {
         // No server ever ran (no ring): no session or grant either.
         peopleLinked: async (upstream) => (opened ? links.peopleLinkedTo(upstream) : []),
         endSignedInThrough: (sub, upstream) => opened!.sessions.endSignedInWith(sub, credentials, throughUpstream(upstream), endGrant, undefined, consents),
-        recordIssuer: (upstream, issuer) => links.recordIssuer(upstream, issuer),
       });
+      const owed = (await owedEndingsOn(opened, kv, settings, endThrough)) ?? { owe: async () => undefined, drop: async () => {} };
+      const ended = await removeUpstream(id, { upstreams: new Upstreams(kv, settings.keys.secrets), endThrough, owed, recordIssuer: (upstream, issuer) => links.recordIssuer(upstream, issuer) });
       console.log(`removed upstream ${id}; ended ${ended} session${ended === 1 ? '' : 's'} signed in through it`);
     }),
 
@@ -702,10 +720,13 @@ const actions: Record<string, Action> = {
     withStore(async (kv, settings) => {
       const { account, factors } = await secondFactorsOf(kv, settings, username);
       const opened = await sessionsOn(kv, settings);
+      // As the admin API does: the sessions the factors signed in end, with their grants, kept as owed until done.
+      const owed = await owedEndingsOn(opened, kv, settings);
+      const ending = { sub: account.sub, changed: { kind: 'second-factors' } } as const;
+      const member = await owed?.owe(ending);
       await factors.reset(account.sub);
-      // As the admin API does: the sessions the factors signed in end, with their grants.
-      const { withSecondFactor } = await import('./accounts/sessions.js');
-      const ended = await endSessionsWithGrants(opened, kv, settings, account.sub, withSecondFactor);
+      const ended = owed ? await owed.finish(ending) : 0;
+      await owed?.drop(member);
       console.log(`reset the second factors of ${account.username}; ended ${ended} session${ended === 1 ? '' : 's'} signed in with them`);
     }),
 };

@@ -10,7 +10,8 @@ import { resolve } from 'node:path';
 import type { Provider } from 'oidc-provider';
 import { Accounts } from './accounts/accounts.js';
 import { Apis } from './apis/apis.js';
-import { AccountSessions } from './accounts/sessions.js';
+import { AccountSessions, throughUpstream } from './accounts/sessions.js';
+import { endingsThrough } from './upstreams/removal.js';
 import { SessionCredentials } from './accounts/session-credentials.js';
 import { LoginThrottle } from './accounts/throttle.js';
 import { SecondFactors } from './accounts/second-factors.js';
@@ -25,7 +26,7 @@ import { passkeysSection } from './accounts/page/passkeys-section.js';
 import { authenticatorSection } from './accounts/page/authenticator-section.js';
 import { recoveryCodesSection } from './accounts/page/recovery-codes-section.js';
 import { linksSection } from './accounts/page/links-section.js';
-import { OwedEndings } from './accounts/page/owed-endings.js';
+import { OwedEndings } from './accounts/owed-endings.js';
 import { checkConfiguredClients } from './registration/policy.js';
 import { createApp } from './app.js';
 import { providerFactory } from './provider-factory.js';
@@ -287,13 +288,25 @@ export async function serve(config: Config, logger: Logger = createLogger(config
   const sessions = new AccountSessions(kv, providers, accounts);
   const credentials = new SessionCredentials(kv, config.ttl.session);
   const due = new DueEndings(kv);
-  // What a removed credential or a changed password ends, finished by the sweep when its request was cut off.
-  const owed = new OwedEndings({ due, sessions, credentials, grants, consents, ttl: Math.max(config.ttl.grant, config.ttl.session) });
+  const links = new UpstreamLinks(kv, accounts);
+  // What removing an upstream ends (the admin API's removal, and the sweep's for one cut off), with
+  // the consents its grants were made under.
+  const endGrantWithConsent = grants.revokingWithConsent(consents);
+  const endThroughUpstream = endingsThrough({
+    federated,
+    findSession: (uid) => providers.current.Session.findByUid(uid),
+    linksOf: async (uid) => (await credentials.of(uid))?.links,
+    endSession: (session) => sessions.endWithEveryGrant(session, endGrantWithConsent),
+    peopleLinked: (upstream) => links.peopleLinkedTo(upstream),
+    endSignedInThrough: (sub, upstream) => sessions.endSignedInWith(sub, credentials, throughUpstream(upstream), endGrantWithConsent, undefined, consents),
+  });
+  // What a removed credential, a changed password, an operator's reset or an upstream's removal
+  // ends, finished by the sweep when its request was cut off.
+  const owed = new OwedEndings({ due, sessions, credentials, grants, consents, ttl: Math.max(config.ttl.grant, config.ttl.session), throughUpstream: endThroughUpstream });
   // The admin API and the feed take a DPoP-bound token only with its key's proof.
   const senderConstraint = new SenderConstraint(kv, CLOCK_TOLERANCE);
 
   const mfaSections = { secondFactors, logger, metrics };
-  const links = new UpstreamLinks(kv, accounts);
   const jwksPaths = [providers.current.pathFor('jwks'), WELL_KNOWN_JWKS_PATH];
   // The JWKS at the engine's path (discovery's jwks_uri) and at /.well-known/jwks.json (keyring/jwks-endpoint.ts),
   // and discovery: answered by the app's request listener before Koa (http/ahead.ts), else by their middleware.
@@ -337,9 +350,9 @@ export async function serve(config: Config, logger: Logger = createLogger(config
         revocations,
         sessions,
         upstreams,
-        federated,
+        endThroughUpstream,
         links,
-        credentials,
+        owed,
         secretRotationGrace: config.registration.secretRotationGrace,
         secondFactors,
         onSecondFactorsReset: (sub) => {

@@ -26,7 +26,7 @@ import type { SessionGrantEndings } from '../revocation/grants.js';
 import { storeClockOffset } from '../clock.js';
 import type { ClaimedRetry, DueEndings } from '../store/due-endings.js';
 import { deliverOnce, deliveryFailed, type LogoutRetries } from './patches/backchannel-retry.js';
-import { OwedEndings } from '../accounts/page/owed-endings.js';
+import { OwedEndings } from '../accounts/owed-endings.js';
 
 /**
  * Milliseconds a sweep holds what it claimed: past it, another instance may claim it again. Three
@@ -86,7 +86,7 @@ export interface BackchannelDeliveryOptions {
   readonly schedule: readonly number[];
   /** Seconds between sweeps (backchannel.sweepInterval). */
   readonly interval: number;
-  /** The endings a change of credentials owes (accounts/page/owed-endings.ts): those its request did not finish are finished here. */
+  /** The endings a change of credentials owes (accounts/owed-endings.ts): those its request did not finish are finished here. */
   readonly owed: Pick<OwedEndings, 'finish'>;
   readonly logger: Logger;
   readonly metrics: Metrics;
@@ -223,6 +223,7 @@ export class BackchannelDelivery {
     }
     const ended = await owed.finish(ending);
     await due.dropOwed(member, until);
-    logger.info({ event: 'account.owed_ending_finished', sub: ending.sub, changed: ending.changed.kind, sessions_signed_out: ended }, 'an ending a change of credentials owed is finished');
+    const what = 'upstream' in ending ? { upstream: ending.upstream, changed: 'upstream' } : { sub: ending.sub, changed: ending.changed.kind };
+    logger.info({ event: 'account.owed_ending_finished', ...what, sessions_signed_out: ended }, 'an ending a change of credentials owed is finished');
   }
 }

@@ -18,9 +18,9 @@ import { jsonError } from '../http/errors.js';
 import { underPrefix } from '../http/under-prefix.js';
 import type { Accounts } from '../accounts/accounts.js';
 import type { Apis } from '../apis/apis.js';
-import { throughUpstream, type AccountSessions, type ForgetsConsentsGivenWith } from '../accounts/sessions.js';
+import type { AccountSessions, ForgetsConsentsGivenWith } from '../accounts/sessions.js';
 import type { UpstreamLinks } from '../accounts/links.js';
-import type { SessionCredentials } from '../accounts/session-credentials.js';
+import type { OwedEndings } from '../accounts/owed-endings.js';
 import type { ForgetsConsents, GrantRevocation } from '../revocation/grants.js';
 import type { RevocationList } from '../revocation/list.js';
 import { opaqueRevoked } from '../revocation/opaque-introspection.js';
@@ -33,7 +33,6 @@ import { userRoutes } from './admin-users.js';
 import { upstreamRoutes } from './admin-upstreams.js';
 import type { Upstreams } from '../upstreams/registry.js';
 import { removeUpstream } from '../upstreams/removal.js';
-import type { FederatedSessions } from '../upstreams/sessions.js';
 import type { SecondFactors } from '../accounts/second-factors.js';
 import { openApiDocument } from './openapi.js';
 import { jsonBody } from '../http/bodies.js';
@@ -55,14 +54,14 @@ interface Options {
   readonly sessions: AccountSessions;
   readonly secretRotationGrace: number;
   readonly upstreams: Upstreams;
-  /** The sessions upstreams signed in: removing an upstream ends them. */
-  readonly federated: FederatedSessions;
-  /** Who is linked through an upstream: removing it ends what they were granted through it. */
+  /** What removing an upstream ends: the sessions it signed in, what its people were granted through it (upstreams/removal.ts endingsThrough). */
+  readonly endThroughUpstream: (id: string) => Promise<number>;
+  /** Its links: a removal records the issuer they were made with. */
   readonly links: UpstreamLinks;
   /** Passkeys, authenticator apps, recovery codes: listed and reset by operators. */
   readonly secondFactors: SecondFactors;
-  /** Which credentials signed each session in (a reset ends the sessions the factors signed in). */
-  readonly credentials: SessionCredentials;
+  /** What a second-factor reset or an upstream's removal ends, kept as owed until done. */
+  readonly owed: OwedEndings;
   /** Called after an operator reset a person's second factors (for the log and metrics). */
   readonly onSecondFactorsReset: (sub: string) => void;
   /** A DPoP-bound token only with its key's proof (RFC 9449 §7.1). */
@@ -74,7 +73,7 @@ export function adminApi(options: Options): Middleware {
 }
 
 /** The admin API's routes (its OpenAPI test lists them). */
-export function adminRouter({ issuer, providers, clients, accounts, apis, grants, consents, revocations, sessions, secretRotationGrace, upstreams, federated, links, secondFactors, credentials, onSecondFactorsReset, senderConstraint }: Options): Router {
+export function adminRouter({ issuer, providers, clients, accounts, apis, grants, consents, revocations, sessions, secretRotationGrace, upstreams, endThroughUpstream, links, secondFactors, owed, onSecondFactorsReset, senderConstraint }: Options): Router {
   const audience = adminResourceServer(issuer).identifier;
   const router = new Router({ prefix: '/admin' });
   const json = jsonBody('64kb');
@@ -135,21 +134,9 @@ export function adminRouter({ issuer, providers, clients, accounts, apis, grants
   });
 
   clientRoutes(router, { clients, secretRotationGrace, read, write, json });
-  userRoutes(router, { accounts, endings: revocations, grants, consents, sessions, secondFactors, credentials, onReset: onSecondFactorsReset, read, write, json });
+  userRoutes(router, { accounts, endings: revocations, grants, consents, sessions, secondFactors, owed, onReset: onSecondFactorsReset, read, write, json });
   apiRoutes(router, { providers, apis, read, write, json });
-  // What an upstream signed in ends with the consents its grants were made under.
-  const endGrant = grants.revokingWithConsent(consents);
-  const remove = (id: string) =>
-    removeUpstream(id, {
-      upstreams,
-      federated,
-      findSession: (uid) => providers.current.Session.findByUid(uid),
-      linksOf: async (uid) => (await credentials.of(uid))?.links,
-      endSession: (session) => sessions.endWithEveryGrant(session, endGrant),
-      peopleLinked: (upstream) => links.peopleLinkedTo(upstream),
-      endSignedInThrough: (sub, upstream) => sessions.endSignedInWith(sub, credentials, throughUpstream(upstream), endGrant, undefined, consents),
-      recordIssuer: (upstream, issuer) => links.recordIssuer(upstream, issuer),
-    });
+  const remove = (id: string) => removeUpstream(id, { upstreams, endThrough: endThroughUpstream, owed, recordIssuer: (upstream, issuer) => links.recordIssuer(upstream, issuer) });
   upstreamRoutes(router, { upstreams, remove, issuer, read, write, json });
 
   return router;

@@ -16,8 +16,8 @@ import type { Middleware } from 'koa';
 import { z } from 'zod';
 import { AccountError, untilEndingPassed, type Accounts, type Claims, type SubjectEndings } from '../accounts/accounts.js';
 import type { SecondFactors } from '../accounts/second-factors.js';
-import type { SessionCredentials } from '../accounts/session-credentials.js';
-import { withSecondFactor, type AccountSessions, type ForgetsConsentsGivenWith } from '../accounts/sessions.js';
+import type { OwedEndings } from '../accounts/owed-endings.js';
+import type { AccountSessions, ForgetsConsentsGivenWith } from '../accounts/sessions.js';
 import { jsonError } from '../http/errors.js';
 import type { ForgetsConsents, GrantRevocation } from '../revocation/grants.js';
 
@@ -32,8 +32,8 @@ interface Options {
   /** Ends a disabled person's sessions (with back-channel logout to their apps). */
   readonly sessions: AccountSessions;
   readonly secondFactors: SecondFactors;
-  /** Which credentials signed each session in: a reset ends those its factors signed in. */
-  readonly credentials: SessionCredentials;
+  /** A reset ends the sessions the factors signed in, kept as owed until done (a reset cut off after its write is finished by the sweep). */
+  readonly owed: OwedEndings;
   /** Logs operators' resets (the event, never a secret). */
   readonly onReset: (sub: string) => void;
   readonly read: Middleware;
@@ -59,7 +59,7 @@ const publicAccount = ({ sub, username, disabled, claims }: { sub: string; usern
   ...claims,
 });
 
-export function userRoutes(router: Router, { accounts, endings, grants, consents, sessions, secondFactors, credentials, onReset, read, write, json }: Options): void {
+export function userRoutes(router: Router, { accounts, endings, grants, consents, sessions, secondFactors, owed, onReset, read, write, json }: Options): void {
   router.get('/users', read, async (ctx) => {
     ctx.body = (await accounts.list()).map(publicAccount);
   });
@@ -110,11 +110,13 @@ export function userRoutes(router: Router, { accounts, endings, grants, consents
   router.post('/users/:username/mfa/reset', write, async (ctx) => {
     const account = await accounts.findByUsername(ctx.params.username!);
     if (!account) return jsonError(ctx, 404, 'not_found', `no user "${ctx.params.username}"`);
+    // The factors may be on a lost or stolen device: the sessions they signed in end too, with their
+    // grants and the consents given in them (whose grants may have ended already: signed out).
+    const ending = { sub: account.sub, changed: { kind: 'second-factors' } } as const;
+    const member = await owed.owe(ending);
     await secondFactors.reset(account.sub);
-    // The factors may be on a lost or stolen device: the sessions they signed in end too.
-    // ...with the consents given in them (which whoever holds the device may have given).
-    // ...and the consents given in them, whose grants may have ended already (signed out).
-    await sessions.endSignedInWith(account.sub, credentials, withSecondFactor, grants.revokingWithConsent(consents), undefined, consents);
+    await owed.finish(ending);
+    await owed.drop(member);
     onReset(account.sub);
     ctx.body = { sub: account.sub, username: account.username, ...(await secondFactors.summary(account.sub)) };
   });

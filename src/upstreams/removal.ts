@@ -18,6 +18,12 @@
  * its client secret is changed) finds the same people; they sign in again. A link names the issuer
  * that vouched for it (those made by an earlier release are given it here, before the upstream
  * goes), so another provider added under the id finds none of them (accounts/links.ts).
+ *
+ * The ending runs before the upstream goes (should it fail half-way, the upstream is still there and
+ * removing it again finishes the job) and once more after, for sign-ins that completed meanwhile.
+ * That second one has nothing to be sent again for (the upstream is gone: "no upstream"), so it is
+ * kept as owed in the store before the upstream goes (accounts/owed-endings.ts), and the sweep
+ * finishes it should the removal be cut off (twenty-ninth endings pass, for operators).
  */
 import { UpstreamError, type Upstreams } from './registry.js';
 import type { FederatedSessions } from './sessions.js';
@@ -29,8 +35,7 @@ interface SignedInSession {
   readonly amr?: string[];
 }
 
-export interface UpstreamRemovalOptions<S extends SignedInSession> {
-  readonly upstreams: Upstreams;
+export interface UpstreamEndingOptions<S extends SignedInSession> {
   readonly federated: FederatedSessions;
   readonly findSession: (uid: string) => Promise<S | undefined>;
   /**
@@ -48,27 +53,18 @@ export interface UpstreamRemovalOptions<S extends SignedInSession> {
    * ended.
    */
   readonly endSignedInThrough: (sub: string, id: string) => Promise<number>;
-  /**
-   * Writes the upstream's issuer into its links that record none (UpstreamLinks.recordIssuer), so
-   * that a provider added again under the id with another issuer does not follow them.
-   */
-  readonly recordIssuer: (id: string, issuer: string) => Promise<void>;
 }
 
 /** People whose grants are looked at at once. */
 const PEOPLE_BATCH = 16;
 
-/** Removes the upstream and ends the sessions it signed in; how many ended. UpstreamError when there is no such upstream. */
-export async function removeUpstream<S extends SignedInSession>(id: string, { upstreams, federated, findSession, linksOf, endSession, peopleLinked, endSignedInThrough, recordIssuer }: UpstreamRemovalOptions<S>): Promise<number> {
-  if (!(await upstreams.has(id))) throw new UpstreamError(`no upstream "${id}"`);
-  const endAll = async () => (await endIndexed()) + (await endGrants());
-  // What its people were granted through it, their sessions live or gone.
-  const endGrants = async () => {
-    const people = await peopleLinked(id);
-    const ended = await inBatches(people, PEOPLE_BATCH, (sub) => endSignedInThrough(sub, id));
-    return ended.reduce((sum, count) => sum + count, 0);
-  };
-  const endIndexed = async () => {
+/**
+ * What removing an upstream ends, run on what is there now (the upstream there or gone): the
+ * sessions it signed in, found by its index of them, and what its people were granted through it,
+ * their sessions live or gone. How many sessions ended.
+ */
+export function endingsThrough<S extends SignedInSession>({ federated, findSession, linksOf, endSession, peopleLinked, endSignedInThrough }: UpstreamEndingOptions<S>): (id: string) => Promise<number> {
+  const endIndexed = async (id: string) => {
     let ended = 0;
     for (const uid of await federated.sessionsThrough(id)) {
       const [session, links] = await Promise.all([findSession(uid), linksOf(uid)]);
@@ -82,11 +78,39 @@ export async function removeUpstream<S extends SignedInSession>(id: string, { up
     }
     return ended;
   };
-  // The sessions and grants first: should ending them fail half-way, the upstream is still there and
-  // removing it again finishes the job. Then once more for sign-ins that completed meanwhile.
-  const before = await endAll();
+  const endGrants = async (id: string) => {
+    const people = await peopleLinked(id);
+    const ended = await inBatches(people, PEOPLE_BATCH, (sub) => endSignedInThrough(sub, id));
+    return ended.reduce((sum, count) => sum + count, 0);
+  };
+  return async (id) => (await endIndexed(id)) + (await endGrants(id));
+}
+
+export interface UpstreamRemovalOptions {
+  readonly upstreams: Upstreams;
+  /** What the removal ends (endingsThrough). */
+  readonly endThrough: (id: string) => Promise<number>;
+  /**
+   * Keeps the second ending owed until done, and drops it (OwedEndings.owe, drop); a failure to
+   * keep it fails the removal with the upstream still there.
+   */
+  readonly owed: { owe(ending: { readonly upstream: string }): Promise<string | undefined>; drop(member: string | undefined): Promise<void> };
+  /**
+   * Writes the upstream's issuer into its links that record none (UpstreamLinks.recordIssuer), so
+   * that a provider added again under the id with another issuer does not follow them.
+   */
+  readonly recordIssuer: (id: string, issuer: string) => Promise<void>;
+}
+
+/** Removes the upstream and ends the sessions it signed in; how many ended. UpstreamError when there is no such upstream. */
+export async function removeUpstream(id: string, { upstreams, endThrough, owed, recordIssuer }: UpstreamRemovalOptions): Promise<number> {
+  if (!(await upstreams.has(id))) throw new UpstreamError(`no upstream "${id}"`);
+  const before = await endThrough(id);
+  const member = await owed.owe({ upstream: id });
   const issuer = (await upstreams.list()).find((upstream) => upstream.id === id)?.issuer;
   if (issuer !== undefined) await recordIssuer(id, issuer);
   await upstreams.remove(id);
-  return before + (await endAll());
+  const after = await endThrough(id);
+  await owed.drop(member);
+  return before + after;
 }

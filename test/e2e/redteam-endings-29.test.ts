@@ -10,19 +10,18 @@
  * password"), the second ending was never made: a thief's session signed in while the change was
  * being written, its refresh token and its access token lived on. The ending is kept as owed in the
  * store before anything is written, and the sweep finishes what the request did not
- * (accounts/page/owed-endings.ts), at whichever instance sweeps first.
+ * (accounts/owed-endings.ts), at whichever instance sweeps first.
  *
  * Performed through one front door (test/helpers/balancer.ts) to two instances on one Redis: the
  * person's, whose Redis traffic goes through a relay the test holds and cuts, and the thief's.
  */
 import assert from 'node:assert/strict';
 import * as oidc from 'openid-client';
-import { Secret, TOTP } from 'otpauth';
 import { Agent, answerAt as answerAtRedirect, type Page } from '../helpers/agent.js';
 import { eventually } from '../helpers/eventually.js';
 import { commandsIn } from '../helpers/relay.js';
 import { twoInstancesBehindOneDoor } from '../helpers/front-door.js';
-import { signedInToAccountPage, signInSteps, startAuthorization } from '../helpers/sign-in.js';
+import { authenticatorAdded, signedInToAccountPage, signInSteps, startAuthorization, totpCode as codeFor } from '../helpers/sign-in.js';
 import { assertion, passkeyChallenge, registerSoftPasskeys, softPasskey } from '../helpers/soft-passkeys.js';
 
 const PASSWORD = 'twenty-ninth endings pass test password';
@@ -34,8 +33,6 @@ const WRITES = /^(evalsha|eval|set|del|unlink|sadd|srem|zadd|zrem|xadd|hset|hdel
 const SWEEPS = { BACKCHANNEL_SWEEP_INTERVAL: '0.5' };
 
 const answerAt = (page: Page): string => answerAtRedirect(page, REDIRECT);
-const codeFor = (secret: string, steps = 0) =>
-  TOTP.generate({ secret: Secret.fromBase32(secret), algorithm: 'SHA1', digits: 6, period: 30, timestamp: Date.now() + steps * 30_000 });
 const writes = (chunk: string) => commandsIn(chunk).some(([name = '']) => WRITES.test(name));
 
 describe('e2e: red team, twenty-ninth endings pass: a change of credentials cut off by Redis after its write, not sent again', function () {
@@ -122,11 +119,7 @@ describe('e2e: red team, twenty-ninth endings pass: a change of credentials cut 
     const { sub } = await door.relayed.server.accounts.create(username, PASSWORD);
     await routeTo(door.relayed.server.url);
     const { agent, page } = await signedInToAccountPage(door.balancer.url, username, PASSWORD);
-    const setup = await agent.submit(page, '/account/authenticator/start', {});
-    const secret = setup.html.match(/id="totp-secret">([^<]+)</)?.[1]?.replace(/\s/g, '');
-    assert.ok(secret, `a setup page with a secret: ${setup.status}`);
-    const added = await agent.submit(setup, '/account/authenticator/confirm', { code: codeFor(secret, -1) });
-    assert.match(added.url, /done=authenticator\.added/);
+    const { secret, page: added } = await authenticatorAdded(agent, page);
     // Held at the removal's read of the record it writes: the thief's sign-in writes it too (when
     // the app's code was last used), and a removal that read it before would not be written. Its
     // write is run, its answer lost.

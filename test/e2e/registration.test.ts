@@ -431,7 +431,7 @@ describe('e2e: client registration (RFC 7591/7592), its policy, and the admin AP
       assert.ok(result.valid, JSON.stringify(result.errors));
 
       const { adminRouter } = await import('../../src/registration/admin-api.js');
-      const { stack } = adminRouter({ issuer: server.issuer, providers: server.providers, clients: undefined!, accounts: server.accounts, apis: server.apis, grants: server.grants, consents: undefined!, revocations: server.revocations, sessions: undefined!, upstreams: undefined!, federated: undefined!, links: undefined!, credentials: undefined!, secretRotationGrace: 0, secondFactors: server.secondFactors, onSecondFactorsReset: () => {}, senderConstraint: undefined! });
+      const { stack } = adminRouter({ issuer: server.issuer, providers: server.providers, clients: undefined!, accounts: server.accounts, apis: server.apis, grants: server.grants, consents: undefined!, revocations: server.revocations, sessions: undefined!, upstreams: undefined!, endThroughUpstream: undefined!, links: undefined!, owed: undefined!, secretRotationGrace: 0, secondFactors: server.secondFactors, onSecondFactorsReset: () => {}, senderConstraint: undefined! });
       for (const layer of stack) {
         const path = String(layer.path).replace(/^\/admin/, '').replace(/:(\w+)/g, '{$1}');
         for (const method of layer.methods.filter((m) => m !== 'HEAD')) {

@@ -7,6 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import * as oidc from 'openid-client';
+import { Secret, TOTP } from 'otpauth';
 import { Agent, type Page } from './agent.js';
 
 export const isLogin = (page: Page) => page.url.includes('/interaction/') && page.html.includes('name="password"');
@@ -119,4 +120,18 @@ export async function signedInToAccountPage(issuer: string, username: string, pa
   if (code && page.html.includes('/second-factor')) page = await agent.submit(page, '/second-factor', { method: 'totp', code: code() });
   assert.equal(page.url, `${issuer}/account`, `expected the account page, got ${page.status} ${page.url}`);
   return { agent, page };
+}
+
+/** The code of the authenticator app with the base32 `secret`, `steps` time steps from now. */
+export const totpCode = (secret: string, steps = 0) =>
+  TOTP.generate({ secret: Secret.fromBase32(secret), algorithm: 'SHA1', digits: 6, period: 30, timestamp: Date.now() + steps * 30_000 });
+
+/** An authenticator app added on the account page (`page`, signed in), confirmed with the code of the step before: its secret and the page after. */
+export async function authenticatorAdded(agent: Agent, page: Page): Promise<{ secret: string; page: Page }> {
+  const setup = await agent.submit(page, '/account/authenticator/start', {});
+  const secret = setup.html.match(/id="totp-secret">([^<]+)</)?.[1]?.replace(/\s/g, '');
+  assert.ok(secret, `a setup page with a secret: ${told(setup)}`);
+  const added = await agent.submit(setup, '/account/authenticator/confirm', { code: totpCode(secret, -1) });
+  assert.match(added.url, /done=authenticator\.added/, `the app is added: ${told(added)}`);
+  return { secret, page: added };
 }

@@ -1,10 +1,10 @@
 /**
- * What the sweep reads back of an owed ending (accounts/page/owed-endings.ts): each kind as kept,
+ * What the sweep reads back of an owed ending (accounts/owed-endings.ts): each kind as kept,
  * never something else; and which sessions each kind of removal ends, by their recorded credential
- * or, for sessions older than those records, by their amr.
+ * or, for sessions older than those records, by their amr (an operator's reset of every second factor too).
  */
 import assert from 'node:assert/strict';
-import { OwedEndings, signedInWith, type OwedEnding } from '../../src/accounts/page/owed-endings.js';
+import { OwedEndings, signedInWith, type OwedEnding } from '../../src/accounts/owed-endings.js';
 
 /** As DueEndings.owe keeps it: the ending's JSON, with a random part. */
 const kept = (ending: object) => JSON.stringify({ ...ending, r: 'abcdefgh' });
@@ -17,6 +17,9 @@ describe('owed endings', () => {
       { sub: 'alice', except: 'uid-1', changed: { kind: 'recovery-codes' } },
       { sub: 'alice', except: 'uid-1', changed: { kind: 'link', id: 'corp:12345' } },
       { sub: 'alice', except: 'uid-1', changed: { kind: 'password' } },
+      // An operator's: no session of the person's is spared.
+      { sub: 'alice', changed: { kind: 'second-factors' } },
+      { upstream: 'corp' },
     ];
     for (const ending of endings) assert.deepEqual(OwedEndings.parse(kept(ending)), ending);
   });
@@ -27,8 +30,10 @@ describe('owed endings', () => {
       '[]',
       'null',
       kept({ except: 'uid-1', changed: { kind: 'totp' } }),
-      kept({ sub: 'alice', changed: { kind: 'totp' } }),
+      kept({ sub: 'alice', except: 7, changed: { kind: 'totp' } }),
       kept({ sub: 'alice', except: 'uid-1' }),
+      kept({ upstream: 7 }),
+      kept({ upstream: ['corp'] }),
       kept({ sub: 'alice', except: 'uid-1', changed: { kind: 'everything' } }),
       kept({ sub: 'alice', except: 'uid-1', changed: { kind: 'passkey' } }),
       kept({ sub: 'alice', except: 'uid-1', changed: { kind: 'link', id: 7 } }),
@@ -55,5 +60,11 @@ describe('owed endings', () => {
     assert.equal(link({ methods: ['federated'], links: ['corp:1'] }, []), true);
     assert.equal(link({ methods: ['federated'], links: ['corp:2'] }, ['fed']), false);
     assert.equal(link(undefined, ['fed']), false);
+    const factors = signedInWith({ kind: 'second-factors' });
+    assert.equal(factors({ methods: ['password', 'totp'] }, []), true);
+    assert.equal(factors({ methods: ['passkey-synced'], passkeys: ['p1'] }, []), true);
+    assert.equal(factors({ methods: ['password'] }, ['otp']), false, 'the record says how, not the amr');
+    assert.equal(factors({ methods: ['federated'], links: ['corp:1'] }, []), false);
+    assert.equal(factors(undefined, ['pwd', 'otp', 'mfa']), true);
   });
 });

@@ -42,7 +42,7 @@ import { signedInPages, type Form } from '../../http/signed-in-pages.js';
 import type { ProviderInService } from '../../provider-in-service.js';
 import type { Account } from '../accounts.js';
 import { signInTimeForChecks, type AccountSessions } from '../sessions.js';
-import type { Changed, OwedEndings } from './owed-endings.js';
+import type { Changed, OwedEndings } from '../owed-endings.js';
 import { formBody } from '../../http/bodies.js';
 
 export { field, type Form } from '../../http/signed-in-pages.js';

@@ -19,7 +19,7 @@ import type { AccountSessions } from '../sessions.js';
 import type { LoginThrottle } from '../throttle.js';
 import { ACCOUNT_PATH, accountPage, type AccountPage, type Person } from './account-page.js';
 import { appsSection, type RememberedConsents } from './apps-section.js';
-import type { OwedEndings } from './owed-endings.js';
+import type { OwedEndings } from '../owed-endings.js';
 import { passwordSection } from './password-section.js';
 import { sessionsSection } from './sessions-section.js';
 

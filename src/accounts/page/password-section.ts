@@ -15,7 +15,7 @@ import type { Logger } from '../../ops/logger.js';
 import { AccountError, type Accounts } from '../accounts.js';
 import type { LoginThrottle } from '../throttle.js';
 import { field, type AccountPage } from './account-page.js';
-import type { OwedEnding, OwedEndings } from './owed-endings.js';
+import type { OwedEnding, OwedEndings } from '../owed-endings.js';
 
 const SECTION = 'password';
 

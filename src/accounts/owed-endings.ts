@@ -1,26 +1,29 @@
 /**
- * The endings a change of credentials on the account page owes, kept until they are done: a
- * removed passkey, authenticator app, upstream link or set of recovery codes ends the person's
- * other sessions it signed in (and what they were granted), and a password change with "sign out
- * every other session" ends all of them. The request ends them before its write and again after it
- * (a sign-in that finished meanwhile); should the store cut it off after the write, the 503 leaves
- * the credential gone and nothing for the person to send again that would end anything (a passkey
- * removed answers 404, a password changed is refused as the wrong one), and a thief's session,
- * refresh token and access token would live on. So before anything ends, the request keeps the
- * ending as owed in the store (store/due-endings.ts), due OWED_S later, and drops it once done; one
- * it did not finish is finished by the sweep (provider/backchannel-delivery.ts) at whichever
- * instance claims it, again until it succeeds. Run twice (the request slower than OWED_S, or its
- * drop lost), a removal's ending ends nothing more: no session signs in with a removed credential
- * since. A password change's also signs out a session the person signed in with the new password
- * in between: more, never less. On the embedded store (no shared timers) nothing is kept: the
- * request's own ending is all there is, as for back-channel logouts.
+ * The endings a change of credentials owes, kept until they are done: a passkey, authenticator app,
+ * upstream link or set of recovery codes removed on the account page ends the person's other
+ * sessions it signed in (and what they were granted), and a password change with "sign out every
+ * other session" ends all of them; an operator's reset of a person's second factors (admin API,
+ * CLI) ends every session they signed in, and an upstream's removal every session and grant it
+ * signed in (upstreams/removal.ts). The request ends them before its write and again after it (a
+ * sign-in that finished meanwhile); should the store cut it off after the write, the 503 leaves
+ * the credential gone and nothing to send again that would end anything (a passkey removed answers
+ * 404, a password changed is refused as the wrong one, an upstream removed is "no upstream"), and
+ * a thief's session, refresh token and access token would live on. So before anything ends, the
+ * request keeps the ending as owed in the store (store/due-endings.ts), due OWED_S later, and drops
+ * it once done; one it did not finish is finished by the sweep (provider/backchannel-delivery.ts)
+ * at whichever instance claims it (the CLI's too), again until it succeeds. Run twice (the request
+ * slower than OWED_S, or its drop lost), a removal's ending ends nothing more: no session signs in
+ * with a removed credential since. A password change's also signs out a session the person signed
+ * in with the new password in between, and an upstream's one signed in through a provider added
+ * again under its id in between: more, never less. On the embedded store (no shared timers)
+ * nothing is kept: the request's own ending is all there is, as for back-channel logouts.
  */
-import type { GrantRevocation } from '../../revocation/grants.js';
-import type { DueEndings } from '../../store/due-endings.js';
-import { storeClockOffset } from '../../clock.js';
-import type { SessionCredentials } from '../session-credentials.js';
-import type { AccountSessions, ForgetsConsentsGivenWith, SignedInWith } from '../sessions.js';
-import type { RememberedConsents } from './apps-section.js';
+import type { GrantRevocation } from '../revocation/grants.js';
+import type { DueEndings } from '../store/due-endings.js';
+import { storeClockOffset } from '../clock.js';
+import type { SessionCredentials } from './session-credentials.js';
+import { withSecondFactor, type AccountSessions, type ForgetsConsentsGivenWith, type SignedInWith } from './sessions.js';
+import type { RememberedConsents } from './page/apps-section.js';
 
 /** Seconds after it is kept that the sweep finishes an ending its request has not dropped: two requests' worth. */
 export const OWED_S = 10;
@@ -32,19 +35,24 @@ export type Changed =
   | { readonly kind: 'recovery-codes' }
   /** An upstream link, "<upstream>:<upstream sub>". */
   | { readonly kind: 'link'; readonly id: string }
+  /** An operator's reset of every second factor (the admin API, the CLI). */
+  | { readonly kind: 'second-factors' }
   /** A password change signing every other session out. */
   | { readonly kind: 'password' };
 
-/** An ending owed: the person's, what changed, and the session that changed it (which stays). */
-export interface OwedEnding {
-  readonly sub: string;
-  readonly changed: Changed;
-  readonly except: string;
-}
+/**
+ * An ending owed: the person's, what changed, and the session that changed it (which stays; none
+ * for an operator's change); or an upstream's removal (what it signed in, everyone's).
+ */
+export type OwedEnding = { readonly sub: string; readonly changed: Changed; readonly except?: string } | { readonly upstream: string };
+
+const KINDS: ReadonlySet<string> = new Set(['passkey', 'totp', 'recovery-codes', 'link', 'second-factors', 'password']);
 
 /** Whether a session was signed in with what was removed (by its recorded credential; by its amr if older than those records). */
 export function signedInWith(changed: Exclude<Changed, { kind: 'password' }>): SignedInWith {
   switch (changed.kind) {
+    case 'second-factors':
+      return withSecondFactor;
     case 'passkey':
       return (used, amr) => (used ? (used.passkeys ?? []).includes(changed.id) : amr.includes('hwk') || amr.includes('swk'));
     case 'totp':
@@ -66,6 +74,8 @@ interface Options {
   readonly consents: RememberedConsents & ForgetsConsentsGivenWith;
   /** Seconds an owed ending is kept at most, no instance having swept it: the longest a grant lives. */
   readonly ttl: number;
+  /** What an upstream's removal ends, run on what is there now (upstreams/removal.ts endingsThrough); how many sessions ended. */
+  readonly throughUpstream?: (id: string) => Promise<number>;
 }
 
 /** Epoch milliseconds on the store's clock (clock.ts), which every instance shares. */
@@ -97,8 +107,13 @@ export class OwedEndings {
   }
 
   /** The ending, run on what is there now; how many sessions it ended. */
-  async finish({ sub, changed, except }: OwedEnding): Promise<number> {
-    const { sessions, credentials, consents } = this.#options;
+  async finish(ending: OwedEnding): Promise<number> {
+    const { sessions, credentials, consents, throughUpstream } = this.#options;
+    if ('upstream' in ending) {
+      if (!throughUpstream) throw new Error('an upstream removal is owed, and this instance was not given its ending');
+      return throughUpstream(ending.upstream);
+    }
+    const { sub, changed, except } = ending;
     if (changed.kind === 'password') return this.#signOutOthers(sub, except);
     return sessions.endSignedInWith(sub, credentials, signedInWith(changed), this.#revokeGrant, except, consents);
   }
@@ -106,11 +121,11 @@ export class OwedEndings {
   /** An owed ending as kept (DueEndings.owe), or undefined when it is not one. */
   static parse(member: string): OwedEnding | undefined {
     try {
-      const { sub, changed, except } = JSON.parse(member) as Partial<OwedEnding>;
-      const kinds = ['passkey', 'totp', 'recovery-codes', 'link', 'password'];
-      if (typeof sub !== 'string' || typeof except !== 'string' || !kinds.includes(changed?.kind as string)) return undefined;
-      if ((changed!.kind === 'passkey' || changed!.kind === 'link') && typeof changed!.id !== 'string') return undefined;
-      return { sub, changed: changed!, except };
+      const { sub, changed, except, upstream } = JSON.parse(member) as { sub?: unknown; changed?: { kind?: unknown; id?: unknown }; except?: unknown; upstream?: unknown };
+      if (typeof upstream === 'string' && sub === undefined && changed === undefined) return { upstream };
+      if (typeof sub !== 'string' || (except !== undefined && typeof except !== 'string') || typeof changed?.kind !== 'string' || !KINDS.has(changed.kind)) return undefined;
+      if ((changed.kind === 'passkey' || changed.kind === 'link') && typeof changed.id !== 'string') return undefined;
+      return { sub, changed: changed as Changed, ...(except === undefined ? {} : { except }) };
     } catch {
       return undefined;
     }
@@ -124,7 +139,7 @@ export class OwedEndings {
    * consent to an app of theirs would get it the person's codes silently at their next sign-in;
    * before the grants, so none is made again). How many sessions ended.
    */
-  async #signOutOthers(sub: string, except: string): Promise<number> {
+  async #signOutOthers(sub: string, except: string | undefined): Promise<number> {
     const { sessions, grants, consents } = this.#options;
     const all = await sessions.list(sub);
     const others = all.filter((session) => session.uid !== except);
