@@ -28,6 +28,7 @@ import type { Consents } from './provider/consents.js';
 import type { SignedInWith } from './accounts/sessions.js';
 import { RevocationList } from './revocation/list.js';
 import { grantEndings } from './revocation/api-endings.js';
+import type { KeepsOwed } from './store/due-endings.js';
 import type { Kv } from './store/index.js';
 import { openTarget, StoreAccessError, unreachableStore } from './store/control.js';
 import { isStoreOutage, storeRefusal } from './store/outage.js';
@@ -171,7 +172,7 @@ async function endSessionsWithGrants(opened: Opened | undefined, kv: Kv, setting
  */
 async function owedEndingsOn(opened: Opened | undefined, kv: Kv, settings: Config, throughUpstream?: (id: string) => Promise<number>) {
   if (!opened) return undefined;
-  const [{ OwedEndings }, { DueEndings }, { SessionCredentials }, grants, consents] = await Promise.all([
+  const [{ OwedEndings }, { OwedKeeper }, { SessionCredentials }, grants, consents] = await Promise.all([
     import('./accounts/owed-endings.js'),
     import('./store/due-endings.js'),
     import('./accounts/session-credentials.js'),
@@ -179,7 +180,7 @@ async function owedEndingsOn(opened: Opened | undefined, kv: Kv, settings: Confi
     consentsOn(kv, settings),
   ]);
   const credentials = new SessionCredentials(kv, settings.ttl.session);
-  return new OwedEndings({ due: new DueEndings(kv), sessions: opened.sessions, credentials, grants, consents, ttl: Math.max(settings.ttl.grant, settings.ttl.session), ...(throughUpstream ? { throughUpstream } : {}) });
+  return new OwedEndings({ keeper: new OwedKeeper(kv, settings.ttl), sessions: opened.sessions, credentials, grants, consents, ...(throughUpstream ? { throughUpstream } : {}) });
 }
 
 type Opened = Awaited<ReturnType<typeof sessionsOn>>;
@@ -248,13 +249,14 @@ function requirements(options: { requirePar?: boolean; dpopBoundAccessTokens?: b
   };
 }
 
-/** APIs and operator grants (configuration and store together, as the server sees them). */
-function apisOn(kv: Kv, settings: Config): Apis {
+/** APIs and operator grants (configuration and store together, as the server sees them). `owed`: keeps a removal owed (a server's sweep finishes one cut off). */
+function apisOn(kv: Kv, settings: Config, owed?: KeepsOwed): Apis {
   return new Apis(kv, {
     builtin: builtinResourceServers(settings),
     configured: settings.resourceServers,
     maxAccessTokenTTL: settings.ttl.apiAccessTokenMax,
     endings: grantEndings(revocationList(kv, settings)),
+    ...(owed ? { owed } : {}),
   });
 }
 
@@ -460,7 +462,9 @@ const actions: Record<string, Action> = {
 
   'apis remove': async (identifier: string) =>
     withStore(async (kv, settings) => {
-      await apisOn(kv, settings).remove(identifier);
+      // The store's timers load the engine's adapter: only this command needs them.
+      const { OwedKeeper } = await import('./store/due-endings.js');
+      await apisOn(kv, settings, new OwedKeeper(kv, settings.ttl)).remove(identifier);
       console.log(`removed API ${identifier}`);
     }),
 

@@ -22,8 +22,8 @@ import type { Metrics } from './ops/metrics.js';
 import { Consents } from './provider/consents.js';
 import { clientEndings, createProvider } from './provider/provider.js';
 import { logoutRetryKeeper } from './provider/backchannel-delivery.js';
-import { AdapterIndexes } from './store/adapter.js';
-import { DueEndings } from './store/due-endings.js';
+import { AdapterIndexes, finishClientDeletion } from './store/adapter.js';
+import { DueEndings, OwedKeeper } from './store/due-endings.js';
 import { grantEndings } from './revocation/api-endings.js';
 import { RevocationList } from './revocation/list.js';
 import type { Kv } from './store/index.js';
@@ -36,11 +36,14 @@ import { FederatedSessions } from './upstreams/sessions.js';
 export function providerFactory(config: Config, kv: Kv, metrics?: Metrics) {
   const accounts = new Accounts(kv, config.accounts.argon2);
   const revocations = new RevocationList(kv, { skew: CLOCK_TOLERANCE, accessTokenLifetime: longestAccessTokenLifetime(config), grantLifetime: config.ttl.grant });
+  // An API's removal and a client's deletion are kept owed while they run (accounts/owed-endings.ts).
+  const owed = new OwedKeeper(kv, config.ttl);
   const apis = new Apis(kv, {
     builtin: builtinResourceServers(config),
     configured: config.resourceServers,
     maxAccessTokenTTL: config.ttl.apiAccessTokenMax,
     endings: grantEndings(revocations),
+    owed,
   });
   const signedInWith = new SessionCredentials(kv, config.ttl.session);
   // What a person allowed at an API removed and added again since does not carry over to it.
@@ -102,9 +105,12 @@ export function providerFactory(config: Config, kv: Kv, metrics?: Metrics) {
       upstreamLogout,
       upstreamKnown: (id) => upstreams.has(id),
       keepLogoutRetry,
+      owed,
     });
   // What ends with a client removed or changed: the store's hooks, and a configured client's change across a restart (main.ts).
   const endings = clientEndings({ config, kv, apis, revocations, consents });
-  return { accounts, apis, consents, revocations, limits, federated, upstreams, upstreamClients, upstreamLogout, clientEndings: endings, build };
+  // A client's deletion cut off after its record went, finished by the sweep (accounts/owed-endings.ts).
+  const clientDeletion = (clientId: string) => finishClientDeletion(kv, endings, clientId);
+  return { accounts, apis, consents, revocations, limits, federated, upstreams, upstreamClients, upstreamLogout, clientEndings: endings, owed, clientDeletion, build };
 }
 

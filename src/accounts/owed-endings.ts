@@ -17,16 +17,19 @@
  * in with the new password in between, and an upstream's one signed in through a provider added
  * again under its id in between: more, never less. On the embedded store (no shared timers)
  * nothing is kept: the request's own ending is all there is, as for back-channel logouts.
+ *
+ * An API's removal and a client's deletion have the same shape (their tokens end before the record
+ * goes and once more after, and once it is gone nothing finds it to end them again): they are kept
+ * owed by Apis.remove and the store's adapter (store/due-endings.ts OwedKeeper: neither imports
+ * accounts/), and finished here through the functions the server gives (apis.ts finishRemoval,
+ * store/adapter.ts finishClientDeletion), which end nothing when an API or a client of the
+ * identifier is there again (added since: its own addition ended the removed one's tokens again).
  */
 import type { GrantRevocation } from '../revocation/grants.js';
-import type { DueEndings } from '../store/due-endings.js';
-import { storeClockOffset } from '../clock.js';
+import type { KeepsOwed } from '../store/due-endings.js';
 import type { SessionCredentials } from './session-credentials.js';
 import { withSecondFactor, type AccountSessions, type ForgetsConsentsGivenWith, type SignedInWith } from './sessions.js';
 import type { RememberedConsents } from './page/apps-section.js';
-
-/** Seconds after it is kept that the sweep finishes an ending its request has not dropped: two requests' worth. */
-export const OWED_S = 10;
 
 /** What was removed or changed, which says which other sessions end. */
 export type Changed =
@@ -42,9 +45,14 @@ export type Changed =
 
 /**
  * An ending owed: the person's, what changed, and the session that changed it (which stays; none
- * for an operator's change); or an upstream's removal (what it signed in, everyone's).
+ * for an operator's change); or an upstream's removal (what it signed in, everyone's); or an API's
+ * removal, or a client's deletion (every token for it, or held by it).
  */
-export type OwedEnding = { readonly sub: string; readonly changed: Changed; readonly except?: string } | { readonly upstream: string };
+export type OwedEnding =
+  | { readonly sub: string; readonly changed: Changed; readonly except?: string }
+  | { readonly upstream: string }
+  | { readonly api: string }
+  | { readonly client: string };
 
 const KINDS: ReadonlySet<string> = new Set(['passkey', 'totp', 'recovery-codes', 'link', 'second-factors', 'password']);
 
@@ -66,20 +74,25 @@ export function signedInWith(changed: Exclude<Changed, { kind: 'password' }>): S
 }
 
 interface Options {
-  /** Absent or not shared (the embedded store): nothing is kept. */
-  readonly due?: DueEndings;
+  /** Keeps an ending owed while its request runs (nothing, on the embedded store). */
+  readonly keeper: KeepsOwed;
   readonly sessions: AccountSessions;
   readonly credentials: SessionCredentials;
   readonly grants: GrantRevocation;
   readonly consents: RememberedConsents & ForgetsConsentsGivenWith;
-  /** Seconds an owed ending is kept at most, no instance having swept it: the longest a grant lives. */
-  readonly ttl: number;
   /** What an upstream's removal ends, run on what is there now (upstreams/removal.ts endingsThrough); how many sessions ended. */
   readonly throughUpstream?: (id: string) => Promise<number>;
+  /** What an API's removal ends, unless one of the identifier is there again (apis.ts finishRemoval). */
+  readonly apiRemoval?: (identifier: string) => Promise<unknown>;
+  /** What a client's deletion ends, unless one of the id is there again (store/adapter.ts finishClientDeletion). */
+  readonly clientDeletion?: (clientId: string) => Promise<unknown>;
 }
 
-/** Epoch milliseconds on the store's clock (clock.ts), which every instance shares. */
-const storeNow = () => Date.now() + storeClockOffset();
+/** A finishing function this instance was given; without it, a failure (the ending stays owed, for the sweep to try again). */
+function given<T>(finish: T | undefined, what: string): T {
+  if (!finish) throw new Error(`${what} is owed, and this instance was not given its ending`);
+  return finish;
+}
 
 export class OwedEndings {
   readonly #options: Options;
@@ -92,27 +105,21 @@ export class OwedEndings {
   }
 
   /** Kept as owed before anything of it ends; the member to drop once done (undefined: nothing kept). A failure fails the change before it began. */
-  async owe(ending: OwedEnding): Promise<string | undefined> {
-    const { due, ttl } = this.#options;
-    if (!due?.shared) return undefined;
-    return due.owe(ending, storeNow() + OWED_S * 1000, ttl);
+  owe(ending: OwedEnding): Promise<string | undefined> {
+    return this.#options.keeper.owe(ending);
   }
 
-  /**
-   * Done: no longer owed. Not said when it fails: the change is done whole, and the sweep runs the
-   * ending once more (ending nothing more than a session signed in since, for a password change).
-   */
-  async drop(member: string | undefined): Promise<void> {
-    if (member !== undefined) await this.#options.due!.dropOwed(member).catch(() => {});
+  /** Done: no longer owed (OwedKeeper.drop). */
+  drop(member: string | undefined): Promise<void> {
+    return this.#options.keeper.drop(member);
   }
 
-  /** The ending, run on what is there now; how many sessions it ended. */
+  /** The ending, run on what is there now; how many sessions it ended (none for an API's or a client's: tokens). */
   async finish(ending: OwedEnding): Promise<number> {
-    const { sessions, credentials, consents, throughUpstream } = this.#options;
-    if ('upstream' in ending) {
-      if (!throughUpstream) throw new Error('an upstream removal is owed, and this instance was not given its ending');
-      return throughUpstream(ending.upstream);
-    }
+    const { sessions, credentials, consents, throughUpstream, apiRemoval, clientDeletion } = this.#options;
+    if ('upstream' in ending) return given(throughUpstream, "an upstream's removal")(ending.upstream);
+    if ('api' in ending) return given(apiRemoval, "an API's removal")(ending.api).then(() => 0);
+    if ('client' in ending) return given(clientDeletion, "a client's deletion")(ending.client).then(() => 0);
     const { sub, changed, except } = ending;
     if (changed.kind === 'password') return this.#signOutOthers(sub, except);
     return sessions.endSignedInWith(sub, credentials, signedInWith(changed), this.#revokeGrant, except, consents);
@@ -121,8 +128,13 @@ export class OwedEndings {
   /** An owed ending as kept (DueEndings.owe), or undefined when it is not one. */
   static parse(member: string): OwedEnding | undefined {
     try {
-      const { sub, changed, except, upstream } = JSON.parse(member) as { sub?: unknown; changed?: { kind?: unknown; id?: unknown }; except?: unknown; upstream?: unknown };
-      if (typeof upstream === 'string' && sub === undefined && changed === undefined) return { upstream };
+      const { sub, changed, except, upstream, api, client } = JSON.parse(member) as { sub?: unknown; changed?: { kind?: unknown; id?: unknown }; except?: unknown; upstream?: unknown; api?: unknown; client?: unknown };
+      if (sub === undefined && changed === undefined) {
+        if (typeof upstream === 'string') return { upstream };
+        if (typeof api === 'string') return { api };
+        if (typeof client === 'string') return { client };
+        return undefined;
+      }
       if (typeof sub !== 'string' || (except !== undefined && typeof except !== 'string') || typeof changed?.kind !== 'string' || !KINDS.has(changed.kind)) return undefined;
       if ((changed.kind === 'passkey' || changed.kind === 'link') && typeof changed.id !== 'string') return undefined;
       return { sub, changed: changed as Changed, ...(except === undefined ? {} : { except }) };

@@ -19,6 +19,7 @@ import { RESERVED_SCOPES, reservedScopeProblem, type ResourceServerConfig } from
 import type { CachedReads, Kv } from '../store/kv.js';
 import { API_GRANTS_PREFIX, API_PREFIX, apiGranteesKey, apiGrantsKey, apiKey, APIS_KEY, CONFIGURED_APIS_KEY } from '../store/keys.js';
 import { epochSeconds, untilSecond } from '../clock.js';
+import type { KeepsOwed } from '../store/due-endings.js';
 
 export interface ApiDefinition {
   readonly identifier: string;
@@ -97,6 +98,8 @@ export interface ApisOptions {
   /** The longest accessTokenTTL a runtime API may have (it bounds how long revocations are kept). */
   readonly maxAccessTokenTTL: number;
   readonly endings?: GrantEndings;
+  /** Keeps a removal's ending owed until done (accounts/owed-endings.ts), for the sweep to finish one cut off (finishRemoval). */
+  readonly owed?: KeepsOwed;
 }
 
 /**
@@ -393,13 +396,27 @@ export class Apis {
   async remove(identifier: string): Promise<void> {
     if (await this.#configured(identifier)) throw new ApiError(`the API ${identifier} is defined in the configuration; it cannot be removed here`, 'conflict', 409);
     if (!(await this.kv.get(apiKey(identifier)))) throw new ApiError(`no API ${identifier}`, 'not_found', 404);
-    // Its tokens end before it goes (a failure half-way leaves it there, to remove again; once it is
-    // gone nothing would end them), and once more after, for tokens issued meanwhile.
+    // Its tokens end before it goes (a failure half-way leaves it there, to remove again), and once
+    // more after, for tokens issued meanwhile. Once it is gone nothing finds it to end them, and a
+    // removal sent again answers "no API": the second ending is kept owed first, so that one cut
+    // off after the deletion is finished by the sweep (finishRemoval).
+    const owed = await this.options.owed?.owe({ api: identifier });
     await this.options.endings?.apiRemoved(identifier);
     // Grants first: an API re-added under the same identifier starts with none (and the api
     // entry below ends their tokens, so no client_grant entry per grantee).
     await this.#forgetGrantsAt(identifier);
     await this.kv.del([apiKey(identifier)]);
+    await this.finishRemoval(identifier);
+    await this.options.owed?.drop(owed);
+  }
+
+  /**
+   * A stored API's removal finished: out of the list, and every token for it up to now ended (once
+   * more: tokens issued while it went). Nothing while an API of the identifier is there (not
+   * removed yet, or added again since: its addition ended the removed one's tokens itself).
+   */
+  async finishRemoval(identifier: string): Promise<void> {
+    if ((await this.#configured(identifier)) || (await this.kv.get(apiKey(identifier)))) return;
     await this.kv.removeFromSet(APIS_KEY, identifier);
     await this.options.endings?.apiRemoved(identifier);
   }

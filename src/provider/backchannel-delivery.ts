@@ -223,7 +223,11 @@ export class BackchannelDelivery {
     }
     const ended = await owed.finish(ending);
     await due.dropOwed(member, until);
-    const what = 'upstream' in ending ? { upstream: ending.upstream, changed: 'upstream' } : { sub: ending.sub, changed: ending.changed.kind };
+    const what =
+      'upstream' in ending ? { upstream: ending.upstream, changed: 'upstream' }
+      : 'api' in ending ? { api: ending.api, changed: 'api' }
+      : 'client' in ending ? { client_id: ending.client, changed: 'client' }
+      : { sub: ending.sub, changed: ending.changed.kind };
     logger.info({ event: 'account.owed_ending_finished', ...what, sessions_signed_out: ended }, 'an ending a change of credentials owed is finished');
   }
 }

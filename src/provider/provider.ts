@@ -35,6 +35,7 @@ import { GRANT_CLAIM, grantHandle, type RevocationList } from '../revocation/lis
 import { opaqueRevoked } from '../revocation/opaque-introspection.js';
 import { adapterFactory, clientNarrowedAt, endClientsRecords, endPendingRequests, endPendingSignIns, opaqueTokenBits, readInteractionAhead, type AdapterHooks } from '../store/adapter.js';
 import { configuredClientChanges } from '../store/configured-clients.js';
+import type { KeepsOwed } from '../store/due-endings.js';
 import { recordFederatedSessions, type FederatedSessions } from '../upstreams/sessions.js';
 import type { UpstreamLogout } from '../upstreams/logout.js';
 import { upstreamEndSession } from './patches/upstream-end-session.js';
@@ -161,6 +162,8 @@ export interface ProviderDependencies {
   readonly devicePages: DevicePages;
   /** Keeps a logout token the app did not take, to send again, and one an ending is about to send (provider/backchannel-delivery.ts); without it, none is. */
   readonly keepLogoutRetry?: LogoutRetries;
+  /** Keeps a client's deletion owed while it runs (store/due-endings.ts OwedKeeper); without it, nothing is. */
+  readonly owed?: KeepsOwed;
 }
 
 /**
@@ -306,6 +309,7 @@ function storage(dependencies: ProviderDependencies): Configuration {
         grantRevoked: (grantId) => revocations.revokeGrant(grantId),
         grantEnded: (grantId) => revocations.endGrant(grantId),
         ...clientEndings(dependencies),
+        ...(dependencies.owed ? { owed: dependencies.owed } : {}),
         // A token request's code or refresh token names the account it will look up next, and its
         // client, whose delegated mark findAccount reads with it (revocation/list.ts).
         accountAhead: (accountId, clientId) => {

@@ -216,6 +216,11 @@ export interface AdapterHooks {
    */
   clientRemoved?(clientId: string): Promise<unknown>;
   /**
+   * Keeps a client's deletion owed while it runs (store/due-endings.ts OwedKeeper): one cut off
+   * after the record went is finished by the sweep (finishClientDeletion).
+   */
+  readonly owed?: { owe(ending: object): Promise<string | undefined>; drop(member: string | undefined): Promise<void> };
+  /**
    * A client's record is being replaced (`previous`: its metadata as stored; undefined for a new
    * client), whichever way (RFC 7592, admin API, CLI, developer page): called before the write and
    * once more after it, so that what the change ends stays ended whatever is issued meanwhile.
@@ -723,7 +728,9 @@ class KvAdapter implements Adapter {
     // What a client held ends before its record goes: a failure half-way leaves the client there, to
     // delete again (once it is gone, no path finds it to end what it held).
     // Its registration access tokens and pending requests too: once it is gone, a removal run again
-    // finds no client, and they would serve a client made again with the id.
+    // finds no client, and they would serve a client made again with the id. So the ending after
+    // the deletion (below) is kept owed first: cut off after the record went, the sweep finishes it.
+    const owed = this.model === 'Client' ? await this.hooks.owed?.owe({ client: id }) : undefined;
     if (this.model === 'Client') await Promise.all([this.hooks.clientRemoved?.(id), endClientsRecords(this.kv, id)]);
     // A registration access token's client, read before it goes: its index entry goes after it (below).
     const registrationOf = this.model === 'RegistrationAccessToken' ? await this.registrationTokenClient(id) : undefined;
@@ -745,7 +752,10 @@ class KvAdapter implements Adapter {
       const legacy = legacyKey(this.model, id);
       await this.kv.del(legacy === undefined ? [recordKey(this.model, id)] : [recordKey(this.model, id), legacy]);
     }
-    if (this.model === 'Client') await this.clientRemoved(id);
+    if (this.model === 'Client') {
+      await clientGone(this.kv, this.hooks, id);
+      await this.hooks.owed?.drop(owed);
+    }
     if (this.model === 'InitialAccessToken') {
       await Promise.all([this.kv.removeFromSet(OIDC_INITIAL_ACCESS_TOKENS_KEY, digestOf(id)), this.kv.removeFromSet(OIDC_INITIAL_ACCESS_TOKENS_KEY, id)]);
     }
@@ -770,17 +780,6 @@ class KvAdapter implements Adapter {
     const record = (await this.kv.getRecord(recordKey(this.model, id))) ?? (legacy === undefined ? undefined : await this.kv.getRecord(legacy));
     const clientId = record ? (JSON.parse(record.payload) as AdapterPayload).clientId : undefined;
     return typeof clientId === 'string' ? clientId : undefined;
-  }
-
-  /**
-   * A registration access token outliving its client would manage a client later made with the
-   * same id; a device code or pushed request would be finished for it. The hook runs once more:
-   * tokens the client got between its first run and the record's deletion end too (the revocation
-   * list's entry moves on to now).
-   */
-  private async clientRemoved(clientId: string) {
-    await Promise.all([this.kv.removeFromSet(OIDC_CLIENTS_KEY, clientId), endClientsRecords(this.kv, clientId, null)]);
-    await this.hooks.clientRemoved?.(clientId);
   }
 
   /**
@@ -1019,6 +1018,28 @@ export function readInteractionAhead(kv: Kv, uid: string, request: object, clien
   const key = recordKey('Interaction', uid);
   kv.readAhead?.({ records: [key], strings: clientId === undefined ? [] : [oidcClientNarrowedKey(clientId)] }, request);
   return () => kv.forgetAhead?.([key], request);
+}
+
+/**
+ * A client's deletion finished once its record is gone: out of the list, and its records ended (a
+ * registration access token outliving its client would manage a client later made with the same
+ * id; a device code or pushed request would be finished for it). The hook runs once more: tokens
+ * the client got between its first run and the record's deletion end too (the revocation list's
+ * entry moves on to now).
+ */
+async function clientGone(kv: Kv, hooks: AdapterHooks, clientId: string): Promise<void> {
+  await Promise.all([kv.removeFromSet(OIDC_CLIENTS_KEY, clientId), endClientsRecords(kv, clientId, null)]);
+  await hooks.clientRemoved?.(clientId);
+}
+
+/**
+ * A client's deletion kept owed and not dropped (cut off, accounts/owed-endings.ts), finished by the
+ * sweep: nothing while a client of the id is stored (not deleted after all, or made again since,
+ * another app whose tokens must live); else as the deletion would have.
+ */
+export async function finishClientDeletion(kv: Kv, hooks: AdapterHooks, clientId: string): Promise<void> {
+  if (await adapterFactory(kv)('Client').find(clientId)) return;
+  await clientGone(kv, hooks, clientId);
 }
 
 /** The `adapter` setting of oidc-provider: one adapter per model, all on one store. */

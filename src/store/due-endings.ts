@@ -15,6 +15,7 @@ import { randomBytes } from 'node:crypto';
 import type { Kv } from './kv.js';
 import { BACKCHANNEL_RETRIES_KEY, OIDC_SESSION_ENDS_KEY, OWED_ENDINGS_KEY } from './keys.js';
 import { sessionHandleOf } from './adapter.js';
+import { storeClockOffset } from '../clock.js';
 
 /** A logout token to send again (a new one is signed at each attempt): to whom, for whom, and how many attempts failed. */
 export interface LogoutRetry {
@@ -110,6 +111,45 @@ export class DueEndings {
   /** A claimed session end settled: dropped, or (`at`: saved since with a later expiry) due then. Only while still at the claim's `until`. */
   settleSession(member: string, until: number, at?: number): Promise<boolean> {
     return this.kv.settleDue!(OIDC_SESSION_ENDS_KEY, member, until, at);
+  }
+}
+
+/** Seconds after it is kept that the sweep finishes an ending its request has not dropped: two requests' worth. */
+export const OWED_S = 10;
+
+/** What keeps an ending owed while its request runs (OwedKeeper; the store's adapter and Apis take it by this shape). */
+export interface KeepsOwed {
+  owe(ending: object): Promise<string | undefined>;
+  drop(member: string | undefined): Promise<void>;
+}
+
+/**
+ * Keeps an ending owed while the request that makes it runs (accounts/owed-endings.ts says which
+ * endings, and finishes one the sweep claims): due OWED_S later on the store's clock, kept at most
+ * as long as the longest grant or session lives (one no instance swept by then has nothing left to
+ * end). On a store without shared timers (the embedded one) nothing is kept.
+ */
+export class OwedKeeper implements KeepsOwed {
+  readonly #due: DueEndings;
+  readonly #ttl: number;
+
+  constructor(kv: Kv, ttl: { readonly grant: number; readonly session: number }) {
+    this.#due = new DueEndings(kv);
+    this.#ttl = Math.max(ttl.grant, ttl.session);
+  }
+
+  /** Kept as owed before anything of it ends; the member to drop once done (undefined: nothing kept). A failure fails the change before it began. */
+  async owe(ending: object): Promise<string | undefined> {
+    if (!this.#due.shared) return undefined;
+    return this.#due.owe(ending, Date.now() + storeClockOffset() + OWED_S * 1000, this.#ttl);
+  }
+
+  /**
+   * Done: no longer owed. Not said when it fails: the change is done whole, and the sweep runs the
+   * ending once more (which ends nothing more than what was signed in or issued since).
+   */
+  async drop(member: string | undefined): Promise<void> {
+    if (member !== undefined) await this.#due.dropOwed(member).catch(() => {});
   }
 }
 

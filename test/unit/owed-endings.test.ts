@@ -1,5 +1,5 @@
 /**
- * What the sweep reads back of an owed ending (accounts/owed-endings.ts): each kind as kept,
+ * What the sweep reads back of an owed ending (accounts/owed-endings.ts): each kind as kept (an API's removal and a client's deletion too),
  * never something else; and which sessions each kind of removal ends, by their recorded credential
  * or, for sessions older than those records, by their amr (an operator's reset of every second factor too).
  */
@@ -20,6 +20,9 @@ describe('owed endings', () => {
       // An operator's: no session of the person's is spared.
       { sub: 'alice', changed: { kind: 'second-factors' } },
       { upstream: 'corp' },
+      // An API's removal, a client's deletion: their tokens.
+      { api: 'https://api.example.test' },
+      { client: 'app-1' },
     ];
     for (const ending of endings) assert.deepEqual(OwedEndings.parse(kept(ending)), ending);
   });
@@ -34,6 +37,10 @@ describe('owed endings', () => {
       kept({ sub: 'alice', except: 'uid-1' }),
       kept({ upstream: 7 }),
       kept({ upstream: ['corp'] }),
+      kept({ api: 7 }),
+      kept({ client: null }),
+      kept({ api: 'https://api.example.test', sub: 'alice' }),
+      kept({ r: 'only' }),
       kept({ sub: 'alice', except: 'uid-1', changed: { kind: 'everything' } }),
       kept({ sub: 'alice', except: 'uid-1', changed: { kind: 'passkey' } }),
       kept({ sub: 'alice', except: 'uid-1', changed: { kind: 'link', id: 7 } }),

@@ -1,0 +1,129 @@
+/**
+ * Red team, thirty-first endings pass (docs/security-passes.md, "Looked at in the thirty-first endings pass").
+ *
+ * The thirtieth pass kept an operator's second-factor reset and an upstream's removal as owed until
+ * what they end has ended, and wrote down two more of the same shape: an API's removal and a
+ * client's deletion end every token for the API (held by the client) before the record goes and
+ * once more after, for a token issued in between. Cut off by Redis after the deletion (503), the
+ * ending after it was never made, and nothing could be sent again (the removal answers "no API",
+ * "no client"): a token a thief got in those seconds lived on at every API that verifies tokens
+ * itself and follows the revocation feed, until it expired. Now both keep that ending as owed
+ * before anything ends (apis/apis.ts remove, store/adapter.ts destroy), and the sweep finishes it.
+ *
+ * Performed through one front door to two instances on one Redis (test/helpers/front-door.ts): the
+ * operator's, whose Redis traffic goes through a relay the test holds and cuts, and the thief's.
+ */
+import assert from 'node:assert/strict';
+import { decodeJwt, decodeProtectedHeader } from 'jose';
+import * as oidc from 'openid-client';
+import { Agent, answerAt } from '../helpers/agent.js';
+import { eventually } from '../helpers/eventually.js';
+import { twoInstancesBehindOneDoor } from '../helpers/front-door.js';
+import { commandsIn } from '../helpers/relay.js';
+import { signInSteps, startAuthorization } from '../helpers/sign-in.js';
+import { clientCredentialsToken, machineClient } from '../helpers/tokens.js';
+import { epochSeconds, untilSecond } from '../../src/clock.js';
+
+const PASSWORD = 'thirty-first endings pass test password';
+const REDIRECT = 'https://app.example.test/callback';
+const OPS = { id: 'ops-31', secret: 'thirty-first-endings-ops-secret-with-plenty-of-entropy-012' };
+const SCOPE = 'openid offline_access notes:read';
+const WRITES = /^(evalsha|eval|set|del|unlink|sadd|srem|zadd|zrem|xadd|hset|hdel|expire|pexpire|incr|incrby|decr|publish)$/i;
+
+const writes = (chunk: string) => commandsIn(chunk).some(([name = '']) => WRITES.test(name));
+
+describe("e2e: red team, thirty-first endings pass: an API's removal and a client's deletion cut off by Redis after the record went, not sent again", function () {
+  this.timeout(120_000);
+  // Sweeps come often: the owed ending is finished a few seconds after it is due (OWED_S).
+  const door = twoInstancesBehindOneDoor({ BACKCHANNEL_SWEEP_INTERVAL: '0.5' }, [machineClient(OPS, { scope: 'admin' })]);
+  const { routeTo } = door;
+
+  before(async () => {
+    await door.relayed.server.apis.grant(OPS.id, `${door.balancer.url}/admin`, { scopes: ['admin'] });
+    await door.relayed.server.accounts.create('yara', PASSWORD);
+  });
+
+  /** A trigger: the first chunk with a `command` on exactly `key` (under the server's prefix). */
+  const commandOnExactly = (command: string, key: string) => (chunk: string) =>
+    commandsIn(chunk).some(([name = '', ...words]) => name.toLowerCase() === command && words.includes(`${door.relayed.server.config.redis.keyPrefix}${key}`));
+
+  /** The operator's admin API request, at the relayed instance. */
+  async function operator(method: string, path: string): Promise<Response> {
+    const token = await clientCredentialsToken(door.relayed.server.url, OPS, `${door.balancer.url}/admin`, 'admin');
+    return fetch(`${door.relayed.server.url}/admin${path}`, { method, headers: { authorization: `Bearer ${token}` } });
+  }
+
+  /**
+   * The operator's request held at its write (`at`), while `meanwhile` runs; then Redis is cut off
+   * at the request's next write, not run: the answer, 503.
+   */
+  async function cutAfterWrite<T>(at: (chunk: string) => boolean, request: () => Promise<Response>, meanwhile: () => Promise<T>): Promise<T> {
+    await routeTo(door.relayed.server.url);
+    const held = await door.relayed.relay.hold(at, request);
+    const done = await meanwhile();
+    const answer = held.release();
+    const cut = door.relayed.relay.cut(writes, { answered: false });
+    const first = await answer;
+    await cut;
+    assert.equal(first.status, 503, `the change cut off after its write: ${first.status}`);
+    await eventually(async () => assert.equal((await fetch(`${door.relayed.server.url}/readyz`)).status, 200));
+    return done;
+  }
+
+  /** An app stored at runtime (so that it can be deleted), and its relying party. */
+  async function storedApp(id: string): Promise<oidc.Configuration> {
+    const secret = `${id}-secret-of-the-thirty-first-endings-pass-with-plenty-of-entropy`;
+    await door.relayed.server.clients.add({ client_id: id, client_secret: secret, redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'], scope: SCOPE });
+    return oidc.discovery(new URL(door.balancer.url), id, secret, oidc.ClientSecretBasic(secret), { execute: [oidc.allowInsecureRequests] });
+  }
+
+  /**
+   * The thief signs in with the stolen password at the other instance, a second after the
+   * operator's first ending (its cutoff is "issued at or before this second"), and gets an access
+   * token for the API `resource`: a JWT, which APIs verify themselves.
+   */
+  async function thiefGetsToken(app: oidc.Configuration, resource: string): Promise<string> {
+    await untilSecond(epochSeconds() + 1);
+    await routeTo(door.other.url);
+    const thief = new Agent();
+    const { page, verifier } = await startAuthorization(thief, app, REDIRECT, { scope: SCOPE, resource });
+    const done = await signInSteps(thief, page, { username: 'yara', password: PASSWORD, consent: 'required', stopAt: REDIRECT });
+    assert.equal(answerAt(done, REDIRECT), 'code', `the thief signs in: ${done.status} ${done.url}`);
+    const tokens = await oidc.authorizationCodeGrant(app, new URL(done.url), { pkceCodeVerifier: verifier }, { resource });
+    assert.equal(decodeJwt(tokens.access_token).aud, resource, 'a JWT access token for the API');
+    return tokens.access_token;
+  }
+
+  /** Whether the revocation list (the feed every API follows, and introspection) refuses the token now, at the other instance. */
+  const refused = (token: string) => door.other.revocations.isRevoked(decodeJwt(token), decodeProtectedHeader(token));
+
+  it("an API's removal, cut off after the API was deleted and not sent again: the access token a thief got for it meanwhile is refused on the revocation list (it lived on before; the removal sent again is \"no API\")", async () => {
+    const NOTES = 'https://notes.thirty-one.example.test';
+    await door.relayed.server.apis.add({ identifier: NOTES, scopes: ['notes:read'], format: 'jwt' });
+    const app = await storedApp('app-31-api');
+    // Held at the API's deletion, after the ending before it; the thief gets a token for it meanwhile.
+    const token = await cutAfterWrite(
+      commandOnExactly('del', `api:${NOTES}`),
+      () => operator('DELETE', `/apis/${encodeURIComponent(NOTES)}`),
+      () => thiefGetsToken(app, NOTES),
+    );
+    assert.equal(await door.relayed.server.apis.find(NOTES), undefined, 'the API was deleted');
+    assert.equal((await operator('DELETE', `/apis/${encodeURIComponent(NOTES)}`)).status, 404, 'the removal sent again: no such API');
+    await eventually(async () => assert.equal(await refused(token), true, "the thief's token for the removed API"), 60, 500);
+  });
+
+  it("a client's deletion, cut off after the client was deleted and not sent again: the access token a thief got through it meanwhile is refused on the revocation list (it lived on before; the deletion sent again is \"no client\")", async () => {
+    const LEDGER = 'https://ledger.thirty-one.example.test';
+    await door.relayed.server.apis.add({ identifier: LEDGER, scopes: ['notes:read'], format: 'jwt' });
+    const app = await storedApp('app-31-client');
+    // Held at the client's deletion, after the ending before it; the thief signs in to it meanwhile.
+    const token = await cutAfterWrite(
+      commandOnExactly('del', 'oidc:Client:app-31-client'),
+      () => operator('DELETE', '/clients/app-31-client'),
+      () => thiefGetsToken(app, LEDGER),
+    );
+    assert.equal(await door.relayed.server.clients.get('app-31-client'), undefined, 'the client was deleted');
+    assert.equal((await operator('DELETE', '/clients/app-31-client')).status, 404, 'the deletion sent again: no such client');
+    await eventually(async () => assert.equal(await refused(token), true, "the thief's token through the deleted client"), 60, 500);
+  });
+});
