@@ -185,7 +185,7 @@ export async function serve(config: Config, logger: Logger = createLogger(config
     await kv.close();
     throw unreachableStore(config, kv, error);
   });
-  const { accounts, apis, consents, revocations, limits, federated, upstreams, upstreamClients, upstreamLogout, clientEndings, owed: owedKeeper, clientDeletion, build } = providerFactory(config, kv, metrics);
+  const { accounts, apis, consents, revocations, limits, federated, upstreams, upstreamClients, upstreamLogout, clientEndings, owed: owedKeeper, clientEnding, build } = providerFactory(config, kv, metrics);
   // TOTP secrets are sealed under the same secrets as the signing keys kept in the store.
   const secondFactors = new SecondFactors(kv, new Sealer(config.keys.secrets), config.issuer);
   // How long what this server issues may live, said in the store before it issues anything and
@@ -301,7 +301,7 @@ export async function serve(config: Config, logger: Logger = createLogger(config
     endSignedInThrough: (sub, upstream) => sessions.endSignedInWith(sub, credentials, throughUpstream(upstream), endGrantWithConsent, undefined, consents),
   });
   // What a removed credential, a changed password, an operator's reset, an upstream's or an API's
-  // removal or a client's deletion ends, finished by the sweep when its request was cut off.
+  // removal or a client's deletion or change ends, finished by the sweep when its request was cut off.
   const owed = new OwedEndings({
     keeper: owedKeeper,
     sessions,
@@ -309,8 +309,8 @@ export async function serve(config: Config, logger: Logger = createLogger(config
     grants,
     consents,
     throughUpstream: endThroughUpstream,
-    apiRemoval: (identifier) => apis.finishRemoval(identifier),
-    clientDeletion,
+    apiEnding: (ending) => apis.finishOwed(ending),
+    clientEnding,
   });
   // The admin API and the feed take a DPoP-bound token only with its key's proof.
   const senderConstraint = new SenderConstraint(kv, CLOCK_TOLERANCE);

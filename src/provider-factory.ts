@@ -22,7 +22,7 @@ import type { Metrics } from './ops/metrics.js';
 import { Consents } from './provider/consents.js';
 import { clientEndings, createProvider } from './provider/provider.js';
 import { logoutRetryKeeper } from './provider/backchannel-delivery.js';
-import { AdapterIndexes, finishClientDeletion } from './store/adapter.js';
+import { AdapterIndexes, finishClientEnding, type OwedClientEnding } from './store/adapter.js';
 import { DueEndings, OwedKeeper } from './store/due-endings.js';
 import { grantEndings } from './revocation/api-endings.js';
 import { RevocationList } from './revocation/list.js';
@@ -109,8 +109,8 @@ export function providerFactory(config: Config, kv: Kv, metrics?: Metrics) {
     });
   // What ends with a client removed or changed: the store's hooks, and a configured client's change across a restart (main.ts).
   const endings = clientEndings({ config, kv, apis, revocations, consents });
-  // A client's deletion cut off after its record went, finished by the sweep (accounts/owed-endings.ts).
-  const clientDeletion = (clientId: string) => finishClientDeletion(kv, endings, clientId);
-  return { accounts, apis, consents, revocations, limits, federated, upstreams, upstreamClients, upstreamLogout, clientEndings: endings, owed, clientDeletion, build };
+  // A client's deletion or change cut off after its write, finished by the sweep (accounts/owed-endings.ts).
+  const clientEnding = (ending: OwedClientEnding) => finishClientEnding(kv, endings, ending);
+  return { accounts, apis, consents, revocations, limits, federated, upstreams, upstreamClients, upstreamLogout, clientEndings: endings, owed, clientEnding, build };
 }
 

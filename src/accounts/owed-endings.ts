@@ -19,14 +19,19 @@
  * nothing is kept: the request's own ending is all there is, as for back-channel logouts.
  *
  * An API's removal and a client's deletion have the same shape (their tokens end before the record
- * goes and once more after, and once it is gone nothing finds it to end them again): they are kept
- * owed by Apis.remove and the store's adapter (store/due-endings.ts OwedKeeper: neither imports
- * accounts/), and finished here through the functions the server gives (apis.ts finishRemoval,
- * store/adapter.ts finishClientDeletion), which end nothing when an API or a client of the
- * identifier is there again (added since: its own addition ended the removed one's tokens again).
+ * goes and once more after, and once it is gone nothing finds it to end them again), and so does a
+ * client's change (what it ends, such as a leaked secret's tokens, ends before the write and once
+ * more after; sent again, it changes nothing, so ends nothing): they are kept owed by Apis.remove
+ * and the store's adapter (store/due-endings.ts OwedKeeper: neither imports accounts/), and
+ * finished here through the functions the server gives (apis.ts finishOwed, store/adapter.ts
+ * finishClientEnding), which end nothing when an API or a client of the identifier is there again
+ * (added since: its own addition ended the removed one's tokens again), or a change was never
+ * written. So does a change of a client's grants at APIs that takes something away (revoked).
  */
 import type { GrantRevocation } from '../revocation/grants.js';
 import type { KeepsOwed } from '../store/due-endings.js';
+import type { OwedClientEnding } from '../store/adapter.js';
+import { isClientGrants, type OwedApiEnding } from '../apis/apis.js';
 import type { SessionCredentials } from './session-credentials.js';
 import { withSecondFactor, type AccountSessions, type ForgetsConsentsGivenWith, type SignedInWith } from './sessions.js';
 import type { RememberedConsents } from './page/apps-section.js';
@@ -46,13 +51,10 @@ export type Changed =
 /**
  * An ending owed: the person's, what changed, and the session that changed it (which stays; none
  * for an operator's change); or an upstream's removal (what it signed in, everyone's); or an API's
- * removal, or a client's deletion (every token for it, or held by it).
+ * removal (every token for it), or a change of a client's grants there (what it took); or a client's
+ * deletion or change (what it ends of the client's).
  */
-export type OwedEnding =
-  | { readonly sub: string; readonly changed: Changed; readonly except?: string }
-  | { readonly upstream: string }
-  | { readonly api: string }
-  | { readonly client: string };
+export type OwedEnding = { readonly sub: string; readonly changed: Changed; readonly except?: string } | { readonly upstream: string } | OwedApiEnding | OwedClientEnding;
 
 const KINDS: ReadonlySet<string> = new Set(['passkey', 'totp', 'recovery-codes', 'link', 'second-factors', 'password']);
 
@@ -82,11 +84,13 @@ interface Options {
   readonly consents: RememberedConsents & ForgetsConsentsGivenWith;
   /** What an upstream's removal ends, run on what is there now (upstreams/removal.ts endingsThrough); how many sessions ended. */
   readonly throughUpstream?: (id: string) => Promise<number>;
-  /** What an API's removal ends, unless one of the identifier is there again (apis.ts finishRemoval). */
-  readonly apiRemoval?: (identifier: string) => Promise<unknown>;
-  /** What a client's deletion ends, unless one of the id is there again (store/adapter.ts finishClientDeletion). */
-  readonly clientDeletion?: (clientId: string) => Promise<unknown>;
+  /** What an API's removal or a change of a client's grants ends, unless there again or never written (apis.ts finishOwed). */
+  readonly apiEnding?: (ending: OwedApiEnding) => Promise<unknown>;
+  /** What a client's deletion or change ends, unless it was never written (store/adapter.ts finishClientEnding). */
+  readonly clientEnding?: (ending: OwedClientEnding) => Promise<unknown>;
 }
+
+const isRecord = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
 
 /** A finishing function this instance was given; without it, a failure (the ending stays owed, for the sweep to try again). */
 function given<T>(finish: T | undefined, what: string): T {
@@ -116,10 +120,10 @@ export class OwedEndings {
 
   /** The ending, run on what is there now; how many sessions it ended (none for an API's or a client's: tokens). */
   async finish(ending: OwedEnding): Promise<number> {
-    const { sessions, credentials, consents, throughUpstream, apiRemoval, clientDeletion } = this.#options;
+    const { sessions, credentials, consents, throughUpstream, apiEnding, clientEnding } = this.#options;
     if ('upstream' in ending) return given(throughUpstream, "an upstream's removal")(ending.upstream);
-    if ('api' in ending) return given(apiRemoval, "an API's removal")(ending.api).then(() => 0);
-    if ('client' in ending) return given(clientDeletion, "a client's deletion")(ending.client).then(() => 0);
+    if ('api' in ending || 'clientGrants' in ending) return given(apiEnding, "an API's removal or a change of a client's grants")(ending).then(() => 0);
+    if ('client' in ending) return given(clientEnding, "a client's deletion or change")(ending).then(() => 0);
     const { sub, changed, except } = ending;
     if (changed.kind === 'password') return this.#signOutOthers(sub, except);
     return sessions.endSignedInWith(sub, credentials, signedInWith(changed), this.#revokeGrant, except, consents);
@@ -128,12 +132,25 @@ export class OwedEndings {
   /** An owed ending as kept (DueEndings.owe), or undefined when it is not one. */
   static parse(member: string): OwedEnding | undefined {
     try {
-      const { sub, changed, except, upstream, api, client } = JSON.parse(member) as { sub?: unknown; changed?: { kind?: unknown; id?: unknown }; except?: unknown; upstream?: unknown; api?: unknown; client?: unknown };
+      const { sub, changed, except, upstream, api, clientGrants, client, from, to } = JSON.parse(member) as {
+        sub?: unknown;
+        changed?: { kind?: unknown; id?: unknown };
+        except?: unknown;
+        upstream?: unknown;
+        api?: unknown;
+        clientGrants?: unknown;
+        client?: unknown;
+        from?: unknown;
+        to?: unknown;
+      };
       if (sub === undefined && changed === undefined) {
         if (typeof upstream === 'string') return { upstream };
         if (typeof api === 'string') return { api };
-        if (typeof client === 'string') return { client };
-        return undefined;
+        if (typeof clientGrants === 'string') return isClientGrants(from) && isClientGrants(to) ? { clientGrants, from, to } : undefined;
+        if (typeof client !== 'string') return undefined;
+        // A change names the client's record before and after, both; a deletion neither.
+        if (from === undefined && to === undefined) return { client };
+        return isRecord(from) && isRecord(to) ? { client, from, to } : undefined;
       }
       if (typeof sub !== 'string' || (except !== undefined && typeof except !== 'string') || typeof changed?.kind !== 'string' || !KINDS.has(changed.kind)) return undefined;
       if ((changed.kind === 'passkey' || changed.kind === 'link') && typeof changed.id !== 'string') return undefined;

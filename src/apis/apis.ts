@@ -18,6 +18,7 @@
 import { RESERVED_SCOPES, reservedScopeProblem, type ResourceServerConfig } from '../config.js';
 import type { CachedReads, Kv } from '../store/kv.js';
 import { API_GRANTS_PREFIX, API_PREFIX, apiGranteesKey, apiGrantsKey, apiKey, APIS_KEY, CONFIGURED_APIS_KEY } from '../store/keys.js';
+import { isDeepStrictEqual } from 'node:util';
 import { epochSeconds, untilSecond } from '../clock.js';
 import type { KeepsOwed } from '../store/due-endings.js';
 
@@ -57,6 +58,24 @@ export interface ClientGrant {
 }
 
 export type ClientGrants = Readonly<Record<string, ClientGrant>>;
+
+/** An API's removal, or a change of a client's grants that takes something away (`from`, `to`: its grants before and after), kept owed while it runs. */
+export type OwedApiEnding = { readonly api: string } | { readonly clientGrants: string; readonly from: ClientGrants; readonly to: ClientGrants };
+
+/** Whether `value` reads as a client's grants (an owed ending's, read back). */
+export function isClientGrants(value: unknown): value is ClientGrants {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    !Array.isArray(value) &&
+    Object.values(value).every((grant: unknown) => typeof grant === 'object' && grant !== null && Array.isArray((grant as ClientGrant).scopes) && (grant as ClientGrant).scopes.every((scope) => typeof scope === 'string'))
+  );
+}
+
+/** Whether going from `previous` to `next` takes a grant or a scope away (see #endTaken). */
+function takesAway(previous: ClientGrants, next: ClientGrants): boolean {
+  return Object.entries(previous).some(([identifier, held]) => !next[identifier] || held.scopes.some((scope) => !next[identifier]!.scopes.includes(scope)));
+}
 
 /** A refused change, with the status and error code an API answers with. */
 export class ApiError extends Error {
@@ -400,14 +419,27 @@ export class Apis {
     // more after, for tokens issued meanwhile. Once it is gone nothing finds it to end them, and a
     // removal sent again answers "no API": the second ending is kept owed first, so that one cut
     // off after the deletion is finished by the sweep (finishRemoval).
-    const owed = await this.options.owed?.owe({ api: identifier });
+    const owed = await this.options.owed?.owe({ api: identifier } satisfies OwedApiEnding);
     await this.options.endings?.apiRemoved(identifier);
     // Grants first: an API re-added under the same identifier starts with none (and the api
     // entry below ends their tokens, so no client_grant entry per grantee).
     await this.#forgetGrantsAt(identifier);
     await this.kv.del([apiKey(identifier)]);
-    await this.finishRemoval(identifier);
+    await this.#finishRemoval(identifier);
     await this.options.owed?.drop(owed);
+  }
+
+  /**
+   * An ending kept owed by a request cut off (accounts/owed-endings.ts), finished by the sweep. A
+   * removal, as remove would have (#finishRemoval). A change of a client's grants: nothing while
+   * they still are `from` (never written); else what it took ends, as #change would have (changed
+   * again since: what this change took ends again, more, never less).
+   */
+  async finishOwed(ending: OwedApiEnding): Promise<void> {
+    if ('api' in ending) return this.#finishRemoval(ending.api);
+    const stored = await this.kv.get(apiGrantsKey(ending.clientGrants));
+    if (isDeepStrictEqual(stored ? JSON.parse(stored) : {}, ending.from)) return;
+    await this.#endTaken(ending.clientGrants, ending.from, ending.to);
   }
 
   /**
@@ -415,7 +447,7 @@ export class Apis {
    * more: tokens issued while it went). Nothing while an API of the identifier is there (not
    * removed yet, or added again since: its addition ended the removed one's tokens itself).
    */
-  async finishRemoval(identifier: string): Promise<void> {
+  async #finishRemoval(identifier: string): Promise<void> {
     if ((await this.#configured(identifier)) || (await this.kv.get(apiKey(identifier)))) return;
     await this.kv.removeFromSet(APIS_KEY, identifier);
     await this.options.endings?.apiRemoved(identifier);
@@ -575,12 +607,16 @@ export class Apis {
       const previous = before ? (JSON.parse(before) as Record<string, ClientGrant>) : {};
       const next = change(previous);
       // What it takes away ends before the grant changes too (a failure half-way leaves the grant as
-      // it was, to change again: once changed, a second attempt finds nothing to take), and after,
-      // for tokens issued meanwhile.
-      if (endTokens) await this.#endTaken(clientId, previous, next);
-      if (!(await this.kv.compareAndSet(apiGrantsKey(clientId), before, JSON.stringify(next)))) continue;
-      if (endTokens) await this.#endTaken(clientId, previous, next);
-      return next;
+      // it was, to change again), and after, for tokens issued meanwhile. Once changed, a second
+      // attempt finds nothing to take: the ending after is kept owed first, so that a change cut
+      // off after its write is finished by the sweep (finishOwed).
+      const ends = endTokens && takesAway(previous, next);
+      const owed = ends ? await this.options.owed?.owe({ clientGrants: clientId, from: previous, to: next } satisfies OwedApiEnding) : undefined;
+      if (ends) await this.#endTaken(clientId, previous, next);
+      const written = await this.kv.compareAndSet(apiGrantsKey(clientId), before, JSON.stringify(next));
+      if (written && ends) await this.#endTaken(clientId, previous, next);
+      await this.options.owed?.drop(owed);
+      if (written) return next;
     }
   }
 }

@@ -226,8 +226,9 @@ export class BackchannelDelivery {
     const what =
       'upstream' in ending ? { upstream: ending.upstream, changed: 'upstream' }
       : 'api' in ending ? { api: ending.api, changed: 'api' }
-      : 'client' in ending ? { client_id: ending.client, changed: 'client' }
+      : 'clientGrants' in ending ? { client_id: ending.clientGrants, changed: 'client-grants' }
+      : 'client' in ending ? { client_id: ending.client, changed: ending.from ? 'client-change' : 'client-deletion' }
       : { sub: ending.sub, changed: ending.changed.kind };
-    logger.info({ event: 'account.owed_ending_finished', ...what, sessions_signed_out: ended }, 'an ending a change of credentials owed is finished');
+    logger.info({ event: 'account.owed_ending_finished', ...what, sessions_signed_out: ended }, 'an ending a change cut off owed is finished');
   }
 }

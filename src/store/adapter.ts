@@ -216,8 +216,8 @@ export interface AdapterHooks {
    */
   clientRemoved?(clientId: string): Promise<unknown>;
   /**
-   * Keeps a client's deletion owed while it runs (store/due-endings.ts OwedKeeper): one cut off
-   * after the record went is finished by the sweep (finishClientDeletion).
+   * Keeps a client's deletion or change owed while it runs (store/due-endings.ts OwedKeeper): one cut
+   * off after its write is finished by the sweep (finishClientEnding).
    */
   readonly owed?: { owe(ending: object): Promise<string | undefined>; drop(member: string | undefined): Promise<void> };
   /**
@@ -483,10 +483,27 @@ class KvAdapter implements Adapter {
   private async replaceClient(id: string, payload: AdapterPayload, expiresIn: number, replaced: NonNullable<AdapterHooks['clientReplaced']>): Promise<void> {
     const stored = await this.kv.getRecord(recordKey(this.model, id));
     const previous = stored ? loadedClient(JSON.parse(stored.payload) as AdapterPayload) : undefined;
+    if (!previous) {
+      await replaced(id, previous, payload);
+      return this.createClient(id, payload, expiresIn);
+    }
+    await this.changeClient(id, previous, payload, replaced, () => this.write(id, payload, expiresIn).then(() => true));
+  }
+
+  /**
+   * A client's change `write` (false: nothing written) between the clientReplaced hook's two calls.
+   * The second is kept owed before the first (store/due-endings.ts OwedKeeper): a change cut off
+   * after its write (503) left what was issued in between alive, and a change sent again changes
+   * nothing (the record holds it already), so ends nothing; the sweep finishes it now
+   * (finishClientEnding).
+   */
+  private async changeClient(id: string, previous: AdapterPayload, payload: AdapterPayload, replaced: NonNullable<AdapterHooks['clientReplaced']>, write: () => Promise<boolean>): Promise<boolean> {
+    const owed = await this.hooks.owed?.owe({ client: id, from: storedClient(previous), to: storedClient(payload) } satisfies OwedClientEnding);
     await replaced(id, previous, payload);
-    if (!previous) return this.createClient(id, payload, expiresIn);
-    await this.write(id, payload, expiresIn);
-    await replaced(id, previous, payload);
+    const written = await write();
+    if (written) await replaced(id, previous, payload);
+    await this.hooks.owed?.drop(owed);
+    return written;
   }
 
   /**
@@ -528,11 +545,7 @@ class KvAdapter implements Adapter {
     const text = JSON.stringify(this.model === 'Client' ? storedClient(payload) : payload);
     const write = () => replaceRecord.call(this.kv, key, stored.payload, text, expiresIn ? expiresIn + this.grace : undefined, { bounded: this.model === 'Client' });
     const replaced = this.model === 'Client' ? this.hooks.clientReplaced : undefined;
-    if (!replaced) return write();
-    await replaced(id, previous, payload);
-    if (!(await write())) return false;
-    await replaced(id, previous, payload);
-    return true;
+    return replaced ? this.changeClient(id, previous, payload, replaced, write) : write();
   }
 
   /** Whether `id` is a token value that says it is of another model than this one (TOKEN_LENGTHS). */
@@ -730,7 +743,7 @@ class KvAdapter implements Adapter {
     // Its registration access tokens and pending requests too: once it is gone, a removal run again
     // finds no client, and they would serve a client made again with the id. So the ending after
     // the deletion (below) is kept owed first: cut off after the record went, the sweep finishes it.
-    const owed = this.model === 'Client' ? await this.hooks.owed?.owe({ client: id }) : undefined;
+    const owed = this.model === 'Client' ? await this.hooks.owed?.owe({ client: id } satisfies OwedClientEnding) : undefined;
     if (this.model === 'Client') await Promise.all([this.hooks.clientRemoved?.(id), endClientsRecords(this.kv, id)]);
     // A registration access token's client, read before it goes: its index entry goes after it (below).
     const registrationOf = this.model === 'RegistrationAccessToken' ? await this.registrationTokenClient(id) : undefined;
@@ -1032,14 +1045,30 @@ async function clientGone(kv: Kv, hooks: AdapterHooks, clientId: string): Promis
   await hooks.clientRemoved?.(clientId);
 }
 
+/** A client's deletion, or (`from`, `to`: its record as stored before and after) change, kept owed while it runs. */
+export interface OwedClientEnding {
+  readonly client: string;
+  readonly from?: AdapterPayload;
+  readonly to?: AdapterPayload;
+}
+
 /**
- * A client's deletion kept owed and not dropped (cut off, accounts/owed-endings.ts), finished by the
- * sweep: nothing while a client of the id is stored (not deleted after all, or made again since,
- * another app whose tokens must live); else as the deletion would have.
+ * A client's deletion or change kept owed and not dropped (cut off, accounts/owed-endings.ts),
+ * finished by the sweep. A deletion: nothing while a client of the id is stored (not deleted after
+ * all, or made again since, another app whose tokens must live); else as the deletion would have. A
+ * change: nothing while the record still holds `from` (never written); else the hook's ending after
+ * the write, as the change would have (changed again since: what this change ended ends again,
+ * more, never less).
  */
-export async function finishClientDeletion(kv: Kv, hooks: AdapterHooks, clientId: string): Promise<void> {
-  if (await adapterFactory(kv)('Client').find(clientId)) return;
-  await clientGone(kv, hooks, clientId);
+export async function finishClientEnding(kv: Kv, hooks: AdapterHooks, { client, from, to }: OwedClientEnding): Promise<void> {
+  if (from && to) {
+    const stored = await kv.getRecord(recordKey('Client', client));
+    if (stored && isDeepStrictEqual(JSON.parse(stored.payload), from)) return;
+    await hooks.clientReplaced?.(client, loadedClient(from), loadedClient(to));
+    return;
+  }
+  if (await adapterFactory(kv)('Client').find(client)) return;
+  await clientGone(kv, hooks, client);
 }
 
 /** The `adapter` setting of oidc-provider: one adapter per model, all on one store. */

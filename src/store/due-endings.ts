@@ -2,9 +2,10 @@
  * The timers of endings that every instance and worker shares, kept in the store
  * (provider/backchannel-delivery.ts runs them): logouts an app did not take, to send again; the
  * ends of sessions that hold an app (written by the adapter with each session write), to end and
- * tell when they expire; and the endings a credential's removal owes (accounts/owed-endings.ts), to
- * finish when its request did not. Three sorted sets under one hash tag ({bc}), scored by when each
- * is due (epoch milliseconds on the store's clock); each expires with what it holds.
+ * tell when they expire; and the endings a change owes (accounts/owed-endings.ts: a credential's
+ * removal, an operator's change), to finish when its request did not. Three sorted sets under one
+ * hash tag ({bc}), scored by when each is due (epoch milliseconds on the store's clock); each
+ * expires with what it holds.
  *
  * A claim moves what is due to the claimer's lease end in the same step (Kv.claimDue), so of two
  * instances one gets it; the claimer settles it (dropped, or moved on) only while it is still at its

@@ -7,8 +7,12 @@
  * once more after, for a token issued in between. Cut off by Redis after the deletion (503), the
  * ending after it was never made, and nothing could be sent again (the removal answers "no API",
  * "no client"): a token a thief got in those seconds lived on at every API that verifies tokens
- * itself and follows the revocation feed, until it expired. Now both keep that ending as owed
- * before anything ends (apis/apis.ts remove, store/adapter.ts destroy), and the sweep finishes it.
+ * itself and follows the revocation feed, until it expired. A client's change has the shape too (a
+ * leaked secret rotated without grace ends the client's own tokens before the write and once more
+ * after), and a change sent again ends nothing (the record holds it already); so does a client's
+ * grant at an API revoked (sent again: no such grant). Now each keeps that ending as owed before
+ * anything ends (apis/apis.ts remove and #change, store/adapter.ts destroy and changeClient), and
+ * the sweep finishes it.
  *
  * Performed through one front door to two instances on one Redis (test/helpers/front-door.ts): the
  * operator's, whose Redis traffic goes through a relay the test holds and cuts, and the thief's.
@@ -32,7 +36,7 @@ const WRITES = /^(evalsha|eval|set|del|unlink|sadd|srem|zadd|zrem|xadd|hset|hdel
 
 const writes = (chunk: string) => commandsIn(chunk).some(([name = '']) => WRITES.test(name));
 
-describe("e2e: red team, thirty-first endings pass: an API's removal and a client's deletion cut off by Redis after the record went, not sent again", function () {
+describe("e2e: red team, thirty-first endings pass: an API's removal, a client's deletion, a client's change and a client's API grant revoked, cut off by Redis after their write, not sent again", function () {
   this.timeout(120_000);
   // Sweeps come often: the owed ending is finished a few seconds after it is due (OWED_S).
   const door = twoInstancesBehindOneDoor({ BACKCHANNEL_SWEEP_INTERVAL: '0.5' }, [machineClient(OPS, { scope: 'admin' })]);
@@ -47,10 +51,14 @@ describe("e2e: red team, thirty-first endings pass: an API's removal and a clien
   const commandOnExactly = (command: string, key: string) => (chunk: string) =>
     commandsIn(chunk).some(([name = '', ...words]) => name.toLowerCase() === command && words.includes(`${door.relayed.server.config.redis.keyPrefix}${key}`));
 
+  /** A trigger: the first chunk running a script (store/redis.ts's compare-and-replace, say) on exactly `key`. */
+  const scriptOnExactly = (key: string) => (chunk: string) =>
+    commandsIn(chunk).some(([name = '', ...words]) => /^eval(sha)?$/i.test(name) && words.includes(`${door.relayed.server.config.redis.keyPrefix}${key}`));
+
   /** The operator's admin API request, at the relayed instance. */
-  async function operator(method: string, path: string): Promise<Response> {
+  async function operator(method: string, path: string, body?: object): Promise<Response> {
     const token = await clientCredentialsToken(door.relayed.server.url, OPS, `${door.balancer.url}/admin`, 'admin');
-    return fetch(`${door.relayed.server.url}/admin${path}`, { method, headers: { authorization: `Bearer ${token}` } });
+    return fetch(`${door.relayed.server.url}/admin${path}`, { method, headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/json' } : {}) }, ...(body ? { body: JSON.stringify(body) } : {}) });
   }
 
   /**
@@ -125,5 +133,45 @@ describe("e2e: red team, thirty-first endings pass: an API's removal and a clien
     assert.equal(await door.relayed.server.clients.get('app-31-client'), undefined, 'the client was deleted');
     assert.equal((await operator('DELETE', '/clients/app-31-client')).status, 404, 'the deletion sent again: no such client');
     await eventually(async () => assert.equal(await refused(token), true, "the thief's token through the deleted client"), 60, 500);
+  });
+
+  it("a leaked secret rotated without grace, the rotation cut off after the new secret was written and not sent again: the token a thief got with the leaked secret meanwhile is refused on the revocation list (it lived on before; a change sent again ends nothing: the record holds it already)", async () => {
+    const VAULT = 'https://vault.thirty-one.example.test';
+    await door.relayed.server.apis.add({ identifier: VAULT, scopes: ['vault:read'], format: 'jwt' });
+    const service = { id: 'svc-31', secret: 'svc-31-secret-of-the-thirty-first-endings-pass-with-plenty-of-entropy' };
+    await door.relayed.server.clients.add({ client_id: service.id, client_secret: service.secret, grant_types: ['client_credentials'], redirect_uris: [], response_types: [] });
+    await door.relayed.server.apis.grant(service.id, VAULT, { scopes: ['vault:read'] });
+    // A routine rotation first (with its grace): the service's secret now, which leaks.
+    const routine = await operator('POST', `/clients/${service.id}/secret`);
+    assert.equal(routine.status, 200);
+    const leaked = { id: service.id, secret: ((await routine.json()) as { client_secret: string }).client_secret };
+    // Held at the new secret's write (after the ending before it); the thief gets a token with the leaked secret meanwhile.
+    const token = await cutAfterWrite(
+      scriptOnExactly(`oidc:Client:${service.id}`),
+      () => operator('POST', `/clients/${service.id}/secret`, { previous_secret_valid_for: 0 }),
+      async () => {
+        await untilSecond(epochSeconds() + 1);
+        return clientCredentialsToken(door.other.url, leaked, VAULT, 'vault:read');
+      },
+    );
+    await assert.rejects(clientCredentialsToken(door.other.url, leaked, VAULT, 'vault:read'), /invalid_client/, 'the new secret was written: the leaked one is refused');
+    await eventually(async () => assert.equal(await refused(token), true, "the thief's token got with the leaked secret"), 60, 500);
+  });
+
+  it("a client's grant at an API revoked (its secret leaked), the revocation cut off after it was written and not sent again: the token a thief got with the grant meanwhile is refused on the revocation list (it lived on before; the revocation sent again finds no grant)", async () => {
+    const LOCKER = 'https://locker.thirty-one.example.test';
+    await door.relayed.server.apis.add({ identifier: LOCKER, scopes: ['locker:read'], format: 'jwt' });
+    const service = { id: 'svc-31-grant', secret: 'svc-31-grant-secret-of-the-thirty-first-endings-pass-with-entropy' };
+    await door.relayed.server.clients.add({ client_id: service.id, client_secret: service.secret, grant_types: ['client_credentials'], redirect_uris: [], response_types: [] });
+    await door.relayed.server.apis.grant(service.id, LOCKER, { scopes: ['locker:read'] });
+    const grant = `/clients/${service.id}/grants/${encodeURIComponent(LOCKER)}`;
+    // Held at the grants' write (after the ending before it); the thief gets a token with the grant meanwhile.
+    const token = await cutAfterWrite(scriptOnExactly(`api-grants:${service.id}`), () => operator('DELETE', grant), async () => {
+      await untilSecond(epochSeconds() + 1);
+      return clientCredentialsToken(door.other.url, service, LOCKER, 'locker:read');
+    });
+    assert.equal(await door.relayed.server.apis.grantAt(service.id, LOCKER), undefined, 'the grant was revoked');
+    assert.equal((await operator('DELETE', grant)).status, 404, 'the revocation sent again: no such grant');
+    await eventually(async () => assert.equal(await refused(token), true, "the thief's token got with the revoked grant"), 60, 500);
   });
 });

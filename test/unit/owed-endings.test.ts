@@ -23,6 +23,9 @@ describe('owed endings', () => {
       // An API's removal, a client's deletion: their tokens.
       { api: 'https://api.example.test' },
       { client: 'app-1' },
+      { clientGrants: 'svc', from: { 'https://api.example.test': { scopes: ['read', 'write'], introspect: true } }, to: { 'https://api.example.test': { scopes: ['read'], introspect: true } } },
+      { clientGrants: 'svc', from: { 'https://api.example.test': { scopes: ['read'] } }, to: {} },
+      { client: 'app-1', from: { client_id: 'app-1', client_secret_digest: 'a' }, to: { client_id: 'app-1', client_secret_digest: 'b' } },
     ];
     for (const ending of endings) assert.deepEqual(OwedEndings.parse(kept(ending)), ending);
   });
@@ -41,6 +44,13 @@ describe('owed endings', () => {
       kept({ client: null }),
       kept({ api: 'https://api.example.test', sub: 'alice' }),
       kept({ r: 'only' }),
+      kept({ client: 'app-1', from: { client_id: 'app-1' } }),
+      kept({ client: 'app-1', from: 'app-1', to: { client_id: 'app-1' } }),
+      kept({ client: 'app-1', from: [], to: { client_id: 'app-1' } }),
+      kept({ clientGrants: 'svc', from: { 'https://api.example.test': { scopes: ['read'] } } }),
+      kept({ clientGrants: 'svc', from: { 'https://api.example.test': { scopes: 'read' } }, to: {} }),
+      kept({ clientGrants: 'svc', from: { 'https://api.example.test': null }, to: {} }),
+      kept({ clientGrants: 7, from: {}, to: {} }),
       kept({ sub: 'alice', except: 'uid-1', changed: { kind: 'everything' } }),
       kept({ sub: 'alice', except: 'uid-1', changed: { kind: 'passkey' } }),
       kept({ sub: 'alice', except: 'uid-1', changed: { kind: 'link', id: 7 } }),
