@@ -227,7 +227,8 @@ export async function heldByApiNow(apis: Apis, token: { readonly aud?: unknown; 
  * refreshes narrowed (refresh-rotation.ts) and the account's claims withheld (id-token-claims.ts),
  * and no resource server reading `scope` at introspection is told the token still holds the rest.
  * A client_credentials token is bounded by its operator grant instead (mayIntrospect). A client
- * that is gone is answered by the revocation list, not here; one that cannot be loaded holds nothing.
+ * that is gone is answered by the revocation list, and holds nothing here either (for the moment its
+ * deletion's ending may wait for the sweep); nor does one that cannot be loaded.
  */
 export async function heldByClientNow(
   provider: Provider,
@@ -245,8 +246,11 @@ export async function heldByClientNow(
     if (isStoreOutage(error)) throw error;
     return false;
   }
+  // Gone (a deletion cut off after its record went, its ending owed to the sweep): the engine's
+  // introspection would read the gone client's subject type next (a 500).
+  if (!client) return false;
   // A person's token of a client deleted since, whose id was given again, is not the new client's.
-  if (predatesClient(client?.clientIdIssuedAt, token.iat)) return false;
+  if (predatesClient(client.clientIdIssuedAt, token.iat)) return false;
   const scopes = token.scope.split(' ').filter(Boolean);
   // A refresh token stays good while its client may keep offline access (its refresh is narrowed to
   // what is left), and while its sign-in is as strong as its client requires now (patches/step-up.ts).

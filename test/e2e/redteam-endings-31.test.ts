@@ -25,7 +25,7 @@ import { eventually } from '../helpers/eventually.js';
 import { twoInstancesBehindOneDoor } from '../helpers/front-door.js';
 import { commandsIn } from '../helpers/relay.js';
 import { signInSteps, startAuthorization } from '../helpers/sign-in.js';
-import { clientCredentialsToken, machineClient } from '../helpers/tokens.js';
+import { basic, clientCredentialsToken, machineClient } from '../helpers/tokens.js';
 import { epochSeconds, untilSecond } from '../../src/clock.js';
 
 const PASSWORD = 'thirty-first endings pass test password';
@@ -173,5 +173,26 @@ describe("e2e: red team, thirty-first endings pass: an API's removal, a client's
     assert.equal(await door.relayed.server.apis.grantAt(service.id, LOCKER), undefined, 'the grant was revoked');
     assert.equal((await operator('DELETE', grant)).status, 404, 'the revocation sent again: no such grant');
     await eventually(async () => assert.equal(await refused(token), true, "the thief's token got with the revoked grant"), 60, 500);
+  });
+
+  it("in the moment a deletion cut off leaves before the sweep ends what it owes (the client's record gone, its person's grant not yet revoked), the API introspecting the person's token is told inactive (a 500 before: the engine read the gone client)", async () => {
+    const DESK = 'https://desk.thirty-one.example.test';
+    await door.relayed.server.apis.add({ identifier: DESK, scopes: ['notes:read'], format: 'opaque' });
+    const desk = { id: 'desk-31', secret: 'desk-31-secret-of-the-thirty-first-endings-pass-with-plenty-of-entropy' };
+    await door.relayed.server.clients.add({ client_id: desk.id, client_secret: desk.secret, grant_types: ['client_credentials'], redirect_uris: [], response_types: [] });
+    await door.relayed.server.apis.grant(desk.id, DESK, { scopes: ['notes:read'], introspect: true });
+    const app = await storedApp('app-31-gone');
+    await routeTo(door.other.url);
+    const agent = new Agent();
+    const { page, verifier } = await startAuthorization(agent, app, REDIRECT, { scope: SCOPE, resource: DESK });
+    const done = await signInSteps(agent, page, { username: 'yara', password: PASSWORD, consent: 'required', stopAt: REDIRECT });
+    const { access_token: token } = await oidc.authorizationCodeGrant(app, new URL(done.url), { pkceCodeVerifier: verifier }, { resource: DESK });
+    const introspected = () => fetch(`${door.other.url}/token/introspection`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(desk) }, body: new URLSearchParams({ token }) });
+    assert.equal(((await (await introspected()).json()) as { active: boolean }).active, true, 'the API takes the token');
+    // The record gone and nothing else yet, as a deletion cut off after its write leaves it until the sweep.
+    await door.relayed.server.kv.del(['oidc:Client:app-31-gone']);
+    const answer = await introspected();
+    assert.equal(answer.status, 200, `introspection answered ${answer.status}`);
+    assert.deepEqual(await answer.json(), { active: false });
   });
 });
