@@ -168,9 +168,9 @@ async function endSessionsWithGrants(opened: Opened | undefined, kv: Kv, setting
 /**
  * What an operator's change ends, kept as owed until done (accounts/owed-endings.ts): a command cut
  * off after its write (exit 1) is finished by a running server's sweep. Undefined when no server
- * ever ran (`opened` undefined: no sessions either). `throughUpstream`: what an upstream's removal ends.
+ * ever ran (`opened` undefined: no sessions either).
  */
-async function owedEndingsOn(opened: Opened | undefined, kv: Kv, settings: Config, throughUpstream?: (id: string) => Promise<number>) {
+async function owedEndingsOn(opened: Opened | undefined, kv: Kv, settings: Config) {
   if (!opened) return undefined;
   const [{ OwedEndings }, { OwedKeeper }, { SessionCredentials }, grants, consents] = await Promise.all([
     import('./accounts/owed-endings.js'),
@@ -180,7 +180,7 @@ async function owedEndingsOn(opened: Opened | undefined, kv: Kv, settings: Confi
     consentsOn(kv, settings),
   ]);
   const credentials = new SessionCredentials(kv, settings.ttl.session);
-  return new OwedEndings({ keeper: new OwedKeeper(kv, settings.ttl), sessions: opened.sessions, credentials, grants, consents, ...(throughUpstream ? { throughUpstream } : {}) });
+  return new OwedEndings({ keeper: new OwedKeeper(kv, settings.ttl), sessions: opened.sessions, credentials, grants, consents });
 }
 
 type Opened = Awaited<ReturnType<typeof sessionsOn>>;
@@ -709,7 +709,9 @@ const actions: Record<string, Action> = {
         peopleLinked: async (upstream) => (opened ? links.peopleLinkedTo(upstream) : []),
         endSignedInThrough: (sub, upstream) => opened!.sessions.endSignedInWith(sub, credentials, throughUpstream(upstream), endGrant, undefined, consents),
       });
-      const owed = (await owedEndingsOn(opened, kv, settings, endThrough)) ?? { owe: async () => undefined, drop: async () => {} };
+      // Kept owed until done: a running server's sweep finishes a removal cut off (none ever ran: nothing to end).
+      const { OwedKeeper } = await import('./store/due-endings.js');
+      const owed = opened ? new OwedKeeper(kv, settings.ttl) : { owe: async () => undefined, drop: async () => {} };
       const ended = await removeUpstream(id, { upstreams: new Upstreams(kv, settings.keys.secrets), endThrough, owed, recordIssuer: (upstream, issuer) => links.recordIssuer(upstream, issuer) });
       console.log(`removed upstream ${id}; ended ${ended} session${ended === 1 ? '' : 's'} signed in through it`);
     }),
