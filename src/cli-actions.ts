@@ -172,15 +172,21 @@ async function endSessionsWithGrants(opened: Opened | undefined, kv: Kv, setting
  */
 async function owedEndingsOn(opened: Opened | undefined, kv: Kv, settings: Config) {
   if (!opened) return undefined;
-  const [{ OwedEndings }, { OwedKeeper }, { SessionCredentials }, grants, consents] = await Promise.all([
+  const [{ OwedEndings }, keeper, { SessionCredentials }, grants, consents] = await Promise.all([
     import('./accounts/owed-endings.js'),
-    import('./store/due-endings.js'),
+    owedKeeperOn(kv, settings),
     import('./accounts/session-credentials.js'),
     grantRevocation(kv, settings),
     consentsOn(kv, settings),
   ]);
   const credentials = new SessionCredentials(kv, settings.ttl.session);
-  return new OwedEndings({ keeper: new OwedKeeper(kv, settings.ttl), sessions: opened.sessions, credentials, grants, consents });
+  return new OwedEndings({ keeper, sessions: opened.sessions, credentials, grants, consents });
+}
+
+/** Keeps what a command ends owed while it runs: a running server's sweep finishes one cut off (store/due-endings.ts, which loads the engine's adapter: only commands that end something load it). */
+async function owedKeeperOn(kv: Kv, settings: Config): Promise<KeepsOwed> {
+  const { OwedKeeper } = await import('./store/due-endings.js');
+  return new OwedKeeper(kv, settings.ttl);
 }
 
 type Opened = Awaited<ReturnType<typeof sessionsOn>>;
@@ -462,9 +468,7 @@ const actions: Record<string, Action> = {
 
   'apis remove': async (identifier: string) =>
     withStore(async (kv, settings) => {
-      // The store's timers load the engine's adapter: only this command needs them.
-      const { OwedKeeper } = await import('./store/due-endings.js');
-      await apisOn(kv, settings, new OwedKeeper(kv, settings.ttl)).remove(identifier);
+      await apisOn(kv, settings, await owedKeeperOn(kv, settings)).remove(identifier);
       console.log(`removed API ${identifier}`);
     }),
 
@@ -492,7 +496,7 @@ const actions: Record<string, Action> = {
 
   'apis revoke': async (options: { client: string; api: string; scope?: string[] }) =>
     withStore(async (kv, settings) => {
-      const grant = await apisOn(kv, settings).revoke(options.client, options.api, scopesOf(options.scope));
+      const grant = await apisOn(kv, settings, await owedKeeperOn(kv, settings)).revoke(options.client, options.api, scopesOf(options.scope));
       print({ client_id: options.client, api: options.api, ...(grant ?? { revoked: true }) });
     }),
 
@@ -710,8 +714,7 @@ const actions: Record<string, Action> = {
         endSignedInThrough: (sub, upstream) => opened!.sessions.endSignedInWith(sub, credentials, throughUpstream(upstream), endGrant, undefined, consents),
       });
       // Kept owed until done: a running server's sweep finishes a removal cut off (none ever ran: nothing to end).
-      const { OwedKeeper } = await import('./store/due-endings.js');
-      const owed = opened ? new OwedKeeper(kv, settings.ttl) : { owe: async () => undefined, drop: async () => {} };
+      const owed = opened ? await owedKeeperOn(kv, settings) : { owe: async () => undefined, drop: async () => {} };
       const ended = await removeUpstream(id, { upstreams: new Upstreams(kv, settings.keys.secrets), endThrough, owed, recordIssuer: (upstream, issuer) => links.recordIssuer(upstream, issuer) });
       console.log(`removed upstream ${id}; ended ${ended} session${ended === 1 ? '' : 's'} signed in through it`);
     }),

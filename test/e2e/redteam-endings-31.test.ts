@@ -22,6 +22,7 @@ import { decodeJwt, decodeProtectedHeader } from 'jose';
 import * as oidc from 'openid-client';
 import { Agent, answerAt } from '../helpers/agent.js';
 import { eventually } from '../helpers/eventually.js';
+import { latchkey, type Run } from '../helpers/process.js';
 import { twoInstancesBehindOneDoor } from '../helpers/front-door.js';
 import { commandsIn } from '../helpers/relay.js';
 import { signInSteps, startAuthorization } from '../helpers/sign-in.js';
@@ -65,7 +66,7 @@ describe("e2e: red team, thirty-first endings pass: an API's removal, a client's
    * The operator's request held at its write (`at`), while `meanwhile` runs; then Redis is cut off
    * at the request's next write, not run: the answer, 503.
    */
-  async function cutAfterWrite<T>(at: (chunk: string) => boolean, request: () => Promise<Response>, meanwhile: () => Promise<T>): Promise<T> {
+  async function cutAfterWrite<T>(at: (chunk: string) => boolean, request: () => Promise<Response | Run>, meanwhile: () => Promise<T>): Promise<T> {
     await routeTo(door.relayed.server.url);
     const held = await door.relayed.relay.hold(at, request);
     const done = await meanwhile();
@@ -73,7 +74,9 @@ describe("e2e: red team, thirty-first endings pass: an API's removal, a client's
     const cut = door.relayed.relay.cut(writes, { answered: false });
     const first = await answer;
     await cut;
-    assert.equal(first.status, 503, `the change cut off after its write: ${first.status}`);
+    // Said not done: a 503, or the command's non-zero exit.
+    if (first instanceof Response) assert.equal(first.status, 503, `the change cut off after its write: ${first.status}`);
+    else assert.notEqual(first.status, 0, `the command cut off after its write exited 0: ${first.stdout}`);
     await eventually(async () => assert.equal((await fetch(`${door.relayed.server.url}/readyz`)).status, 200));
     return done;
   }
@@ -172,6 +175,20 @@ describe("e2e: red team, thirty-first endings pass: an API's removal, a client's
     });
     assert.equal(await door.relayed.server.apis.grantAt(service.id, LOCKER), undefined, 'the grant was revoked');
     assert.equal((await operator('DELETE', grant)).status, 404, 'the revocation sent again: no such grant');
+    await eventually(async () => assert.equal(await refused(token), true, "the thief's token got with the revoked grant"), 60, 500);
+  });
+
+  it("the same revocation by `latchkey apis revoke`, cut off after it was written (exit 1) and not run again: a running server's sweep ends the thief's token", async () => {
+    const SAFE = 'https://safe.thirty-one.example.test';
+    await door.relayed.server.apis.add({ identifier: SAFE, scopes: ['safe:read'], format: 'jwt' });
+    const service = { id: 'svc-31-cli', secret: 'svc-31-cli-secret-of-the-thirty-first-endings-pass-with-entropy' };
+    await door.relayed.server.clients.add({ client_id: service.id, client_secret: service.secret, grant_types: ['client_credentials'], redirect_uris: [], response_types: [] });
+    await door.relayed.server.apis.grant(service.id, SAFE, { scopes: ['safe:read'] });
+    const token = await cutAfterWrite(scriptOnExactly(`api-grants:${service.id}`), () => latchkey(door.relayed.relayedEnv, ['apis', 'revoke', '--client', service.id, '--api', SAFE]), async () => {
+      await untilSecond(epochSeconds() + 1);
+      return clientCredentialsToken(door.other.url, service, SAFE, 'safe:read');
+    });
+    assert.equal(await door.relayed.server.apis.grantAt(service.id, SAFE), undefined, 'the grant was revoked');
     await eventually(async () => assert.equal(await refused(token), true, "the thief's token got with the revoked grant"), 60, 500);
   });
 
