@@ -112,14 +112,15 @@ async function withStore<T>(run: (kv: Kv, settings: Config) => Promise<T>, needs
   await kv.close();
 }
 
-function revocationList(kv: Kv, settings: Config): RevocationList {
-  return new RevocationList(kv, { skew: CLOCK_TOLERANCE, accessTokenLifetime: longestAccessTokenLifetime(settings), grantLifetime: settings.ttl.grant });
+/** The revocation list; `owed`: keeps a person's ending owed while it runs (commands that end a person's tokens: owedKeeperOn). */
+function revocationList(kv: Kv, settings: Config, owed?: KeepsOwed): RevocationList {
+  return new RevocationList(kv, { skew: CLOCK_TOLERANCE, accessTokenLifetime: longestAccessTokenLifetime(settings), grantLifetime: settings.ttl.grant, ...(owed ? { owed } : {}) });
 }
 
 /** Revoking grants goes through the oidc-provider adapter, so it is loaded only when needed. */
 async function grantRevocation(kv: Kv, settings: Config): Promise<GrantRevocation> {
   const { GrantRevocation } = await import('./revocation/grants.js');
-  return new GrantRevocation(kv, revocationList(kv, settings));
+  return new GrantRevocation(kv, revocationList(kv, settings, await owedKeeperOn(kv, settings)));
 }
 
 /**
@@ -335,7 +336,7 @@ function setUserDisabled(username: string, disabled: boolean): Promise<void> {
     // Disabling ends everything issued to the person up to now in its own write, one entry
     // first (accounts.ts endedAt): what follows, grant by grant and session by session, may
     // fail half-way and leave none of it working, enabled again or not.
-    const account = await new Accounts(kv, settings.accounts.argon2).setDisabled(username, disabled, revocationList(kv, settings));
+    const account = await new Accounts(kv, settings.accounts.argon2).setDisabled(username, disabled, revocationList(kv, settings, disabled ? await owedKeeperOn(kv, settings) : undefined));
     if (disabled) {
       // The remembered consents go too: enabled again, the person is asked by each app, and an
       // app someone else consented to in their name while the account was taken gets no code silently.
@@ -580,7 +581,7 @@ const actions: Record<string, Action> = {
         // refresh token issued to the person up to now (accounts.ts grantsEndedAt, a sub entry on the
         // list and feed), so that a failure half-way through the grants leaves none of them working.
         await revocation.forgetConsentsOf(account!.sub, consents);
-        const ended = await new Accounts(kv, settings.accounts.argon2).endGrants(account!.sub, revocationList(kv, settings));
+        const ended = await new Accounts(kv, settings.accounts.argon2).endGrants(account!.sub, revocationList(kv, settings, await owedKeeperOn(kv, settings)));
         const revoked = await revocation.revokeAccount(account!.sub);
         if (ended) await untilEndingPassed(ended);
         print({ sub: account!.sub, username: account!.username, revoked });
@@ -625,7 +626,7 @@ const actions: Record<string, Action> = {
       const opened = options.keepSessions ? undefined : await sessionsOn(kv, settings);
       // Unless kept, everything issued to the person up to now ends with the password's write, one
       // entry first (accounts.ts endedAt): a failure of what follows leaves none of it working.
-      const changed = await accounts.setPassword(username, password, options.keepSessions ? undefined : revocationList(kv, settings));
+      const changed = await accounts.setPassword(username, password, options.keepSessions ? undefined : revocationList(kv, settings, await owedKeeperOn(kv, settings)));
       // An operator sets a password for someone who lost theirs, or whose account was taken: a
       // session signed in with the old one (a thief's) and the refresh tokens it got must not outlive it,
       // nor a consent given in the person's name (first, as grants revoke does: no grant is made from it again).
@@ -651,7 +652,7 @@ const actions: Record<string, Action> = {
       // Disabled first (nothing more is issued to them), everything they hold ended, and only then
       // the account deleted: a failure half-way leaves a disabled account to remove again, where a
       // deleted one left their tokens and sessions with no command to end them.
-      const account = await accounts.setDisabled(username, true, revocationList(kv, settings));
+      const account = await accounts.setDisabled(username, true, revocationList(kv, settings, await owedKeeperOn(kv, settings)));
       await factors.reset(account.sub);
       await (await grantRevocation(kv, settings)).revokeAccount(account.sub);
       await opened?.sessions.endAll(account.sub);

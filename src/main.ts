@@ -8,7 +8,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
 import type { Provider } from 'oidc-provider';
-import { Accounts } from './accounts/accounts.js';
+import { Accounts, finishPersonEnding } from './accounts/accounts.js';
 import { Apis } from './apis/apis.js';
 import { AccountSessions, throughUpstream } from './accounts/sessions.js';
 import { endingsThrough } from './upstreams/removal.js';
@@ -301,7 +301,8 @@ export async function serve(config: Config, logger: Logger = createLogger(config
     endSignedInThrough: (sub, upstream) => sessions.endSignedInWith(sub, credentials, throughUpstream(upstream), endGrantWithConsent, undefined, consents),
   });
   // What a removed credential, a changed password, an operator's reset, an upstream's or an API's
-  // removal or a client's deletion or change ends, finished by the sweep when its request was cut off.
+  // removal, a client's deletion or change or a person's ending ends, finished by the sweep when its
+  // request was cut off.
   const owed = new OwedEndings({
     keeper: owedKeeper,
     sessions,
@@ -311,6 +312,7 @@ export async function serve(config: Config, logger: Logger = createLogger(config
     throughUpstream: endThroughUpstream,
     apiEnding: (ending) => apis.finishOwed(ending),
     clientEnding,
+    personEnding: (ending) => finishPersonEnding(revocations, ending),
   });
   // The admin API and the feed take a DPoP-bound token only with its key's proof.
   const senderConstraint = new SenderConstraint(kv, CLOCK_TOLERANCE);

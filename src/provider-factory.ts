@@ -35,9 +35,9 @@ import { FederatedSessions } from './upstreams/sessions.js';
 /** For the server (again at each ring change), and for CLI commands that validate client metadata, store tokens or end sessions. */
 export function providerFactory(config: Config, kv: Kv, metrics?: Metrics) {
   const accounts = new Accounts(kv, config.accounts.argon2);
-  const revocations = new RevocationList(kv, { skew: CLOCK_TOLERANCE, accessTokenLifetime: longestAccessTokenLifetime(config), grantLifetime: config.ttl.grant });
-  // An API's removal and a client's deletion are kept owed while they run (accounts/owed-endings.ts).
+  // What a change ends between two writes (a person's, an API's, a client's) is kept owed while it runs (accounts/owed-endings.ts).
   const owed = new OwedKeeper(kv, config.ttl);
+  const revocations = new RevocationList(kv, { skew: CLOCK_TOLERANCE, accessTokenLifetime: longestAccessTokenLifetime(config), grantLifetime: config.ttl.grant, owed });
   const apis = new Apis(kv, {
     builtin: builtinResourceServers(config),
     configured: config.resourceServers,

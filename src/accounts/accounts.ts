@@ -15,6 +15,7 @@ import argon2 from 'argon2';
 import { epochSeconds as now, untilSecond } from '../clock.js';
 import { getViaInTurn, type Kv } from '../store/kv.js';
 import { ACCOUNT_PREFIX, ACCOUNTS_KEY, accountKey, SKELETONS_INDEXED_KEY, usernameKey, usernameSkeletonKey } from '../store/keys.js';
+import type { KeepsOwed } from '../store/due-endings.js';
 import { processArgon2Slots, type Argon2Slots } from './argon2-slots.js';
 import { enforceUsername, legacyUsernameForm, MAX_USERNAME_LENGTH, nonAscii, usernameSkeleton, usernameSkeletons } from './usernames.js';
 import { weakPassword } from './weak-passwords.js';
@@ -67,11 +68,32 @@ export interface Account {
 /** What records, before anything else, that every token issued to a person up to now has ended (revocation/list.ts). */
 export interface SubjectEndings {
   revokeSubject(sub: string): Promise<unknown>;
+  /** Keeps the ending owed while the account's write between its two entries runs (OwedPersonEnding). */
+  readonly owed?: KeepsOwed | undefined;
 }
 
 /** What records, before anything else, that every token issued to a person for one client up to now has ended (revocation/list.ts). */
 export interface ClientGrantEndings {
   revokeWithdrawn(sub: string, clientId: string): Promise<unknown>;
+  readonly owed?: KeepsOwed | undefined;
+}
+
+/**
+ * A person's ending (every token of theirs, or of theirs for one client: `withdrawnFrom`) kept owed
+ * while the account's write between its two revocation-list entries runs: cut off after the write
+ * (503), a token issued between the two entries was on no entry, and a change sent again may find
+ * nothing to do (a password already set, grants already revoked). The sweep writes the entry once
+ * more (finishPersonEnding); had the write not been made, that ends their tokens up to then: more,
+ * never less.
+ */
+export interface OwedPersonEnding {
+  readonly personEnded: string;
+  readonly withdrawnFrom?: string;
+}
+
+/** An owed person's ending, finished: the revocation list's entry written once more, up to now. */
+export function finishPersonEnding(endings: SubjectEndings & ClientGrantEndings, { personEnded, withdrawnFrom }: OwedPersonEnding): Promise<unknown> {
+  return withdrawnFrom === undefined ? endings.revokeSubject(personEnded) : endings.revokeWithdrawn(personEnded, withdrawnFrom);
 }
 
 /** The person's cutoff for one client's tokens, consents and grants (clientGrantsEndedAt), if any. */
@@ -492,11 +514,12 @@ export class Accounts {
    * by one afterwards; a failure half-way leaves none of them working. Undefined for no such person.
    */
   async endGrants(sub: string, endings: SubjectEndings): Promise<Account | undefined> {
+    const owed = await endings.owed?.owe({ personEnded: sub } satisfies OwedPersonEnding);
     await endings.revokeSubject(sub);
     const ended = await this.#update(sub, (stored) => ({ ...stored, grantsEndedAt: Math.max(now(), stored.grantsEndedAt ?? 0) }));
-    if (!ended) return undefined;
-    await endings.revokeSubject(sub);
-    return ended.account;
+    if (ended) await endings.revokeSubject(sub);
+    await endings.owed?.drop(owed);
+    return ended?.account;
   }
 
   /**
@@ -509,15 +532,16 @@ export class Accounts {
    * cutoff's epoch seconds (for untilEndingPassed), undefined for no such person.
    */
   async endClientGrants(sub: string, clientId: string, endings: ClientGrantEndings, keep: number): Promise<number | undefined> {
+    const owed = await endings.owed?.owe({ personEnded: sub, withdrawnFrom: clientId } satisfies OwedPersonEnding);
     await endings.revokeWithdrawn(sub, clientId);
     const at = now();
     const ended = await this.#update(sub, (stored) => {
       const kept = Object.entries(stored.clientGrantsEndedAt ?? {}).filter(([id, when]) => id !== clientId && when + keep >= at);
       return { ...stored, clientGrantsEndedAt: Object.fromEntries([...kept, [clientId, Math.max(at, clientCutoff(stored, clientId) ?? 0)]]) };
     });
-    if (!ended) return undefined;
-    await endings.revokeWithdrawn(sub, clientId);
-    return clientCutoff(ended.account, clientId);
+    if (ended) await endings.revokeWithdrawn(sub, clientId);
+    await endings.owed?.drop(owed);
+    return ended ? clientCutoff(ended.account, clientId) : undefined;
   }
 
   /**
@@ -537,9 +561,11 @@ export class Accounts {
       await untilEndingPassed(account);
       return write(() => undefined);
     }
+    const owed = await endings.owed?.owe({ personEnded: account.sub } satisfies OwedPersonEnding);
     await endings.revokeSubject(account.sub);
     const next = await write((stored) => Math.max(now(), stored.endedAt ?? 0));
     await endings.revokeSubject(account.sub);
+    await endings.owed?.drop(owed);
     return next;
   }
 

@@ -26,12 +26,15 @@
  * finished here through the functions the server gives (apis.ts finishOwed, store/adapter.ts
  * finishClientEnding), which end nothing when an API or a client of the identifier is there again
  * (added since: its own addition ended the removed one's tokens again), or a change was never
- * written. So does a change of a client's grants at APIs that takes something away (revoked).
+ * written. So does a change of a client's grants at APIs that takes something away (revoked), and a
+ * person's ending by an account write between two revocation-list entries (accounts.ts: disabled,
+ * a password set by an operator, grants revoked, an app's access withdrawn).
  */
 import type { GrantRevocation } from '../revocation/grants.js';
 import type { KeepsOwed } from '../store/due-endings.js';
 import type { OwedClientEnding } from '../store/adapter.js';
 import { isClientGrants, type OwedApiEnding } from '../apis/apis.js';
+import type { OwedPersonEnding } from './accounts.js';
 import type { SessionCredentials } from './session-credentials.js';
 import { withSecondFactor, type AccountSessions, type ForgetsConsentsGivenWith, type SignedInWith } from './sessions.js';
 import type { RememberedConsents } from './page/apps-section.js';
@@ -52,9 +55,10 @@ export type Changed =
  * An ending owed: the person's, what changed, and the session that changed it (which stays; none
  * for an operator's change); or an upstream's removal (what it signed in, everyone's); or an API's
  * removal (every token for it), or a change of a client's grants there (what it took); or a client's
- * deletion or change (what it ends of the client's).
+ * deletion or change (what it ends of the client's); or a person's ending (every token of theirs, or
+ * of theirs for one client: accounts.ts).
  */
-export type OwedEnding = { readonly sub: string; readonly changed: Changed; readonly except?: string } | { readonly upstream: string } | OwedApiEnding | OwedClientEnding;
+export type OwedEnding = { readonly sub: string; readonly changed: Changed; readonly except?: string } | { readonly upstream: string } | OwedApiEnding | OwedClientEnding | OwedPersonEnding;
 
 const KINDS: ReadonlySet<string> = new Set(['passkey', 'totp', 'recovery-codes', 'link', 'second-factors', 'password']);
 
@@ -88,6 +92,8 @@ interface Options {
   readonly apiEnding?: (ending: OwedApiEnding) => Promise<unknown>;
   /** What a client's deletion or change ends, unless it was never written (store/adapter.ts finishClientEnding). */
   readonly clientEnding?: (ending: OwedClientEnding) => Promise<unknown>;
+  /** A person's ending's revocation-list entry, once more (accounts.ts finishPersonEnding). */
+  readonly personEnding?: (ending: OwedPersonEnding) => Promise<unknown>;
 }
 
 const isRecord = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
@@ -120,10 +126,11 @@ export class OwedEndings {
 
   /** The ending, run on what is there now; how many sessions it ended (none for an API's or a client's: tokens). */
   async finish(ending: OwedEnding): Promise<number> {
-    const { sessions, credentials, consents, throughUpstream, apiEnding, clientEnding } = this.#options;
+    const { sessions, credentials, consents, throughUpstream, apiEnding, clientEnding, personEnding } = this.#options;
     if ('upstream' in ending) return given(throughUpstream, "an upstream's removal")(ending.upstream);
     if ('api' in ending || 'clientGrants' in ending) return given(apiEnding, "an API's removal or a change of a client's grants")(ending).then(() => 0);
     if ('client' in ending) return given(clientEnding, "a client's deletion or change")(ending).then(() => 0);
+    if ('personEnded' in ending) return given(personEnding, "a person's ending")(ending).then(() => 0);
     const { sub, changed, except } = ending;
     if (changed.kind === 'password') return this.#signOutOthers(sub, except);
     return sessions.endSignedInWith(sub, credentials, signedInWith(changed), this.#revokeGrant, except, consents);
@@ -132,7 +139,7 @@ export class OwedEndings {
   /** An owed ending as kept (DueEndings.owe), or undefined when it is not one. */
   static parse(member: string): OwedEnding | undefined {
     try {
-      const { sub, changed, except, upstream, api, clientGrants, client, from, to } = JSON.parse(member) as {
+      const { sub, changed, except, upstream, api, clientGrants, client, from, to, personEnded, withdrawnFrom } = JSON.parse(member) as {
         sub?: unknown;
         changed?: { kind?: unknown; id?: unknown };
         except?: unknown;
@@ -142,11 +149,17 @@ export class OwedEndings {
         client?: unknown;
         from?: unknown;
         to?: unknown;
+        personEnded?: unknown;
+        withdrawnFrom?: unknown;
       };
       if (sub === undefined && changed === undefined) {
         if (typeof upstream === 'string') return { upstream };
         if (typeof api === 'string') return { api };
         if (typeof clientGrants === 'string') return isClientGrants(from) && isClientGrants(to) ? { clientGrants, from, to } : undefined;
+        if (typeof personEnded === 'string') {
+          if (withdrawnFrom === undefined) return { personEnded };
+          return typeof withdrawnFrom === 'string' ? { personEnded, withdrawnFrom } : undefined;
+        }
         if (typeof client !== 'string') return undefined;
         // A change names the client's record before and after, both; a deletion neither.
         if (from === undefined && to === undefined) return { client };

@@ -228,6 +228,7 @@ export class BackchannelDelivery {
       : 'api' in ending ? { api: ending.api, changed: 'api' }
       : 'clientGrants' in ending ? { client_id: ending.clientGrants, changed: 'client-grants' }
       : 'client' in ending ? { client_id: ending.client, changed: ending.from ? 'client-change' : 'client-deletion' }
+      : 'personEnded' in ending ? { sub: ending.personEnded, changed: ending.withdrawnFrom === undefined ? 'person' : 'withdrawn', ...(ending.withdrawnFrom !== undefined && { client_id: ending.withdrawnFrom }) }
       : { sub: ending.sub, changed: ending.changed.kind };
     logger.info({ event: 'account.owed_ending_finished', ...what, sessions_signed_out: ended }, 'an ending a change cut off owed is finished');
   }

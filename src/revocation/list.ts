@@ -92,6 +92,7 @@ import { createHash } from 'node:crypto';
 import { epochSeconds } from '../clock.js';
 import { LOG_ID, type CachedReads, type Kv, type LogEntry } from '../store/kv.js';
 import { LIFETIMES_KEY, LIFETIMES_PREFIX, STORE_EPOCH_KEY, lifetimeKey, OPERATOR_ENDINGS_KEY, REVOCATION_FEED_KEY, REVOKED_API_PREFIX, REVOKED_API_SCOPE_PREFIX, REVOKED_CLIENT_GRANT_PREFIX, REVOKED_CLIENT_PREFIX, REVOKED_DELEGATED_PREFIX, REVOKED_KID_PREFIX, REVOKED_NARROWED_PREFIX, revokedApiKey, revokedApiScopeKey, revokedClientGrantKey, revokedClientKey, revokedDelegatedKey, endedGrantKey, revokedGrantKey, revokedJtiKey, revokedKidKey, revokedNarrowedKey, revokedSubjectKey, withdrawnKey } from '../store/keys.js';
+import type { KeepsOwed } from '../store/due-endings.js';
 
 /**
  * How long the store's epoch is kept (seconds): as the revocation list, with a TTL, so that a store
@@ -197,6 +198,11 @@ export interface RevocationListOptions {
   readonly accessTokenLifetime: number;
   /** The longest lifetime of a grant (and so of its refresh tokens), in seconds: how long a delegated mark is kept. Default: accessTokenLifetime. */
   readonly grantLifetime?: number;
+  /**
+   * Keeps a person's ending owed while the account write between its two entries runs (accounts.ts
+   * #endingEverything: one cut off after the write is finished by the sweep); without it, nothing is.
+   */
+  readonly owed?: KeepsOwed;
 }
 
 /** Whether a token issued at `iat` (epoch seconds; anything else counts as before) is at or before a mark (epoch seconds), if there is one. */
@@ -233,8 +239,12 @@ export class RevocationList {
   readonly #lifetime: number;
   readonly #grantLifetime: number;
 
-  constructor(kv: Kv, { skew, accessTokenLifetime, grantLifetime }: RevocationListOptions) {
+  /** Keeps a person's ending owed while it runs (RevocationListOptions.owed). */
+  readonly owed: KeepsOwed | undefined;
+
+  constructor(kv: Kv, { skew, accessTokenLifetime, grantLifetime, owed }: RevocationListOptions) {
     this.#kv = kv;
+    this.owed = owed;
     this.#rareMarks = kv.cachedReads?.([REVOKED_CLIENT_PREFIX, REVOKED_KID_PREFIX, REVOKED_CLIENT_GRANT_PREFIX, REVOKED_API_PREFIX, REVOKED_API_SCOPE_PREFIX, OPERATOR_ENDINGS_KEY, REVOKED_DELEGATED_PREFIX, REVOKED_NARROWED_PREFIX, LIFETIMES_PREFIX, STORE_EPOCH_KEY]) ?? kv;
     this.#skew = skew;
     this.#lifetime = accessTokenLifetime;

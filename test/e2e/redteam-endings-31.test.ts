@@ -10,9 +10,10 @@
  * itself and follows the revocation feed, until it expired. A client's change has the shape too (a
  * leaked secret rotated without grace ends the client's own tokens before the write and once more
  * after), and a change sent again ends nothing (the record holds it already); so does a client's
- * grant at an API revoked (sent again: no such grant). Now each keeps that ending as owed before
- * anything ends (apis/apis.ts remove and #change, store/adapter.ts destroy and changeClient), and
- * the sweep finishes it.
+ * grant at an API revoked (sent again: no such grant), and a person's ending by an account write
+ * between two revocation-list entries (disabled, say). Now each keeps that ending as owed before
+ * anything ends (apis/apis.ts remove and #change, store/adapter.ts destroy and changeClient,
+ * accounts/accounts.ts), and the sweep finishes it.
  *
  * Performed through one front door to two instances on one Redis (test/helpers/front-door.ts): the
  * operator's, whose Redis traffic goes through a relay the test holds and cuts, and the thief's.
@@ -37,7 +38,7 @@ const WRITES = /^(evalsha|eval|set|del|unlink|sadd|srem|zadd|zrem|xadd|hset|hdel
 
 const writes = (chunk: string) => commandsIn(chunk).some(([name = '']) => WRITES.test(name));
 
-describe("e2e: red team, thirty-first endings pass: an API's removal, a client's deletion, a client's change and a client's API grant revoked, cut off by Redis after their write, not sent again", function () {
+describe("e2e: red team, thirty-first endings pass: an API's removal, a client's deletion or change, a client's API grant revoked and a person disabled, cut off by Redis after their write, not sent again", function () {
   this.timeout(120_000);
   // Sweeps come often: the owed ending is finished a few seconds after it is due (OWED_S).
   const door = twoInstancesBehindOneDoor({ BACKCHANNEL_SWEEP_INTERVAL: '0.5' }, [machineClient(OPS, { scope: 'admin' })]);
@@ -211,5 +212,27 @@ describe("e2e: red team, thirty-first endings pass: an API's removal, a client's
     const answer = await introspected();
     assert.equal(answer.status, 200, `introspection answered ${answer.status}`);
     assert.deepEqual(await answer.json(), { active: false });
+  });
+
+  it("a person disabled by an operator (their password leaked), cut off after the account was written and not sent again: the access token a thief refreshed meanwhile is refused on the revocation list (it lived on before)", async () => {
+    const FILES = 'https://files.thirty-one.example.test';
+    await door.relayed.server.apis.add({ identifier: FILES, scopes: ['notes:read'], format: 'jwt' });
+    const { sub } = await door.relayed.server.accounts.create('zora', PASSWORD);
+    const app = await storedApp('app-31-person');
+    // The thief signed in with the leaked password, with offline access, before the operator acts.
+    await routeTo(door.other.url);
+    const thief = new Agent();
+    const { page, verifier } = await startAuthorization(thief, app, REDIRECT, { scope: SCOPE, resource: FILES });
+    const done = await signInSteps(thief, page, { username: 'zora', password: PASSWORD, consent: 'required', stopAt: REDIRECT });
+    const { refresh_token: refresh } = await oidc.authorizationCodeGrant(app, new URL(done.url), { pkceCodeVerifier: verifier }, { resource: FILES });
+    assert.ok(refresh, 'offline access');
+    // Held at the account's write (after the revocation list's entry before it); the thief refreshes meanwhile.
+    const token = await cutAfterWrite(scriptOnExactly(`account:${sub}`), () => operator('POST', '/users/zora/disable'), async () => {
+      await untilSecond(epochSeconds() + 1);
+      await routeTo(door.other.url);
+      return (await oidc.refreshTokenGrant(app, refresh, { resource: FILES })).access_token;
+    });
+    assert.equal((await door.relayed.server.accounts.findByUsername('zora'))?.disabled, true, 'the person was disabled');
+    await eventually(async () => assert.equal(await refused(token), true, "the thief's token refreshed as the person was disabled"), 60, 500);
   });
 });

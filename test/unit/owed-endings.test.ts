@@ -25,6 +25,9 @@ describe('owed endings', () => {
       { client: 'app-1' },
       { clientGrants: 'svc', from: { 'https://api.example.test': { scopes: ['read', 'write'], introspect: true } }, to: { 'https://api.example.test': { scopes: ['read'], introspect: true } } },
       { clientGrants: 'svc', from: { 'https://api.example.test': { scopes: ['read'] } }, to: {} },
+      // A person's ending: every token of theirs, or of theirs for one client.
+      { personEnded: 'alice' },
+      { personEnded: 'alice', withdrawnFrom: 'app-1' },
       { client: 'app-1', from: { client_id: 'app-1', client_secret_digest: 'a' }, to: { client_id: 'app-1', client_secret_digest: 'b' } },
     ];
     for (const ending of endings) assert.deepEqual(OwedEndings.parse(kept(ending)), ending);
@@ -51,6 +54,8 @@ describe('owed endings', () => {
       kept({ clientGrants: 'svc', from: { 'https://api.example.test': { scopes: 'read' } }, to: {} }),
       kept({ clientGrants: 'svc', from: { 'https://api.example.test': null }, to: {} }),
       kept({ clientGrants: 7, from: {}, to: {} }),
+      kept({ personEnded: 7 }),
+      kept({ personEnded: 'alice', withdrawnFrom: 7 }),
       kept({ sub: 'alice', except: 'uid-1', changed: { kind: 'everything' } }),
       kept({ sub: 'alice', except: 'uid-1', changed: { kind: 'passkey' } }),
       kept({ sub: 'alice', except: 'uid-1', changed: { kind: 'link', id: 7 } }),
