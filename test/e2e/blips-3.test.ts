@@ -18,7 +18,7 @@ import { Agent } from '../helpers/agent.js';
 import { eventually, pastOutages } from '../helpers/eventually.js';
 import { latchkey } from '../helpers/process.js';
 import { type RedisServer } from '../helpers/redis.js';
-import { commandsIn, scriptOn, startRelayedServer, type Relay, type RelayedServer } from '../helpers/relay.js';
+import { hasWrite, scriptOn, startRelayedServer, type Relay, type RelayedServer } from '../helpers/relay.js';
 import { developerSignIn } from '../helpers/developer.js';
 import { initialAccessToken } from '../helpers/operator.js';
 import { signInSteps, startAuthorization } from '../helpers/sign-in.js';
@@ -31,9 +31,6 @@ const REDIRECT = 'https://app.example.test/callback';
 const RS = { id: 'api', secret: 'api-resource-server-secret-with-entropy-012345' };
 const OPS = { id: 'ops', secret: 'ops-client-secret-with-plenty-of-entropy-0123456789' };
 
-/** Commands that may write (a script may be a read too: counted all the same). */
-const WRITES = /^(evalsha|eval|set|del|unlink|sadd|srem|zadd|zrem|xadd|hset|hdel|expire|pexpire|incr|incrby|decr|publish)$/i;
-const writes = (chunk: string) => commandsIn(chunk).some(([name = '']) => WRITES.test(name));
 
 /** What an ending answered: done, or said not done (503 with Retry-After, a non-zero exit). */
 type Outcome = 'done' | 'not done';
@@ -178,7 +175,7 @@ describe('e2e: third blips pass: an ending whose Redis connection is cut after e
       // A CLI's own start-up writes are not counted: from its first write that names `from` on (when given).
       const from = options.from?.({ app, sub });
       let counting = from === undefined;
-      const kth = (chunk: string) => writes(chunk) && (counting ||= chunk.includes(from!)) && ++seen === k;
+      const kth = (chunk: string) => hasWrite(chunk) && (counting ||= chunk.includes(from!)) && ++seen === k;
       if (options.blip === 'pause') {
         // The k-th write and what follows wait in a paused Redis's socket, past the command timeout.
         void relay.holdFrom(kth).then(() => {

@@ -24,7 +24,7 @@ import { Agent, postToAccount } from '../helpers/agent.js';
 import { eventually, pastOutages } from '../helpers/eventually.js';
 import { startLogoutReceiver, type LogoutReceiver } from '../helpers/logout-receiver.js';
 import { latchkey } from '../helpers/process.js';
-import { commandsIn, scriptOn, startRelayedServer, type RelayedServer } from '../helpers/relay.js';
+import { commandsIn, scriptOn, startRelayedServer, WRITE_COMMANDS, type RelayedServer } from '../helpers/relay.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { signInSteps, startAuthorization } from '../helpers/sign-in.js';
 import { createResourceServer, type ResourceServer } from '../../src/resource-server/index.js';
@@ -390,8 +390,7 @@ describe('e2e: red team, twenty-fifth endings pass: latchkey grants revoke --cli
    * back-channel timers alone ({bc}: the sweep's claims, every 0.2 s), though a session's ending
    * drops its timer in the same chunk.
    */
-  const WRITES = /^(evalsha|eval|set|del|unlink|sadd|srem|zadd|zrem|xadd|hset|hdel|expire|pexpire|incr|incrby|decr|publish)$/i;
-  const writes = (chunk: string) => commandsIn(chunk).some(([name = '', ...words]) => WRITES.test(name) && !words.some((word) => word.includes('{bc}')));
+  const writes = (chunk: string) => commandsIn(chunk).some(([name = '', ...words]) => WRITE_COMMANDS.test(name) && !words.some((word) => word.includes('{bc}')));
   let receiver: LogoutReceiver;
   let relayed: RelayedServer;
   let helper: ResourceServer;

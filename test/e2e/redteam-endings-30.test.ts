@@ -20,9 +20,8 @@ import { Agent, answerAt as answerAtRedirect, type Page } from '../helpers/agent
 import { eventually } from '../helpers/eventually.js';
 import { startFakeUpstream } from '../helpers/fake-upstream.js';
 import { twoInstancesBehindOneDoor } from '../helpers/front-door.js';
-import { commandsIn } from '../helpers/relay.js';
 import { authenticatorAdded, signedInToAccountPage, signInSteps, startAuthorization, totpCode as codeFor } from '../helpers/sign-in.js';
-import { clientCredentialsToken, machineClient } from '../helpers/tokens.js';
+import { machineClient } from '../helpers/tokens.js';
 import { Upstreams } from '../../src/upstreams/registry.js';
 
 const PASSWORD = 'thirtieth endings pass test password';
@@ -31,10 +30,8 @@ const APP = { id: 'app-30', secret: 'thirtieth-endings-app-secret-with-plenty-of
 const OPS = { id: 'ops-30', secret: 'thirtieth-endings-ops-secret-with-plenty-of-entropy-0123' };
 const UPSTREAM_SECRET = 'thirtieth-endings-upstream-secret-with-plenty-of-entropy';
 const SCOPE = 'openid offline_access';
-const WRITES = /^(evalsha|eval|set|del|unlink|sadd|srem|zadd|zrem|xadd|hset|hdel|expire|pexpire|incr|incrby|decr|publish)$/i;
 
 const answerAt = (page: Page): string => answerAtRedirect(page, REDIRECT);
-const writes = (chunk: string) => commandsIn(chunk).some(([name = '']) => WRITES.test(name));
 
 describe("e2e: red team, thirtieth endings pass: an operator's change cut off by Redis after its write, not sent again", function () {
   this.timeout(120_000);
@@ -44,7 +41,7 @@ describe("e2e: red team, thirtieth endings pass: an operator's change cut off by
   ];
   // Sweeps come often: the owed ending is finished a few seconds after it is due (OWED_S).
   const door = twoInstancesBehindOneDoor({ BACKCHANNEL_SWEEP_INTERVAL: '0.5', OUTBOUND_ALLOW_PRIVATE_NETWORKS: 'true' }, clients);
-  const { routeTo } = door;
+  const { routeTo, cutAfterWrite, delOfExactly } = door;
   let app: oidc.Configuration;
   let fake: Awaited<ReturnType<typeof startFakeUpstream>>;
 
@@ -55,32 +52,8 @@ describe("e2e: red team, thirtieth endings pass: an operator's change cut off by
   });
   after(() => fake?.close());
 
-  /** A trigger: the first chunk with a `command` on exactly `key` (under the server's prefix). */
-  const commandOnExactly = (command: string, key: string) => (chunk: string) =>
-    commandsIn(chunk).some(([name = '', ...words]) => name.toLowerCase() === command && words.includes(`${door.relayed.server.config.redis.keyPrefix}${key}`));
-
   /** The operator's admin API request, at the relayed instance. */
-  async function operator(method: string, path: string): Promise<Response> {
-    const token = await clientCredentialsToken(door.relayed.server.url, OPS, `${door.balancer.url}/admin`, 'admin');
-    return fetch(`${door.relayed.server.url}/admin${path}`, { method, headers: { authorization: `Bearer ${token}` } });
-  }
-
-  /**
-   * The operator's request held at its write (`at`), while `meanwhile` runs; then Redis is cut off
-   * at the request's next write, not run: the answer, 503.
-   */
-  async function cutAfterWrite<T>(at: (chunk: string) => boolean, request: () => Promise<Response>, meanwhile: () => Promise<T>): Promise<T> {
-    await routeTo(door.relayed.server.url);
-    const held = await door.relayed.relay.hold(at, request);
-    const done = await meanwhile();
-    const answer = held.release();
-    const cut = door.relayed.relay.cut(writes, { answered: false });
-    const first = await answer;
-    await cut;
-    assert.equal(first.status, 503, `the change cut off after its write: ${first.status}`);
-    await eventually(async () => assert.equal((await fetch(`${door.relayed.server.url}/readyz`)).status, 200));
-    return done;
-  }
+  const operator = (method: string, path: string) => door.operator(OPS, method, path);
 
   /** The thief signs in to the app at the other instance, `first` answering Latchkey's first page: a browser and its tokens. */
   async function thiefSignsIn(first: (thief: Agent, page: Page) => Promise<Page>, params: Record<string, string> = {}) {
@@ -111,7 +84,7 @@ describe("e2e: red team, thirtieth endings pass: an operator's change cut off by
       return thief.submit(factor, '/second-factor', { method: 'totp', code: codeFor(secret) });
     });
     // Held at the reset's write (the factors' record deleted), which goes on; the ending after it is not run.
-    await cutAfterWrite(commandOnExactly('del', `mfa:${sub}`), () => operator('POST', `/users/${username}/mfa/reset`), async () => undefined);
+    await cutAfterWrite(delOfExactly(`mfa:${sub}`), () => operator('POST', `/users/${username}/mfa/reset`), async () => undefined);
     assert.equal((await door.relayed.server.secondFactors.records.read(sub)).totp, undefined, 'the factors were reset');
     await endedWithoutRetry(stolen);
   });
@@ -123,7 +96,7 @@ describe("e2e: red team, thirtieth endings pass: an operator's change cut off by
     // Held at the upstream's removal (its record deleted), after the ending before it; the thief
     // signs in through it meanwhile at the other instance, which still trusts it.
     const signedIn = await cutAfterWrite(
-      commandOnExactly('del', 'upstream:corp'),
+      delOfExactly('upstream:corp'),
       () => operator('DELETE', '/upstreams/corp'),
       () => thiefSignsIn(async (_thief, page) => page, { upstream: 'corp' }),
     );

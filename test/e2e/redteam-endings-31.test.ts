@@ -23,9 +23,8 @@ import { decodeJwt, decodeProtectedHeader } from 'jose';
 import * as oidc from 'openid-client';
 import { Agent, answerAt } from '../helpers/agent.js';
 import { eventually } from '../helpers/eventually.js';
-import { latchkey, type Run } from '../helpers/process.js';
+import { latchkey } from '../helpers/process.js';
 import { twoInstancesBehindOneDoor } from '../helpers/front-door.js';
-import { commandsIn } from '../helpers/relay.js';
 import { signInSteps, startAuthorization } from '../helpers/sign-in.js';
 import { basic, clientCredentialsToken, machineClient } from '../helpers/tokens.js';
 import { epochSeconds, untilSecond } from '../../src/clock.js';
@@ -34,53 +33,20 @@ const PASSWORD = 'thirty-first endings pass test password';
 const REDIRECT = 'https://app.example.test/callback';
 const OPS = { id: 'ops-31', secret: 'thirty-first-endings-ops-secret-with-plenty-of-entropy-012' };
 const SCOPE = 'openid offline_access notes:read';
-const WRITES = /^(evalsha|eval|set|del|unlink|sadd|srem|zadd|zrem|xadd|hset|hdel|expire|pexpire|incr|incrby|decr|publish)$/i;
-
-const writes = (chunk: string) => commandsIn(chunk).some(([name = '']) => WRITES.test(name));
 
 describe("e2e: red team, thirty-first endings pass: an API's removal, a client's deletion or change, a client's API grant revoked and a person disabled, cut off by Redis after their write, not sent again", function () {
   this.timeout(120_000);
   // Sweeps come often: the owed ending is finished a few seconds after it is due (OWED_S).
   const door = twoInstancesBehindOneDoor({ BACKCHANNEL_SWEEP_INTERVAL: '0.5' }, [machineClient(OPS, { scope: 'admin' })]);
-  const { routeTo } = door;
+  const { routeTo, cutAfterWrite, delOfExactly, scriptOnExactly } = door;
 
   before(async () => {
     await door.relayed.server.apis.grant(OPS.id, `${door.balancer.url}/admin`, { scopes: ['admin'] });
     await door.relayed.server.accounts.create('yara', PASSWORD);
   });
 
-  /** A trigger: the first chunk with a `command` on exactly `key` (under the server's prefix). */
-  const commandOnExactly = (command: string, key: string) => (chunk: string) =>
-    commandsIn(chunk).some(([name = '', ...words]) => name.toLowerCase() === command && words.includes(`${door.relayed.server.config.redis.keyPrefix}${key}`));
-
-  /** A trigger: the first chunk running a script (store/redis.ts's compare-and-replace, say) on exactly `key`. */
-  const scriptOnExactly = (key: string) => (chunk: string) =>
-    commandsIn(chunk).some(([name = '', ...words]) => /^eval(sha)?$/i.test(name) && words.includes(`${door.relayed.server.config.redis.keyPrefix}${key}`));
-
   /** The operator's admin API request, at the relayed instance. */
-  async function operator(method: string, path: string, body?: object): Promise<Response> {
-    const token = await clientCredentialsToken(door.relayed.server.url, OPS, `${door.balancer.url}/admin`, 'admin');
-    return fetch(`${door.relayed.server.url}/admin${path}`, { method, headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/json' } : {}) }, ...(body ? { body: JSON.stringify(body) } : {}) });
-  }
-
-  /**
-   * The operator's request held at its write (`at`), while `meanwhile` runs; then Redis is cut off
-   * at the request's next write, not run: the answer, 503.
-   */
-  async function cutAfterWrite<T>(at: (chunk: string) => boolean, request: () => Promise<Response | Run>, meanwhile: () => Promise<T>): Promise<T> {
-    await routeTo(door.relayed.server.url);
-    const held = await door.relayed.relay.hold(at, request);
-    const done = await meanwhile();
-    const answer = held.release();
-    const cut = door.relayed.relay.cut(writes, { answered: false });
-    const first = await answer;
-    await cut;
-    // Said not done: a 503, or the command's non-zero exit.
-    if (first instanceof Response) assert.equal(first.status, 503, `the change cut off after its write: ${first.status}`);
-    else assert.notEqual(first.status, 0, `the command cut off after its write exited 0: ${first.stdout}`);
-    await eventually(async () => assert.equal((await fetch(`${door.relayed.server.url}/readyz`)).status, 200));
-    return done;
-  }
+  const operator = (method: string, path: string, body?: object) => door.operator(OPS, method, path, body);
 
   /** An app stored at runtime (so that it can be deleted), and its relying party. */
   async function storedApp(id: string): Promise<oidc.Configuration> {
@@ -115,7 +81,7 @@ describe("e2e: red team, thirty-first endings pass: an API's removal, a client's
     const app = await storedApp('app-31-api');
     // Held at the API's deletion, after the ending before it; the thief gets a token for it meanwhile.
     const token = await cutAfterWrite(
-      commandOnExactly('del', `api:${NOTES}`),
+      delOfExactly(`api:${NOTES}`),
       () => operator('DELETE', `/apis/${encodeURIComponent(NOTES)}`),
       () => thiefGetsToken(app, NOTES),
     );
@@ -130,7 +96,7 @@ describe("e2e: red team, thirty-first endings pass: an API's removal, a client's
     const app = await storedApp('app-31-client');
     // Held at the client's deletion, after the ending before it; the thief signs in to it meanwhile.
     const token = await cutAfterWrite(
-      commandOnExactly('del', 'oidc:Client:app-31-client'),
+      delOfExactly('oidc:Client:app-31-client'),
       () => operator('DELETE', '/clients/app-31-client'),
       () => thiefGetsToken(app, LEDGER),
     );

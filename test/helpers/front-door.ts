@@ -5,14 +5,17 @@
  * `clients`; the issuer is the front door's. Call it inside a describe: it adds that describe's
  * before and after hooks, and its getters answer once they ran.
  */
+import assert from 'node:assert/strict';
 import { dirname } from 'node:path';
 import * as oidc from 'openid-client';
 import { answerAt, type Agent } from './agent.js';
 import { startBalancer, type Balancer } from './balancer.js';
 import { eventually } from './eventually.js';
-import { commandsIn, startRelayedServer, type RelayedServer } from './relay.js';
+import type { Run } from './process.js';
+import { commandsIn, hasWrite, startRelayedServer, type RelayedServer } from './relay.js';
 import { startServer, type TestServer } from './server.js';
 import { startAuthorization } from './sign-in.js';
+import { clientCredentialsToken, type ClientCredentials } from './tokens.js';
 
 export function twoInstancesBehindOneDoor(env: Record<string, string>, clients: readonly Record<string, unknown>[]) {
   let balancer: Balancer;
@@ -31,6 +34,12 @@ export function twoInstancesBehindOneDoor(env: Record<string, string>, clients: 
     await balancer?.close();
   });
 
+  /** New connections go to `url`; open ones stay with their instance (a held request among them). */
+  async function routeTo(url: string) {
+    balancer.route(url, { drain: true });
+    await eventually(() => fetch(`${balancer.url}/healthz`, { headers: { connection: 'close' } }), 5, 0);
+  }
+
   return {
     get balancer() {
       return balancer;
@@ -41,11 +50,7 @@ export function twoInstancesBehindOneDoor(env: Record<string, string>, clients: 
     get other() {
       return other;
     },
-    /** New connections go to `url`; open ones stay with their instance (a held request among them). */
-    async routeTo(url: string) {
-      balancer.route(url, { drain: true });
-      await eventually(() => fetch(`${balancer.url}/healthz`, { headers: { connection: 'close' } }), 5, 0);
-    },
+    routeTo,
     /**
      * What a browser's session (`agent`'s, its silent request for `app` to `redirect`), its refresh
      * token and its access token get now, at the other instance: the error or 'code', 'refreshed'
@@ -60,6 +65,33 @@ export function twoInstancesBehindOneDoor(env: Record<string, string>, clients: 
       );
       const userinfo = await fetch(`${balancer.url}/me`, { headers: { authorization: `Bearer ${tokens.access_token}`, connection: 'close' } });
       return { silent, refreshed, userinfo: userinfo.status };
+    },
+    /** A trigger: a DEL of exactly `key` (under the relayed server's prefix). */
+    delOfExactly: (key: string) => (chunk: string) => commandsIn(chunk).some(([name = '', ...words]) => name.toLowerCase() === 'del' && words.includes(`${relayed.server.config.redis.keyPrefix}${key}`)),
+    /** An operator's admin API request at the relayed instance, with a token `ops` got for the admin API. */
+    async operator(ops: ClientCredentials, method: string, path: string, body?: object): Promise<Response> {
+      const token = await clientCredentialsToken(relayed.server.url, ops, `${balancer.url}/admin`, 'admin');
+      const json = body ? { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) } : undefined;
+      return fetch(`${relayed.server.url}/admin${path}`, { method, ...json, headers: { authorization: `Bearer ${token}`, ...json?.headers } });
+    },
+    /**
+     * `request` at the relayed instance (new connections routed there), held at its write (`at`)
+     * while `meanwhile` runs (a thief at the other instance, say); then Redis is cut off at the
+     * request's next write, not run: said not done (a 503, a command's non-zero exit). What
+     * `meanwhile` gave, once the relayed instance is ready again.
+     */
+    async cutAfterWrite<T>(at: (chunk: string) => boolean, request: () => Promise<Response | Run>, meanwhile: () => Promise<T>): Promise<T> {
+      await routeTo(relayed.server.url);
+      const held = await relayed.relay.hold(at, request);
+      const done = await meanwhile();
+      const answer = held.release();
+      const cut = relayed.relay.cut(hasWrite, { answered: false });
+      const first = await answer;
+      await cut;
+      if (first instanceof Response) assert.equal(first.status, 503, `the change cut off after its write: ${first.status}`);
+      else assert.notEqual(first.status, 0, `the command cut off after its write exited 0: ${first.stdout}`);
+      await eventually(async () => assert.equal((await fetch(`${relayed.server.url}/readyz`)).status, 200));
+      return done;
     },
     /** A trigger: a script whose KEYS hold exactly `key` (under the relayed server's prefix). */
     scriptOnExactly: (key: string) => (chunk: string) =>

@@ -47,6 +47,12 @@ export interface Relay {
   close(): void;
 }
 
+/** Commands that may write (a script may be a read too: counted all the same). */
+export const WRITE_COMMANDS = /^(evalsha|eval|set|del|unlink|sadd|srem|zadd|zrem|xadd|hset|hdel|expire|pexpire|incr|incrby|decr|publish)$/i;
+
+/** Whether a chunk holds a command that may write (WRITE_COMMANDS): a trigger to hold or cut at. */
+export const hasWrite = (chunk: string): boolean => commandsIn(chunk).some(([name = '']) => WRITE_COMMANDS.test(name));
+
 /** The commands in a chunk (RESP arrays of bulk strings, as ioredis sends them), each as its words. */
 export function commandsIn(chunk: string): string[][] {
   const commands: string[][] = [];
