@@ -57,8 +57,11 @@
  */
 import { hash, randomBytes } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
-import { errors, Provider, type Adapter, type AdapterPayload, type KoaContextWithOIDC } from 'oidc-provider';
+import type { Adapter, AdapterPayload, KoaContextWithOIDC } from 'oidc-provider';
+// The engine's errors module, not the engine (see engine-request.ts): the same classes it throws.
+import { InvalidGrant, InvalidRequestUri } from 'oidc-provider/lib/helpers/errors.js';
 import type { ConsumeOutcome, Kv, StoredRecord } from './kv.js';
+import { engineRequest } from './engine-request.js';
 import { epochSeconds } from '../clock.js';
 import {
   OIDC_CLIENTS_KEY,
@@ -258,7 +261,7 @@ type Holding = { [DEFERRED]?: Deferred | undefined };
 
 /** The token request in progress (oidc-provider's context), where consumption is deferred. */
 function tokenRequest(): object | undefined {
-  const ctx = Provider.ctx;
+  const ctx = engineRequest();
   return ctx?.oidc?.route === 'token' ? ctx : undefined;
 }
 
@@ -273,14 +276,14 @@ function tokenRequest(): object | undefined {
  */
 const DEFERRING_ROUTES = new Set(['token', 'authorization', 'resume', 'device_resume']);
 function deferringRequest(): object | undefined {
-  const ctx = Provider.ctx;
+  const ctx = engineRequest();
   const route = ctx?.oidc?.route;
   return route !== undefined && DEFERRING_ROUTES.has(route) ? ctx : undefined;
 }
 
 /** The record key of the registration access token an RFC 7592 deletion in progress presented. */
 function presentedRegistrationToken(): string | undefined {
-  const ctx = Provider.ctx;
+  const ctx = engineRequest();
   const token = ctx?.oidc?.route === 'client_delete' ? (ctx.oidc.entities as { RegistrationAccessToken?: { jti?: unknown } }).RegistrationAccessToken : undefined;
   return typeof token?.jti === 'string' ? recordKey('RegistrationAccessToken', token.jti) : undefined;
 }
@@ -310,7 +313,7 @@ type ReadingAs = { [READ_AS]?: Map<string, string> };
 
 /** Keeps what the request in progress read at `key`. */
 function readFor(key: string, text: string): void {
-  const request = Provider.ctx as ReadingAs | undefined;
+  const request = engineRequest() as ReadingAs | undefined;
   if (request) (request[READ_AS] ??= new Map()).set(key, text);
 }
 
@@ -319,7 +322,7 @@ function readFor(key: string, text: string): void {
  * second write of the same request (held back with the first, sent after it) replaces the first's.
  */
 function readAs(key: string, written: string): string | undefined {
-  const read = (Provider.ctx as ReadingAs | undefined)?.[READ_AS];
+  const read = (engineRequest() as ReadingAs | undefined)?.[READ_AS];
   const text = read?.get(key);
   if (text !== undefined) read!.set(key, written);
   return text;
@@ -331,13 +334,13 @@ type Taking = { [TAKEN]?: string | undefined };
 
 /** The revocation request in progress (oidc-provider's context). */
 function revocationRequest(): KoaContextWithOIDC | undefined {
-  const ctx = Provider.ctx;
+  const ctx = engineRequest();
   return ctx?.oidc?.route === 'revocation' ? ctx : undefined;
 }
 
 /** Whether the request in progress deleted `key` already as it found it; forgets it (once). */
 function tookAlready(key: string): boolean {
-  const request = Provider.ctx as Taking | undefined;
+  const request = engineRequest() as Taking | undefined;
   if (request?.[TAKEN] !== key) return false;
   request[TAKEN] = undefined;
   return true;
@@ -562,7 +565,7 @@ class KvAdapter implements Adapter {
    * it is not read yet (a code issued here: what it names is known before it is read), read with them.
    */
   private readAheadFor(payload: Names, own?: string) {
-    if (!this.kv.readAhead || !GRANTABLE.has(this.model) || Provider.ctx?.oidc?.route !== 'token') return;
+    if (!this.kv.readAhead || !GRANTABLE.has(this.model) || engineRequest()?.oidc?.route !== 'token') return;
     const records = payload.grantId ? [recordKey('Grant', payload.grantId)] : [];
     if (own !== undefined) records.push(own);
     this.kv.readAhead({
@@ -706,7 +709,7 @@ class KvAdapter implements Adapter {
    * invalid_grant (RFC 6749 §4.1.2.1), and the engine's own check says invalid_request_uri.
    */
   private replayed(description: string): Error {
-    return this.model === 'PushedAuthorizationRequest' ? new errors.InvalidRequestUri(description) : new errors.InvalidGrant(description);
+    return this.model === 'PushedAuthorizationRequest' ? new InvalidRequestUri(description) : new InvalidGrant(description);
   }
 
   /**

@@ -20,16 +20,11 @@
  * (a microtask), rather than one command each: what a command costs the process (ioredis's command
  * object, its timer, its reply) is then paid once. A lone read goes out as itself.
  */
-// The engine's AsyncLocalStorage (what Provider.ctx reads), not the engine itself: the store is
-// loaded by every CLI command, which never runs the engine and would pay a third of its start for it.
-import requests from 'oidc-provider/lib/helpers/als.js';
 import { delegate } from './delegate.js';
+import { engineRequest } from './engine-request.js';
 import type { Kv, ReadResults, ReadsAhead, StoredRecord } from './kv.js';
 
 type Pending = Map<string, Promise<unknown>>;
-
-/** The request in progress: oidc-provider's (its Koa context, from its AsyncLocalStorage). */
-const providerRequest = () => requests.getStore() as object | undefined;
 
 const STRING = 's:';
 const RECORD = 'r:';
@@ -49,7 +44,7 @@ interface Batch {
   readonly fail: ((error: unknown) => void)[];
 }
 
-export function withReadAhead<T extends Kv>(kv: T, request: () => object | undefined = providerRequest): T & WithReadAhead {
+export function withReadAhead<T extends Kv>(kv: T, request: () => object | undefined = engineRequest): T & WithReadAhead {
   const byRequest = new WeakMap<object, Pending>();
   // The tick's batch, when the store reads many in one command.
   let batch: Batch | undefined;

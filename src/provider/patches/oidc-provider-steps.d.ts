@@ -17,11 +17,17 @@ declare module 'oidc-provider/lib/helpers/keystore.js' {
     selectForVerify(options: unknown): unknown[];
   }
 }
-/** The engine's request context (lib/helpers/als.js), which Provider.ctx reads: see store/read-ahead.ts. */
+/** The engine's request context (lib/helpers/als.js), which Provider.ctx reads: see store/engine-request.ts. */
 declare module 'oidc-provider/lib/helpers/als.js' {
   import type { AsyncLocalStorage } from 'node:async_hooks';
   const requests: AsyncLocalStorage<unknown>;
   export default requests;
+}
+/** The engine's errors (lib/helpers/errors.js, what its `errors` export is): see store/adapter.ts. */
+declare module 'oidc-provider/lib/helpers/errors.js' {
+  import type { errors } from 'oidc-provider';
+  export const InvalidGrant: typeof errors.InvalidGrant;
+  export const InvalidRequestUri: typeof errors.InvalidRequestUri;
 }
 /** The engine's router (lib/helpers/router.js): see cors-header-scan.ts. */
 declare module 'oidc-provider/lib/helpers/router.js' {
