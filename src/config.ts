@@ -502,9 +502,12 @@ export function envWarnings(env: NodeJS.ProcessEnv = process.env, dir = join(ROO
     const prefix = `${envName(path.slice(0, -1))}_`;
     groups.set(prefix, [...(groups.get(prefix) ?? []), envName(path)]);
   }
-  const closest = (name: string, among: readonly string[]) => {
+  const knownNames = [...knownSet];
+  /** The candidate nearest `name`; with `within`, only one that is at most that far (a distance is at least the lengths' difference, so the rest are not measured). */
+  const closest = (name: string, among: readonly string[], within = Infinity) => {
     let best: { name: string; distance: number } | undefined;
     for (const candidate of among) {
+      if (Math.abs(candidate.length - name.length) > within) continue;
       const distance = editDistance(candidate, name, true);
       if (!best || distance < best.distance) best = { name: candidate, distance };
     }
@@ -520,8 +523,9 @@ export function envWarnings(env: NodeJS.ProcessEnv = process.env, dir = join(ROO
     else if (unprefixed !== upper && knownSet.has(unprefixed)) meant = unprefixed;
     else if (REDIS_URL_PARTS.test(upper)) meant = 'REDIS_URL (redis://user:password@host:port)';
     else {
-      const near = closest(unprefixed, [...knownSet]);
-      if (near && near.distance <= (unprefixed.length <= 5 ? 1 : 2)) meant = near.name;
+      const within = unprefixed.length <= 5 ? 1 : 2;
+      const near = closest(unprefixed, knownNames, within);
+      if (near && near.distance <= within) meant = near.name;
       else {
         const group = [...groups.keys()].filter((prefix) => unprefixed.startsWith(prefix)).sort((a, b) => b.length - a.length)[0];
         if (group) meant = closest(unprefixed, groups.get(group)!)!.name;
