@@ -63,7 +63,7 @@ import { announceServer, evictingStore, servedElsewhere, unreachableStore } from
 import { openStore, type Kv } from './store/index.js';
 import { isStoreOutage } from './store/outage.js';
 import { inBatches } from './store/kv.js';
-import { AdapterIndexes } from './store/adapter.js';
+import { AdapterIndexes } from './store/adapter-indexes.js';
 
 export interface Running {
   /** Where it listens, e.g. http://127.0.0.1:3000 (not the issuer, which may be a proxy's URL). */

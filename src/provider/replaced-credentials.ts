@@ -19,7 +19,7 @@
  */
 import { calculateJwkThumbprint, type JWK } from 'jose';
 import { previousSecret } from '../registration/clients.js';
-import { secretDigestOf } from '../store/adapter.js';
+import { secretDigestOf } from '../store/record-keys.js';
 import type { Kv } from '../store/kv.js';
 
 type Metadata = Record<string, unknown>;

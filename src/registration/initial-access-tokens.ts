@@ -40,7 +40,7 @@ import { jsonError } from '../http/errors.js';
 import type { Kv } from '../store/kv.js';
 import { initialAccessTokenClaimKey } from '../store/keys.js';
 import { scoped } from '../http/layers.js';
-import { AdapterIndexes } from '../store/adapter.js';
+import { AdapterIndexes } from '../store/adapter-indexes.js';
 import { storeMilliseconds } from '../clock.js';
 import { StoreBehind } from '../store/outage.js';
 

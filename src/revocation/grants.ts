@@ -8,7 +8,8 @@
  * oidc-provider's own revocations (refresh token reuse, code replay, end_session, the revocation
  * endpoint) reach the list through the adapter's revokeByGrantId hook, set up in provider.ts.
  */
-import { adapterFactory, AdapterIndexes, type GrantOwner } from '../store/adapter.js';
+import { adapterFactory } from '../store/adapter.js';
+import { AdapterIndexes, type GrantOwner } from '../store/adapter-indexes.js';
 import type { Kv } from '../store/kv.js';
 import type { RevocationList } from './list.js';
 import { epochSeconds, untilSecond } from '../clock.js';

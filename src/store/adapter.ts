@@ -29,7 +29,7 @@
  *   oidc:initial-access-tokens
  *                           set of the digests of outstanding initial access tokens (expiring with the
  *                           longest), so that an operator can list and revoke them
- * Bearer values are kept under their digest (DIGESTED: initial and registration access tokens,
+ * Bearer values are kept under their digest (record-keys.ts DIGESTED: initial and registration access tokens,
  * opaque access, client_credentials and refresh tokens, authorization codes, session ids, device
  * codes), as
  * oidc:<Model>:sha256:<digest>, the record without its jti (find gives it back), and a grant's index
@@ -39,7 +39,7 @@
  * by its value: a read or consumption that finds nothing under the digest tries the value next (one
  * round trip more, on a miss only); a deletion deletes both keys in one round trip. A session's
  * indexes (its uid's, its person's) and a device code's (its user code's) hold the digest, so a
- * record found through them has no id here: the engine is given a handle (HANDLE) that names the
+ * record found through them has no id here: the engine is given a handle (record-keys.ts HANDLE) that names the
  * digest within this process only. An Interaction is kept without the session id the engine
  * copies into it, and with the digest of the device code it names (interactionText). A user code
  * stays a key name: it is no bearer credential (entering it approves the device with the
@@ -55,13 +55,14 @@
  * out on the account page, its person disabled, a password change, a logout) and saves it as it
  * answers would otherwise write it back to life.
  */
-import { hash, randomBytes } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 import type { Adapter, AdapterPayload, KoaContextWithOIDC } from 'oidc-provider';
 // The engine's errors module, not the engine (see engine-request.ts): the same classes it throws.
 import { InvalidGrant, InvalidRequestUri } from 'oidc-provider/lib/helpers/errors.js';
 import type { ConsumeOutcome, Kv, StoredRecord } from './kv.js';
 import { engineRequest } from './engine-request.js';
+import { endListed, endListedBut, endMembers } from './listed-records.js';
+import { DIGESTED, digestOf, idOfRef, legacyKey, loadedClient, recordKey, refOf, storedClient } from './record-keys.js';
 import { epochSeconds } from '../clock.js';
 import {
   OIDC_CLIENTS_KEY,
@@ -78,7 +79,6 @@ import {
   oidcGrantKey,
   oidcPendingEndsKey,
   oidcPendingKey,
-  oidcRecordKey,
   oidcRegistrationTokensKey,
   oidcSessionUidKey,
   oidcUserCodeKey,
@@ -134,75 +134,6 @@ const REPLAY_DESCRIPTION: Record<string, string> = {
   PreAuthorizedCode: 'pre-authorized code already consumed',
   PushedAuthorizationRequest: 'request_uri already used',
 };
-
-/**
- * Models kept under a digest of their id, not the id: their id is a bearer credential (see the
- * layout above). Their records are stored without their jti, given back by find. The digest is one
- * SHA-256 of a value of at least 256 random bits (a salt or a slow hash would add nothing a guess
- * could be made against).
- */
-const DIGESTED = new Set([
-  'InitialAccessToken',
-  'RegistrationAccessToken',
-  'AccessToken',
-  'ClientCredentials',
-  'RefreshToken',
-  'AuthorizationCode',
-  'Session',
-  'DeviceCode',
-]);
-/** What names a digested record in the store and in its index: `sha256:` and the id's SHA-256, base64url. */
-// crypto.hash, one call: a Hash object made and digested per key costs more on the hot paths.
-export const digestOf = (id: string) => `sha256:${hash('sha256', id, 'base64url')}`;
-/**
- * The id given to the engine for a digested record found without its id (a session by its uid, or
- * through a person's index, which hold digests): this process's random prefix and the digest. The
- * store maps it back to the digest (refOf); nothing from outside the process can name a record by
- * its digest with it (a session cookie holding a digest read from a copy of the store is digested
- * again, and finds nothing). Never stored: a record is kept without its id, an index holds digests.
- */
-const HANDLE = `h.${randomBytes(16).toString('base64url')}.`;
-const isHandle = (id: string) => id.startsWith(HANDLE);
-/** What names record `id` of a digested model in the store and in its indexes: its digest. */
-const refOf = (id: string) => (isHandle(id) ? id.slice(HANDLE.length) : digestOf(id));
-/** The id find() takes for an index's entry: a digest's handle, or an id kept by the release before. */
-const idOfRef = (entry: string) => (entry.startsWith('sha256:') ? HANDLE + entry : entry);
-/** A session's id as find() takes it, for its digest in the sorted set of session ends (Kv.schedule). */
-export const sessionHandleOf = idOfRef;
-const recordKey = (model: string, id: string) => oidcRecordKey(model, DIGESTED.has(model) ? refOf(id) : id);
-/**
- * Where a digested model's record was kept before it was digested: under the id itself. None for
- * a model kept by its id, nor for a handle (found by its digest), nor for a value spelled as a
- * digest (`sha256:…`, no id the engine makes has a colon): under it is the record of that digest,
- * which a digest read from a copy of the store would otherwise find, as good as the value.
- */
-const legacyKey = (model: string, id: string) => (DIGESTED.has(model) && !isHandle(id) && !id.startsWith('sha256:') ? oidcRecordKey(model, id) : undefined);
-/**
- * A client's secret is kept as its SHA-256 digest, in its own field (client_secret_digest), never in
- * client_secret: a copy of the store acts as no confidential client (a secret is at least 256 random
- * bits when generated, and a chosen one is held to a minimum length: registration/policy.ts). The
- * engine is given, as the client's client_secret, a handle (SECRET_HANDLE and the digest) that means
- * something within this process only; client authentication compares the presented secret's digest
- * with the one the handle names (provider/patches/client-secret-digests.ts), so a digest copied from
- * the store is no secret here (it is digested again). A client written by the release before, with
- * its secret in clear, is given to the engine as it is (and compared as it is), and is kept by the
- * digest on its next write, or at start (AdapterIndexes.digestClientSecrets).
- */
-const SECRET_HANDLE = `s.${randomBytes(16).toString('base64url')}.`;
-/** Whether `value` is the handle the engine was given for a client's secret kept by its digest. */
-export const isSecretHandle = (value: unknown): value is string => typeof value === 'string' && value.startsWith(SECRET_HANDLE);
-/** The digest a client secret is kept as: of a clear secret, or the one its handle names. */
-export const secretDigestOf = (secret: string) => (isSecretHandle(secret) ? secret.slice(SECRET_HANDLE.length) : digestOf(secret));
-/** A client's metadata as the store keeps it: its secret (clear, or a handle) as client_secret_digest. */
-export function storedClient(payload: AdapterPayload): AdapterPayload {
-  const { client_secret: secret, client_secret_digest: _given, ...rest } = payload as AdapterPayload & { client_secret?: unknown; client_secret_digest?: unknown };
-  return typeof secret === 'string' ? { ...rest, client_secret_digest: secretDigestOf(secret) } : rest;
-}
-/** A stored client's metadata as the engine is given it: its secret's digest as a handle in client_secret. */
-export function loadedClient(payload: AdapterPayload): AdapterPayload {
-  const { client_secret_digest: digest, ...rest } = payload as AdapterPayload & { client_secret_digest?: unknown };
-  return typeof digest === 'string' ? { ...rest, client_secret: SECRET_HANDLE + digest } : payload;
-}
 
 /** What the store tells the rest of Latchkey about (the adapter itself knows nothing of JWTs). */
 export interface AdapterHooks {
@@ -846,26 +777,6 @@ function interactionText(payload: AdapterPayload): string {
 }
 
 /**
- * Deletes `members` (the records the set at `index` lists), then the set: the set only once every
- * record is gone. Sent together, a deletion that failed in part could delete the set and leave a
- * record, which nothing then finds again, so a removal run again ended nothing more and the
- * record outlived its ending (a client's registration access token managed a client made again
- * with the id). On Redis Cluster the set and each record live on their own master, so one master
- * failing over, or refusing the command, fails only its part (docs/security.md).
- */
-async function endMembers(kv: Kv, index: string, members: readonly string[]): Promise<void> {
-  if (members.length) await kv.del(members);
-  await kv.del([index]);
-}
-
-/** Deletes the records whose keys the set at `index` lists, and the set; returns how many there were. */
-async function endListed(kv: Kv, index: string): Promise<number> {
-  const keys = await kv.members(index);
-  await endMembers(kv, index, keys);
-  return keys.length;
-}
-
-/**
  * What a client began that must not outlive it: its registration access tokens, device codes and
  * pushed requests. Exported for the endings of a removal the store does not see as a deletion (a
  * configured client taken out, a Client ID Metadata Document gone: provider.ts clientEndings):
@@ -878,12 +789,6 @@ async function endListed(kv: Kv, index: string): Promise<number> {
  */
 export async function endClientsRecords(kv: Kv, clientId: string, keep: string | null | undefined = presentedRegistrationToken()): Promise<void> {
   await Promise.all([!keep ? endListed(kv, oidcRegistrationTokensKey(clientId)) : endListedBut(kv, oidcRegistrationTokensKey(clientId), keep), endPendingRequests(kv, clientId)]);
-}
-
-/** As endListed, but the record `keep` names and the set stay (for a later endListed to end). */
-async function endListedBut(kv: Kv, index: string, keep: string): Promise<void> {
-  const keys = (await kv.members(index)).filter((key) => key !== keep);
-  if (keys.length) await kv.del(keys);
 }
 
 /**
@@ -1078,133 +983,3 @@ export async function finishClientEnding(kv: Kv, hooks: AdapterHooks, { client, 
 export function adapterFactory(kv: Kv, grace = 0, hooks: AdapterHooks = {}, options: AdapterOptions = {}): (model: string) => Adapter {
   return (model) => new KvAdapter(model, kv, grace, hooks, options);
 }
-
-/** Whose grants: a person's (to any client) or a client's (from any person). */
-export type GrantOwner = { readonly accountId: string } | { readonly clientId: string };
-
-/**
- * The adapter's indexes, for modules that act on many records at once (listing clients, revoking
- * every grant of a person or a client, ending a person's sessions): only store/ knows key names.
- */
-export class AdapterIndexes {
-  constructor(private readonly kv: Kv) {}
-
-  /** Ids of every stored client. */
-  clientIds(): Promise<string[]> {
-    return this.kv.members(OIDC_CLIENTS_KEY);
-  }
-
-  /**
-   * Keeps every stored client whose secret the release before kept in clear by its digest instead
-   * (at start): each only while it still holds what was read (Kv.replaceRecord), so a change made
-   * meanwhile is never written over; such a client is left to its next write. How many were changed.
-   */
-  async digestClientSecrets(): Promise<number> {
-    const { replaceRecord } = this.kv;
-    if (!replaceRecord) return 0;
-    let changed = 0;
-    for (const id of await this.clientIds()) {
-      const key = recordKey('Client', id);
-      const stored = await this.kv.getRecord(key);
-      if (!stored || stored.consumed !== undefined || !stored.payload.includes('"client_secret"')) continue;
-      const payload = JSON.parse(stored.payload) as AdapterPayload;
-      if (typeof payload.client_secret !== 'string') continue;
-      if (await replaceRecord.call(this.kv, key, stored.payload, JSON.stringify(storedClient(payload)), undefined)) changed++;
-    }
-    return changed;
-  }
-
-  /** Ids of the grants of a person or a client (some may have expired or been revoked since). */
-  async grantIds(owner: GrantOwner): Promise<string[]> {
-    const [live, plain] = await Promise.all([this.kv.liveMembers(grantsEndsKey(owner)), this.kv.members(grantsKey(owner))]);
-    return [...new Set([...live, ...plain])];
-  }
-
-  /** Drops the index of a person's or a client's grants (once they are revoked). */
-  async forgetGrants(owner: GrantOwner): Promise<void> {
-    await this.kv.del([grantsEndsKey(owner), grantsKey(owner)]);
-  }
-
-  /**
-   * Ids of a person's sessions, to find them by (some may have ended otherwise since): the index
-   * holds their digests, given as handles (HANDLE), or the ids of ones kept by the release before.
-   */
-  async sessionIds(accountId: string): Promise<string[]> {
-    // The live members of the expiring set, and the plain set of the release before (until it expires).
-    const [live, plain] = await Promise.all([this.kv.liveMembers(oidcAccountSessionsEndsKey(accountId)), this.kv.members(oidcAccountSessionsKey(accountId))]);
-    return [...new Set([...live, ...plain])].map(idOfRef);
-  }
-
-  /** Drops one session (its id or handle: sessionIds) from a person's index, and from the plain set of the release before (one round trip). */
-  async forgetSession(accountId: string, sessionId: string): Promise<void> {
-    const key = oidcAccountSessionsKey(accountId);
-    const ref = refOf(sessionId);
-    const forgotten = [this.kv.removeExpiring(oidcAccountSessionsEndsKey(accountId), ref), this.kv.removeFromSet(key, ref)];
-    // An id kept by the release before (not a handle) is listed by its id there too.
-    if (!isHandle(sessionId)) forgotten.push(this.kv.removeFromSet(key, sessionId));
-    await Promise.all(forgotten);
-  }
-
-  /**
-   * Ends every registration access token of a client (its secret was rotated: RFC 7592 would
-   * otherwise show the new secret to whoever holds an old token). Returns how many there were.
-   */
-  endRegistrationTokens(clientId: string): Promise<number> {
-    return endListed(this.kv, oidcRegistrationTokensKey(clientId));
-  }
-
-  /**
-   * Ends the client's registration access tokens but the one `jti` (just saved, to be handed over),
-   * and takes them out of its index: a secret rotation's (registration/clients.ts rotateSecret).
-   */
-  async endRegistrationTokensBut(clientId: string, jti: string): Promise<void> {
-    const index = oidcRegistrationTokensKey(clientId);
-    const keep = recordKey('RegistrationAccessToken', jti);
-    const keys = (await this.kv.members(index)).filter((key) => key !== keep);
-    if (!keys.length) return;
-    await this.kv.del(keys);
-    await Promise.all(keys.map((key) => this.kv.removeFromSet(index, key)));
-  }
-
-  /**
-   * Whether the client holds registration access tokens: it registered itself (RFC 7591) and no
-   * operator has written it since (an operator's write ends them, registration/clients.ts update).
-   */
-  async managesItself(clientId: string): Promise<boolean> {
-    return (await this.kv.members(oidcRegistrationTokensKey(clientId))).length > 0;
-  }
-
-  /**
-   * The initial access tokens made since this index exists (some may have expired or been used
-   * since), each by its digest (`sha256:…`), or by its value for one made before tokens were kept
-   * under their digest.
-   */
-  initialAccessTokenIds(): Promise<string[]> {
-    return this.kv.members(OIDC_INITIAL_ACCESS_TOKENS_KEY);
-  }
-
-  /** The record of the initial access token of this digest (initialAccessTokenIds), if it is still there. */
-  async initialAccessTokenByDigest(digest: string): Promise<AdapterPayload | undefined> {
-    const record = await this.kv.getRecord(oidcRecordKey('InitialAccessToken', digest));
-    return record ? (JSON.parse(record.payload) as AdapterPayload) : undefined;
-  }
-
-  /** Ends the initial access token of this digest: its record and its index entry. */
-  async endInitialAccessTokenByDigest(digest: string): Promise<void> {
-    await this.kv.del([oidcRecordKey('InitialAccessToken', digest)]);
-    await this.kv.removeFromSet(OIDC_INITIAL_ACCESS_TOKENS_KEY, digest);
-  }
-
-  /** Drops an initial access token's entry (its digest, or value) from the index (it expired, was used or revoked). */
-  async forgetInitialAccessToken(entry: string): Promise<void> {
-    await this.kv.removeFromSet(OIDC_INITIAL_ACCESS_TOKENS_KEY, entry);
-  }
-
-  /** Drops a person's whole session index (the sessions themselves stay). */
-  async forgetSessions(accountId: string): Promise<void> {
-    await this.kv.del([oidcAccountSessionsEndsKey(accountId), oidcAccountSessionsKey(accountId)]);
-  }
-}
-
-const grantsKey = (owner: GrantOwner) => ('accountId' in owner ? oidcAccountGrantsKey(owner.accountId) : oidcClientGrantsKey(owner.clientId));
-const grantsEndsKey = (owner: GrantOwner) => ('accountId' in owner ? oidcAccountGrantsEndsKey(owner.accountId) : oidcClientGrantsEndsKey(owner.clientId));

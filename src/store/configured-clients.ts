@@ -7,7 +7,7 @@
  */
 import { isDeepStrictEqual } from 'node:util';
 import type { AdapterPayload } from 'oidc-provider';
-import { loadedClient, storedClient } from './adapter.js';
+import { loadedClient, storedClient } from './record-keys.js';
 import { CONFIGURED_CLIENTS_KEY } from './keys.js';
 import type { Kv } from './kv.js';
 

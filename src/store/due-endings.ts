@@ -15,7 +15,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Kv } from './kv.js';
 import { BACKCHANNEL_RETRIES_KEY, OIDC_SESSION_ENDS_KEY, OWED_ENDINGS_KEY } from './keys.js';
-import { sessionHandleOf } from './adapter.js';
+import { sessionHandleOf } from './record-keys.js';
 import { storeClockOffset } from '../clock.js';
 
 /** A logout token to send again (a new one is signed at each attempt): to whom, for whom, and how many attempts failed. */

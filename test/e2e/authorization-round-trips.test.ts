@@ -19,7 +19,7 @@ import { freePort, monitorOf, startRedisServer, type RedisServer } from '../help
 import { startServer, type TestServer } from '../helpers/server.js';
 import { signInSteps } from '../helpers/sign-in.js';
 import { Upstreams } from '../../src/upstreams/registry.js';
-import { digestOf } from '../../src/store/adapter.js';
+import { digestOf } from '../../src/store/record-keys.js';
 
 const REDIRECT = 'https://app.example.test/callback';
 const WEB = { id: 'web', secret: 'web-app-secret-with-plenty-of-entropy-0123456789' };

@@ -20,7 +20,7 @@ import { startServer, testDir, testEnv, type TestServer } from '../helpers/serve
 import { isConsent, signInSteps, startAuthorization } from '../helpers/sign-in.js';
 import { API, basic, clientCredentialsToken, grantFeed, introspect, machineClient, OPAQUE_API, RESOURCE_SERVERS, tokenEndpoint } from '../helpers/tokens.js';
 import { GRANT_CLAIM } from '../../src/revocation/list.js';
-import { digestOf } from '../../src/store/adapter.js';
+import { digestOf } from '../../src/store/record-keys.js';
 import { freePort } from '../helpers/redis.js';
 import { createLogger } from '../../src/ops/logger.js';
 

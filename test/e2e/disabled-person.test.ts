@@ -18,7 +18,7 @@ import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.j
 import { startLogoutReceiver, type LogoutReceiver } from '../helpers/logout-receiver.js';
 import { clientCredentialsToken, introspect } from '../helpers/tokens.js';
 import { startServer, testDir, testEnv, type TestServer } from '../helpers/server.js';
-import { AdapterIndexes } from '../../src/store/adapter.js';
+import { AdapterIndexes } from '../../src/store/adapter-indexes.js';
 
 const PASSWORD = 'disabled person test password';
 const APP_SECRET = 'app-client-secret-with-plenty-of-entropy-0123456789';

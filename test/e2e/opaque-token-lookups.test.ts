@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
-import { digestOf } from '../../src/store/adapter.js';
+import { digestOf } from '../../src/store/record-keys.js';
 import { startRedisServer, type RedisServer } from '../helpers/redis.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { eventually } from '../helpers/eventually.js';

@@ -23,7 +23,7 @@ import { startServer, testDir, testEnv, type TestServer } from '../helpers/serve
 import { API, basic, clientCredentialsToken, grantFeed, introspect, machineClient, OPAQUE_API, RESOURCE_SERVERS, type ClientCredentials } from '../helpers/tokens.js';
 import { AccountSessions } from '../../src/accounts/sessions.js';
 import type { Clients } from '../../src/registration/clients.js';
-import { digestOf, secretDigestOf } from '../../src/store/adapter.js';
+import { digestOf, secretDigestOf } from '../../src/store/record-keys.js';
 import { createResourceServer, TokenRejected, type ResourceServer } from '../../src/resource-server/index.js';
 
 const RS = { id: 'api', secret: 'api-resource-server-secret-with-entropy-012345' };

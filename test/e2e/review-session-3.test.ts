@@ -30,7 +30,7 @@ import { commandsIn, scriptOn, startRelay, startRelayedServer, type Relay, type 
 import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
 import { startServer, testDir, testEnv, type TestServer } from '../helpers/server.js';
 import { skewedClock } from '../helpers/skewed-clock.js';
-import { digestOf } from '../../src/store/adapter.js';
+import { digestOf } from '../../src/store/record-keys.js';
 
 const PASSWORD = 'review session three passphrase';
 const SECRET = 'review-session-3-app-secret-with-plenty-of-entropy-0123';

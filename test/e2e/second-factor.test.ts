@@ -11,7 +11,7 @@ import * as oidc from 'openid-client';
 import { Secret, TOTP } from 'otpauth';
 import { Agent, formIn, type Page } from '../helpers/agent.js';
 import { createLogger } from '../../src/ops/logger.js';
-import { digestOf, secretDigestOf } from '../../src/store/adapter.js';
+import { digestOf, secretDigestOf } from '../../src/store/record-keys.js';
 import { developerSignIn } from '../helpers/developer.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { isConsent, isLogin, signInSteps, startAuthorization } from '../helpers/sign-in.js';

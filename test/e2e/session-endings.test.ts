@@ -23,7 +23,7 @@ import { signInSteps } from '../helpers/sign-in.js';
 import { commandsIn, scriptOn, startRelay, type Held, type Relay } from '../helpers/relay.js';
 import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
 import { startServer, testDir, testEnv, type TestServer } from '../helpers/server.js';
-import { digestOf } from '../../src/store/adapter.js';
+import { digestOf } from '../../src/store/record-keys.js';
 
 const PASSWORD = 'a passphrase long enough';
 const SECRET = 'relying-party-secret-with-plenty-of-entropy-0123456789';

@@ -16,7 +16,8 @@ import { startServer, type TestServer } from '../helpers/server.js';
 import { isConsent, signInSteps, startAuthorization } from '../helpers/sign-in.js';
 import { basic, clientCredentialsToken, introspect, machineClient, OPAQUE_API, RESOURCE_SERVERS, tokenEndpoint } from '../helpers/tokens.js';
 import { AccountSessions } from '../../src/accounts/sessions.js';
-import { AdapterIndexes, digestOf } from '../../src/store/adapter.js';
+import { AdapterIndexes } from '../../src/store/adapter-indexes.js';
+import { digestOf } from '../../src/store/record-keys.js';
 import { developerSignIn } from '../helpers/developer.js';
 
 const REDIRECT = 'https://spa.example.test/callback';

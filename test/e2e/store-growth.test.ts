@@ -13,7 +13,8 @@ import { Agent } from '../helpers/agent.js';
 import { fakeUpstreamOf } from '../helpers/fake-upstream.js';
 import { isConsent, signInSteps } from '../helpers/sign-in.js';
 import { AccountSessions } from '../../src/accounts/sessions.js';
-import { AdapterIndexes, digestOf } from '../../src/store/adapter.js';
+import { AdapterIndexes } from '../../src/store/adapter-indexes.js';
+import { digestOf } from '../../src/store/record-keys.js';
 
 const PREFIX = 'lk:';
 const DEVICE = 'tv-app';

@@ -5,7 +5,9 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
-import { adapterFactory, AdapterIndexes, digestOf } from '../../src/store/adapter.js';
+import { adapterFactory } from '../../src/store/adapter.js';
+import { AdapterIndexes } from '../../src/store/adapter-indexes.js';
+import { digestOf } from '../../src/store/record-keys.js';
 import { rmSync } from 'node:fs';
 import { EmbeddedKv } from '../../src/store/embedded.js';
 import { allKeys, backends, PREFIX, type OpenBackend } from '../helpers/backends.js';

@@ -9,7 +9,8 @@ import type { AsyncLocalStorage } from 'node:async_hooks';
 import { Redis } from 'ioredis';
 import { errors } from 'oidc-provider';
 import { loadConfig } from '../../src/config.js';
-import { adapterFactory, digestOf, settleRequest } from '../../src/store/adapter.js';
+import { adapterFactory, settleRequest } from '../../src/store/adapter.js';
+import { digestOf } from '../../src/store/record-keys.js';
 import { connect, RedisKv } from '../../src/store/redis.js';
 import { startRedisServer, type RedisServer } from '../helpers/redis.js';
 

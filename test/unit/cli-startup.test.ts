@@ -70,7 +70,7 @@ describe('CLI startup: help and usage errors load commander alone', function () 
         const { status, modules, output } = packagesLoaded(args, { EMBEDDED_FILE: join(dir, 'store.json') });
         assert.equal(status, 1, output);
         assert.match(output, /no user "nobody"/);
-        assert.ok(modules.includes('dist/store/adapter.js'), `the store's adapter in ${modules.join(' ')}`);
+        assert.ok(modules.includes('dist/store/index.js'), `the store in ${modules.join(' ')}`);
         assert.ok(!modules.includes('oidc-provider/lib/index.js'), `the engine in ${modules.join(' ')}`);
       } finally {
         rmSync(dir, { recursive: true, force: true });

@@ -24,7 +24,7 @@
  */
 import type { KoaContextWithOIDC, Provider } from 'oidc-provider';
 import { get as readSteps, put as updateSteps } from 'oidc-provider/lib/actions/registration.js';
-import { digestOf, isSecretHandle, secretDigestOf } from '../../store/adapter.js';
+import { digestOf, isSecretHandle, secretDigestOf } from '../../store/record-keys.js';
 import { sameSecret } from './previous-secrets.js';
 
 type Step = (ctx: KoaContextWithOIDC, next: () => Promise<void>) => Promise<void>;

@@ -16,7 +16,7 @@ import { timingSafeEqual } from 'node:crypto';
 import { Provider } from 'oidc-provider';
 import { previousSecret, previousSecrets } from '../../registration/clients.js';
 import { epochSeconds } from '../../clock.js';
-import { digestOf } from '../../store/adapter.js';
+import { digestOf } from '../../store/record-keys.js';
 import type { Kv } from '../../store/kv.js';
 
 /** Requests that authenticated with a rotated-out secret: when its grace ends (epoch seconds). */
