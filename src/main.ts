@@ -44,7 +44,8 @@ import { listen, portInUse, StartConflicts } from './ops/listen.js';
 import { Metrics, serveMetrics, type MetricsListener } from './ops/metrics.js';
 import { scoped } from './http/layers.js';
 import { ProviderHost } from './provider/host.js';
-import { acceptedDocumentsKept, configuredClientsChanged } from './provider/provider.js';
+import { acceptedDocumentsKept } from './provider/provider.js';
+import { configuredClientsChanged } from './provider/client-endings.js';
 import { documentsSwitchedOff } from './registration/client-metadata-documents.js';
 import { ClientMetadataDocumentCache } from './store/client-metadata-documents.js';
 import { CLOCK_TOLERANCE } from './lifetimes.js';
@@ -232,7 +233,7 @@ export async function serve(config: Config, logger: Logger = createLogger(config
     }
     // A configured client changed in the configuration since the start before (another secret, made
     // public, narrowed, removed) ends what the same change written through the admin API would: once,
-    // by the first instance that starts with the new configuration (provider.ts configuredClientsChanged).
+    // by the first instance that starts with the new configuration (client-endings.ts configuredClientsChanged).
     // Each worker too (with --workers the primary serves nothing): started at once, they may each end
     // it, as instances started at once may.
     {

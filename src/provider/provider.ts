@@ -4,7 +4,7 @@
  */
 import type { JWTVerifyGetKey } from 'jose';
 import type { Middleware } from 'koa';
-import { errors, Provider, type AccountClaims, type AdapterPayload, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
+import { errors, Provider, type AccountClaims, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 import { claimsFor, endedWithPerson, passwordStamp, type Accounts } from '../accounts/accounts.js';
 import { predates, type Apis } from '../apis/apis.js';
 import { accountCheckedFor, accountReadByEngine, AccountSessions } from '../accounts/sessions.js';
@@ -17,7 +17,7 @@ import type { Keyring } from '../keyring/keyring.js';
 import { dpopNonceSecret } from '../keyring/dpop-nonces.js';
 import { signingKeys } from '../keyring/signing-keys.js';
 import type { SigningGate } from '../keyring/service.js';
-import { FEED_PATH, FEED_SCOPE } from '../apis/feed-server.js';
+import { FEED_PATH } from '../apis/feed-server.js';
 import { GrantRevocation } from '../revocation/grants.js';
 import { signInClaims } from './access-token-claims.js';
 import { answerJwtAccessTokens } from './patches/jwt-access-tokens.js';
@@ -33,8 +33,7 @@ import { signedInThroughKept, upstreamOf } from './patches/signed-in-through.js'
 import { loopbackPublicClientsAsked } from './patches/loopback-public-clients.js';
 import { GRANT_CLAIM, grantHandle, type RevocationList } from '../revocation/list.js';
 import { opaqueRevoked } from '../revocation/opaque-introspection.js';
-import { adapterFactory, clientNarrowedAt, endClientsRecords, endPendingRequests, endPendingSignIns, opaqueTokenBits, readInteractionAhead, type AdapterHooks } from '../store/adapter.js';
-import { configuredClientChanges } from '../store/configured-clients.js';
+import { adapterFactory, clientNarrowedAt, opaqueTokenBits, readInteractionAhead } from '../store/adapter.js';
 import type { KeepsOwed } from '../store/due-endings.js';
 import { recordFederatedSessions, type FederatedSessions } from '../upstreams/sessions.js';
 import type { UpstreamLogout } from '../upstreams/logout.js';
@@ -103,7 +102,6 @@ import { tokensIssuedAsOfClientRead } from './patches/issued-as-of-client-read.j
 import { interactionsOnStoreClock } from './patches/interactions-on-store-clock.js';
 import { grantsOnStoreClock } from './patches/grants-on-store-clock.js';
 import { cheaperCorsHeaderScan } from './patches/cors-header-scan.js';
-import { ADMIN_SCOPES } from '../apis/admin-resource.js';
 import { acceptPreviousSecrets, previousSecretGraceEnd } from './patches/previous-secrets.js';
 import { clientSecretDigests } from './patches/client-secret-digests.js';
 import { clientResolves, resolveClientMetadataDocuments } from './patches/client-metadata-documents.js';
@@ -111,20 +109,19 @@ import { ClientMetadataDocuments } from '../registration/client-metadata-documen
 import { ClientMetadataDocumentCache } from '../store/client-metadata-documents.js';
 import { createOutboundFetch } from '../http/outbound.js';
 import { developerClient } from '../registration/developer-pages.js';
-import { forgetPreviousSecret, registeredClientId } from '../registration/clients.js';
-import { replacedCredentials } from './replaced-credentials.js';
+import { registeredClientId } from '../registration/clients.js';
 import { DevicePolling, pacedDevicePolling } from './patches/device-polling.js';
 import { UserCodeThrottle, userCodeEntry } from './patches/user-code-entry.js';
 import { accountClient } from '../accounts/page/account-pages.js';
-import { FIRST_PARTY_CLIENT_IDS } from '../http/first-party-sign-in.js';
 import { CookieKeys } from '../http/cookie-keys.js';
 import { DPOP_ALGORITHMS } from '../http/sender-constraint.js';
 import { singleUseInitialAccessTokens } from '../registration/initial-access-tokens.js';
 import { ALREADY_CHECKED, applyRequirements, enforcePolicy, OFFERED_API_SCOPES, type RegistrationPolicy } from '../registration/policy.js';
 import { predatesClient, type Consents } from './consents.js';
-import { resourceServers } from '../apis/builtin.js';
+import { clientEndings } from './client-endings.js';
+import { DEFAULT_GRANT_TYPES, DEFAULT_RESPONSE_TYPES, OIDC_SCOPES, registrationPolicy } from './registration-policy.js';
 import { CLOCK_TOLERANCE, sessionLifetime } from '../lifetimes.js';
-import { epochSeconds, untilSecond } from '../clock.js';
+import { epochSeconds } from '../clock.js';
 import { defaultResource, heldByApiNow, heldByClientNow, mayIntrospect, resourceServerInfo } from './resource-servers.js';
 
 export interface ProviderDependencies {
@@ -184,22 +181,6 @@ type FindAccount = NonNullable<Configuration['findAccount']>;
 const CLIENT_AUTH_METHODS = ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'] as const;
 /** Algorithms clients may sign private_key_jwt assertions with: asymmetric only. */
 const CLIENT_AUTH_ALGORITHMS = ['RS256', 'PS256', 'ES256', 'EdDSA'] as const;
-/** The OpenID scopes we offer; every client may register them. */
-const OIDC_SCOPES = ['openid', 'offline_access', ...Object.keys(SCOPE_CLAIMS).filter((scope) => scope !== 'openid')];
-
-/** Who may register what: the registration policy (registration/policy.ts) for these APIs. */
-function registrationPolicy(config: Config): RegistrationPolicy {
-  const servers = resourceServers(config);
-  return {
-    authMethods: config.registration.authMethods,
-    scopes: [...new Set([...OIDC_SCOPES, ...servers.flatMap((server) => server.scopes)])],
-    // The privileged APIs' scopes: granted only by operators, never registered self-service.
-    privilegedScopes: [...ADMIN_SCOPES, FEED_SCOPE],
-    issuer: config.issuer,
-    ...(config.par.required ? { requirePushedRequests: { except: FIRST_PARTY_CLIENT_IDS } } : {}),
-  };
-}
-
 /**
  * How long a metadata document's accepted metadata is kept after its last acceptance: the longest
  * anything issued under it can live. A grant begun while a cached copy was fresh (cacheMax) lives
@@ -207,89 +188,6 @@ function registrationPolicy(config: Config): RegistrationPolicy {
  */
 export function acceptedDocumentsKept({ ttl, clientMetadataDocuments }: Config): number {
   return clientMetadataDocuments.cacheMax + ttl.grant + Math.max(ttl.accessToken, ttl.apiAccessTokenMax);
-}
-
-/**
- * What ends with a client removed or changed, whichever way: the store's hooks for a stored client's
- * deletion and write, and configuredClientsChanged for a configured client's, across a restart.
- */
-export function clientEndings({ config, kv, apis, revocations, consents }: Pick<ProviderDependencies, 'config' | 'kv' | 'apis' | 'revocations' | 'consents'>): Required<Pick<AdapterHooks, 'clientRemoved' | 'clientReplaced'>> {
-  const grants = new GrantRevocation(kv, revocations);
-  // As long as a sign-in begun before a cutoff can live (its interaction record, kept that long past its end).
-  const signIns = config.ttl.interaction + CLOCK_TOLERANCE;
-  return {
-    // A client removed: everything it held ends (GrantRevocation.clientRemoved), and its operator
-    // grants at APIs, its rotated-out secret and people's remembered consent go, so a client made
-    // again with the id starts with none (RFC 7592's DELETE left the secret before, and every path
-    // left the consents). Its pending requests (device codes, pushed requests) go on every path too:
-    // a configured client taken out, or a document gone, left them to a client put back (twenty-first
-    // endings pass; a stored client's deletion ended them already, in the adapter). So do its sign-ins
-    // in progress (twenty-fourth endings pass): a client put back with the id does not finish them.
-    clientRemoved: async (clientId) => {
-      await grants.clientRemoved(clientId);
-      await Promise.all([apis.forgetClient(clientId), forgetPreviousSecret(kv, clientId), consents.forgetClient(clientId), endClientsRecords(kv, clientId), endPendingSignIns(kv, clientId, signIns)]);
-    },
-    // A client that may no longer get tokens for itself (client_credentials taken from its grant
-    // types, or made public), whoever changed it: the tokens it got so far end at every API it
-    // holds a grant at (client_grant entries, as for a grant revoked), at introspection, the
-    // admin API, the feed and resource servers. Its grants stay: given client_credentials back,
-    // it gets new tokens; the old ones stay dead.
-    // A client made public (token_endpoint_auth_method "none"), whoever changed it, loses likewise
-    // what it holds on people's behalf: the refresh tokens, codes and access tokens it got while it
-    // authenticated were constrained by its secret or key (RFC 9700 §4.14.2), and would otherwise be
-    // redeemed with its client_id alone (one leaked from its server, say); the delegated mark ends
-    // them everywhere, and the consents given before it, so each person is asked again.
-    // A credential replaced (a key removed from its jwks, another jwks_uri, another authentication
-    // method, a secret replaced without grace: replaced-credentials.ts), whoever changed it, ends
-    // likewise the tokens the client got for itself, with any credential (the one a thief used is
-    // not known); and a secret that stops authenticating it takes its rotated-out predecessor along.
-    // A client narrowed so that its pending requests are refused (a redirect URI, a response type or
-    // a grant type they are made with taken away: requestsNarrowed), whoever changed it: they end.
-    // Each was refused against the client as it is (patches/current-registration.ts) but kept, and
-    // the client widened again within its lifetime took it up (twenty-second endings pass). A scope
-    // or offline access taken away is not such a narrowing: what asks it goes on without it.
-    // Its sign-ins in progress end too, by a cutoff read as they resume (endPendingSignIns), on such
-    // a narrowing or pushed requests required since (signInsNarrowed): a sign-in left at the login
-    // page across a redirect URI taken out and put back ended in a code to it (twenty-fourth endings
-    // pass). The change answers once the cutoff's second has passed, so that a sign-in begun after
-    // it (by the very request that read a changed metadata document again, say) is of a later second.
-    clientReplaced: async (clientId, previous, next) => {
-      if (!previous) return;
-      const replaced = await replacedCredentials(kv, clientId, previous, next);
-      await Promise.all([
-        getsOwnTokens(previous) && (!getsOwnTokens(next) || replaced.any) ? apis.endOwnTokens(clientId) : undefined,
-        authenticates(previous) && !authenticates(next) ? revocations.revokeDelegated(clientId) : undefined,
-        // Scopes taken from its `scope` metadata: refreshes are narrowed and introspection refuses
-        // the tokens carrying them already (resource-servers.ts heldByClientNow); the feed tells
-        // the APIs that verify JWTs locally (a scoped delegated entry).
-        scopesTaken(previous, next, async () => [...registrationPolicy(config).scopes, ...(await apis.delegableScopes())]).then((taken) => revocations.revokeNarrowed(clientId, taken)),
-        requestsNarrowed(previous, next) ? endPendingRequests(kv, clientId) : undefined,
-        signInsNarrowed(previous, next) ? endPendingSignIns(kv, clientId, signIns).then((at) => untilSecond(at + 1)) : undefined,
-      ]);
-      if (replaced.secret) await forgetPreviousSecret(kv, clientId);
-    },
-  };
-}
-
-/**
- * A configured client (CLIENTS) changed by editing the configuration and restarting ends what the
- * same change written to a stored client ends (clientEndings: its secret replaced, made public, scopes
- * narrowed, client_credentials taken away; removed from the configuration, as a client deleted),
- * against the clients recorded by the start before (store/configured-clients.ts), at the first start
- * with the new configuration. Each ending is a cutoff of its own second and idempotent: instances
- * starting at once may each run it; the first to record the new clients ends the comparison, and
- * one that finds other clients recorded since records nothing (said by the caller). Run before the
- * instance serves; what an instance still running the old configuration issues afterwards is not
- * ended (docs/operating.md, "Changing a configured client").
- */
-export async function configuredClientsChanged(kv: Kv, clients: readonly Record<string, unknown>[], endings: ReturnType<typeof clientEndings>): Promise<{ replaced: string[]; removed: string[]; recorded: boolean }> {
-  const changes = await configuredClientChanges(kv, clients);
-  for (const { clientId, previous, next } of changes.replaced) await endings.clientReplaced(clientId, previous as AdapterPayload, next as AdapterPayload);
-  for (const clientId of changes.removed) await endings.clientRemoved(clientId);
-  // Each ending is a cutoff "issued at or before this second": the instance serves once it has
-  // passed, so that what it issues under the new configuration is of a later second.
-  if (changes.replaced.length || changes.removed.length) await untilSecond(epochSeconds() + 1);
-  return { replaced: changes.replaced.map(({ clientId }) => clientId), removed: [...changes.removed], recorded: await changes.record() };
 }
 
 /** Where everything persists, and what ends with a grant or a client. */
@@ -321,66 +219,6 @@ function storage(dependencies: ProviderDependencies): Configuration {
       { refreshReuseGrace: config.ttl.refreshReuseGrace, sessionTtl: config.ttl.session, sessionEndsMargin: SESSION_ENDS_MARGIN },
     ),
   };
-}
-
-/** Whether client metadata (as stored) lets the client get tokens for itself: client_credentials among its grant types (RFC 7591 §2: authorization_code alone by default), and client authentication. */
-function getsOwnTokens(metadata: { grant_types?: unknown; token_endpoint_auth_method?: unknown }): boolean {
-  const grantTypes = Array.isArray(metadata.grant_types) ? metadata.grant_types : ['authorization_code'];
-  return grantTypes.includes('client_credentials') && authenticates(metadata);
-}
-
-/**
- * The scopes a change of a client's `scope` metadata takes from it: those its tokens may carry
- * before (every scope offered, `offered`, when it registered none) and are beyond it after
- * (patches/current-registration.ts scopesBeyond; none when it registers no `scope` after).
- */
-export async function scopesTaken(previous: { scope?: unknown }, next: { scope?: unknown }, offered: () => Promise<readonly string[]>): Promise<string[]> {
-  const words = (scope: unknown) => (typeof scope === 'string' ? scope.split(' ').filter(Boolean) : []);
-  const after = new Set(words(next.scope));
-  if (!after.size) return [];
-  const before = words(previous.scope);
-  return [...new Set(before.length ? before : await offered())].filter((scope) => !after.has(scope));
-}
-
-/** A client's grant and response types where its metadata names none (the engine's clientDefaults). */
-const DEFAULT_GRANT_TYPES: readonly string[] = ['authorization_code', 'refresh_token'];
-const DEFAULT_RESPONSE_TYPES = ['code'] as const;
-
-/** What a client's requests may name, each with the engine's default where none is registered (clientDefaults). */
-const REQUESTED_METADATA: Readonly<Record<string, readonly string[]>> = { redirect_uris: [], grant_types: DEFAULT_GRANT_TYPES, response_types: DEFAULT_RESPONSE_TYPES };
-
-/** The values of the list `name` (one of REQUESTED_METADATA) a change of client metadata takes away. */
-function takenFrom(previous: Record<string, unknown>, next: Record<string, unknown>, name: string): unknown[] {
-  const values = (metadata: Record<string, unknown>) => (Array.isArray(metadata[name]) ? (metadata[name] as unknown[]) : REQUESTED_METADATA[name]!);
-  const after = new Set(values(next));
-  return values(previous).filter((value) => !after.has(value));
-}
-
-/**
- * Whether a change of client metadata takes from it what a pending request may be made with: a
- * redirect URI, a response type, or a grant type other than refresh_token (a request asking for
- * offline access goes on without it then: patches/current-registration.ts).
- */
-function requestsNarrowed(previous: Record<string, unknown>, next: Record<string, unknown>): boolean {
-  return Object.keys(REQUESTED_METADATA).some((name) => takenFrom(previous, next, name).some((value) => name !== 'grant_types' || value !== 'refresh_token'));
-}
-
-/**
- * Whether a change of client metadata ends its sign-ins in progress: it takes away what a request
- * is made with (requestsNarrowed), or requires pushed requests where it did not, so that a request
- * sent through the front channel is refused (patches/current-registration.ts). A scope or offline
- * access taken away is not (the request goes on without it), nor is the client made public (its
- * request without PKCE is refused while it is public, and once it authenticates again, its code
- * needs its secret or key as any code of a confidential client does), nor another authentication
- * method (not part of the request).
- */
-function signInsNarrowed(previous: Record<string, unknown>, next: Record<string, unknown>): boolean {
-  return requestsNarrowed(previous, next) || (previous.require_pushed_authorization_requests !== true && next.require_pushed_authorization_requests === true);
-}
-
-/** Whether client metadata (as stored) has the client authenticate at the token endpoint (RFC 7591 §2: client_secret_basic by default). */
-function authenticates(metadata: { token_endpoint_auth_method?: unknown }): boolean {
-  return metadata.token_endpoint_auth_method !== 'none';
 }
 
 /** The session cookie's name: __Host-lk_session under an https issuer, lk_session under http (development). */

@@ -27,7 +27,7 @@
  * traffic naming it.
  *
  * A document read again is a client changed without a write: it ends what the same change written to
- * a stored client ends (the endings handed in: provider.ts clientEndings). Its metadata is compared
+ * a stored client ends (the endings handed in: client-endings.ts clientEndings). Its metadata is compared
  * with the last accepted at the URL (kept by the store until the document is gone), and a change
  * (made public, a key location replaced, scopes narrowed) runs clientReplaced's endings; a definite
  * 404 or 410, or a permanent redirect (301, 308: the client_id names no document any more), runs a
@@ -52,7 +52,7 @@ export class DocumentRefused extends Error {
 /** The document is gone for good (404, 410, a permanent redirect): the client it named is removed. */
 class DocumentGone extends DocumentRefused {}
 
-/** What ends when a document changes or is gone (provider.ts clientEndings, handed in: no import of the provider here). */
+/** What ends when a document changes or is gone (client-endings.ts clientEndings, handed in: no import of the provider here). */
 export interface DocumentEndings {
   clientReplaced(clientId: string, previous: Record<string, unknown>, next: Record<string, unknown>): Promise<unknown>;
   clientRemoved(clientId: string): Promise<unknown>;

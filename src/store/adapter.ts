@@ -779,7 +779,7 @@ function interactionText(payload: AdapterPayload): string {
 /**
  * What a client began that must not outlive it: its registration access tokens, device codes and
  * pushed requests. Exported for the endings of a removal the store does not see as a deletion (a
- * configured client taken out, a Client ID Metadata Document gone: provider.ts clientEndings):
+ * configured client taken out, a Client ID Metadata Document gone: client-endings.ts clientEndings):
  * before the twenty-first endings pass their pending requests outlived them, and a client put back
  * within their lifetime finished them. Within an RFC 7592 deletion, the registration access token
  * it presented is kept (`keep`, by default that token's record key) until the client's record is
@@ -793,7 +793,7 @@ export async function endClientsRecords(kv: Kv, clientId: string, keep: string |
 
 /**
  * A client's pending requests (device codes, pushed requests): ended too when the client is
- * narrowed (provider.ts clientEndings), since the twenty-second endings pass.
+ * narrowed (client-endings.ts clientEndings), since the twenty-second endings pass.
  */
 export async function endPendingRequests(kv: Kv, clientId: string): Promise<void> {
   // The expiring index, and the plain set the release before wrote (until it expires).

@@ -2,7 +2,7 @@
  * The configuration's clients (CLIENTS) as the instance that last started with another set of them
  * saw them: a change made by editing the configuration and restarting is then told apart from none,
  * and ends what the same change written through the admin API, CLI or RFC 7592 ends
- * (provider/provider.ts configuredClientsChanged). One durable key holds every configured client's
+ * (provider/client-endings.ts configuredClientsChanged). One durable key holds every configured client's
  * metadata by id, its secret by digest only (as a stored client's record keeps it: storedClient).
  */
 import { isDeepStrictEqual } from 'node:util';

@@ -74,7 +74,7 @@ export const oidcPendingEndsKey = (clientId: string) => `oidc:pending-ends:clien
 /**
  * The epoch second (the store's clock) a client was last narrowed or removed, kept as long as a
  * sign-in begun before can live (ttl.interaction): a sign-in of the client begun at or before it
- * ends as it resumes (provider.ts clientEndings, patches/current-registration.ts).
+ * ends as it resumes (client-endings.ts clientEndings, patches/current-registration.ts).
  */
 export const oidcClientNarrowedKey = (clientId: string) => `oidc:narrowed:client:${clientId}`;
 /** Set of stored client ids, durable. */

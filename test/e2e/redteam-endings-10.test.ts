@@ -7,7 +7,7 @@
  * feed; made public, its people's access tokens lived on and their consents stayed; removed, its
  * JWTs lived on at such an API, and put back, its refresh tokens refreshed and nobody was asked
  * again; its secret replaced, the tokens it got for itself stayed active. The first start with the
- * new configuration now ends what the write would (provider.ts configuredClientsChanged), once.
+ * new configuration now ends what the write would (client-endings.ts configuredClientsChanged), once.
  */
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';

@@ -6,7 +6,7 @@
  * within the request's lifetime: the `request_uri` got the person a consent page and a code, and the
  * user code from before was approved and its device got tokens. A stored client's deletion ended
  * its pending requests (the adapter); a removal the store does not see as a deletion ran only the
- * clientRemoved hook, which did not. The hook now ends them too (provider.ts clientEndings), on
+ * clientRemoved hook, which did not. The hook now ends them too (client-endings.ts clientEndings), on
  * every path: a configured client taken out, a Client ID Metadata Document gone or switched off.
  */
 import assert from 'node:assert/strict';

@@ -8,7 +8,7 @@
  * while narrowed it was refused (current-registration.ts), but it was kept: a narrowing ended
  * nothing pending. Now a narrowing that refuses them (a redirect URI, a response type, a grant type
  * other than refresh_token taken away) ends the client's pending requests, as a removal does
- * (provider.ts clientEndings clientReplaced), whichever way the client changed.
+ * (client-endings.ts clientEndings clientReplaced), whichever way the client changed.
  *
  * Held and pinned: `latchkey keys revoke` across a DPoP-bound refresh held by the test relay before
  * and after it signs; the authenticator app (account page, operator reset) or a passkey removed

@@ -7,7 +7,7 @@
  * Each check at the resume (patches/current-registration.ts) sees only the client as it is, and the
  * twenty-second pass's ending of pending requests (device codes, pushed requests) does not reach
  * sign-ins, which are not indexed per client. Now the narrowing records a cutoff per client
- * (provider.ts clientEndings, store/adapter.ts endPendingSignIns), and a sign-in whose interaction
+ * (client-endings.ts clientEndings, store/adapter.ts endPendingSignIns), and a sign-in whose interaction
  * began at or before it ends at its resume: invalid_request, sent to the redirect URI the client has
  * again. Performed with a configured client (CLIENTS) restarted on the same Redis, a client
  * registered and changed by itself (RFC 7591, RFC 7592) and a Client ID Metadata Document read

@@ -11,7 +11,7 @@
 import assert from 'node:assert/strict';
 import { decodeJwt } from 'jose';
 import * as oidc from 'openid-client';
-import { scopesTaken } from '../../src/provider/provider.js';
+import { scopesTaken } from '../../src/provider/client-endings.js';
 import { createResourceServer, type ResourceServer } from '../../src/resource-server/index.js';
 import { Agent } from '../helpers/agent.js';
 import { frontChannel } from '../helpers/front-channel.js';

@@ -32,7 +32,7 @@
  *   anyone holding it redeemed with the client_id alone (RFC 9700 §2.1.1); it is invalid_request now,
  *   as the public client's request would be when it arrives (same pass).
  *   Last, a sign-in that resumes (`resume`) ends when its client was narrowed or removed since its
- *   interaction began (at or before the client's cutoff, `narrowedAt`: provider.ts clientEndings
+ *   interaction began (at or before the client's cutoff, `narrowedAt`: client-endings.ts clientEndings
  *   records it), though the client is as wide again now: invalid_request, sent to the redirect URI
  *   the client has again. A sign-in left at the login page across a redirect URI taken out and put
  *   back (a configured client restarted twice, the admin API, the developer page, RFC 7592, a Client

@@ -1,0 +1,168 @@
+/**
+ * What ends with a client removed or changed, whichever way it was: a stored client's deletion and
+ * write (the store's hooks), a configured client's across a restart, a metadata document's change.
+ */
+import type { AdapterPayload } from 'oidc-provider';
+import type { Apis } from '../apis/apis.js';
+import { epochSeconds, untilSecond } from '../clock.js';
+import type { Config } from '../config.js';
+import { CLOCK_TOLERANCE } from '../lifetimes.js';
+import { forgetPreviousSecret } from '../registration/clients.js';
+import { GrantRevocation } from '../revocation/grants.js';
+import type { RevocationList } from '../revocation/list.js';
+import { endClientsRecords, endPendingRequests, endPendingSignIns, type AdapterHooks } from '../store/adapter.js';
+import { configuredClientChanges } from '../store/configured-clients.js';
+import type { Kv } from '../store/kv.js';
+import type { Consents } from './consents.js';
+import { DEFAULT_GRANT_TYPES, DEFAULT_RESPONSE_TYPES, registrationPolicy } from './registration-policy.js';
+import { replacedCredentials } from './replaced-credentials.js';
+
+/** What the endings act on. */
+export interface ClientEndingDependencies {
+  readonly config: Config;
+  readonly kv: Kv;
+  readonly apis: Apis;
+  readonly revocations: RevocationList;
+  readonly consents: Consents;
+}
+
+/**
+ * What ends with a client removed or changed, whichever way: the store's hooks for a stored client's
+ * deletion and write, and configuredClientsChanged for a configured client's, across a restart.
+ */
+export function clientEndings({ config, kv, apis, revocations, consents }: ClientEndingDependencies): Required<Pick<AdapterHooks, 'clientRemoved' | 'clientReplaced'>> {
+  const grants = new GrantRevocation(kv, revocations);
+  // As long as a sign-in begun before a cutoff can live (its interaction record, kept that long past its end).
+  const signIns = config.ttl.interaction + CLOCK_TOLERANCE;
+  return {
+    // A client removed: everything it held ends (GrantRevocation.clientRemoved), and its operator
+    // grants at APIs, its rotated-out secret and people's remembered consent go, so a client made
+    // again with the id starts with none (RFC 7592's DELETE left the secret before, and every path
+    // left the consents). Its pending requests (device codes, pushed requests) go on every path too:
+    // a configured client taken out, or a document gone, left them to a client put back (twenty-first
+    // endings pass; a stored client's deletion ended them already, in the adapter). So do its sign-ins
+    // in progress (twenty-fourth endings pass): a client put back with the id does not finish them.
+    clientRemoved: async (clientId) => {
+      await grants.clientRemoved(clientId);
+      await Promise.all([apis.forgetClient(clientId), forgetPreviousSecret(kv, clientId), consents.forgetClient(clientId), endClientsRecords(kv, clientId), endPendingSignIns(kv, clientId, signIns)]);
+    },
+    // A client that may no longer get tokens for itself (client_credentials taken from its grant
+    // types, or made public), whoever changed it: the tokens it got so far end at every API it
+    // holds a grant at (client_grant entries, as for a grant revoked), at introspection, the
+    // admin API, the feed and resource servers. Its grants stay: given client_credentials back,
+    // it gets new tokens; the old ones stay dead.
+    // A client made public (token_endpoint_auth_method "none"), whoever changed it, loses likewise
+    // what it holds on people's behalf: the refresh tokens, codes and access tokens it got while it
+    // authenticated were constrained by its secret or key (RFC 9700 §4.14.2), and would otherwise be
+    // redeemed with its client_id alone (one leaked from its server, say); the delegated mark ends
+    // them everywhere, and the consents given before it, so each person is asked again.
+    // A credential replaced (a key removed from its jwks, another jwks_uri, another authentication
+    // method, a secret replaced without grace: replaced-credentials.ts), whoever changed it, ends
+    // likewise the tokens the client got for itself, with any credential (the one a thief used is
+    // not known); and a secret that stops authenticating it takes its rotated-out predecessor along.
+    // A client narrowed so that its pending requests are refused (a redirect URI, a response type or
+    // a grant type they are made with taken away: requestsNarrowed), whoever changed it: they end.
+    // Each was refused against the client as it is (patches/current-registration.ts) but kept, and
+    // the client widened again within its lifetime took it up (twenty-second endings pass). A scope
+    // or offline access taken away is not such a narrowing: what asks it goes on without it.
+    // Its sign-ins in progress end too, by a cutoff read as they resume (endPendingSignIns), on such
+    // a narrowing or pushed requests required since (signInsNarrowed): a sign-in left at the login
+    // page across a redirect URI taken out and put back ended in a code to it (twenty-fourth endings
+    // pass). The change answers once the cutoff's second has passed, so that a sign-in begun after
+    // it (by the very request that read a changed metadata document again, say) is of a later second.
+    clientReplaced: async (clientId, previous, next) => {
+      if (!previous) return;
+      const replaced = await replacedCredentials(kv, clientId, previous, next);
+      await Promise.all([
+        getsOwnTokens(previous) && (!getsOwnTokens(next) || replaced.any) ? apis.endOwnTokens(clientId) : undefined,
+        authenticates(previous) && !authenticates(next) ? revocations.revokeDelegated(clientId) : undefined,
+        // Scopes taken from its `scope` metadata: refreshes are narrowed and introspection refuses
+        // the tokens carrying them already (resource-servers.ts heldByClientNow); the feed tells
+        // the APIs that verify JWTs locally (a scoped delegated entry).
+        scopesTaken(previous, next, async () => [...registrationPolicy(config).scopes, ...(await apis.delegableScopes())]).then((taken) => revocations.revokeNarrowed(clientId, taken)),
+        requestsNarrowed(previous, next) ? endPendingRequests(kv, clientId) : undefined,
+        signInsNarrowed(previous, next) ? endPendingSignIns(kv, clientId, signIns).then((at) => untilSecond(at + 1)) : undefined,
+      ]);
+      if (replaced.secret) await forgetPreviousSecret(kv, clientId);
+    },
+  };
+}
+
+/**
+ * A configured client (CLIENTS) changed by editing the configuration and restarting ends what the
+ * same change written to a stored client ends (clientEndings: its secret replaced, made public, scopes
+ * narrowed, client_credentials taken away; removed from the configuration, as a client deleted),
+ * against the clients recorded by the start before (store/configured-clients.ts), at the first start
+ * with the new configuration. Each ending is a cutoff of its own second and idempotent: instances
+ * starting at once may each run it; the first to record the new clients ends the comparison, and
+ * one that finds other clients recorded since records nothing (said by the caller). Run before the
+ * instance serves; what an instance still running the old configuration issues afterwards is not
+ * ended (docs/operating.md, "Changing a configured client").
+ */
+export async function configuredClientsChanged(kv: Kv, clients: readonly Record<string, unknown>[], endings: ReturnType<typeof clientEndings>): Promise<{ replaced: string[]; removed: string[]; recorded: boolean }> {
+  const changes = await configuredClientChanges(kv, clients);
+  for (const { clientId, previous, next } of changes.replaced) await endings.clientReplaced(clientId, previous as AdapterPayload, next as AdapterPayload);
+  for (const clientId of changes.removed) await endings.clientRemoved(clientId);
+  // Each ending is a cutoff "issued at or before this second": the instance serves once it has
+  // passed, so that what it issues under the new configuration is of a later second.
+  if (changes.replaced.length || changes.removed.length) await untilSecond(epochSeconds() + 1);
+  return { replaced: changes.replaced.map(({ clientId }) => clientId), removed: [...changes.removed], recorded: await changes.record() };
+}
+
+
+/** Whether client metadata (as stored) lets the client get tokens for itself: client_credentials among its grant types (RFC 7591 §2: authorization_code alone by default), and client authentication. */
+function getsOwnTokens(metadata: { grant_types?: unknown; token_endpoint_auth_method?: unknown }): boolean {
+  const grantTypes = Array.isArray(metadata.grant_types) ? metadata.grant_types : ['authorization_code'];
+  return grantTypes.includes('client_credentials') && authenticates(metadata);
+}
+
+/**
+ * The scopes a change of a client's `scope` metadata takes from it: those its tokens may carry
+ * before (every scope offered, `offered`, when it registered none) and are beyond it after
+ * (patches/current-registration.ts scopesBeyond; none when it registers no `scope` after).
+ */
+export async function scopesTaken(previous: { scope?: unknown }, next: { scope?: unknown }, offered: () => Promise<readonly string[]>): Promise<string[]> {
+  const words = (scope: unknown) => (typeof scope === 'string' ? scope.split(' ').filter(Boolean) : []);
+  const after = new Set(words(next.scope));
+  if (!after.size) return [];
+  const before = words(previous.scope);
+  return [...new Set(before.length ? before : await offered())].filter((scope) => !after.has(scope));
+}
+
+/** What a client's requests may name, each with the engine's default where none is registered (clientDefaults). */
+const REQUESTED_METADATA: Readonly<Record<string, readonly string[]>> = { redirect_uris: [], grant_types: DEFAULT_GRANT_TYPES, response_types: DEFAULT_RESPONSE_TYPES };
+
+/** The values of the list `name` (one of REQUESTED_METADATA) a change of client metadata takes away. */
+function takenFrom(previous: Record<string, unknown>, next: Record<string, unknown>, name: string): unknown[] {
+  const values = (metadata: Record<string, unknown>) => (Array.isArray(metadata[name]) ? (metadata[name] as unknown[]) : REQUESTED_METADATA[name]!);
+  const after = new Set(values(next));
+  return values(previous).filter((value) => !after.has(value));
+}
+
+/**
+ * Whether a change of client metadata takes from it what a pending request may be made with: a
+ * redirect URI, a response type, or a grant type other than refresh_token (a request asking for
+ * offline access goes on without it then: patches/current-registration.ts).
+ */
+function requestsNarrowed(previous: Record<string, unknown>, next: Record<string, unknown>): boolean {
+  return Object.keys(REQUESTED_METADATA).some((name) => takenFrom(previous, next, name).some((value) => name !== 'grant_types' || value !== 'refresh_token'));
+}
+
+/**
+ * Whether a change of client metadata ends its sign-ins in progress: it takes away what a request
+ * is made with (requestsNarrowed), or requires pushed requests where it did not, so that a request
+ * sent through the front channel is refused (patches/current-registration.ts). A scope or offline
+ * access taken away is not (the request goes on without it), nor is the client made public (its
+ * request without PKCE is refused while it is public, and once it authenticates again, its code
+ * needs its secret or key as any code of a confidential client does), nor another authentication
+ * method (not part of the request).
+ */
+function signInsNarrowed(previous: Record<string, unknown>, next: Record<string, unknown>): boolean {
+  return requestsNarrowed(previous, next) || (previous.require_pushed_authorization_requests !== true && next.require_pushed_authorization_requests === true);
+}
+
+/** Whether client metadata (as stored) has the client authenticate at the token endpoint (RFC 7591 §2: client_secret_basic by default). */
+function authenticates(metadata: { token_endpoint_auth_method?: unknown }): boolean {
+  return metadata.token_endpoint_auth_method !== 'none';
+}
+
