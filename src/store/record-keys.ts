@@ -75,3 +75,14 @@ export function loadedClient(payload: AdapterPayload): AdapterPayload {
   const { client_secret_digest: digest, ...rest } = payload as AdapterPayload & { client_secret_digest?: unknown };
   return typeof digest === 'string' ? { ...rest, client_secret: SECRET_HANDLE + digest } : payload;
 }
+
+/** Models whose records belong to a grant and die with it. */
+export const GRANTABLE: ReadonlySet<string> = new Set([
+  'AccessToken',
+  'AuthorizationCode',
+  'RefreshToken',
+  'DeviceCode',
+  'BackchannelAuthenticationRequest',
+  'PreAuthorizedCode',
+]);
+

@@ -14,7 +14,7 @@
  *
  * A code or device code exchange refused for what it asks (invalid_target, invalid_scope: its
  * `resource`, found wrong after oidc-provider consumed the code) leaves the code unspent: its held
- * back consumption is dropped, not sent (store/adapter.ts forgoConsumption; a read in between sends
+ * back consumption is dropped, not sent (store/held-writes.ts forgoConsumption; a read in between sends
  * only what the request wrote, never a consumption alone). Before, the refusal spent the code, and
  * the client's corrected request was taken for a replay, which revoked the grant. A code presented
  * again after its exchange is still refused before this (oidc-provider sees it consumed, revokes
@@ -28,7 +28,7 @@
  * the same way and sent together, with the writes of `alongside` (where the session was last seen),
  * before the redirect leaves. When the session had been ended meanwhile (elsewhere, while this
  * request was in flight) its write is refused by the store and the code deleted: the answer is a
- * login_required page instead of the redirect (store/adapter.ts SessionEnded). A consumption or
+ * login_required page instead of the redirect (store/held-writes.ts SessionEnded). A consumption or
  * deletion in between sends what was held back first, and so does a read once the request holds
  * back a write (or the consumption of the record read), so the request still reads its own writes.
  * Pinned by test/unit/provider-patches.test.ts, test/e2e/deferred-consumption.test.ts and
@@ -38,7 +38,7 @@ import type { Context, Middleware } from 'koa';
 import { errors, type KoaContextWithOIDC, type Provider } from 'oidc-provider';
 import type { RateLimits } from '../../http/rate-limits.js';
 import { respondWithError } from '../../http/errors.js';
-import { forgoConsumption, SessionEnded, settleRequest } from '../../store/adapter.js';
+import { forgoConsumption, SessionEnded, settleRequest } from '../../store/held-writes.js';
 
 /** The grants whose code (a record of these models) a refusal of the request's own parameters leaves unspent. */
 const CODE_GRANTS = new Set(['authorization_code', 'urn:ietf:params:oauth:grant-type:device_code']);
