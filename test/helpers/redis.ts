@@ -5,10 +5,14 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, Socket } from 'node:net';
+import { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Redis } from 'ioredis';
+import { freeClusterPort, freePort } from './ports.js';
+
+/** Where most tests take it from, with the Redis they start. */
+export { freePort };
 
 const REDIS_SERVER = process.env.REDIS_SERVER_BIN ?? 'redis-server';
 const REDIS_CLI = process.env.REDIS_CLI_BIN ?? 'redis-cli';
@@ -20,73 +24,6 @@ process.once('exit', () => {
 });
 
 const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
-
-/**
- * The kernel's ephemeral ports (Linux), from which it picks the local port of every outgoing
- * connection; a port a test server is about to take must not be one of them.
- */
-function ephemeralPorts(): { low: number; high: number } {
-  try {
-    const [low, high] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
-    if (low! > 0 && high! >= low!) return { low: low!, high: high! };
-  } catch {
-    // Not Linux: assume the IANA range.
-  }
-  return { low: 49152, high: 65535 };
-}
-const EPHEMERAL = ephemeralPorts();
-/** Ports below the ephemeral range that tests pick from (above the well-known and common service ports). */
-const PICK_FROM = 10_000;
-
-function bindable(port: number): Promise<boolean> {
-  return new Promise((done) => {
-    const server = createServer();
-    server.once('error', () => done(false));
-    server.listen(port, '127.0.0.1', () => server.close(() => done(true)));
-  });
-}
-
-/**
- * A free port for a server a test starts, or has a child process start, a moment later. Picked at
- * random below the ephemeral range: a port the kernel chose (listen on 0) is an ephemeral one, which
- * any outgoing connection of another test file running beside this one (npm test runs five at a
- * time), of Chromium or of a load generator may take as its local port before the server binds it
- * (EADDRINUSE).
- */
-export async function freePort(): Promise<number> {
-  const span = Math.min(EPHEMERAL.low, 65536) - PICK_FROM;
-  if (span >= 1000) {
-    for (let attempt = 0; attempt < 50; attempt++) {
-      const port = PICK_FROM + Math.floor(Math.random() * span);
-      if (await bindable(port)) return port;
-    }
-  }
-  return new Promise((done, fail) => {
-    const server = createServer();
-    server.once('error', fail);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => done(port));
-    });
-  });
-}
-
-/** Redis Cluster's bus listens on its node's port + 10000 (`cluster-port` is Redis 7's only). */
-const CLUSTER_BUS_OFFSET = 10_000;
-
-/**
- * A free port for a Cluster node whose bus port (port + 10000) is free too, and below the ephemeral
- * range as well: freePort() alone checked only the node's port, and a bus port in the ephemeral
- * range, or taken by a file running beside, made the node abort at start ("Failed listening on port").
- */
-async function freeClusterPort(): Promise<number> {
-  const span = Math.min(EPHEMERAL.low, 65536) - CLUSTER_BUS_OFFSET - PICK_FROM;
-  for (let attempt = 0; span >= 1000 && attempt < 50; attempt++) {
-    const port = PICK_FROM + Math.floor(Math.random() * span);
-    if ((await bindable(port)) && (await bindable(port + CLUSTER_BUS_OFFSET))) return port;
-  }
-  throw new Error('no free port pair for a Redis Cluster node below the ephemeral range');
-}
 
 /** Sends one inline command over raw TCP and returns the reply text (or throws). */
 function command(port: number, line: string): Promise<string> {
