@@ -11,7 +11,7 @@
  */
 import assert from 'node:assert/strict';
 import { eventually, pastOutages } from '../helpers/eventually.js';
-import { commandsIn, scriptOn, startRelayedServer, type Relay, type RelayedServer } from '../helpers/relay.js';
+import { BLIP_COMMAND_TIMEOUT, commandsIn, scriptOn, startRelayedServer, type Relay, type RelayedServer } from '../helpers/relay.js';
 import { initialAccessToken } from '../helpers/operator.js';
 import { register as registerWith, readRegistration, registeredWithUpdate, type Registered } from '../helpers/registration.js';
 import { type TestServer } from '../helpers/server.js';
@@ -29,7 +29,7 @@ describe('e2e: fourth blips pass: a multi-write operation with Redis paused (or 
 
   before(async () => {
     // A command waits half a second: a Redis paused longer is an outage (503).
-    relayed = await startRelayedServer({}, { commandTimeout: 500, clients: [machineClient(OPS)] });
+    relayed = await startRelayedServer({}, { commandTimeout: BLIP_COMMAND_TIMEOUT, clients: [machineClient(OPS)] });
     ({ relay, server } = relayed);
     await server.apis.grant(OPS.id, `${server.issuer}/admin`, { scopes: ['admin'] });
     admin = await clientCredentialsToken(server.url, OPS, `${server.issuer}/admin`, 'admin');

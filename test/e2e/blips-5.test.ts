@@ -14,7 +14,7 @@ import assert from 'node:assert/strict';
 import * as oidc from 'openid-client';
 import { Secret, TOTP } from 'otpauth';
 import { Agent, type Page } from '../helpers/agent.js';
-import { commandsIn, startRelayedServer, type RelayedServer } from '../helpers/relay.js';
+import { BLIP_COMMAND_TIMEOUT, commandsIn, startRelayedServer, type RelayedServer } from '../helpers/relay.js';
 import { type TestServer } from '../helpers/server.js';
 import { signedInToAccountPage, signInSteps, startAuthorization } from '../helpers/sign-in.js';
 import { attestation, isSecondFactor, passkeyChallenge, softPasskey } from '../helpers/soft-passkeys.js';
@@ -38,7 +38,7 @@ describe('e2e: fifth blips pass: the account page and the consent page with Redi
   before(async () => {
     // A command waits half a second: a Redis paused longer is an outage (503).
     relayed = await startRelayedServer({}, {
-      commandTimeout: 500,
+      commandTimeout: BLIP_COMMAND_TIMEOUT,
       clients: [
         { client_id: NOTES.id, client_secret: NOTES.secret, redirect_uris: [REDIRECT] },
         { client_id: 'tv', application_type: 'native', token_endpoint_auth_method: 'none', grant_types: [DEVICE_GRANT], response_types: [], redirect_uris: [] },

@@ -17,7 +17,7 @@
 import assert from 'node:assert/strict';
 import * as oidc from 'openid-client';
 import { Agent, type Page } from '../helpers/agent.js';
-import { commandsIn, startRelayedServer, type RelayedServer } from '../helpers/relay.js';
+import { BLIP_COMMAND_TIMEOUT, commandsIn, startRelayedServer, type RelayedServer } from '../helpers/relay.js';
 import { type TestServer } from '../helpers/server.js';
 import { eventually } from '../helpers/eventually.js';
 import { signInSteps } from '../helpers/sign-in.js';
@@ -33,7 +33,7 @@ describe('e2e: sixth blips pass: the device flow with Redis paused or cut at a w
 
   before(async () => {
     relayed = await startRelayedServer({ DEVICE_FLOW_POLL_INTERVAL: '1' }, {
-      commandTimeout: 500,
+      commandTimeout: BLIP_COMMAND_TIMEOUT,
       clients: [{ client_id: 'tv', application_type: 'native', token_endpoint_auth_method: 'none', grant_types: [DEVICE_GRANT], response_types: [], redirect_uris: [] }],
     });
     ({ server } = relayed);
@@ -70,9 +70,9 @@ describe('e2e: sixth blips pass: the device flow with Redis paused or cut at a w
   }
 
   /**
-   * A page of the person's retry answered 503 with Retry-After, after the blip: with
-   * REDIS_COMMAND_TIMEOUT at 500 ms, a loaded runner times a command out now and then (a CI
-   * rehearsal of 2026-12-05: the retry's last page). The person meets it as any blip, and retries.
+   * A page of the person's retry answered 503 with Retry-After, after the blip: with a short
+   * REDIS_COMMAND_TIMEOUT, a loaded runner times a command out now and then (a CI rehearsal of
+   * 2026-12-05, at 500 ms: the retry's last page). The person meets it as any blip, and retries.
    */
   class StrayOutage extends Error {}
   const unlessOutage = (page: Page): Page => {

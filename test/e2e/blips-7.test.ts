@@ -25,7 +25,9 @@ describe('e2e: seventh blips pass: registration, client management and secret ro
   let admin: string;
 
   before(async () => {
-    // A command waits half a second: a Redis paused longer is an outage (503).
+    // A command waits half a second: a Redis paused longer is an outage (503). Not the longer
+    // BLIP_COMMAND_TIMEOUT: a registration cut off holds its initial access token's claim for a
+    // multiple of the timeout, and at 2 s the retry's Retry-After waits (pastOutages) end before it.
     relayed = await startRelayedServer({}, { commandTimeout: 500, clients: [machineClient(OPS)] });
     ({ server, relay } = relayed);
     await server.apis.grant(OPS.id, `${server.issuer}/admin`, { scopes: ['admin'] });

@@ -24,7 +24,7 @@ import { Agent, postToAccount } from '../helpers/agent.js';
 import { eventually, pastOutages } from '../helpers/eventually.js';
 import { startLogoutReceiver, type LogoutReceiver } from '../helpers/logout-receiver.js';
 import { latchkey } from '../helpers/process.js';
-import { commandsIn, scriptOn, startRelayedServer, WRITE_COMMANDS, type RelayedServer } from '../helpers/relay.js';
+import { BLIP_COMMAND_TIMEOUT, commandsIn, scriptOn, startRelayedServer, WRITE_COMMANDS, type RelayedServer } from '../helpers/relay.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { signInSteps, startAuthorization } from '../helpers/sign-in.js';
 import { createResourceServer, type ResourceServer } from '../../src/resource-server/index.js';
@@ -53,7 +53,7 @@ async function startWithLogoutReceiver(receiver: LogoutReceiver, { id, secret }:
   const app = { client_id: id, client_secret: secret, redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'], scope: SCOPE, backchannel_logout_uri: receiver.url, backchannel_logout_session_required: true };
   const relayed = await startRelayedServer(
     { OUTBOUND_ALLOW_PRIVATE_NETWORKS: 'true', BACKCHANNEL_RETRY_SCHEDULE: '1', BACKCHANNEL_SWEEP_INTERVAL: '0.2', RESOURCE_SERVERS },
-    { commandTimeout: 500, clients: [app, ...others, machineClient(OPS)] },
+    { commandTimeout: BLIP_COMMAND_TIMEOUT, clients: [app, ...others, machineClient(OPS)] },
   );
   await relayed.server.apis.grant(OPS.id, `${relayed.server.issuer}/admin`, { scopes: ['admin'] });
   return { relayed, admin: await clientCredentialsToken(relayed.server.url, OPS, `${relayed.server.issuer}/admin`, 'admin') };

@@ -223,10 +223,18 @@ export interface RelayedServer {
   stop(): Promise<void>;
 }
 
+/**
+ * A REDIS_COMMAND_TIMEOUT (ms) that makes a Redis paused longer an outage, answered 503 (pausedAt),
+ * soon enough for a test to pause it at each write in turn. Not shorter: at 500 ms, a loaded
+ * two-core runner (a CI rehearsal of 2026-12-05, the bench's load generator beside it) timed out a
+ * command of a request no blip was made at, in the test's setup and in a retry after the blip.
+ */
+export const BLIP_COMMAND_TIMEOUT = 2000;
+
 export interface RelayedServerOptions {
   /**
    * The server's REDIS_COMMAND_TIMEOUT (ms). By default 30 s: a held write must not time out (503)
-   * while the test acts. A short one (500) makes a Redis paused longer an outage, answered 503.
+   * while the test acts. A short one (BLIP_COMMAND_TIMEOUT) makes a Redis paused longer an outage, answered 503.
    */
   readonly commandTimeout?: number;
   /** Redis keeps an append-only file, as a restarted or failed-over Redis keeps its data. */
