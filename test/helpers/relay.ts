@@ -226,8 +226,9 @@ export interface RelayedServer {
 /**
  * A REDIS_COMMAND_TIMEOUT (ms) that makes a Redis paused longer an outage, answered 503 (pausedAt),
  * soon enough for a test to pause it at each write in turn. Not shorter: at 500 ms, a loaded
- * two-core runner (a CI rehearsal of 2026-12-05, the bench's load generator beside it) timed out a
- * command of a request no blip was made at, in the test's setup and in a retry after the blip.
+ * two-core runner (CI rehearsals of 2026-12-05, early in the run, the heaviest files together)
+ * timed out a command of a request no blip was made at, in a test's setup and in a retry after
+ * the blip.
  */
 export const BLIP_COMMAND_TIMEOUT = 2000;
 
