@@ -77,6 +77,28 @@ export function startCoreProbe(cpus: string, intervalMs = 100): CoreProbe {
   };
 }
 
+/** How many times the core's best of the run the job beside a server may take before its window counts as measured on a slow core. */
+export const SLOW_CORE = 1.2;
+
+/**
+ * How many times more run.ts measures a window whose core was slow; the window on the fastest core
+ * is the row's. Every server alike, the bare provider too.
+ */
+export const SLOW_CORE_RETRIES = 2;
+
+/** Whether the job beside the server in `window` took more than SLOW_CORE × `bestMs` (the core's best so far). */
+export function onSlowCore(window: CoreProbeWindow | undefined, bestMs: number | undefined): boolean {
+  return !!window && bestMs !== undefined && window.medianMs > SLOW_CORE * bestMs;
+}
+
+/**
+ * Of one row's windows measured one after another, the one whose core was fastest (the job beside
+ * the server at its lowest median); the first when none was probed.
+ */
+export function onFastestCore<T extends { readonly coreProbe?: CoreProbeWindow }>(windows: readonly [T, ...T[]]): T {
+  return windows.reduce((best, window) => (window.coreProbe && best.coreProbe && window.coreProbe.medianMs < best.coreProbe.medianMs ? window : best));
+}
+
 /**
  * The rows whose measured window had the job beside the server slower than `factor` times the
  * core's best this run: the lowest median of the job over the start (servers idle), every
@@ -86,7 +108,7 @@ export function startCoreProbe(cpus: string, intervalMs = 100): CoreProbe {
 export function slowCoreRows(
   scenarios: readonly { id: string; target: string; coreProbe?: CoreProbeWindow; warmUp?: { coreProbeMs?: readonly number[] } }[],
   atStart: CoreProbeWindow | undefined,
-  factor = 1.2,
+  factor = SLOW_CORE,
 ): { id: string; target: string; ratio: number }[] {
   const medians = [...(atStart ? [atStart.medianMs] : []), ...scenarios.flatMap((s) => [...(s.coreProbe ? [s.coreProbe.medianMs] : []), ...(s.warmUp?.coreProbeMs ?? [])])];
   if (!medians.length) return [];

@@ -2,7 +2,7 @@
  * The results: their shape (latest.json), the goals of issues #7 and #18 with PASS/MISS, and the Markdown
  * and terminal tables.
  */
-import { slowCoreRows, type CoreProbeWindow } from './core-probe.js';
+import { SLOW_CORE, SLOW_CORE_RETRIES, slowCoreRows, type CoreProbeWindow } from './core-probe.js';
 import type { Argon2Limit, RedisLimit, Rs256Limit } from './limits.js';
 import type { Latency, PhaseResult } from './load.js';
 import type { ProfileSummary } from './profile.js';
@@ -70,6 +70,8 @@ export interface ScenarioResult {
      */
     readonly generatorMaxDelayMs: number;
     readonly foreignCpuShare: number;
+    /** Paced runs on a slow core, set aside for one on a faster core (as `slowCoreWindows` below): their p99 and errors. */
+    readonly slowCoreWindows?: readonly { readonly coreRatio: number; readonly p99: number; readonly errors: number }[];
   };
   readonly redis?: RedisProbe;
   readonly errors: number;
@@ -79,6 +81,12 @@ export interface ScenarioResult {
    * strayed from the bench configuration's row (test/bench/run.ts DEFAULTS_STRAY).
    */
   readonly measuredAgain?: { readonly firstCpuMsPerIteration: number };
+  /**
+   * Windows of this row measured on a slow core and set aside for one on a faster core (run.ts
+   * SLOW_CORE_RETRIES): the fixed job beside the server as a multiple of the core's best of the
+   * run, and what the server did in them.
+   */
+  readonly slowCoreWindows?: readonly { readonly coreRatio: number; readonly cpuMsPerIteration: number; readonly iterationsPerSecond: number }[];
   /**
    * The warm-up before the ramp and the measurement (test/bench/run.ts warmUp): server CPU per
    * iteration, ms, of each of its windows, and whether its last three agreed (else it stopped at
@@ -496,7 +504,26 @@ export function markdown(report: Report): string {
   const slowCore = slowCoreRows(report.scenarios, m.coreProbeAtStart);
   if (slowCore.length) {
     out.push(
-      `> **The servers' core was slow** in the measured run of ${slowCore.map((x) => `${x.id} (${x.target}, ${fmt(x.ratio, 2)}×)`).join(', ')}: a fixed CPU job beside the server took that many times its best time of the run (\`coreProbe\` in latest.json). The core did less work for the same time (the host took part of it, or processes beside the server fought it for its caches), and those rows' CPU per iteration is inflated with it: measure them again.`,
+      `> **The servers' core was slow** in the measured run of ${slowCore.map((x) => `${x.id} (${x.target}, ${fmt(x.ratio, 2)}×)`).join(', ')}: a fixed CPU job beside the server took that many times its best time of the run (\`coreProbe\` in latest.json). The core did less work for the same time (the host took part of it, or processes beside the server fought it for its caches), and those rows' CPU per iteration is inflated with it (a row whose core read slow as it was measured was measured up to ${SLOW_CORE_RETRIES} times more, for a faster core): measure them again.`,
+      '',
+    );
+  }
+  const setAside = report.scenarios.filter((s) => s.slowCoreWindows?.length);
+  const pacedAside = report.scenarios.filter((s) => s.load80?.slowCoreWindows?.length);
+  if (setAside.length || pacedAside.length) {
+    const measuredText = setAside
+      .map((s) => `${s.id} (${s.target}: ${s.slowCoreWindows!.map((w) => `${fmt(w.coreRatio, 2)}× with ${w.cpuMsPerIteration} ms CPU`).join(', ')} set aside, ${s.server.cpuMsPerIteration} ms kept)`)
+      .join(', ');
+    const pacedText = pacedAside
+      .map((s) => `${s.id} (${s.target}: ${s.load80!.slowCoreWindows!.map((w) => `${fmt(w.coreRatio, 2)}× with p99 ${w.p99} ms${w.errors ? ` and ${w.errors} errors` : ''}`).join(', ')} set aside, p99 ${s.load80!.p99} ms kept)`)
+      .join(', ');
+    out.push(
+      `Run again because the core was slow (the fixed job beside the server over ${SLOW_CORE}× its best time of the run), the window on the fastest core kept (\`slowCoreWindows\` in latest.json): ${[
+        measuredText && `measured, ${measuredText}`,
+        pacedText && `paced at 80% of peak, ${pacedText}`,
+      ]
+        .filter(Boolean)
+        .join('; ')}.`,
       '',
     );
   }

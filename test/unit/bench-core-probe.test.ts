@@ -4,7 +4,7 @@
  * host's use of the core shows only as everything on it taking longer (docs/performance.md).
  */
 import assert from 'node:assert/strict';
-import { slowCoreRows, startCoreProbe, summarise } from '../bench/core-probe.js';
+import { onFastestCore, onSlowCore, slowCoreRows, startCoreProbe, summarise } from '../bench/core-probe.js';
 
 describe('unit: the bench’s fixed job beside the servers', () => {
   it('sums a window up by its median and mean, and nothing when it had no samples', () => {
@@ -25,6 +25,17 @@ describe('unit: the bench’s fixed job beside the servers', () => {
     const warmed = [...rows, { id: 'discovery', target: 'latchkey', warmUp: { coreProbeMs: [0.6, 0.5, 0.52] }, coreProbe: { medianMs: 0.5, meanMs: 0.5, samples: 50 } }];
     assert.deepEqual(slowCoreRows(warmed, busyStart), [{ id: 'introspect-jwt', target: 'latchkey', ratio: 1.4 }]);
     assert.deepEqual(slowCoreRows([rows[2]!], undefined), []);
+  });
+
+  it('counts a window as on a slow core past 1.2× the best so far, and keeps the window on the fastest core', () => {
+    const probe = (medianMs: number) => ({ medianMs, meanMs: medianMs, samples: 20 });
+    assert.equal(onSlowCore(probe(0.61), 0.5), true);
+    assert.equal(onSlowCore(probe(0.6), 0.5), false);
+    assert.equal(onSlowCore(undefined, 0.5), false, 'an unprobed window (not pinned) is never measured again');
+    assert.equal(onSlowCore(probe(0.9), undefined), false);
+    type Window = { n: number; coreProbe?: ReturnType<typeof probe> };
+    assert.equal(onFastestCore<Window>([{ n: 1, coreProbe: probe(0.8) }, { n: 2, coreProbe: probe(0.55) }, { n: 3, coreProbe: probe(0.7) }]).n, 2);
+    assert.equal(onFastestCore<Window>([{ n: 1 }, { n: 2 }]).n, 1, 'none probed: the first');
   });
 
   it('samples a core while the caller waits', async () => {
