@@ -239,6 +239,18 @@ async function measured(target: ProcessTarget, inspector: RedisInspector, run: (
 /** A measured window (measured's answer). */
 type Measured = Awaited<ReturnType<typeof measured>>;
 
+/**
+ * `window` run until one was not on a slow core (the host took part of it: everything on the core,
+ * the server too, took longer for the same work, for seconds or minutes), at most SLOW_CORE_RETRIES
+ * times more: the one on the fastest core, and the others, each with how slow its core was.
+ */
+async function onSteadiestCore<T extends { readonly coreProbe?: CoreProbeWindow }>(window: () => Promise<T>): Promise<{ kept: T; setAside: { window: T; coreRatio: number }[] }> {
+  const windows: [T, ...T[]] = [await window()];
+  while (windows.length <= SLOW_CORE_RETRIES && onSlowCore(windows.at(-1)!.coreProbe, coreBestMs)) windows.push(await window());
+  const kept = onFastestCore(windows);
+  return { kept, setAside: windows.filter((w) => w !== kept).map((w) => ({ window: w, coreRatio: r(w.coreProbe!.medianMs / coreBestMs!, 2) })) };
+}
+
 interface RunContext {
   readonly options: Options;
   /** Servers on core 0, the generator and Redis on core 1. */
@@ -368,20 +380,12 @@ async function runScenario(scenario: Scenario, target: ProcessTarget, context: R
       }
     : measureWindow;
   const cpuOf = (m: Measured) => r((m.serverCpu * 1000) / Math.max(1, m.result.iterations), 3);
-  /**
-   * A window whose core was slow (the host took part of it: everything on the core, the server
-   * too, took longer for the same work, for seconds or minutes) is measured again, up to
-   * SLOW_CORE_RETRIES times, until one is not; the row is the window on the fastest core, and the
-   * others stay in the log and the JSON (`slowCoreWindows`).
-   */
+  /** A window on a slow core is measured again (onSteadiestCore); those set aside stay in the log and the JSON. */
   const slowCoreWindows: NonNullable<ScenarioResult['slowCoreWindows']>[number][] = [];
   const onSteadyCore = async (window: () => Promise<Measured>): Promise<Measured> => {
-    const windows: [Measured, ...Measured[]] = [await window()];
-    while (windows.length <= SLOW_CORE_RETRIES && onSlowCore(windows.at(-1)!.coreProbe, coreBestMs)) windows.push(await window());
-    const kept = onFastestCore(windows);
-    for (const other of windows.filter((w) => w !== kept)) {
+    const { kept, setAside } = await onSteadiestCore(window);
+    for (const { window: other, coreRatio } of setAside) {
       count(other.result);
-      const coreRatio = r(other.coreProbe!.medianMs / coreBestMs!, 2);
       slowCoreWindows.push({ coreRatio, cpuMsPerIteration: cpuOf(other), iterationsPerSecond: other.result.iterationsPerSecond });
       log(`${name} measured again: its core was slow (the fixed job beside it ${coreRatio}× the core's best), ${cpuOf(other)} ms CPU/iteration, ${describe(other.result)}`);
     }
@@ -423,12 +427,8 @@ async function runScenario(scenario: Scenario, target: ProcessTarget, context: R
     // Paced on a slow core, the rate is more than 80% of what the core could do meanwhile, and a
     // queue builds: run again as a measured window is (its tail and errors stay in the log and the
     // JSON, `load80.slowCoreWindows`, and are not the row's).
-    const runs: [Awaited<ReturnType<typeof pacedOnce>>, ...Awaited<ReturnType<typeof pacedOnce>>[]] = [await pacedOnce()];
-    while (runs.length <= SLOW_CORE_RETRIES && onSlowCore(runs.at(-1)!.coreProbe, coreBestMs)) runs.push(await pacedOnce());
-    const run = onFastestCore(runs);
-    const setAside = runs
-      .filter((other) => other !== run)
-      .map((other) => ({ coreRatio: r(other.coreProbe!.medianMs / coreBestMs!, 2), p99: other.result.latency.p99, errors: other.result.errors }));
+    const { kept: run, setAside: slowRuns } = await onSteadiestCore(pacedOnce);
+    const setAside = slowRuns.map(({ window: other, coreRatio }) => ({ coreRatio, p99: other.result.latency.p99, errors: other.result.errors }));
     for (const other of setAside) log(`${name} paced again: its core was slow (the fixed job beside it ${other.coreRatio}× the core's best), p99 ${other.p99} ms, errors ${other.errors}`);
     const p = count(run.result);
     const step = scenario.tokenStep ? p.steps[scenario.tokenStep] : undefined;
