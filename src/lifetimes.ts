@@ -29,10 +29,14 @@ export function longestSignedLifetime(config: Config): number {
 
 /**
  * Seconds a sign-in session is kept from now: ttl.session after this use, and never past
- * ttl.sessionMax after `signedInAt` (the session's loginTs; a session nobody signed in to yet, which
- * holds only a sign-out's state, gets ttl.session). At least 1: the engine takes positive integers.
+ * ttl.sessionMax after `signedInAt` (the session's loginTs). At least 1: the engine takes positive
+ * integers. A session nobody signed in to yet holds only a page's state (a sign-out's confirmation,
+ * the device page's code entry), which anyone gets by asking for the page without a cookie: it is
+ * kept as long as a sign-in in progress (ttl.interaction, at most ttl.session), so that an outsider
+ * asking again and again leaves an hour of them in the store, not two weeks' of them. Signing in on
+ * it saves it again, with the sign-in's lifetime.
  */
-export function sessionLifetime(ttl: Pick<Config['ttl'], 'session' | 'sessionMax'>, signedInAt: unknown, now = machineSeconds()): number {
-  if (typeof signedInAt !== 'number') return ttl.session;
+export function sessionLifetime(ttl: Pick<Config['ttl'], 'session' | 'sessionMax' | 'interaction'>, signedInAt: unknown, now = machineSeconds()): number {
+  if (typeof signedInAt !== 'number') return Math.min(ttl.session, ttl.interaction);
   return Math.max(1, Math.min(ttl.session, signedInAt + ttl.sessionMax - now));
 }

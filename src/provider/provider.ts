@@ -286,7 +286,8 @@ function tokens({ config, apis, signing }: ProviderDependencies): Configuration 
       IdToken: config.ttl.idToken,
       RefreshToken: config.ttl.refreshToken,
       // From the last use, and never past ttl.sessionMax after the sign-in (an unchanged session is
-      // then saved with the expiry it has: unchanged-sessions.ts writes nothing).
+      // then saved with the expiry it has: unchanged-sessions.ts writes nothing); one nobody signed
+      // in to yet, as long as an interaction (lifetimes.ts says why).
       Session: (_ctx, session) => sessionLifetime(config.ttl, (session as { loginTs?: unknown }).loginTs),
       Interaction: config.ttl.interaction,
       DeviceCode: config.ttl.deviceCode,

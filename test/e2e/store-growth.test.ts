@@ -211,6 +211,53 @@ describe('e2e: store growth, what outsiders make Latchkey keep', function () {
     assert.equal(await silent(last), 'login_required', 'the last sign-in is signed out');
     assert.deepEqual(await indexed(), [], 'the index is emptied');
   });
+  it("pages anyone may ask for without a cookie (a sign-out's, the device page) leave sessions kept no longer than a sign-in in progress; a sign-in on one keeps it for the session's lifetime", async () => {
+    // The shipped lifetimes (TTL_SESSION two weeks, TTL_INTERACTION an hour), on the same Redis under a prefix of its own.
+    const prefix = 'anon:';
+    const plain = await startServer({ redisUrl: redis.url, clients, env: { REDIS_KEY_PREFIX: prefix, RATE_LIMIT_PER_IP: '0' } });
+    try {
+      const interaction = plain.config.ttl.interaction;
+      assert.ok(interaction < plain.config.ttl.session);
+      /** Each page, asked without a cookie: the session its answer made (the lk_session cookie), and when the cookie says it ends. */
+      const made: { readonly path: string; readonly key: string; readonly expires: number }[] = [];
+      for (let round = 0; round < 20; round++) {
+        for (const path of ['/session/end', '/device', '/device?user_code=BCDF-GHJK', `/session/end?client_id=${WEB}`]) {
+          const answer = await fetch(`${plain.url}${path}`, { redirect: 'manual' });
+          await answer.arrayBuffer();
+          assert.equal(answer.status, 200, `${path} answered ${answer.status}`);
+          const cookie = answer.headers.getSetCookie().find((line) => line.startsWith('lk_session='));
+          assert.ok(cookie, `${path} made no session`);
+          const value = cookie.slice('lk_session='.length, cookie.indexOf(';'));
+          made.push({ path, key: `${prefix}oidc:Session:${digestOf(value)}`, expires: Date.parse(/expires=([^;]+)/i.exec(cookie)![1]!) });
+        }
+      }
+      for (const { path, key, expires } of made) {
+        const ttl = await raw.ttl(key);
+        assert.ok(ttl > 0 && ttl <= interaction + 60, `a session ${path} made without a cookie is kept ${ttl} s (ttl.interaction: ${interaction} s)`);
+        assert.ok(expires <= Date.now() + (interaction + 60) * 1000, `${path}'s session cookie ends ${new Date(expires).toISOString()}`);
+      }
+      // Every record an anonymous session leaves (its uid's index too) ends as soon.
+      for (const key of (await raw.keys(`${prefix}oidc:*`)).filter((key) => /^anon:oidc:(Session|uid):/.test(key))) {
+        const ttl = await raw.ttl(key);
+        assert.ok(ttl > 0 && ttl <= interaction + 60, `${key} is kept ${ttl} s`);
+      }
+
+      // A browser that asked for the device page first, then signs in: its session lives as long as a sign-in's.
+      const person = 'anna-anonymous-first';
+      const password = 'anna asked for the device page first';
+      await plain.accounts.create(person, password);
+      const agent = new Agent();
+      await agent.follow(`${plain.issuer}/device`);
+      const authorize = `${plain.issuer}/auth?${new URLSearchParams({ client_id: WEB, response_type: 'code', scope: 'openid', redirect_uri: REDIRECT, code_challenge: 'x'.repeat(43), code_challenge_method: 'S256' })}`;
+      const page = await signInSteps(agent, await agent.follow(authorize, {}, REDIRECT), { username: person, password, login: 'required', consent: 'stop' });
+      assert.ok(isConsent(page), `the consent page: ${page.status} ${page.url}`);
+      const session = agent.cookieHeader(plain.issuer).split('; ').find((pair) => pair.startsWith('lk_session='))!.slice('lk_session='.length);
+      const ttl = await raw.ttl(`${prefix}oidc:Session:${digestOf(session)}`);
+      assert.ok(ttl > plain.config.ttl.session - 60, `the signed-in session is kept ${ttl} s (ttl.session: ${plain.config.ttl.session} s)`);
+    } finally {
+      await plain.stop();
+    }
+  });
   it('an app that registered itself updating its registration again and again: its registration token index keeps only the live token', async () => {
     const metadata = { redirect_uris: [REDIRECT], token_endpoint_auth_method: 'none' };
     const created = await fetch(`${server.url}/reg`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(metadata) });
