@@ -18,7 +18,7 @@ import { SealError, UnknownSecret } from './keyring/sealing.js';
 import { revokeFromRing, rotateRing } from './keyring/service.js';
 import { readRing } from './keyring/stores.js';
 import { StartConflicts } from './ops/listen.js';
-import { createLogger } from './ops/logger.js';
+import { createServerLogger } from './ops/logger.js';
 import { builtinResourceServers } from './apis/builtin.js';
 import { CLOCK_TOLERANCE, longestAccessTokenLifetime } from './lifetimes.js';
 import { epochSeconds, followStoreClock } from './clock.js';
@@ -359,7 +359,7 @@ const actions: Record<string, Action> = {
     if (!Number.isSafeInteger(workers) || workers < 0) {
       fail(new UsageError(`--workers: expected a number of processes (0: one per core), got "${options.workers}"`));
     }
-    const logger = createLogger(settings.log.level);
+    const logger = await createServerLogger(settings.log.level, settings.log.format);
     const { serve } = await import('./main.js');
     const { runServer } = await import('./workers.js');
     await runServer({ ...settings, workers }, logger, () => serve(settings, logger), oneLine).catch(fail);

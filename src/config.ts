@@ -16,6 +16,8 @@ export class ConfigError extends Error {
 }
 
 const seconds = z.number().int().positive();
+/** An enumerated setting is read in any case (`INFO` is `info`). */
+const lowerCase = (value: unknown) => (typeof value === 'string' ? value.toLowerCase() : value);
 /**
  * The longest an initial access token may live (configured default and `--expires-in`): one that
  * is forgotten must still end by itself (an operator revokes a leaked one at once).
@@ -189,7 +191,10 @@ const schema = z.strictObject({
     })
     .refine((value) => value.cacheMin <= value.cacheMax, { message: 'must not exceed clientMetadataDocuments.cacheMax (CLIENT_METADATA_DOCUMENTS_CACHE_MAX)', path: ['cacheMin'] }),
   // Any case (LOG_LEVEL=INFO, as other tools spell it): pino's names are lower-case.
-  log: z.strictObject({ level: z.preprocess((value) => (typeof value === 'string' ? value.toLowerCase() : value), z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])) }),
+  log: z.strictObject({
+    level: z.preprocess(lowerCase, z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])),
+    format: z.preprocess(lowerCase, z.enum(['auto', 'json', 'pretty'])),
+  }),
 });
 
 export type Config = z.infer<typeof schema> & { readonly env: string; readonly production: boolean };

@@ -4,15 +4,17 @@
  * ID must be a domain) and the page can only say "The passkey was not created"; a loopback issuer on
  * another port than the server's, where every redirect leads nowhere; a plain http issuer on a
  * public host outside production, which refuses it. And what a first start says it made: the
- * signing key it generated into keys/.
+ * signing key it generated into keys/. And how it says it: readable lines at a terminal, JSON to a pipe.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { spawn } from 'node:child_process';
 import { createLogger } from '../../src/ops/logger.js';
+import { CLI } from '../helpers/process.js';
 import { freePort } from '../helpers/redis.js';
-import { startServer, testDir } from '../helpers/server.js';
+import { startServer, testDir, testEnv } from '../helpers/server.js';
 
 describe('serve: warnings at start', function () {
   this.timeout(30_000);
@@ -84,5 +86,31 @@ describe('serve: warnings at start', function () {
     } finally {
       rmSync(fresh, { recursive: true, force: true });
     }
+  });
+
+  it('`latchkey serve` at a terminal (a pseudo-terminal through script(1)) logs readable lines, the listening one naming the issuer; LOG_FORMAT=json keeps JSON there', async () => {
+    /** What `serve` writes at a terminal until it listens (then it is stopped). */
+    const startAtTerminal = async (extra: Record<string, string>) => {
+      const port = await freePort();
+      const env = { ...testEnv(dir, port), LOG_LEVEL: 'info', NO_COLOR: '1', ...extra };
+      return new Promise<string>((done, fail) => {
+        const child = spawn('script', ['-qec', `${process.execPath} ${CLI} serve`, '/dev/null'], { env: { PATH: process.env.PATH, ...env }, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
+        let out = '';
+        const timer = setTimeout(() => process.kill(-child.pid!, 'SIGTERM'), 20_000);
+        child.stdout.on('data', (chunk: Buffer) => {
+          out += chunk.toString();
+          if (out.includes('latchkey is listening')) process.kill(-child.pid!, 'SIGTERM');
+        });
+        child.on('error', fail);
+        child.on('close', () => {
+          clearTimeout(timer);
+          done(out);
+        });
+      });
+    };
+    const readable = (await startAtTerminal({})).split(/\r?\n/).find((line) => line.includes('latchkey is listening'));
+    assert.match(readable ?? '', /^\[\d\d:\d\d:\d\d\.\d{3}\] INFO: latchkey is listening \{"port":\d+,"issuer":"http:\/\/localhost:\d+"/);
+    const json = (await startAtTerminal({ LOG_FORMAT: 'json' })).split(/\r?\n/).find((line) => line.includes('latchkey is listening'));
+    assert.match(json ?? '', /^\{"level":30,.*"msg":"latchkey is listening"\}$/);
   });
 });

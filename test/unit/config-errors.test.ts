@@ -56,6 +56,7 @@ describe('configuration errors say the setting, the value given and what is expe
 
   it('enumerations say the choices and the value; secrets are never echoed', () => {
     assert.equal(message({ LOG_LEVEL: 'loud' }), 'log.level (LOG_LEVEL): expected one of "fatal"|"error"|"warn"|"info"|"debug"|"trace"|"silent", got "loud"');
+    assert.equal(message({ LOG_FORMAT: 'xml' }), 'log.format (LOG_FORMAT): expected one of "auto"|"json"|"pretty", got "xml"');
     const clients = message({ CLIENTS: '[{"client_id":"","client_secret":"do-not-print-me"}]' });
     assert.match(clients, /^clients\.0\.client_id \(CLIENTS\): /);
     assert.ok(!clients.includes('do-not-print-me'));

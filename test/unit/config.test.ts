@@ -28,6 +28,8 @@ describe('configuration', () => {
     assert.equal(config.production, false);
     assert.equal(loadConfig({ PORT: '4100' }).issuer, 'http://localhost:4100');
     assert.equal(loadConfig({ LOG_LEVEL: 'INFO' }).log.level, 'info', 'a level in any case, as other tools spell it');
+    assert.equal(config.log.format, 'auto');
+    assert.equal(loadConfig({ LOG_FORMAT: 'JSON' }).log.format, 'json');
     assert.ok(Object.isFrozen(config) && Object.isFrozen(config.ttl));
   });
 
