@@ -242,6 +242,14 @@ function protocol({ config, keyring, signing }: ProviderDependencies): Configura
       long: { httpOnly: true, sameSite: 'lax' },
       short: { httpOnly: true, sameSite: 'lax' },
     },
+    // CORS at the endpoints a client calls (token, userinfo, introspection, revocation, PAR, device
+    // authorization; discovery and the JWKS answer every origin): a public client calls from its own
+    // pages, the origins of its redirect URIs; userinfo also answers any client's pages (its front end
+    // holding the person's access token); a confidential client calls from its server, never a page.
+    // The engine's default policy, stated (left to it, the engine asks on the console for it to be
+    // set); pinned by test/conformance/oauth-security.test.ts ("CORS at the token, revocation and userinfo endpoints").
+    clientBasedCORS: (ctx, origin, client) =>
+      origin !== 'null' && (ctx.oidc.route === 'userinfo' || client.clientAuthMethod === 'none') && (client.redirectUris ?? []).some((uri) => URL.parse(uri)?.origin === origin),
     clockTolerance: CLOCK_TOLERANCE,
     // Only what the product offers: the code flow, with PKCE S256 for every client (RFC 9700 §2.1.1),
     // or with pkce.required "public" for public clients only (a code_challenge sent is enforced either way).

@@ -177,6 +177,41 @@ describe('RFC 9700 OAuth 2.0 Security BCP (authorization server)', function () {
     assert.equal(get.headers.get('access-control-allow-origin'), null);
   });
 
+  it("CORS at the token, revocation and userinfo endpoints: a public client's own pages (its redirect URIs' origins) only, userinfo any client's pages, never another origin nor a confidential client's token request", async () => {
+    const { token_endpoint: token, revocation_endpoint: revocation, userinfo_endpoint: userinfo } = op.metadata;
+    const form = (url: string, origin: string, body: Record<string, string>, headers: Record<string, string> = {}) =>
+      fetch(url, { method: 'POST', headers: { origin, 'content-type': 'application/x-www-form-urlencoded', ...headers }, body: new URLSearchParams(body) });
+    const allowed = (answer: Response) => answer.headers.get('access-control-allow-origin');
+    const spaOrigin = 'https://spa.example.test';
+    const webOrigin = 'https://web.example.test';
+    const elsewhere = 'https://elsewhere.example.test';
+    const code = { grant_type: 'authorization_code', client_id: 'spa', code: 'not-a-code', redirect_uri: spa.redirectUri, code_verifier: 'v'.repeat(43) };
+    // The public client from its page: the answer (an error here) is readable by its page.
+    const fromSpa = await form(token!, spaOrigin, code);
+    assert.equal(allowed(fromSpa), spaOrigin);
+    assert.equal(((await fromSpa.json()) as { error: string }).error, 'invalid_grant');
+    assert.equal(allowed(await form(revocation!, spaOrigin, { client_id: 'spa', token: 'not-a-token' })), spaOrigin);
+    // Another origin, for the public client: refused, and nothing it may read.
+    for (const url of [token!, revocation!]) {
+      const fromElsewhere = await form(url, elsewhere, url === token ? code : { client_id: 'spa', token: 'not-a-token' });
+      assert.equal(allowed(fromElsewhere), null, url);
+      assert.equal(fromElsewhere.status, 400, url);
+    }
+    // A confidential client's token request from a page, even its own: refused (its secret belongs on its server).
+    const confidential = await form(token!, webOrigin, { grant_type: 'client_credentials' }, { authorization: basic });
+    assert.equal(allowed(confidential), null);
+    assert.equal(confidential.status, 400);
+    // userinfo: the page of the client the access token was issued to (confidential or not), and no other.
+    const { access_token: accessToken } = await web.redeem(await web.signIn(alice, ALICE));
+    const me = (origin: string) => fetch(userinfo!, { headers: { origin, authorization: `Bearer ${accessToken}` } });
+    const fromWeb = await me(webOrigin);
+    assert.equal(fromWeb.status, 200);
+    assert.equal(allowed(fromWeb), webOrigin);
+    assert.equal(allowed(await me(elsewhere)), null);
+    // The policy is Latchkey's, stated: the engine asks on the console for its default to be changed.
+    assert.deepEqual(op.logs.filter((line) => line.includes('clientBasedCORS')), []);
+  });
+
   it("the OP's own forms refuse a request without their CSRF token: login, consent and cancel → 403 (RFC 9700 §4.7, RFC 6819 §4.4.1.8)", async () => {
     const agent = new Agent();
     const login = (await web.authorize(agent, { scope: 'openid profile email' })).page;
