@@ -190,7 +190,7 @@ const schema = z.strictObject({
       maxBytes: z.number().int().min(512).max(1_048_576),
     })
     .refine((value) => value.cacheMin <= value.cacheMax, { message: 'must not exceed clientMetadataDocuments.cacheMax (CLIENT_METADATA_DOCUMENTS_CACHE_MAX)', path: ['cacheMin'] }),
-  // Any case (LOG_LEVEL=INFO, as other tools spell it): pino's names are lower-case.
+  // Any case (LOG_LEVEL=INFO, LOG_FORMAT=JSON, as other tools spell them): pino's names are lower-case.
   log: z.strictObject({
     level: z.preprocess(lowerCase, z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])),
     format: z.preprocess(lowerCase, z.enum(['auto', 'json', 'pretty'])),

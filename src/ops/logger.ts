@@ -4,6 +4,7 @@
  * redact list is a second line of defence for anything that logs an object by mistake.
  */
 import { pino, type DestinationStream, type Logger } from 'pino';
+import type { Config } from '../config.js';
 
 export type { Logger };
 
@@ -41,11 +42,11 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
  * `latchkey serve`'s logger, to stdout (`out`: tests give their own), in the configured format:
  * JSON lines (createLogger), or for a person reading a terminal one readable line per entry: its
  * time, level and message, then its fields (pino-pretty, written as each comes: a terminal's
- * reader needs no batches). `auto` is readable when `out` is a terminal (`npm start` in a shell) and JSON otherwise (a pipe or
- * a file: a container's or a service manager's log, a log shipper). The redaction is the same
- * either way: pino applies it before the entry is formatted.
+ * reader needs no batches). `auto` is readable when `out` is a terminal (`npm start` in a shell)
+ * and JSON otherwise (a pipe or a file: a container's or a service manager's log, a log shipper).
+ * The redaction is the same either way: pino applies it before the entry is formatted.
  */
-export async function createServerLogger(level: string, format: 'auto' | 'json' | 'pretty', out: NodeJS.WritableStream & { isTTY?: boolean } = process.stdout): Promise<Logger> {
+export async function createServerLogger(level: string, format: Config['log']['format'], out: NodeJS.WritableStream & { isTTY?: boolean } = process.stdout): Promise<Logger> {
   if (format === 'json' || (format === 'auto' && !out.isTTY)) return createLogger(level, out === process.stdout ? undefined : out);
   const { default: pretty } = await import('pino-pretty');
   // pino-pretty colours stdout when the terminal takes colours (and NO_COLOR is unset); another stream, never.
