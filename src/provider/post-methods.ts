@@ -12,6 +12,7 @@
 import type { Context, Middleware } from 'koa';
 import { respondWithError } from '../http/errors.js';
 import { scoped } from '../http/layers.js';
+import { refusedCoding } from './patches/oversized-bodies.js';
 
 /** Form bodies larger than this are refused; the parameters of an authorization request are small. */
 export const POST_BODY_LIMIT = 64 * 1024;
@@ -44,6 +45,7 @@ export function postAsGet(paths: readonly string[]): Middleware {
 /** A POST at one of those endpoints: 303 to the same endpoint with its form as the query. */
 async function redirectPost(ctx: Context): Promise<void> {
   ctx.set('Cache-Control', 'no-store');
+  if (refusedCoding(ctx)) return;
   if (!ctx.is('application/x-www-form-urlencoded')) {
     respondWithError(ctx, 400, { error: 'invalid_request', error_description: 'only application/x-www-form-urlencoded bodies are supported' });
     return;

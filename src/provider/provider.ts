@@ -692,12 +692,13 @@ function applyPatches(
   // Every path the engine is asked for, served or not (unscoped).
   layers.push(bareNotFound());
   // RFC 9110 §15.5.6, RFC 9126 §2.3: an endpoint asked with a method it does not take is 405 with Allow, not 404.
-  layers.push(methodNotAllowed(provider));
+  const postedAsGet = [provider.pathFor('authorization'), provider.pathFor('end_session')];
+  layers.push(methodNotAllowed(provider, postedAsGet));
   // ...and an endpoint's own path is its own: GET /device/auth is not the device resume (/device/:uid).
   const ownPaths = ownEndpointPaths(provider);
   if (ownPaths) layers.push(ownPaths);
   // OIDC Core §3.1.2.1 and RP-Initiated Logout §2: POST too, with SameSite=Lax cookies kept (see post-methods.ts).
-  layers.push(postAsGet([provider.pathFor('authorization'), provider.pathFor('end_session')]));
+  layers.push(postAsGet(postedAsGet));
   // A session whose person was disabled or deleted is ended before the engine reads it (see accounts/sessions.ts),
   // which then goes on with the session read there rather than reading it again.
   const accountSessions = new AccountSessions(kv, { current: provider }, accounts);

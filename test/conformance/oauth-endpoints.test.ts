@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { createHash, randomUUID } from 'node:crypto';
+import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, jwtVerify, SignJWT } from 'jose';
 import { Redis } from 'ioredis';
 import * as oidc from 'openid-client';
@@ -229,7 +230,7 @@ describe('OAuth 2.0 endpoints to the letter (RFC 6749 §2.3.1, §5; RFC 7009; RF
       assert.equal(((await response.json()) as { error: string }).error, 'invalid_request');
     });
 
-    it('an endpoint asked with a method it does not take answers 405 with Allow, for programs and for people, the device authorization endpoint too (its path is also the shape of the device resume); a path that is no endpoint stays 404 (RFC 9110 §15.5.6; RFC 9126 §2.3 for pushed requests, RFC 8628 §3.1)', async () => {
+    it('an endpoint asked with a method it does not take answers 405 with Allow, for programs and for people, the device authorization endpoint too (its path is also the shape of the device resume), the authorization and end-session endpoints naming POST; a path that is no endpoint stays 404 (RFC 9110 §15.5.6; RFC 9126 §2.3 for pushed requests, RFC 8628 §3.1)', async () => {
       const m = op.metadata;
       const cases: [string, string, string][] = [
         [m.pushed_authorization_request_endpoint!, 'GET', 'POST'],
@@ -244,6 +245,9 @@ describe('OAuth 2.0 endpoints to the letter (RFC 6749 §2.3.1, §5; RFC 7009; RF
         [`${op.issuer}/.well-known/oauth-authorization-server`, 'PUT', 'GET, HEAD'],
         [`${op.issuer}/.well-known/openid-configuration`, 'DELETE', 'GET, HEAD'],
         [m.userinfo_endpoint!, 'PUT', 'GET, HEAD, POST'],
+        // OIDC Core §3.1.2.1, RP-Initiated Logout §2: POST too (answered before the engine, post-methods.ts).
+        [m.authorization_endpoint!, 'PUT', 'GET, HEAD, POST'],
+        [m.end_session_endpoint!, 'DELETE', 'GET, HEAD, POST'],
         [`${m.registration_endpoint!}/some-client`, 'POST', 'GET, HEAD, PUT, DELETE'],
         // RFC 8628 §3.1: POST only. Its path is also the shape of the person's device resume
         // (<code_verification>/:uid), whose GET must not answer for it, nor be named in its Allow.
@@ -325,6 +329,44 @@ describe('OAuth 2.0 endpoints to the letter (RFC 6749 §2.3.1, §5; RFC 7009; RF
       const under = await postForm(m.token_endpoint!, { grant_type: 'client_credentials', scope: 'nothing-offered', pad: 'x'.repeat(50 * 1024) }, basic('web', SECRET));
       assert.equal(under.status, 400);
       assert.equal(under.body.error, 'invalid_scope');
+    });
+
+    it('a body in a content coding (gzip, deflate, br, or one only labelled so) is 415 invalid_request with Accept-Encoding: identity at every endpoint that reads one, the forms posted to the authorization and end-session endpoints too; the same body sent as it is, or labelled identity, is read (RFC 9110 §8.4, §12.5.3, §15.5.16)', async () => {
+      const m = op.metadata;
+      const tokenForm = `grant_type=client_credentials&scope=read&resource=${encodeURIComponent(API)}`;
+      const form = 'application/x-www-form-urlencoded';
+      const endpoints: [string, string, string][] = [
+        [m.token_endpoint!, form, tokenForm],
+        [m.pushed_authorization_request_endpoint!, form, `response_type=code&client_id=web&redirect_uri=${encodeURIComponent(web.redirectUri)}&scope=openid`],
+        [m.introspection_endpoint!, form, 'token=t'],
+        [m.revocation_endpoint!, form, 'token=t'],
+        [m.userinfo_endpoint!, form, 'access_token=t'],
+        [m.device_authorization_endpoint!, form, 'client_id=web&scope=openid'],
+        [m.registration_endpoint!, 'application/json', JSON.stringify({ redirect_uris: ['https://dyn.example.test/cb'] })],
+        [m.authorization_endpoint!, form, `response_type=code&client_id=web&redirect_uri=${encodeURIComponent(web.redirectUri)}&scope=openid`],
+        [m.end_session_endpoint!, form, 'client_id=web'],
+      ];
+      const codings: [string, (body: string) => Buffer][] = [
+        ['gzip', (body) => gzipSync(body)],
+        ['deflate', (body) => deflateSync(body)],
+        ['br', (body) => brotliCompressSync(body)],
+        // Labelled, not compressed: read as plain before, so the label changed nothing.
+        ['gzip', (body) => Buffer.from(body)],
+        ['x-unknown', (body) => Buffer.from(body)],
+      ];
+      for (const [url, type, body] of endpoints) {
+        for (const [coding, encode] of codings) {
+          const response = await fetch(url, { method: 'POST', redirect: 'manual', headers: { 'content-type': type, 'content-encoding': coding, authorization: basic('web', SECRET), accept: 'application/json' }, body: encode(body) });
+          assert.equal(response.status, 415, `${coding} at ${url}`);
+          assert.equal(response.headers.get('accept-encoding'), 'identity', `${coding} at ${url}`);
+          assert.equal(((await response.json()) as { error: string }).error, 'invalid_request', `${coding} at ${url}`);
+        }
+      }
+      for (const coding of [undefined, 'identity']) {
+        const plain = await fetch(m.token_endpoint!, { method: 'POST', headers: { 'content-type': form, ...(coding ? { 'content-encoding': coding } : {}), authorization: basic('web', SECRET) }, body: tokenForm });
+        assert.equal(plain.status, 200, `Content-Encoding: ${coding}`);
+        assert.ok(((await plain.json()) as { access_token?: string }).access_token);
+      }
     });
 
     it('GET is not a token request: no token for parameters in a query (RFC 6749 §3.2)', async () => {

@@ -44,10 +44,10 @@ function refuse(ctx: Context, allowed: readonly string[]): void {
   ctx.set('Allow', allowed.join(', '));
 }
 
-function answerMethodNotAllowed(ctx: Context, engine: EngineRouter): void {
+function answerMethodNotAllowed(ctx: Context, engine: EngineRouter, postedAsGet: ReadonlySet<string>): void {
   // A 404 for a request the engine has no route for: the app's own (app.ts), or bare-not-found.ts's.
   if (ctx.status !== 404 || ctx.method === 'OPTIONS' || engine.match(ctx.method, ctx.path)) return;
-  const allowed = METHODS.filter((method) => engine.match(method, ctx.path));
+  const allowed = METHODS.filter((method) => engine.match(method, ctx.path) || (method === 'POST' && postedAsGet.has(pathKey(ctx.path))));
   if (allowed.length) refuse(ctx, allowed);
 }
 
@@ -70,12 +70,16 @@ function shadowedEndpoints(provider: Provider, engine: EngineRouter): Map<string
   return shadowed;
 }
 
-/** Inside bare-not-found.ts's layer: it sees the 404 first. */
-export function methodNotAllowed(provider: Provider): Middleware {
+/**
+ * Inside bare-not-found.ts's layer: it sees the 404 first. `postedAsGet`: the endpoint paths that take
+ * POST before the engine does (post-methods.ts: authorization, end-session), named in their Allow too.
+ */
+export function methodNotAllowed(provider: Provider, postedAsGet: readonly string[]): Middleware {
   const engine = router(provider);
+  const posted = new Set(postedAsGet.map(pathKey));
   // Not an async function, on every request the engine serves.
   return function notAllowed(ctx, next) {
-    return next().then(() => answerMethodNotAllowed(ctx, engine));
+    return next().then(() => answerMethodNotAllowed(ctx, engine, posted));
   };
 }
 

@@ -14,7 +14,8 @@
  * discards it, as after the engine's refusal); form-bodies.ts answers 413 too when a body sent
  * without Content-Length (chunked) grows past the limit at the four endpoints it reads; at the
  * others, which the engine reads itself, chunkedBodiesTooLarge turns the engine's refusal of such a
- * body into the same 413 as its error event goes out. Pinned by test/unit/provider-patches.test.ts
+ * body into the same 413 as its error event goes out. A body in a content coding is refused there
+ * too, 415 (refusedCoding). Pinned by test/unit/provider-patches.test.ts
  * (the engine's limit, its refusal of a body over it, and the error events that carry it).
  */
 import type { EventEmitter } from 'node:events';
@@ -37,10 +38,26 @@ const READING_ROUTES = [
   'end_session_confirm',
 ];
 
+/**
+ * True (and 415 answered) for a POST or PUT whose body comes in a content coding (RFC 9110 §8.4:
+ * gzip, deflate, br…): the engine reads a body's bytes as they come, so a compressed body was
+ * refused as if it lacked its parameters ("missing required parameter 'grant_type'"), and one only
+ * labelled so was read as plain. RFC 9110 §15.5.16: 415, with `Accept-Encoding` saying what is read
+ * (§12.5.3). Also for the forms posted to the authorization and end-session endpoints (post-methods.ts).
+ */
+export function refusedCoding(ctx: Context): boolean {
+  const coding = ctx.method === 'POST' || ctx.method === 'PUT' ? ctx.get('content-encoding').trim().toLowerCase() : '';
+  if (coding === '' || coding === 'identity') return false;
+  respondWithError(ctx, 415, { error: 'invalid_request', error_description: 'this endpoint reads a body as it is sent, without a Content-Encoding' });
+  ctx.set('Accept-Encoding', 'identity');
+  return true;
+}
+
 /** In front of the engine's router; `registrationPath` for RFC 7592's PUT to <registration>/<client_id>. */
 export function oversizedBodies(registrationPath: string): Middleware {
   // Not an async function: most requests go straight on.
   return scoped({ routes: READING_ROUTES, prefixes: [`${registrationPath}/`] }, function oversized(ctx, next) {
+    if (refusedCoding(ctx)) return Promise.resolve();
     const length = ctx.method === 'POST' || ctx.method === 'PUT' ? ctx.request.length : undefined;
     if (length === undefined || length <= FORM_BODY_LIMIT) return next();
     respondWithError(ctx, 413, { error: 'invalid_request', error_description: BODY_TOO_LARGE });
