@@ -153,7 +153,7 @@ export function defaultResource(apis: Apis, oidcScopes: readonly string[]) {
     const requested = requestedScopes(ctx);
     const foreign = requested.filter((scope) => !oidcScopes.includes(scope));
     if (foreign.length) {
-      throw new errors.InvalidScope(`scope ${foreign.join(' ')} is an API's: name the API with the resource parameter (RFC 8707)`, foreign.join(' '));
+      throw new errors.InvalidScope(`scope ${foreign.join(' ')} is no OpenID Connect scope: a client acting for itself gets an API's scopes, naming the API with the resource parameter (RFC 8707)`, foreign.join(' '));
     }
     if (requested.length) {
       throw new errors.InvalidScope(`scope ${requested.join(' ')} is a person's: a client acting for itself gets only an API's scopes, named with the resource parameter (RFC 8707)`, requested.join(' '));

@@ -290,7 +290,7 @@ export function enforcePolicy(
       continue;
     }
     if (apiScopes !== ALREADY_CHECKED && !apiScopes.includes(scope)) {
-      throw new errors.InvalidClientMetadata(`scope "${scope}" is not offered here; allowed: ${[...policy.scopes, ...apiScopes].join(' ')}`);
+      throw new errors.InvalidClientMetadata(`scope "${scope}" is not offered here; allowed: ${[...new Set([...policy.scopes, ...apiScopes])].join(' ')}`);
     }
     setAside.push(scope);
   }

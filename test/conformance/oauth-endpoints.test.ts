@@ -329,6 +329,8 @@ describe('OAuth 2.0 endpoints to the letter (RFC 6749 §2.3.1, §5; RFC 7009; RF
       const under = await postForm(m.token_endpoint!, { grant_type: 'client_credentials', scope: 'nothing-offered', pad: 'x'.repeat(50 * 1024) }, basic('web', SECRET));
       assert.equal(under.status, 400);
       assert.equal(under.body.error, 'invalid_scope');
+      // A scope no API offers is not said to be an API's.
+      assert.match(String(under.body.error_description), /^scope nothing-offered is no OpenID Connect scope: /);
     });
 
     it('a body in a content coding (gzip, deflate, br, or one only labelled so) is 415 invalid_request with Accept-Encoding: identity at every endpoint that reads one, the forms posted to the authorization and end-session endpoints too; the same body sent as it is, or labelled identity, is read (RFC 9110 §8.4, §12.5.3, §15.5.16)', async () => {

@@ -114,6 +114,11 @@ describe('registration policy', () => {
       () => enforcePolicy(POLICY, web({ scope: 'openid ledger:write' }), true, ['ledger:read']),
       (error: errors.InvalidClientMetadata) => /^scope "ledger:write" is not offered here/.test(error.error_description ?? ''),
     );
+    // Two APIs offering the same scope: the refusal lists it once.
+    assert.throws(
+      () => enforcePolicy(POLICY, web({ scope: 'openid ledger:write' }), true, ['ledger:read', 'notes:read', 'ledger:read']),
+      (error: errors.InvalidClientMetadata) => (error.error_description ?? '').endsWith(`allowed: ${POLICY.scopes.join(' ')} ledger:read notes:read`),
+    );
     enforcePolicy(POLICY, web({ scope: 'openid payroll' }), true, ALREADY_CHECKED);
     assert.equal(refusal(web({ scope: 'openid admin' }), true), 'scope "admin" is granted only by an operator');
   });
