@@ -41,7 +41,8 @@ export function revocationFeed({ issuer, keys, list, apis, clockTolerance, sende
   const audience = feedAudience(issuer);
 
   return scoped({ paths: [FEED_PATH] }, async function feed(ctx, next) {
-    if (ctx.path !== FEED_PATH) return next();
+    // OPTIONS is the app's 404, as everywhere (no preflight here: the feed is read by servers).
+    if (ctx.path !== FEED_PATH || ctx.method === 'OPTIONS') return next();
     ctx.set('Cache-Control', 'no-store');
     if (ctx.method !== 'GET' && ctx.method !== 'HEAD') {
       ctx.set('Allow', 'GET, HEAD');
@@ -91,10 +92,11 @@ export function revocationFeed({ issuer, keys, list, apis, clockTolerance, sende
 
     const after = ctx.query.after;
     const limit = ctx.query.limit;
-    if ((after !== undefined && (typeof after !== 'string' || !LOG_ID.test(after))) || (limit !== undefined && !/^\d{1,4}$/.test(String(limit)))) {
-      return jsonError(ctx, 400, 'invalid_request', 'after must be a cursor from this feed; limit a number up to 1000');
+    // limit=0 was a page of one, 5000 one of 1000: a page is the size asked for, or the request is refused.
+    const size = limit === undefined ? FEED_PAGE_LIMIT : typeof limit === 'string' && /^[1-9]\d{0,3}$/.test(limit) ? Number(limit) : 0;
+    if ((after !== undefined && (typeof after !== 'string' || !LOG_ID.test(after))) || size < 1 || size > FEED_PAGE_LIMIT) {
+      return jsonError(ctx, 400, 'invalid_request', `after must be a cursor from this feed; limit a number from 1 to ${FEED_PAGE_LIMIT}`);
     }
-    const size = Math.min(FEED_PAGE_LIMIT, Math.max(1, Number(limit ?? FEED_PAGE_LIMIT)));
     const page = await list.feed(after, size);
     ctx.body = { entries: page.entries, cursor: page.cursor ?? null, more: page.more, epoch: page.epoch };
   });

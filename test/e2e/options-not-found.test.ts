@@ -6,6 +6,8 @@ import assert from 'node:assert/strict';
 import { startServer, type TestServer } from '../helpers/server.js';
 
 const CORS_ENABLED = ['/token', '/me', '/jwks', '/.well-known/openid-configuration', '/token/introspection', '/token/revocation', '/request'];
+/** Endpoints and pages of every other kind: the engine's, the revocation feed, the admin API, people's pages. */
+const OTHERS = ['/auth', '/session/end', '/device/auth', '/device', '/reg', '/revocations', '/admin/clients', '/admin/openapi.json', '/account', '/developer', '/', '/healthz', '/interaction/some-uid'];
 
 describe('e2e: OPTIONS without a CORS preflight', function () {
   this.timeout(30_000);
@@ -17,7 +19,7 @@ describe('e2e: OPTIONS without a CORS preflight', function () {
   after(() => server?.stop());
 
   it('gets the JSON not_found answer, or the error page for a browser', async () => {
-    for (const path of CORS_ENABLED) {
+    for (const path of [...CORS_ENABLED, ...OTHERS]) {
       const json = await fetch(`${server.url}${path}`, { method: 'OPTIONS', headers: { accept: 'application/json', origin: 'https://app.example.test' } });
       assert.equal(json.status, 404, path);
       assert.deepEqual(await json.json(), { error: 'not_found', error_description: 'no such endpoint' }, path);

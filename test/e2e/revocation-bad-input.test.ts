@@ -159,13 +159,14 @@ describe('e2e: bad input at introspection, revocation, the feed and the resource
       assert.match(response.headers.get('www-authenticate') ?? '', /error="invalid_token"/);
     }
     const feedToken = await clientCredentialsToken(server.url, RS, `${server.issuer}/revocations`, 'revocations');
-    for (const query of ['?after=zzz', '?after=1-2-3', '?limit=abc', '?limit=-1']) {
+    for (const query of ['?after=zzz', '?after=1-2-3', '?limit=abc', '?limit=-1', '?limit=0', '?limit=1001', '?limit=01', '?limit=5&limit=6']) {
       const response = await feed({ authorization: `Bearer ${feedToken}` }, query);
       assert.equal(response.status, 400, query);
       assert.equal(((await response.json()) as { error: string }).error, 'invalid_request');
     }
     assert.equal((await feed({ authorization: `Bearer ${feedToken}` }, '', 'POST')).status, 405);
     assert.equal((await feed({ authorization: `Bearer ${feedToken}` }, '?limit=5')).status, 200);
+    assert.equal((await feed({ authorization: `Bearer ${feedToken}` }, '?limit=1000')).status, 200);
   });
 
   it('a client not allowed client_credentials (a public app) cannot get a token for the feed', async () => {
