@@ -28,6 +28,7 @@ import './patches/scope-required.js';
 // OpenID Connect Core §3.1.2.1: an OpenID request names its redirect_uri (see the patch).
 import { codesNameRedirectUri, REDIRECT_URI_OMITTED } from './patches/openid-redirect-uri.js';
 import { confidentialRedemption } from './patches/confidential-redemption.js';
+import { unboundRefreshRefused } from './patches/dpop-bound-refresh.js';
 import { grantGivenAtKept } from './patches/grant-given-at.js';
 import { signedInThroughKept, upstreamOf } from './patches/signed-in-through.js';
 import { loopbackPublicClientsAsked } from './patches/loopback-public-clients.js';
@@ -655,6 +656,8 @@ function applyPatches(
   codesNameRedirectUri(provider);
   // What a client got while confidential is redeemed only by it authenticating, however it became public.
   confidentialRedemption(provider);
+  // ...and a public client's unbound refresh token is not bound to a new key once the client requires DPoP.
+  unboundRefreshRefused(provider);
   // An API removed and added again since the person allowed a code, device code or refresh token is not given by it: when they allowed it is kept.
   grantGivenAtKept(provider);
   deviceRequestsOnStoreClock(provider);

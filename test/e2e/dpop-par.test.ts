@@ -254,6 +254,36 @@ describe('e2e: DPoP-bound tokens and pushed authorization requests', function ()
     await assert.rejects(oidc.refreshTokenGrant(later, again.refresh_token!), (error: oidc.ResponseBodyError) => error.error === 'invalid_grant');
   });
 
+  it("a public client an operator makes require DPoP after a sign-in: its refresh token bound to nothing is invalid_grant with anyone's proof (a thief's copy is not bound to the thief's key), unspent; lifted again, it refreshes (RFC 9449 §5)", async () => {
+    await server.apis.grant(OPS.id, `${server.issuer}/admin`, { scopes: ['admin'] });
+    const admin = await clientCredentialsToken(server.url, OPS, `${server.issuer}/admin`, 'admin');
+    const metadata = { client_id: 'spa-required', token_endpoint_auth_method: 'none', redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'], scope: 'openid offline_access' };
+    const write = async (method: string, path: string, body: Record<string, unknown>) => {
+      const response = await fetch(`${server.url}/admin/clients${path}`, { method, headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      assert.ok(response.ok, `${method} ${path}: ${response.status} ${await response.text()}`);
+    };
+    await write('POST', '', metadata);
+    const app = await oidc.discovery(new URL(server.issuer), 'spa-required', undefined, oidc.None(), { execute: [oidc.allowInsecureRequests] });
+    const agent = new Agent();
+    const { page, verifier } = await startAuthorization(agent, app, REDIRECT, { scope: 'openid offline_access', prompt: 'consent' });
+    const back = await signInSteps(agent, page, { username: 'dora', password: PASSWORD, stopAt: REDIRECT });
+    const unbound = await oidc.authorizationCodeGrant(app, new URL(back.url), { pkceCodeVerifier: verifier });
+    assert.equal(unbound.token_type.toLowerCase(), 'bearer');
+    // The operator now requires DPoP of the app (against token theft).
+    await write('PUT', '/spa-required', { ...metadata, dpop_bound_access_tokens: true });
+    const thief = await generateKeyPair('ES256', { extractable: true });
+    for (const options of [{ DPoP: oidc.getDPoPHandle(app, thief) }, { DPoP: oidc.getDPoPHandle(app, key) }, undefined]) {
+      await assert.rejects(oidc.refreshTokenGrant(app, unbound.refresh_token!, undefined, options), (error: oidc.ResponseBodyError) => {
+        assert.equal(error.error, 'invalid_grant', `${options ? 'with a proof' : 'without'}: ${error.error_description}`);
+        return true;
+      });
+    }
+    // Refused, not spent (nor its grant revoked): lifted again, the app refreshes it.
+    await write('PUT', '/spa-required', { ...metadata, dpop_bound_access_tokens: false });
+    const refreshed = await oidc.refreshTokenGrant(app, unbound.refresh_token!);
+    assert.ok(refreshed.access_token);
+  });
+
   it('userinfo with dpop.requireNonce: a proof without a nonce is 401 with a DPoP use_dpop_nonce challenge and a DPoP-Nonce; openid-client retries with it (RFC 9449 §7.1, §9)', async () => {
     const dpop = oidc.getDPoPHandle(config, key);
     const verifier = oidc.randomPKCECodeVerifier();

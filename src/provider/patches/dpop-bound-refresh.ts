@@ -19,9 +19,30 @@
  * within the reuse grace too. Confidential clients' refresh tokens stay unbound (RFC 9449 §5: they
  * are sender-constrained by client authentication). Pinned by test/e2e/dpop-par.test.ts ("a public
  * client that takes up DPoP at a refresh ...") and test/unit/provider-patches.test.ts.
+ *
+ * A client that *requires* DPoP (`dpop_bound_access_tokens`, set by an operator against token theft,
+ * or by the client) is another matter: every refresh token it got since is bound (the engine wants a
+ * proof at each of its token requests, and binds a public client's refresh token to it), so an
+ * unbound one predates the requirement, and binding it to whatever key the first proof came with
+ * handed it to whoever held a copy: a thief refreshing first got tokens bound to their own key (found
+ * by the endings pass of 2026-12-06). unboundRefreshRefused makes such a token `invalid_grant` (the
+ * app signs the person in again, as after `require_mfa`: step-up.ts), unspent. (Introspection has
+ * nothing to add: a public client cannot introspect, and an API is shown no refresh token.)
  */
-import type { KoaContextWithOIDC } from 'oidc-provider';
+import { errors, type KoaContextWithOIDC, type Provider } from 'oidc-provider';
 import { proofThumbprint } from './dpop-bound-codes.js';
+import { checkAtTokenEndpoint } from './token-endpoint-finds.js';
+
+type DpopClient = { clientId: string; clientAuthMethod?: string; dpopBoundAccessTokens?: boolean };
+
+/** A public client's refresh token bound to no key, redeemed since the client requires DPoP: invalid_grant. */
+export function unboundRefreshRefused(provider: Provider): void {
+  checkAtTokenEndpoint<DpopClient>([provider.RefreshToken], (token, client) => {
+    if (client.clientAuthMethod === 'none' && client.dpopBoundAccessTokens === true && typeof (token as { jkt?: unknown }).jkt !== 'string') {
+      throw new errors.InvalidGrant('this refresh token was issued before its client required DPoP-bound tokens: sign in again');
+    }
+  });
+}
 
 /** In rotateRefreshToken: the refresh token being rotated, of a public client, takes the verified proof's key. */
 export function bindRotatedRefreshTokenToProof(ctx: KoaContextWithOIDC): void {
