@@ -99,9 +99,6 @@ export function isLoopback(hostname: string): boolean {
 
 function redirectUriProblem(uri: string, native: boolean): string | undefined {
   if (uri.includes('*')) return `${uri}: wildcards are not allowed; register each redirect URI exactly`;
-  // Not URI characters (RFC 3986 §2): the URL parser drops tabs and newlines and reads "\" as "/",
-  // where others read "https://app.example.com\@evil.example/" as evil.example's.
-  if (/[\s\\]/u.test(uri)) return `${uri}: spaces and backslashes are not URI characters (RFC 3986); percent-encode them`;
   let url: URL;
   try {
     url = new URL(uri);
@@ -260,6 +257,15 @@ export function enforcePolicy(
   for (const uri of uris(metadata, 'post_logout_redirect_uris')) {
     const problem = redirectUriProblem(uri, native);
     if (problem) throw new errors.InvalidClientMetadata(`post_logout_redirect_uris: ${problem}`);
+  }
+  // Not URI characters (RFC 3986 §2): the URL parser drops tabs and newlines and reads "\" as "/",
+  // where others read "https://app.example.com\@evil.example/" as evil.example's (web pass of
+  // 2026-12-06). Refused where a client is written; one stored before is loaded.
+  if (apiScopes !== ALREADY_CHECKED) {
+    for (const [name, list] of [['redirect_uris', redirectUris], ['post_logout_redirect_uris', uris(metadata, 'post_logout_redirect_uris')]] as const) {
+      const odd = list.find((uri) => /[\s\\]/u.test(uri));
+      if (odd !== undefined) throw new errors.InvalidClientMetadata(`${name}: ${odd}: spaces and backslashes are not URI characters (RFC 3986); percent-encode them`);
+    }
   }
   // The engine adds its response to a registered URI's query, replacing a parameter of the same name
   // (an error answer then went out with the registered `code`, a code with the registered `error`).

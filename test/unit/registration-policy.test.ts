@@ -48,7 +48,9 @@ describe('registration policy', () => {
     // Not URI characters: parsers disagree on where "\" goes (WHATWG: a path; others: evil.example's userinfo ends), and drop tabs.
     for (const uri of ['https://app.example.com\\@evil.example/cb', 'https://app.example.com/c b', 'https://app.example.com/c\tb', 'https://app.example.com/cb\n']) {
       assert.match(refusal(web({ redirect_uris: [uri] })), /^redirect_uris: .*spaces and backslashes are not URI characters/s, JSON.stringify(uri));
+      enforcePolicy(POLICY, web({ redirect_uris: [uri] }), false, ALREADY_CHECKED);
     }
+    assert.match(refusal(web({ post_logout_redirect_uris: ['https://app.example.com\\bye'] })), /^post_logout_redirect_uris: .*spaces and backslashes/);
   });
 
   it('allows custom schemes only for native apps, and only reverse domain names', () => {
