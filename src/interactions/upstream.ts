@@ -134,6 +134,12 @@ function mapClaims(upstream: Upstream, { claims: from, sources }: Pick<SignedIn,
     const value = from[upstream.claims[ours]];
     if (ours === 'email_verified' ? typeof value === 'boolean' : typeof value === 'string' && value.length <= 256) claims[ours] = value;
   }
+  // An address is an address: "bob@corp.example " (a space), "bob@corp.example." (the root's dot),
+  // '"bob"@corp.example', "bob@corp。example" (an ideographic full stop, a dot to IDNA), "Bob
+  // <bob@corp.example>" are the same mailbox to an app that trims, unquotes or maps it, but not to the
+  // lookalike check (emailFold), so an upstream vouching for one made a second person with bob's
+  // verified address (second factors pass of 2026-12-06). What is not a plain address is not taken.
+  if (typeof claims.email === 'string' && !PLAIN_ADDRESS.test(claims.email)) delete claims.email;
   // email_verified speaks of the address beside it: read from the source the email came from (the ID
   // token's when it names one), never the other's (userinfo vouching for another address than the
   // ID token names, which says nothing of it, made that address verified).
@@ -152,6 +158,13 @@ function mapClaims(upstream: Upstream, { claims: from, sources }: Pick<SignedIn,
   if (typeof claims.email === 'string' && upstream.domains.length && !upstream.domains.includes(emailDomain(claims.email) ?? '')) claims.email_verified = false;
   return claims as Claims;
 }
+
+/**
+ * A plain address (RFC 5322 §3.4.1 addr-spec, as a person writes one; RFC 6531 letters of any script):
+ * a dot-atom local part and a domain of two labels or more, no quotes, comments, spaces, display name
+ * or trailing dot.
+ */
+const PLAIN_ADDRESS = /^[\p{L}\p{N}!#$%&'*+/=?^_`{|}~-]+(?:\.[\p{L}\p{M}\p{N}!#$%&'*+/=?^_`{|}~-]+)*@(?:[\p{L}\p{N}](?:[\p{L}\p{M}\p{N}-]*[\p{L}\p{M}\p{N}])?\.)+[\p{L}\p{N}](?:[\p{L}\p{M}\p{N}-]*[\p{L}\p{M}\p{N}])?$/u;
 
 /** The domain of an address (its part after the one @), lowercased; undefined for what is not an address. */
 function emailDomain(email: string): string | undefined {

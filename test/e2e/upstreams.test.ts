@@ -656,7 +656,7 @@ describe('e2e: sign in through an upstream OpenID Connect provider', function ()
       }
     });
 
-    it("email lookalikes: an upstream's address that apps or people would take for a local account's (case folded another way, compatibility width, invisible characters, confusable letters) makes no second account, and a linked identity does not take it", async () => {
+    it("email lookalikes: an upstream's address that apps or people would take for a local account's (case folded another way, compatibility width, confusable letters) makes no second account, and a linked identity does not take it; what is no plain address (spaces, invisible characters, a trailing dot, quotes, a display name, an ideographic full stop) is not taken", async () => {
       // An app comparing addresses upper-cased ("ſam" → "SAM"), NFKC-normalized ("ｓａｍ" → "sam") or
       // as shown ("s<ZWSP>am" looks like "sam"), or a person reading Cyrillic "ѕаm", would take the upstream's person for sam: the upstream's
       // verified word for an address an app takes for sam's is sam's address (the classic account
@@ -664,7 +664,7 @@ describe('e2e: sign in through an upstream OpenID Connect provider', function ()
       const sam = await latchkey.accounts.create('sam', 'sam has a local password', { email: 'sam@local.example', email_verified: true });
       const links = new UpstreamLinks(latchkey.kv, latchkey.accounts);
       try {
-        for (const [at, email] of ['\u017Fam@local.example', '\uFF53\uFF41\uFF4D@local.example', 's\u200Bam@local.example', '\u0455\u0430m@local.example', 'sam@LOCAL.EXAMPLE', 'SAM@local.example'].entries()) {
+        for (const [at, email] of ['\u017Fam@local.example', '\uFF53\uFF41\uFF4D@local.example', '\u0455\u0430m@local.example', 'sam@LOCAL.EXAMPLE', 'SAM@local.example'].entries()) {
           fake.state.email = email;
           const { page } = await throughFake('app1', `lookalike-${at}`).finally(() => (fake.state.email = undefined));
           assert.ok(!page.url.startsWith(app1Redirect()) && !isConsent(page), `${JSON.stringify(email)}: signed in as a new person (${page.status} ${page.url})`);
@@ -680,6 +680,20 @@ describe('e2e: sign in through an upstream OpenID Connect provider', function ()
         assert.ok(later.page.url.startsWith(app1Redirect()) || isConsent(later.page), `it still signs in: ${later.page.status} ${later.page.url}`);
         assert.equal((await latchkey.accounts.find(linked.sub))!.claims.email, 'lookalike-linked@fake.example', "a lookalike of another account's address is not taken");
         assert.equal((await latchkey.accounts.find(sam.sub))!.claims.email, 'sam@local.example');
+        // What is no plain address, though an app that trims, unquotes, maps the domain (IDNA) or reads
+        // a display name takes it for sam's, is not taken at all: the person signs in, their account has
+        // no address (second factors pass of 2026-12-06: each made a second person with it, verified).
+        const notAddresses = ['sam@local.example ', ' sam@local.example', 'sam@local.example.', '"sam"@local.example', 'sam@local\u3002example', 'Sam <sam@local.example>', 'sam(x)@local.example', 'sam@local.example,eve@evil.example', 's\u200Bam@local.example'];
+        for (const [at, email] of notAddresses.entries()) {
+          fake.state.email = email;
+          const { page } = await throughFake('app1', `not-an-address-${at}`).finally(() => (fake.state.email = undefined));
+          assert.ok(page.url.startsWith(app1Redirect()) || isConsent(page), `${JSON.stringify(email)}: signs in (${page.status} ${page.url})`);
+          const made = (await latchkey.accounts.find((await links.find('fake', `not-an-address-${at}`))!.sub))!;
+          assert.deepEqual([made.claims.email, made.claims.email_verified], [undefined, undefined], JSON.stringify(email));
+        }
+        fake.state.email = ' sam@local.example';
+        await throughFake('app1', 'lookalike-linked').finally(() => (fake.state.email = undefined));
+        assert.notEqual((await latchkey.accounts.find(linked.sub))!.claims.email, ' sam@local.example', 'a linked identity does not take it either');
         // An address no one here holds, non-ASCII or not, makes its account as before.
         fake.state.email = 'sàm@local.example';
         const own = await throughFake('app1', 'lookalike-own').finally(() => (fake.state.email = undefined));
