@@ -202,14 +202,17 @@ async function sessionsOn(kv: Kv, settings: Config) {
   return { sessions: new AccountSessions(kv, { current: provider }, factory.accounts), provider };
 }
 
-/** The password: typed at a terminal (not echoed), or piped in. */
 /** A password is only ever read from standard input (never an argument, which `ps` and shell history show). */
-function requirePasswordStdin(options: { passwordStdin?: boolean }, command: string): void {
+function requirePasswordStdin(options: { passwordStdin?: boolean; password?: string }, command: string): void {
+  if (options.password !== undefined) {
+    throw new UsageError(`a password is not taken on the command line (shell history, ps): pipe it to --password-stdin, e.g. printf '%s' "$PASSWORD" | latchkey ${command} --password-stdin, or give --password-stdin alone at a terminal to be asked for it`);
+  }
   if (!options.passwordStdin) {
     throw new UsageError(`--password-stdin is required: the password is read from standard input, e.g. printf '%s' "$PASSWORD" | latchkey ${command} --password-stdin`);
   }
 }
 
+/** The password: typed at a terminal (not echoed), or piped in. */
 async function readStdin(): Promise<string> {
   if (process.stdin.isTTY) return promptHidden('Password: ');
   const chunks: Buffer[] = [];

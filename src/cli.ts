@@ -224,12 +224,19 @@ grants
 
 const users = program.command('users').description('manage user accounts');
 
+/**
+ * `--password x`, the flag a newcomer tries first: taken only to be refused with the way that is
+ * taken (commander said "unknown option"), without repeating the value (cli-actions.ts).
+ */
+const passwordOnCommandLine = new Option('--password <password>').hideHelp();
+
 users
   .command('add <username>')
   .description('create a user; the password is read from standard input')
   // Checked in the action, not as commander's requiredOption: that one was reported before a
   // missing username, so `latchkey users add` alone asked for the flag instead of the name.
   .option('--password-stdin', 'read the password from standard input (required)')
+  .addOption(passwordOnCommandLine)
   .option('--email <email>', 'email address')
   .option('--email-verified', 'mark the email address as verified')
   .option('--name <name>', 'full name')
@@ -247,6 +254,7 @@ users
   .command('passwd <username>')
   .description("set a user's password, read from standard input; their sessions end, every grant they have given is revoked and their consents forgotten")
   .option('--password-stdin', 'read the password from standard input (required)')
+  .addOption(passwordOnCommandLine)
   .option('--keep-sessions', 'leave their sessions, grants and consents alone (the old password is not thought to have leaked)')
   .action(run);
 

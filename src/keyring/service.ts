@@ -154,7 +154,9 @@ export class KeyringService implements SigningGate {
         generated = undefined;
         if (latest) return undefined; // another instance made it while we waited
         const imported = importFrom ? (await readRing(importFrom))?.ring : undefined;
-        if (imported) logger?.info({ from: importFrom!.description, to: store.description }, 'importing the signing keys');
+        // Said with what to do next: the file, left, is imported again whenever the store holds no ring
+        // (a Redis that lost everything), bringing back a key revoked since.
+        if (imported) logger?.info({ from: importFrom!.description, to: store.description }, `importing the signing keys from ${importFrom!.description}: delete it once this server runs`);
         const ring = await apply(imported, plan(imported, now, policy), now, rsaBits);
         if (!imported) generated = ring;
         return ring;

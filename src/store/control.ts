@@ -8,7 +8,7 @@
  * per call; the CLI then uses a RemoteKv on that socket instead of opening the file, so every
  * command acts on the live state (tokens, grants, sessions live in the server's memory).
  */
-import { chmodSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -141,7 +141,7 @@ export function readRunInfo(config: Config): RunInfo | undefined {
 export async function servedElsewhere(config: Config): Promise<StoreAccessError | undefined> {
   if (!(await answers(controlPaths(config).socket))) return undefined;
   return new StoreAccessError(
-    `EMBEDDED_FILE: ${config.embedded.file} is already served by another latchkey process; the embedded store is one process's store (stop that one, or set REDIS_URL)`,
+    `EMBEDDED_FILE: ${config.embedded.file} is already served by another latchkey process; the embedded store is one process's store (stop that one, give this one its own with EMBEDDED_FILE=data/other.json, or set REDIS_URL)`,
   );
 }
 
@@ -362,5 +362,10 @@ export async function openTarget(config: Config, options: { needsServer?: boolea
       `${options.command ?? 'this command'} needs a running server: on the embedded store what it makes lives in the server's memory; start it (npm start) or set REDIS_URL`,
     );
   }
-  return { kv: openStore(config), issuer: config.issuer, description: `the embedded store file ${config.embedded.file} (no server is running on it)` };
+  // The file by its full path: EMBEDDED_FILE is relative to where latchkey runs, so a command run from
+  // another directory (a subdirectory of the checkout, say) acts on a store of its own, new and empty
+  // (newcomer pass of 2026-12-06: it said the same words as at the server's directory).
+  const file = resolve(config.embedded.file);
+  const none = existsSync(file) ? '' : `; there is none there yet, so this makes a new one: run latchkey from the directory the server runs from, or set EMBEDDED_FILE`;
+  return { kv: openStore(config), issuer: config.issuer, description: `the embedded store file ${file} (no server is running on it${none})` };
 }

@@ -339,7 +339,7 @@ export function cliCommands(mode: 'redis' | 'embedded'): void {
     } else {
       it('a second server on the same embedded store is refused; a busy PORT or metrics port and an unknown HOST are one line', async () => {
         const cases: [Record<string, string>, RegExp][] = [
-          [{ PORT: String(await freePort()) }, /^latchkey: EMBEDDED_FILE: .*store\.json is already served by another latchkey process/],
+          [{ PORT: String(await freePort()) }, /^latchkey: EMBEDDED_FILE: .*store\.json is already served by another latchkey process; .*give this one its own with EMBEDDED_FILE=data\/other\.json/],
           [{ EMBEDDED_FILE: join(dir, 'other.json') }, new RegExp(`^latchkey: PORT: port ${server.port} on 127\\.0\\.0\\.1 is in use by another process; expected a free port`)],
           // (another embedded file, so that only the port is in the way)
           [{ PORT: '0', METRICS_PORT: String(server.port), EMBEDDED_FILE: join(dir, 'other.json') }, new RegExp(`^latchkey: METRICS_PORT: port ${server.port} on 127\\.0\\.0\\.1 is in use`)],
@@ -380,9 +380,17 @@ export function cliCommands(mode: 'redis' | 'embedded'): void {
           const token = await latchkey(idleEnv, ['registration', 'token', 'create']);
           assert.equal(token.status, 1);
           assert.equal(token.stderr.trim(), 'latchkey: registration token create needs a running server: on the embedded store what it makes lives in the server\'s memory; start it (npm start) or set REDIS_URL');
+          // No store file there yet (latchkey run from another directory than the server's): said, with the way out.
           const list = await latchkey(idleEnv, ['users', 'list']);
           assert.equal(list.status, 0, list.stderr);
-          assert.equal(list.stderr.trim(), `latchkey: acting on the embedded store file ${idleEnv.EMBEDDED_FILE} (no server is running on it)`);
+          assert.equal(
+            list.stderr.trim(),
+            `latchkey: acting on the embedded store file ${idleEnv.EMBEDDED_FILE} (no server is running on it; there is none there yet, so this makes a new one: run latchkey from the directory the server runs from, or set EMBEDDED_FILE)`,
+          );
+          const made = await latchkey(idleEnv, ['clients', 'add', '--client-id', 'idle-app', '--redirect-uri', 'https://idle.example.test/cb']);
+          assert.equal(made.status, 0, made.stderr);
+          const again = await latchkey(idleEnv, ['users', 'list']);
+          assert.equal(again.stderr.trim(), `latchkey: acting on the embedded store file ${idleEnv.EMBEDDED_FILE} (no server is running on it)`);
         } finally {
           rmSync(idle, { recursive: true, force: true });
         }

@@ -37,6 +37,9 @@ describe('latchkey CLI: usage', function () {
       [['users', 'add', 'eve'], /^latchkey: --password-stdin is required: the password is read from standard input, e\.g\. printf '%s' "\$PASSWORD" \| latchkey users add eve --password-stdin; see latchkey users add --help$/],
       [['users', 'passwd', 'eve'], /^latchkey: --password-stdin is required: .* latchkey users passwd eve --password-stdin; see latchkey users passwd --help$/],
       [['clients', 'add', '--client-id', 'x', '--bogus'], /^latchkey: unknown option '--bogus'; see latchkey clients add --help$/],
+      // The flag a newcomer tries first says which one is taken, and why not it (it said "unknown option").
+      [['users', 'add', 'eve', '--password', 'hunter2-hunter2'], /^latchkey: a password is not taken on the command line \(shell history, ps\): pipe it to --password-stdin, e\.g\. printf '%s' "\$PASSWORD" \| latchkey users add eve --password-stdin, .*; see latchkey users add --help$/],
+      [['users', 'passwd', 'eve', '--password=hunter2-hunter2'], /^latchkey: a password is not taken on the command line .* latchkey users passwd eve --password-stdin, .*; see latchkey users passwd --help$/],
       [['frob'], /^latchkey: unknown command 'frob'; see latchkey --help$/],
       // The server's settings are environment variables, not options of serve: the line names the one meant.
       [['serve', '--port', '3001'], /^latchkey: unknown option '--port'; settings are environment variables: PORT=3001 latchkey serve \(README, Configuration\); see latchkey serve --help$/],
@@ -60,6 +63,7 @@ describe('latchkey CLI: usage', function () {
     for (const [args, pattern] of cases) {
       const run = await latchkey(env, args, 'a long enough password');
       assert.equal(run.status, 1, args.join(' '));
+      assert.ok(!run.stderr.includes('hunter2'), `a password given on the command line is not repeated: ${run.stderr}`);
       const lines = run.stderr.trim().split('\n').filter((line) => !line.startsWith('latchkey: acting on'));
       assert.equal(lines.length, 1, run.stderr);
       assert.match(lines[0]!, pattern);

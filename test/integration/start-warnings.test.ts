@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { createLogger } from '../../src/ops/logger.js';
 import { CLI } from '../helpers/process.js';
-import { freePort } from '../helpers/redis.js';
+import { freePort, startRedisServer } from '../helpers/redis.js';
 import { startServer, testDir, testEnv } from '../helpers/server.js';
 
 describe('serve: warnings at start', function () {
@@ -64,26 +64,31 @@ describe('serve: warnings at start', function () {
     assert.ok(!agreeing.some((msg) => msg.includes('names port')), agreeing.join('\n'));
   });
 
-  it('a first start says in one line that it generated a signing key into keys/, and which; a later start, with the key there, does not', async () => {
+  it('a first start says in one line that it generated a signing key into keys/, and which; a later start, with the key there, does not; a start on Redis imports it, saying to delete the file', async () => {
     const fresh = mkdtempSync(join(tmpdir(), 'latchkey-test-'));
+    const redis = await startRedisServer();
     try {
       const starts: string[][] = [];
-      for (let start = 0; start < 2; start++) {
+      const secrets = { COOKIE_KEYS: 'c'.repeat(48), KEYS_SECRETS: 'k'.repeat(48) };
+      for (const env of [{}, {}, { REDIS_URL: redis.url, ...secrets }]) {
         const lines: string[] = [];
         const server = await startServer({
           dir: fresh,
           port: await freePort(),
-          env: { LOG_LEVEL: 'info' },
+          env: { LOG_LEVEL: 'info', ...env },
           logger: createLogger('info', { write: (line: string) => void lines.push(line) }),
         });
         await server.stop();
         starts.push(lines.map((line) => (JSON.parse(line) as { msg: string }).msg).filter((msg) => msg.includes('signing key')));
       }
-      const [first, second] = starts;
+      const [first, second, onRedis] = starts;
+      const file = join(fresh, 'keys', 'keyring.json').replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
       assert.equal(first!.length, 1, first!.join('\n'));
-      assert.match(first![0]!, new RegExp(`^generated a signing key \\(kid [\\w-]{43}\\) into ${join(fresh, 'keys', 'keyring.json').replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`));
+      assert.match(first![0]!, new RegExp(`^generated a signing key \\(kid [\\w-]{43}\\) into ${file}$`));
       assert.deepEqual(second, [], 'the key was there: nothing generated');
+      assert.deepEqual(onRedis, [`importing the signing keys from ${join(fresh, 'keys', 'keyring.json')}: delete it once this server runs`]);
     } finally {
+      await redis.stop();
       rmSync(fresh, { recursive: true, force: true });
     }
   });
