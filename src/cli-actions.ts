@@ -212,9 +212,16 @@ function requirePasswordStdin(options: { passwordStdin?: boolean; password?: str
   }
 }
 
-/** The password: typed at a terminal (not echoed), or piped in. */
-async function readStdin(): Promise<string> {
-  if (process.stdin.isTTY) return promptHidden('Password: ');
+/**
+ * A password (or a client secret: `label`) typed at a terminal (not echoed), or piped in. Typed, a
+ * password is asked twice: unseen, a slip of the finger would be the password (newcomer pass).
+ */
+async function readStdin(label = 'Password'): Promise<string> {
+  if (process.stdin.isTTY) {
+    const typed = await promptHidden(`${label}: `);
+    if (label === 'Password' && (await promptHidden('Password again: ')) !== typed) throw new AccountError('the two passwords typed are not the same; nothing was changed');
+    return typed;
+  }
   const chunks: Buffer[] = [];
   for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
   return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
@@ -667,7 +674,7 @@ const actions: Record<string, Action> = {
     withStore(async (kv, settings) => {
       const { Upstreams, MAPPED_CLAIMS, urisToRegister } = await import('./upstreams/registry.js');
       const claims = claimMapping(options.claim, MAPPED_CLAIMS);
-      const clientSecret = await readStdin();
+      const clientSecret = await readStdin('Client secret');
       // The secret is sealed under the first of keys.secrets: only the server's own secrets seal
       // it so that the server can open it (and not, say, under the public development default).
       await readRing(ringStore(settings, kv));

@@ -396,23 +396,34 @@ export function cliCommands(mode: 'redis' | 'embedded'): void {
         }
       });
 
-      it('--password-stdin at a terminal prompts without echo (a pseudo-terminal through script(1))', async () => {
+      it('--password-stdin at a terminal prompts twice without echo, and refuses two passwords that differ (a pseudo-terminal through script(1))', async () => {
         const typed = 'typed at a terminal';
-        const output = await new Promise<string>((done, fail) => {
-          const command = `${process.execPath} ${CLI} users add dora --password-stdin`;
-          const child = spawn('script', ['-qec', command, '/dev/null'], { env: { PATH: process.env.PATH, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
-          let out = '';
-          child.stdout.on('data', (chunk) => {
-            out += chunk;
-            if (out.includes('Password: ') && !child.stdin.writableEnded) child.stdin.end(`${typed}\r`);
+        /** `users add <username>` at a terminal, typing `first` at the prompt and `again` at the second. */
+        const addAtTerminal = (username: string, first: string, again: string) =>
+          new Promise<string>((done, fail) => {
+            const command = `${process.execPath} ${CLI} users add ${username} --password-stdin`;
+            const child = spawn('script', ['-qec', command, '/dev/null'], { env: { PATH: process.env.PATH, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
+            let out = '';
+            let answered = 0;
+            child.stdout.on('data', (chunk) => {
+              out += chunk;
+              if (answered === 0 && out.includes('Password: ')) child.stdin.write(`${first}\r`, () => void (answered = 1));
+              if (answered === 1 && out.includes('Password again: ')) {
+                answered = 2;
+                child.stdin.end(`${again}\r`);
+              }
+            });
+            child.on('error', fail);
+            child.on('close', () => done(out));
           });
-          child.on('error', fail);
-          child.on('close', () => done(out));
-        });
-        assert.match(output, /Password: /);
+        const output = await addAtTerminal('dora', typed, typed);
+        assert.match(output, /Password: [^]*Password again: /);
         assert.ok(!output.includes(typed), `the password was echoed: ${output}`);
         assert.match(output, /"username": "dora"/);
         await eventually(async () => assert.ok(await server.accounts.verify('dora', typed)));
+        const slipped = await addAtTerminal('dorian', typed, `${typed}!`);
+        assert.match(slipped, /the two passwords typed are not the same; nothing was changed/);
+        assert.equal(await server.accounts.findByUsername('dorian'), undefined, 'no account made');
       });
     }
   });
