@@ -675,6 +675,7 @@ const actions: Record<string, Action> = {
       const { Upstreams, MAPPED_CLAIMS, urisToRegister } = await import('./upstreams/registry.js');
       const claims = claimMapping(options.claim, MAPPED_CLAIMS);
       const clientSecret = await readStdin('Client secret');
+      if (!clientSecret) throw new UsageError("--client-secret-stdin reads Latchkey's client secret at the upstream from standard input, and none came: e.g. printf '%s' \"$SECRET\" | latchkey upstreams add … --client-secret-stdin");
       // The secret is sealed under the first of keys.secrets: only the server's own secrets seal
       // it so that the server can open it (and not, say, under the public development default).
       await readRing(ringStore(settings, kv));

@@ -198,6 +198,10 @@ export function cliCommands(mode: 'redis' | 'embedded'): void {
       const duplicate = await latchkey(env, ['upstreams', 'add', '--id', 'corp', '--issuer', 'https://idp.example.com', '--client-id', 'x', '--client-secret-stdin'], 'x\n');
       assert.equal(duplicate.status, 1);
       assert.match(duplicate.stderr, /^latchkey: an upstream "corp" exists already$/m);
+      // Nothing on standard input: the line says where the secret is read from.
+      const empty = await latchkey(env, ['upstreams', 'add', '--id', 'empty', '--issuer', 'https://idp.example.com', '--client-id', 'x', '--client-secret-stdin'], '');
+      assert.equal(empty.status, 1);
+      assert.match(empty.stderr, /^latchkey: --client-secret-stdin reads Latchkey's client secret at the upstream from standard input, and none came: .*; see latchkey upstreams add --help$/m);
       // A local upstream for a try-out is on loopback: the refusal of plain http elsewhere says so.
       const plain = await latchkey(env, ['upstreams', 'add', '--id', 'plain', '--issuer', 'http://idp.example.com', '--client-id', 'x', '--client-secret-stdin'], 'x\n');
       assert.equal(plain.status, 1);
