@@ -596,7 +596,7 @@ describe('OpenID Connect Basic OP (authorization code flow)', function () {
       const flow = await web.authorize(agent, { prompt: 'select_account' });
       assert.equal(flow.page.status, 200, flow.page.url);
       assert.ok(!isLogin(flow.page), 'a chooser, not the password form');
-      assert.match(flow.page.html, /Continue as Alice Liddell \(alice\)/);
+      assert.match(flow.page.html, /Continue as <bdi>Alice Liddell<\/bdi> \(alice\)/);
       assert.match(flow.page.html, /Use another account/);
       const page = await agent.submit(flow.page, '/continue', {}, web.redirectUri);
       assert.ok(callbackParams({ ...flow, page }).get('code'), page.url);

@@ -809,7 +809,7 @@ describe('e2e: sign in through an upstream OpenID Connect provider', function ()
     it('the account page lists the upstream links and removes one, but not the last way to sign in', async () => {
       const { browser, page, account } = await accountPageThroughFake('fake-person-links');
       const links = new UpstreamLinks(latchkey.kv, latchkey.accounts);
-      assert.match(page.html, /Sign in with another provider[\s\S]*<strong>Fake<\/strong>[\s\S]*made when you first signed in with it/);
+      assert.match(page.html, /Sign in with another provider[\s\S]*<strong><bdi>Fake<\/bdi><\/strong>[\s\S]*made when you first signed in with it/);
       const refused = await browser.submit(page, '/account/links/remove', {});
       assert.equal(refused.status, 409, 'no password, no passkey, one link: it stays');
       assert.match(refused.html, /only way you can sign in/);
