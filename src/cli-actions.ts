@@ -439,6 +439,10 @@ const actions: Record<string, Action> = {
     withStore(async (kv, settings) => {
       // As the admin API's rotation: a shorter grace than the configured one may be asked for, never a longer one.
       const grace = Math.min(options.grace ?? settings.registration.secretRotationGrace, settings.registration.secretRotationGrace);
+      // Said, not only shown in the answer's previous_secret_valid_for (newcomer pass: "silently capped").
+      if (options.grace !== undefined && options.grace > grace) {
+        console.error(`latchkey: --grace ${options.grace} is longer than registration.secretRotationGrace (REGISTRATION_SECRET_ROTATION_GRACE) allows: the old secret keeps working ${grace} seconds`);
+      }
       const { client_id, client_secret, registration_access_token } = await (await clientsOn(kv, settings)).rotateSecret(clientId, grace);
       print({ client_id, client_secret, previous_secret_valid_for: grace, ...(registration_access_token && { registration_access_token }) });
     }),

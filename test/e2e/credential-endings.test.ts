@@ -203,6 +203,12 @@ describe('e2e: a credential replaced ends what was got with the old one', functi
     await ended(stolen, 'with the leaked secret');
     await nextSecond();
     await alive(await tokenWithSecret('cli-rotated', printed.client_secret), 'with the new secret');
+    // A grace longer than the configured one is cut to it, and said so on stderr (not only in the answer).
+    const long = await latchkey(server.env, ['clients', 'rotate-secret', 'cli-rotated', '--grace', '99999999']);
+    assert.equal(long.status, 0, long.stderr);
+    const granted = (JSON.parse(long.stdout) as { previous_secret_valid_for: number }).previous_secret_valid_for;
+    assert.ok(granted < 99999999, String(granted));
+    assert.match(long.stderr, new RegExp(`^latchkey: --grace 99999999 is longer than registration\\.secretRotationGrace .*: the old secret keeps working ${granted} seconds$`, 'm'));
   });
 
   it('a secret rotated out with a grace does not authenticate the client again once it was made public and then confidential again', async () => {
