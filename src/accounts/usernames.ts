@@ -23,7 +23,8 @@ export const MAX_USERNAME_LENGTH = 128;
 
 export type Enforced = { readonly ok: true; readonly username: string } | { readonly ok: false; readonly problem: string };
 
-const codePoint = (char: string) => `U+${char.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}`;
+/** "U+0430": a character named in a message. */
+export const codePoint = (char: string) => `U+${char.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}`;
 const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 
 /** Characters that change how text looks or reads without being seen themselves. */

@@ -9,7 +9,7 @@
  */
 import { errors, type Provider } from 'oidc-provider';
 import { ConfigError } from '../config.js';
-import { usernameSkeleton } from '../accounts/usernames.js';
+import { codePoint, usernameSkeleton } from '../accounts/usernames.js';
 import { plainHost } from '../http/image-origins.js';
 
 export interface RegistrationPolicy {
@@ -150,9 +150,6 @@ export const API_SCOPES_SET_ASIDE = Symbol('latchkey: runtime API scopes in scop
 export const OFFERED_API_SCOPES = Symbol('latchkey: runtime API scopes offered');
 
 /** Characters a client name may not hold: controls, line and paragraph separators, bidi controls, invisible (default-ignorable and format) characters. */
-/** "U+0430". */
-const codePointOf = (char: string) => `U+${char.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}`;
-
 const HIDDEN_IN_NAMES = /[\p{Cc}\p{Zl}\p{Zp}\p{Bidi_Control}\p{Join_Control}\p{Default_Ignorable_Code_Point}\p{Cf}]/u;
 
 /**
@@ -178,7 +175,6 @@ const READS_AS_LETTER: Readonly<Record<string, string>> = {
   ...Object.fromEntries([...'ĸʞ'].map((char) => [char, 'k'])),
   ...Object.fromEntries([...'ᴇɘꞓ3'].map((char) => [char, 'e'])),
 };
-const READS_AS_LETTER_PATTERN = new RegExp(`[${Object.keys(READS_AS_LETTER).join('').replace(/[+]/g, '\\$&')}]`, 'gu');
 
 /**
  * What a name reads as, for telling whether it reads as ours: NFKC (full-width letters), its TR 39
@@ -190,9 +186,9 @@ const READS_AS_LETTER_PATTERN = new RegExp(`[${Object.keys(READS_AS_LETTER).join
 function readAs(name: string): string[] {
   const form = name.normalize('NFKC');
   return [form, form.toLowerCase()].map((text) =>
-    usernameSkeleton(text)
-      .toLowerCase()
-      .replace(READS_AS_LETTER_PATTERN, (char) => READS_AS_LETTER[char]!)
+    [...usernameSkeleton(text).toLowerCase()]
+      .map((char) => READS_AS_LETTER[char] ?? char)
+      .join('')
       .replace(/[^\p{L}\p{N}]/gu, ''),
   );
 }
@@ -323,7 +319,7 @@ export function enforcePolicy(
   if (typeof metadata.client_name === 'string' && apiScopes !== ALREADY_CHECKED) {
     const hidden = [...metadata.client_name].find((char) => HIDDEN_IN_NAMES.test(char));
     if (hidden !== undefined) {
-      throw new errors.InvalidClientMetadata(`client_name cannot contain control, invisible or text-direction characters (found ${codePointOf(hidden)})`);
+      throw new errors.InvalidClientMetadata(`client_name cannot contain control, invisible or text-direction characters (found ${codePoint(hidden)})`);
     }
   }
   // An app that names itself (dynamic registration, RFC 7592, a metadata document, the developer
@@ -337,13 +333,13 @@ export function enforcePolicy(
     if ([...name].length > MAX_SELF_NAME_LENGTH) throw new errors.InvalidClientMetadata(`client_name: at most ${MAX_SELF_NAME_LENGTH} characters`);
     if (!/[\p{L}\p{N}]/u.test(name)) throw new errors.InvalidClientMetadata('client_name: a name needs a letter or digit');
     const blank = WIDE_BLANK.exec(name)?.[0];
-    if (blank !== undefined) throw new errors.InvalidClientMetadata(`client_name: spaces are plain spaces (found ${codePointOf(blank)})`);
+    if (blank !== undefined) throw new errors.InvalidClientMetadata(`client_name: spaces are plain spaces (found ${codePoint(blank)})`);
     if (readsAsOwnName(name)) {
       throw new errors.InvalidClientMetadata(`client_name: "${name}" reads as ${OWN_NAME}'s own name, which its pages show as the one asking; name the app as itself`);
     }
     const mixed = mixedScriptLetter(name);
     if (mixed !== undefined) {
-      throw new errors.InvalidClientMetadata(`client_name: "${name}" mixes letters of two alphabets in one word (${codePointOf(mixed)}), as names made to look like others do; write each word in one`);
+      throw new errors.InvalidClientMetadata(`client_name: "${name}" mixes letters of two alphabets in one word (${codePoint(mixed)}), as names made to look like others do; write each word in one`);
     }
   }
   // Subjects are public only, so a sector identifier means nothing here; the engine would fetch it
