@@ -124,6 +124,9 @@ interface StartedAccountRead {
 /** Sessions (by id and client) whose names recheckAtAuthorization keeps, at most. */
 const NAMED_SESSIONS = 10_000;
 
+/** The session cookie's options: the engine's `cookies.long` (provider.ts), and renewId's. */
+export const SESSION_COOKIE = { httpOnly: true, sameSite: 'lax' } as const;
+
 /** oidc-provider's Provider#cookieName, missing from its types. */
 interface Named {
   cookieName(type: 'session'): string;
@@ -303,6 +306,27 @@ export class AccountSessions {
    * The session's person when they may still be signed in; otherwise the session is ended.
    * `alongside`: reads that need the session too, started with the account's (one round trip).
    */
+  /**
+   * Gives the browser in front of `ctx` a new id for the session it holds, as the engine does at
+   * every sign-in (its resume), here at a change of how the person signs in (OWASP Session
+   * Management: renewed at every change of privilege): a copy of the cookie taken before signs
+   * nobody in any more, "sign out every other session" with it. The old id's record is destroyed
+   * before the new one is written (the engine's Session.save with `oldId`), so a failure between
+   * signs this browser out rather than keeping the copy. The uid stays, and with it what is kept
+   * by it (the index by account, the credentials and activity recorded, the apps' sid).
+   */
+  async renewId(provider: Provider, ctx: Context, sessionId: string): Promise<void> {
+    const session = await provider.Session.find(sessionId);
+    if (!session?.accountId) return;
+    session.resetIdentifier();
+    await session.persist();
+    const { cookies } = provider.createContext(ctx.req, ctx.res);
+    // Under an https issuer ctx.secure is true whatever the connection (app.ts), as Session.get reads it.
+    cookies.secure ||= ctx.secure;
+    const lasting = !session.transient && typeof session.exp === 'number';
+    cookies.set((provider as unknown as Named).cookieName('session'), session.jti, { ...SESSION_COOKIE, ...(lasting && { expires: new Date(session.exp! * 1000) }) });
+  }
+
   async signedIn(
     provider: Provider,
     ctx: Context,

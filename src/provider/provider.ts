@@ -7,7 +7,7 @@ import type { Middleware } from 'koa';
 import { errors, Provider, type AccountClaims, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 import { claimsFor, endedWithPerson, passwordStamp, type Accounts } from '../accounts/accounts.js';
 import { predates, type Apis } from '../apis/apis.js';
-import { accountCheckedFor, accountReadByEngine, AccountSessions } from '../accounts/sessions.js';
+import { accountCheckedFor, accountReadByEngine, AccountSessions, SESSION_COOKIE } from '../accounts/sessions.js';
 import { credentialsHeld, SessionCredentials } from '../accounts/session-credentials.js';
 import { CredentialRecords } from '../accounts/credentials.js';
 import { UpstreamLinks } from '../accounts/links.js';
@@ -240,7 +240,7 @@ function protocol({ config, keyring, signing }: ProviderDependencies): Configura
       // session of the attacker's, signed by us, set for the parent domain, signs the victim in as the
       // attacker). The interaction and resume cookies are scoped to their paths, which __Host- forbids.
       names: { session: sessionCookieName(config.issuer), interaction: 'lk_interaction', resume: 'lk_resume' },
-      long: { httpOnly: true, sameSite: 'lax' },
+      long: { ...SESSION_COOKIE },
       short: { httpOnly: true, sameSite: 'lax' },
     },
     // CORS at the endpoints a client calls (token, userinfo, introspection, revocation, PAR, device

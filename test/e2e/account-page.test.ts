@@ -255,6 +255,45 @@ describe('e2e: the account page', function () {
     });
   });
 
+  it('a change of how the person signs in gives this browser a new session id: a copy of its cookie taken before signs nobody in, the browser goes on', async () => {
+    await server.accounts.create('ike', PASSWORD);
+    const { agent, page } = await signIn('ike');
+    const sessionId = () => /(?:^|; )lk_session=([^;]+)/.exec(agent.cookieHeader(server.url))?.[1];
+    const signedInWith = async (cookie: string) => (await fetch(`${server.url}/account`, { headers: { cookie }, redirect: 'manual' })).status === 200;
+    const copies = [agent.cookieHeader(server.url)];
+    const before = sessionId();
+    const uid = sessionsOn(page).find((session) => session.current)!.uid;
+
+    // Unticked, so that only the renewal can end the copy: the other sessions' ending spares this session's uid.
+    const changed = await agent.submit(page, '/password', { current_password: PASSWORD, new_password: 'ike has a new password', confirm_password: 'ike has a new password' });
+    assert.match(changed.html, /Your password has been changed\./);
+    assert.ok(sessionId() && sessionId() !== before, 'the browser got a new session id with the change');
+    // Signed, with the attributes the engine gave it at the sign-in (no expiry: "remember me" unticked).
+    const attributes = (line: string) => line.replace(/^[^;]*/, '');
+    const [signedIn, renewed] = [agent.setCookies.filter((line) => line.startsWith('lk_session')).slice(-4, -2), agent.setCookies.filter((line) => line.startsWith('lk_session')).slice(-2)];
+    assert.deepEqual(renewed.map((line) => line.split('=')[0]), ['lk_session', 'lk_session.sig']);
+    assert.deepEqual(renewed.map(attributes), signedIn!.map(attributes));
+    assert.match(attributes(renewed[0]!), /^; path=\/; samesite=lax; httponly$/);
+    assert.deepEqual(sessionsOn(changed), [{ uid, current: true }], 'the same session (its uid) goes on, signed in');
+    assert.equal(await signedInWith(copies[0]!), false, 'the copy of the cookie taken before the change signs nobody in');
+    assert.equal(await signedInWith(agent.cookieHeader(server.url)), true);
+
+    // And with the other sessions signed out: the copy taken since is out too, this browser is not.
+    copies.push(agent.cookieHeader(server.url));
+    const again = await agent.submit(changed, '/password', { current_password: 'ike has a new password', new_password: 'ike has a third password', confirm_password: 'ike has a third password', sign_out_others: 'yes' });
+    assert.match(again.html, /Your password has been changed, and every other session is signed out/);
+    for (const copy of copies) assert.equal(await signedInWith(copy), false);
+    const page3 = await agent.follow(`${server.issuer}/account`);
+    assert.ok(!isLogin(page3), 'this browser stays signed in');
+
+    // A credential removed or replaced (here the recovery codes, made anew) renews it too.
+    copies.push(agent.cookieHeader(server.url));
+    const codes = await agent.submit(page3, '/recovery-codes', {});
+    assert.match(codes.html, /Your recovery codes/);
+    assert.equal(await signedInWith(copies.at(-1)!), false, 'the copy taken before new recovery codes signs nobody in');
+    assert.equal(await signedInWith(agent.cookieHeader(server.url)), true);
+  });
+
   it('changing the password also ends the offline access of a session that ended already: a thief who signed in with the old password and left keeps nothing', async () => {
     await server.accounts.create('fay', PASSWORD);
     let stolen = (await notesSignIn(new Agent(), 'fay')).refresh_token!;

@@ -846,7 +846,14 @@ describe('e2e: sign in through an upstream OpenID Connect provider', function ()
       assert.equal(new URL(set.url).search, '?done=password.set');
       assert.equal((await latchkey.accounts.verify(account.username, 'a new passphrase here'))?.sub, account.sub, 'signs in with it (argon2id)');
       assert.match(set.html, /name="current_password"/, 'from now on, changing it asks for the current one');
-      const again = await browser.submit(page, '/account/password/set', { new_password: 'a third passphrase', confirm_password: 'a third passphrase' });
+      // The page's forms from before are another session id's now (renewed with the password set): the page as it is now.
+      const stale = await browser.submit(page, '/account/password/set', { new_password: 'a third passphrase', confirm_password: 'a third passphrase' });
+      assert.equal(stale.status, 403, 'a form from before the session id was renewed');
+      const again = await browser.follow(`${latchkey.issuer}/account/password/set`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ csrf: formIn(set.html, '/account/password').hidden.csrf!, new_password: 'a third passphrase', confirm_password: 'a third passphrase' }),
+      });
       assert.equal(again.status, 409, 'setting is only for a person without one');
     });
 

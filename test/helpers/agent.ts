@@ -31,11 +31,19 @@ export class Agent {
 
   async request(url: string, init: RequestInit = {}): Promise<Response> {
     const target = new URL(url);
-    const jar = this.#cookies.get(target.host) ?? new Map<string, string>();
+    const jar = this.#cookies.get(target.host);
     const headers = new Headers(init.headers);
-    if (jar.size) headers.set('cookie', [...jar].map(([k, v]) => `${k}=${v}`).join('; '));
+    if (jar?.size) headers.set('cookie', [...jar].map(([k, v]) => `${k}=${v}`).join('; '));
     if (!headers.has('accept')) headers.set('accept', 'text/html');
     const response = await fetch(target, { ...init, headers, redirect: 'manual' });
+    this.keepCookies(url, response);
+    return response;
+  }
+
+  /** Keeps the cookies `response` sets as `url`'s (e.g. one answered by another instance of the same issuer). */
+  keepCookies(url: string, response: Response): void {
+    const target = new URL(url);
+    const jar = this.#cookies.get(target.host) ?? new Map<string, string>();
     for (const line of response.headers.getSetCookie()) {
       this.setCookies.push(line);
       const [pair = '', ...attributes] = line.split(';');
@@ -47,7 +55,6 @@ export class Agent {
       else jar.set(name, value);
     }
     this.#cookies.set(target.host, jar);
-    return response;
   }
 
   /**

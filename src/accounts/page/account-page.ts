@@ -122,10 +122,16 @@ export interface AccountPage {
    * of that credential) and back-channel logout: before the removal too, so that a failure half-way
    * (the store lost in the middle) leaves the credential there to remove again, and after it, for a
    * sign-in with it that finished meanwhile. Kept as owed before anything (OwedEndings): a removal
-   * cut off after its write is finished by the sweep. How many sessions ended, or undefined when
-   * `remove` found nothing.
+   * cut off after its write is finished by the sweep. This browser's session is spared, under a new
+   * id (renewSession). How many sessions ended, or undefined when `remove` found nothing.
    */
-  removeCredential(person: Person, removed: Exclude<Changed, { kind: 'password' }>, remove: () => Promise<boolean>): Promise<number | undefined>;
+  removeCredential(ctx: Context, person: Person, removed: Exclude<Changed, { kind: 'password' }>, remove: () => Promise<boolean>): Promise<number | undefined>;
+  /**
+   * After a change of how the person signs in: this browser's session goes on under a new id
+   * (AccountSessions.renewId), so a copy of its cookie, which the other sessions' ending spares with
+   * it (same uid), signs nobody in.
+   */
+  renewSession(ctx: Context, person: Person): Promise<void>;
 }
 
 const dateTime = new Intl.DateTimeFormat('en-GB', { dateStyle: 'medium', timeStyle: 'short', timeZone: 'UTC' });
@@ -209,14 +215,18 @@ export function accountPage({ providers, sessions, csrfKey, reauthenticateAfter,
     ctx.redirect(`${ACCOUNT_PATH}?done=${encodeURIComponent(`${section}.${key}`)}#${encodeURIComponent(section)}`);
   }
 
-  async function removeCredential(person: Person, removed: Exclude<Changed, { kind: 'password' }>, remove: () => Promise<boolean>) {
+  const renewSession = (ctx: Context, person: Person) => sessions.renewId(providers.current, ctx, person.sessionId);
+
+  async function removeCredential(ctx: Context, person: Person, removed: Exclude<Changed, { kind: 'password' }>, remove: () => Promise<boolean>) {
     const ending = { sub: person.accountId, changed: removed, except: person.sessionUid };
     const member = await owed.owe(ending);
     const before = await owed.finish(ending);
     const found = await remove();
     const after = found ? await owed.finish(ending) : 0;
     await owed.drop(member);
-    return found ? before + after : undefined;
+    if (!found) return undefined;
+    await renewSession(ctx, person);
+    return before + after;
   }
 
   function addSection(section: AccountSection) {
@@ -224,5 +234,5 @@ export function accountPage({ providers, sessions, csrfKey, reauthenticateAfter,
     sections.sort((a, b) => a.order - b.order);
   }
 
-  return { router, form, csrf, addSection, signedIn, personRequired, submitted, recentlySubmitted, recent, show, done, page, removeCredential };
+  return { router, form, csrf, addSection, signedIn, personRequired, submitted, recentlySubmitted, recent, show, done, page, removeCredential, renewSession };
 }

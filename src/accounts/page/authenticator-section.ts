@@ -86,6 +86,7 @@ export function authenticatorSection({ secondFactors, logger, metrics }: SecondF
       if (!found) return;
       // The app may be on a lost or stolen phone: the other sessions its codes signed in end.
       const ended = await page.removeCredential(
+        ctx,
         found.who,
         { kind: 'totp' },
         async () => {

@@ -57,7 +57,7 @@ export function linksSection({ links, secondFactors, displayName, anyUpstream, l
         return page.show(ctx, who, { section: SECTION, error }, 409);
       }
       // The upstream account may be compromised: the other sessions it signed in end (recorded ones).
-      const ended = await page.removeCredential(who, { kind: 'link', id }, () => links.remove(who.accountId, id));
+      const ended = await page.removeCredential(ctx, who, { kind: 'link', id }, () => links.remove(who.accountId, id));
       if (ended === undefined) return page.show(ctx, who, { section: SECTION, error: 'That link was already removed.' }, 404);
       logger.info({ event: 'account.link_removed', sub: who.accountId, upstream: id.slice(0, id.indexOf(':')), sessions_signed_out: ended }, 'upstream link removed on the account page');
       page.done(ctx, SECTION, 'removed');

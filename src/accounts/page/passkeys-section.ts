@@ -80,7 +80,7 @@ export function passkeysSection({ secondFactors, logger, metrics }: SecondFactor
       if (!(await secondFactors.summary(who.accountId)).passkeys.some((passkey) => passkey.id === id)) return notYours();
       // A removed passkey may be a lost or stolen one: the other sessions it signed in end. A session
       // from before credentials were recorded is ended if any passkey signed it in.
-      const ended = await page.removeCredential(who, { kind: 'passkey', id }, () => secondFactors.passkeys.remove(who.accountId, id));
+      const ended = await page.removeCredential(ctx, who, { kind: 'passkey', id }, () => secondFactors.passkeys.remove(who.accountId, id));
       if (ended === undefined) return notYours();
       metrics.secondFactorEnrolments.inc({ method: 'passkey', action: 'removed' });
       logger.info({ event: 'passkey.removed', sub: who.accountId, sessions_signed_out: ended }, 'passkey removed');

@@ -4,7 +4,8 @@
  * so the page is no way around it, nor does a right one clear the count (a completed sign-in alone
  * does). Unless the person unticks it, their other sessions are signed out with it (as "Sign out"
  * in the sessions section does), so whoever learned the old password and signed in with it is out
- * too; a change refused (the current password wrong, or changed already by the same form answered
+ * too, and this browser's session goes on under a new id, so a copy of its cookie is out as well; a
+ * change refused (the current password wrong, or changed already by the same form answered
  * 503 after its write) signs them out all the same.
  *
  * A person without a password (an account made just in time by an upstream provider) has none to
@@ -63,6 +64,7 @@ export function passwordSection({ accounts, throttle, owed, logger }: Options) {
       }
       // Another of the person's sessions set one meanwhile: a first password never replaces it.
       if (!set) return refuse('You already have a password: change it with your current one.', 409);
+      await page.renewSession(ctx, who);
       logger.info({ event: 'account.password_set', sub: who.accountId }, 'first password set on the account page');
       page.done(ctx, SECTION, 'set');
     });
@@ -132,6 +134,7 @@ export function passwordSection({ accounts, throttle, owed, logger }: Options) {
       await throttle.notFailed(username, ctx.ip);
       if (everywhere) signedOut += await signOutOthers();
       await owed.drop(member);
+      await page.renewSession(ctx, who);
       logger.info({ event: 'account.password_changed', sub: who.accountId, sessions_signed_out: signedOut }, 'password changed on the account page');
       page.done(ctx, SECTION, everywhere ? 'changed-everywhere' : 'changed');
     });

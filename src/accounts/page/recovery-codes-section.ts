@@ -30,6 +30,7 @@ export function recoveryCodesSection({ secondFactors, logger, metrics }: SecondF
       // holds, rather than new ones never shown.
       let codes: string[] = [];
       const ended = await page.removeCredential(
+        ctx,
         found.who,
         { kind: 'recovery-codes' },
         async () => {
