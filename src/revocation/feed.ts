@@ -94,9 +94,10 @@ export function revocationFeed({ issuer, keys, list, apis, clockTolerance, sende
     const limit = ctx.query.limit;
     // limit=0 was a page of one, 5000 one of 1000: a page is the size asked for, or the request is refused.
     const size = limit === undefined ? FEED_PAGE_LIMIT : typeof limit === 'string' && /^[1-9]\d{0,3}$/.test(limit) ? Number(limit) : 0;
-    if ((after !== undefined && (typeof after !== 'string' || !LOG_ID.test(after))) || size < 1 || size > FEED_PAGE_LIMIT) {
-      return jsonError(ctx, 400, 'invalid_request', `after must be a cursor from this feed; limit a number from 1 to ${FEED_PAGE_LIMIT}`);
+    if (after !== undefined && (typeof after !== 'string' || !LOG_ID.test(after))) {
+      return jsonError(ctx, 400, 'invalid_request', 'after must be a cursor this feed gave (its `cursor`)');
     }
+    if (size < 1 || size > FEED_PAGE_LIMIT) return jsonError(ctx, 400, 'invalid_request', `limit must be a number from 1 to ${FEED_PAGE_LIMIT}`);
     const page = await list.feed(after, size);
     ctx.body = { entries: page.entries, cursor: page.cursor ?? null, more: page.more, epoch: page.epoch };
   });

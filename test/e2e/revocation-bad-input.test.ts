@@ -162,7 +162,10 @@ describe('e2e: bad input at introspection, revocation, the feed and the resource
     for (const query of ['?after=zzz', '?after=1-2-3', '?limit=abc', '?limit=-1', '?limit=0', '?limit=1001', '?limit=01', '?limit=5&limit=6']) {
       const response = await feed({ authorization: `Bearer ${feedToken}` }, query);
       assert.equal(response.status, 400, query);
-      assert.equal(((await response.json()) as { error: string }).error, 'invalid_request');
+      const body = (await response.json()) as { error: string; error_description: string };
+      assert.equal(body.error, 'invalid_request');
+      // Names the parameter at fault, and only it.
+      assert.match(body.error_description, query.startsWith('?after') ? /^after must be/ : /^limit must be a number from 1 to 1000$/, query);
     }
     assert.equal((await feed({ authorization: `Bearer ${feedToken}` }, '', 'POST')).status, 405);
     assert.equal((await feed({ authorization: `Bearer ${feedToken}` }, '?limit=5')).status, 200);

@@ -109,8 +109,9 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
     if (value === undefined) throw new Error(`set ${name}`);
     return value;
   };
+  const issuer = env('ISSUER', 'http://localhost:3000');
   startMcpServer({
-    issuer: env('ISSUER', 'http://localhost:3000'),
+    issuer,
     clientId: env('CLIENT_ID', 'mcp-server'),
     clientSecret: env('CLIENT_SECRET'),
     port: Number(env('PORT', '8090')),
@@ -118,7 +119,9 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
   })
     .then(({ resource }) => console.log(`MCP server at ${resource}`))
     .catch((error: unknown) => {
-      console.error(error instanceof Error ? error.message : error);
+      const message = error instanceof Error ? error.message : String(error);
+      // The address is the one thing a newcomer is likely to have left at its default.
+      console.error(message.includes(issuer) ? `${message}: is Latchkey at ${issuer}? Set ISSUER to its address` : message);
       process.exit(1);
     });
 }
