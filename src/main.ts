@@ -381,6 +381,7 @@ export async function serve(config: Config, logger: Logger = createLogger(config
         secretRotationGrace: config.registration.secretRotationGrace,
         maxAppsPerDeveloper: config.registration.maxAppsPerDeveloper,
         reauthenticateAfter: config.accounts.reauthenticateAfter,
+        mfaRequired: config.accounts.mfa.required,
       }),
       accountPages({
         // Sections of other modules (passkeys, authenticator app, recovery codes): see accounts/page/account-page.ts.

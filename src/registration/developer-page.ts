@@ -5,6 +5,7 @@
  * that also needs a recent sign-in, and an app that must belong to the person.
  */
 import type { Context } from 'koa';
+import { requiredAcr, satisfies } from '../accounts/assurance.js';
 import { signInTimeForChecks, type AccountSessions } from '../accounts/sessions.js';
 import { csrfTokens, type CsrfTokens } from '../http/csrf.js';
 import { respondWithError } from '../http/errors.js';
@@ -44,6 +45,8 @@ interface Options {
   readonly csrfKey: string;
   /** accounts.reauthenticateAfter: seconds a sign-in counts as recent. */
   readonly reauthenticateAfter: number;
+  /** accounts.mfa.required: a session signed in with less (the account page's, which is exempt) is no developer's. */
+  readonly mfaRequired: boolean;
 }
 
 /** The signed-in developer, with when their session last signed in (epoch seconds: its auth_time). */
@@ -51,13 +54,20 @@ interface Developer extends SignedIn {
   readonly authTime: number;
 }
 
-export function developerPage({ providers, clients, sessions, csrfKey, reauthenticateAfter }: Options): DeveloperPage {
+export function developerPage({ providers, clients, sessions, csrfKey, reauthenticateAfter, mfaRequired }: Options): DeveloperPage {
   const csrf = csrfTokens(csrfKey, 'developer');
+  const required = requiredAcr(undefined, mfaRequired);
 
-  /** The signed-in person's sub and session id, or undefined (also when they were disabled or deleted since). */
+  /**
+   * The signed-in person's sub and session id, or undefined (also when they were disabled or deleted
+   * since, or their session is weaker than the page's sign-in asks: one the account page, exempt from
+   * accounts.mfa.required so that a person can set up a second factor, signed in with a password).
+   * The page's "Sign in" then asks for the second factor (provider/patches/step-up.ts).
+   */
   async function signedIn(ctx: Context): Promise<Developer | undefined> {
     const found = await sessions.signedIn(providers.current, ctx);
-    return found && { accountId: found.accountId, sessionId: found.session.jti, authTime: signInTimeForChecks(found.session) };
+    if (!found || !satisfies(found.session.acr, required)) return undefined;
+    return { accountId: found.accountId, sessionId: found.session.jti, authTime: signInTimeForChecks(found.session) };
   }
 
   const { page, submitted } = signedInPages({ signedIn, csrf, where: 'the developer page' });

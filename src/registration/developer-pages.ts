@@ -37,16 +37,18 @@ interface Options {
   readonly maxAppsPerDeveloper: number;
   /** accounts.reauthenticateAfter: how recent a sign-in must be to rotate a secret. */
   readonly reauthenticateAfter: number;
+  /** accounts.mfa.required: the page takes no session signed in with less. */
+  readonly mfaRequired: boolean;
 }
 
 /**
  * Wires the developer page: what its pages share is developer-page.ts; each page or action is a
  * module of its own (developer-apps.ts, developer-sign-in.ts, developer-secret.ts, developer-delete.ts).
  */
-export function developerPages({ issuer, providers, clients, sessions, csrfKey, secretRotationGrace, maxAppsPerDeveloper, reauthenticateAfter }: Options): Middleware {
+export function developerPages({ issuer, providers, clients, sessions, csrfKey, secretRotationGrace, maxAppsPerDeveloper, reauthenticateAfter, mfaRequired }: Options): Middleware {
   const router = new Router({ prefix: '/developer' });
   const form = formBody('32kb');
-  const shared = developerPage({ providers, clients, sessions, csrfKey, reauthenticateAfter });
+  const shared = developerPage({ providers, clients, sessions, csrfKey, reauthenticateAfter, mfaRequired });
 
   appsPage(router, shared, { issuer, clients, maxApps: maxAppsPerDeveloper, form });
   signInRoutes(router, { issuer });

@@ -55,4 +55,27 @@ describe('e2e: a second factor required everywhere (accounts.mfa.required)', fun
     const tokens = await oidc.authorizationCodeGrant(app, new URL(done.url), { pkceCodeVerifier: verifier });
     assert.equal(tokens.claims()!.acr, 'mfa');
   });
+
+  it("the account page's password-only session, exempt so that a person can set up a second factor, opens no other first-party page: the developer page asks for the second factor", async () => {
+    await server.accounts.create('finn', PASSWORD);
+    const agent = new Agent();
+    const account = await signInSteps(agent, await agent.follow(`${server.issuer}/account`), { username: 'finn', password: PASSWORD });
+    assert.equal(account.url, `${server.issuer}/account`, `the account page, got ${account.status} ${account.url}`);
+
+    const developer = await agent.follow(`${server.issuer}/developer`);
+    assert.match(developer.html, /<h1>Register your apps<\/h1>/, 'the page for a stranger, with its "Sign in"');
+    assert.doesNotMatch(developer.html, /<h1>Your apps<\/h1>/);
+    const register = await agent.request(`${server.issuer}/developer/apps`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ name: 'Sneaky', kind: 'web', redirect_uris: 'https://sneaky.example.test/cb' }),
+    });
+    assert.equal(register.status, 401, 'no app registered with a password alone');
+    assert.deepEqual(await server.clients.list().then((clients) => clients.filter((client) => client.client_name === 'Sneaky')), []);
+
+    // Its "Sign in" asks for the second factor the person does not have yet.
+    const signIn = await signInSteps(agent, await agent.follow(`${server.issuer}/developer/sign-in`), { username: 'finn', password: PASSWORD });
+    assert.equal(signIn.status, 403);
+    assert.match(signIn.html, /Second factor required/);
+  });
 });
