@@ -121,15 +121,20 @@ export class UpstreamClients {
     return entry;
   }
 
-  /** A fresh state, nonce and PKCE verifier, and where to send the person. */
   /**
+   * A fresh state, nonce and PKCE verifier, and where to send the person.
+   *
    * `fresh`: the request asked for a fresh sign-in (prompt=login, max_age=0), which the upstream is
-   * asked for too. `maxAge`: the request's max_age, passed on (OIDC Core §3.1.2.1), and checked
+   * asked for too. `asked`: the request's max_age, passed on (OIDC Core §3.1.2.1), and checked
    * against the upstream's auth_time at the callback, so that an upstream session older than the
    * app allows does not become a sign-in of now.
    */
-  async start(upstream: Upstream, loginHint?: string, fresh = false, maxAge?: number): Promise<{ url: URL; pending: Pending }> {
+  async start(upstream: Upstream, loginHint?: string, fresh = false, asked?: number): Promise<{ url: URL; pending: Pending }> {
     const { config } = await this.#discover(upstream);
+    // A fresh sign-in is asked as max_age=0 too: an upstream must then say auth_time (Core §3.1.2.1;
+    // prompt=login alone does not make it), which is checked as any max_age, so that one ignoring
+    // prompt=login (answering from its session of yesterday) is found out rather than taken for now.
+    const maxAge = asked ?? (fresh ? 0 : undefined);
     const pending = { state: oidc.randomState(), nonce: oidc.randomNonce(), verifier: oidc.randomPKCECodeVerifier(), ...(maxAge !== undefined && { maxAge }), ...(fresh && { fresh }) };
     const url = oidc.buildAuthorizationUrl(config, {
       redirect_uri: this.callbackUrl(upstream.id),

@@ -144,7 +144,7 @@ describe("e2e: red team, tenth pass, an upstream that does not say when the pers
     return { done, tokens, error: done.url.startsWith(REDIRECT) ? new URL(done.url).searchParams.get('error') : null };
   }
 
-  it('a sign-in the upstream gave no auth_time for, unasked, meets no later max_age: asked again, the upstream owes auth_time (OIDC Core §2, §3.1.2.1); one asked with prompt=login is fresh', async () => {
+  it('a sign-in the upstream gave no auth_time for, unasked, meets no later max_age: asked again, the upstream owes auth_time (OIDC Core §2, §3.1.2.1); one asked with prompt=login owes it too, and is fresh', async () => {
     fake.state.sub = 'fake-person-of-unknown-age';
     fake.state.authTime = null;
     try {
@@ -167,12 +167,18 @@ describe("e2e: red team, tenth pass, an upstream that does not say when the pers
       const after = await atNotes(agent, { max_age: '300', prompt: 'none' });
       assert.ok(after.tokens, `a silent max_age is met now: ${after.done.url}`);
 
-      // prompt=login asks the upstream for a fresh sign-in: without auth_time, taken as of now.
+      // prompt=login asks the upstream for a fresh sign-in, and as max_age=0 (since 2026-12-06, second
+      // pass: one ignoring prompt=login answered from its old session): without auth_time, which that
+      // makes owed, no sign-in; with an auth_time of now, fresh.
       fake.state.authTime = null;
       const other = new Agent();
+      const unsaid = await atNotes(other, { prompt: 'login' });
+      assert.equal(fake.state.prompt, 'login');
+      assert.equal(fake.state.maxAge, '0');
+      assert.equal(unsaid.tokens, undefined, `the upstream owed auth_time and did not say it: ${unsaid.done.status} ${unsaid.done.url}`);
+      fake.state.authTime = undefined;
       const fresh = await atNotes(other, { prompt: 'login' });
       assert.ok(fresh.tokens, `signed in: ${fresh.done.status} ${fresh.done.url}`);
-      assert.equal(fake.state.prompt, 'login');
       const met = await atNotes(other, { max_age: '300', prompt: 'none' });
       assert.ok(met.tokens, `a fresh sign-in meets max_age: ${met.done.url}`);
     } finally {

@@ -864,6 +864,23 @@ describe('e2e: sign in through an upstream OpenID Connect provider', function ()
       assert.equal(fake.state.prompt, 'login');
       await throughFake('app1', 'fake-person-fresh', { max_age: '0' });
       assert.equal(fake.state.prompt, 'login');
+      assert.equal(fake.state.maxAge, '0', 'and as max_age=0, so that the upstream must say auth_time');
+
+      // An upstream that ignores prompt=login answers from its session of yesterday: that is no fresh sign-in.
+      try {
+        for (const asked of [{ prompt: 'login' }, { max_age: '0' }] as Record<string, string>[]) {
+          fake.state.authTime = Math.floor(Date.now() / 1000) - 86_400;
+          const stale = await throughFake('app1', 'fake-person-fresh', asked);
+          assert.ok(!stale.page.url.startsWith(app1Redirect()) && !isConsent(stale.page), `${JSON.stringify(asked)}: no code, nor a consent page on the way to one (${stale.page.url})`);
+          assert.equal(stale.page.status, 403);
+          assert.match(stale.page.html, /Sign-in not completed/);
+          // Nor one that says no auth_time at all.
+          fake.state.authTime = null;
+          assert.equal((await throughFake('app1', 'fake-person-fresh', asked)).page.status, 403, `${JSON.stringify(asked)}: no auth_time`);
+        }
+      } finally {
+        fake.state.authTime = undefined;
+      }
     });
 
     it("the same sub at two upstreams is two people: a sign-in through one never lands in the account the other made (links are keyed by upstream and sub)", async () => {
