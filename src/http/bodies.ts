@@ -11,6 +11,7 @@
  */
 import { bodyParser } from '@koa/bodyparser';
 import type { Middleware } from 'koa';
+import { respondWithError } from './errors.js';
 
 function unreadable(error: unknown): never {
   const status = (error as { status?: unknown } | null)?.status;
@@ -43,14 +44,26 @@ function nestedDeeperThan(value: unknown, max: number): boolean {
   return false;
 }
 
-/** Reads an application/json body of at most `limit` (e.g. '64kb') and MAX_JSON_DEPTH levels. */
+/**
+ * Reads an application/json body of at most `limit` (e.g. '64kb') and MAX_JSON_DEPTH levels. A body
+ * of another type or charset is refused (415, RFC 9110 §15.5.16), never passed over as if none had
+ * been sent: an admin API call whose `{"previous_secret_valid_for": 0}` went unlabelled (curl -d)
+ * rotated a leaked secret with the default grace, and a grant's `{"scopes": […]}` set none.
+ */
 export function jsonBody(limit: string): Middleware {
   const parse = bodyParser({ enableTypes: ['json'], jsonLimit: limit, encoding: 'utf-8', onError: unreadable });
-  return (ctx, next) =>
-    parse(ctx, () => {
+  return (ctx, next) => {
+    // A body is sent with a Transfer-Encoding or a Content-Length above 0 (RFC 9112 §6.3; an empty POST carries `0`).
+    const sent = ctx.get('transfer-encoding') !== '' || Number(ctx.get('content-length')) > 0;
+    const charset = ctx.request.charset;
+    if (sent && (!ctx.is('application/json') || (charset && !/^utf-?8$/i.test(charset)))) {
+      return respondWithError(ctx, 415, { error: 'invalid_request', error_description: 'send the body as application/json (UTF-8)' });
+    }
+    return parse(ctx, () => {
       if (nestedDeeperThan(ctx.request.body, MAX_JSON_DEPTH)) {
         throw Object.assign(new Error(`the JSON body nests deeper than ${MAX_JSON_DEPTH} levels`), { status: 400, expose: false });
       }
       return next();
     });
+  };
 }

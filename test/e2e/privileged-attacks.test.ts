@@ -313,6 +313,25 @@ describe('attacks: the privileged and cryptographic surfaces (black box)', funct
     assert.equal(({} as Record<string, unknown>).admin, undefined, 'nothing polluted');
   });
 
+  it('the admin API refuses a body that is not labelled JSON (415) rather than act as if none was sent: a secret rotation asking no grace, sent with curl -d, left the leaked secret working for a day', async () => {
+    const adminToken = await token(OPS, `${server.issuer}/admin`, 'admin');
+    const send = (method: string, path: string, body: string, type?: string) =>
+      call(`${admin}${path}`, { method, headers: { authorization: `Bearer ${adminToken}`, ...(type && { 'content-type': type }) }, body });
+    const made = await send('POST', '/clients', JSON.stringify({ client_id: 'unlabelled', client_secret: 'unlabelled-secret-with-plenty-of-entropy-0123456789', grant_types: ['authorization_code', 'client_credentials'], redirect_uris: [REDIRECT] }), 'application/json');
+    assert.equal(made.status, 201, await made.text());
+    for (const type of ['application/x-www-form-urlencoded', 'text/plain', 'application/merge-patch+json', 'application/json; charset=utf-16', undefined]) {
+      const rotated = await send('POST', '/clients/unlabelled/secret', '{"previous_secret_valid_for": 0}', type);
+      assert.equal(rotated.status, 415, `${type}: ${await rotated.clone().text()}`);
+      assert.deepEqual(await rotated.json(), { error: 'invalid_request', error_description: 'send the body as application/json (UTF-8)' });
+      assert.equal((await send('PUT', `/clients/unlabelled/grants/${encodeURIComponent(`${server.issuer}/revocations`)}`, '{"scopes":["revocations"]}', type)).status, 415, `${type}: a grant`);
+    }
+    assert.equal((await fetch(`${server.url}/token`, { method: 'POST', headers: { authorization: `Basic ${Buffer.from('unlabelled:unlabelled-secret-with-plenty-of-entropy-0123456789').toString('base64')}` }, body: new URLSearchParams({ grant_type: 'client_credentials' }) })).status, 200, 'the secret was not rotated');
+    // Labelled, it is read; a rotation without a body still takes the default grace.
+    const rotated = await send('POST', '/clients/unlabelled/secret', '{"previous_secret_valid_for": 0}', 'application/json; charset=utf-8');
+    assert.equal(((await rotated.json()) as { previous_secret_valid_for: number }).previous_secret_valid_for, 0);
+    assert.equal((await call(`${admin}/clients/unlabelled/secret`, { method: 'POST', headers: { authorization: `Bearer ${adminToken}` } })).status, 200);
+  });
+
   it("a client's private key never enters its metadata, where admin:read, RFC 7592 and the developer page would show it: a jwks holding a private or symmetric key is refused at the admin API (POST, PUT) and at registration (RFC 7591), and nothing is stored (RFC 7591 §2: jwks holds public keys)", async () => {
     const adminToken = await token(OPS, `${server.issuer}/admin`, 'admin');
     const { privateKey } = await generateKeyPair('ES256', { extractable: true });
