@@ -7,6 +7,7 @@
  * already refuse fragments in redirect URIs and require PKCE through our configuration).
  * Each refusal is the RFC 7591 §3.2.2 error with a description a developer can act on.
  */
+import { createPublicKey, type JsonWebKey } from 'node:crypto';
 import { errors, type Provider } from 'oidc-provider';
 import { ConfigError } from '../config.js';
 import { codePoint, usernameSkeleton } from '../accounts/usernames.js';
@@ -237,6 +238,21 @@ export function readsAsOwnName(name: string): boolean {
 export const MAX_SELF_NAME_LENGTH = 100;
 
 /** Throws the RFC 7591 error for the first rule the metadata breaks. */
+/** A JWK's key material members (RFC 7518 §6): base64url, which Node's decoder does not insist on ("!!" read as nothing). */
+const KEY_MEMBERS = ['n', 'e', 'x', 'y'] as const;
+
+/** Whether `key` reads as a public key: RSA of at least 2048 bits (RFC 7518 §3.3), EC or OKP. */
+function usableJwk(key: unknown): boolean {
+  if (typeof key !== 'object' || key === null) return false;
+  if (KEY_MEMBERS.some((member) => member in key && !/^[A-Za-z0-9_-]+$/.test(String((key as Record<string, unknown>)[member])))) return false;
+  try {
+    const read = createPublicKey({ key: key as JsonWebKey, format: 'jwk' });
+    return read.type === 'public' && (read.asymmetricKeyType !== 'rsa' || (read.asymmetricKeyDetails?.modulusLength ?? 0) >= 2048);
+  } catch {
+    return false;
+  }
+}
+
 export function enforcePolicy(
   policy: RegistrationPolicy,
   metadata: Record<string, unknown>,
@@ -290,6 +306,15 @@ export function enforcePolicy(
     for (const [name, list] of [['redirect_uris', redirectUris], ['post_logout_redirect_uris', uris(metadata, 'post_logout_redirect_uris')]] as const) {
       const ours = list.find((uri) => serverOf(uri) === own);
       if (ours) throw new errors.InvalidClientMetadata(`${name}: ${ours}: this is Latchkey's own address; an app's redirect URIs are on the app's own site`);
+    }
+  }
+  // Each key of a registered JWK Set must be one: the engine checks their members' presence, not
+  // their values, so an RSA modulus of "!!" was registered and every assertion against it failed
+  // later as a bad signature (RFC 7591 §3.2.2: invalid_client_metadata now). Where a client is written.
+  if (apiScopes !== ALREADY_CHECKED) {
+    const keys = (metadata.jwks as { keys?: unknown } | undefined)?.keys;
+    for (const [index, key] of (Array.isArray(keys) ? keys : []).entries()) {
+      if (!usableJwk(key)) throw new errors.InvalidClientMetadata(`jwks: key ${index + 1}${typeof (key as { kid?: unknown })?.kid === 'string' ? ` (kid ${(key as { kid: string }).kid})` : ''} is no public key that can be read`);
     }
   }
   const method = metadata.token_endpoint_auth_method;

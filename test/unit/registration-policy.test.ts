@@ -4,9 +4,11 @@
  * (RFC 7591, the admin API, the developer page, the CLI) are covered in test/e2e/registration*.
  */
 import assert from 'node:assert/strict';
+import { generateKeyPairSync } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
 import { errors } from 'oidc-provider';
+import { exportJWK, generateKeyPair } from 'jose';
 import { openApiDocument } from '../../src/registration/openapi.js';
 import { ALREADY_CHECKED, API_SCOPES_SET_ASIDE, applyRequirements, DEVICE_CODE_GRANT, enforcePolicy, isLoopback, readsAsOwnName, type RegistrationPolicy } from '../../src/registration/policy.js';
 
@@ -71,6 +73,17 @@ describe('registration policy', () => {
 
   it('refuses a client authentication method not offered', () => {
     assert.match(refusal(web({ token_endpoint_auth_method: 'client_secret_jwt' })), /^token_endpoint_auth_method must be one of: client_secret_basic, /);
+  });
+
+  it('refuses a registered JWK Set with a key that cannot be read (RFC 7591 §3.2.2), where a client is written; takes RSA, EC and OKP public keys', async () => {
+    const keys = await Promise.all((['RS256', 'ES256', 'EdDSA'] as const).map(async (alg) => ({ ...(await exportJWK((await generateKeyPair(alg)).publicKey)), kid: alg })));
+    const withKeys = (jwks: unknown[]) => web({ token_endpoint_auth_method: 'private_key_jwt', jwks: { keys: jwks } });
+    enforcePolicy(POLICY, withKeys(keys), true);
+    const short = { ...generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey.export({ format: 'jwk' }), kid: 'short' };
+    for (const bad of [{ ...keys[0], n: '!!' }, { ...keys[1], x: 'AA', y: 'AA' }, { ...keys[2], x: '@@' }, { kty: 'oct', k: 'c2VjcmV0' }, 'a string', short]) {
+      assert.match(refusal(withKeys([keys[0], bad]), true), /^jwks: key 2( \(kid \w+\))? is no public key that can be read$/, JSON.stringify(bad));
+    }
+    enforcePolicy(POLICY, withKeys([{ kty: 'RSA', n: '!!', e: 'AQAB' }]), false, ALREADY_CHECKED);
   });
 
   it('refuses a short chosen client secret and suggests a command whose output works as it is in a Basic header (no base64 + or /)', () => {
