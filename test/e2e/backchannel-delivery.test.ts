@@ -16,6 +16,7 @@ import { Agent } from '../helpers/agent.js';
 import { eventually } from '../helpers/eventually.js';
 import { startRedisServer, type RedisServer } from '../helpers/redis.js';
 import { signInSteps, startAuthorization } from '../helpers/sign-in.js';
+import { latchkey } from '../helpers/process.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { clientCredentialsToken, machineClient } from '../helpers/tokens.js';
 import { createLogger } from '../../src/ops/logger.js';
@@ -25,7 +26,7 @@ const REDIRECT = 'https://app.example.test/callback';
 const OPS = { id: 'ops', secret: 'ops-client-secret-with-plenty-of-entropy-0123456789' };
 const BACKCHANNEL_EVENT = 'http://schemas.openid.net/event/backchannel-logout';
 /** The apps, each with its own path at the one endpoint server. */
-const APPS = ['recovers', 'never', 'refuses', 'expiry', 'twice', 'outage'] as const;
+const APPS = ['recovers', 'never', 'refuses', 'expiry', 'twice', 'outage', 'guarded'] as const;
 type AppName = (typeof APPS)[number];
 const secretOf = (name: string) => `${name}-client-secret-with-plenty-of-entropy-0123456789`;
 
@@ -197,6 +198,14 @@ describe('e2e: back-channel logout reaches the app: sent again, and at session e
     await disable('rufus');
     assert.equal(postsTo('refuses').length, 1);
     assert.deepEqual((await raw.zrange('lk:backchannel:{bc}:retries', '0', '-1')).filter((member) => member.includes('"c":"refuses"')), [], 'nothing kept to send again');
+  });
+
+  it("an ending by a CLI whose outbound guard refuses the app's address (run without the servers' OUTBOUND_ALLOW_PRIVATE_NETWORKS) is kept for the servers, whose guard lets it through: the app is told", async () => {
+    const { sid } = await signedIn('gina', 'guarded');
+    const run = await latchkey({ ...one.env, OUTBOUND_ALLOW_PRIVATE_NETWORKS: 'false' }, ['users', 'disable', 'gina']);
+    assert.equal(run.status, 0, run.stderr);
+    await eventually(async () => assert.equal(postsTo('guarded').length, 1, 'a server sent what the CLI could not'), 100);
+    assert.equal((await verified('guarded', postsTo('guarded')[0]!.token)).sid, sid);
   });
 
   it('a session that expires tells its app, and its grant (no offline access) is revoked', async () => {

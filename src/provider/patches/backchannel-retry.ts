@@ -14,8 +14,9 @@
  * a delivery failure and is not retried: Back-Channel Logout 1.0 §2.8 has the RP answer 400 when the
  * logout token is invalid or the logout failed (with an `error` in its body), a verdict on the token
  * that a fresh token with the same claims would get again; so do other 4xx (the URI is wrong, the app
- * refuses us) and what the outbound guard refuses before any connection (a special-use address, a
- * redirect), which only the operator can mend. (RFC 8935's rule for security event tokens, which the
+ * refuses us). What the outbound guard refuses before any connection (a special-use address, a
+ * redirect) is kept once, for a server's sweep, whose guard (the operator's settings for the servers,
+ * which a CLI may not share) decides: refused there, it is dropped and said. (RFC 8935's rule for security event tokens, which the
  * working group took for failed logout requests: retransmit only after a potentially recoverable
  * error, such as a server unavailable for a moment, and after a delay.)
  *
@@ -64,6 +65,15 @@ export function deliveryFailed(error: unknown): boolean {
   return true;
 }
 
+/** Whether the outbound guard refused the post before any connection (no answer of the app's). */
+function refusedByGuard(error: unknown): boolean {
+  if (typeof (error as { response?: { status?: unknown } } | undefined)?.response?.status === 'number') return false;
+  for (let at = error; at instanceof Error; at = at.cause) {
+    if (at instanceof OutboundError || /special-use IP address/.test(at.message)) return true;
+  }
+  return false;
+}
+
 /** The engine's post of a fresh logout token, once (a client of a provider this patch was applied to). */
 export function deliverOnce(client: object, sub: string, sid: string | undefined): Promise<void> {
   const logsOut = client as LogsOut;
@@ -81,7 +91,11 @@ export function retryBackchannelLogouts(provider: Provider, retries: LogoutRetri
     try {
       await once.call(this, sub, sid);
     } catch (error) {
-      if (deliveryFailed(error)) await keep(this.clientId, this.clientIdIssuedAt, sub, sid).catch(() => {});
+      // What this process's outbound guard refused is kept too, for a server's sweep to post: a CLI
+      // run without the servers' outbound.allowPrivateNetworks refused an app on the private network
+      // the servers reach, and nothing was sent or said (fresh-eyes passes, 2026-12-06, second). A
+      // server's sweep refused by its own guard drops it, saying so (backchannel-delivery.ts).
+      if (deliveryFailed(error) || refusedByGuard(error)) await keep(this.clientId, this.clientIdIssuedAt, sub, sid).catch(() => {});
       throw error;
     }
   };
