@@ -148,12 +148,6 @@ async function validatingProvider(kv: Kv, settings: Config) {
 }
 
 /**
- * People's sessions, to end them, with the real ring (undefined when no server ever ran: no
- * sessions either): apps with back-channel logout get a logout token signed with the current key.
- * Opened before a command changes anything, so settings that cannot open the ring (another
- * KEYS_SECRETS than the server's) leave the person as they were instead of half done.
- */
-/**
  * Ends a person's sessions that `signedInWith` picks, each with every grant it made (offline access
  * too) and the consent each was made under: what was signed in with a credential taken away goes with it. `opened`: sessionsOn's, taken
  * before anything changed (so a wrong KEYS_SECRETS refuses first). How many ended.
@@ -192,10 +186,20 @@ async function owedKeeperOn(kv: Kv, settings: Config): Promise<KeepsOwed> {
 
 type Opened = Awaited<ReturnType<typeof sessionsOn>>;
 
-/** People's sessions, to end them, with the real ring (undefined when no server ever ran: no sessions either). */
+/**
+ * People's sessions, to end them, with the real ring: apps with back-channel logout get a logout
+ * token signed with the current key. Opened before a command changes anything, so settings that
+ * cannot open the ring (another KEYS_SECRETS than the server's) leave the person as they were
+ * instead of half done. Undefined without a ring: no server ever ran on this store (no sessions
+ * either), or the store lost everything under running servers (sessions made since, which the
+ * servers' recheck ends at their next use, but whose apps this command cannot tell: said on stderr).
+ */
 async function sessionsOn(kv: Kv, settings: Config) {
   const snapshot = await readRing(ringStore(settings, kv));
-  if (!snapshot) return undefined;
+  if (!snapshot) {
+    console.error('latchkey: the store has no key ring (no server has started on it, or it lost everything): no session was ended here and no app told; a running server ends them at their next use. After a loss, restart the servers and run this again (docs/operating.md)');
+    return undefined;
+  }
   const [{ providerFactory }, { AccountSessions }] = await Promise.all([import('./provider-factory.js'), import('./accounts/sessions.js')]);
   const factory = providerFactory(settings, kv);
   const provider = factory.build(snapshot.ring);

@@ -114,6 +114,16 @@ describe('latchkey CLI: usage', function () {
     assert.match(run.stderr, /^latchkey: no user "nosuch"$/m);
   });
 
+  it('an ending on a store without a key ring (no server has started on it, or it lost everything) says that no session was ended and no app told', async () => {
+    const added = await latchkey(env, ['users', 'add', 'ringless', '--password-stdin'], 'a long enough password');
+    assert.equal(added.status, 0, added.stderr);
+    for (const [args, stdin] of [[['users', 'passwd', 'ringless', '--password-stdin'], 'another long enough password'], [['users', 'disable', 'ringless']]] as const) {
+      const run = await latchkey(env, [...args], stdin);
+      assert.equal(run.status, 0, run.stderr);
+      assert.match(run.stderr, /^latchkey: the store has no key ring \(no server has started on it, or it lost everything\): no session was ended here and no app told; .* restart the servers and run this again/m, args.join(' '));
+    }
+  });
+
   it('npm run sample-rp says clearly when Latchkey is unreachable, or what answers at ISSUER does not speak HTTP', async () => {
     const port = await freePort();
     const run = await sampleRp({ ISSUER: `http://localhost:${port}`, CLIENT_SECRET: 'x', PORT: '0' });
