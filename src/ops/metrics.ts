@@ -377,12 +377,18 @@ export async function serveMetrics(host: string, port: number, logger: Logger, m
   const aggregator = metrics === 'workers' ? new AggregatorRegistry() : undefined;
   const registry = metrics === 'workers' ? aggregator! : metrics.registry;
   const server: Server = createServer((req, res) => {
-    if (req.method !== 'GET' || req.url !== '/metrics') {
+    // The path, whatever its query (a scraper's ?name[]= filters are not taken: the whole set).
+    if (req.url?.split('?')[0] !== '/metrics') {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
       return;
     }
+    // RFC 9110 §9.3.2 HEAD as GET without the body; §15.5.6 405 naming the methods taken.
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { 'content-type': 'text/plain', allow: 'GET, HEAD' }).end('method not allowed\n');
+      return;
+    }
     (aggregator ? aggregator.clusterMetrics() : registry.metrics()).then(
-      (body) => res.writeHead(200, { 'content-type': registry.contentType }).end(body),
+      (body) => res.writeHead(200, { 'content-type': registry.contentType }).end(req.method === 'HEAD' ? undefined : body),
       (error: unknown) => {
         logger.error({ err: error }, 'metrics collection failed');
         res.writeHead(500, { 'content-type': 'text/plain' }).end('metrics unavailable\n');

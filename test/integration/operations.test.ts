@@ -356,6 +356,19 @@ describe('operations', function () {
     const scrape = async () => (await (await fetch(server.metricsUrl!)).text()).split('\n');
     const value = (lines: string[], series: string) => Number(lines.find((line) => line.startsWith(`${series} `))?.split(' ')[1] ?? 0);
 
+    it('the metrics listener answers HEAD as GET without a body, another method 405 with Allow, another path 404 (RFC 9110 §9.3.2, §15.5.6)', async () => {
+      const url = server.metricsUrl!;
+      const head = await fetch(url, { method: 'HEAD' });
+      assert.equal(head.status, 200);
+      assert.match(head.headers.get('content-type') ?? '', /^text\/plain; version=0\.0\.4/);
+      assert.equal(await head.text(), '');
+      assert.equal((await fetch(`${url}?name[]=latchkey_tokens_issued_total`)).status, 200, 'a query is no other path');
+      const post = await fetch(url, { method: 'POST' });
+      assert.equal(post.status, 405);
+      assert.equal(post.headers.get('allow'), 'GET, HEAD');
+      assert.equal((await fetch(url.replace(/\/metrics$/, '/other'))).status, 404);
+    });
+
     it('metrics expose the listed series with the right counts after a known workload', async () => {
       const before = await scrape();
       for (let n = 0; n < 3; n += 1) assert.equal((await clientCredentials(server.url, 'svc2')).status, 200);
