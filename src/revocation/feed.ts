@@ -37,8 +37,9 @@ interface Options {
 }
 
 export function revocationFeed({ issuer, keys, list, apis, clockTolerance, senderConstraint }: Options): Middleware {
-  const realm = new URL(issuer).host;
   const audience = feedAudience(issuer);
+  // The API's identifier, as the admin API names its own realm.
+  const realm = audience;
 
   return scoped({ paths: [FEED_PATH] }, async function feed(ctx, next) {
     // OPTIONS is the app's 404, as everywhere (no preflight here: the feed is read by servers).
@@ -93,6 +94,10 @@ export function revocationFeed({ issuer, keys, list, apis, clockTolerance, sende
     const after = ctx.query.after;
     const limit = ctx.query.limit;
     // limit=0 was a page of one, 5000 one of 1000: a page is the size asked for, or the request is refused.
+    // A limit[] or an after[] of a query parser that makes arrays is no parameter of ours: refused, not taken as absent.
+    if (Object.hasOwn(ctx.query, 'limit[]') || Object.hasOwn(ctx.query, 'after[]')) {
+      return jsonError(ctx, 400, 'invalid_request', 'limit and after are given once, by those names');
+    }
     const size = limit === undefined ? FEED_PAGE_LIMIT : typeof limit === 'string' && /^[1-9]\d{0,3}$/.test(limit) ? Number(limit) : 0;
     if (after !== undefined && (typeof after !== 'string' || !LOG_ID.test(after))) {
       return jsonError(ctx, 400, 'invalid_request', 'after must be a cursor this feed gave (its `cursor`)');

@@ -159,13 +159,14 @@ describe('e2e: bad input at introspection, revocation, the feed and the resource
       assert.match(response.headers.get('www-authenticate') ?? '', /error="invalid_token"/);
     }
     const feedToken = await clientCredentialsToken(server.url, RS, `${server.issuer}/revocations`, 'revocations');
-    for (const query of ['?after=zzz', '?after=1-2-3', '?limit=abc', '?limit=-1', '?limit=0', '?limit=1001', '?limit=01', '?limit=5&limit=6']) {
+    assert.match(bare.headers.get('www-authenticate') ?? '', new RegExp(`^Bearer realm="${server.issuer}/revocations"`), 'the API identifier, as the admin API names its realm');
+    for (const query of ['?after=zzz', '?after=1-2-3', '?limit=abc', '?limit=-1', '?limit=0', '?limit=1001', '?limit=01', '?limit=5&limit=6', '?limit[]=1', '?after[]=1-0']) {
       const response = await feed({ authorization: `Bearer ${feedToken}` }, query);
       assert.equal(response.status, 400, query);
       const body = (await response.json()) as { error: string; error_description: string };
       assert.equal(body.error, 'invalid_request');
       // Names the parameter at fault, and only it.
-      assert.match(body.error_description, query.startsWith('?after') ? /^after must be/ : /^limit must be a number from 1 to 1000$/, query);
+      assert.match(body.error_description, query.includes('[]') ? /^limit and after are given once/ : query.startsWith('?after') ? /^after must be/ : /^limit must be a number from 1 to 1000$/, query);
     }
     assert.equal((await feed({ authorization: `Bearer ${feedToken}` }, '', 'POST')).status, 405);
     assert.equal((await feed({ authorization: `Bearer ${feedToken}` }, '?limit=5')).status, 200);
