@@ -26,6 +26,7 @@ import { readGrantAhead } from '../store/adapter.js';
 import { AdapterIndexes } from '../store/adapter-indexes.js';
 import type { SessionGrantEndings } from '../revocation/grants.js';
 import type { Kv } from '../store/kv.js';
+import { sessionRenewingKey } from '../store/keys.js';
 import { sessionAppIsClient } from '../session-apps.js';
 import { pendingLogout } from '../pending-logouts.js';
 
@@ -123,6 +124,9 @@ interface StartedAccountRead {
 
 /** Sessions (by id and client) whose names recheckAtAuthorization keeps, at most. */
 const NAMED_SESSIONS = 10_000;
+
+/** Seconds a renewal of a session's id holds it against another (renewId): a destroy and a write. */
+const RENEWING_S = 10;
 
 /** The session cookie's options: the engine's `cookies.long` (provider.ts), and renewId's. */
 export const SESSION_COOKIE = { httpOnly: true, sameSite: 'lax' } as const;
@@ -303,10 +307,6 @@ export class AccountSessions {
   }
 
   /**
-   * The session's person when they may still be signed in; otherwise the session is ended.
-   * `alongside`: reads that need the session too, started with the account's (one round trip).
-   */
-  /**
    * Gives the browser in front of `ctx` a new id for the session it holds, as the engine does at
    * every sign-in (its resume), here at a change of how the person signs in (OWASP Session
    * Management: renewed at every change of privilege): a copy of the cookie taken before signs
@@ -315,18 +315,32 @@ export class AccountSessions {
    * signs this browser out rather than keeping the copy. The uid stays, and with it what is kept
    * by it (the index by account, the credentials and activity recorded, the apps' sid).
    */
-  async renewId(provider: Provider, ctx: Context, sessionId: string): Promise<void> {
-    const session = await provider.Session.find(sessionId);
-    if (!session?.accountId) return;
-    session.resetIdentifier();
-    await session.persist();
-    const { cookies } = provider.createContext(ctx.req, ctx.res);
-    // Under an https issuer ctx.secure is true whatever the connection (app.ts), as Session.get reads it.
-    cookies.secure ||= ctx.secure;
-    const lasting = !session.transient && typeof session.exp === 'number';
-    cookies.set((provider as unknown as Named).cookieName('session'), session.jti, { ...SESSION_COOKIE, ...(lasting && { expires: new Date(session.exp! * 1000) }) });
+  async renewId(provider: Provider, ctx: Context, sessionId: string, uid: string): Promise<void> {
+    // One renewal of a session at a time (a form sent twice), and each reads the session once it
+    // holds it: two at once would each write a record of the same uid, and the one left behind
+    // would end, at its expiry, the apps of the one in use. The later finds the id gone and leaves
+    // this browser the one the first set.
+    const held = sessionRenewingKey(uid);
+    if (!(await this.kv.set(held, '1', { onlyIfAbsent: true, ttl: RENEWING_S, bounded: true }))) return;
+    try {
+      const session = await provider.Session.find(sessionId);
+      if (!session?.accountId || session.uid !== uid) return;
+      session.resetIdentifier();
+      await session.persist();
+      const { cookies } = provider.createContext(ctx.req, ctx.res);
+      // Under an https issuer ctx.secure is true whatever the connection (app.ts), as Session.get reads it.
+      cookies.secure ||= ctx.secure;
+      const lasting = !session.transient && typeof session.exp === 'number';
+      cookies.set((provider as unknown as Named).cookieName('session'), session.jti, { ...SESSION_COOKIE, ...(lasting && { expires: new Date(session.exp! * 1000) }) });
+    } finally {
+      await this.kv.del([held]);
+    }
   }
 
+  /**
+   * The session's person when they may still be signed in; otherwise the session is ended.
+   * `alongside`: reads that need the session too, started with the account's (one round trip).
+   */
   async signedIn(
     provider: Provider,
     ctx: Context,

@@ -294,6 +294,20 @@ describe('e2e: the account page', function () {
     assert.equal(await signedInWith(agent.cookieHeader(server.url)), true);
   });
 
+  it('a form that renews the session id sent twice at once leaves one session, under one id (two records of one uid would end its apps when the one left behind expired)', async () => {
+    await server.accounts.create('jo', PASSWORD);
+    const { agent, page } = await signIn('jo');
+    const form = formIn(page.html, '/recovery-codes');
+    const cookie = agent.cookieHeader(server.url);
+    const send = () => fetch(new URL(form.action, page.url), { method: 'POST', redirect: 'manual', headers: { cookie, 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(form.hidden) });
+    const answers = await Promise.all([send(), send(), send()]);
+    for (const answer of answers) assert.equal(answer.status, 200, await answer.clone().text());
+    const renewed = answers.flatMap((answer) => answer.headers.getSetCookie()).filter((line) => line.startsWith('lk_session='));
+    assert.equal(renewed.length, 1, 'one of them renewed it');
+    const { sub } = (await server.accounts.findByUsername('jo'))!;
+    assert.equal((await new AccountSessions(server.kv, server.providers, server.accounts).list(sub)).length, 1);
+  });
+
   it('changing the password also ends the offline access of a session that ended already: a thief who signed in with the old password and left keeps nothing', async () => {
     await server.accounts.create('fay', PASSWORD);
     let stolen = (await notesSignIn(new Agent(), 'fay')).refresh_token!;

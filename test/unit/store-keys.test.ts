@@ -63,6 +63,7 @@ const PINNED: Record<keyof typeof keys, readonly [unknown, string] | readonly (r
   totpPendingKey: [keys.totpPendingKey('sub-1', 'c1'), 'mfa:totp-pending:sub-1:c1'],
   usedTotpStepKey: [keys.usedTotpStepKey('sub-1', 58_000_001), 'mfa:totp-used:sub-1:58000001'],
   sessionSeenKey: [keys.sessionSeenKey('uid-1'), 'session-seen:uid-1'],
+  sessionRenewingKey: [keys.sessionRenewingKey('uid-1'), 'session-renewing:uid-1'],
   sessionCredentialsKey: [keys.sessionCredentialsKey('uid-1'), 'session-credentials:uid-1'],
   grantCredentialsKey: [keys.grantCredentialsKey('g1'), 'grant-credentials:g1'],
   formerSessionCredentialKey: [keys.formerSessionCredentialKey('uid-1'), 'session-credential:uid-1'],

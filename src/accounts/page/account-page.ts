@@ -123,7 +123,7 @@ export interface AccountPage {
    * (the store lost in the middle) leaves the credential there to remove again, and after it, for a
    * sign-in with it that finished meanwhile. Kept as owed before anything (OwedEndings): a removal
    * cut off after its write is finished by the sweep. This browser's session is spared, under a new
-   * id (renewSession). How many sessions ended, or undefined when `remove` found nothing.
+   * id (renewSession; a caller may renew it first). How many sessions ended, or undefined when `remove` found nothing.
    */
   removeCredential(ctx: Context, person: Person, removed: Exclude<Changed, { kind: 'password' }>, remove: () => Promise<boolean>): Promise<number | undefined>;
   /**
@@ -215,7 +215,7 @@ export function accountPage({ providers, sessions, csrfKey, reauthenticateAfter,
     ctx.redirect(`${ACCOUNT_PATH}?done=${encodeURIComponent(`${section}.${key}`)}#${encodeURIComponent(section)}`);
   }
 
-  const renewSession = (ctx: Context, person: Person) => sessions.renewId(providers.current, ctx, person.sessionId);
+  const renewSession = (ctx: Context, person: Person) => sessions.renewId(providers.current, ctx, person.sessionId, person.sessionUid);
 
   async function removeCredential(ctx: Context, person: Person, removed: Exclude<Changed, { kind: 'password' }>, remove: () => Promise<boolean>) {
     const ending = { sub: person.accountId, changed: removed, except: person.sessionUid };

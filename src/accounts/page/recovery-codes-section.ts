@@ -29,6 +29,9 @@ export function recoveryCodesSection({ secondFactors, logger, metrics }: SecondF
       // the codes are replaced too, so that a failure half-way leaves the old codes, which the person
       // holds, rather than new ones never shown.
       let codes: string[] = [];
+      // This browser's new session id first (removeCredential's renewal then finds the old id gone):
+      // codes once made are shown, whatever the store does after.
+      await page.renewSession(ctx, found.who);
       const ended = await page.removeCredential(
         ctx,
         found.who,
