@@ -235,7 +235,7 @@ export function upstreamStep(steps: Interactions, options: UpstreamStepOptions) 
       return fail(ctx, interaction.uid, unavailable(upstream));
     }
     const { url, pending: p } = started;
-    await pending.save(p.state, { upstream: id, uid: interaction.uid, nonce: p.nonce, verifier: p.verifier, ...(p.maxAge !== undefined && { maxAge: p.maxAge }), ...(p.fresh && { fresh: true }) });
+    await pending.save(p.state, { upstream: id, uid: interaction.uid, nonce: p.nonce, verifier: p.verifier, ...(p.maxAge !== undefined && { maxAge: p.maxAge }), ...(p.fresh && { fresh: true, startedAt: p.startedAt }) });
     ctx.cookies.set(STATE_COOKIE, p.state, { path: '/upstream/', httpOnly: true, sameSite: 'lax', signed: true, maxAge: stateTtl * 1000, overwrite: true });
     ctx.set('Cache-Control', 'no-store');
     ctx.redirect(url.href);
@@ -290,7 +290,7 @@ export function upstreamStep(steps: Interactions, options: UpstreamStepOptions) 
     }
     let signedIn: Awaited<ReturnType<UpstreamClients['finish']>>;
     try {
-      signedIn = await clients.finish(upstream, new URL(ctx.href), { state, nonce: taken.nonce, verifier: taken.verifier, ...(taken.maxAge !== undefined && { maxAge: taken.maxAge }), ...(taken.fresh && { fresh: true }) });
+      signedIn = await clients.finish(upstream, new URL(ctx.href), { state, nonce: taken.nonce, verifier: taken.verifier, ...(taken.maxAge !== undefined && { maxAge: taken.maxAge }), ...(taken.fresh && { fresh: true, ...(taken.startedAt !== undefined && { startedAt: taken.startedAt }) }) });
     } catch (error) {
       if (error instanceof UpstreamUnavailable) {
         logger.warn({ event: 'upstream.unavailable', upstream: id, err: error.cause }, 'upstream provider unavailable');

@@ -36,8 +36,10 @@ export interface Pending {
   readonly verifier: string;
   /** The app's max_age, asked of the upstream: its ID token's auth_time must be that recent. */
   readonly maxAge?: number;
-  /** The upstream was asked for a fresh sign-in (prompt=login). */
+  /** The upstream was asked for a fresh sign-in (prompt=login and max_age=0). */
   readonly fresh?: boolean;
+  /** When, for a fresh sign-in (epoch seconds): the upstream's auth_time must be no earlier. */
+  readonly startedAt?: number;
 }
 
 export interface SignedIn {
@@ -131,11 +133,18 @@ export class UpstreamClients {
    */
   async start(upstream: Upstream, loginHint?: string, fresh = false, asked?: number): Promise<{ url: URL; pending: Pending }> {
     const { config } = await this.#discover(upstream);
-    // A fresh sign-in is asked as max_age=0 too: an upstream must then say auth_time (Core §3.1.2.1;
-    // prompt=login alone does not make it), which is checked as any max_age, so that one ignoring
-    // prompt=login (answering from its session of yesterday) is found out rather than taken for now.
-    const maxAge = asked ?? (fresh ? 0 : undefined);
-    const pending = { state: oidc.randomState(), nonce: oidc.randomNonce(), verifier: oidc.randomPKCECodeVerifier(), ...(maxAge !== undefined && { maxAge }), ...(fresh && { fresh }) };
+    // A fresh sign-in is asked as max_age=0 too (whatever max_age the app sent): an upstream must then
+    // say auth_time (Core §3.1.2.1; prompt=login alone does not make it), which must be no earlier
+    // than now (finish), so that one ignoring prompt=login (answering from its session of yesterday,
+    // or of an hour ago within the app's max_age) is found out rather than taken for now.
+    const sent = fresh ? 0 : asked;
+    const pending = {
+      state: oidc.randomState(),
+      nonce: oidc.randomNonce(),
+      verifier: oidc.randomPKCECodeVerifier(),
+      ...(asked !== undefined && { maxAge: asked }),
+      ...(fresh && { fresh, startedAt: Math.floor(Date.now() / 1000) }),
+    };
     const url = oidc.buildAuthorizationUrl(config, {
       redirect_uri: this.callbackUrl(upstream.id),
       scope: upstream.scope,
@@ -145,7 +154,7 @@ export class UpstreamClients {
       code_challenge_method: 'S256',
       ...(loginHint ? { login_hint: loginHint } : {}),
       ...(fresh ? { prompt: 'login' } : {}),
-      ...(maxAge !== undefined ? { max_age: String(maxAge) } : {}),
+      ...(sent !== undefined ? { max_age: String(sent) } : {}),
     });
     return { url, pending };
   }
@@ -153,6 +162,11 @@ export class UpstreamClients {
   /** The callback: code for tokens, ID token validated, userinfo read. */
   async finish(upstream: Upstream, callback: URL, pending: Pending): Promise<SignedIn> {
     const { config } = await this.#discover(upstream);
+    // A fresh sign-in's auth_time is no earlier than the person was sent there (the seconds since,
+    // as a max_age: openid-client's 30 s of clock tolerance still apply), however long they then
+    // spent on the upstream's own pages.
+    const since = pending.startedAt !== undefined ? Math.max(0, Math.floor(Date.now() / 1000) - pending.startedAt) : undefined;
+    const maxAge = pending.fresh ? Math.min(since ?? 0, pending.maxAge ?? Infinity) : pending.maxAge;
     const tokens = await refusedOrUnavailable(() =>
       oidc.authorizationCodeGrant(config, callback, {
         pkceCodeVerifier: pending.verifier,
@@ -160,7 +174,7 @@ export class UpstreamClients {
         expectedNonce: pending.nonce,
         idTokenExpected: true,
         // auth_time required, and no older than the app's max_age allows (openid-client checks it).
-        ...(pending.maxAge !== undefined && { maxAge: pending.maxAge }),
+        ...(maxAge !== undefined && { maxAge }),
       }),
     );
     const claims = tokens.claims()!;

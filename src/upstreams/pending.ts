@@ -2,7 +2,7 @@
  * Sign-ins waiting for their upstream to send the person back, kept server-side by `state` for
  * upstreams.stateTtl seconds and consumed once: a replayed callback finds its state spent.
  *
- * Layout: upstream:state:<state> → record {upstream, uid, nonce, verifier, maxAge?, fresh?}, with a TTL.
+ * Layout: upstream:state:<state> → record {upstream, uid, nonce, verifier, maxAge?, fresh?, startedAt?}, with a TTL.
  */
 import type { Kv } from '../store/kv.js';
 import { upstreamStateKey } from '../store/keys.js';
@@ -15,8 +15,10 @@ export interface PendingSignIn {
   readonly verifier: string;
   /** The app's max_age, when it asked one (checked against the upstream's auth_time). */
   readonly maxAge?: number;
-  /** Whether the upstream was asked for a fresh sign-in (prompt=login). */
+  /** Whether the upstream was asked for a fresh sign-in (prompt=login and max_age=0). */
   readonly fresh?: boolean;
+  /** When a fresh sign-in was asked (epoch seconds). */
+  readonly startedAt?: number;
 }
 
 const STATE = /^[\w-]{16,128}$/;

@@ -866,10 +866,11 @@ describe('e2e: sign in through an upstream OpenID Connect provider', function ()
       assert.equal(fake.state.prompt, 'login');
       assert.equal(fake.state.maxAge, '0', 'and as max_age=0, so that the upstream must say auth_time');
 
-      // An upstream that ignores prompt=login answers from its session of yesterday: that is no fresh sign-in.
+      // An upstream that ignores prompt=login answers from its older session: that is no fresh sign-in.
       try {
-        for (const asked of [{ prompt: 'login' }, { max_age: '0' }] as Record<string, string>[]) {
-          fake.state.authTime = Math.floor(Date.now() / 1000) - 86_400;
+        // Half an hour ago: within an app's max_age of an hour, which prompt=login beside it does not loosen.
+        for (const asked of [{ prompt: 'login' }, { max_age: '0' }, { prompt: 'login', max_age: '3600' }] as Record<string, string>[]) {
+          fake.state.authTime = Math.floor(Date.now() / 1000) - 1800;
           const stale = await throughFake('app1', 'fake-person-fresh', asked);
           assert.ok(!stale.page.url.startsWith(app1Redirect()) && !isConsent(stale.page), `${JSON.stringify(asked)}: no code, nor a consent page on the way to one (${stale.page.url})`);
           assert.equal(stale.page.status, 403);
