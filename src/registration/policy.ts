@@ -237,13 +237,16 @@ export function readsAsOwnName(name: string): boolean {
 /** The longest name an app may give itself (the developer page's form and its own check say the same: registration/developer-apps.ts). */
 export const MAX_SELF_NAME_LENGTH = 100;
 
-/** Throws the RFC 7591 error for the first rule the metadata breaks. */
 /** A JWK's key material members (RFC 7518 §6): base64url, which Node's decoder does not insist on ("!!" read as nothing). */
 const KEY_MEMBERS = ['n', 'e', 'x', 'y'] as const;
+/** The keys the engine takes from a client's JWK Set; others it skips (RFC 7517 §5), so they are not judged. */
+const JUDGED_CURVES: Record<string, readonly string[] | undefined> = { EC: ['P-256', 'P-384', 'P-521'], OKP: ['Ed25519', 'Ed448'] };
 
-/** Whether `key` reads as a public key: RSA of at least 2048 bits (RFC 7518 §3.3), EC or OKP. */
+/** Whether `key` reads as a public key: RSA of at least 2048 bits (RFC 7518 §3.3), EC or OKP; a key of a kind the engine skips passes. */
 function usableJwk(key: unknown): boolean {
   if (typeof key !== 'object' || key === null) return false;
+  const { kty, crv } = key as { kty?: unknown; crv?: unknown };
+  if (kty !== 'RSA' && !JUDGED_CURVES[String(kty)]?.includes(String(crv))) return typeof kty === 'string';
   if (KEY_MEMBERS.some((member) => member in key && !/^[A-Za-z0-9_-]+$/.test(String((key as Record<string, unknown>)[member])))) return false;
   try {
     const read = createPublicKey({ key: key as JsonWebKey, format: 'jwk' });
@@ -253,6 +256,7 @@ function usableJwk(key: unknown): boolean {
   }
 }
 
+/** Throws the RFC 7591 error for the first rule the metadata breaks. */
 export function enforcePolicy(
   policy: RegistrationPolicy,
   metadata: Record<string, unknown>,
