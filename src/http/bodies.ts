@@ -11,7 +11,7 @@
  */
 import { bodyParser } from '@koa/bodyparser';
 import type { Middleware } from 'koa';
-import { respondWithError } from './errors.js';
+import { jsonError } from './errors.js';
 
 function unreadable(error: unknown): never {
   const status = (error as { status?: unknown } | null)?.status;
@@ -57,7 +57,7 @@ export function jsonBody(limit: string): Middleware {
     const sent = ctx.get('transfer-encoding') !== '' || Number(ctx.get('content-length')) > 0;
     const charset = ctx.request.charset;
     if (sent && (!ctx.is('application/json') || (charset && !/^utf-?8$/i.test(charset)))) {
-      return respondWithError(ctx, 415, { error: 'invalid_request', error_description: 'send the body as application/json (UTF-8)' });
+      return jsonError(ctx, 415, 'invalid_request', 'send the body as application/json (UTF-8)');
     }
     return parse(ctx, () => {
       if (nestedDeeperThan(ctx.request.body, MAX_JSON_DEPTH)) {

@@ -24,7 +24,7 @@ export function openApiDocument(issuer: string) {
         'Clients, users, APIs, client grants and upstream identity providers of this Latchkey. Authenticate with an access token for the resource ' +
         `"${issuer}/admin", obtained with the client_credentials grant by a client an operator granted ` +
         'the "admin" (read and write) or "admin:read" scope at that API (latchkey apis grant). Tokens issued to people are never accepted. ' +
-        'A request body is application/json in UTF-8: one of another type is refused with 415, never read as none.',
+        'A request body is application/json in UTF-8 (no other +json type): one of another type is refused with 415, never read as none.',
     },
     servers: [{ url: `${issuer}/admin` }],
     security: read,
