@@ -22,6 +22,13 @@ import { isDeepStrictEqual } from 'node:util';
 import { epochSeconds, untilSecond } from '../clock.js';
 import type { KeepsOwed } from '../store/due-endings.js';
 
+/**
+ * The audience a client's own token has when it was got without naming an API (no `aud`): its
+ * client_grant entry ends such tokens at introspection (endOwnTokens below; RevocationList.isRevoked);
+ * the feed leaves it out, since no API takes such a token.
+ */
+export const NO_AUDIENCE = '';
+
 export interface ApiDefinition {
   readonly identifier: string;
   readonly scopes: readonly string[];
@@ -588,7 +595,9 @@ export class Apis {
   async endOwnTokens(clientId: string): Promise<void> {
     const { endings } = this.options;
     if (!endings) return;
-    await Promise.all(Object.keys(await this.grantsOf(clientId)).map((identifier) => endings.clientGrantNarrowed(clientId, identifier, undefined)));
+    // And those it got without naming an API (no audience: NO_AUDIENCE), which introspection answered
+    // active after a rotation without grace (newcomer pass, 2026-12-06).
+    await Promise.all([...Object.keys(await this.grantsOf(clientId)), NO_AUDIENCE].map((identifier) => endings.clientGrantNarrowed(clientId, identifier, undefined)));
   }
 
   /** Forgets every grant a client held (when the client is deleted). */

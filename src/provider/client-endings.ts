@@ -74,7 +74,9 @@ export function clientEndings({ config, kv, apis, revocations, consents }: Clien
       if (!previous) return;
       const replaced = await replacedCredentials(kv, clientId, previous, next);
       await Promise.all([
-        getsOwnTokens(previous) && (!getsOwnTokens(next) || replaced.any) ? apis.endOwnTokens(clientId) : undefined,
+        // Answered once the cutoff's second has passed: a token the client gets at once with its new
+        // secret is of a later second, never ended with the old one's (newcomer pass, 2026-12-06).
+        getsOwnTokens(previous) && (!getsOwnTokens(next) || replaced.any) ? apis.endOwnTokens(clientId).then(() => untilSecond(epochSeconds() + 1)) : undefined,
         authenticates(previous) && !authenticates(next) ? revocations.revokeDelegated(clientId) : undefined,
         // Scopes taken from its `scope` metadata: refreshes are narrowed and introspection refuses
         // the tokens carrying them already (resource-servers.ts heldByClientNow); the feed tells

@@ -93,6 +93,7 @@ import { epochSeconds } from '../clock.js';
 import { LOG_ID, type CachedReads, type Kv, type LogEntry } from '../store/kv.js';
 import { LIFETIMES_KEY, LIFETIMES_PREFIX, STORE_EPOCH_KEY, lifetimeKey, OPERATOR_ENDINGS_KEY, REVOCATION_FEED_KEY, REVOKED_API_PREFIX, REVOKED_API_SCOPE_PREFIX, REVOKED_CLIENT_GRANT_PREFIX, REVOKED_CLIENT_PREFIX, REVOKED_DELEGATED_PREFIX, REVOKED_KID_PREFIX, REVOKED_NARROWED_PREFIX, revokedApiKey, revokedApiScopeKey, revokedClientGrantKey, revokedClientKey, revokedDelegatedKey, endedGrantKey, revokedGrantKey, revokedJtiKey, revokedKidKey, revokedNarrowedKey, revokedSubjectKey, withdrawnKey } from '../store/keys.js';
 import type { KeepsOwed } from '../store/due-endings.js';
+import { NO_AUDIENCE } from '../apis/apis.js';
 
 /**
  * How long the store's epoch is kept (seconds): as the revocation list, with a TTL, so that a store
@@ -557,7 +558,9 @@ export class RevocationList {
   async isRevoked(claims: RevocableClaims, header: RevocableHeader = {}, ownToken = claims[GRANT_CLAIM] === undefined): Promise<boolean> {
     const { jti, iat, client_id: clientId, sub } = claims;
     const gid = claims[GRANT_CLAIM];
-    const audiences = [claims.aud].flat().filter((aud): aud is string => typeof aud === 'string');
+    const named = [claims.aud].flat().filter((aud): aud is string => typeof aud === 'string');
+    // A client's own token got without naming an API is ended as the client's grant "at" NO_AUDIENCE.
+    const audiences = ownToken && !named.length ? [NO_AUDIENCE] : named;
     const { kid } = header;
     const read = (value: unknown, key: (value: string) => string, from: CachedReads = this.#kv) => (typeof value === 'string' ? from.get(key(value)) : undefined);
     const [byJti, byGrant, bySubject, byWithdrawal, byDelegation, byClient, byKid, operatorEndings, stamped] = await Promise.all([
@@ -579,8 +582,8 @@ export class RevocationList {
     if (issuedBy(byGrant) || issuedBy(bySubject) || issuedBy(byWithdrawal) || issuedBy(byDelegation) || issuedBy(byClient)) return true;
     if (operatorEndings === undefined) return false;
     const byApi = await Promise.all([
-      ...audiences.map((aud) => this.#rareMarks.get(revokedApiKey(aud))),
-      ...audiences.flatMap((aud) => scopesOf(claims.scope).map((scope) => this.#rareMarks.get(revokedApiScopeKey(aud, scope)))),
+      ...named.map((aud) => this.#rareMarks.get(revokedApiKey(aud))),
+      ...named.flatMap((aud) => scopesOf(claims.scope).map((scope) => this.#rareMarks.get(revokedApiScopeKey(aud, scope)))),
       ...(ownToken && typeof clientId === 'string'
         ? audiences.flatMap((aud) => ['', ...scopesOf(claims.scope)].map((scope) => this.#rareMarks.get(revokedClientGrantKey(clientId, scope, aud))))
         : []),

@@ -289,6 +289,27 @@ describe('e2e: what an operator takes away ends at once (endings audit)', functi
     assert.deepEqual(await introspect(server.url, RS, stolen), { active: false }, 'the token got with the secret the developer says leaked outlives its rotation');
   });
 
+  it('a rotation without grace ends the token the client got without naming an API too, and a token got at once with the new secret works (its cutoff second passed before the answer)', async () => {
+    const svc = { ...(await serviceClient('svc-no-audience')) };
+    await server.apis.grant(svc.id, API, { scopes: ['read'] });
+    const token = async (client: { id: string; secret: string }, body: Record<string, string>) => {
+      const response = await fetch(`${server.url}/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`${client.id}:${client.secret}`).toString('base64')}` }, body: new URLSearchParams({ grant_type: 'client_credentials', ...body }) });
+      assert.equal(response.status, 200, await response.clone().text());
+      return ((await response.json()) as { access_token: string }).access_token;
+    };
+    const unnamed = await token(svc, {});
+    assert.equal((await introspect(server.url, svc, unnamed)).active, true);
+    for (let round = 0; round < 3; round += 1) {
+      const rotated = await admin('POST', `/clients/${svc.id}/secret`, { previous_secret_valid_for: 0 });
+      assert.equal(rotated.status, 200);
+      svc.secret = ((await rotated.json()) as { client_secret: string }).client_secret;
+      // At once, whatever the second: the app redeployed with its new secret gets a token that works.
+      const fresh = await token(svc, { resource: API, scope: 'read' });
+      assert.equal((await introspect(server.url, RS, fresh)).active, true, `round ${round}: a token got with the new secret at once is ended with the old one's`);
+    }
+    assert.deepEqual(await introspect(server.url, svc, unnamed), { active: false }, 'the token got without resource outlives the rotation');
+  });
+
   it('a rotation without grace that fails once the secret is written has ended the tokens got with the old secret already (they end before the secret changes)', async () => {
     const svc = await serviceClient('svc-rotation-half-way');
     await server.apis.grant(svc.id, API, { scopes: ['read'] });
