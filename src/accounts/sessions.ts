@@ -26,7 +26,8 @@ import { readGrantAhead } from '../store/adapter.js';
 import { AdapterIndexes } from '../store/adapter-indexes.js';
 import type { SessionGrantEndings } from '../revocation/grants.js';
 import type { Kv } from '../store/kv.js';
-import { sessionRenewingKey } from '../store/keys.js';
+import { sessionRenewedKey, sessionRenewingKey } from '../store/keys.js';
+import { digestOf } from '../store/record-keys.js';
 import { sessionAppIsClient } from '../session-apps.js';
 import { pendingLogout } from '../pending-logouts.js';
 
@@ -127,6 +128,8 @@ const NAMED_SESSIONS = 10_000;
 
 /** Seconds a renewal of a session's id holds it against another (renewId): a destroy and a write. */
 const RENEWING_S = 10;
+/** Seconds a renewed id is known as renewed here (renewId): a form sent again that long after finds it gone for that. */
+const RENEWED_S = 60;
 
 /** The session cookie's options: the engine's `cookies.long` (provider.ts), and renewId's. */
 export const SESSION_COOKIE = { httpOnly: true, sameSite: 'lax' } as const;
@@ -315,23 +318,31 @@ export class AccountSessions {
    * signs this browser out rather than keeping the copy. The uid stays, and with it what is kept
    * by it (the index by account, the credentials and activity recorded, the apps' sid).
    */
-  async renewId(provider: Provider, ctx: Context, sessionId: string, uid: string): Promise<void> {
+  async renewId(provider: Provider, ctx: Context, sessionId: string, uid: string): Promise<'renewed' | 'taken'> {
     // One renewal of a session at a time (a form sent twice), and each reads the session once it
     // holds it: two at once would each write a record of the same uid, and the one left behind
     // would end, at its expiry, the apps of the one in use. The later finds the id gone and leaves
     // this browser the one the first set.
     const held = sessionRenewingKey(uid);
-    if (!(await this.kv.set(held, '1', { onlyIfAbsent: true, ttl: RENEWING_S, bounded: true }))) return;
+    if (!(await this.kv.set(held, '1', { onlyIfAbsent: true, ttl: RENEWING_S, bounded: true }))) return 'renewed';
+    const renewed = sessionRenewedKey(digestOf(sessionId));
     try {
       const session = await provider.Session.find(sessionId);
-      if (!session?.accountId || session.uid !== uid) return;
+      // Read a moment ago by this request and gone now, not by a renewal of ours: another request
+      // holding the id renewed it meanwhile (the engine does at every sign-in or consent it
+      // resumes), a copy of the cookie among them, whose session of the same uid the ending that
+      // spares this browser's spares too. The caller ends them all (red team, 2026-12-06).
+      if (!session) return (await this.kv.get(renewed)) === undefined ? 'taken' : 'renewed';
+      if (!session.accountId || session.uid !== uid) return 'renewed';
       session.resetIdentifier();
       await session.persist();
+      await this.kv.set(renewed, '1', { ttl: RENEWED_S });
       const { cookies } = provider.createContext(ctx.req, ctx.res);
       // Under an https issuer ctx.secure is true whatever the connection (app.ts), as Session.get reads it.
       cookies.secure ||= ctx.secure;
       const lasting = !session.transient && typeof session.exp === 'number';
       cookies.set((provider as unknown as Named).cookieName('session'), session.jti, { ...SESSION_COOKIE, ...(lasting && { expires: new Date(session.exp! * 1000) }) });
+      return 'renewed';
     } finally {
       await this.kv.del([held]);
     }

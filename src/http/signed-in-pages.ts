@@ -51,7 +51,13 @@ export function signedInPages<Who extends SignedIn>({ signedIn, csrf, where }: O
     }
     const body = (ctx.request.body ?? {}) as Form;
     if (!csrf.valid(who.sessionId, field(body, 'csrf'))) {
-      respondWithError(ctx, 403, { error: 'invalid_request', error_description: `the form was not sent from ${where}; reload it and try again` });
+      // Also a form left open in another tab across a change that renewed the session's id: said as such to a person.
+      const again = { href: ctx.path.split('/').slice(0, 2).join('/') || '/', label: 'Reload the page' };
+      respondWithError(ctx, 403, { error: 'invalid_request', error_description: `the form was not sent from ${where}; reload it and try again` }, {
+        title: 'This form is out of date',
+        message: `It was not sent from ${where} as it is now (opened before a change, or in another tab). Nothing was done: reload the page and try again.`,
+        again,
+      });
       return undefined;
     }
     return { who, body };

@@ -155,6 +155,8 @@ export const usedTotpStepKey = (sub: string, step: number) => `mfa:totp-used:${s
 export const sessionSeenKey = (sessionUid: string) => `session-seen:${sessionUid}`;
 /** A session's id being renewed (AccountSessions.renewId), for a few seconds: one renewal at a time. */
 export const sessionRenewingKey = (sessionUid: string) => `session-renewing:${sessionUid}`;
+/** A session id (its digest) renewIds renewed, for a minute: gone because of that, not of another renewal. */
+export const sessionRenewedKey = (sessionIdDigest: string) => `session-renewed:${sessionIdDigest}`;
 /** Set of the credentials that signed a session in (JSON each), for a session lifetime. */
 export const sessionCredentialsKey = (sessionUid: string) => `session-credentials:${sessionUid}`;
 /** Set of the credentials of the sessions that made or extended a grant, for the grant's lifetime. */

@@ -64,6 +64,7 @@ const PINNED: Record<keyof typeof keys, readonly [unknown, string] | readonly (r
   usedTotpStepKey: [keys.usedTotpStepKey('sub-1', 58_000_001), 'mfa:totp-used:sub-1:58000001'],
   sessionSeenKey: [keys.sessionSeenKey('uid-1'), 'session-seen:uid-1'],
   sessionRenewingKey: [keys.sessionRenewingKey('uid-1'), 'session-renewing:uid-1'],
+  sessionRenewedKey: [keys.sessionRenewedKey('sha256:abc'), 'session-renewed:sha256:abc'],
   sessionCredentialsKey: [keys.sessionCredentialsKey('uid-1'), 'session-credentials:uid-1'],
   grantCredentialsKey: [keys.grantCredentialsKey('g1'), 'grant-credentials:g1'],
   formerSessionCredentialKey: [keys.formerSessionCredentialKey('uid-1'), 'session-credential:uid-1'],

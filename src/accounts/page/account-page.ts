@@ -42,7 +42,7 @@ import { signedInPages, type Form } from '../../http/signed-in-pages.js';
 import type { ProviderInService } from '../../provider-in-service.js';
 import type { Account } from '../accounts.js';
 import { signInTimeForChecks, type AccountSessions } from '../sessions.js';
-import type { Changed, OwedEndings } from '../owed-endings.js';
+import type { Changed, OwedEnding, OwedEndings } from '../owed-endings.js';
 import { formBody } from '../../http/bodies.js';
 
 export { field, type Form } from '../../http/signed-in-pages.js';
@@ -215,7 +215,16 @@ export function accountPage({ providers, sessions, csrfKey, reauthenticateAfter,
     ctx.redirect(`${ACCOUNT_PATH}?done=${encodeURIComponent(`${section}.${key}`)}#${encodeURIComponent(section)}`);
   }
 
-  const renewSession = (ctx: Context, person: Person) => sessions.renewId(providers.current, ctx, person.sessionId, person.sessionUid);
+  async function renewSession(ctx: Context, person: Person) {
+    if ((await sessions.renewId(providers.current, ctx, person.sessionId, person.sessionUid)) === 'renewed') return;
+    // Renewed meanwhile by another request holding this browser's id (a copy of the cookie finishing
+    // a consent at that moment, say): which one is this browser is not known, so every session of
+    // the person ends with what it was granted, this browser's too (it signs in again).
+    const ending: OwedEnding = { sub: person.accountId, changed: { kind: 'password' } };
+    const member = await owed.owe(ending);
+    await owed.finish(ending);
+    await owed.drop(member);
+  }
 
   async function removeCredential(ctx: Context, person: Person, removed: Exclude<Changed, { kind: 'password' }>, remove: () => Promise<boolean>) {
     const ending = { sub: person.accountId, changed: removed, except: person.sessionUid };
