@@ -317,23 +317,25 @@ export class AccountSessions {
    * before the new one is written (the engine's Session.save with `oldId`), so a failure between
    * signs this browser out rather than keeping the copy. The uid stays, and with it what is kept
    * by it (the index by account, the credentials and activity recorded, the apps' sid).
+   * 'taken' when another request renewed the id meanwhile (not a renewal of ours): the caller ends
+   * every session of the person; 'done' otherwise.
    */
-  async renewId(provider: Provider, ctx: Context, sessionId: string, uid: string): Promise<'renewed' | 'taken'> {
+  async renewId(provider: Provider, ctx: Context, sessionId: string, uid: string): Promise<'done' | 'taken'> {
     // One renewal of a session at a time (a form sent twice), and each reads the session once it
     // holds it: two at once would each write a record of the same uid, and the one left behind
     // would end, at its expiry, the apps of the one in use. The later finds the id gone and leaves
     // this browser the one the first set.
     const held = sessionRenewingKey(uid);
-    if (!(await this.kv.set(held, '1', { onlyIfAbsent: true, ttl: RENEWING_S, bounded: true }))) return 'renewed';
+    if (!(await this.kv.set(held, '1', { onlyIfAbsent: true, ttl: RENEWING_S, bounded: true }))) return 'done';
     const renewed = sessionRenewedKey(digestOf(sessionId));
     try {
       const session = await provider.Session.find(sessionId);
       // Read a moment ago by this request and gone now, not by a renewal of ours: another request
       // holding the id renewed it meanwhile (the engine does at every sign-in or consent it
       // resumes), a copy of the cookie among them, whose session of the same uid the ending that
-      // spares this browser's spares too. The caller ends them all (red team, 2026-12-06).
-      if (!session) return (await this.kv.get(renewed)) === undefined ? 'taken' : 'renewed';
-      if (!session.accountId || session.uid !== uid) return 'renewed';
+      // spares this browser's spares too (red team, 2026-12-06).
+      if (!session) return (await this.kv.get(renewed)) === undefined ? 'taken' : 'done';
+      if (!session.accountId || session.uid !== uid) return 'done';
       session.resetIdentifier();
       await session.persist();
       await this.kv.set(renewed, '1', { ttl: RENEWED_S });
@@ -342,7 +344,7 @@ export class AccountSessions {
       cookies.secure ||= ctx.secure;
       const lasting = !session.transient && typeof session.exp === 'number';
       cookies.set((provider as unknown as Named).cookieName('session'), session.jti, { ...SESSION_COOKIE, ...(lasting && { expires: new Date(session.exp! * 1000) }) });
-      return 'renewed';
+      return 'done';
     } finally {
       await this.kv.del([held]);
     }

@@ -216,7 +216,7 @@ export function accountPage({ providers, sessions, csrfKey, reauthenticateAfter,
   }
 
   async function renewSession(ctx: Context, person: Person) {
-    if ((await sessions.renewId(providers.current, ctx, person.sessionId, person.sessionUid)) === 'renewed') return;
+    if ((await sessions.renewId(providers.current, ctx, person.sessionId, person.sessionUid)) === 'done') return;
     // Renewed meanwhile by another request holding this browser's id (a copy of the cookie finishing
     // a consent at that moment, say): which one is this browser is not known, so every session of
     // the person ends with what it was granted, this browser's too (it signs in again).
