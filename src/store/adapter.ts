@@ -295,6 +295,15 @@ class KvAdapter implements Adapter {
     return this.model === 'RefreshToken' && now() - consumed < (this.options.refreshReuseGrace ?? 0);
   }
 
+  /** Kv.putRecordPointedTo, or where the store has none, the pointer written after the record landed. */
+  #putPointedTo(key: string, text: string, ttl: number | undefined, pointer: string, value: string): Promise<boolean> {
+    if (this.kv.putRecordPointedTo) return this.kv.putRecordPointedTo(key, text, ttl, pointer, value);
+    return this.kv.putRecord(key, text, ttl).then(async (landed) => {
+      if (landed) await this.kv.set(pointer, value, ttl ? { ttl } : {});
+      return landed;
+    });
+  }
+
   /** The store writes of an upsert, started now; a session's resolves false when it had been ended (Kv.putRecord). */
   private write(id: string, payload: AdapterPayload, expiresIn: number, key = recordKey(this.model, id)): Promise<unknown> {
     // A session the sweeper will end is read by it up to sessionEndsMargin after it expired.
@@ -309,15 +318,20 @@ class KvAdapter implements Adapter {
         ? interactionText(payload)
         : JSON.stringify(this.model === 'Client' ? storedClient(payload) : payload);
     const asRead = this.model === 'DeviceCode' && this.kv.replaceRecord ? readAs(key, text) : undefined;
+    // A session's uid index names the record only once it landed: a save refused as ended (one read
+    // before a renewal of the id, written after it) would point the uid at the ended record, and
+    // what finds a session by uid (an upstream's logout, the account page's sign-out) would miss the live one.
+    const uidIndex = this.model === 'Session' && typeof payload.uid === 'string' ? oidcSessionUidKey(payload.uid) : undefined;
     const stored: Promise<unknown> =
       asRead !== undefined
         ? this.kv.replaceRecord!(key, asRead, text, ttl).then((landed) => landed || Promise.reject(new RecordChangedMeanwhile(this.model)))
         : grant && this.kv.putRecordInSet
           ? this.kv.putRecordInSet(key, text, ttl, grant)
-          : this.kv.putRecord(key, text, ttl);
+          : uidIndex
+            ? this.#putPointedTo(key, text, ttl, uidIndex, refOf(id))
+            : this.kv.putRecord(key, text, ttl);
     const writes: Promise<unknown>[] = [stored];
     if (grant && (asRead !== undefined || !this.kv.putRecordInSet)) writes.push(this.kv.addToSet(grant, key, ttl));
-    if (this.model === 'Session' && payload.uid) writes.push(this.kv.set(oidcSessionUidKey(payload.uid), refOf(id), { ttl }).then(() => {}));
     if (this.#byValue.delete(id)) writes.push(this.kv.del([legacyKey(this.model, id)!]));
     // An expiring set: a person signs in as often as they like, and each session ends on its own. Its
     // end follows the record's TTL of this very save (idle lifetime, the sweeper's margin), later only.

@@ -5,7 +5,7 @@
  * Every operation touches exactly one key, so each works unchanged on Redis Cluster, and the ones
  * that must be atomic (consumeRecord, endRecord, addToSet, compareAndSet, ...) are atomic on their
  * key. The exceptions: raiseMarkAndLog spans two keys that the caller gives one hash tag (`{tag}`),
- * so they share a cluster slot; getRecordVia, getVia, readMany and putRecordInSet span keys in one command only
+ * so they share a cluster slot; getRecordVia, getVia, readMany, putRecordInSet and putRecordPointedTo span keys in one command only
  * where every key lives on one server, and are two commands on Cluster. TTLs are in seconds; a key written without one is durable data
  * (clients, accounts, the key ring).
  */
@@ -104,6 +104,12 @@ export interface Kv {
    * the store can (Redis, but not Cluster, where the two keys may live on different servers).
    */
   putRecordInSet?(key: string, payload: string, ttl: number | undefined, set: string): Promise<void>;
+  /**
+   * putRecord, and `pointer` set to `value` with the same TTL only when the record was written
+   * (not ended), as one command where the store can (Redis, but not Cluster: there one after the
+   * other). How a session's uid index never names a record whose save was refused as ended.
+   */
+  putRecordPointedTo?(key: string, payload: string, ttl: number | undefined, pointer: string, value: string): Promise<boolean>;
   /**
    * getRecord, and in the same step the record deleted when its payload's `clientId` is `owner` and
    * its `exp` (epoch seconds) is after `now`: `taken` says whether it was. How the revocation

@@ -156,6 +156,9 @@ export function withReadAhead<T extends Kv>(kv: T, request: () => object | undef
     del: (keys) => (written(keys), kv.del(keys)),
     putRecord: (key, payload, ttl, options) => (written([key]), kv.putRecord(key, payload, ttl, options)),
     ...(kv.putRecordInSet && { putRecordInSet: (key: string, payload: string, ttl: number | undefined, set: string) => (written([key]), kv.putRecordInSet!(key, payload, ttl, set)) }),
+    ...(kv.putRecordPointedTo && {
+      putRecordPointedTo: (key: string, payload: string, ttl: number | undefined, pointer: string, value: string) => (written([key, pointer]), kv.putRecordPointedTo!(key, payload, ttl, pointer, value)),
+    }),
     endRecord: (key, ttl) => (written([key]), kv.endRecord(key, ttl)),
     consumeRecord: (key, at, options) => (written([key]), kv.consumeRecord(key, at, options)),
     ...(kv.takeRecordOwnedBy && { takeRecordOwnedBy: (key: string, owner: string, now: number) => (written([key]), kv.takeRecordOwnedBy!(key, owner, now)) }),

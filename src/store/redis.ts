@@ -139,6 +139,18 @@ putRecord(KEYS[1], ARGV[1], ttl)
 addToSet(KEYS[2], ARGV[3], ttl)
 return 1`,
   },
+  // KEYS: record, pointer. ARGV: payload, ttl, the pointer's value, set only when the record was
+  // written (not ended). Two keys: only where every key lives on one server (not Cluster).
+  putRecordPointedTo: {
+    numberOfKeys: 2,
+    lua: `${PUT_RECORD}
+local ttl = tonumber(ARGV[2])
+local landed = putRecord(KEYS[1], ARGV[1], ttl)
+if landed == 1 then
+  if ttl > 0 then redis.call('SET', KEYS[2], ARGV[3], 'EX', ttl) else redis.call('SET', KEYS[2], ARGV[3]) end
+end
+return landed`,
+  },
   // The record (payload, consumed-at or '') and whether it was deleted: when its payload names the
   // client ARGV[1] and has not expired at ARGV[2] (takeRecordOwnedBy). One key: Cluster-safe.
   takeRecordOwnedBy: {
@@ -270,6 +282,7 @@ type Scripted = {
   liveMembers(key: string): Promise<string[]>;
   removeExpiring(key: string, member: string): Promise<number>;
   putRecordInSet(key: string, set: string, payload: string, ttl: number, member: string): Promise<number>;
+  putRecordPointedTo(key: string, pointer: string, payload: string, ttl: number, value: string): Promise<number>;
   compareAndSet(key: string, hasExpected: '0' | '1', expected: string, value: string, ttl: number | '', until?: number | ''): Promise<number>;
   deleteIfEquals(key: string, value: string): Promise<number>;
   schedule(key: string, member: string, at: number, ttl: number, replaces: string): Promise<number>;
@@ -574,6 +587,15 @@ export class RedisKv implements Kv {
       return;
     }
     await this.#writing([key, set], () => this.#client.putRecordInSet(key, set, payload, ttl ?? 0, key));
+  }
+
+  async putRecordPointedTo(key: string, payload: string, ttl: number | undefined, pointer: string, value: string) {
+    if (this.#client instanceof Cluster) {
+      const landed = await this.putRecord(key, payload, ttl);
+      if (landed) await this.set(pointer, value, ttl ? { ttl } : {});
+      return landed;
+    }
+    return (await this.#writing([key, pointer], () => this.#client.putRecordPointedTo(key, pointer, payload, ttl ?? 0, value))) === 1;
   }
 
   /**

@@ -223,6 +223,25 @@ for (const backend of backends) {
       assert.ok(await sessions.find(other));
     });
 
+    it("a save refused as ended leaves the uid's index naming the live session: a renewal of the id, then a save under the old id read before it", async () => {
+      const sessions = adapterFactory(kv, 0, {}, { sessionTtl: 600 })('Session');
+      const uid = randomUUID();
+      const session = payload({ kind: 'Session', uid, accountId: 'sub-renewed' });
+      const before = randomUUID();
+      await sessions.upsert(before, session, 60);
+      // The id is renewed (sign-in, a change of credential): the old record ended, the new one written.
+      const after = randomUUID();
+      await sessions.destroy(before);
+      await sessions.upsert(after, { ...session, jti: after }, 60);
+      // A request that read the session under its old id answers now and saves it.
+      await sessions.upsert(before, session, 60);
+      assert.equal(await sessions.find(before), undefined, 'the old id stays ended');
+      const found = await sessions.findByUid!(uid);
+      assert.ok(found, 'the uid finds a session');
+      assert.deepEqual(await sessions.find(found.jti as string), found);
+      if (raw) assert.equal(await raw.get(`${PREFIX}oidc:uid:${uid}`), digestOf(after));
+    });
+
     it('revokeByGrantId removes every artifact of the grant and nothing else', async () => {
       const grant = randomUUID();
       const other = randomUUID();

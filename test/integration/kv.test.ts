@@ -349,6 +349,23 @@ for (const backend of backends.filter((b) => b.name !== 'embedded store')) {
         assert.equal(await open.raw.ttl(`${PREFIX}${set}`), -1, 'a durable member makes the set durable');
       }
     });
+
+    it('putRecordPointedTo writes a record and sets its pointer with its TTL, and neither over an ended record', async () => {
+      const id = randomUUID();
+      const [record, pointer] = [`pointed:record:${id}`, `pointed:pointer:${id}`];
+      assert.equal(await kv.putRecordPointedTo!(record, '{"x":1}', 30, pointer, 'one'), true);
+      assert.deepEqual(await kv.getRecord(record), { payload: '{"x":1}' });
+      assert.equal(await kv.get(pointer), 'one');
+      if (open.raw) {
+        const ttl = await open.raw.ttl(`${PREFIX}${pointer}`);
+        assert.ok(ttl > 20 && ttl <= 30, `the pointer expires with the record (${ttl})`);
+      }
+      await kv.set(pointer, 'elsewhere', { ttl: 30 });
+      await kv.endRecord(record, 30);
+      assert.equal(await kv.putRecordPointedTo!(record, '{"x":2}', 30, pointer, 'two'), false);
+      assert.equal(await kv.getRecord(record), undefined, 'still ended');
+      assert.equal(await kv.get(pointer), 'elsewhere', 'the pointer is left as it was');
+    });
   });
 }
 
