@@ -72,6 +72,7 @@ import { REQUIRE_MFA_PROPERTY, requireLevelAtTokenEndpoint, validateRequireMfa, 
 import { keepRequirements } from './patches/kept-requirements.js';
 import { boundCodesToCurrentRegistration, withCurrentRegistration } from './patches/current-registration.js';
 import { dpopBoundCodesBeforeSpending } from './patches/dpop-bound-codes.js';
+import { dpopProofsOnce } from './patches/dpop-proofs-once.js';
 import { deviceApprovalOutages, deviceCodesInFlightPerBrowser } from './patches/device-approval-outage.js';
 import { deviceRequestsOnStoreClock, withDeviceFreshLogin } from './patches/device-fresh-login.js';
 import { withHintedSubject } from './patches/hinted-subject.js';
@@ -665,6 +666,8 @@ function applyPatches(
   signedInThroughKept(provider, federated);
   // A code bound to a DPoP key (dpop_jkt) is not spent by a request without that key's proof.
   dpopBoundCodesBeforeSpending(provider);
+  // ...nor by a proof used before, which is refused as one (invalid_dpop_proof) at every endpoint, whichever client sent it.
+  dpopProofsOnce(provider, kv);
   refuseHintsOfRevokedKeys(provider, revocations);
   // Nothing is signed with a key revoked elsewhere: the ring is followed first (JWT access tokens: formats.customizers.jwt).
   if (signing) signWithUnrevokedKeys(provider, signing);

@@ -15,7 +15,7 @@
  * OP" the tokens only the OP could make: expired ones, ones for another audience, ones of another type.
  */
 import assert from 'node:assert/strict';
-import { createPublicKey, randomUUID } from 'node:crypto';
+import { createHash, createPublicKey, randomUUID } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { decodeJwt, decodeProtectedHeader, exportJWK, generateKeyPair, importJWK, SignJWT, type JWK, type JWTPayload } from 'jose';
@@ -596,14 +596,59 @@ describe('JWT attacks at every place a JWT is accepted (RFC 8725, RFC 7515, RFC 
       assert.equal((await tokenWithProof(dpop)).status, 200);
     });
 
-    it('a replayed DPoP proof (same jti) is refused (RFC 9449 §11.1)', async () => {
+    it('a replayed DPoP proof (same jti) is refused as invalid_dpop_proof (RFC 9449 §11.1, §5)', async () => {
       const dpop = await proof();
       assert.equal((await tokenWithProof(dpop)).status, 200);
       const again = await tokenWithProof(dpop);
       assert.equal(again.status, 400);
-      // oidc-provider reports a replayed proof at the token endpoint as invalid_grant ("DPoP proof JWT Replay detected").
-      assert.ok(['invalid_dpop_proof', 'invalid_grant'].includes(String(again.body.error)), String(again.body.error));
+      assert.equal(again.body.error, 'invalid_dpop_proof');
       assert.equal(again.body.access_token, undefined);
+    });
+
+    /** A code of `web` for alice (signed in already), redeemed with `dpop`. */
+    async function redeemWithProof(flow: { page: { url: string }; verifier: string; redirectUri: string }, dpop: string) {
+      const response = await fetch(op.metadata.token_endpoint!, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json', authorization: basic({ id: 'web', secret: SECRET }), dpop },
+        body: new URLSearchParams({ grant_type: 'authorization_code', code: new URL(flow.page.url).searchParams.get('code')!, redirect_uri: flow.redirectUri, code_verifier: flow.verifier }),
+      });
+      return { status: response.status, body: (await response.json()) as { error?: string; token_type?: string; access_token?: string } };
+    }
+
+    it('a replayed DPoP proof does not spend the code it came with: the client redeems it with a proof of its own after (RFC 9449 §11.1, RFC 6749 §4.1.2)', async () => {
+      const dpop = await proof();
+      assert.equal((await redeemWithProof(await web.authorize(alice, { prompt: 'none' }), dpop)).status, 200);
+      // Someone holding that proof and an intercepted code tries it: refused, and the code is still the client's.
+      const intercepted = await web.authorize(alice, { prompt: 'none' });
+      const replayed = await redeemWithProof(intercepted, dpop);
+      assert.equal(replayed.status, 400);
+      assert.equal(replayed.body.error, 'invalid_dpop_proof');
+      const own = await redeemWithProof(intercepted, await proof());
+      assert.equal(own.status, 200, JSON.stringify(own.body));
+      assert.equal(own.body.token_type, 'DPoP');
+    });
+
+    it("a DPoP proof one client used is refused from another (RFC 9449 §4.3: a jti once per endpoint, whoever sends it)", async () => {
+      const dpop = await proof();
+      assert.equal((await tokenWithProof(dpop)).status, 200);
+      const other = await redeemWithProof(await web.authorize(alice, { prompt: 'none' }), dpop);
+      assert.equal(other.status, 400);
+      assert.equal(other.body.error, 'invalid_dpop_proof');
+    });
+
+    it('a DPoP proof replayed at userinfo is refused with the DPoP challenge and invalid_dpop_proof; the token stays good (RFC 9449 §7.1)', async () => {
+      const config = await oidc.discovery(new URL(op.issuer), 'web', SECRET, oidc.ClientSecretBasic(SECRET), { execute: [oidc.allowInsecureRequests] });
+      const flow = await web.authorize(alice, { prompt: 'none' });
+      const tokens = await oidc.authorizationCodeGrant(config, new URL(flow.page.url), { pkceCodeVerifier: flow.verifier, expectedState: flow.state, expectedNonce: flow.nonce }, undefined, { DPoP: oidc.getDPoPHandle(config, dpopKeys) });
+      const ath = createHash('sha256').update(tokens.access_token).digest('base64url');
+      const atUserinfo = () => proof({ htm: 'GET', htu: op.metadata.userinfo_endpoint!, ath });
+      const ask = (dpop: string) => fetch(op.metadata.userinfo_endpoint!, { headers: { authorization: `DPoP ${tokens.access_token}`, dpop } });
+      const dpop = await atUserinfo();
+      assert.equal((await ask(dpop)).status, 200);
+      const again = await ask(dpop);
+      assert.equal(again.status, 401);
+      assert.match(again.headers.get('www-authenticate') ?? '', /^DPoP .*error="invalid_dpop_proof"/);
+      assert.equal((await ask(await atUserinfo())).status, 200, 'the token itself is not ended');
     });
 
     it('a DPoP-bound access token presented as a Bearer token is refused at userinfo (RFC 9449 §7.2, RFC 9700 §2.2.1)', async () => {

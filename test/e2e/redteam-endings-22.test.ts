@@ -239,9 +239,9 @@ describe('e2e: red team, twenty-second endings pass: latchkey keys revoke across
     await relayed?.stop();
   });
 
-  /** Where each refresh is held: before it signs (its proof's replay check, a read), or after (the rotated token's consumption, with its writes). */
+  /** Where each refresh is held: before it signs (its proof's replay check, a mark), or after (the rotated token's consumption, with its writes). */
   const HOLDS = {
-    'before it signs (the proof’s replay check)': (chunk: string) => chunk.includes('oidc:ReplayDetection:'),
+    'before it signs (the proof’s replay check)': (chunk: string) => chunk.includes('dpop-proof:'),
     'after it signed (its writes)': scriptOn('oidc:RefreshToken:'),
   };
 

@@ -153,11 +153,11 @@ describe('e2e: red team residuals, a person\'s token request in flight across an
     if (isConsent(current)) current = await agent.submit(current, '/confirm', {}, REDIRECT);
     const code = new URL(current.url).searchParams.get('code')!;
 
-    // The client redeems the code with a DPoP proof, held at the proof's replay check: it has read the client, the code and the person.
+    // The client redeems the code with a DPoP proof, held at the proof's replay check (taken as the code is found, before it is spent): it has read the client and the code.
     const key = await generateKeyPair('ES256');
     const dpop = await proof(key, 'POST', `${server.issuer}/token`);
     const held = await relay.hold(
-      (chunk) => chunk.includes('ReplayDetection'),
+      (chunk) => chunk.includes('dpop-proof:'),
       () => token({ grant_type: 'authorization_code', code, redirect_uri: REDIRECT, code_verifier: verifier }, LENDER, dpop),
     );
     // The operator makes the client public (its server gone): what it holds on people's behalf ends.

@@ -23,13 +23,13 @@ export interface Redeemed {
 }
 
 type Finder = { find(value: string, ...rest: unknown[]): Promise<Redeemed | undefined> };
-type Check = (found: Redeemed, client: { clientId: string }) => void;
+type Check = (found: Redeemed, client: { clientId: string }) => void | Promise<void>;
 
 /** Each model's checks: its find() is wrapped once, however many patches add one. */
 const checksOf = new WeakMap<object, Check[]>();
 
 /** Adds `check` (see above) to each model's find(), after the checks added before it. */
-export function checkAtTokenEndpoint<Client extends { clientId: string }>(models: readonly unknown[], check: (found: Redeemed, client: Client) => void): void {
+export function checkAtTokenEndpoint<Client extends { clientId: string }>(models: readonly unknown[], check: (found: Redeemed, client: Client) => void | Promise<void>): void {
   for (const Model of models as Finder[]) {
     const added = checksOf.get(Model);
     if (added) {
@@ -44,7 +44,7 @@ export function checkAtTokenEndpoint<Client extends { clientId: string }>(models
       const oidc = Provider.ctx?.oidc;
       const client = oidc?.client as unknown as Client | undefined;
       if (found && !found.consumed && oidc?.route === 'token' && client && found.clientId === client.clientId) {
-        for (const each of checks) each(found, client);
+        for (const each of checks) await each(found, client);
       }
       return found;
     };
