@@ -80,8 +80,12 @@ export function clientEndings({ config, kv, apis, revocations, consents }: Clien
         authenticates(previous) && !authenticates(next) ? revocations.revokeDelegated(clientId) : undefined,
         // Scopes taken from its `scope` metadata: refreshes are narrowed and introspection refuses
         // the tokens carrying them already (resource-servers.ts heldByClientNow); the feed tells
-        // the APIs that verify JWTs locally (a scoped delegated entry).
-        scopesTaken(previous, next, async () => [...registrationPolicy(config).scopes, ...(await apis.delegableScopes())]).then((taken) => revocations.revokeNarrowed(clientId, taken)),
+        // the APIs that verify JWTs locally (a scoped delegated entry), and it keeps those tokens
+        // ended at userinfo and introspection should the scopes be put back. Answered once its second
+        // has passed: a token issued after the scope is put back is of a later second.
+        scopesTaken(previous, next, async () => [...registrationPolicy(config).scopes, ...(await apis.delegableScopes())])
+          .then((taken) => revocations.revokeNarrowed(clientId, taken))
+          .then((revoked) => (revoked ? untilSecond(epochSeconds() + 1) : undefined)),
         requestsNarrowed(previous, next) ? endPendingRequests(kv, clientId) : undefined,
         signInsNarrowed(previous, next) ? endPendingSignIns(kv, clientId, signIns).then((at) => untilSecond(at + 1)) : undefined,
       ]);

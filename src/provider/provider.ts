@@ -70,7 +70,7 @@ import { consentOnlyIfNeeded, CONSENT_IF_NEEDED, offlineAccessPrompt } from './p
 import { rotateRefreshTokenAfterChecks } from './refresh-rotation.js';
 import { REQUIRE_MFA_PROPERTY, requireLevelAtTokenEndpoint, validateRequireMfa, withStepUp } from './patches/step-up.js';
 import { keepRequirements } from './patches/kept-requirements.js';
-import { boundCodesToCurrentRegistration, withCurrentRegistration } from './patches/current-registration.js';
+import { boundCodesToCurrentRegistration, scopesBeyond, withCurrentRegistration } from './patches/current-registration.js';
 import { dpopBoundCodesBeforeSpending } from './patches/dpop-bound-codes.js';
 import { dpopProofsOnce } from './patches/dpop-proofs-once.js';
 import { deviceApprovalOutages, deviceCodesInFlightPerBrowser } from './patches/device-approval-outage.js';
@@ -349,8 +349,17 @@ function accountFinder({ config, accounts, federated, revocations }: ProviderDep
     // issued on the store's clock already (patches/issued-as-of-client-read.ts).
     const onStore = dated.kind === 'AuthorizationCode' ? dated.grantedAt : dated.kind === 'DeviceCode' ? dated.requestedAt : undefined;
     const iat = typeof onStore === 'number' ? onStore : dated.iat;
-    const [account, delegationEnded] = await Promise.all([accountCheckedFor(ctx, sub) ?? accounts.find(sub), token ? revocations.delegatedEnded(clientId, iat) : false]);
-    if (!account || account.disabled) return undefined;
+    // An access token (userinfo) is refused as introspection refuses it: on the revocation list (its
+    // client's scope narrowed since, even if put back: the feed's `delegated` entry says so too), or
+    // holding a scope its client may no longer request (an operator took `openid` from it).
+    const accessToken = dated.kind === 'AccessToken' && typeof clientId === 'string' ? (token as { scope?: unknown; aud?: unknown }) : undefined;
+    const [account, delegationEnded, accessEnded] = await Promise.all([
+      accountCheckedFor(ctx, sub) ?? accounts.find(sub),
+      token ? revocations.delegatedEnded(clientId, iat) : false,
+      accessToken ? opaqueRevoked(revocations, { clientId, accountId: sub, iat, aud: accessToken.aud, scope: accessToken.scope, clientCredentials: false }) : false,
+    ]);
+    if (!account || account.disabled || accessEnded) return undefined;
+    if (accessToken && ctx.oidc.client?.clientId === clientId && scopesBeyond(ctx.oidc.client, String(accessToken.scope ?? '').split(' ').filter(Boolean)).length) return undefined;
     // The grant loadExistingGrant then makes from a remembered consent is checked with this read.
     if (!token) accountReadByEngine(ctx, account);
     // A code, device code, refresh token or access token (userinfo) issued before everything of the
@@ -514,7 +523,8 @@ function features({ config, apis, revocations, accounts, logoutPages, devicePage
           const clientCredentials = kind === 'ClientCredentials';
           const [allowed, deleted, resolves, held, personEnded, offered] = await Promise.all([
             mayIntrospect(apis, caller, { clientId, aud, scope, clientCredentials }),
-            opaqueRevoked(revocations, { clientId, accountId, iat, aud, scope, clientCredentials }),
+            // A refresh token is narrowed with its client, not ended (refresh-rotation.ts): its scopes are not asked here.
+            opaqueRevoked(revocations, { clientId, accountId, iat, aud, scope: kind === 'RefreshToken' ? undefined : scope, clientCredentials }),
             clientResolves(ctx.oidc.provider, clientId, config.outbound.allowPrivateNetworks),
             // A refresh token is held to what a refresh of it is (narrowed, not refused, for a scope taken
             // away): offline access (offline_access and the refresh_token grant) and the sign-in level

@@ -263,8 +263,8 @@ export async function heldByClientNow(
  * engine issues a refresh token only with offline_access granted, to a client allowed the
  * refresh_token grant. Once an operator (or the client, RFC 7592) took either away, its refresh
  * tokens are good for nothing: each refresh would otherwise rotate into a new one for as long as it
- * kept refreshing, the offline access it may no longer ask for. Given back, they work again, as a
- * person's access tokens held to the client now do.
+ * kept refreshing, the offline access it may no longer ask for. Given back, they work again (a
+ * person's access tokens from before stay ended: revocation/list.ts's narrowed entries).
  */
 export function offlineAccessHeld(client: { readonly scope?: string; grantTypeAllowed(type: string): boolean } | undefined, scopes: Iterable<string>): boolean {
   if (!client?.grantTypeAllowed('refresh_token')) return false;

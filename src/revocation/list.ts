@@ -33,9 +33,10 @@
  *           --client`). One entry first, as for a person, and its mark lives as long as a grant, so
  *           that refresh tokens and codes are held to it too (provider.ts findAccount). With a
            `scope`: only such tokens carrying that scope, which an operator or the client itself
-           (RFC 7592) took from its `scope` metadata (narrowed below; refreshes are narrowed and
-           introspection refuses them already: provider/resource-servers.ts heldByClientNow). A
-           verifier that ignores `scope` refuses more, never less.
+           (RFC 7592) took from its `scope` metadata (narrowed below; refreshes are narrowed, and
+           introspection and userinfo refuse such tokens from the client's record too:
+           provider/resource-servers.ts heldByClientNow); they stay refused should the scope be put
+           back. A verifier that ignores `scope` refuses more, never less.
  *   sub     every token issued to a person (its `sub`, under a grant: carrying `gid`) up to a
  *           moment: the person was disabled, an operator reset their password or revoked every
  *           grant they gave. One entry, written
@@ -572,7 +573,8 @@ export class RevocationList {
       ownToken ? undefined : read(clientId, revokedDelegatedKey, this.#rareMarks),
       read(clientId, revokedClientKey, this.#rareMarks),
       read(kid, revokedKidKey, this.#rareMarks),
-      audiences.length ? this.#rareMarks.get(OPERATOR_ENDINGS_KEY) : undefined,
+      // An API's or a client grant's entries, or (a person's token, with or without an API) its client's narrowed scopes.
+      audiences.length || (!ownToken && typeof clientId === 'string') ? this.#rareMarks.get(OPERATOR_ENDINGS_KEY) : undefined,
       this.#rareMarks.get(STORE_EPOCH_KEY),
     ]);
     if (byJti !== undefined || byKid !== undefined) return true;

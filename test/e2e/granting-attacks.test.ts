@@ -838,6 +838,39 @@ describe('attacks: Latchkey hands out no more than was granted (black box)', fun
     assert.equal(ledgerAnswer.active, true, JSON.stringify(ledgerAnswer));
   });
 
+  it("a userinfo token issued before an operator took openid (or email) from its client reads userinfo no more, as it introspects inactive; put back, the old token stays refused at both, as the feed says (OIDC Core §5.3, RFC 7662 §2.2)", async () => {
+    const write = await operatorWrites('profiled');
+    assert.equal((await write('POST', '', 'openid email')).status, 201);
+    const profiled = await oidc.discovery(new URL(server.issuer), 'profiled', APP.secret, oidc.ClientSecretBasic(APP.secret), { execute: [oidc.allowInsecureRequests] });
+    const client = { id: 'profiled', secret: APP.secret };
+    const signIn = async () => {
+      const agent = new Agent();
+      const { page, verifier } = await startAuthorization(agent, profiled, REDIRECT, { scope: 'openid email', prompt: 'consent' });
+      let current: Page = await signInSteps(agent, page, { username: 'pat', password: PASSWORD, stopAt: REDIRECT });
+      if (isConsent(current)) current = await agent.submit(current, '/confirm', {}, REDIRECT);
+      const answer = await token(client, { grant_type: 'authorization_code', code: new URL(current.url).searchParams.get('code')!, redirect_uri: REDIRECT, code_verifier: verifier });
+      assert.equal(answer.body.scope, 'openid email', JSON.stringify(answer.body));
+      return answer.body.access_token!;
+    };
+    const userinfo = (accessToken: string) => fetch(`${server.url}/me`, { headers: { authorization: `Bearer ${accessToken}` } });
+    for (const [taken, left] of [['openid', 'email'], ['email', 'openid']] as const) {
+      const accessToken = await signIn();
+      assert.equal((await userinfo(accessToken)).status, 200);
+      // The operator takes one of them from what the app may ask.
+      assert.equal((await write('PUT', '/profiled', left)).status, 200);
+      const refused = await userinfo(accessToken);
+      assert.equal(refused.status, 401, `${taken} taken: ${refused.status} ${await refused.text()}`);
+      assert.match(refused.headers.get('www-authenticate') ?? '', /error="invalid_token"/);
+      assert.deepEqual(await introspection(client, accessToken), { active: false });
+      // Given back: the token from before stays ended, at userinfo and introspection alike.
+      assert.equal((await write('PUT', '/profiled', 'openid email')).status, 200);
+      assert.equal((await userinfo(accessToken)).status, 401, `${taken} put back`);
+      assert.deepEqual(await introspection(client, accessToken), { active: false }, `${taken} put back`);
+      // A token got after works.
+      assert.equal((await userinfo(await signIn())).status, 200);
+    }
+  });
+
   /** The admin API's clients, as an operator calls it. */
   const operator = async (method: string, path: string, metadata: Record<string, unknown>) => {
     const ops = (await token(OPS, { grant_type: 'client_credentials', resource: `${server.issuer}/admin`, scope: 'admin' })).body.access_token!;

@@ -90,7 +90,7 @@ describe('e2e: red team, endings that do not end (requests in flight)', function
     const key = await generateKeyPair('ES256');
     const dpop = await proof(key, 'POST', `${server.issuer}/token`);
     const held = await relay.hold(
-      (chunk) => chunk.includes('ReplayDetection'),
+      (chunk) => chunk.includes('dpop-proof:'),
       () =>
         fetch(`${server.url}/token`, {
           method: 'POST',
