@@ -410,6 +410,10 @@ export async function serve(config: Config, logger: Logger = createLogger(config
         owed,
         logger,
         reauthenticateAfter: config.accounts.reauthenticateAfter,
+        secondFactorBeyond: async (sub, sessionUid) => {
+          const { passkeys, totp } = await secondFactors.records.read(sub);
+          return passkeys.some((passkey) => passkey.addedIn !== sessionUid) || (totp !== undefined && totp.addedIn !== sessionUid);
+        },
       }),
       ...interactionRoutes({
         providers,

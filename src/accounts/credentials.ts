@@ -20,6 +20,8 @@ export interface StoredPasskey {
   readonly deviceType: 'singleDevice' | 'multiDevice';
   readonly createdAt: number;
   readonly lastUsedAt?: number;
+  /** The uid of the session that added it on the account page (page/account-page.ts asStrongAsNow). */
+  readonly addedIn?: string;
 }
 
 /** One enrolment of an authenticator app, or one set of recovery codes. */
@@ -27,6 +29,8 @@ export interface Enrolment {
   /** Random, new at each enrolment (records made before 2026-11-30 have none: their createdAt stands in). */
   readonly id?: string;
   readonly createdAt: number;
+  /** The uid of the session that added it on the account page (an authenticator app's: page/account-page.ts asStrongAsNow). */
+  readonly addedIn?: string;
 }
 
 export interface StoredCredentials {

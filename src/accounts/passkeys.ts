@@ -99,8 +99,8 @@ export class Passkeys {
     return options;
   }
 
-  /** Verifies and stores a new passkey; or why not. */
-  async register(sub: string, name: string, response: unknown): Promise<StoredPasskey | PasskeyRefusal> {
+  /** Verifies and stores a new passkey (`addedIn`: the uid of the session adding it); or why not. */
+  async register(sub: string, name: string, response: unknown, addedIn?: string): Promise<StoredPasskey | PasskeyRefusal> {
     const expectedChallenge = await this.#spend(passkeyRegistrationChallengeKey(sub));
     if (!expectedChallenge || !isObject(response)) return 'unverified';
     let verified;
@@ -127,6 +127,7 @@ export class Passkeys {
       name: name.trim().slice(0, MAX_NAME_LENGTH) || 'Passkey',
       deviceType: credentialDeviceType,
       createdAt: epochSeconds(),
+      ...(addedIn !== undefined && { addedIn }),
     };
     // The cap checked again as the record is written: registrations at once do not pass it together.
     let refusal = 'already-registered' as PasskeyRefusal;

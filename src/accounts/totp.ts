@@ -88,7 +88,7 @@ export class TotpCredentials {
     }
     const step = this.#matchingStep(this.#open(sub, sealed), code);
     if (step === undefined || !(await this.#spend(sub, step, ceremony))) return false;
-    const added = await this.records.update(sub, (current) => (current.totp ? undefined : { next: { ...current, totp: { ...newEnrolment(), sealed } }, result: true }));
+    const added = await this.records.update(sub, (current) => (current.totp ? undefined : { next: { ...current, totp: { ...newEnrolment(), sealed, addedIn: ceremony } }, result: true }));
     await this.kv.del([totpPendingKey(sub, ceremony)]);
     return added === true;
   }

@@ -244,6 +244,51 @@ describe('attacks: sign-in assurance (factors counted, factors spent)', function
     assert.equal((await server.secondFactors.records.read(yara.sub)).passkeys.length, 1, 'only the genuine one');
   });
 
+  it("a session signed in with the password alone before the person added an authenticator app changes no credential, however recent: a passkey, new recovery codes, the app removed or the password changed each send it to sign in again, with the second factor, after which they are done (NIST SP 800-63B §6.1.2.1)", async () => {
+    const gina = await server.accounts.create('gina', PASSWORD);
+    const origin = new URL(server.issuer).origin;
+    // Whoever has only the password signs in to the account page with it: one factor, so far all there is.
+    const agent = new Agent();
+    const signedIn = await signInSteps(agent, await agent.follow(`${server.issuer}/account`), { username: 'gina', password: PASSWORD, login: 'required', consent: 'stop' });
+    assert.ok(signedIn.url.endsWith('/account'), `${signedIn.status} ${signedIn.url}`);
+    // The person adds an authenticator app (in their own browser) a moment later.
+    const { secret } = await server.secondFactors.totp.begin(gina.sub, 'gina', 'own-browser');
+    assert.equal(await server.secondFactors.totp.confirm(gina.sub, codeFor(secret), 'own-browser'), true);
+
+    const page = await agent.follow(`${server.issuer}/account`);
+    assert.ok(page.url.endsWith('/account'), 'the session itself goes on');
+    assert.doesNotMatch(page.html, /passkey-enrol-form/, 'no passkey registration offered');
+    assert.match(page.html, /\/account\/sign-in\?again=passkeys/);
+    const { hidden } = formIn(page.html, '/account/password');
+    const post = (path: string, fields: Record<string, string>) =>
+      agent.follow(`${server.issuer}${path}`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ csrf: hidden.csrf!, ...fields }) }, `${server.issuer}/interaction/`);
+    const attempts: [string, Record<string, string>][] = [
+      ['/account/passkeys/add', { name: 'thief', credential: attestation(softPasskey(), origin, 'a-challenge-never-offered') }],
+      ['/account/recovery-codes', {}],
+      ['/account/authenticator/remove', {}],
+      ['/account/password', { current_password: PASSWORD, new_password: 'a thief chose this new passphrase', confirm_password: 'a thief chose this new passphrase', sign_out_others: 'yes' }],
+    ];
+    for (const [path, fields] of attempts) {
+      const answer = await post(path, fields);
+      assert.ok(answer.url.startsWith(`${server.issuer}/interaction/`), `${path}: sent to sign in again, not ${answer.status} ${answer.url}`);
+    }
+    const factors = await server.secondFactors.summary(gina.sub);
+    assert.equal(factors.passkeys.length, 0);
+    assert.ok(factors.totp, 'the authenticator app stays');
+    assert.equal(factors.recoveryCodesLeft, 0, 'no recovery codes made');
+    assert.ok(await server.accounts.verify('gina', PASSWORD), 'the password stays');
+
+    // Signed in again with the password and the app's code, the same session may.
+    const again = await agent.follow(`${server.issuer}/account/sign-in?again=recovery-codes`);
+    const second = await signInSteps(agent, again, { username: 'gina', password: PASSWORD, login: 'required', consent: 'stop' });
+    assert.ok(isSecondFactor(second), `${second.status} ${second.url}`);
+    const back = await agent.submit(second, '/second-factor', { method: 'totp', code: codeFor(secret, 1) });
+    assert.ok(back.url.includes('/account'), `${back.status} ${back.url}`);
+    const codes = await agent.submit(await agent.follow(`${server.issuer}/account`), '/account/recovery-codes', {});
+    assert.equal(codes.status, 200);
+    assert.ok((await server.secondFactors.summary(gina.sub)).recoveryCodesLeft > 0, 'recovery codes made');
+  });
+
   it('a person disabled while their device approval waits at the second factor: the device is told access_denied, never tokens (RFC 8628 §3.5)', async () => {
     const { secret } = await person('dev-dis');
     const metadata = app.serverMetadata();

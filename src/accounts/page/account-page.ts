@@ -27,9 +27,10 @@
  *
  * An action that changes how the person signs in (a passkey, the authenticator app, recovery codes,
  * an upstream link, setting a password) uses `page.recentlySubmitted(ctx, section)` instead of
- * `submitted`: when the session's sign-in is older than accounts.reauthenticateAfter, the person is
- * sent to sign in again (/sign-in?again=<section>: prompt=login) and back to the section, so a
- * stolen session cookie alone cannot change their credentials.
+ * `submitted`: when the session's sign-in is older than accounts.reauthenticateAfter, or weaker than
+ * the person's sign-in is now (a password alone, made before they added a second factor), the person
+ * is sent to sign in again (/sign-in?again=<section>: prompt=login) and back to the section, so
+ * neither a stolen session cookie alone nor a password alone can change their credentials.
  * Paths taken: /sign-in, /callback, /password, /password/set, /apps/…, /sessions/…, /passkeys/…,
  * /authenticator/…, /recovery-codes, /links/….
  */
@@ -42,6 +43,7 @@ import { signedInPages, type Form } from '../../http/signed-in-pages.js';
 import type { ProviderInService } from '../../provider-in-service.js';
 import type { Account } from '../accounts.js';
 import { signInTimeForChecks, type AccountSessions } from '../sessions.js';
+import { satisfies } from '../assurance.js';
 import type { Changed, OwedEnding, OwedEndings } from '../owed-endings.js';
 import { formBody } from '../../http/bodies.js';
 
@@ -58,6 +60,8 @@ export interface Person {
   readonly sessionUid: string;
   /** When the session's person last signed in (epoch seconds): its auth_time. */
   readonly authTime: number;
+  /** How strongly they signed in (accounts/assurance.ts): the session's acr. */
+  readonly acr: unknown;
   readonly account: Account;
 }
 
@@ -102,12 +106,15 @@ export interface AccountPage {
   /** A POST from the signed-in person with a valid CSRF token; answers 401/403 itself otherwise. */
   submitted(ctx: Context): Promise<{ who: Person; body: Form } | undefined>;
   /**
-   * `submitted`, for an action that changes how the person signs in: also needs a recent sign-in,
-   * else sends the person to sign in again and back to `section` (303) and answers undefined.
+   * `submitted`, for an action that changes how the person signs in: also needs a sign-in that is
+   * recent and as strong as the person's sign-in is now (mayChangeCredentials), else sends the person
+   * to sign in again and back to `section` (303) and answers undefined.
    */
   recentlySubmitted(ctx: Context, section: string): Promise<{ who: Person; body: Form } | undefined>;
-  /** Whether the person signed in recently enough to change credentials (what recentlySubmitted checks). */
-  recent(person: Person): boolean;
+  /** `submitted`, with a sign-in as strong as the person's is now (of any age: a password change asks for the current password). */
+  stronglySubmitted(ctx: Context, section: string): Promise<{ who: Person; body: Form } | undefined>;
+  /** Whether the person signed in recently enough, and strongly enough, to change credentials (what recentlySubmitted checks). */
+  mayChangeCredentials(person: Person): Promise<boolean>;
   /** Shows the whole account page; `state` goes to the section named `section` (an error: pass a 4xx status). */
   show(ctx: Context, person: Person, result?: { section: string } & SectionState, status?: number): Promise<void>;
   /** After a successful POST: back to the page (303), showing the section's notice `key`. */
@@ -151,9 +158,11 @@ interface Options {
   readonly reauthenticateAfter: number;
   /** Ends what a removed credential signed in, kept as owed until done. */
   readonly owed: OwedEndings;
+  /** Whether the person has a second factor now (a passkey or an authenticator app) that the session `sessionUid` did not add. */
+  readonly secondFactorBeyond?: (sub: string, sessionUid: string) => Promise<boolean>;
 }
 
-export function accountPage({ providers, sessions, csrfKey, reauthenticateAfter, owed }: Options): AccountPage {
+export function accountPage({ providers, sessions, csrfKey, reauthenticateAfter, owed, secondFactorBeyond }: Options): AccountPage {
   const router = new Router({ prefix: ACCOUNT_PATH });
   const form = formBody('16kb');
   const csrf = csrfTokens(csrfKey, 'account');
@@ -162,22 +171,31 @@ export function accountPage({ providers, sessions, csrfKey, reauthenticateAfter,
   async function signedIn(ctx: Context): Promise<Person | undefined> {
     const found = await sessions.signedIn(providers.current, ctx);
     return (
-      found && { accountId: found.accountId, sessionId: found.session.jti, sessionUid: found.session.uid, authTime: signInTimeForChecks(found.session), account: found.account }
+      found && { accountId: found.accountId, sessionId: found.session.jti, sessionUid: found.session.uid, authTime: signInTimeForChecks(found.session), acr: found.session.acr, account: found.account }
     );
   }
 
   const { page, submitted } = signedInPages({ signedIn, csrf, where: 'your account page' });
 
   const recent = (person: Person) => Math.floor(Date.now() / 1000) - person.authTime <= reauthenticateAfter;
+  // A session signed in with a password alone before the person added a second factor (elsewhere:
+  // one this session added it proved at adding) is no longer as strong as their sign-in: whoever
+  // had only the password would otherwise add a passkey of their own, make recovery codes or remove
+  // the new factor (second-factor pass, 2026-12-06; NIST SP 800-63B §6.1.2.1: binding an
+  // authenticator takes authentication at the level it gives).
+  const asStrongAsNow = async (person: Person) => satisfies(person.acr, 'mfa') || !(await secondFactorBeyond?.(person.accountId, person.sessionUid));
+  const mayChangeCredentials = async (person: Person) => recent(person) && (await asStrongAsNow(person));
 
-  async function recentlySubmitted(ctx: Context, section: string) {
+  async function submittedIf(ctx: Context, section: string, fit: (person: Person) => Promise<boolean>) {
     const found = await submitted(ctx);
-    if (!found || recent(found.who)) return found;
+    if (!found || (await fit(found.who))) return found;
     ctx.status = 303;
     ctx.set('Cache-Control', 'no-store');
     ctx.redirect(`${ACCOUNT_PATH}/sign-in?again=${encodeURIComponent(section)}`);
     return undefined;
   }
+  const recentlySubmitted = (ctx: Context, section: string) => submittedIf(ctx, section, mayChangeCredentials);
+  const stronglySubmitted = (ctx: Context, section: string) => submittedIf(ctx, section, asStrongAsNow);
 
   const personRequired: Middleware = async (ctx, next) => {
     const person = await signedIn(ctx);
@@ -243,5 +261,5 @@ export function accountPage({ providers, sessions, csrfKey, reauthenticateAfter,
     sections.sort((a, b) => a.order - b.order);
   }
 
-  return { router, form, csrf, addSection, signedIn, personRequired, submitted, recentlySubmitted, recent, show, done, page, removeCredential, renewSession };
+  return { router, form, csrf, addSection, signedIn, personRequired, submitted, recentlySubmitted, stronglySubmitted, mayChangeCredentials, show, done, page, removeCredential, renewSession };
 }

@@ -55,11 +55,13 @@ interface Options {
   readonly logger: Logger;
   /** accounts.reauthenticateAfter: seconds a sign-in counts as recent for changing credentials. */
   readonly reauthenticateAfter: number;
+  /** Whether the person has a second factor this session did not add: credentials change only from a session as strong. */
+  readonly secondFactorBeyond?: (sub: string, sessionUid: string) => Promise<boolean>;
 }
 
 export function accountPages(options: Options): Middleware {
-  const { issuer, providers, accounts, sessions, csrfKey, extensions = [], throttle, grants, consents, activity, owed, logger, reauthenticateAfter } = options;
-  const page = accountPage({ providers, sessions, csrfKey, reauthenticateAfter, owed });
+  const { issuer, providers, accounts, sessions, csrfKey, extensions = [], throttle, grants, consents, activity, owed, logger, reauthenticateAfter, secondFactorBeyond } = options;
+  const page = accountPage({ providers, sessions, csrfKey, reauthenticateAfter, owed, ...(secondFactorBeyond && { secondFactorBeyond }) });
   firstPartySignIn(page.router, issuer, ACCOUNT_PAGE);
   const own = [
     passwordSection({ accounts, throttle, owed, logger }),

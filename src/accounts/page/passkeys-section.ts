@@ -29,11 +29,11 @@ export function passkeysSection({ secondFactors, logger, metrics }: SecondFactor
       notices: { added: 'Passkey added. You can sign in with it alone.', removed: 'Passkey removed.' },
       async data(_ctx, person) {
         const { passkeys } = await secondFactors.summary(person.accountId);
-        // Adding one needs a recent sign-in: a stale session is offered "sign in again" before the
+        // Adding one needs a recent sign-in, as strong as the person's now: another is offered "sign in again" before the
         // browser creates a passkey that the server would then not register. A person who holds
         // the most there can be is offered neither.
         const full = passkeys.length >= MAX_PASSKEYS;
-        const recent = page.recent(person);
+        const recent = await page.mayChangeCredentials(person);
         const options = recent && !full ? await secondFactors.passkeys.registrationOptions(person.accountId, person.account.username) : undefined;
         return {
           passkeys: passkeys.map((p) => ({ id: p.id, name: p.name, added: when(p.createdAt), lastUsed: p.lastUsedAt ? when(p.lastUsedAt) : undefined })),
@@ -54,7 +54,7 @@ export function passkeysSection({ secondFactors, logger, metrics }: SecondFactor
       } catch {
         response = undefined;
       }
-      const added = response === undefined ? 'unverified' : await secondFactors.passkeys.register(who.accountId, field(body, 'name'), response);
+      const added = response === undefined ? 'unverified' : await secondFactors.passkeys.register(who.accountId, field(body, 'name'), response, who.sessionUid);
       if (typeof added === 'string') {
         metrics.secondFactorEnrolments.inc({ method: 'passkey', action: 'failed' });
         logger.info({ event: 'passkey.enrolment_failed', sub: who.accountId, reason: added }, 'passkey not added');

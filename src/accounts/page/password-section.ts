@@ -8,6 +8,9 @@
  * change refused (the current password wrong, or changed already by the same form answered
  * 503 after its write) signs them out all the same.
  *
+ * A session weaker than the person's sign-in now (a password alone, signed in before they added a
+ * second factor) is sent to sign in again first.
+ *
  * A person without a password (an account made just in time by an upstream provider) has none to
  * type: they get "Set a password" instead, which needs a recent sign-in (page.recentlySubmitted)
  * in place of the current password.
@@ -70,7 +73,9 @@ export function passwordSection({ accounts, throttle, owed, logger }: Options) {
     });
 
     page.router.post('/password', page.form, async (ctx) => {
-      const found = await page.submitted(ctx);
+      // The current password proves nothing a password-only session from before the person's second
+      // factor did not: such a session signs in again, with it (page.stronglySubmitted).
+      const found = await page.stronglySubmitted(ctx, SECTION);
       if (!found) return;
       const { who, body } = found;
       const refuse = (error: string, status: number) => page.show(ctx, who, { section: SECTION, error }, status);
