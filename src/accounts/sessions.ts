@@ -23,6 +23,7 @@ import type { ProviderInService } from '../provider-in-service.js';
 import { endedWithPerson, type Account, type Accounts } from './accounts.js';
 import type { SessionCredential, SessionCredentials } from './session-credentials.js';
 import { readGrantAhead } from '../store/adapter.js';
+import { SessionEnded } from '../store/held-writes.js';
 import { AdapterIndexes } from '../store/adapter-indexes.js';
 import type { SessionGrantEndings } from '../revocation/grants.js';
 import type { Kv } from '../store/kv.js';
@@ -337,7 +338,13 @@ export class AccountSessions {
       if (!session) return (await this.kv.get(renewed)) === undefined ? 'taken' : 'done';
       if (!session.accountId || session.uid !== uid) return 'done';
       session.resetIdentifier();
-      await session.persist();
+      try {
+        await session.persist();
+      } catch (error) {
+        // Ended meanwhile (signed out elsewhere while this change was made): nothing left to renew.
+        if (error instanceof SessionEnded) return 'done';
+        throw error;
+      }
       await this.kv.set(renewed, '1', { ttl: RENEWED_S });
       const { cookies } = provider.createContext(ctx.req, ctx.res);
       // Under an https issuer ctx.secure is true whatever the connection (app.ts), as Session.get reads it.

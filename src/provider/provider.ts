@@ -74,6 +74,7 @@ import { boundCodesToCurrentRegistration, scopesBeyond, withCurrentRegistration 
 import { dpopBoundCodesBeforeSpending } from './patches/dpop-bound-codes.js';
 import { dpopProofsOnce } from './patches/dpop-proofs-once.js';
 import { deviceApprovalOutages, deviceCodesInFlightPerBrowser } from './patches/device-approval-outage.js';
+import { sessionRenewalsInOneStep } from './patches/session-renewals.js';
 import { deviceRequestsOnStoreClock, withDeviceFreshLogin } from './patches/device-fresh-login.js';
 import { withHintedSubject } from './patches/hinted-subject.js';
 import { withHintedLogin } from './patches/hinted-login.js';
@@ -691,8 +692,10 @@ function applyPatches(
   grantsOnStoreClock(provider);
   // A sign-in resumes once: two resumes of one interaction at once get one code, not two.
   singleUseResume(provider);
-  // A device approval the store fails leaves its code pending or approved whole, never dead (before the other Session#save patches).
+  // A device approval the store fails leaves its code pending or approved whole, never dead.
   deviceApprovalOutages(provider);
+  // A session's id renewed ends the old id once the new one landed, and not at all what an ending ended meanwhile (before the other Session#save patches).
+  sessionRenewalsInOneStep(provider);
   // ...and only in the browser that started it: no cookie a sibling subdomain plants resumes it (https issuers).
   browserBoundResume(provider, config.issuer, config.ttl.interaction);
   // An RFC 7592 update rotates its registration access token once: two at once get one successor, not two.

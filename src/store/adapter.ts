@@ -59,10 +59,10 @@ import { isDeepStrictEqual } from 'node:util';
 import type { Adapter, AdapterPayload, KoaContextWithOIDC } from 'oidc-provider';
 // The engine's errors module, not the engine (see engine-request.ts): the same classes it throws.
 import { InvalidGrant, InvalidRequestUri } from 'oidc-provider/lib/helpers/errors.js';
-import type { ConsumeOutcome, Kv, StoredRecord } from './kv.js';
+import type { ConsumeOutcome, Kv, RecordEnding, StoredRecord } from './kv.js';
 import { engineRequest } from './engine-request.js';
 import { endListed, endListedBut, endMembers } from './listed-records.js';
-import { deferredOf, deferringRequest, settleFirst, tokenRequest } from './held-writes.js';
+import { deferredOf, deferringRequest, SessionEnded, settleFirst, tokenRequest } from './held-writes.js';
 import { DIGESTED, digestOf, GRANTABLE, idOfRef, legacyKey, loadedClient, recordKey, refOf, storedClient } from './record-keys.js';
 import { epochSeconds } from '../clock.js';
 import {
@@ -199,8 +199,8 @@ function readFor(key: string, text: string): void {
  * What the request in progress read at `key`, if it did, and from now on `written` in its place: a
  * second write of the same request (held back with the first, sent after it) replaces the first's.
  */
-function readAs(key: string, written: string): string | undefined {
-  const read = (engineRequest() as ReadingAs | undefined)?.[READ_AS];
+function readAs(key: string, written: string, request: object | undefined = engineRequest()): string | undefined {
+  const read = (request as ReadingAs | undefined)?.[READ_AS];
   const text = read?.get(key);
   if (text !== undefined) read!.set(key, written);
   return text;
@@ -226,6 +226,19 @@ function tookAlready(key: string): boolean {
 
 /** Epoch seconds with milliseconds: when a record is consumed (the reuse grace is measured in it). */
 const now = () => Date.now() / 1000;
+
+/**
+ * Sessions being saved under a renewed id (Session#resetIdentifier: at every sign-in and consent the
+ * engine resumes, and the account page's renewals): the new id → the old one, while the engine's
+ * save runs (provider/patches/session-renewals.ts renewingSession).
+ */
+const RENEWING = new Map<string, string>();
+
+/** Runs `save`, the save of session `newId` that replaces `oldId`: the adapter writes the one and ends the other as one renewal (KvAdapter#write). */
+export function renewingSession<T>(newId: string, oldId: string, save: () => Promise<T>): Promise<T> {
+  RENEWING.set(newId, oldId);
+  return save().finally(() => RENEWING.delete(newId));
+}
 
 export interface AdapterOptions {
   /**
@@ -304,8 +317,62 @@ class KvAdapter implements Adapter {
     });
   }
 
-  /** The store writes of an upsert, started now; a session's resolves false when it had been ended (Kv.putRecord). */
-  private write(id: string, payload: AdapterPayload, expiresIn: number, key = recordKey(this.model, id)): Promise<unknown> {
+  /**
+   * A session's renewal: the record under its new id (`key`) landed; the old id's ends, naming it as
+   * its successor, so that an ending that found the session by its old id (read before the renewal)
+   * ends the new one too. An old id that had been ended meanwhile (signed out elsewhere, its person
+   * disabled, a password changed, while this request resumed a sign-in or a consent) ends the new
+   * one with it: false. Before, the new id was written whatever had ended the old, and the session
+   * lived on, signed in, with a new code for its app (endings pass, 2026-12-06). An old id renewed
+   * meanwhile by another request (two tabs finishing sign-ins at once) whose renewal lives is no
+   * ending: both go on, as before.
+   */
+  async #renewed(oldId: string, key: string): Promise<boolean> {
+    const ending = await this.#endSession(oldId, key);
+    if (!ending.already || (ending.successor !== undefined && (await this.#renewalLives(ending.successor)))) return true;
+    await this.kv.endRecord(key, this.#sessionEndTtl());
+    return false;
+  }
+
+  /** Whether the session record at `key`, or the one its ending names as its successor (and so on), is live. */
+  async #renewalLives(key: string): Promise<boolean> {
+    for (let next: string | undefined = key, hops = 0; next !== undefined && hops < 16; hops += 1) {
+      if (await this.kv.getRecord(next)) return true;
+      // Ended (an ending there answers what it names, unchanged), or gone.
+      next = (await this.kv.endRecord(next, this.#sessionEndTtl())).successor;
+    }
+    return false;
+  }
+
+  #sessionEndTtl(): number {
+    return (this.options.sessionTtl ?? 0) + this.grace;
+  }
+
+  /**
+   * Ends session `id` (Kv.endRecord): it stays ended for as long as a session could live, so that a
+   * request in flight cannot write it back, and leaves the expiry sweep. `successor`: the key of the
+   * record that renews it. Without one, a session renewed since under another id is followed there
+   * and ended too (the renewal named it).
+   */
+  async #endSession(id: string, successor?: string): Promise<RecordEnding> {
+    const ttl = this.#sessionEndTtl();
+    const legacy = legacyKey(this.model, id);
+    // Nothing left for the expiry sweep, and a record kept by its id by an earlier release, in the same round trip.
+    const swept = this.options.sessionEndsMargin !== undefined && this.kv.schedule ? this.kv.schedule(OIDC_SESSION_ENDS_KEY, undefined, 0, 1, refOf(id)) : undefined;
+    const [ending] = await Promise.all([this.kv.endRecord(recordKey(this.model, id), ttl, successor), swept, legacy === undefined ? undefined : this.kv.del([legacy])]);
+    if (successor === undefined) {
+      // A chain is as long as the renewals the session went through while it was being ended: a few.
+      for (let next = ending.successor, hops = 0; next !== undefined && hops < 16; hops += 1) next = (await this.kv.endRecord(next, ttl)).successor;
+    }
+    return ending;
+  }
+
+  /**
+   * The store writes of an upsert, started now; a session's resolves false when it had been ended
+   * (Kv.putRecord), or renewed from an ended one (`renewedFrom`). `request`: the engine's request
+   * that made the upsert (a write held back runs as the request settles, outside the engine).
+   */
+  private write(id: string, payload: AdapterPayload, expiresIn: number, key = recordKey(this.model, id), { renewedFrom, request = engineRequest() }: { renewedFrom?: string | undefined; request?: object | undefined } = {}): Promise<unknown> {
     // A session the sweeper will end is read by it up to sessionEndsMargin after it expired.
     const sweptEnd = this.model === 'Session' && this.options.sessionEndsMargin !== undefined && this.kv.schedule && expiresIn && typeof payload.exp === 'number' && holdsApp(payload);
     const ttl = expiresIn ? expiresIn + this.grace + (sweptEnd ? this.options.sessionEndsMargin! : 0) : undefined;
@@ -317,7 +384,7 @@ class KvAdapter implements Adapter {
       : this.model === 'Interaction'
         ? interactionText(payload)
         : JSON.stringify(this.model === 'Client' ? storedClient(payload) : payload);
-    const asRead = this.model === 'DeviceCode' && this.kv.replaceRecord ? readAs(key, text) : undefined;
+    const asRead = this.model === 'DeviceCode' && this.kv.replaceRecord ? readAs(key, text, request) : undefined;
     // A session's uid index names the record only once it landed: a save refused as ended (one read
     // before a renewal of the id, written after it) would point the uid at the ended record, and
     // what finds a session by uid (an upstream's logout, the account page's sign-out) would miss the live one.
@@ -328,7 +395,7 @@ class KvAdapter implements Adapter {
         : grant && this.kv.putRecordInSet
           ? this.kv.putRecordInSet(key, text, ttl, grant)
           : uidIndex
-            ? this.#putPointedTo(key, text, ttl, uidIndex, refOf(id))
+            ? this.#putPointedTo(key, text, ttl, uidIndex, refOf(id)).then((landed) => (landed && renewedFrom !== undefined ? this.#renewed(renewedFrom, key) : landed))
             : this.kv.putRecord(key, text, ttl);
     const writes: Promise<unknown>[] = [stored];
     if (grant && (asRead !== undefined || !this.kv.putRecordInSet)) writes.push(this.kv.addToSet(grant, key, ttl));
@@ -364,14 +431,17 @@ class KvAdapter implements Adapter {
     // On the token endpoint: held back, to go out with the consumption of the code or refresh
     // token, or at least with the rest of what the request does as it settles; at the
     // authorization endpoint, with the rest of what the request writes.
+    const renewedFrom = this.model === 'Session' ? RENEWING.get(id) : undefined;
     const request = deferringRequest();
     if (request) {
       const key = recordKey(this.model, id);
-      deferredOf(request).writes.push({ key, model: this.model, kv: this.kv, write: () => this.write(id, payload, expiresIn, key) });
+      // A renewal refused (its old id ended meanwhile) is judged with the rest as it settles (held-writes.ts sessionLanded).
+      deferredOf(request).writes.push({ key, model: this.model, kv: this.kv, write: () => this.write(id, payload, expiresIn, key, { renewedFrom, request }) });
       return;
     }
     if (this.model === 'Client' && this.hooks.clientReplaced) return this.replaceClient(id, payload, expiresIn, this.hooks.clientReplaced);
-    await this.write(id, payload, expiresIn);
+    const written = await this.write(id, payload, expiresIn, undefined, { renewedFrom });
+    if (renewedFrom !== undefined && written === false) throw new SessionEnded('the session ended while its id was renewed');
   }
 
   /** A client's write, between the clientReplaced hook's two calls (clients are written rarely: the read of the previous one costs little). */
@@ -648,13 +718,7 @@ class KvAdapter implements Adapter {
     // A session's ending stays, so that a request in flight cannot write the session back (every
     // write goes under its digest: one kept by its id by an earlier release is deleted, in the
     // same round trip, and nothing here writes it back).
-    else if (this.model === 'Session') {
-      const legacy = legacyKey(this.model, id);
-      const ending = this.kv.endRecord(recordKey(this.model, id), (this.options.sessionTtl ?? 0) + this.grace);
-      // Nothing left for the expiry sweep (in the same round trip).
-      const swept = this.options.sessionEndsMargin !== undefined && this.kv.schedule ? this.kv.schedule(OIDC_SESSION_ENDS_KEY, undefined, 0, 1, refOf(id)) : undefined;
-      await Promise.all([ending, swept, legacy === undefined ? undefined : this.kv.del([legacy])]);
-    }
+    else if (this.model === 'Session') await this.#endSession(id);
     // A digested model's record kept by its value by an earlier release goes in the same round trip.
     else if (!tookAlready(recordKey(this.model, id))) {
       const legacy = legacyKey(this.model, id);

@@ -15,7 +15,7 @@ import { createInterface } from 'node:readline';
 import type { Config } from '../config.js';
 import { connectionError, everReached, openStore, usesRedis } from './index.js';
 import { WRONG_DATABASE } from './redis.js';
-import type { Kv } from './kv.js';
+import type { Kv, RecordEnding } from './kv.js';
 
 /** The Kv operations the socket serves (not close: the CLI's close ends its connection only). */
 const OPERATIONS = [
@@ -292,7 +292,7 @@ export class RemoteKv implements Kv {
   del(keys: readonly string[]) { return this.#call<void>('del', keys); }
   getRecord(key: string) { return this.#call<Awaited<ReturnType<Kv['getRecord']>>>('getRecord', key); }
   putRecord(key: string, payload: string, ttl?: number, options?: { readonly bounded?: boolean }) { return this.#call<boolean>('putRecord', key, payload, ttl, options); }
-  endRecord(key: string, ttl: number) { return this.#call<void>('endRecord', key, ttl); }
+  endRecord(key: string, ttl: number, successor?: string) { return this.#call<RecordEnding>('endRecord', key, ttl, successor); }
   consumeRecord(key: string, at: number, options?: { readonly drop?: boolean }) { return this.#call<Awaited<ReturnType<Kv['consumeRecord']>>>('consumeRecord', key, at, options); }
   addToSet(key: string, member: string, ttl?: number) { return this.#call<void>('addToSet', key, member, ttl); }
   removeFromSet(key: string, member: string) { return this.#call<void>('removeFromSet', key, member); }

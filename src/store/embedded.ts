@@ -8,12 +8,12 @@
  */
 import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import type { ConsumeOutcome, Kv, LogEntry, StoredRecord } from './kv.js';
+import type { ConsumeOutcome, Kv, LogEntry, RecordEnding, StoredRecord } from './kv.js';
 
 type Value =
   | { type: 'string'; value: string }
   | { type: 'record'; payload: string; consumed?: number }
-  | { type: 'ended' }
+  | { type: 'ended'; successor?: string }
   | { type: 'set'; members: string[] }
   | { type: 'expiring'; ends: Record<string, number> }
   | { type: 'log'; entries: LogEntry[]; last: [number, number] };
@@ -90,10 +90,13 @@ export class EmbeddedKv implements Kv {
     return true;
   }
 
-  async endRecord(key: string, ttl: number) {
-    const expiresAt = this.#live(key)?.expiresAt;
+  async endRecord(key: string, ttl: number, successor?: string): Promise<RecordEnding> {
+    const live = this.#live(key);
+    if (live?.type === 'ended') return { already: true, ...(live.successor !== undefined && { successor: live.successor }) };
+    const expiresAt = live?.expiresAt;
     // At least a millisecond left: a TTL of 0 would write the ending durable, for good.
-    this.#write(key, { type: 'ended' }, expiresAt === undefined ? Math.max(1, Math.ceil(ttl)) : Math.max(1, expiresAt - Date.now()) / 1000);
+    this.#write(key, { type: 'ended', ...(successor && { successor }) }, expiresAt === undefined ? Math.max(1, Math.ceil(ttl)) : Math.max(1, expiresAt - Date.now()) / 1000);
+    return { already: false };
   }
 
   async consumeRecord(key: string, at: number, options: { readonly drop?: boolean } = {}): Promise<ConsumeOutcome> {

@@ -27,6 +27,12 @@ export interface LogEntry {
 /** Log ids look like Redis stream ids; anything else is not a cursor. */
 export const LOG_ID = /^\d{1,16}-\d{1,16}$/;
 
+/** What Kv.endRecord found: whether the record had been ended already, and the record its ending names as its successor. */
+export interface RecordEnding {
+  readonly already: boolean;
+  readonly successor?: string;
+}
+
 /** Reads a request will make soon (see read-ahead.ts). */
 export interface ReadsAhead {
   /** Strings (`get`) the request will read. */
@@ -97,8 +103,11 @@ export interface Kv {
    * Replaces a record by its ending, which getRecord reads as no record and putRecord does not
    * overwrite, for as long as the record had left to live (or `ttl` seconds when it had no expiry
    * or was gone already). What ends a record that a request in flight may write again (a session).
+   * `successor`: the key of the record that replaces it (a session's renewed id), kept with the
+   * ending, so that what ends this one later ends that one too. An ending already there is left as
+   * it is (no successor set): the answer says so, and names the successor it holds.
    */
-  endRecord(key: string, ttl: number): Promise<void>;
+  endRecord(key: string, ttl: number, successor?: string): Promise<RecordEnding>;
   /**
    * putRecord, and addToSet of the record's key to `set` with the same TTL, as one command where
    * the store can (Redis, but not Cluster, where the two keys may live on different servers).

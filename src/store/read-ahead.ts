@@ -159,7 +159,7 @@ export function withReadAhead<T extends Kv>(kv: T, request: () => object | undef
     ...(kv.putRecordPointedTo && {
       putRecordPointedTo: (key: string, payload: string, ttl: number | undefined, pointer: string, value: string) => (written([key, pointer]), kv.putRecordPointedTo!(key, payload, ttl, pointer, value)),
     }),
-    endRecord: (key, ttl) => (written([key]), kv.endRecord(key, ttl)),
+    endRecord: (key, ttl, successor) => (written([key]), kv.endRecord(key, ttl, successor)),
     consumeRecord: (key, at, options) => (written([key]), kv.consumeRecord(key, at, options)),
     ...(kv.takeRecordOwnedBy && { takeRecordOwnedBy: (key: string, owner: string, now: number) => (written([key]), kv.takeRecordOwnedBy!(key, owner, now)) }),
     compareAndSet: (key, expected, value, ttl, options) => (written([key]), kv.compareAndSet(key, expected, value, ttl, options)),

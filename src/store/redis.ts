@@ -4,7 +4,7 @@
  */
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 import type { Config } from '../config.js';
-import { getViaInTurn, type CachedReads, type ConsumeOutcome, type Kv, type LogEntry, type ReadResults, type ReadsAhead, type StoredRecord } from './kv.js';
+import { getViaInTurn, type CachedReads, type ConsumeOutcome, type Kv, type LogEntry, type ReadResults, type ReadsAhead, type RecordEnding, type StoredRecord } from './kv.js';
 import { followStoreClock, storeMilliseconds } from '../clock.js';
 import { defineScript } from './scripts.js';
 import { sharePipelineLength } from './shared-pipeline-length.js';
@@ -59,14 +59,17 @@ end
 if redis.call('HGET', KEYS[1], 'p') ~= ARGV[1] or redis.call('HEXISTS', KEYS[1], 'c') == 1 then return 0 end
 return putRecord(KEYS[1], ARGV[2], tonumber(ARGV[3]))`,
   },
-  // Keeps the record's remaining lifetime (ARGV[1] seconds when it had none, or was gone).
+  // Keeps the record's remaining lifetime (ARGV[1] seconds when it had none, or was gone); ARGV[2]
+  // its successor's key ('' for none). An ending already there stays as it is: {1, its successor}.
   endRecord: {
     numberOfKeys: 1,
-    lua: `local ttl = redis.call('PTTL', KEYS[1])
+    lua: `if redis.call('HEXISTS', KEYS[1], 'e') == 1 then return {1, redis.call('HGET', KEYS[1], 'n') or ''} end
+local ttl = redis.call('PTTL', KEYS[1])
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'e', '1')
+if ARGV[2] ~= '' then redis.call('HSET', KEYS[1], 'n', ARGV[2]) end
 if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) else redis.call('EXPIRE', KEYS[1], ARGV[1]) end
-return 1`,
+return {0, ''}`,
   },
   // Kv.consumeRecord. ARGV: when (seconds, with ms), the last millisecond on Redis's clock at which
   // the caller still waits for the answer ('' for no bound), and '1' to delete the record once
@@ -273,7 +276,7 @@ type Scripted = {
   putRecord(key: string, payload: string, ttl: number): Promise<number>;
   putRecordBounded(key: string, payload: string, ttl: number, until: number | ''): Promise<number>;
   replaceRecord(key: string, expected: string, payload: string, ttl: number, until?: number | ''): Promise<number>;
-  endRecord(key: string, ttl: number): Promise<number>;
+  endRecord(key: string, ttl: number, successor: string): Promise<[number, string]>;
   consumeRecord(key: string, at: number, until: number | '', drop: '1' | ''): Promise<number>;
   setIfAbsentBounded(key: string, value: string, ttl: number, until: number | ''): Promise<number>;
   takeRecordOwnedBy(key: string, owner: string, now: number): Promise<[string, string, number] | null>;
@@ -577,8 +580,9 @@ export class RedisKv implements Kv {
     return reply === 1;
   }
 
-  async endRecord(key: string, ttl: number) {
-    await this.#writing([key], () => this.#client.endRecord(key, Math.max(1, Math.ceil(ttl))));
+  async endRecord(key: string, ttl: number, successor = ''): Promise<RecordEnding> {
+    const [already, next] = await this.#writing([key], () => this.#client.endRecord(key, Math.max(1, Math.ceil(ttl)), successor));
+    return { already: already === 1, ...(next ? { successor: next } : {}) };
   }
 
   async putRecordInSet(key: string, payload: string, ttl: number | undefined, set: string) {

@@ -146,6 +146,52 @@ describe('e2e: a session ended while a request is in flight stays ended', functi
     await staysEnded(thief, sessionId, held);
   });
 
+  it("the person signs the thief's session out on the account page (another instance) while its consent's resume, which renews the session's id, is held at its write: the renewal does not bring it back under its new id (OWASP session management, RP-Initiated Logout §2)", async () => {
+    await server.accounts.create('erin', PASSWORD);
+    const { thief, sessionId } = await thiefSignedIn('erin');
+    const person = new Agent();
+    const page = await signInSteps(person, await person.follow(`${balancer.url}/account`), { username: 'erin', password: PASSWORD, login: 'required', consent: 'stop' });
+    assert.equal(page.url, `${balancer.url}/account`, `the account page (${page.status} ${page.url})`);
+    const uid = [...page.html.matchAll(/<div class="listed">([\s\S]*?)(?=<div class="listed">|$)/g)]
+      .map(([block]) => block)
+      .filter((block) => block.includes('name="session"') && !block.includes('This browser'))
+      .map((block) => /name="session" value="([^"]+)"/.exec(block)![1]!)[0];
+    assert.ok(uid, "the thief's session is listed");
+
+    // The thief asks again with prompt=consent (at A) and allows: the resume renews the session's id.
+    balancer.route(server.url);
+    const url = oidc.buildAuthorizationUrl(app, {
+      redirect_uri: REDIRECT,
+      scope: 'openid',
+      prompt: 'consent',
+      code_challenge: await oidc.calculatePKCECodeChallenge(oidc.randomPKCECodeVerifier()),
+      code_challenge_method: 'S256',
+    });
+    const consent = await thief.follow(url.href, {}, REDIRECT);
+    assert.match(consent.html, /\/confirm/, `the consent page (${consent.status} ${consent.url})`);
+    // Held at its code's write, after it read the session and before it saved it under a new id.
+    const held = await relay.hold(scriptOn('oidc:AuthorizationCode:'), () => thief.submit(consent, '/confirm', {}, REDIRECT));
+    balancer.route(other.url, { drain: true });
+    // The sign-out at B itself (by its own address: no connection kept open to A is taken for it).
+    const form = formIn(page.html, '/sessions/sign-out');
+    const done = await fetch(new URL(new URL(form.action, page.url).pathname, other.url), {
+      method: 'POST',
+      redirect: 'manual',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: person.cookieHeader(balancer.url) },
+      body: new URLSearchParams({ csrf: form.hidden.csrf!, session: uid }),
+    });
+    assert.match(String(done.headers.get('location')), /done=sessions\.signed-out/, `${done.status} ${await done.text()}`);
+
+    const answered = await held.release();
+    assert.ok(!answered.url.startsWith(REDIRECT), `the resume gets no code (${answered.status} ${answered.url})`);
+    assert.equal(answered.status, 401, `${answered.status} ${answered.url}`);
+    const after = await authorize(thief);
+    assert.ok(after.html.includes('name="password"'), `the stolen cookie, renewed or not, gets the sign-in page, not a code (${after.status} ${after.url})`);
+    assert.equal(await server.kv.getRecord(sessionKey(sessionId)), undefined, 'the session stays ended in the store');
+    const listed = await person.follow(`${balancer.url}/account`);
+    assert.ok(!listed.html.includes(uid), 'the account page no longer lists it');
+  });
+
   it("access withdrawn on the account page while the app asks again at another instance: nothing the app gets meanwhile outlives the withdrawal", async () => {
     // The app has carol's offline access, consented to (and remembered) in her browser.
     const browser = new Agent();

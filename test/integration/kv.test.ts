@@ -83,6 +83,17 @@ for (const backend of [...backends, remoteEmbedded]) {
       assert.equal((await kv.getRecord(short))?.payload, '{"s":2}');
     });
 
+    it('endRecord says whether the record had been ended already, and keeps the successor its first ending named (a session renewed under a new id)', async () => {
+      const [key, next] = [`ended:${randomUUID()}`, `ended:${randomUUID()}`];
+      await kv.putRecord(key, '{"s":1}', 60);
+      assert.deepEqual(await kv.endRecord(key, 600, next), { already: false });
+      assert.deepEqual(await kv.endRecord(key, 600), { already: true, successor: next }, 'ended again: it names its successor');
+      assert.deepEqual(await kv.endRecord(key, 600, `ended:${randomUUID()}`), { already: true, successor: next }, 'an ending there stays as it was');
+      assert.equal(await kv.getRecord(key), undefined);
+      assert.deepEqual(await kv.endRecord(next, 600), { already: false }, 'a first ending with no successor');
+      assert.deepEqual(await kv.endRecord(next, 600), { already: true });
+    });
+
     it('replaceRecord writes a record only over what the caller read (unconsumed); of concurrent replacements of one reading, one wins', async () => {
       if (backend === remoteEmbedded) {
         // The CLI's control socket has none: only the server replaces (provider/patches/single-use-registration-token.ts).

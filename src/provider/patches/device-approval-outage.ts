@@ -20,10 +20,10 @@
  *   engine's Session#save ends the old id before it writes the new one: the approval failed, the
  *   old id's ending was sent (queued behind the held write, run once resumed) and the new id was
  *   never written. The approval, run late, then named a session gone, and the device code bound to
- *   it (expiresWithSession) was no longer found: `invalid_grant`. Here, on `device_resume`, the
- *   new id is written first and the old one ended once it was: a save that fails leaves the old
- *   id (and its uid's index) in place, and one written late replaces it under the same uid.
- *   The two writes go to the store together (store/adapter.ts DEFERRING_ROUTES holds device_resume's
+ *   it (expiresWithSession) was no longer found: `invalid_grant`. A renewal now writes the new id
+ *   first and ends the old one once it landed (session-renewals.ts, on every route): a save that
+ *   fails leaves the old id (and its uid's index) in place, and one written late replaces it under
+ *   the same uid. The two writes go to the store together (store/adapter.ts DEFERRING_ROUTES holds device_resume's
  *   writes back, as the authorization resume's): a connection cut after they reached Redis (their
  *   answer lost) left the approval without the session that names its grant, refused at the poll
  *   just as well.
@@ -38,17 +38,14 @@
  * approved in two; a mark written by a release before this one (`true`) stays as it was.
  *
  * Relies on: deviceUserFlowErrors saving `error` with errOut's `server_error` for errors it does
- * not know; Session#save ending `oldId` (set by resetIdentifier, not in the payload) before it
- * writes; code_verification refusing a code with a truthy `inFlight` (lib/actions/code_verification.js)
- * and setting it to `true` before its save. Installed before the other Session#save patches
- * (unchanged-sessions.ts reads `oldId`).
+ * not know; code_verification refusing a code with a truthy `inFlight` (lib/actions/code_verification.js)
+ * and setting it to `true` before its save.
  */
 import { Provider } from 'oidc-provider';
 
 const AT_DEVICE = new Set(['code_verification', 'device_resume']);
 
 type Saving = { error?: unknown; jti?: string; inFlight?: unknown; accountId?: unknown };
-type Renewing = { oldId?: string; jti?: string; adapter: { destroy(id: string): Promise<void> } };
 
 const oidcOf = () => (Provider.ctx as { oidc?: { route?: string; session?: { uid?: string } } } | undefined)?.oidc;
 const route = () => oidcOf()?.route;
@@ -65,25 +62,6 @@ export function deviceApprovalOutages(provider: Provider): void {
     // Continue's mark names the browser that made it.
     if (this.inFlight === true) this.inFlight = sessionUid() ?? true;
     return saveCode.apply(this, args);
-  };
-
-  const Session = provider.Session as unknown as { prototype: { save(this: Renewing, ttl: number): Promise<unknown> } };
-  const saveSession = Session.prototype.save;
-  if (typeof saveSession !== 'function') throw new Error('oidc-provider Session#save is gone: review src/provider/patches/device-approval-outage.ts');
-  Session.prototype.save = async function (this: Renewing, ttl: number) {
-    const oldId = this.oldId;
-    if (!oldId || route() !== 'device_resume') return saveSession.call(this, ttl);
-    // The new id first: the engine's save, without the old id to end.
-    this.oldId = undefined;
-    let saved: unknown;
-    try {
-      saved = await saveSession.call(this, ttl);
-    } catch (error) {
-      this.oldId = oldId;
-      throw error;
-    }
-    await this.adapter.destroy(oldId);
-    return saved;
   };
 }
 
