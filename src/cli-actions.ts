@@ -93,7 +93,11 @@ async function withStore<T>(run: (kv: Kv, settings: Config) => Promise<T>, needs
   console.error(`latchkey: acting on ${target.description}`);
   if (target.warning) console.error(`latchkey: ${target.warning}`);
   const { kv } = target;
-  const settings: Config = { ...configured, issuer: target.issuer };
+  // The running server's outbound policy too: a back-channel logout this command posts to an app on
+  // the private network the server reaches would otherwise be refused here, and on the embedded store
+  // (no sweep to hand it to) never sent (newcomer pass, 2026-12-06).
+  const outbound = { allowPrivateNetworks: configured.outbound.allowPrivateNetworks || target.allowPrivateNetworks === true };
+  const settings: Config = { ...configured, issuer: target.issuer, outbound };
   try {
     // What this command stamps or cuts off is on the store's clock, as the servers' (clock.ts).
     // Under an ACL without TIME, this machine's clock, as before (it must then agree with the

@@ -33,6 +33,8 @@ export interface RunInfo {
   readonly issuer: string;
   /** Where the store is, for people: the Redis URL without its password, or the embedded file. */
   readonly location: string;
+  /** Its outbound.allowPrivateNetworks: a CLI acting on its store posts what it does (back-channel logout) as it would. */
+  readonly allowPrivateNetworks?: boolean;
 }
 
 export class StoreAccessError extends Error {
@@ -151,7 +153,7 @@ export async function servedElsewhere(config: Config): Promise<StoreAccessError 
  */
 export async function announceServer(config: Config, kv: Kv, pid: number, warn: (message: string) => void): Promise<() => Promise<void>> {
   const paths = controlPaths(config);
-  const info: RunInfo = { pid, store: kv.kind, issuer: config.issuer, location: storeData(config) };
+  const info: RunInfo = { pid, store: kv.kind, issuer: config.issuer, location: storeData(config), allowPrivateNetworks: config.outbound.allowPrivateNetworks };
   let server: Server | undefined;
   try {
     mkdirSync(dirname(paths.run), { recursive: true, mode: 0o700 }); // a first start has not written the store yet
@@ -317,6 +319,8 @@ export interface Target {
   readonly kv: Kv;
   /** The issuer of the server that serves this store (the configured one when none runs). */
   readonly issuer: string;
+  /** That server's outbound.allowPrivateNetworks, when a server runs on this store from this directory. */
+  readonly allowPrivateNetworks?: boolean;
   readonly description: string;
   /** Said on stderr after the description: a server runs from this directory on another store than this one. */
   readonly warning?: string;
@@ -337,7 +341,8 @@ export async function openTarget(config: Config, options: { needsServer?: boolea
       running?.store === 'redis' && running.location !== location
         ? `the server at ${running.issuer} (pid ${running.pid}) runs on ${running.location}, not on this store: give latchkey its REDIS_URL and REDIS_KEY_PREFIX to act on its data`
         : undefined;
-    return { kv: openStore(config), issuer, description: `${location} (issuer ${issuer})`, ...(warning ? { warning } : {}) };
+    const allowPrivateNetworks = running?.store === 'redis' && running.location === location ? running.allowPrivateNetworks : undefined;
+    return { kv: openStore(config), issuer, description: `${location} (issuer ${issuer})`, ...(allowPrivateNetworks !== undefined && { allowPrivateNetworks }), ...(warning ? { warning } : {}) };
   }
   // An embedded server answering on the socket is the one to act on, whatever the run file says
   // (it names the other server when one on Redis runs from this directory too).
@@ -355,7 +360,12 @@ export async function openTarget(config: Config, options: { needsServer?: boolea
     const kv = await RemoteKv.connect(socket).catch((error: Error) => {
       throw new StoreAccessError(`cannot reach the server at ${running.issuer} (pid ${running.pid}) on its control socket ${socket}: ${error.message}`);
     });
-    return { kv, issuer: running.issuer, description: `the embedded store of the server at ${running.issuer} (${config.embedded.file})` };
+    return {
+      kv,
+      issuer: running.issuer,
+      ...(running.allowPrivateNetworks !== undefined && { allowPrivateNetworks: running.allowPrivateNetworks }),
+      description: `the embedded store of the server at ${running.issuer} (${config.embedded.file})`,
+    };
   }
   if (options.needsServer) {
     throw new StoreAccessError(

@@ -66,6 +66,7 @@ describe('e2e (Chromium): the walkthrough\'s two sample apps on two ports of loc
   let page: Page;
   let demo: SampleApp;
   let demo2: SampleApp;
+  let env: Record<string, string>;
   const shot = screenshots('walkthrough-two-apps');
 
   before(async () => {
@@ -73,7 +74,7 @@ describe('e2e (Chromium): the walkthrough\'s two sample apps on two ports of loc
     // Back-channel logout to apps on localhost needs the server started so (the walkthrough says when).
     const options = { dir, port, env: { OUTBOUND_ALLOW_PRIVATE_NETWORKS: 'true' } };
     server = await startServer(options);
-    const env = testEnv(dir, port, options);
+    env = testEnv(dir, port, options);
     const added = await latchkey(env, ['users', 'add', 'alice', '--password-stdin', '--name', 'Alice', '--email', 'alice@example.com'], PASSWORD);
     assert.equal(added.status, 0, added.stderr);
     const app = async (clientId: string) => {
@@ -143,5 +144,24 @@ describe('e2e (Chromium): the walkthrough\'s two sample apps on two ports of loc
     await page.goto(demo2.url);
     assert.match(await status(), /Not signed in/, "the second app's session ended");
     await shot(page, 'demo2-signed-out-by-back-channel');
+  });
+
+  it("the CLI, run without the server's OUTBOUND_ALLOW_PRIVATE_NETWORKS (the walkthrough sets it on the server alone), disables a person signed in at an app on localhost: the app is told at once", async () => {
+    await page.goto(demo2.url);
+    await page.click('#signin');
+    await page.fill('input[name="username"]', 'alice');
+    await page.fill('input[name="password"]', PASSWORD);
+    await page.click('button:has-text("Sign in")');
+    const allow = page.locator('button:has-text("Allow")');
+    await Promise.race([page.waitForURL(`${demo2.url}/`), allow.waitFor().then(() => allow.click())]);
+    await page.waitForURL(`${demo2.url}/`);
+    assert.match(await status(), /Signed in as Alice/);
+    const before = demo2.lines().filter((line) => line.startsWith('back-channel logout')).length;
+    const run = await latchkey({ ...env, OUTBOUND_ALLOW_PRIVATE_NETWORKS: 'false' }, ['users', 'disable', 'alice']);
+    assert.equal(run.status, 0, run.stderr);
+    await eventually(async () => assert.equal(demo2.lines().filter((line) => line.startsWith('back-channel logout')).length, before + 1, demo2.lines().join('\n')), 100);
+    await page.goto(demo2.url);
+    assert.match(await status(), /Not signed in/, "the app's session ended");
+    assert.equal((await latchkey(env, ['users', 'enable', 'alice'])).status, 0);
   });
 });
