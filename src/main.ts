@@ -143,6 +143,23 @@ export async function serve(config: Config, logger: Logger = createLogger(config
   const insecure = publicSecretsWarning(config);
   if (kv.kind !== 'embedded' && insecure && !cluster.isWorker) logger.warn({ settings: insecure.settings }, insecure.message);
   if (!cluster.isWorker) for (const warning of issuerWarnings(config)) logger.warn(warning);
+  const listening = { port: config.port, host: config.host, names: { port: 'PORT', host: 'HOST' } };
+  if (!cluster.isWorker) {
+    // A second Latchkey from the same directory holds the ports (and the embedded store): said first,
+    // together, before anything is made (a start that cannot listen wrote a new signing key into
+    // keys/, which a later start on Redis would import: newcomer pass, 2026-12-06).
+    const conflicts = (
+      await Promise.all([
+        portInUse(listening),
+        config.metrics.enabled ? portInUse({ port: config.metrics.port, host: config.metrics.host, names: { port: 'METRICS_PORT', host: 'METRICS_HOST' } }) : undefined,
+        kv.kind === 'embedded' ? servedElsewhere(config) : undefined,
+      ])
+    ).filter((conflict) => conflict !== undefined);
+    if (conflicts.length) {
+      await kv.close();
+      throw conflicts.length > 1 ? new StartConflicts(conflicts) : conflicts[0]!;
+    }
+  }
   const keys = await openKeyring(config, kv, logger).catch(async (error: unknown) => {
     await kv.close();
     throw kv.kind === 'redis' && isStoreOutage(error) ? unreachableStore(config, kv, error) : error;
@@ -449,19 +466,7 @@ export async function serve(config: Config, logger: Logger = createLogger(config
   let unannounce: (() => Promise<void>) | undefined;
   let metricsListener: MetricsListener | undefined;
   try {
-    const listening = { port: config.port, host: config.host, names: { port: 'PORT', host: 'HOST' } };
-    if (!cluster.isWorker) {
-      // A second Latchkey from the same directory holds all three: said together, not one per attempt
-      // (a single one is said by the step that meets it, below).
-      const conflicts = (
-        await Promise.all([
-          portInUse(listening),
-          config.metrics.enabled ? portInUse({ port: config.metrics.port, host: config.metrics.host, names: { port: 'METRICS_PORT', host: 'METRICS_HOST' } }) : undefined,
-          kv.kind === 'embedded' ? servedElsewhere(config) : undefined,
-        ])
-      ).filter((conflict) => conflict !== undefined);
-      if (conflicts.length > 1) throw new StartConflicts(conflicts);
-    }
+    // Taken meanwhile (checked at the start, above): said by the step that meets it.
     await listen(server, listening);
     // The CLI finds this server (and, on the embedded store, its live state) through these.
     const pid = cluster.isWorker ? process.ppid : process.pid;

@@ -355,6 +355,11 @@ export function cliCommands(mode: 'redis' | 'embedded'): void {
           assert.match(run.stderr, pattern);
           assert.equal(run.stderr.trim().split('\n').length, 1, run.stderr);
         }
+        // A start refused so makes nothing first: no signing key generated into a keys directory of its own.
+        const fresh = join(dir, 'keys-of-a-failed-start');
+        const refused = await latchkey({ ...env, LOG_LEVEL: 'silent', EMBEDDED_FILE: join(dir, 'other.json'), KEYS_DIR: fresh }, ['serve']);
+        assert.equal(refused.status, 1, refused.stderr);
+        assert.ok(!existsSync(join(fresh, 'keyring.json')), 'no key written by a start that could not listen');
         // Another Latchkey from the same directory holds PORT, METRICS_PORT and EMBEDDED_FILE: all
         // three said at once, one line each, rather than one per attempt.
         const metrics = createServer();
