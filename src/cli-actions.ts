@@ -746,7 +746,9 @@ const actions: Record<string, Action> = {
   'users mfa list': async (username: string) =>
     withStore(async (kv, settings) => {
       const { account, factors } = await secondFactorsOf(kv, settings, username);
-      print({ sub: account.sub, username: account.username, ...(await factors.summary(account.sub)) });
+      const summary = await factors.summary(account.sub);
+      // Every field, none left out when empty: `"totp": null` says there is no authenticator app.
+      print({ sub: account.sub, username: account.username, ...summary, totp: summary.totp ?? null });
     }),
 
   'users mfa reset': async (username: string) =>

@@ -78,7 +78,7 @@ clients
   .requiredOption('--client-id <id>', 'the client_id')
   .option('--secret <secret>', 'use this client secret (at least 32 characters) instead of generating one')
   .option('--public', 'a public client (native or browser app): no secret, PKCE only')
-  .option('--redirect-uri <uri>', 'a redirect URI, exact (repeat for several)', collect)
+  .option('--redirect-uri <uri>', 'a redirect URI, exact (repeat for several): needed for the code flow, not for client_credentials or --device', collect)
   .option('--post-logout-redirect-uri <uri>', 'where RP-initiated logout may return (repeat)', collect)
   .option('--grant-type <type>', 'authorization_code, refresh_token, client_credentials, device_code (repeat)', collect)
   .option('--device', 'a device or command-line tool signing people in with a code (RFC 8628): native, public unless --secret or --auth-method, grant types device_code and refresh_token')

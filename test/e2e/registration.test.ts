@@ -387,10 +387,14 @@ describe('e2e: client registration (RFC 7591/7592), its policy, and the admin AP
 
       const cliList = await latchkey(env, ['users', 'mfa', 'list', 'dana']);
       assert.equal(cliList.status, 0, cliList.stderr);
-      assert.equal((JSON.parse(cliList.stdout) as { recoveryCodesLeft: number }).recoveryCodesLeft, 10);
+      const cliListed = JSON.parse(cliList.stdout) as { recoveryCodesLeft: number; totp: unknown };
+      assert.equal(cliListed.recoveryCodesLeft, 10);
+      assert.notEqual(cliListed.totp, null, 'her authenticator app is listed');
       const reset = await admin('/users/dana/mfa/reset', await adminToken('ops', 'admin'), { method: 'POST' });
       assert.deepEqual(((await reset.json()) as { totp?: unknown; recoveryCodesLeft: number }).recoveryCodesLeft, 0);
       assert.equal((await server.secondFactors.summary(sub)).totp, undefined);
+      const none = await latchkey(env, ['users', 'mfa', 'list', 'dana']);
+      assert.equal((JSON.parse(none.stdout) as { totp: unknown }).totp, null, 'no authenticator app, said so (not left out)');
 
       await server.secondFactors.recoveryCodes.generate(sub);
       const cliReset = await latchkey(env, ['users', 'mfa', 'reset', 'dana']);
