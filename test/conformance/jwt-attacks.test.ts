@@ -18,7 +18,8 @@ import assert from 'node:assert/strict';
 import { createHash, createPublicKey, randomUUID } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { decodeJwt, decodeProtectedHeader, exportJWK, generateKeyPair, importJWK, SignJWT, type JWK, type JWTPayload } from 'jose';
+import { calculateJwkThumbprint, decodeJwt, decodeProtectedHeader, exportJWK, generateKeyPair, importJWK, SignJWT, type JWK, type JWTPayload } from 'jose';
+import { Redis } from 'ioredis';
 import * as oidc from 'openid-client';
 import { createResourceServer, TokenRejected, type ResourceServer } from '../../src/resource-server/index.js';
 import { Agent, ALICE, callbackParams, grantApi, RelyingParty, startOp, webClient, type Op } from './fixture.js';
@@ -331,10 +332,10 @@ describe('JWT attacks at every place a JWT is accepted (RFC 8725, RFC 7515, RFC 
     );
   }
 
-  async function assertionAccepted(assertion: string): Promise<boolean> {
+  async function assertionAccepted(assertion: string, headers: Record<string, string> = {}): Promise<boolean> {
     const response = await fetch(op.metadata.token_endpoint!, {
       method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
+      headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json', ...headers },
       body: new URLSearchParams({
         grant_type: 'client_credentials',
         client_id: 'pkjwt',
@@ -634,6 +635,27 @@ describe('JWT attacks at every place a JWT is accepted (RFC 8725, RFC 7515, RFC 
       const other = await redeemWithProof(await web.authorize(alice, { prompt: 'none' }), dpop);
       assert.equal(other.status, 400);
       assert.equal(other.body.error, 'invalid_dpop_proof');
+    });
+
+    it("a client assertion replayed beside a fresh DPoP proof of the same jti is still refused: the proof's single use does not stand in for the assertion's (RFC 7523 §3 item 7, RFC 9449 §11.1)", async () => {
+      const jti = randomUUID();
+      const assertion = await clientAssertion({ jti });
+      assert.equal(await assertionAccepted(assertion), true);
+      assert.equal(await assertionAccepted(assertion, { dpop: await proof({ jti }) }), false, 'replayed with a proof naming its jti');
+    });
+
+    it("a DPoP proof that came with a code is remembered for the engine's whole window (iat within five minutes): a code redeemed with it minutes later is refused (RFC 9449 §11.1)", async () => {
+      const jti = randomUUID();
+      const dpop = await proof({ jti });
+      assert.equal((await redeemWithProof(await web.authorize(alice, { prompt: 'none' }), dpop)).status, 200);
+      const digest = createHash('sha256').update(`token\n${await calculateJwkThumbprint(await exportJWK(dpopKeys.publicKey))}\n${jti}`).digest('base64url');
+      const raw = new Redis(op.env.REDIS_URL!);
+      try {
+        const ttl = await raw.ttl(`${op.env.REDIS_KEY_PREFIX ?? 'lk:'}dpop-proof:${digest}`);
+        assert.ok(ttl > 240, `the proof is remembered for ${ttl} s`);
+      } finally {
+        raw.disconnect();
+      }
     });
 
     it('a DPoP proof replayed at userinfo is refused with the DPoP challenge and invalid_dpop_proof; the token stays good (RFC 9449 §7.1)', async () => {

@@ -14,16 +14,21 @@
  * - per client: a proof one client had used was taken again from another;
  * - found, then saved: two requests at once with one proof both passed.
  *
- * What it changes: ReplayDetection.unique, called for the proof of the request in hand (its jti),
- * marks the proof in the store with one set-if-absent (by endpoint, key thumbprint and jti, whatever
- * the client) and throws InvalidDpopProof when it was there. At the token endpoint the mark is taken
- * when the code or device code is found, before it is spent; the engine's own call later in the same
- * request then passes. Client assertions' jtis, its other caller, are left as the engine keeps them.
- * Relies on: the engine verifying the proof (validateDpop) before it finds the code, and calling
- * unique with the proof's jti. Pinned by test/conformance/jwt-attacks.test.ts.
+ * What it changes: ReplayDetection.unique, called for the proof the engine verified for the request
+ * in hand (its jti), marks the proof in the store with one set-if-absent (by endpoint, key
+ * thumbprint and jti, whatever the client) for the engine's window (iat within five minutes either
+ * side), and throws InvalidDpopProof when it was there. At the token endpoint the mark is taken when
+ * the code or device code is found, before it is spent; the engine's own call later in the same
+ * request then passes. Its other callers (client assertions' jtis) are left as the engine keeps
+ * them: a call is the proof's only once the engine verified the proof (a client is authenticated
+ * before), so an assertion replayed beside a proof of the same jti is still refused (review).
+ * Relies on: the engine verifying the proof (validateDpop, getDpopJwt) before it finds the code, and
+ * calling unique with the proof's jti. Pinned by test/conformance/jwt-attacks.test.ts.
  */
 import { createHash } from 'node:crypto';
 import { errors, Provider } from 'oidc-provider';
+import { CHALLENGE_OK_WINDOW } from 'oidc-provider/lib/helpers/challenge.js';
+import { getDpopJwt } from 'oidc-provider/lib/helpers/validate_dpop.js';
 import type { Kv } from '../../store/kv.js';
 import { dpopProofKey } from '../../store/keys.js';
 import { proofThumbprint } from './dpop-bound-codes.js';
@@ -31,15 +36,7 @@ import { checkAtTokenEndpoint } from './token-endpoint-finds.js';
 
 type Unique = (iss: string, jti: string, exp: number) => Promise<boolean>;
 
-/** The jti of a proof's payload (the engine verified the proof before it asks), or undefined. */
-function proofJti(proof: string): string | undefined {
-  try {
-    const payload = JSON.parse(Buffer.from(proof.split('.')[1] ?? '', 'base64url').toString()) as { jti?: unknown };
-    return typeof payload.jti === 'string' ? payload.jti : undefined;
-  } catch {
-    return undefined;
-  }
-}
+type Verified = { payload: { jti?: unknown; iat?: unknown } } | undefined;
 
 /** The request's proofs marked already, by this patch before the engine asks (the token endpoint's find). */
 const marked = new WeakMap<object, string>();
@@ -48,34 +45,35 @@ export function dpopProofsOnce(provider: Provider, kv: Kv): void {
   const { ReplayDetection } = provider as unknown as { ReplayDetection: { unique: Unique } };
   const engineUnique = ReplayDetection.unique.bind(ReplayDetection);
 
-  /** The proof of the request in hand when it has the jti `jti`: its store key. */
-  const proofKeyOf = (jti: string): { ctx: object; key: string } | undefined => {
+  /** The proof the engine verified for the request in hand, when its jti is `jti` (any jti without `jti`): its store key, and until when it could be taken. */
+  const proofOf = (jti?: string): { ctx: object; key: string; until: number } | undefined => {
     const ctx = Provider.ctx;
+    const verified = ctx && (getDpopJwt(provider, ctx) as Verified);
     const proof = ctx?.get('DPoP');
-    if (!ctx || !proof || proofJti(proof) !== jti) return undefined;
+    const proofJti = verified?.payload.jti;
+    if (!ctx || !verified || !proof || typeof proofJti !== 'string' || (jti !== undefined && proofJti !== jti)) return undefined;
     const route = ctx.oidc?.route ?? ctx.path;
-    const digest = createHash('sha256').update(`${route}\n${proofThumbprint(proof) ?? ''}\n${jti}`).digest('base64url');
-    return { ctx, key: dpopProofKey(digest) };
+    const digest = createHash('sha256').update(`${route}\n${proofThumbprint(proof) ?? ''}\n${proofJti}`).digest('base64url');
+    // The engine takes a proof whose iat is within its window of now, either side.
+    const iat = typeof verified.payload.iat === 'number' ? verified.payload.iat : 0;
+    return { ctx, key: dpopProofKey(digest), until: Math.max(iat, Date.now() / 1000) + CHALLENGE_OK_WINDOW };
   };
 
-  const markOnce = async (ctx: object, key: string, exp: number): Promise<true> => {
+  const markOnce = async ({ ctx, key, until }: { ctx: object; key: string; until: number }): Promise<true> => {
     if (marked.get(ctx) === key) return true;
-    const ttl = Math.max(1, Math.ceil(exp - Date.now() / 1000));
+    const ttl = Math.max(1, Math.ceil(until - Date.now() / 1000));
     if (!(await kv.set(key, '1', { ttl, onlyIfAbsent: true }))) throw new errors.InvalidDpopProof('DPoP proof JWT Replay detected');
     marked.set(ctx, key);
     return true;
   };
 
   ReplayDetection.unique = (iss, jti, exp) => {
-    const proof = proofKeyOf(jti);
-    return proof ? markOnce(proof.ctx, proof.key, exp) : engineUnique(iss, jti, exp);
+    const proof = proofOf(jti);
+    return proof ? markOnce(proof) : engineUnique(iss, jti, exp);
   };
 
-  // The engine's window for a proof's iat (helpers/challenge.js CHALLENGE_OK_WINDOW), as it marks it.
-  const PROOF_WINDOW = 60;
   checkAtTokenEndpoint([provider.AuthorizationCode, provider.DeviceCode], async () => {
-    const jti = Provider.ctx?.get('DPoP') ? proofJti(Provider.ctx.get('DPoP')) : undefined;
-    const proof = jti === undefined ? undefined : proofKeyOf(jti);
-    if (proof) await markOnce(proof.ctx, proof.key, Date.now() / 1000 + PROOF_WINDOW);
+    const proof = proofOf();
+    if (proof) await markOnce(proof);
   });
 }

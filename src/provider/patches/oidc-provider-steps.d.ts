@@ -45,3 +45,10 @@ declare module 'oidc-provider/lib/actions/registration.js' {
   export const put: unknown[];
   export const del: unknown[];
 }
+/** The engine's DPoP helpers (lib/helpers/validate_dpop.js, challenge.js): see dpop-proofs-once.ts. */
+declare module 'oidc-provider/lib/helpers/validate_dpop.js' {
+  export function getDpopJwt(provider: unknown, ctx: unknown): { payload: Record<string, unknown> } | undefined;
+}
+declare module 'oidc-provider/lib/helpers/challenge.js' {
+  export const CHALLENGE_OK_WINDOW: number;
+}
