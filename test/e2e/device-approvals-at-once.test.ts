@@ -92,6 +92,23 @@ describe('e2e: ninth blips pass: two approvals of one device code at the same mo
     usedElsewhere(late);
   });
 
+  it('the browser signs out (another tab) while its device approval is held at its write: the approval is refused with a page, not a 500, and the device gets no tokens', async () => {
+    const username = await person();
+    const device = await oidc.initiateDeviceAuthorization(tv, { scope: 'openid' });
+    const agent = new Agent();
+    const consent = await signInSteps(agent, await agent.submit(await typed(agent, device.user_code), '/device', { confirm: 'yes' }), { username, password: PASSWORD, consent: 'stop' });
+    assert.match(consent.html, /\/confirm/, `the consent page: ${consent.status} ${consent.url}`);
+    const held = await door.relayed.relay.hold(deviceCodeWrite, () => agent.submit(consent, '/confirm', {}));
+    await routeTo(door.other.url);
+    const signOut = await agent.follow(`${door.balancer.url}/session/end`);
+    await agent.submit(signOut, '/session/end/confirm', { logout: 'yes' });
+    const late = await held.release();
+    assert.ok(late.status >= 400 && late.status < 500, `a page that says it did not go through: ${late.status} ${late.url}`);
+    assert.doesNotMatch(late.html, /Device connected/);
+    const polled = await poll(device.device_code);
+    assert.equal(polled.body.access_token, undefined, `no tokens: ${polled.status} ${JSON.stringify(polled.body)}`);
+  });
+
   it('two browsers press Continue at once: one takes the code on, the other is told, and only the first can approve it', async () => {
     const username = await person();
     const device = await oidc.initiateDeviceAuthorization(tv, { scope: 'openid' });

@@ -24,7 +24,7 @@
  * resetIdentifier, not in the payload) before the model's save, which calls adapter.upsert(id).
  * Pinned by test/e2e/session-endings.test.ts.
  */
-import { Provider } from 'oidc-provider';
+import { errors, Provider } from 'oidc-provider';
 import { renewingSession } from '../../store/adapter.js';
 import { SessionEnded, settleFirst } from '../../store/held-writes.js';
 
@@ -44,7 +44,15 @@ export function sessionRenewalsInOneStep(provider: Provider): void {
       // A device approval's writes (the code and this session) go now, inside the engine, which tells
       // the person when the code was answered elsewhere meanwhile (interactions/device.ts), as when
       // the engine's own ending of the old id sent them.
-      if (route === 'device_resume') await settleFirst();
+      if (route === 'device_resume') {
+        try {
+          await settleFirst();
+        } catch (error) {
+          // Signed out meanwhile: the approval's code is deleted with it; the person is told, not a 500.
+          if (error instanceof SessionEnded) throw new errors.LoginRequired('your session ended while this was approved: sign in again on the device');
+          throw error;
+        }
+      }
       return saved;
     } catch (error) {
       // A sign-out of one app keeps the session under a new id: it had been ended anyway.
