@@ -328,6 +328,8 @@ class KvAdapter implements Adapter {
    * ending: both go on, as before.
    */
   async #renewed(oldId: string, key: string): Promise<boolean> {
+    // Cut off here (the store failing), both records live, of one uid: an ending of either ends the
+    // other (#endOtherRecordsOf), and a device approval written with the new one works (sixth blips pass).
     const ending = await this.#endSession(oldId, key);
     if (!ending.already || (ending.successor !== undefined && (await this.#renewalLives(ending.successor)))) return true;
     await this.kv.endRecord(key, this.#sessionEndTtl());
@@ -351,20 +353,41 @@ class KvAdapter implements Adapter {
   /**
    * Ends session `id` (Kv.endRecord): it stays ended for as long as a session could live, so that a
    * request in flight cannot write it back, and leaves the expiry sweep. `successor`: the key of the
-   * record that renews it. Without one, a session renewed since under another id is followed there
-   * and ended too (the renewal named it).
+   * record that renews it. Without one (an ending, not a renewal), a session renewed since under
+   * another id is followed there and ended too (the renewal named it), and so is every other live
+   * record of the same browser session (its uid): two tabs finishing sign-ins at once each renew the
+   * id, and the ending that found one left the other signed in (red team, 2026-12-06).
    */
   async #endSession(id: string, successor?: string): Promise<RecordEnding> {
     const ttl = this.#sessionEndTtl();
+    const key = recordKey(this.model, id);
     const legacy = legacyKey(this.model, id);
+    // Its person and uid, read before it ends, for its other records (an ending, not a renewal).
+    const stored = successor === undefined ? await this.kv.getRecord(key) : undefined;
     // Nothing left for the expiry sweep, and a record kept by its id by an earlier release, in the same round trip.
     const swept = this.options.sessionEndsMargin !== undefined && this.kv.schedule ? this.kv.schedule(OIDC_SESSION_ENDS_KEY, undefined, 0, 1, refOf(id)) : undefined;
-    const [ending] = await Promise.all([this.kv.endRecord(recordKey(this.model, id), ttl, successor), swept, legacy === undefined ? undefined : this.kv.del([legacy])]);
+    const [ending] = await Promise.all([this.kv.endRecord(key, ttl, successor), swept, legacy === undefined ? undefined : this.kv.del([legacy])]);
     if (successor === undefined) {
-      // A chain is as long as the renewals the session went through while it was being ended: a few.
-      for (let next = ending.successor, hops = 0; next !== undefined && hops < 16; hops += 1) next = (await this.kv.endRecord(next, ttl)).successor;
+      await this.#endChain(ending?.successor);
+      const { uid, accountId } = stored ? (JSON.parse(stored.payload) as { uid?: unknown; accountId?: unknown }) : {};
+      if (typeof uid === 'string' && typeof accountId === 'string') await this.#endOtherRecordsOf(accountId, uid, key);
     }
-    return ending;
+    // (`??`, `?.`: an older server behind the CLI's control socket answers nothing.)
+    return ending ?? { already: false };
+  }
+
+  /** Ends the records a chain of renewals names from `next` on. A chain is as long as the renewals a session went through while it was being ended: a few. */
+  async #endChain(next: string | undefined): Promise<void> {
+    for (let hops = 0; next !== undefined && hops < 16; hops += 1) next = (await this.kv.endRecord(next, this.#sessionEndTtl()))?.successor;
+  }
+
+  /** Ends every other live record of the person's that holds browser session `uid` (and what each renewal names), but `except`. */
+  async #endOtherRecordsOf(accountId: string, uid: string, except: string): Promise<void> {
+    const refs = [...new Set([...(await this.kv.liveMembers(oidcAccountSessionsEndsKey(accountId))), ...(await this.kv.members(oidcAccountSessionsKey(accountId)))])];
+    const keys = refs.map((ref) => recordKey(this.model, idOfRef(ref))).filter((other) => other !== except);
+    const records = await Promise.all(keys.map((other) => this.kv.getRecord(other)));
+    const ofUid = keys.filter((_, at) => records[at] !== undefined && (JSON.parse(records[at]!.payload) as { uid?: unknown }).uid === uid);
+    await Promise.all(ofUid.map(async (other) => this.#endChain((await this.kv.endRecord(other, this.#sessionEndTtl()))?.successor)));
   }
 
   /**
@@ -602,7 +625,18 @@ class KvAdapter implements Adapter {
   async findByUid(uid: string): Promise<AdapterPayload | undefined> {
     await settleFirst({ model: '', id: '' });
     const entry = await this.kv.get(oidcSessionUidKey(uid));
-    return entry ? this.find(idOfRef(entry)) : undefined;
+    if (!entry) return undefined;
+    const found = await this.find(idOfRef(entry));
+    if (found || this.model !== 'Session') return found;
+    // Renewed, its index not moved yet (a renewal cut off after the old id's ending): its successor.
+    let next = (await this.kv.endRecord(recordKey(this.model, idOfRef(entry)), this.#sessionEndTtl()))?.successor;
+    for (let hops = 0; next !== undefined && hops < 16; hops += 1) {
+      const digest = next.slice(next.lastIndexOf(':sha256:') + 1);
+      const live = digest.startsWith('sha256:') ? await this.find(idOfRef(digest)) : undefined;
+      if (live) return live;
+      next = (await this.kv.endRecord(next, this.#sessionEndTtl()))?.successor;
+    }
+    return undefined;
   }
 
   /** The device code of this user code, by the digest its index holds (its handle), or by the id one kept by the release before holds. */

@@ -5,7 +5,8 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
-import { adapterFactory } from '../../src/store/adapter.js';
+import { adapterFactory, renewingSession } from '../../src/store/adapter.js';
+import { SessionEnded } from '../../src/store/held-writes.js';
 import { AdapterIndexes } from '../../src/store/adapter-indexes.js';
 import { digestOf } from '../../src/store/record-keys.js';
 import { rmSync } from 'node:fs';
@@ -221,6 +222,74 @@ for (const backend of backends) {
       const other = randomUUID();
       await sessions.upsert(other, payload({ kind: 'Session', uid: randomUUID() }), 60);
       assert.ok(await sessions.find(other));
+    });
+
+    it("a session's id renewed: the new record lives and the uid finds it; ending the old id (read before the renewal) ends the new one; a renewal of an id ended meanwhile is refused and ends its new record", async () => {
+      const sessions = adapterFactory(kv, 0, {}, { sessionTtl: 600 })('Session');
+      const session = (uid: string) => payload({ kind: 'Session', uid, accountId: 'sub-renewals' });
+      const renew = (from: string, to: string, uid: string) => renewingSession(to, from, () => sessions.upsert(to, session(uid), 60));
+
+      const uid = randomUUID();
+      const [a, b] = [randomUUID(), randomUUID()];
+      await sessions.upsert(a, session(uid), 60);
+      await renew(a, b, uid);
+      assert.equal(await sessions.find(a), undefined, 'the old id is ended');
+      assert.ok(await sessions.find(b), 'the new one lives');
+      assert.ok((await sessions.findByUid!(uid))?.jti, 'the uid finds it');
+      await sessions.destroy(a);
+      assert.equal(await sessions.find(b), undefined, 'an ending of the old id ends its successor');
+      assert.equal(await sessions.findByUid!(uid), undefined);
+
+      const signedOut = randomUUID();
+      const [c, d] = [randomUUID(), randomUUID()];
+      await sessions.upsert(c, session(signedOut), 60);
+      await sessions.destroy(c);
+      await assert.rejects(renew(c, d, signedOut), SessionEnded);
+      assert.equal(await sessions.find(d), undefined, 'the renewal of an ended session is ended too');
+      assert.equal(await sessions.findByUid!(signedOut), undefined);
+
+      // Two renewals of one id at once (two tabs): both live, as before.
+      const tabs = randomUUID();
+      const [e, f, g] = [randomUUID(), randomUUID(), randomUUID()];
+      await sessions.upsert(e, session(tabs), 60);
+      await Promise.all([renew(e, f, tabs), renew(e, g, tabs)]);
+      assert.ok((await sessions.find(f)) && (await sessions.find(g)), 'both tabs keep a session');
+      // Signed out through either: both end (one browser session, one uid).
+      await sessions.destroy(f);
+      assert.equal(await sessions.find(g), undefined, "the other tab's record ends with it");
+      assert.equal(await sessions.findByUid!(tabs), undefined);
+    });
+
+    it("a renewal cut off at the old id's ending leaves both records live, of one uid: the uid finds one, and an ending of it ends the other", async () => {
+      let failing: string | undefined;
+      const flaky = new Proxy(kv, {
+        get(target, property) {
+          if (property === 'endRecord') {
+            return (key: string, ttl: number, successor?: string) => {
+              if (key === failing) {
+                failing = undefined;
+                return Promise.reject(new Error('Connection is closed.'));
+              }
+              return target.endRecord(key, ttl, successor);
+            };
+          }
+          const value = Reflect.get(target, property, target) as unknown;
+          return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+        },
+      });
+      const sessions = adapterFactory(flaky, 0, {}, { sessionTtl: 600 })('Session');
+      const uid = randomUUID();
+      const session = payload({ kind: 'Session', uid, accountId: 'sub-cut-off' });
+      const [a, b] = [randomUUID(), randomUUID()];
+      await sessions.upsert(a, session, 60);
+      failing = `oidc:Session:${digestOf(a)}`;
+      await assert.rejects(renewingSession(b, a, () => sessions.upsert(b, session, 60)));
+      assert.ok((await sessions.find(a)) && (await sessions.find(b)), 'both live');
+      const found = await sessions.findByUid!(uid);
+      assert.ok(found, 'the uid finds one');
+      await sessions.destroy(found.jti as string);
+      assert.equal(await sessions.find(a), undefined, 'the old one ends with it');
+      assert.equal(await sessions.find(b), undefined);
     });
 
     it("a save refused as ended leaves the uid's index naming the live session: a renewal of the id, then a save under the old id read before it", async () => {
