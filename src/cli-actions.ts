@@ -97,6 +97,9 @@ async function withStore<T>(run: (kv: Kv, settings: Config) => Promise<T>, needs
   // the private network the server reaches would otherwise be refused here, and on the embedded store
   // (no sweep to hand it to) never sent (newcomer pass, 2026-12-06).
   const outbound = { allowPrivateNetworks: configured.outbound.allowPrivateNetworks || target.allowPrivateNetworks === true };
+  if (outbound.allowPrivateNetworks && !configured.outbound.allowPrivateNetworks) {
+    console.error(`latchkey: posting to apps on loopback and private addresses as the server at ${target.issuer} does (its OUTBOUND_ALLOW_PRIVATE_NETWORKS)`);
+  }
   const settings: Config = { ...configured, issuer: target.issuer, outbound };
   try {
     // What this command stamps or cuts off is on the store's clock, as the servers' (clock.ts).

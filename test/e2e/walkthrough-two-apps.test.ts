@@ -159,6 +159,7 @@ describe('e2e (Chromium): the walkthrough\'s two sample apps on two ports of loc
     const before = demo2.lines().filter((line) => line.startsWith('back-channel logout')).length;
     const run = await latchkey({ ...env, OUTBOUND_ALLOW_PRIVATE_NETWORKS: 'false' }, ['users', 'disable', 'alice']);
     assert.equal(run.status, 0, run.stderr);
+    assert.match(run.stderr, /posting to apps on loopback and private addresses as the server at .* does \(its OUTBOUND_ALLOW_PRIVATE_NETWORKS\)/);
     await eventually(async () => assert.equal(demo2.lines().filter((line) => line.startsWith('back-channel logout')).length, before + 1, demo2.lines().join('\n')), 100);
     await page.goto(demo2.url);
     assert.match(await status(), /Not signed in/, "the app's session ended");
