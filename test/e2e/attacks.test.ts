@@ -559,9 +559,12 @@ describe('attacks: second factor, step-up and the new endpoints (black box)', fu
     const origin = new URL(server.issuer).origin;
     const agent = new Agent();
     const accountPage = () => agent.follow(`${server.issuer}/account`);
-    // Signed in (with the password alone, as she has no passkey yet), then given all but one.
-    await signInSteps(agent, await accountPage(), { username: 'lena', password: PASSWORD, login: 'required', consent: 'stop' });
-    await registerSoftPasskeys(server, lena.sub, ...Array.from({ length: MAX_PASSKEYS - 1 }, () => softPasskey()));
+    // Given all but one, then signed in with the password and one of them (a session as strong as her sign-in).
+    const keys = Array.from({ length: MAX_PASSKEYS - 1 }, () => softPasskey());
+    await registerSoftPasskeys(server, lena.sub, ...keys);
+    const second = await signInSteps(agent, await accountPage(), { username: 'lena', password: PASSWORD, login: 'required', consent: 'stop' });
+    const signedIn = await agent.submit(second, '/passkey', { credential: assertion(keys[0]!, origin, passkeyChallenge(second), lena.sub, 1) });
+    assert.ok(signedIn.url.endsWith('/account'), `${signedIn.status} ${signedIn.url}`);
     // One short of the cap: the page offers to add one, and the last is added.
     let shown = await accountPage();
     const last = await agent.submit(shown, '/account/passkeys/add', { name: 'last', credential: attestation(softPasskey(), origin, passkeyChallenge(shown)) });

@@ -17,6 +17,7 @@ import { signInSteps, startAuthorization } from '../helpers/sign-in.js';
 import { isSecondFactor } from '../helpers/soft-passkeys.js';
 import { upstreamDiscovery } from '../helpers/fake-upstream.js';
 import { Upstreams } from '../../src/upstreams/registry.js';
+import { digestOf } from '../../src/store/record-keys.js';
 
 const REDIRECT = 'https://app.example.test/callback';
 const SECRET = 'client-secret-with-plenty-of-entropy-0123456789';
@@ -91,10 +92,14 @@ describe('red team: second factors, passkeys, step-up, the account page', functi
 
   it("TOTP guessing is not unpaused by the account page: a right current password there (a thief holding the person's session and password) does not clear the wrong codes counted (it did, so a code could be guessed for ever, the pause never reached)", async () => {
     const { sub } = await server.accounts.create('pia', PASSWORD);
-    // The thief's session of pia's, from before she set up her authenticator app.
+    // The thief's session of pia's, in which her authenticator app was set up (one from before it,
+    // elsewhere, signs in again with it before it changes the password: factor-attacks).
     const thief = await accountPage('pia');
-    const { secret } = await server.secondFactors.totp.begin(sub, 'pia', 'test-session');
-    assert.equal(await server.secondFactors.totp.confirm(sub, codeFor(secret, -1), 'test-session'), true);
+    const sessionId = /lk_session=([^;]+)/.exec(thief.agent.cookieHeader(server.issuer))?.[1];
+    const stored = sessionId ? await server.kv.getRecord(`oidc:Session:${digestOf(sessionId)}`) : undefined;
+    const { uid } = JSON.parse(stored!.payload) as { uid: string };
+    const { secret } = await server.secondFactors.totp.begin(sub, 'pia', uid);
+    assert.equal(await server.secondFactors.totp.confirm(sub, codeFor(secret, -1), uid), true);
     const valid = new Set([-1, 0, 1, 2].map((steps) => codeFor(secret, steps)));
     let guess = 200_000;
     const wrong = () => {
