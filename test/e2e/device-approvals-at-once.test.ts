@@ -70,12 +70,18 @@ describe('e2e: ninth blips pass: two approvals of one device code at the same mo
     assert.doesNotMatch(page.html, /Device connected/);
   };
 
-  it('one tab allows as another tab of the same browser denies: the denial stands, the approval is told; the device never gets tokens', async () => {
+  /** A new person's browser at the consent page of a new device authorization. */
+  async function atDeviceConsent() {
     const username = await person();
     const device = await oidc.initiateDeviceAuthorization(tv, { scope: 'openid' });
     const agent = new Agent();
     const consent = await signInSteps(agent, await agent.submit(await typed(agent, device.user_code), '/device', { confirm: 'yes' }), { username, password: PASSWORD, consent: 'stop' });
     assert.match(consent.html, /\/confirm/, `the consent page: ${consent.status} ${consent.url}`);
+    return { device, agent, consent };
+  }
+
+  it('one tab allows as another tab of the same browser denies: the denial stands, the approval is told; the device never gets tokens', async () => {
+    const { device, agent, consent } = await atDeviceConsent();
 
     // The first tab's Allow has read the code (pending) and is held at its write, as the second tab
     // takes the code on again (its own browser's mark, the code neither approved nor denied) and denies.
@@ -93,11 +99,7 @@ describe('e2e: ninth blips pass: two approvals of one device code at the same mo
   });
 
   it('the browser signs out (another tab) while its device approval is held at its write: the approval is refused with a page, not a 500, and the device gets no tokens', async () => {
-    const username = await person();
-    const device = await oidc.initiateDeviceAuthorization(tv, { scope: 'openid' });
-    const agent = new Agent();
-    const consent = await signInSteps(agent, await agent.submit(await typed(agent, device.user_code), '/device', { confirm: 'yes' }), { username, password: PASSWORD, consent: 'stop' });
-    assert.match(consent.html, /\/confirm/, `the consent page: ${consent.status} ${consent.url}`);
+    const { device, agent, consent } = await atDeviceConsent();
     const held = await door.relayed.relay.hold(deviceCodeWrite, () => agent.submit(consent, '/confirm', {}));
     await routeTo(door.other.url);
     const signOut = await agent.follow(`${door.balancer.url}/session/end`);

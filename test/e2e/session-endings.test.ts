@@ -77,6 +77,13 @@ describe('e2e: a session ended while a request is in flight stays ended', functi
     return agent.follow(url.href, {}, REDIRECT);
   }
 
+  /** The uids of the sessions an account page lists, but this browser's. */
+  const otherSessionUids = (page: Page) =>
+    [...page.html.matchAll(/<div class="listed">([\s\S]*?)(?=<div class="listed">|$)/g)]
+      .map(([block]) => block)
+      .filter((block) => block.includes('name="session"') && !block.includes('This browser'))
+      .map((block) => /name="session" value="([^"]+)"/.exec(block)![1]!);
+
   /** Where the session of this id is kept: under its digest (store/adapter.ts). */
   const sessionKey = (sessionId: string) => `oidc:Session:${digestOf(sessionId)}`;
 
@@ -128,10 +135,7 @@ describe('e2e: a session ended while a request is in flight stays ended', functi
     const person = new Agent();
     const page = await signInSteps(person, await person.follow(`${balancer.url}/account`), { username: 'bob', password: PASSWORD, login: 'required', consent: 'stop' });
     assert.equal(page.url, `${balancer.url}/account`, `the account page (${page.status} ${page.url})`);
-    const uids = [...page.html.matchAll(/<div class="listed">([\s\S]*?)(?=<div class="listed">|$)/g)]
-      .map(([block]) => block)
-      .filter((block) => block.includes('name="session"') && !block.includes('This browser'))
-      .map((block) => /name="session" value="([^"]+)"/.exec(block)![1]!);
+    const uids = otherSessionUids(page);
     assert.equal(uids.length, 1, 'the thief\'s session is listed');
 
     const held = await heldAuthorization(thief, sessionId);
@@ -152,10 +156,7 @@ describe('e2e: a session ended while a request is in flight stays ended', functi
     const person = new Agent();
     const page = await signInSteps(person, await person.follow(`${balancer.url}/account`), { username: 'erin', password: PASSWORD, login: 'required', consent: 'stop' });
     assert.equal(page.url, `${balancer.url}/account`, `the account page (${page.status} ${page.url})`);
-    const uid = [...page.html.matchAll(/<div class="listed">([\s\S]*?)(?=<div class="listed">|$)/g)]
-      .map(([block]) => block)
-      .filter((block) => block.includes('name="session"') && !block.includes('This browser'))
-      .map((block) => /name="session" value="([^"]+)"/.exec(block)![1]!)[0];
+    const uid = otherSessionUids(page)[0];
     assert.ok(uid, "the thief's session is listed");
 
     // The thief asks again with prompt=consent (at A) and allows: the resume renews the session's id.
