@@ -356,7 +356,8 @@ function accountFinder({ config, accounts, federated, revocations }: ProviderDep
     const accessToken = dated.kind === 'AccessToken' && typeof clientId === 'string' ? (token as { scope?: unknown; aud?: unknown }) : undefined;
     const [account, delegationEnded, accessEnded] = await Promise.all([
       accountCheckedFor(ctx, sub) ?? accounts.find(sub),
-      token ? revocations.delegatedEnded(clientId, iat) : false,
+      // (An access token's: the list's read below, which covers it.)
+      token && !accessToken ? revocations.delegatedEnded(clientId, iat) : false,
       accessToken ? opaqueRevoked(revocations, { clientId, accountId: sub, iat, aud: accessToken.aud, scope: accessToken.scope, clientCredentials: false }) : false,
     ]);
     if (!account || account.disabled || accessEnded) return undefined;

@@ -67,12 +67,13 @@ describe('e2e: a session ended while a request is in flight stays ended', functi
     await redis?.stop();
   });
 
-  async function authorize(agent: Agent): Promise<Page> {
+  async function authorize(agent: Agent, params: Record<string, string> = {}): Promise<Page> {
     const url = oidc.buildAuthorizationUrl(app, {
       redirect_uri: REDIRECT,
       scope: 'openid',
       code_challenge: await oidc.calculatePKCECodeChallenge(oidc.randomPKCECodeVerifier()),
       code_challenge_method: 'S256',
+      ...params,
     });
     return agent.follow(url.href, {}, REDIRECT);
   }
@@ -161,14 +162,7 @@ describe('e2e: a session ended while a request is in flight stays ended', functi
 
     // The thief asks again with prompt=consent (at A) and allows: the resume renews the session's id.
     balancer.route(server.url);
-    const url = oidc.buildAuthorizationUrl(app, {
-      redirect_uri: REDIRECT,
-      scope: 'openid',
-      prompt: 'consent',
-      code_challenge: await oidc.calculatePKCECodeChallenge(oidc.randomPKCECodeVerifier()),
-      code_challenge_method: 'S256',
-    });
-    const consent = await thief.follow(url.href, {}, REDIRECT);
+    const consent = await authorize(thief, { prompt: 'consent' });
     assert.match(consent.html, /\/confirm/, `the consent page (${consent.status} ${consent.url})`);
     // Held at its code's write, after it read the session and before it saved it under a new id.
     const held = await relay.hold(scriptOn('oidc:AuthorizationCode:'), () => thief.submit(consent, '/confirm', {}, REDIRECT));

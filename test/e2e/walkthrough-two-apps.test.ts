@@ -104,13 +104,17 @@ describe('e2e (Chromium): the walkthrough\'s two sample apps on two ports of loc
   });
 
   const status = () => page.locator('#status').innerText();
-
-  it('signed in at the first app, then at the second without the password: both stay signed in side by side', async () => {
-    await page.goto(demo.url);
+  /** At `app`, "Sign in with Latchkey", and alice's username and password at Latchkey. */
+  const signInWithPassword = async (app: SampleApp) => {
+    await page.goto(app.url);
     await page.click('#signin');
     await page.fill('input[name="username"]', 'alice');
     await page.fill('input[name="password"]', PASSWORD);
     await page.click('button:has-text("Sign in")');
+  };
+
+  it('signed in at the first app, then at the second without the password: both stay signed in side by side', async () => {
+    await signInWithPassword(demo);
     await page.click('button:has-text("Allow")');
     await page.waitForURL(`${demo.url}/`);
     assert.match(await status(), /Signed in as Alice/);
@@ -147,11 +151,7 @@ describe('e2e (Chromium): the walkthrough\'s two sample apps on two ports of loc
   });
 
   it("the CLI, run without the server's OUTBOUND_ALLOW_PRIVATE_NETWORKS (the walkthrough sets it on the server alone), disables a person signed in at an app on localhost: the app is told at once", async () => {
-    await page.goto(demo2.url);
-    await page.click('#signin');
-    await page.fill('input[name="username"]', 'alice');
-    await page.fill('input[name="password"]', PASSWORD);
-    await page.click('button:has-text("Sign in")');
+    await signInWithPassword(demo2);
     const allow = page.locator('button:has-text("Allow")');
     await Promise.race([page.waitForURL(`${demo2.url}/`), allow.waitFor().then(() => allow.click())]);
     await page.waitForURL(`${demo2.url}/`);
