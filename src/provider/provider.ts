@@ -196,6 +196,7 @@ export function acceptedDocumentsKept({ ttl, clientMetadataDocuments }: Config):
 /** Where everything persists, and what ends with a grant or a client. */
 function storage(dependencies: ProviderDependencies): Configuration {
   const { config, kv, revocations, accounts } = dependencies;
+  const grants = new GrantRevocation(kv, revocations);
   return {
     // Whenever oidc-provider revokes a grant (refresh token reuse, code replay, sign-out, the
     // revocation endpoint), its JWT access tokens go on the revocation list too. Whenever a client
@@ -209,6 +210,8 @@ function storage(dependencies: ProviderDependencies): Configuration {
       {
         grantRevoked: (grantId) => revocations.revokeGrant(grantId),
         grantEnded: (grantId) => revocations.endGrant(grantId),
+        // What a session held as it ended, that its ending had not read (GrantRevocation.endHeld).
+        sessionEnded: (apps) => grants.endHeld(apps),
         ...clientEndings(dependencies),
         ...(dependencies.owed ? { owed: dependencies.owed } : {}),
         // A token request's code or refresh token names the account it will look up next, and its

@@ -105,6 +105,28 @@ export class GrantRevocation implements SessionGrantEndings {
   }
 
   /**
+   * What session records held as they ended (the store's sessionEnded hook): whoever ended the
+   * session ended the grants of the session as they read it, and a grant saved into it after that
+   * read (a consent finishing at another instance), or into a renewal of it the ending followed,
+   * would outlive the ending with its JWT access tokens. Each grant that does not outlive sign-out
+   * and is still there is revoked (one revoked already is gone: nothing is listed twice); each that
+   * does (offline access) has its session-bound access tokens ended up to now, again: a token issued
+   * since the first ending is bound to the session too. Credential endings revoke such grants whole
+   * afterwards (SessionCredentials.revokeGrantsMadeWith).
+   */
+  async endHeld(apps: readonly { grantId?: unknown; persistsLogout?: unknown }[]): Promise<void> {
+    const byGrant = new Map<string, boolean>();
+    for (const { grantId, persistsLogout } of apps) if (typeof grantId === 'string') byGrant.set(grantId, byGrant.get(grantId) === true || persistsLogout === true);
+    await Promise.all(
+      [...byGrant].map(async ([grantId, persists]) => {
+        if (persists) return this.endSessionBound(grantId);
+        if ((await this.#adapter('Grant').find(grantId)) !== undefined) await this.#adapter('Grant').destroy(grantId);
+        return undefined;
+      }),
+    );
+  }
+
+  /**
    * A revocation of one grant that first forgets the consent it was made under, for when what made
    * it is taken away (a credential removed or reset, an upstream removed): the consent may be a
    * thief's, given in the person's name to an app of theirs, which would otherwise get the person's

@@ -157,6 +157,30 @@ export interface AdapterHooks {
    * grant and session (see readAheadFor).
    */
   accountAhead?(accountId: string, clientId: string | undefined): void;
+  /**
+   * A session ended (an ending, not a renewal): the apps each of its records held as it ended (its
+   * own, a renewal's the ending followed, another tab's of the same browser session, or a renewal's
+   * ended because its old id had ended meanwhile). Whoever ended it ended the grants of the session
+   * as they read it; a grant saved into it after that read, or into a renewal of it, would outlive the
+   * ending (its JWT access tokens to their expiry): GrantRevocation.endHeld ends what it finds left.
+   */
+  sessionEnded?(apps: readonly HeldApp[]): Promise<unknown>;
+}
+
+/** An app a session record held (oidc-provider's session.authorizations entry): its grant, and whether that outlives sign-out. */
+export interface HeldApp {
+  readonly grantId?: unknown;
+  readonly persistsLogout?: unknown;
+}
+
+/** The apps a session record's payload holds (its authorizations), none when it is unreadable. */
+function heldApps(payload: string | undefined): HeldApp[] {
+  if (!payload) return [];
+  try {
+    return Object.values(((JSON.parse(payload) as AdapterPayload).authorizations ?? {}) as Record<string, HeldApp>);
+  } catch {
+    return [];
+  }
 }
 
 /** The record key of the registration access token an RFC 7592 deletion in progress presented. */
@@ -332,7 +356,8 @@ class KvAdapter implements Adapter {
     // other (#endOtherRecordsOf), and a device approval written with the new one works (sixth blips pass).
     const ending = await this.#endSession(oldId, key);
     if (!ending.already || (ending.successor !== undefined && (await this.#renewalLives(ending.successor)))) return true;
-    await this.kv.endRecord(key, this.#sessionEndTtl());
+    // What the renewal brought (a consent's new grant) ends with it.
+    await this.#ended([(await this.kv.endRecord(key, this.#sessionEndTtl())).ended]);
     return false;
   }
 
@@ -368,26 +393,48 @@ class KvAdapter implements Adapter {
     const swept = this.options.sessionEndsMargin !== undefined && this.kv.schedule ? this.kv.schedule(OIDC_SESSION_ENDS_KEY, undefined, 0, 1, refOf(id)) : undefined;
     const [ending] = await Promise.all([this.kv.endRecord(key, ttl, successor), swept, legacy === undefined ? undefined : this.kv.del([legacy])]);
     if (successor === undefined) {
-      await this.#endChain(ending?.successor);
+      const ended = [ending?.ended, ...(await this.#endChain(ending?.successor))];
       const { uid, accountId } = stored ? (JSON.parse(stored.payload) as { uid?: unknown; accountId?: unknown }) : {};
-      if (typeof uid === 'string' && typeof accountId === 'string') await this.#endOtherRecordsOf(accountId, uid, key);
+      if (typeof uid === 'string' && typeof accountId === 'string') ended.push(...(await this.#endOtherRecordsOf(accountId, uid, key)));
+      await this.#ended(ended);
     }
     // (`??`, `?.`: an older server behind the CLI's control socket answers nothing.)
     return ending ?? { already: false };
   }
 
-  /** Ends the records a chain of renewals names from `next` on. A chain is as long as the renewals a session went through while it was being ended: a few. */
-  async #endChain(next: string | undefined): Promise<void> {
-    for (let hops = 0; next !== undefined && hops < 16; hops += 1) next = (await this.kv.endRecord(next, this.#sessionEndTtl()))?.successor;
+  /** What the session records an ending ended held, as they ended (`payloads`), for the sessionEnded hook. */
+  async #ended(payloads: readonly (string | undefined)[]): Promise<void> {
+    const apps = payloads.flatMap(heldApps).filter(({ grantId }) => typeof grantId === 'string');
+    if (apps.length) await this.hooks.sessionEnded?.(apps);
   }
 
-  /** Ends every other live record of the person's that holds browser session `uid` (and what each renewal names), but `except`. */
-  async #endOtherRecordsOf(accountId: string, uid: string, except: string): Promise<void> {
+  /**
+   * Ends the records a chain of renewals names from `next` on; the payloads of those it ended. A
+   * chain is as long as the renewals a session went through while it was being ended: a few.
+   */
+  async #endChain(next: string | undefined): Promise<(string | undefined)[]> {
+    const ended: (string | undefined)[] = [];
+    for (let hops = 0; next !== undefined && hops < 16; hops += 1) {
+      const ending = await this.kv.endRecord(next, this.#sessionEndTtl());
+      ended.push(ending?.ended);
+      next = ending?.successor;
+    }
+    return ended;
+  }
+
+  /** Ends every other live record of the person's that holds browser session `uid` (and what each renewal names), but `except`; the payloads of those it ended. */
+  async #endOtherRecordsOf(accountId: string, uid: string, except: string): Promise<(string | undefined)[]> {
     const refs = [...new Set([...(await this.kv.liveMembers(oidcAccountSessionsEndsKey(accountId))), ...(await this.kv.members(oidcAccountSessionsKey(accountId)))])];
     const keys = refs.map((ref) => recordKey(this.model, idOfRef(ref))).filter((other) => other !== except);
     const records = await Promise.all(keys.map((other) => this.kv.getRecord(other)));
     const ofUid = keys.filter((_, at) => records[at] !== undefined && (JSON.parse(records[at]!.payload) as { uid?: unknown }).uid === uid);
-    await Promise.all(ofUid.map(async (other) => this.#endChain((await this.kv.endRecord(other, this.#sessionEndTtl()))?.successor)));
+    const chains = await Promise.all(
+      ofUid.map(async (other) => {
+        const ending = await this.kv.endRecord(other, this.#sessionEndTtl());
+        return [ending?.ended, ...(await this.#endChain(ending?.successor))];
+      }),
+    );
+    return chains.flat();
   }
 
   /**

@@ -27,10 +27,14 @@ export interface LogEntry {
 /** Log ids look like Redis stream ids; anything else is not a cursor. */
 export const LOG_ID = /^\d{1,16}-\d{1,16}$/;
 
-/** What Kv.endRecord found: whether the record had been ended already, and the record its ending names as its successor. */
+/**
+ * What Kv.endRecord found: whether the record had been ended already, the record its ending names as
+ * its successor, and the payload of the live record it ended (none when it was ended or gone already).
+ */
 export interface RecordEnding {
   readonly already: boolean;
   readonly successor?: string;
+  readonly ended?: string;
 }
 
 /** Reads a request will make soon (see read-ahead.ts). */
@@ -105,7 +109,8 @@ export interface Kv {
    * or was gone already). What ends a record that a request in flight may write again (a session).
    * `successor`: the key of the record that replaces it (a session's renewed id), kept with the
    * ending, so that what ends this one later ends that one too. An ending already there is left as
-   * it is (no successor set): the answer says so, and names the successor it holds.
+   * it is (no successor set): the answer says so, and names the successor it holds. A live record
+   * ended: the answer holds its payload as it was at that moment (what a session held when it ended).
    */
   endRecord(key: string, ttl: number, successor?: string): Promise<RecordEnding>;
   /**

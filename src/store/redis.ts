@@ -61,15 +61,17 @@ return putRecord(KEYS[1], ARGV[2], tonumber(ARGV[3]))`,
   },
   // Keeps the record's remaining lifetime (ARGV[1] seconds when it had none, or was gone); ARGV[2]
   // its successor's key ('' for none). An ending already there stays as it is: {1, its successor}.
+  // Else {0, '', the payload it ended ('' when there was no record)}.
   endRecord: {
     numberOfKeys: 1,
     lua: `if redis.call('HEXISTS', KEYS[1], 'e') == 1 then return {1, redis.call('HGET', KEYS[1], 'n') or ''} end
 local ttl = redis.call('PTTL', KEYS[1])
+local payload = redis.call('HGET', KEYS[1], 'p') or ''
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'e', '1')
 if ARGV[2] ~= '' then redis.call('HSET', KEYS[1], 'n', ARGV[2]) end
 if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) else redis.call('EXPIRE', KEYS[1], ARGV[1]) end
-return {0, ''}`,
+return {0, '', payload}`,
   },
   // Kv.consumeRecord. ARGV: when (seconds, with ms), the last millisecond on Redis's clock at which
   // the caller still waits for the answer ('' for no bound), and '1' to delete the record once
@@ -276,7 +278,7 @@ type Scripted = {
   putRecord(key: string, payload: string, ttl: number): Promise<number>;
   putRecordBounded(key: string, payload: string, ttl: number, until: number | ''): Promise<number>;
   replaceRecord(key: string, expected: string, payload: string, ttl: number, until?: number | ''): Promise<number>;
-  endRecord(key: string, ttl: number, successor: string): Promise<[number, string]>;
+  endRecord(key: string, ttl: number, successor: string): Promise<[number, string, string?]>;
   consumeRecord(key: string, at: number, until: number | '', drop: '1' | ''): Promise<number>;
   setIfAbsentBounded(key: string, value: string, ttl: number, until: number | ''): Promise<number>;
   takeRecordOwnedBy(key: string, owner: string, now: number): Promise<[string, string, number] | null>;
@@ -581,8 +583,8 @@ export class RedisKv implements Kv {
   }
 
   async endRecord(key: string, ttl: number, successor = ''): Promise<RecordEnding> {
-    const [already, next] = await this.#writing([key], () => this.#client.endRecord(key, Math.max(1, Math.ceil(ttl)), successor));
-    return { already: already === 1, ...(next ? { successor: next } : {}) };
+    const [already, next, ended] = await this.#writing([key], () => this.#client.endRecord(key, Math.max(1, Math.ceil(ttl)), successor));
+    return { already: already === 1, ...(next ? { successor: next } : {}), ...(ended ? { ended } : {}) };
   }
 
   async putRecordInSet(key: string, payload: string, ttl: number | undefined, set: string) {

@@ -28,6 +28,7 @@ import { digestOf } from '../../src/store/record-keys.js';
 const PASSWORD = 'a passphrase long enough';
 const SECRET = 'relying-party-secret-with-plenty-of-entropy-0123456789';
 const REDIRECT = 'https://app.example.test/callback';
+const API = 'https://api.example.test';
 
 describe('e2e: a session ended while a request is in flight stays ended', function () {
   this.timeout(60_000);
@@ -47,7 +48,9 @@ describe('e2e: a session ended while a request is in flight stays ended', functi
     relay = await startRelay(Number(new URL(redis.url).port));
     const clients = [{ client_id: 'app', client_secret: SECRET, redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'] }];
     // TTL_SESSION under 100 s: every authorization request writes the session back (no extension steps).
-    const shared = { ISSUER: balancer.url, CLIENTS: JSON.stringify(clients), TTL_SESSION: '90' };
+    // An API whose access tokens are JWTs: verified alone, they end only through the revocation list.
+    const apis = [{ identifier: API, scopes: ['read'], format: 'jwt' }];
+    const shared = { ISSUER: balancer.url, CLIENTS: JSON.stringify(clients), RESOURCE_SERVERS: JSON.stringify(apis), TTL_SESSION: '90' };
     const [portA, portB] = [await freePort(), await freePort()];
     // A's held write must not time out (503) while the ending runs: the ending's pace is not the test's.
     server = await startServer({ dir, port: portA, redisUrl: relay.url, env: { ...shared, REDIS_COMMAND_TIMEOUT: '30000' } });
@@ -185,6 +188,49 @@ describe('e2e: a session ended while a request is in flight stays ended', functi
     assert.equal(await server.kv.getRecord(sessionKey(sessionId)), undefined, 'the session stays ended in the store');
     const listed = await person.follow(`${balancer.url}/account`);
     assert.ok(!listed.html.includes(uid), 'the account page no longer lists it');
+  });
+
+  it("the person signs the thief's session out on the account page, held after it read the session: a consent the thief finishes meanwhile at another instance (a new grant, the id renewed) ends with the session, and so do its tokens", async () => {
+    await server.accounts.create('frank', PASSWORD);
+    const { thief, sessionId } = await thiefSignedIn('frank');
+    const person = new Agent();
+    const page = await signInSteps(person, await person.follow(`${balancer.url}/account`), { username: 'frank', password: PASSWORD, login: 'required', consent: 'stop' });
+    assert.equal(page.url, `${balancer.url}/account`, `the account page (${page.status} ${page.url})`);
+    const uid = otherSessionUids(page)[0];
+    assert.ok(uid, "the thief's session is listed");
+
+    // The sign-out, at A (by its own address), is held at its ending of the session's record: it
+    // has read the session and ended the grant it held.
+    const form = formIn(page.html, '/sessions/sign-out');
+    const held = await relay.hold(scriptOn(sessionKey(sessionId)), () =>
+      fetch(new URL(new URL(form.action, page.url).pathname, server.url), {
+        method: 'POST',
+        redirect: 'manual',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: person.cookieHeader(balancer.url) },
+        body: new URLSearchParams({ csrf: form.hidden.csrf!, session: uid }),
+      }),
+    );
+    // Meanwhile the thief asks again with prompt=consent at B and allows: a new grant, saved into the
+    // session under a renewed id, and tokens from it. (Connections kept open to A are closed: one
+    // reused would wait on the hold.)
+    balancer.route(other.url);
+    const verifier = oidc.randomPKCECodeVerifier();
+    const consent = await authorize(thief, { prompt: 'consent', scope: 'openid read', resource: API, code_challenge: await oidc.calculatePKCECodeChallenge(verifier) });
+    assert.match(consent.html, /\/confirm/, `the consent page (${consent.status} ${consent.url})`);
+    const callback = await thief.submit(consent, '/confirm', {}, REDIRECT);
+    assert.ok(callback.url.startsWith(REDIRECT) && new URL(callback.url).searchParams.get('code'), `a code (${callback.status} ${callback.url})`);
+    const tokens = await oidc.authorizationCodeGrant(app, new URL(callback.url), { pkceCodeVerifier: verifier }, { resource: API });
+    assert.equal(tokens.access_token.split('.').length, 3, 'a JWT access token, for the API');
+    assert.equal((await oidc.tokenIntrospection(app, tokens.access_token)).active, true, 'the new grant works while the sign-out is held');
+
+    const done = await held.release();
+    assert.match(String(done.headers.get('location')), /done=sessions\.signed-out/, `${done.status} ${await done.text()}`);
+    // The ending followed the renewal to the new record and ended what that held: the new grant, whose
+    // JWT access token is on the revocation list.
+    assert.equal((await oidc.tokenIntrospection(app, tokens.access_token)).active, false, "the consent's JWT access token ends with the session");
+    if (tokens.refresh_token) await assert.rejects(oidc.refreshTokenGrant(app, tokens.refresh_token), /invalid_grant/);
+    const after = await authorize(thief);
+    assert.ok(after.html.includes('name="password"'), `the stolen cookie gets the sign-in page (${after.status} ${after.url})`);
   });
 
   it("access withdrawn on the account page while the app asks again at another instance: nothing the app gets meanwhile outlives the withdrawal", async () => {

@@ -260,6 +260,43 @@ for (const backend of backends) {
       assert.equal(await sessions.findByUid!(tabs), undefined);
     });
 
+    it('an ending tells the sessionEnded hook what every record it ended held as it ended: a save after the ender read it, a renewal it followed, another tab; a renewal refused ends what it brought; a renewal itself is no ending', async () => {
+      const told: unknown[][] = [];
+      const sessions = adapterFactory(kv, 0, { sessionEnded: async (apps) => void told.push(apps.map(({ grantId }) => grantId).sort()) }, { sessionTtl: 600 })('Session');
+      const session = (uid: string, ...grants: string[]) =>
+        payload({ kind: 'Session', uid, accountId: 'sub-held', authorizations: Object.fromEntries(grants.map((grantId, at) => [`app${at}`, { grantId, persistsLogout: false }])) });
+      const renew = (from: string, to: string, uid: string, ...grants: string[]) => renewingSession(to, from, () => sessions.upsert(to, session(uid, ...grants), 60));
+
+      // Saved with a second grant after whoever ends it read it: the ending tells both.
+      const [a, uidA] = [randomUUID(), randomUUID()];
+      await sessions.upsert(a, session(uidA, 'g1'), 60);
+      await sessions.upsert(a, session(uidA, 'g1', 'g2'), 60);
+      await sessions.destroy(a);
+      assert.deepEqual(told.splice(0), [['g1', 'g2']]);
+
+      // Renewed with a new grant (a consent): a renewal tells nothing; ending the old id tells what the new record held.
+      const [b, c, uidB] = [randomUUID(), randomUUID(), randomUUID()];
+      await sessions.upsert(b, session(uidB, 'g3'), 60);
+      await renew(b, c, uidB, 'g3', 'g4');
+      assert.deepEqual(told, [], 'a renewal is no ending');
+      await sessions.destroy(b);
+      assert.deepEqual(told.splice(0), [['g3', 'g4']]);
+
+      // Two tabs renewed the id, each with its own new grant: ending one tells the other's too.
+      const [d, e, f, uidD] = [randomUUID(), randomUUID(), randomUUID(), randomUUID()];
+      await sessions.upsert(d, session(uidD), 60);
+      await Promise.all([renew(d, e, uidD, 'g5'), renew(d, f, uidD, 'g6')]);
+      await sessions.destroy(e);
+      assert.deepEqual(told.splice(0).flat().sort(), ['g5', 'g6']);
+
+      // A renewal of an id ended meanwhile: refused, and the grant it brought is told.
+      const [g, h, uidG] = [randomUUID(), randomUUID(), randomUUID()];
+      await sessions.upsert(g, session(uidG), 60);
+      await sessions.destroy(g);
+      await assert.rejects(renew(g, h, uidG, 'g7'), SessionEnded);
+      assert.deepEqual(told.splice(0), [['g7']]);
+    });
+
     it("a renewal cut off at the old id's ending leaves both records live, of one uid: the uid finds one, and an ending of it ends the other", async () => {
       let failing: string | undefined;
       const flaky = new Proxy(kv, {

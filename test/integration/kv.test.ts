@@ -83,10 +83,10 @@ for (const backend of [...backends, remoteEmbedded]) {
       assert.equal((await kv.getRecord(short))?.payload, '{"s":2}');
     });
 
-    it('endRecord says whether the record had been ended already, and keeps the successor its first ending named (a session renewed under a new id)', async () => {
+    it('endRecord says whether the record had been ended already, keeps the successor its first ending named (a session renewed under a new id), and answers the payload of a live record it ended', async () => {
       const [key, next] = [`ended:${randomUUID()}`, `ended:${randomUUID()}`];
       await kv.putRecord(key, '{"s":1}', 60);
-      assert.deepEqual(await kv.endRecord(key, 600, next), { already: false });
+      assert.deepEqual(await kv.endRecord(key, 600, next), { already: false, ended: '{"s":1}' }, 'what the record held as it ended');
       assert.deepEqual(await kv.endRecord(key, 600), { already: true, successor: next }, 'ended again: it names its successor');
       assert.deepEqual(await kv.endRecord(key, 600, `ended:${randomUUID()}`), { already: true, successor: next }, 'an ending there stays as it was');
       assert.equal(await kv.getRecord(key), undefined);
