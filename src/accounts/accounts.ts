@@ -11,6 +11,7 @@
  * that form, and their skeletons are indexed once (accounts:skeletons marks it done).
  */
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { domainToASCII, domainToUnicode } from 'node:url';
 import argon2 from 'argon2';
 import { epochSeconds as now, untilSecond } from '../clock.js';
 import { getViaInTurn, type Kv } from '../store/kv.js';
@@ -178,12 +179,24 @@ const INVISIBLE = /[\p{Default_Ignorable_Code_Point}\p{Bidi_Control}\p{Join_Cont
  * comparing; never stored, never shown.
  */
 export function emailFold(email: string): string {
-  return email.normalize('NFKC').replace(INVISIBLE, '').toUpperCase().toLowerCase().normalize('NFKC');
+  return withDomain(email.normalize('NFKC').replace(INVISIBLE, '').toUpperCase().toLowerCase().normalize('NFKC'), (ascii) => ascii);
 }
 
-/** How an address looks to a person: the TR 39 skeleton of its fold. Only for comparing. */
+/**
+ * `email` with its domain in the form `form` makes of the domain's ASCII form (UTS #46, as WHATWG
+ * URLs and mail software map it): "bücher.example" and "xn--bcher-kva.example" are one domain,
+ * which an app converting domains takes for one (an upstream's verified word for one spelling made
+ * a second person with the other: attacker pass of 2026-12-06). A domain IDNA refuses stays as it is.
+ */
+function withDomain(email: string, form: (ascii: string) => string): string {
+  const at = email.lastIndexOf('@');
+  const ascii = at < 0 ? '' : domainToASCII(email.slice(at + 1));
+  return ascii ? `${email.slice(0, at + 1)}${form(ascii)}` : email;
+}
+
+/** How an address looks to a person: the TR 39 skeleton of its fold, the domain as Unicode (a person reads "xn--" as what it spells). Only for comparing. */
 function emailLook(email: string): string {
-  return usernameSkeleton(emailFold(email));
+  return usernameSkeleton(withDomain(emailFold(email), domainToUnicode));
 }
 
 /** The form usernames compare in: the PRECIS enforced form, or (for names it refuses) the old one. */

@@ -62,5 +62,13 @@ describe('upstream links: the people linked through an upstream (real Redis)', f
     assert.ok('confirm' in offered && offered.confirm.sub === sam.sub, JSON.stringify(offered));
     const other = await links.signIn(linking, 'fold-other', { email: 'sàm@fold.example', email_verified: true });
     assert.ok('account' in other, 'another address (an accent an app keeps) makes its account');
+
+    // An internationalized domain in its other form (IDNA): one domain to an app that converts it, both ways.
+    await accounts.create('idn-ida', 'a password of its own here', { email: 'ida@xn--bcher-kva.example', email_verified: true });
+    assert.deepEqual(await links.signIn(linking, 'idn-unicode', { email: 'ida@bücher.example', email_verified: true }), { refused: 'email-lookalike' });
+    assert.deepEqual(await links.signIn(linking, 'idn-upper', { email: 'ida@BÜCHER.example', email_verified: true }), { refused: 'email-lookalike' });
+    const made = await links.signIn(linking, 'idn-first', { email: 'max@bücher.example', email_verified: true });
+    assert.ok('account' in made, 'an address no one holds makes its account');
+    await assert.rejects(accounts.create('idn-max', 'a password of its own here', { email: 'max@xn--bcher-kva.example', email_verified: true }), /held, verified, by the account/);
   });
 });
