@@ -57,6 +57,21 @@ export interface PasskeySignIn {
   readonly passkey: StoredPasskey;
 }
 
+/**
+ * Whether a ceremony's response says it ran in a frame of another origin (clientDataJSON's
+ * crossOrigin; a response that cannot say counts as one). Latchkey's pages refuse to be framed
+ * (frame-ancestors 'none'), so no browser answers them so: WebAuthn L3 §7.1 step 10 and §7.2 step 13
+ * have a relying party that expects no framing refuse it (the library checks only a topOrigin given).
+ */
+function ranInAFrame(response: Record<string, unknown>): boolean {
+  const clientData = isObject(response.response) ? response.response.clientDataJSON : undefined;
+  try {
+    return typeof clientData !== 'string' || decodeClientDataJSON(clientData).crossOrigin === true;
+  } catch {
+    return true;
+  }
+}
+
 export class Passkeys {
   readonly #rpId: string;
   readonly #origin: string;
@@ -102,7 +117,7 @@ export class Passkeys {
   /** Verifies and stores a new passkey (`addedIn`: the uid of the session adding it); or why not. */
   async register(sub: string, name: string, response: unknown, addedIn?: string): Promise<StoredPasskey | PasskeyRefusal> {
     const expectedChallenge = await this.#spend(passkeyRegistrationChallengeKey(sub));
-    if (!expectedChallenge || !isObject(response)) return 'unverified';
+    if (!expectedChallenge || !isObject(response) || ranInAFrame(response)) return 'unverified';
     let verified;
     try {
       verified = await verifyRegistrationResponse({
@@ -200,7 +215,7 @@ export class Passkeys {
    */
   async authenticate(ceremony: string, response: unknown, sub?: string): Promise<PasskeySignIn | undefined> {
     const expectedChallenge = await this.#spendSealed(ceremony, response);
-    if (!expectedChallenge || !isObject(response)) return undefined;
+    if (!expectedChallenge || !isObject(response) || ranInAFrame(response)) return undefined;
     const assertion = response as unknown as AuthenticationResponseJSON;
     const owner = sub ?? userHandleSub(assertion);
     if (!owner || typeof assertion.id !== 'string') return undefined;

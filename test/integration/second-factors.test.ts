@@ -32,8 +32,8 @@ function softwarePasskey(rpId: string, origin: string, sub: string) {
   return {
     stored: { id, publicKey: Buffer.from(cose).toString('base64url'), counter: 0, name: 'Software', deviceType: 'singleDevice' as const, createdAt: 1 },
     /** The assertion answering `challenge` (base64url, as the options give it), with sign counter `counter`. */
-    assertion(challenge: string, counter: number) {
-      const clientDataJSON = Buffer.from(JSON.stringify({ type: 'webauthn.get', challenge, origin, crossOrigin: false }));
+    assertion(challenge: string, counter: number, clientData: Record<string, unknown> = { crossOrigin: false }) {
+      const clientDataJSON = Buffer.from(JSON.stringify({ type: 'webauthn.get', challenge, origin, ...clientData }));
       const count = Buffer.alloc(4);
       count.writeUInt32BE(counter);
       // rpIdHash, flags user present and verified, counter
@@ -93,18 +93,24 @@ describe('second-factor credentials (real Redis)', function () {
     const markers = await allKeys(store.raw!, '*webauthn-challenge-used*');
     assert.equal(markers.length, 1);
     assert.ok((await store.raw!.ttl(markers[0]!)) > 300, 'the marker outlives the challenge');
+    // Said to have run in another origin's frame (Latchkey's pages refuse framing), with that origin
+    // named or not: refused (WebAuthn L3 §7.2 step 13), though all else (a higher counter) is right.
+    const framed = await factors.passkeys.authenticationOptions('interaction-a');
+    assert.equal(await factors.passkeys.authenticate('interaction-a', passkey.assertion(framed.challenge, 10, { crossOrigin: true })), undefined);
+    const framedBy = await factors.passkeys.authenticationOptions('interaction-a');
+    assert.equal(await factors.passkeys.authenticate('interaction-a', passkey.assertion(framedBy.challenge, 11, { crossOrigin: true, topOrigin: 'https://evil.example' })), undefined);
 
     // Its own interaction's, another view's challenge, once expired: refused.
     const now = Date.now;
     Date.now = () => now() + 301_000;
     try {
-      assert.equal(await factors.passkeys.authenticate('interaction-a', passkey.assertion(late.challenge, 3)), undefined);
+      assert.equal(await factors.passkeys.authenticate('interaction-a', passkey.assertion(late.challenge, 13)), undefined);
     } finally {
       Date.now = now;
     }
     // The other interaction's still signs in there, once.
-    assert.equal((await factors.passkeys.authenticate('interaction-b', passkey.assertion(elsewhere.challenge, 4)))?.sub, sub);
-    assert.equal(await factors.passkeys.authenticate('interaction-b', passkey.assertion(elsewhere.challenge, 5)), undefined);
+    assert.equal((await factors.passkeys.authenticate('interaction-b', passkey.assertion(elsewhere.challenge, 14)))?.sub, sub);
+    assert.equal(await factors.passkeys.authenticate('interaction-b', passkey.assertion(elsewhere.challenge, 15)), undefined);
   });
 
   it('TOTP: the sign-in that spent a code may offer it again (its retry after the store went away before it could go on), no other sign-in may', async () => {
