@@ -49,6 +49,7 @@ import { accessTokensWithinGrants } from './patches/tokens-within-grant.js';
 import { lifetimesAsConfigured } from './patches/lifetimes-as-configured.js';
 import { authTimeOfFirstFactor } from './patches/sign-in-time.js';
 import { postLogoutToCurrentRegistration } from './patches/post-logout-current.js';
+import { ownOriginOnlyAsRegistered } from './patches/own-origin-redirects.js';
 import { endBeforeTelling } from './patches/logout-order.js';
 import { singleUseResume } from './patches/single-use-resume.js';
 import { singleUseRegistrationToken } from './patches/single-use-registration-token.js';
@@ -638,6 +639,8 @@ function applyPatches(
   openIdScopesOnly(provider, OIDC_SCOPES);
   // RFC 6750 §3: a registration or RFC 7592 request whose bearer token cannot be taken gets the Bearer challenge.
   registrationBearerChallenges(provider);
+  // A native app's loopback port variance never lands on Latchkey's own origin (see the patch).
+  ownOriginOnlyAsRegistered(provider, config.issuer);
   if (config.clientMetadataDocuments.enabled) {
     const outbound = createOutboundFetch(config.outbound);
     // A document read again that changed, or is gone, ends what the same write to a stored client would.

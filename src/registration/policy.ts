@@ -86,7 +86,7 @@ const LOGOUT_RESPONSE_PARAMETERS = ['state'] as const;
  * one (localhost, 127.0.0.1, [::1], 2130706433: this machine, whichever it is called). Web pass of
  * 2026-12-06: each spelling was taken as another app's site.
  */
-function serverOf(uri: string): string | undefined {
+export function serverOf(uri: string): string | undefined {
   const url = URL.parse(uri);
   if (!url || url.origin === 'null') return undefined;
   const host = url.hostname.replace(/\.$/, '');

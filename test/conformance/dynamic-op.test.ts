@@ -309,6 +309,30 @@ describe('OpenID Connect Dynamic OP (registration and keys)', function () {
       await refused({ application_type: 'native', token_endpoint_auth_method: 'none', redirect_uris: ['myapp:/callback'] }, 'invalid_redirect_uri');
     });
 
+    it("a native app's loopback port variance never lands on Latchkey's own origin: not its redirect, not its sign-out (RFC 9700 §4.11; registration refuses Latchkey's own address)", async () => {
+      const own = new URL(op.issuer);
+      assert.ok(['localhost', '127.0.0.1'].includes(own.hostname), `the suite's issuer is on loopback (${op.issuer})`);
+      const { status, body } = await register({
+        application_type: 'native',
+        token_endpoint_auth_method: 'none',
+        redirect_uris: ['http://localhost/account/callback'],
+        post_logout_redirect_uris: ['http://localhost/bye'],
+      });
+      assert.equal(status, 201, JSON.stringify(body));
+      const authorize = (redirectUri: string) =>
+        fetch(`${op.issuer}/auth?${new URLSearchParams({ client_id: body.client_id, redirect_uri: redirectUri, response_type: 'code', scope: 'openid', state: 'st', code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM', code_challenge_method: 'S256' })}`, { redirect: 'manual' });
+      // Another port: the app's own loopback listener (RFC 8252 §7.3).
+      assert.equal((await authorize('http://localhost:49152/account/callback')).status, 303);
+      for (const host of ['localhost', '127.0.0.1']) {
+        const ours = await authorize(`http://${host}:${own.port}/account/callback`);
+        assert.equal(ours.status, 400, `${host}: refused, not sent to Latchkey's own page (${ours.headers.get('location')})`);
+        assert.equal(ours.headers.get('location'), null);
+      }
+      const signOut = await fetch(`${op.issuer}/session/end?${new URLSearchParams({ client_id: body.client_id, post_logout_redirect_uri: `http://localhost:${own.port}/bye`, state: 'st' })}`, { redirect: 'manual' });
+      assert.equal(signOut.status, 400, `a sign-out to Latchkey's own address is refused (${signOut.status})`);
+      assert.match(await signOut.text(), /post_logout_redirect_uri/);
+    });
+
     it('logo_uri, policy_uri and tos_uri are registered and returned (Registration §2; Dynamic OP: logo, policy and tos URIs)', async () => {
       const uris = { logo_uri: 'https://dyn.example.test/logo.png', policy_uri: 'https://dyn.example.test/policy', tos_uri: 'https://dyn.example.test/tos', client_uri: 'https://dyn.example.test/' };
       const { status, body } = await register({ redirect_uris: [REDIRECT], ...uris });
