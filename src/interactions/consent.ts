@@ -215,12 +215,11 @@ export function confirmConsent(steps: Interactions, consents: Consents) {
     // grant stored again, or a new one made, its consent remembered as given now. An ending's
     // cutoff comes first (then the consents, then the grants): not seen here, it is later than
     // these writes, and what it forgets and revokes after includes them.
-    // The grant's own ending too (fresh: an ending with no cutoff, a refresh token's RFC 7009
-    // revocation, its reuse, a sign-out), marked before its record is deleted, however long before
-    // this request began. An app's RFC 7009 revocation of an access token keeps the grant (the
-    // engine's revokeGrantPolicy): its tokens' entry is not an ending, and the page adds to the grant
-    // (refused as withdrawn before the second protocol pass; until the twenty-second granting pass
-    // told the two apart by time, which missed an ending stalled across the request's start).
+    // The grant's own ending too (fresh: an ending with no cutoff, an app's RFC 7009 revocation of
+    // one of its tokens, a refresh token's reuse, a sign-out), marked before its record is deleted,
+    // however long before this request began (until the twenty-second granting pass told endings
+    // apart by time, which missed an ending stalled across the request's start). A revocation of the
+    // grant's tokens alone (a sign-out keeping offline access) is no ending: the page adds to the grant.
     const [grantEnded, sessionLive] = await Promise.all([
       consents.grantEnded(grant, ctx, true),
       // And the session the consent is given in, ended meanwhile by an ending with no cutoff that

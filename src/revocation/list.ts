@@ -341,11 +341,10 @@ export class RevocationList {
 
   /**
    * Records that grant `grantId` itself ends, before its record is deleted (the store's Grant
-   * destroy: a refresh token's revocation or reuse, a code's replay, a sign-out, `grants revoke`):
-   * an ending, told apart by its kind from revokeGrant alone, which also revokes the tokens of grants
-   * that are kept (an access token's RFC 7009 revocation, the engine's revokeGrantPolicy and
-   * patches/jwt-access-tokens.ts; a sign-out keeping offline access, grants.ts endSessionBound).
-   * Kept as long as the grant's entry.
+   * destroy: an app's RFC 7009 revocation of a token, a refresh token's reuse, a code's replay, a
+   * sign-out, `grants revoke`): an ending, told apart by its kind from revokeGrant alone, which also
+   * revokes the tokens of grants that are kept (a sign-out keeping offline access, grants.ts
+   * endSessionBound). Kept as long as the grant's entry.
    */
   async endGrant(grantId: string): Promise<void> {
     await this.#kv.set(endedGrantKey(grantHandle(grantId)), '1', { ttl: (await this.lifetimes()).access + this.#skew });
@@ -354,8 +353,8 @@ export class RevocationList {
   /**
    * Whether grant `grantId` ended (endGrant; read from Redis, not a cache). A grant's id is never
    * given again, so a grant that ended never comes back: a consent page that took it up before its
-   * record was deleted must not write it back. Its tokens' revocation alone (the grant kept, as an
-   * app's RFC 7009 revocation of an access token keeps it) is not an ending, whenever it came.
+   * record was deleted must not write it back. Its tokens' revocation alone (the grant kept, as a
+   * sign-out keeping offline access keeps it) is not an ending, whenever it came.
    */
   async grantWasEnded(grantId: string): Promise<boolean> {
     return (await this.#kv.get(endedGrantKey(grantHandle(grantId)))) !== undefined;

@@ -103,18 +103,21 @@ describe("e2e: red team, twenty-second granting pass, a consent page across a gr
     }
   });
 
-  it("an app's RFC 7009 revocation of one of its access tokens while its person's consent page is open, in the page's own second or after: the grant is kept, and the page adds to it (RFC 7009 §2.1)", async () => {
+  it("an app's RFC 7009 revocation of one of its access tokens while its person's consent page is open ends the grant, as a refresh token's does: the page adds nothing to the ended grant, and the person's next request makes a new one (RFC 7009 §2.1; granting and endings pass of 2026-12-06)", async () => {
     const { server } = relayed;
     const { browser, tokens } = await signedIn('walt');
-    // The page first, the revocation after: its entry is of the page's second or a later one.
-    const { page: consent, verifier } = await startAuthorization(browser, config, REDIRECT, { scope: 'openid offline_access email profile' });
+    const { page: consent } = await startAuthorization(browser, config, REDIRECT, { scope: 'openid offline_access email profile' });
     assert.ok(isConsent(consent), `expected the consent page, got ${consent.status} ${consent.url}`);
     assert.equal((await revoke(server.url, tokens.access_token, 'access_token')).status, 200);
+    // The grant ended (its refresh token with it): the page does not write it back.
+    await assert.rejects(oidc.refreshTokenGrant(config, tokens.refresh_token!), (error: { error?: string }) => error.error === 'invalid_grant');
     const confirmed = await browser.submit(consent, '/confirm', {}, REDIRECT);
-    const code = new URL(confirmed.url).searchParams.get('code');
-    assert.ok(code, `the consent page was refused after the app revoked an access token, which keeps the grant: ${confirmed.status} ${confirmed.html.slice(0, 300)}`);
-    // The grant was kept (its tokens up to the revocation ended with the access token): the code redeems.
-    const redeemed = await oidc.authorizationCodeGrant(config, new URL(confirmed.url), { pkceCodeVerifier: verifier, expectedState: oidc.skipStateCheck });
+    assert.equal(new URL(confirmed.url).searchParams.get('code'), null, `the ended grant was written back by the consent page (${confirmed.url})`);
+    assert.match(confirmed.html, /the earlier consent was withdrawn/);
+    // Asked again, the person allows, and the app gets a code of a new grant that redeems.
+    const again = await startAuthorization(browser, config, REDIRECT, { scope: 'openid offline_access email profile' });
+    const page = isConsent(again.page) ? await browser.submit(again.page, '/confirm', {}, REDIRECT) : again.page;
+    const redeemed = await oidc.authorizationCodeGrant(config, new URL(page.url), { pkceCodeVerifier: again.verifier, expectedState: oidc.skipStateCheck });
     assert.match(String(redeemed.scope), /\bprofile\b/);
   });
 });

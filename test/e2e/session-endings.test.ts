@@ -88,6 +88,9 @@ describe('e2e: a session ended while a request is in flight stays ended', functi
       .filter((block) => block.includes('name="session"') && !block.includes('This browser'))
       .map((block) => /name="session" value="([^"]+)"/.exec(block)![1]!);
 
+  /** A token endpoint's invalid_grant, as openid-client throws it. */
+  const invalidGrant = (error: unknown) => (error as { error?: unknown }).error === 'invalid_grant';
+
   /** Where the session of this id is kept: under its digest (store/adapter.ts). */
   const sessionKey = (sessionId: string) => `oidc:Session:${digestOf(sessionId)}`;
 
@@ -228,9 +231,37 @@ describe('e2e: a session ended while a request is in flight stays ended', functi
     // The ending followed the renewal to the new record and ended what that held: the new grant, whose
     // JWT access token is on the revocation list.
     assert.equal((await oidc.tokenIntrospection(app, tokens.access_token)).active, false, "the consent's JWT access token ends with the session");
-    if (tokens.refresh_token) await assert.rejects(oidc.refreshTokenGrant(app, tokens.refresh_token), /invalid_grant/);
+    if (tokens.refresh_token) await assert.rejects(oidc.refreshTokenGrant(app, tokens.refresh_token), invalidGrant);
     const after = await authorize(thief);
     assert.ok(after.html.includes('name="password"'), `the stolen cookie gets the sign-in page (${after.status} ${after.url})`);
+  });
+
+  it("the app revokes its access token (RFC 7009) while a refresh of its grant goes on at another instance: what the refresh saved after the revocation read the grant's tokens ends too (the grant ends)", async () => {
+    await server.accounts.create('gina', PASSWORD);
+    const consented = await frontChannel(app, { redirectUri: REDIRECT, username: 'gina', password: PASSWORD, params: { scope: 'openid offline_access', prompt: 'consent' }, agent: new Agent() });
+    const first = await oidc.authorizationCodeGrant(app, consented.callback, { pkceCodeVerifier: consented.verifier });
+    assert.ok(first.refresh_token, 'offline access');
+    const basic = `Basic ${Buffer.from(`app:${SECRET}`).toString('base64')}`;
+    const post = (url: string, body: Record<string, string>) =>
+      fetch(url, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic }, body: new URLSearchParams(body) });
+    // The revocation, at A (by its own address), is held once it has read the grant's tokens, at their deletion.
+    const deletesTokens = (chunk: string) => commandsIn(chunk).some(([name = '', ...keys]) => /^(del|unlink)$/i.test(name) && keys.some((key) => /oidc:(RefreshToken|AccessToken):/.test(key)));
+    const held = await relay.hold(deletesTokens, () => post(`${server.url}/token/revocation`, { token: first.access_token, token_type_hint: 'access_token' }));
+    // Meanwhile the app's refresh at B (by B's own address) goes through.
+    const refreshed = await post(`${other.url}/token`, { grant_type: 'refresh_token', refresh_token: first.refresh_token });
+    const tokens = (await refreshed.json()) as { access_token?: string; refresh_token?: string };
+    assert.equal((await held.release()).status, 200, 'the revocation answers');
+
+    if (refreshed.status === 200) {
+      const introspected = (await (await post(`${other.url}/token/introspection`, { token: tokens.access_token! })).json()) as { active?: boolean };
+      assert.equal(introspected.active, false, "the refresh's access token is ended");
+      assert.ok(tokens.refresh_token, 'a refresh token was made');
+      const again = await post(`${other.url}/token`, { grant_type: 'refresh_token', refresh_token: tokens.refresh_token });
+      assert.equal(again.status, 400, `the refresh's refresh token is ended (${again.status} ${await again.clone().text()})`);
+      assert.equal(((await again.json()) as { error?: string }).error, 'invalid_grant');
+    }
+    const old = await post(`${other.url}/token`, { grant_type: 'refresh_token', refresh_token: first.refresh_token });
+    assert.equal(old.status, 400);
   });
 
   it("access withdrawn on the account page while the app asks again at another instance: nothing the app gets meanwhile outlives the withdrawal", async () => {

@@ -145,19 +145,20 @@ export function answerJwtAccessTokens(provider: Provider, { issuer, keys, list, 
       if (caller.clientAuthMethod === 'none') return;
       throw new errors.InvalidRequest('client is not authorized to revoke the presented token');
     }
-    // A person's token (it carries its grant's `gid`) ends every token of its grant, as oidc-provider
-    // ends an opaque access token's (RFC 7009 §2.1 allows it; its revokeGrantPolicy keeps the grant
-    // record itself, so the app's next sign-in asks no consent): the refresh tokens, codes and the
-    // grant's other access tokens, JWTs through the grant's entry, which is written even when the
-    // grant is gone already. Before, a JWT's revocation ended that token alone, and the app's
-    // refresh token went on minting new ones. The grant's tokens first, this one last: a failure
-    // half-way leaves it valid, to revoke again. A client's own token (no grant) ends alone.
+    // A person's token (it carries its grant's `gid`) ends its grant, as an opaque access token's
+    // revocation does (RFC 7009 §2.1 allows it; patches/grant-before-token.ts): the refresh tokens,
+    // codes and the grant's other access tokens, JWTs through the grant's entry, which is written even
+    // when the grant is gone already, and the grant itself, so that a refresh under way cannot go on
+    // from it (its consent stays remembered: the app's next sign-in asks none). Before, a JWT's
+    // revocation ended that token alone, and the app's refresh token went on minting new ones. The
+    // grant first, this one last: a failure half-way leaves it valid, to revoke again. A client's own
+    // token (no grant) ends alone.
     const gid = claims[GRANT_CLAIM];
     if (typeof gid === 'string') {
       await list.revokeGrantHandle(gid);
       const grantId = await grantOf?.(claims);
-      // As the engine's revoke helper with the grant kept (the store's revokeByGrantId ends every artifact of it).
-      if (grantId) await Promise.all([provider.AccessToken, provider.RefreshToken, provider.AuthorizationCode, provider.DeviceCode].map((model) => model.revokeByGrantId(grantId)));
+      // The store's Grant destroy ends every artifact of it, marks it ended and deletes it.
+      if (grantId) await (provider.Grant as unknown as { adapter: { destroy(grantId: string): Promise<void> } }).adapter.destroy(grantId);
     }
     if (claims.jti && claims.exp) await list.revokeToken(claims.jti, claims.exp);
   });
