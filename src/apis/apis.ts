@@ -504,11 +504,17 @@ export class Apis {
    * client holds there after it (with what the configuration grants), undefined when nothing.
    */
   async revoke(clientId: string, identifier: string, scopes?: readonly string[]): Promise<ClientGrant | undefined> {
+    // A scope the API lacks is refused as a grant of it is, and one the client does not hold is said
+    // (below): a mistyped scope revoked nothing while the answer, the grant as it was, read as done
+    // (newcomer pass).
+    if (scopes?.length) await this.#apiWith(identifier, scopes);
     await this.#notConfigured(clientId, identifier, (fixed) => (scopes?.length ? fixed.scopes.filter((scope) => scopes.includes(scope)) : [...fixed.scopes, ...(fixed.introspect ? ['introspection'] : []), ...(fixed.default ? ['default'] : [])]), !scopes?.length);
     const grants = await this.#change(clientId, (grants) => {
       const current = grants[identifier];
       if (!current) throw new ApiError(`client ${clientId} holds no grant at ${identifier} in the store`, 'not_found', 404);
       if (!scopes?.length) return without(grants, identifier);
+      const unheld = scopes.filter((scope) => !current.scopes.includes(scope));
+      if (unheld.length) throw new ApiError(`client ${clientId} holds no scope ${unheld.join(', ')} at ${identifier} in the store (it holds: ${current.scopes.join(' ') || 'none'})`, 'not_found', 404);
       return { ...grants, [identifier]: { ...current, scopes: current.scopes.filter((scope) => !scopes.includes(scope)) } };
     });
     return this.#held(clientId, identifier, grants[identifier]);
@@ -552,13 +558,18 @@ export class Apis {
     );
   }
 
-  /** Checks a grant against the API, then writes what `next` makes of the current one. */
-  async #write(clientId: string, identifier: string, grant: ClientGrant, next: (current: ClientGrant | undefined) => ClientGrant): Promise<ClientGrant> {
+  /** Refuses an API there is not, or scopes it does not have (granted or revoked). */
+  async #apiWith(identifier: string, scopes: readonly string[]): Promise<void> {
     const api = await this.find(identifier);
     // Name the APIs there are: a mistyped identifier, or an example's issuer copied as is, is then plain to see.
     if (!api) throw new ApiError(`no API ${identifier}; the APIs are ${(await this.list()).map((known) => known.identifier).join(', ')}`, 'not_found', 404);
-    const unknown = grant.scopes.filter((scope) => !api.scopes.includes(scope));
+    const unknown = scopes.filter((scope) => !api.scopes.includes(scope));
     if (unknown.length) throw new ApiError(`${identifier} has no scope ${unknown.join(', ')} (it has: ${api.scopes.join(' ') || 'none'})`, 'invalid_request', 400);
+  }
+
+  /** Checks a grant against the API, then writes what `next` makes of the current one. */
+  async #write(clientId: string, identifier: string, grant: ClientGrant, next: (current: ClientGrant | undefined) => ClientGrant): Promise<ClientGrant> {
+    await this.#apiWith(identifier, grant.scopes);
     await this.kv.addToSet(apiGranteesKey(identifier), clientId);
     const grants = await this.#change(clientId, (grants) => {
       const changed: Record<string, ClientGrant> = {};

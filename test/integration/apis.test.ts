@@ -2,7 +2,8 @@
  * The APIs and grants store (src/apis/) on every store: two instances (as two servers, or the CLI
  * and a server) see each other's changes at once, also when each keeps them in memory
  * (cachingRedis); concurrent grants lose nothing; removing an API takes its grants with it;
- * configured APIs and grants are merged in and cannot be changed here.
+ * configured APIs and grants are merged in and cannot be changed here; a revocation of what the
+ * API or the client does not have is refused, not answered as done.
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
@@ -106,6 +107,18 @@ for (const backend of [...backends, cachingRedis]) {
         await assert.rejects(one.add({ identifier }), (error: Error) => error instanceof ApiError && error.status === 400, identifier);
       }
       await assert.rejects(one.add({ identifier: 'https://bad-scope.example.test', scopes: ['a b'] }), ApiError);
+    });
+
+    it('revoking refuses a scope the API lacks, as granting does, and one the client does not hold or a grant it lacks: nothing changed, never answered as done', async () => {
+      const api = `https://api-${randomUUID()}.example.test`;
+      await one.add({ identifier: api, scopes: ['read', 'write'] });
+      await one.grant('typo', api, { scopes: ['read'] });
+      await assert.rejects(one.revoke('typo', api, ['wirte']), (error: Error) => error instanceof ApiError && error.status === 400 && /has no scope wirte/.test(error.message));
+      await assert.rejects(one.revoke('typo', api, ['read', 'write']), (error: Error) => error instanceof ApiError && error.status === 404 && /holds no scope write/.test(error.message));
+      await assert.rejects(one.revoke('typo', 'https://nowhere.example.test', ['read']), (error: Error) => error instanceof ApiError && error.status === 404);
+      await assert.rejects(one.revoke('nobody', api, ['read']), (error: Error) => error instanceof ApiError && error.status === 404);
+      assert.deepEqual((await two.grantAt('typo', api))?.scopes, ['read'], 'nothing changed');
+      assert.deepEqual(await one.revoke('typo', api, ['read']), { scopes: [] });
     });
   });
 }
