@@ -426,6 +426,9 @@ export function enforcePolicy(
   }
 }
 
+/** What a configured client with a missing or short secret is told to do. */
+const MAKE_A_SECRET = 'make one with openssl rand -hex 32 (its characters need no encoding in a Basic header) and give the client the same';
+
 /**
  * oidc-provider validates clients from the configuration only when one is first used; this loads
  * each at start, so a configured client that breaks the policy stops the server with one line
@@ -436,12 +439,24 @@ export async function checkConfiguredClients(provider: Provider, clients: readon
   const Client = provider.Client as unknown as new (metadata: Record<string, unknown>, ctx: unknown) => unknown;
   for (const metadata of clients) {
     const id = String(metadata.client_id);
+    const refuse = (problem: string) => new ConfigError(`clients (CLIENTS): client "${id}": ${problem}`);
+    // A configured client's secret is the operator's to make: the configuration is read at every
+    // start, so one generated there would change at each and its client could never know it. The
+    // policy's refusal of a short secret (leave it out to have one generated) is for clients
+    // written once; the engine's for none names no way out (newcomer pass).
+    const secret = metadata.client_secret;
+    if (typeof secret === 'string' && secret.length < MIN_CLIENT_SECRET_LENGTH) {
+      throw refuse(`client_secret must be at least ${MIN_CLIENT_SECRET_LENGTH} random characters: ${MAKE_A_SECRET}`);
+    }
     try {
       new Client({ ...metadata }, { state: { [OFFERED_API_SCOPES]: apiScopes } });
       await provider.Client.find(id);
     } catch (error) {
       const description = (error as { error_description?: string }).error_description ?? (error as Error).message;
-      throw new ConfigError(`clients (CLIENTS): client "${id}": ${description}`);
+      if (secret === undefined && description === 'client_secret is mandatory property') {
+        throw refuse(`client_secret is missing (a configured client's is not generated): ${MAKE_A_SECRET}; for a public client (a browser or native app with PKCE), set "token_endpoint_auth_method": "none"`);
+      }
+      throw refuse(description);
     }
   }
 }

@@ -164,7 +164,7 @@ describe("attacks: an outsider's and a thief's pass (black box)", function () {
     assert.equal(await tryOnce(PASSWORD), 429, 'still paused: the right password is not checked');
   });
 
-  it('a guessable client secret cannot be given to a client (admin API, CLI, configuration): failed client authentications are charged to no client, so only a secret no one can guess holds (RFC 6749 §10.10, RFC 9700 §2.5)', async () => {
+  it('a guessable client secret cannot be given to a client (admin API, CLI, configuration, where none is generated either): failed client authentications are charged to no client, so only a secret no one can guess holds (RFC 6749 §10.10, RFC 9700 §2.5)', async () => {
     for (const secret of ['x', 'password1', 'a'.repeat(31)]) {
       const created = await admin('/clients', 'POST', { client_id: `weak-${secret.length}`, client_secret: secret, redirect_uris: [REDIRECT] });
       assert.equal(created.status, 400, await created.clone().text());
@@ -190,6 +190,14 @@ describe("attacks: an outsider's and a thief's pass (black box)", function () {
     assert.equal(start.status, 1);
     assert.match(start.stderr, /^latchkey: clients \(CLIENTS\): client "cfg-weak": client_secret must be at least 32/m);
     assert.ok(!start.stderr.includes('changeme'), 'the secret is not printed');
+    // A configured client's secret is not generated (the configuration is read at every start): the
+    // refusal says to make one, not to leave it out, and a missing one is told the same in one line.
+    assert.doesNotMatch(start.stderr, /leave it out/);
+    assert.match(start.stderr, /make one with openssl rand -hex 32/);
+    const missing = await latchkey(testEnv(testDir(), port, { env: { CLIENTS: JSON.stringify([{ client_id: 'cfg-none', redirect_uris: [REDIRECT] }]) } }), ['serve']);
+    assert.equal(missing.status, 1);
+    assert.match(missing.stderr, /^latchkey: clients \(CLIENTS\): client "cfg-none": client_secret is missing \(a configured client's is not generated\): make one with openssl rand -hex 32 .*"token_endpoint_auth_method": "none"$/m);
+    assert.doesNotMatch(missing.stderr, /mandatory property|\n\s+at /);
   });
 
   it('a password a spray tries first cannot be chosen: common ones, runs, repeats, the username or the service name, at the admin API, the CLI and the account page (NIST SP 800-63B §3.1.1.2, ASVS V6.2.4, V6.2.11)', async () => {
