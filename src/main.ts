@@ -143,7 +143,8 @@ export async function serve(config: Config, logger: Logger = createLogger(config
   const insecure = publicSecretsWarning(config);
   if (kv.kind !== 'embedded' && insecure && !cluster.isWorker) logger.warn({ settings: insecure.settings }, insecure.message);
   if (!cluster.isWorker) for (const warning of issuerWarnings(config)) logger.warn(warning);
-  const listening = { port: config.port, host: config.host, names: { port: 'PORT', host: 'HOST' } };
+  // METRICS_PORT is never suggested for a busy PORT, nor PORT for a busy METRICS_PORT (below).
+  const listening = { port: config.port, host: config.host, names: { port: 'PORT', host: 'HOST' }, others: [config.metrics.port] };
   if (!cluster.isWorker) {
     // A second Latchkey from the same directory holds the ports (and the embedded store): said first,
     // together, before anything is made (a start that cannot listen wrote a new signing key into
@@ -151,7 +152,7 @@ export async function serve(config: Config, logger: Logger = createLogger(config
     const conflicts = (
       await Promise.all([
         portInUse(listening),
-        config.metrics.enabled ? portInUse({ port: config.metrics.port, host: config.metrics.host, names: { port: 'METRICS_PORT', host: 'METRICS_HOST' } }) : undefined,
+        config.metrics.enabled ? portInUse({ port: config.metrics.port, host: config.metrics.host, names: { port: 'METRICS_PORT', host: 'METRICS_HOST' }, others: [config.port] }) : undefined,
         kv.kind === 'embedded' ? servedElsewhere(config) : undefined,
       ])
     ).filter((conflict) => conflict !== undefined);

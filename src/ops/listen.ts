@@ -11,9 +11,12 @@ export interface ListenSettings {
   readonly host: string;
   /** The settings' env var names, e.g. PORT and HOST, or METRICS_PORT and METRICS_HOST. */
   readonly names: { readonly port: string; readonly host: string };
+  /** The other ports the same start listens on (PORT's is METRICS_PORT, and back): never suggested instead of this one. */
+  readonly others?: readonly number[];
 }
 
-export async function listen(server: Server, { port, host, names }: ListenSettings): Promise<void> {
+export async function listen(server: Server, settings: ListenSettings): Promise<void> {
+  const { port, host } = settings;
   try {
     await new Promise<void>((done, fail) => {
       server.once('error', fail);
@@ -23,7 +26,7 @@ export async function listen(server: Server, { port, host, names }: ListenSettin
       });
     });
   } catch (error) {
-    throw listenError(error as NodeJS.ErrnoException, { port, host, names });
+    throw await listenError(error as NodeJS.ErrnoException, settings);
   }
 }
 
@@ -42,27 +45,52 @@ export class StartConflicts extends ConfigError {
 /** The one-line error listen() would give for a port another process holds now, if it does (probed: listened on and closed at once). */
 export async function portInUse(settings: ListenSettings): Promise<Error | undefined> {
   if (settings.port === 0) return undefined;
-  const probe = createServer();
+  const error = await probe(settings.port, settings.host);
+  return error?.code === 'EADDRINUSE' ? listenError(error, settings) : undefined;
+}
+
+/** Why this process cannot listen on the port now, if it cannot (listened on and closed at once). */
+async function probe(port: number, host: string): Promise<NodeJS.ErrnoException | undefined> {
+  const server = createServer();
   try {
     await new Promise<void>((done, fail) => {
-      probe.once('error', fail);
-      probe.listen({ port: settings.port, host: settings.host, exclusive: true }, done);
+      server.once('error', fail);
+      server.listen({ port, host, exclusive: true }, done);
     });
   } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EADDRINUSE' ? listenError(error as NodeJS.ErrnoException, settings) : undefined;
+    return error as NodeJS.ErrnoException;
   }
-  await new Promise<void>((done) => probe.close(() => done()));
+  await new Promise<void>((done) => server.close(() => done()));
   return undefined;
 }
 
-function listenError(error: NodeJS.ErrnoException, { port, host, names }: ListenSettings): Error {
+/** How many ports beside a busy one are tried for one to suggest. */
+const SUGGESTION_TRIES = 20;
+
+/**
+ * A port to suggest instead of a busy one: the nearest above it (below, near the top) that is free
+ * now and is none of the others the same start needs. The next one up was suggested as it was: with
+ * PORT=7500 METRICS_PORT=7501 and 7500 taken, 7501, the server's own metrics port (newcomer pass).
+ */
+async function freePortBeside({ port, host, others = [] }: ListenSettings): Promise<number | undefined> {
+  const step = port + SUGGESTION_TRIES <= 65535 ? 1 : -1;
+  for (let candidate = port + step, tries = 0; tries < SUGGESTION_TRIES; candidate += step, tries += 1) {
+    if (!others.includes(candidate) && !(await probe(candidate, host))) return candidate;
+  }
+  return undefined;
+}
+
+async function listenError(error: NodeJS.ErrnoException, settings: ListenSettings): Promise<Error> {
+  const { port, host, names } = settings;
   switch (error.code) {
-    case 'EADDRINUSE':
+    case 'EADDRINUSE': {
       // Name the setting as it is written, with a value, so that a newcomer whose port 3000 is taken
       // sees how to start elsewhere (`PORT=3001 npm start`) instead of only that it failed.
+      const free = await freePortBeside(settings);
       return new ConfigError(
-        `${names.port}: port ${port} on ${host} is in use by another process; expected a free port, e.g. ${names.port}=${port < 65535 ? port + 1 : port - 1} (or stop the other process)`,
+        `${names.port}: port ${port} on ${host} is in use by another process; expected a free port${free === undefined ? '' : `, e.g. ${names.port}=${free}`} (or stop the other process)`,
       );
+    }
     case 'EACCES':
       return new ConfigError(`${names.port}: port ${port} needs privileges this process does not have; expected a port above 1023`);
     case 'ENOTFOUND':
