@@ -3,6 +3,8 @@
  * (found walking the README: `bobbobbob1` was taken for the user bob, `passwordpassword` for anyone).
  */
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { validatePassword } from '../../src/accounts/accounts.js';
 import { weakPassword } from '../../src/accounts/weak-passwords.js';
 
 describe('weak passwords', () => {
@@ -28,4 +30,14 @@ describe('weak passwords', () => {
       assert.equal(weakPassword(password, ['bob']), undefined, password);
     }
   });
+
+  it("the README's examples of refused passwords are each refused for what the README says, none for its length", () => {
+    const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+    const said = /is none of those a spray tries first(.*?)\(`accounts\/weak-passwords\.ts`/.exec(readme)?.[1];
+    assert.ok(said, "the users add row's password rules");
+    const examples = [...said.matchAll(/`([^`]+)`/g)].map((match) => match[1]!);
+    assert.ok(examples.length >= 5, examples.join(' '));
+    for (const password of examples) assert.match(validatePassword(password, 'alice') ?? 'accepted', /easy to guess|most common/, password);
+  });
 });
+
