@@ -109,19 +109,16 @@ export class GrantRevocation implements SessionGrantEndings {
    * session ended the grants of the session as they read it, and a grant saved into it after that
    * read (a consent finishing at another instance), or into a renewal of it the ending followed,
    * would outlive the ending with its JWT access tokens. Each grant that does not outlive sign-out
-   * and is still there is revoked (one revoked already is gone: nothing is listed twice); each that
-   * does (offline access) has its session-bound access tokens ended up to now, again: a token issued
-   * since the first ending is bound to the session too. Credential endings revoke such grants whole
-   * afterwards (SessionCredentials.revokeGrantsMadeWith).
+   * and is still there is revoked (one revoked already is gone: nothing is listed twice). One that
+   * does (offline access) is left to the ending's own rule (a sign-out ends its session-bound tokens,
+   * the account page's keeps them; credential endings revoke it whole afterwards:
+   * SessionCredentials.revokeGrantsMadeWith).
    */
   async endHeld(apps: readonly { grantId?: unknown; persistsLogout?: unknown }[]): Promise<void> {
-    const byGrant = new Map<string, boolean>();
-    for (const { grantId, persistsLogout } of apps) if (typeof grantId === 'string') byGrant.set(grantId, byGrant.get(grantId) === true || persistsLogout === true);
+    const ended = new Set(apps.filter(({ grantId, persistsLogout }) => typeof grantId === 'string' && persistsLogout !== true).map(({ grantId }) => grantId as string));
     await Promise.all(
-      [...byGrant].map(async ([grantId, persists]) => {
-        if (persists) return this.endSessionBound(grantId);
+      [...ended].map(async (grantId) => {
         if ((await this.#adapter('Grant').find(grantId)) !== undefined) await this.#adapter('Grant').destroy(grantId);
-        return undefined;
       }),
     );
   }
