@@ -133,6 +133,23 @@ export function interactions(
     return restartUrl(interaction);
   }
 
+  /**
+   * The interaction the engine refused because its session ended, when what ended it was its
+   * person's disabling or removal (which ends their sessions): in the browser that holds its
+   * interaction cookie, a step past the first factor (a second-factor or consent page left open).
+   * The app is then told access_denied (denied) as operating.md says, where it got a 400 page and
+   * waited (granting and endings pass of 2026-12-06: an operator's disable, not a bare flag).
+   */
+  async function ofDisabledPerson(ctx: Context, error: InstanceType<typeof errors.SessionNotFound>): Promise<Interaction | undefined> {
+    if (!SESSION_ENDED.has(String(error.error_description))) return undefined;
+    const provider = providers.current;
+    const uid = String(ctx.params.uid);
+    if (provider.createContext(ctx.req, ctx.res).cookies.get(provider.cookieName('interaction')) !== uid) return undefined;
+    const interaction = (await provider.Interaction.find(uid)) as Interaction | undefined;
+    if (!interaction?.session?.accountId || !startedInThisBrowser(ctx, provider.issuer, uid)) return undefined;
+    return (await signedInAccount(interaction)) ? undefined : interaction;
+  }
+
   async function load(ctx: Context, restart = ctx.method === 'GET'): Promise<Interaction | undefined> {
     let interaction: Interaction;
     try {
@@ -143,6 +160,11 @@ export function interactions(
       if (again) {
         ctx.status = 303;
         ctx.redirect(again);
+        return undefined;
+      }
+      const orphaned = await ofDisabledPerson(ctx, error);
+      if (orphaned) {
+        await denied(ctx, orphaned);
         return undefined;
       }
       respondWithError(ctx, 400, { error: 'session_not_found', error_description: 'the sign-in request expired or was already completed' });

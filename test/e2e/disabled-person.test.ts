@@ -235,6 +235,20 @@ describe('e2e: disabling a person ends their sessions everywhere (issue 19.2)', 
     assert.equal(new URL(confirmed.url).searchParams.get('code'), null, 'no code reaches the app');
   });
 
+  it("a person disabled by an operator (which ends their sessions) while the consent page is open: allowing tells the app access_denied, not a page that leaves it waiting (operating.md; granting and endings pass)", async () => {
+    await server.accounts.create('dina', PASSWORD);
+    const agent = new Agent();
+    const login = await authorize(agent);
+    const consent = await agent.submit(login, '/login', { username: 'dina', password: PASSWORD }, REDIRECT);
+    assert.match(consent.html, /\/confirm/, 'dina is asked for consent');
+    assert.equal((await latchkey(env, ['users', 'disable', 'dina'])).status, 0);
+
+    const confirmed = await agent.submit(consent, '/confirm', {}, REDIRECT);
+    assert.ok(confirmed.url.startsWith(REDIRECT), `back at the app: ${confirmed.status} ${confirmed.url} ${confirmed.html.slice(0, 200)}`);
+    assert.equal(new URL(confirmed.url).searchParams.get('error'), 'access_denied');
+    assert.equal(new URL(confirmed.url).searchParams.get('code'), null, 'no code reaches the app');
+  });
+
   const developerApps = (accountId: string) => server.clients.ownedBy(accountId);
 
   it("a disabled person's tokens: userinfo answers 401 and introspection inactive, at once", async () => {
