@@ -2,8 +2,9 @@
  * The pages of the device authorization grant (RFC 8628 §3.3) at /device, rendered by
  * oidc-provider through these hooks (features.deviceFlow), in the look of the sign-in pages:
  *
- * - entry: the person types the code their device shows (any case; dashes and spaces ignored, as
- *   the engine normalises it), or finds it filled in from verification_uri_complete;
+ * - entry: the person types the code their device shows (any case, full-width characters too:
+ *   provider/patches/user-code-entry.ts; dashes and spaces ignored, as the engine normalises it), or
+ *   finds it filled in from verification_uri_complete;
  * - confirmation: which application asks (name, logo, links), for what (its scopes in words), the
  *   code to compare with the device, and where the request came from; Continue or Deny;
  * - then our own sign-in and consent steps, as for any authorization request;

@@ -192,6 +192,20 @@ describe('RFC 8628 device authorization grant', function () {
       assert.equal(again.body.error, 'invalid_grant', 'a device code is redeemed once');
     });
 
+    it('entry in full-width characters (as some phone keyboards type it) or with another dash is taken as the code (§6.1)', async () => {
+      // ＬＢＫＺ－ＦＴＫＢ: each printable ASCII character as its full-width form (U+FF01…U+FF5E).
+      const fullWidth = (code: string) => code.replace(/[!-~]/g, (char) => String.fromCharCode(char.charCodeAt(0) + 0xfee0));
+      const ideographicSpace = (code: string) => fullWidth(code.toLowerCase()).replace('－', '\u3000');
+      const enDash = (code: string) => code.replace('-', '\u2013');
+      for (const typed of [fullWidth, ideographicSpace, enDash]) {
+        const { user_code } = await authorize();
+        const confirm = await enter(new Agent(), typed(user_code));
+        assert.equal(confirm.status, 200);
+        assert.match(confirm.html, /Connect <bdi>Living-room TV<\/bdi>\?/, typed(user_code));
+        assert.ok(confirm.html.includes(user_code), 'shows the code to compare, as the device shows it');
+      }
+    });
+
     it('verification_uri_complete fills the code in, for the person to check, without script', async () => {
       const { verification_uri_complete, user_code } = await authorize();
       const agent = new Agent();

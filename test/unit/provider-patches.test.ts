@@ -644,6 +644,8 @@ describe('patches on oidc-provider internals (src/provider/patches/)', () => {
     assert.ok(lookup > 0 && lookup < verification.indexOf('await code.save()'), 'the lookup comes before the first save');
     assert.match(verification, /if \(ctx\.oidc\.params\.user_code\) \{\s*formPost\(/);
     assert.match(source('helpers/user_codes.js'), /replace\(\/\\W\/g/, 'entry ignores dashes and spaces');
+    // The typed code is read from ctx.oidc.params in the step the patch wraps, before it is normalised (NFKC first).
+    assert.match(verification, /async function loadDeviceCodeByUserInput\(ctx, next\) \{\s*const \{ userCodeConfirmSource, mask \} = [^;]+;\s*const \{ user_code: userCode, confirm, abort \} = ctx\.oidc\.params;[\s\S]*?const normalized = normalize\(userCode\);/);
     // forgetUnstoredXsrf: the error handler sets a fresh secret before rendering, the outermost middleware persists touched sessions, and persist needs a stored one.
     assert.match(source('shared/error_handler.js'), /generateXsrf\(ctx, \(\) => \{\}\);[\s\S]*userCodeInputSource\(/);
     assert.match(source('helpers/initialize_app.js'), /if \(ctx\.oidc\.session\?\.touched && !ctx\.oidc\.session\.destroyed\) \{\s*await ctx\.oidc\.session\.persist\(\);/);

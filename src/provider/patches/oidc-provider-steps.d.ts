@@ -45,6 +45,11 @@ declare module 'oidc-provider/lib/actions/registration.js' {
   export const put: unknown[];
   export const del: unknown[];
 }
+/** The device flow's entry of a user code at /device (RFC 8628 §3.3): see user-code-entry.ts. */
+declare module 'oidc-provider/lib/actions/code_verification.js' {
+  export const get: unknown[];
+  export const post: unknown[];
+}
 /** The engine's DPoP helpers (lib/helpers/validate_dpop.js, challenge.js): see dpop-proofs-once.ts. */
 declare module 'oidc-provider/lib/helpers/validate_dpop.js' {
   export function getDpopJwt(provider: unknown, ctx: unknown): { payload: Record<string, unknown> } | undefined;

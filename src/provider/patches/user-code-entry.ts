@@ -15,12 +15,18 @@
  *   never stored (a request without cookies) cannot be persisted, and the request ended in a 500.
  *   forgetUnstoredXsrf, called by the entry page, leaves such a session untouched (the page then
  *   offers a link to a fresh form instead of one that could not be checked).
+ * - RFC 8628 §6.1: the code is read as the person may type it on any keyboard. The engine upper-cases
+ *   a–z and drops every character but A–Z, 0–9 and _ (so spaces and dashes of any kind), which made a
+ *   code typed in full-width characters (ＬＢＫＺ－ＦＴＫＢ, as some phone keyboards type it) empty:
+ *   refused, and counted as a wrong code. Its step that reads the code now reads it in NFKC first,
+ *   which makes such characters the ASCII ones they stand for.
  * Pinned by test/unit/provider-patches.test.ts, test/conformance/device-authorization.test.ts and
  * test/e2e/device-flow.test.ts.
  */
 import { createHash } from 'node:crypto';
 import type { Context, Middleware, Next } from 'koa';
 import { errors, Provider, type KoaContextWithOIDC } from 'oidc-provider';
+import { post as verificationSteps } from 'oidc-provider/lib/actions/code_verification.js';
 import type { RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { Kv } from '../../store/kv.js';
 import { USER_CODE_IP_LIMITER, USER_CODE_LIMITER } from '../../store/keys.js';
@@ -125,3 +131,23 @@ export function userCodeEntry(provider: Provider, throttle: UserCodeThrottle): M
   };
   return prefilledCode;
 }
+
+type Step = (ctx: KoaContextWithOIDC, next: () => Promise<void>) => Promise<void>;
+
+/**
+ * The engine's step that reads the typed code (and normalises it) reads it in NFKC. The engine reads
+ * its lists of steps when a Provider is made, so this runs as the module loads; it fails at start-up
+ * if the engine no longer has that step.
+ */
+function codesReadInNfkc(steps: Step[]) {
+  if (steps.some((step) => step.name === 'userCodeInNfkc')) return;
+  const at = steps.findIndex((step) => step.name === 'loadDeviceCodeByUserInput');
+  if (at < 0) throw new Error("oidc-provider's code_verification has no loadDeviceCodeByUserInput step: review src/provider/patches/user-code-entry.ts");
+  const load = steps[at]!;
+  steps[at] = function userCodeInNfkc(ctx, next) {
+    const params = ctx.oidc.params as { user_code?: unknown };
+    if (typeof params.user_code === 'string') params.user_code = params.user_code.normalize('NFKC');
+    return load(ctx, next);
+  };
+}
+codesReadInNfkc(verificationSteps as Step[]);
