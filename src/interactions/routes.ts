@@ -100,7 +100,7 @@ export function interactionRoutes(options: Options): Middleware[] {
   router.post('/:uid/login', form, submitLogin(steps, { accounts, throttle, logger, metrics, afterPassword }));
   router.post('/:uid/second-factor', form, submitSecondFactor(steps, options));
   router.post('/:uid/passkey', form, submitPasskey(steps, options));
-  router.post('/:uid/unmet', form, unmetRequirements(steps));
+  router.post('/:uid/unmet', form, unmetRequirements(steps, options));
 
   upstream.interactionRoutes(router);
 

@@ -105,6 +105,11 @@ export function afterFirstFactor(steps: Interactions, options: SecondFactorOptio
       if (passed.method === 'password') await Promise.all([options.throttle.succeeded(passed.username), finished]);
       return finished;
     }
+    // Recorded, as for the second-factor page: the unmet answer is taken only at this step (unmetRequirements).
+    if (!firstFactorPassed(interaction)) {
+      interaction.result = firstFactorResult(passed);
+      await interaction.persist();
+    }
     return showEnrolmentNeeded(steps, ctx, interaction, accountPage);
   };
 }
@@ -216,17 +221,33 @@ export function submitSecondFactor(steps: Interactions, options: SecondFactorOpt
   };
 }
 
-/** POST /interaction/:uid/unmet: the person will not set up a second factor now; the app is told. */
 /** A recovery code, answered as an app's code is: ok with the stamp of the set it was spent from, or wrong. */
 async function spentRecoveryCode(factors: SecondFactors, sub: string, code: string, uid: string): Promise<TotpOutcome> {
   const set = await factors.recoveryCodes.use(sub, code, uid);
   return set ? { outcome: 'ok', enrolment: set } : { outcome: 'wrong' };
 }
 
-export function unmetRequirements({ providers, submitted }: Interactions) {
+/**
+ * POST /interaction/:uid/unmet: the person will not set up a second factor now; the app is told.
+ * Only where the enrolment prompt is offered (afterFirstFactor): someone passed the first factor, has
+ * no second factor, and the request needs one; anywhere else the app would be told a false reason.
+ */
+export function unmetRequirements(steps: Interactions, { secondFactors, mfaRequired }: Pick<SecondFactorOptions, 'secondFactors' | 'mfaRequired'>) {
+  const { providers, submitted } = steps;
   return async (ctx: Context): Promise<void> => {
     const found = await submitted(ctx);
     if (!found) return;
+    const { interaction } = found;
+    const passed = firstFactorPassed(interaction);
+    const offered =
+      interaction.prompt.name === 'login' &&
+      passed !== undefined &&
+      (await requiredLevel(steps, interaction, mfaRequired)) !== 'pwd' &&
+      !hasSecondFactor(await secondFactors.summary(passed.sub));
+    if (!offered) {
+      respondWithError(ctx, 400, { error: 'invalid_request', error_description: 'this sign-in request is not waiting for a second factor to be set up' });
+      return;
+    }
     await providers.current.interactionFinished(
       ctx.req,
       ctx.res,

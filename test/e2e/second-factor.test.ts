@@ -168,6 +168,42 @@ describe('e2e: second factor after a password, and step-up (openid-client)', fun
     assert.equal(params.get('error'), 'unmet_authentication_requirements');
   });
 
+  it('"Return to the application" (unmet) is taken only at the enrolment prompt: before sign-in, for a client not requiring MFA, or at the second-factor page it is refused, and the app is told nothing', async () => {
+    const unmet = async (agent: Agent, page: Page) => {
+      const uid = new URL(page.url).pathname.split('/')[2];
+      const csrf = page.html.match(/name="csrf" value="([^"]+)"/)![1]!;
+      return agent.follow(`${server.url}/interaction/${uid}/unmet`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ csrf }) }, REDIRECT);
+    };
+    const outOfTurn = async (agent: Agent, page: Page, what: string) => {
+      const refused = await unmet(agent, page);
+      assert.equal(refused.status, 400, `${what}: ${refused.url}`);
+      assert.match(refused.html, /this sign-in request is not waiting for a second factor to be set up/, what);
+    };
+    const plain = new Agent();
+    const { page: signIn, verifier } = await authorize(plain, 'app');
+    assert.ok(isLogin(signIn));
+    await outOfTurn(plain, signIn, 'a plain sign-in page');
+    const strict = new Agent();
+    const { page: strictSignIn } = await authorize(strict, 'strict');
+    await outOfTurn(strict, strictSignIn, 'before anyone signed in');
+    const alice = new Agent();
+    const { page: second } = await password(alice, 'strict', 'alice');
+    assert.ok(isSecondFactor(second));
+    await outOfTurn(alice, second, 'at the second-factor page');
+
+    // The refused request goes on: the sign-in is still the app's to finish.
+    const after = await signInSteps(plain, signIn, { username: 'bob', password: PASSWORD, login: 'required', stopAt: REDIRECT });
+    assert.deepEqual((await claimsAt('app', after, verifier)).amr, ['pwd']);
+    // At the prompt, reloaded too, it is taken.
+    const bob = new Agent();
+    const { page: prompt } = await password(bob, 'strict', 'bob');
+    assert.equal(prompt.status, 403);
+    const reloaded = await bob.follow(`${server.url}/interaction/${new URL(prompt.url).pathname.split('/')[2]}`);
+    assert.equal(reloaded.status, 403);
+    const back = await unmet(bob, reloaded);
+    assert.equal(new URL(back.url).searchParams.get('error'), 'unmet_authentication_requirements');
+  });
+
   it('an app asking acr_values=mfa is treated the same; a person with a second factor gets acr mfa', async () => {
     const bob = new Agent();
     const { page } = await password(bob, 'app', 'bob', { acr_values: 'mfa' });
