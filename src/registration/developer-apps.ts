@@ -100,6 +100,9 @@ export function appsPage(router: Router, { signedIn, page, submitted, csrf }: De
       // Own keys only: `in` also finds what every object inherits (constructor, toString, __proto__).
       : !Object.hasOwn(APP_TYPES, type) ? 'Choose what kind of app this is.'
       : !redirectUris.length ? 'Add at least one redirect URI (where people return after signing in).'
+      // Words split on spaces are several URIs only if each is one: `not a uri` is text, not three addresses.
+      : backchannelLogoutUris.length > 1 && !backchannelLogoutUris.every((uri) => URL.canParse(uri))
+        ? 'The back-channel logout URI is not a URI: give one https URL, such as https://app.example.com/backchannel-logout, without spaces.'
       : backchannelLogoutUris.length > 1 ? 'Give one back-channel logout URI at most (Latchkey posts each logout token to one address).'
       : undefined;
     if (problem) return showApps(ctx, who, { error: problem, values: body }, 400);

@@ -257,6 +257,8 @@ describe('e2e (Chromium): the developer page', function () {
     for (const [fields, said] of [
       [{ backchannel_logout_uri: 'not-a-url' }, /backchannel_logout_uri must be an https URL/],
       [{ backchannel_logout_uri: 'https://a.example.test/bc https://b.example.test/bc' }, /Give one back-channel logout URI at most/],
+      [{ backchannel_logout_uri: 'not a uri' }, /The back-channel logout URI is not a URI: give one https URL/],
+      [{ backchannel_logout_uri: 'https://a.example.test/bc, please' }, /The back-channel logout URI is not a URI: give one https URL/],
       [{ backchannel_logout_uri: 'javascript:alert(1)' }, /backchannel_logout_uri must be an https URL/],
       [{ post_logout_redirect_uris: 'journal.example.test:443/out' }, /a host and port without a scheme/],
       [{ post_logout_redirect_uris: 'com.example.journal:/out' }, /custom scheme is allowed only for native apps/],
