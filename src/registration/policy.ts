@@ -397,7 +397,9 @@ export function enforcePolicy(
       continue;
     }
     if (apiScopes !== ALREADY_CHECKED && !apiScopes.includes(scope)) {
-      throw new errors.InvalidClientMetadata(`scope "${scope}" is not offered here; allowed: ${[...new Set([...policy.scopes, ...apiScopes])].join(' ')}`);
+      // What the registrant may ask for: an operator-only scope is not listed to a self-service registrant.
+      const offered = [...new Set([...policy.scopes, ...apiScopes])].filter((name) => !(selfService && policy.privilegedScopes.includes(name)));
+      throw new errors.InvalidClientMetadata(`scope "${scope}" is not offered here; allowed: ${offered.join(' ')}`);
     }
     setAside.push(scope);
   }

@@ -123,6 +123,11 @@ describe('registration policy', () => {
 
   it('refuses scopes not offered, and privileged scopes on self-service paths only', () => {
     assert.match(refusal(web({ scope: 'openid payroll' })), /^scope "payroll" is not offered here/);
+    assert.match(refusal(web({ scope: 'openid payroll' })), /allowed: .*\badmin\b/, 'an operator is told every scope');
+    // A self-service registrant is told only what it may ask for (the operator's scopes it may not).
+    const told = refusal(web({ scope: 'openid payroll' }), true);
+    assert.match(told, /^scope "payroll" is not offered here; allowed: .*\bopenid\b/);
+    assert.doesNotMatch(told, /\badmin\b/);
     assert.equal(refusal(web({ scope: 'openid admin' }), true), 'scope "admin" is granted only by an operator');
     enforcePolicy(POLICY, web({ scope: 'openid admin' }), false);
   });
@@ -135,10 +140,10 @@ describe('registration policy', () => {
       () => enforcePolicy(POLICY, web({ scope: 'openid ledger:write' }), true, ['ledger:read']),
       (error: errors.InvalidClientMetadata) => /^scope "ledger:write" is not offered here/.test(error.error_description ?? ''),
     );
-    // Two APIs offering the same scope: the refusal lists it once.
+    // Two APIs offering the same scope: the refusal lists it once (and no operator-only scope to a self-service registrant).
     assert.throws(
       () => enforcePolicy(POLICY, web({ scope: 'openid ledger:write' }), true, ['ledger:read', 'notes:read', 'ledger:read']),
-      (error: errors.InvalidClientMetadata) => (error.error_description ?? '').endsWith(`allowed: ${POLICY.scopes.join(' ')} ledger:read notes:read`),
+      (error: errors.InvalidClientMetadata) => (error.error_description ?? '').endsWith(`allowed: ${POLICY.scopes.filter((scope) => !POLICY.privilegedScopes.includes(scope)).join(' ')} ledger:read notes:read`),
     );
     enforcePolicy(POLICY, web({ scope: 'openid payroll' }), true, ALREADY_CHECKED);
     assert.equal(refusal(web({ scope: 'openid admin' }), true), 'scope "admin" is granted only by an operator');
