@@ -574,6 +574,26 @@ describe('OpenID Connect Basic OP (authorization code flow)', function () {
       assert.ok(Number(second.auth_time) > Number(first.auth_time));
     });
 
+    it('max_age=1 is measured to the millisecond: a sign-in more than a second old, though in the next whole second after auth_time, needs a new login (Core §3.1.2.1 "greater than")', async () => {
+      // A sign-in early in its second (so that a second and a bit later is still the next second): tried until one is.
+      for (let tries = 0; ; tries += 1) {
+        const agent = new Agent();
+        const signedIn = await web.signIn(agent, ALICE, { max_age: '3600' });
+        const back = Date.now();
+        const { auth_time: authTime } = await verifyIdToken((await web.redeem(signedIn)).id_token!, 'web');
+        const sendAt = back + 1_100;
+        if (Math.floor(sendAt / 1000) !== Number(authTime) + 1) {
+          assert.ok(tries < 10, 'no sign-in early enough in its second to test with');
+          continue;
+        }
+        await new Promise((resolve) => setTimeout(resolve, sendAt - Date.now()));
+        const flow = await web.authorize(agent, { prompt: 'none', max_age: '1' });
+        assert.ok(Date.now() - back > 1_000, 'more than a second since the sign-in finished');
+        assert.equal(callbackParams(flow).get('error'), 'login_required', `a sign-in over a second old meets no max_age=1 (${flow.page.url})`);
+        return;
+      }
+    });
+
     it('max_age=10000 keeps the session, with auth_time in the ID token (Core §3.1.2.1, §2)', async () => {
       const flow = await web.authorize(alice, { max_age: '10000' });
       assert.ok(callbackParams(flow).get('code'), 'no login page');

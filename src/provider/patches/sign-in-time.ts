@@ -32,6 +32,10 @@
  * where its auth_time is owed (and checked by openid-client) or its sign-in fresh. Pinned by
  * test/e2e/redteam-granted-10.test.ts.
  *
+ * Session#past measures the time since the sign-in to the millisecond: `loginMs` (IN_PAYLOAD), set
+ * beside `loginTs` by Session#loginAccount; the engine compared whole seconds, so a sign-in 1.84 s
+ * old met max_age=1 (OIDC Core §3.1.2.1: re-authenticate when the elapsed time is greater).
+ *
  * Session#loginAccount also keeps the second of the sign-in on the store's clock (`signedInOnStore`,
  * IN_PAYLOAD; accounts/sessions.ts SIGNED_IN_ON_STORE), which the person's cutoff is compared with:
  * `loginTs` is on the machine clock of the instance that signed the session in, and a session signed
@@ -40,7 +44,7 @@
  * test/e2e/redteam-endings-26.test.ts). `loginTs` stays the start of the session's lifetimes.
  */
 import { Provider } from 'oidc-provider';
-import { epochSeconds, machineSeconds } from '../../clock.js';
+import { epochSeconds } from '../../clock.js';
 import { AUTH_AGE_UNKNOWN, SIGNED_IN_ON_STORE } from '../../accounts/sessions.js';
 
 /** The interaction result's `login` member naming when the sign-in's first factor was performed, if before now (epoch seconds). */
@@ -48,7 +52,7 @@ export const SIGNED_IN_AT = 'signedInAt';
 /** The interaction result's `login` member saying the first factor's time is not known (an upstream that said no auth_time and owed none). */
 export const SIGN_IN_AGE_UNKNOWN = 'signInAgeUnknown';
 
-type SessionLike = { loginTs?: number; authTs?: number; [AUTH_AGE_UNKNOWN]?: boolean; [SIGNED_IN_ON_STORE]?: number; authTime(): number | undefined; past(age: unknown): boolean; loginAccount(details: object): void };
+type SessionLike = { loginTs?: number; loginMs?: number; authTs?: number; [AUTH_AGE_UNKNOWN]?: boolean; [SIGNED_IN_ON_STORE]?: number; authTime(): number | undefined; past(age: unknown): boolean; loginAccount(details: object): void };
 
 type SessionModel = { prototype: SessionLike; IN_PAYLOAD: string[] };
 
@@ -57,10 +61,12 @@ export function authTimeOfFirstFactor(provider: Provider): void {
   const inPayload = Object.getOwnPropertyDescriptor(Session, 'IN_PAYLOAD')?.get;
   const { loginAccount } = Session.prototype;
   if (!inPayload || typeof loginAccount !== 'function') throw new Error('oidc-provider Session.IN_PAYLOAD or Session#loginAccount is gone: review src/provider/patches/sign-in-time.ts');
-  Object.defineProperty(Session, 'IN_PAYLOAD', { configurable: true, get: () => [...(inPayload.call(Session) as string[]), 'authTs', AUTH_AGE_UNKNOWN, SIGNED_IN_ON_STORE] });
+  Object.defineProperty(Session, 'IN_PAYLOAD', { configurable: true, get: () => [...(inPayload.call(Session) as string[]), 'authTs', 'loginMs', AUTH_AGE_UNKNOWN, SIGNED_IN_ON_STORE] });
 
   Session.prototype.loginAccount = function (this: SessionLike, details: object) {
     loginAccount.call(this, details);
+    // The moment in milliseconds, for max_age (past): `loginTs` is a whole second.
+    this.loginMs = Date.now();
     // `loginTs` is this machine's second; the person's cutoffs are on the store's clock (accounts/sessions.ts SIGNED_IN_ON_STORE).
     this[SIGNED_IN_ON_STORE] = epochSeconds();
     // The resume (the only caller) has found the interaction, whose result it is signing in, as an entity.
@@ -77,7 +83,12 @@ export function authTimeOfFirstFactor(provider: Provider): void {
   Session.prototype.past = function (this: SessionLike, age: unknown) {
     // A sign-in of unknown age meets no max_age: the login prompt asks again (the upstream with max_age, when its auth_time is owed).
     if (this[AUTH_AGE_UNKNOWN] === true) return true;
+    // The elapsed time to the millisecond (OIDC Core §3.1.2.1: "greater than" max_age): in whole
+    // seconds a sign-in 1.84 s old met max_age=1 (conformance pass of 2026-12-06). An upstream's
+    // earlier auth_time is a whole second; a session saved before loginMs has its second.
     const at = this.authTime();
-    return at ? machineSeconds() - at > Number(age) : true;
+    if (!at) return true;
+    const since = typeof this.loginMs === 'number' && at === this.loginTs ? this.loginMs / 1000 : at;
+    return Date.now() / 1000 - since > Number(age);
   };
 }
