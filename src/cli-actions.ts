@@ -18,7 +18,7 @@ import { SealError, UnknownSecret } from './keyring/sealing.js';
 import { revokeFromRing, rotateRing } from './keyring/service.js';
 import { readRing } from './keyring/stores.js';
 import { StartConflicts } from './ops/listen.js';
-import { createServerLogger } from './ops/logger.js';
+import { createServerLogger, logProcessWarnings } from './ops/logger.js';
 import { builtinResourceServers } from './apis/builtin.js';
 import { CLOCK_TOLERANCE, longestAccessTokenLifetime } from './lifetimes.js';
 import { epochSeconds, followStoreClock } from './clock.js';
@@ -381,6 +381,8 @@ const actions: Record<string, Action> = {
       fail(new UsageError(`--workers: expected a number of processes (0: one per core), got "${options.workers}"`));
     }
     const logger = await createServerLogger(settings.log.level, settings.log.format);
+    // In every server process (a --workers child runs this too), before the server's modules load: Node's warnings as log lines, not stderr text.
+    logProcessWarnings(logger);
     const { serve } = await import('./main.js');
     const { runServer } = await import('./workers.js');
     await runServer({ ...settings, workers }, logger, () => serve(settings, logger), oneLine).catch(fail);

@@ -203,3 +203,23 @@ export function lineWriter(logger: Logger, message: string): LineWriter {
   };
   return asPino;
 }
+
+/**
+ * Node's process warnings (an ExperimentalWarning from a library calling a new API, a
+ * DeprecationWarning) as log lines, at warn level, each once: Node's own listener prints them to
+ * stderr as `(node:PID) …` text, which breaks LOG_FORMAT=json's one JSON object per line. Node's
+ * listener is the only one when this runs (at the start of `serve`, in every process); with
+ * warnings silenced (`--no-warnings`, NODE_NO_WARNINGS=1) there is none, and nothing is logged.
+ */
+export function logProcessWarnings(logger: Logger): void {
+  const nodes = process.listeners('warning');
+  if (nodes.length === 0) return;
+  for (const listener of nodes) process.removeListener('warning', listener);
+  const logged = new Set<string>();
+  process.on('warning', (warning) => {
+    const key = `${warning.name}: ${warning.message}`;
+    if (logged.has(key)) return;
+    logged.add(key);
+    logger.warn({ event: 'process.warning', name: warning.name, ...('code' in warning && typeof warning.code === 'string' ? { code: warning.code } : {}) }, warning.message);
+  });
+}

@@ -14,7 +14,7 @@ import { eventually } from '../helpers/eventually.js';
 import { latchkey, serveProcess } from '../helpers/process.js';
 import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
 import { startServer, testDir, testEnv, type TestServer } from '../helpers/server.js';
-import { signInSteps } from '../helpers/sign-in.js';
+import { signedInToAccountPage, signInSteps } from '../helpers/sign-in.js';
 
 const SECRET = 'operations-test-secret-with-plenty-of-entropy-0123';
 const PASSWORD = 'operations test password';
@@ -220,6 +220,27 @@ describe('operations', function () {
 
       assert.equal(await server.stop(), 0);
       assert.ok(lines().filter((l) => l.msg === 'shutting down').length >= 3, 'the primary and both workers shut down');
+    });
+
+    it("LOG_FORMAT=json: Node's process warnings are JSON log lines too, from a worker (the passkey library's ExperimentalWarnings at the first account page), never stderr text", async () => {
+      const port = await freePort();
+      // NODE_NO_WARNINGS unset (serveProcess sets it): warnings on, as an operator runs it.
+      const env = testEnv(dir, port, { redisUrl: redis.url, env: { CLIENTS, LOG_LEVEL: 'info', LOG_FORMAT: 'json', NODE_NO_WARNINGS: '' } });
+      assert.equal((await latchkey(env, ['users', 'add', 'wanda', '--password-stdin'], `${PASSWORD}\n`)).status, 0);
+      const server = await serveProcess(env, ['--workers', '2']);
+      try {
+        const { page } = await signedInToAccountPage(env.ISSUER!, 'wanda', PASSWORD);
+        assert.match(page.html, /[Pp]asskey/);
+        const lines = () => server.stdout().split('\n').filter(Boolean).map((line) => JSON.parse(line) as Record<string, unknown>);
+        await eventually(async () => assert.ok(lines().some((l) => l.event === 'process.warning'), server.stdout()), 100);
+        const warnings = lines().filter((l) => l.event === 'process.warning');
+        assert.ok(warnings.every((l) => l.level === 40 && typeof l.name === 'string' && typeof l.msg === 'string'), JSON.stringify(warnings));
+        assert.ok(warnings.some((l) => l.name === 'ExperimentalWarning' && /Web Crypto API/.test(String(l.msg))), JSON.stringify(warnings));
+        assert.equal(new Set(warnings.map((l) => `${String(l.pid)} ${String(l.msg)}`)).size, warnings.length, 'each once per process');
+        assert.equal(server.stderr(), '');
+      } finally {
+        await server.stop();
+      }
     });
 
     for (const workers of ['1', '4']) {
