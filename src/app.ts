@@ -4,11 +4,12 @@
  */
 import { randomUUID } from 'node:crypto';
 import Koa, { type Middleware } from 'koa';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import helmet from 'helmet';
 import type { Config } from './config.js';
 import { CookieKeys } from './http/cookie-keys.js';
 import { ownContextDelegates } from './http/context-delegates.js';
+import { clientErrorAnswers } from './http/client-errors.js';
 import { respondWithError, signOutFailedPage, type FailurePage } from './http/errors.js';
 import { stylesheet } from './http/views.js';
 import { scripts } from './http/scripts.js';
@@ -249,6 +250,14 @@ function securityHeaders(config: Config): ResponseHeaders {
     flowRead: presetHeaders('X-Request-Id', [...flow, ['Cache-Control', 'no-store']]),
     flowOther: presetHeaders('X-Request-Id', flow),
   };
+}
+
+/**
+ * What Node's HTTP parser refuses before there is a request (http/client-errors.ts) answered on
+ * `server` with the headers every answer outside the sign-in flow carries (Cache-Control: no-store).
+ */
+export function answerClientErrors(server: Server, config: Config): void {
+  server.on('clientError', clientErrorAnswers([...helmetHeaders(config, true), ['Cache-Control', 'no-store']]));
 }
 
 /**

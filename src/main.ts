@@ -28,7 +28,7 @@ import { recoveryCodesSection } from './accounts/page/recovery-codes-section.js'
 import { linksSection } from './accounts/page/links-section.js';
 import { OwedEndings } from './accounts/owed-endings.js';
 import { checkConfiguredClients } from './registration/policy.js';
-import { createApp } from './app.js';
+import { answerClientErrors, createApp } from './app.js';
 import { providerFactory } from './provider-factory.js';
 import { BackchannelDelivery } from './provider/backchannel-delivery.js';
 import { DueEndings } from './store/due-endings.js';
@@ -464,6 +464,8 @@ export async function serve(config: Config, logger: Logger = createLogger(config
   // Slow clients cannot hold a connection open forever.
   server.requestTimeout = 30_000;
   server.headersTimeout = 10_000;
+  // A request Node's parser refuses (headers over 16 KiB, a control byte, an unknown method) gets a JSON answer with our headers.
+  answerClientErrors(server, config);
   let unannounce: (() => Promise<void>) | undefined;
   let metricsListener: MetricsListener | undefined;
   try {

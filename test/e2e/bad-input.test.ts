@@ -268,6 +268,58 @@ describe('e2e: bad input gets a clean protocol error', function () {
     });
   });
 
+  it("what Node's HTTP parser refuses (a 20 KB URL, a header over 16 KiB, a control byte in Cookie, an unknown method) gets a JSON error with the security headers, then the connection closes", async () => {
+    const { connect } = await import('node:net');
+    /**
+     * Everything the server writes back to `request`, sent on a raw connection, until it closes it;
+     * `kept`: on a connection kept alive after an answered request (a client's pool reuses them).
+     */
+    const raw = (request: string, kept = false) =>
+      new Promise<string>((resolve) => {
+        const socket = connect(Number(new URL(server.url).port), '127.0.0.1');
+        const first = 'GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n';
+        let answer = '';
+        socket.on('data', (chunk: Buffer) => {
+          answer += chunk.toString('latin1');
+          // The first answer whole (its head and Content-Length bytes of body): the refused request goes next.
+          const [head, body] = answer.split('\r\n\r\n');
+          if (kept && body !== undefined && Buffer.byteLength(body) === Number(/content-length: (\d+)/i.exec(head!)?.[1])) {
+            kept = false;
+            answer = '';
+            socket.end(request);
+          }
+        });
+        // The server may close before it read all of a request it refused: a reset is an end too.
+        socket.on('error', () => resolve(answer));
+        socket.on('close', () => resolve(answer));
+        if (kept) socket.write(first);
+        else socket.end(request);
+      });
+    const cases: [string, string, number][] = [
+      ['a 20 KB URL', `GET /auth?client_id=web&state=${'a'.repeat(20_000)} HTTP/1.1\r\nHost: localhost\r\n\r\n`, 431],
+      ['a header over 16 KiB', `GET /token HTTP/1.1\r\nHost: localhost\r\nX-Padding: ${'a'.repeat(17 * 1024)}\r\n\r\n`, 431],
+      ['a control byte in Cookie', 'GET /account HTTP/1.1\r\nHost: localhost\r\nCookie: a=b\u0001c\r\n\r\n', 400],
+      ['an unknown method', 'BREW /token HTTP/1.1\r\nHost: localhost\r\n\r\n', 400],
+    ];
+    for (const [what, request, status, kept] of [...cases.map((c) => [...c, false] as const), ...cases.map(([what, ...rest]) => [`${what}, on a kept-alive connection`, ...rest, true] as const)]) {
+      const answer = await raw(request, kept);
+      const [head, body] = answer.split('\r\n\r\n') as [string, string | undefined];
+      assert.match(head, new RegExp(`^HTTP/1\\.1 ${status} `), `${what}: ${answer}`);
+      const headers = new Map(head.split('\r\n').slice(1).map((line) => [line.slice(0, line.indexOf(':')).toLowerCase(), line.slice(line.indexOf(':') + 1).trim()]));
+      assert.match(headers.get('content-security-policy') ?? '', /default-src 'none'/, what);
+      assert.equal(headers.get('x-content-type-options'), 'nosniff', what);
+      assert.equal(headers.get('x-frame-options'), 'DENY', what);
+      assert.equal(headers.get('cache-control'), 'no-store', what);
+      assert.match(headers.get('x-request-id') ?? '', /^[0-9a-f-]{36}$/, what);
+      assert.equal(headers.get('content-type'), 'application/json; charset=utf-8', what);
+      assert.equal(headers.get('connection'), 'close', what);
+      assert.equal(Number(headers.get('content-length')), Buffer.byteLength(body ?? ''), what);
+      const json = JSON.parse(body ?? '') as { error: string; error_description: string };
+      assert.equal(json.error, 'invalid_request', what);
+      assert.match(json.error_description, status === 431 ? /larger than the 16 KiB/ : /not well-formed HTTP/, what);
+    }
+  });
+
   it('the server still answers after all of the above', async () => {
     const response = await fetch(`${server.url}/.well-known/openid-configuration`);
     assert.equal(response.status, 200);

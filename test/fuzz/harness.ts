@@ -668,7 +668,6 @@ export class FuzzBench {
       else if (!(await this.#allowedRedirect(location))) problems.push(`redirects off-site to ${location.slice(0, 200)}`);
     }
     if (status >= 400 && method !== 'HEAD') {
-      if (status === 431 && text === '') return problems; // Node's HTTP parser: request headers too large
       if (/json/.test(type)) {
         let body: unknown;
         try {
