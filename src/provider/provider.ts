@@ -90,6 +90,7 @@ import { foldAuthorizationSpaces } from './patches/authorization-header-spaces.j
 import { otherSchemesUnauthenticated } from './patches/other-schemes-unauthenticated.js';
 import { requestUriNotPushed } from './patches/pushed-request-uri.js';
 import { authorizationErrorDescriptions, errorDescriptionsInOrder } from './patches/error-descriptions.js';
+import { userinfoApiTokens } from './patches/userinfo-api-tokens.js';
 import { methodNotAllowed, ownEndpointPaths } from './patches/method-not-allowed.js';
 import { chunkedBodiesTooLarge, oversizedBodies } from './patches/oversized-bodies.js';
 import { registrationBearerChallenges } from './patches/registration-bearer-challenges.js';
@@ -788,6 +789,8 @@ function applyPatches(
   layers.push(foldAuthorizationSpaces(provider.pathFor('registration')));
   // RFC 6750 §3.1: `Basic …` at userinfo or a client's configuration endpoint is no token: 401, no error code (see the patch).
   layers.push(otherSchemesUnauthenticated(provider.pathFor('registration')));
+  // An API's access token at userinfo: the description says whose token it is, and which one userinfo takes (see the patch).
+  layers.push(userinfoApiTokens({ issuer: config.issuer, keys: verifier, clockTolerance: CLOCK_TOLERANCE }));
   layers.push(clientAuthenticationRequired(config.issuer));
   // Runtime APIs' scopes in `scope` metadata, checked where dynamic registration writes a client.
   layers.push(apiScopesInMetadata(provider, apis));

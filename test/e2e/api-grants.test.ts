@@ -351,6 +351,24 @@ describe('e2e: APIs and operator grants (client_credentials, privileged APIs, in
       assert.deepEqual(await introspect(RS, tokens.refresh_token!), { active: false }, 'a refresh token has no audience: only its client learns of it');
       assert.equal((await introspect(CONSOLE, tokens.refresh_token!)).active, true);
     });
+    it("a person's API token at userinfo: 401 invalid_token with the Bearer challenge, saying which audience it is for and which token userinfo takes; an ID token there keeps the plain refusal", async () => {
+      const config = await oidc.discovery(new URL(server.issuer), CONSOLE.id, CONSOLE.secret, oidc.ClientSecretBasic(CONSOLE.secret), { execute: [oidc.allowInsecureRequests] });
+      const flow = await frontChannel(config, { redirectUri: REDIRECT, username: 'olga', password: PASSWORD, params: { scope: 'openid read', resource: API, prompt: 'consent' } });
+      const tokens = await oidc.authorizationCodeGrant(config, flow.callback, { pkceCodeVerifier: flow.verifier }, { resource: API });
+      const userinfo = (token: string) => fetch(config.serverMetadata().userinfo_endpoint!, { headers: { authorization: `Bearer ${token}` } });
+      const expected = `this access token is for ${API}; userinfo takes a token asked for without resource`;
+      const refused = await userinfo(tokens.access_token);
+      assert.equal(refused.status, 401);
+      assert.deepEqual(await refused.json(), { error: 'invalid_token', error_description: expected });
+      assert.equal(refused.headers.get('www-authenticate'), `Bearer realm="${server.issuer}", error="invalid_token", error_description="${expected}"`);
+      // What a library reports of it (openid-client reads the challenge).
+      await assert.rejects(oidc.fetchUserInfo(config, tokens.access_token, oidc.skipSubjectCheck), (error: oidc.WWWAuthenticateChallengeError) => error.cause[0]?.parameters.error_description === expected);
+      // Signed by us, but not an access token: no audience named.
+      const idToken = await userinfo(tokens.id_token!);
+      assert.equal(idToken.status, 401);
+      assert.deepEqual(await idToken.json(), { error: 'invalid_token', error_description: 'invalid token provided' });
+    });
+
     it("a public client learns nothing at introspection, not even of its own tokens: whoever holds one of its tokens (leaked in a log, say) is not told whose it is or what it is for, by naming its public client_id (RFC 7662 §2.1, §4); discovery lists no `none` for introspection, and revocation still takes it (RFC 7009 §5)", async () => {
       const config = await oidc.discovery(new URL(server.issuer), 'spa', undefined, oidc.None(), { execute: [oidc.allowInsecureRequests] });
       const flow = await frontChannel(config, { redirectUri: 'http://localhost:5173/cb', username: 'olga', password: PASSWORD, params: { scope: 'openid read', resource: API, prompt: 'consent' } });

@@ -135,6 +135,13 @@ describe('patches on oidc-provider internals (src/provider/patches/)', () => {
     assert.match(context, /if \(!length\) \{\s*throw new NoAccessTokenProvided\(\);/);
   });
 
+  it("userinfo-api-tokens.ts: userinfo finds its access token in the store (a JWT access token is not stored), and every invalid_token there says 'invalid token provided', in the body and the challenge", () => {
+    assert.match(source('actions/userinfo.js'), /const validateAccessToken = getValidateAccessToken\(/);
+    assert.match(source('shared/access_token.js'), /const accessToken = await ctx\.oidc\.provider\.AccessToken\.find\(value\);\s*ctx\.assert\(accessToken, new InvalidToken\('access token not found'\)\);/);
+    assert.match(source('helpers/errors.js'), /class InvalidToken extends OIDCProviderError \{\s*error_description = 'invalid token provided';/);
+    assert.match(source('shared/set_www_authenticate_header.js'), /error_description: err\.error_description,/);
+  });
+
   it('openid-redirect-uri.ts: the engine fills in a single registered redirect_uri in its oneRedirectUriClients step (after it loads a pushed request), makes a code from the parameters with save(), keeps only IN_PAYLOAD, read once per model, and stores a pushed request with its parameters', () => {
     assert.match(source('actions/authorization/response_parameters.js'), /export function oneRedirectUriClients\(ctx, next\) \{[\s\S]*?if \(params\.redirect_uri === undefined && client\.redirectUris\.length === 1\) \{/);
     assert.match(source('actions/authorization/index.js'), /use\(loadPushedAuthorizationRequest,[^\n]*\n[\s\S]*use\(oneRedirectUriClients,/);
