@@ -26,6 +26,9 @@ function ownPageReturn(issuer: string, clientId: string, redirectUri: unknown): 
 /** The engine's reasons for refusing an interaction whose session ended or changed person since it started. */
 const SESSION_ENDED = new Set(['session not found', 'session principal changed']);
 
+/** Where, in the interaction's result, the first step leaves who passed it (second-factor.ts). */
+export const FIRST_FACTOR_PASSED = 'latchkey_first_factor_passed';
+
 export type Interaction = Awaited<ReturnType<Provider['interactionDetails']>>;
 export type Form = Record<string, string | string[] | undefined>;
 
@@ -147,6 +150,10 @@ export function interactions(
     if (provider.createContext(ctx.req, ctx.res).cookies.get(provider.cookieName('interaction')) !== uid) return undefined;
     const interaction = (await provider.Interaction.find(uid)) as Interaction | undefined;
     if (!interaction?.session?.accountId || !startedInThisBrowser(ctx, provider.issuer, uid)) return undefined;
+    // Past the first factor, by the session's person: a login form open in a browser whose earlier
+    // session's person was disabled (prompt=login, max_age) is someone else's to sign in at (review).
+    const passed = (interaction.result as { [FIRST_FACTOR_PASSED]?: { sub?: unknown } } | undefined)?.[FIRST_FACTOR_PASSED];
+    if (interaction.prompt.name !== 'consent' && passed?.sub !== interaction.session.accountId) return undefined;
     return (await signedInAccount(interaction)) ? undefined : interaction;
   }
 

@@ -23,12 +23,10 @@ import type { Logger } from '../ops/logger.js';
 import type { Metrics } from '../ops/metrics.js';
 import { requiredAcrFor } from '../provider/patches/step-up.js';
 import type { FederatedSession } from '../upstreams/sessions.js';
-import { field, type Interaction, type Interactions } from './interaction.js';
+import { field, FIRST_FACTOR_PASSED, type Interaction, type Interactions } from './interaction.js';
 import { validOffer, type OfferedLink } from './link-confirmation.js';
 import { finishSignIn } from './sign-in-result.js';
 
-/** Where, in the interaction's result, the first step leaves who passed it. */
-const FIRST_FACTOR_PASSED = 'latchkey_first_factor_passed';
 
 export interface FirstFactorPassed {
   readonly sub: string;

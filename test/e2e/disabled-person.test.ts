@@ -249,6 +249,22 @@ describe('e2e: disabling a person ends their sessions everywhere (issue 19.2)', 
     assert.equal(new URL(confirmed.url).searchParams.get('code'), null, 'no code reaches the app');
   });
 
+  it('a login form open (prompt=login) in a browser whose signed-in person an operator disabled: someone else signs in there, and the app gets their code, not access_denied', async () => {
+    await server.accounts.create('dale', PASSWORD);
+    await server.accounts.create('erik', PASSWORD);
+    const agent = new Agent();
+    const first = await agent.submit(await authorize(agent), '/login', { username: 'dale', password: PASSWORD }, REDIRECT);
+    const allowed = first.html.includes('/confirm') ? await agent.submit(first, '/confirm', {}, REDIRECT) : first;
+    assert.ok(new URL(allowed.url).searchParams.get('code'), `dale is signed in (${allowed.status} ${allowed.url})`);
+    const form = await authorize(agent, { prompt: 'login' });
+    assert.match(form.html, /name="password"/, 'the login form');
+    assert.equal((await latchkey(env, ['users', 'disable', 'dale'])).status, 0);
+
+    const signedIn = await agent.submit(form, '/login', { username: 'erik', password: PASSWORD }, REDIRECT);
+    const answered = signedIn.html.includes('/confirm') ? await agent.submit(signedIn, '/confirm', {}, REDIRECT) : signedIn;
+    assert.equal(new URL(answered.url).searchParams.get('error'), null, `not refused in dale's name (${answered.status} ${answered.url})`);
+  });
+
   const developerApps = (accountId: string) => server.clients.ownedBy(accountId);
 
   it("a disabled person's tokens: userinfo answers 401 and introspection inactive, at once", async () => {
