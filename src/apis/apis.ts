@@ -504,16 +504,20 @@ export class Apis {
    * client holds there after it (with what the configuration grants), undefined when nothing.
    */
   async revoke(clientId: string, identifier: string, scopes?: readonly string[]): Promise<ClientGrant | undefined> {
-    // A scope the API lacks is refused as a grant of it is, and one the client does not hold is said
-    // (below): a mistyped scope revoked nothing while the answer, the grant as it was, read as done
-    // (newcomer pass).
-    if (scopes?.length) await this.#apiWith(identifier, scopes);
+    // A scope the client does not hold is refused, as one the API lacks (a grant of it is refused so):
+    // a mistyped scope revoked nothing while the answer, the grant as it was, read as done (newcomer
+    // pass). Only what is not held is looked up: a held scope the API no longer lists, or one reserved
+    // since, is still revoked (an operator narrowing a leaked client), by a CLI without the servers'
+    // configuration too (review).
+    const api = scopes?.length ? await this.find(identifier) : undefined;
     await this.#notConfigured(clientId, identifier, (fixed) => (scopes?.length ? fixed.scopes.filter((scope) => scopes.includes(scope)) : [...fixed.scopes, ...(fixed.introspect ? ['introspection'] : []), ...(fixed.default ? ['default'] : [])]), !scopes?.length);
     const grants = await this.#change(clientId, (grants) => {
       const current = grants[identifier];
       if (!current) throw new ApiError(`client ${clientId} holds no grant at ${identifier} in the store`, 'not_found', 404);
       if (!scopes?.length) return without(grants, identifier);
       const unheld = scopes.filter((scope) => !current.scopes.includes(scope));
+      const unknown = api ? unheld.filter((scope) => !api.scopes.includes(scope)) : [];
+      if (unknown.length) throw new ApiError(`${identifier} has no scope ${unknown.join(', ')} (it has: ${api!.scopes.join(' ') || 'none'})`, 'invalid_request', 400);
       if (unheld.length) throw new ApiError(`client ${clientId} holds no scope ${unheld.join(', ')} at ${identifier} in the store (it holds: ${current.scopes.join(' ') || 'none'})`, 'not_found', 404);
       return { ...grants, [identifier]: { ...current, scopes: current.scopes.filter((scope) => !scopes.includes(scope)) } };
     });
