@@ -115,7 +115,9 @@ export class GrantRevocation implements SessionGrantEndings {
    * SessionCredentials.revokeGrantsMadeWith).
    */
   async endHeld(apps: readonly { grantId?: unknown; persistsLogout?: unknown }[]): Promise<void> {
-    const ended = new Set(apps.filter(({ grantId, persistsLogout }) => typeof grantId === 'string' && persistsLogout !== true).map(({ grantId }) => grantId as string));
+    // A grant any record says outlives sign-out (two tabs, one after an offline_access consent) is not revoked.
+    const persisting = new Set(apps.filter(({ persistsLogout }) => persistsLogout === true).map(({ grantId }) => grantId));
+    const ended = new Set(apps.filter(({ grantId }) => typeof grantId === 'string' && !persisting.has(grantId)).map(({ grantId }) => grantId as string));
     await Promise.all(
       [...ended].map(async (grantId) => {
         if ((await this.#adapter('Grant').find(grantId)) !== undefined) await this.#adapter('Grant').destroy(grantId);

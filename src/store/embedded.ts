@@ -96,7 +96,7 @@ export class EmbeddedKv implements Kv {
     const expiresAt = live?.expiresAt;
     // At least a millisecond left: a TTL of 0 would write the ending durable, for good.
     this.#write(key, { type: 'ended', ...(successor && { successor }) }, expiresAt === undefined ? Math.max(1, Math.ceil(ttl)) : Math.max(1, expiresAt - Date.now()) / 1000);
-    return { already: false, ...(live?.type === 'record' && { ended: live.payload }) };
+    return { already: false, ...(live?.type === 'record' && !successor && { ended: live.payload }) };
   }
 
   async consumeRecord(key: string, at: number, options: { readonly drop?: boolean } = {}): Promise<ConsumeOutcome> {

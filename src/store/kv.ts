@@ -29,7 +29,8 @@ export const LOG_ID = /^\d{1,16}-\d{1,16}$/;
 
 /**
  * What Kv.endRecord found: whether the record had been ended already, the record its ending names as
- * its successor, and the payload of the live record it ended (none when it was ended or gone already).
+ * its successor, and the payload of the live record it ended (none when it was ended or gone already,
+ * or when the ending names a successor).
  */
 export interface RecordEnding {
   readonly already: boolean;
@@ -110,7 +111,8 @@ export interface Kv {
    * `successor`: the key of the record that replaces it (a session's renewed id), kept with the
    * ending, so that what ends this one later ends that one too. An ending already there is left as
    * it is (no successor set): the answer says so, and names the successor it holds. A live record
-   * ended: the answer holds its payload as it was at that moment (what a session held when it ended).
+   * ended without a successor (an ending, not a renewal): the answer holds its payload as it was at
+   * that moment (what a session held when it ended).
    */
   endRecord(key: string, ttl: number, successor?: string): Promise<RecordEnding>;
   /**

@@ -61,12 +61,12 @@ return putRecord(KEYS[1], ARGV[2], tonumber(ARGV[3]))`,
   },
   // Keeps the record's remaining lifetime (ARGV[1] seconds when it had none, or was gone); ARGV[2]
   // its successor's key ('' for none). An ending already there stays as it is: {1, its successor}.
-  // Else {0, '', the payload it ended ('' when there was no record)}.
+  // Else {0, '', the payload it ended ('' when there was no record, or for a renewal: ARGV[2] set)}.
   endRecord: {
     numberOfKeys: 1,
     lua: `if redis.call('HEXISTS', KEYS[1], 'e') == 1 then return {1, redis.call('HGET', KEYS[1], 'n') or ''} end
 local ttl = redis.call('PTTL', KEYS[1])
-local payload = redis.call('HGET', KEYS[1], 'p') or ''
+local payload = ARGV[2] == '' and redis.call('HGET', KEYS[1], 'p') or ''
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'e', '1')
 if ARGV[2] ~= '' then redis.call('HSET', KEYS[1], 'n', ARGV[2]) end
