@@ -59,9 +59,9 @@ export function providerFactory(config: Config, kv: Kv, metrics?: Metrics) {
     // A session's grant given before its person's or its client's cutoff is not taken up again (the
     // account as the session check read it; the client's mark from the cache: no round trip more).
     // `fresh`: the account and the marks read anew, and whether the grant itself ended (a check
-    // after the consent's writes: an ending with no cutoff, a sign-out or a refresh token's
-    // revocation, ended the grant in between). Its tokens revoked with the grant kept (an access
-    // token's RFC 7009 revocation) end nothing here: see grantWasEnded.
+    // after the consent's writes: an ending with no cutoff, a sign-out or an app's RFC 7009
+    // revocation, ended the grant in between). Its tokens revoked with the grant kept (a sign-out
+    // keeping offline access) end nothing here: see grantWasEnded.
     async ({ accountId, clientId, iat, jti }, ctx, fresh) => {
       const [account, delegated, revoked] = await Promise.all([
         (fresh ? undefined : accountReadFor(ctx, accountId)) ?? accounts.find(accountId),

@@ -15,6 +15,8 @@ const REFUSALS: Readonly<Record<string, readonly [number, string, string]>> = {
   HPE_CHUNK_EXTENSIONS_OVERFLOW: [413, 'Content Too Large', 'the chunk extensions of the request body are too large'],
   ERR_HTTP_REQUEST_TIMEOUT: [408, 'Request Timeout', 'the request did not arrive in time'],
 };
+/** How long the answer may take to be handed to the system before the connection goes anyway. */
+const ANSWER_TIMEOUT_MS = 5_000;
 const MALFORMED = [400, 'Bad Request', 'the request is not well-formed HTTP: its method, its request line or one of its headers could not be read'] as const;
 
 /**
@@ -28,12 +30,14 @@ export function clientErrorAnswers(headers: readonly (readonly [string, string])
   const fixed = headers.map(([name, value]) => `${name}: ${value}\r\n`).join('');
   return (error, socket) => {
     try {
-      // Answered already: more of the refused request arrived, and the parser refused it again.
-      if (socket.writableEnded) return;
-      if (error.code === 'ECONNRESET' || !socket.writable || (socket as Duplex & { _httpMessage?: { headersSent?: boolean } | null })._httpMessage?.headersSent) {
+      // Answered already (more of the refused request arrived, and the parser refused it again), reset,
+      // gone, or part-way through an earlier answer: the connection goes, as Node's own listener does.
+      if (socket.writableEnded || error.code === 'ECONNRESET' || !socket.writable || (socket as Duplex & { _httpMessage?: { headersSent?: boolean } | null })._httpMessage?.headersSent) {
         socket.destroy();
         return;
       }
+      // A peer that reads nothing would hold the answer, and the connection, open: not for long.
+      setTimeout(() => socket.destroy(), ANSWER_TIMEOUT_MS).unref();
       const [status, reason, description] = REFUSALS[error.code ?? ''] ?? MALFORMED;
       const body = JSON.stringify({ error: 'invalid_request', error_description: description });
       socket.end(

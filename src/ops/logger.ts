@@ -204,6 +204,9 @@ export function lineWriter(logger: Logger, message: string): LineWriter {
   return asPino;
 }
 
+/** How many different process warnings one process logs. */
+const MAX_WARNINGS_LOGGED = 100;
+
 /**
  * Node's process warnings (an ExperimentalWarning from a library calling a new API, a
  * DeprecationWarning) as log lines, at warn level, each once: Node's own listener prints them to
@@ -213,12 +216,15 @@ export function lineWriter(logger: Logger, message: string): LineWriter {
  */
 export function logProcessWarnings(logger: Logger): void {
   const nodes = process.listeners('warning');
-  if (nodes.length === 0) return;
+  // Node's own listener is kept where it was asked for (a stack trace, or a file of warnings).
+  const asked = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)].some((flag) => /^--(trace-warnings|redirect-warnings)/.test(flag));
+  if (nodes.length === 0 || asked) return;
   for (const listener of nodes) process.removeListener('warning', listener);
   const logged = new Set<string>();
   process.on('warning', (warning) => {
     const key = `${warning.name}: ${warning.message}`;
-    if (logged.has(key)) return;
+    // Each once, and a bounded few: a warning made anew with each request's data is not logged for ever.
+    if (logged.has(key) || logged.size >= MAX_WARNINGS_LOGGED) return;
     logged.add(key);
     logger.warn({ event: 'process.warning', name: warning.name, ...('code' in warning && typeof warning.code === 'string' ? { code: warning.code } : {}) }, warning.message);
   });

@@ -184,8 +184,12 @@ type FindAccount = NonNullable<Configuration['findAccount']>;
 
 /** Client authentication at the token, introspection and revocation endpoints alike (public clients revoke their own tokens: RFC 7009 §5). */
 const CLIENT_AUTH_METHODS = ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'] as const;
-/** Algorithms clients may sign private_key_jwt assertions with: asymmetric only. */
-const CLIENT_AUTH_ALGORITHMS = ['RS256', 'PS256', 'ES256', 'EdDSA'] as const;
+/**
+ * Algorithms clients may sign private_key_jwt assertions with: asymmetric only. Ed25519 is RFC 9864's
+ * fully specified name for what EdDSA named, which it deprecates: openid-client and oauth4webapi sign
+ * with it an Ed25519 key's assertion, refused before (client libraries pass of 2026-12-06).
+ */
+const CLIENT_AUTH_ALGORITHMS = ['RS256', 'PS256', 'ES256', 'EdDSA', 'Ed25519'] as const;
 /**
  * How long a metadata document's accepted metadata is kept after its last acceptance: the longest
  * anything issued under it can live. A grant begun while a cached copy was fresh (cacheMax) lives
@@ -641,7 +645,7 @@ function applyPatches(
   // RFC 6750 §3: a registration or RFC 7592 request whose bearer token cannot be taken gets the Bearer challenge.
   registrationBearerChallenges(provider);
   // A native app's loopback port variance never lands on Latchkey's own origin (see the patch).
-  ownOriginOnlyAsRegistered(provider, config.issuer);
+  ownOriginOnlyAsRegistered(provider, config.issuer, config.port);
   if (config.clientMetadataDocuments.enabled) {
     const outbound = createOutboundFetch(config.outbound);
     // A document read again that changed, or is gone, ends what the same write to a stored client would.

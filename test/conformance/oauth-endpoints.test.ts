@@ -19,7 +19,7 @@ const ODD_ID = 'odd:client id+1';
 const ODD_SECRET = 'odd secret:with+reserved%chars/=&and-plenty-of-entropy-0123456';
 
 /** What discovery lists for client assertions (checked below against what is served), and each one's key type. */
-const ASSERTION_KEYS = { RS256: 'RS256', PS256: 'PS256', ES256: 'ES256', EdDSA: 'Ed25519' } as const;
+const ASSERTION_KEYS = { RS256: 'RS256', PS256: 'PS256', ES256: 'ES256', EdDSA: 'Ed25519', Ed25519: 'Ed25519' } as const;
 type AssertionAlg = keyof typeof ASSERTION_KEYS;
 
 type Answer = { status: number; headers: Headers; body: Record<string, unknown> };

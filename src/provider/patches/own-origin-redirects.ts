@@ -22,14 +22,17 @@ interface Redirects {
   postLogoutRedirectUriAllowed(uri: string): boolean;
 }
 
-export function ownOriginOnlyAsRegistered(provider: Provider, issuer: string): void {
-  const own = serverOf(issuer);
+export function ownOriginOnlyAsRegistered(provider: Provider, issuer: string, port: number): void {
+  // With the issuer on loopback the browser runs on Latchkey's machine, where the port Latchkey
+  // listens on is its own too (an https issuer in front of it, on another port: review).
+  const loopback = serverOf(issuer)?.includes('//loopback:');
+  const own = new Set([serverOf(issuer), ...(loopback ? [serverOf(`http://localhost:${port}`)] : [])]);
   const prototype = provider.Client.prototype as unknown as Redirects;
   const { redirectUriAllowed, postLogoutRedirectUriAllowed } = prototype;
   prototype.redirectUriAllowed = function (this: Redirects, uri: string) {
-    return serverOf(uri) === own ? (this.redirectUris?.includes(uri) ?? false) : redirectUriAllowed.call(this, uri);
+    return own.has(serverOf(uri)) ? (this.redirectUris?.includes(uri) ?? false) : redirectUriAllowed.call(this, uri);
   };
   prototype.postLogoutRedirectUriAllowed = function (this: Redirects, uri: string) {
-    return serverOf(uri) === own ? (this.postLogoutRedirectUris?.includes(uri) ?? false) : postLogoutRedirectUriAllowed.call(this, uri);
+    return own.has(serverOf(uri)) ? (this.postLogoutRedirectUris?.includes(uri) ?? false) : postLogoutRedirectUriAllowed.call(this, uri);
   };
 }

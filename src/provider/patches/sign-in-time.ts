@@ -65,8 +65,10 @@ export function authTimeOfFirstFactor(provider: Provider): void {
 
   Session.prototype.loginAccount = function (this: SessionLike, details: object) {
     loginAccount.call(this, details);
-    // The moment in milliseconds, for max_age (past): `loginTs` is a whole second.
-    this.loginMs = Date.now();
+    // The moment in milliseconds, for max_age (past): `loginTs` is a whole second (read a moment ago:
+    // one now in the next second is that second's last millisecond).
+    const ms = Date.now();
+    if (typeof this.loginTs === 'number') this.loginMs = Math.floor(ms / 1000) === this.loginTs ? ms : this.loginTs * 1000 + 999;
     // `loginTs` is this machine's second; the person's cutoffs are on the store's clock (accounts/sessions.ts SIGNED_IN_ON_STORE).
     this[SIGNED_IN_ON_STORE] = epochSeconds();
     // The resume (the only caller) has found the interaction, whose result it is signing in, as an entity.
@@ -88,7 +90,7 @@ export function authTimeOfFirstFactor(provider: Provider): void {
     // earlier auth_time is a whole second; a session saved before loginMs has its second.
     const at = this.authTime();
     if (!at) return true;
-    const since = typeof this.loginMs === 'number' && at === this.loginTs ? this.loginMs / 1000 : at;
+    const since = typeof this.loginMs === 'number' && Math.floor(this.loginMs / 1000) === at ? this.loginMs / 1000 : at;
     return Date.now() / 1000 - since > Number(age);
   };
 }

@@ -34,7 +34,8 @@ export function userinfoApiTokens({ issuer, keys, clockTolerance }: Options): Mi
       () => undefined,
     );
     if (!audience?.length) return;
-    const description = `this access token is for ${[audience].flat().join(' ')}; userinfo takes a token asked for without resource`;
+    // An API's identifier is a URL (apis.ts), but a quote or backslash would end the challenge's quoted string: left out.
+    const description = `this access token is for ${[audience].flat().join(' ').replace(/["\\]/g, '')}; userinfo takes a token asked for without resource`;
     ctx.body = { ...body, error_description: description };
     const challenge = ctx.response.get('WWW-Authenticate') as string | string[] | undefined;
     if (challenge?.length) ctx.set('WWW-Authenticate', [challenge].flat().map((value) => value.replace(`error_description="${ENGINE_DESCRIPTION}"`, `error_description="${description}"`)));
