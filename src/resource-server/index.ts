@@ -54,8 +54,14 @@ export interface ResourceServerOptions {
   readonly maxStaleness?: number;
   /** Seconds of clock skew tolerated on exp/iat. Default 15. */
   readonly clockTolerance?: number;
-  /** Called when a poll fails (the helper keeps polling). */
+  /** Called when a poll fails (the helper keeps polling), and at start for each try Latchkey did not answer. */
   readonly onError?: (error: Error) => void;
+  /**
+   * Milliseconds `createResourceServer` waits for Latchkey to answer its discovery document (not
+   * started yet, restarting: no connection, or 502, 503, 504) before it fails. Default 60 000; 0:
+   * fail at once.
+   */
+  readonly startTimeout?: number;
   /** How DPoP proofs for DPoP-bound tokens are checked (see dpop.ts): proof lifetime, jti store, nonces. */
   readonly dpop?: DPoPOptions;
   /**
@@ -142,6 +148,30 @@ async function request(url: string | URL, what: string, init?: RequestInit): Pro
   }
 }
 
+/**
+ * `request`, tried again each second (then up to every 5 s) while Latchkey does not answer (no
+ * connection, or 502, 503, 504: starting, restarting, behind a proxy that has no instance yet) for
+ * up to `startTimeout` ms: an API started beside Latchkey (docker compose, a reboot) waits for it
+ * instead of failing its start (newcomer pass of 2026-12-06). Any other answer is taken as it is.
+ */
+async function untilAnswered(url: string, what: string, { startTimeout = 60_000, onError }: ResourceServerOptions): Promise<Response> {
+  const until = Date.now() + startTimeout;
+  for (let wait = 1_000; ; wait = Math.min(wait * 2, 5_000)) {
+    let failure: Error;
+    try {
+      const response = await request(url, what);
+      if (![502, 503, 504].includes(response.status)) return response;
+      failure = new Error(`${what}: HTTP ${response.status} from ${url}`);
+      if (Date.now() + wait > until) return response;
+    } catch (error) {
+      failure = error as Error;
+      if (Date.now() + wait > until) throw error;
+    }
+    onError?.(new Error(`${failure.message}; trying again in ${wait / 1000} s`, { cause: failure }));
+    await new Promise((resolve) => setTimeout(resolve, wait));
+  }
+}
+
 async function json<T>(response: Response, what: string): Promise<T> {
   if (!response.ok) {
     // An OAuth error says what to fix (invalid_client: a wrong secret); the URL, where (a wrong issuer).
@@ -201,7 +231,7 @@ export class ResourceServer {
     if (!options.feedToken && !(options.clientId && options.clientSecret)) {
       throw new TypeError('latchkey/resource-server: give clientId and clientSecret, or feedToken, to read the revocation feed');
     }
-    const metadata = await json<Metadata>(await request(`${options.issuer}/.well-known/openid-configuration`, 'discovery'), 'discovery');
+    const metadata = await json<Metadata>(await untilAnswered(`${options.issuer}/.well-known/openid-configuration`, 'discovery', options), 'discovery');
     if (metadata.issuer !== options.issuer) throw new Error(`discovery: issuer is ${metadata.issuer}, not ${options.issuer}`);
     // Cache the JWKS as long as Latchkey says (its max-age is tied to how early new keys are published).
     const probe = await request(metadata.jwks_uri, 'JWKS');

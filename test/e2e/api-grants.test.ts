@@ -12,7 +12,7 @@ import * as oidc from 'openid-client';
 import { createResourceServer, TokenRejected } from '../../src/resource-server/index.js';
 import { Agent, type Page } from '../helpers/agent.js';
 import { frontChannel } from '../helpers/front-channel.js';
-import { latchkey } from '../helpers/process.js';
+import { latchkey, serveProcess } from '../helpers/process.js';
 import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
 import { startServer, testDir, testEnv, type TestServer } from '../helpers/server.js';
 import { signInSteps } from '../helpers/sign-in.js';
@@ -51,6 +51,8 @@ describe('e2e: APIs and operator grants (client_credentials, privileged APIs, in
   let redis: RedisServer;
   let server: TestServer;
   let env: Record<string, string>;
+  /** The settings' own variables (APIs, clients), for another instance on the same store. */
+  let settingsEnv: Record<string, string>;
   const dir = testDir();
   let admin: string;
   let feed: string;
@@ -86,6 +88,7 @@ describe('e2e: APIs and operator grants (client_credentials, privileged APIs, in
       },
     };
     env = testEnv(dir, port, settings);
+    settingsEnv = settings.env;
     server = await startServer(settings);
     admin = `${server.issuer}/admin`;
     feed = `${server.issuer}/revocations`;
@@ -524,6 +527,44 @@ describe('e2e: APIs and operator grants (client_credentials, privileged APIs, in
         helper.close();
       }
       await assert.rejects(createResourceServer({ issuer: server.issuer, audience: API, clientId: OTHER.id, clientSecret: OTHER.secret }), /invalid_scope|feed/);
+    });
+
+    it('started before Latchkey answers (docker compose, a reboot), it waits for it and then starts, instead of failing its start', async () => {
+      const port = await freePort();
+      // From a directory of its own: the CLI below then acts for this instance's issuer, not the running one's.
+      const laterEnv = testEnv(testDir(), port, { redisUrl: redis.url, env: settingsEnv });
+      // The feed of the instance to come, granted before it answers (the CLI, on the same store).
+      const granted = await latchkey(laterEnv, ['apis', 'grant', '--client', RS.id, '--api', `${laterEnv.ISSUER}/revocations`, '--scope', 'revocations']);
+      assert.equal(granted.status, 0, granted.stderr);
+      const tries: Error[] = [];
+      const pending = createResourceServer({ issuer: `http://localhost:${port}`, audience: API, clientId: RS.id, clientSecret: RS.secret, onError: (error) => tries.push(error) });
+      // It found nothing there, and waits (before the fix its start failed at once).
+      await Promise.race([
+        pending.then(() => undefined, () => undefined),
+        (async () => {
+          while (!tries.length) await new Promise((resolve) => setTimeout(resolve, 100));
+        })(),
+      ]);
+      assert.equal(tries.length, 1, 'it waits for Latchkey, saying so, rather than failing its start');
+      // Another instance, on the same store, comes up at the issuer's address.
+      const later = await serveProcess(laterEnv);
+      try {
+        const helper = await pending;
+        try {
+          const issued = await fetch(`${later.url}/token`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(SERVICE) },
+            body: new URLSearchParams({ grant_type: 'client_credentials', resource: API, scope: 'read' }),
+          });
+          const { access_token: granted } = (await issued.json()) as { access_token: string };
+          assert.equal((await helper.verify(`Bearer ${granted}`, { scopes: ['read'] })).client_id, SERVICE.id);
+        } finally {
+          helper.close();
+        }
+      } finally {
+        await later.stop();
+      }
+      assert.match(tries[0]!.message, /^discovery: cannot reach .*; trying again in 1 s$/);
     });
   });
 });

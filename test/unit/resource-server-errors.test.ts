@@ -26,12 +26,16 @@ describe('latchkey/resource-server: start-up errors say where and why', () => {
   });
   after(() => new Promise<void>((resolve) => server.close(() => resolve())));
 
-  it('nothing at the issuer: names the discovery URL and the connection error', async () => {
+  it('nothing at the issuer: names the discovery URL and the connection error, at once with startTimeout 0, else once it waited, saying each try', async () => {
     const port = await freePort();
+    const message = `discovery: cannot reach http://127.0.0.1:${port}/.well-known/openid-configuration (ECONNREFUSED)`;
+    await assert.rejects(createResourceServer({ issuer: `http://127.0.0.1:${port}`, audience: 'https://api.example.com', clientId: 'api', clientSecret: 's', startTimeout: 0 }), { message });
+    const tries: string[] = [];
     await assert.rejects(
-      createResourceServer({ issuer: `http://127.0.0.1:${port}`, audience: 'https://api.example.com', clientId: 'api', clientSecret: 's' }),
-      { message: `discovery: cannot reach http://127.0.0.1:${port}/.well-known/openid-configuration (ECONNREFUSED)` },
+      createResourceServer({ issuer: `http://127.0.0.1:${port}`, audience: 'https://api.example.com', clientId: 'api', clientSecret: 's', startTimeout: 2_500, onError: (error) => tries.push(error.message) }),
+      { message },
     );
+    assert.deepEqual(tries, [`${message}; trying again in 1 s`], 'it tried again once within 2.5 s (the next wait, 2 s, would pass it)');
   });
 
   it('an issuer with a trailing slash: names the URL that was not found', async () => {
