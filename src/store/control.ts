@@ -174,7 +174,9 @@ export async function announceServer(config: Config, kv: Kv, pid: number, warn: 
   // record: overwritten, and removed when this one stops, the CLI would no longer know it runs.
   const other = readRunInfo(config);
   if (other && other.pid !== pid) {
-    warn(`another latchkey server runs from this directory (pid ${other.pid}, ${other.issuer}, on ${other.location}); the CLI without REDIS_URL acts on ${kv.kind === 'embedded' ? "this server's embedded store" : 'the embedded store, not on this server'}`);
+    // The CLI takes a server's issuer from the one record: this one's it must be given (newcomer pass).
+    const cli = kv.kind === 'embedded' ? "this server's embedded store" : `the embedded store, not on this server; with this server's REDIS_URL it acts on its store, and needs ISSUER=${config.issuer} to name its addresses`;
+    warn(`another latchkey server runs from this directory (pid ${other.pid}, ${other.issuer}, on ${other.location}); the CLI without REDIS_URL acts on ${cli}`);
   } else {
     try {
       writeFileSync(paths.run, JSON.stringify(info), { mode: 0o600 });

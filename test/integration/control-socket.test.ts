@@ -8,6 +8,7 @@ import { connect, createServer } from 'node:net';
 import { createInterface } from 'node:readline';
 import { loadConfig, type Config } from '../../src/config.js';
 import { EmbeddedKv } from '../../src/store/embedded.js';
+import type { Kv } from '../../src/store/kv.js';
 import { announceServer, controlPaths, openTarget, readRunInfo } from '../../src/store/control.js';
 import { testDir, testEnv } from '../helpers/server.js';
 
@@ -111,5 +112,21 @@ describe('the embedded store\'s control socket', () => {
     }
     assert.deepEqual(JSON.parse(readFileSync(run, 'utf8')), onRedis, 'stopping the second server leaves the first one\'s record');
     rmSync(run, { force: true });
+  });
+
+  it('a server on Redis started after an embedded one from the same directory says the CLI needs its REDIS_URL and its ISSUER (the record names the other)', async () => {
+    const { run } = controlPaths(config);
+    const embedded = { pid: process.ppid, store: 'embedded', issuer: 'http://localhost:7500', location: config.embedded.file };
+    writeFileSync(run, JSON.stringify(embedded));
+    const warnings: string[] = [];
+    const unannounce = await announceServer(config, { kind: 'redis' } as unknown as Kv, process.pid, (message) => warnings.push(message));
+    try {
+      assert.equal(warnings.length, 1);
+      assert.match(warnings[0]!, new RegExp(`the CLI without REDIS_URL acts on the embedded store, not on this server; with this server's REDIS_URL it acts on its store, and needs ISSUER=${config.issuer} to name its addresses$`));
+      assert.deepEqual(JSON.parse(readFileSync(run, 'utf8')), embedded, "the embedded server's record stays");
+    } finally {
+      await unannounce();
+      rmSync(run, { force: true });
+    }
   });
 });
