@@ -65,8 +65,11 @@ export interface PasskeySignIn {
  */
 function ranInAFrame(response: Record<string, unknown>): boolean {
   const clientData = isObject(response.response) ? response.response.clientDataJSON : undefined;
+  if (typeof clientData !== 'string') return true;
   try {
-    return typeof clientData !== 'string' || decodeClientDataJSON(clientData).crossOrigin === true;
+    // A boolean (WebAuthn L3 §5.8.1): anything but false, or its absence, is refused ("true", 1: red team).
+    const { crossOrigin } = decodeClientDataJSON(clientData) as { crossOrigin?: unknown };
+    return crossOrigin !== undefined && crossOrigin !== false;
   } catch {
     return true;
   }

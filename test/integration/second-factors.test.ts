@@ -99,18 +99,23 @@ describe('second-factor credentials (real Redis)', function () {
     assert.equal(await factors.passkeys.authenticate('interaction-a', passkey.assertion(framed.challenge, 10, { crossOrigin: true })), undefined);
     const framedBy = await factors.passkeys.authenticationOptions('interaction-a');
     assert.equal(await factors.passkeys.authenticate('interaction-a', passkey.assertion(framedBy.challenge, 11, { crossOrigin: true, topOrigin: 'https://evil.example' })), undefined);
+    // Not a boolean (§5.8.1): refused too.
+    for (const [at, crossOrigin] of (['true', 1] as const).entries()) {
+      const odd = await factors.passkeys.authenticationOptions('interaction-a');
+      assert.equal(await factors.passkeys.authenticate('interaction-a', passkey.assertion(odd.challenge, 12 + at, { crossOrigin })), undefined, JSON.stringify(crossOrigin));
+    }
 
     // Its own interaction's, another view's challenge, once expired: refused.
     const now = Date.now;
     Date.now = () => now() + 301_000;
     try {
-      assert.equal(await factors.passkeys.authenticate('interaction-a', passkey.assertion(late.challenge, 13)), undefined);
+      assert.equal(await factors.passkeys.authenticate('interaction-a', passkey.assertion(late.challenge, 23)), undefined);
     } finally {
       Date.now = now;
     }
     // The other interaction's still signs in there, once.
-    assert.equal((await factors.passkeys.authenticate('interaction-b', passkey.assertion(elsewhere.challenge, 14)))?.sub, sub);
-    assert.equal(await factors.passkeys.authenticate('interaction-b', passkey.assertion(elsewhere.challenge, 15)), undefined);
+    assert.equal((await factors.passkeys.authenticate('interaction-b', passkey.assertion(elsewhere.challenge, 24)))?.sub, sub);
+    assert.equal(await factors.passkeys.authenticate('interaction-b', passkey.assertion(elsewhere.challenge, 25)), undefined);
   });
 
   it('TOTP: the sign-in that spent a code may offer it again (its retry after the store went away before it could go on), no other sign-in may', async () => {
