@@ -9,7 +9,7 @@ import helmet from 'helmet';
 import type { Config } from './config.js';
 import { CookieKeys } from './http/cookie-keys.js';
 import { ownContextDelegates } from './http/context-delegates.js';
-import { clientErrorAnswers } from './http/client-errors.js';
+import { clientErrorAnswers, connectAnswers } from './http/client-errors.js';
 import { respondWithError, signOutFailedPage, type FailurePage } from './http/errors.js';
 import { stylesheet } from './http/views.js';
 import { scripts } from './http/scripts.js';
@@ -253,11 +253,13 @@ function securityHeaders(config: Config): ResponseHeaders {
 }
 
 /**
- * What Node's HTTP parser refuses before there is a request (http/client-errors.ts) answered on
- * `server` with the headers every answer outside the sign-in flow carries (Cache-Control: no-store).
+ * What Node's HTTP parser refuses before there is a request, and a CONNECT (http/client-errors.ts),
+ * answered on `server` with the headers every answer outside the sign-in flow carries (Cache-Control: no-store).
  */
 export function answerClientErrors(server: Server, config: Config): void {
-  server.on('clientError', clientErrorAnswers([...helmetHeaders(config, true), ['Cache-Control', 'no-store']]));
+  const headers = [...helmetHeaders(config, true), ['Cache-Control', 'no-store']] as const;
+  server.on('clientError', clientErrorAnswers(headers));
+  server.on('connect', connectAnswers(headers));
 }
 
 /**

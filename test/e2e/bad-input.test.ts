@@ -268,7 +268,7 @@ describe('e2e: bad input gets a clean protocol error', function () {
     });
   });
 
-  it("what Node's HTTP parser refuses (a 20 KB URL, a header over 16 KiB, a control byte in Cookie, an unknown method) gets a JSON error with the security headers, then the connection closes", async () => {
+  it("what Node's HTTP parser refuses (a 20 KB URL, a header over 16 KiB, a control byte in Cookie, an unknown method), and a CONNECT, get a JSON error with the security headers, then the connection closes", async () => {
     const { connect } = await import('node:net');
     /**
      * Everything the server writes back to `request`, sent on a raw connection, until it closes it;
@@ -318,6 +318,35 @@ describe('e2e: bad input gets a clean protocol error', function () {
       assert.equal(json.error, 'invalid_request', what);
       assert.match(json.error_description, status === 431 ? /larger than the 16 KiB/ : /not well-formed HTTP/, what);
     }
+    // CONNECT (no proxy here): 405 with the same headers, where Node closed without a word.
+    const connected = await raw('CONNECT evil.example:443 HTTP/1.1\r\nHost: evil.example:443\r\n\r\n');
+    assert.match(connected, /^HTTP\/1\.1 405 /, `CONNECT: ${connected}`);
+    assert.match(connected, /\r\nx-content-type-options: nosniff\r\n/i);
+    assert.match(connected, /"error":"invalid_request","error_description":"this server is no proxy/);
+  });
+
+  it('a valid request pipelined before one the parser refuses gets its own answer first (RFC 9112 §9.3.2): the refusal was read as its answer, and a refresh or code exchange it had carried out was lost', async () => {
+    const { connect } = await import('node:net');
+    const answer = await new Promise<string>((resolve) => {
+      const socket = connect(Number(new URL(server.url).port), '127.0.0.1');
+      let text = '';
+      socket.on('data', (chunk: Buffer) => (text += chunk.toString('latin1')));
+      socket.on('error', () => resolve(text));
+      socket.on('close', () => resolve(text));
+      // A token request the store answers (an unknown client: 401 once it was looked up), then a
+      // control byte in Cookie; written, not ended (a client that half-closes has its requests dropped).
+      const body = 'grant_type=client_credentials&client_id=nobody-here&client_secret=not-a-secret-of-anyone-at-all';
+      socket.write(
+        `POST /token HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: ${body.length}\r\n\r\n${body}` +
+          'GET /account HTTP/1.1\r\nHost: localhost\r\nCookie: a=b\u0001c\r\n\r\n',
+      );
+    });
+    // Its own answer first; then the refusal, or the connection closed (Node ends it after an answer
+    // once its parser refused what followed): a client tries again what was not answered.
+    const statuses = [...answer.matchAll(/^HTTP\/1\.1 (\d{3}) /gm)].map(([, status]) => Number(status));
+    assert.equal(statuses[0], 401, `the token request's own answer comes first: ${answer.slice(0, 400)}`);
+    assert.ok(statuses.slice(1).every((status) => status === 400) && statuses.length <= 2, `then the refusal at most: ${statuses.join(', ')}`);
+    assert.match(answer, /"error":"invalid_client"/);
   });
 
   it('the server still answers after all of the above', async () => {
