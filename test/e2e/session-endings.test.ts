@@ -105,6 +105,18 @@ describe('e2e: a session ended while a request is in flight stays ended', functi
     return { thief, sessionId };
   }
 
+  /** A new person `username`, a thief signed in as them, and the person's account page listing the thief's session (its uid). */
+  async function thiefSeenOnAccountPage(username: string) {
+    await server.accounts.create(username, PASSWORD);
+    const { thief, sessionId } = await thiefSignedIn(username);
+    const person = new Agent();
+    const page = await signInSteps(person, await person.follow(`${balancer.url}/account`), { username, password: PASSWORD, login: 'required', consent: 'stop' });
+    assert.equal(page.url, `${balancer.url}/account`, `the account page (${page.status} ${page.url})`);
+    const uid = otherSessionUids(page)[0];
+    assert.ok(uid, "the thief's session is listed");
+    return { thief, sessionId, person, page, uid };
+  }
+
   /** The thief's next /auth, at instance A: it reads the session, then is held at its write of it. New requests go to B. */
   async function heldAuthorization(thief: Agent, sessionId: string): Promise<Held<Page>> {
     balancer.route(server.url);
@@ -158,13 +170,7 @@ describe('e2e: a session ended while a request is in flight stays ended', functi
   });
 
   it("the person signs the thief's session out on the account page (another instance) while its consent's resume, which renews the session's id, is held at its write: the renewal does not bring it back under its new id (OWASP session management, RP-Initiated Logout §2)", async () => {
-    await server.accounts.create('erin', PASSWORD);
-    const { thief, sessionId } = await thiefSignedIn('erin');
-    const person = new Agent();
-    const page = await signInSteps(person, await person.follow(`${balancer.url}/account`), { username: 'erin', password: PASSWORD, login: 'required', consent: 'stop' });
-    assert.equal(page.url, `${balancer.url}/account`, `the account page (${page.status} ${page.url})`);
-    const uid = otherSessionUids(page)[0];
-    assert.ok(uid, "the thief's session is listed");
+    const { thief, sessionId, person, page, uid } = await thiefSeenOnAccountPage('erin');
 
     // The thief asks again with prompt=consent (at A) and allows: the resume renews the session's id.
     balancer.route(server.url);
@@ -194,13 +200,7 @@ describe('e2e: a session ended while a request is in flight stays ended', functi
   });
 
   it("the person signs the thief's session out on the account page, held after it read the session: a consent the thief finishes meanwhile at another instance (a new grant, the id renewed) ends with the session, and so do its tokens", async () => {
-    await server.accounts.create('frank', PASSWORD);
-    const { thief, sessionId } = await thiefSignedIn('frank');
-    const person = new Agent();
-    const page = await signInSteps(person, await person.follow(`${balancer.url}/account`), { username: 'frank', password: PASSWORD, login: 'required', consent: 'stop' });
-    assert.equal(page.url, `${balancer.url}/account`, `the account page (${page.status} ${page.url})`);
-    const uid = otherSessionUids(page)[0];
-    assert.ok(uid, "the thief's session is listed");
+    const { thief, sessionId, person, page, uid } = await thiefSeenOnAccountPage('frank');
 
     // The sign-out, at A (by its own address), is held at its ending of the session's record: it
     // has read the session and ended the grant it held.
