@@ -30,7 +30,7 @@ const MALFORMED = [400, 'Bad Request', 'the request is not well-formed HTTP: its
  * second answer.
  */
 export function clientErrorAnswers(headers: readonly (readonly [string, string])[]): (error: Error & { code?: string }, socket: Duplex) => void {
-  const fixed = headers.map(([name, value]) => `${name}: ${value}\r\n`).join('');
+  const fixed = headerLines(headers);
   return (error, socket) => {
     // Answered already (more of the refused request arrived, and the parser refused it again), reset
     // or gone: the connection goes, as Node's own listener does.
@@ -50,8 +50,13 @@ export function clientErrorAnswers(headers: readonly (readonly [string, string])
  * connection without a word (red team, 2026-12-06).
  */
 export function connectAnswers(headers: readonly (readonly [string, string])[]): (request: unknown, socket: Duplex) => void {
-  const fixed = headers.map(([name, value]) => `${name}: ${value}\r\n`).join('');
-  return (_request, socket) => answerAndClose(socket, `Allow: GET, HEAD, POST, PUT, DELETE, OPTIONS\r\n${fixed}`, CONNECT_REFUSED);
+  const fixed = `Allow: GET, HEAD, POST, PUT, DELETE, OPTIONS\r\n${headerLines(headers)}`;
+  return (_request, socket) => answerAndClose(socket, fixed, CONNECT_REFUSED);
+}
+
+/** The header lines of an answer written on the socket, each ending in CRLF. */
+function headerLines(headers: readonly (readonly [string, string])[]): string {
+  return headers.map(([name, value]) => `${name}: ${value}\r\n`).join('');
 }
 
 const CONNECT_REFUSED = [405, 'Method Not Allowed', 'this server is no proxy: CONNECT is not served here'] as const;

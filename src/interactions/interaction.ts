@@ -122,39 +122,40 @@ export function interactions(
   }
 
   /**
-   * restartUrl for an interaction the engine refused because its session ended or changed person
-   * since it started: a login step only (the chooser of prompt=select_account, the login form of
-   * prompt=login or max_age), in the browser that holds its interaction cookie.
+   * The interaction the engine refused because its session ended or changed person since it
+   * started, in the browser that holds its interaction cookie; undefined for any other refusal.
    */
-  async function restartable(ctx: Context, error: InstanceType<typeof errors.SessionNotFound>): Promise<string | undefined> {
+  async function endedInteraction(ctx: Context, error: InstanceType<typeof errors.SessionNotFound>): Promise<Interaction | undefined> {
     if (!SESSION_ENDED.has(String(error.error_description))) return undefined;
     const provider = providers.current;
     const uid = String(ctx.params.uid);
     if (provider.createContext(ctx.req, ctx.res).cookies.get(provider.cookieName('interaction')) !== uid) return undefined;
-    const interaction = await provider.Interaction.find(uid);
-    if (!interaction || interaction.prompt.name !== 'login' || !interaction.session) return undefined;
+    return (await provider.Interaction.find(uid)) as Interaction | undefined;
+  }
+
+  /**
+   * restartUrl for an ended interaction (endedInteraction) at a login step only (the chooser of
+   * prompt=select_account, the login form of prompt=login or max_age).
+   */
+  async function restartable(interaction: Interaction): Promise<string | undefined> {
+    if (interaction.prompt.name !== 'login' || !interaction.session) return undefined;
     return restartUrl(interaction);
   }
 
   /**
-   * The interaction the engine refused because its session ended, when what ended it was its
-   * person's disabling or removal (which ends their sessions): in the browser that holds its
-   * interaction cookie, a step past the first factor (a second-factor or consent page left open).
-   * The app is then told access_denied (denied) as operating.md says, where it got a 400 page and
-   * waited (granting and endings pass of 2026-12-06: an operator's disable, not a bare flag).
+   * Whether an ended interaction (endedInteraction) was ended by its person's disabling or removal
+   * (which ends their sessions) at a step past the first factor (a second-factor or consent page left
+   * open), started in this browser. The app is then told access_denied (denied) as operating.md says,
+   * where it got a 400 page and waited (granting and endings pass of 2026-12-06: an operator's
+   * disable, not a bare flag).
    */
-  async function ofDisabledPerson(ctx: Context, error: InstanceType<typeof errors.SessionNotFound>): Promise<Interaction | undefined> {
-    if (!SESSION_ENDED.has(String(error.error_description))) return undefined;
-    const provider = providers.current;
-    const uid = String(ctx.params.uid);
-    if (provider.createContext(ctx.req, ctx.res).cookies.get(provider.cookieName('interaction')) !== uid) return undefined;
-    const interaction = (await provider.Interaction.find(uid)) as Interaction | undefined;
-    if (!interaction?.session?.accountId || !startedInThisBrowser(ctx, provider.issuer, uid)) return undefined;
+  async function ofDisabledPerson(ctx: Context, interaction: Interaction): Promise<boolean> {
+    if (!interaction.session?.accountId || !startedInThisBrowser(ctx, providers.current.issuer, interaction.uid)) return false;
     // Past the first factor, by the session's person: a login form open in a browser whose earlier
     // session's person was disabled (prompt=login, max_age) is someone else's to sign in at (review).
     const passed = (interaction.result as { [FIRST_FACTOR_PASSED]?: { sub?: unknown } } | undefined)?.[FIRST_FACTOR_PASSED];
-    if (interaction.prompt.name !== 'consent' && passed?.sub !== interaction.session.accountId) return undefined;
-    return (await signedInAccount(interaction)) ? undefined : interaction;
+    if (interaction.prompt.name !== 'consent' && passed?.sub !== interaction.session.accountId) return false;
+    return !(await signedInAccount(interaction));
   }
 
   async function load(ctx: Context, restart = ctx.method === 'GET'): Promise<Interaction | undefined> {
@@ -163,15 +164,15 @@ export function interactions(
       interaction = await providers.current.interactionDetails(ctx.req, ctx.res);
     } catch (error) {
       if (!(error instanceof errors.SessionNotFound)) throw error;
-      const again = restart ? await restartable(ctx, error) : undefined;
+      const ended = await endedInteraction(ctx, error);
+      const again = ended && restart ? await restartable(ended) : undefined;
       if (again) {
         ctx.status = 303;
         ctx.redirect(again);
         return undefined;
       }
-      const orphaned = await ofDisabledPerson(ctx, error);
-      if (orphaned) {
-        await denied(ctx, orphaned);
+      if (ended && (await ofDisabledPerson(ctx, ended))) {
+        await denied(ctx, ended);
         return undefined;
       }
       respondWithError(ctx, 400, { error: 'session_not_found', error_description: 'the sign-in request expired or was already completed' });
