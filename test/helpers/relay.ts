@@ -26,11 +26,12 @@ export interface Relay {
   /**
    * Starts `request` with a hold armed, and resolves once the hold is reached (a chunk matching
    * `matches` is held with everything after it on that connection). Fails if the request answers
-   * first: the hold is misplaced, it would hold nothing of that request.
+   * first: the hold is misplaced, it would hold nothing of that request. `connection` numbers the
+   * connection the chunk came on, for a hold that follows one connection's conversation.
    */
-  hold<T>(matches: (chunk: string) => boolean, request: () => Promise<T>): Promise<Held<T>>;
+  hold<T>(matches: (chunk: string, connection: number) => boolean, request: () => Promise<T>): Promise<Held<T>>;
   /** As `hold` for traffic no request of the test's waits on (a timer's): resolves once held. */
-  holdFrom(matches: (chunk: string) => boolean): Promise<void>;
+  holdFrom(matches: (chunk: string, connection: number) => boolean): Promise<void>;
   /**
    * Holds, both ways, the traffic of every open connection that has sent something `matches`
    * says is the one (what it sent so far, as one text): how many.
@@ -96,7 +97,7 @@ const log = (line: string) => LOG && appendFileSync(LOG, `${new Date().toISOStri
 let connections = 0;
 
 export async function startRelay(redisPort: number): Promise<Relay> {
-  let armed: { matches: (chunk: string) => boolean; held: () => void } | undefined;
+  let armed: { matches: (chunk: string, connection: number) => boolean; held: () => void } | undefined;
   let cutting: { matches: (chunk: string) => boolean; answered: boolean; cut: () => void } | undefined;
   const holding = new Map<Socket, Buffer[]>();
   const links = new Map<Socket, Link>();
@@ -125,7 +126,7 @@ export async function startRelay(redisPort: number): Promise<Relay> {
         return void cut();
       }
       const queue = holding.get(client);
-      const hold = !queue && armed?.matches(text);
+      const hold = !queue && armed?.matches(text, id);
       if (LOG) log(`c${id}${queue ? ' (queued)' : hold ? ' HELD' : ''} ${shown(text)}`);
       if (queue) return void queue.push(chunk);
       if (hold && armed) {
@@ -142,7 +143,7 @@ export async function startRelay(redisPort: number): Promise<Relay> {
   });
   await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
   const { port } = server.address() as { port: number };
-  const holdFrom = (matches: (chunk: string) => boolean) => new Promise<void>((held) => (armed = { matches, held }));
+  const holdFrom = (matches: (chunk: string, connection: number) => boolean) => new Promise<void>((held) => (armed = { matches, held }));
   function release() {
     log('-- released');
     // A hold (or cut) not reached by now is dropped too: it would catch a later request's traffic.
