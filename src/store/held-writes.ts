@@ -102,6 +102,19 @@ export function forgoConsumption(request: object, models: ReadonlySet<string>): 
 }
 
 /**
+ * A token request that failed on our side (answered 5xx: the store away or behind, a signing key
+ * revoked with no ring yet to replace it, a bug): what it still holds back is dropped, not sent, so
+ * its code or refresh token stays unspent and nothing it made exists. What a read in between sent
+ * is sent already. True when anything was dropped.
+ */
+export function forgoRequest(request: object): boolean {
+  const deferred = (request as Holding)[DEFERRED];
+  if (!deferred) return false;
+  (request as Holding)[DEFERRED] = undefined;
+  return deferred.consumptions.length > 0 || deferred.writes.length > 0;
+}
+
+/**
  * Sends what a request held back (the consumption of a token request's code or refresh token, and
  * the records it wrote) in one tick, so one round trip, and then judges the consumption as
  * consume() would have. Throws invalid_grant when the request lost (a replay or a code or token

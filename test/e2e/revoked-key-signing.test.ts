@@ -21,6 +21,7 @@ const PASSWORD = 'revoked key signing test password';
 const WEB = { id: 'web', secret: 'web-app-secret-with-plenty-of-entropy-0123456789' };
 const MACHINE = { id: 'machine', secret: 'machine-secret-with-plenty-of-entropy-0123456789' };
 const RS = { id: 'api', secret: 'api-resource-server-secret-with-entropy-012345' };
+const KEEPER = { id: 'keeper', secret: 'keeper-app-secret-with-plenty-of-entropy-0123456' };
 
 describe('e2e: an instance signs nothing with a key revoked through another', function () {
   this.timeout(120_000);
@@ -33,6 +34,7 @@ describe('e2e: an instance signs nothing with a key revoked through another', fu
     redis = await startRedisServer();
     const CLIENTS = JSON.stringify([
       { client_id: WEB.id, client_secret: WEB.secret, redirect_uris: [REDIRECT], grant_types: ['authorization_code'] },
+      { client_id: KEEPER.id, client_secret: KEEPER.secret, redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'], scope: 'openid offline_access' },
       machineClient(MACHINE),
       machineClient(RS),
     ]);
@@ -107,5 +109,39 @@ describe('e2e: an instance signs nothing with a key revoked through another', fu
     const token = await clientCredentialsToken(second.url, MACHINE);
     assert.equal(decodeProtectedHeader(token).kid, second.keys.ring.current!.kid);
     assert.notEqual(decodeProtectedHeader(token).kid, signing);
+  });
+
+  it('a refresh and a code exchange answered 503 in that window spend nothing: sent again once the ring is written, the same refresh token and the same code are taken (before, both were spent, and the retries were refused as replays, the grant revoked)', async () => {
+    const config = await oidc.discovery(new URL(second.issuer), KEEPER.id, KEEPER.secret, oidc.ClientSecretBasic(KEEPER.secret), { execute: [oidc.allowInsecureRequests] });
+    const agent = new Agent();
+    const signIn = () => frontChannel(config, { redirectUri: REDIRECT, username: 'alice', password: PASSWORD, params: { scope: 'openid offline_access', prompt: 'consent' }, agent });
+    const initial = await signIn();
+    const { refresh_token: refreshToken } = await oidc.authorizationCodeGrant(config, initial.callback, { pkceCodeVerifier: initial.verifier });
+    assert.ok(refreshToken);
+    const pending = await signIn();
+    const token = (body: Record<string, string>) =>
+      fetch(`${second.url}/token`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`${KEEPER.id}:${KEEPER.secret}`).toString('base64')}` },
+        body: new URLSearchParams(body),
+      });
+    const refresh = () => token({ grant_type: 'refresh_token', refresh_token: refreshToken });
+    const exchange = () => token({ grant_type: 'authorization_code', code: pending.callback.searchParams.get('code')!, redirect_uri: REDIRECT, code_verifier: pending.verifier });
+
+    const signing = second.keys.ring.current!.kid;
+    await first.revocations.revokeKey(signing, 60);
+    for (const [what, answer] of [['refresh', await refresh()], ['code exchange', await exchange()]] as const) {
+      const body = (await answer.json()) as { error?: string };
+      assert.equal(answer.status, 503, `${what}: ${JSON.stringify(body)}`);
+      assert.equal(body.error, 'temporarily_unavailable', what);
+    }
+
+    assert.equal(await revokeCurrent(), signing);
+    for (const [what, answer] of [['refresh', await refresh()], ['code exchange', await exchange()]] as const) {
+      const body = (await answer.json()) as { id_token?: string; refresh_token?: string; error?: string };
+      assert.equal(answer.status, 200, `${what} sent again: ${JSON.stringify(body)}`);
+      assert.equal(decodeProtectedHeader(body.id_token!).kid, second.keys.ring.current!.kid, what);
+      assert.ok(body.refresh_token, what);
+    }
   });
 });

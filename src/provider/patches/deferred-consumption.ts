@@ -12,6 +12,13 @@
  * has emitted grant.success by then; grant.error follows for the same request. The authenticated
  * client's rate-limit charge is made here too (http/rate-limits.ts).
  *
+ * A token request that failed on our side (answered 5xx, 503 above all: the client is told to send it
+ * again) sends nothing it held back: its code or refresh token stays unspent, and the same request
+ * sent again is answered as the first would have been. Before, a signing key revoked through the CLI
+ * with its replacing ring not yet written answered 503 after the code or refresh token was spent, and
+ * the client's retry was taken for a replay, which revoked the grant (fifth fresh-eyes passes,
+ * test/e2e/revoked-key-signing.test.ts).
+ *
  * A code or device code exchange refused for what it asks (invalid_target, invalid_scope: its
  * `resource`, found wrong after oidc-provider consumed the code) leaves the code unspent: its held
  * back consumption is dropped, not sent (store/held-writes.ts forgoConsumption; a read in between sends
@@ -38,7 +45,7 @@ import type { Context, Middleware } from 'koa';
 import { errors, type KoaContextWithOIDC, type Provider } from 'oidc-provider';
 import type { RateLimits } from '../../http/rate-limits.js';
 import { respondWithError } from '../../http/errors.js';
-import { forgoConsumption, SessionEnded, settleRequest } from '../../store/held-writes.js';
+import { forgoConsumption, forgoRequest, SessionEnded, settleRequest } from '../../store/held-writes.js';
 
 /** The grants whose code (a record of these models) a refusal of the request's own parameters leaves unspent. */
 const CODE_GRANTS = new Set(['authorization_code', 'urn:ietf:params:oauth:grant-type:device_code']);
@@ -88,6 +95,8 @@ export function settleDeferredConsumption(provider: Provider, limits?: RateLimit
     let pending: Promise<unknown> | undefined;
     try {
       limits?.chargeAuthenticatedClient(ctx);
+      // A token request answered 5xx (a 503 asks the client to send it again) spends nothing.
+      if (ctx.status >= 500 && (ctx as unknown as Partial<KoaContextWithOIDC>).oidc?.route === 'token') return void forgoRequest(ctx);
       if (refusedForWhatItAsked(ctx)) forgoConsumption(ctx, CODES);
       // Most requests have one of these or none: waited for as they are, not through a Promise.all.
       pending = settleRequest(ctx);
