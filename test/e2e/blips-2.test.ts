@@ -32,6 +32,22 @@ import { Upstreams } from '../../src/upstreams/registry.js';
 const PASSWORD = 'second blips pass test password';
 
 /** `latchkey serve` (the built CLI) until it exits or is killed: its exit code and stderr. */
+/**
+ * A relay matcher for the first command, after a document client's accepted record is read, on the
+ * connection that read it and naming that document (its URL, or the hash its records are keyed by).
+ */
+function afterAcceptedRecordRead(): (chunk: string, connection: number) => boolean {
+  let read: { connection: number; hash: string } | undefined;
+  return (chunk, connection) => {
+    const hash = /client-metadata-document-accepted:([\w-]+)/.exec(chunk)?.[1];
+    if (hash) {
+      read = { connection, hash };
+      return false;
+    }
+    return connection === read?.connection && (chunk.includes(read.hash) || chunk.includes('/agent.json'));
+  };
+}
+
 function serveUntilExit(env: Record<string, string>, args: string[] = []) {
   const child = spawn(process.execPath, [CLI, 'serve', ...args], { env: { PATH: process.env.PATH, NODE_NO_WARNINGS: '1', ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
@@ -92,12 +108,7 @@ describe('e2e: second blips pass: a start whose Redis goes away midway', functio
     // Switched off; the start reads the document client's accepted record, and Redis dies at the
     // next command after it (the client's ending, or before the fix the record's deletion's answer
     // already in: the ending after it).
-    let readOn: number | undefined;
-    const held = relay.holdFrom((chunk, connection) => {
-      if (chunk.includes('client-metadata-document-accepted:')) readOn = connection;
-      else return connection === readOn;
-      return false;
-    });
+    const held = relay.holdFrom(afterAcceptedRecordRead());
     const run = serveUntilExit(testEnv(dir, port, { redisUrl: relay.url, clients: [machineClient(RS)], env: settings(false) }));
     try {
       const reached = await Promise.race([held.then(() => true), run.exited.then(() => false)]);
@@ -312,14 +323,10 @@ describe('e2e: second blips pass: a Client ID Metadata Document read as gone whi
     // after the client's accepted record is read (and, before the fix, deleted): its removal.
     gone = true;
     await cacheExpired();
-    // The first command after it on the connection that read it: another connection's traffic
-    // then (a subscriber's, another request's) is not the refresh's (it was held in a CI run).
-    let readOn: number | undefined;
-    const held = await relay.hold((chunk, connection) => {
-      if (chunk.includes('client-metadata-document-accepted:')) readOn = connection;
-      else return connection === readOn;
-      return false;
-    }, refresh);
+    // The first command after it on the connection that read it naming the document (its URL, or
+    // the hash its records are keyed by): other traffic then (a subscriber's, a timer's on the same
+    // connection) is not the refresh's (another connection's chunk was held in a CI run).
+    const held = await relay.hold(afterAcceptedRecordRead(), refresh);
     await redis.kill();
     const answer = await held.release();
     assert.equal(answer.status, 503);
