@@ -42,6 +42,9 @@ export interface PublishedJwks {
 /** How long a writer waits for a lock held by someone else before giving up. */
 const LOCK_WAIT_MS = 30_000;
 const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
+/** How long a signer waits for the ring replacing a revoked current key (KeyringService.ready), reading it every REPLACEMENT_POLL_MS. */
+const REPLACEMENT_WAIT_MS = 2_000;
+const REPLACEMENT_POLL_MS = 50;
 
 /**
  * Reads the ring, lets `change` compute a new one from it, and writes that back, holding the lock
@@ -134,8 +137,8 @@ export class KeyringService implements SigningGate {
   #changesMade = 0;
   /** Whether a key is revoked, read where it costs no round trip (guardSigning); none: not checked. */
   #revoked: ((kid: string) => Promise<boolean>) | undefined;
-  /** The one read of the ring that signers who met a revoked key wait for together. */
-  #following: Promise<boolean> | undefined;
+  /** The reads of the ring that signers who met a revoked key wait for together (replacing). */
+  #following: Promise<void> | undefined;
 
   private constructor(options: KeyringServiceOptions, snapshot: RingSnapshot) {
     this.#options = options;
@@ -225,19 +228,36 @@ export class KeyringService implements SigningGate {
    * `keys rotate --revoke-current`, through another instance or the CLI: the kid entry is written
    * before the ring), the ring is read at once (one read for every signer waiting) and followed,
    * so that what is signed next is signed by the key that replaced it; never by the revoked one.
+   * Between the kid entry and the ring (written a moment after), the ring is read again until it
+   * comes, for up to 2 s (what a 503 asks a client to wait anyway); then, or when the store cannot be read, SigningKeyRevoked.
    */
   async ready(): Promise<void> {
     const revoked = this.#revoked;
     const kid = this.#snapshot.ring.current?.kid;
     if (!revoked || kid === undefined || !(await revoked(kid))) return;
     try {
-      await (this.#following ??= this.refresh().finally(() => (this.#following = undefined)));
+      await (this.#following ??= this.#replacing(kid).finally(() => (this.#following = undefined)));
     } catch (error) {
       throw new SigningKeyRevoked(kid, error);
     }
     const now = this.#snapshot.ring.current?.kid;
     // The kid entry is written before the ring: between the two, nothing may sign.
     if (now === undefined || now === kid || (await revoked(now))) throw new SigningKeyRevoked(kid);
+  }
+
+  /**
+   * Reads the ring until its current key is no longer `kid`, for up to REPLACEMENT_WAIT_MS: the CLI
+   * writes the ring that replaces a revoked key a moment after its kid entry (a lock, a read, a new
+   * key made), and a signer waits that moment out rather than answer 503 (the client would be told
+   * to come back in 2 s).
+   */
+  async #replacing(kid: string): Promise<void> {
+    const deadline = Date.now() + REPLACEMENT_WAIT_MS;
+    for (;;) {
+      await this.refresh();
+      if (this.#snapshot.ring.current?.kid !== kid || Date.now() >= deadline || this.#closed) return;
+      await sleep(REPLACEMENT_POLL_MS);
+    }
   }
 
   /** Starts following the store and running the schedule. */

@@ -11,6 +11,8 @@ import { createLocalJWKSet, decodeProtectedHeader, jwtVerify, type JWK } from 'j
 import * as oidc from 'openid-client';
 import { Agent } from '../helpers/agent.js';
 import { frontChannel } from '../helpers/front-channel.js';
+import { ringStore } from '../../src/keyring/index.js';
+import { revokeFromRing } from '../../src/keyring/service.js';
 import { latchkey } from '../helpers/process.js';
 import { freePort, startRedisServer, type RedisServer } from '../helpers/redis.js';
 import { startServer, testDir, testEnv, type TestServer } from '../helpers/server.js';
@@ -143,5 +145,18 @@ describe('e2e: an instance signs nothing with a key revoked through another', fu
       assert.equal(decodeProtectedHeader(body.id_token!).kid, second.keys.ring.current!.kid, what);
       assert.ok(body.refresh_token, what);
     }
+  });
+
+  it('a request signing between the kid entry and the ring written a moment after waits for the ring, and is signed by the replacing key (no 503: the CLI writes the ring right after the entry)', async () => {
+    const signing = second.keys.ring.current!.kid;
+    await first.revocations.revokeKey(signing, 60);
+    const answer = clientCredentialsToken(second.url, MACHINE);
+    // The ring, as `keys revoke` writes it after its kid entry (here a little later than the CLI would).
+    await new Promise((done) => setTimeout(done, 100));
+    await revokeFromRing(ringStore(first.config, first.kv), [signing], first.config.keys.rsaBits);
+    const token = await answer;
+    assert.notEqual(decodeProtectedHeader(token).kid, signing, 'signed by the revoked key');
+    assert.equal(decodeProtectedHeader(token).kid, second.keys.ring.current!.kid);
+    await jwtVerify(token, await publishedBy(second), { issuer: second.issuer, audience: API, typ: 'at+jwt' });
   });
 });
