@@ -197,7 +197,8 @@ const schema = z.strictObject({
   }),
 });
 
-export type Config = z.infer<typeof schema> & { readonly env: string; readonly production: boolean };
+/** `issuerGiven`: the issuer was set (ISSUER, a file), not derived from the port. */
+export type Config = z.infer<typeof schema> & { readonly env: string; readonly production: boolean; readonly issuerGiven: boolean };
 export type ResourceServerConfig = z.infer<typeof resourceServer>;
 
 /** The cookie key shipped in default.yaml: public, so production refuses it. */
@@ -420,7 +421,8 @@ export function publicDefaultSecrets(config: Pick<Config, 'cookie' | 'keys'>): s
  * - an IP address as its host: the passkeys' relying-party ID is the issuer's host, and WebAuthn
  *   takes only a domain there, so browsers refuse every passkey;
  * - a loopback issuer on another port than the server's, without a proxy: every redirect and
- *   discovery URL sends browsers and clients to a port where nothing of ours listens.
+ *   discovery URL sends browsers and clients to a port where nothing of ours listens;
+ * - an https loopback issuer on the server's own port, without a proxy: nothing there speaks TLS.
  */
 export function issuerWarnings(config: Pick<Config, 'issuer' | 'port' | 'proxy'>): string[] {
   const url = new URL(config.issuer);
@@ -433,6 +435,10 @@ export function issuerWarnings(config: Pick<Config, 'issuer' | 'port' | 'proxy'>
     warnings.push(`issuer (ISSUER): ${config.issuer} is plain http on a host other than localhost: cookies, codes and tokens cross the network unencrypted, and browsers refuse passkeys there; serve it behind TLS and set ISSUER=https://${url.host} (NODE_ENV=production refuses http)`);
   }
   const port = Number(url.port || (url.protocol === 'https:' ? 443 : 80));
+  // This server speaks plain HTTP: on its own port, an https issuer is answered by nothing (newcomer pass).
+  if (LOOPBACK.has(url.hostname) && port === config.port && url.protocol === 'https:' && !config.proxy) {
+    warnings.push(`issuer (ISSUER): ${config.issuer} is https, but this server serves plain http on port ${config.port} (TLS is a proxy's in front of it): clients sent to the issuer fail to connect; use http://${url.host} locally, or put a TLS proxy on another port and set PROXY=true`);
+  }
   if (LOOPBACK.has(url.hostname) && port !== config.port && !config.proxy) {
     warnings.push(`issuer (ISSUER): ${config.issuer} names port ${port} but this server listens on ${config.port} (PORT): browsers and clients sent to the issuer will not reach it unless a proxy forwards that port; unset ISSUER (it follows PORT) or make them agree`);
   }
@@ -607,5 +613,5 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, dir = join(ROOT
     const problems = productionProblems(config);
     if (problems.length) throw new ConfigError(`refusing to start in production: ${problems.join('; ')}`);
   }
-  return deepFreeze({ ...config, env: nodeEnv, production });
+  return deepFreeze({ ...config, env: nodeEnv, production, issuerGiven: result.data.issuer !== '' });
 }

@@ -16,6 +16,7 @@ import type { Config } from '../config.js';
 import { connectionError, everReached, openStore, usesRedis } from './index.js';
 import { WRONG_DATABASE } from './redis.js';
 import type { Kv, RecordEnding } from './kv.js';
+import { SERVERS_ANNOUNCED_KEY } from './keys.js';
 
 /** The Kv operations the socket serves (not close: the CLI's close ends its connection only). */
 const OPERATIONS = [
@@ -169,6 +170,14 @@ export async function announceServer(config: Config, kv: Kv, pid: number, warn: 
     } catch (error) {
       warn(`cannot listen on the control socket ${paths.socket} (${(error as Error).message}): the CLI will not reach this server`);
     }
+  }
+  // On Redis, in the store too: a CLI run from elsewhere (another directory, machine or container)
+  // finds no run file, and without the servers' ISSUER it named their addresses by its own default
+  // (logout tokens it posted were refused for their iss: newcomer pass of 2026-12-06).
+  if (kv.kind === 'redis') {
+    await kv.set(SERVERS_ANNOUNCED_KEY, JSON.stringify({ issuer: config.issuer, allowPrivateNetworks: config.outbound.allowPrivateNetworks } satisfies Announced)).catch((error: unknown) => {
+      warn(`cannot record this server's issuer in the store (${(error as Error).message}): a CLI run elsewhere must be given ISSUER=${config.issuer}`);
+    });
   }
   // Another server from this directory (one on Redis beside one on the embedded store) keeps its
   // record: overwritten, and removed when this one stops, the CLI would no longer know it runs.
@@ -328,6 +337,26 @@ export interface Target {
   readonly warning?: string;
 }
 
+/** What a server on Redis records in the store at its start (announceServer). */
+interface Announced {
+  readonly issuer: string;
+  readonly allowPrivateNetworks?: boolean;
+}
+
+/**
+ * What the servers on this store announced, if anything readable: a store that cannot be read now
+ * is said by the command itself, as it would be without this (unreachableStore).
+ */
+async function announcedOn(kv: Kv): Promise<Announced | undefined> {
+  try {
+    const announced = JSON.parse((await kv.get(SERVERS_ANNOUNCED_KEY)) ?? 'null') as Partial<Announced> | null;
+    if (typeof announced?.issuer !== 'string' || !URL.canParse(announced.issuer)) return undefined;
+    return { issuer: announced.issuer, ...(typeof announced.allowPrivateNetworks === 'boolean' && { allowPrivateNetworks: announced.allowPrivateNetworks }) };
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * Opens the store a CLI command should act on: the running server's (its control socket on the
  * embedded store), or, when none runs, the configured one. `needsServer`: the command's effect
@@ -337,14 +366,22 @@ export async function openTarget(config: Config, options: { needsServer?: boolea
   const running = readRunInfo(config);
   if (usesRedis(config)) {
     const location = storeData(config);
-    const issuer = running?.store === 'redis' && running.location === location ? running.issuer : config.issuer;
+    const kv = openStore(config);
+    const here = running?.store === 'redis' && running.location === location ? running : undefined;
+    // No server on this store runs from here: what the servers on it announced, if anything.
+    const announced = here ? undefined : await announcedOn(kv);
+    const taken = here ?? (config.issuerGiven ? undefined : announced);
+    const issuer = taken?.issuer ?? config.issuer;
     // Another REDIS_KEY_PREFIX (or Redis) than the server's is other data: an empty list, not the server's people.
     const warning =
       running?.store === 'redis' && running.location !== location
         ? `the server at ${running.issuer} (pid ${running.pid}) runs on ${running.location}, not on this store: give latchkey its REDIS_URL and REDIS_KEY_PREFIX to act on its data`
-        : undefined;
-    const allowPrivateNetworks = running?.store === 'redis' && running.location === location ? running.allowPrivateNetworks : undefined;
-    return { kv: openStore(config), issuer, description: `${location} (issuer ${issuer})`, ...(allowPrivateNetworks !== undefined && { allowPrivateNetworks }), ...(warning ? { warning } : {}) };
+        : announced && announced.issuer !== issuer
+          ? `the servers on this store announce the issuer ${announced.issuer}, not ${issuer} (ISSUER): what this command signs, posts or prints names ${issuer} (logout tokens the apps refuse); unset ISSUER, or give theirs`
+          : undefined;
+    const allowPrivateNetworks = taken?.allowPrivateNetworks;
+    const from = taken && !here ? ', as the servers on it announce' : '';
+    return { kv, issuer, description: `${location} (issuer ${issuer}${from})`, ...(allowPrivateNetworks !== undefined && { allowPrivateNetworks }), ...(warning ? { warning } : {}) };
   }
   // An embedded server answering on the socket is the one to act on, whatever the run file says
   // (it names the other server when one on Redis runs from this directory too).

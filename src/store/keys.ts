@@ -113,6 +113,13 @@ export const CLIENT_METADATA_DOCUMENTS_ACCEPTED_ENDS_KEY = 'client-metadata-docu
 /** Prefix of one tracked cache's heartbeat sentinels (`tracked-cache:<instance>:<n>`), each kept a few seconds. */
 export const trackedCacheBeatsPrefix = (instance: string) => `tracked-cache:${instance}:`;
 
+/**
+ * What the servers on this store last announced at their start (JSON: issuer, outbound
+ * allowPrivateNetworks), durable: a CLI acting on the store from elsewhere, without the servers'
+ * ISSUER, names their addresses (store/control.ts openTarget).
+ */
+export const SERVERS_ANNOUNCED_KEY = 'servers:announced';
+
 // ---- accounts/ ----
 
 /** Prefix of people's accounts (Kv.getVia reads an account by its username index through it). */

@@ -277,6 +277,24 @@ export function cliCommands(mode: 'redis' | 'embedded'): void {
       assert.equal(response.status, 201, await response.text());
     });
 
+    if (mode === 'redis') {
+      it('run from another directory (no run file there) without ISSUER, it takes the issuer the servers on the store announced; with another ISSUER, it says the two differ (newcomer pass: logout tokens it posted named http://localhost:3000, and apps refused them)', async () => {
+        const elsewhere = { ...without(env, 'PORT', 'ISSUER'), EMBEDDED_FILE: join(testDir(), 'store.json') };
+        const run = await latchkey(elsewhere, ['registration', 'token', 'create', '--expires-in', '600']);
+        assert.equal(run.status, 0, run.stderr);
+        assert.equal(run.stderr.trim(), `latchkey: acting on Redis ${redis!.url.replace(/\/$/, '')}, key prefix lk: (issuer ${server.issuer}, as the servers on it announce)`);
+        assert.equal((JSON.parse(run.stdout) as Record<string, string>).registration_endpoint, `${server.issuer}/reg`);
+
+        const other = await latchkey({ ...elsewhere, ISSUER: 'http://localhost:3999' }, ['registration', 'token', 'create', '--expires-in', '600']);
+        assert.equal(other.status, 0, other.stderr);
+        const lines = other.stderr.trim().split('\n');
+        assert.equal(lines.length, 2, other.stderr);
+        assert.equal(lines[1], `latchkey: the servers on this store announce the issuer ${server.issuer}, not http://localhost:3999 (ISSUER): what this command signs, posts or prints names http://localhost:3999 (logout tokens the apps refuse); unset ISSUER, or give theirs`);
+        // Beside the server (its run file), its own issuer, no warning.
+        assert.equal((await latchkey(env, ['users', 'list'])).stderr.trim(), actingOn());
+      });
+    }
+
     it('grants revoke --user and users disable end the person\'s tokens on the running server', async () => {
       const web = await latchkey(env, ['clients', 'add', '--client-id', 'live', '--redirect-uri', REDIRECT]);
       assert.equal(web.status, 0, web.stderr);

@@ -44,6 +44,7 @@ const PINNED: Record<keyof typeof keys, readonly [unknown, string] | readonly (r
   CLIENT_METADATA_DOCUMENTS_ACCEPTED_KEY: [keys.CLIENT_METADATA_DOCUMENTS_ACCEPTED_KEY, 'client-metadata-documents-accepted'],
   CLIENT_METADATA_DOCUMENTS_ACCEPTED_ENDS_KEY: [keys.CLIENT_METADATA_DOCUMENTS_ACCEPTED_ENDS_KEY, 'client-metadata-documents-accepted-ends'],
   trackedCacheBeatsPrefix: [keys.trackedCacheBeatsPrefix('a1b2c3'), 'tracked-cache:a1b2c3:'],
+  SERVERS_ANNOUNCED_KEY: [keys.SERVERS_ANNOUNCED_KEY, 'servers:announced'],
 
   ACCOUNT_PREFIX: [keys.ACCOUNT_PREFIX, 'account:'],
   accountKey: [keys.accountKey('sub-1'), 'account:sub-1'],
