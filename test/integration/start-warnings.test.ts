@@ -64,6 +64,17 @@ describe('serve: warnings at start', function () {
     assert.ok(!agreeing.some((msg) => msg.includes('names port')), agreeing.join('\n'));
   });
 
+  it('an https localhost issuer on the server\'s own port, without a proxy: says nothing there speaks TLS (newcomer pass: clients failed with "fetch failed")', async () => {
+    const https = await warningsWith((port) => `https://localhost:${port}`);
+    const tls = https.filter((msg) => msg.includes('plain http on port'));
+    assert.equal(tls.length, 1, https.join('\n'));
+    assert.match(tls[0]!, /^issuer \(ISSUER\): https:\/\/localhost:(\d+) is https, but this server serves plain http on port \1 .*use http:\/\/localhost:\1 locally, or put a TLS proxy on another port and set PROXY=true$/);
+    for (const [issuer, env] of [[(port: number) => `http://localhost:${port}`, {}], [(port: number) => `https://localhost:${port}`, { PROXY: 'true' }]] as const) {
+      const quiet = await warningsWith(issuer, env);
+      assert.ok(!quiet.some((msg) => msg.includes('plain http on port')), quiet.join('\n'));
+    }
+  });
+
   it('a first start says in one line that it generated a signing key into keys/, and which; a later start, with the key there, does not; a start on Redis imports it, saying to delete the file', async () => {
     const fresh = mkdtempSync(join(tmpdir(), 'latchkey-test-'));
     const redis = await startRedisServer();
