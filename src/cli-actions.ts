@@ -20,7 +20,7 @@ import { readRing } from './keyring/stores.js';
 import { StartConflicts } from './ops/listen.js';
 import { createServerLogger, logProcessWarnings } from './ops/logger.js';
 import { builtinResourceServers } from './apis/builtin.js';
-import { CLOCK_TOLERANCE, longestAccessTokenLifetime } from './lifetimes.js';
+import { CLOCK_TOLERANCE, longestAccessTokenLifetime, longestSignedLifetime } from './lifetimes.js';
 import { epochSeconds, followStoreClock } from './clock.js';
 import type { Clients, ClientMetadata } from './registration/clients.js';
 import type { GrantRevocation } from './revocation/grants.js';
@@ -121,7 +121,12 @@ async function withStore<T>(run: (kv: Kv, settings: Config) => Promise<T>, needs
 
 /** The revocation list; `owed`: keeps a person's ending owed while it runs (commands that end a person's tokens: owedKeeperOn). */
 function revocationList(kv: Kv, settings: Config, owed?: KeepsOwed): RevocationList {
-  return new RevocationList(kv, { skew: CLOCK_TOLERANCE, accessTokenLifetime: longestAccessTokenLifetime(settings), grantLifetime: settings.ttl.grant, ...(owed ? { owed } : {}) });
+  return new RevocationList(kv, { skew: CLOCK_TOLERANCE, accessTokenLifetime: longestAccessTokenLifetime(settings), grantLifetime: settings.ttl.grant, signedLifetime: longestSignedLifetime(settings), ...(owed ? { owed } : {}) });
+}
+
+/** The rotation policy with the lifetimes the servers on the store published: a retired key is kept as long as they say (rotationPolicy). */
+async function storePolicy(kv: Kv, settings: Config) {
+  return rotationPolicy(settings, (await revocationList(kv, settings).lifetimes()).signed);
 }
 
 /** Revoking grants goes through the oidc-provider adapter, so it is loaded only when needed. */
@@ -305,7 +310,7 @@ async function revokeKeys(kv: Kv, settings: Config, kids: readonly string[]): Pr
     current: after.current?.kid,
     ...(before.current?.kid !== after.current?.kid ? { previous: before.current?.kid } : {}),
     next: after.next?.kid,
-    keys: describeRing(after, rotationPolicy(settings)),
+    keys: describeRing(after, await storePolicy(kv, settings)),
   });
 }
 
@@ -553,7 +558,7 @@ const actions: Record<string, Action> = {
   'keys list': async () =>
     withStore(async (kv, settings) => {
       const snapshot = await readRing(ringStore(settings, kv));
-      print(snapshot ? describeRing(snapshot.ring, rotationPolicy(settings)) : []);
+      print(snapshot ? describeRing(snapshot.ring, await storePolicy(kv, settings)) : []);
     }),
 
   'keys rotate': async (options: { now?: boolean; revokeCurrent?: boolean }) =>
@@ -564,12 +569,13 @@ const actions: Record<string, Action> = {
         if (!current) throw new RotationError('there is no key ring yet: `latchkey serve` creates it at its first start');
         return revokeKeys(kv, settings, [current]);
       }
-      const { before, after } = await rotateRing(ringStore(settings, kv), rotationPolicy(settings), settings.keys.rsaBits, Boolean(options.now));
+      const policy = await storePolicy(kv, settings);
+      const { before, after } = await rotateRing(ringStore(settings, kv), policy, settings.keys.rsaBits, Boolean(options.now));
       print({
         current: after.current?.kid,
         retired: before.current?.kid,
         next: after.next?.kid,
-        keys: describeRing(after, rotationPolicy(settings)),
+        keys: describeRing(after, policy),
       });
     }),
 

@@ -17,7 +17,7 @@ import { devicePages } from './interactions/device.js';
 import { logoutPages } from './interactions/logout.js';
 import type { Keyring } from './keyring/keyring.js';
 import type { SigningGate } from './keyring/service.js';
-import { CLOCK_TOLERANCE, longestAccessTokenLifetime } from './lifetimes.js';
+import { CLOCK_TOLERANCE, longestAccessTokenLifetime, longestSignedLifetime } from './lifetimes.js';
 import type { Metrics } from './ops/metrics.js';
 import { Consents } from './provider/consents.js';
 import { clientEndings } from './provider/client-endings.js';
@@ -39,7 +39,7 @@ export function providerFactory(config: Config, kv: Kv, metrics?: Metrics) {
   const accounts = new Accounts(kv, config.accounts.argon2);
   // What a change ends between two writes (a person's, an API's, a client's) is kept owed while it runs (accounts/owed-endings.ts).
   const owed = new OwedKeeper(kv, config.ttl);
-  const revocations = new RevocationList(kv, { skew: CLOCK_TOLERANCE, accessTokenLifetime: longestAccessTokenLifetime(config), grantLifetime: config.ttl.grant, owed });
+  const revocations = new RevocationList(kv, { skew: CLOCK_TOLERANCE, accessTokenLifetime: longestAccessTokenLifetime(config), grantLifetime: config.ttl.grant, signedLifetime: longestSignedLifetime(config), owed });
   const apis = new Apis(kv, {
     builtin: builtinResourceServers(config),
     configured: config.resourceServers,

@@ -9,13 +9,20 @@ import { Sealer } from './sealing.js';
 import { KeyringService } from './service.js';
 import { FileRingStore, KvRingStore, type RingStore } from './stores.js';
 
-export function rotationPolicy(config: Config): RotationPolicy {
+/**
+ * `published`: the longest lifetime of anything signed that any instance said in the store it may
+ * still have alive (RevocationList lifetimes().signed): a process with shorter settings of its own
+ * (the CLI run without the servers' TTL settings, a server restarted with lower ones) keeps a
+ * retired key as long as those tokens live, not only its own (fifth fresh-eyes passes: a CLI's
+ * `keys rotate` removed a key whose ID tokens had 11 minutes left, refused by every verifier).
+ */
+export function rotationPolicy(config: Config, published = 0): RotationPolicy {
   return {
     interval: config.keys.rotationInterval,
     lead: config.keys.publishLead,
     // A just-retired key may still sign on an instance that has not noticed yet (refreshInterval),
     // and what it signed stays valid for the longest lifetime, plus the skew verifiers allow.
-    retention: longestSignedLifetime(config) + CLOCK_TOLERANCE + Math.ceil(config.keys.refreshInterval),
+    retention: Math.max(longestSignedLifetime(config), published) + CLOCK_TOLERANCE + Math.ceil(config.keys.refreshInterval),
   };
 }
 

@@ -135,6 +135,8 @@ export class KeyringService implements SigningGate {
   #closed = false;
   #failing = false;
   #changesMade = 0;
+  /** The policy to plan with now (retainFor): the configured one until told otherwise. */
+  #policyNow: () => Promise<RotationPolicy> = () => Promise.resolve(this.#options.policy);
   /** Whether a key is revoked, read where it costs no round trip (guardSigning); none: not checked. */
   #revoked: ((kid: string) => Promise<boolean>) | undefined;
   /** The reads of the ring that signers who met a revoked key wait for together (replacing). */
@@ -219,6 +221,14 @@ export class KeyringService implements SigningGate {
     this.#revoked = revoked;
   }
 
+  /**
+   * Plans rotations and removals with `policy()` from now on: the configured policy with a retention
+   * that covers the lifetimes other instances published (keyring/index.ts rotationPolicy).
+   */
+  retainFor(policy: () => Promise<RotationPolicy>): void {
+    this.#policyNow = policy;
+  }
+
   signsWith(kid: string): boolean {
     return kid === this.#snapshot.ring.current?.kid;
   }
@@ -287,7 +297,8 @@ export class KeyringService implements SigningGate {
 
   /** Does what the schedule asks for now, if anything (under the lock; another instance may do it). */
   async maintain(): Promise<boolean> {
-    const { store, policy, rsaBits } = this.#options;
+    const { store, rsaBits } = this.#options;
+    const policy = await this.#policyNow();
     if (isEmpty(plan(this.ring, Date.now(), policy)) && !store.needsRewrite(this.#snapshot.raw)) return false;
     const outcome = await store.locked(async () => {
       const latest = await readRing(store);
@@ -305,7 +316,7 @@ export class KeyringService implements SigningGate {
 
   /** On-demand rotation from this instance (the CLI uses rotateRing directly). */
   async rotate(force = false): Promise<Keyring> {
-    const { after } = await rotateRing(this.#options.store, this.#options.policy, this.#options.rsaBits, force);
+    const { after } = await rotateRing(this.#options.store, await this.#policyNow(), this.#options.rsaBits, force);
     await this.refresh();
     return after;
   }

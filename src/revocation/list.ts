@@ -191,6 +191,8 @@ export interface Lifetimes {
   readonly grant: number;
   /** At least `access`; longer while a kid entry, which matters longer, is on the feed. */
   readonly feed: number;
+  /** Anything signed (access and ID tokens): how long a retired signing key must stay published (keyring/index.ts rotationPolicy). At least `access`. */
+  readonly signed: number;
 }
 
 export interface RevocationListOptions {
@@ -200,6 +202,8 @@ export interface RevocationListOptions {
   readonly accessTokenLifetime: number;
   /** The longest lifetime of a grant (and so of its refresh tokens), in seconds: how long a delegated mark is kept. Default: accessTokenLifetime. */
   readonly grantLifetime?: number;
+  /** The longest lifetime of anything signed (access and ID tokens), in seconds. Default: accessTokenLifetime. */
+  readonly signedLifetime?: number;
   /**
    * Keeps a person's ending owed while the account write between its two entries runs (accounts.ts
    * #endingEverything: one cut off after the write is finished by the sweep); without it, nothing is.
@@ -240,17 +244,19 @@ export class RevocationList {
   readonly #skew: number;
   readonly #lifetime: number;
   readonly #grantLifetime: number;
+  readonly #signedLifetime: number;
 
   /** Keeps a person's ending owed while it runs (RevocationListOptions.owed). */
   readonly owed: KeepsOwed | undefined;
 
-  constructor(kv: Kv, { skew, accessTokenLifetime, grantLifetime, owed }: RevocationListOptions) {
+  constructor(kv: Kv, { skew, accessTokenLifetime, grantLifetime, signedLifetime, owed }: RevocationListOptions) {
     this.#kv = kv;
     this.owed = owed;
     this.#rareMarks = kv.cachedReads?.([REVOKED_CLIENT_PREFIX, REVOKED_KID_PREFIX, REVOKED_CLIENT_GRANT_PREFIX, REVOKED_API_PREFIX, REVOKED_API_SCOPE_PREFIX, OPERATOR_ENDINGS_KEY, REVOKED_DELEGATED_PREFIX, REVOKED_NARROWED_PREFIX, LIFETIMES_PREFIX, STORE_EPOCH_KEY]) ?? kv;
     this.#skew = skew;
     this.#lifetime = accessTokenLifetime;
     this.#grantLifetime = Math.max(grantLifetime ?? 0, accessTokenLifetime);
+    this.#signedLifetime = Math.max(signedLifetime ?? 0, accessTokenLifetime);
   }
 
   /**
@@ -264,6 +270,7 @@ export class RevocationList {
     await this.epoch();
     await this.#publish('access', this.#lifetime, this.#lifetime + every + this.#skew);
     await this.#publish('grant', this.#grantLifetime, this.#grantLifetime + every + this.#skew);
+    await this.#publish('signed', this.#signedLifetime, this.#signedLifetime + every + this.#skew);
   }
 
   /**
@@ -293,7 +300,7 @@ export class RevocationList {
   }
 
   /** `kind:seconds` holds for `ttl` seconds from now (lifetimes). */
-  async #publish(kind: 'access' | 'grant' | 'feed', seconds: number, ttl: number): Promise<void> {
+  async #publish(kind: 'access' | 'grant' | 'feed' | 'signed', seconds: number, ttl: number): Promise<void> {
     const member = `${kind}:${seconds}`;
     // The key first: a member whose key is gone is read as gone.
     await this.#kv.set(lifetimeKey(member), '1', { ttl });
@@ -308,6 +315,7 @@ export class RevocationList {
   async lifetimes(): Promise<Lifetimes> {
     let access = this.#lifetime;
     let grant = this.#grantLifetime;
+    let signed = this.#signedLifetime;
     let feed = 0;
     const published = await this.#rareMarks.members(LIFETIMES_KEY);
     const alive = await Promise.all(published.map(async (member) => ((await this.#rareMarks.get(lifetimeKey(member))) === undefined ? undefined : member)));
@@ -318,8 +326,9 @@ export class RevocationList {
       if (kind === 'access') access = Math.max(access, seconds);
       if (kind === 'grant') grant = Math.max(grant, seconds);
       if (kind === 'feed') feed = Math.max(feed, seconds);
+      if (kind === 'signed') signed = Math.max(signed, seconds);
     }
-    return { access, grant: Math.max(grant, access), feed: Math.max(feed, access) };
+    return { access, grant: Math.max(grant, access), feed: Math.max(feed, access), signed: Math.max(signed, access) };
   }
 
   /** Revokes one token until its `exp` (epoch seconds). An expired token needs no entry. False if already revoked. */
