@@ -10,7 +10,7 @@ import { z } from 'zod';
 import type { Command } from 'commander';
 import { AccountError, Accounts, untilEndingPassed } from './accounts/accounts.js';
 import { Apis } from './apis/apis.js';
-import { ConfigError, envWarnings, loadConfig, type Config } from './config.js';
+import { ConfigError, DEFAULT_KEYRING_SECRET, envWarnings, loadConfig, type Config } from './config.js';
 import { keyRevocationHorizon, ringStore, rotationPolicy } from './keyring/index.js';
 import { generateKey, Keyring } from './keyring/keyring.js';
 import { describeRing, planRevocation, RotationError } from './keyring/lifecycle.js';
@@ -53,6 +53,11 @@ function oneLine(error: unknown): string {
   // The CLI beside a server must hold the server's secrets; `serve` itself is the server.
   if (error instanceof UnknownSecret && commandPath !== 'serve') return `${error.message}: give latchkey the same KEYS_SECRETS as the server`;
   // The server's own: the secret that sealed them is the one to start with (a new one goes in front of it, not instead).
+  // Sealed under the public development secret (a first start without KEYS_SECRETS): named, since
+  // no message said what "old" was there (newcomer pass of 2026-12-06).
+  if (error instanceof UnknownSecret && error.sealedWith(DEFAULT_KEYRING_SECRET)) {
+    return `${error.message}: it was sealed with the public development secret (keys.secrets in config/default.yaml); list yours first and keep that one after it: KEYS_SECRETS=<yours>,${DEFAULT_KEYRING_SECRET}`;
+  }
   if (error instanceof UnknownSecret) return `${error.message}: start with the KEYS_SECRETS that sealed it (to change the secret, list the new one first and keep the old one after it: KEYS_SECRETS=new,old)`;
   // Several conflicts at start: one line each, each as fail() begins a line.
   if (error instanceof StartConflicts) return error.lines.join('\nlatchkey: ');

@@ -204,7 +204,7 @@ export type ResourceServerConfig = z.infer<typeof resourceServer>;
 /** The cookie key shipped in default.yaml: public, so production refuses it. */
 const DEFAULT_COOKIE_KEY = 'insecure-development-cookie-key';
 /** The key ring secret shipped in default.yaml: public, so production refuses it. */
-const DEFAULT_KEYRING_SECRET = 'insecure-development-keyring-secret';
+export const DEFAULT_KEYRING_SECRET = 'insecure-development-keyring-secret';
 const LOOPBACK = new Set(['localhost', '127.0.0.1', '[::1]']);
 
 type Tree = { [key: string]: unknown };

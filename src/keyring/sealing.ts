@@ -32,7 +32,14 @@ export class SealError extends Error {
 }
 
 /** Sealed under a secret keys.secrets does not hold: these settings are not the ones that sealed it. */
-export class UnknownSecret extends SealError {}
+export class UnknownSecret extends SealError {
+  /** Whether the secret that sealed it is `secret` (the public default, say: then the way out can name it). */
+  readonly sealedWith: (secret: string) => boolean;
+  constructor(message: string, id: string) {
+    super(message);
+    this.sealedWith = (secret) => derive(secret).id === id;
+  }
+}
 
 export class Sealer {
   readonly #secrets: readonly Secret[];
@@ -71,7 +78,7 @@ export class Sealer {
       throw new SealError(`${what}: not a sealed key`);
     }
     const secret = this.#secrets.find((candidate) => candidate.id === id);
-    if (!secret) throw new UnknownSecret(`${what} was sealed with a secret that is not in keys.secrets (KEYS_SECRETS)`);
+    if (!secret) throw new UnknownSecret(`${what} was sealed with a secret that is not in keys.secrets (KEYS_SECRETS)`, id);
     try {
       const decipher = createDecipheriv('aes-256-gcm', secret.key, Buffer.from(iv, 'base64url'));
       decipher.setAAD(Buffer.from(label));

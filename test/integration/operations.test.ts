@@ -248,8 +248,9 @@ describe('operations', function () {
         const unreachable = `redis://:a-redis-password@127.0.0.1:${await freePort()}`;
         const cases: [Record<string, string>, RegExp][] = [
           [{ REDIS_URL: unreachable }, /^latchkey: REDIS_URL: cannot reach Redis redis:\/\/:\*\*\*@127\.0\.0\.1:\d+ \(connect ECONNREFUSED [^)]+\); expected a running Redis/],
-          // The ring in this Redis was sealed with the default secret by the test above.
-          [{ KEYS_SECRETS: 'not-the-secret-that-sealed-these-keys-0123456789' }, /^latchkey: key \S+ was sealed with a secret that is not in keys\.secrets \(KEYS_SECRETS\): start with the KEYS_SECRETS that sealed it \(to change the secret, list the new one first and keep the old one after it: KEYS_SECRETS=new,old\)$/],
+          // The ring in this Redis was sealed with the default secret by the test above: named, with
+          // the way to switch to one's own (a newcomer did not know what "old" was: newcomer pass).
+          [{ KEYS_SECRETS: 'not-the-secret-that-sealed-these-keys-0123456789' }, /^latchkey: key \S+ was sealed with a secret that is not in keys\.secrets \(KEYS_SECRETS\): it was sealed with the public development secret \(keys\.secrets in config\/default\.yaml\); list yours first and keep that one after it: KEYS_SECRETS=<yours>,insecure-development-keyring-secret$/],
         ];
         for (const [extra, pattern] of cases) {
           const env = testEnv(dir, await freePort(), { redisUrl: redis.url, env: { CLIENTS, LOG_LEVEL: 'info', ...extra } });
