@@ -51,8 +51,25 @@ export interface Relay {
 /** Commands that may write (a script may be a read too: counted all the same). */
 export const WRITE_COMMANDS = /^(evalsha|eval|set|del|unlink|sadd|srem|zadd|zrem|xadd|hset|hdel|expire|pexpire|incr|incrby|decr|publish)$/i;
 
-/** Whether a chunk holds a command that may write (WRITE_COMMANDS): a trigger to hold or cut at. */
-export const hasWrite = (chunk: string): boolean => commandsIn(chunk).some(([name = '']) => WRITE_COMMANDS.test(name));
+/**
+ * Whether a command (its words) is a write the server sends on a timer of its own, for no request:
+ * the tracked cache's heartbeat (SET tracked-cache:<instance>:<n>, every second), the back-channel
+ * sweeper's claim of what is due (a script on its three {bc} sorted sets, every
+ * BACKCHANNEL_SWEEP_INTERVAL: 0.2 s or 0.5 s in some files), the key ring's lock, the revocation
+ * list's lifetimes (every minute). They go on the connection a request's commands go on, at any
+ * moment: a trigger for "the request's next write" that took one cut or held the timer's instead.
+ */
+export function isTimerWrite([name = '', ...words]: string[]): boolean {
+  const keys = /^eval(sha)?$/i.test(name) ? words.slice(2, 2 + Number(words[1] ?? 0)) : words.slice(0, 1);
+  if (/^eval(sha)?$/i.test(name) && keys.length === 3 && ['backchannel:{bc}:retries', 'backchannel:{bc}:session-ends', 'backchannel:{bc}:owed-endings'].every((key, i) => keys[i]?.endsWith(key))) return true;
+  return keys.length > 0 && keys.every((key) => /(^|:)tracked-cache:[0-9a-f]+:\d+$|(^|:)keyring:lock$|:\{rv\}:lifetimes?(:|$)/.test(key));
+}
+
+/**
+ * Whether a chunk holds a command that may write (WRITE_COMMANDS), the server's timers' own
+ * (isTimerWrite) aside: a trigger to hold or cut at a request's write.
+ */
+export const hasWrite = (chunk: string): boolean => commandsIn(chunk).some((command) => WRITE_COMMANDS.test(command[0] ?? '') && !isTimerWrite(command));
 
 /** The commands in a chunk (RESP arrays of bulk strings, as ioredis sends them), each as its words. */
 export function commandsIn(chunk: string): string[][] {
