@@ -54,11 +54,13 @@ describe('integration: the test relay holds a request or fails the test', () => 
         (chunk) => chunk.includes('held:elsewhere'),
         async () => {
           void elsewhere.set('held:elsewhere', '1');
-          await new Promise((resolve) => setTimeout(resolve, 200));
+          // Its new connection's set-up and SET reach the relay first (half a second on a loaded runner).
+          await new Promise((resolve) => setTimeout(resolve, 500));
           return readThenWrite('also unheld');
         },
       );
-      await new Promise((resolve) => setTimeout(resolve, 400));
+      // Answered (not held), however long that takes: then released.
+      await held.answer;
       await assert.rejects(held.release(), /answered while held/);
       assert.equal(await direct.get('held:record'), 'also unheld');
     } finally {
