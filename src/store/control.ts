@@ -376,7 +376,9 @@ export async function openTarget(config: Config, options: { needsServer?: boolea
     const warning =
       running?.store === 'redis' && running.location !== location
         ? `the server at ${running.issuer} (pid ${running.pid}) runs on ${running.location}, not on this store: give latchkey its REDIS_URL and REDIS_KEY_PREFIX to act on its data`
-        : announced && announced.issuer !== issuer
+        : running?.store === 'embedded'
+          ? `the server at ${running.issuer} (pid ${running.pid}) runs on the embedded store ${running.location}, not on Redis: unset REDIS_URL to act on its data (what this command makes there, it never sees)`
+          : announced && announced.issuer !== issuer
           ? `the servers on this store announce the issuer ${announced.issuer}, not ${issuer} (ISSUER): what this command signs, posts or prints names ${issuer} (logout tokens the apps refuse); unset ISSUER, or give theirs`
           : undefined;
     const allowPrivateNetworks = taken?.allowPrivateNetworks;

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync, rmSync, statSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import * as oidc from 'openid-client';
 import { ROOT } from '../../src/paths.js';
 import { eventually } from '../helpers/eventually.js';
@@ -359,6 +359,20 @@ export function cliCommands(mode: 'redis' | 'embedded'): void {
         assert.equal(same.stderr.trim(), actingOn(), 'the server\'s own settings: no warning');
       });
     } else {
+      it('REDIS_URL exported beside a server on the embedded store: it acts on Redis as told, and says the server runs on the embedded store (newcomer pass: people added so never reached the server)', async () => {
+        const other = await startRedisServer();
+        try {
+          const run = await latchkey({ ...env, REDIS_URL: other.url }, ['users', 'list']);
+          assert.equal(run.status, 0, run.stderr);
+          const lines = run.stderr.trim().split('\n');
+          assert.equal(lines.length, 2, run.stderr);
+          assert.match(lines[0]!, /^latchkey: acting on Redis redis:\/\/127\.0\.0\.1:\d+, key prefix lk: /);
+          assert.equal(lines[1], `latchkey: the server at ${server.issuer} (pid ${process.pid}) runs on the embedded store ${resolve(env.EMBEDDED_FILE!)}, not on Redis: unset REDIS_URL to act on its data (what this command makes there, it never sees)`);
+        } finally {
+          await other.stop();
+        }
+      });
+
       it('a second server on the same embedded store is refused; a busy PORT or metrics port and an unknown HOST are one line', async () => {
         const cases: [Record<string, string>, RegExp][] = [
           [{ PORT: String(await freePort()) }, /^latchkey: EMBEDDED_FILE: .*store\.json is already served by another latchkey process; .*give this one its own with EMBEDDED_FILE=data\/other\.json/],
