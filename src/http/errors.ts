@@ -120,19 +120,36 @@ type ProviderContext = Context & {
   };
 };
 
+/** Loopback host names: one app's redirect URI spelt with another of them is another URI. */
+const LOOPBACK_NAMES = new Set(['localhost', '127.0.0.1', '[::1]']);
+
 /**
- * A developer's most common near miss, said where they look (the page's details): a redirect_uri a
- * trailing slash away from a registered one (`/callback/` for `/callback`). Nothing is said of a
- * registered URI that the request did not all but name.
+ * What alone sets a redirect_uri apart from a registered one, when it is one of a developer's
+ * common near misses: a trailing slash (`/callback/` for `/callback`), the scheme (`http` for
+ * `https`), the port, or another loopback name (`127.0.0.1` for `localhost`). Nothing is said of
+ * a registered URI that the request did not all but name, and never which one it is.
  */
+function nearMissOf(asked: string, uri: string): string | undefined {
+  const bare = (value: string) => value.replace(/\/+$/, '');
+  if (uri !== asked && bare(uri) === bare(asked)) return asked.endsWith('/') ? 'its trailing slash' : 'a trailing slash';
+  const a = URL.parse(asked);
+  const b = URL.parse(uri);
+  if (!a || !b || a.pathname !== b.pathname || a.search !== b.search || a.username || a.password) return undefined;
+  const differ = [a.protocol !== b.protocol, a.hostname !== b.hostname, a.port !== b.port];
+  if (differ.filter(Boolean).length !== 1) return undefined;
+  if (differ[0]) return `its scheme (${a.protocol.slice(0, -1)})`;
+  if (differ[2]) return 'its port';
+  return LOOPBACK_NAMES.has(a.hostname) && LOOPBACK_NAMES.has(b.hostname) ? 'its host name (localhost, 127.0.0.1 and [::1] are three URIs)' : undefined;
+}
+
+/** A redirect_uri refused for a near miss of a registered one (nearMissOf): the page's details say which part. */
 function nearMiss(ctx: ProviderContext, out: ErrorOut): ErrorOut {
   const asked = ctx.oidc?.params?.redirect_uri;
   const registered = ctx.oidc?.client?.redirectUris;
   if (out.error !== 'invalid_redirect_uri' || typeof asked !== 'string' || !registered) return out;
-  const bare = (uri: string) => uri.replace(/\/+$/, '');
-  if (!registered.some((uri) => uri !== asked && bare(uri) === bare(asked))) return out;
-  const slash = asked.endsWith('/') ? 'its trailing slash' : 'a trailing slash';
-  return { ...out, error_description: `${out.error_description ?? 'redirect_uri is not registered'}; ${asked} differs from a registered one only by ${slash} (redirect URIs are compared exactly)` };
+  const part = registered.map((uri) => nearMissOf(asked, uri)).find((found) => found !== undefined);
+  if (!part) return out;
+  return { ...out, error_description: `${out.error_description ?? 'redirect_uri is not registered'}; ${asked} differs from a registered one only by ${part} (redirect URIs are compared exactly)` };
 }
 
 /** The engine's description of a sign-out asked with a post_logout_redirect_uri its app did not register (actions/end_session.js). */

@@ -26,6 +26,7 @@ describe('e2e: bad input gets a clean protocol error', function () {
         CLIENTS: JSON.stringify([
           { client_id: 'web', client_secret: SECRET, redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token', 'client_credentials'] },
           { client_id: 'slashed', client_secret: SECRET, redirect_uris: [SLASHED] },
+          { client_id: 'local', client_secret: SECRET, redirect_uris: ['http://localhost:8080/cb'] },
         ]),
       },
     });
@@ -141,7 +142,7 @@ describe('e2e: bad input gets a clean protocol error', function () {
     }
   });
 
-  it("a redirect_uri a trailing slash away from a registered one: the page's details say so, and nothing of other near URIs", async () => {
+  it("a redirect_uri a trailing slash, a scheme, a port or a loopback name away from a registered one: the page's details say which, and nothing of other near URIs", async () => {
     const asked = async (redirect: string, client = 'web') => {
       const page = await authorize({ client_id: client, response_type: 'code', redirect_uri: redirect, scope: 'openid', code_challenge: CHALLENGE, code_challenge_method: 'S256' });
       assert.equal(page.status, 400, redirect);
@@ -151,6 +152,12 @@ describe('e2e: bad input gets a clean protocol error', function () {
     assert.match(await asked(`${REDIRECT}/`), new RegExp(`redirect_uri did not match any of the client's registered redirect_uris; ${REDIRECT}/ differs from a registered one only by its trailing slash \\(redirect URIs are compared exactly\\)`));
     assert.match(await asked(SLASHED.slice(0, -1), 'slashed'), /differs from a registered one only by a trailing slash/);
     for (const other of [`${REDIRECT}/extra`, 'https://evil.example/callback/', `${REDIRECT}?x=1`]) assert.doesNotMatch(await asked(other), /trailing slash|differs/, other);
+    // The scheme, the port or a loopback name alone (newcomer pass: only the slash was said); two of them at once, nothing.
+    assert.match(await asked('http://app.example.test/callback'), /differs from a registered one only by its scheme \(http\) \(redirect URIs are compared exactly\)/);
+    assert.match(await asked('https://app.example.test:8443/callback'), /differs from a registered one only by its port/);
+    assert.match(await asked('http://127.0.0.1:8080/cb', 'local'), /differs from a registered one only by its host name \(localhost, 127\.0\.0\.1 and \[::1\] are three URIs\)/);
+    assert.match(await asked('http://localhost:8081/cb', 'local'), /only by its port/);
+    for (const other of ['http://app.example.test:8443/callback', 'https://app.example.test/callback/extra', 'http://127.0.0.1:8081/cb', 'https://evil.example:8080/cb']) assert.doesNotMatch(await asked(other, other.includes('8080') || other.includes('8081') ? 'local' : 'web'), /differs/, other);
   });
 
   it('an unknown client at the authorization endpoint shows an error page', async () => {
