@@ -411,12 +411,13 @@ const actions: Record<string, Action> = {
         // Before the engine's "redirect_uris must contain members", which names no flag.
         throw new UsageError('--redirect-uri is required for an app people sign in to (authorization_code); a service takes --grant-type client_credentials, a device or CLI --device');
       }
-      const publicByDefault = options.public || (options.device && !options.secret && !options.authMethod);
+      // A device's and a native app's secret would sit in every copy of the app (RFC 8252 §8.5): public unless asked.
+      const publicByDefault = options.public || ((options.device || options.native) && !options.secret && !options.authMethod);
       const method: string = publicByDefault ? 'none' : (options.authMethod ?? 'client_secret_basic');
       const metadata: ClientMetadata = {
         client_id: options.clientId,
         // The device grant is for native clients only (registration/policy.ts).
-        ...(device ? { application_type: 'native' } : {}),
+        ...(device || options.native ? { application_type: 'native' } : {}),
         grant_types: grantTypes,
         response_types: grantTypes.includes('authorization_code') ? ['code'] : [],
         redirect_uris: options.redirectUri ?? [],
@@ -437,6 +438,10 @@ const actions: Record<string, Action> = {
         // Run again with another flag (the walkthrough's --backchannel-logout-uri): say how, since update takes only the requirements.
         if (error instanceof ClientError && error.error === 'conflict' && !(error instanceof ConfiguredClient)) {
           throw new ClientError(`${error.message}: to register it anew, latchkey clients remove ${options.clientId} first (its secret and tokens go with it)`, error.error, error.status);
+        }
+        // The policy's words name the metadata (application_type); here the flag is the way (newcomer pass).
+        if (error instanceof ClientError && !options.native && error.message.includes('allowed only for native apps')) {
+          throw new ClientError(`${error.message}: give --native`, error.error, error.status);
         }
         throw error;
       });

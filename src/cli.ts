@@ -82,6 +82,7 @@ clients
   .option('--post-logout-redirect-uri <uri>', 'where RP-initiated logout may return (repeat)', collect)
   .option('--grant-type <type>', 'authorization_code, refresh_token, client_credentials, device_code (repeat)', collect)
   .option('--device', 'a device or command-line tool signing people in with a code (RFC 8628): native, public unless --secret or --auth-method, grant types device_code and refresh_token')
+  .option('--native', 'a desktop or mobile app (application_type native, RFC 8252): custom-scheme (com.example.app:/callback) and loopback redirect URIs, public unless --secret or --auth-method')
   .option('--scope <scope>', 'scopes the client may request, space-separated')
   .option('--name <name>', 'the name shown to people on the consent page')
   .addOption(

@@ -127,6 +127,25 @@ export function cliCommands(mode: 'redis' | 'embedded'): void {
       assert.match(bad.stderr, /^latchkey: invalid_(redirect_uri|client_metadata): .*fragment/m);
     });
 
+    it('clients add --native registers a desktop or mobile app: custom-scheme redirect URI, public, application_type native; without it the refusal names the flag (newcomer pass: no flag could)', async () => {
+      const refused = await latchkey(env, ['clients', 'add', '--client-id', 'desk', '--redirect-uri', 'com.example.desk:/callback']);
+      assert.equal(refused.status, 1);
+      assert.match(refused.stderr, /^latchkey: .*com\.example\.desk:\/callback: a custom scheme is allowed only for native apps \(application_type "native"\): give --native$/m);
+      const native = await latchkey(env, ['clients', 'add', '--client-id', 'desk', '--native', '--redirect-uri', 'com.example.desk:/callback', '--redirect-uri', 'http://127.0.0.1/callback']);
+      assert.equal(native.status, 0, native.stderr);
+      const client = JSON.parse(native.stdout) as { application_type?: string; token_endpoint_auth_method: string; client_secret?: string; redirect_uris: string[] };
+      assert.equal(client.application_type, 'native');
+      assert.equal(client.token_endpoint_auth_method, 'none');
+      assert.equal(client.client_secret, undefined);
+      assert.deepEqual(client.redirect_uris, ['com.example.desk:/callback', 'http://127.0.0.1/callback']);
+      // The running server takes its authorization request.
+      const params = new URLSearchParams({ client_id: 'desk', response_type: 'code', redirect_uri: 'com.example.desk:/callback', scope: 'openid', code_challenge: 'x'.repeat(43), code_challenge_method: 'S256' });
+      const answer = await fetch(`${server.url}/auth?${params}`, { redirect: 'manual' });
+      assert.equal(answer.status, 303, `${answer.status} ${answer.headers.get('location')}`);
+      assert.match(answer.headers.get('location') ?? '', /\/interaction\//);
+      assert.equal((await latchkey(env, ['clients', 'remove', 'desk'])).status, 0);
+    });
+
     it('clients add --require-par --dpop-bound-access-tokens, clients update turns one off; the running server follows', async () => {
       const added = await latchkey(env, ['clients', 'add', '--client-id', 'bound', '--public', '--redirect-uri', REDIRECT, '--require-par', '--dpop-bound-access-tokens']);
       assert.equal(added.status, 0, added.stderr);
