@@ -91,6 +91,7 @@ import { otherSchemesUnauthenticated } from './patches/other-schemes-unauthentic
 import { requestUriNotPushed } from './patches/pushed-request-uri.js';
 import { authorizationErrorDescriptions, errorDescriptionsInOrder } from './patches/error-descriptions.js';
 import { userinfoApiTokens } from './patches/userinfo-api-tokens.js';
+import { registrationTokenNeeded } from './patches/registration-token-needed.js';
 import { methodNotAllowed, ownEndpointPaths } from './patches/method-not-allowed.js';
 import { chunkedBodiesTooLarge, oversizedBodies } from './patches/oversized-bodies.js';
 import { registrationBearerChallenges } from './patches/registration-bearer-challenges.js';
@@ -795,6 +796,8 @@ function applyPatches(
   layers.push(otherSchemesUnauthenticated(provider.pathFor('registration')));
   // An API's access token at userinfo: the description says whose token it is, and which one userinfo takes (see the patch).
   layers.push(userinfoApiTokens({ issuer: config.issuer, keys: verifier, clockTolerance: CLOCK_TOLERANCE }));
+  // A registration without an initial access token: the description says which token, and where one comes from (see the patch).
+  layers.push(registrationTokenNeeded(config.issuer));
   layers.push(clientAuthenticationRequired(config.issuer));
   // Runtime APIs' scopes in `scope` metadata, checked where dynamic registration writes a client.
   layers.push(apiScopesInMetadata(provider, apis));

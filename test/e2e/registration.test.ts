@@ -158,10 +158,15 @@ describe('e2e: client registration (RFC 7591/7592), its policy, and the admin AP
     assert.equal((await fetch(uri!, { headers: { authorization: `Bearer ${rotated[0]}` } })).status, 200, 'its successor works');
   });
 
-  it('registration without an initial access token is refused', async () => {
+  it('registration without an initial access token is refused, saying which token it needs and where one comes from', async () => {
     const response = await register({ redirect_uris: [REDIRECT] });
     assert.equal(response.status, 401);
-    assert.equal(((await response.json()) as { error: string }).error, 'invalid_token');
+    // Which token, and where one comes from (the engine said "no access token provided": newcomer pass); no error code in the challenge (RFC 6750 §3.1).
+    assert.deepEqual(await response.json(), {
+      error: 'invalid_token',
+      error_description: `registration needs an initial access token, sent as Authorization: Bearer <token>: an operator makes one with latchkey registration token create (or register the app at ${server.issuer}/developer)`,
+    });
+    assert.equal(response.headers.get('www-authenticate'), `Bearer realm="${server.issuer}"`);
   });
 
   describe('the registration policy: one refused example per rule', () => {
