@@ -536,10 +536,19 @@ export function envWarnings(env: NodeJS.ProcessEnv = process.env, dir = join(ROO
     else {
       const within = unprefixed.length <= 5 ? 1 : 2;
       const near = closest(unprefixed, knownNames, within);
+      // A setting's name cut short (KEYS_ROTATION for KEYS_ROTATION_INTERVAL), or the one setting of its
+      // first word (CONFIG_PATH): the nearest by letters named another (newcomer pass). One word alone
+      // (NODE, CONFIG) is too likely another program's.
+      const words = unprefixed.includes('_');
+      const longer = words ? knownNames.filter((known) => known.startsWith(`${unprefixed}_`)) : [];
+      const first = unprefixed.split('_')[0];
+      const sameFirst = words ? knownNames.filter((known) => known.split('_')[0] === first) : [];
       if (near && near.distance <= within) meant = near.name;
+      else if (longer.length === 1) meant = longer[0];
       else {
         const group = [...groups.keys()].filter((prefix) => unprefixed.startsWith(prefix)).sort((a, b) => b.length - a.length)[0];
         if (group) meant = closest(unprefixed, groups.get(group)!)!.name;
+        else if (sameFirst.length === 1) meant = sameFirst[0];
       }
     }
     if (meant) warnings.push(`${name} is not a Latchkey setting; did you mean ${meant}?`);

@@ -41,6 +41,11 @@ describe('environment variables that look like a misspelt setting', () => {
         'redis_url is not a Latchkey setting; did you mean REDIS_URL?',
       ],
     );
+    // A setting's name cut short, or another word after the only setting of its first word (newcomer pass: KEYS_ROTATION named KEYS_RSA_BITS, CONFIG_PATH nothing).
+    assert.deepEqual(envWarnings(env(['KEYS_ROTATION', 'CONFIG_PATH'])), [
+      'CONFIG_PATH is not a Latchkey setting; did you mean CONFIG_FILE?',
+      'KEYS_ROTATION is not a Latchkey setting; did you mean KEYS_ROTATION_INTERVAL?',
+    ]);
     // An unknown name under a group of settings names one of that group.
     const [line] = envWarnings(env(['RATE_LIMIT_PER_USER']));
     assert.match(line!, /^RATE_LIMIT_PER_USER is not a Latchkey setting; did you mean RATE_LIMIT_PER_[A-Z_]+\?$/);
