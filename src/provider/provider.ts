@@ -795,7 +795,14 @@ function applyPatches(
   // RFC 6750 §3.1: `Basic …` at userinfo or a client's configuration endpoint is no token: 401, no error code (see the patch).
   layers.push(otherSchemesUnauthenticated(provider.pathFor('registration')));
   // An API's access token at userinfo: the description says whose token it is, and which one userinfo takes (see the patch).
-  layers.push(userinfoApiTokens({ issuer: config.issuer, keys: verifier, clockTolerance: CLOCK_TOLERANCE }));
+  layers.push(
+    userinfoApiTokens({
+      issuer: config.issuer,
+      keys: verifier,
+      clockTolerance: CLOCK_TOLERANCE,
+      clientCredentials: async (token) => (await provider.ClientCredentials.find(token)) as { aud?: string | string[] } | undefined,
+    }),
+  );
   // A registration without an initial access token: the description says which token, and where one comes from (see the patch).
   layers.push(registrationTokenNeeded(config.issuer));
   layers.push(clientAuthenticationRequired(config.issuer));

@@ -370,6 +370,14 @@ describe('e2e: APIs and operator grants (client_credentials, privileged APIs, in
       const idToken = await userinfo(tokens.id_token!);
       assert.equal(idToken.status, 401);
       assert.deepEqual(await idToken.json(), { error: 'invalid_token', error_description: 'invalid token provided' });
+      // A client's own opaque token (client_credentials) is named so too (fifth fresh-eyes passes: it got the bare refusal); one we do not hold keeps it.
+      const own = (await token(OTHER, { resource: OPAQUE_API, scope: 'read' })).body.access_token!;
+      const ownExpected = `this access token is a client's own (client_credentials) for ${OPAQUE_API}; userinfo takes a token a person's sign-in gave`;
+      const refusedOwn = await userinfo(own);
+      assert.equal(refusedOwn.status, 401);
+      assert.deepEqual(await refusedOwn.json(), { error: 'invalid_token', error_description: ownExpected });
+      assert.equal(refusedOwn.headers.get('www-authenticate'), `Bearer realm="${server.issuer}", error="invalid_token", error_description="${ownExpected}"`);
+      assert.deepEqual(await (await userinfo(`${own.slice(0, -4)}AAAA`)).json(), { error: 'invalid_token', error_description: 'invalid token provided' });
     });
 
     it("a public client learns nothing at introspection, not even of its own tokens: whoever holds one of its tokens (leaked in a log, say) is not told whose it is or what it is for, by naming its public client_id (RFC 7662 §2.1, §4); discovery lists no `none` for introspection, and revocation still takes it (RFC 7009 §5)", async () => {

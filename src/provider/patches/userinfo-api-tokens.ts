@@ -5,7 +5,9 @@
  * find it), which tells a developer whose library called userinfo with the API's token nothing. A
  * token we signed as an access token (`typ` at+jwt), unexpired, for an audience, gets the same 401
  * and `invalid_token` challenge, its description saying which audience the token is for and which
- * token userinfo takes. Any other refusal (a token we did not sign, an expired one) stays the engine's.
+ * token userinfo takes. So does a client's own opaque token (client_credentials), unexpired, which
+ * the engine does not look for there: a person's token it is not (fifth fresh-eyes passes). Any other
+ * refusal (a token we did not sign or do not hold, an expired one) stays the engine's.
  */
 import { jwtVerify, type JWTVerifyGetKey } from 'jose';
 import type { Middleware } from 'koa';
@@ -17,25 +19,35 @@ const ENGINE_DESCRIPTION = 'invalid token provided';
 
 interface Options {
   readonly issuer: string;
+  /** A client's own opaque access token (client_credentials) by its value, if unexpired: its audience. */
+  readonly clientCredentials: (token: string) => Promise<{ readonly aud?: string | readonly string[] } | undefined>;
   /** Our public keys (a function, so that it follows key rotation). */
   readonly keys: JWTVerifyGetKey;
   readonly clockTolerance: number;
 }
 
-export function userinfoApiTokens({ issuer, keys, clockTolerance }: Options): Middleware {
+export function userinfoApiTokens({ issuer, keys, clockTolerance, clientCredentials }: Options): Middleware {
   return scoped({ routes: ['userinfo'] }, async function apiTokenAtUserinfo(ctx, next) {
     await next();
     const body = ctx.body as { error?: unknown; error_description?: unknown } | undefined;
     if (ctx.status !== 401 || body?.error !== 'invalid_token' || body.error_description !== ENGINE_DESCRIPTION) return;
     const token = presentedToken(ctx)?.token;
-    if (token?.split('.').length !== 3) return;
-    const audience = await jwtVerify(token, keys, { issuer, typ: 'at+jwt', clockTolerance }).then(
-      ({ payload }) => payload.aud,
-      () => undefined,
-    );
-    if (!audience?.length) return;
+    if (!token) return;
     // An API's identifier is a URL (apis.ts), but a quote or backslash would end the challenge's quoted string: left out.
-    const description = `this access token is for ${[audience].flat().join(' ').replace(/["\\]/g, '')}; userinfo takes a token asked for without resource`;
+    const named = (audience: string | readonly string[]) => [audience].flat().join(' ').replace(/["\\]/g, '');
+    let description: string;
+    if (token.split('.').length === 3) {
+      const audience = await jwtVerify(token, keys, { issuer, typ: 'at+jwt', clockTolerance }).then(
+        ({ payload }) => payload.aud,
+        () => undefined,
+      );
+      if (!audience?.length) return;
+      description = `this access token is for ${named(audience)}; userinfo takes a token asked for without resource`;
+    } else {
+      const own = await clientCredentials(token).catch(() => undefined);
+      if (!own) return;
+      description = `this access token is a client's own (client_credentials)${own.aud?.length ? ` for ${named(own.aud)}` : ''}; userinfo takes a token a person's sign-in gave`;
+    }
     ctx.body = { ...body, error_description: description };
     const challenge = ctx.response.get('WWW-Authenticate') as string | string[] | undefined;
     if (challenge?.length) ctx.set('WWW-Authenticate', [challenge].flat().map((value) => value.replace(`error_description="${ENGINE_DESCRIPTION}"`, `error_description="${description}"`)));
