@@ -56,7 +56,11 @@ function oneLine(error: unknown): string {
   // Sealed under the public development secret (a first start without KEYS_SECRETS): named, since
   // no message said what "old" was there (newcomer pass of 2026-12-06).
   if (error instanceof UnknownSecret && error.sealedWith(DEFAULT_KEYRING_SECRET)) {
-    return `${error.message}: it was sealed with the public development secret (keys.secrets in config/default.yaml); list yours first and keep that one after it: KEYS_SECRETS=<yours>,${DEFAULT_KEYRING_SECRET}`;
+    const way = `KEYS_SECRETS=<yours>,${DEFAULT_KEYRING_SECRET}`;
+    // Production refuses the public secret among keys.secrets (review): the ring is sealed again under the first secret at a start outside it.
+    return process.env.NODE_ENV === 'production'
+      ? `${error.message}: it was sealed with the public development secret (keys.secrets in config/default.yaml), which production refuses; start once without NODE_ENV=production and with ${way} (the ring is sealed again under yours), then in production with yours`
+      : `${error.message}: it was sealed with the public development secret (keys.secrets in config/default.yaml); list yours first and keep that one after it: ${way}`;
   }
   if (error instanceof UnknownSecret) return `${error.message}: start with the KEYS_SECRETS that sealed it (to change the secret, list the new one first and keep the old one after it: KEYS_SECRETS=new,old)`;
   // Several conflicts at start: one line each, each as fail() begins a line.

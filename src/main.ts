@@ -60,7 +60,7 @@ import { UpstreamLinks } from './accounts/links.js';
 import { LogoutTokenReplays } from './upstreams/logout-tokens.js';
 import { PendingSignIns } from './upstreams/pending.js';
 import { Upstreams } from './upstreams/registry.js';
-import { announceServer, evictingStore, servedElsewhere, unreachableStore } from './store/control.js';
+import { announceIssuer, announceServer, evictingStore, servedElsewhere, unreachableStore } from './store/control.js';
 import { openStore, type Kv } from './store/index.js';
 import { isStoreOutage } from './store/outage.js';
 import { inBatches } from './store/kv.js';
@@ -219,6 +219,7 @@ export async function serve(config: Config, logger: Logger = createLogger(config
   });
   const publishing = setInterval(() => {
     followClock().catch(() => {}); // kept as it was: the outage is told by the store's requests
+    if (kv.kind === 'redis') announceIssuer(config, kv).catch(() => {}); // as the clock: a CLI run elsewhere reads it (store/control.ts)
     publishLifetimes().catch((error: unknown) => {
       logger.warn({ event: 'revocations.lifetimes_failed', err: error instanceof Error ? error.message : String(error) }, 'saying in the store how long tokens live failed; tried again in a minute');
     });

@@ -141,6 +141,8 @@ export class KeyringService implements SigningGate {
   #revoked: ((kid: string) => Promise<boolean>) | undefined;
   /** The reads of the ring that signers who met a revoked key wait for together (replacing). */
   #following: Promise<void> | undefined;
+  /** A revoked current key whose replacing ring was waited for in vain (replacing): not waited for again. */
+  #waitedOut: string | undefined;
 
   private constructor(options: KeyringServiceOptions, snapshot: RingSnapshot) {
     this.#options = options;
@@ -239,7 +241,8 @@ export class KeyringService implements SigningGate {
    * before the ring), the ring is read at once (one read for every signer waiting) and followed,
    * so that what is signed next is signed by the key that replaced it; never by the revoked one.
    * Between the kid entry and the ring (written a moment after), the ring is read again until it
-   * comes, for up to 2 s (what a 503 asks a client to wait anyway); then, or when the store cannot be read, SigningKeyRevoked.
+   * comes, for up to 2 s (what a 503 asks a client to wait anyway), once per revoked key; then, or
+   * when the store cannot be read, SigningKeyRevoked.
    */
   async ready(): Promise<void> {
     const revoked = this.#revoked;
@@ -262,10 +265,13 @@ export class KeyringService implements SigningGate {
    * to come back in 2 s).
    */
   async #replacing(kid: string): Promise<void> {
-    const deadline = Date.now() + REPLACEMENT_WAIT_MS;
+    // Waited out once already and no ring came (the CLI stopped between its two writes): one read
+    // each, answered at once, until a ring comes. Each signer waiting 2 s again would pile them up.
+    const deadline = this.#waitedOut === kid ? 0 : Date.now() + REPLACEMENT_WAIT_MS;
     for (;;) {
       await this.refresh();
-      if (this.#snapshot.ring.current?.kid !== kid || Date.now() >= deadline || this.#closed) return;
+      if (this.#snapshot.ring.current?.kid !== kid || this.#closed) return;
+      if (Date.now() >= deadline) return void (this.#waitedOut = kid);
       await sleep(REPLACEMENT_POLL_MS);
     }
   }
@@ -298,6 +304,9 @@ export class KeyringService implements SigningGate {
   /** Does what the schedule asks for now, if anything (under the lock; another instance may do it). */
   async maintain(): Promise<boolean> {
     const { store, rsaBits } = this.#options;
+    // Nothing due by this process's own settings, nothing due by the published ones (which only keep
+    // retired keys longer): the published lifetimes are read only when something may be due.
+    if (isEmpty(plan(this.ring, Date.now(), this.#options.policy)) && !store.needsRewrite(this.#snapshot.raw)) return false;
     const policy = await this.#policyNow();
     if (isEmpty(plan(this.ring, Date.now(), policy)) && !store.needsRewrite(this.#snapshot.raw)) return false;
     const outcome = await store.locked(async () => {

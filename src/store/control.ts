@@ -148,6 +148,20 @@ export async function servedElsewhere(config: Config): Promise<StoreAccessError 
   );
 }
 
+/** How long a server's announcement lasts unless renewed: servers renew it every minute (main.ts). */
+export const ANNOUNCEMENT_SECONDS = 150;
+
+/**
+ * Records this server's issuer in the store (Redis), for ANNOUNCEMENT_SECONDS: a CLI run from
+ * elsewhere (another directory, machine or container) finds no run file, and without the servers'
+ * ISSUER it named their addresses by its own default (logout tokens it posted were refused for
+ * their iss: newcomer pass of 2026-12-06). Renewed while the server runs, so a stopped one's, or
+ * one moved to another issuer, does not linger.
+ */
+export async function announceIssuer(config: Config, kv: Kv): Promise<void> {
+  await kv.set(SERVERS_ANNOUNCED_KEY, JSON.stringify({ issuer: config.issuer } satisfies Announced), { ttl: ANNOUNCEMENT_SECONDS });
+}
+
 /**
  * Serves `kv` on the control socket (embedded store only) and writes the run file; returns what
  * removes both. A server that cannot write them (a read-only directory) still runs: `warn` says so.
@@ -171,11 +185,8 @@ export async function announceServer(config: Config, kv: Kv, pid: number, warn: 
       warn(`cannot listen on the control socket ${paths.socket} (${(error as Error).message}): the CLI will not reach this server`);
     }
   }
-  // On Redis, in the store too: a CLI run from elsewhere (another directory, machine or container)
-  // finds no run file, and without the servers' ISSUER it named their addresses by its own default
-  // (logout tokens it posted were refused for their iss: newcomer pass of 2026-12-06).
   if (kv.kind === 'redis') {
-    await kv.set(SERVERS_ANNOUNCED_KEY, JSON.stringify({ issuer: config.issuer, allowPrivateNetworks: config.outbound.allowPrivateNetworks } satisfies Announced)).catch((error: unknown) => {
+    await announceIssuer(config, kv).catch((error: unknown) => {
       warn(`cannot record this server's issuer in the store (${(error as Error).message}): a CLI run elsewhere must be given ISSUER=${config.issuer}`);
     });
   }
@@ -337,10 +348,9 @@ export interface Target {
   readonly warning?: string;
 }
 
-/** What a server on Redis records in the store at its start (announceServer). */
+/** What a server on Redis records in the store at its start and every minute after (announceIssuer). */
 interface Announced {
   readonly issuer: string;
-  readonly allowPrivateNetworks?: boolean;
 }
 
 /**
@@ -351,7 +361,7 @@ async function announcedOn(kv: Kv): Promise<Announced | undefined> {
   try {
     const announced = JSON.parse((await kv.get(SERVERS_ANNOUNCED_KEY)) ?? 'null') as Partial<Announced> | null;
     if (typeof announced?.issuer !== 'string' || !URL.canParse(announced.issuer)) return undefined;
-    return { issuer: announced.issuer, ...(typeof announced.allowPrivateNetworks === 'boolean' && { allowPrivateNetworks: announced.allowPrivateNetworks }) };
+    return { issuer: announced.issuer };
   } catch {
     return undefined;
   }
@@ -381,7 +391,9 @@ export async function openTarget(config: Config, options: { needsServer?: boolea
           : announced && announced.issuer !== issuer
           ? `the servers on this store announce the issuer ${announced.issuer}, not ${issuer} (ISSUER): what this command signs, posts or prints names ${issuer} (logout tokens the apps refuse); unset ISSUER, or give theirs`
           : undefined;
-    const allowPrivateNetworks = taken?.allowPrivateNetworks;
+    // The outbound policy only from a server running here (its run file): the store's word for it
+    // would open this host's private network to what the command posts (review of 2026-12-06).
+    const allowPrivateNetworks = here?.allowPrivateNetworks;
     const from = taken && !here ? ', as the servers on it announce' : '';
     return { kv, issuer, description: `${location} (issuer ${issuer}${from})`, ...(allowPrivateNetworks !== undefined && { allowPrivateNetworks }), ...(warning ? { warning } : {}) };
   }

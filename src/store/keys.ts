@@ -114,9 +114,9 @@ export const CLIENT_METADATA_DOCUMENTS_ACCEPTED_ENDS_KEY = 'client-metadata-docu
 export const trackedCacheBeatsPrefix = (instance: string) => `tracked-cache:${instance}:`;
 
 /**
- * What the servers on this store last announced at their start (JSON: issuer, outbound
- * allowPrivateNetworks), durable: a CLI acting on the store from elsewhere, without the servers'
- * ISSUER, names their addresses (store/control.ts openTarget).
+ * What the servers on this store announce (JSON: their issuer), written at start and every minute,
+ * kept a little longer: a CLI acting on the store from elsewhere, without the servers' ISSUER,
+ * names their addresses by it (store/control.ts announceIssuer, openTarget).
  */
 export const SERVERS_ANNOUNCED_KEY = 'servers:announced';
 

@@ -58,11 +58,13 @@ export const WRITE_COMMANDS = /^(evalsha|eval|set|del|unlink|sadd|srem|zadd|zrem
  * BACKCHANNEL_SWEEP_INTERVAL: 0.2 s or 0.5 s in some files), the key ring's lock, the revocation
  * list's lifetimes (every minute). They go on the connection a request's commands go on, at any
  * moment: a trigger for "the request's next write" that took one cut or held the timer's instead.
+ * So the same writes made by a request (an on-demand rotation's lock, a start's lifetimes, the
+ * servers' announcement) are never a trigger: a test cutting at those names them itself.
  */
 export function isTimerWrite([name = '', ...words]: string[]): boolean {
   const keys = /^eval(sha)?$/i.test(name) ? words.slice(2, 2 + Number(words[1] ?? 0)) : words.slice(0, 1);
   if (/^eval(sha)?$/i.test(name) && keys.length === 3 && ['backchannel:{bc}:retries', 'backchannel:{bc}:session-ends', 'backchannel:{bc}:owed-endings'].every((key, i) => keys[i]?.endsWith(key))) return true;
-  return keys.length > 0 && keys.every((key) => /(^|:)tracked-cache:[0-9a-f]+:\d+$|(^|:)keyring:lock$|:\{rv\}:lifetimes?(:|$)/.test(key));
+  return keys.length > 0 && keys.every((key) => /(^|:)tracked-cache:[0-9a-f]+:\d+$|(^|:)keyring:lock$|:\{rv\}:lifetimes?(:|$)|(^|:)servers:announced$/.test(key));
 }
 
 /**

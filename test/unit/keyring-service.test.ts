@@ -1,0 +1,41 @@
+/**
+ * The signing gate (KeyringService.ready) when the current key is revoked and no ring replaces it:
+ * the first signer waits for the ring (the CLI writes it a moment after the kid entry), the ones
+ * after it are answered at once (review of 2026-12-06: each waiting 2 s again piled them up while
+ * a CLI that stopped between its two writes left no ring to come).
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { KeyringService, SigningKeyRevoked } from '../../src/keyring/service.js';
+import { FileRingStore } from '../../src/keyring/stores.js';
+
+describe('key ring service: a revoked current key with no ring to replace it', function () {
+  this.timeout(20_000);
+  const dir = mkdtempSync(join(tmpdir(), 'latchkey-ring-'));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('the first signer reads the ring again for a while, then refuses; the next ones read it once and refuse at once; a ring that comes is followed', async () => {
+    const store = new FileRingStore(join(dir, 'keyring.json'));
+    const service = await KeyringService.open({ store, policy: { interval: 86_400, lead: 3_600, retention: 3_600 }, rsaBits: 2048, refreshInterval: 2 });
+    let reads = 0;
+    const readRaw = store.readRaw.bind(store);
+    store.readRaw = () => ((reads += 1), readRaw());
+    const revoked = service.ring.current!.kid;
+    service.guardSigning(async (kid) => kid === revoked);
+
+    await assert.rejects(service.ready(), SigningKeyRevoked);
+    assert.ok(reads > 5, `the first signer read the ring ${reads} times while it waited`);
+    for (const _ of [1, 2, 3]) {
+      reads = 0;
+      await assert.rejects(service.ready(), SigningKeyRevoked);
+      assert.equal(reads, 1, 'waited out before: one read, no wait');
+    }
+    // The ring replacing it comes: followed, and the gate opens.
+    await service.rotate(true);
+    assert.notEqual(service.ring.current!.kid, revoked);
+    await service.ready();
+    await service.close();
+  });
+});
