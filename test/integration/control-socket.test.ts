@@ -119,7 +119,7 @@ describe('the embedded store\'s control socket', () => {
     const embedded = { pid: process.ppid, store: 'embedded', issuer: 'http://localhost:7500', location: config.embedded.file };
     writeFileSync(run, JSON.stringify(embedded));
     const warnings: string[] = [];
-    const unannounce = await announceServer(config, { kind: 'redis' } as unknown as Kv, process.pid, (message) => warnings.push(message));
+    const unannounce = await announceServer(config, { kind: 'redis', set: async () => true } as unknown as Kv, process.pid, (message) => warnings.push(message));
     try {
       assert.equal(warnings.length, 1);
       assert.match(warnings[0]!, new RegExp(`the CLI without REDIS_URL acts on the embedded store, not on this server; with this server's REDIS_URL it acts on its store, and needs ISSUER=${config.issuer} to name its addresses$`));
