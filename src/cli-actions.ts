@@ -11,7 +11,7 @@ import type { Command } from 'commander';
 import { AccountError, Accounts, untilEndingPassed } from './accounts/accounts.js';
 import { Apis } from './apis/apis.js';
 import { ConfigError, DEFAULT_KEYRING_SECRET, envWarnings, loadConfig, type Config } from './config.js';
-import { keyRevocationHorizon, ringStore, rotationPolicy } from './keyring/index.js';
+import { keyRevocationHorizon, publishedRotationPolicy, ringStore } from './keyring/index.js';
 import { generateKey, Keyring } from './keyring/keyring.js';
 import { describeRing, planRevocation, RotationError } from './keyring/lifecycle.js';
 import { SealError, UnknownSecret } from './keyring/sealing.js';
@@ -133,10 +133,6 @@ function revocationList(kv: Kv, settings: Config, owed?: KeepsOwed): RevocationL
   return new RevocationList(kv, { skew: CLOCK_TOLERANCE, accessTokenLifetime: longestAccessTokenLifetime(settings), grantLifetime: settings.ttl.grant, signedLifetime: longestSignedLifetime(settings), ...(owed ? { owed } : {}) });
 }
 
-/** The rotation policy with the lifetimes the servers on the store published: a retired key is kept as long as they say (rotationPolicy). */
-async function storePolicy(kv: Kv, settings: Config) {
-  return rotationPolicy(settings, (await revocationList(kv, settings).lifetimes()).signed);
-}
 
 /** Revoking grants goes through the oidc-provider adapter, so it is loaded only when needed. */
 async function grantRevocation(kv: Kv, settings: Config): Promise<GrantRevocation> {
@@ -319,7 +315,7 @@ async function revokeKeys(kv: Kv, settings: Config, kids: readonly string[]): Pr
     current: after.current?.kid,
     ...(before.current?.kid !== after.current?.kid ? { previous: before.current?.kid } : {}),
     next: after.next?.kid,
-    keys: describeRing(after, await storePolicy(kv, settings)),
+    keys: describeRing(after, await publishedRotationPolicy(settings, revocationList(kv, settings))),
   });
 }
 
@@ -572,7 +568,7 @@ const actions: Record<string, Action> = {
   'keys list': async () =>
     withStore(async (kv, settings) => {
       const snapshot = await readRing(ringStore(settings, kv));
-      print(snapshot ? describeRing(snapshot.ring, await storePolicy(kv, settings)) : []);
+      print(snapshot ? describeRing(snapshot.ring, await publishedRotationPolicy(settings, revocationList(kv, settings))) : []);
     }),
 
   'keys rotate': async (options: { now?: boolean; revokeCurrent?: boolean }) =>
@@ -583,7 +579,7 @@ const actions: Record<string, Action> = {
         if (!current) throw new RotationError('there is no key ring yet: `latchkey serve` creates it at its first start');
         return revokeKeys(kv, settings, [current]);
       }
-      const policy = await storePolicy(kv, settings);
+      const policy = await publishedRotationPolicy(settings, revocationList(kv, settings));
       const { before, after } = await rotateRing(ringStore(settings, kv), policy, settings.keys.rsaBits, Boolean(options.now));
       print({
         current: after.current?.kid,

@@ -35,7 +35,7 @@ import { DueEndings } from './store/due-endings.js';
 import { issuerWarnings, publicSecretsWarning, type Config } from './config.js';
 import { homePage } from './interactions/home.js';
 import { interactionRoutes } from './interactions/routes.js';
-import { openKeyring, rotationPolicy } from './keyring/index.js';
+import { openKeyring, publishedRotationPolicy } from './keyring/index.js';
 import { jwksEndpoint, WELL_KNOWN_JWKS_PATH } from './keyring/jwks-endpoint.js';
 import { fixedHeaders } from './http/preset-headers.js';
 import type { KeyringService } from './keyring/service.js';
@@ -226,7 +226,7 @@ export async function serve(config: Config, logger: Logger = createLogger(config
   }, LIFETIMES_EVERY * 1000);
   publishing.unref();
   // Retired keys are kept as long as any instance said what it signed may live, not only this one's settings.
-  keys.retainFor(async () => rotationPolicy(config, (await revocations.lifetimes()).signed));
+  keys.retainFor(() => publishedRotationPolicy(config, revocations));
   const verifier = keys.verifier();
   // A current key revoked elsewhere is replaced before anything is signed with it (keyring/service.ts ready).
   const keyRevoked = revocations.keyRevokedCheck();

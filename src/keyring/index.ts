@@ -26,6 +26,11 @@ export function rotationPolicy(config: Config, published = 0): RotationPolicy {
   };
 }
 
+/** rotationPolicy with the longest lifetime the servers on the store published (the revocation list's lifetimes: no import of it here). */
+export async function publishedRotationPolicy(config: Config, revocations: { lifetimes(): Promise<{ readonly signed: number }> }): Promise<RotationPolicy> {
+  return rotationPolicy(config, (await revocations.lifetimes()).signed);
+}
+
 /**
  * Seconds a revoked key's entry on the revocation list must last: until every token it signed has
  * expired, and every verifier that follows the feed has dropped the key from its cached JWKS (we

@@ -149,7 +149,7 @@ export async function servedElsewhere(config: Config): Promise<StoreAccessError 
 }
 
 /** How long a server's announcement lasts unless renewed: servers renew it every minute (main.ts). */
-export const ANNOUNCEMENT_SECONDS = 150;
+const ANNOUNCEMENT_SECONDS = 150;
 
 /**
  * Records this server's issuer in the store (Redis), for ANNOUNCEMENT_SECONDS: a CLI run from
