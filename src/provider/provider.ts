@@ -47,6 +47,7 @@ import { keysFreshForAMinute, staleClientKeysVerifyNothing } from './patches/cli
 import { accessTokensWithinSessions } from './patches/tokens-within-session.js';
 import { accessTokensWithinGrants } from './patches/tokens-within-grant.js';
 import { lifetimesAsConfigured } from './patches/lifetimes-as-configured.js';
+import { exactExpiry } from './patches/exact-expiry.js';
 import { authTimeOfFirstFactor } from './patches/sign-in-time.js';
 import { postLogoutToCurrentRegistration } from './patches/post-logout-current.js';
 import { ownOriginOnlyAsRegistered } from './patches/own-origin-redirects.js';
@@ -748,6 +749,8 @@ function applyPatches(
   accessTokensWithinSessions(provider, config.ttl.sessionMax);
   // ...and none past the end of its grant (ttl.Grant), which no revocation marks either.
   accessTokensWithinGrants(provider);
+  // What is stored ends at its exp, without the tolerance meant for other clocks (before the next: it wraps this).
+  exactExpiry(provider);
   // A grant, refresh token, code, device code or interaction saved under a longer lifetime than is configured now ends at the new one.
   lifetimesAsConfigured(provider, { Grant: config.ttl.grant, RefreshToken: config.ttl.refreshToken, AuthorizationCode: config.ttl.authorizationCode, DeviceCode: config.ttl.deviceCode, Interaction: config.ttl.interaction });
   // An unchanged session's expiry moves on once a minute (at most 1% of its lifetime), not at every request.

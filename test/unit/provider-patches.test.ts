@@ -495,6 +495,27 @@ describe('patches on oidc-provider internals (src/provider/patches/)', () => {
     assert.match(source('actions/grants/refresh_token.js'), /RefreshToken\.find\(refreshTokenValue, \{ ignoreExpiration: true \}\);[\s\S]*?if \(refreshToken\.isExpired\) \{/);
   });
 
+  it('exact-expiry.ts: every stored model is verified by the engine with its clockTolerance past exp (so a record past its exp was found); patched, a record whose exp has come is found only with ignoreExpiration, and ReplayDetection keeps the tolerance', async () => {
+    assert.match(source('models/base_model.js'), /static async verify\(stored, options = \{\}\) \{\s*return opaque\.verify\(provider, stored, options\);/);
+    assert.match(source('models/formats/opaque.js'), /assertPayload\(stored, \{\s*ignoreExpiration,\s*clockTolerance: configuration\.clockTolerance,/);
+    const { exactExpiry, STORED_MODELS } = await import('../../src/provider/patches/exact-expiry.js');
+    const keys = async () => ({ keys: [{ ...(await exportJWK((await generateKeyPair('ES256', { extractable: true })).privateKey)), alg: 'ES256', use: 'sig' }] });
+    const options = { clients: [], adapter, clockTolerance: 15, features: { devInteractions: { enabled: false } } };
+    const engine = new Provider('http://localhost:3000', { ...options, jwks: await keys() });
+    const patched = new Provider('http://localhost:3000', { ...options, jwks: await keys() });
+    exactExpiry(patched);
+    const now = Math.floor(Date.now() / 1000);
+    type Verifying = { verify(stored: object, options?: object): Promise<unknown> };
+    for (const name of STORED_MODELS) {
+      const stored = () => ({ jti: 'id', kind: name, iat: now - 60, exp: now - 1 });
+      await (engine as unknown as Record<string, Verifying>)[name]!.verify(stored());
+      await assert.rejects((patched as unknown as Record<string, Verifying>)[name]!.verify(stored()), name);
+      await (patched as unknown as Record<string, Verifying>)[name]!.verify(stored(), { ignoreExpiration: true });
+      await (patched as unknown as Record<string, Verifying>)[name]!.verify({ ...stored(), exp: now + 5 });
+    }
+    assert.equal(Object.hasOwn((patched as unknown as { ReplayDetection: object }).ReplayDetection, 'verify'), false, 'ReplayDetection left as it is');
+  });
+
   it('session-idle.ts: Session.find and findByUid pass the stored session to the static verify Session inherits; a session is saved through Session#save (BaseModel#save stamps exp from ttl and writes the payload IN_PAYLOAD names); the patched verify lowers exp to usedAt plus the idle lifetime now, finds nothing past it, and extends nothing', async () => {
     const base = source('models/base_model.js');
     assert.match(base, /static async find\(value, \{ ignoreExpiration = false \} = \{\}\) \{[\s\S]*?const payload = await this\.verify\(stored, \{ ignoreExpiration \}\);/);

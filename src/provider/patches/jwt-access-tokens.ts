@@ -17,6 +17,7 @@ import { decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWTHeaderP
 import { errors, type Client, type KoaContextWithOIDC, type Provider } from 'oidc-provider';
 import introspectionSteps from 'oidc-provider/lib/actions/introspection.js';
 import revocationSteps from 'oidc-provider/lib/actions/revocation.js';
+import { machineSeconds } from '../../clock.js';
 import { GRANT_CLAIM, type RevocationList } from '../../revocation/list.js';
 import { VerifiedTokens } from '../verified-tokens.js';
 
@@ -113,6 +114,9 @@ export function answerJwtAccessTokens(provider: Provider, { issuer, keys, list, 
       ctx.body = { active: false };
       if (!verified || !('claims' in verified)) return;
       const { claims, header } = verified;
+      // Expired at its exp (RFC 7662 §2.2), on the clock that stamped it: the verifier's tolerance is
+      // for other clocks, and revocation below keeps it (a token an API still takes can be revoked).
+      if (claims.exp !== undefined && claims.exp <= machineSeconds()) return;
       // Whether the caller may see it and whether it was revoked: read together, one round trip.
       const [allowed, revoked] = await Promise.all([mayIntrospect(caller, claims), list.isRevoked(claims, header)]);
       if (!allowed || revoked) return;
