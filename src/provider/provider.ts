@@ -70,7 +70,7 @@ import { postAsGet } from './post-methods.js';
 import { accountClaims, ID_TOKEN_CLAIMS_PROPERTY, SCOPE_CLAIMS, validateIdTokenClaimsSetting } from './id-token-claims.js';
 import { consentOnlyIfNeeded, CONSENT_IF_NEEDED, offlineAccessPrompt } from './patches/offline-access.js';
 import { rotateRefreshTokenAfterChecks } from './refresh-rotation.js';
-import { REQUIRE_MFA_PROPERTY, requireLevelAtTokenEndpoint, validateRequireMfa, withStepUp } from './patches/step-up.js';
+import { essentialAcrInIdTokens, REQUIRE_MFA_PROPERTY, requireLevelAtTokenEndpoint, validateRequireMfa, withStepUp } from './patches/step-up.js';
 import { keepRequirements } from './patches/kept-requirements.js';
 import { boundCodesToCurrentRegistration, scopesBeyond, withCurrentRegistration } from './patches/current-registration.js';
 import { dpopBoundCodesBeforeSpending } from './patches/dpop-bound-codes.js';
@@ -676,6 +676,8 @@ function applyPatches(
   narrowedRefreshClaims(provider);
   // Step-up holds at the token endpoint too: no refresh, code or device code from a sign-in weaker than the client requires.
   requireLevelAtTokenEndpoint(provider, config.accounts.mfa.required);
+  // An essential acr asked is answered with one of its values: the highest the sign-in meets (see the patch).
+  essentialAcrInIdTokens(provider);
   // A code or device code redeemed after its client was narrowed gets only what the client may have now.
   boundCodesToCurrentRegistration(provider);
   // RFC 6749 §4.1.3: a code whose authorization request named its redirect_uri is redeemed with it.

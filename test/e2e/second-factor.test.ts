@@ -217,6 +217,28 @@ describe('e2e: second factor after a password, and step-up (openid-client)', fun
     assert.equal((await claimsAt('app', done, verifier, alice)).acr, 'mfa');
   });
 
+  it('an essential acr below the sign-in (claims parameter, OIDC Core §5.5.1.1): a person with an authenticator app asked ["pwd"] signs in once and the ID token says pwd, not the login page again and again; asked ["pwd","mfa"], mfa', async () => {
+    await server.accounts.create('gwen', PASSWORD);
+    const secret = await enrolTotp('gwen');
+    const agent = new Agent();
+    const asked = (values: string[]) => ({ claims: JSON.stringify({ id_token: { acr: { essential: true, values } } }) });
+    const { page, verifier } = await password(agent, 'app', 'gwen', asked(['pwd']));
+    assert.ok(isSecondFactor(page), `expected the second-factor page, got ${page.url}`);
+    const done = await agent.submit(page, '/second-factor', { method: 'totp', code: codeFor(secret) }, REDIRECT);
+    // Before the fix: the login page of a new interaction, every time round.
+    assert.ok(!isLogin(done), `sent to sign in again: ${done.url}`);
+    const claims = await claimsAt('app', done, verifier, agent);
+    assert.equal(claims.acr, 'pwd', 'one of the values asked (the highest the sign-in meets)');
+    assert.deepEqual(claims.amr, ['pwd', 'otp', 'mfa'], 'amr says what was done');
+
+    // The same session, asked for either level: the one reached, silently.
+    const again = await authorize(agent, 'app', asked(['pwd', 'mfa']));
+    assert.equal((await claimsAt('app', again.page, again.verifier, agent)).acr, 'mfa');
+    // A level above the session's asks to sign in again, as acr_values does.
+    const higher = await authorize(agent, 'app', { ...asked(['phr']), prompt: 'none' });
+    assert.equal(new URL(higher.page.url).searchParams.get('error'), 'login_required');
+  });
+
   it('an app asking acr_values=phr (phishing-resistant) is offered no codes: an authenticator-app code is refused', async () => {
     const agent = new Agent();
     const { page } = await password(agent, 'app', 'alice', { acr_values: 'phr' });

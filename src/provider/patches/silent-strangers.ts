@@ -41,7 +41,7 @@ const strangerSilently = ({ oidc }: KoaContextWithOIDC) => oidc.prompts.has('non
 const NAMING = new Set(['hinted_login', 'claims_id_token_sub_value', 'id_token_hint', 'hinted_subject']);
 
 /** The login checks that weigh the session's age or strength (the engine's and patches/step-up.ts). */
-const WEIGHING = new Set(['max_age', 'essential_acrs', 'essential_acr', 'acr_level']);
+const WEIGHING = new Set(['max_age', 'acr_level']);
 
 /** The checks of the login prompt named in `reasons`, every one of them there. */
 function loginChecks(policy: interactionPolicy.DefaultPolicy, reasons: Set<string>) {

@@ -10,6 +10,15 @@
  * whose `acr` is below what the request needs is sent to the login step. With prompt=none the app
  * gets login_required, as for any other reason to log in.
  *
+ * An essential `acr` in the claims parameter is a level too (its lowest value we offer), weighed by
+ * the same check: the engine's own `essential_acrs` and `essential_acr` checks, which want the
+ * session's `acr` to be one of the values exactly, are taken out of the login prompt. They sent a
+ * person whose sign-in is above every value asked (someone with an authenticator app asked `pwd`, a
+ * passkey asked `mfa`) back to the login page forever, with no answer to the app (fresh-eyes passes
+ * of 2026-12-06). OIDC Core §5.5.1.1 wants the ID token's `acr` to be one of the values asked: it
+ * says the highest of them the sign-in meets (essentialAcrInIdTokens); the `acr` kept with the
+ * session, code and refresh token stays the one reached, which the token endpoint weighs.
+ *
  * A refresh token keeps the `acr` of the sign-in it came from (OIDC Core §12.2), and the engine
  * renews it whatever the client requires now; so does a code or an approved device code redeemed
  * later. requireLevelAtTokenEndpoint wraps the find() of RefreshToken, AuthorizationCode and
@@ -51,23 +60,66 @@ export function requiredAcrFor(client: ClientLike, params: Record<string, unknow
  * unmet_authentication_requirements) instead of sending the person back to the login page forever.
  */
 function essentialAcrValues(claims: unknown): string {
-  let parsed: unknown;
-  try {
-    parsed = typeof claims === 'string' ? JSON.parse(claims) : claims;
-  } catch {
-    return '';
-  }
-  const acr = (parsed as { id_token?: { acr?: { essential?: unknown; value?: unknown; values?: unknown } } } | null)?.id_token?.acr;
+  const acr = askedAcr(claims);
   if (!acr || acr.essential !== true) return '';
   const values = Array.isArray(acr.values) ? acr.values : [acr.value];
   return values.filter((value): value is string => typeof value === 'string').join(' ');
 }
 
-/** `policy` with the acr_level check on its login prompt. */
+/**
+ * The `acr` an ID token says for a sign-in at `reached` when the request asked `asked` (the claims
+ * parameter's `acr` member): `reached` when it is one of the values asked or nothing essential was
+ * asked, else the highest value asked that it meets (pwd < mfa < phr).
+ */
+export function essentialAcrMet(reached: string, asked: { essential?: unknown; value?: unknown; values?: unknown } | undefined): string {
+  if (asked?.essential !== true) return reached;
+  const values = (Array.isArray(asked.values) ? asked.values : [asked.value]).filter((value): value is Acr => (ACR_VALUES as readonly unknown[]).includes(value));
+  if (!values.length || values.includes(reached as Acr)) return reached;
+  const met = values.filter((value) => satisfies(reached, value));
+  return met.length ? met.reduce((high, value) => (ACR_VALUES.indexOf(value) > ACR_VALUES.indexOf(high) ? value : high)) : reached;
+}
+
+/** ID tokens say the `acr` essentialAcrMet gives for what their request asked (signed userinfo, where §5.5.1.1 does not apply, the sign-in's own). */
+export function essentialAcrInIdTokens(provider: Provider): void {
+  type Asked = Parameters<typeof essentialAcrMet>[1];
+  type IdTokenLike = { available: { acr?: unknown }; mask?: { acr?: Asked }; set(key: string, value: unknown): void };
+  const IdToken = provider.IdToken as unknown as { prototype: IdTokenLike & { issue(options?: { use?: string }): Promise<string> } };
+  const issue = IdToken.prototype.issue;
+  if (typeof issue !== 'function') throw new Error('oidc-provider IdToken#issue is gone: review src/provider/patches/step-up.ts');
+  IdToken.prototype.issue = async function (this: IdTokenLike, options?: { use?: string }) {
+    const reached = this.available.acr;
+    // set() puts it in the token's extra claims, which override the available ones.
+    if (options?.use === 'idtoken' && typeof reached === 'string') {
+      const said = essentialAcrMet(reached, this.mask?.acr ?? undefined);
+      if (said !== reached) this.set('acr', said);
+    }
+    return issue.call(this, options);
+  };
+}
+
+/** The claims parameter's id_token `acr` member, if it parses. */
+function askedAcr(claims: unknown): { essential?: unknown; value?: unknown; values?: unknown } | undefined {
+  let parsed: unknown;
+  try {
+    parsed = typeof claims === 'string' ? JSON.parse(claims) : claims;
+  } catch {
+    return undefined;
+  }
+  return (parsed as { id_token?: { acr?: { essential?: unknown; value?: unknown; values?: unknown } } } | null)?.id_token?.acr ?? undefined;
+}
+
+const isEssentialWithValuesNotAList = (claims: unknown) => {
+  const acr = askedAcr(claims);
+  return acr?.essential === true && acr.values !== undefined && !Array.isArray(acr.values);
+};
+
+/** `policy` with the acr_level check on its login prompt, in place of the engine's exact essential acr checks. */
 export function withStepUp(policy: interactionPolicy.DefaultPolicy, mfaEverywhere: boolean): interactionPolicy.DefaultPolicy {
   const login = policy.get('login');
-  // Fails loudly at start if an upgrade renamed the prompt this relies on.
-  if (!login) throw new Error('oidc-provider has no login prompt: review src/provider/patches/step-up.ts');
+  // Fails loudly at start if an upgrade renamed the prompt or the checks this relies on.
+  if (!login || !login.checks.get('essential_acrs') || !login.checks.get('essential_acr')) throw new Error('oidc-provider has no login prompt or essential acr checks: review src/provider/patches/step-up.ts');
+  login.checks.remove('essential_acrs');
+  login.checks.remove('essential_acr');
   login.checks.add(
     // The error is named: a Check added after the prompt was made does not take the prompt's
     // (login_required), and prompt=none would answer the generic interaction_required.
@@ -75,6 +127,8 @@ export function withStepUp(policy: interactionPolicy.DefaultPolicy, mfaEverywher
       const { oidc } = ctx;
       // An essential acr none of whose values we offer can never be met: a failed authentication
       // now (OIDC Core §5.5.1.1), rather than the engine's essential_acr check asking to log in forever.
+      // As the engine's essential_acrs check refused it.
+      if (isEssentialWithValuesNotAList(oidc.params?.claims)) throw new errors.InvalidRequest('invalid claims.id_token.acr.values type');
       const essential = essentialAcrValues(oidc.params?.claims);
       if (essential && !essential.split(' ').some((value) => (ACR_VALUES as readonly string[]).includes(value))) {
         throw new errors.UnmetAuthenticationRequirements('none of the essential acr values is offered (see acr_values_supported)');
