@@ -25,6 +25,8 @@ import { answerJwtAccessTokens } from './patches/jwt-access-tokens.js';
 import './patches/form-bodies.js';
 // So do these: an authorization request without scope is invalid_scope at once (see the patch).
 import './patches/scope-required.js';
+// ...and a request_uri another client pushed is refused before its state is taken (see the patch).
+import './patches/pushed-by-another-client.js';
 // OpenID Connect Core §3.1.2.1: an OpenID request names its redirect_uri (see the patch).
 import { codesNameRedirectUri, REDIRECT_URI_OMITTED } from './patches/openid-redirect-uri.js';
 import { confidentialRedemption } from './patches/confidential-redemption.js';

@@ -266,6 +266,39 @@ describe('attacks: second factor, step-up and the new endpoints (black box)', fu
     assert.ok(back.searchParams.get('code'));
   });
 
+  it("PAR: another client's request_uri is refused to that client with its own state, never the pushing client's (RFC 6749 §4.1.2.1), and is not spent", async () => {
+    const verifier = oidc.randomPKCECodeVerifier();
+    const pushed = await fetch(configs.app!.serverMetadata().pushed_authorization_request_endpoint!, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`app:${SECRET}`).toString('base64')}` },
+      body: new URLSearchParams({ client_id: 'app', response_type: 'code', redirect_uri: REDIRECT, scope: 'openid', state: 'app-secret-state', code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256' }),
+    });
+    assert.equal(pushed.status, 201, await pushed.clone().text());
+    const { request_uri } = (await pushed.json()) as { request_uri: string };
+    const at = (params: Record<string, string>) => {
+      const url = new URL(configs.app!.serverMetadata().authorization_endpoint!);
+      url.search = new URLSearchParams(params).toString();
+      return fetch(url, { redirect: 'manual' });
+    };
+    for (const own of [{ state: 'offline-own-state' }, {}] as { state?: string }[]) {
+      const refused = await at({ client_id: 'offline', request_uri, ...(own.state ? { state: own.state } : {}) });
+      const location = refused.headers.get('location') ?? '';
+      // Before the fix: 303 to offline's redirect URI with state=app-secret-state.
+      assert.doesNotMatch(location, /app-secret-state/, `${refused.status} ${location}`);
+      if (location.startsWith(REDIRECT)) {
+        const answer = new URL(location).searchParams;
+        assert.equal(answer.get('error'), 'invalid_request_object');
+        assert.equal(answer.get('state'), own.state ?? null);
+      } else {
+        assert.equal(refused.status, 400);
+      }
+    }
+    // Not spent: the pushing client's own use of it still starts its sign-in.
+    const own = await at({ client_id: 'app', request_uri });
+    assert.equal(own.status, 303);
+    assert.match(own.headers.get('location') ?? '', /\/interaction\//);
+  });
+
   it("second factor skipped: after the password, consent, the engine's resume URL and another sign-in's form do not finish the sign-in (OIDC Core §3.1.2.3)", async () => {
     const secret = await enrolTotp('bob');
     const agent = new Agent();
