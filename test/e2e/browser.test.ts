@@ -145,4 +145,16 @@ describe('e2e (Chromium): sign in once, signed in everywhere; sign out once, sig
     await screenshot('latchkey-wrong-password');
     assert.deepEqual(cspViolations, []);
   });
+
+  it('the sample app opened at another name than its registered one (127.0.0.1 for app1.localhost) still signs in: its sign-in starts at its own name', async () => {
+    await page.goto(`http://127.0.0.1:${new URL(app1.url).port}/`);
+    await page.click('#signin');
+    await page.waitForSelector('input[name="password"]');
+    await page.fill('input[name="username"]', 'alice');
+    await page.fill('input[name="password"]', PASSWORD);
+    await page.click('button:has-text("Sign in")');
+    // Before: back at the registered name without the cookie of the name it started at, "Not signed in (no_pending_request)".
+    await page.waitForURL(`${app1.url}/`);
+    assert.match(await status(), /Signed in as Alice Liddell/);
+  });
 });

@@ -137,6 +137,13 @@ export async function startRelyingParty(options: RelyingPartyOptions): Promise<R
       return;
     }
 
+    // Opened at another name than its own (127.0.0.1 for localhost): the sign-in starts at its own, or
+    // the session cookie set here would not come back to the callback at the registered address.
+    if (url.pathname === '/login' && req.headers.host !== new URL(base).host) {
+      res.writeHead(302, { location: `${base}/login${url.search}` }).end();
+      return;
+    }
+
     const s = session(req, res);
     switch (url.pathname) {
       case '/': {
