@@ -18,7 +18,8 @@
  * carrying a scope it no longer offers (api with `scope`), a person's token carrying a scope taken
  * from its client's `scope` (delegated with `scope`), and
  * every token signed by a revoked key (kid), which it refuses even while its cached JWKS still holds that key. When the feed cannot be reached for
- * `maxStaleness` (10 s) it refuses every token (fails closed) rather than accept revoked ones.
+ * `maxStaleness` (10 s) it refuses every token (fails closed) rather than accept revoked ones,
+ * saying what its last try met. While polls fail it polls less often (see pollInterval).
  * A DPoP-bound token (cnf.jkt) is accepted only with the DPoP scheme and a valid proof for the
  * request (RFC 9449; the checks are in dpop.ts).
  *
@@ -48,13 +49,17 @@ export interface ResourceServerOptions {
   readonly clientSecret?: string;
   /** Instead of clientId/clientSecret: returns an access token for the feed (audience `<issuer>/revocations`, scope `revocations`). */
   readonly feedToken?: () => Promise<string>;
-  /** Milliseconds between polls of the revocation feed. Default 500. */
+  /**
+   * Milliseconds between polls of the revocation feed. Default 500. While polls fail, the wait
+   * doubles up to a quarter of `maxStaleness` (at most 5 s), at once when Latchkey refused the
+   * request (4xx: a wrong or rotated secret, no feed grant); the first success returns to it.
+   */
   readonly pollInterval?: number;
   /** Milliseconds without a successful poll after which every token is refused. Default 10 000. */
   readonly maxStaleness?: number;
   /** Seconds of clock skew tolerated on exp/iat. Default 15. */
   readonly clockTolerance?: number;
-  /** Called when a poll fails (the helper keeps polling), and at start for each try Latchkey did not answer. */
+  /** Called when a poll fails (the helper keeps polling, backing off), and at start for each try Latchkey did not answer. */
   readonly onError?: (error: Error) => void;
   /**
    * Milliseconds `createResourceServer` waits for Latchkey to answer its discovery document (not
@@ -138,13 +143,29 @@ const NO_TOKEN = 'no access token';
 /** Never cache the JWKS longer than jose's default, whatever max-age says. */
 const JWKS_CACHE_CEILING_MS = 600_000;
 
+/**
+ * A request that failed, with `summary`: what and why in a few words, no URL (a refused token's
+ * message quotes it); `refused`: Latchkey answered 4xx, which waiting alone will not mend.
+ */
+class RequestFailed extends Error {
+  constructor(
+    message: string,
+    readonly summary: string,
+    readonly refused: boolean,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
+}
+
 /** fetch, failing with where it went and why: undici's own error says only "fetch failed". */
 async function request(url: string | URL, what: string, init?: RequestInit): Promise<Response> {
   try {
     return await fetch(url, init);
   } catch (error) {
     const cause = (error as { cause?: { code?: unknown; message?: unknown } }).cause;
-    throw new Error(`${what}: cannot reach ${String(url)} (${String(cause?.code ?? cause?.message ?? (error as Error).message)})`, { cause: error });
+    const why = String(cause?.code ?? cause?.message ?? (error as Error).message);
+    throw new RequestFailed(`${what}: cannot reach ${String(url)} (${why})`, `${what}: cannot reach it (${why})`, false, { cause: error });
   }
 }
 
@@ -177,7 +198,8 @@ async function json<T>(response: Response, what: string): Promise<T> {
     // An OAuth error says what to fix (invalid_client: a wrong secret); the URL, where (a wrong issuer).
     const body = (await response.json().catch(() => undefined)) as { error?: unknown; error_description?: unknown } | undefined;
     const reason = typeof body?.error === 'string' ? ` (${body.error}${typeof body.error_description === 'string' ? `: ${body.error_description}` : ''})` : '';
-    throw new Error(`${what}: HTTP ${response.status} from ${response.url}${reason}`);
+    const summary = `${what}: ${typeof body?.error === 'string' ? `${body.error} (HTTP ${response.status})` : `HTTP ${response.status}`}`;
+    throw new RequestFailed(`${what}: HTTP ${response.status} from ${response.url}${reason}`, summary, response.status >= 400 && response.status < 500);
   }
   return (await response.json()) as T;
 }
@@ -214,6 +236,8 @@ export class ResourceServer {
   #epoch: number | undefined;
   #cursor: string | undefined;
   #lastSync: number | undefined;
+  /** What the last poll met, while polls fail: named in the refusals of a stale helper. */
+  #lastFailure: string | undefined;
   #accessToken: { value: string; renewAt: number } | undefined;
   #queue: Promise<void> = Promise.resolve();
   #timer: NodeJS.Timeout | undefined;
@@ -260,7 +284,8 @@ export class ResourceServer {
     if (!token) throw new TokenRejected(NO_TOKEN, 'invalid_token', scheme);
     const staleFor = this.#lastSync === undefined ? Infinity : Date.now() - this.#lastSync;
     if (staleFor > this.#options.maxStaleness) {
-      throw new TokenRejected(`revocation status unknown: the revocation feed has not been reached for ${Math.round(staleFor)} ms`, 'invalid_token', scheme);
+      const last = this.#lastFailure === undefined ? '' : ` (last attempt: ${this.#lastFailure})`;
+      throw new TokenRejected(`revocation status unknown: the revocation feed has not been reached for ${Math.round(staleFor)} ms${last}`, 'invalid_token', scheme);
     }
     let claims: AccessTokenClaims;
     try {
@@ -360,7 +385,10 @@ export class ResourceServer {
   /** Polls the feed now (after any poll in flight), until it has nothing more. */
   sync(): Promise<void> {
     const run = this.#queue.then(() => this.#pull());
-    this.#queue = run.catch(() => {});
+    this.#queue = run.then(
+      () => void (this.#lastFailure = undefined),
+      (error: Error) => void (this.#lastFailure = error instanceof RequestFailed ? error.summary : error.message),
+    );
     return run;
   }
 
@@ -369,13 +397,25 @@ export class ResourceServer {
     clearTimeout(this.#timer);
   }
 
-  #schedule() {
+  /**
+   * The next poll, `wait` ms on. A failed one doubles the wait, up to a ceiling well inside
+   * maxStaleness (so the helper sees the feed back before it would refuse tokens for it), and goes
+   * to that ceiling at once when Latchkey refused it: an API whose secret was rotated asked for a
+   * token twice a second, forever, each try a line in Latchkey's log (newcomer pass of 2026-12-06).
+   */
+  #schedule(wait = this.#options.pollInterval) {
     if (this.#closed) return;
+    const { pollInterval, maxStaleness } = this.#options;
+    const ceiling = Math.max(pollInterval, Math.min(5_000, maxStaleness / 4));
     this.#timer = setTimeout(() => {
-      this.sync()
-        .catch((error: Error) => this.#options.onError?.(error))
-        .finally(() => this.#schedule());
-    }, this.#options.pollInterval);
+      this.sync().then(
+        () => this.#schedule(),
+        (error: Error) => {
+          this.#options.onError?.(error);
+          this.#schedule(error instanceof RequestFailed && error.refused ? ceiling : Math.min(wait * 2, ceiling));
+        },
+      );
+    }, wait);
     this.#timer.unref();
   }
 

@@ -389,7 +389,8 @@ describe('e2e: latchkey/resource-server fails closed when the feed is out of rea
     const token = await clientCredentialsToken(server.url, MACHINE);
     await helper.verify(token);
     await redis.kill(); // the feed answers 503
-    await eventually(async () => assert.rejects(helper.verify(token), /revocation status unknown/), 100);
+    // The refusal says what the last poll met (the helper backs off meanwhile, and still sees the feed come back).
+    await eventually(async () => assert.rejects(helper.verify(token), /revocation status unknown: .* \(last attempt: revocation feed: temporarily_unavailable \(HTTP 503\)\)$/), 100);
     await redis.restart();
     await eventually(async () => assert.equal((await helper.verify(token)).client_id, MACHINE.id), 100);
   });
@@ -415,5 +416,48 @@ describe('e2e: latchkey/resource-server fails closed when the feed is out of rea
     } finally {
       started.close();
     }
+  });
+});
+
+describe('e2e: latchkey/resource-server backs off while Latchkey refuses its feed requests', function () {
+  this.timeout(60_000);
+  const ROTATED = { id: 'api-rotated', secret: 'api-rotated-resource-server-secret-with-entropy-0123' };
+  let redis: RedisServer;
+  let server: TestServer;
+  let helper: ResourceServer;
+  const logLines: string[] = [];
+  const tokenRequests = () => logLines.filter((line) => line.includes('/token') && line.includes(`"client_id":"${ROTATED.id}"`)).length;
+
+  before(async () => {
+    redis = await startRedisServer();
+    server = await startServer({ redisUrl: redis.url, env: { CLIENTS, RESOURCE_SERVERS }, logger: createLogger('info', { write: (line: string) => void logLines.push(line) }) });
+    await server.clients.add({ ...machineClient(ROTATED), grant_types: ['client_credentials'] });
+    await grantFeed(server, ROTATED.id);
+  });
+  after(async () => {
+    helper?.close();
+    await server?.stop();
+    await redis?.stop();
+  });
+
+  it("after the API client's secret is rotated with no grace, asks for a token a few times, not every poll, and its refusals name invalid_client", async () => {
+    helper = await createResourceServer({
+      issuer: server.issuer, audience: API, clientId: ROTATED.id, clientSecret: ROTATED.secret, pollInterval: 100, maxStaleness: 4000, onError: () => {},
+    });
+    const token = await clientCredentialsToken(server.url, MACHINE);
+    await helper.verify(token);
+    const run = await latchkey(server.env, ['clients', 'rotate-secret', ROTATED.id, '--grace', '0']);
+    assert.equal(run.status, 0, run.stderr);
+    // Its feed token still works until the feed refuses it (revoked with the secret, or at renewal).
+    await eventually(async () => assert.ok(tokenRequests() > 1, 'the helper never asked for a new token'), 100);
+    const before = tokenRequests();
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+    // Polling every 100 ms, it asked about 30 times in these 3 s, each a line in Latchkey's log.
+    assert.ok(tokenRequests() - before <= 6, `${tokenRequests() - before} token requests in 3 s with a rotated secret`);
+    await eventually(
+      async () => assert.rejects(helper.verify(token), /revocation status unknown: .* \(last attempt: token for the revocation feed: invalid_client \(HTTP 401\)\)$/),
+      100,
+    );
+    assert.ok(!logLines.some((line) => line.includes(ROTATED.secret)));
   });
 });
