@@ -197,8 +197,16 @@ const schema = z.strictObject({
   }),
 });
 
-/** `issuerGiven`: the issuer was set (ISSUER, a file), not derived from the port. */
-export type Config = z.infer<typeof schema> & { readonly env: string; readonly production: boolean; readonly issuerGiven: boolean };
+/**
+ * `issuerGiven`: the issuer was set (ISSUER, a file), not derived from the port. `embeddedFileGiven`:
+ * embedded.file was set (EMBEDDED_FILE, a file), not the default relative to where latchkey runs.
+ */
+export type Config = z.infer<typeof schema> & {
+  readonly env: string;
+  readonly production: boolean;
+  readonly issuerGiven: boolean;
+  readonly embeddedFileGiven: boolean;
+};
 export type ResourceServerConfig = z.infer<typeof resourceServer>;
 
 /** The cookie key shipped in default.yaml: public, so production refuses it. */
@@ -622,5 +630,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, dir = join(ROOT
     const problems = productionProblems(config);
     if (problems.length) throw new ConfigError(`refusing to start in production: ${problems.join('; ')}`);
   }
-  return deepFreeze({ ...config, env: nodeEnv, production, issuerGiven: result.data.issuer !== '' });
+  const embeddedFileGiven = env[envName(['embedded', 'file'])] !== undefined || config.embedded.file !== valueAt(['embedded', 'file'], defaults);
+  return deepFreeze({ ...config, env: nodeEnv, production, issuerGiven: result.data.issuer !== '', embeddedFileGiven });
 }

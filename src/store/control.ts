@@ -8,11 +8,12 @@
  * per call; the CLI then uses a RemoteKv on that socket instead of opening the file, so every
  * command acts on the live state (tokens, grants, sessions live in the server's memory).
  */
-import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Config } from '../config.js';
+import { ROOT } from '../paths.js';
 import { connectionError, everReached, openStore, usesRedis } from './index.js';
 import { WRONG_DATABASE } from './redis.js';
 import type { Kv, RecordEnding } from './kv.js';
@@ -368,6 +369,31 @@ async function announcedOn(kv: Kv): Promise<Announced | undefined> {
 }
 
 /**
+ * Why a command with no server to act on must not open the embedded store `file`, if it must not:
+ * there is none there yet, and nobody asked for a new one there. The default file is relative to where
+ * latchkey runs, so from another directory (a project that installed latchkey, say) a command would
+ * make or list a store of its own that no server reads: a person added there signs in nowhere, and
+ * an empty list says nothing of the server's (newcomer pass of 2026-12-06). The checkout itself is
+ * where `npm start` keeps it, so a first `users add` there before any start makes it; so does an
+ * EMBEDDED_FILE given on purpose.
+ */
+export function strayStore(file: string, given: boolean, cwd = process.cwd()): string | undefined {
+  if (given || existsSync(file) || samePath(cwd, ROOT)) return undefined;
+  return `no embedded store at ${file} and no server running on it: run latchkey from the directory the server runs from (the Latchkey checkout, ${resolve(ROOT)}), or set EMBEDDED_FILE to make a new store there on purpose`;
+}
+
+function samePath(a: string, b: string): boolean {
+  const real = (path: string) => {
+    try {
+      return realpathSync(path);
+    } catch {
+      return resolve(path);
+    }
+  };
+  return real(a) === real(b);
+}
+
+/**
  * Opens the store a CLI command should act on: the running server's (its control socket on the
  * embedded store), or, when none runs, the configured one. `needsServer`: the command's effect
  * lives in a server's memory on the embedded store (e.g. an initial access token).
@@ -426,9 +452,11 @@ export async function openTarget(config: Config, options: { needsServer?: boolea
     );
   }
   // The file by its full path: EMBEDDED_FILE is relative to where latchkey runs, so a command run from
-  // another directory (a subdirectory of the checkout, say) acts on a store of its own, new and empty
+  // another directory (a subdirectory of the checkout, say) would act on a store of its own, new and empty
   // (newcomer pass of 2026-12-06: it said the same words as at the server's directory).
   const file = resolve(config.embedded.file);
-  const none = existsSync(file) ? '' : `; there is none there yet, so this makes a new one: run latchkey from the directory the server runs from, or set EMBEDDED_FILE`;
+  const stray = strayStore(file, config.embeddedFileGiven);
+  if (stray) throw new StoreAccessError(stray);
+  const none = existsSync(file) ? '' : '; there is none there yet';
   return { kv: openStore(config), issuer: config.issuer, description: `the embedded store file ${file} (no server is running on it${none})` };
 }

@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, rmSync, statSync } from 'node:fs';
+import { existsSync, realpathSync, rmSync, statSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
 import * as oidc from 'openid-client';
@@ -444,19 +444,34 @@ export function cliCommands(mode: 'redis' | 'embedded'): void {
           const token = await latchkey(idleEnv, ['registration', 'token', 'create']);
           assert.equal(token.status, 1);
           assert.equal(token.stderr.trim(), 'latchkey: registration token create needs a running server: on the embedded store what it makes lives in the server\'s memory; start it (npm start) or set REDIS_URL');
-          // No store file there yet (latchkey run from another directory than the server's): said, with the way out.
+          // No store file there yet, with EMBEDDED_FILE given: a new store there on purpose.
           const list = await latchkey(idleEnv, ['users', 'list']);
           assert.equal(list.status, 0, list.stderr);
-          assert.equal(
-            list.stderr.trim(),
-            `latchkey: acting on the embedded store file ${idleEnv.EMBEDDED_FILE} (no server is running on it; there is none there yet, so this makes a new one: run latchkey from the directory the server runs from, or set EMBEDDED_FILE)`,
-          );
+          assert.equal(list.stderr.trim(), `latchkey: acting on the embedded store file ${idleEnv.EMBEDDED_FILE} (no server is running on it; there is none there yet)`);
           const made = await latchkey(idleEnv, ['clients', 'add', '--client-id', 'idle-app', '--redirect-uri', 'https://idle.example.test/cb']);
           assert.equal(made.status, 0, made.stderr);
           const again = await latchkey(idleEnv, ['users', 'list']);
           assert.equal(again.stderr.trim(), `latchkey: acting on the embedded store file ${idleEnv.EMBEDDED_FILE} (no server is running on it)`);
         } finally {
           rmSync(idle, { recursive: true, force: true });
+        }
+      });
+
+      it('from another directory than the server\'s, with no store there and no EMBEDDED_FILE, a command is refused and makes nothing', async () => {
+        const elsewhere = testDir();
+        try {
+          const { EMBEDDED_FILE: _given, ...strayEnv } = testEnv(elsewhere, await freePort());
+          const stray = join(realpathSync(elsewhere), 'data', 'dev-store.json');
+          const way = `run latchkey from the directory the server runs from (the Latchkey checkout, ${resolve(ROOT)}), or set EMBEDDED_FILE to make a new store there on purpose`;
+          for (const [args, stdin] of [[['users', 'add', 'bob', '--password-stdin'], 'another long passphrase'], [['users', 'list']]] as const) {
+            const run = await latchkey(strayEnv, [...args], stdin, elsewhere);
+            assert.equal(run.status, 1, run.stderr);
+            assert.equal(run.stderr.trim(), `latchkey: no embedded store at ${stray} and no server running on it: ${way}`);
+            assert.equal(run.stdout, '');
+          }
+          assert.ok(!existsSync(join(elsewhere, 'data')), 'a refused command makes no store');
+        } finally {
+          rmSync(elsewhere, { recursive: true, force: true });
         }
       });
 

@@ -4,12 +4,14 @@
  */
 import assert from 'node:assert/strict';
 import { readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { connect, createServer } from 'node:net';
 import { createInterface } from 'node:readline';
 import { loadConfig, type Config } from '../../src/config.js';
 import { EmbeddedKv } from '../../src/store/embedded.js';
 import type { Kv } from '../../src/store/kv.js';
-import { announceServer, controlPaths, openTarget, readRunInfo } from '../../src/store/control.js';
+import { announceServer, controlPaths, openTarget, readRunInfo, strayStore } from '../../src/store/control.js';
+import { ROOT } from '../../src/paths.js';
 import { testDir, testEnv } from '../helpers/server.js';
 
 /** Sends raw lines on the socket and returns the parsed replies, in order. */
@@ -36,6 +38,17 @@ describe('the embedded store\'s control socket', () => {
     config = loadConfig(testEnv(dir, 0));
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('a missing store is refused to a command from another directory, not from the checkout (first users add before npm start) nor with EMBEDDED_FILE given', () => {
+    const { EMBEDDED_FILE: _given, ...env } = testEnv(dir, 0);
+    const defaults = loadConfig(env);
+    assert.equal(defaults.embeddedFileGiven, false);
+    assert.equal(loadConfig({ ...env, EMBEDDED_FILE: defaults.embedded.file }).embeddedFileGiven, true);
+    const missing = join(dir, 'data', 'dev-store.json');
+    assert.match(strayStore(missing, false, dir) ?? '', /^no embedded store at .*dev-store\.json and no server running on it: run latchkey from the directory the server runs from/);
+    assert.equal(strayStore(missing, false, ROOT), undefined);
+    assert.equal(strayStore(missing, true, dir), undefined);
+  });
 
   it('answers Kv operations only: not close, not inherited properties, not garbage; the store keeps working', async () => {
     const kv = new EmbeddedKv(config.embedded.file);
