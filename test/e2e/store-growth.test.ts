@@ -37,10 +37,12 @@ describe('e2e: store growth, what outsiders make Latchkey keep', function () {
   before(async () => {
     redis = await startRedisServer();
     raw = new Redis(redis.url);
-    // Short device codes, sessions and grants, so that a test sees their indexes outlive them or not; the
+    // Short device codes, sessions and grants, so that a test sees their indexes outlive them or not (a
+    // session's 6 s: a browser kept in use must stay signed in on a loaded machine, where its exp, whole
+    // seconds, leaves it a little over 5 s between visits); the
     // fake upstream is on loopback; anyone may register an app (REGISTRATION_OPEN).
     // The rate limits bound how fast, not how much in the end: off, so that a test drives hundreds quickly.
-    server = await startServer({ redisUrl: redis.url, clients, env: { TTL_DEVICE_CODE: '2', TTL_SESSION: '3', TTL_GRANT: '3', TTL_REFRESH_TOKEN: '3', OUTBOUND_ALLOW_PRIVATE_NETWORKS: 'true', RATE_LIMIT_PER_IP: '0', RATE_LIMIT_PER_CLIENT: '0', REGISTRATION_OPEN: 'true' } });
+    server = await startServer({ redisUrl: redis.url, clients, env: { TTL_DEVICE_CODE: '2', TTL_SESSION: '6', TTL_GRANT: '3', TTL_REFRESH_TOKEN: '3', OUTBOUND_ALLOW_PRIVATE_NETWORKS: 'true', RATE_LIMIT_PER_IP: '0', RATE_LIMIT_PER_CLIENT: '0', REGISTRATION_OPEN: 'true' } });
   });
   after(async () => {
     raw?.disconnect();
@@ -132,7 +134,7 @@ describe('e2e: store growth, what outsiders make Latchkey keep', function () {
       for (let round = 0; round < 40; round++) await signIn();
       const first = new Set((await allKeys()).filter((key) => key.startsWith('upstream:session:') || key.startsWith('oidc:Grant:')));
       assert.ok([...first].some((key) => key.startsWith('oidc:Grant:')), 'the sign-ins made grants');
-      // Sign-ins go on until every one of those sessions and grants has ended (TTL_SESSION, TTL_GRANT
+      // Sign-ins go on until every one of those sessions and grants has ended (TTL_SESSION 6, TTL_GRANT
       // 3), and the longest of their lifetimes as the store gave them (a grant's is its record's TTL,
       // even when it is ended with its session first) has passed, with a second of margin.
       let longest = 0;
@@ -177,17 +179,12 @@ describe('e2e: store growth, what outsiders make Latchkey keep', function () {
     const uidOf = async (agent: Agent) => (JSON.parse((await raw.hget(`${PREFIX}oidc:Session:${sessionOf(agent)}`, 'p'))!) as { uid: string }).uid;
 
     // One browser signs in first and stays in use all along (each visit saves its session, moving its
-    // end later, TTL_SESSION 3 from then): its index entry must follow it, or ending everything misses it.
+    // end later, TTL_SESSION 6 from then): its index entry must follow it, or ending everything misses it.
     const kept = await signIn();
     const keptSession = sessionOf(kept);
-    for (let round = 0; round < 20; round++) await signIn();
-    const first = new Set((await indexed()).filter((member) => member !== keptSession));
-    assert.equal(first.size, 20, 'every sign-in is indexed');
-    // Sign-ins go on until every one of those sessions' records has ended (TTL_SESSION 3 and the
-    // store's grace), then the index's second of margin: a set renewed by each sign-in outlives them.
     const visit = async () => assert.ok(isConsent(await kept.follow(authorize, {}, REDIRECT)), 'the browser kept in use is still signed in');
-    // Visited every 300 ms meanwhile, whatever a sign-in takes on a loaded machine (a session ends at
-    // its exp, TTL_SESSION 3 after its last use: patches/exact-expiry.ts).
+    // Visited every 300 ms from its sign-in on, whatever the other sign-ins take on a loaded machine (a
+    // session ends at its exp, TTL_SESSION 6 after its last use: patches/exact-expiry.ts).
     let keeping = true;
     const keeper = (async () => {
       while (keeping) {
@@ -195,7 +192,13 @@ describe('e2e: store growth, what outsiders make Latchkey keep', function () {
         await sleep(300);
       }
     })();
+    let first = new Set<string>();
     try {
+      for (let round = 0; round < 20; round++) await signIn();
+      first = new Set((await indexed()).filter((member) => member !== keptSession));
+      assert.equal(first.size, 20, 'every sign-in is indexed');
+      // Sign-ins go on until every one of those sessions' records has ended (TTL_SESSION 6 and the
+      // store's grace), then the index's second of margin: a set renewed by each sign-in outlives them.
       while ((await allKeys()).some((key) => key.startsWith('oidc:Session:') && first.has(key.slice('oidc:Session:'.length)))) {
         await signIn();
         await sleep(300);
