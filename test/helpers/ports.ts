@@ -16,7 +16,7 @@
  * a file named for the port in one directory, made exclusively and kept for the life of the
  * process (a test keeps its port across restarts); one left by a process gone is taken over.
  */
-import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { linkSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -62,18 +62,24 @@ function reserve(port: number): boolean {
   mkdirSync(RESERVED, { recursive: true });
   const file = join(RESERVED, String(port));
   const mine = String(process.pid);
+  // Written whole, then linked in (made only if it is not there): a file made empty and written
+  // after was read by another process in between as left by no one, and taken over, both holding it.
+  const staged = `${file}.${mine}`;
+  writeFileSync(staged, mine);
   try {
-    writeFileSync(file, mine, { flag: 'wx' });
+    linkSync(staged, file);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
     const owner = Number(readFileSync(file, 'utf8'));
-    // Written whole and renamed in, then read back: of two processes taking it over at once, the last rename holds it.
-    if (owner > 0 && alive(owner)) return false;
-    const staged = `${file}.${mine}`;
-    writeFileSync(staged, mine);
+    if (owner > 0 && alive(owner)) {
+      rmSync(staged, { force: true });
+      return false;
+    }
+    // Renamed in, then read back: of two processes taking it over at once, the last rename holds it.
     renameSync(staged, file);
     if (readFileSync(file, 'utf8') !== mine) return false;
   }
+  rmSync(staged, { force: true });
   held.add(port);
   return true;
 }

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from '../helpers/ports.js';
@@ -13,7 +13,7 @@ import { freePort } from '../helpers/ports.js';
 const PORTS = new URL('../helpers/ports.ts', import.meta.url).href;
 
 /** `count` ports picked at once by a process of its own, which holds them until told to exit. */
-function picker(count: number): { ports: Promise<number[]>; exit: () => Promise<void> } {
+function picker(count: number): { pid: string; ports: Promise<number[]>; exit: () => Promise<void> } {
   const script = `const { freePort } = await import(${JSON.stringify(PORTS)}); const ports = await Promise.all(Array.from({ length: ${count} }, () => freePort())); console.log(JSON.stringify(ports)); process.stdin.once('data', () => process.exit(0));`;
   const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { stdio: ['pipe', 'pipe', 'inherit'] });
   let out = '';
@@ -28,7 +28,7 @@ function picker(count: number): { ports: Promise<number[]>; exit: () => Promise<
     child.once('exit', () => done());
     child.stdin.end('\n');
   });
-  return { ports, exit };
+  return { pid: String(child.pid), ports, exit };
 }
 
 describe('test helpers: free ports reserved across processes', function () {
@@ -47,6 +47,14 @@ describe('test helpers: free ports reserved across processes', function () {
     const both = first.filter((port) => second.includes(port));
     assert.deepEqual(both, []);
     await Promise.all([a.exit(), b.exit()]);
-    assert.equal([...first, ...second].filter((port) => existsSync(join(tmpdir(), 'latchkey-test-ports', String(port)))).length, 0);
+    // Freed: no reservation of theirs is left (a port freed may already be another test file's, running beside this one).
+    const owner = (port: number) => {
+      try {
+        return readFileSync(join(tmpdir(), 'latchkey-test-ports', String(port)), 'utf8');
+      } catch {
+        return undefined;
+      }
+    };
+    assert.deepEqual([...first, ...second].filter((port) => [a.pid, b.pid].includes(owner(port) ?? '')), []);
   });
 });
