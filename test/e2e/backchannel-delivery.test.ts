@@ -93,10 +93,11 @@ describe('e2e: back-channel logout reaches the app: sent again, and at session e
       machineClient(OPS, { scope: 'admin' }),
     ];
     // Short schedules: a retry a second after the first failure, another a second later, then given up.
-    // Sessions expire 5 s after their last use (the other tests end theirs at once). Redis commands
+    // Sessions expire 8 s after their last use (the other tests end theirs at once; time enough on a
+    // loaded machine for a code exchange and an operator's token and call before it). Redis commands
     // time out after 2 s, for the outage test to see a sweep fail soon: 500 ms was overrun at the
     // servers' start on a loaded machine (three copies of this file at once), and the start refused.
-    const env = { OUTBOUND_ALLOW_PRIVATE_NETWORKS: 'true', BACKCHANNEL_RETRY_SCHEDULE: '1,1', BACKCHANNEL_SWEEP_INTERVAL: '0.2', REDIS_COMMAND_TIMEOUT: '2000', TTL_SESSION: '5' };
+    const env = { OUTBOUND_ALLOW_PRIVATE_NETWORKS: 'true', BACKCHANNEL_RETRY_SCHEDULE: '1,1', BACKCHANNEL_SWEEP_INTERVAL: '0.2', REDIS_COMMAND_TIMEOUT: '2000', TTL_SESSION: '8' };
     one = await startServer({ redisUrl: redis.url, clients, env, logger: logs.one.logger });
     // A second instance of the same deployment (one issuer), sweeping the same store.
     two = await startServer({ redisUrl: redis.url, clients, env: { ...env, ISSUER: one.issuer }, logger: logs.two.logger });
@@ -213,7 +214,7 @@ describe('e2e: back-channel logout reaches the app: sent again, and at session e
     assert.equal((await one.grants.ofAccount(session.sub)).length, 1, 'a grant made in the session');
     assert.equal(await raw.zcard('lk:backchannel:{bc}:session-ends'), 1, 'its expiry kept for the sweep');
     assert.ok((await raw.ttl('lk:backchannel:{bc}:session-ends')) > 0, 'with a TTL');
-    // Idle for ttl.session (5 s): it expires, the sweep ends it and tells the app.
+    // Idle for ttl.session (8 s): it expires, the sweep ends it and tells the app.
     await eventually(async () => assert.equal(postsTo('expiry').length, 1, 'told of the expiry'), 200);
     const payload = await verified('expiry', postsTo('expiry')[0]!.token);
     assert.equal(payload.sub, session.sub);

@@ -221,8 +221,9 @@ describe('redteam-sessions: an idle session (black box)', function () {
   let server: TestServer;
 
   before(async () => {
-    // Sessions live 2 seconds from their last use, and at most an hour after their sign-in.
-    server = await startServer({ env: { TTL_SESSION: '2', TTL_SESSION_MAX: '3600' } });
+    // Sessions live 5 seconds from their last use (whole seconds: a little over 4, time enough on a
+    // loaded machine for a sign-in to reach the account page), and at most an hour after their sign-in.
+    server = await startServer({ env: { TTL_SESSION: '5', TTL_SESSION_MAX: '3600' } });
     await server.accounts.create('erin', PASSWORD);
   });
   after(() => server?.stop());
@@ -238,7 +239,7 @@ describe('redteam-sessions: an idle session (black box)', function () {
     // Nothing touches them for longer than ttl.session (any check before would be a use that keeps
     // them). They end at their exp: the engine's 15 s of clock tolerance, with which it read its own
     // records, kept them that much longer before patches/exact-expiry.ts.
-    await new Promise((resolve) => setTimeout(resolve, 3_500));
+    await new Promise((resolve) => setTimeout(resolve, 6_500));
     for (const cookie of cookies) {
       const account = await fetch(`${server.url}/account`, { headers: { cookie, accept: 'text/html' }, redirect: 'manual' });
       assert.equal(account.status, 302, 'still signed in');

@@ -204,14 +204,15 @@ for (const backend of stores) {
 
     it('the end of the window drops the lease', async () => {
       const key = counter();
-      for (let n = 0; n < 3; n += 1) await windows.hit([charge(key, 10, 1)]);
+      // A window of 2 s: the hits and the read, on a loaded machine, come within it.
+      for (let n = 0; n < 3; n += 1) await windows.hit([charge(key, 10, 2)]);
       assert.equal(await stored(key), '11');
-      await sleep(1200);
+      await sleep(2200);
       assert.equal(windows.hitHere(read(key)), undefined, 'nothing left to serve from');
       const before = await counterCommands(store.raw);
-      const [fresh] = await windows.hit([charge(key, 10, 1)]);
+      const [fresh] = await windows.hit([charge(key, 10, 2)]);
       assert.equal(fresh!.count, 1, 'a new window starts from 1');
-      assert.ok(fresh!.ms > 0 && fresh!.ms <= 1000);
+      assert.ok(fresh!.ms > 0 && fresh!.ms <= 2000);
       assert.equal((await counterCommands(store.raw)).charges - before.charges, 1, 'reached Redis, reserving again');
       assert.equal(await stored(key), '11');
     });

@@ -156,9 +156,10 @@ describe('brute-force protection', function () {
     const redisKv = new RedisKv(connect({ url: redis.url, mode: 'standalone', sentinels: [], sentinelName: 'x', clusterNodes: [], keyPrefix: 'throttle-late-give:', commandTimeout: 2000 }));
     try {
       for (const kv of [redisKv, new EmbeddedKv()]) {
-        const throttle = new LoginThrottle(kv, { maxFailures: 2, maxFailuresPerIp: 100, window: 1, baseDelay: 30, maxDelay: 60 });
+        // A window of 2 s: the two failures below, on a loaded machine, come within one.
+        const throttle = new LoginThrottle(kv, { maxFailures: 2, maxFailuresPerIp: 100, window: 2, baseDelay: 30, maxDelay: 60 });
         assert.equal(await throttle.attempt('uma', '192.0.2.5'), 0, `${kv.kind}: the try is reserved`);
-        await new Promise((resolve) => setTimeout(resolve, 1200));
+        await new Promise((resolve) => setTimeout(resolve, 2200));
         await throttle.notFailed('uma', '192.0.2.5');
         assert.equal(await fail(throttle, 'uma', '192.0.2.5'), 0, `${kv.kind}: the first failure of the next window`);
         assert.equal(await fail(throttle, 'uma', '192.0.2.5'), 30, `${kv.kind}: the second starts the pause, as in any window`);
