@@ -98,8 +98,10 @@ export function unreachableStore(config: Config, kv: Kv, error: unknown): StoreA
   if (dropped) {
     return new StoreAccessError(`${storeSetting(config)}: ${where} took the connection and closed it without a Redis answer (${dropped}); expected the address and port of a running Redis (6379 by default), not another service's`);
   }
-  // No connection error but no answer either: a rediss:// URL at a Redis without TLS hangs in the handshake.
-  const hint = !cause && config.redis.url.startsWith('rediss:') ? '; rediss:// needs a Redis that speaks TLS on that port (redis:// for one that does not)' : '';
+  // No answer in time: a rediss:// URL at a Redis without TLS hangs in the handshake, which ends in
+  // the command's timeout or, with the default settings, the connection's (connect ETIMEDOUT).
+  const timedOut = !cause || code === 'ETIMEDOUT' || /\bETIMEDOUT\b/.test(cause.message);
+  const hint = timedOut && config.redis.url.startsWith('rediss:') ? '; rediss:// needs a Redis that speaks TLS on that port (redis:// for one that does not)' : '';
   return new StoreAccessError(`${storeSetting(config)}: cannot reach ${storeLocation(config)} (${(cause ?? (error as Error)).message})${hint}; expected a running Redis that accepts these credentials`);
 }
 
